@@ -1,0 +1,7 @@
+"""``python -m distgen`` (also how ``torchrun -m distgen train ...`` starts)."""
+
+import sys
+
+from distgen.cli import main
+
+sys.exit(main())

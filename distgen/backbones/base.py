@@ -1,0 +1,66 @@
+"""Backbone interface: the network ``(x_t, t, condition) -> like x_t``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from distgen.types import ConditionLabels
+
+#: Condition fields a backbone may declare in ``requires``.
+CONDITION_FIELDS = ("embedding", "control", "population", "labels")
+
+
+@dataclass
+class Condition:
+    """What a backbone is conditioned on, for ``B`` sets.
+
+    Attributes
+    ----------
+    gene_ids
+        ``[G]`` ids of the columns of ``x_t`` in ``DataInfo.genes``.
+    embedding
+        ``[B, D]`` covariate embedding from the conditioner (null rows already substituted).
+    control, control_mask
+        ``[B, m, G]`` matched control cells and ``[B, m]`` mask.
+    population
+        ``[B, E]`` embedding of the control population by a distribution encoder.
+    labels
+        The raw labels (for backbones that tokenise perturbations, e.g. by gene id).
+    drop
+        ``[B]`` bool: condition dropped (classifier-free guidance) for these sets.
+    """
+
+    gene_ids: Tensor
+    embedding: Tensor | None = None
+    control: Tensor | None = None
+    control_mask: Tensor | None = None
+    population: Tensor | None = None
+    labels: ConditionLabels | None = None
+    drop: Tensor | None = None
+
+
+class Backbone(nn.Module, ABC):
+    """``forward(x_t [B, m, G], t [B, m], cond) -> [B, m, G]``.
+
+    ``t`` is in [0, 1] (0 = source, 1 = data), one value per cell (set-level dynamics broadcast it).
+    ``requires`` names the ``Condition`` fields that must be present; assembly fails early when a
+    combination cannot provide them. ``x_self_cond`` (same shape as ``x_t``) is the previous
+    estimate of the data for self-conditioning; a backbone that declares
+    ``supports_self_conditioning`` accepts it.
+    """
+
+    capabilities: ClassVar[dict[str, Any]] = {
+        "token": "cell",
+        "supports_gene_subsampling": False,
+        "supports_self_conditioning": False,
+        "permutation_equivariant": True,
+    }
+    requires: ClassVar[frozenset[str]] = frozenset({"embedding"})
+
+    @abstractmethod
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, x_self_cond: Tensor | None = None) -> Tensor:
+        """``[B, m, G]`` output of the same shape as ``x_t``."""

@@ -1,0 +1,316 @@
+"""Configs: component nodes validated against constructor signatures, YAML, dotted overrides.
+
+A component node is ``{name: <registry key>, **params}``. The constructor signature *is* the
+schema: unknown keys, wrong types and missing required parameters fail with a message naming the
+key. A parameter annotated with a component base class (``backbone: Backbone``) takes a nested
+node of that kind. Parameters that assembly injects from the data (``info``, ``n_genes``,
+``cond_dim``...) are not part of a config.
+
+Overrides are dotted paths, ``model.backbone.name=mlp train.seed=3``; values are parsed as YAML.
+Setting ``name`` to a different value replaces the node; params merge only when the name stays.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distgen.registry import all_registries, registry
+
+#: Parameters filled by assembly from the data and from other components; never set in configs.
+INJECTED = frozenset(
+    {"info", "n_genes", "cond_dim", "population_dim", "seen_perturbations", "gene_graph", "dim_in", "kernel_ref"}
+)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be built; the message names the key and how to fix it."""
+
+
+# ---------------------------------------------------------------------------- type checking
+def _base_kinds() -> dict[type, str]:
+    return {reg.base: kind for kind, reg in all_registries().items()}
+
+
+def _component_kind(hint: Any) -> str | None:
+    """The registry kind of a parameter annotated with a component base class (or Optional of it)."""
+    bases = _base_kinds()
+    if isinstance(hint, type) and hint in bases:
+        return bases[hint]
+    for arg in typing.get_args(hint):
+        if isinstance(arg, type) and arg in bases:
+            return bases[arg]
+    return None
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, Sequence, typing.Sequence) or hint in (list, tuple):
+        if not isinstance(value, list | tuple):
+            return False
+        if args and not (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+            if origin is tuple and args and args[-1] is not Ellipsis:
+                return len(args) == len(value) and all(_type_ok(v, a) for v, a in zip(value, args, strict=True))
+        inner = args[0] if args else Any
+        return all(_type_ok(v, inner) for v in value)
+    if origin in (dict, Mapping, typing.Mapping) or hint in (dict,):
+        return isinstance(value, dict)
+    if isinstance(hint, type):
+        if _component_kind(hint) is not None:
+            return isinstance(value, dict) or isinstance(value, hint)
+        return isinstance(value, hint)
+    return True  # annotations we cannot check (Callable, TypeVars...) are accepted
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def signature_schema(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
+    """``{param: (type hint, default or inspect.Parameter.empty)}`` of a constructor or function."""
+    target = fn.__init__ if inspect.isclass(fn) else fn  # type: ignore[misc]
+    sig = inspect.signature(target)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - unresolved forward refs: fall back to no checking
+        hints = {}
+    out = {}
+    for p in sig.parameters.values():
+        if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[p.name] = (hints.get(p.name, Any), p.default)
+    return out
+
+
+# ---------------------------------------------------------------------------- validation
+def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: str, injected: frozenset[str] = INJECTED) -> None:
+    """Check ``params`` against ``fn``'s signature; raise ``ConfigError`` naming the key."""
+    schema = signature_schema(fn)
+    allowed = [k for k in schema if k not in injected]
+    for key, value in params.items():
+        if key in injected and key in schema:
+            raise ConfigError(f"{where}.{key}: {key!r} is filled in from the data at assembly and cannot be set in a config")
+        if key not in schema:
+            import difflib
+
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}.{hint} Valid keys: {', '.join(allowed) or '(none)'}.")
+        hint_t, _ = schema[key]
+        kind = _component_kind(hint_t)
+        if kind is not None and isinstance(value, dict):
+            validate_node(kind, value, f"{where}.{key}")
+        elif kind is not None and value is None:
+            if not _type_ok(None, hint_t):
+                raise ConfigError(f"{where}.{key}: a {kind} component node is required, got null")
+        elif not _type_ok(value, hint_t):
+            raise ConfigError(
+                f"{where}.{key}: expected {_hint_name(hint_t)}, got {type(value).__name__} {value!r}."
+            )
+    missing = [k for k, (_, d) in schema.items() if d is inspect.Parameter.empty and k not in params and k not in injected]
+    if missing:
+        raise ConfigError(f"{where}: missing required parameter(s) {', '.join(map(repr, missing))}.")
+
+
+def validate_node(kind: str, node: Mapping[str, Any], where: str | None = None) -> None:
+    """Validate a component node ``{name, **params}`` of ``kind`` (recursively)."""
+    where = where or kind
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{where}: expected a component node {{name: ..., ...}}, got {type(node).__name__} {node!r}")
+    if "name" not in node:
+        raise ConfigError(f"{where}: component node has no 'name'. Choose one of: {', '.join(registry(kind).names())}.")
+    name = node["name"]
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}.name: expected a string, got {name!r}")
+    try:
+        cls = registry(kind).get(name)
+    except KeyError as exc:
+        raise ConfigError(f"{where}.name: {exc}") from None
+    params = {k: v for k, v in node.items() if k != "name"}
+    validate_params(cls, params, f"{where}[{name}]")
+
+
+# ---------------------------------------------------------------------------- building
+def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any) -> Any:
+    """Validate and construct a component; ``injected`` values go to parameters that accept them.
+
+    Nested component nodes (parameters annotated with a component base class) are built
+    recursively with the same injected values.
+    """
+    if isinstance(node, str):
+        node = {"name": node}
+    validate_node(kind, node)
+    cls = registry(kind).get(node["name"])
+    schema = signature_schema(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "name":
+            continue
+        sub_kind = _component_kind(schema[key][0])
+        if sub_kind is not None and isinstance(value, dict):
+            value = build_component(sub_kind, value, **injected)
+        kwargs[key] = value
+    for key, value in injected.items():
+        if key in schema and key not in kwargs:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def resolve_node(kind: str, node: Mapping[str, Any]) -> dict[str, Any]:
+    """The node with every default filled in from the signature (injected params left out)."""
+    validate_node(kind, node)
+    cls = registry(kind).get(node["name"])
+    schema = signature_schema(cls)
+    out: dict[str, Any] = {"name": node["name"]}
+    for key, (hint, default) in schema.items():
+        if key in INJECTED:
+            continue
+        value = node.get(key, default)
+        if value is inspect.Parameter.empty:
+            continue
+        sub_kind = _component_kind(hint)
+        if sub_kind is not None and isinstance(value, dict):
+            value = resolve_node(sub_kind, value)
+        out[key] = _plain(value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """YAML-friendly copy: tuples become lists."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------------------- documents
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config document (a mapping)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    with path.open() as fh:
+        doc = yaml.safe_load(fh) or {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level, got {type(doc).__name__}")
+    return doc
+
+
+def save_yaml(doc: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``doc`` as YAML atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w") as fh:
+        yaml.safe_dump(_plain(dict(doc)), fh, sort_keys=False)
+    tmp.replace(path)
+    return path
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"model.backbone.depth=4"`` -> (``["model", "backbone", "depth"]``, ``4``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like dotted.key=value (e.g. train.seed=3)")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {text!r} has an empty key segment")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    return parts, value
+
+
+def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``doc`` with dotted overrides applied in order.
+
+    Setting ``...name`` to a new value replaces that node with ``{name: value}``; other keys are
+    set (creating intermediate mappings as needed).
+    """
+    out = copy.deepcopy(dict(doc))
+    for text in overrides:
+        parts, value = parse_override(text)
+        node: dict[str, Any] = out
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {text!r}: {'.'.join(parts[: i + 1])} is {nxt!r}, not a mapping")
+            node = nxt
+        last = parts[-1]
+        if last == "name" and node.get("name") != value:
+            node.clear()
+        node[last] = value
+    return out
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into a copy of ``base``; a node whose ``name`` changes is replaced whole."""
+    out = copy.deepcopy(dict(base))
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            if "name" in v and v.get("name") != out[k].get("name"):
+                out[k] = copy.deepcopy(dict(v))
+            else:
+                out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled presets (``distgen/models/presets/*.yaml``)."""
+    return sorted(p.stem for p in _PRESET_DIR.glob("*.yaml"))
+
+
+_PRESET_DIR = Path(__file__).parent / "models" / "presets"
+
+
+def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """A config document from a preset name, a YAML path or a mapping, with ``base:`` inheritance.
+
+    ``base: <preset or path>`` in a document inherits from it (recursively); then overrides apply.
+    """
+    if isinstance(source, Mapping):
+        doc = copy.deepcopy(dict(source))
+    else:
+        text = str(source)
+        if (_PRESET_DIR / f"{text}.yaml").exists() and not Path(text).exists():
+            doc = load_yaml(_PRESET_DIR / f"{text}.yaml")
+        elif Path(text).exists():
+            doc = load_yaml(text)
+        else:
+            raise ConfigError(
+                f"{text!r} is neither a config file nor a preset. Presets: {', '.join(preset_names()) or '(none)'}."
+            )
+    base = doc.pop("base", None)
+    if base is not None:
+        doc = deep_merge(load_config(base), doc)
+    return apply_overrides(doc, overrides)

@@ -1,0 +1,1 @@
+"""Data: the only part of distgen that touches AnnData (schema, splits, set sampling, datasets)."""

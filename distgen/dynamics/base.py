@@ -1,0 +1,64 @@
+"""Generative dynamics interface: a training objective and a sampler; no weights.
+
+Time convention everywhere in distgen: ``t`` in [0, 1], ``t = 0`` the source (noise or control
+cells), ``t = 1`` the data. Discrete-time diffusion maps into this frame inside ``dynamics/``;
+conversions between predictions (noise, velocity, sample) live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import Tensor
+
+from distgen.couplings.base import Coupling
+from distgen.types import LossOutput, SampleOutput
+
+
+class Field(Protocol):
+    """A backbone with its condition bound: ``field(x_t [B, m, G], t [B, m]) -> [B, m, G]``.
+
+    ``x_self_cond`` passes the previous data estimate (self-conditioning); ``uncond=True`` asks
+    for the prediction with the condition dropped (classifier-free guidance).
+    """
+
+    def __call__(self, x_t: Tensor, t: Tensor, *, x_self_cond: Tensor | None = None, uncond: bool = False) -> Tensor: ...
+
+
+class Dynamics(ABC):
+    """``loss(field, x1, mask, source, coupling) -> LossOutput``; ``sample(field, x0, mask) -> SampleOutput``.
+
+    ``source`` is the ``[B, m, G]`` starting population: Gaussian noise (``self.source == "noise"``)
+    or control cells (``"control"``); the model draws it with ``draw_source``. ``loss`` puts the
+    one-step estimate of the data endpoint in ``extras["x1_hat"]`` (``[B, m, G]``, differentiable)
+    so a distribution-level loss can compare it with the real set.
+    """
+
+    capabilities: ClassVar[dict[str, Any]] = {"source": ("noise",), "stochastic_sampler": False}
+    source: str = "noise"
+
+    def draw_source(self, x1: Tensor, control: Tensor | None) -> Tensor:
+        """``[B, m, G]`` source samples: standard normal, or the matched control cells."""
+        if self.source == "noise":
+            return torch.randn_like(x1)
+        if self.source == "control":
+            if control is None or control.shape != x1.shape:
+                raise ValueError("dynamics with source='control' needs one control cell per target cell")
+            return control
+        raise ValueError(f"unknown source {self.source!r}; expected 'noise' or 'control'")
+
+    @abstractmethod
+    def loss(self, field: Field, x1: Tensor, mask: Tensor, source: Tensor, coupling: Coupling) -> LossOutput:
+        """Training loss on target sets ``x1 [B, m, G]`` with real-cell mask ``[B, m]``."""
+
+    @abstractmethod
+    def sample(self, field: Field, x0: Tensor, mask: Tensor) -> SampleOutput:
+        """Transport source samples ``x0 [B, m, G]`` to data (``t = 0 -> 1``)."""
+
+
+def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared error over real cells (``mask [B, m]``) and all genes."""
+    w = mask.to(pred.dtype)[..., None]
+    return ((pred - target).pow(2) * w).sum() / (w.sum() * pred.shape[-1]).clamp_min(1.0)

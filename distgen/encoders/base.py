@@ -1,0 +1,41 @@
+"""Distribution encoder interface: a population (a masked set of cells) -> a point in a Hilbert space."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+
+class Encoder(nn.Module, ABC):
+    """Embed sets of cells and measure distances between populations.
+
+    ``forward(cells [B, m, G], mask [B, m]) -> [B, D]`` must be invariant to the order of cells
+    and ignore padded cells (``mask`` False). ``distance(P, P_mask, Q, Q_mask) -> [B]`` is the
+    distance between populations in the encoder's space; the default is the squared Euclidean
+    distance between embeddings. Encoders with a closed form (a kernel mean embedding: the MMD by
+    the kernel trick) override it.
+
+    Attributes
+    ----------
+    dim
+        Embedding dimension ``D``.
+    """
+
+    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": False}
+    dim: int
+
+    @abstractmethod
+    def forward(self, cells: Tensor, mask: Tensor) -> Tensor:
+        """``[B, m, G], [B, m] -> [B, D]`` population embedding."""
+
+    def distance(self, p: Tensor, p_mask: Tensor, q: Tensor, q_mask: Tensor) -> Tensor:
+        """``[B]`` squared distance between populations ``p [B, m, G]`` and ``q [B, n, G]``."""
+        return (self(p, p_mask) - self(q, q_mask)).pow(2).sum(-1)
+
+
+def masked_mean(cells: Tensor, mask: Tensor) -> Tensor:
+    """``[B, m, F], [B, m] -> [B, F]`` mean over the real (unmasked) cells of each set."""
+    w = mask.to(cells.dtype)[..., None]
+    return (cells * w).sum(-2) / w.sum(-2).clamp_min(1.0)

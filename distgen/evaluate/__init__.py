@@ -1,0 +1,1 @@
+"""Evaluation: metrics, differential expression, calibration and reports."""

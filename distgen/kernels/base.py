@@ -1,0 +1,35 @@
+"""Kernel interface: positive-definite (or conditionally p.d.) kernels over batched cell sets.
+
+One kernel object is shared by losses, encoders and metrics, so "the Hilbert space a model is
+judged in" is a single config node. Kernels hold configuration only (no weights).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+
+class Kernel(ABC):
+    """k(x, y) for batched sets; ``gram(x [..., n, D], y [..., k, D]) -> [..., n, k]``.
+
+    ``ref`` (``[..., r, D]``) and ``ref_mask`` (``[..., r]``) carry the data from which
+    data-dependent hyper-parameters (e.g. a median-heuristic bandwidth) are set; kernels without
+    such parameters ignore them. Implementations must be autograd-safe and device-agnostic.
+    """
+
+    capabilities: ClassVar[dict[str, Any]] = {"characteristic": False, "conditionally_pd": False}
+
+    @abstractmethod
+    def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
+        """Kernel matrix ``[..., n, k]`` between the rows of ``x`` and ``y``."""
+
+    def __call__(self, x: Tensor, y: Tensor, **kw: Any) -> Tensor:
+        return self.gram(x, y, **kw)
+
+    def describe(self) -> dict[str, Any]:
+        """Name and parameters, recorded next to every result computed with this kernel."""
+        params = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return {"kernel": type(self).__name__, **params}

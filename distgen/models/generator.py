@@ -1,0 +1,239 @@
+"""The assembled generator: conditioner + backbone + dynamics + coupling (+ encoders).
+
+Every generative model in distgen, PerturbDiff and scDFM included, is this class with different
+components. Assembly checks that the components can work together before any compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from distgen.backbones.base import Backbone, Condition
+from distgen.conditioners.base import Conditioner
+from distgen.config import ConfigError, build_component, validate_node
+from distgen.couplings.base import Coupling
+from distgen.dynamics.base import Dynamics, Field
+from distgen.encoders.base import Encoder
+from distgen.models import models
+from distgen.models.base import PerturbationModel
+from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
+
+
+class AssemblyError(ConfigError):
+    """Components that cannot work together; raised before any compute."""
+
+
+@models.register("generator")
+class Generator(nn.Module, PerturbationModel):
+    """A conditional generative model of cell populations, assembled from components.
+
+    Parameters
+    ----------
+    info
+        Dataset vocabularies (injected).
+    conditioner, backbone, dynamics, coupling
+        The components (config nodes in a config, objects in Python).
+    population_encoder
+        Optional encoder of the control population; its embedding conditions the backbone.
+    distribution_loss
+        Optional encoder whose ``distance`` between the one-step data estimate and the real set is
+        added to the loss with ``distribution_weight`` (scDFM: RBF-MMD, PerturbDiff: energy).
+    distribution_weight
+        Weight of the distribution term (gamma in scDFM, lambda in PerturbDiff).
+    p_drop_condition
+        Probability, per set, of replacing the condition by the null embedding in training
+        (classifier-free guidance).
+    genes_per_step
+        Random gene columns kept per training step (scDFM: 1000); None keeps all.
+    input_scale
+        Multiply expression by this before the dynamics (PerturbDiff: 0.1), divide outputs back.
+    """
+
+    capabilities: ClassVar[dict[str, Any]] = {
+        "supports_unseen_perturbations": False,
+        "needs_control_cells": True,
+        "output_kind": "cells",
+        "stochastic": True,
+    }
+    example_params: ClassVar[dict[str, Any]] = {
+        "conditioner": {"name": "onehot", "dim": 8},
+        "backbone": {"name": "mlp", "hidden": 32, "depth": 1},
+        "dynamics": {"name": "flow_matching", "steps": 3, "solver": "euler"},
+        "coupling": {"name": "independent"},
+    }
+    example_fit_kwargs: ClassVar[dict[str, Any]] = {"steps": 2, "set_size": 4}
+
+    def __init__(
+        self,
+        info: DataInfo,
+        conditioner: Conditioner,
+        backbone: Backbone,
+        dynamics: Dynamics,
+        coupling: Coupling,
+        population_encoder: Encoder | None = None,
+        distribution_loss: Encoder | None = None,
+        distribution_weight: float = 0.0,
+        p_drop_condition: float = 0.0,
+        genes_per_step: int | None = None,
+        input_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.info = info
+        self.conditioner = conditioner
+        self.backbone = backbone
+        self.dynamics = dynamics
+        self.coupling = coupling
+        self.population_encoder = population_encoder
+        self.distribution_loss = distribution_loss
+        self.distribution_weight = float(distribution_weight)
+        self.p_drop_condition = float(p_drop_condition)
+        self.genes_per_step = genes_per_step
+        self.input_scale = float(input_scale)
+        self.last_nfe = 0
+        check_assembly(self)
+
+    # ------------------------------------------------------------------ assembly
+    @classmethod
+    def from_config(
+        cls, node: Mapping[str, Any], info: DataInfo, seen_perturbations: Sequence[str] | None = None, **injected: Any
+    ) -> Generator:
+        """Build from a config node, injecting data-dependent sizes in dependency order."""
+        validate_node("models", node)
+        inj: dict[str, Any] = {"info": info, "n_genes": info.n_genes, "seen_perturbations": seen_perturbations, **injected}
+        conditioner = build_component("conditioners", node["conditioner"], **inj)
+        pop = node.get("population_encoder")
+        population_encoder = build_component("encoders", pop, **inj) if pop else None
+        dist = node.get("distribution_loss")
+        distribution_loss = build_component("encoders", dist, **inj) if dist else None
+        backbone = build_component(
+            "backbones",
+            node["backbone"],
+            cond_dim=conditioner.dim,
+            population_dim=population_encoder.dim if population_encoder is not None else 0,
+            **inj,
+        )
+        params = {k: v for k, v in node.items() if k not in {"name", "conditioner", "backbone", "dynamics", "coupling", "population_encoder", "distribution_loss"}}
+        return cls(
+            info=info,
+            conditioner=conditioner,
+            backbone=backbone,
+            dynamics=build_component("dynamics", node["dynamics"], **inj),
+            coupling=build_component("couplings", node.get("coupling", {"name": "independent"}), **inj),
+            population_encoder=population_encoder,
+            distribution_loss=distribution_loss,
+            **params,
+        )
+
+    # ------------------------------------------------------------------ conditioning
+    def condition(
+        self, labels: ConditionLabels, control: Tensor, control_mask: Tensor, gene_ids: Tensor, drop: Tensor | None = None
+    ) -> Condition:
+        """The backbone's ``Condition`` for ``B`` sets (``drop`` [B] bool selects the null embedding)."""
+        population = self.population_encoder(control, control_mask) if self.population_encoder is not None else None
+        return Condition(
+            gene_ids=gene_ids,
+            embedding=self.conditioner(labels, drop),
+            control=control,
+            control_mask=control_mask,
+            population=population,
+            labels=labels,
+            drop=drop,
+        )
+
+    def bind(self, cond: Condition, uncond: Condition | None = None) -> Field:
+        """The backbone with ``cond`` bound (``uncond`` used when the dynamics asks for it)."""
+
+        def field(x_t: Tensor, t: Tensor, *, x_self_cond: Tensor | None = None, uncond: bool = False) -> Tensor:
+            if uncond and null is None:
+                raise RuntimeError("unconditional prediction requested but no null condition was bound")
+            return self.backbone(x_t, t, null if uncond else cond, x_self_cond)  # type: ignore[arg-type]
+
+        null = uncond
+        return field  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ training
+    def loss(self, batch: SetBatch) -> LossOutput:
+        """Training loss on a set batch: the dynamics' objective plus the distribution term."""
+        if self.genes_per_step is not None and self.genes_per_step < batch.shape[2] and self.training:
+            cols = torch.randperm(batch.shape[2], device=batch.target.device)[: self.genes_per_step]
+            batch = batch.select_genes(cols.sort().values)
+        s = self.input_scale
+        x1, control = batch.target * s, batch.control * s
+        b = x1.shape[0]
+        drop = None
+        if self.training and self.p_drop_condition > 0:
+            drop = torch.rand(b, device=x1.device) < self.p_drop_condition
+        cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop)
+        source = self.dynamics.draw_source(x1, control)
+        out = self.dynamics.loss(self.bind(cond), x1, batch.target_mask, source, self.coupling)
+        if self.distribution_loss is not None and self.distribution_weight > 0:
+            x1_hat = out.extras["x1_hat"]
+            dist = self.distribution_loss.distance(x1_hat, batch.target_mask, x1, batch.target_mask).mean()
+            out.loss = out.loss + self.distribution_weight * dist
+            out.parts["distribution"] = float(dist.detach())
+        out.parts["loss"] = float(out.loss.detach())
+        return out
+
+    def fit(self, train: CellTable, **kwargs: Any) -> Generator:
+        """Train with distgen's trainer (``distgen.train.fit``); keyword arguments go to it."""
+        from distgen.train import fit
+
+        fit(self, train, **kwargs)
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    @torch.no_grad()
+    def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:
+        """Generate ``[B, m, G]`` cells for each condition from its control set."""
+        if control.shape[-1] != self.info.n_genes:
+            raise ValueError(f"control cells have {control.shape[-1]} genes; the model was built for {self.info.n_genes}")
+        s = self.input_scale
+        ctrl = control * s
+        gene_ids = torch.arange(ctrl.shape[-1], device=ctrl.device)
+        cond = self.condition(labels, ctrl, control_mask, gene_ids)
+        null = self.condition(labels, ctrl, control_mask, gene_ids, torch.ones(len(labels), dtype=torch.bool, device=ctrl.device))
+        x0 = self.dynamics.draw_source(ctrl, ctrl)
+        out = self.dynamics.sample(self.bind(cond, null), x0, control_mask)
+        self.last_nfe = out.nfe
+        return out.cells / s
+
+    def can_predict(self, atoms: list[str]) -> list[bool]:
+        return self.conditioner.can_embed(atoms)
+
+
+def check_assembly(model: Generator) -> None:
+    """Reject component combinations that cannot work, with the reason, before any compute."""
+    bb = model.backbone
+    name = type(bb).__name__
+    provided = {"embedding", "control", "labels"} | ({"population"} if model.population_encoder is not None else set())
+    missing = set(bb.requires) - provided
+    if missing:
+        raise AssemblyError(
+            f"backbone {name} needs condition field(s) {sorted(missing)} that this model does not provide"
+            + (" (add a population_encoder)" if "population" in missing else "")
+        )
+    if model.genes_per_step is not None and not bb.capabilities.get("supports_gene_subsampling", False):
+        raise AssemblyError(f"genes_per_step={model.genes_per_step} needs a backbone that supports gene subsampling; {name} does not")
+    if model.distribution_weight > 0 and model.distribution_loss is None:
+        raise AssemblyError("distribution_weight > 0 needs a distribution_loss encoder (e.g. {name: kme, kernel: {name: rbf}})")
+    if model.dynamics.source not in model.dynamics.capabilities.get("source", ("noise",)):
+        raise AssemblyError(f"dynamics {type(model.dynamics).__name__} does not support source={model.dynamics.source!r}")
+    if not 0.0 <= model.p_drop_condition < 1.0:
+        raise AssemblyError(f"p_drop_condition must be in [0, 1), got {model.p_drop_condition}")
+    if model.input_scale <= 0:
+        raise AssemblyError(f"input_scale must be > 0, got {model.input_scale}")
+
+
+def build_model(
+    config: Mapping[str, Any], info: DataInfo, seen_perturbations: Sequence[str] | None = None, **injected: Any
+) -> PerturbationModel:
+    """Build any registered model from its config node (``{name: ..., ...}``)."""
+    validate_node("models", config)
+    cls = models.get(config["name"])
+    if hasattr(cls, "from_config"):
+        return cls.from_config(config, info=info, seen_perturbations=seen_perturbations, **injected)  # type: ignore[no-any-return]
+    return build_component("models", config, info=info, seen_perturbations=seen_perturbations, **injected)  # type: ignore[no-any-return]

@@ -1,0 +1,70 @@
+"""Tiny seeded inputs for contract tests: a dataset vocabulary, set batches, cell tables."""
+
+from __future__ import annotations
+
+import torch
+
+from distgen.types import PAD, CellTable, ConditionLabels, DataInfo, SetBatch
+
+N_GENES = 12
+
+
+def tiny_info(n_genes: int = N_GENES) -> DataInfo:
+    """12 genes (the perturbation targets among them), 4 atoms, 2 contexts, 2 batches."""
+    genes = tuple(f"G{i}" for i in range(n_genes))
+    return DataInfo(
+        genes=genes,
+        perturbations=("G0", "G1", "G2", "G3"),
+        contexts=("ctxA", "ctxB"),
+        batches=("b0", "b1"),
+        perturbation_type="genetic",
+    )
+
+
+def tiny_labels(b: int = 3, seed: int = 0) -> ConditionLabels:
+    """``b`` conditions: singles, a pair and a control, cycling."""
+    patterns = [[0, PAD], [1, 2], [PAD, PAD], [3, PAD]]
+    pert = torch.tensor([patterns[i % len(patterns)] for i in range(b)])
+    return ConditionLabels(
+        perturbation=pert,
+        dose=(pert >= 0).float(),
+        context=torch.arange(b) % 2,
+        batch=(torch.arange(b) + 1) % 2,
+    )
+
+
+def tiny_batch(b: int = 3, m: int = 6, n_genes: int = N_GENES, seed: int = 0, pad_last: int = 2) -> SetBatch:
+    """A seeded ``SetBatch`` of non-negative log-expression-like values; the last set is padded."""
+    g = torch.Generator().manual_seed(seed)
+    target = torch.rand(b, m, n_genes, generator=g) * 3
+    control = torch.rand(b, m, n_genes, generator=g) * 3
+    mask = torch.ones(b, m, dtype=torch.bool)
+    if pad_last:
+        mask[-1, -pad_last:] = False
+        target[-1, -pad_last:] = 0.0
+    return SetBatch(
+        target=target,
+        target_mask=mask,
+        control=control,
+        control_mask=torch.ones(b, m, dtype=torch.bool),
+        labels=tiny_labels(b),
+        gene_ids=torch.arange(n_genes),
+    )
+
+
+def tiny_table(n_per_condition: int = 8, n_genes: int = N_GENES, seed: int = 0) -> CellTable:
+    """Cells of control, 3 singles and one pair, with an additive ground-truth effect."""
+    g = torch.Generator().manual_seed(seed)
+    info = tiny_info(n_genes)
+    conds = [[PAD, PAD], [0, PAD], [1, PAD], [2, PAD], [0, 1]]
+    effects = torch.randn(4, n_genes, generator=g)
+    xs, perts = [], []
+    for c in conds:
+        base = torch.rand(n_per_condition, n_genes, generator=g) + 1.0
+        shift = sum((effects[a] for a in c if a >= 0), torch.zeros(n_genes))
+        xs.append((base + shift).clamp_min(0.0))
+        perts += [c] * n_per_condition
+    pert = torch.tensor(perts)
+    n = pert.shape[0]
+    labels = ConditionLabels(pert, (pert >= 0).float(), torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long))
+    return CellTable(torch.cat(xs), labels, info)
