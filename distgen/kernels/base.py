@@ -26,6 +26,15 @@ class Kernel(ABC):
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
         """Kernel matrix ``[..., n, k]`` between the rows of ``x`` and ``y``."""
 
+    def bind(self, ref: Tensor, ref_mask: Tensor | None = None) -> Kernel:
+        """A kernel whose data-dependent hyper-parameters are frozen from ``ref [..., r, D]``.
+
+        Distances that evaluate the Gram matrix in several blocks (chunking) bind once, so that a
+        median-heuristic bandwidth is computed once per set and is the same for every block. The
+        default (a kernel without data-dependent parameters) returns ``self``.
+        """
+        return self
+
     def __call__(self, x: Tensor, y: Tensor, **kw: Any) -> Tensor:
         return self.gram(x, y, **kw)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -10,40 +11,18 @@ from torch import Tensor
 
 from distgen.kernels import kernels
 from distgen.kernels.base import Kernel
+from distgen.kernels.pairwise import median_sq_dist, sq_dists
 
-
-def sq_dists(x: Tensor, y: Tensor) -> Tensor:
-    """Squared Euclidean distances ``[..., n, k]`` between rows of ``x [..., n, D]`` and ``y [..., k, D]``.
-
-    Uses the expansion ``|x|^2 + |y|^2 - 2 x.y`` (one matmul) and clamps tiny negatives from
-    round-off to zero.
-    """
-    xx = (x * x).sum(-1, keepdim=True)
-    yy = (y * y).sum(-1, keepdim=True).transpose(-1, -2)
-    return (xx + yy - 2.0 * x @ y.transpose(-1, -2)).clamp_min(0.0)
-
-
-def median_sq_dist(x: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Median of off-diagonal squared distances within each set: ``x [..., n, D] -> [...]``.
-
-    Padded rows (``mask`` False) are excluded. Computed without gradient (a bandwidth, not a
-    function of the parameters), clamped at 1e-12.
-    """
-    with torch.no_grad():
-        d = sq_dists(x, x)
-        n = x.shape[-2]
-        valid = ~torch.eye(n, dtype=torch.bool, device=x.device)
-        if mask is not None:
-            valid = valid & mask[..., :, None] & mask[..., None, :]
-        valid = valid.expand(d.shape)
-        d = torch.where(valid, d, torch.full_like(d, float("nan")))
-        med = torch.nanmedian(d.flatten(-2), dim=-1).values
-        return torch.nan_to_num(med, nan=1.0).clamp_min(1e-12)
+__all__ = ["RBFKernel", "median_sq_dist", "sq_dists"]
 
 
 @kernels.register("rbf")
 class RBFKernel(Kernel):
     """Gaussian RBF, averaged over bandwidths; ``sigma^2`` fixed or ``scale x median sq. distance``.
+
+    ``k(x, y) = mean_s exp(-|x - y|^2 / (2 sigma_s^2))``. With the default scales this is scDFM's
+    loss kernel: 4 RBF kernels at {0.5, 1, 2, 4} x the median squared distance of the reference
+    set (pass the REAL target cells as ``ref``).
 
     Parameters
     ----------
@@ -63,13 +42,21 @@ class RBFKernel(Kernel):
             raise ValueError(f"rbf: bandwidths and scales must be > 0, got {list(bandwidths or scales)}")
         self.scales = tuple(float(s) for s in scales)
         self.bandwidths = None if bandwidths is None else tuple(float(b) for b in bandwidths)
+        self._sigma2: Tensor | None = None
 
     def sigma2(self, ref: Tensor, ref_mask: Tensor | None = None) -> Tensor:
         """``[..., S]`` squared bandwidths for reference sets ``ref [..., r, D]``."""
+        if self._sigma2 is not None:
+            return self._sigma2
         if self.bandwidths is not None:
             return ref.new_tensor(self.bandwidths).expand(*ref.shape[:-2], len(self.bandwidths))
         med = median_sq_dist(ref, ref_mask)
         return med[..., None] * ref.new_tensor(self.scales)
+
+    def bind(self, ref: Tensor, ref_mask: Tensor | None = None) -> RBFKernel:
+        bound = copy.copy(self)
+        bound._sigma2 = self.sigma2(ref, ref_mask)
+        return bound
 
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
         s2 = self.sigma2(y if ref is None else ref, None if ref is None else ref_mask)  # [..., S]

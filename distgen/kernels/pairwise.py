@@ -1,0 +1,53 @@
+"""Pairwise (squared) Euclidean distances and the median heuristic, batched over sets."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def sq_dists(x: Tensor, y: Tensor) -> Tensor:
+    """Squared Euclidean distances ``[..., n, k]`` between rows of ``x [..., n, D]`` and ``y [..., k, D]``.
+
+    Uses the expansion ``|x|^2 + |y|^2 - 2 x.y`` (one matmul) and clamps tiny negatives from
+    round-off to zero.
+    """
+    xx = (x * x).sum(-1, keepdim=True)
+    yy = (y * y).sum(-1, keepdim=True).transpose(-1, -2)
+    return (xx + yy - 2.0 * x @ y.transpose(-1, -2)).clamp_min(0.0)
+
+
+def safe_sqrt(d: Tensor, eps: float = 1e-12) -> Tensor:
+    """``sqrt(d)`` with a zero (not NaN/inf) gradient where ``d <= eps``: distances from squared distances."""
+    pos = d > eps
+    return torch.where(pos, torch.sqrt(torch.where(pos, d, torch.ones_like(d))), torch.zeros_like(d))
+
+
+def dists(x: Tensor, y: Tensor) -> Tensor:
+    """Euclidean distances ``[..., n, k]``; autograd-safe at coincident points."""
+    return safe_sqrt(sq_dists(x, y))
+
+
+def median_sq_dist(x: Tensor, mask: Tensor | None = None, max_points: int = 2048) -> Tensor:
+    """Median of off-diagonal squared distances within each set: ``x [..., n, D] -> [...]``.
+
+    Padded rows (``mask`` False) are excluded. Sets larger than ``max_points`` use an evenly
+    strided subset of ``max_points`` rows (deterministic; the median is a robust statistic and
+    this keeps memory at ``max_points^2``). Computed without gradient (a bandwidth, not a function
+    of the parameters), clamped at 1e-12; a set with fewer than two valid rows gives 1.
+    """
+    with torch.no_grad():
+        n = x.shape[-2]
+        if n > max_points:
+            idx = torch.linspace(0, n - 1, max_points, device=x.device).round().long()
+            x = x[..., idx, :]
+            mask = None if mask is None else mask[..., idx]
+            n = max_points
+        d = sq_dists(x, x)
+        valid = ~torch.eye(n, dtype=torch.bool, device=x.device)
+        if mask is not None:
+            valid = valid & mask[..., :, None] & mask[..., None, :]
+        valid = valid.expand(d.shape)
+        d = torch.where(valid, d, torch.full_like(d, float("nan")))
+        med = torch.nanmedian(d.flatten(-2), dim=-1).values
+        return torch.nan_to_num(med, nan=1.0).clamp_min(1e-12)
