@@ -11,7 +11,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "registry": ("distgen.registry", "registry"),
+    "get_registry": ("distgen.registry", "registry"),
     "all_registries": ("distgen.registry", "all_registries"),
     "load_config": ("distgen.config", "load_config"),
     "build_component": ("distgen.config", "build_component"),

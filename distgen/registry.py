@@ -158,13 +158,10 @@ class Registry(Generic[T]):
         if self._discovered and not refresh:
             return
         self._discovered = True
-        for ep in md.entry_points(group=self.group):
-            dist = getattr(ep, "dist", None)
-            provider = dist.metadata["Name"] if dist is not None else ep.module.split(".")[0]
-            version = dist.version if dist is not None else "unknown"
+        for ep, provider, version in _entry_points(self.group):
             old = self._entries.get(ep.name)
             if old is not None and old.entry_point is not None and old.entry_point.value == ep.value:
-                continue  # the same entry point seen again (refresh, or duplicated metadata)
+                continue  # the same entry point seen again (refresh, or a path listed twice)
             self._insert(_Entry(name=ep.name, provider=provider, version=version, entry_point=ep))
 
     def _load(self, entry: _Entry) -> Any:
@@ -244,6 +241,25 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._entries)} components)"
+
+
+def _entry_points(group: str) -> list[tuple[md.EntryPoint, str, str]]:
+    """Every entry point of ``group`` with its distribution's name and version.
+
+    ``importlib.metadata.entry_points(group=...)`` keeps one entry point per name, which would hide
+    two distributions claiming the same name; walk the distributions instead (each distribution
+    once, the first on ``sys.path`` winning, as the import system does).
+    """
+    seen: set[str] = set()
+    out = []
+    for dist in md.distributions():
+        name = dist.metadata["Name"] or "unknown"
+        key = name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        seen.add(key)
+        out.extend((ep, name, dist.version) for ep in dist.entry_points if ep.group == group)
+    return out
 
 
 def _provider_of(obj: Any) -> str:

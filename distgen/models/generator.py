@@ -16,6 +16,7 @@ from distgen.backbones.base import Backbone, Condition
 from distgen.conditioners.base import Conditioner
 from distgen.config import ConfigError, build_component, validate_node
 from distgen.couplings.base import Coupling
+from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
 from distgen.models import models
@@ -73,7 +74,7 @@ class Generator(nn.Module, PerturbationModel):
         conditioner: Conditioner,
         backbone: Backbone,
         dynamics: Dynamics,
-        coupling: Coupling,
+        coupling: Coupling | None = None,
         population_encoder: Encoder | None = None,
         distribution_loss: Encoder | None = None,
         distribution_weight: float = 0.0,
@@ -86,7 +87,7 @@ class Generator(nn.Module, PerturbationModel):
         self.conditioner = conditioner
         self.backbone = backbone
         self.dynamics = dynamics
-        self.coupling = coupling
+        self.coupling = coupling if coupling is not None else IndependentCoupling()
         self.population_encoder = population_encoder
         self.distribution_loss = distribution_loss
         self.distribution_weight = float(distribution_weight)
@@ -122,7 +123,7 @@ class Generator(nn.Module, PerturbationModel):
             conditioner=conditioner,
             backbone=backbone,
             dynamics=build_component("dynamics", node["dynamics"], **inj),
-            coupling=build_component("couplings", node.get("coupling", {"name": "independent"}), **inj),
+            coupling=build_component("couplings", node.get("coupling") or {"name": "independent"}, **inj),
             population_encoder=population_encoder,
             distribution_loss=distribution_loss,
             **params,

@@ -1,0 +1,103 @@
+"""Configs: validation against signatures, overrides, inheritance, round trip."""
+
+import pytest
+
+from distgen.config import (
+    ConfigError,
+    apply_overrides,
+    build_component,
+    load_config,
+    parse_override,
+    resolve_node,
+    save_yaml,
+    validate_node,
+)
+from distgen.models.generator import build_model
+from distgen.testing import tiny_info
+
+MODEL = {
+    "name": "generator",
+    "conditioner": {"name": "onehot", "dim": 8},
+    "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+    "dynamics": {"name": "flow_matching", "steps": 3},
+}
+
+
+def test_unknown_component_name():
+    with pytest.raises(ConfigError, match=r"model\[generator\]\.backbone\.name: unknown backbones component 'mpl'.*Did you mean 'mlp'.*Available"):
+        validate_node("models", {**MODEL, "backbone": {"name": "mpl"}}, "model")
+
+
+def test_unknown_key_names_key_and_suggests():
+    with pytest.raises(ConfigError, match=r"model\[generator\]\.backbone\[mlp\]: unknown key 'hiden'.*Did you mean 'hidden'"):
+        validate_node("models", {**MODEL, "backbone": {"name": "mlp", "hiden": 3}}, "model")
+
+
+def test_wrong_type_names_key():
+    with pytest.raises(ConfigError, match=r"backbone\[mlp\]\.depth: expected int, got str 'three'"):
+        validate_node("models", {**MODEL, "backbone": {"name": "mlp", "depth": "three"}})
+    with pytest.raises(ConfigError, match=r"\.hidden: expected int, got bool"):
+        validate_node("backbones", {"name": "mlp", "hidden": True})
+
+
+def test_int_accepted_for_float_and_none_for_optional():
+    validate_node("dynamics", {"name": "flow_matching", "sigma_min": 0, "clamp_min": None})
+
+
+def test_missing_required_param():
+    with pytest.raises(ConfigError, match=r"missing required parameter\(s\) 'conditioner'"):
+        validate_node("models", {k: v for k, v in MODEL.items() if k != "conditioner"})
+
+
+def test_injected_param_cannot_be_set():
+    with pytest.raises(ConfigError, match="n_genes.*filled in from the data"):
+        validate_node("backbones", {"name": "mlp", "n_genes": 5})
+
+
+def test_node_without_name():
+    with pytest.raises(ConfigError, match="has no 'name'.*mlp"):
+        validate_node("backbones", {"hidden": 3})
+
+
+def test_constructor_errors_are_still_clear():
+    with pytest.raises(ValueError, match="unknown solver 'rk5'"):
+        build_component("dynamics", {"name": "flow_matching", "solver": "rk5"})
+
+
+def test_overrides_merge_or_replace():
+    doc = {"model": MODEL, "train": {"seed": 0}}
+    out = apply_overrides(doc, ["model.backbone.depth=4", "train.seed=3", "train.lr=1e-3", "model.dynamics.name=flow_matching"])
+    assert out["model"]["backbone"] == {"name": "mlp", "hidden": 16, "depth": 4}
+    assert out["train"] == {"seed": 3, "lr": 1e-3}
+    assert out["model"]["dynamics"] == MODEL["dynamics"]  # same name: params kept
+    out2 = apply_overrides(doc, ["model.coupling.name=independent", "model.backbone.name=other"])
+    assert out2["model"]["backbone"] == {"name": "other"}  # new name: node replaced
+    assert doc["model"]["backbone"]["depth"] == 1  # input untouched
+
+
+@pytest.mark.parametrize("bad", ["noequals", "a..b=1", "x=[1,"])
+def test_bad_override_syntax(bad):
+    with pytest.raises(ConfigError):
+        parse_override(bad)
+
+
+def test_resolved_config_round_trips(tmp_path):
+    resolved = resolve_node("models", MODEL)
+    assert resolved["backbone"]["use_control"] is False  # defaults filled in from the signature
+    path = save_yaml({"model": resolved}, tmp_path / "cfg.yaml")
+    assert load_config(path)["model"] == resolved
+    model = build_model(resolved, tiny_info())
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_base_inheritance(tmp_path):
+    save_yaml({"model": MODEL, "train": {"seed": 1}}, tmp_path / "base.yaml")
+    save_yaml({"base": str(tmp_path / "base.yaml"), "train": {"seed": 2}, "model": {"backbone": {"depth": 3}}}, tmp_path / "child.yaml")
+    doc = load_config(tmp_path / "child.yaml", ["train.steps=5"])
+    assert doc["train"] == {"seed": 2, "steps": 5}
+    assert doc["model"]["backbone"] == {"name": "mlp", "hidden": 16, "depth": 3}
+
+
+def test_missing_config_file_or_preset():
+    with pytest.raises(ConfigError, match="neither a config file nor a preset"):
+        load_config("no-such-preset")
