@@ -1,0 +1,97 @@
+"""Affine probability paths ``x_t = alpha(t) x1 + sigma(t) x0`` and prediction conversions.
+
+``t = 0`` is the source (noise or control cells), ``t = 1`` the data. A path is a small object
+holding its schedule; the conversions between what a network predicts (velocity or endpoint
+``x1``) and the other quantity are pure functions of the schedule, valid for every affine path:
+
+    x_t = a x1 + s x0,  u_t = a' x1 + s' x0
+    =>  x1 = (s' x_t - s u) / (s' a - s a'),   u = (s' x_t + (s a' - s' a) x1) / s
+
+For CondOT with ``sigma_min = 0`` this gives scDFM's one-step estimate ``x1 = x_t + (1 - t) v``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor
+
+
+class AffinePath(ABC):
+    """``x_t = alpha(t) x1 + sigma(t) x0``; subclasses give ``alpha, sigma`` and their derivatives."""
+
+    name: str = ""
+
+    @abstractmethod
+    def schedule(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(alpha, sigma, d alpha/dt, d sigma/dt)`` at times ``t`` (any shape)."""
+
+    def sample(self, x0: Tensor, x1: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """``(x_t, u_t)`` for ``x0, x1 [..., G]`` and times ``t [...]``: the point and its target velocity."""
+        a, s, da, ds = (v[..., None] for v in self.schedule(t))
+        return a * x1 + s * x0, da * x1 + ds * x0
+
+    def velocity_to_x1(self, x_t: Tensor, v: Tensor, t: Tensor) -> Tensor:
+        """Endpoint implied by velocity ``v`` at ``(x_t, t)``: ``(s' x_t - s v) / (s' a - s a')``."""
+        a, s, da, ds = (q[..., None] for q in self.schedule(t))
+        return (ds * x_t - s * v) / (ds * a - s * da)
+
+    def x1_to_velocity(self, x_t: Tensor, x1: Tensor, t: Tensor) -> Tensor:
+        """Velocity implied by endpoint ``x1`` at ``(x_t, t)``: ``(s' x_t + (s a' - s' a) x1) / s``.
+
+        Singular where ``sigma(t) = 0`` (the data end, ``t = 1`` for ``sigma_min = 0``); ``t`` is
+        clamped to keep ``sigma`` at least ``1e-4`` there.
+        """
+        a, s, da, ds = (q[..., None] for q in self.schedule(t))
+        s = torch.where(s.abs() < 1e-4, torch.full_like(s, 1e-4), s)
+        return (ds * x_t + (s * da - ds * a) * x1) / s
+
+
+class CondOTPath(AffinePath):
+    """Conditional-OT (rectified) linear path ``x_t = t x1 + (1 - (1 - sigma_min) t) x0``.
+
+    Parameters
+    ----------
+    sigma_min
+        Width of the conditional path at the data end (scDFM: 0, Lipman et al.: small > 0).
+    """
+
+    name = "condot"
+
+    def __init__(self, sigma_min: float = 0.0) -> None:
+        if not 0.0 <= sigma_min < 1.0:
+            raise ValueError(f"condot path: sigma_min must be in [0, 1), got {sigma_min}")
+        self.sigma_min = float(sigma_min)
+
+    def schedule(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        c = 1.0 - self.sigma_min
+        return t, 1.0 - c * t, torch.ones_like(t), torch.full_like(t, -c)
+
+
+class CosinePath(AffinePath):
+    """Variance-preserving trigonometric path ``x_t = sin(pi t / 2) x1 + cos(pi t / 2) x0``.
+
+    ``alpha^2 + sigma^2 = 1`` at every ``t`` (the "VP/cosine" interpolant of Albergo & Vanden-Eijnden).
+    """
+
+    name = "cosine"
+
+    def schedule(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        h = 0.5 * math.pi
+        return torch.sin(h * t), torch.cos(h * t), h * torch.cos(h * t), -h * torch.sin(h * t)
+
+
+PATHS = ("condot", "cosine")
+
+
+def make_path(name: str, sigma_min: float = 0.0) -> AffinePath:
+    """The path called ``name`` (``"condot"`` or ``"cosine"``)."""
+    if name == "condot":
+        return CondOTPath(sigma_min)
+    if name == "cosine":
+        if sigma_min != 0.0:
+            raise ValueError(f"sigma_min={sigma_min} applies to the condot path only; set it to 0 for path='cosine'")
+        return CosinePath()
+    raise ValueError(f"unknown probability path {name!r}; choose from {PATHS}")

@@ -1,0 +1,178 @@
+"""Flow matching: paths, conversions, time samplers, loss and torchdiffeq sampling with NFE counts."""
+
+import pytest
+import torch
+
+from distgen.config import build_component
+from distgen.couplings.independent import IndependentCoupling
+from distgen.dynamics.flow_matching import FlowMatching
+from distgen.dynamics.ode import SolverBudgetError, integrate
+from distgen.dynamics.paths import CondOTPath, CosinePath, make_path
+from distgen.dynamics.time_samplers import LogitNormalTime, UniformTime, make_time_sampler
+
+
+@pytest.mark.parametrize("path", [CondOTPath(0.0), CondOTPath(0.1), CosinePath()])
+def test_path_velocity_is_time_derivative(path):
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    t = torch.rand(4, generator=g).requires_grad_(True)
+    x_t, u = path.sample(x0, x1, t)
+    # d x_t / d t, coordinate by coordinate, by autograd
+    grads = torch.stack([torch.autograd.grad(x_t[:, j].sum(), t, retain_graph=True)[0] for j in range(3)], -1)
+    torch.testing.assert_close(grads, u)
+
+
+def test_path_endpoints():
+    x0, x1 = torch.randn(5, 2), torch.randn(5, 2)
+    for path in (CondOTPath(0.0), CosinePath()):
+        a, _ = path.sample(x0, x1, torch.zeros(5))
+        b, _ = path.sample(x0, x1, torch.ones(5))
+        torch.testing.assert_close(a, x0)
+        torch.testing.assert_close(b, x1, atol=1e-6, rtol=0)
+    a, s, _, _ = CosinePath().schedule(torch.linspace(0, 1, 7))
+    torch.testing.assert_close(a**2 + s**2, torch.ones(7))
+
+
+@pytest.mark.parametrize("path", [CondOTPath(0.0), CondOTPath(0.05), CosinePath()])
+def test_conversions_invert_each_other(path):
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    t = torch.rand(6, generator=g) * 0.9
+    x_t, u = path.sample(x0, x1, t)
+    torch.testing.assert_close(path.velocity_to_x1(x_t, u, t), x1, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(path.x1_to_velocity(x_t, x1, t), u, atol=1e-5, rtol=1e-5)
+
+
+def test_condot_one_step_estimate_is_scdfm_formula():
+    x_t, v, t = torch.randn(3, 5), torch.randn(3, 5), torch.rand(3)
+    torch.testing.assert_close(CondOTPath(0.0).velocity_to_x1(x_t, v, t), x_t + (1 - t)[:, None] * v)
+
+
+def test_bad_path_names():
+    with pytest.raises(ValueError, match="unknown probability path"):
+        make_path("vp_linear")
+    with pytest.raises(ValueError, match="sigma_min"):
+        make_path("cosine", sigma_min=0.1)
+
+
+def test_time_samplers():
+    torch.manual_seed(0)
+    u = UniformTime().sample((20000,), "cpu", torch.float32)
+    assert u.min() >= 0 and u.max() <= 1 and abs(u.mean() - 0.5) < 0.01
+    ln = LogitNormalTime(loc=1.0, scale=0.5).sample((20000,), "cpu", torch.float32)
+    assert ln.min() > 0 and ln.max() < 1
+    assert abs(ln.median() - torch.sigmoid(torch.tensor(1.0))) < 0.01  # median of sigmoid(z) = sigmoid(loc)
+    with pytest.raises(ValueError, match="unknown time sampler"):
+        make_time_sampler("beta")
+
+
+class _PointTargetField(torch.nn.Module):
+    """Exact CondOT field towards a single point ``c``: velocity ``(c - x)/(1 - t)`` or endpoint ``c``."""
+
+    def __init__(self, c, endpoint=False):
+        super().__init__()
+        self.c, self.endpoint = c, endpoint
+
+    def forward(self, x_t, t, *, x_self_cond=None, uncond=False):
+        if self.endpoint:
+            return self.c.expand_as(x_t)
+        return (self.c - x_t) / (1 - t)[..., None].clamp_min(1e-6)
+
+
+@pytest.mark.parametrize("prediction", ["velocity", "endpoint"])
+def test_loss_zero_for_exact_field_and_x1_hat(prediction):
+    torch.manual_seed(0)
+    c = torch.tensor([1.0, -2.0, 0.5])
+    x1 = c.expand(2, 4, 3).clone()
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    fm = FlowMatching(prediction=prediction)
+    out = fm.loss(_PointTargetField(c, prediction == "endpoint"), x1, mask, torch.randn_like(x1), IndependentCoupling())
+    assert out.loss < 1e-6
+    torch.testing.assert_close(out.extras["x1_hat"], x1, atol=1e-4, rtol=1e-4)
+    # a wrong field gives a positive loss
+    bad = fm.loss(_PointTargetField(c + 1, prediction == "endpoint"), x1, mask, torch.randn_like(x1), IndependentCoupling())
+    assert bad.loss > 0.1
+
+
+def test_loss_ignores_padded_cells():
+    torch.manual_seed(0)
+    c = torch.zeros(3)
+    x1 = torch.zeros(1, 4, 3)
+    x1[0, 3] = 100.0  # padded cell with a value the field cannot match
+    mask = torch.tensor([[True, True, True, False]])
+    out = FlowMatching().loss(_PointTargetField(c), x1, mask, torch.randn_like(x1), IndependentCoupling())
+    assert out.loss < 1e-6
+
+
+class _GaussianField(torch.nn.Module):
+    """Exact marginal CondOT velocity from N(0, 1) to N(mu, s^2): the flow map is x1 = mu + s x0."""
+
+    def __init__(self, mu, s):
+        super().__init__()
+        self.mu, self.s = mu, s
+        self.calls = 0
+
+    def forward(self, x_t, t, *, x_self_cond=None, uncond=False):
+        self.calls += 1
+        t = t[..., None]
+        var = (t * self.s) ** 2 + (1 - t) ** 2
+        return self.mu + (t * self.s**2 - (1 - t)) / var * (x_t - t * self.mu)
+
+
+@pytest.mark.parametrize(("solver", "steps", "nfe", "tol"), [("euler", 11, 10, 0.3), ("midpoint", 11, 20, 0.05), ("rk4", 20, 76, 1e-4)])
+def test_fixed_step_solvers_accuracy_and_nfe(solver, steps, nfe, tol):
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 5, 3)
+    field = _GaussianField(2.0, 0.5)
+    out = FlowMatching(solver=solver, steps=steps).sample(field, x0, torch.ones(2, 5, dtype=torch.bool))
+    assert out.nfe == nfe == field.calls
+    err = (out.cells - (2.0 + 0.5 * x0)).abs().max()
+    assert err < tol
+
+
+def test_dopri5_tolerance_and_nfe():
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 5, 3)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    loose = FlowMatching(solver="dopri5", rtol=1e-3, atol=1e-3).sample(_GaussianField(2.0, 0.5), x0, mask)
+    tight = FlowMatching(solver="dopri5", rtol=1e-7, atol=1e-7).sample(_GaussianField(2.0, 0.5), x0, mask)
+    assert 0 < loose.nfe < tight.nfe
+    assert (tight.cells - (2.0 + 0.5 * x0)).abs().max() < 1e-5
+    assert tight.info["ode_evals"] == tight.nfe
+
+
+def test_unmeetable_tolerance_is_reported_not_hung():
+    x0 = torch.randn(1, 4, 3)
+    fm = FlowMatching(solver="dopri5", rtol=1e-13, atol=1e-13, max_nfe=30)
+    with pytest.raises(SolverBudgetError, match="max_nfe=30"):
+        fm.sample(_GaussianField(2.0, 0.5), x0, torch.ones(1, 4, dtype=torch.bool))
+
+
+def test_integrate_rejects_unknown_solver():
+    with pytest.raises(ValueError, match="unknown ODE solver"):
+        integrate(lambda t, x: x, torch.zeros(1), solver="leapfrog")
+
+
+def test_clamp_and_guidance():
+    class TwoField(torch.nn.Module):
+        def forward(self, x_t, t, *, x_self_cond=None, uncond=False):
+            return torch.full_like(x_t, -1.0 if uncond else 1.0)
+
+    x0 = torch.zeros(1, 2, 3)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    plain = FlowMatching(solver="euler", steps=5).sample(TwoField(), x0, mask)
+    torch.testing.assert_close(plain.cells, torch.ones_like(x0))
+    guided = FlowMatching(solver="euler", steps=5, guidance=2.0).sample(TwoField(), x0, mask)
+    torch.testing.assert_close(guided.cells, torch.full_like(x0, 3.0))  # -1 + 2 * (1 - -1)
+    assert guided.nfe == 2 * plain.nfe
+    clamped = FlowMatching(solver="euler", steps=5, guidance=0.0, clamp_min=0.0).sample(TwoField(), x0, mask)
+    torch.testing.assert_close(clamped.cells, torch.zeros_like(x0))
+
+
+def test_source_control_and_config_errors():
+    fm = build_component("dynamics", {"name": "flow_matching", "source": "control", "path": "cosine", "time_sampler": "logit_normal"})
+    ctrl = torch.rand(2, 3, 4)
+    assert fm.draw_source(torch.zeros(2, 3, 4), ctrl) is ctrl
+    for bad in ({"solver": "rk45"}, {"prediction": "noise"}, {"steps": 1}, {"rtol": 0.0}, {"source": "poisson"}):
+        with pytest.raises(ValueError):
+            FlowMatching(**bad)
