@@ -1,0 +1,76 @@
+"""Load user-supplied perturbation embedding tables (GenePT, ESM2, fingerprints...) as name -> vector.
+
+Accepted sources: a CSV/TSV or parquet file with one row per perturbation (names in the first
+column, the index, or ``key_column``; every other column numeric), or a mapping name -> vector.
+AnnData stays at the edge: ``distgen.data`` turns ``adata.uns[key]`` / ``adata.varm[key]`` into
+such a mapping (``table_from_matrix``) before it reaches a conditioner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EmbeddingTable = dict[str, np.ndarray]
+
+
+def table_from_matrix(names: Sequence[str], matrix: Any) -> EmbeddingTable:
+    """``names [A]`` and a ``[A, F]`` matrix (numpy, torch, or a DataFrame's values) -> name -> vector."""
+    arr = np.asarray(matrix, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != len(names):
+        raise ValueError(f"embedding table: expected a [{len(names)}, F] matrix for {len(names)} names, got shape {arr.shape}")
+    return {str(n): arr[i] for i, n in enumerate(names)}
+
+
+def _from_frame(df: Any, key_column: str | None, where: str) -> EmbeddingTable:
+    if key_column is not None:
+        if key_column not in df.columns:
+            raise ValueError(f"{where}: key_column {key_column!r} is not a column; columns: {list(df.columns)[:10]}")
+        df = df.set_index(key_column)
+    elif df.shape[1] and not np.issubdtype(df.dtypes.iloc[0], np.number):
+        df = df.set_index(df.columns[0])
+    bad = [c for c in df.columns if not np.issubdtype(df[c].dtype, np.number)]
+    if bad:
+        raise ValueError(f"{where}: non-numeric column(s) {bad[:5]}; name the key column with key_column")
+    if df.shape[1] == 0:
+        raise ValueError(f"{where}: no vector columns")
+    return table_from_matrix([str(i) for i in df.index], df.to_numpy())
+
+
+def load_embedding_table(source: str | Path | Mapping[str, Any], key_column: str | None = None) -> EmbeddingTable:
+    """Read an embedding table from a file path or a mapping; all vectors must have one length."""
+    if isinstance(source, Mapping):
+        table = {str(k): np.asarray(v, dtype=np.float32).reshape(-1) for k, v in source.items()}
+        where = "embedding table mapping"
+    else:
+        path = Path(source)
+        where = f"embedding table {str(path)!r}"
+        if not path.exists():
+            raise FileNotFoundError(f"{where} does not exist")
+        import pandas as pd
+
+        suffix = "".join(path.suffixes[-2:]).lower()
+        if suffix.endswith(".parquet"):
+            df = pd.read_parquet(path)
+        elif suffix.endswith((".csv", ".csv.gz")):
+            df = pd.read_csv(path)
+        elif suffix.endswith((".tsv", ".tsv.gz", ".txt")):
+            df = pd.read_csv(path, sep="\t")
+        else:
+            raise ValueError(f"{where}: unsupported file type; use .csv, .tsv or .parquet (or pass a mapping name -> vector)")
+        table = _from_frame(df, key_column, where)
+    if not table:
+        raise ValueError(f"{where} is empty")
+    widths = {v.shape[0] for v in table.values()}
+    if len(widths) != 1:
+        raise ValueError(f"{where}: vectors have different lengths {sorted(widths)[:5]}")
+    nonfinite = [k for k, v in table.items() if not np.isfinite(v).all()]
+    if nonfinite:
+        raise ValueError(f"{where}: non-finite values for {nonfinite[:5]}")
+    return table
+
+
+__all__ = ["EmbeddingTable", "load_embedding_table", "table_from_matrix"]

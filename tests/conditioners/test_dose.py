@@ -1,0 +1,47 @@
+"""Dose encodings: log scaling and the learned Hill dose-response."""
+
+import math
+
+import pytest
+import torch
+
+from distgen.conditioners.dose import DoseEncoding, hill, log_dose
+
+
+def test_log_dose_values():
+    torch.testing.assert_close(log_dose(torch.tensor([0.0, 1.0, 9.0]), scale=1.0), torch.tensor([0.0, math.log(2), math.log(10)]))
+    torch.testing.assert_close(log_dose(torch.tensor([10.0]), scale=10.0), torch.tensor([math.log(2)]))
+
+
+def test_hill_is_half_at_ec50_zero_at_zero_and_monotone():
+    d = torch.tensor([0.0, 0.1, 1.0, 2.0, 10.0])
+    h = hill(d, torch.tensor(2.0), torch.log(torch.tensor(2.0)))
+    assert h[0] == 0 and abs(float(h[3]) - 0.5) < 1e-6
+    assert (h[1:].diff() > 0).all()
+
+
+def test_learned_mode_starts_as_hill_with_slope_one_and_ec50_scale():
+    enc = DoseEncoding(dim=3, mode="learned", scale=4.0)
+    w = enc.weight(torch.randn(1, 3, 3), torch.tensor([[4.0, 12.0, 0.0]]))
+    torch.testing.assert_close(w, torch.tensor([[0.5, 0.75, 0.0]]), atol=1e-4, rtol=1e-4)
+
+
+def test_learned_curve_depends_on_atom_embedding_and_trains():
+    enc = DoseEncoding(dim=3, mode="learned")
+    torch.nn.init.normal_(enc.curve.weight)
+    emb = torch.randn(1, 2, 3)
+    w = enc.weight(emb, torch.tensor([[1.5, 1.5]]))
+    assert not torch.allclose(w[0, 0], w[0, 1])
+    enc(emb, torch.tensor([[1.5, 1.5]])).sum().backward()
+    assert enc.curve.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("mode,expected", [("none", 1.0), ("linear", 3.0), ("log", math.log(4.0))])
+def test_fixed_modes_scale_embedding(mode, expected):
+    emb = torch.ones(1, 1, 2)
+    torch.testing.assert_close(DoseEncoding(2, mode)(emb, torch.tensor([[3.0]])), torch.full((1, 1, 2), expected))
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        DoseEncoding(2, "sqrt")
