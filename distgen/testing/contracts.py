@@ -155,7 +155,7 @@ class ConditionerContract(_Contract):
     def test_can_embed(self, component_name: str) -> None:
         c = make(self.kind, component_name)
         atoms = list(tiny_info().perturbations)
-        out = c.can_embed(atoms + ["NOT_A_GENE_XYZ"])
+        out = c.can_embed([*atoms, "NOT_A_GENE_XYZ"])
         assert len(out) == len(atoms) + 1 and all(isinstance(v, bool) for v in out)
         assert out[-1] is False, "a name the conditioner has never heard of cannot be embeddable"
 
@@ -201,6 +201,7 @@ class BackboneContract(_Contract):
         perm = torch.randperm(batch.target.shape[1], generator=torch.Generator().manual_seed(2))
         cond = _condition(batch, net)
         out = net(batch.target, t, cond)
+        assert cond.control is not None and cond.control_mask is not None
         cond_p = Condition(**{**cond.__dict__, "control": cond.control[:, perm], "control_mask": cond.control_mask[:, perm]})
         out_p = net(batch.target[:, perm], t[:, perm], cond_p)
         torch.testing.assert_close(out_p, out[:, perm], atol=1e-4, rtol=1e-4)
@@ -329,11 +330,24 @@ class MatcherContract(_Contract):
         m = make(self.kind, component_name)
         pool_ctx = torch.tensor([0, 0, 1, 1, 1, 0])
         pool_batch = torch.tensor([0, 1, 0, 1, 0, 1])
-        a = m.match(1, 0, pool_ctx, pool_batch, 10, torch.Generator().manual_seed(0))
-        b = m.match(1, 0, pool_ctx, pool_batch, 10, torch.Generator().manual_seed(0))
+        g = torch.Generator().manual_seed(1)
+        target, pool_x = torch.rand(10, 5, generator=g), torch.rand(6, 5, generator=g)
+        a = m.match(1, 0, pool_ctx, pool_batch, 10, torch.Generator().manual_seed(0), target, pool_x)
+        b = m.match(1, 0, pool_ctx, pool_batch, 10, torch.Generator().manual_seed(0), target, pool_x)
         assert a.shape == (10,) and a.dtype == torch.long
         assert ((a >= 0) & (a < 6)).all()
         torch.testing.assert_close(a, b)
+
+    def test_respects_context_when_declared(self, component_name: str) -> None:
+        """Matchers other than ``random`` draw controls of the set's own context."""
+        if component_name == "random":
+            return
+        m = make(self.kind, component_name)
+        pool_ctx = torch.tensor([0, 0, 1, 1, 1, 0])
+        pool_batch = torch.tensor([0, 1, 0, 1, 0, 1])
+        g = torch.Generator().manual_seed(1)
+        idx = m.match(1, 0, pool_ctx, pool_batch, 7, g, torch.rand(7, 5, generator=g), torch.rand(6, 5, generator=g))
+        assert (pool_ctx[idx] == 1).all()
 
 
 ALL_CONTRACTS = (
