@@ -12,40 +12,123 @@ from distgen.registry import make_registry
 
 
 class ControlMatcher(ABC):
-    """``match(target_labels, candidates, n, generator) -> [n] indices`` into the control pool.
+    """``match(context, batch, pool_context, pool_batch, n, generator, target, pool_x) -> [n]`` indices.
 
-    ``pool`` describes the control cells (their context and batch ids, and expression for matchers
-    that look at it); implementations choose ``n`` control cells for one perturbed set.
+    The control pool is described by ``pool_context`` / ``pool_batch`` ``[M]`` (and its expression
+    ``pool_x`` ``[M, G]`` for matchers that look at it, ``capabilities["needs_expression"]``).
+    ``target`` ``[n, G]`` holds the perturbed cells of the set being matched. Implementations return
+    ``n`` long indices into the pool, drawn with replacement when the pool is small, and use only
+    ``generator`` for randomness (deterministic under a seed).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {}
+    capabilities: ClassVar[dict[str, Any]] = {"needs_expression": False}
 
     @abstractmethod
-    def match(self, context: int, batch: int, pool_context: Tensor, pool_batch: Tensor, n: int, generator: torch.Generator) -> Tensor:
-        """``[n]`` long indices into the control pool (drawn with replacement when needed)."""
+    def match(
+        self,
+        context: int,
+        batch: int,
+        pool_context: Tensor,
+        pool_batch: Tensor,
+        n: int,
+        generator: torch.Generator,
+        target: Tensor | None = None,
+        pool_x: Tensor | None = None,
+    ) -> Tensor:
+        """``[n]`` long indices into the control pool."""
 
 
 matchers = make_registry("matchers", ControlMatcher)
 
 
-def _draw(candidates: Tensor, n: int, generator: torch.Generator) -> Tensor:
+def draw(candidates: Tensor, n: int, generator: torch.Generator, what: str = "") -> Tensor:
+    """``n`` uniform picks from ``candidates``: without replacement while enough, then with."""
     if candidates.numel() == 0:
-        raise ValueError("no control cells available for this set; check the control label and context/batch columns")
-    pick = torch.randint(candidates.numel(), (n,), generator=generator)
-    return candidates[pick]
+        raise ValueError(f"no control cells available{what}; check the control label and the context/batch columns, or use matcher='random'")
+    if candidates.numel() >= n:
+        return candidates[torch.randperm(candidates.numel(), generator=generator)[:n]]
+    return candidates[torch.randint(candidates.numel(), (n,), generator=generator)]
+
+
+def _need_x(name: str, target: Tensor | None, pool_x: Tensor | None) -> tuple[Tensor, Tensor]:
+    if target is None or pool_x is None:
+        raise ValueError(f"matcher {name!r} compares expression: pass target=[n, G] and pool_x=[M, G]")
+    return target, pool_x
 
 
 @matchers.register("random")
 class RandomMatcher(ControlMatcher):
-    """Any control cell, uniformly, with replacement."""
+    """Any control cell, uniformly."""
 
-    def match(self, context: int, batch: int, pool_context: Tensor, pool_batch: Tensor, n: int, generator: torch.Generator) -> Tensor:
-        return _draw(torch.arange(pool_context.numel()), n, generator)
+    def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None) -> Tensor:
+        return draw(torch.arange(pool_context.numel()), n, generator)
 
 
 @matchers.register("same_context")
 class SameContextMatcher(ControlMatcher):
-    """Control cells of the same context (cell type / line), uniformly with replacement."""
+    """Control cells of the same context (cell type / line), uniformly."""
 
-    def match(self, context: int, batch: int, pool_context: Tensor, pool_batch: Tensor, n: int, generator: torch.Generator) -> Tensor:
-        return _draw(torch.nonzero(pool_context == context).flatten(), n, generator)
+    def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None) -> Tensor:
+        return draw(torch.nonzero(pool_context == context).flatten(), n, generator, f" in context {context}")
+
+
+@matchers.register("same_batch")
+class SameBatchMatcher(ControlMatcher):
+    """Control cells of the same context and batch (donor, plate, GEM group), uniformly."""
+
+    def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None) -> Tensor:
+        ok = (pool_context == context) & (pool_batch == batch)
+        return draw(torch.nonzero(ok).flatten(), n, generator, f" in context {context} and batch {batch}")
+
+
+@matchers.register("nearest")
+class NearestMatcher(ControlMatcher):
+    """For each target cell, its nearest same-context control cell (Euclidean); ties broken at random.
+
+    Parameters
+    ----------
+    k
+        Pick uniformly among the ``k`` nearest controls (``k=1``: the nearest), so that a control
+        set keeps some diversity.
+    """
+
+    capabilities: ClassVar[dict[str, Any]] = {"needs_expression": True}
+
+    def __init__(self, k: int = 1) -> None:
+        if k < 1:
+            raise ValueError(f"nearest matcher: k must be >= 1, got {k}")
+        self.k = k
+
+    def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None) -> Tensor:
+        tgt, px = _need_x("nearest", target, pool_x)
+        cand = torch.nonzero(pool_context == context).flatten()
+        if cand.numel() == 0:
+            draw(cand, n, generator, f" in context {context}")
+        d = torch.cdist(tgt[:n].float(), px[cand].float())  # [n, M_c]
+        k = min(self.k, cand.numel())
+        nearest = d.topk(k, dim=1, largest=False).indices  # [n, k]
+        pick = torch.randint(k, (nearest.shape[0], 1), generator=generator)
+        return cand[nearest.gather(1, pick).squeeze(1)]
+
+
+@matchers.register("ot")
+class OTMatcher(ControlMatcher):
+    """Controls drawn from the exact optimal-transport plan (POT ``ot.emd``) between the target set
+    and the same-context control cells, under squared Euclidean cost: each target cell gets a
+    control sampled from its row of the plan."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"needs_expression": True}
+
+    def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None) -> Tensor:
+        import ot
+
+        tgt, px = _need_x("ot", target, pool_x)
+        cand = torch.nonzero(pool_context == context).flatten()
+        if cand.numel() == 0:
+            draw(cand, n, generator, f" in context {context}")
+        a = tgt[:n].double()
+        b = px[cand].double()
+        cost = torch.cdist(a, b).pow(2)
+        plan = ot.emd(torch.full((a.shape[0],), 1.0 / a.shape[0], dtype=torch.float64), torch.full((b.shape[0],), 1.0 / b.shape[0], dtype=torch.float64), cost)
+        rows = plan.float().clamp_min(0) + 1e-12
+        return cand[torch.multinomial(rows, 1, generator=generator).squeeze(1)]

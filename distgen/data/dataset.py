@@ -1,0 +1,230 @@
+"""``PerturbationData``: a validated AnnData turned into a ``CellTable`` with vocabularies."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from distgen.data.conditions import condition_string, missing_control_message, parse_atoms, parse_doses
+from distgen.data.expression import check_values, read_expression, resolve_scale, to_dense_float32
+from distgen.data.schema import PerturbationSchema
+from distgen.types import PAD, CellTable, ConditionLabels, DataInfo
+
+
+def _context_labels(obs: pd.DataFrame, cols: tuple[str, ...]) -> np.ndarray:
+    if not cols:
+        return np.full(len(obs), "all", dtype=object)
+    parts = [obs[c].astype(str).to_numpy(dtype=object) for c in cols]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "|" + p
+    return out
+
+
+def _lognormalize(x: Any, target_sum: float) -> Any:
+    """log1p(normalize_total(x)) through scanpy, on a throwaway AnnData."""
+    import scanpy as sc
+
+    tmp = ad.AnnData(X=x.astype(np.float32) if sp.issparse(x) else np.asarray(x, dtype=np.float32))
+    sc.pp.normalize_total(tmp, target_sum=target_sum)
+    sc.pp.log1p(tmp)
+    return tmp.X
+
+
+@dataclass
+class PerturbationData:
+    """A validated perturbation dataset: tensors for models, AnnData kept for ``distgen.data`` only.
+
+    Attributes
+    ----------
+    adata
+        The processed (log-normalised) AnnData, with canonical ``obs`` columns ``distgen_condition``,
+        ``distgen_context`` and ``distgen_batch``. Only ``distgen.data`` should touch it.
+    table
+        ``CellTable`` of all ``N`` cells (dense float32 ``X``).
+    conditions, contexts, batches
+        ``[N]`` per-cell strings (canonical condition: sorted atoms joined by the delimiter, or
+        ``"control"``).
+    fitted
+        Statistics fitted to data (HVGs, ...) -> the cell indices they were fitted on; the leakage
+        check compares them with a split.
+    """
+
+    adata: ad.AnnData
+    schema: PerturbationSchema
+    table: CellTable
+    conditions: np.ndarray
+    contexts: np.ndarray
+    batches: np.ndarray
+    scale: str
+    fitted: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def info(self) -> DataInfo:
+        return self.table.info
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.table)
+
+    @property
+    def is_control(self) -> np.ndarray:
+        return self.conditions == "control"
+
+    @classmethod
+    def from_anndata(cls, adata: ad.AnnData, schema: PerturbationSchema | None = None) -> PerturbationData:
+        """Validate ``adata`` against ``schema`` and build the dataset (``adata`` is not modified)."""
+        schema = schema or PerturbationSchema()
+        obs = adata.obs
+        missing = [c for c in schema.required_columns() if c not in obs.columns]
+        if missing:
+            raise KeyError(
+                f"obs column(s) {missing} named in PerturbationSchema are missing; available columns: {list(obs.columns)}. "
+                "Fix the schema (perturbation_col / context_cols / batch_col / dose_col) or add the column"
+            )
+        if adata.n_obs == 0:
+            raise ValueError("the AnnData has no cells")
+        x, genes, kind = read_expression(adata, schema.expression)
+        if kind == "genes" and len(set(genes)) != len(genes):
+            dup = pd.Index(genes)[pd.Index(genes).duplicated()].unique().tolist()[:5]
+            raise ValueError(f"duplicated gene names {dup}; make them unique first (adata.var_names_make_unique())")
+        check_values(x, schema.expression, allow_negative=kind == "embedding")
+        scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns))
+
+        atoms = parse_atoms(obs, schema, genes)
+        conditions = np.array([condition_string(a, schema.combo_delimiter) for a in atoms], dtype=object)
+        is_ctrl = conditions == "control"
+        if not is_ctrl.any():
+            raise ValueError(missing_control_message(obs, schema))
+        contexts = _context_labels(obs, schema.context_cols)
+        no_ctrl = sorted(set(contexts) - set(contexts[is_ctrl]))
+        if no_ctrl:
+            raise ValueError(
+                f"context(s) {no_ctrl[:5]} (columns {list(schema.context_cols)}) have no control cells, so their perturbed cells "
+                "cannot be matched to controls; drop them (adata = adata[~adata.obs[...].isin([...])]) or merge contexts"
+            )
+        batches = obs[schema.batch_col].astype(str).to_numpy(dtype=object) if schema.batch_col else np.full(len(obs), "all", dtype=object)
+        sizes = pd.Series(1, index=pd.MultiIndex.from_arrays([conditions, contexts])).groupby(level=[0, 1]).size()
+        small = sizes[sizes < schema.min_cells]
+        if len(small):
+            ex = [f"{c} @ {k}: {n}" for (c, k), n in list(small.items())[:5]]
+            raise ValueError(
+                f"{len(small)} (condition, context) group(s) have fewer than min_cells={schema.min_cells} cells, e.g. {ex}; "
+                "a population needs several cells. Filter them out or lower PerturbationSchema.min_cells"
+            )
+        doses = parse_doses(obs, schema, atoms)
+
+        if scale == "counts" and schema.normalize:
+            x = _lognormalize(x, schema.target_sum)
+            scale_out = "log"
+        else:
+            scale_out = scale
+        dense = to_dense_float32(x)
+
+        pert_vocab = tuple(sorted({a for t in atoms for a in t}))
+        ctx_vocab = tuple(sorted(set(contexts)))
+        bat_vocab = tuple(sorted(set(batches)))
+        info = DataInfo(
+            genes=tuple(genes),
+            perturbations=pert_vocab,
+            contexts=ctx_vocab,
+            batches=bat_vocab,
+            perturbation_type=schema.perturbation_type,
+            control_label="control",
+        )
+        labels = _labels(atoms, doses, contexts, batches, info)
+        table = CellTable(torch.from_numpy(dense), labels, info, {"scale": scale_out, "source_scale": scale})
+
+        new_obs = obs.copy()
+        new_obs["distgen_condition"] = pd.Categorical(conditions.astype(str))
+        new_obs["distgen_context"] = pd.Categorical(contexts.astype(str))
+        new_obs["distgen_batch"] = pd.Categorical(batches.astype(str))
+        var = adata.var.copy() if kind == "genes" else pd.DataFrame(index=pd.Index(genes))
+        processed = ad.AnnData(X=sp.csr_matrix(dense) if sp.issparse(x) else dense, obs=new_obs, var=var)
+        return cls(processed, schema, table, conditions, contexts, batches, scale)
+
+    # ------------------------------------------------------------------ vocabularies and lookups
+    def labels_for(self, conditions: Sequence[str], contexts: Sequence[str] | None = None, batches: Sequence[str] | None = None) -> ConditionLabels:
+        """``ConditionLabels`` for condition strings (``"A+B"``, ``"control"``) at predict time."""
+        delim = self.schema.combo_delimiter
+        controls = {*self.schema.control_labels, "control"}
+        atoms = [tuple(sorted(a for a in c.split(delim) if a and a not in controls)) for c in conditions]
+        n = len(conditions)
+        ctx = list(contexts) if contexts is not None else [self.info.contexts[0]] * n
+        bat = list(batches) if batches is not None else [self.info.batches[0]] * n
+        return _labels(atoms, [tuple(1.0 for _ in a) for a in atoms], np.array(ctx, dtype=object), np.array(bat, dtype=object), self.info)
+
+    def check_genes(self, genes: Sequence[str]) -> None:
+        """Raise unless ``genes`` equal this dataset's genes, in order."""
+        genes = [str(g) for g in genes]
+        if genes == list(self.info.genes):
+            return
+        ours, theirs = set(self.info.genes), set(genes)
+        raise ValueError(
+            f"gene names differ from the training data: {len(theirs - ours)} unknown (e.g. {sorted(theirs - ours)[:5]}), "
+            f"{len(ours - theirs)} missing (e.g. {sorted(ours - theirs)[:5]})"
+            + (", same set but different order" if ours == theirs else "")
+            + "; reindex the input to the training genes (adata[:, genes])"
+        )
+
+    def groups(self, include_control: bool = False) -> dict[tuple[str, str, str], np.ndarray]:
+        """``(condition, context, batch) -> cell indices``."""
+        df = pd.DataFrame({"c": self.conditions.astype(str), "k": self.contexts.astype(str), "b": self.batches.astype(str)})
+        out = {tuple(k): np.asarray(v, dtype=np.int64) for k, v in df.groupby(["c", "k", "b"], sort=True).indices.items()}
+        return {k: v for k, v in out.items() if include_control or k[0] != "control"}
+
+    def atoms_of(self, condition: str) -> tuple[str, ...]:
+        return () if condition == "control" else tuple(condition.split(self.schema.combo_delimiter))
+
+    @property
+    def hash(self) -> str:
+        """Content hash of genes, cell names, conditions, contexts, batches and expression values."""
+        h = hashlib.sha256()
+        for part in (self.info.genes, tuple(map(str, self.adata.obs_names)), tuple(self.conditions), tuple(self.contexts), tuple(self.batches)):
+            h.update("\x1f".join(map(str, part)).encode())
+            h.update(b"\x1e")
+        h.update(self.table.X.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def subset_genes(self, genes: Sequence[str], fitted_on: np.ndarray | None = None, name: str = "genes") -> PerturbationData:
+        """Keep ``genes`` (in that order); ``fitted_on`` records the cells the choice was fitted on."""
+        idx = pd.Index(self.info.genes).get_indexer(list(genes))
+        if (idx < 0).any():
+            bad = [g for g, i in zip(genes, idx) if i < 0][:5]
+            raise KeyError(f"genes {bad} are not in the dataset")
+        info = DataInfo(tuple(genes), self.info.perturbations, self.info.contexts, self.info.batches, self.info.perturbation_type, self.info.control_label)
+        t = torch.from_numpy(idx)
+        table = CellTable(self.table.X[:, t].contiguous(), self.table.labels, info, dict(self.table.meta))
+        fitted = dict(self.fitted)
+        if fitted_on is not None:
+            fitted[name] = np.sort(np.asarray(fitted_on, dtype=np.int64))
+        return PerturbationData(self.adata[:, idx].copy(), self.schema, table, self.conditions, self.contexts, self.batches, self.scale, fitted)
+
+
+def _labels(atoms: list[tuple[str, ...]], doses: list[tuple[float, ...]], contexts: np.ndarray, batches: np.ndarray, info: DataInfo) -> ConditionLabels:
+    pidx, cidx, bidx = info.perturbation_index(), {c: i for i, c in enumerate(info.contexts)}, {b: i for i, b in enumerate(info.batches)}
+    width = max([len(a) for a in atoms] + [1])
+    n = len(atoms)
+    pert = np.full((n, width), PAD, dtype=np.int64)
+    dose = np.zeros((n, width), dtype=np.float32)
+    for i, (a, d) in enumerate(zip(atoms, doses)):
+        for j, (atom, dv) in enumerate(zip(a, d)):
+            if atom not in pidx:
+                raise KeyError(f"unknown perturbation {atom!r}: not seen in the data; known atoms include {list(info.perturbations)[:10]}")
+            pert[i, j] = pidx[atom]
+            dose[i, j] = dv
+    for name, vals, vocab in (("context", contexts, cidx), ("batch", batches, bidx)):
+        unknown = sorted(set(vals) - set(vocab))
+        if unknown:
+            raise KeyError(f"unknown {name} {unknown[:5]}; known: {list(vocab)[:10]}")
+    ctx = np.array([cidx[c] for c in contexts], dtype=np.int64)
+    bat = np.array([bidx[b] for b in batches], dtype=np.int64)
+    return ConditionLabels(torch.from_numpy(pert), torch.from_numpy(dose), torch.from_numpy(ctx), torch.from_numpy(bat))

@@ -1,0 +1,104 @@
+"""Reading the expression matrix out of an AnnData, checking it, and detecting its scale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+#: Largest value still plausible for log1p-normalised expression.
+LOG_MAX = 20.0
+
+
+def _values(x: Any) -> np.ndarray:
+    """The stored values of a dense or sparse matrix (sparse: the non-zeros only)."""
+    return np.asarray(x.data if sp.issparse(x) else x).ravel()
+
+
+def read_expression(adata: Any, source: str) -> tuple[Any, list[str], str]:
+    """``(matrix [N, G], gene names, kind)`` for ``source`` = ``"X"``, a layer or ``"obsm/<key>"``.
+
+    ``kind`` is ``"genes"`` or ``"embedding"``. The matrix is returned as stored (dense or sparse).
+    """
+    if source == "X":
+        if adata.X is None:
+            raise ValueError("adata.X is None; set PerturbationSchema.expression to a layer ('layers/counts') or 'obsm/<key>'")
+        return adata.X, [str(g) for g in adata.var_names], "genes"
+    if source.startswith("obsm/"):
+        key = source[5:]
+        if key not in adata.obsm:
+            raise KeyError(f"expression={source!r}: obsm has no key {key!r}; available: {sorted(adata.obsm.keys())}")
+        m = adata.obsm[key]
+        m = m.to_numpy() if hasattr(m, "to_numpy") else m
+        return m, [f"{key}_{i}" for i in range(m.shape[1])], "embedding"
+    layer = source[7:] if source.startswith("layers/") else source
+    if layer not in adata.layers:
+        raise KeyError(
+            f"expression={source!r}: not 'X', a layer or 'obsm/<key>'; layers: {sorted(adata.layers.keys())}, "
+            f"obsm: {sorted(adata.obsm.keys())}"
+        )
+    return adata.layers[layer], [str(g) for g in adata.var_names], "genes"
+
+
+def check_values(x: Any, source: str, allow_negative: bool = False) -> None:
+    """Raise on NaN/inf (and on negative values unless ``allow_negative``)."""
+    v = _values(x)
+    if v.size and not np.isfinite(v).all():
+        n = int((~np.isfinite(v)).sum())
+        raise ValueError(f"expression {source!r} has {n} NaN/inf values; remove or impute them before loading (e.g. np.nan_to_num)")
+    if not allow_negative and v.size and float(v.min()) < 0:
+        raise ValueError(
+            f"expression {source!r} has negative values (min {float(v.min()):.3g}); distgen expects counts or log1p-normalised "
+            "values. Scaled/centred data (sc.pp.scale) cannot be used: load the unscaled layer instead"
+        )
+
+
+def detect_scale(x: Any, max_values: int = 2_000_000) -> str:
+    """``"counts"`` (integer-valued), ``"log"`` (fractional, max < 20) or ``"normalized"`` (fractional, larger)."""
+    v = _values(x)
+    if v.size > max_values:
+        v = v[np.linspace(0, v.size - 1, max_values).astype(np.int64)]
+    if v.size == 0:
+        return "log"
+    frac = np.abs(v - np.round(v))
+    if float(frac.max()) < 1e-6:
+        return "counts"
+    return "log" if float(v.max()) < LOG_MAX else "normalized"
+
+
+def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any]) -> str:
+    """Check the declared scale against the values; return ``"counts"`` or ``"log"``.
+
+    Refuses combinations that would silently log twice or treat counts as log values.
+    """
+    found = detect_scale(x)
+    logged_flag = "log1p" in uns
+    if found == "normalized":
+        raise ValueError(
+            f"expression {source!r} is fractional with values >= {LOG_MAX}: normalised but not log-transformed. "
+            "Apply sc.pp.log1p yourself or load the raw counts layer (PerturbationSchema.expression)"
+        )
+    if declared == "counts" and found != "counts":
+        raise ValueError(
+            f"PerturbationSchema.scale='counts' but expression {source!r} holds non-integer values that look log-normalised; "
+            "refusing to log them a second time. Use scale='log' (or 'auto'), or point expression at the counts layer"
+        )
+    if declared == "log" and found == "counts":
+        vmax = float(_values(x).max()) if _values(x).size else 0.0
+        if vmax > LOG_MAX:
+            raise ValueError(
+                f"PerturbationSchema.scale='log' but expression {source!r} holds integers up to {vmax:.0f} (raw counts); "
+                "use scale='counts' (or 'auto') so they are normalised and log-transformed once"
+            )
+        return "log"
+    if declared == "auto" and found == "counts" and logged_flag:
+        # integer-valued but scanpy marked it as logged: only plausible for all-zero / binary data
+        return "log"
+    return declared if declared != "auto" else found
+
+
+def to_dense_float32(x: Any) -> np.ndarray:
+    """``[N, G]`` dense C-contiguous float32 copy."""
+    arr = x.toarray() if sp.issparse(x) else np.asarray(x)
+    return np.ascontiguousarray(arr, dtype=np.float32)

@@ -1,0 +1,68 @@
+"""Gene selection through scanpy, fitted on training cells only when a split is in force."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from distgen.data.dataset import PerturbationData
+
+
+def perturbed_genes(data: PerturbationData) -> list[str]:
+    """Perturbation atoms that are also measured genes (genetic perturbations only)."""
+    if data.info.perturbation_type != "genetic":
+        return []
+    genes = set(data.info.genes)
+    return [p for p in data.info.perturbations if p in genes]
+
+
+def highly_variable_genes(
+    data: PerturbationData,
+    n_top_genes: int,
+    fit_on: Sequence[int] | Any | None = None,
+    force_genes: Sequence[str] | None = None,
+    force_perturbed: bool = True,
+    flavor: str = "seurat",
+) -> PerturbationData:
+    """Keep ``n_top_genes`` highly variable genes (scanpy), plus the perturbed genes (as scDFM does).
+
+    Parameters
+    ----------
+    fit_on
+        Cell indices the selection is fitted on, normally ``split.train``; ``None`` fits on all
+        cells (recorded, so that the leakage check flags it under a split).
+    force_genes
+        Extra genes kept whatever their variability.
+    flavor
+        scanpy flavor on log data (``"seurat"``, ``"cell_ranger"``); ``"seurat_v3"`` expects counts
+        and is refused here because distgen holds log-normalised values.
+    """
+    import scanpy as sc
+
+    if flavor == "seurat_v3":
+        raise ValueError("flavor='seurat_v3' needs raw counts; distgen's tables are log-normalised: use 'seurat' or 'cell_ranger'")
+    g = data.info.n_genes
+    if n_top_genes <= 0:
+        raise ValueError(f"n_top_genes must be positive, got {n_top_genes}")
+    idx = np.arange(data.n_cells) if fit_on is None else np.asarray(fit_on, dtype=np.int64)
+    if len(idx) < 2:
+        raise ValueError("highly_variable_genes needs at least 2 cells to fit on")
+    forced = list(dict.fromkeys([*(perturbed_genes(data) if force_perturbed else []), *(force_genes or [])]))
+    unknown = [f for f in forced if f not in set(data.info.genes)]
+    if unknown:
+        raise KeyError(f"force_genes {unknown[:5]} are not in the dataset")
+    if n_top_genes >= g:
+        chosen = set(data.info.genes)
+    else:
+        tmp = ad.AnnData(X=data.table.X[idx].numpy(), var=pd.DataFrame(index=pd.Index(data.info.genes)))
+        tmp.uns["log1p"] = {"base": None}
+        sc.pp.highly_variable_genes(tmp, n_top_genes=n_top_genes, flavor=flavor)
+        chosen = set(tmp.var_names[tmp.var["highly_variable"].to_numpy()])
+    chosen |= set(forced)
+    genes = [gname for gname in data.info.genes if gname in chosen]
+    return data.subset_genes(genes, fitted_on=idx, name="hvg")

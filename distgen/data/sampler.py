@@ -1,0 +1,167 @@
+"""``SetSampler``: batches of condition cell sets with matched control sets, split across ranks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from distgen.data.matching import ControlMatcher, matchers
+from distgen.types import CellTable, SetBatch
+
+
+def condition_groups(table: CellTable) -> tuple[list[Tensor], Tensor]:
+    """Cell indices of each perturbed group (perturbation x context x batch), and their first cells ``[K]``."""
+    lab = table.labels
+    key = torch.cat([lab.perturbation, lab.context[:, None], lab.batch[:, None]], 1)
+    uniq, inv = torch.unique(key, dim=0, return_inverse=True)
+    order = torch.argsort(inv, stable=True)
+    counts = torch.bincount(inv, minlength=uniq.shape[0])
+    groups = [g for g, k in zip(torch.split(order, counts.tolist()), uniq) if not bool((k[: lab.perturbation.shape[1]] < 0).all())]
+    return groups, torch.tensor([int(g[0]) for g in groups], dtype=torch.long)
+
+
+class SetSampler:
+    """Iterable of ``SetBatch``: ``sets_per_batch`` sets of ``set_size`` cells of one condition each.
+
+    Parameters
+    ----------
+    table
+        Cells to sample from (usually ``data.table.subset(split.train)``); its control cells form
+        the control pool unless ``controls`` is given.
+    set_size
+        ``m``: cells per set. Groups with fewer cells are padded (``target_mask`` False, zeros).
+    sets_per_batch
+        ``B`` sets per batch (per rank).
+    matcher
+        Registered control matcher name (``random``, ``same_batch``, ``same_context``, ``nearest``,
+        ``ot``) or a ``ControlMatcher``.
+    seed, rank, world_size
+        Randomness depends only on ``(seed, epoch, global set index)``: the ranks take disjoint
+        slices of one global sequence of sets, and their union equals the single-process sequence.
+    sampling
+        ``"condition"``: each group equally often (cycles through shuffled groups);
+        ``"cell"``: groups in proportion to their cell counts.
+    sets_per_epoch
+        Global sets per epoch (default: the number of groups for ``condition``, cells / ``m`` for
+        ``cell``), rounded up to a multiple of ``sets_per_batch * world_size`` so every rank gets
+        the same number of batches.
+    controls
+        Optional separate control pool (a ``CellTable``; its control cells are used).
+    """
+
+    def __init__(
+        self,
+        table: CellTable,
+        set_size: int = 32,
+        sets_per_batch: int = 4,
+        matcher: str | ControlMatcher = "same_context",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        sampling: str = "condition",
+        sets_per_epoch: int | None = None,
+        controls: CellTable | None = None,
+        matcher_params: dict[str, Any] | None = None,
+    ) -> None:
+        if set_size < 1 or sets_per_batch < 1:
+            raise ValueError(f"set_size and sets_per_batch must be >= 1, got {set_size} and {sets_per_batch}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        if sampling not in ("condition", "cell"):
+            raise ValueError(f"sampling must be 'condition' or 'cell', got {sampling!r}")
+        self.table, self.m, self.b = table, set_size, sets_per_batch
+        self.seed, self.rank, self.world_size, self.sampling = seed, rank, world_size, sampling
+        self.matcher = matchers.build(matcher, **(matcher_params or {})) if isinstance(matcher, str) else matcher
+        self.groups, self.firsts = condition_groups(table)
+        if not self.groups:
+            raise ValueError("the table has no perturbed cells to sample sets from (is the split empty?)")
+        pool_table = controls if controls is not None else table
+        ctrl = torch.nonzero(pool_table.is_control).flatten()
+        if ctrl.numel() == 0:
+            raise ValueError("the table has no control cells to match; keep controls in the training split or pass controls=")
+        self.pool_x = pool_table.X[ctrl]
+        self.pool_context = pool_table.labels.context[ctrl]
+        self.pool_batch = pool_table.labels.batch[ctrl]
+        self.sizes = torch.tensor([g.numel() for g in self.groups], dtype=torch.float64)
+        default = len(self.groups) if sampling == "condition" else max(1, int(self.sizes.sum()) // set_size)
+        step = sets_per_batch * world_size
+        self.sets_per_epoch = math.ceil((sets_per_epoch or default) / step) * step
+        self.epoch = 0
+        self._check_matchable()
+
+    def _check_matchable(self) -> None:
+        needs_x = self.matcher.capabilities.get("needs_expression", False)
+        for gi, first in enumerate(self.firsts.tolist()):
+            ctx, bat = int(self.table.labels.context[first]), int(self.table.labels.batch[first])
+            tgt = self.table.X[self.groups[gi][:1]] if needs_x else None
+            try:
+                self.matcher.match(ctx, bat, self.pool_context, self.pool_batch, 1, torch.Generator().manual_seed(0), tgt, self.pool_x if needs_x else None)
+            except ValueError as e:
+                info = self.table.info
+                raise ValueError(f"group (context {info.contexts[ctx]!r}, batch {info.batches[bat]!r}) cannot be matched: {e}") from e
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed for ``epoch`` (call once per epoch, like ``DistributedSampler``)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.sets_per_epoch // (self.b * self.world_size)
+
+    def _schedule(self) -> Tensor:
+        """``[sets_per_epoch]`` group index of every global set of this epoch."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        k = len(self.groups)
+        if self.sampling == "cell":
+            return torch.multinomial(self.sizes, self.sets_per_epoch, replacement=True, generator=g)
+        reps = math.ceil(self.sets_per_epoch / k)
+        return torch.cat([torch.randperm(k, generator=g) for _ in range(reps)])[: self.sets_per_epoch]
+
+    def _set(self, group: int, global_index: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Target cell indices ``[m]`` (padded with index 0), mask ``[m]``, control pool indices ``[m]``."""
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + global_index)
+        idx = self.groups[group]
+        n = min(idx.numel(), self.m)
+        chosen = idx[torch.randperm(idx.numel(), generator=g)[:n]]
+        mask = torch.zeros(self.m, dtype=torch.bool)
+        mask[:n] = True
+        cells = torch.zeros(self.m, dtype=torch.long)
+        cells[:n] = chosen
+        first = int(self.firsts[group])
+        ctx, bat = int(self.table.labels.context[first]), int(self.table.labels.batch[first])
+        needs_x = self.matcher.capabilities.get("needs_expression", False)
+        tgt = self.table.X[chosen] if needs_x else None
+        ctl = self.matcher.match(ctx, bat, self.pool_context, self.pool_batch, n, g, tgt, self.pool_x if needs_x else None)
+        if n < self.m:  # fill the control set to m from the same matched cells
+            ctl = torch.cat([ctl, ctl[torch.randint(n, (self.m - n,), generator=g)]])
+        return cells, mask, ctl
+
+    def batch_indices(self, batch_number: int) -> list[tuple[int, int, Tensor, Tensor, Tensor]]:
+        """This rank's sets of batch ``batch_number``: ``(global index, group, cells, mask, controls)``."""
+        sched = self._schedule()
+        start = (batch_number * self.world_size + self.rank) * self.b
+        return [(i, int(sched[i]), *self._set(int(sched[i]), i)) for i in range(start, start + self.b)]
+
+    def _make_batch(self, sets: list[tuple[int, int, Tensor, Tensor, Tensor]]) -> SetBatch:
+        cells = torch.stack([s[2] for s in sets])
+        mask = torch.stack([s[3] for s in sets])
+        ctl = torch.stack([s[4] for s in sets])
+        target = self.table.X[cells] * mask[..., None]
+        firsts = self.firsts[torch.tensor([s[1] for s in sets])]
+        return SetBatch(
+            target=target,
+            target_mask=mask,
+            control=self.pool_x[ctl],
+            control_mask=torch.ones_like(mask),
+            labels=self.table.labels.index(firsts),
+            gene_ids=torch.arange(self.table.X.shape[1]),
+        )
+
+    def __iter__(self) -> Iterator[SetBatch]:
+        sched = self._schedule()
+        for bn in range(len(self)):
+            start = (bn * self.world_size + self.rank) * self.b
+            yield self._make_batch([(i, int(sched[i]), *self._set(int(sched[i]), i)) for i in range(start, start + self.b)])

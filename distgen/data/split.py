@@ -1,0 +1,161 @@
+"""``Split``: train/val/test cell indices as data, with a content hash, a file format and a leakage check."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from distgen.data.dataset import PerturbationData
+
+SPLIT_FORMAT = "distgen-split"
+SPLIT_VERSION = 1
+SPLIT_KINDS = (
+    "random_conditions",
+    "unseen_single",
+    "combo_seen0",
+    "combo_seen1",
+    "combo_seen2",
+    "held_out_context",
+    "held_out_context_perturbation",
+    "held_out_batch",
+)
+
+
+class LeakageError(AssertionError):
+    """A split lets test information into training."""
+
+
+def _idx(x: Any) -> Tensor:
+    return torch.as_tensor(np.sort(np.asarray(x, dtype=np.int64)), dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Cell indices of train / val / test, and which conditions each part holds.
+
+    Attributes
+    ----------
+    train, val, test
+        ``[n]`` sorted long indices into ``PerturbationData`` cells (controls included).
+    test_conditions
+        Perturbation conditions (canonical strings) with test cells; ``train_conditions`` and
+        ``val_conditions`` likewise.
+    test_groups
+        ``(condition, context)`` pairs held out (what a model must predict).
+    data_hash
+        ``PerturbationData.hash`` of the dataset the split was made for.
+    """
+
+    kind: str
+    seed: int
+    train: Tensor
+    val: Tensor
+    test: Tensor
+    train_conditions: tuple[str, ...]
+    val_conditions: tuple[str, ...]
+    test_conditions: tuple[str, ...]
+    test_groups: tuple[tuple[str, str], ...]
+    data_hash: str
+    n_cells: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": SPLIT_FORMAT,
+            "version": SPLIT_VERSION,
+            "kind": self.kind,
+            "seed": self.seed,
+            "params": self.params,
+            "data_hash": self.data_hash,
+            "n_cells": self.n_cells,
+            "train": self.train.tolist(),
+            "val": self.val.tolist(),
+            "test": self.test.tolist(),
+            "train_conditions": list(self.train_conditions),
+            "val_conditions": list(self.val_conditions),
+            "test_conditions": list(self.test_conditions),
+            "test_groups": [list(g) for g in self.test_groups],
+        }
+
+    @property
+    def hash(self) -> str:
+        """16-hex content hash of everything in the split file (not of its formatting)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write a small JSON file (gzip when ``path`` ends in ``.gz``) atomically; returns the path."""
+        path = os.fspath(path)
+        d = self.to_dict() | {"hash": self.hash}
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(gzip.compress(blob, mtime=0) if path.endswith(".gz") else blob)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Split:
+        if d.get("format") != SPLIT_FORMAT:
+            raise ValueError(f"not a distgen split file (format={d.get('format')!r}, expected {SPLIT_FORMAT!r})")
+        if int(d.get("version", -1)) > SPLIT_VERSION:
+            raise ValueError(f"split file version {d['version']} is newer than this distgen reads ({SPLIT_VERSION}); upgrade distgen")
+        return cls(
+            kind=d["kind"],
+            seed=int(d["seed"]),
+            train=_idx(d["train"]),
+            val=_idx(d["val"]),
+            test=_idx(d["test"]),
+            train_conditions=tuple(d["train_conditions"]),
+            val_conditions=tuple(d["val_conditions"]),
+            test_conditions=tuple(d["test_conditions"]),
+            test_groups=tuple((str(a), str(b)) for a, b in d["test_groups"]),
+            data_hash=d["data_hash"],
+            n_cells=int(d["n_cells"]),
+            params=dict(d.get("params", {})),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Split:
+        """Read a split file written by ``save``; checks its format, version and hash."""
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        d = json.loads(raw)
+        split = cls.from_dict(d)
+        if "hash" in d and d["hash"] != split.hash:
+            raise ValueError(f"split file {os.fspath(path)!r} is corrupt or was edited: stored hash {d['hash']} != content hash {split.hash}")
+        return split
+
+    # ------------------------------------------------------------------ checks
+    def summary(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "hash": self.hash,
+            "cells": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+            "test_conditions": list(self.test_conditions),
+        }
+
+    def check_leakage(self, data: PerturbationData) -> dict[str, Any]:
+        """Assert that no test cell, and no statistic fitted on test cells, reaches training.
+
+        Raises ``LeakageError`` naming the problem; returns a summary when the split is clean.
+        """
+        from distgen.data.leakage import check_split
+
+        check_split(self, data)
+        return self.summary()

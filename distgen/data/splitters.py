@@ -1,0 +1,189 @@
+"""``make_split``: the held-out settings of the field, as pure functions of a dataset and a seed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from distgen.data.split import SPLIT_KINDS, Split
+
+if TYPE_CHECKING:
+    from distgen.data.dataset import PerturbationData
+
+
+def _n_pick(n: int, frac: float) -> int:
+    return max(1, round(frac * n)) if n else 0
+
+
+def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: Sequence[Any] | None, what: str) -> list[Any]:
+    items = sorted(items)
+    if given is not None:
+        unknown = sorted(set(given) - set(items))
+        if unknown:
+            raise ValueError(f"{what} {unknown[:5]} cannot be held out; eligible: {items[:20]}")
+        return sorted(given)
+    if not items:
+        return []
+    pick = rng.permutation(len(items))[: _n_pick(len(items), frac)]
+    return sorted(items[i] for i in pick)
+
+
+def seen_count(atoms: Sequence[str], train_singles: set[str]) -> int:
+    """How many atoms of a combination are seen as singles in training (GEARS ``seen0/1/2``)."""
+    return sum(a in train_singles for a in atoms)
+
+
+def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: dict[str, Any]) -> np.ndarray:
+    """``[N]`` bool: perturbed cells held out for test."""
+    cond, ctx, bat = data.conditions, data.contexts, data.batches
+    pert = ~data.is_control
+    conds = sorted(set(cond[pert]))
+    atoms = {c: data.atoms_of(c) for c in conds}
+    singles = [c for c in conds if len(atoms[c]) == 1]
+    combos = [c for c in conds if len(atoms[c]) > 1]
+    if kind == "random_conditions":
+        test = _choose(conds, p["test_frac"], rng, p["test_conditions"], "conditions")
+        return np.isin(cond, test)
+    if kind == "unseen_single":
+        held = set(_choose(singles, p["test_frac"], rng, p["test_conditions"], "single perturbations"))
+        test = [c for c in conds if set(atoms[c]) & held]
+        return np.isin(cond, test)
+    if kind.startswith("combo_seen"):
+        k = int(kind[-1])
+        if not combos:
+            raise ValueError(f"split kind {kind!r} needs combinations (labels joined by {data.schema.combo_delimiter!r}); the data has none")
+        held_singles = _choose(singles, p["holdout_singles"], rng, None, "singles") if p["holdout_singles"] > 0 else []
+        train_singles = {atoms[c][0] for c in singles if c not in held_singles}
+        eligible = [c for c in combos if seen_count(atoms[c], train_singles) == k]
+        if not eligible:
+            counts = {c: seen_count(atoms[c], train_singles) for c in combos}
+            raise ValueError(
+                f"no combination has exactly {k} constituent(s) seen as singles in training (seen counts: {counts}); "
+                "use another combo_seen kind or hold out singles with holdout_singles > 0"
+            )
+        test = _choose(eligible, p["test_frac"], rng, p["test_conditions"], f"seen{k} combinations") + list(held_singles)
+        # a training combination made only of held-out atoms would teach them: hold out any combo that holds a held-out single
+        held_atoms = {atoms[c][0] for c in held_singles}
+        test += [c for c in combos if set(atoms[c]) & held_atoms and c not in test]
+        return np.isin(cond, test)
+    if kind == "held_out_context":
+        contexts = sorted(set(ctx))
+        if len(contexts) < 2:
+            raise ValueError(f"split kind 'held_out_context' needs >= 2 contexts; the data has {contexts} (set context_cols)")
+        test_ctx = _choose(contexts, p["test_frac"], rng, p["test_contexts"], "contexts")
+        if len(test_ctx) == len(contexts):
+            raise ValueError("held_out_context would hold out every context, leaving nothing to train on; lower test_frac")
+        return pert & np.isin(ctx, test_ctx)
+    if kind == "held_out_context_perturbation":
+        pairs = sorted({(c, k) for c, k in zip(cond[pert], ctx[pert])})
+        n_ctx = {c: len({k for cc, k in pairs if cc == c}) for c in conds}
+        eligible = [pr for pr in pairs if n_ctx[pr[0]] >= 2]
+        if not eligible:
+            raise ValueError(
+                "held_out_context_perturbation needs perturbations observed in >= 2 contexts (so each held-out pair is seen "
+                "in another context); none are. Use held_out_context or random_conditions instead"
+            )
+        given = [tuple(g) for g in p["test_groups"]] if p["test_groups"] is not None else None
+        order = _choose(eligible, 1.0, rng, given, "(condition, context) pairs") if given else [eligible[i] for i in rng.permutation(len(eligible))]
+        want = len(order) if given else _n_pick(len(eligible), p["test_frac"])
+        left = dict(n_ctx)
+        test_pairs = []
+        for c, k in order:
+            if len(test_pairs) == want:
+                break
+            if left[c] >= 2:
+                test_pairs.append((c, k))
+                left[c] -= 1
+        return pert & np.isin(np.char.add(cond.astype(str), np.char.add("\x1f", ctx.astype(str))), [f"{c}\x1f{k}" for c, k in test_pairs])
+    if kind == "held_out_batch":
+        batches = sorted(set(bat))
+        if len(batches) < 2:
+            raise ValueError(f"split kind 'held_out_batch' needs >= 2 batches; the data has {batches} (set PerturbationSchema.batch_col)")
+        test_b = _choose(batches, p["test_frac"], rng, p["test_batches"], "batches")
+        if len(test_b) == len(batches):
+            raise ValueError("held_out_batch would hold out every batch; lower test_frac")
+        return pert & np.isin(bat, test_b)
+    raise ValueError(f"unknown split kind {kind!r}; available: {list(SPLIT_KINDS)}")
+
+
+def make_split(
+    data: PerturbationData,
+    kind: str = "random_conditions",
+    seed: int = 0,
+    test_frac: float = 0.2,
+    val_frac: float = 0.1,
+    holdout_controls: float = 0.0,
+    holdout_singles: float = 0.0,
+    test_conditions: Sequence[str] | None = None,
+    test_contexts: Sequence[str] | None = None,
+    test_batches: Sequence[str] | None = None,
+    test_groups: Sequence[tuple[str, str]] | None = None,
+) -> Split:
+    """Make a split of ``kind`` (one of ``SPLIT_KINDS``), deterministic under ``seed``.
+
+    Test cells are the perturbed cells of the held-out conditions / contexts / pairs / batches.
+    Validation cells are a stratified ``val_frac`` of the remaining perturbed cells of every group
+    (in-distribution validation). Control cells stay in training (they are the input of a
+    prediction) except a ``holdout_controls`` fraction per context that goes to test and to val.
+    """
+    if kind not in SPLIT_KINDS:
+        raise ValueError(f"unknown split kind {kind!r}; available: {list(SPLIT_KINDS)}")
+    for name, v in (("test_frac", test_frac), ("val_frac", val_frac), ("holdout_controls", holdout_controls), ("holdout_singles", holdout_singles)):
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {v}")
+    params: dict[str, Any] = {
+        "test_frac": test_frac,
+        "val_frac": val_frac,
+        "holdout_controls": holdout_controls,
+        "holdout_singles": holdout_singles,
+        "test_conditions": list(test_conditions) if test_conditions is not None else None,
+        "test_contexts": list(test_contexts) if test_contexts is not None else None,
+        "test_batches": list(test_batches) if test_batches is not None else None,
+        "test_groups": [list(g) for g in test_groups] if test_groups is not None else None,
+    }
+    rng = np.random.default_rng(seed)
+    test = _test_mask(data, kind, rng, params)
+    if not test.any():
+        raise ValueError(f"split {kind!r} (seed {seed}) has an empty test set; check the held-out choice and test_frac")
+    part = np.zeros(data.n_cells, dtype=np.int8)  # 0 train, 1 val, 2 test
+    part[test] = 2
+    ctrl = data.is_control
+    for idx in data.groups(include_control=True).values():
+        free = idx[part[idx] == 0]
+        if ctrl[idx[0]]:
+            n_out = int(holdout_controls * len(free))
+            perm = rng.permutation(free)
+            part[perm[:n_out]] = 2
+            part[perm[n_out : 2 * n_out]] = 1
+        else:
+            n_val = min(int(val_frac * len(free)), max(len(free) - 1, 0))
+            part[rng.permutation(free)[:n_val]] = 1
+    if not ((part == 0) & ~ctrl).any():
+        raise ValueError(f"split {kind!r} leaves no perturbed cells for training; lower test_frac")
+
+    def conds_of(mask: np.ndarray) -> tuple[str, ...]:
+        return tuple(sorted(set(data.conditions[mask & ~ctrl])))
+
+    groups = tuple(sorted({(str(c), str(k)) for c, k in zip(data.conditions[test & ~ctrl], data.contexts[test & ~ctrl])}))
+    return Split(
+        kind=kind,
+        seed=seed,
+        train=_as_idx(part == 0),
+        val=_as_idx(part == 1),
+        test=_as_idx(part == 2),
+        train_conditions=conds_of(part == 0),
+        val_conditions=conds_of(part == 1),
+        test_conditions=conds_of(part == 2),
+        test_groups=groups,
+        data_hash=data.hash,
+        n_cells=data.n_cells,
+        params=params,
+    )
+
+
+def _as_idx(mask: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.flatnonzero(mask).astype(np.int64))
