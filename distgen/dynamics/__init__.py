@@ -5,6 +5,6 @@ from distgen.registry import make_registry
 
 dynamics = make_registry("dynamics", Dynamics)
 
-from distgen.dynamics import flow_matching  # noqa: E402,F401
+from distgen.dynamics import diffusion, flow_matching  # noqa: E402,F401
 
 __all__ = ["Dynamics", "Field", "dynamics", "masked_mse"]

@@ -1,0 +1,110 @@
+"""Variance-preserving noise schedules, discrete (DDPM) and their continuous-time extension.
+
+Two clocks meet here. The discrete DDPM chain has steps ``n = 0 .. T-1`` with
+``x_n = sqrt(abar_n) x_data + sqrt(1 - abar_n) eps``. Diffusion time ``tau = (n + 1) / T`` runs from
+data (``tau = 0``, ``abar = 1``) to noise (``tau = 1``). distgen's time runs the other way,
+``t = 1 - tau`` (``t = 0`` noise, ``t = 1`` data), and is what backbones see.
+
+The continuous schedule interpolates ``log abar`` linearly between the discrete points (with
+``abar(0) = 1``), so it agrees *exactly* with the discrete chain at every ``tau_n``; its rate
+``beta(tau) = -d log abar / d tau`` is piecewise constant (``= -T log(1 - beta_n)``, ~ ``T beta_n``)
+and drives the reverse VP-SDE and the probability-flow ODE.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+SCHEDULES = ("linear", "cosine")
+
+
+def linear_betas(steps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
+    """``[T]`` DDPM linear betas, scaled by ``1000 / T`` so that any ``T`` spans the same noise (float64)."""
+    scale = 1000.0 / steps
+    return torch.linspace(scale * beta_start, scale * beta_end, steps, dtype=torch.float64)
+
+
+def cosine_betas(steps: int, s: float = 0.008, max_beta: float = 0.999) -> Tensor:
+    """``[T]`` betas of the Nichol & Dhariwal cosine schedule ``abar(tau) = cos^2((tau + s)/(1 + s) pi/2)``."""
+    tau = torch.arange(steps + 1, dtype=torch.float64) / steps
+    f = torch.cos((tau + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - f[1:] / f[:-1]).clamp(max=max_beta)
+
+
+def make_betas(schedule: str, steps: int, beta_start: float = 1e-4, beta_end: float = 0.02, cosine_s: float = 0.008) -> Tensor:
+    """``[T]`` betas of a named schedule (``"linear"`` or ``"cosine"``)."""
+    if steps < 1:
+        raise ValueError(f"diffusion schedule: steps (T) must be >= 1, got {steps}")
+    if schedule == "linear":
+        if not 0 < beta_start < beta_end < 1:
+            raise ValueError(f"linear schedule: need 0 < beta_start < beta_end < 1, got {beta_start}, {beta_end}")
+        return linear_betas(steps, beta_start, beta_end)
+    if schedule == "cosine":
+        return cosine_betas(steps, cosine_s)
+    raise ValueError(f"unknown diffusion schedule {schedule!r}; choose from {SCHEDULES}")
+
+
+class VPSchedule:
+    """A variance-preserving schedule: discrete ``abar_n`` and continuous ``abar(tau)``, ``beta(tau)``.
+
+    Parameters
+    ----------
+    betas
+        ``[T]`` per-step betas in (0, 1).
+    """
+
+    def __init__(self, betas: Tensor) -> None:
+        betas = betas.to(torch.float64)
+        if betas.dim() != 1 or not bool(((betas > 0) & (betas < 1)).all()):
+            raise ValueError("VPSchedule: betas must be a 1-d tensor with values in (0, 1)")
+        self.betas = betas
+        self.T = int(betas.numel())
+        self.alpha_bar = torch.cumprod(1 - betas, 0)  # [T], abar_n for n = 0..T-1
+        # knots of the continuous schedule: tau = 0, 1/T, ..., 1 with log abar = 0, log abar_0, ...
+        self.log_abar_knots = torch.cat([torch.zeros(1, dtype=torch.float64), torch.log(self.alpha_bar)])
+
+    # ------------------------------------------------------------------ discrete clock
+    def abar(self, n: Tensor) -> Tensor:
+        """``abar_n`` for integer steps ``n`` (``n = -1`` gives 1, the clean data), float64."""
+        n = torch.as_tensor(n)
+        full = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar]).to(n.device)
+        return full[n.long() + 1]
+
+    def step_to_t(self, n: Tensor) -> Tensor:
+        """distgen time ``t = 1 - (n + 1) / T`` of discrete step ``n``."""
+        return 1.0 - (torch.as_tensor(n, dtype=torch.float64) + 1.0) / self.T
+
+    # ------------------------------------------------------------------ continuous clock
+    def log_abar_tau(self, tau: Tensor) -> Tensor:
+        """``log abar(tau)`` for ``tau`` in [0, 1], piecewise linear through the discrete steps."""
+        tau = torch.as_tensor(tau, dtype=torch.float64).clamp(0.0, 1.0)
+        pos = tau * self.T
+        lo = pos.floor().clamp(max=self.T - 1).long()
+        frac = pos - lo
+        knots = self.log_abar_knots.to(tau.device)
+        return knots[lo] + frac * (knots[lo + 1] - knots[lo])
+
+    def abar_tau(self, tau: Tensor) -> Tensor:
+        """``abar(tau)`` (float64)."""
+        return torch.exp(self.log_abar_tau(tau))
+
+    def beta_tau(self, tau: Tensor) -> Tensor:
+        """Rate ``beta(tau) = -d log abar / d tau`` (piecewise constant), float64."""
+        tau = torch.as_tensor(tau, dtype=torch.float64).clamp(0.0, 1.0)
+        lo = (tau * self.T).floor().clamp(max=self.T - 1).long()
+        knots = self.log_abar_knots.to(tau.device)
+        return -(knots[lo + 1] - knots[lo]) * self.T
+
+
+def strided_steps(total: int, count: int) -> list[int]:
+    """``count`` discrete steps, evenly spaced from ``total - 1`` down to 0 (distinct, descending)."""
+    if not 1 <= count <= total:
+        raise ValueError(f"sample_steps must be in [1, T={total}], got {count}")
+    grid = torch.linspace(total - 1, 0, count, dtype=torch.float64).round().long().tolist()
+    return sorted(set(grid), reverse=True)
+
+
+__all__ = ["SCHEDULES", "VPSchedule", "cosine_betas", "linear_betas", "make_betas", "strided_steps"]

@@ -1,0 +1,165 @@
+"""Diffusion dynamics against the exact denoiser of Gaussian data.
+
+For data ``x0 ~ N(mu, sd^2 I)`` and ``x = a x0 + s eps`` the posterior mean is
+``E[x0 | x] = mu + a sd^2 / (a^2 sd^2 + s^2) (x - a mu)``; a field returning it is the optimal
+network, so every correct sampler must return samples with mean ``mu`` and std ``sd``.
+"""
+
+import pytest
+import torch
+
+from distgen.couplings.independent import IndependentCoupling
+from distgen.dynamics.diffusion import SAMPLERS, Diffusion
+from distgen.dynamics.diffusion_predictions import from_x0_noise
+from distgen.dynamics.diffusion_samplers import NonFiniteSampleError
+
+MU, SD = 2.0, 0.5
+
+
+class GaussianField:
+    """Exact denoiser of N(mu, sd^2) data, answering in the dynamics' prediction space."""
+
+    def __init__(self, dyn, mu=MU, sd=SD, mu_null=None, nan_after=None):
+        self.dyn, self.mu, self.sd, self.mu_null = dyn, mu, sd, mu_null
+        self.calls, self.self_conds, self.nan_after = 0, [], nan_after
+
+    def __call__(self, x, t, *, x_self_cond=None, uncond=False):
+        self.calls += 1
+        self.self_conds.append(None if x_self_cond is None else x_self_cond.clone())
+        mu = self.mu_null if uncond else self.mu
+        abar = self.dyn.schedule.abar_tau(1.0 - t[..., None].double()).to(x.dtype)
+        a, s = abar.sqrt(), (1 - abar).sqrt()
+        x0 = mu + a * self.sd**2 / (a**2 * self.sd**2 + s**2) * (x - a * mu)
+        eps = (x - a * x0) / s
+        out = from_x0_noise(self.dyn.prediction, x0, eps, a, s)
+        if self.nan_after is not None and self.calls > self.nan_after:
+            out = out * float("nan")
+        return out
+
+
+def _sample(dyn, field=None, b=4, m=64, g=3, seed=0):
+    torch.manual_seed(seed)
+    x0 = torch.randn(b, m, g, dtype=torch.float64)
+    field = field or GaussianField(dyn)
+    with torch.no_grad():
+        return dyn.sample(field, x0, torch.ones(b, m, dtype=torch.bool))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sampler": "ddim", "sample_steps": 50},
+        {"sampler": "ddim", "sample_steps": 50, "eta": 1.0},
+        {"sampler": "ddpm", "sample_steps": 100},
+        {"sampler": "ddpm", "sample_steps": 100, "ddpm_variance": "large"},
+        {"sampler": "sde", "sde_method": "euler", "sample_steps": 200},
+        {"sampler": "sde", "sde_method": "srk", "sample_steps": 50},
+        {"sampler": "ode", "ode_method": "rk4", "sample_steps": 50},
+        {"sampler": "ode", "ode_method": "dopri5"},
+        {"sampler": "ddim", "sample_steps": 50, "schedule": "cosine"},
+    ],
+)
+def test_samplers_reproduce_gaussian_data(params):
+    dyn = Diffusion(prediction="x0", **params)
+    out = _sample(dyn)
+    cells = out.cells
+    assert cells.shape == (4, 64, 3) and out.nfe > 0
+    assert cells.mean().item() == pytest.approx(MU, abs=0.05)
+    assert cells.std().item() == pytest.approx(SD, rel=0.12)
+
+
+def test_official_truncated_ddim_is_not_a_strided_ddim():
+    # the released sampler starts from N(0, I) at step 99, where the true marginal is mostly data
+    dyn = Diffusion(prediction="x0", sampler="ddim_official_truncated", start_step=99)
+    out = _sample(dyn)
+    assert out.nfe == 100
+    assert abs(out.cells.mean().item() - MU) > 0.3  # biased toward the noise it started from
+    strided = _sample(Diffusion(prediction="x0", sampler="ddim", sample_steps=100))
+    assert strided.cells.mean().item() == pytest.approx(MU, abs=0.05)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ode"])
+def test_prediction_types_give_the_same_deterministic_samples(sampler):
+    outs = [_sample(Diffusion(prediction=k, sampler=sampler, sample_steps=20)).cells for k in ("noise", "x0", "velocity")]
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(outs[0], outs[2], rtol=1e-6, atol=1e-6)
+
+
+def test_ddim_eta_one_is_the_ddpm_posterior():
+    a = _sample(Diffusion(prediction="x0", sampler="ddim", sample_steps=30, eta=1.0), seed=3).cells
+    b = _sample(Diffusion(prediction="x0", sampler="ddpm", sample_steps=30), seed=3).cells
+    torch.testing.assert_close(a, b)
+
+
+def test_guidance_in_noise_space():
+    # exact Gaussian denoisers are linear, so guidance shifts the mean to (1+w) mu_cond - w mu_null
+    dyn = Diffusion(prediction="x0", sampler="ddim", sample_steps=50, guidance=1.0)
+    field = GaussianField(dyn, mu=2.0, mu_null=1.0)
+    out = _sample(dyn, field)
+    assert out.cells.mean().item() == pytest.approx(3.0, abs=0.05)
+    assert out.nfe == 100 == field.calls
+
+
+def test_self_conditioning_feeds_the_previous_estimate():
+    dyn = Diffusion(prediction="noise", sampler="ddim", sample_steps=5, self_condition=0.5)
+    field = GaussianField(dyn)
+    _sample(dyn, field)
+    assert field.self_conds[0] is None and all(sc is not None for sc in field.self_conds[1:])
+    # the estimate fed at a step is exactly the x0 the denoiser returned at the step before
+    field = GaussianField(dyn)
+    denoise, _ = dyn.denoiser(field)
+    x = torch.randn(2, 4, 3, dtype=torch.float64)
+    first, _ = denoise(x, torch.tensor(0.3), 0.4)
+    denoise(x + 1, torch.tensor(0.5), 0.6)
+    torch.testing.assert_close(field.self_conds[1], first)
+
+
+def test_clip_denoised_zeroes_small_values():
+    dyn = Diffusion(prediction="x0", sampler="ddim", sample_steps=20, clip_denoised=0.3)
+    cells = _sample(dyn, GaussianField(dyn, mu=0.2, sd=0.3)).cells
+    assert (cells == 0).any()
+    assert not ((cells > 0) & (cells < 0.3)).any() and not (cells < 0).any()
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm", "sde", "ode"])
+def test_non_finite_values_stop_sampling_with_step_and_time(sampler):
+    dyn = Diffusion(prediction="noise", sampler=sampler, sample_steps=10)
+    with pytest.raises(NonFiniteSampleError, match=r"step \d+ \(t=0\.\d+"):
+        _sample(dyn, GaussianField(dyn, nan_after=3))
+
+
+@pytest.mark.parametrize("kind", ["noise", "x0", "velocity"])
+def test_loss_is_zero_for_the_exact_denoiser_of_a_point_mass(kind):
+    dyn = Diffusion(prediction=kind, timesteps=100)
+    field = GaussianField(dyn, mu=1.5, sd=0.0)
+    x1 = torch.full((3, 5, 4), 1.5, dtype=torch.float64)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    torch.manual_seed(0)
+    out = dyn.loss(field, x1, mask, torch.randn_like(x1), IndependentCoupling())
+    assert out.loss.item() == pytest.approx(0.0, abs=1e-8)
+    torch.testing.assert_close(out.extras["x1_hat"], x1)
+    t = out.extras["t"]
+    assert (t == t[:, :1]).all(), "one noise level per set"
+    assert ((t >= 0) & (t < 1)).all()
+
+
+def test_loss_self_conditioning_runs_a_no_grad_first_pass():
+    dyn = Diffusion(prediction="x0", self_condition=1.0, timesteps=100)
+    field = GaussianField(dyn)
+    x1 = torch.randn(2, 4, 3, dtype=torch.float64)
+    dyn.loss(field, x1, torch.ones(2, 4, dtype=torch.bool), torch.randn_like(x1), IndependentCoupling())
+    assert field.calls == 2 and field.self_conds[0] is None and field.self_conds[1] is not None
+
+
+def test_bad_parameters_name_the_key():
+    for kwargs, key in [
+        ({"sampler": "euler"}, "sampler"),
+        ({"prediction": "score"}, "prediction"),
+        ({"guidance": -1.0}, "guidance"),
+        ({"sample_steps": 0}, "sample_steps"),
+        ({"self_condition": 1.5}, "self_condition"),
+        ({"sde_method": "heun"}, "sde_method"),
+    ]:
+        with pytest.raises(ValueError, match=key):
+            Diffusion(**kwargs)
+    assert set(SAMPLERS) == {"ddim", "ddim_official_truncated", "ddpm", "sde", "ode"}
