@@ -5,6 +5,6 @@ from distgen.registry import make_registry
 
 couplings = make_registry("couplings", Coupling)
 
-from distgen.couplings import independent  # noqa: E402,F401
+from distgen.couplings import exact_ot, independent, sinkhorn  # noqa: E402,F401
 
 __all__ = ["Coupling", "couplings"]
