@@ -30,7 +30,7 @@ def build(
     ``config`` may be a whole document (with a ``model`` section) or a bare model node.
     """
     doc = load_config(config, overrides)
-    node = doc["model"] if "model" in doc else doc
+    node = doc.get("model", doc)
     return build_model(node, info, seen_perturbations)
 
 

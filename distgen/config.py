@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -72,16 +73,15 @@ def _type_ok(value: Any, hint: Any) -> bool:
     if origin in (list, tuple, Sequence, typing.Sequence) or hint in (list, tuple):
         if not isinstance(value, list | tuple):
             return False
-        if args and not (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
-            if origin is tuple and args and args[-1] is not Ellipsis:
-                return len(args) == len(value) and all(_type_ok(v, a) for v, a in zip(value, args, strict=True))
+        if origin is tuple and args and args[-1] is not Ellipsis:  # fixed-length tuple[int, str]
+            return len(args) == len(value) and all(_type_ok(v, a) for v, a in zip(value, args, strict=True))
         inner = args[0] if args else Any
         return all(_type_ok(v, inner) for v in value)
     if origin in (dict, Mapping, typing.Mapping) or hint in (dict,):
         return isinstance(value, dict)
     if isinstance(hint, type):
         if _component_kind(hint) is not None:
-            return isinstance(value, dict) or isinstance(value, hint)
+            return isinstance(value, dict | hint)
         return isinstance(value, hint)
     return True  # annotations we cannot check (Callable, TypeVars...) are accepted
 
@@ -96,7 +96,7 @@ def signature_schema(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
     sig = inspect.signature(target)
     try:
         hints = typing.get_type_hints(target)
-    except Exception:  # noqa: BLE001 - unresolved forward refs: fall back to no checking
+    except Exception:
         hints = {}
     out = {}
     for p in sig.parameters.values():
@@ -232,6 +232,9 @@ def save_yaml(doc: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
+_SCI_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"model.backbone.depth=4"`` -> (``["model", "backbone", "depth"]``, ``4``)."""
     if "=" not in text:
@@ -244,11 +247,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
-    if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string; users mean a number
-        try:
-            value = float(value)
-        except ValueError:
-            pass
+    if isinstance(value, str) and _SCI_FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-3 as a string
+        value = float(value)
     return parts, value
 
 
