@@ -51,6 +51,7 @@ class MLPBackbone(Backbone):
         if depth < 1 or hidden < 1:
             raise ValueError(f"mlp: depth and hidden must be >= 1, got depth={depth}, hidden={hidden}")
         self.n_genes = n_genes
+        self.population_dim = population_dim
         self.use_control = use_control
         self.self_conditioning = self_conditioning
         self.requires = frozenset({"embedding"} | ({"control"} if use_control else set()))  # type: ignore[misc]

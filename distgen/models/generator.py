@@ -20,6 +20,7 @@ from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
 from distgen.models import models
+from distgen.models.assembly import capability_problems, tie_gene_embeddings
 from distgen.models.base import PerturbationModel
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
 
@@ -95,6 +96,7 @@ class Generator(nn.Module, PerturbationModel):
         self.genes_per_step = genes_per_step
         self.input_scale = float(input_scale)
         self.last_nfe = 0
+        tie_gene_embeddings(self)
         check_assembly(self)
 
     # ------------------------------------------------------------------ assembly
@@ -131,10 +133,21 @@ class Generator(nn.Module, PerturbationModel):
 
     # ------------------------------------------------------------------ conditioning
     def condition(
-        self, labels: ConditionLabels, control: Tensor, control_mask: Tensor, gene_ids: Tensor, drop: Tensor | None = None
+        self,
+        labels: ConditionLabels,
+        control: Tensor,
+        control_mask: Tensor,
+        gene_ids: Tensor,
+        drop: Tensor | None = None,
+        population: Tensor | None = None,
     ) -> Condition:
-        """The backbone's ``Condition`` for ``B`` sets (``drop`` [B] bool selects the null embedding)."""
-        population = self.population_encoder(control, control_mask) if self.population_encoder is not None else None
+        """The backbone's ``Condition`` for ``B`` sets (``drop`` [B] bool selects the null embedding).
+
+        ``population`` overrides the population encoder's embedding of ``control`` (``loss`` passes
+        the embedding of the full gene panel when it trains on a gene subset).
+        """
+        if population is None and self.population_encoder is not None:
+            population = self.population_encoder(control, control_mask)
         return Condition(
             gene_ids=gene_ids,
             embedding=self.conditioner(labels, drop),
@@ -159,7 +172,10 @@ class Generator(nn.Module, PerturbationModel):
     # ------------------------------------------------------------------ training
     def loss(self, batch: SetBatch) -> LossOutput:
         """Training loss on a set batch: the dynamics' objective plus the distribution term."""
+        population = None
         if self.genes_per_step is not None and self.genes_per_step < batch.shape[2] and self.training:
+            if self.population_encoder is not None:  # the population condition always sees the full panel
+                population = self.population_encoder(batch.control * self.input_scale, batch.control_mask)
             cols = torch.randperm(batch.shape[2], device=batch.target.device)[: self.genes_per_step]
             batch = batch.select_genes(cols.sort().values)
         s = self.input_scale
@@ -168,7 +184,7 @@ class Generator(nn.Module, PerturbationModel):
         drop = None
         if self.training and self.p_drop_condition > 0:
             drop = torch.rand(b, device=x1.device) < self.p_drop_condition
-        cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop)
+        cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop, population)
         source = self.dynamics.draw_source(x1, control)
         out = self.dynamics.loss(self.bind(cond), x1, batch.target_mask, source, self.coupling)
         if self.distribution_loss is not None and self.distribution_weight > 0:
@@ -227,6 +243,9 @@ def check_assembly(model: Generator) -> None:
         raise AssemblyError(f"p_drop_condition must be in [0, 1), got {model.p_drop_condition}")
     if model.input_scale <= 0:
         raise AssemblyError(f"input_scale must be > 0, got {model.input_scale}")
+    problems = capability_problems(model)
+    if problems:
+        raise AssemblyError("; ".join(problems))
 
 
 def build_model(

@@ -1,0 +1,154 @@
+"""Capability checks and shared-weight ties run when a ``Generator`` is assembled, before any compute.
+
+Components declare what they offer and need in ``capabilities`` (class-level dicts) and a few
+instance attributes; these functions compare the declarations of the parts of one model and
+return every reason the combination cannot work. Keys read here:
+
+- encoders: ``output_kind`` (``"vector"``...), ``fixed_gene_panel`` (reads exactly ``n_genes``
+  columns), ``dim``, trainable parameters;
+- backbones: ``population_kind`` (what ``Condition.population`` must be, default ``"vector"``),
+  ``population_dim`` attribute, ``supports_self_conditioning`` and a ``self_conditioning``
+  attribute, ``output_range`` (``"nonnegative"`` heads), ``requires_dynamics`` (a mapping of
+  dynamics capability -> required value), ``gene_embedding`` (a gene-id -> vector module);
+- dynamics: ``self_condition`` (probability), ``guidance``, ``prediction``, ``source``,
+  ``requires_backbone`` (a mapping of backbone capability -> required value).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from distgen.models.generator import Generator
+
+#: Predictions that take either sign (a non-negative output head cannot produce them).
+SIGNED_PREDICTIONS = frozenset({"velocity", "eps", "noise", "v", "score"})
+
+
+def _name(obj: Any) -> str:
+    return type(obj).__name__
+
+
+def _caps(obj: Any) -> dict[str, Any]:
+    return dict(getattr(obj, "capabilities", {}) or {})
+
+
+def _gene_panel(enc: Any, n_genes: int, role: str, genes_per_step: int | None) -> list[str]:
+    if not _caps(enc).get("fixed_gene_panel", False):
+        return []
+    out = []
+    built = getattr(enc, "n_genes", None)
+    if built is not None and built != n_genes:
+        out.append(f"{role} {_name(enc)} was built for {built} genes but the data has {n_genes}")
+    if role == "distribution_loss" and genes_per_step is not None and genes_per_step < n_genes:
+        out.append(
+            f"distribution_loss {_name(enc)} reads the full panel of {n_genes} genes, but genes_per_step={genes_per_step} "
+            "trains on gene subsets; use a kernel mean embedding (kme), which works on any gene subset, or drop genes_per_step"
+        )
+    return out
+
+
+def population_problems(model: Generator) -> list[str]:
+    """Population encoder vs backbone: output kind, width, gene panel."""
+    enc, bb = model.population_encoder, model.backbone
+    if enc is None:
+        return []
+    out = []
+    kind, want = _caps(enc).get("output_kind", "vector"), _caps(bb).get("population_kind", "vector")
+    if kind != want:
+        out.append(f"population_encoder {_name(enc)} outputs {kind!r} but backbone {_name(bb)} takes a {want!r} population")
+    width = getattr(bb, "population_dim", None)
+    if width is not None and width != enc.dim:
+        out.append(
+            f"backbone {_name(bb)} was built for population_dim={width} but population_encoder {_name(enc)} has dim={enc.dim}; "
+            "build the model with Generator.from_config (it injects the width) or pass population_dim=encoder.dim"
+        )
+    return out + _gene_panel(enc, model.info.n_genes, "population_encoder", None)
+
+
+def distribution_problems(model: Generator) -> list[str]:
+    """Distribution-loss encoder: must not be trainable (a minimised learned distance collapses)."""
+    enc = model.distribution_loss
+    if enc is None:
+        return []
+    out = []
+    if model.distribution_weight > 0 and any(p.requires_grad for p in enc.parameters()):
+        out.append(
+            f"distribution_loss {_name(enc)} has trainable parameters: minimising a learned distance jointly with the "
+            "generator drives it to zero for any pair of populations; set frozen: true (a fixed random set embedding) or use kme"
+        )
+    return out + _gene_panel(enc, model.info.n_genes, "distribution_loss", model.genes_per_step)
+
+
+def _declared(needs: Any, have: dict[str, Any], who: str, whom: str) -> list[str]:
+    out = []
+    for key, value in dict(needs or {}).items():
+        got = have.get(key)
+        ok = got in value if isinstance(value, list | tuple | set | frozenset) else got == value
+        if not ok:
+            out.append(f"{who} requires {whom} capability {key}={value!r}, but {whom} has {key}={got!r}")
+    return out
+
+
+def dynamics_backbone_problems(model: Generator) -> list[str]:
+    """Dynamics x backbone: self-conditioning, output sign, guidance, declared requirements."""
+    dyn, bb = model.dynamics, model.backbone
+    dcaps, bcaps = _caps(dyn), _caps(bb)
+    out = []
+    if float(getattr(dyn, "self_condition", 0.0) or 0.0) > 0 and (
+        not bcaps.get("supports_self_conditioning", False) or getattr(bb, "self_conditioning", True) is False
+    ):
+        out.append(
+            f"dynamics {_name(dyn)} trains with self-conditioning (self_condition={dyn.self_condition}) but backbone "
+            f"{_name(bb)} does not take the previous estimate; enable self_conditioning on the backbone or set self_condition: 0"
+        )
+    pred = getattr(dyn, "prediction", None)
+    if bcaps.get("output_range") == "nonnegative" and pred in SIGNED_PREDICTIONS:
+        out.append(
+            f"backbone {_name(bb)} has a non-negative output head but dynamics {_name(dyn)} predicts {pred!r}, which takes "
+            "either sign; predict the sample (x0/x1) or use a backbone with a linear head"
+        )
+    guidance = float(getattr(dyn, "guidance", 1.0) or 1.0)
+    if guidance != 1.0 and model.p_drop_condition <= 0:
+        out.append(
+            f"dynamics {_name(dyn)} samples with classifier-free guidance={guidance}, which needs a trained null condition; "
+            "set p_drop_condition > 0 (e.g. 0.1) or guidance: 1"
+        )
+    out += _declared(dcaps.get("requires_backbone"), bcaps, f"dynamics {_name(dyn)}", f"backbone {_name(bb)}")
+    out += _declared(bcaps.get("requires_dynamics"), {**dcaps, "source": dyn.source}, f"backbone {_name(bb)}", f"dynamics {_name(dyn)}")
+    return out
+
+
+def capability_problems(model: Generator) -> list[str]:
+    """Every reason this assembly cannot work (empty when it can)."""
+    return population_problems(model) + distribution_problems(model) + dynamics_backbone_problems(model)
+
+
+def tie_gene_embeddings(model: Generator) -> bool:
+    """Share the backbone's gene-token table with a conditioner that embeds perturbations by gene.
+
+    A backbone with gene tokens exposes ``gene_embedding`` (gene ids into ``info.genes`` -> vectors,
+    width ``gene_embedding_dim`` or the ``nn.Embedding`` width); a conditioner with
+    ``tie_gene_embedding`` then uses that table. Returns whether a tie was made.
+    """
+    table = getattr(model.backbone, "gene_embedding", None)
+    tie = getattr(model.conditioner, "tie_gene_embedding", None)
+    if table is None or tie is None or not isinstance(table, nn.Module):
+        return False
+    width = getattr(model.backbone, "gene_embedding_dim", None) or getattr(table, "embedding_dim", None)
+    if width is None:
+        raise ValueError(f"backbone {_name(model.backbone)} exposes gene_embedding but no gene_embedding_dim")
+    tie(table, int(width))
+    return bool(getattr(model.conditioner, "tied", True))
+
+
+__all__ = [
+    "SIGNED_PREDICTIONS",
+    "capability_problems",
+    "distribution_problems",
+    "dynamics_backbone_problems",
+    "population_problems",
+    "tie_gene_embeddings",
+]
