@@ -56,7 +56,7 @@ class DeepSetsEncoder(Encoder):
         Freeze all weights (a fixed random set embedding).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": True}
+    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": True, "fixed_gene_panel": True}
     example_params: ClassVar[dict[str, Any]] = {"dim": 8, "hidden": 16, "depth": 1}
 
     def __init__(

@@ -41,7 +41,7 @@ class SetTransformerEncoder(Encoder):
         Freeze all weights (a fixed random set embedding; use when this is a distribution loss).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": True}
+    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": True, "fixed_gene_panel": True}
     example_params: ClassVar[dict[str, Any]] = {"dim": 8, "hidden": 16, "heads": 2, "layers": 1, "n_inducing": 3}
 
     def __init__(

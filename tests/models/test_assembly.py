@@ -1,0 +1,168 @@
+"""Assembly rejects component combinations that cannot work, with the reason, before any compute."""
+
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from torch import nn
+
+from distgen.backbones.base import Backbone, Condition
+from distgen.config import build_component
+from distgen.encoders.base import Encoder
+from distgen.models.generator import AssemblyError, Generator
+from distgen.testing.fixtures import tiny_batch, tiny_info
+
+INFO = tiny_info()
+
+
+def _build(kind, node, **kw):
+    torch.manual_seed(0)
+    return build_component(kind, node, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None, **kw)
+
+
+class GeneWise(Backbone):
+    """Test backbone: per-gene affine map; any gene subset; optional gene tokens and declarations."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"token": "gene", "supports_gene_subsampling": True, "permutation_equivariant": True}
+
+    def __init__(self, cond_dim: int = 8, population_dim: int = 0, caps: dict | None = None, gene_tokens: int = 0) -> None:
+        super().__init__()
+        if caps:
+            self.capabilities = {**type(self).capabilities, **caps}
+        self.population_dim = population_dim
+        self.a = nn.Parameter(torch.ones(1))
+        self.cond = nn.Linear(cond_dim + population_dim, 1)
+        if gene_tokens:
+            self.gene_embedding = nn.Embedding(INFO.n_genes, gene_tokens)
+            self.gene_head = nn.Linear(gene_tokens, 1)
+
+    def forward(self, x_t, t, cond: Condition, x_self_cond=None):
+        c = [cond.embedding] + ([cond.population] if cond.population is not None else [])
+        out = self.a * x_t + t[..., None] + self.cond(torch.cat(c, -1))[:, None, :]
+        if hasattr(self, "gene_embedding"):
+            out = out + self.gene_head(self.gene_embedding(cond.gene_ids))[:, 0]
+        return out
+
+
+def _model(backbone=None, dynamics=None, conditioner=None, **kw) -> Generator:
+    cond = conditioner or _build("conditioners", {"name": "onehot", "dim": 8})
+    pop = kw.get("population_encoder")
+    bb = backbone or _build("backbones", {"name": "mlp", "hidden": 8, "depth": 1}, cond_dim=8, population_dim=pop.dim if pop else 0)
+    dyn = dynamics or _build("dynamics", {"name": "flow_matching", "steps": 2, "solver": "euler"})
+    return Generator(info=INFO, conditioner=cond, backbone=bb, dynamics=dyn, **kw)
+
+
+def _enc(name, **p):
+    return _build("encoders", {"name": name, "dim": 4, "hidden": 8, "heads": 2, "layers": 1, "n_inducing": 2, **p} if name == "set_transformer" else {"name": name, **p})
+
+
+def test_a_valid_population_condition_assembles_and_trains():
+    m = _model(population_encoder=_enc("set_transformer"))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    before = [p.detach().clone() for p in m.population_encoder.parameters()]
+    m.train()
+    for _ in range(2):
+        loss = m.loss(tiny_batch()).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.population_encoder.parameters()))
+
+
+def test_population_width_mismatch_is_rejected_with_the_fix():
+    bb = _build("backbones", {"name": "mlp", "hidden": 8, "depth": 1}, cond_dim=8, population_dim=0)
+    with pytest.raises(AssemblyError, match=r"population_dim=0 but population_encoder SetTransformerEncoder has dim=4.*from_config"):
+        _model(backbone=bb, population_encoder=_enc("set_transformer"))
+
+
+def test_population_output_kind_mismatch():
+    class TokenEncoder(Encoder):
+        """Outputs a set of tokens."""
+
+        capabilities: ClassVar[dict[str, Any]] = {"output_kind": "tokens"}
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.dim = 4
+
+        def forward(self, cells, mask):
+            return cells[..., :4]
+
+    with pytest.raises(AssemblyError, match="outputs 'tokens' but backbone GeneWise takes a 'vector' population"):
+        _model(backbone=GeneWise(population_dim=4), population_encoder=TokenEncoder())
+
+
+def test_population_encoder_built_for_another_gene_panel():
+    enc = build_component("encoders", {"name": "deepsets", "dim": 4, "hidden": 8, "depth": 1}, n_genes=7)
+    with pytest.raises(AssemblyError, match="built for 7 genes but the data has 12"):
+        _model(backbone=GeneWise(population_dim=4), population_encoder=enc)
+
+
+def test_trainable_distribution_loss_is_rejected_frozen_accepted():
+    with pytest.raises(AssemblyError, match=r"trainable parameters.*frozen: true"):
+        _model(distribution_loss=_enc("set_transformer"), distribution_weight=0.1)
+    m = _model(distribution_loss=_enc("set_transformer", frozen=True), distribution_weight=0.1)
+    out = m.loss(tiny_batch())
+    assert "distribution" in out.parts and torch.isfinite(out.loss)
+
+
+def test_fixed_panel_distribution_loss_with_gene_subsampling_is_rejected():
+    with pytest.raises(AssemblyError, match="genes_per_step=5 trains on gene subsets; use a kernel mean embedding"):
+        _model(backbone=GeneWise(), distribution_loss=_enc("deepsets", frozen=True), distribution_weight=1.0, genes_per_step=5)
+    # kme works on any gene subset
+    _model(backbone=GeneWise(), distribution_loss=_enc("kme", kernel={"name": "rbf"}), distribution_weight=1.0, genes_per_step=5)
+
+
+def test_population_condition_sees_the_full_panel_under_gene_subsampling():
+    m = _model(backbone=GeneWise(population_dim=4), population_encoder=_enc("set_transformer"), genes_per_step=5)
+    m.train()
+    out = m.loss(tiny_batch())  # the set transformer reads 12 genes although the step trains on 5
+    assert torch.isfinite(out.loss)
+
+
+def test_self_conditioning_dynamics_needs_a_backbone_that_takes_it():
+    dyn = _build("dynamics", {"name": "diffusion", "self_condition": 0.5, "timesteps": 100, "sample_steps": 2})
+    with pytest.raises(AssemblyError, match=r"self-conditioning.*enable self_conditioning on the backbone"):
+        _model(dynamics=dyn)
+    bb = _build("backbones", {"name": "mlp", "hidden": 8, "depth": 1, "self_conditioning": True}, cond_dim=8, population_dim=0)
+    _model(backbone=bb, dynamics=dyn)
+
+
+def test_guidance_needs_condition_dropout():
+    dyn = _build("dynamics", {"name": "flow_matching", "steps": 2, "solver": "euler", "guidance": 2.0})
+    with pytest.raises(AssemblyError, match=r"guidance=2.0.*p_drop_condition > 0"):
+        _model(dynamics=dyn)
+    _model(dynamics=dyn, p_drop_condition=0.1)
+
+
+def test_nonnegative_head_cannot_predict_velocity():
+    with pytest.raises(AssemblyError, match=r"non-negative output head.*'velocity'"):
+        _model(backbone=GeneWise(caps={"output_range": "nonnegative"}))
+
+
+def test_declared_requirements_both_ways():
+    with pytest.raises(AssemblyError, match="backbone GeneWise requires dynamics FlowMatching capability source='control'"):
+        _model(backbone=GeneWise(caps={"requires_dynamics": {"source": "control"}}))
+    ok = _build("dynamics", {"name": "flow_matching", "steps": 2, "solver": "euler", "source": "control"})
+    _model(backbone=GeneWise(caps={"requires_dynamics": {"source": "control"}}), dynamics=ok)
+
+
+def test_all_reasons_are_reported_together():
+    dyn = _build("dynamics", {"name": "flow_matching", "steps": 2, "solver": "euler", "guidance": 3.0})
+    with pytest.raises(AssemblyError) as err:
+        _model(backbone=GeneWise(caps={"output_range": "nonnegative"}), dynamics=dyn)
+    assert "guidance" in str(err.value) and "non-negative" in str(err.value)
+
+
+def test_gene_vocab_is_tied_to_backbone_gene_tokens():
+    cond = _build("conditioners", {"name": "gene_vocab", "dim": 8}, )
+    cond.seen = frozenset({"G0"})
+    assert cond.can_embed(["G0", "G3"]) == [True, False]
+    m = _model(backbone=GeneWise(gene_tokens=6), conditioner=cond)
+    assert m.conditioner.tied
+    assert m.can_predict(["G0", "G3", "NOT_A_GENE"]) == [True, True, False]
+    # one table, owned by the backbone: it appears once in the model's parameters and state
+    assert sum(p is m.backbone.gene_embedding.weight for p in m.parameters()) == 1
+    assert not [k for k in m.state_dict() if k.startswith("conditioner.own")]
+    m.loss(tiny_batch()).loss.backward()
+    assert m.backbone.gene_embedding.weight.grad is not None
