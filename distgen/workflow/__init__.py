@@ -1,0 +1,1 @@
+"""The methods developer's workflow: experiments (train -> predict -> evaluate), sweeps, quickstart."""

@@ -1,0 +1,149 @@
+"""Aggregate a sweep: per-run per-perturbation metrics -> results table, mean +/- sd, paired tests."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Metrics shown in summaries unless others are asked for.
+SUMMARY_METRICS = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N", "edistance")
+
+
+@dataclass
+class Comparison:
+    """Paired comparison of a variant against the reference on one metric."""
+
+    variant: str
+    metric: str
+    n_pairs: int
+    mean_diff: float
+    statistic: float
+    p_value: float
+    better: str  # "variant", "reference" or "tie" (by mean difference and the metric's direction)
+
+
+def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a per-perturbation ``metrics.csv``; numeric columns parsed (empty -> NaN)."""
+    rows = []
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            out: dict[str, Any] = {}
+            for k, v in row.items():
+                try:
+                    out[k] = float(v) if v != "" else math.nan
+                except (TypeError, ValueError):
+                    out[k] = v
+            rows.append(out)
+    return rows
+
+
+def metric_direction(name: str) -> bool:
+    """True when higher is better for a registered metric (False when unknown)."""
+    from distgen.registry import registry
+
+    try:
+        return bool(registry("metrics").get(name).capabilities.get("higher_is_better", False))
+    except KeyError:
+        return False
+
+
+def seed_means(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, dict[int, float]]:
+    """``{variant: {seed: mean over perturbations}}`` of one metric (NaNs skipped)."""
+    acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        v = r.get(metric, math.nan)
+        if isinstance(v, float) and not math.isnan(v):
+            acc[r["variant"]][int(r["seed"])].append(v)
+    return {var: {s: float(np.mean(vs)) for s, vs in by_seed.items()} for var, by_seed in acc.items()}
+
+
+def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: str, metric: str) -> Comparison:
+    """Wilcoxon signed-rank test of ``variant - reference`` paired over (seed, perturbation)."""
+    from scipy.stats import wilcoxon
+
+    def table(name: str) -> dict[tuple[int, str], float]:
+        return {
+            (int(r["seed"]), str(r["perturbation"])): float(r[metric])
+            for r in rows
+            if r["variant"] == name and isinstance(r.get(metric), float) and not math.isnan(r[metric])
+        }
+
+    a, b = table(variant), table(reference)
+    keys = sorted(set(a) & set(b))
+    diffs = np.array([a[k] - b[k] for k in keys])
+    if len(keys) < 2 or np.allclose(diffs, 0):
+        return Comparison(variant, metric, len(keys), float(diffs.mean()) if len(keys) else math.nan, math.nan, math.nan, "tie")
+    res = wilcoxon(diffs)
+    higher = metric_direction(metric)
+    md = float(diffs.mean())
+    better = "tie" if md == 0 else ("variant" if (md > 0) == higher else "reference")
+    return Comparison(variant, metric, len(keys), md, float(res.statistic), float(res.pvalue), better)
+
+
+def fmt(x: float, digits: int = 4) -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def write_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """All (variant, seed, perturbation) rows with every metric column, as CSV."""
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def summary_markdown(
+    rows: Sequence[dict[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str], failed: Sequence[str] = ()
+) -> tuple[str, list[Comparison]]:
+    """The sweep's ``summary.md`` text and the comparisons it reports."""
+    lines = ["# Sweep summary", "", f"Reference variant: `{reference}`. Values: mean +/- sd over seeds of the per-run mean over perturbations.", ""]
+    lines.append("| variant | seeds | " + " | ".join(f"{m} {'(up)' if metric_direction(m) else '(down)'}" for m in metrics) + " |")
+    lines.append("|---|---|" + "---|" * len(metrics))
+    for var in variants:
+        cells, n_seeds = [], 0
+        for m in metrics:
+            means = list(seed_means(rows, m).get(var, {}).values())
+            n_seeds = max(n_seeds, len(means))
+            sd = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
+            cells.append(f"{fmt(float(np.mean(means)) if means else math.nan)} +/- {fmt(sd, 2)}")
+        lines.append(f"| {var} | {n_seeds} | " + " | ".join(cells) + " |")
+    comparisons = [paired_comparison(rows, v, reference, m) for v in variants if v != reference for m in metrics]
+    if comparisons:
+        lines += ["", "## Paired comparison against the reference",
+                  "", "Wilcoxon signed-rank test over (seed, perturbation) pairs; mean_diff = variant - reference.", "",
+                  "| variant | metric | pairs | mean_diff | W | p | better |", "|---|---|---|---|---|---|---|"]
+        for c in comparisons:
+            lines.append(f"| {c.variant} | {c.metric} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | {fmt(c.p_value, 3)} | {c.better} |")
+    if failed:
+        lines += ["", "## Failed runs", ""] + [f"- {f}" for f in failed]
+    return "\n".join(lines) + "\n", comparisons
+
+
+def plot_summary(rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str], path: Path) -> None:
+    """Bar chart per metric: mean over seeds with sd error bars, one bar per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        sm = seed_means(rows, m)
+        means = [np.mean(list(sm.get(v, {}).values()) or [np.nan]) for v in variants]
+        sds = [np.std(list(sm.get(v, {}).values()), ddof=1) if len(sm.get(v, {})) > 1 else 0.0 for v in variants]
+        ax.bar(range(len(variants)), means, yerr=sds, capsize=3, color="#4C72B0")
+        ax.set_xticks(range(len(variants)), variants, rotation=45, ha="right", fontsize=7)
+        ax.set_title(m, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,88 @@
+"""Ablation grids: dotted config keys x value lists -> named variants x seeds."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from distgen.config import ConfigError
+
+SEED_KEY = "train.seed"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cell of a grid: a variant (non-seed overrides) at one seed."""
+
+    variant: str
+    seed: int
+    overrides: tuple[str, ...]
+
+    @property
+    def slug(self) -> str:
+        return f"{self.variant}__seed{self.seed}"
+
+
+def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
+    """``"model.encoder.name=[kme,set_transformer]"`` -> (``"model.encoder.name"``, ``["kme", "set_transformer"]``)."""
+    if "=" not in text:
+        raise ConfigError(f"--grid {text!r} must look like dotted.key=[v1,v2,...]")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        values = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--grid {text!r}: values are not valid YAML ({exc})") from None
+    if not isinstance(values, list):
+        values = [values]
+    if not values:
+        raise ConfigError(f"--grid {text!r} has no values")
+    return key, values
+
+
+def _fmt(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.,=+-]+", "-", text).strip("-") or "base"
+
+
+def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None) -> list[Run]:
+    """All runs of a grid: the Cartesian product of the non-seed axes, each at every seed.
+
+    The seed axis is ``train.seed`` in the grid, or ``seeds``; a variant's name joins the last key
+    segment and value of each non-seed axis (``name=kme,depth=2``).
+    """
+    axes = {k: list(v) for k, v in grid.items() if k != SEED_KEY}
+    seed_list = [int(s) for s in grid.get(SEED_KEY, seeds if seeds is not None else [0])]
+    for k, v in axes.items():
+        if not v:
+            raise ConfigError(f"grid axis {k!r} has no values")
+    runs = []
+    keys = list(axes)
+    for combo in itertools.product(*(axes[k] for k in keys)) if keys else [()]:
+        overrides = tuple(f"{k}={_fmt(v)}" for k, v in zip(keys, combo))
+        label_parts = [f"{_label_key(k, keys)}={_fmt(v)}" for k, v in zip(keys, combo)]
+        variant = _slug(",".join(label_parts)) if label_parts else "base"
+        for s in seed_list:
+            runs.append(Run(variant=variant, seed=s, overrides=(*overrides, f"{SEED_KEY}={s}")))
+    names = [r.slug for r in runs]
+    if len(set(names)) != len(names):
+        raise ConfigError("grid produces duplicate run names; make the axis values distinct")
+    return runs
+
+
+def _label_key(key: str, keys: Sequence[str]) -> str:
+    """Shortest dotted suffix of ``key`` that tells it apart from the other axes."""
+    parts = key.split(".")
+    for n in range(1, len(parts) + 1):
+        cand = ".".join(parts[-n:])
+        if sum(1 for k in keys if k.endswith(cand)) == 1:
+            return cand
+    return key

@@ -1,0 +1,99 @@
+"""Sweep: grid expansion, resume, retries, aggregation and paired statistics (fast fake runner)."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from distgen.config import ConfigError, save_yaml
+from distgen.workflow.grid import expand, parse_grid_arg
+from distgen.workflow.sweep import METRICS_FILE, sweep
+
+PERTS = [f"P{i}" for i in range(8)]
+
+
+def test_parse_and_expand():
+    key, vals = parse_grid_arg("model.encoder.name=[kme,set_transformer]")
+    assert key == "model.encoder.name" and vals == ["kme", "set_transformer"]
+    runs = expand({key: vals, "train.seed": [0, 1, 2], "model.depth": [2]})
+    assert len(runs) == 6
+    assert {r.variant for r in runs} == {"name=kme,depth=2", "name=set_transformer,depth=2"}
+    r0 = runs[0]
+    assert "model.encoder.name=kme" in r0.overrides and "train.seed=0" in r0.overrides
+    assert expand({}, seeds=[3])[0].slug == "base__seed3"
+    with pytest.raises(ConfigError):
+        parse_grid_arg("nokey")
+    with pytest.raises(ConfigError):
+        expand({"a.b": []})
+
+
+class FakeRunner:
+    """Writes a metrics.csv whose values depend on the variant: 'good' has lower mse."""
+
+    def __init__(self, fail_first=()):
+        self.calls = []
+        self.fail_first = set(fail_first)
+
+    def __call__(self, config, run, run_dir):
+        self.calls.append(run.slug)
+        if run.slug in self.fail_first:
+            self.fail_first.discard(run.slug)
+            return 1
+        rng = np.random.default_rng(run.seed)
+        shift = 0.0 if "good" in run.variant else 0.5
+        (run_dir / METRICS_FILE).parent.mkdir(parents=True, exist_ok=True)
+        with (run_dir / METRICS_FILE).open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["perturbation", "mse", "pearson_delta"])
+            for p in PERTS:
+                w.writerow([p, 1.0 + shift + rng.normal(0, 0.01), 0.5 - shift + rng.normal(0, 0.01)])
+        return 0
+
+
+@pytest.fixture
+def base(tmp_path):
+    return str(save_yaml({"model": {"name": "control"}}, tmp_path / "base.yaml"))
+
+
+def test_sweep_aggregates_with_paired_test(tmp_path, base):
+    runner = FakeRunner()
+    res = sweep(base, {"model.x": ["good", "bad"], "train.seed": [0, 1, 2]}, tmp_path / "sw", runner=runner,
+                metrics=["mse", "pearson_delta"], progress=False)
+    assert len(res.finished) == 6 and not res.failed
+    rows = list(csv.DictReader((tmp_path / "sw" / "results.csv").open()))
+    assert len(rows) == 6 * len(PERTS)
+    text = (tmp_path / "sw" / "summary.md").read_text()
+    assert "x=good" in text and "x=bad" in text and "Wilcoxon" in text
+    (cmp_mse,) = [c for c in res.comparisons if c.metric == "mse"]
+    assert cmp_mse.variant == "x=bad" and cmp_mse.n_pairs == 3 * len(PERTS)
+    assert cmp_mse.mean_diff == pytest.approx(0.5, abs=0.02)
+    assert cmp_mse.p_value < 1e-4 and cmp_mse.better == "reference"
+    assert (tmp_path / "sw" / "summary.png").stat().st_size > 0
+
+
+def test_sweep_resumes_and_retries(tmp_path, base):
+    grid = {"model.x": ["good", "bad"], "train.seed": [0, 1]}
+    runner = FakeRunner(fail_first={"x=bad__seed1"})
+    res = sweep(base, grid, tmp_path / "sw", runner=runner, retries=1, progress=False)
+    assert not res.failed and runner.calls.count("x=bad__seed1") == 2
+    runner2 = FakeRunner()
+    res2 = sweep(base, grid, tmp_path / "sw", runner=runner2, progress=False)
+    assert runner2.calls == [] and len(res2.skipped) == 4  # everything finished: nothing re-run
+
+
+def test_sweep_reports_failed_runs(tmp_path, base):
+    runner = FakeRunner(fail_first={"x=bad__seed0"})
+    res = sweep(base, {"model.x": ["good", "bad"]}, tmp_path / "sw", runner=runner, retries=0, progress=False)
+    assert res.failed == ["x=bad__seed0"]
+    assert "Failed runs" in (tmp_path / "sw" / "summary.md").read_text()
+
+
+def test_grid_from_yaml_section_and_bad_reference(tmp_path):
+    cfg = save_yaml({"model": {"name": "control"}, "sweep": {"grid": {"model.x": ["good", "bad"]}, "seeds": [0, 1],
+                                                                "reference": "x=bad"}}, tmp_path / "s.yaml")
+    res = sweep(str(cfg), out=tmp_path / "sw", runner=FakeRunner(), metrics=["mse"], progress=False)
+    assert len(res.runs) == 4 and res.comparisons[0].variant == "x=good"
+    assert not math.isnan(res.comparisons[0].p_value)
+    with pytest.raises(ConfigError, match="reference variant 'nope'"):
+        sweep(str(cfg), out=tmp_path / "sw2", reference="nope", runner=FakeRunner(), progress=False)
