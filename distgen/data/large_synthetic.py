@@ -14,6 +14,7 @@ knock-down of the perturbed gene itself. Values look like log-normalised counts 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -151,18 +152,20 @@ def write_large_synthetic(
     effects = _Effects(spec)
     root = _open_root(tmp)
     try:
-        root.attrs["encoding-type"] = "anndata"
-        root.attrs["encoding-version"] = "0.1.0"
-        for i, start in enumerate(range(0, n_cells, chunk_cells)):
-            sl = slice(start, min(start + chunk_cells, n_cells))
-            chunk = synthetic_chunk(spec, effects, codes[0][sl], codes[1][sl], codes[2][sl], seed=i)
-            if i == 0:
-                write_elem(root, "X", chunk)
-            else:
-                sparse_dataset(root["X"]).append(chunk)
-        write_elem(root, "obs", obs)
-        write_elem(root, "var", pd.DataFrame(index=pd.Index(gene_names(n_genes), dtype=object)))
-        write_elem(root, "uns", {"distgen_synthetic": json.dumps(asdict(spec))})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*autosharding.*", category=UserWarning)  # zarr v3 notice
+            root.attrs["encoding-type"] = "anndata"
+            root.attrs["encoding-version"] = "0.1.0"
+            for i, start in enumerate(range(0, n_cells, chunk_cells)):
+                sl = slice(start, min(start + chunk_cells, n_cells))
+                chunk = synthetic_chunk(spec, effects, codes[0][sl], codes[1][sl], codes[2][sl], seed=i)
+                if i == 0:
+                    write_elem(root, "X", chunk)
+                else:
+                    sparse_dataset(root["X"]).append(chunk)
+            write_elem(root, "obs", obs)
+            write_elem(root, "var", pd.DataFrame(index=pd.Index(gene_names(n_genes), dtype=object)))
+            write_elem(root, "uns", {"distgen_synthetic": json.dumps(asdict(spec))})
     finally:
         if hasattr(root, "close"):
             root.close()
