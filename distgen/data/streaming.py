@@ -425,3 +425,66 @@ def _chunked(plan: list[tuple[int, np.ndarray]], chunk_cells: int) -> Iterator[l
         rows += item[1].size
     if chunk:
         yield chunk
+
+
+class StreamBatches:
+    """The trainer's ``BatchSource`` over a file on disk: ``batch(step, shard, n_shards)``.
+
+    Shard ``s`` of ``n_shards`` (ranks x accumulation micro-batches) reads with its own
+    ``StreamingSetSampler(rank=s, world_size=n_shards)``, so shards are disjoint; step ``k`` is batch
+    ``k % len`` of epoch ``k // len``. Steps asked in order are streamed; a jump (a resumed run)
+    re-plans that epoch and skips ahead, so a resume sees exactly the batches it would have seen.
+
+    Parameters
+    ----------
+    source
+        A ``DiskCells`` or a path (opened with ``schema``).
+    set_size, sets_per_batch, seed
+        As for ``TableBatches``: ``sets_per_batch`` is the global number of sets per step.
+    num_workers
+        Background reader processes per shard (``torch.utils.data.DataLoader``); 0 reads inline.
+    sampler_params
+        More ``StreamingSetSampler`` arguments (``matcher``, ``chunk_cells``, ``buffer_sets``, ...).
+    """
+
+    def __init__(
+        self,
+        source: DiskCells | str | Path,
+        set_size: int = 32,
+        sets_per_batch: int = 4,
+        seed: int = 0,
+        schema: PerturbationSchema | None = None,
+        num_workers: int = 0,
+        **sampler_params: Any,
+    ) -> None:
+        self.cells = source if isinstance(source, DiskCells) else DiskCells(source, schema)
+        self.set_size, self.sets_per_batch, self.seed = set_size, sets_per_batch, seed
+        self.num_workers, self.sampler_params = num_workers, sampler_params
+        self._streams: dict[tuple[int, int], tuple[StreamingSetSampler, Iterator[SetBatch] | None, int]] = {}
+
+    @property
+    def info(self) -> DataInfo:
+        return self.cells.info
+
+    def sampler(self, shard: int = 0, n_shards: int = 1) -> StreamingSetSampler:
+        if self.sets_per_batch % n_shards:
+            raise ValueError(f"sets_per_batch={self.sets_per_batch} does not split into {n_shards} equal shards; make it a multiple")
+        key = (shard, n_shards)
+        if key not in self._streams:
+            s = StreamingSetSampler(self.cells, self.set_size, self.sets_per_batch // n_shards, seed=self.seed, rank=shard, world_size=n_shards, **self.sampler_params)
+            self._streams[key] = (s, None, -1)
+        return self._streams[key][0]
+
+    def batch(self, step: int, shard: int = 0, n_shards: int = 1) -> SetBatch:
+        s = self.sampler(shard, n_shards)
+        _, it, last = self._streams[(shard, n_shards)]
+        epoch, index = divmod(step, len(s))
+        if it is None or last != step - 1 or index == 0:
+            s.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(s, batch_size=None, num_workers=self.num_workers) if self.num_workers else s
+            it = iter(loader)
+            for _ in range(index):
+                next(it)
+        out = next(it)
+        self._streams[(shard, n_shards)] = (s, it, step)
+        return out

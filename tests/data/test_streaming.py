@@ -168,3 +168,19 @@ def test_grouped_layout_sorts_cells_by_condition(tmp_path):
     p = write_large_synthetic(tmp_path / "g.h5ad", n_cells=400, n_genes=20, n_perturbations=4, layout="grouped", seed=0)
     codes = ad.read_h5ad(p).obs["perturbation"].cat.codes.to_numpy()
     assert (np.diff(codes) >= 0).all()
+
+
+def test_stream_batches_resume_exactly_and_shard_disjointly(atlas):
+    from distgen.data.streaming import StreamBatches
+
+    a = StreamBatches(atlas, set_size=8, sets_per_batch=4, seed=3, schema=SCHEMA, buffer_sets=4)
+    n = len(a.sampler(0, 2))
+    straight = [a.batch(k, 1, 2) for k in range(n + 2)]  # crosses an epoch boundary
+    resumed = StreamBatches(atlas, set_size=8, sets_per_batch=4, seed=3, schema=SCHEMA, buffer_sets=4)
+    for k in (n - 1, n, n + 1, 2):
+        assert torch.equal(resumed.batch(k, 1, 2).target, straight[k].target)
+    other = [r for k in range(n) for r in _rows(a.batch(k, 0, 2))]
+    mine = [r for k in range(n) for r in _rows(straight[k])]
+    assert not set(other) & set(mine)
+    with pytest.raises(ValueError, match="multiple"):
+        a.batch(0, 0, 3)
