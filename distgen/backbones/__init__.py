@@ -5,6 +5,6 @@ from distgen.registry import make_registry
 
 backbones = make_registry("backbones", Backbone)
 
-from distgen.backbones import cross_dit, mlp  # noqa: E402,F401
+from distgen.backbones import cross_dit, mlp, pad_transformer  # noqa: E402,F401
 
 __all__ = ["CONDITION_FIELDS", "Backbone", "Condition", "backbones"]

@@ -1,0 +1,124 @@
+"""Gene-token embeddings refined along a gene-interaction graph (scDFM's "symbol embedding").
+
+Each queried gene attends, in one pre-norm cross-attention layer, only to its graph neighbours
+(and itself) among all vocabulary embeddings, followed by a feed-forward layer. The graph is held
+as compressed sparse rows, and the attention runs over the edge list with a segment softmax, so
+cost and memory are ``O(edges of the queried genes)`` instead of a dense ``[L, V]`` masked map.
+(torch has no built-in segment softmax; it is written here with ``scatter_reduce``/``index_add``.)
+
+The result depends only on the gene ids, never on the cells, so a backbone computes it once per
+forward pass and shares it across the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+def adjacency_to_csr(adjacency: Tensor, n_vocab: int) -> tuple[Tensor, Tensor]:
+    """``[G, G]`` bool adjacency -> CSR ``(ptr [V + 1], idx [nnz])`` over a vocabulary of ``V >= G``.
+
+    Self loops are added for every token; tokens ``G..V-1`` (not in the graph) get only themselves.
+    """
+    g = adjacency.shape[0]
+    if adjacency.dim() != 2 or adjacency.shape[1] != g:
+        raise ValueError(f"gene_graph must be a square [G, G] adjacency, got shape {tuple(adjacency.shape)}")
+    adj = adjacency.to(torch.bool).cpu() | torch.eye(g, dtype=torch.bool)
+    rows, cols = adj.nonzero(as_tuple=True)
+    extra = torch.arange(g, n_vocab)
+    rows, cols = torch.cat([rows, extra]), torch.cat([cols, extra])
+    counts = torch.bincount(rows, minlength=n_vocab)
+    ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    return ptr, cols.long()
+
+
+def gather_edges(ptr: Tensor, idx: Tensor, queries: Tensor) -> tuple[Tensor, Tensor]:
+    """Edges out of ``queries [n]``: ``(segment [E], neighbour [E])``, segment = query position."""
+    starts, counts = ptr[queries], ptr[queries + 1] - ptr[queries]
+    seg = torch.repeat_interleave(torch.arange(queries.numel(), device=queries.device), counts)
+    first = torch.repeat_interleave(starts - (counts.cumsum(0) - counts), counts)
+    return seg, idx[first + torch.arange(seg.numel(), device=queries.device)]
+
+
+def segment_attention(q: Tensor, k: Tensor, v: Tensor, seg: Tensor, n: int, dropout: float = 0.0, training: bool = False) -> Tensor:
+    """Softmax attention of query ``q [n, h, d]`` over its edges ``k, v [E, h, d]`` (``seg [E]``)."""
+    scores = (q[seg] * k).sum(-1) / math.sqrt(q.shape[-1])  # [E, h]
+    with torch.no_grad():  # the max only stabilises exp(); treating it as a constant is exact
+        top = torch.full((n, q.shape[1]), float("-inf"), device=q.device, dtype=q.dtype)
+        top = top.scatter_reduce(0, seg[:, None].expand_as(scores), scores, "amax", include_self=True)
+    w = torch.exp(scores - top[seg])
+    w = w / torch.zeros_like(top).index_add(0, seg, w)[seg]
+    w = nn.functional.dropout(w, dropout, training)
+    return torch.zeros_like(q).index_add(0, seg, w[..., None] * v)
+
+
+class GraphGeneEncoder(nn.Module):
+    """``ids [n] -> [n, d]``: LN(table[ids]), refined by graph-masked cross-attention when ``graph``.
+
+    Parameters
+    ----------
+    n_vocab, dim, heads
+        Vocabulary size, width, attention heads.
+    graph
+        Refine along the graph (True) or return the plain normalised embedding (the ablation).
+    dropout, mlp_ratio
+        Dropout of the attention weights and sub-layers; feed-forward width multiplier.
+    """
+
+    def __init__(self, n_vocab: int, dim: int, heads: int = 8, graph: bool = True, dropout: float = 0.1, mlp_ratio: int = 4) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"gene encoder: dim={dim} must be divisible by heads={heads}")
+        self.n_vocab, self.heads, self.graph, self.dropout = n_vocab, heads, graph, dropout
+        self.table = nn.Embedding(n_vocab, dim)
+        self.norm0 = nn.LayerNorm(dim)
+        self.register_buffer("nbr_ptr", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("nbr_idx", torch.zeros(0, dtype=torch.long))
+        if graph:
+            self.norm_q = nn.LayerNorm(dim)
+            self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
+            self.norm_ff = nn.LayerNorm(dim)
+            self.ff = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_ratio * dim, dim))
+            self.drop = nn.Dropout(dropout)
+
+    @property
+    def has_graph(self) -> bool:
+        return self.nbr_ptr.numel() > 0
+
+    def set_graph(self, adjacency: Tensor) -> None:
+        """Use a ``[G, G]`` bool adjacency over the first ``G`` vocabulary tokens."""
+        if adjacency.shape[0] > self.n_vocab:
+            raise ValueError(f"gene_graph covers {adjacency.shape[0]} genes but the vocabulary has only {self.n_vocab} tokens")
+        ptr, idx = adjacency_to_csr(adjacency, self.n_vocab)
+        dev = self.table.weight.device
+        self.nbr_ptr, self.nbr_idx = ptr.to(dev), idx.to(dev)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        for name in ("nbr_ptr", "nbr_idx"):  # the graph's size is data-dependent: adopt the saved one
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=self.table.weight.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        e = self.norm0(self.table(ids))
+        if not self.graph:
+            return e
+        if not self.has_graph:
+            raise RuntimeError(
+                "the gene encoder has graph=True but no gene graph: build the backbone with gene_graph=<[G, G] bool adjacency> "
+                "(e.g. distgen.data.graph.coexpression_graph(train_X, k)), call prepare(train_table), or set graph: false"
+            )
+        n, dim = e.shape
+        h, dh = self.heads, dim // self.heads
+        seg, nbr = gather_edges(self.nbr_ptr, self.nbr_idx, ids)
+        uniq, inv = torch.unique(nbr, return_inverse=True)
+        mem = self.norm0(self.table(uniq))  # memory: normalised vocabulary embeddings of the neighbours
+        k, v = self.k(mem)[inv].view(-1, h, dh), self.v(mem)[inv].view(-1, h, dh)
+        q = self.q(self.norm_q(e)).view(n, h, dh)
+        att = segment_attention(q, k, v, seg, n, self.dropout, self.training).reshape(n, dim)
+        x = e + self.drop(self.o(att))
+        return x + self.drop(self.ff(self.norm_ff(x)))

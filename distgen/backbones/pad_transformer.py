@@ -1,0 +1,263 @@
+"""PAD-Transformer (scDFM's Perturbation-Aware Differential Transformer): one token per gene.
+
+Per cell, the ``L`` gene columns of the noisy state ``x_t`` and of a control cell become ``L``
+tokens: value encoders fused with a gene embedding that attends only along the gene-interaction
+graph. The gene embedding depends on gene ids only, so it is computed once per forward pass and
+shared by every cell. Perturbation tokens reuse the gene embeddings for genetic perturbations (a
+gene of the vocabulary that was never perturbed in training still has a trained embedding) or a
+learned table for drugs, pooled over combinations. Each layer: gene adaLN, perturbation adapter,
+a self differential-attention block and a cross block with the control cell's attention pattern,
+with adaLN time conditioning. Attention is fused (SDPA): memory is linear in ``L``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from distgen.backbones import backbones
+from distgen.backbones.base import Backbone, Condition
+from distgen.backbones.differential_attention import ATTENTIONS, IMPLS, DifferentialAttention
+from distgen.backbones.embeddings import TimeEmbedding
+from distgen.backbones.gene_encoder import GraphGeneEncoder
+from distgen.backbones.pad_layers import Adapter, Decoder, Fusion, GeneAdaLN, PADBlock, ValueEncoder
+from distgen.types import CellTable, ConditionLabels, DataInfo
+
+ENCODINGS = ("auto", "gene", "table")
+MISSING = ("error", "extend")
+POOLS = ("mean", "sum", "padded_mean")
+
+
+@backbones.register("pad_transformer")
+class PADTransformer(Backbone):
+    """scDFM's PAD-Transformer: gene tokens, graph gene embedding, differential self/cross attention.
+
+    Parameters
+    ----------
+    info, cond_dim, seen_perturbations, gene_graph
+        Injected at assembly. ``gene_graph`` is a ``[G, G]`` bool adjacency over ``info.genes``
+        (e.g. ``distgen.data.graph.coexpression_graph(train_X, k)``); when absent, ``prepare``
+        builds the top-``graph_k`` co-expression graph from the training cells.
+    d_model, heads, layers, mlp_ratio, dropout
+        Width, heads, number of (self + cross) layers, MLP ratio, dropout (scDFM: 512, 8, 4, 4, 0.1).
+    attention
+        ``"differential"`` (scDFM) or ``"standard"`` (ablation).
+    attention_impl
+        ``"fused"`` (SDPA, linear memory) or ``"naive"`` (explicit ``[L, L]`` maps; benchmarks only).
+    graph, graph_k
+        Gene embedding refined along the gene graph (``False``: plain embedding, the ablation);
+        neighbours per gene when the graph is built by ``prepare``.
+    perturbation_encoding
+        ``"gene"`` (perturbation tokens = gene embeddings), ``"table"`` (a learned row per atom,
+        for drugs) or ``"auto"`` (gene for genetic data, table for chemical data).
+    missing_perturbation_genes
+        A perturbed gene absent from ``info.genes``: ``"error"``, or ``"extend"`` (declared fallback:
+        an extra embedding-only token, outside the graph, trained only when the gene is perturbed
+        in training; ``can_embed`` is False for it unless seen).
+    pool
+        Over the atoms of a combination: ``"mean"``, ``"sum"``, or ``"padded_mean"`` (scDFM: pad to
+        two slots with a learned control token, then average).
+    use_condition_embedding
+        Also add the conditioner's embedding (e.g. context/cell line) to the perturbation vector.
+    """
+
+    capabilities: ClassVar[dict[str, Any]] = {
+        "token": "gene",
+        "supports_gene_subsampling": True,
+        "supports_self_conditioning": False,
+        "permutation_equivariant": True,
+        "embeds_perturbations": True,
+    }
+    requires: ClassVar[frozenset[str]] = frozenset({"control", "labels"})
+    example_params: ClassVar[dict[str, Any]] = {"d_model": 16, "heads": 2, "layers": 1, "graph": False, "dropout": 0.0}
+
+    def __init__(
+        self,
+        info: DataInfo,
+        cond_dim: int = 0,
+        seen_perturbations: Sequence[str] | None = None,
+        gene_graph: Tensor | None = None,
+        d_model: int = 512,
+        heads: int = 8,
+        layers: int = 4,
+        mlp_ratio: int = 4,
+        dropout: float = 0.1,
+        attention: str = "differential",
+        attention_impl: str = "fused",
+        graph: bool = True,
+        graph_k: int = 30,
+        perturbation_encoding: str = "auto",
+        missing_perturbation_genes: str = "error",
+        pool: str = "mean",
+        use_condition_embedding: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_choice("attention", attention, ATTENTIONS)
+        _check_choice("attention_impl", attention_impl, IMPLS)
+        _check_choice("perturbation_encoding", perturbation_encoding, ENCODINGS)
+        _check_choice("missing_perturbation_genes", missing_perturbation_genes, MISSING)
+        _check_choice("pool", pool, POOLS)
+        if d_model % heads:
+            raise ValueError(f"pad_transformer: d_model={d_model} must be divisible by heads={heads}")
+        if layers < 1 or graph_k < 1:
+            raise ValueError(f"pad_transformer: layers and graph_k must be >= 1, got layers={layers}, graph_k={graph_k}")
+        if perturbation_encoding == "auto":
+            perturbation_encoding = "gene" if info.perturbation_type == "genetic" else "table"
+        if perturbation_encoding == "gene" and info.perturbation_type != "genetic":
+            raise ValueError(
+                "pad_transformer: perturbation_encoding='gene' embeds perturbations by their target gene, but this dataset's "
+                f"perturbations are {info.perturbation_type!r} (e.g. {info.perturbations[:3]}); use perturbation_encoding: table (or auto)"
+            )
+        self.info, self.n_genes, self.d_model = info, info.n_genes, d_model
+        self.encoding, self.pool, self.graph, self.graph_k = perturbation_encoding, pool, graph, graph_k
+        self.seen = frozenset(info.perturbations if seen_perturbations is None else seen_perturbations)
+        self.use_condition_embedding = use_condition_embedding
+        if use_condition_embedding:
+            self.requires = frozenset({"control", "labels", "embedding"})  # type: ignore[misc]
+        atom_token, self.extra_genes = self._atom_tokens(info, perturbation_encoding, missing_perturbation_genes)
+        n_vocab = info.n_genes + len(self.extra_genes) + 1  # panel genes, extra perturbed genes, control token
+        self.control_token = n_vocab - 1 if perturbation_encoding == "gene" else info.n_perturbations
+        self.register_buffer("atom_token", torch.tensor(atom_token or [0], dtype=torch.long), persistent=False)
+        self.genes = GraphGeneEncoder(n_vocab, d_model, heads, graph, dropout, mlp_ratio)
+        if perturbation_encoding == "table":
+            self.pert_table = nn.Sequential(nn.Embedding(info.n_perturbations + 1, d_model), nn.LayerNorm(d_model))
+        self.cond_proj = nn.Linear(cond_dim, d_model) if use_condition_embedding and cond_dim > 0 else None
+        self.null = nn.Parameter(torch.zeros(d_model))
+        self.value_x, self.value_c = ValueEncoder(d_model, dropout), ValueEncoder(d_model, dropout)
+        self.fusion = Fusion(d_model)
+        self.time = TimeEmbedding(d_model)
+        self.gene_ada = nn.ModuleList(GeneAdaLN(d_model) for _ in range(layers))
+        self.adapters = nn.ModuleList(Adapter(d_model, dropout) for _ in range(layers))
+        self.self_blocks = nn.ModuleList(PADBlock(d_model, heads, i, False, attention, mlp_ratio, attention_impl) for i in range(layers))
+        self.cross_blocks = nn.ModuleList(PADBlock(d_model, heads, i, True, attention, mlp_ratio, attention_impl) for i in range(layers))
+        self.decoder = Decoder(d_model)
+        for mod in self.modules():  # scDFM: Xavier-uniform Linear weights, zero biases
+            if isinstance(mod, nn.Linear):
+                nn.init.xavier_uniform_(mod.weight)
+                if mod.bias is not None:
+                    nn.init.zeros_(mod.bias)
+        if gene_graph is not None and graph:
+            self.set_gene_graph(gene_graph)
+
+    # ------------------------------------------------------------------ vocabulary and graph
+    @staticmethod
+    def _atom_tokens(info: DataInfo, encoding: str, missing: str) -> tuple[list[int], tuple[str, ...]]:
+        """Token of each perturbation atom, and the perturbed genes added to the vocabulary."""
+        if encoding == "table":
+            return list(range(info.n_perturbations)), ()
+        index = info.gene_index()
+        absent = [a for a in info.perturbations if a not in index]
+        if absent and missing == "error":
+            raise ValueError(
+                f"pad_transformer: {len(absent)} perturbed gene(s) are not in the gene vocabulary (info.genes), e.g. {absent[:8]}; "
+                "keep them in the gene panel when preprocessing (scDFM forces perturbed genes into the HVGs), or set "
+                "missing_perturbation_genes: extend (an embedding-only token per such gene, trained only when it is perturbed)"
+            )
+        extra = {a: info.n_genes + i for i, a in enumerate(absent)}
+        return [index.get(a, extra.get(a, -1)) for a in info.perturbations], tuple(absent)
+
+    def set_gene_graph(self, adjacency: Tensor) -> None:
+        """Use a ``[G, G]`` bool adjacency over ``info.genes`` for the gene embedding."""
+        if adjacency.shape != (self.n_genes, self.n_genes):
+            raise ValueError(f"gene_graph must be [G, G] = [{self.n_genes}, {self.n_genes}] over info.genes, got {tuple(adjacency.shape)}")
+        self.genes.set_graph(adjacency)
+
+    def prepare(self, train: CellTable) -> None:
+        """Build the top-``graph_k`` co-expression graph from training cells when none was injected."""
+        if self.graph and not self.genes.has_graph:
+            from distgen.data.graph import coexpression_graph
+
+            self.set_gene_graph(coexpression_graph(train.X, self.graph_k))
+
+    @property
+    def gene_embedding(self) -> nn.Embedding:
+        """The gene-token table (ids into ``info.genes``), shared with a ``gene_vocab`` conditioner."""
+        return self.genes.table
+
+    @property
+    def gene_embedding_dim(self) -> int:
+        return self.d_model
+
+    def can_embed(self, atoms: Sequence[str]) -> list[bool]:
+        """Per atom: a gene token of the panel (trained as expression token), or an atom seen in training."""
+        panel = set(self.info.genes) if self.encoding == "gene" else set()
+        known = set(self.info.perturbations)
+        return [a in panel or (a in known and a in self.seen) for a in atoms]
+
+    # ------------------------------------------------------------------ forward
+    def _perturbation(self, labels: ConditionLabels, token_emb: Any) -> Tensor:
+        """``[B, d]`` pooled perturbation embedding; ``token_emb(ids) -> [..., d]``."""
+        atoms = labels.perturbation
+        tok = torch.where(atoms >= 0, self.atom_token[atoms.clamp_min(0)], torch.full_like(atoms, -1))
+        ctrl = torch.full_like(tok, self.control_token)
+        if self.pool == "padded_mean":
+            if tok.shape[1] < 2:
+                tok = nn.functional.pad(tok, (0, 2 - tok.shape[1]), value=-1)
+                ctrl = torch.full_like(tok, self.control_token)
+            return token_emb(torch.where(tok >= 0, tok, ctrl)).mean(1)
+        real = (tok >= 0).to(torch.float32)[..., None]
+        e = (token_emb(torch.where(tok >= 0, tok, ctrl)) * real).sum(1)
+        if self.pool == "mean":
+            e = e / real.sum(1).clamp_min(1.0)
+        none = real.sum(1) == 0  # control sets: the control token
+        return torch.where(none, token_emb(ctrl[:, 0]), e)
+
+    def _controls(self, cond: Condition, m: int) -> Tensor:
+        """``[B, m, L]`` one control cell per generated cell (drawn from the real ones if needed)."""
+        c = cond.control
+        if c is None:
+            raise ValueError("pad_transformer needs control cells (Condition.control)")
+        mask = cond.control_mask
+        if c.shape[1] == m and (mask is None or bool(mask.all())):
+            return c
+        w = torch.ones(c.shape[:2], device=c.device) if mask is None else mask.float()
+        if bool((w.sum(1) == 0).any()):
+            raise ValueError("pad_transformer: a set has no real control cell (control_mask all False)")
+        idx = torch.multinomial(w, m, replacement=True)
+        return torch.gather(c, 1, idx[..., None].expand(-1, -1, c.shape[2]))
+
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, x_self_cond: Tensor | None = None) -> Tensor:
+        b, m, length = x_t.shape
+        gene_ids = cond.gene_ids.to(x_t.device).long()
+        if gene_ids.shape != (length,) or (length and int(gene_ids.max()) >= self.n_genes):
+            raise ValueError(f"pad_transformer: gene_ids must be [L]={length} ids into the {self.n_genes} genes of info")
+        if cond.labels is None:
+            raise ValueError("pad_transformer needs the condition labels (Condition.labels) for its perturbation tokens")
+        labels = cond.labels.to(x_t.device)
+        if self.encoding == "gene":  # one gene-encoder pass for expression and perturbation tokens alike
+            tok = self.atom_token[labels.perturbation.clamp_min(0)].flatten()
+            ids = torch.cat([gene_ids, tok, tok.new_tensor([self.control_token])])
+            uniq, inv = torch.unique(ids, return_inverse=True)
+            enc = self.genes(uniq)
+            e_g = enc[inv[:length]]
+            pos = torch.full((self.genes.n_vocab,), -1, dtype=torch.long, device=x_t.device)
+            pos[uniq] = torch.arange(uniq.numel(), device=x_t.device)
+            e_p = self._perturbation(labels, lambda i: enc[pos[i]])
+        else:
+            e_g = self.genes(gene_ids)
+            e_p = self._perturbation(labels, self.pert_table)
+        if cond.drop is not None:
+            e_p = torch.where(cond.drop.to(x_t.device)[:, None], self.null.expand_as(e_p), e_p)
+        if self.cond_proj is not None and cond.embedding is not None:
+            e_p = e_p + self.cond_proj(cond.embedding)
+        n = b * m
+        ctrl = self._controls(cond, m).reshape(n, length)
+        h_c = self.value_c(ctrl) + e_g
+        h = self.fusion(self.value_x(x_t.reshape(n, length)) + e_g, h_c)
+        c_t = self.time(t.reshape(n))
+        e_p = e_p.repeat_interleave(m, 0)
+        for ada, adapter, sblock, cblock in zip(self.gene_ada, self.adapters, self.self_blocks, self.cross_blocks):
+            h = adapter(ada(h, e_g), e_p)
+            h = cblock(sblock(h, c_t, h_c), c_t, h_c)
+        return self.decoder(h, e_p).view(b, m, length)
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"pad_transformer: {key} must be one of {choices}, got {value!r}")
+
+
+__all__ = ["DifferentialAttention", "PADTransformer"]

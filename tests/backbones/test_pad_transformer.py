@@ -1,0 +1,269 @@
+"""PAD-Transformer: fused vs naive differential attention, graph gene encoder, perturbation tokens."""
+
+import math
+
+import pytest
+import torch
+
+from distgen.backbones.base import Condition
+from distgen.backbones.differential_attention import DifferentialAttention, differential_attend, lambda_init
+from distgen.backbones.gene_encoder import GraphGeneEncoder
+from distgen.backbones.pad_transformer import PADTransformer
+from distgen.testing.fixtures import tiny_batch, tiny_info, tiny_table
+from distgen.types import ConditionLabels, DataInfo
+
+
+def naive_differential(q1, k1, q2, k2, v, lam):
+    """Reference: build both [L, L] softmax maps explicitly."""
+    d = q1.shape[-1]
+    a1 = torch.softmax(torch.einsum("nhid,nhjd->nhij", q1, k1) / math.sqrt(d), -1)
+    a2 = torch.softmax(torch.einsum("nhid,nhjd->nhij", q2, k2) / math.sqrt(d), -1)
+    return torch.einsum("nhij,nhjd->nhid", a1 - lam * a2, v)
+
+
+def _graph(g=12, seed=0):
+    adj = torch.rand(g, g, generator=torch.Generator().manual_seed(seed)) > 0.75
+    return adj | adj.T
+
+
+def _cond(batch, drop=None):
+    return Condition(gene_ids=batch.gene_ids, control=batch.control, control_mask=batch.control_mask, labels=batch.labels, drop=drop)
+
+
+def _net(seed=0, **kw):
+    torch.manual_seed(seed)
+    params = {"d_model": 16, "heads": 2, "layers": 2, "dropout": 0.0, "gene_graph": _graph(), **kw}
+    return PADTransformer(tiny_info(), **params).eval()
+
+
+def test_fused_differential_attention_matches_naive_reference():
+    g = torch.Generator().manual_seed(0)
+    q1, k1, q2, k2, v = (torch.randn(2, 3, 7, 4, generator=g) for _ in range(5))
+    lam = torch.tensor(0.37)
+    ref = naive_differential(q1, k1, q2, k2, v, lam)
+    torch.testing.assert_close(differential_attend(q1, k1, q2, k2, v, lam, "fused"), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(differential_attend(q1, k1, q2, k2, v, lam, "naive"), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_module_fused_and_naive_agree_with_gradients():
+    torch.manual_seed(0)
+    fused = DifferentialAttention(16, 4, layer=2, impl="fused")
+    naive = DifferentialAttention(16, 4, layer=2, impl="naive")
+    naive.load_state_dict(fused.state_dict())
+    x, c = torch.randn(3, 9, 16, requires_grad=True), torch.randn(3, 9, 16)
+    a, b = fused(x, x, x, c, c), naive(x, x, x, c, c)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    ga = torch.autograd.grad(a.sum(), x)[0]
+    gb = torch.autograd.grad(b.sum(), x)[0]
+    torch.testing.assert_close(ga, gb, atol=1e-4, rtol=1e-4)
+
+
+def test_lambda_schedule_values():
+    expected = [0.2000, 0.3555, 0.4707, 0.5561]  # the dossier's table for layers 0..3
+    assert [lambda_init(i) for i in range(4)] == pytest.approx(expected, abs=1e-4)
+    att = DifferentialAttention(8, 2, layer=3)
+    lam = torch.exp(att.lambda_q1 @ att.lambda_k1) - torch.exp(att.lambda_q2 @ att.lambda_k2) + 0.8 - 0.6 * math.exp(-0.9)
+    torch.testing.assert_close(att.lam(), lam)
+
+
+def test_whole_backbone_fused_equals_naive():
+    fused = _net(attention_impl="fused")
+    naive = _net(attention_impl="naive")
+    naive.load_state_dict(fused.state_dict())
+    b = tiny_batch()
+    t = torch.rand(3, 6)
+    torch.testing.assert_close(fused(b.target, t, _cond(b)), naive(b.target, t, _cond(b)), atol=1e-4, rtol=1e-4)
+
+
+def test_graph_encoder_matches_dense_masked_attention():
+    torch.manual_seed(0)
+    enc = GraphGeneEncoder(n_vocab=10, dim=8, heads=2, graph=True, dropout=0.0).eval()
+    adj = _graph(8, seed=3)  # vocab tokens 8, 9 are outside the graph (self only)
+    enc.set_graph(adj)
+    ids = torch.tensor([0, 5, 9, 3])
+    full = adj | torch.eye(8, dtype=torch.bool)
+    allowed = torch.zeros(10, 10, dtype=torch.bool)
+    allowed[:8, :8] = full
+    allowed[8, 8] = allowed[9, 9] = True
+    # dense reference with the same weights: nn.functional.multi_head_attention-like computation by hand
+    mem = enc.norm0(enc.table.weight)
+    e = mem[ids]
+    q = enc.q(enc.norm_q(e)).view(4, 2, 4).transpose(0, 1)  # [h, n, dh]
+    k = enc.k(mem).view(10, 2, 4).transpose(0, 1)
+    v = enc.v(mem).view(10, 2, 4).transpose(0, 1)
+    scores = (q @ k.transpose(-1, -2)) / 2.0
+    scores = scores.masked_fill(~allowed[ids][None], float("-inf"))
+    att = (scores.softmax(-1) @ v).transpose(0, 1).reshape(4, 8)
+    x = e + enc.o(att)
+    ref = x + enc.ff(enc.norm_ff(x))
+    torch.testing.assert_close(enc(ids), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_gene_embedding_depends_only_on_graph_neighbours():
+    torch.manual_seed(0)
+    enc = GraphGeneEncoder(n_vocab=6, dim=8, heads=2, dropout=0.0).eval()
+    adj = torch.zeros(6, 6, dtype=torch.bool)
+    adj[0, 1] = adj[1, 0] = True
+    enc.set_graph(adj)
+    before = enc(torch.tensor([0]))
+    with torch.no_grad():
+        enc.table.weight[4] += torch.randn(8) * 3  # (a constant shift would vanish in the LayerNorm)  # not a neighbour of gene 0
+    torch.testing.assert_close(enc(torch.tensor([0])), before)
+    with torch.no_grad():
+        enc.table.weight[1] += torch.randn(8) * 3  # a neighbour
+    assert not torch.allclose(enc(torch.tensor([0])), before)
+
+
+def test_gene_encoder_runs_once_per_forward_for_the_whole_batch():
+    net = _net()
+    calls = []
+    net.genes.register_forward_hook(lambda *a: calls.append(1))
+    b = tiny_batch(b=3, m=6)
+    net(b.target, torch.rand(3, 6), _cond(b))
+    assert len(calls) == 1
+
+
+def test_equivariant_to_gene_column_order():
+    """No positional encoding: permuting gene columns (with their ids) permutes the output."""
+    net = _net()
+    b = tiny_batch()
+    t = torch.rand(3, 6)
+    out = net(b.target, t, _cond(b))
+    perm = torch.randperm(12, generator=torch.Generator().manual_seed(1))
+    bp = b.select_genes(perm)
+    torch.testing.assert_close(net(bp.target, t, _cond(bp)), out[..., perm], atol=1e-5, rtol=1e-5)
+
+
+def test_gene_subsampling_uses_gene_identity():
+    net = _net()
+    b = tiny_batch().select_genes(torch.tensor([0, 3, 5, 7]))
+    t = torch.rand(3, 6)
+    out = net(b.target, t, _cond(b))
+    assert out.shape == (3, 6, 4)
+    other = _cond(b)
+    other.gene_ids = torch.tensor([1, 2, 4, 6])
+    assert not torch.allclose(net(b.target, t, other), out)
+    bad = _cond(b)
+    bad.gene_ids = torch.tensor([0, 3, 5, 12])
+    with pytest.raises(ValueError, match="gene_ids"):
+        net(b.target, t, bad)
+
+
+def test_perturbation_token_is_the_gene_embedding_even_when_column_absent():
+    """A perturbed gene's token comes from the gene encoder, so its table row matters even if its column is not in x."""
+    net = _net(graph=False)  # (with the graph, G0 would also reach its neighbours' gene embeddings)
+    b = tiny_batch().select_genes(torch.tensor([4, 5, 6, 7]))  # G0 (atom 0 of set 0) not among the columns
+    t = torch.rand(3, 6)
+    out = net(b.target, t, _cond(b))
+    with torch.no_grad():
+        net.genes.table.weight[0] += torch.randn(16) * 3
+    out2 = net(b.target, t, _cond(b))
+    assert not torch.allclose(out2[0], out[0])  # set 0 is perturbed by G0
+    torch.testing.assert_close(out2[2], out[2])  # set 2 is a control set
+    assert net.can_embed(["G0", "G7", "NOPE"]) == [True, True, False]  # G7: never perturbed, but a gene token
+
+
+def test_missing_perturbation_gene_error_or_declared_extension():
+    info = DataInfo(genes=tuple(f"G{i}" for i in range(12)), perturbations=("G0", "XYZ"))
+    with pytest.raises(ValueError, match="missing_perturbation_genes"):
+        PADTransformer(info, d_model=8, heads=2, layers=1, graph=False)
+    net = PADTransformer(info, seen_perturbations=["G0"], d_model=8, heads=2, layers=1, graph=False, missing_perturbation_genes="extend")
+    assert net.extra_genes == ("XYZ",) and net.genes.n_vocab == 12 + 1 + 1
+    assert net.can_embed(["G0", "XYZ"]) == [True, False]  # XYZ is outside the panel and unseen
+    labels = ConditionLabels.make([[1], [0, 1]])
+    b = tiny_batch(b=2)
+    cond = Condition(gene_ids=b.gene_ids, control=b.control, control_mask=b.control_mask, labels=labels)
+    assert torch.isfinite(net(b.target, torch.rand(2, 6), cond)).all()
+
+
+def test_drug_data_needs_the_table_path():
+    info = DataInfo(genes=tuple(f"G{i}" for i in range(12)), perturbations=("drugA", "drugB", "drugC", "drugD"), perturbation_type="chemical")
+    with pytest.raises(ValueError, match="chemical"):
+        PADTransformer(info, d_model=8, heads=2, layers=1, graph=False, perturbation_encoding="gene")
+    net = PADTransformer(info, seen_perturbations=["drugA"], d_model=8, heads=2, layers=1, graph=False)
+    assert net.encoding == "table"
+    assert net.can_embed(["drugA", "drugB", "G0"]) == [True, False, False]
+    b = tiny_batch()
+    assert net(b.target, torch.rand(3, 6), _cond(b)).shape == b.target.shape
+
+
+@pytest.mark.parametrize("pool", ["mean", "sum", "padded_mean"])
+def test_pooling_and_null_condition(pool):
+    net = _net(pool=pool)
+    b = tiny_batch()
+    t = torch.rand(3, 6)
+    drop = torch.tensor([True, False, True])
+    out = net(b.target, t, _cond(b, drop))
+    relabelled = _cond(b, drop)
+    relabelled.labels = ConditionLabels.make([[3], [3], [0, 1]])
+    out2 = net(b.target, t, relabelled)
+    torch.testing.assert_close(out2[0], out[0])  # dropped sets ignore their labels
+    torch.testing.assert_close(out2[2], out[2])
+    assert not torch.allclose(out2[1], out[1])
+
+
+def test_combination_order_does_not_matter():
+    net = _net()
+    b = tiny_batch(b=1)
+    t = torch.rand(1, 6)
+    c1, c2 = _cond(b), _cond(b)
+    c1.labels, c2.labels = ConditionLabels.make([[1, 2]]), ConditionLabels.make([[2, 1]])
+    torch.testing.assert_close(net(b.target, t, c1), net(b.target, t, c2), atol=1e-5, rtol=1e-5)
+
+
+def test_padded_or_fewer_controls_are_drawn_from_real_ones():
+    net = _net()
+    b = tiny_batch()
+    t = torch.rand(3, 6)
+    ctrl = torch.cat([b.control[:, :3], torch.full((3, 3, 12), 1e4)], 1)
+    mask = torch.tensor([[True] * 3 + [False] * 3] * 3)
+    cond = Condition(gene_ids=b.gene_ids, control=ctrl, control_mask=mask, labels=b.labels)
+    torch.manual_seed(0)
+    out = net(b.target, t, cond)
+    cond.control = torch.cat([b.control[:, :3], torch.full((3, 3, 12), -7.0)], 1)
+    torch.manual_seed(0)
+    torch.testing.assert_close(net(b.target, t, cond), out)
+    cond.control_mask = torch.zeros(3, 6, dtype=torch.bool)
+    with pytest.raises(ValueError, match="no real control"):
+        net(b.target, t, cond)
+
+
+def test_standard_attention_ablation_has_no_second_map():
+    net = _net(attention="standard")
+    assert not hasattr(net.self_blocks[0].attn, "q2")
+    diff = _net()
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in diff.parameters())
+
+
+def test_graph_required_unless_disabled_and_prepare_builds_it():
+    torch.manual_seed(0)
+    net = PADTransformer(tiny_info(), d_model=8, heads=2, layers=1, graph_k=3).eval()
+    b = tiny_batch()
+    with pytest.raises(RuntimeError, match="gene graph"):
+        net(b.target, torch.rand(3, 6), _cond(b))
+    net.prepare(tiny_table())
+    assert net.genes.has_graph
+    assert torch.isfinite(net(b.target, torch.rand(3, 6), _cond(b))).all()
+    with pytest.raises(ValueError, match=r"\[G, G\]"):
+        net.set_gene_graph(torch.ones(5, 5, dtype=torch.bool))
+
+
+def test_state_dict_carries_the_graph():
+    net = _net()
+    fresh = PADTransformer(tiny_info(), d_model=16, heads=2, layers=2, dropout=0.0).eval()
+    assert not fresh.genes.has_graph
+    fresh.load_state_dict(net.state_dict())
+    b = tiny_batch()
+    t = torch.rand(3, 6)
+    torch.testing.assert_close(fresh(b.target, t, _cond(b)), net(b.target, t, _cond(b)))
+
+
+def test_official_size_parameter_count():
+    """d=512, 8 heads, 4 layers on a 5,029-gene panel: the dossier counts 60.36 M for the official code,
+    of which 3.07 M (unused label table), 0.26 M (unused p_head) and 966 x 512 rows of its 6,000-row
+    table have no counterpart here, leaving about 56.5 M."""
+    info = tiny_info(5029)
+    with torch.device("meta"):
+        net = PADTransformer(info, d_model=512, heads=8, layers=4)
+    n = sum(p.numel() for p in net.parameters())
+    assert abs(n / 1e6 - (60.36 - 3.07 - 0.26 - 966 * 512 / 1e6)) < 0.2
