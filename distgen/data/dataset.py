@@ -33,7 +33,7 @@ def _lognormalize(x: Any, target_sum: float) -> Any:
     """log1p(normalize_total(x)) through scanpy, on a throwaway AnnData."""
     import scanpy as sc
 
-    tmp = ad.AnnData(X=x.astype(np.float32) if sp.issparse(x) else np.asarray(x, dtype=np.float32))
+    tmp = ad.AnnData(X=x.astype(np.float32, copy=True) if sp.issparse(x) else np.array(x, dtype=np.float32, copy=True))
     sc.pp.normalize_total(tmp, target_sum=target_sum)
     sc.pp.log1p(tmp)
     return tmp.X
@@ -101,7 +101,12 @@ class PerturbationData:
 
         atoms = parse_atoms(obs, schema, genes)
         conditions = np.array([condition_string(a, schema.combo_delimiter) for a in atoms], dtype=object)
-        is_ctrl = conditions == "control"
+        is_ctrl = np.array([not a for a in atoms], dtype=bool)
+        if any("control" in a for a in atoms):
+            raise ValueError(
+                f"'control' appears as a perturbation label but is not in control_labels={list(schema.control_labels)}; "
+                "'control' is distgen's name for controls: add it to PerturbationSchema.control_labels or rename it"
+            )
         if not is_ctrl.any():
             raise ValueError(missing_control_message(obs, schema))
         contexts = _context_labels(obs, schema.context_cols)
@@ -175,6 +180,33 @@ class PerturbationData:
             + "; reindex the input to the training genes (adata[:, genes])"
         )
 
+    def encode(self, adata: ad.AnnData) -> CellTable:
+        """Cells of another AnnData (e.g. controls to predict from) as a ``CellTable`` in this dataset's terms.
+
+        The same schema and normalisation apply. The input must contain every training gene (extra
+        genes are dropped after normalisation, as at load time); unknown perturbations, contexts or
+        batches are errors.
+        """
+        schema = self.schema
+        missing = [c for c in schema.required_columns() if c not in adata.obs.columns]
+        if missing:
+            raise KeyError(f"obs column(s) {missing} required by the training schema are missing; available: {list(adata.obs.columns)}")
+        x, genes, kind = read_expression(adata, schema.expression)
+        if not set(self.info.genes) <= set(genes):
+            self.check_genes(genes)
+        check_values(x, schema.expression, allow_negative=kind == "embedding")
+        scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns))
+        if scale == "counts" and schema.normalize:
+            x = _lognormalize(x, schema.target_sum)
+        dense = to_dense_float32(x)
+        if list(genes) != list(self.info.genes):
+            dense = np.ascontiguousarray(dense[:, pd.Index(genes).get_indexer(list(self.info.genes))])
+        atoms = parse_atoms(adata.obs, schema, genes)
+        doses = parse_doses(adata.obs, schema, atoms)
+        batches = adata.obs[schema.batch_col].astype(str).to_numpy(dtype=object) if schema.batch_col else np.full(adata.n_obs, "all", dtype=object)
+        labels = _labels(atoms, doses, _context_labels(adata.obs, schema.context_cols), batches, self.info)
+        return CellTable(torch.from_numpy(dense), labels, self.info, {"scale": "log" if scale == "counts" and schema.normalize else scale})
+
     def groups(self, include_control: bool = False) -> dict[tuple[str, str, str], np.ndarray]:
         """``(condition, context, batch) -> cell indices``."""
         df = pd.DataFrame({"c": self.conditions.astype(str), "k": self.contexts.astype(str), "b": self.batches.astype(str)})
@@ -185,12 +217,22 @@ class PerturbationData:
         return () if condition == "control" else tuple(condition.split(self.schema.combo_delimiter))
 
     @property
-    def hash(self) -> str:
-        """Content hash of genes, cell names, conditions, contexts, batches and expression values."""
+    def cells_hash(self) -> str:
+        """Hash of the cells (names, conditions, contexts, batches): what a ``Split`` is tied to.
+
+        Gene selection does not change it, so a split stays valid after ``highly_variable_genes``.
+        """
         h = hashlib.sha256()
-        for part in (self.info.genes, tuple(map(str, self.adata.obs_names)), tuple(self.conditions), tuple(self.contexts), tuple(self.batches)):
+        for part in (tuple(map(str, self.adata.obs_names)), tuple(self.conditions), tuple(self.contexts), tuple(self.batches)):
             h.update("\x1f".join(map(str, part)).encode())
             h.update(b"\x1e")
+        return h.hexdigest()[:16]
+
+    @property
+    def hash(self) -> str:
+        """Content hash of the cells, the genes and the expression values (for run manifests)."""
+        h = hashlib.sha256(self.cells_hash.encode())
+        h.update("\x1f".join(self.info.genes).encode())
         h.update(self.table.X.numpy().tobytes())
         return h.hexdigest()[:16]
 

@@ -22,9 +22,9 @@ def check_split(split: Split, data: PerturbationData) -> None:
     promised number of seen constituents; every recorded fitted statistic (``data.fitted``) used
     training cells only.
     """
-    if split.data_hash != data.hash or split.n_cells != data.n_cells:
+    if split.data_hash != data.cells_hash or split.n_cells != data.n_cells:
         raise LeakageError(
-            f"split was made for dataset {split.data_hash} ({split.n_cells} cells), not this one ({data.hash}, {data.n_cells} cells); "
+            f"split was made for dataset {split.data_hash} ({split.n_cells} cells), not this one ({data.cells_hash}, {data.n_cells} cells); "
             "remake the split for this data"
         )
     parts = {"train": split.train.numpy(), "val": split.val.numpy(), "test": split.test.numpy()}
@@ -72,11 +72,10 @@ def check_split(split: Split, data: PerturbationData) -> None:
         raise LeakageError(f"unknown split kind {kind!r}")
     if leaked:
         raise LeakageError(f"held-out {what} {sorted(leaked)[:3]} has cells in train/val as well as test")
-    if kind != "held_out_context_perturbation":
-        # the held-out groups promised by the split must be the ones found in the data
-        found = {(str(c), str(k)) for c, k in zip(cond[test_pert], ctx[test_pert])}
-        if found != set(split.test_groups):
-            raise LeakageError("split.test_groups do not match the conditions of its test cells; the file was edited or data changed")
+    # the held-out groups promised by the split must be the ones found in the data
+    found = {(str(c), str(k)) for c, k in zip(cond[test_pert], ctx[test_pert])}
+    if found != set(split.test_groups):
+        raise LeakageError("split.test_groups do not match the conditions of its test cells; the file was edited or the data changed")
 
     delim = data.schema.combo_delimiter
     if kind == "unseen_single" or kind.startswith("combo_seen"):

@@ -53,7 +53,7 @@ class Split:
     test_groups
         ``(condition, context)`` pairs held out (what a model must predict).
     data_hash
-        ``PerturbationData.hash`` of the dataset the split was made for.
+        ``PerturbationData.cells_hash`` of the dataset the split was made for (gene selection keeps it).
     """
 
     kind: str

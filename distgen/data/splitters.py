@@ -177,7 +177,7 @@ def make_split(
         val_conditions=conds_of(part == 1),
         test_conditions=conds_of(part == 2),
         test_groups=groups,
-        data_hash=data.hash,
+        data_hash=data.cells_hash,
         n_cells=data.n_cells,
         params=params,
     )

@@ -1,0 +1,122 @@
+"""make_split / Split: every kind, determinism, file round trip, tamper and leakage detection."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from distgen.data import SPLIT_KINDS, LeakageError, PerturbationData, Split, highly_variable_genes, make_split
+
+TINY_KINDS = [k for k in SPLIT_KINDS if k != "combo_seen1"]  # the tiny data has seen0 and seen2 pairs only
+
+
+@pytest.fixture
+def data(tiny_adata, tiny_schema):
+    return PerturbationData.from_anndata(tiny_adata, tiny_schema)
+
+
+@pytest.mark.parametrize("kind", TINY_KINDS)
+def test_every_kind_round_trips_and_is_clean(data, kind, tmp_path):
+    split = make_split(data, kind=kind, seed=3)
+    parts = [split.train.numpy(), split.val.numpy(), split.test.numpy()]
+    assert sum(map(len, parts)) == data.n_cells
+    assert len(np.unique(np.concatenate(parts))) == data.n_cells
+    for suffix in ("json", "json.gz"):
+        again = Split.load(split.save(tmp_path / f"s.{suffix}"))
+        assert again.hash == split.hash and again.kind == kind
+        torch.testing.assert_close(again.test, split.test)
+        again.check_leakage(data)
+    assert (tmp_path / "s.json").stat().st_size < 20_000
+
+
+def test_kind_semantics(data):
+    s = make_split(data, "combo_seen2", seed=0)
+    assert s.test_conditions == ("A+B",) or s.test_conditions == ("B+C",)
+    assert set(s.test_conditions).isdisjoint(s.train_conditions)
+    s0 = make_split(data, "combo_seen0", seed=0)
+    assert s0.test_conditions == ("D+E",)
+    u = make_split(data, "unseen_single", seed=1, test_conditions=["B"])
+    assert set(u.test_conditions) == {"B", "A+B", "B+C"}
+    h = make_split(data, "held_out_context", test_contexts=["ct2"])
+    test = h.test.numpy()
+    assert set(data.contexts[test]) == {"ct2"} and not data.is_control[test].any()
+    # controls of the held-out context stay available for training (the prediction input)
+    assert (data.is_control & (data.contexts == "ct2"))[h.train.numpy()].any()
+    p = make_split(data, "held_out_context_perturbation", test_groups=[("A", "ct1")])
+    assert p.test_groups == (("A", "ct1"),)
+    assert "A" in p.train_conditions
+    b = make_split(data, "held_out_batch", test_batches=["b2"])
+    assert set(data.batches[b.test.numpy()]) == {"b2"}
+
+
+def test_deterministic_under_seed(data):
+    a, b, c = (make_split(data, "random_conditions", seed=s) for s in (5, 5, 6))
+    assert a.hash == b.hash
+    torch.testing.assert_close(a.test, b.test)
+    assert len({make_split(data, "random_conditions", seed=s).test_conditions for s in range(8)}) > 1
+    assert a.hash != c.hash or a.test_conditions == c.test_conditions
+
+
+def test_holdout_controls(data):
+    s = make_split(data, "held_out_context", test_contexts=["ct1"], holdout_controls=0.25)
+    ctrl = data.is_control
+    n_ctrl = ctrl.sum()
+    assert 0 < ctrl[s.test.numpy()].sum() < n_ctrl and ctrl[s.val.numpy()].sum() > 0
+    s.check_leakage(data)
+
+
+def test_tampered_file_is_rejected(data, tmp_path):
+    path = make_split(data, "combo_seen2").save(tmp_path / "s.json")
+    d = json.loads(Path(path).read_text())
+    d["train"].append(d["test"][0])
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="corrupt or was edited"):
+        Split.load(tmp_path / "bad.json")
+    d["format"] = "other"
+    (tmp_path / "other.json").write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="not a distgen split"):
+        Split.load(tmp_path / "other.json")
+
+
+def test_leakage_is_caught(data, tiny_adata, tiny_schema):
+    s = make_split(data, "random_conditions", seed=0)
+    test_cell = s.test[:1]
+    overlap = dataclasses.replace(s, train=torch.cat([s.train, test_cell]))
+    with pytest.raises(LeakageError, match="both train and test"):
+        overlap.check_leakage(data)
+    # a train cell of a held-out condition (not the same cell) also leaks
+    cond = s.test_conditions[0]
+    moved = int(s.test[data.conditions[s.test.numpy()] == cond][0])
+    leaky = dataclasses.replace(s, train=torch.sort(torch.cat([s.train, torch.tensor([moved])])).values, test=s.test[s.test != moved])
+    with pytest.raises(LeakageError, match="held-out condition"):
+        leaky.check_leakage(data)
+    # a split made for other cells
+    other = PerturbationData.from_anndata(tiny_adata[10:].copy(), tiny_schema)
+    with pytest.raises(LeakageError, match="was made for dataset"):
+        s.check_leakage(other)
+    empty = dataclasses.replace(s, test=s.test[:0], test_groups=())
+    with pytest.raises(LeakageError, match="no perturbed cells"):
+        empty.check_leakage(data)
+
+
+def test_statistics_fitted_on_test_cells_are_caught(data):
+    s = make_split(data, "combo_seen2", seed=0)
+    clean = highly_variable_genes(data, 8, fit_on=s.train)
+    assert clean.fitted["hvg"].tolist() == s.train.tolist()
+    s.check_leakage(clean)  # gene selection keeps the split valid
+    dirty = highly_variable_genes(data, 8)  # fitted on all cells
+    with pytest.raises(LeakageError, match="'hvg' was fitted on"):
+        s.check_leakage(dirty)
+
+
+def test_hvg_forces_perturbed_genes_and_uses_only_fit_cells(data):
+    s = make_split(data, "random_conditions", seed=0)
+    hv = highly_variable_genes(data, 3, fit_on=s.train)
+    assert set(data.info.perturbations) <= set(hv.info.genes)  # A..E are genes and are forced in
+    assert hv.info.n_genes >= 5 and hv.table.X.shape == (data.n_cells, hv.info.n_genes)
+    # changing held-out cells' values must not change the selection
+    data.table.X[s.test] = torch.rand(len(s.test), data.info.n_genes) * 9
+    assert highly_variable_genes(data, 3, fit_on=s.train).info.genes == hv.info.genes
