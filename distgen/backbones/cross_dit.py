@@ -128,6 +128,7 @@ class CrossDiT(Backbone):
         self.n_genes = n_genes
         self.self_conditioning = self_conditioning
         self.output = output
+        self.capabilities = {**self.capabilities, "output_range": "real" if output == "identity" else "nonnegative"}  # type: ignore[misc]
         self.in_p = nn.Linear(n_genes * (2 if self_conditioning else 1), dim)
         self.in_c = nn.Linear(n_genes, dim)
         self.time = TimeEmbedding(dim, scale=time_scale)

@@ -3,7 +3,9 @@
 Time: discrete step ``n`` in ``0 .. T-1`` is distgen time ``t = 1 - (n + 1) / T`` (``t = 0`` pure
 noise, ``t = 1`` data); backbones only ever see ``t``. Training draws one step per *set* (every
 cell of a set shares its noise level, as in PerturbDiff). Classifier-free guidance works in
-noise space: ``eps = (1 + w) eps_cond - w eps_null``; self-conditioning feeds the previous data
+noise space: ``eps = eps_null + w (eps_cond - eps_null)`` (``w = 1`` is plain conditional
+sampling, as in every distgen dynamics; PerturbDiff's ``guidance_strength = 1`` is ``w = 2``);
+self-conditioning feeds the previous data
 estimate back to the network (``Field(..., x_self_cond=...)``).
 """
 
@@ -43,8 +45,10 @@ class Diffusion(Dynamics):
         back as ``x_self_cond`` (PerturbDiff: 0.5); at sampling the previous step's estimate is fed
         whenever this is > 0.
     guidance
-        Classifier-free guidance weight ``w`` in noise space, ``eps = (1+w) eps_cond - w eps_null``;
-        0 disables it (PerturbDiff samples with 1). Needs a model trained with condition dropout.
+        Classifier-free guidance weight ``w`` in noise space, ``eps = eps_null + w (eps_cond - eps_null)``;
+        1 disables it (one network call per step), 0 samples unconditionally. PerturbDiff's
+        ``(1 + s) eps_cond - s eps_null`` with ``s = 1`` is ``w = 2``. Needs a model trained with
+        condition dropout (``p_drop_condition > 0``).
     sampler
         ``"ddim"`` (``sample_steps`` strided from ``T-1``; ``eta``), ``"ddim_official_truncated"``
         (PerturbDiff's released sampler: consecutive steps ``start_step, ..., 0`` of the ``T``-step
@@ -84,7 +88,7 @@ class Diffusion(Dynamics):
         cosine_s: float = 0.008,
         prediction: str = "noise",
         self_condition: float = 0.0,
-        guidance: float = 0.0,
+        guidance: float = 1.0,
         sampler: str = "ddim",
         sample_steps: int = 100,
         eta: float = 0.0,
@@ -110,7 +114,7 @@ class Diffusion(Dynamics):
         if not 0.0 <= self_condition <= 1.0:
             raise ValueError(f"diffusion: self_condition is a probability in [0, 1], got {self_condition}")
         if guidance < 0:
-            raise ValueError(f"diffusion: guidance weight must be >= 0 (0 disables it), got {guidance}")
+            raise ValueError(f"diffusion: guidance weight must be >= 0 (1 disables it), got {guidance}")
         if eta < 0:
             raise ValueError(f"diffusion: eta must be >= 0, got {eta}")
         if not 1 <= sample_steps <= timesteps:
@@ -164,12 +168,11 @@ class Diffusion(Dynamics):
             x_sc = state["x0"] if self.self_condition > 0 else None
             out = field(x, tt, x_self_cond=x_sc)
             state["nfe"] += 1
-            if self.guidance > 0:
+            if self.guidance != 1.0:
                 out_null = field(x, tt, x_self_cond=x_sc, uncond=True)
                 state["nfe"] += 1
-                eps = (1 + self.guidance) * to_noise(out, self.prediction, x, a, s) - self.guidance * to_noise(
-                    out_null, self.prediction, x, a, s
-                )
+                eps_null = to_noise(out_null, self.prediction, x, a, s)
+                eps = eps_null + self.guidance * (to_noise(out, self.prediction, x, a, s) - eps_null)
                 x0 = (x - s * eps) / a
             else:
                 x0, eps = to_x0(out, self.prediction, x, a, s), to_noise(out, self.prediction, x, a, s)

@@ -78,9 +78,9 @@ def reverse_sde(
     ts = torch.tensor([t_start, t_end], dtype=x.dtype, device=x.device)
     entropy = int(torch.randint(0, 2**31 - 1, (1,)).item())  # drawn from the global torch seed
     levy = "space-time" if method == "srk" else "none"
-    bm = torchsde.BrownianInterval(t0=t_start, t1=t_end, size=y0.shape, dtype=x.dtype, device=x.device,
+    bm = torchsde.BrownianInterval(t0=float(ts[0]), t1=float(ts[-1]), size=y0.shape, dtype=x.dtype, device=x.device,
                                    entropy=entropy, levy_area_approximation=levy)
-    ys = torchsde.sdeint(sde, y0, ts, method=method, dt=(t_end - t_start) / steps, bm=bm)
+    ys = torchsde.sdeint(sde, y0, ts, method=method, dt=float(ts[-1] - ts[0]) / steps, bm=bm)
     out = ys[-1].reshape(x.shape)
     check_finite(out, sde.calls, t_end, "reverse VP-SDE")
     x0, _ = denoise(out, 1.0 - t_end)

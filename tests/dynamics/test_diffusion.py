@@ -92,12 +92,16 @@ def test_ddim_eta_one_is_the_ddpm_posterior():
 
 
 def test_guidance_in_noise_space():
-    # exact Gaussian denoisers are linear, so guidance shifts the mean to (1+w) mu_cond - w mu_null
-    dyn = Diffusion(prediction="x0", sampler="ddim", sample_steps=50, guidance=1.0)
+    # exact Gaussian denoisers are linear, so guidance shifts the mean to mu_null + w (mu_cond - mu_null);
+    # w = 2 is PerturbDiff's (1 + 1) eps_cond - 1 eps_null
+    dyn = Diffusion(prediction="x0", sampler="ddim", sample_steps=50, guidance=2.0)
     field = GaussianField(dyn, mu=2.0, mu_null=1.0)
     out = _sample(dyn, field)
     assert out.cells.mean().item() == pytest.approx(3.0, abs=0.05)
     assert out.nfe == 100 == field.calls
+    plain = Diffusion(prediction="x0", sampler="ddim", sample_steps=50)  # w = 1: no unconditional pass
+    field = GaussianField(plain, mu=2.0, mu_null=None)
+    assert _sample(plain, field).nfe == 50 == field.calls
 
 
 def test_self_conditioning_feeds_the_previous_estimate():

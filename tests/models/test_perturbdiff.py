@@ -1,0 +1,87 @@
+"""The perturbdiff presets: official defaults, assembly, loss composition, training and every sampler."""
+
+import pytest
+import torch
+
+from distgen.api import build
+from distgen.config import load_config
+from distgen.dynamics.diffusion import SAMPLERS
+from distgen.models.generator import AssemblyError
+from distgen.testing import tiny_batch, tiny_info, tiny_table
+from distgen.train import fit
+
+SMALL = ["model.backbone.dim=16", "model.backbone.heads=2", "model.conditioner.part_dim=4", "model.conditioner.dim=8"]
+
+
+def test_preset_holds_the_official_defaults():
+    doc = load_config("perturbdiff")
+    m, t = doc["model"], doc["train"]
+    assert (m["backbone"]["dim"], m["backbone"]["depth"], m["backbone"]["heads"], m["backbone"]["mlp_ratio"]) == (512, 8, 8, 4.0)
+    dyn = m["dynamics"]
+    assert (dyn["schedule"], dyn["timesteps"], dyn["beta_start"], dyn["beta_end"]) == ("linear", 1000, 1e-4, 0.02)
+    assert (dyn["prediction"], dyn["self_condition"], dyn["sampler"], dyn["start_step"], dyn["eta"]) == (
+        "x0", 0.5, "ddim_official_truncated", 99, 0.0)
+    assert m["distribution_loss"]["kernel"]["name"] == "energy" and m["p_drop_condition"] == 0.5
+    assert m["input_scale"] == 0.1 and doc["data"]["set_size"] == 256
+    assert (t["lr"], t["betas"], t["weight_decay"], t["warmup_steps"], t["min_lr_ratio"]) == (2e-4, [0.9, 0.98], 0.01, 200, 0.1)
+
+
+@pytest.mark.parametrize("name", ["perturbdiff", "perturbdiff-small"])
+def test_presets_build_by_name(name):
+    torch.manual_seed(0)
+    model = build(name, tiny_info(), overrides=["model.backbone.depth=1"])
+    assert type(model.backbone).__name__ == "CrossDiT" and type(model.dynamics).__name__ == "Diffusion"
+
+
+def test_distribution_term_is_half_the_biased_energy_distance():
+    # PerturbDiff's loss = MSE + 1.0 x geomloss "energy" = MSE + 1/2 (2 E|x-y| - E|x-x'| - E|y-y'|)
+    model = build("perturbdiff-small", tiny_info(), overrides=SMALL)
+    b = tiny_batch(pad_last=0)
+    x, y = b.target.double(), b.control.double()
+    ed = 2 * torch.cdist(x, y).mean((1, 2)) - torch.cdist(x, x).mean((1, 2)) - torch.cdist(y, y).mean((1, 2))
+    got = model.distribution_weight * model.distribution_loss.distance(x, b.target_mask, y, b.control_mask)
+    torch.testing.assert_close(got, 0.5 * ed, rtol=1e-6, atol=1e-8)
+    model.train()
+    out = model.loss(b)
+    assert {"diffusion_mse", "distribution"} <= set(out.parts)
+    assert out.loss.item() == pytest.approx(out.parts["diffusion_mse"] + 0.5 * out.parts["distribution"], rel=1e-5)
+
+
+def test_guidance_without_condition_dropout_is_rejected():
+    with pytest.raises(AssemblyError, match="p_drop_condition"):
+        build("perturbdiff-small", tiny_info(), overrides=[*SMALL, "model.p_drop_condition=0.0"])
+
+
+def test_signed_prediction_with_relu_head_is_rejected():
+    with pytest.raises(AssemblyError, match="non-negative"):
+        build("perturbdiff-small", tiny_info(), overrides=[*SMALL, "model.dynamics.prediction=noise"])
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    model = build("perturbdiff-small", tiny_info(), overrides=SMALL)
+    result = fit(model, tiny_table(), steps=30, set_size=8, sets_per_batch=4, lr=3e-3, progress=False, warmup_steps=0)
+    return model, result
+
+
+def test_small_preset_trains(trained):
+    _, result = trained
+    losses = result.losses
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_generates_non_negative_cells(trained, sampler):
+    model, _ = trained
+    model.dynamics.sampler = sampler
+    model.dynamics.sample_steps = 10
+    model.dynamics.start_step = 9
+    b = tiny_batch()
+    torch.manual_seed(1)
+    cells = model.predict(b.control, b.control_mask, b.labels)
+    assert cells.shape == b.control.shape and torch.isfinite(cells).all()
+    assert (cells >= 0).all()
+    assert model.last_nfe >= 10  # guidance: two network calls per step
+    model.dynamics.sampler, model.dynamics.sample_steps, model.dynamics.start_step = "ddim_official_truncated", 100, 99
