@@ -1,0 +1,187 @@
+"""Pre-flight check before training: can the chosen model embed every test perturbation?
+
+A conditioner declares, per atom, whether it can embed it (``can_embed``); a model forwards that
+as ``can_predict``. Given a split's test conditions this module lists which test perturbations
+cannot be predicted and stops with a message that says what to use instead, e.g.
+``7 of 20 test perturbations are not embeddable by onehot; use gene_vocab or provide an
+embedding table``. It also checks that every test context has control cells when the model
+generates from (or is conditioned on) controls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from distgen.config import ConfigError
+from distgen.registry import registry
+from distgen.types import CellTable, DataInfo
+
+
+class PreflightError(ConfigError):
+    """The model cannot predict part of the test set; raised before any training."""
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    """Which test conditions a model can predict.
+
+    Attributes
+    ----------
+    component
+        Registered name of what decides (the conditioner of a generator, else the model).
+    conditions
+        Test conditions (canonical strings, control excluded).
+    embeddable
+        Per condition: every atom of it can be embedded.
+    missing_atoms
+        Atoms that cannot be embedded, sorted.
+    hint
+        What to use instead (empty when nothing is missing).
+    """
+
+    component: str
+    conditions: tuple[str, ...]
+    embeddable: tuple[bool, ...]
+    missing_atoms: tuple[str, ...]
+    hint: str = ""
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def n_missing(self) -> int:
+        return sum(not e for e in self.embeddable)
+
+    @property
+    def ok(self) -> bool:
+        return self.n_missing == 0 and not self.problems
+
+    @property
+    def not_embeddable(self) -> tuple[str, ...]:
+        return tuple(c for c, e in zip(self.conditions, self.embeddable) if not e)
+
+    def message(self, show: int = 8) -> str:
+        """One paragraph a user can act on (empty when ``ok``)."""
+        parts = []
+        if self.n_missing:
+            shown = ", ".join(self.missing_atoms[:show]) + (" ..." if len(self.missing_atoms) > show else "")
+            parts.append(
+                f"{self.n_missing} of {len(self.conditions)} test perturbations are not embeddable by {self.component}; "
+                f"{self.hint} (atoms without an embedding: {shown})"
+            )
+        return "; ".join(parts + list(self.problems))
+
+    def raise_if_failed(self) -> PreflightReport:
+        if not self.ok:
+            raise PreflightError(self.message())
+        return self
+
+
+def registered_name(obj: Any, kind: str) -> str:
+    """The registry name of ``obj``'s class in ``kind`` (its class name if unregistered)."""
+    reg = registry(kind)
+    for name in reg.names():
+        try:
+            if reg.get(name) is type(obj):
+                return name
+        except Exception:  # a broken plugin must not hide the answer
+            continue
+    return type(obj).__name__
+
+
+def _decider(model: Any) -> tuple[Any, str, str]:
+    """(object with can_embed/can_predict, its registered name, its kind)."""
+    cond = getattr(model, "conditioner", None)
+    if cond is not None and hasattr(cond, "can_embed"):
+        return cond, registered_name(cond, "conditioners"), "conditioners"
+    if hasattr(model, "can_embed"):
+        return model, registered_name(model, "conditioners"), "conditioners"
+    if hasattr(model, "can_predict"):
+        return model, registered_name(model, "models"), "models"
+    raise TypeError(f"preflight: {type(model).__name__} has neither can_embed nor can_predict")
+
+
+def _hint(name: str, obj: Any, missing: Sequence[str], genes: Sequence[str]) -> str:
+    folded = {g.upper() for g in genes}
+    all_genes = not genes or all(a.upper() in folded for a in missing)  # unknown vocabulary: assume genes
+    if name == "gene_vocab" and all_genes:
+        return (
+            "gene_vocab embeds genes never perturbed in training only when it shares the gene-token table of the backbone "
+            "(use a backbone with gene tokens, e.g. pad_transformer), or provide an embedding table (embedding_table)"
+        )
+    if all_genes:
+        return "use gene_vocab or provide an embedding table"
+    return "provide an embedding table (embedding_table) that covers them"
+
+
+def conditions_of(test: Any, delimiter: str = "+", control_label: str = "control") -> list[str]:
+    """Condition strings from a ``Split`` (``test_conditions``), a ``CellTable`` or a list of strings."""
+    if isinstance(test, CellTable):
+        atoms = test.info.perturbations
+        seen: dict[str, None] = {}
+        for row in test.labels.perturbation.tolist():
+            ids = [i for i in row if i >= 0]
+            if ids:
+                seen.setdefault(delimiter.join(atoms[i] for i in ids))
+        return list(seen)
+    conds = getattr(test, "test_conditions", test)
+    if isinstance(conds, str) or not isinstance(conds, Sequence):
+        raise TypeError(f"preflight: expected a Split, a CellTable or a list of condition strings, got {type(test).__name__}")
+    return [c for c in conds if c != control_label]
+
+
+def preflight(
+    model: Any,
+    test: Any,
+    *,
+    delimiter: str = "+",
+    control_label: str = "control",
+    control_contexts: Sequence[str] | None = None,
+    test_contexts: Sequence[str] | None = None,
+    info: DataInfo | None = None,
+    strict: bool = True,
+) -> PreflightReport:
+    """Check that ``model`` can predict every test condition of ``test``; raise ``PreflightError`` if not.
+
+    Parameters
+    ----------
+    model
+        A built model (a generator's conditioner decides), a conditioner, or any model with ``can_predict``.
+    test
+        A ``Split`` (its ``test_conditions``), a ``CellTable`` of test cells, or condition strings (``"A+B"``).
+    delimiter, control_label
+        How combinations are written, and the control condition (skipped).
+    control_contexts, test_contexts
+        Contexts that have control cells and contexts to predict in; when both are given and the
+        model needs control cells, every test context must have controls.
+    info
+        Vocabularies (for the advice: are the missing atoms genes?); defaults to ``model.info``.
+    strict
+        Raise when anything is missing (otherwise return the report).
+    """
+    obj, name, kind = _decider(model)
+    conds = conditions_of(test, delimiter, control_label)
+    atom_lists = [c.split(delimiter) for c in conds]
+    atoms = sorted({a for al in atom_lists for a in al})
+    can = obj.can_embed(atoms) if kind == "conditioners" else obj.can_predict(atoms)
+    ok = dict(zip(atoms, can))
+    embeddable = tuple(all(ok[a] for a in al) for al in atom_lists)
+    missing = tuple(a for a in atoms if not ok[a])
+    info = info or getattr(model, "info", None)
+    genes = info.genes if info is not None else getattr(obj, "genes", ())
+    problems: list[str] = []
+    if test_contexts is None and hasattr(test, "test_groups"):
+        test_contexts = sorted({ctx for _, ctx in test.test_groups})
+    needs_controls = bool(getattr(model, "capabilities", {}).get("needs_control_cells", False))
+    if needs_controls and control_contexts is not None and test_contexts is not None:
+        lacking = sorted(set(test_contexts) - set(control_contexts))
+        if lacking:
+            problems.append(
+                f"{type(model).__name__} generates from control cells but test context(s) {lacking} have none; "
+                "add control cells for them or hold out a different context"
+            )
+    report = PreflightReport(name, tuple(conds), embeddable, missing, _hint(name, obj, missing, genes) if missing else "", tuple(problems))
+    return report.raise_if_failed() if strict else report
+
+
+__all__ = ["PreflightError", "PreflightReport", "conditions_of", "preflight", "registered_name"]
