@@ -1,0 +1,79 @@
+"""Device selection, mixed precision and TF32: the hardware-facing switches of the trainer."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from distgen.config import ConfigError
+
+OOM_HINT = (
+    "out of GPU memory. Turn one of these knobs: lower train.sets_per_batch or data.set_size, raise "
+    "train.grad_accum (same global batch, less memory per step), use train.precision=bf16, or "
+    "train.strategy=fsdp under torchrun to shard a large backbone across GPUs."
+)
+
+
+def select_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
+    """``"auto"``: ``cuda:<local_rank>`` when CUDA is present, else CPU; or an explicit device."""
+    if spec == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise ConfigError(f"train.device: {spec!r} is not a device ({exc}); use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device={spec!r} but CUDA is not available here; use train.device=auto or cpu")
+        if device.index is None:
+            device = torch.device(f"cuda:{local_rank}")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (``torch.bfloat16``) or ``None`` for full fp32."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("train.precision=bf16 but this GPU does not support bfloat16; use fp32")
+        return torch.bfloat16
+    return None
+
+
+def setup_backends(device: torch.device, tf32: bool) -> None:
+    """Enable TF32 matmuls/convolutions on CUDA (no effect on CPU)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """``torch.autocast`` to ``dtype`` on ``device``; a no-op when ``dtype`` is None."""
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
+def hardware() -> dict[str, object]:
+    """A description of the machine for the run manifest."""
+    import os
+    import platform
+
+    out: dict[str, object] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        out["cuda_version"] = torch.version.cuda
+        out["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return out

@@ -1,0 +1,138 @@
+"""torch.distributed plumbing: process group from torchrun's environment, DDP/FSDP wrapping.
+
+``torchrun --nproc-per-node N -m distgen train ...`` sets ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK``; ``init_from_env`` joins the group (NCCL on CUDA, gloo on CPU). Multi-node runs use
+torchrun's own rendezvous flags (``--nnodes``, ``--rdzv-endpoint``); nothing here is home-made.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from distgen.types import LossOutput, SetBatch
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """This process's place in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def env_from_torchrun() -> DistEnv:
+    """Rank and world size from torchrun's environment variables (1 process when absent)."""
+    return DistEnv(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_from_env(device: torch.device) -> DistEnv:
+    """Join the process group torchrun describes (no-op in a single process)."""
+    env = env_from_torchrun()
+    if env.distributed and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return env
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(t: Tensor) -> Tensor:
+    """Sum ``t`` over ranks in place (identity in a single process)."""
+    if dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    if not dist.is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+class LossModule(nn.Module):
+    """``forward(batch) -> loss``: routes ``model.loss`` through ``forward`` so DDP/FSDP hooks fire.
+
+    The full ``LossOutput`` of the last call is kept in ``last``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.last: LossOutput | None = None
+
+    def forward(self, batch: SetBatch) -> Tensor:
+        out = self.model.loss(batch)  # type: ignore[operator]
+        self.last = out
+        return out.loss
+
+
+def wrap(module: LossModule, env: DistEnv, strategy: str, device: torch.device, find_unused: bool = True) -> nn.Module:
+    """DDP- or FSDP-wrap ``module`` for a multi-process job; unchanged in a single process."""
+    if not env.distributed:
+        return module
+    if strategy == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device.type, (env.world_size,))
+        for sub in module.modules():
+            if isinstance(sub, nn.ModuleList):
+                for block in sub:
+                    if any(True for _ in block.parameters()):
+                        fully_shard(block, mesh=mesh)
+        fully_shard(module, mesh=mesh)
+        return module
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DDP(module, device_ids=ids, find_unused_parameters=find_unused)
+
+
+def no_sync(wrapped: nn.Module, sync: bool) -> Any:
+    """Context that skips the gradient all-reduce of DDP/FSDP on non-final micro-batches."""
+    import contextlib
+
+    if sync:
+        return contextlib.nullcontext()
+    if hasattr(wrapped, "no_sync"):
+        return wrapped.no_sync()
+    if hasattr(wrapped, "set_requires_gradient_sync"):
+        wrapped.set_requires_gradient_sync(False)
+
+        @contextlib.contextmanager
+        def _restore() -> Any:
+            try:
+                yield
+            finally:
+                wrapped.set_requires_gradient_sync(True)
+
+        return _restore()
+    return contextlib.nullcontext()

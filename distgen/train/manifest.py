@@ -1,0 +1,48 @@
+"""The run manifest: what produced a run (versions, plugins, git commit, data, seed, hardware)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as md
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distgen.train.device import hardware
+
+
+def git_commit(path: str | Path) -> str | None:
+    """The commit of the git work tree containing ``path`` (``+dirty`` when modified), or None."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def plugin_versions() -> dict[str, str]:
+    """``{distribution: version}`` of every installed package that provides distgen entry points."""
+    out = {}
+    for dist in md.distributions():
+        if any(ep.group.startswith("distgen.") for ep in dist.entry_points):
+            out[dist.metadata["Name"] or "unknown"] = dist.version
+    return dict(sorted(out.items()))
+
+
+def build_manifest(seed: int, data: dict[str, Any] | None = None, world_size: int = 1, device: str = "cpu") -> dict[str, Any]:
+    """The manifest dictionary (JSON-ready)."""
+    import distgen
+
+    return {
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "versions": {"distgen": distgen.__version__, "torch": torch.__version__, "plugins": plugin_versions()},
+        "git_commit": {"cwd": git_commit(Path.cwd()), "distgen": git_commit(Path(distgen.__file__).parent)},
+        "seed": seed,
+        "data": data or {},
+        "world_size": world_size,
+        "device": device,
+        "hardware": hardware(),
+    }

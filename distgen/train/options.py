@@ -1,0 +1,150 @@
+"""The ``train:`` section of a config: every knob of the trainer, with its default.
+
+The dataclass *is* the schema: ``train_options(section)`` rejects unknown keys and wrong types with
+the key named (through ``distgen.config.validate_params``) and checks value ranges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from distgen.config import ConfigError, validate_params
+
+#: Keys that may change between a checkpoint and its resume (they steer the run, not its result).
+RUN_CONTROL_KEYS = frozenset(
+    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "val_every", "patience", "device", "compile"}
+)
+
+
+@dataclass
+class TrainOptions:
+    """Trainer settings (the ``train:`` config section).
+
+    Parameters
+    ----------
+    seed
+        Seeds data sampling and every random draw of the model, per step and shard.
+    steps
+        Optimizer steps.
+    sets_per_batch
+        Global batch size in cell sets (split evenly across ranks x accumulation micro-batches).
+    grad_accum
+        Micro-batches accumulated per optimizer step on each rank.
+    optimizer
+        ``"adamw"`` or ``"adam"``.
+    lr, weight_decay, betas, eps
+        Optimizer hyper-parameters.
+    schedule
+        ``"cosine"`` (linear warm-up then cosine decay to ``min_lr_ratio * lr``) or ``"constant"``
+        (linear warm-up then flat).
+    warmup_steps, min_lr_ratio
+        Schedule shape.
+    grad_clip
+        Clip the global gradient norm to this value; ``None`` disables clipping.
+    ema_decay
+        Keep an exponential moving average of the weights with this decay (e.g. 0.999); ``None``
+        disables it. Validation and prediction use the EMA weights when present.
+    precision
+        ``"auto"`` (bf16 autocast on CUDA, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
+    tf32
+        Allow TF32 matmuls and convolutions on CUDA.
+    device
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    compile
+        Compile the backbone with ``torch.compile``.
+    strategy
+        Multi-process wrapping: ``"ddp"`` or ``"fsdp"`` (FSDP2 ``fully_shard``, for large backbones).
+        Ignored in a single process.
+    find_unused_parameters
+        DDP option; keep True when some parameters may get no gradient in a step (e.g. null
+        condition embeddings without condition dropout).
+    val_every
+        Validate every this many steps (0: only at the end when validation data exist).
+    val_sets, val_metrics
+        Validation draws ``val_sets`` fixed sets; reports their loss and the named evaluation
+        metrics (registered ``metrics``) of cells generated for them.
+    monitor, patience
+        Early stopping: stop when ``monitor`` (``"val_loss"`` or a metric name) has not improved for
+        ``patience`` validations. ``patience=None`` disables it.
+    checkpoint_every, keep_checkpoints
+        Checkpoint period in steps (and always at the end) and how many to keep.
+    log_every, progress
+        Metrics row period in steps and whether to show a progress bar.
+    """
+
+    seed: int = 0
+    steps: int = 1000
+    sets_per_batch: int = 8
+    grad_accum: int = 1
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    grad_clip: float | None = 1.0
+    ema_decay: float | None = None
+    precision: str = "auto"
+    tf32: bool = True
+    device: str = "auto"
+    compile: bool = False
+    strategy: str = "ddp"
+    find_unused_parameters: bool = True
+    val_every: int = 0
+    val_sets: int = 16
+    val_metrics: list[str] = field(default_factory=lambda: ["mse"])
+    monitor: str = "val_loss"
+    patience: int | None = None
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("optimizer", self.optimizer, ("adamw", "adam"))
+        _choice("schedule", self.schedule, ("cosine", "constant"))
+        _choice("precision", self.precision, ("auto", "fp32", "bf16"))
+        _choice("strategy", self.strategy, ("ddp", "fsdp"))
+        for key in ("steps", "sets_per_batch", "grad_accum", "checkpoint_every", "log_every", "keep_checkpoints", "val_sets"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("warmup_steps", "val_every"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"train.{key} must be >= 0, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"train.grad_clip must be > 0 or null, got {self.grad_clip}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {self.ema_decay}")
+        if len(self.betas) != 2:
+            raise ConfigError(f"train.betas must be two floats [beta1, beta2], got {self.betas}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"train.patience must be >= 1 or null, got {self.patience}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint_dict(self) -> dict[str, Any]:
+        """The settings that define the training trajectory (``RUN_CONTROL_KEYS`` left out)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_CONTROL_KEYS}
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"train.{key}: expected one of {', '.join(allowed)}, got {value!r}")
+
+
+def train_options(section: Mapping[str, Any] | TrainOptions | None = None, **overrides: Any) -> TrainOptions:
+    """Validate a ``train:`` section (unknown keys and wrong types fail, naming the key)."""
+    base = section.to_dict() if isinstance(section, TrainOptions) else dict(section or {})
+    base.update(overrides)
+    validate_params(TrainOptions, base, "train")
+    return TrainOptions(**base)

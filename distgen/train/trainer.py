@@ -1,0 +1,334 @@
+"""The trainer: one loop for any model with ``loss(SetBatch) -> LossOutput`` and parameters.
+
+Randomness is a function of ``(seed, step, shard)``: before each micro-batch the global torch RNG
+is seeded from those keys, and batches come from a ``BatchSource`` that is itself a pure function of
+them. Hence a resumed run continues exactly, and ``N`` ranks x ``k`` accumulation micro-batches give
+the same updates as any other split of the same global batch into ``N k`` shards.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from distgen.config import ConfigError
+from distgen.train import distributed as D
+from distgen.train.batches import BatchSource, mix_seed
+from distgen.train.checkpoint import Checkpoint, check_compatible, fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
+from distgen.train.device import OOM_HINT, autocast, resolve_precision, select_device, setup_backends
+from distgen.train.ema import EMA
+from distgen.train.logger import MetricsLog, progress_bar
+from distgen.train.options import TrainOptions
+from distgen.train.schedule import make_scheduler
+from distgen.train.state_dicts import get_full_state, set_full_state
+from distgen.train.state_io import rng_state, set_rng_state
+from distgen.train.validation import higher_is_better, resolve_metrics, validate
+from distgen.types import ConditionLabels, DataInfo
+
+PREFIX = "model."  #: parameter names inside the ``LossModule`` wrapper
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss or gradient; the message names step, conditions, checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished ``fit`` reports."""
+
+    losses: list[float] = field(default_factory=list)
+    step: int = 0
+    stopped_early: bool = False
+    best: float | None = None
+    best_step: int | None = None
+    validations: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+def describe_conditions(labels: ConditionLabels, info: DataInfo | None, limit: int = 4) -> str:
+    """Readable conditions of a batch's sets (``G1+G2 @ ctxA``), for error messages."""
+    names = []
+    for i in range(min(len(labels), limit)):
+        ids = [int(a) for a in labels.perturbation[i].tolist() if a >= 0]
+        if info is None:
+            atoms, ctx = "+".join(map(str, ids)) or "control", str(int(labels.context[i]))
+        else:
+            atoms = "+".join(info.perturbations[a] for a in ids) or info.control_label
+            ctx = info.contexts[int(labels.context[i])]
+        names.append(f"{atoms} @ {ctx}")
+    more = f" (+{len(labels) - limit} more sets)" if len(labels) > limit else ""
+    return ", ".join(names) + more
+
+
+class Trainer:
+    """Fit ``model`` on batches from ``train``; optionally validate on ``val`` and write a run directory.
+
+    Parameters
+    ----------
+    model
+        An ``nn.Module`` with ``loss(SetBatch) -> LossOutput`` (and ``predict`` for metrics).
+    train, val
+        Batch sources (``distgen.train.batches.TableBatches``); ``val`` may be None.
+    options
+        The ``train:`` section.
+    run_dir
+        Where config, manifest, metrics and checkpoints go (rank 0 writes); None keeps all in memory.
+    config
+        The resolved config document, stored with checkpoints and used to reject a resume from a
+        checkpoint of another config.
+    info
+        Vocabularies, to name conditions in error messages.
+    callbacks
+        ``f(trainer, step)`` called after every optimizer step (and its checkpoint).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: BatchSource,
+        options: TrainOptions,
+        val: BatchSource | None = None,
+        run_dir: str | Path | None = None,
+        config: Mapping[str, Any] | None = None,
+        info: DataInfo | None = None,
+        callbacks: Sequence[Callable[[Trainer, int], None]] = (),
+    ) -> None:
+        self.opts = options
+        self.model = model
+        self.train_source = train
+        self.val_source = val
+        self.info = info
+        self.callbacks = list(callbacks)
+        self.env = D.env_from_torchrun()
+        self.device = select_device(options.device, self.env.local_rank)
+        self.env = D.init_from_env(self.device)
+        setup_backends(self.device, options.tf32)
+        self.amp = resolve_precision(options.precision, self.device)
+        if options.strategy == "fsdp" and options.ema_decay is not None and self.env.distributed:
+            raise ConfigError("train.ema_decay is not supported with train.strategy=fsdp; use strategy=ddp or ema_decay=null")
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None and self.env.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config = dict(config) if config is not None else {"train": options.to_dict()}
+        self.fp_config = {k: v for k, v in self.config.items() if k != "train"} | {"train": options.fingerprint_dict()}
+        self.fingerprint = fingerprint(self.fp_config)
+        self.metrics = resolve_metrics(options.val_metrics) if val is not None else {}
+        self.maximize = higher_is_better(options.monitor, self.metrics) if val is not None else False
+        self.n_shards = self.env.world_size * options.grad_accum
+        if options.sets_per_batch % self.n_shards:
+            raise ConfigError(
+                f"train.sets_per_batch={options.sets_per_batch} must be a multiple of world size x grad_accum "
+                f"= {self.env.world_size} x {options.grad_accum}"
+            )
+        model.to(self.device)
+        if options.compile:
+            target = getattr(model, "backbone", model)
+            target.compile()
+        self.loss_module = D.LossModule(model)
+        self.wrapped = D.wrap(self.loss_module, self.env, options.strategy, self.device, options.find_unused_parameters)
+        params = [p for p in self.wrapped.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"{type(model).__name__} has no trainable parameters; nothing to train")
+        opt_cls = torch.optim.AdamW if options.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(params, lr=options.lr, betas=tuple(options.betas), eps=options.eps, weight_decay=options.weight_decay)
+        self.scheduler = make_scheduler(self.optimizer, options.steps, options.warmup_steps, options.schedule, options.min_lr_ratio)
+        self.ema = EMA(model, options.ema_decay) if options.ema_decay is not None else None
+        self.step = 0
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.bad_validations = 0
+        self.last_checkpoint: Path | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def ckpt_dir(self) -> Path | None:
+        return self.run_dir / "checkpoints" if self.run_dir is not None else None
+
+    @property
+    def sharded(self) -> bool:
+        return self.env.distributed and self.opts.strategy == "fsdp"
+
+    def save(self) -> Path | None:
+        """Checkpoint the current step (every rank takes part; rank 0 writes)."""
+        msd, osd = get_full_state(self.loss_module, self.optimizer, self.sharded)
+        path = None
+        if self.env.is_main and self.ckpt_dir is not None:
+            state = {
+                "fingerprint": self.fingerprint,
+                "fingerprint_config": self.fp_config,
+                "config": self.config,
+                "scheduler": {k: v for k, v in self.scheduler.state_dict().items() if k != "lr_lambdas"},
+                "ema_updates": self.ema.updates if self.ema else 0,
+                "best": self.best,
+                "best_step": self.best_step,
+                "bad_validations": self.bad_validations,
+                "world_size": self.env.world_size,
+            }
+            path = save_checkpoint(
+                self.ckpt_dir, self.step, {k.removeprefix(PREFIX): v for k, v in msd.items()}, osd, rng_state(), state,
+                self.ema.state_dict() if self.ema else None, keep=self.opts.keep_checkpoints,
+            )
+        D.barrier()
+        self.last_checkpoint = path or (self.ckpt_dir / f"step_{self.step:08d}" if self.ckpt_dir else None)
+        return path
+
+    def restore(self, ckpt: Checkpoint | str | Path) -> None:
+        """Continue from a checkpoint of the same config (exactly: weights, optimizer, schedule, EMA, RNG)."""
+        if not isinstance(ckpt, Checkpoint):
+            ckpt = load_checkpoint(ckpt)
+        check_compatible(ckpt, self.fp_config, self.fingerprint)
+        expected = set(self.model.state_dict())
+        if set(ckpt.model) != expected:
+            extra, miss = sorted(set(ckpt.model) - expected)[:5], sorted(expected - set(ckpt.model))[:5]
+            raise ConfigError(f"checkpoint {ckpt.path} does not fit this model (unexpected {extra}, missing {miss})")
+        msd = {PREFIX + k: v for k, v in ckpt.model.items()}
+        set_full_state(self.loss_module, self.optimizer, msd, ckpt.optimizer, self.sharded)
+        self.scheduler.load_state_dict({**ckpt.state["scheduler"], "lr_lambdas": [None]})
+        if self.ema is not None:
+            if ckpt.ema is None:
+                raise ConfigError(f"checkpoint {ckpt.path} has no EMA weights but train.ema_decay is set")
+            self.ema.load_state_dict(ckpt.ema, ckpt.state.get("ema_updates", 0))
+        set_rng_state(ckpt.rng)
+        self.step = ckpt.step
+        self.best, self.best_step = ckpt.state.get("best"), ckpt.state.get("best_step")
+        self.bad_validations = int(ckpt.state.get("bad_validations", 0))
+        self.last_checkpoint = ckpt.path
+
+    # ------------------------------------------------------------------ loop
+    def train_step(self) -> tuple[float, float, dict[str, float]]:
+        """One optimizer step over ``grad_accum`` micro-batches; returns (loss, grad norm, parts)."""
+        opts, env = self.opts, self.env
+        self.wrapped.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = torch.zeros(2, dtype=torch.float64)  # loss sum over shards, non-finite count
+        parts: dict[str, float] = {}
+        bad_batch = None
+        for micro in range(opts.grad_accum):
+            shard = env.rank * opts.grad_accum + micro
+            batch = self.train_source.batch(self.step, shard, self.n_shards).to(self.device)
+            torch.manual_seed(mix_seed(opts.seed, self.step, shard, 7))
+            with D.no_sync(self.wrapped, micro == opts.grad_accum - 1), autocast(self.device, self.amp):
+                loss = self.wrapped(batch)
+            (loss.float() / opts.grad_accum).backward()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                stats[1] += 1
+                bad_batch = bad_batch or batch
+            stats[0] += value
+            for k, v in (self.loss_module.last.parts if self.loss_module.last else {}).items():
+                parts[k] = parts.get(k, 0.0) + v / opts.grad_accum
+        D.all_reduce_sum(stats)
+        if stats[1] > 0:
+            self._non_finite("loss", bad_batch)
+        max_norm = opts.grad_clip if opts.grad_clip is not None else float("inf")
+        norm = float(torch.nn.utils.clip_grad_norm_(self.wrapped.parameters(), max_norm))
+        if not math.isfinite(norm):
+            self._non_finite("gradient norm", batch)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+        return float(stats[0]) / self.n_shards, norm, parts
+
+    def _non_finite(self, what: str, batch: Any) -> None:
+        conds = describe_conditions(batch.labels, self.info) if batch is not None else "(on another rank)"
+        last = str(self.last_checkpoint) if self.last_checkpoint else "none saved yet"
+        raise NonFiniteLossError(
+            f"non-finite {what} at step {self.step + 1} (rank {self.env.rank}); batch conditions: {conds}. "
+            f"Last good checkpoint: {last}. Lower train.lr, set train.grad_clip, or check the data of these conditions."
+        )
+
+    def validate(self) -> dict[str, float]:
+        assert self.val_source is not None
+        ctx = self.ema.swapped_in(self.model) if self.ema is not None else _null()
+        genes = self.info.genes if self.info is not None else ()
+        with ctx, autocast(self.device, self.amp):
+            return validate(self.model, self.val_source, self.metrics, self.opts.seed, self.device, genes)
+
+    def fit(self, resume: Checkpoint | str | Path | None = None) -> TrainResult:
+        """Train to ``options.steps`` (from ``resume`` when given); returns losses and validation history."""
+        opts, env = self.opts, self.env
+        if resume is not None:
+            self.restore(resume)
+        result = TrainResult(step=self.step)
+        log = MetricsLog(self.run_dir / "metrics.csv", resume_step=self.step if resume is not None else None) if (env.is_main and self.run_dir) else None
+        if log is not None and log.note and self.step == 0:
+            print(f"note: {log.note}")
+        bar = progress_bar(opts.steps, self.step, opts.progress and env.is_main)
+        window: list[float] = []
+        part_sums: dict[str, float] = {}
+        t0, s0 = time.perf_counter(), self.step
+        cells_per_step = opts.sets_per_batch * getattr(self.train_source, "set_size", 0)
+        try:
+            while self.step < opts.steps:
+                try:
+                    loss, norm, parts = self.train_step()
+                except torch.cuda.OutOfMemoryError as exc:
+                    raise RuntimeError(f"step {self.step}: {OOM_HINT}") from exc
+                result.losses.append(loss)
+                window.append(loss)
+                for k, v in parts.items():
+                    part_sums[k] = part_sums.get(k, 0.0) + v
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                row: dict[str, float] = {}
+                if self.step % opts.log_every == 0 or self.step == opts.steps:
+                    rate = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
+                    row = {"loss": sum(window) / len(window), "lr": self.scheduler.get_last_lr()[0], "grad_norm": norm,
+                           "steps_per_s": rate, "cells_per_s": rate * cells_per_step, **{f"loss_{k}": v / len(window) for k, v in part_sums.items() if k != "loss"}}
+                    window, part_sums = [], {}
+                stop = False
+                if self.val_source is not None and ((opts.val_every and self.step % opts.val_every == 0) or self.step == opts.steps):
+                    vals = self.validate()
+                    result.validations.append({"step": self.step, **vals})
+                    row.update(vals)
+                    stop = self._early_stop(vals)
+                if row and log is not None:
+                    log.log(self.step, row)
+                if self.ckpt_dir is not None and (self.step % opts.checkpoint_every == 0 or self.step == opts.steps or stop):
+                    self.save()
+                for cb in self.callbacks:
+                    cb(self, self.step)
+                if stop:
+                    result.stopped_early = True
+                    break
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+        result.step, result.best, result.best_step = self.step, self.best, self.best_step
+        result.checkpoint = self.last_checkpoint
+        return result
+
+    def _early_stop(self, vals: dict[str, float]) -> bool:
+        value = vals.get(self.opts.monitor, vals.get(f"val_{self.opts.monitor}"))
+        if value is None or not math.isfinite(value):
+            return False
+        better = self.best is None or (value > self.best if self.maximize else value < self.best)
+        if better:
+            self.best, self.best_step, self.bad_validations = value, self.step, 0
+            return False
+        self.bad_validations += 1
+        return self.opts.patience is not None and self.bad_validations >= self.opts.patience
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def latest_step(run_dir: str | Path) -> int | None:
+    """Step of the newest complete checkpoint of a run directory (None when there is none)."""
+    found = list_checkpoints(Path(run_dir) / "checkpoints")
+    return int(found[-1].name.split("_")[1]) if found else None

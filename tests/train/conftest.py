@@ -1,0 +1,34 @@
+"""Tiny seeded model + data for trainer tests (built-in components only)."""
+
+import pytest
+import torch
+
+from distgen.models.generator import build_model
+from distgen.testing.fixtures import tiny_table
+
+MODEL = {
+    "name": "generator",
+    "conditioner": {"name": "onehot", "dim": 8},
+    "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+    "dynamics": {"name": "flow_matching", "steps": 3, "solver": "euler"},
+    "p_drop_condition": 0.2,
+}
+
+
+@pytest.fixture
+def table():
+    return tiny_table()
+
+
+@pytest.fixture
+def make_model(table):
+    def make(seed: int = 0):
+        torch.manual_seed(seed)
+        return build_model(MODEL, table.info)
+
+    return make
+
+
+def same_params(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -1,0 +1,44 @@
+import torch
+
+from distgen.train.batches import TableBatches, condition_groups, mix_seed
+
+
+def test_groups_cover_perturbed_cells_once(table):
+    groups, controls = condition_groups(table)
+    cells = torch.cat(groups)
+    assert cells.numel() == len(table) - controls.numel() == len(torch.unique(cells))
+    for g in groups:
+        assert (table.labels.perturbation[g] == table.labels.perturbation[g[0]]).all()
+    assert table.is_control[controls].all()
+
+
+def test_shards_concatenate_to_the_global_batch(table):
+    src = TableBatches(table, set_size=4, sets_per_batch=4, seed=3)
+    whole = src.batch(5, 0, 1)
+    parts = [src.batch(5, k, 2) for k in range(2)]
+    assert torch.equal(torch.cat([p.target for p in parts]), whole.target)
+    assert torch.equal(torch.cat([p.control for p in parts]), whole.control)
+    assert torch.equal(torch.cat([p.labels.perturbation for p in parts]), whole.labels.perturbation)
+
+
+def test_batches_depend_on_step_and_seed_only(table):
+    a, b = TableBatches(table, 4, 4, seed=1), TableBatches(table, 4, 4, seed=1)
+    assert torch.equal(a.batch(2).target, b.batch(2).target)
+    assert not torch.equal(a.batch(2).target, a.batch(3).target)
+    assert not torch.equal(a.batch(2).target, TableBatches(table, 4, 4, seed=2).batch(2).target)
+
+
+def test_sets_are_one_condition_with_controls_and_padding(table):
+    src = TableBatches(table, set_size=20, sets_per_batch=3)  # groups hold 8 cells -> 12 padded
+    b = src.batch(0)
+    assert b.target_mask.sum(1).tolist() == [8, 8, 8] and b.control_mask.all()
+    assert (b.target[~b.target_mask] == 0).all()
+    ctrl = table.X[table.is_control]
+    for row in b.control.reshape(-1, b.shape[2]):
+        assert (ctrl == row).all(1).any()
+    assert not b.labels.is_control.any()
+
+
+def test_mix_seed_spreads_and_is_stable():
+    assert mix_seed(0, 1) == mix_seed(0, 1) != mix_seed(0, 2) != mix_seed(1, 1)
+    assert 0 <= mix_seed(-1, 5) < 2**63

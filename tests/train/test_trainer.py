@@ -1,0 +1,98 @@
+import math
+
+import pytest
+import torch
+
+from distgen.train import NonFiniteLossError, fit
+from distgen.train.batches import TableBatches
+from distgen.train.options import train_options
+from distgen.train.trainer import Trainer
+
+from .conftest import same_params
+
+BASE = {"steps": 6, "sets_per_batch": 4, "progress": False, "lr": 3e-3}
+
+
+def test_loss_decreases_and_history_is_returned(table, make_model):
+    model = make_model()
+    res = fit(model, table, set_size=8, **{**BASE, "steps": 60, "lr": 1e-2, "schedule": "constant"})
+    assert len(res.losses) == 60 and all(math.isfinite(v) for v in res.losses)
+    assert sum(res.losses[-10:]) < sum(res.losses[:10])
+    assert not model.training
+
+
+def test_same_seed_same_result_different_seed_different(table, make_model):
+    a, b, c = make_model(), make_model(), make_model()
+    fit(a, table, set_size=4, **BASE)
+    fit(b, table, set_size=4, **BASE)
+    fit(c, table, set_size=4, **{**BASE, "seed": 1})
+    assert same_params(a, b) and not same_params(a, c)
+
+
+def test_ema_differs_from_raw_weights_and_is_used_in_validation(table, make_model):
+    model = make_model()
+    opts = train_options({**BASE, "ema_decay": 0.5, "val_every": 3})
+    tr = Trainer(model, TableBatches(table, 4, 4), opts, val=TableBatches(table, 4, 4, seed=9), info=table.info)
+    res = tr.fit()
+    raw = model.state_dict()["backbone.inp.weight"]
+    assert not torch.equal(tr.ema.shadow["backbone.inp.weight"], raw)
+    assert [v["step"] for v in res.validations] == [3, 6]
+    assert {"val_loss", "val_mse"} <= set(res.validations[0])
+    with tr.ema.swapped_in(model):
+        assert torch.equal(model.state_dict()["backbone.inp.weight"], tr.ema.shadow["backbone.inp.weight"])
+    assert torch.equal(model.state_dict()["backbone.inp.weight"], raw)
+
+
+def test_validation_does_not_change_training_trajectory(table, make_model):
+    a, b = make_model(), make_model()
+    fit(a, table, set_size=4, **BASE)
+    fit(b, table, val=table, set_size=4, val_every=2, **BASE)
+    assert same_params(a, b)
+
+
+def test_early_stopping_stops_after_patience(table, make_model):
+    # lr so small that validation loss cannot improve after the first check
+    res = fit(make_model(), table, val=table, set_size=4, **{**BASE, "steps": 50, "lr": 1e-12, "val_every": 1, "patience": 2, "monitor": "val_loss"})
+    assert res.stopped_early and res.step < 50 and res.best_step is not None
+
+
+def test_unknown_metric_is_a_config_error(table, make_model):
+    from distgen.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown metric"):
+        fit(make_model(), table, val=table, set_size=4, val_metrics=["nope"], **BASE)
+
+
+def test_nan_loss_names_step_conditions_and_checkpoint(table, make_model, tmp_path):
+    model = make_model()
+
+    def poison(trainer, step):
+        if step == 3:
+            with torch.no_grad():
+                trainer.model.backbone.inp.weight.fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLossError) as err:
+        fit(model, table, set_size=4, run_dir=tmp_path, checkpoint_every=2, callbacks=[poison], **BASE)
+    msg = str(err.value)
+    assert "step 4" in msg and "step_00000002" in msg and "@ ctxA" in msg
+
+
+def test_sets_per_batch_must_split_into_shards(table, make_model):
+    from distgen.config import ConfigError
+
+    with pytest.raises(ConfigError, match="multiple"):
+        fit(make_model(), table, set_size=4, **{**BASE, "sets_per_batch": 3, "grad_accum": 2})
+
+
+@pytest.mark.parametrize("precision", ["bf16"])
+def test_bf16_autocast_runs_on_cpu(table, make_model, precision):
+    res = fit(make_model(), table, set_size=4, precision=precision, **BASE)
+    assert all(math.isfinite(v) for v in res.losses)
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_tf32_training(table, make_model):
+    model = make_model()
+    res = fit(model, table, set_size=4, device="cuda", **BASE)
+    assert next(model.parameters()).is_cuda and torch.backends.cuda.matmul.allow_tf32
+    assert all(math.isfinite(v) for v in res.losses)
