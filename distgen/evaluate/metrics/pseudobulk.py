@@ -1,18 +1,122 @@
-"""Pseudobulk metrics: compare mean expression profiles of predicted and real cells."""
+"""Pseudobulk metrics: compare mean expression profiles (or deltas from control) of predicted and real cells.
+
+Definitions follow cell-eval (``mse``, ``mae`` on the perturbation means; ``*_delta`` and
+``pearson_delta`` on deltas, each file against its OWN controls). ``*_realctrl`` variants take both
+deltas against the REAL controls (the scGen/CPA convention). ``r2`` is CellFlow's
+``r2_score(mean(real), mean(pred))`` over genes.
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from distgen.evaluate.evaldata import EvalData
 from distgen.evaluate.metrics import metrics
-from distgen.evaluate.metrics.base import Metric, PerturbationEval
+from distgen.evaluate.metrics.base import Metric, MetricResult
+from distgen.evaluate.metrics.stats import pearson_rows, r2_rows
+
+_CONTROLS = ("own", "real")
+
+
+def _check_control(control: str) -> str:
+    if control not in _CONTROLS:
+        raise ValueError(f"control must be one of {_CONTROLS} (whose controls the predicted delta is taken against), got {control!r}")
+    return control
 
 
 @metrics.register("mse")
 class MeanSquaredError(Metric):
     """Mean over genes of the squared difference between predicted and real mean profiles."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False}
+    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False, "celleval": "mse"}
 
-    def __call__(self, ev: PerturbationEval) -> float:
-        return float((ev.pred.mean(0) - ev.real.mean(0)).pow(2).mean())
+    def compute(self, data: EvalData) -> MetricResult:
+        d = data.means("pred") - data.means("real")
+        return MetricResult.from_values(d.pow(2).mean(-1), "no cells")
+
+
+@metrics.register("mae")
+class MeanAbsoluteError(Metric):
+    """Mean over genes of the absolute difference between predicted and real mean profiles."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False, "celleval": "mae"}
+
+    def compute(self, data: EvalData) -> MetricResult:
+        d = data.means("pred") - data.means("real")
+        return MetricResult.from_values(d.abs().mean(-1), "no cells")
+
+
+@metrics.register("mse_delta")
+class MeanSquaredErrorDelta(Metric):
+    """Mean squared error between predicted and real deltas from control (``control``: whose controls)."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False, "celleval": "mse_delta"}
+
+    def __init__(self, control: str = "own") -> None:
+        self.control = _check_control(control)
+
+    def compute(self, data: EvalData) -> MetricResult:
+        d = data.delta("pred", self.control) - data.delta("real")
+        return MetricResult.from_values(d.pow(2).mean(-1), "no cells")
+
+
+@metrics.register("mae_delta")
+class MeanAbsoluteErrorDelta(Metric):
+    """Mean absolute error between predicted and real deltas from control (``control``: whose controls)."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False, "celleval": "mae_delta"}
+
+    def __init__(self, control: str = "own") -> None:
+        self.control = _check_control(control)
+
+    def compute(self, data: EvalData) -> MetricResult:
+        d = data.delta("pred", self.control) - data.delta("real")
+        return MetricResult.from_values(d.abs().mean(-1), "no cells")
+
+
+@metrics.register("pearson_delta")
+class PearsonDelta(Metric):
+    """Pearson correlation over genes of predicted and real deltas, each against its own controls."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": "pearson_delta"}
+
+    def __init__(self, control: str = "own") -> None:
+        self.control = _check_control(control)
+
+    def compute(self, data: EvalData) -> MetricResult:
+        r = pearson_rows(data.delta("pred", self.control), data.delta("real"))
+        return MetricResult.from_values(r, "a delta is constant over genes (or no cells)")
+
+
+@metrics.register("pearson_delta_realctrl")
+class PearsonDeltaRealControl(PearsonDelta):
+    """Pearson correlation of deltas, the predicted one taken against the REAL controls."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": None}
+
+    def __init__(self, control: str = "real") -> None:
+        super().__init__(control)
+
+
+@metrics.register("r2")
+class RSquared(Metric):
+    """CellFlow's R^2: ``r2_score(mean(real), mean(pred))`` over genes (on means, not deltas)."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": None}
+
+    def compute(self, data: EvalData) -> MetricResult:
+        return MetricResult.from_values(r2_rows(data.means("real"), data.means("pred")), "real mean is constant over genes (or no cells)")
+
+
+@metrics.register("r2_delta")
+class RSquaredDelta(Metric):
+    """R^2 of the real delta explained by the predicted delta (``control``: whose controls)."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": None}
+
+    def __init__(self, control: str = "own") -> None:
+        self.control = _check_control(control)
+
+    def compute(self, data: EvalData) -> MetricResult:
+        r = r2_rows(data.delta("real"), data.delta("pred", self.control))
+        return MetricResult.from_values(r, "real delta is constant over genes (or no cells)")

@@ -1,0 +1,166 @@
+"""The tensors an evaluation sees: real and predicted cells grouped by perturbation, plus shared caches.
+
+``EvalData`` is what every metric receives (``Metric.compute(data) -> MetricResult``). It holds no
+AnnData: ``distgen.evaluate.io`` builds it at the edge. Cells of one file are stored grouped by
+perturbation (``Population``), so a perturbation's cells are a slice, and pseudobulk means and the
+differential-expression tables are computed once and shared by all metrics through ``cache``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Population:
+    """One file's cells: ``X [N, G]`` grouped by perturbation, and its control cells ``[n_c, G]``.
+
+    ``offsets [P + 1]``: the cells of perturbation ``p`` are ``X[offsets[p]:offsets[p + 1]]``.
+    """
+
+    X: Tensor
+    offsets: Tensor
+    control: Tensor
+
+    @staticmethod
+    def from_codes(X: Tensor, codes: Tensor, n_perts: int) -> Population:
+        """Group ``X [N, G]`` by ``codes [N]`` (``-1`` = control, ``0..P-1`` = perturbation)."""
+        codes = torch.as_tensor(codes, dtype=torch.long)
+        if codes.shape != (X.shape[0],):
+            raise ValueError(f"codes must be [N]=[{X.shape[0]}], got {tuple(codes.shape)}")
+        order = torch.argsort(codes, stable=True)
+        counts = torch.bincount(codes[codes >= 0], minlength=n_perts)
+        offsets = torch.zeros(n_perts + 1, dtype=torch.long)
+        offsets[1:] = torch.cumsum(counts, 0)
+        pert_rows = order[codes[order] >= 0]
+        return Population(X=X[pert_rows], offsets=offsets, control=X[codes == -1])
+
+    @property
+    def n_perts(self) -> int:
+        return int(self.offsets.numel() - 1)
+
+    @property
+    def counts(self) -> Tensor:
+        """``[P]`` cells per perturbation."""
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def cells(self, p: int) -> Tensor:
+        """``[n_p, G]`` cells of perturbation ``p``."""
+        return self.X[int(self.offsets[p]) : int(self.offsets[p + 1])]
+
+    def codes(self) -> Tensor:
+        """``[N]`` perturbation index of each row of ``X``."""
+        return torch.repeat_interleave(torch.arange(self.n_perts), self.counts)
+
+    def means(self) -> Tensor:
+        """``[P, G]`` float64 pseudobulk means (NaN rows for perturbations without cells)."""
+        sums = torch.zeros(self.n_perts, self.X.shape[1], dtype=torch.float64)
+        sums.index_add_(0, self.codes(), self.X.to(torch.float64))
+        return sums / self.counts[:, None].to(torch.float64)
+
+
+@dataclass
+class EvalData:
+    """Predicted and real cells of ``P`` perturbations over ``G`` genes (same gene order).
+
+    Attributes
+    ----------
+    real, pred
+        The two files' cells, grouped by the same perturbation index.
+    perts
+        ``P`` perturbation labels (control excluded); ``targets[p]`` their target atoms.
+    genes
+        ``G`` gene names.
+    invalid
+        Perturbation index -> reason; every metric reports NaN for these (never a silent number).
+    cache
+        Shared results (means, DE tables), keyed by name.
+    """
+
+    real: Population
+    pred: Population
+    perts: tuple[str, ...]
+    targets: tuple[tuple[str, ...], ...]
+    genes: tuple[str, ...]
+    invalid: dict[int, str] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        p = len(self.perts)
+        if self.real.n_perts != p or self.pred.n_perts != p:
+            raise ValueError(f"real has {self.real.n_perts} and pred {self.pred.n_perts} perturbation groups; expected {p}")
+        if len(self.targets) != p:
+            raise ValueError(f"targets lists {len(self.targets)} entries for {p} perturbations")
+        for name, pop in (("real", self.real), ("pred", self.pred)):
+            if pop.X.shape[1] != len(self.genes) or pop.control.shape[1] != len(self.genes):
+                raise ValueError(f"{name} cells have {pop.X.shape[1]} genes but {len(self.genes)} gene names were given")
+            if pop.control.shape[0] == 0:
+                raise ValueError(f"{name} has no control cells: every evaluation needs control cells in both files")
+
+    @property
+    def n_perts(self) -> int:
+        return len(self.perts)
+
+    def population(self, which: str) -> Population:
+        if which not in ("real", "pred"):
+            raise ValueError(f"which must be 'real' or 'pred', got {which!r}")
+        return self.real if which == "real" else self.pred
+
+    def cached(self, key: str, fn: Any) -> Any:
+        if key not in self.cache:
+            self.cache[key] = fn()
+        return self.cache[key]
+
+    def means(self, which: str) -> Tensor:
+        """``[P, G]`` float64 pseudobulk means of ``which`` (``"real"`` or ``"pred"``)."""
+        return self.cached(f"means/{which}", lambda: self.population(which).means())
+
+    def control_mean(self, which: str) -> Tensor:
+        """``[G]`` float64 mean of ``which``'s control cells."""
+        return self.cached(f"control_mean/{which}", lambda: self.population(which).control.to(torch.float64).mean(0))
+
+    def delta(self, which: str, control: str = "own") -> Tensor:
+        """``[P, G]`` perturbation effect: means minus a control mean.
+
+        ``control="own"`` takes each file's own controls (cell-eval's convention: the predicted
+        delta is against the prediction file's controls); ``control="real"`` takes the real
+        controls for both (the convention of scGen/CPA-style evaluations).
+        """
+        if control not in ("own", "real"):
+            raise ValueError(f"control must be 'own' or 'real', got {control!r}")
+        return self.means(which) - self.control_mean(which if control == "own" else "real")
+
+    def target_mask(self, mode: str = "atoms") -> Tensor:
+        """``[P, G]`` bool, True where gene ``g`` is a target of perturbation ``p`` (to be excluded).
+
+        ``mode="atoms"``: every atom of the perturbation; ``"label"``: a gene named exactly as the
+        perturbation label (cell-eval's rule; nothing for combinations); ``"none"``: nothing.
+        """
+        if mode not in ("atoms", "label", "none"):
+            raise ValueError(f"exclude mode must be 'atoms', 'label' or 'none', got {mode!r}")
+        index = {g: i for i, g in enumerate(self.genes)}
+        mask = torch.zeros(self.n_perts, len(self.genes), dtype=torch.bool)
+        for p, (label, atoms) in enumerate(zip(self.perts, self.targets)):
+            names: Sequence[str] = () if mode == "none" else ((label,) if mode == "label" else atoms)
+            for a in names:
+                if a in index:
+                    mask[p, index[a]] = True
+        return mask
+
+    @staticmethod
+    def from_single(pred: Tensor, real: Tensor, control_pred: Tensor, control_real: Tensor, name: str = "pert",
+                    targets: tuple[str, ...] = (), genes: Sequence[str] = ()) -> EvalData:
+        """One perturbation: ``pred [n, G]``, ``real [m, G]`` and each side's controls."""
+        g = real.shape[1]
+        genes = tuple(genes) or tuple(f"g{i}" for i in range(g))
+        one = torch.tensor([0, 0])
+
+        def pop(x: Tensor, c: Tensor) -> Population:
+            return Population(X=x, offsets=one.clone().index_fill_(0, torch.tensor([1]), x.shape[0]), control=c)
+
+        return EvalData(real=pop(real, control_real), pred=pop(pred, control_pred), perts=(name,), targets=(tuple(targets),), genes=genes)

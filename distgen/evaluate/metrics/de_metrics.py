@@ -1,0 +1,195 @@
+"""Metrics on differential-expression tables of real and predicted cells (each against its own controls).
+
+Definitions follow cell-eval 0.8.2: significance is ``fdr < 0.05``; top-gene lists are the
+significant genes ranked by ``|log2 fold change|`` (descending, ties in gene order). Where cell-eval
+returns 0 for an undefined overlap (no significant genes) we do the same, and say so in docs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from distgen.evaluate.de import DEResult, differential_expression
+from distgen.evaluate.evaldata import EvalData
+from distgen.evaluate.metrics import metrics
+from distgen.evaluate.metrics.base import Metric, MetricResult
+from distgen.evaluate.metrics.stats import average_precision_rows, roc_auc_rows, spearman_rows
+
+FDR = 0.05
+
+
+def de_tables(data: EvalData) -> tuple[DEResult, DEResult]:
+    """``(real, pred)`` DE tables, computed once per ``EvalData``."""
+    log1p = bool(data.cache.get("log1p", True))
+    progress = bool(data.cache.get("progress", False))
+    real = data.cached("de/real", lambda: differential_expression(data.real, log1p, progress))
+    pred = data.cached("de/pred", lambda: differential_expression(data.pred, log1p, progress))
+    return real, pred
+
+
+def top_rank(de: DEResult, fdr: float = FDR) -> tuple[Tensor, Tensor]:
+    """``(sig [P, G], rank [P, G])``: rank of each significant gene by ``|lfc|`` (float32, descending, stable)."""
+    sig = de.significant(fdr)
+    key = torch.where(sig, de.lfc.to(torch.float32).abs(), torch.tensor(-1.0))
+    order = torch.argsort(-key, dim=-1, stable=True)
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(key.shape[-1]).expand_as(order).contiguous())
+    return sig, rank
+
+
+class _Overlap(Metric):
+    def __init__(self, k: int | None = None, fdr: float = FDR) -> None:
+        if k is not None and k < 1:
+            raise ValueError(f"k must be a positive number of genes or None (all significant genes), got {k}")
+        self.k = k
+        self.fdr = fdr
+
+    kind: ClassVar[str] = "overlap"
+
+    def compute(self, data: EvalData) -> MetricResult:
+        real, pred = de_tables(data)
+        sig_r, rank_r = top_rank(real, self.fdr)
+        sig_p, rank_p = top_rank(pred, self.fdr)
+        n = (sig_r if self.kind == "overlap" else sig_p).sum(-1)
+        k_eff = n if self.k is None else n.clamp(max=self.k)
+        hit = (sig_r & (rank_r < k_eff[:, None]) & sig_p & (rank_p < k_eff[:, None])).sum(-1)
+        val = torch.where(k_eff > 0, hit / k_eff.clamp_min(1), torch.zeros(hit.shape, dtype=torch.float64))
+        if not bool(sig_r.any()) or not bool(sig_p.any()):
+            val = torch.zeros_like(val, dtype=torch.float64)  # cell-eval: no significant genes anywhere -> 0
+        return MetricResult(val.to(torch.float64))
+
+
+def _overlap(kind: str, k: int | None) -> type[_Overlap]:
+    label = "N" if k is None else str(k)
+    name = f"{kind}_at_{label}"
+    what = "recall of the real" if kind == "overlap" else "precision of the predicted"
+    doc = f"Top-{label} DE gene {what} significant genes (by |log2 FC|), as cell-eval's {name}."
+    caps = {"level": "de", "higher_is_better": True, "celleval": name}
+
+    def __init__(self: _Overlap, k: int | None = k, fdr: float = FDR) -> None:
+        _Overlap.__init__(self, k, fdr)
+
+    cls = type(f"{kind.title()}At{label}", (_Overlap,), {"__doc__": doc, "capabilities": caps, "kind": kind, "__init__": __init__,
+                                                        "__module__": __name__})
+    return metrics.register(name)(cls)
+
+
+for _kind in ("overlap", "precision"):
+    for _k in (None, 50, 100, 200, 500):
+        _overlap(_kind, _k)
+
+
+@metrics.register("de_direction_match")
+class DEDirectionMatch(Metric):
+    """Fraction of the real significant genes whose predicted log fold change has the same sign."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "de_direction_match"}
+
+    def __init__(self, fdr: float = FDR) -> None:
+        self.fdr = fdr
+
+    def compute(self, data: EvalData) -> MetricResult:
+        real, pred = de_tables(data)
+        sig = real.significant(self.fdr)
+        same = torch.sign(real.lfc.to(torch.float32)) == torch.sign(pred.lfc.to(torch.float32))
+        n = sig.sum(-1)
+        val = (same & sig).sum(-1) / n.clamp_min(1)
+        val = torch.where(n > 0, val.to(torch.float64), torch.full(val.shape, float("nan"), dtype=torch.float64))
+        return MetricResult.from_values(val, "no significant DE genes in the real cells")
+
+
+@metrics.register("de_spearman_lfc_sig")
+class DESpearmanLFC(Metric):
+    """Spearman correlation of real and predicted log fold changes over the real significant genes."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "de_spearman_lfc_sig"}
+
+    def __init__(self, fdr: float = FDR) -> None:
+        self.fdr = fdr
+
+    def compute(self, data: EvalData) -> MetricResult:
+        real, pred = de_tables(data)
+        sig = real.significant(self.fdr)
+        lr, lp = real.lfc.to(torch.float32).to(torch.float64), pred.lfc.to(torch.float32).to(torch.float64)
+        out = torch.full((data.n_perts,), float("nan"), dtype=torch.float64)
+        reasons: dict[int, str] = {}
+        for p in range(data.n_perts):
+            m = sig[p]
+            if int(m.sum()) < 2:
+                reasons[p] = "fewer than 2 significant DE genes in the real cells"
+                continue
+            out[p] = spearman_rows(lr[p, m][None], torch.nan_to_num(lp[p, m], nan=0.0)[None])[0]
+            if torch.isnan(out[p]):
+                reasons[p] = "log fold changes are constant over the significant genes"
+        return MetricResult(out, reasons)
+
+
+@metrics.register("de_sig_genes_recall")
+class DESigGenesRecall(Metric):
+    """Fraction of the real significant genes that are also significant in the prediction."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "de_sig_genes_recall"}
+
+    def __init__(self, fdr: float = FDR) -> None:
+        self.fdr = fdr
+
+    def compute(self, data: EvalData) -> MetricResult:
+        real, pred = de_tables(data)
+        sr, sp = real.significant(self.fdr), pred.significant(self.fdr)
+        n = sr.sum(-1)
+        val = ((sr & sp).sum(-1) / n.clamp_min(1)).to(torch.float64)
+        val = torch.where(n > 0, val, torch.full_like(val, float("nan")))
+        return MetricResult.from_values(val, "no significant DE genes in the real cells")
+
+
+@metrics.register("de_spearman_sig")
+class DESpearmanSignificant(Metric):
+    """Spearman correlation, across perturbations, of the numbers of significant genes (one global value)."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "global", "higher_is_better": True, "celleval": "de_spearman_sig"}
+
+    def __init__(self, fdr: float = FDR) -> None:
+        self.fdr = fdr
+
+    def compute(self, data: EvalData) -> MetricResult:
+        real, pred = de_tables(data)
+        nr = real.significant(self.fdr).sum(-1).to(torch.float64)
+        npred = pred.significant(self.fdr).sum(-1).to(torch.float64)
+        keep = nr > 0  # cell-eval: perturbations with at least one real significant gene
+        # cell-eval: no significant genes anywhere counts as perfect agreement (1.0)
+        value = float(spearman_rows(nr[keep][None], npred[keep][None])[0]) if bool(keep.any()) else 1.0
+        return MetricResult.from_values(torch.full((data.n_perts,), value, dtype=torch.float64),
+                                        "fewer than 2 perturbations with real DE genes, or constant counts")
+
+
+class _DEAUC(Metric):
+    method: ClassVar[str] = "roc"
+
+    def __init__(self, fdr: float = FDR) -> None:
+        self.fdr = fdr
+
+    def compute(self, data: EvalData) -> MetricResult:
+        real, pred = de_tables(data)
+        labels = real.significant(self.fdr)
+        q = torch.nan_to_num(pred.fdr, nan=1.0).to(torch.float32).clamp(1e-10, 1.0)
+        scores = -torch.log10(q)
+        val = roc_auc_rows(labels, scores) if self.method == "roc" else average_precision_rows(labels, scores)
+        return MetricResult.from_values(val, "real genes are all significant or all not significant")
+
+
+@metrics.register("roc_auc")
+class DEROCAUC(_DEAUC):
+    """ROC AUC of predicted -log10 FDR for recovering the real significant genes."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "roc_auc"}
+    method: ClassVar[str] = "roc"
+
+
+@metrics.register("pr_auc")
+class DEPRAUC(_DEAUC):
+    """Average precision of predicted -log10 FDR for recovering the real significant genes."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "pr_auc"}
+    method: ClassVar[str] = "pr"

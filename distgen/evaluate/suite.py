@@ -1,0 +1,83 @@
+"""Run a set of metrics over an ``EvalData``: one row per perturbation, NaN always with a reason."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from distgen.evaluate.evaldata import EvalData
+from distgen.evaluate.metrics import metrics
+
+#: Metrics computed by default: cell-eval's ``full`` profile (minus clustering) plus distgen's own.
+DEFAULT_METRICS: tuple[str, ...] = (
+    "mse", "mae", "mse_delta", "mae_delta", "pearson_delta", "pearson_delta_realctrl", "r2", "r2_delta",
+    "discrimination_score_l1", "discrimination_score_l2", "discrimination_score_cosine",
+    "overlap_at_N", "overlap_at_50", "overlap_at_100", "overlap_at_200", "overlap_at_500",
+    "precision_at_N", "precision_at_50", "precision_at_100", "precision_at_200", "precision_at_500",
+    "de_direction_match", "de_spearman_lfc_sig", "de_sig_genes_recall", "de_spearman_sig", "roc_auc", "pr_auc",
+    "mmd", "edistance", "edistance_sq", "w2", "sinkhorn", "pearson_edistance",
+)  # fmt: skip
+
+
+@dataclass
+class MetricTable:
+    """``values[metric] -> [P]`` floats for ``perts``; ``reasons[metric][pert]`` explains each NaN."""
+
+    perts: tuple[str, ...]
+    values: dict[str, list[float]] = field(default_factory=dict)
+    reasons: dict[str, dict[str, str]] = field(default_factory=dict)
+    info: dict[str, list[Any]] = field(default_factory=dict)
+
+    def mean(self, name: str) -> float:
+        """Mean over perturbations where defined (NaN if nowhere)."""
+        vals = [v for v in self.values[name] if not math.isnan(v)]
+        return sum(vals) / len(vals) if vals else float("nan")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per perturbation (info columns, metrics, and a ``nan_reasons`` column)."""
+        out = []
+        for i, p in enumerate(self.perts):
+            row: dict[str, Any] = {"perturbation": p}
+            row.update({k: v[i] for k, v in self.info.items()})
+            row.update({k: v[i] for k, v in self.values.items()})
+            why = [f"{m}: {r[p]}" for m, r in self.reasons.items() if p in r]
+            row["nan_reasons"] = "; ".join(why)
+            out.append(row)
+        return out
+
+
+def run_metrics(data: EvalData, names: Sequence[str] | None = None, progress: bool = False,
+                params: dict[str, dict[str, Any]] | None = None) -> MetricTable:
+    """Compute ``names`` (default ``DEFAULT_METRICS``) for every perturbation of ``data``."""
+    names = list(DEFAULT_METRICS if names is None else names)
+    params = params or {}
+    data.cache.setdefault("progress", progress)
+    table = MetricTable(perts=data.perts)
+    table.info["n_cells_real"] = data.real.counts.tolist()
+    table.info["n_cells_pred"] = data.pred.counts.tolist()
+    it: Any = names
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(names, desc="metrics", unit="metric")
+    for name in it:
+        metric = metrics.get(name)(**params.get(name, {}))
+        res = metric.compute(data)
+        vals = res.values.to(torch.float64).clone()
+        reasons = {data.perts[p]: r for p, r in res.reasons.items()}
+        for p, why in data.invalid.items():
+            vals[p] = float("nan")
+            reasons[data.perts[p]] = why
+        for p in torch.isnan(vals).nonzero().flatten().tolist():
+            reasons.setdefault(data.perts[p], "undefined")
+        table.values[name] = vals.tolist()
+        table.reasons[name] = reasons
+    if "de/real" in data.cache:
+        for which in ("real", "pred"):
+            n = data.cache[f"de/{which}"].significant().sum(-1).tolist()
+            table.info[f"de_nsig_counts_{which}"] = n
+    return table

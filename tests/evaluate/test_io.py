@@ -1,0 +1,78 @@
+"""Bad prediction/truth pairs: clear errors or NaN-with-reason, never a silent wrong number."""
+
+import math
+
+import numpy as np
+import pytest
+
+from distgen.evaluate.io import load_pair
+from distgen.evaluate.suite import run_metrics
+
+from .synth import CONTROL, make_pair
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return make_pair(seed=1, n_genes=30, n_ctrl=30, n_cells=6, combos=False)
+
+
+def test_gene_order_is_aligned_and_recorded(pair):
+    real, pred = pair
+    data, _ = load_pair(pred, real, "target", CONTROL)
+    shuffled = pred[:, list(reversed(pred.var_names))].copy()
+    data2, info = load_pair(shuffled, real, "target", CONTROL)
+    assert info.notes and "reordered" in info.notes[0]
+    np.testing.assert_array_equal(data.pred.X.numpy(), data2.pred.X.numpy())
+
+
+def test_different_genes_are_an_error(pair):
+    real, pred = pair
+    with pytest.raises(ValueError, match=r"different genes.*G29"):
+        load_pair(pred[:, :-1].copy(), real, "target", CONTROL)
+
+
+def test_missing_control_and_column_are_named(pair):
+    real, pred = pair
+    no_ctrl = pred[pred.obs["target"] != CONTROL].copy()
+    with pytest.raises(ValueError, match="pred file has no control cells"):
+        load_pair(no_ctrl, real, "target", CONTROL)
+    with pytest.raises(ValueError, match="'guide' is not in the real file"):
+        load_pair(pred, real, "guide", CONTROL)
+
+
+def test_prediction_only_perturbation_is_an_error_and_missing_one_is_nan(pair):
+    real, pred = pair
+    with pytest.raises(ValueError, match="perturbations that the truth lacks"):
+        load_pair(pred, real[real.obs["target"] != "G3"].copy(), "target", CONTROL)
+    data, _ = load_pair(pred[pred.obs["target"] != "G3"].copy(), real, "target", CONTROL)
+    t = run_metrics(data, ["mse", "overlap_at_N"])
+    assert math.isnan(t.values["mse"][data.perts.index("G3")])
+    assert "no pred cells" in t.reasons["mse"]["G3"]
+
+
+def test_nan_predictions_and_single_cells_are_reported(pair):
+    real, pred = pair
+    pred = pred.copy()
+    idx = np.flatnonzero(pred.obs["target"].to_numpy() == "G2")
+    pred.X[idx[0], 4] = np.nan
+    keep = np.ones(pred.n_obs, bool)
+    keep[np.flatnonzero(pred.obs["target"].to_numpy() == "G5")[1:]] = False
+    data, _ = load_pair(pred[keep].copy(), real, "target", CONTROL)
+    t = run_metrics(data, ["mse", "pearson_delta", "edistance"])
+    assert "NaN" in t.reasons["mse"]["G2"] and "only 1 pred cell" in t.reasons["edistance"]["G5"]
+    ok = [p for p in data.perts if p not in ("G2", "G5")]
+    assert all(not math.isnan(t.values["mse"][data.perts.index(p)]) for p in ok)
+
+
+def test_raw_counts_are_refused(pair):
+    real, pred = pair
+    counts = pred.copy()
+    counts.X = np.round(np.expm1(counts.X) * 10)
+    with pytest.raises(ValueError, match="raw counts"):
+        load_pair(counts, real, "target", CONTROL)
+
+
+def test_columns_are_guessed_from_conventions(pair):
+    real, pred = pair
+    _, info = load_pair(pred, real)
+    assert (info.pert_col, info.control) == ("target", CONTROL)
