@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from distgen.types import ConditionLabels
+from distgen.types import CellTable, ConditionLabels
 
 #: Condition fields a backbone may declare in ``requires``.
 CONDITION_FIELDS = ("embedding", "control", "population", "labels")
@@ -64,3 +64,10 @@ class Backbone(nn.Module, ABC):
     @abstractmethod
     def forward(self, x_t: Tensor, t: Tensor, cond: Condition, x_self_cond: Tensor | None = None) -> Tensor:
         """``[B, m, G]`` output of the same shape as ``x_t``."""
+
+    def prepare(self, train: CellTable) -> None:
+        """Set up what the backbone derives from training cells before training (default: nothing).
+
+        Called by ``Generator.fit`` with the training table (e.g. the PAD-Transformer builds its
+        co-expression gene graph here when none was injected).
+        """

@@ -196,9 +196,14 @@ class Generator(nn.Module, PerturbationModel):
         return out
 
     def fit(self, train: CellTable, **kwargs: Any) -> Generator:
-        """Train with distgen's trainer (``distgen.train.fit``); keyword arguments go to it."""
+        """Train with distgen's trainer (``distgen.train.fit``); keyword arguments go to it.
+
+        First lets the backbone set up what it derives from training cells (``Backbone.prepare``,
+        e.g. the PAD-Transformer's co-expression gene graph).
+        """
         from distgen.train import fit
 
+        self.backbone.prepare(train)
         fit(self, train, **kwargs)
         return self
 
