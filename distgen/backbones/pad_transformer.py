@@ -62,6 +62,9 @@ class PADTransformer(Backbone):
         two slots with a learned control token, then average).
     use_condition_embedding
         Also add the conditioner's embedding (e.g. context/cell line) to the perturbation vector.
+    population_dim
+        Injected width of a population encoder's embedding of the control set; when > 0 it is
+        projected and added to the perturbation vector (every token reads it).
     """
 
     capabilities: ClassVar[dict[str, Any]] = {
@@ -93,6 +96,7 @@ class PADTransformer(Backbone):
         missing_perturbation_genes: str = "error",
         pool: str = "mean",
         use_condition_embedding: bool = False,
+        population_dim: int = 0,
     ) -> None:
         super().__init__()
         _check_choice("attention", attention, ATTENTIONS)
@@ -125,6 +129,8 @@ class PADTransformer(Backbone):
         if perturbation_encoding == "table":
             self.pert_table = nn.Sequential(nn.Embedding(info.n_perturbations + 1, d_model), nn.LayerNorm(d_model))
         self.cond_proj = nn.Linear(cond_dim, d_model) if use_condition_embedding and cond_dim > 0 else None
+        self.population_dim = population_dim
+        self.pop_proj = nn.Linear(population_dim, d_model) if population_dim > 0 else None
         self.null = nn.Parameter(torch.zeros(d_model))
         self.value_x, self.value_c = ValueEncoder(d_model, dropout), ValueEncoder(d_model, dropout)
         self.fusion = Fusion(d_model)
@@ -243,6 +249,8 @@ class PADTransformer(Backbone):
             e_p = torch.where(cond.drop.to(x_t.device)[:, None], self.null.expand_as(e_p), e_p)
         if self.cond_proj is not None and cond.embedding is not None:
             e_p = e_p + self.cond_proj(cond.embedding)
+        if self.pop_proj is not None and cond.population is not None:
+            e_p = e_p + self.pop_proj(cond.population)
         n = b * m
         ctrl = self._controls(cond, m).reshape(n, length)
         h_c = self.value_c(ctrl) + e_g
