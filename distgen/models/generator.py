@@ -224,7 +224,10 @@ class Generator(nn.Module, PerturbationModel):
         return out.cells / s
 
     def can_predict(self, atoms: list[str]) -> list[bool]:
-        return self.conditioner.can_embed(atoms)
+        """Per atom: can the parts that embed perturbations (conditioner, or a backbone's own tokens) embed it?"""
+        from distgen.models.preflight import embeddable
+
+        return embeddable(self, atoms)
 
 
 def check_assembly(model: Generator) -> None:
