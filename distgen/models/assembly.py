@@ -16,6 +16,7 @@ return every reason the combination cannot work. Keys read here:
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
@@ -55,6 +56,11 @@ def population_problems(model: Generator) -> list[str]:
     enc, bb = model.population_encoder, model.backbone
     if enc is None:
         return []
+    if "population_dim" not in inspect.signature(type(bb).__init__).parameters and "population_kind" not in _caps(bb):
+        return [
+            f"backbone {_name(bb)} does not read Condition.population (it takes no population_dim), so population_encoder "
+            f"{_name(enc)} would be computed and ignored; remove it or use a backbone that takes one (mlp, cross_dit, pad_transformer)"
+        ]
     out = []
     kind, want = _caps(enc).get("output_kind", "vector"), _caps(bb).get("population_kind", "vector")
     if kind != want:

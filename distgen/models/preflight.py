@@ -89,16 +89,38 @@ def registered_name(obj: Any, kind: str) -> str:
     return type(obj).__name__
 
 
-def _decider(model: Any) -> tuple[Any, str, str]:
-    """(object with can_embed/can_predict, its registered name, its kind)."""
+def deciders(model: Any) -> list[tuple[Any, str]]:
+    """The parts of ``model`` that must embed a perturbation, with their registered names.
+
+    A backbone that tokenises perturbations itself (``embeds_perturbations``, e.g. the
+    PAD-Transformer) decides, together with the conditioner when the backbone also reads the
+    conditioner's embedding; otherwise the conditioner decides; a model without either answers
+    through ``can_predict``.
+    """
+    bb = getattr(model, "backbone", None)
     cond = getattr(model, "conditioner", None)
+    if bb is not None and getattr(bb, "capabilities", {}).get("embeds_perturbations") and hasattr(bb, "can_embed"):
+        out = [(bb, registered_name(bb, "backbones"))]
+        if cond is not None and "embedding" in getattr(bb, "requires", ()):
+            out.append((cond, registered_name(cond, "conditioners")))
+        return out
     if cond is not None and hasattr(cond, "can_embed"):
-        return cond, registered_name(cond, "conditioners"), "conditioners"
+        return [(cond, registered_name(cond, "conditioners"))]
     if hasattr(model, "can_embed"):
-        return model, registered_name(model, "conditioners"), "conditioners"
+        return [(model, registered_name(model, "conditioners"))]
     if hasattr(model, "can_predict"):
-        return model, registered_name(model, "models"), "models"
+        return [(model, registered_name(model, "models"))]
     raise TypeError(f"preflight: {type(model).__name__} has neither can_embed nor can_predict")
+
+
+def embeddable(model: Any, atoms: Sequence[str]) -> list[bool]:
+    """Per atom: can every deciding part of ``model`` embed it?"""
+    atoms = list(atoms)
+    out = [True] * len(atoms)
+    for obj, _ in deciders(model):
+        can = obj.can_embed(atoms) if hasattr(obj, "can_embed") else obj.can_predict(atoms)
+        out = [a and bool(b) for a, b in zip(out, can)]
+    return out
 
 
 def _hint(name: str, obj: Any, missing: Sequence[str], genes: Sequence[str]) -> str:
@@ -159,13 +181,14 @@ def preflight(
     strict
         Raise when anything is missing (otherwise return the report).
     """
-    obj, name, kind = _decider(model)
+    parts = deciders(model)
+    name = " + ".join(n for _, n in parts)
+    obj = parts[0][0]
     conds = conditions_of(test, delimiter, control_label)
     atom_lists = [c.split(delimiter) for c in conds]
     atoms = sorted({a for al in atom_lists for a in al})
-    can = obj.can_embed(atoms) if kind == "conditioners" else obj.can_predict(atoms)
-    ok = dict(zip(atoms, can))
-    embeddable = tuple(all(ok[a] for a in al) for al in atom_lists)
+    ok = dict(zip(atoms, embeddable(model, atoms)))
+    per_condition = tuple(all(ok[a] for a in al) for al in atom_lists)
     missing = tuple(a for a in atoms if not ok[a])
     info = info or getattr(model, "info", None)
     genes = info.genes if info is not None else getattr(obj, "genes", ())
@@ -180,8 +203,8 @@ def preflight(
                 f"{type(model).__name__} generates from control cells but test context(s) {lacking} have none; "
                 "add control cells for them or hold out a different context"
             )
-    report = PreflightReport(name, tuple(conds), embeddable, missing, _hint(name, obj, missing, genes) if missing else "", tuple(problems))
+    report = PreflightReport(name, tuple(conds), per_condition, missing, _hint(name, obj, missing, genes) if missing else "", tuple(problems))
     return report.raise_if_failed() if strict else report
 
 
-__all__ = ["PreflightError", "PreflightReport", "conditions_of", "preflight", "registered_name"]
+__all__ = ["PreflightError", "PreflightReport", "conditions_of", "deciders", "embeddable", "preflight", "registered_name"]

@@ -166,3 +166,39 @@ def test_gene_vocab_is_tied_to_backbone_gene_tokens():
     assert not [k for k in m.state_dict() if k.startswith("conditioner.own")]
     m.loss(tiny_batch()).loss.backward()
     assert m.backbone.gene_embedding.weight.grad is not None
+
+
+def test_population_encoder_with_a_backbone_that_ignores_it_is_rejected():
+    class NoPopulation(Backbone):
+        """Reads only the embedding."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(8, 1)
+
+        def forward(self, x_t, t, cond, x_self_cond=None):
+            return x_t + self.lin(cond.embedding)[:, None, :]
+
+    with pytest.raises(AssemblyError, match=r"does not read Condition.population.*would be computed and ignored"):
+        _model(backbone=NoPopulation(), population_encoder=_enc("set_transformer"))
+
+
+def test_pad_transformer_takes_a_population_condition_and_ties_gene_vocab():
+    from distgen.models.generator import build_model
+
+    node = {
+        "name": "generator",
+        "conditioner": {"name": "gene_vocab", "dim": 8},
+        "backbone": {"name": "pad_transformer", "d_model": 16, "heads": 2, "layers": 1, "graph": False, "dropout": 0.0,
+                     "use_condition_embedding": True},
+        "dynamics": {"name": "flow_matching", "steps": 2, "solver": "euler"},
+        "population_encoder": {"name": "set_transformer", "dim": 4, "hidden": 8, "heads": 2, "layers": 1, "n_inducing": 2},
+    }
+    torch.manual_seed(0)
+    m = build_model(node, INFO, seen_perturbations=["G0", "G1"])
+    assert m.conditioner.tied and m.backbone.population_dim == 4
+    assert m.can_predict(["G0", "G3", "NOT_A_GENE"]) == [True, True, False]
+    out = m.loss(tiny_batch())
+    out.loss.backward()
+    assert m.backbone.pop_proj.weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.population_encoder.parameters())

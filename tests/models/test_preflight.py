@@ -103,3 +103,23 @@ def test_unseen_single_split_on_norman_onehot_fails_gene_vocab_table_passes():
     table = {a: rng.normal(size=3).tolist() for a in info.perturbations}
     emb = build_component("conditioners", {"name": "embedding_table", "dim": 4, "table": table}, info=info, seen_perturbations=train_atoms)
     assert preflight(emb, split).ok
+
+
+def test_a_backbone_with_its_own_perturbation_tokens_decides():
+    model = build_model(
+        {"name": "generator", "conditioner": {"name": "onehot", "dim": 4},
+         "backbone": {"name": "pad_transformer", "d_model": 8, "heads": 2, "layers": 1, "graph": False},
+         "dynamics": {"name": "flow_matching", "steps": 2}},
+        tiny_info(), seen_perturbations=["G0"],
+    )
+    rep = preflight(model, ["G0", "G3", "G1+G2"])
+    assert rep.ok and rep.component == "pad_transformer"
+    # reading the conditioner's embedding too, an unseen onehot row makes the atom unembeddable
+    model2 = build_model(
+        {"name": "generator", "conditioner": {"name": "onehot", "dim": 4},
+         "backbone": {"name": "pad_transformer", "d_model": 8, "heads": 2, "layers": 1, "graph": False, "use_condition_embedding": True},
+         "dynamics": {"name": "flow_matching", "steps": 2}},
+        tiny_info(), seen_perturbations=["G0"],
+    )
+    rep2 = preflight(model2, ["G0", "G3"], strict=False)
+    assert rep2.component == "pad_transformer + onehot" and rep2.missing_atoms == ("G3",)
