@@ -48,9 +48,26 @@ def fit(
         Per-step losses, validation history and the last checkpoint.
     """
     opts = train_options(train_kwargs)
+    prepare(model, train)
     source = TableBatches(train, set_size, opts.sets_per_batch, matcher, opts.seed)
     val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1) if val is not None else None
     trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, info=train.info, callbacks=callbacks)
     result = trainer.fit(resume=resume)
     model.eval()
     return result
+
+
+def prepare(model: nn.Module, train: CellTable) -> None:
+    """Let components fit data-dependent structure (e.g. a gene graph) on the training cells.
+
+    Calls ``model.prepare(train)`` when the model defines it, else ``prepare(train)`` of each
+    submodule that does (``PADTransformer.prepare`` builds its co-expression graph).
+    """
+    hook = getattr(model, "prepare", None)
+    if callable(hook):
+        hook(train)
+        return
+    for sub in model.modules():
+        hook = getattr(sub, "prepare", None)
+        if sub is not model and callable(hook):
+            hook(train)

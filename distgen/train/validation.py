@@ -13,7 +13,7 @@ from distgen.config import ConfigError
 from distgen.train.batches import BatchSource, mix_seed
 from distgen.types import SetBatch
 
-VAL_STEP = -1  #: the validation sets are those of this pseudo-step: the same sets at every validation
+VAL_STEP = 0  #: validation uses the first batch of its own (differently seeded) source: the same sets every time
 
 
 def resolve_metrics(names: Sequence[str]) -> dict[str, Any]:
