@@ -1,0 +1,45 @@
+"""Negative baseline: every perturbation has the average effect of the training perturbations."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from distgen.models import models
+from distgen.models.base import PerturbationModel
+from distgen.models.baselines.effects import add_effects, condition_effects
+from distgen.types import CellTable, ConditionLabels
+
+
+@models.register("mean_perturbation")
+class MeanPerturbationBaseline(PerturbationModel):
+    """Control cells shifted by the mean effect over all training perturbations (each weighted equally).
+
+    Pseudobulk: the mean over training perturbations, the "mean baseline" that Ahlmann-Eltze et al.
+    (2025) and others find hard to beat on pearson_delta. Control labels get the control cells back.
+    """
+
+    capabilities: ClassVar[dict[str, Any]] = {
+        "supports_unseen_perturbations": True,
+        "needs_control_cells": True,
+        "output_kind": "cells",
+        "stochastic": False,
+    }
+
+    def __init__(self) -> None:
+        self.effect: Tensor | None = None
+
+    def fit(self, train: CellTable, **kwargs: Any) -> MeanPerturbationBaseline:
+        effects = condition_effects(train)
+        if not effects:
+            raise ValueError("mean_perturbation: the training cells contain no perturbed cells")
+        self.effect = torch.stack(list(effects.values())).mean(0)
+        return self
+
+    def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:
+        if self.effect is None:
+            raise RuntimeError("mean_perturbation: call fit(train) before predict")
+        eff = self.effect[None].expand(len(labels), -1) * (~labels.is_control)[:, None]
+        return add_effects(control, control_mask, eff)
