@@ -147,3 +147,38 @@ def flag_invalid(data: EvalData, min_cells: int = 2) -> None:
                 data.invalid.setdefault(p, f"only {counts[p]} {name} cell(s); at least {min_cells} are needed")
             elif bad[p]:
                 data.invalid.setdefault(p, f"{bad[p]} {name} cell(s) contain NaN or inf values")
+
+
+def training_table(train: Any, genes: tuple[str, ...], perts: tuple[str, ...], pert_col: str, control: str) -> tuple[Any, Any]:
+    """Training cells for the baselines as a ``CellTable`` over ``genes``, and ``labels(perts)`` for predict.
+
+    The atom vocabulary covers the training AND the evaluated perturbations (so a baseline can be
+    asked about an atom it never saw: it answers with its fallback), but only training cells are in
+    the table. Contexts are not modelled (one context): deltas are taken against all training controls.
+    """
+    from distgen.types import CellTable, ConditionLabels, DataInfo
+
+    train = read(train)
+    if pert_col not in train.obs.columns:
+        raise ValueError(f"perturbation column {pert_col!r} is not in the training file's obs columns {list(train.obs.columns)}")
+    have = {str(g) for g in train.var_names}
+    missing = [g for g in genes if g not in have]
+    if missing:
+        raise ValueError(f"the training file lacks {len(missing)} evaluated genes (e.g. {missing[:5]}); baselines need every gene")
+    x = dense(train[:, list(genes)].X)
+    _check_scale(x, "training")
+    labels = train.obs[pert_col].astype(str).to_numpy()
+    if control not in set(labels):
+        raise ValueError(f"the training file has no control cells labelled {control!r} in obs[{pert_col!r}]; baselines need them")
+    cell_atoms = [atoms_of(v, control) for v in labels]
+    vocab = sorted({a for t in cell_atoms for a in t} | {a for p in perts for a in atoms_of(p, control)})
+    index = {a: i for i, a in enumerate(vocab)}
+    gene_set = set(genes)
+    kind = "genetic" if any(a in gene_set for a in vocab) else "chemical"
+    info = DataInfo(genes=tuple(genes), perturbations=tuple(vocab), perturbation_type=kind, control_label=control)
+    table = CellTable(torch.from_numpy(x), ConditionLabels.make([[index[a] for a in t] for t in cell_atoms]), info)
+
+    def to_labels(names: list[str]) -> ConditionLabels:
+        return ConditionLabels.make([[index[a] for a in atoms_of(p, control)] for p in names])
+
+    return table, to_labels

@@ -1,0 +1,145 @@
+"""Evaluation outputs: ``metrics.csv``, ``summary.json``, ``summary.md`` and PNG plots (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from distgen.evaluate.evaldata import EvalData
+from distgen.evaluate.suite import MetricTable
+
+#: Metrics shown in the per-perturbation bar plot (when computed).
+BAR_METRICS = ("pearson_delta", "mse", "discrimination_score_l1", "overlap_at_N", "mmd", "edistance")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def write_csv(table: MetricTable, path: str) -> None:
+    """One row per perturbation: counts, metric values and the reasons for NaNs."""
+    rows = table.rows()
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["perturbation"])
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_long_csv(tables: Mapping[str, MetricTable], path: str) -> None:
+    """``source, perturbation, metric, value`` for the baselines and the ceiling."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "perturbation", "metric", "value"])
+        for src, t in tables.items():
+            for name, vals in t.values.items():
+                for p, v in zip(t.perts, vals):
+                    w.writerow([src, p, name, v])
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_json(summary: Mapping[str, Any], path: str) -> None:
+    """``summary.json`` (NaN written as null)."""
+    with open(path, "w") as f:
+        json.dump(_clean(dict(summary)), f, indent=2, default=str)
+
+
+def markdown(summary: Mapping[str, Any]) -> str:
+    """A readable table: model next to each baseline and the ceiling, with the normalised score."""
+    rows = summary["metrics"]
+    bases = sorted({b for r in rows.values() for b in r["baselines"]})
+    head = ["metric", "better", "model", *bases, "ceiling", "normalised", "vs", "NaN"]
+    lines = [
+        "# distgen evaluate",
+        "",
+        f"prediction `{summary['pred']}` vs truth `{summary['real']}`: {summary['n_perturbations']} perturbations, "
+        f"{summary['n_genes']} genes (`{summary['pert_col']}`, control `{summary['control']}`).",
+        "",
+        "normalised = (model - strongest baseline) / (ceiling - strongest baseline): 0 = baseline, 1 = ceiling.",
+        "The ceiling compares disjoint halves of the real cells (half depth), so for error metrics it is pessimistic.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+    ]
+    for name, r in rows.items():
+        cells = [name, "higher" if r["higher_is_better"] else "lower", _fmt(r["model"]), *[_fmt(r["baselines"].get(b)) for b in bases],
+                 _fmt(r["ceiling"]), _fmt(r["normalised"]), _fmt(r["strongest_baseline"]), str(r["n_nan"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    if summary.get("notes"):
+        lines += ["", "## Notes", "", *[f"- {n}" for n in summary["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def plots(data: EvalData, table: MetricTable, out: str, max_cells: int = 2000) -> list[str]:
+    """Per-perturbation metric bars, predicted-vs-real delta scatter and a PCA overlay of cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    names = [m for m in BAR_METRICS if m in table.values]
+    if names:
+        fig, axes = plt.subplots(len(names), 1, figsize=(max(6, 0.3 * len(table.perts)), 2.2 * len(names)), squeeze=False)
+        for ax, name in zip(axes[:, 0], names):
+            ax.bar(range(len(table.perts)), table.values[name], color="tab:blue")
+            ax.set_ylabel(name, fontsize=8)
+            ax.set_xticks(range(len(table.perts)))
+            ax.set_xticklabels(table.perts if ax is axes[-1, 0] else [], rotation=90, fontsize=6)
+        fig.tight_layout()
+        files.append(os.path.join(out, "metrics_per_perturbation.png"))
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+
+    real_d, pred_d = data.delta("real").flatten(), data.delta("pred").flatten()
+    ok = torch.isfinite(real_d) & torch.isfinite(pred_d)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(real_d[ok].numpy(), pred_d[ok].numpy(), s=3, alpha=0.4)
+    lim = float(torch.cat([real_d[ok], pred_d[ok]]).abs().max()) if bool(ok.any()) else 1.0
+    ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8)
+    ax.set_xlabel("observed delta (real - real control)")
+    ax.set_ylabel("predicted delta (pred - pred control)")
+    ax.set_title("per gene and perturbation")
+    fig.tight_layout()
+    files.append(os.path.join(out, "delta_scatter.png"))
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+
+    def pick(x: torch.Tensor) -> torch.Tensor:
+        return x if x.shape[0] <= max_cells else x[torch.linspace(0, x.shape[0] - 1, max_cells).round().long()]
+
+    real_x, pred_x = pick(data.real.X), pick(data.pred.X)
+    pred_x = pred_x[torch.isfinite(pred_x).all(-1)]
+    if real_x.shape[0] >= 3 and pred_x.shape[0] >= 1:
+        mu = real_x.double().mean(0)
+        _, _, v = torch.pca_lowrank(real_x.double() - mu, q=min(2, real_x.shape[1]), center=False)
+        zr, zp = (real_x.double() - mu) @ v, (pred_x.double() - mu) @ v
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.scatter(zr[:, 0], zr[:, -1], s=3, alpha=0.4, label="real")
+        ax.scatter(zp[:, 0], zp[:, -1], s=3, alpha=0.4, label="generated")
+        ax.set_xlabel("PC1 (of real perturbed cells)")
+        ax.set_ylabel("PC2")
+        ax.legend()
+        fig.tight_layout()
+        files.append(os.path.join(out, "embedding_overlay.png"))
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    return files
