@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -126,9 +127,8 @@ class OTMatcher(ControlMatcher):
         cand = torch.nonzero(pool_context == context).flatten()
         if cand.numel() == 0:
             draw(cand, n, generator, f" in context {context}")
-        a = tgt[:n].double()
-        b = px[cand].double()
-        cost = torch.cdist(a, b).pow(2)
-        plan = ot.emd(torch.full((a.shape[0],), 1.0 / a.shape[0], dtype=torch.float64), torch.full((b.shape[0],), 1.0 / b.shape[0], dtype=torch.float64), cost)
-        rows = plan.float().clamp_min(0) + 1e-12
+        cost = torch.cdist(tgt[:n].float(), px[cand].float()).pow(2).double().numpy()
+        na, nb = cost.shape
+        plan = ot.emd(np.full(na, 1.0 / na), np.full(nb, 1.0 / nb), cost)  # numpy backend: no autograd overhead
+        rows = torch.from_numpy(plan).float().clamp_min(0) + 1e-12
         return cand[torch.multinomial(rows, 1, generator=generator).squeeze(1)]

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import IterableDataset, get_worker_info
 
 from distgen.data.matching import ControlMatcher, matchers
 from distgen.types import CellTable, SetBatch
@@ -24,7 +25,7 @@ def condition_groups(table: CellTable) -> tuple[list[Tensor], Tensor]:
     return groups, torch.tensor([int(g[0]) for g in groups], dtype=torch.long)
 
 
-class SetSampler:
+class SetSampler(IterableDataset):
     """Iterable of ``SetBatch``: ``sets_per_batch`` sets of ``set_size`` cells of one condition each.
 
     Parameters
@@ -51,6 +52,10 @@ class SetSampler:
         the same number of batches.
     controls
         Optional separate control pool (a ``CellTable``; its control cells are used).
+
+    It is a ``torch.utils.data.IterableDataset``: ``DataLoader(sampler, batch_size=None,
+    num_workers=k)`` builds batches in ``k`` background processes (worker ``w`` makes this rank's
+    batches ``w, w + k, ...``; the loader interleaves them back into the same order).
     """
 
     def __init__(
@@ -162,6 +167,8 @@ class SetSampler:
 
     def __iter__(self) -> Iterator[SetBatch]:
         sched = self._schedule()
-        for bn in range(len(self)):
+        worker = get_worker_info()
+        wid, nw = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        for bn in range(wid, len(self), nw):
             start = (bn * self.world_size + self.rank) * self.b
             yield self._make_batch([(i, int(sched[i]), *self._set(int(sched[i]), i)) for i in range(start, start + self.b)])

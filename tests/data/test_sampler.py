@@ -143,3 +143,15 @@ def test_split_then_sample(tiny_adata, tiny_schema):
     s = SetSampler(data.table.subset(split.train), set_size=4, sets_per_batch=2)
     seen = {tuple(b.labels.context.tolist()) for b in s}
     assert all(c == 0 for ctx in seen for c in ctx)  # only ct1 perturbed cells are in training
+
+
+def test_dataloader_workers_keep_the_order(table):
+    from torch.utils.data import DataLoader
+
+    s = SetSampler(table, set_size=4, sets_per_batch=2, seed=3, sets_per_epoch=10)
+    plain = list(s)
+    loaded = list(DataLoader(s, batch_size=None, num_workers=2))
+    assert len(loaded) == len(plain) == 5
+    for a, b in zip(plain, loaded):
+        torch.testing.assert_close(a.target, b.target)
+        torch.testing.assert_close(a.control, b.control)
