@@ -5,7 +5,7 @@ graphs, prediction writing (cell-eval layout) and synthetic generators. Models s
 """
 
 from distgen.data.dataset import PerturbationData
-from distgen.data.graph import coexpression_graph, edge_list_graph
+from distgen.data.graph import coexpression_graph, edge_list_graph, gene_graph
 from distgen.data.matching import ControlMatcher, matchers
 from distgen.data.predictions import write_ground_truth, write_predictions
 from distgen.data.preprocess import highly_variable_genes
@@ -24,6 +24,7 @@ __all__ = [
     "Split",
     "coexpression_graph",
     "edge_list_graph",
+    "gene_graph",
     "highly_variable_genes",
     "make_split",
     "matchers",

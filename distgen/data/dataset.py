@@ -156,6 +156,11 @@ class PerturbationData:
         processed = ad.AnnData(X=sp.csr_matrix(dense) if sp.issparse(x) else dense, obs=new_obs, var=var)
         return cls(processed, schema, table, conditions, contexts, batches, scale)
 
+    @classmethod
+    def read_h5ad(cls, path: str, schema: PerturbationSchema | None = None) -> PerturbationData:
+        """``from_anndata(anndata.read_h5ad(path), schema)``."""
+        return cls.from_anndata(ad.read_h5ad(path), schema)
+
     # ------------------------------------------------------------------ vocabularies and lookups
     def labels_for(self, conditions: Sequence[str], contexts: Sequence[str] | None = None, batches: Sequence[str] | None = None) -> ConditionLabels:
         """``ConditionLabels`` for condition strings (``"A+B"``, ``"control"``) at predict time."""

@@ -11,11 +11,15 @@ import hashlib
 import os
 import warnings
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from distgen.data.dataset import PerturbationData
 
 _CACHE: dict[str, Tensor] = {}
 
@@ -105,4 +109,16 @@ def edge_list_graph(edges: str | os.PathLike[str] | Iterable[tuple[str, str]], g
     if symmetric:
         adj = adj | adj.T
     adj.fill_diagonal_(True)
+    return adj
+
+
+def gene_graph(data: PerturbationData, fit_on: Sequence[int] | Any, k: int = 30, cache_dir: str | os.PathLike[str] | None = None) -> Tensor:
+    """``[G, G]`` co-expression graph of ``data`` fitted on cells ``fit_on`` (normally ``split.train``).
+
+    Records ``data.fitted["gene_graph"]`` so that ``split.check_leakage(data)`` can verify that no
+    validation or test cell was used.
+    """
+    idx = np.sort(np.asarray(fit_on, dtype=np.int64))
+    adj = coexpression_graph(data.table.X[torch.from_numpy(idx)], k=k, cache_dir=cache_dir)
+    data.fitted["gene_graph"] = idx
     return adj

@@ -67,3 +67,16 @@ def test_bad_input():
         coexpression_graph(torch.zeros(1, 4))
     with pytest.raises(ValueError, match="k must be"):
         coexpression_graph(torch.zeros(5, 4), k=0)
+
+
+def test_gene_graph_records_its_cells_for_the_leakage_check(tiny_adata, tiny_schema):
+    from distgen.data import LeakageError, PerturbationData, gene_graph, make_split
+
+    data = PerturbationData.from_anndata(tiny_adata, tiny_schema)
+    split = make_split(data, "combo_seen2", seed=0)
+    adj = gene_graph(data, split.train, k=3)
+    assert torch.equal(adj, coexpression_graph(data.table.X[split.train], k=3))
+    split.check_leakage(data)
+    gene_graph(data, np.arange(data.n_cells), k=3)
+    with pytest.raises(LeakageError, match="gene_graph"):
+        split.check_leakage(data)
