@@ -1,0 +1,1 @@
+"""distgen benchmarks: the scale harness (``python -m benchmarks``) and single-purpose scripts."""
