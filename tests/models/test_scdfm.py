@@ -1,0 +1,103 @@
+"""The scdfm presets: official defaults, CPU training and sampling, ablations as config overrides."""
+
+import pytest
+import torch
+
+from distgen import api
+from distgen.backbones.pad_transformer import PADTransformer
+from distgen.config import load_config
+from distgen.couplings.exact_ot import ExactOTCoupling
+from distgen.couplings.independent import IndependentCoupling
+from distgen.testing.fixtures import tiny_batch, tiny_info, tiny_table
+
+
+def test_scdfm_preset_has_the_official_defaults():
+    doc = load_config("scdfm")
+    model = api.build("scdfm", tiny_info())
+    bb, dyn = model.backbone, model.dynamics
+    assert isinstance(bb, PADTransformer)
+    assert (bb.d_model, len(bb.self_blocks), len(bb.cross_blocks)) == (512, 4, 4)
+    assert bb.self_blocks[0].attn.heads == 8 and bb.self_blocks[0].attn.attention == "differential"
+    assert [round(b.attn.lambda_init, 4) for b in bb.cross_blocks] == [0.2, 0.3555, 0.4707, 0.5561]
+    assert bb.graph and bb.graph_k == 30
+    assert (dyn.source, dyn.solver, dyn.steps, dyn.clamp_min, dyn.prediction) == ("noise", "rk4", 20, 0.0, "velocity")
+    assert dyn.path.name == "condot" and dyn.path.sigma_min == 0.0
+    assert isinstance(model.coupling, IndependentCoupling)
+    assert model.distribution_weight == 0.5 and model.genes_per_step == 1000
+    assert model.distribution_loss.unbiased and list(model.distribution_loss.kernel.scales) == [0.5, 1.0, 2.0, 4.0]
+    tr = doc["train"]
+    assert (tr["optimizer"], tr["lr"], tr["schedule"], tr["weight_decay"], tr["sets_per_batch"]) == ("adam", 5e-5, "cosine", 0.0, 1)
+    assert tr["lr"] * tr["min_lr_ratio"] == pytest.approx(1e-6)
+    assert doc["data"]["set_size"] == 48
+
+
+def _small(overrides=()):
+    torch.manual_seed(0)
+    return api.build("scdfm-small", tiny_info(), overrides=[*overrides, "model.genes_per_step=8"])
+
+
+def test_scdfm_small_trains_and_samples_on_cpu():
+    model = _small()
+    model.fit(tiny_table(), steps=3, set_size=6, sets_per_batch=2, progress=False)
+    assert model.backbone.genes.has_graph  # built from the training cells by prepare()
+    b = tiny_batch()
+    out = model.predict(b.control, b.control_mask, b.labels)
+    assert out.shape == b.control.shape and torch.isfinite(out).all()
+    assert out.min() >= 0  # clamped at 0
+    assert model.last_nfe == 20  # 6 grid points: 5 RK4 steps x 4 evaluations
+
+
+def test_loss_is_flow_matching_plus_gamma_mmd_and_mmd_reaches_the_network():
+    model = _small()
+    model.backbone.prepare(tiny_table())
+    model.train()
+    out = model.loss(tiny_batch())
+    assert set(out.parts) >= {"flow_matching", "distribution"}
+    assert out.loss.item() == pytest.approx(out.parts["flow_matching"] + 0.5 * out.parts["distribution"], rel=1e-5)
+    model.zero_grad()
+    torch.manual_seed(1)
+    dist_only = model.distribution_loss.distance(*_x1_hat_and_target(model))
+    dist_only.mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
+
+
+def _x1_hat_and_target(model):
+    b = tiny_batch(pad_last=0)
+    cond = model.condition(b.labels, b.control, b.control_mask, b.gene_ids)
+    out = model.dynamics.loss(model.bind(cond), b.target, b.target_mask, model.dynamics.draw_source(b.target, b.control), model.coupling)
+    return out.extras["x1_hat"], b.target_mask, b.target, b.target_mask
+
+
+def test_set_size_one_with_mmd_is_a_clear_error():
+    model = _small()
+    model.backbone.prepare(tiny_table())
+    model.train()
+    b = tiny_batch(m=1, pad_last=0)
+    with pytest.raises(ValueError, match="2 real cells"):
+        model.loss(b)
+    no_mmd = _small(["model.distribution_weight=0"])
+    no_mmd.backbone.prepare(tiny_table())
+    no_mmd.train()
+    assert "distribution" not in no_mmd.loss(b).parts  # without the MMD term a set of one is fine
+
+
+@pytest.mark.parametrize(
+    ("override", "check"),
+    [
+        ("model.distribution_weight=0", lambda m: m.distribution_weight == 0),
+        ("model.backbone.graph=false", lambda m: not m.backbone.graph and not hasattr(m.backbone.genes, "q")),
+        ("model.backbone.attention=standard", lambda m: m.backbone.self_blocks[0].attn.attention == "standard"),
+        ("model.coupling.name=exact_ot", lambda m: isinstance(m.coupling, ExactOTCoupling)),
+    ],
+)
+def test_ablations_are_config_overrides_that_train(override, check):
+    model = _small([override])
+    assert check(model)
+    model.fit(tiny_table(), steps=2, set_size=6, sets_per_batch=2, progress=False)
+    b = tiny_batch()
+    assert torch.isfinite(model.predict(b.control, b.control_mask, b.labels)).all()
+
+
+def test_can_predict_any_gene_token():
+    model = api.build("scdfm-small", tiny_info(), seen_perturbations=["G0"])
+    assert model.can_predict(["G0", "G3", "NOT_A_GENE"]) == [True, True, False]
