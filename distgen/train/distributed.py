@@ -136,3 +136,22 @@ def no_sync(wrapped: nn.Module, sync: bool) -> Any:
 
         return _restore()
     return contextlib.nullcontext()
+
+
+def param_checksums(module: nn.Module) -> list[float]:
+    """One float64 checksum of this rank's parameters per rank (all ranks must call; identical under DDP).
+
+    Raises ``RuntimeError`` when ranks disagree: their replicas diverged (a bug or a non-deterministic
+    op outside the synchronised gradient path).
+    """
+    local = torch.zeros(1, dtype=torch.float64)
+    for i, p in enumerate(module.parameters()):
+        local += (p.detach().double().cpu().flatten() * (1.0 + 1e-3 * i)).sum()
+    if not dist.is_initialized():
+        return [float(local)]
+    out = [torch.zeros(1, dtype=torch.float64) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, local)
+    values = [float(t) for t in out]
+    if any(v != values[0] for v in values):
+        raise RuntimeError(f"ranks out of sync: parameter checksums differ across ranks {values}")
+    return values

@@ -12,9 +12,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from distgen.config import ConfigError, load_config, resolve_node, save_yaml
 from distgen.models.generator import build_model
 from distgen.train import distributed as D
+from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import CheckpointError, list_checkpoints
 from distgen.train.data_section import RunData, data_section, load_run_data
 from distgen.train.loop import prepare
@@ -24,6 +27,7 @@ from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import Trainer, TrainResult
 
 SECTIONS = ("model", "data", "train")
+INIT_KEY = 1_000_001  #: seed key of weight initialisation
 
 
 def resolve_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], TrainOptions, Any]:
@@ -64,6 +68,7 @@ def train_run(
         raise CheckpointError(f"--resume: {out} holds no checkpoint to resume from")
     split_file = out / "split.json" if resume is not False and (out / "split.json").exists() else None
     rd = load_run_data(ds, split_file)
+    torch.manual_seed(mix_seed(opts.seed, INIT_KEY))  # initial weights depend on the seed only
     model = build_model(resolved["model"], rd.info, rd.seen_perturbations())
     prepare(model, rd.train_table)  # type: ignore[arg-type]
     train, val = rd.sources(opts.sets_per_batch, opts.val_sets, opts.seed)

@@ -158,6 +158,7 @@ class Trainer:
     def save(self) -> Path | None:
         """Checkpoint the current step (every rank takes part; rank 0 writes)."""
         msd, osd = get_full_state(self.loss_module, self.optimizer, self.sharded)
+        checksums = D.param_checksums(self.loss_module) if not self.sharded else []
         path = None
         if self.env.is_main and self.ckpt_dir is not None:
             state = {
@@ -170,6 +171,7 @@ class Trainer:
                 "best_step": self.best_step,
                 "bad_validations": self.bad_validations,
                 "world_size": self.env.world_size,
+                "rank_checksums": checksums,
             }
             path = save_checkpoint(
                 self.ckpt_dir, self.step, {k.removeprefix(PREFIX): v for k, v in msd.items()}, osd, rng_state(), state,
@@ -224,7 +226,11 @@ class Trainer:
             stats[0] += value
             for k, v in (self.loss_module.last.parts if self.loss_module.last else {}).items():
                 parts[k] = parts.get(k, 0.0) + v / opts.grad_accum
-        D.all_reduce_sum(stats)
+        names = sorted(parts)
+        packed = torch.cat([stats, torch.tensor([parts[k] for k in names], dtype=torch.float64)])
+        D.all_reduce_sum(packed)
+        stats = packed[:2]
+        parts = {k: float(v) / self.env.world_size for k, v in zip(names, packed[2:].tolist())}
         if stats[1] > 0:
             self._non_finite("loss", bad_batch)
         max_norm = opts.grad_clip if opts.grad_clip is not None else float("inf")
