@@ -38,7 +38,8 @@ def run(args: argparse.Namespace, command: str) -> int:
     print(block)
     print(f"JSON: {out}")
     if args.docs:
-        print(f"docs: {update_docs(block, args.mode, args.docs)}")
+        key = args.mode + ("-" + "-".join(args.sections) if args.sections else "")
+        print(f"docs: {update_docs(block, key, args.docs)}")
     failed = [c for c in res["checks"] if c["enforced"] and not c["passed"]]
     for c in failed:
         print(f"bound failed: {c['check']}: {c['value']}", file=sys.stderr)

@@ -35,7 +35,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 def markdown(res: dict[str, Any], command: str) -> str:
     """The markdown block of one run."""
-    out = [f"### Mode `{res['mode']}` on {res['device'].upper()}", "", f"Hardware: {describe(res['hardware'])}.", "", f"Command: `{command}`", ""]
+    which = f", sections {', '.join(res['sections'])}" if res.get("sections") else ""
+    out = [f"### Mode `{res['mode']}`{which} on {res['device'].upper()}", "", f"Hardware: {describe(res['hardware'])}.", "", f"Command: `{command}`", ""]
     tr = res.get("train")
     if isinstance(tr, list):
         rows = [[r["preset"], r["size"], r.get("genes"), f"{r.get('sets')} x {r.get('set_size')}", r.get("params"), r.get("precision"),

@@ -61,7 +61,7 @@ def run_all(mode: str = "tiny", workdir: str | Path = "/tmp/distgen-bench", pres
     small = [n for n in names if n.endswith("-small")] or names
     official = [n for n in names if not n.endswith("-small")] if cfg["official"] else []
     want = set(sections or ["train", "sampling", "scaling", "streaming", "evaluation"])
-    res: dict[str, Any] = {"mode": mode, "device": device.type, "hardware": hardware(), "presets": names, "config": cfg}
+    res: dict[str, Any] = {"mode": mode, "device": device.type, "hardware": hardware(), "presets": names, "config": cfg, "sections": sections}
 
     def train() -> list[dict[str, Any]]:
         rows = []
