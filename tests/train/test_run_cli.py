@@ -1,0 +1,102 @@
+"""``distgen train`` / ``distgen predict`` end to end on the bundled Norman K562 data (in-process CLI)."""
+
+import json
+
+import anndata as ad
+import numpy as np
+import pytest
+import yaml
+
+from distgen.cli import main
+from distgen.config import ConfigError
+from distgen.train.run import resolve_document
+
+CONFIG = {
+    "model": {
+        "name": "generator",
+        "conditioner": {"name": "onehot", "dim": 8},
+        "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+        "dynamics": {"name": "flow_matching", "steps": 3, "solver": "euler"},
+    },
+    "data": {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 8},
+    "train": {"steps": 4, "sets_per_batch": 2, "checkpoint_every": 2, "log_every": 2, "progress": False,
+              "val_every": 2, "val_sets": 2, "val_metrics": ["mse"], "ema_decay": 0.9},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    cfg = root / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    assert main(["train", str(cfg), "train.lr=0.002", "--out", str(root / "run")]) == 0
+    return root, cfg
+
+
+def test_run_directory_contents(run):
+    root, _ = run
+    d = root / "run"
+    resolved = yaml.safe_load((d / "config.yaml").read_text())
+    assert resolved["train"]["lr"] == 0.002 and resolved["model"]["backbone"]["use_control"] is False  # defaults filled in
+    man = json.loads((d / "manifest.json").read_text())
+    assert {"versions", "git_commit", "seed", "data", "hardware"} <= set(man)
+    assert man["versions"]["torch"] and man["data"]["split_hash"] and man["data"]["data_hash"]
+    header = (d / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"step", "loss", "lr", "steps_per_s", "cells_per_s", "val_loss", "val_mse"} <= set(header)
+    assert (d / "split.json").exists() and (d / "checkpoints" / "latest").read_text().strip() == "step_00000004"
+
+
+def test_predict_writes_cell_eval_layout(run):
+    root, _ = run
+    assert main(["predict", str(root / "run"), "--out", str(root / "pred.h5ad"), "--real", str(root / "real.h5ad")]) == 0
+    pred, real = ad.read_h5ad(root / "pred.h5ad"), ad.read_h5ad(root / "real.h5ad")
+    assert list(pred.var_names) == list(real.var_names)
+    assert pred.obs["target_gene"].value_counts().to_dict() == real.obs["target_gene"].value_counts().to_dict()
+    assert "non-targeting" in set(pred.obs["target_gene"]) and np.isfinite(np.asarray(pred.X)).all()
+    split = json.loads((root / "run" / "split.json").read_text())
+    assert set(pred.obs["target_gene"]) - {"non-targeting"} == set(split["test_conditions"])
+
+
+def test_same_config_and_seed_same_weights(run, tmp_path):
+    root, cfg = run
+    assert main(["train", str(cfg), "train.lr=0.002", "--out", str(tmp_path / "again")]) == 0
+    from safetensors.torch import load_file
+
+    a = load_file(str(root / "run" / "checkpoints" / "step_00000004" / "model.safetensors"))
+    b = load_file(str(tmp_path / "again" / "checkpoints" / "step_00000004" / "model.safetensors"))
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_existing_run_needs_resume_and_same_config(run, capsys):
+    root, cfg = run
+    out = str(root / "run")
+    assert main(["train", str(cfg), "train.lr=0.002", "--out", out]) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", str(cfg), "train.lr=0.5", "train.steps=6", "--out", out, "--resume"]) == 1
+    assert "train.lr" in capsys.readouterr().err
+    assert main(["train", str(cfg), "train.lr=0.002", "train.steps=6", "--out", out, "--resume"]) == 0
+    assert json.loads((root / "run" / "manifest.json").read_text())["resumes"]
+
+
+def test_bad_configs_fail_naming_the_key():
+    with pytest.raises(ConfigError, match="unknown top-level"):
+        resolve_document({**CONFIG, "trian": {}})
+    with pytest.raises(ConfigError, match=r"data: unknown key 'set_sise'"):
+        resolve_document({**CONFIG, "data": {"set_sise": 3}})
+    with pytest.raises(ConfigError, match="no 'model' section"):
+        resolve_document({"data": CONFIG["data"]})
+    assert main(["train", "no_such_preset", "--out", "/tmp/never"]) == 2
+
+
+def test_predict_rejects_other_data_and_missing_run(run, tmp_path, capsys):
+    root, _ = run
+    assert main(["predict", str(tmp_path), "--out", str(tmp_path / "p.h5ad")]) == 1
+    assert "not a run directory" in capsys.readouterr().err
+    bad = tmp_path / "run"
+    bad.mkdir()
+    for f in ("config.yaml", "split.json", "manifest.json"):
+        (bad / f).write_bytes((root / "run" / f).read_bytes())
+    (bad / "info.json").write_text(json.dumps({"genes": ["X", "Y"]}))
+    (bad / "checkpoints").symlink_to(root / "run" / "checkpoints")
+    assert main(["predict", str(bad), "--out", str(tmp_path / "p.h5ad")]) == 1
+    assert "gene names differ" in capsys.readouterr().err
