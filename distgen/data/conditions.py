@@ -67,7 +67,7 @@ def parse_doses(obs: pd.DataFrame, schema: PerturbationSchema, atoms: list[tuple
     """Per cell, one dose per atom (1.0 without a dose column); ``"d1+d2"`` gives per-atom doses."""
     if schema.dose_col is None:
         return [tuple(1.0 for _ in a) for a in atoms]
-    out = []
+    out: list[tuple[float, ...]] = []
     for a, v in zip(atoms, obs[schema.dose_col].astype(object).to_numpy()):
         if not a:
             out.append(())

@@ -96,4 +96,5 @@ class PerturbationSchema:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PerturbationSchema:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kwargs)

@@ -89,7 +89,7 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
         order = _choose(eligible, 1.0, rng, given, "(condition, context) pairs") if given else [eligible[i] for i in rng.permutation(len(eligible))]
         want = len(order) if given else _n_pick(len(eligible), p["test_frac"])
         left = dict(n_ctx)
-        test_pairs = []
+        test_pairs: list[tuple[str, str]] = []
         for c, k in order:
             if len(test_pairs) == want:
                 break

@@ -193,6 +193,7 @@ def test_input_not_modified(tiny_adata, tiny_schema):
 
 
 def test_empty_anndata():
-    a = ad.AnnData(X=np.zeros((0, 3), dtype=np.float32), obs=pd.DataFrame({"condition": pd.Series([], dtype=str)}))
+    obs = pd.DataFrame({"condition": pd.Series([], dtype=str)}, index=pd.Index([], dtype=str))
+    a = ad.AnnData(X=np.zeros((0, 3), dtype=np.float32), obs=obs, var=pd.DataFrame(index=pd.Index(["x", "y", "z"])))
     with pytest.raises(ValueError, match="no cells"):
         PerturbationData.from_anndata(a, PerturbationSchema())

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from distgen.data import SPLIT_KINDS, LeakageError, PerturbationData, Split, highly_variable_genes, make_split
 
@@ -120,3 +122,19 @@ def test_hvg_forces_perturbed_genes_and_uses_only_fit_cells(data):
     # changing held-out cells' values must not change the selection
     data.table.X[s.test] = torch.rand(len(s.test), data.info.n_genes) * 9
     assert highly_variable_genes(data, 3, fit_on=s.train).info.genes == hv.info.genes
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from(TINY_KINDS),
+    seed=st.integers(0, 10_000),
+    test_frac=st.integers(5, 60).map(lambda v: v / 100),  # integers: conftest flushes denormals, which hypothesis floats refuse
+    val_frac=st.integers(0, 50).map(lambda v: v / 100),
+    holdout_controls=st.integers(0, 40).map(lambda v: v / 100),
+)
+def test_any_split_partitions_cells_and_is_clean(data, kind, seed, test_frac, val_frac, holdout_controls):
+    split = make_split(data, kind=kind, seed=seed, test_frac=test_frac, val_frac=val_frac, holdout_controls=holdout_controls)
+    allc = torch.cat([split.train, split.val, split.test])
+    assert torch.equal(torch.sort(allc).values, torch.arange(data.n_cells))
+    split.check_leakage(data)
+    assert Split.from_dict(split.to_dict()).hash == split.hash
