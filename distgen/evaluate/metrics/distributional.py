@@ -111,7 +111,7 @@ class Wasserstein2(_PerPerturbation):
 
 @metrics.register("sinkhorn")
 class Sinkhorn(_PerPerturbation):
-    """Debiased Sinkhorn divergence (squared Euclidean cost, reg = ``epsilon`` x mean cost)."""
+    """Debiased Sinkhorn divergence (Feydy et al. 2019; squared Euclidean cost, reg = ``epsilon`` x mean cost)."""
 
     capabilities: ClassVar[dict[str, Any]] = {"level": "distribution", "higher_is_better": False, "celleval": None}
 
