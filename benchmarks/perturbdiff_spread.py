@@ -11,9 +11,12 @@ control cells (``--matcher same_batch``: controls carry ``z`` through the baseli
 controls pooled over populations (``--matcher same_context``: ``z`` is invisible, any spread must
 come from the generator). With real held-out replicates ``R_p`` the script reports per condition
 
-* ``real_spread`` = mean over pairs ``p < q`` of the unbiased energy distance ``ED(R_p, R_q)``
-  (unbiased, so pure sampling noise contributes 0 in expectation);
-* ``gen_spread`` = the same over generated populations, and ``spread_ratio = gen / real``;
+* the suite's spread metrics (``distgen.evaluate.spread``, energy kernel): ``spread_ratio`` (mean
+  pairwise MMD among generated / among real populations; 1 = same spread), ``population_mmd2``
+  (MMD^2 between the two sets of populations; 0 = same distribution over distributions) and
+  ``replicate_coverage`` (fraction of real replicates that a generated population covers);
+* ``real_spread`` / ``gen_spread``: mean over pairs ``p < q`` of the *unbiased* energy distance
+  (sampling noise contributes 0 in expectation), and their ratio ``ed_spread_ratio``;
 * ``fit`` = mean ``ED(G_p, R_p)`` and ``identify`` = fraction of ``p`` whose generated population is
   closer to its own replicate ``R_p`` than to any other ``R_q`` (chance = 1 / #populations).
 
@@ -37,6 +40,8 @@ from distgen.api import build
 from distgen.config import load_config
 from distgen.data import PerturbationData, PerturbationSchema, make_split
 from distgen.data.synthetic import populations_dataset
+from distgen.evaluate.spread import population_mmd2, replicate_coverage, spread_ratio
+from distgen.kernels import kernels
 from distgen.kernels.distances import energy_distance
 from distgen.train import fit
 
@@ -49,17 +54,23 @@ def ed(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(energy_distance(x[None].double(), y[None].double(), unbiased=True)[0])
 
 
-def spread_scores(gen: dict[str, torch.Tensor], real: dict[str, torch.Tensor]) -> dict[str, float]:
+def spread_scores(gen: dict[str, torch.Tensor], real: dict[str, torch.Tensor], kernel: Any) -> dict[str, float]:
     """Spread of generated vs real replicate populations of one condition (keys: population ids)."""
     pops = sorted(real)
     pairs = list(itertools.combinations(pops, 2))
     real_spread = float(np.mean([ed(real[p], real[q]) for p, q in pairs]))
     gen_spread = float(np.mean([ed(gen[p], gen[q]) for p, q in pairs]))
     cross = np.array([[ed(gen[p], real[q]) for q in pops] for p in pops])
+    n = min(min(len(v) for v in real.values()), min(len(v) for v in gen.values()))
+    g = torch.stack([gen[p][:n] for p in pops]).double()
+    r = torch.stack([real[p][:n] for p in pops]).double()
     return {
         "real_spread": real_spread,
         "gen_spread": gen_spread,
-        "spread_ratio": gen_spread / real_spread if real_spread > 0 else float("nan"),
+        "ed_spread_ratio": gen_spread / real_spread if real_spread > 0 else float("nan"),
+        "spread_ratio": float(spread_ratio(g, r, kernel)),
+        "population_mmd2": float(population_mmd2(g, r, kernel)),
+        "replicate_coverage": float(replicate_coverage(g, r, kernel)),
         "fit": float(np.mean(np.diag(cross))),
         "identify": float(np.mean(cross.argmin(1) == np.arange(len(pops)))),
     }
@@ -93,7 +104,7 @@ def run_model(preset: str, data: PerturbationData, split: Any, args: argparse.Na
             x = ctrl[pick].view(-1, set_size, ctrl.shape[1])
             labels = table.labels.index(rows[:1]).index(torch.zeros(len(x), dtype=torch.long))
             gen[pop] = model.predict(x, torch.ones(x.shape[:2], dtype=torch.bool), labels).reshape(-1, ctrl.shape[1])
-        per_cond[cond] = spread_scores(gen, real)
+        per_cond[cond] = spread_scores(gen, real, kernels.build("energy"))
     keys = next(iter(per_cond.values())).keys()
     mean = {k: float(np.mean([v[k] for v in per_cond.values()])) for k in keys}
     return {"preset": preset, "train_seconds": round(train_s, 1), "mean": mean, "per_condition": per_cond}
