@@ -85,3 +85,21 @@ def test_every_sampler_generates_non_negative_cells(trained, sampler):
     assert (cells >= 0).all()
     assert model.last_nfe >= 10  # guidance: two network calls per step
     model.dynamics.sampler, model.dynamics.sample_steps, model.dynamics.start_step = "ddim_official_truncated", 100, 99
+
+
+@pytest.mark.slow
+def test_kang_benchmark_script_runs(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "benchmarks" / "kang_heldout.py"
+    spec = importlib.util.spec_from_file_location("kang_heldout", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "kang.json"
+    mod.main(["--cell-types", "B", "--steps", "2", "--genes", "200", "--override", "model.dynamics.start_step=3", "--out", str(out)])
+    run = json.loads(out.read_text())["runs"][0]
+    assert set(run["scores"]) == {"perturbdiff", "control", "mean_shift", "ceiling"}
+    # the real other half is closer to the held-out stimulated cells than unstimulated controls are
+    assert run["scores"]["ceiling"]["edistance"] < run["scores"]["control"]["edistance"]
