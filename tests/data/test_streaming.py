@@ -184,3 +184,21 @@ def test_stream_batches_resume_exactly_and_shard_disjointly(atlas):
     assert not set(other) & set(mine)
     with pytest.raises(ValueError, match="multiple"):
         a.batch(0, 0, 3)
+
+
+def test_predict_to_disk_writes_every_group_in_the_cell_eval_layout(atlas, tmp_path):
+    from distgen.data.streaming import predict_to_disk
+    from distgen.models.baselines.control import ControlBaseline
+
+    out = predict_to_disk(ControlBaseline(), atlas, tmp_path / "pred.h5ad", set_size=5, sets_per_call=3, schema=SCHEMA, control_pool=50)
+    pred = ad.read_h5ad(out)
+    disk = DiskCells(atlas, SCHEMA)
+    n_groups = len(disk.groups())
+    kinds = pred.obs["distgen_kind"].astype(str).to_numpy()
+    assert (kinds == "predicted").sum() == 5 * n_groups and (kinds == "control").sum() >= 50
+    assert pred.var_names.tolist() == list(disk.info.genes)
+    assert set(pred.obs["target_gene"][kinds == "control"]) == {"non-targeting"}
+    assert len(set(pred.obs["target_gene"][kinds == "predicted"])) == disk.info.n_perturbations
+    controls = {r.tobytes() for r in pred.X[kinds == "control"]}
+    assert all(r.tobytes() in controls for r in pred.X[kinds == "predicted"])  # the no-effect model returns its matched controls
+    assert not list(tmp_path.glob("*.partial"))
