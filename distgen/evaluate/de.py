@@ -17,11 +17,14 @@ perturbation-only counts. Work per perturbation is ``O(n_p G log n_c)`` instead 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from distgen.evaluate.evaldata import Population
+
+_BLOCK = 2**23  #: elements of one padded block of perturbation cells
 
 
 @dataclass
@@ -51,19 +54,32 @@ class SortedControl:
 
 def rank_sum_test(x: Tensor, ctrl: SortedControl, continuity: bool = True) -> tuple[Tensor, Tensor]:
     """Two-sided Mann-Whitney U of ``x [n, G]`` against the control, per gene: ``(U [G], p [G])``."""
-    n1, n2 = x.shape[0], ctrl.n
-    xs = x.to(torch.float64).T.contiguous().sort(dim=1).values  # [G, n1]
-    lo = torch.searchsorted(ctrl.sorted, xs, side="left")
-    a = (torch.searchsorted(ctrl.sorted, xs, side="right") - lo).to(torch.float64)  # controls equal to x_i
-    u1 = (lo.to(torch.float64) + 0.5 * a).sum(1)  # rank sum of x minus n1 (n1 + 1) / 2
-    b = (torch.searchsorted(xs, xs, side="right") - torch.searchsorted(xs, xs, side="left")).to(torch.float64)
-    # sum over pooled tie groups of t^3, t = a_v + b_v, expanded into sums over the perturbation's cells
-    t3 = ctrl.tie_sq + 3.0 * (a * a).sum(1) + 3.0 * (a * b).sum(1) + (b * b).sum(1)
-    n = n1 + n2
+    u, p = rank_sum_batch(x[None], torch.tensor([x.shape[0]]), ctrl, continuity)
+    return u[0], p[0]
+
+
+def rank_sum_batch(x: Tensor, n1: Tensor, ctrl: SortedControl, continuity: bool = True) -> tuple[Tensor, Tensor]:
+    """Rank-sum tests of ``B`` padded groups ``x [B, m, G]`` (first ``n1[b]`` rows real) vs the control: ``[B, G]``."""
+    b_, m, g = x.shape
+    valid = torch.arange(m)[None, :] < n1[:, None]  # [B, m]
+    xs = torch.where(valid[..., None], x.to(torch.float64), torch.tensor(float("inf"), dtype=torch.float64))
+    xs = xs.transpose(1, 2).contiguous().sort(dim=-1).values  # [B, G, m], padding (inf) last
+    keep = valid[:, None, :].to(torch.float64)  # sorted order keeps the n1 real values first
+    flat = xs.permute(1, 0, 2).reshape(g, b_ * m)
+    lo = torch.searchsorted(ctrl.sorted, flat, side="left")
+    hi = torch.searchsorted(ctrl.sorted, flat, side="right")
+    lo = lo.reshape(g, b_, m).permute(1, 0, 2).to(torch.float64) * keep
+    a = (hi.reshape(g, b_, m).permute(1, 0, 2).to(torch.float64)) * keep - lo  # controls equal to x_i
+    u1 = (lo + 0.5 * a).sum(-1)  # rank sum of x minus n1 (n1 + 1) / 2
+    cnt = (torch.searchsorted(xs, xs, side="right") - torch.searchsorted(xs, xs, side="left")).to(torch.float64) * keep
+    # sum over pooled tie groups of t^3, t = a_v + b_v, expanded into sums over the group's cells
+    t3 = ctrl.tie_sq[None] + 3.0 * (a * a).sum(-1) + 3.0 * (a * cnt).sum(-1) + (cnt * cnt).sum(-1)
+    n1f = n1.to(torch.float64)[:, None]
+    n = n1f + ctrl.n
     tie = t3 - n
-    mu = n1 * n2 / 2.0
-    s2 = n1 * n2 / 12.0 * ((n + 1.0) - tie / (n * (n - 1.0)))
-    u = torch.maximum(u1, n1 * n2 - u1)
+    mu = n1f * ctrl.n / 2.0
+    s2 = n1f * ctrl.n / 12.0 * ((n + 1.0) - tie / (n * (n - 1.0)))
+    u = torch.maximum(u1, n1f * ctrl.n - u1)
     num = u - mu - (0.5 if continuity else 0.0)
     z = num / s2.clamp_min(1e-300).sqrt()
     p = (2.0 * torch.special.ndtr(-z)).clamp(0.0, 1.0)
@@ -96,16 +112,23 @@ def differential_expression(pop: Population, log1p: bool = True, progress: bool 
     p_count, g = pop.n_perts, pop.X.shape[1]
     stat = torch.full((p_count, g), float("nan"), dtype=torch.float64)
     pval = torch.full_like(stat, float("nan"))
-    rng = range(p_count)
+    counts = pop.counts
+    m_max = max(int(counts.max()) if p_count else 1, 1)
+    step = max(1, _BLOCK // (m_max * max(g, 1)))  # perturbations per padded block
+    starts: Any = range(0, p_count, step)
     if progress:
         from tqdm.auto import tqdm
 
-        rng = tqdm(rng, desc="differential expression", leave=False)
-    for p in rng:
-        x = pop.cells(p)
-        if x.shape[0] == 0:
+        starts = tqdm(starts, desc="differential expression", unit="block", leave=False)
+    for s0 in starts:
+        idx = torch.arange(s0, min(s0 + step, p_count))
+        idx = idx[counts[idx] > 0]
+        if idx.numel() == 0:
             continue
-        stat[p], pval[p] = rank_sum_test(x, ctrl)
+        block = torch.zeros(idx.numel(), m_max, g, dtype=pop.X.dtype)
+        for row, p in enumerate(idx.tolist()):
+            block[row, : int(counts[p])] = pop.cells(p)
+        stat[idx], pval[idx] = rank_sum_batch(block, counts[idx], ctrl)
     fdr = benjamini_hochberg(torch.nan_to_num(pval, nan=1.0))
     fdr[torch.isnan(pval)] = float("nan")
     mean_c = pop.control.to(torch.float64).mean(0)

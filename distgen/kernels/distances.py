@@ -42,7 +42,7 @@ def _rows(b: int, k: int, chunk_size: int | None) -> int:
 
 def _block(kernel: Kernel, x: Tensor, y: Tensor, wx: Tensor, wy: Tensor, offset: int, diag: bool) -> tuple[Tensor, Tensor]:
     g = kernel.gram(x, y)
-    total = torch.einsum("bn,bnk,bk->b", wx, g, wy)
+    total = (wx[:, None, :] @ g @ wy[:, :, None])[:, 0, 0]
     if not diag:
         return total, torch.zeros_like(total)
     d = torch.diagonal(g, offset=offset, dim1=-2, dim2=-1)  # entries (i, offset + i)
