@@ -62,7 +62,8 @@ class TrainOptions:
         DDP option; keep True when some parameters may get no gradient in a step (e.g. null
         condition embeddings without condition dropout).
     val_every
-        Validate every this many steps (0: only at the end when validation data exist).
+        Validate every this many steps, and at the last step (0: never). Needs validation cells
+        (``data.split.val_frac > 0``).
     val_sets, val_metrics
         Validation draws ``val_sets`` fixed sets; reports their loss and the named evaluation
         metrics (registered ``metrics``) of cells generated for them.

@@ -292,7 +292,7 @@ class Trainer:
                            "steps_per_s": rate, "cells_per_s": rate * cells_per_step, **{f"loss_{k}": v / len(window) for k, v in part_sums.items() if k != "loss"}}
                     window, part_sums = [], {}
                 stop = False
-                if self.val_source is not None and ((opts.val_every and self.step % opts.val_every == 0) or self.step == opts.steps):
+                if self.val_source is not None and opts.val_every and (self.step % opts.val_every == 0 or self.step == opts.steps):
                     vals = self.validate()
                     result.validations.append({"step": self.step, **vals})
                     row.update(vals)
