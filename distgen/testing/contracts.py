@@ -290,6 +290,24 @@ class MetricContract(_Contract):
         v = m(self._ev())
         assert isinstance(v, float)
 
+    def test_compute_over_perturbations(self, component_name: str) -> None:
+        """``compute(EvalData)`` gives ``[P]`` float64 values and a reason for every NaN."""
+        from distgen.evaluate.evaldata import EvalData, Population
+
+        g = torch.Generator().manual_seed(1)
+        p, n = 3, 8
+
+        def pop() -> Population:
+            return Population(X=torch.rand(p * n, N_GENES, generator=g) * 2, offsets=torch.arange(p + 1) * n,
+                              control=torch.rand(10, N_GENES, generator=g) * 2)
+
+        data = EvalData(real=pop(), pred=pop(), perts=("G0", "G1", "G0+G1"), targets=(("G0",), ("G1",), ("G0", "G1")),
+                        genes=tiny_info().genes)
+        res = make(self.kind, component_name).compute(data)
+        assert res.values.shape == (p,) and res.values.dtype == torch.float64
+        for i in torch.isnan(res.values).nonzero().flatten().tolist():
+            assert res.reasons.get(i), f"{component_name}: NaN for perturbation {i} without a reason"
+
     def test_perfect_prediction_is_no_worse(self, component_name: str) -> None:
         m = make(self.kind, component_name)
         perfect, noisy = m(self._ev(same=True)), m(self._ev())
