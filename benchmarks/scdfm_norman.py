@@ -110,6 +110,41 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+SECTION = "## scDFM on Norman K562: held-out pairs whose singles were seen (combo_seen2)"
+REPORTED = ("mse", "mae", "pearson_delta", "discrimination_score_l1", "de_direction_match", "overlap_at_N", "mmd", "edistance")
+
+
+def markdown(runs: dict[str, dict[str, Any]]) -> str:
+    """The docs section for one or more runs (``{label: run.json}``): model rows next to baselines and ceiling."""
+    first = next(iter(runs.values()))
+    metrics = [m for m in REPORTED if m in first["metrics"]]
+    arrow = {m: "↑" if first["metrics"][m]["higher_is_better"] else "↓" for m in metrics}
+    head = "| model | " + " | ".join(f"{m} {arrow[m]}" for m in metrics) + " |"
+    lines = [SECTION, "", head, "|---|" + "---:|" * len(metrics)]
+
+    def row(name: str, vals: list[float]) -> str:
+        return f"| {name} | " + " | ".join(f"{v:.4g}" for v in vals) + " |"
+
+    for label, r in runs.items():
+        lines.append(row(f"**{label}**", [r["metrics"][m]["model"] for m in metrics]))
+    for b in first["metrics"][metrics[0]]["baselines"]:
+        lines.append(row(f"{b} baseline", [first["metrics"][m]["baselines"].get(b, float("nan")) for m in metrics]))
+    lines.append(row("ceiling (half-split of real cells)", [first["metrics"][m]["ceiling"] for m in metrics]))
+    for label, r in runs.items():
+        lines.append(row(f"{label}: normalised (0 = strongest baseline, 1 = ceiling)", [r["metrics"][m]["normalised"] for m in metrics]))
+    lines += [
+        "",
+        f"Held-out pairs: {', '.join(first['test_conditions'])}; {first['cells_per_condition']} generated cells per pair "
+        f"(one per real control cell), {first['nfe']} network evaluations per sample. Metrics are means over the held-out "
+        "pairs, computed by `distgen.evaluate` against all real cells of each pair, on the 500 genes of the bundled panel; "
+        "baselines are fitted on the same training cells.",
+        "",
+    ]
+    for label, r in runs.items():
+        lines.append(f"- {label}: `{r['command']}`; training {r['train_seconds']} s, sampling {r['predict_seconds']} s; {r['hardware']}.")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="scdfm-small")
@@ -120,8 +155,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--command", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--out", required=True)
+    p.add_argument("--report", nargs="+", default=None, metavar="LABEL=RUN_DIR",
+                   help="only write the docs table from finished runs (run.json in each RUN_DIR)")
+    p.add_argument("--docs", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "benchmarks.md"))
+    p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    if args.report:
+        runs = {}
+        for item in args.report:
+            label, folder = item.split("=", 1)
+            with open(os.path.join(folder, "run.json")) as f:
+                runs[label] = json.load(f)
+        block = markdown(runs)
+        from pad_memory import update_section
+
+        update_section(block, args.docs, SECTION)
+        print(block)
+        return runs
+    if args.out is None:
+        p.error("--out is required (unless --report)")
     res = run(args)
     for name in ("mse", "pearson_delta", "discrimination_score_l1", "mmd"):
         if name in res["metrics"]:
