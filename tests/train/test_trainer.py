@@ -96,3 +96,13 @@ def test_cuda_bf16_tf32_training(table, make_model):
     res = fit(model, table, set_size=4, device="cuda", **BASE)
     assert next(model.parameters()).is_cuda and torch.backends.cuda.matmul.allow_tf32
     assert all(math.isfinite(v) for v in res.losses)
+
+
+@pytest.mark.slow
+def test_compiled_backbone_trains_and_keeps_checkpoint_keys(table, make_model, tmp_path):
+    model = make_model()
+    keys = set(model.state_dict())
+    res = fit(model, table, set_size=4, compile=True, run_dir=tmp_path, **{**BASE, "steps": 2})
+    from distgen.train import load_checkpoint
+
+    assert all(math.isfinite(v) for v in res.losses) and set(load_checkpoint(tmp_path).model) == keys

@@ -1,0 +1,84 @@
+"""Small pieces of the engine: device selection, EMA, the metrics log, the manifest, the data section."""
+
+import csv
+
+import pytest
+import torch
+
+from distgen.config import ConfigError
+from distgen.train.data_section import data_section, load_run_data
+from distgen.train.device import OOM_HINT, resolve_precision, select_device
+from distgen.train.ema import EMA
+from distgen.train.logger import TENSORBOARD_NOTE, MetricsLog
+from distgen.train.manifest import build_manifest
+
+
+def test_device_selection_and_precision():
+    assert select_device("cpu").type == "cpu"
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="not a device"):
+        select_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            select_device("cuda")
+    assert resolve_precision("auto", torch.device("cpu")) is None
+    assert resolve_precision("bf16", torch.device("cpu")) is torch.bfloat16
+    assert resolve_precision("auto", torch.device("cuda")) is torch.bfloat16
+    assert "grad_accum" in OOM_HINT and "sets_per_batch" in OOM_HINT
+
+
+def test_ema_tracks_a_moving_average():
+    lin = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.zero_()
+    ema = EMA(lin, decay=0.5)
+    for _ in range(50):
+        with torch.no_grad():
+            lin.weight.fill_(1.0)
+        ema.update(lin)
+    assert torch.allclose(ema.shadow["weight"], torch.ones(1, 2), atol=1e-6)
+    ema2 = EMA(lin, decay=0.5)
+    ema2.load_state_dict({"weight": torch.full((1, 2), 3.0)}, updates=7)
+    assert ema2.updates == 7 and torch.equal(ema2.shadow["weight"], torch.full((1, 2), 3.0))
+    with pytest.raises(KeyError, match="different model"):
+        ema2.load_state_dict({}, 0)
+
+
+def test_metrics_log_grows_columns_and_trims_on_resume(tmp_path):
+    path = tmp_path / "metrics.csv"
+    log = MetricsLog(path)
+    log.log(1, {"loss": 1.0})
+    log.log(2, {"loss": 0.5, "val_loss": 0.7})
+    log.log(3, {"loss": 0.25})
+    rows = list(csv.DictReader(path.open()))
+    assert [r["step"] for r in rows] == ["1", "2", "3"] and rows[0]["val_loss"] == "" and rows[1]["val_loss"] == "0.7"
+    MetricsLog(path, resume_step=2).log(3, {"loss": 0.3})
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["step"], r["loss"]) for r in rows] == [("1", "1"), ("2", "0.5"), ("3", "0.3")]
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        assert log.note == TENSORBOARD_NOTE
+
+
+def test_manifest_names_versions_hardware_and_seed():
+    m = build_manifest(seed=7, data={"data_hash": "abc"})
+    assert m["seed"] == 7 and m["data"]["data_hash"] == "abc"
+    assert m["versions"]["torch"] == torch.__version__ and "distgen" in m["versions"]
+    assert m["hardware"]["cpu_count"] >= 1 and "git_commit" in m
+
+
+def test_data_section_validates_and_loads_bundled_data():
+    with pytest.raises(ConfigError, match="set_size must be"):
+        data_section({"set_size": 0})
+    with pytest.raises(ConfigError, match="Did you mean 'kind'"):
+        data_section({"split": {"knd": "x"}})
+    rd = load_run_data(data_section({"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 4}))
+    train, val = rd.sources(sets_per_batch=4, val_sets=2, seed=0)
+    b = train.batch(0)
+    assert b.shape == (4, 4, rd.info.n_genes) and not b.labels.is_control.any()
+    assert val is not None and val.batch(0).shape[0] == 2
+    test_conds = set(rd.split.test_conditions)
+    train_conds = {str(c) for c in rd.data.conditions[rd.split.train.numpy()]}
+    assert test_conds and not test_conds & train_conds
+    assert set(rd.seen_perturbations()) <= set(rd.info.perturbations)
