@@ -27,12 +27,13 @@ from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import Trainer, TrainResult
 
 SECTIONS = ("model", "data", "train")
+OTHER_SECTIONS = frozenset({"sweep", "fit", "evaluate", "description"})  #: read by other commands; ignored here
 INIT_KEY = 1_000_001  #: seed key of weight initialisation
 
 
 def resolve_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], TrainOptions, Any]:
     """Validate a run document; returns (resolved document, train options, data section)."""
-    unknown = sorted(set(doc) - set(SECTIONS))
+    unknown = sorted(set(doc) - set(SECTIONS) - OTHER_SECTIONS)
     if unknown:
         raise ConfigError(f"unknown top-level section(s) {unknown}; a run config has {', '.join(SECTIONS)} (and base:)")
     if "model" not in doc:
