@@ -76,6 +76,7 @@ class PADTransformer(Backbone):
     }
     requires: ClassVar[frozenset[str]] = frozenset({"control", "labels"})
     example_params: ClassVar[dict[str, Any]] = {"d_model": 16, "heads": 2, "layers": 1, "graph": False, "dropout": 0.0}
+    atom_token: Tensor  #: ``[n_atoms]`` token id of each perturbation atom (buffer)
 
     def __init__(
         self,
