@@ -1,0 +1,29 @@
+"""``distgen evaluate`` on the bundled Norman K562 data: additive-baseline predictions vs truth (slow)."""
+
+import json
+
+import pytest
+
+from distgen.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_norman_additive_predictions_evaluate(tmp_path):
+    from benchmarks.eval_speed import norman_pair
+
+    paths = norman_pair(str(tmp_path))
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--pred", paths["pred"], "--real", paths["real"], "--train", paths["train"], "--out", str(out),
+               "--pert-col", "target_gene", "--control", "non-targeting", "--quiet",
+               "--metrics", "mse,pearson_delta,discrimination_score_l1,overlap_at_N,mmd"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_perturbations"] == 15
+    pd = summary["metrics"]["pearson_delta"]
+    assert set(pd["baselines"]) == {"control", "mean_perturbation", "additive", "linear"}
+    assert pd["ceiling"] > pd["baselines"]["control"]
+    # the evaluated predictions ARE the additive baseline (other control draws): they must score alike
+    assert abs(pd["model"] - pd["baselines"]["additive"]) < 0.1
+    for f in ("summary.md", "metrics.csv", "delta_scatter.png", "embedding_overlay.png", "metrics_per_perturbation.png"):
+        assert (out / f).exists()
