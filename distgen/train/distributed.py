@@ -122,17 +122,18 @@ def no_sync(wrapped: nn.Module, sync: bool) -> Any:
 
     if sync:
         return contextlib.nullcontext()
-    if hasattr(wrapped, "no_sync"):
-        return wrapped.no_sync()
-    if hasattr(wrapped, "set_requires_gradient_sync"):
-        wrapped.set_requires_gradient_sync(False)
+    module: Any = wrapped
+    if hasattr(module, "no_sync"):
+        return module.no_sync()
+    if hasattr(module, "set_requires_gradient_sync"):
+        module.set_requires_gradient_sync(False)
 
         @contextlib.contextmanager
         def _restore() -> Any:
             try:
                 yield
             finally:
-                wrapped.set_requires_gradient_sync(True)
+                module.set_requires_gradient_sync(True)
 
         return _restore()
     return contextlib.nullcontext()

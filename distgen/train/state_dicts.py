@@ -23,9 +23,10 @@ def get_full_state(module: nn.Module, optimizer: torch.optim.Optimizer, sharded:
     if sharded:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
-        return get_state_dict(module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        full = get_state_dict(module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return full[0], dict(full[1])  # type: ignore[return-value]
     names = _names(module, optimizer)
-    osd = optimizer.state_dict()
+    osd: dict[str, Any] = dict(optimizer.state_dict())  # type: ignore[arg-type]
     state = {names[i]: s for i, s in osd["state"].items()}
     groups = [{**g, "params": [names[i] for i in g["params"]]} for g in osd["param_groups"]]
     return module.state_dict(), {"state": state, "param_groups": groups}
@@ -36,7 +37,8 @@ def set_full_state(module: nn.Module, optimizer: torch.optim.Optimizer, model_st
     if sharded:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
-        set_state_dict(module, optimizer, model_state_dict=model_state, optim_state_dict=optim_state, options=StateDictOptions(full_state_dict=True))
+        opts = StateDictOptions(full_state_dict=True)
+        set_state_dict(module, optimizer, model_state_dict=dict(model_state), optim_state_dict=optim_state, options=opts)  # type: ignore[arg-type]
         return
     module.load_state_dict(model_state)
     index = {n: i for i, n in enumerate(_names(module, optimizer))}

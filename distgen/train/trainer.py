@@ -137,7 +137,8 @@ class Trainer:
         if not params:
             raise ValueError(f"{type(model).__name__} has no trainable parameters; nothing to train")
         opt_cls = torch.optim.AdamW if options.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(params, lr=options.lr, betas=tuple(options.betas), eps=options.eps, weight_decay=options.weight_decay)
+        betas = (float(options.betas[0]), float(options.betas[1]))
+        self.optimizer = opt_cls(params, lr=options.lr, betas=betas, eps=options.eps, weight_decay=options.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, options.steps, options.warmup_steps, options.schedule, options.min_lr_ratio)
         self.ema = EMA(model, options.ema_decay) if options.ema_decay is not None else None
         self.step = 0
@@ -216,9 +217,10 @@ class Trainer:
             shard = env.rank * opts.grad_accum + micro
             batch = self.train_source.batch(self.step, shard, self.n_shards).to(self.device)
             torch.manual_seed(mix_seed(opts.seed, self.step, shard, 7))
-            with D.no_sync(self.wrapped, micro == opts.grad_accum - 1), autocast(self.device, self.amp):
-                loss = self.wrapped(batch)
-            (loss.float() / opts.grad_accum).backward()
+            with D.no_sync(self.wrapped, micro == opts.grad_accum - 1):  # forward and backward skip the all-reduce
+                with autocast(self.device, self.amp):
+                    loss = self.wrapped(batch)
+                (loss.float() / opts.grad_accum).backward()
             value = float(loss.detach())
             if not math.isfinite(value):
                 stats[1] += 1
@@ -288,7 +290,7 @@ class Trainer:
                 row: dict[str, float] = {}
                 if self.step % opts.log_every == 0 or self.step == opts.steps:
                     rate = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
-                    row = {"loss": sum(window) / len(window), "lr": self.scheduler.get_last_lr()[0], "grad_norm": norm,
+                    row = {"loss": sum(window) / len(window), "lr": float(self.scheduler.get_last_lr()[0]), "grad_norm": norm,
                            "steps_per_s": rate, "cells_per_s": rate * cells_per_step, **{f"loss_{k}": v / len(window) for k, v in part_sums.items() if k != "loss"}}
                     window, part_sums = [], {}
                 stop = False
