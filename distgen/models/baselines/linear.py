@@ -61,11 +61,12 @@ class LinearBaseline(PerturbationModel):
         k = max(1, min(self.n_components, Yc.shape[0], Yc.shape[1]))
         U, _, _ = torch.linalg.svd(Yc, full_matrices=False)
         self.G = U[:, :k]  # [G, K]
-        keep = [i for i, c in enumerate(conds) if self._embed(c) is not None]
-        if not keep:
+        embedded = [(i, e) for i, c in enumerate(conds) if (e := self._embed(c)) is not None]
+        if not embedded:
             self.W = torch.zeros(k, k, dtype=Y.dtype)
             return self
-        P = torch.stack([self._embed(conds[i]) for i in keep])  # [C', K]
+        keep = [i for i, _ in embedded]
+        P = torch.stack([e for _, e in embedded])  # [C', K]
         eye = torch.eye(k, dtype=Y.dtype)
         left = torch.linalg.solve(self.G.T @ self.G + self.ridge * eye, self.G.T @ Yc[:, keep])  # [K, C']
         self.W = torch.linalg.solve(P.T @ P + self.ridge * eye, (left @ P).T).T  # left P (P^T P + l I)^-1
