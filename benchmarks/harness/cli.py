@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docs", nargs="?", const="docs/benchmarks.md", default=None, help="write the markdown block into this file")
     p.add_argument("--presets", nargs="*", default=None, help="presets to run (default: every bundled preset)")
     p.add_argument("--sections", nargs="*", default=None, choices=["train", "sampling", "scaling", "streaming", "evaluation"])
+    p.add_argument("--wait-steps", type=int, default=None, help="training steps of the data-wait measurement (0 skips it; default per mode)")
     p.add_argument("--no-assert", action="store_true", help="report bounds but exit 0 when one fails")
 
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     from benchmarks.harness.run import run_all
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    res = run_all(args.mode, args.workdir, args.presets, args.sections)
+    res = run_all(args.mode, args.workdir, args.presets, args.sections, args.wait_steps)
     out = write_json(res, args.out or f"{args.workdir}/bench-{args.mode}.json")
     block = markdown(res, command)
     print(block)

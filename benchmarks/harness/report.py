@@ -62,10 +62,13 @@ def markdown(res: dict[str, Any], command: str) -> str:
     st = res.get("streaming")
     if isinstance(st, dict) and "epochs" in st:
         ep = st["epochs"]
-        rows = [[p["cells"], p["streamed_cells"], p["generate_s"] or "(cached)", p["open_s"], p["epoch_s"], p["cells_per_s"], p["peak_rss_mb"]] for p in ep["points"]]
+        rows = [[p["cells"], p["streamed_cells"], p["generate_s"] or "(cached)", p["open_s"], p["epoch_s"], p["epoch_cpu_s"], p["cells_per_s"], p["peak_rss_mb"]]
+                for p in ep["points"]]
         out += [f"Streaming epochs (one pass over every perturbed cell, sets of {res['config']['stream_set_size']}, "
-                f"{res['config']['stream_sets']} sets per batch, {res['config']['stream_genes']} genes, data only); epoch time ~ cells^{ep['exponent']:.3f}:", "",
-                _table(["cells in file", "perturbed cells streamed", "write s", "open s", "epoch s", "cells/s", "peak RSS MB"], rows), ""]
+                f"{res['config']['stream_sets']} sets per batch, {res['config']['stream_genes']} genes, data only); epoch CPU time ~ cells^{ep['exponent']:.3f} "
+                f"(wall: cells^{ep.get('exponent_wall', float('nan')):.3f}; the exponent is fitted on the reading process's CPU time because wall time "
+                "on a shared machine includes other processes' load):", "",
+                _table(["cells in file", "perturbed cells streamed", "write s", "open s", "epoch s (wall)", "epoch s (CPU)", "cells/s (wall)", "peak RSS MB"], rows), ""]
         rows = [[w["preset"], w.get("steps"), w.get("num_workers"), w.get("step_s"), w.get("wait_s"), w.get("wait_fraction", w.get("error"))] for w in st.get("wait", [])]
         if rows:
             out += ["Training from disk (DataLoader workers read ahead); time blocked waiting for the next batch:", "",

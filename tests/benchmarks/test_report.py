@@ -13,7 +13,7 @@ def _result():
         "sampling": [{"preset": "p-small", "steps": 2, "nfe": 2, "seconds": 0.1, "cells_per_s": 80.0}, {"preset": "q", "error": "boom"}],
         "scaling": [{"preset": "p-small", "genes": {"points": [{"genes": 8, "step_s": 0.1}], "exponent": 1.0},
                      "set_size": {"points": [{"set_size": 4, "step_s": 0.1}], "exponent": 2.0}}, {"preset": "q", "error": "bad"}],
-        "streaming": {"epochs": {"points": [{"cells": 100, "streamed_cells": 90, "generate_s": 0.1, "open_s": 0.1, "epoch_s": 1.0,
+        "streaming": {"epochs": {"points": [{"cells": 100, "streamed_cells": 90, "generate_s": 0.1, "open_s": 0.1, "epoch_s": 1.0, "epoch_cpu_s": 0.9,
                                               "cells_per_s": 90.0, "peak_rss_mb": 300.0}], "exponent": 1.01},
                       "wait": [{"preset": "p-small", "steps": 3, "num_workers": 1, "step_s": 1.0, "wait_s": 0.01, "wait_fraction": 0.01}]},
         "evaluation": {"skipped": "tiny"},
@@ -24,7 +24,7 @@ def _result():
 def test_markdown_names_hardware_command_and_every_section():
     md = markdown(_result(), "python -m benchmarks run --mode tiny")
     for text in ("Hardware:", "`python -m benchmarks run --mode tiny`", "| p-small | small |", "one step took 99 s", "boom", "bad",
-                 "cells^1.010", "wait fraction", "not met (reported)", "| rss | 300 | pass |"):
+                 "cells^1.010", "epoch s (CPU)", "wait fraction", "not met (reported)", "| rss | 300 | pass |"):
         assert text in md, text
 
 
