@@ -25,7 +25,7 @@ from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import CheckpointError, load_checkpoint
 from distgen.train.data_section import RunData, data_section, load_run_data
-from distgen.train.device import select_device
+from distgen.train.device import select_device, setup_backends
 
 
 @dataclass
@@ -120,6 +120,7 @@ def predict_run(
     _check_data_hash(run_dir, rd)
     env = D.env_from_torchrun()
     device = select_device(config.get("train", {}).get("device", "auto"), env.local_rank)
+    setup_backends(device, bool(config.get("train", {}).get("tf32", True)))
     env = D.init_from_env(device)
     seed = int(config.get("train", {}).get("seed", 0)) if seed is None else seed
     model = load_run_model(run_dir, rd, checkpoint, weights, device)
