@@ -292,6 +292,8 @@ class Trainer:
                     rate = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
                     row = {"loss": sum(window) / len(window), "lr": float(self.scheduler.get_last_lr()[0]), "grad_norm": norm,
                            "steps_per_s": rate, "cells_per_s": rate * cells_per_step, **{f"loss_{k}": v / len(window) for k, v in part_sums.items() if k != "loss"}}
+                    if self.device.type == "cuda":
+                        row["peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 1e9
                     window, part_sums = [], {}
                 stop = False
                 if self.val_source is not None and opts.val_every and (self.step % opts.val_every == 0 or self.step == opts.steps):
