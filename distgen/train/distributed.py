@@ -51,9 +51,11 @@ def init_from_env(device: torch.device) -> DistEnv:
     return env
 
 
-def shutdown() -> None:
+def shutdown(wait: bool = True) -> None:
+    """Leave the process group (after a barrier unless ``wait`` is False, e.g. on an error)."""
     if dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

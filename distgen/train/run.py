@@ -78,9 +78,12 @@ def train_run(
         write_run_files(out, resolved, rd, opts, trainer, resumed=resume is not False)
     D.barrier()
     try:
-        return trainer.fit(resume=out if resume is True else (resume or None))
-    finally:
-        D.shutdown()
+        result = trainer.fit(resume=out if resume is True else (resume or None))
+    except BaseException:
+        D.shutdown(wait=False)  # another rank may never reach a barrier; torchrun stops the group
+        raise
+    D.shutdown()
+    return result
 
 
 def write_run_files(out: Path, resolved: dict[str, Any], rd: RunData, opts: TrainOptions, trainer: Trainer, resumed: bool = False) -> None:
