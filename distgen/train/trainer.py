@@ -9,6 +9,7 @@ the same updates as any other split of the same global batch into ``N k`` shards
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -269,7 +270,7 @@ class Trainer:
         result = TrainResult(step=self.step)
         log = MetricsLog(self.run_dir / "metrics.csv", resume_step=self.step if resume is not None else None) if (env.is_main and self.run_dir) else None
         if log is not None and log.note and self.step == 0:
-            print(f"note: {log.note}")
+            print(f"note: {log.note}", file=sys.stderr)
         bar = progress_bar(opts.steps, self.step, opts.progress and env.is_main)
         window: list[float] = []
         part_sums: dict[str, float] = {}
