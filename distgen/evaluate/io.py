@@ -19,7 +19,7 @@ from distgen.evaluate.evaldata import EvalData, Population
 
 log = logging.getLogger(__name__)
 
-PERT_COLS = ("target", "condition", "perturbation", "gene", "guide_target")
+PERT_COLS = ("target_gene", "target", "condition", "perturbation", "gene", "guide_target")  # cell-eval's default first
 CONTROL_LABELS = ("non-targeting", "control", "ctrl", "NT", "non_targeting", "DMSO")
 COMBO_DELIMITER = "+"
 

@@ -1,0 +1,76 @@
+"""Generate ``docs/components.md`` from the registries, so the component reference cannot drift.
+
+``python -m distgen.docgen docs/components.md`` rewrites it; a test fails when the committed file
+differs from what the installed code generates.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+from distgen.config import INJECTED, preset_names, signature_schema
+from distgen.registry import KINDS, all_registries
+
+HEADER = """# Component reference
+
+Generated from the registries by `python -m distgen.docgen docs/components.md`; do not edit by hand
+(a test checks that this file matches the code). Only distgen's own components are listed; run
+`distgen components` to see installed plugins too. Parameters filled in from the data at assembly
+(`info`, `n_genes`, `cond_dim`, ...) are not shown: they are not part of a config.
+"""
+
+
+def _default(v: object) -> str:
+    if v is inspect.Parameter.empty:
+        return "*required*"
+    return f"`{v!r}`"
+
+
+def _type(h: object) -> str:
+    name = getattr(h, "__name__", None) or str(h).replace("typing.", "")
+    return name.replace("|", "\\|")
+
+
+def render() -> str:
+    """The markdown text of the component reference."""
+    regs = all_registries()
+    out = [HEADER]
+    for kind in KINDS:
+        reg = regs.get(kind)
+        if reg is None:
+            continue
+        infos = [i for i in reg.infos() if i.provider == "distgen"]
+        out.append(f"## {kind}\n")
+        out.append(f"Base class `{reg.base.__module__}.{reg.base.__qualname__}`; entry-point group `{reg.group}`.\n")
+        for info in infos:
+            cls = reg.get(info.name)
+            out.append(f"### `{info.name}`\n")
+            out.append(f"{info.summary}\n")
+            line = f"Class `{cls.__module__}.{cls.__qualname__}`."
+            if info.capabilities:
+                caps = ", ".join(f"`{k}={v!r}`" for k, v in sorted(info.capabilities.items()))
+                line += f" Capabilities: {caps}."
+            out.append(line + "\n")
+            params = [(k, t, d) for k, (t, d) in signature_schema(cls).items() if k not in INJECTED]
+            if params:
+                out.append("| parameter | type | default |\n|---|---|---|")
+                out += [f"| `{k}` | {_type(t)} | {_default(d)} |" for k, t, d in params]
+                out.append("")
+    out.append("## presets\n")
+    out.append("Whole config documents in `distgen/models/presets/`: " + ", ".join(f"`{p}`" for p in preset_names()) + ".\n")
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if argv:
+        Path(argv[0]).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

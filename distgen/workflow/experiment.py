@@ -1,0 +1,125 @@
+"""One experiment: train (or fit) a model, generate the held-out conditions, evaluate them.
+
+``distgen run`` and every cell of ``distgen sweep`` call ``run_experiment``. Neural models (anything
+with ``loss``) go through the trainer and leave a run directory; closed-form and plugin models (the
+baselines, Bayesian models) are fitted in process. Both are then evaluated the same way, against
+the baselines fitted on the same training cells and the half-split ceiling.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distgen.config import load_config, save_yaml
+
+
+def is_trainable(model_node: Mapping[str, Any]) -> bool:
+    """True when the model is trained by distgen's trainer (a torch module with a ``loss``)."""
+    from distgen.models import models
+
+    cls = models.get(model_node["name"])
+    return issubclass(cls, torch.nn.Module) and hasattr(cls, "loss")
+
+
+def run_experiment(
+    config: str | Path | Mapping[str, Any],
+    out: str | Path,
+    overrides: Sequence[str] = (),
+    progress: bool = True,
+    metrics: Sequence[str] | None = None,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Train -> predict the test split -> evaluate, into ``out``; returns the evaluation summary.
+
+    ``out`` receives ``train/`` (the run directory, for trainable models), ``pred.h5ad`` and
+    ``real.h5ad`` (cell-eval layout), ``train.h5ad`` (the training cells the baselines are fitted on)
+    and ``eval/`` (``metrics.csv``, ``summary.md``, ``summary.json``, plots).
+    """
+    from distgen.data.predictions import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL
+    from distgen.evaluate.pipeline import evaluate_files
+    from distgen.train.data_section import data_section, load_run_data
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = load_config(config, overrides)
+    doc.pop("sweep", None)
+    if not progress:
+        doc.setdefault("train", {})["progress"] = False
+    save_yaml(doc, out / "experiment.yaml")
+    pred, real = out / "pred.h5ad", out / "real.h5ad"
+    if is_trainable(doc["model"]):
+        from distgen.train.predict import predict_run
+        from distgen.train.run import train_run
+
+        train_run(doc, out / "train")
+        predict_run(out / "train", pred, real=real)
+        rd = load_run_data(data_section(doc.get("data")), out / "train" / "split.json")
+    else:
+        rd = load_run_data(data_section(doc.get("data")))
+        rd.split.save(out / "split.json")
+        _fit_and_predict(doc, rd, pred, real)
+    _write_training_cells(rd, out / "train.h5ad")
+    return evaluate_files(str(pred), str(real), str(out / "eval"), pert_col=CELL_EVAL_PERT_COL, control=CELL_EVAL_CONTROL,
+                          train=str(out / "train.h5ad"),
+                          metric_names=metrics, progress=progress, make_plots=plots)
+
+
+def _fit_and_predict(doc: Mapping[str, Any], rd: Any, pred: Path, real: Path) -> None:
+    """Fit a non-neural model on the training cells and write predictions for the test split."""
+    from distgen.data import write_ground_truth, write_predictions
+    from distgen.models.generator import build_model
+    from distgen.train.predict import generate_group, split_groups
+
+    model = build_model(doc["model"], rd.info, rd.seen_perturbations())
+    model.fit(rd.train_table, **dict(doc.get("fit") or {}))
+    seed = int((doc.get("train") or {}).get("seed", 0))
+    groups = split_groups(rd, "test")
+    set_size = rd.section.set_size
+    cells = [generate_group(model, rd, g, i, set_size, seed, torch.device("cpu")) for i, g in enumerate(groups)]  # type: ignore[arg-type]
+    pool = np.unique(np.concatenate([g.controls for g in groups]))
+    has_ctx = len(rd.info.contexts) > 1
+    write_predictions(
+        np.concatenate(cells),
+        [g.condition for g in groups for _ in g.cells],
+        rd.data.table.X[torch.from_numpy(pool)],
+        rd.info.genes,
+        contexts=[g.context for g in groups for _ in g.cells] if has_ctx else None,
+        control_contexts=rd.data.contexts[pool].tolist() if has_ctx else None,
+        path=pred,
+        data=rd.data,
+    )
+    write_ground_truth(rd.data, np.concatenate([g.cells for g in groups]), pool, path=real)
+
+
+def _write_training_cells(rd: Any, path: Path) -> None:
+    """The training split's cells in the same layout, for fitting the evaluation's baselines."""
+    from distgen.data import write_ground_truth
+
+    train = rd.split.train.numpy()
+    ctrl = train[rd.data.is_control[train]]
+    write_ground_truth(rd.data, train, ctrl, path=path)
+
+
+def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N")) -> str:
+    """A short plain-text table of the model next to its baselines and ceiling."""
+    rows = []
+    metrics = summary.get("metrics", {})
+    for name in names:
+        m = metrics.get(name)
+        if not m:
+            continue
+        cells = [f"{name:<26}", f"model {m.get('model', float('nan')):.4g}"]
+        for b, v in (m.get("baselines") or {}).items():
+            cells.append(f"{b} {v:.4g}")
+        if m.get("ceiling") is not None:
+            cells.append(f"ceiling {m['ceiling']:.4g}")
+        if m.get("normalised") is not None:
+            cells.append(f"normalised {m['normalised']:.3g}")
+        rows.append("  ".join(cells))
+    return "\n".join(rows) if rows else json.dumps(metrics)[:500]
