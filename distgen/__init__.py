@@ -18,6 +18,10 @@ _LAZY = {
     "build_model": ("distgen.models.generator", "build_model"),
     "components": ("distgen.api", "components"),
     "build": ("distgen.api", "build"),
+    "load_data": ("distgen.api", "load_data"),
+    "evaluate": ("distgen.api", "evaluate"),
+    "run": ("distgen.api", "run"),
+    "sweep": ("distgen.api", "sweep"),
 }
 
 

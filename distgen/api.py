@@ -34,5 +34,44 @@ def build(
     return build_model(node, info, seen_perturbations)
 
 
+def load_data(
+    dataset: str = "norman_k562", split: Mapping[str, Any] | str | None = None, **data: Any
+) -> Any:
+    """A dataset with its split, ready for ``build``/``fit``: ``.info``, ``.train_table``, ``.data``, ``.split``.
+
+    ``dataset`` is a bundled name (``norman_k562``, ``kang_pbmc``) or an ``.h5ad`` path; ``split``
+    holds ``make_split`` arguments (e.g. ``{"kind": "combo_seen2"}``) or a saved split file; other
+    keyword arguments are the ``data:`` config section (``schema``, ``hvg``, ``set_size``...).
+    """
+    from distgen.train.data_section import data_section, load_run_data
+
+    return load_run_data(data_section({"dataset": dataset, "split": split, **data}))
+
+
+def evaluate(pred: Any, real: Any, out: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """Evaluate predicted vs real cells (AnnData or ``.h5ad`` paths) into ``out``; returns the summary.
+
+    Keyword arguments: ``pert_col``, ``control``, ``train`` (cells to fit baselines on),
+    ``baselines``, ``metric_names``, ``ceiling``, ``seed``, ``make_plots``, ``progress``.
+    """
+    from distgen.evaluate.pipeline import evaluate_files
+
+    return evaluate_files(pred, real, str(out), **kwargs)
+
+
+def run(config: str | Path | Mapping[str, Any], out: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> dict[str, Any]:
+    """Train (or fit) -> predict the test split -> evaluate, into ``out`` (``distgen run``)."""
+    from distgen.workflow.experiment import run_experiment
+
+    return run_experiment(config, out, overrides, **kwargs)
+
+
+def sweep(config: str | Path, grid: Mapping[str, Sequence[Any]] | None = None, out: str | Path = "sweep", **kwargs: Any) -> Any:
+    """Run an ablation grid and aggregate it (``distgen sweep``); returns a ``SweepResult``."""
+    from distgen.workflow.sweep import sweep as _sweep
+
+    return _sweep(config, grid, out, **kwargs)
+
+
 def _order(kind: str) -> int:
     return KINDS.index(kind) if kind in KINDS else len(KINDS)
