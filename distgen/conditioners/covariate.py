@@ -63,6 +63,9 @@ class CovariateConditioner(Conditioner):
 
     capabilities: ClassVar[dict[str, Any]] = {"supports_unseen_perturbations": True, "supports_combinations": True}
     example_params: ClassVar[dict[str, Any]] = {"part_dim": 4, "dim": 8}
+    atom_vectors: Tensor  # buffers (table modes)
+    atom_found: Tensor
+    context_vectors: Tensor
 
     def __init__(
         self,

@@ -92,6 +92,14 @@ class KernelMeanEmbedding(Encoder):
 
     capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": False, "exact_distance": True}
     example_params: ClassVar[dict[str, Any]] = {"kernel": {"name": "rbf"}, "features": 32}
+    # buffers (declared for type checkers)
+    omega: Tensor
+    phase: Tensor
+    calibrated: Tensor
+    scale: Tensor
+    landmarks: Tensor
+    whiten: Tensor
+    centre: Tensor
 
     def __init__(
         self,
