@@ -251,7 +251,7 @@ def _entry_points(group: str) -> list[tuple[md.EntryPoint, str, str]]:
     once, the first on ``sys.path`` winning, as the import system does).
     """
     seen: set[str] = set()
-    out = []
+    out: list[tuple[md.EntryPoint, str, str]] = []
     for dist in md.distributions():
         name = dist.metadata["Name"] or "unknown"
         key = name.lower().replace("_", "-")

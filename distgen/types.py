@@ -70,7 +70,7 @@ class DataInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataInfo:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})  # type: ignore[arg-type]
 
 
 @dataclass

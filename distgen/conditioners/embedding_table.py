@@ -58,6 +58,9 @@ class EmbeddingTableConditioner(Conditioner):
         Match atom names to table keys exactly (default: exact, then ignoring case).
     """
 
+    atom_vectors: Tensor
+    atom_found: Tensor
+
     capabilities: ClassVar[dict[str, Any]] = {
         "supports_unseen_perturbations": True,
         "supports_combinations": True,

@@ -63,6 +63,8 @@ class GeneVocabConditioner(Conditioner):
         Match atom names to gene names exactly (default: exact, then ignoring case).
     """
 
+    atom_gene: Tensor
+
     capabilities: ClassVar[dict[str, Any]] = {
         "supports_unseen_perturbations": True,
         "supports_combinations": True,

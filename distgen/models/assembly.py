@@ -107,7 +107,7 @@ def dynamics_backbone_problems(model: Generator) -> list[str]:
         not bcaps.get("supports_self_conditioning", False) or getattr(bb, "self_conditioning", True) is False
     ):
         out.append(
-            f"dynamics {_name(dyn)} trains with self-conditioning (self_condition={dyn.self_condition}) but backbone "
+            f"dynamics {_name(dyn)} trains with self-conditioning (self_condition={getattr(dyn, 'self_condition', 0.0)}) but backbone "
             f"{_name(bb)} does not take the previous estimate; enable self_conditioning on the backbone or set self_condition: 0"
         )
     pred = getattr(dyn, "prediction", None)
