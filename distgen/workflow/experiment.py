@@ -16,7 +16,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.config import load_config, save_yaml
+from distgen.config import ConfigError, load_config, save_yaml
+
+#: Keys of a config's optional ``evaluate:`` section (``evaluate_files`` options every run uses).
+EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed")
+
+
+def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``evaluate:`` section of a run config (e.g. ``{metrics: [mse, pearson_delta], plots: false}``)."""
+    ev = dict(doc.get("evaluate") or {})
+    unknown = sorted(set(ev) - set(EVALUATE_KEYS))
+    if unknown:
+        raise ConfigError(f"evaluate: unknown key(s) {unknown}; allowed: {', '.join(EVALUATE_KEYS)}")
+    return ev
 
 
 def is_trainable(model_node: Mapping[str, Any]) -> bool:
@@ -39,7 +51,8 @@ def run_experiment(
 
     ``out`` receives ``train/`` (the run directory, for trainable models), ``pred.h5ad`` and
     ``real.h5ad`` (cell-eval layout), ``train.h5ad`` (the training cells the baselines are fitted on)
-    and ``eval/`` (``metrics.csv``, ``summary.md``, ``summary.json``, plots).
+    and ``eval/`` (``metrics.csv``, ``summary.md``, ``summary.json``, plots). The config's optional
+    ``evaluate:`` section (``EVALUATE_KEYS``) sets the evaluation; ``metrics``/``plots`` given here win.
     """
     from distgen.data.predictions import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL
     from distgen.evaluate.pipeline import evaluate_files
@@ -49,6 +62,7 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
     doc = load_config(config, overrides)
     doc.pop("sweep", None)
+    ev = evaluate_section(doc)
     if not progress:
         doc.setdefault("train", {})["progress"] = False
     save_yaml(doc, out / "experiment.yaml")
@@ -67,7 +81,9 @@ def run_experiment(
     _write_training_cells(rd, out / "train.h5ad")
     return evaluate_files(str(pred), str(real), str(out / "eval"), pert_col=CELL_EVAL_PERT_COL, control=CELL_EVAL_CONTROL,
                           train=str(out / "train.h5ad"),
-                          metric_names=metrics, progress=progress, make_plots=plots)
+                          metric_names=metrics if metrics is not None else ev.get("metrics"), progress=progress,
+                          make_plots=plots and bool(ev.get("plots", True)),
+                          **{k: ev[k] for k in ("baselines", "ceiling", "seed") if k in ev})
 
 
 def _fit_and_predict(doc: Mapping[str, Any], rd: Any, pred: Path, real: Path) -> None:
