@@ -35,6 +35,7 @@ from distgen.data import PerturbationData, make_split
 from distgen.data.predictions import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL, write_ground_truth, write_predictions
 from distgen.datasets import NORMAN_SCHEMA, norman_k562
 from distgen.evaluate.pipeline import evaluate_files
+from distgen.train import fit
 from distgen.types import ConditionLabels
 
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     model = api.build(doc, data.info, seen_perturbations=sorted({a for c in split.train_conditions for a in data.atoms_of(c)}))
     t0 = time.perf_counter()
-    result = model.fit(train, set_size=dcfg.get("set_size", 32), matcher=dcfg.get("matcher", "random"), **tr)
+    result = fit(model, train, set_size=dcfg.get("set_size", 32), matcher=dcfg.get("matcher", "random"), **tr)
     train_s = time.perf_counter() - t0
 
     test = list(split.test_conditions)
