@@ -1,0 +1,273 @@
+"""``bayes_hier``: a Bayesian hierarchical model of population responses, behind distgen's predict contract.
+
+Discovery imports this module cheaply: JAX and numpyro are imported inside ``fit`` only, and
+prediction after fitting is torch-only (posterior draws are held as torch tensors).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from distgen.models.base import PerturbationModel
+from distgen.types import CellTable, ConditionLabels, DataInfo
+from distgen_bayes.basis import Basis, fit_basis
+from distgen_bayes.design import Design
+from distgen_bayes.populations import atom_sets, summarise, within_variance
+from distgen_bayes.posterior import Posterior
+from distgen_bayes.priors import make_priors
+
+
+class BayesHierarchicalModel(PerturbationModel):
+    """Bayesian hierarchical model of population means (numpyro; SVI or NUTS) with replicate random effects.
+
+    Each training population (condition x context x batch) is summarised by its mean in a reduced
+    gene space. Means are modelled as context baseline + single-atom effects + pairwise interactions
+    (shrinkage prior) + perturbation x context interactions + replicate latent factors, with a
+    replicate-level spread, so the model predicts a *distribution* of population means (see
+    ``distgen_bayes.hierarchical`` for the equations). ``predict`` applies the posterior mean shift
+    (or, with ``prediction="sample"``, one posterior-predictive draw per set, replicate spread
+    included) to the supplied control cells.
+
+    Parameters
+    ----------
+    info
+        Dataset vocabularies (injected).
+    reduction
+        ``"pca"``: principal axes of training population means; ``"genes"``: every gene.
+    n_components
+        Number of principal axes for ``"pca"`` (capped by the number of populations).
+    inference
+        ``"svi"`` (an autoguide, default) or ``"nuts"``.
+    guide
+        SVI autoguide: ``"lowrank"`` (low-rank + diagonal Gaussian), ``"fullrank"``, ``"diagonal"``.
+    guide_rank
+        Rank of the low-rank guide's covariance factor.
+    steps, learning_rate
+        SVI optimisation steps (Adam) and step size.
+    num_samples
+        Posterior draws kept (SVI) or drawn per chain (NUTS).
+    num_warmup, num_chains, target_accept
+        NUTS settings; chains run sequentially in this process (no forking).
+    n_factors
+        Replicate (batch) latent factors (capped at the number of training batches - 1); 0 disables
+        replicate random effects beyond the per-population spread.
+    response_factors
+        Let each atom's response load on the replicate factors (donors respond differently).
+    interactions, context_interactions
+        Include pairwise atom interactions / perturbation x context interactions.
+    min_cells
+        Smallest population (cells) kept for fitting.
+    prediction
+        ``"mean"``: posterior mean shift (deterministic); ``"sample"``: one draw per set, using
+        torch's global RNG (reproducible under ``torch.manual_seed``).
+    priors
+        Overrides of ``distgen_bayes.hierarchical.Priors`` fields (e.g. ``{interaction_scale: 0.2}``).
+    seed
+        Seed of inference (JAX PRNG) and of prior draws for unseen terms.
+    """
+
+    capabilities: ClassVar[dict[str, Any]] = {
+        "supports_unseen_perturbations": False,
+        "needs_control_cells": True,
+        "output_kind": "cells",
+        "stochastic": False,
+        "posterior_intervals": True,
+        "backend": "numpyro/jax",
+    }
+    example_params: ClassVar[dict[str, Any]] = {"n_components": 4, "steps": 60, "num_samples": 32, "guide_rank": 2}
+    example_fit_kwargs: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        info: DataInfo,
+        reduction: Literal["pca", "genes"] = "pca",
+        n_components: int = 32,
+        inference: Literal["svi", "nuts"] = "svi",
+        guide: Literal["lowrank", "fullrank", "diagonal"] = "lowrank",
+        guide_rank: int = 8,
+        steps: int = 3000,
+        learning_rate: float = 0.01,
+        num_samples: int = 400,
+        num_warmup: int = 500,
+        num_chains: int = 2,
+        target_accept: float = 0.9,
+        n_factors: int = 2,
+        response_factors: bool = True,
+        interactions: bool = True,
+        context_interactions: bool = True,
+        min_cells: int = 2,
+        prediction: Literal["mean", "sample"] = "mean",
+        priors: dict[str, float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.info = info
+        self.reduction, self.n_components = reduction, int(n_components)
+        self.inference, self.guide, self.guide_rank = inference, guide, int(guide_rank)
+        self.steps, self.learning_rate, self.num_samples = int(steps), float(learning_rate), int(num_samples)
+        self.num_warmup, self.num_chains, self.target_accept = int(num_warmup), int(num_chains), float(target_accept)
+        self.n_factors, self.response_factors = int(n_factors), response_factors
+        self.interactions, self.context_interactions = interactions, context_interactions
+        self.min_cells, self.prediction, self.seed = int(min_cells), prediction, int(seed)
+        self.priors = make_priors(priors)
+        for key, val, ok in (
+            ("inference", inference, ("svi", "nuts")),
+            ("prediction", prediction, ("mean", "sample")),
+            ("reduction", reduction, ("pca", "genes")),
+        ):
+            if val not in ok:
+                raise ValueError(f"bayes_hier.{key}={val!r} is not known; expected one of {list(ok)}")
+        self.basis: Basis | None = None
+        self.posterior: Posterior | None = None
+        self.within_var: Tensor | None = None  # [K] pooled within-population variance (standardised)
+        self.diagnostics: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, train: CellTable, steps: int | None = None, seed: int | None = None, **kwargs: Any) -> BayesHierarchicalModel:
+        """Infer the posterior from training cells (``steps``/``seed`` override the constructor's)."""
+        if kwargs:
+            warnings.warn(f"bayes_hier.fit ignores trainer options {sorted(kwargs)}", UserWarning, stacklevel=2)
+        if train.X.shape[1] != self.info.n_genes:
+            raise ValueError(f"training cells have {train.X.shape[1]} genes; the model was built for {self.info.n_genes}")
+        from distgen_bayes import inference
+        from distgen_bayes.bridge import to_jax, to_torch
+
+        seed = self.seed if seed is None else int(seed)
+        pops = summarise(train.X, train.labels, self.min_cells)
+        basis = fit_basis(pops.mean, pops.count, self.reduction, self.n_components)
+        z_cells = basis.encode(train.X)
+        var_within = within_variance(z_cells, pops)
+        design = Design.from_populations(pops, self.interactions, self.context_interactions)
+        data = {k: to_jax(torch.from_numpy(v)) for k, v in design.matrices(pops).items()}
+        data["var"] = to_jax(var_within / pops.count[:, None])
+        data["context_ids"] = to_jax(torch.tensor(design.contexts))
+        data["batch_ids"] = to_jax(torch.tensor(design.batches))
+        obs = to_jax(basis.encode(pops.mean))
+        n_factors = min(self.n_factors, max(len(design.batches) - 1, 0))
+        common = {"n_factors": n_factors, "response_factors": self.response_factors, "priors": self.priors, "num_samples": self.num_samples, "seed": seed}
+        if self.inference == "svi":
+            draws, diag = inference.run_svi(
+                data, obs, guide=self.guide, guide_rank=self.guide_rank, steps=self.steps if steps is None else int(steps),
+                learning_rate=self.learning_rate, **common,
+            )
+        else:
+            draws, diag = inference.run_nuts(
+                data, obs, num_warmup=self.num_warmup, num_chains=self.num_chains, target_accept=self.target_accept, **common
+            )
+        self.basis = basis
+        self.posterior = Posterior({k: to_torch(v) for k, v in draws.items()}, design, self.priors.local_dof, seed)
+        live = pops.cell_index >= 0
+        self.within_var = var_within.mul(pops.count[:, None] - 1).sum(0) / (pops.count - 1).sum().clamp_min(1)
+        self.diagnostics = {**diag, "n_populations": len(pops), "n_cells": int(live.sum()), "dim": basis.dim,
+                            "n_factors": n_factors, "priors": asdict(self.priors), "seed": seed}
+        return self
+
+    def _fitted(self) -> tuple[Basis, Posterior]:
+        if self.basis is None or self.posterior is None:
+            raise RuntimeError("bayes_hier is not fitted: call fit(train) first")
+        return self.basis, self.posterior
+
+    # ------------------------------------------------------------------ draws
+    def shift_draws(self, labels: ConditionLabels, replicate: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """``[S, B, G]`` posterior draws of each condition's mean shift from control in the same context and batch.
+
+        A batch seen in training contributes its posterior replicate factors (its own response).
+        For a batch not seen, ``replicate=False`` gives the average replicate (factors zero);
+        ``replicate=True`` draws a new replicate's factors. ``replicate=True`` also adds the
+        condition-specific deviation ``u* ~ N(0, sigma_rep^2)`` of a new population, i.e. the
+        posterior predictive shift.
+        """
+        basis, post = self._fitted()
+        sets = atom_sets(labels.perturbation)
+        f = post.factors(labels.batch.tolist(), generator, draw_unseen=replicate)
+        z = post.effects(sets, labels.context.tolist()) + post.replicate_shift(sets, f, shared=False)
+        if replicate:
+            z = z + post.deviation(len(sets), generator)
+        z = z * torch.tensor([bool(s) for s in sets], dtype=z.dtype)[None, :, None]  # control: no shift
+        return basis.decode_shift(z)
+
+    def population_mean_draws(
+        self, labels: ConditionLabels, n_cells: Tensor | None = None, new_replicate: bool = True,
+        space: Literal["genes", "reduced"] = "genes", generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``[S, B, G]`` (or ``[S, B, K]``) posterior predictive draws of population means.
+
+        Parameters
+        ----------
+        labels
+            Conditions (contexts must have training cells).
+        n_cells
+            ``[B]`` cells behind each mean to predict; adds their sampling noise. ``None``: the
+            population's true mean.
+        new_replicate
+            True: a replicate not seen in training (its factors drawn from the prior). False: the
+            labelled batch (its posterior factors if seen in training).
+        space
+            ``"genes"`` or the model's standardised ``"reduced"`` coordinates.
+        """
+        basis, post = self._fitted()
+        sets, ctx = atom_sets(labels.perturbation), labels.context.tolist()
+        batches: list[int | None] = [None] * len(sets) if new_replicate else labels.batch.tolist()
+        f = post.factors(batches, generator, draw_unseen=True)
+        z = post.baseline(ctx) + post.effects(sets, ctx) + post.replicate_shift(sets, f, shared=True)
+        z = z + post.deviation(len(sets), generator)
+        if n_cells is not None:
+            assert self.within_var is not None
+            sd = (self.within_var[None, :] / n_cells.to(torch.float64)[:, None]).sqrt()
+            z = z + sd * torch.randn(z.shape, generator=generator, dtype=z.dtype)
+        return z if space == "reduced" else basis.decode(z)
+
+    def population_mean_intervals(
+        self, labels: ConditionLabels, level: float = 0.9, n_cells: Tensor | None = None, new_replicate: bool = True,
+        space: Literal["genes", "reduced"] = "genes",
+    ) -> dict[str, Tensor]:
+        """Posterior predictive mean and central ``level`` interval of population means, each ``[B, G]``."""
+        _check_level(level)
+        g = torch.Generator().manual_seed(self.seed)
+        return summarise_draws(self.population_mean_draws(labels, n_cells, new_replicate, space, g), level)
+
+    # ------------------------------------------------------------------ contract
+    @torch.no_grad()
+    def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:
+        """``[B, m, G]``: control cells shifted by each condition's posterior mean (or one drawn) shift."""
+        if control.shape[-1] != self.info.n_genes:
+            raise ValueError(f"control cells have {control.shape[-1]} genes; the model was built for {self.info.n_genes}")
+        if self.prediction == "mean":
+            shift = self.shift_draws(labels).mean(0)
+        else:
+            draws = self.shift_draws(labels, replicate=True)
+            pick = torch.randint(draws.shape[0], (draws.shape[1],))
+            shift = draws[pick, torch.arange(draws.shape[1])]
+        return control + shift.to(control.dtype).to(control.device)[:, None, :]
+
+    def posterior_intervals(self, labels: ConditionLabels, level: float = 0.9, replicate: bool = False) -> dict[str, Tensor]:
+        """Per-gene posterior mean and central ``level`` interval of each condition's mean shift.
+
+        Returns ``{"mean", "lower", "upper"}``, each ``[B, G]``. ``replicate=True`` widens them to
+        the shift of a new replicate population (posterior predictive).
+        """
+        _check_level(level)
+        draws = self.shift_draws(labels, replicate=replicate, generator=torch.Generator().manual_seed(self.seed))
+        return summarise_draws(draws, level)
+
+    def can_predict(self, atoms: list[str]) -> list[bool]:
+        """True for atoms with training data (before fitting: atoms in the vocabulary)."""
+        idx = self.info.perturbation_index()
+        known = set(self.posterior.design.atoms) if self.posterior is not None else set(idx.values())
+        return [a in idx and idx[a] in known for a in atoms]
+
+
+def summarise_draws(draws: Tensor, level: float) -> dict[str, Tensor]:
+    """``[S, ...]`` draws -> posterior mean and central ``level`` interval, each ``[...]`` (float32)."""
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=draws.dtype)
+    lo, hi = torch.quantile(draws, q, dim=0)
+    return {"mean": draws.mean(0).float(), "lower": lo.float(), "upper": hi.float()}
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")

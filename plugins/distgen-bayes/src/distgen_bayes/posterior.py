@@ -1,0 +1,148 @@
+"""Posterior draws as torch tensors, and what they imply for any condition (no JAX needed).
+
+After fitting, prediction is torch-only: the draws of every site are held here, and effects of
+conditions are sums of drawn terms. A term training never saw (a new atom, a new pair, an atom in a
+new context, the response loadings of a new atom) is drawn from its prior given each draw's
+hyper-parameters, from a generator seeded by the term itself so that repeated calls agree. A batch
+training never saw gets replicate factors drawn from their prior ``N(0, I)``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+from torch import Tensor
+
+from distgen_bayes.design import Design
+
+
+def _term_seed(seed: int, kind: str, key: tuple[int, ...]) -> int:
+    return zlib.crc32(f"{seed}:{kind}:{key}".encode())
+
+
+def _half_t(dof: float, n: int, seed: int) -> Tensor:
+    """``[n]`` draws of a half-Student-t with ``dof`` degrees of freedom, from its own seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.distributions.StudentT(torch.tensor(dof, dtype=torch.float64)).sample((n,)).abs()
+
+
+class Posterior:
+    """``S`` posterior draws of the model's sites (``[S, ...]`` float64 tensors).
+
+    Parameters
+    ----------
+    draws
+        Site name -> ``[S, ...]`` draws (``hierarchical.POSTERIOR_SITES`` that the model has).
+    design
+        The term index the draws are laid out by.
+    local_dof
+        Degrees of freedom of the interaction's local scale prior (for unseen pairs).
+    seed
+        Seeds prior draws of unseen terms.
+    """
+
+    def __init__(self, draws: dict[str, Tensor], design: Design, local_dof: float, seed: int) -> None:
+        self.draws = {k: v.to(torch.float64) for k, v in draws.items()}
+        self.design = design
+        self.local_dof = float(local_dof)
+        self.seed = int(seed)
+        mu0 = self.draws["mu0"]
+        self.n_draws, self.dim = int(mu0.shape[0]), int(mu0.shape[-1])
+        self.n_factors = int(self.draws["loadings"].shape[-1]) if "loadings" in self.draws else 0
+
+    def _normal(self, kind: str, key: tuple[int, ...], *shape: int) -> Tensor:
+        g = torch.Generator().manual_seed(_term_seed(self.seed, kind, key))
+        return torch.randn(self.n_draws, *(shape or (self.dim,)), generator=g, dtype=torch.float64)
+
+    # ------------------------------------------------------------------ mean effects
+    def effect(self, atom_set: tuple[int, ...], context: int) -> Tensor:
+        """``[S, K]`` draws of the effect of ``atom_set`` in ``context`` (zero for control)."""
+        d, t = self.draws, self.design.terms(atom_set, context)
+        out = torch.zeros(self.n_draws, self.dim, dtype=torch.float64)
+        if t.atoms:
+            out += d["delta"][:, t.atoms].sum(1)
+        if t.pairs:
+            out += d["gamma"][:, t.pairs].sum(1)
+        if t.atom_contexts:
+            out += d["eta"][:, t.atom_contexts].sum(1)
+        for a in t.new_atoms:
+            out += d["tau_delta"] * self._normal("atom", (a,))
+        for p in t.new_pairs:
+            lam = _half_t(self.local_dof, self.n_draws, _term_seed(self.seed, "lambda", p))
+            out += (d["tau_gamma"] * lam)[:, None] * self._normal("pair", p)
+        for ac in t.new_atom_contexts:
+            out += d["tau_eta"][:, None] * self._normal("atom_context", ac)
+        return out
+
+    def effects(self, atom_sets: list[tuple[int, ...]], contexts: list[int]) -> Tensor:
+        """``[S, B, K]`` effect draws of ``B`` conditions (work shared once per distinct condition)."""
+        cache: dict[tuple[tuple[int, ...], int], Tensor] = {}
+        cols = []
+        for s, c in zip(atom_sets, contexts):
+            key = (s, c if self.design.has_context_interactions else -1)
+            if key not in cache:
+                cache[key] = self.effect(s, c)
+            cols.append(cache[key])
+        return torch.stack(cols, 1)
+
+    def baseline(self, contexts: list[int]) -> Tensor:
+        """``[S, B, K]`` context baselines (contexts must have training cells)."""
+        c_pos = {c: i for i, c in enumerate(self.design.contexts)}
+        missing = sorted({c for c in contexts if c not in c_pos})
+        if missing:
+            raise ValueError(f"context id(s) {missing} have no training cells; the model knows contexts {list(c_pos)}")
+        return self.draws["mu0"][:, [c_pos[c] for c in contexts]]
+
+    # ------------------------------------------------------------------ replicates
+    def factors(self, batches: list[int | None], generator: torch.Generator | None, draw_unseen: bool) -> Tensor:
+        """``[S, B, r]`` replicate factors: for a batch seen in training a draw of its posterior
+        (``N(factor_mean, factor_cov)``, seeded by the batch so calls agree); for ``None`` or an
+        unseen batch a prior draw ``N(0, I)`` (``draw_unseen``) or zero (the average replicate)."""
+        out = torch.zeros(self.n_draws, len(batches), self.n_factors, dtype=torch.float64)
+        if not self.n_factors:
+            return out
+        b_pos = {b: i for i, b in enumerate(self.design.batches)}
+        for j, b in enumerate(batches):
+            if b is not None and b in b_pos:
+                i = b_pos[b]
+                chol = torch.linalg.cholesky(self.draws["factor_cov"][:, i])
+                eps = self._normal("factor", (b,), self.n_factors)
+                out[:, j] = self.draws["factor_mean"][:, i] + torch.einsum("srq,sq->sr", chol, eps)
+            elif draw_unseen:
+                out[:, j] = torch.randn(self.n_draws, self.n_factors, generator=generator, dtype=torch.float64)
+        return out
+
+    def response_loadings(self, atom_set: tuple[int, ...]) -> Tensor:
+        """``[S, K, r]`` summed response loadings of the atoms (prior draws for atoms never seen)."""
+        out = torch.zeros(self.n_draws, self.dim, self.n_factors, dtype=torch.float64)
+        if "response" not in self.draws:
+            return out
+        a_pos = {a: i for i, a in enumerate(self.design.atoms)}
+        for a in atom_set:
+            if a in a_pos:
+                out += self.draws["response"][:, a_pos[a]]
+            else:
+                lam = _half_t(self.local_dof, self.n_draws * self.dim, _term_seed(self.seed, "lambda_response", (a,)))
+                scale = self.draws["tau_response"][:, None] * lam.view(self.n_draws, self.dim)
+                out += scale[..., None] * self._normal("response", (a,), self.dim, self.n_factors)
+        return out
+
+    def replicate_shift(self, atom_sets: list[tuple[int, ...]], f: Tensor, shared: bool) -> Tensor:
+        """``[S, B, K]``: factors ``f [S, B, r]`` times the conditions' response loadings (plus ``L`` if ``shared``)."""
+        out = torch.zeros(self.n_draws, len(atom_sets), self.dim, dtype=torch.float64)
+        if not self.n_factors:
+            return out
+        cache: dict[tuple[int, ...], Tensor] = {}
+        for j, s in enumerate(atom_sets):
+            if s not in cache:
+                cache[s] = self.response_loadings(s)
+            load = cache[s] + self.draws["loadings"] if shared else cache[s]
+            out[:, j] = torch.einsum("skr,sr->sk", load, f[:, j])
+        return out
+
+    def deviation(self, n_sets: int, generator: torch.Generator | None) -> Tensor:
+        """``[S, B, K]`` a new population's condition-specific deviation ``u* ~ N(0, sigma_rep^2)``."""
+        eps = torch.randn(self.n_draws, n_sets, self.dim, generator=generator, dtype=torch.float64)
+        return self.draws["sigma_rep"][:, None, :] * eps
