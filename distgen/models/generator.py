@@ -195,15 +195,15 @@ class Generator(nn.Module, PerturbationModel):
         out.parts["loss"] = float(out.loss.detach())
         return out
 
-    def fit(self, train: CellTable, **kwargs: Any) -> Generator:
-        """Train with distgen's trainer (``distgen.train.fit``); keyword arguments go to it.
+    def prepare(self, train: CellTable) -> None:
+        """Let the backbone set up what it derives from training cells (``Backbone.prepare``,
+        e.g. the PAD-Transformer's co-expression gene graph). The trainer calls this once before training."""
+        self.backbone.prepare(train)
 
-        First lets the backbone set up what it derives from training cells (``Backbone.prepare``,
-        e.g. the PAD-Transformer's co-expression gene graph).
-        """
+    def fit(self, train: CellTable, **kwargs: Any) -> Generator:
+        """Train with distgen's trainer (``distgen.train.fit``, which calls ``prepare`` first); keyword arguments go to it."""
         from distgen.train import fit
 
-        self.backbone.prepare(train)
         fit(self, train, **kwargs)
         return self
 
