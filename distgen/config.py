@@ -302,7 +302,9 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
     """A config document from a preset name, a YAML path or a mapping, with ``base:`` inheritance.
 
     ``base: <preset or path>`` in a document inherits from it (recursively); then overrides apply.
+    A relative ``base`` path in a file is found next to that file (else relative to the working directory).
     """
+    here: Path | None = None
     if isinstance(source, Mapping):
         doc = copy.deepcopy(dict(source))
     else:
@@ -311,11 +313,14 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
             doc = load_yaml(_PRESET_DIR / f"{text}.yaml")
         elif Path(text).exists():
             doc = load_yaml(text)
+            here = Path(text).parent
         else:
             raise ConfigError(
                 f"{text!r} is neither a config file nor a preset. Presets: {', '.join(preset_names()) or '(none)'}."
             )
     base = doc.pop("base", None)
+    if isinstance(base, str) and here is not None and not Path(base).is_absolute() and (here / base).is_file():
+        base = str(here / base)
     if base is not None:
         doc = deep_merge(load_config(base), doc)
     return apply_overrides(doc, overrides)

@@ -101,3 +101,12 @@ def test_base_inheritance(tmp_path):
 def test_missing_config_file_or_preset():
     with pytest.raises(ConfigError, match="neither a config file nor a preset"):
         load_config("no-such-preset")
+
+
+def test_relative_base_is_found_next_to_the_including_file(tmp_path, monkeypatch):
+    (tmp_path / "cfgs").mkdir()
+    save_yaml({"model": MODEL, "train": {"seed": 1}}, tmp_path / "cfgs" / "base.yaml")
+    save_yaml({"base": "base.yaml", "train": {"seed": 2}}, tmp_path / "cfgs" / "child.yaml")
+    monkeypatch.chdir(tmp_path)  # base.yaml is not in the working directory
+    doc = load_config("cfgs/child.yaml")
+    assert doc["train"]["seed"] == 2 and doc["model"] == MODEL
