@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--presets", nargs="*", default=None, help="presets to run (default: every bundled preset)")
     p.add_argument("--sections", nargs="*", default=None, choices=["train", "sampling", "scaling", "streaming", "evaluation"])
     p.add_argument("--wait-steps", type=int, default=None, help="training steps of the data-wait measurement (0 skips it; default per mode)")
+    p.add_argument("--official-on-cpu", action="store_true", help="also run official preset sizes without a GPU (may need tens of GB)")
     p.add_argument("--no-assert", action="store_true", help="report bounds but exit 0 when one fails")
 
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     from benchmarks.harness.run import run_all
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    res = run_all(args.mode, args.workdir, args.presets, args.sections, args.wait_steps)
+    res = run_all(args.mode, args.workdir, args.presets, args.sections, args.wait_steps, args.official_on_cpu)
     out = write_json(res, args.out or f"{args.workdir}/bench-{args.mode}.json")
     block = markdown(res, command)
     print(block)

@@ -49,7 +49,7 @@ def _guard(preset: str, fn: Callable[[], list[dict[str, Any]]]) -> list[dict[str
 
 def run_all(
     mode: str = "tiny", workdir: str | Path = "/tmp/distgen-bench", presets: list[str] | None = None, sections: list[str] | None = None,
-    wait_steps: int | None = None,
+    wait_steps: int | None = None, official_on_cpu: bool = False,
 ) -> dict[str, Any]:
     """Measure everything of ``mode``; returns a dict with ``hardware``, the sections and ``checks``."""
     if mode not in MODES:
@@ -72,6 +72,10 @@ def run_all(
             m, sets = models.preset_shape(name)
             if mode == "tiny":
                 m, sets = cfg["set_size"], cfg["sets"]
+            if is_official and device.type == "cpu" and not official_on_cpu:
+                rows.append({"size": "official", "preset": name, "genes": genes, "sets": sets, "set_size": m,
+                             "skipped": "official size not run on CPU (memory: scDFM's gene tokens are sets x cells x genes); use a GPU or --official-on-cpu"})
+                continue
             try:
                 r = models.train_speed(name, models.synthetic_info(genes), sets, m, device, repeats=cfg["repeats"], steps=cfg["steps"],
                                        max_step_s=cfg["max_step_s"] if is_official else None)
