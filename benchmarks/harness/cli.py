@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="JSON output (default WORKDIR/bench-MODE.json)")
     p.add_argument("--docs", nargs="?", const="docs/benchmarks.md", default=None, help="write the markdown block into this file")
     p.add_argument("--presets", nargs="*", default=None, help="presets to run (default: every bundled preset)")
-    p.add_argument("--sections", nargs="*", default=None, choices=["train", "sampling", "scaling", "streaming", "evaluation"])
+    p.add_argument("--sections", nargs="*", default=None, choices=["train", "sampling", "scaling", "streaming", "evaluation"],
+                   help="sections to run (default: all of them)")
     p.add_argument("--wait-steps", type=int, default=None, help="training steps of the data-wait measurement (0 skips it; default per mode)")
     p.add_argument("--official-on-cpu", action="store_true", help="also run official preset sizes without a GPU (may need tens of GB)")
     p.add_argument("--no-assert", action="store_true", help="report bounds but exit 0 when one fails")
