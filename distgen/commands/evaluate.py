@@ -10,6 +10,7 @@ EXAMPLE = """examples:
   distgen evaluate --pred pred.h5ad --real test.h5ad --train train.h5ad --out eval/ \\
       --pert-col condition --control control
   distgen evaluate ... --metrics mse,pearson_delta,overlap_at_N --no-plots
+  distgen evaluate --pred pred.h5ad --real real.h5ad --out eval/ --json | jq .metrics.mse
 
 Both files need the same genes, a perturbation column with the same labels (combinations as A+B)
 and control cells; expression log-normalised (cell-eval's layout). Writes metrics.csv (one row per
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
     p.add_argument("--seed", type=int, default=0, help="seed for control sampling and the half split")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the whole summary (summary.json) as JSON on stdout, nothing else")
     p.set_defaults(run=run)
 
 
@@ -53,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         baselines=split(args.baselines) or [], metric_names=split(args.metrics), ceiling=not args.no_ceiling,
         seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet,
     )
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+        return 0
     head = {k: summary["metrics"][k] for k in ("pearson_delta", "mse", "overlap_at_N") if k in summary["metrics"]}
     print(json.dumps({k: {"model": v["model"], "normalised": v["normalised"]} for k, v in head.items()}, indent=1, default=str))
     print(f"wrote {args.out}/metrics.csv, summary.json, summary.md ({summary['seconds']} s)")
