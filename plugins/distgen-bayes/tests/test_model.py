@@ -112,7 +112,7 @@ def test_diagnostics_report_elbo_trace(fitted) -> None:
     trace = torch.tensor(d["elbo_trace"])
     n = max(1, len(trace) // 10)
     assert trace[-n:].mean() < trace[:n].mean()
-    assert d["n_populations"] == 28 and d["dim"] == 10 and d["n_factors"] == 2 and d["seed"] == 0
+    assert d["n_populations"] == 28 and d["dim"] == 10 and d["n_factors"] == 1 and d["seed"] == 0
 
 
 def test_config_errors_name_the_key() -> None:

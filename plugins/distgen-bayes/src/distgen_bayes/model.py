@@ -96,7 +96,7 @@ class BayesHierarchicalModel(PerturbationModel):
         num_warmup: int = 500,
         num_chains: int = 2,
         target_accept: float = 0.9,
-        n_factors: int = 2,
+        n_factors: int = 1,
         response_factors: bool = True,
         interactions: bool = True,
         context_interactions: bool = True,
