@@ -1,0 +1,171 @@
+"""One consistent CLI: every subcommand explains every option with an example, fails clearly with
+the documented exit codes (2 usage/config error, 1 runtime failure), and offers --json where a
+machine reads its output; the Python API does the same in one or two calls."""
+
+import argparse
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import distgen
+from distgen.cli import EXIT_FAILURE, EXIT_USAGE, build_parser, main
+
+PARSER = build_parser()
+SUB = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction))
+COMMANDS = sorted(SUB.choices)
+#: Commands whose stdout a program parses: each must offer --json.
+MACHINE_READ = {"components", "evaluate", "run", "sweep"}
+
+
+def exit_code(argv, capsys):
+    """``main(argv)``'s exit code (argparse exits by SystemExit) and captured (out, err)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_expected_commands_exist():
+    assert {"components", "train", "predict", "evaluate", "run", "sweep", "quickstart", "bench"} <= set(COMMANDS)
+
+
+def test_top_level_help_gives_every_command_a_summary(capsys):
+    code, out, _ = exit_code(["--help"], capsys)
+    assert code == 0
+    for action in SUB._choices_actions:
+        assert action.help, f"distgen {action.dest}: add help= to add_parser (shown by `distgen --help`)"
+        assert action.dest in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_exits_0_with_an_example(command, capsys):
+    code, out, _ = exit_code([command, "--help"], capsys)
+    assert code == 0
+    assert "examples:" in out, f"distgen {command}: add an 'examples:' epilog"
+    epilog = SUB.choices[command].epilog or ""
+    assert f"distgen {command}" in epilog.split("examples:", 1)[1], f"distgen {command}: the examples must invoke the command"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_is_explained(command):
+    parser = SUB.choices[command]
+    assert parser.description, f"distgen {command}: add a description"
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help != argparse.SUPPRESS and action.help.strip(), f"distgen {command} {name}: no help text"
+
+
+@pytest.mark.parametrize("command", sorted(MACHINE_READ))
+def test_machine_read_commands_offer_json(command):
+    assert "--json" in SUB.choices[command]._option_string_actions, f"distgen {command}: add --json"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unknown_option_is_a_usage_error(command, capsys):
+    code, _, err = exit_code([command, "--no-such-option"], capsys)
+    assert code == EXIT_USAGE and "error:" in err
+    assert "--no-such-option" in err or "required" in err  # argparse names missing required options first
+
+
+# ---------------------------------------------------------------------------------------------- errors
+CONFIG_ERRORS = [  # (argv, words the message must contain): config and usage errors exit 2
+    (["train", "missing.yaml", "--out", "t"], ["missing.yaml", "neither a config file nor a preset"]),
+    (["train", "scdfm-small", "model.backbone.nope=1", "--out", "t"], ["unknown key 'nope'", "Valid keys"]),
+    (["run", "missing.yaml", "--out", "r"], ["missing.yaml"]),
+    (["run", "scdfm-small", "data.dataset=missing.h5ad", "--out", "r"], ["data.dataset", "missing.h5ad"]),
+    (["run", "scdfm-small", "evaluate.nope=1", "--out", "r"], ["evaluate", "nope", "allowed"]),
+    (["sweep", "missing.yaml", "--out", "s"], ["missing.yaml"]),
+    (["sweep", "scdfm-small", "--grid", "nokey", "--out", "s"], ["--grid", "dotted.key=[v1,v2,...]"]),
+    (["sweep", "scdfm-small", "--jobs", "0", "--out", "s"], ["jobs must be >= 1"]),
+    (["train", "scdfm-small"], ["--out"]),  # a required option is missing
+    (["bench", "--mode", "huge"], ["--mode", "huge"]),
+]
+
+
+@pytest.mark.parametrize("argv,words", CONFIG_ERRORS, ids=[" ".join(a[:3]) for a, _ in CONFIG_ERRORS])
+def test_config_and_usage_errors_exit_2_with_a_clear_message(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = exit_code(argv, capsys)
+    assert code == EXIT_USAGE, err
+    for w in words:
+        assert w in err, f"{w!r} not in {err!r}"
+    assert "Traceback" not in err
+
+
+RUNTIME_ERRORS = [  # (argv, words): a missing input at run time exits 1, naming it
+    (["predict", "no_run_dir", "--out", "p.h5ad"], ["no_run_dir", "not a run directory"]),
+    (["evaluate", "--pred", "no_pred.h5ad", "--real", "no_real.h5ad", "--out", "e"], ["no_"]),
+    (["components", "--kind", "nope"], ["unknown component kind 'nope'", "Kinds:"]),
+]
+
+
+@pytest.mark.parametrize("argv,words", RUNTIME_ERRORS, ids=[a[0] for a, _ in RUNTIME_ERRORS])
+def test_runtime_failures_exit_1_with_a_clear_message(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = exit_code(argv, capsys)
+    assert code == EXIT_FAILURE, err
+    assert err.startswith(f"distgen {argv[0]}: ")
+    for w in words:
+        assert w in err
+
+
+def test_bad_quickstart_steps_fail_naming_the_option(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = exit_code(["quickstart", "--steps", "0"], capsys)
+    assert code != 0 and "--steps" in err
+    assert not (tmp_path / "quickstart").exists()  # nothing started
+
+
+# ---------------------------------------------------------------------------------------------- --json and API parity
+def _cells(rng, effects, n, genes):
+    x = np.concatenate([np.clip(rng.normal(1.0 + e, 0.3, (n, genes)), 0, None) for e in effects])
+    return x.astype(np.float32)
+
+
+@pytest.fixture
+def pred_real(tmp_path):
+    """Tiny cell-eval-layout prediction and truth: 3 perturbations + controls, 12 genes."""
+    rng = np.random.default_rng(0)
+    genes = [f"g{i}" for i in range(12)]
+    labels = ["non-targeting", "P1", "P2", "P3"]
+    effects = [np.zeros(12), np.r_[np.ones(3), np.zeros(9)], np.r_[np.zeros(3), -0.5 * np.ones(3), np.zeros(6)], np.zeros(12) + 0.2]
+    paths = []
+    for kind, noise in (("real", 0.0), ("pred", 0.1)):
+        x = _cells(rng, [e + noise for e in effects], 30, 12)
+        obs = pd.DataFrame({"target_gene": pd.Categorical(np.repeat(labels, 30))}, index=[f"{kind}{i}" for i in range(len(x))])
+        path = tmp_path / f"{kind}.h5ad"
+        ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=genes)).write_h5ad(path)
+        paths.append(path)
+    return paths[1], paths[0]
+
+
+def test_evaluate_json_equals_the_python_api(pred_real, tmp_path, capsys):
+    pred, real = pred_real
+    argv = ["evaluate", "--pred", str(pred), "--real", str(real), "--out", str(tmp_path / "cli"), "--metrics", "mse,pearson_delta",
+            "--baselines", "control", "--no-ceiling", "--no-plots", "--quiet", "--json"]
+    code, out, _ = exit_code(argv, capsys)
+    assert code == 0
+    cli = json.loads(out)  # stdout is JSON and nothing else
+    api = distgen.evaluate(pred, real, tmp_path / "api", metric_names=["mse", "pearson_delta"], baselines=["control"],
+                           ceiling=False, make_plots=False, progress=False)
+    assert set(cli["metrics"]) == {"mse", "pearson_delta"}
+    for m in ("mse", "pearson_delta"):
+        assert cli["metrics"][m]["model"] == pytest.approx(api["metrics"][m]["model"])
+        # (pearson_delta of the control baseline is NaN: its predicted change is zero)
+        assert cli["metrics"][m]["baselines"]["control"] == pytest.approx(api["metrics"][m]["baselines"]["control"], nan_ok=True)
+    # the prediction is the truth shifted by 0.1: better than predicting the control cells
+    assert cli["metrics"]["mse"]["model"] < cli["metrics"]["mse"]["baselines"]["control"]
+
+
+def test_api_functions_stay_callable_after_their_subpackages_are_imported():
+    import distgen.evaluate.pipeline  # binds the subpackage as the attribute distgen.evaluate
+
+    for name in ("components", "build", "load_data", "evaluate", "run", "sweep", "load_config", "build_component"):
+        assert callable(getattr(distgen, name)), f"distgen.{name} is not callable"
