@@ -13,7 +13,7 @@ is a learned encoder. The script
 
 Usage::
 
-    python examples/swap_encoder.py                # 200 steps per model (a few minutes)
+    python examples/swap_encoder.py                # 100 steps per model (a few minutes)
     python examples/swap_encoder.py --tiny         # tiny networks, 3 steps (seconds)
 """
 
@@ -76,13 +76,13 @@ def held_out_error(model, data, m: int, seed: int = 0) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=None, help="training steps per model (default 200; 3 with --tiny)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per model (default 100; 3 with --tiny)")
     p.add_argument("--tiny", action="store_true", help="tiny networks, 3 steps: seconds on a CPU")
     args = p.parse_args(argv)
     torch.set_flush_denormal(True)
     if args.tiny:
         torch.set_num_threads(1)
-    steps, m = args.steps or (3 if args.tiny else 200), 8 if args.tiny else 32
+    steps, m = args.steps or (3 if args.tiny else 100), 8 if args.tiny else 24
 
     data = distgen.load_data("norman_k562", split={"kind": "combo_seen2", "seed": 0, "test_frac": 0.9})
     distances_to_control(data, n_cells=32 if args.tiny else 100)
