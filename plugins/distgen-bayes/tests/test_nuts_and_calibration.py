@@ -11,6 +11,7 @@ from distgen.types import ConditionLabels
 from distgen_bayes.calibration import held_out_coverage, leave_one_replicate_out
 
 
+@pytest.mark.slow
 def test_nuts_reports_rhat_ess_and_predicts() -> None:
     table, truth = population_table(n_batches=3, cells=20, seed=1)
     node = {"name": "bayes_hier", "inference": "nuts", "num_warmup": 60, "num_samples": 60, "num_chains": 2, "seed": 3}
