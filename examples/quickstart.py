@@ -30,7 +30,7 @@ from distgen.data import write_ground_truth, write_predictions
 
 #: --tiny: the same preset and components, much smaller sizes (names unchanged).
 TINY = ["model.backbone.d_model=16", "model.backbone.heads=2", "model.backbone.layers=1",
-        "model.backbone.graph_k=5", "model.genes_per_step=64", "model.dynamics.steps=3"]
+        "model.backbone.graph_k=5", "model.genes_per_step=64", "model.dynamics.steps=3", "data.set_size=8"]
 
 
 def predict_held_out(model, data, set_size: int, seed: int = 0):
@@ -65,19 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.tiny:
         torch.set_num_threads(1)
     steps = args.steps or (5 if args.tiny else 300)
-    set_size = 8 if args.tiny else 24
+    doc = distgen.load_config("scdfm-small", TINY if args.tiny else [])  # the preset: model, train and data sections
 
     # 1. data: .info (genes, perturbations), .train_table (tensors), .split (train/val/test cells)
     data = distgen.load_data("norman_k562", split={"kind": "combo_seen2", "seed": 0, "test_frac": 0.9})
     print(f"Norman K562: {data.info.n_genes} genes; held out: {', '.join(data.split.test_conditions)}")
 
-    # 2. model: a preset name, a YAML path or a dict, plus dotted overrides
-    model = distgen.build("scdfm-small", data.info, TINY if args.tiny else [],
-                          seen_perturbations=data.seen_perturbations())
+    # 2. model: from a preset name, a YAML path or a dict (here the loaded preset), plus dotted overrides
+    model = distgen.build(doc, data.info, seen_perturbations=data.seen_perturbations())
     print(f"built scdfm-small: {sum(p.numel() for p in model.parameters()):,} parameters")
 
-    # 3. fit: keyword arguments are the train: section of a config
-    model.fit(data.train_table, set_size=set_size, steps=steps, seed=0, progress=not args.tiny)
+    # 3. fit: keyword arguments are the train: section of a config (the preset's, with our step count)
+    set_size = doc["data"]["set_size"]
+    model.fit(data.train_table, set_size=set_size, matcher=doc["data"]["matcher"],
+              **{**doc["train"], "steps": steps, "progress": not args.tiny})
 
     # 4. predict the held-out combinations, 5. evaluate against baselines and ceiling
     pred, real = predict_held_out(model.eval(), data, set_size)

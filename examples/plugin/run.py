@@ -69,10 +69,12 @@ def use(tiny: bool) -> None:
         print(f"MMD^2 KLF1+MAP2K6 vs control, {kernel:>9} kernel: {enc.distance(pert[None], full, ctrl[None], full).item():.4f}")
 
     overrides = ["model.distribution_loss.kernel.name=laplacian"] + (TINY if tiny else [])
-    model = distgen.build("scdfm-small", data.info, overrides, seen_perturbations=data.seen_perturbations())
+    doc = distgen.load_config("scdfm-small", overrides)
+    model = distgen.build(doc, data.info, seen_perturbations=data.seen_perturbations())
     print(f"scdfm-small with distribution_loss = {type(model.distribution_loss).__name__}"
           f"({type(model.distribution_loss.kernel).__name__})")
-    model.fit(data.train_table, set_size=8 if tiny else 24, steps=2 if tiny else 100, seed=0, progress=False)
+    train = {**doc["train"], "steps": 2 if tiny else 100, "progress": False}  # the preset's train: section
+    model.fit(data.train_table, set_size=8 if tiny else 24, matcher=doc["data"]["matcher"], **train)
     cells = model.eval().predict(ctrl[None, :16], full[:, :16], data.data.labels_for(["KLF1+MAP2K6"]))
     print(f"trained and sampled: {tuple(cells.shape)} cells, finite: {bool(torch.isfinite(cells).all())}")
 
