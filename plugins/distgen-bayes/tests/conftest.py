@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,6 +12,10 @@ import pytest
 # Reuse XLA compilations between test runs (set before JAX is first imported by a fit).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "distgen_bayes_jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+# The suite runs with --import-mode=importlib, which does not put test folders on sys.path: make this
+# folder importable so the tests share bayes_fixtures.
+sys.path.insert(0, str(Path(__file__).parent))
 
 from bayes_fixtures import Truth, population_table
 
