@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A three-variant ablation with seeds and statistics, from the command line.
 #
-#   bash examples/ablation_grid.sh                 # 3 couplings x 3 seeds, 400 steps (about 15 min, 2-core CPU)
+#   bash examples/ablation_grid.sh                 # 3 couplings x 3 seeds, 400 steps (about 5 min, 2-core CPU)
 #   bash examples/ablation_grid.sh --tiny          # 3 couplings x 2 seeds, 3 steps, 2 metrics (about a minute)
 #   bash examples/ablation_grid.sh --out DIR       # default: ./ablation_sweep
 #
