@@ -1,6 +1,6 @@
 """Checkpoints: safetensors weights + JSON state, written atomically, loaded without pickle.
 
-A checkpoint is a directory ``<run>/checkpoints/step_XXXXXXXX/`` holding ``model.safetensors``
+A checkpoint is a directory ``<run>/checkpoints/step_<8-digit step>/`` holding ``model.safetensors``
 (the bare model's weights), ``ema.safetensors`` (when EMA is on), ``optimizer.{safetensors,json}``,
 ``rng.{safetensors,json}`` and ``state.json`` (step, config and its fingerprint, scheduler and
 early-stopping state). It is written into a hidden temp directory and renamed into place, then

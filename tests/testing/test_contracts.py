@@ -47,3 +47,13 @@ class TestModels(ModelContract):
 
 class TestMatchers(MatcherContract):
     pass
+
+
+def test_every_kind_has_a_contract_suite_with_components():
+    from distgen.registry import KINDS, registry
+    from distgen.testing import ALL_CONTRACTS
+
+    covered = {suite.kind for suite in ALL_CONTRACTS}
+    assert covered == set(KINDS), f"kinds without a contract suite: {sorted(set(KINDS) - covered)}"
+    for kind in KINDS:
+        assert registry(kind).names(), f"no registered {kind}: the {kind} contract would run over nothing"
