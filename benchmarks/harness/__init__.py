@@ -8,6 +8,16 @@ scaling curves with fitted log-log exponents. It writes JSON, and with ``--docs`
 of ``docs/benchmarks.md``; it asserts the bounds of issue #11 and exits non-zero when one fails.
 """
 
-from benchmarks.harness.run import MODES, run_all
+from typing import Any
 
 __all__ = ["MODES", "run_all"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `distgen`'s parser imports benchmarks.harness.cli for its options; importing the runner
+    # (and with it torch) only when a benchmark runs keeps every `distgen` command fast to start.
+    if name in __all__:
+        from benchmarks.harness import run
+
+        return getattr(run, name)
+    raise AttributeError(name)
