@@ -144,11 +144,17 @@ class SetSampler(IterableDataset):
             ctl = torch.cat([ctl, ctl[torch.randint(n, (self.m - n,), generator=g)]])
         return cells, mask, ctl
 
-    def batch_indices(self, batch_number: int) -> list[tuple[int, int, Tensor, Tensor, Tensor]]:
+    def batch_indices(self, batch_number: int, schedule: Tensor | None = None) -> list[tuple[int, int, Tensor, Tensor, Tensor]]:
         """This rank's sets of batch ``batch_number``: ``(global index, group, cells, mask, controls)``."""
-        sched = self._schedule()
+        sched = self._schedule() if schedule is None else schedule
         start = (batch_number * self.world_size + self.rank) * self.b
         return [(i, int(sched[i]), *self._set(int(sched[i]), i)) for i in range(start, start + self.b)]
+
+    def batch(self, batch_number: int) -> SetBatch:
+        """This rank's batch ``batch_number`` of the current epoch (random access; what ``__iter__`` yields)."""
+        if not 0 <= batch_number < len(self):
+            raise IndexError(f"batch {batch_number} out of range: an epoch has {len(self)} batches per rank")
+        return self._make_batch(self.batch_indices(batch_number))
 
     def _make_batch(self, sets: list[tuple[int, int, Tensor, Tensor, Tensor]]) -> SetBatch:
         cells = torch.stack([s[2] for s in sets])
@@ -170,5 +176,4 @@ class SetSampler(IterableDataset):
         worker = get_worker_info()
         wid, nw = (worker.id, worker.num_workers) if worker is not None else (0, 1)
         for bn in range(wid, len(self), nw):
-            start = (bn * self.world_size + self.rank) * self.b
-            yield self._make_batch([(i, int(sched[i]), *self._set(int(sched[i]), i)) for i in range(start, start + self.b)])
+            yield self._make_batch(self.batch_indices(bn, sched))

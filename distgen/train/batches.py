@@ -82,4 +82,4 @@ class TableBatches:
         s = self.sampler(shard, n_shards)
         epoch, index = divmod(step, len(s))
         s.set_epoch(epoch)
-        return s._make_batch(s.batch_indices(index))
+        return s.batch(index)

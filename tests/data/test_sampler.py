@@ -155,3 +155,14 @@ def test_dataloader_workers_keep_the_order(table):
     for a, b in zip(plain, loaded):
         torch.testing.assert_close(a.target, b.target)
         torch.testing.assert_close(a.control, b.control)
+
+
+def test_random_access_batch_equals_iteration_and_rejects_out_of_range(table):
+    s = SetSampler(table, set_size=4, sets_per_batch=2, seed=3)
+    s.set_epoch(1)
+    iterated = list(s)
+    for k in (0, len(s) - 1):
+        got = s.batch(k)
+        assert torch.equal(got.target, iterated[k].target) and torch.equal(got.control, iterated[k].control)
+    with pytest.raises(IndexError, match="out of range"):
+        s.batch(len(s))
