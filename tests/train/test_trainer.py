@@ -106,3 +106,18 @@ def test_compiled_backbone_trains_and_keeps_checkpoint_keys(table, make_model, t
     from distgen.train import load_checkpoint
 
     assert all(math.isfinite(v) for v in res.losses) and set(load_checkpoint(tmp_path).model) == keys
+
+
+def test_config_supplies_train_and_set_options_and_keywords_win(table, make_model):
+    doc = {"train": {**BASE, "steps": 7, "seed": 3}, "data": {"set_size": 4, "matcher": "random", "dataset": "ignored.h5ad"}}
+    a, b = make_model(), make_model()
+    res = fit(a, table, config=doc)
+    fit(b, table, set_size=4, matcher="random", **{**BASE, "steps": 7, "seed": 3})
+    assert len(res.losses) == 7 and same_params(a, b)  # the config is exactly the keyword arguments
+    c = make_model()
+    assert len(fit(c, table, config=doc, steps=2).losses) == 2  # an explicit keyword overrides the config
+    d = make_model()
+    fit(d, table, config=doc, set_size=6)
+    assert not same_params(a, d)  # so does an explicit set size
+    with pytest.raises(TypeError, match="config must be a config mapping"):
+        fit(make_model(), table, config="scdfm-small")
