@@ -19,6 +19,7 @@ _LAZY = {
     "components": ("distgen.api", "components"),
     "build": ("distgen.api", "build"),
     "load_data": ("distgen.api", "load_data"),
+    "predict": ("distgen.api", "predict"),
     "evaluate": ("distgen.api", "evaluate"),
     "run": ("distgen.api", "run"),
     "sweep": ("distgen.api", "sweep"),

@@ -48,6 +48,20 @@ def load_data(
     return load_run_data(data_section({"dataset": dataset, "split": split, **data}))
 
 
+def predict(
+    model: Any, data: Any, part: str = "test", seed: int = 0, out: str | Path | None = None, real: str | Path | None = None
+) -> tuple[Any, Any]:
+    """Generate every held-out condition of ``data``'s split ``part``: ``(pred, real)`` AnnData for ``evaluate``.
+
+    ``model`` is fitted (``build`` + ``fit``, or any model with ``predict``); ``data`` comes from
+    ``load_data``. Each condition gets as many cells as were measured, generated from control cells
+    of its context; ``out``/``real`` also write the ``.h5ad`` files (cell-eval layout).
+    """
+    from distgen.train.predict import predict_split
+
+    return predict_split(model, data, part, seed=seed, out=out, real=real)  # type: ignore[no-any-return]
+
+
 def evaluate(pred: Any, real: Any, out: str | Path, **kwargs: Any) -> dict[str, Any]:
     """Evaluate predicted vs real cells (AnnData or ``.h5ad`` paths) into ``out``; returns the summary.
 

@@ -108,8 +108,6 @@ def predict_run(
 
     Returns the prediction AnnData on rank 0 (None on other ranks).
     """
-    from distgen.data import write_ground_truth, write_predictions
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with distgen train ... --out {run_dir}")
@@ -135,23 +133,59 @@ def predict_run(
     result = None
     if env.is_main:
         cells = {i: c for part_ in gathered for i, c in part_.items()}
-        pool = np.unique(np.concatenate([g.controls for g in groups]))
-        has_ctx = len(rd.info.contexts) > 1
-        ctx = rd.data.contexts
-        result = write_predictions(
-            np.concatenate([cells[i] for i in range(len(groups))]),
-            [g.condition for g in groups for _ in g.cells],
-            rd.data.table.X[torch.from_numpy(pool)],
-            rd.info.genes,
-            contexts=[g.context for g in groups for _ in g.cells] if has_ctx else None,
-            control_contexts=ctx[pool].tolist() if has_ctx else None,
-            path=out,
-            data=rd.data,
-        )
-        if real is not None:
-            write_ground_truth(rd.data, np.concatenate([g.cells for g in groups]), pool, path=real)
+        result, _ = write_groups(rd, groups, [cells[i] for i in range(len(groups))], out, real)
     D.shutdown()
     return result
+
+
+def predict_split(
+    model: Any,
+    rd: RunData,
+    part: str = "test",
+    seed: int = 0,
+    set_size: int | None = None,
+    out: str | Path | None = None,
+    real: str | Path | None = None,
+) -> tuple[Any, Any]:
+    """Generate every perturbed group of split ``part`` with a fitted ``model``: ``(pred, real)`` AnnData.
+
+    The same cells as ``distgen predict`` (group ``i`` under a seed from ``(seed, i)``), in the
+    cell-eval layout, from control cells of the same context; ``out``/``real`` also write the files.
+    ``set_size`` defaults to the data section's.
+    """
+    if not callable(getattr(model, "predict", None)):
+        raise TypeError(f"predict: {type(model).__name__} has no predict(control, control_mask, labels) method")
+    groups = split_groups(rd, part)
+    m = rd.section.set_size if set_size is None else int(set_size)
+    if m < 1:
+        raise ValueError(f"predict: set_size must be >= 1, got {m}")
+    params = list(model.parameters()) if isinstance(model, nn.Module) else []
+    device = params[0].device if params else torch.device("cpu")
+    if isinstance(model, nn.Module):
+        model.eval()
+    cells = [generate_group(model, rd, g, i, m, seed, device) for i, g in enumerate(groups)]
+    return write_groups(rd, groups, cells, out, real)
+
+
+def write_groups(rd: RunData, groups: list[Group], cells: list[np.ndarray], out: str | Path | None, real: str | Path | None) -> tuple[Any, Any]:
+    """Generated ``cells`` (one array per group) and the groups' real cells, in the cell-eval layout."""
+    from distgen.data import write_ground_truth, write_predictions
+
+    pool = np.unique(np.concatenate([g.controls for g in groups]))
+    has_ctx = len(rd.info.contexts) > 1
+    ctx = rd.data.contexts
+    pred = write_predictions(
+        np.concatenate(cells),
+        [g.condition for g in groups for _ in g.cells],
+        rd.data.table.X[torch.from_numpy(pool)],
+        rd.info.genes,
+        contexts=[g.context for g in groups for _ in g.cells] if has_ctx else None,
+        control_contexts=ctx[pool].tolist() if has_ctx else None,
+        path=out,
+        data=rd.data,
+    )
+    truth = write_ground_truth(rd.data, np.concatenate([g.cells for g in groups]), pool, path=real)
+    return pred, truth
 
 
 def _check_data_hash(run_dir: Path, rd: RunData) -> None:

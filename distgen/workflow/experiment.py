@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from distgen.config import ConfigError, load_config, save_yaml
@@ -60,6 +59,7 @@ def run_experiment(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    clock = _StageClock()
     doc = load_config(config, overrides)
     doc.pop("sweep", None)
     ev = evaluate_section(doc)
@@ -72,45 +72,51 @@ def run_experiment(
         from distgen.train.run import train_run
 
         train_run(doc, out / "train")
+        clock.lap("train")
         predict_run(out / "train", pred, real=real)
+        clock.lap("predict")
         rd = load_run_data(data_section(doc.get("data")), out / "train" / "split.json")
     else:
         rd = load_run_data(data_section(doc.get("data")))
         rd.split.save(out / "split.json")
         _fit_and_predict(doc, rd, pred, real)
+        clock.lap("fit_predict")
     _write_training_cells(rd, out / "train.h5ad")
-    return evaluate_files(str(pred), str(real), str(out / "eval"), pert_col=CELL_EVAL_PERT_COL, control=CELL_EVAL_CONTROL,
+    summary = evaluate_files(str(pred), str(real), str(out / "eval"), pert_col=CELL_EVAL_PERT_COL, control=CELL_EVAL_CONTROL,
                           train=str(out / "train.h5ad"),
                           metric_names=metrics if metrics is not None else ev.get("metrics"), progress=progress,
                           make_plots=plots and bool(ev.get("plots", True)),
                           **{k: ev[k] for k in ("baselines", "ceiling", "seed") if k in ev})
+    clock.lap("evaluate")
+    summary["timings_s"] = clock.laps
+    (out / "timings.json").write_text(json.dumps(clock.laps, indent=1) + "\n")
+    return summary
+
+
+class _StageClock:
+    """Wall seconds per stage of an experiment (written to ``timings.json``)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = self._now()
+        self.laps[stage] = round(now - self._last, 2)
+        self._last = now
 
 
 def _fit_and_predict(doc: Mapping[str, Any], rd: Any, pred: Path, real: Path) -> None:
     """Fit a non-neural model on the training cells and write predictions for the test split."""
-    from distgen.data import write_ground_truth, write_predictions
     from distgen.models.generator import build_model
-    from distgen.train.predict import generate_group, split_groups
+    from distgen.train.predict import predict_split
 
     model = build_model(doc["model"], rd.info, rd.seen_perturbations())
     model.fit(rd.train_table, **dict(doc.get("fit") or {}))
-    seed = int((doc.get("train") or {}).get("seed", 0))
-    groups = split_groups(rd, "test")
-    set_size = rd.section.set_size
-    cells = [generate_group(model, rd, g, i, set_size, seed, torch.device("cpu")) for i, g in enumerate(groups)]  # type: ignore[arg-type]
-    pool = np.unique(np.concatenate([g.controls for g in groups]))
-    has_ctx = len(rd.info.contexts) > 1
-    write_predictions(
-        np.concatenate(cells),
-        [g.condition for g in groups for _ in g.cells],
-        rd.data.table.X[torch.from_numpy(pool)],
-        rd.info.genes,
-        contexts=[g.context for g in groups for _ in g.cells] if has_ctx else None,
-        control_contexts=rd.data.contexts[pool].tolist() if has_ctx else None,
-        path=pred,
-        data=rd.data,
-    )
-    write_ground_truth(rd.data, np.concatenate([g.cells for g in groups]), pool, path=real)
+    predict_split(model, rd, "test", seed=int((doc.get("train") or {}).get("seed", 0)), out=pred, real=real)
 
 
 def _write_training_cells(rd: Any, path: Path) -> None:
