@@ -25,11 +25,6 @@ def test_components_kind_filter(capsys):
     assert "rbf" in out and "generator" not in out
 
 
-def test_unknown_kind_is_an_error(capsys):
-    assert main(["components", "--kind", "nope"]) != 0
-    assert "unknown component kind 'nope'" in capsys.readouterr().err
-
-
 def test_no_command_prints_help_and_usage_code(capsys):
     assert main([]) == EXIT_USAGE
     assert "COMMAND" in capsys.readouterr().out

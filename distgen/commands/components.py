@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--kind", help="only this kind (kernels, encoders, conditioners, backbones, dynamics, couplings, metrics, models, matchers)")
+    from distgen.registry import KINDS
+
+    p.add_argument("--kind", choices=KINDS, metavar="KIND", help=f"only this kind: {', '.join(KINDS)}")
     p.add_argument("--json", action="store_true", help="machine-readable JSON list on stdout")
     p.set_defaults(run=run)
 
