@@ -141,7 +141,8 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson
             cells.append(f"{b} {v:.4g}")
         if m.get("ceiling") is not None:
             cells.append(f"ceiling {m['ceiling']:.4g}")
-        if m.get("normalised") is not None:
-            cells.append(f"normalised {m['normalised']:.3g}")
+        norm = m.get("normalised")
+        if norm is not None and norm == norm:  # NaN: the strongest baseline already reaches the ceiling
+            cells.append(f"normalised {norm:.3g}")
         rows.append("  ".join(cells))
     return "\n".join(rows) if rows else json.dumps(metrics)[:500]

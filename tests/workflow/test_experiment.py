@@ -5,8 +5,8 @@ import json
 import pytest
 
 from distgen.cli import main
-from distgen.config import save_yaml
-from distgen.workflow.experiment import is_trainable, run_experiment
+from distgen.config import load_yaml, save_yaml
+from distgen.workflow.experiment import headline, is_trainable, run_experiment
 
 DATA = {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 8}
 FAST_METRICS = ["mse", "pearson_delta", "discrimination_score_l1"]
@@ -27,6 +27,9 @@ def test_fitted_model_experiment(tmp_path):
     assert pd["model"] == pytest.approx(pd["baselines"]["additive"], abs=0.15)
     for f in ("pred.h5ad", "real.h5ad", "train.h5ad", "split.json", "eval/metrics.csv", "eval/summary.md"):
         assert (tmp_path / "add" / f).exists(), f
+    timings = json.loads((tmp_path / "add" / "timings.json").read_text())
+    assert list(timings) == ["fit_predict", "evaluate"] and all(v >= 0 for v in timings.values())
+    assert summary["timings_s"] == timings
 
 
 def test_trained_generator_experiment_via_cli(tmp_path, capsys):
@@ -44,3 +47,30 @@ def test_trained_generator_experiment_via_cli(tmp_path, capsys):
     assert set(summary["metrics"]) == set(FAST_METRICS)
     assert (tmp_path / "gen" / "train" / "checkpoints").is_dir()
     assert "control" in summary["metrics"]["mse"]["baselines"]
+    assert list(json.loads((tmp_path / "gen" / "timings.json").read_text())) == ["train", "predict", "evaluate"]
+
+
+def test_headline_lists_model_baselines_and_ceiling_and_hides_undefined_normalised_scores():
+    summary = {"metrics": {
+        "mse": {"model": 0.5, "baselines": {"control": 0.25, "additive": 0.125}, "ceiling": 0.0625, "normalised": float("nan")},
+        "pearson_delta": {"model": 0.75, "baselines": {"additive": 0.5}, "ceiling": 1.0, "normalised": 0.5},
+        "not_shown": {"model": 1.0},
+    }}
+    lines = headline(summary, names=("mse", "pearson_delta", "missing")).splitlines()
+    assert len(lines) == 2
+    assert lines[0].split() == ["mse", "model", "0.5", "control", "0.25", "additive", "0.125", "ceiling", "0.0625"]
+    assert lines[1].split()[-2:] == ["normalised", "0.5"]
+
+
+def test_quickstart_command_runs_end_to_end_with_overrides(tmp_path, capsys):
+    tiny = ["model.backbone.dim=16", "model.backbone.heads=2", "model.backbone.depth=1", "model.conditioner.part_dim=8",
+            "model.conditioner.dim=16", "model.dynamics.start_step=4", "train.sets_per_batch=2", "data.set_size=8",
+            "evaluate.metrics=[mse, pearson_delta]", "evaluate.plots=false", "evaluate.baselines=[control, additive]"]
+    assert main(["quickstart", "--out", str(tmp_path / "qs"), "--steps", "3", *tiny]) == 0
+    out = capsys.readouterr().out
+    assert "training perturbdiff-small on bundled Norman K562 (3 steps)" in out
+    assert "held-out combinations: 4  genes: 500" in out and "train " in out and "evaluate " in out
+    assert any(line.startswith("mse ") and "additive" in line for line in out.splitlines())
+    assert (tmp_path / "qs" / "eval" / "summary.md").exists()
+    run_config = load_yaml(tmp_path / "qs" / "train" / "config.yaml")
+    assert run_config["train"]["steps"] == 3 and run_config["model"]["backbone"]["dim"] == 16  # --steps and overrides applied
