@@ -25,7 +25,61 @@ def condition_groups(table: CellTable) -> tuple[list[Tensor], Tensor]:
     return groups, torch.tensor([int(g[0]) for g in groups], dtype=torch.long)
 
 
-class SetSampler(IterableDataset):
+class SetSamplerBase(IterableDataset):  # type: ignore[type-arg]
+    """What the in-memory and the streaming set samplers share: argument checks, the matcher, epochs.
+
+    Subclasses call ``_configure`` in ``__init__`` and ``_check_group`` for each group's (context,
+    batch); ``set_epoch`` reseeds the next pass like ``DistributedSampler.set_epoch``.
+    """
+
+    m: int
+    b: int
+    seed: int
+    rank: int
+    world_size: int
+    sampling: str
+    matcher: ControlMatcher
+    epoch: int
+
+    def _configure(
+        self,
+        set_size: int,
+        sets_per_batch: int,
+        matcher: str | ControlMatcher,
+        matcher_params: dict[str, Any] | None,
+        seed: int,
+        rank: int,
+        world_size: int,
+        sampling: str,
+    ) -> None:
+        if set_size < 1 or sets_per_batch < 1:
+            raise ValueError(f"set_size and sets_per_batch must be >= 1, got {set_size} and {sets_per_batch}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        self.m, self.b, self.seed, self.rank, self.world_size, self.sampling = set_size, sets_per_batch, seed, rank, world_size, sampling
+        self.matcher = matchers.build(matcher, **(matcher_params or {})) if isinstance(matcher, str) else matcher
+        self.epoch = 0
+
+    def _check_group(self, info: Any, ctx: int, bat: int, pool_context: Tensor, pool_batch: Tensor,
+                     target: Tensor | None = None, pool_x: Tensor | None = None) -> None:
+        """Fail early, naming the group, when the matcher finds no control for ``(ctx, bat)``."""
+        try:
+            self.matcher.match(ctx, bat, pool_context, pool_batch, 1, torch.Generator().manual_seed(0), target, pool_x)
+        except ValueError as e:
+            raise ValueError(f"group (context {info.contexts[ctx]!r}, batch {info.batches[bat]!r}) cannot be matched: {e}") from e
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed for ``epoch`` (call once per epoch, like ``DistributedSampler``)."""
+        self.epoch = epoch
+
+
+#: Set sampling modes: each group equally often, or groups in proportion to their cells.
+SAMPLINGS = ("condition", "cell")
+
+
+class SetSampler(SetSamplerBase):
     """Iterable of ``SetBatch``: ``sets_per_batch`` sets of ``set_size`` cells of one condition each.
 
     Parameters
@@ -72,15 +126,8 @@ class SetSampler(IterableDataset):
         controls: CellTable | None = None,
         matcher_params: dict[str, Any] | None = None,
     ) -> None:
-        if set_size < 1 or sets_per_batch < 1:
-            raise ValueError(f"set_size and sets_per_batch must be >= 1, got {set_size} and {sets_per_batch}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        if sampling not in ("condition", "cell"):
-            raise ValueError(f"sampling must be 'condition' or 'cell', got {sampling!r}")
-        self.table, self.m, self.b = table, set_size, sets_per_batch
-        self.seed, self.rank, self.world_size, self.sampling = seed, rank, world_size, sampling
-        self.matcher = matchers.build(matcher, **(matcher_params or {})) if isinstance(matcher, str) else matcher
+        self._configure(set_size, sets_per_batch, matcher, matcher_params, seed, rank, world_size, sampling)
+        self.table = table
         self.groups, self.firsts = condition_groups(table)
         if not self.groups:
             raise ValueError("the table has no perturbed cells to sample sets from (is the split empty?)")
@@ -95,7 +142,6 @@ class SetSampler(IterableDataset):
         default = len(self.groups) if sampling == "condition" else max(1, int(self.sizes.sum()) // set_size)
         step = sets_per_batch * world_size
         self.sets_per_epoch = math.ceil((sets_per_epoch or default) / step) * step
-        self.epoch = 0
         self._check_matchable()
 
     def _check_matchable(self) -> None:
@@ -103,15 +149,7 @@ class SetSampler(IterableDataset):
         for gi, first in enumerate(self.firsts.tolist()):
             ctx, bat = int(self.table.labels.context[first]), int(self.table.labels.batch[first])
             tgt = self.table.X[self.groups[gi][:1]] if needs_x else None
-            try:
-                self.matcher.match(ctx, bat, self.pool_context, self.pool_batch, 1, torch.Generator().manual_seed(0), tgt, self.pool_x if needs_x else None)
-            except ValueError as e:
-                info = self.table.info
-                raise ValueError(f"group (context {info.contexts[ctx]!r}, batch {info.batches[bat]!r}) cannot be matched: {e}") from e
-
-    def set_epoch(self, epoch: int) -> None:
-        """Reseed for ``epoch`` (call once per epoch, like ``DistributedSampler``)."""
-        self.epoch = epoch
+            self._check_group(self.table.info, ctx, bat, self.pool_context, self.pool_batch, tgt, self.pool_x if needs_x else None)
 
     def __len__(self) -> int:
         return self.sets_per_epoch // (self.b * self.world_size)

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import get_worker_info
 
 from distgen.data.conditions import condition_string, parse_atoms, parse_doses
-from distgen.data.matching import ControlMatcher, matchers
+from distgen.data.matching import ControlMatcher
+from distgen.data.sampler import SetSamplerBase
 from distgen.data.schema import PerturbationSchema
 from distgen.types import PAD, ConditionLabels, DataInfo, SetBatch
 
@@ -217,7 +218,7 @@ def _log_normalize(x: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
     return sp.csr_matrix(tmp.X, dtype=np.float32)
 
 
-class StreamingSetSampler(IterableDataset):  # type: ignore[type-arg]
+class StreamingSetSampler(SetSamplerBase):
     """Iterable of ``SetBatch`` read from disk: ``sets_per_batch`` sets of ``set_size`` cells each.
 
     Same contract as ``SetSampler`` (padded sets with a mask, matched controls by a registered
@@ -266,18 +267,11 @@ class StreamingSetSampler(IterableDataset):  # type: ignore[type-arg]
         matcher_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if set_size < 1 or sets_per_batch < 1:
-            raise ValueError(f"set_size and sets_per_batch must be >= 1, got {set_size} and {sets_per_batch}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        if sampling not in ("cell", "condition"):
-            raise ValueError(f"sampling must be 'cell' or 'condition', got {sampling!r}")
+        self._configure(set_size, sets_per_batch, matcher, matcher_params, seed, rank, world_size, sampling)
         if chunk_cells < 1 or buffer_sets < 0 or control_pool < 1:
             raise ValueError(f"need chunk_cells >= 1, buffer_sets >= 0, control_pool >= 1; got {chunk_cells}, {buffer_sets}, {control_pool}")
         self.cells = source if isinstance(source, DiskCells) else DiskCells(source, schema)
-        self.m, self.b, self.seed, self.rank, self.world_size = set_size, sets_per_batch, seed, rank, world_size
-        self.sampling, self.chunk_cells, self.buffer_sets = sampling, chunk_cells, buffer_sets
-        self.matcher = matchers.build(matcher, **(matcher_params or {})) if isinstance(matcher, str) else matcher
+        self.chunk_cells, self.buffer_sets = chunk_cells, buffer_sets
         self.groups = self.cells.groups()
         if not self.groups:
             raise ValueError(f"{self.cells.path} has no perturbed cells to sample sets from")
@@ -294,7 +288,6 @@ class StreamingSetSampler(IterableDataset):  # type: ignore[type-arg]
         lab = self.cells.labels
         self.pool_context, self.pool_batch = lab.context[self.pool_rows], lab.batch[self.pool_rows]
         self._pool: sp.csr_matrix | None = None
-        self.epoch = 0
         self._check_matchable()
 
     def _choose_pool(self, size: int) -> torch.Tensor:
@@ -315,16 +308,8 @@ class StreamingSetSampler(IterableDataset):  # type: ignore[type-arg]
         if self.matcher.capabilities.get("needs_expression", False):
             return  # checked on the first batch: needs expression read from disk
         lab = self.cells.labels
-        for k in {(int(lab.context[f]), int(lab.batch[f])) for f in self.firsts}:
-            try:
-                self.matcher.match(k[0], k[1], self.pool_context, self.pool_batch, 1, torch.Generator().manual_seed(0))
-            except ValueError as e:
-                info = self.cells.info
-                raise ValueError(f"group (context {info.contexts[k[0]]!r}, batch {info.batches[k[1]]!r}) cannot be matched: {e}") from e
-
-    def set_epoch(self, epoch: int) -> None:
-        """Reseed for ``epoch`` (call once per epoch, like ``DistributedSampler``)."""
-        self.epoch = epoch
+        for ctx, bat in sorted({(int(lab.context[f]), int(lab.batch[f])) for f in self.firsts}):
+            self._check_group(self.cells.info, ctx, bat, self.pool_context, self.pool_batch)
 
     def __len__(self) -> int:
         return self.n_batches
