@@ -303,6 +303,10 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
 
     ``base: <preset or path>`` in a document inherits from it (recursively); then overrides apply.
     A relative ``base`` path in a file is found next to that file (else relative to the working directory).
+    The override ``base=<preset or path>`` replaces the document's own ``base`` before inheritance,
+    so a sweep can put whole presets on one grid axis (``--grid base=[perturbdiff-small,scdfm-small]``);
+    the document's other sections are still merged over that base. A base's ``sweep:`` section is
+    not inherited.
     """
     here: Path | None = None
     if isinstance(source, Mapping):
@@ -318,9 +322,22 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
             raise ConfigError(
                 f"{text!r} is neither a config file nor a preset. Presets: {', '.join(preset_names()) or '(none)'}."
             )
+    rest = []
     base = doc.pop("base", None)
+    for text in overrides:
+        parts, value = parse_override(text)
+        if parts == ["base"]:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"override {text!r}: base must be a preset name or a config path")
+            base = value
+        else:
+            rest.append(text)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"base: must be a preset name or a config path, got {base!r}")
     if isinstance(base, str) and here is not None and not Path(base).is_absolute() and (here / base).is_file():
         base = str(here / base)
     if base is not None:
-        doc = deep_merge(load_config(base), doc)
-    return apply_overrides(doc, overrides)
+        inherited = load_config(base)
+        inherited.pop("sweep", None)  # a grid belongs to the file that declares it
+        doc = deep_merge(inherited, doc)
+    return apply_overrides(doc, rest)

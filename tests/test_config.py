@@ -110,3 +110,21 @@ def test_relative_base_is_found_next_to_the_including_file(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)  # base.yaml is not in the working directory
     doc = load_config("cfgs/child.yaml")
     assert doc["train"]["seed"] == 2 and doc["model"] == MODEL
+
+
+def test_base_override_swaps_the_whole_preset_under_the_document(tmp_path, monkeypatch):
+    (tmp_path / "cfgs").mkdir()
+    other = {"name": "generator", "conditioner": {"name": "onehot", "dim": 4}, "backbone": {"name": "mlp", "hidden": 8, "depth": 1}}
+    save_yaml({"model": MODEL, "train": {"seed": 1, "steps": 9}}, tmp_path / "cfgs" / "a.yaml")
+    save_yaml({"model": other, "train": {"seed": 5}, "sweep": {"grid": {"model.backbone.depth": [1, 2]}}}, tmp_path / "cfgs" / "b.yaml")
+    save_yaml({"base": "a.yaml", "train": {"seed": 2}}, tmp_path / "cfgs" / "sweep.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert load_config("cfgs/sweep.yaml")["model"] == MODEL
+    doc = load_config("cfgs/sweep.yaml", ["base=b.yaml", "train.steps=3"])  # found next to the sweep file
+    assert doc["model"] == other and doc["train"] == {"seed": 2, "steps": 3}  # the document's own sections still win
+    assert "base" not in doc and "sweep" not in doc  # a base's grid is not inherited
+    assert load_config({"train": {"seed": 0}}, ["base=scdfm-small"])["model"]["backbone"]["name"] == "pad_transformer"
+    with pytest.raises(ConfigError, match="base must be a preset name or a config path"):
+        load_config({"train": {}}, ["base=[a, b]"])
+    with pytest.raises(ConfigError, match="neither a config file nor a preset"):
+        load_config({"train": {}}, ["base=no-such-preset"])

@@ -97,3 +97,29 @@ def test_grid_from_yaml_section_and_bad_reference(tmp_path):
     assert not math.isnan(res.comparisons[0].p_value)
     with pytest.raises(ConfigError, match="reference variant 'nope'"):
         sweep(str(cfg), out=tmp_path / "sw2", reference="nope", runner=FakeRunner(), progress=False)
+
+
+def test_a_base_axis_puts_whole_configs_on_one_grid(tmp_path, monkeypatch):
+    """``base=[...]`` swaps the whole preset under the sweep file: here two closed-form models, really run."""
+    from distgen.workflow.experiment import run_experiment
+
+    data = {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 16}
+    save_yaml({"model": {"name": "additive"}}, tmp_path / "additive.yaml")
+    save_yaml({"model": {"name": "control"}}, tmp_path / "nochange.yaml")
+    cfg = save_yaml({"base": "additive.yaml", "data": data, "evaluate": {"plots": False},
+                     "sweep": {"grid": {"base": ["nochange.yaml", "additive.yaml"]}, "seeds": [0, 1]}}, tmp_path / "models.yaml")
+    monkeypatch.chdir(tmp_path)
+
+    def in_process(config, run, run_dir):
+        run_experiment(config, run_dir, run.overrides, progress=False, metrics=["mse", "pearson_delta"], plots=False)
+        return 0
+
+    res = sweep(str(cfg), out=tmp_path / "sw", runner=in_process, progress=False)
+    assert sorted(res.finished) == ["base=additive.yaml__seed0", "base=additive.yaml__seed1",
+                                    "base=nochange.yaml__seed0", "base=nochange.yaml__seed1"]
+    from distgen.config import load_yaml
+
+    assert load_yaml(tmp_path / "sw" / "runs" / "base=nochange.yaml__seed1" / "experiment.yaml")["model"] == {"name": "control"}
+    (cmp,) = [c for c in res.comparisons if c.metric == "mse"]
+    assert cmp.variant == "base=additive.yaml" and cmp.n_pairs == 8  # 2 seeds x 4 held-out pairs, vs the first variant
+    assert cmp.mean_diff < 0 and cmp.better == "variant"  # adding the seen singles' effects beats predicting no change
