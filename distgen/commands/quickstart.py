@@ -6,7 +6,7 @@ import argparse
 
 EXAMPLE = """examples:
   distgen quickstart                                   # perturbdiff-small, writes ./quickstart/
-  distgen quickstart --out /tmp/qs --steps 3000        # train longer
+  distgen quickstart --out /tmp/qs train.seed=1        # another seed (4 held-out pairs: results move)
   distgen quickstart --preset scdfm-small --steps 300 model.dynamics.steps=4   # the flow-matching model (slower on CPU)
 """
 
@@ -28,15 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a small preset (perturbdiff-small by default) on the bundled Norman 2019 K562 CRISPRa data, "
         "generate the held-out double perturbations whose single constituents were seen in training, and evaluate "
         "them against the control, mean, additive and linear baselines and a half-split ceiling. No download; about "
-        "two minutes on a 2-core CPU (docs/benchmarks.md).",
+        "80 seconds on an idle 2-core CPU (docs/benchmarks.md).",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", default="quickstart", help="output folder (default ./quickstart)")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="training steps (default: the preset's, 1500 for perturbdiff-small); more steps, a better model")
+                   help="training steps (default: the preset's, 1500 for perturbdiff-small)")
     p.add_argument("--preset", default="perturbdiff-small",
-                   help="preset to train (default perturbdiff-small; scdfm-small runs the gene-token flow model, ~10x slower on CPU)")
+                   help="preset to train (default perturbdiff-small; scdfm-small runs the gene-token flow-matching model, "
+                        "several times slower on a CPU)")
     p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.seed=1 model.dynamics.guidance=1.0")
     p.set_defaults(run=run)
 
