@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 EXAMPLE = """examples:
   distgen quickstart                                   # perturbdiff-small, writes ./quickstart/
@@ -42,13 +43,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _clear_previous_quickstart(out: Path) -> None:
+    """Make ``out`` ready: a previous quickstart there is replaced; any other non-empty folder is refused."""
+    import shutil
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"--out {out} is a file; choose a folder")
+    if not any(out.iterdir()):
+        return
+    if not (out / "experiment.yaml").is_file():
+        raise ValueError(f"--out {out} is not empty and holds no previous quickstart; choose another --out")
+    print(f"replacing the previous quickstart in {out}")
+    shutil.rmtree(out)
+
+
 def run(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
     from distgen.workflow.experiment import headline, run_experiment
 
     out = Path(args.out)
+    _clear_previous_quickstart(out)
     t0 = time.perf_counter()
     # The evaluation below generates and scores the test split: skip the trainer's generated-cell validation.
     overrides = ["data.dataset=norman_k562", SPLIT, "train.val_metrics=[]"]

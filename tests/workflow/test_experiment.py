@@ -74,3 +74,13 @@ def test_quickstart_command_runs_end_to_end_with_overrides(tmp_path, capsys):
     assert (tmp_path / "qs" / "eval" / "summary.md").exists()
     run_config = load_yaml(tmp_path / "qs" / "train" / "config.yaml")
     assert run_config["train"]["steps"] == 3 and run_config["model"]["backbone"]["dim"] == 16  # --steps and overrides applied
+    # a second quickstart in the same folder replaces the first (set-up run twice must not fail) ...
+    assert main(["quickstart", "--out", str(tmp_path / "qs"), "--steps", "2", *tiny]) == 0
+    assert "replacing the previous quickstart" in capsys.readouterr().out
+    assert load_yaml(tmp_path / "qs" / "train" / "config.yaml")["train"]["steps"] == 2
+    # ... but a folder holding anything else is refused, untouched
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert main(["quickstart", "--out", str(tmp_path / "mine"), "--steps", "2", *tiny]) == 1
+    assert "holds no previous quickstart" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
