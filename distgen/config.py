@@ -305,8 +305,8 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
     A relative ``base`` path in a file is found next to that file (else relative to the working directory).
     The override ``base=<preset or path>`` replaces the document's own ``base`` before inheritance,
     so a sweep can put whole presets on one grid axis (``--grid base=[perturbdiff-small,scdfm-small]``);
-    the document's other sections are still merged over that base. A base's ``sweep:`` section is
-    not inherited.
+    the document's other sections are still merged over that base. A ``sweep.grid`` declared in the
+    document replaces the base's grid whole (axes do not merge); without one, the base's grid is inherited.
     """
     here: Path | None = None
     if isinstance(source, Mapping):
@@ -338,6 +338,7 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
         base = str(here / base)
     if base is not None:
         inherited = load_config(base)
-        inherited.pop("sweep", None)  # a grid belongs to the file that declares it
+        if "grid" in (doc.get("sweep") or {}) and isinstance(inherited.get("sweep"), dict):
+            inherited["sweep"].pop("grid", None)  # a declared grid replaces the inherited one (axes do not merge)
         doc = deep_merge(inherited, doc)
     return apply_overrides(doc, rest)

@@ -122,7 +122,10 @@ def test_base_override_swaps_the_whole_preset_under_the_document(tmp_path, monke
     assert load_config("cfgs/sweep.yaml")["model"] == MODEL
     doc = load_config("cfgs/sweep.yaml", ["base=b.yaml", "train.steps=3"])  # found next to the sweep file
     assert doc["model"] == other and doc["train"] == {"seed": 2, "steps": 3}  # the document's own sections still win
-    assert "base" not in doc and "sweep" not in doc  # a base's grid is not inherited
+    assert "base" not in doc and doc["sweep"]["grid"] == {"model.backbone.depth": [1, 2]}  # inherited: no grid declared here
+    save_yaml({"base": "b.yaml", "sweep": {"grid": {"train.lr": [0.1]}, "seeds": [0, 1]}}, tmp_path / "cfgs" / "own.yaml")
+    own = load_config("cfgs/own.yaml")
+    assert own["sweep"] == {"grid": {"train.lr": [0.1]}, "seeds": [0, 1]}  # a declared grid replaces the base's whole
     assert load_config({"train": {"seed": 0}}, ["base=scdfm-small"])["model"]["backbone"]["name"] == "pad_transformer"
     with pytest.raises(ConfigError, match="base must be a preset name or a config path"):
         load_config({"train": {}}, ["base=[a, b]"])
