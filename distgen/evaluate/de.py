@@ -46,7 +46,10 @@ class SortedControl:
 
     def __init__(self, control: Tensor) -> None:
         self.n = control.shape[0]
-        self.sorted = control.to(torch.float64).T.contiguous().sort(dim=1).values  # [G, n_c]
+        # ranks only compare values, so the sort keeps the input dtype (float32 halves the memory traffic)
+        if not control.is_floating_point():
+            control = control.to(torch.float64)  # integer counts: padding below needs inf
+        self.sorted = control.T.contiguous().sort(dim=1).values  # [G, n_c]
         lo = torch.searchsorted(self.sorted, self.sorted, side="left")
         hi = torch.searchsorted(self.sorted, self.sorted, side="right")
         self.tie_sq = (hi - lo).to(torch.float64).pow(2).sum(1)  # sum_v a_v^3 = sum_cells a(v)^2, [G]
@@ -62,7 +65,8 @@ def rank_sum_batch(x: Tensor, n1: Tensor, ctrl: SortedControl, continuity: bool 
     """Rank-sum tests of ``B`` padded groups ``x [B, m, G]`` (first ``n1[b]`` rows real) vs the control: ``[B, G]``."""
     b_, m, g = x.shape
     valid = torch.arange(m)[None, :] < n1[:, None]  # [B, m]
-    xs = torch.where(valid[..., None], x.to(torch.float64), torch.tensor(float("inf"), dtype=torch.float64))
+    x = x.to(ctrl.sorted.dtype)
+    xs = torch.where(valid[..., None], x, torch.tensor(float("inf"), dtype=x.dtype))
     xs = xs.transpose(1, 2).contiguous().sort(dim=-1).values  # [B, G, m], padding (inf) last
     keep = valid[:, None, :].to(torch.float64)  # sorted order keeps the n1 real values first
     flat = xs.permute(1, 0, 2).reshape(g, b_ * m)

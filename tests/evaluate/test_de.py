@@ -41,3 +41,14 @@ def test_de_table_shapes_lfc_and_empty_group():
     want = np.log2(np.expm1(x[:10].double().mean(0).numpy()) / np.expm1(x[10:].double().mean(0).numpy()))
     np.testing.assert_allclose(de.lfc[0].numpy(), np.nan_to_num(want, nan=0.0), rtol=1e-12)
     assert not de.significant()[1].any()
+
+
+def test_rank_sum_is_the_same_for_float32_float64_and_integer_counts():
+    g = torch.Generator().manual_seed(3)
+    counts = torch.poisson(torch.rand(40, 7, generator=g) * 3, generator=g)  # many ties
+    ctrl, x = counts[:25], counts[25:]
+    ref = rank_sum_test(x.double(), SortedControl(ctrl.double()))
+    for dtype in (torch.float32, torch.int64):
+        u, p = rank_sum_test(x.to(dtype), SortedControl(ctrl.to(dtype)))
+        torch.testing.assert_close(u, ref[0])
+        torch.testing.assert_close(p, ref[1])
