@@ -1,0 +1,209 @@
+"""``DiskCells``: the cells of an on-disk AnnData (h5ad or zarr), readable by row without loading the matrix.
+
+``obs``/``var`` (small) are read at open; rows of the expression matrix are read on demand through
+anndata's own ``anndata.io.sparse_dataset`` (CSR) or the h5py/zarr array (dense), and log-normalised
+per row when the file holds counts. ``distgen.data.streaming`` builds cell sets on top of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from distgen.data.conditions import condition_string, parse_atoms, parse_doses
+from distgen.data.schema import PerturbationSchema
+from distgen.types import PAD, ConditionLabels, DataInfo
+
+
+class DiskCells:
+    """The cells of an on-disk AnnData, readable by row without loading the matrix.
+
+    Parameters
+    ----------
+    path
+        An ``.h5ad`` file or a ``.zarr`` store (``obs``/``var``/``X`` as anndata writes them).
+    schema
+        Column mapping (as for ``PerturbationData``); ``expression`` may be ``"X"`` or a layer.
+    genes
+        Keep only these gene columns (e.g. training HVGs), in this order; default all.
+
+    Attributes
+    ----------
+    info
+        Vocabularies (sorted, as ``PerturbationData`` builds them for the same columns).
+    labels
+        Per-cell ``ConditionLabels`` ``[N]`` (small: a few integers per cell).
+    conditions, contexts, batches
+        Per-cell canonical strings as codes: ``np.ndarray`` ``[N]`` of ints into ``*_names``.
+    """
+
+    def __init__(self, path: str | Path, schema: PerturbationSchema | None = None, genes: Sequence[str] | None = None) -> None:
+        from anndata.io import read_elem
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path} does not exist; write one with distgen.data.large_synthetic.write_large_synthetic or AnnData.write_h5ad")
+        self.schema = schema or PerturbationSchema()
+        self._root: Any = None
+        self._pid = -1
+        self._ds: tuple[int, Any] | None = None
+        root = self._open()
+        missing = [c for c in self.schema.required_columns() if c not in root["obs"]]
+        if missing:
+            raise KeyError(f"obs column(s) {missing} named in PerturbationSchema are missing from {self.path}; available: {sorted(root['obs'].keys())}")
+        obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in self.schema.required_columns()})
+        var_names = [str(g) for g in read_elem(root["var"]).index]
+        self.n_cells = len(obs)
+        self.columns: np.ndarray | None = None
+        if genes is not None:
+            pos = pd.Index(var_names).get_indexer(list(genes))
+            if (pos < 0).any():
+                raise KeyError(f"genes {[g for g, p in zip(genes, pos) if p < 0][:5]} are not in {self.path}")
+            self.columns, var_names = pos, [str(g) for g in genes]
+        self._describe_matrix(root)
+        self._build_labels(obs, var_names)
+
+    # ------------------------------------------------------------------ file access
+    def _open(self) -> Any:
+        """The root group, (re)opened once per process (h5py handles do not survive ``fork``)."""
+        if self._root is None or self._pid != os.getpid():
+            if self.path.suffix == ".zarr" or self.path.is_dir():
+                import zarr
+
+                self._root = zarr.open_group(str(self.path), mode="r")
+            else:
+                import h5py
+
+                self._root = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._root
+
+    def _elem(self) -> Any:
+        src = self.schema.expression
+        root = self._open()
+        if src == "X":
+            return root["X"]
+        layer = src[7:] if src.startswith("layers/") else src
+        if src.startswith("obsm/") or "layers" not in root or layer not in root["layers"]:
+            raise KeyError(f"expression={src!r}: streaming reads 'X' or a layer ('layers/<name>') of {self.path}")
+        return root["layers"][layer]
+
+    def _describe_matrix(self, root: Any) -> None:
+        elem = self._elem()
+        enc = elem.attrs.get("encoding-type", "array")
+        if enc == "csc_matrix":
+            raise ValueError(
+                f"{self.path}: the matrix is CSC, whose row reads touch the whole file. Convert it once to CSR "
+                "(adata.X = adata.X.tocsr() and rewrite, or write_large_synthetic-style chunked CSR appends)"
+            )
+        self.sparse = enc == "csr_matrix"
+        self._n_rows = self.n_cells
+        first = self.read(np.arange(min(self.n_cells, 2000)), log=False)
+        from distgen.data.expression import check_values, detect_scale
+
+        check_values(first, self.schema.expression)
+        found = detect_scale(first)
+        if found == "normalized":
+            raise ValueError(f"{self.path}: values are normalised but not log-transformed; apply log1p or stream the counts layer")
+        declared = self.schema.scale
+        if declared != "auto" and declared != found:
+            raise ValueError(f"{self.path}: PerturbationSchema.scale={declared!r} but the values look like {found!r}; fix the schema")
+        self.scale = found
+        self.normalize = found == "counts" and self.schema.normalize
+
+    def read(self, rows: np.ndarray, log: bool = True) -> sp.csr_matrix:
+        """``[len(rows), G]`` CSR float32 of the given rows (any order; read in sorted order)."""
+        srt, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+        elem = self._elem()
+        if self.sparse:
+            from anndata.io import sparse_dataset
+
+            if self._ds is None or self._ds[0] != os.getpid():
+                self._ds = (os.getpid(), sparse_dataset(elem))  # caches indptr: one per process
+            mask = np.zeros(self._n_rows, dtype=bool)
+            mask[srt] = True
+            out = self._ds[1][mask]  # anndata reads each contiguous run of rows as one slice
+        else:
+            out = sp.csr_matrix(elem[srt] if hasattr(elem, "id") else elem.oindex[srt, :])
+        out = sp.csr_matrix(out, dtype=np.float32)
+        if self.columns is not None:
+            out = out[:, self.columns]
+        if log and self.normalize:
+            out = _log_normalize(out, self.schema.target_sum)
+        return out if srt.size == inverse.size and (np.diff(inverse) == 1).all() else out[inverse.reshape(-1)]
+
+    def close(self) -> None:
+        if self._root is not None and hasattr(self._root, "close"):
+            self._root.close()
+        self._root = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_root": None, "_pid": -1, "_ds": None}
+
+    # ------------------------------------------------------------------ labels
+    def _build_labels(self, obs: pd.DataFrame, genes: list[str]) -> None:
+        s = self.schema
+        cols = [*s.perturbation_cols, *([s.dose_col] if s.dose_col else [])]
+        codes = np.stack([pd.factorize(obs[c].astype(str))[0] for c in cols], 1)
+        _, first, inv = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+        small = obs.iloc[first].reset_index(drop=True)
+        atoms = parse_atoms(small, s, genes)  # parsed once per distinct label, not per cell
+        doses = parse_doses(small, s, atoms)
+        ctx = _joined(obs, s.context_cols)
+        bat = obs[s.batch_col].astype(str).to_numpy(dtype=object) if s.batch_col else np.full(len(obs), "all", dtype=object)
+        ctx_names, ctx_codes = np.unique(ctx.astype(str), return_inverse=True)
+        bat_names, bat_codes = np.unique(bat.astype(str), return_inverse=True)
+        pert_vocab = tuple(sorted({a for t in atoms for a in t}))
+        self.info = DataInfo(tuple(genes), pert_vocab, tuple(ctx_names), tuple(bat_names), s.perturbation_type, "control")
+        pidx = self.info.perturbation_index()
+        width = max([len(a) for a in atoms] + [1])
+        upert = np.full((len(atoms), width), PAD, dtype=np.int64)
+        udose = np.zeros((len(atoms), width), dtype=np.float32)
+        for i, (a, d) in enumerate(zip(atoms, doses)):
+            upert[i, : len(a)] = [pidx[x] for x in a]
+            udose[i, : len(a)] = d
+        inv = inv.reshape(-1)
+        self.condition_names = np.array([condition_string(a, s.combo_delimiter) for a in atoms], dtype=object)
+        self.condition_codes = inv
+        self.is_control = np.array([len(a) == 0 for a in atoms])[inv]
+        if not self.is_control.any():
+            raise ValueError(f"{self.path}: no control cells (control_labels={list(s.control_labels)} in {list(s.perturbation_cols)})")
+        self.labels = ConditionLabels(
+            torch.from_numpy(upert[inv]), torch.from_numpy(udose[inv]), torch.from_numpy(ctx_codes.astype(np.int64)), torch.from_numpy(bat_codes.astype(np.int64))
+        )
+
+    def groups(self) -> list[np.ndarray]:
+        """Row indices ``[n_k]`` of each perturbed group (condition x context x batch), sorted by key."""
+        lab = self.labels
+        key = self.condition_codes * (len(self.info.contexts) * len(self.info.batches)) + lab.context.numpy() * len(self.info.batches) + lab.batch.numpy()
+        key = np.where(self.is_control, -1, key)
+        order = np.argsort(key, kind="stable")
+        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        return [g for g in np.split(order, bounds) if not self.is_control[g[0]]]
+
+
+def _joined(obs: pd.DataFrame, cols: tuple[str, ...]) -> np.ndarray:
+    if not cols:
+        return np.full(len(obs), "all", dtype=object)
+    out = obs[cols[0]].astype(str).to_numpy(dtype=object)
+    for c in cols[1:]:
+        out = out + "|" + obs[c].astype(str).to_numpy(dtype=object)
+    return out
+
+
+def _log_normalize(x: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
+    """Row-wise ``log1p(normalize_total)`` through scanpy (row-local: no statistic crosses cells)."""
+    import anndata as ad
+    import scanpy as sc
+
+    tmp = ad.AnnData(X=x)
+    sc.pp.normalize_total(tmp, target_sum=target_sum)
+    sc.pp.log1p(tmp)
+    return sp.csr_matrix(tmp.X, dtype=np.float32)
