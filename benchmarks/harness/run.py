@@ -19,10 +19,11 @@ from benchmarks.harness.measure import hardware, peak_rss_mb
 MODES: dict[str, dict[str, Any]] = {
     "tiny": {"genes": 32, "sets": 2, "set_size": 8, "official": False, "nfes": [2, 4], "scale_genes": [16, 32, 64], "scale_set_sizes": [4, 8, 16],
              "stream_sizes": [3000, 6000, 12000], "stream_genes": 64, "stream_set_size": 16, "stream_sets": 8, "wait_steps": 3, "repeats": 1,
-             "steps": 1, "max_step_s": None, "official_genes": 0, "wait_bound": None},
+             "steps": 1, "max_step_s": None, "official_genes": 0, "wait_bound": None, "enforce_linear": False},
     "small": {"genes": 200, "sets": None, "set_size": None, "official": True, "nfes": [2, 5, 10, 20], "scale_genes": [64, 128, 256, 512],
               "scale_set_sizes": [8, 16, 32, 64], "stream_sizes": [25_000, 50_000, 100_000, 200_000], "stream_genes": 2000, "stream_set_size": 32,
-              "stream_sets": 16, "wait_steps": 20, "repeats": 3, "steps": 2, "max_step_s": 30.0, "official_genes": 2000, "wait_bound": 0.2},
+              "stream_sets": 16, "wait_steps": 20, "repeats": 3, "steps": 2, "max_step_s": 30.0, "official_genes": 2000, "wait_bound": 0.2,
+              "enforce_linear": True},
 }
 MODES["full"] = {**MODES["small"], "stream_sizes": [125_000, 250_000, 500_000, 1_000_000]}
 
@@ -117,8 +118,11 @@ def checks(res: dict[str, Any], cfg: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"check": f"peak RSS streaming {big['n_cells_file']:,} cells < {RSS_BOUND_MB:.0f} MB", "value": round(big["peak_rss_mb"], 1),
                     "passed": big["peak_rss_mb"] < RSS_BOUND_MB, "enforced": True})
         k = st["epochs"]["exponent"]
-        out.append({"check": f"epoch CPU time ~ cells^k with k in [{LINEAR_BOUNDS[0]}, {LINEAR_BOUNDS[1]}] (linear)", "value": round(k, 3),
-                    "passed": LINEAR_BOUNDS[0] <= k <= LINEAR_BOUNDS[1], "enforced": True})
+        # a timing: enforced only at sizes where it measures the data path, not start-up noise (not in tiny mode)
+        enforce = bool(cfg.get("enforce_linear", True))
+        out.append({"check": f"epoch CPU time ~ cells^k with k in [{LINEAR_BOUNDS[0]}, {LINEAR_BOUNDS[1]}] (linear)"
+                    + ("" if enforce else " (reported)"), "value": round(k, 3),
+                    "passed": LINEAR_BOUNDS[0] <= k <= LINEAR_BOUNDS[1], "enforced": enforce})
     for w in st.get("wait", []):
         bound = cfg["wait_bound"]
         if "error" in w:

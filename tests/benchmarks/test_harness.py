@@ -36,6 +36,10 @@ def test_checks_fail_on_broken_bounds():
     got = {c["check"].split(" ")[0]: c for c in checks(res, MODES["small"])}
     assert not got["peak"]["passed"] and not got["epoch"]["passed"]
     assert not got["p:"]["passed"] and got["p:"]["enforced"] and not got["q:"]["passed"] and not got["section"]["passed"]
+    assert got["epoch"]["enforced"]
+    tiny = {c["check"].split(" ")[0]: c for c in checks(res, MODES["tiny"])}
+    assert not tiny["epoch"]["passed"] and not tiny["epoch"]["enforced"]  # a timing at tiny sizes: reported, not enforced
+    assert tiny["peak"]["enforced"]
 
 
 def test_distgen_bench_is_a_subcommand():
