@@ -133,7 +133,7 @@ def predict_run(
     result = None
     if env.is_main:
         cells = {i: c for part_ in gathered for i, c in part_.items()}
-        result, _ = write_groups(rd, groups, [cells[i] for i in range(len(groups))], out, real)
+        result, _ = write_groups(rd, groups, [cells[i] for i in range(len(groups))], out, real, truth=real is not None)
     D.shutdown()
     return result
 
@@ -159,16 +159,18 @@ def predict_split(
     m = rd.section.set_size if set_size is None else int(set_size)
     if m < 1:
         raise ValueError(f"predict: set_size must be >= 1, got {m}")
-    params = list(model.parameters()) if isinstance(model, nn.Module) else []
-    device = params[0].device if params else torch.device("cpu")
+    first = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    device = first.device if first is not None else torch.device("cpu")
     if isinstance(model, nn.Module):
         model.eval()
     cells = [generate_group(model, rd, g, i, m, seed, device) for i, g in enumerate(groups)]
     return write_groups(rd, groups, cells, out, real)
 
 
-def write_groups(rd: RunData, groups: list[Group], cells: list[np.ndarray], out: str | Path | None, real: str | Path | None) -> tuple[Any, Any]:
-    """Generated ``cells`` (one array per group) and the groups' real cells, in the cell-eval layout."""
+def write_groups(
+    rd: RunData, groups: list[Group], cells: list[np.ndarray], out: str | Path | None, real: str | Path | None, truth: bool = True
+) -> tuple[Any, Any]:
+    """Generated ``cells`` (one array per group) and, unless ``truth=False``, the groups' real cells, in the cell-eval layout."""
     from distgen.data import write_ground_truth, write_predictions
 
     pool = np.unique(np.concatenate([g.controls for g in groups]))
@@ -184,8 +186,9 @@ def write_groups(rd: RunData, groups: list[Group], cells: list[np.ndarray], out:
         path=out,
         data=rd.data,
     )
-    truth = write_ground_truth(rd.data, np.concatenate([g.cells for g in groups]), pool, path=real)
-    return pred, truth
+    if not truth:
+        return pred, None
+    return pred, write_ground_truth(rd.data, np.concatenate([g.cells for g in groups]), pool, path=real)
 
 
 def _check_data_hash(run_dir: Path, rd: RunData) -> None:

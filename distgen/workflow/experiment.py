@@ -9,6 +9,7 @@ the baselines fitted on the same training cells and the half-split ceiling.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -97,14 +98,11 @@ class _StageClock:
     """Wall seconds per stage of an experiment (written to ``timings.json``)."""
 
     def __init__(self) -> None:
-        import time
-
-        self._now = time.perf_counter
-        self._last = self._now()
+        self._last = time.perf_counter()
         self.laps: dict[str, float] = {}
 
     def lap(self, stage: str) -> None:
-        now = self._now()
+        now = time.perf_counter()
         self.laps[stage] = round(now - self._last, 2)
         self._last = now
 
