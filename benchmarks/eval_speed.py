@@ -43,7 +43,7 @@ def norman_pair(folder: str) -> dict[str, str]:
     import torch
 
     from distgen.datasets import norman_k562
-    from distgen.evaluate.io import training_table
+    from distgen.evaluation.io import training_table
     from distgen.models import models
 
     a = norman_k562()
@@ -149,8 +149,8 @@ def main() -> None:
     import pandas as pd
     from cell_eval import MetricsEvaluator
 
-    from distgen.evaluate.io import load_pair
-    from distgen.evaluate.suite import run_metrics
+    from distgen.evaluation.io import load_pair
+    from distgen.evaluation.suite import run_metrics
 
     real, pred = ad.read_h5ad(paths["real"]), ad.read_h5ad(paths["pred"])
     for _ in range(2):  # the first call compiles cell-eval's numba kernels; time the second

@@ -31,8 +31,8 @@ from distgen.api import build
 from distgen.config import load_config
 from distgen.data import PerturbationData, highly_variable_genes, make_split
 from distgen.datasets import KANG_SCHEMA, kang_pbmc
-from distgen.evaluate.evaldata import EvalData, Population
-from distgen.evaluate.suite import run_metrics
+from distgen.evaluation.evaldata import EvalData, Population
+from distgen.evaluation.suite import run_metrics
 from distgen.train import fit
 from distgen.types import ConditionLabels
 

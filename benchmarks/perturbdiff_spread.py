@@ -11,7 +11,7 @@ control cells (``--matcher same_batch``: controls carry ``z`` through the baseli
 controls pooled over populations (``--matcher same_context``: ``z`` is invisible, any spread must
 come from the generator). With real held-out replicates ``R_p`` the script reports per condition
 
-* the suite's spread metrics (``distgen.evaluate.spread``, energy kernel): ``spread_ratio`` (mean
+* the suite's spread metrics (``distgen.evaluation.spread``, energy kernel): ``spread_ratio`` (mean
   pairwise MMD among generated / among real populations; 1 = same spread), ``population_mmd2``
   (MMD^2 between the two sets of populations; 0 = same distribution over distributions) and
   ``replicate_coverage`` (fraction of real replicates that a generated population covers);
@@ -40,7 +40,7 @@ from distgen.api import build
 from distgen.config import load_config
 from distgen.data import PerturbationData, PerturbationSchema, make_split
 from distgen.data.synthetic import populations_dataset
-from distgen.evaluate.spread import population_mmd2, replicate_coverage, spread_ratio
+from distgen.evaluation.spread import population_mmd2, replicate_coverage, spread_ratio
 from distgen.kernels import kernels
 from distgen.kernels.distances import energy_distance
 from distgen.train import fit

@@ -34,7 +34,7 @@ from distgen.config import load_config
 from distgen.data import PerturbationData, make_split
 from distgen.data.predictions import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL, write_ground_truth, write_predictions
 from distgen.datasets import NORMAN_SCHEMA, norman_k562
-from distgen.evaluate.pipeline import evaluate_files
+from distgen.evaluation.pipeline import evaluate_files
 from distgen.train import fit
 from distgen.types import ConditionLabels
 

@@ -34,8 +34,8 @@ import torch
 
 from distgen.data import PerturbationData, make_split
 from distgen.datasets import NORMAN_SCHEMA, norman_k562
-from distgen.evaluate.evaldata import EvalData, Population
-from distgen.evaluate.suite import run_metrics
+from distgen.evaluation.evaldata import EvalData, Population
+from distgen.evaluation.suite import run_metrics
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightError, preflight
 from distgen.types import ConditionLabels

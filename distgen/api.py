@@ -68,21 +68,21 @@ def evaluate(pred: Any, real: Any, out: str | Path, **kwargs: Any) -> dict[str, 
     Keyword arguments: ``pert_col``, ``control``, ``train`` (cells to fit baselines on),
     ``baselines``, ``metric_names``, ``ceiling``, ``seed``, ``make_plots``, ``progress``.
     """
-    from distgen.evaluate.pipeline import evaluate_files
+    from distgen.evaluation.pipeline import evaluate_files
 
     return evaluate_files(pred, real, str(out), **kwargs)
 
 
 def run(config: str | Path | Mapping[str, Any], out: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> dict[str, Any]:
     """Train (or fit) -> predict the test split -> evaluate, into ``out`` (``distgen run``)."""
-    from distgen.workflow.experiment import run_experiment
+    from distgen.pipeline.experiment import run_experiment
 
     return run_experiment(config, out, overrides, **kwargs)
 
 
 def sweep(config: str | Path, grid: Mapping[str, Sequence[Any]] | None = None, out: str | Path = "sweep", **kwargs: Any) -> Any:
     """Run an ablation grid and aggregate it (``distgen sweep``); returns a ``SweepResult``."""
-    from distgen.workflow.sweep import sweep as _sweep
+    from distgen.pipeline.sweep import sweep as _sweep
 
     return _sweep(config, grid, out, **kwargs)
 

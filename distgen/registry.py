@@ -307,7 +307,7 @@ _BUILTIN_MODULES = (
     "distgen.backbones",
     "distgen.dynamics",
     "distgen.couplings",
-    "distgen.evaluate.metrics",
+    "distgen.evaluation.metrics",
     "distgen.models",
     "distgen.data.matching",
 )

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from distgen.evaluate.pipeline import evaluate_files
+    from distgen.evaluation.pipeline import evaluate_files
 
     torch.set_flush_denormal(True)
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s is not None else None  # noqa: E731

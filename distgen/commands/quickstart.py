@@ -62,7 +62,7 @@ def _clear_previous_quickstart(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from distgen.workflow.experiment import headline, run_experiment
+    from distgen.pipeline.experiment import headline, run_experiment
 
     out = Path(args.out)
     _clear_previous_quickstart(out)

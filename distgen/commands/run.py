@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from distgen.workflow.experiment import headline, run_experiment
+    from distgen.pipeline.experiment import headline, run_experiment
 
     summary = run_experiment(args.config, args.out, args.overrides, progress=not args.no_progress,
                              metrics=args.metrics.split(",") if args.metrics else None, plots=not args.no_plots)

@@ -41,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from distgen.workflow.aggregate import SUMMARY_METRICS
-    from distgen.workflow.grid import parse_grid_arg
-    from distgen.workflow.sweep import sweep
+    from distgen.pipeline.aggregate import SUMMARY_METRICS
+    from distgen.pipeline.grid import parse_grid_arg
+    from distgen.pipeline.sweep import sweep
 
     grid = dict(parse_grid_arg(g) for g in args.grid)
     res = sweep(args.config, grid, args.out, reference=args.reference, jobs=args.jobs, retries=args.retries,

@@ -30,7 +30,7 @@ def measure(data: PerturbationData, matcher: str, set_size: int = 32, sets_per_b
 
 
 def main(argv: list[str] | None = None) -> None:
-    import distgen.datasets as D
+    import distgen.data.bundled as D
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--dataset", choices=["norman", "kang"], default="norman")

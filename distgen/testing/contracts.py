@@ -276,7 +276,7 @@ class MetricContract(_Contract):
     kind = "metrics"
 
     def _ev(self, same: bool = False) -> Any:
-        from distgen.evaluate.metrics.base import PerturbationEval
+        from distgen.evaluation.metrics.base import PerturbationEval
 
         g = torch.Generator().manual_seed(0)
         real = torch.rand(20, N_GENES, generator=g) * 2
@@ -292,7 +292,7 @@ class MetricContract(_Contract):
 
     def test_compute_over_perturbations(self, component_name: str) -> None:
         """``compute(EvalData)`` gives ``[P]`` float64 values and a reason for every NaN."""
-        from distgen.evaluate.evaldata import EvalData, Population
+        from distgen.evaluation.evaldata import EvalData, Population
 
         g = torch.Generator().manual_seed(1)
         p, n = 3, 8

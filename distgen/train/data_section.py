@@ -121,8 +121,8 @@ class RunData:
 
 def load_run_data(ds: DataSection, split_file: str | Path | None = None) -> RunData:
     """Read the dataset, make (or load) the split and apply train-fitted preprocessing."""
-    from distgen import datasets
     from distgen.data import PerturbationData, PerturbationSchema, Split, highly_variable_genes, make_split
+    from distgen.data import bundled as datasets
 
     if ds.dataset in BUNDLED:
         adata = getattr(datasets, ds.dataset)()

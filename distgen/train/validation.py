@@ -44,7 +44,7 @@ def validate(model: nn.Module, source: BatchSource, metrics: dict[str, Any], see
 
     Runs under a forked RNG seeded from ``seed`` so validation never shifts the training draws.
     """
-    from distgen.evaluate.metrics.base import PerturbationEval
+    from distgen.evaluation.metrics.base import PerturbationEval
 
     batch: SetBatch = source.batch(VAL_STEP, 0, 1).to(device)
     was_training = model.training

@@ -14,7 +14,7 @@ import pytest
 
 from distgen.cli import main
 from distgen.config import load_config
-from distgen.workflow.grid import expand
+from distgen.pipeline.grid import expand
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from distgen.evaluate.evaldata import EvalData
-from distgen.evaluate.metrics import metrics
-from distgen.evaluate.metrics.base import Metric, MetricResult
+from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.metrics import metrics
+from distgen.evaluation.metrics.base import Metric, MetricResult
 
 _BLOCK = 2**23
 

@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from distgen.evaluate.io import load_pair
-from distgen.evaluate.suite import run_metrics
+from distgen.evaluation.io import load_pair
+from distgen.evaluation.suite import run_metrics
 
 from .synth import CONTROL, make_pair
 

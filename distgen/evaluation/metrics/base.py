@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from distgen.evaluate.evaldata import EvalData
+from distgen.evaluation.evaldata import EvalData
 
 
 @dataclass

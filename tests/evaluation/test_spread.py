@@ -2,7 +2,7 @@
 
 import torch
 
-from distgen.evaluate.spread import pairwise_mmd2, population_mmd2, replicate_coverage, spread_ratio
+from distgen.evaluation.spread import pairwise_mmd2, population_mmd2, replicate_coverage, spread_ratio
 from distgen.kernels.distances import mmd2
 from distgen.kernels.rbf import RBFKernel
 

@@ -1,7 +1,7 @@
 """The tensors an evaluation sees: real and predicted cells grouped by perturbation, plus shared caches.
 
 ``EvalData`` is what every metric receives (``Metric.compute(data) -> MetricResult``). It holds no
-AnnData: ``distgen.evaluate.io`` builds it at the edge. Cells of one file are stored grouped by
+AnnData: ``distgen.evaluation.io`` builds it at the edge. Cells of one file are stored grouped by
 perturbation (``Population``), so a perturbation's cells are a slice, and pseudobulk means and the
 differential-expression tables are computed once and shared by all metrics through ``cache``.
 """

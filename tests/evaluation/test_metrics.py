@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.stats import pearsonr
 
-from distgen.evaluate.evaldata import EvalData, Population
-from distgen.evaluate.metrics import PerturbationEval, metrics
-from distgen.evaluate.suite import run_metrics
+from distgen.evaluation.evaldata import EvalData, Population
+from distgen.evaluation.metrics import PerturbationEval, metrics
+from distgen.evaluation.suite import run_metrics
 
 
 def _data(pred_means, real_means, ctrl_pred=0.0, ctrl_real=0.0, n=4, genes=None, perts=None):

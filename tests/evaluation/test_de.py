@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy.stats import false_discovery_control, mannwhitneyu
 
-from distgen.evaluate.de import SortedControl, benjamini_hochberg, differential_expression, rank_sum_test
-from distgen.evaluate.evaldata import Population
+from distgen.evaluation.de import SortedControl, benjamini_hochberg, differential_expression, rank_sum_test
+from distgen.evaluation.evaldata import Population
 
 
 def _ties(seed, n, g, shift=0.0):

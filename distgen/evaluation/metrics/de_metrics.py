@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from distgen.evaluate.de import DEResult, differential_expression
-from distgen.evaluate.evaldata import EvalData
-from distgen.evaluate.metrics import metrics
-from distgen.evaluate.metrics.base import Metric, MetricResult
-from distgen.evaluate.metrics.stats import average_precision_rows, roc_auc_rows, spearman_rows
+from distgen.evaluation.de import DEResult, differential_expression
+from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.metrics import metrics
+from distgen.evaluation.metrics.base import Metric, MetricResult
+from distgen.evaluation.metrics.stats import average_precision_rows, roc_auc_rows, spearman_rows
 
 FDR = 0.05
 

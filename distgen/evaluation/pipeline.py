@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from distgen.evaluate.calibration import baseline_data, ceiling_data, summarise
-from distgen.evaluate.io import load_pair, training_table
-from distgen.evaluate.report import markdown, plots, write_csv, write_json, write_long_csv
-from distgen.evaluate.suite import MetricTable, run_metrics
+from distgen.evaluation.calibration import baseline_data, ceiling_data, summarise
+from distgen.evaluation.io import load_pair, training_table
+from distgen.evaluation.report import markdown, plots, write_csv, write_json, write_long_csv
+from distgen.evaluation.suite import MetricTable, run_metrics
 from distgen.models import models
 
 #: Baselines scored by default (``control`` needs no training data; the others need ``train``).
@@ -88,7 +88,7 @@ def evaluate_files(
         "notes": notes,
         "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
     }
-    from distgen.evaluate.metrics import metrics as registry
+    from distgen.evaluation.metrics import metrics as registry
 
     if "mmd" in table.values:
         summary["kernel"] = registry.get("mmd")().kernel.describe()
@@ -102,7 +102,7 @@ def evaluate_files(
 
 
 def _atoms(label: str, control: str) -> tuple[str, ...]:
-    from distgen.evaluate.io import atoms_of
+    from distgen.evaluation.io import atoms_of
 
     return atoms_of(label, control)
 

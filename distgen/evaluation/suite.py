@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from distgen.evaluate.evaldata import EvalData
-from distgen.evaluate.metrics import metrics
+from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.metrics import metrics
 
 #: Metrics computed by default: cell-eval's ``full`` profile (minus clustering) plus distgen's own.
 DEFAULT_METRICS: tuple[str, ...] = (

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.evaluate.evaldata import EvalData, Population
+from distgen.evaluation.evaldata import EvalData, Population
 
 log = logging.getLogger(__name__)
 

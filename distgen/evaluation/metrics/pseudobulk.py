@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from distgen.evaluate.evaldata import EvalData
-from distgen.evaluate.metrics import metrics
-from distgen.evaluate.metrics.base import Metric, MetricResult
-from distgen.evaluate.metrics.stats import pearson_rows, r2_rows
+from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.metrics import metrics
+from distgen.evaluation.metrics.base import Metric, MetricResult
+from distgen.evaluation.metrics.stats import pearson_rows, r2_rows
 
 _CONTROLS = ("own", "real")
 

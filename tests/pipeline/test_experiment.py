@@ -6,7 +6,7 @@ import pytest
 
 from distgen.cli import main
 from distgen.config import load_yaml, save_yaml
-from distgen.workflow.experiment import headline, is_trainable, run_experiment
+from distgen.pipeline.experiment import headline, is_trainable, run_experiment
 
 DATA = {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 8}
 FAST_METRICS = ["mse", "pearson_delta", "discrimination_score_l1"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from distgen.config import ConfigError, load_config, save_yaml
-from distgen.workflow.aggregate import (
+from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
     Comparison,
     plot_summary,
@@ -20,7 +20,7 @@ from distgen.workflow.aggregate import (
     summary_markdown,
     write_results,
 )
-from distgen.workflow.grid import Run, expand
+from distgen.pipeline.grid import Run, expand
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
 METRICS_FILE = Path("eval") / "metrics.csv"

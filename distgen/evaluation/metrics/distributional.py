@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from distgen.evaluate.evaldata import EvalData
-from distgen.evaluate.metrics import metrics
-from distgen.evaluate.metrics.base import Metric, MetricResult
-from distgen.evaluate.metrics.stats import pearson_rows
+from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.metrics import metrics
+from distgen.evaluation.metrics.base import Metric, MetricResult
+from distgen.evaluation.metrics.stats import pearson_rows
 from distgen.kernels.distances import energy_distance, mmd2
 from distgen.kernels.pairwise import dists
 from distgen.kernels.rbf import RBFKernel

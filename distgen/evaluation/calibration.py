@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from distgen.evaluate.evaldata import EvalData, Population
-from distgen.evaluate.io import flag_invalid
-from distgen.evaluate.metrics import metrics
-from distgen.evaluate.suite import MetricTable
+from distgen.evaluation.evaldata import EvalData, Population
+from distgen.evaluation.io import flag_invalid
+from distgen.evaluation.metrics import metrics
+from distgen.evaluation.suite import MetricTable
 from distgen.models.base import PerturbationModel
 from distgen.models.baselines.ceiling import half_split
 from distgen.types import ConditionLabels

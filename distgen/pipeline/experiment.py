@@ -55,7 +55,7 @@ def run_experiment(
     ``evaluate:`` section (``EVALUATE_KEYS``) sets the evaluation; ``metrics``/``plots`` given here win.
     """
     from distgen.data.predictions import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL
-    from distgen.evaluate.pipeline import evaluate_files
+    from distgen.evaluation.pipeline import evaluate_files
     from distgen.train.data_section import data_section, load_run_data
 
     out = Path(out)

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from distgen.evaluate.evaldata import EvalData
-from distgen.evaluate.suite import MetricTable
+from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.suite import MetricTable
 
 #: Metrics shown in the per-perturbation bar plot (when computed).
 BAR_METRICS = ("pearson_delta", "mse", "discrimination_score_l1", "overlap_at_N", "mmd", "edistance")

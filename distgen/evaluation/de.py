@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from distgen.evaluate.evaldata import Population
+from distgen.evaluation.evaldata import Population
 
 _BLOCK = 2**23  #: elements of one padded block of perturbation cells
 

@@ -1,0 +1,10 @@
+"""Evaluation metrics registry."""
+
+from distgen.evaluation.metrics.base import Metric, MetricResult, PerturbationEval
+from distgen.registry import make_registry
+
+metrics = make_registry("metrics", Metric)
+
+from distgen.evaluation.metrics import de_metrics, discrimination, distributional, pseudobulk  # noqa: E402,F401
+
+__all__ = ["Metric", "MetricResult", "PerturbationEval", "metrics"]
