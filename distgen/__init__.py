@@ -19,6 +19,8 @@ _LAZY = {
     "components": ("distgen.api", "components"),
     "build": ("distgen.api", "build"),
     "load_data": ("distgen.api", "load_data"),
+    "fit": ("distgen.train.loop", "fit"),
+    "Cells": ("distgen.types", "Cells"),
     "predict": ("distgen.api", "predict"),
     "evaluate": ("distgen.api", "evaluate"),
     "run": ("distgen.api", "run"),

@@ -1,4 +1,8 @@
-"""The Python API: the calls the CLI makes, one or two lines each."""
+"""The Python API: the calls the CLI makes, one or two lines each.
+
+``load_data`` -> ``Dataset``; ``build`` -> model; ``fit`` (``distgen.train.fit``) trains it;
+``predict`` -> ``Cells``; ``evaluate`` -> ``Report``; ``run`` does all of it into a folder.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from distgen.config import load_config
+from distgen.data.prepared import Dataset
+from distgen.evaluation.report import Report
 from distgen.models.base import PerturbationModel
 from distgen.models.generator import build_model
 from distgen.registry import KINDS, ComponentInfo, all_registries, registry
-from distgen.types import DataInfo
+from distgen.types import Cells, DataInfo
 
 
 def components(kind: str | None = None) -> list[ComponentInfo]:
@@ -21,63 +27,77 @@ def components(kind: str | None = None) -> list[ComponentInfo]:
 
 def build(
     config: str | Path | Mapping[str, Any],
-    info: DataInfo,
+    data: DataInfo | Dataset,
     overrides: Sequence[str] = (),
     seen_perturbations: Sequence[str] | None = None,
 ) -> PerturbationModel:
-    """Build the model of a preset name, YAML path or config mapping for a dataset's ``info``.
+    """Build the model of a preset name, YAML path or config mapping for a dataset (or its ``DataInfo``).
 
-    ``config`` may be a whole document (with a ``model`` section) or a bare model node.
+    ``config`` may be a whole document (with a ``model`` section) or a bare model node. Given a
+    ``Dataset``, the atoms seen in its training cells are the default ``seen_perturbations``.
     """
     doc = load_config(config, overrides)
     node = doc.get("model", doc)
-    return build_model(node, info, seen_perturbations)
+    if isinstance(data, Dataset):
+        info = data.info
+        seen = data.seen_perturbations() if seen_perturbations is None else seen_perturbations
+    else:
+        info, seen = data, seen_perturbations
+    return build_model(node, info, seen)
 
 
-def load_data(
-    dataset: str = "norman_k562", split: Mapping[str, Any] | str | None = None, **data: Any
-) -> Any:
-    """A dataset with its split, ready for ``build``/``fit``: ``.info``, ``.train_table``, ``.data``, ``.split``.
+def load_data(dataset: str = "norman_k562", split: Mapping[str, Any] | str | None = None, **data: Any) -> Dataset:
+    """A dataset with its split and train-fitted preprocessing, loaded once: ``.info``, ``.train_table``, ``.split``...
 
     ``dataset`` is a bundled name (``norman_k562``, ``kang_pbmc``) or an ``.h5ad`` path; ``split``
     holds ``make_split`` arguments (e.g. ``{"kind": "combo_seen2"}``) or a saved split file; other
     keyword arguments are the ``data:`` config section (``schema``, ``hvg``, ``set_size``...).
     """
-    from distgen.train.data_section import data_section, load_run_data
-
-    return load_run_data(data_section({"dataset": dataset, "split": split, **data}))
+    return Dataset.load({"dataset": dataset, "split": split, **data})
 
 
 def predict(
-    model: Any, data: Any, part: str = "test", seed: int = 0, out: str | Path | None = None, real: str | Path | None = None
-) -> tuple[Any, Any]:
-    """Generate every held-out condition of ``data``'s split ``part``: ``(pred, real)`` AnnData for ``evaluate``.
+    model: Any, data: Dataset, part: str = "test", seed: int = 0, out: str | Path | None = None, real: str | Path | None = None,
+    allow_unembedded: bool = False,
+) -> Cells:
+    """Generate every held-out (condition, context) group of ``data``'s split ``part``: ``Cells`` for ``evaluate``.
 
     ``model`` is fitted (``build`` + ``fit``, or any model with ``predict``); ``data`` comes from
-    ``load_data``. Each condition gets as many cells as were measured, generated from control cells
-    of its context; ``out``/``real`` also write the ``.h5ad`` files (cell-eval layout).
+    ``load_data``. Each group gets as many cells as were measured, generated from control cells of
+    its context, followed by those controls. ``out``/``real`` also write the prediction and its truth
+    as ``.h5ad`` files (cell-eval layout). A trained model that cannot embed a held-out atom is refused
+    unless ``allow_unembedded``.
     """
-    from distgen.train.predict import predict_split
+    from distgen.pipeline.predict import predict as _predict
+    from distgen.pipeline.predict import write_cells
 
-    return predict_split(model, data, part, seed=seed, out=out, real=real)  # type: ignore[no-any-return]
+    cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded)
+    if out is not None:
+        write_cells(data, cells, out, "pred")
+    if real is not None:
+        write_cells(data, data.truth(part), real, "real")
+    return cells
 
 
-def evaluate(pred: Any, real: Any, out: str | Path, **kwargs: Any) -> dict[str, Any]:
-    """Evaluate predicted vs real cells (AnnData or ``.h5ad`` paths) into ``out``; returns the summary.
+def evaluate(pred: Any, truth: Any, out: str | Path | None = None, **kwargs: Any) -> Report:
+    """Score a prediction against its truth next to the baselines and the ceiling; ``out`` gets the report files.
 
-    Keyword arguments: ``pert_col``, ``control``, ``train`` (cells to fit baselines on),
-    ``baselines``, ``metric_names``, ``ceiling``, ``seed``, ``make_plots``, ``progress``.
+    ``pred``: ``Cells`` (``predict``) or an ``.h5ad`` path/AnnData; ``truth``: the ``Dataset`` (its
+    held-out cells; baselines fitted on its training cells), ``Cells`` or a path/AnnData (then
+    ``train=`` fits the baselines, as ``distgen evaluate --train``). Keyword arguments: ``train``,
+    ``baselines``, ``metric_names``, ``ceiling``, ``seed``, ``make_plots``, ``progress``,
+    ``by_context``, ``part``, and for files ``pert_col``, ``control``, ``celltype_col``.
     """
-    from distgen.evaluation.pipeline import evaluate_files
+    from distgen.pipeline.evaluate import evaluate as _evaluate
 
-    return evaluate_files(pred, real, str(out), **kwargs)
+    return _evaluate(pred, truth, out, **kwargs)
 
 
 def run(config: str | Path | Mapping[str, Any], out: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> dict[str, Any]:
-    """Train (or fit) -> predict the test split -> evaluate, into ``out`` (``distgen run``)."""
-    from distgen.pipeline.experiment import run_experiment
+    """Load the data once, train (or fit), predict the test split and evaluate, into ``out`` (``distgen run``); returns the summary."""
+    from distgen.pipeline.experiment import run as _run
 
-    return run_experiment(config, out, overrides, **kwargs)
+    return _run(config, out, overrides, **kwargs)
 
 
 def sweep(config: str | Path, grid: Mapping[str, Sequence[Any]] | None = None, out: str | Path = "sweep", **kwargs: Any) -> Any:

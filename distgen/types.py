@@ -3,17 +3,24 @@
 Models and metrics never see AnnData: ``distgen.data`` turns AnnData into these small dataclasses.
 Shapes: ``B`` sets per batch, ``m`` cells per set, ``G`` gene columns, ``P`` perturbation slots
 (combinations of up to ``P`` atoms, padded with ``-1``), ``N`` cells in a table.
+
+Two views of cells: ``CellTable`` (integer ids into a ``DataInfo``: what models fit on) and
+``Cells`` (string labels: a labelled population, what predictions, truths and references are).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 PAD = -1  #: padding id for perturbation slots
+COMBO = "+"  #: the delimiter of a canonical combination label (``"A+B"``)
+ALL = "all"  #: the context (or batch) label of data without contexts (or batches); also "every context"
 
 
 @dataclass(frozen=True)
@@ -268,3 +275,246 @@ class SampleOutput:
     cells: Tensor
     nfe: int
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def atoms_of(condition: str, control: str = "control") -> tuple[str, ...]:
+    """Atoms of a canonical condition: ``"A+B" -> ("A", "B")``, the control label -> ``()``."""
+    return () if condition == control else tuple(condition.split(COMBO))
+
+
+def canonical(atoms: Iterable[str], control: str = "control") -> str:
+    """The canonical condition of ``atoms``: sorted, unique, joined by ``+``; ``control`` for none."""
+    unique = sorted(set(atoms))
+    return COMBO.join(unique) if unique else control
+
+
+def _labels(values: Any, n: int, name: str) -> np.ndarray:
+    if values is None:
+        return np.full(n, ALL, dtype=object)
+    arr = np.asarray([str(v) for v in values], dtype=object) if not isinstance(values, np.ndarray) else values.astype(str).astype(object)
+    if arr.shape != (n,):
+        raise ValueError(f"Cells.{name} must give one label per cell ({n}), got shape {arr.shape}")
+    return arr
+
+
+@dataclass(frozen=True, eq=False, init=False)
+class Cells:
+    """A labelled population: ``X [N, G]`` with the condition, context and batch of every cell.
+
+    What a prediction, a ground truth and a baseline's reference are, and what evaluation scores;
+    ``distgen.data.layout`` converts it to and from the cell-eval AnnData layout (the only place
+    where cells become files). No AnnData in here.
+
+    Attributes
+    ----------
+    X
+        ``[N, G]`` float expression (log-normalised).
+    conditions
+        ``[N]`` canonical condition strings: atoms sorted and joined by ``+`` (``"A+B"``), or ``control``.
+    contexts, batches
+        ``[N]`` context (cell type / line) and batch labels; ``"all"`` when the data has none.
+    genes
+        The ``G`` gene names, in column order.
+    control
+        The condition label of control cells (``"control"`` in distgen; a file's own label when read).
+    names
+        Optional ``[N]`` cell names (kept from the source data when known).
+    """
+
+    X: Tensor
+    conditions: np.ndarray
+    contexts: np.ndarray
+    batches: np.ndarray
+    genes: tuple[str, ...]
+    control: str = "control"
+    names: np.ndarray | None = None
+
+    def __init__(
+        self,
+        X: Tensor | np.ndarray,
+        conditions: Sequence[str] | np.ndarray,
+        genes: Sequence[str],
+        contexts: Sequence[str] | np.ndarray | None = None,
+        batches: Sequence[str] | np.ndarray | None = None,
+        control: str = "control",
+        names: Sequence[str] | np.ndarray | None = None,
+    ) -> None:
+        x = torch.as_tensor(np.ascontiguousarray(X)) if isinstance(X, np.ndarray) else X
+        if x.dim() != 2:
+            raise ValueError(f"Cells.X must be [N, G], got shape {tuple(x.shape)}")
+        n = int(x.shape[0])
+        genes = tuple(str(g) for g in genes)
+        if len(genes) != x.shape[1]:
+            raise ValueError(f"Cells.X has {x.shape[1]} gene columns but {len(genes)} gene names were given")
+        if len(set(genes)) != len(genes):
+            dup = sorted({g for g in genes if genes.count(g) > 1})[:5]
+            raise ValueError(f"Cells.genes has duplicated names {dup}; make them unique")
+        object.__setattr__(self, "X", x)
+        object.__setattr__(self, "conditions", _labels(conditions, n, "conditions"))
+        object.__setattr__(self, "contexts", _labels(contexts, n, "contexts"))
+        object.__setattr__(self, "batches", _labels(batches, n, "batches"))
+        object.__setattr__(self, "genes", genes)
+        object.__setattr__(self, "control", str(control))
+        object.__setattr__(self, "names", None if names is None else _labels(names, n, "names"))
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def __repr__(self) -> str:
+        n_cond = len(set(self.conditions[~self.is_control].tolist()))
+        return f"Cells({len(self)} cells x {len(self.genes)} genes, {n_cond} conditions, {int(self.is_control.sum())} controls)"
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+    @property
+    def is_control(self) -> np.ndarray:
+        """``[N]`` bool, True for control cells."""
+        return np.asarray(self.conditions == self.control, dtype=bool)
+
+    def atoms(self, condition: str) -> tuple[str, ...]:
+        """Atoms of one of this population's conditions (``()`` for the control)."""
+        return atoms_of(condition, self.control)
+
+    def groups(self, by_context: bool = True, include_control: bool = False) -> dict[tuple[str, str], np.ndarray]:
+        """``{(condition, context): row indices}``, sorted by key; contexts pooled as ``"all"`` unless ``by_context``."""
+        ctx = self.contexts if by_context else np.full(len(self), ALL, dtype=object)
+        out: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(zip(self.conditions.tolist(), ctx.tolist())):
+            out.setdefault(key, []).append(i)
+        return {k: np.asarray(out[k], dtype=np.int64) for k in sorted(out) if include_control or k[0] != self.control}
+
+    def context_labels(self) -> list[str]:
+        """The distinct contexts, sorted."""
+        return sorted(set(self.contexts.tolist()))
+
+    def subset(self, idx: np.ndarray | Sequence[int] | Tensor) -> Cells:
+        """The cells at row indices (or a boolean mask) ``idx``, in that order."""
+        i = np.asarray(idx.cpu() if isinstance(idx, Tensor) else idx)
+        if i.dtype == bool:
+            i = np.flatnonzero(i)
+        i = i.astype(np.int64)
+        return Cells(self.X[torch.from_numpy(i)], self.conditions[i], self.genes, self.contexts[i], self.batches[i], self.control,
+                     None if self.names is None else self.names[i])
+
+    def controls(self, context: str | None = None) -> Cells:
+        """The control cells (of ``context`` only, when given)."""
+        mask = self.is_control if context is None else self.is_control & (self.contexts == context)
+        return self.subset(mask)
+
+    def of_context(self, context: str) -> Cells:
+        """Every cell of ``context``, perturbed and control."""
+        return self.subset(self.contexts == context)
+
+    def perturbed(self) -> Cells:
+        """The perturbed (non-control) cells."""
+        return self.subset(~self.is_control)
+
+    def with_genes(self, genes: Sequence[str]) -> Cells:
+        """The same cells with columns reordered (or subset) to ``genes``; unknown names are an error."""
+        index = {g: i for i, g in enumerate(self.genes)}
+        missing = [g for g in genes if g not in index]
+        if missing:
+            raise KeyError(f"genes {missing[:5]} are not among these cells' {len(self.genes)} genes")
+        cols = torch.tensor([index[g] for g in genes], dtype=torch.long)
+        return Cells(self.X[:, cols], self.conditions, genes, self.contexts, self.batches, self.control, self.names)
+
+    @staticmethod
+    def concat(items: Sequence[Cells]) -> Cells:
+        """Rows of ``items`` one after the other (same genes, in order, and the same control label)."""
+        if not items:
+            raise ValueError("Cells.concat needs at least one Cells")
+        first = items[0]
+        for c in items[1:]:
+            if c.genes != first.genes:
+                raise ValueError("Cells.concat: the populations have different genes (or gene order); align them with with_genes")
+            if c.control != first.control:
+                raise ValueError(f"Cells.concat: control labels differ ({first.control!r} vs {c.control!r})")
+        named = all(c.names is not None for c in items)
+        return Cells(
+            torch.cat([c.X for c in items]),
+            np.concatenate([c.conditions for c in items]),
+            first.genes,
+            np.concatenate([c.contexts for c in items]),
+            np.concatenate([c.batches for c in items]),
+            first.control,
+            np.concatenate([c.names for c in items if c.names is not None]) if named else None,
+        )
+
+    def relabel_control(self, control: str) -> Cells:
+        """The same cells with the control condition renamed to ``control``."""
+        conds = np.where(self.is_control, control, self.conditions).astype(object)
+        return Cells(self.X, conds, self.genes, self.contexts, self.batches, control, self.names)
+
+    @staticmethod
+    def from_table(table: CellTable, names: Sequence[str] | None = None) -> Cells:
+        """A ``CellTable``'s cells with their ids turned back into labels (``info.control_label`` for controls)."""
+        info = table.info
+        atoms = info.perturbations
+        conds = [canonical((atoms[a] for a in row if a >= 0), info.control_label) for row in table.labels.perturbation.tolist()]
+        ctx = [info.contexts[i] for i in table.labels.context.tolist()]
+        bat = [info.batches[i] for i in table.labels.batch.tolist()]
+        return Cells(table.X, conds, info.genes, ctx, bat, info.control_label, names)
+
+    def to_table(self, info: DataInfo) -> CellTable:
+        """These cells as a ``CellTable`` in the vocabulary ``info`` (dose 1 per atom); unknown labels are errors."""
+        if tuple(self.genes) != tuple(info.genes):
+            raise ValueError("Cells.to_table: the cells' genes differ from info.genes; align them first (with_genes)")
+        return CellTable(self.X.to(torch.float32), self.labels(info), info)
+
+    def labels(self, info: DataInfo, rows: Sequence[int] | np.ndarray | None = None) -> ConditionLabels:
+        """``ConditionLabels`` of (some) cells in the vocabulary ``info``."""
+        idx = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        return labels_in(info, [self.atoms(c) for c in self.conditions[idx].tolist()], self.contexts[idx].tolist(),
+                         self.batches[idx].tolist())
+
+
+def labels_in(
+    info: DataInfo, atoms: Sequence[Sequence[str]], contexts: Sequence[str], batches: Sequence[str],
+    doses: Sequence[Sequence[float]] | None = None,
+) -> ConditionLabels:
+    """``ConditionLabels`` from atom names, context and batch labels, in the vocabulary ``info``.
+
+    Unknown atoms, contexts or batches raise ``KeyError`` naming them and what is known.
+    """
+    pidx = info.perturbation_index()
+    cidx = {c: i for i, c in enumerate(info.contexts)}
+    bidx = {b: i for i, b in enumerate(info.batches)}
+    n = len(atoms)
+    width = max([len(a) for a in atoms] + [1])
+    pert = np.full((n, width), PAD, dtype=np.int64)
+    dose = np.zeros((n, width), dtype=np.float32)
+    for i, a in enumerate(atoms):
+        d = doses[i] if doses is not None else [1.0] * len(a)
+        for j, (atom, dv) in enumerate(zip(a, d)):
+            if atom not in pidx:
+                raise KeyError(f"unknown perturbation {atom!r}: not seen in the data; known atoms include {list(info.perturbations)[:10]}")
+            pert[i, j] = pidx[atom]
+            dose[i, j] = dv
+    for name, vals, vocab in (("context", contexts, cidx), ("batch", batches, bidx)):
+        unknown = sorted(set(vals) - set(vocab))
+        if unknown:
+            raise KeyError(f"unknown {name} {unknown[:5]}; known: {list(vocab)[:10]}")
+    ctx = np.array([cidx[c] for c in contexts], dtype=np.int64)
+    bat = np.array([bidx[b] for b in batches], dtype=np.int64)
+    return ConditionLabels(torch.from_numpy(pert), torch.from_numpy(dose), torch.from_numpy(ctx), torch.from_numpy(bat))
+
+
+def vocabulary(populations: Iterable[Cells], perturbation_type: str | None = None) -> DataInfo:
+    """A ``DataInfo`` covering every atom, context and batch of ``populations`` (same genes, in order).
+
+    ``perturbation_type`` defaults to ``"genetic"`` when some atom is a measured gene, else ``"chemical"``.
+    """
+    pops = list(populations)
+    if not pops:
+        raise ValueError("vocabulary needs at least one Cells")
+    genes = pops[0].genes
+    atoms = sorted({a for p in pops for c in set(p.conditions.tolist()) for a in p.atoms(c)})
+    contexts = sorted({c for p in pops for c in p.contexts.tolist()})
+    batches = sorted({b for p in pops for b in p.batches.tolist()})
+    if perturbation_type is None:
+        gene_set = set(genes)
+        perturbation_type = "genetic" if any(a in gene_set for a in atoms) else "chemical"
+    return DataInfo(genes=genes, perturbations=tuple(atoms), contexts=tuple(contexts), batches=tuple(batches),
+                    perturbation_type=perturbation_type, control_label=pops[0].control)

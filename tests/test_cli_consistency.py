@@ -149,7 +149,7 @@ def test_evaluate_json_equals_the_python_api(pred_real, tmp_path, capsys):
     assert code == 0
     cli = json.loads(out)  # stdout is JSON and nothing else
     api = distgen.evaluate(pred, real, tmp_path / "api", metric_names=["mse", "pearson_delta"], baselines=["control"],
-                           ceiling=False, make_plots=False, progress=False)
+                           ceiling=False, make_plots=False, progress=False).summary
     assert set(cli["metrics"]) == {"mse", "pearson_delta"}
     for m in ("mse", "pearson_delta"):
         assert cli["metrics"][m]["model"] == pytest.approx(api["metrics"][m]["model"])
@@ -160,35 +160,45 @@ def test_evaluate_json_equals_the_python_api(pred_real, tmp_path, capsys):
 
 
 def test_api_functions_stay_callable_after_their_subpackages_are_imported():
-    import distgen.evaluation.pipeline  # noqa: F401  (importing subpackages must not shadow the API functions)
+    import distgen.evaluation.score
+    import distgen.pipeline.experiment
 
-    for name in ("components", "build", "load_data", "predict", "evaluate", "run", "sweep", "load_config", "build_component"):
+    for name in ("components", "build", "load_data", "fit", "predict", "evaluate", "run", "sweep", "load_config", "build_component"):
         assert callable(getattr(distgen, name)), f"distgen.{name} is not callable"
 
 
 def test_predict_api_generates_every_held_out_condition_like_distgen_run(tmp_path):
     data = distgen.load_data("norman_k562", split={"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, set_size=16)
-    model = distgen.build({"model": {"name": "additive"}}, data.info, seen_perturbations=data.seen_perturbations())
-    model.fit(data.train_table)
-    pred, real = distgen.predict(model, data, out=tmp_path / "pred.h5ad", real=tmp_path / "real.h5ad")
+    model = distgen.build({"model": {"name": "additive"}}, data)
+    distgen.fit(model, data)
+    pred = distgen.predict(model, data, out=tmp_path / "pred.h5ad", real=tmp_path / "real.h5ad")
     held_out = set(data.split.test_conditions)
-    col = "target_gene"
-    assert set(pred.obs[col]) - {"non-targeting"} == held_out == set(real.obs[col]) - {"non-targeting"}
+    assert set(pred.conditions[~pred.is_control]) == held_out
+    truth = data.truth()
     for cond in held_out:  # as many generated cells as were measured
-        assert (pred.obs[col] == cond).sum() == (real.obs[col] == cond).sum() > 0
-    assert list(pred.var_names) == list(data.info.genes)
-    assert (tmp_path / "pred.h5ad").exists() and (tmp_path / "real.h5ad").exists()
+        assert (pred.conditions == cond).sum() == (truth.conditions == cond).sum() > 0
+    assert pred.genes == data.info.genes
+    import anndata
+
+    files = {k: anndata.read_h5ad(tmp_path / f"{k}.h5ad") for k in ("pred", "real")}
+    col = "target_gene"
+    for f in files.values():
+        assert set(f.obs[col]) - {"non-targeting"} == held_out
+    np.testing.assert_array_equal(np.asarray(files["pred"].X), pred.X.numpy())
     # the additive model adds the training singles' effects: the held-out pairs move away from control
-    ctrl = pred.X[(pred.obs[col] == "non-targeting").to_numpy()].mean(0)
-    assert all(np.abs(pred.X[(pred.obs[col] == c).to_numpy()].mean(0) - ctrl).max() > 0.05 for c in held_out)
+    ctrl = pred.X[pred.is_control].mean(0)
+    assert all((pred.X[pred.conditions == c].mean(0) - ctrl).abs().max() > 0.05 for c in held_out)
     # ... and `distgen run` writes the same predictions for the same model and split
     run = tmp_path / "run"
     distgen.run({"model": {"name": "additive"}, "data": {"dataset": "norman_k562", "set_size": 16,
                  "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}}}, run, metrics=["mse"], plots=False, progress=False)
-    import anndata
-
     ran = anndata.read_h5ad(run / "pred.h5ad")
-    np.testing.assert_allclose(np.asarray(ran.X), np.asarray(pred.X), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(ran.X), np.asarray(files["pred"].X))
+    # ... and the Python evaluation of those cells equals the run's (same references, same scores)
+    report = distgen.evaluate(pred, data, metric_names=["mse"], make_plots=False, progress=False)
+    ran_summary = json.loads((run / "eval" / "summary.json").read_text())
+    assert report.metrics["mse"]["model"] == ran_summary["metrics"]["mse"]["model"]
+    assert report.metrics["mse"]["baselines"] == ran_summary["metrics"]["mse"]["baselines"]
     with pytest.raises(ConfigError, match="must be train, val or test"):
         distgen.predict(model, data, part="holdout")
     with pytest.raises(TypeError, match="no predict"):

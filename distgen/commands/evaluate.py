@@ -13,8 +13,10 @@ EXAMPLE = """examples:
   distgen evaluate --pred pred.h5ad --real real.h5ad --out eval/ --json | jq .metrics.mse
 
 Both files need the same genes, a perturbation column with the same labels (combinations as A+B)
-and control cells; expression log-normalised (cell-eval's layout). Writes metrics.csv (one row per
-perturbation, with the reason for every NaN), calibration.csv, summary.json, summary.md and PNG plots.
+and control cells; expression log-normalised (cell-eval's layout). With a cell-type column (celltype,
+or --celltype-col) every cell type is scored on its own, against its own controls; --train cells fit
+the baselines with their cell types. Writes metrics.csv (one row per perturbation, with the reason for
+every NaN), calibration.csv, summary.json, summary.md and PNG plots.
 """
 
 
@@ -32,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--pert-col", default=None, help="obs column with perturbation labels (default: first of target, condition, perturbation, gene)")
     p.add_argument("--control", default=None, help="control label (default: first of non-targeting, control, ctrl present)")
+    p.add_argument("--celltype-col", default=None,
+                   help="obs column of cell types / contexts, scored one by one (default: celltype when every file has it)")
+    p.add_argument("--pool-contexts", action="store_true", help="score conditions with their contexts pooled (no per-context scoring)")
     p.add_argument("--train", default=None, help="training cells (.h5ad) to fit the mean_perturbation, additive and linear baselines")
     p.add_argument("--baselines", default="control,mean_perturbation,additive,linear", help="comma-separated registered models ('' for none)")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the full suite)")
@@ -46,15 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from distgen.evaluation.pipeline import evaluate_files
+    from distgen.pipeline.evaluate import evaluate_files
 
     torch.set_flush_denormal(True)
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s is not None else None  # noqa: E731
     summary = evaluate_files(
         args.pred, args.real, args.out, pert_col=args.pert_col, control=args.control, train=args.train,
         baselines=split(args.baselines) or [], metric_names=split(args.metrics), ceiling=not args.no_ceiling,
-        seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet,
-    )
+        seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet, celltype_col=args.celltype_col,
+        by_context=not args.pool_contexts,
+    ).summary
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
         return 0

@@ -33,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from distgen.pipeline.predict import predict_run
     from distgen.train.checkpoint import CheckpointError
     from distgen.train.distributed import env_from_torchrun
-    from distgen.train.predict import predict_run
 
     try:
         out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed)
@@ -43,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"distgen predict: error: {exc}", file=__import__("sys").stderr)
         return 1
     if env_from_torchrun().is_main and out is not None:
-        n_cond = out.obs.iloc[:, 0].nunique() - 1
-        print(f"wrote {args.out}: {out.n_obs} cells x {out.n_vars} genes, {n_cond} conditions + controls")
+        n_cond = len(set(out.conditions[~out.is_control].tolist()))
+        print(f"wrote {args.out}: {len(out)} cells x {out.n_genes} genes, {n_cond} conditions + controls")
     return 0

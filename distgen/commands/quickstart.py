@@ -62,7 +62,7 @@ def _clear_previous_quickstart(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from distgen.pipeline.experiment import headline, run_experiment
+    from distgen.pipeline import experiment
 
     out = Path(args.out)
     _clear_previous_quickstart(out)
@@ -74,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
     overrides += list(args.overrides)
     print(f"distgen quickstart: training {args.preset} on bundled Norman K562 "
           f"({'preset default' if args.steps is None else args.steps} steps) ...")
-    summary = run_experiment(args.preset, out, overrides, progress=True)
+    summary = experiment.run(args.preset, out, overrides, progress=True)
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary.get("timings_s", {}).items())
     print(f"\nheld-out combinations: {summary.get('n_perturbations')}  genes: {summary.get('n_genes')}  "
           f"({time.perf_counter() - t0:.0f} s: {stages})\n")
-    print(headline(summary))
+    print(experiment.headline(summary))
     print(f"""
 where to look:
   {out / 'eval' / 'summary.md'}   model vs baselines vs ceiling, normalised scores

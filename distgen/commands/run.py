@@ -9,7 +9,9 @@ EXAMPLE = """examples:
   distgen run scdfm-small model.distribution_weight=0.0 train.steps=200 --out runs/no-mmd
   distgen run additive.yaml --out runs/additive        # a closed-form model is fitted, not trained
 
-Writes OUT/train/ (run directory), OUT/pred.h5ad, OUT/real.h5ad, OUT/train.h5ad and OUT/eval/.
+Writes OUT/train/ (run directory), OUT/pred.h5ad, OUT/real.h5ad, OUT/eval/ and OUT/timings.json.
+A held-out atom the model cannot embed stops the run before training (preflight.allow_unembedded=true
+runs it anyway, with a warning in the report).
 """
 
 
@@ -35,13 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from distgen.pipeline.experiment import headline, run_experiment
+    from distgen.pipeline import experiment
 
-    summary = run_experiment(args.config, args.out, args.overrides, progress=not args.no_progress,
+    summary = experiment.run(args.config, args.out, args.overrides, progress=not args.no_progress,
                              metrics=args.metrics.split(",") if args.metrics else None, plots=not args.no_plots)
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
     else:
-        print(headline(summary))
+        print(experiment.headline(summary))
         print(f"\nreport: {args.out}/eval/summary.md")
     return 0

@@ -16,7 +16,7 @@ import torch
 from distgen.data.conditions import condition_string, missing_control_message, parse_atoms, parse_doses
 from distgen.data.expression import check_values, read_expression, resolve_scale, to_dense_float32
 from distgen.data.schema import PerturbationSchema
-from distgen.types import PAD, CellTable, ConditionLabels, DataInfo
+from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
 
 
 def _context_labels(obs: pd.DataFrame, cols: tuple[str, ...]) -> np.ndarray:
@@ -257,21 +257,4 @@ class PerturbationData:
 
 
 def _labels(atoms: list[tuple[str, ...]], doses: list[tuple[float, ...]], contexts: np.ndarray, batches: np.ndarray, info: DataInfo) -> ConditionLabels:
-    pidx, cidx, bidx = info.perturbation_index(), {c: i for i, c in enumerate(info.contexts)}, {b: i for i, b in enumerate(info.batches)}
-    width = max([len(a) for a in atoms] + [1])
-    n = len(atoms)
-    pert = np.full((n, width), PAD, dtype=np.int64)
-    dose = np.zeros((n, width), dtype=np.float32)
-    for i, (a, d) in enumerate(zip(atoms, doses)):
-        for j, (atom, dv) in enumerate(zip(a, d)):
-            if atom not in pidx:
-                raise KeyError(f"unknown perturbation {atom!r}: not seen in the data; known atoms include {list(info.perturbations)[:10]}")
-            pert[i, j] = pidx[atom]
-            dose[i, j] = dv
-    for name, vals, vocab in (("context", contexts, cidx), ("batch", batches, bidx)):
-        unknown = sorted(set(vals) - set(vocab))
-        if unknown:
-            raise KeyError(f"unknown {name} {unknown[:5]}; known: {list(vocab)[:10]}")
-    ctx = np.array([cidx[c] for c in contexts], dtype=np.int64)
-    bat = np.array([bidx[b] for b in batches], dtype=np.int64)
-    return ConditionLabels(torch.from_numpy(pert), torch.from_numpy(dose), torch.from_numpy(ctx), torch.from_numpy(bat))
+    return labels_in(info, atoms, contexts.tolist(), batches.tolist(), doses)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch.utils.data import get_worker_info
@@ -307,30 +306,13 @@ def predict_to_disk(
     (``obs['target_gene']``, control label ``non-targeting``, ``obs['celltype']``).
     Peak memory is one call's cells plus the control pool, whatever the number of groups.
     """
-    import h5py
-    from anndata.io import write_elem
-
-    from distgen.data.predictions import CELL_EVAL_CELLTYPE_COL, CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL
+    from distgen.data.layout import CONTROL, ChunkedWriter
 
     sampler = StreamingSetSampler(source, set_size, 1, matcher, seed, sampling="condition", schema=schema, control_pool=control_pool)
     cells, info, lab = sampler.cells, sampler.cells.info, sampler.cells.labels
     pool = sampler._pool_matrix()
     gen = torch.Generator().manual_seed(seed)
-    out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    conds: list[str] = []
-    ctxs: list[str] = []
-    kinds: list[str] = []
-    with h5py.File(tmp, "w") as f:
-        f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
-        x = f.create_dataset("X", shape=(0, info.n_genes), maxshape=(None, info.n_genes), dtype="float32", chunks=(max(1, min(set_size, 1024)), info.n_genes))
-        x.attrs["encoding-type"], x.attrs["encoding-version"] = "array", "0.2.0"
-
-        def append(rows: np.ndarray) -> None:
-            n0 = x.shape[0]
-            x.resize(n0 + rows.shape[0], axis=0)
-            x[n0:] = rows
-
+    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024))) as writer:
         with torch.no_grad():
             for start in range(0, len(sampler.groups), sets_per_call):
                 ks = list(range(start, min(start + sets_per_call, len(sampler.groups))))
@@ -338,21 +320,14 @@ def predict_to_disk(
                 idx = [sampler.matcher.match(int(lab.context[c]), int(lab.batch[c]), sampler.pool_context, sampler.pool_batch, set_size, gen) for c in firsts]
                 control = torch.stack([torch.from_numpy(pool[i.numpy()].toarray()) for i in idx])
                 pred = model.predict(control, torch.ones(len(ks), set_size, dtype=torch.bool), lab.index(firsts))
-                append(pred.reshape(-1, info.n_genes).float().cpu().numpy())
-                for c in firsts.tolist():
-                    conds += [str(cells.condition_names[cells.condition_codes[c]])] * set_size
-                    ctxs += [info.contexts[int(lab.context[c])]] * set_size
-                    kinds += ["predicted"] * set_size
+                writer.append(
+                    pred.reshape(-1, info.n_genes).float().cpu().numpy(),
+                    [str(cells.condition_names[cells.condition_codes[c]]) for c in firsts.tolist() for _ in range(set_size)],
+                    [info.contexts[int(lab.context[c])] for c in firsts.tolist() for _ in range(set_size)],
+                    "predicted",
+                )
+        ctxs = [info.contexts[int(c)] for c in sampler.pool_context]
         for i in range(0, pool.shape[0], sampler.chunk_cells):
-            append(pool[i : i + sampler.chunk_cells].toarray())
-        conds += [CELL_EVAL_CONTROL] * pool.shape[0]
-        ctxs += [info.contexts[int(c)] for c in sampler.pool_context]
-        kinds += ["control"] * pool.shape[0]
-        obs = pd.DataFrame(
-            {CELL_EVAL_PERT_COL: pd.Categorical(conds), CELL_EVAL_CELLTYPE_COL: pd.Categorical(ctxs), "distgen_kind": pd.Categorical(kinds)},
-            index=pd.Index([f"cell{i}" for i in range(len(conds))], dtype=object),
-        )
-        write_elem(f, "obs", obs)
-        write_elem(f, "var", pd.DataFrame(index=pd.Index(list(info.genes), dtype=object)))
-    tmp.replace(out)
-    return out
+            rows = pool[i : i + sampler.chunk_cells].toarray()
+            writer.append(rows, [CONTROL] * rows.shape[0], ctxs[i : i + rows.shape[0]], "control")
+    return Path(out)

@@ -1,8 +1,8 @@
 """Calibration: score negative baselines and a positive ceiling on the same perturbations as the model.
 
-``baseline_data`` asks a fitted ``PerturbationModel`` (same predict contract as any model) for each
-perturbation's cells from real control cells; ``ceiling_data`` splits the real cells into disjoint
-halves (one plays the prediction). ``summarise`` puts the model's mean metric next to them, with a
+``reference_data`` scores a reference (a baseline's predictions of the same held-out groups, made
+by the pipeline from the same data) against the truth; ``ceiling_data`` splits the real cells into
+disjoint halves (one plays the prediction). ``summarise`` puts the model's mean metric next to them, with a
 normalised score ``(model - baseline) / (ceiling - baseline)``: 0 = as good as the strongest baseline,
 1 = as good as the data agrees with itself, < 0 = worse than the baseline.
 """
@@ -10,50 +10,28 @@ normalised score ``(model - baseline) / (ceiling - baseline)``: 0 = as good as t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from distgen.evaluation.ceiling import half_split
 from distgen.evaluation.evaldata import EvalData, Population
-from distgen.evaluation.io import flag_invalid
+from distgen.evaluation.io import eval_data, flag_invalid
 from distgen.evaluation.metrics import metrics
 from distgen.evaluation.suite import MetricTable
-from distgen.models.base import PerturbationModel
-from distgen.models.baselines.ceiling import half_split
-from distgen.types import ConditionLabels
-
-_BLOCK = 2**24
+from distgen.types import Cells
 
 
-def baseline_data(data: EvalData, model: PerturbationModel, labels: Callable[[list[str]], ConditionLabels], seed: int = 0) -> EvalData:
-    """``EvalData`` whose predictions come from ``model.predict`` on real controls (``n_p`` cells each).
+def reference_data(data: EvalData, reference: Cells, truth: Cells) -> EvalData:
+    """``EvalData`` of a reference (a baseline's predictions of ``truth``'s groups) against the truth of ``data``.
 
-    ``labels(perts)`` maps perturbation labels to ``ConditionLabels`` in the model's vocabulary.
-    Controls are drawn without replacement when there are enough, else with replacement; the
-    prediction's controls are the real controls (what the model was given).
+    ``data`` is the model's ``EvalData`` of the same ``truth``: the real side and its cached
+    statistics (means, DE tables) are shared, so they are computed once.
     """
-    gen = torch.Generator().manual_seed(seed)
-    ctrl = data.real.control
-    counts = data.real.counts.tolist()
-    g = ctrl.shape[1]
-    out = []
-    m_max = max(max(counts), 1)
-    step = max(1, _BLOCK // (m_max * g))
-    for start in range(0, data.n_perts, step):
-        idx = list(range(start, min(start + step, data.n_perts)))
-        cells = torch.zeros(len(idx), m_max, g, dtype=ctrl.dtype)
-        mask = torch.zeros(len(idx), m_max, dtype=torch.bool)
-        for row, p in enumerate(idx):
-            n = counts[p]
-            pick = torch.randperm(ctrl.shape[0], generator=gen)[:n] if n <= ctrl.shape[0] else torch.randint(ctrl.shape[0], (n,), generator=gen)
-            cells[row, :n], mask[row, :n] = ctrl[pick], True
-        with torch.no_grad():
-            pred = torch.as_tensor(model.predict(cells, mask, labels([data.perts[p] for p in idx])))
-        out += [pred[row, : counts[p]].to(ctrl.dtype) for row, p in enumerate(idx)]
-    X = torch.cat(out) if out else ctrl[:0]
-    new = EvalData(real=data.real, pred=Population(X, data.real.offsets.clone(), ctrl), perts=data.perts, targets=data.targets,
-                   genes=data.genes, cache={k: v for k, v in data.cache.items() if k.endswith("/real") or k in ("log1p",)})
+    ref = eval_data(reference, truth, "pred")
+    new = EvalData(real=data.real, pred=ref.pred, perts=data.perts, targets=data.targets, genes=data.genes,
+                   cache={k: v for k, v in data.cache.items() if k.endswith("/real") or k in ("log1p",)})
     flag_invalid(new)
     return new
 

@@ -1,4 +1,5 @@
-"""Evaluation outputs: ``metrics.csv``, ``summary.json``, ``summary.md`` and PNG plots (matplotlib, Agg)."""
+"""Evaluation outputs: ``Report`` and its files ``metrics.csv``, ``calibration.csv``, ``summary.json``,
+``summary.md`` and PNG plots (matplotlib, Agg)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import csv
 import json
 import math
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -71,7 +75,10 @@ def markdown(summary: Mapping[str, Any]) -> str:
         "# distgen evaluate",
         "",
         f"prediction `{summary['pred']}` vs truth `{summary['real']}`: {summary['n_perturbations']} perturbations, "
-        f"{summary['n_genes']} genes (`{summary['pert_col']}`, control `{summary['control']}`).",
+        f"{summary['n_genes']} genes ("
+        + (f"`{summary['pert_col']}`, " if summary.get("pert_col") else "")
+        + f"control `{summary['control']}`)."
+        + (f" Scored per context: {', '.join(summary['contexts'])}." if summary.get("contexts") else ""),
         "",
         "normalised = (model - strongest baseline) / (ceiling - strongest baseline): 0 = baseline, 1 = ceiling.",
         "The ceiling compares disjoint halves of the real cells (half depth), so for error metrics it is pessimistic.",
@@ -88,8 +95,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plots(data: EvalData, table: MetricTable, out: str, max_cells: int = 2000) -> list[str]:
-    """Per-perturbation metric bars, predicted-vs-real delta scatter and a PCA overlay of cells."""
+def plots(data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max_cells: int = 2000) -> list[str]:
+    """Per-perturbation metric bars, predicted-vs-real delta scatter and a PCA overlay of cells (contexts pooled)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,7 +116,9 @@ def plots(data: EvalData, table: MetricTable, out: str, max_cells: int = 2000) -
         fig.savefig(files[-1], dpi=110)
         plt.close(fig)
 
-    real_d, pred_d = data.delta("real").flatten(), data.delta("pred").flatten()
+    datas = [data] if isinstance(data, EvalData) else list(data)
+    real_d = torch.cat([d.delta("real").flatten() for d in datas])
+    pred_d = torch.cat([d.delta("pred").flatten() for d in datas])
     ok = torch.isfinite(real_d) & torch.isfinite(pred_d)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(real_d[ok].numpy(), pred_d[ok].numpy(), s=3, alpha=0.4)
@@ -126,7 +135,7 @@ def plots(data: EvalData, table: MetricTable, out: str, max_cells: int = 2000) -
     def pick(x: torch.Tensor) -> torch.Tensor:
         return x if x.shape[0] <= max_cells else x[torch.linspace(0, x.shape[0] - 1, max_cells).round().long()]
 
-    real_x, pred_x = pick(data.real.X), pick(data.pred.X)
+    real_x, pred_x = pick(torch.cat([d.real.X for d in datas])), pick(torch.cat([d.pred.X for d in datas]))
     pred_x = pred_x[torch.isfinite(pred_x).all(-1)]
     if real_x.shape[0] >= 3 and pred_x.shape[0] >= 1:
         mu = real_x.double().mean(0)
@@ -143,3 +152,51 @@ def plots(data: EvalData, table: MetricTable, out: str, max_cells: int = 2000) -
         fig.savefig(files[-1], dpi=110)
         plt.close(fig)
     return files
+
+
+@dataclass
+class Report:
+    """An evaluation: per-group metric tables of the model, its references and the ceiling, and the summary.
+
+    Attributes
+    ----------
+    table
+        The model's metrics, one row per (condition[, context]) group.
+    references
+        ``{baseline: table}`` on the same groups.
+    ceiling
+        The half-split ceiling's table (None when not computed).
+    summary
+        Means per metric next to each baseline and the ceiling, normalised scores, notes (``summary.json``).
+    data
+        What the metrics saw, one ``EvalData`` per scored context (for plots).
+    """
+
+    table: MetricTable
+    references: dict[str, MetricTable]
+    ceiling: MetricTable | None
+    summary: dict[str, Any]
+    data: list[EvalData] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per metric: ``model``, ``baselines``, ``ceiling``, ``normalised``... (``summary["metrics"]``)."""
+        return self.summary["metrics"]  # type: ignore[no-any-return]
+
+    def write(self, out: str | os.PathLike[str], make_plots: bool = True) -> dict[str, Any]:
+        """Write ``metrics.csv``, ``calibration.csv``, plots, ``summary.json`` and ``summary.md`` to ``out``; returns the summary."""
+        out = os.fspath(out)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        write_csv(self.table, os.path.join(out, "metrics.csv"))
+        extra = dict(self.references)
+        if self.ceiling is not None:
+            extra["ceiling"] = self.ceiling
+        write_long_csv(extra, os.path.join(out, "calibration.csv"))
+        if make_plots:
+            self.summary["plots"] = [os.path.basename(f) for f in plots(self.data, self.table, out)]
+        self.summary["seconds"] = round(time.perf_counter() - self.started, 2)
+        write_json(self.summary, os.path.join(out, "summary.json"))
+        with open(os.path.join(out, "summary.md"), "w") as f:
+            f.write(markdown(self.summary))
+        return self.summary

@@ -1,4 +1,15 @@
-"""The predict contract every model answers, baselines and generators alike."""
+"""The predict contract every model answers, and the two ways a model learns.
+
+``PerturbationModel``: ``predict(control, control_mask, labels) -> cells`` (counterfactual
+generation). A model learns in exactly one of two declared ways, told by its type:
+
+* ``FittedModel``: fits itself from training cells, ``fit(train: CellTable) -> self`` (closed-form
+  baselines, models with their own inference such as the Bayesian plugin);
+* ``TrainableModel``: trained by distgen's trainer, ``loss(SetBatch) -> LossOutput`` (and optional
+  ``prepare(train)``), e.g. the assembled generator.
+
+``distgen.train.fit(model, data, ...)`` trains either kind; nothing here imports the trainer.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +18,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from distgen.types import CellTable, ConditionLabels
+from distgen.types import CellTable, ConditionLabels, LossOutput, SetBatch
 
 
 class PerturbationModel(ABC):
@@ -15,8 +26,7 @@ class PerturbationModel(ABC):
 
     Given ``control [B, m, G]`` cells (mask ``[B, m]``) and the condition of each of the ``B``
     sets, return ``[B, m, G]`` cells as they would look under that condition. Reconstruction of
-    observed cells is a different verb. ``fit(train)`` learns from a ``CellTable`` of training
-    cells (closed form for baselines; the trainer for neural models).
+    observed cells is a different verb. A concrete model is a ``FittedModel`` or a ``TrainableModel``.
 
     Capabilities: ``supports_unseen_perturbations`` (can predict atoms absent from training),
     ``needs_control_cells`` (uses the supplied controls), ``output_kind`` (``"cells"``).
@@ -30,13 +40,34 @@ class PerturbationModel(ABC):
     }
 
     @abstractmethod
-    def fit(self, train: CellTable, **kwargs: Any) -> PerturbationModel:
-        """Learn from training cells; returns ``self``."""
-
-    @abstractmethod
     def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:
         """``[B, m, G]`` predicted cells for ``B`` conditions from ``[B, m, G]`` control cells."""
 
     def can_predict(self, atoms: list[str]) -> list[bool]:
         """Per perturbation atom: can this model predict conditions containing it?"""
         return [True] * len(atoms)
+
+
+class FittedModel(PerturbationModel):
+    """A model that fits itself: ``fit(train) -> self`` (closed form, or its own inference)."""
+
+    @abstractmethod
+    def fit(self, train: CellTable, **kwargs: Any) -> FittedModel:
+        """Learn from training cells (perturbed and control); returns ``self``."""
+
+
+class TrainableModel(PerturbationModel):
+    """A model trained by distgen's trainer (``distgen.train.fit``); it must also be a ``torch.nn.Module``."""
+
+    @abstractmethod
+    def loss(self, batch: SetBatch) -> LossOutput:
+        """The training loss of a set batch."""
+
+    def prepare(self, train: CellTable) -> None:
+        """Set up what the model derives from training cells before training (nothing by default)."""
+
+
+def is_trainable(model: type | object) -> bool:
+    """True when a model class (or instance) is trained by distgen's trainer, as it declares by type."""
+    cls = model if isinstance(model, type) else type(model)
+    return issubclass(cls, TrainableModel)

@@ -21,7 +21,7 @@ from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
 from distgen.models import models
 from distgen.models.assembly import capability_problems, tie_gene_embeddings
-from distgen.models.base import PerturbationModel
+from distgen.models.base import PerturbationModel, TrainableModel
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
 
 
@@ -30,7 +30,7 @@ class AssemblyError(ConfigError):
 
 
 @models.register("generator")
-class Generator(nn.Module, PerturbationModel):
+class Generator(nn.Module, TrainableModel):
     """A conditional generative model of cell populations, assembled from components.
 
     Parameters
@@ -197,15 +197,8 @@ class Generator(nn.Module, PerturbationModel):
 
     def prepare(self, train: CellTable) -> None:
         """Let the backbone set up what it derives from training cells (``Backbone.prepare``,
-        e.g. the PAD-Transformer's co-expression gene graph). The trainer calls this once before training."""
+        e.g. the PAD-Transformer's co-expression gene graph). ``distgen.train.fit`` calls this once before training."""
         self.backbone.prepare(train)
-
-    def fit(self, train: CellTable, **kwargs: Any) -> Generator:
-        """Train with distgen's trainer (``distgen.train.fit``, which calls ``prepare`` first); keyword arguments go to it."""
-        from distgen.train import fit
-
-        fit(self, train, **kwargs)
-        return self
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()

@@ -207,4 +207,56 @@ def preflight(
     return report.raise_if_failed() if strict else report
 
 
-__all__ = ["PreflightError", "PreflightReport", "conditions_of", "deciders", "embeddable", "preflight", "registered_name"]
+#: The option that lets a run go ahead when held-out atoms cannot be embedded (``preflight:`` config section).
+ALLOW_OPTION = "preflight.allow_unembedded"
+
+
+def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: bool = False) -> list[str]:
+    """Pre-flight of ``model`` against the held-out conditions of a ``distgen.data.Dataset``, before any compute.
+
+    Every held-out condition of ``part`` is checked against the parts of the model that embed
+    perturbations (``preflight``). A trained model (``TrainableModel``) that cannot embed some
+    held-out atom stops here with ``PreflightError``, unless ``allow_unembedded`` is set: then the
+    problem comes back as a warning to record. A model that fits itself (a baseline, a plugin model)
+    has a defined fallback for atoms it cannot predict: that comes back as a note (check it once
+    fitted: its ``can_predict`` knows what it learnt only then). Contexts without
+    control cells always stop the run. Returns the warnings and notes (empty when all is well).
+    """
+    from distgen.models.base import is_trainable
+
+    split = dataset.split
+    conditions = {"train": split.train_conditions, "val": split.val_conditions, "test": split.test_conditions}.get(part)
+    if conditions is None:
+        raise ConfigError(f"split part must be train, val or test, got {part!r}")
+    data = dataset.data
+    groups = split.test_groups if part == "test" else None
+    report = preflight(
+        model,
+        list(conditions),
+        delimiter=data.schema.combo_delimiter,
+        control_label=dataset.info.control_label,
+        control_contexts=sorted(set(data.contexts[data.is_control].tolist())),
+        test_contexts=sorted({ctx for _, ctx in groups}) if groups else None,
+        info=dataset.info,
+        strict=False,
+    )
+    if report.ok:
+        return []
+    if report.problems:
+        raise PreflightError("; ".join(report.problems))
+    message = report.message()
+    if not is_trainable(model):
+        atoms = ", ".join(report.missing_atoms[:8]) + (" ..." if len(report.missing_atoms) > 8 else "")
+        return [f"pre-flight: {type(model).__name__} cannot predict {report.n_missing} of {len(report.conditions)} held-out "
+                f"perturbations (atoms {atoms}); it predicts them with its fallback"]
+    if not allow_unembedded:
+        raise PreflightError(
+            f"{message}. Their embeddings would never be trained, so their predictions would mean nothing. "
+            f"To run anyway, set {ALLOW_OPTION}=true (the report will carry a warning)"
+        )
+    return [f"WARNING pre-flight: {message}; run anyway because {ALLOW_OPTION} is true: "
+            f"predictions of {', '.join(report.not_embeddable[:8])}{' ...' if report.n_missing > 8 else ''} come from untrained embeddings"]
+
+
+__all__ = ["ALLOW_OPTION", "PreflightError", "PreflightReport", "check_split", "conditions_of", "deciders", "embeddable", "preflight",
+           "registered_name"]

@@ -1,9 +1,15 @@
-"""One experiment: train (or fit) a model, generate the held-out conditions, evaluate them.
+"""One experiment: load the data once, build, pre-flight, train (or fit), predict, score.
 
-``distgen run`` and every cell of ``distgen sweep`` call ``run_experiment``. Neural models (anything
-with ``loss``) go through the trainer and leave a run directory; closed-form and plugin models (the
-baselines, Bayesian models) are fitted in process. Both are then evaluated the same way, against
-the baselines fitted on the same training cells and the half-split ceiling.
+``distgen run`` and every cell of ``distgen sweep`` call ``run``. The stages hand each other
+objects, never files::
+
+    config --> Dataset.load (once) --> build_model --> check_split (pre-flight)
+           --> train_model / fit --> predict --> Cells (pred) --+
+               Dataset.truth -----------------> Cells (truth) -+--> score --> Report
+               dataset_references (baselines) -> {name: Cells} -+
+
+``pred.h5ad``, ``real.h5ad`` (cell-eval layout) and the report are written as outputs; nothing is
+read back within the run.
 """
 
 from __future__ import annotations
@@ -14,12 +20,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from distgen.config import ConfigError, load_config, save_yaml
+from distgen.data import layout
+from distgen.data.prepared import Dataset
+from distgen.evaluation.score import score
+from distgen.models import models
+from distgen.models.base import is_trainable as _is_trainable
+from distgen.models.generator import build_model
+from distgen.models.preflight import check_split
+from distgen.pipeline.predict import predict, write_cells
+from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
+from distgen.train import distributed as D
+from distgen.train.loop import fit
+from distgen.train.run import preflight_section, train_model
 
-#: Keys of a config's optional ``evaluate:`` section (``evaluate_files`` options every run uses).
-EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed")
+#: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
+EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context")
 
 
 def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -32,14 +48,11 @@ def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def is_trainable(model_node: Mapping[str, Any]) -> bool:
-    """True when the model is trained by distgen's trainer (a torch module with a ``loss``)."""
-    from distgen.models import models
-
-    cls = models.get(model_node["name"])
-    return issubclass(cls, torch.nn.Module) and hasattr(cls, "loss")
+    """True when the model of a config node is trained by distgen's trainer (a ``TrainableModel``)."""
+    return _is_trainable(models.get(model_node["name"]))
 
 
-def run_experiment(
+def run(
     config: str | Path | Mapping[str, Any],
     out: str | Path,
     overrides: Sequence[str] = (),
@@ -49,45 +62,53 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Train -> predict the test split -> evaluate, into ``out``; returns the evaluation summary.
 
-    ``out`` receives ``train/`` (the run directory, for trainable models), ``pred.h5ad`` and
-    ``real.h5ad`` (cell-eval layout), ``train.h5ad`` (the training cells the baselines are fitted on)
-    and ``eval/`` (``metrics.csv``, ``summary.md``, ``summary.json``, plots). The config's optional
-    ``evaluate:`` section (``EVALUATE_KEYS``) sets the evaluation; ``metrics``/``plots`` given here win.
+    ``out`` receives ``experiment.yaml``, ``train/`` (the run directory, for trainable models) or
+    ``split.json``, ``pred.h5ad`` and ``real.h5ad`` (cell-eval layout), ``eval/`` (``metrics.csv``,
+    ``calibration.csv``, ``summary.md``, ``summary.json``, plots) and ``timings.json``. The config's
+    optional ``evaluate:`` section (``EVALUATE_KEYS``) sets the evaluation (``metrics``/``plots`` given
+    here win); its ``preflight:`` section may set ``allow_unembedded: true``.
     """
-    from distgen.data.predictions import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL
-    from distgen.evaluation.pipeline import evaluate_files
-    from distgen.train.data_section import data_section, load_run_data
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = _StageClock()
     doc = load_config(config, overrides)
     doc.pop("sweep", None)
     ev = evaluate_section(doc)
+    allow = bool(preflight_section(doc).get("allow_unembedded", False))
     if not progress:
         doc.setdefault("train", {})["progress"] = False
     save_yaml(doc, out / "experiment.yaml")
-    pred, real = out / "pred.h5ad", out / "real.h5ad"
+    if "model" not in doc:
+        raise ConfigError("the config has no 'model' section; start from a preset (base: scdfm-small) or add model: {name: generator, ...}")
+    dataset = Dataset.load(doc.get("data"))
+    seed = int((doc.get("train") or {}).get("seed", 0))
     if is_trainable(doc["model"]):
-        from distgen.train.predict import predict_run
-        from distgen.train.run import train_run
-
-        train_run(doc, out / "train")
+        trained = train_model(doc, out / "train", dataset)
+        model, notes = trained.model, trained.notes
         clock.lap("train")
-        predict_run(out / "train", pred, real=real)
-        clock.lap("predict")
-        rd = load_run_data(data_section(doc.get("data")), out / "train" / "split.json")
+        pred = predict(model, dataset, "test", seed, preflight=False)
+        stage = "predict"
     else:
-        rd = load_run_data(data_section(doc.get("data")))
-        rd.split.save(out / "split.json")
-        _fit_and_predict(doc, rd, pred, real)
-        clock.lap("fit_predict")
-    _write_training_cells(rd, out / "train.h5ad")
-    summary = evaluate_files(str(pred), str(real), str(out / "eval"), pert_col=CELL_EVAL_PERT_COL, control=CELL_EVAL_CONTROL,
-                          train=str(out / "train.h5ad"),
-                          metric_names=metrics if metrics is not None else ev.get("metrics"), progress=progress,
-                          make_plots=plots and bool(ev.get("plots", True)),
-                          **{k: ev[k] for k in ("baselines", "ceiling", "seed") if k in ev})
+        model = build_model(doc["model"], dataset.info, dataset.seen_perturbations())
+        dataset.split.save(out / "split.json")
+        fit(model, dataset, doc.get("fit") or {}, preflight=False)
+        notes = check_split(model, dataset, "test", allow)  # a fitted model answers can_predict once fitted
+        pred = predict(model, dataset, "test", seed, preflight=False)
+        stage = "fit_predict"
+    if not D.env_from_torchrun().is_main:
+        return {}
+    truth = dataset.truth("test")
+    write_cells(dataset, pred, out / "pred.h5ad", "pred")
+    write_cells(dataset, truth, out / "real.h5ad", "real")
+    clock.lap(stage)
+    ev_seed = int(ev.get("seed", 0))
+    refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES), ev_seed)
+    report = score(
+        pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
+        metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes],
+        sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
+    )
+    summary = report.write(out / "eval", plots and bool(ev.get("plots", True)))
     clock.lap("evaluate")
     summary["timings_s"] = clock.laps
     (out / "timings.json").write_text(json.dumps(clock.laps, indent=1) + "\n")
@@ -105,25 +126,6 @@ class _StageClock:
         now = time.perf_counter()
         self.laps[stage] = round(now - self._last, 2)
         self._last = now
-
-
-def _fit_and_predict(doc: Mapping[str, Any], rd: Any, pred: Path, real: Path) -> None:
-    """Fit a non-neural model on the training cells and write predictions for the test split."""
-    from distgen.models.generator import build_model
-    from distgen.train.predict import predict_split
-
-    model = build_model(doc["model"], rd.info, rd.seen_perturbations())
-    model.fit(rd.train_table, **dict(doc.get("fit") or {}))
-    predict_split(model, rd, "test", seed=int((doc.get("train") or {}).get("seed", 0)), out=pred, real=real)
-
-
-def _write_training_cells(rd: Any, path: Path) -> None:
-    """The training split's cells in the same layout, for fitting the evaluation's baselines."""
-    from distgen.data import write_ground_truth
-
-    train = rd.split.train.numpy()
-    ctrl = train[rd.data.is_control[train]]
-    write_ground_truth(rd.data, train, ctrl, path=path)
 
 
 def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N")) -> str:

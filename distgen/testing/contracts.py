@@ -329,7 +329,9 @@ class ModelContract(_Contract):
         model = self._model(component_name)
         table = tiny_table()
         fit_kwargs = getattr(type(model), "example_fit_kwargs", {})
-        model.fit(table, **fit_kwargs)
+        from distgen.train import fit
+
+        fit(model, table, **fit_kwargs)
         batch = tiny_batch()
         out = model.predict(batch.control, batch.control_mask, batch.labels)
         assert out.shape == batch.control.shape

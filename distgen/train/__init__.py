@@ -1,12 +1,12 @@
 """Training: one trainer for any assembled model, single process or under torchrun (DDP/FSDP).
 
-``fit(model, table, **train_kwargs)`` is the Python entry; ``distgen train CONFIG --out RUN_DIR``
-the command-line one (``distgen.train.run``). See ``docs/training.md``.
+``fit(model, data, options, run_dir)`` is the one way to train any model (``distgen.fit``);
+``distgen train CONFIG --out RUN_DIR`` the command-line one (``distgen.train.run``). See ``docs/training.md``.
 """
 
 from distgen.train.checkpoint import CheckpointError, load_checkpoint
-from distgen.train.loop import fit
+from distgen.train.loop import PreflightWarning, fit
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.trainer import NonFiniteLossError, Trainer, TrainResult
 
-__all__ = ["CheckpointError", "NonFiniteLossError", "TrainOptions", "TrainResult", "Trainer", "fit", "load_checkpoint", "train_options"]
+__all__ = ["CheckpointError", "NonFiniteLossError", "PreflightWarning", "TrainOptions", "TrainResult", "Trainer", "fit", "load_checkpoint", "train_options"]

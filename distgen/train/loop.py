@@ -1,79 +1,148 @@
-"""``fit(model, table, ...)``: the one-call Python entry to the trainer (what ``Generator.fit`` uses)."""
+"""``fit(model, data, options, run_dir)``: the one way to train any model.
+
+A ``TrainableModel`` (the assembled generator) goes through distgen's trainer; a ``FittedModel``
+(baselines, plugin models with their own inference) fits itself on the training cells. The model
+says which it is by its type (``distgen.models.base``); nothing in ``distgen.models`` imports this.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from distgen.train.batches import TableBatches
-from distgen.train.options import train_options
+from distgen.data.batches import TableBatches
+from distgen.data.prepared import Dataset
+from distgen.data.section import data_section
+from distgen.models.base import FittedModel, PerturbationModel
+from distgen.models.preflight import check_split
+from distgen.train.options import TrainOptions, train_options
 from distgen.train.trainer import Trainer, TrainResult
-from distgen.types import CellTable
+from distgen.types import Cells, CellTable, DataInfo, vocabulary
+
+#: ``data:`` keys that describe the dataset itself, not how its cells are sampled into sets.
+DATASET_KEYS = ("dataset", "schema", "split", "hvg")
+
+
+class PreflightWarning(UserWarning):
+    """A held-out atom the model cannot embed, trained anyway (``allow_unembedded=True``), or a fitted model's fallback."""
 
 
 def fit(
-    model: nn.Module,
-    train: CellTable,
+    model: PerturbationModel | nn.Module,
+    data: Dataset | CellTable | Cells,
+    options: Mapping[str, Any] | TrainOptions | None = None,
+    run_dir: str | Path | None = None,
     *,
-    val: CellTable | None = None,
     config: Mapping[str, Any] | None = None,
+    val: CellTable | None = None,
     set_size: int | None = None,
     matcher: str | None = None,
-    run_dir: str | Path | None = None,
     resume: str | Path | None = None,
     callbacks: Sequence[Callable[[Trainer, int], None]] = (),
-    **train_kwargs: Any,
-) -> TrainResult:
-    """Train ``model`` (anything with ``loss(SetBatch)`` and parameters) on the cells of ``train``.
+    allow_unembedded: bool = False,
+    preflight: bool = True,
+    **overrides: Any,
+) -> TrainResult | None:
+    """Train ``model`` in place on the training cells of ``data``.
 
     Parameters
     ----------
     model
-        The model to fit in place.
-    train, val
-        Training cells and optional validation cells (perturbed and control).
+        A ``TrainableModel`` (trained by the trainer; any ``nn.Module`` with ``loss`` works) or a
+        ``FittedModel`` (its own ``fit(train)`` is called).
+    data
+        A ``Dataset`` (``distgen.load_data``: its training cells, validation cells and set sampling),
+        or training cells as a ``CellTable`` (or ``Cells``, in the model's vocabulary ``model.info``).
+    options
+        The ``train:`` section for the trainer (``steps``, ``lr``, ``sets_per_batch``, ``seed``...;
+        see ``distgen.train.options.TrainOptions``), or the ``fit:`` keyword arguments of a
+        ``FittedModel``. Unknown trainer keys fail, naming the key.
+    run_dir
+        Optional run directory for ``metrics.csv`` and ``checkpoints/``.
     config
-        A run config (e.g. ``distgen.load_config("scdfm-small")``): its ``train:`` section gives the
-        training options and its ``data:`` section the set sampling (``set_size``, ``matcher``,
-        ``matcher_params``, ``sampling``, ``sets_per_epoch``). Keyword arguments given here win, so
-        ``fit(model, table, config=doc, steps=300)`` is the preset's recipe, shorter.
-    set_size, matcher
-        Cells per set and the registered control matcher (default: the config's, else 32 and
-        ``same_context``).
-    run_dir, resume
-        Optional run directory for metrics and checkpoints, and a checkpoint to continue from.
-    **train_kwargs
-        Keys of the ``train:`` section (``steps``, ``lr``, ``sets_per_batch``, ``seed``...); see
-        ``distgen.train.options.TrainOptions``. Unknown keys fail, naming the key.
+        A run config (``distgen.load_config(...)``): its ``train:`` (or ``fit:``) section gives the
+        options and its ``data:`` section the set sampling; ``options`` and keyword arguments win,
+        so ``fit(model, data, config=doc, steps=300)`` is the preset's recipe, shorter.
+    val, set_size, matcher
+        With a ``CellTable``: validation cells, cells per set and the control matcher (default: the
+        config's, else 32 and ``same_context``). A ``Dataset`` brings its own.
+    resume, callbacks
+        A checkpoint to continue from; ``f(trainer, step)`` called after every step.
+    allow_unembedded, preflight
+        With a ``Dataset``, the model is first checked against the split's held-out conditions
+        (``distgen.models.preflight.check_split``): a held-out atom it cannot embed stops here
+        unless ``allow_unembedded`` (then a ``PreflightWarning``). ``preflight=False`` skips the
+        check (for callers that made it already).
+    **overrides
+        More option keys (win over ``options`` and ``config``).
 
     Returns
     -------
-    TrainResult
-        Per-step losses, validation history and the last checkpoint.
+    TrainResult or None
+        Per-step losses, validation history and the last checkpoint (None for a ``FittedModel``).
+        A trained model leaves ``fit`` in evaluation mode, holding the weights that ``distgen predict``
+        uses: the exponential moving average when ``train.ema_decay`` is set.
     """
-    from distgen.train.data_section import data_section
-
     if config is not None and not isinstance(config, Mapping):
         raise TypeError(f"fit: config must be a config mapping (distgen.load_config(...)), got {type(config).__name__}")
-    doc = config or {}
-    opts = train_options({**(doc.get("train") or {}), **train_kwargs})
-    ds = data_section({k: v for k, v in (doc.get("data") or {}).items() if k not in ("dataset", "schema", "split", "hvg")})
-    set_size = ds.set_size if set_size is None else set_size
-    matcher = ds.matcher if matcher is None else matcher
-    sampler: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params}
-    prepare(model, train)
-    source = TableBatches(train, set_size, opts.sets_per_batch, matcher, opts.seed, **sampler)
-    val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1, **sampler) if val is not None else None
-    trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, info=train.info, callbacks=callbacks)
+    doc = dict(config or {})
+    check = isinstance(data, Dataset) and preflight
+    if isinstance(model, FittedModel):
+        if isinstance(options, TrainOptions):
+            raise TypeError(f"fit: {type(model).__name__} fits itself; give its fit: options as a mapping, not TrainOptions")
+        model.fit(_table(model, data), **{**dict(doc.get("fit") or {}), **dict(options or {}), **overrides})
+        if check:  # what a fitted model can predict is known once it is fitted; it has a fallback for the rest
+            _warn(check_split(model, data, "test", allow_unembedded))
+        return None
+    if check:  # before any compute
+        _warn(check_split(model, data, "test", allow_unembedded))
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "loss", None)):
+        raise TypeError(f"fit: {type(model).__name__} is neither a TrainableModel (trained by distgen's trainer: an nn.Module "
+                        "with loss(batch)) nor a FittedModel (with fit(train)); declare one of the two base classes")
+    base = options.to_dict() if isinstance(options, TrainOptions) else dict(options or {})
+    opts = train_options({**dict(doc.get("train") or {}), **base, **overrides})
+    table = _table(model, data)
+    prepare(model, table)
+    if isinstance(data, Dataset):
+        if set_size is not None or matcher is not None or val is not None:
+            raise TypeError("fit: set_size, matcher and val come from the Dataset's data: section; change them there")
+        source, val_source = data.sources(opts.sets_per_batch, opts.val_sets, opts.seed)
+    else:
+        ds = data_section({k: v for k, v in (doc.get("data") or {}).items() if k not in DATASET_KEYS})
+        set_size = ds.set_size if set_size is None else set_size
+        matcher = ds.matcher if matcher is None else matcher
+        sampler: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params}
+        source = TableBatches(table, set_size, opts.sets_per_batch, matcher, opts.seed, **sampler)
+        val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1, **sampler) if val is not None else None
+    trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=config, info=table.info, callbacks=callbacks)
     result = trainer.fit(resume=resume)
+    if trainer.ema is not None:
+        model.load_state_dict({**model.state_dict(), **trainer.ema.state_dict()})
     model.eval()
     return result
 
 
-def prepare(model: nn.Module, train: CellTable) -> None:
+def _warn(messages: list[str]) -> None:
+    for m in messages:
+        warnings.warn(m, PreflightWarning, stacklevel=3)
+
+
+def _table(model: Any, data: Dataset | CellTable | Cells) -> CellTable:
+    if isinstance(data, Dataset):
+        return data.train_table
+    if isinstance(data, CellTable):
+        return data
+    if isinstance(data, Cells):
+        info = getattr(model, "info", None)
+        return data.to_table(info if isinstance(info, DataInfo) else vocabulary([data]))
+    raise TypeError(f"fit: data must be a Dataset (distgen.load_data), a CellTable or Cells, got {type(data).__name__}")
+
+
+def prepare(model: nn.Module | PerturbationModel, train: CellTable) -> None:
     """Let components fit data-dependent structure (e.g. a gene graph) on the training cells.
 
     Calls ``model.prepare(train)`` when the model defines it, else ``prepare(train)`` of each
@@ -83,7 +152,8 @@ def prepare(model: nn.Module, train: CellTable) -> None:
     if callable(hook):
         hook(train)
         return
-    for sub in model.modules():
-        hook = getattr(sub, "prepare", None)
-        if sub is not model and callable(hook):
-            hook(train)
+    if isinstance(model, nn.Module):
+        for sub in model.modules():
+            hook = getattr(sub, "prepare", None)
+            if sub is not model and callable(hook):
+                hook(train)

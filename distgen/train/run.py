@@ -1,34 +1,56 @@
 """``distgen train``: a config document -> a run directory with a trained model.
 
 The run directory holds ``config.yaml`` (fully resolved), ``manifest.json`` (versions, git
-commit, data and split hashes, seed, hardware), ``split.json``, ``info.json``, ``metrics.csv``,
-``tensorboard/`` (when installed) and ``checkpoints/``. Only rank 0 writes.
+commit, data and split hashes, seed, hardware, pre-flight warnings), ``split.json``, ``info.json``,
+``metrics.csv``, ``tensorboard/`` (when installed) and ``checkpoints/``. Only rank 0 writes.
+``train_model`` is the same with the ``Dataset`` handed in and the trained model handed back
+(``distgen run`` trains this way, loading its data once).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from distgen.config import ConfigError, load_config, resolve_node, save_yaml
+from distgen.data.prepared import Dataset
+from distgen.data.section import data_section
 from distgen.models.generator import build_model
+from distgen.models.preflight import check_split
 from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import CheckpointError, list_checkpoints
-from distgen.train.data_section import RunData, data_section, load_run_data
-from distgen.train.loop import prepare
+from distgen.train.device import select_device
+from distgen.train.loop import fit
 from distgen.train.manifest import build_manifest
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.state_io import atomic_write_text
-from distgen.train.trainer import Trainer, TrainResult
+from distgen.train.trainer import TrainResult
 
 SECTIONS = ("model", "data", "train")
-OTHER_SECTIONS = frozenset({"sweep", "fit", "evaluate", "description"})  #: read by other commands; ignored here
+OTHER_SECTIONS = frozenset({"sweep", "fit", "evaluate", "description", "preflight"})  #: read by other commands; ignored here
+PREFLIGHT_KEYS = ("allow_unembedded",)  #: keys of the optional ``preflight:`` section
 INIT_KEY = 1_000_001  #: seed key of weight initialisation
+
+
+def preflight_section(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional ``preflight:`` section (``{allow_unembedded: true}``), checked."""
+    section = doc.get("preflight") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"preflight: must be a mapping like {{allow_unembedded: true}}, got {section!r}")
+    unknown = sorted(set(section) - set(PREFLIGHT_KEYS))
+    if unknown:
+        raise ConfigError(f"preflight: unknown key(s) {unknown}; allowed: {', '.join(PREFLIGHT_KEYS)}")
+    allow = section.get("allow_unembedded", False)
+    if not isinstance(allow, bool):
+        raise ConfigError(f"preflight.allow_unembedded must be true or false, got {allow!r}")
+    return dict(section)
 
 
 def resolve_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], TrainOptions, Any]:
@@ -40,11 +62,67 @@ def resolve_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], TrainOptio
         raise ConfigError("the config has no 'model' section; start from a preset (base: scdfm-small) or add model: {name: generator, ...}")
     opts = train_options(doc.get("train"))
     ds = data_section(doc.get("data"))
+    pre = preflight_section(doc)
     try:
         model = resolve_node("models", doc["model"])
     except (TypeError, ValueError, KeyError):
         model = dict(doc["model"])
-    return {"model": model, "data": ds.to_dict(), "train": opts.to_dict()}, opts, ds
+    resolved = {"model": model, "data": ds.to_dict(), "train": opts.to_dict()}
+    if pre:
+        resolved["preflight"] = pre
+    return resolved, opts, ds
+
+
+@dataclass
+class TrainedRun:
+    """What ``train_model`` leaves: the trained model (EMA weights when kept), its data and the trainer's result."""
+
+    model: Any
+    dataset: Dataset
+    result: TrainResult
+    notes: list[str] = field(default_factory=list)
+
+
+def train_model(
+    doc: Mapping[str, Any], out: str | Path, dataset: Dataset | None = None, resume: bool | str | Path = False
+) -> TrainedRun:
+    """Train the model of a loaded config document into run directory ``out``.
+
+    ``dataset`` is the run's data when already loaded (else it is loaded from ``doc``'s ``data:``).
+    The model is checked against the split's held-out conditions before any compute
+    (``distgen.models.preflight.check_split``). ``resume=True`` continues from the newest checkpoint
+    in ``out``; a path continues from that checkpoint. Without it, an ``out`` that already holds
+    checkpoints is refused.
+    """
+    resolved, opts, ds = resolve_document(doc)
+    allow = bool(resolved.get("preflight", {}).get("allow_unembedded", False))
+    out = Path(out)
+    env = D.env_from_torchrun()
+    has_ckpt = bool(list_checkpoints(out / "checkpoints"))
+    if has_ckpt and resume is False:
+        raise CheckpointError(f"{out} already holds checkpoints; pass --resume to continue that run or choose a new --out")
+    if resume is True and not has_ckpt:
+        raise CheckpointError(f"--resume: {out} holds no checkpoint to resume from")
+    if dataset is None:
+        split_file = out / "split.json" if resume is not False and (out / "split.json").exists() else None
+        dataset = Dataset.load(ds, split_file)
+    torch.manual_seed(mix_seed(opts.seed, INIT_KEY))  # initial weights depend on the seed only
+    model = build_model(resolved["model"], dataset.info, dataset.seen_perturbations())
+    notes = check_split(model, dataset, "test", allow)
+    for note in notes:
+        print(note, file=sys.stderr)
+    if env.is_main:
+        device = select_device(opts.device, env.local_rank)
+        write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=resume is not False, notes=notes)
+    trainer_config = {k: v for k, v in resolved.items() if k != "preflight"}  # not part of the checkpoint fingerprint
+    try:
+        result = fit(model, dataset, opts, out, config=trainer_config, resume=out if resume is True else (resume or None), preflight=False)
+    except BaseException:
+        D.shutdown(wait=False)  # another rank may never reach a barrier; torchrun stops the group
+        raise
+    D.shutdown()
+    assert result is not None  # a model built from a run config with train: is trained by the trainer
+    return TrainedRun(model, dataset, result, notes)
 
 
 def train_run(
@@ -53,51 +131,27 @@ def train_run(
     overrides: Sequence[str] = (),
     resume: bool | str | Path = False,
 ) -> TrainResult:
-    """Train the model of ``config`` (preset name, YAML path or mapping) into run directory ``out``.
-
-    ``resume=True`` continues from the newest checkpoint in ``out``; a path continues from that
-    checkpoint. Without it, an ``out`` that already holds checkpoints is refused.
-    """
-    doc = load_config(config, overrides)
-    resolved, opts, ds = resolve_document(doc)
-    out = Path(out)
-    env = D.env_from_torchrun()
-    has_ckpt = bool(list_checkpoints(out / "checkpoints"))
-    if has_ckpt and resume is False:
-        raise CheckpointError(f"{out} already holds checkpoints; pass --resume to continue that run or choose a new --out")
-    if resume is True and not has_ckpt:
-        raise CheckpointError(f"--resume: {out} holds no checkpoint to resume from")
-    split_file = out / "split.json" if resume is not False and (out / "split.json").exists() else None
-    rd = load_run_data(ds, split_file)
-    torch.manual_seed(mix_seed(opts.seed, INIT_KEY))  # initial weights depend on the seed only
-    model = build_model(resolved["model"], rd.info, rd.seen_perturbations())
-    prepare(model, rd.train_table)  # type: ignore[arg-type]
-    train, val = rd.sources(opts.sets_per_batch, opts.val_sets, opts.seed)
-    trainer = Trainer(model, train, opts, val=val, run_dir=out, config=resolved, info=rd.info)  # type: ignore[arg-type]
-    if env.is_main:
-        write_run_files(out, resolved, rd, opts, trainer, resumed=resume is not False)
-    D.barrier()
-    try:
-        result = trainer.fit(resume=out if resume is True else (resume or None))
-    except BaseException:
-        D.shutdown(wait=False)  # another rank may never reach a barrier; torchrun stops the group
-        raise
-    D.shutdown()
-    return result
+    """Train the model of ``config`` (preset name, YAML path or mapping) into run directory ``out`` (``distgen train``)."""
+    return train_model(load_config(config, overrides), out, resume=resume).result
 
 
-def write_run_files(out: Path, resolved: dict[str, Any], rd: RunData, opts: TrainOptions, trainer: Trainer, resumed: bool = False) -> None:
+def write_run_files(
+    out: Path, resolved: dict[str, Any], dataset: Dataset, opts: TrainOptions, world_size: int, device: str,
+    resumed: bool = False, notes: Sequence[str] = (),
+) -> None:
     """config.yaml, manifest.json, split.json and info.json (rank 0); a resume is appended to the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(resolved, out / "config.yaml")
-    manifest = build_manifest(opts.seed, rd.hashes(), trainer.env.world_size, str(trainer.device))
+    manifest = build_manifest(opts.seed, dataset.hashes(), world_size, device)
     manifest["tensorboard"] = "tensorboard/" if _has_tensorboard() else "off: the 'tensorboard' package is not installed"
+    if notes:
+        manifest["preflight"] = list(notes)
     if resumed and (out / "manifest.json").exists():
         first = json.loads((out / "manifest.json").read_text())
         manifest = {**first, "resumes": [*first.get("resumes", []), manifest]}
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
-    rd.split.save(out / "split.json")
-    atomic_write_text(out / "info.json", json.dumps(rd.info.to_dict()))
+    dataset.split.save(out / "split.json")
+    atomic_write_text(out / "info.json", json.dumps(dataset.info.to_dict()))
 
 
 def _has_tensorboard() -> bool:

@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from distgen.evaluation.io import load_pair
 from distgen.evaluation.suite import run_metrics
+from distgen.pipeline.evaluate import load_pair
 
 from .synth import CONTROL, make_pair
 

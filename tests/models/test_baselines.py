@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
+from distgen.evaluation.ceiling import half_split, spearman_brown
 from distgen.models import models
-from distgen.models.baselines.ceiling import half_split, spearman_brown
 from distgen.testing.fixtures import tiny_table
 from distgen.types import PAD, CellTable, ConditionLabels, DataInfo
 

@@ -9,6 +9,7 @@ from distgen.config import load_config
 from distgen.couplings.exact_ot import ExactOTCoupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.testing.fixtures import tiny_batch, tiny_info, tiny_table
+from distgen.train import fit
 
 
 def test_scdfm_preset_has_the_official_defaults():
@@ -38,7 +39,7 @@ def _small(overrides=()):
 
 def test_scdfm_small_trains_and_samples_on_cpu():
     model = _small()
-    model.fit(tiny_table(), steps=3, set_size=6, sets_per_batch=2, progress=False)
+    fit(model, tiny_table(), steps=3, set_size=6, sets_per_batch=2, progress=False)
     assert model.backbone.genes.has_graph  # built from the training cells by prepare()
     b = tiny_batch()
     out = model.predict(b.control, b.control_mask, b.labels)
@@ -93,7 +94,7 @@ def test_set_size_one_with_mmd_is_a_clear_error():
 def test_ablations_are_config_overrides_that_train(override, check):
     model = _small([override])
     assert check(model)
-    model.fit(tiny_table(), steps=2, set_size=6, sets_per_batch=2, progress=False)
+    fit(model, tiny_table(), steps=2, set_size=6, sets_per_batch=2, progress=False)
     b = tiny_batch()
     assert torch.isfinite(model.predict(b.control, b.control_mask, b.labels)).all()
 

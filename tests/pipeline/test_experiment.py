@@ -1,4 +1,6 @@
-"""`distgen run` end to end on bundled Norman data: a fitted baseline and a tiny trained generator."""
+"""`distgen run` end to end on bundled Norman data: a fitted baseline and a tiny trained generator.
+
+One run loads its data once, hands objects between stages and writes files only as outputs."""
 
 import json
 
@@ -6,7 +8,9 @@ import pytest
 
 from distgen.cli import main
 from distgen.config import load_yaml, save_yaml
-from distgen.pipeline.experiment import headline, is_trainable, run_experiment
+from distgen.data import layout
+from distgen.data.prepared import Dataset
+from distgen.pipeline.experiment import headline, is_trainable, run
 
 DATA = {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 8}
 FAST_METRICS = ["mse", "pearson_delta", "discrimination_score_l1"]
@@ -16,8 +20,27 @@ def test_is_trainable():
     assert is_trainable({"name": "generator"}) and not is_trainable({"name": "additive"})
 
 
-def test_fitted_model_experiment(tmp_path):
-    summary = run_experiment({"model": {"name": "additive"}, "data": DATA}, tmp_path / "add", progress=False,
+def _count_loads_and_forbid_reading_back(monkeypatch):
+    """Count ``Dataset.load`` calls; fail on any read of a prediction/truth file (the layout's readers)."""
+    loads = []
+    real_load = Dataset.load.__func__
+
+    def counting(cls, *args, **kwargs):
+        loads.append(args)
+        return real_load(cls, *args, **kwargs)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a run read a prediction or truth file back")
+
+    monkeypatch.setattr(Dataset, "load", classmethod(counting))
+    monkeypatch.setattr(layout, "read", forbidden)
+    monkeypatch.setattr(layout, "read_pair", forbidden)
+    return loads
+
+
+def test_fitted_model_experiment(tmp_path, monkeypatch):
+    loads = _count_loads_and_forbid_reading_back(monkeypatch)
+    summary = run({"model": {"name": "additive"}, "data": DATA}, tmp_path / "add", progress=False,
                              metrics=FAST_METRICS, plots=False)
     assert summary["n_perturbations"] == 4  # 4 of the 5 pairs of bundled Norman whose singles are both measured
     # the model *is* the additive baseline, fitted on the same training cells; the two differ only in
@@ -25,14 +48,17 @@ def test_fitted_model_experiment(tmp_path):
     mse, pd = summary["metrics"]["mse"], summary["metrics"]["pearson_delta"]
     assert mse["model"] == pytest.approx(mse["baselines"]["additive"], rel=0.5)
     assert pd["model"] == pytest.approx(pd["baselines"]["additive"], abs=0.15)
-    for f in ("pred.h5ad", "real.h5ad", "train.h5ad", "split.json", "eval/metrics.csv", "eval/summary.md"):
+    for f in ("pred.h5ad", "real.h5ad", "split.json", "eval/metrics.csv", "eval/calibration.csv", "eval/summary.md"):
         assert (tmp_path / "add" / f).exists(), f
+    assert not (tmp_path / "add" / "train.h5ad").exists()  # baselines are fitted on the loaded training cells, not a file
+    assert len(loads) == 1
     timings = json.loads((tmp_path / "add" / "timings.json").read_text())
     assert list(timings) == ["fit_predict", "evaluate"] and all(v >= 0 for v in timings.values())
     assert summary["timings_s"] == timings
 
 
-def test_trained_generator_experiment_via_cli(tmp_path, capsys):
+def test_trained_generator_experiment_via_cli(tmp_path, capsys, monkeypatch):
+    loads = _count_loads_and_forbid_reading_back(monkeypatch)
     cfg = save_yaml({
         "model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8},
                   "backbone": {"name": "mlp", "hidden": 32, "depth": 1},
@@ -48,6 +74,11 @@ def test_trained_generator_experiment_via_cli(tmp_path, capsys):
     assert (tmp_path / "gen" / "train" / "checkpoints").is_dir()
     assert "control" in summary["metrics"]["mse"]["baselines"]
     assert list(json.loads((tmp_path / "gen" / "timings.json").read_text())) == ["train", "predict", "evaluate"]
+    assert len(loads) == 1  # one dataset load for train, predict and the baselines
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == [
+        "eval", "experiment.yaml", "pred.h5ad", "real.h5ad", "timings.json", "train"]
+    for f in ("config.yaml", "manifest.json", "split.json", "info.json", "metrics.csv", "checkpoints"):
+        assert (tmp_path / "gen" / "train" / f).exists(), f
 
 
 def test_headline_lists_model_baselines_and_ceiling_and_hides_undefined_normalised_scores():

@@ -101,7 +101,7 @@ def test_grid_from_yaml_section_and_bad_reference(tmp_path):
 
 def test_a_base_axis_puts_whole_configs_on_one_grid(tmp_path, monkeypatch):
     """``base=[...]`` swaps the whole preset under the sweep file: here two closed-form models, really run."""
-    from distgen.pipeline.experiment import run_experiment
+    from distgen.pipeline.experiment import run as run_experiment
 
     data = {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 16}
     save_yaml({"model": {"name": "additive"}}, tmp_path / "additive.yaml")

@@ -75,15 +75,15 @@ def test_multi_rank_predict_equals_single_process(ddp_run):
     import anndata as ad
     import numpy as np
 
-    from distgen.train.predict import predict_run
+    from distgen.pipeline.predict import predict_run
 
     root, _ = ddp_run
     proc = torchrun(2, "predict", str(root / "ddp"), "--out", str(root / "p2.h5ad"), "--split", "val")
     assert proc.returncode != 0 and "no perturbed cells" in proc.stderr  # val_frac=0: a clear error
     proc = torchrun(2, "predict", str(root / "ddp"), "--out", str(root / "p2.h5ad"))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    single = predict_run(root / "ddp", root / "p1.h5ad")
-    multi = ad.read_h5ad(root / "p2.h5ad")
+    predict_run(root / "ddp", root / "p1.h5ad")
+    single, multi = ad.read_h5ad(root / "p1.h5ad"), ad.read_h5ad(root / "p2.h5ad")
     assert list(multi.obs["target_gene"]) == list(single.obs["target_gene"])
     np.testing.assert_allclose(np.asarray(multi.X), np.asarray(single.X), rtol=1e-5, atol=1e-6)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from distgen.config import ConfigError
-from distgen.train.data_section import data_section, load_run_data
+from distgen.data import Dataset, data_section
 from distgen.train.device import OOM_HINT, resolve_precision, select_device
 from distgen.train.ema import EMA
 from distgen.train.logger import TENSORBOARD_NOTE, MetricsLog
@@ -73,7 +73,7 @@ def test_data_section_validates_and_loads_bundled_data():
         data_section({"set_size": 0})
     with pytest.raises(ConfigError, match="Did you mean 'kind'"):
         data_section({"split": {"knd": "x"}})
-    rd = load_run_data(data_section({"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 4}))
+    rd = Dataset.load(data_section({"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 4}))
     train, val = rd.sources(sets_per_batch=4, val_sets=2, seed=0)
     b = train.batch(0)
     assert b.shape == (4, 4, rd.info.n_genes) and not b.labels.is_control.any()

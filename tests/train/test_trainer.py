@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
+from distgen.data.batches import TableBatches
 from distgen.train import NonFiniteLossError, fit
-from distgen.train.batches import TableBatches
 from distgen.train.options import train_options
 from distgen.train.trainer import Trainer
 

@@ -8,13 +8,13 @@ import torch
 from torch import Tensor
 
 from distgen.models import models
-from distgen.models.base import PerturbationModel
+from distgen.models.base import FittedModel
 from distgen.models.baselines.effects import add_effects, atoms_of, condition_effects
 from distgen.types import CellTable, ConditionLabels
 
 
 @models.register("additive")
-class AdditiveBaseline(PerturbationModel):
+class AdditiveBaseline(FittedModel):
     """``control + sum_a delta_a`` with ``delta_a`` the effect of atom ``a`` applied alone in training.
 
     For a single perturbation seen in training this is its training mean (shifted onto the given

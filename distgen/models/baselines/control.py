@@ -7,12 +7,12 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from distgen.models import models
-from distgen.models.base import PerturbationModel
+from distgen.models.base import FittedModel
 from distgen.types import CellTable, ConditionLabels
 
 
 @models.register("control")
-class ControlBaseline(PerturbationModel):
+class ControlBaseline(FittedModel):
     """Returns the supplied control cells unchanged (pseudobulk: the control mean)."""
 
     capabilities: ClassVar[dict[str, Any]] = {

@@ -16,13 +16,13 @@ import torch
 from torch import Tensor
 
 from distgen.models import models
-from distgen.models.base import PerturbationModel
+from distgen.models.base import FittedModel
 from distgen.models.baselines.effects import add_effects, atoms_of, condition_effects
 from distgen.types import CellTable, ConditionLabels
 
 
 @models.register("linear")
-class LinearBaseline(PerturbationModel):
+class LinearBaseline(FittedModel):
     """Bilinear ridge model on a PCA gene embedding (Ahlmann-Eltze et al. 2025); ``K`` dims, ridge ``ridge``."""
 
     capabilities: ClassVar[dict[str, Any]] = {

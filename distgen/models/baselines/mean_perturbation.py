@@ -8,13 +8,13 @@ import torch
 from torch import Tensor
 
 from distgen.models import models
-from distgen.models.base import PerturbationModel
+from distgen.models.base import FittedModel
 from distgen.models.baselines.effects import add_effects, condition_effects
 from distgen.types import CellTable, ConditionLabels
 
 
 @models.register("mean_perturbation")
-class MeanPerturbationBaseline(PerturbationModel):
+class MeanPerturbationBaseline(FittedModel):
     """Control cells shifted by the mean effect over all training perturbations (each weighted equally).
 
     Pseudobulk: the mean over training perturbations, the "mean baseline" that Ahlmann-Eltze et al.

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from distgen.models.base import PerturbationModel
+from distgen.models.base import FittedModel
 from distgen.types import CellTable, ConditionLabels, DataInfo
 from distgen_bayes.basis import Basis, fit_basis
 from distgen_bayes.design import Design
@@ -22,7 +22,7 @@ from distgen_bayes.posterior import Posterior
 from distgen_bayes.priors import make_priors
 
 
-class BayesHierarchicalModel(PerturbationModel):
+class BayesHierarchicalModel(FittedModel):
     """Bayesian hierarchical model of population means (numpyro; SVI or NUTS) with replicate random effects.
 
     Each training population (condition x context x batch) is summarised by its mean in a reduced

@@ -1,6 +1,16 @@
+"""TableBatches: the trainer's in-memory batch source, a pure function of (seed, step, shard)."""
+
+import pytest
 import torch
 
-from distgen.train.batches import TableBatches, mix_seed
+from distgen.data.batches import TableBatches
+from distgen.testing.fixtures import tiny_table
+from distgen.train.batches import mix_seed
+
+
+@pytest.fixture
+def table():
+    return tiny_table()
 
 
 def test_shards_concatenate_to_the_global_batch(table):

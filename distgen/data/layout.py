@@ -1,0 +1,354 @@
+"""``Cells`` <-> the cell-eval AnnData layout: the one edge where populations become files.
+
+``cell-eval run -ap pred.h5ad -ar real.h5ad --pert-col target_gene --control-pert non-targeting``
+expects, in both files: the same genes in the same order (``var_names``), a perturbation column in
+``obs`` with the *same set* of labels, control cells labelled ``control_pert`` in each file, and
+log-normalised values; with ``--celltype-col``, a cell-type column. ``write`` produces exactly that,
+with the default names below; ``read`` reads it back (and files of other tools: the column and the
+control label are guessed from common conventions when not given).
+
+Every prediction, ground truth and reference that ``distgen predict``, ``distgen run`` and the Python
+API write goes through ``write``; every file that ``distgen evaluate`` reads goes through ``read``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import torch
+
+from distgen.types import ALL, COMBO, Cells, canonical
+
+if TYPE_CHECKING:
+    from distgen.data.dataset import PerturbationData
+
+#: Column and label names written (cell-eval's defaults). The only place these names are defined.
+PERT_COL = "target_gene"  #: cell-eval's default ``--pert-col``
+CONTROL = "non-targeting"  #: cell-eval's default ``--control-pert``
+CELLTYPE_COL = "celltype"  #: cell-eval's default ``--celltype-col``
+KIND_COL = "distgen_kind"  #: ``pred`` / ``real`` / ``control``: which rows a model generated
+
+#: Conventions tried, in order, when reading a file whose column or control label is not given.
+PERT_COLS = (PERT_COL, "target", "condition", "perturbation", "gene", "guide_target")
+CONTROL_LABELS = (CONTROL, "control", "ctrl", "NT", "non_targeting", "DMSO")
+
+# Former names (``distgen.data.predictions``), kept readable.
+CELL_EVAL_PERT_COL, CELL_EVAL_CONTROL, CELL_EVAL_CELLTYPE_COL = PERT_COL, CONTROL, CELLTYPE_COL
+
+
+@dataclass
+class LayoutInfo:
+    """What ``read_pair`` found: the perturbation column, control label and cell-type column used."""
+
+    pert_col: str
+    control: str
+    celltype_col: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def to_anndata(
+    cells: Cells,
+    kind: str = "pred",
+    with_context: bool | None = None,
+    pert_col: str = PERT_COL,
+    control: str = CONTROL,
+    celltype_col: str = CELLTYPE_COL,
+) -> ad.AnnData:
+    """``cells`` in the cell-eval layout (rows in the same order; controls relabelled ``control``).
+
+    ``with_context`` writes the ``celltype_col`` column (default: when some context is not ``"all"``).
+    Cell names are ``cells.names`` when given, else ``{kind}_{i}`` and ``control_{j}``.
+    """
+    x = np.ascontiguousarray(cells.X.detach().cpu().numpy().astype(np.float32, copy=False))
+    if not np.isfinite(x).all():
+        where = "generated" if kind == "pred" else kind
+        raise ValueError(f"the {where} cells have NaN/inf values; the model diverged or the input was not cleaned")
+    ctrl = cells.is_control
+    if not ctrl.any():
+        raise ValueError("no control cells given: cell-eval needs real control cells in both files")
+    if control in set(cells.conditions[~ctrl].tolist()):
+        raise ValueError(f"condition label {control!r} is the file's control label; rename that perturbation")
+    labels = np.where(ctrl, control, cells.conditions).astype(str)
+    obs = pd.DataFrame({pert_col: pd.Categorical(labels)})
+    if with_context is None:
+        with_context = any(c != ALL for c in cells.contexts.tolist())
+    if with_context:
+        obs[celltype_col] = pd.Categorical(cells.contexts.astype(str))
+    obs[KIND_COL] = pd.Categorical(np.where(ctrl, "control", kind).astype(str))
+    if cells.names is not None:
+        obs.index = pd.Index(cells.names.astype(str))
+    else:
+        counters = {True: 0, False: 0}
+        names = []
+        for is_c in ctrl.tolist():
+            names.append(f"{'control' if is_c else kind}_{counters[is_c]}")
+            counters[is_c] += 1
+        obs.index = pd.Index(names)
+    out = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index(list(cells.genes))))
+    out.obs_names_make_unique()
+    return out
+
+
+def write(cells: Cells, path: str | os.PathLike[str], kind: str = "pred", **layout: Any) -> ad.AnnData:
+    """Write ``cells`` to ``path`` (gzip h5ad, atomically, only after every check passed); returns the AnnData.
+
+    ``layout``: ``to_anndata`` options (``with_context``, ``pert_col``, ``control``, ``celltype_col``).
+    """
+    adata = to_anndata(cells, kind, **layout)
+    _write(adata, path)
+    return adata
+
+
+def _write(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".h5ad")
+    os.close(fd)
+    try:
+        adata.write_h5ad(tmp, compression="gzip")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class ChunkedWriter:
+    """The same layout written chunk by chunk, for predictions too large to hold (``predict_to_disk``).
+
+    ``append(rows, conditions, contexts, kind)`` adds rows (``conditions`` already in the file's
+    labels: ``CONTROL`` for controls); on a clean exit the file (dense ``X``, ``obs`` with
+    ``PERT_COL``, ``CELLTYPE_COL`` and ``KIND_COL``) replaces ``path`` atomically.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024) -> None:
+        self.path = Path(path)
+        self.genes = [str(g) for g in genes]
+        self.chunk_rows = chunk_rows
+        self.conditions: list[str] = []
+        self.contexts: list[str] = []
+        self.kinds: list[str] = []
+
+    def __enter__(self) -> ChunkedWriter:
+        import h5py
+
+        self._tmp = self.path.with_name(self.path.name + ".partial")
+        self._file = h5py.File(self._tmp, "w")
+        self._file.attrs["encoding-type"], self._file.attrs["encoding-version"] = "anndata", "0.1.0"
+        g = len(self.genes)
+        self._x = self._file.create_dataset("X", shape=(0, g), maxshape=(None, g), dtype="float32", chunks=(self.chunk_rows, g))
+        self._x.attrs["encoding-type"], self._x.attrs["encoding-version"] = "array", "0.2.0"
+        return self
+
+    def append(self, rows: np.ndarray, conditions: Sequence[str], contexts: Sequence[str], kind: str) -> None:
+        if len(conditions) != rows.shape[0] or len(contexts) != rows.shape[0]:
+            raise ValueError(f"{rows.shape[0]} rows but {len(conditions)} conditions and {len(contexts)} contexts")
+        n0 = self._x.shape[0]
+        self._x.resize(n0 + rows.shape[0], axis=0)
+        self._x[n0:] = rows
+        self.conditions += list(conditions)
+        self.contexts += list(contexts)
+        self.kinds += [kind] * rows.shape[0]
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        from anndata.io import write_elem
+
+        try:
+            if exc_type is None:
+                obs = pd.DataFrame(
+                    {PERT_COL: pd.Categorical(self.conditions), CELLTYPE_COL: pd.Categorical(self.contexts), KIND_COL: pd.Categorical(self.kinds)},
+                    index=pd.Index([f"cell{i}" for i in range(len(self.conditions))], dtype=object),
+                )
+                write_elem(self._file, "obs", obs)
+                write_elem(self._file, "var", pd.DataFrame(index=pd.Index(self.genes, dtype=object)))
+        finally:
+            self._file.close()
+        if exc_type is None:
+            self._tmp.replace(self.path)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def as_anndata(source: Any) -> ad.AnnData:
+    """An ``AnnData`` from a path or an object."""
+    if isinstance(source, str | bytes) or hasattr(source, "__fspath__"):
+        return ad.read_h5ad(source)
+    if not isinstance(source, ad.AnnData):
+        raise TypeError(f"expected an .h5ad path or an AnnData, got {type(source).__name__}")
+    return source
+
+
+def guess_pert_col(files: dict[str, ad.AnnData], pert_col: str | None) -> str:
+    """The perturbation column: ``pert_col``, or the first of ``PERT_COLS`` present in every file."""
+    if pert_col is None:
+        found = [c for c in PERT_COLS if all(c in a.obs.columns for a in files.values())]
+        if not found:
+            first = next(iter(files.values()))
+            raise ValueError(f"no perturbation column given and none of {PERT_COLS} is in the obs of every file "
+                             f"(columns: {list(first.obs.columns)}); pass --pert-col")
+        pert_col = found[0]
+    for name, a in files.items():
+        if pert_col not in a.obs.columns:
+            raise ValueError(f"perturbation column {pert_col!r} is not in the {name} file's obs columns {list(a.obs.columns)}; "
+                             "pass the right --pert-col")
+    return pert_col
+
+
+def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | None, reference: str) -> str:
+    """The control label: ``control``, or the first of ``CONTROL_LABELS`` found in the ``reference`` file; every file must hold it."""
+    if control is None:
+        labels = set(files[reference].obs[pert_col].astype(str))
+        found = [c for c in CONTROL_LABELS if c in labels]
+        if not found:
+            raise ValueError(f"no control label given and none of {CONTROL_LABELS} is a value of {reference}.obs[{pert_col!r}]; pass --control")
+        control = found[0]
+    for name, a in files.items():
+        labels = set(a.obs[pert_col].astype(str))
+        if control not in labels:
+            some = sorted(labels)[:8]
+            raise ValueError(f"the {name} file has no control cells: label {control!r} is not in obs[{pert_col!r}] "
+                             f"(values include {some}); every evaluation needs control cells (pass --control)")
+    return control
+
+
+def canonical_condition(label: str, control: str) -> str:
+    """A file's label as a canonical condition: atoms split on ``+``, control tokens (``ctrl``) dropped, sorted."""
+    skip = {control, *CONTROL_LABELS}
+    return canonical((a.strip() for a in str(label).split(COMBO) if a.strip() and a.strip() not in skip), control)
+
+
+def read(
+    source: Any, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None, name: str = "input"
+) -> Cells:
+    """``Cells`` from an ``.h5ad`` path or AnnData in the cell-eval layout (controls keep the file's label).
+
+    ``celltype_col`` gives the contexts (default: ``CELLTYPE_COL`` when the file has it, else one context).
+    """
+    adata = as_anndata(source)
+    files = {name: adata}
+    pert_col = guess_pert_col(files, pert_col)
+    control = guess_control(files, pert_col, control, name)
+    return _cells(adata, pert_col, control, celltype_col, name)
+
+
+def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str) -> Cells:
+    genes = [str(g) for g in adata.var_names]
+    if len(set(genes)) != len(genes):
+        raise ValueError(f"the {name} file has duplicated gene names in var_names; make them unique (adata.var_names_make_unique())")
+    raw = adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X
+    x = np.ascontiguousarray(np.asarray(raw, dtype=np.float32))
+    cache: dict[str, str] = {}
+    labels = adata.obs[pert_col].astype(str).to_numpy()
+    conds = np.array([cache.setdefault(v, canonical_condition(v, control)) if v not in cache else cache[v] for v in labels], dtype=object)
+    col = celltype_col if celltype_col is not None else (CELLTYPE_COL if CELLTYPE_COL in adata.obs.columns else None)
+    if col is not None and col not in adata.obs.columns:
+        raise ValueError(f"cell-type column {col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}")
+    contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None
+    return Cells(torch.from_numpy(x), conds, genes, contexts, None, control, np.asarray(adata.obs_names.astype(str), dtype=object))
+
+
+def read_pair(
+    pred: Any, real: Any, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None,
+    train: Any = None,
+) -> tuple[Cells, Cells, Cells | None, LayoutInfo]:
+    """A prediction, its truth (and optionally training cells) read with one shared column and control label.
+
+    The column and label are guessed from the truth when not given; every file must hold control
+    cells. Contexts come from ``celltype_col`` (default ``CELLTYPE_COL``) when every file has it.
+    """
+    files = {"real": as_anndata(real), "pred": as_anndata(pred)}
+    if train is not None:
+        files["training"] = as_anndata(train)
+    pert_col = guess_pert_col(files, pert_col)
+    control = guess_control(files, pert_col, control, "real")
+    col = celltype_col
+    if col is None and all(CELLTYPE_COL in a.obs.columns for a in files.values()):
+        col = CELLTYPE_COL
+    info = LayoutInfo(pert_col, control, col)
+    cells = {k: _cells(a, pert_col, control, col, k) for k, a in files.items()}
+    return cells["pred"], cells["real"], cells.get("training"), info
+
+
+# ---------------------------------------------------------------------------------------------- array helpers
+def write_predictions(
+    cells: Any,
+    conditions: Sequence[str],
+    control_cells: Any,
+    genes: Sequence[str],
+    contexts: Sequence[str] | None = None,
+    control_contexts: Sequence[str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+    data: PerturbationData | None = None,
+    pert_col: str = PERT_COL,
+    control_label: str = CONTROL,
+    celltype_col: str = CELLTYPE_COL,
+) -> ad.AnnData:
+    """AnnData of generated ``cells`` ``[N, G]`` with real ``control_cells`` ``[M, G]`` appended (arrays in, layout out).
+
+    ``data`` (optional) checks that the genes and the perturbations are the training ones. The file
+    is written (gzip h5ad, atomically) only after every check passed.
+    """
+    x, c = _np(cells), _np(control_cells)
+    genes = [str(g) for g in genes]
+    for what, m in (("cells", x), ("control_cells", c)):
+        if m.ndim != 2 or m.shape[1] != len(genes):
+            raise ValueError(f"{what} must be [N, G={len(genes)}], got {m.shape}")
+    if len(conditions) != len(x):
+        raise ValueError(f"{len(conditions)} condition labels for {len(x)} cells")
+    if (contexts is None) != (control_contexts is None):
+        raise ValueError("give contexts for both the perturbed and the control cells, or for neither")
+    if control_label in set(conditions):
+        raise ValueError(f"condition label {control_label!r} is the control label; pass perturbed cells in cells= and controls in control_cells=")
+    if data is not None:
+        data.check_genes(genes)
+        data.labels_for(list(conditions), list(contexts) if contexts is not None else None)
+    if not np.isfinite(x).all() or not np.isfinite(c).all():
+        raise ValueError("cells has NaN/inf values; the model diverged or the input was not cleaned")
+    pop = Cells(
+        torch.from_numpy(np.concatenate([x, c])),
+        [str(v) for v in conditions] + ["control"] * len(c),
+        genes,
+        [*map(str, contexts), *map(str, control_contexts)] if contexts is not None and control_contexts is not None else None,
+    )
+    adata = to_anndata(pop, "pred", contexts is not None, pert_col, control_label, celltype_col)
+    if path is not None:
+        _write(adata, path)
+    return adata
+
+
+def write_ground_truth(
+    data: PerturbationData,
+    cells: Any,
+    control_cells: Any,
+    path: str | os.PathLike[str] | None = None,
+    pert_col: str = PERT_COL,
+    control_label: str = CONTROL,
+    celltype_col: str = CELLTYPE_COL,
+) -> ad.AnnData:
+    """The real cells at indices ``cells`` (perturbed; control cells among them are dropped) and ``control_cells``."""
+    from distgen.data.prepared import cells_of
+
+    idx = np.asarray(cells, dtype=np.int64)
+    idx = idx[~data.is_control[idx]]
+    cidx = np.asarray(control_cells, dtype=np.int64)
+    if not data.is_control[cidx].all():
+        raise ValueError("control_cells must index control cells of the dataset")
+    pop = cells_of(data, np.concatenate([idx, cidx]))
+    adata = to_anndata(pop, "real", len(data.info.contexts) > 1, pert_col, control_label, celltype_col)
+    if path is not None:
+        _write(adata, path)
+    return adata
+
+
+def _np(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float32))

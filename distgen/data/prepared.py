@@ -1,0 +1,200 @@
+"""``Dataset``: the data of a run, loaded once: cells + split + preprocessing fitted on training cells.
+
+``Dataset.load(section)`` reads the ``data:`` section's dataset, makes (or loads) its split, fits
+the preprocessing (highly variable genes) on the training cells and checks the split for leakage.
+Everything a run needs afterwards comes from this one object: the training cells (``train_table``
+for models, ``train_cells()`` as a labelled population), the batch sources of the trainer, and, per
+split part, the held-out (condition, context) groups with the control cells they are predicted
+from (``groups``) and their ground truth (``truth``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distgen.config import ConfigError
+from distgen.data.batches import TableBatches
+from distgen.data.dataset import PerturbationData
+from distgen.data.section import BUNDLED, DataSection, data_section
+from distgen.data.split import Split
+from distgen.types import COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
+
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Group:
+    """One held-out condition in one context: its real cells and the control cells it is predicted from.
+
+    ``cells`` and ``controls`` are row indices into the dataset; ``condition`` is canonical (``A+B``).
+    """
+
+    condition: str
+    context: str
+    cells: np.ndarray
+    controls: np.ndarray
+
+
+def cells_of(data: PerturbationData, idx: np.ndarray | Sequence[int]) -> Cells:
+    """Rows ``idx`` of ``data`` as a labelled population (canonical conditions, cell names kept)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    return Cells(
+        data.table.X[torch.from_numpy(idx)],
+        _canonical_conditions(data)[idx],
+        data.info.genes,
+        data.contexts[idx],
+        data.batches[idx],
+        data.info.control_label,
+        np.asarray(data.adata.obs_names[idx].astype(str), dtype=object),
+    )
+
+
+def _canonical_conditions(data: PerturbationData) -> np.ndarray:
+    """``[N]`` conditions written with ``+`` (the dataset's own delimiter may differ)."""
+    if data.schema.combo_delimiter == COMBO:
+        return data.conditions
+    clash = sorted(a for a in data.info.perturbations if COMBO in a)
+    if clash:
+        raise ValueError(f"perturbation atoms {clash[:5]} contain {COMBO!r}, distgen's combination delimiter in predictions "
+                         "and evaluations; rename them")
+    table = {c: canonical(data.atoms_of(c), data.info.control_label) for c in set(data.conditions.tolist())}
+    return np.array([table[c] for c in data.conditions.tolist()], dtype=object)
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset with its split and train-fitted preprocessing: what a run trains, predicts and scores on.
+
+    Attributes
+    ----------
+    data
+        The validated cells (``PerturbationData``), after gene selection.
+    split
+        Train / val / test cell indices, checked for leakage against ``data``.
+    section
+        The ``data:`` section it was loaded from (set sampling options included).
+    """
+
+    data: PerturbationData
+    split: Split
+    section: DataSection
+
+    @classmethod
+    def load(cls, section: DataSection | Mapping[str, Any] | None = None, split_file: str | Path | None = None) -> Dataset:
+        """Read the dataset of a ``data:`` section, make (or load ``split_file``) its split, fit preprocessing on training cells."""
+        from distgen.data import bundled
+        from distgen.data.preprocess import highly_variable_genes
+        from distgen.data.schema import PerturbationSchema
+        from distgen.data.splitters import make_split
+
+        ds = section if isinstance(section, DataSection) else data_section(section)
+        if ds.dataset in BUNDLED:
+            adata = getattr(bundled, ds.dataset)()
+            schema = bundled.NORMAN_SCHEMA if ds.dataset == "norman_k562" else bundled.KANG_SCHEMA
+        else:
+            import anndata as ad
+
+            adata = ad.read_h5ad(ds.dataset)
+            schema = PerturbationSchema()
+        if ds.schema is not None:
+            schema = PerturbationSchema.from_dict({**schema.to_dict(), **ds.schema})
+        data = PerturbationData.from_anndata(adata, schema)
+        source = split_file if split_file is not None else ds.split
+        split = Split.load(source) if isinstance(source, str | Path) else make_split(data, **(source or {}))
+        if ds.hvg is not None and ds.hvg < data.info.n_genes:
+            data = highly_variable_genes(data, ds.hvg, fit_on=split.train)
+        split.check_leakage(data)
+        return cls(data, split, ds)
+
+    # ------------------------------------------------------------------ what models see
+    @property
+    def info(self) -> DataInfo:
+        return self.data.info
+
+    @property
+    def train_table(self) -> CellTable:
+        """The training cells (perturbed and control) as a ``CellTable``: what models fit on."""
+        return self.data.table.subset(self.split.train)
+
+    def train_cells(self) -> Cells:
+        """The training cells as a labelled population (with their contexts and batches)."""
+        return cells_of(self.data, self.split.train.numpy())
+
+    def seen_perturbations(self) -> list[str]:
+        """Perturbation atoms present in the training cells."""
+        pert = self.data.table.labels.perturbation[self.split.train]
+        ids = torch.unique(pert[pert >= 0]).tolist()
+        return [self.info.perturbations[i] for i in ids]
+
+    def hashes(self) -> dict[str, Any]:
+        return {"dataset": self.section.dataset, "data_hash": self.data.hash, "split_hash": self.split.hash, "split": self.split.summary()}
+
+    def sources(self, sets_per_batch: int, val_sets: int, seed: int) -> tuple[TableBatches, TableBatches | None]:
+        """Training batches and (when the split has perturbed validation cells) fixed validation batches."""
+        ds = self.section
+        kw: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params}
+        train = self.train_table
+        source = TableBatches(train, ds.set_size, sets_per_batch, ds.matcher, seed, **kw)
+        val = None
+        if len(self.split.val) and not bool(self.data.table.is_control[self.split.val].all()):
+            kw.pop("sets_per_epoch")
+            val = TableBatches(self.data.table.subset(self.split.val), ds.set_size, val_sets, ds.matcher, seed + 1, controls=train, **kw)
+        return source, val
+
+    def labels(self, conditions: Sequence[str], contexts: Sequence[str]) -> ConditionLabels:
+        """``ConditionLabels`` of canonical conditions (``A+B``) in ``contexts`` (first batch, dose 1): what a model is asked."""
+        control = self.info.control_label
+        atoms = [() if c == control else tuple(c.split(COMBO)) for c in conditions]
+        return labels_in(self.info, atoms, list(contexts), [self.info.batches[0]] * len(atoms))
+
+    # ------------------------------------------------------------------ held-out groups
+    def indices(self, part: str) -> np.ndarray:
+        """Cell indices of split part ``part`` (``train``, ``val`` or ``test``)."""
+        if part not in PARTS:
+            raise ConfigError(f"split part must be train, val or test, got {part!r}")
+        return getattr(self.split, part).numpy()  # type: ignore[no-any-return]
+
+    def groups(self, part: str = "test") -> list[Group]:
+        """The perturbed (condition, context) groups of ``part``, sorted, with their control pools.
+
+        A group is predicted from the control cells of its context held out in ``part`` when the
+        split has some, else from the training controls of that context.
+        """
+        idx = self.indices(part)
+        data = self.data
+        ctrl_mask = data.is_control
+        pert = idx[~ctrl_mask[idx]]
+        if pert.size == 0:
+            raise ValueError(f"split part {part!r} has no perturbed cells to predict")
+        held_ctrl = idx[ctrl_mask[idx]]
+        train = self.split.train.numpy()
+        train_ctrl = train[ctrl_mask[train]]
+        conds = _canonical_conditions(data)
+        groups = []
+        for cond, ctx in sorted({(str(conds[i]), str(data.contexts[i])) for i in pert}):
+            cells = pert[(conds[pert] == cond) & (data.contexts[pert] == ctx)]
+            pool = held_ctrl[data.contexts[held_ctrl] == ctx]
+            if pool.size == 0:
+                pool = train_ctrl[data.contexts[train_ctrl] == ctx]
+            if pool.size == 0:
+                raise ValueError(f"no control cells of context {ctx!r} to predict {cond!r} from")
+            groups.append(Group(cond, ctx, cells, pool))
+        return groups
+
+    def control_pool(self, groups: Sequence[Group]) -> np.ndarray:
+        """Sorted indices of every control cell some group is predicted from."""
+        return np.unique(np.concatenate([g.controls for g in groups]))
+
+    def truth(self, part: str = "test") -> Cells:
+        """The ground truth of ``part``: each group's real cells (in group order), then the control pool they are predicted from."""
+        groups = self.groups(part)
+        return cells_of(self.data, np.concatenate([*(g.cells for g in groups), self.control_pool(groups)]))
+
+
+__all__ = ["PARTS", "Dataset", "Group", "cells_of"]

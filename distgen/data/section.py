@@ -1,0 +1,79 @@
+"""The ``data:`` section of a run config: where the cells come from, how they are split and sampled.
+
+```yaml
+data:
+  dataset: norman_k562          # a bundled dataset (norman_k562, kang_pbmc) or a path to an .h5ad
+  schema: {perturbation_col: condition, context_cols: [cell_type]}   # PerturbationSchema fields
+  split: {kind: combo_seen2, seed: 0}   # make_split arguments, or a path to a saved split file
+  hvg: 2000                     # optional: highly variable genes fitted on training cells
+  set_size: 32
+  matcher: same_context
+```
+
+``distgen.data.prepared.Dataset.load`` turns a section into the dataset of a run (data + split +
+fitted preprocessing), once per run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distgen.config import ConfigError, validate_params
+
+BUNDLED = ("norman_k562", "kang_pbmc")
+
+
+@dataclass
+class DataSection:
+    """Where the cells come from and how they are split and sampled (the ``data:`` config section).
+
+    Parameters
+    ----------
+    dataset
+        A bundled dataset name (``norman_k562``, ``kang_pbmc``) or a path to an ``.h5ad`` file.
+    schema
+        ``PerturbationSchema`` fields; defaults to the bundled dataset's schema.
+    split
+        ``make_split`` arguments (``kind``, ``seed``, ``test_frac``, ``val_frac``, ...) or the path of
+        a split file saved by ``Split.save``.
+    hvg
+        Keep this many highly variable genes (fitted on training cells; perturbed genes forced in).
+    set_size, matcher, matcher_params, sampling, sets_per_epoch
+        Set sampling (``distgen.data.SetSampler``).
+    """
+
+    dataset: str = "norman_k562"
+    schema: dict[str, Any] | None = None
+    split: dict[str, Any] | str | None = None
+    hvg: int | None = None
+    set_size: int = 32
+    matcher: str = "same_context"
+    matcher_params: dict[str, Any] | None = None
+    sampling: str = "condition"
+    sets_per_epoch: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def data_section(section: Mapping[str, Any] | None) -> DataSection:
+    """Validate a ``data:`` section (unknown keys fail naming the key; schema and split checked too)."""
+    from distgen.data.schema import PerturbationSchema
+    from distgen.data.splitters import make_split
+
+    section = dict(section or {})
+    validate_params(DataSection, section, "data")
+    ds = DataSection(**section)
+    if ds.schema is not None:
+        validate_params(PerturbationSchema, ds.schema, "data.schema")
+    if isinstance(ds.split, Mapping):
+        validate_params(make_split, ds.split, "data.split", injected=frozenset({"data"}))
+    if ds.set_size < 1:
+        raise ConfigError(f"data.set_size must be >= 1, got {ds.set_size}")
+    if ds.dataset not in BUNDLED and not Path(ds.dataset).exists():
+        raise ConfigError(f"data.dataset: {ds.dataset!r} is neither a bundled dataset ({', '.join(BUNDLED)}) nor an existing .h5ad path")
+    return ds

@@ -1,0 +1,161 @@
+"""``score``: a prediction against its truth, calibrated by references (baselines) and the ceiling.
+
+Everything arrives as labelled populations (``Cells``): no model is built and no file is read here.
+References are the baselines' predictions of the same groups from the same data (the pipeline
+makes them: ``distgen.pipeline.references``); the ceiling is computed from the truth (disjoint
+half-splits). With ``by_context`` a group is a (condition, context) pair and each context is scored
+on its own, against that context's control cells, as cell-eval does per cell type.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from distgen.evaluation.calibration import ceiling_data, reference_data, summarise
+from distgen.evaluation.io import align, eval_data
+from distgen.evaluation.report import Report
+from distgen.evaluation.suite import MetricTable, run_metrics
+from distgen.types import ALL, Cells
+
+#: Provenance shown at the top of a report (``distgen run`` and ``distgen evaluate`` give file paths).
+SOURCE_KEYS = ("pred", "real", "pert_col", "control")
+
+
+def score(
+    pred: Cells,
+    truth: Cells,
+    references: Mapping[str, Cells] | None = None,
+    *,
+    by_context: bool = True,
+    ceiling: bool = True,
+    seed: int = 0,
+    metrics: Sequence[str] | None = None,
+    progress: bool = False,
+    notes: Sequence[str] = (),
+    sources: Mapping[str, Any] | None = None,
+) -> Report:
+    """Score ``pred`` against ``truth`` next to each reference and the ceiling.
+
+    Parameters
+    ----------
+    pred, truth
+        Generated and real cells of the same groups, each with its own control cells (the controls
+        the prediction was made from belong in both).
+    references
+        ``{name: Cells}``: baselines' predictions of the same groups, made the same way as ``pred``.
+    by_context
+        Score each context's groups against that context's controls (default); False pools contexts.
+    ceiling
+        Also score a disjoint half of the real cells against the other half (seed ``seed``).
+    metrics
+        Metric names (default ``distgen.evaluation.DEFAULT_METRICS``).
+    notes
+        Notes to carry into the report (pre-flight warnings, baselines not scored...).
+    sources
+        Provenance for the report header (``pred``, ``real``: what was scored; ``pert_col``, ``control``).
+
+    Returns
+    -------
+    Report
+        Per-group tables of the model, each reference and the ceiling, and the summary; ``Report.write``
+        puts ``metrics.csv``, ``calibration.csv``, ``summary.json``, ``summary.md`` and plots in a folder.
+    """
+    t0 = time.perf_counter()
+    references = dict(references or {})
+    pred, report_notes = align(pred, truth)
+    refs = {}
+    for name, ref in references.items():
+        refs[name], ref_notes = align(ref, truth, f"reference {name!r}")
+        report_notes += ref_notes
+    contexts = _contexts(pred, truth, by_context)
+    many = len(contexts) > 1
+    model_tables: list[MetricTable] = []
+    ceil_tables: list[MetricTable] = []
+    ref_tables: dict[str, list[MetricTable]] = {name: [] for name in refs}
+    datas = []
+    for ctx in contexts:
+        def part(cells: Cells, c: str = ctx) -> Cells:
+            return cells.of_context(c) if by_context else cells
+
+        truth_c, pred_c = part(truth), part(pred)
+        if not bool(pred_c.is_control.any()):
+            raise ValueError(f"the prediction has no control cells of context {ctx!r}; write the controls it was generated from with it")
+        data = eval_data(pred_c, truth_c)
+        label = (lambda p, c=ctx: f"{p} @ {c}") if many else (lambda p: p)
+        for p, why in sorted(data.invalid.items()):
+            report_notes.append(f"{label(data.perts[p])}: all metrics NaN ({why})")
+        model_tables.append(_relabel(run_metrics(data, metrics, progress=progress), label, ctx if many else None))
+        for name, ref in refs.items():
+            ref_tables[name].append(_relabel(run_metrics(reference_data(data, part(ref), truth_c), metrics), label, ctx if many else None))
+        if ceiling:
+            ceil_tables.append(_relabel(run_metrics(ceiling_data(data, seed=seed), metrics), label, ctx if many else None))
+        datas.append(data)
+    table = _merge(model_tables)
+    base_tables = {name: _merge(ts) for name, ts in ref_tables.items()}
+    ceil_table = _merge(ceil_tables) if ceiling else None
+    src = {"pred": "<Cells>", "real": "<Cells>", "pert_col": None, "control": truth.control, **dict(sources or {})}
+    summary: dict[str, Any] = {
+        **{k: src[k] for k in SOURCE_KEYS},
+        "n_perturbations": len(table.perts),
+        "n_genes": len(truth.genes),
+        "baselines": list(base_tables),
+        "ceiling": f"disjoint half-split of the real cells (seed {seed})" if ceiling else None,
+        "metrics": summarise(table, base_tables, ceil_table),
+        "notes": report_notes + list(notes),
+        "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
+    }
+    if many:
+        summary["contexts"] = contexts
+    from distgen.evaluation.metrics import metrics as registry
+
+    if "mmd" in table.values:
+        summary["kernel"] = registry.get("mmd")().kernel.describe()
+    return Report(table, base_tables, ceil_table, summary, datas, started=t0)
+
+
+def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:
+    """The contexts to score one by one: the truth's perturbed contexts (one pooled ``"all"`` without ``by_context``)."""
+    if not by_context:
+        return [ALL]
+    ctx = sorted(set(truth.contexts[~truth.is_control].tolist()))
+    extra = sorted({(c, k) for c, k, ctrl in zip(pred.conditions.tolist(), pred.contexts.tolist(), pred.is_control.tolist())
+                    if not ctrl and k not in ctx})
+    if extra:
+        raise ValueError(f"the prediction has cells of (condition, context) groups the truth lacks, e.g. {extra[:3]}; "
+                         "evaluate against a truth that contains them, or drop them from the prediction")
+    return ctx
+
+
+
+
+def _relabel(table: MetricTable, label: Any, context: str | None) -> MetricTable:
+    """Row labels ``condition @ context`` (and a ``context`` column) when several contexts are scored."""
+    if context is None:
+        return table
+    perts = tuple(label(p) for p in table.perts)
+    reasons = {m: {label(p): r for p, r in rs.items()} for m, rs in table.reasons.items()}
+    info = {"context": [context] * len(perts), **table.info}
+    return MetricTable(perts=perts, values=table.values, reasons=reasons, info=info)
+
+
+def _merge(tables: list[MetricTable]) -> MetricTable:
+    """Rows of several tables (one per context) one after the other."""
+    if len(tables) == 1:
+        return tables[0]
+    out = MetricTable(perts=tuple(p for t in tables for p in t.perts))
+    for t in tables:
+        for k, v in t.values.items():
+            out.values.setdefault(k, []).extend(v)
+        for k, r in t.reasons.items():
+            out.reasons.setdefault(k, {}).update(r)
+        for k, v in t.info.items():
+            out.info.setdefault(k, []).extend(v)
+    return out
+
+
+__all__ = ["score"]

@@ -1,0 +1,112 @@
+"""``distgen evaluate`` and ``distgen.evaluate``: files (or populations) -> references -> score -> report.
+
+From files (cell-eval's layout): prediction and truth are read (``distgen.data.layout``), baselines
+are fitted on the training cells of ``--train`` (contexts kept), they predict the truth's groups
+(``distgen.pipeline.references``) and ``distgen.evaluation.score`` scores all of it. From a
+``Dataset``: the truth and the baselines' training cells are the dataset's own, as in ``distgen run``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from distgen.data import layout
+from distgen.data.prepared import Dataset
+from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.io import align, eval_data
+from distgen.evaluation.report import Report
+from distgen.evaluation.score import score
+from distgen.pipeline.references import DEFAULT_BASELINES, cells_references, dataset_references
+from distgen.types import Cells
+
+
+def evaluate_files(
+    pred: Any,
+    real: Any,
+    out: str | Path | None = None,
+    pert_col: str | None = None,
+    control: str | None = None,
+    train: Any = None,
+    baselines: Sequence[str] = DEFAULT_BASELINES,
+    metric_names: Sequence[str] | None = None,
+    ceiling: bool = True,
+    seed: int = 0,
+    make_plots: bool = True,
+    progress: bool = True,
+    celltype_col: str | None = None,
+    by_context: bool = True,
+) -> Report:
+    """Evaluate ``pred`` against ``real`` (``.h5ad`` paths or AnnData) and, with ``out``, write the report there.
+
+    Baselines other than ``control`` are fitted on ``train`` (skipped, with a note, without it); the
+    ceiling is a disjoint half-split of the real cells. Contexts come from ``celltype_col`` (default:
+    ``celltype`` when every file has it) and are scored one by one unless ``by_context=False``.
+    """
+    pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
+    refs, notes = cells_references(train_c, real_c, baselines, seed)
+    report = score(
+        pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
+        notes=notes, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
+    )
+    if out is not None:
+        report.write(out, make_plots)
+    return report
+
+
+def evaluate(
+    pred: Any,
+    truth: Any,
+    out: str | Path | None = None,
+    *,
+    train: Any = None,
+    baselines: Sequence[str] = DEFAULT_BASELINES,
+    metric_names: Sequence[str] | None = None,
+    ceiling: bool = True,
+    seed: int = 0,
+    make_plots: bool = True,
+    progress: bool = True,
+    by_context: bool = True,
+    part: str = "test",
+    **layout_options: Any,
+) -> Report:
+    """Evaluate a prediction against its truth, next to the baselines and the ceiling (the ``distgen.evaluate`` API).
+
+    ``pred``: ``Cells`` (``distgen.predict``), an ``.h5ad`` path or an AnnData. ``truth``: a
+    ``Dataset`` (its held-out ``part``; baselines fitted on its training cells), ``Cells``, or a
+    path/AnnData. ``train`` (``Cells``, path or AnnData) fits the baselines when ``truth`` is not a
+    ``Dataset``. Files take ``pert_col``, ``control`` and ``celltype_col``. With ``out`` the report
+    files are written there.
+    """
+    if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):
+        return evaluate_files(pred, truth, out, train=train, baselines=baselines, metric_names=metric_names, ceiling=ceiling,
+                              seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, **layout_options)
+    pred_c = pred if isinstance(pred, Cells) else layout.read(pred, **layout_options, name="pred")
+    if isinstance(truth, Dataset):
+        truth_c = truth.truth(part)
+        refs, notes = dataset_references(truth, truth_c, baselines, seed)
+    else:
+        truth_c = truth if isinstance(truth, Cells) else layout.read(truth, **layout_options, name="real")
+        train_c = train if isinstance(train, Cells) or train is None else layout.read(train, **layout_options, name="training")
+        refs, notes = cells_references(train_c, truth_c, baselines, seed)
+    report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
+                   progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)})
+    if out is not None:
+        report.write(out, make_plots)
+    return report
+
+
+def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None) -> tuple[EvalData, layout.LayoutInfo]:
+    """A prediction/truth file pair as one ``EvalData`` (contexts pooled), with what was read and any notes."""
+    pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=None)
+    pred_c, notes = align(pred_c, real_c)
+    info.notes += notes
+    return eval_data(pred_c, real_c), info
+
+
+def _name(source: Any) -> str:
+    if isinstance(source, str | os.PathLike):
+        return str(source)
+    return f"<{type(source).__name__}>"

@@ -1,0 +1,207 @@
+"""Prediction: generate every held-out (condition, context) group of a split part, as ``Cells``.
+
+``predict(model, dataset)`` is the one way to predict (``distgen run``, ``distgen predict`` and
+``distgen.predict`` all call it). For every group of ``Dataset.groups(part)`` the model generates
+as many cells as the group has real cells, from control cells of the same context (held-out
+controls when the split has them, else training controls), in sets of ``data.set_size`` cells.
+Group ``i`` is drawn under a seed from ``(seed, i)``, so under torchrun each rank takes every
+``world``-th group and the merged result equals the single-process one.
+
+``predict_run`` is ``distgen predict``: the model of a run directory (config + checkpoint), its
+predictions written in the cell-eval layout (``distgen.data.layout``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from distgen.config import ConfigError, load_yaml
+from distgen.data import layout
+from distgen.data.prepared import Dataset, Group
+from distgen.data.section import data_section
+from distgen.models.generator import build_model
+from distgen.models.preflight import check_split
+from distgen.train import distributed as D
+from distgen.train.batches import mix_seed
+from distgen.train.checkpoint import CheckpointError, load_checkpoint
+from distgen.train.device import select_device, setup_backends
+from distgen.types import ALL, Cells
+
+
+class PredictionWarning(UserWarning):
+    """A held-out atom the model cannot embed (or predicts with a fallback), predicted anyway."""
+
+
+@torch.no_grad()
+def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_size: int, seed: int, device: torch.device) -> np.ndarray:
+    """``[n_real, G]`` generated cells for one group (deterministic in ``(seed, index)``)."""
+    n = len(group.cells)
+    k = math.ceil(n / set_size)
+    g = torch.Generator().manual_seed(mix_seed(seed, index))
+    pick = torch.from_numpy(group.controls)[torch.randint(len(group.controls), (k * set_size,), generator=g)]
+    control = dataset.data.table.X[pick].reshape(k, set_size, -1).to(device)
+    labels = dataset.labels([group.condition] * k, [group.context] * k).to(device)
+    torch.manual_seed(mix_seed(seed, index, 1))
+    out = model.predict(control, torch.ones(k, set_size, dtype=torch.bool, device=device), labels)
+    return out.reshape(k * set_size, -1)[:n].float().cpu().numpy()  # type: ignore[no-any-return]
+
+
+def predict(
+    model: Any,
+    dataset: Dataset,
+    part: str = "test",
+    seed: int = 0,
+    set_size: int | None = None,
+    *,
+    allow_unembedded: bool = False,
+    preflight: bool = True,
+) -> Cells:
+    """Generate every perturbed group of split ``part`` with a fitted ``model``: the generated cells, then the control pool.
+
+    Parameters
+    ----------
+    model
+        Any fitted model with ``predict(control, control_mask, labels)``.
+    dataset
+        The run's ``Dataset`` (``distgen.load_data``).
+    part
+        ``test`` (default), ``val`` or ``train``.
+    seed
+        Group ``i`` is generated under seeds from ``(seed, i)``.
+    set_size
+        Cells per generated set (default: the data section's).
+    allow_unembedded, preflight
+        The model is first checked against the held-out conditions of ``part``
+        (``distgen.models.preflight.check_split``): atoms a trained model cannot embed stop here unless
+        ``allow_unembedded`` (then a ``PredictionWarning``); ``preflight=False`` skips the check.
+
+    Returns
+    -------
+    Cells
+        Per group (in ``dataset.groups(part)`` order) as many generated cells as it has real ones,
+        labelled with its condition and context, followed by the real control cells they were
+        generated from (``dataset.truth(part)`` has the same layout).
+    """
+    if not callable(getattr(model, "predict", None)):
+        raise TypeError(f"predict: {type(model).__name__} has no predict(control, control_mask, labels) method")
+    groups = dataset.groups(part)
+    m = dataset.section.set_size if set_size is None else int(set_size)
+    if m < 1:
+        raise ValueError(f"predict: set_size must be >= 1, got {m}")
+    if preflight:
+        for w in check_split(model, dataset, part, allow_unembedded):
+            warnings.warn(w, PredictionWarning, stacklevel=2)
+    first = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    device = first.device if first is not None else torch.device("cpu")
+    if isinstance(model, nn.Module):
+        model.eval()
+    env = D.init_from_env(device)
+    mine = {i: generate_group(model, dataset, g, i, m, seed, device) for i, g in enumerate(groups) if i % env.world_size == env.rank}
+    gathered = [mine]
+    if env.distributed:
+        import torch.distributed as dist
+
+        gathered = [None] * env.world_size  # type: ignore[list-item]
+        dist.all_gather_object(gathered, mine)
+    cells = {i: c for part_ in gathered for i, c in part_.items()}
+    return generated_cells(dataset, groups, [cells[i] for i in range(len(groups))])
+
+
+def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarray]) -> Cells:
+    """One generated array per group, labelled, followed by the groups' real control pool."""
+    pool = dataset.control_pool(groups)
+    data = dataset.data
+    n = [len(c) for c in cells]
+    return Cells(
+        torch.cat([torch.from_numpy(np.concatenate(cells)), data.table.X[torch.from_numpy(pool)]]),
+        [g.condition for g, k in zip(groups, n) for _ in range(k)] + [dataset.info.control_label] * len(pool),
+        dataset.info.genes,
+        [g.context for g, k in zip(groups, n) for _ in range(k)] + data.contexts[pool].tolist(),
+        [ALL] * sum(n) + data.batches[pool].tolist(),
+        dataset.info.control_label,
+    )
+
+
+def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str) -> Any:
+    """``cells`` of ``dataset`` in the cell-eval layout at ``path`` (a context column when the data has contexts)."""
+    return layout.write(cells, path, kind, with_context=len(dataset.info.contexts) > 1)
+
+
+# ---------------------------------------------------------------------------------------------- distgen predict
+def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | None, weights: str, device: torch.device) -> nn.Module:
+    """The run's model with checkpoint weights (EMA weights unless ``weights='raw'``)."""
+    config = load_yaml(run_dir / "config.yaml")
+    info_file = run_dir / "info.json"
+    if info_file.exists():
+        dataset.data.check_genes(json.loads(info_file.read_text())["genes"])
+    ckpt = load_checkpoint(checkpoint or run_dir, weights_only=True)
+    model = build_model(config["model"], dataset.info, dataset.seen_perturbations())
+    if weights not in ("ema", "raw"):
+        raise ConfigError(f"--weights must be ema or raw, got {weights!r}")
+    state = ckpt.ema if weights == "ema" and ckpt.ema is not None else ckpt.model
+    missing = set(model.state_dict()) - set(ckpt.model)  # type: ignore[attr-defined]
+    if missing:
+        raise CheckpointError(f"checkpoint {ckpt.path} does not fit the run's model: missing {sorted(missing)[:5]}")
+    model.load_state_dict({**ckpt.model, **state})  # type: ignore[attr-defined]
+    return model.to(device).eval()  # type: ignore[attr-defined,no-any-return]
+
+
+def predict_run(
+    run_dir: str | Path,
+    out: str | Path,
+    part: str = "test",
+    checkpoint: str | Path | None = None,
+    weights: str = "ema",
+    real: str | Path | None = None,
+    seed: int | None = None,
+) -> Cells | None:
+    """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
+
+    Returns the generated cells on rank 0 (None on other ranks).
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with distgen train ... --out {run_dir}")
+    config = load_yaml(run_dir / "config.yaml")
+    split_file = run_dir / "split.json"
+    dataset = Dataset.load(data_section(config.get("data")), split_file if split_file.exists() else None)
+    _check_data_hash(run_dir, dataset)
+    env = D.env_from_torchrun()
+    device = select_device(config.get("train", {}).get("device", "auto"), env.local_rank)
+    setup_backends(device, bool(config.get("train", {}).get("tf32", True)))
+    seed = int(config.get("train", {}).get("seed", 0)) if seed is None else seed
+    model = load_run_model(run_dir, dataset, checkpoint, weights, device)
+    allow = bool((config.get("preflight") or {}).get("allow_unembedded", False))
+    for note in check_split(model, dataset, part, allow):
+        print(note, file=sys.stderr)
+    pred = predict(model, dataset, part, seed, preflight=False)
+    env = D.env_from_torchrun()
+    result = None
+    if env.is_main:
+        write_cells(dataset, pred, out, "pred")
+        if real is not None:
+            write_cells(dataset, dataset.truth(part), real, "real")
+        result = pred
+    D.shutdown()
+    return result
+
+
+def _check_data_hash(run_dir: Path, dataset: Dataset) -> None:
+    manifest = run_dir / "manifest.json"
+    if not manifest.exists():
+        return
+    want = json.loads(manifest.read_text()).get("data", {}).get("data_hash")
+    if want and want != dataset.data.hash:
+        raise ValueError(
+            f"the data of {dataset.section.dataset!r} changed since this run was trained (hash {dataset.data.hash} != {want}); "
+            "predict with the training data, or retrain"
+        )

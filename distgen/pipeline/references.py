@@ -1,0 +1,117 @@
+"""References: the baselines' predictions of the held-out groups, made from the same data as the model's.
+
+Each baseline (``control``, ``mean_perturbation``, ``additive``, ``linear`` by default: any registered
+``FittedModel``) is fitted on the training cells *with their contexts and batches* (the same
+``CellTable`` the model was trained on) and predicts every group of the truth from control cells of
+the group's own context, the same pool the model generated from. ``distgen.evaluation.score`` then
+scores these references next to the model.
+
+A closed-form baseline shifts the control cells it is given, so each group gets ``n`` distinct real
+control cells of its context (drawn without replacement when the pool is large enough; one seeded
+generator walks the groups in order): its prediction then carries the real spread of the controls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from distgen.data.prepared import Dataset
+from distgen.evaluation.io import check_scale
+from distgen.models import models
+from distgen.models.base import FittedModel
+from distgen.types import ALL, Cells, CellTable, ConditionLabels, DataInfo, labels_in, vocabulary
+
+#: Baselines scored by default (``control`` needs no training cells; the others do).
+DEFAULT_BASELINES = ("control", "mean_perturbation", "additive", "linear")
+
+Labeller = Callable[[list[str], list[str]], ConditionLabels]
+
+
+@torch.no_grad()
+def reference_cells(model: Any, truth: Cells, labels: Labeller, seed: int = 0) -> Cells:
+    """A fitted baseline's prediction of every group of ``truth``, followed by ``truth``'s controls.
+
+    ``labels(conditions, contexts)`` turns group labels into the model's ``ConditionLabels``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    out, conds, ctxs = [], [], []
+    pools: dict[str, torch.Tensor] = {}
+    for (cond, ctx), rows in truth.groups(by_context=True).items():
+        if ctx not in pools:
+            pools[ctx] = truth.X[torch.from_numpy(np.flatnonzero(truth.is_control & (truth.contexts == ctx)))]
+        pool, n = pools[ctx], len(rows)
+        if pool.shape[0] == 0:
+            raise ValueError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
+        pick = torch.randperm(pool.shape[0], generator=gen)[:n] if n <= pool.shape[0] else torch.randint(pool.shape[0], (n,), generator=gen)
+        pred = torch.as_tensor(model.predict(pool[pick][None], torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx])))
+        out.append(pred[0].to(truth.X.dtype))
+        conds += [cond] * n
+        ctxs += [ctx] * n
+    ctrl = truth.controls()
+    return Cells(torch.cat([*out, ctrl.X]), conds + ctrl.conditions.tolist(), truth.genes, ctxs + ctrl.contexts.tolist(),
+                 [ALL] * len(conds) + ctrl.batches.tolist(), truth.control)
+
+
+def fit_references(
+    train: CellTable | None, truth: Cells, labels: Labeller, names: Sequence[str] = DEFAULT_BASELINES, seed: int = 0,
+) -> tuple[dict[str, Cells], list[str]]:
+    """Fit each baseline of ``names`` on ``train`` and predict ``truth``'s groups: ``({name: Cells}, notes)``.
+
+    Without training cells only baselines that need none (``control``) are scored; the notes say so.
+    """
+    refs: dict[str, Cells] = {}
+    notes: list[str] = []
+    fitted: dict[str, FittedModel] = {}
+    for name in names:
+        model = models.get(name)()
+        if not isinstance(model, FittedModel):
+            raise TypeError(f"baseline {name!r} is not a FittedModel (fit(train) -> self); references are fitted in closed form")
+        if name != "control":
+            if train is None:
+                notes.append(f"baseline {name!r} not scored: it is fitted on training cells; pass --train TRAIN.h5ad")
+                continue
+            model.fit(train)
+            fitted[name] = model
+        refs[name] = reference_cells(model, truth, labels, seed)
+    conditions = sorted(set(truth.conditions[~truth.is_control].tolist()))
+    atoms = sorted({a for c in conditions for a in truth.atoms(c)})
+    for name, model in fitted.items():
+        unseen = [a for a, ok in zip(atoms, model.can_predict(atoms)) if not ok]
+        if unseen:
+            notes.append(f"baseline {name!r} cannot predict atoms {unseen[:8]}{'...' if len(unseen) > 8 else ''} (uses its fallback)")
+    return refs, notes
+
+
+def dataset_references(dataset: Dataset, truth: Cells, names: Sequence[str] = DEFAULT_BASELINES, seed: int = 0) -> tuple[dict[str, Cells], list[str]]:
+    """References of a run: baselines fitted on the dataset's training cells (contexts and batches kept)."""
+    return fit_references(dataset.train_table, truth, dataset.labels, names, seed)
+
+
+def cells_references(
+    train: Cells | None, truth: Cells, names: Sequence[str] = DEFAULT_BASELINES, seed: int = 0,
+) -> tuple[dict[str, Cells], list[str]]:
+    """References from training cells given as ``Cells`` (``distgen evaluate --train``), contexts kept.
+
+    The vocabulary covers the training and the evaluated atoms, so a baseline can be asked about an
+    atom it never saw (it answers with its fallback); only training cells are fitted on.
+    """
+    if train is not None:
+        missing = [g for g in truth.genes if g not in set(train.genes)]
+        if missing:
+            raise ValueError(f"the training cells lack {len(missing)} evaluated genes (e.g. {missing[:5]}); baselines need every gene")
+        train = train.with_genes(truth.genes)
+        check_scale(train.X, "training")
+        if not train.is_control.any():
+            raise ValueError(f"the training cells have no control cells labelled {train.control!r}; baselines need them")
+        train = train.relabel_control(truth.control)
+    info: DataInfo = vocabulary([truth] if train is None else [train, truth])
+    table = train.to_table(info) if train is not None else None
+
+    def labels(conditions: list[str], contexts: list[str]) -> ConditionLabels:
+        return labels_in(info, [truth.atoms(c) for c in conditions], contexts, [info.batches[0]] * len(conditions))
+
+    return fit_references(table, truth, labels, names, seed)
