@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -42,9 +43,10 @@ def norman_pair(folder: str) -> dict[str, str]:
     import pandas as pd
     import torch
 
+    from distgen.data import layout
     from distgen.datasets import norman_k562
-    from distgen.evaluation.io import training_table
     from distgen.models import models
+    from distgen.types import labels_in, vocabulary
 
     a = norman_k562()
     X = a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X)
@@ -70,8 +72,12 @@ def norman_pair(folder: str) -> dict[str, str]:
     real = make(real_rows)
     real.write_h5ad(paths["real"])
     genes = tuple(real.var_names)
-    table, to_labels = training_table(make(train_rows), genes, tuple(pairs), PERT_COL, CONTROL)
-    model = models.get("additive")().fit(table)
+    train_cells, real_cells = layout.read(make(train_rows), PERT_COL, CONTROL), layout.read(real, PERT_COL, CONTROL)
+    info = vocabulary([train_cells, real_cells])
+    model = models.get("additive")().fit(train_cells.to_table(info))
+
+    def to_labels(names: list[str]) -> Any:
+        return labels_in(info, [real_cells.atoms(p) for p in names], [info.contexts[0]] * len(names), [info.batches[0]] * len(names))
     ctrl = torch.from_numpy(np.asarray(X[ctrl_idx[half:]], dtype=np.float32))
     xs, labs = [], []
     for p in pairs:  # predict each pair from the held-out controls, as many cells as the truth has
@@ -149,8 +155,8 @@ def main() -> None:
     import pandas as pd
     from cell_eval import MetricsEvaluator
 
-    from distgen.evaluation.io import load_pair
     from distgen.evaluation.suite import run_metrics
+    from distgen.pipeline.evaluate import load_pair
 
     real, pred = ad.read_h5ad(paths["real"]), ad.read_h5ad(paths["pred"])
     for _ in range(2):  # the first call compiles cell-eval's numba kernels; time the second

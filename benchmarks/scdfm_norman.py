@@ -32,9 +32,9 @@ import torch
 from distgen import api
 from distgen.config import load_config
 from distgen.data import PerturbationData, make_split
-from distgen.data.predictions import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL, write_ground_truth, write_predictions
+from distgen.data.layout import CONTROL, PERT_COL, write_ground_truth, write_predictions
 from distgen.datasets import NORMAN_SCHEMA, norman_k562
-from distgen.evaluation.pipeline import evaluate_files
+from distgen.pipeline.evaluate import evaluate_files
 from distgen.train import fit
 from distgen.types import ConditionLabels
 
@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     write_ground_truth(data, train_idx, ctrl_idx, path=os.path.join(args.out, "train.h5ad"))
     summary = evaluate_files(
         os.path.join(args.out, "pred.h5ad"), os.path.join(args.out, "real.h5ad"), args.out,
-        pert_col=CELL_EVAL_PERT_COL, control=CELL_EVAL_CONTROL, train=os.path.join(args.out, "train.h5ad"), seed=args.seed, make_plots=not args.no_plots, progress=False,
-    )
+        pert_col=PERT_COL, control=CONTROL, train=os.path.join(args.out, "train.h5ad"), seed=args.seed, make_plots=not args.no_plots, progress=False,
+    ).summary
     losses = list(getattr(result, "losses", []) or [])
     out = {
         "command": "python " + " ".join([sys.argv[0], *sys.argv[1:]]) if args.command is None else args.command,

@@ -38,6 +38,7 @@ from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.suite import run_metrics
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightError, preflight
+from distgen.train import fit
 from distgen.types import ConditionLabels
 
 HERE = Path(__file__).parent
@@ -132,7 +133,7 @@ def run_seed(data: PerturbationData, seed: int, args: argparse.Namespace) -> dic
             print(f"seed {seed} {name}: pre-flight stopped it: {err}", flush=True)
             continue
         t0 = time.perf_counter()
-        model.fit(train, set_size=args.set_size, matcher="random", steps=args.steps, sets_per_batch=args.sets_per_batch,
+        fit(model, train, set_size=args.set_size, matcher="random", steps=args.steps, sets_per_batch=args.sets_per_batch,
                   lr=args.lr, seed=seed, progress=False)
         torch.manual_seed(seed)
         pred = model.predict(ctrl_sets, mask, labels)

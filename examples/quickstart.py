@@ -13,7 +13,7 @@ Usage::
     python examples/quickstart.py --tiny          # a tiny network, 5 steps, 3 metrics (seconds)
     python examples/quickstart.py --steps 3000 --out /tmp/qs
 
-In one call instead: ``distgen.run("perturbdiff-small", "out/")``.
+In one call instead: ``distgen.run("perturbdiff-small", "out/", ["data.split={kind: combo_seen2, test_frac: 0.9}"])``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 
 import distgen
-from distgen.data import write_ground_truth
 
 PRESET = "perturbdiff-small"
 #: --tiny: the same preset and components, much smaller sizes (names unchanged).
@@ -45,28 +44,27 @@ def main(argv: list[str] | None = None) -> int:
     doc = distgen.load_config(PRESET, TINY if args.tiny else [])  # the preset: model, train and data sections
     steps = args.steps or (5 if args.tiny else doc["train"]["steps"])
 
-    # 1. data: .info (genes, perturbations), .train_table (tensors), .split (train/val/test cells)
+    # 1. data, loaded once: .info (genes, perturbations), .train_table (tensors), .split (train/val/test cells)
     data = distgen.load_data("norman_k562", split=SPLIT, set_size=doc["data"]["set_size"])
     print(f"Norman K562: {data.info.n_genes} genes; held out: {', '.join(data.split.test_conditions)}")
 
     # 2. model: from a preset name, a YAML path or a dict (here the loaded preset), plus dotted overrides
-    model = distgen.build(doc, data.info, seen_perturbations=data.seen_perturbations())
+    model = distgen.build(doc, data)
     print(f"built {PRESET}: {sum(p.numel() for p in model.parameters()):,} parameters")
 
-    # 3. fit with the config's train: and data: sections; keyword arguments win
-    model.fit(data.train_table, config=doc, steps=steps, progress=not args.tiny)
+    # 3. fit with the config's train: section (checked first: can the model embed every held-out atom?)
+    distgen.fit(model, data, config=doc, steps=steps, progress=not args.tiny)
 
-    # 4. predict the held-out combinations (as many cells as were measured), 5. evaluate
-    pred, real = distgen.predict(model, data)
-    tr = data.split.train.numpy()  # training cells: what the baselines are fitted on
-    train = write_ground_truth(data.data, tr, tr[data.data.is_control[tr]])
+    # 4. predict the held-out combinations (as many cells as were measured): labelled Cells
+    pred = distgen.predict(model, data)
+    # 5. evaluate against the baselines (fitted on the same training cells) and the ceiling
     out = Path(args.out)
-    summary = distgen.evaluate(
-        pred, real, out / "eval", train=train, progress=not args.tiny, make_plots=not args.tiny,
+    report = distgen.evaluate(
+        pred, data, out / "eval", progress=not args.tiny, make_plots=not args.tiny,
         metric_names=["mse", "pearson_delta", "discrimination_score_l1"] if args.tiny else None,
     )
     print(f"\n{'metric':<24}{'model':>9}{'additive':>10}{'ceiling':>9}")
-    for name, m in summary["metrics"].items():
+    for name, m in report.metrics.items():
         add, ceil = (m.get("baselines") or {}).get("additive", float("nan")), m.get("ceiling") or float("nan")
         print(f"{name:<24}{m['model']:>9.4f}{add:>10.4f}{ceil:>9.4f}")
     print(f"\nreport: {out / 'eval' / 'summary.md'}")

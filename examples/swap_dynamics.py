@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         model = distgen.build(doc, data.info, seen_perturbations=data.seen_perturbations())
         t0 = time.perf_counter()
-        model.fit(data.train_table, config=doc, set_size=m, steps=steps, progress=False)  # the preset's recipe, shorter
+        distgen.fit(model, data.train_table, config=doc, set_size=m, steps=steps, progress=False)  # the preset's recipe, shorter
         cells = model.eval().predict(control, mask, labels)  # [P, m, G]
         assert torch.isfinite(cells).all(), f"{name}: non-finite samples"
         err = ((cells.mean(1) - real) ** 2).mean().item()

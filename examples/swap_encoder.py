@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         model = distgen.build(doc, data.info, seen_perturbations=data.seen_perturbations())
         t0 = time.perf_counter()
-        model.fit(data.train_table, config=doc, set_size=m, steps=steps, progress=False)  # the preset's recipe, shorter
+        distgen.fit(model, data.train_table, config=doc, set_size=m, steps=steps, progress=False)  # the preset's recipe, shorter
         n_params = sum(p.numel() for p in model.parameters())
         loss, pop = doc["model"]["distribution_loss"], (doc["model"].get("population_encoder") or {}).get("name")
         err = held_out_error(model.eval(), data, m)

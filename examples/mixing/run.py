@@ -26,6 +26,7 @@ import torch
 from distgen.config import load_config
 from distgen.models.generator import build_model
 from distgen.models.preflight import preflight
+from distgen.train import fit
 from distgen.types import CellTable, ConditionLabels
 
 HERE = Path(__file__).parent
@@ -93,7 +94,7 @@ def run(config: str | Path, data: str = "norman", steps: int = 30, tiny: bool = 
     report = preflight(model, test)  # stops here if a test perturbation cannot be embedded
     data_cfg = doc.get("data", {})
     train_cfg = {k: v for k, v in doc.get("train", {}).items()}
-    model.fit(table, set_size=int(data_cfg.get("set_size", 32)), matcher="random", **train_cfg)
+    fit(model, table, set_size=int(data_cfg.get("set_size", 32)), matcher="random", **train_cfg)
     control, mask, labels = condition_sets(table, test, int(data_cfg.get("set_size", 32)))
     cells = model.predict(control, mask, labels)
     if not torch.isfinite(cells).all():

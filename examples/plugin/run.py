@@ -73,7 +73,7 @@ def use(tiny: bool) -> None:
     model = distgen.build(doc, data.info, seen_perturbations=data.seen_perturbations())
     print(f"scdfm-small with distribution_loss = {type(model.distribution_loss).__name__}"
           f"({type(model.distribution_loss.kernel).__name__})")
-    model.fit(data.train_table, config=doc, set_size=8 if tiny else 24, steps=2 if tiny else 100, progress=False)  # the preset's recipe
+    distgen.fit(model, data.train_table, config=doc, set_size=8 if tiny else 24, steps=2 if tiny else 100, progress=False)  # the preset's recipe
     cells = model.eval().predict(ctrl[None, :16], full[:, :16], data.data.labels_for(["KLF1+MAP2K6"]))
     print(f"trained and sampled: {tuple(cells.shape)} cells, finite: {bool(torch.isfinite(cells).all())}")
 

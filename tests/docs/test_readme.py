@@ -15,11 +15,11 @@ TINY_NET = ('"model.backbone.d_model=16", "model.backbone.heads=2", "model.backb
             '"model.genes_per_step=64", "model.dynamics.steps=3", "data.set_size=8"')
 SHRINK = {
     '["model.distribution_loss.kernel.name=energy"]': f'["model.distribution_loss.kernel.name=energy", {TINY_NET}]',
-    "model.fit(data.train_table, config=doc, steps=300)": "model.fit(data.train_table, config=doc, steps=3, progress=False)",
+    "distgen.fit(model, data, config=doc, steps=300)": "distgen.fit(model, data, config=doc, steps=3, progress=False)",
     '["train.steps=300"]': f'["train.steps=3", {TINY_NET}], progress=False, metrics=["mse", "pearson_delta"], plots=False',
     '"examples/ablation_grid.yaml"': f'"{ROOT / "examples" / "ablation_grid_tiny.yaml"}", progress=False',
-    'distgen.evaluate(pred, real, "runs/py/eval")': 'distgen.evaluate(pred, real, "runs/py/eval", metric_names=["mse"], make_plots=False, progress=False)',
-    'train="runs/a/train.h5ad")': 'train="runs/a/train.h5ad", metric_names=["mse"], make_plots=False, progress=False)',
+    'distgen.evaluate(pred, data, "runs/py/eval")': 'distgen.evaluate(pred, data, "runs/py/eval", metric_names=["mse"], make_plots=False, progress=False)',
+    '"runs/a/eval2")': '"runs/a/eval2", metric_names=["mse"], make_plots=False, progress=False)',
 }
 
 
@@ -44,7 +44,8 @@ def test_readme_python_block_runs(tmp_path):
     code += (
         "\nimport json, pathlib\n"
         "assert cells.shape == (1, 32, data.info.n_genes)\n"
-        "assert set(pred.obs['target_gene']) - {'non-targeting'} == set(data.split.test_conditions)\n"
+        "assert set(pred.conditions[~pred.is_control]) == set(data.split.test_conditions)\n"
+        "assert 'mse' in report.metrics and (pathlib.Path('runs/py/eval') / 'summary.md').exists()\n"
         "assert 'mse' in summary['metrics'] and (pathlib.Path('sweeps/coupling') / 'summary.md').exists()\n"
         "assert (pathlib.Path('runs/a/eval2') / 'summary.json').exists()\n"
         "print('README OK')\n"
