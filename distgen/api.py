@@ -38,11 +38,12 @@ def build(
     """
     doc = load_config(config, overrides)
     node = doc.get("model", doc)
+    seen: Sequence[str] | None = seen_perturbations
     if isinstance(data, Dataset):
         info = data.info
-        seen = data.seen_perturbations() if seen_perturbations is None else seen_perturbations
+        seen = data.seen_perturbations() if seen is None else seen
     else:
-        info, seen = data, seen_perturbations
+        info = data
     return build_model(node, info, seen)
 
 

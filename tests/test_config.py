@@ -11,6 +11,7 @@ from distgen.config import (
     resolve_node,
     save_yaml,
     validate_node,
+    validate_params,
 )
 from distgen.models.generator import build_model
 from distgen.testing import tiny_info
@@ -41,7 +42,15 @@ def test_wrong_type_names_key():
 
 
 def test_int_accepted_for_float_and_none_for_optional():
-    validate_node("dynamics", {"name": "flow_matching", "sigma_min": 0, "clamp_min": None})
+    def make(rate: float = 1.0, limit: float | None = 2.0) -> None: ...
+
+    validate_params(make, {"rate": 0, "limit": None}, "x")  # an int where a float goes, None where optional: accepted ...
+    with pytest.raises(ConfigError, match=r"x\.rate: expected float, got str"):  # ... while the same check refuses a string
+        validate_params(make, {"rate": "0"}, "x")
+    with pytest.raises(ConfigError, match=r"x\.limit: expected"):
+        validate_params(make, {"limit": "none"}, "x")
+    dyn = build_component("dynamics", {"name": "flow_matching", "sigma_min": 0, "clamp_min": None})
+    assert dyn.sigma_min == 0.0 and dyn.clamp_min is None
 
 
 def test_missing_required_param():

@@ -236,6 +236,8 @@ def read(
     files = {name: adata}
     pert_col = guess_pert_col(files, pert_col)
     control = guess_control(files, pert_col, control, name)
+    if celltype_col is None and CELLTYPE_COL in adata.obs.columns:
+        celltype_col = CELLTYPE_COL
     return _cells(adata, pert_col, control, celltype_col, name)
 
 
@@ -248,7 +250,7 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     cache: dict[str, str] = {}
     labels = adata.obs[pert_col].astype(str).to_numpy()
     conds = np.array([cache.setdefault(v, canonical_condition(v, control)) if v not in cache else cache[v] for v in labels], dtype=object)
-    col = celltype_col if celltype_col is not None else (CELLTYPE_COL if CELLTYPE_COL in adata.obs.columns else None)
+    col = celltype_col
     if col is not None and col not in adata.obs.columns:
         raise ValueError(f"cell-type column {col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}")
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None

@@ -1,0 +1,66 @@
+"""The cell-eval layout edge: Cells -> file -> the same Cells; other tools' files (old column names) readable."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from distgen.data import layout
+from distgen.types import Cells
+
+
+def _cells(contexts=("x", "x", "y", "y")):
+    x = torch.tensor([[0.5, 1.0], [0.0, 2.0], [1.5, 0.25], [0.0, 0.0]])
+    return Cells(x, ["A+B", "control", "A", "control"], ["g0", "g1"], list(contexts))
+
+
+def test_write_then_read_gives_the_same_population(tmp_path):
+    cells = _cells()
+    a = layout.write(cells, tmp_path / "p.h5ad", "pred")
+    assert list(a.obs.columns) == [layout.PERT_COL, layout.CELLTYPE_COL, layout.KIND_COL]
+    assert a.obs[layout.PERT_COL].tolist() == ["A+B", layout.CONTROL, "A", layout.CONTROL]
+    assert a.obs[layout.KIND_COL].tolist() == ["pred", "control", "pred", "control"]
+    assert a.obs_names.tolist() == ["pred_0", "control_0", "pred_1", "control_1"]
+    back = layout.read(tmp_path / "p.h5ad")
+    assert torch.equal(back.X, cells.X) and back.genes == cells.genes
+    assert back.control == layout.CONTROL and back.conditions.tolist() == ["A+B", layout.CONTROL, "A", layout.CONTROL]
+    assert back.contexts.tolist() == ["x", "x", "y", "y"]
+    assert layout.to_anndata(_cells(("all",) * 4)).obs.columns.tolist() == [layout.PERT_COL, layout.KIND_COL]  # no contexts: no column
+
+
+def test_other_conventions_are_read_and_labels_made_canonical():
+    obs = pd.DataFrame({"condition": ["B+A", "ctrl", "A+ctrl", "control"]}, index=[f"c{i}" for i in range(4)])
+    a = ad.AnnData(X=np.ones((4, 2), dtype=np.float32), obs=obs)
+    a.var_names = ["g0", "g1"]
+    cells = layout.read(a)  # column and control label guessed: condition / control
+    assert cells.control == "control"
+    assert cells.conditions.tolist() == ["A+B", "control", "A", "control"]  # sorted atoms, control tokens dropped
+    assert cells.names.tolist() == ["c0", "c1", "c2", "c3"] and set(cells.contexts) == {"all"}
+    with pytest.raises(ValueError, match="none of .* is in the obs"):
+        layout.read(ad.AnnData(X=np.ones((1, 1), dtype=np.float32)))
+    with pytest.raises(ValueError, match="cell-type column 'donor' is not in"):
+        layout.read(a, celltype_col="donor")
+
+
+def test_bad_populations_write_nothing(tmp_path):
+    bad = _cells()
+    nan = Cells(bad.X * float("nan"), bad.conditions, bad.genes, bad.contexts)
+    no_ctrl = bad.perturbed()
+    for cells, msg in ((nan, "NaN/inf"), (no_ctrl, "no control cells")):
+        with pytest.raises(ValueError, match=msg):
+            layout.write(cells, tmp_path / "never.h5ad")
+        assert not (tmp_path / "never.h5ad").exists()
+
+
+def test_read_pair_shares_column_and_control_and_uses_celltypes_when_every_file_has_them(tmp_path):
+    pred, real = layout.to_anndata(_cells(), "pred"), layout.to_anndata(_cells(), "real")
+    p, r, t, info = layout.read_pair(pred, real)
+    assert (info.pert_col, info.control, info.celltype_col) == (layout.PERT_COL, layout.CONTROL, layout.CELLTYPE_COL)
+    assert t is None and r.contexts.tolist() == ["x", "x", "y", "y"]
+    no_types = real.copy()
+    del no_types.obs[layout.CELLTYPE_COL]
+    p, r, _, info = layout.read_pair(pred, no_types)
+    assert info.celltype_col is None and set(p.contexts) == {"all"}
+    with pytest.raises(ValueError, match="the training file has no control cells"):
+        layout.read_pair(pred, real, train=pred[pred.obs[layout.PERT_COL] != layout.CONTROL].copy())
