@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (5 if args.tiny else doc["train"]["steps"])
 
     # 1. data, loaded once: .info (genes, perturbations), .train_table (tensors), .split (train/val/test cells)
-    data = distgen.load_data("norman_k562", split=SPLIT, set_size=doc["data"]["set_size"])
+    data = distgen.load_data(**{**doc["data"], "dataset": "norman_k562", "split": SPLIT})  # the preset's set sampling
     print(f"Norman K562: {data.info.n_genes} genes; held out: {', '.join(data.split.test_conditions)}")
 
     # 2. model: from a preset name, a YAML path or a dict (here the loaded preset), plus dotted overrides

@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from distgen.config import ConfigError
 from distgen.data.batches import TableBatches
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
@@ -110,6 +111,7 @@ def fit(
     if isinstance(data, Dataset):
         if set_size is not None or matcher is not None or val is not None:
             raise TypeError("fit: set_size, matcher and val come from the Dataset's data: section; change them there")
+        _check_sampling(doc.get("data") or {}, data)
         source, val_source = data.sources(opts.sets_per_batch, opts.val_sets, opts.seed)
     else:
         ds = data_section({k: v for k, v in (doc.get("data") or {}).items() if k not in DATASET_KEYS})
@@ -124,6 +126,17 @@ def fit(
         model.load_state_dict({**model.state_dict(), **trainer.ema.state_dict()})
     model.eval()
     return result
+
+
+def _check_sampling(section: Mapping[str, Any], dataset: Dataset) -> None:
+    """A config's set sampling must be the Dataset's (it samples the sets); say how to make them agree."""
+    ours = dataset.section.to_dict()
+    for key, value in section.items():
+        if key not in DATASET_KEYS and key in ours and ours[key] != value:
+            raise ConfigError(
+                f"fit: the config's data.{key}={value!r} differs from the Dataset's {ours[key]!r}, which samples the sets; "
+                "load the Dataset from the config's data: section (distgen.load_data(**doc['data']))"
+            )
 
 
 def _warn(messages: list[str]) -> None:

@@ -37,7 +37,7 @@ def test_other_conventions_are_read_and_labels_made_canonical():
     assert cells.control == "control"
     assert cells.conditions.tolist() == ["A+B", "control", "A", "control"]  # sorted atoms, control tokens dropped
     assert cells.names.tolist() == ["c0", "c1", "c2", "c3"] and set(cells.contexts) == {"all"}
-    with pytest.raises(ValueError, match="none of .* is in the obs"):
+    with pytest.raises(ValueError, match=r"none of .* is in the obs"):
         layout.read(ad.AnnData(X=np.ones((1, 1), dtype=np.float32)))
     with pytest.raises(ValueError, match="cell-type column 'donor' is not in"):
         layout.read(a, celltype_col="donor")
