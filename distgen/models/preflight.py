@@ -23,6 +23,10 @@ class PreflightError(ConfigError):
     """The model cannot predict part of the test set; raised before any training."""
 
 
+class PreflightWarning(UserWarning):
+    """A held-out atom a trained model cannot embed, run anyway (``allow_unembedded``), or a fitted model's fallback."""
+
+
 @dataclass(frozen=True)
 class PreflightReport:
     """Which test conditions a model can predict.
@@ -258,5 +262,5 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
             f"predictions of {', '.join(report.not_embeddable[:8])}{' ...' if report.n_missing > 8 else ''} come from untrained embeddings"]
 
 
-__all__ = ["ALLOW_OPTION", "PreflightError", "PreflightReport", "check_split", "conditions_of", "deciders", "embeddable", "preflight",
+__all__ = ["ALLOW_OPTION", "PreflightError", "PreflightReport", "PreflightWarning", "check_split", "conditions_of", "deciders", "embeddable", "preflight",
            "registered_name"]

@@ -29,16 +29,12 @@ from distgen.data import layout
 from distgen.data.prepared import Dataset, Group
 from distgen.data.section import data_section
 from distgen.models.generator import build_model
-from distgen.models.preflight import check_split
+from distgen.models.preflight import PreflightWarning, check_split
 from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import CheckpointError, load_checkpoint
 from distgen.train.device import select_device, setup_backends
 from distgen.types import ALL, Cells
-
-
-class PredictionWarning(UserWarning):
-    """A held-out atom the model cannot embed (or predicts with a fallback), predicted anyway."""
 
 
 @torch.no_grad()
@@ -82,7 +78,7 @@ def predict(
     allow_unembedded, preflight
         The model is first checked against the held-out conditions of ``part``
         (``distgen.models.preflight.check_split``): atoms a trained model cannot embed stop here unless
-        ``allow_unembedded`` (then a ``PredictionWarning``); ``preflight=False`` skips the check.
+        ``allow_unembedded`` (then a ``PreflightWarning``); ``preflight=False`` skips the check.
 
     Returns
     -------
@@ -99,7 +95,7 @@ def predict(
         raise ValueError(f"predict: set_size must be >= 1, got {m}")
     if preflight:
         for w in check_split(model, dataset, part, allow_unembedded):
-            warnings.warn(w, PredictionWarning, stacklevel=2)
+            warnings.warn(w, PreflightWarning, stacklevel=2)
     first = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     device = first.device if first is not None else torch.device("cpu")
     if isinstance(model, nn.Module):

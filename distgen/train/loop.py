@@ -19,17 +19,13 @@ from distgen.data.batches import TableBatches
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
 from distgen.models.base import FittedModel, PerturbationModel
-from distgen.models.preflight import check_split
+from distgen.models.preflight import PreflightWarning, check_split
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.trainer import Trainer, TrainResult
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
 
 #: ``data:`` keys that describe the dataset itself, not how its cells are sampled into sets.
 DATASET_KEYS = ("dataset", "schema", "split", "hvg")
-
-
-class PreflightWarning(UserWarning):
-    """A held-out atom the model cannot embed, trained anyway (``allow_unembedded=True``), or a fitted model's fallback."""
 
 
 def fit(

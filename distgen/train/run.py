@@ -21,6 +21,7 @@ import torch
 from distgen.config import ConfigError, load_config, resolve_node, save_yaml
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
+from distgen.models.base import is_trainable
 from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
 from distgen.train import distributed as D
@@ -108,6 +109,9 @@ def train_model(
         dataset = Dataset.load(ds, split_file)
     torch.manual_seed(mix_seed(opts.seed, INIT_KEY))  # initial weights depend on the seed only
     model = build_model(resolved["model"], dataset.info, dataset.seen_perturbations())
+    if not is_trainable(model):
+        raise ConfigError(f"model {resolved['model'].get('name')!r} fits itself (a FittedModel) and has nothing for the trainer; "
+                          "distgen run fits and evaluates it")
     notes = check_split(model, dataset, "test", allow)
     for note in notes:
         print(note, file=sys.stderr)
@@ -121,7 +125,7 @@ def train_model(
         D.shutdown(wait=False)  # another rank may never reach a barrier; torchrun stops the group
         raise
     D.shutdown()
-    assert result is not None  # a model built from a run config with train: is trained by the trainer
+    assert result is not None  # a TrainableModel always goes through the trainer
     return TrainedRun(model, dataset, result, notes)
 
 

@@ -8,9 +8,7 @@ import pytest
 import distgen
 from distgen.cli import EXIT_USAGE, main
 from distgen.config import save_yaml
-from distgen.models.preflight import PreflightError
-from distgen.pipeline.predict import PredictionWarning
-from distgen.train import PreflightWarning
+from distgen.models.preflight import PreflightError, PreflightWarning
 
 #: A one-hot conditioner on held-out single genes: their one-hot rows are never trained.
 UNSEEN = {"dataset": "norman_k562", "split": {"kind": "unseen_single", "seed": 0, "test_frac": 0.3}, "set_size": 8}
@@ -65,7 +63,7 @@ def test_python_fit_and_predict_check_the_split_of_a_dataset():
         distgen.fit(model, data, steps=2, sets_per_batch=2, progress=False, allow_unembedded=True)
     with pytest.raises(PreflightError, match="not embeddable by onehot"):
         distgen.predict(model, data)
-    with pytest.warns(PredictionWarning, match="untrained embeddings"):
+    with pytest.warns(PreflightWarning, match="untrained embeddings"):
         pred = distgen.predict(model, data, allow_unembedded=True)
     assert set(pred.conditions[~pred.is_control]) == set(data.split.test_conditions)
 
@@ -75,7 +73,7 @@ def test_fitted_models_have_a_fallback_and_are_noted_not_stopped():
     model = distgen.build({"name": "additive"}, data)
     with pytest.warns(PreflightWarning, match=r"AdditiveBaseline cannot predict \d+ of \d+ held-out perturbations .* fallback"):
         distgen.fit(model, data)  # checked once fitted: before, can_predict knows nothing
-    with pytest.warns(PredictionWarning, match="predicts them with its fallback"):
+    with pytest.warns(PreflightWarning, match="predicts them with its fallback"):
         distgen.predict(model, data)
 
 

@@ -100,3 +100,24 @@ def test_predict_rejects_other_data_and_missing_run(run, tmp_path, capsys):
     (bad / "checkpoints").symlink_to(root / "run" / "checkpoints")
     assert main(["predict", str(bad), "--out", str(tmp_path / "p.h5ad")]) == 1
     assert "gene names differ" in capsys.readouterr().err
+
+
+def test_train_refuses_a_model_that_fits_itself(tmp_path, capsys):
+    cfg = tmp_path / "add.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"name": "additive"}, "data": CONFIG["data"]}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    assert "fits itself (a FittedModel)" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_the_trained_model_in_memory_predicts_what_its_checkpoint_predicts(tmp_path):
+    """distgen run predicts with the model it just trained; distgen predict rebuilds it from the checkpoint: same cells."""
+    from distgen.data import Dataset
+    from distgen.pipeline.predict import predict, predict_run
+    from distgen.train.run import train_model
+
+    trained = train_model(CONFIG, tmp_path / "again")
+    in_memory = predict(trained.model, trained.dataset, seed=0, preflight=False)
+    predict_run(tmp_path / "again", tmp_path / "p.h5ad", seed=0)
+    from_file = ad.read_h5ad(tmp_path / "p.h5ad")
+    np.testing.assert_array_equal(np.asarray(from_file.X), in_memory.X.numpy())  # EMA weights, bit for bit
+    assert isinstance(trained.dataset, Dataset)
