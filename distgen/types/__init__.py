@@ -1,0 +1,25 @@
+"""Data types shared by every part of distgen (no AnnData): tensors for models, labelled populations between stages.
+
+``tensors``: ``DataInfo``, ``ConditionLabels``, ``CellTable``, ``SetBatch``, ``LossOutput``,
+``SampleOutput``. ``cells``: ``Cells`` (a labelled population) and the label helpers.
+"""
+
+from distgen.types.cells import ALL, COMBO, Cells, atoms_of, canonical, labels_in, vocabulary
+from distgen.types.tensors import PAD, CellTable, ConditionLabels, DataInfo, LossOutput, SampleOutput, SetBatch
+
+__all__ = [
+    "ALL",
+    "COMBO",
+    "PAD",
+    "CellTable",
+    "Cells",
+    "ConditionLabels",
+    "DataInfo",
+    "LossOutput",
+    "SampleOutput",
+    "SetBatch",
+    "atoms_of",
+    "canonical",
+    "labels_in",
+    "vocabulary",
+]

@@ -1,0 +1,271 @@
+"""Tensor-level data types shared by every component kind: vocabularies, labels, tables, set batches.
+
+Models and metrics never see AnnData: ``distgen.data`` turns AnnData into these small dataclasses.
+Shapes: ``B`` sets per batch, ``m`` cells per set, ``G`` gene columns, ``P`` perturbation slots
+(combinations of up to ``P`` atoms, padded with ``-1``), ``N`` cells in a table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+PAD = -1  #: padding id for perturbation slots
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Vocabularies of a dataset: what ids in tensors mean.
+
+    Parameters
+    ----------
+    genes
+        Names of the ``G`` gene columns, in column order.
+    perturbations
+        Perturbation *atoms* (single genes, drugs); a combination is a tuple of atom ids.
+        Control is not an atom: a control cell has no atoms.
+    contexts
+        Context labels (cell type / cell line); a single ``"all"`` when the data has none.
+    batches
+        Batch labels (donor, plate, GEM group); a single ``"all"`` when the data has none.
+    perturbation_type
+        ``"genetic"`` (atoms are gene symbols) or ``"chemical"`` (atoms are drugs).
+    """
+
+    genes: tuple[str, ...]
+    perturbations: tuple[str, ...]
+    contexts: tuple[str, ...] = ("all",)
+    batches: tuple[str, ...] = ("all",)
+    perturbation_type: str = "genetic"
+    control_label: str = "control"
+
+    def __post_init__(self) -> None:
+        for name in ("genes", "perturbations", "contexts", "batches"):
+            vals = getattr(self, name)
+            if len(set(vals)) != len(vals):
+                dup = sorted({v for v in vals if vals.count(v) > 1})[:5]
+                raise ValueError(f"DataInfo.{name} has duplicated entries: {dup}")
+        if self.perturbation_type not in ("genetic", "chemical"):
+            raise ValueError(f"perturbation_type must be 'genetic' or 'chemical', got {self.perturbation_type!r}")
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+    @property
+    def n_perturbations(self) -> int:
+        return len(self.perturbations)
+
+    def gene_index(self) -> dict[str, int]:
+        return {g: i for i, g in enumerate(self.genes)}
+
+    def perturbation_index(self) -> dict[str, int]:
+        return {p: i for i, p in enumerate(self.perturbations)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataInfo:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})  # type: ignore[arg-type]
+
+
+@dataclass
+class ConditionLabels:
+    """Condition of each of ``B`` sets (or cells): perturbation atoms, dose, context, batch.
+
+    Attributes
+    ----------
+    perturbation
+        ``[B, P]`` long atom ids into ``DataInfo.perturbations``, ``-1`` padded; all ``-1`` = control.
+    dose
+        ``[B, P]`` float dose per atom (1.0 where the data has no dose).
+    context
+        ``[B]`` long ids into ``DataInfo.contexts``.
+    batch
+        ``[B]`` long ids into ``DataInfo.batches``.
+    """
+
+    perturbation: Tensor
+    dose: Tensor
+    context: Tensor
+    batch: Tensor
+
+    def __post_init__(self) -> None:
+        if self.perturbation.dim() != 2:
+            raise ValueError(f"perturbation must be [B, P], got shape {tuple(self.perturbation.shape)}")
+        if self.dose.shape != self.perturbation.shape:
+            raise ValueError(f"dose {tuple(self.dose.shape)} must match perturbation {tuple(self.perturbation.shape)}")
+        b = self.perturbation.shape[0]
+        for name in ("context", "batch"):
+            if getattr(self, name).shape != (b,):
+                raise ValueError(f"{name} must be [B]=[{b}], got {tuple(getattr(self, name).shape)}")
+
+    def __len__(self) -> int:
+        return int(self.perturbation.shape[0])
+
+    def to(self, device: torch.device | str) -> ConditionLabels:
+        return ConditionLabels(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def index(self, idx: Tensor | slice) -> ConditionLabels:
+        return ConditionLabels(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+    @staticmethod
+    def cat(items: list[ConditionLabels]) -> ConditionLabels:
+        width = max(int(x.perturbation.shape[1]) for x in items)
+
+        def pad(t: Tensor, value: float) -> Tensor:
+            return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+        return ConditionLabels(
+            perturbation=torch.cat([pad(x.perturbation, PAD) for x in items]),
+            dose=torch.cat([pad(x.dose, 0.0) for x in items]),
+            context=torch.cat([x.context for x in items]),
+            batch=torch.cat([x.batch for x in items]),
+        )
+
+    @property
+    def is_control(self) -> Tensor:
+        """``[B]`` bool, True where no atom is set."""
+        return (self.perturbation < 0).all(dim=1)
+
+    @staticmethod
+    def make(
+        perturbation: list[list[int]] | Tensor,
+        context: list[int] | Tensor | None = None,
+        batch: list[int] | Tensor | None = None,
+        dose: list[list[float]] | Tensor | None = None,
+    ) -> ConditionLabels:
+        """Build labels from Python lists (ragged combinations are padded)."""
+        if not isinstance(perturbation, Tensor):
+            width = max([len(p) for p in perturbation] + [1])
+            perturbation = torch.tensor([list(p) + [PAD] * (width - len(p)) for p in perturbation], dtype=torch.long)
+        b = perturbation.shape[0]
+        if dose is None:
+            dose_t = (perturbation >= 0).float()
+        elif not isinstance(dose, Tensor):
+            dose_t = torch.tensor([list(d) + [0.0] * (perturbation.shape[1] - len(d)) for d in dose], dtype=torch.float32)
+        else:
+            dose_t = dose
+        ctx = torch.zeros(b, dtype=torch.long) if context is None else torch.as_tensor(context, dtype=torch.long)
+        bat = torch.zeros(b, dtype=torch.long) if batch is None else torch.as_tensor(batch, dtype=torch.long)
+        return ConditionLabels(perturbation, dose_t, ctx, bat)
+
+
+@dataclass
+class CellTable:
+    """All cells of a dataset (or split) as tensors: the unit that models ``fit`` on.
+
+    Attributes
+    ----------
+    X
+        ``[N, G]`` float32 expression (log-normalised unless the schema says otherwise).
+    labels
+        Per-cell ``ConditionLabels`` (``B = N``).
+    info
+        Vocabularies that give the ids meaning.
+    """
+
+    X: Tensor
+    labels: ConditionLabels
+    info: DataInfo
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.X.dim() != 2:
+            raise ValueError(f"X must be [N, G], got {tuple(self.X.shape)}")
+        if self.X.shape[1] != self.info.n_genes:
+            raise ValueError(f"X has {self.X.shape[1]} genes but info lists {self.info.n_genes}")
+        if len(self.labels) != self.X.shape[0]:
+            raise ValueError(f"labels describe {len(self.labels)} cells but X has {self.X.shape[0]}")
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def is_control(self) -> Tensor:
+        return self.labels.is_control
+
+    def subset(self, idx: Tensor) -> CellTable:
+        return CellTable(self.X[idx], self.labels.index(idx), self.info, dict(self.meta))
+
+
+@dataclass
+class SetBatch:
+    """``B`` cell sets, each of one condition, with matched control sets.
+
+    Attributes
+    ----------
+    target
+        ``[B, m, G]`` perturbed cells; ``target_mask`` ``[B, m]`` bool marks real (not padded) cells.
+    control
+        ``[B, m, G]`` control cells matched to each set; ``control_mask`` ``[B, m]``.
+    labels
+        Condition of each set (``ConditionLabels`` with ``B`` rows).
+    gene_ids
+        ``[G]`` long ids of the columns in ``DataInfo.genes`` (changes under gene subsampling).
+    """
+
+    target: Tensor
+    target_mask: Tensor
+    control: Tensor
+    control_mask: Tensor
+    labels: ConditionLabels
+    gene_ids: Tensor
+
+    def __post_init__(self) -> None:
+        if self.target.dim() != 3:
+            raise ValueError(f"target must be [B, m, G], got {tuple(self.target.shape)}")
+        b, m, g = self.target.shape
+        if self.target_mask.shape != (b, m):
+            raise ValueError(f"target_mask must be [B, m]=[{b}, {m}], got {tuple(self.target_mask.shape)}")
+        if self.control.dim() != 3 or self.control.shape[0] != b or self.control.shape[2] != g:
+            raise ValueError(f"control must be [B, m', G]=[{b}, *, {g}], got {tuple(self.control.shape)}")
+        if self.control_mask.shape != self.control.shape[:2]:
+            raise ValueError(f"control_mask must be {tuple(self.control.shape[:2])}, got {tuple(self.control_mask.shape)}")
+        if self.gene_ids.shape != (g,):
+            raise ValueError(f"gene_ids must be [G]=[{g}], got {tuple(self.gene_ids.shape)}")
+        if len(self.labels) != b:
+            raise ValueError(f"labels has {len(self.labels)} rows for {b} sets")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        b, m, g = self.target.shape
+        return int(b), int(m), int(g)
+
+    def to(self, device: torch.device | str) -> SetBatch:
+        return replace(
+            self,
+            target=self.target.to(device),
+            target_mask=self.target_mask.to(device),
+            control=self.control.to(device),
+            control_mask=self.control_mask.to(device),
+            labels=self.labels.to(device),
+            gene_ids=self.gene_ids.to(device),
+        )
+
+    def select_genes(self, cols: Tensor) -> SetBatch:
+        """Keep gene columns ``cols`` (positions into this batch's ``G``)."""
+        return replace(self, target=self.target[..., cols], control=self.control[..., cols], gene_ids=self.gene_ids[cols])
+
+
+@dataclass
+class LossOutput:
+    """A scalar loss to minimise, its named parts (detached floats) and optional extras."""
+
+    loss: Tensor
+    parts: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class SampleOutput:
+    """Generated cells ``[B, m, G]`` and the number of function (network) evaluations used."""
+
+    cells: Tensor
+    nfe: int
+    info: dict[str, Any] = field(default_factory=dict)
+
