@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 from torch import Tensor
 
+from distgen.capabilities import ModelCapabilities
+from distgen.registry import Registry
 from distgen.types import CellTable, ConditionLabels
 
 
@@ -22,12 +24,7 @@ class PerturbationModel(ABC):
     ``needs_control_cells`` (uses the supplied controls), ``output_kind`` (``"cells"``).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": False,
-        "needs_control_cells": True,
-        "output_kind": "cells",
-        "stochastic": False,
-    }
+    capabilities: ModelCapabilities = ModelCapabilities()
 
     @abstractmethod
     def fit(self, train: CellTable, **kwargs: Any) -> PerturbationModel:
@@ -40,3 +37,17 @@ class PerturbationModel(ABC):
     def can_predict(self, atoms: list[str]) -> list[bool]:
         """Per perturbation atom: can this model predict conditions containing it?"""
         return [True] * len(atoms)
+
+
+#: The models registry: built-ins here, plugins from entry points ``distgen.models``.
+models: Registry[PerturbationModel] = Registry(
+    "models",
+    PerturbationModel,
+    {
+        "additive": "distgen.models.baselines.additive:AdditiveBaseline",
+        "control": "distgen.models.baselines.control:ControlBaseline",
+        "generator": "distgen.models.generator:Generator",
+        "linear": "distgen.models.baselines.linear:LinearBaseline",
+        "mean_perturbation": "distgen.models.baselines.mean_perturbation:MeanPerturbationBaseline",
+    },
+)
