@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from distgen.capabilities import resolve
-
 if TYPE_CHECKING:
     from distgen.models.generator import Generator
 
@@ -33,7 +31,7 @@ def _name(obj: Any) -> str:
 
 
 def _gene_panel(enc: Any, n_genes: int, role: str, genes_per_step: int | None) -> list[str]:
-    if not resolve(enc).fixed_gene_panel:
+    if not enc.capabilities.fixed_gene_panel:
         return []
     out = []
     built = getattr(enc, "n_genes", None)
@@ -58,7 +56,7 @@ def population_problems(model: Generator) -> list[str]:
             f"{_name(enc)} would be computed and ignored; remove it or use a backbone that takes one (mlp, cross_dit, pad_transformer)"
         ]
     out = []
-    kind, want = resolve(enc).output_kind, resolve(bb).population_kind
+    kind, want = enc.capabilities.output_kind, bb.capabilities.population_kind
     if kind != want:
         out.append(f"population_encoder {_name(enc)} outputs {kind!r} but backbone {_name(bb)} takes a {want!r} population")
     width = getattr(bb, "population_dim", None)
@@ -101,7 +99,7 @@ def _declared(needs: Mapping[str, Any], have: Any, who: str, whom: str) -> list[
 def dynamics_backbone_problems(model: Generator) -> list[str]:
     """Dynamics x backbone: self-conditioning, output sign, guidance, declared requirements."""
     dyn, bb = model.dynamics, model.backbone
-    dcaps, bcaps = resolve(dyn), resolve(bb)
+    dcaps, bcaps = dyn.capabilities, bb.capabilities
     out = []
     if dcaps.self_conditioning and not bcaps.self_conditioning:
         out.append(
@@ -135,9 +133,9 @@ def supports_unseen_perturbations(model: Generator) -> bool:
     The parts are the backbone when it tokenises perturbations itself (``embeds_perturbations``)
     and the conditioner when the model has one; they are the parts ``can_predict`` asks.
     """
-    parts = [model.backbone] if resolve(model.backbone).embeds_perturbations else []
-    parts += [model.conditioner] if model.conditioner is not None else []
-    return bool(parts) and all(bool(resolve(p).supports_unseen_perturbations) for p in parts)
+    flags = [model.backbone.capabilities.supports_unseen_perturbations] if model.backbone.capabilities.embeds_perturbations else []
+    flags += [model.conditioner.capabilities.supports_unseen_perturbations] if model.conditioner is not None else []
+    return bool(flags) and all(bool(f) for f in flags)
 
 
 def tie_gene_embeddings(model: Generator) -> bool:

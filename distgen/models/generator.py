@@ -174,9 +174,14 @@ class Generator(nn.Module, PerturbationModel):
                 raise RuntimeError("unconditional prediction requested but no null condition was bound")
             c = null if uncond else cond
             assert c is not None
-            if x_self_cond is not None:
-                return self.backbone(x_t, t, c, x_self_cond=x_self_cond)  # type: ignore[no-any-return]
-            return self.backbone(x_t, t, c)  # type: ignore[no-any-return]
+            out = self.backbone(x_t, t, c, x_self_cond=x_self_cond) if x_self_cond is not None else self.backbone(x_t, t, c)
+            if out.shape != x_t.shape:
+                bb = type(self.backbone)
+                raise ValueError(
+                    f"backbone {bb.__qualname__} (module {bb.__module__}) returned shape {tuple(out.shape)} for x_t of shape "
+                    f"{tuple(x_t.shape)}; a backbone must return the shape of x_t"
+                )
+            return out  # type: ignore[no-any-return]
 
         null = uncond
         return field  # type: ignore[return-value]

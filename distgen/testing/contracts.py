@@ -363,7 +363,7 @@ class ModelContract(_Contract):
         out = model.predict(batch.control, batch.control_mask, batch.labels)
         assert out.shape == batch.control.shape
         assert torch.isfinite(torch.as_tensor(out)).all()
-        declared = resolve(model).supports_unseen_perturbations
+        declared = model.capabilities.supports_unseen_perturbations
         assert isinstance(declared, bool), "a built model resolves supports_unseen_perturbations to a bool"
         can = model.can_predict(["G3"])
         assert declared == can[0], f"declares supports_unseen_perturbations={declared} but can_predict(['G3']) = {can}"

@@ -207,3 +207,40 @@ def test_pad_transformer_takes_a_population_condition_and_ties_gene_vocab():
     out.loss.backward()
     assert m.backbone.pop_proj.weight.grad.abs().sum() > 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.population_encoder.parameters())
+
+
+def test_a_backbone_returning_the_wrong_shape_is_named():
+    class Short(GeneWise):
+        """Drops a gene."""
+
+        def forward(self, x_t, t, cond):
+            return super().forward(x_t, t, cond)[..., :-1]
+
+    m = _model(backbone=Short())
+    with pytest.raises(ValueError, match=r"backbone .*Short .* returned shape \(3, 6, 11\) for x_t of shape \(3, 6, 12\)"):
+        m.loss(tiny_batch())
+
+
+def test_self_conditioning_reaches_only_a_backbone_that_takes_it():
+    seen = []
+
+    class Records(GeneWise):
+        """Takes the previous estimate."""
+
+        capabilities = BackboneCapabilities(gene_subsampling=True, self_conditioning=True)
+
+        def forward(self, x_t, t, cond, *, x_self_cond=None):
+            seen.append(x_self_cond)
+            return super().forward(x_t, t, cond)
+
+    dyn = _build("dynamics", {"name": "diffusion", "self_condition": 1.0, "schedule": {"name": "linear", "timesteps": 100},
+                              "sampler": {"name": "ddim", "steps": 3}, "prediction": "x0"})
+    m = _model(backbone=Records(), dynamics=dyn)
+    m.loss(tiny_batch())
+    assert seen[0] is None and seen[1] is not None  # the no-grad first pass, then the estimate
+    seen.clear()
+    b = tiny_batch()
+    m.predict(b.control, b.control_mask, b.labels)
+    assert seen[0] is None and all(s is not None for s in seen[1:]) and len(seen) == 3
+    plain = _model(backbone=GeneWise())  # flow matching: the plain backbone is never offered an estimate
+    plain.loss(tiny_batch())
