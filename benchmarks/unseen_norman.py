@@ -53,7 +53,7 @@ def generator_node(conditioner: dict[str, Any], hidden: int) -> dict[str, Any]:
         "name": "generator",
         "conditioner": conditioner,
         "backbone": {"name": "mlp", "hidden": hidden, "depth": 3},
-        "dynamics": {"name": "flow_matching", "source": "control", "solver": "euler", "steps": 21, "clamp_min": 0.0},
+        "dynamics": {"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 20}, "clamp_min": 0.0},
     }
 
 

@@ -2,8 +2,10 @@
 
 A component node is ``{name: <registry key>, **params}``. The constructor signature *is* the
 schema: unknown keys, wrong types and missing required parameters fail with a message naming the
-key. A parameter annotated with a component base class (``backbone: Backbone``) takes a nested
-node of that kind. Parameters that assembly injects from the data (``info``, ``n_genes``,
+key. A parameter annotated with a component base class (``backbone: Backbone``,
+``solver: ODESolver | Node``) takes a nested node of that kind; a bare name is shorthand for a node
+with default parameters (``solver: rk4`` is ``solver: {name: rk4}``), and a resolved config always
+spells the node out. Parameters that assembly injects from the data (``info``, ``n_genes``,
 ``cond_dim``...) are not part of a config.
 
 Overrides are dotted paths, ``model.backbone.name=mlp train.seed=3``; values are parsed as YAML.
@@ -23,12 +25,16 @@ from typing import Any
 
 import yaml
 
-from distgen.registry import all_registries, registry
+from distgen.registry import RegistryError, all_registries, registry
 
 #: Parameters filled by assembly from the data and from other components; never set in configs.
 INJECTED = frozenset(
     {"info", "n_genes", "cond_dim", "population_dim", "seen_perturbations", "gene_graph", "dim_in", "kernel_ref"}
 )
+
+
+#: What a parameter that takes a component accepts besides the object: a node or a bare name.
+Node = str | Mapping[str, Any]
 
 
 class ConfigError(ValueError):
@@ -81,7 +87,7 @@ def _type_ok(value: Any, hint: Any) -> bool:
         return isinstance(value, dict)
     if isinstance(hint, type):
         if _component_kind(hint) is not None:
-            return isinstance(value, dict | hint)
+            return isinstance(value, dict | str | hint)
         return isinstance(value, hint)
     return True  # annotations we cannot check (Callable, TypeVars...) are accepted
 
@@ -117,13 +123,16 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
         if key not in schema:
             import difflib
 
+            moved = getattr(fn, "moved_params", {}).get(key)
+            if moved:
+                raise ConfigError(f"{where}: {key!r} is no longer a parameter here; {moved}.")
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{where}: unknown key {key!r}.{hint} Valid keys: {', '.join(allowed) or '(none)'}.")
         hint_t, _ = schema[key]
         kind = _component_kind(hint_t)
-        if kind is not None and isinstance(value, dict):
-            validate_node(kind, value, f"{where}.{key}")
+        if kind is not None and isinstance(value, dict | str):
+            validate_node(kind, _node(value), f"{where}.{key}")
         elif kind is not None and value is None:
             if not _type_ok(None, hint_t):
                 raise ConfigError(f"{where}.{key}: a {kind} component node is required, got null")
@@ -148,10 +157,15 @@ def validate_node(kind: str, node: Mapping[str, Any], where: str | None = None) 
         raise ConfigError(f"{where}.name: expected a string, got {name!r}")
     try:
         cls = registry(kind).get(name)
-    except KeyError as exc:
+    except RegistryError as exc:  # unknown name, a name two packages provide, a plugin that fails to load
         raise ConfigError(f"{where}.name: {exc}") from None
     params = {k: v for k, v in node.items() if k != "name"}
     validate_params(cls, params, f"{where}[{name}]")
+
+
+def _node(value: Mapping[str, Any] | str) -> Mapping[str, Any]:
+    """``{name: value}`` for a bare name (the shorthand), else the node itself."""
+    return {"name": value} if isinstance(value, str) else value
 
 
 # ---------------------------------------------------------------------------- building
@@ -159,10 +173,9 @@ def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any
     """Validate and construct a component; ``injected`` values go to parameters that accept them.
 
     Nested component nodes (parameters annotated with a component base class) are built
-    recursively with the same injected values.
+    recursively with the same injected values; a bare name stands for ``{name: <name>}``.
     """
-    if isinstance(node, str):
-        node = {"name": node}
+    node = _node(node)
     validate_node(kind, node)
     cls = registry(kind).get(node["name"])
     schema = signature_schema(cls)
@@ -171,17 +184,41 @@ def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any
         if key == "name":
             continue
         sub_kind = _component_kind(schema[key][0])
-        if sub_kind is not None and isinstance(value, dict):
+        if sub_kind is not None and isinstance(value, dict | str):
             value = build_component(sub_kind, value, **injected)
         kwargs[key] = value
     for key, value in injected.items():
         if key in schema and key not in kwargs:
             kwargs[key] = value
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    registry(kind).verify(node["name"])  # a plugin's first build runs the cheap contract checks
+    return obj
 
 
-def resolve_node(kind: str, node: Mapping[str, Any]) -> dict[str, Any]:
-    """The node with every default filled in from the signature (injected params left out)."""
+def as_component(kind: str, value: Any, /, **injected: Any) -> Any:
+    """``value`` if it already is a ``kind`` component, else the component built from a node or a bare name.
+
+    Lets a constructor take its parts as objects (Python), nodes or names (configs) alike, e.g.
+    ``FlowMatching(solver="euler")``, ``FlowMatching(solver={"name": "rk4", "steps": 5})`` or
+    ``FlowMatching(solver=RK4(steps=5))``.
+    """
+    reg = registry(kind)
+    if isinstance(value, reg.base):
+        return value
+    if isinstance(value, str | Mapping):
+        return build_component(kind, value, **injected)
+    raise ConfigError(
+        f"expected a {kind} component, a node {{name: ...}} or a name ({', '.join(reg.names())}); "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+def resolve_node(kind: str, node: Mapping[str, Any] | str) -> dict[str, Any]:
+    """The node with every default filled in from the signature (injected params left out).
+
+    Nested component nodes are resolved too; a bare name (also as a default) becomes its full node.
+    """
+    node = _node(node)
     validate_node(kind, node)
     cls = registry(kind).get(node["name"])
     schema = signature_schema(cls)
@@ -193,7 +230,7 @@ def resolve_node(kind: str, node: Mapping[str, Any]) -> dict[str, Any]:
         if value is inspect.Parameter.empty:
             continue
         sub_kind = _component_kind(hint)
-        if sub_kind is not None and isinstance(value, dict):
+        if sub_kind is not None and isinstance(value, dict | str):
             value = resolve_node(sub_kind, value)
         out[key] = _plain(value)
     return out
@@ -256,7 +293,8 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
     """A copy of ``doc`` with dotted overrides applied in order.
 
     Setting ``...name`` to a new value replaces that node with ``{name: value}``; other keys are
-    set (creating intermediate mappings as needed).
+    set (creating intermediate mappings as needed). Setting a key inside a component given by a bare
+    name expands the name first: ``solver=euler`` then ``solver.steps=4`` gives ``{name: euler, steps: 4}``.
     """
     out = copy.deepcopy(dict(doc))
     for text in overrides:
@@ -266,6 +304,8 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
             nxt = node.get(p)
             if nxt is None:
                 nxt = node[p] = {}
+            if isinstance(nxt, str) and i < len(parts) - 1:  # a bare component name: expand to its node
+                nxt = node[p] = {"name": nxt}
             if not isinstance(nxt, dict):
                 raise ConfigError(f"override {text!r}: {'.'.join(parts[: i + 1])} is {nxt!r}, not a mapping")
             node = nxt

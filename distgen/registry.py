@@ -1,12 +1,16 @@
-"""Component registries: one ``Registry`` per kind, extended by decorators and entry points.
+"""Component registries: one ``Registry`` per kind, filled from static tables and entry points.
 
-Built-in components register with ``@kernels.register("rbf")``. Third-party packages declare
-entry points in the group ``distgen.<kind>``; the entry-point name is the config name. Discovery
-reads names only; a plugin module is imported the first time its component is used, and the
-object it provides is checked against the kind's base class.
+Each kind's registry is created beside its interface (``distgen/kernels/base.py`` holds ``Kernel``
+and ``kernels``). Built-ins are declared the way plugins are: a static table ``name ->
+"module:attr"`` per kind, loaded on first use, so no package imports its submodules back to
+register them. Third-party packages declare entry points in the group ``distgen.<kind>``; the
+entry-point name is the config name. Discovery reads names only; a module is imported the first
+time its component is used, and the object it provides is checked against the kind's base class.
 
-Conflicts are loud (a duplicate name raises, naming both providers); breakage is gentle (a
-plugin that fails to import warns and is skipped, so ``import distgen`` never breaks).
+Conflicts are reported where they matter: a name provided twice (a plugin reusing a built-in's
+name, or two plugins) fails when, and only when, a config uses it, with both providers named;
+``distgen components`` lists both with a warning. Breakage is gentle: a plugin that fails to
+import (even one that calls ``sys.exit``) warns and is skipped, so ``import distgen`` never breaks.
 """
 
 from __future__ import annotations
@@ -15,25 +19,39 @@ import difflib
 import importlib
 import importlib.metadata as md
 import inspect
+import sys
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
+
+from distgen.capabilities import Capabilities, resolve
 
 T = TypeVar("T")
 
-#: Component kinds, in the order they are listed by ``distgen components``.
-KINDS = (
-    "kernels",
-    "encoders",
-    "conditioners",
-    "backbones",
-    "dynamics",
-    "couplings",
-    "metrics",
-    "models",
-    "matchers",
-)
+#: Where each kind's registry lives (``"module:attr"``), in the order ``distgen components`` lists them.
+#: A kind's module is imported the first time the kind is asked for.
+HOMES: dict[str, str] = {
+    "kernels": "distgen.kernels.base:kernels",
+    "encoders": "distgen.encoders.base:encoders",
+    "conditioners": "distgen.conditioners.base:conditioners",
+    "backbones": "distgen.backbones.base:backbones",
+    "dynamics": "distgen.dynamics.base:dynamics",
+    "paths": "distgen.dynamics.paths:paths",
+    "time_samplers": "distgen.dynamics.time_samplers:time_samplers",
+    "ode_solvers": "distgen.dynamics.ode_solvers:ode_solvers",
+    "sde_solvers": "distgen.dynamics.sde_solvers:sde_solvers",
+    "noise_schedules": "distgen.dynamics.noise_schedules:noise_schedules",
+    "diffusion_samplers": "distgen.dynamics.diffusion_samplers:diffusion_samplers",
+    "couplings": "distgen.couplings.base:couplings",
+    "metrics": "distgen.evaluation.metrics.base:metrics",
+    "models": "distgen.models.base:models",
+    "matchers": "distgen.data.matching:matchers",
+}
+
+#: Component kinds, in listing order.
+KINDS = tuple(HOMES)
 
 
 class RegistryError(Exception):
@@ -48,26 +66,48 @@ class UnknownComponentError(RegistryError, KeyError):
 
 
 class DuplicateComponentError(RegistryError):
-    """Two providers claim the same name in one kind."""
+    """Two providers claim the same name in one kind, and a config asked for that name."""
 
 
 class PluginLoadError(RegistryError):
     """A plugin's entry point could not be imported or is not a valid component."""
 
 
+class PluginCheckError(RegistryError):
+    """A plugin's component failed distgen's cheap contract checks when it was first built."""
+
+
+#: The cheap checks run on a plugin's component when it is first built (``Registry.verify``).
+CHECKS = "distgen.testing.checks:check_component"
+
+
 @dataclass(frozen=True)
 class ComponentInfo:
-    """What a registered component says about itself."""
+    """What a registered component says about itself.
+
+    ``conflicts`` names the other providers of the same name (a config that uses the name fails
+    until all but one are uninstalled or renamed).
+    """
 
     kind: str
     name: str
     provider: str
     version: str
     summary: str
-    capabilities: dict[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    conflicts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "provider": self.provider,
+            "version": self.version,
+            "summary": self.summary,
+            "capabilities": self.capabilities.describe(),
+            "capabilities_type": type(self.capabilities).__name__,
+            "conflicts": list(self.conflicts),
+        }
 
 
 def _summary(obj: Any) -> str:
@@ -75,15 +115,7 @@ def _summary(obj: Any) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def _capabilities(obj: Any) -> dict[str, Any]:
-    caps = getattr(obj, "capabilities", None)
-    if caps is None:
-        return {}
-    if callable(caps) and not isinstance(caps, dict):
-        caps = caps()
-    return dict(caps)
-
-
+@lru_cache(maxsize=1)
 def _distgen_version() -> str:
     try:
         return md.version("distgen")
@@ -93,12 +125,22 @@ def _distgen_version() -> str:
 
 @dataclass
 class _Entry:
+    """One provider of one name: a built-in target, an entry point, or an object added in code."""
+
     name: str
     provider: str
-    version: str
-    obj: Any = None
+    version: str = ""
+    target: str | None = None
     entry_point: md.EntryPoint | None = None
+    obj: Any = None
     failed: bool = False
+    verified: bool = False
+
+    @property
+    def where(self) -> str:
+        if self.entry_point is not None:
+            return str(self.entry_point.value)
+        return self.target or f"{getattr(self.obj, '__module__', '?')}:{getattr(self.obj, '__qualname__', '?')}"
 
 
 class Registry(Generic[T]):
@@ -110,40 +152,41 @@ class Registry(Generic[T]):
         The kind's name (``"encoders"``); the entry-point group is ``distgen.<kind>``.
     base
         The base class every component of this kind must subclass.
+    builtins
+        distgen's own components, ``{name: "module:attr"}``; imported on first use, like entry points.
     """
 
-    def __init__(self, kind: str, base: Any) -> None:
+    def __init__(self, kind: str, base: Any, builtins: Mapping[str, str] | None = None) -> None:
         self.kind = kind
         self.base = base
         self.group = f"distgen.{kind}"
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, list[_Entry]] = {}
+        for name, target in (builtins or {}).items():
+            self._entries[name] = [_Entry(name=name, provider="distgen", target=target)]
         self._discovered = False
 
-    # ------------------------------------------------------------------ registration
+    # ------------------------------------------------------------------ registration in code
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
-        """Class decorator registering a built-in component under ``name``."""
+        """Class decorator adding a component under ``name`` (interactive use and tests)."""
 
         def deco(cls: type[T]) -> type[T]:
-            self.add(name, cls, provider=_provider_of(cls))
+            self.add(name, cls)
             return cls
 
         return deco
 
     def add(self, name: str, obj: type[T], provider: str | None = None, version: str | None = None) -> None:
-        """Register ``obj`` under ``name`` (raises if the name is taken)."""
-        self._check_type(name, obj, provider or _provider_of(obj))
+        """Add ``obj`` under ``name`` (raises ``DuplicateComponentError`` if the name is taken)."""
         provider = provider or _provider_of(obj)
-        version = version or (_distgen_version() if provider == "distgen" else _package_version(provider))
-        self._insert(_Entry(name=name, provider=provider, version=version, obj=obj))
-
-    def _insert(self, entry: _Entry) -> None:
-        old = self._entries.get(entry.name)
-        if old is not None and not (old.provider == entry.provider and old.obj is entry.obj):
+        self._check_type(name, obj, provider)
+        old = [e for e in self._entries.get(name, []) if not e.failed]
+        if old and not any(e.obj is obj for e in old):
             raise DuplicateComponentError(
-                f"{self.kind} name {entry.name!r} is provided twice: by {old.provider!r} and by "
-                f"{entry.provider!r}. Uninstall one of them, or rename the plugin's entry point."
+                f"{self.kind} name {name!r} is already provided by {old[0].provider!r} ({old[0].where}); "
+                f"choose another name for {obj!r}"
             )
-        self._entries[entry.name] = entry
+        version = version or (_distgen_version() if provider == "distgen" else _package_version(provider))
+        self._entries[name] = [_Entry(name=name, provider=provider, version=version, obj=obj)]
 
     def _check_type(self, name: str, obj: Any, provider: str) -> None:
         if not (inspect.isclass(obj) and issubclass(obj, self.base)):
@@ -151,6 +194,10 @@ class Registry(Generic[T]):
                 f"{self.kind} component {name!r} from {provider!r} is {obj!r}, which is not a subclass "
                 f"of {self.base.__module__}.{self.base.__qualname__}."
             )
+        try:
+            resolve(obj)
+        except TypeError as exc:
+            raise PluginLoadError(f"{self.kind} component {name!r} from {provider!r}: {exc}") from None
 
     # ------------------------------------------------------------------ discovery
     def discover(self, *, refresh: bool = False) -> None:
@@ -158,36 +205,51 @@ class Registry(Generic[T]):
         if self._discovered and not refresh:
             return
         self._discovered = True
+        if refresh:
+            _all_entry_points.cache_clear()
         for ep, provider, version in _entry_points(self.group):
-            old = self._entries.get(ep.name)
-            if old is not None and old.entry_point is not None and old.entry_point.value == ep.value:
+            entries = self._entries.setdefault(ep.name, [])
+            if any(e.entry_point is not None and e.entry_point.value == ep.value and e.provider == provider for e in entries):
                 continue  # the same entry point seen again (refresh, or a path listed twice)
-            self._insert(_Entry(name=ep.name, provider=provider, version=version, entry_point=ep))
+            entries.append(_Entry(name=ep.name, provider=provider, version=version, entry_point=ep))
 
     def _load(self, entry: _Entry) -> Any:
         if entry.obj is not None:
             return entry.obj
+        if entry.target is not None:  # a built-in: a failure is a bug in distgen, so it is not swallowed
+            module, _, attr = entry.target.partition(":")
+            obj = getattr(importlib.import_module(module), attr)
+            self._check_type(entry.name, obj, entry.provider)
+            entry.obj, entry.version = obj, _distgen_version()
+            return obj
         assert entry.entry_point is not None
         try:
             obj = entry.entry_point.load()
             self._check_type(entry.name, obj, entry.provider)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() on import must not end distgen
             entry.failed = True
+            if isinstance(exc, SystemExit):
+                why = f"it called sys.exit({exc.code!r}) while being imported"
+            else:
+                why = str(exc) if isinstance(exc, PluginLoadError) else repr(exc)
             warnings.warn(
                 f"distgen plugin {entry.provider!r} failed to load {self.kind} component {entry.name!r} "
-                f"({entry.entry_point.value}): {exc!r}. It is skipped.",
+                f"({entry.entry_point.value}): {why}. It is skipped.",
                 RuntimeWarning,
                 stacklevel=3,
             )
-            raise PluginLoadError(f"{self.kind} component {entry.name!r} from {entry.provider!r} failed to load: {exc!r}") from exc
+            raise PluginLoadError(f"{self.kind} component {entry.name!r} from {entry.provider!r} failed to load: {why}") from None
         entry.obj = obj
         return obj
 
     # ------------------------------------------------------------------ lookup
+    def _live(self, name: str) -> list[_Entry]:
+        return [e for e in self._entries.get(name, []) if not e.failed]
+
     def names(self) -> list[str]:
-        """Every name that is registered and not known to be broken, sorted."""
+        """Every name with a provider that is not known to be broken, sorted."""
         self.discover()
-        return sorted(n for n, e in self._entries.items() if not e.failed)
+        return sorted(n for n in self._entries if self._live(n))
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.names()
@@ -195,40 +257,92 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
+    def providers(self, name: str) -> list[str]:
+        """Who provides ``name`` (more than one: a conflict, reported when the name is used)."""
+        self.discover()
+        return [e.provider for e in self._live(name)]
+
     def get(self, name: str) -> type[T]:
         """The component class registered as ``name``; lists the choices when unknown."""
         self.discover()
-        entry = self._entries.get(name)
-        if entry is None or entry.failed:
+        entries = self._live(name)
+        if not entries:
             avail = self.names()
             close = difflib.get_close_matches(name, avail, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise UnknownComponentError(
                 f"unknown {self.kind} component {name!r}.{hint} Available: {', '.join(avail) or '(none)'}."
             )
-        return self._load(entry)
+        if len(entries) > 1:
+            who = " and ".join(f"{e.provider!r} ({e.where})" for e in entries)
+            raise DuplicateComponentError(
+                f"{self.kind} name {name!r} is provided by {who}, so it is ambiguous. Uninstall one of them "
+                f"(pip uninstall <package>), or rename the plugin's entry point in its pyproject.toml "
+                f"[project.entry-points.\"{self.group}\"]; `distgen components` lists both."
+            )
+        return self._load(entries[0])  # type: ignore[no-any-return]
+
+    def verify(self, name: str) -> None:
+        """Run distgen's cheap contract checks the first time a plugin's component ``name`` is built.
+
+        Only entry-point plugins are checked (built-ins are tested with the package), once per
+        process, on a separate tiny instance under a forked random state (a seeded run is not
+        changed). A wrong shape, NaN/inf or a crash on tiny inputs raises ``PluginCheckError``
+        naming the plugin and the component.
+        """
+        entries = self._live(name)
+        if len(entries) != 1 or entries[0].entry_point is None or entries[0].verified:
+            return
+        entry = entries[0]
+        entry.verified = True  # set first: the check builds the component again
+        module, _, attr = CHECKS.partition(":")
+        found = getattr(importlib.import_module(module), attr)(self.kind, name)
+        if found:
+            entry.verified = False
+            raise PluginCheckError(
+                f"{self.kind} component {name!r} from plugin {entry.provider!r} ({entry.where}) failed distgen's cheap "
+                f"checks on tiny data: {'; '.join(found)}. Fix the plugin (its tests should subclass the contract suite "
+                f"in distgen.testing), or uninstall it (pip uninstall {entry.provider})."
+            )
 
     def info(self, name: str) -> ComponentInfo:
-        """Self-description of one component (loads it)."""
-        cls = self.get(name)
-        entry = self._entries[name]
+        """Self-description of one component (loads it; raises on a conflict)."""
+        self.get(name)
+        return self._info(self._live(name)[0], ())
+
+    def _info(self, entry: _Entry, conflicts: tuple[str, ...]) -> ComponentInfo:
+        cls = self._load(entry)
         return ComponentInfo(
             kind=self.kind,
-            name=name,
+            name=entry.name,
             provider=entry.provider,
-            version=entry.version,
+            version=entry.version or (_distgen_version() if entry.provider == "distgen" else "unknown"),
             summary=_summary(cls),
-            capabilities=_capabilities(cls),
+            capabilities=resolve(cls),
+            conflicts=conflicts,
         )
 
     def infos(self) -> list[ComponentInfo]:
-        """Self-descriptions of every loadable component; broken plugins warn and are skipped."""
+        """Self-descriptions of every loadable component, one per provider of a conflicting name.
+
+        A broken plugin warns and is skipped; a name with several providers warns and lists each.
+        """
         out = []
         for name in self.names():
-            try:
-                out.append(self.info(name))
-            except PluginLoadError:
-                continue
+            entries = self._live(name)
+            if len(entries) > 1:
+                warnings.warn(
+                    f"{self.kind} name {name!r} is provided by {', '.join(repr(e.provider) for e in entries)}; a config "
+                    "that uses it fails until all but one are uninstalled or renamed",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            for entry in entries:
+                others = tuple(e.provider for e in entries if e is not entry)
+                try:
+                    out.append(self._info(entry, others))
+                except PluginLoadError:
+                    continue
         return out
 
     def build(self, name: str, /, **kwargs: Any) -> T:
@@ -240,11 +354,17 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def __repr__(self) -> str:
-        return f"Registry({self.kind!r}, {len(self._entries)} components)"
+        return f"Registry({self.kind!r}, {len(self._entries)} names)"
 
 
 def _entry_points(group: str) -> list[tuple[md.EntryPoint, str, str]]:
-    """Every entry point of ``group`` with its distribution's name and version.
+    """Every entry point of ``group`` with its distribution's name and version."""
+    return [(ep, name, version) for ep, name, version in _all_entry_points(tuple(sys.path)) if ep.group == group]
+
+
+@lru_cache(maxsize=4)
+def _all_entry_points(path_key: tuple[str, ...]) -> list[tuple[md.EntryPoint, str, str]]:
+    """Every ``distgen.*`` entry point on ``sys.path`` (one scan, cached per ``sys.path``).
 
     ``importlib.metadata.entry_points(group=...)`` keeps one entry point per name, which would hide
     two distributions claiming the same name; walk the distributions instead (each distribution
@@ -252,13 +372,13 @@ def _entry_points(group: str) -> list[tuple[md.EntryPoint, str, str]]:
     """
     seen: set[str] = set()
     out: list[tuple[md.EntryPoint, str, str]] = []
-    for dist in md.distributions():
+    for dist in md.distributions(path=list(path_key)):
         name = dist.metadata["Name"] or "unknown"
         key = name.lower().replace("_", "-")
         if key in seen:
             continue
         seen.add(key)
-        out.extend((ep, name, dist.version) for ep in dist.entry_points if ep.group == group)
+        out.extend((ep, name, dist.version) for ep in dist.entry_points if ep.group.startswith("distgen."))
     return out
 
 
@@ -276,43 +396,19 @@ def _package_version(top_module: str) -> str:
     return "unknown"
 
 
-_REGISTRIES: dict[str, Registry[Any]] = {}
-
-
-def make_registry(kind: str, base: Any) -> Registry[Any]:
-    """Create (once) the registry of ``kind``; later calls return the same object."""
-    if kind not in _REGISTRIES:
-        _REGISTRIES[kind] = Registry(kind, base)
-    return _REGISTRIES[kind]
-
-
 def registry(kind: str) -> Registry[Any]:
-    """The registry of ``kind`` (``"encoders"``, ``"kernels"``...)."""
-    _ensure_builtins()
-    if kind not in _REGISTRIES:
-        raise UnknownComponentError(f"unknown component kind {kind!r}. Kinds: {', '.join(sorted(_REGISTRIES))}.")
-    return _REGISTRIES[kind]
+    """The registry of ``kind`` (``"encoders"``, ``"kernels"``...); imports the kind's interface module."""
+    home = HOMES.get(kind)
+    if home is None:
+        close = difflib.get_close_matches(kind, KINDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownComponentError(f"unknown component kind {kind!r}.{hint} Kinds: {', '.join(KINDS)}.")
+    module, _, attr = home.partition(":")
+    reg = getattr(importlib.import_module(module), attr)
+    assert isinstance(reg, Registry) and reg.kind == kind, f"{home} is not the registry of {kind!r}"
+    return reg
 
 
 def all_registries() -> dict[str, Registry[Any]]:
-    """Every registry, keyed by kind."""
-    _ensure_builtins()
-    return dict(_REGISTRIES)
-
-
-_BUILTIN_MODULES = (
-    "distgen.kernels",
-    "distgen.encoders",
-    "distgen.conditioners",
-    "distgen.backbones",
-    "distgen.dynamics",
-    "distgen.couplings",
-    "distgen.evaluation.metrics",
-    "distgen.models",
-    "distgen.data.matching",
-)
-
-
-def _ensure_builtins() -> None:
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
+    """Every registry, keyed by kind, in listing order (imports the interface modules, not the components)."""
+    return {kind: registry(kind) for kind in KINDS}

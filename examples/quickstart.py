@@ -29,7 +29,7 @@ import distgen
 PRESET = "perturbdiff-small"
 #: --tiny: the same preset and components, much smaller sizes (names unchanged).
 TINY = ["model.backbone.dim=16", "model.backbone.heads=2", "model.backbone.depth=1", "model.conditioner.part_dim=8",
-        "model.conditioner.dim=16", "model.dynamics.start_step=9", "train.sets_per_batch=2", "data.set_size=8"]
+        "model.conditioner.dim=16", "model.dynamics.sampler.start_step=9", "train.sets_per_batch=2", "data.set_size=8"]
 #: Held out: double perturbations whose two singles were seen in training (4 pairs at this fraction).
 SPLIT = {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}
 

@@ -1,6 +1,6 @@
 """Swap the generative dynamics: the same scDFM model trained by flow matching and by diffusion.
 
-The two models differ in one config line, ``model.dynamics={name: diffusion, prediction: x0, sample_steps: 20}``.
+The two models differ in one config line, ``model.dynamics={name: diffusion, prediction: x0, sampler: {name: ddim, steps: 20}}``.
 Changing a node's ``name`` replaces the whole node, so the diffusion model gets the diffusion
 defaults (linear VP schedule, DDIM sampling) while the backbone, conditioner and MMD loss stay as
 they are. The network predicts the clean sample (PerturbDiff's choice): with the default noise
@@ -30,12 +30,12 @@ import distgen
 
 VARIANTS = {
     "flow_matching": [],                                  # scdfm-small as published: ODE from noise, RK4
-    "diffusion": ["model.dynamics={name: diffusion, prediction: x0, sample_steps: 20}"],  # the only change
+    "diffusion": ["model.dynamics={name: diffusion, prediction: x0, sampler: {name: ddim, steps: 20}}"],  # the only change
 }
 #: --tiny: smaller sizes, same components.
 TINY = ["model.backbone.d_model=16", "model.backbone.heads=2", "model.backbone.layers=1", "model.backbone.graph_k=5",
         "model.genes_per_step=64"]
-TINY_SAMPLER = {"flow_matching": ["model.dynamics.steps=3"], "diffusion": ["model.dynamics.sample_steps=4"]}
+TINY_SAMPLER = {"flow_matching": ["model.dynamics.solver.steps=2"], "diffusion": ["model.dynamics.sampler.steps=4"]}
 
 
 def held_out_sets(data, n_conditions: int, m: int, seed: int = 0):

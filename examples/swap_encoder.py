@@ -35,7 +35,7 @@ VARIANTS = {
 }
 #: --tiny: smaller sizes, same components.
 TINY = ["model.backbone.d_model=16", "model.backbone.heads=2", "model.backbone.layers=1", "model.backbone.graph_k=5",
-        "model.genes_per_step=64", "model.dynamics.steps=3"]
+        "model.genes_per_step=64", "model.dynamics.solver.steps=2"]
 TINY_SET_TRANSFORMER = ["model.population_encoder.dim=8", "model.population_encoder.hidden=8",
                         "model.population_encoder.heads=2", "model.population_encoder.layers=1",
                         "model.population_encoder.n_inducing=4"]

@@ -20,7 +20,7 @@ MODEL = {
     "name": "generator",
     "conditioner": {"name": "onehot", "dim": 8},
     "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-    "dynamics": {"name": "flow_matching", "steps": 3},
+    "dynamics": {"name": "flow_matching", "solver": {"name": "rk4", "steps": 2}},
 }
 
 
@@ -49,13 +49,12 @@ def test_int_accepted_for_float_and_none_for_optional():
         validate_params(make, {"rate": "0"}, "x")
     with pytest.raises(ConfigError, match=r"x\.limit: expected"):
         validate_params(make, {"limit": "none"}, "x")
-    dyn = build_component("dynamics", {"name": "flow_matching", "sigma_min": 0, "clamp_min": None})
-    assert dyn.sigma_min == 0.0 and dyn.clamp_min is None
+    validate_node("dynamics", {"name": "flow_matching", "path": {"name": "condot", "sigma_min": 0}, "clamp_min": None})
 
 
 def test_missing_required_param():
-    with pytest.raises(ConfigError, match=r"missing required parameter\(s\) 'conditioner'"):
-        validate_node("models", {k: v for k, v in MODEL.items() if k != "conditioner"})
+    with pytest.raises(ConfigError, match=r"missing required parameter\(s\) 'backbone'"):
+        validate_node("models", {k: v for k, v in MODEL.items() if k != "backbone"})
 
 
 def test_injected_param_cannot_be_set():
@@ -69,8 +68,31 @@ def test_node_without_name():
 
 
 def test_constructor_errors_are_still_clear():
-    with pytest.raises(ValueError, match="unknown solver 'rk5'"):
+    with pytest.raises(ValueError, match="rk4 solver: steps must be >= 1, got 0"):
+        build_component("dynamics", {"name": "flow_matching", "solver": {"name": "rk4", "steps": 0}})
+    with pytest.raises(ConfigError, match=r"solver\.name: unknown ode_solvers component 'rk5'.*Did you mean 'rk4'"):
         build_component("dynamics", {"name": "flow_matching", "solver": "rk5"})
+
+
+def test_a_bare_name_is_shorthand_for_a_node_and_resolves_to_it():
+    short = resolve_node("dynamics", {"name": "flow_matching", "solver": "euler"})
+    assert short["solver"] == {"name": "euler", "steps": 20}
+    assert short == resolve_node("dynamics", {"name": "flow_matching", "solver": {"name": "euler"}})
+    assert resolve_node("dynamics", "flow_matching")["path"] == {"name": "condot", "sigma_min": 0.0}  # defaults too
+    with pytest.raises(ConfigError, match=r"solver\[euler\]: unknown key 'rtol'"):
+        validate_node("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "rtol": 1e-3}})
+
+
+def test_overrides_reach_into_nested_parts():
+    doc = {"model": {"dynamics": {"name": "flow_matching", "solver": {"name": "rk4", "steps": 19}}}}
+    out = apply_overrides(doc, ["model.dynamics.solver=euler"])  # a new name replaces the part (old overrides keep working)
+    assert out["model"]["dynamics"]["solver"] == "euler"
+    out = apply_overrides(doc, ["model.dynamics.solver=euler", "model.dynamics.solver.steps=4"])  # then set inside it
+    assert out["model"]["dynamics"]["solver"] == {"name": "euler", "steps": 4}
+    out = apply_overrides(doc, ["model.dynamics.solver.steps=5"])  # params merge while the name stays
+    assert out["model"]["dynamics"]["solver"] == {"name": "rk4", "steps": 5}
+    out = apply_overrides(doc, ["model.dynamics.solver={name: dopri5, rtol: 1.0e-3}"])
+    assert build_component("dynamics", out["model"]["dynamics"]).solver.rtol == 1e-3
 
 
 def test_overrides_merge_or_replace():

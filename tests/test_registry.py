@@ -1,30 +1,42 @@
-"""Registry: decorators, entry-point discovery, conflicts, broken plugins, unknown names."""
+"""Registry: static built-in tables, entry-point discovery, conflicts, broken plugins, plugin checks, unknown names."""
 
 import json
+import subprocess
 import sys
 import textwrap
 import warnings
 
 import pytest
+import torch
 
+from distgen.config import ConfigError, build_component, validate_node
 from distgen.encoders import Encoder
 from distgen.registry import (
+    HOMES,
     DuplicateComponentError,
+    PluginCheckError,
     PluginLoadError,
     Registry,
     UnknownComponentError,
     registry,
 )
+from distgen.testing import checks
 
 
-def _fake_dist(root, dist, module, source, entry_points):
+def _fake_dist(root, dist, module, source, entry_points, group="distgen.encoders"):
     """Install a fake distribution (dist-info + module) under ``root`` for importlib.metadata."""
     info = root / f"{dist}-0.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
-    lines = ["[distgen.encoders]"] + [f"{name} = {target}" for name, target in entry_points.items()]
+    lines = [f"[{group}]"] + [f"{name} = {target}" for name, target in entry_points.items()]
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     (root / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+def _run_with(site, code):
+    """Run ``code`` in a fresh interpreter that also sees the fake distributions under ``site``."""
+    env_path = str(site) + ":" + ":".join(p for p in sys.path if p)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
 
 
 GOOD = """
@@ -33,6 +45,25 @@ from distgen.encoders.mean import MeanEmbedding
 class Plugged(MeanEmbedding):
     '''A plugged-in encoder.'''
 """
+
+BAD_OUTPUTS = """
+from distgen.encoders.mean import MeanEmbedding
+
+class Wrong(MeanEmbedding):
+    '''Drops the last feature.'''
+
+    def forward(self, cells, mask):
+        return super().forward(cells, mask)[:, :-1]
+
+
+class NaNs(MeanEmbedding):
+    '''Answers NaN.'''
+
+    def forward(self, cells, mask):
+        return super().forward(cells, mask) * float("nan")
+"""
+
+BUILTIN_MEAN = {"mean": "distgen.encoders.mean:MeanEmbedding", "kme": "distgen.encoders.kme:KernelMeanEmbedding"}
 
 
 @pytest.fixture
@@ -43,12 +74,34 @@ def site(tmp_path, monkeypatch):
         del sys.modules[mod]
 
 
+# ---------------------------------------------------------------------------- built-ins
 def test_builtin_lookup_and_info():
     info = registry("encoders").info("mean")
     assert (info.kind, info.name, info.provider) == ("encoders", "mean", "distgen")
     assert info.summary.startswith("Mean expression")
-    assert info.capabilities["output_kind"] == "vector"
+    assert info.capabilities.output_kind == "vector" and info.to_dict()["capabilities_type"] == "EncoderCapabilities"
     json.dumps(info.to_dict())
+
+
+def test_builtins_are_a_static_table_loaded_on_first_use():
+    out = _run_with(".", (
+        "import sys; from distgen.registry import registry; names = registry('kernels').names(); "
+        "print(names, 'distgen.kernels.rbf' in sys.modules); registry('kernels').get('rbf'); print('distgen.kernels.rbf' in sys.modules)"
+    ))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[:2] == ["['energy', 'imq', 'linear', 'rbf'] False", "True"]
+
+
+def test_importing_distgen_is_cheap():
+    out = _run_with(".", "import sys, distgen; print(sorted(m for m in ('torch', 'anndata', 'distgen.registry') if m in sys.modules))")
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_every_kind_lives_beside_its_interface():
+    for kind, home in HOMES.items():
+        reg = registry(kind)
+        module = home.partition(":")[0]
+        assert reg.kind == kind and reg.base.__module__ == module, f"{kind}: registry in {module}, base in {reg.base.__module__}"
 
 
 def test_unknown_name_lists_available_and_suggests():
@@ -59,10 +112,35 @@ def test_unknown_name_lists_available_and_suggests():
 
 
 def test_unknown_kind():
-    with pytest.raises(UnknownComponentError, match="unknown component kind 'encoder'"):
+    with pytest.raises(UnknownComponentError, match="unknown component kind 'encoder'.*Did you mean 'encoders'"):
         registry("encoder")
 
 
+def test_add_in_code_refuses_a_taken_name():
+    reg = Registry("encoders", Encoder)
+
+    @reg.register("x")
+    class A(Encoder):
+        """A."""
+
+    with pytest.raises(DuplicateComponentError):
+
+        @reg.register("x")
+        class B(Encoder):
+            """B."""
+
+
+def test_capabilities_must_be_typed():
+    class Loose(Encoder):
+        """Declares a free dict."""
+
+        capabilities = {"output_kind": "vector"}  # type: ignore[assignment]
+
+    with pytest.raises(PluginLoadError, match="declare it with the dataclass of its kind"):
+        Registry("encoders", Encoder).add("loose", Loose)
+
+
+# ---------------------------------------------------------------------------- plugins
 def test_entry_point_is_lazy_and_checked(site):
     _fake_dist(site, "fake-good", "fake_good", GOOD, {"plugged": "fake_good:Plugged"})
     reg = Registry("encoders", Encoder)
@@ -77,8 +155,7 @@ def test_entry_point_is_lazy_and_checked(site):
 
 def test_broken_plugin_warns_and_is_skipped(site):
     _fake_dist(site, "fake-broken", "fake_broken", "raise ImportError('boom: missing dependency')", {"broken": "fake_broken:X"})
-    reg = Registry("encoders", Encoder)
-    reg.add("mean", __import__("distgen.encoders.mean", fromlist=["MeanEmbedding"]).MeanEmbedding)
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     with pytest.warns(RuntimeWarning, match="fake-broken.*boom"):
         infos = reg.infos()
     assert "mean" in [i.name for i in infos]  # the rest still works
@@ -92,47 +169,100 @@ def test_plugin_of_wrong_type_is_rejected(site):
     reg = Registry("encoders", Encoder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(PluginLoadError, match="not a subclass of distgen.encoders.base.Encoder"):
+        with pytest.raises(PluginLoadError, match=r"not a subclass of distgen\.encoders\.base\.Encoder"):
             reg.get("wrong")
-
-
-def test_duplicate_names_name_both_providers(site):
-    _fake_dist(site, "fake-one", "fake_one", GOOD, {"twin": "fake_one:Plugged"})
-    _fake_dist(site, "fake-two", "fake_two", GOOD, {"twin": "fake_two:Plugged"})
-    reg = Registry("encoders", Encoder)
-    with pytest.raises(DuplicateComponentError) as err:
-        reg.discover()
-    assert "fake-one" in str(err.value) and "fake-two" in str(err.value)
-
-
-def test_plugin_clashing_with_builtin(site):
-    _fake_dist(site, "fake-clash", "fake_clash", GOOD, {"mean": "fake_clash:Plugged"})
-    reg = Registry("encoders", Encoder)
-    reg.add("mean", __import__("distgen.encoders.mean", fromlist=["MeanEmbedding"]).MeanEmbedding)
-    with pytest.raises(DuplicateComponentError, match="'distgen'.*'fake-clash'"):
-        reg.discover()
-
-
-def test_decorator_duplicate_raises():
-    reg = Registry("encoders", Encoder)
-
-    @reg.register("x")
-    class A(Encoder):
-        """A."""
-
-    with pytest.raises(DuplicateComponentError):
-
-        @reg.register("x")
-        class B(Encoder):
-            """B."""
 
 
 def test_import_distgen_survives_broken_plugin(site):
     _fake_dist(site, "fake-broken2", "fake_broken2", "raise RuntimeError('bad plugin')", {"broken2": "fake_broken2:X"})
-    import subprocess
-
-    code = "import warnings, distgen; from distgen.api import components; warnings.simplefilter('ignore'); print(len(components()))"
-    env_path = str(site) + ":" + ":".join(p for p in sys.path if p)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
+    out = _run_with(site, "import warnings, distgen; from distgen.api import components; warnings.simplefilter('ignore'); print(len(components()))")
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) > 5
+
+
+def test_a_plugin_that_calls_sys_exit_on_import_is_skipped_with_a_warning(site):
+    _fake_dist(site, "fake-exit", "fake_exit", "import sys\nsys.exit(3)\n", {"quitter": "fake_exit:X"})
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+    with pytest.warns(RuntimeWarning, match=r"fake-exit.*called sys\.exit\(3\).*skipped"):
+        infos = reg.infos()
+    assert {"kme", "mean"} <= {i.name for i in infos} and "quitter" not in reg.names()
+    out = _run_with(site, "from distgen.cli import main; import sys; sys.exit(main(['components']))")
+    assert out.returncode == 0 and "kme" in out.stdout, out.stderr
+    assert "fake-exit" in out.stderr and "sys.exit(3)" in out.stderr
+
+
+def test_duplicate_names_name_both_providers_when_used(site):
+    _fake_dist(site, "fake-one", "fake_one", GOOD, {"twin": "fake_one:Plugged", "solo": "fake_one:Plugged"})
+    _fake_dist(site, "fake-two", "fake_two", GOOD, {"twin": "fake_two:Plugged"})
+    reg = Registry("encoders", Encoder)
+    reg.discover()  # discovery does not fail: the clash matters only to a config that uses the name
+    assert {"twin", "solo"} <= set(reg.names()) and reg.providers("twin") == ["fake-one", "fake-two"]
+    assert issubclass(reg.get("solo"), Encoder)
+    with pytest.raises(DuplicateComponentError) as err:
+        reg.get("twin")
+    assert "fake-one" in str(err.value) and "fake-two" in str(err.value) and "pip uninstall" in str(err.value)
+
+
+def test_plugin_reusing_a_builtin_name_breaks_only_that_name(site, monkeypatch):
+    _fake_dist(site, "fake-clash", "fake_clash", GOOD, {"mean": "fake_clash:Plugged"})
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+    assert issubclass(reg.get("kme"), Encoder)  # the rest of the kind works
+    with pytest.raises(DuplicateComponentError, match=r"'mean' is provided by 'distgen' .* and 'fake-clash'"):
+        reg.get("mean")
+    with pytest.warns(RuntimeWarning, match="'mean' is provided by 'distgen', 'fake-clash'"):
+        infos = reg.infos()
+    both = [i for i in infos if i.name == "mean"]
+    assert {i.provider for i in both} == {"distgen", "fake-clash"}
+    assert {i.conflicts for i in both} == {("fake-clash",), ("distgen",)}
+    _use(monkeypatch, reg)
+    with pytest.raises(ConfigError, match=r"encoders\.name: encoders name 'mean' is provided by"):
+        validate_node("encoders", {"name": "mean"})
+
+
+def test_distgen_components_lists_both_providers_with_a_warning(site):
+    _fake_dist(site, "fake-clash2", "fake_clash2", GOOD, {"mean": "fake_clash2:Plugged"})
+    code = (
+        "from distgen.cli import main; import sys; rc = main(['components', '--kind', 'encoders']); "
+        "from distgen.config import build_component; build_component('encoders', 'kme', n_genes=3); sys.exit(rc)"
+    )
+    out = _run_with(site, code)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("encoders") and " mean " in line]
+    assert {r[2] for r in rows} == {"distgen", "fake-clash2"}
+    assert "warning:" in out.stderr and "'mean' is provided by 'distgen', 'fake-clash2'" in out.stderr
+    out = _run_with(site, "from distgen.config import build_component; build_component('encoders', 'mean', n_genes=3)")
+    assert out.returncode != 0 and "fake-clash2" in out.stderr  # using that one name is what fails
+
+
+def test_a_plugin_component_with_the_wrong_shape_or_nan_is_named_when_first_built(site, monkeypatch):
+    _fake_dist(site, "fake-bad", "fake_bad", BAD_OUTPUTS, {"wrong": "fake_bad:Wrong", "nans": "fake_bad:NaNs"})
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+    _use(monkeypatch, reg)
+    with pytest.raises(PluginCheckError, match=r"'wrong' from plugin 'fake-bad'.*returned shape \(3, 11\), expected \(3, 12\)"):
+        build_component("encoders", "wrong", n_genes=12)
+    with pytest.raises(PluginCheckError, match=r"'nans' from plugin 'fake-bad'.*non-finite value"):
+        build_component("encoders", "nans", n_genes=12)
+    with pytest.raises(PluginCheckError, match="'wrong' from plugin 'fake-bad'"):  # not silently accepted the second time
+        build_component("encoders", "wrong", n_genes=12)
+
+
+def test_a_good_plugin_is_checked_once_without_changing_the_random_state(site, monkeypatch):
+    _fake_dist(site, "fake-fine", "fake_fine", GOOD, {"fine": "fake_fine:Plugged"})
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+    _use(monkeypatch, reg)
+    calls = []
+    real = checks.check_component
+    monkeypatch.setattr(checks, "check_component", lambda kind, name: calls.append(name) or real(kind, name))
+    torch.manual_seed(0)
+    build_component("encoders", "fine", n_genes=12)
+    after_first = torch.rand(1)
+    torch.manual_seed(0)
+    build_component("encoders", "fine", n_genes=12)
+    build_component("encoders", "mean", n_genes=12)  # built-ins are tested with distgen, not at run time
+    assert torch.equal(torch.rand(1), after_first) and calls == ["fine"]
+
+
+def _use(monkeypatch, reg):
+    """Make config building and the cheap checks look ``reg`` up (the real registries are found by kind)."""
+    monkeypatch.setattr("distgen.config.registry", lambda kind: reg)
+    monkeypatch.setattr("distgen.testing.checks.registry", lambda kind: reg)

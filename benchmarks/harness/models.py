@@ -16,8 +16,8 @@ from benchmarks.harness.measure import count_flops, current_rss_mb, loglog_expon
 from distgen.types import CellTable, ConditionLabels, DataInfo, SetBatch
 
 #: Overrides that set the number of sampling steps, per dynamics name.
-NFE_OVERRIDES = {"flow_matching": ["model.dynamics.steps={k}", "model.dynamics.solver=euler"],
-                 "diffusion": ["model.dynamics.sampler=ddim", "model.dynamics.sample_steps={k}"]}
+NFE_OVERRIDES = {"flow_matching": ["model.dynamics.solver={{name: euler, steps: {k}}}"],
+                 "diffusion": ["model.dynamics.sampler={{name: ddim, steps: {k}}}"]}
 
 
 def synthetic_info(n_genes: int, n_perturbations: int = 16, n_contexts: int = 2, n_batches: int = 2) -> DataInfo:

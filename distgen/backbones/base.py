@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from distgen.capabilities import BackboneCapabilities
+from distgen.registry import Registry
 from distgen.types import CellTable, ConditionLabels
 
 #: Condition fields a backbone may declare in ``requires``.
@@ -48,21 +49,19 @@ class Backbone(nn.Module, ABC):
 
     ``t`` is in [0, 1] (0 = source, 1 = data), one value per cell (set-level dynamics broadcast it).
     ``requires`` names the ``Condition`` fields that must be present; assembly fails early when a
-    combination cannot provide them. ``x_self_cond`` (same shape as ``x_t``) is the previous
-    estimate of the data for self-conditioning; a backbone that declares
-    ``supports_self_conditioning`` accepts it.
+    combination cannot provide them. What the backbone offers is in ``capabilities``
+    (``BackboneCapabilities``).
+
+    Self-conditioning is opt-in: a backbone whose built instance has
+    ``capabilities.self_conditioning`` True also takes the keyword ``x_self_cond`` (same shape as
+    ``x_t``: the previous estimate of the data, None for "no estimate yet"); the others never see it.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "token": "cell",
-        "supports_gene_subsampling": False,
-        "supports_self_conditioning": False,
-        "permutation_equivariant": True,
-    }
-    requires: ClassVar[frozenset[str]] = frozenset({"embedding"})
+    capabilities: BackboneCapabilities = BackboneCapabilities()
+    requires: frozenset[str] = frozenset({"embedding"})
 
     @abstractmethod
-    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, x_self_cond: Tensor | None = None) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
         """``[B, m, G]`` output of the same shape as ``x_t``."""
 
     def prepare(self, train: CellTable) -> None:
@@ -71,3 +70,15 @@ class Backbone(nn.Module, ABC):
         Called by ``Generator.fit`` with the training table (e.g. the PAD-Transformer builds its
         co-expression gene graph here when none was injected).
         """
+
+
+#: The backbones registry: built-ins here, plugins from entry points ``distgen.backbones``.
+backbones: Registry[Backbone] = Registry(
+    "backbones",
+    Backbone,
+    {
+        "cross_dit": "distgen.backbones.cross_dit:CrossDiT",
+        "mlp": "distgen.backbones.mlp:MLPBackbone",
+        "pad_transformer": "distgen.backbones.pad_transformer:PADTransformer",
+    },
+)

@@ -17,10 +17,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from distgen.backbones import backbones
 from distgen.backbones.adaln import AdaLNZero, FinalLayer, modulate
 from distgen.backbones.base import Backbone, Condition
 from distgen.backbones.embeddings import TimeEmbedding
+from distgen.capabilities import BackboneCapabilities
 
 OUTPUTS = ("relu", "softplus", "identity")
 
@@ -75,7 +75,6 @@ class MMBlock(nn.Module):
         return hp, hc
 
 
-@backbones.register("cross_dit")
 class CrossDiT(Backbone):
     """Two-stream transformer over cells (perturbed + matched control), joint attention, adaLN-Zero.
 
@@ -97,13 +96,8 @@ class CrossDiT(Backbone):
         ``t`` in [0, 1] is multiplied by this before the sinusoidal embedding (1000 ~ DDPM step ids).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "token": "cell",
-        "supports_gene_subsampling": False,
-        "supports_self_conditioning": True,
-        "permutation_equivariant": True,
-    }
-    requires: ClassVar[frozenset[str]] = frozenset({"embedding", "control"})
+    capabilities = BackboneCapabilities(self_conditioning=None, output_range=None)  # from self_conditioning, output
+    requires = frozenset({"embedding", "control"})
     example_params: ClassVar[dict[str, Any]] = {"dim": 16, "depth": 2, "heads": 2, "output": "identity"}
 
     def __init__(
@@ -128,7 +122,7 @@ class CrossDiT(Backbone):
         self.n_genes = n_genes
         self.self_conditioning = self_conditioning
         self.output = output
-        self.capabilities = {**self.capabilities, "output_range": "real" if output == "identity" else "nonnegative"}  # type: ignore[misc]
+        self.capabilities = BackboneCapabilities(self_conditioning=self_conditioning, output_range="real" if output == "identity" else "nonnegative")
         self.in_p = nn.Linear(n_genes * (2 if self_conditioning else 1), dim)
         self.in_c = nn.Linear(n_genes, dim)
         self.time = TimeEmbedding(dim, scale=time_scale)
@@ -149,7 +143,7 @@ class CrossDiT(Backbone):
             if isinstance(mod, AdaLNZero):
                 nn.init.zeros_(mod.lin.weight)
 
-    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, x_self_cond: Tensor | None = None) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, *, x_self_cond: Tensor | None = None) -> Tensor:
         if x_t.shape[-1] != self.n_genes:
             raise ValueError(f"cross_dit was built for {self.n_genes} genes, got {x_t.shape[-1]} (it cannot subsample genes)")
         if cond.control is None or cond.control.shape[:2] != x_t.shape[:2]:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import torch
 from torch import Tensor, nn
 
-from distgen.backbones import backbones
 from distgen.backbones.base import Backbone, Condition
 from distgen.backbones.embeddings import TimeEmbedding
+from distgen.capabilities import BackboneCapabilities
 
 
-@backbones.register("mlp")
 class MLPBackbone(Backbone):
     """Per-cell MLP on ``[x_t, control cell, time, condition, population]``.
 
@@ -29,13 +26,7 @@ class MLPBackbone(Backbone):
         Feed the matched control cell of each position as input (requires control cells).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "token": "cell",
-        "supports_gene_subsampling": False,
-        "supports_self_conditioning": True,
-        "permutation_equivariant": True,
-    }
-    requires: ClassVar[frozenset[str]] = frozenset({"embedding"})
+    capabilities = BackboneCapabilities(self_conditioning=None)  # the self_conditioning parameter
 
     def __init__(
         self,
@@ -54,7 +45,8 @@ class MLPBackbone(Backbone):
         self.population_dim = population_dim
         self.use_control = use_control
         self.self_conditioning = self_conditioning
-        self.requires = frozenset({"embedding"} | ({"control"} if use_control else set()))  # type: ignore[misc]
+        self.capabilities = BackboneCapabilities(self_conditioning=self_conditioning)
+        self.requires = frozenset({"embedding"} | ({"control"} if use_control else set()))
         n_in = n_genes * (1 + int(use_control) + int(self_conditioning))
         self.time = TimeEmbedding(hidden)
         self.inp = nn.Linear(n_in, hidden)
@@ -65,7 +57,7 @@ class MLPBackbone(Backbone):
         self.body = nn.Sequential(*layers)
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, n_genes))
 
-    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, x_self_cond: Tensor | None = None) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, *, x_self_cond: Tensor | None = None) -> Tensor:
         if x_t.shape[-1] != self.n_genes:
             raise ValueError(f"mlp backbone was built for {self.n_genes} genes, got {x_t.shape[-1]} (it cannot subsample genes)")
         parts = [x_t]

@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from distgen.backbones import backbones
 from distgen.backbones.base import Backbone, Condition
 from distgen.backbones.differential_attention import ATTENTIONS, IMPLS, DifferentialAttention
 from distgen.backbones.embeddings import TimeEmbedding
 from distgen.backbones.gene_encoder import GraphGeneEncoder
 from distgen.backbones.pad_layers import Adapter, Decoder, Fusion, GeneAdaLN, PADBlock, ValueEncoder
+from distgen.capabilities import BackboneCapabilities
 from distgen.types import CellTable, ConditionLabels, DataInfo
 
 ENCODINGS = ("auto", "gene", "table")
@@ -31,7 +31,6 @@ MISSING = ("error", "extend")
 POOLS = ("mean", "sum", "padded_mean")
 
 
-@backbones.register("pad_transformer")
 class PADTransformer(Backbone):
     """scDFM's PAD-Transformer: gene tokens, graph gene embedding, differential self/cross attention.
 
@@ -67,14 +66,8 @@ class PADTransformer(Backbone):
         projected and added to the perturbation vector (every token reads it).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "token": "gene",
-        "supports_gene_subsampling": True,
-        "supports_self_conditioning": False,
-        "permutation_equivariant": True,
-        "embeds_perturbations": True,
-    }
-    requires: ClassVar[frozenset[str]] = frozenset({"control", "labels"})
+    capabilities = BackboneCapabilities(gene_subsampling=True, embeds_perturbations=True, supports_unseen_perturbations=None)
+    requires = frozenset({"control", "labels"})
     example_params: ClassVar[dict[str, Any]] = {"d_model": 16, "heads": 2, "layers": 1, "graph": False, "dropout": 0.0}
     atom_token: Tensor  #: ``[n_atoms]`` token id of each perturbation atom (buffer)
 
@@ -118,10 +111,11 @@ class PADTransformer(Backbone):
             )
         self.info, self.n_genes, self.d_model = info, info.n_genes, d_model
         self.encoding, self.pool, self.graph, self.graph_k = perturbation_encoding, pool, graph, graph_k
+        self.capabilities = type(self).capabilities.replace(supports_unseen_perturbations=perturbation_encoding == "gene")
         self.seen = frozenset(info.perturbations if seen_perturbations is None else seen_perturbations)
         self.use_condition_embedding = use_condition_embedding
         if use_condition_embedding:
-            self.requires = frozenset({"control", "labels", "embedding"})  # type: ignore[misc]
+            self.requires = frozenset({"control", "labels", "embedding"})
         atom_token, self.extra_genes = self._atom_tokens(info, perturbation_encoding, missing_perturbation_genes)
         n_vocab = info.n_genes + len(self.extra_genes) + 1  # panel genes, extra perturbed genes, control token
         self.control_token = n_vocab - 1 if perturbation_encoding == "gene" else info.n_perturbations
@@ -226,7 +220,7 @@ class PADTransformer(Backbone):
         idx = torch.multinomial(w, m, replacement=True)
         return torch.gather(c, 1, idx[..., None].expand(-1, -1, c.shape[2]))
 
-    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, x_self_cond: Tensor | None = None) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
         b, m, length = x_t.shape
         gene_ids = cond.gene_ids.to(x_t.device).long()
         if gene_ids.shape != (length,) or (length and int(gene_ids.max()) >= self.n_genes):

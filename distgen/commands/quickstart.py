@@ -8,7 +8,7 @@ from pathlib import Path
 EXAMPLE = """examples:
   distgen quickstart                                   # perturbdiff-small, writes ./quickstart/
   distgen quickstart --out /tmp/qs train.seed=1        # another seed (4 held-out pairs: results move)
-  distgen quickstart --preset scdfm-small --steps 300 model.dynamics.steps=4   # the flow-matching model (slower on CPU)
+  distgen quickstart --preset scdfm-small --steps 300 model.dynamics.solver.steps=3   # the flow-matching model (slower on CPU)
 """
 
 #: The held-out set: double perturbations whose two singles were seen in training (4 pairs at this fraction).

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from distgen.capabilities import ConditionerCapabilities
+from distgen.registry import Registry
 from distgen.types import ConditionLabels
 
 
@@ -21,7 +22,7 @@ class Conditioner(nn.Module, ABC):
     meaningful embedding (the pre-flight check before training uses it).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"supports_unseen_perturbations": False}
+    capabilities: ConditionerCapabilities = ConditionerCapabilities()
     dim: int
 
     @abstractmethod
@@ -52,3 +53,16 @@ def pool_slots(emb: Tensor, ids: Tensor, how: str = "sum") -> Tensor:
     if how == "mean":
         return s / w.sum(1).clamp_min(1.0)
     raise ValueError(f"unknown pooling {how!r}; use 'sum' or 'mean'")
+
+
+#: The conditioners registry: built-ins here, plugins from entry points ``distgen.conditioners``.
+conditioners: Registry[Conditioner] = Registry(
+    "conditioners",
+    Conditioner,
+    {
+        "covariate": "distgen.conditioners.covariate:CovariateConditioner",
+        "embedding_table": "distgen.conditioners.embedding_table:EmbeddingTableConditioner",
+        "gene_vocab": "distgen.conditioners.gene_vocab:GeneVocabConditioner",
+        "onehot": "distgen.conditioners.onehot:OneHotConditioner",
+    },
+)

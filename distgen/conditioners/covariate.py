@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from distgen.conditioners import conditioners
+from distgen.capabilities import ConditionerCapabilities
 from distgen.conditioners.base import Conditioner, pool_slots
 from distgen.conditioners.embedding_table import resolve_names
 from distgen.conditioners.tables import load_embedding_table
@@ -37,7 +37,6 @@ def frozen_rows(names: Sequence[str], table: str | dict[str, list[float]], key_c
     return torch.from_numpy(out), torch.from_numpy(found)
 
 
-@conditioners.register("covariate")
 class CovariateConditioner(Conditioner):
     """Concatenated perturbation + context + batch embeddings -> ``Linear -> SiLU`` -> ``dim``.
 
@@ -61,7 +60,7 @@ class CovariateConditioner(Conditioner):
         Output width; None ties it to the number of genes (PerturbDiff: ``Linear(384 -> G)``).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"supports_unseen_perturbations": True, "supports_combinations": True}
+    capabilities = ConditionerCapabilities(supports_unseen_perturbations=None)  # perturbation='table' only
     example_params: ClassVar[dict[str, Any]] = {"part_dim": 4, "dim": 8}
     atom_vectors: Tensor  # buffers (table modes)
     atom_found: Tensor
@@ -90,10 +89,10 @@ class CovariateConditioner(Conditioner):
             raise ValueError(f"covariate: part_dim must be >= 1, got {part_dim}")
         self.dim = int(n_genes if dim is None else dim)
         self.mode = perturbation
+        self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=perturbation == "table")
         self.atoms = info.perturbations
         n_atoms = max(1, info.n_perturbations)
         if perturbation == "onehot":
-            self.capabilities = {**self.capabilities, "supports_unseen_perturbations": False}  # type: ignore[misc]
             self.seen = frozenset(info.perturbations if seen_perturbations is None else seen_perturbations)
             self.pert = nn.Embedding(n_atoms, part_dim)
             nn.init.normal_(self.pert.weight, std=part_dim**-0.5)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from distgen.conditioners import conditioners
+from distgen.capabilities import ConditionerCapabilities
 from distgen.conditioners.atoms import AtomCombiner
 from distgen.conditioners.base import Conditioner
 from distgen.conditioners.tables import load_embedding_table
@@ -26,7 +26,6 @@ def resolve_names(names: Sequence[str], keys: Sequence[str], case_sensitive: boo
     return [n if n in exact else (None if case_sensitive else folded.get(n.upper())) for n in names]
 
 
-@conditioners.register("embedding_table")
 class EmbeddingTableConditioner(Conditioner):
     """Embed each perturbation atom by a fixed vector from a table, through a learned MLP.
 
@@ -61,12 +60,7 @@ class EmbeddingTableConditioner(Conditioner):
     atom_vectors: Tensor
     atom_found: Tensor
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": True,
-        "supports_combinations": True,
-        "supports_dose": True,
-        "perturbation_type": "any",
-    }
+    capabilities = ConditionerCapabilities(supports_unseen_perturbations=True)
     example_params: ClassVar[dict[str, Any]] = {
         "table": {"G0": [1.0, 0.0, 0.5], "G1": [0.0, 1.0, -0.5], "G2": [0.3, 0.3, 0.0], "G3": [-1.0, 0.2, 0.1]},
         "dim": 8,

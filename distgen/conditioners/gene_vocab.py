@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from distgen.conditioners import conditioners
+from distgen.capabilities import ConditionerCapabilities
 from distgen.conditioners.atoms import AtomCombiner
 from distgen.conditioners.base import Conditioner
 from distgen.types import ConditionLabels, DataInfo
@@ -29,7 +29,6 @@ def gene_lookup(names: Sequence[str], genes: Sequence[str], case_sensitive: bool
     return out
 
 
-@conditioners.register("gene_vocab")
 class GeneVocabConditioner(Conditioner):
     """Embed a genetic perturbation by its target gene's vector in a gene table shared by name.
 
@@ -65,12 +64,7 @@ class GeneVocabConditioner(Conditioner):
 
     atom_gene: Tensor
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": True,
-        "supports_combinations": True,
-        "supports_dose": True,
-        "perturbation_type": "genetic",
-    }
+    capabilities = ConditionerCapabilities(supports_unseen_perturbations=None)  # once tied to a backbone's gene tokens
     example_params: ClassVar[dict[str, Any]] = {"dim": 8}
 
     def __init__(
@@ -102,6 +96,7 @@ class GeneVocabConditioner(Conditioner):
         self.proj: nn.Module = nn.Identity()
         self._shared: list[nn.Module] = []  # a plain list: the backbone owns (and saves) a tied table
         self.combine = AtomCombiner(info, dim, pool, dose, dose_scale, use_context, use_batch, heads=1)
+        self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=False)
         self._init_null()
 
     def tie_gene_embedding(self, table: nn.Module, width: int) -> None:
@@ -109,6 +104,7 @@ class GeneVocabConditioner(Conditioner):
         if not self.share_gene_embedding:
             return
         self._shared = [table]
+        self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=True)
         self.own = None
         self.proj = nn.Identity() if width == self.dim else nn.Linear(width, self.dim)
 

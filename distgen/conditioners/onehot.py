@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from distgen.conditioners import conditioners
 from distgen.conditioners.base import Conditioner, pool_slots
 from distgen.types import ConditionLabels, DataInfo
 
 
-@conditioners.register("onehot")
 class OneHotConditioner(Conditioner):
     """Learned embedding per perturbation atom (pooled over combinations) + context + batch.
 
@@ -32,8 +29,6 @@ class OneHotConditioner(Conditioner):
     use_context, use_batch
         Add a learned context / batch embedding.
     """
-
-    capabilities: ClassVar[dict[str, Any]] = {"supports_unseen_perturbations": False}
 
     def __init__(
         self,

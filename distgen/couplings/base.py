@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
 
 from torch import Tensor
+
+from distgen.capabilities import CouplingCapabilities
+from distgen.registry import Registry
 
 
 class Coupling(ABC):
@@ -15,8 +17,20 @@ class Coupling(ABC):
     ``x1[b, i]``. Only real cells (``mask`` True) take part; padded positions stay in place.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"deterministic": True}
+    capabilities: CouplingCapabilities = CouplingCapabilities()
 
     @abstractmethod
     def pair(self, x0: Tensor, x1: Tensor, mask: Tensor) -> Tensor:
         """Source samples reordered to pair with ``x1``."""
+
+
+#: The couplings registry: built-ins here, plugins from entry points ``distgen.couplings``.
+couplings: Registry[Coupling] = Registry(
+    "couplings",
+    Coupling,
+    {
+        "exact_ot": "distgen.couplings.exact_ot:ExactOTCoupling",
+        "independent": "distgen.couplings.independent:IndependentCoupling",
+        "sinkhorn": "distgen.couplings.sinkhorn:SinkhornCoupling",
+    },
+)

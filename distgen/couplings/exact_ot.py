@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import numpy as np
 from torch import Tensor
 
-from distgen.couplings import couplings
 from distgen.couplings.base import Coupling
 from distgen.couplings.ot_common import reorder_within_sets
 
 
-@couplings.register("exact_ot")
 class ExactOTCoupling(Coupling):
     """Pairs source and target cells of each set by the exact OT plan for the squared distance.
 
@@ -25,8 +21,6 @@ class ExactOTCoupling(Coupling):
     num_itermax
         Iteration cap of the network simplex (POT's ``numItermax``); raise it for sets in the thousands.
     """
-
-    capabilities: ClassVar[dict[str, Any]] = {"deterministic": True}
 
     def __init__(self, num_itermax: int = 100_000) -> None:
         if num_itermax < 1:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from distgen.couplings import couplings
 from distgen.couplings.base import Coupling
 
 
-@couplings.register("independent")
 class IndependentCoupling(Coupling):
     """Pairs ``x0[b, i]`` with ``x1[b, i]`` as drawn (the product coupling; scDFM's choice)."""
 

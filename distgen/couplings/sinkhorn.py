@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import numpy as np
 import torch
 from torch import Tensor
 
-from distgen.couplings import couplings
 from distgen.couplings.base import Coupling
 from distgen.couplings.ot_common import reorder_within_sets
 
@@ -33,7 +30,6 @@ def sample_permutation(plan: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return perm
 
 
-@couplings.register("sinkhorn")
 class SinkhornCoupling(Coupling):
     """Pairs cells by a draw from the entropic OT plan (POT's stabilised Sinkhorn) of each set.
 
@@ -48,8 +44,6 @@ class SinkhornCoupling(Coupling):
     num_itermax, stop_threshold
         Sinkhorn iteration cap and convergence threshold.
     """
-
-    capabilities: ClassVar[dict[str, Any]] = {"deterministic": False}
 
     def __init__(self, reg: float = 0.05, num_itermax: int = 1000, stop_threshold: float = 1e-9) -> None:
         if reg <= 0:

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from distgen.registry import make_registry
+from distgen.capabilities import MatcherCapabilities
+from distgen.registry import Registry
 
 
 class ControlMatcher(ABC):
     """``match(context, batch, pool_context, pool_batch, n, generator, target, pool_x) -> [n]`` indices.
 
     The control pool is described by ``pool_context`` / ``pool_batch`` ``[M]`` (and its expression
-    ``pool_x`` ``[M, G]`` for matchers that look at it, ``capabilities["needs_expression"]``).
+    ``pool_x`` ``[M, G]`` for matchers that look at it, ``capabilities.needs_expression``).
     ``target`` ``[n, G]`` holds the perturbed cells of the set being matched. Implementations return
     ``n`` long indices into the pool, drawn with replacement when the pool is small, and use only
     ``generator`` for randomness (deterministic under a seed).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"needs_expression": False}
+    capabilities: MatcherCapabilities = MatcherCapabilities()
 
     @abstractmethod
     def match(
@@ -39,7 +39,6 @@ class ControlMatcher(ABC):
         """``[n]`` long indices into the control pool."""
 
 
-matchers = make_registry("matchers", ControlMatcher)
 
 
 def draw(candidates: Tensor, n: int, generator: torch.Generator, what: str = "") -> Tensor:
@@ -57,7 +56,6 @@ def _need_x(name: str, target: Tensor | None, pool_x: Tensor | None) -> tuple[Te
     return target, pool_x
 
 
-@matchers.register("random")
 class RandomMatcher(ControlMatcher):
     """Any control cell, uniformly."""
 
@@ -65,7 +63,6 @@ class RandomMatcher(ControlMatcher):
         return draw(torch.arange(pool_context.numel()), n, generator)
 
 
-@matchers.register("same_context")
 class SameContextMatcher(ControlMatcher):
     """Control cells of the same context (cell type / line), uniformly."""
 
@@ -73,7 +70,6 @@ class SameContextMatcher(ControlMatcher):
         return draw(torch.nonzero(pool_context == context).flatten(), n, generator, f" in context {context}")
 
 
-@matchers.register("same_batch")
 class SameBatchMatcher(ControlMatcher):
     """Control cells of the same context and batch (donor, plate, GEM group), uniformly."""
 
@@ -82,7 +78,6 @@ class SameBatchMatcher(ControlMatcher):
         return draw(torch.nonzero(ok).flatten(), n, generator, f" in context {context} and batch {batch}")
 
 
-@matchers.register("nearest")
 class NearestMatcher(ControlMatcher):
     """For each target cell, its nearest same-context control cell (Euclidean); ties broken at random.
 
@@ -93,7 +88,7 @@ class NearestMatcher(ControlMatcher):
         set keeps some diversity.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"needs_expression": True}
+    capabilities = MatcherCapabilities(needs_expression=True)
 
     def __init__(self, k: int = 1) -> None:
         if k < 1:
@@ -112,13 +107,12 @@ class NearestMatcher(ControlMatcher):
         return cand[nearest.gather(1, pick).squeeze(1)]
 
 
-@matchers.register("ot")
 class OTMatcher(ControlMatcher):
     """Controls drawn from the exact optimal-transport plan (POT ``ot.emd``) between the target set
     and the same-context control cells, under squared Euclidean cost: each target cell gets a
     control sampled from its row of the plan."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"needs_expression": True}
+    capabilities = MatcherCapabilities(needs_expression=True)
 
     def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None) -> Tensor:
         import ot
@@ -132,3 +126,17 @@ class OTMatcher(ControlMatcher):
         plan = ot.emd(np.full(na, 1.0 / na), np.full(nb, 1.0 / nb), cost)  # numpy backend: no autograd overhead
         rows = torch.from_numpy(plan).float().clamp_min(0) + 1e-12
         return cand[torch.multinomial(rows, 1, generator=generator).squeeze(1)]
+
+
+#: The matchers registry: built-ins here, plugins from entry points ``distgen.matchers``.
+matchers: Registry[ControlMatcher] = Registry(
+    "matchers",
+    ControlMatcher,
+    {
+        "nearest": "distgen.data.matching:NearestMatcher",
+        "ot": "distgen.data.matching:OTMatcher",
+        "random": "distgen.data.matching:RandomMatcher",
+        "same_batch": "distgen.data.matching:SameBatchMatcher",
+        "same_context": "distgen.data.matching:SameContextMatcher",
+    },
+)

@@ -145,7 +145,7 @@ class SetSampler(SetSamplerBase):
         self._check_matchable()
 
     def _check_matchable(self) -> None:
-        needs_x = self.matcher.capabilities.get("needs_expression", False)
+        needs_x = self.matcher.capabilities.needs_expression
         for gi, first in enumerate(self.firsts.tolist()):
             ctx, bat = int(self.table.labels.context[first]), int(self.table.labels.batch[first])
             tgt = self.table.X[self.groups[gi][:1]] if needs_x else None
@@ -175,7 +175,7 @@ class SetSampler(SetSamplerBase):
         cells[:n] = chosen
         first = int(self.firsts[group])
         ctx, bat = int(self.table.labels.context[first]), int(self.table.labels.batch[first])
-        needs_x = self.matcher.capabilities.get("needs_expression", False)
+        needs_x = self.matcher.capabilities.needs_expression
         tgt = self.table.X[chosen] if needs_x else None
         ctl = self.matcher.match(ctx, bat, self.pool_context, self.pool_batch, n, g, tgt, self.pool_x if needs_x else None)
         if n < self.m:  # fill the control set to m from the same matched cells

@@ -116,7 +116,7 @@ class StreamingSetSampler(SetSamplerBase):
         return torch.from_numpy(np.sort(np.concatenate(keep)))
 
     def _check_matchable(self) -> None:
-        if self.matcher.capabilities.get("needs_expression", False):
+        if self.matcher.capabilities.needs_expression:
             return  # checked on the first batch: needs expression read from disk
         lab = self.cells.labels
         for ctx, bat in sorted({(int(lab.context[f]), int(lab.batch[f])) for f in self.firsts}):
@@ -160,7 +160,7 @@ class StreamingSetSampler(SetSamplerBase):
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, w])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         pool = self._pool_matrix()
-        pool_x = torch.from_numpy(pool.toarray()) if self.matcher.capabilities.get("needs_expression", False) else None
+        pool_x = torch.from_numpy(pool.toarray()) if self.matcher.capabilities.needs_expression else None
         buffer: list[tuple[int, sp.csr_matrix]] = []
         pending: list[tuple[int, sp.csr_matrix]] = []
 

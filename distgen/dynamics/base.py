@@ -3,17 +3,24 @@
 Time convention everywhere in distgen: ``t`` in [0, 1], ``t = 0`` the source (noise or control
 cells), ``t = 1`` the data. Discrete-time diffusion maps into this frame inside ``dynamics/``;
 conversions between predictions (noise, velocity, sample) live here and nowhere else.
+
+A dynamics is assembled from small registered parts, each its own kind with its own registry:
+probability paths (``paths``), time samplers (``time_samplers``), ODE solvers (``ode_solvers``),
+SDE solvers (``sde_solvers``), noise schedules (``noise_schedules``) and diffusion samplers
+(``diffusion_samplers``); the coupling is passed to ``loss``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from distgen.capabilities import DynamicsCapabilities
 from distgen.couplings.base import Coupling
+from distgen.registry import Registry
 from distgen.types import LossOutput, SampleOutput
 
 
@@ -36,7 +43,7 @@ class Dynamics(ABC):
     so a distribution-level loss can compare it with the real set.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"source": ("noise",), "stochastic_sampler": False}
+    capabilities: DynamicsCapabilities = DynamicsCapabilities()
     source: str = "noise"
 
     def draw_source(self, x1: Tensor, control: Tensor | None) -> Tensor:
@@ -62,3 +69,11 @@ def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Mean squared error over real cells (``mask [B, m]``) and all genes."""
     w = mask.to(pred.dtype)[..., None]
     return ((pred - target).pow(2) * w).sum() / (w.sum() * pred.shape[-1]).clamp_min(1.0)
+
+
+#: The dynamics registry: built-ins here, plugins from entry points ``distgen.dynamics``.
+dynamics: Registry[Dynamics] = Registry(
+    "dynamics",
+    Dynamics,
+    {"diffusion": "distgen.dynamics.diffusion:Diffusion", "flow_matching": "distgen.dynamics.flow_matching:FlowMatching"},
+)

@@ -1,79 +1,76 @@
-"""Conditional flow matching on an affine probability path, sampled by torchdiffeq.
+"""Conditional flow matching on an affine probability path, sampled by an ODE solver.
 
-The pieces are small and injected by name: the path (``paths.py``), the time sampler
-(``time_samplers.py``), the coupling (``distgen.couplings``, passed to ``loss``), the prediction
-type and the ODE solver (``ode.py``).
+The parts are small registered objects given as nested config nodes: the path (``paths``), the
+time sampler (``time_samplers``), the ODE solver (``ode_solvers``); the coupling
+(``distgen.couplings``) is passed to ``loss``. A bare name stands for the part with its defaults
+(``solver: euler`` is ``solver: {name: euler}``).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from torch import Tensor
 
+from distgen.capabilities import DynamicsCapabilities
+from distgen.config import Node, as_component
 from distgen.couplings.base import Coupling
-from distgen.dynamics import dynamics
 from distgen.dynamics.base import Dynamics, Field, masked_mse
-from distgen.dynamics.ode import ADAPTIVE, FIXED_STEP, integrate
-from distgen.dynamics.paths import make_path
-from distgen.dynamics.time_samplers import make_time_sampler
+from distgen.dynamics.ode_solvers import ODESolver
+from distgen.dynamics.paths import AffinePath
+from distgen.dynamics.time_samplers import TimeSampler
 from distgen.types import LossOutput, SampleOutput
 
 PREDICTIONS = ("velocity", "endpoint")
 
 
-@dynamics.register("flow_matching")
 class FlowMatching(Dynamics):
     """Flow matching: regress the velocity (or the endpoint) of an affine path from source to data.
 
-    Default: the CondOT path ``x_t = t x1 + (1 - (1 - sigma_min) t) x0`` with ``t ~ U(0, 1)`` per
-    cell, velocity prediction, RK4 on 20 grid points (scDFM). ``loss`` puts the one-step endpoint
-    estimate ``x1_hat`` (``x_t + (1 - t) v_hat`` on the CondOT path) in ``extras`` for a
-    distribution-level loss.
+    Default: the CondOT path ``x_t = t x1 + (1 - t) x0`` with ``t ~ U(0, 1)`` per cell, velocity
+    prediction, 20 RK4 steps. ``loss`` puts the one-step endpoint estimate ``x1_hat``
+    (``x_t + (1 - t) v_hat`` on the CondOT path) in ``extras`` for a distribution-level loss.
 
     Parameters
     ----------
     source
         ``"noise"`` (standard normal, scDFM) or ``"control"`` (the matched control cells).
     path
-        ``"condot"`` (linear) or ``"cosine"`` (variance-preserving trigonometric).
-    sigma_min
-        Width of the CondOT path at ``t = 1`` (0 gives the rectified path).
+        A ``paths`` node: ``condot`` (linear, with ``sigma_min``) or ``cosine`` (variance preserving).
     prediction
         What the network outputs: ``"velocity"`` or ``"endpoint"`` (``x1``); the loss is the MSE in
         that space and sampling converts endpoints to velocities.
-    time_sampler, time_loc, time_scale
-        ``"uniform"`` or ``"logit_normal"`` (with the logit's ``time_loc``/``time_scale``).
+    time_sampler
+        A ``time_samplers`` node: ``uniform`` or ``logit_normal`` (with ``loc``, ``scale``).
     solver
-        torchdiffeq method: fixed-step ``euler``, ``midpoint``, ``rk4`` or adaptive ``dopri5``,
-        ``bosh3``, ``adaptive_heun``.
-    steps
-        Grid points in [0, 1] for fixed-step solvers (scDFM: 20, i.e. 19 RK4 steps).
-    rtol, atol, max_nfe
-        Tolerances and evaluation budget of adaptive solvers (budget exceeded: ``SolverBudgetError``).
+        An ``ode_solvers`` node: fixed-step ``euler``, ``midpoint``, ``rk4`` (with ``steps``) or
+        adaptive ``dopri5``, ``bosh3``, ``adaptive_heun`` (with ``rtol``, ``atol``, ``max_nfe``).
     clamp_min
         Clamp generated values below this (scDFM clamps at 0); None to disable.
     guidance
         Classifier-free guidance weight ``w``: ``v = v_null + w (v_cond - v_null)``; 1 disables it.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"source": ("noise", "control"), "stochastic_sampler": False}
-    example_params: ClassVar[dict[str, Any]] = {"steps": 4}
+    capabilities = DynamicsCapabilities(sources=("noise", "control"), signed_prediction=None, guidance=None)
+    example_params: ClassVar[dict[str, Any]] = {"solver": {"name": "rk4", "steps": 3}}
+    moved_params: ClassVar[dict[str, str]] = {
+        "steps": "set the solver's steps, e.g. solver: {name: rk4, steps: 19} or model.dynamics.solver.steps=19 "
+        "(it now counts solver steps: the old steps counted grid points, i.e. steps - 1 solver steps)",
+        "rtol": "set it on an adaptive solver, e.g. solver: {name: dopri5, rtol: 1e-4}",
+        "atol": "set it on an adaptive solver, e.g. solver: {name: dopri5, atol: 1e-4}",
+        "max_nfe": "set it on an adaptive solver, e.g. solver: {name: dopri5, max_nfe: 2000}",
+        "sigma_min": "set it on the path, e.g. path: {name: condot, sigma_min: 0.1}",
+        "time_loc": "set it on the time sampler, e.g. time_sampler: {name: logit_normal, loc: 0.0}",
+        "time_scale": "set it on the time sampler, e.g. time_sampler: {name: logit_normal, scale: 1.0}",
+    }
 
     def __init__(
         self,
-        source: str = "noise",
-        path: str = "condot",
-        sigma_min: float = 0.0,
-        prediction: str = "velocity",
-        time_sampler: str = "uniform",
-        time_loc: float = 0.0,
-        time_scale: float = 1.0,
-        solver: str = "rk4",
-        steps: int = 20,
-        rtol: float = 1e-4,
-        atol: float = 1e-4,
-        max_nfe: int = 2000,
+        source: Literal["noise", "control"] = "noise",
+        path: AffinePath | Node = "condot",
+        prediction: Literal["velocity", "endpoint"] = "velocity",
+        time_sampler: TimeSampler | Node = "uniform",
+        solver: ODESolver | Node = "rk4",
         clamp_min: float | None = None,
         guidance: float = 1.0,
     ) -> None:
@@ -81,26 +78,14 @@ class FlowMatching(Dynamics):
             raise ValueError(f"flow_matching: source must be 'noise' or 'control', got {source!r}")
         if prediction not in PREDICTIONS:
             raise ValueError(f"flow_matching: prediction must be one of {PREDICTIONS}, got {prediction!r}")
-        if solver not in FIXED_STEP + ADAPTIVE:
-            raise ValueError(f"flow_matching: unknown solver {solver!r}; choose from {FIXED_STEP + ADAPTIVE}")
-        if steps < 2:
-            raise ValueError(f"flow_matching: steps must be >= 2 grid points, got {steps}")
-        if rtol <= 0 or atol <= 0:
-            raise ValueError(f"flow_matching: rtol and atol must be > 0, got rtol={rtol}, atol={atol}")
-        if max_nfe < 1:
-            raise ValueError(f"flow_matching: max_nfe must be >= 1, got {max_nfe}")
         self.source = source
-        self.path = make_path(path, sigma_min)
-        self.sigma_min = sigma_min
+        self.path: AffinePath = as_component("paths", path)
         self.prediction = prediction
-        self.time_sampler = make_time_sampler(time_sampler, time_loc, time_scale)
-        self.solver = solver
-        self.steps = steps
-        self.rtol = rtol
-        self.atol = atol
-        self.max_nfe = max_nfe
+        self.time_sampler: TimeSampler = as_component("time_samplers", time_sampler)
+        self.solver: ODESolver = as_component("ode_solvers", solver)
         self.clamp_min = clamp_min
         self.guidance = float(guidance)
+        self.capabilities = type(self).capabilities.replace(signed_prediction=prediction == "velocity", guidance=self.guidance != 1.0)
 
     # ------------------------------------------------------------------ conversions
     def to_velocity(self, out: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
@@ -138,7 +123,7 @@ class FlowMatching(Dynamics):
                 out = out_null + self.guidance * (out - out_null)
             return self.to_velocity(out, x, tt)
 
-        res = integrate(f, x0, self.solver, self.steps, self.rtol, self.atol, self.max_nfe)
+        res = self.solver.solve(f, x0, 0.0, 1.0)
         x1 = res.x1
         if self.clamp_min is not None:
             x1 = x1.clamp_min(self.clamp_min)

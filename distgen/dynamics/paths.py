@@ -8,6 +8,8 @@ holding its schedule; the conversions between what a network predicts (velocity 
     =>  x1 = (s' x_t - s u) / (s' a - s a'),   u = (s' x_t + (s a' - s' a) x1) / s
 
 For CondOT with ``sigma_min = 0`` this gives scDFM's one-step estimate ``x1 = x_t + (1 - t) v``.
+Paths are a registered kind (``paths``): a plugin adds one by subclassing ``AffinePath`` and
+declaring an entry point in ``distgen.paths``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,19 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from distgen.capabilities import Capabilities
+from distgen.registry import Registry
+
 
 class AffinePath(ABC):
-    """``x_t = alpha(t) x1 + sigma(t) x0``; subclasses give ``alpha, sigma`` and their derivatives."""
+    """``x_t = alpha(t) x1 + sigma(t) x0``; subclasses give ``alpha, sigma`` and their derivatives.
 
-    name: str = ""
+    A path must give ``alpha(0) = 0, sigma(0) = 1`` up to a constant width (the source end) and
+    ``alpha(1) = 1`` (the data end); the contract suite checks the ends and that ``u_t`` is the time
+    derivative of ``x_t``.
+    """
+
+    capabilities: Capabilities = Capabilities()
 
     @abstractmethod
     def schedule(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -41,8 +51,8 @@ class AffinePath(ABC):
     def x1_to_velocity(self, x_t: Tensor, x1: Tensor, t: Tensor) -> Tensor:
         """Velocity implied by endpoint ``x1`` at ``(x_t, t)``: ``(s' x_t + (s a' - s' a) x1) / s``.
 
-        Singular where ``sigma(t) = 0`` (the data end, ``t = 1`` for ``sigma_min = 0``); ``t`` is
-        clamped to keep ``sigma`` at least ``1e-4`` there.
+        Singular where ``sigma(t) = 0`` (the data end, ``t = 1`` for ``sigma_min = 0``); ``sigma``
+        is kept at least ``1e-4`` there.
         """
         a, s, da, ds = (q[..., None] for q in self.schedule(t))
         s = torch.where(s.abs() < 1e-4, torch.full_like(s, 1e-4), s)
@@ -57,8 +67,6 @@ class CondOTPath(AffinePath):
     sigma_min
         Width of the conditional path at the data end (scDFM: 0, Lipman et al.: small > 0).
     """
-
-    name = "condot"
 
     def __init__(self, sigma_min: float = 0.0) -> None:
         if not 0.0 <= sigma_min < 1.0:
@@ -76,22 +84,16 @@ class CosinePath(AffinePath):
     ``alpha^2 + sigma^2 = 1`` at every ``t`` (the "VP/cosine" interpolant of Albergo & Vanden-Eijnden).
     """
 
-    name = "cosine"
-
     def schedule(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         h = 0.5 * math.pi
         return torch.sin(h * t), torch.cos(h * t), h * torch.cos(h * t), -h * torch.sin(h * t)
 
 
-PATHS = ("condot", "cosine")
+#: The probability-path registry (entry points ``distgen.paths``).
+paths: Registry[AffinePath] = Registry(
+    "paths",
+    AffinePath,
+    {"condot": "distgen.dynamics.paths:CondOTPath", "cosine": "distgen.dynamics.paths:CosinePath"},
+)
 
-
-def make_path(name: str, sigma_min: float = 0.0) -> AffinePath:
-    """The path called ``name`` (``"condot"`` or ``"cosine"``)."""
-    if name == "condot":
-        return CondOTPath(sigma_min)
-    if name == "cosine":
-        if sigma_min != 0.0:
-            raise ValueError(f"sigma_min={sigma_min} applies to the condot path only; set it to 0 for path='cosine'")
-        return CosinePath()
-    raise ValueError(f"unknown probability path {name!r}; choose from {PATHS}")
+__all__ = ["AffinePath", "CondOTPath", "CosinePath", "paths"]

@@ -1,4 +1,8 @@
-"""Training-time samplers: where on ``[0, 1]`` the flow-matching loss is evaluated."""
+"""Training-time samplers: where on ``[0, 1]`` the flow-matching loss is evaluated.
+
+A registered kind (``time_samplers``): a plugin adds one by subclassing ``TimeSampler`` and
+declaring an entry point in ``distgen.time_samplers``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,14 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from distgen.capabilities import Capabilities
+from distgen.registry import Registry
+
 
 class TimeSampler(ABC):
-    """``sample(shape, device, dtype) -> t`` with values in ``[0, 1]``."""
+    """``sample(shape, device, dtype) -> t`` with values in ``[0, 1]``, drawn from torch's global generator."""
+
+    capabilities: Capabilities = Capabilities()
 
     @abstractmethod
     def sample(self, shape: tuple[int, ...], device: torch.device | str, dtype: torch.dtype) -> Tensor:
@@ -42,13 +51,11 @@ class LogitNormalTime(TimeSampler):
         return torch.sigmoid(self.loc + self.scale * torch.randn(shape, device=device, dtype=dtype))
 
 
-TIME_SAMPLERS = ("uniform", "logit_normal")
+#: The time-sampler registry (entry points ``distgen.time_samplers``).
+time_samplers: Registry[TimeSampler] = Registry(
+    "time_samplers",
+    TimeSampler,
+    {"logit_normal": "distgen.dynamics.time_samplers:LogitNormalTime", "uniform": "distgen.dynamics.time_samplers:UniformTime"},
+)
 
-
-def make_time_sampler(name: str, loc: float = 0.0, scale: float = 1.0) -> TimeSampler:
-    """The sampler called ``name`` (``loc``/``scale`` are used by ``logit_normal`` only)."""
-    if name == "uniform":
-        return UniformTime()
-    if name == "logit_normal":
-        return LogitNormalTime(loc, scale)
-    raise ValueError(f"unknown time sampler {name!r}; choose from {TIME_SAMPLERS}")
+__all__ = ["LogitNormalTime", "TimeSampler", "UniformTime", "time_samplers"]

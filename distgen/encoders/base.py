@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
 
 from torch import Tensor, nn
+
+from distgen.capabilities import EncoderCapabilities
+from distgen.registry import Registry
 
 
 class Encoder(nn.Module, ABC):
@@ -23,7 +25,7 @@ class Encoder(nn.Module, ABC):
         Embedding dimension ``D``.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": False}
+    capabilities: EncoderCapabilities = EncoderCapabilities()
     dim: int
 
     @abstractmethod
@@ -39,3 +41,16 @@ def masked_mean(cells: Tensor, mask: Tensor) -> Tensor:
     """``[B, m, F], [B, m] -> [B, F]`` mean over the real (unmasked) cells of each set."""
     w = mask.to(cells.dtype)[..., None]
     return (cells * w).sum(-2) / w.sum(-2).clamp_min(1.0)
+
+
+#: The encoders registry: built-ins here, plugins from entry points ``distgen.encoders``.
+encoders: Registry[Encoder] = Registry(
+    "encoders",
+    Encoder,
+    {
+        "deepsets": "distgen.encoders.deepsets:DeepSetsEncoder",
+        "kme": "distgen.encoders.kme:KernelMeanEmbedding",
+        "mean": "distgen.encoders.mean:MeanEmbedding",
+        "set_transformer": "distgen.encoders.set_transformer:SetTransformerEncoder",
+    },
+)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from distgen.encoders import encoders
+from distgen.capabilities import EncoderCapabilities
 from distgen.encoders.attention import PMA
 from distgen.encoders.base import Encoder, masked_mean
 
@@ -30,7 +30,6 @@ def masked_max(h: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask.any(-1, keepdim=True), out, torch.zeros_like(out))
 
 
-@encoders.register("deepsets")
 class DeepSetsEncoder(Encoder):
     """DeepSets (Zaheer et al., 2017): ``rho(pool_i phi(x_i))`` with mean, max or attention pooling.
 
@@ -56,7 +55,7 @@ class DeepSetsEncoder(Encoder):
         Freeze all weights (a fixed random set embedding).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": True, "fixed_gene_panel": True}
+    capabilities = EncoderCapabilities(fixed_gene_panel=True)
     example_params: ClassVar[dict[str, Any]] = {"dim": 8, "hidden": 16, "depth": 1}
 
     def __init__(

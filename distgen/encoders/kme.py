@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from distgen.encoders import encoders
 from distgen.encoders.base import Encoder, masked_mean
 from distgen.kernels.base import Kernel
 from distgen.kernels.distances import mmd2
@@ -67,7 +66,6 @@ def _centred_gram(kernel: Kernel, x: Tensor, y: Tensor, ref: Tensor, centre: Ten
     return k - kxc - kcy + kcc
 
 
-@encoders.register("kme")
 class KernelMeanEmbedding(Encoder):
     """Kernel mean embedding; ``distance`` = exact MMD^2, ``forward`` = explicit features ``[B, D]``.
 
@@ -90,7 +88,6 @@ class KernelMeanEmbedding(Encoder):
         Seed of the random frequencies and of the landmark choice.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": False, "exact_distance": True}
     example_params: ClassVar[dict[str, Any]] = {"kernel": {"name": "rbf"}, "features": 32}
     # buffers (declared for type checkers)
     omega: Tensor
@@ -131,7 +128,7 @@ class KernelMeanEmbedding(Encoder):
         self.dim = features
         self.seed = seed
         self.map = "rff" if (feature_map == "rff" or (feature_map == "auto" and isinstance(kernel, RBFKernel))) else "nystroem"
-        self.centred = bool(kernel.capabilities.get("conditionally_pd", False))
+        self.centred = bool(kernel.capabilities.conditionally_pd)
         gen = torch.Generator().manual_seed(seed)
         if self.map == "rff":
             self.register_buffer("omega", torch.randn(n_genes, features, generator=gen))

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from torch import Tensor
 
-from distgen.encoders import encoders
 from distgen.encoders.base import Encoder, masked_mean
 
 
-@encoders.register("mean")
 class MeanEmbedding(Encoder):
     """Mean expression of the set (the kernel mean embedding of the linear kernel).
 
     Its ``distance`` is the squared distance between means, i.e. the MMD^2 with the linear kernel;
     it has no parameters and sees only first moments.
     """
-
-    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": False}
 
     def __init__(self, n_genes: int) -> None:
         super().__init__()

@@ -6,12 +6,11 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from distgen.encoders import encoders
+from distgen.capabilities import EncoderCapabilities
 from distgen.encoders.attention import ISAB, PMA, SAB
 from distgen.encoders.base import Encoder
 
 
-@encoders.register("set_transformer")
 class SetTransformerEncoder(Encoder):
     """Set Transformer (Lee et al., 2019): cells -> ISAB/SAB stack -> PMA pooling -> ``[B, dim]``.
 
@@ -41,7 +40,7 @@ class SetTransformerEncoder(Encoder):
         Freeze all weights (a fixed random set embedding; use when this is a distribution loss).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": True, "fixed_gene_panel": True}
+    capabilities = EncoderCapabilities(fixed_gene_panel=True)
     example_params: ClassVar[dict[str, Any]] = {"dim": 8, "hidden": 16, "heads": 2, "layers": 1, "n_inducing": 3}
 
     def __init__(

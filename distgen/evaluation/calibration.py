@@ -65,7 +65,7 @@ def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling:
     """Per metric: model mean, each baseline's mean, ceiling mean, strongest baseline, normalised score."""
     out: dict[str, dict[str, Any]] = {}
     for name in model.values:
-        hib = metrics.get(name).capabilities.get("higher_is_better", False)
+        hib = metrics.get(name).capabilities.higher_is_better
         base = {b: t.mean(name) for b, t in baselines.items() if name in t.values}
         ceil = ceiling.mean(name) if ceiling is not None and name in ceiling.values else float("nan")
         finite = {b: v for b, v in base.items() if not math.isnan(v)}
@@ -76,7 +76,7 @@ def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling:
         nan_model = sum(math.isnan(v) for v in model.values[name])
         out[name] = {
             "higher_is_better": bool(hib),
-            "celleval": metrics.get(name).capabilities.get("celleval"),
+            "celleval": metrics.get(name).capabilities.celleval,
             "model": model.mean(name),
             "n_nan": nan_model,
             "baselines": base,

@@ -114,7 +114,8 @@ def score(
     from distgen.evaluation.metrics import metrics as registry
 
     if "mmd" in table.values:
-        summary["kernel"] = registry.get("mmd")().kernel.describe()
+        mmd: Any = registry.get("mmd")()  # the MMD metric carries its kernel
+        summary["kernel"] = mmd.kernel.describe()
     return Report(table, base_tables, ceil_table, summary, datas, started=t0)
 
 

@@ -7,9 +7,12 @@ judged in" is a single config node. Kernels hold configuration only (no weights)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 from torch import Tensor
+
+from distgen.capabilities import KernelCapabilities
+from distgen.registry import Registry
 
 
 class Kernel(ABC):
@@ -20,7 +23,7 @@ class Kernel(ABC):
     such parameters ignore them. Implementations must be autograd-safe and device-agnostic.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"characteristic": False, "conditionally_pd": False}
+    capabilities: KernelCapabilities = KernelCapabilities()
 
     @abstractmethod
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
@@ -42,3 +45,16 @@ class Kernel(ABC):
         """Name and parameters, recorded next to every result computed with this kernel."""
         params = {k: v for k, v in vars(self).items() if not k.startswith("_")}
         return {"kernel": type(self).__name__, **params}
+
+
+#: The kernels registry: built-ins here, plugins from entry points ``distgen.kernels``.
+kernels: Registry[Kernel] = Registry(
+    "kernels",
+    Kernel,
+    {
+        "energy": "distgen.kernels.energy:EnergyKernel",
+        "imq": "distgen.kernels.imq:IMQKernel",
+        "linear": "distgen.kernels.linear:LinearKernel",
+        "rbf": "distgen.kernels.rbf:RBFKernel",
+    },
+)

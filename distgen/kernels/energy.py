@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from torch import Tensor
 
-from distgen.kernels import kernels
+from distgen.capabilities import KernelCapabilities
 from distgen.kernels.base import Kernel
 from distgen.kernels.pairwise import safe_sqrt, sq_dists
 
 
-@kernels.register("energy")
 class EnergyKernel(Kernel):
     """Negative distance ``k(x, y) = -|x - y|^exponent`` (MMD^2 with it is the energy distance).
 
@@ -27,7 +24,7 @@ class EnergyKernel(Kernel):
         ``beta`` in ``(0, 2]``.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"characteristic": True, "conditionally_pd": True}
+    capabilities = KernelCapabilities(conditionally_pd=True)
 
     def __init__(self, exponent: float = 1.0) -> None:
         if not 0.0 < exponent <= 2.0:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, ClassVar
 
 from torch import Tensor
 
-from distgen.kernels import kernels
 from distgen.kernels.base import Kernel
 from distgen.kernels.pairwise import median_sq_dist, sq_dists
 
 
-@kernels.register("imq")
 class IMQKernel(Kernel):
     """Inverse multiquadric ``k = mean_s (1 + |x-y|^2 / c_s^2)^(-beta)``; heavy tails, characteristic.
 
@@ -30,8 +27,6 @@ class IMQKernel(Kernel):
     c2
         Fixed ``c^2`` values; overrides the median heuristic.
     """
-
-    capabilities: ClassVar[dict[str, Any]] = {"characteristic": True, "conditionally_pd": False}
 
     def __init__(self, beta: float = 0.5, scales: Sequence[float] = (1.0,), c2: Sequence[float] | None = None) -> None:
         if beta <= 0:

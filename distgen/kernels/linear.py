@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from torch import Tensor
 
-from distgen.kernels import kernels
 from distgen.kernels.base import Kernel
 
 
-@kernels.register("linear")
 class LinearKernel(Kernel):
     """Dot product ``k(x, y) = x . y`` (not characteristic: only first moments are compared).
 
     The biased MMD^2 with this kernel is ``|mean(x) - mean(y)|^2``, i.e. ``G x`` the pseudobulk MSE.
     """
-
-    capabilities: ClassVar[dict[str, Any]] = {"characteristic": False, "conditionally_pd": False}
 
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
         return x @ y.transpose(-1, -2)

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from distgen.kernels import kernels
 from distgen.kernels.base import Kernel
 from distgen.kernels.pairwise import median_sq_dist, sq_dists
 
 __all__ = ["RBFKernel", "median_sq_dist", "sq_dists"]
 
 
-@kernels.register("rbf")
 class RBFKernel(Kernel):
     """Gaussian RBF, averaged over bandwidths; ``sigma^2`` fixed or ``scale x median sq. distance``.
 
@@ -32,8 +29,6 @@ class RBFKernel(Kernel):
     bandwidths
         Fixed ``sigma^2`` values; overrides the median heuristic.
     """
-
-    capabilities: ClassVar[dict[str, Any]] = {"characteristic": True, "conditionally_pd": False}
 
     def __init__(self, scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0), bandwidths: Sequence[float] | None = None) -> None:
         if bandwidths is None and not scales:

@@ -1,22 +1,23 @@
 """Capability checks and shared-weight ties run when a ``Generator`` is assembled, before any compute.
 
-Components declare what they offer and need in ``capabilities`` (class-level dicts) and a few
-instance attributes; these functions compare the declarations of the parts of one model and
-return every reason the combination cannot work. Keys read here:
+Components declare what they offer and need in ``capabilities`` (the typed dataclasses of
+``distgen.capabilities``, resolved per built instance); these functions compare the declarations of
+the parts of one model and return every reason the combination cannot work. Read here:
 
-- encoders: ``output_kind`` (``"vector"``...), ``fixed_gene_panel`` (reads exactly ``n_genes``
-  columns), ``dim``, trainable parameters;
-- backbones: ``population_kind`` (what ``Condition.population`` must be, default ``"vector"``),
-  ``population_dim`` attribute, ``supports_self_conditioning`` and a ``self_conditioning``
-  attribute, ``output_range`` (``"nonnegative"`` heads), ``requires_dynamics`` (a mapping of
-  dynamics capability -> required value), ``gene_embedding`` (a gene-id -> vector module);
-- dynamics: ``self_condition`` (probability), ``guidance``, ``prediction``, ``source``,
-  ``requires_backbone`` (a mapping of backbone capability -> required value).
+- encoders: ``output_kind``, ``fixed_gene_panel``; the ``dim`` and ``n_genes`` attributes and
+  trainable parameters;
+- backbones: ``population_kind``, ``self_conditioning``, ``output_range``, ``requires_dynamics``,
+  ``embeds_perturbations``, ``supports_unseen_perturbations``; the ``population_dim`` attribute and
+  a ``gene_embedding`` module (gene ids -> vectors) to tie a conditioner to;
+- dynamics: ``self_conditioning``, ``guidance``, ``signed_prediction``, ``requires_backbone``;
+- conditioners: ``supports_unseen_perturbations``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
@@ -24,20 +25,13 @@ from torch import nn
 if TYPE_CHECKING:
     from distgen.models.generator import Generator
 
-#: Predictions that take either sign (a non-negative output head cannot produce them).
-SIGNED_PREDICTIONS = frozenset({"velocity", "eps", "noise", "v", "score"})
-
 
 def _name(obj: Any) -> str:
     return type(obj).__name__
 
 
-def _caps(obj: Any) -> dict[str, Any]:
-    return dict(getattr(obj, "capabilities", {}) or {})
-
-
 def _gene_panel(enc: Any, n_genes: int, role: str, genes_per_step: int | None) -> list[str]:
-    if not _caps(enc).get("fixed_gene_panel", False):
+    if not enc.capabilities.fixed_gene_panel:
         return []
     out = []
     built = getattr(enc, "n_genes", None)
@@ -56,13 +50,13 @@ def population_problems(model: Generator) -> list[str]:
     enc, bb = model.population_encoder, model.backbone
     if enc is None:
         return []
-    if "population_dim" not in inspect.signature(type(bb).__init__).parameters and "population_kind" not in _caps(bb):
+    if "population_dim" not in inspect.signature(type(bb).__init__).parameters:
         return [
             f"backbone {_name(bb)} does not read Condition.population (it takes no population_dim), so population_encoder "
             f"{_name(enc)} would be computed and ignored; remove it or use a backbone that takes one (mlp, cross_dit, pad_transformer)"
         ]
     out = []
-    kind, want = _caps(enc).get("output_kind", "vector"), _caps(bb).get("population_kind", "vector")
+    kind, want = enc.capabilities.output_kind, bb.capabilities.population_kind
     if kind != want:
         out.append(f"population_encoder {_name(enc)} outputs {kind!r} but backbone {_name(bb)} takes a {want!r} population")
     width = getattr(bb, "population_dim", None)
@@ -88,10 +82,14 @@ def distribution_problems(model: Generator) -> list[str]:
     return out + _gene_panel(enc, model.info.n_genes, "distribution_loss", model.genes_per_step)
 
 
-def _declared(needs: Any, have: dict[str, Any], who: str, whom: str) -> list[str]:
+def _declared(needs: Mapping[str, Any], have: Any, who: str, whom: str) -> list[str]:
     out = []
-    for key, value in dict(needs or {}).items():
-        got = have.get(key)
+    fields = {f.name for f in dataclasses.fields(have)}
+    for key, value in needs.items():
+        if key not in fields:
+            out.append(f"{who} requires {whom} capability {key!r}, which {type(have).__name__} does not have (fields: {', '.join(sorted(fields))})")
+            continue
+        got = getattr(have, key)
         ok = got in value if isinstance(value, list | tuple | set | frozenset) else got == value
         if not ok:
             out.append(f"{who} requires {whom} capability {key}={value!r}, but {whom} has {key}={got!r}")
@@ -101,35 +99,43 @@ def _declared(needs: Any, have: dict[str, Any], who: str, whom: str) -> list[str
 def dynamics_backbone_problems(model: Generator) -> list[str]:
     """Dynamics x backbone: self-conditioning, output sign, guidance, declared requirements."""
     dyn, bb = model.dynamics, model.backbone
-    dcaps, bcaps = _caps(dyn), _caps(bb)
+    dcaps, bcaps = dyn.capabilities, bb.capabilities
     out = []
-    if float(getattr(dyn, "self_condition", 0.0) or 0.0) > 0 and (
-        not bcaps.get("supports_self_conditioning", False) or getattr(bb, "self_conditioning", True) is False
-    ):
+    if dcaps.self_conditioning and not bcaps.self_conditioning:
         out.append(
-            f"dynamics {_name(dyn)} trains with self-conditioning (self_condition={getattr(dyn, 'self_condition', 0.0)}) but backbone "
+            f"dynamics {_name(dyn)} trains with self-conditioning (self_condition={getattr(dyn, 'self_condition', '?')}) but backbone "
             f"{_name(bb)} does not take the previous estimate; enable self_conditioning on the backbone or set self_condition: 0"
         )
-    pred = getattr(dyn, "prediction", None)
-    if bcaps.get("output_range") == "nonnegative" and pred in SIGNED_PREDICTIONS:
+    if bcaps.output_range == "nonnegative" and dcaps.signed_prediction:
+        pred = getattr(dyn, "prediction", "?")
         out.append(
             f"backbone {_name(bb)} has a non-negative output head but dynamics {_name(dyn)} predicts {pred!r}, which takes "
             "either sign; predict the sample (x0/x1) or use a backbone with a linear head"
         )
-    guidance = float(getattr(dyn, "guidance", 1.0) or 1.0)
-    if guidance != 1.0 and model.p_drop_condition <= 0:
+    if dcaps.guidance and model.p_drop_condition <= 0:
         out.append(
-            f"dynamics {_name(dyn)} samples with classifier-free guidance={guidance}, which needs a trained null condition; "
-            "set p_drop_condition > 0 (e.g. 0.1) or guidance: 1"
+            f"dynamics {_name(dyn)} samples with classifier-free guidance={getattr(dyn, 'guidance', '?')}, which needs a trained "
+            "null condition; set p_drop_condition > 0 (e.g. 0.1) or guidance: 1"
         )
-    out += _declared(dcaps.get("requires_backbone"), bcaps, f"dynamics {_name(dyn)}", f"backbone {_name(bb)}")
-    out += _declared(bcaps.get("requires_dynamics"), {**dcaps, "source": dyn.source}, f"backbone {_name(bb)}", f"dynamics {_name(dyn)}")
+    out += _declared(dcaps.requires_backbone, bcaps, f"dynamics {_name(dyn)}", f"backbone {_name(bb)}")
+    out += _declared(bcaps.requires_dynamics, dcaps, f"backbone {_name(bb)}", f"dynamics {_name(dyn)}")
     return out
 
 
 def capability_problems(model: Generator) -> list[str]:
     """Every reason this assembly cannot work (empty when it can)."""
     return population_problems(model) + distribution_problems(model) + dynamics_backbone_problems(model)
+
+
+def supports_unseen_perturbations(model: Generator) -> bool:
+    """Can ``model`` embed perturbation atoms never seen in training? True iff every part that embeds them can.
+
+    The parts are the backbone when it tokenises perturbations itself (``embeds_perturbations``)
+    and the conditioner when the model has one; they are the parts ``can_predict`` asks.
+    """
+    flags = [model.backbone.capabilities.supports_unseen_perturbations] if model.backbone.capabilities.embeds_perturbations else []
+    flags += [model.conditioner.capabilities.supports_unseen_perturbations] if model.conditioner is not None else []
+    return bool(flags) and all(bool(f) for f in flags)
 
 
 def tie_gene_embeddings(model: Generator) -> bool:
@@ -151,10 +157,10 @@ def tie_gene_embeddings(model: Generator) -> bool:
 
 
 __all__ = [
-    "SIGNED_PREDICTIONS",
     "capability_problems",
     "distribution_problems",
     "dynamics_backbone_problems",
     "population_problems",
+    "supports_unseen_perturbations",
     "tie_gene_embeddings",
 ]

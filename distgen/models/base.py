@@ -14,10 +14,12 @@ generation). A model learns in exactly one of two declared ways, told by its typ
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 from torch import Tensor
 
+from distgen.capabilities import ModelCapabilities
+from distgen.registry import Registry
 from distgen.types import CellTable, ConditionLabels, LossOutput, SetBatch
 
 
@@ -32,12 +34,7 @@ class PerturbationModel(ABC):
     ``needs_control_cells`` (uses the supplied controls), ``output_kind`` (``"cells"``).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": False,
-        "needs_control_cells": True,
-        "output_kind": "cells",
-        "stochastic": False,
-    }
+    capabilities: ModelCapabilities = ModelCapabilities()
 
     @abstractmethod
     def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:
@@ -71,3 +68,17 @@ def is_trainable(model: type | object) -> bool:
     """True when a model class (or instance) is trained by distgen's trainer, as it declares by type."""
     cls = model if isinstance(model, type) else type(model)
     return issubclass(cls, TrainableModel)
+
+
+#: The models registry: built-ins here, plugins from entry points ``distgen.models``.
+models: Registry[PerturbationModel] = Registry(
+    "models",
+    PerturbationModel,
+    {
+        "additive": "distgen.models.baselines.additive:AdditiveBaseline",
+        "control": "distgen.models.baselines.control:ControlBaseline",
+        "generator": "distgen.models.generator:Generator",
+        "linear": "distgen.models.baselines.linear:LinearBaseline",
+        "mean_perturbation": "distgen.models.baselines.mean_perturbation:MeanPerturbationBaseline",
+    },
+)

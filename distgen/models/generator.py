@@ -13,15 +13,15 @@ import torch
 from torch import Tensor, nn
 
 from distgen.backbones.base import Backbone, Condition
+from distgen.capabilities import ModelCapabilities
 from distgen.conditioners.base import Conditioner
 from distgen.config import ConfigError, build_component, validate_node
 from distgen.couplings.base import Coupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
-from distgen.models import models
-from distgen.models.assembly import capability_problems, tie_gene_embeddings
-from distgen.models.base import PerturbationModel, TrainableModel
+from distgen.models.assembly import capability_problems, supports_unseen_perturbations, tie_gene_embeddings
+from distgen.models.base import PerturbationModel, TrainableModel, models
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
 
 
@@ -29,7 +29,6 @@ class AssemblyError(ConfigError):
     """Components that cannot work together; raised before any compute."""
 
 
-@models.register("generator")
 class Generator(nn.Module, TrainableModel):
     """A conditional generative model of cell populations, assembled from components.
 
@@ -37,8 +36,14 @@ class Generator(nn.Module, TrainableModel):
     ----------
     info
         Dataset vocabularies (injected).
-    conditioner, backbone, dynamics, coupling
-        The components (config nodes in a config, objects in Python).
+    backbone, dynamics
+        The network and the generative dynamics (config nodes in a config, objects in Python).
+    conditioner
+        Embeds the condition labels for the backbone; None (left out of the config) for a
+        backbone that reads no embedding (one that tokenises perturbations itself, e.g. scDFM's
+        PAD-Transformer). A conditioner the backbone would not read is rejected at assembly.
+    coupling
+        Pairing of source and target cells within a set (default: independent).
     population_encoder
         Optional encoder of the control population; its embedding conditions the backbone.
     distribution_loss
@@ -55,16 +60,13 @@ class Generator(nn.Module, TrainableModel):
         Multiply expression by this before the dynamics (PerturbDiff: 0.1), divide outputs back.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": False,
-        "needs_control_cells": True,
-        "output_kind": "cells",
-        "stochastic": True,
-    }
+    #: Whether unseen perturbations can be predicted depends on the parts that embed perturbations
+    #: (the conditioner, or a backbone with its own perturbation tokens); a built model resolves it.
+    capabilities = ModelCapabilities(supports_unseen_perturbations=None)
     example_params: ClassVar[dict[str, Any]] = {
         "conditioner": {"name": "onehot", "dim": 8},
         "backbone": {"name": "mlp", "hidden": 32, "depth": 1},
-        "dynamics": {"name": "flow_matching", "steps": 3, "solver": "euler"},
+        "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}},
         "coupling": {"name": "independent"},
     }
     example_fit_kwargs: ClassVar[dict[str, Any]] = {"steps": 2, "set_size": 4}
@@ -72,9 +74,9 @@ class Generator(nn.Module, TrainableModel):
     def __init__(
         self,
         info: DataInfo,
-        conditioner: Conditioner,
         backbone: Backbone,
         dynamics: Dynamics,
+        conditioner: Conditioner | None = None,
         coupling: Coupling | None = None,
         population_encoder: Encoder | None = None,
         distribution_loss: Encoder | None = None,
@@ -98,6 +100,7 @@ class Generator(nn.Module, TrainableModel):
         self.last_nfe = 0
         tie_gene_embeddings(self)
         check_assembly(self)
+        self.capabilities = ModelCapabilities(supports_unseen_perturbations=supports_unseen_perturbations(self))
 
     # ------------------------------------------------------------------ assembly
     @classmethod
@@ -107,7 +110,8 @@ class Generator(nn.Module, TrainableModel):
         """Build from a config node, injecting data-dependent sizes in dependency order."""
         validate_node("models", node)
         inj: dict[str, Any] = {"info": info, "n_genes": info.n_genes, "seen_perturbations": seen_perturbations, **injected}
-        conditioner = build_component("conditioners", node["conditioner"], **inj)
+        cond_node = node.get("conditioner")
+        conditioner = build_component("conditioners", cond_node, **inj) if cond_node else None
         pop = node.get("population_encoder")
         population_encoder = build_component("encoders", pop, **inj) if pop else None
         dist = node.get("distribution_loss")
@@ -115,7 +119,7 @@ class Generator(nn.Module, TrainableModel):
         backbone = build_component(
             "backbones",
             node["backbone"],
-            cond_dim=conditioner.dim,
+            cond_dim=conditioner.dim if conditioner is not None else 0,
             population_dim=population_encoder.dim if population_encoder is not None else 0,
             **inj,
         )
@@ -150,7 +154,7 @@ class Generator(nn.Module, TrainableModel):
             population = self.population_encoder(control, control_mask)
         return Condition(
             gene_ids=gene_ids,
-            embedding=self.conditioner(labels, drop),
+            embedding=self.conditioner(labels, drop) if self.conditioner is not None else None,
             control=control,
             control_mask=control_mask,
             population=population,
@@ -159,12 +163,25 @@ class Generator(nn.Module, TrainableModel):
         )
 
     def bind(self, cond: Condition, uncond: Condition | None = None) -> Field:
-        """The backbone with ``cond`` bound (``uncond`` used when the dynamics asks for it)."""
+        """The backbone with ``cond`` bound (``uncond`` used when the dynamics asks for it).
+
+        A previous estimate ``x_self_cond`` reaches only a backbone that self-conditions (assembly
+        rejects a self-conditioning dynamics with any other backbone).
+        """
 
         def field(x_t: Tensor, t: Tensor, *, x_self_cond: Tensor | None = None, uncond: bool = False) -> Tensor:
             if uncond and null is None:
                 raise RuntimeError("unconditional prediction requested but no null condition was bound")
-            return self.backbone(x_t, t, null if uncond else cond, x_self_cond)  # type: ignore[arg-type]
+            c = null if uncond else cond
+            assert c is not None
+            out = self.backbone(x_t, t, c, x_self_cond=x_self_cond) if x_self_cond is not None else self.backbone(x_t, t, c)
+            if out.shape != x_t.shape:
+                bb = type(self.backbone)
+                raise ValueError(
+                    f"backbone {bb.__qualname__} (module {bb.__module__}) returned shape {tuple(out.shape)} for x_t of shape "
+                    f"{tuple(x_t.shape)}; a backbone must return the shape of x_t"
+                )
+            return out  # type: ignore[no-any-return]
 
         null = uncond
         return field  # type: ignore[return-value]
@@ -227,18 +244,27 @@ def check_assembly(model: Generator) -> None:
     """Reject component combinations that cannot work, with the reason, before any compute."""
     bb = model.backbone
     name = type(bb).__name__
-    provided = {"embedding", "control", "labels"} | ({"population"} if model.population_encoder is not None else set())
+    provided = {"control", "labels"} | ({"embedding"} if model.conditioner is not None else set())
+    provided |= {"population"} if model.population_encoder is not None else set()
     missing = set(bb.requires) - provided
     if missing:
+        hints = {"population": "add a population_encoder", "embedding": "add a conditioner (e.g. {name: onehot})"}
+        fixes = [hints[m] for m in sorted(missing) if m in hints]
         raise AssemblyError(
             f"backbone {name} needs condition field(s) {sorted(missing)} that this model does not provide"
-            + (" (add a population_encoder)" if "population" in missing else "")
+            + (f" ({'; '.join(fixes)})" if fixes else "")
         )
-    if model.genes_per_step is not None and not bb.capabilities.get("supports_gene_subsampling", False):
+    if model.conditioner is not None and "embedding" not in bb.requires:
+        raise AssemblyError(
+            f"backbone {name} does not read the conditioner's embedding, so conditioner {type(model.conditioner).__name__} "
+            "would be computed and ignored; remove the conditioner from the model, or configure the backbone to read it "
+            "(e.g. pad_transformer's use_condition_embedding: true)"
+        )
+    if model.genes_per_step is not None and not bb.capabilities.gene_subsampling:
         raise AssemblyError(f"genes_per_step={model.genes_per_step} needs a backbone that supports gene subsampling; {name} does not")
     if model.distribution_weight > 0 and model.distribution_loss is None:
         raise AssemblyError("distribution_weight > 0 needs a distribution_loss encoder (e.g. {name: kme, kernel: {name: rbf}})")
-    if model.dynamics.source not in model.dynamics.capabilities.get("source", ("noise",)):
+    if model.dynamics.source not in model.dynamics.capabilities.sources:
         raise AssemblyError(f"dynamics {type(model.dynamics).__name__} does not support source={model.dynamics.source!r}")
     if not 0.0 <= model.p_drop_condition < 1.0:
         raise AssemblyError(f"p_drop_condition must be in [0, 1), got {model.p_drop_condition}")
@@ -256,5 +282,7 @@ def build_model(
     validate_node("models", config)
     cls = models.get(config["name"])
     if hasattr(cls, "from_config"):
-        return cls.from_config(config, info=info, seen_perturbations=seen_perturbations, **injected)  # type: ignore[no-any-return]
+        model = cls.from_config(config, info=info, seen_perturbations=seen_perturbations, **injected)
+        models.verify(config["name"])  # a plugin's first build runs the cheap contract checks
+        return model  # type: ignore[no-any-return]
     return build_component("models", config, info=info, seen_perturbations=seen_perturbations, **injected)  # type: ignore[no-any-return]

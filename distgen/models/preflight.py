@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from distgen.capabilities import resolve
 from distgen.config import ConfigError
 from distgen.registry import registry
 from distgen.types import CellTable, DataInfo
@@ -103,7 +104,7 @@ def deciders(model: Any) -> list[tuple[Any, str]]:
     """
     bb = getattr(model, "backbone", None)
     cond = getattr(model, "conditioner", None)
-    if bb is not None and getattr(bb, "capabilities", {}).get("embeds_perturbations") and hasattr(bb, "can_embed"):
+    if bb is not None and getattr(resolve(bb), "embeds_perturbations", False) and hasattr(bb, "can_embed"):
         out = [(bb, registered_name(bb, "backbones"))]
         if cond is not None and "embedding" in getattr(bb, "requires", ()):
             out.append((cond, registered_name(cond, "conditioners")))
@@ -199,7 +200,7 @@ def preflight(
     problems: list[str] = []
     if test_contexts is None and hasattr(test, "test_groups"):
         test_contexts = sorted({ctx for _, ctx in test.test_groups})
-    needs_controls = bool(getattr(model, "capabilities", {}).get("needs_control_cells", False))
+    needs_controls = bool(getattr(resolve(model), "needs_control_cells", False))
     if needs_controls and control_contexts is not None and test_contexts is not None:
         lacking = sorted(set(test_contexts) - set(control_contexts))
         if lacking:

@@ -49,7 +49,7 @@ def metric_direction(name: str) -> bool:
     from distgen.registry import registry
 
     try:
-        return bool(registry("metrics").get(name).capabilities.get("higher_is_better", False))
+        return bool(registry("metrics").get(name).capabilities.higher_is_better)
     except KeyError:
         return False
 

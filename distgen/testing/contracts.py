@@ -9,12 +9,19 @@ kind's registry (plugins included); a plugin's own tests subclass a suite and se
         names = ["my_encoder"]
 
 Components are built from their defaults plus the class attribute ``example_params`` (a dict) if
-they define one, with the data-dependent parameters injected from ``tiny_info()``.
+they define one, with the data-dependent parameters injected from ``tiny_info()``. Every suite
+also runs the cheap checks of ``distgen.testing.checks`` (the ones the registry runs when a plugin's
+component is first built), so what the suite accepts is what distgen accepts at run time.
+
+The dynamics parts have suites of their own, modelled on diffusers' shared scheduler tests:
+paths reach the source at ``t = 0`` and the data at ``t = 1`` and their velocity is the time
+derivative; solvers integrate a linear ODE to tolerance; schedules have ``abar`` falling in
+``(0, 1]``; a diffusion sampler given a perfect denoiser returns the data.
 """
 
 from __future__ import annotations
 
-import copy
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -23,28 +30,12 @@ import torch
 import yaml
 
 from distgen.backbones.base import Condition
+from distgen.capabilities import resolve
 from distgen.config import build_component, resolve_node
 from distgen.registry import registry
-from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_info, tiny_labels, tiny_table
-
-COND_DIM = 8
-
-
-def injected() -> dict[str, Any]:
-    info = tiny_info()
-    return {"info": info, "n_genes": info.n_genes, "cond_dim": COND_DIM, "population_dim": 0, "seen_perturbations": None}
-
-
-def example_node(kind: str, name: str) -> dict[str, Any]:
-    """``{name, **example_params}`` for a registered component."""
-    cls = registry(kind).get(name)
-    return {"name": name, **copy.deepcopy(getattr(cls, "example_params", {}))}
-
-
-def make(kind: str, name: str, seed: int = 0, **extra: Any) -> Any:
-    """Build a component for contract tests (seeded, with injected tiny-data sizes)."""
-    torch.manual_seed(seed)
-    return build_component(kind, example_node(kind, name), **{**injected(), **extra})
+from distgen.testing.checks import COND_DIM, example_node, injected, make, problems
+from distgen.testing.checks import _LinearField as _LinearField
+from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_eval, tiny_info, tiny_labels, tiny_table
 
 
 class _Contract:
@@ -61,6 +52,12 @@ class _Contract:
         assert info.kind == self.kind and info.name == component_name
         assert info.summary, f"{component_name}: give the class a docstring; its first line is the summary"
         assert info.provider and info.version
+        assert isinstance(info.capabilities, type(resolve(registry(self.kind).base))), "declare the capabilities of its kind"
+
+    def test_cheap_checks_pass(self, component_name: str) -> None:
+        """What the registry checks when a plugin's component is first built: shapes, finiteness, no crash."""
+        found = problems(self.kind, make(self.kind, component_name))
+        assert not found, f"{component_name}: {found}"
 
     def test_config_round_trip(self, component_name: str, tmp_path: Any) -> None:
         node = resolve_node(self.kind, example_node(self.kind, component_name))
@@ -90,7 +87,7 @@ class KernelContract(_Contract):
         k = make(self.kind, component_name)
         x = torch.randn(1, 16, 3, dtype=torch.float64)
         gram = k.gram(x, x, ref=x)[0]
-        if k.capabilities.get("conditionally_pd"):
+        if k.capabilities.conditionally_pd:
             # conditionally p.d.: v^T K v >= 0 for v summing to zero
             c = torch.eye(16, dtype=torch.float64) - 1.0 / 16
             gram = c @ gram @ c
@@ -159,6 +156,14 @@ class ConditionerContract(_Contract):
         assert len(out) == len(atoms) + 1 and all(isinstance(v, bool) for v in out)
         assert out[-1] is False, "a name the conditioner has never heard of cannot be embeddable"
 
+    def test_unseen_capability_is_true(self, component_name: str) -> None:
+        """Built on seen atoms {G0}: ``supports_unseen_perturbations`` iff some unseen atom is embeddable."""
+        c = make(self.kind, component_name, seen_perturbations=("G0",))
+        declared = c.capabilities.supports_unseen_perturbations
+        assert isinstance(declared, bool), "a built conditioner resolves supports_unseen_perturbations to a bool"
+        unseen = [a for a in tiny_info().perturbations if a != "G0"]
+        assert declared == any(c.can_embed(unseen)), f"declares {declared} but can_embed({unseen}) = {c.can_embed(unseen)}"
+
     def test_differentiable(self, component_name: str) -> None:
         c = make(self.kind, component_name)
         c(tiny_labels(4)).pow(2).sum().backward()
@@ -179,6 +184,11 @@ def _condition(batch: Any, backbone: Any) -> Condition:
     )
 
 
+def _close_to(x: torch.Tensor, y: torch.Tensor, atol: float, what: str) -> None:
+    err = float((x - y).abs().max())
+    assert err <= atol, f"{what}: max error {err:.3g} > {atol}"
+
+
 class BackboneContract(_Contract):
     kind = "backbones"
 
@@ -194,7 +204,7 @@ class BackboneContract(_Contract):
 
     def test_permutation_equivariant_when_declared(self, component_name: str) -> None:
         net = make(self.kind, component_name).eval()
-        if not net.capabilities.get("permutation_equivariant", False):
+        if not net.capabilities.permutation_equivariant:
             pytest.skip("backbone does not declare permutation equivariance over cells")
         batch = tiny_batch(pad_last=0)
         t = torch.rand(1).expand(3, batch.target.shape[1]).contiguous()
@@ -208,22 +218,27 @@ class BackboneContract(_Contract):
 
     def test_gene_subsampling_when_declared(self, component_name: str) -> None:
         net = make(self.kind, component_name).eval()
-        if not net.capabilities.get("supports_gene_subsampling", False):
+        if not net.capabilities.gene_subsampling:
             pytest.skip("backbone does not declare gene subsampling")
         batch = tiny_batch().select_genes(torch.tensor([0, 3, 5, 7]))
         out = net(batch.target, torch.rand(3, batch.target.shape[1]), _condition(batch, net))
         assert out.shape == batch.target.shape
 
-
-class _LinearField(torch.nn.Module):
-    """A tiny trainable field for dynamics contracts."""
-
-    def __init__(self, g: int = N_GENES) -> None:
-        super().__init__()
-        self.lin = torch.nn.Linear(g + 1, g)
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *, x_self_cond: Any = None, uncond: bool = False) -> torch.Tensor:
-        return self.lin(torch.cat([x_t, t[..., None].expand(*x_t.shape[:2], 1)], -1))
+    def test_self_conditioning_as_declared(self, component_name: str) -> None:
+        """A self-conditioning backbone takes ``x_self_cond`` and its output depends on it; the others do not take it."""
+        net = make(self.kind, component_name).eval()
+        batch = tiny_batch()
+        t, cond = torch.rand(3, batch.target.shape[1]), _condition(batch, net)
+        if not net.capabilities.self_conditioning:  # it takes no estimate, or ignores one
+            try:
+                ignored = net(batch.target, t, cond, x_self_cond=batch.control)
+            except TypeError:
+                return
+            torch.testing.assert_close(ignored, net(batch.target, t, cond))
+            return
+        plain = net(batch.target, t, cond)
+        fed = net(batch.target, t, cond, x_self_cond=batch.control)
+        assert fed.shape == plain.shape and not torch.allclose(fed, plain), "the previous estimate must reach the output"
 
 
 class DynamicsContract(_Contract):
@@ -273,22 +288,29 @@ class CouplingContract(_Contract):
 
 
 class MetricContract(_Contract):
+    """Metrics on ``tiny_eval``: 3 perturbations with clear, distinct effects, so every metric is defined."""
+
     kind = "metrics"
 
-    def _ev(self, same: bool = False) -> Any:
+    def _ev(self, perfect: bool = False) -> Any:
+        """The first perturbation of ``tiny_eval`` as a ``PerturbationEval`` (the one-perturbation call)."""
         from distgen.evaluation.metrics.base import PerturbationEval
 
-        g = torch.Generator().manual_seed(0)
-        real = torch.rand(20, N_GENES, generator=g) * 2
-        pred = real.clone() if same else torch.rand(20, N_GENES, generator=g) * 2
-        ctrl = torch.rand(20, N_GENES, generator=g) * 2
-        return PerturbationEval(pred=pred, real=real, control_real=ctrl, control_pred=ctrl.clone(), name="G0",
-                                targets=("G0",), genes=tiny_info().genes)
+        data = tiny_eval(perfect)
+        return PerturbationEval(pred=data.pred.cells(0), real=data.real.cells(0), control_real=data.real.control,
+                                control_pred=data.pred.control, name="G0", targets=("G0",), genes=data.genes)
 
     def test_returns_finite_float(self, component_name: str) -> None:
+        """A Python float, finite wherever the metric is defined (NaN does not pass)."""
         m = make(self.kind, component_name)
+        values = m.compute(tiny_eval()).values
+        assert bool(torch.isfinite(values).all()), f"{component_name}: non-finite values {values.tolist()} on well-defined data"
         v = m(self._ev())
         assert isinstance(v, float)
+        if m.capabilities.min_perturbations <= 1:
+            assert math.isfinite(v), f"{component_name}: the one-perturbation call returned {v}"
+        else:  # a statistic across perturbations has no value for one; it must say so
+            assert math.isnan(v) and m.compute(self._ev().to_data()).reasons, "a NaN needs a reason"
 
     def test_compute_over_perturbations(self, component_name: str) -> None:
         """``compute(EvalData)`` gives ``[P]`` float64 values and a reason for every NaN."""
@@ -308,25 +330,32 @@ class MetricContract(_Contract):
         for i in torch.isnan(res.values).nonzero().flatten().tolist():
             assert res.reasons.get(i), f"{component_name}: NaN for perturbation {i} without a reason"
 
-    def test_perfect_prediction_is_no_worse(self, component_name: str) -> None:
+    def test_perfect_prediction_is_better(self, component_name: str) -> None:
+        """A copy of the real cells scores strictly better than a prediction with the wrong effects.
+
+        The wrong prediction gives each perturbation the next one's effect, which every metric on
+        ``tiny_eval`` separates (no metric is skipped: a NaN fails), so this catches a reversed
+        ``higher_is_better`` as well as a metric that cannot tell right from wrong.
+        """
         m = make(self.kind, component_name)
-        perfect, noisy = m(self._ev(same=True)), m(self._ev())
-        if perfect != perfect or noisy != noisy:  # NaN: metric undefined on this input
-            pytest.skip("metric undefined on tiny random input")
-        assert (perfect >= noisy - 1e-9) if m.higher_is_better else (perfect <= noisy + 1e-9)
+        perfect, wrong = m.compute(tiny_eval(perfect=True)).values, m.compute(tiny_eval()).values
+        assert bool(torch.isfinite(perfect).all() and torch.isfinite(wrong).all()), f"undefined: {perfect}, {wrong}"
+        p, w = float(perfect.mean()), float(wrong.mean())
+        assert (p > w) if m.higher_is_better else (p < w), f"{component_name}: perfect {p} vs wrong {w}"
 
 
 class ModelContract(_Contract):
     kind = "models"
 
-    def _model(self, name: str) -> Any:
-        from distgen.models.generator import build_model
-
-        torch.manual_seed(0)
-        return build_model(example_node(self.kind, name), tiny_info())
+    def _model(self, name: str, **kw: Any) -> Any:
+        return make(self.kind, name, **kw)
 
     def test_fit_predict_contract(self, component_name: str) -> None:
-        model = self._model(component_name)
+        """Fit on ``tiny_table`` (atoms G0, G1, G2; never G3), predict, and tell the truth about unseen atoms.
+
+        ``supports_unseen_perturbations`` must agree with ``can_predict(["G3"])`` once trained.
+        """
+        model = self._model(component_name, seen_perturbations=("G0", "G1", "G2"))
         table = tiny_table()
         fit_kwargs = getattr(type(model), "example_fit_kwargs", {})
         from distgen.train import fit
@@ -336,11 +365,192 @@ class ModelContract(_Contract):
         out = model.predict(batch.control, batch.control_mask, batch.labels)
         assert out.shape == batch.control.shape
         assert torch.isfinite(torch.as_tensor(out)).all()
+        declared = model.capabilities.supports_unseen_perturbations
+        assert isinstance(declared, bool), "a built model resolves supports_unseen_perturbations to a bool"
+        can = model.can_predict(["G3"])
+        assert declared == can[0], f"declares supports_unseen_perturbations={declared} but can_predict(['G3']) = {can}"
 
     def test_can_predict_lists_bools(self, component_name: str) -> None:
         model = self._model(component_name)
         out = model.can_predict(list(tiny_info().perturbations))
         assert len(out) == 4 and all(isinstance(v, bool) for v in out)
+
+
+class PathContract(_Contract):
+    """A probability path reaches the source at ``t = 0`` and the data at ``t = 1``; ``u_t = d x_t / dt``."""
+
+    kind = "paths"
+
+    def test_ends_and_velocity(self, component_name: str) -> None:
+        path = make(self.kind, component_name)
+        g = torch.Generator().manual_seed(0)
+        x0, x1 = torch.randn(2, 5, 4, dtype=torch.float64, generator=g), torch.randn(2, 5, 4, dtype=torch.float64, generator=g)
+        ones = torch.ones(2, 5, dtype=torch.float64)
+        a0, s0, _, _ = path.schedule(0 * ones)
+        _close_to(path.sample(x0, x1, 0 * ones)[0], s0[..., None] * x0, 1e-9, "x_0 is the (scaled) source")
+        _close_to(a0, 0 * ones, 1e-9, "alpha(0)")
+        _close_to(path.sample(x0, x1, ones)[0], x1 + path.schedule(ones)[1][..., None] * x0, 1e-9, "x_1 is the data")
+        _close_to(path.schedule(ones)[0], ones, 1e-9, "alpha(1)")
+        t = torch.rand(2, 5, dtype=torch.float64, generator=g) * 0.9 + 0.05
+        h = 1e-6
+        u = path.sample(x0, x1, t)[1]
+        fd = (path.sample(x0, x1, t + h)[0] - path.sample(x0, x1, t - h)[0]) / (2 * h)
+        _close_to(u, fd, 1e-6, "u_t vs finite difference of x_t")
+
+    def test_prediction_conversions_round_trip(self, component_name: str) -> None:
+        path = make(self.kind, component_name)
+        g = torch.Generator().manual_seed(1)
+        x0, x1 = torch.randn(3, 4, dtype=torch.float64, generator=g), torch.randn(3, 4, dtype=torch.float64, generator=g)
+        t = torch.tensor([0.1, 0.5, 0.8], dtype=torch.float64)
+        x_t, u = path.sample(x0, x1, t)
+        _close_to(path.velocity_to_x1(x_t, u, t), x1, 1e-9, "velocity -> x1")
+        _close_to(path.x1_to_velocity(x_t, x1, t), u, 1e-9, "x1 -> velocity")
+
+
+class TimeSamplerContract(_Contract):
+    kind = "time_samplers"
+
+    def test_in_unit_interval_and_seeded(self, component_name: str) -> None:
+        ts = make(self.kind, component_name)
+        torch.manual_seed(3)
+        a = ts.sample((64, 8), "cpu", torch.float64)
+        torch.manual_seed(3)
+        b = ts.sample((64, 8), "cpu", torch.float64)
+        assert a.shape == (64, 8) and a.dtype == torch.float64 and bool(((a >= 0) & (a <= 1)).all())
+        torch.testing.assert_close(a, b)
+        assert float(a.std()) > 0.01, "times must vary"
+
+
+class ODESolverContract(_Contract):
+    """``dx/dt = A x`` from ``t0`` to ``t1`` (both directions) matches ``expm((t1 - t0) A) x0``."""
+
+    kind = "ode_solvers"
+
+    def test_linear_ode(self, component_name: str) -> None:
+        solver = make(self.kind, component_name)
+        g = torch.Generator().manual_seed(0)
+        a = torch.tensor([[-1.0, 0.5], [-0.5, -0.2]], dtype=torch.float64)
+        x0 = torch.randn(3, 2, dtype=torch.float64, generator=g)
+        for t0, t1 in ((0.0, 1.0), (0.9, 0.2)):
+            res = solver.solve(lambda t, x: x @ a.T, x0, t0, t1)
+            exact = x0 @ torch.linalg.matrix_exp((t1 - t0) * a).T
+            assert res.nfe > 0
+            _close_to(res.x1, exact, 5e-2, f"{component_name} from t={t0} to t={t1}")
+
+    def test_converges(self, component_name: str) -> None:
+        """Four times the steps (or tolerances 10^4 tighter) at least halve the error."""
+        cls = registry(self.kind).get(component_name)
+        a = torch.tensor([[-1.0, 2.0], [-2.0, -1.0]], dtype=torch.float64)
+        x0 = torch.ones(1, 2, dtype=torch.float64)
+        exact = x0 @ torch.linalg.matrix_exp(a).T
+        coarse, fine = (
+            (cls(steps=4), cls(steps=16))
+            if not cls.capabilities.adaptive
+            else (cls(rtol=1e-2, atol=1e-2), cls(rtol=1e-6, atol=1e-6, max_nfe=100_000))
+        )
+        errs = [float((s.solve(lambda t, x: x @ a.T, x0).x1 - exact).abs().max()) for s in (coarse, fine)]
+        assert errs[1] < errs[0] / 2, f"errors coarse {errs[0]:.3g}, fine {errs[1]:.3g}"
+
+
+class SDESolverContract(_Contract):
+    """``dy = -y dt + s dW`` (Ornstein-Uhlenbeck): the mean and variance at ``t = 1`` match the exact ones."""
+
+    kind = "sde_solvers"
+
+    def test_ornstein_uhlenbeck_moments(self, component_name: str) -> None:
+        solver = make(self.kind, component_name)
+        s, n = 0.5, 4000
+        y0 = torch.full((n, 1), 2.0, dtype=torch.float64)
+        torch.manual_seed(0)
+        y1 = solver.solve(lambda t, y: -y, lambda t, y: torch.full_like(y, s), y0, 0.0, 1.0)
+        mean, var = 2.0 * math.exp(-1.0), s**2 * (1 - math.exp(-2.0)) / 2
+        assert abs(float(y1.mean()) - mean) < 0.03, f"mean {float(y1.mean()):.4f} vs {mean:.4f}"
+        assert abs(float(y1.var()) - var) < 0.2 * var, f"variance {float(y1.var()):.4f} vs {var:.4f}"
+
+    def test_seeded(self, component_name: str) -> None:
+        solver = make(self.kind, component_name)
+        outs = []
+        for _ in range(2):
+            torch.manual_seed(4)
+            outs.append(solver.solve(lambda t, y: -y, lambda t, y: torch.ones_like(y), torch.zeros(3, 2), 0.0, 1.0))
+        torch.testing.assert_close(outs[0], outs[1])
+
+
+class NoiseScheduleContract(_Contract):
+    """``abar`` falls strictly in ``(0, 1]``; the continuous clock agrees with the discrete chain at its knots."""
+
+    kind = "noise_schedules"
+
+    def test_abar_decreasing_in_unit_interval(self, component_name: str) -> None:
+        sch = make(self.kind, component_name)
+        ab = sch.abar(torch.arange(-1, sch.T))
+        assert float(ab[0]) == 1.0 and bool((ab > 0).all()) and bool((ab[1:] < ab[:-1]).all())
+        tau = torch.linspace(0, 1, 257, dtype=torch.float64)
+        cont = sch.abar_tau(tau)
+        assert bool((cont > 0).all() and (cont <= 1).all() and (cont[1:] <= cont[:-1]).all())
+        assert bool((sch.beta_tau(tau) > 0).all())
+
+    def test_continuous_matches_discrete(self, component_name: str) -> None:
+        sch = make(self.kind, component_name)
+        n = torch.arange(sch.T)
+        tau = (n.to(torch.float64) + 1.0) / sch.T
+        _close_to(sch.abar_tau(tau), sch.abar(n), 1e-12, "abar(tau_n) vs abar_n")
+        _close_to(sch.step_to_t(n), 1 - tau, 1e-12, "t of step n")
+
+
+class DiffusionSamplerContract(_Contract):
+    """With a perfect denoiser (it always answers the data) every sampler returns the data."""
+
+    kind = "diffusion_samplers"
+
+    @staticmethod
+    def _perfect(data: torch.Tensor) -> Any:
+        def denoise(x: torch.Tensor, abar: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+            ab = torch.as_tensor(abar, dtype=x.dtype)
+            assert 0.0 <= t <= 1.0, f"distgen time out of [0, 1]: {t}"
+            return data, (x - ab.sqrt() * data) / (1 - ab).sqrt()
+
+        return denoise
+
+    def test_perfect_denoiser_returns_the_data(self, component_name: str) -> None:
+        sampler = make(self.kind, component_name)
+        sch = make("noise_schedules", "linear", timesteps=100)
+        sampler.check(sch)
+        g = torch.Generator().manual_seed(0)
+        data = torch.rand(2, 3, 4, dtype=torch.float64, generator=g)
+        torch.manual_seed(1)
+        out = sampler.sample(self._perfect(data), torch.randn(2, 3, 4, dtype=torch.float64, generator=g), sch)
+        _close_to(out, data, 1e-6, component_name)
+
+    def test_deterministic_unless_declared_stochastic(self, component_name: str) -> None:
+        sampler = make(self.kind, component_name)
+        sch = make("noise_schedules", "linear", timesteps=100)
+        x = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
+
+        def shrink(x: torch.Tensor, abar: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+            ab = torch.as_tensor(abar, dtype=x.dtype)
+            x0 = 0.5 * x
+            return x0, (x - ab.sqrt() * x0) / (1 - ab).clamp_min(1e-12).sqrt()
+
+        outs = []
+        for seed in (1, 1, 2):
+            torch.manual_seed(seed)
+            outs.append(sampler.sample(shrink, x.clone(), sch))
+        assert all(bool(torch.isfinite(o).all()) for o in outs)
+        torch.testing.assert_close(outs[0], outs[1])  # seeded: reproducible
+        stochastic = bool(sampler.capabilities.stochastic)
+        assert stochastic != torch.allclose(outs[0], outs[2]), f"capabilities.stochastic={stochastic} is not what it does"
+
+    def test_rejects_a_schedule_it_cannot_walk(self, component_name: str) -> None:
+        sampler = make(self.kind, component_name)
+        short = make("noise_schedules", "cosine", timesteps=1)
+        try:
+            sampler.check(short)
+        except ValueError as exc:
+            assert str(exc)
+        else:  # a sampler that accepts T = 1 must still sample it
+            data = torch.ones(1, 2, 3, dtype=torch.float64)
+            torch.testing.assert_close(sampler.sample(self._perfect(data), torch.randn(1, 2, 3, dtype=torch.float64), short), data)
 
 
 class MatcherContract(_Contract):
@@ -376,6 +586,12 @@ ALL_CONTRACTS = (
     ConditionerContract,
     BackboneContract,
     DynamicsContract,
+    PathContract,
+    TimeSamplerContract,
+    ODESolverContract,
+    SDESolverContract,
+    NoiseScheduleContract,
+    DiffusionSamplerContract,
     CouplingContract,
     MetricContract,
     ModelContract,

@@ -8,7 +8,7 @@ Usage::
 
     python examples/mixing/run.py                      # every config, bundled Norman K562, 30 steps
     python examples/mixing/run.py --tiny               # every config, tiny synthetic data, seconds each
-    python examples/mixing/run.py configs/pad_diffusion.yaml --steps 200 model.dynamics.sample_steps=50
+    python examples/mixing/run.py configs/pad_diffusion.yaml --steps 200 model.dynamics.sampler.steps=50
 
 Extra ``key=value`` arguments are dotted config overrides applied to every config.
 """
@@ -37,8 +37,8 @@ TINY = {
     "pad_transformer": ["model.backbone.d_model=16", "model.backbone.heads=2", "model.backbone.layers=1", "model.backbone.graph_k=3"],
     "cross_dit": ["model.backbone.dim=16", "model.backbone.depth=1", "model.backbone.heads=2"],
     "covariate": ["model.conditioner.part_dim=8", "model.conditioner.dim=16"],
-    "diffusion": ["model.dynamics.sample_steps=5", "model.dynamics.start_step=9", "model.dynamics.timesteps=100"],
-    "flow_matching": ["model.dynamics.steps=4"],
+    "diffusion": ["model.dynamics.schedule.timesteps=100", "model.dynamics.sampler={name: ddim, steps: 5}"],
+    "flow_matching": ["model.dynamics.solver.steps=3"],
     "set_transformer": ["model.population_encoder.dim=8", "model.population_encoder.hidden=8", "model.population_encoder.heads=2"],
     "train": ["train.sets_per_batch=2", "train.warmup_steps=0", "train.ema_decay=null", "data.set_size=8"],
 }
@@ -51,8 +51,6 @@ def tiny_overrides(doc: dict[str, Any]) -> list[str]:
     out = [o for n in sorted(names) for o in TINY.get(n, [])] + TINY["train"]
     if model.get("genes_per_step"):
         out.append("model.genes_per_step=6")
-    if doc["model"]["dynamics"]["name"] == "diffusion" and model["dynamics"].get("sampler") == "ddim_official_truncated":
-        out.append("model.dynamics.sampler=ddim")
     return out
 
 

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "my-distgen-kernel"
 CONSTRAINTS = HERE.parents[1] / "constraints" / "cpu.txt"
 TINY = ["model.backbone.d_model=16", "model.backbone.heads=2", "model.backbone.layers=1", "model.backbone.graph_k=5",
-        "model.genes_per_step=64", "model.dynamics.steps=3"]
+        "model.genes_per_step=64", "model.dynamics.solver.steps=2"]
 
 
 def install(target: str | None) -> dict[str, str]:

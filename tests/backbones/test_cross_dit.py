@@ -102,8 +102,8 @@ def test_relu_head_is_non_negative_and_self_conditioning_is_an_input():
     x, t, cond = _inputs()
     out = net(x, t, cond)
     assert (out >= 0).all()
-    torch.testing.assert_close(net(x, t, cond, torch.zeros_like(x)), out)
-    assert not torch.allclose(net(x, t, cond, torch.ones_like(x)), out)
+    torch.testing.assert_close(net(x, t, cond, x_self_cond=torch.zeros_like(x)), out)
+    assert not torch.allclose(net(x, t, cond, x_self_cond=torch.ones_like(x)), out)
 
 
 def test_errors_name_the_problem():

@@ -47,12 +47,12 @@ def test_table_mode_embeds_unseen_atoms_with_a_row():
     info = tiny_info()  # atoms G0..G3; G3 has no row
     c = CovariateConditioner(info, n_genes=12, perturbation="table", perturbation_table=TABLE, part_dim=4, dim=8)
     assert c.can_embed(["G0", "g1", "G3", "OTHER"]) == [True, True, False, True]
-    assert c.capabilities["supports_unseen_perturbations"]
+    assert c.capabilities.supports_unseen_perturbations is True
     e = c(_labels())
     assert torch.isfinite(e).all() and not torch.allclose(e[0], e[4])
     onehot = CovariateConditioner(info, n_genes=12, seen_perturbations=["G0"], part_dim=4)
     assert onehot.can_embed(["G0", "G1"]) == [True, False]
-    assert not onehot.capabilities["supports_unseen_perturbations"]
+    assert onehot.capabilities.supports_unseen_perturbations is False
 
 
 def test_context_table_and_config_build():

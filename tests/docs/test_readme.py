@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Each README text -> its tiny twin. Every left side must occur in the block, so a README edit that
 #: drops or rewords a call fails here instead of silently going untested.
 TINY_NET = ('"model.backbone.d_model=16", "model.backbone.heads=2", "model.backbone.layers=1", '
-            '"model.genes_per_step=64", "model.dynamics.steps=3", "data.set_size=8"')
+            '"model.genes_per_step=64", "model.dynamics.solver.steps=2", "data.set_size=8"')
 SHRINK = {
     '["model.distribution_loss.kernel.name=energy"]': f'["model.distribution_loss.kernel.name=energy", {TINY_NET}]',
     "distgen.fit(model, data, config=doc, steps=300)": "distgen.fit(model, data, config=doc, steps=3, progress=False)",

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from distgen.couplings.independent import IndependentCoupling
-from distgen.dynamics.diffusion import SAMPLERS, Diffusion
+from distgen.config import ConfigError, build_component
+from distgen.dynamics.diffusion import Diffusion
 from distgen.dynamics.diffusion_predictions import from_x0_noise
-from distgen.dynamics.diffusion_samplers import NonFiniteSampleError
+from distgen.dynamics.diffusion_samplers import DDIM, NonFiniteSampleError
+from distgen.registry import registry
 
 MU, SD = 2.0, 0.5
 
@@ -48,15 +50,15 @@ def _sample(dyn, field=None, b=4, m=64, g=3, seed=0):
 @pytest.mark.parametrize(
     "params",
     [
-        {"sampler": "ddim", "sample_steps": 50},
-        {"sampler": "ddim", "sample_steps": 50, "eta": 1.0},
-        {"sampler": "ddpm", "sample_steps": 100},
-        {"sampler": "ddpm", "sample_steps": 100, "ddpm_variance": "large"},
-        {"sampler": "sde", "sde_method": "euler", "sample_steps": 200},
-        {"sampler": "sde", "sde_method": "srk", "sample_steps": 50},
-        {"sampler": "ode", "ode_method": "rk4", "sample_steps": 50},
-        {"sampler": "ode", "ode_method": "dopri5"},
-        {"sampler": "ddim", "sample_steps": 50, "schedule": "cosine"},
+        {"sampler": {"name": "ddim", "steps": 50}},
+        {"sampler": {"name": "ddim", "steps": 50, "eta": 1.0}},
+        {"sampler": {"name": "ddpm", "steps": 100}},
+        {"sampler": {"name": "ddpm", "steps": 100, "variance": "large"}},
+        {"sampler": {"name": "sde", "solver": {"name": "euler", "steps": 200}}},
+        {"sampler": {"name": "sde", "solver": {"name": "srk", "steps": 50}}},
+        {"sampler": {"name": "ode", "solver": {"name": "rk4", "steps": 50}}},
+        {"sampler": {"name": "ode", "solver": "dopri5"}},
+        {"sampler": DDIM(steps=50), "schedule": "cosine"},
     ],
 )
 def test_samplers_reproduce_gaussian_data(params):
@@ -70,42 +72,42 @@ def test_samplers_reproduce_gaussian_data(params):
 
 def test_official_truncated_ddim_is_not_a_strided_ddim():
     # the released sampler starts from N(0, I) at step 99, where the true marginal is mostly data
-    dyn = Diffusion(prediction="x0", sampler="ddim_official_truncated", start_step=99)
+    dyn = Diffusion(prediction="x0", sampler={"name": "ddim_official_truncated", "start_step": 99})
     out = _sample(dyn)
     assert out.nfe == 100
     assert abs(out.cells.mean().item() - MU) > 0.3  # biased toward the noise it started from
-    strided = _sample(Diffusion(prediction="x0", sampler="ddim", sample_steps=100))
+    strided = _sample(Diffusion(prediction="x0", sampler={"name": "ddim", "steps": 100}))
     assert strided.cells.mean().item() == pytest.approx(MU, abs=0.05)
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "ode"])
+@pytest.mark.parametrize("sampler", [{"name": "ddim", "steps": 20}, {"name": "ode", "solver": {"name": "rk4", "steps": 20}}])
 def test_prediction_types_give_the_same_deterministic_samples(sampler):
-    outs = [_sample(Diffusion(prediction=k, sampler=sampler, sample_steps=20)).cells for k in ("noise", "x0", "velocity")]
+    outs = [_sample(Diffusion(prediction=k, sampler=sampler)).cells for k in ("noise", "x0", "velocity")]
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(outs[0], outs[2], rtol=1e-6, atol=1e-6)
 
 
 def test_ddim_eta_one_is_the_ddpm_posterior():
-    a = _sample(Diffusion(prediction="x0", sampler="ddim", sample_steps=30, eta=1.0), seed=3).cells
-    b = _sample(Diffusion(prediction="x0", sampler="ddpm", sample_steps=30), seed=3).cells
+    a = _sample(Diffusion(prediction="x0", sampler={"name": "ddim", "steps": 30, "eta": 1.0}), seed=3).cells
+    b = _sample(Diffusion(prediction="x0", sampler={"name": "ddpm", "steps": 30}), seed=3).cells
     torch.testing.assert_close(a, b)
 
 
 def test_guidance_in_noise_space():
     # exact Gaussian denoisers are linear, so guidance shifts the mean to mu_null + w (mu_cond - mu_null);
     # w = 2 is PerturbDiff's (1 + 1) eps_cond - 1 eps_null
-    dyn = Diffusion(prediction="x0", sampler="ddim", sample_steps=50, guidance=2.0)
+    dyn = Diffusion(prediction="x0", sampler={"name": "ddim", "steps": 50}, guidance=2.0)
     field = GaussianField(dyn, mu=2.0, mu_null=1.0)
     out = _sample(dyn, field)
     assert out.cells.mean().item() == pytest.approx(3.0, abs=0.05)
     assert out.nfe == 100 == field.calls
-    plain = Diffusion(prediction="x0", sampler="ddim", sample_steps=50)  # w = 1: no unconditional pass
+    plain = Diffusion(prediction="x0", sampler={"name": "ddim", "steps": 50})  # w = 1: no unconditional pass
     field = GaussianField(plain, mu=2.0, mu_null=None)
     assert _sample(plain, field).nfe == 50 == field.calls
 
 
 def test_self_conditioning_feeds_the_previous_estimate():
-    dyn = Diffusion(prediction="noise", sampler="ddim", sample_steps=5, self_condition=0.5)
+    dyn = Diffusion(prediction="noise", sampler={"name": "ddim", "steps": 5}, self_condition=0.5)
     field = GaussianField(dyn)
     _sample(dyn, field)
     assert field.self_conds[0] is None and all(sc is not None for sc in field.self_conds[1:])
@@ -119,22 +121,26 @@ def test_self_conditioning_feeds_the_previous_estimate():
 
 
 def test_clip_denoised_zeroes_small_values():
-    dyn = Diffusion(prediction="x0", sampler="ddim", sample_steps=20, clip_denoised=0.3)
+    dyn = Diffusion(prediction="x0", sampler={"name": "ddim", "steps": 20}, clip_denoised=0.3)
     cells = _sample(dyn, GaussianField(dyn, mu=0.2, sd=0.3)).cells
     assert (cells == 0).any()
     assert not ((cells > 0) & (cells < 0.3)).any() and not (cells < 0).any()
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "ddpm", "sde", "ode"])
+@pytest.mark.parametrize(
+    "sampler",
+    [{"name": "ddim", "steps": 10}, {"name": "ddpm", "steps": 10}, {"name": "sde", "solver": {"name": "euler", "steps": 10}},
+     {"name": "ode", "solver": {"name": "rk4", "steps": 10}}],
+)
 def test_non_finite_values_stop_sampling_with_step_and_time(sampler):
-    dyn = Diffusion(prediction="noise", sampler=sampler, sample_steps=10)
+    dyn = Diffusion(prediction="noise", sampler=sampler)
     with pytest.raises(NonFiniteSampleError, match=r"step \d+ \(t=0\.\d+"):
         _sample(dyn, GaussianField(dyn, nan_after=3))
 
 
 @pytest.mark.parametrize("kind", ["noise", "x0", "velocity"])
 def test_loss_is_zero_for_the_exact_denoiser_of_a_point_mass(kind):
-    dyn = Diffusion(prediction=kind, timesteps=100)
+    dyn = Diffusion(prediction=kind, schedule={"name": "linear", "timesteps": 100})
     field = GaussianField(dyn, mu=1.5, sd=0.0)
     x1 = torch.full((3, 5, 4), 1.5, dtype=torch.float64)
     mask = torch.ones(3, 5, dtype=torch.bool)
@@ -148,7 +154,7 @@ def test_loss_is_zero_for_the_exact_denoiser_of_a_point_mass(kind):
 
 
 def test_loss_self_conditioning_runs_a_no_grad_first_pass():
-    dyn = Diffusion(prediction="x0", self_condition=1.0, timesteps=100)
+    dyn = Diffusion(prediction="x0", self_condition=1.0, schedule={"name": "linear", "timesteps": 100})
     field = GaussianField(dyn)
     x1 = torch.randn(2, 4, 3, dtype=torch.float64)
     dyn.loss(field, x1, torch.ones(2, 4, dtype=torch.bool), torch.randn_like(x1), IndependentCoupling())
@@ -157,13 +163,30 @@ def test_loss_self_conditioning_runs_a_no_grad_first_pass():
 
 def test_bad_parameters_name_the_key():
     for kwargs, key in [
-        ({"sampler": "euler"}, "sampler"),
+        ({"sampler": "euler"}, "unknown diffusion_samplers component 'euler'"),
         ({"prediction": "score"}, "prediction"),
         ({"guidance": -1.0}, "guidance"),
-        ({"sample_steps": 0}, "sample_steps"),
+        ({"sampler": {"name": "ddim", "steps": 0}}, "steps"),
+        ({"sampler": {"name": "ddim", "steps": 50}, "schedule": {"name": "linear", "timesteps": 30}}, r"steps must be in \[1, timesteps=30\]"),
+        ({"sampler": {"name": "ddim_official_truncated", "start_step": 30}, "schedule": {"name": "linear", "timesteps": 30}}, "start_step"),
+        ({"schedule": {"name": "linear", "timesteps": 20}}, "use timesteps > 20"),
         ({"self_condition": 1.5}, "self_condition"),
-        ({"sde_method": "heun"}, "sde_method"),
+        ({"sampler": {"name": "sde", "solver": "heun"}}, "unknown sde_solvers component 'heun'"),
     ]:
         with pytest.raises(ValueError, match=key):
             Diffusion(**kwargs)
-    assert set(SAMPLERS) == {"ddim", "ddim_official_truncated", "ddpm", "sde", "ode"}
+    assert set(registry("diffusion_samplers").names()) >= {"ddim", "ddim_official_truncated", "ddpm", "sde", "ode"}
+
+
+def test_old_flat_keys_say_where_they_moved():
+    for key, where in [("sample_steps", "sampler"), ("timesteps", "schedule"), ("start_step", "ddim_official_truncated"),
+                       ("ode_method", "solver"), ("eta", "sampler")]:
+        with pytest.raises(ConfigError, match=f"'{key}' is no longer a parameter here; .*{where}"):
+            build_component("dynamics", {"name": "diffusion", key: 1})
+
+
+def test_a_bare_name_is_the_part_with_its_defaults():
+    a = build_component("dynamics", {"name": "diffusion", "sampler": "ddpm", "schedule": "cosine"})
+    b = build_component("dynamics", {"name": "diffusion", "sampler": {"name": "ddpm"}, "schedule": {"name": "cosine"}})
+    assert (a.sampler.steps, a.sampler.variance, a.schedule.T) == (b.sampler.steps, b.sampler.variance, b.schedule.T) == (100, "small", 1000)
+    torch.testing.assert_close(a.schedule.betas, b.schedule.betas)

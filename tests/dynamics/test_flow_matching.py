@@ -5,10 +5,11 @@ import torch
 
 from distgen.config import build_component
 from distgen.couplings.independent import IndependentCoupling
+from distgen.config import ConfigError
 from distgen.dynamics.flow_matching import FlowMatching
-from distgen.dynamics.ode import SolverBudgetError, integrate
-from distgen.dynamics.paths import CondOTPath, CosinePath, make_path
-from distgen.dynamics.time_samplers import LogitNormalTime, UniformTime, make_time_sampler
+from distgen.dynamics.ode_solvers import RK4, SolverBudgetError
+from distgen.dynamics.paths import CondOTPath, CosinePath
+from distgen.dynamics.time_samplers import LogitNormalTime, UniformTime
 
 
 @pytest.mark.parametrize("path", [CondOTPath(0.0), CondOTPath(0.1), CosinePath()])
@@ -49,10 +50,12 @@ def test_condot_one_step_estimate_is_scdfm_formula():
 
 
 def test_bad_path_names():
-    with pytest.raises(ValueError, match="unknown probability path"):
-        make_path("vp_linear")
-    with pytest.raises(ValueError, match="sigma_min"):
-        make_path("cosine", sigma_min=0.1)
+    with pytest.raises(ValueError, match="unknown paths component 'vp_linear'"):
+        FlowMatching(path="vp_linear")
+    with pytest.raises(ConfigError, match=r"cosine\]: unknown key 'sigma_min'"):
+        FlowMatching(path={"name": "cosine", "sigma_min": 0.1})
+    with pytest.raises(ValueError, match="sigma_min must be in"):
+        CondOTPath(1.0)
 
 
 def test_time_samplers():
@@ -62,8 +65,8 @@ def test_time_samplers():
     ln = LogitNormalTime(loc=1.0, scale=0.5).sample((20000,), "cpu", torch.float32)
     assert ln.min() > 0 and ln.max() < 1
     assert abs(ln.median() - torch.sigmoid(torch.tensor(1.0))) < 0.01  # median of sigmoid(z) = sigmoid(loc)
-    with pytest.raises(ValueError, match="unknown time sampler"):
-        make_time_sampler("beta")
+    with pytest.raises(ValueError, match="unknown time_samplers component 'beta'"):
+        FlowMatching(time_sampler="beta")
 
 
 class _PointTargetField(torch.nn.Module):
@@ -119,12 +122,12 @@ class _GaussianField(torch.nn.Module):
         return self.mu + (t * self.s**2 - (1 - t)) / var * (x_t - t * self.mu)
 
 
-@pytest.mark.parametrize(("solver", "steps", "nfe", "tol"), [("euler", 11, 10, 0.3), ("midpoint", 11, 20, 0.05), ("rk4", 20, 76, 1e-4)])
+@pytest.mark.parametrize(("solver", "steps", "nfe", "tol"), [("euler", 10, 10, 0.3), ("midpoint", 10, 20, 0.05), ("rk4", 19, 76, 1e-4)])
 def test_fixed_step_solvers_accuracy_and_nfe(solver, steps, nfe, tol):
     torch.manual_seed(0)
     x0 = torch.randn(2, 5, 3)
     field = _GaussianField(2.0, 0.5)
-    out = FlowMatching(solver=solver, steps=steps).sample(field, x0, torch.ones(2, 5, dtype=torch.bool))
+    out = FlowMatching(solver={"name": solver, "steps": steps}).sample(field, x0, torch.ones(2, 5, dtype=torch.bool))
     assert out.nfe == nfe == field.calls
     err = (out.cells - (2.0 + 0.5 * x0)).abs().max()
     assert err < tol
@@ -134,8 +137,8 @@ def test_dopri5_tolerance_and_nfe():
     torch.manual_seed(0)
     x0 = torch.randn(2, 5, 3)
     mask = torch.ones(2, 5, dtype=torch.bool)
-    loose = FlowMatching(solver="dopri5", rtol=1e-3, atol=1e-3).sample(_GaussianField(2.0, 0.5), x0, mask)
-    tight = FlowMatching(solver="dopri5", rtol=1e-7, atol=1e-7).sample(_GaussianField(2.0, 0.5), x0, mask)
+    loose = FlowMatching(solver={"name": "dopri5", "rtol": 1e-3, "atol": 1e-3}).sample(_GaussianField(2.0, 0.5), x0, mask)
+    tight = FlowMatching(solver={"name": "dopri5", "rtol": 1e-7, "atol": 1e-7}).sample(_GaussianField(2.0, 0.5), x0, mask)
     assert 0 < loose.nfe < tight.nfe
     assert (tight.cells - (2.0 + 0.5 * x0)).abs().max() < 1e-5
     assert tight.info["ode_evals"] == tight.nfe
@@ -143,14 +146,22 @@ def test_dopri5_tolerance_and_nfe():
 
 def test_unmeetable_tolerance_is_reported_not_hung():
     x0 = torch.randn(1, 4, 3)
-    fm = FlowMatching(solver="dopri5", rtol=1e-13, atol=1e-13, max_nfe=30)
+    fm = FlowMatching(solver={"name": "dopri5", "rtol": 1e-13, "atol": 1e-13, "max_nfe": 30})
     with pytest.raises(SolverBudgetError, match="max_nfe=30"):
         fm.sample(_GaussianField(2.0, 0.5), x0, torch.ones(1, 4, dtype=torch.bool))
 
 
-def test_integrate_rejects_unknown_solver():
-    with pytest.raises(ValueError, match="unknown ODE solver"):
-        integrate(lambda t, x: x, torch.zeros(1), solver="leapfrog")
+def test_unknown_solver_lists_the_registered_ones():
+    with pytest.raises(ValueError, match="unknown ode_solvers component 'leapfrog'.*Available: .*dopri5.*rk4"):
+        FlowMatching(solver="leapfrog")
+
+
+def test_solver_object_node_and_name_are_the_same_solver():
+    x0 = torch.randn(1, 3, 2, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    outs = [FlowMatching(solver=s).sample(_GaussianField(1.0, 0.5), x0, mask).cells for s in (RK4(steps=7), {"name": "rk4", "steps": 7})]
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    assert FlowMatching(solver="rk4").solver.steps == RK4().steps == 20
 
 
 def test_clamp_and_guidance():
@@ -160,12 +171,12 @@ def test_clamp_and_guidance():
 
     x0 = torch.zeros(1, 2, 3)
     mask = torch.ones(1, 2, dtype=torch.bool)
-    plain = FlowMatching(solver="euler", steps=5).sample(TwoField(), x0, mask)
+    plain = FlowMatching(solver={"name": "euler", "steps": 4}).sample(TwoField(), x0, mask)
     torch.testing.assert_close(plain.cells, torch.ones_like(x0))
-    guided = FlowMatching(solver="euler", steps=5, guidance=2.0).sample(TwoField(), x0, mask)
+    guided = FlowMatching(solver={"name": "euler", "steps": 4}, guidance=2.0).sample(TwoField(), x0, mask)
     torch.testing.assert_close(guided.cells, torch.full_like(x0, 3.0))  # -1 + 2 * (1 - -1)
     assert guided.nfe == 2 * plain.nfe
-    clamped = FlowMatching(solver="euler", steps=5, guidance=0.0, clamp_min=0.0).sample(TwoField(), x0, mask)
+    clamped = FlowMatching(solver={"name": "euler", "steps": 4}, guidance=0.0, clamp_min=0.0).sample(TwoField(), x0, mask)
     torch.testing.assert_close(clamped.cells, torch.zeros_like(x0))
 
 
@@ -173,6 +184,10 @@ def test_source_control_and_config_errors():
     fm = build_component("dynamics", {"name": "flow_matching", "source": "control", "path": "cosine", "time_sampler": "logit_normal"})
     ctrl = torch.rand(2, 3, 4)
     assert fm.draw_source(torch.zeros(2, 3, 4), ctrl) is ctrl
-    for bad in ({"solver": "rk45"}, {"prediction": "noise"}, {"steps": 1}, {"rtol": 0.0}, {"source": "poisson"}):
+    for bad in ({"solver": "rk45"}, {"prediction": "noise"}, {"solver": {"name": "rk4", "steps": 0}},
+                {"solver": {"name": "dopri5", "rtol": 0.0}}, {"source": "poisson"}):
         with pytest.raises(ValueError):
             FlowMatching(**bad)
+    for key in ("steps", "rtol", "sigma_min", "time_loc"):  # old flat keys say where they went
+        with pytest.raises(ConfigError, match=f"'{key}' is no longer a parameter here"):
+            build_component("dynamics", {"name": "flow_matching", key: 1})

@@ -1,12 +1,13 @@
 """Assembly rejects component combinations that cannot work, with the reason, before any compute."""
 
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
 from distgen.backbones.base import Backbone, Condition
+from distgen.capabilities import BackboneCapabilities, EncoderCapabilities
 from distgen.config import build_component
 from distgen.encoders.base import Encoder
 from distgen.models.generator import AssemblyError, Generator
@@ -23,12 +24,12 @@ def _build(kind, node, **kw):
 class GeneWise(Backbone):
     """Test backbone: per-gene affine map; any gene subset; optional gene tokens and declarations."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"token": "gene", "supports_gene_subsampling": True, "permutation_equivariant": True}
+    capabilities = BackboneCapabilities(gene_subsampling=True)
 
     def __init__(self, cond_dim: int = 8, population_dim: int = 0, caps: dict | None = None, gene_tokens: int = 0) -> None:
         super().__init__()
         if caps:
-            self.capabilities = {**type(self).capabilities, **caps}
+            self.capabilities = type(self).capabilities.replace(**caps)
         self.population_dim = population_dim
         self.a = nn.Parameter(torch.ones(1))
         self.cond = nn.Linear(cond_dim + population_dim, 1)
@@ -36,7 +37,7 @@ class GeneWise(Backbone):
             self.gene_embedding = nn.Embedding(INFO.n_genes, gene_tokens)
             self.gene_head = nn.Linear(gene_tokens, 1)
 
-    def forward(self, x_t, t, cond: Condition, x_self_cond=None):
+    def forward(self, x_t, t, cond: Condition):
         c = [cond.embedding] + ([cond.population] if cond.population is not None else [])
         out = self.a * x_t + t[..., None] + self.cond(torch.cat(c, -1))[:, None, :]
         if hasattr(self, "gene_embedding"):
@@ -48,7 +49,7 @@ def _model(backbone=None, dynamics=None, conditioner=None, **kw) -> Generator:
     cond = conditioner or _build("conditioners", {"name": "onehot", "dim": 8})
     pop = kw.get("population_encoder")
     bb = backbone or _build("backbones", {"name": "mlp", "hidden": 8, "depth": 1}, cond_dim=8, population_dim=pop.dim if pop else 0)
-    dyn = dynamics or _build("dynamics", {"name": "flow_matching", "steps": 2, "solver": "euler"})
+    dyn = dynamics or _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}})
     return Generator(info=INFO, conditioner=cond, backbone=bb, dynamics=dyn, **kw)
 
 
@@ -79,7 +80,7 @@ def test_population_output_kind_mismatch():
     class TokenEncoder(Encoder):
         """Outputs a set of tokens."""
 
-        capabilities: ClassVar[dict[str, Any]] = {"output_kind": "tokens"}
+        capabilities = EncoderCapabilities(output_kind="tokens")
 
         def __init__(self) -> None:
             super().__init__()
@@ -121,7 +122,8 @@ def test_population_condition_sees_the_full_panel_under_gene_subsampling():
 
 
 def test_self_conditioning_dynamics_needs_a_backbone_that_takes_it():
-    dyn = _build("dynamics", {"name": "diffusion", "self_condition": 0.5, "timesteps": 100, "sample_steps": 2})
+    dyn = _build("dynamics", {"name": "diffusion", "self_condition": 0.5, "schedule": {"name": "linear", "timesteps": 100},
+                              "sampler": {"name": "ddim", "steps": 2}})
     with pytest.raises(AssemblyError, match=r"self-conditioning.*enable self_conditioning on the backbone"):
         _model(dynamics=dyn)
     bb = _build("backbones", {"name": "mlp", "hidden": 8, "depth": 1, "self_conditioning": True}, cond_dim=8, population_dim=0)
@@ -129,7 +131,7 @@ def test_self_conditioning_dynamics_needs_a_backbone_that_takes_it():
 
 
 def test_guidance_needs_condition_dropout():
-    dyn = _build("dynamics", {"name": "flow_matching", "steps": 2, "solver": "euler", "guidance": 2.0})
+    dyn = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}, "guidance": 2.0})
     with pytest.raises(AssemblyError, match=r"guidance=2.0.*p_drop_condition > 0"):
         _model(dynamics=dyn)
     _model(dynamics=dyn, p_drop_condition=0.1)
@@ -141,14 +143,17 @@ def test_nonnegative_head_cannot_predict_velocity():
 
 
 def test_declared_requirements_both_ways():
-    with pytest.raises(AssemblyError, match="backbone GeneWise requires dynamics FlowMatching capability source='control'"):
-        _model(backbone=GeneWise(caps={"requires_dynamics": {"source": "control"}}))
-    ok = _build("dynamics", {"name": "flow_matching", "steps": 2, "solver": "euler", "source": "control"})
-    _model(backbone=GeneWise(caps={"requires_dynamics": {"source": "control"}}), dynamics=ok)
+    needs = {"requires_dynamics": {"signed_prediction": False}}  # e.g. a backbone made for sample prediction
+    with pytest.raises(AssemblyError, match="backbone GeneWise requires dynamics FlowMatching capability signed_prediction=False"):
+        _model(backbone=GeneWise(caps=needs))
+    ok = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}, "prediction": "endpoint"})
+    _model(backbone=GeneWise(caps=needs), dynamics=ok)
+    with pytest.raises(AssemblyError, match="capability 'sources_of_truth', which DynamicsCapabilities does not have"):
+        _model(backbone=GeneWise(caps={"requires_dynamics": {"sources_of_truth": 1}}))
 
 
 def test_all_reasons_are_reported_together():
-    dyn = _build("dynamics", {"name": "flow_matching", "steps": 2, "solver": "euler", "guidance": 3.0})
+    dyn = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}, "guidance": 3.0})
     with pytest.raises(AssemblyError) as err:
         _model(backbone=GeneWise(caps={"output_range": "nonnegative"}), dynamics=dyn)
     assert "guidance" in str(err.value) and "non-negative" in str(err.value)
@@ -176,7 +181,7 @@ def test_population_encoder_with_a_backbone_that_ignores_it_is_rejected():
             super().__init__()
             self.lin = nn.Linear(8, 1)
 
-        def forward(self, x_t, t, cond, x_self_cond=None):
+        def forward(self, x_t, t, cond):
             return x_t + self.lin(cond.embedding)[:, None, :]
 
     with pytest.raises(AssemblyError, match=r"does not read Condition.population.*would be computed and ignored"):
@@ -191,7 +196,7 @@ def test_pad_transformer_takes_a_population_condition_and_ties_gene_vocab():
         "conditioner": {"name": "gene_vocab", "dim": 8},
         "backbone": {"name": "pad_transformer", "d_model": 16, "heads": 2, "layers": 1, "graph": False, "dropout": 0.0,
                      "use_condition_embedding": True},
-        "dynamics": {"name": "flow_matching", "steps": 2, "solver": "euler"},
+        "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}},
         "population_encoder": {"name": "set_transformer", "dim": 4, "hidden": 8, "heads": 2, "layers": 1, "n_inducing": 2},
     }
     torch.manual_seed(0)
@@ -202,3 +207,40 @@ def test_pad_transformer_takes_a_population_condition_and_ties_gene_vocab():
     out.loss.backward()
     assert m.backbone.pop_proj.weight.grad.abs().sum() > 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.population_encoder.parameters())
+
+
+def test_a_backbone_returning_the_wrong_shape_is_named():
+    class Short(GeneWise):
+        """Drops a gene."""
+
+        def forward(self, x_t, t, cond):
+            return super().forward(x_t, t, cond)[..., :-1]
+
+    m = _model(backbone=Short())
+    with pytest.raises(ValueError, match=r"backbone .*Short .* returned shape \(3, 6, 11\) for x_t of shape \(3, 6, 12\)"):
+        m.loss(tiny_batch())
+
+
+def test_self_conditioning_reaches_only_a_backbone_that_takes_it():
+    seen = []
+
+    class Records(GeneWise):
+        """Takes the previous estimate."""
+
+        capabilities = BackboneCapabilities(gene_subsampling=True, self_conditioning=True)
+
+        def forward(self, x_t, t, cond, *, x_self_cond=None):
+            seen.append(x_self_cond)
+            return super().forward(x_t, t, cond)
+
+    dyn = _build("dynamics", {"name": "diffusion", "self_condition": 1.0, "schedule": {"name": "linear", "timesteps": 100},
+                              "sampler": {"name": "ddim", "steps": 3}, "prediction": "x0"})
+    m = _model(backbone=Records(), dynamics=dyn)
+    m.loss(tiny_batch())
+    assert seen[0] is None and seen[1] is not None  # the no-grad first pass, then the estimate
+    seen.clear()
+    b = tiny_batch()
+    m.predict(b.control, b.control_mask, b.labels)
+    assert seen[0] is None and all(s is not None for s in seen[1:]) and len(seen) == 3
+    plain = _model(backbone=GeneWise())  # flow matching: the plain backbone is never offered an estimate
+    plain.loss(tiny_batch())

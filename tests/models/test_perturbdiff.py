@@ -5,7 +5,7 @@ import torch
 
 from distgen.api import build
 from distgen.config import load_config
-from distgen.dynamics.diffusion import SAMPLERS
+from distgen.config import build_component
 from distgen.models.generator import AssemblyError
 from distgen.testing import tiny_batch, tiny_info, tiny_table
 from distgen.train import fit
@@ -18,9 +18,9 @@ def test_preset_holds_the_official_defaults():
     m, t = doc["model"], doc["train"]
     assert (m["backbone"]["dim"], m["backbone"]["depth"], m["backbone"]["heads"], m["backbone"]["mlp_ratio"]) == (512, 8, 8, 4.0)
     dyn = m["dynamics"]
-    assert (dyn["schedule"], dyn["timesteps"], dyn["beta_start"], dyn["beta_end"]) == ("linear", 1000, 1e-4, 0.02)
-    assert (dyn["prediction"], dyn["self_condition"], dyn["sampler"], dyn["start_step"], dyn["eta"]) == (
-        "x0", 0.5, "ddim_official_truncated", 99, 0.0)
+    assert dyn["schedule"] == {"name": "linear", "timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
+    assert dyn["sampler"] == {"name": "ddim_official_truncated", "start_step": 99, "eta": 0.0}
+    assert (dyn["prediction"], dyn["self_condition"], dyn["guidance"], dyn["clip_denoised"]) == ("x0", 0.5, 2.0, 1e-4)
     assert m["distribution_loss"]["kernel"]["name"] == "energy" and m["p_drop_condition"] == 0.5
     assert m["input_scale"] == 0.1 and doc["data"]["set_size"] == 256
     assert (t["lr"], t["betas"], t["weight_decay"], t["warmup_steps"], t["min_lr_ratio"]) == (2e-4, [0.9, 0.98], 0.01, 200, 0.1)
@@ -72,19 +72,27 @@ def test_small_preset_trains(trained):
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+SAMPLERS = [
+    {"name": "ddim", "steps": 10},
+    {"name": "ddim_official_truncated", "start_step": 9},
+    {"name": "ddpm", "steps": 10},
+    {"name": "sde", "solver": {"name": "euler", "steps": 10}},
+    {"name": "ode", "solver": {"name": "rk4", "steps": 10}},
+]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=[s["name"] for s in SAMPLERS])
 def test_every_sampler_generates_non_negative_cells(trained, sampler):
     model, _ = trained
-    model.dynamics.sampler = sampler
-    model.dynamics.sample_steps = 10
-    model.dynamics.start_step = 9
+    official = model.dynamics.sampler
+    model.dynamics.sampler = build_component("diffusion_samplers", sampler)  # a sampler is a part: swap it
     b = tiny_batch()
     torch.manual_seed(1)
     cells = model.predict(b.control, b.control_mask, b.labels)
+    model.dynamics.sampler = official
     assert cells.shape == b.control.shape and torch.isfinite(cells).all()
     assert (cells >= 0).all()
     assert model.last_nfe >= 10  # guidance: two network calls per step
-    model.dynamics.sampler, model.dynamics.sample_steps, model.dynamics.start_step = "ddim_official_truncated", 100, 99
 
 
 @pytest.mark.slow
@@ -98,7 +106,7 @@ def test_kang_benchmark_script_runs(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "kang.json"
-    mod.main(["--cell-types", "B", "--steps", "2", "--genes", "200", "--override", "model.dynamics.start_step=3", "--out", str(out)])
+    mod.main(["--cell-types", "B", "--steps", "2", "--genes", "200", "--override", "model.dynamics.sampler.start_step=3", "--out", str(out)])
     run = json.loads(out.read_text())["runs"][0]
     assert set(run["scores"]) == {"perturbdiff", "control", "mean_shift", "ceiling"}
     # the real other half is closer to the held-out stimulated cells than unstimulated controls are

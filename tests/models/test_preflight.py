@@ -55,7 +55,7 @@ def test_generator_uses_its_conditioner_and_celltable_input():
     info = tiny_info()
     model = build_model(
         {"name": "generator", "conditioner": {"name": "onehot", "dim": 4}, "backbone": {"name": "mlp", "hidden": 8, "depth": 1},
-         "dynamics": {"name": "flow_matching", "steps": 2}},
+         "dynamics": {"name": "flow_matching", "solver": {"name": "rk4", "steps": 1}}},
         info, seen_perturbations=["G0", "G1"],
     )
     table = tiny_table()  # conditions: G0, G1, G2, G0+G1
@@ -75,7 +75,7 @@ def test_missing_controls_in_a_test_context():
     info = tiny_info()
     model = build_model(
         {"name": "generator", "conditioner": {"name": "onehot", "dim": 4}, "backbone": {"name": "mlp", "hidden": 8, "depth": 1},
-         "dynamics": {"name": "flow_matching", "steps": 2}}, info,
+         "dynamics": {"name": "flow_matching", "solver": {"name": "rk4", "steps": 1}}}, info,
     )
     with pytest.raises(PreflightError, match=r"test context\(s\) \['ctxB'\] have none"):
         preflight(model, ["G0"], control_contexts=["ctxA"], test_contexts=["ctxA", "ctxB"])
@@ -107,9 +107,9 @@ def test_unseen_single_split_on_norman_onehot_fails_gene_vocab_table_passes():
 
 def test_a_backbone_with_its_own_perturbation_tokens_decides():
     model = build_model(
-        {"name": "generator", "conditioner": {"name": "onehot", "dim": 4},
+        {"name": "generator",
          "backbone": {"name": "pad_transformer", "d_model": 8, "heads": 2, "layers": 1, "graph": False},
-         "dynamics": {"name": "flow_matching", "steps": 2}},
+         "dynamics": {"name": "flow_matching", "solver": {"name": "rk4", "steps": 1}}},
         tiny_info(), seen_perturbations=["G0"],
     )
     rep = preflight(model, ["G0", "G3", "G1+G2"])
@@ -118,7 +118,7 @@ def test_a_backbone_with_its_own_perturbation_tokens_decides():
     model2 = build_model(
         {"name": "generator", "conditioner": {"name": "onehot", "dim": 4},
          "backbone": {"name": "pad_transformer", "d_model": 8, "heads": 2, "layers": 1, "graph": False, "use_condition_embedding": True},
-         "dynamics": {"name": "flow_matching", "steps": 2}},
+         "dynamics": {"name": "flow_matching", "solver": {"name": "rk4", "steps": 1}}},
         tiny_info(), seen_perturbations=["G0"],
     )
     rep2 = preflight(model2, ["G0", "G3"], strict=False)

@@ -6,6 +6,9 @@ import torch
 from distgen import api
 from distgen.backbones.pad_transformer import PADTransformer
 from distgen.config import load_config
+from distgen.dynamics.ode_solvers import RK4
+from distgen.dynamics.paths import CondOTPath
+from distgen.dynamics.time_samplers import UniformTime
 from distgen.couplings.exact_ot import ExactOTCoupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.testing.fixtures import tiny_batch, tiny_info, tiny_table
@@ -21,8 +24,10 @@ def test_scdfm_preset_has_the_official_defaults():
     assert bb.self_blocks[0].attn.heads == 8 and bb.self_blocks[0].attn.attention == "differential"
     assert [round(b.attn.lambda_init, 4) for b in bb.cross_blocks] == [0.2, 0.3555, 0.4707, 0.5561]
     assert bb.graph and bb.graph_k == 30
-    assert (dyn.source, dyn.solver, dyn.steps, dyn.clamp_min, dyn.prediction) == ("noise", "rk4", 20, 0.0, "velocity")
-    assert dyn.path.name == "condot" and dyn.path.sigma_min == 0.0
+    assert (dyn.source, dyn.clamp_min, dyn.prediction) == ("noise", 0.0, "velocity")
+    assert isinstance(dyn.solver, RK4) and dyn.solver.steps == 19  # torch.linspace(0, 1, 20)
+    assert isinstance(dyn.path, CondOTPath) and dyn.path.sigma_min == 0.0 and isinstance(dyn.time_sampler, UniformTime)
+    assert model.conditioner is None  # the PAD-Transformer tokenises perturbations itself
     assert isinstance(model.coupling, IndependentCoupling)
     assert model.distribution_weight == 0.5 and model.genes_per_step == 1000
     assert model.distribution_loss.unbiased and list(model.distribution_loss.kernel.scales) == [0.5, 1.0, 2.0, 4.0]
@@ -45,7 +50,7 @@ def test_scdfm_small_trains_and_samples_on_cpu():
     out = model.predict(b.control, b.control_mask, b.labels)
     assert out.shape == b.control.shape and torch.isfinite(out).all()
     assert out.min() >= 0  # clamped at 0
-    assert model.last_nfe == 20  # 6 grid points: 5 RK4 steps x 4 evaluations
+    assert model.last_nfe == 20  # 5 RK4 steps x 4 evaluations
 
 
 def test_loss_is_flow_matching_plus_gamma_mmd_and_mmd_reaches_the_network():
@@ -99,6 +104,16 @@ def test_ablations_are_config_overrides_that_train(override, check):
     assert torch.isfinite(model.predict(b.control, b.control_mask, b.labels)).all()
 
 
-def test_can_predict_any_gene_token():
+def test_can_predict_any_gene_token_and_says_so():
     model = api.build("scdfm-small", tiny_info(), seen_perturbations=["G0"])
     assert model.can_predict(["G0", "G3", "NOT_A_GENE"]) == [True, True, False]
+    assert model.capabilities.supports_unseen_perturbations is True  # declared as it behaves
+
+
+def test_a_conditioner_the_backbone_does_not_read_is_rejected():
+    from distgen.models.generator import AssemblyError
+
+    with pytest.raises(AssemblyError, match="does not read the conditioner's embedding.*use_condition_embedding"):
+        _small(["model.conditioner={name: onehot, dim: 8}"])
+    model = _small(["model.conditioner={name: onehot, dim: 8}", "model.backbone.use_condition_embedding=true"])
+    assert model.conditioner is not None and model.capabilities.supports_unseen_perturbations is False  # onehot: seen atoms only

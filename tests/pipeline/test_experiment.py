@@ -62,7 +62,7 @@ def test_trained_generator_experiment_via_cli(tmp_path, capsys, monkeypatch):
     cfg = save_yaml({
         "model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8},
                   "backbone": {"name": "mlp", "hidden": 32, "depth": 1},
-                  "dynamics": {"name": "flow_matching", "steps": 3, "solver": "euler"}},
+                  "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}}},
         "data": DATA,
         "train": {"steps": 3, "sets_per_batch": 2, "progress": False},
     }, tmp_path / "tiny.yaml")
@@ -95,7 +95,7 @@ def test_headline_lists_model_baselines_and_ceiling_and_hides_undefined_normalis
 
 def test_quickstart_command_runs_end_to_end_with_overrides(tmp_path, capsys):
     tiny = ["model.backbone.dim=16", "model.backbone.heads=2", "model.backbone.depth=1", "model.conditioner.part_dim=8",
-            "model.conditioner.dim=16", "model.dynamics.start_step=4", "train.sets_per_batch=2", "data.set_size=8",
+            "model.conditioner.dim=16", "model.dynamics.sampler.start_step=4", "train.sets_per_batch=2", "data.set_size=8",
             "evaluate.metrics=[mse, pearson_delta]", "evaluate.plots=false", "evaluate.baselines=[control, additive]"]
     assert main(["quickstart", "--out", str(tmp_path / "qs"), "--steps", "3", *tiny]) == 0
     out = capsys.readouterr().out

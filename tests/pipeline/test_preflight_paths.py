@@ -14,7 +14,7 @@ from distgen.models.preflight import PreflightError, PreflightWarning
 UNSEEN = {"dataset": "norman_k562", "split": {"kind": "unseen_single", "seed": 0, "test_frac": 0.3}, "set_size": 8}
 TINY = {
     "model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-              "dynamics": {"name": "flow_matching", "steps": 2, "solver": "euler"}},
+              "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}}},
     "data": UNSEEN,
     "train": {"steps": 2, "sets_per_batch": 2, "progress": False},
     "evaluate": {"metrics": ["mse"], "plots": False, "baselines": ["control"]},

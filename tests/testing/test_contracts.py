@@ -4,12 +4,18 @@ from distgen.testing import (
     BackboneContract,
     ConditionerContract,
     CouplingContract,
+    DiffusionSamplerContract,
     DynamicsContract,
     EncoderContract,
     KernelContract,
     MatcherContract,
     MetricContract,
     ModelContract,
+    NoiseScheduleContract,
+    ODESolverContract,
+    PathContract,
+    SDESolverContract,
+    TimeSamplerContract,
 )
 
 
@@ -30,6 +36,30 @@ class TestBackbones(BackboneContract):
 
 
 class TestDynamics(DynamicsContract):
+    pass
+
+
+class TestPaths(PathContract):
+    pass
+
+
+class TestTimeSamplers(TimeSamplerContract):
+    pass
+
+
+class TestODESolvers(ODESolverContract):
+    pass
+
+
+class TestSDESolvers(SDESolverContract):
+    pass
+
+
+class TestNoiseSchedules(NoiseScheduleContract):
+    pass
+
+
+class TestDiffusionSamplers(DiffusionSamplerContract):
     pass
 
 

@@ -10,7 +10,7 @@ MODEL = {
     "name": "generator",
     "conditioner": {"name": "onehot", "dim": 8},
     "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-    "dynamics": {"name": "flow_matching", "steps": 3, "solver": "euler"},
+    "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}},
     "p_drop_condition": 0.2,
 }
 

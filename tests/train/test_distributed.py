@@ -18,7 +18,7 @@ CONFIG = {
         "name": "generator",
         "conditioner": {"name": "onehot", "dim": 8},
         "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-        "dynamics": {"name": "flow_matching", "steps": 3, "solver": "euler"},
+        "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}},
         "p_drop_condition": 0.2,
     },
     "data": {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "val_frac": 0.0}, "set_size": 8},

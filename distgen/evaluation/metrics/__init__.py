@@ -1,10 +1,5 @@
-"""Evaluation metrics registry."""
+"""Evaluation metrics: the interface and registry (``base``); built-ins load on first use."""
 
-from distgen.evaluation.metrics.base import Metric, MetricResult, PerturbationEval
-from distgen.registry import make_registry
-
-metrics = make_registry("metrics", Metric)
-
-from distgen.evaluation.metrics import de_metrics, discrimination, distributional, pseudobulk  # noqa: E402,F401
+from distgen.evaluation.metrics.base import Metric, MetricResult, PerturbationEval, metrics
 
 __all__ = ["Metric", "MetricResult", "PerturbationEval", "metrics"]

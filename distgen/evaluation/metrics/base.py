@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.evaldata import EvalData
+from distgen.registry import Registry
 
 
 @dataclass
@@ -68,16 +70,15 @@ class MetricResult:
 class Metric(ABC):
     """``compute(data) -> MetricResult`` over all perturbations; ``higher_is_better`` orients scores.
 
-    Capabilities: ``level`` (``pseudobulk``, ``de``, ``distribution``, ``global``: one value for all
-    perturbations), ``higher_is_better``, ``celleval`` (the name cell-eval gives the same quantity,
-    or None when it has none).
+    Capabilities (``MetricCapabilities``): ``higher_is_better``, ``celleval`` (the name cell-eval
+    gives the same quantity, or None when it has none).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False, "celleval": None}
+    capabilities: MetricCapabilities = MetricCapabilities()
 
     @property
     def higher_is_better(self) -> bool:
-        return bool(self.capabilities.get("higher_is_better", False))
+        return self.capabilities.higher_is_better
 
     @abstractmethod
     def compute(self, data: EvalData) -> MetricResult:
@@ -86,3 +87,45 @@ class Metric(ABC):
     def __call__(self, ev: PerturbationEval) -> float:
         """The metric for one perturbation (its predicted and real cells and their controls)."""
         return float(self.compute(ev.to_data()).values[0])
+
+
+#: The metrics registry: built-ins here, plugins from entry points ``distgen.metrics``.
+metrics: Registry[Metric] = Registry(
+    "metrics",
+    Metric,
+    {
+        "de_direction_match": "distgen.evaluation.metrics.de_metrics:DEDirectionMatch",
+        "de_sig_genes_recall": "distgen.evaluation.metrics.de_metrics:DESigGenesRecall",
+        "de_spearman_lfc_sig": "distgen.evaluation.metrics.de_metrics:DESpearmanLFC",
+        "de_spearman_sig": "distgen.evaluation.metrics.de_metrics:DESpearmanSignificant",
+        "discrimination_score_cosine": "distgen.evaluation.metrics.discrimination:DiscriminationCosine",
+        "discrimination_score_l1": "distgen.evaluation.metrics.discrimination:DiscriminationL1",
+        "discrimination_score_l2": "distgen.evaluation.metrics.discrimination:DiscriminationL2",
+        "edistance": "distgen.evaluation.metrics.distributional:EDistance",
+        "edistance_sq": "distgen.evaluation.metrics.distributional:EDistanceSquared",
+        "mae": "distgen.evaluation.metrics.pseudobulk:MeanAbsoluteError",
+        "mae_delta": "distgen.evaluation.metrics.pseudobulk:MeanAbsoluteErrorDelta",
+        "mmd": "distgen.evaluation.metrics.distributional:MMD",
+        "mse": "distgen.evaluation.metrics.pseudobulk:MeanSquaredError",
+        "mse_delta": "distgen.evaluation.metrics.pseudobulk:MeanSquaredErrorDelta",
+        "overlap_at_100": "distgen.evaluation.metrics.de_metrics:OverlapAt100",
+        "overlap_at_200": "distgen.evaluation.metrics.de_metrics:OverlapAt200",
+        "overlap_at_50": "distgen.evaluation.metrics.de_metrics:OverlapAt50",
+        "overlap_at_500": "distgen.evaluation.metrics.de_metrics:OverlapAt500",
+        "overlap_at_N": "distgen.evaluation.metrics.de_metrics:OverlapAtN",
+        "pearson_delta": "distgen.evaluation.metrics.pseudobulk:PearsonDelta",
+        "pearson_delta_realctrl": "distgen.evaluation.metrics.pseudobulk:PearsonDeltaRealControl",
+        "pearson_edistance": "distgen.evaluation.metrics.distributional:PearsonEDistance",
+        "pr_auc": "distgen.evaluation.metrics.de_metrics:DEPRAUC",
+        "precision_at_100": "distgen.evaluation.metrics.de_metrics:PrecisionAt100",
+        "precision_at_200": "distgen.evaluation.metrics.de_metrics:PrecisionAt200",
+        "precision_at_50": "distgen.evaluation.metrics.de_metrics:PrecisionAt50",
+        "precision_at_500": "distgen.evaluation.metrics.de_metrics:PrecisionAt500",
+        "precision_at_N": "distgen.evaluation.metrics.de_metrics:PrecisionAtN",
+        "r2": "distgen.evaluation.metrics.pseudobulk:RSquared",
+        "r2_delta": "distgen.evaluation.metrics.pseudobulk:RSquaredDelta",
+        "roc_auc": "distgen.evaluation.metrics.de_metrics:DEROCAUC",
+        "sinkhorn": "distgen.evaluation.metrics.distributional:Sinkhorn",
+        "w2": "distgen.evaluation.metrics.distributional:Wasserstein2",
+    },
+)

@@ -7,14 +7,14 @@ returns 0 for an undefined overlap (no significant genes) we do the same, and sa
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.de import DEResult, differential_expression
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.metrics import metrics
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import average_precision_rows, roc_auc_rows, spearman_rows
 
@@ -66,26 +66,32 @@ def _overlap(kind: str, k: int | None) -> type[_Overlap]:
     name = f"{kind}_at_{label}"
     what = "recall of the real" if kind == "overlap" else "precision of the predicted"
     doc = f"Top-{label} DE gene {what} significant genes (by |log2 FC|), as cell-eval's {name}."
-    caps = {"level": "de", "higher_is_better": True, "celleval": name}
+    caps = MetricCapabilities(higher_is_better=True, celleval=name)
 
     def __init__(self: _Overlap, k: int | None = k, fdr: float = FDR) -> None:
         _Overlap.__init__(self, k, fdr)
 
     cls = type(f"{kind.title()}At{label}", (_Overlap,), {"__doc__": doc, "capabilities": caps, "kind": kind, "__init__": __init__,
                                                         "__module__": __name__})
-    return metrics.register(name)(cls)
+    return cls
 
 
-for _kind in ("overlap", "precision"):
-    for _k in (None, 50, 100, 200, 500):
-        _overlap(_kind, _k)
+OverlapAtN = _overlap("overlap", None)
+OverlapAt50 = _overlap("overlap", 50)
+OverlapAt100 = _overlap("overlap", 100)
+OverlapAt200 = _overlap("overlap", 200)
+OverlapAt500 = _overlap("overlap", 500)
+PrecisionAtN = _overlap("precision", None)
+PrecisionAt50 = _overlap("precision", 50)
+PrecisionAt100 = _overlap("precision", 100)
+PrecisionAt200 = _overlap("precision", 200)
+PrecisionAt500 = _overlap("precision", 500)
 
 
-@metrics.register("de_direction_match")
 class DEDirectionMatch(Metric):
     """Fraction of the real significant genes whose predicted log fold change has the same sign."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "de_direction_match"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_direction_match")
 
     def __init__(self, fdr: float = FDR) -> None:
         self.fdr = fdr
@@ -100,11 +106,10 @@ class DEDirectionMatch(Metric):
         return MetricResult.from_values(val, "no significant DE genes in the real cells")
 
 
-@metrics.register("de_spearman_lfc_sig")
 class DESpearmanLFC(Metric):
     """Spearman correlation of real and predicted log fold changes over the real significant genes."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "de_spearman_lfc_sig"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_spearman_lfc_sig")
 
     def __init__(self, fdr: float = FDR) -> None:
         self.fdr = fdr
@@ -126,11 +131,10 @@ class DESpearmanLFC(Metric):
         return MetricResult(out, reasons)
 
 
-@metrics.register("de_sig_genes_recall")
 class DESigGenesRecall(Metric):
     """Fraction of the real significant genes that are also significant in the prediction."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "de_sig_genes_recall"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_sig_genes_recall")
 
     def __init__(self, fdr: float = FDR) -> None:
         self.fdr = fdr
@@ -144,11 +148,10 @@ class DESigGenesRecall(Metric):
         return MetricResult.from_values(val, "no significant DE genes in the real cells")
 
 
-@metrics.register("de_spearman_sig")
 class DESpearmanSignificant(Metric):
     """Spearman correlation, across perturbations, of the numbers of significant genes (one global value)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "global", "higher_is_better": True, "celleval": "de_spearman_sig"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_spearman_sig", min_perturbations=2)
 
     def __init__(self, fdr: float = FDR) -> None:
         self.fdr = fdr
@@ -179,17 +182,15 @@ class _DEAUC(Metric):
         return MetricResult.from_values(val, "real genes are all significant or all not significant")
 
 
-@metrics.register("roc_auc")
 class DEROCAUC(_DEAUC):
     """ROC AUC of predicted -log10 FDR for recovering the real significant genes."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "roc_auc"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="roc_auc")
     method: ClassVar[str] = "roc"
 
 
-@metrics.register("pr_auc")
 class DEPRAUC(_DEAUC):
     """Average precision of predicted -log10 FDR for recovering the real significant genes."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "de", "higher_is_better": True, "celleval": "pr_auc"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="pr_auc")
     method: ClassVar[str] = "pr"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.metrics import metrics
 from distgen.evaluation.metrics.base import Metric, MetricResult
 
 _BLOCK = 2**23
@@ -58,25 +58,22 @@ class _Discrimination(Metric):
         return MetricResult.from_values(score, "predicted or real effect undefined (no cells or zero norm)")
 
 
-@metrics.register("discrimination_score_l1")
 class DiscriminationL1(_Discrimination):
     """1 - normalised rank of the real effect of the same perturbation among all, by L1 distance."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": "discrimination_score_l1"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l1")
     metric: ClassVar[str] = "l1"
 
 
-@metrics.register("discrimination_score_l2")
 class DiscriminationL2(_Discrimination):
     """1 - normalised rank of the real effect of the same perturbation among all, by L2 distance."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": "discrimination_score_l2"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l2")
     metric: ClassVar[str] = "l2"
 
 
-@metrics.register("discrimination_score_cosine")
 class DiscriminationCosine(_Discrimination):
     """1 - normalised rank of the real effect of the same perturbation among all, by cosine distance."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": "discrimination_score_cosine"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_cosine")
     metric: ClassVar[str] = "cosine"

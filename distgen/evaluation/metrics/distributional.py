@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.metrics import metrics
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows
 from distgen.kernels.distances import energy_distance, mmd2
@@ -57,11 +56,10 @@ class _PerPerturbation(Metric):
         return MetricResult(out, reasons)
 
 
-@metrics.register("mmd")
 class MMD(_PerPerturbation):
     """Unbiased MMD^2 between predicted and real cells: RBF at scales x median sq. distance of the real cells."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "distribution", "higher_is_better": False, "celleval": None}
+    capabilities = MetricCapabilities()
 
     def __init__(self, scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0), max_cells: int | None = None) -> None:
         self.kernel = RBFKernel(scales=scales)
@@ -71,11 +69,10 @@ class MMD(_PerPerturbation):
         return mmd2(pred[None], real[None], self.kernel, unbiased=True)[0]
 
 
-@metrics.register("edistance")
 class EDistance(_PerPerturbation):
     """Energy distance ``2E|x-y| - E|x-x'| - E|y-y'|`` (Euclidean, V-statistic: cell-eval's edistance)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "distribution", "higher_is_better": False, "celleval": None}
+    capabilities = MetricCapabilities()
 
     def __init__(self, max_cells: int | None = None) -> None:
         self.max_cells = max_cells
@@ -84,11 +81,10 @@ class EDistance(_PerPerturbation):
         return energy_distance(pred[None], real[None], metric="euclidean")[0]
 
 
-@metrics.register("edistance_sq")
 class EDistanceSquared(_PerPerturbation):
     """E-distance on squared Euclidean distances (pertpy / CellFlow); equals ``2 |mean diff|^2``."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "distribution", "higher_is_better": False, "celleval": None}
+    capabilities = MetricCapabilities()
 
     def __init__(self, max_cells: int | None = None) -> None:
         self.max_cells = max_cells
@@ -97,11 +93,10 @@ class EDistanceSquared(_PerPerturbation):
         return energy_distance(pred[None], real[None], metric="sqeuclidean")[0]
 
 
-@metrics.register("w2")
 class Wasserstein2(_PerPerturbation):
     """Exact 2-Wasserstein distance between predicted and real cells (POT; ``max_cells`` per side)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "distribution", "higher_is_better": False, "celleval": None}
+    capabilities = MetricCapabilities()
 
     def __init__(self, max_cells: int | None = 1000) -> None:
         self.max_cells = max_cells
@@ -110,11 +105,10 @@ class Wasserstein2(_PerPerturbation):
         return wasserstein2(pred, real)
 
 
-@metrics.register("sinkhorn")
 class Sinkhorn(_PerPerturbation):
     """Debiased Sinkhorn divergence (Feydy et al. 2019; squared Euclidean cost, reg = ``epsilon`` x mean cost)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "distribution", "higher_is_better": False, "celleval": None}
+    capabilities = MetricCapabilities()
 
     def __init__(self, epsilon: float = 0.05, max_cells: int | None = 1000) -> None:
         self.epsilon = epsilon
@@ -124,11 +118,10 @@ class Sinkhorn(_PerPerturbation):
         return sinkhorn_divergence(pred, real, epsilon=self.epsilon)
 
 
-@metrics.register("pearson_edistance")
 class PearsonEDistance(Metric):
     """Pearson correlation, across perturbations, of real and predicted E-distances from control (global)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "global", "higher_is_better": True, "celleval": "pearson_edistance"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="pearson_edistance", min_perturbations=2)
 
     def __init__(self, max_cells: int | None = None) -> None:
         self.max_cells = max_cells

@@ -8,10 +8,8 @@ deltas against the REAL controls (the scGen/CPA convention). ``r2`` is CellFlow'
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
+from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.metrics import metrics
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows, r2_rows
 
@@ -24,33 +22,30 @@ def _check_control(control: str) -> str:
     return control
 
 
-@metrics.register("mse")
 class MeanSquaredError(Metric):
     """Mean over genes of the squared difference between predicted and real mean profiles."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False, "celleval": "mse"}
+    capabilities = MetricCapabilities(celleval="mse")
 
     def compute(self, data: EvalData) -> MetricResult:
         d = data.means("pred") - data.means("real")
         return MetricResult.from_values(d.pow(2).mean(-1), "no cells")
 
 
-@metrics.register("mae")
 class MeanAbsoluteError(Metric):
     """Mean over genes of the absolute difference between predicted and real mean profiles."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False, "celleval": "mae"}
+    capabilities = MetricCapabilities(celleval="mae")
 
     def compute(self, data: EvalData) -> MetricResult:
         d = data.means("pred") - data.means("real")
         return MetricResult.from_values(d.abs().mean(-1), "no cells")
 
 
-@metrics.register("mse_delta")
 class MeanSquaredErrorDelta(Metric):
     """Mean squared error between predicted and real deltas from control (``control``: whose controls)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False, "celleval": "mse_delta"}
+    capabilities = MetricCapabilities(celleval="mse_delta")
 
     def __init__(self, control: str = "own") -> None:
         self.control = _check_control(control)
@@ -60,11 +55,10 @@ class MeanSquaredErrorDelta(Metric):
         return MetricResult.from_values(d.pow(2).mean(-1), "no cells")
 
 
-@metrics.register("mae_delta")
 class MeanAbsoluteErrorDelta(Metric):
     """Mean absolute error between predicted and real deltas from control (``control``: whose controls)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": False, "celleval": "mae_delta"}
+    capabilities = MetricCapabilities(celleval="mae_delta")
 
     def __init__(self, control: str = "own") -> None:
         self.control = _check_control(control)
@@ -74,11 +68,10 @@ class MeanAbsoluteErrorDelta(Metric):
         return MetricResult.from_values(d.abs().mean(-1), "no cells")
 
 
-@metrics.register("pearson_delta")
 class PearsonDelta(Metric):
     """Pearson correlation over genes of predicted and real deltas, each against its own controls."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": "pearson_delta"}
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="pearson_delta")
 
     def __init__(self, control: str = "own") -> None:
         self.control = _check_control(control)
@@ -88,31 +81,28 @@ class PearsonDelta(Metric):
         return MetricResult.from_values(r, "a delta is constant over genes (or no cells)")
 
 
-@metrics.register("pearson_delta_realctrl")
 class PearsonDeltaRealControl(PearsonDelta):
     """Pearson correlation of deltas, the predicted one taken against the REAL controls."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": None}
+    capabilities = MetricCapabilities(higher_is_better=True)
 
     def __init__(self, control: str = "real") -> None:
         super().__init__(control)
 
 
-@metrics.register("r2")
 class RSquared(Metric):
     """CellFlow's R^2: ``r2_score(mean(real), mean(pred))`` over genes (on means, not deltas)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": None}
+    capabilities = MetricCapabilities(higher_is_better=True)
 
     def compute(self, data: EvalData) -> MetricResult:
         return MetricResult.from_values(r2_rows(data.means("real"), data.means("pred")), "real mean is constant over genes (or no cells)")
 
 
-@metrics.register("r2_delta")
 class RSquaredDelta(Metric):
     """R^2 of the real delta explained by the predicted delta (``control``: whose controls)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": None}
+    capabilities = MetricCapabilities(higher_is_better=True)
 
     def __init__(self, control: str = "own") -> None:
         self.control = _check_control(control)

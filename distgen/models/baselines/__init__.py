@@ -1,3 +1,5 @@
-"""Baseline models that calibrate every evaluation (negative baselines and ceilings)."""
+"""Baseline models that calibrate every evaluation (negative baselines and ceilings).
 
-from distgen.models.baselines import additive, control, linear, mean_perturbation  # noqa: F401
+They are registered in ``distgen.models.base.models`` (``control``, ``mean_perturbation``,
+``additive``, ``linear``) and loaded from there on first use.
+"""

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from distgen.models import models
 from distgen.models.base import FittedModel
 from distgen.models.baselines.effects import add_effects, atoms_of, condition_effects
 from distgen.types import CellTable, ConditionLabels
 
 
-@models.register("additive")
 class AdditiveBaseline(FittedModel):
     """``control + sum_a delta_a`` with ``delta_a`` the effect of atom ``a`` applied alone in training.
 
@@ -21,13 +19,6 @@ class AdditiveBaseline(FittedModel):
     controls); for a combination ``A+B`` it is the additive (no-interaction) prediction. Atoms never
     seen alone in training contribute nothing (``can_predict`` reports them as False).
     """
-
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": False,
-        "needs_control_cells": True,
-        "output_kind": "cells",
-        "stochastic": False,
-    }
 
     def __init__(self) -> None:
         self.singles: dict[int, Tensor] = {}

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from torch import Tensor
 
-from distgen.models import models
+from distgen.capabilities import ModelCapabilities
 from distgen.models.base import FittedModel
 from distgen.types import CellTable, ConditionLabels
 
 
-@models.register("control")
 class ControlBaseline(FittedModel):
     """Returns the supplied control cells unchanged (pseudobulk: the control mean)."""
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": True,
-        "needs_control_cells": True,
-        "output_kind": "cells",
-        "stochastic": False,
-    }
+    capabilities = ModelCapabilities(supports_unseen_perturbations=True)
 
     def fit(self, train: CellTable, **kwargs: Any) -> ControlBaseline:
         return self

@@ -10,27 +10,21 @@ measured genes; anything else falls back to ``b`` (the mean-perturbation baselin
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from distgen.models import models
+from distgen.capabilities import ModelCapabilities
 from distgen.models.base import FittedModel
 from distgen.models.baselines.effects import add_effects, atoms_of, condition_effects
 from distgen.types import CellTable, ConditionLabels
 
 
-@models.register("linear")
 class LinearBaseline(FittedModel):
     """Bilinear ridge model on a PCA gene embedding (Ahlmann-Eltze et al. 2025); ``K`` dims, ridge ``ridge``."""
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": True,
-        "needs_control_cells": True,
-        "output_kind": "cells",
-        "stochastic": False,
-    }
+    capabilities = ModelCapabilities(supports_unseen_perturbations=True)
 
     def __init__(self, n_components: int = 10, ridge: float = 0.1) -> None:
         if n_components < 1 or ridge < 0:

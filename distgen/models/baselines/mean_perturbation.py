@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from distgen.models import models
+from distgen.capabilities import ModelCapabilities
 from distgen.models.base import FittedModel
 from distgen.models.baselines.effects import add_effects, condition_effects
 from distgen.types import CellTable, ConditionLabels
 
 
-@models.register("mean_perturbation")
 class MeanPerturbationBaseline(FittedModel):
     """Control cells shifted by the mean effect over all training perturbations (each weighted equally).
 
@@ -21,12 +20,7 @@ class MeanPerturbationBaseline(FittedModel):
     (2025) and others find hard to beat on pearson_delta. Control labels get the control cells back.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": True,
-        "needs_control_cells": True,
-        "output_kind": "cells",
-        "stochastic": False,
-    }
+    capabilities = ModelCapabilities(supports_unseen_perturbations=True)
 
     def __init__(self) -> None:
         self.effect: Tensor | None = None

@@ -18,7 +18,7 @@ class TestBayesContract(ModelContract):
 def test_discovered_through_entry_point() -> None:
     info = registry("models").info("bayes_hier")
     assert info.provider == "distgen-bayes"
-    assert info.capabilities["posterior_intervals"] is True
+    assert info.capabilities.posterior_intervals is True
 
 
 def test_discovery_and_distgen_import_do_not_import_jax() -> None:

@@ -14,7 +14,7 @@ class TestLaplacianContract(KernelContract):
 def test_discovered_through_its_entry_point():
     info = distgen.get_registry("kernels").info("laplacian")
     assert (info.provider, info.version) == ("my-distgen-kernel", "0.1.0")
-    assert info.capabilities["characteristic"]
+    assert info.capabilities.conditionally_pd is False  # positive definite outright
 
 
 def test_values_against_the_formula():

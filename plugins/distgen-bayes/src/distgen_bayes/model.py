@@ -7,12 +7,13 @@ prediction after fitting is torch-only (posterior draws are held as torch tensor
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from distgen.capabilities import ModelCapabilities
 from distgen.models.base import FittedModel
 from distgen.types import CellTable, ConditionLabels, DataInfo
 from distgen_bayes.basis import Basis, fit_basis
@@ -20,6 +21,13 @@ from distgen_bayes.design import Design
 from distgen_bayes.populations import atom_sets, summarise, within_variance
 from distgen_bayes.posterior import Posterior
 from distgen_bayes.priors import make_priors
+
+
+@dataclass(frozen=True)
+class BayesCapabilities(ModelCapabilities):
+    """``ModelCapabilities`` plus what this model adds."""
+
+    posterior_intervals: bool = field(default=True, metadata={"doc": "posterior_intervals gives credible intervals."})
 
 
 class BayesHierarchicalModel(FittedModel):
@@ -71,14 +79,7 @@ class BayesHierarchicalModel(FittedModel):
         Seed of inference (JAX PRNG) and of prior draws for unseen terms.
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {
-        "supports_unseen_perturbations": False,
-        "needs_control_cells": True,
-        "output_kind": "cells",
-        "stochastic": False,
-        "posterior_intervals": True,
-        "backend": "numpyro/jax",
-    }
+    capabilities = BayesCapabilities()
     example_params: ClassVar[dict[str, Any]] = {"n_components": 4, "steps": 60, "num_samples": 32, "guide_rank": 2}
     example_fit_kwargs: ClassVar[dict[str, Any]] = {}
 

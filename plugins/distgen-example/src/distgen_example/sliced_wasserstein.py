@@ -48,7 +48,6 @@ class SlicedWassersteinEncoder(Encoder):
         Seed of the projection directions (part of the config, so embeddings are reproducible).
     """
 
-    capabilities: ClassVar[dict[str, Any]] = {"output_kind": "vector", "learned": False}
     example_params: ClassVar[dict[str, Any]] = {"n_projections": 8, "n_quantiles": 5}
 
     def __init__(self, n_genes: int, n_projections: int = 64, n_quantiles: int = 16, seed: int = 0) -> None:

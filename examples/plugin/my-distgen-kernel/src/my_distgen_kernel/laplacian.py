@@ -8,7 +8,6 @@ first asks for ``laplacian``. The constructor signature is the config schema.
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -45,8 +44,6 @@ class LaplacianKernel(Kernel):
     scale
         Multiplier of the median L1 distance when ``sigma`` is None.
     """
-
-    capabilities: ClassVar[dict[str, Any]] = {"characteristic": True, "conditionally_pd": False}
 
     def __init__(self, sigma: float | None = None, scale: float = 1.0) -> None:
         if (sigma is not None and sigma <= 0) or scale <= 0:

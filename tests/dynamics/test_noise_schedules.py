@@ -1,4 +1,4 @@
-"""VP schedules, the discrete <-> distgen time map, and exact prediction conversions."""
+"""Noise schedules, the discrete <-> distgen time map, and exact prediction conversions."""
 
 import math
 
@@ -8,12 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distgen.dynamics.diffusion_predictions import PREDICTIONS, from_x0_noise, to_noise, to_x0
-from distgen.dynamics.schedules import VPSchedule, make_betas, strided_steps
+from distgen.config import build_component
+from distgen.dynamics.noise_schedules import CosineSchedule, LinearSchedule, strided_steps
 
 
 def test_linear_schedule_matches_published_alpha_bar_values():
     # PerturbDiff dossier reference values for the linear 1e-4..0.02, T=1000 schedule
-    sch = VPSchedule(make_betas("linear", 1000))
+    sch = LinearSchedule(1000)
     ab = sch.alpha_bar
     assert ab[99].item() == pytest.approx(0.897, abs=1e-3)
     assert ab[199].item() == pytest.approx(0.659, abs=1e-3)
@@ -22,7 +23,7 @@ def test_linear_schedule_matches_published_alpha_bar_values():
 
 
 def test_cosine_schedule_follows_its_closed_form():
-    sch = VPSchedule(make_betas("cosine", 1000, cosine_s=0.008))
+    sch = CosineSchedule(1000, s=0.008)
     s = 0.008
     for n in (0, 100, 500, 900):
         tau = (n + 1) / 1000
@@ -32,14 +33,14 @@ def test_cosine_schedule_follows_its_closed_form():
 
 def test_linear_betas_rescale_with_T():
     # the same noise range for any T: abar at the end is comparable
-    a1000 = VPSchedule(make_betas("linear", 1000)).alpha_bar[-1]
-    a100 = VPSchedule(make_betas("linear", 100)).alpha_bar[-1]
+    a1000 = LinearSchedule(1000).alpha_bar[-1]
+    a100 = LinearSchedule(100).alpha_bar[-1]
     assert 0.1 < float(a100 / a1000) < 10 and a100 < 1e-3
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])
 def test_continuous_schedule_interpolates_the_discrete_one(name):
-    sch = VPSchedule(make_betas(name, 50))
+    sch = build_component("noise_schedules", {"name": name, "timesteps": 50})
     n = torch.arange(50)
     taus = (n + 1).double() / 50
     torch.testing.assert_close(sch.abar_tau(taus), sch.alpha_bar)
@@ -51,7 +52,7 @@ def test_continuous_schedule_interpolates_the_discrete_one(name):
 
 
 def test_time_map_noise_is_t0_data_is_t1():
-    sch = VPSchedule(make_betas("linear", 1000))
+    sch = LinearSchedule(1000)
     assert sch.step_to_t(torch.tensor(999)).item() == 0.0
     assert sch.step_to_t(torch.tensor(0)).item() == pytest.approx(0.999)
     assert sch.abar(torch.tensor(-1)).item() == 1.0  # "step -1" is the clean data
@@ -61,13 +62,22 @@ def test_strided_steps():
     s = strided_steps(1000, 100)
     assert s[0] == 999 and s[-1] == 0 and len(s) == 100
     assert s == sorted(set(s), reverse=True)
-    with pytest.raises(ValueError, match="sample_steps"):
+    with pytest.raises(ValueError, match=r"steps must be in \[1, timesteps=10\]"):
         strided_steps(10, 11)
 
 
 def test_unknown_schedule_lists_choices():
-    with pytest.raises(ValueError, match="linear"):
-        make_betas("sigmoid", 10)
+    with pytest.raises(ValueError, match="sigmoid.*Available: cosine, linear"):
+        build_component("noise_schedules", "sigmoid")
+
+
+def test_bad_schedule_parameters_name_them():
+    with pytest.raises(ValueError, match="beta_start < beta_end"):
+        LinearSchedule(10, beta_start=0.02, beta_end=1e-4)
+    with pytest.raises(ValueError, match="timesteps"):
+        CosineSchedule(0)
+    with pytest.raises(ValueError, match="timesteps=10 makes the last beta 2 >= 1"):
+        LinearSchedule(10)
 
 
 @settings(max_examples=25, deadline=None)

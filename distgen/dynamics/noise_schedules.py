@@ -9,6 +9,10 @@ The continuous schedule interpolates ``log abar`` linearly between the discrete 
 ``abar(0) = 1``), so it agrees *exactly* with the discrete chain at every ``tau_n``; its rate
 ``beta(tau) = -d log abar / d tau`` is piecewise constant (``= -T log(1 - beta_n)``, ~ ``T beta_n``)
 and drives the reverse VP-SDE and the probability-flow ODE.
+
+A registered kind (``noise_schedules``): a schedule is its ``[T]`` betas; everything else follows.
+A plugin subclasses ``NoiseSchedule``, computes its betas and declares an entry point in
+``distgen.noise_schedules``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import math
 import torch
 from torch import Tensor
 
-SCHEDULES = ("linear", "cosine")
+from distgen.capabilities import Capabilities
+from distgen.registry import Registry
 
 
 def linear_betas(steps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
@@ -34,20 +39,7 @@ def cosine_betas(steps: int, s: float = 0.008, max_beta: float = 0.999) -> Tenso
     return (1 - f[1:] / f[:-1]).clamp(max=max_beta)
 
 
-def make_betas(schedule: str, steps: int, beta_start: float = 1e-4, beta_end: float = 0.02, cosine_s: float = 0.008) -> Tensor:
-    """``[T]`` betas of a named schedule (``"linear"`` or ``"cosine"``)."""
-    if steps < 1:
-        raise ValueError(f"diffusion schedule: steps (T) must be >= 1, got {steps}")
-    if schedule == "linear":
-        if not 0 < beta_start < beta_end < 1:
-            raise ValueError(f"linear schedule: need 0 < beta_start < beta_end < 1, got {beta_start}, {beta_end}")
-        return linear_betas(steps, beta_start, beta_end)
-    if schedule == "cosine":
-        return cosine_betas(steps, cosine_s)
-    raise ValueError(f"unknown diffusion schedule {schedule!r}; choose from {SCHEDULES}")
-
-
-class VPSchedule:
+class NoiseSchedule:
     """A variance-preserving schedule: discrete ``abar_n`` and continuous ``abar(tau)``, ``beta(tau)``.
 
     Parameters
@@ -56,10 +48,12 @@ class VPSchedule:
         ``[T]`` per-step betas in (0, 1).
     """
 
+    capabilities: Capabilities = Capabilities()
+
     def __init__(self, betas: Tensor) -> None:
         betas = betas.to(torch.float64)
-        if betas.dim() != 1 or not bool(((betas > 0) & (betas < 1)).all()):
-            raise ValueError("VPSchedule: betas must be a 1-d tensor with values in (0, 1)")
+        if betas.dim() != 1 or betas.numel() < 1 or not bool(((betas > 0) & (betas < 1)).all()):
+            raise ValueError("noise schedule: betas must be a non-empty 1-d tensor with values in (0, 1)")
         self.betas = betas
         self.T = int(betas.numel())
         self.alpha_bar = torch.cumprod(1 - betas, 0)  # [T], abar_n for n = 0..T-1
@@ -99,12 +93,67 @@ class VPSchedule:
         return -(knots[lo + 1] - knots[lo]) * self.T
 
 
+class LinearSchedule(NoiseSchedule):
+    """DDPM's linear betas ``beta_start .. beta_end`` (scaled by ``1000 / T``) over ``timesteps`` steps.
+
+    Parameters
+    ----------
+    timesteps
+        Length ``T`` of the discrete chain (PerturbDiff: 1000).
+    beta_start, beta_end
+        First and last beta for ``T = 1000`` (Ho et al.: 1e-4, 0.02).
+    """
+
+    def __init__(self, timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
+        if timesteps < 1:
+            raise ValueError(f"linear schedule: timesteps must be >= 1, got {timesteps}")
+        if not 0 < beta_start < beta_end < 1:
+            raise ValueError(f"linear schedule: need 0 < beta_start < beta_end < 1, got {beta_start}, {beta_end}")
+        if beta_end * 1000.0 / timesteps >= 1:
+            raise ValueError(
+                f"linear schedule: betas are scaled by 1000/timesteps, so timesteps={timesteps} makes the last beta "
+                f"{beta_end * 1000.0 / timesteps:.3g} >= 1; use timesteps > {int(beta_end * 1000)} or a smaller beta_end"
+            )
+        self.beta_start, self.beta_end = beta_start, beta_end
+        super().__init__(linear_betas(timesteps, beta_start, beta_end))
+
+
+class CosineSchedule(NoiseSchedule):
+    """Nichol & Dhariwal's cosine schedule ``abar(tau) = cos^2((tau + s)/(1 + s) pi/2)``, betas clipped at ``max_beta``.
+
+    Parameters
+    ----------
+    timesteps
+        Length ``T`` of the discrete chain.
+    s
+        Offset that keeps the first betas away from 0 (0.008).
+    max_beta
+        Upper clip of the betas (0.999): the last step's rate is huge; start continuous samplers a
+        little after pure noise (``t_start`` ~ 0.01).
+    """
+
+    def __init__(self, timesteps: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> None:
+        if timesteps < 1:
+            raise ValueError(f"cosine schedule: timesteps must be >= 1, got {timesteps}")
+        if s < 0 or not 0 < max_beta < 1:
+            raise ValueError(f"cosine schedule: need s >= 0 and 0 < max_beta < 1, got s={s}, max_beta={max_beta}")
+        self.s, self.max_beta = s, max_beta
+        super().__init__(cosine_betas(timesteps, s, max_beta))
+
+
 def strided_steps(total: int, count: int) -> list[int]:
     """``count`` discrete steps, evenly spaced from ``total - 1`` down to 0 (distinct, descending)."""
     if not 1 <= count <= total:
-        raise ValueError(f"sample_steps must be in [1, T={total}], got {count}")
+        raise ValueError(f"steps must be in [1, timesteps={total}], got {count}")
     grid = torch.linspace(total - 1, 0, count, dtype=torch.float64).round().long().tolist()
     return sorted(set(grid), reverse=True)
 
 
-__all__ = ["SCHEDULES", "VPSchedule", "cosine_betas", "linear_betas", "make_betas", "strided_steps"]
+#: The noise-schedule registry (entry points ``distgen.noise_schedules``).
+noise_schedules: Registry[NoiseSchedule] = Registry(
+    "noise_schedules",
+    NoiseSchedule,
+    {"cosine": "distgen.dynamics.noise_schedules:CosineSchedule", "linear": "distgen.dynamics.noise_schedules:LinearSchedule"},
+)
+
+__all__ = ["CosineSchedule", "LinearSchedule", "NoiseSchedule", "cosine_betas", "linear_betas", "noise_schedules", "strided_steps"]

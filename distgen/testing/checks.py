@@ -1,0 +1,253 @@
+"""Cheap behavioural checks of one component on tiny data: shapes, finiteness, basic contracts.
+
+The contract suites (``distgen.testing.contracts``) assert that these find nothing for every
+registered name, and the registry runs them the first time a plugin's component is built
+(``Registry.verify``), so a plugin that returns the wrong shape or NaN is named in the error before
+it can spoil a run. They build a separate tiny instance (``make``) under a forked random state,
+so checking never changes a seeded run. This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from distgen.config import build_component
+from distgen.registry import registry
+from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_eval, tiny_info, tiny_labels
+
+COND_DIM = 8
+
+
+def injected() -> dict[str, Any]:
+    """Data-dependent parameters of the tiny fixtures (what assembly would inject)."""
+    info = tiny_info()
+    return {"info": info, "n_genes": info.n_genes, "cond_dim": COND_DIM, "population_dim": 0, "seen_perturbations": None}
+
+
+def example_node(kind: str, name: str) -> dict[str, Any]:
+    """``{name, **example_params}`` for a registered component."""
+    cls = registry(kind).get(name)
+    return {"name": name, **copy.deepcopy(getattr(cls, "example_params", {}))}
+
+
+def make(kind: str, name: str, seed: int = 0, **extra: Any) -> Any:
+    """Build a component for checks and contract tests (seeded, with injected tiny-data sizes)."""
+    torch.manual_seed(seed)
+    if kind == "models":
+        from distgen.models.generator import build_model
+
+        return build_model(example_node(kind, name), tiny_info(), **extra)
+    return build_component(kind, example_node(kind, name), **{**injected(), **extra})
+
+
+def tiny_condition(batch: Any, cond_dim: int = COND_DIM) -> Any:
+    """A ``Condition`` for ``batch`` with a random ``[B, cond_dim]`` embedding (seeded)."""
+    from distgen.backbones.base import Condition
+
+    g = torch.Generator().manual_seed(0)
+    return Condition(
+        gene_ids=batch.gene_ids,
+        embedding=torch.randn(batch.target.shape[0], cond_dim, generator=g),
+        control=batch.control,
+        control_mask=batch.control_mask,
+        population=None,
+        labels=batch.labels,
+    )
+
+
+def _tensor(name: str, x: Any, shape: tuple[int, ...] | None) -> list[str]:
+    if not isinstance(x, Tensor):
+        return [f"{name} returned {type(x).__name__}, expected a tensor"]
+    out = []
+    if shape is not None and tuple(x.shape) != shape:
+        out.append(f"{name} returned shape {tuple(x.shape)}, expected {shape}")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        out.append(f"{name} returned {int((~torch.isfinite(x)).sum())} non-finite value(s) (NaN/inf)")
+    return out
+
+
+def _kernels(k: Any) -> list[str]:
+    x, y = torch.randn(2, 5, 4), torch.randn(2, 3, 4)
+    return _tensor("gram(x [2, 5, 4], y [2, 3, 4])", k.gram(x, y, ref=y), (2, 5, 3))
+
+
+def _encoders(enc: Any) -> list[str]:
+    b = tiny_batch()
+    enc.eval()
+    out = _tensor(f"forward(cells {tuple(b.target.shape)}, mask)", enc(b.target, b.target_mask), (3, enc.dim))
+    return out + _tensor("distance(P, Q)", enc.distance(b.target, b.target_mask, b.control, b.control_mask), (3,))
+
+
+def _conditioners(c: Any) -> list[str]:
+    out = _tensor("forward(labels of 4 sets)", c(tiny_labels(4)), (4, c.dim))
+    atoms = [*tiny_info().perturbations, "NOT_A_GENE_XYZ"]
+    can = c.can_embed(atoms)
+    if len(can) != len(atoms) or not all(isinstance(v, bool) for v in can):
+        out.append(f"can_embed({len(atoms)} atoms) returned {can!r}, expected {len(atoms)} bools")
+    return out
+
+
+def _backbones(net: Any) -> list[str]:
+    b = tiny_batch()
+    net.eval()
+    t = torch.rand(3, b.target.shape[1], generator=torch.Generator().manual_seed(1))
+    return _tensor(f"forward(x_t {tuple(b.target.shape)}, t, cond)", net(b.target, t, tiny_condition(b)), tuple(b.target.shape))
+
+
+class _LinearField(torch.nn.Module):
+    """A tiny trainable field ``(x_t, t) -> like x_t`` for dynamics checks."""
+
+    def __init__(self, g: int = N_GENES) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(g + 1, g)
+
+    def forward(self, x_t: Tensor, t: Tensor, *, x_self_cond: Any = None, uncond: bool = False) -> Tensor:
+        return self.lin(torch.cat([x_t, t[..., None].expand(*x_t.shape[:2], 1)], -1))  # type: ignore[no-any-return]
+
+
+def _dynamics(dyn: Any) -> list[str]:
+    field = _LinearField()
+    b = tiny_batch()
+    out = dyn.loss(field, b.target, b.target_mask, dyn.draw_source(b.target, b.control), make("couplings", "independent"))
+    problems = _tensor("loss(...).loss", out.loss, ())
+    problems += _tensor('loss(...).extras["x1_hat"]', out.extras.get("x1_hat"), tuple(b.target.shape))
+    with torch.no_grad():
+        s = dyn.sample(field.eval(), dyn.draw_source(b.control, b.control), b.control_mask)
+    problems += _tensor("sample(...).cells", s.cells, tuple(b.control.shape))
+    if not s.nfe > 0:
+        problems.append(f"sample(...).nfe is {s.nfe}; count the network evaluations")
+    return problems
+
+
+def _couplings(cp: Any) -> list[str]:
+    b = tiny_batch()
+    return _tensor("pair(x0, x1, mask)", cp.pair(torch.randn_like(b.target), b.target, b.target_mask), tuple(b.target.shape))
+
+
+def _metrics(m: Any) -> list[str]:
+    res = m.compute(tiny_eval())
+    out = _tensor("compute(3 perturbations with clear effects).values", res.values, (3,))
+    if not out and res.values.dtype != torch.float64:
+        out.append(f"compute(...).values has dtype {res.values.dtype}, expected float64")
+    return out
+
+
+def _models(model: Any) -> list[str]:
+    atoms = list(tiny_info().perturbations)
+    can = model.can_predict(atoms)
+    if len(can) != len(atoms) or not all(isinstance(v, bool) for v in can):
+        return [f"can_predict({len(atoms)} atoms) returned {can!r}, expected {len(atoms)} bools"]
+    return []
+
+
+def _matchers(m: Any) -> list[str]:
+    ctx, bat = torch.tensor([0, 0, 1, 1, 1, 0]), torch.tensor([0, 1, 0, 1, 0, 1])
+    g = torch.Generator().manual_seed(1)
+    idx = m.match(1, 0, ctx, bat, 10, torch.Generator().manual_seed(0), torch.rand(10, 5, generator=g), torch.rand(6, 5, generator=g))
+    out = _tensor("match(... n=10 ...)", idx, (10,))
+    if isinstance(idx, Tensor) and not out and (idx.dtype != torch.long or bool(((idx < 0) | (idx >= 6)).any())):
+        out.append("match returned indices outside the control pool [0, 6) or not long")
+    return out
+
+
+def _paths(path: Any) -> list[str]:
+    x0, x1, t = torch.randn(2, 3, 4), torch.randn(2, 3, 4), torch.rand(2, 3)
+    x_t, u = path.sample(x0, x1, t)
+    return _tensor("sample(x0, x1, t) x_t", x_t, (2, 3, 4)) + _tensor("sample(x0, x1, t) u_t", u, (2, 3, 4))
+
+
+def _time_samplers(ts: Any) -> list[str]:
+    t = ts.sample((4, 5), "cpu", torch.float32)
+    out = _tensor("sample((4, 5))", t, (4, 5))
+    if not out and not bool(((t >= 0) & (t <= 1)).all()):
+        out.append("sample returned times outside [0, 1]")
+    return out
+
+
+def _ode_solvers(solver: Any) -> list[str]:
+    res = solver.solve(lambda t, x: -x, torch.ones(2, 3), 0.0, 1.0)
+    return _tensor("solve(dx/dt = -x, x0 [2, 3]).x1", res.x1, (2, 3))
+
+
+def _sde_solvers(solver: Any) -> list[str]:
+    y = solver.solve(lambda t, y: -y, lambda t, y: torch.full_like(y, 0.1), torch.ones(2, 3), 0.0, 1.0)
+    return _tensor("solve(dy = -y dt + 0.1 dW, y0 [2, 3])", y, (2, 3))
+
+
+def _noise_schedules(sch: Any) -> list[str]:
+    ab = sch.abar(torch.arange(-1, sch.T))
+    out = _tensor("abar(-1 .. T-1)", ab, (sch.T + 1,))
+    if not out and not (bool((ab > 0).all()) and bool((ab[1:] < ab[:-1]).all()) and float(ab[0]) == 1.0):
+        out.append("abar_n must fall strictly from abar_{-1} = 1 and stay > 0")
+    return out
+
+
+def _diffusion_samplers(sampler: Any) -> list[str]:
+    sch = make("noise_schedules", "linear", timesteps=50)
+    data = torch.rand(2, 3, 4)
+
+    def perfect(x: Tensor, abar: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        ab = torch.as_tensor(abar, dtype=x.dtype)
+        return data, (x - ab.sqrt() * data) / (1 - ab).clamp_min(1e-12).sqrt()
+
+    try:
+        sampler.check(sch)
+    except ValueError:
+        return []  # example parameters made for another schedule: nothing cheap to say
+    return _tensor("sample(perfect denoiser, noise [2, 3, 4])", sampler.sample(perfect, torch.randn(2, 3, 4), sch), (2, 3, 4))
+
+
+CHECKS: dict[str, Callable[[Any], list[str]]] = {
+    "kernels": _kernels,
+    "encoders": _encoders,
+    "conditioners": _conditioners,
+    "backbones": _backbones,
+    "dynamics": _dynamics,
+    "paths": _paths,
+    "time_samplers": _time_samplers,
+    "ode_solvers": _ode_solvers,
+    "sde_solvers": _sde_solvers,
+    "noise_schedules": _noise_schedules,
+    "diffusion_samplers": _diffusion_samplers,
+    "couplings": _couplings,
+    "metrics": _metrics,
+    "models": _models,
+    "matchers": _matchers,
+}
+
+
+def problems(kind: str, obj: Any) -> list[str]:
+    """What the cheap checks find wrong with ``obj`` (a ``kind`` component built by ``make``); empty if nothing."""
+    check = CHECKS.get(kind)
+    if check is None:
+        return []
+    try:
+        with torch.no_grad() if kind not in ("dynamics",) else torch.enable_grad():
+            return check(obj)
+    except Exception as exc:  # a crash on tiny, well-formed inputs is a finding too
+        return [f"raised {type(exc).__name__}: {exc}"]
+
+
+def check_component(kind: str, name: str) -> list[str]:
+    """Build ``name`` on tiny data and run the cheap checks, without touching the caller's random state."""
+    with torch.random.fork_rng(devices=[]):
+        try:
+            obj = make(kind, name)
+        except Exception as exc:  # cannot be built on tiny data (e.g. it needs a file): nothing cheap to check
+            warnings.warn(
+                f"distgen could not run its cheap checks on {kind} component {name!r}: building it on the tiny test data "
+                f"with its example_params failed ({type(exc).__name__}: {exc}); set example_params on the class",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return []
+        return problems(kind, obj)
+
+
+__all__ = ["CHECKS", "COND_DIM", "check_component", "example_node", "injected", "make", "problems", "tiny_condition"]
