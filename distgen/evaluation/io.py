@@ -33,12 +33,12 @@ class PairInfo:
     notes: list[str] = field(default_factory=list)
 
 
-def read(adata: Any) -> Any:
+def read(adata: Any, what: str = "file") -> Any:
     """An ``AnnData`` from a path or an object."""
     if isinstance(adata, str | bytes) or hasattr(adata, "__fspath__"):
-        import anndata as ad
+        from distgen.data.h5ad import read_h5ad
 
-        return ad.read_h5ad(adata)
+        return read_h5ad(adata, what)
     return adata
 
 
@@ -92,7 +92,7 @@ def _check_scale(x: np.ndarray, name: str) -> None:
 
 def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None) -> tuple[EvalData, PairInfo]:
     """Read and validate a prediction/truth pair into ``EvalData`` (genes in the real file's order)."""
-    real, pred = read(real), read(pred)
+    real, pred = read(real, "real (ground-truth) file"), read(pred, "prediction file")
     pert_col, control = guess_columns(real, pred, pert_col, control)
     info = PairInfo(pert_col, control)
     genes_r, genes_p = [str(g) for g in real.var_names], [str(g) for g in pred.var_names]

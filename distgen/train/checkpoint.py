@@ -21,14 +21,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from distgen.errors import DistgenError
 from distgen.train.state_io import atomic_write_text, load_state, publish_dir, read_json, save_state, write_json
 
 FORMAT = 1
 FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "rng.json", "state.json")
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, truncated or belongs to another config."""
+class CheckpointError(DistgenError, RuntimeError):
+    """A checkpoint that is missing, truncated, altered or belongs to another config (exit code 1)."""
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:

@@ -128,9 +128,9 @@ def load_run_data(ds: DataSection, split_file: str | Path | None = None) -> RunD
         adata = getattr(datasets, ds.dataset)()
         schema = datasets.NORMAN_SCHEMA if ds.dataset == "norman_k562" else datasets.KANG_SCHEMA
     else:
-        import anndata as ad
+        from distgen.data.h5ad import read_h5ad
 
-        adata = ad.read_h5ad(ds.dataset)
+        adata = read_h5ad(ds.dataset, "data.dataset")
         schema = PerturbationSchema()
     if ds.schema is not None:
         schema = PerturbationSchema.from_dict({**schema.to_dict(), **ds.schema})

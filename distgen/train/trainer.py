@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from distgen.config import ConfigError
+from distgen.errors import DistgenError
 from distgen.train import distributed as D
 from distgen.train.batches import BatchSource, mix_seed
 from distgen.train.checkpoint import Checkpoint, check_compatible, fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
@@ -36,7 +37,7 @@ from distgen.types import ConditionLabels, DataInfo
 PREFIX = "model."  #: parameter names inside the ``LossModule`` wrapper
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(DistgenError, FloatingPointError):
     """Training produced a NaN/inf loss or gradient; the message names step, conditions, checkpoint."""
 
 
