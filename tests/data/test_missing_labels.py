@@ -73,7 +73,7 @@ def test_parallel_columns_blank_slots_are_fine_but_all_blank_is_missing():
     data = PerturbationData.from_anndata(adata, schema)
     assert set(data.conditions) == {"control", "A", "B", "A+B"}
     adata.obs.iloc[0, adata.obs.columns.get_loc("p1")] = None  # both slots empty now
-    with pytest.raises(MissingLabelError, match="1 of .* 'p1\\+p2'"):
+    with pytest.raises(MissingLabelError, match=r"1 of .* 'p1\+p2'"):
         PerturbationData.from_anndata(adata, schema)
 
 
@@ -111,5 +111,5 @@ def test_streaming_reader_refuses_missing_labels(tmp_path):
     adata.obs["condition"] = adata.obs["condition"].astype(str).replace("nan", "")
     path = tmp_path / "d.h5ad"
     adata.write_h5ad(path)
-    with pytest.raises(MissingLabelError, match="1 of .* 'condition'"):
+    with pytest.raises(MissingLabelError, match=r"1 of .* 'condition'"):
         DiskCells(path, SCHEMA)
