@@ -168,19 +168,22 @@ def _innermost(exc: BaseException) -> str:
 
 def describe_os_error(exc: OSError) -> str:
     """One line for a file-system error: what, which path, and what to do."""
-    name = exc.filename
     e = exc.errno
+    name = exc.filename
+    if exc.filename2 is not None and e in (errno.EISDIR, errno.EEXIST, errno.ENOTDIR, errno.ENOTEMPTY):
+        name = exc.filename2  # os.replace(tmp, target): the target is what the user named
     if name is None and e not in (errno.ENOSPC, errno.EDQUOT):
         return clip_message(str(exc))  # the message says which file (raised by distgen or a library)
     where = f"{str(name)!r}"
-    other = f" -> {str(exc.filename2)!r}" if exc.filename2 is not None else ""
     if e == errno.ENOENT:
-        return f"{where}{other} does not exist; check the path"
-    if e == errno.EISDIR:
+        return f"{where} does not exist; check the path"
+    if e in (errno.EISDIR, errno.ENOTEMPTY):
         return f"{where} is a folder, but a file is needed here; give the path of a file"
     if e == errno.ENOTDIR:
         return f"{where}: a part of this path is a file, but a folder is needed; choose another path"
     if e == errno.EEXIST:
+        if name is not None and Path(name).is_file():
+            return f"{where} is a file, but a folder is needed here; choose another path (the file was left untouched)"
         return f"{where} already exists and is in the way; choose another path or remove it"
     if e in (errno.EACCES, errno.EPERM):
         return f"permission denied: {where}; choose a path you can read/write (or fix its permissions)"
@@ -189,7 +192,7 @@ def describe_os_error(exc: OSError) -> str:
     if e in (errno.ENOSPC, errno.EDQUOT):
         folder = Path(name).parent if name is not None else Path.cwd()
         return f"no space left on the device of {str(folder)!r} (free: {free_space(folder)}); free some space or write elsewhere"
-    return f"{where}{other}: {exc.strerror or exc}"
+    return f"{where}: {exc.strerror or exc}"
 
 
 def resume_command(command: str, argv: Sequence[str]) -> str:

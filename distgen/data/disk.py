@@ -87,10 +87,8 @@ class DiskCells:
                     from distgen.data.h5ad import sniff
                     from distgen.errors import InputFileError
 
-                    raise InputFileError(
-                        f"{str(self.path)!r} is not a readable .h5ad file: it is {sniff(self.path)} ({exc}). "
-                        "Check the path, or write the file again with adata.write_h5ad"
-                    ) from None
+                    kind, fix = sniff(self.path)
+                    raise InputFileError(f"{str(self.path)!r} is not a readable .h5ad file: it is {kind} ({exc}); {fix}") from None
             self._pid = os.getpid()
         return self._root
 

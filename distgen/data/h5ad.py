@@ -12,28 +12,29 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_OFFSETS = (0, 512, 1024, 2048)
 
 
-def sniff(path: Path) -> str:
-    """What the file at ``path`` looks like from its first bytes (for error messages)."""
+def sniff(path: Path) -> tuple[str, str]:
+    """``(what the file looks like, what to do)`` from its first bytes, for error messages."""
+    rewrite = "write it again with adata.write_h5ad(path)"
     try:
         with path.open("rb") as fh:
             head = fh.read(2056)
     except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
+        return f"unreadable ({exc.strerror or exc})", "check its permissions"
     if not head:
-        return "an empty file"
+        return "an empty file", rewrite
     if any(head[o : o + 8] == HDF5_SIGNATURE for o in _HDF5_OFFSETS):
-        return "an HDF5 file, but truncated, damaged or not written by anndata"
+        return "an HDF5 file, but truncated, damaged or not written by anndata", f"copy it again or {rewrite}"
     if head.startswith(b"PK\x03\x04"):
-        return "a zip archive (unzip it first; a .zarr store is a folder, not a zip)"
+        return "a zip archive", "unzip it first (a .zarr store is a folder, not a zip)"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        return "a Python pickle (never loaded: it could run code); save the AnnData with adata.write_h5ad"
+        return "a Python pickle (never loaded: unpickling can run code)", f"load it where you trust it and {rewrite}"
     if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")):
-        return "a compressed file (decompress it first)"
+        return "a compressed file", "decompress it first"
     try:
         head.decode("utf-8")
-        return "a text file (CSV/TSV? read it with anndata.read_csv and save it with adata.write_h5ad)"
     except UnicodeDecodeError:
-        return "not an HDF5 file"
+        return "not an HDF5 file", rewrite
+    return "a text file", "read a table with anndata.read_csv and save it with adata.write_h5ad"
 
 
 def check_input_file(path: str | Path, what: str) -> Path:
@@ -59,8 +60,6 @@ def read_h5ad(path: str | Path, what: str = "data file") -> Any:
     except MemoryError:
         raise
     except Exception as exc:  # h5py/anndata raise OSError, KeyError, TypeError... for damaged files
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise InputFileError(
-            f"{what} {str(p)!r} is not a readable .h5ad file: it is {sniff(p)} ({detail}). "
-            "Check the path, or write the file again with adata.write_h5ad"
-        ) from None
+        kind, fix = sniff(p)
+        detail = f" ({str(exc).splitlines()[0][:160]})" if kind.startswith("an HDF5") and str(exc) else ""
+        raise InputFileError(f"{what} {str(p)!r} is not a readable .h5ad file: it is {kind}{detail}; {fix}") from None
