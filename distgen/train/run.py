@@ -20,9 +20,11 @@ from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import CheckpointError, list_checkpoints
 from distgen.train.data_section import RunData, data_section, load_run_data
+from distgen.train.device import select_device
 from distgen.train.loop import prepare
 from distgen.train.manifest import build_manifest
 from distgen.train.options import TrainOptions, train_options
+from distgen.train.resources import check_memory
 from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import Trainer, TrainResult
 
@@ -69,6 +71,8 @@ def train_run(
         raise CheckpointError(f"--resume: {out} holds no checkpoint to resume from")
     split_file = out / "split.json" if resume is not False and (out / "split.json").exists() else None
     rd = load_run_data(ds, split_file)
+    # sizes that cannot fit fail here, in seconds, naming the knob (distgen.train.resources)
+    check_memory(resolved["model"], rd.info, rd.seen_perturbations(), opts, ds.set_size, select_device(opts.device, env.local_rank), env.world_size)
     torch.manual_seed(mix_seed(opts.seed, INIT_KEY))  # initial weights depend on the seed only
     model = build_model(resolved["model"], rd.info, rd.seen_perturbations())
     prepare(model, rd.train_table)  # type: ignore[arg-type]
