@@ -37,6 +37,13 @@ KNOWN: dict[str, int] = {
     "distgen.dynamics.diffusion_samplers.NonFiniteSampleError": EXIT_FAILURE,
     "distgen.dynamics.ode.SolverBudgetError": EXIT_FAILURE,
 }
+#: What to add to a known error's own message, by class name.
+HINTS: dict[str, str] = {
+    "distgen.dynamics.diffusion_samplers.NonFiniteSampleError": (
+        " If the model was trained by distgen, check its checkpoint: training losses in metrics.csv, an earlier "
+        "checkpoint (--checkpoint), or the raw weights (--weights raw)"
+    ),
+}
 #: Built-in exceptions that distgen raises on purpose with a complete message (exit 1).
 PLAIN = (ValueError, LookupError, FloatingPointError)
 
@@ -139,7 +146,7 @@ def classify(exc: BaseException, command: str = "", argv: Sequence[str] = ()) ->
     for name, code in KNOWN.items():
         if name in names:
             prefix = "config error: " if code == EXIT_USAGE else "error: "
-            return code, prefix + clip_message(_text(exc))
+            return code, prefix + clip_message(_text(exc)) + HINTS.get(name, "")
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         from distgen.train.device import OOM_HINT
 

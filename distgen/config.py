@@ -97,6 +97,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 
 def _hint_name(hint: Any) -> str:
+    if typing.get_origin(hint) is not None:  # list[float], dict[str, Any], int | None: say it all
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
@@ -221,11 +223,34 @@ def _plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- documents
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` (merged by the base class)
+                continue
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {short(key)} appears twice in one mapping (first at line {first.line + 1}); "
+                    "YAML would silently keep only the last: merge them", key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def _yaml_error(exc: yaml.YAMLError, where: str) -> ConfigError:
     """A ``ConfigError`` for a YAML parse or construction error, with line and column (1-based)."""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     mark = getattr(exc, "problem_mark", None)
     at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    if isinstance(exc, yaml.constructor.ConstructorError) and "appears twice" in problem:
+        return ConfigError(f"{where}{at}: {problem}")
     if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
         tag = re.search(r"tag '([^']*)'", problem)
         name = tag.group(1).replace("tag:yaml.org,2002:", "!!") if tag else "?"
@@ -243,7 +268,7 @@ def parse_yaml(text: str, where: str) -> Any:
     aliases that refer to themselves or expand to more than ``MAX_CONFIG_VALUES`` values.
     """
     try:
-        value = yaml.safe_load(text)  # plain data only: no Python objects, no custom tags
+        value = yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only, no Python objects, no custom tags
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, where) from None
     check_expanded_size(value, where)
@@ -342,9 +367,9 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
     """A copy of ``doc`` with dotted overrides applied in order.
 
     Setting ``...name`` to a new value replaces that node with ``{name: value}``; other keys are
-    set (creating intermediate mappings as needed). A mapping (a section or a component node) can
-    be replaced by another mapping but not by a plain value: ``train=5`` is refused, naming the
-    keys it would have thrown away.
+    set (creating intermediate mappings as needed). A top-level section can be replaced by another
+    mapping but not by a plain value: ``train=5`` is refused, naming the keys it would have thrown
+    away (deeper keys are checked against their schema, where a string may be valid: ``data.split=split.json``).
     """
     out = copy.deepcopy(dict(doc))
     for text in overrides:
@@ -359,7 +384,7 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
             node = nxt
         last = parts[-1]
         old = node.get(last)
-        if isinstance(old, dict) and not isinstance(value, dict) and (value is not None or len(parts) == 1):
+        if len(parts) == 1 and isinstance(old, dict) and not isinstance(value, dict):
             example = next((k for k in old if k != "name"), next(iter(old), "key"))
             raise ConfigError(
                 f"override {short(text)}: {'.'.join(parts)} is a section with keys {short(sorted(map(str, old)))}, "

@@ -120,12 +120,38 @@ def test_shared_base_is_not_a_cycle(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- sections and values
-@pytest.mark.parametrize("override", ["train=5", "model=scdfm", "data=[1,2]", "train=null", "model.backbone=3"])
+def test_duplicate_keys_are_refused_not_silently_dropped(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("base: scdfm-small\ntrain: {lr: 0.1}\nmodel: {}\ntrain: {steps: 5}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert "line 4" in str(info.value) and "'train' appears twice" in str(info.value) and "first at line 2" in str(info.value)
+    with pytest.raises(ConfigError, match="'seed' appears twice"):
+        parse_override("train={seed: 1, seed: 2}")
+
+
+def test_yaml_merge_keys_still_work(tmp_path):
+    p = tmp_path / "merge.yaml"
+    p.write_text("base: scdfm-small\ndefaults: &d {seed: 1, steps: 7}\ntrain: {<<: *d, steps: 9}\n")
+    assert load_config(p)["train"]["steps"] == 9 and load_config(p)["train"]["seed"] == 1
+
+
+@pytest.mark.parametrize("override", ["train=5", "model=scdfm", "data=[1,2]", "train=null"])
 def test_override_replacing_a_section_with_a_value_is_refused(override):
     with pytest.raises(ConfigError) as info:
         load_config("scdfm-small", [override])
     key = override.split("=")[0]
     assert f"{key} is a section" in str(info.value) and f"{key}." in str(info.value)
+
+
+def test_a_nested_mapping_may_become_a_value_its_schema_accepts():
+    """data.split is a mapping of make_split arguments or the path of a saved split."""
+    assert load_config("scdfm-small", ["data.split=split.json"])["data"]["split"] == "split.json"
+
+
+def test_type_errors_name_the_full_expected_type():
+    with pytest.raises(ConfigError, match=r"train.betas: expected list\[float\]"):
+        train_options({"betas": ["x", 1]})
 
 
 def test_override_may_still_replace_a_node_by_a_mapping_or_clear_an_optional_node():

@@ -106,7 +106,7 @@ def test_debug_shows_the_traceback(crashing, capsys, monkeypatch, how):
 
 def test_every_known_class_name_still_exists():
     """The boundary matches other modules' exceptions by name; a rename must update cli.KNOWN."""
-    for qualname in cli.KNOWN:
+    for qualname in [*cli.KNOWN, *cli.HINTS]:
         module, _, name = qualname.rpartition(".")
         assert isinstance(getattr(importlib.import_module(module), name), type), qualname
 
@@ -185,3 +185,14 @@ def test_unwritable_out(out, tmp_path, capsys):
     code, err = run_cli(["evaluate", "--pred", str(good), "--real", str(good), "--out", out, "--no-plots", "--quiet"], capsys)
     assert code == EXIT_FAILURE
     assert_short(err, "permission denied", out)
+
+
+def test_non_finite_samples_point_at_the_checkpoint():
+    from distgen.dynamics.diffusion_samplers import NonFiniteSampleError
+    from distgen.train.checkpoint import NonFiniteSamplesError, check_finite_samples
+
+    code, message = classify(NonFiniteSampleError("ddim: 3 non-finite value(s) at solver step 4"), "predict")
+    assert code == EXIT_FAILURE and "check its checkpoint" in message and "--checkpoint" in message
+    check_finite_samples(np.ones((3, 2)), "A @ K562")
+    with pytest.raises(NonFiniteSamplesError, match="1 of 6 generated values are NaN or inf for A @ K562. Check checkpoint 'r/c'"):
+        check_finite_samples(np.array([[1, np.nan], [1, 1], [2, 2]]), "A @ K562", "r/c")
