@@ -139,3 +139,20 @@ def test_predict_config_check_names_the_edited_key(run):
     config["model"]["backbone"]["hidden"] = 16
     config["train"] = {"lr": 1.0}  # train settings do not change what the weights are
     check_config_matches(ckpt, config, "run/config.yaml")
+
+
+def test_failed_atomic_text_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    import os
+
+    from distgen.train import state_io
+
+    target = tmp_path / "manifest.json"
+    target.write_text("old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        state_io.atomic_write_text(target, "new")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
