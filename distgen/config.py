@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import re
 import types
 import typing
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from distgen.errors import UsageError, short
 from distgen.registry import RegistryError, all_registries, registry
 
 #: Parameters filled by assembly from the data and from other components; never set in configs.
@@ -37,8 +39,16 @@ INJECTED = frozenset(
 Node = str | Mapping[str, Any]
 
 
-class ConfigError(ValueError):
-    """A config that cannot be built; the message names the key and how to fix it."""
+class ConfigError(UsageError, ValueError):
+    """A config that cannot be built; the message names the key and how to fix it (exit code 2)."""
+
+
+#: Top-level sections of a config document that must be mappings when present.
+SECTIONS = ("model", "data", "train", "sweep", "fit", "evaluate")
+#: Most values a config may expand to once YAML aliases are followed (an alias bomb is refused).
+MAX_CONFIG_VALUES = 1_000_000
+#: Deepest ``base:`` chain followed before giving up.
+MAX_BASE_DEPTH = 32
 
 
 # ---------------------------------------------------------------------------- type checking
@@ -93,6 +103,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 
 def _hint_name(hint: Any) -> str:
+    if typing.get_origin(hint) is not None:  # list[float], dict[str, Any], int | None: say it all
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
@@ -123,12 +135,12 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
         if key not in schema:
             import difflib
 
-            moved = getattr(fn, "moved_params", {}).get(key)
+            moved = getattr(fn, "moved_params", {}).get(key) if isinstance(key, str) else None
             if moved:
                 raise ConfigError(f"{where}: {key!r} is no longer a parameter here; {moved}.")
-            close = difflib.get_close_matches(key, allowed, n=1)
+            close = difflib.get_close_matches(key, allowed, n=1) if isinstance(key, str) else []
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}.{hint} Valid keys: {', '.join(allowed) or '(none)'}.")
+            raise ConfigError(f"{where}: unknown key {short(key)}.{hint} Valid keys: {', '.join(allowed) or '(none)'}.")
         hint_t, _ = schema[key]
         kind = _component_kind(hint_t)
         if kind is not None and isinstance(value, dict | str):
@@ -137,9 +149,11 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
             if not _type_ok(None, hint_t):
                 raise ConfigError(f"{where}.{key}: a {kind} component node is required, got null")
         elif not _type_ok(value, hint_t):
-            raise ConfigError(
-                f"{where}.{key}: expected {_hint_name(hint_t)}, got {type(value).__name__} {value!r}."
-            )
+            raise ConfigError(f"{where}.{key}: expected {_hint_name(hint_t)}, got {type(value).__name__} {short(value)}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            _, default = schema[key]
+            if not (isinstance(default, float) and not math.isfinite(default)):
+                raise ConfigError(f"{where}.{key}: {value} is not allowed; give a finite number.")
     missing = [k for k, (_, d) in schema.items() if d is inspect.Parameter.empty and k not in params and k not in injected]
     if missing:
         raise ConfigError(f"{where}: missing required parameter(s) {', '.join(map(repr, missing))}.")
@@ -149,12 +163,12 @@ def validate_node(kind: str, node: Mapping[str, Any], where: str | None = None) 
     """Validate a component node ``{name, **params}`` of ``kind`` (recursively)."""
     where = where or kind
     if not isinstance(node, Mapping):
-        raise ConfigError(f"{where}: expected a component node {{name: ..., ...}}, got {type(node).__name__} {node!r}")
+        raise ConfigError(f"{where}: expected a component node {{name: ..., ...}}, got {type(node).__name__} {short(node)}")
     if "name" not in node:
         raise ConfigError(f"{where}: component node has no 'name'. Choose one of: {', '.join(registry(kind).names())}.")
     name = node["name"]
     if not isinstance(name, str):
-        raise ConfigError(f"{where}.name: expected a string, got {name!r}")
+        raise ConfigError(f"{where}.name: expected a string, got {short(name)}")
     try:
         cls = registry(kind).get(name)
     except RegistryError as exc:  # unknown name, a name two packages provide, a plugin that fails to load
@@ -246,46 +260,143 @@ def _plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- documents
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` (merged by the base class)
+                continue
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {short(key)} appears twice in one mapping (first at line {first.line + 1}); "
+                    "YAML would silently keep only the last: merge them", key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error(exc: yaml.YAMLError, where: str) -> ConfigError:
+    """A ``ConfigError`` for a YAML parse or construction error, with line and column (1-based)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    if isinstance(exc, yaml.constructor.ConstructorError) and "appears twice" in problem:
+        return ConfigError(f"{where}{at}: {problem}")
+    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+        tag = re.search(r"tag '([^']*)'", problem)
+        name = tag.group(1).replace("tag:yaml.org,2002:", "!!") if tag else "?"
+        return ConfigError(
+            f"{where}{at}: YAML tag {name!r} is not allowed; configs hold plain data (mappings, lists, strings, "
+            "numbers, booleans, null). Remove the tag"
+        )
+    return ConfigError(f"{where}{at}: not valid YAML ({problem}); fix the syntax there")
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML ``text`` as plain data; ``where`` (a file or an override) prefixes every error.
+
+    Tags that build Python objects (``!!python/...``) or any custom tag are refused, and so are
+    aliases that refer to themselves or expand to more than ``MAX_CONFIG_VALUES`` values.
+    """
+    try:
+        value = yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only, no Python objects, no custom tags
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, where) from None
+    check_expanded_size(value, where)
+    return value
+
+
+def check_expanded_size(value: Any, where: str, limit: int = MAX_CONFIG_VALUES) -> int:
+    """Number of values in ``value`` once shared (aliased) parts are counted at every use.
+
+    Counted without expanding anything (each distinct container once, memoised), so an alias bomb
+    is measured in microseconds. Raises ``ConfigError`` on a self-reference or above ``limit``.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(v: Any) -> int:
+        if not isinstance(v, dict | list | tuple):
+            return 1
+        key = id(v)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(f"{where}: a YAML alias refers to the node that contains it (a cycle); configs must be trees")
+        active.add(key)
+        items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
+        total = 1
+        for item in items:
+            total += size(item)
+            if total > limit:
+                raise ConfigError(
+                    f"{where}: YAML aliases expand to more than {limit:,} values; a config is never that large "
+                    "(an alias bomb?). Write the values out or shorten the lists"
+                )
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(value)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config document (a mapping)."""
+    """Read a YAML config document (a mapping); every problem is a ``ConfigError`` naming the file."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist")
-    with path.open() as fh:
-        doc = yaml.safe_load(fh) or {}
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; give a YAML file (or a preset name)")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not a text (YAML) file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    doc = parse_yaml(text, f"config file {str(path)!r}")
+    if doc is None:
+        doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level, got {type(doc).__name__}")
     return doc
 
 
 def save_yaml(doc: Mapping[str, Any], path: str | Path) -> Path:
-    """Write ``doc`` as YAML atomically (temp file + rename)."""
+    """Write ``doc`` as YAML atomically (temp file + rename; no temp file is left on failure)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as fh:
-        yaml.safe_dump(_plain(dict(doc)), fh, sort_keys=False)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w") as fh:
+            yaml.safe_dump(_plain(dict(doc)), fh, sort_keys=False)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
 _SCI_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+_NON_FINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"model.backbone.depth=4"`` -> (``["model", "backbone", "depth"]``, ``4``)."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like dotted.key=value (e.g. train.seed=3)")
+        raise ConfigError(f"override {short(text)} must look like dotted.key=value (e.g. train.seed=3)")
     key, raw = text.split("=", 1)
     parts = key.strip().split(".")
     if not all(parts):
-        raise ConfigError(f"override {text!r} has an empty key segment")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
-    if isinstance(value, str) and _SCI_FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-3 as a string
-        value = float(value)
+        raise ConfigError(f"override {short(text)} has an empty key segment")
+    value = parse_yaml(raw, f"override {short(text)}") if raw.strip() else ""
+    if isinstance(value, str) and (_SCI_FLOAT.fullmatch(value) or _NON_FINITE.fullmatch(value)):
+        value = float(value)  # YAML 1.1 reads 1e-3 (and nan, inf) as strings; on a command line they mean numbers
     return parts, value
 
 
@@ -295,6 +406,9 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
     Setting ``...name`` to a new value replaces that node with ``{name: value}``; other keys are
     set (creating intermediate mappings as needed). Setting a key inside a component given by a bare
     name expands the name first: ``solver=euler`` then ``solver.steps=4`` gives ``{name: euler, steps: 4}``.
+    A top-level section can be replaced by another
+    mapping but not by a plain value: ``train=5`` is refused, naming the keys it would have thrown
+    away (deeper keys are checked against their schema, where a string may be valid: ``data.split=split.json``).
     """
     out = copy.deepcopy(dict(doc))
     for text in overrides:
@@ -307,9 +421,16 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
             if isinstance(nxt, str) and i < len(parts) - 1:  # a bare component name: expand to its node
                 nxt = node[p] = {"name": nxt}
             if not isinstance(nxt, dict):
-                raise ConfigError(f"override {text!r}: {'.'.join(parts[: i + 1])} is {nxt!r}, not a mapping")
+                raise ConfigError(f"override {short(text)}: {'.'.join(parts[: i + 1])} is {short(nxt)}, not a mapping")
             node = nxt
         last = parts[-1]
+        old = node.get(last)
+        if len(parts) == 1 and isinstance(old, dict) and not isinstance(value, dict):
+            example = next((k for k in old if k != "name"), next(iter(old), "key"))
+            raise ConfigError(
+                f"override {short(text)}: {'.'.join(parts)} is a section with keys {short(sorted(map(str, old)))}, "
+                f"not a single value; set a key inside it (e.g. {'.'.join(parts)}.{example}=...)"
+            )
         if last == "name" and node.get("name") != value:
             node.clear()
         node[last] = value
@@ -347,38 +468,85 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
     so a sweep can put whole presets on one grid axis (``--grid base=[perturbdiff-small,scdfm-small]``);
     the document's other sections are still merged over that base. A ``sweep.grid`` declared in the
     document replaces the base's grid whole (axes do not merge); without one, the base's grid is inherited.
+
+    A ``base:`` chain that comes back to a document already in it is refused, naming the cycle.
+    The result is checked: known sections (``SECTIONS``) are mappings and no value is NaN.
     """
+    doc = _load(source, overrides, ())
+    check_document(doc)
+    return doc
+
+
+def check_document(doc: Mapping[str, Any]) -> None:
+    """Reject a document whose sections are not mappings or that holds NaN anywhere (naming the key)."""
+    for key in SECTIONS:
+        value = doc.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{key}: expected a section (a mapping of {key} keys), got {type(value).__name__} {short(value)}; "
+                f"write e.g. {key}: {{...}} or set single keys with {key}.KEY=VALUE"
+            )
+    check_expanded_size(doc, "config")
+    _reject_nan(doc, "")
+
+
+def _reject_nan(value: Any, where: str) -> None:
+    if isinstance(value, float) and math.isnan(value):
+        raise ConfigError(f"{where or 'config'}: NaN is not a valid setting; give a number")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _reject_nan(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _reject_nan(v, f"{where}[{i}]")
+
+
+def _source_id(text: str) -> tuple[str, Path | None]:
+    """``(identity, file)`` of a config reference: a preset or a file (resolved path)."""
+    if (_PRESET_DIR / f"{text}.yaml").exists() and not Path(text).exists():
+        return f"preset {text}", _PRESET_DIR / f"{text}.yaml"
+    if Path(text).exists():
+        return str(Path(text).resolve()), Path(text)
+    return text, None
+
+
+def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chain: tuple[str, ...]) -> dict[str, Any]:
     here: Path | None = None
     if isinstance(source, Mapping):
+        check_expanded_size(source, "config")
         doc = copy.deepcopy(dict(source))
+        ident = "<mapping>"
     else:
         text = str(source)
-        if (_PRESET_DIR / f"{text}.yaml").exists() and not Path(text).exists():
-            doc = load_yaml(_PRESET_DIR / f"{text}.yaml")
-        elif Path(text).exists():
-            doc = load_yaml(text)
-            here = Path(text).parent
-        else:
+        ident, file = _source_id(text)
+        if file is None:
             raise ConfigError(
                 f"{text!r} is neither a config file nor a preset. Presets: {', '.join(preset_names()) or '(none)'}."
             )
+        if ident in chain:
+            cycle = [*chain[chain.index(ident):], ident]
+            raise ConfigError(f"base: the chain of base configs is circular: {' -> '.join(cycle)}; remove one base: line")
+        if len(chain) >= MAX_BASE_DEPTH:
+            raise ConfigError(f"base: chain deeper than {MAX_BASE_DEPTH} configs ({' -> '.join(chain[:4])} ...)")
+        doc = load_yaml(file)
+        here = None if ident.startswith("preset ") else file.parent
     rest = []
     base = doc.pop("base", None)
     for text in overrides:
         parts, value = parse_override(text)
         if parts == ["base"]:
             if not isinstance(value, str) or not value:
-                raise ConfigError(f"override {text!r}: base must be a preset name or a config path")
+                raise ConfigError(f"override {short(text)}: base must be a preset name or a config path")
             base = value
         else:
             rest.append(text)
     if base is not None and not isinstance(base, str):
-        raise ConfigError(f"base: must be a preset name or a config path, got {base!r}")
+        raise ConfigError(f"base: must be a preset name or a config path, got {short(base)}")
     if isinstance(base, str) and here is not None and not Path(base).is_absolute() and (here / base).is_file():
         base = str(here / base)
     if base is not None:
-        inherited = load_config(base)
-        if "grid" in (doc.get("sweep") or {}) and isinstance(inherited.get("sweep"), dict):
+        inherited = _load(base, (), (*chain, ident))
+        if isinstance(doc.get("sweep"), dict) and "grid" in doc["sweep"] and isinstance(inherited.get("sweep"), dict):
             inherited["sweep"].pop("grid", None)  # a declared grid replaces the inherited one (axes do not merge)
         doc = deep_merge(inherited, doc)
     return apply_overrides(doc, rest)

@@ -40,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from distgen.train.run import train_run
     from distgen.train.trainer import NonFiniteLossError
 
+    resume, overrides = resume_and_overrides(args)
     try:
-        res = train_run(args.config, args.out, args.overrides, resume=args.resume)
+        res = train_run(args.config, args.out, overrides, resume=resume)
     except (CheckpointError, NonFiniteLossError) as exc:
         print(f"distgen train: error: {exc}", file=__import__("sys").stderr)
         return 1
@@ -52,3 +53,11 @@ def run(args: argparse.Namespace) -> int:
         stop = " (early stop)" if res.stopped_early else ""
         print(f"trained to step {res.step}{stop}; last loss {last}; checkpoint {res.checkpoint}")
     return 0
+
+
+def resume_and_overrides(args: argparse.Namespace) -> tuple[bool | str, list[str]]:
+    """``--resume key=value`` is ``--resume`` followed by an override, not a checkpoint named ``key=value``."""
+    resume, overrides = args.resume, list(args.overrides)
+    if isinstance(resume, str) and "=" in resume and not __import__("os").path.exists(resume):
+        return True, [*overrides, resume]
+    return resume, overrides

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,12 +10,78 @@ import numpy as np
 import pandas as pd
 
 from distgen.data.schema import COMMON_CONTROL_LABELS, PerturbationSchema
+from distgen.errors import DistgenError
 
 CONTROL = "control"  #: canonical condition string of control cells
+#: Strings that mean "no value" in exported tables (compared after strip + lower-case).
+MISSING_STRINGS = frozenset({"", "nan", "none", "null", "na", "<na>", "n/a"})
+
+
+class MissingLabelError(DistgenError, ValueError):
+    """Cells without a perturbation, context or batch label (a missing label is never a control)."""
 
 
 def _is_blank(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() in ("", "nan", "None")
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, float) and np.isnan(v):
+        return True
+    return str(v).strip().lower() in MISSING_STRINGS
+
+
+def missing_mask(values: Any) -> np.ndarray:
+    """``[N]`` bool: which values are missing (None, NaN, pandas NA, or an empty/"nan"/"None"/"NA" string)."""
+    series = pd.Series(values, copy=False)
+    mask = series.isna().to_numpy()
+    text = series[~mask].astype(str).str.strip().str.lower()
+    mask[~mask] = text.isin(MISSING_STRINGS).to_numpy()
+    return mask
+
+
+def missing_labels(obs: pd.DataFrame, schema: PerturbationSchema) -> dict[str, np.ndarray]:
+    """``{column: [N] bool}`` of cells with no label, for every column that has any.
+
+    A cell lacks a perturbation label when its perturbation column is missing (or, for parallel
+    columns, when every one of them is); context and batch columns are checked one by one.
+    """
+    out: dict[str, np.ndarray] = {}
+    cols = schema.perturbation_cols
+    pert = np.logical_and.reduce([missing_mask(obs[c].to_numpy(dtype=object)) for c in cols])
+    if pert.any():
+        out[cols[0] if len(cols) == 1 else "+".join(cols)] = pert
+    for c in [*schema.context_cols, *([schema.batch_col] if schema.batch_col else [])]:
+        m = missing_mask(obs[c].to_numpy(dtype=object))
+        if m.any():
+            out[c] = m
+    return out
+
+
+def handle_missing_labels(obs: pd.DataFrame, schema: PerturbationSchema, source: str = "the AnnData", can_drop: bool = True) -> np.ndarray | None:
+    """Apply ``schema.missing_labels`` to ``obs``: None when every cell is labelled, else the keep-mask.
+
+    ``"error"`` (the default) raises ``MissingLabelError`` naming each column, how many cells lack a
+    label there and a few of their names; ``"drop"`` warns the same and returns the mask of cells to keep.
+    """
+    found = missing_labels(obs, schema)
+    if not found:
+        return None
+    names = obs.index.astype(str)
+    parts = []
+    for col, mask in found.items():
+        ex = ", ".join(repr(n) for n in names[mask][:3])
+        parts.append(f"{int(mask.sum())} of {len(mask)} cells in obs column {col!r} (e.g. {ex})")
+    what = "; ".join(parts)
+    drop = np.logical_or.reduce(list(found.values()))
+    if schema.missing_labels == "drop" and can_drop:
+        warnings.warn(f"{source}: dropping {int(drop.sum())} cells without a label: {what}", stacklevel=3)
+        return ~drop
+    fix = (
+        "label them (control cells carry one of control_labels="
+        f"{list(schema.control_labels)[:4]}{'...' if len(schema.control_labels) > 4 else ''}) or drop them with "
+        "PerturbationSchema(missing_labels='drop') (config: data.schema.missing_labels: drop)"
+        if can_drop else "remove them from the file (adata = adata[labelled].copy(); adata.write_h5ad(...))"
+    )
+    raise MissingLabelError(f"{source}: missing label (NaN, None or empty) for {what}; a missing label is not a control: {fix}")
 
 
 def _check_delimiter(label: str, delim: str, genes: set[str]) -> None:

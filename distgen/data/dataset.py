@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from distgen.data.conditions import condition_string, missing_control_message, parse_atoms, parse_doses
+from distgen.data.conditions import condition_string, handle_missing_labels, missing_control_message, parse_atoms, parse_doses
 from distgen.data.expression import check_values, read_expression, resolve_scale, to_dense_float32
 from distgen.data.schema import PerturbationSchema
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
@@ -92,6 +92,12 @@ class PerturbationData:
             )
         if adata.n_obs == 0:
             raise ValueError("the AnnData has no cells")
+        keep = handle_missing_labels(obs, schema)
+        if keep is not None:
+            adata = adata[keep].copy()
+            obs = adata.obs
+            if adata.n_obs == 0:
+                raise ValueError("no cell has a label; check PerturbationSchema.perturbation_col / context_cols / batch_col")
         x, genes, kind = read_expression(adata, schema.expression)
         if kind == "genes" and len(set(genes)) != len(genes):
             dup = pd.Index(genes)[pd.Index(genes).duplicated()].unique().tolist()[:5]
@@ -158,8 +164,10 @@ class PerturbationData:
 
     @classmethod
     def read_h5ad(cls, path: str, schema: PerturbationSchema | None = None) -> PerturbationData:
-        """``from_anndata(anndata.read_h5ad(path), schema)``."""
-        return cls.from_anndata(ad.read_h5ad(path), schema)
+        """``from_anndata(anndata.read_h5ad(path), schema)``; an unreadable file is an ``InputFileError`` naming it."""
+        from distgen.data.h5ad import read_h5ad
+
+        return cls.from_anndata(read_h5ad(path), schema)
 
     # ------------------------------------------------------------------ vocabularies and lookups
     def labels_for(self, conditions: Sequence[str], contexts: Sequence[str] | None = None, batches: Sequence[str] | None = None) -> ConditionLabels:
@@ -196,6 +204,9 @@ class PerturbationData:
         missing = [c for c in schema.required_columns() if c not in adata.obs.columns]
         if missing:
             raise KeyError(f"obs column(s) {missing} required by the training schema are missing; available: {list(adata.obs.columns)}")
+        keep = handle_missing_labels(adata.obs, schema, "the cells to encode")
+        if keep is not None:
+            adata = adata[keep].copy()
         x, genes, kind = read_expression(adata, schema.expression)
         if not set(self.info.genes) <= set(genes):
             self.check_genes(genes)

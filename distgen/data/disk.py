@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from distgen.data.conditions import condition_string, parse_atoms, parse_doses
+from distgen.data.conditions import condition_string, handle_missing_labels, parse_atoms, parse_doses
 from distgen.data.schema import PerturbationSchema
 from distgen.types import PAD, ConditionLabels, DataInfo
 
@@ -81,7 +81,14 @@ class DiskCells:
             else:
                 import h5py
 
-                self._root = h5py.File(self.path, "r")
+                try:
+                    self._root = h5py.File(self.path, "r")
+                except OSError as exc:
+                    from distgen.data.h5ad import sniff
+                    from distgen.errors import InputFileError
+
+                    kind, fix = sniff(self.path)
+                    raise InputFileError(f"{str(self.path)!r} is not a readable .h5ad file: it is {kind} ({exc}); {fix}") from None
             self._pid = os.getpid()
         return self._root
 
@@ -150,6 +157,7 @@ class DiskCells:
     # ------------------------------------------------------------------ labels
     def _build_labels(self, obs: pd.DataFrame, genes: list[str]) -> None:
         s = self.schema
+        handle_missing_labels(obs, s, str(self.path), can_drop=False)  # rows are read by position: no dropping on disk
         cols = [*s.perturbation_cols, *([s.dose_col] if s.dose_col else [])]
         codes = np.stack([pd.factorize(obs[c].astype(str))[0] for c in cols], 1)
         _, first, inv = np.unique(codes, axis=0, return_index=True, return_inverse=True)

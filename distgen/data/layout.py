@@ -177,10 +177,12 @@ class ChunkedWriter:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def as_anndata(source: Any) -> ad.AnnData:
-    """An ``AnnData`` from a path or an object."""
+def as_anndata(source: Any, what: str = "file") -> ad.AnnData:
+    """An ``AnnData`` from a path (an unreadable file is an ``InputFileError`` naming it) or an object."""
     if isinstance(source, str | bytes) or hasattr(source, "__fspath__"):
-        return ad.read_h5ad(source)
+        from distgen.data.h5ad import read_h5ad
+
+        return read_h5ad(source, what)
     if not isinstance(source, ad.AnnData):
         raise TypeError(f"expected an .h5ad path or an AnnData, got {type(source).__name__}")
     return source
@@ -266,9 +268,9 @@ def read_pair(
     The column and label are guessed from the truth when not given; every file must hold control
     cells. Contexts come from ``celltype_col`` (default ``CELLTYPE_COL``) when every file has it.
     """
-    files = {"real": as_anndata(real), "pred": as_anndata(pred)}
+    files = {"real": as_anndata(real, "real (ground-truth) file"), "pred": as_anndata(pred, "prediction file")}
     if train is not None:
-        files["training"] = as_anndata(train)
+        files["training"] = as_anndata(train, "training file")
     pert_col = guess_pert_col(files, pert_col)
     control = guess_control(files, pert_col, control, "real")
     col = celltype_col

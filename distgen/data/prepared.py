@@ -98,9 +98,9 @@ class Dataset:
             adata = getattr(bundled, ds.dataset)()
             schema = bundled.NORMAN_SCHEMA if ds.dataset == "norman_k562" else bundled.KANG_SCHEMA
         else:
-            import anndata as ad
+            from distgen.data.h5ad import read_h5ad
 
-            adata = ad.read_h5ad(ds.dataset)
+            adata = read_h5ad(ds.dataset, "data.dataset")
             schema = PerturbationSchema()
         if ds.schema is not None:
             schema = PerturbationSchema.from_dict({**schema.to_dict(), **ds.schema})

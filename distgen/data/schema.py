@@ -44,6 +44,10 @@ class PerturbationSchema:
         cells leaks into training cells.
     min_cells
         Fewest cells a (perturbation, context) group may have; smaller groups are an error.
+    missing_labels
+        What to do with cells whose perturbation, context or batch label is missing (NaN, None,
+        empty or ``"nan"``): ``"error"`` (default; the message names the column and the count) or
+        ``"drop"`` (leave those cells out, with a warning). A missing label is never read as a control.
     """
 
     perturbation_col: str | tuple[str, ...] = "condition"
@@ -58,6 +62,7 @@ class PerturbationSchema:
     normalize: bool = True
     target_sum: float = 1e4
     min_cells: int = 2
+    missing_labels: str = "error"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,6 +82,8 @@ class PerturbationSchema:
             raise ValueError(f"PerturbationSchema.perturbation_type must be 'genetic' or 'chemical', got {self.perturbation_type!r}")
         if self.scale not in ("auto", "counts", "log"):
             raise ValueError(f"PerturbationSchema.scale must be 'auto', 'counts' or 'log', got {self.scale!r}")
+        if self.missing_labels not in ("error", "drop"):
+            raise ValueError(f"PerturbationSchema.missing_labels must be 'error' or 'drop', got {self.missing_labels!r}")
         if self.min_cells < 1:
             raise ValueError(f"PerturbationSchema.min_cells must be >= 1, got {self.min_cells}")
 

@@ -45,6 +45,8 @@ def evaluate_files(
     ceiling is a disjoint half-split of the real cells. Contexts come from ``celltype_col`` (default:
     ``celltype`` when every file has it) and are scored one by one unless ``by_context=False``.
     """
+    if out is not None:  # an output path that cannot be a folder fails before any compute
+        Path(out).mkdir(parents=True, exist_ok=True)
     pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
     refs, notes = cells_references(train_c, real_c, baselines, seed)
     report = score(

@@ -1,16 +1,22 @@
-"""Checkpoints: safetensors weights + JSON state, written atomically, loaded without pickle.
+"""Checkpoints: safetensors weights + JSON state, written atomically, verified and loaded without pickle.
 
 A checkpoint is a directory ``<run>/checkpoints/step_<8-digit step>/`` holding ``model.safetensors``
 (the bare model's weights), ``ema.safetensors`` (when EMA is on), ``optimizer.{safetensors,json}``,
 ``rng.{safetensors,json}`` and ``state.json`` (step, config and its fingerprint, scheduler and
-early-stopping state). It is written into a hidden temp directory and renamed into place, then
-``checkpoints/latest`` is replaced atomically: a kill mid-write never leaves a corrupt latest.
+early-stopping state, and the size and sha256 of every other file under ``files``). It is written into a hidden
+temp directory and renamed into place, then ``checkpoints/latest`` is replaced atomically: a kill
+mid-write never leaves a corrupt latest, and a failed write (a full disk) leaves no temp folder.
+
+Loading checks each file against its recorded digest (a file changed after it was written is an
+error naming it) and the step in ``state.json`` against the folder name.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,14 +27,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from distgen.errors import DiskFullError, DistgenError, free_space, short
 from distgen.train.state_io import atomic_write_text, load_state, publish_dir, read_json, save_state, write_json
 
 FORMAT = 1
 FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "rng.json", "state.json")
+WEIGHT_FILES = ("model.safetensors", "ema.safetensors")
+_STEP_DIR = re.compile(r"step_(\d+)")
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, truncated or belongs to another config."""
+class CheckpointError(DistgenError, RuntimeError):
+    """A checkpoint that is missing, truncated, altered or belongs to another config (exit code 1)."""
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:
@@ -60,20 +69,78 @@ def save_checkpoint(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
     tmp = ckpt_dir / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
-    if ema_state is not None:
-        save_file({k: v.detach().cpu().contiguous().clone() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
-    save_state(optimizer_state, tmp / "optimizer")
-    save_state(rng, tmp / "rng")
-    write_json(tmp / "state.json", {"format": FORMAT, "step": step, "has_ema": ema_state is not None, **state})
-    final = ckpt_dir / name
-    publish_dir(tmp, final)
-    atomic_write_text(ckpt_dir / "latest", name + "\n")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
+        if ema_state is not None:
+            save_file({k: v.detach().cpu().contiguous().clone() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
+        save_state(optimizer_state, tmp / "optimizer")
+        save_state(rng, tmp / "rng")
+        files = {f.name: {"sha256": file_digest(f), "bytes": f.stat().st_size} for f in sorted(tmp.iterdir())}
+        write_json(tmp / "state.json", {"format": FORMAT, "step": step, "has_ema": ema_state is not None, **state, "files": files})
+        final = ckpt_dir / name
+        publish_dir(tmp, final)
+        atomic_write_text(ckpt_dir / "latest", name + "\n")
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            previous = list_checkpoints(ckpt_dir)
+            kept = f"the previous checkpoint {previous[-1].name} is intact" if previous else "no earlier checkpoint exists"
+            raise DiskFullError(
+                f"no space left to write checkpoint step {step} in {str(ckpt_dir)!r} (free: {free_space(ckpt_dir)}); "
+                f"{kept}. Free some space (or lower train.keep_checkpoints) and resume with --resume"
+            ) from None
+        raise
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_digests(ckpt: Path, state: Mapping[str, Any], files: tuple[str, ...]) -> None:
+    """Check ``files`` of checkpoint ``ckpt`` against the sizes and sha256 digests recorded in its ``state.json``.
+
+    A checkpoint written before digests were recorded (no ``files`` key) is accepted as is.
+    """
+    recorded = state.get("files")
+    if recorded is None:
+        return
+    if not isinstance(recorded, Mapping) or not all(isinstance(v, Mapping) for v in recorded.values()):
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt: state.json holds a malformed 'files' entry{_others(ckpt)}")
+    for name in files:
+        path = ckpt / name
+        if not path.exists():
+            continue
+        if name not in recorded:
+            raise CheckpointError(f"checkpoint {str(ckpt)!r}: {name} was not part of it when it was written (no digest in state.json){_others(ckpt)}")
+        size = path.stat().st_size
+        if size != recorded[name].get("bytes"):
+            raise CheckpointError(
+                f"checkpoint {str(ckpt)!r} is corrupt or truncated: {name} has {size} bytes, {recorded[name].get('bytes')} were "
+                f"written; it cannot be used{_others(ckpt)}"
+            )
+        if file_digest(path) != recorded[name].get("sha256"):
+            raise CheckpointError(
+                f"checkpoint {str(ckpt)!r} is corrupt: {name} changed after it was written (its sha256 differs from the "
+                f"digest in state.json); it cannot be trusted. Restore the file or use another checkpoint{_others(ckpt)}"
+            )
+
+
+def _others(ckpt: Path) -> str:
+    """``" (earlier: step_..., ...; pass its path)"`` listing the run's other complete checkpoints."""
+    others = [p.name for p in list_checkpoints(ckpt.parent) if p.resolve() != ckpt.resolve()]
+    if not others:
+        return " (this run has no other checkpoint)"
+    return f" (this run also has {', '.join(others[-3:])}: pass its path, e.g. {ckpt.parent / others[-1]})"
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[Path]:
@@ -92,9 +159,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return p
     ckpts = p / "checkpoints" if (p / "checkpoints").is_dir() else p
     latest = ckpts / "latest"
-    if latest.exists():
-        cand = ckpts / latest.read_text().strip()
-        if cand.is_dir():
+    if latest.is_file():
+        pointed = latest.read_text(errors="replace").strip()
+        cand = ckpts / pointed
+        if _STEP_DIR.fullmatch(pointed) and cand.is_dir():
             return cand
     found = list_checkpoints(ckpts)
     if not found:
@@ -119,15 +187,29 @@ class Checkpoint:
 
 
 def load_checkpoint(path: str | Path, weights_only: bool = False) -> Checkpoint:
-    """Load a checkpoint; missing or truncated files raise ``CheckpointError`` naming the file."""
+    """Load a checkpoint after checking it: missing, truncated or altered files raise ``CheckpointError`` naming the file.
+
+    ``weights_only`` reads (and verifies) only the weights and ``state.json``, as prediction needs.
+    """
     ckpt = resolve_checkpoint(path)
     needed = ("model.safetensors", "state.json") if weights_only else FILES
     missing = [f for f in needed if not (ckpt / f).exists()]
     if missing:
-        raise CheckpointError(f"checkpoint {str(ckpt)!r} is incomplete: missing {', '.join(missing)}; use an earlier checkpoint")
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} is incomplete: missing {', '.join(missing)}{_others(ckpt)}")
     current = "state.json"
     try:
         state = read_json(ckpt / "state.json")
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise CheckpointError(f"checkpoint {str(ckpt)!r} has format {found!r}; this distgen reads {FORMAT}")
+        files = WEIGHT_FILES if weights_only else tuple(f for f in (*FILES, "ema.safetensors") if f != "state.json")
+        verify_digests(ckpt, state, files)
+        m = _STEP_DIR.fullmatch(ckpt.name)
+        if m and int(m.group(1)) != state.get("step"):
+            raise CheckpointError(
+                f"checkpoint folder {str(ckpt)!r} holds step {short(state.get('step'))} (state.json), not {int(m.group(1))}: "
+                "it was renamed or its files were mixed with another checkpoint's; rename it back or use another checkpoint"
+            )
         current = "model.safetensors"
         model = load_file(str(ckpt / "model.safetensors"))
         ema = None
@@ -140,13 +222,10 @@ def load_checkpoint(path: str | Path, weights_only: bool = False) -> Checkpoint:
             optimizer = load_state(ckpt / "optimizer")
             current = "rng.safetensors/json"
             rng = load_state(ckpt / "rng")
-    except (SafetensorError, json.JSONDecodeError, OSError, KeyError, ValueError) as exc:
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise CheckpointError(
-            f"checkpoint {str(ckpt)!r} is corrupt or truncated ({current}: {exc}); resume from an earlier one "
-            f"(--checkpoint {ckpt.parent}/step_...)"
+            f"checkpoint {str(ckpt)!r} is corrupt or truncated ({current}: {str(exc)[:200]}); it cannot be used{_others(ckpt)}"
         ) from None
-    if state.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {str(ckpt)!r} has format {state.get('format')!r}; this distgen reads {FORMAT}")
     return Checkpoint(ckpt, state, model, optimizer, rng, ema)
 
 
@@ -159,4 +238,49 @@ def check_compatible(ckpt: Checkpoint, config: Mapping[str, Any], fp: str) -> No
     raise CheckpointError(
         f"checkpoint {str(ckpt.path)!r} was written under a different config ({shown or 'fingerprint differs'}). "
         "Resume with the run's own config.yaml, or start a new run directory."
+    )
+
+
+def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: str, sections: tuple[str, ...] = ("model", "data")) -> None:
+    """Reject predicting with a config whose ``sections`` differ from the ones ``ckpt`` was trained with.
+
+    ``config`` is the run's resolved config as read now (``source`` names where from, e.g.
+    ``runs/a/config.yaml``); the checkpoint keeps the config it was trained under in ``state.json``.
+    An edited ``config.yaml`` would otherwise build a model the weights do not fit (a raw size
+    mismatch) or, worse, one they fit silently with other data settings.
+    """
+    recorded = ckpt.state.get("config")
+    if not isinstance(recorded, Mapping):
+        return
+    norm = lambda doc: json.loads(json.dumps({k: doc.get(k) for k in sections}, sort_keys=True, default=str))  # noqa: E731
+    diff = config_diff(norm(recorded), norm(config))
+    if diff:
+        shown = "; ".join(d[:160] for d in diff[:6]) + (f"; ... {len(diff) - 6} more" if len(diff) > 6 else "")
+        raise CheckpointError(
+            f"{source} differs from the config checkpoint {str(ckpt.path)!r} was trained with ({shown}). "
+            f"Restore {source} (the training config is under 'config' in {ckpt.path / 'state.json'}) or train a new run"
+        )
+
+
+class NonFiniteSamplesError(DistgenError, FloatingPointError):
+    """Generated cells hold NaN or inf (exit code 1); the message points at the checkpoint."""
+
+
+def check_finite_samples(cells: Any, what: str, checkpoint: str | Path | None = None) -> None:
+    """Raise ``NonFiniteSamplesError`` if ``cells`` (a tensor or array) hold NaN/inf, suggesting to check the checkpoint.
+
+    ``what`` names the group (``"condition A+B @ K562"``); ``checkpoint`` the weights that produced them.
+    """
+    import numpy as np
+
+    x = cells.detach().cpu().numpy() if isinstance(cells, Tensor) else np.asarray(cells)
+    finite = np.isfinite(x)
+    if finite.all():
+        return
+    bad = int((~finite).sum())
+    source = f"checkpoint {str(checkpoint)!r}" if checkpoint is not None else "the model's weights"
+    raise NonFiniteSamplesError(
+        f"{bad} of {x.size} generated values are NaN or inf for {what}. Check {source}: train loss and metrics.csv for "
+        "divergence, an earlier checkpoint (--checkpoint), raw instead of EMA weights (--weights raw), or more/smaller "
+        "sampling steps"
     )

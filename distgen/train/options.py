@@ -15,7 +15,8 @@ from distgen.config import ConfigError, validate_params
 
 #: Keys that may change between a checkpoint and its resume (they steer the run, not its result).
 RUN_CONTROL_KEYS = frozenset(
-    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "val_every", "patience", "device", "compile"}
+    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "val_every", "patience", "device", "compile",
+     "check_memory"}
 )
 
 
@@ -74,6 +75,10 @@ class TrainOptions:
         Checkpoint period in steps (and always at the end) and how many to keep.
     log_every, progress
         Metrics row period in steps and whether to show a progress bar.
+    check_memory
+        Before building the model, estimate the memory of a training step (parameters with their
+        gradients and optimizer state, input cells, activations; ``distgen.train.resources``) and
+        refuse a config that cannot fit on this machine. ``false`` tries anyway.
     """
 
     seed: int = 0
@@ -105,6 +110,7 @@ class TrainOptions:
     keep_checkpoints: int = 2
     log_every: int = 10
     progress: bool = True
+    check_memory: bool = True
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, ("adamw", "adam"))

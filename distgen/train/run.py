@@ -31,6 +31,7 @@ from distgen.train.device import select_device
 from distgen.train.loop import fit
 from distgen.train.manifest import build_manifest
 from distgen.train.options import TrainOptions, train_options
+from distgen.train.resources import check_memory
 from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import TrainResult
 
@@ -107,6 +108,9 @@ def train_model(
     if dataset is None:
         split_file = out / "split.json" if resume is not False and (out / "split.json").exists() else None
         dataset = Dataset.load(ds, split_file)
+    # sizes that cannot fit fail here, in seconds, naming the knob (distgen.train.resources)
+    check_memory(resolved["model"], dataset.info, dataset.seen_perturbations(), opts, ds.set_size,
+                 select_device(opts.device, env.local_rank), env.world_size)
     torch.manual_seed(mix_seed(opts.seed, INIT_KEY))  # initial weights depend on the seed only
     model = build_model(resolved["model"], dataset.info, dataset.seen_perturbations())
     if not is_trainable(model):

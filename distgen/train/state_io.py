@@ -80,11 +80,15 @@ def read_json(path: Path) -> Any:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temp file, fsync and rename (never half-written)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (full disk, signal) leaves neither a temp file nor a half file
+        raise
 
 
 def publish_dir(tmp: Path, final: Path) -> None:

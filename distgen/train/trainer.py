@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,14 @@ import torch
 from torch import nn
 
 from distgen.config import ConfigError
+from distgen.errors import DistgenError, Interrupted
 from distgen.train import distributed as D
 from distgen.train.batches import BatchSource, mix_seed
 from distgen.train.checkpoint import Checkpoint, check_compatible, fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
 from distgen.train.device import OOM_HINT, autocast, resolve_precision, select_device, setup_backends
 from distgen.train.ema import EMA
+from distgen.train.interrupt import StopOnSignal
+from distgen.train.lock import RunLock
 from distgen.train.logger import MetricsLog, progress_bar
 from distgen.train.options import TrainOptions
 from distgen.train.schedule import make_scheduler
@@ -36,7 +40,7 @@ from distgen.types import ConditionLabels, DataInfo
 PREFIX = "model."  #: parameter names inside the ``LossModule`` wrapper
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(DistgenError, FloatingPointError):
     """Training produced a NaN/inf loss or gradient; the message names step, conditions, checkpoint."""
 
 
@@ -147,6 +151,12 @@ class Trainer:
         self.best_step: int | None = None
         self.bad_validations = 0
         self.last_checkpoint: Path | None = None
+        self._stop = StopOnSignal(enabled=False)
+        self.stop_requested = False
+        # one writer per run folder: a second process is refused, naming the holder (rank 0 writes)
+        self._lock = RunLock(self.run_dir, "train").acquire() if self.run_dir is not None and self.env.is_main else None
+        if self._lock is not None:
+            weakref.finalize(self, self._lock.release)
 
     # ------------------------------------------------------------------ state
     @property
@@ -211,7 +221,7 @@ class Trainer:
         opts, env = self.opts, self.env
         self.wrapped.train()
         self.optimizer.zero_grad(set_to_none=True)
-        stats = torch.zeros(2, dtype=torch.float64)  # loss sum over shards, non-finite count
+        stats = torch.zeros(3, dtype=torch.float64)  # loss sum over shards, non-finite count, stop requests
         parts: dict[str, float] = {}
         bad_batch = None
         for micro in range(opts.grad_accum):
@@ -230,10 +240,12 @@ class Trainer:
             for k, v in (self.loss_module.last.parts if self.loss_module.last else {}).items():
                 parts[k] = parts.get(k, 0.0) + v / opts.grad_accum
         names = sorted(parts)
+        stats[2] = float(self._stop.requested)
         packed = torch.cat([stats, torch.tensor([parts[k] for k in names], dtype=torch.float64)])
         D.all_reduce_sum(packed)
-        stats = packed[:2]
-        parts = {k: float(v) / self.env.world_size for k, v in zip(names, packed[2:].tolist())}
+        stats = packed[:3]
+        self.stop_requested = bool(stats[2] > 0)  # the same on every rank: all stop at this step
+        parts = {k: float(v) / self.env.world_size for k, v in zip(names, packed[3:].tolist())}
         if stats[1] > 0:
             self._non_finite("loss", bad_batch)
         max_norm = opts.grad_clip if opts.grad_clip is not None else float("inf")
@@ -265,6 +277,8 @@ class Trainer:
     def fit(self, resume: Checkpoint | str | Path | None = None) -> TrainResult:
         """Train to ``options.steps`` (from ``resume`` when given); returns losses and validation history."""
         opts, env = self.opts, self.env
+        if self._lock is not None:
+            self._lock.acquire()  # again, if an earlier fit of this trainer released it
         if resume is not None:
             self.restore(resume)
         result = TrainResult(step=self.step)
@@ -276,8 +290,13 @@ class Trainer:
         part_sums: dict[str, float] = {}
         t0, s0 = time.perf_counter(), self.step
         cells_per_step = opts.sets_per_batch * getattr(self.train_source, "set_size", 0)
+        # SIGINT/SIGTERM: finish the step, write a final checkpoint, raise Interrupted (distgen.train.interrupt)
+        self._stop = StopOnSignal(enabled=self.ckpt_dir is not None, last_checkpoint=self.last_checkpoint)
+        stopper = self._stop
         try:
+            stopper.__enter__()
             while self.step < opts.steps:
+                t_step = time.perf_counter()
                 try:
                     loss, norm, parts = self.train_step()
                 except torch.cuda.OutOfMemoryError as exc:
@@ -308,16 +327,31 @@ class Trainer:
                     self.save()
                 for cb in self.callbacks:
                     cb(self, self.step)
+                stopper.step_done(time.perf_counter() - t_step, self.step, self.last_checkpoint)
+                if self.stop_requested or (stopper.requested and not env.distributed):
+                    self._interrupted(stopper.signal or "SIGTERM")
                 if stop:
                     result.stopped_early = True
                     break
         finally:
+            stopper.__exit__(None, None, None)
             bar.close()
             if log is not None:
                 log.close()
+            if self._lock is not None:
+                self._lock.release()
         result.step, result.best, result.best_step = self.step, self.best, self.best_step
         result.checkpoint = self.last_checkpoint
         return result
+
+    def _interrupted(self, signal_name: str) -> None:
+        """Write a final checkpoint at this step boundary (unless one was just written) and raise ``Interrupted``."""
+        if self.ckpt_dir is not None and (self.last_checkpoint is None or self.last_checkpoint.name != f"step_{self.step:08d}"):
+            self.save()
+        raise Interrupted(
+            f"interrupted by {signal_name} at step {self.step} of {self.opts.steps}; final checkpoint: {self.last_checkpoint}",
+            signal_name, self.step, self.last_checkpoint, self.run_dir,
+        )
 
     def _early_stop(self, vals: dict[str, float]) -> bool:
         value = vals.get(self.opts.monitor, vals.get(f"val_{self.opts.monitor}"))

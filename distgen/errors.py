@@ -1,0 +1,111 @@
+"""Errors a user can act on, their exit codes, and bounded rendering of values inside messages.
+
+Every error distgen raises on purpose says what went wrong, where (file, key, column, step) and how
+to fix it. ``distgen.cli.main`` turns them into one or two lines on stderr and an exit code:
+
+====  =====================================================================================
+code  meaning
+====  =====================================================================================
+0     success
+1     runtime failure: unreadable or corrupt input, a checkpoint that fails its digest, a
+      locked run folder, a full disk, non-finite values during training or sampling
+2     usage or config error: a bad option, key or value; a size that cannot fit in memory
+130   interrupted by SIGINT (a final checkpoint was saved when one could be reached in time)
+143   interrupted by SIGTERM (same)
+====  =====================================================================================
+
+Exceptions defined elsewhere keep their own base classes (``ConfigError`` is a ``ValueError``,
+``CheckpointError`` a ``RuntimeError``...); the ones that are part of this contract also derive from
+``DistgenError`` and carry ``exit_code``. ``short`` renders any value in bounded space so that an
+error message can never be the thing that hangs (a YAML alias bomb formatted by ``repr``).
+"""
+
+from __future__ import annotations
+
+import reprlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+#: Longest value rendering inside a message; longer ones are cut with "...".
+SHORT_LIMIT = 120
+
+
+class DistgenError(Exception):
+    """Base of errors whose message is complete for a user; ``exit_code`` 1 unless a subclass says."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(DistgenError):
+    """A bad command line, config key or value (exit code 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputFileError(DistgenError, ValueError):
+    """An input file that is missing, a folder, unreadable, or not in the expected format."""
+
+
+class OutputPathError(DistgenError, ValueError):
+    """An output path that cannot be written (a file where a folder is needed, read-only, owned by a run)."""
+
+
+class DiskFullError(DistgenError):
+    """A write failed for lack of space; the message names the folder and the free space left."""
+
+
+class Interrupted(DistgenError):
+    """Training stopped on SIGINT/SIGTERM; ``checkpoint`` is the final checkpoint written (or None)."""
+
+    def __init__(self, message: str, signal_name: str, step: int, checkpoint: Any = None, run_dir: Any = None) -> None:
+        super().__init__(message)
+        self.signal_name, self.step, self.checkpoint, self.run_dir = signal_name, step, checkpoint, run_dir
+        self.exit_code = EXIT_SIGTERM if signal_name == "SIGTERM" else EXIT_SIGINT
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 6
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlong = 40
+
+
+def short(value: Any, limit: int = SHORT_LIMIT) -> str:
+    """``repr(value)`` in bounded time and space (nested containers and long strings elided).
+
+    Safe on self-referencing and alias-shared structures: nesting depth, container lengths and the
+    total length are capped, so rendering never expands what a YAML alias only points to.
+    """
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clip_message(text: str, limit: int = 2000) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters; --debug shows the full error)"
+
+
+def free_space(path: Any) -> str:
+    """Free space on the file system of ``path`` (or its nearest existing parent), e.g. ``"1.2 GB"``."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return format_bytes(shutil.disk_usage(p).free)
+    except OSError:
+        return "unknown"
+
+
+def format_bytes(n: float) -> str:
+    """``1234567`` -> ``"1.2 MB"`` (decimal units)."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")

@@ -1,0 +1,224 @@
+"""An exclusive lock on a run folder, so that two processes never write into the same run.
+
+The lock is the file ``<folder>/.distgen.lock`` holding who took it (pid, host, start time,
+command line), locked with ``flock``: the kernel drops the lock when its process dies, so a lock
+left behind by a killed run (``kill -9``, a crash, a lost node) is recognised as stale and taken
+over. On file systems without ``flock`` (and on Windows) the file is created exclusively instead,
+and a leftover lock whose process no longer runs on this host is taken over; one from another host
+is reported with the command to remove it. Within one process the lock is re-entrant (``distgen
+run`` may lock a folder whose trainer locks it again).
+
+Usage::
+
+    with RunLock(out, "train"):
+        ...write into out...
+
+A second process gets ``RunLockedError``: ``runs/a is in use by distgen train (pid 4121 on node3,
+since 2025-01-02 10:00:00); wait for it to finish or use another --out``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import json
+import os
+import socket
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from distgen.errors import DistgenError
+
+LOCK_NAME = ".distgen.lock"
+_UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+
+#: Locks held by this process: resolved lock path -> [fd or None, count].
+_HELD: dict[Path, list[Any]] = {}
+
+
+class RunLockedError(DistgenError):
+    """The run folder is locked by another process (exit code 1)."""
+
+
+def _identity(purpose: str) -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": _dt.datetime.now().isoformat(sep=" ", timespec="seconds"),
+        "purpose": purpose,
+        "command": " ".join(sys.argv)[:300],
+    }
+
+
+def _parse(text: str) -> dict[str, Any]:
+    try:
+        info = json.loads(text)
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def read_holder(folder: str | Path) -> dict[str, Any] | None:
+    """What the lock file of ``folder`` says about its holder (None without a lock file)."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        return _parse(path.read_text(errors="replace"))
+    except FileNotFoundError:
+        return None
+
+
+def describe(info: dict[str, Any]) -> str:
+    """``"distgen train (pid 4121 on node3, since 2025-01-02 10:00:00)"``."""
+    if not info:
+        return "another process (its lock file is empty or unreadable)"
+    what = f"distgen {info['purpose']}" if info.get("purpose") else "another distgen process"
+    return f"{what} (pid {info.get('pid', '?')} on {info.get('host', '?')}, since {info.get('since', '?')})"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    except OSError:
+        return False
+    return True
+
+
+def is_stale(info: dict[str, Any]) -> bool:
+    """A holder recorded on this host whose process is gone (only checkable on the same host)."""
+    return info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not pid_alive(info["pid"])
+
+
+class RunLock:
+    """An exclusive, re-entrant (per process), stale-aware lock on ``folder`` (created if missing)."""
+
+    def __init__(self, folder: str | Path, purpose: str = "train") -> None:
+        self.folder = Path(folder)
+        self.purpose = purpose
+        self.path = self.folder / LOCK_NAME
+        self.held = False
+
+    # ------------------------------------------------------------------ public
+    def acquire(self) -> RunLock:
+        """Take the lock or raise ``RunLockedError`` naming the holder; returns ``self``."""
+        if self.held:
+            return self
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key = self.path.resolve()
+        if key in _HELD:
+            _HELD[key][1] += 1
+        else:
+            _HELD[key] = [self._take(), 1]
+        self.held = True
+        return self
+
+    def release(self) -> None:
+        """Give the lock back (the lock file is removed when this process's last holder releases)."""
+        if not self.held:
+            return
+        self.held = False
+        key = self.path.resolve()
+        entry = _HELD.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _HELD[key]
+        with contextlib.suppress(OSError):
+            self.path.unlink()  # while still locked: a waiter that opened the old file notices it is gone
+        if entry[0] is not None:
+            with contextlib.suppress(OSError):
+                os.close(entry[0])
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # ------------------------------------------------------------------ mechanisms
+    def _refuse(self, info: dict[str, Any], remote: bool = False) -> RunLockedError:
+        fix = "wait for it to finish or choose another --out"
+        if remote:
+            fix += f"; if that process is gone, delete {self.path}"
+        return RunLockedError(f"{self.folder} is in use by {describe(info)}; {fix}")
+
+    def _take(self) -> int | None:
+        """Lock the file; the open descriptor (``flock`` mode) or None (exclusive-create mode)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            self._take_exclusive()
+            return None
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                info = _parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+                os.close(fd)
+                raise self._refuse(info) from None
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in _UNSUPPORTED:
+                    self._take_exclusive()
+                    return None
+                raise
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder released (and removed) it between our open and our lock: retry
+                os.close(fd)
+                continue
+            previous = _parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+            if previous:
+                warnings.warn(f"{self.folder}: taking over the stale lock of {describe(previous)}, which ended without releasing it",
+                              stacklevel=3)
+            self._write(fd)
+            return fd
+        raise RunLockedError(f"{self.folder}: could not take the lock {self.path} (it keeps being replaced); retry")
+
+    def _take_exclusive(self) -> None:
+        """Exclusive-create lock file, for file systems without ``flock``; stale holders on this host are replaced."""
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                info = read_holder(self.folder) or {}
+                if is_stale(info):
+                    warnings.warn(f"{self.folder}: removing the stale lock of {describe(info)}, which is no longer running",
+                                  stacklevel=4)
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()
+                    continue
+                raise self._refuse(info, remote=info.get("host") != socket.gethostname()) from None
+            self._write(fd)
+            os.close(fd)
+            return None
+        raise RunLockedError(f"{self.folder}: could not take the lock {self.path}; retry")
+
+    def _write(self, fd: int) -> None:
+        data = json.dumps(_identity(self.purpose)).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+        os.fsync(fd)
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | Path, purpose: str = "train") -> Iterator[RunLock]:
+    """``with run_lock(out, "sweep"):`` hold the lock of ``out`` for the block."""
+    lock = RunLock(folder, purpose).acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()

@@ -1,0 +1,198 @@
+"""Issue 17: every command runs inside one error boundary. Known errors print one or two lines (what,
+where, how to fix) and exit 1 (runtime) or 2 (usage/config); unexpected ones print a one-line summary
+and the traceback only with --debug or DISTGEN_DEBUG=1. Options and overrides may be intermixed."""
+
+import argparse
+import errno
+import importlib
+import pickle
+import zipfile
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgen import cli
+from distgen.cli import EXIT_FAILURE, EXIT_USAGE, build_parser, classify, main, parse
+
+PARSER = build_parser()
+SUB = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction))
+WITH_OVERRIDES = sorted(name for name, p in SUB.choices.items() if any(a.dest == "overrides" for a in p._actions))
+
+
+def run_cli(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.err
+
+
+def assert_short(err, *words):
+    lines = err.strip().splitlines()
+    assert 1 <= len(lines) <= 2, err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in err, f"{w!r} not in {err!r}"
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def test_commands_with_overrides_exist():
+    assert {"train", "run", "quickstart"} <= set(WITH_OVERRIDES)
+
+
+@pytest.mark.parametrize("command", WITH_OVERRIDES)
+def test_overrides_may_follow_options(command):
+    """`distgen train PRESET --out DIR key=value`, exactly as the README writes it."""
+    argv = [command] + (["scdfm-small"] if command != "quickstart" else []) + ["--out", "somewhere", "train.seed=3", "train.steps=2"]
+    args = parse(PARSER, argv)
+    assert args.overrides == ["train.seed=3", "train.steps=2"] and args.out == "somewhere" and args.command == command
+
+
+def test_overrides_before_and_after_options_keep_their_order():
+    args = parse(PARSER, ["train", "scdfm-small", "a.b=1", "--out", "d", "c.d=2"])
+    assert args.overrides == ["a.b=1", "c.d=2"] and args.config == "scdfm-small"
+
+
+def test_an_unknown_option_after_overrides_is_still_a_usage_error(capsys):
+    code, err = run_cli(["train", "scdfm-small", "--out", "d", "train.seed=1", "--bogus"], capsys)
+    assert code == EXIT_USAGE and "--bogus" in err
+
+
+def test_intermixed_override_reaches_the_config(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli(["train", "scdfm-small", "--out", "o", "model.backbone.nope=1"], capsys)
+    assert code == EXIT_USAGE and "unknown key 'nope'" in err
+
+
+def test_resume_followed_by_an_override_is_not_taken_for_a_checkpoint():
+    args = parse(PARSER, ["train", "scdfm-small", "--out", "d", "--resume", "train.steps=20"])
+    from distgen.commands.train import resume_and_overrides
+
+    resume, overrides = resume_and_overrides(args)
+    assert resume is True and overrides == ["train.steps=20"]
+
+
+# ---------------------------------------------------------------------------------------------- unexpected errors
+@pytest.fixture
+def crashing(monkeypatch):
+    import distgen.commands.components as comp
+
+    def boom(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(comp, "run", boom)
+
+
+def test_unexpected_error_is_one_summary_line_without_traceback(crashing, capsys, monkeypatch):
+    monkeypatch.delenv("DISTGEN_DEBUG", raising=False)
+    code, err = run_cli(["components"], capsys)
+    assert code == EXIT_FAILURE
+    assert_short(err, "internal error: ZeroDivisionError: division by zero", "--debug")
+
+
+@pytest.mark.parametrize("how", ["flag-before", "flag-after", "env"])
+def test_debug_shows_the_traceback(crashing, capsys, monkeypatch, how):
+    monkeypatch.delenv("DISTGEN_DEBUG", raising=False)
+    argv = {"flag-before": ["--debug", "components"], "flag-after": ["components", "--debug"], "env": ["components"]}[how]
+    if how == "env":
+        monkeypatch.setenv("DISTGEN_DEBUG", "1")
+    code, err = run_cli(argv, capsys)
+    assert code == EXIT_FAILURE and "Traceback" in err and "ZeroDivisionError" in err
+    assert err.splitlines()[0].startswith("distgen components: internal error")
+
+
+def test_every_known_class_name_still_exists():
+    """The boundary matches other modules' exceptions by name; a rename must update cli.KNOWN."""
+    for qualname in [*cli.KNOWN, *cli.HINTS]:
+        module, _, name = qualname.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(module), name), type), qualname
+
+
+@pytest.mark.parametrize("exc,code,words", [
+    (OSError(errno.ENOSPC, "No space left on device", "/data/run/x.csv"), 1, ["no space left", "/data/run", "free:"]),
+    (PermissionError(errno.EACCES, "Permission denied", "/ro/out"), 1, ["permission denied", "/ro/out"]),
+    (OSError(errno.EROFS, "Read-only file system", "/mnt/ro/out"), 1, ["read-only", "/mnt/ro/out"]),
+    (IsADirectoryError(errno.EISDIR, "Is a directory", "/x/pred.h5ad"), 1, ["is a folder", "/x/pred.h5ad"]),
+    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/x/file/out"), 1, ["a folder is needed", "/x/file/out"]),
+    (FileExistsError(errno.EEXIST, "File exists", "/x/out"), 1, ["already exists", "/x/out"]),
+    (MemoryError(), 1, ["out of memory", "train.sets_per_batch"]),
+    (KeyError("unknown perturbation 'X'"), 1, ["unknown perturbation 'X'"]),
+])
+def test_known_errors_are_classified(exc, code, words):
+    got, message = classify(exc, "train")
+    assert got == code and message is not None
+    for w in words:
+        assert w in message
+
+
+# ---------------------------------------------------------------------------------------------- bad files
+def _h5ad_variants(tmp_path):
+    good = tmp_path / "good.h5ad"
+    obs = pd.DataFrame({"target_gene": ["non-targeting", "A"] * 5}, index=[f"c{i}" for i in range(10)])
+    ad.AnnData(X=np.ones((10, 3), np.float32), obs=obs, var=pd.DataFrame(index=["g1", "g2", "g3"])).write_h5ad(good)
+    data = good.read_bytes()
+    (tmp_path / "truncated.h5ad").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.h5ad").write_bytes(b"this is not hdf5 at all\n")
+    (tmp_path / "empty.h5ad").write_bytes(b"")
+    with zipfile.ZipFile(tmp_path / "zipped.h5ad", "w") as z:
+        z.writestr("x.h5ad", data)
+    (tmp_path / "pickled.h5ad").write_bytes(pickle.dumps({"X": [1, 2, 3]}))
+    (tmp_path / "folder.h5ad").mkdir()
+    return good
+
+
+BAD = {"truncated": "HDF5 file, but truncated", "garbage": "text file", "empty": "empty file", "zipped": "zip archive",
+       "pickled": "Python pickle", "folder": "is a folder"}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bad_pred_file_for_evaluate(kind, tmp_path, capsys):
+    good = _h5ad_variants(tmp_path)
+    bad = tmp_path / f"{kind}.h5ad"
+    code, err = run_cli(["evaluate", "--pred", str(bad), "--real", str(good), "--out", str(tmp_path / "e")], capsys)
+    assert code == EXIT_FAILURE
+    assert_short(err, str(bad), BAD[kind], "prediction file")
+    if kind != "folder":
+        assert "not a readable .h5ad" in err
+
+
+@pytest.mark.parametrize("kind", ["truncated", "pickled", "folder"])
+def test_bad_training_data_file(kind, tmp_path, capsys):
+    _h5ad_variants(tmp_path)
+    bad = tmp_path / f"{kind}.h5ad"
+    code, err = run_cli(["train", "scdfm-small", "--out", str(tmp_path / "r"), f"data.dataset={bad}"], capsys)
+    assert code in (EXIT_FAILURE, EXIT_USAGE)
+    assert_short(err, str(bad), BAD[kind], "data.dataset")
+
+
+def test_out_that_is_an_existing_file(tmp_path, capsys):
+    good = _h5ad_variants(tmp_path)
+    target = tmp_path / "taken"
+    target.write_text("precious")
+    code, err = run_cli(["evaluate", "--pred", str(good), "--real", str(good), "--out", str(target), "--no-plots"], capsys)
+    assert code == EXIT_FAILURE
+    assert_short(err, str(target))
+    assert target.read_text() == "precious"
+
+
+@pytest.mark.parametrize("out", ["/sys/distgen_cannot_create", "/sys/kernel"], ids=["uncreatable", "read-only"])
+def test_unwritable_out(out, tmp_path, capsys):
+    """/sys refuses writes even to root (permission bits alone would not stop a root test run)."""
+    good = _h5ad_variants(tmp_path)
+    code, err = run_cli(["evaluate", "--pred", str(good), "--real", str(good), "--out", out, "--no-plots", "--quiet"], capsys)
+    assert code == EXIT_FAILURE
+    assert_short(err, "permission denied", out)
+
+
+def test_non_finite_samples_point_at_the_checkpoint():
+    from distgen.dynamics.diffusion_samplers import NonFiniteSampleError
+    from distgen.train.checkpoint import NonFiniteSamplesError, check_finite_samples
+
+    code, message = classify(NonFiniteSampleError("ddim: 3 non-finite value(s) at solver step 4"), "predict")
+    assert code == EXIT_FAILURE and "check its checkpoint" in message and "--checkpoint" in message
+    check_finite_samples(np.ones((3, 2)), "A @ K562")
+    with pytest.raises(NonFiniteSamplesError, match="1 of 6 generated values are NaN or inf for A @ K562. Check checkpoint 'r/c'"):
+        check_finite_samples(np.array([[1, np.nan], [1, 1], [2, 2]]), "A @ K562", "r/c")
