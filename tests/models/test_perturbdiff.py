@@ -17,6 +17,8 @@ def test_preset_holds_the_official_defaults():
     doc = load_config("perturbdiff")
     m, t = doc["model"], doc["train"]
     assert (m["backbone"]["dim"], m["backbone"]["depth"], m["backbone"]["heads"], m["backbone"]["mlp_ratio"]) == (512, 8, 8, 4.0)
+    bb = m["backbone"]
+    assert (bb["block"], bb["time_input"], bb["timesteps"], bb["null_condition"]) == ("parallel", "step", m["dynamics"]["timesteps"], True)
     dyn = m["dynamics"]
     assert (dyn["schedule"], dyn["timesteps"], dyn["beta_start"], dyn["beta_end"]) == ("linear", 1000, 1e-4, 0.02)
     assert (dyn["prediction"], dyn["self_condition"], dyn["sampler"], dyn["start_step"], dyn["eta"]) == (
