@@ -158,6 +158,7 @@ def map_state(official: Mapping[str, Tensor], model: Any, codes: Mapping[str, Ma
     sb.drop([m + f"control_final_layer.{s}" for s in ("linear.weight", "linear.bias", "adaLN_modulation.1.weight", "adaLN_modulation.1.bias")],
             "the control head: its output is never used (learn_control is fixed off)")
     _map_covariates(sb, cond, model.info, codes, sizes, report)
+    sb.keep([k for k in target if not k.startswith(("backbone.", "conditioner."))], "outside the network (loss-only buffers)")
     return sb.finish(), report
 
 
