@@ -45,7 +45,7 @@ class DataSection:
         a split file saved by ``Split.save``.
     hvg
         Keep this many highly variable genes (fitted on training cells; perturbed genes forced in).
-    set_size, matcher, matcher_params, sampling, sets_per_epoch
+    set_size, matcher, matcher_params, sampling, sets_per_epoch, replacement
         Set sampling (``distgen.data.SetSampler``).
     """
 
@@ -58,6 +58,7 @@ class DataSection:
     matcher_params: dict[str, Any] | None = None
     sampling: str = "condition"
     sets_per_epoch: int | None = None
+    replacement: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,7 +110,8 @@ class RunData:
     def sources(self, sets_per_batch: int, val_sets: int, seed: int) -> tuple[TableBatches, TableBatches | None]:
         """Training batches and (when the split has validation cells) fixed validation batches."""
         ds = self.section
-        kw: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params}
+        kw: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params,
+                              "replacement": ds.replacement}
         train = self.train_table
         source = TableBatches(train, ds.set_size, sets_per_batch, ds.matcher, seed, **kw)
         val = None

@@ -28,7 +28,7 @@ def test_scdfm_preset_has_the_official_defaults():
     tr = doc["train"]
     assert (tr["optimizer"], tr["lr"], tr["schedule"], tr["weight_decay"], tr["sets_per_batch"]) == ("adam", 5e-5, "cosine", 0.0, 1)
     assert tr["lr"] * tr["min_lr_ratio"] == pytest.approx(1e-6)
-    assert doc["data"]["set_size"] == 48
+    assert doc["data"]["set_size"] == 48 and doc["data"]["replacement"] is True
 
 
 def _small(overrides=()):
