@@ -33,10 +33,8 @@ class EMA:
     def update(self, module: nn.Module) -> None:
         """Blend the module's current weights into the shadow copy."""
         self.updates += 1
-        if self.warmup:
-            d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        else:
-            d = 0.0 if self.updates == 1 else self.decay
+        first = 0.0 if self.updates == 1 else self.decay  # without warm-up the first update is a copy
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else first
         state = module.state_dict()
         for k, s in self.shadow.items():
             s.lerp_(state[k].detach().to(s.dtype), 1.0 - d)

@@ -9,6 +9,7 @@ file equals the single-process one.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from dataclasses import dataclass
@@ -63,9 +64,38 @@ def split_groups(rd: RunData, part: str = "test") -> list[Group]:
     return groups
 
 
+def gene_panel(rd: RunData, groups: list[Group], spec: str | None) -> np.ndarray | None:
+    """Column indices of the genes to predict: ``None``/``"all"``, ``"hvg:N"`` or a file of gene names.
+
+    ``hvg:N`` takes the ``N`` most variable genes of the groups' real cells and their control cells
+    (scDFM's evaluation panel: the 1,000 most variable genes of test and control cells).
+    """
+    if spec is None or spec == "all":
+        return None
+    if spec.startswith("hvg:"):
+        from distgen.data.preprocess import hvg_indices
+
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise ConfigError(f"--genes hvg:N needs an integer N, got {spec!r}") from None
+        cells = np.unique(np.concatenate([*(g.cells for g in groups), *(g.controls for g in groups)]))
+        return hvg_indices(rd.data.table.X[torch.from_numpy(cells)].numpy(), n)
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"--genes must be 'all', 'hvg:N' or a file of gene names, got {spec!r} (no such file)")
+    names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    index = rd.info.gene_index()
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        raise ValueError(f"--genes {spec}: {len(unknown)} gene(s) are not in the run's genes, e.g. {unknown[:5]}")
+    return np.array(sorted({index[n] for n in names}))
+
+
 @torch.no_grad()
-def generate_group(model: nn.Module, rd: RunData, group: Group, index: int, set_size: int, seed: int, device: torch.device) -> np.ndarray:
-    """``[n_real, G]`` generated cells for one group (deterministic in ``(seed, index)``)."""
+def generate_group(model: nn.Module, rd: RunData, group: Group, index: int, set_size: int, seed: int, device: torch.device,
+                   genes: np.ndarray | None = None) -> np.ndarray:
+    """``[n_real, G]`` (or ``[n_real, len(genes)]``) generated cells for one group (deterministic in ``(seed, index)``)."""
     n = len(group.cells)
     k = math.ceil(n / set_size)
     g = torch.Generator().manual_seed(mix_seed(seed, index))
@@ -73,7 +103,12 @@ def generate_group(model: nn.Module, rd: RunData, group: Group, index: int, set_
     control = rd.data.table.X[pick].reshape(k, set_size, -1).to(device)
     labels = rd.data.labels_for([group.condition] * k, [group.context] * k).to(device)
     torch.manual_seed(mix_seed(seed, index, 1))
-    out = model.predict(control, torch.ones(k, set_size, dtype=torch.bool, device=device), labels)  # type: ignore[operator]
+    mask = torch.ones(k, set_size, dtype=torch.bool, device=device)
+    if genes is not None and "genes" in inspect.signature(model.predict).parameters:  # type: ignore[arg-type]
+        out = model.predict(control, mask, labels, genes=torch.from_numpy(genes).to(device))  # type: ignore[operator]
+    else:
+        out = model.predict(control, mask, labels)  # type: ignore[operator]
+        out = out if genes is None else out[..., torch.from_numpy(genes).to(out.device)]
     return out.reshape(k * set_size, -1)[:n].float().cpu().numpy()
 
 
@@ -103,9 +138,11 @@ def predict_run(
     weights: str = "ema",
     real: str | Path | None = None,
     seed: int | None = None,
+    genes: str | None = None,
 ) -> Any:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
+    ``genes`` restricts prediction (and the written files) to a panel (``gene_panel``).
     Returns the prediction AnnData on rank 0 (None on other ranks).
     """
     run_dir = Path(run_dir)
@@ -123,7 +160,8 @@ def predict_run(
     seed = int(config.get("train", {}).get("seed", 0)) if seed is None else seed
     model = load_run_model(run_dir, rd, checkpoint, weights, device)
     groups = split_groups(rd, part)
-    mine = {i: generate_group(model, rd, g, i, ds.set_size, seed, device) for i, g in enumerate(groups) if i % env.world_size == env.rank}
+    panel = gene_panel(rd, groups, genes)
+    mine = {i: generate_group(model, rd, g, i, ds.set_size, seed, device, panel) for i, g in enumerate(groups) if i % env.world_size == env.rank}
     gathered = [mine]
     if env.distributed:
         import torch.distributed as dist
@@ -133,7 +171,7 @@ def predict_run(
     result = None
     if env.is_main:
         cells = {i: c for part_ in gathered for i, c in part_.items()}
-        result, _ = write_groups(rd, groups, [cells[i] for i in range(len(groups))], out, real, truth=real is not None)
+        result, _ = write_groups(rd, groups, [cells[i] for i in range(len(groups))], out, real, truth=real is not None, genes=panel)
     D.shutdown()
     return result
 
@@ -146,12 +184,13 @@ def predict_split(
     set_size: int | None = None,
     out: str | Path | None = None,
     real: str | Path | None = None,
+    genes: str | None = None,
 ) -> tuple[Any, Any]:
     """Generate every perturbed group of split ``part`` with a fitted ``model``: ``(pred, real)`` AnnData.
 
     The same cells as ``distgen predict`` (group ``i`` under a seed from ``(seed, i)``), in the
     cell-eval layout, from control cells of the same context; ``out``/``real`` also write the files.
-    ``set_size`` defaults to the data section's.
+    ``set_size`` defaults to the data section's; ``genes`` restricts to a panel (``gene_panel``).
     """
     if not callable(getattr(model, "predict", None)):
         raise TypeError(f"predict: {type(model).__name__} has no predict(control, control_mask, labels) method")
@@ -163,16 +202,34 @@ def predict_split(
     device = first.device if first is not None else torch.device("cpu")
     if isinstance(model, nn.Module):
         model.eval()
-    cells = [generate_group(model, rd, g, i, m, seed, device) for i, g in enumerate(groups)]
-    return write_groups(rd, groups, cells, out, real)
+    panel = gene_panel(rd, groups, genes)
+    cells = [generate_group(model, rd, g, i, m, seed, device, panel) for i, g in enumerate(groups)]
+    return write_groups(rd, groups, cells, out, real, genes=panel)
 
 
 def write_groups(
-    rd: RunData, groups: list[Group], cells: list[np.ndarray], out: str | Path | None, real: str | Path | None, truth: bool = True
+    rd: RunData, groups: list[Group], cells: list[np.ndarray], out: str | Path | None, real: str | Path | None, truth: bool = True,
+    genes: np.ndarray | None = None,
 ) -> tuple[Any, Any]:
-    """Generated ``cells`` (one array per group) and, unless ``truth=False``, the groups' real cells, in the cell-eval layout."""
+    """Generated ``cells`` (one array per group) and, unless ``truth=False``, the groups' real cells, in the cell-eval layout.
+
+    With ``genes`` (column indices) the cells hold only those genes, and so do the written files.
+    """
     from distgen.data import write_ground_truth, write_predictions
 
+    if genes is not None:  # lay out at full width, then keep the panel
+        full = []
+        for c in cells:
+            wide = np.zeros((c.shape[0], rd.info.n_genes), dtype=c.dtype)
+            wide[:, genes] = c
+            full.append(wide)
+        pred, truth_ad = write_groups(rd, groups, full, None, None, truth)
+        pred = pred[:, genes].copy()
+        truth_ad = truth_ad[:, genes].copy() if truth_ad is not None else None
+        for adata, path in ((pred, out), (truth_ad, real)):
+            if adata is not None and path is not None:
+                adata.write_h5ad(path, compression="gzip")
+        return pred, truth_ad
     pool = np.unique(np.concatenate([g.controls for g in groups]))
     has_ctx = len(rd.info.contexts) > 1
     ctx = rd.data.contexts

@@ -166,6 +166,11 @@ def test_import_writes_a_run_that_predict_uses(tmp_path):
     pred = ad.read_h5ad(tmp_path / "pred.h5ad")
     assert pred.n_vars == len(GENES) and np.isfinite(pred.X).all()
     assert main(args) == 1  # a second import into the same run directory is refused
+    panel = tmp_path / "panel.txt"
+    panel.write_text("g9\ng2\ng5\n")
+    assert main(["predict", str(run), "--out", str(tmp_path / "p3.h5ad"), "--real", str(tmp_path / "r3.h5ad"), "--genes", str(panel)]) == 0
+    p3, r3 = ad.read_h5ad(tmp_path / "p3.h5ad"), ad.read_h5ad(tmp_path / "r3.h5ad")
+    assert list(p3.var_names) == list(r3.var_names) == ["g2", "g5", "g9"] and p3.n_obs == r3.n_obs
 
 
 def test_perturbdiff_import_reads_lightning_layout_and_keeps_ema_weights(tmp_path):

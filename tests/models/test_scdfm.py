@@ -101,3 +101,42 @@ def test_ablations_are_config_overrides_that_train(override, check):
 def test_can_predict_any_gene_token():
     model = api.build("scdfm-small", tiny_info(), seen_perturbations=["G0"])
     assert model.can_predict(["G0", "G3", "NOT_A_GENE"]) == [True, True, False]
+
+
+def test_prediction_in_gene_chunks_of_the_training_length_covers_the_panel_once():
+    model = _small(["model.predict_genes=5"])
+    model.backbone.prepare(tiny_table())
+    model.eval()
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[2].gene_ids.tolist())))
+    b = tiny_batch()
+    out = model.predict(b.control, b.control_mask, b.labels)
+    assert out.shape == b.control.shape and torch.isfinite(out).all()
+    chunks = sorted(set(seen))
+    assert sorted(len(c) for c in chunks) == [2, 5, 5]
+    assert sorted(g for c in chunks for g in c) == list(range(12))  # every gene in exactly one chunk
+    assert model.last_nfe == 3 * 20
+
+
+def test_prediction_on_a_gene_panel_sees_only_the_panel_and_puts_each_gene_in_its_column():
+    from distgen.types import SampleOutput
+
+    model = _small()
+    model.backbone.prepare(tiny_table())
+    model.eval()
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[2].gene_ids.tolist())))
+
+    def echo(field, x0, mask):  # a sampler returning each column's gene id: the output must come back in panel order
+        field(x0, torch.zeros(x0.shape[:2]))
+        return SampleOutput(cells=torch.tensor(seen[-1], dtype=x0.dtype).expand_as(x0).clone(), nfe=1, info={})
+
+    model.dynamics.sample = echo
+    b = tiny_batch()
+    panel = torch.tensor([7, 2, 9])
+    out = model.predict(b.control, b.control_mask, b.labels, genes=panel)
+    assert set(seen) == {(7, 2, 9)} and out.shape == (*b.control.shape[:2], 3)
+    assert torch.equal(out[0, 0], panel.float())
+    with pytest.raises(ValueError, match="whole gene panel"):
+        api.build("perturbdiff-small", tiny_info(), ["model.backbone.dim=8", "model.backbone.heads=2"]).predict(
+            b.control, b.control_mask, b.labels, genes=panel)
