@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--work", default="equal_budget_runs")
     p.add_argument("--out")
+    p.add_argument("--override", action="append", default=[], help="extra dotted override (e.g. train.steps=2 for a smoke run)")
     args = p.parse_args(argv)
+    SETUPS[args.model]["overrides"] += args.override
     torch.set_flush_denormal(True)
     work = Path(args.work)
     runs = [run_seed(args.model, s, work) for s in args.seeds]
