@@ -6,7 +6,7 @@ defaults (linear VP schedule, DDIM sampling) while the backbone, conditioner and
 they are. The network predicts the clean sample (PerturbDiff's choice): with the default noise
 prediction, the first DDIM steps divide the predicted noise's error by sqrt(alpha_bar) ~ 0.006, and a
 briefly trained network's samples explode. 20 DDIM steps are 20 network evaluations, the budget of
-the flow's 5 RK4 steps.
+the flow's 5 RK4 steps (per chunk of genes: scdfm-small generates at most 128 genes per sampling run).
 
 Each model is built, trained a few steps on the bundled Norman K562 data and asked to generate
 held-out double perturbations from control cells.

@@ -46,7 +46,8 @@ def test_commands_with_overrides_exist():
 @pytest.mark.parametrize("command", WITH_OVERRIDES)
 def test_overrides_may_follow_options(command):
     """`distgen train PRESET --out DIR key=value`, exactly as the README writes it."""
-    argv = [command] + (["scdfm-small"] if command != "quickstart" else []) + ["--out", "somewhere", "train.seed=3", "train.steps=2"]
+    positional = {"quickstart": [], "import": ["scdfm-official", "checkpoint.pt"]}.get(command, ["scdfm-small"])
+    argv = [command, *positional, "--out", "somewhere", "train.seed=3", "train.steps=2"]
     args = parse(PARSER, argv)
     assert args.overrides == ["train.seed=3", "train.steps=2"] and args.out == "somewhere" and args.command == command
 

@@ -5,8 +5,15 @@ stream "ctrl" the matched control set (token ``i`` is the control cell paired wi
 In every block both streams are modulated by adaLN-Zero from ``c = e_t + e_cov``, concatenated
 *along features* (token ``i`` = pert ``i`` (+) ctrl ``i``, width ``2d``) and passed through one joint
 multi-head self-attention over the ``m`` tokens (fused SDPA, RMS qk-norm), then split back; each
-stream has its own gated MLP. No positional encoding: the network is permutation-equivariant over
-cells. The head (adaLN + Linear, then ReLU by default) predicts the perturbed cells.
+stream has its own gated MLP. In the ``parallel`` block (PerturbDiff's) the MLP reads the
+modulated LayerNorm of the block *input*, like the attention; in the ``sequential`` block (the
+usual DiT order, an ablation) it reads the state after the attention residual. No positional
+encoding: the network is permutation-equivariant over cells. The head (adaLN + Linear, then ReLU
+by default) predicts the perturbed cells.
+
+Time enters as PerturbDiff's network sees it: ``time_input="step"`` turns distgen's ``t`` in
+[0, 1] into the DDPM step ``n = T (1 - t) - 1`` (``T = timesteps``; ``t = 1 - (n + 1) / T`` is how
+``dynamics/diffusion`` maps steps to time) before the sinusoidal embedding.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from distgen.backbones.embeddings import TimeEmbedding
 from distgen.capabilities import BackboneCapabilities
 
 OUTPUTS = ("relu", "softplus", "identity")
+BLOCKS = ("parallel", "sequential")
+TIME_INPUTS = ("step", "scaled")
+#: A step computed from float32 time is off by ~1e-4 step at T = 1000; closer than this, snap to it.
+STEP_SNAP = 1e-3
 
 
 class JointAttention(nn.Module):
@@ -47,12 +58,30 @@ class JointAttention(nn.Module):
         return self.proj(o.transpose(1, 2).reshape(b, m, w))
 
 
-class MMBlock(nn.Module):
-    """One two-stream block; ``last`` skips the control stream's (unused) MLP."""
+def gated_update(h: Tensor, normed: Tensor, attn_out: Tensor, mod: tuple[Tensor, ...], mlp: nn.Module, norm: nn.Module, parallel: bool) -> Tensor:
+    """One stream's residual updates: ``h + g_a attn``, then ``+ g_m MLP(modulate(LN(.)))``.
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, qk_norm: bool, last: bool = False) -> None:
+    ``mod`` = (gate_attn, shift_mlp, scale_mlp, gate_mlp). ``parallel``: the MLP reads ``normed``
+    (the LayerNorm of the block input, shared with the attention branch); otherwise the LayerNorm
+    of the state after the attention residual.
+    """
+    gate_a, shift_m, scale_m, gate_m = mod
+    h = h + gate_a * attn_out
+    return h + gate_m * mlp(modulate(normed if parallel else norm(h), shift_m, scale_m))
+
+
+class MMBlock(nn.Module):
+    """One two-stream block; ``last`` skips the control stream's (unused) MLP.
+
+    ``block="parallel"`` (PerturbDiff) or ``"sequential"`` (see the module docstring).
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, qk_norm: bool, last: bool = False, block: str = "parallel") -> None:
         super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"cross_dit: block must be one of {BLOCKS}, got {block!r}")
         self.last = last
+        self.parallel = block == "parallel"
         self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.ada_p = AdaLNZero(dim, 6)
         self.ada_c = AdaLNZero(dim, 2 if last else 6)
@@ -62,17 +91,22 @@ class MMBlock(nn.Module):
         self.mlp_c = None if last else nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
 
     def forward(self, hp: Tensor, hc: Tensor, c: Tensor, key_mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        sa_p, sc_p, ga_p, sm_p, scm_p, gm_p = self.ada_p(c)
+        mod_p = self.ada_p(c)  # shift, scale, gate (attention); shift, scale, gate (MLP)
         mod_c = self.ada_c(c)
-        u = torch.cat([modulate(self.norm(hp), sa_p, sc_p), modulate(self.norm(hc), mod_c[0], mod_c[1])], -1)
+        np_, nc = self.norm(hp), self.norm(hc)
+        u = torch.cat([modulate(np_, mod_p[0], mod_p[1]), modulate(nc, mod_c[0], mod_c[1])], -1)
         dp, dc = self.attn(u, key_mask).chunk(2, dim=-1)
-        hp = hp + ga_p * dp
-        hp = hp + gm_p * self.mlp_p(modulate(self.norm(hp), sm_p, scm_p))
+        hp = gated_update(hp, np_, dp, mod_p[2:], self.mlp_p, self.norm, self.parallel)
         if self.mlp_c is not None:
-            ga_c, sm_c, scm_c, gm_c = mod_c[2:]
-            hc = hc + ga_c * dc
-            hc = hc + gm_c * self.mlp_c(modulate(self.norm(hc), sm_c, scm_c))
+            hc = gated_update(hc, nc, dc, mod_c[2:], self.mlp_c, self.norm, self.parallel)
         return hp, hc
+
+
+def diffusion_step(t: Tensor, timesteps: int) -> Tensor:
+    """distgen time ``t`` -> DDPM step ``n = T (1 - t) - 1`` (float; snapped onto integers within ``STEP_SNAP``)."""
+    n = timesteps * (1.0 - t.double()) - 1.0
+    r = n.round()
+    return torch.where((n - r).abs() < STEP_SNAP, r, n)
 
 
 class CrossDiT(Backbone):
@@ -87,13 +121,22 @@ class CrossDiT(Backbone):
         (PerturbDiff: 512, 8, 8, 4).
     qk_norm
         RMS-normalise queries and keys per head.
+    block
+        ``"parallel"`` (PerturbDiff: attention and MLP both read the modulated LayerNorm of the
+        block input) or ``"sequential"`` (the MLP reads the state after the attention residual).
     self_conditioning
         Token input is ``[x_t ; x_self_cond]`` (zeros when no estimate is given).
     output
         ``"relu"`` (non-negative sample head, PerturbDiff's x0 prediction), ``"softplus"`` or
         ``"identity"`` (use it for noise or velocity prediction).
-    time_scale
-        ``t`` in [0, 1] is multiplied by this before the sinusoidal embedding (1000 ~ DDPM step ids).
+    time_input, timesteps, time_scale
+        What the sinusoidal time embedding reads: ``"step"`` (PerturbDiff: the DDPM step
+        ``n = timesteps (1 - t) - 1``, so ``t = 1`` is step ``-1`` and ``t = 0`` step ``T - 1``) or
+        ``"scaled"`` (``time_scale * t``).
+    null_condition
+        Dropped conditions (classifier-free guidance) use a learned vector of width ``dim`` in place
+        of the projected covariates (PerturbDiff's null class embedding). False: the conditioner's
+        null embedding goes through the projection like any condition.
     """
 
     capabilities = BackboneCapabilities(self_conditioning=None, output_range=None)  # from self_conditioning, output
@@ -110,28 +153,39 @@ class CrossDiT(Backbone):
         heads: int = 8,
         mlp_ratio: float = 4.0,
         qk_norm: bool = True,
+        block: str = "parallel",
         self_conditioning: bool = True,
         output: str = "relu",
+        time_input: str = "step",
+        timesteps: int = 1000,
         time_scale: float = 1000.0,
+        null_condition: bool = True,
     ) -> None:
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"cross_dit: output must be one of {OUTPUTS}, got {output!r}")
-        if depth < 1 or dim < 1:
-            raise ValueError(f"cross_dit: depth and dim must be >= 1, got depth={depth}, dim={dim}")
+        if block not in BLOCKS:
+            raise ValueError(f"cross_dit: block must be one of {BLOCKS}, got {block!r}")
+        if time_input not in TIME_INPUTS:
+            raise ValueError(f"cross_dit: time_input must be one of {TIME_INPUTS}, got {time_input!r}")
+        if depth < 1 or dim < 1 or timesteps < 1:
+            raise ValueError(f"cross_dit: depth, dim and timesteps must be >= 1, got depth={depth}, dim={dim}, timesteps={timesteps}")
         self.n_genes = n_genes
         self.self_conditioning = self_conditioning
         self.output = output
+        self.time_input, self.timesteps, self.time_scale = time_input, timesteps, float(time_scale)
         self.capabilities = BackboneCapabilities(self_conditioning=self_conditioning, output_range="real" if output == "identity" else "nonnegative")
         self.in_p = nn.Linear(n_genes * (2 if self_conditioning else 1), dim)
         self.in_c = nn.Linear(n_genes, dim)
-        self.time = TimeEmbedding(dim, scale=time_scale)
+        self.time = TimeEmbedding(dim)
         self.cov = nn.Linear(cond_dim + population_dim, dim)
-        self.blocks = nn.ModuleList(MMBlock(dim, heads, mlp_ratio, qk_norm, last=i == depth - 1) for i in range(depth))
+        self.null = nn.Parameter(torch.zeros(dim)) if null_condition else None
+        self.blocks = nn.ModuleList(MMBlock(dim, heads, mlp_ratio, qk_norm, i == depth - 1, block) for i in range(depth))
         self.head = FinalLayer(dim, n_genes)
         self._init_weights()
 
     def _init_weights(self) -> None:
+        """PerturbDiff's initialisation (see docs/perturbdiff.md for the one difference)."""
         for mod in self.modules():
             if isinstance(mod, nn.Linear):
                 nn.init.xavier_uniform_(mod.weight)
@@ -142,6 +196,30 @@ class CrossDiT(Backbone):
         for mod in self.modules():  # adaLN-Zero: every modulation starts at 0 (re-zero after xavier)
             if isinstance(mod, AdaLNZero):
                 nn.init.zeros_(mod.lin.weight)
+        with torch.no_grad():  # the code adds one N(0, 1) vector (its unused gene-embedding null) to both streams' tokens
+            token_bias = torch.randn(self.in_p.bias.shape)
+            self.in_p.bias.copy_(token_bias)
+            self.in_c.bias.copy_(token_bias)
+            if self.null is not None:  # nn.Embedding's N(0, 1), as the code's null class embedding
+                self.null.normal_()
+
+    def embed_time(self, t: Tensor) -> Tensor:
+        """``[B, m]`` distgen time -> ``[B, m, d]`` time embedding (what the network reads, see ``time_input``)."""
+        s = diffusion_step(t, self.timesteps) if self.time_input == "step" else t * self.time_scale
+        return self.time(s.float())
+
+    def condition_vector(self, t: Tensor, cond: Condition, dtype: torch.dtype) -> Tensor:
+        """``c = e_t + e_cov`` per token, ``[B, m, d]``; dropped conditions get the null vector."""
+        c = self.embed_time(t).to(dtype)  # per-token time (set-level dynamics repeat it)
+        cov = [cond.embedding] if cond.embedding is not None else []
+        if cond.population is not None:
+            cov.append(cond.population)
+        if cov:
+            e = self.cov(torch.cat(cov, -1).to(dtype))
+            if self.null is not None and cond.drop is not None:
+                e = torch.where(cond.drop.to(e.device)[:, None], self.null.to(dtype).expand_as(e), e)
+            c = c + e[:, None, :]
+        return c
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Condition, *, x_self_cond: Tensor | None = None) -> Tensor:
         if x_t.shape[-1] != self.n_genes:
@@ -152,12 +230,7 @@ class CrossDiT(Backbone):
         tokens = [x_t, torch.zeros_like(x_t) if x_self_cond is None else x_self_cond] if self.self_conditioning else [x_t]
         hp = self.in_p(torch.cat(tokens, -1))
         hc = self.in_c(cond.control.to(x_t.dtype))
-        cov = [cond.embedding] if cond.embedding is not None else []
-        if cond.population is not None:
-            cov.append(cond.population)
-        c = self.time(t).to(x_t.dtype)  # [B, m, d]: per-token time (set-level dynamics repeat it)
-        if cov:
-            c = c + self.cov(torch.cat(cov, -1).to(x_t.dtype))[:, None, :]
+        c = self.condition_vector(t, cond, x_t.dtype)
         key_mask = None
         if cond.control_mask is not None and not bool(cond.control_mask.all()):
             key_mask = cond.control_mask.bool()
@@ -171,4 +244,4 @@ class CrossDiT(Backbone):
         return out
 
 
-__all__ = ["CrossDiT", "JointAttention", "MMBlock"]
+__all__ = ["BLOCKS", "CrossDiT", "JointAttention", "MMBlock", "diffusion_step", "gated_update"]

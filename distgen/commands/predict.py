@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default="ema", choices=("ema", "raw"), help="EMA weights when the run kept them (default) or raw")
     p.add_argument("--real", help="also write the real cells of the same groups, same layout, to this .h5ad")
     p.add_argument("--seed", type=int, help="sampling seed (default: the run's train.seed)")
+    p.add_argument("--genes", default=None, help="predict only a gene panel: 'hvg:N' (the N most variable genes of the predicted "
+                   "groups' real and control cells, scDFM's evaluation panel) or a file of gene names (default: all genes)")
     p.set_defaults(run=run)
 
 
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from distgen.train.distributed import env_from_torchrun
 
     try:
-        out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed)
+        out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes)
     except CheckpointError as exc:
         print(f"distgen predict: error: {exc}", file=__import__("sys").stderr)
         return 1

@@ -42,15 +42,18 @@ def pearson(x: Tensor) -> Tensor:
 
 
 def topk_adjacency(corr: Tensor, k: int) -> Tensor:
-    """``[G, G]`` bool: each gene linked to its ``k`` largest ``|corr|`` partners, symmetrised, self loops."""
+    """``[G, G]`` bool: each gene linked to its ``k`` largest ``|corr|`` partners, symmetrised, self loops.
+
+    Zero correlations are never edges (as in scDFM), so a constant gene has only its self loop.
+    """
     g = corr.shape[0]
     score = corr.abs().clone()
     score.fill_diagonal_(-1.0)
     k = min(k, g - 1)
     adj = torch.zeros(g, g, dtype=torch.bool)
     if k > 0:
-        idx = score.topk(k, dim=1).indices
-        adj.scatter_(1, idx, True)
+        top = score.topk(k, dim=1)
+        adj.scatter_(1, top.indices, top.values > 0)
     adj = adj | adj.T
     adj.fill_diagonal_(True)
     return adj
@@ -66,7 +69,7 @@ def coexpression_graph(x: Tensor | np.ndarray, k: int = 30, cache_dir: str | os.
         raise ValueError(f"coexpression_graph needs [N >= 2, G] cells, got shape {tuple(xt.shape)}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    key = _digest(xt.cpu().numpy().tobytes(), str(tuple(xt.shape)).encode(), f"k={k}".encode())
+    key = _digest(xt.cpu().numpy().tobytes(), str(tuple(xt.shape)).encode(), f"k={k}".encode(), b"no-zero-edges")
     if key in _CACHE:
         return _CACHE[key].clone()
     path = os.path.join(os.fspath(cache_dir), f"coexpr_{key}.pt") if cache_dir is not None else None

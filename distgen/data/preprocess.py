@@ -21,6 +21,24 @@ def perturbed_genes(data: PerturbationData) -> list[str]:
     return [p for p in data.info.perturbations if p in genes]
 
 
+def hvg_indices(x: Any, n_top_genes: int, flavor: str = "seurat") -> np.ndarray:
+    """Sorted column indices of the ``n_top_genes`` most variable genes of log-normalised cells ``x [N, G]`` (scanpy).
+
+    scDFM evaluates on the 1,000 most variable genes of the test and control cells, chosen so.
+    """
+    import scanpy as sc
+
+    arr = np.asarray(x, dtype=np.float32)
+    if n_top_genes >= arr.shape[1]:
+        return np.arange(arr.shape[1])
+    if n_top_genes < 1 or arr.shape[0] < 2:
+        raise ValueError(f"hvg_indices needs n_top_genes >= 1 and >= 2 cells, got {n_top_genes} and {arr.shape[0]}")
+    tmp = ad.AnnData(X=arr)
+    tmp.uns["log1p"] = {"base": None}
+    sc.pp.highly_variable_genes(tmp, n_top_genes=n_top_genes, flavor=flavor)
+    return np.flatnonzero(tmp.var["highly_variable"].to_numpy())
+
+
 def highly_variable_genes(
     data: PerturbationData,
     n_top_genes: int,

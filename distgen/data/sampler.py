@@ -75,8 +75,9 @@ class SetSamplerBase(IterableDataset):  # type: ignore[type-arg]
         self.epoch = epoch
 
 
-#: Set sampling modes: each group equally often, or groups in proportion to their cells.
-SAMPLINGS = ("condition", "cell")
+#: Set sampling modes: each group equally often; groups in proportion to their cells; or every cell
+#: once per epoch (``partition``: PerturbDiff's sampler).
+SAMPLINGS = ("condition", "cell", "partition")
 
 
 class SetSampler(SetSamplerBase):
@@ -99,11 +100,17 @@ class SetSampler(SetSamplerBase):
         slices of one global sequence of sets, and their union equals the single-process sequence.
     sampling
         ``"condition"``: each group equally often (cycles through shuffled groups);
-        ``"cell"``: groups in proportion to their cell counts.
+        ``"cell"``: groups in proportion to their cell counts;
+        ``"partition"``: every cell once per epoch, as PerturbDiff's sampler: each group is
+        shuffled, filled up to a multiple of ``m`` with cells of its own drawn with replacement,
+        cut into sets, and the sets of all groups are shuffled.
     sets_per_epoch
         Global sets per epoch (default: the number of groups for ``condition``, cells / ``m`` for
-        ``cell``), rounded up to a multiple of ``sets_per_batch * world_size`` so every rank gets
-        the same number of batches.
+        ``cell``, the number of sets of the partition for ``partition``), rounded up to a multiple
+        of ``sets_per_batch * world_size`` so every rank gets the same number of batches.
+    replacement
+        Draw each set's ``m`` cells from its group with replacement (scDFM: every set is full, a
+        small group repeats cells) instead of without (a smaller group is padded and masked).
     controls
         Optional separate control pool (a ``CellTable``; its control cells are used).
 
@@ -125,8 +132,11 @@ class SetSampler(SetSamplerBase):
         sets_per_epoch: int | None = None,
         controls: CellTable | None = None,
         matcher_params: dict[str, Any] | None = None,
+        replacement: bool = False,
     ) -> None:
         self._configure(set_size, sets_per_batch, matcher, matcher_params, seed, rank, world_size, sampling)
+        self.replacement = replacement
+        self._partition_cache: tuple[int, list[tuple[int, Tensor]]] | None = None
         self.table = table
         self.groups, self.firsts = condition_groups(table)
         if not self.groups:
@@ -139,7 +149,8 @@ class SetSampler(SetSamplerBase):
         self.pool_context = pool_table.labels.context[ctrl]
         self.pool_batch = pool_table.labels.batch[ctrl]
         self.sizes = torch.tensor([g.numel() for g in self.groups], dtype=torch.float64)
-        default = len(self.groups) if sampling == "condition" else max(1, int(self.sizes.sum()) // set_size)
+        default = {"condition": len(self.groups), "cell": max(1, int(self.sizes.sum()) // set_size),
+                   "partition": sum(math.ceil(g.numel() / set_size) for g in self.groups)}[sampling]
         step = sets_per_batch * world_size
         self.sets_per_epoch = math.ceil((sets_per_epoch or default) / step) * step
         self._check_matchable()
@@ -158,17 +169,42 @@ class SetSampler(SetSamplerBase):
         """``[sets_per_epoch]`` group index of every global set of this epoch."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         k = len(self.groups)
+        if self.sampling == "partition":
+            return torch.tensor([grp for grp, _ in self._partition()], dtype=torch.long)
         if self.sampling == "cell":
             return torch.multinomial(self.sizes, self.sets_per_epoch, replacement=True, generator=g)
         reps = math.ceil(self.sets_per_epoch / k)
         return torch.cat([torch.randperm(k, generator=g) for _ in range(reps)])[: self.sets_per_epoch]
+
+    def _partition(self) -> list[tuple[int, Tensor]]:
+        """This epoch's ``(group, cells [m])`` sets of ``sampling="partition"``, repeated to ``sets_per_epoch``."""
+        if self._partition_cache is not None and self._partition_cache[0] == self.epoch:
+            return self._partition_cache[1]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        sets: list[tuple[int, Tensor]] = []
+        for gi, idx in enumerate(self.groups):
+            cells = idx[torch.randperm(idx.numel(), generator=g)]
+            short = -cells.numel() % self.m
+            if short:  # fill the last set with the group's own cells, drawn with replacement
+                cells = torch.cat([cells, idx[torch.randint(idx.numel(), (short,), generator=g)]])
+            sets += [(gi, block) for block in cells.view(-1, self.m)]
+        order = torch.randperm(len(sets), generator=g).tolist()
+        sets = [sets[i] for i in order]
+        sets = (sets * math.ceil(self.sets_per_epoch / len(sets)))[: self.sets_per_epoch]
+        self._partition_cache = (self.epoch, sets)
+        return sets
 
     def _set(self, group: int, global_index: int) -> tuple[Tensor, Tensor, Tensor]:
         """Target cell indices ``[m]`` (padded with index 0), mask ``[m]``, control pool indices ``[m]``."""
         g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + global_index)
         idx = self.groups[group]
         n = min(idx.numel(), self.m)
-        chosen = idx[torch.randperm(idx.numel(), generator=g)[:n]]
+        if self.sampling == "partition":
+            n, chosen = self.m, self._partition()[global_index][1]
+        elif self.replacement:
+            n, chosen = self.m, idx[torch.randint(idx.numel(), (self.m,), generator=g)]
+        else:
+            chosen = idx[torch.randperm(idx.numel(), generator=g)[:n]]
         mask = torch.zeros(self.m, dtype=torch.bool)
         mask[:n] = True
         cells = torch.zeros(self.m, dtype=torch.long)

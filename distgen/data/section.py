@@ -42,7 +42,7 @@ class DataSection:
         a split file saved by ``Split.save``.
     hvg
         Keep this many highly variable genes (fitted on training cells; perturbed genes forced in).
-    set_size, matcher, matcher_params, sampling, sets_per_epoch
+    set_size, matcher, matcher_params, sampling, sets_per_epoch, replacement
         Set sampling (``distgen.data.SetSampler``).
     """
 
@@ -55,6 +55,7 @@ class DataSection:
     matcher_params: dict[str, Any] | None = None
     sampling: str = "condition"
     sets_per_epoch: int | None = None
+    replacement: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -78,6 +78,8 @@ class StreamingSetSampler(SetSamplerBase):
         matcher_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if sampling == "partition":
+            raise ValueError("the streaming sampler supports sampling='condition' or 'cell', not 'partition' (in-memory data only)")
         self._configure(set_size, sets_per_batch, matcher, matcher_params, seed, rank, world_size, sampling)
         if chunk_cells < 1 or buffer_sets < 0 or control_pool < 1:
             raise ValueError(f"need chunk_cells >= 1, buffer_sets >= 0, control_pool >= 1; got {chunk_cells}, {buffer_sets}, {control_pool}")

@@ -56,6 +56,9 @@ class Generator(nn.Module, TrainableModel):
         (classifier-free guidance).
     genes_per_step
         Random gene columns kept per training step (scDFM: 1000); None keeps all.
+    predict_genes
+        Generate at most this many genes per sampling run, in random chunks (scDFM: 1000, its
+        training sequence length); None generates the whole panel in one run.
     input_scale
         Multiply expression by this before the dynamics (PerturbDiff: 0.1), divide outputs back.
     """
@@ -84,6 +87,7 @@ class Generator(nn.Module, TrainableModel):
         p_drop_condition: float = 0.0,
         genes_per_step: int | None = None,
         input_scale: float = 1.0,
+        predict_genes: int | None = None,
     ) -> None:
         super().__init__()
         self.info = info
@@ -97,6 +101,7 @@ class Generator(nn.Module, TrainableModel):
         self.p_drop_condition = float(p_drop_condition)
         self.genes_per_step = genes_per_step
         self.input_scale = float(input_scale)
+        self.predict_genes = predict_genes
         self.last_nfe = 0
         tie_gene_embeddings(self)
         check_assembly(self)
@@ -219,19 +224,40 @@ class Generator(nn.Module, TrainableModel):
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
-    def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:
-        """Generate ``[B, m, G]`` cells for each condition from its control set."""
+    def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels, genes: Tensor | None = None) -> Tensor:
+        """Generate ``[B, m, G]`` cells for each condition from its control set ``[B, m, G]``.
+
+        ``genes`` (``[P]`` ids into ``info.genes``) generates only those genes, ``[B, m, P]`` (a
+        backbone that supports gene subsampling sees only them, as scDFM predicts its evaluated
+        panel). With ``predict_genes`` set, the genes are generated in random chunks of at most that
+        many, one sampling run per chunk (scDFM's sequence length at training).
+        """
         if control.shape[-1] != self.info.n_genes:
             raise ValueError(f"control cells have {control.shape[-1]} genes; the model was built for {self.info.n_genes}")
         s = self.input_scale
         ctrl = control * s
-        gene_ids = torch.arange(ctrl.shape[-1], device=ctrl.device)
-        cond = self.condition(labels, ctrl, control_mask, gene_ids)
-        null = self.condition(labels, ctrl, control_mask, gene_ids, torch.ones(len(labels), dtype=torch.bool, device=ctrl.device))
-        x0 = self.dynamics.draw_source(ctrl, ctrl)
-        out = self.dynamics.sample(self.bind(cond, null), x0, control_mask)
-        self.last_nfe = out.nfe
-        return out.cells / s
+        panel = torch.arange(ctrl.shape[-1], device=ctrl.device) if genes is None else genes.to(ctrl.device).long()
+        chunks = [panel]
+        if self.predict_genes is not None and panel.numel() > self.predict_genes:
+            shuffled = panel[torch.randperm(panel.numel(), device=panel.device)]
+            chunks = [c.sort().values for c in shuffled.split(self.predict_genes)]
+        subset = len(chunks) > 1 or panel.numel() < self.info.n_genes
+        if subset and not self.backbone.capabilities.gene_subsampling:
+            raise ValueError(f"{type(self.backbone).__name__} generates the whole gene panel only; predict without genes= / predict_genes")
+        population = self.population_encoder(ctrl, control_mask) if self.population_encoder is not None else None
+        out = torch.zeros(*ctrl.shape[:2], panel.numel(), dtype=ctrl.dtype, device=ctrl.device)
+        where = torch.empty(self.info.n_genes, dtype=torch.long, device=ctrl.device)
+        where[panel] = torch.arange(panel.numel(), device=ctrl.device)
+        self.last_nfe = 0
+        drop = torch.ones(len(labels), dtype=torch.bool, device=ctrl.device)
+        for ids in chunks:
+            c = ctrl[..., ids]
+            cond = self.condition(labels, c, control_mask, ids, population=population)
+            null = self.condition(labels, c, control_mask, ids, drop, population=population)
+            res = self.dynamics.sample(self.bind(cond, null), self.dynamics.draw_source(c, c), control_mask)
+            out[..., where[ids]] = res.cells
+            self.last_nfe += res.nfe
+        return out / s
 
     def can_predict(self, atoms: list[str]) -> list[bool]:
         """Per atom: can the parts that embed perturbations (conditioner, or a backbone's own tokens) embed it?"""
@@ -260,8 +286,12 @@ def check_assembly(model: Generator) -> None:
             "would be computed and ignored; remove the conditioner from the model, or configure the backbone to read it "
             "(e.g. pad_transformer's use_condition_embedding: true)"
         )
-    if model.genes_per_step is not None and not bb.capabilities.gene_subsampling:
-        raise AssemblyError(f"genes_per_step={model.genes_per_step} needs a backbone that supports gene subsampling; {name} does not")
+    for key in ("genes_per_step", "predict_genes"):
+        value = getattr(model, key)
+        if value is not None and not bb.capabilities.gene_subsampling:
+            raise AssemblyError(f"{key}={value} needs a backbone that supports gene subsampling; {name} does not")
+        if value is not None and value < 1:
+            raise AssemblyError(f"{key} must be >= 1 or null, got {value}")
     if model.distribution_weight > 0 and model.distribution_loss is None:
         raise AssemblyError("distribution_weight > 0 needs a distribution_loss encoder (e.g. {name: kme, kernel: {name: rbf}})")
     if model.dynamics.source not in model.dynamics.capabilities.sources:

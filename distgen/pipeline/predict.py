@@ -13,6 +13,7 @@ predictions written in the cell-eval layout (``distgen.data.layout``).
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -37,9 +38,38 @@ from distgen.train.device import select_device, setup_backends
 from distgen.types import ALL, Cells
 
 
+def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.ndarray | None:
+    """Column indices of the genes to predict: ``None``/``"all"`` (every gene), ``"hvg:N"`` or a file of gene names.
+
+    ``hvg:N`` takes the ``N`` most variable genes of the groups' real cells and their control cells
+    (scDFM's evaluation panel: the 1,000 most variable genes of test and control cells).
+    """
+    if spec is None or spec == "all":
+        return None
+    if spec.startswith("hvg:"):
+        from distgen.data.preprocess import hvg_indices
+
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise ConfigError(f"--genes hvg:N needs an integer N, got {spec!r}") from None
+        cells = np.unique(np.concatenate([*(g.cells for g in groups), *(g.controls for g in groups)]))
+        return np.sort(hvg_indices(dataset.data.table.X[torch.from_numpy(cells)].numpy(), n))
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"--genes must be 'all', 'hvg:N' or a file of gene names, got {spec!r} (no such file)")
+    names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    index = dataset.info.gene_index()
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        raise ValueError(f"--genes {spec}: {len(unknown)} gene(s) are not in the run's genes, e.g. {unknown[:5]}")
+    return np.array(sorted({index[n] for n in names}))
+
+
 @torch.no_grad()
-def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_size: int, seed: int, device: torch.device) -> np.ndarray:
-    """``[n_real, G]`` generated cells for one group (deterministic in ``(seed, index)``)."""
+def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_size: int, seed: int, device: torch.device,
+                   genes: np.ndarray | None = None) -> np.ndarray:
+    """``[n_real, G]`` (or ``[n_real, len(genes)]``) generated cells for one group (deterministic in ``(seed, index)``)."""
     n = len(group.cells)
     k = math.ceil(n / set_size)
     g = torch.Generator().manual_seed(mix_seed(seed, index))
@@ -47,7 +77,12 @@ def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_s
     control = dataset.data.table.X[pick].reshape(k, set_size, -1).to(device)
     labels = dataset.labels([group.condition] * k, [group.context] * k).to(device)
     torch.manual_seed(mix_seed(seed, index, 1))
-    out = model.predict(control, torch.ones(k, set_size, dtype=torch.bool, device=device), labels)
+    mask = torch.ones(k, set_size, dtype=torch.bool, device=device)
+    if genes is not None and "genes" in inspect.signature(model.predict).parameters:
+        out = model.predict(control, mask, labels, genes=torch.from_numpy(genes).to(device))
+    else:  # a model without a gene-panel option generates every gene; keep the panel's columns
+        out = model.predict(control, mask, labels)
+        out = out if genes is None else out[..., torch.from_numpy(genes).to(out.device)]
     return out.reshape(k * set_size, -1)[:n].float().cpu().numpy()  # type: ignore[no-any-return]
 
 
@@ -60,6 +95,7 @@ def predict(
     *,
     allow_unembedded: bool = False,
     preflight: bool = True,
+    genes: str | None = None,
 ) -> Cells:
     """Generate every perturbed group of split ``part`` with a fitted ``model``: the generated cells, then the control pool.
 
@@ -79,6 +115,9 @@ def predict(
         The model is first checked against the held-out conditions of ``part``
         (``distgen.models.preflight.check_split``): atoms a trained model cannot embed stop here unless
         ``allow_unembedded`` (then a ``PreflightWarning``); ``preflight=False`` skips the check.
+    genes
+        Predict only a gene panel (``gene_panel``: ``"hvg:N"`` or a file of gene names); the
+        returned cells then hold only those genes. Default: every gene.
 
     Returns
     -------
@@ -101,7 +140,8 @@ def predict(
     if isinstance(model, nn.Module):
         model.eval()
     env = D.init_from_env(device)
-    mine = {i: generate_group(model, dataset, g, i, m, seed, device) for i, g in enumerate(groups) if i % env.world_size == env.rank}
+    panel = gene_panel(dataset, groups, genes)
+    mine = {i: generate_group(model, dataset, g, i, m, seed, device, panel) for i, g in enumerate(groups) if i % env.world_size == env.rank}
     gathered = [mine]
     if env.distributed:
         import torch.distributed as dist
@@ -109,18 +149,22 @@ def predict(
         gathered = [None] * env.world_size  # type: ignore[list-item]
         dist.all_gather_object(gathered, mine)
     cells = {i: c for part_ in gathered for i, c in part_.items()}
-    return generated_cells(dataset, groups, [cells[i] for i in range(len(groups))])
+    return generated_cells(dataset, groups, [cells[i] for i in range(len(groups))], panel)
 
 
-def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarray]) -> Cells:
-    """One generated array per group, labelled, followed by the groups' real control pool."""
+def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarray], genes: np.ndarray | None = None) -> Cells:
+    """One generated array per group, labelled, followed by the groups' real control pool (``genes``: a panel's columns)."""
     pool = dataset.control_pool(groups)
     data = dataset.data
     n = [len(c) for c in cells]
+    controls = data.table.X[torch.from_numpy(pool)]
+    names = list(dataset.info.genes)
+    if genes is not None:
+        controls, names = controls[:, torch.from_numpy(genes)], [names[i] for i in genes]
     return Cells(
-        torch.cat([torch.from_numpy(np.concatenate(cells)), data.table.X[torch.from_numpy(pool)]]),
+        torch.cat([torch.from_numpy(np.concatenate(cells)), controls]),
         [g.condition for g, k in zip(groups, n) for _ in range(k)] + [dataset.info.control_label] * len(pool),
-        dataset.info.genes,
+        names,
         [g.context for g, k in zip(groups, n) for _ in range(k)] + data.contexts[pool].tolist(),
         [ALL] * sum(n) + data.batches[pool].tolist(),
         dataset.info.control_label,
@@ -159,8 +203,11 @@ def predict_run(
     weights: str = "ema",
     real: str | Path | None = None,
     seed: int | None = None,
+    genes: str | None = None,
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
+
+    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``).
 
     Returns the generated cells on rank 0 (None on other ranks).
     """
@@ -179,13 +226,14 @@ def predict_run(
     allow = bool((config.get("preflight") or {}).get("allow_unembedded", False))
     for note in check_split(model, dataset, part, allow):
         print(note, file=sys.stderr)
-    pred = predict(model, dataset, part, seed, preflight=False)
+    pred = predict(model, dataset, part, seed, preflight=False, genes=genes)
     env = D.env_from_torchrun()
     result = None
     if env.is_main:
         write_cells(dataset, pred, out, "pred")
         if real is not None:
-            write_cells(dataset, dataset.truth(part), real, "real")
+            truth = dataset.truth(part)
+            write_cells(dataset, truth if truth.genes == pred.genes else truth.with_genes(pred.genes), real, "real")
         result = pred
     D.shutdown()
     return result

@@ -17,12 +17,15 @@ class EMA:
     module
         The (unwrapped) model whose state is averaged.
     decay
-        EMA decay ``d``; the effective decay warms up as ``min(d, (1 + n) / (10 + n))`` after ``n``
-        updates so early averages are not dominated by the initial weights.
+        EMA decay ``d``; with ``warmup`` the effective decay warms up as ``min(d, (1 + n) / (10 + n))``
+        after ``n`` updates so early averages are not dominated by the initial weights; without it
+        the first update copies the weights and every later one uses ``d`` (torch's
+        ``AveragedModel`` with an EMA average, PerturbDiff's callback).
     """
 
-    def __init__(self, module: nn.Module, decay: float) -> None:
+    def __init__(self, module: nn.Module, decay: float, warmup: bool = True) -> None:
         self.decay = float(decay)
+        self.warmup = warmup
         self.updates = 0
         self.shadow: dict[str, Tensor] = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
 
@@ -30,7 +33,8 @@ class EMA:
     def update(self, module: nn.Module) -> None:
         """Blend the module's current weights into the shadow copy."""
         self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        first = 0.0 if self.updates == 1 else self.decay  # without warm-up the first update is a copy
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else first
         state = module.state_dict()
         for k, s in self.shadow.items():
             s.lerp_(state[k].detach().to(s.dtype), 1.0 - d)

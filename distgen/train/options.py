@@ -38,16 +38,26 @@ class TrainOptions:
         ``"adamw"`` or ``"adam"``.
     lr, weight_decay, betas, eps
         Optimizer hyper-parameters.
+    decay_norm_and_bias
+        Apply ``weight_decay`` to every parameter (True) or only to the weight matrices of linear and
+        embedding layers (False: biases, norm weights and other 1-D parameters are not decayed;
+        PerturbDiff's optimizer groups).
     schedule
-        ``"cosine"`` (linear warm-up then cosine decay to ``min_lr_ratio * lr``) or ``"constant"``
-        (linear warm-up then flat).
-    warmup_steps, min_lr_ratio
-        Schedule shape.
+        ``"cosine"`` (linear warm-up then cosine decay to ``min_lr_ratio * lr``), ``"constant"``
+        (linear warm-up then flat) or ``"cosine_floor"`` (PerturbDiff's: warm-up from 0, cosine
+        towards 0 clamped below at ``min_lr_ratio``; ``distgen.train.schedule.lr_factor``).
+    warmup_steps, min_lr_ratio, plateau_ratio
+        Schedule shape; ``plateau_ratio * steps`` steps at the peak between warm-up and decay
+        (PerturbDiff: 0.1).
     grad_clip
         Clip the global gradient norm to this value; ``None`` disables clipping.
     ema_decay
         Keep an exponential moving average of the weights with this decay (e.g. 0.999); ``None``
         disables it. Validation and prediction use the EMA weights when present.
+    ema_every, ema_warmup
+        Update the average after every ``ema_every``-th optimizer step (steps 1, 1 + k, ...;
+        PerturbDiff: 0.99 every 10); ``ema_warmup`` ramps the decay up over the first updates
+        (False: the first update copies the weights, as torch's ``AveragedModel``).
     precision
         ``"auto"`` (bf16 autocast on CUDA, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
     tf32
@@ -90,11 +100,15 @@ class TrainOptions:
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
+    decay_norm_and_bias: bool = True
     schedule: str = "cosine"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
+    plateau_ratio: float = 0.0
     grad_clip: float | None = 1.0
     ema_decay: float | None = None
+    ema_every: int = 1
+    ema_warmup: bool = True
     precision: str = "auto"
     tf32: bool = True
     device: str = "auto"
@@ -114,10 +128,10 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, ("adamw", "adam"))
-        _choice("schedule", self.schedule, ("cosine", "constant"))
+        _choice("schedule", self.schedule, ("cosine", "constant", "cosine_floor"))
         _choice("precision", self.precision, ("auto", "fp32", "bf16"))
         _choice("strategy", self.strategy, ("ddp", "fsdp"))
-        for key in ("steps", "sets_per_batch", "grad_accum", "checkpoint_every", "log_every", "keep_checkpoints", "val_sets"):
+        for key in ("steps", "sets_per_batch", "grad_accum", "checkpoint_every", "log_every", "keep_checkpoints", "val_sets", "ema_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
         for key in ("warmup_steps", "val_every"):
@@ -125,6 +139,8 @@ class TrainOptions:
                 raise ConfigError(f"train.{key} must be >= 0, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.plateau_ratio < 1.0:
+            raise ConfigError(f"train.plateau_ratio must be in [0, 1), got {self.plateau_ratio}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.grad_clip is not None and self.grad_clip <= 0:

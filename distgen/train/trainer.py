@@ -143,9 +143,15 @@ class Trainer:
             raise ValueError(f"{type(model).__name__} has no trainable parameters; nothing to train")
         opt_cls = torch.optim.AdamW if options.optimizer == "adamw" else torch.optim.Adam
         betas = (float(options.betas[0]), float(options.betas[1]))
-        self.optimizer = opt_cls(params, lr=options.lr, betas=betas, eps=options.eps, weight_decay=options.weight_decay)
-        self.scheduler = make_scheduler(self.optimizer, options.steps, options.warmup_steps, options.schedule, options.min_lr_ratio)
-        self.ema = EMA(model, options.ema_decay) if options.ema_decay is not None else None
+        groups: list[dict[str, Any]] = [{"params": params}]
+        if not options.decay_norm_and_bias:  # decay only matrices (Linear / embedding weights)
+            groups = [{"params": [p for p in params if p.dim() >= 2]}, {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+            groups = [g for g in groups if g["params"]]
+        self.optimizer = opt_cls(groups, lr=options.lr, betas=betas, eps=options.eps, weight_decay=options.weight_decay)
+        self.scheduler = make_scheduler(
+            self.optimizer, options.steps, options.warmup_steps, options.schedule, options.min_lr_ratio, options.plateau_ratio
+        )
+        self.ema = EMA(model, options.ema_decay, options.ema_warmup) if options.ema_decay is not None else None
         self.step = 0
         self.best: float | None = None
         self.best_step: int | None = None
@@ -254,7 +260,7 @@ class Trainer:
             self._non_finite("gradient norm", batch)
         self.optimizer.step()
         self.scheduler.step()
-        if self.ema is not None:
+        if self.ema is not None and self.step % self.opts.ema_every == 0:
             self.ema.update(self.model)
         self.step += 1
         return float(stats[0]) / self.n_shards, norm, parts

@@ -117,3 +117,75 @@ def test_errors_name_the_problem():
         CrossDiT(n_genes=G, cond_dim=4, output="tanh")
     with pytest.raises(ValueError, match="divisible"):
         CrossDiT(n_genes=G, cond_dim=4, dim=5, heads=4)
+
+
+def _block_reference(block, hp, hc, c, parallel):
+    """The block written out from PerturbDiff's equations (per stream: h + g_a attn(.) + g_m mlp(mod(LN(input or mid))))."""
+    ln = torch.nn.functional.layer_norm
+    d = hp.shape[-1]
+    mp = block.ada_p.lin(torch.nn.functional.silu(c)).chunk(6, -1)
+    mc = block.ada_c.lin(torch.nn.functional.silu(c)).chunk(6, -1)
+    a_in = torch.cat([ln(hp, (d,), eps=1e-6) * (1 + mp[1]) + mp[0], ln(hc, (d,), eps=1e-6) * (1 + mc[1]) + mc[0]], -1)
+    dp, dc = block.attn(a_in, None).chunk(2, -1)
+    out = []
+    for h, m, delta, mlp in ((hp, mp, dp, block.mlp_p), (hc, mc, dc, block.mlp_c)):
+        mid = h + m[2] * delta
+        src = h if parallel else mid
+        out.append(mid + m[5] * mlp(ln(src, (d,), eps=1e-6) * (1 + m[4]) + m[3]))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["parallel", "sequential"])
+def test_block_computes_its_declared_form(kind):
+    from distgen.backbones.cross_dit import MMBlock
+
+    torch.manual_seed(0)
+    block = MMBlock(D, 2, 4.0, True, last=False, block=kind)
+    for mod in (block.ada_p, block.ada_c):
+        mod.lin.weight.data.normal_(0, 0.5)
+        mod.lin.bias.data.normal_(0, 0.5)
+    hp, hc, c = torch.randn(2, 5, D), torch.randn(2, 5, D), torch.randn(2, 5, D)
+    got = block(hp, hc, c, None)
+    want = _block_reference(block, hp, hc, c, kind == "parallel")
+    torch.testing.assert_close(got[0], want[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[1], want[1], atol=1e-5, rtol=1e-5)
+    other = _block_reference(block, hp, hc, c, kind != "parallel")
+    assert (got[0] - other[0]).abs().max() > 1e-3, "the two block forms must be different networks"
+
+
+def test_parallel_is_the_default_and_sequential_is_an_option():
+    assert all(b.parallel for b in _net().blocks)
+    assert not any(b.parallel for b in _net(block="sequential").blocks)
+    with pytest.raises(ValueError, match="block"):
+        _net(block="joint")
+
+
+def test_step_time_input_recovers_the_integer_ddpm_step_from_float32_time():
+    from distgen.backbones.cross_dit import diffusion_step
+
+    n = torch.arange(1000)
+    t = (1 - (n.double() + 1) / 1000).float()  # how dynamics/diffusion hands a step to the backbone
+    assert torch.equal(diffusion_step(t, 1000), n.double())
+    assert diffusion_step(torch.tensor([0.55555]), 1000).item() == pytest.approx(443.45, abs=1e-3)  # continuous times pass through
+
+
+def test_time_embedding_reads_the_step_or_the_scaled_time():
+    net = _net()
+    t = torch.tensor([[0.9, 0.25]])
+    torch.testing.assert_close(net.embed_time(t), net.time(torch.tensor([[99.0, 749.0]])))
+    scaled = _net(time_input="scaled", time_scale=1000.0)
+    scaled.load_state_dict(net.state_dict())
+    torch.testing.assert_close(scaled.embed_time(t), net.time(torch.tensor([[900.0, 250.0]])))
+
+
+def test_dropped_conditions_use_the_null_vector_in_the_network_width():
+    net = _randomise_modulation(_net(output="identity")).eval()
+    x, t, cond = _inputs()
+    drop = torch.tensor([True, False])
+    out = net(x, t, Condition(**{**cond.__dict__, "drop": drop}))
+    moved = Condition(**{**cond.__dict__, "drop": drop, "embedding": cond.embedding + 5.0})
+    out2 = net(x, t, moved)
+    torch.testing.assert_close(out2[0], out[0])  # the dropped set ignores its embedding
+    assert (out2[1] - out[1]).abs().max() > 1e-4
+    plain = _randomise_modulation(_net(output="identity", null_condition=False)).eval()
+    assert plain.null is None

@@ -259,11 +259,20 @@ def test_state_dict_carries_the_graph():
 
 
 def test_official_size_parameter_count():
-    """d=512, 8 heads, 4 layers on a 5,029-gene panel: the dossier counts 60.36 M for the official code,
-    of which 3.07 M (unused label table), 0.26 M (unused p_head) and 966 x 512 rows of its 6,000-row
-    table have no counterpart here, leaving about 56.5 M."""
+    """d=512, 8 heads, 4 layers on a 5,029-gene panel vs the official state dict (its key list, which the parity harness
+    checks against the official module): 60,359,169 parameters, of which the unused label table (6,000 x 512 + its
+    LayerNorm), the unused p_head and p_mask_embed, and 970 rows of the 6,000-row gene table (5,030 = 5,029 genes +
+    the control token are used) have no counterpart here; distgen adds one 512-d CFG null vector."""
+    import math
+
+    from distgen.models.official.scdfm import official_keys
+
+    official = sum(math.prod(s) for s in official_keys(512, 8, 4, 6000).values())
+    assert official == 60_359_169
     info = tiny_info(5029)
     with torch.device("meta"):
         net = PADTransformer(info, d_model=512, heads=8, layers=4)
     n = sum(p.numel() for p in net.parameters())
-    assert abs(n / 1e6 - (60.36 - 3.07 - 0.26 - 966 * 512 / 1e6)) < 0.2
+    label, p_head, surplus = 6000 * 512 + 2 * 512, (2 * 512 + 512 * 512 + 512) + 512, (6000 - 5030) * 512
+    assert net.genes.table.num_embeddings == 5030
+    assert n == official - label - p_head - surplus + 512 == 56_525_825

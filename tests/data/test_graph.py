@@ -27,6 +27,11 @@ def test_topk_recovers_modules():
     assert not one[:3, 3:5].any()  # no link across the two modules at k=1
 
 
+def test_constant_gene_gets_no_coexpression_edges():
+    adj = coexpression_graph(_cells(seed=2), k=3)  # k larger than any module: ties at |r| = 0 would otherwise be edges
+    assert adj[5, 5] and adj[5].sum() == 1 and adj[:, 5].sum() == 1
+
+
 def test_matches_numpy_pearson_definition():
     x = torch.rand(50, 8, generator=torch.Generator().manual_seed(1))
     corr = np.abs(np.corrcoef(x.numpy().T))

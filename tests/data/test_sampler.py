@@ -166,3 +166,33 @@ def test_random_access_batch_equals_iteration_and_rejects_out_of_range(table):
         assert torch.equal(got.target, iterated[k].target) and torch.equal(got.control, iterated[k].control)
     with pytest.raises(IndexError, match="out of range"):
         s.batch(len(s))
+
+
+def test_partition_uses_every_cell_once_per_epoch_and_fills_sets_from_the_group():
+    a = make_adata(n_per_group=5, conditions=("control", "A", "B"), counts=False)
+    from distgen.data import PerturbationSchema
+
+    data = PerturbationData.from_anndata(a, PerturbationSchema(context_cols=("cell_type",), batch_col="donor"))
+    s = SetSampler(data.table, set_size=4, sets_per_batch=1, matcher="same_batch", sampling="partition", seed=3)
+    sizes = [g.numel() for g in s.groups]
+    assert len(s) == sum(-(-n // 4) for n in sizes)  # ceil(n / m) sets per group, every set full
+    for epoch in (0, 1):
+        s.set_epoch(epoch)
+        seen: Counter = Counter()
+        for _, g, cells, mask, _ in (x for bn in range(len(s)) for x in s.batch_indices(bn)):
+            assert mask.all() and set(cells.tolist()) <= set(s.groups[g].tolist())
+            seen.update(cells.tolist())
+        for grp in s.groups:
+            counts = [seen[c] for c in grp.tolist()]
+            assert min(counts) >= 1 and sum(counts) == -(-grp.numel() // 4) * 4  # each cell once, fill-ups from its own group
+    assert next(iter(s)).target_mask.all()
+
+
+def test_replacement_fills_small_groups_instead_of_padding():
+    a = make_adata(n_per_group=3, conditions=("control", "A", "B"), counts=False)
+    from distgen.data import PerturbationSchema
+
+    data = PerturbationData.from_anndata(a, PerturbationSchema(context_cols=("cell_type",), batch_col="donor"))
+    batch = next(iter(SetSampler(data.table, set_size=8, sets_per_batch=2, matcher="same_batch", replacement=True)))
+    assert batch.target_mask.all()  # 8 cells drawn from a group of 3: repeats, no padding
+    assert all(len({tuple(r.tolist()) for r in batch.target[s]}) <= 3 for s in range(2))

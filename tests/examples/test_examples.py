@@ -82,7 +82,8 @@ def test_swap_dynamics(tmp_path):
         assert "samples (2, 8, 500)" in line
         err = float(line.rsplit("mse of the mean", 1)[1])
         assert math.isfinite(err) and err < 10  # sampling did not blow up
-    assert "4 network evaluations" in lines["diffusion"]  # the tiny DDIM sampler: 4 steps, one evaluation each
+    # the tiny DDIM sampler: 4 steps, one evaluation each, per chunk of scdfm-small's predict_genes (128 of 500 genes: 4 chunks)
+    assert f"{4 * math.ceil(500 / 128)} network evaluations" in lines["diffusion"]
 
 
 def test_swap_encoder(tmp_path):

@@ -17,6 +17,8 @@ def test_preset_holds_the_official_defaults():
     doc = load_config("perturbdiff")
     m, t = doc["model"], doc["train"]
     assert (m["backbone"]["dim"], m["backbone"]["depth"], m["backbone"]["heads"], m["backbone"]["mlp_ratio"]) == (512, 8, 8, 4.0)
+    bb = m["backbone"]
+    assert (bb["block"], bb["time_input"], bb["timesteps"], bb["null_condition"]) == ("parallel", "step", m["dynamics"]["schedule"]["timesteps"], True)
     dyn = m["dynamics"]
     assert dyn["schedule"] == {"name": "linear", "timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
     assert dyn["sampler"] == {"name": "ddim_official_truncated", "start_step": 99, "eta": 0.0}
@@ -24,6 +26,9 @@ def test_preset_holds_the_official_defaults():
     assert m["distribution_loss"]["kernel"]["name"] == "energy" and m["p_drop_condition"] == 0.5
     assert m["input_scale"] == 0.1 and doc["data"]["set_size"] == 256
     assert (t["lr"], t["betas"], t["weight_decay"], t["warmup_steps"], t["min_lr_ratio"]) == (2e-4, [0.9, 0.98], 0.01, 200, 0.1)
+    assert (t["decay_norm_and_bias"], t["schedule"], t["plateau_ratio"]) == (False, "cosine_floor", 0.1)
+    assert (t["ema_decay"], t["ema_every"], t["ema_warmup"]) == (0.99, 10, False)
+    assert doc["data"]["sampling"] == "partition"
 
 
 @pytest.mark.parametrize("name", ["perturbdiff", "perturbdiff-small"])

@@ -34,7 +34,7 @@ def test_scdfm_preset_has_the_official_defaults():
     tr = doc["train"]
     assert (tr["optimizer"], tr["lr"], tr["schedule"], tr["weight_decay"], tr["sets_per_batch"]) == ("adam", 5e-5, "cosine", 0.0, 1)
     assert tr["lr"] * tr["min_lr_ratio"] == pytest.approx(1e-6)
-    assert doc["data"]["set_size"] == 48
+    assert doc["data"]["set_size"] == 48 and doc["data"]["replacement"] is True
 
 
 def _small(overrides=()):
@@ -117,3 +117,42 @@ def test_a_conditioner_the_backbone_does_not_read_is_rejected():
         _small(["model.conditioner={name: onehot, dim: 8}"])
     model = _small(["model.conditioner={name: onehot, dim: 8}", "model.backbone.use_condition_embedding=true"])
     assert model.conditioner is not None and model.capabilities.supports_unseen_perturbations is False  # onehot: seen atoms only
+
+
+def test_prediction_in_gene_chunks_of_the_training_length_covers_the_panel_once():
+    model = _small(["model.predict_genes=5"])
+    model.backbone.prepare(tiny_table())
+    model.eval()
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[2].gene_ids.tolist())))
+    b = tiny_batch()
+    out = model.predict(b.control, b.control_mask, b.labels)
+    assert out.shape == b.control.shape and torch.isfinite(out).all()
+    chunks = sorted(set(seen))
+    assert sorted(len(c) for c in chunks) == [2, 5, 5]
+    assert sorted(g for c in chunks for g in c) == list(range(12))  # every gene in exactly one chunk
+    assert model.last_nfe == 3 * 20
+
+
+def test_prediction_on_a_gene_panel_sees_only_the_panel_and_puts_each_gene_in_its_column():
+    from distgen.types import SampleOutput
+
+    model = _small()
+    model.backbone.prepare(tiny_table())
+    model.eval()
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[2].gene_ids.tolist())))
+
+    def echo(field, x0, mask):  # a sampler returning each column's gene id: the output must come back in panel order
+        field(x0, torch.zeros(x0.shape[:2]))
+        return SampleOutput(cells=torch.tensor(seen[-1], dtype=x0.dtype).expand_as(x0).clone(), nfe=1, info={})
+
+    model.dynamics.sample = echo
+    b = tiny_batch()
+    panel = torch.tensor([7, 2, 9])
+    out = model.predict(b.control, b.control_mask, b.labels, genes=panel)
+    assert set(seen) == {(7, 2, 9)} and out.shape == (*b.control.shape[:2], 3)
+    assert torch.equal(out[0, 0], panel.float())
+    with pytest.raises(ValueError, match="whole gene panel"):
+        api.build("perturbdiff-small", tiny_info(), ["model.backbone.dim=8", "model.backbone.heads=2"]).predict(
+            b.control, b.control_mask, b.labels, genes=panel)

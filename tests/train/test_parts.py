@@ -82,3 +82,18 @@ def test_data_section_validates_and_loads_bundled_data():
     train_conds = {str(c) for c in rd.data.conditions[rd.split.train.numpy()]}
     assert test_conds and not test_conds & train_conds
     assert set(rd.seen_perturbations()) <= set(rd.info.perturbations)
+
+
+def test_ema_without_warmup_copies_first_then_uses_the_decay():
+    lin = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(4.0)
+    ema = EMA(lin, decay=0.9, warmup=False)
+    with torch.no_grad():
+        lin.weight.fill_(2.0)
+    ema.update(lin)
+    assert ema.shadow["weight"].item() == pytest.approx(2.0)  # a copy, whatever the initial shadow
+    with torch.no_grad():
+        lin.weight.fill_(12.0)
+    ema.update(lin)
+    assert ema.shadow["weight"].item() == pytest.approx(0.9 * 2.0 + 0.1 * 12.0)

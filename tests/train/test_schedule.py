@@ -32,3 +32,20 @@ def test_scheduler_drives_optimizer_lr():
     opt.step()
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(2.0)
+
+
+def test_plateau_holds_the_peak_before_the_cosine():
+    f = [lr_factor(s, 100, warmup=10, min_ratio=0.1, plateau_ratio=0.2) for s in range(100)]
+    assert f[10:30] == [1.0] * 20 and f[30] == pytest.approx(1.0) and f[31] < 1.0 and f[-1] == pytest.approx(0.1)
+
+
+def test_cosine_floor_is_perturbdiffs_schedule():
+    # warm-up step/warmup from 0, plateau int(0.1 * total), then max(min, half cosine over total - warmup - plateau)
+    total, warm = 1000, 200
+    f = [lr_factor(s, total, warmup=warm, kind="cosine_floor", min_ratio=0.1, plateau_ratio=0.1) for s in range(total)]
+    assert f[0] == 0.0 and f[100] == pytest.approx(0.5) and f[200:300] == [1.0] * 100
+    s = 650
+    assert f[s] == pytest.approx(0.5 * (1 + math.cos(math.pi * (s - 300) / 700)))
+    assert f[-1] == pytest.approx(0.1) and min(f[200:]) == pytest.approx(0.1)
+    floor_from = next(i for i in range(300, total) if f[i] == 0.1)  # clamped, not rescaled: flat once the cosine dips below
+    assert all(v == 0.1 for v in f[floor_from:]) and floor_from < 900

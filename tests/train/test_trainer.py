@@ -121,3 +121,20 @@ def test_config_supplies_train_and_set_options_and_keywords_win(table, make_mode
     assert not same_params(a, d)  # so does an explicit set size
     with pytest.raises(TypeError, match="config must be a config mapping"):
         fit(make_model(), table, config="scdfm-small")
+
+
+def test_ema_every_k_steps(table, make_model):
+    tr = Trainer(make_model(), TableBatches(table, 4, 4), train_options({**BASE, "steps": 7, "ema_decay": 0.9, "ema_every": 3}))
+    tr.fit()
+    assert tr.ema is not None and tr.ema.updates == 3  # after steps 1, 4 and 7
+
+
+def test_decay_norm_and_bias_false_decays_only_matrices(table, make_model):
+    tr = Trainer(make_model(), TableBatches(table, 4, 4), train_options({**BASE, "weight_decay": 0.1, "decay_norm_and_bias": False}))
+    decayed, plain = tr.optimizer.param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() < 2 for p in plain["params"]) and plain["params"]
+    all_params = [p for p in tr.wrapped.parameters() if p.requires_grad]
+    assert len(decayed["params"]) + len(plain["params"]) == len(all_params)
+    one = Trainer(make_model(), TableBatches(table, 4, 4), train_options({**BASE, "weight_decay": 0.1}))
+    assert len(one.optimizer.param_groups) == 1

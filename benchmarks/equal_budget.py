@@ -1,0 +1,110 @@
+"""distgen's reduced presets vs the official codes at the same budget (issue 16, item 8).
+
+Two configurations, each trained with the official training recipe and budget that the official
+codes were measured with on the bundled data, and scored with cell-eval-compatible metrics on the
+same held-out conditions:
+
+* ``scdfm``: the scdfm preset with d_model 128 (otherwise official: 8 heads, 4 layers, graph k 30,
+  dropout 0.1), 48 cells (with replacement) x 64 gene tokens per step, 1,500 steps, Adam 5e-5
+  cosine to 1e-6, gamma 0.5; Norman K562, test = the five seen-both doubles; predicted and scored on
+  the 64 most variable genes of the test and control cells (``--genes hvg:64``, the official panel).
+  Official: mse 0.0435 (control-mean baseline 0.0335), pearson_delta 0.288.
+* ``perturbdiff``: the perturbdiff preset with dim 128, depth 4, 4 heads, Replogle's batch preset
+  (4 sets x 32 cells), lr 2e-3, 2,000 steps (warm-up, plateau, EMA cadence and the rest official);
+  Kang PBMC with 2,000 HVGs, the stimulated CD4T cells held out. Official: mse 0.0031 (control
+  0.0037), pearson_delta 0.76, r2 0.889 (control 0.868).
+
+Usage (CPU; tens of minutes per seed)::
+
+    python benchmarks/equal_budget.py --model scdfm --seeds 0 1 2 --out scdfm_budget.json
+    python benchmarks/equal_budget.py --model perturbdiff --seeds 0 1 2 --out perturbdiff_budget.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DOUBLES = ["KLF1+MAP2K6", "KLF1+TGFBR2", "MAP2K3+MAP2K6", "MAP2K3+SLC38A2", "MAPK1+TGFBR2"]
+SETUPS: dict[str, dict[str, Any]] = {
+    "scdfm": {
+        "preset": "scdfm",
+        "overrides": ["model.backbone.d_model=128", "model.genes_per_step=64", "model.predict_genes=64", "data.dataset=norman_k562",
+                      "data.split.kind=combo_seen2", f"data.split.test_conditions=[{','.join(DOUBLES)}]", "data.split.val_frac=0.0",
+                      "train.steps=1500", "train.checkpoint_every=100000", "train.progress=false"],
+        "genes": "hvg:64",
+        "metrics": ["mse", "pearson_delta", "r2", "mae", "discrimination_score_l1"],
+        "official": {"mse": 0.0435, "pearson_delta": 0.288, "control": {"mse": 0.0335}},
+    },
+    "perturbdiff": {
+        "preset": "perturbdiff",
+        "overrides": ["model.backbone.dim=128", "model.backbone.depth=4", "model.backbone.heads=4", "data.dataset=kang_pbmc", "data.hvg=2000",
+                      "data.set_size=32", "train.sets_per_batch=4", "train.lr=2e-3", "train.steps=2000", "data.split.kind=held_out_context",
+                      "data.split.test_contexts=[CD4T]", "data.split.val_frac=0.0", "train.checkpoint_every=100000", "train.progress=false"],
+        "genes": None,
+        "metrics": ["mse", "pearson_delta", "r2", "mae", "discrimination_score_l1"],
+        "official": {"mse": 0.0031, "pearson_delta": 0.76, "r2": 0.889, "control": {"mse": 0.0037, "r2": 0.868}},
+    },
+}
+
+
+def run_seed(name: str, seed: int, work: Path) -> dict[str, Any]:
+    from distgen import api
+    from distgen.config import load_yaml
+    from distgen.data.prepared import Dataset
+    from distgen.data.section import data_section
+    from distgen.pipeline.predict import load_run_model, predict
+    from distgen.train.run import train_run
+
+    setup = SETUPS[name]
+    run = work / f"{name}_seed{seed}"
+    t0 = time.perf_counter()
+    if not (run / "checkpoints").exists():
+        train_run(setup["preset"], run, [*setup["overrides"], f"train.seed={seed}"])
+    train_s = time.perf_counter() - t0
+    dataset = Dataset.load(data_section(load_yaml(run / "config.yaml")["data"]), run / "split.json")
+    model = load_run_model(run, dataset, None, "ema", torch.device("cpu"))
+    t1 = time.perf_counter()
+    pred = predict(model, dataset, "test", seed=seed, genes=setup["genes"], preflight=False)
+    predict_s = time.perf_counter() - t1
+    truth = dataset.truth("test")
+    report = api.evaluate(pred, truth if truth.genes == pred.genes else truth.with_genes(pred.genes), work / f"eval_{name}_seed{seed}",
+                          baselines=["control"], metric_names=setup["metrics"], ceiling=False, make_plots=False, progress=False)
+    metrics = report.metrics
+    scores = {m: {"model": metrics[m]["model"], "control": metrics[m]["baselines"].get("control")} for m in setup["metrics"]}
+    return {"seed": seed, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1), "scores": scores}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=sorted(SETUPS), required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--work", default="equal_budget_runs")
+    p.add_argument("--out")
+    p.add_argument("--override", action="append", default=[], help="extra dotted override (e.g. train.steps=2 for a smoke run)")
+    args = p.parse_args(argv)
+    SETUPS[args.model]["overrides"] += args.override
+    torch.set_flush_denormal(True)
+    work = Path(args.work)
+    runs = [run_seed(args.model, s, work) for s in args.seeds]
+    metrics = SETUPS[args.model]["metrics"]
+    mean = {m: statistics.fmean(r["scores"][m]["model"] for r in runs) for m in metrics}
+    sd = {m: statistics.stdev([r["scores"][m]["model"] for r in runs]) if len(runs) > 1 else 0.0 for m in metrics}
+    report = {"model": args.model, "command": "python benchmarks/equal_budget.py " + " ".join(argv or []), "overrides": SETUPS[args.model]["overrides"],
+              "runs": runs, "mean": mean, "sd": sd, "official": SETUPS[args.model]["official"],
+              "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "loadavg": open("/proc/loadavg").read().split()[:3]}}
+    print(json.dumps({"mean": mean, "sd": sd, "official": report["official"]}, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1, default=str))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""scDFM: the official PAD-Transformer, differential attention, MMD, path and RK4 sampler vs distgen's import."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from benchmarks.parity.common import Row, compare, exact, jitter_
+from benchmarks.parity.shim import function_from, official_tree
+from distgen.api import build
+from distgen.backbones.base import Condition
+from distgen.models.official import scdfm as mapping
+from distgen.types import ConditionLabels, DataInfo
+
+D, HEADS, LAYERS, NTOKEN = 32, 8, 2, 48  # the official gene encoder always has 8 heads
+N_GENES, K = 24, 4
+
+
+def _data(seed: int = 0) -> tuple[list[str], dict[str, int], np.ndarray]:
+    genes = [f"G{i:02d}" for i in range(N_GENES)]
+    vocab = {s: i for i, s in enumerate(("<pad>", "<cls>", "<mask>", "control"))} | {g: 4 + i for i, g in enumerate(sorted(genes))}
+    rng = np.random.default_rng(seed)
+    x = np.log1p(rng.poisson(rng.gamma(2.0, 1.0, (1, N_GENES)), size=(200, N_GENES))).astype(np.float64)
+    x[:, 5] = 0.7  # a zero-variance gene: no co-expression edges
+    return genes, vocab, x
+
+
+def run(repo: Path) -> list[Row]:
+    rows: list[Row] = []
+    genes, vocab, x = _data()
+    with official_tree(repo) as imp, tempfile.TemporaryDirectory() as tmp:
+        utils = imp("src.utils.utils")
+        # --- co-expression graph: official builder (without its double log1p) vs distgen's
+        blocked = utils.build_gene_coexpression_graph(x, method="pearson", sparsify="topk", k=K, log1p=False, use_negative_edge=True)
+        from distgen.data.graph import coexpression_graph
+
+        ours = coexpression_graph(torch.tensor(x, dtype=torch.float32), K)
+        rows.append(exact("scDFM", "co-expression graph (top-4 |Pearson|, zero-variance gene)", bool(torch.equal(ours, ~blocked))))
+        mask = utils.sorted_pad_mask(blocked, pad_size=4, gene_names=genes)
+        mask_path = Path(tmp) / "toy" / "mask.pt"
+        mask_path.parent.mkdir()
+        torch.save(mask, mask_path)
+        origin = imp("src.models.origin.model")
+        torch.manual_seed(0)
+        official = origin.model(ntoken=NTOKEN, d_model=D, nhead=HEADS, nlayers=LAYERS, dropout=0.1, fusion_method="differential_perceiver",
+                                perturbation_function="crisper", mask_path=str(mask_path))
+        jitter_(official)
+        official.eval()
+        keys = {k: tuple(v.shape) for k, v in official.state_dict().items()}
+        want = mapping.official_keys(D, HEADS, LAYERS, NTOKEN)
+        rows.append(exact("scDFM", "official state-dict keys and shapes = mapping's list", keys == want, f"{len(keys)} keys"))
+        # --- distgen model: genes in another order than the vocabulary, three perturbed genes
+        order = list(np.random.default_rng(1).permutation(genes))
+        info = DataInfo(genes=tuple(order), perturbations=("G03", "G07", "G11"))
+        torch.manual_seed(0)
+        model = build("scdfm", info, [f"model.backbone.d_model={D}", f"model.backbone.heads={HEADS}", f"model.backbone.layers={LAYERS}",
+                                      "model.backbone.dropout=0.0", "model.genes_per_step=12", "model.dynamics.steps=20"])
+        state, _ = mapping.map_state(official.state_dict(), model, vocab)
+        model.load_state_dict(state)
+        model.backbone.set_gene_graph(mapping.graph_from_mask(mask, order, vocab))
+        model.eval()
+        rows += _network(official, model, vocab, order)
+        rows += _losses_and_sampler(repo, imp, official, model, vocab, order)
+    return rows
+
+
+def _inputs(order: list[str], vocab: dict[str, int], n: int = 6, length: int = 12, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(order), generator=g)[:length]  # a gene subset in random order, as training draws it
+    names = [order[i] for i in pick]
+    off_ids = torch.tensor([vocab[s] for s in names])
+    x_t = torch.randn(n, length, generator=g)
+    ctrl = torch.rand(n, length, generator=g) * 3
+    t = torch.rand(n, generator=g)
+    return pick, off_ids, x_t, ctrl, t
+
+
+def _labels(info_perts: tuple[str, ...], atoms: list[str]) -> ConditionLabels:
+    ids = [info_perts.index(a) for a in atoms] + [-1] * (2 - len(atoms))
+    return ConditionLabels(perturbation=torch.tensor([ids]), dose=torch.ones(1, 2), context=torch.zeros(1, dtype=torch.long),
+                           batch=torch.zeros(1, dtype=torch.long))
+
+
+@torch.no_grad()
+def _network(official, model, vocab, order) -> list[Row]:
+    rows = []
+    pick, off_ids, x_t, ctrl, t = _inputs(order, vocab)
+    n, length = x_t.shape
+    for atoms in (["G07"], ["G03", "G11"]):
+        pert = [vocab[a] for a in atoms] + [vocab["control"]] * (2 - len(atoms))
+        want = official(off_ids.repeat(n, 1), x_t, t, ctrl, torch.tensor([pert]).repeat(n, 1))
+        cond = Condition(gene_ids=pick, control=ctrl[None], control_mask=torch.ones(1, n, dtype=torch.bool),
+                         labels=_labels(model.info.perturbations, atoms))
+        got = model.backbone(x_t[None], t[None], cond)[0]
+        kind = "single" if len(atoms) == 1 else "combination"
+        rows.append(compare("scDFM", f"PAD-Transformer output, {kind} perturbation", got, want, f"{n} cells x {length} genes"))
+    # differential attention of both block kinds on the same inputs
+    g = torch.Generator().manual_seed(3)
+    h, hc = torch.randn(4, length, D, generator=g), torch.randn(4, length, D, generator=g)
+    for i in range(len(model.backbone.self_blocks)):
+        blk = official.blocks[i]
+        rows.append(compare("scDFM", f"differential attention, layer {i} self (Q from h~, K from h)",
+                            model.backbone.self_blocks[i].attn(h, hc, h), blk.diff_self_attn.attn(h, hc)))
+        rows.append(compare("scDFM", f"differential attention, layer {i} cross (map 2 from control)",
+                            model.backbone.cross_blocks[i].attn(h, h, h, hc, hc), blk.diff_cross_attn.attn(h, hc)))
+    return rows
+
+
+@torch.no_grad()
+def _losses_and_sampler(repo, imp, official, model, vocab, order) -> list[Row]:
+    rows = []
+    ns = function_from(repo / "src" / "script" / "run.py",
+                       ("pairwise_sq_dists", "median_sigmas", "mmd2_unbiased_multi_sigma", "wrapped_vf", "generate_sample"), {})
+    g = torch.Generator().manual_seed(5)
+    x1_hat, x1 = torch.randn(16, 12, generator=g) * 2, torch.rand(16, 12, generator=g) * 3
+    want = ns["mmd2_unbiased_multi_sigma"](x1_hat, x1, ns["median_sigmas"](x1, scales=(0.5, 1.0, 2.0, 4.0)))
+    ones = torch.ones(1, 16, dtype=torch.bool)
+    got = model.distribution_loss.distance(x1_hat[None], ones, x1[None], ones)[0]
+    rows.append(compare("scDFM", "MMD^2 (4 RBF kernels, median bandwidths, unbiased)", got, want))
+    # the CondOT path of the vendored flow_matching library
+    affine = imp("src.flow_matching.path.affine")
+    sched = imp("src.flow_matching.path.scheduler.scheduler")
+    path = affine.AffineProbPath(scheduler=sched.CondOTScheduler())
+    x0, t = torch.randn(16, 12, generator=g), torch.rand(16, generator=g)
+    ps = path.sample(t=t, x_0=x0, x_1=x1)
+    x_t, u = model.dynamics.path.sample(x0[None], x1[None], t[None])
+    rows.append(compare("scDFM", "flow-matching path x_t (CondOT, sigma_min 0)", x_t[0], ps.x_t))
+    rows.append(compare("scDFM", "flow-matching target velocity", u[0], ps.dx_t))
+    # RK4 on linspace(0, 1, 20) from N(0, I), clamped at 0, with the official network vs the imported one
+    pick, off_ids, _, ctrl, _ = _inputs(order, vocab, n=8, seed=7)
+    pert = torch.tensor([[vocab["G03"], vocab["G11"]]]).repeat(8, 1)
+    import torchdiffeq
+
+    ns.update(config=SimpleNamespace(noise_type="Gaussian", infer_top_gene=len(pick)), device=torch.device("cpu"), torchdiffeq=torchdiffeq)
+    torch.manual_seed(11)
+    noise = torch.randn(8, len(pick))
+    torch.manual_seed(11)  # generate_sample draws exactly this noise first
+    want = ns["generate_sample"](ns["wrapped_vf"], ctrl, pert, official, gene_ids=off_ids, gene_all=off_ids, steps=20, method="rk4")
+    cond = model.condition(_labels(model.info.perturbations, ["G03", "G11"]), ctrl[None], torch.ones(1, 8, dtype=torch.bool), pick)
+    got = model.dynamics.sample(model.bind(cond), noise[None], torch.ones(1, 8, dtype=torch.bool))
+    rows.append(compare("scDFM", "RK4 sampler, 19 steps (76 network calls), clamped", got.cells[0], want))
+    return rows

@@ -1,0 +1,157 @@
+"""Load the official repositories' modules in-process without their heavy or unavailable imports.
+
+Nothing here is distgen. Three tricks, all harness-side:
+
+1. ``timm`` stand-in. Both official networks import timm's ``Attention``, ``Mlp`` and
+   ``get_norm_layer`` (timm hard-imports torchvision, which has only a CUDA wheel for this
+   torch on PyPI). ``install_timm_standin`` registers a tiny ``timm`` package holding
+   stand-ins written for this harness from timm's documented behaviour (timm 1.0.x):
+   ``Attention``: ``qkv`` Linear, per-head ``q_norm``/``k_norm``, scaled dot-product attention,
+   ``proj`` Linear; ``Mlp``: ``fc1``, activation, ``fc2`` (dropout 0); ``RMSNorm``:
+   ``x / sqrt(mean(x^2) + eps) * weight`` with eps 1e-6. Parameter names and shapes are timm's,
+   so official state dicts keep their keys.
+2. Package stubs: a package whose ``__init__`` pulls in training-only dependencies (Lightning,
+   Hydra, plotting) is registered as an empty package with the right ``__path__``, so its
+   submodules import from the checkout without running that ``__init__``.
+3. ``function_from(file, names, namespace)``: executes only the named top-level functions of a
+   script (scDFM's losses and sampler live in ``src/script/run.py``, whose module body parses
+   command-line arguments and starts training).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class RMSNormStandin(nn.Module):
+    """timm's ``RMSNorm(channels, eps=1e-6, affine=True)``."""
+
+    def __init__(self, channels: int, eps: float = 1e-6, affine: bool = True, **_: Any) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return y * self.weight if self.weight is not None else y
+
+
+class AttentionStandin(nn.Module):
+    """timm's ``vision_transformer.Attention`` (fused path, no dropout at evaluation)."""
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, qk_norm: bool = False, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, norm_layer: Any = nn.LayerNorm, **_: Any) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.q_norm = norm_layer(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = norm_layer(self.head_dim) if qk_norm else nn.Identity()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        w = (q @ k.transpose(-2, -1) * self.head_dim**-0.5).softmax(-1)  # explicit map: independent of SDPA
+        return self.proj((w @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class MlpStandin(nn.Module):
+    """timm's ``layers.Mlp`` (``fc1 -> act -> fc2``)."""
+
+    def __init__(self, in_features: int, hidden_features: int | None = None, out_features: int | None = None,
+                 act_layer: Any = nn.GELU, drop: float = 0.0, **_: Any) -> None:
+        super().__init__()
+        hidden, out = hidden_features or in_features, out_features or in_features
+        self.fc1, self.act, self.fc2 = nn.Linear(in_features, hidden), act_layer(), nn.Linear(hidden, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class PatchEmbedStandin(nn.Module):
+    """Imported by scDFM's model file, never built."""
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        raise RuntimeError("PatchEmbed is not part of the parity harness's timm stand-in")
+
+
+def _norm_layer(name: str) -> Any:
+    if name != "rmsnorm":
+        raise ValueError(f"timm stand-in: only get_norm_layer('rmsnorm') is provided, got {name!r}")
+    return RMSNormStandin
+
+
+def _module(name: str, **attrs: Any) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    mod.__dict__.update(attrs)
+    return mod
+
+
+def standin_modules() -> dict[str, types.ModuleType]:
+    """``timm`` (three blocks) and ``triton`` (imported by an unused rotary kernel file) stand-ins."""
+    vit = _module("timm.models.vision_transformer", Attention=AttentionStandin, Mlp=MlpStandin, PatchEmbed=PatchEmbedStandin)
+    norm = _module("timm.layers.create_norm", get_norm_layer=_norm_layer)
+    triton = _module("triton", jit=lambda *a, **k: (a[0] if a and callable(a[0]) else (lambda f: f)), heuristics=lambda *a, **k: (lambda f: f))
+    mods = {
+        "timm": _module("timm", __path__=[]), "timm.models": _module("timm.models", __path__=[]), "timm.models.vision_transformer": vit,
+        "timm.layers": _module("timm.layers", __path__=[], Mlp=MlpStandin, RMSNorm=RMSNormStandin), "timm.layers.create_norm": norm,
+        "triton": triton, "triton.language": _module("triton.language", constexpr=int),
+    }
+    return mods
+
+
+@contextlib.contextmanager
+def official_tree(src_root: Path, stub_packages: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Import from an official checkout's ``src`` package; every ``src*`` and stand-in module is removed on exit.
+
+    ``stub_packages`` (dotted names under ``src``) are registered empty so their ``__init__`` does not run.
+    """
+    root = Path(src_root).resolve()
+    if not (root / "src").is_dir():
+        raise FileNotFoundError(f"{root} is not an official checkout (no src/ folder)")
+    saved = {k: v for k, v in sys.modules.items() if k == "src" or k.startswith("src.")}
+    for k in saved:
+        del sys.modules[k]
+    added = standin_modules()
+    for name in ("src", *stub_packages):
+        added[name] = _module(name, __path__=[str(root / name.replace(".", "/"))])
+    clash = [k for k in added if k in sys.modules and not k.startswith("src")]
+    old = {k: sys.modules[k] for k in clash}
+    sys.modules.update(added)
+    sys.path.insert(0, str(root))
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(str(root))
+        for k in [k for k in sys.modules if k == "src" or k.startswith("src.")]:
+            del sys.modules[k]
+        for k in added:
+            sys.modules.pop(k, None)
+        sys.modules.update(old)
+        sys.modules.update(saved)
+
+
+def function_from(path: Path, names: tuple[str, ...], namespace: dict[str, Any]) -> dict[str, Any]:
+    """Execute only the top-level ``def``s ``names`` of a script in ``namespace``; returns the namespace."""
+    tree = ast.parse(Path(path).read_text())
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    missing = set(names) - {n.name for n in defs}
+    if missing:
+        raise LookupError(f"{path} defines no {sorted(missing)}")
+    namespace.setdefault("torch", torch)
+    namespace.setdefault("F", F)
+    exec(compile(ast.Module(body=defs, type_ignores=[]), str(path), "exec"), namespace)
+    return namespace
