@@ -138,3 +138,122 @@ def differential_expression(pop: Population, log1p: bool = True, progress: bool 
     mean_c = pop.control.to(torch.float64).mean(0)
     lfc = log2_fold_change(pop.means(), mean_c[None], log1p)
     return DEResult(statistic=stat, pvalue=pval, fdr=fdr, lfc=lfc)
+
+
+# --- cell-eval2 (v2) DE: counts-per-million, arithmetic-mean fold changes, one reference pool -------------
+
+
+@dataclass
+class DETable:
+    """A cell-eval2 DE table as ``[P, G]`` tensors over the TESTED genes (``tested [G]``; other columns NaN).
+
+    ``pvalue`` (two-sided Wilcoxon rank-sum against the reference cells), ``fdr`` (BH over the tested
+    genes of each perturbation, or over all rows with ``fdr_scope="global"``), ``lfc`` (``log2`` ratio
+    of group means in linear space) and ``ref_cpm [G]`` (the reference pool's mean counts per million).
+    A gene absent from ``tested`` is a row cell-eval2 drops from its table (the CPM gate).
+    """
+
+    pvalue: Tensor
+    fdr: Tensor
+    lfc: Tensor
+    tested: Tensor
+
+    def significant(self, threshold: float = 0.05) -> Tensor:
+        """``[P, G]`` bool ``fdr < threshold`` (False on untested genes)."""
+        return torch.nan_to_num(self.fdr, nan=2.0) < threshold
+
+
+def normalize_total(x: Tensor, target_sum: float) -> Tensor:
+    """Per-cell library-size normalisation ``x / (sum_g x / target_sum)`` in float64 (scanpy's formula)."""
+    x = x.to(torch.float64)
+    lib = x.sum(-1, keepdim=True) / target_sum
+    return torch.where(lib > 0, x / torch.where(lib > 0, lib, torch.ones_like(lib)), torch.zeros_like(x))
+
+
+def _group_means(pop: Population, x: Tensor, geometric: bool) -> Tensor:
+    """``[P, G]`` float64 means of the rows of ``x`` (``pop``'s grouping); geometric = ``expm1(mean(log1p))``."""
+    v = torch.log1p(x) if geometric else x
+    sums = torch.zeros(pop.n_perts, x.shape[1], dtype=torch.float64).index_add_(0, pop.codes(), v)
+    m = sums / pop.counts[:, None].to(torch.float64)
+    return torch.expm1(m) if geometric else m
+
+
+def fold_change(mean_t: Tensor, mean_r: Tensor, epsilon: float, clip_value: float | None = None) -> Tensor:
+    """cell-eval2's ``log2((m_t + eps) / (m_r + eps))``; with ``clip_value`` the v1 rule (zero means clipped)."""
+    if clip_value is None:
+        return torch.log2((mean_t + epsilon) / (mean_r + epsilon))
+    both0 = (mean_t == 0) & (mean_r == 0)
+    ref0 = (mean_r == 0) & (mean_t != 0)
+    tgt0 = (mean_t == 0) & (mean_r != 0)
+    ratio = mean_t / torch.where(mean_r == 0, torch.ones_like(mean_r), mean_r)
+    ratio = torch.where(both0, torch.ones_like(ratio), ratio)
+    ratio = torch.where(ref0, torch.full_like(ratio, clip_value), ratio)
+    ratio = torch.where(tgt0, torch.full_like(ratio, 1.0 / clip_value), ratio)
+    return torch.log2(ratio)
+
+
+def de_table(
+    pop: Population,
+    reference: Tensor,
+    *,
+    counts: bool,
+    target_sum: float | None = 1e6,
+    mean_calc: str = "arithmetic",
+    epsilon: float = 1e-9,
+    clip_value: float | None = None,
+    min_cpm: float | None = 5.0,
+    fdr_scope: str = "per_pert",
+) -> DETable:
+    """cell-eval2's DE of every perturbation of ``pop`` against the ``reference [n_c, G]`` cells.
+
+    ``counts=True``: raw counts, normalised per cell to ``target_sum`` (CPM at ``1e6``); the rank test
+    runs on ``log1p`` of that, fold changes on the linear means (``mean_calc``: ``arithmetic`` or
+    ``geometric``), and genes whose reference mean CPM is not above ``min_cpm`` are not tested.
+    ``counts=False``: log-normalised input; linear space is ``expm1(X)`` and the CPM gate does not
+    apply (cell-eval2 skips it without counts). Perturbations without cells get NaN rows.
+    """
+    if mean_calc not in ("arithmetic", "geometric"):
+        raise ValueError(f"mean_calc must be 'arithmetic' or 'geometric', got {mean_calc!r}")
+    if fdr_scope not in ("per_pert", "global"):
+        raise ValueError(f"fdr_scope must be 'per_pert' or 'global', got {fdr_scope!r}")
+    if counts:
+        if target_sum is None:
+            raise ValueError("counts input needs a numeric target_sum (cell-eval2 resolves None to the control median first)")
+        lin_x, lin_c = normalize_total(pop.X, target_sum), normalize_total(reference, target_sum)
+        log_x, log_c = torch.log1p(lin_x), torch.log1p(lin_c)
+    else:
+        log_x, log_c = pop.X, reference
+        lin_x, lin_c = torch.expm1(pop.X.to(torch.float64)), torch.expm1(reference.to(torch.float64))
+    geometric = mean_calc == "geometric"
+    mean_t = _group_means(pop, lin_x, geometric)
+    mean_r = (torch.log1p(lin_c).mean(0).expm1() if geometric else lin_c.mean(0))[None]
+    lfc = fold_change(mean_t, mean_r, epsilon, clip_value)
+    g = pop.X.shape[1]
+    tested = torch.ones(g, dtype=torch.bool)
+    if counts and min_cpm is not None and min_cpm >= 0:
+        ref_cpm = lin_c.mean(0) if not geometric else lin_c.mean(0)
+        tested = ref_cpm * (1e6 / target_sum) > min_cpm  # type: ignore[operator]
+    ranked = Population(X=log_x, offsets=pop.offsets, control=log_c)
+    pval = _rank_pvalues(ranked)
+    pval[:, ~tested] = float("nan")
+    fdr = torch.full_like(pval, float("nan"))
+    rows = pop.counts > 0
+    if fdr_scope == "per_pert":
+        sub = pval[rows][:, tested]
+        fdr_rows = torch.full((int(rows.sum()), g), float("nan"), dtype=torch.float64)
+        fdr_rows[:, tested] = benjamini_hochberg(sub)
+        fdr[rows] = fdr_rows
+    else:
+        flat = pval[rows][:, tested].reshape(-1)
+        adj = benjamini_hochberg(flat[None])[0].reshape(int(rows.sum()), int(tested.sum()))
+        fdr_rows = torch.full((int(rows.sum()), g), float("nan"), dtype=torch.float64)
+        fdr_rows[:, tested] = adj
+        fdr[rows] = fdr_rows
+    lfc[~rows] = float("nan")
+    lfc[:, ~tested] = float("nan")
+    return DETable(pvalue=pval, fdr=fdr, lfc=lfc, tested=tested)
+
+
+def _rank_pvalues(pop: Population) -> Tensor:
+    """``[P, G]`` two-sided rank-sum p-values of each perturbation of ``pop`` against ``pop.control``."""
+    return differential_expression(pop, log1p=False).pvalue
