@@ -208,7 +208,7 @@ def _overlap(k: int | None, kind: str) -> Any:
         n = (prep.sig_real if kind == "overlap" else prep.sig_pred).sum(-1)
         k_eff = n if k is None else n.clamp(max=k)
         hit = ((rr < k_eff[:, None]) & (rp < k_eff[:, None])).sum(-1)
-        val = torch.where(k_eff > 0, hit / k_eff.clamp_min(1), torch.zeros(n.shape, dtype=torch.float64)).to(torch.float64)
+        val = torch.where(k_eff > 0, hit.to(torch.float64) / k_eff.clamp_min(1), torch.zeros(n.shape, dtype=torch.float64))
         if not bool(prep.sig_real.any()) or not bool(prep.sig_pred.any()):
             val = torch.zeros_like(val)
         return val, {}
@@ -235,7 +235,7 @@ def _nsig_spearman(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[int, str
 
 def _sig_recall(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[int, str]]:
     n = prep.sig_real.sum(-1)
-    val = ((prep.sig_real & prep.sig_pred).sum(-1) / n.clamp_min(1)).to(torch.float64)
+    val = (prep.sig_real & prep.sig_pred).sum(-1).to(torch.float64) / n.clamp_min(1)
     return torch.where(n > 0, val, torch.full_like(val, float("nan"))), {}
 
 
@@ -247,7 +247,7 @@ def _direction_match(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[int, s
     same = _sign(prep.real.lfc) == _sign(prep.pred.lfc)
     m = prep.sig_real & prep.pred.tested[None]
     n = m.sum(-1)
-    val = ((same & m).sum(-1) / n.clamp_min(1)).to(torch.float64)
+    val = (same & m).sum(-1).to(torch.float64) / n.clamp_min(1)
     return torch.where(n > 0, val, torch.full_like(val, float("nan"))), {}
 
 
@@ -255,7 +255,7 @@ def _model_direction_match(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[
     same = _sign(prep.real.lfc) == _sign(prep.pred.lfc)
     m = prep.sig_pred & prep.real.tested[None]
     n = m.sum(-1)
-    val = ((same & m).sum(-1) / n.clamp_min(1)).to(torch.float64)
+    val = (same & m).sum(-1).to(torch.float64) / n.clamp_min(1)
     return torch.where(n > 0, val, torch.full_like(val, float("nan"))), {}
 
 
@@ -365,7 +365,7 @@ def _sig_jaccard(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[int, str]]
     r, p = prep.sig_real & ~prep.own, prep.sig_pred & ~prep.own
     tp = (r & p).sum(-1)
     union = r.sum(-1) + p.sum(-1) - tp
-    return torch.where(union == 0, torch.ones(tp.shape, dtype=torch.float64), tp / union.clamp_min(1)).to(torch.float64), {}
+    return torch.where(union == 0, torch.ones(tp.shape, dtype=torch.float64), tp.to(torch.float64) / union.clamp_min(1)), {}
 
 
 for _kind in ("overlap", "precision"):
