@@ -97,8 +97,8 @@ class _DE(Metric):
     gate: ClassVar[str | None] = None  # RealGate kind
     worst: ClassVar[float | None] = None
 
-    def __init__(self, preset: str = "v2") -> None:
-        self.settings = settings_for(preset)
+    def __init__(self, preset: str = "v2", control_source: str | None = None) -> None:
+        self.settings = settings_for(preset, control_source)
 
     #: the definition: ``(prep, settings) -> ([P] values, {p: reason})``; set by ``_register``
     definition: ClassVar[Any] = None

@@ -242,8 +242,8 @@ def unbiased_distance(data: EvalData, s: Settings) -> Tensor:
 class _CE2(Metric):
     """A cell-eval2 metric computed under one preset's settings (``preset``: ``v2``, ``vcc2026``, ...)."""
 
-    def __init__(self, preset: str = "v2") -> None:
-        self.settings = settings_for(preset)
+    def __init__(self, preset: str = "v2", control_source: str | None = None) -> None:
+        self.settings = settings_for(preset, control_source)
 
 
 def _caps(hib: bool, level: str = "pseudobulk", **extra: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ its metric set and cache strictness, so both share ``V2``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -75,8 +75,17 @@ CELL_EVAL_076 = Settings(
 PRESETS: dict[str, Settings] = {"v2": V2, "vcc2026": V2, "celleval2": V2, "cell-eval-0.7.6": CELL_EVAL_076}
 
 
-def settings_for(preset: str) -> Settings:
-    """The settings of a preset name (``v2``/``celleval2``, ``vcc2026``, ``cell-eval-0.7.6``)."""
+def settings_for(preset: str, control_source: str | None = None) -> Settings:
+    """The settings of a preset name (``v2``/``celleval2``, ``vcc2026``, ``cell-eval-0.7.6``).
+
+    ``control_source`` overrides the preset's (``"pred"``: each side against its own controls, as
+    cell-eval2's split-half replicate scores one real half against the other).
+    """
     if preset not in PRESETS:
         raise ValueError(f"unknown cell-eval2 preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[preset]
+    s = PRESETS[preset]
+    if control_source is not None:
+        if control_source not in ("real", "pred"):
+            raise ValueError(f"control_source must be 'real' or 'pred', got {control_source!r}")
+        s = replace(s, control_source=control_source)
+    return s
