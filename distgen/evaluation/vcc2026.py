@@ -168,15 +168,30 @@ def baseline_data(data: EvalData, seed: int = 0) -> EvalData:
 # --- the split-half replicate --------------------------------------------------------------------------------
 
 
+def group_order(data: EvalData, control_label: str = "non-targeting") -> list[str]:
+    """The order cell-eval2 visits the real file's groups in: its perturbation column's categories.
+
+    ``data.cache["group_order"]`` when the reader recorded it; otherwise anndata's order for a
+    string column written to h5ad, natural sort (``natsort``: ``CD4`` before ``CD14``).
+    """
+    recorded = data.cache.get("group_order")
+    if recorded is not None:
+        return list(recorded)
+    from natsort import natsorted
+
+    return list(natsorted([*data.perts, control_label]))
+
+
 def split_halves(data: EvalData, seed: int, control_label: str = "non-targeting") -> EvalData:
     """One disjoint split of the real cells: ``real`` = half A, ``pred`` = half B (cell-eval2's ``_disjoint_halves``).
 
-    Groups are visited in sorted label order (the control ``control_label`` among them); each is
+    Groups are visited in ``group_order`` (the control ``control_label`` among them); each is
     permuted by one ``numpy`` generator and cut into ``floor(n/2)`` + ``floor(n/2)`` cells.
     """
     real = data.real
     rng = np.random.default_rng(seed)
-    groups = sorted([(p, i) for i, p in enumerate(data.perts)] + [(control_label, -1)])
+    index = {p: i for i, p in enumerate(data.perts)} | {control_label: -1}
+    groups = [(label, index[label]) for label in group_order(data, control_label) if label in index]
     halves: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for _label, i in groups:
         cells = real.control if i < 0 else real.cells(i)
