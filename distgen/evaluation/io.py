@@ -90,8 +90,35 @@ def _check_scale(x: np.ndarray, name: str) -> None:
                          "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first")
 
 
-def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None) -> tuple[EvalData, PairInfo]:
-    """Read and validate a prediction/truth pair into ``EvalData`` (genes in the real file's order)."""
+def _check_counts(x: np.ndarray, name: str) -> None:
+    sample = x[: min(len(x), 2000)]
+    finite = sample[np.isfinite(sample)]
+    if finite.size and (finite.min() < 0 or not np.all(np.mod(finite, 1) == 0)):
+        raise ValueError(f"the {name} file holds fractional or negative values, but this evaluation scores RAW COUNTS "
+                         "(the vcc2026 / cell-eval2 counts profiles): write predictions in counts (`distgen predict --counts`) "
+                         "and pass the raw-count truth, or evaluate log-normalised files with a log-scale profile")
+
+
+def _group_order(real: Any, pert_col: str, labels: np.ndarray) -> tuple[str, ...]:
+    """The perturbation column's category order (what cell-eval2 iterates), natsorted labels without one."""
+    col = real.obs[pert_col]
+    if hasattr(col, "cat"):
+        present = set(labels.tolist())
+        return tuple(str(c) for c in col.cat.categories if str(c) in present)
+    from natsort import natsorted
+
+    return tuple(natsorted(set(labels.tolist())))
+
+
+def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
+              scale: str = "lognorm") -> tuple[EvalData, PairInfo]:
+    """Read and validate a prediction/truth pair into ``EvalData`` (genes in the real file's order).
+
+    ``scale``: ``"lognorm"`` (log-normalised ``X``; raw counts are refused) or ``"counts"`` (raw
+    counts on both sides, as cell-eval2's v2 and vcc2026 profiles score; fractional values refused).
+    """
+    if scale not in ("lognorm", "counts"):
+        raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
     real, pred = read(real), read(pred)
     pert_col, control = guess_columns(real, pred, pert_col, control)
     info = PairInfo(pert_col, control)
@@ -107,8 +134,8 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
         info.notes.append("prediction genes were in a different order; reordered to the real file's order")
         pred = pred[:, genes_r]
     x_r, x_p = dense(real.X), dense(pred.X)
-    _check_scale(x_r, "real")
-    _check_scale(x_p, "pred")
+    for x, name in ((x_r, "real"), (x_p, "pred")):
+        (_check_counts if scale == "counts" else _check_scale)(x, name)
     lab_r = real.obs[pert_col].astype(str).to_numpy()
     lab_p = pred.obs[pert_col].astype(str).to_numpy()
     perts = sorted(set(lab_r) - {control})
@@ -129,6 +156,9 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
         targets=tuple(atoms_of(p, control) for p in perts),
         genes=tuple(genes_r),
     )
+    if scale == "counts":
+        data.cache["scale"] = "counts"
+        data.cache["group_order"] = _group_order(real, pert_col, lab_r)
     flag_invalid(data)
     return data, info
 

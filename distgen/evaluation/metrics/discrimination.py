@@ -80,3 +80,14 @@ class DiscriminationCosine(_Discrimination):
 
     capabilities: ClassVar[dict[str, Any]] = {"level": "pseudobulk", "higher_is_better": True, "celleval": "discrimination_score_cosine"}
     metric: ClassVar[str] = "cosine"
+
+
+for _metric, _base in (("l1", DiscriminationL1), ("l2", DiscriminationL2), ("cosine", DiscriminationCosine)):
+
+    def _init(self: _Discrimination, exclude: str = "atoms", control: str = "real") -> None:
+        _Discrimination.__init__(self, exclude, control)
+
+    metrics.register(f"discrimination_score_{_metric}_realctrl")(type(
+        f"Discrimination{_metric.title()}RealControl", (_base,),
+        {"__doc__": f"{_base.__doc__.splitlines()[0].rstrip('.')}; the predicted delta against the REAL controls.",  # type: ignore[union-attr]
+         "capabilities": {**_base.capabilities, "celleval": None}, "__init__": _init, "__module__": __name__}))

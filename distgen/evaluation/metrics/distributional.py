@@ -1,7 +1,8 @@
 """Distributional metrics per perturbation: compare the predicted and real CELL populations.
 
-``mmd`` (multi-scale RBF, bandwidths from the real cells, unbiased), ``edistance`` (cell-eval's
-Euclidean energy distance), ``edistance_sq`` (pertpy's / CellFlow's squared-Euclidean E-distance),
+``mmd`` (multi-scale RBF, bandwidths from the real cells, unbiased), ``edistance`` (cell-eval's and
+pertpy 1.4's default: Euclidean, diagonal included), ``edistance_sq`` (CellFlow's squared-Euclidean
+V-statistic), ``edistance_scperturb`` (scPerturb's: squared Euclidean, ``N^2 - N`` pairs),
 ``w2`` (exact 2-Wasserstein) and ``sinkhorn`` (debiased Sinkhorn divergence); and
 ``pearson_edistance``, cell-eval's global correlation of E-distances from control.
 """
@@ -86,7 +87,7 @@ class EDistance(_PerPerturbation):
 
 @metrics.register("edistance_sq")
 class EDistanceSquared(_PerPerturbation):
-    """E-distance on squared Euclidean distances (pertpy / CellFlow); equals ``2 |mean diff|^2``."""
+    """E-distance on squared Euclidean distances with the diagonal (CellFlow's ``e_distance``); equals ``2 |mean diff|^2``."""
 
     capabilities: ClassVar[dict[str, Any]] = {"level": "distribution", "higher_is_better": False, "celleval": None}
 
@@ -95,6 +96,19 @@ class EDistanceSquared(_PerPerturbation):
 
     def distance(self, pred: Tensor, real: Tensor) -> Tensor:
         return energy_distance(pred[None], real[None], metric="sqeuclidean")[0]
+
+
+@metrics.register("edistance_scperturb")
+class EDistanceScPerturb(_PerPerturbation):
+    """scPerturb's E-statistic: squared Euclidean distances, within-set means over the ``N^2 - N`` off-diagonal pairs."""
+
+    capabilities: ClassVar[dict[str, Any]] = {"level": "distribution", "higher_is_better": False, "celleval": None}
+
+    def __init__(self, max_cells: int | None = None) -> None:
+        self.max_cells = max_cells
+
+    def distance(self, pred: Tensor, real: Tensor) -> Tensor:
+        return energy_distance(pred[None], real[None], metric="sqeuclidean", unbiased=True)[0]
 
 
 @metrics.register("w2")

@@ -120,3 +120,20 @@ class RSquaredDelta(Metric):
     def compute(self, data: EvalData) -> MetricResult:
         r = r2_rows(data.delta("real"), data.delta("pred", self.control))
         return MetricResult.from_values(r, "real delta is constant over genes (or no cells)")
+
+
+def _realctrl(base: type[Metric], name: str) -> None:
+    """Register ``name``: ``base`` with the predicted delta taken against the REAL controls."""
+
+    def __init__(self: Any, control: str = "real") -> None:
+        base.__init__(self, control)  # type: ignore[misc]
+
+    doc = f"{(base.__doc__ or '').splitlines()[0].rstrip('.')}, the predicted delta against the REAL controls."
+    caps = {**base.capabilities, "celleval": None}
+    metrics.register(name)(type(base.__name__ + "RealControl", (base,), {"__doc__": doc, "capabilities": caps, "__init__": __init__,
+                                                                       "__module__": __name__}))
+
+
+for _base, _name in ((MeanSquaredErrorDelta, "mse_delta_realctrl"), (MeanAbsoluteErrorDelta, "mae_delta_realctrl"),
+                     (RSquaredDelta, "r2_delta_realctrl")):
+    _realctrl(_base, _name)
