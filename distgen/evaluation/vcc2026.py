@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.evaluation.de import de_table
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.celleval2_de import prepared_de
 from distgen.evaluation.metrics.celleval2_settings import settings_for
@@ -219,12 +218,9 @@ def lfc_nmae_reference(data: EvalData, split: EvalData, min_gate_size: int = 10)
     ``lfc_A``, ``lfc_B``: each half's fold changes against its own controls (missing or non-finite
     -> 0); perturbations with fewer than ``min_gate_size`` gated genes are left out.
     """
-    s = settings_for("vcc2026")
-    full = prepared_de(data, s)
-    kw: dict[str, Any] = {"counts": True, "target_sum": s.target_sum, "mean_calc": s.mean_calc, "epsilon": s.epsilon,
-                          "min_cpm": s.min_cpm, "fdr_scope": s.fdr_scope}
-    a = de_table(split.real, split.real.control, **kw).lfc
-    b = de_table(split.pred, split.pred.control, **kw).lfc
+    full = prepared_de(data, settings_for("vcc2026"))
+    halves = prepared_de(split, settings_for("vcc2026", control_source="pred"))  # each half against its own controls
+    a, b = halves.real.lfc, halves.pred.lfc
     gate = full.sig_real & torch.isfinite(full.real.lfc) & ~full.own
     a = torch.where(torch.isfinite(a), a, torch.zeros_like(a))
     b = torch.where(torch.isfinite(b), b, torch.zeros_like(b))
