@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -102,7 +101,8 @@ def two_sided_normal_p(z: Tensor) -> Tensor:
     harmless for a p-value but decides which BH-adjusted values TIE, and the AUC metrics rank on them.
     """
     flat = z.detach().to(torch.float64).cpu().numpy().ravel() / math.sqrt(2.0)
-    return torch.from_numpy(_ERFC(flat).astype(np.float64)).reshape(z.shape).to(z.device)
+    p = np.asarray(_ERFC(flat), dtype=np.float64)
+    return torch.from_numpy(p).reshape(z.shape).to(z.device)
 
 
 def benjamini_hochberg(p: Tensor) -> Tensor:
@@ -144,7 +144,7 @@ def pooled_rank_sums(pop: Population) -> tuple[Tensor, Tensor]:
     val = x.T[gene, row]
     code = codes[row]
     order = torch.sort(val, stable=True).indices
-    order = order[torch.sort(gene[order], stable=True).indices]  # (gene, value), ties keep row order
+    order = order[torch.sort(gene[order].to(torch.int32), stable=True).indices]  # (gene, value), ties keep row order
     val, gene, code = val[order], gene[order], code[order]
     k = val.numel()
     idx = torch.arange(k)
@@ -309,7 +309,7 @@ def de_table(
     g = pop.X.shape[1]
     tested = torch.ones(g, dtype=torch.bool)
     if counts and min_cpm is not None and min_cpm >= 0:
-        ref_cpm = lin_c.mean(0) if not geometric else lin_c.mean(0)
+        ref_cpm = lin_c.mean(0)  # the gate reads ARITHMETIC mean CPM whatever mean_calc is (as cell-eval2)
         tested = ref_cpm * (1e6 / target_sum) > min_cpm  # type: ignore[operator]
     ranked = Population(X=log_x, offsets=pop.offsets, control=log_c)
     pval = _rank_pvalues(ranked)

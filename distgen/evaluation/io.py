@@ -93,7 +93,7 @@ def _check_scale(x: np.ndarray, name: str) -> None:
 def _check_counts(x: np.ndarray, name: str) -> None:
     sample = x[: min(len(x), 2000)]
     finite = sample[np.isfinite(sample)]
-    if finite.size and (finite.min() < 0 or not np.all(np.mod(finite, 1) == 0)):
+    if finite.size and (finite.min() < 0 or bool((finite != np.floor(finite)).any())):
         raise ValueError(f"the {name} file holds fractional or negative values, but this evaluation scores RAW COUNTS "
                          "(the vcc2026 / cell-eval2 counts profiles): write predictions in counts (`distgen predict --counts`) "
                          "and pass the raw-count truth, or evaluate log-normalised files with a log-scale profile")

@@ -15,10 +15,9 @@ import sys
 
 import pytest
 
+from benchmarks.celleval2_pairs import CONTROL, COUNTS, PERT_COL, make_pair
 from distgen.evaluation.io import load_pair
 from distgen.evaluation.profiles import resolve_profile, run_profile
-
-from benchmarks.celleval2_pairs import CONTROL, COUNTS, PERT_COL, make_pair
 
 pytestmark = [pytest.mark.celleval, pytest.mark.slow]
 TOL = 1e-6

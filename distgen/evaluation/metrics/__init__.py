@@ -5,7 +5,14 @@ from distgen.registry import make_registry
 
 metrics = make_registry("metrics", Metric)
 
-from distgen.evaluation.metrics import de_metrics, discrimination, distributional, pseudobulk  # noqa: E402,F401
-from distgen.evaluation.metrics import celleval2_de, celleval2_direction, celleval2_expr  # noqa: E402,F401
+from distgen.evaluation.metrics import (  # noqa: E402,F401
+    celleval2_de,
+    celleval2_direction,
+    celleval2_expr,
+    de_metrics,
+    discrimination,
+    distributional,
+    pseudobulk,
+)
 
 __all__ = ["Metric", "MetricResult", "PerturbationEval", "metrics"]

@@ -226,10 +226,7 @@ def _nsig(side: str) -> Any:
 def _nsig_spearman(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[int, str]]:
     nr, npred = prep.sig_real.sum(-1).to(torch.float64), prep.sig_pred.sum(-1).to(torch.float64)
     keep = nr > 0
-    if not bool(keep.any()):
-        value = 1.0
-    else:
-        value = float(spearman_masked(nr[None], npred[None], keep[None])[0])
+    value = float(spearman_masked(nr[None], npred[None], keep[None])[0]) if bool(keep.any()) else 1.0  # none: cell-eval2 says 1
     return torch.full(nr.shape, value, dtype=torch.float64), {}
 
 

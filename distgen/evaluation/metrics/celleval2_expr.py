@@ -139,8 +139,8 @@ def profiles(data: EvalData, s: Settings, noise: bool = False) -> Profiles:
     if noise and prof.noise_pred.numel() == 0:
         prof.noise_pred = _noise(data.pred, prof.comparator, s.bulk_target_sum)
         prof.noise_real = _noise(data.real, prof.comparator, s.bulk_target_sum)
-        ctrl = Population(X=data.real.control, offsets=torch.tensor([0, data.real.control.shape[0]]), control=data.real.control)
-        prof.noise_ctrl = float(_noise(ctrl, prof.comparator, s.bulk_target_sum)[0])
+        ctrl_pop = Population(X=data.real.control, offsets=torch.tensor([0, data.real.control.shape[0]]), control=data.real.control)
+        prof.noise_ctrl = float(_noise(ctrl_pop, prof.comparator, s.bulk_target_sum)[0])
     return prof
 
 

@@ -126,7 +126,7 @@ def _realctrl(base: type[Metric], name: str) -> None:
     """Register ``name``: ``base`` with the predicted delta taken against the REAL controls."""
 
     def __init__(self: Any, control: str = "real") -> None:
-        base.__init__(self, control)  # type: ignore[misc]
+        base.__init__(self, control)  # type: ignore[misc,call-arg]
 
     doc = f"{(base.__doc__ or '').splitlines()[0].rstrip('.')}, the predicted delta against the REAL controls."
     caps = {**base.capabilities, "celleval": None}
