@@ -124,3 +124,41 @@ def run_profile(data: EvalData, name: str, progress: bool = False) -> MetricTabl
     table.values = {col: table.values[m] for col, m in prof.columns.items()}
     table.reasons = {col: table.reasons[m] for col, m in prof.columns.items()}
     return table
+
+
+def evaluate_profile_files(pred: Any, real: Any, out: str, profile: str = "celleval2", pert_col: str | None = None,
+                           control: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """What ``distgen evaluate --profile NAME`` runs: read the pair at the profile's value scale, compute it,
+    write ``metrics.csv`` and ``summary.json`` (and, for ``vcc2026``, ``vcc2026_score.csv``) into ``out``.
+
+    Returns the summary (per metric the mean over perturbations; for ``vcc2026`` the normalised scores).
+    """
+    import csv
+    import os
+
+    from distgen.evaluation.io import load_pair
+    from distgen.evaluation.report import write_csv, write_json
+
+    prof = resolve_profile(profile)
+    os.makedirs(out, exist_ok=True)
+    data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
+    table = run_profile(data, prof.name)
+    write_csv(table, os.path.join(out, "metrics.csv"))
+    summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
+                               "control": info.control, "n_perturbations": data.n_perts, "n_genes": len(data.genes),
+                               "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes)}
+    if prof.name == "vcc2026":
+        from distgen.evaluation.vcc2026 import vcc2026_score
+
+        result = vcc2026_score(data, control_label=info.control, seed=seed)
+        rows = result.rows()
+        with open(os.path.join(out, "vcc2026_score.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        summary["vcc2026"] = {"avg_score": result.avg_score, "from_replicate": result.from_replicate,
+                              "from_baseline": result.from_baseline, "avg_from_baseline": result.avg_from_baseline,
+                              "user": result.user, "baseline": result.baseline, "replicate": result.replicate,
+                              "left_out": result.reasons, "seed": seed}
+    write_json(summary, os.path.join(out, "summary.json"))
+    return summary
