@@ -140,15 +140,14 @@ def pooled_rank_sums(pop: Population) -> tuple[Tensor, Tensor]:
         x = x.to(torch.float64)
     codes = torch.cat([pop.codes(), torch.full((pop.control.shape[0],), p_count, dtype=torch.long)])  # control = P
     sizes = torch.cat([pop.counts, torch.tensor([pop.control.shape[0]])]).to(torch.float64)  # [P + 1]
-    gene, row = (x.T != 0).nonzero(as_tuple=True)  # gene-major, rows in group order
-    val = x.T[gene, row]
+    row, gene = (x != 0).nonzero(as_tuple=True)  # row-major: within a gene, rows in group order
+    val = x[row, gene]
     code = codes[row]
     order = torch.sort(val, stable=True).indices
     order = order[torch.sort(gene[order].to(torch.int32), stable=True).indices]  # (gene, value), ties keep row order
     val, gene, code = val[order], gene[order], code[order]
     k = val.numel()
-    idx = torch.arange(k)
-    is_c = (code == p_count).to(torch.float64)
+    is_c = code == p_count
     new_gene = torch.ones(k, dtype=torch.bool)
     new_gene[1:] = gene[1:] != gene[:-1]
     new_val = new_gene.clone()
@@ -156,30 +155,33 @@ def pooled_rank_sums(pop: Population) -> tuple[Tensor, Tensor]:
     new_run = new_val.clone()
     new_run[1:] |= code[1:] != code[:-1]
 
-    def first(new: Tensor) -> Tensor:  # index of the first entry of each entry's segment
-        return torch.where(new, idx, 0).cummax(0).values
-
-    def stop(new: Tensor) -> Tensor:  # one past the last entry of each entry's segment
-        last = torch.ones_like(new)
-        last[:-1] = new[1:]
-        return torch.where(last, idx, k - 1).flip(0).cummin(0).values.flip(0) + 1
+    def segments(new: Tensor) -> tuple[Tensor, Tensor]:  # (first index, one past the last) of each entry's segment
+        seg = new.cumsum(0) - 1
+        starts = new.nonzero().flatten()
+        stops = torch.cat([starts[1:], torch.tensor([k])])
+        return starts[seg], stops[seg]
 
     ctrl_upto = torch.zeros(k + 1, dtype=torch.float64)
     ctrl_upto[1:] = is_c.cumsum(0)
-    gene_base = ctrl_upto[first(new_gene)]  # controls of earlier genes
-    start_val = first(new_val)
-    below_nz = ctrl_upto[start_val] - gene_base  # non-zero controls below v in this gene
-    a = ctrl_upto[stop(new_val)] - ctrl_upto[start_val]
-    b = (stop(new_run) - first(new_run)).to(torch.float64)
+    gene_first, _ = segments(new_gene)
+    val_first, val_stop = segments(new_val)
+    run_first, run_stop = segments(new_run)
+    below_nz = ctrl_upto[val_first] - ctrl_upto[gene_first]  # non-zero controls below v in this gene
+    a = ctrl_upto[val_stop] - ctrl_upto[val_first]
+    b = (run_stop - run_first).to(torch.float64)
+    cell = code * g + gene  # (group, gene) of each entry, flattened
+    size = (p_count + 1) * g
+
+    def per_group(w: Tensor | None) -> Tensor:
+        return torch.bincount(cell, weights=w, minlength=size).to(torch.float64).reshape(p_count + 1, g)
+
     # zeros of each gene: one block; non-zero values above it see its controls below them
-    nnz = torch.zeros(p_count + 1, g, dtype=torch.float64).index_put_((code, gene), torch.ones(k, dtype=torch.float64), accumulate=True)
-    zeros = sizes[:, None] - nnz  # [P + 1, G]
+    zeros = sizes[:, None] - per_group(None)  # [P + 1, G]
     a0 = zeros[p_count]  # zero controls per gene
-    neg_c = torch.zeros(g, dtype=torch.float64).index_put_((gene,), is_c * (val < 0), accumulate=True)
+    neg_c = torch.bincount(gene, weights=(is_c & (val < 0)).to(torch.float64), minlength=g)
     below = below_nz + torch.where(val > 0, a0[gene], torch.zeros_like(a))
-    u = torch.zeros(p_count + 1, g, dtype=torch.float64).index_put_((code, gene), below + 0.5 * a, accumulate=True)
-    t = torch.where(is_c.bool(), a * a, 3.0 * a * a + 3.0 * a * b + b * b)
-    tie = torch.zeros(p_count + 1, g, dtype=torch.float64).index_put_((code, gene), t, accumulate=True)
+    u = per_group(below + 0.5 * a)
+    tie = per_group(torch.where(is_c, a * a, 3.0 * a * a + 3.0 * a * b + b * b))
     z = zeros[:p_count]
     u = u[:p_count] + z * (neg_c + 0.5 * a0)[None]
     tie = tie[:p_count] + z * (3.0 * a0 * a0 + 3.0 * a0 * z) + z.pow(3) + tie[p_count] + a0.pow(3)
