@@ -75,7 +75,7 @@ def prepared_de(data: EvalData, s: Settings) -> PreparedDE:
 def top_ranks(table: DETable, sig: Tensor) -> Tensor:
     """``[P, G]`` 0-based rank of each significant gene by ``|lfc|`` descending (ties in gene order); G elsewhere."""
     key = torch.where(sig, table.lfc.abs(), torch.tensor(-1.0, dtype=torch.float64))
-    key = torch.nan_to_num(key, nan=-0.5)  # a NaN fold change ranks after every number (polars: NaN largest? see docs)
+    key = torch.nan_to_num(key, nan=float("inf"))  # polars orders NaN above every number, so it ranks first (needs epsilon = 0)
     order = torch.argsort(-key, dim=-1, stable=True)
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(key.shape[-1]).expand_as(order).contiguous())
     return torch.where(sig, rank, torch.full_like(rank, key.shape[-1]))
