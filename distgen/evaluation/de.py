@@ -7,11 +7,16 @@ and ``log2`` fold changes of pseudobulk geometric means in count space,
 ``log2(expm1(mean(X_p)) / expm1(mean(X_c)))`` for log1p data (``0`` where both are zero, ``+-inf``
 where one is).
 
-The speed comes from sorting the control cells of each gene ONCE: with average ranks, the rank sum
-of a perturbation's cells reduces to ``U = sum_i (#controls < x_i + #controls == x_i / 2)`` (two
-``searchsorted`` calls), and the tie term of the pooled ranking expands into control-only and
-perturbation-only counts. Work per perturbation is ``O(n_p G log n_c)`` instead of re-ranking
-``n_p + n_c`` cells per gene.
+The speed comes from ranking every perturbation at once (``pooled_rank_sums``): the non-zero values
+of each gene are sorted once, stably, with the perturbations' cells (grouped) before the controls;
+with average ranks a perturbation's rank sum is ``U = sum_i (#controls < x_i + #controls == x_i / 2)``
+and the pooled tie term expands into counts of equal values, all read off running counts along
+that order; zeros are one block per gene, handled by counting. Cost ``O(nnz log nnz)`` for all
+perturbations instead of re-ranking ``n_p + n_c`` cells per gene per perturbation; the result is
+exact (every quantity is a count), and the p-value uses the C library's ``erfc`` as pdex does.
+``rank_sum_batch`` (per-perturbation ``searchsorted`` against once-sorted controls) remains for
+single tests. cell-eval2's v2 table (counts per million, arithmetic means, the CPM gene gate) is
+``de_table`` below.
 """
 
 from __future__ import annotations
