@@ -145,6 +145,9 @@ class MetricCapabilities(Capabilities):
     min_perturbations: int = field(default=1, metadata=_doc(
         "Perturbations needed for a defined value: 1 for per-perturbation metrics, 2 for a correlation "
         "across perturbations (the one-perturbation call then returns NaN)."))
+    diagnostic: bool = field(default=False, metadata=_doc(
+        "A quantity reported beside the scores (e.g. the number of real significant genes) that does not rank "
+        "predictions: higher_is_better is not an orientation and a perfect prediction need not score better."))
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,18 @@ EXAMPLE = """examples:
       --pert-col condition --control control
   distgen evaluate ... --metrics mse,pearson_delta,overlap_at_N --no-plots
   distgen evaluate --pred pred.h5ad --real real.h5ad --out eval/ --json | jq .metrics.mse
+  distgen evaluate --pred pred_counts.h5ad --real real_counts.h5ad --out eval/ --profile vcc2026
 
 Both files need the same genes, a perturbation column with the same labels (combinations as A+B)
 and control cells; expression log-normalised (cell-eval's layout). With a cell-type column (celltype,
 or --celltype-col) every cell type is scored on its own, against its own controls; --train cells fit
 the baselines with their cell types. Writes metrics.csv (one row per perturbation, with the reason for
 every NaN), calibration.csv, summary.json, summary.md and PNG plots.
+
+--profile scores a pair exactly as a reference does instead (metrics.csv and summary.json; no
+baselines, ceiling or plots): celleval2 (cell-eval2's full v2 profile, raw counts), vcc2026 (the
+Virtual Cell Challenge 2026 score, raw counts; also vcc2026_score.csv), cell-eval-0.7.6 and
+cell-eval-0.8.2 (log-normalised), distgen.
 """
 
 
@@ -44,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
     p.add_argument("--seed", type=int, default=0, help="seed for control sampling and the half split")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--profile", default=None, help="score as a reference profile: celleval2, vcc2026, cell-eval-0.7.6, cell-eval-0.8.2 "
+                   "or distgen (see docs/metrics.md); ignores --train, --baselines, --metrics, --no-ceiling")
     p.add_argument("--json", action="store_true", help="print the whole summary (summary.json) as JSON on stdout, nothing else")
     p.set_defaults(run=run)
 
@@ -54,6 +62,19 @@ def run(args: argparse.Namespace) -> int:
     from distgen.pipeline.evaluate import evaluate_files
 
     torch.set_flush_denormal(True)
+    if args.profile is not None:
+        from distgen.pipeline.evaluate import evaluate_profile_files
+
+        result = evaluate_profile_files(args.pred, args.real, args.out, args.profile, args.pert_col, args.control, args.seed,
+                                        progress=not args.quiet)
+        if args.json:
+            print(json.dumps(result, indent=1, default=str))
+        else:
+            head = result.get("vcc2026", {}).get("avg_score")
+            print(f"profile {result['profile']} ({result['reference']}): {result['n_perturbations']} perturbations"
+                  + (f", vcc2026 avg_score {head:.4f}" if head is not None else ""))
+            print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if head is not None else ""))
+        return 0
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s is not None else None  # noqa: E731
     summary = evaluate_files(
         args.pred, args.real, args.out, pert_col=args.pert_col, control=args.control, train=args.train,

@@ -52,6 +52,9 @@ class LayoutInfo:
     control: str
     celltype_col: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The truth's conditions in the order its perturbation column lists them (its categories, or natural
+    #: sort for a string column, as anndata writes them): the order cell-eval2 visits groups in.
+    condition_order: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -243,6 +246,19 @@ def read(
     return _cells(adata, pert_col, control, celltype_col, name)
 
 
+def condition_order(adata: ad.AnnData, pert_col: str, control: str) -> tuple[str, ...]:
+    """Canonical conditions of ``adata`` in its perturbation column's order: categories, else natural sort."""
+    column = adata.obs[pert_col]
+    present = set(column.astype(str).tolist())
+    if hasattr(column, "cat"):
+        labels = [str(c) for c in column.cat.categories if str(c) in present]
+    else:
+        from natsort import natsorted
+
+        labels = natsorted(present)
+    return tuple(dict.fromkeys(canonical_condition(v, control) for v in labels))
+
+
 def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str) -> Cells:
     genes = [str(g) for g in adata.var_names]
     if len(set(genes)) != len(genes):
@@ -276,7 +292,7 @@ def read_pair(
     col = celltype_col
     if col is None and all(CELLTYPE_COL in a.obs.columns for a in files.values()):
         col = CELLTYPE_COL
-    info = LayoutInfo(pert_col, control, col)
+    info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control))
     cells = {k: _cells(a, pert_col, control, col, k) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
 

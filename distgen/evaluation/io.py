@@ -24,6 +24,16 @@ def check_scale(x: torch.Tensor | np.ndarray, name: str) -> None:
                          "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first")
 
 
+def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
+    """Refuse fractional or negative values where raw counts are scored (cell-eval2's v2 and vcc2026 profiles)."""
+    sample = np.asarray(x[: min(len(x), 2000)])
+    finite = sample[np.isfinite(sample)]
+    if finite.size and (finite.min() < 0 or bool((finite != np.floor(finite)).any())):
+        raise ValueError(f"the {name} cells hold fractional or negative values, but this evaluation scores RAW COUNTS "
+                         "(the vcc2026 / cell-eval2 counts profiles): pass raw-count predictions and the raw-count truth, "
+                         "or evaluate log-normalised files with a log-scale profile")
+
+
 def align(pred: Cells, truth: Cells, name: str = "prediction") -> tuple[Cells, list[str]]:
     """``pred`` with its genes in ``truth``'s order (a note says when they were reordered); other genes are an error."""
     if pred.genes == truth.genes:
@@ -36,16 +46,21 @@ def align(pred: Cells, truth: Cells, name: str = "prediction") -> tuple[Cells, l
     return pred.with_genes(truth.genes), [f"{name} genes were in a different order; reordered to the truth's order"]
 
 
-def eval_data(pred: Cells, truth: Cells, name: str = "pred") -> EvalData:
+def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm") -> EvalData:
     """``EvalData`` of one population pair, grouped by condition (contexts pooled: split by context first).
 
     Perturbations are the truth's conditions, sorted; each side's control cells are its own.
-    ``pred`` must already have the truth's genes (``align``).
+    ``pred`` must already have the truth's genes (``align``). ``scale``: ``"lognorm"`` (log-normalised
+    values; raw counts are refused) or ``"counts"`` (raw counts on both sides, as cell-eval2's v2 and
+    vcc2026 profiles score; fractional values refused; recorded in ``data.cache["scale"]``).
     """
+    if scale not in ("lognorm", "counts"):
+        raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
     if pred.genes != truth.genes:
         raise ValueError("eval_data: pred and truth genes differ; align them first (distgen.evaluation.io.align)")
-    check_scale(truth.X, "real")
-    check_scale(pred.X, name)
+    check = check_counts if scale == "counts" else check_scale
+    check(truth.X, "real")
+    check(pred.X, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
     extra = sorted(set(pred.conditions[~pred.is_control].tolist()) - set(perts))
     if extra:
@@ -61,6 +76,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred") -> EvalData:
         pops[side] = Population.from_codes(x, torch.from_numpy(codes), len(perts))
     data = EvalData(real=pops["real"], pred=pops[name], perts=tuple(perts), targets=tuple(truth.atoms(p) for p in perts),
                     genes=tuple(truth.genes))
+    if scale == "counts":
+        data.cache["scale"] = "counts"
     flag_invalid(data)
     return data
 

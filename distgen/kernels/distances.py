@@ -150,10 +150,12 @@ def energy_distance(
     * ``metric="euclidean"`` with ``unbiased=False`` and ``squared=True`` is cell-eval's
       ``edistance`` (sklearn ``pairwise_distances(...).mean()``: within-set means include the zero
       diagonal).
-    * ``metric="sqeuclidean"``, ``unbiased=False``, ``squared=True`` is pertpy's ``edistance`` and
-      CellFlow's ``e_distance`` (squared Euclidean distances); note that then
-      ``E = 2 |mean(x) - mean(y)|^2`` exactly: it compares means only.
-    * ``unbiased=True`` drops the zero diagonal of the within-set means (``1 / (n (n-1))``).
+      pertpy 1.4's default ``Distance("edistance")`` is the same convention on the arrays it is given.
+    * ``metric="sqeuclidean"``, ``unbiased=False``, ``squared=True`` is CellFlow's ``e_distance``
+      (squared Euclidean distances); note that then ``E = 2 |mean(x) - mean(y)|^2`` exactly: it
+      compares means only.
+    * ``unbiased=True`` drops the zero diagonal of the within-set means (``1 / (n (n-1))``);
+      with ``metric="sqeuclidean"`` that is scPerturb's E-statistic.
     """
     from distgen.kernels.energy import EnergyKernel
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from distgen.config import build_component
 from distgen.registry import registry
-from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_eval, tiny_info, tiny_labels
+from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_info, tiny_labels
 
 COND_DIM = 8
 
@@ -131,8 +131,16 @@ def _couplings(cp: Any) -> list[str]:
 
 
 def _metrics(m: Any) -> list[str]:
-    res = m.compute(tiny_eval())
-    out = _tensor("compute(3 perturbations with clear effects).values", res.values, (3,))
+    from distgen.testing import fixtures
+
+    data = getattr(fixtures, getattr(m, "example_data", "tiny_eval"))()
+    res = m.compute(data)
+    if data.n_perts < getattr(getattr(m, "capabilities", None), "min_perturbations", 1):  # undefined here: NaN with reasons
+        nan = torch.isnan(res.values).nonzero().flatten().tolist()
+        if tuple(res.values.shape) != (data.n_perts,) or not all(res.reasons.get(i) for i in nan):
+            return [f"compute({data.n_perts} perturbations, fewer than it needs) must return NaN with a reason for each"]
+        return []
+    out = _tensor(f"compute({data.n_perts} perturbations with clear effects).values", res.values, (data.n_perts,))
     if not out and res.values.dtype != torch.float64:
         out.append(f"compute(...).values has dtype {res.values.dtype}, expected float64")
     return out

@@ -35,7 +35,7 @@ from distgen.config import build_component, resolve_node
 from distgen.registry import registry
 from distgen.testing.checks import COND_DIM, example_node, injected, make, problems
 from distgen.testing.checks import _LinearField as _LinearField
-from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_eval, tiny_info, tiny_labels, tiny_table
+from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_info, tiny_labels, tiny_table
 
 
 class _Contract:
@@ -292,25 +292,39 @@ class MetricContract(_Contract):
 
     kind = "metrics"
 
-    def _ev(self, perfect: bool = False) -> Any:
-        """The first perturbation of ``tiny_eval`` as a ``PerturbationEval`` (the one-perturbation call)."""
+    @staticmethod
+    def _data(metric: Any, perfect: bool = False) -> Any:
+        """The metric's example data (``example_data``, a ``distgen.testing.fixtures`` function; ``tiny_eval`` by default)."""
+        from distgen.testing import fixtures
+
+        return getattr(fixtures, getattr(metric, "example_data", "tiny_eval"))(perfect)
+
+    def _ev(self, metric: Any, perfect: bool = False) -> Any:
+        """The first perturbation of the example data as a ``PerturbationEval`` (the one-perturbation call)."""
         from distgen.evaluation.metrics.base import PerturbationEval
 
-        data = tiny_eval(perfect)
+        data = self._data(metric, perfect)
         return PerturbationEval(pred=data.pred.cells(0), real=data.real.cells(0), control_real=data.real.control,
-                                control_pred=data.pred.control, name="G0", targets=("G0",), genes=data.genes)
+                                control_pred=data.pred.control, name=data.perts[0], targets=data.targets[0], genes=data.genes)
 
     def test_returns_finite_float(self, component_name: str) -> None:
-        """A Python float, finite wherever the metric is defined (NaN does not pass)."""
+        """A Python float, finite wherever the metric is defined (NaN does not pass; a statistic that needs
+        more perturbations than the example has must be NaN with a reason)."""
         m = make(self.kind, component_name)
-        values = m.compute(tiny_eval()).values
-        assert bool(torch.isfinite(values).all()), f"{component_name}: non-finite values {values.tolist()} on well-defined data"
-        v = m(self._ev())
+        data = self._data(m)
+        res = m.compute(data)
+        if data.n_perts >= m.capabilities.min_perturbations:
+            assert bool(torch.isfinite(res.values).all()), f"{component_name}: non-finite values {res.values.tolist()} on well-defined data"
+        else:
+            nan = torch.isnan(res.values).nonzero().flatten().tolist()
+            assert len(nan) == data.n_perts and all(res.reasons.get(i) for i in nan), (
+                f"{component_name} needs {m.capabilities.min_perturbations} perturbations: NaN with a reason expected, got {res.values.tolist()}")
+        v = m(self._ev(m))
         assert isinstance(v, float)
         if m.capabilities.min_perturbations <= 1:
             assert math.isfinite(v), f"{component_name}: the one-perturbation call returned {v}"
         else:  # a statistic across perturbations has no value for one; it must say so
-            assert math.isnan(v) and m.compute(self._ev().to_data()).reasons, "a NaN needs a reason"
+            assert math.isnan(v) and m.compute(self._ev(m).to_data()).reasons, "a NaN needs a reason"
 
     def test_compute_over_perturbations(self, component_name: str) -> None:
         """``compute(EvalData)`` gives ``[P]`` float64 values and a reason for every NaN."""
@@ -338,7 +352,10 @@ class MetricContract(_Contract):
         ``higher_is_better`` as well as a metric that cannot tell right from wrong.
         """
         m = make(self.kind, component_name)
-        perfect, wrong = m.compute(tiny_eval(perfect=True)).values, m.compute(tiny_eval()).values
+        data = self._data(m)
+        if m.capabilities.diagnostic or data.n_perts < m.capabilities.min_perturbations:
+            pytest.skip(f"{component_name} does not rank predictions on this data (diagnostic, or needs more perturbations)")
+        perfect, wrong = m.compute(self._data(m, perfect=True)).values, m.compute(data).values
         assert bool(torch.isfinite(perfect).all() and torch.isfinite(wrong).all()), f"undefined: {perfect}, {wrong}"
         p, w = float(perfect.mean()), float(wrong.mean())
         assert (p > w) if m.higher_is_better else (p < w), f"{component_name}: perfect {p} vs wrong {w}"

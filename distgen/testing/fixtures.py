@@ -101,3 +101,37 @@ def tiny_eval(perfect: bool = False, n_cells: int = 30, seed: int = 0) -> EvalDa
     real = population(0)
     pred = Population(X=real.X.clone(), offsets=real.offsets.clone(), control=real.control.clone()) if perfect else population(1)
     return EvalData(real=real, pred=pred, perts=("G0", "G1", "G2"), targets=(("G0",), ("G1",), ("G2",)), genes=tiny_info().genes)
+
+
+def tiny_eval_de(perfect: bool = False, n_cells: int = 40, n_genes: int = 120, seed: int = 0) -> EvalData:
+    """Raw counts of 3 perturbations with many clear DE genes (for cell-eval2's DE metrics).
+
+    cell-eval2 scores a perturbation's DE agreement only when its real cells have enough significant
+    genes (its reference gate: at least 10) and some that are not, which ``tiny_eval``'s 12 genes
+    cannot give. Perturbation ``p`` doubles genes ``12p .. 12p+11`` (mean 10) and halves genes
+    ``36 + 12p .. 36 + 12p + 11`` (mean 20), so each cell's total count, and with it every other
+    gene's counts per million, stays put; the other genes have Poisson means between 5 and 40.
+    ``perfect``: the prediction is a copy of the real cells; otherwise each perturbation gets the
+    next one's effect (cyclically) on fresh cells.
+    """
+    from distgen.evaluation.evaldata import EvalData, Population
+
+    g = torch.Generator().manual_seed(seed)
+    base = 5.0 + 35.0 * torch.rand(n_genes, generator=g)
+    base[:36], base[36:72] = 10.0, 20.0
+    fold = torch.ones(3, n_genes)
+    for p in range(3):
+        fold[p, 12 * p : 12 * p + 12] = 2.0
+        fold[p, 36 + 12 * p : 48 + 12 * p] = 0.5
+
+    def draw(mean: torch.Tensor, n: int) -> torch.Tensor:
+        return torch.poisson(mean.expand(n, -1).contiguous(), generator=g)
+
+    def population(shift: int) -> Population:
+        cells = torch.cat([draw(base * fold[(p + shift) % 3], n_cells) for p in range(3)])
+        return Population(X=cells, offsets=torch.arange(4) * n_cells, control=draw(base, n_cells))
+
+    real = population(0)
+    pred = Population(X=real.X.clone(), offsets=real.offsets.clone(), control=real.control.clone()) if perfect else population(1)
+    genes = tuple(f"G{i}" for i in range(n_genes))
+    return EvalData(real=real, pred=pred, perts=("G0", "G1", "G2"), targets=(("G0",), ("G1",), ("G2",)), genes=genes)

@@ -52,3 +52,20 @@ def test_rank_sum_is_the_same_for_float32_float64_and_integer_counts():
         u, p = rank_sum_test(x.to(dtype), SortedControl(ctrl.to(dtype)))
         torch.testing.assert_close(u, ref[0])
         torch.testing.assert_close(p, ref[1])
+
+
+def test_pooled_rank_sums_match_scipy_with_zeros_negatives_and_ties():
+    gen = torch.Generator().manual_seed(5)
+    x = ((torch.rand(70, 9, generator=gen) * 6).floor() - 2) * (torch.rand(70, 9, generator=gen) > 0.4)  # zeros, negatives, ties
+    x[:, 4] = 0.0  # an all-zero gene: p = 1
+    codes = torch.tensor([0] * 12 + [1] * 20 + [2] * 7 + [-1] * 31)
+    pop = Population.from_codes(x.double(), codes, n_perts=4)  # perturbation 3 has no cells
+    de = differential_expression(pop, log1p=False)
+    ctrl = x[codes == -1].double().numpy()
+    for p in range(3):
+        ref = mannwhitneyu(x[codes == p].double().numpy(), ctrl, axis=0, method="asymptotic", use_continuity=True)
+        np.testing.assert_allclose(de.statistic[p].numpy(), ref.statistic, atol=1e-9)
+        ok = np.isfinite(ref.pvalue)
+        np.testing.assert_allclose(de.pvalue[p].numpy()[ok], ref.pvalue[ok], rtol=1e-9, atol=1e-12)
+        assert de.pvalue[p, 4] == 1.0
+    assert torch.isnan(de.pvalue[3]).all()

@@ -77,3 +77,20 @@ class DiscriminationCosine(_Discrimination):
 
     capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_cosine")
     metric: ClassVar[str] = "cosine"
+
+
+def _realctrl(base: type[_Discrimination], metric: str) -> type[_Discrimination]:
+    """``base`` with the predicted delta taken against the REAL controls."""
+
+    def _init(self: _Discrimination, exclude: str = "atoms", control: str = "real") -> None:
+        _Discrimination.__init__(self, exclude, control)
+
+    doc = f"{(base.__doc__ or '').splitlines()[0].rstrip('.')}; the predicted delta against the REAL controls."
+    caps = MetricCapabilities(higher_is_better=True)
+    return type(f"Discrimination{metric.title()}RealControl", (base,),
+                {"__doc__": doc, "capabilities": caps, "__init__": _init, "__module__": __name__})
+
+
+DiscriminationL1RealControl = _realctrl(DiscriminationL1, "l1")
+DiscriminationL2RealControl = _realctrl(DiscriminationL2, "l2")
+DiscriminationCosineRealControl = _realctrl(DiscriminationCosine, "cosine")

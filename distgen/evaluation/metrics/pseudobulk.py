@@ -8,6 +8,8 @@ deltas against the REAL controls (the scGen/CPA convention). ``r2`` is CellFlow'
 
 from __future__ import annotations
 
+from typing import Any
+
 from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.metrics.base import Metric, MetricResult
@@ -110,3 +112,19 @@ class RSquaredDelta(Metric):
     def compute(self, data: EvalData) -> MetricResult:
         r = r2_rows(data.delta("real"), data.delta("pred", self.control))
         return MetricResult.from_values(r, "real delta is constant over genes (or no cells)")
+
+
+def _realctrl(base: type[Metric]) -> type[Metric]:
+    """``base`` with the predicted delta taken against the REAL controls."""
+
+    def __init__(self: Any, control: str = "real") -> None:
+        base.__init__(self, control)  # type: ignore[misc,call-arg]
+
+    doc = f"{(base.__doc__ or '').splitlines()[0].rstrip('.')}, the predicted delta against the REAL controls."
+    caps = MetricCapabilities(higher_is_better=base.capabilities.higher_is_better)
+    return type(base.__name__ + "RealControl", (base,), {"__doc__": doc, "capabilities": caps, "__init__": __init__, "__module__": __name__})
+
+
+MeanSquaredErrorDeltaRealControl = _realctrl(MeanSquaredErrorDelta)
+MeanAbsoluteErrorDeltaRealControl = _realctrl(MeanAbsoluteErrorDelta)
+RSquaredDeltaRealControl = _realctrl(RSquaredDelta)
