@@ -17,6 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="output file (default FOLDER/report.html)")
     p.add_argument("--preset", default=None, help="preset (or config file) the run derives from, for the config diff")
     p.add_argument("--no-cells", action="store_true", help="do not load the cells (skips the distributions section)")
+    p.add_argument("--sections", default=None, help="comma-separated sections to include (default all: "
+                   "headline,per-perturbation,distributions,training)")
+    p.add_argument("--screenshot", default=None, metavar="PNG",
+                   help="also render the page with a headless Chromium/Chrome into PNG (needs one installed)")
+    p.add_argument("--size", default="1100x900", help="screenshot window WIDTHxHEIGHT in CSS pixels (default 1100x900)")
+    p.add_argument("--shrink", type=int, default=None, metavar="WIDTH", help="scale the screenshot down to WIDTH pixels, fewer colours")
     args = p.parse_args(argv)
     folder = Path(args.folder)
     out = Path(args.out) if args.out else folder / "report.html"
@@ -27,18 +33,29 @@ def main(argv: list[str] | None = None) -> int:
             path = write_sweep_report(load_sweep_dir(folder), out)
         else:
             from distgen.report.inputs import load_eval_dir
-            from distgen.report.page import write_report
+            from distgen.report.page import SECTIONS, write_report
+
+            sections = tuple(x.strip() for x in args.sections.split(",") if x.strip()) if args.sections else SECTIONS
 
             preset = None
             if args.preset:
                 from distgen.config import load_config
 
                 preset = load_config(args.preset)
-            path = write_report(load_eval_dir(folder, cells=not args.no_cells, preset=preset, preset_name=args.preset), out)
-    except (FileNotFoundError, KeyError, ValueError) as e:
+            cells = not args.no_cells and "distributions" in sections
+            path = write_report(load_eval_dir(folder, cells=cells, preset=preset, preset_name=args.preset), out, sections)
+        print(path)
+        if args.screenshot:
+            from distgen.report.browser import screenshot, shrink
+
+            width, height = (int(v) for v in args.size.lower().split("x"))
+            png = screenshot(path, args.screenshot, width, height)
+            if args.shrink:
+                shrink(png, args.shrink)
+            print(png)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(path)
     return 0
 
 

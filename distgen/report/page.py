@@ -184,30 +184,34 @@ def _v(v: object) -> str:
     return "–" if v is None else (", ".join(map(str, v)) if isinstance(v, list) else str(v))
 
 
-def render(inputs: ReportInputs) -> str:
-    """The report as an HTML string."""
+#: Section ids in page order (``render(sections=...)`` keeps a subset, e.g. only the headline for a figure).
+SECTIONS = ("headline", "per-perturbation", "distributions", "training")
+
+
+def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
+    """The report as an HTML string (``sections``: which of ``SECTIONS`` to include)."""
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown report section(s) {unknown}; choose from {', '.join(SECTIONS)}")
     s = inputs.summary
     lines = []
     if s.get("pred") or s.get("real"):
         lines.append(f"prediction <code>{escape(str(s.get('pred')))}</code> vs truth <code>{escape(str(s.get('real')))}</code>")
     lines.append(f"{len(inputs.model.perts)} held-out conditions · {s.get('n_genes', '?')} genes · "
                  f"{len(inputs.negatives)} distinct baselines · written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    makers = {"headline": ("Headline", _headline), "per-perturbation": ("Per perturbation", _per_condition),
+              "distributions": ("Distributions", _distributions), "training": ("Training", _training)}
     with theme():
-        sections = [
-            Section("headline", "Headline", _headline(inputs)),
-            Section("per-perturbation", "Per perturbation", _per_condition(inputs)),
-            Section("distributions", "Distributions", _distributions(inputs)),
-            Section("training", "Training", _training(inputs)),
-        ]
+        parts = [Section(key, makers[key][0], makers[key][1](inputs)) for key in SECTIONS if key in sections]
     notes = s.get("notes") or []
-    if notes:
-        sections.append(Section("notes", "Notes", "<ul>" + "".join(f"<li>{escape(str(n))}</li>" for n in notes) + "</ul>"))
-    return page(inputs.title, lines, sections)
+    if notes and sections == SECTIONS:
+        parts.append(Section("notes", "Notes", "<ul>" + "".join(f"<li>{escape(str(n))}</li>" for n in notes) + "</ul>"))
+    return page(inputs.title, lines, parts)
 
 
-def write_report(inputs: ReportInputs, path: str | Path) -> Path:
+def write_report(inputs: ReportInputs, path: str | Path, sections: tuple[str, ...] = SECTIONS) -> Path:
     """Write the self-contained report to ``path`` (e.g. ``eval/report.html``); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(inputs), encoding="utf-8")
+    path.write_text(render(inputs, sections), encoding="utf-8")
     return path

@@ -156,7 +156,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
             if not math.isnan(p):
                 ax.annotate(f"p={p:.2g}", (hi, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=6.5, color=color)
         ax.axvline(0, color="#888888", lw=0.8, zorder=1)
-        ax.set_xlabel(f"{metric}: variant − reference\n({info.direction})")
+        ax.set_xlabel(f"{metric}: variant − reference\n({info.direction})", labelpad=9)
         value_axis(ax, nbins=4)
         ax.set_title(metric, fontsize=8.5, loc="left", fontweight="bold")
         ax.tick_params(axis="y", length=0)
@@ -173,7 +173,7 @@ def render_sweep(inp: SweepInputs) -> str:
     """The sweep page as an HTML string."""
     with theme():
         values = figure(values_figure(inp), "Each variant: one open point per seed (its mean over held-out conditions) and the "
-                        "mean over seeds; dashed lines: baselines, green line: the ceiling (means over the runs).", alt="sweep values")
+                        "mean over seeds; dashed lines: baselines, green line and band: the ceiling (mean and range over the runs).", alt="sweep values")
         diffs = figure(differences_figure(inp), f"Mean paired difference from the reference variant <code>{escape(inp.reference)}</code> "
                        "over (seed, condition) pairs with a 95% bootstrap interval; p: the paired test of the sweep summary "
                        "(Wilcoxon signed-rank).", alt="sweep differences")
@@ -189,9 +189,11 @@ def render_sweep(inp: SweepInputs) -> str:
             cells.append(Cell(f"{num(float(np.mean(means)) if means else math.nan)} ± {num(sd, 2)}", "num"))
         cells.insert(1, Cell(str(n_seeds), "num"))
         rows.append(cells)
-    comp_rows: list[list[Cell | str]] = []
+    comp_rows: list[list[Cell | str]] = []  # coloured only where the paired test is significant (p < 0.05)
     for c in inp.comparisons:
-        cls = {"variant": "num good", "reference": "num bad"}.get(str(c.get("better")), "num")
+        p = c.get("p_value")
+        sig = isinstance(p, int | float) and p < 0.05
+        cls = {"variant": "num good", "reference": "num bad"}.get(str(c.get("better")), "num") if sig else "num"
         comp_rows.append([str(c.get("variant")), str(c.get("metric")), Cell(str(c.get("n_pairs")), "num"),
                           Cell(num(c.get("mean_diff")), cls), Cell(num(c.get("p_value"), 3), "num"), str(c.get("better"))])
     body = values + "<h3>Mean ± sd over seeds</h3>" + table(head, rows)
