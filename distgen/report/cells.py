@@ -1,8 +1,10 @@
 """Figures of the cells themselves: a shared 2-D embedding and marginal densities of the most changed genes.
 
-Both read an ``EvalData`` (real and generated cells grouped by condition, with their controls).
-The embedding is a PCA fitted on real cells only (perturbed and control), so generated cells are
-placed in the real data's coordinates and a shift or a collapse shows as such.
+Both read the evaluated cells through ``{condition label: (EvalData, index)}``
+(``ReportInputs.cell_index``), so conditions scored per context each come with their own
+context's controls. The embedding is a PCA fitted on real cells only (perturbed and control, of
+every part), so generated cells are placed in the real data's coordinates and a shift or a
+collapse shows as such.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from matplotlib.lines import Line2D
 
 from distgen.evaluation.evaldata import EvalData
 from distgen.report.style import CONTROL, MODEL, REAL
+
+CellIndex = Mapping[str, tuple[EvalData, int]]
 
 
 def pick_conditions(strength: Mapping[str, float], k: int = 3) -> list[tuple[str, str]]:
@@ -42,8 +46,8 @@ def _rows(n: int, cap: int, seed: int) -> torch.Tensor:
 class RealPCA:
     """Two principal axes of the real cells (perturbed and control): ``project(x [n, G]) -> [n, 2]``."""
 
-    def __init__(self, data: EvalData, max_cells: int = 4000, seed: int = 0) -> None:
-        x = torch.cat([data.real.X, data.real.control]).to(torch.float64)
+    def __init__(self, datas: Sequence[EvalData], max_cells: int = 4000, seed: int = 0) -> None:
+        x = torch.cat([t for d in datas for t in (d.real.X, d.real.control)]).to(torch.float64)
         x = x[_rows(x.shape[0], max_cells, seed)]
         x = x[torch.isfinite(x).all(1)]
         self.mean = x.mean(0)
@@ -62,25 +66,24 @@ class RealPCA:
         return ((x - self.mean) @ self.axes).numpy()
 
 
-def embedding_figure(data: EvalData, picks: Sequence[tuple[str, str]], model_name: str = "model",
+def embedding_figure(index: CellIndex, picks: Sequence[tuple[str, str]], model_name: str = "model",
                      max_cells: int = 600, seed: int = 0) -> Figure:
     """Facets per condition: control (grey), real (black) and generated (blue) cells in the real cells' PCA."""
-    pca = RealPCA(data, seed=seed)
-    index = {p: i for i, p in enumerate(data.perts)}
-    ctrl = pca.project(data.real.control[_rows(data.real.control.shape[0], max_cells, seed)])
+    datas = list({id(d): d for d, _ in index.values()}.values())
+    pca = RealPCA(datas, seed=seed)
     groups = []
     for _, p in picks:
-        i = index[p]
-        real, pred = data.real.cells(i), data.pred.cells(i)
-        groups.append((pca.project(real[_rows(real.shape[0], max_cells, seed)]), pca.project(pred[_rows(pred.shape[0], max_cells, seed)])))
-    pooled = np.concatenate([ctrl, *[np.concatenate(g) for g in groups]])
+        data, i = index[p]
+        real, pred, ctrl = data.real.cells(i), data.pred.cells(i), data.real.control
+        groups.append(tuple(pca.project(x[_rows(x.shape[0], max_cells, seed)]) for x in (ctrl, real, pred)))
+    pooled = np.concatenate([np.concatenate(g) for g in groups])
     lo, hi = np.nanpercentile(pooled, 0.5, axis=0), np.nanpercentile(pooled, 99.5, axis=0)
     pad = 0.06 * (hi - lo + 1e-12)
     fig = Figure(figsize=(2.6 * len(picks) + 0.3, 2.95), layout="constrained")
     axes = fig.subplots(1, len(picks), squeeze=False, sharex=True, sharey=True)[0]
     ev = [f" ({100 * e:.0f}% var.)" for e in pca.explained] + ["", ""]
-    for ax, (role, p), (zr, zp) in zip(axes, picks, groups):
-        ax.scatter(ctrl[:, 0], ctrl[:, 1], s=3, color=CONTROL, alpha=0.35, lw=0, rasterized=True)
+    for ax, (role, p), (zc, zr, zp) in zip(axes, picks, groups):
+        ax.scatter(zc[:, 0], zc[:, 1], s=3, color=CONTROL, alpha=0.35, lw=0, rasterized=True)
         ax.scatter(zr[:, 0], zr[:, 1], s=4, color=REAL, alpha=0.55, lw=0, rasterized=True)
         ax.scatter(zp[:, 0], zp[:, 1], s=4, color=MODEL, alpha=0.55, lw=0, rasterized=True)
         for z, c in ((zr, REAL), (zp, MODEL)):
@@ -99,23 +102,22 @@ def embedding_figure(data: EvalData, picks: Sequence[tuple[str, str]], model_nam
     return fig
 
 
-def changed_genes(data: EvalData, p: str, k: int = 4) -> list[int]:
-    """Indices of the ``k`` genes with the largest absolute real response of condition ``p``."""
-    delta = data.delta("real")[data.perts.index(p)]
+def changed_genes(data: EvalData, i: int, k: int = 4) -> list[int]:
+    """Indices of the ``k`` genes with the largest absolute real response of perturbation ``i``."""
+    delta = data.delta("real")[i]
     delta = torch.nan_to_num(delta, nan=0.0)
     return torch.argsort(delta.abs(), descending=True)[: min(k, delta.numel())].tolist()
 
 
-def marginals_figure(data: EvalData, picks: Sequence[tuple[str, str]], n_genes: int = 4, model_name: str = "model",
+def marginals_figure(index: CellIndex, picks: Sequence[tuple[str, str]], n_genes: int = 4, model_name: str = "model",
                      value_label: str = "expression") -> Figure:
     """Rows per condition, columns per most-changed gene: densities of control, real and generated values."""
-    index = {p: i for i, p in enumerate(data.perts)}
     fig = Figure(figsize=(1.75 * n_genes + 0.5, 1.45 * len(picks) + 0.5), layout="constrained")
     axes = fig.subplots(len(picks), n_genes, squeeze=False)
-    delta = data.delta("real")
     for r, (role, p) in enumerate(picks):
-        i = index[p]
-        genes = changed_genes(data, p, n_genes)
+        data, i = index[p]
+        delta = data.delta("real")
+        genes = changed_genes(data, i, n_genes)
         for c in range(n_genes):
             ax = axes[r, c]
             if c >= len(genes):

@@ -120,11 +120,14 @@ def condition_strength(inputs: ReportInputs) -> tuple[dict[str, float], str]:
     from distgen.report.stats import response_strength
 
     table = inputs.model
+    index = inputs.cell_index()
     given = table.info.get("response_strength")
     if given is not None:
         return {p: float(v) for p, v in zip(table.perts, given)}, "response strength as computed by the evaluation"
-    if inputs.cells is not None:
-        return response_strength(inputs.cells), "response strength = ‖mean(real) − mean(real control)‖₂ over genes"
+    if index:
+        per_data = {id(d): response_strength(d) for d, _ in index.values()}
+        strength = {label: per_data[id(d)][d.perts[i]] for label, (d, i) in index.items()}
+        return {p: strength.get(p, math.nan) for p in table.perts}, "response strength = ‖mean(real) − mean(real control)‖₂ over genes"
     ctrl = inputs.reference("control")
     if ctrl is not None and "mse" in ctrl.table.values:
         vals = [math.sqrt(v) if v == v and v >= 0 else math.nan for v in ctrl.table.values["mse"]]

@@ -83,7 +83,9 @@ class ReportInputs:
         ``evaluate_files`` returns): per metric the means, strongest baseline, normalised score and
         its note, plus ``notes``, file names and counts.
     cells
-        The evaluated cells (for response strength and the distributions section); optional.
+        The evaluated cells (for response strength and the distributions section); optional. Several
+        ``EvalData`` when each context was scored on its own: their conditions are then the table's
+        ``"condition @ context"`` rows, contexts named by ``contexts`` (else ``summary["contexts"]``).
     run
         The training run, when the predictions came from one; optional.
     """
@@ -91,10 +93,23 @@ class ReportInputs:
     model: MetricTable
     references: list[Reference]
     summary: Mapping[str, Any]
-    cells: EvalData | None = None
+    cells: EvalData | Sequence[EvalData] | None = None
     run: RunRecord | None = None
     model_name: str = "model"
     title: str = "distgen evaluation report"
+    contexts: Sequence[str] = ()
+
+    def cell_index(self) -> dict[str, tuple[EvalData, int]]:
+        """``{table row label: (EvalData, perturbation index)}`` over the loaded cells (empty without cells)."""
+        if self.cells is None:
+            return {}
+        datas = [self.cells] if isinstance(self.cells, EvalData) else list(self.cells)
+        if len(datas) == 1:
+            return {p: (datas[0], i) for i, p in enumerate(datas[0].perts)}
+        names = list(self.contexts or self.summary.get("contexts") or [])
+        if len(names) != len(datas):
+            raise ValueError(f"{len(datas)} EvalData parts but {len(names)} context names; pass ReportInputs(contexts=[...])")
+        return {f"{p} @ {ctx}": (d, i) for d, ctx in zip(datas, names) for i, p in enumerate(d.perts)}
 
     @property
     def negatives(self) -> list[Reference]:
@@ -120,7 +135,7 @@ class ReportInputs:
         baselines: Mapping[str, MetricTable],
         ceiling: MetricTable | None,
         summary: Mapping[str, Any],
-        cells: EvalData | None = None,
+        cells: EvalData | Sequence[EvalData] | None = None,
         run: RunRecord | None = None,
         replicates: Sequence[MetricTable] = (),
         aliases: Mapping[str, Sequence[str]] | None = None,
@@ -135,6 +150,18 @@ class ReportInputs:
             desc = str(summary.get("ceiling") or "disjoint half-split of the real cells")
             refs.append(Reference("ceiling", ceiling, "positive", replicates=tuple(replicates), description=desc))
         return ReportInputs(model=model, references=refs, summary=summary, cells=cells, run=run)
+
+    @staticmethod
+    def from_report(report: Any, run: RunRecord | None = None, aliases: Mapping[str, Sequence[str]] | None = None) -> ReportInputs:
+        """Inputs from an evaluation ``Report`` (``table``, ``references``, ``ceiling``, ``summary``, ``data``).
+
+        Read by attribute, so any object with those fields works; ``data`` holds one ``EvalData`` per
+        scored context (``summary["contexts"]`` names them when there are several).
+        """
+        datas = list(getattr(report, "data", None) or [])
+        replicates = tuple(getattr(report, "replicates", None) or ())
+        return ReportInputs.from_evaluation(report.table, dict(report.references), report.ceiling, report.summary,
+                                            cells=datas or None, run=run, replicates=replicates, aliases=aliases)
 
 
 def _number(text: str) -> float | str:

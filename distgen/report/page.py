@@ -136,20 +136,21 @@ def _strata_table(inputs: ReportInputs, names: Sequence[str], strength: dict[str
 
 
 def _distributions(inputs: ReportInputs) -> str:
-    data = inputs.cells
-    if data is None:
+    index = inputs.cell_index()
+    if not index:
         return ('<p class="empty">The cells were not available when this report was written (pass the prediction and truth '
                 "files, or keep them next to the evaluation folder) so this section is empty.</p>")
     strength, how = condition_strength(inputs)
-    picks = cellfigs.pick_conditions(strength)
+    picks = cellfigs.pick_conditions({p: v for p, v in strength.items() if p in index})
     if not picks:
         return '<p class="empty">No condition has a finite response strength to choose from.</p>'
-    scale = "log-normalised expression" if data.cache.get("log1p", True) else "expression"
+    first = next(iter(index.values()))[0]
+    scale = "log-normalised expression" if first.cache.get("log1p", True) else "expression"
     return ('<p class="lead">The strongest, median and weakest responses. The embedding is a PCA fitted on the real cells '
             "(perturbed and control) only; generated cells are projected into it. Crosses: population means.</p>"
-            + figure(cellfigs.embedding_figure(data, picks, inputs.model_name), f"Real vs generated vs control cells ({escape(how)}).",
+            + figure(cellfigs.embedding_figure(index, picks, inputs.model_name), f"Real vs generated vs control cells ({escape(how)}).",
                      alt="embedding")
-            + figure(cellfigs.marginals_figure(data, picks, model_name=inputs.model_name, value_label=scale),
+            + figure(cellfigs.marginals_figure(index, picks, model_name=inputs.model_name, value_label=scale),
                      "Densities of the genes with the largest real response of each condition (Δ: real mean − control mean).",
                      alt="marginals"))
 

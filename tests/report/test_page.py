@@ -80,8 +80,8 @@ def test_strength_without_cells_falls_back_to_the_control_baseline():
     assert "control baseline" in how
     ranked = [p for p in sorted(strength, key=lambda p: -strength[p]) if not math.isnan(strength[p])]
     assert ranked[:2] == ["P4", "P3"]  # P5 is NaN (invalid condition)
-    html = render(inp)
-    check_page(html, SECTIONS)
+    html = render(inp, sections=("per-perturbation", "distributions"))
+    check_page(html, ["per-perturbation", "distributions"])
     assert "cells were not available" in html
 
 
@@ -125,3 +125,44 @@ def test_eval_dir_round_trip_and_module_entry_point(tmp_path, capsys):
     check_page((out / "report.html").read_text(), SECTIONS)
     assert main([str(tmp_path / "nothing")]) == 1
     assert "not an evaluation folder" in capsys.readouterr().err
+
+
+def _relabelled(table, ctx):
+    from distgen.evaluation import MetricTable
+
+    lab = {p: f"{p} @ {ctx}" for p in table.perts}
+    return MetricTable(tuple(lab.values()), dict(table.values), {m: {lab[p]: r for p, r in rs.items()} for m, rs in table.reasons.items()},
+                       {"context": [ctx] * len(lab), **table.info})
+
+
+def _merged(a, b):
+    from distgen.evaluation import MetricTable
+
+    return MetricTable(a.perts + b.perts, {m: a.values[m] + b.values[m] for m in a.values},
+                       {m: {**a.reasons[m], **b.reasons[m]} for m in a.reasons})
+
+
+def test_a_report_object_with_one_evaldata_per_context():
+    """``from_report`` reads any object with table/references/ceiling/summary/data; rows are ``condition @ context``."""
+    from types import SimpleNamespace
+
+    from distgen.evaluation import run_metrics
+    from distgen.evaluation.calibration import ceiling_data, summarise
+
+    from .tiny import METRICS, control_prediction, tiny_data
+
+    parts = {ctx: tiny_data(seed=s, n_perts=3, tiny_pert=False) for s, ctx in enumerate(("B cells", "T cells"))}
+    tables = {ctx: (run_metrics(d, METRICS), run_metrics(control_prediction(d), METRICS), run_metrics(ceiling_data(d), METRICS))
+              for ctx, d in parts.items()}
+    model, ctrl, ceil = (_merged(*(_relabelled(tables[c][k], c) for c in parts)) for k in range(3))
+    summary = {"n_genes": 24, "contexts": list(parts), "metrics": summarise(model, {"control": ctrl}, ceil), "notes": []}
+    report = SimpleNamespace(table=model, references={"control": ctrl}, ceiling=ceil, summary=summary, data=list(parts.values()))
+    inp = ReportInputs.from_report(report)
+    assert set(inp.cell_index()) == set(model.perts) and "P2 @ T cells" in inp.cell_index()
+    strength, how = condition_strength(inp)
+    assert "‖" in how and all(not math.isnan(v) for v in strength.values())
+    html = render(inp, sections=("headline", "distributions"))
+    assert len(check_page(html, ["headline", "distributions"])) == 3  # headline, embedding, marginals
+    assert 'id="training"' not in html
+    with pytest.raises(ValueError, match="unknown report section"):
+        render(inp, sections=("nope",))
