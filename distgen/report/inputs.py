@@ -139,16 +139,23 @@ class ReportInputs:
         run: RunRecord | None = None,
         replicates: Sequence[MetricTable] = (),
         aliases: Mapping[str, Sequence[str]] | None = None,
+        roles: Mapping[str, Role] | None = None,
     ) -> ReportInputs:
         """Inputs from today's evaluation objects; baselines with identical tables become aliases.
 
         ``aliases`` (``{kept: [others]}``) overrides the detection when the evaluation decided it.
+        ``roles`` (default ``summary["reference_roles"]``) marks references that are ``positive``
+        (e.g. an interpolated duplicate) rather than negative baselines; the ceiling, when given,
+        is the first positive reference (the band of every figure), the others are drawn as rows.
         """
         groups = {k: list(v) for k, v in aliases.items()} if aliases is not None else group_aliases(baselines)
-        refs = [Reference(name, baselines[name], "negative", tuple(groups.get(name, ()))) for name in baselines if name in groups]
+        roles = dict(roles if roles is not None else summary.get("reference_roles") or {})
+        kept = [name for name in baselines if name in groups]
+        refs = [Reference(n, baselines[n], "negative", tuple(groups[n])) for n in kept if roles.get(n, "negative") == "negative"]
         if ceiling is not None:
             desc = str(summary.get("ceiling") or "disjoint half-split of the real cells")
             refs.append(Reference("ceiling", ceiling, "positive", replicates=tuple(replicates), description=desc))
+        refs += [Reference(n, baselines[n], "positive", tuple(groups[n])) for n in kept if roles.get(n, "negative") == "positive"]
         return ReportInputs(model=model, references=refs, summary=summary, cells=cells, run=run)
 
     @staticmethod

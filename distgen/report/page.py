@@ -62,8 +62,9 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
     negs = inputs.negatives
     pos = inputs.positives[0] if inputs.positives else None
     band = bool(pos and pos.replicates)
+    others = inputs.positives[1:]
     head = ["metric", "direction", inputs.model_name, *[r.label for r in negs], "ceiling", *(["replicate band"] if band else []),
-            "normalised", "why undefined"]
+            *[f"{r.label} (positive)" for r in others], "normalised", "why undefined"]
     out = []
     shorts: set[str] = set()
     for name in names:
@@ -78,6 +79,7 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
         if band and pos is not None:
             _, lo, hi, _ = figures.positive_band(pos, name)
             cells.append(Cell(f"{num(lo, 3)} – {num(hi, 3)}", "num"))
+        cells += [Cell(num(r.table.mean(name) if name in r.table.values else math.nan), "num") for r in others]
         nan_why = next(iter(inputs.model.reasons.get(name, {}).values()), "")
         short, why = normalised_reason(row, info, nan_why)
         shorts.add(short)

@@ -166,3 +166,13 @@ def test_a_report_object_with_one_evaldata_per_context():
     assert 'id="training"' not in html
     with pytest.raises(ValueError, match="unknown report section"):
         render(inp, sections=("nope",))
+
+
+def test_a_positive_reference_other_than_the_ceiling(inputs):
+    ctrl = inputs.negatives[0]
+    inp = ReportInputs.from_evaluation(inputs.model, {"control": ctrl.table, "interpolated_duplicate": inputs.positives[0].table},
+                                       inputs.positives[0].table, inputs.summary, roles={"interpolated_duplicate": "positive"})
+    assert [r.name for r in inp.negatives] == ["control"]
+    assert [r.name for r in inp.positives] == ["ceiling", "interpolated_duplicate"]  # the ceiling stays the band
+    html = render(inp, sections=("headline",))
+    assert "interpolated_duplicate (positive)" in html
