@@ -5,6 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def read_cells(eval_dir: Path) -> Any:
+    """The prediction and truth files named in ``eval_dir/summary.json`` as ``EvalData`` (None when they are gone)."""
+    import json
+
+    summary = json.loads((eval_dir / "summary.json").read_text()) if (eval_dir / "summary.json").is_file() else {}
+    pred, real = summary.get("pred"), summary.get("real")
+    if not (isinstance(pred, str) and isinstance(real, str) and Path(pred).is_file() and Path(real).is_file()):
+        return None
+    from distgen.evaluation import load_pair
+
+    data, _ = load_pair(pred, real, summary.get("pert_col"), summary.get("control"))
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 from distgen.config import load_config
 
                 preset = load_config(args.preset)
-            cells = not args.no_cells and "distributions" in sections
+            cells = read_cells(folder) if not args.no_cells and "distributions" in sections else None
             path = write_report(load_eval_dir(folder, cells=cells, preset=preset, preset_name=args.preset), out, sections)
         print(path)
         if args.screenshot:

@@ -250,36 +250,29 @@ def read_run_dir(run_dir: str | Path, preset: Mapping[str, Any] | None = None, p
 def load_eval_dir(
     eval_dir: str | Path,
     run_dir: str | Path | None = None,
-    cells: bool = True,
+    cells: EvalData | Sequence[EvalData] | None = None,
     preset: Mapping[str, Any] | None = None,
     preset_name: str | None = None,
 ) -> ReportInputs:
     """Read an evaluation folder back (``metrics.csv``, ``calibration.csv``, ``summary.json``).
 
-    ``cells``: also load the prediction and truth files named in the summary when they exist (for
-    the distributions section). ``run_dir`` defaults to ``../train`` when that is a run directory.
+    ``cells``: the evaluated cells, when the caller has them (``python -m distgen.report`` reads
+    the prediction and truth files named in the summary). ``run_dir`` defaults to ``../train``
+    when that is a run directory.
     """
     eval_dir = Path(eval_dir)
     missing = [f for f in ("metrics.csv", "summary.json") if not (eval_dir / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{eval_dir} is not an evaluation folder: {', '.join(missing)} missing; "
                                 "write one with distgen evaluate --out FOLDER")
-    summary = json.loads((eval_dir / "summary.json").read_text())
-    summary = _nan_from_null(summary)
+    summary = _nan_from_null(json.loads((eval_dir / "summary.json").read_text()))
     model = read_metric_table(eval_dir / "metrics.csv", list(summary.get("metrics", {})))
     tables = read_long_tables(eval_dir / "calibration.csv", model.perts) if (eval_dir / "calibration.csv").is_file() else {}
     ceiling = tables.pop("ceiling", None)
-    data = None
-    if cells:
-        pred, real = summary.get("pred"), summary.get("real")
-        if isinstance(pred, str) and isinstance(real, str) and Path(pred).is_file() and Path(real).is_file():
-            from distgen.evaluation import load_pair
-
-            data, _ = load_pair(pred, real, summary.get("pert_col"), summary.get("control"))
     if run_dir is None and (eval_dir.parent / "train" / "config.yaml").is_file():
         run_dir = eval_dir.parent / "train"
     run = read_run_dir(run_dir, preset, preset_name) if run_dir is not None else None
-    return ReportInputs.from_evaluation(model, tables, ceiling, summary, cells=data, run=run)
+    return ReportInputs.from_evaluation(model, tables, ceiling, summary, cells=cells, run=run)
 
 
 def _nan_from_null(summary: dict[str, Any]) -> dict[str, Any]:

@@ -117,7 +117,9 @@ def test_eval_dir_round_trip_and_module_entry_point(tmp_path, capsys):
     out = tmp_path / "eval"
     evaluate_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), str(out), metric_names=["mse", "pearson_delta", "edistance"],
                    make_plots=False, progress=False)
-    inp = load_eval_dir(out)
+    from distgen.report.__main__ import read_cells
+
+    inp = load_eval_dir(out, cells=read_cells(out))
     assert inp.cells is not None and [r.name for r in inp.references] == ["control", "ceiling"]
     assert inp.model.mean("mse") == pytest.approx(json.loads((out / "summary.json").read_text())["metrics"]["mse"]["model"])
     assert main([str(out)]) == 0
