@@ -106,7 +106,7 @@ def test_replicate_band_and_training_section(inputs):
 
 
 def test_eval_dir_round_trip_and_module_entry_point(tmp_path, capsys):
-    from distgen.evaluation.pipeline import evaluate_files
+    import distgen
     from distgen.report.__main__ import main
 
     from ..evaluation.synth import make_pair
@@ -115,8 +115,8 @@ def test_eval_dir_round_trip_and_module_entry_point(tmp_path, capsys):
     real.write_h5ad(tmp_path / "real.h5ad")
     pred.write_h5ad(tmp_path / "pred.h5ad")
     out = tmp_path / "eval"
-    evaluate_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), str(out), metric_names=["mse", "pearson_delta", "edistance"],
-                   make_plots=False, progress=False)
+    distgen.evaluate(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, metric_names=["mse", "pearson_delta", "edistance"],
+                     make_plots=False, progress=False)
     from distgen.report.__main__ import read_cells
 
     inp = load_eval_dir(out, cells=read_cells(out))
