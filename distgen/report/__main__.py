@@ -1,0 +1,78 @@
+"""``python -m distgen.report FOLDER``: (re)write the HTML report of an evaluation or a sweep folder from its files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def read_cells(eval_dir: Path) -> Any:
+    """The prediction and truth files named in ``eval_dir/summary.json`` as ``EvalData`` (None when they are gone)."""
+    import json
+
+    summary = json.loads((eval_dir / "summary.json").read_text()) if (eval_dir / "summary.json").is_file() else {}
+    pred, real = summary.get("pred"), summary.get("real")
+    if not (isinstance(pred, str) and isinstance(real, str) and Path(pred).is_file() and Path(real).is_file()):
+        return None
+    from distgen.evaluation import load_pair
+
+    data, _ = load_pair(pred, real, summary.get("pert_col"), summary.get("control"))
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m distgen.report",
+        description="Write FOLDER/report.html from an evaluation folder (metrics.csv, calibration.csv, summary.json; "
+        "the prediction/truth files and ../train when present) or from a sweep folder (results.csv, summary.json).",
+    )
+    p.add_argument("folder", help="evaluation folder (distgen evaluate --out) or sweep folder (distgen sweep --out)")
+    p.add_argument("--out", default=None, help="output file (default FOLDER/report.html)")
+    p.add_argument("--preset", default=None, help="preset (or config file) the run derives from, for the config diff")
+    p.add_argument("--no-cells", action="store_true", help="do not load the cells (skips the distributions section)")
+    p.add_argument("--sections", default=None, help="comma-separated sections to include (default all: "
+                   "headline,per-perturbation,distributions,training)")
+    p.add_argument("--screenshot", default=None, metavar="PNG",
+                   help="also render the page with a headless Chromium/Chrome into PNG (needs one installed)")
+    p.add_argument("--size", default="1100x900", help="screenshot window WIDTHxHEIGHT in CSS pixels (default 1100x900)")
+    p.add_argument("--shrink", type=int, default=None, metavar="WIDTH", help="scale the screenshot down to WIDTH pixels, fewer colours")
+    args = p.parse_args(argv)
+    folder = Path(args.folder)
+    out = Path(args.out) if args.out else folder / "report.html"
+    try:
+        if (folder / "results.csv").is_file():
+            from distgen.report.sweep import load_sweep_dir, write_sweep_report
+
+            path = write_sweep_report(load_sweep_dir(folder), out)
+        else:
+            from distgen.report.inputs import load_eval_dir
+            from distgen.report.page import SECTIONS, write_report
+
+            sections = tuple(x.strip() for x in args.sections.split(",") if x.strip()) if args.sections else SECTIONS
+
+            preset = None
+            if args.preset:
+                from distgen.config import load_config
+
+                preset = load_config(args.preset)
+            cells = read_cells(folder) if not args.no_cells and "distributions" in sections else None
+            path = write_report(load_eval_dir(folder, cells=cells, preset=preset, preset_name=args.preset), out, sections)
+        print(path)
+        if args.screenshot:
+            from distgen.report.browser import screenshot, shrink
+
+            width, height = (int(v) for v in args.size.lower().split("x"))
+            png = screenshot(path, args.screenshot, width, height)
+            if args.shrink:
+                shrink(png, args.shrink)
+            print(png)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

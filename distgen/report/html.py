@@ -1,0 +1,119 @@
+"""HTML building blocks of a self-contained page: embedded figures, tables, sections, the page shell.
+
+Nothing here refers to a file or a URL: figures are embedded as ``data:`` URIs (SVG with text as
+outlines, scatter clouds rasterised inside it; PNG where asked), styles are inline, no script.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from matplotlib.figure import Figure
+
+CSS = """
+:root { --model: #0072B2; --worse: #D55E00; --ceiling: #009E73; --ink: #1d1d1f; --muted: #6e6e73; --rule: #e3e3e6; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--ink); background: #fff; }
+header { padding: 20px 32px 12px; border-bottom: 1px solid var(--rule); }
+header h1 { margin: 0 0 4px; font-size: 21px; }
+header p { margin: 2px 0; color: var(--muted); }
+nav { position: sticky; top: 0; background: rgba(255,255,255,.96); border-bottom: 1px solid var(--rule); padding: 6px 32px; z-index: 2; }
+nav a { margin-right: 18px; color: var(--model); text-decoration: none; font-weight: 600; font-size: 13px; }
+main { padding: 0 32px 40px; max-width: 1180px; }
+section { padding-top: 10px; border-bottom: 1px solid var(--rule); padding-bottom: 18px; }
+h2 { font-size: 18px; margin: 18px 0 6px; }
+h3 { font-size: 15px; margin: 16px 0 4px; }
+p.lead, p.note { color: var(--muted); margin: 4px 0 10px; max-width: 900px; }
+figure { margin: 10px 0 16px; }
+figure img { max-width: 100%; height: auto; display: block; }
+figcaption { color: var(--muted); font-size: 12.5px; max-width: 900px; margin-top: 4px; }
+table { border-collapse: collapse; margin: 8px 0 14px; font-size: 12.5px; }
+th, td { padding: 3px 9px; border-bottom: 1px solid var(--rule); text-align: left; vertical-align: top; }
+th { background: #f6f6f8; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.good { color: var(--model); font-weight: 600; }
+td.bad { color: var(--worse); font-weight: 600; }
+td.why { color: var(--muted); max-width: 460px; }
+span.flag { color: var(--worse); font-weight: 600; }
+details { margin: 8px 0; }
+summary { cursor: pointer; color: var(--model); font-weight: 600; }
+code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
+pre { background: #f6f6f8; padding: 8px 10px; overflow-x: auto; }
+.empty { color: var(--muted); font-style: italic; }
+"""
+
+
+def num(v: Any, digits: int = 4) -> str:
+    """A number for a table cell (``nan`` for NaN/None, 4 significant digits)."""
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int | float):
+        return "nan" if math.isnan(float(v)) else f"{v:.{digits}g}"
+    return str(v)
+
+
+def embed(fig: Figure, fmt: str = "svg", dpi: int = 150) -> bytes:
+    """The figure's bytes in ``fmt`` (``svg`` or ``png``), drawn in the active theme."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
+    return buf.getvalue()
+
+
+def figure(fig: Figure | None, caption: str, alt: str, fmt: str = "svg", dpi: int = 150) -> str:
+    """``<figure>`` with the figure as a ``data:`` URI image and a caption (empty string for ``None``)."""
+    if fig is None:
+        return ""
+    data = base64.b64encode(embed(fig, fmt, dpi)).decode()
+    mime = "image/svg+xml" if fmt == "svg" else "image/png"
+    return (f'<figure><img alt="{escape(alt)}" src="data:{mime};base64,{data}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+@dataclass
+class Cell:
+    """A table cell: text (escaped) with an optional CSS class, or trusted ``html``."""
+
+    text: str = ""
+    cls: str = ""
+    html: str | None = None
+
+    def render(self, tag: str = "td") -> str:
+        body = self.html if self.html is not None else escape(self.text)
+        return f'<{tag} class="{self.cls}">{body}</{tag}>' if self.cls else f"<{tag}>{body}</{tag}>"
+
+
+def table(head: Sequence[str], rows: Iterable[Sequence[Cell | str]], cls: str = "") -> str:
+    """An HTML table; plain strings are escaped, ``Cell`` carries classes or trusted HTML."""
+    out = [f'<table class="{cls}">' if cls else "<table>", "<thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>" + "".join((c if isinstance(c, Cell) else Cell(str(c))).render() for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+@dataclass
+class Section:
+    """A page section: anchor id, title, and its HTML body."""
+
+    id: str
+    title: str
+    body: str
+
+
+def page(title: str, lines: Sequence[str], sections: Sequence[Section]) -> str:
+    """The whole HTML document: header lines (trusted HTML), a section menu, the sections."""
+    nav = "".join(f'<a href="#{s.id}">{escape(s.title)}</a>' for s in sections)
+    head = "".join(f"<p>{line}</p>" for line in lines)
+    body = "".join(f'<section id="{s.id}"><h2>{escape(s.title)}</h2>{s.body}</section>' for s in sections)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+            f"<header><h1>{escape(title)}</h1>{head}</header><nav>{nav}</nav><main>{body}</main></body></html>\n")

@@ -1,0 +1,220 @@
+"""The evaluation report: ``write_report(inputs, path)`` -> one self-contained ``report.html``.
+
+Sections: Headline (model vs every distinct baseline and the ceiling, per metric family),
+Per perturbation (ordered by response strength, flagged conditions marked), Distributions (cells
+in a shared embedding, marginals of the most changed genes), Training (curves, config diff,
+manifest).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+
+from distgen.report import cells as cellfigs
+from distgen.report import figures, training
+from distgen.report.explain import BACKGROUND, condition_strength, flagged, headline_metrics, normalised_reason
+from distgen.report.html import Cell, Section, figure, num, page, table
+from distgen.report.inputs import ReportInputs
+from distgen.report.stats import STRATUM_NAMES, advantage, mean_ci, strata
+from distgen.report.style import metric_info, theme
+
+
+def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
+    """Metrics for the per-condition views: the headline metrics that vary by condition, first of each family first."""
+    head = headline_metrics(inputs.metric_names())
+    firsts = [ms[0] for ms in head.values()]
+    rest = [m for ms in head.values() for m in ms[1:]]
+    return [m for m in firsts + rest if metric_info(m).level != "global"][:limit]
+
+
+def _headline(inputs: ReportInputs) -> str:
+    rows = inputs.summary.get("metrics", {})
+    parts = ['<p class="lead">Each panel: the model and every distinct baseline as the mean over held-out conditions '
+             "with a 95% bootstrap interval (conditions resampled); the green band is the positive reference "
+             "(the ceiling: how well one half of the real cells predicts the other). "
+             "normalised = (model − best baseline) / (ceiling − best baseline): 0 = as good as the best baseline, "
+             "1 = as good as the data agree with themselves.</p>"]
+    parts.append(_references_text(inputs))
+    head = headline_metrics(inputs.metric_names())
+    parts.append(figure(figures.headline_figure(inputs, head), "Headline metrics, one row per metric family; every metric "
+                        "of the evaluation is in the table below.", alt="headline"))
+    parts.append(_summary_table(inputs, [n for n in inputs.metric_names() if n in rows]))
+    return "".join(parts)
+
+
+def _references_text(inputs: ReportInputs) -> str:
+    neg = ", ".join(f"<b>{escape(r.label)}</b>" for r in inputs.negatives) or "none scored"
+    pos = "; ".join(f"<b>{escape(r.name)}</b>: {escape(r.description)}" + (f" ({len(r.replicates)} splits)" if r.replicates else "")
+                    for r in inputs.positives) or "none"
+    alias = ""
+    if any(r.aliases for r in inputs.negatives):
+        alias = (" Baselines whose predictions are identical on every evaluated condition are shown once "
+                 "(<i>a (= b)</i>).")
+    return f'<p class="note">Negative references (baselines a model must beat): {neg}. Positive reference (what the data allow): {pos}.{alias}</p>'
+
+
+def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
+    rows = inputs.summary["metrics"]
+    negs = inputs.negatives
+    pos = inputs.positives[0] if inputs.positives else None
+    band = bool(pos and pos.replicates)
+    others = inputs.positives[1:]
+    head = ["metric", "direction", inputs.model_name, *[r.label for r in negs], "ceiling", *(["replicate band"] if band else []),
+            *[f"{r.label} (positive)" for r in others], "normalised", "why undefined"]
+    out = []
+    shorts: set[str] = set()
+    for name in names:
+        info, row = metric_info(name), rows[name]
+        best = row.get("strongest_baseline")
+        best_v = (row.get("baselines") or {}).get(best, math.nan) if best else math.nan
+        m = row.get("model", math.nan)
+        cls = "num good" if info.better(m, best_v) else ("num bad" if info.better(best_v, m) else "num")
+        cells: list[Cell | str] = [name, info.direction, Cell(num(m), cls)]
+        cells += [Cell(num((row.get("baselines") or {}).get(r.name, math.nan)), "num") for r in negs]
+        cells.append(Cell(num(row.get("ceiling")), "num"))
+        if band and pos is not None:
+            _, lo, hi, _ = figures.positive_band(pos, name)
+            cells.append(Cell(f"{num(lo, 3)} – {num(hi, 3)}", "num"))
+        cells += [Cell(num(r.table.mean(name) if name in r.table.values else math.nan), "num") for r in others]
+        nan_why = next(iter(inputs.model.reasons.get(name, {}).values()), "")
+        short, why = normalised_reason(row, info, nan_why)
+        shorts.add(short)
+        cells += [Cell(num(row.get("normalised"), 3), "num"), Cell(why, "why")]
+        out.append(cells)
+    background = "".join(f'<p class="note">{escape(BACKGROUND[k])}</p>' for k in BACKGROUND if k in shorts)
+    return ("<h3>All metrics</h3><p class=\"note\">Means over held-out conditions. Blue: the model beats the best baseline; "
+            "vermillion: the best baseline beats the model.</p>" + table(head, out) + background)
+
+
+def _per_condition(inputs: ReportInputs) -> str:
+    strength, how = condition_strength(inputs)
+    order = sorted(inputs.model.perts, key=lambda p: (-(strength.get(p, math.nan) if not math.isnan(strength.get(p, math.nan)) else -math.inf), p))
+    flags = flagged(inputs)
+    names = per_condition_metrics(inputs)
+    parts = [f'<p class="lead">Held-out conditions ordered by response strength, strongest on top ({escape(how)}). '
+             "Each row: the model (blue dot), the best baseline on the mean (its marker) and the ceiling (green tick); "
+             "the line between model and baseline is blue where the model is better, vermillion where it is worse.</p>"]
+    if not names:
+        return parts[0] + '<p class="empty">No per-condition metric was computed.</p>'
+    parts.append(figure(figures.per_condition_figure(inputs, names, order, strength, flags), "Per condition, sorted by response strength.",
+                        alt="per condition"))
+    parts.append(figure(figures.advantage_figure(inputs, names, strength),
+                        "The model's advantage over the best baseline against response strength, one dot per condition; "
+                        "green: the ceiling's advantage over the same baseline (what could be gained there).", alt="advantage"))
+    parts.append(_strata_table(inputs, names, strength))
+    if flags:
+        parts.append("<h3>Flagged conditions</h3>" + table(["condition", "why"], [[Cell(p, "bad"), "; ".join(w)] for p, w in sorted(flags.items())]))
+    return "".join(parts)
+
+
+def _strata_table(inputs: ReportInputs, names: Sequence[str], strength: dict[str, float]) -> str:
+    finite = {p: v for p, v in strength.items() if not math.isnan(v)}
+    if len(finite) < 3:
+        return ""
+    st = strata(finite, 3)
+    idx = {p: i for i, p in enumerate(inputs.model.perts)}
+    rows = []
+    for s, label in enumerate(STRATUM_NAMES[3]):
+        members = [p for p, k in st.items() if k == s]
+        cells: list[Cell | str] = [label, Cell(str(len(members)), "num")]
+        for name in names:
+            ref = figures._best_reference(inputs, name)
+            if ref is None:
+                cells.append("–")
+                continue
+            adv = [advantage(inputs.model.values[name][idx[p]], ref.table.values[name][idx[p]], metric_info(name).higher_is_better) for p in members]
+            ok = [a for a in adv if not math.isnan(a)]
+            wins = sum(a > 0 for a in ok)
+            m, _, _ = mean_ci(ok)
+            cells.append(Cell(f"{wins}/{len(ok)} (mean {num(m, 3)})", "num good" if ok and wins * 2 > len(ok) else "num"))
+        rows.append(cells)
+    head = ["difficulty stratum", "conditions", *[f"{n}: model better than {getattr(figures._best_reference(inputs, n), 'name', '–')}" for n in names]]
+    return ("<h3>By difficulty</h3><p class=\"note\">Conditions split into thirds by response strength; per stratum, on how many "
+            "conditions the model beats the best baseline, and its mean advantage (> 0: model better).</p>" + table(head, rows))
+
+
+def _distributions(inputs: ReportInputs) -> str:
+    index = inputs.cell_index()
+    if not index:
+        return ('<p class="empty">The cells were not available when this report was written (pass the prediction and truth '
+                "files, or keep them next to the evaluation folder) so this section is empty.</p>")
+    strength, how = condition_strength(inputs)
+    picks = cellfigs.pick_conditions({p: v for p, v in strength.items() if p in index})
+    if not picks:
+        return '<p class="empty">No condition has a finite response strength to choose from.</p>'
+    first = next(iter(index.values()))[0]
+    scale = "log-normalised expression" if first.cache.get("log1p", True) else "expression"
+    return ('<p class="lead">The strongest, median and weakest responses. The embedding is a PCA fitted on the real cells '
+            "(perturbed and control) only; generated cells are projected into it. Crosses: population means.</p>"
+            + figure(cellfigs.embedding_figure(index, picks, inputs.model_name), f"Real vs generated vs control cells ({escape(how)}).",
+                     alt="embedding")
+            + figure(cellfigs.marginals_figure(index, picks, model_name=inputs.model_name, value_label=scale),
+                     "Densities of the genes with the largest real response of each condition (Δ: real mean − control mean).",
+                     alt="marginals"))
+
+
+def _training(inputs: ReportInputs) -> str:
+    run = inputs.run
+    if run is None:
+        return '<p class="empty">These predictions do not come with a distgen run directory, so there is no training record.</p>'
+    parts = [f'<p class="lead">Run directory <code>{escape(str(run.path))}</code>.</p>' if run.path else ""]
+    fig = training.training_figure(run.log)
+    parts.append(figure(fig, "Training loss (faint: every logged step; solid: smoothed), validation metrics and the schedule.",
+                        alt="training curves") if fig else '<p class="empty">No training log (metrics.csv) in the run directory.</p>')
+    if run.config is not None and run.preset is not None:
+        diff = training.config_diff(run.config, run.preset)
+        what = f"preset <code>{escape(run.preset_name)}</code>" if run.preset_name else "the preset"
+        parts.append(f"<h3>Config: differences from {what}</h3>")
+        parts.append(table(["key", "preset", "this run"], [[Cell(k, html=f"<code>{escape(k)}</code>"), _v(a), _v(b)] for k, a, b in diff])
+                     if diff else '<p class="note">None: the run used the preset as it is.</p>')
+    elif run.config is not None:
+        flat = training.flatten(run.config)
+        parts.append("<details><summary>Config (no preset given to compare with)</summary>"
+                     + table(["key", "value"], [[Cell(k, html=f"<code>{escape(k)}</code>"), _v(v)] for k, v in flat.items()]) + "</details>")
+    if run.manifest:
+        flat = training.flatten(run.manifest)
+        parts.append("<h3>Run manifest</h3>" + table(["field", "value"], [[Cell(k, html=f"<code>{escape(k)}</code>"), _v(v)] for k, v in flat.items()]))
+    if run.timings:
+        parts.append("<h3>Time per stage</h3>" + table(["stage", "seconds"], [[k, Cell(num(v, 3), "num")] for k, v in run.timings.items()]))
+    return "".join(parts)
+
+
+def _v(v: object) -> str:
+    return "–" if v is None else (", ".join(map(str, v)) if isinstance(v, list) else str(v))
+
+
+#: Section ids in page order (``render(sections=...)`` keeps a subset, e.g. only the headline for a figure).
+SECTIONS = ("headline", "per-perturbation", "distributions", "training")
+
+
+def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
+    """The report as an HTML string (``sections``: which of ``SECTIONS`` to include)."""
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown report section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    s = inputs.summary
+    lines = []
+    if s.get("pred") or s.get("real"):
+        lines.append(f"prediction <code>{escape(str(s.get('pred')))}</code> vs truth <code>{escape(str(s.get('real')))}</code>")
+    lines.append(f"{len(inputs.model.perts)} held-out conditions · {s.get('n_genes', '?')} genes · "
+                 f"{len(inputs.negatives)} distinct baselines · written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    makers = {"headline": ("Headline", _headline), "per-perturbation": ("Per perturbation", _per_condition),
+              "distributions": ("Distributions", _distributions), "training": ("Training", _training)}
+    with theme():
+        parts = [Section(key, makers[key][0], makers[key][1](inputs)) for key in SECTIONS if key in sections]
+    notes = s.get("notes") or []
+    if notes and sections == SECTIONS:
+        parts.append(Section("notes", "Notes", "<ul>" + "".join(f"<li>{escape(str(n))}</li>" for n in notes) + "</ul>"))
+    return page(inputs.title, lines, parts)
+
+
+def write_report(inputs: ReportInputs, path: str | Path, sections: tuple[str, ...] = SECTIONS) -> Path:
+    """Write the self-contained report to ``path`` (e.g. ``eval/report.html``); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(inputs, sections), encoding="utf-8")
+    return path

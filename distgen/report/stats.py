@@ -1,0 +1,92 @@
+"""Small pure functions behind the report's figures: intervals, response strength, strata, aliases."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.suite import MetricTable
+
+
+def finite(values: Sequence[float]) -> np.ndarray:
+    """The finite entries of ``values`` as a float64 array."""
+    a = np.asarray(values, dtype=np.float64)
+    return a[np.isfinite(a)]
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of the finite ``values`` and a percentile bootstrap interval of the mean.
+
+    Conditions are the resampled unit (the question is how the mean would move with other held-out
+    conditions). Fewer than 2 finite values, or all equal: the interval collapses to the mean
+    (NaN mean when there is none).
+    """
+    a = finite(values)
+    if a.size == 0:
+        return math.nan, math.nan, math.nan
+    m = float(a.mean())
+    if a.size < 2 or np.all(a == a[0]):
+        return m, m, m
+    rng = np.random.default_rng(seed)
+    boots = a[rng.integers(0, a.size, (n_boot, a.size))].mean(1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return m, float(lo), float(hi)
+
+
+def response_strength(data: EvalData) -> dict[str, float]:
+    """Per condition: Euclidean norm over genes of the real pseudobulk response (real mean - real control mean)."""
+    delta = data.delta("real")
+    norms = torch.linalg.vector_norm(torch.nan_to_num(delta, nan=0.0), dim=1)
+    return {p: float(v) for p, v in zip(data.perts, norms.tolist())}
+
+
+def identical(a: MetricTable, b: MetricTable, tol: float = 0.0) -> bool:
+    """True when two tables hold the same values (NaN equal to NaN) for every shared metric and condition."""
+    shared = set(a.values) & set(b.values)
+    if a.perts != b.perts or not shared:
+        return False
+    for name in shared:
+        x, y = np.asarray(a.values[name], float), np.asarray(b.values[name], float)
+        same = (np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= tol)
+        if not bool(same.all()):
+            return False
+    return True
+
+
+def group_aliases(tables: Mapping[str, MetricTable]) -> dict[str, list[str]]:
+    """``{kept name: [aliases]}``: baselines whose tables are identical are reported once (first name kept)."""
+    groups: dict[str, list[str]] = {}
+    for name, t in tables.items():
+        for kept in groups:
+            if identical(tables[kept], t):
+                groups[kept].append(name)
+                break
+        else:
+            groups[name] = []
+    return groups
+
+
+def strata(strength: Mapping[str, float], n: int = 3) -> dict[str, int]:
+    """Stratum ``0..n-1`` of each condition by rank of response strength (0 = weakest); fewer than ``n`` conditions: one each."""
+    order = sorted(strength, key=lambda p: (strength[p], p))
+    k = len(order)
+    return {p: min(n - 1, i * n // k) if k >= n else i for i, p in enumerate(order)}
+
+
+STRATUM_NAMES = {3: ("weakest third", "middle third", "strongest third")}
+
+
+def advantage(model: float, reference: float, higher_is_better: bool | None) -> float:
+    """How much better the model is than a reference on one condition (positive: model better; NaN if either is)."""
+    if math.isnan(model) or math.isnan(reference):
+        return math.nan
+    return (model - reference) if higher_is_better else (reference - model)
+
+
+def paired_interval(diffs: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean paired difference and its percentile bootstrap interval (pairs resampled)."""
+    return mean_ci(diffs, level=level, n_boot=n_boot, seed=seed)

@@ -1,0 +1,163 @@
+"""One visual language for every report page: colours, markers, metric labels and the matplotlib theme.
+
+The model is always the same blue, each baseline keeps its own colour and marker on every page
+(known baselines have fixed ones; any other name gets a stable pick from a colour-blind-safe
+palette), the positive references (the half-split ceiling and its replicate band) are a green band.
+Axis labels carry the metric's direction, read from the metric's registered capabilities.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+MODEL = "#0072B2"  #: the model (Okabe-Ito blue)
+WORSE = "#D55E00"  #: a loss against a reference, a flagged condition (Okabe-Ito vermillion)
+CEILING = "#009E73"  #: positive references: the ceiling line and its band (Okabe-Ito green)
+REAL = "#222222"  #: observed perturbed cells
+CONTROL = "#A0A0A0"  #: control cells
+NEUTRAL = "#6E6E6E"  #: "no significant difference"
+
+#: Fixed colours and markers of the baselines distgen ships (so a page never reshuffles them).
+_KNOWN: dict[str, tuple[str, str]] = {
+    "control": ("#4D4D4D", "s"),
+    "mean_perturbation": ("#E69F00", "^"),
+    "additive": ("#CC79A7", "D"),
+    "linear": ("#A6761D", "v"),
+    "non_control_mean": ("#882255", "P"),
+    "matching_mean": ("#44AA99", "X"),
+    "interpolated_duplicate": ("#117733", "h"),
+}
+_PALETTE = ("#332288", "#999933", "#AA4499", "#88CCEE", "#661100", "#6699CC", "#DDCC77", "#AA4466")
+_MARKERS = ("p", "*", "<", ">", "8", "H", "d", "P")
+
+
+@dataclass(frozen=True)
+class Look:
+    """How one source is drawn: colour, marker and its label in legends."""
+
+    color: str
+    marker: str
+    label: str
+
+
+def model_look(name: str = "model") -> Look:
+    return Look(MODEL, "o", name)
+
+
+def baseline_look(name: str) -> Look:
+    """The colour and marker of baseline ``name`` (stable across pages and runs)."""
+    if name in _KNOWN:
+        color, marker = _KNOWN[name]
+    else:
+        h = zlib.crc32(name.encode())
+        color, marker = _PALETTE[h % len(_PALETTE)], _MARKERS[(h // len(_PALETTE)) % len(_MARKERS)]
+    return Look(color, marker, name)
+
+
+def ceiling_look(name: str = "ceiling") -> Look:
+    return Look(CEILING, "|", name)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a report needs to know about a metric: direction, family, a one-line description."""
+
+    name: str
+    higher_is_better: bool | None
+    family: str
+    level: str
+    description: str
+
+    @property
+    def direction(self) -> str:
+        if self.higher_is_better is None:
+            return "direction unknown"
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    @property
+    def axis_label(self) -> str:
+        """``"mse (lower is better)"``: every value axis of a report says which way is good."""
+        return f"{self.name} ({self.direction})"
+
+    def better(self, a: float, b: float) -> bool:
+        """True when ``a`` is strictly better than ``b`` (NaN is never better)."""
+        if a != a or b != b:  # NaN
+            return False
+        return a > b if self.higher_is_better else a < b
+
+
+#: Family titles for the ``level`` capability of the built-in metrics (a metric may declare ``family``).
+FAMILY_OF_LEVEL = {
+    "pseudobulk": "Pseudobulk expression",
+    "de": "Differential expression",
+    "global": "Across perturbations",
+    "distribution": "Distributions of cells",
+}
+
+
+def metric_info(name: str) -> MetricInfo:
+    """Direction, family and description of a registered metric (unknown names: direction unknown)."""
+    from distgen.evaluation.metrics import metrics
+
+    try:
+        cls = metrics.get(name)
+    except KeyError:
+        return MetricInfo(name, None, "Other", "unknown", "")
+    caps: dict[str, Any] = dict(getattr(cls, "capabilities", {}) or {})
+    level = str(caps.get("level", "unknown"))
+    family = str(caps.get("family") or FAMILY_OF_LEVEL.get(level, level.capitalize()))
+    doc = (cls.__doc__ or "").strip().splitlines()
+    hib = caps.get("higher_is_better")
+    return MetricInfo(name, None if hib is None else bool(hib), family, level, doc[0] if doc else "")
+
+
+#: The matplotlib theme of every report figure (print-sized text, no chart junk).
+RC: dict[str, Any] = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8.5,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8.5,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "legend.fontsize": 7.5,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.grid.axis": "x",
+    "grid.color": "#E6E6E6",
+    "grid.linewidth": 0.6,
+    "axes.axisbelow": True,
+    "axes.edgecolor": "#555555",
+    "axes.linewidth": 0.7,
+    "svg.fonttype": "path",  # text as outlines: the page looks the same without any installed font
+    "svg.hashsalt": "distgen-report",  # deterministic ids
+    "figure.dpi": 100,
+    "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.06,
+}
+
+
+@contextmanager
+def theme() -> Iterator[None]:
+    """The report theme for the figures made and saved inside the block (restored afterwards).
+
+    Figures are ``matplotlib.figure.Figure`` objects, never pyplot's: no backend is switched and
+    nothing is left open in a user's session.
+    """
+    import matplotlib
+
+    with matplotlib.rc_context(RC):  # type: ignore[arg-type]
+        yield
+
+
+def value_axis(ax: Any, axis: str = "x", nbins: int = 5) -> None:
+    """Few, readable ticks on a value axis (scientific notation for very small or large values)."""
+    from matplotlib.ticker import MaxNLocator
+
+    getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(nbins))
+    ax.ticklabel_format(axis=axis, style="sci", scilimits=(-3, 4), useMathText=True)

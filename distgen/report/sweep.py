@@ -1,0 +1,265 @@
+"""The sweep report: one row per variant, seeds as points, paired differences against the reference as intervals.
+
+``SweepInputs`` holds plain data (the per-run, per-condition rows of ``results.csv`` and the
+paired tests of ``summary.json``), so the page can be written by ``distgen sweep`` or from its
+files (``load_sweep_dir``) without importing the sweep machinery.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from distgen.report.html import Cell, Section, figure, num, page, table
+from distgen.report.stats import paired_interval
+from distgen.report.style import CEILING, MODEL, NEUTRAL, WORSE, baseline_look, metric_info, theme, value_axis
+
+
+@dataclass
+class SweepInputs:
+    """A sweep's results.
+
+    Attributes
+    ----------
+    rows
+        One dict per (variant, seed, condition): ``variant``, ``seed``, ``perturbation`` and metric values.
+    variants
+        Variant names in grid order; ``reference`` is the one the others are compared against.
+    metrics
+        Metrics to show.
+    comparisons
+        Paired tests (``variant``, ``metric``, ``n_pairs``, ``mean_diff``, ``p_value``, ``better``), as in ``summary.json``.
+    references
+        Optional ``{baseline or "ceiling": {metric: (mean, low, high)}}`` over the runs (low/high: the
+        range over runs), drawn like on the evaluation page: baselines as lines, the ceiling as a band.
+    failed
+        Runs that did not finish.
+    """
+
+    rows: list[dict[str, Any]]
+    variants: list[str]
+    reference: str
+    metrics: list[str]
+    comparisons: list[Mapping[str, Any]] = field(default_factory=list)
+    references: Mapping[str, Mapping[str, tuple[float, float, float]]] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    title: str = "distgen sweep report"
+
+
+def seed_means(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, dict[int, float]]:
+    """``{variant: {seed: mean over conditions}}`` (NaNs skipped)."""
+    acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        v = r.get(metric)
+        if isinstance(v, int | float) and not math.isnan(v):
+            acc[str(r["variant"])][int(r["seed"])].append(float(v))
+    return {var: {s: float(np.mean(vs)) for s, vs in by.items()} for var, by in acc.items()}
+
+
+def paired_differences(rows: Sequence[Mapping[str, Any]], variant: str, reference: str, metric: str) -> list[float]:
+    """``variant - reference`` on every (seed, condition) both have a value for."""
+    def table_of(name: str) -> dict[tuple[int, str], float]:
+        return {(int(r["seed"]), str(r["perturbation"])): float(r[metric]) for r in rows
+                if r["variant"] == name and isinstance(r.get(metric), int | float) and not math.isnan(r[metric])}
+
+    a, b = table_of(variant), table_of(reference)
+    return [a[k] - b[k] for k in sorted(set(a) & set(b))]
+
+
+def values_figure(inp: SweepInputs) -> Figure:
+    """Per metric: each variant's seeds (open points) and their mean (filled), baselines as lines, the ceiling as a band."""
+    n = len(inp.variants)
+    fig = Figure(figsize=(2.3 * len(inp.metrics) + 1.4, 0.95 + 0.32 * n), layout="constrained")
+    axes = fig.subplots(1, len(inp.metrics), sharey=True, squeeze=False)[0]
+    y = np.arange(n)
+    handles: dict[str, Any] = {
+        "seed (mean over conditions)": Line2D([], [], marker="o", mfc="none", color=MODEL, ls="", ms=4),
+        "mean over seeds": Line2D([], [], marker="D", color=MODEL, ls="", ms=5),
+    }
+    for ax, metric in zip(axes, inp.metrics):
+        sm = seed_means(inp.rows, metric)
+        for yi, var in zip(y, inp.variants):
+            vals = list(sm.get(var, {}).values())
+            if vals:
+                ax.scatter(vals, [yi] * len(vals), facecolors="none", edgecolors=MODEL, s=18, lw=0.9, zorder=3)
+                ax.scatter([np.mean(vals)], [yi], marker="D", color=MODEL if var != inp.reference else NEUTRAL, s=26, zorder=4)
+        for name, by_metric in inp.references.items():
+            v, lo, hi = by_metric.get(metric, (math.nan, math.nan, math.nan))
+            if math.isnan(v):
+                continue
+            if name == "ceiling":
+                ax.axvspan(lo, hi, color=CEILING, alpha=0.16, lw=0, zorder=1)
+                ax.axvline(v, color=CEILING, lw=1.4, zorder=1)
+                handles["ceiling (band: range over runs)"] = (Patch(color=CEILING, alpha=0.25, lw=0), Line2D([], [], color=CEILING, lw=1.4))
+            else:
+                look = baseline_look(name.split(" (=")[0])
+                ax.axvline(v, color=look.color, lw=1.0, ls="--", zorder=1)
+                handles[name] = Line2D([], [], color=look.color, lw=1.0, ls="--")
+        ax.set_xlabel(metric_info(metric).axis_label)
+        ax.set_title(metric, fontsize=8.5, loc="left", fontweight="bold")
+        ax.tick_params(axis="y", length=0)
+        value_axis(ax, nbins=4)
+    labels = [f"{v} (reference)" if v == inp.reference else v for v in inp.variants]
+    axes[0].set_yticks(y, labels)
+    axes[0].set_ylim(n - 0.5, -0.5)
+    fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncol=min(len(handles), 5),
+               handler_map={tuple: HandlerTuple(ndivide=1)})
+    return fig
+
+
+def _comparison(inp: SweepInputs, variant: str, metric: str) -> Mapping[str, Any]:
+    for c in inp.comparisons:
+        if c.get("variant") == variant and c.get("metric") == metric:
+            return c
+    return {}
+
+
+def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
+    """Per metric: each variant's mean paired difference from the reference with a 95% bootstrap interval.
+
+    Pairs are (seed, condition). Blue: the variant is significantly better (paired test p < ``alpha``),
+    vermillion: significantly worse, grey: no significant difference.
+    """
+    others = [v for v in inp.variants if v != inp.reference]
+    if not others:
+        return None
+    fig = Figure(figsize=(2.3 * len(inp.metrics) + 1.4, 0.95 + 0.34 * len(others)), layout="constrained")
+    axes = fig.subplots(1, len(inp.metrics), sharey=True, squeeze=False)[0]
+    y = np.arange(len(others))
+    for ax, metric in zip(axes, inp.metrics):
+        info = metric_info(metric)
+        for yi, var in zip(y, others):
+            m, lo, hi = paired_interval(paired_differences(inp.rows, var, inp.reference, metric))
+            if math.isnan(m):
+                continue
+            c = _comparison(inp, var, metric)
+            p = c.get("p_value", math.nan)
+            p = math.nan if p is None else float(p)
+            sig = not math.isnan(p) and p < alpha
+            better = info.better(m, 0.0)
+            color = (MODEL if better else WORSE) if sig else NEUTRAL
+            ax.errorbar([m], [yi], xerr=[[m - lo], [hi - m]], fmt="o", color=color, ms=5, elinewidth=1.5, capsize=0, zorder=3)
+            if not math.isnan(p):
+                ax.annotate(f"p={p:.2g}", (hi, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=6.5, color=color)
+        ax.axvline(0, color="#888888", lw=0.8, zorder=1)
+        ax.set_xlabel(f"{metric}: variant − reference\n({info.direction})", labelpad=9)
+        value_axis(ax, nbins=4)
+        ax.set_title(metric, fontsize=8.5, loc="left", fontweight="bold")
+        ax.tick_params(axis="y", length=0)
+        ax.margins(x=0.18)
+    axes[0].set_yticks(y, others)
+    axes[0].set_ylim(len(others) - 0.5, -0.5)
+    fig.legend([Patch(color=MODEL), Patch(color=WORSE), Patch(color=NEUTRAL)],
+               [f"variant better (p < {alpha:g})", f"reference better (p < {alpha:g})", "no significant difference"],
+               loc="outside upper center", ncol=3)
+    return fig
+
+
+def render_sweep(inp: SweepInputs) -> str:
+    """The sweep page as an HTML string."""
+    with theme():
+        values = figure(values_figure(inp), "Each variant: one open point per seed (its mean over held-out conditions) and the "
+                        "mean over seeds; dashed lines: baselines, green line and band: the ceiling (mean and range over the runs).", alt="sweep values")
+        diffs = figure(differences_figure(inp), f"Mean paired difference from the reference variant <code>{escape(inp.reference)}</code> "
+                       "over (seed, condition) pairs with a 95% bootstrap interval; p: the paired test of the sweep summary "
+                       "(Wilcoxon signed-rank).", alt="sweep differences")
+    head = ["variant", "seeds", *[metric_info(m).axis_label for m in inp.metrics]]
+    rows = []
+    for var in inp.variants:
+        cells: list[Cell | str] = [var + (" (reference)" if var == inp.reference else "")]
+        n_seeds = 0
+        for m in inp.metrics:
+            means = list(seed_means(inp.rows, m).get(var, {}).values())
+            n_seeds = max(n_seeds, len(means))
+            sd = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
+            cells.append(Cell(f"{num(float(np.mean(means)) if means else math.nan)} ± {num(sd, 2)}", "num"))
+        cells.insert(1, Cell(str(n_seeds), "num"))
+        rows.append(cells)
+    comp_rows: list[list[Cell | str]] = []  # coloured only where the paired test is significant (p < 0.05)
+    for c in inp.comparisons:
+        p = c.get("p_value")
+        sig = isinstance(p, int | float) and p < 0.05
+        cls = {"variant": "num good", "reference": "num bad"}.get(str(c.get("better")), "num") if sig else "num"
+        comp_rows.append([str(c.get("variant")), str(c.get("metric")), Cell(str(c.get("n_pairs")), "num"),
+                          Cell(num(c.get("mean_diff")), cls), Cell(num(c.get("p_value"), 3), "num"), str(c.get("better"))])
+    body = values + "<h3>Mean ± sd over seeds</h3>" + table(head, rows)
+    sections = [Section("variants", "Variants", body)]
+    if diffs:
+        comp = table(["variant", "metric", "pairs", "mean difference", "p", "better"], comp_rows) if comp_rows else ""
+        sections.append(Section("paired", "Paired comparison against the reference", diffs + comp))
+    if inp.failed:
+        sections.append(Section("failed", "Failed runs", "<ul>" + "".join(f"<li><code>{escape(f)}</code></li>" for f in inp.failed) + "</ul>"))
+    seeds = {int(r["seed"]) for r in inp.rows}
+    lines = [f"{len(inp.variants)} variants · {len(seeds)} seeds · reference <code>{escape(inp.reference)}</code> · "
+             f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
+    return page(inp.title, lines, sections)
+
+
+def write_sweep_report(inp: SweepInputs, path: str | Path) -> Path:
+    """Write the sweep page (e.g. ``SWEEP/report.html``); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_sweep(inp), encoding="utf-8")
+    return path
+
+
+def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) -> SweepInputs:
+    """A sweep folder's ``results.csv`` and ``summary.json`` (and each finished run's ``eval/summary.json``) as ``SweepInputs``."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "results.csv").is_file() or not (sweep_dir / "summary.json").is_file():
+        raise FileNotFoundError(f"{sweep_dir} is not a finished sweep folder (results.csv and summary.json are written by distgen sweep)")
+    rows: list[dict[str, Any]] = []
+    with (sweep_dir / "results.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            row: dict[str, Any] = {}
+            for k, v in r.items():
+                try:
+                    row[k] = float(v) if v != "" else math.nan
+                except ValueError:
+                    row[k] = v
+            row["variant"] = r["variant"]
+            rows.append(row)
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    shown = list(metrics or dict.fromkeys(str(c["metric"]) for c in summary.get("comparisons", [])))
+    if not shown:
+        shown = [k for k in rows[0] if k not in ("variant", "seed", "perturbation") and metric_info(k).higher_is_better is not None][:5] if rows else []
+    return SweepInputs(rows=rows, variants=list(summary["variants"]), reference=str(summary["reference"]), metrics=shown,
+                       comparisons=list(summary.get("comparisons", [])), references=run_references(sweep_dir / "runs", shown),
+                       failed=list(summary.get("failed", [])))
+
+
+def run_references(runs_dir: Path, metrics: Sequence[str]) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """``{baseline or "ceiling": {metric: (mean, min, max) over runs}}`` from each run's ``eval/summary.json``."""
+    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted(runs_dir.glob("*/eval/summary.json")):
+        rows = json.loads(path.read_text()).get("metrics", {})
+        for m in metrics:
+            row = rows.get(m) or {}
+            for name, v in (row.get("baselines") or {}).items():
+                if isinstance(v, int | float):
+                    acc[name][m].append(float(v))
+            if isinstance(row.get("ceiling"), int | float):
+                acc["ceiling"][m].append(float(row["ceiling"]))
+    means = {name: {m: (float(np.mean(v)), float(np.min(v)), float(np.max(v))) for m, v in by.items()} for name, by in acc.items()}
+    out: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for name, vals in means.items():  # baselines with the same numbers everywhere are drawn once
+        same = next((k for k in out if k != "ceiling" and name != "ceiling" and out[k] == vals), None)
+        if same is None:
+            out[name] = vals
+        else:
+            out[f"{same} (= {name})" if "(=" not in same else same[:-1] + f", {name})"] = out.pop(same)
+    return out

@@ -1,0 +1,65 @@
+"""The sweep page: variants with seeds as points, paired differences as intervals, from memory or a sweep folder."""
+
+import csv
+import json
+import math
+
+import numpy as np
+
+from distgen.report.sweep import SweepInputs, load_sweep_dir, paired_differences, render_sweep, seed_means
+
+from .tiny import check_page
+
+VARIANTS = ["enc=kme", "enc=set", "weight=0"]
+
+
+def _rows(seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for vi, v in enumerate(VARIANTS):
+        for s in range(3):
+            for p in range(8):
+                rows.append({"variant": v, "seed": s, "perturbation": f"P{p}", "mse": 0.01 + 0.003 * vi + rng.normal(0, 5e-4),
+                             "pearson_delta": 0.6 - 0.05 * vi + rng.normal(0, 0.02)})
+    rows[0]["mse"] = math.nan  # a NaN is skipped, not averaged
+    return rows
+
+
+def test_seed_means_and_paired_differences():
+    rows = _rows()
+    sm = seed_means(rows, "mse")
+    assert set(sm) == set(VARIANTS) and set(sm["enc=kme"]) == {0, 1, 2}
+    d = paired_differences(rows, "weight=0", "enc=kme", "mse")
+    assert len(d) == 3 * 8 - 1 and np.mean(d) > 0.005
+
+
+def test_sweep_page_is_self_contained(tmp_path):
+    rows = _rows()
+    comps = [{"variant": v, "metric": m, "n_pairs": 24, "mean_diff": 0.0, "p_value": 1e-4, "better": "reference"}
+             for v in VARIANTS[1:] for m in ("mse", "pearson_delta")]
+    inp = SweepInputs(rows, VARIANTS, VARIANTS[0], ["mse", "pearson_delta"], comps,
+                      references={"control": {"mse": (0.02, 0.02, 0.02)}, "ceiling": {"mse": (0.004, 0.003, 0.005)}}, failed=["x__seed1"])
+    html = render_sweep(inp)
+    images = check_page(html, ["variants", "paired", "failed"])
+    assert len(images) == 2
+    assert "enc=kme (reference)" in html and "x__seed1" in html
+
+
+def test_sweep_folder_is_read_back(tmp_path):
+    rows = _rows()
+    with (tmp_path / "results.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (tmp_path / "summary.json").write_text(json.dumps({
+        "reference": VARIANTS[0], "variants": VARIANTS, "failed": [],
+        "comparisons": [{"variant": "enc=set", "metric": "mse", "n_pairs": 24, "mean_diff": 0.003, "p_value": 0.01, "better": "reference"}]}))
+    for i, (ctrl, ceil) in enumerate(((0.02, 0.004), (0.03, 0.006))):
+        run = tmp_path / "runs" / f"r{i}" / "eval"
+        run.mkdir(parents=True)
+        run.joinpath("summary.json").write_text(json.dumps({"metrics": {"mse": {"baselines": {"control": ctrl, "linear": ctrl}, "ceiling": ceil}}}))
+    inp = load_sweep_dir(tmp_path)
+    assert inp.metrics == ["mse"] and inp.reference == VARIANTS[0] and len(inp.rows) == len(rows)
+    assert inp.references["ceiling"]["mse"] == (0.005, 0.004, 0.006)
+    assert list(inp.references) == ["control (= linear)", "ceiling"]  # identical baselines drawn once
+    check_page(render_sweep(inp), ["variants", "paired"])

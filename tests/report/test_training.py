@@ -1,0 +1,47 @@
+"""The training section's inputs: a run directory read back, the config diff from a preset, the curves."""
+
+import json
+
+from distgen.report import RunRecord, read_run_dir
+from distgen.report.style import theme
+from distgen.report.training import config_diff, panels, training_figure
+
+
+def _run_dir(tmp_path):
+    run = tmp_path / "exp" / "train"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text(
+        "step,loss,lr,loss_mse,val_loss,val_mse\n"
+        "10,3.0,0.001,1.0,,\n"
+        "20,2.0,0.001,0.8,2.5,0.4\n"
+        "20,2.0,0.001,0.8,2.5,0.4\n"  # a row logged again after a resume
+        "30,1.0,0.0005,0.5,,\n")
+    (run / "config.yaml").write_text("model: {name: generator, dim: 64}\ntrain: {steps: 30, lr: 0.001}\n")
+    (run.parent / "experiment.yaml").write_text("model: {name: generator, dim: 64}\ntrain: {steps: 30}\n")
+    (run / "manifest.json").write_text(json.dumps({"seed": 0, "versions": {"torch": "2.x"}}))
+    (run.parent / "timings.json").write_text(json.dumps({"train": 1.5}))
+    return run
+
+
+def test_run_dir_is_read_with_one_row_per_step(tmp_path):
+    rec = read_run_dir(_run_dir(tmp_path), preset={"model": {"name": "generator", "dim": 32}}, preset_name="tiny")
+    assert [r["step"] for r in rec.log] == [10, 20, 30]
+    assert rec.log[1]["val_mse"] == 0.4 and "val_mse" not in rec.log[0]
+    assert rec.config == {"model": {"name": "generator", "dim": 64}, "train": {"steps": 30}}  # the experiment's own document
+    assert rec.manifest["seed"] == 0 and rec.timings == {"train": 1.5}
+    assert panels(rec.log) == [("training loss", ["loss", "loss_mse"]), ("validation loss", ["val_loss"]), ("mse", ["val_mse"]), ("lr", ["lr"])]
+    with theme():
+        fig = training_figure(rec.log)
+    assert fig is not None
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_visible()]
+    assert "validation mse (lower is better)" in labels and "training loss (lower is better)" in labels
+    assert training_figure([]) is None
+    assert RunRecord().log == []
+
+
+def test_config_diff_lists_changed_keys_and_a_replaced_component_once():
+    preset = {"model": {"name": "generator", "encoder": {"name": "kme", "bandwidth": 1.0}, "dim": 64}, "train": {"steps": 1500}}
+    run = {"model": {"name": "generator", "encoder": {"name": "set_transformer", "heads": 4}, "dim": 64}, "train": {"steps": 200, "seed": 3}}
+    diff = config_diff(run, preset)
+    assert diff == [("model.encoder.name", "kme", "set_transformer"), ("train.seed", None, 3), ("train.steps", 1500, 200)]
+    assert config_diff(preset, preset) == []
