@@ -16,7 +16,7 @@ def read_cells(eval_dir: Path) -> Any:
     pred, real = summary.get("pred"), summary.get("real")
     if not (isinstance(pred, str) and isinstance(real, str) and Path(pred).is_file() and Path(real).is_file()):
         return None
-    from distgen.evaluation import load_pair
+    from distgen.pipeline.evaluate import load_pair
 
     data, _ = load_pair(pred, real, summary.get("pert_col"), summary.get("control"))
     return data

@@ -107,12 +107,37 @@ def metric_info(name: str) -> MetricInfo:
         cls = metrics.get(name)
     except KeyError:
         return MetricInfo(name, None, "Other", "unknown", "")
-    caps: dict[str, Any] = dict(getattr(cls, "capabilities", {}) or {})
-    level = str(caps.get("level", "unknown"))
-    family = str(caps.get("family") or FAMILY_OF_LEVEL.get(level, level.capitalize()))
+    caps = getattr(cls, "capabilities", None)
+    level = metric_level(cls)
+    family = FAMILY_OF_LEVEL.get(level, level.capitalize())
     doc = (cls.__doc__ or "").strip().splitlines()
-    hib = caps.get("higher_is_better")
+    hib = getattr(caps, "higher_is_better", None)
+    if getattr(caps, "diagnostic", False):
+        hib = None  # a diagnostic quantity has no better direction
     return MetricInfo(name, None if hib is None else bool(hib), family, level, doc[0] if doc else "")
+
+
+#: The level of a built-in metric, told by the module that defines it.
+LEVEL_OF_MODULE = {
+    "pseudobulk": "pseudobulk",
+    "celleval2_expr": "pseudobulk",
+    "discrimination": "pseudobulk",
+    "de_metrics": "de",
+    "celleval2_de": "de",
+    "celleval2_direction": "de",
+    "distributional": "distribution",
+}
+
+
+def metric_level(cls: Any) -> str:
+    """``pseudobulk``, ``de``, ``distribution`` or ``global`` (a statistic across perturbations); plugins: ``unknown``."""
+    caps = getattr(cls, "capabilities", None)
+    if getattr(caps, "min_perturbations", 1) > 1:
+        return "global"
+    module = str(getattr(cls, "__module__", ""))
+    if not module.startswith("distgen.evaluation.metrics."):
+        return "unknown"
+    return LEVEL_OF_MODULE.get(module.rsplit(".", 1)[-1], "unknown")
 
 
 #: The matplotlib theme of every report figure (print-sized text, no chart junk).
