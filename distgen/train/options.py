@@ -36,7 +36,10 @@ class TrainOptions:
     optimizer
         ``"adamw"`` or ``"adam"``.
     lr, weight_decay, betas, eps
-        Optimizer hyper-parameters.
+        Optimizer hyper-parameters (the fastest kernel, fused or multi-tensor, is chosen for the device).
+    decay_norm_and_bias
+        Apply ``weight_decay`` to every parameter (True), or only to matrices (Linear and embedding
+        weights) and not to biases, norm gains and other 1-D parameters (False; PerturbDiff's code).
     schedule
         ``"cosine"`` (linear warm-up then cosine decay to ``min_lr_ratio * lr``) or ``"constant"``
         (linear warm-up then flat).
@@ -85,6 +88,7 @@ class TrainOptions:
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
+    decay_norm_and_bias: bool = True
     schedule: str = "cosine"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0

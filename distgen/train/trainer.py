@@ -26,6 +26,7 @@ from distgen.train.checkpoint import Checkpoint, check_compatible, fingerprint, 
 from distgen.train.device import OOM_HINT, autocast, resolve_precision, select_device, setup_backends
 from distgen.train.ema import EMA
 from distgen.train.logger import MetricsLog, progress_bar
+from distgen.train.optim import make_optimizer
 from distgen.train.options import TrainOptions
 from distgen.train.schedule import make_scheduler
 from distgen.train.state_dicts import get_full_state, set_full_state
@@ -134,12 +135,11 @@ class Trainer:
             target.compile()
         self.loss_module = D.LossModule(model)
         self.wrapped = D.wrap(self.loss_module, self.env, options.strategy, self.device, options.find_unused_parameters)
-        params = [p for p in self.wrapped.parameters() if p.requires_grad]
-        if not params:
+        named = [(n, p) for n, p in self.wrapped.named_parameters() if p.requires_grad]
+        if not named:
             raise ValueError(f"{type(model).__name__} has no trainable parameters; nothing to train")
-        opt_cls = torch.optim.AdamW if options.optimizer == "adamw" else torch.optim.Adam
         betas = (float(options.betas[0]), float(options.betas[1]))
-        self.optimizer = opt_cls(params, lr=options.lr, betas=betas, eps=options.eps, weight_decay=options.weight_decay)
+        self.optimizer = make_optimizer(named, options.optimizer, options.lr, betas, options.eps, options.weight_decay, options.decay_norm_and_bias)
         self.scheduler = make_scheduler(self.optimizer, options.steps, options.warmup_steps, options.schedule, options.min_lr_ratio)
         self.ema = EMA(model, options.ema_decay) if options.ema_decay is not None else None
         self.step = 0
