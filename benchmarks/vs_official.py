@@ -327,10 +327,10 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
                            "base_gib": rss_gib(), "params": sum(p.numel() for p in sub.model.parameters())}
     batches = data["batches"]
     torch.manual_seed(1)
-    times = []
+    times, cpu = [], []
     for i in range(row.warmup + row.steps):
         b = batches[i % len(batches)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if row.task == "train":
             out.setdefault("losses", []).append(sub.train_step(b))
         else:
@@ -338,7 +338,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             out["finite"] = bool(torch.isfinite(res).all())
         if i >= row.warmup:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     out["seconds"] = statistics.median(times)
+    out["cpu_seconds"] = statistics.median(cpu)
     out["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     if spec["side"] == "distgen":
         out["optimizer"] = sub.impl
@@ -405,7 +407,8 @@ def summarize(outs: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [o for o in outs if "error" not in o]
     if not ok:
         return {"error": outs[0].get("error", "?") if outs else "not run"}
-    return {"seconds": statistics.median(o["seconds"] for o in ok), "peak_gib": max(o["peak_gib"] for o in ok),
+    return {"seconds": statistics.median(o["seconds"] for o in ok), "cpu_seconds": statistics.median(o["cpu_seconds"] for o in ok),
+            "peak_gib": max(o["peak_gib"] for o in ok),
             "runs": len(ok), "spread": [round(o["seconds"], 3) for o in ok], **{k: ok[0][k] for k in ("params", "optimizer", "nfe", "shims") if k in ok[0]}}
 
 
@@ -424,11 +427,12 @@ def hardware() -> str:
 def markdown(res: dict[str, Any], command: str) -> str:
     lines = [SECTION, "",
              f"Command: `{command}`. Hardware: {res['hardware']}; {res['threads']} thread per process, `OMP_WAIT_POLICY=PASSIVE`, denormals "
-             f"flushed; {res['rounds']} alternating rounds, median of each process's median step. Load average (1, 5, 15 min) before: "
+             f"flushed; {res['rounds']} alternating rounds, median of each process's median step (wall clock; the last column compares the "
+             "processes' CPU times, which a busy machine distorts less). Load average (1, 5, 15 min) before: "
              f"{res['load_before']}, after: {res['load_after']}.", ""]
     if not res["official"]:
         lines += ["No official checkout given (`--scdfm PATH`): distgen's side only.", ""]
-    lines += ["| figure | official | distgen | official / distgen |", "|---|---:|---:|---:|"]
+    lines += ["| figure | official | distgen | official / distgen | ratio of CPU times |", "|---|---:|---:|---:|---:|"]
     mem: dict[str, dict[int, float]] = {}
     for r in res["rows"]:
         o, d = r["sides"].get("official", {}), r["sides"].get("distgen", {})
@@ -442,21 +446,25 @@ def markdown(res: dict[str, Any], command: str) -> str:
                 if "peak_gib" in x:
                     mem.setdefault(s, {})[r["cells"]] = x["peak_gib"]
             ratio = f"{o['peak_gib'] / d['peak_gib']:.2f}x less" if "peak_gib" in o and "peak_gib" in d else "-"
-            lines.append(f"| {label}: peak RSS | {cell(o, 'peak_gib', ' GiB')} | {cell(d, 'peak_gib', ' GiB')} | {ratio} |")
+            lines.append(f"| {label}: peak RSS | {cell(o, 'peak_gib', ' GiB')} | {cell(d, 'peak_gib', ' GiB')} | {ratio} | |")
             continue
-        ratio = f"{o['seconds'] / d['seconds']:.2f}x" if "seconds" in o and "seconds" in d else "-"
-        lines.append(f"| {label} | {cell(o)} | {cell(d)} | {ratio} |")
+
+        def ratios(a: dict[str, Any], b: dict[str, Any]) -> str:
+            if "seconds" not in a or "seconds" not in b:
+                return "- | -"
+            return f"{a['seconds'] / b['seconds']:.2f}x | {a['cpu_seconds'] / b['cpu_seconds']:.2f}x"
+
+        lines.append(f"| {label} | {cell(o)} | {cell(d)} | {ratios(o, d)} |")
         if r["task"] == "train" and "peak_gib" in d:
-            lines.append(f"| ... peak RSS | {cell(o, 'peak_gib', ' GiB')} | {cell(d, 'peak_gib', ' GiB')} | - |")
+            lines.append(f"| ... peak RSS | {cell(o, 'peak_gib', ' GiB')} | {cell(d, 'peak_gib', ' GiB')} | | |")
         if r.get("half_nfe") and "seconds" in r["half_nfe"]:
             h = r["half_nfe"]
-            ratio = f"{o['seconds'] / h['seconds']:.2f}x" if "seconds" in o else "-"
-            lines.append(f"| ... distgen at {h.get('nfe')} evaluations ({res.get('half_nfe_label', '')}) | {cell(o)} | {cell(h)} | {ratio} |")
+            lines.append(f"| ... distgen at {h.get('nfe')} evaluations ({res.get('half_nfe_label', '')}) | {cell(o)} | {cell(h)} | {ratios(o, h)} |")
     per_cell = {s: (v[max(v)] - v[min(v)]) / (max(v) - min(v)) for s, v in mem.items() if len(v) >= 2}
     if per_cell:
         o, d = per_cell.get("official"), per_cell.get("distgen")
         ratio = f"{o / d:.1f}x less" if o and d else "-"
-        lines.append(f"| scDFM paper shapes, memory per extra cell | {f'{o:.2f} GiB' if o else '-'} | {f'{d:.2f} GiB' if d else '-'} | {ratio} |")
+        lines.append(f"| scDFM paper shapes, memory per extra cell | {f'{o:.2f} GiB' if o else '-'} | {f'{d:.2f} GiB' if d else '-'} | {ratio} | |")
     shims = {x for r in res["rows"] for x in r["sides"].get("official", {}).get("shims", [])}
     if shims:
         lines += ["", f"Official side imports replaced (not installed here, not used by the model's computation): {', '.join(sorted(shims))}."]

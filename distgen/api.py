@@ -10,6 +10,7 @@ from distgen.config import load_config
 from distgen.models.base import PerturbationModel
 from distgen.models.generator import build_model
 from distgen.registry import KINDS, ComponentInfo, all_registries, registry
+from distgen.runtime import apply_threads
 from distgen.types import DataInfo
 
 
@@ -58,7 +59,7 @@ def predict(
     of its context; ``out``/``real`` also write the ``.h5ad`` files (cell-eval layout).
     """
     from distgen.train.predict import predict_split
-
+    apply_threads()
     return predict_split(model, data, part, seed=seed, out=out, real=real)  # type: ignore[no-any-return]
 
 
@@ -69,21 +70,21 @@ def evaluate(pred: Any, real: Any, out: str | Path, **kwargs: Any) -> dict[str, 
     ``baselines``, ``metric_names``, ``ceiling``, ``seed``, ``make_plots``, ``progress``.
     """
     from distgen.evaluation.pipeline import evaluate_files
-
+    apply_threads()
     return evaluate_files(pred, real, str(out), **kwargs)
 
 
 def run(config: str | Path | Mapping[str, Any], out: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> dict[str, Any]:
     """Train (or fit) -> predict the test split -> evaluate, into ``out`` (``distgen run``)."""
     from distgen.pipeline.experiment import run_experiment
-
+    apply_threads()
     return run_experiment(config, out, overrides, **kwargs)
 
 
 def sweep(config: str | Path, grid: Mapping[str, Sequence[Any]] | None = None, out: str | Path = "sweep", **kwargs: Any) -> Any:
     """Run an ablation grid and aggregate it (``distgen sweep``); returns a ``SweepResult``."""
     from distgen.pipeline.sweep import sweep as _sweep
-
+    apply_threads()
     return _sweep(config, grid, out, **kwargs)
 
 

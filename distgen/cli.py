@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        from distgen.runtime import apply_threads
+
+        apply_threads()
         return int(args.run(args) or 0)
     except ConfigError as exc:
         print(f"distgen {args.command}: config error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from distgen.config import ConfigError
+from distgen.runtime import apply_threads
 from distgen.train import distributed as D
 from distgen.train.batches import BatchSource, mix_seed
 from distgen.train.checkpoint import Checkpoint, check_compatible, fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
@@ -102,6 +103,7 @@ class Trainer:
         info: DataInfo | None = None,
         callbacks: Sequence[Callable[[Trainer, int], None]] = (),
     ) -> None:
+        apply_threads()  # affinity/cgroup-bounded torch threads (distgen.runtime)
         self.opts = options
         self.model = model
         self.train_source = train
