@@ -18,8 +18,9 @@ attention class) and,
 when ``timm`` is not installed, ``timm``'s ``Mlp`` by the same two-layer MLP (fc1, activation, fc2,
 with dropout 0 as the official blocks build it). Without ``--scdfm`` only distgen's side is printed.
 
-PerturbDiff rows (official Cross-DiT) are the next step (issue #18 item 3); ``--model perturbdiff``
-reports distgen's side until the official adapter is added.
+PerturbDiff rows (``--rows pd-official pd-reduced pd-sampling``) print distgen's side; the official
+PerturbDiff adapter (its Cross-DiT, diffusion and loss, built as the parity harness builds them)
+is added with issue #18 item 3, after the parallel Cross-DiT block lands.
 
 Usage::
 
@@ -42,7 +43,7 @@ import sys
 import tempfile
 import time
 import types
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ class Shape:
     tokens: int
     genes: int
     graph_k: int = 30
+    sets: int = 1  # PerturbDiff: cell sets per batch (tokens = cells)
 
 
 @dataclass(frozen=True)
@@ -77,24 +79,40 @@ class Row:
     solver: str = "rk4"
     grid: int = 20
     sides: tuple[str, ...] = ("official", "distgen")
-    distgen_solver: dict[str, Any] = field(default_factory=dict)  # distgen-only extra sampler (e.g. fewer NFE)
+    model: str = "scdfm"  # "scdfm" or "perturbdiff"
+    overrides: tuple[str, ...] = ()  # extra config overrides of the distgen side
+    rounds: int | None = None  # at most this many rounds (long rows)
 
 
 REDUCED = Shape(d=128, layers=4, heads=8, cells=48, tokens=64, genes=500)  # the bundled Norman panel
 PAPER = Shape(d=512, layers=4, heads=8, cells=2, tokens=1000, genes=5029)
 TINY = Shape(d=16, layers=1, heads=2, cells=4, tokens=8, genes=40, graph_k=4)
+PD_OFFICIAL = Shape(d=512, layers=8, heads=8, cells=32, tokens=32, genes=2000, sets=4)
+TINY_PD = Shape(d=16, layers=1, heads=2, cells=4, tokens=4, genes=24, sets=2)
 ROWS = {
     "reduced": Row("reduced", "scDFM reduced (d=128, 4 layers, 8 heads, 48 cells x 64 of 500 genes) train step", "train", REDUCED, steps=5, warmup=2),
     "paper": Row("paper", "scDFM paper shapes (d=512, 4 layers, 1,000 of 5,029 genes), 2 cells: train step", "train", PAPER, steps=2),
-    "memory": Row("memory", "scDFM paper shapes, peak memory at 1 and 2 cells", "train", PAPER, cells=(1, 2), steps=1),
+    "reduced-vocab": Row("reduced-vocab", "scDFM reduced model over the paper's vocabulary (48 cells x 64 of 5,029 genes) train step", "train",
+                         replace(REDUCED, genes=5029), steps=3),
+    "memory": Row("memory", "scDFM paper shapes, peak memory at 2 and 3 cells", "train", PAPER, cells=(2, 3), steps=1),
+    "memory-ckpt": Row("memory-ckpt", "scDFM paper shapes, activation checkpointing forced on, peak memory at 2 and 4 cells", "train", PAPER,
+                       cells=(2, 4), steps=1, sides=("distgen",), overrides=("model.backbone.checkpointing=always",)),
     "paper48": Row("paper48", "scDFM paper batch (48 cells, 1,000 of 5,029 genes): distgen peak memory", "train", PAPER, cells=(48,), steps=1,
-                   sides=("distgen",)),
+                   sides=("distgen",), rounds=1),
     "sampling": Row("sampling", "scDFM reduced sampling, 128 cells, RK4 on 20 points (76 evaluations)", "sample",
                     replace(REDUCED, cells=128), steps=1),
+    "pd-official": Row("pd-official", "PerturbDiff official size (d=512, depth 8, 2,000 genes), 4 sets x 32 cells: train step", "train",
+                       PD_OFFICIAL, steps=3, model="perturbdiff"),
+    "pd-reduced": Row("pd-reduced", "PerturbDiff reduced (d=128, depth 4, 2,000 genes), 4 sets x 32 cells: train step", "train",
+                      replace(PD_OFFICIAL, d=128, layers=4), steps=5, warmup=2, model="perturbdiff"),
+    "pd-sampling": Row("pd-sampling", "PerturbDiff reduced sampling, 128 cells, DDIM 100 steps with guidance", "sample",
+                       replace(PD_OFFICIAL, d=128, layers=4, cells=128, tokens=128, sets=1), steps=1, model="perturbdiff"),
     "tiny": Row("tiny", "tiny shapes (test of the harness)", "train", TINY, steps=1, sides=("distgen",)),
+    "tiny-pd": Row("tiny-pd", "tiny PerturbDiff shapes (test of the harness)", "train", TINY_PD, steps=1, sides=("distgen",), model="perturbdiff"),
     "tiny-sampling": Row("tiny-sampling", "tiny shapes, sampling (test of the harness)", "sample", TINY, steps=1, grid=3, sides=("distgen",)),
 }
-DEFAULT_ROWS = ("reduced", "paper", "memory", "paper48", "sampling")
+DEFAULT_ROWS = ("reduced", "reduced-vocab", "paper", "memory", "memory-ckpt", "paper48", "sampling")
+PERTURBDIFF_ROWS = ("pd-official", "pd-reduced", "pd-sampling")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -113,10 +131,20 @@ def random_graph(genes: int, k: int, seed: int = 0) -> Any:
 
 
 def draw_data(row: Row, cells: int, n_batches: int, seed: int = 0) -> dict[str, Any]:
-    """Pre-drawn inputs of every step: cells, gene columns and a perturbation pair (genes of the vocabulary)."""
+    """Pre-drawn inputs of every step: cells, gene columns and a perturbation pair (genes of the vocabulary).
+
+    PerturbDiff: ``[sets, cells, genes]`` target and control sets and one perturbation per set.
+    """
     import torch
 
     s = row.shape
+    if row.model == "perturbdiff":
+        gen = torch.Generator().manual_seed(seed)
+
+        def sets() -> Any:
+            return (torch.rand(s.sets, cells, s.genes, generator=gen) * 3) * (torch.rand(s.sets, cells, s.genes, generator=gen) < 0.3)
+
+        return {"batches": [{"target": sets(), "control": sets(), "pert": torch.randint(0, 16, (s.sets,), generator=gen)} for _ in range(n_batches)]}
     gen = torch.Generator().manual_seed(seed)
 
     def expr(n: int) -> Any:  # sparse non-negative log-expression
@@ -249,7 +277,7 @@ class OfficialScdfm:
 class DistgenScdfm:
     """The ``scdfm`` preset at a shape, with the trainer's optimizer; the same gene graph injected."""
 
-    def __init__(self, shape: Shape, graph: Any, grid: int = 20, solver: dict[str, Any] | None = None) -> None:
+    def __init__(self, shape: Shape, graph: Any, grid: int = 20, solver: dict[str, Any] | None = None, extra: tuple[str, ...] = ()) -> None:
         import torch
 
         from distgen.api import build
@@ -261,7 +289,7 @@ class DistgenScdfm:
         self.info = DataInfo(genes, genes[:16])
         dyn = {"model.dynamics.steps": grid, **{f"model.dynamics.{k}": v for k, v in (solver or {}).items()}}
         overrides = [f"model.backbone.d_model={shape.d}", f"model.backbone.layers={shape.layers}", f"model.backbone.heads={shape.heads}",
-                     "model.genes_per_step=null", *(f"{k}={v}" for k, v in dyn.items())]
+                     "model.genes_per_step=null", *(f"{k}={v}" for k, v in dyn.items()), *extra]
         torch.manual_seed(0)
         self.model = build("scdfm", self.info, overrides)
         self.model.backbone.set_gene_graph(graph)
@@ -304,6 +332,61 @@ class DistgenScdfm:
         return out.cells
 
 
+class DistgenPerturbDiff:
+    """The ``perturbdiff`` preset at a shape (cell tokens: sets x cells over all genes), with the trainer's optimizer."""
+
+    def __init__(self, shape: Shape, overrides: tuple[str, ...] = ()) -> None:
+        import torch
+
+        from distgen.api import build
+        from distgen.config import load_config
+        from distgen.train.optim import make_optimizer, optimizer_impl
+        from distgen.types import DataInfo
+
+        genes = tuple(f"G{i:05d}" for i in range(shape.genes))
+        self.info = DataInfo(genes, genes[:16], ("ctx0", "ctx1"), ("b0", "b1"))
+        doc = load_config("perturbdiff")
+        torch.manual_seed(0)
+        self.model = build(doc, self.info, [f"model.backbone.dim={shape.d}", f"model.backbone.depth={shape.layers}",
+                                            f"model.backbone.heads={shape.heads}", *overrides])
+        tr = doc["train"]
+        self.opt = make_optimizer(self.model.named_parameters(), tr["optimizer"], float(tr["lr"]), tuple(tr["betas"]), float(tr.get("eps", 1e-8)),
+                                  float(tr["weight_decay"]), bool(tr.get("decay_norm_and_bias", True)))
+        self.impl = optimizer_impl(self.opt)
+        self.clip = tr.get("grad_clip")
+
+    def _batch(self, b: dict[str, Any]) -> Any:
+        import torch
+
+        from distgen.types import ConditionLabels, SetBatch
+
+        sets, n, _ = b["target"].shape
+        ones = torch.ones(sets, n, dtype=torch.bool)
+        labels = ConditionLabels.make([[int(p)] for p in b["pert"]], context=[0] * sets, batch=[0] * sets)
+        return SetBatch(b["target"], ones, b["control"], ones.clone(), labels, torch.arange(self.info.n_genes))
+
+    def train_step(self, b: dict[str, Any]) -> float:
+        import torch
+
+        self.model.train()
+        out = self.model.loss(self._batch(b))
+        self.opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.clip) if self.clip is not None else float("inf"))
+        self.opt.step()
+        return float(out.loss.detach())
+
+    def sample(self, b: dict[str, Any]) -> Any:
+        import torch
+
+        batch = self._batch(b)
+        self.model.eval()
+        with torch.inference_mode():
+            cells = self.model.predict(batch.control, batch.control_mask, batch.labels)
+        self.nfe = getattr(self.model, "last_nfe", None)
+        return cells
+
+
 # ---------------------------------------------------------------------------------------------- one measurement
 def rss_gib() -> float:
     with open("/proc/self/statm") as f:
@@ -321,8 +404,10 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     t_build = time.perf_counter()
     if spec["side"] == "official":
         sub: Any = OfficialScdfm(Path(spec["scdfm"]), row.shape, data["graph"], Path(spec["workdir"]))
+    elif row.model == "perturbdiff":
+        sub = DistgenPerturbDiff(row.shape, row.overrides)
     else:
-        sub = DistgenScdfm(row.shape, data["graph"], row.grid, spec.get("solver"))
+        sub = DistgenScdfm(row.shape, data["graph"], row.grid, spec.get("solver"), row.overrides)
     out: dict[str, Any] = {"side": spec["side"], "row": row.name, "cells": spec["cells"], "build_s": time.perf_counter() - t_build,
                            "base_gib": rss_gib(), "params": sum(p.numel() for p in sub.model.parameters())}
     batches = data["batches"]
@@ -372,18 +457,18 @@ def run_rows(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     workdir = Path(tempfile.mkdtemp(prefix="vs_official_"))
-    sides_avail = ["official", "distgen"] if args.scdfm else ["distgen"]
+    official = {"scdfm": bool(args.scdfm), "perturbdiff": False}  # the official PerturbDiff adapter comes with issue #18 item 3
     res: dict[str, Any] = {"load_before": loadavg(), "rows": [], "hardware": hardware(), "threads": args.threads, "rounds": args.rounds,
                            "official": str(args.scdfm) if args.scdfm else None}
     for name in args.rows:
         row = ROWS[name]
-        sides = [s for s in row.sides if s in sides_avail]
+        sides = [s for s in row.sides if s == "distgen" or official[row.model]]
         for cells in row.cells or (row.shape.cells,):
             data_path = workdir / f"{name}-{cells}.pt"
             torch.save(draw_data(row, cells, max(2, row.warmup + row.steps)), data_path)
             results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
             extra: list[dict[str, Any]] = []
-            for r in range(args.rounds):
+            for r in range(min(args.rounds, row.rounds or args.rounds)):
                 order = sides if r % 2 == 0 else sides[::-1]
                 for side in order:
                     spec = {"side": side, "row": name, "cells": cells, "data": str(data_path), "threads": args.threads,
@@ -391,13 +476,13 @@ def run_rows(args: argparse.Namespace) -> dict[str, Any]:
                     out = run_one(spec, args.timeout)
                     print(json.dumps(out), flush=True)
                     results[side].append(out)
-                if row.task == "sample" and "distgen" in sides and args.half_nfe:
+                if row.task == "sample" and row.model == "scdfm" and "distgen" in sides and args.half_nfe:
                     spec = {"side": "distgen", "row": name, "cells": cells, "data": str(data_path), "threads": args.threads,
                             "workdir": str(workdir), "solver": args.half_nfe}
                     out = run_one(spec, args.timeout)
                     print(json.dumps(out), flush=True)
                     extra.append(out)
-            res["rows"].append({"row": name, "cells": cells, "label": row.label, "task": row.task,
+            res["rows"].append({"row": name, "cells": cells, "label": row.label, "task": row.task, "model": row.model,
                                 "sides": {s: summarize(v) for s, v in results.items()}, "half_nfe": summarize(extra) if extra else None})
     res["load_after"] = loadavg()
     return res
@@ -433,7 +518,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
     if not res["official"]:
         lines += ["No official checkout given (`--scdfm PATH`): distgen's side only.", ""]
     lines += ["| figure | official | distgen | official / distgen | ratio of CPU times |", "|---|---:|---:|---:|---:|"]
-    mem: dict[str, dict[int, float]] = {}
+    mem: dict[tuple[str, str], dict[int, float]] = {}
     for r in res["rows"]:
         o, d = r["sides"].get("official", {}), r["sides"].get("distgen", {})
         def cell(x: dict[str, Any], key: str = "seconds", unit: str = " s", fmt: str = ".2f") -> str:
@@ -444,7 +529,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
         if ROWS[r["row"]].cells:
             for s, x in (("official", o), ("distgen", d)):
                 if "peak_gib" in x:
-                    mem.setdefault(s, {})[r["cells"]] = x["peak_gib"]
+                    mem.setdefault((r["row"], s), {})[r["cells"]] = x["peak_gib"]
             ratio = f"{o['peak_gib'] / d['peak_gib']:.2f}x less" if "peak_gib" in o and "peak_gib" in d else "-"
             lines.append(f"| {label}: peak RSS | {cell(o, 'peak_gib', ' GiB')} | {cell(d, 'peak_gib', ' GiB')} | {ratio} | |")
             continue
@@ -460,11 +545,15 @@ def markdown(res: dict[str, Any], command: str) -> str:
         if r.get("half_nfe") and "seconds" in r["half_nfe"]:
             h = r["half_nfe"]
             lines.append(f"| ... distgen at {h.get('nfe')} evaluations ({res.get('half_nfe_label', '')}) | {cell(o)} | {cell(h)} | {ratios(o, h)} |")
-    per_cell = {s: (v[max(v)] - v[min(v)]) / (max(v) - min(v)) for s, v in mem.items() if len(v) >= 2}
-    if per_cell:
-        o, d = per_cell.get("official"), per_cell.get("distgen")
+    per_cell = {k: (v[max(v)] - v[min(v)]) / (max(v) - min(v)) for k, v in mem.items() if len(v) >= 2}
+    for row_name in dict.fromkeys(k[0] for k in per_cell):
+        o, d = per_cell.get((row_name, "official")), per_cell.get((row_name, "distgen"))
         ratio = f"{o / d:.1f}x less" if o and d else "-"
-        lines.append(f"| scDFM paper shapes, memory per extra cell | {f'{o:.2f} GiB' if o else '-'} | {f'{d:.2f} GiB' if d else '-'} | {ratio} | |")
+        what = " (activation checkpointing on)" if "checkpointing=always" in " ".join(ROWS[row_name].overrides) else ""
+        lines.append(f"| scDFM paper shapes, memory per extra cell{what} | {f'{o:.2f} GiB' if o else '-'} | {f'{d:.2f} GiB' if d else '-'} | {ratio} | |")
+    if any(r.get("model") == "perturbdiff" for r in res["rows"]):
+        lines += ["", "PerturbDiff rows: distgen's side only; the official PerturbDiff adapter (Cross-DiT, diffusion and loss of the "
+                  "official code, as the parity harness builds them) is added with issue #18 item 3."]
     shims = {x for r in res["rows"] for x in r["sides"].get("official", {}).get("shims", [])}
     if shims:
         lines += ["", f"Official side imports replaced (not installed here, not used by the model's computation): {', '.join(sorted(shims))}."]
@@ -478,8 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timeout", type=float, default=3600)
-    p.add_argument("--half-nfe", type=json.loads, default={"solver": "rk4", "steps": 10},
-                   help="distgen's sampler at half the evaluations, as dynamics overrides in JSON (default RK4 on 10 points)")
+    p.add_argument("--half-nfe", type=json.loads, default={"solver": "midpoint", "steps": 20},
+                   help="distgen's sampler at half the evaluations, as dynamics overrides in JSON (default midpoint on 20 points: 38)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     p.add_argument("--write-docs", action="store_true")
     p.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"))

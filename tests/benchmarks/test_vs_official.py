@@ -9,14 +9,15 @@ from benchmarks import vs_official
 
 def test_distgen_only_mode_prints_distgen_side_at_tiny_shapes(tmp_path, capsys):
     docs = tmp_path / "benchmarks.md"
-    code = vs_official.main(["--rows", "tiny", "--rounds", "1", "--json", str(tmp_path / "r.json"), "--write-docs", "--docs", str(docs)])
+    code = vs_official.main(["--rows", "tiny", "tiny-pd", "--rounds", "1", "--json", str(tmp_path / "r.json"), "--write-docs", "--docs", str(docs)])
     assert code == 0
     res = json.loads((tmp_path / "r.json").read_text())
-    row = res["rows"][0]
-    assert set(row["sides"]) == {"distgen"} and row["sides"]["distgen"]["seconds"] > 0
-    assert row["sides"]["distgen"]["optimizer"] in ("fused", "foreach", "loop")
+    for row in res["rows"]:  # scDFM and PerturbDiff: distgen's side, with the trainer's optimizer
+        assert set(row["sides"]) == {"distgen"} and row["sides"]["distgen"]["seconds"] > 0
+        assert row["sides"]["distgen"]["optimizer"] in ("fused", "foreach", "loop")
     text = docs.read_text()
     assert vs_official.SECTION in text and "distgen's side only" in text and "Load average" in text
+    assert "official PerturbDiff adapter" in text
 
 
 def test_official_loss_functions_are_read_from_the_file_without_importing_it(tmp_path):
