@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from distgen import runtime as _runtime  # no torch import: sets OMP_WAIT_POLICY before torch loads
+from distgen import runtime as _runtime  # no torch import: sets OpenMP wait settings before torch loads
 
 _runtime.configure_environment()
 

@@ -1,19 +1,23 @@
 """CPU threading defaults for distgen's entry points: fast on an idle machine, no collapse on a busy one.
 
-By default OpenMP worker threads busy-wait (spin) between parallel regions. When the machine has
-more runnable threads than cores (a laptop running other work, a shared workstation, a cluster node
-with neighbours) the spinning threads take cores from the threads doing the work, and training
-slows several-fold (``docs/benchmarks.md``, "Threading"). distgen therefore
+By default OpenMP worker threads busy-wait (spin) for a long time between parallel regions
+(libgomp: 300,000 spins). When the machine has more runnable threads than cores (a laptop running
+other work, a shared workstation, a cluster node with neighbours) the spinning threads take cores
+from the threads doing the work, and training can slow down tens of times. Sleeping at once
+(``OMP_WAIT_POLICY=PASSIVE``) avoids that but costs a wake-up per parallel region: up to 2.6x
+slower on an idle machine for small models. A short spin keeps both (``docs/benchmarks.md``,
+"Threading": within 4% of torch's defaults idle, no collapse with two busy-loop processes). distgen therefore
 
-* sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads (``import distgen`` does it, so the
-  ``distgen`` command and any script that imports distgen before torch get it): idle threads
-  sleep instead of spinning;
+* sets ``GOMP_SPINCOUNT=10000`` (libgomp, torch's OpenMP on Linux) and ``KMP_BLOCKTIME=1`` (ms;
+  LLVM/Intel OpenMP, e.g. macOS; not measured here) before torch loads, unless the user set a
+  wait policy or these variables (``import distgen`` does it, so the ``distgen`` command and any
+  script that imports distgen before torch get it);
 * caps torch's intra-op threads at the CPUs this process may use (its affinity mask and, in a
   container, its cgroup CPU quota), at the start of its heavy calls; it never raises them.
 
-The user keeps control: an ``OMP_WAIT_POLICY`` already set is left alone, ``DISTGEN_THREADS=N``
-fixes the thread count, ``torch.set_num_threads(k)`` with ``k`` at most the usable CPUs is kept,
-and ``DISTGEN_THREADING=off`` switches all of this off (torch's and OpenMP's defaults).
+The user keeps control: ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` or ``KMP_BLOCKTIME`` already set are
+left alone, ``DISTGEN_THREADS=N`` fixes the thread count, ``torch.set_num_threads(k)`` with ``k`` at
+most the usable CPUs is kept, and ``DISTGEN_THREADING=off`` switches all of this off.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from pathlib import Path
 
 OFF = "DISTGEN_THREADING"
 THREADS = "DISTGEN_THREADS"
+#: spin-then-sleep settings set before torch loads (see the module docstring)
+WAIT_SETTINGS = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "1"}
 
 
 def enabled() -> bool:
@@ -33,15 +39,19 @@ def enabled() -> bool:
 
 
 def configure_environment() -> bool:
-    """Set ``OMP_WAIT_POLICY=PASSIVE`` if torch is not loaded yet and the user set no policy.
+    """Set short OpenMP spin-waits (``WAIT_SETTINGS``) if torch is not loaded yet and the user set none.
 
-    Returns whether it was set here. OpenMP reads the variable once, when torch's library loads;
+    Returns whether anything was set here. OpenMP reads these once, when torch's library loads;
     after that only the thread count can change (``apply_threads``).
     """
     if not enabled() or "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
         return False
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    return True
+    done = False
+    for key, value in WAIT_SETTINGS.items():
+        if key not in os.environ:
+            os.environ[key] = value
+            done = True
+    return done
 
 
 def cgroup_cpus(root: str | Path = "/sys/fs/cgroup") -> float | None:

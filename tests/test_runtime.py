@@ -10,18 +10,19 @@ import torch
 from distgen import runtime
 
 
-def _policy_after_import(env_extra: dict[str, str], script: str = "import distgen") -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", runtime.OFF, runtime.THREADS)}
+def _wait_after_import(env_extra: dict[str, str], script: str = "import distgen") -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", runtime.OFF, runtime.THREADS)}
     env.update(env_extra)
-    code = f"{script}\nimport os\nprint(os.environ.get('OMP_WAIT_POLICY'))"
+    code = f"{script}\nimport os\nprint([os.environ.get(k) for k in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'KMP_BLOCKTIME')])"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.strip()
 
 
-def test_import_sets_a_passive_wait_policy_unless_the_user_chose():
-    assert _policy_after_import({}) == "PASSIVE"
-    assert _policy_after_import({"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
-    assert _policy_after_import({runtime.OFF: "off"}) == "None"
-    assert _policy_after_import({}, "import torch\nimport distgen") == "None"  # too late to matter: left alone
+def test_import_sets_short_spin_waits_unless_the_user_chose():
+    assert _wait_after_import({}) == "[None, '10000', '1']"
+    assert _wait_after_import({"OMP_WAIT_POLICY": "ACTIVE"}) == "['ACTIVE', None, None]"
+    assert _wait_after_import({"GOMP_SPINCOUNT": "5"}) == "[None, '5', '1']"
+    assert _wait_after_import({runtime.OFF: "off"}) == "[None, None, None]"
+    assert _wait_after_import({}, "import torch\nimport distgen") == "[None, None, None]"  # too late to matter: left alone
 
 
 @pytest.fixture
