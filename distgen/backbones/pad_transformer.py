@@ -33,9 +33,12 @@ ENCODINGS = ("auto", "gene", "table")
 MISSING = ("error", "extend")
 POOLS = ("mean", "sum", "padded_mean")
 CHECKPOINTING = ("auto", "always", "never")
-#: ``checkpointing="auto"`` recomputes blocks in backward when one ``[N, L, d]`` activation has at least
-#: this many elements (scDFM's paper shapes: from 17 cells at 1,000 tokens x 512)
+#: ``checkpointing="auto"`` on CPU recomputes blocks in backward when one ``[N, L, d]`` activation has at
+#: least this many elements (scDFM's paper shapes: from 17 cells at 1,000 tokens x 512)
 CHECKPOINT_ABOVE = 2**23
+#: bytes of activations kept for backward per element of one ``[N, L, d]`` activation, without
+#: checkpointing (measured on CPU, fp32: 0.45 GiB per cell at 1,000 tokens x 512)
+ACTIVATION_BYTES = 1024
 #: inference keeps the cross blocks' control projections across ODE steps up to this many elements
 PROJECTION_CACHE_ELEMENTS = 2**27
 
@@ -75,8 +78,9 @@ class PADTransformer(Backbone):
         Injected width of a population encoder's embedding of the control set; when > 0 it is
         projected and added to the perturbation vector (every token reads it).
     checkpointing
-        Activation checkpointing in training: ``"always"``, ``"never"``, or ``"auto"`` (when one
-        ``[cells, tokens, d_model]`` activation reaches ``CHECKPOINT_ABOVE`` elements). Each block's
+        Activation checkpointing in training: ``"always"``, ``"never"``, or ``"auto"`` (on CPU when
+        one ``[cells, tokens, d_model]`` activation reaches ``CHECKPOINT_ABOVE`` elements, on CUDA
+        when the kept activations would fill half the device's memory). Each block's
         activations are then recomputed in backward instead of kept: memory per cell drops to about
         one block's, for about a third more compute. Same results (dropout masks are replayed).
     """
@@ -311,15 +315,23 @@ class PADTransformer(Backbone):
         trunk = self._compiled_trunk or self._trunk
         return trunk(h, c_t, terms).view(b, m, length)  # type: ignore[no-any-return]
 
-    def uses_checkpointing(self, n: int, length: int) -> bool:
-        """Whether a training forward over ``n`` cells x ``length`` tokens recomputes blocks in backward."""
-        if self.checkpointing == "auto":
-            return n * length * self.d_model >= CHECKPOINT_ABOVE
-        return self.checkpointing == "always"
+    def uses_checkpointing(self, n: int, length: int, device: torch.device | None = None) -> bool:
+        """Whether a training forward over ``n`` cells x ``length`` tokens recomputes blocks in backward.
+
+        ``auto``: on CPU when one ``[n, length, d]`` activation has ``CHECKPOINT_ABOVE`` elements; on
+        CUDA when the activations kept for backward (about ``ACTIVATION_BYTES`` per element of it)
+        would fill half of the device's memory.
+        """
+        if self.checkpointing != "auto":
+            return self.checkpointing == "always"
+        elements = n * length * self.d_model
+        if device is not None and device.type == "cuda":
+            return elements * ACTIVATION_BYTES > torch.cuda.get_device_properties(device).total_memory // 2
+        return elements >= CHECKPOINT_ABOVE
 
     def _trunk(self, h: Tensor, c_t: Tensor, terms: _Terms) -> Tensor:
         """The layers and the decoder: ``[N, L, d] -> [N, L]`` (pure tensor code, ``torch.compile``-able)."""
-        ckpt = torch.is_grad_enabled() and self.training and self.uses_checkpointing(h.shape[0], h.shape[1])
+        ckpt = torch.is_grad_enabled() and self.training and self.uses_checkpointing(h.shape[0], h.shape[1], h.device)
         for i, (ada, adapter, sblock, cblock) in enumerate(zip(self.gene_ada, self.adapters, self.self_blocks, self.cross_blocks)):
             pre = terms.pre[i] if terms.pre is not None else None
 
