@@ -10,6 +10,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from distgen import runtime as _runtime  # no torch import: sets OpenMP wait settings before torch loads
+
+_runtime.configure_environment()
+
 _LAZY = {
     "get_registry": ("distgen.registry", "registry"),
     "all_registries": ("distgen.registry", "all_registries"),

@@ -16,6 +16,7 @@ from distgen.evaluation.report import Report
 from distgen.models.base import PerturbationModel
 from distgen.models.generator import build_model
 from distgen.registry import KINDS, ComponentInfo, all_registries, registry
+from distgen.runtime import apply_threads
 from distgen.types import Cells, DataInfo
 
 
@@ -72,6 +73,7 @@ def predict(
     from distgen.pipeline.predict import predict as _predict
     from distgen.pipeline.predict import write_cells
 
+    apply_threads()
     cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded)
     if out is not None:
         write_cells(data, cells, out, "pred")
@@ -91,6 +93,7 @@ def evaluate(pred: Any, truth: Any, out: str | Path | None = None, **kwargs: Any
     """
     from distgen.pipeline.evaluate import evaluate as _evaluate
 
+    apply_threads()
     return _evaluate(pred, truth, out, **kwargs)
 
 
@@ -98,13 +101,14 @@ def run(config: str | Path | Mapping[str, Any], out: str | Path, overrides: Sequ
     """Load the data once, train (or fit), predict the test split and evaluate, into ``out`` (``distgen run``); returns the summary."""
     from distgen.pipeline.experiment import run as _run
 
+    apply_threads()
     return _run(config, out, overrides, **kwargs)
 
 
 def sweep(config: str | Path, grid: Mapping[str, Sequence[Any]] | None = None, out: str | Path = "sweep", **kwargs: Any) -> Any:
     """Run an ablation grid and aggregate it (``distgen sweep``); returns a ``SweepResult``."""
     from distgen.pipeline.sweep import sweep as _sweep
-
+    apply_threads()
     return _sweep(config, grid, out, **kwargs)
 
 

@@ -106,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     debug = bool(getattr(args, "debug", False)) or os.environ.get("DISTGEN_DEBUG", "") not in ("", "0")
     try:
+        from distgen.runtime import apply_threads
+
+        apply_threads()
         return int(args.run(args) or 0)
     except SystemExit:
         raise

@@ -58,7 +58,7 @@ def run(repo: Path) -> list[Row]:
         info = DataInfo(genes=tuple(order), perturbations=("G03", "G07", "G11"))
         torch.manual_seed(0)
         model = build("scdfm", info, [f"model.backbone.d_model={D}", f"model.backbone.heads={HEADS}", f"model.backbone.layers={LAYERS}",
-                                      "model.backbone.dropout=0.0", "model.genes_per_step=12", "model.dynamics.steps=20"])
+                                      "model.backbone.dropout=0.0", "model.genes_per_step=12", "model.dynamics.solver.steps=19"])
         state, _ = mapping.map_state(official.state_dict(), model, vocab)
         model.load_state_dict(state)
         model.backbone.set_gene_graph(mapping.graph_from_mask(mask, order, vocab))

@@ -3,10 +3,19 @@
 Shapes: ``N`` cells, ``L`` gene tokens, ``d`` width. Where scDFM concatenates a per-cell vector
 to every token before a linear map (``W [h; e_p]``), the map is split into ``W_h h + W_p e_p`` so
 the ``[N, L, 2d]`` concatenation is never built; the function is the same.
+
+The elementwise glue is written to touch each ``[N, L, d]`` activation as few times as eager
+PyTorch allows (the CPU step is bound by memory passes as much as by matmuls): ``x (1 + g) + b``
+and ``h + a y`` are single ``addcmul`` passes, the gene adaLN is folded into one scale and one shift
+per gene token (computed on ``[L, d]``, not ``[N, L, d]``), and per-set terms (``W_p e_p``) join the
+bias before they are broadcast. Terms that depend only on the condition can be computed once by the
+caller and passed in (``pe``, ``coef``, ``pre``): sampling reuses them across ODE steps.
 """
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distgen.backbones.differential_attention import DifferentialAttention
@@ -33,7 +42,11 @@ class SplitLinear(nn.Module):
         self.b = nn.Linear(dim_b, out, bias=False)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return self.a(a) + self.b(b)[:, None, :]
+        return self.apply_set(a, self.b(b))
+
+    def apply_set(self, a: Tensor, pb: Tensor) -> Tensor:
+        """``W_a a + (c + pb)`` for a precomputed per-set term ``pb = W_b b`` ``[N, out]``."""
+        return F.linear(a, self.a.weight) + (self.a.bias + pb)[:, None, :]
 
 
 class Fusion(nn.Module):
@@ -44,8 +57,9 @@ class Fusion(nn.Module):
         self.wx, self.wc = nn.Linear(dim, dim), nn.Linear(dim, dim, bias=False)
         self.out = nn.Sequential(nn.GELU(), nn.Linear(dim, dim), nn.LayerNorm(dim))
 
-    def forward(self, hx: Tensor, hc: Tensor) -> Tensor:
-        return self.out(self.wx(hx) + self.wc(hc))
+    def forward(self, hx: Tensor, hc: Tensor, wc_hc: Tensor | None = None) -> Tensor:
+        """``wc_hc``: ``W_c hc`` computed earlier (it depends on the control only)."""
+        return self.out(self.wx(hx) + (self.wc(hc) if wc_hc is None else wc_hc))
 
 
 class GeneAdaLN(nn.Module):
@@ -56,9 +70,17 @@ class GeneAdaLN(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.mod = nn.Sequential(nn.SiLU(), nn.Linear(dim, 3 * dim))
 
-    def forward(self, h: Tensor, e_g: Tensor) -> Tensor:
+    def coefficients(self, e_g: Tensor) -> tuple[Tensor, Tensor]:
+        """``(A, B)`` ``[L, d]`` with ``h + g (LN(h) s + beta) = h + n A + B``, ``n`` the plain normalised ``h``.
+
+        With the LayerNorm's affine ``(w, c)``: ``A = g s w`` and ``B = g (c s + beta)``.
+        """
         beta, g, s = self.mod(e_g).chunk(3, -1)  # [L, d] each, shared by all cells
-        return h + g * (self.norm(h) * s + beta)
+        return g * s * self.norm.weight, g * torch.addcmul(beta, self.norm.bias, s)
+
+    def forward(self, h: Tensor, e_g: Tensor | None = None, coef: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        a, b = self.coefficients(e_g) if coef is None else coef  # type: ignore[arg-type]
+        return torch.addcmul(h + b, F.layer_norm(h, h.shape[-1:], None, None, self.norm.eps), a)
 
 
 class Adapter(nn.Module):
@@ -69,8 +91,9 @@ class Adapter(nn.Module):
         self.w1 = SplitLinear(dim, dim, dim)
         self.rest = nn.Sequential(nn.LeakyReLU(), nn.Dropout(dropout), nn.Linear(dim, dim), nn.LeakyReLU())
 
-    def forward(self, h: Tensor, e_p: Tensor) -> Tensor:
-        return self.rest(self.w1(h, e_p))
+    def forward(self, h: Tensor, e_p: Tensor | None = None, pe: Tensor | None = None) -> Tensor:
+        """``pe``: the per-set term ``W_p e_p`` computed earlier."""
+        return self.rest(self.w1.apply_set(h, self.w1.b(e_p) if pe is None else pe))
 
 
 class PADBlock(nn.Module):
@@ -91,16 +114,20 @@ class PADBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(approximate="tanh"), nn.Linear(mlp_ratio * dim, dim))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, h: Tensor, c_t: Tensor, h_c: Tensor) -> Tensor:
+    def forward(self, h: Tensor, c_t: Tensor, h_c: Tensor | None = None, pre: dict[str, Tensor] | None = None) -> Tensor:
+        """``pre``: the cross block's projections of ``h_c`` (``attn.control_projections``), if computed earlier."""
         b1, g1, a1, b2, g2, a2 = self.ada(c_t)[:, None, :].chunk(6, -1)
-        ht = self.norm1(h) * (1 + g1) + b1
-        differential = self.attn.attention == "differential"
+        ht = torch.addcmul(b1, self.norm1(h), 1 + g1)
         if self.control:
-            att = self.attn(ht, ht, ht, h_c, h_c) if differential else self.attn(ht, h_c, h_c)
+            if pre is None:
+                if h_c is None:
+                    raise ValueError("the cross block needs the control tokens h_c or their projections")
+                pre = self.attn.control_projections(h_c)
+            att = self.attn(ht, ht, ht, pre=pre)  # what pre holds (Q2, K2; standard: K, V) comes from h_c
         else:
             att = self.attn(ht, h, ht)
-        h = h + a1 * att
-        return h + a2 * self.mlp(self.norm2(h) * (1 + g2) + b2)
+        h = torch.addcmul(h, a1, att)
+        return torch.addcmul(h, a2, self.mlp(torch.addcmul(b2, self.norm2(h), 1 + g2)))
 
 
 class Decoder(nn.Module):
@@ -111,5 +138,5 @@ class Decoder(nn.Module):
         self.w3 = SplitLinear(dim, dim, dim)
         self.rest = nn.Sequential(nn.LeakyReLU(), nn.Linear(dim, dim), nn.LeakyReLU(), nn.Linear(dim, 1))
 
-    def forward(self, h: Tensor, e_p: Tensor) -> Tensor:
-        return self.rest(self.w3(h, e_p)).squeeze(-1)
+    def forward(self, h: Tensor, e_p: Tensor | None = None, pe: Tensor | None = None) -> Tensor:
+        return self.rest(self.w3.apply_set(h, self.w3.b(e_p) if pe is None else pe)).squeeze(-1)

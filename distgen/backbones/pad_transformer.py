@@ -12,11 +12,14 @@ with adaLN time conditioning. Attention is fused (SDPA): memory is linear in ``L
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from distgen.backbones.base import Backbone, Condition
 from distgen.backbones.differential_attention import ATTENTIONS, IMPLS, DifferentialAttention
@@ -29,6 +32,15 @@ from distgen.types import CellTable, ConditionLabels, DataInfo
 ENCODINGS = ("auto", "gene", "table")
 MISSING = ("error", "extend")
 POOLS = ("mean", "sum", "padded_mean")
+CHECKPOINTING = ("auto", "always", "never")
+#: ``checkpointing="auto"`` on CPU recomputes blocks in backward when one ``[N, L, d]`` activation has at
+#: least this many elements (scDFM's paper shapes: from 17 cells at 1,000 tokens x 512)
+CHECKPOINT_ABOVE = 2**23
+#: bytes of activations kept for backward per element of one ``[N, L, d]`` activation, without
+#: checkpointing (measured on CPU, fp32: 0.45 GiB per cell at 1,000 tokens x 512)
+ACTIVATION_BYTES = 1024
+#: inference keeps the cross blocks' control projections across ODE steps up to this many elements
+PROJECTION_CACHE_ELEMENTS = 2**27
 
 
 class PADTransformer(Backbone):
@@ -64,6 +76,12 @@ class PADTransformer(Backbone):
     population_dim
         Injected width of a population encoder's embedding of the control set; when > 0 it is
         projected and added to the perturbation vector (every token reads it).
+    checkpointing
+        Activation checkpointing in training: ``"always"``, ``"never"``, or ``"auto"`` (on CPU when
+        one ``[cells, tokens, d_model]`` activation reaches ``CHECKPOINT_ABOVE`` elements, on CUDA
+        when the kept activations would fill half the device's memory). Each block's
+        activations are then recomputed in backward instead of kept: memory per cell drops to about
+        one block's, for about a third more compute. Same results (dropout masks are replayed).
     """
 
     capabilities = BackboneCapabilities(gene_subsampling=True, embeds_perturbations=True, supports_unseen_perturbations=None)
@@ -91,9 +109,11 @@ class PADTransformer(Backbone):
         pool: str = "mean",
         use_condition_embedding: bool = False,
         population_dim: int = 0,
+        checkpointing: str = "auto",
     ) -> None:
         super().__init__()
         _check_choice("attention", attention, ATTENTIONS)
+        _check_choice("checkpointing", checkpointing, CHECKPOINTING)
         _check_choice("attention_impl", attention_impl, IMPLS)
         _check_choice("perturbation_encoding", perturbation_encoding, ENCODINGS)
         _check_choice("missing_perturbation_genes", missing_perturbation_genes, MISSING)
@@ -135,6 +155,9 @@ class PADTransformer(Backbone):
         self.self_blocks = nn.ModuleList(PADBlock(d_model, heads, i, False, attention, mlp_ratio, attention_impl) for i in range(layers))
         self.cross_blocks = nn.ModuleList(PADBlock(d_model, heads, i, True, attention, mlp_ratio, attention_impl) for i in range(layers))
         self.decoder = Decoder(d_model)
+        self.checkpointing = checkpointing
+        self._term_cache: dict[int, tuple[Any, tuple[Any, ...], _Terms]] = {}
+        self._compiled_trunk: Any = None
         for mod in self.modules():  # scDFM: Xavier-uniform Linear weights, zero biases
             if isinstance(mod, nn.Linear):
                 nn.init.xavier_uniform_(mod.weight)
@@ -220,42 +243,130 @@ class PADTransformer(Backbone):
         idx = torch.multinomial(w, m, replacement=True)
         return torch.gather(c, 1, idx[..., None].expand(-1, -1, c.shape[2]))
 
-    def forward(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
-        b, m, length = x_t.shape
-        gene_ids = cond.gene_ids.to(x_t.device).long()
+    def _terms(self, cond: Condition, m: int, length: int, device: torch.device) -> _Terms:
+        """What the forward needs that depends on the condition only, not on ``x_t`` or ``t``.
+
+        In inference (eval mode, no autograd) the result is kept for the same live ``Condition``
+        object and unchanged weights, so an ODE solver's steps compute it once per sampling run.
+        """
+        cache = not self.training and not torch.is_grad_enabled()
+        if cache:
+            key = (m, length, str(device), sum(p._version for p in self.parameters()), id(self.genes.nbr_idx))
+            hit = self._term_cache.get(id(cond))
+            if hit is not None and hit[0]() is cond and hit[1] == key:
+                return hit[2]
+        terms = self._compute_terms(cond, m, length, device, cache)
+        if cache:
+            while len(self._term_cache) >= 2:  # a condition and its null (guidance)
+                self._term_cache.pop(next(iter(self._term_cache)))
+            self._term_cache[id(cond)] = (weakref.ref(cond), key, terms)
+        return terms
+
+    def _compute_terms(self, cond: Condition, m: int, length: int, device: torch.device, keep_projections: bool) -> _Terms:
+        gene_ids = cond.gene_ids.to(device).long()
         if gene_ids.shape != (length,) or (length and int(gene_ids.max()) >= self.n_genes):
             raise ValueError(f"pad_transformer: gene_ids must be [L]={length} ids into the {self.n_genes} genes of info")
         if cond.labels is None:
             raise ValueError("pad_transformer needs the condition labels (Condition.labels) for its perturbation tokens")
-        labels = cond.labels.to(x_t.device)
+        labels = cond.labels.to(device)
         if self.encoding == "gene":  # one gene-encoder pass for expression and perturbation tokens alike
             tok = self.atom_token[labels.perturbation.clamp_min(0)].flatten()
             ids = torch.cat([gene_ids, tok, tok.new_tensor([self.control_token])])
             uniq, inv = torch.unique(ids, return_inverse=True)
             enc = self.genes(uniq)
             e_g = enc[inv[:length]]
-            pos = torch.full((self.genes.n_vocab,), -1, dtype=torch.long, device=x_t.device)
-            pos[uniq] = torch.arange(uniq.numel(), device=x_t.device)
+            pos = torch.full((self.genes.n_vocab,), -1, dtype=torch.long, device=device)
+            pos[uniq] = torch.arange(uniq.numel(), device=device)
             e_p = self._perturbation(labels, lambda i: enc[pos[i]])
         else:
             e_g = self.genes(gene_ids)
             e_p = self._perturbation(labels, self.pert_table)
         if cond.drop is not None:
-            e_p = torch.where(cond.drop.to(x_t.device)[:, None], self.null.expand_as(e_p), e_p)
+            e_p = torch.where(cond.drop.to(device)[:, None], self.null.expand_as(e_p), e_p)
         if self.cond_proj is not None and cond.embedding is not None:
             e_p = e_p + self.cond_proj(cond.embedding)
         if self.pop_proj is not None and cond.population is not None:
             e_p = e_p + self.pop_proj(cond.population)
-        n = b * m
-        ctrl = self._controls(cond, m).reshape(n, length)
-        h_c = self.value_c(ctrl) + e_g
-        h = self.fusion(self.value_x(x_t.reshape(n, length)) + e_g, h_c)
-        c_t = self.time(t.reshape(n))
+        ctrl = self._controls(cond, m)
+        n = ctrl.shape[0] * m
+        h_c = self.value_c(ctrl.reshape(n, length)) + e_g
         e_p = e_p.repeat_interleave(m, 0)
-        for ada, adapter, sblock, cblock in zip(self.gene_ada, self.adapters, self.self_blocks, self.cross_blocks):
-            h = adapter(ada(h, e_g), e_p)
-            h = cblock(sblock(h, c_t, h_c), c_t, h_c)
-        return self.decoder(h, e_p).view(b, m, length)
+        pre = None
+        if keep_projections and n * length * self.d_model * len(self.cross_blocks) <= PROJECTION_CACHE_ELEMENTS:
+            pre = [cast(PADBlock, blk).attn.control_projections(h_c) for blk in self.cross_blocks]
+        return _Terms(
+            e_g=e_g, h_c=h_c, wc_hc=self.fusion.wc(h_c),
+            coef=[cast(GeneAdaLN, ada).coefficients(e_g) for ada in self.gene_ada],
+            pe_adapter=[cast(Adapter, ad).w1.b(e_p) for ad in self.adapters], pe_decoder=self.decoder.w3.b(e_p), pre=pre,
+        )
+
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
+        b, m, length = x_t.shape
+        terms = self._terms(cond, m, length, x_t.device)
+        n = b * m
+        h = self.fusion(self.value_x(x_t.reshape(n, length)) + terms.e_g, terms.h_c, terms.wc_hc)
+        c_t = self.time(t.reshape(n))
+        trunk = self._compiled_trunk or self._trunk
+        return trunk(h, c_t, terms).view(b, m, length)  # type: ignore[no-any-return]
+
+    def uses_checkpointing(self, n: int, length: int, device: torch.device | None = None) -> bool:
+        """Whether a training forward over ``n`` cells x ``length`` tokens recomputes blocks in backward.
+
+        ``auto``: on CPU when one ``[n, length, d]`` activation has ``CHECKPOINT_ABOVE`` elements; on
+        CUDA when the activations kept for backward (about ``ACTIVATION_BYTES`` per element of it)
+        would fill half of the device's memory.
+        """
+        if self.checkpointing != "auto":
+            return self.checkpointing == "always"
+        elements = n * length * self.d_model
+        if device is not None and device.type == "cuda":
+            return elements * ACTIVATION_BYTES > torch.cuda.get_device_properties(device).total_memory // 2
+        return elements >= CHECKPOINT_ABOVE
+
+    def _trunk(self, h: Tensor, c_t: Tensor, terms: _Terms) -> Tensor:
+        """The layers and the decoder: ``[N, L, d] -> [N, L]`` (pure tensor code, ``torch.compile``-able)."""
+        ckpt = torch.is_grad_enabled() and self.training and self.uses_checkpointing(h.shape[0], h.shape[1], h.device)
+        for i, (ada, adapter, sblock, cblock) in enumerate(zip(self.gene_ada, self.adapters, self.self_blocks, self.cross_blocks)):
+            pre = terms.pre[i] if terms.pre is not None else None
+
+            def inject(h: Tensor, ada: nn.Module = ada, adapter: nn.Module = adapter, i: int = i) -> Tensor:
+                return adapter(ada(h, coef=terms.coef[i]), pe=terms.pe_adapter[i])  # type: ignore[no-any-return]
+
+            if ckpt:  # one block at a time is kept in memory; its activations are recomputed in backward
+                h = checkpoint(inject, h, use_reentrant=False)
+                h = checkpoint(sblock, h, c_t, use_reentrant=False)
+                h = checkpoint(cblock, h, c_t, terms.h_c, pre, use_reentrant=False)
+            else:
+                h = cblock(sblock(inject(h), c_t), c_t, terms.h_c, pre)
+        return self.decoder(h, pe=terms.pe_decoder)  # type: ignore[no-any-return]
+
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """``torch.compile`` the layers and the decoder (``train.compile``); the prologue stays eager.
+
+        The prologue (graph gene encoder, perturbation tokens, control draws) has data-dependent
+        shapes; the trunk is plain tensor code of fixed shapes, where compilation fuses the
+        elementwise glue around the matmuls.
+        """
+        self._compiled_trunk = torch.compile(self._trunk, *args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state["_term_cache"] = {}
+        state["_compiled_trunk"] = None
+        return state
+
+
+@dataclass
+class _Terms:
+    """Condition-only terms of a forward pass (see ``PADTransformer._terms``)."""
+
+    e_g: Tensor  #: ``[L, d]`` gene embeddings
+    h_c: Tensor  #: ``[N, L, d]`` control tokens
+    wc_hc: Tensor  #: ``[N, L, d]`` the fusion's control term
+    coef: list[tuple[Tensor, Tensor]]  #: per layer, the gene adaLN's ``(A, B)`` ``[L, d]``
+    pe_adapter: list[Tensor]  #: per layer, the adapter's perturbation term ``[N, d]``
+    pe_decoder: Tensor  #: the decoder's perturbation term ``[N, d]``
+    pre: list[dict[str, Tensor]] | None  #: per cross block, projections of ``h_c`` (inference only)
 
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:

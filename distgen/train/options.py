@@ -37,11 +37,10 @@ class TrainOptions:
     optimizer
         ``"adamw"`` or ``"adam"``.
     lr, weight_decay, betas, eps
-        Optimizer hyper-parameters.
+        Optimizer hyper-parameters (the fastest kernel, fused or multi-tensor, is chosen for the device).
     decay_norm_and_bias
-        Apply ``weight_decay`` to every parameter (True) or only to the weight matrices of linear and
-        embedding layers (False: biases, norm weights and other 1-D parameters are not decayed;
-        PerturbDiff's optimizer groups).
+        Apply ``weight_decay`` to every parameter (True), or only to matrices (Linear and embedding
+        weights) and not to biases, norm gains and other 1-D parameters (False; PerturbDiff's code).
     schedule
         ``"cosine"`` (linear warm-up then cosine decay to ``min_lr_ratio * lr``), ``"constant"``
         (linear warm-up then flat) or ``"cosine_floor"`` (PerturbDiff's: warm-up from 0, cosine

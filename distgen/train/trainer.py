@@ -22,6 +22,7 @@ from torch import nn
 
 from distgen.config import ConfigError
 from distgen.errors import DistgenError, Interrupted
+from distgen.runtime import apply_threads
 from distgen.train import distributed as D
 from distgen.train.batches import BatchSource, mix_seed
 from distgen.train.checkpoint import Checkpoint, check_compatible, fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
@@ -30,6 +31,7 @@ from distgen.train.ema import EMA
 from distgen.train.interrupt import StopOnSignal
 from distgen.train.lock import RunLock
 from distgen.train.logger import MetricsLog, progress_bar
+from distgen.train.optim import make_optimizer
 from distgen.train.options import TrainOptions
 from distgen.train.schedule import make_scheduler
 from distgen.train.state_dicts import get_full_state, set_full_state
@@ -105,6 +107,7 @@ class Trainer:
         info: DataInfo | None = None,
         callbacks: Sequence[Callable[[Trainer, int], None]] = (),
     ) -> None:
+        apply_threads()  # affinity/cgroup-bounded torch threads (distgen.runtime)
         self.opts = options
         self.model = model
         self.train_source = train
@@ -138,16 +141,11 @@ class Trainer:
             target.compile()
         self.loss_module = D.LossModule(model)
         self.wrapped = D.wrap(self.loss_module, self.env, options.strategy, self.device, options.find_unused_parameters)
-        params = [p for p in self.wrapped.parameters() if p.requires_grad]
-        if not params:
+        named = [(n, p) for n, p in self.wrapped.named_parameters() if p.requires_grad]
+        if not named:
             raise ValueError(f"{type(model).__name__} has no trainable parameters; nothing to train")
-        opt_cls = torch.optim.AdamW if options.optimizer == "adamw" else torch.optim.Adam
         betas = (float(options.betas[0]), float(options.betas[1]))
-        groups: list[dict[str, Any]] = [{"params": params}]
-        if not options.decay_norm_and_bias:  # decay only matrices (Linear / embedding weights)
-            groups = [{"params": [p for p in params if p.dim() >= 2]}, {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-            groups = [g for g in groups if g["params"]]
-        self.optimizer = opt_cls(groups, lr=options.lr, betas=betas, eps=options.eps, weight_decay=options.weight_decay)
+        self.optimizer = make_optimizer(named, options.optimizer, options.lr, betas, options.eps, options.weight_decay, options.decay_norm_and_bias)
         self.scheduler = make_scheduler(
             self.optimizer, options.steps, options.warmup_steps, options.schedule, options.min_lr_ratio, options.plateau_ratio
         )

@@ -1,0 +1,84 @@
+"""The optimizer the trainer builds: Adam/AdamW with weight-decay groups and the fastest kernel.
+
+``torch.optim.Adam``/``AdamW`` default to a per-parameter Python loop on CPU (``foreach`` is only
+the default on CUDA). The ``fused`` kernel does the whole update in one pass per parameter group
+and is several times faster (CPU: 107 ms instead of 355 ms per step for PerturbDiff's 96 M
+parameters, 1 thread); its numerics match the loop to float rounding (``tests/train/test_optim.py``).
+``impl="auto"`` takes ``fused`` where torch has a fused kernel for the parameters' device,
+``foreach`` where it has multi-tensor kernels, and leaves torch's own default for tensor
+subclasses (e.g. FSDP's sharded ``DTensor`` parameters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+IMPLS = ("auto", "fused", "foreach", "loop")
+
+
+def param_groups(named: Iterable[tuple[str, nn.Parameter]], weight_decay: float, decay_norm_and_bias: bool = True) -> list[dict[str, Any]]:
+    """Parameter groups for Adam(W): all with ``weight_decay``, or (``decay_norm_and_bias=False``)
+    decay only on matrices (``ndim >= 2``: Linear and embedding weights) and none on biases, norm
+    gains and other 1-D parameters (as PerturbDiff's official code)."""
+    params = [(n, p) for n, p in named if p.requires_grad]
+    if decay_norm_and_bias or weight_decay == 0.0:
+        return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
+    decay = [p for _, p in params if p.ndim >= 2]
+    other = [p for _, p in params if p.ndim < 2]
+    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}) if g["params"]]
+
+
+def choose_impl(params: Iterable[torch.Tensor], impl: str = "auto") -> str:
+    """``fused``, ``foreach``, ``loop`` or ``default`` (torch's choice) for these parameters.
+
+    ``impl="auto"``: the fastest kernel torch supports for them; otherwise ``impl`` itself.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"optimizer impl must be one of {IMPLS}, got {impl!r}")
+    if impl != "auto":
+        return impl
+    from torch.utils._foreach_utils import _get_foreach_kernels_supported_devices, _get_fused_kernels_supported_devices
+
+    ps = list(params)
+    if not all(type(p) in (torch.Tensor, nn.Parameter) for p in ps):  # sharded (DTensor) or other subclasses
+        return "default"
+    devices = {p.device.type for p in ps}
+    if all(p.is_floating_point() for p in ps) and devices <= set(_get_fused_kernels_supported_devices()):
+        return "fused"
+    if devices <= set(_get_foreach_kernels_supported_devices()) | {"cpu"}:
+        return "foreach"
+    return "loop"
+
+
+def make_optimizer(
+    named: Iterable[tuple[str, nn.Parameter]],
+    kind: str = "adamw",
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decay_norm_and_bias: bool = True,
+    impl: str = "auto",
+) -> torch.optim.Optimizer:
+    """``torch.optim.Adam`` or ``AdamW`` over ``named`` parameters, with weight-decay groups and the
+    kernel of ``choose_impl`` (the chosen one is ``optimizer.defaults["fused"/"foreach"]``)."""
+    if kind not in ("adam", "adamw"):
+        raise ValueError(f"optimizer must be 'adam' or 'adamw', got {kind!r}")
+    groups = param_groups(named, weight_decay, decay_norm_and_bias)
+    chosen = choose_impl((p for g in groups for p in g["params"]), impl)
+    flags = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}, "default": {}}[chosen]
+    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    return cls(groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, **flags)  # type: ignore[arg-type]
+
+
+def optimizer_impl(optimizer: torch.optim.Optimizer) -> str:
+    """Which kernel an optimizer built here runs: ``fused``, ``foreach``, ``loop`` or ``default``."""
+    d = optimizer.defaults
+    return "fused" if d.get("fused") else "foreach" if d.get("foreach") else "loop" if d.get("foreach") is False else "default"
+
+
+__all__ = ["IMPLS", "choose_impl", "make_optimizer", "optimizer_impl", "param_groups"]
