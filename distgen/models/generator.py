@@ -227,13 +227,15 @@ class Generator(nn.Module, TrainableModel):
     def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels, genes: Tensor | None = None) -> Tensor:
         """Generate ``[B, m, G]`` cells for each condition from its control set ``[B, m, G]``.
 
-        ``genes`` (``[P]`` ids into ``info.genes``) generates only those genes, ``[B, m, P]`` (a
-        backbone that supports gene subsampling sees only them, as scDFM predicts its evaluated
-        panel). With ``predict_genes`` set, the genes are generated in random chunks of at most that
+        ``genes`` (``[P]`` ids into ``info.genes``) returns only those genes, ``[B, m, P]``: a backbone
+        that supports gene subsampling sees only them (as scDFM predicts its evaluated panel); any
+        other backbone generates every gene and the panel's columns are kept. With ``predict_genes`` set, the genes are generated in random chunks of at most that
         many, one sampling run per chunk (scDFM's sequence length at training).
         """
         if control.shape[-1] != self.info.n_genes:
             raise ValueError(f"control cells have {control.shape[-1]} genes; the model was built for {self.info.n_genes}")
+        if genes is not None and not self.backbone.capabilities.gene_subsampling:  # whole panel, then the asked columns
+            return self.predict(control, control_mask, labels)[..., genes.to(control.device).long()]
         s = self.input_scale
         ctrl = control * s
         panel = torch.arange(ctrl.shape[-1], device=ctrl.device) if genes is None else genes.to(ctrl.device).long()
@@ -241,9 +243,6 @@ class Generator(nn.Module, TrainableModel):
         if self.predict_genes is not None and panel.numel() > self.predict_genes:
             shuffled = panel[torch.randperm(panel.numel(), device=panel.device)]
             chunks = [c.sort().values for c in shuffled.split(self.predict_genes)]
-        subset = len(chunks) > 1 or panel.numel() < self.info.n_genes
-        if subset and not self.backbone.capabilities.gene_subsampling:
-            raise ValueError(f"{type(self.backbone).__name__} generates the whole gene panel only; predict without genes= / predict_genes")
         population = self.population_encoder(ctrl, control_mask) if self.population_encoder is not None else None
         out = torch.zeros(*ctrl.shape[:2], panel.numel(), dtype=ctrl.dtype, device=ctrl.device)
         where = torch.empty(self.info.n_genes, dtype=torch.long, device=ctrl.device)

@@ -153,6 +153,9 @@ def test_prediction_on_a_gene_panel_sees_only_the_panel_and_puts_each_gene_in_it
     out = model.predict(b.control, b.control_mask, b.labels, genes=panel)
     assert set(seen) == {(7, 2, 9)} and out.shape == (*b.control.shape[:2], 3)
     assert torch.equal(out[0, 0], panel.float())
-    with pytest.raises(ValueError, match="whole gene panel"):
-        api.build("perturbdiff-small", tiny_info(), ["model.backbone.dim=8", "model.backbone.heads=2"]).predict(
-            b.control, b.control_mask, b.labels, genes=panel)
+    whole = api.build("perturbdiff-small", tiny_info(), ["model.backbone.dim=8", "model.backbone.heads=2"])  # no gene subsampling
+    whole.eval()
+    torch.manual_seed(0)
+    every = whole.predict(b.control, b.control_mask, b.labels)
+    torch.manual_seed(0)
+    torch.testing.assert_close(whole.predict(b.control, b.control_mask, b.labels, genes=panel), every[..., panel])  # all genes, then the panel

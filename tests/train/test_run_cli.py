@@ -121,3 +121,22 @@ def test_the_trained_model_in_memory_predicts_what_its_checkpoint_predicts(tmp_p
     from_file = ad.read_h5ad(tmp_path / "p.h5ad")
     np.testing.assert_array_equal(np.asarray(from_file.X), in_memory.X.numpy())  # EMA weights, bit for bit
     assert isinstance(trained.dataset, Dataset)
+
+
+def test_predict_on_a_gene_panel_writes_only_those_genes_for_pred_and_truth(run, tmp_path):
+    """`distgen predict --genes FILE` (and hvg:N): both files hold exactly the panel, in the run's gene order."""
+    root, _ = run
+    full = ad.read_h5ad(root / "pred.h5ad") if (root / "pred.h5ad").exists() else None
+    genes = json.loads((root / "run" / "info.json").read_text())["genes"]
+    panel = [genes[7], genes[2], genes[11]]
+    listing = tmp_path / "panel.txt"
+    listing.write_text("\n".join(panel) + "\n")
+    pred, real = tmp_path / "p.h5ad", tmp_path / "r.h5ad"
+    assert main(["predict", str(root / "run"), "--out", str(pred), "--real", str(real), "--genes", str(listing)]) == 0
+    p, r = ad.read_h5ad(pred), ad.read_h5ad(real)
+    assert list(p.var_names) == list(r.var_names) == [genes[2], genes[7], genes[11]]
+    assert p.n_obs == r.n_obs and (full is None or p.n_obs == full.n_obs)
+    assert main(["predict", str(root / "run"), "--out", str(pred), "--genes", "hvg:5"]) == 0
+    assert ad.read_h5ad(pred).n_vars == 5
+    listing.write_text("NOT_A_GENE\n")
+    assert main(["predict", str(root / "run"), "--out", str(pred), "--genes", str(listing)]) != 0
