@@ -55,7 +55,7 @@ SETUPS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_seed(name: str, seed: int, work: Path) -> dict[str, Any]:
+def run_seed(name: str, seed: int, work: Path, weights: str = "ema") -> dict[str, Any]:
     from distgen import api
     from distgen.config import load_yaml
     from distgen.data.prepared import Dataset
@@ -70,16 +70,16 @@ def run_seed(name: str, seed: int, work: Path) -> dict[str, Any]:
         train_run(setup["preset"], run, [*setup["overrides"], f"train.seed={seed}"])
     train_s = time.perf_counter() - t0
     dataset = Dataset.load(data_section(load_yaml(run / "config.yaml")["data"]), run / "split.json")
-    model = load_run_model(run, dataset, None, "ema", torch.device("cpu"))
+    model = load_run_model(run, dataset, None, weights, torch.device("cpu"))
     t1 = time.perf_counter()
     pred = predict(model, dataset, "test", seed=seed, genes=setup["genes"], preflight=False)
     predict_s = time.perf_counter() - t1
     truth = dataset.truth("test")
-    report = api.evaluate(pred, truth if truth.genes == pred.genes else truth.with_genes(pred.genes), work / f"eval_{name}_seed{seed}",
+    report = api.evaluate(pred, truth if truth.genes == pred.genes else truth.with_genes(pred.genes), work / f"eval_{name}_seed{seed}_{weights}",
                           baselines=["control"], metric_names=setup["metrics"], ceiling=False, make_plots=False, progress=False)
     metrics = report.metrics
     scores = {m: {"model": metrics[m]["model"], "control": metrics[m]["baselines"].get("control")} for m in setup["metrics"]}
-    return {"seed": seed, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1), "scores": scores}
+    return {"seed": seed, "weights": weights, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1), "scores": scores}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -87,17 +87,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--model", choices=sorted(SETUPS), required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--work", default="equal_budget_runs")
+    p.add_argument("--weights", choices=["ema", "raw"], default="ema", help="score the EMA (default) or the raw weights")
     p.add_argument("--out")
     p.add_argument("--override", action="append", default=[], help="extra dotted override (e.g. train.steps=2 for a smoke run)")
     args = p.parse_args(argv)
     SETUPS[args.model]["overrides"] += args.override
     torch.set_flush_denormal(True)
     work = Path(args.work)
-    runs = [run_seed(args.model, s, work) for s in args.seeds]
+    runs = [run_seed(args.model, s, work, args.weights) for s in args.seeds]
     metrics = SETUPS[args.model]["metrics"]
     mean = {m: statistics.fmean(r["scores"][m]["model"] for r in runs) for m in metrics}
     sd = {m: statistics.stdev([r["scores"][m]["model"] for r in runs]) if len(runs) > 1 else 0.0 for m in metrics}
-    report = {"model": args.model, "command": "python benchmarks/equal_budget.py " + " ".join(argv or []), "overrides": SETUPS[args.model]["overrides"],
+    report = {"model": args.model, "weights": args.weights, "command": "python benchmarks/equal_budget.py " + " ".join(argv or []), "overrides": SETUPS[args.model]["overrides"],
               "runs": runs, "mean": mean, "sd": sd, "official": SETUPS[args.model]["official"],
               "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "loadavg": open("/proc/loadavg").read().split()[:3]}}
     print(json.dumps({"mean": mean, "sd": sd, "official": report["official"]}, indent=1))
