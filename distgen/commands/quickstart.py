@@ -75,12 +75,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"distgen quickstart: training {args.preset} on bundled Norman K562 "
           f"({'preset default' if args.steps is None else args.steps} steps) ...")
     summary = experiment.run(args.preset, out, overrides, progress=True)
+    page = out / "eval" / "report.html"
+    if page.is_file():
+        print(f"\nreport: {page}   (open it in a browser: headline, per perturbation, distributions, training)")
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary.get("timings_s", {}).items())
     print(f"\nheld-out combinations: {summary.get('n_perturbations')}  genes: {summary.get('n_genes')}  "
           f"({time.perf_counter() - t0:.0f} s: {stages})\n")
     print(experiment.headline(summary))
     print(f"""
 where to look:
+  {page}  the report: model vs every baseline and the ceiling, in pictures
   {out / 'eval' / 'summary.md'}   model vs baselines vs ceiling, normalised scores
   {out / 'eval' / 'metrics.csv'}  per-perturbation metrics
   {out / 'eval'}/*.png            plots
