@@ -194,8 +194,8 @@ def _no_training_story(inputs: ReportInputs) -> str:
     s = inputs.summary
     files = (f" (<code>{escape(str(s.get('pred')))}</code> against <code>{escape(str(s.get('real')))}</code>)"
              if s.get("pred") and s.get("real") else "")
-    return ('<p class="empty">No training story: these predictions were evaluated from files' + files
-            + " without a distgen run directory, so there are no loss curves, validation metrics, config or manifest "
+    return ('<p class="empty">No training story: the predictions evaluated here' + files
+            + " come without a distgen run directory, so there are no loss curves, validation metrics, config or manifest "
             "to show. Predictions made by <code>distgen run</code> (or a <code>pred.h5ad</code> next to its "
             "<code>train/</code> run directory) carry them here.</p>")
 
