@@ -107,25 +107,36 @@ def _preset_doc(name: str | None) -> Mapping[str, Any] | None:
 def write_evaluation_page(out: str | os.PathLike[str], report: Report, pred: Any = None) -> Path | None:
     """``OUT/report.html`` of ``distgen evaluate``.
 
-    When ``pred`` is a file inside an experiment folder (``pred.h5ad`` next to a ``train/`` run
-    directory, as ``distgen run`` leaves it), the page has that run's training story; otherwise
-    its training section says there is none.
+    When ``pred`` is a file of a run (next to the ``train/`` run directory of an experiment folder,
+    as ``distgen run`` leaves it, or inside a run directory, as ``distgen predict RUN --out
+    RUN/pred.h5ad`` writes it), the page has that run's training story; otherwise its training
+    section says there is none.
     """
     from distgen.report import ReportInputs, read_run_dir, write_report
 
     path = Path(out) / PAGE
 
     def make() -> Path:
+        run_dir = _run_dir_of(pred)
         run = None
-        if isinstance(pred, str | os.PathLike) and (Path(pred).parent / "train" / "config.yaml").is_file():
-            exp = Path(pred).parent
-            preset = None
-            if (exp / "eval" / "summary.json").is_file():
-                preset = json.loads((exp / "eval" / "summary.json").read_text()).get("preset")
-            run = read_run_dir(exp / "train", _preset_doc(preset), preset)
+        if run_dir is not None:
+            recorded = run_dir.parent / "eval" / "summary.json"  # an experiment folder's own evaluation names its preset
+            preset = json.loads(recorded.read_text()).get("preset") if recorded.is_file() else None
+            run = read_run_dir(run_dir, _preset_doc(preset), preset)
         return write_report(ReportInputs.from_report(report, run=run), path)
 
     return _write(make, path, "distgen evaluate")
+
+
+def _run_dir_of(pred: Any) -> Path | None:
+    """The run directory a prediction file belongs to (``config.yaml`` and ``manifest.json``), if any."""
+    if not isinstance(pred, str | os.PathLike):
+        return None
+    here = Path(pred).resolve().parent
+    for cand in (here / "train", here):
+        if (cand / "config.yaml").is_file() and (cand / "manifest.json").is_file():
+            return cand
+    return None
 
 
 def write_run_page(out: str | os.PathLike[str], report: Report) -> Path | None:

@@ -6,6 +6,7 @@ same structural checks as the report's own tests (``tiny.check_page``).
 
 import json
 import re
+import shutil
 
 import pytest
 
@@ -77,8 +78,14 @@ def test_evaluate_of_a_run_prediction_finds_the_run_directory(preset_run, capsys
                "--metrics", METRICS, "--baselines", "control", "--quiet"])
     assert rc == 0 and "report.html" in capsys.readouterr().out
     train = _section((out / "eval2" / "report.html").read_text(), "training")
-    assert f"<code>{out / 'train'}</code>" in train and _images(train) == 1
+    assert f"<code>{(out / 'train').resolve()}</code>" in train and _images(train) == 1
     assert "differences from preset <code>perturbdiff-small</code>" in train  # the preset the run recorded
+    # distgen predict RUN --out RUN/pred.h5ad: the prediction inside the run directory itself
+    shutil.copy(out / "pred.h5ad", out / "train" / "pred.h5ad")
+    assert main(["evaluate", "--pred", str(out / "train" / "pred.h5ad"), "--real", str(out / "real.h5ad"), "--out", str(out / "eval3"),
+                 "--metrics", "mse", "--baselines", "", "--no-ceiling", "--quiet"]) == 0
+    train = _section((out / "eval3" / "report.html").read_text(), "training")
+    assert f"<code>{(out / 'train').resolve()}</code>" in train and _images(train) == 1 and "Run manifest" in train
 
 
 def test_evaluate_of_two_files_says_there_is_no_training_story(tmp_path, capsys):
