@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 EXAMPLE = """examples:
   distgen evaluate --pred pred.h5ad --real real.h5ad --out eval/
@@ -17,7 +18,8 @@ Both files need the same genes, a perturbation column with the same labels (comb
 and control cells; expression log-normalised (cell-eval's layout). With a cell-type column (celltype,
 or --celltype-col) every cell type is scored on its own, against its own controls; --train cells fit
 the baselines with their cell types. Writes metrics.csv (one row per perturbation, with the reason for
-every NaN), calibration.csv, summary.json, summary.md and PNG plots.
+every NaN), calibration.csv, summary.json, summary.md, PNG plots and report.html (one self-contained
+page: model vs baselines vs ceiling, per perturbation, distributions; --no-plots skips plots and page).
 
 --profile scores a pair exactly as a reference does instead (metrics.csv and summary.json; no
 baselines, ceiling or plots): celleval2 (cell-eval2's full v2 profile, raw counts), vcc2026 (the
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baselines", default="control,mean_perturbation,additive,linear", help="comma-separated registered models ('' for none)")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the full suite)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the half-split ceiling")
-    p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and the HTML report (report.html)")
     p.add_argument("--seed", type=int, default=0, help="seed for control sampling and the half split")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--profile", default=None, help="score as a reference profile: celleval2, vcc2026, cell-eval-0.7.6, cell-eval-0.8.2 "
@@ -87,5 +89,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     head = {k: summary["metrics"][k] for k in ("pearson_delta", "mse", "overlap_at_N") if k in summary["metrics"]}
     print(json.dumps({k: {"model": v["model"], "normalised": v["normalised"]} for k, v in head.items()}, indent=1, default=str))
-    print(f"wrote {args.out}/metrics.csv, summary.json, summary.md ({summary['seconds']} s)")
+    page = ", report.html" if not args.no_plots and (Path(args.out) / "report.html").is_file() else ""
+    print(f"wrote {args.out}/metrics.csv, summary.json, summary.md{page} ({summary['seconds']} s)")
     return 0

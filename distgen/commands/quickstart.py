@@ -75,14 +75,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"distgen quickstart: training {args.preset} on bundled Norman K562 "
           f"({'preset default' if args.steps is None else args.steps} steps) ...")
     summary = experiment.run(args.preset, out, overrides, progress=True)
+    page = out / "eval" / "report.html"
+    if page.is_file():
+        print(f"\nreport: {page}   (open it in a browser: headline, per perturbation, distributions, training)")
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary.get("timings_s", {}).items())
     print(f"\nheld-out combinations: {summary.get('n_perturbations')}  genes: {summary.get('n_genes')}  "
           f"({time.perf_counter() - t0:.0f} s: {stages})\n")
     print(experiment.headline(summary))
-    print(f"""
-where to look:
-  {out / 'eval' / 'summary.md'}   model vs baselines vs ceiling, normalised scores
-  {out / 'eval' / 'metrics.csv'}  per-perturbation metrics
-  {out / 'eval'}/*.png            plots
-  {out / 'train'}                 run directory (config, manifest, checkpoints, metrics.csv)""")
+    looks = [(page, "the report: model vs every baseline and the ceiling, per perturbation, cells, training"),
+             (out / "eval" / "summary.md", "model vs baselines vs ceiling, normalised scores (for terminals)"),
+             (out / "eval" / "metrics.csv", "per-perturbation metrics"),
+             (f"{out / 'eval'}/*.png", "plots"),
+             (out / "train", "run directory (config, manifest, checkpoints, metrics.csv)")]
+    looks = looks if page.is_file() else looks[1:]  # the page warns instead of failing the run
+    width = max(len(str(p)) for p, _ in looks)
+    print("\nwhere to look:\n" + "\n".join(f"  {p!s:<{width}}  {what}" for p, what in looks))
     return 0

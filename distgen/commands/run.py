@@ -9,7 +9,7 @@ EXAMPLE = """examples:
   distgen run scdfm-small model.distribution_weight=0.0 train.steps=200 --out runs/no-mmd
   distgen run additive.yaml --out runs/additive        # a closed-form model is fitted, not trained
 
-Writes OUT/train/ (run directory), OUT/pred.h5ad, OUT/real.h5ad, OUT/eval/ and OUT/timings.json.
+Writes OUT/train/ (run directory), OUT/pred.h5ad, OUT/real.h5ad, OUT/eval/ (with report.html) and OUT/timings.json.
 A held-out atom the model cannot embed stops the run before training (preflight.allow_unembedded=true
 runs it anyway, with a warning in the report).
 """
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.seed=3")
     p.add_argument("--out", required=True, help="experiment directory")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the full suite)")
-    p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and the HTML report (eval/report.html)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the evaluation summary as JSON")
     p.set_defaults(run=run)
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
     from distgen.pipeline import experiment
 
@@ -45,5 +46,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=1, default=str))
     else:
         print(experiment.headline(summary))
-        print(f"\nreport: {args.out}/eval/summary.md")
+        page = Path(args.out) / "eval" / "report.html"
+        print(f"\nreport: {page if page.is_file() else Path(args.out) / 'eval' / 'summary.md'}")
     return 0

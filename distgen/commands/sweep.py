@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="run an ablation grid and aggregate it (mean +/- sd, paired tests, plots)",
         description="Run every combination of a grid of config overrides (train -> predict -> evaluate per run), "
-        "skip runs that already finished, retry crashed ones, then write results.csv, summary.md, summary.json "
-        "and summary.png with mean +/- sd over seeds and a paired Wilcoxon test of each variant against a reference.",
+        "skip runs that already finished, retry crashed ones, then write results.csv, summary.md, summary.json, "
+        "summary.png and report.html with mean +/- sd over seeds and a paired Wilcoxon test of each variant against a reference.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print((res.out / "summary.json").read_text())
     else:
         print((res.out / "summary.md").read_text())
-        print(f"results: {res.out / 'results.csv'}  plots: {res.out / 'summary.png'}")
+        print(f"report: {res.out / 'report.html'}  results: {res.out / 'results.csv'}  plots: {res.out / 'summary.png'}")
     if res.failed:
         print(json.dumps({"failed": res.failed}) if args.json else f"{len(res.failed)} run(s) failed: {', '.join(res.failed)}")
         return 1

@@ -19,6 +19,7 @@ from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import align, eval_data
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
+from distgen.pipeline.pages import write_evaluation_page
 from distgen.pipeline.references import DEFAULT_BASELINES, cells_references, dataset_references
 from distgen.types import Cells
 
@@ -55,6 +56,8 @@ def evaluate_files(
     )
     if out is not None:
         report.write(out, make_plots)
+        if make_plots:  # the HTML page (eval/report.html), with a run's training story when pred sits in one
+            write_evaluation_page(out, report, pred)
     return report
 
 
@@ -97,6 +100,8 @@ def evaluate(
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)})
     if out is not None:
         report.write(out, make_plots)
+        if make_plots:
+            write_evaluation_page(out, report, pred)
     return report
 
 

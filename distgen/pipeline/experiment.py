@@ -28,6 +28,7 @@ from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
+from distgen.pipeline import pages
 from distgen.pipeline.predict import predict, write_cells
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
@@ -108,10 +109,14 @@ def run(
         metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes],
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )
-    summary = report.write(out / "eval", plots and bool(ev.get("plots", True)))
+    report.summary.update(pages.run_facts(config, overrides, model, dataset))  # preset, unembeddable atoms
+    make_plots = plots and bool(ev.get("plots", True))
+    summary = report.write(out / "eval", make_plots)
     clock.lap("evaluate")
     summary["timings_s"] = clock.laps
     (out / "timings.json").write_text(json.dumps(clock.laps, indent=1) + "\n")
+    if make_plots:  # eval/report.html: the evaluation and the training story of this run
+        pages.write_run_page(out, report)
     return summary
 
 

@@ -21,6 +21,7 @@ from distgen.pipeline.aggregate import (
     write_results,
 )
 from distgen.pipeline.grid import Run, expand
+from distgen.pipeline.pages import write_sweep_page
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
 METRICS_FILE = Path("eval") / "metrics.csv"
@@ -140,4 +141,5 @@ def sweep(
         "failed": result.failed, "comparisons": [c.__dict__ for c in result.comparisons],
     }, indent=2, default=str))
     plot_summary(rows, variants, present, out / "summary.png")
+    write_sweep_page(out, present)  # report.html: one row per variant, paired tests as intervals
     return result

@@ -16,10 +16,20 @@ def read_cells(eval_dir: Path) -> Any:
     pred, real = summary.get("pred"), summary.get("real")
     if not (isinstance(pred, str) and isinstance(real, str) and Path(pred).is_file() and Path(real).is_file()):
         return None
-    from distgen.pipeline.evaluate import load_pair
+    from distgen.data import layout
+    from distgen.evaluation.io import align, eval_data
 
-    data, _ = load_pair(pred, real, summary.get("pert_col"), summary.get("control"))
-    return data
+    pred_c, real_c, _, _ = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"), celltype_col=None)
+    return eval_data(align(pred_c, real_c)[0], real_c)
+
+
+def _recorded_preset(eval_dir: Path) -> str | None:
+    """The preset a run recorded in ``eval_dir/summary.json`` (``distgen run`` writes it), if any."""
+    import json
+
+    path = eval_dir / "summary.json"
+    name = json.loads(path.read_text()).get("preset") if path.is_file() else None
+    return name if isinstance(name, str) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("folder", help="evaluation folder (distgen evaluate --out) or sweep folder (distgen sweep --out)")
     p.add_argument("--out", default=None, help="output file (default FOLDER/report.html)")
-    p.add_argument("--preset", default=None, help="preset (or config file) the run derives from, for the config diff")
+    p.add_argument("--preset", default=None, help="preset (or config file) the run derives from, for the config diff (default: the summary's \"preset\")")
     p.add_argument("--no-cells", action="store_true", help="do not load the cells (skips the distributions section)")
     p.add_argument("--sections", default=None, help="comma-separated sections to include (default all: "
                    "headline,per-perturbation,distributions,training)")
@@ -52,13 +62,13 @@ def main(argv: list[str] | None = None) -> int:
 
             sections = tuple(x.strip() for x in args.sections.split(",") if x.strip()) if args.sections else SECTIONS
 
-            preset = None
-            if args.preset:
+            preset, preset_name = None, args.preset or _recorded_preset(folder)
+            if preset_name:
                 from distgen.config import load_config
 
-                preset = load_config(args.preset)
+                preset = load_config(preset_name)
             cells = read_cells(folder) if not args.no_cells and "distributions" in sections else None
-            path = write_report(load_eval_dir(folder, cells=cells, preset=preset, preset_name=args.preset), out, sections)
+            path = write_report(load_eval_dir(folder, cells=cells, preset=preset, preset_name=preset_name), out, sections)
         print(path)
         if args.screenshot:
             from distgen.report.browser import screenshot, shrink

@@ -80,13 +80,21 @@ def normalised_reason(row: Mapping[str, Any], info: MetricInfo, model_nan: str =
     return "undefined", note or "undefined."
 
 
-def flagged(inputs: ReportInputs) -> dict[str, list[str]]:
-    """``{condition: [reasons]}``: conditions with NaN metrics (and why) or named in the evaluation's notes.
+#: A condition with fewer real cells than this is flagged: its metrics rest on too few cells to trust (it is still scored).
+MIN_CELLS = 10
 
-    Global metrics (one value for all conditions) and notes about a baseline's fallbacks flag no condition.
+
+def flagged(inputs: ReportInputs) -> dict[str, list[str]]:
+    """``{condition: [reasons]}``: conditions a reader should not take at face value.
+
+    Flagged are conditions with atoms the model cannot embed (``summary["unembeddable"]``, the
+    pre-flight check's answer that ``distgen run`` records), with NaN metrics (and why), with fewer
+    than ``MIN_CELLS`` real cells, or named in the evaluation's notes. Global metrics (one value for
+    all conditions) and notes about a baseline's fallbacks flag no condition.
     """
     out: dict[str, list[str]] = {}
     table = inputs.model
+    unembedded = _unembeddable(inputs, out)
     local = [n for n in table.reasons if metric_info(n).level != "global"]  # a global metric's NaN is no condition's fault
     for p in table.perts:
         why: dict[str, list[str]] = {}
@@ -97,17 +105,39 @@ def flagged(inputs: ReportInputs) -> dict[str, list[str]]:
         for reason, names in why.items():
             which = "all metrics" if len(names) == len(local) else ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
             out.setdefault(p, []).append(f"{which}: NaN ({reason})")
+    counts = table.info.get("n_cells_real")
+    for p, n in zip(table.perts, counts or []):
+        if isinstance(n, int | float) and not math.isnan(n) and n < MIN_CELLS and not any("real cell" in w for w in out.get(p, [])):
+            out.setdefault(p, []).append(f"too few cells: {int(n)} real cell(s), fewer than {MIN_CELLS}; its metrics are noisy")
     for note in map(str, inputs.summary.get("notes") or []):
         if note.startswith("baseline "):
             continue  # about a baseline's fallback, not the model's conditions (listed under Notes)
         for p in table.perts:
             if note.startswith(f"{p}: all metrics NaN"):
                 continue  # already listed from the table's reasons
+            if p in unembedded and "pre-flight" in note:
+                continue  # already listed, atom by atom
             named = re.search(rf"(?<![\w+]){re.escape(p)}(?![\w+])", note)
             atom = any(f"'{a}'" in note for a in p.split("+"))  # notes list unpredictable atoms quoted
             if named or atom:
                 out.setdefault(p, []).append(note)
     return out
+
+
+def _unembeddable(inputs: ReportInputs, out: dict[str, list[str]]) -> set[str]:
+    """Flag (into ``out``) the rows whose condition has atoms the model cannot embed; returns those rows."""
+    record = inputs.summary.get("unembeddable") or {}
+    by_condition = record.get("conditions") or {}
+    who = record.get("component") or "the model"
+    rows = set()
+    for p in inputs.model.perts:
+        atoms = by_condition.get(p) or by_condition.get(p.split(" @ ")[0])  # "condition @ context" rows
+        if atoms:
+            rows.add(p)
+            out.setdefault(p, []).append(
+                f"unembeddable atom(s) {', '.join(map(str, atoms))}: {who} cannot embed them (never seen in training), "
+                "so this prediction comes from an untrained embedding or the model's fallback")
+    return rows
 
 
 def condition_strength(inputs: ReportInputs) -> tuple[dict[str, float], str]:

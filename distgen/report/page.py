@@ -160,11 +160,17 @@ def _distributions(inputs: ReportInputs) -> str:
 def _training(inputs: ReportInputs) -> str:
     run = inputs.run
     if run is None:
-        return '<p class="empty">These predictions do not come with a distgen run directory, so there is no training record.</p>'
+        return _no_training_story(inputs)
     parts = [f'<p class="lead">Run directory <code>{escape(str(run.path))}</code>.</p>' if run.path else ""]
     fig = training.training_figure(run.log)
-    parts.append(figure(fig, "Training loss (faint: every logged step; solid: smoothed), validation metrics and the schedule.",
-                        alt="training curves") if fig else '<p class="empty">No training log (metrics.csv) in the run directory.</p>')
+    if fig is not None:
+        parts.append(figure(fig, "Training loss (faint: every logged step; solid: smoothed), validation metrics and the schedule.",
+                            alt="training curves"))
+    elif run.path is None:
+        parts.append('<p class="empty">The model was fitted, not trained (no training loop and no run directory), '
+                     "so there are no training curves; its config and the time per stage follow.</p>")
+    else:
+        parts.append('<p class="empty">No training log (metrics.csv) in the run directory.</p>')
     if run.config is not None and run.preset is not None:
         diff = training.config_diff(run.config, run.preset)
         what = f"preset <code>{escape(run.preset_name)}</code>" if run.preset_name else "the preset"
@@ -183,8 +189,23 @@ def _training(inputs: ReportInputs) -> str:
     return "".join(parts)
 
 
+def _no_training_story(inputs: ReportInputs) -> str:
+    """The training section of an evaluation made from files alone: it says why there is nothing to show."""
+    s = inputs.summary
+    files = (f" (<code>{escape(str(s.get('pred')))}</code> against <code>{escape(str(s.get('real')))}</code>)"
+             if s.get("pred") and s.get("real") else "")
+    return ('<p class="empty">No training story: the predictions evaluated here' + files
+            + " come without a distgen run directory, so there are no loss curves, validation metrics, config or manifest "
+            "to show. Predictions made by <code>distgen run</code> (or a <code>pred.h5ad</code> next to its "
+            "<code>train/</code> run directory) carry them here.</p>")
+
+
 def _v(v: object) -> str:
-    return "–" if v is None else (", ".join(map(str, v)) if isinstance(v, list) else str(v))
+    if v is None:
+        return "–"
+    if isinstance(v, list):
+        return ", ".join(map(str, v)) if v else "[] (empty)"
+    return str(v)
 
 
 #: Section ids in page order (``render(sections=...)`` keeps a subset, e.g. only the headline for a figure).

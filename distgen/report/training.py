@@ -68,7 +68,7 @@ def training_figure(log: Sequence[Mapping[str, float]], ncols: int = 3) -> Figur
                 continue
             positive &= bool((y > 0).all())
             color = _PALETTE[j % len(_PALETTE)] if len(keys) > 1 else (MODEL if key != "lr" else NEUTRAL)
-            if key.startswith("val_") or y.size < 8:
+            if key.startswith("val_") or key == "lr" or y.size < 8:  # a schedule is drawn as it is, never smoothed
                 ax.plot(x, y, color=color, lw=1.3, marker="o" if y.size < 30 else None, ms=3, label=key)
             else:
                 ax.plot(x, y, color=color, lw=0.6, alpha=0.3)

@@ -30,7 +30,7 @@ def test_report_is_self_contained_html_with_every_section(inputs, page_html):
     images = check_page(html, SECTIONS)
     # headline; per condition: dot plot and advantage; distributions: embedding and marginals (no run: no training figure)
     assert len(images) == 5
-    assert "no training record" in html
+    assert "No training story" in html
     for text in ("Headline", "Per perturbation", "Distributions", "Training", "lower is better", "higher is better"):
         assert text in html
 

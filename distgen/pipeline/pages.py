@@ -1,0 +1,169 @@
+"""The HTML page of every evaluation: ``distgen evaluate``, ``distgen run`` (with its training story) and ``distgen sweep``.
+
+The wiring between the commands and ``distgen.report``: each function takes what its command
+already holds in memory (the ``Report`` of the scoring, the output folder) and writes
+``report.html`` next to the other outputs. ``run_facts`` adds to a run's summary what only the
+run knows: the preset its config derives from and the held-out conditions whose atoms the
+model cannot embed (pre-flight's answer), so the page can flag them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from distgen.evaluation.report import Report
+
+#: File name of the page inside an evaluation or sweep folder.
+PAGE = "report.html"
+
+
+def preset_of(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str] = ()) -> str | None:
+    """The preset a config derives from: the preset itself, else the end of its ``base:`` chain (None without one).
+
+    A ``base=NAME`` override replaces the document's own ``base`` (as ``distgen.config.load_config`` does).
+    """
+    from distgen.config import MAX_BASE_DEPTH, load_yaml, parse_override, preset_names
+
+    names = set(preset_names())
+    src: Any = config
+    if not (isinstance(config, str) and config in names and not Path(config).exists()):
+        for text in overrides:
+            parts, value = parse_override(text)
+            if parts == ["base"] and isinstance(value, str):
+                src = value
+    here: Path | None = None
+    for _ in range(MAX_BASE_DEPTH + 1):
+        if isinstance(src, Mapping):
+            src = src.get("base")
+            continue
+        if not isinstance(src, str | os.PathLike):
+            return None
+        text = str(src)
+        if text in names and not Path(text).exists():
+            return text
+        path = here / text if here is not None and not Path(text).is_absolute() and (here / text).is_file() else Path(text)
+        if not path.is_file():
+            return None
+        src, here = load_yaml(path).get("base"), path.parent
+    return None
+
+
+def unembeddable(model: Any, dataset: Any, part: str = "test") -> dict[str, Any]:
+    """``{"component", "conditions": {condition: [atoms]}}``: held-out conditions with atoms ``model`` cannot embed.
+
+    Asks the same question as the pre-flight check (``distgen.models.preflight.preflight``) of the
+    trained or fitted model; empty when every atom can be embedded (or the model cannot be asked).
+    """
+    from distgen.models.preflight import preflight
+
+    conditions = {"train": dataset.split.train_conditions, "val": dataset.split.val_conditions,
+                  "test": dataset.split.test_conditions}[part]
+    delimiter = dataset.data.schema.combo_delimiter
+    try:
+        rep = preflight(model, list(conditions), delimiter=delimiter, control_label=dataset.info.control_label,
+                        info=dataset.info, strict=False)
+    except TypeError:  # a model with neither can_embed nor can_predict: nothing to say
+        return {}
+    if not rep.n_missing:
+        return {}
+    missing = set(rep.missing_atoms)
+    return {"component": rep.component,
+            "conditions": {c: [a for a in c.split(delimiter) if a in missing] for c in rep.not_embeddable}}
+
+
+def run_facts(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str], model: Any, dataset: Any) -> dict[str, Any]:
+    """What a run adds to its evaluation summary: ``preset`` (or None) and, when any, ``unembeddable``."""
+    facts: dict[str, Any] = {"preset": preset_of(config, overrides)}
+    missing = unembeddable(model, dataset)
+    if missing:
+        facts["unembeddable"] = missing
+    return facts
+
+
+def _write(make: Any, path: Path, what: str) -> Path | None:
+    """Write one page; a failure warns (every other output is already written) and says how to retry."""
+    try:
+        return make()  # type: ignore[no-any-return]
+    except Exception as exc:
+        warnings.warn(f"{what}: {path} was not written ({type(exc).__name__}: {exc}); "
+                      f"write it again with: python -m distgen.report {path.parent}", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _preset_doc(name: str | None) -> Mapping[str, Any] | None:
+    from distgen.config import ConfigError, load_config
+
+    try:
+        return load_config(name) if name else None
+    except ConfigError:
+        return None
+
+
+def write_evaluation_page(out: str | os.PathLike[str], report: Report, pred: Any = None) -> Path | None:
+    """``OUT/report.html`` of ``distgen evaluate``.
+
+    When ``pred`` is a file of a run (next to the ``train/`` run directory of an experiment folder,
+    as ``distgen run`` leaves it, or inside a run directory, as ``distgen predict RUN --out
+    RUN/pred.h5ad`` writes it), the page has that run's training story; otherwise its training
+    section says there is none.
+    """
+    from distgen.report import ReportInputs, read_run_dir, write_report
+
+    path = Path(out) / PAGE
+
+    def make() -> Path:
+        run_dir = _run_dir_of(pred)
+        run = None
+        if run_dir is not None:
+            recorded = run_dir.parent / "eval" / "summary.json"  # an experiment folder's own evaluation names its preset
+            preset = json.loads(recorded.read_text()).get("preset") if recorded.is_file() else None
+            run = read_run_dir(run_dir, _preset_doc(preset), preset)
+        return write_report(ReportInputs.from_report(report, run=run), path)
+
+    return _write(make, path, "distgen evaluate")
+
+
+def _run_dir_of(pred: Any) -> Path | None:
+    """The run directory a prediction file belongs to (``config.yaml`` and ``manifest.json``), if any."""
+    if not isinstance(pred, str | os.PathLike):
+        return None
+    here = Path(pred).resolve().parent
+    for cand in (here / "train", here):
+        if (cand / "config.yaml").is_file() and (cand / "manifest.json").is_file():
+            return cand
+    return None
+
+
+def write_run_page(out: str | os.PathLike[str], report: Report) -> Path | None:
+    """``OUT/eval/report.html`` of ``distgen run``: the evaluation and the training story of ``OUT``.
+
+    Reads ``OUT/train/`` (loss curves, validation metrics, manifest), ``OUT/experiment.yaml`` (the
+    config, diffed against ``summary["preset"]``) and ``OUT/timings.json``; a fitted model has no
+    run directory, only its config and timings.
+    """
+    from distgen.report import ReportInputs, read_run_dir, write_report
+
+    out = Path(out)
+    path = out / "eval" / PAGE
+
+    def make() -> Path:
+        name = report.summary.get("preset")
+        run = read_run_dir(out / "train", _preset_doc(name), name)
+        if not (out / "train").is_dir():
+            run.path = None
+        return write_report(ReportInputs.from_report(report, run=run), path)
+
+    return _write(make, path, "distgen run")
+
+
+def write_sweep_page(out: str | os.PathLike[str], metrics: Sequence[str] | None = None) -> Path | None:
+    """``SWEEP/report.html``: one row per variant (seeds as points), paired differences from the reference as intervals."""
+    from distgen.report.sweep import load_sweep_dir, write_sweep_report
+
+    path = Path(out) / PAGE
+    return _write(lambda: write_sweep_report(load_sweep_dir(Path(out), metrics or None), path), path, "distgen sweep")
