@@ -1,4 +1,12 @@
-"""``distgen sweep``: run every cell of an ablation grid (resumably), then aggregate with statistics."""
+"""``distgen sweep``: run every cell of an ablation grid (resumably), then aggregate with statistics.
+
+Rerunning the same sweep command continues it: a run whose folder holds ``DONE`` is skipped, any
+other is launched again, and ``distgen run`` resumes its training from the newest checkpoint (so a
+retry also continues where a crash left off). The results table is rebuilt from the finished runs'
+``eval/metrics.csv`` each time: every (variant, seed, perturbation) row appears exactly once. A
+sweep folder holding runs of another config is refused before anything runs, and the folder is
+locked while the sweep runs (``distgen.train.lock``).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +29,8 @@ from distgen.pipeline.aggregate import (
     write_results,
 )
 from distgen.pipeline.grid import Run, expand
+from distgen.train.lock import RunLock
+from distgen.train.state_io import atomic_write_text
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
 METRICS_FILE = Path("eval") / "metrics.csv"
@@ -97,7 +107,19 @@ def sweep(
     elif reference not in variants:
         raise ConfigError(f"sweep: reference variant {reference!r} is not in the grid; variants: {', '.join(variants)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out, "sweep"):
+        return _sweep(config, grid, seeds, reference, runs, variants, out, jobs, retries, metrics, runner, progress)
+
+
+def _sweep(
+    config: str | Path, grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None, reference: str, runs: list[Run],
+    variants: list[str], out: Path, jobs: int, retries: int, metrics: Sequence[str], runner: Runner, progress: bool,
+) -> SweepResult:
+    from distgen.pipeline.experiment import check_same_experiment, experiment_document
+
+    for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
+        if (out / "runs" / r.slug / "experiment.yaml").exists():
+            check_same_experiment(out / "runs" / r.slug, experiment_document(config, r.overrides, progress=False))
     save_yaml({"config": str(config), "grid": grid, "seeds": seeds, "reference": reference}, out / "sweep.yaml")
 
     result = SweepResult(out=out, runs=runs)
@@ -112,7 +134,8 @@ def sweep(
         run_dir = out / "runs" / r.slug
         for _ in range(retries + 1):
             if runner(str(config), r, run_dir) == 0 and (run_dir / METRICS_FILE).exists():
-                (run_dir / DONE_FILE).write_text("ok\n")
+                if not (run_dir / DONE_FILE).exists():  # distgen run writes it itself; other runners may not
+                    atomic_write_text(run_dir / DONE_FILE, "ok\n")
                 return r, True
         return r, False
 
