@@ -13,6 +13,7 @@ predictions written in the cell-eval layout (``distgen.data.layout``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -35,6 +36,7 @@ from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import CheckpointError, load_checkpoint
 from distgen.train.device import select_device, setup_backends
+from distgen.train.lock import RunLock
 from distgen.types import ALL, Cells
 
 
@@ -207,13 +209,29 @@ def predict_run(
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
-    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``).
+    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``). Writing
+    into the run folder itself takes its lock (``distgen.train.lock``): not while a training or
+    another prediction writes there.
 
     Returns the generated cells on rank 0 (None on other ranks).
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with distgen train ... --out {run_dir}")
+    into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
+    with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext():
+        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` (or below)."""
+    return path.absolute().resolve().is_relative_to(folder.absolute().resolve())
+
+
+def _predict_run(
+    run_dir: Path, out: str | Path, part: str, checkpoint: str | Path | None, weights: str, real: str | Path | None,
+    seed: int | None, genes: str | None,
+) -> Cells | None:
     config = load_yaml(run_dir / "config.yaml")
     split_file = run_dir / "split.json"
     dataset = Dataset.load(data_section(config.get("data")), split_file if split_file.exists() else None)
