@@ -120,7 +120,7 @@ def _run(
         trained = train_model(doc, out / "train", dataset, resume=resume)
         model, notes = trained.model, trained.notes
         clock.lap("train")
-        pred = predict(model, dataset, "test", seed, preflight=False)
+        pred = predict(model, dataset, "test", seed, preflight=False, weights=trained.result.checkpoint)
         stage = "predict"
     else:
         model = build_model(doc["model"], dataset.info, dataset.seen_perturbations())
