@@ -32,6 +32,7 @@ from distgen.data.prepared import Dataset, Group
 from distgen.data.section import data_section
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split
+from distgen.pipeline.outputs import check_distinct, check_output_file
 from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import (
@@ -228,8 +229,13 @@ def predict_run(
     real: str | Path | None = None,
     seed: int | None = None,
     genes: str | None = None,
+    overwrite: bool = False,
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
+
+    Neither is written over a run's own files, nor over an existing file that is not a previous
+    prediction (truth) unless ``overwrite`` (``distgen.pipeline.outputs``); both are checked before
+    any work.
 
     ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``). Writing
     into the run folder itself takes its lock (``distgen.train.lock``): not while a training or
@@ -240,6 +246,10 @@ def predict_run(
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with distgen train ... --out {run_dir}")
+    check_distinct([out, real], ["--out", "--real"])
+    check_output_file(out, "predict", "pred", overwrite)
+    if real is not None:
+        check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
     with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext():
         return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes)
