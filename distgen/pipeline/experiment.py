@@ -14,8 +14,8 @@ read back within the run.
 Rerunning the same command on the same ``out`` is safe: a finished experiment (``DONE`` marker,
 written last) is not run again (its summary is returned), an unfinished one continues training from
 the newest checkpoint of ``out/train`` and then predicts and evaluates again. ``out`` must hold an
-experiment of the same config (``experiment.yaml``); another config is refused before any work. The
-folder is locked for the duration (``distgen.train.lock``): a second process is refused.
+experiment of the same config (``experiment.yaml``); another config is refused before any work, as
+is a config with any problem (``distgen.pipeline.checks``: all listed at once). The folder is locked for the duration (``distgen.train.lock``): a second process is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
+from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.predict import predict, write_cells
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
@@ -82,6 +83,7 @@ def run(
     """
     out = Path(out)
     doc = experiment_document(config, overrides, progress)
+    check_experiment(doc, metrics)  # every problem of the config, before a folder is made or data loaded
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
     if not D.env_from_torchrun().is_main:
