@@ -20,6 +20,8 @@ or --celltype-col) every cell type is scored on its own, against its own control
 the baselines with their cell types. Writes metrics.csv (one row per perturbation, with the reason for
 every NaN), calibration.csv, summary.json, summary.md, PNG plots and report.html (one self-contained
 page: model vs baselines vs ceiling, per perturbation, distributions; --no-plots skips plots and page).
+--out may hold an earlier evaluation (replaced); other files of those names need --overwrite, and a run
+folder is refused.
 
 --profile scores a pair exactly as a reference does instead (metrics.csv and summary.json; no
 baselines, ceiling or plots): celleval2 (cell-eval2's full v2 profile, raw counts), vcc2026 (the
@@ -55,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default=None, help="score as a reference profile: celleval2, vcc2026, cell-eval-0.7.6, cell-eval-0.8.2 "
                    "or distgen (see docs/metrics.md); ignores --train, --baselines, --metrics, --no-ceiling")
     p.add_argument("--json", action="store_true", help="print the whole summary (summary.json) as JSON on stdout, nothing else")
+    p.add_argument("--overwrite", action="store_true", help="replace files in --out that an earlier evaluation did not write "
+                   "(a run folder's own files are never replaced)")
     p.set_defaults(run=run)
 
 
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         from distgen.pipeline.evaluate import evaluate_profile_files
 
         result = evaluate_profile_files(args.pred, args.real, args.out, args.profile, args.pert_col, args.control, args.seed,
-                                        progress=not args.quiet)
+                                        progress=not args.quiet, overwrite=args.overwrite)
         if args.json:
             print(json.dumps(result, indent=1, default=str))
         else:
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         args.pred, args.real, args.out, pert_col=args.pert_col, control=args.control, train=args.train,
         baselines=split(args.baselines) or [], metric_names=split(args.metrics), ceiling=not args.no_ceiling,
         seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet, celltype_col=args.celltype_col,
-        by_context=not args.pool_contexts,
+        by_context=not args.pool_contexts, overwrite=args.overwrite,
     ).summary
     if args.json:
         print(json.dumps(summary, indent=1, default=str))

@@ -10,6 +10,9 @@ EXAMPLE = """examples:
   distgen predict runs/scdfm --out val.h5ad --split val --checkpoint runs/scdfm/checkpoints/step_00001000
   torchrun --nproc-per-node 4 -m distgen predict runs/scdfm --out pred.h5ad   # conditions split over ranks
   cell-eval run -ap pred.h5ad -ar real.h5ad                        # or: distgen evaluate --pred ... --real ...
+
+An existing --out/--real is replaced only when it is an earlier prediction/truth (else --overwrite);
+the run's own files (config.yaml, checkpoints/...) are never replaced.
 """
 
 
@@ -31,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="sampling seed (default: the run's train.seed)")
     p.add_argument("--genes", default=None, help="predict only a gene panel: 'hvg:N' (the N most variable genes of the predicted "
                    "groups' real and control cells, scDFM's evaluation panel) or a file of gene names (default: all genes)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out/--real file that is not a previous "
+                   "prediction/truth (a run folder's own files are never replaced)")
     p.set_defaults(run=run)
 
 
@@ -40,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from distgen.train.distributed import env_from_torchrun
 
     try:
-        out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes)
+        out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes,
+                          overwrite=args.overwrite)
     except CheckpointError as exc:
         print(f"distgen predict: error: {exc}", file=__import__("sys").stderr)
         return 1

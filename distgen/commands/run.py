@@ -9,7 +9,9 @@ EXAMPLE = """examples:
   distgen run scdfm-small model.distribution_weight=0.0 train.steps=200 --out runs/no-mmd
   distgen run additive.yaml --out runs/additive        # a closed-form model is fitted, not trained
 
-Writes OUT/train/ (run directory), OUT/pred.h5ad, OUT/real.h5ad, OUT/eval/ (with report.html) and OUT/timings.json.
+Writes OUT/train/ (run directory), OUT/pred.h5ad, OUT/real.h5ad, OUT/eval/ (with report.html), OUT/timings.json
+and, last, OUT/DONE. The same command again resumes an unfinished run from its newest checkpoint and does
+not rerun a finished one; OUT holding a run of another config is refused.
 A held-out atom the model cannot embed stops the run before training (preflight.allow_unembedded=true
 runs it anyway, with a warning in the report).
 """

@@ -7,7 +7,8 @@ import argparse
 EXAMPLE = """examples:
   distgen sweep scdfm-small --grid model.distribution_weight=[0.0,0.5] --grid train.seed=[0,1,2] --out sweeps/mmd
   distgen sweep my_sweep.yaml --out sweeps/enc --jobs 2         # grid read from the file's `sweep:` section
-  distgen sweep my_sweep.yaml --out sweeps/enc                  # again: finished runs are skipped
+  distgen sweep my_sweep.yaml --out sweeps/enc                  # again: finished runs are skipped,
+                                                                # interrupted ones resume from their checkpoint
 
 A grid in YAML, next to the base config:
   base: scdfm-small
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="sweep directory")
     p.add_argument("--reference", help="variant to compare the others against (default: the first)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, each a separate process (default 1)")
-    p.add_argument("--retries", type=int, default=1, help="retries of a crashed run before it is reported (default 1)")
+    p.add_argument("--retries", type=int, default=1, help="retries of a crashed run before it is reported; a retry resumes from its newest checkpoint (default 1)")
     p.add_argument("--metrics", nargs="+", help="metrics to summarise (default: mse pearson_delta discrimination_score_l1 overlap_at_N edistance)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.set_defaults(run=run)

@@ -372,3 +372,22 @@ def _np(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+
+
+def written_kinds(path: str | os.PathLike[str]) -> set[str] | None:
+    """The row kinds (``pred``/``real``/``control``) of an ``.h5ad`` this layout wrote, or None for any other file.
+
+    Reads only the ``obs/distgen_kind`` column (h5py), so checking a large file before overwriting
+    it is cheap. Used to tell a previous output of ``distgen predict`` from someone else's file.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            col = f.get(f"obs/{KIND_COL}")
+            if col is None:
+                return None
+            values = col["categories"][()] if isinstance(col, h5py.Group) else col[()]
+            return {v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel().tolist()}
+    except (OSError, KeyError, ValueError, TypeError):
+        return None

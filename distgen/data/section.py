@@ -75,6 +75,8 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
         validate_params(make_split, ds.split, "data.split", injected=frozenset({"data"}))
     if ds.set_size < 1:
         raise ConfigError(f"data.set_size must be >= 1, got {ds.set_size}")
+    if ds.hvg is not None and (isinstance(ds.hvg, bool) or not isinstance(ds.hvg, int) or ds.hvg < 1):
+        raise ConfigError(f"data.hvg must be a number of genes >= 1 (or null for every gene), got {ds.hvg!r}")
     if ds.dataset not in BUNDLED and not Path(ds.dataset).exists():
         raise ConfigError(f"data.dataset: {ds.dataset!r} is neither a bundled dataset ({', '.join(BUNDLED)}) nor an existing .h5ad path")
     return ds

@@ -11,8 +11,53 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from distgen.errors import DistgenError
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.types import Cells
+
+#: Largest value of log1p-normalised expression in practice (log1p of 1e8); larger fractional values are not logged.
+LOG_MAX = 20.0
+
+
+class ScaleMismatchError(DistgenError, ValueError):
+    """Prediction and truth hold expression on different scales (raw counts, normalised, log-normalised); exit code 1."""
+
+
+def value_scale(x: torch.Tensor | np.ndarray) -> tuple[str, float]:
+    """(``"counts"`` | ``"log"`` | ``"normalized"`` | ``"empty"``, max) of the finite values of up to 2,000 rows of ``x``.
+
+    Integer-valued with some value above 1 is ``counts``; fractional is ``log`` below ``LOG_MAX`` and
+    ``normalized`` (normalised but not log-transformed) above; all zeros/ones says nothing (``empty``).
+    """
+    sample = np.asarray(x[: min(len(x), 2000)], dtype=np.float64)
+    finite = sample[np.isfinite(sample)]
+    if not finite.size:
+        return "empty", 0.0
+    vmax = float(finite.max())
+    if bool(np.all(np.mod(finite, 1) == 0)):
+        return ("counts", vmax) if vmax > 1 else ("empty", vmax)
+    return ("log" if vmax < LOG_MAX else "normalized"), vmax
+
+
+_SCALE_WORDS = {"counts": "raw counts (integers)", "log": "log-normalised", "normalized": "normalised but not log-transformed"}
+
+
+def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray, name: str = "pred") -> None:
+    """Refuse a prediction and a truth on different value scales (``ScaleMismatchError`` with the fix).
+
+    Scored as they are, count-scale predictions against log-scale truth give an mse in the billions
+    and no warning; this names both scales (with their maxima) and what to apply to which file.
+    """
+    (ps, pmax), (ts, tmax) = value_scale(pred), value_scale(truth)
+    if "empty" in (ps, ts) or ps == ts:
+        return
+    fix = {"counts": "scanpy.pp.normalize_total then scanpy.pp.log1p", "normalized": "scanpy.pp.log1p"}
+    wrong, side = (ps, name) if ts == "log" else (ts, "real") if ps == "log" else (ps, name)
+    how = f"apply {fix[wrong]} to the {side} cells" if wrong in fix else "bring both files to the same scale"
+    raise ScaleMismatchError(
+        f"the {name} cells are {_SCALE_WORDS[ps]} (max {pmax:.4g}) but the real cells are {_SCALE_WORDS[ts]} (max {tmax:.4g}); "
+        f"scores across scales are meaningless: {how} (distgen evaluates log-normalised expression)"
+    )
 
 
 def check_scale(x: torch.Tensor | np.ndarray, name: str) -> None:
@@ -61,6 +106,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     check = check_counts if scale == "counts" else check_scale
     check(truth.X, "real")
     check(pred.X, name)
+    if scale == "lognorm":
+        check_same_scale(pred.X, truth.X, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
     extra = sorted(set(pred.conditions[~pred.is_control].tolist()) - set(perts))
     if extra:

@@ -19,6 +19,7 @@ from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import align, eval_data
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
+from distgen.pipeline.outputs import check_output_folder
 from distgen.pipeline.pages import write_evaluation_page
 from distgen.pipeline.references import DEFAULT_BASELINES, cells_references, dataset_references
 from distgen.types import Cells
@@ -39,14 +40,19 @@ def evaluate_files(
     progress: bool = True,
     celltype_col: str | None = None,
     by_context: bool = True,
+    overwrite: bool = False,
 ) -> Report:
     """Evaluate ``pred`` against ``real`` (``.h5ad`` paths or AnnData) and, with ``out``, write the report there.
+
+    ``out`` may not be a run folder, and files of an earlier non-evaluation there are kept unless
+    ``overwrite`` (``distgen.pipeline.outputs.check_output_folder``).
 
     Baselines other than ``control`` are fitted on ``train`` (skipped, with a note, without it); the
     ceiling is a disjoint half-split of the real cells. Contexts come from ``celltype_col`` (default:
     ``celltype`` when every file has it) and are scored one by one unless ``by_context=False``.
     """
     if out is not None:  # an output path that cannot be a folder fails before any compute
+        check_output_folder(out, "evaluate", overwrite)
         Path(out).mkdir(parents=True, exist_ok=True)
     pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
     refs, notes = cells_references(train_c, real_c, baselines, seed)
@@ -75,6 +81,7 @@ def evaluate(
     progress: bool = True,
     by_context: bool = True,
     part: str = "test",
+    overwrite: bool = False,
     **layout_options: Any,
 ) -> Report:
     """Evaluate a prediction against its truth, next to the baselines and the ceiling (the ``distgen.evaluate`` API).
@@ -83,11 +90,14 @@ def evaluate(
     ``Dataset`` (its held-out ``part``; baselines fitted on its training cells), ``Cells``, or a
     path/AnnData. ``train`` (``Cells``, path or AnnData) fits the baselines when ``truth`` is not a
     ``Dataset``. Files take ``pert_col``, ``control`` and ``celltype_col``. With ``out`` the report
-    files are written there.
+    files are written there (not into a run folder; over other files only with ``overwrite``).
     """
     if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):
         return evaluate_files(pred, truth, out, train=train, baselines=baselines, metric_names=metric_names, ceiling=ceiling,
-                              seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, **layout_options)
+                              seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, overwrite=overwrite,
+                              **layout_options)
+    if out is not None:
+        check_output_folder(out, "evaluate", overwrite)
     pred_c = pred if isinstance(pred, Cells) else layout.read(pred, **layout_options, name="pred")
     if isinstance(truth, Dataset):
         truth_c = truth.truth(part)
@@ -128,7 +138,7 @@ def _name(source: Any) -> str:
 
 
 def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str = "celleval2", pert_col: str | None = None,
-                           control: str | None = None, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                           control: str | None = None, seed: int = 0, progress: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """``distgen evaluate --profile NAME``: score a file pair exactly as a reference profile does.
 
     The pair is read at the profile's value scale (raw counts for ``celleval2``/``vcc2026``,
@@ -143,6 +153,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
 
     prof = resolve_profile(profile)
     out = Path(out)
+    check_output_folder(out, "evaluate", overwrite)
     out.mkdir(parents=True, exist_ok=True)  # an output path that cannot be a folder fails before any compute
     data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
     table = run_profile(data, prof.name, progress=progress)

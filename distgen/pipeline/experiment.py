@@ -10,17 +10,24 @@ objects, never files::
 
 ``pred.h5ad``, ``real.h5ad`` (cell-eval layout) and the report are written as outputs; nothing is
 read back within the run.
+
+Rerunning the same command on the same ``out`` is safe: a finished experiment (``DONE`` marker,
+written last) is not run again (its summary is returned), an unfinished one continues training from
+the newest checkpoint of ``out/train`` and then predicts and evaluates again. ``out`` must hold an
+experiment of the same config (``experiment.yaml``); another config is refused before any work, as
+is a config with any problem (``distgen.pipeline.checks``: all listed at once). The folder is locked for the duration (``distgen.train.lock``): a second process is refused.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from distgen.config import ConfigError, load_config, save_yaml
+from distgen.config import ConfigError, load_config, load_yaml, save_yaml
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.evaluation.score import score
@@ -29,14 +36,20 @@ from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
 from distgen.pipeline import pages
+from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.predict import predict, write_cells
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
+from distgen.train.checkpoint import config_diff, list_checkpoints
+from distgen.train.lock import RunLock
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
+from distgen.train.state_io import atomic_write_text
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
 EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context")
+#: Written (last) into an experiment folder once its evaluation is complete.
+DONE_FILE = "DONE"
 
 
 def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,24 +83,48 @@ def run(
     here win); its ``preflight:`` section may set ``allow_unembedded: true``.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    clock = _StageClock()
-    doc = load_config(config, overrides)
-    doc.pop("sweep", None)
+    doc = experiment_document(config, overrides, progress)
+    check_experiment(doc, metrics)  # every problem of the config, before a folder is made or data loaded
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
+    if not D.env_from_torchrun().is_main:
+        return _run(doc, out, ev, allow, metrics, plots, progress, pages.preset_of(config, overrides))
+    with RunLock(out, "run"):
+        if is_finished(out, doc, metrics):
+            print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
+            return finished_summary(out)
+        return _run(doc, out, ev, allow, metrics, plots, progress, pages.preset_of(config, overrides))
+
+
+def experiment_document(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
+    """The config document ``run`` records in ``experiment.yaml`` (loaded, overridden, without ``sweep:``)."""
+    doc = load_config(config, overrides)
+    doc.pop("sweep", None)
     if not progress:
         doc.setdefault("train", {})["progress"] = False
-    save_yaml(doc, out / "experiment.yaml")
     if "model" not in doc:
         raise ConfigError("the config has no 'model' section; start from a preset (base: scdfm-small) or add model: {name: generator, ...}")
+    return doc
+
+
+def _run(
+    doc: dict[str, Any], out: Path, ev: Mapping[str, Any], allow: bool, metrics: Sequence[str] | None, plots: bool, progress: bool,
+    preset: str | None,
+) -> dict[str, Any]:
+    clock = _StageClock()
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(doc, out / "experiment.yaml")
+    (out / DONE_FILE).unlink(missing_ok=True)
     dataset = Dataset.load(doc.get("data"))
     seed = int((doc.get("train") or {}).get("seed", 0))
     if is_trainable(doc["model"]):
-        trained = train_model(doc, out / "train", dataset)
+        resume = bool(list_checkpoints(out / "train" / "checkpoints"))  # an earlier attempt got this far: continue it
+        if resume:
+            print(f"note: resuming the training in {out / 'train'} from its newest checkpoint", file=sys.stderr)
+        trained = train_model(doc, out / "train", dataset, resume=resume)
         model, notes = trained.model, trained.notes
         clock.lap("train")
-        pred = predict(model, dataset, "test", seed, preflight=False)
+        pred = predict(model, dataset, "test", seed, preflight=False, weights=trained.result.checkpoint)
         stage = "predict"
     else:
         model = build_model(doc["model"], dataset.info, dataset.seen_perturbations())
@@ -109,7 +146,7 @@ def run(
         metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes],
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )
-    report.summary.update(pages.run_facts(config, overrides, model, dataset))  # preset, unembeddable atoms
+    report.summary.update(pages.run_facts(preset, model, dataset))  # preset, unembeddable atoms
     make_plots = plots and bool(ev.get("plots", True))
     summary = report.write(out / "eval", make_plots)
     clock.lap("evaluate")
@@ -117,6 +154,62 @@ def run(
     (out / "timings.json").write_text(json.dumps(clock.laps, indent=1) + "\n")
     if make_plots:  # eval/report.html: the evaluation and the training story of this run
         pages.write_run_page(out, report)
+    atomic_write_text(out / DONE_FILE, json.dumps({"metrics": list(metrics) if metrics is not None else None}) + "\n")
+    return summary
+
+
+def _comparable(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` without what does not change an experiment's result (progress bars)."""
+    plain: dict[str, Any] = json.loads(json.dumps(doc, default=str))
+    train = plain.get("train")
+    if isinstance(train, dict):
+        train.pop("progress", None)
+        if not train:
+            del plain["train"]
+    return plain
+
+
+def check_same_experiment(out: str | Path, doc: Mapping[str, Any]) -> None:
+    """Refuse ``out`` when its ``experiment.yaml`` was written for another config (``ConfigError`` naming the keys)."""
+    path = Path(out) / "experiment.yaml"
+    if not path.exists():
+        return
+    try:
+        previous = load_yaml(path)
+    except (ConfigError, OSError, ValueError):
+        return  # an unreadable earlier record (cut short while written): this run replaces it
+    diff = config_diff(_comparable(previous), _comparable(doc))
+    if diff:
+        shown = "; ".join(diff[:3]) + (f" (+{len(diff) - 3} more)" if len(diff) > 3 else "")
+        raise ConfigError(f"{out} holds an experiment of another config ({shown}); rerun with that config to resume it, "
+                          "or choose another --out")
+
+
+def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> bool:
+    """True when ``out`` holds this experiment, evaluated with ``metrics`` and complete.
+
+    Raises ``ConfigError`` when ``out`` holds an experiment of another config. Other metrics than
+    the finished evaluation's mean evaluating again (training is not repeated).
+    """
+    check_same_experiment(out, doc)
+    out = Path(out)
+    if not ((out / DONE_FILE).exists() and (out / "eval" / "summary.json").exists()):
+        return False
+    try:
+        record = json.loads((out / DONE_FILE).read_text())
+    except ValueError:
+        return False
+    wanted = list(metrics) if metrics is not None else None
+    return isinstance(record, dict) and record.get("metrics") == wanted
+
+
+def finished_summary(out: str | Path) -> dict[str, Any]:
+    """The evaluation summary of a finished experiment (as ``run`` returned it)."""
+    out = Path(out)
+    summary: dict[str, Any] = json.loads((out / "eval" / "summary.json").read_text())
+    timings = out / "timings.json"
+    if timings.exists():
+        summary["timings_s"] = json.loads(timings.read_text())
     return summary
 
 

@@ -34,10 +34,14 @@ def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
         raise ConfigError(f"--grid {text!r} must look like dotted.key=[v1,v2,...]")
     key, raw = text.split("=", 1)
     key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--grid {text!r}: {key!r} is not a dotted config key like train.seed")
+    if "," in raw and not raw.strip().startswith(("[", "{", "'", '"')):
+        raw = f"[{raw}]"  # train.seed=0,1 is the list [0, 1], as written without brackets
     try:
         values = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--grid {text!r}: values are not valid YAML ({exc})") from None
+        raise ConfigError(f"--grid {text!r}: values are not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(values, list):
         values = [values]
     if not values:
@@ -59,8 +63,19 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
     The seed axis is ``train.seed`` in the grid, or ``seeds``; a variant's name joins the last key
     segment and value of each non-seed axis (``name=kme,depth=2``).
     """
+    for k, v in grid.items():
+        if not isinstance(k, str) or not k:
+            raise ConfigError(f"grid: axis {k!r} is not a dotted config key like model.backbone.depth")
+        if isinstance(v, str | bytes) or not isinstance(v, Sequence):
+            raise ConfigError(f"grid axis {k!r} must be a list of values like [1, 2], got {v!r}")
     axes = {k: list(v) for k, v in grid.items() if k != SEED_KEY}
-    seed_list = [int(s) for s in grid.get(SEED_KEY, seeds if seeds is not None else [0])]
+    seed_values = grid.get(SEED_KEY, seeds if seeds is not None else [0])
+    if isinstance(seed_values, str | bytes) or not isinstance(seed_values, Sequence) or not seed_values:
+        raise ConfigError(f"grid: the seeds ({SEED_KEY} or sweep.seeds) must be a non-empty list of integers, got {seed_values!r}")
+    bad = [s for s in seed_values if isinstance(s, bool) or not isinstance(s, int)]
+    if bad:
+        raise ConfigError(f"grid: seeds must be integers, got {bad[:3]!r} in {SEED_KEY}={list(seed_values)!r}")
+    seed_list = [int(s) for s in seed_values]
     for k, v in axes.items():
         if not v:
             raise ConfigError(f"grid axis {k!r} has no values")

@@ -76,9 +76,9 @@ def unembeddable(model: Any, dataset: Any, part: str = "test") -> dict[str, Any]
             "conditions": {c: [a for a in c.split(delimiter) if a in missing] for c in rep.not_embeddable}}
 
 
-def run_facts(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str], model: Any, dataset: Any) -> dict[str, Any]:
-    """What a run adds to its evaluation summary: ``preset`` (or None) and, when any, ``unembeddable``."""
-    facts: dict[str, Any] = {"preset": preset_of(config, overrides)}
+def run_facts(preset: str | None, model: Any, dataset: Any) -> dict[str, Any]:
+    """What a run adds to its evaluation summary: ``preset`` (``preset_of`` its config, or None) and, when any, ``unembeddable``."""
+    facts: dict[str, Any] = {"preset": preset}
     missing = unembeddable(model, dataset)
     if missing:
         facts["unembeddable"] = missing

@@ -13,6 +13,7 @@ predictions written in the cell-eval layout (``distgen.data.layout``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -31,10 +32,18 @@ from distgen.data.prepared import Dataset, Group
 from distgen.data.section import data_section
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split
+from distgen.pipeline.outputs import check_distinct, check_output_file
 from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
-from distgen.train.checkpoint import CheckpointError, load_checkpoint
+from distgen.train.checkpoint import (
+    CheckpointError,
+    check_config_matches,
+    check_finite_samples,
+    load_checkpoint,
+    resolve_checkpoint,
+)
 from distgen.train.device import select_device, setup_backends
+from distgen.train.lock import RunLock
 from distgen.types import ALL, Cells
 
 
@@ -68,8 +77,12 @@ def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.nd
 
 @torch.no_grad()
 def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_size: int, seed: int, device: torch.device,
-                   genes: np.ndarray | None = None) -> np.ndarray:
-    """``[n_real, G]`` (or ``[n_real, len(genes)]``) generated cells for one group (deterministic in ``(seed, index)``)."""
+                   genes: np.ndarray | None = None, weights: str | Path | None = None) -> np.ndarray:
+    """``[n_real, G]`` (or ``[n_real, len(genes)]``) generated cells for one group (deterministic in ``(seed, index)``).
+
+    NaN or inf in the generated cells is a ``NonFiniteSamplesError`` naming the group and ``weights``
+    (the checkpoint they came from), never a silently written prediction.
+    """
     n = len(group.cells)
     k = math.ceil(n / set_size)
     g = torch.Generator().manual_seed(mix_seed(seed, index))
@@ -83,7 +96,9 @@ def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_s
     else:  # a model without a gene-panel option generates every gene; keep the panel's columns
         out = model.predict(control, mask, labels)
         out = out if genes is None else out[..., torch.from_numpy(genes).to(out.device)]
-    return out.reshape(k * set_size, -1)[:n].float().cpu().numpy()  # type: ignore[no-any-return]
+    cells = out.reshape(k * set_size, -1)[:n].float().cpu().numpy()
+    check_finite_samples(cells, f"condition {group.condition} @ {group.context}", weights)
+    return cells  # type: ignore[no-any-return]
 
 
 def predict(
@@ -96,6 +111,7 @@ def predict(
     allow_unembedded: bool = False,
     preflight: bool = True,
     genes: str | None = None,
+    weights: str | Path | None = None,
 ) -> Cells:
     """Generate every perturbed group of split ``part`` with a fitted ``model``: the generated cells, then the control pool.
 
@@ -118,6 +134,9 @@ def predict(
     genes
         Predict only a gene panel (``gene_panel``: ``"hvg:N"`` or a file of gene names); the
         returned cells then hold only those genes. Default: every gene.
+    weights
+        Where the model's weights come from (a checkpoint), named if it generates NaN or inf
+        (``distgen.train.checkpoint.NonFiniteSamplesError``).
 
     Returns
     -------
@@ -141,7 +160,8 @@ def predict(
         model.eval()
     env = D.init_from_env(device)
     panel = gene_panel(dataset, groups, genes)
-    mine = {i: generate_group(model, dataset, g, i, m, seed, device, panel) for i, g in enumerate(groups) if i % env.world_size == env.rank}
+    mine = {i: generate_group(model, dataset, g, i, m, seed, device, panel, weights)
+            for i, g in enumerate(groups) if i % env.world_size == env.rank}
     gathered = [mine]
     if env.distributed:
         import torch.distributed as dist
@@ -178,12 +198,17 @@ def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str) -> 
 
 # ---------------------------------------------------------------------------------------------- distgen predict
 def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | None, weights: str, device: torch.device) -> nn.Module:
-    """The run's model with checkpoint weights (EMA weights unless ``weights='raw'``)."""
+    """The run's model with checkpoint weights (EMA weights unless ``weights='raw'``).
+
+    The run's ``config.yaml`` must still describe the model and data the checkpoint was trained
+    with (``check_config_matches``): an edited config is an error naming the changed keys.
+    """
     config = load_yaml(run_dir / "config.yaml")
     info_file = run_dir / "info.json"
     if info_file.exists():
         dataset.data.check_genes(json.loads(info_file.read_text())["genes"])
     ckpt = load_checkpoint(checkpoint or run_dir, weights_only=True)
+    check_config_matches(ckpt, config, str(run_dir / "config.yaml"))
     model = build_model(config["model"], dataset.info, dataset.seen_perturbations())
     if weights not in ("ema", "raw"):
         raise ConfigError(f"--weights must be ema or raw, got {weights!r}")
@@ -204,16 +229,41 @@ def predict_run(
     real: str | Path | None = None,
     seed: int | None = None,
     genes: str | None = None,
+    overwrite: bool = False,
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
-    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``).
+    Neither is written over a run's own files, nor over an existing file that is not a previous
+    prediction (truth) unless ``overwrite`` (``distgen.pipeline.outputs``); both are checked before
+    any work.
+
+    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``). Writing
+    into the run folder itself takes its lock (``distgen.train.lock``): not while a training or
+    another prediction writes there.
 
     Returns the generated cells on rank 0 (None on other ranks).
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with distgen train ... --out {run_dir}")
+    check_distinct([out, real], ["--out", "--real"])
+    check_output_file(out, "predict", "pred", overwrite)
+    if real is not None:
+        check_output_file(real, "predict", "real", overwrite)
+    into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
+    with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext():
+        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` (or below)."""
+    return path.absolute().resolve().is_relative_to(folder.absolute().resolve())
+
+
+def _predict_run(
+    run_dir: Path, out: str | Path, part: str, checkpoint: str | Path | None, weights: str, real: str | Path | None,
+    seed: int | None, genes: str | None,
+) -> Cells | None:
     config = load_yaml(run_dir / "config.yaml")
     split_file = run_dir / "split.json"
     dataset = Dataset.load(data_section(config.get("data")), split_file if split_file.exists() else None)
@@ -226,7 +276,7 @@ def predict_run(
     allow = bool((config.get("preflight") or {}).get("allow_unembedded", False))
     for note in check_split(model, dataset, part, allow):
         print(note, file=sys.stderr)
-    pred = predict(model, dataset, part, seed, preflight=False, genes=genes)
+    pred = predict(model, dataset, part, seed, preflight=False, genes=genes, weights=resolve_checkpoint(checkpoint or run_dir))
     env = D.env_from_torchrun()
     result = None
     if env.is_main:

@@ -1,4 +1,13 @@
-"""``distgen sweep``: run every cell of an ablation grid (resumably), then aggregate with statistics."""
+"""``distgen sweep``: run every cell of an ablation grid (resumably), then aggregate with statistics.
+
+Rerunning the same sweep command continues it: a run whose folder holds ``DONE`` is skipped, any
+other is launched again, and ``distgen run`` resumes its training from the newest checkpoint (so a
+retry also continues where a crash left off). The results table is rebuilt from the finished runs'
+``eval/metrics.csv`` each time: every (variant, seed, perturbation) row appears exactly once. A
+sweep folder holding runs of another config is refused before anything runs, as is a grid with any
+problem in any cell (all listed at once, with the runs they affect); the folder is locked while the
+sweep runs (``distgen.train.lock``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distgen.config import ConfigError, load_config, save_yaml
+from distgen.errors import clip_message, short
 from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
     Comparison,
@@ -22,6 +32,8 @@ from distgen.pipeline.aggregate import (
 )
 from distgen.pipeline.grid import Run, expand
 from distgen.pipeline.pages import write_sweep_page
+from distgen.train.lock import RunLock
+from distgen.train.state_io import atomic_write_text
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
 METRICS_FILE = Path("eval") / "metrics.csv"
@@ -85,7 +97,10 @@ def sweep(
         Times a failed run is retried before it is reported as failed.
     """
     doc = load_config(config)
-    spec = dict(doc.get("sweep") or {})
+    spec = doc.get("sweep") or {}
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("grid") or {}, Mapping):
+        raise ConfigError("sweep: the `sweep:` section must be a mapping like {grid: {dotted.key: [v1, v2]}, seeds: [0, 1]}, "
+                          f"got {short(spec)}")
     grid = {**dict(spec.get("grid") or {}), **dict(grid or {})}
     seeds = seeds if seeds is not None else spec.get("seeds")
     reference = reference or spec.get("reference")
@@ -98,7 +113,37 @@ def sweep(
     elif reference not in variants:
         raise ConfigError(f"sweep: reference variant {reference!r} is not in the grid; variants: {', '.join(variants)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    docs = check_cells(config, runs, metrics)  # every problem of every cell, before a folder is made or a run starts
+    with RunLock(out, "sweep"):
+        return _sweep(config, grid, seeds, reference, runs, variants, out, jobs, retries, metrics, runner, progress, docs)
+
+
+def check_cells(config: str | Path, runs: Sequence[Run], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The run document of every cell (as ``distgen run`` will record it), all checked (``distgen.pipeline.checks``)."""
+    from distgen.pipeline.checks import check_sweep
+    from distgen.pipeline.experiment import experiment_document
+
+    docs, problems = {}, []
+    for r in runs:
+        try:
+            docs[r.slug] = experiment_document(config, r.overrides, progress=False)
+        except ConfigError as exc:  # an override that cannot apply (a grid key replacing a section...)
+            problems.append(f"{clip_message(str(exc), 400)} (run {r.slug})")
+    if problems:
+        raise ConfigError("sweep: " + "; ".join(dict.fromkeys(problems)))
+    check_sweep(docs, metrics)
+    return docs
+
+
+def _sweep(
+    config: str | Path, grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None, reference: str, runs: list[Run],
+    variants: list[str], out: Path, jobs: int, retries: int, metrics: Sequence[str], runner: Runner, progress: bool,
+    docs: Mapping[str, Mapping[str, Any]],
+) -> SweepResult:
+    from distgen.pipeline.experiment import check_same_experiment
+
+    for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
+        check_same_experiment(out / "runs" / r.slug, docs[r.slug])
     save_yaml({"config": str(config), "grid": grid, "seeds": seeds, "reference": reference}, out / "sweep.yaml")
 
     result = SweepResult(out=out, runs=runs)
@@ -113,7 +158,8 @@ def sweep(
         run_dir = out / "runs" / r.slug
         for _ in range(retries + 1):
             if runner(str(config), r, run_dir) == 0 and (run_dir / METRICS_FILE).exists():
-                (run_dir / DONE_FILE).write_text("ok\n")
+                if not (run_dir / DONE_FILE).exists():  # distgen run writes it itself; other runners may not
+                    atomic_write_text(run_dir / DONE_FILE, "ok\n")
                 return r, True
         return r, False
 

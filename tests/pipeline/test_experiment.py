@@ -76,7 +76,7 @@ def test_trained_generator_experiment_via_cli(tmp_path, capsys, monkeypatch):
     assert list(json.loads((tmp_path / "gen" / "timings.json").read_text())) == ["train", "predict", "evaluate"]
     assert len(loads) == 1  # one dataset load for train, predict and the baselines
     assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == [
-        "eval", "experiment.yaml", "pred.h5ad", "real.h5ad", "timings.json", "train"]
+        "DONE", "eval", "experiment.yaml", "pred.h5ad", "real.h5ad", "timings.json", "train"]
     for f in ("config.yaml", "manifest.json", "split.json", "info.json", "metrics.csv", "checkpoints"):
         assert (tmp_path / "gen" / "train" / f).exists(), f
 

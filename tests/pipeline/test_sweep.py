@@ -58,42 +58,42 @@ def base(tmp_path):
 
 def test_sweep_aggregates_with_paired_test(tmp_path, base):
     runner = FakeRunner()
-    res = sweep(base, {"model.x": ["good", "bad"], "train.seed": [0, 1, 2]}, tmp_path / "sw", runner=runner,
+    res = sweep(base, {"description": ["good", "bad"], "train.seed": [0, 1, 2]}, tmp_path / "sw", runner=runner,
                 metrics=["mse", "pearson_delta"], progress=False)
     assert len(res.finished) == 6 and not res.failed
     rows = list(csv.DictReader((tmp_path / "sw" / "results.csv").open()))
     assert len(rows) == 6 * len(PERTS)
     text = (tmp_path / "sw" / "summary.md").read_text()
-    assert "x=good" in text and "x=bad" in text and "Wilcoxon" in text
+    assert "description=good" in text and "description=bad" in text and "Wilcoxon" in text
     (cmp_mse,) = [c for c in res.comparisons if c.metric == "mse"]
-    assert cmp_mse.variant == "x=bad" and cmp_mse.n_pairs == 3 * len(PERTS)
+    assert cmp_mse.variant == "description=bad" and cmp_mse.n_pairs == 3 * len(PERTS)
     assert cmp_mse.mean_diff == pytest.approx(0.5, abs=0.02)
     assert cmp_mse.p_value < 1e-4 and cmp_mse.better == "reference"
     assert (tmp_path / "sw" / "summary.png").stat().st_size > 0
 
 
 def test_sweep_resumes_and_retries(tmp_path, base):
-    grid = {"model.x": ["good", "bad"], "train.seed": [0, 1]}
-    runner = FakeRunner(fail_first={"x=bad__seed1"})
+    grid = {"description": ["good", "bad"], "train.seed": [0, 1]}
+    runner = FakeRunner(fail_first={"description=bad__seed1"})
     res = sweep(base, grid, tmp_path / "sw", runner=runner, retries=1, progress=False)
-    assert not res.failed and runner.calls.count("x=bad__seed1") == 2
+    assert not res.failed and runner.calls.count("description=bad__seed1") == 2
     runner2 = FakeRunner()
     res2 = sweep(base, grid, tmp_path / "sw", runner=runner2, progress=False)
     assert runner2.calls == [] and len(res2.skipped) == 4  # everything finished: nothing re-run
 
 
 def test_sweep_reports_failed_runs(tmp_path, base):
-    runner = FakeRunner(fail_first={"x=bad__seed0"})
-    res = sweep(base, {"model.x": ["good", "bad"]}, tmp_path / "sw", runner=runner, retries=0, progress=False)
-    assert res.failed == ["x=bad__seed0"]
+    runner = FakeRunner(fail_first={"description=bad__seed0"})
+    res = sweep(base, {"description": ["good", "bad"]}, tmp_path / "sw", runner=runner, retries=0, progress=False)
+    assert res.failed == ["description=bad__seed0"]
     assert "Failed runs" in (tmp_path / "sw" / "summary.md").read_text()
 
 
 def test_grid_from_yaml_section_and_bad_reference(tmp_path):
-    cfg = save_yaml({"model": {"name": "control"}, "sweep": {"grid": {"model.x": ["good", "bad"]}, "seeds": [0, 1],
-                                                                "reference": "x=bad"}}, tmp_path / "s.yaml")
+    cfg = save_yaml({"model": {"name": "control"}, "sweep": {"grid": {"description": ["good", "bad"]}, "seeds": [0, 1],
+                                                                "reference": "description=bad"}}, tmp_path / "s.yaml")
     res = sweep(str(cfg), out=tmp_path / "sw", runner=FakeRunner(), metrics=["mse"], progress=False)
-    assert len(res.runs) == 4 and res.comparisons[0].variant == "x=good"
+    assert len(res.runs) == 4 and res.comparisons[0].variant == "description=good"
     assert not math.isnan(res.comparisons[0].p_value)
     with pytest.raises(ConfigError, match="reference variant 'nope'"):
         sweep(str(cfg), out=tmp_path / "sw2", reference="nope", runner=FakeRunner(), progress=False)

@@ -189,11 +189,11 @@ def test_sweep_writes_its_page(tmp_path, capsys):
     from ..pipeline.test_sweep import FakeRunner
 
     base = str(save_yaml({"model": {"name": "control"}}, tmp_path / "base.yaml"))
-    sweep(base, {"model.x": ["good", "bad"], "train.seed": [0, 1]}, tmp_path / "sw", runner=FakeRunner(),
+    sweep(base, {"description": ["good", "bad"], "train.seed": [0, 1]}, tmp_path / "sw", runner=FakeRunner(),
           metrics=["mse", "pearson_delta"], progress=False)
     html = (tmp_path / "sw" / "report.html").read_text()
     assert len(check_page(html, ["variants", "paired"])) == 2  # seeds as points; paired differences as intervals
-    assert "x=good (reference)" in html and "x=bad" in html
+    assert "description=good (reference)" in html and "description=bad" in html
 
 
 def test_quickstart_prints_the_report_first(tmp_path, monkeypatch, capsys):

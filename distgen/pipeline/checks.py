@@ -1,0 +1,117 @@
+"""Check a whole experiment before any work: every problem of a config, reported at once.
+
+``distgen run`` and ``distgen sweep`` call these before they create a folder, load data or train,
+so that an unknown key, a value out of range (``data.hvg=0``), an unknown metric or baseline, or a
+bad grid cell stops the command in seconds with one message listing every problem (a sweep names
+the runs each problem affects), instead of surfacing after training or half-way through a sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from distgen.config import ConfigError, validate_node
+from distgen.errors import clip_message
+from distgen.registry import RegistryError
+
+#: Errors that mean "this part of the config is wrong" (anything else is a bug and propagates).
+_CONFIG_ERRORS = (ConfigError, RegistryError, ValueError, TypeError, KeyError)
+
+
+def _text(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return clip_message(text.strip().replace("\n", " "), 400).rstrip(".")
+
+
+def metric_problems(names: Sequence[str] | None, where: str = "metrics") -> list[str]:
+    """Unknown metric names (each with the registry's hint)."""
+    from distgen.evaluation.metrics import metrics as registry
+
+    if names is None:
+        return []
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        return [f"{where}: expected a list of metric names, got {names!r}"]
+    import difflib
+
+    problems = []
+    for name in names:
+        try:
+            registry.get(str(name))
+        except RegistryError as exc:
+            if str(name) in registry:  # known, but its plugin cannot be loaded: that message says why
+                problems.append(f"{where}: {_text(exc)}")
+                continue
+            close = difflib.get_close_matches(str(name), registry.names(), n=3)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            problems.append(f"{where}: unknown metric {str(name)!r}{hint}; 'distgen components --kind metrics' lists them")
+    return problems
+
+
+def config_problems(doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> list[str]:
+    """Every problem of a run document (with the run's ``--metrics``), as messages; empty when it is sound."""
+    from distgen.models import models
+    from distgen.models.base import is_trainable
+    from distgen.pipeline.experiment import evaluate_section
+    from distgen.pipeline.references import DEFAULT_BASELINES
+    from distgen.train.run import resolve_document
+
+    problems: list[str] = []
+
+    def attempt(check: Callable[[], Any]) -> Any:
+        try:
+            return check()
+        except _CONFIG_ERRORS as exc:
+            problems.append(_text(exc))
+            return None
+
+    attempt(lambda: resolve_document(doc))  # sections, data (incl. hvg, split, schema), train, preflight
+    if isinstance(doc.get("model"), Mapping | str):
+        attempt(lambda: validate_node("models", doc["model"] if isinstance(doc["model"], Mapping) else {"name": doc["model"]}))
+    ev = attempt(lambda: evaluate_section(doc)) or {}
+    names = metrics if metrics is not None else ev.get("metrics")
+    problems += metric_problems(names, "--metrics" if metrics is not None else "evaluate.metrics")
+    baselines = ev.get("baselines", DEFAULT_BASELINES)
+    if isinstance(baselines, str) or not isinstance(baselines, Sequence):
+        problems.append(f"evaluate.baselines: expected a list of model names, got {baselines!r}")
+        baselines = ()
+    for name in baselines:
+        try:
+            cls = models.get(str(name))
+        except _CONFIG_ERRORS as exc:
+            problems.append(f"evaluate.baselines: {_text(exc)}")
+            continue
+        if cls is not None and is_trainable(cls):
+            problems.append(f"evaluate.baselines: {name!r} is trained, not fitted in closed form; a baseline must be a FittedModel")
+    return list(dict.fromkeys(problems))
+
+
+def check_experiment(doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> None:
+    """Raise one ``ConfigError`` listing every problem of a run document (see ``config_problems``)."""
+    problems = config_problems(doc, metrics)
+    if problems:
+        raise ConfigError(summarise(problems, "found before any work"))
+
+
+def summarise(problems: Sequence[str], when: str) -> str:
+    """``"2 problems (found before any work): 1) ...; 2) ..."`` (a single problem as itself)."""
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems ({when}): " + "; ".join(f"{i}) {p}" for i, p in enumerate(problems, 1))
+
+
+def check_sweep(cells: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) -> None:
+    """Check every cell of a sweep (``{run name: run document}``) and its summary ``metrics`` before any run.
+
+    One ``ConfigError`` lists each distinct problem once, with the runs it affects.
+    """
+    where: dict[str, list[str]] = {}
+    for slug, doc in cells.items():
+        for p in config_problems(doc):
+            where.setdefault(p, []).append(slug)
+    problems = metric_problems(list(metrics), "sweep --metrics")
+    for p, slugs in where.items():
+        runs = ", ".join(slugs[:4]) + (f" +{len(slugs) - 4} more" if len(slugs) > 4 else "")
+        problems.append(f"{p} (run{'s' if len(slugs) > 1 else ''} {runs})" if len(slugs) < len(cells) or len(cells) == 1 else f"{p} (every run)")
+    if problems:
+        raise ConfigError("sweep: " + summarise(problems, "found before any run"))

@@ -1,0 +1,130 @@
+"""Where ``distgen predict`` and ``distgen evaluate`` may write: never over a run's own files, never
+silently over someone else's.
+
+A folder is a *run folder* of one of three kinds, recognised by the files its command writes:
+
+* ``train`` (``distgen train``): ``config.yaml`` with ``checkpoints/`` or ``manifest.json``;
+* ``experiment`` (``distgen run``): ``experiment.yaml``;
+* ``sweep`` (``distgen sweep``): ``sweep.yaml``.
+
+Each kind *owns* some files (``OWNED``): they are never written over by another command, whatever
+the options. Any other existing file is replaced only when it is a previous output of the same
+command (an ``.h5ad`` this layout wrote with the same kind of rows; an evaluation folder whose
+``summary.json`` an evaluation wrote), or with ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from distgen.data.layout import written_kinds
+from distgen.errors import OutputPathError
+
+#: Paths (relative to the run folder; a trailing "/" owns the whole sub-folder) each kind of run folder owns.
+OWNED: dict[str, tuple[str, ...]] = {
+    "train": ("config.yaml", "manifest.json", "split.json", "info.json", "metrics.csv", ".distgen.lock", "checkpoints/", "tensorboard/"),
+    "experiment": ("experiment.yaml", "split.json", "pred.h5ad", "real.h5ad", "timings.json", "DONE", "log.txt", ".distgen.lock",
+                   "eval/", "train/"),
+    "sweep": ("sweep.yaml", "results.csv", "summary.md", "summary.json", "summary.png", ".distgen.lock", "runs/"),
+}
+#: What ``distgen evaluate`` writes into its output folder (besides plots).
+EVALUATE_OUTPUTS = ("metrics.csv", "calibration.csv", "summary.json", "summary.md", "vcc2026_score.csv")
+
+
+def run_kind(folder: Path) -> str | None:
+    """``"train"``, ``"experiment"``, ``"sweep"`` or None: which command's run folder ``folder`` is."""
+    if (folder / "experiment.yaml").is_file():
+        return "experiment"
+    if (folder / "sweep.yaml").is_file():
+        return "sweep"
+    if (folder / "config.yaml").is_file() and ((folder / "checkpoints").is_dir() or (folder / "manifest.json").is_file()):
+        return "train"
+    return None
+
+
+def owner(path: str | Path) -> tuple[Path, str, str] | None:
+    """(run folder, its kind, ``path`` relative to it) when the nearest run folder above ``path`` owns it, else None.
+
+    The nearest decides: ``EXP/train/pred.h5ad`` lies in the training run ``EXP/train`` (which does
+    not own it), not in the experiment ``EXP`` (which owns ``train/``).
+    """
+    path = Path(path).absolute()
+    for folder in path.parents:
+        kind = run_kind(folder)
+        if kind is None:
+            continue
+        rel = path.relative_to(folder).as_posix()
+        if any(rel == o or (o.endswith("/") and rel.startswith(o)) for o in OWNED[kind]):
+            return folder, kind, rel
+        return None
+    return None
+
+
+def _refuse_owned(path: Path, command: str) -> None:
+    found = owner(path)
+    if found is not None:
+        folder, kind, rel = found
+        raise OutputPathError(f"{str(path)!r} is {rel}, a file of the {kind} run folder {str(folder)!r}; "
+                              f"distgen {command} never writes over a run's own files: choose another path")
+
+
+def check_output_file(path: str | Path, command: str, kind: str, overwrite: bool = False) -> None:
+    """Refuse writing the ``kind`` (``pred``/``real``) ``.h5ad`` ``path`` over a run's file or someone else's file.
+
+    A previous output of the same kind is replaced; another existing file needs ``overwrite``.
+    """
+    path = Path(path)
+    _refuse_owned(path, command)
+    if path.is_dir():
+        raise OutputPathError(f"{str(path)!r} is a folder, but distgen {command} writes a file there; give a file path such as "
+                              f"{str(path / (kind + '.h5ad'))!r}")
+    if not path.exists() or overwrite:
+        return
+    kinds = written_kinds(path)
+    if kinds is None or kind not in kinds:
+        raise OutputPathError(f"{str(path)!r} exists and is not a previous {kind} output of distgen {command}; "
+                              "pass --overwrite to replace it, or choose another path")
+
+
+def check_distinct(paths: Sequence[str | Path | None], what: Sequence[str]) -> None:
+    """Refuse two outputs of one command at the same path (the second would replace the first)."""
+    seen: dict[Path, str] = {}
+    for p, name in zip(paths, what):
+        if p is None:
+            continue
+        key = Path(p).absolute().resolve()
+        if key in seen:
+            raise OutputPathError(f"{seen[key]} and {name} are the same file {str(p)!r}; give them different paths")
+        seen[key] = name
+
+
+def check_output_folder(out: str | Path, command: str, overwrite: bool = False, names: Sequence[str] = EVALUATE_OUTPUTS) -> None:
+    """Refuse writing the files ``names`` into ``out`` when a run owns it or them, or over files of something else.
+
+    A folder holding a previous evaluation (its ``summary.json`` has ``metrics``) is written again;
+    other existing files of those names need ``overwrite``.
+    """
+    out = Path(out)
+    kind = run_kind(out)
+    if kind is not None:
+        raise OutputPathError(f"{str(out)!r} is a {kind} run folder; distgen {command} never writes into a run's own files "
+                              f"(its {', '.join(n for n in names if (out / n).exists()) or 'files'}): choose another --out, "
+                              f"e.g. {str(out / command)!r}")
+    for name in names:
+        _refuse_owned(out / name, command)
+    if overwrite or out.is_file():
+        return  # a file where the folder should be is reported where the folder is made
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not _previous_evaluation(out / "summary.json"):
+        raise OutputPathError(f"{str(out)!r} already holds {', '.join(existing)}, not written by distgen {command}; "
+                              "pass --overwrite to replace them, or choose another --out")
+
+
+def _previous_evaluation(summary: Path) -> bool:
+    try:
+        doc = json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("metrics"), dict)

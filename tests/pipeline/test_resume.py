@@ -1,0 +1,173 @@
+"""Issue 17 item 2: ``distgen run`` and ``distgen sweep`` resume.
+
+A run is interrupted after its first checkpoint (a crash injected right after the checkpoint at
+step 2 is written); rerunning the same command continues from that checkpoint and ends where an
+uninterrupted run ends, a finished run is not run again, and a sweep's results table holds every
+row exactly once, also when ``--retries`` rescues the crashed run."""
+
+import csv
+import json
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from distgen.config import ConfigError, save_yaml
+from distgen.pipeline import experiment
+from distgen.pipeline.experiment import DONE_FILE, run
+from distgen.pipeline.sweep import sweep
+from distgen.train.trainer import Trainer
+
+DATA = {"dataset": "norman_k562", "hvg": 64, "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 8}
+TINY = {
+    "model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8},
+              "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+              "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}}},
+    "data": DATA,
+    "train": {"steps": 6, "sets_per_batch": 2, "checkpoint_every": 2, "log_every": 1, "progress": False, "keep_checkpoints": 5},
+    "evaluate": {"plots": False, "baselines": ["control"]},
+}
+METRICS = ["mse", "pearson_delta"]
+
+
+class Crash(RuntimeError):
+    """The injected failure (a killed process, a lost node...)."""
+
+
+@pytest.fixture
+def crash_after_first_checkpoint(monkeypatch):
+    """Every training crashes right after writing its checkpoint at step 2, until ``disarm()``."""
+    real_save = Trainer.save
+    state = {"armed": True, "crashes": 0}
+
+    def save(self):
+        path = real_save(self)
+        if state["armed"] and self.step == 2:
+            state["crashes"] += 1
+            raise Crash("simulated crash after the first checkpoint")
+        return path
+
+    monkeypatch.setattr(Trainer, "save", save)
+    state["disarm"] = lambda: state.update(armed=False)
+    return state
+
+
+def _steps(run_dir):
+    with (run_dir / "train" / "metrics.csv").open() as fh:
+        return [int(float(r["step"])) for r in csv.DictReader(fh)]
+
+
+def _pred(run_dir):
+    return np.asarray(ad.read_h5ad(run_dir / "pred.h5ad").X)
+
+
+def test_rerunning_an_interrupted_run_resumes_it_and_a_finished_one_is_not_run_again(tmp_path, crash_after_first_checkpoint, monkeypatch):
+    cfg = save_yaml(TINY, tmp_path / "tiny.yaml")
+    out = tmp_path / "exp"
+    with pytest.raises(Crash):
+        run(str(cfg), out, progress=False, metrics=METRICS, plots=False)
+    assert not (out / DONE_FILE).exists() and (out / "train" / "checkpoints" / "step_00000002").is_dir()
+    assert not (out / ".distgen.lock").exists()  # the lock went with the failed attempt
+
+    crash_after_first_checkpoint["disarm"]()
+    resumed = run(str(cfg), out, progress=False, metrics=METRICS, plots=False)
+    assert (out / DONE_FILE).exists()
+    assert _steps(out) == [1, 2, 3, 4, 5, 6]  # steps 3..6 trained once, 1..2 not repeated
+    assert len(json.loads((out / "train" / "manifest.json").read_text())["resumes"]) == 1
+
+    straight = run(str(cfg), tmp_path / "straight", progress=False, metrics=METRICS, plots=False)
+    np.testing.assert_array_equal(_pred(out), _pred(tmp_path / "straight"))  # resumed = never interrupted
+    assert resumed["metrics"]["mse"]["model"] == straight["metrics"]["mse"]["model"]
+
+    # finished: the same command returns the recorded summary and trains nothing
+    monkeypatch.setattr(experiment, "train_model", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    again = run(str(cfg), out, progress=False, metrics=METRICS, plots=False)
+    assert again["metrics"]["mse"] == resumed["metrics"]["mse"]
+
+
+def test_a_run_stopped_after_training_resumes_from_its_final_checkpoint_without_training(tmp_path):
+    cfg = save_yaml(TINY, tmp_path / "tiny.yaml")
+    out = tmp_path / "exp"
+    run(str(cfg), out, progress=False, metrics=METRICS, plots=False)
+    before = _pred(out)
+    (out / DONE_FILE).unlink()  # as if the process died while evaluating
+    (out / "eval" / "summary.json").unlink()
+    summary = run(str(cfg), out, progress=False, metrics=METRICS, plots=False)
+    assert (out / DONE_FILE).exists() and (out / "eval" / "summary.json").exists()
+    assert _steps(out) == [1, 2, 3, 4, 5, 6]  # no step trained twice
+    np.testing.assert_array_equal(_pred(out), before)
+    assert set(summary["metrics"]) == set(METRICS)
+
+
+def test_a_run_folder_of_another_config_is_refused_before_any_work(tmp_path):
+    cfg = save_yaml({"model": {"name": "control"}, "data": DATA, "evaluate": {"plots": False}}, tmp_path / "c.yaml")
+    run(str(cfg), tmp_path / "exp", progress=False, metrics=METRICS, plots=False)
+    with pytest.raises(ConfigError, match=r"holds an experiment of another config \(data.set_size: 8 -> 4\)"):
+        run(str(cfg), tmp_path / "exp", ["data.set_size=4"], progress=False, metrics=METRICS, plots=False)
+    # progress bars are no part of an experiment: the same config without them is the same experiment
+    assert run(str(cfg), tmp_path / "exp", progress=True, metrics=METRICS, plots=False)["metrics"]
+
+
+def _in_process(config, r, run_dir):
+    """A sweep runner like the default one (a crash is a non-zero exit), without a subprocess."""
+    try:
+        run(config, run_dir, r.overrides, progress=False, metrics=METRICS, plots=False)
+    except Crash:
+        return 1
+    return 0
+
+
+def _result_keys(sweep_dir):
+    with (sweep_dir / "results.csv").open() as fh:
+        return [(r["variant"], r["seed"], r["perturbation"]) for r in csv.DictReader(fh)]
+
+
+def test_sweep_retry_resumes_the_crashed_run_and_every_row_appears_once(tmp_path, crash_after_first_checkpoint):
+    cfg = save_yaml(TINY, tmp_path / "tiny.yaml")
+    grid = {"train.seed": [0, 1]}
+    # retries=0: the crashed runs fail; their first checkpoint stays
+    with pytest.raises(RuntimeError, match="no run finished"):
+        sweep(str(cfg), grid, tmp_path / "sw", retries=0, runner=_in_process, metrics=METRICS, progress=False)
+    assert crash_after_first_checkpoint["crashes"] == 2
+    # the same sweep again: both runs continue from step 2 (a retry would do the same)
+    crash_after_first_checkpoint["disarm"]()
+    res = sweep(str(cfg), grid, tmp_path / "sw", retries=0, runner=_in_process, metrics=METRICS, progress=False)
+    assert sorted(res.finished) == ["base__seed0", "base__seed1"] and not res.failed
+    for slug in res.finished:
+        assert _steps(tmp_path / "sw" / "runs" / slug) == [1, 2, 3, 4, 5, 6]
+    keys = _result_keys(tmp_path / "sw")
+    assert len(keys) == len(set(keys)) and {k[1] for k in keys} == {"0", "1"}
+    n_per_run = len(keys) // 2
+    # a third time: everything skipped, the table rebuilt with the same rows, once each
+    res = sweep(str(cfg), grid, tmp_path / "sw", runner=_in_process, metrics=METRICS, progress=False)
+    assert sorted(res.skipped) == ["base__seed0", "base__seed1"] and not res.finished
+    assert sorted(_result_keys(tmp_path / "sw")) == sorted(keys) and n_per_run > 0
+
+
+def test_sweep_retries_rescue_a_run_that_crashed_after_its_first_checkpoint(tmp_path, crash_after_first_checkpoint):
+    cfg = save_yaml(TINY, tmp_path / "tiny.yaml")
+    calls = []
+
+    def runner(config, r, run_dir):
+        calls.append(r.slug)
+        if len(calls) == 2:
+            crash_after_first_checkpoint["disarm"]()  # the retry runs on a healthy node
+        return _in_process(config, r, run_dir)
+
+    res = sweep(str(cfg), {"train.seed": [0]}, tmp_path / "sw", retries=1, runner=runner, metrics=METRICS, progress=False)
+    assert calls == ["base__seed0", "base__seed0"] and res.finished == ["base__seed0"] and not res.failed
+    run_dir = tmp_path / "sw" / "runs" / "base__seed0"
+    assert _steps(run_dir) == [1, 2, 3, 4, 5, 6]
+    assert len(json.loads((run_dir / "train" / "manifest.json").read_text())["resumes"]) == 1
+    keys = _result_keys(tmp_path / "sw")
+    assert keys and len(keys) == len(set(keys))
+
+
+def test_a_sweep_folder_of_another_config_is_refused_before_any_run(tmp_path):
+    cfg = save_yaml({"model": {"name": "control"}, "data": DATA, "evaluate": {"plots": False}}, tmp_path / "c.yaml")
+    sweep(str(cfg), {"train.seed": [0]}, tmp_path / "sw", runner=_in_process, metrics=METRICS, progress=False)
+    save_yaml({"model": {"name": "control"}, "data": {**DATA, "set_size": 4}, "evaluate": {"plots": False}}, tmp_path / "c.yaml")
+    calls = []
+    with pytest.raises(ConfigError, match="base__seed0 holds an experiment of another config"):
+        sweep(str(cfg), {"train.seed": [0, 1]}, tmp_path / "sw", runner=lambda *a: calls.append(a) or 0, progress=False)
+    assert calls == []
