@@ -9,7 +9,8 @@ EXAMPLE = """examples:
   distgen predict runs/scdfm --out pred.h5ad --real real.h5ad      # also the matching ground truth
   distgen predict runs/scdfm --out val.h5ad --split val --checkpoint runs/scdfm/checkpoints/step_00001000
   torchrun --nproc-per-node 4 -m distgen predict runs/scdfm --out pred.h5ad   # conditions split over ranks
-  cell-eval run -ap pred.h5ad -ar real.h5ad                        # or: distgen evaluate --pred ... --real ...
+  distgen predict runs/scdfm --out pred.h5ad --real real.h5ad --counts nb   # raw counts, for cell-eval2's vcc2026 preset
+  cell-eval2 run -ap pred.h5ad -ar real.h5ad                       # or: distgen evaluate --pred ... --real ...
 """
 
 
@@ -31,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="sampling seed (default: the run's train.seed)")
     p.add_argument("--genes", default=None, help="predict only a gene panel: 'hvg:N' (the N most variable genes of the predicted "
                    "groups' real and control cells, scDFM's evaluation panel) or a file of gene names (default: all genes)")
+    p.add_argument("--counts", nargs="?", const="poisson", default=None, choices=("poisson", "nb", "round"),
+                   help="write raw counts instead of log-normalised values (cell-eval2's vcc2026 preset scores counts): "
+                   "counts ~ MODEL(expm1(x) * size / target_sum), each generated cell's library size drawn from its group's "
+                   "control cells, real cells at their own size; MODEL poisson (default), nb (dispersions fitted on the "
+                   "training cells) or round. See docs/metrics.md")
     p.set_defaults(run=run)
 
 
@@ -40,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from distgen.train.distributed import env_from_torchrun
 
     try:
-        out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes)
+        out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes, args.counts)
     except CheckpointError as exc:
         print(f"distgen predict: error: {exc}", file=__import__("sys").stderr)
         return 1

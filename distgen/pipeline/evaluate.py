@@ -109,6 +109,11 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     visits groups in) is kept in ``data.cache["group_order"]``.
     """
     pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=None)
+    recorded = sorted(set(info.scales.values()))
+    if recorded and recorded != [scale]:
+        fix = ("write raw counts with distgen predict --counts MODEL --real REAL" if scale == "counts"
+               else "score them with a counts profile (--profile vcc2026 or celleval2)")
+        raise ValueError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")
     pred_c, notes = align(pred_c, real_c)
     info.notes += notes
     data = eval_data(pred_c, real_c, scale=scale)

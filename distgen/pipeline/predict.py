@@ -171,9 +171,9 @@ def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarra
     )
 
 
-def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str) -> Any:
+def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str, scale: str = "lognorm") -> Any:
     """``cells`` of ``dataset`` in the cell-eval layout at ``path`` (a context column when the data has contexts)."""
-    return layout.write(cells, path, kind, with_context=len(dataset.info.contexts) > 1)
+    return layout.write(cells, path, kind, with_context=len(dataset.info.contexts) > 1, scale=scale)
 
 
 # ---------------------------------------------------------------------------------------------- distgen predict
@@ -204,14 +204,21 @@ def predict_run(
     real: str | Path | None = None,
     seed: int | None = None,
     genes: str | None = None,
+    counts: str | None = None,
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
-    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``).
+    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``). ``counts``
+    (``round``, ``poisson`` or ``nb``) writes both files in raw counts instead
+    (``distgen.pipeline.countspace``), as cell-eval2's ``vcc2026`` preset scores them.
 
     Returns the generated cells on rank 0 (None on other ranks).
     """
     run_dir = Path(run_dir)
+    if counts is not None:
+        from distgen.data.counts import check_model
+
+        check_model(counts)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with distgen train ... --out {run_dir}")
     config = load_yaml(run_dir / "config.yaml")
@@ -230,11 +237,24 @@ def predict_run(
     env = D.env_from_torchrun()
     result = None
     if env.is_main:
-        write_cells(dataset, pred, out, "pred")
+        written, scale = pred, "lognorm"
+        if counts is not None:
+            from distgen.pipeline.countspace import prediction_counts
+
+            written, notes = prediction_counts(dataset, pred, part, counts, seed)
+            scale = "counts"
+            for note in notes:
+                print(note, file=sys.stderr)
+        write_cells(dataset, written, out, "pred", scale)
         if real is not None:
             truth = dataset.truth(part)
-            write_cells(dataset, truth if truth.genes == pred.genes else truth.with_genes(pred.genes), real, "real")
-        result = pred
+            truth = truth if truth.genes == pred.genes else truth.with_genes(pred.genes)
+            if counts is not None:
+                from distgen.pipeline.countspace import truth_counts
+
+                truth = truth_counts(dataset, truth, part)
+            write_cells(dataset, truth, real, "real", scale)
+        result = written
     D.shutdown()
     return result
 
