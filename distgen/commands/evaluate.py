@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="obs column of cell types / contexts, scored one by one (default: celltype when every file has it)")
     p.add_argument("--pool-contexts", action="store_true", help="score conditions with their contexts pooled (no per-context scoring)")
     p.add_argument("--train", default=None, help="training cells (.h5ad) to fit the mean_perturbation, additive and linear baselines")
-    p.add_argument("--baselines", default="control,mean_perturbation,additive,linear", help="comma-separated registered models ('' for none)")
+    p.add_argument("--baselines", default="control,mean_perturbation,noncontrol_mean,additive,linear",
+                   help="comma-separated registered models ('' for none; matching_mean is Systema's opt-in combination baseline)")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the full suite)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the half-split ceiling")
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
