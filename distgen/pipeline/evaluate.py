@@ -19,6 +19,7 @@ from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import align, eval_data
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
+from distgen.evaluation.uncertainty import CEILING_SPLITS
 from distgen.pipeline.references import DEFAULT_BASELINES, cells_references, dataset_references
 from distgen.types import Cells
 
@@ -38,6 +39,7 @@ def evaluate_files(
     progress: bool = True,
     celltype_col: str | None = None,
     by_context: bool = True,
+    ceiling_splits: int = CEILING_SPLITS,
 ) -> Report:
     """Evaluate ``pred`` against ``real`` (``.h5ad`` paths or AnnData) and, with ``out``, write the report there.
 
@@ -51,7 +53,7 @@ def evaluate_files(
     refs, notes = cells_references(train_c, real_c, baselines, seed)
     report = score(
         pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
-        notes=notes, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
+        notes=notes, ceiling_splits=ceiling_splits, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
     )
     if out is not None:
         report.write(out, make_plots)
@@ -72,6 +74,7 @@ def evaluate(
     progress: bool = True,
     by_context: bool = True,
     part: str = "test",
+    ceiling_splits: int = CEILING_SPLITS,
     **layout_options: Any,
 ) -> Report:
     """Evaluate a prediction against its truth, next to the baselines and the ceiling (the ``distgen.evaluate`` API).
@@ -84,7 +87,8 @@ def evaluate(
     """
     if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):
         return evaluate_files(pred, truth, out, train=train, baselines=baselines, metric_names=metric_names, ceiling=ceiling,
-                              seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, **layout_options)
+                              seed=seed, make_plots=make_plots, progress=progress, by_context=by_context,
+                              ceiling_splits=ceiling_splits, **layout_options)
     pred_c = pred if isinstance(pred, Cells) else layout.read(pred, **layout_options, name="pred")
     if isinstance(truth, Dataset):
         truth_c = truth.truth(part)
@@ -94,7 +98,7 @@ def evaluate(
         train_c = train if isinstance(train, Cells) or train is None else layout.read(train, **layout_options, name="training")
         refs, notes = cells_references(train_c, truth_c, baselines, seed)
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
-                   progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)})
+                   progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits)
     if out is not None:
         report.write(out, make_plots)
     return report

@@ -24,6 +24,7 @@ from distgen.config import ConfigError, load_config, save_yaml
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.evaluation.score import score
+from distgen.evaluation.uncertainty import CEILING_SPLITS
 from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
@@ -35,7 +36,7 @@ from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
-EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts")
+EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits")
 
 
 def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,6 +119,7 @@ def run(
     refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES), ev_seed)
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
+        ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)),
         metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes],
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )
