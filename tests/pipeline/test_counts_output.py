@@ -150,3 +150,15 @@ def test_cell_eval2_vcc2026_accepts_the_count_files(run, tmp_path):
     assert "pds_cosine" in agg and "de_wilcoxon_sig_jaccard" in agg
     summary = json.dumps(agg)
     assert "fractional" not in summary
+
+
+def test_distgen_scores_the_count_files_with_the_vcc2026_profile(run, tmp_path):
+    from distgen.pipeline.evaluate import evaluate_profile_files
+
+    summary = evaluate_profile_files(run / "pred.h5ad", run / "real.h5ad", tmp_path, "vcc2026")
+    assert summary["scale"] == "counts" and summary["n_perturbations"] == 2 and "vcc2026" in summary
+    from distgen.pipeline.predict import predict_run
+
+    predict_run(run / "run", tmp_path / "pred_log.h5ad", real=tmp_path / "real_log.h5ad")
+    with pytest.raises(ValueError, match="distgen predict --counts"):  # the log-normalised pair is refused by a counts profile
+        evaluate_profile_files(tmp_path / "pred_log.h5ad", tmp_path / "real_log.h5ad", tmp_path / "log", "vcc2026")
