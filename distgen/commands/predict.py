@@ -32,11 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="sampling seed (default: the run's train.seed)")
     p.add_argument("--genes", default=None, help="predict only a gene panel: 'hvg:N' (the N most variable genes of the predicted "
                    "groups' real and control cells, scDFM's evaluation panel) or a file of gene names (default: all genes)")
-    p.add_argument("--counts", nargs="?", const="poisson", default=None, choices=("poisson", "nb", "round"),
+    p.add_argument("--counts", nargs="?", const="round", default=None, choices=("round", "poisson", "nb"),
                    help="write raw counts instead of log-normalised values (cell-eval2's vcc2026 preset scores counts): "
-                   "counts ~ MODEL(expm1(x) * size / target_sum), each generated cell's library size drawn from its group's "
-                   "control cells, real cells at their own size; MODEL poisson (default), nb (dispersions fitted on the "
-                   "training cells) or round. See docs/metrics.md")
+                   "counts = MODEL(expm1(x) * size / target_sum), each generated cell's library size drawn from its group's "
+                   "control cells, real cells at their own size; MODEL round (default: keeps the cell-level noise a generator "
+                   "already samples), poisson or nb (dispersions fitted on the training cells; for mean-like outputs). "
+                   "See docs/metrics.md")
     p.set_defaults(run=run)
 
 

@@ -49,7 +49,7 @@ def fit_run_dispersion(dataset: Dataset, cells: Cells, sizes: np.ndarray, seed: 
     return C.fit_dispersion(x, sizes[train], float(dataset.data.schema.target_sum), groups)
 
 
-def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: str = "poisson", seed: int = 0) -> tuple[Cells, list[str]]:
+def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: str = "round", seed: int = 0) -> tuple[Cells, list[str]]:
     """``pred`` (``predict(model, dataset, part)``'s output) in raw counts, and notes on how the sizes were chosen."""
     C.check_model(model)
     groups = dataset.groups(part)
