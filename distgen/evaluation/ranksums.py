@@ -42,15 +42,24 @@ def _build() -> Any:
                 a = float(j - i)
                 t_c += a * a * a
                 i = j
+            zlo = np.searchsorted(cs, 0.0, side="left")  # the zeros of a perturbation are one block, counted
+            a0 = float(np.searchsorted(cs, 0.0, side="right") - zlo)
+            buf = np.empty(xt.shape[1], dtype=xt.dtype)
             for p in range(p_count):
                 s, e = offsets[p], offsets[p + 1]
                 if e == s:  # no cells: the controls' own ties (as the torch path gives)
                     tie[p, g] = t_c
                     continue
-                xs = np.sort(xt[g, s:e])
-                n = e - s
-                total_u = 0.0
-                total_t = t_c
+                row = xt[g, s:e]
+                n = 0
+                for q in range(e - s):
+                    if row[q] != 0.0:
+                        buf[n] = row[q]
+                        n += 1
+                z = float(e - s - n)
+                total_u = z * (zlo + 0.5 * a0)
+                total_t = t_c + ((a0 + z) ** 3 - a0 * a0 * a0 if z > 0 else 0.0)
+                xs = np.sort(buf[:n])
                 k = 0
                 while k < n:
                     v = xs[k]
@@ -86,8 +95,9 @@ def rank_sums(pop: Population) -> tuple[Tensor, Tensor] | None:
     """``(U [P, G], tie [P, G])`` of every perturbation of ``pop`` against ``pop.control`` (float64), or None (use torch)."""
     if pop.X.device.type != "cpu" or not available():
         return None
-    x = pop.X.detach().to(torch.float64).numpy()
-    c = pop.control.detach().to(torch.float64).numpy()
+    dtype = torch.float64 if pop.X.dtype == torch.float64 else torch.float32  # comparisons only: float32 values stay exact
+    x = pop.X.detach().to(dtype).numpy()
+    c = pop.control.detach().to(dtype).numpy()
     if not (np.isfinite(x).all() and np.isfinite(c).all()):
         return None
     xt = np.ascontiguousarray(x.T)
