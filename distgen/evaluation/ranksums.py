@@ -23,10 +23,10 @@ from distgen.evaluation.evaldata import Population
 _KERNEL: Any = None
 
 
-def _build() -> Any:
+def _build(cache: bool = True) -> Any:
     import numba
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=cache, nogil=True)
     def kernel(xt: np.ndarray, offsets: np.ndarray, ct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
         g_count, p_count, nc = xt.shape[0], offsets.shape[0] - 1, ct.shape[1]
         u = np.zeros((p_count, g_count))
@@ -88,6 +88,8 @@ def available() -> bool:
             _KERNEL = _build()
         except ImportError:
             _KERNEL = False
+        except RuntimeError:  # numba without a writable cache location: compile without caching
+            _KERNEL = _build(cache=False)
     return _KERNEL is not False
 
 
