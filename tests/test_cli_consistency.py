@@ -181,7 +181,7 @@ def test_predict_api_generates_every_held_out_condition_like_distgen_run(tmp_pat
     import anndata
 
     files = {k: anndata.read_h5ad(tmp_path / f"{k}.h5ad") for k in ("pred", "real")}
-    col = "target_gene"
+    col = "target"
     for f in files.values():
         assert set(f.obs[col]) - {"non-targeting"} == held_out
     np.testing.assert_array_equal(np.asarray(files["pred"].X), pred.X.numpy())

@@ -48,9 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="obs column of cell types / contexts, scored one by one (default: celltype when every file has it)")
     p.add_argument("--pool-contexts", action="store_true", help="score conditions with their contexts pooled (no per-context scoring)")
     p.add_argument("--train", default=None, help="training cells (.h5ad) to fit the mean_perturbation, additive and linear baselines")
-    p.add_argument("--baselines", default="control,mean_perturbation,additive,linear", help="comma-separated registered models ('' for none)")
+    p.add_argument("--baselines", default="control,mean_perturbation,noncontrol_mean,additive,linear",
+                   help="comma-separated registered models ('' for none; matching_mean is Systema's opt-in combination baseline)")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the full suite)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the half-split ceiling")
+    p.add_argument("--ceiling-splits", type=int, default=5, help="seeded disjoint half-splits the ceiling averages over (default 5; "
+                   "summary.json reports their band)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and the HTML report (report.html)")
     p.add_argument("--seed", type=int, default=0, help="seed for control sampling and the half split")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         args.pred, args.real, args.out, pert_col=args.pert_col, control=args.control, train=args.train,
         baselines=split(args.baselines) or [], metric_names=split(args.metrics), ceiling=not args.no_ceiling,
         seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet, celltype_col=args.celltype_col,
-        by_context=not args.pool_contexts, overwrite=args.overwrite,
+        by_context=not args.pool_contexts, ceiling_splits=args.ceiling_splits, overwrite=args.overwrite,
     ).summary
     if args.json:
         print(json.dumps(summary, indent=1, default=str))

@@ -9,7 +9,8 @@ EXAMPLE = """examples:
   distgen predict runs/scdfm --out pred.h5ad --real real.h5ad      # also the matching ground truth
   distgen predict runs/scdfm --out val.h5ad --split val --checkpoint runs/scdfm/checkpoints/step_00001000
   torchrun --nproc-per-node 4 -m distgen predict runs/scdfm --out pred.h5ad   # conditions split over ranks
-  cell-eval run -ap pred.h5ad -ar real.h5ad                        # or: distgen evaluate --pred ... --real ...
+  distgen predict runs/scdfm --out pred.h5ad --real real.h5ad --counts nb   # raw counts, for cell-eval2's vcc2026 preset
+  cell-eval2 run -ap pred.h5ad -ar real.h5ad                       # or: distgen evaluate --pred ... --real ...
 
 An existing --out/--real is replaced only when it is an earlier prediction/truth (else --overwrite);
 the run's own files (config.yaml, checkpoints/...) are never replaced.
@@ -36,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "groups' real and control cells, scDFM's evaluation panel) or a file of gene names (default: all genes)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out/--real file that is not a previous "
                    "prediction/truth (a run folder's own files are never replaced)")
+    p.add_argument("--counts", nargs="?", const="round", default=None, choices=("round", "poisson", "nb"),
+                   help="write raw counts instead of log-normalised values (cell-eval2's vcc2026 preset scores counts): "
+                   "counts = MODEL(expm1(x) * size / target_sum), each generated cell's library size drawn from its group's "
+                   "control cells, real cells at their own size; MODEL round (default: keeps the cell-level noise a generator "
+                   "already samples), poisson or nb (dispersions fitted on the training cells; for mean-like outputs). "
+                   "See docs/metrics.md")
     p.set_defaults(run=run)
 
 
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes,
-                          overwrite=args.overwrite)
+                          args.counts, overwrite=args.overwrite)
     except CheckpointError as exc:
         print(f"distgen predict: error: {exc}", file=__import__("sys").stderr)
         return 1

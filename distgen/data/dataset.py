@@ -133,7 +133,9 @@ class PerturbationData:
             )
         doses = parse_doses(obs, schema, atoms)
 
+        library = None
         if scale == "counts" and schema.normalize:
+            library = np.asarray(x.sum(1), dtype=np.float64).ravel()  # what normalize_total divides by: --counts inverts it
             x = _lognormalize(x, schema.target_sum)
             scale_out = "log"
         else:
@@ -158,6 +160,10 @@ class PerturbationData:
         new_obs["distgen_condition"] = pd.Categorical(conditions.astype(str))
         new_obs["distgen_context"] = pd.Categorical(contexts.astype(str))
         new_obs["distgen_batch"] = pd.Categorical(batches.astype(str))
+        if library is not None:
+            from distgen.data.counts import LIBRARY_COL
+
+            new_obs[LIBRARY_COL] = library
         var = adata.var.copy() if kind == "genes" else pd.DataFrame(index=pd.Index(genes))
         processed = ad.AnnData(X=sp.csr_matrix(dense) if sp.issparse(x) else dense, obs=new_obs, var=var)
         return cls(processed, schema, table, conditions, contexts, batches, scale)

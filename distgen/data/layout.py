@@ -1,10 +1,13 @@
 """``Cells`` <-> the cell-eval AnnData layout: the one edge where populations become files.
 
-``cell-eval run -ap pred.h5ad -ar real.h5ad --pert-col target_gene --control-pert non-targeting``
+``cell-eval2 run -ap pred.h5ad -ar real.h5ad`` (defaults ``--pert-col target --control non-targeting``)
 expects, in both files: the same genes in the same order (``var_names``), a perturbation column in
-``obs`` with the *same set* of labels, control cells labelled ``control_pert`` in each file, and
-log-normalised values; with ``--celltype-col``, a cell-type column. ``write`` produces exactly that,
-with the default names below; ``read`` reads it back (and files of other tools: the column and the
+``obs`` with the *same set* of labels, control cells labelled ``non-targeting`` in each file, and
+values at one scale (log-normalised, or raw counts for its ``vcc2026`` preset); with
+``--celltype-col``, a cell-type column. ``write`` produces exactly that, with the default names
+below, and records the value scale in ``uns["distgen"]["scale"]`` (``lognorm`` or ``counts``).
+cell-eval 0.8.2 reads the same files with ``--pert-col target``. ``read`` reads them back (and
+files of other tools and older distgen files, whose column was ``target_gene``: the column and the
 control label are guessed from common conventions when not given).
 
 Every prediction, ground truth and reference that ``distgen predict``, ``distgen run`` and the Python
@@ -31,13 +34,15 @@ if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
 
 #: Column and label names written (cell-eval's defaults). The only place these names are defined.
-PERT_COL = "target_gene"  #: cell-eval's default ``--pert-col``
-CONTROL = "non-targeting"  #: cell-eval's default ``--control-pert``
+PERT_COL = "target"  #: cell-eval2's default ``--pert-col`` (distgen wrote ``target_gene``, cell-eval 0.8's, before)
+CONTROL = "non-targeting"  #: cell-eval2's default ``--control`` (and cell-eval's ``--control-pert``)
 CELLTYPE_COL = "celltype"  #: cell-eval's default ``--celltype-col``
 KIND_COL = "distgen_kind"  #: ``pred`` / ``real`` / ``control``: which rows a model generated
 
 #: Conventions tried, in order, when reading a file whose column or control label is not given.
-PERT_COLS = (PERT_COL, "target", "condition", "perturbation", "gene", "guide_target")
+PERT_COLS = (PERT_COL, "target_gene", "condition", "perturbation", "gene", "guide_target")
+#: Value scales recorded in ``uns["distgen"]["scale"]``.
+SCALES = ("lognorm", "counts")
 CONTROL_LABELS = (CONTROL, "control", "ctrl", "NT", "non_targeting", "DMSO")
 
 # Former names (``distgen.data.predictions``), kept readable.
@@ -55,6 +60,8 @@ class LayoutInfo:
     #: The truth's conditions in the order its perturbation column lists them (its categories, or natural
     #: sort for a string column, as anndata writes them): the order cell-eval2 visits groups in.
     condition_order: tuple[str, ...] = ()
+    #: The scale each file records in ``uns["distgen"]["scale"]`` (files that record none are absent).
+    scales: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -65,12 +72,16 @@ def to_anndata(
     pert_col: str = PERT_COL,
     control: str = CONTROL,
     celltype_col: str = CELLTYPE_COL,
+    scale: str = "lognorm",
 ) -> ad.AnnData:
     """``cells`` in the cell-eval layout (rows in the same order; controls relabelled ``control``).
 
     ``with_context`` writes the ``celltype_col`` column (default: when some context is not ``"all"``).
-    Cell names are ``cells.names`` when given, else ``{kind}_{i}`` and ``control_{j}``.
+    Cell names are ``cells.names`` when given, else ``{kind}_{i}`` and ``control_{j}``. ``scale``
+    (``lognorm`` or ``counts``) is recorded in ``uns["distgen"]`` with the column names.
     """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     x = np.ascontiguousarray(cells.X.detach().cpu().numpy().astype(np.float32, copy=False))
     if not np.isfinite(x).all():
         where = "generated" if kind == "pred" else kind
@@ -97,6 +108,7 @@ def to_anndata(
             counters[is_c] += 1
         obs.index = pd.Index(names)
     out = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index(list(cells.genes))))
+    out.uns["distgen"] = {"scale": scale, "kind": kind, "pert_col": pert_col, "control": control}
     out.obs_names_make_unique()
     return out
 
@@ -104,7 +116,7 @@ def to_anndata(
 def write(cells: Cells, path: str | os.PathLike[str], kind: str = "pred", **layout: Any) -> ad.AnnData:
     """Write ``cells`` to ``path`` (gzip h5ad, atomically, only after every check passed); returns the AnnData.
 
-    ``layout``: ``to_anndata`` options (``with_context``, ``pert_col``, ``control``, ``celltype_col``).
+    ``layout``: ``to_anndata`` options (``with_context``, ``pert_col``, ``control``, ``celltype_col``, ``scale``).
     """
     adata = to_anndata(cells, kind, **layout)
     _write(adata, path)
@@ -173,6 +185,7 @@ class ChunkedWriter:
                 )
                 write_elem(self._file, "obs", obs)
                 write_elem(self._file, "var", pd.DataFrame(index=pd.Index(self.genes, dtype=object)))
+                write_elem(self._file, "uns", {"distgen": {"scale": "lognorm", "kind": "pred", "pert_col": PERT_COL, "control": CONTROL}})
         finally:
             self._file.close()
         if exc_type is None:
@@ -222,6 +235,13 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
             raise ValueError(f"the {name} file has no control cells: label {control!r} is not in obs[{pert_col!r}] "
                              f"(values include {some}); every evaluation needs control cells (pass --control)")
     return control
+
+
+def recorded_scale(adata: ad.AnnData) -> str | None:
+    """The value scale a file records in ``uns["distgen"]["scale"]`` (None for files that record none)."""
+    meta = adata.uns.get("distgen") if hasattr(adata, "uns") else None
+    scale = meta.get("scale") if isinstance(meta, dict) else None
+    return str(scale) if scale is not None else None
 
 
 def canonical_condition(label: str, control: str) -> str:
@@ -292,7 +312,12 @@ def read_pair(
     col = celltype_col
     if col is None and all(CELLTYPE_COL in a.obs.columns for a in files.values()):
         col = CELLTYPE_COL
-    info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control))
+    info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control),
+                      scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None})
+    if len(set(info.scales.values())) > 1:
+        said = ", ".join(f"{k}: {s}" for k, s in info.scales.items())
+        raise ValueError(f"the files record different value scales ({said}); write them at one scale "
+                         "(distgen predict --counts MODEL --real REAL writes both in counts)")
     cells = {k: _cells(a, pert_col, control, col, k) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
 
@@ -310,11 +335,13 @@ def write_predictions(
     pert_col: str = PERT_COL,
     control_label: str = CONTROL,
     celltype_col: str = CELLTYPE_COL,
+    scale: str = "lognorm",
 ) -> ad.AnnData:
     """AnnData of generated ``cells`` ``[N, G]`` with real ``control_cells`` ``[M, G]`` appended (arrays in, layout out).
 
     ``data`` (optional) checks that the genes and the perturbations are the training ones. The file
-    is written (gzip h5ad, atomically) only after every check passed.
+    is written (gzip h5ad, atomically) only after every check passed. ``scale`` (``lognorm`` or
+    ``counts``) is recorded in ``uns["distgen"]["scale"]``.
     """
     x, c = _np(cells), _np(control_cells)
     genes = [str(g) for g in genes]
@@ -338,7 +365,7 @@ def write_predictions(
         genes,
         [*map(str, contexts), *map(str, control_contexts)] if contexts is not None and control_contexts is not None else None,
     )
-    adata = to_anndata(pop, "pred", contexts is not None, pert_col, control_label, celltype_col)
+    adata = to_anndata(pop, "pred", contexts is not None, pert_col, control_label, celltype_col, scale)
     if path is not None:
         _write(adata, path)
     return adata
@@ -352,6 +379,7 @@ def write_ground_truth(
     pert_col: str = PERT_COL,
     control_label: str = CONTROL,
     celltype_col: str = CELLTYPE_COL,
+    scale: str = "lognorm",
 ) -> ad.AnnData:
     """The real cells at indices ``cells`` (perturbed; control cells among them are dropped) and ``control_cells``."""
     from distgen.data.prepared import cells_of
@@ -362,7 +390,7 @@ def write_ground_truth(
     if not data.is_control[cidx].all():
         raise ValueError("control_cells must index control cells of the dataset")
     pop = cells_of(data, np.concatenate([idx, cidx]))
-    adata = to_anndata(pop, "real", len(data.info.contexts) > 1, pert_col, control_label, celltype_col)
+    adata = to_anndata(pop, "real", len(data.info.contexts) > 1, pert_col, control_label, celltype_col, scale)
     if path is not None:
         _write(adata, path)
     return adata

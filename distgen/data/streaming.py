@@ -305,7 +305,7 @@ def predict_to_disk(
     control cells of the in-memory control pool, ``sets_per_call`` groups per ``model.predict``
     call; generated rows are appended to ``out`` (dense ``X``, h5ad) as they come, followed by the
     pool's real control cells, in the layout of Arc Institute's ``cell-eval run``
-    (``obs['target_gene']``, control label ``non-targeting``, ``obs['celltype']``).
+    (``obs['target']``, control label ``non-targeting``, ``obs['celltype']``).
     Peak memory is one call's cells plus the control pool, whatever the number of groups.
     """
     from distgen.data.layout import CONTROL, ChunkedWriter

@@ -15,7 +15,9 @@ that order; zeros are one block per gene, handled by counting. Cost ``O(nnz log 
 perturbations instead of re-ranking ``n_p + n_c`` cells per gene per perturbation; the result is
 exact (every quantity is a count), and the p-value uses the C library's ``erfc`` as pdex does.
 ``rank_sum_batch`` (per-perturbation ``searchsorted`` against once-sorted controls) remains for
-single tests. cell-eval2's v2 table (counts per million, arithmetic means, the CPM gene gate) is
+single tests. On CPU, ``differential_expression`` uses the compiled kernel of
+``distgen.evaluation.ranksums`` (numba), which gives the same ``U`` and tie sums exactly, ~10x faster
+on one thread; ``pooled_rank_sums`` is the path for CUDA tensors and the fallback. cell-eval2's v2 table (counts per million, arithmetic means, the CPM gene gate) is
 ``de_table`` below.
 """
 
@@ -212,7 +214,10 @@ def differential_expression(pop: Population, log1p: bool = True, progress: bool 
 
     Perturbations without cells get NaN rows. (``progress`` is accepted for callers; one pass needs none.)
     """
-    u1, t3 = pooled_rank_sums(pop)
+    from distgen.evaluation.ranksums import rank_sums
+
+    fast = rank_sums(pop)  # the compiled exact kernel (numba) on CPU; the same numbers as the torch path
+    u1, t3 = fast if fast is not None else pooled_rank_sums(pop)
     counts = pop.counts
     pval = rank_sum_pvalues(u1, t3, counts, pop.control.shape[0])
     empty = counts == 0

@@ -90,9 +90,37 @@ def markdown(summary: Mapping[str, Any]) -> str:
         cells = [name, "higher" if r["higher_is_better"] else "lower", _fmt(r["model"]), *[_fmt(r["baselines"].get(b)) for b in bases],
                  _fmt(r["ceiling"]), _fmt(r["normalised"]), _fmt(r["strongest_baseline"]), str(r["n_nan"])]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += uncertainty_lines(summary)
     if summary.get("notes"):
         lines += ["", "## Notes", "", *[f"- {n}" for n in summary["notes"]]]
     return "\n".join(lines) + "\n"
+
+
+def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The ``summary.md`` table of intervals: model CI, ceiling band over splits, paired test against the strongest baseline."""
+    rows = {k: r for k, r in summary["metrics"].items() if "model_ci" in r}
+    if not rows:
+        return []
+    level = next(iter(rows.values())).get("ci_level", 0.95)
+
+    def interval(v: Any) -> str:
+        return f"[{_fmt(v[0])}, {_fmt(v[1])}]" if v else "-"
+
+    head = ["metric", f"model {level:.0%} CI", "ceiling band (min-max over splits)", "vs strongest baseline", "mean difference",
+            "CI", "Wilcoxon p", "pairs"]
+    lines = ["", f"## Uncertainty ({summary.get('ceiling_splits', 0)} ceiling splits; bootstrap over perturbations; "
+             "paired Wilcoxon signed-rank test per perturbation)", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for name, r in rows.items():
+        b = r.get("ceiling_band") or {}
+        t = r.get("vs_strongest_baseline") or {}
+        cells = [name, interval(r["model_ci"]), interval([b["min"], b["max"]]) if b else "-", _fmt(t.get("baseline")),
+                 _fmt(t.get("mean_difference")), interval(t.get("ci")), _fmt(t.get("wilcoxon_p")), _fmt(t.get("n"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    roles = summary.get("reference_roles")
+    if roles:
+        lines += ["", "References: " + ", ".join(f"{k} ({v})" for k, v in roles.items()) + "."]
+    return lines
 
 
 def plots(data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max_cells: int = 2000) -> list[str]:

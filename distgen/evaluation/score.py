@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from distgen.evaluation.calibration import ceiling_data, reference_data, summarise
+from distgen.evaluation.calibration import reference_data, summarise
 from distgen.evaluation.io import align, eval_data
 from distgen.evaluation.report import Report
 from distgen.evaluation.suite import MetricTable, run_metrics
+from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table
 from distgen.types import ALL, Cells
 
 #: Provenance shown at the top of a report (``distgen run`` and ``distgen evaluate`` give file paths).
@@ -38,6 +39,7 @@ def score(
     progress: bool = False,
     notes: Sequence[str] = (),
     sources: Mapping[str, Any] | None = None,
+    ceiling_splits: int = CEILING_SPLITS,
 ) -> Report:
     """Score ``pred`` against ``truth`` next to each reference and the ceiling.
 
@@ -51,7 +53,10 @@ def score(
     by_context
         Score each context's groups against that context's controls (default); False pools contexts.
     ceiling
-        Also score a disjoint half of the real cells against the other half (seed ``seed``).
+        Also score a disjoint half of the real cells against the other half, over ``ceiling_splits``
+        seeded half-splits (``distgen.evaluation.uncertainty``): the ceiling table is their mean per
+        perturbation, and ``summary.json`` reports each metric's band over splits, a bootstrap interval
+        of the model's mean and a paired Wilcoxon test of the model against the strongest baseline.
     metrics
         Metric names (default ``distgen.evaluation.DEFAULT_METRICS``).
     notes
@@ -75,7 +80,7 @@ def score(
     contexts = _contexts(pred, truth, by_context)
     many = len(contexts) > 1
     model_tables: list[MetricTable] = []
-    ceil_tables: list[MetricTable] = []
+    ceil_tables: list[list[MetricTable]] = []
     ref_tables: dict[str, list[MetricTable]] = {name: [] for name in refs}
     datas = []
     for ctx in contexts:
@@ -93,19 +98,24 @@ def score(
         for name, ref in refs.items():
             ref_tables[name].append(_relabel(run_metrics(reference_data(data, part(ref), truth_c), metrics), label, ctx if many else None))
         if ceiling:
-            ceil_tables.append(_relabel(run_metrics(ceiling_data(data, seed=seed), metrics), label, ctx if many else None))
+            ceil_tables.append([_relabel(t, label, ctx if many else None) for t in ceiling_tables(data, metrics, seed, ceiling_splits)])
         datas.append(data)
     table = _merge(model_tables)
     base_tables = {name: _merge(ts) for name, ts in ref_tables.items()}
-    ceil_table = _merge(ceil_tables) if ceiling else None
+    splits = [_merge([per_ctx[i] for per_ctx in ceil_tables]) for i in range(ceiling_splits)] if ceiling else []
+    ceil_table = mean_table(splits) if ceiling else None
+    rows = summarise(table, base_tables, ceil_table)
+    calibrate(rows, table, base_tables, splits, seed)
     src = {"pred": "<Cells>", "real": "<Cells>", "pert_col": None, "control": truth.control, **dict(sources or {})}
     summary: dict[str, Any] = {
         **{k: src[k] for k in SOURCE_KEYS},
         "n_perturbations": len(table.perts),
         "n_genes": len(truth.genes),
         "baselines": list(base_tables),
-        "ceiling": f"disjoint half-split of the real cells (seed {seed})" if ceiling else None,
-        "metrics": summarise(table, base_tables, ceil_table),
+        "ceiling": f"disjoint half-splits of the real cells ({ceiling_splits} splits from seed {seed}, averaged)" if ceiling else None,
+        "ceiling_splits": ceiling_splits if ceiling else 0,
+        "reference_roles": {**{b: "negative" for b in base_tables}, **({"ceiling": "positive"} if ceiling else {})},
+        "metrics": rows,
         "notes": report_notes + list(notes),
         "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
     }

@@ -79,6 +79,8 @@ models: Registry[PerturbationModel] = Registry(
         "control": "distgen.models.baselines.control:ControlBaseline",
         "generator": "distgen.models.generator:Generator",
         "linear": "distgen.models.baselines.linear:LinearBaseline",
+        "matching_mean": "distgen.models.baselines.matching_mean:MatchingMeanBaseline",
         "mean_perturbation": "distgen.models.baselines.mean_perturbation:MeanPerturbationBaseline",
+        "noncontrol_mean": "distgen.models.baselines.noncontrol_mean:NonControlMeanBaseline",
     },
 )

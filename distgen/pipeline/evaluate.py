@@ -19,6 +19,7 @@ from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import align, eval_data
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
+from distgen.evaluation.uncertainty import CEILING_SPLITS
 from distgen.pipeline.outputs import check_output_folder
 from distgen.pipeline.pages import write_evaluation_page
 from distgen.pipeline.references import DEFAULT_BASELINES, cells_references, dataset_references
@@ -40,6 +41,7 @@ def evaluate_files(
     progress: bool = True,
     celltype_col: str | None = None,
     by_context: bool = True,
+    ceiling_splits: int = CEILING_SPLITS,
     overwrite: bool = False,
 ) -> Report:
     """Evaluate ``pred`` against ``real`` (``.h5ad`` paths or AnnData) and, with ``out``, write the report there.
@@ -58,7 +60,7 @@ def evaluate_files(
     refs, notes = cells_references(train_c, real_c, baselines, seed)
     report = score(
         pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
-        notes=notes, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
+        notes=notes, ceiling_splits=ceiling_splits, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
     )
     if out is not None:
         report.write(out, make_plots)
@@ -81,6 +83,7 @@ def evaluate(
     progress: bool = True,
     by_context: bool = True,
     part: str = "test",
+    ceiling_splits: int = CEILING_SPLITS,
     overwrite: bool = False,
     **layout_options: Any,
 ) -> Report:
@@ -95,7 +98,7 @@ def evaluate(
     if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):
         return evaluate_files(pred, truth, out, train=train, baselines=baselines, metric_names=metric_names, ceiling=ceiling,
                               seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, overwrite=overwrite,
-                              **layout_options)
+                              ceiling_splits=ceiling_splits, **layout_options)
     if out is not None:
         check_output_folder(out, "evaluate", overwrite)
     pred_c = pred if isinstance(pred, Cells) else layout.read(pred, **layout_options, name="pred")
@@ -107,7 +110,7 @@ def evaluate(
         train_c = train if isinstance(train, Cells) or train is None else layout.read(train, **layout_options, name="training")
         refs, notes = cells_references(train_c, truth_c, baselines, seed)
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
-                   progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)})
+                   progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits)
     if out is not None:
         report.write(out, make_plots)
         if make_plots:
@@ -124,6 +127,11 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     visits groups in) is kept in ``data.cache["group_order"]``.
     """
     pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=None)
+    recorded = sorted(set(info.scales.values()))
+    if recorded and recorded != [scale]:
+        fix = ("write raw counts with distgen predict --counts MODEL --real REAL" if scale == "counts"
+               else "score them with a counts profile (--profile vcc2026 or celleval2)")
+        raise ValueError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")
     pred_c, notes = align(pred_c, real_c)
     info.notes += notes
     data = eval_data(pred_c, real_c, scale=scale)

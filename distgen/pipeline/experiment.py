@@ -31,6 +31,7 @@ from distgen.config import ConfigError, load_config, load_yaml, save_yaml
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.evaluation.score import score
+from distgen.evaluation.uncertainty import CEILING_SPLITS
 from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
@@ -47,7 +48,7 @@ from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
-EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context")
+EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits")
 #: Written (last) into an experiment folder once its evaluation is complete.
 DONE_FILE = "DONE"
 
@@ -58,6 +59,11 @@ def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(ev) - set(EVALUATE_KEYS))
     if unknown:
         raise ConfigError(f"evaluate: unknown key(s) {unknown}; allowed: {', '.join(EVALUATE_KEYS)}")
+    if ev.get("counts"):
+        from distgen.data.counts import COUNT_MODELS
+
+        if ev["counts"] not in COUNT_MODELS:
+            raise ConfigError(f"evaluate.counts must be one of {', '.join(COUNT_MODELS)}, got {ev['counts']!r}")
     return ev
 
 
@@ -77,7 +83,8 @@ def run(
     """Train -> predict the test split -> evaluate, into ``out``; returns the evaluation summary.
 
     ``out`` receives ``experiment.yaml``, ``train/`` (the run directory, for trainable models) or
-    ``split.json``, ``pred.h5ad`` and ``real.h5ad`` (cell-eval layout), ``eval/`` (``metrics.csv``,
+    ``split.json``, ``pred.h5ad`` and ``real.h5ad`` (cell-eval layout; with ``evaluate: {counts: MODEL}``
+    also ``pred_counts.h5ad`` and ``real_counts.h5ad`` in raw counts), ``eval/`` (``metrics.csv``,
     ``calibration.csv``, ``summary.md``, ``summary.json``, plots) and ``timings.json``. The config's
     optional ``evaluate:`` section (``EVALUATE_KEYS``) sets the evaluation (``metrics``/``plots`` given
     here win); its ``preflight:`` section may set ``allow_unembedded: true``.
@@ -138,11 +145,19 @@ def _run(
     truth = dataset.truth("test")
     write_cells(dataset, pred, out / "pred.h5ad", "pred")
     write_cells(dataset, truth, out / "real.h5ad", "real")
+    if ev.get("counts"):  # evaluate: {counts: poisson|nb|round}: also the pair in raw counts, for cell-eval2's vcc2026
+        from distgen.pipeline.countspace import prediction_counts, truth_counts
+
+        pred_counts, count_notes = prediction_counts(dataset, pred, "test", str(ev["counts"]), seed)
+        notes = [*notes, *count_notes]
+        write_cells(dataset, pred_counts, out / "pred_counts.h5ad", "pred", "counts")
+        write_cells(dataset, truth_counts(dataset, truth), out / "real_counts.h5ad", "real", "counts")
     clock.lap(stage)
     ev_seed = int(ev.get("seed", 0))
     refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES), ev_seed)
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
+        ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)),
         metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes],
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )

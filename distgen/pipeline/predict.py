@@ -191,9 +191,9 @@ def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarra
     )
 
 
-def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str) -> Any:
+def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str, scale: str = "lognorm") -> Any:
     """``cells`` of ``dataset`` in the cell-eval layout at ``path`` (a context column when the data has contexts)."""
-    return layout.write(cells, path, kind, with_context=len(dataset.info.contexts) > 1)
+    return layout.write(cells, path, kind, with_context=len(dataset.info.contexts) > 1, scale=scale)
 
 
 # ---------------------------------------------------------------------------------------------- distgen predict
@@ -229,6 +229,7 @@ def predict_run(
     real: str | Path | None = None,
     seed: int | None = None,
     genes: str | None = None,
+    counts: str | None = None,
     overwrite: bool = False,
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
@@ -237,13 +238,19 @@ def predict_run(
     prediction (truth) unless ``overwrite`` (``distgen.pipeline.outputs``); both are checked before
     any work.
 
-    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``). Writing
+    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``). ``counts``
+    (``round``, ``poisson`` or ``nb``) writes both files in raw counts instead
+    (``distgen.pipeline.countspace``), as cell-eval2's ``vcc2026`` preset scores them. Writing
     into the run folder itself takes its lock (``distgen.train.lock``): not while a training or
     another prediction writes there.
 
     Returns the generated cells on rank 0 (None on other ranks).
     """
     run_dir = Path(run_dir)
+    if counts is not None:
+        from distgen.data.counts import check_model
+
+        check_model(counts)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with distgen train ... --out {run_dir}")
     check_distinct([out, real], ["--out", "--real"])
@@ -252,7 +259,7 @@ def predict_run(
         check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
     with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext():
-        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes)
+        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -262,7 +269,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _predict_run(
     run_dir: Path, out: str | Path, part: str, checkpoint: str | Path | None, weights: str, real: str | Path | None,
-    seed: int | None, genes: str | None,
+    seed: int | None, genes: str | None, counts: str | None,
 ) -> Cells | None:
     config = load_yaml(run_dir / "config.yaml")
     split_file = run_dir / "split.json"
@@ -280,11 +287,24 @@ def _predict_run(
     env = D.env_from_torchrun()
     result = None
     if env.is_main:
-        write_cells(dataset, pred, out, "pred")
+        written, scale = pred, "lognorm"
+        if counts is not None:
+            from distgen.pipeline.countspace import prediction_counts
+
+            written, notes = prediction_counts(dataset, pred, part, counts, seed)
+            scale = "counts"
+            for note in notes:
+                print(note, file=sys.stderr)
+        write_cells(dataset, written, out, "pred", scale)
         if real is not None:
             truth = dataset.truth(part)
-            write_cells(dataset, truth if truth.genes == pred.genes else truth.with_genes(pred.genes), real, "real")
-        result = pred
+            truth = truth if truth.genes == pred.genes else truth.with_genes(pred.genes)
+            if counts is not None:
+                from distgen.pipeline.countspace import truth_counts
+
+                truth = truth_counts(dataset, truth, part)
+            write_cells(dataset, truth, real, "real", scale)
+        result = written
     D.shutdown()
     return result
 

@@ -1,7 +1,7 @@
 """References: the baselines' predictions of the held-out groups, made from the same data as the model's.
 
-Each baseline (``control``, ``mean_perturbation``, ``additive``, ``linear`` by default: any registered
-``FittedModel``) is fitted on the training cells *with their contexts and batches* (the same
+Each baseline (``control``, ``mean_perturbation``, ``noncontrol_mean``, ``additive``, ``linear`` by
+default, ``matching_mean`` on request: any registered ``FittedModel``) is fitted on the training cells *with their contexts and batches* (the same
 ``CellTable`` the model was trained on) and predicts every group of the truth from control cells of
 the group's own context, the same pool the model generated from. ``distgen.evaluation.score`` then
 scores these references next to the model.
@@ -25,8 +25,12 @@ from distgen.models import models
 from distgen.models.base import FittedModel
 from distgen.types import ALL, Cells, CellTable, ConditionLabels, DataInfo, labels_in, vocabulary
 
-#: Baselines scored by default (``control`` needs no training cells; the others do).
-DEFAULT_BASELINES = ("control", "mean_perturbation", "additive", "linear")
+#: Baselines scored by default (``control`` needs no training cells; the others do): the references a 2026
+#: paper must report (``noncontrol_mean``: Systema's mean of all perturbed cells). ``matching_mean`` is opt-in.
+DEFAULT_BASELINES = ("control", "mean_perturbation", "noncontrol_mean", "additive", "linear")
+#: Every registered baseline model and its role: a negative reference (what a model must beat).
+#: The positive reference is the ceiling (``distgen.evaluation.calibration``).
+BASELINE_ROLES = {name: "negative" for name in (*DEFAULT_BASELINES, "matching_mean")}
 
 Labeller = Callable[[list[str], list[str]], ConditionLabels]
 

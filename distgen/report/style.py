@@ -28,6 +28,7 @@ _KNOWN: dict[str, tuple[str, str]] = {
     "additive": ("#CC79A7", "D"),
     "linear": ("#A6761D", "v"),
     "non_control_mean": ("#882255", "P"),
+    "noncontrol_mean": ("#882255", "P"),  # the registered name (distgen.models.baselines.noncontrol_mean)
     "matching_mean": ("#44AA99", "X"),
     "interpolated_duplicate": ("#117733", "h"),
 }

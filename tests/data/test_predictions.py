@@ -34,15 +34,15 @@ def test_layout_and_round_trip(tiny_adata, tiny_schema, tmp_path):
     for a in (pred, real):
         assert list(a.var_names) == list(data.info.genes)
         assert a.n_obs == len(pert) + len(ctrl)
-        assert (a.obs["target_gene"] == "non-targeting").sum() == len(ctrl)
+        assert (a.obs["target"] == "non-targeting").sum() == len(ctrl)
         assert set(a.obs["celltype"]) == {"ct1", "ct2"}
-    assert set(pred.obs["target_gene"]) == set(real.obs["target_gene"]) == {*split.test_conditions, "non-targeting"}
+    assert set(pred.obs["target"]) == set(real.obs["target"]) == {*split.test_conditions, "non-targeting"}
     np.testing.assert_allclose(real.X[: len(pert)], data.table.X[pert].numpy())
     path = tmp_path / "p.h5ad"
-    write_predictions(pred.X[: len(pert)], pred.obs["target_gene"][: len(pert)].tolist(), data.table.X[ctrl], data.info.genes, path=path)
+    write_predictions(pred.X[: len(pert)], pred.obs["target"][: len(pert)].tolist(), data.table.X[ctrl], data.info.genes, path=path)
     back = ad.read_h5ad(path)
     np.testing.assert_allclose(back.X, pred.X)
-    assert list(back.obs["target_gene"]) == list(pred.obs["target_gene"])
+    assert list(back.obs["target"]) == list(pred.obs["target"])
 
 
 def test_cell_eval_accepts_the_pair(tiny_adata, tiny_schema):
@@ -51,8 +51,8 @@ def test_cell_eval_accepts_the_pair(tiny_adata, tiny_schema):
 
     data = PerturbationData.from_anndata(tiny_adata, tiny_schema)
     pred, real, *_ = _pair(data, make_split(data, "combo_seen2", seed=0))
-    pair = PerturbationAnndataPair(real=real, pred=pred, pert_col="target_gene", control_pert="non-targeting")
-    assert set(pair.perts) == set(real.obs["target_gene"]) - {"non-targeting"}
+    pair = PerturbationAnndataPair(real=real, pred=pred, pert_col="target", control_pert="non-targeting")
+    assert set(pair.perts) == set(real.obs["target"]) - {"non-targeting"}
 
 
 def test_bad_prediction_input_writes_nothing(tiny_adata, tiny_schema, tmp_path):
@@ -90,7 +90,8 @@ def test_cell_eval_run_cli(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "cell-eval")
     out = tmp_path / "out"
     subprocess.run(
-        [exe, "run", "-ap", str(tmp_path / "pred.h5ad"), "-ar", str(tmp_path / "real.h5ad"), "--profile", "minimal", "--num-threads", "1", "-o", str(out)],
+        [exe, "run", "-ap", str(tmp_path / "pred.h5ad"), "-ar", str(tmp_path / "real.h5ad"), "--pert-col", "target", "--profile", "minimal",
+         "--num-threads", "1", "-o", str(out)],
         check=True, capture_output=True,
     )
     res = pd.read_csv(out / "results.csv")

@@ -23,4 +23,4 @@ def test_pipeline_round_trip(tiny_adata, tiny_schema, tmp_path):
         torch.zeros(len(pert), data.info.n_genes), data.conditions[pert].tolist(), data.table.X[data.is_control], data.info.genes,
         contexts=data.contexts[pert].tolist(), control_contexts=data.contexts[data.is_control].tolist(), data=data,
     )
-    assert set(pred.obs["target_gene"]) == set(truth.obs["target_gene"])
+    assert set(pred.obs["target"]) == set(truth.obs["target"])

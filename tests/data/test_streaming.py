@@ -197,8 +197,8 @@ def test_predict_to_disk_writes_every_group_in_the_cell_eval_layout(atlas, tmp_p
     kinds = pred.obs["distgen_kind"].astype(str).to_numpy()
     assert (kinds == "predicted").sum() == 5 * n_groups and (kinds == "control").sum() >= 50
     assert pred.var_names.tolist() == list(disk.info.genes)
-    assert set(pred.obs["target_gene"][kinds == "control"]) == {"non-targeting"}
-    assert len(set(pred.obs["target_gene"][kinds == "predicted"])) == disk.info.n_perturbations
+    assert set(pred.obs["target"][kinds == "control"]) == {"non-targeting"}
+    assert len(set(pred.obs["target"][kinds == "predicted"])) == disk.info.n_perturbations
     controls = {r.tobytes() for r in pred.X[kinds == "control"]}
     assert all(r.tobytes() in controls for r in pred.X[kinds == "predicted"])  # the no-effect model returns its matched controls
     assert not list(tmp_path.glob("*.partial"))

@@ -34,7 +34,7 @@ def test_evaluate_writes_table_summary_and_plots(tmp_path, capsys):
     assert len(rows) == 13 and {"perturbation", "mse", "nan_reasons", "n_cells_real"} <= set(rows[0])
     summary = json.loads((out / "summary.json").read_text())
     pd = summary["metrics"]["pearson_delta"]
-    assert set(pd["baselines"]) == {"control", "mean_perturbation", "additive", "linear"}
+    assert set(pd["baselines"]) == {"control", "mean_perturbation", "noncontrol_mean", "additive", "linear"}
     # the control baseline predicts no change: its delta correlation is undefined or ~0, never better than the ceiling
     assert pd["ceiling"] > 0.5
     assert pd["normalised"] is None or math.isfinite(pd["normalised"])

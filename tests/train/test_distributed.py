@@ -84,7 +84,7 @@ def test_multi_rank_predict_equals_single_process(ddp_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     predict_run(root / "ddp", root / "p1.h5ad")
     single, multi = ad.read_h5ad(root / "p1.h5ad"), ad.read_h5ad(root / "p2.h5ad")
-    assert list(multi.obs["target_gene"]) == list(single.obs["target_gene"])
+    assert list(multi.obs["target"]) == list(single.obs["target"])
     np.testing.assert_allclose(np.asarray(multi.X), np.asarray(single.X), rtol=1e-5, atol=1e-6)
 
 

@@ -51,10 +51,10 @@ def test_predict_writes_cell_eval_layout(run):
     assert main(["predict", str(root / "run"), "--out", str(root / "pred.h5ad"), "--real", str(root / "real.h5ad")]) == 0
     pred, real = ad.read_h5ad(root / "pred.h5ad"), ad.read_h5ad(root / "real.h5ad")
     assert list(pred.var_names) == list(real.var_names)
-    assert pred.obs["target_gene"].value_counts().to_dict() == real.obs["target_gene"].value_counts().to_dict()
-    assert "non-targeting" in set(pred.obs["target_gene"]) and np.isfinite(np.asarray(pred.X)).all()
+    assert pred.obs["target"].value_counts().to_dict() == real.obs["target"].value_counts().to_dict()
+    assert "non-targeting" in set(pred.obs["target"]) and np.isfinite(np.asarray(pred.X)).all()
     split = json.loads((root / "run" / "split.json").read_text())
-    assert set(pred.obs["target_gene"]) - {"non-targeting"} == set(split["test_conditions"])
+    assert set(pred.obs["target"]) - {"non-targeting"} == set(split["test_conditions"])
 
 
 def test_same_config_and_seed_same_weights(run, tmp_path):

@@ -1,0 +1,148 @@
+"""Log-normalised expression <-> raw counts: the math behind ``distgen predict --counts``.
+
+distgen's tables hold ``x = log1p(c / s * T)``: the counts ``c`` of a cell of library size ``s``
+(total counts, as ``scanpy.pp.normalize_total`` sums them) scaled to ``T = target_sum`` and
+log-transformed. The inverse gives the expected counts of a cell of size ``s``::
+
+    mu = expm1(x) * s / T
+
+and an observation model turns ``mu`` into integers:
+
+* ``round``: ``round(mu)`` (deterministic; exact for real cells whose own ``s`` is known);
+* ``poisson``: ``c ~ Poisson(mu)``;
+* ``nb``: ``c ~ NB(mean mu, dispersion theta_g)`` (gamma-Poisson), with per-gene ``theta_g`` fitted
+  on training cells by ``fit_dispersion`` (method of moments that separates depth noise).
+
+Library sizes: ``library_sizes`` reads them from an ``obs`` table (``distgen_library_size``, which
+distgen records when it normalises raw counts at load, else a common column such as
+``total_counts``); without one, every cell gets ``T`` (the normalised depth) and a note says so.
+All functions here are pure (numpy in, numpy out); randomness comes from a passed generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: Observation models of ``to_counts``.
+COUNT_MODELS = ("round", "poisson", "nb")
+#: ``obs`` column where distgen records each cell's total counts before normalisation.
+LIBRARY_COL = "distgen_library_size"
+#: Columns read as library sizes, in order, when ``LIBRARY_COL`` is absent.
+LIBRARY_COLS = (LIBRARY_COL, "total_counts", "n_counts", "nCount_RNA", "ncounts", "UMI_count", "library_size")
+#: Dispersions are clipped to this range (``theta`` above the top is Poisson for practical purposes).
+THETA_MIN, THETA_MAX = 1e-2, 1e6
+
+
+def check_model(model: str) -> str:
+    """``model`` if it is one of ``COUNT_MODELS``, else a one-line error naming them."""
+    if model not in COUNT_MODELS:
+        raise ValueError(f"counts model must be one of {', '.join(COUNT_MODELS)}, got {model!r}")
+    return model
+
+
+def _sizes(size: Any, n: int) -> np.ndarray:
+    s = np.broadcast_to(np.asarray(size, dtype=np.float64), (n,)).astype(np.float64)
+    if not np.isfinite(s).all() or (s <= 0).any():
+        raise ValueError("library sizes must be finite and > 0")
+    return s[:, None]
+
+
+def expected_counts(x: np.ndarray, size: Any, target_sum: float) -> np.ndarray:
+    """``[N, G]`` expected counts ``expm1(x) * size / target_sum`` of log-normalised cells ``x [N, G]`` (``size``: ``[N]`` or scalar)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"x must be [N, G], got shape {x.shape}")
+    if target_sum <= 0:
+        raise ValueError(f"target_sum must be > 0, got {target_sum}")
+    return np.clip(np.expm1(x), 0.0, None) * (_sizes(size, len(x)) / float(target_sum))
+
+
+def to_counts(
+    x: np.ndarray,
+    size: Any,
+    target_sum: float,
+    model: str = "poisson",
+    dispersion: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """``[N, G]`` non-negative integer counts (float32 holding integers) of log-normalised cells ``x``.
+
+    ``model``: ``round``, ``poisson`` or ``nb`` (``dispersion`` ``[G]`` theta per gene, from
+    ``fit_dispersion``; infinite theta is Poisson). ``rng`` draws the random models (default seed 0).
+    """
+    mu = expected_counts(x, size, target_sum)
+    check_model(model)
+    rng = rng if rng is not None else np.random.default_rng(0)
+    if model == "round":
+        out = np.rint(mu)
+    elif model == "poisson":
+        out = rng.poisson(mu).astype(np.float64)
+    else:
+        if dispersion is None:
+            raise ValueError("the nb counts model needs per-gene dispersions (fit_dispersion on training cells)")
+        theta = np.asarray(dispersion, dtype=np.float64)
+        if theta.shape != (mu.shape[1],):
+            raise ValueError(f"dispersion must be [G={mu.shape[1]}], got shape {theta.shape}")
+        theta = np.clip(np.nan_to_num(theta, nan=THETA_MAX, posinf=THETA_MAX), THETA_MIN, THETA_MAX)
+        lam = rng.gamma(np.broadcast_to(theta, mu.shape), mu / theta)  # mean mu, variance mu^2 / theta
+        out = rng.poisson(lam).astype(np.float64)
+    return out.astype(np.float32)
+
+
+def to_lognorm(counts: np.ndarray, target_sum: float, size: Any = None) -> np.ndarray:
+    """``log1p(counts / size * target_sum)`` (``size`` default: each row's total, as ``normalize_total``)."""
+    c = np.asarray(counts, dtype=np.float64)
+    s = c.sum(1) if size is None else np.broadcast_to(np.asarray(size, dtype=np.float64), (len(c),))
+    s = np.where(s > 0, s, 1.0)
+    return np.log1p(c / s[:, None] * float(target_sum)).astype(np.float32)
+
+
+def fit_dispersion(x: np.ndarray, size: Any, target_sum: float, groups: Sequence[Any] | np.ndarray | None = None) -> np.ndarray:
+    """``[G]`` NB dispersions ``theta_g`` of training cells ``x [N, G]`` (log-normalised, library sizes ``size``).
+
+    Method of moments within each group (e.g. condition x context, so that perturbation effects do
+    not count as noise): with ``u = expm1(x)`` (counts per ``target_sum``) and ``c ~ NB(s u, theta)``,
+    ``Var(u) = mu * mean(T / s) + mu^2 / theta``, so ``theta = sum n mu^2 / sum n (Var(u) - mu mean(T / s))``
+    over groups. Genes with no excess variance get ``THETA_MAX`` (Poisson); the rest are clipped to
+    ``[THETA_MIN, THETA_MAX]``.
+    """
+    u = np.clip(np.expm1(np.asarray(x, dtype=np.float64)), 0.0, None)
+    inv = float(target_sum) / _sizes(size, len(u))[:, 0]
+    keys = np.zeros(len(u), dtype=np.int64) if groups is None else np.unique(np.asarray(groups).astype(str), return_inverse=True)[1]
+    num = np.zeros(u.shape[1])
+    den = np.zeros(u.shape[1])
+    for k in np.unique(keys):
+        rows = keys == k
+        n = int(rows.sum())
+        if n < 2:
+            continue
+        mu = u[rows].mean(0)
+        var = u[rows].var(0, ddof=1)
+        num += n * mu**2
+        den += n * (var - mu * inv[rows].mean())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theta = np.where(den > 0, num / den, THETA_MAX)
+    return np.clip(np.nan_to_num(theta, nan=THETA_MAX), THETA_MIN, THETA_MAX)
+
+
+def library_sizes(obs: Mapping[str, Any] | Any, n: int, target_sum: float) -> tuple[np.ndarray, str]:
+    """``([n] library sizes, where they came from)``: the first ``LIBRARY_COLS`` column of ``obs``, else ``target_sum``."""
+    columns = list(getattr(obs, "columns", obs))
+    for col in LIBRARY_COLS:
+        if col in columns:
+            s = np.asarray(obs[col], dtype=np.float64)
+            if len(s) == n and np.isfinite(s).all() and (s > 0).all():
+                return s, f"obs[{col!r}]"
+    return np.full(n, float(target_sum)), (f"no library sizes recorded (none of {', '.join(LIBRARY_COLS)} in obs): every cell "
+                                           f"taken at the normalised depth target_sum={target_sum:g}")
+
+
+def draw_sizes(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` library sizes drawn with replacement from ``pool`` (the matched control cells' sizes)."""
+    pool = np.asarray(pool, dtype=np.float64)
+    if pool.size == 0:
+        raise ValueError("no control library sizes to draw from")
+    return pool[rng.integers(0, pool.size, n)]

@@ -1,0 +1,88 @@
+"""Predictions and truths of a run in raw counts (``distgen predict --counts MODEL``, ``evaluate: {counts: MODEL}``).
+
+The math is ``distgen.data.counts``; this module decides which library size each row gets:
+
+* a generated cell of group ``g``: a size drawn (with replacement, seed ``(seed, g)``) from the
+  library sizes of the control cells that group was generated from (its context's pool), then
+  counts from the observation model (``round``, ``poisson`` or ``nb``, NB dispersions fitted on the
+  training cells of the run);
+* a real cell (the control rows of a prediction, every row of the truth): its own recorded size,
+  rounded, which gives back its original counts exactly when the data was loaded from raw counts.
+
+Rows are in the layout of ``distgen.pipeline.predict.predict`` / ``Dataset.truth``: each group's
+cells in ``Dataset.groups(part)`` order, then the control pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from distgen.data import counts as C
+from distgen.data.prepared import Dataset
+from distgen.train.batches import mix_seed
+from distgen.types import Cells
+
+#: Training cells the NB dispersions are fitted on at most (a seeded subsample beyond that).
+MAX_FIT_CELLS = 20_000
+
+
+def dataset_sizes(dataset: Dataset) -> tuple[np.ndarray, str]:
+    """``([N] library sizes of every cell of the dataset, where they came from)``."""
+    data = dataset.data
+    return C.library_sizes(data.adata.obs, len(data.conditions), float(data.schema.target_sum))
+
+
+def _columns(dataset: Dataset, cells: Cells) -> np.ndarray:
+    index = dataset.info.gene_index()
+    return np.array([index[g] for g in cells.genes], dtype=np.int64)
+
+
+def fit_run_dispersion(dataset: Dataset, cells: Cells, sizes: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``[G]`` NB dispersions of ``cells``' genes, fitted on the run's training cells within (condition, context) groups."""
+    train = dataset.split.train.numpy()
+    if len(train) > MAX_FIT_CELLS:
+        train = np.sort(np.random.default_rng(seed).choice(train, MAX_FIT_CELLS, replace=False))
+    cols = torch.from_numpy(_columns(dataset, cells))
+    x = dataset.data.table.X[torch.from_numpy(train)][:, cols].numpy()
+    groups = np.char.add(dataset.data.conditions[train].astype(str), np.char.add("|", dataset.data.contexts[train].astype(str)))
+    return C.fit_dispersion(x, sizes[train], float(dataset.data.schema.target_sum), groups)
+
+
+def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: str = "round", seed: int = 0) -> tuple[Cells, list[str]]:
+    """``pred`` (``predict(model, dataset, part)``'s output) in raw counts, and notes on how the sizes were chosen."""
+    C.check_model(model)
+    groups = dataset.groups(part)
+    pool = dataset.control_pool(groups)
+    n = [len(g.cells) for g in groups]
+    if len(pred) != sum(n) + len(pool):
+        raise ValueError(f"the prediction has {len(pred)} rows but split part {part!r} has {sum(n)} group cells and {len(pool)} controls; "
+                         "convert the output of predict(model, dataset, part) with the same part")
+    sizes, source = dataset_sizes(dataset)
+    target_sum = float(dataset.data.schema.target_sum)
+    theta = fit_run_dispersion(dataset, pred, sizes, seed) if model == "nb" else None
+    x = pred.X.numpy()
+    out = np.empty(x.shape, dtype=np.float32)
+    start = 0
+    for i, (g, k) in enumerate(zip(groups, n)):
+        rng = np.random.default_rng(mix_seed(seed, i, 2))
+        size = C.draw_sizes(sizes[g.controls], k, rng)
+        out[start:start + k] = C.to_counts(x[start:start + k], size, target_sum, model, theta, rng)
+        start += k
+    out[start:] = C.to_counts(x[start:], sizes[pool], target_sum, "round")
+    notes = [f"counts ({model}): library sizes from {source}; generated cells draw theirs from their group's control pool"]
+    return _with_x(pred, out), notes
+
+
+def truth_counts(dataset: Dataset, truth: Cells, part: str = "test") -> Cells:
+    """``Dataset.truth(part)`` (possibly on a gene panel) in raw counts: every real cell at its own library size, rounded."""
+    groups = dataset.groups(part)
+    rows = np.concatenate([*(g.cells for g in groups), dataset.control_pool(groups)])
+    if len(rows) != len(truth):
+        raise ValueError(f"the truth has {len(truth)} rows but split part {part!r} has {len(rows)}")
+    sizes, _ = dataset_sizes(dataset)
+    return _with_x(truth, C.to_counts(truth.X.numpy(), sizes[rows], float(dataset.data.schema.target_sum), "round"))
+
+
+def _with_x(cells: Cells, x: np.ndarray) -> Cells:
+    return Cells(torch.from_numpy(x), cells.conditions, cells.genes, cells.contexts, cells.batches, cells.control, cells.names)
