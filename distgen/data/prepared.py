@@ -141,7 +141,7 @@ class Dataset:
         kw: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params,
                               "replacement": ds.replacement}
         train = self.train_table
-        source = TableBatches(train, ds.set_size, sets_per_batch, ds.matcher, seed, **kw)
+        source = TableBatches(train, ds.set_size, sets_per_batch, ds.matcher, seed, control_sets=ds.control_sets, **kw)
         val = None
         if len(self.split.val) and not bool(self.data.table.is_control[self.split.val].all()):
             kw.pop("sets_per_epoch")

@@ -44,6 +44,10 @@ class DataSection:
         Keep this many highly variable genes (fitted on training cells; perturbed genes forced in).
     set_size, matcher, matcher_params, sampling, sets_per_epoch, replacement
         Set sampling (``distgen.data.SetSampler``).
+    control_sets
+        Control -> control training sets (``distgen.data.sampler.CONTROL_SETS``): ``uncovered`` (the
+        default: contexts whose only training cells are controls, e.g. a held-out cell type or
+        patient, so that the model learns their context), ``all`` (every context) or ``none``.
     """
 
     dataset: str = "norman_k562"
@@ -56,6 +60,7 @@ class DataSection:
     sampling: str = "condition"
     sets_per_epoch: int | None = None
     replacement: bool = False
+    control_sets: str = "uncovered"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -75,6 +80,10 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
         validate_params(make_split, ds.split, "data.split", injected=frozenset({"data"}))
     if ds.set_size < 1:
         raise ConfigError(f"data.set_size must be >= 1, got {ds.set_size}")
+    from distgen.data.sampler import CONTROL_SETS
+
+    if ds.control_sets not in CONTROL_SETS:
+        raise ConfigError(f"data.control_sets must be one of {', '.join(CONTROL_SETS)}, got {ds.control_sets!r}")
     if ds.dataset not in BUNDLED and not Path(ds.dataset).exists():
         raise ConfigError(f"data.dataset: {ds.dataset!r} is neither a bundled dataset ({', '.join(BUNDLED)}) nor an existing .h5ad path")
     return ds
