@@ -90,6 +90,10 @@ def markdown(summary: Mapping[str, Any]) -> str:
         cells = [name, "higher" if r["higher_is_better"] else "lower", _fmt(r["model"]), *[_fmt(r["baselines"].get(b)) for b in bases],
                  _fmt(r["ceiling"]), _fmt(r["normalised"]), _fmt(r["strongest_baseline"]), str(r["n_nan"])]
         lines.append("| " + " | ".join(cells) + " |")
+    undefined = [f"- {name}: normalised score NaN: {r['normalised_note']}" for name, r in rows.items()
+                 if r.get("normalised_note") and (r["normalised"] is None or math.isnan(r["normalised"]))]
+    if undefined:
+        lines += ["", "## Undefined scores", "", *undefined]
     if summary.get("notes"):
         lines += ["", "## Notes", "", *[f"- {n}" for n in summary["notes"]]]
     return "\n".join(lines) + "\n"
