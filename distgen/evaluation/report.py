@@ -70,7 +70,11 @@ def markdown(summary: Mapping[str, Any]) -> str:
     """A readable table: model next to each baseline and the ceiling, with the normalised score."""
     rows = summary["metrics"]
     bases = sorted({b for r in rows.values() for b in r["baselines"]})
-    head = ["metric", "better", "model", *bases, "ceiling", "normalised", "vs", "NaN"]
+    folded: dict[str, list[str]] = {}
+    for alias, v in (summary.get("baseline_aliases") or {}).items():
+        folded.setdefault(v["same_as"], []).append(alias)
+    head = ["metric", "better", "model", *[b + (f" (= {', '.join(folded[b])})" if b in folded else "") for b in bases],
+            "ceiling", "normalised", "vs", "NaN"]
     lines = [
         "# distgen evaluate",
         "",
