@@ -79,11 +79,14 @@ class Dataset:
         Train / val / test cell indices, checked for leakage against ``data``.
     section
         The ``data:`` section it was loaded from (set sampling options included).
+    filtered
+        What ``data.filter`` kept (rules, cells before and kept), None without a filter.
     """
 
     data: PerturbationData
     split: Split
     section: DataSection
+    filtered: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, section: DataSection | Mapping[str, Any] | None = None, split_file: str | Path | None = None) -> Dataset:
@@ -104,13 +107,19 @@ class Dataset:
             schema = PerturbationSchema()
         if ds.schema is not None:
             schema = PerturbationSchema.from_dict({**schema.to_dict(), **ds.schema})
+        filtered = None
+        if ds.filter is not None:  # before validation: the kept cells are the dataset
+            from distgen.data.filters import apply_filter, control_mask
+
+            keep, filtered = apply_filter(adata.obs, ds.filter, control_mask(adata.obs, schema))
+            adata = adata[keep].copy()
         data = PerturbationData.from_anndata(adata, schema)
         source = split_file if split_file is not None else ds.split
         split = Split.load(source) if isinstance(source, str | Path) else make_split(data, **(source or {}))
         if ds.hvg is not None and ds.hvg < data.info.n_genes:
             data = highly_variable_genes(data, ds.hvg, fit_on=split.train)
         split.check_leakage(data)
-        return cls(data, split, ds)
+        return cls(data, split, ds, filtered)
 
     # ------------------------------------------------------------------ what models see
     @property
@@ -133,7 +142,10 @@ class Dataset:
         return [self.info.perturbations[i] for i in ids]
 
     def hashes(self) -> dict[str, Any]:
-        return {"dataset": self.section.dataset, "data_hash": self.data.hash, "split_hash": self.split.hash, "split": self.split.summary()}
+        out = {"dataset": self.section.dataset, "data_hash": self.data.hash, "split_hash": self.split.hash, "split": self.split.summary()}
+        if self.filtered is not None:
+            out["filter"] = self.filtered
+        return out
 
     def sources(self, sets_per_batch: int, val_sets: int, seed: int) -> tuple[TableBatches, TableBatches | None]:
         """Training batches and (when the split has perturbed validation cells) fixed validation batches."""

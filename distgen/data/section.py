@@ -44,6 +44,9 @@ class DataSection:
         Keep this many highly variable genes (fitted on training cells; perturbed genes forced in).
     set_size, matcher, matcher_params, sampling, sets_per_epoch, replacement
         Set sampling (``distgen.data.SetSampler``).
+    filter
+        Keep or drop cells by ``obs`` columns before validation (``distgen.data.filters``): a rule
+        ``{column: batch, drop: [b2]}``, ``{column: score, min: 0.8}``, ``{query: "..."}`` or a list of rules.
     control_sets
         Control -> control training sets (``distgen.data.sampler.CONTROL_SETS``): ``uncovered`` (the
         default: contexts whose only training cells are controls, e.g. a held-out cell type or
@@ -61,6 +64,7 @@ class DataSection:
     sets_per_epoch: int | None = None
     replacement: bool = False
     control_sets: str = "uncovered"
+    filter: list[dict[str, Any]] | dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -80,7 +84,10 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
         validate_params(make_split, ds.split, "data.split", injected=frozenset({"data"}))
     if ds.set_size < 1:
         raise ConfigError(f"data.set_size must be >= 1, got {ds.set_size}")
+    from distgen.data.filters import filter_rules
     from distgen.data.sampler import CONTROL_SETS
+
+    filter_rules(ds.filter)
 
     if ds.control_sets not in CONTROL_SETS:
         raise ConfigError(f"data.control_sets must be one of {', '.join(CONTROL_SETS)}, got {ds.control_sets!r}")
