@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="sampling seed (default: the run's train.seed)")
     p.add_argument("--genes", default=None, help="predict only a gene panel: 'hvg:N' (the N most variable genes of the predicted "
                    "groups' real and control cells, scDFM's evaluation panel) or a file of gene names (default: all genes)")
+    p.add_argument("--max-cells", type=int, default=None, metavar="N",
+                   help="generate at most N cells per condition (a fixed subset of its real cells; --real holds the same cells). "
+                   "Default: the run config's predict.max_cells_per_condition, else every real cell")
     p.set_defaults(run=run)
 
 
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from distgen.train.distributed import env_from_torchrun
 
     try:
-        out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes)
+        out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes,
+                          max_cells=args.max_cells)
     except CheckpointError as exc:
         print(f"distgen predict: error: {exc}", file=__import__("sys").stderr)
         return 1

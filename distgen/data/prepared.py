@@ -10,6 +10,8 @@ from (``groups``) and their ground truth (``truth``).
 
 from __future__ import annotations
 
+import dataclasses
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,12 +83,15 @@ class Dataset:
         The ``data:`` section it was loaded from (set sampling options included).
     filtered
         What ``data.filter`` kept (rules, cells before and kept), None without a filter.
+    max_cells
+        At most this many real cells per held-out group (``capped``): what is predicted and scored.
     """
 
     data: PerturbationData
     split: Split
     section: DataSection
     filtered: dict[str, Any] | None = None
+    max_cells: int | None = None
 
     @classmethod
     def load(cls, section: DataSection | Mapping[str, Any] | None = None, split_file: str | Path | None = None) -> Dataset:
@@ -166,6 +171,18 @@ class Dataset:
         atoms = [() if c == control else tuple(c.split(COMBO)) for c in conditions]
         return labels_in(self.info, atoms, list(contexts), [self.info.batches[0]] * len(atoms))
 
+    def capped(self, max_cells: int | None) -> Dataset:
+        """This dataset with at most ``max_cells`` real cells per held-out (condition, context) group (None: all).
+
+        The kept cells are a fixed random subset of each group (seeded by the group's labels, so the
+        same in every call): ``groups``, ``truth`` and ``predict`` all see it, so the prediction, its
+        truth, the baselines (as many cells as the truth) and the ceiling (half-splits of the truth)
+        are scored on the same cells. Training cells are not affected.
+        """
+        if max_cells is not None and (isinstance(max_cells, bool) or int(max_cells) < 1):
+            raise ConfigError(f"max_cells_per_condition must be >= 1 or null, got {max_cells!r}")
+        return dataclasses.replace(self, max_cells=None if max_cells is None else int(max_cells))
+
     # ------------------------------------------------------------------ held-out groups
     def indices(self, part: str) -> np.ndarray:
         """Cell indices of split part ``part`` (``train``, ``val`` or ``test``)."""
@@ -174,7 +191,7 @@ class Dataset:
         return getattr(self.split, part).numpy()  # type: ignore[no-any-return]
 
     def groups(self, part: str = "test") -> list[Group]:
-        """The perturbed (condition, context) groups of ``part``, sorted, with their control pools.
+        """The perturbed (condition, context) groups of ``part``, sorted, with their control pools (``max_cells`` applied).
 
         A group is predicted from the control cells of its context held out in ``part`` when the
         split has some, else from the training controls of that context.
@@ -197,6 +214,9 @@ class Dataset:
                 pool = train_ctrl[data.contexts[train_ctrl] == ctx]
             if pool.size == 0:
                 raise ValueError(f"no control cells of context {ctx!r} to predict {cond!r} from")
+            if self.max_cells is not None and len(cells) > self.max_cells:
+                rng = np.random.default_rng(zlib.crc32(f"{cond}\x1f{ctx}".encode()))
+                cells = np.sort(rng.choice(cells, self.max_cells, replace=False))
             groups.append(Group(cond, ctx, cells, pool))
         return groups
 

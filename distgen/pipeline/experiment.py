@@ -28,7 +28,7 @@ from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
-from distgen.pipeline.predict import predict, write_cells
+from distgen.pipeline.predict import predict, predict_section, write_cells
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.loop import fit
@@ -80,7 +80,7 @@ def run(
     save_yaml(doc, out / "experiment.yaml")
     if "model" not in doc:
         raise ConfigError("the config has no 'model' section; start from a preset (base: scdfm-small) or add model: {name: generator, ...}")
-    dataset = Dataset.load(doc.get("data"))
+    dataset = Dataset.load(doc.get("data")).capped(predict_section(doc)["max_cells_per_condition"])  # the cap: prediction and scoring only
     seed = int((doc.get("train") or {}).get("seed", 0))
     if is_trainable(doc["model"]):
         trained = train_model(doc, out / "train", dataset)

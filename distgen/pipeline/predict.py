@@ -37,6 +37,21 @@ from distgen.train.checkpoint import CheckpointError, load_checkpoint
 from distgen.train.device import select_device, setup_backends
 from distgen.types import ALL, Cells
 
+#: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
+PREDICT_KEYS = ("max_cells_per_condition",)
+
+
+def predict_section(doc: Any) -> dict[str, Any]:
+    """The ``predict:`` section, checked: ``{max_cells_per_condition: N}`` (at most N real cells per held-out group; null: all)."""
+    section = dict((doc or {}).get("predict") or {})
+    unknown = sorted(set(section) - set(PREDICT_KEYS))
+    if unknown:
+        raise ConfigError(f"predict: unknown key(s) {unknown}; allowed: {', '.join(PREDICT_KEYS)}")
+    n = section.setdefault("max_cells_per_condition", None)
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError(f"predict.max_cells_per_condition must be an integer >= 1 or null, got {n!r}")
+    return section
+
 
 def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.ndarray | None:
     """Column indices of the genes to predict: ``None``/``"all"`` (every gene), ``"hvg:N"`` or a file of gene names.
@@ -96,6 +111,7 @@ def predict(
     allow_unembedded: bool = False,
     preflight: bool = True,
     genes: str | None = None,
+    max_cells: int | None = None,
 ) -> Cells:
     """Generate every perturbed group of split ``part`` with a fitted ``model``: the generated cells, then the control pool.
 
@@ -118,6 +134,9 @@ def predict(
     genes
         Predict only a gene panel (``gene_panel``: ``"hvg:N"`` or a file of gene names); the
         returned cells then hold only those genes. Default: every gene.
+    max_cells
+        At most this many cells per group (``Dataset.capped``: a fixed subset of its real cells;
+        score against ``dataset.capped(max_cells).truth(part)``). Default: the dataset's own cap.
 
     Returns
     -------
@@ -128,6 +147,8 @@ def predict(
     """
     if not callable(getattr(model, "predict", None)):
         raise TypeError(f"predict: {type(model).__name__} has no predict(control, control_mask, labels) method")
+    if max_cells is not None:
+        dataset = dataset.capped(max_cells)
     groups = dataset.groups(part)
     m = dataset.section.set_size if set_size is None else int(set_size)
     if m < 1:
@@ -204,10 +225,13 @@ def predict_run(
     real: str | Path | None = None,
     seed: int | None = None,
     genes: str | None = None,
+    max_cells: int | None = None,
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
-    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``).
+    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``); ``max_cells``
+    caps the cells per group (default: the run config's ``predict.max_cells_per_condition``), the
+    truth written to ``real`` holding the same cells.
 
     Returns the generated cells on rank 0 (None on other ranks).
     """
@@ -218,6 +242,7 @@ def predict_run(
     split_file = run_dir / "split.json"
     dataset = Dataset.load(data_section(config.get("data")), split_file if split_file.exists() else None)
     _check_data_hash(run_dir, dataset)
+    dataset = dataset.capped(max_cells if max_cells is not None else predict_section(config)["max_cells_per_condition"])
     env = D.env_from_torchrun()
     device = select_device(config.get("train", {}).get("device", "auto"), env.local_rank)
     setup_backends(device, bool(config.get("train", {}).get("tf32", True)))
