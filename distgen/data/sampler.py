@@ -13,9 +13,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 from distgen.data.matching import ControlMatcher, matchers
 from distgen.types import CellTable, SetBatch
 
-#: Which control -> control sets training adds (``data.control_sets``): none; those of contexts with
-#: no perturbed training cells (a held-out cell type or patient, seen in training only through its
-#: controls, so that its context embedding is trained); or those of every context.
+#: Which control -> control sets training adds (``data.control_sets``): none; those of contexts or
+#: batches with no perturbed training cells (a held-out cell type, patient or batch, seen in training
+#: only through its controls, so that its context / batch embedding is trained); or all of them.
 CONTROL_SETS = ("uncovered", "all", "none")
 
 
@@ -23,7 +23,8 @@ def condition_groups(table: CellTable, control_sets: str = "none") -> tuple[list
     """Cell indices of each group (perturbation x context x batch) to train on, and their first cells ``[K]``.
 
     Perturbed groups always; control groups (target = control cells, condition = control) as
-    ``control_sets`` says: ``"none"``, ``"uncovered"`` (contexts without perturbed cells) or ``"all"``.
+    ``control_sets`` says: ``"none"``, ``"uncovered"`` (those whose context or batch has no perturbed
+    cells) or ``"all"``.
     """
     if control_sets not in CONTROL_SETS:
         raise ValueError(f"control_sets must be one of {CONTROL_SETS}, got {control_sets!r}")
@@ -33,10 +34,12 @@ def condition_groups(table: CellTable, control_sets: str = "none") -> tuple[list
     order = torch.argsort(inv, stable=True)
     counts = torch.bincount(inv, minlength=uniq.shape[0])
     is_ctrl = (uniq[:, : lab.perturbation.shape[1]] < 0).all(1)
-    ctx = uniq[:, lab.perturbation.shape[1]]
-    covered = set(ctx[~is_ctrl].tolist())
-    keep = [not c or control_sets == "all" or (control_sets == "uncovered" and int(k) not in covered)
-            for c, k in zip(is_ctrl.tolist(), ctx)]
+    ctx, bat = uniq[:, lab.perturbation.shape[1]].tolist(), uniq[:, lab.perturbation.shape[1] + 1].tolist()
+    pert = (~is_ctrl).tolist()
+    seen_ctx = {k for k, p in zip(ctx, pert) if p}
+    seen_bat = {b for b, p in zip(bat, pert) if p}
+    keep = [p or control_sets == "all" or (control_sets == "uncovered" and (k not in seen_ctx or b not in seen_bat))
+            for p, k, b in zip(pert, ctx, bat)]
     groups = [g for g, ok in zip(torch.split(order, counts.tolist()), keep) if ok]
     return groups, torch.tensor([int(g[0]) for g in groups], dtype=torch.long)
 

@@ -49,8 +49,8 @@ class DataSection:
         ``{column: batch, drop: [b2]}``, ``{column: score, min: 0.8}``, ``{query: "..."}`` or a list of rules.
     control_sets
         Control -> control training sets (``distgen.data.sampler.CONTROL_SETS``): ``uncovered`` (the
-        default: contexts whose only training cells are controls, e.g. a held-out cell type or
-        patient, so that the model learns their context), ``all`` (every context) or ``none``.
+        default: contexts or batches whose only training cells are controls, e.g. a held-out cell
+        type, patient or batch, so that the model learns their embedding), ``all`` or ``none``.
     """
 
     dataset: str = "norman_k562"

@@ -66,3 +66,15 @@ def test_which_control_groups_each_mode_adds(h5ad):
 def test_unknown_mode_is_a_clear_error(h5ad):
     with pytest.raises(ConfigError, match="control_sets must be one of"):
         distgen.load_data(h5ad, split=SPLIT, schema=SCHEMA, control_sets="some")
+
+
+def test_a_held_out_batch_gets_control_sets_too(tmp_path):
+    path = tmp_path / "batches.h5ad"
+    make_adata(n_per_group=6, conditions=("control", "A", "B"), contexts=("ct1", "ct2"), batches=("b1", "b2"), n_genes=8).write_h5ad(path)
+    data = distgen.load_data(str(path), split={"kind": "held_out_batch", "test_batches": ["b2"], "val_frac": 0.0}, schema=SCHEMA)
+    table = data.train_table
+    groups, firsts = condition_groups(table, "uncovered")
+    ctrl = sorted((data.info.contexts[int(table.labels.context[f])], data.info.batches[int(table.labels.batch[f])])
+                  for f in firsts.tolist() if bool(table.is_control[f]))
+    assert ctrl == [("ct1", "b2"), ("ct2", "b2")]
+    assert len(groups) == 4 + 2  # A, B in (ct1, b1) and (ct2, b1), plus the two control groups of b2
