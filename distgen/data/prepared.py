@@ -171,6 +171,17 @@ class Dataset:
         atoms = [() if c == control else tuple(c.split(COMBO)) for c in conditions]
         return labels_in(self.info, atoms, list(contexts), [self.info.batches[0]] * len(atoms))
 
+    def notes(self) -> list[str]:
+        """What a report should say about how the cells were chosen (``data.filter``, ``max_cells``)."""
+        out = []
+        if self.filtered is not None:
+            out.append(f"data.filter kept {self.filtered['cells_kept']} of {self.filtered['cells_before']} cells "
+                       f"({'; '.join(str(r) for r in self.filtered['rules'])})")
+        if self.max_cells is not None:
+            out.append(f"at most {self.max_cells} cells per held-out group predicted and scored (predict.max_cells_per_condition): "
+                       "a fixed random subset of the real cells of larger groups")
+        return out
+
     def capped(self, max_cells: int | None) -> Dataset:
         """This dataset with at most ``max_cells`` real cells per held-out (condition, context) group (None: all).
 

@@ -35,6 +35,7 @@ def test_drop_keep_min_and_query_select_the_cells(h5ad):
     assert set(d.data.batches) == {"b1"} and d.data.n_cells == int((a.obs["donor"] == "b1").sum())
     rec = d.hashes()["filter"]
     assert rec["cells_before"] == a.n_obs and rec["cells_kept"] == d.data.n_cells
+    assert d.notes() == [f"data.filter kept {d.data.n_cells} of {a.n_obs} cells ({{'column': 'donor', 'drop': ['b2']}})"]
 
     d = _load(path, [{"column": "donor", "keep": "b1"}, {"column": "confidence", "min": 0.25}])
     obs = a.obs

@@ -85,6 +85,8 @@ def test_max_cells_caps_the_prediction_its_truth_and_the_references(h5ad, tmp_pa
         assert set(counts.tolist()) == {7}, counts  # 30 real cells per group, capped at 7
     calib = pd.read_csv(out / "eval" / "calibration.csv")
     assert set(calib["source"]) >= {"control", "ceiling"}
+    notes = json.loads((out / "eval" / "summary.json").read_text())["notes"]
+    assert any(n.startswith("at most 7 cells per held-out group") for n in notes)
     metrics = pd.read_csv(out / "eval" / "metrics.csv")
     assert set(metrics["n_cells_real"]) == {7} and set(metrics["n_cells_pred"]) == {7}
     # the same fixed subset every time: the capped truth is a subset of the full one, stable across loads
