@@ -60,7 +60,7 @@ def load_data(dataset: str = "norman_k562", split: Mapping[str, Any] | str | Non
 
 def predict(
     model: Any, data: Dataset, part: str = "test", seed: int = 0, out: str | Path | None = None, real: str | Path | None = None,
-    allow_unembedded: bool = False,
+    allow_unembedded: bool = False, max_cells: int | None = None,
 ) -> Cells:
     """Generate every held-out (condition, context) group of ``data``'s split ``part``: ``Cells`` for ``evaluate``.
 
@@ -68,12 +68,14 @@ def predict(
     ``load_data``. Each group gets as many cells as were measured, generated from control cells of
     its context, followed by those controls. ``out``/``real`` also write the prediction and its truth
     as ``.h5ad`` files (cell-eval layout). A trained model that cannot embed a held-out atom is refused
-    unless ``allow_unembedded``.
+    unless ``allow_unembedded``. ``max_cells`` caps the cells per group (a fixed subset of its real
+    cells; ``real`` then holds the same cells: evaluate against ``data.capped(max_cells)``).
     """
     from distgen.pipeline.predict import predict as _predict
     from distgen.pipeline.predict import write_cells
 
     apply_threads()
+    data = data.capped(max_cells) if max_cells is not None else data
     cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded)
     if out is not None:
         write_cells(data, cells, out, "pred")

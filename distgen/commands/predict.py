@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "control cells, real cells at their own size; MODEL round (default: keeps the cell-level noise a generator "
                    "already samples), poisson or nb (dispersions fitted on the training cells; for mean-like outputs). "
                    "See docs/metrics.md")
+    p.add_argument("--max-cells", type=int, default=None, metavar="N",
+                   help="generate at most N cells per condition (a fixed subset of its real cells; --real holds the same cells). "
+                   "Default: the run config's predict.max_cells_per_condition, else every real cell")
     p.set_defaults(run=run)
 
 
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes,
-                          args.counts, overwrite=args.overwrite)
+                          args.counts, overwrite=args.overwrite, max_cells=args.max_cells)
     except CheckpointError as exc:
         print(f"distgen predict: error: {exc}", file=__import__("sys").stderr)
         return 1

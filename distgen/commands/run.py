@@ -8,6 +8,7 @@ EXAMPLE = """examples:
   distgen run scdfm-small --out runs/scdfm
   distgen run scdfm-small model.distribution_weight=0.0 train.steps=200 --out runs/no-mmd
   distgen run additive.yaml --out runs/additive        # a closed-form model is fitted, not trained
+  distgen run perturbdiff-small train.minutes=5 --max-cells 200 --out runs/quick   # a CPU budget
 
 Writes OUT/train/ (run directory), OUT/pred.h5ad, OUT/real.h5ad, OUT/eval/ (with report.html), OUT/timings.json
 and, last, OUT/DONE. The same command again resumes an unfinished run from its newest checkpoint and does
@@ -33,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and the HTML report (eval/report.html)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the evaluation summary as JSON")
+    p.add_argument("--max-cells", type=int, default=None, metavar="N",
+                   help="predict and score at most N cells per held-out condition (a fixed subset of its real cells, the same "
+                   "for the model, the baselines and the ceiling; = predict.max_cells_per_condition=N)")
     p.set_defaults(run=run)
 
 
@@ -42,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     from distgen.pipeline import experiment
 
-    summary = experiment.run(args.config, args.out, args.overrides, progress=not args.no_progress,
+    overrides = [*args.overrides, *([f"predict.max_cells_per_condition={args.max_cells}"] if args.max_cells is not None else [])]
+    summary = experiment.run(args.config, args.out, overrides, progress=not args.no_progress,
                              metrics=args.metrics.split(",") if args.metrics else None, plots=not args.no_plots)
     if args.json:
         print(json.dumps(summary, indent=1, default=str))

@@ -10,6 +10,8 @@ from (``groups``) and their ground truth (``truth``).
 
 from __future__ import annotations
 
+import dataclasses
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,11 +81,17 @@ class Dataset:
         Train / val / test cell indices, checked for leakage against ``data``.
     section
         The ``data:`` section it was loaded from (set sampling options included).
+    filtered
+        What ``data.filter`` kept (rules, cells before and kept), None without a filter.
+    max_cells
+        At most this many real cells per held-out group (``capped``): what is predicted and scored.
     """
 
     data: PerturbationData
     split: Split
     section: DataSection
+    filtered: dict[str, Any] | None = None
+    max_cells: int | None = None
 
     @classmethod
     def load(cls, section: DataSection | Mapping[str, Any] | None = None, split_file: str | Path | None = None) -> Dataset:
@@ -104,13 +112,19 @@ class Dataset:
             schema = PerturbationSchema()
         if ds.schema is not None:
             schema = PerturbationSchema.from_dict({**schema.to_dict(), **ds.schema})
+        filtered = None
+        if ds.filter is not None:  # before validation: the kept cells are the dataset
+            from distgen.data.filters import apply_filter, control_mask
+
+            keep, filtered = apply_filter(adata.obs, ds.filter, control_mask(adata.obs, schema))
+            adata = adata[keep].copy()
         data = PerturbationData.from_anndata(adata, schema)
         source = split_file if split_file is not None else ds.split
         split = Split.load(source) if isinstance(source, str | Path) else make_split(data, **(source or {}))
         if ds.hvg is not None and ds.hvg < data.info.n_genes:
             data = highly_variable_genes(data, ds.hvg, fit_on=split.train)
         split.check_leakage(data)
-        return cls(data, split, ds)
+        return cls(data, split, ds, filtered)
 
     # ------------------------------------------------------------------ what models see
     @property
@@ -133,7 +147,10 @@ class Dataset:
         return [self.info.perturbations[i] for i in ids]
 
     def hashes(self) -> dict[str, Any]:
-        return {"dataset": self.section.dataset, "data_hash": self.data.hash, "split_hash": self.split.hash, "split": self.split.summary()}
+        out = {"dataset": self.section.dataset, "data_hash": self.data.hash, "split_hash": self.split.hash, "split": self.split.summary()}
+        if self.filtered is not None:
+            out["filter"] = self.filtered
+        return out
 
     def sources(self, sets_per_batch: int, val_sets: int, seed: int) -> tuple[TableBatches, TableBatches | None]:
         """Training batches and (when the split has perturbed validation cells) fixed validation batches."""
@@ -141,7 +158,7 @@ class Dataset:
         kw: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params,
                               "replacement": ds.replacement}
         train = self.train_table
-        source = TableBatches(train, ds.set_size, sets_per_batch, ds.matcher, seed, **kw)
+        source = TableBatches(train, ds.set_size, sets_per_batch, ds.matcher, seed, control_sets=ds.control_sets, **kw)
         val = None
         if len(self.split.val) and not bool(self.data.table.is_control[self.split.val].all()):
             kw.pop("sets_per_epoch")
@@ -154,6 +171,29 @@ class Dataset:
         atoms = [() if c == control else tuple(c.split(COMBO)) for c in conditions]
         return labels_in(self.info, atoms, list(contexts), [self.info.batches[0]] * len(atoms))
 
+    def notes(self) -> list[str]:
+        """What a report should say about how the cells were chosen (``data.filter``, ``max_cells``)."""
+        out = []
+        if self.filtered is not None:
+            out.append(f"data.filter kept {self.filtered['cells_kept']} of {self.filtered['cells_before']} cells "
+                       f"({'; '.join(str(r) for r in self.filtered['rules'])})")
+        if self.max_cells is not None:
+            out.append(f"at most {self.max_cells} cells per held-out group predicted and scored (predict.max_cells_per_condition): "
+                       "a fixed random subset of the real cells of larger groups")
+        return out
+
+    def capped(self, max_cells: int | None) -> Dataset:
+        """This dataset with at most ``max_cells`` real cells per held-out (condition, context) group (None: all).
+
+        The kept cells are a fixed random subset of each group (seeded by the group's labels, so the
+        same in every call): ``groups``, ``truth`` and ``predict`` all see it, so the prediction, its
+        truth, the baselines (as many cells as the truth) and the ceiling (half-splits of the truth)
+        are scored on the same cells. Training cells are not affected.
+        """
+        if max_cells is not None and (isinstance(max_cells, bool) or int(max_cells) < 1):
+            raise ConfigError(f"max_cells_per_condition must be >= 1 or null, got {max_cells!r}")
+        return dataclasses.replace(self, max_cells=None if max_cells is None else int(max_cells))
+
     # ------------------------------------------------------------------ held-out groups
     def indices(self, part: str) -> np.ndarray:
         """Cell indices of split part ``part`` (``train``, ``val`` or ``test``)."""
@@ -162,7 +202,7 @@ class Dataset:
         return getattr(self.split, part).numpy()  # type: ignore[no-any-return]
 
     def groups(self, part: str = "test") -> list[Group]:
-        """The perturbed (condition, context) groups of ``part``, sorted, with their control pools.
+        """The perturbed (condition, context) groups of ``part``, sorted, with their control pools (``max_cells`` applied).
 
         A group is predicted from the control cells of its context held out in ``part`` when the
         split has some, else from the training controls of that context.
@@ -185,6 +225,9 @@ class Dataset:
                 pool = train_ctrl[data.contexts[train_ctrl] == ctx]
             if pool.size == 0:
                 raise ValueError(f"no control cells of context {ctx!r} to predict {cond!r} from")
+            if self.max_cells is not None and len(cells) > self.max_cells:
+                rng = np.random.default_rng(zlib.crc32(f"{cond}\x1f{ctx}".encode()))
+                cells = np.sort(rng.choice(cells, self.max_cells, replace=False))
             groups.append(Group(cond, ctx, cells, pool))
         return groups
 

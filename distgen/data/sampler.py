@@ -13,15 +13,34 @@ from torch.utils.data import IterableDataset, get_worker_info
 from distgen.data.matching import ControlMatcher, matchers
 from distgen.types import CellTable, SetBatch
 
+#: Which control -> control sets training adds (``data.control_sets``): none; those of contexts or
+#: batches with no perturbed training cells (a held-out cell type, patient or batch, seen in training
+#: only through its controls, so that its context / batch embedding is trained); or all of them.
+CONTROL_SETS = ("uncovered", "all", "none")
 
-def condition_groups(table: CellTable) -> tuple[list[Tensor], Tensor]:
-    """Cell indices of each perturbed group (perturbation x context x batch), and their first cells ``[K]``."""
+
+def condition_groups(table: CellTable, control_sets: str = "none") -> tuple[list[Tensor], Tensor]:
+    """Cell indices of each group (perturbation x context x batch) to train on, and their first cells ``[K]``.
+
+    Perturbed groups always; control groups (target = control cells, condition = control) as
+    ``control_sets`` says: ``"none"``, ``"uncovered"`` (those whose context or batch has no perturbed
+    cells) or ``"all"``.
+    """
+    if control_sets not in CONTROL_SETS:
+        raise ValueError(f"control_sets must be one of {CONTROL_SETS}, got {control_sets!r}")
     lab = table.labels
     key = torch.cat([lab.perturbation, lab.context[:, None], lab.batch[:, None]], 1)
     uniq, inv = torch.unique(key, dim=0, return_inverse=True)
     order = torch.argsort(inv, stable=True)
     counts = torch.bincount(inv, minlength=uniq.shape[0])
-    groups = [g for g, k in zip(torch.split(order, counts.tolist()), uniq) if not bool((k[: lab.perturbation.shape[1]] < 0).all())]
+    is_ctrl = (uniq[:, : lab.perturbation.shape[1]] < 0).all(1)
+    ctx, bat = uniq[:, lab.perturbation.shape[1]].tolist(), uniq[:, lab.perturbation.shape[1] + 1].tolist()
+    pert = (~is_ctrl).tolist()
+    seen_ctx = {k for k, p in zip(ctx, pert) if p}
+    seen_bat = {b for b, p in zip(bat, pert) if p}
+    keep = [p or control_sets == "all" or (control_sets == "uncovered" and (k not in seen_ctx or b not in seen_bat))
+            for p, k, b in zip(pert, ctx, bat)]
+    groups = [g for g, ok in zip(torch.split(order, counts.tolist()), keep) if ok]
     return groups, torch.tensor([int(g[0]) for g in groups], dtype=torch.long)
 
 
@@ -113,6 +132,9 @@ class SetSampler(SetSamplerBase):
         small group repeats cells) instead of without (a smaller group is padded and masked).
     controls
         Optional separate control pool (a ``CellTable``; its control cells are used).
+    control_sets
+        Also train on control -> control sets (``CONTROL_SETS``): ``"uncovered"`` (contexts whose
+        only training cells are controls, e.g. a held-out cell type), ``"all"`` or ``"none"``.
 
     It is a ``torch.utils.data.IterableDataset``: ``DataLoader(sampler, batch_size=None,
     num_workers=k)`` builds batches in ``k`` background processes (worker ``w`` makes this rank's
@@ -133,13 +155,14 @@ class SetSampler(SetSamplerBase):
         controls: CellTable | None = None,
         matcher_params: dict[str, Any] | None = None,
         replacement: bool = False,
+        control_sets: str = "none",
     ) -> None:
         self._configure(set_size, sets_per_batch, matcher, matcher_params, seed, rank, world_size, sampling)
         self.replacement = replacement
         self._partition_cache: tuple[int, list[tuple[int, Tensor]]] | None = None
         self.table = table
-        self.groups, self.firsts = condition_groups(table)
-        if not self.groups:
+        self.groups, self.firsts = condition_groups(table, control_sets)
+        if not bool((~table.is_control).any()):
             raise ValueError("the table has no perturbed cells to sample sets from (is the split empty?)")
         pool_table = controls if controls is not None else table
         ctrl = torch.nonzero(pool_table.is_control).flatten()

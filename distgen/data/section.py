@@ -44,6 +44,13 @@ class DataSection:
         Keep this many highly variable genes (fitted on training cells; perturbed genes forced in).
     set_size, matcher, matcher_params, sampling, sets_per_epoch, replacement
         Set sampling (``distgen.data.SetSampler``).
+    filter
+        Keep or drop cells by ``obs`` columns before validation (``distgen.data.filters``): a rule
+        ``{column: batch, drop: [b2]}``, ``{column: score, min: 0.8}``, ``{query: "..."}`` or a list of rules.
+    control_sets
+        Control -> control training sets (``distgen.data.sampler.CONTROL_SETS``): ``uncovered`` (the
+        default: contexts or batches whose only training cells are controls, e.g. a held-out cell
+        type, patient or batch, so that the model learns their embedding), ``all`` or ``none``.
     """
 
     dataset: str = "norman_k562"
@@ -56,6 +63,8 @@ class DataSection:
     sampling: str = "condition"
     sets_per_epoch: int | None = None
     replacement: bool = False
+    control_sets: str = "uncovered"
+    filter: list[dict[str, Any]] | dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,6 +86,13 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
         raise ConfigError(f"data.set_size must be >= 1, got {ds.set_size}")
     if ds.hvg is not None and (isinstance(ds.hvg, bool) or not isinstance(ds.hvg, int) or ds.hvg < 1):
         raise ConfigError(f"data.hvg must be a number of genes >= 1 (or null for every gene), got {ds.hvg!r}")
+    from distgen.data.filters import filter_rules
+    from distgen.data.sampler import CONTROL_SETS
+
+    filter_rules(ds.filter)
+
+    if ds.control_sets not in CONTROL_SETS:
+        raise ConfigError(f"data.control_sets must be one of {', '.join(CONTROL_SETS)}, got {ds.control_sets!r}")
     if ds.dataset not in BUNDLED and not Path(ds.dataset).exists():
         raise ConfigError(f"data.dataset: {ds.dataset!r} is neither a bundled dataset ({', '.join(BUNDLED)}) nor an existing .h5ad path")
     return ds

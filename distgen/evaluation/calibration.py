@@ -54,15 +54,26 @@ def ceiling_data(data: EvalData, seed: int = 0) -> EvalData:
 
 def normalised(model: float, baseline: float, ceiling: float) -> tuple[float, str]:
     """``(model - baseline) / (ceiling - baseline)`` and, when undefined, NaN with the reason."""
-    if any(math.isnan(v) for v in (model, baseline, ceiling)):
-        return float("nan"), "model, baseline or ceiling undefined"
+    for what, v in (("model", model), ("baseline", baseline), ("ceiling", ceiling)):
+        if math.isnan(v):
+            return float("nan"), f"{what} score undefined"
     if abs(ceiling - baseline) < 1e-12:
         return float("nan"), "ceiling equals the baseline"
     return (model - baseline) / (ceiling - baseline), ""
 
 
+def why_undefined(table: MetricTable | None, name: str) -> str:
+    """The most common reason a metric is NaN in ``table`` (empty when it is defined somewhere)."""
+    if table is None or name not in table.values:
+        return "not computed"
+    if not all(math.isnan(v) for v in table.values[name]):
+        return ""
+    reasons = list(table.reasons.get(name, {}).values())
+    return max(set(reasons), key=reasons.count) if reasons else "no perturbations"
+
+
 def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling: MetricTable | None) -> dict[str, dict[str, Any]]:
-    """Per metric: model mean, each baseline's mean, ceiling mean, strongest baseline, normalised score."""
+    """Per metric: model mean, each baseline's mean, ceiling mean, strongest baseline, normalised score (with why it is NaN)."""
     out: dict[str, dict[str, Any]] = {}
     for name in model.values:
         hib = metrics.get(name).capabilities.higher_is_better
@@ -71,8 +82,14 @@ def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling:
         finite = {b: v for b, v in base.items() if not math.isnan(v)}
         best = (max if hib else min)(finite, key=finite.__getitem__) if finite else None
         score, why = normalised(model.mean(name), finite[best], ceil) if best else (float("nan"), "no baseline")
+        if math.isnan(model.mean(name)):
+            why = f"model score undefined ({why_undefined(model, name)})"
+        elif best is None and baselines:
+            why = f"no baseline score defined ({why_undefined(next(iter(baselines.values())), name)})"
+        elif why == "ceiling score undefined":
+            why = "ceiling undefined (" + (why_undefined(ceiling, name) if ceiling is not None else "not computed") + ")"
         if best and not why and ((ceil <= finite[best]) if hib else (ceil >= finite[best])):
-            score, why = float("nan"), f"ceiling is not better than the {best} baseline"
+            score, why = float("nan"), f"the strongest baseline ({best}: {finite[best]:.4g}) is at or beyond the ceiling ({ceil:.4g})"
         nan_model = sum(math.isnan(v) for v in model.values[name])
         out[name] = {
             "higher_is_better": bool(hib),

@@ -70,7 +70,11 @@ def markdown(summary: Mapping[str, Any]) -> str:
     """A readable table: model next to each baseline and the ceiling, with the normalised score."""
     rows = summary["metrics"]
     bases = sorted({b for r in rows.values() for b in r["baselines"]})
-    head = ["metric", "better", "model", *bases, "ceiling", "normalised", "vs", "NaN"]
+    folded: dict[str, list[str]] = {}
+    for alias, v in (summary.get("baseline_aliases") or {}).items():
+        folded.setdefault(v["same_as"], []).append(alias)
+    head = ["metric", "better", "model", *[b + (f" (= {', '.join(folded[b])})" if b in folded else "") for b in bases],
+            "ceiling", "normalised", "vs", "NaN"]
     lines = [
         "# distgen evaluate",
         "",
@@ -91,6 +95,10 @@ def markdown(summary: Mapping[str, Any]) -> str:
                  _fmt(r["ceiling"]), _fmt(r["normalised"]), _fmt(r["strongest_baseline"]), str(r["n_nan"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += uncertainty_lines(summary)
+    undefined = [f"- {name}: normalised score NaN: {r['normalised_note']}" for name, r in rows.items()
+                 if r.get("normalised_note") and (r["normalised"] is None or math.isnan(r["normalised"]))]
+    if undefined:
+        lines += ["", "## Undefined scores", "", *undefined]
     if summary.get("notes"):
         lines += ["", "## Notes", "", *[f"- {n}" for n in summary["notes"]]]
     return "\n".join(lines) + "\n"

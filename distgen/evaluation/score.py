@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import reference_data, summarise
 from distgen.evaluation.io import align, eval_data
 from distgen.evaluation.report import Report
@@ -77,6 +78,8 @@ def score(
     for name, ref in references.items():
         refs[name], ref_notes = align(ref, truth, f"reference {name!r}")
         report_notes += ref_notes
+    refs, aliases = distinct_references(refs)  # coinciding baselines are scored and shown once
+    report_notes += alias_notes(aliases)
     contexts = _contexts(pred, truth, by_context)
     many = len(contexts) > 1
     model_tables: list[MetricTable] = []
@@ -112,6 +115,7 @@ def score(
         "n_perturbations": len(table.perts),
         "n_genes": len(truth.genes),
         "baselines": list(base_tables),
+        "baseline_aliases": aliases,
         "ceiling": f"disjoint half-splits of the real cells ({ceiling_splits} splits from seed {seed}, averaged)" if ceiling else None,
         "ceiling_splits": ceiling_splits if ceiling else 0,
         "reference_roles": {**{b: "negative" for b in base_tables}, **({"ceiling": "positive"} if ceiling else {})},

@@ -38,7 +38,7 @@ from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
 from distgen.pipeline import pages
 from distgen.pipeline.checks import check_experiment
-from distgen.pipeline.predict import predict, write_cells
+from distgen.pipeline.predict import predict, predict_section, write_cells
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
@@ -122,7 +122,7 @@ def _run(
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(doc, out / "experiment.yaml")
     (out / DONE_FILE).unlink(missing_ok=True)
-    dataset = Dataset.load(doc.get("data"))
+    dataset = Dataset.load(doc.get("data")).capped(predict_section(doc)["max_cells_per_condition"])  # the cap: prediction and scoring only
     seed = int((doc.get("train") or {}).get("seed", 0))
     if is_trainable(doc["model"]):
         resume = bool(list_checkpoints(out / "train" / "checkpoints"))  # an earlier attempt got this far: continue it
@@ -158,7 +158,7 @@ def _run(
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
         ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)),
-        metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes],
+        metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes, *dataset.notes()],
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )
     report.summary.update(pages.run_facts(preset, model, dataset))  # preset, unembeddable atoms

@@ -46,6 +46,21 @@ from distgen.train.device import select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.types import ALL, Cells
 
+#: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
+PREDICT_KEYS = ("max_cells_per_condition",)
+
+
+def predict_section(doc: Any) -> dict[str, Any]:
+    """The ``predict:`` section, checked: ``{max_cells_per_condition: N}`` (at most N real cells per held-out group; null: all)."""
+    section = dict((doc or {}).get("predict") or {})
+    unknown = sorted(set(section) - set(PREDICT_KEYS))
+    if unknown:
+        raise ConfigError(f"predict: unknown key(s) {unknown}; allowed: {', '.join(PREDICT_KEYS)}")
+    n = section.setdefault("max_cells_per_condition", None)
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError(f"predict.max_cells_per_condition must be an integer >= 1 or null, got {n!r}")
+    return section
+
 
 def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.ndarray | None:
     """Column indices of the genes to predict: ``None``/``"all"`` (every gene), ``"hvg:N"`` or a file of gene names.
@@ -112,6 +127,7 @@ def predict(
     preflight: bool = True,
     genes: str | None = None,
     weights: str | Path | None = None,
+    max_cells: int | None = None,
 ) -> Cells:
     """Generate every perturbed group of split ``part`` with a fitted ``model``: the generated cells, then the control pool.
 
@@ -137,6 +153,9 @@ def predict(
     weights
         Where the model's weights come from (a checkpoint), named if it generates NaN or inf
         (``distgen.train.checkpoint.NonFiniteSamplesError``).
+    max_cells
+        At most this many cells per group (``Dataset.capped``: a fixed subset of its real cells;
+        score against ``dataset.capped(max_cells).truth(part)``). Default: the dataset's own cap.
 
     Returns
     -------
@@ -147,6 +166,8 @@ def predict(
     """
     if not callable(getattr(model, "predict", None)):
         raise TypeError(f"predict: {type(model).__name__} has no predict(control, control_mask, labels) method")
+    if max_cells is not None:
+        dataset = dataset.capped(max_cells)
     groups = dataset.groups(part)
     m = dataset.section.set_size if set_size is None else int(set_size)
     if m < 1:
@@ -231,6 +252,7 @@ def predict_run(
     genes: str | None = None,
     counts: str | None = None,
     overwrite: bool = False,
+    max_cells: int | None = None,
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
@@ -238,11 +260,12 @@ def predict_run(
     prediction (truth) unless ``overwrite`` (``distgen.pipeline.outputs``); both are checked before
     any work.
 
-    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``). ``counts``
-    (``round``, ``poisson`` or ``nb``) writes both files in raw counts instead
-    (``distgen.pipeline.countspace``), as cell-eval2's ``vcc2026`` preset scores them. Writing
-    into the run folder itself takes its lock (``distgen.train.lock``): not while a training or
-    another prediction writes there.
+    ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``); ``max_cells``
+    caps the cells per group (default: the run config's ``predict.max_cells_per_condition``), the
+    truth written to ``real`` holding the same cells. ``counts`` (``round``, ``poisson`` or ``nb``)
+    writes both files in raw counts instead (``distgen.pipeline.countspace``), as cell-eval2's
+    ``vcc2026`` preset scores them. Writing into the run folder itself takes its lock
+    (``distgen.train.lock``): not while a training or another prediction writes there.
 
     Returns the generated cells on rank 0 (None on other ranks).
     """
@@ -259,7 +282,7 @@ def predict_run(
         check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
     with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext():
-        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts)
+        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -269,12 +292,13 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _predict_run(
     run_dir: Path, out: str | Path, part: str, checkpoint: str | Path | None, weights: str, real: str | Path | None,
-    seed: int | None, genes: str | None, counts: str | None,
+    seed: int | None, genes: str | None, counts: str | None, max_cells: int | None,
 ) -> Cells | None:
     config = load_yaml(run_dir / "config.yaml")
     split_file = run_dir / "split.json"
     dataset = Dataset.load(data_section(config.get("data")), split_file if split_file.exists() else None)
     _check_data_hash(run_dir, dataset)
+    dataset = dataset.capped(max_cells if max_cells is not None else predict_section(config)["max_cells_per_condition"])
     env = D.env_from_torchrun()
     device = select_device(config.get("train", {}).get("device", "auto"), env.local_rank)
     setup_backends(device, bool(config.get("train", {}).get("tf32", True)))

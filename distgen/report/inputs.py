@@ -149,6 +149,10 @@ class ReportInputs:
         is the first positive reference (the band of every figure), the others are drawn as rows.
         """
         groups = {k: list(v) for k, v in aliases.items()} if aliases is not None else group_aliases(baselines)
+        if aliases is None:  # baselines the evaluation already folded (summary["baseline_aliases"]: {alias: {same_as}})
+            for alias, v in (summary.get("baseline_aliases") or {}).items():
+                if v.get("same_as") in groups and alias not in groups[v["same_as"]]:
+                    groups[v["same_as"]].append(alias)
         roles = dict(roles if roles is not None else summary.get("reference_roles") or {})
         kept = [name for name in baselines if name in groups]
         refs = [Reference(n, baselines[n], "negative", tuple(groups[n])) for n in kept if roles.get(n, "negative") == "negative"]

@@ -114,7 +114,7 @@ def fit(
         set_size = ds.set_size if set_size is None else set_size
         matcher = ds.matcher if matcher is None else matcher
         sampler: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params}
-        source = TableBatches(table, set_size, opts.sets_per_batch, matcher, opts.seed, **sampler)
+        source = TableBatches(table, set_size, opts.sets_per_batch, matcher, opts.seed, control_sets=ds.control_sets, **sampler)
         val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1, **sampler) if val is not None else None
     trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=config, info=table.info, callbacks=callbacks)
     result = trainer.fit(resume=resume)

@@ -16,7 +16,7 @@ from distgen.config import ConfigError, validate_params
 #: Keys that may change between a checkpoint and its resume (they steer the run, not its result).
 RUN_CONTROL_KEYS = frozenset(
     {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "val_every", "patience", "device", "compile",
-     "check_memory"}
+     "check_memory", "minutes"}
 )
 
 
@@ -30,6 +30,11 @@ class TrainOptions:
         Seeds data sampling and every random draw of the model, per step and shard.
     steps
         Optimizer steps.
+    minutes
+        Wall-clock budget: stop after the first step that ends past this many minutes of training,
+        write a checkpoint there and record it (``TrainResult.stopped_by_budget``). The learning-rate
+        schedule still spans ``steps``: for a complete schedule set ``steps`` to what the budget
+        reaches (the trainer prints its estimate after the first steps). ``None``: no budget.
     sets_per_batch
         Global batch size in cell sets (split evenly across ranks x accumulation micro-batches).
     grad_accum
@@ -124,6 +129,7 @@ class TrainOptions:
     log_every: int = 10
     progress: bool = True
     check_memory: bool = True
+    minutes: float | None = None
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, ("adamw", "adam"))
@@ -148,6 +154,8 @@ class TrainOptions:
             raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {self.ema_decay}")
         if len(self.betas) != 2:
             raise ConfigError(f"train.betas must be two floats [beta1, beta2], got {self.betas}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ConfigError(f"train.minutes must be > 0 or null, got {self.minutes}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"train.patience must be >= 1 or null, got {self.patience}")
 

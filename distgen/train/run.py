@@ -36,7 +36,7 @@ from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import TrainResult
 
 SECTIONS = ("model", "data", "train")
-OTHER_SECTIONS = frozenset({"sweep", "fit", "evaluate", "description", "preflight"})  #: read by other commands; ignored here
+OTHER_SECTIONS = frozenset({"sweep", "fit", "evaluate", "description", "preflight", "predict"})  #: read by other commands; ignored here
 PREFLIGHT_KEYS = ("allow_unembedded",)  #: keys of the optional ``preflight:`` section
 INIT_KEY = 1_000_001  #: seed key of weight initialisation
 
@@ -72,6 +72,8 @@ def resolve_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], TrainOptio
     resolved = {"model": model, "data": ds.to_dict(), "train": opts.to_dict()}
     if pre:
         resolved["preflight"] = pre
+    if doc.get("predict"):
+        resolved["predict"] = dict(doc["predict"])  # read by distgen predict (distgen.pipeline.predict.predict_section)
     return resolved, opts, ds
 
 
@@ -122,7 +124,7 @@ def train_model(
     if env.is_main:
         device = select_device(opts.device, env.local_rank)
         write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=resume is not False, notes=notes)
-    trainer_config = {k: v for k, v in resolved.items() if k != "preflight"}  # not part of the checkpoint fingerprint
+    trainer_config = {k: v for k, v in resolved.items() if k not in ("preflight", "predict")}  # not part of the checkpoint fingerprint
     try:
         result = fit(model, dataset, opts, out, config=trainer_config, resume=out if resume is True else (resume or None), preflight=False)
     except BaseException:
@@ -130,7 +132,22 @@ def train_model(
         raise
     D.shutdown()
     assert result is not None  # a TrainableModel always goes through the trainer
+    if result.stopped_by_budget:
+        notes = [*notes, f"training stopped by its budget train.minutes={opts.minutes:g} at step {result.step} of {opts.steps} "
+                         f"({result.seconds / 60:.1f} min); the model is that checkpoint's"]
+    if env.is_main and (out / "manifest.json").exists():
+        record_training(out / "manifest.json", result, opts)
     return TrainedRun(model, dataset, result, notes)
+
+
+def record_training(path: Path, result: TrainResult, opts: TrainOptions) -> None:
+    """Add what the training did (steps reached, wall time, estimate, whether the budget stopped it) to the manifest."""
+    manifest = json.loads(path.read_text())
+    manifest["training"] = {"steps": opts.steps, "steps_done": result.step, "seconds": round(result.seconds, 1),
+                            "estimate_s": None if result.estimate_s is None else round(result.estimate_s, 1),
+                            "minutes": opts.minutes, "stopped_by_budget": result.stopped_by_budget,
+                            "checkpoint": str(result.checkpoint) if result.checkpoint else None}
+    atomic_write_text(path, json.dumps(manifest, indent=1, default=str))
 
 
 def train_run(

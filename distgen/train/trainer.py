@@ -57,6 +57,9 @@ class TrainResult:
     best_step: int | None = None
     validations: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    stopped_by_budget: bool = False  #: ``train.minutes`` ran out before ``train.steps``
+    seconds: float = 0.0  #: wall seconds of this ``fit``
+    estimate_s: float | None = None  #: the time to ``train.steps`` estimated after the first steps
 
 
 def describe_conditions(labels: ConditionLabels, info: DataInfo | None, limit: int = 4) -> str:
@@ -293,6 +296,7 @@ class Trainer:
         window: list[float] = []
         part_sums: dict[str, float] = {}
         t0, s0 = time.perf_counter(), self.step
+        t_first = t0
         cells_per_step = opts.sets_per_batch * getattr(self.train_source, "set_size", 0)
         # SIGINT/SIGTERM: finish the step, write a final checkpoint, raise Interrupted (distgen.train.interrupt)
         self._stop = StopOnSignal(enabled=self.ckpt_dir is not None, last_checkpoint=self.last_checkpoint)
@@ -319,7 +323,13 @@ class Trainer:
                     if self.device.type == "cuda":
                         row["peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 1e9
                     window, part_sums = [], {}
-                stop = False
+                if self.step - s0 == ESTIMATE_AFTER and opts.steps - s0 > ESTIMATE_AFTER:
+                    result.estimate_s = self._estimate(t_first, s0)
+                if self.step - s0 == 1:
+                    t_first = time.perf_counter()  # the first step carries one-time costs; time from its end
+                out_of_time = self._out_of_time(t0) if opts.minutes is not None and self.step < opts.steps else False
+                result.stopped_by_budget = out_of_time
+                stop = out_of_time
                 if self.val_source is not None and opts.val_every and (self.step % opts.val_every == 0 or self.step == opts.steps):
                     vals = self.validate()
                     result.validations.append({"step": self.step, **vals})
@@ -335,7 +345,7 @@ class Trainer:
                 if self.stop_requested or (stopper.requested and not env.distributed):
                     self._interrupted(stopper.signal or "SIGTERM")
                 if stop:
-                    result.stopped_early = True
+                    result.stopped_early = not out_of_time
                     break
         finally:
             stopper.__exit__(None, None, None)
@@ -346,7 +356,33 @@ class Trainer:
                 self._lock.release()
         result.step, result.best, result.best_step = self.step, self.best, self.best_step
         result.checkpoint = self.last_checkpoint
+        result.seconds = time.perf_counter() - t0
+        if result.stopped_by_budget and env.is_main:
+            print(f"train: the budget train.minutes={opts.minutes:g} ran out at step {self.step} of {opts.steps}; "
+                  f"checkpoint {self.last_checkpoint}", file=sys.stderr)
         return result
+
+    def _estimate(self, t_first: float, s0: int) -> float:
+        """Seconds to ``train.steps`` from the steps timed so far (printed on rank 0, with the budget's reach)."""
+        per_step = (time.perf_counter() - t_first) / (ESTIMATE_AFTER - 1)
+        left = self.opts.steps - self.step
+        eta = per_step * left
+        if self.env.is_main:
+            msg = f"train: ~{per_step:.3g} s/step, {left} more steps: about {_duration(eta)}"
+            if self.opts.minutes is not None and eta > self.opts.minutes * 60:
+                msg += f"; train.minutes={self.opts.minutes:g} stops it near step {self.step + int(self.opts.minutes * 60 / per_step)}"
+            print(msg, file=sys.stderr)
+        return eta
+
+    def _out_of_time(self, t0: float) -> bool:
+        """Has ``train.minutes`` run out? Every rank gets rank 0's answer (so all stop at the same step)."""
+        assert self.opts.minutes is not None
+        flag = torch.tensor([float(time.perf_counter() - t0 >= self.opts.minutes * 60)], dtype=torch.float64)
+        if self.env.distributed:
+            if not self.env.is_main:
+                flag.zero_()
+            D.all_reduce_sum(flag)
+        return bool(flag[0] > 0)
 
     def _interrupted(self, signal_name: str) -> None:
         """Write a final checkpoint at this step boundary (unless one was just written) and raise ``Interrupted``."""
@@ -367,6 +403,14 @@ class Trainer:
             return False
         self.bad_validations += 1
         return self.opts.patience is not None and self.bad_validations >= self.opts.patience
+
+
+#: Steps after which the trainer prints its time estimate (timed from the end of the first step).
+ESTIMATE_AFTER = 3
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 class _null:

@@ -26,6 +26,7 @@ from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.celleval2_settings import Settings, settings_for
+from distgen.evaluation.metrics.discrimination import FEWER_THAN_TWO
 from distgen.evaluation.metrics.stats import pearson_rows
 
 PRED_TRACE_CAP_K = 1.0  #: cell-eval2's cap on the prediction's noise correction, in units of the real one
@@ -451,28 +452,32 @@ def discrimination(data: EvalData, s: Settings, metric: str) -> Tensor:
 
 
 class _PDS(_CE2):
+    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2)
     distance: ClassVar[str] = "cosine"
 
     def compute(self, data: EvalData) -> MetricResult:
-        return MetricResult.from_values(discrimination(data, self.settings, self.distance), "no predicted or real cells")
+        values = discrimination(data, self.settings, self.distance)
+        if int((data.real.counts > 0).sum()) < 2:  # ranked among one real effect: always first, no information
+            return MetricResult.from_values(torch.full_like(values, float("nan")), FEWER_THAN_TWO)
+        return MetricResult.from_values(values, "no predicted or real cells")
 
 
 class PDSCosine(_PDS):
     """Perturbation discrimination score by cosine distance of deltas (cell-eval2; v2: ties midranked, targets panel-excluded)."""
 
-    capabilities = _caps(True, celleval_v1="discrimination_score_cosine")
+    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2)  # cell-eval 0.8.2: discrimination_score_cosine
     distance: ClassVar[str] = "cosine"
 
 
 class PDSL1(_PDS):
     """Perturbation discrimination score by L1 distance of deltas (cell-eval2)."""
 
-    capabilities = _caps(True, celleval_v1="discrimination_score_l1")
+    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2)  # cell-eval 0.8.2: discrimination_score_l1
     distance: ClassVar[str] = "l1"
 
 
 class PDSL2(_PDS):
     """Perturbation discrimination score by L2 distance of deltas (cell-eval2)."""
 
-    capabilities = _caps(True, celleval_v1="discrimination_score_l2")
+    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2)  # cell-eval 0.8.2: discrimination_score_l2
     distance: ClassVar[str] = "l2"

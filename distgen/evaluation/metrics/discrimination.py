@@ -12,6 +12,9 @@ from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.metrics.base import Metric, MetricResult
 
 _BLOCK = 2**23
+#: Why a discrimination score is NaN when fewer than two conditions are scored together.
+FEWER_THAN_TWO = ("fewer than 2 conditions with a real effect in this context: the rank of the own effect among "
+                  "one is always first, so the score would be 1.0 for any prediction")
 
 
 def effect_distances(pred: Tensor, real: Tensor, keep: Tensor, metric: str) -> Tensor:
@@ -52,8 +55,11 @@ class _Discrimination(Metric):
         d = effect_distances(pred, real, keep, self.metric)  # [P, P]
         own = d.diagonal()
         valid_q = torch.isfinite(real).all(-1)
+        n_valid = int(valid_q.sum())
+        if n_valid < 2:  # a rank among fewer than two real effects is always first: no information
+            return MetricResult.from_values(torch.full((data.n_perts,), float("nan"), dtype=torch.float64), FEWER_THAN_TWO)
         rank = ((d < own[:, None]) & valid_q[None]).sum(-1).to(torch.float64)
-        score = 1.0 - rank / valid_q.sum().clamp_min(1)
+        score = 1.0 - rank / n_valid
         score = torch.where(torch.isfinite(own), score, torch.full_like(score, float("nan")))
         return MetricResult.from_values(score, "predicted or real effect undefined (no cells or zero norm)")
 
@@ -61,21 +67,21 @@ class _Discrimination(Metric):
 class DiscriminationL1(_Discrimination):
     """1 - normalised rank of the real effect of the same perturbation among all, by L1 distance."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l1")
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l1", min_perturbations=2)
     metric: ClassVar[str] = "l1"
 
 
 class DiscriminationL2(_Discrimination):
     """1 - normalised rank of the real effect of the same perturbation among all, by L2 distance."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l2")
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l2", min_perturbations=2)
     metric: ClassVar[str] = "l2"
 
 
 class DiscriminationCosine(_Discrimination):
     """1 - normalised rank of the real effect of the same perturbation among all, by cosine distance."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_cosine")
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_cosine", min_perturbations=2)
     metric: ClassVar[str] = "cosine"
 
 
@@ -86,7 +92,7 @@ def _realctrl(base: type[_Discrimination], metric: str) -> type[_Discrimination]
         _Discrimination.__init__(self, exclude, control)
 
     doc = f"{(base.__doc__ or '').splitlines()[0].rstrip('.')}; the predicted delta against the REAL controls."
-    caps = MetricCapabilities(higher_is_better=True)
+    caps = MetricCapabilities(higher_is_better=True, min_perturbations=2)
     return type(f"Discrimination{metric.title()}RealControl", (base,),
                 {"__doc__": doc, "capabilities": caps, "__init__": _init, "__module__": __name__})
 
