@@ -287,7 +287,12 @@ class Trainer:
         if self._lock is not None:
             self._lock.acquire()  # again, if an earlier fit of this trainer released it
         if resume is not None:
-            self.restore(resume)
+            try:
+                self.restore(resume)
+            except BaseException:
+                if self._lock is not None:  # a checkpoint that cannot be restored leaves the run folder free
+                    self._lock.release()
+                raise
         result = TrainResult(step=self.step)
         log = MetricsLog(self.run_dir / "metrics.csv", resume_step=self.step if resume is not None else None) if (env.is_main and self.run_dir) else None
         if log is not None and log.note and self.step == 0:

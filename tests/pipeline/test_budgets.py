@@ -70,7 +70,7 @@ def test_the_estimate_is_printed_after_the_first_steps_and_a_large_budget_change
     assert main(["predict", str(tmp_path / "run"), "--out", str(pred), "--real", str(real), "--max-cells", "5"]) == 0
     for path in (pred, real):
         obs = ad.read_h5ad(path).obs
-        sizes = obs[obs["target_gene"] != "non-targeting"].groupby("target_gene", observed=True).size()
+        sizes = obs[obs["target"] != "non-targeting"].groupby("target", observed=True).size()
         assert set(sizes.tolist()) == {5}, sizes
 
 
@@ -81,7 +81,7 @@ def test_max_cells_caps_the_prediction_its_truth_and_the_references(h5ad, tmp_pa
     assert main(["run", str(cfg), "--out", str(out), "--max-cells", "7", "--metrics", "mse", "--no-plots", "--no-progress"]) == 0
     pred, real = ad.read_h5ad(out / "pred.h5ad"), ad.read_h5ad(out / "real.h5ad")
     for a in (pred, real):
-        counts = a.obs[~a.obs["target_gene"].isin(["non-targeting", "control"])].groupby(["target_gene", "celltype"], observed=True).size()
+        counts = a.obs[~a.obs["target"].isin(["non-targeting", "control"])].groupby(["target", "celltype"], observed=True).size()
         assert set(counts.tolist()) == {7}, counts  # 30 real cells per group, capped at 7
     calib = pd.read_csv(out / "eval" / "calibration.csv")
     assert set(calib["source"]) >= {"control", "ceiling"}
