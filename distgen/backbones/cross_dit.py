@@ -250,14 +250,14 @@ class CrossDiT(Backbone):
     def _cached(self, kind: str, owner: Any, inputs: tuple[Any, ...], compute: Any) -> Tensor:
         """``compute()``, kept per live ``owner`` object in inference (eval mode, no autograd).
 
-        A hit needs the same owner object, the same input tensors unchanged (``_version``) and
-        unchanged weights, so a sampler's steps compute condition-only terms once per run; in
-        training nothing is kept.
+        A hit needs the same owner object, the same input tensors unchanged (``_version``; tensors
+        made under ``torch.inference_mode`` have no version counter, so there only their identity
+        counts) and unchanged weights, so a sampler's steps compute condition-only terms once per
+        run; in training nothing is kept.
         """
         if self.training or torch.is_grad_enabled():
             return compute()  # type: ignore[no-any-return]
-        key = (tuple((id(x), x._version) if isinstance(x, Tensor) else x for x in inputs),
-               sum(p._version for p in self.parameters()))
+        key = (tuple(_identity(x) for x in inputs), sum(p._version for p in self.parameters()))
         hit = self._cache.get((kind, id(owner)))
         if hit is not None and hit[0]() is owner and hit[1] == key:
             return hit[2]  # type: ignore[no-any-return]
@@ -304,6 +304,13 @@ class CrossDiT(Backbone):
         state = dict(super().__getstate__())
         state["_cache"] = {}
         return state
+
+
+def _identity(x: Any) -> Any:
+    """What a cache key holds of an input: a tensor's identity and in-place version, anything else as is."""
+    if not isinstance(x, Tensor):
+        return x
+    return (id(x), None if x.is_inference() else x._version)
 
 
 def per_set_time(t: Tensor) -> bool:
