@@ -325,7 +325,7 @@ class OfficialPerturbDiff:
         from benchmarks.parity.shim import official_tree
 
         self.shims = ["timm Attention/Mlp/RMSNorm (harness stand-ins with timm's fused SDPA and rms_norm)"]
-        import torch._dynamo  # noqa: F401  (before the stand-in triton module exists: the optimizer imports it)
+        import torch._dynamo  # before the stand-in triton module exists: the optimizer imports it
 
         with official_tree(repo, stub_packages=("src.models", "src.common")) as imp:  # the built objects outlive the imports
             _fused_timm_standins()
@@ -354,7 +354,7 @@ class OfficialPerturbDiff:
     def _cond(self, b: dict[str, Any]) -> dict[str, Any]:
         import torch
 
-        sets, n, _ = b["target"].shape
+        sets = b["target"].shape[0]
         codes = (b["pert"][:, None], torch.zeros(sets, 1, dtype=torch.long), torch.zeros(sets, 1, dtype=torch.long))
         return {"batch_emb": self.enc(*codes), "cont_emb": b["control"] * 0.1, "gene_emb": None, "ds_name": ["bench"] * sets}
 
