@@ -113,6 +113,10 @@ ROWS = {
                        replace(PD_OFFICIAL, d=128, layers=4, cells=128, tokens=128, sets=1), steps=1, model="perturbdiff"),
     "tiny": Row("tiny", "tiny shapes (test of the harness)", "train", TINY, steps=1, sides=("distgen",)),
     "tiny-pd": Row("tiny-pd", "tiny PerturbDiff shapes (test of the harness)", "train", TINY_PD, steps=1, sides=("distgen",), model="perturbdiff"),
+    "tiny-pd-both": Row("tiny-pd-both", "tiny PerturbDiff shapes, both sides (test of the official adapter)", "train", TINY_PD, steps=1,
+                        model="perturbdiff"),
+    "tiny-pd-sampling": Row("tiny-pd-sampling", "tiny PerturbDiff sampling, both sides (test of the official adapter)", "sample",
+                            replace(TINY_PD, sets=1, cells=8, tokens=8), steps=1, warmup=0, model="perturbdiff"),
     "tiny-sampling": Row("tiny-sampling", "tiny shapes, sampling (test of the harness)", "sample", TINY, steps=1, grid=3, sides=("distgen",)),
 }
 DEFAULT_ROWS = ("reduced", "reduced-vocab", "paper", "memory", "memory-ckpt", "paper48", "sampling")
@@ -218,7 +222,7 @@ def _official_functions(repo: Path, names: tuple[str, ...]) -> dict[str, Any]:
 class OfficialScdfm:
     """The official model, its loss and its sampler at a shape (vocabulary ids = gene + 4 specials)."""
 
-    def __init__(self, repo: Path, shape: Shape, graph: Any, workdir: Path) -> None:
+    def __init__(self, repo: Path, shape: Shape, graph: Any, workdir: Path, device: str = "cpu") -> None:
         import torch
 
         self.shims = _shim_imports()
@@ -236,7 +240,7 @@ class OfficialScdfm:
         torch.save(mask, mask_path)
         torch.manual_seed(0)
         self.model = Model(ntoken=max(6000, g + 4), d_model=shape.d, nhead=shape.heads, nlayers=shape.layers,
-                           fusion_method="differential_perceiver", perturbation_function="crisper", mask_path=str(mask_path))
+                           fusion_method="differential_perceiver", perturbation_function="crisper", mask_path=str(mask_path)).to(device)
         self.path = AffineProbPath(scheduler=CondOTScheduler())
         self.fns = _official_functions(repo, ("pairwise_sq_dists", "median_sigmas", "mmd2_unbiased_multi_sigma"))
         self.opt = torch.optim.Adam(self.model.parameters(), lr=5e-5)  # run.py: Adam(vf.parameters(), lr=config.lr)
@@ -248,7 +252,7 @@ class OfficialScdfm:
         n = target.shape[0]
         gene_input = (b["genes"] + 4).repeat(n, 1)
         pert = (b["pert"] + 4).repeat(n, 1)
-        t = torch.rand(n)
+        t = torch.rand(n, device=source.device)
         noise = torch.randn_like(source)
         p = self.path.sample(t=t, x_0=noise, x_1=target)
         v = self.model(gene_input, p.x_t, p.t, source, pert, gene_input, mode="predict_y")
@@ -271,8 +275,8 @@ class OfficialScdfm:
         pert = (b["pert"] + 4).repeat(n, 1)
         self.model.eval()
         with torch.inference_mode():
-            noise = torch.randn(n, source.shape[1])
-            traj = torchdiffeq.odeint(lambda t, x: self.model(gene, x, t, source, pert, gene), noise, torch.linspace(0, 1, grid),
+            noise = torch.randn(n, source.shape[1], device=source.device)
+            traj = torchdiffeq.odeint(lambda t, x: self.model(gene, x, t, source, pert, gene), noise, torch.linspace(0, 1, grid, device=source.device),
                                       atol=1e-4, rtol=1e-4, method=solver)
             return torch.clamp(traj[-1], min=0)
 
@@ -316,7 +320,7 @@ class OfficialPerturbDiff:
     fixed by the caller, so both sides do the same work per step.
     """
 
-    def __init__(self, repo: Path, shape: Shape) -> None:
+    def __init__(self, repo: Path, shape: Shape, device: str = "cpu") -> None:
         from types import SimpleNamespace
 
         import torch
@@ -340,7 +344,7 @@ class OfficialPerturbDiff:
         cov_cfg = SimpleNamespace(pert_encoding="onehot", drug_encoding="onehot", replogle_gene_encoding="onehot", celltype_encoding="onehot",
                                   batch_encoding="onehot", hidden_dim=128, num_pert=17, num_celltype=2, num_batch=2, output_dim=g)
         torch.manual_seed(0)
-        self.model, self.enc = main.Cross_DiT(cfg), cov.CovEncoder(cov_cfg)
+        self.model, self.enc = main.Cross_DiT(cfg).to(device), cov.CovEncoder(cov_cfg).to(device)
         core = self.core
         self.diffusion = core.GaussianDiffusion(betas=sched.get_named_beta_schedule("linear", 1000), model_mean_type=core.ModelMeanType.START_X,
                                                 model_var_type=core.ModelVarType.FIXED_LARGE, loss_type=core.LossType.MSE, rescale_timesteps=False)
@@ -355,7 +359,8 @@ class OfficialPerturbDiff:
         import torch
 
         sets = b["target"].shape[0]
-        codes = (b["pert"][:, None], torch.zeros(sets, 1, dtype=torch.long), torch.zeros(sets, 1, dtype=torch.long))
+        dev = b["target"].device
+        codes = (b["pert"][:, None], torch.zeros(sets, 1, dtype=torch.long, device=dev), torch.zeros(sets, 1, dtype=torch.long, device=dev))
         return {"batch_emb": self.enc(*codes), "cont_emb": b["control"] * 0.1, "gene_emb": None, "ds_name": ["bench"] * sets}
 
     def train_step(self, b: dict[str, Any], self_condition: bool) -> float:
@@ -365,7 +370,7 @@ class OfficialPerturbDiff:
         self.enc.train()
         cond = self._cond(b)
         x_start = b["target"] * 0.1  # normalize_counts=10, as distgen's input_scale
-        t = torch.randint(0, 1000, (x_start.shape[0],))  # uniform schedule sampler
+        t = torch.randint(0, 1000, (x_start.shape[0],), device=x_start.device)  # uniform schedule sampler
         noise = torch.randn_like(x_start, dtype=torch.float64)
         x_t = self.diffusion.q_sample(x_start, t, noise=noise)
         control = cond["cont_emb"]
@@ -392,7 +397,8 @@ class OfficialPerturbDiff:
         with torch.no_grad():
             cond = self._cond(b)
             shape = tuple(b["control"].shape)
-            cells, _ = self.diffusion.ddim_sample_loop(self.model, shape, self_condition=cond, noise=torch.randn(shape), clip_denoised=True,
+            cells, _ = self.diffusion.ddim_sample_loop(self.model, shape, self_condition=cond, noise=torch.randn(shape, device=b["control"].device),
+                                                       clip_denoised=True, device=b["control"].device,
                                                        start_time=100, eta=0.0, guidance_strength=1.0)
         self.nfe = 200
         return cells
@@ -402,7 +408,8 @@ class OfficialPerturbDiff:
 class DistgenScdfm:
     """The ``scdfm`` preset at a shape, with the trainer's optimizer; the same gene graph injected."""
 
-    def __init__(self, shape: Shape, graph: Any, grid: int = 20, solver: dict[str, Any] | None = None, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, shape: Shape, graph: Any, grid: int = 20, solver: dict[str, Any] | None = None, extra: tuple[str, ...] = (),
+                 device: str = "cpu") -> None:
         import torch
 
         from distgen.api import build
@@ -419,6 +426,8 @@ class DistgenScdfm:
         torch.manual_seed(0)
         self.model = build("scdfm", self.info, overrides)
         self.model.backbone.set_gene_graph(graph)
+        self.device = device
+        self.model.to(device)
         tr = load_config("scdfm")["train"]
         self.opt = make_optimizer(self.model.named_parameters(), tr["optimizer"], float(tr["lr"]), tuple(tr["betas"]), 1e-8,
                                   float(tr["weight_decay"]), bool(tr.get("decay_norm_and_bias", True)))
@@ -431,7 +440,8 @@ class DistgenScdfm:
 
         n = b["target"].shape[0]
         ones = torch.ones(1, n, dtype=torch.bool)
-        return SetBatch(b["target"][None], ones, b["control"][None], ones.clone(), ConditionLabels.make([b["pert"].tolist()]), b["genes"])
+        return SetBatch(b["target"][None], ones, b["control"][None], ones.clone(), ConditionLabels.make([b["pert"].tolist()]),
+                        b["genes"]).to(self.device)
 
     def train_step(self, b: dict[str, Any]) -> float:
         import torch
@@ -461,7 +471,7 @@ class DistgenScdfm:
 class DistgenPerturbDiff:
     """The ``perturbdiff`` preset at a shape (cell tokens: sets x cells over all genes), with the trainer's optimizer."""
 
-    def __init__(self, shape: Shape, overrides: tuple[str, ...] = ()) -> None:
+    def __init__(self, shape: Shape, overrides: tuple[str, ...] = (), device: str = "cpu") -> None:
         import torch
 
         from distgen.api import build
@@ -475,6 +485,8 @@ class DistgenPerturbDiff:
         torch.manual_seed(0)
         self.model = build(doc, self.info, [f"model.backbone.dim={shape.d}", f"model.backbone.depth={shape.layers}",
                                             f"model.backbone.heads={shape.heads}", *overrides])
+        self.device = device
+        self.model.to(device)
         tr = doc["train"]
         self.opt = make_optimizer(self.model.named_parameters(), tr["optimizer"], float(tr["lr"]), tuple(tr["betas"]), float(tr.get("eps", 1e-8)),
                                   float(tr["weight_decay"]), bool(tr.get("decay_norm_and_bias", True)))
@@ -489,7 +501,7 @@ class DistgenPerturbDiff:
         sets, n, _ = b["target"].shape
         ones = torch.ones(sets, n, dtype=torch.bool)
         labels = ConditionLabels.make([[int(p)] for p in b["pert"]], context=[0] * sets, batch=[0] * sets)
-        return SetBatch(b["target"], ones, b["control"], ones.clone(), labels, torch.arange(self.info.n_genes))
+        return SetBatch(b["target"], ones, b["control"], ones.clone(), labels, torch.arange(self.info.n_genes)).to(self.device)
 
     def train_step(self, b: dict[str, Any], self_condition: bool) -> float:
         """One trainer step with the self-conditioning coin fixed (the preset's 0.5 draws it per step)."""
@@ -528,16 +540,24 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(spec["threads"])
     torch.set_flush_denormal(True)
     row = ROWS[spec["row"]]
+    device = spec.get("device") or "cpu"
     data = torch.load(spec["data"])
+    data["batches"] = [{k: v.to(device) for k, v in b.items()} for b in data["batches"]]
+    cuda = device.startswith("cuda")
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
     t_build = time.perf_counter()
     if spec["side"] == "official" and row.model == "perturbdiff":
-        sub: Any = OfficialPerturbDiff(Path(spec["perturbdiff"]), row.shape)
+        sub: Any = OfficialPerturbDiff(Path(spec["perturbdiff"]), row.shape, device)
     elif spec["side"] == "official":
-        sub = OfficialScdfm(Path(spec["scdfm"]), row.shape, data["graph"], Path(spec["workdir"]))
+        sub = OfficialScdfm(Path(spec["scdfm"]), row.shape, data["graph"], Path(spec["workdir"]), device)
     elif row.model == "perturbdiff":
-        sub = DistgenPerturbDiff(row.shape, row.overrides)
+        sub = DistgenPerturbDiff(row.shape, row.overrides, device)
     else:
-        sub = DistgenScdfm(row.shape, data["graph"], row.grid, spec.get("solver"), row.overrides)
+        sub = DistgenScdfm(row.shape, data["graph"], row.grid, spec.get("solver"), row.overrides, device)
     out: dict[str, Any] = {"side": spec["side"], "row": row.name, "cells": spec["cells"], "build_s": time.perf_counter() - t_build,
                            "base_gib": rss_gib(), "params": sum(p.numel() for p in sub.model.parameters())}
     batches = data["batches"]
@@ -545,6 +565,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     times, cpu = [], []
     for i in range(row.warmup + row.steps):
         b = batches[i % len(batches)]
+        sync()
         t0, c0 = time.perf_counter(), time.process_time()
         if row.task == "train" and row.model == "perturbdiff":  # a pair of steps, with and without self-conditioning (p = 0.5)
             out.setdefault("losses", []).extend([sub.train_step(b, True), sub.train_step(batches[(i + 1) % len(batches)], False)])
@@ -553,6 +574,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             res = sub.sample(b) if spec["side"] == "distgen" or row.model == "perturbdiff" else sub.sample(b, row.grid, row.solver)
             out["finite"] = bool(torch.isfinite(res).all())
+        sync()
         per = 2 if row.task == "train" and row.model == "perturbdiff" else 1  # seconds per step
         if i >= row.warmup:
             times.append((time.perf_counter() - t0) / per)
@@ -560,6 +582,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     out["seconds"] = statistics.median(times)
     out["cpu_seconds"] = statistics.median(cpu)
     out["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if cuda:
+        out["peak_cuda_gib"] = torch.cuda.max_memory_allocated() / 2**30
     if spec["side"] == "distgen":
         out["optimizer"] = sub.impl
         out["nfe"] = getattr(sub, "nfe", None)
@@ -591,7 +615,7 @@ def run_rows(args: argparse.Namespace) -> dict[str, Any]:
 
     workdir = Path(tempfile.mkdtemp(prefix="vs_official_"))
     official = {"scdfm": bool(args.scdfm), "perturbdiff": bool(args.perturbdiff)}
-    res: dict[str, Any] = {"load_before": loadavg(), "rows": [], "hardware": hardware(), "threads": args.threads, "rounds": args.rounds,
+    res: dict[str, Any] = {"load_before": loadavg(), "rows": [], "hardware": hardware(args.device), "threads": args.threads, "rounds": args.rounds,
                            "official": {k: v for k, v in official.items() if v}}
     for name in args.rows:
         row = ROWS[name]
@@ -606,13 +630,13 @@ def run_rows(args: argparse.Namespace) -> dict[str, Any]:
                 for side in order:
                     spec = {"side": side, "row": name, "cells": cells, "data": str(data_path), "threads": args.threads,
                             "scdfm": str(args.scdfm) if args.scdfm else None, "workdir": str(workdir),
-                            "perturbdiff": str(args.perturbdiff) if args.perturbdiff else None}
+                            "perturbdiff": str(args.perturbdiff) if args.perturbdiff else None, "device": args.device}
                     out = run_one(spec, args.timeout)
                     print(json.dumps(out), flush=True)
                     results[side].append(out)
                 if row.task == "sample" and row.model == "scdfm" and "distgen" in sides and args.half_nfe:
                     spec = {"side": "distgen", "row": name, "cells": cells, "data": str(data_path), "threads": args.threads,
-                            "workdir": str(workdir), "solver": args.half_nfe}
+                            "workdir": str(workdir), "solver": args.half_nfe, "device": args.device}
                     out = run_one(spec, args.timeout)
                     print(json.dumps(out), flush=True)
                     extra.append(out)
@@ -628,10 +652,11 @@ def summarize(outs: list[dict[str, Any]]) -> dict[str, Any]:
         return {"error": outs[0].get("error", "?") if outs else "not run"}
     return {"seconds": statistics.median(o["seconds"] for o in ok), "cpu_seconds": statistics.median(o["cpu_seconds"] for o in ok),
             "peak_gib": max(o["peak_gib"] for o in ok),
-            "runs": len(ok), "spread": [round(o["seconds"], 3) for o in ok], **{k: ok[0][k] for k in ("params", "optimizer", "nfe", "shims") if k in ok[0]}}
+            "runs": len(ok), "spread": [round(o["seconds"], 3) for o in ok], **{k: ok[0][k] for k in ("params", "optimizer", "nfe", "shims") if k in ok[0]},
+            **({"peak_cuda_gib": max(o["peak_cuda_gib"] for o in ok)} if "peak_cuda_gib" in ok[0] else {})}
 
 
-def hardware() -> str:
+def hardware(device: str = "cpu") -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -640,7 +665,10 @@ def hardware() -> str:
         pass
     import torch
 
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    where = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    if device.startswith("cuda"):
+        where = f"{torch.cuda.get_device_name(torch.device(device))} ({device}); host {where}"
+    return where
 
 
 def markdown(res: dict[str, Any], command: str) -> str:
@@ -708,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", nargs="+", default=list(DEFAULT_ROWS), choices=sorted(ROWS))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="torch device of both sides (e.g. cuda; benchmarks/gpu_vs_official.sh)")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--half-nfe", type=json.loads, default={"name": "midpoint", "steps": 19},
                    help="distgen's sampler at half the evaluations, as an ODE solver node in JSON (default midpoint, 19 steps: 38)")
