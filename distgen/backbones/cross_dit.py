@@ -140,7 +140,7 @@ class CrossDiT(Backbone):
         null embedding goes through the projection like any condition.
     """
 
-    capabilities = BackboneCapabilities(self_conditioning=None, output_range=None)  # from self_conditioning, output
+    capabilities = BackboneCapabilities(self_conditioning=None, output_range=None, independent_sets=True)  # from self_conditioning, output
     requires = frozenset({"embedding", "control"})
     example_params: ClassVar[dict[str, Any]] = {"dim": 16, "depth": 2, "heads": 2, "output": "identity"}
 
@@ -175,7 +175,8 @@ class CrossDiT(Backbone):
         self.self_conditioning = self_conditioning
         self.output = output
         self.time_input, self.timesteps, self.time_scale = time_input, timesteps, float(time_scale)
-        self.capabilities = BackboneCapabilities(self_conditioning=self_conditioning, output_range="real" if output == "identity" else "nonnegative")
+        self.capabilities = type(self).capabilities.replace(self_conditioning=self_conditioning,
+                                                            output_range="real" if output == "identity" else "nonnegative")
         self.in_p = nn.Linear(n_genes * (2 if self_conditioning else 1), dim)
         self.in_c = nn.Linear(n_genes, dim)
         self.time = TimeEmbedding(dim)
