@@ -51,7 +51,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-SECTION = "## Side by side with the official scDFM code"
+SECTION = "## Side by side with the official PerturbDiff and scDFM code"
 ROOT = Path(__file__).resolve().parent.parent
 
 
