@@ -18,14 +18,18 @@ attention class) and,
 when ``timm`` is not installed, ``timm``'s ``Mlp`` by the same two-layer MLP (fc1, activation, fc2,
 with dropout 0 as the official blocks build it). Without ``--scdfm`` only distgen's side is printed.
 
-PerturbDiff rows (``--rows pd-official pd-reduced pd-sampling``) print distgen's side; the official
-PerturbDiff adapter (its Cross-DiT, diffusion and loss, built as the parity harness builds them)
-is added with issue #18 item 3, after the parallel Cross-DiT block lands.
+PerturbDiff rows (``--rows pd-official pd-reduced pd-sampling``): the official side
+(``--perturbdiff PATH``, a checkout of github.com/DeepGraphLearning/PerturbDiff, and geomloss) is its
+``Cross_DiT``, one-hot ``CovEncoder``, ``GaussianDiffusion`` and geomloss energy loss, imported as
+``benchmarks/parity/perturbdiff.py`` imports them (timm stand-ins, with timm's fused SDPA and
+``rms_norm`` kernels); see ``OfficialPerturbDiff``. A training step is timed as the mean of a pair
+of steps, one with and one without the self-conditioning pass, on both sides.
 
 Usage::
 
     python benchmarks/vs_official.py --scdfm /path/to/scDFM                 # the scDFM table
     python benchmarks/vs_official.py --scdfm /path/to/scDFM --write-docs    # ... into docs/benchmarks.md
+    python benchmarks/vs_official.py --perturbdiff /path/to/PerturbDiff --rows pd-official pd-reduced pd-sampling
     python benchmarks/vs_official.py --rows tiny                            # seconds: distgen only, tiny
 """
 
@@ -47,7 +51,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-SECTION = "## Side by side with the official scDFM code"
+SECTION = "## Side by side with the official PerturbDiff and scDFM code"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -109,6 +113,10 @@ ROWS = {
                        replace(PD_OFFICIAL, d=128, layers=4, cells=128, tokens=128, sets=1), steps=1, model="perturbdiff"),
     "tiny": Row("tiny", "tiny shapes (test of the harness)", "train", TINY, steps=1, sides=("distgen",)),
     "tiny-pd": Row("tiny-pd", "tiny PerturbDiff shapes (test of the harness)", "train", TINY_PD, steps=1, sides=("distgen",), model="perturbdiff"),
+    "tiny-pd-both": Row("tiny-pd-both", "tiny PerturbDiff shapes, both sides (test of the official adapter)", "train", TINY_PD, steps=1,
+                        model="perturbdiff"),
+    "tiny-pd-sampling": Row("tiny-pd-sampling", "tiny PerturbDiff sampling, both sides (test of the official adapter)", "sample",
+                            replace(TINY_PD, sets=1, cells=8, tokens=8), steps=1, warmup=0, model="perturbdiff"),
     "tiny-sampling": Row("tiny-sampling", "tiny shapes, sampling (test of the harness)", "sample", TINY, steps=1, grid=3, sides=("distgen",)),
 }
 DEFAULT_ROWS = ("reduced", "reduced-vocab", "paper", "memory", "memory-ckpt", "paper48", "sampling")
@@ -214,7 +222,7 @@ def _official_functions(repo: Path, names: tuple[str, ...]) -> dict[str, Any]:
 class OfficialScdfm:
     """The official model, its loss and its sampler at a shape (vocabulary ids = gene + 4 specials)."""
 
-    def __init__(self, repo: Path, shape: Shape, graph: Any, workdir: Path) -> None:
+    def __init__(self, repo: Path, shape: Shape, graph: Any, workdir: Path, device: str = "cpu") -> None:
         import torch
 
         self.shims = _shim_imports()
@@ -232,7 +240,7 @@ class OfficialScdfm:
         torch.save(mask, mask_path)
         torch.manual_seed(0)
         self.model = Model(ntoken=max(6000, g + 4), d_model=shape.d, nhead=shape.heads, nlayers=shape.layers,
-                           fusion_method="differential_perceiver", perturbation_function="crisper", mask_path=str(mask_path))
+                           fusion_method="differential_perceiver", perturbation_function="crisper", mask_path=str(mask_path)).to(device)
         self.path = AffineProbPath(scheduler=CondOTScheduler())
         self.fns = _official_functions(repo, ("pairwise_sq_dists", "median_sigmas", "mmd2_unbiased_multi_sigma"))
         self.opt = torch.optim.Adam(self.model.parameters(), lr=5e-5)  # run.py: Adam(vf.parameters(), lr=config.lr)
@@ -244,7 +252,7 @@ class OfficialScdfm:
         n = target.shape[0]
         gene_input = (b["genes"] + 4).repeat(n, 1)
         pert = (b["pert"] + 4).repeat(n, 1)
-        t = torch.rand(n)
+        t = torch.rand(n, device=source.device)
         noise = torch.randn_like(source)
         p = self.path.sample(t=t, x_0=noise, x_1=target)
         v = self.model(gene_input, p.x_t, p.t, source, pert, gene_input, mode="predict_y")
@@ -267,17 +275,141 @@ class OfficialScdfm:
         pert = (b["pert"] + 4).repeat(n, 1)
         self.model.eval()
         with torch.inference_mode():
-            noise = torch.randn(n, source.shape[1])
-            traj = torchdiffeq.odeint(lambda t, x: self.model(gene, x, t, source, pert, gene), noise, torch.linspace(0, 1, grid),
+            noise = torch.randn(n, source.shape[1], device=source.device)
+            traj = torchdiffeq.odeint(lambda t, x: self.model(gene, x, t, source, pert, gene), noise, torch.linspace(0, 1, grid, device=source.device),
                                       atol=1e-4, rtol=1e-4, method=solver)
             return torch.clamp(traj[-1], min=0)
+
+
+# ---------------------------------------------------------------------------------------------- official PerturbDiff
+def _fused_timm_standins() -> None:
+    """Give the harness's timm stand-ins the fused kernels that timm itself uses on this torch.
+
+    timm's ``Attention`` calls ``F.scaled_dot_product_attention`` (its ``fused_attn`` default) and its
+    ``RMSNorm`` calls the fused ``rms_norm``; the parity stand-ins write attention out explicitly
+    (a check independent of SDPA), which would make the official side slower than timm makes it.
+    """
+    import torch.nn.functional as F
+
+    from benchmarks.parity import shim
+
+    class FusedAttention(shim.AttentionStandin):
+        def forward(self, x: Any) -> Any:
+            b, n, c = x.shape
+            q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            o = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)
+            return self.proj(o.transpose(1, 2).reshape(b, n, c))
+
+    class FusedRMSNorm(shim.RMSNormStandin):
+        def forward(self, x: Any) -> Any:
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+    sys.modules["timm.models.vision_transformer"].Attention = FusedAttention  # type: ignore[attr-defined]
+    sys.modules["timm.layers.create_norm"].get_norm_layer = lambda name: FusedRMSNorm  # type: ignore[attr-defined]
+
+
+class OfficialPerturbDiff:
+    """The official Cross_DiT, CovEncoder (one-hot), GaussianDiffusion and energy loss at a shape.
+
+    Built as ``benchmarks/parity/perturbdiff.py`` builds them (``--perturbdiff PATH``), with the
+    official training settings: ``configs/model/base.yaml`` (MM_DiT blocks, x0 prediction, linear
+    schedule of 1,000 steps), ``SamplesLoss("energy", blur=0.05)`` with ``MMD_loss_factor`` 1, AdamW
+    (lr 2e-4, betas 0.9/0.98, weight decay 0.01 on weights) and Lightning's gradient clipping at 1.
+    One training step is the official ``training_losses`` sequence (float64 noise, ``q_sample``, an
+    optional no-grad self-conditioning pass, ``diffusion_loss``) with the self-conditioning coin
+    fixed by the caller, so both sides do the same work per step.
+    """
+
+    def __init__(self, repo: Path, shape: Shape, device: str = "cpu") -> None:
+        from types import SimpleNamespace
+
+        import torch
+        from geomloss import SamplesLoss
+
+        from benchmarks.parity.shim import official_tree
+
+        self.shims = ["timm Attention/Mlp/RMSNorm (harness stand-ins with timm's fused SDPA and rms_norm)"]
+        import torch._dynamo  # before the stand-in triton module exists: the optimizer imports it
+
+        with official_tree(repo, stub_packages=("src.models", "src.common")) as imp:  # the built objects outlive the imports
+            _fused_timm_standins()
+            main = imp("src.models.cross_dit.cross_dit_main")
+            cov = imp("src.models.covariate_encoding")
+            self.core = imp("src.models.diffusion.diffusion_core")
+            sched = imp("src.models.diffusion.diffusion_schedules")
+        g = shape.genes
+        cfg = SimpleNamespace(dit_num_heads=shape.heads, separate_embedder=False, hidden_num=[g, shape.d], dit_depth=shape.layers,
+                              use_gene_embedding=False, gene_embedding_type="linear", Block_type="MM_DiT", use_class_silu=False,
+                              predict_xstart=True, p_drop_control=0.5, cutoff=1e-4, dataset_dict=None, no_mse_loss=False)
+        cov_cfg = SimpleNamespace(pert_encoding="onehot", drug_encoding="onehot", replogle_gene_encoding="onehot", celltype_encoding="onehot",
+                                  batch_encoding="onehot", hidden_dim=128, num_pert=17, num_celltype=2, num_batch=2, output_dim=g)
+        torch.manual_seed(0)
+        self.model, self.enc = main.Cross_DiT(cfg).to(device), cov.CovEncoder(cov_cfg).to(device)
+        core = self.core
+        self.diffusion = core.GaussianDiffusion(betas=sched.get_named_beta_schedule("linear", 1000), model_mean_type=core.ModelMeanType.START_X,
+                                                model_var_type=core.ModelVarType.FIXED_LARGE, loss_type=core.LossType.MSE, rescale_timesteps=False)
+        self.loss_fn = SamplesLoss(loss="energy", blur=0.05)
+        params = [*self.model.named_parameters(), *self.enc.named_parameters()]
+        groups = [{"params": [p for n, p in params if "bias" not in n], "weight_decay": 0.01},
+                  {"params": [p for n, p in params if "bias" in n], "weight_decay": 0.0}]
+        self.opt = torch.optim.AdamW(groups, lr=2e-4, betas=(0.9, 0.98), eps=1e-8)
+        self.all_params = [p for _, p in params]
+
+    def _cond(self, b: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        sets = b["target"].shape[0]
+        dev = b["target"].device
+        codes = (b["pert"][:, None], torch.zeros(sets, 1, dtype=torch.long, device=dev), torch.zeros(sets, 1, dtype=torch.long, device=dev))
+        return {"batch_emb": self.enc(*codes), "cont_emb": b["control"] * 0.1, "gene_emb": None, "ds_name": ["bench"] * sets}
+
+    def train_step(self, b: dict[str, Any], self_condition: bool) -> float:
+        import torch
+
+        self.model.train()
+        self.enc.train()
+        cond = self._cond(b)
+        x_start = b["target"] * 0.1  # normalize_counts=10, as distgen's input_scale
+        t = torch.randint(0, 1000, (x_start.shape[0],), device=x_start.device)  # uniform schedule sampler
+        noise = torch.randn_like(x_start, dtype=torch.float64)
+        x_t = self.diffusion.q_sample(x_start, t, noise=noise)
+        control = cond["cont_emb"]
+        x_0, control_0 = torch.zeros_like(x_t), torch.zeros_like(control)
+        if self_condition:
+            with torch.no_grad():
+                out = self.diffusion.get_model_output(model=self.model, x_t=torch.cat([x_t, x_0], -1), control_input_t=torch.cat([control, control_0], -1),
+                                                      t=t, self_condition=cond)
+            x_0 = out["x"]
+        terms = self.diffusion.diffusion_loss(model=self.model, x_start=x_start, x_t=x_t, control_input_t=control, t=t, self_condition=cond,
+                                              noise=noise, x_0=x_0, control_0=control_0, MMD_loss_fn=self.loss_fn)
+        loss = terms["loss1"].mean() + terms["mmd1"] * 1.0
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.all_params, 1.0)  # Lightning's gradient_clip_val: 1.0
+        self.opt.step()
+        return float(loss.detach())
+
+    def sample(self, b: dict[str, Any]) -> Any:
+        import torch
+
+        self.model.eval()
+        self.enc.eval()
+        with torch.no_grad():
+            cond = self._cond(b)
+            shape = tuple(b["control"].shape)
+            cells, _ = self.diffusion.ddim_sample_loop(self.model, shape, self_condition=cond, noise=torch.randn(shape, device=b["control"].device),
+                                                       clip_denoised=True, device=b["control"].device,
+                                                       start_time=100, eta=0.0, guidance_strength=1.0)
+        self.nfe = 200
+        return cells
 
 
 # ---------------------------------------------------------------------------------------------- distgen
 class DistgenScdfm:
     """The ``scdfm`` preset at a shape, with the trainer's optimizer; the same gene graph injected."""
 
-    def __init__(self, shape: Shape, graph: Any, grid: int = 20, solver: dict[str, Any] | None = None, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, shape: Shape, graph: Any, grid: int = 20, solver: dict[str, Any] | None = None, extra: tuple[str, ...] = (),
+                 device: str = "cpu") -> None:
         import torch
 
         from distgen.api import build
@@ -294,6 +426,8 @@ class DistgenScdfm:
         torch.manual_seed(0)
         self.model = build("scdfm", self.info, overrides)
         self.model.backbone.set_gene_graph(graph)
+        self.device = device
+        self.model.to(device)
         tr = load_config("scdfm")["train"]
         self.opt = make_optimizer(self.model.named_parameters(), tr["optimizer"], float(tr["lr"]), tuple(tr["betas"]), 1e-8,
                                   float(tr["weight_decay"]), bool(tr.get("decay_norm_and_bias", True)))
@@ -306,7 +440,8 @@ class DistgenScdfm:
 
         n = b["target"].shape[0]
         ones = torch.ones(1, n, dtype=torch.bool)
-        return SetBatch(b["target"][None], ones, b["control"][None], ones.clone(), ConditionLabels.make([b["pert"].tolist()]), b["genes"])
+        return SetBatch(b["target"][None], ones, b["control"][None], ones.clone(), ConditionLabels.make([b["pert"].tolist()]),
+                        b["genes"]).to(self.device)
 
     def train_step(self, b: dict[str, Any]) -> float:
         import torch
@@ -336,7 +471,7 @@ class DistgenScdfm:
 class DistgenPerturbDiff:
     """The ``perturbdiff`` preset at a shape (cell tokens: sets x cells over all genes), with the trainer's optimizer."""
 
-    def __init__(self, shape: Shape, overrides: tuple[str, ...] = ()) -> None:
+    def __init__(self, shape: Shape, overrides: tuple[str, ...] = (), device: str = "cpu") -> None:
         import torch
 
         from distgen.api import build
@@ -350,6 +485,8 @@ class DistgenPerturbDiff:
         torch.manual_seed(0)
         self.model = build(doc, self.info, [f"model.backbone.dim={shape.d}", f"model.backbone.depth={shape.layers}",
                                             f"model.backbone.heads={shape.heads}", *overrides])
+        self.device = device
+        self.model.to(device)
         tr = doc["train"]
         self.opt = make_optimizer(self.model.named_parameters(), tr["optimizer"], float(tr["lr"]), tuple(tr["betas"]), float(tr.get("eps", 1e-8)),
                                   float(tr["weight_decay"]), bool(tr.get("decay_norm_and_bias", True)))
@@ -364,12 +501,14 @@ class DistgenPerturbDiff:
         sets, n, _ = b["target"].shape
         ones = torch.ones(sets, n, dtype=torch.bool)
         labels = ConditionLabels.make([[int(p)] for p in b["pert"]], context=[0] * sets, batch=[0] * sets)
-        return SetBatch(b["target"], ones, b["control"], ones.clone(), labels, torch.arange(self.info.n_genes))
+        return SetBatch(b["target"], ones, b["control"], ones.clone(), labels, torch.arange(self.info.n_genes)).to(self.device)
 
-    def train_step(self, b: dict[str, Any]) -> float:
+    def train_step(self, b: dict[str, Any], self_condition: bool) -> float:
+        """One trainer step with the self-conditioning coin fixed (the preset's 0.5 draws it per step)."""
         import torch
 
         self.model.train()
+        self.model.dynamics.self_condition = 1.0 if self_condition else 0.0
         out = self.model.loss(self._batch(b))
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -401,14 +540,24 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(spec["threads"])
     torch.set_flush_denormal(True)
     row = ROWS[spec["row"]]
+    device = spec.get("device") or "cpu"
     data = torch.load(spec["data"])
+    data["batches"] = [{k: v.to(device) for k, v in b.items()} for b in data["batches"]]
+    cuda = device.startswith("cuda")
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
     t_build = time.perf_counter()
-    if spec["side"] == "official":
-        sub: Any = OfficialScdfm(Path(spec["scdfm"]), row.shape, data["graph"], Path(spec["workdir"]))
+    if spec["side"] == "official" and row.model == "perturbdiff":
+        sub: Any = OfficialPerturbDiff(Path(spec["perturbdiff"]), row.shape, device)
+    elif spec["side"] == "official":
+        sub = OfficialScdfm(Path(spec["scdfm"]), row.shape, data["graph"], Path(spec["workdir"]), device)
     elif row.model == "perturbdiff":
-        sub = DistgenPerturbDiff(row.shape, row.overrides)
+        sub = DistgenPerturbDiff(row.shape, row.overrides, device)
     else:
-        sub = DistgenScdfm(row.shape, data["graph"], row.grid, spec.get("solver"), row.overrides)
+        sub = DistgenScdfm(row.shape, data["graph"], row.grid, spec.get("solver"), row.overrides, device)
     out: dict[str, Any] = {"side": spec["side"], "row": row.name, "cells": spec["cells"], "build_s": time.perf_counter() - t_build,
                            "base_gib": rss_gib(), "params": sum(p.numel() for p in sub.model.parameters())}
     batches = data["batches"]
@@ -416,18 +565,25 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     times, cpu = [], []
     for i in range(row.warmup + row.steps):
         b = batches[i % len(batches)]
+        sync()
         t0, c0 = time.perf_counter(), time.process_time()
-        if row.task == "train":
+        if row.task == "train" and row.model == "perturbdiff":  # a pair of steps, with and without self-conditioning (p = 0.5)
+            out.setdefault("losses", []).extend([sub.train_step(b, True), sub.train_step(batches[(i + 1) % len(batches)], False)])
+        elif row.task == "train":
             out.setdefault("losses", []).append(sub.train_step(b))
         else:
-            res = sub.sample(b) if spec["side"] == "distgen" else sub.sample(b, row.grid, row.solver)
+            res = sub.sample(b) if spec["side"] == "distgen" or row.model == "perturbdiff" else sub.sample(b, row.grid, row.solver)
             out["finite"] = bool(torch.isfinite(res).all())
+        sync()
+        per = 2 if row.task == "train" and row.model == "perturbdiff" else 1  # seconds per step
         if i >= row.warmup:
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
+            times.append((time.perf_counter() - t0) / per)
+            cpu.append((time.process_time() - c0) / per)
     out["seconds"] = statistics.median(times)
     out["cpu_seconds"] = statistics.median(cpu)
     out["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if cuda:
+        out["peak_cuda_gib"] = torch.cuda.max_memory_allocated() / 2**30
     if spec["side"] == "distgen":
         out["optimizer"] = sub.impl
         out["nfe"] = getattr(sub, "nfe", None)
@@ -458,9 +614,9 @@ def run_rows(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     workdir = Path(tempfile.mkdtemp(prefix="vs_official_"))
-    official = {"scdfm": bool(args.scdfm), "perturbdiff": False}  # the official PerturbDiff adapter comes with issue #18 item 3
-    res: dict[str, Any] = {"load_before": loadavg(), "rows": [], "hardware": hardware(), "threads": args.threads, "rounds": args.rounds,
-                           "official": str(args.scdfm) if args.scdfm else None}
+    official = {"scdfm": bool(args.scdfm), "perturbdiff": bool(args.perturbdiff)}
+    res: dict[str, Any] = {"load_before": loadavg(), "rows": [], "hardware": hardware(args.device), "threads": args.threads, "rounds": args.rounds,
+                           "official": {k: v for k, v in official.items() if v}}
     for name in args.rows:
         row = ROWS[name]
         sides = [s for s in row.sides if s == "distgen" or official[row.model]]
@@ -473,13 +629,14 @@ def run_rows(args: argparse.Namespace) -> dict[str, Any]:
                 order = sides if r % 2 == 0 else sides[::-1]
                 for side in order:
                     spec = {"side": side, "row": name, "cells": cells, "data": str(data_path), "threads": args.threads,
-                            "scdfm": str(args.scdfm) if args.scdfm else None, "workdir": str(workdir)}
+                            "scdfm": str(args.scdfm) if args.scdfm else None, "workdir": str(workdir),
+                            "perturbdiff": str(args.perturbdiff) if args.perturbdiff else None, "device": args.device}
                     out = run_one(spec, args.timeout)
                     print(json.dumps(out), flush=True)
                     results[side].append(out)
                 if row.task == "sample" and row.model == "scdfm" and "distgen" in sides and args.half_nfe:
                     spec = {"side": "distgen", "row": name, "cells": cells, "data": str(data_path), "threads": args.threads,
-                            "workdir": str(workdir), "solver": args.half_nfe}
+                            "workdir": str(workdir), "solver": args.half_nfe, "device": args.device}
                     out = run_one(spec, args.timeout)
                     print(json.dumps(out), flush=True)
                     extra.append(out)
@@ -495,10 +652,11 @@ def summarize(outs: list[dict[str, Any]]) -> dict[str, Any]:
         return {"error": outs[0].get("error", "?") if outs else "not run"}
     return {"seconds": statistics.median(o["seconds"] for o in ok), "cpu_seconds": statistics.median(o["cpu_seconds"] for o in ok),
             "peak_gib": max(o["peak_gib"] for o in ok),
-            "runs": len(ok), "spread": [round(o["seconds"], 3) for o in ok], **{k: ok[0][k] for k in ("params", "optimizer", "nfe", "shims") if k in ok[0]}}
+            "runs": len(ok), "spread": [round(o["seconds"], 3) for o in ok], **{k: ok[0][k] for k in ("params", "optimizer", "nfe", "shims") if k in ok[0]},
+            **({"peak_cuda_gib": max(o["peak_cuda_gib"] for o in ok)} if "peak_cuda_gib" in ok[0] else {})}
 
 
-def hardware() -> str:
+def hardware(device: str = "cpu") -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -507,7 +665,10 @@ def hardware() -> str:
         pass
     import torch
 
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    where = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    if device.startswith("cuda"):
+        where = f"{torch.cuda.get_device_name(torch.device(device))} ({device}); host {where}"
+    return where
 
 
 def markdown(res: dict[str, Any], command: str) -> str:
@@ -516,8 +677,12 @@ def markdown(res: dict[str, Any], command: str) -> str:
              f"flushed; {res['rounds']} alternating rounds, median of each process's median step (wall clock; the last column compares the "
              "processes' CPU times, which a busy machine distorts less). Load average (1, 5, 15 min) before: "
              f"{res['load_before']}, after: {res['load_after']}.", ""]
-    if not res["official"]:
-        lines += ["No official checkout given (`--scdfm PATH`): distgen's side only.", ""]
+    models = {r.get("model", "scdfm") for r in res["rows"]}
+    flags = {"scdfm": "--scdfm PATH", "perturbdiff": "--perturbdiff PATH"}
+    missing = [m for m in sorted(models) if m not in (res["official"] or {})]
+    if missing:
+        lines += [f"No official checkout given for {', '.join(missing)} ({', '.join(f'`{flags[m]}`' for m in missing)}): "
+                  "distgen's side only for those rows.", ""]
     lines += ["| figure | official | distgen | official / distgen | ratio of CPU times |", "|---|---:|---:|---:|---:|"]
     mem: dict[tuple[str, str], dict[int, float]] = {}
     for r in res["rows"]:
@@ -552,9 +717,11 @@ def markdown(res: dict[str, Any], command: str) -> str:
         ratio = f"{o / d:.1f}x less" if o and d else "-"
         what = " (activation checkpointing on)" if "checkpointing=always" in " ".join(ROWS[row_name].overrides) else ""
         lines.append(f"| scDFM paper shapes, memory per extra cell{what} | {f'{o:.2f} GiB' if o else '-'} | {f'{d:.2f} GiB' if d else '-'} | {ratio} | |")
-    if any(r.get("model") == "perturbdiff" for r in res["rows"]):
-        lines += ["", "PerturbDiff rows: distgen's side only; the official PerturbDiff adapter (Cross-DiT, diffusion and loss of the "
-                  "official code, as the parity harness builds them) is added with issue #18 item 3."]
+    if "perturbdiff" in models:
+        lines += ["", "PerturbDiff training rows: seconds per step, the mean of a pair of steps with and without the self-conditioning "
+                  "pass (the presets draw it with p = 0.5); each side: forward, MSE + energy loss, backward, gradient clipping at 1, AdamW "
+                  "(the official side with `torch.optim.AdamW` defaults, as its Lightning module builds it). Sampling: 128 cells, DDIM "
+                  "steps 99..0, guidance (two network calls per step), self-conditioning on the previous estimate."]
     shims = {x for r in res["rows"] for x in r["sides"].get("official", {}).get("shims", [])}
     if shims:
         lines += ["", f"Official side imports replaced (not installed here, not used by the model's computation): {', '.join(sorted(shims))}."]
@@ -564,9 +731,12 @@ def markdown(res: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scdfm", type=Path, default=os.environ.get("DISTGEN_SCDFM_REPO"), help="checkout of the official scDFM repository")
+    p.add_argument("--perturbdiff", type=Path, default=os.environ.get("DISTGEN_PERTURBDIFF_REPO"),
+                   help="checkout of the official PerturbDiff repository (needs geomloss: pip install -e '.[parity]')")
     p.add_argument("--rows", nargs="+", default=list(DEFAULT_ROWS), choices=sorted(ROWS))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="torch device of both sides (e.g. cuda; benchmarks/gpu_vs_official.sh)")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--half-nfe", type=json.loads, default={"name": "midpoint", "steps": 19},
                    help="distgen's sampler at half the evaluations, as an ODE solver node in JSON (default midpoint, 19 steps: 38)")
@@ -580,9 +750,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.scdfm is not None and not (args.scdfm / "src" / "models" / "origin" / "model.py").exists():
         p.error(f"--scdfm {args.scdfm}: no src/models/origin/model.py there; pass a checkout of github.com/AI4Science-WestlakeU/scDFM")
+    if args.perturbdiff is not None and not (args.perturbdiff / "src" / "models" / "cross_dit" / "cross_dit_main.py").exists():
+        p.error(f"--perturbdiff {args.perturbdiff}: no src/models/cross_dit/cross_dit_main.py there; "
+                "pass a checkout of github.com/DeepGraphLearning/PerturbDiff")
     res = run_rows(args)
     res["half_nfe_label"] = ", ".join(f"{k}={v}" for k, v in args.half_nfe.items())
-    command = "python benchmarks/vs_official.py " + " ".join(a if a != str(args.scdfm) else "/path/to/scDFM" for a in (argv if argv is not None else sys.argv[1:]))
+    hide = {str(args.scdfm): "/path/to/scDFM", str(args.perturbdiff): "/path/to/PerturbDiff"}
+    command = "python benchmarks/vs_official.py " + " ".join(hide.get(a, a) for a in (argv if argv is not None else sys.argv[1:]))
     block = markdown(res, command.strip())
     print(block)
     if args.json:

@@ -112,6 +112,9 @@ class BackboneCapabilities(Capabilities):
         "What Condition.population must be (a population encoder's output_kind)."))
     requires_dynamics: Mapping[str, Any] = field(default_factory=dict, metadata=_doc(
         "Dynamics capabilities this backbone needs, {field: value or list of allowed values}."))
+    independent_sets: bool = field(default=False, metadata=_doc(
+        "Each set's output depends only on that set's inputs, so sets can share one forward (guidance "
+        "evaluates a condition and its null in one batched call)."))
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def _network(net, enc, model) -> list[Row]:
         want = net(torch.cat([x_t, x_sc], -1), torch.cat([ctrl, zeros], -1), steps[:, None], self_condition=cond_in)["x"]
         drop = torch.full((b,), dropped)
         cond = model.condition(labels, ctrl, torch.ones(b, m, dtype=torch.bool), torch.arange(G), drop)
-        got = model.backbone(x_t, t, cond, x_sc)
+        got = model.backbone(x_t, t, cond, x_self_cond=x_sc)
         what = "null condition (CFG)" if dropped else "with covariates, self-conditioning"
         rows.append(compare("PerturbDiff", f"Cross-DiT output, {what}", got, want, f"steps 37 and 912, {b} sets x {m} cells"))
     return rows

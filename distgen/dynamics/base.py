@@ -13,7 +13,7 @@ SDE solvers (``sde_solvers``), noise schedules (``noise_schedules``) and diffusi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -28,10 +28,20 @@ class Field(Protocol):
     """A backbone with its condition bound: ``field(x_t [B, m, G], t [B, m]) -> [B, m, G]``.
 
     ``x_self_cond`` passes the previous data estimate (self-conditioning); ``uncond=True`` asks
-    for the prediction with the condition dropped (classifier-free guidance).
+    for the prediction with the condition dropped (classifier-free guidance). A field may also
+    carry ``both(x_t, t, *, x_self_cond=None) -> (conditional, unconditional)``: the two
+    predictions from one batched network call (``guided_pair`` uses it when present).
     """
 
     def __call__(self, x_t: Tensor, t: Tensor, *, x_self_cond: Tensor | None = None, uncond: bool = False) -> Tensor: ...
+
+
+def guided_pair(field: Field, x_t: Tensor, t: Tensor, **kw: Any) -> tuple[Tensor, Tensor]:
+    """``(field(x_t, t), field(x_t, t, uncond=True))``, in one call when the field offers ``both``."""
+    both = getattr(field, "both", None)
+    if both is not None:
+        return both(x_t, t, **kw)  # type: ignore[no-any-return]
+    return field(x_t, t, **kw), field(x_t, t, uncond=True, **kw)
 
 
 class Dynamics(ABC):

@@ -24,7 +24,7 @@ from torch import Tensor
 from distgen.capabilities import DynamicsCapabilities
 from distgen.config import Node, as_component
 from distgen.couplings.base import Coupling
-from distgen.dynamics.base import Dynamics, Field, masked_mse
+from distgen.dynamics.base import Dynamics, Field, guided_pair, masked_mse
 from distgen.dynamics.diffusion_predictions import PREDICTIONS, from_x0_noise, to_noise, to_x0
 from distgen.dynamics.diffusion_samplers import Denoiser, DiffusionSampler
 from distgen.dynamics.noise_schedules import NoiseSchedule
@@ -142,15 +142,15 @@ class Diffusion(Dynamics):
             a, s = ab.sqrt(), (1 - ab).sqrt()
             tt = torch.full(x.shape[:2], t, dtype=x.dtype, device=x.device)
             kw = {"x_self_cond": state["x0"]} if self.self_condition > 0 and state["x0"] is not None else {}
-            out = field(x, tt, **kw)
-            state["nfe"] += 1
             if self.guidance != 1.0:
-                out_null = field(x, tt, uncond=True, **kw)
-                state["nfe"] += 1
+                out, out_null = guided_pair(field, x, tt, **kw)  # one batched call where the field offers it
+                state["nfe"] += 2
                 eps_null = to_noise(out_null, self.prediction, x, a, s)
                 eps = eps_null + self.guidance * (to_noise(out, self.prediction, x, a, s) - eps_null)
                 x0 = (x - s * eps) / a
             else:
+                out = field(x, tt, **kw)
+                state["nfe"] += 1
                 x0, eps = to_x0(out, self.prediction, x, a, s), to_noise(out, self.prediction, x, a, s)
             if self.clip_denoised is not None:
                 x0 = torch.where(x0 < self.clip_denoised, torch.zeros_like(x0), x0)

@@ -189,6 +189,22 @@ class Generator(nn.Module, TrainableModel):
             return out  # type: ignore[no-any-return]
 
         null = uncond
+        bb = self.backbone
+        if null is not None and bb.capabilities.independent_sets and "labels" not in bb.requires:
+            pair: list[Condition] = []  # the two conditions stacked along sets, built once per bind
+
+            def both(x_t: Tensor, t: Tensor, *, x_self_cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                if not pair:
+                    assert null is not None
+                    pair.append(stack_conditions(cond, null))
+                kw = {} if x_self_cond is None else {"x_self_cond": torch.cat([x_self_cond, x_self_cond])}
+                out = bb(torch.cat([x_t, x_t]), torch.cat([t, t]), pair[0], **kw)
+                if out.shape[1:] != x_t.shape[1:] or out.shape[0] != 2 * x_t.shape[0]:
+                    raise ValueError(f"backbone {type(bb).__qualname__} returned shape {tuple(out.shape)} for a stacked x_t of "
+                                     f"shape {(2 * x_t.shape[0], *x_t.shape[1:])}")
+                return out[: x_t.shape[0]], out[x_t.shape[0]:]
+
+            field.both = both  # type: ignore[attr-defined]
         return field  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ training
@@ -263,6 +279,41 @@ class Generator(nn.Module, TrainableModel):
         from distgen.models.preflight import embeddable
 
         return embeddable(self, atoms)
+
+
+def stack_conditions(a: Condition, b: Condition) -> Condition:
+    """``a`` and ``b`` (``B`` sets each) as one condition of ``2B`` sets: ``a``'s first (labels left out).
+
+    ``drop`` is False where a condition has none. For backbones whose sets are independent
+    (``BackboneCapabilities.independent_sets``) and that do not read the labels.
+    """
+
+    def cat(x: Tensor | None, y: Tensor | None, what: str) -> Tensor | None:
+        if x is None and y is None:
+            return None
+        if x is None or y is None:
+            raise ValueError(f"cannot stack a condition with {what} and one without")
+        return torch.cat([x, y.to(x.device)])
+
+    n_a = a.control.shape[0] if a.control is not None else a.embedding.shape[0] if a.embedding is not None else None
+    n_b = b.control.shape[0] if b.control is not None else b.embedding.shape[0] if b.embedding is not None else None
+    drop = None
+    if a.drop is not None or b.drop is not None:
+        if n_a is None or n_b is None:
+            raise ValueError("cannot stack conditions with drop flags but neither control nor embedding to count sets")
+        dev = (a.drop if a.drop is not None else b.drop).device  # type: ignore[union-attr]
+        da = a.drop if a.drop is not None else torch.zeros(n_a, dtype=torch.bool, device=dev)
+        db = b.drop if b.drop is not None else torch.zeros(n_b, dtype=torch.bool, device=dev)
+        drop = torch.cat([da.to(dev), db.to(dev)])
+    return Condition(
+        gene_ids=a.gene_ids,
+        embedding=cat(a.embedding, b.embedding, "an embedding"),
+        control=cat(a.control, b.control, "control cells"),
+        control_mask=cat(a.control_mask, b.control_mask, "a control mask"),
+        population=cat(a.population, b.population, "a population embedding"),
+        labels=None,
+        drop=drop,
+    )
 
 
 def check_assembly(model: Generator) -> None:

@@ -17,7 +17,7 @@ def test_distgen_only_mode_prints_distgen_side_at_tiny_shapes(tmp_path, capsys):
         assert row["sides"]["distgen"]["optimizer"] in ("fused", "foreach", "loop")
     text = docs.read_text()
     assert vs_official.SECTION in text and "distgen's side only" in text and "Load average" in text
-    assert "official PerturbDiff adapter" in text
+    assert "No official checkout given for perturbdiff, scdfm" in text
 
 
 def test_official_loss_functions_are_read_from_the_file_without_importing_it(tmp_path):
@@ -33,7 +33,7 @@ def test_official_loss_functions_are_read_from_the_file_without_importing_it(tmp
 
 
 def test_markdown_reports_ratios_and_memory_per_cell():
-    res = {"hardware": "cpu", "threads": 1, "rounds": 1, "load_before": "1 1 1", "load_after": "1 1 1", "official": "/x", "half_nfe_label": "",
+    res = {"hardware": "cpu", "threads": 1, "rounds": 1, "load_before": "1 1 1", "load_after": "1 1 1", "official": {"scdfm": "/x"}, "half_nfe_label": "",
            "rows": [{"row": "reduced", "cells": 48, "label": "reduced", "task": "train",
                      "sides": {"official": {"seconds": 3.0, "cpu_seconds": 2.9, "peak_gib": 2.0}, "distgen": {"seconds": 1.0, "cpu_seconds": 1.0, "peak_gib": 1.0}}},
                     {"row": "memory", "cells": 1, "label": "mem", "task": "train",
