@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,19 @@ def detect_scale(x: Any, max_values: int = 2_000_000) -> str:
     return "log" if float(v.max()) < LOG_MAX else "normalized"
 
 
+def looks_exponentiated(x: Any, rtol: float = 1e-3) -> bool:
+    """Whether fractional ``x`` [N, G] looks normalised but not log-transformed: every cell sums to the same total.
+
+    ``sc.pp.normalize_total`` gives every cell the same sum; ``log1p`` of it (or any real expression)
+    does not. Only data that kept every gene after normalising can be recognised this way.
+    """
+    if x.shape[0] < 2:
+        return False
+    sums = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
+    mean = float(sums.mean())
+    return mean > 0 and float(np.abs(sums - mean).max()) <= rtol * mean
+
+
 def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any]) -> str:
     """Check the declared scale against the values; return ``"counts"`` or ``"log"``.
 
@@ -74,6 +88,13 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any]) -> st
     """
     found = detect_scale(x)
     logged_flag = "log1p" in uns
+    if found == "log" and declared != "counts" and looks_exponentiated(x):
+        total = float(np.asarray(x.sum(axis=1)).ravel()[0])
+        warnings.warn(
+            f"expression {source!r} looks normalised but not log-transformed: every cell sums to {total:.4g} "
+            "(sc.pp.normalize_total without sc.pp.log1p). It is read as log-normalised; if it is not, apply sc.pp.log1p "
+            "(or load the raw counts layer) first", UserWarning, stacklevel=2,
+        )
     if found == "normalized":
         raise ValueError(
             f"expression {source!r} is fractional with values >= {LOG_MAX}: normalised but not log-transformed. "

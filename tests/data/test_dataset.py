@@ -59,6 +59,24 @@ def test_refuses_normalised_unlogged(tiny_adata):
         PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
 
 
+def test_warns_on_normalised_unlogged_values_below_the_log_range(tiny_adata):
+    """normalize_total to a small total keeps every value < 20: read as log, but with a warning naming the cause."""
+    tiny_adata.X = tiny_adata.X / tiny_adata.X.sum(1, keepdims=True) * 10.0
+    assert tiny_adata.X.max() < 20
+    with pytest.warns(UserWarning, match="normalised but not log-transformed: every cell sums to 10"):
+        PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
+
+
+def test_log_normalised_values_raise_no_exponentiation_warning(tiny_adata):
+    import warnings
+
+    tiny_adata.X = np.log1p(tiny_adata.X / tiny_adata.X.sum(1, keepdims=True) * 10.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        data = PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
+    assert data.scale == "log"
+
+
 def test_sparse_layer_and_obsm_sources(tiny_adata, tiny_schema):
     dense = PerturbationData.from_anndata(tiny_adata, tiny_schema)
     b = tiny_adata.copy()
