@@ -20,6 +20,7 @@ from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, interpolated_duplicate_data, reference_data, summarise
 from distgen.evaluation.io import align, eval_data
 from distgen.evaluation.report import Report
+from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import MetricTable, run_metrics
 from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table, split_seed
 from distgen.types import ALL, Cells
@@ -118,6 +119,7 @@ def score(
     ceil_table = mean_table(splits) if ceiling else None
     rows = summarise(table, base_tables, ceil_table)
     calibrate(rows, table, base_tables, splits, seed)
+    _add_strata(rows, table, base_tables, ceil_table, [v for d in datas for v in response_strength(d)])
     positive = {"ceiling": "positive"} if ceiling else {}
     if interpolated:
         interp = mean_table([_merge([per_ctx[i] for per_ctx in interp_tables]) for i in range(ceiling_splits)])
@@ -163,6 +165,22 @@ def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:
     return ctx
 
 
+
+
+def _add_strata(rows: dict[str, dict[str, Any]], table: MetricTable, bases: Mapping[str, MetricTable],
+                ceil: MetricTable | None, strength: list[float]) -> None:
+    """Each metric's difficulty strata (``distgen.evaluation.strata``) against its strongest non-control baseline."""
+    if len(strength) != len(table.perts):
+        return
+    for name, row in rows.items():
+        hib = row["higher_is_better"]
+        finite = {b: v for b, v in row["baselines"].items() if b != "control" and v == v}
+        if not finite:
+            continue
+        best = (max if hib else min)(finite, key=finite.__getitem__)
+        control = bases["control"].values.get(name) if "control" in bases else None
+        ceiling = ceil.values.get(name) if ceil is not None else None
+        row["strata"] = {"baseline": best, **stratify(table.values[name], bases[best].values[name], control, ceiling, strength)}
 
 
 def _relabel(table: MetricTable, label: Any, context: str | None) -> MetricTable:
