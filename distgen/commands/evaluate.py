@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ceiling", action="store_true", help="skip the half-split ceiling")
     p.add_argument("--ceiling-splits", type=int, default=5, help="seeded disjoint half-splits the ceiling averages over (default 5; "
                    "summary.json reports their band)")
+    p.add_argument("--interpolated", action="store_true", help="also score the interpolated duplicate, a second positive reference "
+                   "(the half-split duplicate moved halfway to the non-control mean; docs/metrics.md)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and the HTML report (report.html)")
     p.add_argument("--seed", type=int, default=0, help="seed for control sampling and the half split")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         baselines=split(args.baselines) or [], metric_names=split(args.metrics), ceiling=not args.no_ceiling,
         seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet, celltype_col=args.celltype_col,
         by_context=not args.pool_contexts, ceiling_splits=args.ceiling_splits, overwrite=args.overwrite,
+        interpolated=args.interpolated,
     ).summary
     if args.json:
         print(json.dumps(summary, indent=1, default=str))

@@ -52,6 +52,35 @@ def ceiling_data(data: EvalData, seed: int = 0) -> EvalData:
     return new
 
 
+#: Default weight of the duplicate in the interpolated duplicate (0.5: half way to the mean baseline).
+INTERPOLATION_ALPHA = 0.5
+
+
+def interpolated_duplicate_data(data: EvalData, seed: int = 0, alpha: float = INTERPOLATION_ALPHA) -> EvalData:
+    """``EvalData`` of the interpolated duplicate: a positive reference between the replicate and the mean baseline.
+
+    The real cells are split as by ``ceiling_data`` (same seed, same disjoint halves). Half ``a`` plays
+    "real"; each perturbation ``p``'s cells of half ``b`` (the duplicate) are shifted by
+    ``(1 - alpha) * (m - mean_b[p])``, ``m`` the mean of all perturbed cells of half ``b`` (the
+    non-control mean), so its pseudobulk is ``alpha * mean_b[p] + (1 - alpha) * m`` and its cell spread
+    is the duplicate's. Control cells are not shifted. distgen's definition, after Miller et al. 2025
+    (see ``docs/metrics.md``).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"interpolation alpha must be in [0, 1], got {alpha}")
+    half = ceiling_data(data, seed)
+    dup = half.pred
+    X64 = dup.X.to(torch.float64)
+    pooled = X64.mean(0, keepdim=True)
+    means = dup.means()
+    shift = (1.0 - alpha) * (pooled - means)
+    X = (X64 + shift[dup.codes()]).to(dup.X.dtype)
+    half.pred = Population(X=X, offsets=dup.offsets, control=dup.control)
+    for key in [k for k in half.cache if k.endswith("/pred")]:
+        del half.cache[key]
+    return half
+
+
 def normalised(model: float, baseline: float, ceiling: float) -> tuple[float, str]:
     """``(model - baseline) / (ceiling - baseline)`` and, when undefined, NaN with the reason."""
     for what, v in (("model", model), ("baseline", baseline), ("ceiling", ceiling)):

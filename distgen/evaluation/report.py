@@ -128,6 +128,17 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
     roles = summary.get("reference_roles")
     if roles:
         lines += ["", "References: " + ", ".join(f"{k} ({v})" for k, v in roles.items()) + "."]
+    strata = {name: r["strata"] for name, r in rows.items() if r.get("strata")}
+    if strata:
+        thr = next(iter(strata.values()))["near_solved_threshold"]
+        head = ["metric", "baseline", "by response strength (model / baseline, tertiles low to high)",
+                "by baseline saturation (model / baseline, tertiles low to high)", f"near-solved (saturation >= {thr:g})"]
+        lines += ["", "## Difficulty strata (response = distance of the real mean from control; saturation = baseline's share "
+                  "of the control-to-ceiling range)", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        for name, st in strata.items():
+            def tiers(key: str, st: dict[str, Any] = st) -> str:
+                return "; ".join(f"{_fmt(b['model'])} / {_fmt(b['baseline'])} (n={b['n']})" for b in st[key]) or "-"
+            lines.append(f"| {name} | {st['baseline']} | {tiers('by_response')} | {tiers('by_saturation')} | {_fmt(st['near_solved_fraction'])} |")
     return lines
 
 

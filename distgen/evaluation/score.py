@@ -17,11 +17,12 @@ from typing import Any
 import torch
 
 from distgen.evaluation.aliases import alias_notes, distinct_references
-from distgen.evaluation.calibration import reference_data, summarise
+from distgen.evaluation.calibration import INTERPOLATION_ALPHA, interpolated_duplicate_data, reference_data, summarise
 from distgen.evaluation.io import align, eval_data
 from distgen.evaluation.report import Report
+from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import MetricTable, run_metrics
-from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table
+from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table, split_seed
 from distgen.types import ALL, Cells
 
 #: Provenance shown at the top of a report (``distgen run`` and ``distgen evaluate`` give file paths).
@@ -41,6 +42,7 @@ def score(
     notes: Sequence[str] = (),
     sources: Mapping[str, Any] | None = None,
     ceiling_splits: int = CEILING_SPLITS,
+    interpolated: bool = False,
 ) -> Report:
     """Score ``pred`` against ``truth`` next to each reference and the ceiling.
 
@@ -60,6 +62,10 @@ def score(
         of the model's mean and a paired Wilcoxon test of the model against the strongest baseline.
     metrics
         Metric names (default ``distgen.evaluation.DEFAULT_METRICS``).
+    interpolated
+        Also score the interpolated duplicate (``calibration.interpolated_duplicate_data``, alpha
+        ``INTERPOLATION_ALPHA``) over the same half-splits as the ceiling: a second positive reference,
+        reported per metric as ``positive_references`` in ``summary.json`` (opt-in).
     notes
         Notes to carry into the report (pre-flight warnings, baselines not scored...).
     sources
@@ -85,6 +91,7 @@ def score(
     model_tables: list[MetricTable] = []
     ceil_tables: list[list[MetricTable]] = []
     ref_tables: dict[str, list[MetricTable]] = {name: [] for name in refs}
+    interp_tables: list[list[MetricTable]] = []
     datas = []
     for ctx in contexts:
         def part(cells: Cells, c: str = ctx) -> Cells:
@@ -102,6 +109,9 @@ def score(
             ref_tables[name].append(_relabel(run_metrics(reference_data(data, part(ref), truth_c), metrics), label, ctx if many else None))
         if ceiling:
             ceil_tables.append([_relabel(t, label, ctx if many else None) for t in ceiling_tables(data, metrics, seed, ceiling_splits)])
+        if interpolated:
+            interp_tables.append([_relabel(run_metrics(interpolated_duplicate_data(data, split_seed(seed, i)), metrics), label, ctx if many else None)
+                                  for i in range(ceiling_splits)])
         datas.append(data)
     table = _merge(model_tables)
     base_tables = {name: _merge(ts) for name, ts in ref_tables.items()}
@@ -109,6 +119,13 @@ def score(
     ceil_table = mean_table(splits) if ceiling else None
     rows = summarise(table, base_tables, ceil_table)
     calibrate(rows, table, base_tables, splits, seed)
+    _add_strata(rows, table, base_tables, ceil_table, [v for d in datas for v in response_strength(d)])
+    positive = {"ceiling": "positive"} if ceiling else {}
+    if interpolated:
+        interp = mean_table([_merge([per_ctx[i] for per_ctx in interp_tables]) for i in range(ceiling_splits)])
+        for name, row in rows.items():
+            row["positive_references"] = {"interpolated_duplicate": interp.mean(name) if name in interp.values else float("nan")}
+        positive["interpolated_duplicate"] = "positive"
     src = {"pred": "<Cells>", "real": "<Cells>", "pert_col": None, "control": truth.control, **dict(sources or {})}
     summary: dict[str, Any] = {
         **{k: src[k] for k in SOURCE_KEYS},
@@ -118,7 +135,9 @@ def score(
         "baseline_aliases": aliases,
         "ceiling": f"disjoint half-splits of the real cells ({ceiling_splits} splits from seed {seed}, averaged)" if ceiling else None,
         "ceiling_splits": ceiling_splits if ceiling else 0,
-        "reference_roles": {**{b: "negative" for b in base_tables}, **({"ceiling": "positive"} if ceiling else {})},
+        "reference_roles": {**{b: "negative" for b in base_tables}, **positive},
+        "interpolated_duplicate": (f"half-split duplicate moved {1 - INTERPOLATION_ALPHA:g} of the way to the non-control mean "
+                                   f"({ceiling_splits} splits, averaged)") if interpolated else None,
         "metrics": rows,
         "notes": report_notes + list(notes),
         "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
@@ -146,6 +165,22 @@ def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:
     return ctx
 
 
+
+
+def _add_strata(rows: dict[str, dict[str, Any]], table: MetricTable, bases: Mapping[str, MetricTable],
+                ceil: MetricTable | None, strength: list[float]) -> None:
+    """Each metric's difficulty strata (``distgen.evaluation.strata``) against its strongest non-control baseline."""
+    if len(strength) != len(table.perts):
+        return
+    for name, row in rows.items():
+        hib = row["higher_is_better"]
+        finite = {b: v for b, v in row["baselines"].items() if b != "control" and v == v}
+        if not finite:
+            continue
+        best = (max if hib else min)(finite, key=finite.__getitem__)
+        control = bases["control"].values.get(name) if "control" in bases else None
+        ceiling = ceil.values.get(name) if ceil is not None else None
+        row["strata"] = {"baseline": best, **stratify(table.values[name], bases[best].values[name], control, ceiling, strength)}
 
 
 def _relabel(table: MetricTable, label: Any, context: str | None) -> MetricTable:

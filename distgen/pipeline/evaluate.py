@@ -43,6 +43,7 @@ def evaluate_files(
     by_context: bool = True,
     ceiling_splits: int = CEILING_SPLITS,
     overwrite: bool = False,
+    interpolated: bool = False,
 ) -> Report:
     """Evaluate ``pred`` against ``real`` (``.h5ad`` paths or AnnData) and, with ``out``, write the report there.
 
@@ -60,7 +61,7 @@ def evaluate_files(
     refs, notes = cells_references(train_c, real_c, baselines, seed)
     report = score(
         pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
-        notes=notes, ceiling_splits=ceiling_splits, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
+        notes=notes, ceiling_splits=ceiling_splits, interpolated=interpolated, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
     )
     if out is not None:
         report.write(out, make_plots)
@@ -85,6 +86,7 @@ def evaluate(
     part: str = "test",
     ceiling_splits: int = CEILING_SPLITS,
     overwrite: bool = False,
+    interpolated: bool = False,
     **layout_options: Any,
 ) -> Report:
     """Evaluate a prediction against its truth, next to the baselines and the ceiling (the ``distgen.evaluate`` API).
@@ -98,7 +100,7 @@ def evaluate(
     if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):
         return evaluate_files(pred, truth, out, train=train, baselines=baselines, metric_names=metric_names, ceiling=ceiling,
                               seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, overwrite=overwrite,
-                              ceiling_splits=ceiling_splits, **layout_options)
+                              ceiling_splits=ceiling_splits, interpolated=interpolated, **layout_options)
     if out is not None:
         check_output_folder(out, "evaluate", overwrite)
     pred_c = pred if isinstance(pred, Cells) else layout.read(pred, **layout_options, name="pred")
@@ -110,7 +112,8 @@ def evaluate(
         train_c = train if isinstance(train, Cells) or train is None else layout.read(train, **layout_options, name="training")
         refs, notes = cells_references(train_c, truth_c, baselines, seed)
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
-                   progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits)
+                   progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
+                   interpolated=interpolated)
     if out is not None:
         report.write(out, make_plots)
         if make_plots:

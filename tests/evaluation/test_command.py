@@ -63,3 +63,14 @@ def test_bad_input_exits_nonzero_with_message(tmp_path, capsys):
     rc = main(["evaluate", "--pred", paths["pred"], "--real", paths["real"], "--out", str(tmp_path / "e"), "--control", "nope"])
     assert rc == 1
     assert "no control cells" in capsys.readouterr().err
+
+
+def test_evaluate_interpolated_flag_adds_the_positive_reference_and_strata(tmp_path):
+    paths = _write(tmp_path)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--pred", paths["pred"], "--real", paths["real"], "--train", paths["train"], "--out", str(out),
+                 "--metrics", "mse", "--ceiling-splits", "2", "--interpolated", "--no-plots", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reference_roles"]["interpolated_duplicate"] == "positive"
+    assert math.isfinite(summary["metrics"]["mse"]["positive_references"]["interpolated_duplicate"])
+    assert "Difficulty strata" in (out / "summary.md").read_text()

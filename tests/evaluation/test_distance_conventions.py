@@ -40,3 +40,24 @@ def test_real_control_variants_take_the_predicted_delta_against_the_real_control
     torch.testing.assert_close(real, (x.mean(0) - y.mean(0)).pow(2).mean())  # controls cancel
     torch.testing.assert_close(own, (x.mean(0) - 0 - (y.mean(0) - 1)).pow(2).mean())
     assert metrics.get("discrimination_score_l1_realctrl")().control == "real"
+
+
+def test_edistance_scperturb_and_realctrl_deltas_against_numpy():
+    """Independent numpy computations (no torch distance code) of the scPerturb statistic and each `_realctrl` delta."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(0, 1, (6, 4)), rng.normal(0.5, 1.2, (8, 4))
+    cp, cr = rng.normal(0, 1, (5, 4)), rng.normal(0.3, 1, (7, 4))
+    sq = lambda a, b: ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)  # noqa: E731
+    within = lambda a: sq(a, a)[~np.eye(len(a), dtype=bool)].mean()  # noqa: E731
+    want_e = 2 * sq(x, y).mean() - within(x) - within(y)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    ev = EvalData.from_single(t(x), t(y), t(cp), t(cr))
+    assert abs(float(metrics.get("edistance_scperturb")().compute(ev).values[0]) - want_e) < 1e-10
+    dp, dr = x.mean(0) - cr.mean(0), y.mean(0) - cr.mean(0)  # both deltas against the REAL controls
+    want = {"mse_delta_realctrl": ((dp - dr) ** 2).mean(), "mae_delta_realctrl": np.abs(dp - dr).mean(),
+            "pearson_delta_realctrl": np.corrcoef(dp, dr)[0, 1],
+            "r2_delta_realctrl": 1 - ((dr - dp) ** 2).sum() / ((dr - dr.mean()) ** 2).sum()}
+    for name, value in want.items():
+        assert abs(float(metrics.get(name)().compute(ev).values[0]) - value) < 1e-10, name

@@ -1,0 +1,92 @@
+"""Difficulty strata: per-perturbation results grouped by response strength and baseline saturation.
+
+* ``response_strength``: per perturbation, the Euclidean distance between the real pseudobulk mean
+  and the real control mean (how far the real response is from control).
+* ``saturation``: per perturbation, the fraction of the control-to-ceiling range a baseline already
+  covers, ``(b - c) / (r - c)`` with ``b`` the baseline's score, ``c`` the ``control`` (no change)
+  baseline's and ``r`` the ceiling's (NaN when ``r == c`` or a value is missing). 1 = as good as the
+  replicate, 0 = no better than predicting no change. The sign convention makes it valid for error
+  metrics (lower is better) and agreement metrics alike.
+* ``by_quantile``: rows of (stratum, range, n, model mean, baseline mean) over quantile bins of a key.
+* ``stratify``: both stratifications of one metric, plus the fraction of perturbations whose
+  saturation is at least ``NEAR_SOLVED`` ("near-solved" by the baseline).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from distgen.evaluation.evaldata import EvalData
+
+#: Saturation at or above which a perturbation counts as near-solved by the baseline.
+NEAR_SOLVED = 0.8
+#: Number of quantile bins (tertiles).
+N_STRATA = 3
+
+
+def response_strength(data: EvalData) -> list[float]:
+    """Per perturbation of ``data``: ``||mean(real cells) - mean(real controls)||_2`` (NaN without cells)."""
+    means = data.real.means().numpy()
+    ctrl = data.real.control.double().mean(0).numpy()
+    return [float(v) for v in np.linalg.norm(means - ctrl[None], axis=1)]
+
+
+def saturation(baseline: Sequence[float], control: Sequence[float], ceiling: Sequence[float]) -> list[float]:
+    """Per perturbation ``(b - c) / (r - c)``; NaN where a value is NaN or ``r == c``."""
+    out = []
+    for b, c, r in zip(baseline, control, ceiling):
+        if any(math.isnan(v) for v in (b, c, r)) or abs(r - c) < 1e-12:
+            out.append(float("nan"))
+        else:
+            out.append((b - c) / (r - c))
+    return out
+
+
+def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence[float], n_bins: int = N_STRATA) -> list[dict[str, Any]]:
+    """Rows per quantile bin of ``key`` (perturbations with a NaN key dropped): range, n, model and baseline means."""
+    k = np.asarray(key, dtype=float)
+    m = np.asarray(model, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    if not (k.shape == m.shape == b.shape):
+        raise ValueError(f"key, model and baseline must have the same length, got {k.shape}, {m.shape}, {b.shape}")
+    ok = np.isfinite(k)
+    if not ok.any():
+        return []
+    edges = np.quantile(k[ok], np.linspace(0, 1, n_bins + 1))
+    bins = np.clip(np.searchsorted(edges, k, side="right") - 1, 0, n_bins - 1)
+    rows = []
+    for i in range(n_bins):
+        sel = ok & (bins == i)
+        rows.append({
+            "stratum": i + 1,
+            "low": float(edges[i]),
+            "high": float(edges[i + 1]),
+            "n": int(sel.sum()),
+            "model": _nanmean(m[sel]),
+            "baseline": _nanmean(b[sel]),
+        })
+    return rows
+
+
+def stratify(model: Sequence[float], baseline: Sequence[float], control: Sequence[float] | None, ceiling: Sequence[float] | None,
+             strength: Sequence[float], n_bins: int = N_STRATA, threshold: float = NEAR_SOLVED) -> dict[str, Any]:
+    """One metric's difficulty strata (see the module docstring)."""
+    out: dict[str, Any] = {"by_response": by_quantile(strength, model, baseline, n_bins), "near_solved_threshold": threshold}
+    if control is None or ceiling is None:
+        out.update(by_saturation=[], near_solved_fraction=float("nan"), note="saturation needs the control baseline and the ceiling")
+        return out
+    sat = saturation(baseline, control, ceiling)
+    finite = [s for s in sat if not math.isnan(s)]
+    out["by_saturation"] = by_quantile(sat, model, baseline, n_bins)
+    out["near_solved_fraction"] = sum(s >= threshold for s in finite) / len(finite) if finite else float("nan")
+    out["n_saturation"] = len(finite)
+    return out
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else float("nan")
