@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from distgen.evaluation.report import fmt_value
 from distgen.evaluation.uncertainty import LEVEL, N_BOOT, paired_test
 
 #: Non-metric columns of ``metrics.csv``.
@@ -97,20 +98,13 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
 
 def markdown(result: dict[str, Any]) -> str:
     """A readable table of ``compare``'s result."""
-    def f(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else f"{v:.4g}"
-        return str(v)
-
     lines = ["# distgen compare", "", f"A `{result['a']}` vs B `{result['b']}`: {result['n_shared']} shared perturbations "
              f"({result['only_a']} only in A, {result['only_b']} only in B). Difference = A - B, paired per perturbation; "
              f"{result['ci_level']:.0%} bootstrap CI; two-sided Wilcoxon signed-rank p.", "",
              "| metric | better | mean A | mean B | A - B | CI | Wilcoxon p | pairs | winner |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["metrics"].items():
         hib = {True: "higher", False: "lower", None: "?"}[r["higher_is_better"]]
-        ci = f"[{f(r['ci'][0])}, {f(r['ci'][1])}]"
-        lines.append(f"| {name} | {hib} | {f(r['mean_a'])} | {f(r['mean_b'])} | {f(r['mean_difference'])} | {ci} | "
-                     f"{f(r['wilcoxon_p'])} | {r['n']} | {f(r['better'])} |")
+        ci = f"[{fmt_value(r['ci'][0])}, {fmt_value(r['ci'][1])}]"
+        lines.append(f"| {name} | {hib} | {fmt_value(r['mean_a'])} | {fmt_value(r['mean_b'])} | {fmt_value(r['mean_difference'])} | {ci} | "
+                     f"{fmt_value(r['wilcoxon_p'])} | {r['n']} | {fmt_value(r['better'])} |")
     return "\n".join(lines) + "\n"

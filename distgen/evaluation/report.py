@@ -22,7 +22,8 @@ from distgen.evaluation.suite import MetricTable
 BAR_METRICS = ("pearson_delta", "mse", "discrimination_score_l1", "overlap_at_N", "mmd", "edistance")
 
 
-def _fmt(v: Any) -> str:
+def fmt_value(v: Any) -> str:
+    """A table cell: ``-`` for None, 4 significant digits for floats (``nan`` spelled out)."""
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -91,8 +92,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
         "|" + "|".join("---" for _ in head) + "|",
     ]
     for name, r in rows.items():
-        cells = [name, "higher" if r["higher_is_better"] else "lower", _fmt(r["model"]), *[_fmt(r["baselines"].get(b)) for b in bases],
-                 _fmt(r["ceiling"]), _fmt(r["normalised"]), _fmt(r["strongest_baseline"]), str(r["n_nan"])]
+        cells = [name, "higher" if r["higher_is_better"] else "lower", fmt_value(r["model"]), *[fmt_value(r["baselines"].get(b)) for b in bases],
+                 fmt_value(r["ceiling"]), fmt_value(r["normalised"]), fmt_value(r["strongest_baseline"]), str(r["n_nan"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += uncertainty_lines(summary)
     undefined = [f"- {name}: normalised score NaN: {r['normalised_note']}" for name, r in rows.items()
@@ -112,7 +113,7 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
     level = next(iter(rows.values())).get("ci_level", 0.95)
 
     def interval(v: Any) -> str:
-        return f"[{_fmt(v[0])}, {_fmt(v[1])}]" if v else "-"
+        return f"[{fmt_value(v[0])}, {fmt_value(v[1])}]" if v else "-"
 
     head = ["metric", f"model {level:.0%} CI", "ceiling band (min-max over splits)", "vs strongest baseline", "mean difference",
             "CI", "Wilcoxon p", "pairs"]
@@ -122,8 +123,8 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
     for name, r in rows.items():
         b = r.get("ceiling_band") or {}
         t = r.get("vs_strongest_baseline") or {}
-        cells = [name, interval(r["model_ci"]), interval([b["min"], b["max"]]) if b else "-", _fmt(t.get("baseline")),
-                 _fmt(t.get("mean_difference")), interval(t.get("ci")), _fmt(t.get("wilcoxon_p")), _fmt(t.get("n"))]
+        cells = [name, interval(r["model_ci"]), interval([b["min"], b["max"]]) if b else "-", fmt_value(t.get("baseline")),
+                 fmt_value(t.get("mean_difference")), interval(t.get("ci")), fmt_value(t.get("wilcoxon_p")), fmt_value(t.get("n"))]
         lines.append("| " + " | ".join(cells) + " |")
     roles = summary.get("reference_roles")
     if roles:
@@ -137,8 +138,8 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
                   "of the control-to-ceiling range)", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
         for name, st in strata.items():
             def tiers(key: str, st: dict[str, Any] = st) -> str:
-                return "; ".join(f"{_fmt(b['model'])} / {_fmt(b['baseline'])} (n={b['n']})" for b in st[key]) or "-"
-            lines.append(f"| {name} | {st['baseline']} | {tiers('by_response')} | {tiers('by_saturation')} | {_fmt(st['near_solved_fraction'])} |")
+                return "; ".join(f"{fmt_value(b['model'])} / {fmt_value(b['baseline'])} (n={b['n']})" for b in st[key]) or "-"
+            lines.append(f"| {name} | {st['baseline']} | {tiers('by_response')} | {tiers('by_saturation')} | {fmt_value(st['near_solved_fraction'])} |")
     return lines
 
 

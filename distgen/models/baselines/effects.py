@@ -12,7 +12,7 @@ from collections import defaultdict
 import torch
 from torch import Tensor
 
-from distgen.types import CellTable
+from distgen.types import CellTable, ConditionLabels
 
 
 def atoms_of(row: Tensor) -> tuple[int, ...]:
@@ -41,3 +41,9 @@ def add_effects(control: Tensor, control_mask: Tensor, effects: Tensor) -> Tenso
     """``control [B, m, G] + effects [B, G]`` on real cells (padding left as is), in the control's dtype."""
     out = control + effects[:, None, :].to(control.dtype)
     return torch.where(control_mask[..., None], out, control)
+
+
+def shift_perturbed(control: Tensor, control_mask: Tensor, labels: ConditionLabels, effect: Tensor) -> Tensor:
+    """Every perturbed group's control cells shifted by one ``effect [G]``; control groups get their cells back."""
+    eff = effect[None].expand(len(labels), -1) * (~labels.is_control)[:, None]
+    return add_effects(control, control_mask, eff)

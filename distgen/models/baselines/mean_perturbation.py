@@ -9,7 +9,7 @@ from torch import Tensor
 
 from distgen.capabilities import ModelCapabilities
 from distgen.models.base import FittedModel
-from distgen.models.baselines.effects import add_effects, condition_effects
+from distgen.models.baselines.effects import condition_effects, shift_perturbed
 from distgen.types import CellTable, ConditionLabels
 
 
@@ -35,5 +35,4 @@ class MeanPerturbationBaseline(FittedModel):
     def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:
         if self.effect is None:
             raise RuntimeError("mean_perturbation: call fit(train) before predict")
-        eff = self.effect[None].expand(len(labels), -1) * (~labels.is_control)[:, None]
-        return add_effects(control, control_mask, eff)
+        return shift_perturbed(control, control_mask, labels, self.effect)
