@@ -116,7 +116,8 @@ def eval_rows(device: torch.device, tiny: bool) -> list[dict[str, Any]]:
     for name in metrics.names():  # one EvalData: metrics share its cached means and DE tables, as in distgen evaluate
         t = time.perf_counter()
         try:
-            res = metrics.get(name)().compute(data)
+            with device:  # tensors a metric makes without naming a device land on the data's device
+                res = metrics.get(name)().compute(data)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             rows.append({"metric": name, "seconds": time.perf_counter() - t, "device": str(res.values.device), "finite": int(torch.isfinite(res.values).sum())})

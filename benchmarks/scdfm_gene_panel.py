@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": "python benchmarks/scdfm_gene_panel.py " + " ".join(argv if argv is not None else []),
         "genes": rd.info.n_genes, "genes_per_step": k, "scored_genes": len(names), "held_out": args.cell_type, "seed": args.seed,
         "train_seconds": round(train_s, 1), "results": results,
-        "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "loadavg": open("/proc/loadavg").read().split()[:3]},
+        "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "loadavg": Path("/proc/loadavg").read_text().split()[:3]},
     }
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))

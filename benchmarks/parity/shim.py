@@ -132,6 +132,7 @@ def official_tree(src_root: Path, stub_packages: tuple[str, ...] = ()) -> Iterat
     old = {k: sys.modules[k] for k in clash}
     sys.modules.update(added)
     sys.path.insert(0, str(root))
+    _pandas_compat()
     try:
         yield importlib.import_module
     finally:
@@ -142,6 +143,15 @@ def official_tree(src_root: Path, stub_packages: tuple[str, ...] = ()) -> Iterat
             sys.modules.pop(k, None)
         sys.modules.update(old)
         sys.modules.update(saved)
+
+
+def _pandas_compat() -> None:
+    """PerturbDiff's ``src/common/utils.py`` imports ``pandas.errors.SettingWithCopyWarning``, which pandas 3
+    removed (copy-on-write made it moot); it is only silenced there, so an alias keeps that import working."""
+    import pandas.errors
+
+    if not hasattr(pandas.errors, "SettingWithCopyWarning"):
+        pandas.errors.SettingWithCopyWarning = type("SettingWithCopyWarning", (Warning,), {})  # type: ignore[attr-defined]
 
 
 def function_from(path: Path, names: tuple[str, ...], namespace: dict[str, Any]) -> dict[str, Any]:

@@ -45,15 +45,20 @@ def gather_edges(ptr: Tensor, idx: Tensor, queries: Tensor) -> tuple[Tensor, Ten
 
 
 def segment_attention(q: Tensor, k: Tensor, v: Tensor, seg: Tensor, n: int, dropout: float = 0.0, training: bool = False) -> Tensor:
-    """Softmax attention of query ``q [n, h, d]`` over its edges ``k, v [E, h, d]`` (``seg [E]``)."""
+    """Softmax attention of query ``q [n, h, d]`` over its edges ``k, v [E, h, d]`` (``seg [E]``).
+
+    Buffers take the dtype of what is written into them, not of ``q``: under CUDA autocast ``sum``
+    returns float32 from bf16 inputs, and scatter/index_add need one dtype.
+    """
     scores = (q[seg] * k).sum(-1) / math.sqrt(q.shape[-1])  # [E, h]
     with torch.no_grad():  # the max only stabilises exp(); treating it as a constant is exact
-        top = torch.full((n, q.shape[1]), float("-inf"), device=q.device, dtype=q.dtype)
+        top = torch.full((n, q.shape[1]), float("-inf"), device=q.device, dtype=scores.dtype)
         top = top.scatter_reduce(0, seg[:, None].expand_as(scores), scores, "amax", include_self=True)
     w = torch.exp(scores - top[seg])
     w = w / torch.zeros_like(top).index_add(0, seg, w)[seg]
     w = nn.functional.dropout(w, dropout, training)
-    return torch.zeros_like(q).index_add(0, seg, w[..., None] * v)
+    wv = w[..., None] * v
+    return wv.new_zeros((n, *wv.shape[1:])).index_add(0, seg, wv)
 
 
 class GraphGeneEncoder(nn.Module):

@@ -35,7 +35,7 @@ class Population:
             raise ValueError(f"codes must be [N]=[{X.shape[0]}], got {tuple(codes.shape)}")
         order = torch.argsort(codes, stable=True)
         counts = torch.bincount(codes[codes >= 0], minlength=n_perts)
-        offsets = torch.zeros(n_perts + 1, dtype=torch.long)
+        offsets = torch.zeros(n_perts + 1, dtype=torch.long, device=X.device)
         offsets[1:] = torch.cumsum(counts, 0)
         pert_rows = order[codes[order] >= 0]
         return Population(X=X[pert_rows], offsets=offsets, control=X[codes == -1])
@@ -55,13 +55,13 @@ class Population:
 
     def codes(self) -> Tensor:
         """``[N]`` perturbation index of each row of ``X``."""
-        return torch.repeat_interleave(torch.arange(self.n_perts), self.counts)
+        return torch.repeat_interleave(torch.arange(self.n_perts, device=self.offsets.device), self.counts)
 
     def means(self) -> Tensor:
         """``[P, G]`` float64 pseudobulk means (NaN rows for perturbations without cells)."""
-        sums = torch.zeros(self.n_perts, self.X.shape[1], dtype=torch.float64)
-        sums.index_add_(0, self.codes(), self.X.to(torch.float64))
-        return sums / self.counts[:, None].to(torch.float64)
+        sums = torch.zeros(self.n_perts, self.X.shape[1], dtype=torch.float64, device=self.X.device)
+        sums.index_add_(0, self.codes().to(self.X.device), self.X.to(torch.float64))
+        return sums / self.counts[:, None].to(sums)
 
 
 @dataclass
@@ -144,7 +144,7 @@ class EvalData:
         if mode not in ("atoms", "label", "none"):
             raise ValueError(f"exclude mode must be 'atoms', 'label' or 'none', got {mode!r}")
         index = {g: i for i, g in enumerate(self.genes)}
-        mask = torch.zeros(self.n_perts, len(self.genes), dtype=torch.bool)
+        mask = torch.zeros(self.n_perts, len(self.genes), dtype=torch.bool, device=self.real.X.device)
         for p, (label, atoms) in enumerate(zip(self.perts, self.targets)):
             names: Sequence[str] = () if mode == "none" else ((label,) if mode == "label" else atoms)
             for a in names:

@@ -276,3 +276,16 @@ def test_official_size_parameter_count():
     label, p_head, surplus = 6000 * 512 + 2 * 512, (2 * 512 + 512 * 512 + 512) + 512, (6000 - 5030) * 512
     assert net.genes.table.num_embeddings == 5030
     assert n == official - label - p_head - surplus + 512 == 56_525_825
+
+
+def test_segment_attention_accepts_the_mixed_dtypes_of_cuda_autocast():
+    # under CUDA autocast, linear outputs are bf16 while `sum` returns float32: a buffer typed after q broke scatter
+    from distgen.backbones.gene_encoder import segment_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(s, 2, 4, generator=g) for s in (3, 7, 7))
+    seg = torch.tensor([0, 0, 1, 1, 1, 2, 2])
+    ref = segment_attention(q, k, v, seg, 3)
+    for dq, dk in ((torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16), (torch.bfloat16, torch.bfloat16)):
+        out = segment_attention(q.to(dq), k.to(dk), v.to(dk), seg, 3)
+        torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)

@@ -98,19 +98,19 @@ def k_star(prep: PreparedDE, s: Settings, universe: str, exclude_own: bool, floo
     alpha = s.p_adj_threshold
     in_denom = _defined(prep.real.lfc)
     sig_pred = torch.nan_to_num(prep.pred.fdr, nan=2.0) < alpha
-    rank_q = torch.nan_to_num(prep.pred.fdr, nan=float("inf")).numpy()
-    rank_p = torch.nan_to_num(prep.pred.pvalue, nan=float("inf")).numpy()
-    abs_lfc = torch.nan_to_num(prep.pred.lfc.abs(), nan=float("-inf")).numpy()
-    name = prep.gene_order.numpy()
+    rank_q = torch.nan_to_num(prep.pred.fdr, nan=float("inf")).cpu().numpy()
+    rank_p = torch.nan_to_num(prep.pred.pvalue, nan=float("inf")).cpu().numpy()
+    abs_lfc = torch.nan_to_num(prep.pred.lfc.abs(), nan=float("-inf")).cpu().numpy()
+    name = prep.gene_order.cpu().numpy()
     out = torch.zeros(rows.shape[0], dtype=torch.float64)
     for p in range(rows.shape[0]):
-        g = rows[p].nonzero().flatten().numpy()
+        g = rows[p].nonzero().flatten().cpu().numpy()
         if g.size == 0 or torch.isnan(floor[p]):
             continue
         # np.lexsort: last key is primary; cell-eval2 sorts by (significant desc, q asc, p asc, |lfc| desc, name asc)
-        order = g[np.lexsort((name[g], -abs_lfc[p, g], rank_p[p, g], rank_q[p, g], ~sig_pred[p, g].numpy()))]
-        den = np.cumsum(in_denom[p, order].numpy())
-        hit = np.cumsum(match[p, order].numpy())
+        order = g[np.lexsort((name[g], -abs_lfc[p, g], rank_p[p, g], rank_q[p, g], ~sig_pred[p, g].cpu().numpy()))]
+        den = np.cumsum(in_denom[p, order].cpu().numpy())
+        hit = np.cumsum(match[p, order].cpu().numpy())
         with np.errstate(invalid="ignore", divide="ignore"):
             purity = np.where(den > 0, hit / np.maximum(den, 1), np.nan)
         ok = purity >= float(floor[p])
