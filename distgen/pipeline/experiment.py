@@ -48,7 +48,7 @@ from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
-EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits")
+EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated")
 #: Written (last) into an experiment folder once its evaluation is complete.
 DONE_FILE = "DONE"
 
@@ -64,6 +64,8 @@ def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
 
         if ev["counts"] not in COUNT_MODELS:
             raise ConfigError(f"evaluate.counts must be one of {', '.join(COUNT_MODELS)}, got {ev['counts']!r}")
+    if not isinstance(ev.get("interpolated", False), bool):
+        raise ConfigError(f"evaluate.interpolated must be true or false, got {ev['interpolated']!r}")
     return ev
 
 
@@ -157,7 +159,7 @@ def _run(
     refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES), ev_seed)
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
-        ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)),
+        ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)), interpolated=bool(ev.get("interpolated", False)),
         metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes, *dataset.notes()],
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )

@@ -115,3 +115,20 @@ def test_quickstart_command_runs_end_to_end_with_overrides(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path / "mine"), "--steps", "2", *tiny]) == 1
     assert "holds no previous quickstart" in capsys.readouterr().err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_evaluate_section_interpolated_scores_the_second_positive_reference(tmp_path):
+    cfg = {"model": {"name": "additive"}, "data": DATA, "evaluate": {"interpolated": True, "ceiling_splits": 2}}
+    summary = run(cfg, tmp_path / "interp", progress=False, metrics=["mse"], plots=False)
+    assert summary["reference_roles"]["interpolated_duplicate"] == "positive"
+    value = summary["metrics"]["mse"]["positive_references"]["interpolated_duplicate"]
+    assert value == value and value >= 0  # a number, not NaN
+    plain = run({**cfg, "evaluate": {"ceiling_splits": 2}}, tmp_path / "plain", progress=False, metrics=["mse"], plots=False)
+    assert "interpolated_duplicate" not in plain["reference_roles"]
+
+
+def test_evaluate_section_interpolated_must_be_a_boolean(tmp_path):
+    from distgen.config import ConfigError
+
+    with pytest.raises(ConfigError, match="evaluate.interpolated must be true or false"):
+        run({"model": {"name": "additive"}, "data": DATA, "evaluate": {"interpolated": "yes"}}, tmp_path / "bad", progress=False)
