@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from distgen.commands.argtypes import max_cells_arg
+
 EXAMPLE = """examples:
   distgen predict runs/scdfm --out pred.h5ad                       # test split, newest checkpoint, EMA weights
   distgen predict runs/scdfm --out pred.h5ad --real real.h5ad      # also the matching ground truth
@@ -43,9 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "control cells, real cells at their own size; MODEL round (default: keeps the cell-level noise a generator "
                    "already samples), poisson or nb (dispersions fitted on the training cells; for mean-like outputs). "
                    "See docs/metrics.md")
-    p.add_argument("--max-cells", type=int, default=None, metavar="N",
+    p.add_argument("--max-cells", type=max_cells_arg, default=None, metavar="N|all",
                    help="generate at most N cells per condition (a fixed subset of its real cells; --real holds the same cells). "
-                   "Default: the run config's predict.max_cells_per_condition, else every real cell")
+                   "Default: the run config's predict.max_cells_per_condition (500 where it does not say); all: every real cell")
     p.set_defaults(run=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from distgen.commands.argtypes import max_cells_arg
+
 EXAMPLE = """examples:
   distgen run scdfm-small --out runs/scdfm
   distgen run scdfm-small model.distribution_weight=0.0 train.steps=200 --out runs/no-mmd
@@ -34,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and the HTML report (eval/report.html)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the evaluation summary as JSON")
-    p.add_argument("--max-cells", type=int, default=None, metavar="N",
+    p.add_argument("--max-cells", type=max_cells_arg, default=None, metavar="N|all",
                    help="predict and score at most N cells per held-out condition (a fixed subset of its real cells, the same "
-                   "for the model, the baselines and the ceiling; = predict.max_cells_per_condition=N)")
+                   "for the model, the baselines and the ceiling; = predict.max_cells_per_condition=N; default 500; all: every cell)")
     p.set_defaults(run=run)
 
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from distgen.pipeline import experiment
 
-    overrides = [*args.overrides, *([f"predict.max_cells_per_condition={args.max_cells}"] if args.max_cells is not None else [])]
+    overrides = [*args.overrides, *([f"predict.max_cells_per_condition={'null' if args.max_cells == 'all' else args.max_cells}"] if args.max_cells is not None else [])]
     summary = experiment.run(args.config, args.out, overrides, progress=not args.no_progress,
                              metrics=args.metrics.split(",") if args.metrics else None, plots=not args.no_plots)
     if args.json:

@@ -1,6 +1,7 @@
 """CPU budgets: ``train.minutes`` stops training (checkpoint written, recorded), the time estimate is printed,
 and ``predict.max_cells_per_condition`` / ``--max-cells`` generate and score fewer cells per condition."""
 
+import argparse
 import json
 
 import anndata as ad
@@ -99,8 +100,8 @@ def test_max_cells_caps_the_prediction_its_truth_and_the_references(h5ad, tmp_pa
 
 
 @pytest.mark.parametrize(("section", "message"), [
-    ({"max_cells_per_condition": 0}, "integer >= 1 or null"),
-    ({"max_cells_per_condition": "many"}, "integer >= 1 or null"),
+    ({"max_cells_per_condition": 0}, "integer >= 1, null or .all."),
+    ({"max_cells_per_condition": "many"}, "integer >= 1, null or .all."),
     ({"max_cell": 10}, "unknown key\\(s\\) \\['max_cell'\\]"),
 ])
 def test_bad_predict_section(section, message):
@@ -113,3 +114,16 @@ def test_bad_minutes():
 
     with pytest.raises(ConfigError, match=r"train\.minutes must be > 0"):
         train_options({"minutes": 0})
+
+
+def test_default_cap_is_500_and_null_or_all_lifts_it():
+    from distgen.commands.argtypes import max_cells_arg
+    from distgen.pipeline.predict import DEFAULT_MAX_CELLS
+
+    assert predict_section({})["max_cells_per_condition"] == DEFAULT_MAX_CELLS == 500
+    assert predict_section({"predict": {"max_cells_per_condition": None}})["max_cells_per_condition"] is None
+    assert predict_section({"predict": {"max_cells_per_condition": "all"}})["max_cells_per_condition"] is None
+    assert max_cells_arg("all") == "all" and max_cells_arg("12") == 12
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive integer or 'all'"):
+            max_cells_arg(bad)

@@ -130,5 +130,5 @@ def test_evaluate_section_interpolated_scores_the_second_positive_reference(tmp_
 def test_evaluate_section_interpolated_must_be_a_boolean(tmp_path):
     from distgen.config import ConfigError
 
-    with pytest.raises(ConfigError, match="evaluate.interpolated must be true or false"):
+    with pytest.raises(ConfigError, match=r"evaluate\.interpolated must be true or false"):
         run({"model": {"name": "additive"}, "data": DATA, "evaluate": {"interpolated": "yes"}}, tmp_path / "bad", progress=False)
