@@ -90,6 +90,20 @@ def run_model(preset: str, data: PerturbationData, split: Any, args: argparse.Na
     t0 = time.perf_counter()
     fit(model, train, set_size=set_size, matcher=args.matcher, **opts)
     train_s = time.perf_counter() - t0
+    out = {"preset": preset, "train_seconds": round(train_s, 1), **_score(model, data, split, set_size, args)}
+    variants = []
+    for variant in args.variants:  # the same trained weights, sampled differently (guidance, sampler...)
+        other = build(load_config(preset, [*HIDE_BATCH[family], *args.override, *variant.split()]), info,
+                      seen_perturbations=list(info.perturbations))
+        other.load_state_dict(model.state_dict())
+        variants.append({"overrides": variant, **_score(other, data, split, set_size, args)})
+    return {**out, "variants": variants} if variants else out
+
+
+def _score(model: Any, data: PerturbationData, split: Any, set_size: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Generate every held-out population of every test condition and score the spread."""
+    table = data.table
+    model.eval()
     pops_all = np.asarray(data.batches)
     rng = torch.Generator().manual_seed(args.seed)
     per_cond: dict[str, Any] = {}
@@ -107,7 +121,7 @@ def run_model(preset: str, data: PerturbationData, split: Any, args: argparse.Na
         per_cond[cond] = spread_scores(gen, real, kernels.build("energy"))
     keys = next(iter(per_cond.values())).keys()
     mean = {k: float(np.mean([v[k] for v in per_cond.values()])) for k in keys}
-    return {"preset": preset, "train_seconds": round(train_s, 1), "mean": mean, "per_condition": per_cond}
+    return {"mean": mean, "per_condition": per_cond}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -121,6 +135,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--cells", type=int, default=64, help="cells per (condition, population)")
     p.add_argument("--genes", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variants", nargs="*", default=[],
+                   help="also sample the trained model with these overrides, each a space-separated list "
+                        "(e.g. 'model.dynamics.guidance=1.0'); the weights are the same")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -134,6 +151,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = [run_model(m, data, split, args) for m in args.models]
     for r in results:
         print(r["preset"], json.dumps({k: round(v, 4) for k, v in r["mean"].items()}), f"train {r['train_seconds']} s")
+        for v in r.get("variants", []):
+            print("  +", v["overrides"], json.dumps({k: round(x, 4) for k, x in v["mean"].items()}))
     out = {"args": vars(args), "torch": torch.__version__, "results": results}
     if args.out:
         with open(args.out, "w") as fh:

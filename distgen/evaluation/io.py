@@ -60,6 +60,15 @@ def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.n
     )
 
 
+def generated_range_note(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray) -> str | None:
+    """A note when generated log-space values leave the range log-normalised expression can take (a diverging model)."""
+    (ps, pmax), (ts, tmax) = value_scale(pred), value_scale(truth)
+    if ts == "log" and ps == "normalized":
+        return (f"the model's predictions reach {pmax:.4g}, above any log-normalised value (the truth's maximum is {tmax:.4g}): "
+                "the generator diverges on some cells; scored as generated")
+    return None
+
+
 def check_scale(x: torch.Tensor | np.ndarray, name: str) -> None:
     """Refuse raw counts (integers above 30): distgen evaluates log-normalised expression."""
     sample = np.asarray(x[: min(len(x), 2000)])
@@ -91,13 +100,15 @@ def align(pred: Cells, truth: Cells, name: str = "prediction") -> tuple[Cells, l
     return pred.with_genes(truth.genes), [f"{name} genes were in a different order; reordered to the truth's order"]
 
 
-def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm") -> EvalData:
+def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True) -> EvalData:
     """``EvalData`` of one population pair, grouped by condition (contexts pooled: split by context first).
 
     Perturbations are the truth's conditions, sorted; each side's control cells are its own.
     ``pred`` must already have the truth's genes (``align``). ``scale``: ``"lognorm"`` (log-normalised
     values; raw counts are refused) or ``"counts"`` (raw counts on both sides, as cell-eval2's v2 and
     vcc2026 profiles score; fractional values refused; recorded in ``data.cache["scale"]``).
+    ``check_pred_scale=False`` skips comparing the two scales, for predictions a model generated in
+    log space (their range is the model's, not a sign of a file on another scale).
     """
     if scale not in ("lognorm", "counts"):
         raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
@@ -106,7 +117,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     check = check_counts if scale == "counts" else check_scale
     check(truth.X, "real")
     check(pred.X, name)
-    if scale == "lognorm":
+    if scale == "lognorm" and check_pred_scale:
         check_same_scale(pred.X, truth.X, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
     extra = sorted(set(pred.conditions[~pred.is_control].tolist()) - set(perts))

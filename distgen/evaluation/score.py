@@ -18,7 +18,7 @@ import torch
 
 from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, interpolated_duplicate_data, reference_data, summarise
-from distgen.evaluation.io import align, eval_data
+from distgen.evaluation.io import align, eval_data, generated_range_note
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import MetricTable, run_metrics
@@ -43,6 +43,7 @@ def score(
     sources: Mapping[str, Any] | None = None,
     ceiling_splits: int = CEILING_SPLITS,
     interpolated: bool = False,
+    generated: bool = False,
 ) -> Report:
     """Score ``pred`` against ``truth`` next to each reference and the ceiling.
 
@@ -66,6 +67,10 @@ def score(
         Also score the interpolated duplicate (``calibration.interpolated_duplicate_data``, alpha
         ``INTERPOLATION_ALPHA``) over the same half-splits as the ceiling: a second positive reference,
         reported per metric as ``positive_references`` in ``summary.json`` (opt-in).
+    generated
+        ``pred`` was generated in log space by a model in this process (``distgen run``, ``distgen.evaluate``
+        of ``distgen.predict`` output on a ``Dataset``), not read from a file: values beyond the log range
+        are reported in a note as the model's divergence, not refused as a file on another scale.
     notes
         Notes to carry into the report (pre-flight warnings, baselines not scored...).
     sources
@@ -100,7 +105,9 @@ def score(
         truth_c, pred_c = part(truth), part(pred)
         if not bool(pred_c.is_control.any()):
             raise ValueError(f"the prediction has no control cells of context {ctx!r}; write the controls it was generated from with it")
-        data = eval_data(pred_c, truth_c)
+        data = eval_data(pred_c, truth_c, check_pred_scale=not generated)
+        if generated and (note := generated_range_note(pred_c.X, truth_c.X)) is not None:
+            report_notes.append(f"{ctx}: {note}" if many else note)
         label = (lambda p, c=ctx: f"{p} @ {c}") if many else (lambda p: p)
         for p, why in sorted(data.invalid.items()):
             report_notes.append(f"{label(data.perts[p])}: all metrics NaN ({why})")

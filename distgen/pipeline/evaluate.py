@@ -113,7 +113,7 @@ def evaluate(
         refs, notes = cells_references(train_c, truth_c, baselines, seed)
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
-                   interpolated=interpolated)
+                   interpolated=interpolated, generated=isinstance(pred, Cells) and isinstance(truth, Dataset))
     if out is not None:
         report.write(out, make_plots)
         if make_plots:

@@ -159,7 +159,7 @@ def _run(
     refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES), ev_seed)
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
-        ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)), interpolated=bool(ev.get("interpolated", False)),
+        ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)), interpolated=bool(ev.get("interpolated", False)), generated=True,
         metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes, *dataset.notes()],
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )

@@ -65,3 +65,26 @@ def test_cli_scale_mismatch_is_one_line_exit_1(pair, tmp_path, capsys):
     assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "normalised but not log-transformed" in err and "scanpy.pp.log1p" in err
     assert not (tmp_path / "ev" / "metrics.csv").exists()
+
+
+def test_a_diverging_model_is_scored_with_a_note_not_refused(pair):
+    # a generator that blows up on some cells writes log-space values above any real log expression;
+    # from a file that is a scale mismatch, from a model generated in this process it is the model's result
+    import torch
+
+    from distgen.data import layout
+    from distgen.evaluation import score
+
+    real, pred = pair
+    pred_c, real_c, _, _ = layout.read_pair(pred, real, "target", CONTROL)
+    x = pred_c.X.clone()
+    x[~torch.from_numpy(pred_c.is_control), 0] = 24.0  # one gene diverges in every generated cell
+    wild = type(pred_c)(X=x, conditions=pred_c.conditions, contexts=pred_c.contexts, batches=pred_c.batches, genes=pred_c.genes,
+                        control=pred_c.control)
+    with pytest.raises(ScaleMismatchError):
+        score(wild, real_c, {}, metrics=["mse"], ceiling=False)
+    report = score(wild, real_c, {}, metrics=["mse"], ceiling=False, generated=True)
+    assert any("predictions reach 24" in n and "diverges" in n for n in report.summary["notes"])
+    calm = score(pred_c, real_c, {}, metrics=["mse"], ceiling=False, generated=True)
+    assert not any("diverges" in n for n in calm.summary["notes"])
+    assert report.summary["metrics"]["mse"]["model"] > calm.summary["metrics"]["mse"]["model"]

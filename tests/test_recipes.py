@@ -1,0 +1,40 @@
+"""Every config under recipes/ loads, validates and builds on data of the shape it is meant for."""
+
+from pathlib import Path
+
+import pytest
+
+from distgen.api import build
+from distgen.config import load_config
+from distgen.data import PerturbationData, PerturbationSchema
+from distgen.data.synthetic import populations_dataset
+
+RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def populations():
+    adata, _ = populations_dataset(n_genes=12, n_atoms=2, n_combos=1, n_populations=3, cells_per_group=8, seed=0)
+    schema = PerturbationSchema(perturbation_col="condition", control_labels=("control",), context_cols=("cell_type",),
+                                batch_col="population", perturbation_type="genetic", scale="counts")
+    return PerturbationData.from_anndata(adata, schema)
+
+
+def test_there_are_recipes():
+    assert RECIPES, "recipes/ holds no configs"
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_loads_and_builds(path, populations):
+    doc = load_config(str(path))
+    model = build(doc, populations.info, seen_perturbations=list(populations.info.perturbations))
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_population_spread_recipe_samples_without_guidance(populations):
+    doc = load_config(str(Path(__file__).resolve().parent.parent / "recipes" / "population_spread.yaml"))
+    preset = load_config("perturbdiff-small")
+    assert preset["model"]["dynamics"]["guidance"] != 1.0  # the recipe differs from the preset exactly here
+    model = build(doc, populations.info, seen_perturbations=list(populations.info.perturbations))
+    assert model.dynamics.guidance == 1.0 and not model.dynamics.capabilities.guidance
+    assert doc["data"]["matcher"] == "same_batch"
