@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-cells", type=max_cells_arg, default=None, metavar="N|all",
                    help="generate at most N cells per condition (a fixed subset of its real cells; --real holds the same cells). "
                    "Default: the run config's predict.max_cells_per_condition (500 where it does not say); all: every real cell")
+    p.add_argument("--sampling", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="sample the trained weights with other sampling settings, e.g. model.dynamics.guidance=1.0 "
+                   "(only model.dynamics.guidance, model.dynamics.sampler.*, model.dynamics.solver.*: nothing that changes a parameter)")
     p.set_defaults(run=run)
 
 
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes,
-                          args.counts, overwrite=args.overwrite, max_cells=args.max_cells)
+                          args.counts, overwrite=args.overwrite, max_cells=args.max_cells,
+                          sampling=args.sampling)
     except CheckpointError as exc:
         print(f"distgen predict: error: {exc}", file=__import__("sys").stderr)
         return 1

@@ -225,25 +225,49 @@ def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str, sca
 
 
 # ---------------------------------------------------------------------------------------------- distgen predict
-def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | None, weights: str, device: torch.device) -> nn.Module:
+#: Config paths a trained model may be sampled with differently (``distgen predict --sampling``): they
+#: choose how the dynamics integrate or guide, never a parameter's shape or value.
+SAMPLING_PATHS = ("model.dynamics.guidance", "model.dynamics.sampler", "model.dynamics.solver")
+
+
+def sampling_overrides(overrides: Any) -> list[str]:
+    """Check ``KEY=VALUE`` overrides of how a trained model samples (``SAMPLING_PATHS`` and below only)."""
+    out = []
+    for text in overrides or ():
+        key = str(text).split("=", 1)[0].strip()
+        if "=" not in str(text) or not any(key == p or key.startswith(p + ".") for p in SAMPLING_PATHS):
+            raise ConfigError(f"--sampling changes only how a trained model samples ({', '.join(p + '[.*]' for p in SAMPLING_PATHS)}) "
+                              f"as KEY=VALUE; got {text!r}")
+        out.append(str(text))
+    return out
+
+
+def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | None, weights: str, device: torch.device,
+                   sampling: Any = ()) -> nn.Module:
     """The run's model with checkpoint weights (EMA weights unless ``weights='raw'``).
 
     The run's ``config.yaml`` must still describe the model and data the checkpoint was trained
     with (``check_config_matches``): an edited config is an error naming the changed keys.
+    ``sampling`` (``KEY=VALUE`` under ``SAMPLING_PATHS``) builds the model with other sampling
+    settings (guidance weight, sampler, ODE solver) around the same weights.
     """
+    from distgen.config import apply_overrides
+
     config = load_yaml(run_dir / "config.yaml")
     info_file = run_dir / "info.json"
     if info_file.exists():
         dataset.data.check_genes(json.loads(info_file.read_text())["genes"])
     ckpt = load_checkpoint(checkpoint or run_dir, weights_only=True)
     check_config_matches(ckpt, config, str(run_dir / "config.yaml"))
-    model = build_model(config["model"], dataset.info, dataset.seen_perturbations())
+    model_node = apply_overrides(config, sampling_overrides(sampling))["model"] if sampling else config["model"]
+    model = build_model(model_node, dataset.info, dataset.seen_perturbations())
     if weights not in ("ema", "raw"):
         raise ConfigError(f"--weights must be ema or raw, got {weights!r}")
     state = ckpt.ema if weights == "ema" and ckpt.ema is not None else ckpt.model
     missing = set(model.state_dict()) - set(ckpt.model)  # type: ignore[attr-defined]
     if missing:
-        raise CheckpointError(f"checkpoint {ckpt.path} does not fit the run's model: missing {sorted(missing)[:5]}")
+        what = f"the run's model with --sampling {' '.join(sampling)}" if sampling else "the run's model"
+        raise CheckpointError(f"checkpoint {ckpt.path} does not fit {what}: missing {sorted(missing)[:5]}")
     model.load_state_dict({**ckpt.model, **state})  # type: ignore[attr-defined]
     return model.to(device).eval()  # type: ignore[attr-defined,no-any-return]
 
@@ -260,6 +284,7 @@ def predict_run(
     counts: str | None = None,
     overwrite: bool = False,
     max_cells: int | str | None = None,
+    sampling: Any = (),
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
@@ -269,7 +294,8 @@ def predict_run(
 
     ``genes`` restricts prediction (and both written files) to a panel (``gene_panel``); ``max_cells``
     caps the cells per group (default: the run config's ``predict.max_cells_per_condition``; ``"all"``: none), the
-    truth written to ``real`` holding the same cells. ``counts`` (``round``, ``poisson`` or ``nb``)
+    truth written to ``real`` holding the same cells. ``sampling`` (``KEY=VALUE`` under ``SAMPLING_PATHS``,
+    e.g. ``model.dynamics.guidance=1.0``) samples the trained weights with other sampling settings. ``counts`` (``round``, ``poisson`` or ``nb``)
     writes both files in raw counts instead (``distgen.pipeline.countspace``), as cell-eval2's
     ``vcc2026`` preset scores them. Writing into the run folder itself takes its lock
     (``distgen.train.lock``): not while a training or another prediction writes there.
@@ -277,6 +303,7 @@ def predict_run(
     Returns the generated cells on rank 0 (None on other ranks).
     """
     run_dir = Path(run_dir)
+    sampling = sampling_overrides(sampling)
     if counts is not None:
         from distgen.data.counts import check_model
 
@@ -289,7 +316,7 @@ def predict_run(
         check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
     with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext():
-        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells)
+        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells, sampling)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -299,7 +326,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _predict_run(
     run_dir: Path, out: str | Path, part: str, checkpoint: str | Path | None, weights: str, real: str | Path | None,
-    seed: int | None, genes: str | None, counts: str | None, max_cells: int | str | None,
+    seed: int | None, genes: str | None, counts: str | None, max_cells: int | str | None, sampling: list[str],
 ) -> Cells | None:
     config = load_yaml(run_dir / "config.yaml")
     split_file = run_dir / "split.json"
@@ -311,7 +338,9 @@ def _predict_run(
     device = select_device(config.get("train", {}).get("device", "auto"), env.local_rank)
     setup_backends(device, bool(config.get("train", {}).get("tf32", True)))
     seed = int(config.get("train", {}).get("seed", 0)) if seed is None else seed
-    model = load_run_model(run_dir, dataset, checkpoint, weights, device)
+    model = load_run_model(run_dir, dataset, checkpoint, weights, device, sampling)
+    if sampling:
+        print(f"predict: sampling the trained weights with {' '.join(sampling)}", file=sys.stderr)
     allow = bool((config.get("preflight") or {}).get("allow_unembedded", False))
     for note in check_split(model, dataset, part, allow):
         print(note, file=sys.stderr)
