@@ -36,14 +36,14 @@ if str(ROOT) not in sys.path:  # run as a script: the repository root holds the 
 REFERENCE = "rk4, 20 points"
 
 #: label -> dynamics overrides (the reference first: scDFM's torch.linspace(0, 1, 20) with RK4)
-SOLVERS: dict[str, dict[str, Any]] = {
-    REFERENCE: {"solver": "rk4", "steps": 20},
-    "rk4, 20 points, other noise": {"solver": "rk4", "steps": 20, "noise_seed": 1},  # the E-distance's own sampling noise
-    "rk4, 10 points": {"solver": "rk4", "steps": 10},
-    "midpoint, 20 points": {"solver": "midpoint", "steps": 20},
-    "euler, 39 points": {"solver": "euler", "steps": 39},
-    "rk4, 6 points": {"solver": "rk4", "steps": 6},
-    "euler, 20 points": {"solver": "euler", "steps": 20},
+SOLVERS: dict[str, dict[str, Any]] = {  # label -> an ode_solvers node (steps = solver steps = points - 1)
+    REFERENCE: {"name": "rk4", "steps": 19},
+    "rk4, 20 points, other noise": {"name": "rk4", "steps": 19, "noise_seed": 1},  # the E-distance's own sampling noise
+    "rk4, 10 points": {"name": "rk4", "steps": 9},
+    "midpoint, 20 points": {"name": "midpoint", "steps": 19},
+    "euler, 39 points": {"name": "euler", "steps": 38},
+    "rk4, 6 points": {"name": "rk4", "steps": 5},
+    "euler, 20 points": {"name": "euler", "steps": 19},
 }
 
 
@@ -77,6 +77,7 @@ def train_model(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def evaluate_solvers(model: Any, data: Any, split: Any, args: argparse.Namespace) -> dict[str, Any]:
     from distgen.evaluation.metrics.distributional import energy_distance
+    from distgen.config import as_component
     from distgen.types import ConditionLabels
 
     train_idx = np.asarray(split.train)
@@ -97,10 +98,9 @@ def evaluate_solvers(model: Any, data: Any, split: Any, args: argparse.Namespace
     out: dict[str, Any] = {"conditions": conds, "cells": n, "solvers": {}}
     reference = None
     for label in [REFERENCE, *(x for x in args.solvers if x != REFERENCE)]:
-        dyn = dict(SOLVERS[label])
-        noise_seed = dyn.pop("noise_seed", 0)
-        for k, v in dyn.items():
-            setattr(model.dynamics, k, v)
+        node = dict(SOLVERS[label])
+        noise_seed = node.pop("noise_seed", 0)
+        model.dynamics.solver = as_component("ode_solvers", node)
         torch.manual_seed(args.seed + noise_seed)  # the same noise for every solver (but the noise row)
         t0 = time.perf_counter()
         with torch.no_grad():
