@@ -48,3 +48,23 @@ def test_non_finite_values_fall_back_to_torch():
     pop = Population.from_codes(x, torch.tensor([-1, -1, 0, 0]), 1)
     assert ranksums.rank_sums(pop) is None
     assert differential_expression(pop).pvalue.shape == (1, 2)
+
+
+@pytest.mark.parametrize("buffer", [2**22, 64])
+def test_shared_control_table_and_gene_blocks_give_the_torch_rank_sums(monkeypatch, buffer):
+    """Controls prepared once and reused for two populations; uneven group sizes (sparse and dense segments); small
+    blocks of genes (``_BUFFER``) give the same numbers as one block."""
+    monkeypatch.setattr(ranksums, "_BUFFER", buffer)
+    rng = np.random.default_rng(11)
+    g = 17
+    ctrl = rng.poisson(rng.uniform(0.05, 4, g), (400, g)).astype(np.float64) * rng.choice([1.0, 0.5], (400, g))
+    table = ranksums.control_table(torch.from_numpy(ctrl))
+    assert table is not None
+    for sizes in ([3, 250, 0, 40], [1, 1, 90]):
+        x = np.concatenate([rng.poisson(rng.uniform(0.05, 4, g), (n, g)).astype(np.float64) for n in sizes])
+        codes = np.repeat(np.arange(len(sizes)), sizes)
+        pop = Population.from_codes(torch.from_numpy(x), torch.from_numpy(codes), len(sizes))
+        pop = Population(X=pop.X, offsets=pop.offsets, control=torch.from_numpy(ctrl))
+        want, got = pooled_rank_sums(pop), ranksums.rank_sums(pop, table)
+        assert got is not None
+        assert torch.equal(want[0], got[0]) and torch.equal(want[1], got[1])
