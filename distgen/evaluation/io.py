@@ -118,7 +118,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     for side, cells in (("real", truth), (name, pred)):
         codes = np.array([-1 if c else index[v] for v, c in zip(cells.conditions.tolist(), cells.is_control.tolist())], dtype=np.int64)
         x = cells.X.to(torch.float32)
-        if not torch.isfinite(x[torch.from_numpy(codes == -1)]).all():
+        if not finite_rows(x)[torch.from_numpy(codes == -1)].all():
             raise ValueError(f"the {side} control cells contain NaN or inf values; fix the input")
         pops[side] = Population.from_codes(x, torch.from_numpy(codes), len(perts))
     data = EvalData(real=pops["real"], pred=pops[name], perts=tuple(perts), targets=tuple(truth.atoms(p) for p in perts),
@@ -129,12 +129,21 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     return data
 
 
+def finite_rows(x: torch.Tensor) -> torch.Tensor:
+    """``[N]`` bool: rows of ``x [N, G]`` whose values are all finite (row sums first; exact check of the rest)."""
+    ok = torch.isfinite(x.sum(-1))  # NaN or inf in a row makes its sum non-finite; an overflowing sum is re-checked
+    if not bool(ok.all()):
+        bad = (~ok).nonzero().flatten()
+        ok[bad] = torch.isfinite(x[bad]).all(-1)
+    return ok
+
+
 def flag_invalid(data: EvalData, min_cells: int = 2) -> None:
     """Record perturbations whose metrics must be NaN, with the reason, in ``data.invalid``."""
     for name in ("real", "pred"):
         pop = data.population(name)
         counts = pop.counts.tolist()
-        bad_rows = ~torch.isfinite(pop.X).all(-1)
+        bad_rows = ~finite_rows(pop.X)
         bad = torch.zeros(pop.n_perts, dtype=torch.long).index_add_(0, pop.codes(), bad_rows.long()).tolist()
         for p in range(pop.n_perts):
             if counts[p] == 0:

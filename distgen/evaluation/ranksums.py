@@ -32,31 +32,6 @@ _KERNELS: Any = None
 def _build(cache: bool = True) -> Any:
     import numba
 
-    @numba.njit(cache=cache, nogil=True, inline="always")
-    def first_at(cs: np.ndarray, start: int, v: float, right: bool) -> int:  # pragma: no cover - compiled
-        """First index ``i >= start`` with ``cs[i] >= v`` (``> v`` when ``right``); ``cs`` sorted, galloping from ``start``."""
-        n = cs.shape[0]
-        lo = start  # invariant: every index below lo fails the bound
-        step = 1
-        hi = n
-        while lo < n:
-            probe = lo + step - 1
-            if probe >= n:
-                break
-            below = cs[probe] <= v if right else cs[probe] < v
-            if not below:
-                hi = probe
-                break
-            lo = probe + 1
-            step *= 2
-        while lo < hi:  # binary search in [lo, hi)
-            mid = (lo + hi) >> 1
-            if cs[mid] <= v if right else cs[mid] < v:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
-
     @numba.njit(cache=cache, nogil=True)
     def control_ties(ct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:  # pragma: no cover - compiled
         """Per gene of the SORTED controls ``ct [G, n_c]``: sum of (tie count)^3, the zero block, finiteness."""
@@ -111,6 +86,30 @@ def _build(cache: bool = True) -> Any:
     def merge(flat: np.ndarray, start: np.ndarray, nnz: np.ndarray, offsets: np.ndarray, ct: np.ndarray, t_c: np.ndarray,
               zlo: np.ndarray, zhi: np.ndarray, g0: int, u: np.ndarray, tie: np.ndarray) -> None:  # pragma: no cover - compiled
         """Rank and tie sums of genes ``g0 ..`` from their SORTED non-zeros (``flat`` from ``start [P, g]``) into ``u, tie [P, G]``."""
+        def first_at(cs: np.ndarray, start: int, v: float, right: bool) -> int:
+            """First index ``i >= start`` with ``cs[i] >= v`` (``> v`` when ``right``); ``cs`` sorted, galloping from ``start``."""
+            n = cs.shape[0]
+            lo = start  # invariant: every index below lo fails the bound
+            step = 1
+            hi = n
+            while lo < n:
+                probe = lo + step - 1
+                if probe >= n:
+                    break
+                below = cs[probe] <= v if right else cs[probe] < v
+                if not below:
+                    hi = probe
+                    break
+                lo = probe + 1
+                step *= 2
+            while lo < hi:  # binary search in [lo, hi)
+                mid = (lo + hi) >> 1
+                if cs[mid] <= v if right else cs[mid] < v:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            return lo
+
         p_count, gc = start.shape
         nc = ct.shape[1]
         for j in range(gc):
