@@ -1,22 +1,27 @@
-"""A compiled exact kernel for the rank sums of every perturbation against the controls (numba, one thread).
+"""Exact rank sums of every perturbation against the controls on the CPU: numpy, or a compiled kernel (numba).
 
 Same outputs as ``distgen.evaluation.de.pooled_rank_sums`` (``U [P, G]`` with average ranks and
 the pooled tie sums ``sum_v t_v^3 [P, G]``). The controls are prepared once per reference
 (``ControlTable``: each gene's control values sorted, their own tie sum and the position of their
-zero block), and may be shared by several tables (cell-eval2 tests real and predicted cells against
-the same real controls). The perturbed cells are read row-major, as they are stored: one pass
-gathers each gene's NON-ZERO values per perturbation (zeros are one block, counted), each such
-segment is sorted, and one merge walk with galloping search against the sorted controls gives,
-for each distinct value ``v`` (``b`` cells), ``c_<`` (controls below) and ``a`` (controls equal):
+zero block) and may be shared by several tables (cell-eval2 tests real and predicted cells against
+the same real controls). For the perturbed cells only the NON-ZERO values of each (perturbation,
+gene) are sorted (zeros are one block, counted), with numpy's vectorised sort (segments padded to
+a power of two, sorted as the rows of one block per width); then each distinct value ``v``
+(``b`` cells) finds ``c_<`` (controls below) and ``a`` (controls equal) in the sorted controls:
 ``U += b (c_< + a / 2)``, and the tie sum is the controls' own ``sum a^3`` plus ``(a + b)^3 - a^3``.
-Every quantity is an integer or half-integer, so the result equals the torch formulation exactly.
-Cost ``O(G n_c log n_c)`` once, then ``O(nnz log n_p)`` for the perturbed cells. numba ships with
-scanpy; without it (or for CUDA tensors, or non-finite values) ``rank_sums`` returns None and the
+Every quantity is an integer or half-integer, so all paths give the same numbers exactly.
+
+Two implementations of that last step: numpy (binary searches per gene, vectorised bookkeeping)
+and numba (a merge walk with galloping search, ~2.5x faster). Loading numba and its cached kernels
+costs ~0.5 s of CPU (and compiling them on a first run, seconds), more than numpy needs for a
+25-perturbation table, so ``rank_sums`` takes numba only when it is already loaded or the table is
+large (``NUMBA_MIN_SIZE``). For CUDA tensors or non-finite values ``rank_sums`` returns None and the
 caller uses the torch path.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,31 +36,6 @@ _KERNELS: Any = None
 
 def _build(cache: bool = True) -> Any:
     import numba
-
-    @numba.njit(cache=cache, nogil=True)
-    def control_ties(ct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:  # pragma: no cover - compiled
-        """Per gene of the SORTED controls ``ct [G, n_c]``: sum of (tie count)^3, the zero block, finiteness."""
-        g_count, nc = ct.shape
-        t_c = np.zeros(g_count)
-        zlo = np.zeros(g_count, dtype=np.int64)
-        zhi = np.zeros(g_count, dtype=np.int64)
-        for g in range(g_count):
-            cs = ct[g]
-            if nc and not (np.isfinite(cs[0]) and np.isfinite(cs[nc - 1])):  # NaN sorts last, -inf first, +inf last
-                return t_c, zlo, zhi, False
-            t = 0.0
-            i = 0
-            while i < nc:
-                j = i + 1
-                while j < nc and cs[j] == cs[i]:
-                    j += 1
-                a = float(j - i)
-                t += a * a * a
-                i = j
-            t_c[g] = t
-            zlo[g] = np.searchsorted(cs, 0.0, side="left")
-            zhi[g] = np.searchsorted(cs, 0.0, side="right")
-        return t_c, zlo, zhi, True
 
     @numba.njit(cache=cache, nogil=True)
     def count_nonzeros(x: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, bool]:  # pragma: no cover - compiled
@@ -156,11 +136,11 @@ def _build(cache: bool = True) -> Any:
                 u[p, g] = total_u
                 tie[p, g] = total_t
 
-    return control_ties, count_nonzeros, gather, merge
+    return count_nonzeros, gather, merge
 
 
 def available() -> bool:
-    """Whether the compiled kernel can be used (numba importable)."""
+    """Whether the compiled kernels can be used (numba importable; imports and loads them)."""
     global _KERNELS
     if _KERNELS is None:
         try:
@@ -170,6 +150,12 @@ def available() -> bool:
         except RuntimeError:  # numba without a writable cache location: compile without caching
             _KERNELS = _build(cache=False)
     return _KERNELS is not False
+
+
+#: cells x genes (perturbed and control) from which the compiled kernel is worth loading numba for (~0.5 s of
+#: CPU from its on-disk cache, far more on a first run); below, and unless numba is already loaded, numpy ranks
+NUMBA_MIN_SIZE = 20_000_000
+_BUFFER = 2**22  #: values of one block of padded, sorted non-zeros (32 MB in float64)
 
 
 @dataclass
@@ -187,27 +173,43 @@ def _ranked_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32  # comparisons only: float32 values stay exact
 
 
-_BUFFER = 2**22  #: values of one block of padded, sorted non-zeros (32 MB in float64)
-
-
 def control_table(control: Tensor, dtype: torch.dtype | None = None) -> ControlTable | None:
-    """``control [n_c, G]`` prepared once for ``rank_sums`` (None: no kernel, a CUDA tensor or non-finite values)."""
-    if control.device.type != "cpu" or not available():
+    """``control [n_c, G]`` prepared once for ``rank_sums`` (None: a CUDA tensor or non-finite values)."""
+    if control.device.type != "cpu":
         return None
     dtype = dtype or _ranked_dtype(control)
     ct = np.sort(control.detach().to(dtype).numpy().T, axis=1)  # numpy's vectorised sort, [G, n_c]
-    t_c, zlo, zhi, finite = _KERNELS[0](ct)
-    return ControlTable(ct, t_c, zlo, zhi, dtype) if finite else None
+    g, nc = ct.shape
+    if nc and not bool(np.isfinite(ct[:, [0, nc - 1]]).all()):  # NaN and +inf sort last, -inf first
+        return None
+    tie: np.ndarray = np.zeros(g)
+    if nc:
+        new = np.ones((g, nc), dtype=bool)
+        new[:, 1:] = ct[:, 1:] != ct[:, :-1]
+        starts = np.flatnonzero(new.ravel())  # runs of equal values (a gene's first value always starts one)
+        lens = np.diff(np.append(starts, g * nc)).astype(np.float64)
+        tie = np.bincount(starts // nc, weights=lens**3, minlength=g)
+    return ControlTable(ct, tie, (ct < 0).sum(1), (ct <= 0).sum(1), dtype)
 
 
-def rank_sums(pop: Population, table: ControlTable | None = None) -> tuple[Tensor, Tensor] | None:
+def _use_numba(size: int, backend: str) -> bool:
+    if backend not in ("auto", "numba", "numpy"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+    if backend == "numpy":
+        return False
+    if backend == "auto" and "numba" not in sys.modules and size < NUMBA_MIN_SIZE:
+        return False
+    return available()
+
+
+def rank_sums(pop: Population, table: ControlTable | None = None, backend: str = "auto") -> tuple[Tensor, Tensor] | None:
     """``(U [P, G], tie [P, G])`` of every perturbation of ``pop`` against ``pop.control`` (float64), or None (use torch).
 
     ``table``: ``control_table(pop.control)`` when it is already prepared (it must be of these controls).
-    The non-zeros of each (perturbation, gene) are gathered into padded blocks of genes and sorted by
-    numpy (vectorised: far faster than a compiled per-segment sort), then merged against the controls.
+    ``backend``: ``numba`` (the compiled kernel), ``numpy``, or ``auto``: numba when it is already loaded
+    or the table is large (``NUMBA_MIN_SIZE``), else numpy. Both give the same numbers.
     """
-    if pop.X.device.type != "cpu" or not available():
+    if pop.X.device.type != "cpu":
         return None
     dtype = _ranked_dtype(pop.X)
     if table is not None and table.dtype != dtype:
@@ -217,9 +219,78 @@ def rank_sums(pop: Population, table: ControlTable | None = None) -> tuple[Tenso
         table = control_table(pop.control, dtype)
         if table is None:
             return None
-    _, count_nonzeros, gather, merge = _KERNELS
     x = np.ascontiguousarray(pop.X.detach().to(dtype).numpy())
     offsets = pop.offsets.detach().cpu().numpy().astype(np.int64)
+    size = x.size + table.sorted.size
+    if _use_numba(size, backend):
+        out = _rank_sums_numba(x, offsets, table)
+    else:
+        out = _rank_sums_numpy(x, offsets, table) if bool(np.isfinite(x.sum())) else None  # non-finite sum: torch decides
+    if out is None:
+        return None
+    return torch.from_numpy(out[0]), torch.from_numpy(out[1])
+
+
+def _bucket_sort(vals: np.ndarray, seglen: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """``vals`` (segments of lengths ``seglen``, ``seg`` = segment of each value) with each segment sorted.
+
+    Segments are padded to the next power of two with +inf and sorted as the rows of one ``[k, width]``
+    block per width: numpy's vectorised sort, at most twice the values."""
+    width = np.where(seglen > 0, 1 << np.ceil(np.log2(np.maximum(seglen, 1))).astype(np.int64), 0)
+    order = np.argsort(width, kind="stable")
+    sizes = width[order]
+    base = np.empty(seglen.size, dtype=np.int64)
+    base[order] = np.cumsum(sizes) - sizes
+    dest = base[seg] + (np.arange(vals.size) - (np.cumsum(seglen) - seglen)[seg])
+    buf = np.full(int(sizes.sum()), np.inf, dtype=vals.dtype)
+    buf[dest] = vals
+    for wv in np.unique(sizes[sizes > 0]).tolist():
+        lo, hi = np.searchsorted(sizes, [wv, wv + 1])
+        b0 = int(base[order[lo]])
+        buf[b0 : b0 + int(hi - lo) * wv].reshape(int(hi - lo), wv).sort(axis=1)
+    return buf[dest]
+
+
+def _rank_sums_numpy(x: np.ndarray, offsets: np.ndarray, table: ControlTable) -> tuple[np.ndarray, np.ndarray]:
+    """The rank and tie sums with numpy: per (gene, perturbation) the sorted non-zeros, binary searches per gene."""
+    g_count, p_count = x.shape[1], offsets.shape[0] - 1
+    counts = np.diff(offsets)
+    xt = np.ascontiguousarray(x.T)  # [G, N]: a gene's cells contiguous, in perturbation order
+    mask = xt != 0
+    nnz = np.zeros((g_count, p_count), dtype=np.int64)
+    filled = np.flatnonzero(counts > 0)
+    if filled.size:
+        nnz[:, filled] = np.add.reduceat(mask, offsets[:-1][filled], axis=1, dtype=np.int64)
+    seglen = nnz.ravel()  # segments (gene, perturbation), gene-major
+    seg = np.repeat(np.arange(seglen.size), seglen)
+    v = _bucket_sort(xt[mask], seglen, seg)
+    lo = np.empty(v.size, dtype=np.int64)
+    hi = np.empty(v.size, dtype=np.int64)
+    gstart = np.concatenate([[0], np.cumsum(nnz.sum(1))])
+    for g in range(g_count):
+        s, e = int(gstart[g]), int(gstart[g + 1])
+        if e > s:
+            lo[s:e] = np.searchsorted(table.sorted[g], v[s:e], "left")
+            hi[s:e] = np.searchsorted(table.sorted[g], v[s:e], "right")
+    a = (hi - lo).astype(np.float64)
+    new = np.ones(v.size, dtype=bool)  # runs of equal values inside a segment: b cells of the perturbation
+    new[1:] = (v[1:] != v[:-1]) | (seg[1:] != seg[:-1])
+    runs = np.diff(np.append(np.flatnonzero(new), v.size))
+    b = np.repeat(runs, runs).astype(np.float64)
+    # per value: U += c_< + a / 2; sum over a tie group of b values of 3a^2 + 3ab + b^2 = (a + b)^3 - a^3
+    u = np.bincount(seg, weights=lo + 0.5 * a, minlength=seglen.size).reshape(g_count, p_count)
+    t = np.bincount(seg, weights=3.0 * a * a + 3.0 * a * b + b * b, minlength=seglen.size).reshape(g_count, p_count)
+    z = (counts[None, :] - nnz).astype(np.float64)  # the zeros of a perturbation: one block
+    a0 = (table.zhi - table.zlo).astype(np.float64)[:, None]
+    u = u + z * (table.zlo[:, None] + 0.5 * a0)
+    az = a0 + z
+    t = table.tie[:, None] + t + np.where(z > 0, az * az * az - a0 * a0 * a0, 0.0)
+    return np.ascontiguousarray(u.T), np.ascontiguousarray(t.T)
+
+
+def _rank_sums_numba(x: np.ndarray, offsets: np.ndarray, table: ControlTable) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rank and tie sums with the compiled kernels (None: a non-finite value)."""
+    count_nonzeros, gather, merge = _KERNELS
     nnz, finite = count_nonzeros(x, offsets)
     if not finite:
         return None
@@ -247,4 +318,4 @@ def rank_sums(pop: Population, table: ControlTable | None = None) -> tuple[Tenso
             flat[base : base + int(hi - lo) * wv].reshape(int(hi - lo), wv).sort(axis=1)
         merge(flat, start, nnz, offsets, table.sorted, table.tie, table.zlo, table.zhi, g0, u, tie)
         g0 = g1
-    return torch.from_numpy(u), torch.from_numpy(tie)
+    return u, tie
