@@ -265,14 +265,22 @@ def _rank_sums_numpy(x: np.ndarray, offsets: np.ndarray, table: ControlTable) ->
     seg = np.repeat(np.arange(seglen.size), seglen)
     v = _bucket_sort(xt[mask], seglen, seg)
     lo = np.empty(v.size, dtype=np.int64)
-    hi = np.empty(v.size, dtype=np.int64)
-    gstart = np.concatenate([[0], np.cumsum(nnz.sum(1))])
+    a = np.zeros(v.size)
+    gstart = np.concatenate([[0], np.cumsum(nnz.sum(1))]).tolist()
+    nc = table.sorted.shape[1]
+    positive = v > 0
     for g in range(g_count):
-        s, e = int(gstart[g]), int(gstart[g + 1])
-        if e > s:
-            lo[s:e] = np.searchsorted(table.sorted[g], v[s:e], "left")
-            hi[s:e] = np.searchsorted(table.sorted[g], v[s:e], "right")
-    a = (hi - lo).astype(np.float64)
+        s, e = gstart[g], gstart[g + 1]
+        if e == s:
+            continue
+        cs, vg = table.sorted[g], v[s:e]
+        zhi = int(table.zhi[g])
+        start = zhi if zhi and bool(positive[s:e].all()) else 0  # positive values: search above the controls' zeros
+        lg = start + np.searchsorted(cs[start:], vg, "left")
+        lo[s:e] = lg
+        eq = np.flatnonzero(cs[np.minimum(lg, nc - 1)] == vg) if nc else np.zeros(0, dtype=np.int64)
+        if eq.size:  # controls equal to the value: count them (ties are rare for continuous values)
+            a[s + eq] = np.searchsorted(cs, vg[eq], "right") - lg[eq]
     new = np.ones(v.size, dtype=bool)  # runs of equal values inside a segment: b cells of the perturbation
     new[1:] = (v[1:] != v[:-1]) | (seg[1:] != seg[:-1])
     runs = np.diff(np.append(np.flatnonzero(new), v.size))
