@@ -254,6 +254,15 @@ class DETable:
         return torch.nan_to_num(self.fdr, nan=2.0) < threshold
 
 
+def log1p_(x: Tensor) -> Tensor:
+    """``x.log1p_()``, through numpy for contiguous CPU tensors: its vectorised float64 ``log1p`` is ~5x torch's there."""
+    if x.device.type == "cpu" and x.is_contiguous() and x.dtype in (torch.float32, torch.float64):
+        a = x.detach().numpy()
+        np.log1p(a, out=a)
+        return x
+    return x.log1p_()
+
+
 def normalize_total(x: Tensor, target_sum: float) -> Tensor:
     """Per-cell library-size normalisation ``x / (sum_g x / target_sum)`` in float64 (scanpy's formula; a new tensor)."""
     x = x.to(torch.float64, copy=True)
@@ -291,7 +300,7 @@ def prepare_reference(reference: Tensor, *, counts: bool, target_sum: float | No
             raise ValueError("counts input needs a numeric target_sum (cell-eval2 resolves None to the control median first)")
         lin = normalize_total(reference, target_sum)
         mean_lin = lin.mean(0)
-        ranked = lin.log1p_()  # in place: the linear values are not needed any more
+        ranked = log1p_(lin)  # in place: the linear values are not needed any more
         mean_log1p = ranked.mean(0)
     else:
         ranked = reference
@@ -355,7 +364,7 @@ def de_table(
     if counts:
         lin_x = normalize_total(pop.X, target_sum)  # type: ignore[arg-type]
         mean_t = _group_means(pop, lin_x, geometric)
-        log_x = lin_x.log1p_()  # in place, after the means
+        log_x = log1p_(lin_x)  # in place, after the means
     else:
         log_x = pop.X
         mean_t = _group_means(pop, torch.expm1(pop.X.to(torch.float64)), geometric)

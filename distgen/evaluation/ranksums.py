@@ -178,7 +178,8 @@ def control_table(control: Tensor, dtype: torch.dtype | None = None) -> ControlT
     if control.device.type != "cpu":
         return None
     dtype = dtype or _ranked_dtype(control)
-    ct = np.sort(control.detach().to(dtype).numpy().T, axis=1)  # numpy's vectorised sort, [G, n_c]
+    ct = np.ascontiguousarray(control.detach().to(dtype).numpy().T)  # [G, n_c]
+    ct.sort(axis=1)  # numpy's vectorised sort, in place on contiguous rows
     g, nc = ct.shape
     if nc and not bool(np.isfinite(ct[:, [0, nc - 1]]).all()):  # NaN and +inf sort last, -inf first
         return None

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from distgen.capabilities import MetricCapabilities
+from distgen.evaluation.de import log1p_
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.celleval2_settings import Settings, settings_for
@@ -64,7 +65,7 @@ def jackknife_noise(cells: Tensor, bulk_target_sum: float, chunk: int = 2048) ->
     if tot <= 0.0:
         return 0.0
     lib = x.sum(1)
-    base = torch.log1p(bulk_target_sum * total / tot)
+    base = log1p_(bulk_target_sum * total / tot)
     s1 = torch.zeros_like(total)
     s2 = torch.zeros_like(total)
     for s in range(0, n, chunk):
@@ -74,7 +75,7 @@ def jackknife_noise(cells: Tensor, bulk_target_sum: float, chunk: int = 2048) ->
             raise ValueError("negative leave-one-out library size: the input is not counts")
         empty = r <= 0
         v = total[None] - y  # in place from here: (bulk * (total - y) / r).log1p() - base, one buffer
-        v.mul_(bulk_target_sum).div_(torch.where(empty, torch.ones_like(r), r)[:, None]).log1p_()
+        log1p_(v.mul_(bulk_target_sum).div_(torch.where(empty, torch.ones_like(r), r)[:, None]))
         if bool(empty.any()):
             v[empty] = 0.0
         v.sub_(base)
