@@ -58,18 +58,18 @@ def _strings(ds: Any) -> np.ndarray:
     return np.asarray(ds.asstr()[()], dtype=object)
 
 
-def _column(group: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
-    """``(values as str, categories in order or None)`` of a dataframe column."""
+def _column(group: Any, name: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(values as str, categories in order or None, codes or None)`` of a dataframe column."""
     node = group[name]
     kind = _attr(node, "encoding-type")
     if kind == "categorical":
         cats = _strings(node["categories"])
-        codes = np.asarray(node["codes"][()])
+        codes = np.asarray(node["codes"][()]).astype(np.int64)
         if codes.size and int(codes.min()) < 0:
             raise _Unsupported("missing labels")
-        return cats[codes], [str(c) for c in cats]
+        return cats[codes], cats, codes
     if kind == "string-array":
-        return _strings(node), None
+        return _strings(node), None, None
     raise _Unsupported(f"column encoding {kind!r}")
 
 
@@ -130,7 +130,10 @@ def _natsorted(values: set[str]) -> list[str]:
 
 
 def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None) -> tuple[Cells, Cells, PairInfo] | None:
-    """``(pred, real, info)`` as ``layout.read_pair(pred, real, pert_col, control)`` gives them, or None (use it)."""
+    """``(pred, real, info)`` as ``layout.read_pair(pred, real, pert_col, control)`` gives them, or None (use it).
+
+    The cells carry no names (``Cells.names`` is None): decoding one string per cell costs more than
+    the rest of the file, and scoring does not read them."""
     if not all(isinstance(s, str | os.PathLike) and os.path.isfile(s) for s in (pred, real)):
         return None
     try:
@@ -162,7 +165,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             if len(set(scales.values())) > 1:
                 return None
             cats = labels["real"][1]
-            order_labels = [c for c in cats if c in present["real"]] if cats is not None else _natsorted(present["real"])
+            order_labels = [str(c) for c in cats if c in present["real"]] if cats is not None else _natsorted(present["real"])
             order = tuple(dict.fromkeys(canonical_condition(v, control) for v in order_labels))
             cells = {}
             for k, f in files.items():
@@ -172,11 +175,15 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 x = _matrix(f["X"])
                 if x.shape != (len(labels[k][0]), len(genes)):
                     return None
-                cache: dict[str, str] = {}
-                conds = np.array([cache[v] if v in cache else cache.setdefault(v, canonical_condition(v, control))
-                                  for v in labels[k][0].tolist()], dtype=object)
+                values, cats, codes = labels[k]
+                if cats is not None and codes is not None:  # one canonical label per category
+                    conds = np.array([canonical_condition(c, control) for c in cats.tolist()], dtype=object)[codes]
+                else:
+                    cache: dict[str, str] = {}
+                    conds = np.array([cache[v] if v in cache else cache.setdefault(v, canonical_condition(v, control))
+                                      for v in values.tolist()], dtype=object)
                 contexts = _column(f["obs"], celltype)[0] if celltype is not None else None
-                cells[k] = Cells(x, conds, genes, contexts, None, control, _index(f["obs"]))
+                cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):
         return None
     return cells["pred"], cells["real"], PairInfo(pert_col, control, celltype, [], order, scales)
