@@ -34,7 +34,7 @@ def value_scale(x: torch.Tensor | np.ndarray) -> tuple[str, float]:
     if not finite.size:
         return "empty", 0.0
     vmax = float(finite.max())
-    if bool(np.all(np.mod(finite, 1) == 0)):
+    if bool(np.all(finite == np.floor(finite))):
         return ("counts", vmax) if vmax > 1 else ("empty", vmax)
     return ("log" if vmax < LOG_MAX else "normalized"), vmax
 
@@ -64,7 +64,7 @@ def check_scale(x: torch.Tensor | np.ndarray, name: str) -> None:
     """Refuse raw counts (integers above 30): distgen evaluates log-normalised expression."""
     sample = np.asarray(x[: min(len(x), 2000)])
     finite = sample[np.isfinite(sample)]
-    if finite.size and finite.max() > 30 and np.all(np.mod(finite, 1) == 0):
+    if finite.size and finite.max() > 30 and np.all(finite == np.floor(finite)):
         raise ValueError(f"the {name} cells look like raw counts (integers up to {finite.max():.0f}); distgen evaluates "
                          "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first")
 
