@@ -34,7 +34,8 @@ def value_scale(x: torch.Tensor | np.ndarray) -> tuple[str, float]:
     if not finite.size:
         return "empty", 0.0
     vmax = float(finite.max())
-    if bool(np.all(finite == np.floor(finite))):
+    head = finite[:5000]  # a fraction early on settles it (log data); else every value is checked
+    if bool(np.all(head == np.floor(head))) and bool(np.all(finite == np.floor(finite))):
         return ("counts", vmax) if vmax > 1 else ("empty", vmax)
     return ("log" if vmax < LOG_MAX else "normalized"), vmax
 
