@@ -9,18 +9,21 @@ perturbations x 299 genes, 14,728 real cells) and Kang PBMC (5 x 1,267 genes, 95
   ``cell-eval run --profile full --skip-metrics clustering_agreement`` against distgen's
   ``cell-eval-0.8.2`` profile (the same 25 metrics).
 
-Each side runs as a fresh process per timing ("cold": imports, numba JIT where cached or not, file
-reading, metrics, result CSV), the tools ALTERNATING, after one untimed warm-up run each; and
-in-process a second time ("warm": imports done, JIT compiled, from the files). Medians over
-``--repeats``; the load average is printed with the table.
+Each side runs as a fresh process per timing ("cold": each tool's own command line, ``distgen
+evaluate --profile ...`` for distgen: imports, numba JIT where cached or not, file reading,
+metrics, result files), the tools ALTERNATING, after one untimed warm-up run each; and in-process
+a second time ("warm": imports done, JIT compiled, from the files). Medians over ``--repeats`` of
+the wall time and of the CPU time (user + system; less sensitive to other jobs on a shared
+machine); the load average is printed with the table.
 
-    python -m benchmarks.eval_speed_ce2 --shared-data ../shared/data [--repeats 5]
+    python -m benchmarks.eval_speed_ce2 --shared-data ../shared/data [--repeats 5] [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,20 +51,6 @@ def lognorm_copy(path: str, out: str) -> str:
     return out
 
 
-def distgen_worker(profile: str, pred: str, real: str, out: str) -> None:
-    """What ``distgen evaluate --profile PROFILE`` does for the metrics: read, compute, write the table."""
-    import torch
-
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    from distgen.evaluation.profiles import resolve_profile, run_profile
-    from distgen.evaluation.report import write_csv
-    from distgen.pipeline.evaluate import load_pair
-
-    data, _ = load_pair(pred, real, "target", "non-targeting", scale=resolve_profile(profile).scale)
-    write_csv(run_profile(data, profile), out)
-
-
 NO_TARGET_GENES = {"kang"}  # cell-type labels name no gene: cell-eval2 asks to be told so
 
 
@@ -74,18 +63,25 @@ def commands(tool: str, pred: str, real: str, out: str, pair: str = "") -> list[
         return [os.path.join(bin_dir, "cell-eval"), "run", "-ap", pred, "-ar", real, "--pert-col", "target", "--control-pert",
                 "non-targeting", "--num-threads", "1", "--profile", "full", "--skip-metrics", "clustering_agreement", "-o", out]
     profile = "celleval2" if tool == "distgen:celleval2" else "cell-eval-0.8.2"
-    return [sys.executable, "-m", "benchmarks.eval_speed_ce2", "--worker", profile, pred, real, os.path.join(out, "metrics.csv")]
+    return [os.path.join(bin_dir, "distgen"), "evaluate", "--profile", profile, "--pred", pred, "--real", real, "--pert-col", "target",
+            "--control", "non-targeting", "--out", out, "--quiet", "--overwrite"]
 
 
-def cold(cmd: list[str]) -> float:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cold(cmd: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``cmd`` as a fresh process (CPU: user + system of the child and its children)."""
     env = {**os.environ, **THREADS}
-    t = time.perf_counter()
+    c, t = _children_cpu(), time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _children_cpu() - c
 
 
-def warm_times(pred: str, real: str, pred_log: str, real_log: str, repeats: int, pair: str = "") -> dict[str, float]:
-    """In-process medians (second call on), alternating the tools."""
+def warm_times(pred: str, real: str, pred_log: str, real_log: str, repeats: int, pair: str = "") -> dict[str, tuple[float, float]]:
+    """In-process medians (second call on) of (wall, process CPU) seconds, alternating the tools."""
     import torch
 
     torch.set_num_threads(1)
@@ -113,16 +109,20 @@ def warm_times(pred: str, real: str, pred_log: str, real_log: str, repeats: int,
     def dg082() -> None:
         run_profile(load_pair(pred_log, real_log, "target", "non-targeting")[0], "cell-eval-0.8.2")
 
-    runs: dict[str, list[float]] = {"cell-eval2": [], "distgen:celleval2": [], "cell-eval": [], "distgen:cell-eval-0.8.2": []}
     fns = {"cell-eval2": ce2, "distgen:celleval2": dg2, "cell-eval": ce, "distgen:cell-eval-0.8.2": dg082}
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
     for f in fns.values():
         f()  # warm-up: imports, numba compilation
     for _ in range(repeats):
         for name, f in fns.items():
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             f()
-            runs[name].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in runs.items()}
+            runs[name].append((time.perf_counter() - t, time.process_time() - c))
+    return {k: _medians(v) for k, v in runs.items()}
+
+
+def _medians(v: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,25 +130,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared-data", default=None)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--pairs", default="papalexi,kang")
-    ap.add_argument("--worker", nargs=4, metavar=("PROFILE", "PRED", "REAL", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--work", default=None, help="folder for the pair files (reused when present) and outputs (default: a new temp folder)")
     args = ap.parse_args(argv)
-    if args.worker:
-        distgen_worker(*args.worker)
-        return 0
     if args.shared_data is None:
         ap.error("--shared-data is required")
     os.environ.update(THREADS)
     from benchmarks.celleval2_pairs import make_pair
 
-    work = tempfile.mkdtemp(prefix="evalspeed_")
+    work = args.work or tempfile.mkdtemp(prefix="evalspeed_")
+    os.makedirs(work, exist_ok=True)
     rows = []
     for name in args.pairs.split(","):
-        pred, real = make_pair(name, args.shared_data, work)
-        pred_log = lognorm_copy(pred, os.path.join(work, f"{name}_pred_log.h5ad"))
-        real_log = lognorm_copy(real, os.path.join(work, f"{name}_real_log.h5ad"))
+        pred, real = (os.path.join(work, f"{name}_{s}.h5ad") for s in ("pred", "real"))
+        pred_log, real_log = (os.path.join(work, f"{name}_{s}_log.h5ad") for s in ("pred", "real"))
+        if not all(os.path.isfile(f) for f in (pred, real, pred_log, real_log)):
+            pred, real = make_pair(name, args.shared_data, work)
+            lognorm_copy(pred, pred_log)
+            lognorm_copy(real, real_log)
         files = {"cell-eval2": (pred, real), "distgen:celleval2": (pred, real), "cell-eval": (pred_log, real_log),
                  "distgen:cell-eval-0.8.2": (pred_log, real_log)}
-        times: dict[str, list[float]] = {k: [] for k in files}
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in files}
+        load = [loadavg()]
         for rep in range(args.repeats + 1):
             for tool, (p, r) in files.items():
                 out = os.path.join(work, f"{name}_{tool.replace(':', '_')}_{rep}")
@@ -156,16 +158,21 @@ def main(argv: list[str] | None = None) -> int:
                 t = cold(commands(tool, p, r, out, name))
                 if rep:  # the first round warms the file cache and numba's on-disk cache
                     times[tool].append(t)
-        med = {k: statistics.median(v) for k, v in times.items()}
+        med = {k: _medians(v) for k, v in times.items()}
         warm = warm_times(pred, real, pred_log, real_log, args.repeats, name)
-        rows.append((name, med, warm))
-        print(f"{name}: cold {med}  warm {warm}  load {loadavg()}", flush=True)
-    print("\n| pair | reference | metrics | reference cold | distgen cold | ratio | reference warm | distgen warm | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, med, warm in rows:
+        load.append(loadavg())
+        rows.append((name, med, warm, load))
+        print(f"{name}: cold {med}  warm {warm}  load {load}", flush=True)
+    print("\nwall seconds (CPU seconds in brackets: user + system of the process), medians; ratio = reference / distgen")
+    print("\n| pair | reference | metrics | reference cold | distgen cold | ratio wall (CPU) | reference warm | distgen warm "
+          "| ratio wall (CPU) | load average |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, med, warm, load in rows:
         for ref, ours, n in (("cell-eval2", "distgen:celleval2", 54), ("cell-eval", "distgen:cell-eval-0.8.2", 25)):
-            print(f"| {name} | {ref} | {n} | {med[ref]:.2f} s | {med[ours]:.2f} s | {med[ref] / med[ours]:.1f}x | "
-                  f"{warm[ref]:.2f} s | {warm[ours]:.2f} s | {warm[ref] / warm[ours]:.1f}x |")
+            (rw, rc), (ow, oc) = med[ref], med[ours]
+            (wrw, wrc), (wow, woc) = warm[ref], warm[ours]
+            print(f"| {name} | {ref} | {n} | {rw:.2f} s ({rc:.2f}) | {ow:.2f} s ({oc:.2f}) | {rw / ow:.1f}x ({rc / oc:.1f}x) | "
+                  f"{wrw:.3f} s ({wrc:.3f}) | {wow:.3f} s ({woc:.3f}) | {wrw / wow:.1f}x ({wrc / woc:.1f}x) | {load[0]} -> {load[1]} |")
     print(f"\nload average at the end: {loadavg()}")
     return 0
 

@@ -70,11 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from distgen.pipeline.evaluate import evaluate_files
-
     torch.set_flush_denormal(True)
     if args.profile is not None:
-        from distgen.pipeline.evaluate import evaluate_profile_files
+        from distgen.pipeline.profile_eval import evaluate_profile_files  # light: no anndata, no baselines
 
         result = evaluate_profile_files(args.pred, args.real, args.out, args.profile, args.pert_col, args.control, args.seed,
                                         progress=not args.quiet, overwrite=args.overwrite)
@@ -86,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                   + (f", vcc2026 avg_score {head:.4f}" if head is not None else ""))
             print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if head is not None else ""))
         return 0
+    from distgen.pipeline.evaluate import evaluate_files
+
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s is not None else None  # noqa: E731
     summary = evaluate_files(
         args.pred, args.real, args.out, pert_col=args.pert_col, control=args.control, train=args.train,

@@ -1,17 +1,28 @@
-"""A compiled exact kernel for the rank sums of every perturbation against the controls (numba, one thread).
+"""Exact rank sums of every perturbation against the controls on the CPU: numpy, or a compiled kernel (numba).
 
 Same outputs as ``distgen.evaluation.de.pooled_rank_sums`` (``U [P, G]`` with average ranks and
-the pooled tie sums ``sum_v t_v^3 [P, G]``), computed per gene from the controls sorted once:
-for each perturbation its cells are sorted, and for each distinct value ``v`` (``b`` cells) a
-binary search in the sorted controls gives ``c_<`` (controls below) and ``a`` (controls equal), so
-``U += b (c_< + a / 2)`` and the tie sum is the controls' own ``sum a^3`` plus ``(a + b)^3 - a^3``.
-Every quantity is an integer or half-integer, so the result equals the torch formulation exactly.
-Cost ``O(G (n_c log n_c + sum_p n_p log n_c))``. numba ships with scanpy; without it (or for CUDA
-tensors, or non-finite values) ``rank_sums`` returns None and the caller uses the torch path.
+the pooled tie sums ``sum_v t_v^3 [P, G]``). The controls are prepared once per reference
+(``ControlTable``: each gene's control values sorted, their own tie sum and the position of their
+zero block) and may be shared by several tables (cell-eval2 tests real and predicted cells against
+the same real controls). For the perturbed cells only the NON-ZERO values of each (perturbation,
+gene) are sorted (zeros are one block, counted), with numpy's vectorised sort (segments padded to
+a power of two, sorted as the rows of one block per width); then each distinct value ``v``
+(``b`` cells) finds ``c_<`` (controls below) and ``a`` (controls equal) in the sorted controls:
+``U += b (c_< + a / 2)``, and the tie sum is the controls' own ``sum a^3`` plus ``(a + b)^3 - a^3``.
+Every quantity is an integer or half-integer, so all paths give the same numbers exactly.
+
+Two implementations of that last step: numpy (binary searches per gene, vectorised bookkeeping)
+and numba (a merge walk with galloping search, ~2.5x faster). Loading numba and its cached kernels
+costs ~0.5 s of CPU (and compiling them on a first run, seconds), more than numpy needs for a
+25-perturbation table, so ``rank_sums`` takes numba only when it is already loaded or the table is
+large (``NUMBA_MIN_SIZE``). For CUDA tensors or non-finite values ``rank_sums`` returns None and the
+caller uses the torch path.
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,90 +31,300 @@ from torch import Tensor
 
 from distgen.evaluation.evaldata import Population
 
-_KERNEL: Any = None
+_KERNELS: Any = None
 
 
 def _build(cache: bool = True) -> Any:
     import numba
 
     @numba.njit(cache=cache, nogil=True)
-    def kernel(xt: np.ndarray, offsets: np.ndarray, ct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-        g_count, p_count, nc = xt.shape[0], offsets.shape[0] - 1, ct.shape[1]
-        u = np.zeros((p_count, g_count))
-        tie = np.zeros((p_count, g_count))
-        for g in range(g_count):
+    def count_nonzeros(x: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, bool]:  # pragma: no cover - compiled
+        """``[P, G]`` non-zero values per (perturbation, gene) of the row-major ``x``; False on a non-finite value."""
+        p_count, g_count = offsets.shape[0] - 1, x.shape[1]
+        nnz = np.zeros((p_count, g_count), dtype=np.int64)
+        for p in range(p_count):
+            row = nnz[p]
+            for r in range(offsets[p], offsets[p + 1]):
+                for g in range(g_count):
+                    row[g] += x[r, g] != 0.0
+        return nnz, bool(np.isfinite(x.sum()))  # a NaN or infinite value makes the sum non-finite (overflow: the safe fallback)
+
+    @numba.njit(cache=cache, nogil=True)
+    def gather(x: np.ndarray, offsets: np.ndarray, g0: int, g1: int, start: np.ndarray, flat: np.ndarray) -> None:  # pragma: no cover
+        """Non-zeros of genes ``g0 .. g1`` into ``flat``: those of (p, g) from ``start[p, g - g0]`` on, in row order."""
+        p_count = offsets.shape[0] - 1
+        fill = start.copy()
+        for p in range(p_count):
+            for r in range(offsets[p], offsets[p + 1]):
+                for g in range(g0, g1):
+                    v = x[r, g]
+                    if v != 0.0:
+                        flat[fill[p, g - g0]] = v
+                        fill[p, g - g0] += 1
+
+    @numba.njit(cache=cache, nogil=True)
+    def merge(flat: np.ndarray, start: np.ndarray, nnz: np.ndarray, offsets: np.ndarray, ct: np.ndarray, t_c: np.ndarray,
+              zlo: np.ndarray, zhi: np.ndarray, g0: int, u: np.ndarray, tie: np.ndarray) -> None:  # pragma: no cover - compiled
+        """Rank and tie sums of genes ``g0 ..`` from their SORTED non-zeros (``flat`` from ``start [P, g]``) into ``u, tie [P, G]``."""
+        def first_at(cs: np.ndarray, start: int, v: float, right: bool) -> int:
+            """First index ``i >= start`` with ``cs[i] >= v`` (``> v`` when ``right``); ``cs`` sorted, galloping from ``start``."""
+            n = cs.shape[0]
+            lo = start  # invariant: every index below lo fails the bound
+            step = 1
+            hi = n
+            while lo < n:
+                probe = lo + step - 1
+                if probe >= n:
+                    break
+                below = cs[probe] <= v if right else cs[probe] < v
+                if not below:
+                    hi = probe
+                    break
+                lo = probe + 1
+                step *= 2
+            while lo < hi:  # binary search in [lo, hi)
+                mid = (lo + hi) >> 1
+                if cs[mid] <= v if right else cs[mid] < v:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            return lo
+
+        p_count, gc = start.shape
+        nc = ct.shape[1]
+        for j in range(gc):
+            g = g0 + j
             cs = ct[g]
-            t_c = 0.0
-            i = 0
-            while i < nc:
-                j = i + 1
-                while j < nc and cs[j] == cs[i]:
-                    j += 1
-                a = float(j - i)
-                t_c += a * a * a
-                i = j
-            zlo = np.searchsorted(cs, 0.0, side="left")  # the zeros of a perturbation are one block, counted
-            a0 = float(np.searchsorted(cs, 0.0, side="right") - zlo)
-            buf = np.empty(xt.shape[1], dtype=xt.dtype)
+            a0 = float(zhi[g] - zlo[g])
             for p in range(p_count):
-                s, e = offsets[p], offsets[p + 1]
-                if e == s:  # no cells: the controls' own ties (as the torch path gives)
-                    tie[p, g] = t_c
+                n_p = offsets[p + 1] - offsets[p]
+                if n_p == 0:  # no cells: the controls' own ties (as the torch path gives)
+                    tie[p, g] = t_c[g]
                     continue
-                row = xt[g, s:e]
-                n = 0
-                for q in range(e - s):
-                    if row[q] != 0.0:
-                        buf[n] = row[q]
-                        n += 1
-                z = float(e - s - n)
-                total_u = z * (zlo + 0.5 * a0)
-                total_t = t_c + ((a0 + z) ** 3 - a0 * a0 * a0 if z > 0 else 0.0)
-                xs = np.sort(buf[:n])
+                n = nnz[p, g]
+                seg = flat[start[p, j] : start[p, j] + n]
+                z = float(n_p - n)
+                total_u = z * (zlo[g] + 0.5 * a0)
+                az = a0 + z
+                total_t = t_c[g] + (az * az * az - a0 * a0 * a0 if z > 0 else 0.0)
+                lo = 0
                 k = 0
+                linear = n * 8 > nc - a0  # a dense segment walks the controls; a sparse one gallops
                 while k < n:
-                    v = xs[k]
+                    v = seg[k]
                     m = k + 1
-                    while m < n and xs[m] == v:
+                    while m < n and seg[m] == v:
                         m += 1
                     b = float(m - k)
-                    lo = np.searchsorted(cs, v, side="left")
-                    hi = np.searchsorted(cs, v, side="right")
+                    if v > 0.0 and lo < zhi[g]:
+                        lo = zhi[g]
+                    if linear:
+                        while lo < nc and cs[lo] < v:
+                            lo += 1
+                        hi = lo
+                        while hi < nc and cs[hi] == v:
+                            hi += 1
+                    else:
+                        lo = first_at(cs, lo, v, False)
+                        hi = first_at(cs, lo, v, True)
                     a = float(hi - lo)
                     total_u += b * (lo + 0.5 * a)
-                    total_t += (a + b) ** 3 - a * a * a
+                    ab = a + b
+                    total_t += ab * ab * ab - a * a * a
+                    lo = hi
                     k = m
                 u[p, g] = total_u
                 tie[p, g] = total_t
-        return u, tie
 
-    return kernel
+    return count_nonzeros, gather, merge
 
 
 def available() -> bool:
-    """Whether the compiled kernel can be used (numba importable)."""
-    global _KERNEL
-    if _KERNEL is None:
+    """Whether the compiled kernels can be used (numba importable; imports and loads them)."""
+    global _KERNELS
+    if _KERNELS is None:
         try:
-            _KERNEL = _build()
+            _KERNELS = _build()
         except ImportError:
-            _KERNEL = False
+            _KERNELS = False
         except RuntimeError:  # numba without a writable cache location: compile without caching
-            _KERNEL = _build(cache=False)
-    return _KERNEL is not False
+            _KERNELS = _build(cache=False)
+    return _KERNELS is not False
 
 
-def rank_sums(pop: Population) -> tuple[Tensor, Tensor] | None:
-    """``(U [P, G], tie [P, G])`` of every perturbation of ``pop`` against ``pop.control`` (float64), or None (use torch)."""
-    if pop.X.device.type != "cpu" or not available():
+#: cells x genes (perturbed and control) from which the compiled kernel is worth loading numba for (~0.5 s of
+#: CPU from its on-disk cache, far more on a first run); below, and unless numba is already loaded, numpy ranks
+NUMBA_MIN_SIZE = 20_000_000
+_BUFFER = 2**22  #: values of one block of padded, sorted non-zeros (32 MB in float64)
+
+
+@dataclass
+class ControlTable:
+    """The control cells prepared for ``rank_sums``: per gene sorted values, own tie sums, zero block (numpy)."""
+
+    sorted: np.ndarray  # [G, n_c]
+    tie: np.ndarray  # [G] sum over the controls' distinct values of (count)^3
+    zlo: np.ndarray  # [G] first zero in ``sorted``
+    zhi: np.ndarray  # [G] one past the last zero
+    dtype: torch.dtype
+
+
+def _ranked_dtype(x: Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32  # comparisons only: float32 values stay exact
+
+
+def control_table(control: Tensor, dtype: torch.dtype | None = None) -> ControlTable | None:
+    """``control [n_c, G]`` prepared once for ``rank_sums`` (None: a CUDA tensor or non-finite values)."""
+    if control.device.type != "cpu":
         return None
-    dtype = torch.float64 if pop.X.dtype == torch.float64 else torch.float32  # comparisons only: float32 values stay exact
-    x = pop.X.detach().to(dtype).numpy()
-    c = pop.control.detach().to(dtype).numpy()
-    if not (np.isfinite(x).all() and np.isfinite(c).all()):
+    dtype = dtype or _ranked_dtype(control)
+    ct = np.ascontiguousarray(control.detach().to(dtype).numpy().T)  # [G, n_c]
+    ct.sort(axis=1)  # numpy's vectorised sort, in place on contiguous rows
+    g, nc = ct.shape
+    if nc and not bool(np.isfinite(ct[:, [0, nc - 1]]).all()):  # NaN and +inf sort last, -inf first
         return None
-    xt = np.ascontiguousarray(x.T)
-    ct = np.sort(np.ascontiguousarray(c.T), axis=1)
+    tie: np.ndarray = np.zeros(g)
+    if nc:
+        new = np.ones((g, nc), dtype=bool)
+        new[:, 1:] = ct[:, 1:] != ct[:, :-1]
+        starts = np.flatnonzero(new.ravel())  # runs of equal values (a gene's first value always starts one)
+        lens = np.diff(np.append(starts, g * nc)).astype(np.float64)
+        tie = np.bincount(starts // nc, weights=lens**3, minlength=g)
+    return ControlTable(ct, tie, (ct < 0).sum(1), (ct <= 0).sum(1), dtype)
+
+
+def _use_numba(size: int, backend: str) -> bool:
+    if backend not in ("auto", "numba", "numpy"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+    if backend == "numpy":
+        return False
+    if backend == "auto" and "numba" not in sys.modules and size < NUMBA_MIN_SIZE:
+        return False
+    return available()
+
+
+def rank_sums(pop: Population, table: ControlTable | None = None, backend: str = "auto") -> tuple[Tensor, Tensor] | None:
+    """``(U [P, G], tie [P, G])`` of every perturbation of ``pop`` against ``pop.control`` (float64), or None (use torch).
+
+    ``table``: ``control_table(pop.control)`` when it is already prepared (it must be of these controls).
+    ``backend``: ``numba`` (the compiled kernel), ``numpy``, or ``auto``: numba when it is already loaded
+    or the table is large (``NUMBA_MIN_SIZE``), else numpy. Both give the same numbers.
+    """
+    if pop.X.device.type != "cpu":
+        return None
+    dtype = _ranked_dtype(pop.X)
+    if table is not None and table.dtype != dtype:
+        dtype = torch.float64  # compare at the wider precision of the two
+        table = table if table.dtype == dtype else None
+    if table is None:
+        table = control_table(pop.control, dtype)
+        if table is None:
+            return None
+    x = np.ascontiguousarray(pop.X.detach().to(dtype).numpy())
     offsets = pop.offsets.detach().cpu().numpy().astype(np.int64)
-    u, tie = _KERNEL(xt, offsets, ct)
-    return torch.from_numpy(u), torch.from_numpy(tie)
+    size = x.size + table.sorted.size
+    if _use_numba(size, backend):
+        out = _rank_sums_numba(x, offsets, table)
+    else:
+        out = _rank_sums_numpy(x, offsets, table) if bool(np.isfinite(x.sum())) else None  # non-finite sum: torch decides
+    if out is None:
+        return None
+    return torch.from_numpy(out[0]), torch.from_numpy(out[1])
+
+
+def _bucket_sort(vals: np.ndarray, seglen: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """``vals`` (segments of lengths ``seglen``, ``seg`` = segment of each value) with each segment sorted.
+
+    Segments are padded to the next power of two with +inf and sorted as the rows of one ``[k, width]``
+    block per width: numpy's vectorised sort, at most twice the values."""
+    width = np.where(seglen > 0, 1 << np.ceil(np.log2(np.maximum(seglen, 1))).astype(np.int64), 0)
+    order = np.argsort(width, kind="stable")
+    sizes = width[order]
+    base = np.empty(seglen.size, dtype=np.int64)
+    base[order] = np.cumsum(sizes) - sizes
+    dest = base[seg] + (np.arange(vals.size) - (np.cumsum(seglen) - seglen)[seg])
+    buf = np.full(int(sizes.sum()), np.inf, dtype=vals.dtype)
+    buf[dest] = vals
+    for wv in np.unique(sizes[sizes > 0]).tolist():
+        lo, hi = np.searchsorted(sizes, [wv, wv + 1])
+        b0 = int(base[order[lo]])
+        buf[b0 : b0 + int(hi - lo) * wv].reshape(int(hi - lo), wv).sort(axis=1)
+    return buf[dest]
+
+
+def _rank_sums_numpy(x: np.ndarray, offsets: np.ndarray, table: ControlTable) -> tuple[np.ndarray, np.ndarray]:
+    """The rank and tie sums with numpy: per (gene, perturbation) the sorted non-zeros, binary searches per gene."""
+    g_count, p_count = x.shape[1], offsets.shape[0] - 1
+    counts = np.diff(offsets)
+    xt = np.ascontiguousarray(x.T)  # [G, N]: a gene's cells contiguous, in perturbation order
+    mask = xt != 0
+    nnz = np.zeros((g_count, p_count), dtype=np.int64)
+    filled = np.flatnonzero(counts > 0)
+    if filled.size:
+        nnz[:, filled] = np.add.reduceat(mask, offsets[:-1][filled], axis=1, dtype=np.int64)
+    seglen = nnz.ravel()  # segments (gene, perturbation), gene-major
+    seg = np.repeat(np.arange(seglen.size), seglen)
+    v = _bucket_sort(xt[mask], seglen, seg)
+    lo = np.empty(v.size, dtype=np.int64)
+    a = np.zeros(v.size)
+    gstart = np.concatenate([[0], np.cumsum(nnz.sum(1))]).tolist()
+    nc = table.sorted.shape[1]
+    positive = v > 0
+    for g in range(g_count):
+        s, e = gstart[g], gstart[g + 1]
+        if e == s:
+            continue
+        cs, vg = table.sorted[g], v[s:e]
+        zhi = int(table.zhi[g])
+        start = zhi if zhi and bool(positive[s:e].all()) else 0  # positive values: search above the controls' zeros
+        lg = start + np.searchsorted(cs[start:], vg, "left")
+        lo[s:e] = lg
+        eq = np.flatnonzero(cs[np.minimum(lg, nc - 1)] == vg) if nc else np.zeros(0, dtype=np.int64)
+        if eq.size:  # controls equal to the value: count them (ties are rare for continuous values)
+            a[s + eq] = np.searchsorted(cs, vg[eq], "right") - lg[eq]
+    new = np.ones(v.size, dtype=bool)  # runs of equal values inside a segment: b cells of the perturbation
+    new[1:] = (v[1:] != v[:-1]) | (seg[1:] != seg[:-1])
+    runs = np.diff(np.append(np.flatnonzero(new), v.size))
+    b = np.repeat(runs, runs).astype(np.float64)
+    # per value: U += c_< + a / 2; sum over a tie group of b values of 3a^2 + 3ab + b^2 = (a + b)^3 - a^3
+    u = np.bincount(seg, weights=lo + 0.5 * a, minlength=seglen.size).reshape(g_count, p_count)
+    t = np.bincount(seg, weights=3.0 * a * a + 3.0 * a * b + b * b, minlength=seglen.size).reshape(g_count, p_count)
+    z = (counts[None, :] - nnz).astype(np.float64)  # the zeros of a perturbation: one block
+    a0 = (table.zhi - table.zlo).astype(np.float64)[:, None]
+    u = u + z * (table.zlo[:, None] + 0.5 * a0)
+    az = a0 + z
+    t = table.tie[:, None] + t + np.where(z > 0, az * az * az - a0 * a0 * a0, 0.0)
+    return np.ascontiguousarray(u.T), np.ascontiguousarray(t.T)
+
+
+def _rank_sums_numba(x: np.ndarray, offsets: np.ndarray, table: ControlTable) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rank and tie sums with the compiled kernels (None: a non-finite value)."""
+    count_nonzeros, gather, merge = _KERNELS
+    nnz, finite = count_nonzeros(x, offsets)
+    if not finite:
+        return None
+    p_count, g_count = nnz.shape
+    u, tie = np.zeros((p_count, g_count)), np.zeros((p_count, g_count))
+    # each (perturbation, gene) segment padded to the next power of two; segments of one width are sorted as the
+    # rows of one [k, width] block (padding +inf sorts last), blocks of genes bounded to ~_BUFFER values
+    width = np.where(nnz > 0, 1 << np.ceil(np.log2(np.maximum(nnz, 1))).astype(np.int64), 0)
+    per_gene = width.sum(0)
+    g0 = 0
+    while g0 < g_count:
+        g1 = g0 + 1 + int(np.searchsorted(np.cumsum(per_gene[g0 + 1 :]), _BUFFER - per_gene[g0], side="right"))
+        w = width[:, g0:g1]
+        flat_w = w.ravel()
+        order = np.argsort(flat_w, kind="stable")
+        sizes = flat_w[order]
+        first = np.empty(flat_w.size, dtype=np.int64)
+        first[order] = np.cumsum(sizes) - sizes
+        start = first.reshape(w.shape)
+        flat = np.full(int(sizes.sum()), np.inf, dtype=x.dtype)
+        gather(x, offsets, g0, g1, start, flat)
+        for wv in np.unique(sizes[sizes > 0]).tolist():  # one vectorised numpy sort per width
+            lo, hi = np.searchsorted(sizes, [wv, wv + 1])
+            base = int(first[order[lo]])
+            flat[base : base + int(hi - lo) * wv].reshape(int(hi - lo), wv).sort(axis=1)
+        merge(flat, start, nnz, offsets, table.sorted, table.tie, table.zlo, table.zhi, g0, u, tie)
+        g0 = g1
+    return u, tie

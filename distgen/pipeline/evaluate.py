@@ -15,13 +15,12 @@ from typing import Any
 
 from distgen.data import layout
 from distgen.data.prepared import Dataset
-from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.io import align, eval_data
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS
 from distgen.pipeline.outputs import check_output_folder
 from distgen.pipeline.pages import write_evaluation_page
+from distgen.pipeline.profile_eval import evaluate_profile_files, load_pair  # noqa: F401  (re-exported: the light --profile path)
 from distgen.pipeline.references import DEFAULT_BASELINES, cells_references, dataset_references
 from distgen.types import Cells
 
@@ -121,70 +120,7 @@ def evaluate(
     return report
 
 
-def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
-              scale: str = "lognorm") -> tuple[EvalData, layout.LayoutInfo]:
-    """A prediction/truth file pair as one ``EvalData`` (contexts pooled), with what was read and any notes.
-
-    ``scale``: ``"lognorm"`` (raw counts refused) or ``"counts"`` (raw counts on both sides, fractional
-    values refused). The truth's condition order (``LayoutInfo.condition_order``, the order cell-eval2
-    visits groups in) is kept in ``data.cache["group_order"]``.
-    """
-    pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=None)
-    recorded = sorted(set(info.scales.values()))
-    if recorded and recorded != [scale]:
-        fix = ("write raw counts with distgen predict --counts MODEL --real REAL" if scale == "counts"
-               else "score them with a counts profile (--profile vcc2026 or celleval2)")
-        raise ValueError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")
-    pred_c, notes = align(pred_c, real_c)
-    info.notes += notes
-    data = eval_data(pred_c, real_c, scale=scale)
-    data.cache["group_order"] = info.condition_order
-    return data, info
-
-
 def _name(source: Any) -> str:
     if isinstance(source, str | os.PathLike):
         return str(source)
     return f"<{type(source).__name__}>"
-
-
-def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str = "celleval2", pert_col: str | None = None,
-                           control: str | None = None, seed: int = 0, progress: bool = False, overwrite: bool = False) -> dict[str, Any]:
-    """``distgen evaluate --profile NAME``: score a file pair exactly as a reference profile does.
-
-    The pair is read at the profile's value scale (raw counts for ``celleval2``/``vcc2026``,
-    log-normalised for the others), contexts pooled as cell-eval2 pools them; writes ``metrics.csv``
-    and ``summary.json`` (and, for ``vcc2026``, ``vcc2026_score.csv``) into ``out``. Returns the
-    summary (per metric the mean over perturbations; for ``vcc2026`` the normalised scores).
-    """
-    import csv
-
-    from distgen.evaluation.profiles import resolve_profile, run_profile
-    from distgen.evaluation.report import write_csv, write_json
-
-    prof = resolve_profile(profile)
-    out = Path(out)
-    check_output_folder(out, "evaluate", overwrite)
-    out.mkdir(parents=True, exist_ok=True)  # an output path that cannot be a folder fails before any compute
-    data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
-    table = run_profile(data, prof.name, progress=progress)
-    write_csv(table, str(out / "metrics.csv"))
-    summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
-                               "control": info.control, "n_perturbations": data.n_perts, "n_genes": len(data.genes),
-                               "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes)}
-    if prof.name == "vcc2026":
-        from distgen.evaluation.vcc2026 import vcc2026_score
-
-        result = vcc2026_score(data, control_label=info.control, seed=seed)
-        rows = result.rows()
-        with (out / "vcc2026_score.csv").open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        summary["vcc2026"] = {"avg_score": result.avg_score, "from_replicate": result.from_replicate,
-                              "from_baseline": result.from_baseline, "avg_from_baseline": result.avg_from_baseline,
-                              "user": result.user, "baseline": result.baseline, "replicate": result.replicate,
-                              "left_out": result.reasons, "seed": seed}
-    write_json(summary, str(out / "summary.json"))
-    return summary
-

@@ -19,7 +19,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from distgen.data.layout import written_kinds
 from distgen.errors import OutputPathError
 
 #: Paths (relative to the run folder; a trailing "/" owns the whole sub-folder) each kind of run folder owns.
@@ -82,6 +81,8 @@ def check_output_file(path: str | Path, command: str, kind: str, overwrite: bool
                               f"{str(path / (kind + '.h5ad'))!r}")
     if not path.exists() or overwrite:
         return
+    from distgen.data.layout import written_kinds  # anndata's import is paid only when an .h5ad is in the way
+
     kinds = written_kinds(path)
     if kinds is None or kind not in kinds:
         raise OutputPathError(f"{str(path)!r} exists and is not a previous {kind} output of distgen {command}; "

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from distgen.capabilities import MetricCapabilities
-from distgen.evaluation.de import DETable, de_table
+from distgen.evaluation.de import DETable, de_table, prepare_reference
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.celleval2_settings import Settings, settings_for
@@ -49,12 +49,14 @@ def prepared_de(data: EvalData, s: Settings) -> PreparedDE:
     ref = data.real.control
     kw: dict[str, Any] = {"counts": counts, "target_sum": s.target_sum, "mean_calc": s.mean_calc, "epsilon": s.epsilon,
                           "clip_value": s.clip_value, "min_cpm": s.min_cpm, "fdr_scope": s.fdr_scope}
-    real = de_table(data.real, ref, **kw)
+    prepared = prepare_reference(ref, counts=counts, target_sum=s.target_sum)  # normalised and sorted once, for both tables
+    real = de_table(data.real, prepared, **kw)
     pred_ref = ref if s.control_source == "real" else data.pred.control
+    pred_prepared = prepared if s.control_source == "real" else prepare_reference(pred_ref, counts=counts, target_sum=s.target_sum)
     if counts and s.control_source == "pred":
-        pred = de_table(data.pred, pred_ref, **kw)
+        pred = de_table(data.pred, pred_prepared, **kw)
     else:
-        pred = de_table(Population(X=data.pred.X, offsets=data.pred.offsets, control=pred_ref), pred_ref, **kw)
+        pred = de_table(Population(X=data.pred.X, offsets=data.pred.offsets, control=pred_ref), pred_prepared, **kw)
     if s.nan_lfc_policy == "mask":
         for t in (real, pred):
             t.fdr = torch.where(torch.isnan(t.lfc) & t.tested[None], torch.ones_like(t.fdr), t.fdr)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from distgen.capabilities import MetricCapabilities
+from distgen.evaluation.de import log1p_
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.celleval2_settings import Settings, settings_for
@@ -49,7 +50,7 @@ def bulk_lognorm(sums: Tensor, bulk_target_sum: float) -> Tensor:
     return torch.log1p(sums * scale)
 
 
-def jackknife_noise(cells: Tensor, bulk_target_sum: float, chunk: int = 512) -> float:
+def jackknife_noise(cells: Tensor, bulk_target_sum: float, chunk: int = 2048) -> float:
     """Delete-one jackknife variance of the ``bulk_lognorm`` profile of ``cells [n, G]`` counts, summed over genes.
 
     ``C = (n - 1) / n * sum_g sum_i (V_ig - mean_i V_ig)^2`` with ``V_i`` the profile without cell
@@ -64,7 +65,7 @@ def jackknife_noise(cells: Tensor, bulk_target_sum: float, chunk: int = 512) -> 
     if tot <= 0.0:
         return 0.0
     lib = x.sum(1)
-    base = torch.log1p(bulk_target_sum * total / tot)
+    base = log1p_(bulk_target_sum * total / tot)
     s1 = torch.zeros_like(total)
     s2 = torch.zeros_like(total)
     for s in range(0, n, chunk):
@@ -72,10 +73,14 @@ def jackknife_noise(cells: Tensor, bulk_target_sum: float, chunk: int = 512) -> 
         r = tot - lib[s : s + chunk]
         if bool((r < 0).any()):
             raise ValueError("negative leave-one-out library size: the input is not counts")
-        safe = torch.where(r > 0, r, torch.ones_like(r))[:, None]
-        v = torch.where((r > 0)[:, None], torch.log1p(bulk_target_sum * (total[None] - y) / safe), torch.zeros_like(y)) - base[None]
+        empty = r <= 0
+        v = total[None] - y  # in place from here: (bulk * (total - y) / r).log1p() - base, one buffer
+        log1p_(v.mul_(bulk_target_sum).div_(torch.where(empty, torch.ones_like(r), r)[:, None]))
+        if bool(empty.any()):
+            v[empty] = 0.0
+        v.sub_(base)
         s1 += v.sum(0)
-        s2 += (v * v).sum(0)
+        s2 += v.mul_(v).sum(0)
     q = s2 - s1.pow(2) / n
     return max((n - 1) / n * float(q.sum()), 0.0)
 
@@ -111,8 +116,10 @@ class Profiles:
 
 def _noise(pop: Population, comparator: str, bulk_target_sum: float) -> Tensor:
     out = torch.zeros(pop.n_perts, dtype=torch.float64)
+    x = pop.X.to(torch.float64)  # once for all groups
+    bounds = pop.offsets.tolist()
     for p in range(pop.n_perts):
-        cells = pop.cells(p)
+        cells = x[bounds[p] : bounds[p + 1]]
         out[p] = jackknife_noise(cells, bulk_target_sum) if comparator == "bulk_lognorm" else trace_noise(cells)
     return out
 

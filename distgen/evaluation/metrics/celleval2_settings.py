@@ -54,6 +54,9 @@ class Settings:
 def looks_like_counts(x: torch.Tensor) -> bool:
     """Non-negative whole numbers with at least one value above 1 (a log1p matrix has fractions)."""
     sample = x[: min(x.shape[0], 2000)].to(torch.float64)
+    head = sample[:50][torch.isfinite(sample[:50])]
+    if head.numel() and not bool((head == head.round()).all()):  # a fraction early on settles it (log data)
+        return False
     finite = sample[torch.isfinite(sample)]
     if finite.numel() == 0:
         return False

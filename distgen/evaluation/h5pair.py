@@ -1,0 +1,189 @@
+"""A fast reader of a prediction/truth ``.h5ad`` pair for ``distgen evaluate --profile`` (h5py only, no AnnData).
+
+``distgen.data.layout.read_pair`` reads through anndata, whose import (with pandas and zarr) costs
+~0.6 s of CPU, a fifth of a one-shot ``distgen evaluate --profile`` run; this module reads the
+same files with h5py (as ``layout.written_kinds`` already does) for the common, well-formed case:
+anndata's on-disk encoding (``X`` dense or CSR/CSC; ``obs`` columns categorical or string arrays;
+``var``'s index; ``uns["distgen"]["scale"]``). It reproduces ``read_pair``'s choices (perturbation
+column and control label guessed in the same order, the same canonical conditions, the truth's
+condition order) and returns None for anything else: another encoding, a missing column or control
+label, duplicated genes, missing labels, different recorded scales. The caller then takes
+``read_pair``, which reads what anndata reads and raises its errors with their fixes.
+``tests/evaluation/test_h5pair.py`` checks that both readers give the same cells.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distgen.types import COMBO, Cells, canonical
+
+#: ``distgen.data.layout``'s names (copied so that this module does not import anndata; a test keeps them equal).
+PERT_COLS = ("target", "target_gene", "condition", "perturbation", "gene", "guide_target")
+CONTROL_LABELS = ("non-targeting", "control", "ctrl", "NT", "non_targeting", "DMSO")
+CELLTYPE_COL = "celltype"
+
+
+@dataclass
+class PairInfo:
+    """What was read (the fields of ``layout.LayoutInfo``)."""
+
+    pert_col: str
+    control: str
+    celltype_col: str | None = None
+    notes: list[str] = field(default_factory=list)
+    condition_order: tuple[str, ...] = ()
+    scales: dict[str, str] = field(default_factory=dict)
+
+
+class _Unsupported(Exception):
+    """Something the fast reader does not handle: the caller falls back to anndata."""
+
+
+def _attr(node: Any, key: str) -> str | None:
+    value = node.attrs.get(key)
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _strings(ds: Any) -> np.ndarray:
+    """A string dataset as an object array of ``str``."""
+    if ds.dtype.kind not in ("O", "S", "U"):
+        raise _Unsupported("not a string array")
+    return np.asarray(ds.asstr()[()], dtype=object)
+
+
+def _column(group: Any, name: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(values as str, categories in order or None, codes or None)`` of a dataframe column."""
+    node = group[name]
+    kind = _attr(node, "encoding-type")
+    if kind == "categorical":
+        cats = _strings(node["categories"])
+        codes = np.asarray(node["codes"][()]).astype(np.int64)
+        if codes.size and int(codes.min()) < 0:
+            raise _Unsupported("missing labels")
+        return cats[codes], cats, codes
+    if kind == "string-array":
+        return _strings(node), None, None
+    raise _Unsupported(f"column encoding {kind!r}")
+
+
+def _index(group: Any) -> np.ndarray:
+    name = _attr(group, "_index")
+    if name is None or _attr(group, "encoding-type") != "dataframe":
+        raise _Unsupported("not an anndata dataframe")
+    return _strings(group[name])
+
+
+def _columns(group: Any) -> list[str]:
+    order = group.attrs.get("column-order", [])
+    return [c.decode() if isinstance(c, bytes) else str(c) for c in np.asarray(order).ravel().tolist()]
+
+
+def _matrix(node: Any) -> np.ndarray:
+    """``X`` as a dense C-ordered float32 array."""
+    kind = _attr(node, "encoding-type")
+    if kind == "array" and hasattr(node, "dtype"):
+        if node.dtype.kind not in ("f", "i", "u", "b"):
+            raise _Unsupported("non-numeric X")
+        return np.ascontiguousarray(node[()], dtype=np.float32)
+    if kind in ("csr_matrix", "csc_matrix"):
+        n_rows, n_cols = (int(v) for v in node.attrs["shape"])
+        data = np.asarray(node["data"][()], dtype=np.float32)
+        indices = np.asarray(node["indices"][()], dtype=np.int64)
+        indptr = np.asarray(node["indptr"][()], dtype=np.int64)
+        out = np.zeros((n_rows, n_cols), dtype=np.float32)
+        major = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        if indices.size > 1 and not bool(((np.diff(indices) > 0) | (np.diff(major) > 0)).all()):
+            raise _Unsupported("non-canonical sparse X (unsorted or duplicate entries)")
+        if kind == "csr_matrix":
+            out[major, indices] = data
+        else:
+            out[indices, major] = data
+        return out
+    raise _Unsupported(f"X encoding {kind!r}")
+
+
+def _scale(f: Any) -> str | None:
+    node = f.get("uns/distgen/scale")
+    if node is None:
+        return None
+    value = node[()]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def canonical_condition(label: str, control: str) -> str:
+    """``layout.canonical_condition``: atoms split on ``+``, control tokens dropped, sorted."""
+    skip = {control, *CONTROL_LABELS}
+    return canonical((a.strip() for a in str(label).split(COMBO) if a.strip() and a.strip() not in skip), control)
+
+
+def _natsorted(values: set[str]) -> list[str]:
+    from natsort import natsorted
+
+    return list(natsorted(values))
+
+
+def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None) -> tuple[Cells, Cells, PairInfo] | None:
+    """``(pred, real, info)`` as ``layout.read_pair(pred, real, pert_col, control)`` gives them, or None (use it).
+
+    The cells carry no names (``Cells.names`` is None): decoding one string per cell costs more than
+    the rest of the file, and scoring does not read them."""
+    if not all(isinstance(s, str | os.PathLike) and os.path.isfile(s) for s in (pred, real)):
+        return None
+    try:
+        import h5py
+
+        with h5py.File(real, "r") as fr, h5py.File(pred, "r") as fp:
+            files = {"real": fr, "pred": fp}
+            if any(_attr(f, "encoding-type") != "anndata" for f in files.values()):
+                return None
+            cols = {k: _columns(f["obs"]) for k, f in files.items()}
+            if pert_col is None:
+                found = [c for c in PERT_COLS if all(c in cs for cs in cols.values())]
+                if not found:
+                    return None
+                pert_col = found[0]
+            if any(pert_col not in cs for cs in cols.values()):
+                return None
+            labels = {k: _column(f["obs"], pert_col) for k, f in files.items()}
+            present = {k: set(v[0].tolist()) for k, v in labels.items()}
+            if control is None:
+                hits = [c for c in CONTROL_LABELS if c in present["real"]]
+                if not hits:
+                    return None
+                control = hits[0]
+            if any(control not in p for p in present.values()):
+                return None
+            celltype = CELLTYPE_COL if all(CELLTYPE_COL in cs for cs in cols.values()) else None
+            scales = {k: s for k, f in files.items() if (s := _scale(f)) is not None}
+            if len(set(scales.values())) > 1:
+                return None
+            cats = labels["real"][1]
+            order_labels = [str(c) for c in cats if c in present["real"]] if cats is not None else _natsorted(present["real"])
+            order = tuple(dict.fromkeys(canonical_condition(v, control) for v in order_labels))
+            cells = {}
+            for k, f in files.items():
+                genes = [str(g) for g in _index(f["var"])]
+                if len(set(genes)) != len(genes):
+                    return None
+                x = _matrix(f["X"])
+                if x.shape != (len(labels[k][0]), len(genes)):
+                    return None
+                values, cats, codes = labels[k]
+                if cats is not None and codes is not None:  # one canonical label per category
+                    conds = np.array([canonical_condition(c, control) for c in cats.tolist()], dtype=object)[codes]
+                else:
+                    cache: dict[str, str] = {}
+                    conds = np.array([cache[v] if v in cache else cache.setdefault(v, canonical_condition(v, control))
+                                      for v in values.tolist()], dtype=object)
+                contexts = _column(f["obs"], celltype)[0] if celltype is not None else None
+                cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
+    except (_Unsupported, OSError, KeyError, ValueError, TypeError):
+        return None
+    return cells["pred"], cells["real"], PairInfo(pert_col, control, celltype, [], order, scales)

@@ -1,0 +1,73 @@
+"""The h5py reader of ``--profile`` pairs gives what the anndata reader gives, or steps aside (None)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from distgen.data import layout
+from distgen.evaluation import h5pair
+
+from .synth import CONTROL, make_pair
+
+
+def test_names_are_the_layout_ones():
+    assert h5pair.PERT_COLS == layout.PERT_COLS
+    assert h5pair.CONTROL_LABELS == layout.CONTROL_LABELS
+    assert h5pair.CELLTYPE_COL == layout.CELLTYPE_COL
+    for label in ("A+B", "ctrl+B", "B+A", CONTROL, "control", " C + A "):
+        assert h5pair.canonical_condition(label, CONTROL) == layout.canonical_condition(label, CONTROL)
+
+
+def _same(fast, slow):
+    for a, b in zip(fast[:2], slow[:2]):
+        np.testing.assert_array_equal(a.X.numpy(), b.X.numpy())
+        assert a.X.dtype == b.X.dtype
+        assert a.genes == b.genes and a.control == b.control
+        for f in ("conditions", "contexts"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+        assert a.names is None  # not read: scoring does not use them
+    fi, si = fast[2], slow[3]
+    for f in ("pert_col", "control", "celltype_col", "condition_order", "scales"):
+        assert getattr(fi, f) == getattr(si, f), f
+
+
+@pytest.mark.parametrize("layout_kind", ["csr_categorical", "dense_strings_celltype", "csc_combos_recorded_scale"])
+def test_fast_reader_equals_read_pair(tmp_path, layout_kind):
+    real, pred = make_pair(seed=3, n_genes=12, n_ctrl=15, n_cells=4, combos=True)
+    for name, a in (("real", real), ("pred", pred)):
+        if layout_kind == "csr_categorical":
+            a.X = sp.csr_matrix(a.X)
+            a.obs["target"] = pd.Categorical(a.obs["target"], categories=sorted(set(a.obs["target"]))[::-1])
+        elif layout_kind == "dense_strings_celltype":
+            a.obs["celltype"] = np.where(np.arange(a.n_obs) % 2 == 0, "T", "B")
+            a.obs["target"] = a.obs["target"].astype(str).replace({CONTROL: "ctrl"})
+        else:
+            a.X = sp.csc_matrix(a.X)
+            a.uns["distgen"] = {"scale": "lognorm"}
+        a.write_h5ad(tmp_path / f"{name}.h5ad")
+        if layout_kind == "dense_strings_celltype":  # write_h5ad turns strings into categoricals: rewrite obs as strings
+            import h5py
+            from anndata.io import write_elem
+
+            with h5py.File(tmp_path / f"{name}.h5ad", "r+") as f:
+                del f["obs"]
+                write_elem(f, "obs", a.obs.astype(object))
+                assert f["obs/target"].attrs["encoding-type"] == "string-array"
+    p, r = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+    fast = h5pair.read_pair_fast(p, r)
+    assert fast is not None
+    _same(fast, layout.read_pair(p, r))
+
+
+def test_fast_reader_steps_aside_for_what_it_does_not_read(tmp_path):
+    real, pred = make_pair(seed=4, n_genes=12, n_ctrl=10, n_cells=3, combos=False)
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred[pred.obs["target"] != CONTROL].copy().write_h5ad(tmp_path / "noctrl.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    (tmp_path / "text.h5ad").write_text("not hdf5")
+    assert h5pair.read_pair_fast(tmp_path / "noctrl.h5ad", tmp_path / "real.h5ad") is None  # anndata's path names the problem
+    assert h5pair.read_pair_fast(tmp_path / "pred.h5ad", tmp_path / "real.h5ad", pert_col="guide") is None
+    assert h5pair.read_pair_fast(tmp_path / "text.h5ad", tmp_path / "real.h5ad") is None
+    assert h5pair.read_pair_fast(pred, real) is None  # objects, not files
+    assert h5pair.read_pair_fast(tmp_path / "pred.h5ad", tmp_path / "real.h5ad") is not None
