@@ -420,7 +420,7 @@ def match_rank(row: Tensor, j: int, tie_policy: str) -> float:
     if tie_policy == "position":
         import numpy as np
 
-        return float(np.flatnonzero(np.argsort(row.numpy()) == j)[0])
+        return float(np.flatnonzero(np.argsort(row.cpu().numpy()) == j)[0])
     m = row[j]
     if torch.isnan(m):
         n_less = int((~torch.isnan(row)).sum())
