@@ -25,7 +25,7 @@ from distgen.backbones.base import Backbone, Condition
 from distgen.backbones.differential_attention import ATTENTIONS, IMPLS, DifferentialAttention
 from distgen.backbones.embeddings import TimeEmbedding
 from distgen.backbones.gene_encoder import GraphGeneEncoder
-from distgen.backbones.pad_layers import Adapter, Decoder, Fusion, GeneAdaLN, PADBlock, ValueEncoder
+from distgen.backbones.pad_layers import Adapter, Decoder, Fusion, GeneAdaLN, PADBlock, ValueEncoder, xavier_joint_
 from distgen.capabilities import BackboneCapabilities
 from distgen.types import CellTable, ConditionLabels, DataInfo
 
@@ -163,6 +163,12 @@ class PADTransformer(Backbone):
                 nn.init.xavier_uniform_(mod.weight)
                 if mod.bias is not None:
                     nn.init.zeros_(mod.bias)
+        # ... over the matrices as scDFM builds them: [h; e_p] -> d maps and the gene encoder's fused q/k/v
+        xavier_joint_([(self.fusion.wx, 1), (self.fusion.wc, 1)])
+        for split in (*(cast(Adapter, a).w1 for a in self.adapters), self.decoder.w3):
+            split.reset_joint()
+        if graph:
+            xavier_joint_([(self.genes.q, 0), (self.genes.k, 0), (self.genes.v, 0)])
         if gene_graph is not None and graph:
             self.set_gene_graph(gene_graph)
 

@@ -289,3 +289,20 @@ def test_segment_attention_accepts_the_mixed_dtypes_of_cuda_autocast():
     for dq, dk in ((torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16), (torch.bfloat16, torch.bfloat16)):
         out = segment_attention(q.to(dq), k.to(dk), v.to(dk), seg, 3)
         torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)
+
+
+def test_init_bounds_are_those_of_the_official_fused_matrices():
+    # scDFM initialises Linear(2d, d) on [h; e_p] / [h_x; h_c] and the gene encoder's fused in_proj [3d, d]
+    # (nn.MultiheadAttention) as whole matrices: Xavier bound sqrt(6 / (fan_in + fan_out)) of the whole matrix.
+    d = 64
+    net = PADTransformer(DataInfo(genes=tuple(f"g{i}" for i in range(12)), perturbations=("g1",)), d_model=d, heads=4, layers=2)
+    split = {"fusion.wx": 3 * d, "fusion.wc": 3 * d, "adapters.0.w1.a": 3 * d, "adapters.1.w1.b": 3 * d, "decoder.w3.a": 3 * d,
+             "decoder.w3.b": 3 * d, "genes.q": 4 * d, "genes.k": 4 * d, "genes.v": 4 * d, "genes.o": 2 * d, "fusion.out.1": 2 * d}
+    mods = dict(net.named_modules())
+    for name, fans in split.items():
+        w = mods[name].weight
+        bound = math.sqrt(6.0 / fans)
+        assert float(w.detach().abs().max()) <= bound, name
+        assert float(w.detach().abs().max()) > 0.97 * bound, name  # 4096 uniform draws reach the bound
+        assert abs(float(w.detach().std()) - bound / math.sqrt(3)) < 0.05 * bound, name
+    assert float(net.decoder.w3.a.bias.abs().max()) == 0.0 and float(net.genes.q.bias.abs().max()) == 0.0
