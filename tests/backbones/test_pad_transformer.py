@@ -306,3 +306,61 @@ def test_init_bounds_are_those_of_the_official_fused_matrices():
         assert float(w.detach().abs().max()) > 0.97 * bound, name  # 4096 uniform draws reach the bound
         assert abs(float(w.detach().std()) - bound / math.sqrt(3)) < 0.05 * bound, name
     assert float(net.decoder.w3.a.bias.abs().max()) == 0.0 and float(net.genes.q.bias.abs().max()) == 0.0
+
+
+def test_gene_encoder_copies_draw_their_own_dropout():
+    enc = GraphGeneEncoder(14, 16, heads=2, dropout=0.3)
+    enc.set_graph(_graph())
+    ids = torch.arange(12)
+    enc.eval()
+    shared = enc(ids)
+    assert torch.equal(enc(ids, copies=3), shared.expand(3, -1, -1))  # eval: every copy is the shared embedding
+    enc.train()
+    torch.manual_seed(0)
+    copies = enc(ids, copies=3)
+    assert copies.shape == (3, 12, 16)
+    assert not torch.allclose(copies[0], copies[1]) and not torch.allclose(copies[1], copies[2])
+    enc.dropout = 0.0
+    enc.drop.p = enc.ff[2].p = 0.0
+    assert torch.allclose(enc(ids, copies=2), shared.expand(2, -1, -1), atol=1e-6)  # no dropout: copies = shared
+
+
+@pytest.mark.parametrize("mode", ["shared", "per_cell"])
+def test_per_cell_gene_dropout_reaches_each_cell(mode):
+    # only the gene encoder drops (the other dropouts set to 0): two identical cells of one set differ iff per_cell
+    net = _net(dropout=0.2, gene_dropout=mode).train()
+    for name, mod in net.named_modules():
+        if isinstance(mod, torch.nn.Dropout) and not name.startswith("genes."):
+            mod.p = 0.0
+    b = tiny_batch(b=2, m=4, pad_last=0)
+    x = b.target.clone()
+    x[:, 1] = x[:, 0]
+    ctrl = b.control.clone()
+    ctrl[:, 1] = ctrl[:, 0]
+    t = torch.full((2, 4), 0.3)
+    cond = Condition(gene_ids=b.gene_ids, control=ctrl, control_mask=b.control_mask, labels=b.labels)
+    torch.manual_seed(1)
+    out = net(x, t, cond)
+    same = torch.allclose(out[:, 0], out[:, 1])
+    assert same == (mode == "shared")
+    out.sum().backward()  # gradients reach the gene table through the per-cell copies
+    assert net.genes.table.weight.grad is not None and bool(net.genes.table.weight.grad.abs().sum() > 0)
+    net.eval()
+    with torch.no_grad():
+        e = net(x, t, cond)
+    assert torch.allclose(e[:, 0], e[:, 1])  # eval mode: no dropout anywhere
+
+
+def test_per_cell_path_equals_shared_when_nothing_is_dropped():
+    # the per-cell path runs (training, dropout > 0) but drops nothing: every cell must get its own set's tokens
+    b = tiny_batch(b=3, m=4)
+    t = torch.rand(3, 4, generator=torch.Generator().manual_seed(2))
+    outs = []
+    for mode in ("shared", "per_cell"):
+        net = _net(seed=3, dropout=0.2, gene_dropout=mode).train()
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+        net.genes.dropout = 1e-12  # attention dropout that never fires, so per_cell stays on
+        outs.append(net(b.target, t, _cond(b)))
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)
