@@ -18,6 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+#: Elements of the per-copy attention products built at once by ``segment_attention(copies=...)`` (64 Mi):
+#: about 4.5 GB for 48 cells at scDFM's official size if built in one piece.
+COPY_CHUNK_ELEMENTS = 1 << 26
+
 
 def adjacency_to_csr(adjacency: Tensor, n_vocab: int) -> tuple[Tensor, Tensor]:
     """``[G, G]`` bool adjacency -> CSR ``(ptr [V + 1], idx [nnz])`` over a vocabulary of ``V >= G``.
@@ -59,10 +63,14 @@ def segment_attention(q: Tensor, k: Tensor, v: Tensor, seg: Tensor, n: int, drop
         top = top.scatter_reduce(0, seg[:, None].expand_as(scores), scores, "amax", include_self=True)
     w = torch.exp(scores - top[seg])
     w = w / torch.zeros_like(top).index_add(0, seg, w)[seg]
-    if copies is not None:
-        w = nn.functional.dropout(w.expand(copies, *w.shape), dropout, training)
-        wv = w[..., None] * v
-        return wv.new_zeros((copies, n, *wv.shape[2:])).index_add(1, seg, wv)
+    if copies is not None:  # in chunks of copies: the [copies, E, h, d] products stay below COPY_CHUNK_ELEMENTS
+        step = max(1, COPY_CHUNK_ELEMENTS // max(1, v.numel()))
+        outs = []
+        for start in range(0, copies, step):
+            wc = nn.functional.dropout(w.expand(min(step, copies - start), *w.shape), dropout, training)
+            wv = wc[..., None] * v
+            outs.append(wv.new_zeros((wc.shape[0], n, *wv.shape[2:])).index_add(1, seg, wv))
+        return torch.cat(outs)
     w = nn.functional.dropout(w, dropout, training)
     wv = w[..., None] * v
     return wv.new_zeros((n, *wv.shape[1:])).index_add(0, seg, wv)

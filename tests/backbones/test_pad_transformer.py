@@ -364,3 +364,19 @@ def test_per_cell_path_equals_shared_when_nothing_is_dropped():
         net.genes.dropout = 1e-12  # attention dropout that never fires, so per_cell stays on
         outs.append(net(b.target, t, _cond(b)))
     assert torch.allclose(outs[0], outs[1], atol=1e-5)
+
+
+def test_segment_attention_copies_in_chunks_equal_one_piece(monkeypatch):
+    from distgen.backbones import gene_encoder as ge
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(5, 2, 4, generator=g), torch.randn(9, 2, 4, generator=g), torch.randn(9, 2, 4, generator=g)
+    seg = torch.tensor([0, 0, 1, 1, 2, 3, 3, 4, 4])
+    whole = ge.segment_attention(q, k, v, seg, 5, copies=7)
+    monkeypatch.setattr(ge, "COPY_CHUNK_ELEMENTS", 2 * v.numel())  # chunks of 2 copies (the last one of 1)
+    chunked = ge.segment_attention(q, k, v, seg, 5, copies=7)
+    assert chunked.shape == (7, 5, 2, 4) and torch.allclose(whole, chunked)
+    assert torch.allclose(chunked[6], ge.segment_attention(q, k, v, seg, 5))
+    torch.manual_seed(0)
+    dropped = ge.segment_attention(q, k, v, seg, 5, dropout=0.5, training=True, copies=7)
+    assert len({tuple(dropped[i].flatten().tolist()) for i in range(7)}) > 1  # each copy its own dropout, across chunks
