@@ -14,7 +14,7 @@ from benchmarks.parity.shim import function_from, official_tree
 from distgen.api import build
 from distgen.backbones.base import Condition
 from distgen.models.official import scdfm as mapping
-from distgen.types import ConditionLabels, DataInfo
+from distgen.types import ConditionLabels, DataInfo, SetBatch
 
 D, HEADS, LAYERS, NTOKEN = 32, 8, 2, 48  # the official gene encoder always has 8 heads
 N_GENES, K = 24, 4
@@ -65,6 +65,7 @@ def run(repo: Path) -> list[Row]:
         model.eval()
         rows += _network(official, model, vocab, order)
         rows += _losses_and_sampler(repo, imp, official, model, vocab, order)
+        rows += _training_step(repo, imp, official, model, vocab, order)
     return rows
 
 
@@ -143,4 +144,57 @@ def _losses_and_sampler(repo, imp, official, model, vocab, order) -> list[Row]:
     cond = model.condition(_labels(model.info.perturbations, ["G03", "G11"]), ctrl[None], torch.ones(1, 8, dtype=torch.bool), pick)
     got = model.dynamics.sample(model.bind(cond), noise[None], torch.ones(1, 8, dtype=torch.bool))
     rows.append(compare("scDFM", "RK4 sampler, 19 steps (76 network calls), clamped", got.cells[0], want))
+    return rows
+
+
+def _training_step(repo, imp, official, model, vocab, order) -> list[Row]:
+    """One training step on the same batch: the official ``train_step`` (MSE + 0.5 MMD^2) vs ``Generator.loss``.
+
+    Same weights, dropout off on both sides (``eval()``; the official network has no other mode switch), the
+    same cells, gene subset, times and noise: ``train_step`` draws ``randperm`` (genes), ``rand`` (t) and
+    ``randn_like`` (x0) in that order after the seed, and distgen's side is given exactly those draws.
+    Compares the loss and every parameter's gradient (official gradients mapped like weights).
+    """
+    affine = imp("src.flow_matching.path.affine")
+    sched = imp("src.flow_matching.path.scheduler.scheduler")
+    gene_ids = torch.tensor([vocab[s] for s in order])
+    config = SimpleNamespace(infer_top_gene=12, use_mmd_loss=True, gamma=0.5)
+    ns = function_from(repo / "src" / "script" / "run.py", ("train_step", "pairwise_sq_dists", "median_sigmas", "mmd2_unbiased_multi_sigma"),
+                       {"config": config, "gene_ids": gene_ids, "path": affine.AffineProbPath(scheduler=sched.CondOTScheduler())})
+    g = torch.Generator().manual_seed(13)
+    b = 16
+    target = torch.log1p(torch.poisson(torch.rand(b, len(order), generator=g) * 4, generator=g))
+    control = torch.log1p(torch.poisson(torch.rand(b, len(order), generator=g) * 4, generator=g))
+    atoms = ["G03", "G11"]
+    pert = torch.tensor([[vocab[a] for a in atoms]]).repeat(b, 1)
+    official.zero_grad(set_to_none=True)
+    torch.manual_seed(17)
+    want = ns["train_step"](control, target, pert, official, None, SimpleNamespace(device=torch.device("cpu")), noise_type="Gaussian")
+    want.backward()
+    torch.manual_seed(17)  # the same draws, in train_step's order
+    cols = torch.randperm(len(order))[:12]
+    t = torch.rand(b)
+    x0 = torch.randn(b, 12)
+    batch = SetBatch(target=target[None], target_mask=torch.ones(1, b, dtype=torch.bool), control=control[None],
+                     control_mask=torch.ones(1, b, dtype=torch.bool), labels=_labels(model.info.perturbations, atoms),
+                     gene_ids=torch.arange(len(order))).select_genes(cols)
+    dyn = model.dynamics
+    saved = dyn.time_sampler
+    dyn.draw_source = lambda x1, c: x0[None]  # type: ignore[method-assign]
+    dyn.time_sampler = SimpleNamespace(sample=lambda shape, device, dtype: t[None])
+    try:
+        model.zero_grad(set_to_none=True)
+        got = model.loss(batch).loss
+        got.backward()
+    finally:
+        del dyn.draw_source
+        dyn.time_sampler = saved
+    rows = [compare("scDFM", "training loss on one batch (flow MSE + 0.5 MMD^2)", got, want, f"{b} cells x 12 of {len(order)} genes")]
+    grads = {k: (p.grad if p.grad is not None else torch.zeros_like(p)) for k, p in official.named_parameters()}
+    mapped, _ = mapping.map_state({**official.state_dict(), **grads}, model, vocab)
+    ours = {k: (p.grad if p.grad is not None else torch.zeros_like(p)) for k, p in model.named_parameters()}
+    worst = max(ours, key=lambda k: float((ours[k] - mapped[k]).abs().max()) / max(float(mapped[k].abs().max()), 1e-12) if mapped[k].abs().max() > 0 else 0.0)
+    flat_ours = torch.cat([ours[k].flatten() for k in ours])
+    flat_want = torch.cat([mapped[k].flatten() for k in ours])
+    rows.append(compare("scDFM", "gradients of that loss, all parameters", flat_ours, flat_want, f"{len(ours)} tensors; worst {worst}"))
     return rows

@@ -18,6 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+#: Elements of the per-copy attention products built at once by ``segment_attention(copies=...)`` (64 Mi):
+#: about 4.5 GB for 48 cells at scDFM's official size if built in one piece.
+COPY_CHUNK_ELEMENTS = 1 << 26
+
 
 def adjacency_to_csr(adjacency: Tensor, n_vocab: int) -> tuple[Tensor, Tensor]:
     """``[G, G]`` bool adjacency -> CSR ``(ptr [V + 1], idx [nnz])`` over a vocabulary of ``V >= G``.
@@ -44,8 +48,11 @@ def gather_edges(ptr: Tensor, idx: Tensor, queries: Tensor) -> tuple[Tensor, Ten
     return seg, idx[first + torch.arange(seg.numel(), device=queries.device)]
 
 
-def segment_attention(q: Tensor, k: Tensor, v: Tensor, seg: Tensor, n: int, dropout: float = 0.0, training: bool = False) -> Tensor:
+def segment_attention(q: Tensor, k: Tensor, v: Tensor, seg: Tensor, n: int, dropout: float = 0.0, training: bool = False,
+                      copies: int | None = None) -> Tensor:
     """Softmax attention of query ``q [n, h, d]`` over its edges ``k, v [E, h, d]`` (``seg [E]``).
+
+    ``copies`` = C: ``[C, n, h, d]``, the same attention with C independent dropouts of its weights.
 
     Buffers take the dtype of what is written into them, not of ``q``: under CUDA autocast ``sum``
     returns float32 from bf16 inputs, and scatter/index_add need one dtype.
@@ -56,6 +63,14 @@ def segment_attention(q: Tensor, k: Tensor, v: Tensor, seg: Tensor, n: int, drop
         top = top.scatter_reduce(0, seg[:, None].expand_as(scores), scores, "amax", include_self=True)
     w = torch.exp(scores - top[seg])
     w = w / torch.zeros_like(top).index_add(0, seg, w)[seg]
+    if copies is not None:  # in chunks of copies: the [copies, E, h, d] products stay below COPY_CHUNK_ELEMENTS
+        step = max(1, COPY_CHUNK_ELEMENTS // max(1, v.numel()))
+        outs = []
+        for start in range(0, copies, step):
+            wc = nn.functional.dropout(w.expand(min(step, copies - start), *w.shape), dropout, training)
+            wv = wc[..., None] * v
+            outs.append(wv.new_zeros((wc.shape[0], n, *wv.shape[2:])).index_add(1, seg, wv))
+        return torch.cat(outs)
     w = nn.functional.dropout(w, dropout, training)
     wv = w[..., None] * v
     return wv.new_zeros((n, *wv.shape[1:])).index_add(0, seg, wv)
@@ -108,10 +123,16 @@ class GraphGeneEncoder(nn.Module):
                 setattr(self, name, torch.empty_like(state_dict[prefix + name], device=self.table.weight.device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, copies: int | None = None) -> Tensor:
+        """``[n, d]`` embeddings of ``ids``; ``copies`` = C returns ``[C, n, d]``, C draws of the dropout (one per cell).
+
+        scDFM runs its gene encoder once per cell, so in training every cell sees its own dropout of the
+        attention weights and the two residual branches; ``copies`` reproduces that (the table lookup,
+        the norms and the q/k/v projections are shared, only what follows a dropout is per copy).
+        """
         e = self.norm0(self.table(ids))
         if not self.graph:
-            return e
+            return e if copies is None else e.expand(copies, *e.shape)
         if not self.has_graph:
             raise RuntimeError(
                 "the gene encoder has graph=True but no gene graph: build the backbone with gene_graph=<[G, G] bool adjacency> "
@@ -124,6 +145,6 @@ class GraphGeneEncoder(nn.Module):
         mem = self.norm0(self.table(uniq))  # memory: normalised vocabulary embeddings of the neighbours
         k, v = self.k(mem)[inv].view(-1, h, dh), self.v(mem)[inv].view(-1, h, dh)
         q = self.q(self.norm_q(e)).view(n, h, dh)
-        att = segment_attention(q, k, v, seg, n, self.dropout, self.training).reshape(n, dim)
-        x = e + self.drop(self.o(att))
+        att = segment_attention(q, k, v, seg, n, self.dropout, self.training, copies)
+        x = e + self.drop(self.o(att.reshape(*att.shape[:-2], dim)))
         return x + self.drop(self.ff(self.norm_ff(x)))

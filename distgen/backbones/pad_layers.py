@@ -33,6 +33,22 @@ class ValueEncoder(nn.Module):
         return self.net(x.clamp_max(self.clip)[..., None])
 
 
+@torch.no_grad()
+def xavier_joint_(parts: list[tuple[nn.Linear, int]]) -> None:
+    """Xavier-uniform init of one matrix cut into ``parts`` (each a ``Linear`` and the axis it is cut along).
+
+    scDFM initialises its ``Linear(2d, d)`` on ``[h; e_p]`` and its gene encoder's fused ``in_proj``
+    (``[3d, d]``) as single matrices; distgen holds the pieces as separate maps, so their bound must come
+    from the whole matrix's fans (``sqrt(6 / (fan_in + fan_out))``), not from each piece's.
+    """
+    axis = parts[0][1]
+    shapes = [lin.weight.shape for lin, _ in parts]
+    whole = torch.empty(sum(s[axis] for s in shapes), shapes[0][1 - axis]) if axis == 0 else torch.empty(shapes[0][0], sum(s[1] for s in shapes))
+    nn.init.xavier_uniform_(whole)
+    for piece, (lin, _) in zip(whole.split([s[axis] for s in shapes], dim=axis), parts):
+        lin.weight.copy_(piece)
+
+
 class SplitLinear(nn.Module):
     """``W [a; b] + c`` for token features ``a [N, L, d]`` and a per-cell vector ``b [N, d]``."""
 
@@ -43,6 +59,11 @@ class SplitLinear(nn.Module):
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return self.apply_set(a, self.b(b))
+
+    def reset_joint(self) -> None:
+        """Xavier-uniform over the whole ``[out, dim_a + dim_b]`` matrix (scDFM's ``Linear(2d, d)``), zero bias."""
+        xavier_joint_([(self.a, 1), (self.b, 1)])
+        nn.init.zeros_(self.a.bias)
 
     def apply_set(self, a: Tensor, pb: Tensor) -> Tensor:
         """``W_a a + (c + pb)`` for a precomputed per-set term ``pb = W_b b`` ``[N, out]``."""

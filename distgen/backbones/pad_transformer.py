@@ -25,7 +25,7 @@ from distgen.backbones.base import Backbone, Condition
 from distgen.backbones.differential_attention import ATTENTIONS, IMPLS, DifferentialAttention
 from distgen.backbones.embeddings import TimeEmbedding
 from distgen.backbones.gene_encoder import GraphGeneEncoder
-from distgen.backbones.pad_layers import Adapter, Decoder, Fusion, GeneAdaLN, PADBlock, ValueEncoder
+from distgen.backbones.pad_layers import Adapter, Decoder, Fusion, GeneAdaLN, PADBlock, ValueEncoder, xavier_joint_
 from distgen.capabilities import BackboneCapabilities
 from distgen.types import CellTable, ConditionLabels, DataInfo
 
@@ -33,6 +33,7 @@ ENCODINGS = ("auto", "gene", "table")
 MISSING = ("error", "extend")
 POOLS = ("mean", "sum", "padded_mean")
 CHECKPOINTING = ("auto", "always", "never")
+GENE_DROPOUTS = ("per_cell", "shared")
 #: ``checkpointing="auto"`` on CPU recomputes blocks in backward when one ``[N, L, d]`` activation has at
 #: least this many elements (scDFM's paper shapes: from 17 cells at 1,000 tokens x 512)
 CHECKPOINT_ABOVE = 2**23
@@ -82,6 +83,12 @@ class PADTransformer(Backbone):
         when the kept activations would fill half the device's memory). Each block's
         activations are then recomputed in backward instead of kept: memory per cell drops to about
         one block's, for about a third more compute. Same results (dropout masks are replayed).
+    gene_dropout
+        In training, the graph gene encoder's dropout: ``"per_cell"`` (scDFM, which runs the encoder
+        once per cell: every cell draws its own dropout of the gene and perturbation token embeddings;
+        the encoder's layers after the q/k/v projections then run on ``[cells, tokens, d]``) or
+        ``"shared"`` (one draw for the whole batch, the embedding computed once: cheaper, but the
+        dropout noise is common to all cells of a step). Eval mode and dropout 0 are unaffected.
     """
 
     capabilities = BackboneCapabilities(gene_subsampling=True, embeds_perturbations=True, supports_unseen_perturbations=None)
@@ -110,6 +117,7 @@ class PADTransformer(Backbone):
         use_condition_embedding: bool = False,
         population_dim: int = 0,
         checkpointing: str = "auto",
+        gene_dropout: str = "shared",
     ) -> None:
         super().__init__()
         _check_choice("attention", attention, ATTENTIONS)
@@ -118,6 +126,7 @@ class PADTransformer(Backbone):
         _check_choice("perturbation_encoding", perturbation_encoding, ENCODINGS)
         _check_choice("missing_perturbation_genes", missing_perturbation_genes, MISSING)
         _check_choice("pool", pool, POOLS)
+        _check_choice("gene_dropout", gene_dropout, GENE_DROPOUTS)
         if d_model % heads:
             raise ValueError(f"pad_transformer: d_model={d_model} must be divisible by heads={heads}")
         if layers < 1 or graph_k < 1:
@@ -156,6 +165,7 @@ class PADTransformer(Backbone):
         self.cross_blocks = nn.ModuleList(PADBlock(d_model, heads, i, True, attention, mlp_ratio, attention_impl) for i in range(layers))
         self.decoder = Decoder(d_model)
         self.checkpointing = checkpointing
+        self.gene_dropout = gene_dropout
         self._term_cache: dict[int, tuple[Any, tuple[Any, ...], _Terms]] = {}
         self._compiled_trunk: Any = None
         for mod in self.modules():  # scDFM: Xavier-uniform Linear weights, zero biases
@@ -163,6 +173,12 @@ class PADTransformer(Backbone):
                 nn.init.xavier_uniform_(mod.weight)
                 if mod.bias is not None:
                     nn.init.zeros_(mod.bias)
+        # ... over the matrices as scDFM builds them: [h; e_p] -> d maps and the gene encoder's fused q/k/v
+        xavier_joint_([(self.fusion.wx, 1), (self.fusion.wc, 1)])
+        for split in (*(cast(Adapter, a).w1 for a in self.adapters), self.decoder.w3):
+            split.reset_joint()
+        if graph:
+            xavier_joint_([(self.genes.q, 0), (self.genes.k, 0), (self.genes.v, 0)])
         if gene_graph is not None and graph:
             self.set_gene_graph(gene_graph)
 
@@ -269,28 +285,38 @@ class PADTransformer(Backbone):
         if cond.labels is None:
             raise ValueError("pad_transformer needs the condition labels (Condition.labels) for its perturbation tokens")
         labels = cond.labels.to(device)
+        n_sets = labels.perturbation.shape[0]
+        # scDFM's per-cell gene encoder: each cell its own dropout draw (only matters in training with dropout)
+        per_cell = self.gene_dropout == "per_cell" and self.training and self.graph and self.genes.dropout > 0
+        cells = n_sets * m if per_cell else None
+        per_set = (lambda x: x.repeat_interleave(m, 0)) if per_cell else (lambda x: x)
         if self.encoding == "gene":  # one gene-encoder pass for expression and perturbation tokens alike
             tok = self.atom_token[labels.perturbation.clamp_min(0)].flatten()
             ids = torch.cat([gene_ids, tok, tok.new_tensor([self.control_token])])
             uniq, inv = torch.unique(ids, return_inverse=True)
-            enc = self.genes(uniq)
-            e_g = enc[inv[:length]]
+            enc = self.genes(uniq, cells)  # [U, d], or [cells, U, d] per cell
+            e_g = enc[..., inv[:length], :]
             pos = torch.full((self.genes.n_vocab,), -1, dtype=torch.long, device=device)
             pos[uniq] = torch.arange(uniq.numel(), device=device)
-            e_p = self._perturbation(labels, lambda i: enc[pos[i]])
+            if cells is None:
+                e_p = self._perturbation(labels, lambda i: enc[pos[i]])
+            else:  # cell j reads its own copy of its set's tokens
+                row = torch.arange(cells, device=device)
+                e_p = self._perturbation(labels.index(row // m), lambda i: enc[row.view(-1, *[1] * (i.dim() - 1)), pos[i]])
         else:
-            e_g = self.genes(gene_ids)
-            e_p = self._perturbation(labels, self.pert_table)
+            e_g = self.genes(gene_ids, cells)
+            e_p = per_set(self._perturbation(labels, self.pert_table))
         if cond.drop is not None:
-            e_p = torch.where(cond.drop.to(device)[:, None], self.null.expand_as(e_p), e_p)
+            e_p = torch.where(per_set(cond.drop.to(device))[:, None], self.null.expand_as(e_p), e_p)
         if self.cond_proj is not None and cond.embedding is not None:
-            e_p = e_p + self.cond_proj(cond.embedding)
+            e_p = e_p + per_set(self.cond_proj(cond.embedding))
         if self.pop_proj is not None and cond.population is not None:
-            e_p = e_p + self.pop_proj(cond.population)
+            e_p = e_p + per_set(self.pop_proj(cond.population))
         ctrl = self._controls(cond, m)
         n = ctrl.shape[0] * m
         h_c = self.value_c(ctrl.reshape(n, length)) + e_g
-        e_p = e_p.repeat_interleave(m, 0)
+        if cells is None:
+            e_p = e_p.repeat_interleave(m, 0)
         pre = None
         if keep_projections and n * length * self.d_model * len(self.cross_blocks) <= PROJECTION_CACHE_ELEMENTS:
             pre = [cast(PADBlock, blk).attn.control_projections(h_c) for blk in self.cross_blocks]
@@ -360,7 +386,7 @@ class PADTransformer(Backbone):
 class _Terms:
     """Condition-only terms of a forward pass (see ``PADTransformer._terms``)."""
 
-    e_g: Tensor  #: ``[L, d]`` gene embeddings
+    e_g: Tensor  #: ``[L, d]`` gene embeddings (``[N, L, d]`` with per-cell gene dropout in training)
     h_c: Tensor  #: ``[N, L, d]`` control tokens
     wc_hc: Tensor  #: ``[N, L, d]`` the fusion's control term
     coef: list[tuple[Tensor, Tensor]]  #: per layer, the gene adaLN's ``(A, B)`` ``[L, d]``

@@ -289,3 +289,94 @@ def test_segment_attention_accepts_the_mixed_dtypes_of_cuda_autocast():
     for dq, dk in ((torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16), (torch.bfloat16, torch.bfloat16)):
         out = segment_attention(q.to(dq), k.to(dk), v.to(dk), seg, 3)
         torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)
+
+
+def test_init_bounds_are_those_of_the_official_fused_matrices():
+    # scDFM initialises Linear(2d, d) on [h; e_p] / [h_x; h_c] and the gene encoder's fused in_proj [3d, d]
+    # (nn.MultiheadAttention) as whole matrices: Xavier bound sqrt(6 / (fan_in + fan_out)) of the whole matrix.
+    d = 64
+    net = PADTransformer(DataInfo(genes=tuple(f"g{i}" for i in range(12)), perturbations=("g1",)), d_model=d, heads=4, layers=2)
+    split = {"fusion.wx": 3 * d, "fusion.wc": 3 * d, "adapters.0.w1.a": 3 * d, "adapters.1.w1.b": 3 * d, "decoder.w3.a": 3 * d,
+             "decoder.w3.b": 3 * d, "genes.q": 4 * d, "genes.k": 4 * d, "genes.v": 4 * d, "genes.o": 2 * d, "fusion.out.1": 2 * d}
+    mods = dict(net.named_modules())
+    for name, fans in split.items():
+        w = mods[name].weight
+        bound = math.sqrt(6.0 / fans)
+        assert float(w.detach().abs().max()) <= bound, name
+        assert float(w.detach().abs().max()) > 0.97 * bound, name  # 4096 uniform draws reach the bound
+        assert abs(float(w.detach().std()) - bound / math.sqrt(3)) < 0.05 * bound, name
+    assert float(net.decoder.w3.a.bias.abs().max()) == 0.0 and float(net.genes.q.bias.abs().max()) == 0.0
+
+
+def test_gene_encoder_copies_draw_their_own_dropout():
+    enc = GraphGeneEncoder(14, 16, heads=2, dropout=0.3)
+    enc.set_graph(_graph())
+    ids = torch.arange(12)
+    enc.eval()
+    shared = enc(ids)
+    assert torch.equal(enc(ids, copies=3), shared.expand(3, -1, -1))  # eval: every copy is the shared embedding
+    enc.train()
+    torch.manual_seed(0)
+    copies = enc(ids, copies=3)
+    assert copies.shape == (3, 12, 16)
+    assert not torch.allclose(copies[0], copies[1]) and not torch.allclose(copies[1], copies[2])
+    enc.dropout = 0.0
+    enc.drop.p = enc.ff[2].p = 0.0
+    assert torch.allclose(enc(ids, copies=2), shared.expand(2, -1, -1), atol=1e-6)  # no dropout: copies = shared
+
+
+@pytest.mark.parametrize("mode", ["shared", "per_cell"])
+def test_per_cell_gene_dropout_reaches_each_cell(mode):
+    # only the gene encoder drops (the other dropouts set to 0): two identical cells of one set differ iff per_cell
+    net = _net(dropout=0.2, gene_dropout=mode).train()
+    for name, mod in net.named_modules():
+        if isinstance(mod, torch.nn.Dropout) and not name.startswith("genes."):
+            mod.p = 0.0
+    b = tiny_batch(b=2, m=4, pad_last=0)
+    x = b.target.clone()
+    x[:, 1] = x[:, 0]
+    ctrl = b.control.clone()
+    ctrl[:, 1] = ctrl[:, 0]
+    t = torch.full((2, 4), 0.3)
+    cond = Condition(gene_ids=b.gene_ids, control=ctrl, control_mask=b.control_mask, labels=b.labels)
+    torch.manual_seed(1)
+    out = net(x, t, cond)
+    same = torch.allclose(out[:, 0], out[:, 1])
+    assert same == (mode == "shared")
+    out.sum().backward()  # gradients reach the gene table through the per-cell copies
+    assert net.genes.table.weight.grad is not None and bool(net.genes.table.weight.grad.abs().sum() > 0)
+    net.eval()
+    with torch.no_grad():
+        e = net(x, t, cond)
+    assert torch.allclose(e[:, 0], e[:, 1])  # eval mode: no dropout anywhere
+
+
+def test_per_cell_path_equals_shared_when_nothing_is_dropped():
+    # the per-cell path runs (training, dropout > 0) but drops nothing: every cell must get its own set's tokens
+    b = tiny_batch(b=3, m=4)
+    t = torch.rand(3, 4, generator=torch.Generator().manual_seed(2))
+    outs = []
+    for mode in ("shared", "per_cell"):
+        net = _net(seed=3, dropout=0.2, gene_dropout=mode).train()
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+        net.genes.dropout = 1e-12  # attention dropout that never fires, so per_cell stays on
+        outs.append(net(b.target, t, _cond(b)))
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)
+
+
+def test_segment_attention_copies_in_chunks_equal_one_piece(monkeypatch):
+    from distgen.backbones import gene_encoder as ge
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(5, 2, 4, generator=g), torch.randn(9, 2, 4, generator=g), torch.randn(9, 2, 4, generator=g)
+    seg = torch.tensor([0, 0, 1, 1, 2, 3, 3, 4, 4])
+    whole = ge.segment_attention(q, k, v, seg, 5, copies=7)
+    monkeypatch.setattr(ge, "COPY_CHUNK_ELEMENTS", 2 * v.numel())  # chunks of 2 copies (the last one of 1)
+    chunked = ge.segment_attention(q, k, v, seg, 5, copies=7)
+    assert chunked.shape == (7, 5, 2, 4) and torch.allclose(whole, chunked)
+    assert torch.allclose(chunked[6], ge.segment_attention(q, k, v, seg, 5))
+    torch.manual_seed(0)
+    dropped = ge.segment_attention(q, k, v, seg, 5, dropout=0.5, training=True, copies=7)
+    assert len({tuple(dropped[i].flatten().tolist()) for i in range(7)}) > 1  # each copy its own dropout, across chunks
