@@ -294,7 +294,7 @@ class PADTransformer(Backbone):
             tok = self.atom_token[labels.perturbation.clamp_min(0)].flatten()
             ids = torch.cat([gene_ids, tok, tok.new_tensor([self.control_token])])
             uniq, inv = torch.unique(ids, return_inverse=True)
-            enc = self.genes(uniq, cells)  # [U, d], or [cells, U, d] per cell
+            enc = self._genes(uniq, cells, length)  # [U, d], or [cells, U, d] per cell
             e_g = enc[..., inv[:length], :]
             pos = torch.full((self.genes.n_vocab,), -1, dtype=torch.long, device=device)
             pos[uniq] = torch.arange(uniq.numel(), device=device)
@@ -304,7 +304,7 @@ class PADTransformer(Backbone):
                 row = torch.arange(cells, device=device)
                 e_p = self._perturbation(labels.index(row // m), lambda i: enc[row.view(-1, *[1] * (i.dim() - 1)), pos[i]])
         else:
-            e_g = self.genes(gene_ids, cells)
+            e_g = self._genes(gene_ids, cells, length)
             e_p = per_set(self._perturbation(labels, self.pert_table))
         if cond.drop is not None:
             e_p = torch.where(per_set(cond.drop.to(device))[:, None], self.null.expand_as(e_p), e_p)
@@ -325,6 +325,13 @@ class PADTransformer(Backbone):
             coef=[cast(GeneAdaLN, ada).coefficients(e_g) for ada in self.gene_ada],
             pe_adapter=[cast(Adapter, ad).w1.b(e_p) for ad in self.adapters], pe_decoder=self.decoder.w3.b(e_p), pre=pre,
         )
+
+    def _genes(self, ids: Tensor, cells: int | None, length: int) -> Tensor:
+        """The graph gene encoder; its per-cell copies are recomputed in backward when the blocks are
+        (``uses_checkpointing``): kept, their inner activations grow with the cells like a block's."""
+        if cells is not None and torch.is_grad_enabled() and self.uses_checkpointing(cells, length, ids.device):
+            return checkpoint(self.genes, ids, cells, use_reentrant=False)  # type: ignore[no-any-return]
+        return self.genes(ids, cells)  # type: ignore[no-any-return]
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
         b, m, length = x_t.shape

@@ -380,3 +380,21 @@ def test_segment_attention_copies_in_chunks_equal_one_piece(monkeypatch):
     torch.manual_seed(0)
     dropped = ge.segment_attention(q, k, v, seg, 5, dropout=0.5, training=True, copies=7)
     assert len({tuple(dropped[i].flatten().tolist()) for i in range(7)}) > 1  # each copy its own dropout, across chunks
+
+
+def test_per_cell_gene_encoder_under_checkpointing_gives_the_same_values_and_gradients():
+    # with activation checkpointing the per-cell gene-encoder copies are recomputed in backward, with the same dropout draws
+    b = tiny_batch(b=2, m=3)
+    t = torch.rand(2, 3, generator=torch.Generator().manual_seed(4))
+    results = []
+    for ckpt in ("never", "always"):
+        net = _net(seed=5, dropout=0.2, gene_dropout="per_cell", checkpointing=ckpt).train()
+        torch.manual_seed(11)
+        out = net(b.target, t, _cond(b))
+        out.pow(2).sum().backward()
+        results.append((out.detach(), {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}))
+    (o1, g1), (o2, g2) = results
+    torch.testing.assert_close(o1, o2)
+    assert g1.keys() == g2.keys() and "genes.table.weight" in g1
+    for name in g1:
+        torch.testing.assert_close(g1[name], g2[name], atol=1e-6, rtol=1e-5)
