@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,40 +27,24 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distgen.types import ALL, COMBO, Cells, canonical
+from distgen.types import ALL, Cells
+from distgen.types.layout import (
+    CELLTYPE_COL,
+    CONTROL,
+    CONTROL_LABELS,
+    KIND_COL,
+    PERT_COL,
+    PERT_COLS,
+    SCALES,
+    LayoutInfo,
+    canonical_condition,
+)
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
 
-#: Column and label names written (cell-eval's defaults). The only place these names are defined.
-PERT_COL = "target"  #: cell-eval2's default ``--pert-col`` (distgen wrote ``target_gene``, cell-eval 0.8's, before)
-CONTROL = "non-targeting"  #: cell-eval2's default ``--control`` (and cell-eval's ``--control-pert``)
-CELLTYPE_COL = "celltype"  #: cell-eval's default ``--celltype-col``
-KIND_COL = "distgen_kind"  #: ``pred`` / ``real`` / ``control``: which rows a model generated
-
-#: Conventions tried, in order, when reading a file whose column or control label is not given.
-PERT_COLS = (PERT_COL, "target_gene", "condition", "perturbation", "gene", "guide_target")
-#: Value scales recorded in ``uns["distgen"]["scale"]``.
-SCALES = ("lognorm", "counts")
-CONTROL_LABELS = (CONTROL, "control", "ctrl", "NT", "non_targeting", "DMSO")
-
 # Former names (``distgen.data.predictions``), kept readable.
 CELL_EVAL_PERT_COL, CELL_EVAL_CONTROL, CELL_EVAL_CELLTYPE_COL = PERT_COL, CONTROL, CELLTYPE_COL
-
-
-@dataclass
-class LayoutInfo:
-    """What ``read_pair`` found: the perturbation column, control label and cell-type column used."""
-
-    pert_col: str
-    control: str
-    celltype_col: str | None = None
-    notes: list[str] = field(default_factory=list)
-    #: The truth's conditions in the order its perturbation column lists them (its categories, or natural
-    #: sort for a string column, as anndata writes them): the order cell-eval2 visits groups in.
-    condition_order: tuple[str, ...] = ()
-    #: The scale each file records in ``uns["distgen"]["scale"]`` (files that record none are absent).
-    scales: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -242,12 +225,6 @@ def recorded_scale(adata: ad.AnnData) -> str | None:
     meta = adata.uns.get("distgen") if hasattr(adata, "uns") else None
     scale = meta.get("scale") if isinstance(meta, dict) else None
     return str(scale) if scale is not None else None
-
-
-def canonical_condition(label: str, control: str) -> str:
-    """A file's label as a canonical condition: atoms split on ``+``, control tokens (``ctrl``) dropped, sorted."""
-    skip = {control, *CONTROL_LABELS}
-    return canonical((a.strip() for a in str(label).split(COMBO) if a.strip() and a.strip() not in skip), control)
 
 
 def read(

@@ -15,29 +15,12 @@ label, duplicated genes, missing labels, different recorded scales. The caller t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from distgen.types import COMBO, Cells, canonical
-
-#: ``distgen.data.layout``'s names (copied so that this module does not import anndata; a test keeps them equal).
-PERT_COLS = ("target", "target_gene", "condition", "perturbation", "gene", "guide_target")
-CONTROL_LABELS = ("non-targeting", "control", "ctrl", "NT", "non_targeting", "DMSO")
-CELLTYPE_COL = "celltype"
-
-
-@dataclass
-class PairInfo:
-    """What was read (the fields of ``layout.LayoutInfo``)."""
-
-    pert_col: str
-    control: str
-    celltype_col: str | None = None
-    notes: list[str] = field(default_factory=list)
-    condition_order: tuple[str, ...] = ()
-    scales: dict[str, str] = field(default_factory=dict)
+from distgen.types import Cells
+from distgen.types.layout import CELLTYPE_COL, CONTROL_LABELS, PERT_COLS, LayoutInfo, canonical_condition
 
 
 class _Unsupported(Exception):
@@ -117,19 +100,13 @@ def _scale(f: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def canonical_condition(label: str, control: str) -> str:
-    """``layout.canonical_condition``: atoms split on ``+``, control tokens dropped, sorted."""
-    skip = {control, *CONTROL_LABELS}
-    return canonical((a.strip() for a in str(label).split(COMBO) if a.strip() and a.strip() not in skip), control)
-
-
 def _natsorted(values: set[str]) -> list[str]:
     from natsort import natsorted
 
     return list(natsorted(values))
 
 
-def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None) -> tuple[Cells, Cells, PairInfo] | None:
+def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None) -> tuple[Cells, Cells, LayoutInfo] | None:
     """``(pred, real, info)`` as ``layout.read_pair(pred, real, pert_col, control)`` gives them, or None (use it).
 
     The cells carry no names (``Cells.names`` is None): decoding one string per cell costs more than
@@ -186,4 +163,4 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):
         return None
-    return cells["pred"], cells["real"], PairInfo(pert_col, control, celltype, [], order, scales)
+    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, [], order, scales)

@@ -1,0 +1,44 @@
+"""The cell-eval file layout's vocabulary: column and label names, what a pair read found, canonical labels.
+
+Importable without AnnData (``distgen.data.layout`` reads and writes the files with anndata;
+``distgen.evaluation.h5pair`` reads well-formed pairs with h5py alone): both take these from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from distgen.types.cells import COMBO, canonical
+
+#: Column and label names written (cell-eval's defaults). The only place these names are defined.
+PERT_COL = "target"  #: cell-eval2's default ``--pert-col`` (distgen wrote ``target_gene``, cell-eval 0.8's, before)
+CONTROL = "non-targeting"  #: cell-eval2's default ``--control`` (and cell-eval's ``--control-pert``)
+CELLTYPE_COL = "celltype"  #: cell-eval's default ``--celltype-col``
+KIND_COL = "distgen_kind"  #: ``pred`` / ``real`` / ``control``: which rows a model generated
+
+#: Conventions tried, in order, when reading a file whose column or control label is not given.
+PERT_COLS = (PERT_COL, "target_gene", "condition", "perturbation", "gene", "guide_target")
+#: Value scales recorded in ``uns["distgen"]["scale"]``.
+SCALES = ("lognorm", "counts")
+CONTROL_LABELS = (CONTROL, "control", "ctrl", "NT", "non_targeting", "DMSO")
+
+
+@dataclass
+class LayoutInfo:
+    """What ``read_pair`` found: the perturbation column, control label and cell-type column used."""
+
+    pert_col: str
+    control: str
+    celltype_col: str | None = None
+    notes: list[str] = field(default_factory=list)
+    #: The truth's conditions in the order its perturbation column lists them (its categories, or natural
+    #: sort for a string column, as anndata writes them): the order cell-eval2 visits groups in.
+    condition_order: tuple[str, ...] = ()
+    #: The scale each file records in ``uns["distgen"]["scale"]`` (files that record none are absent).
+    scales: dict[str, str] = field(default_factory=dict)
+
+
+def canonical_condition(label: str, control: str) -> str:
+    """A file's label as a canonical condition: atoms split on ``+``, control tokens (``ctrl``) dropped, sorted."""
+    skip = {control, *CONTROL_LABELS}
+    return canonical((a.strip() for a in str(label).split(COMBO) if a.strip() and a.strip() not in skip), control)
