@@ -373,7 +373,7 @@ def test_segment_attention_copies_in_chunks_equal_one_piece(monkeypatch):
     q, k, v = torch.randn(5, 2, 4, generator=g), torch.randn(9, 2, 4, generator=g), torch.randn(9, 2, 4, generator=g)
     seg = torch.tensor([0, 0, 1, 1, 2, 3, 3, 4, 4])
     whole = ge.segment_attention(q, k, v, seg, 5, copies=7)
-    monkeypatch.setattr(ge, "COPY_CHUNK_ELEMENTS", 2 * v.numel())  # chunks of 2 copies (the last one of 1)
+    monkeypatch.setattr(ge, "COPY_CHUNK_ELEMENTS", 2 * 5 * 2 * 2)  # n * K * h = 20 per copy: chunks of 2 copies (the last one of 1)
     chunked = ge.segment_attention(q, k, v, seg, 5, copies=7)
     assert chunked.shape == (7, 5, 2, 4) and torch.allclose(whole, chunked)
     assert torch.allclose(chunked[6], ge.segment_attention(q, k, v, seg, 5))
@@ -398,3 +398,27 @@ def test_per_cell_gene_encoder_under_checkpointing_gives_the_same_values_and_gra
     assert g1.keys() == g2.keys() and "genes.table.weight" in g1
     for name in g1:
         torch.testing.assert_close(g1[name], g2[name], atol=1e-6, rtol=1e-5)
+
+
+def test_segment_attention_copies_equal_the_edge_list_sums_with_the_same_dropout_draws():
+    # the padded batched product against the plain edge-list formula, seg unsorted and one query with no edge
+    from distgen.backbones import gene_encoder as ge
+
+    g = torch.Generator().manual_seed(1)
+    n, h, d, copies = 6, 2, 3, 4
+    seg = torch.tensor([3, 0, 0, 2, 3, 3, 0, 2, 4, 3])  # query 1 and 5: no edge
+    q, k, v = torch.randn(n, h, d, generator=g), torch.randn(len(seg), h, d, generator=g), torch.randn(len(seg), h, d, generator=g)
+    v.requires_grad_(True)
+    torch.manual_seed(3)
+    out = ge.segment_attention(q, k, v, seg, n, dropout=0.4, training=True, copies=copies)
+    torch.manual_seed(3)
+    scores = (q[seg] * k).sum(-1) / d**0.5
+    w = torch.exp(scores - scores.max())
+    w = w / torch.zeros(n, h).index_add(0, seg, w)[seg]
+    wc = torch.nn.functional.dropout(w.expand(copies, *w.shape), 0.4, True)
+    ref = torch.zeros(copies, n, h, d).index_add(1, seg, wc[..., None] * v)
+    assert out.shape == (copies, n, h, d) and torch.allclose(out, ref, atol=1e-6)
+    assert torch.equal(out[:, [1, 5]], torch.zeros(copies, 2, h, d))
+    (gv,) = torch.autograd.grad((out * torch.arange(out.numel()).view_as(out)).sum(), v)
+    (gr,) = torch.autograd.grad((ref * torch.arange(ref.numel()).view_as(ref)).sum(), v)
+    assert torch.allclose(gv, gr, atol=1e-5)
