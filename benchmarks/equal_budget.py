@@ -81,7 +81,7 @@ def official_scores(truth: Any, pred: Any, control: Any) -> dict[str, dict[str, 
     return {"r2_official": {"model": official_r2(truth, pred), "control": official_r2(truth, control)}}
 
 
-def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: str = "distgen") -> dict[str, Any]:
+def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: str = "distgen", device: str = "cpu") -> dict[str, Any]:
     from distgen import api
     from distgen.config import load_yaml
     from distgen.data.prepared import Dataset
@@ -96,14 +96,14 @@ def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: st
         train_run(setup["preset"], run, [*setup["overrides"], f"train.seed={seed}"])
     train_s = time.perf_counter() - t0
     dataset = Dataset.load(data_section(load_yaml(run / "config.yaml")["data"]), run / "split.json")
-    model = load_run_model(run, dataset, None, weights, torch.device("cpu"))
+    model = load_run_model(run, dataset, None, weights, torch.device(device))
     t1 = time.perf_counter()
     pred = predict(model, dataset, "test", seed=seed, genes=setup["genes"], preflight=False)
     predict_s = time.perf_counter() - t1
     truth = dataset.truth("test")
     if scoring == "official":
         t = truth if truth.genes == pred.genes else truth.with_genes(pred.genes)
-        tx, px = t.X.numpy(), pred.X.numpy()
+        tx, px = t.X.cpu().numpy(), pred.X.cpu().numpy()
         scores = official_scores(tx[~t.is_control], px[~pred.is_control], tx[t.is_control])
         return {"seed": seed, "weights": weights, "scoring": scoring, "predict_seconds": round(predict_s, 1), "scores": scores}
     report = api.evaluate(pred, truth if truth.genes == pred.genes else truth.with_genes(pred.genes), work / f"eval_{name}_seed{seed}_{weights}",
@@ -122,12 +122,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--scoring", choices=["distgen", "official"], default="distgen",
                    help="distgen: api.evaluate (cell-eval metrics); official: the r2 of pooled means that the official PerturbDiff sampler prints")
     p.add_argument("--out")
+    p.add_argument("--device", default="cpu", help="where to predict (training follows train.device, auto by default: set train.precision=fp32 for fp32 on a GPU)")
     p.add_argument("--override", action="append", default=[], help="extra dotted override (e.g. train.steps=2 for a smoke run)")
     args = p.parse_args(argv)
     SETUPS[args.model]["overrides"] += args.override
     torch.set_flush_denormal(True)
     work = Path(args.work)
-    runs = [run_seed(args.model, s, work, args.weights, args.scoring) for s in args.seeds]
+    runs = [run_seed(args.model, s, work, args.weights, args.scoring, args.device) for s in args.seeds]
     metrics = SETUPS[args.model]["metrics"] if args.scoring == "distgen" else ["r2_official"]
     mean = {m: statistics.fmean(r["scores"][m]["model"] for r in runs) for m in metrics}
     sd = {m: statistics.stdev([r["scores"][m]["model"] for r in runs]) if len(runs) > 1 else 0.0 for m in metrics}

@@ -49,7 +49,15 @@ TINY: dict[str, dict[str, Any]] = {
 }
 
 
-def train_row(preset: str, spec: dict[str, Any], device: torch.device, compiled: bool, steps: int, backend: str = "inductor") -> dict[str, Any]:
+def batch_sizes(spec: dict[str, Any], sets: list[int] | None) -> list[dict[str, Any]]:
+    """``spec`` once per requested number of sets per step (``None``: the official batch only)."""
+    if sets is not None and any(n < 1 for n in sets):
+        raise ValueError(f"--sets must be positive integers, got {sets}")
+    return [spec] if not sets else [{**spec, "sets": n} for n in sets]
+
+
+def train_row(preset: str, spec: dict[str, Any], device: torch.device, compiled: bool, steps: int, backend: str = "inductor",
+              mode: str | None = None) -> dict[str, Any]:
     from distgen.train.optim import make_optimizer
 
     info = synthetic_info(spec["genes"])
@@ -69,7 +77,7 @@ def train_row(preset: str, spec: dict[str, Any], device: torch.device, compiled:
 
     flops = count_flops(lambda: step(0))  # eager, before compiling: the model's FLOPs
     if compiled:
-        model.backbone.compile(backend=backend)
+        model.backbone.compile(backend=backend, mode=mode)
     t0 = time.perf_counter()
     step(0)
     step(1)
@@ -89,7 +97,7 @@ def train_row(preset: str, spec: dict[str, Any], device: torch.device, compiled:
     sec = statistics.median(times)
     peak = peak_flops(device)
     return {
-        "preset": preset, "compile": compiled, "genes": spec["genes"], "cells_per_step": spec["sets"] * spec["cells"],
+        "preset": preset, "compile": (mode or True) if compiled else False, "genes": spec["genes"], "cells_per_step": spec["sets"] * spec["cells"],
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "step_s": sec, "cells_per_s": spec["sets"] * spec["cells"] / sec,
         "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None, "tflops": flops / sec / 1e12,
         "mfu": flops / sec / peak if peak else None, "warmup_s": warm, "precision": "bf16 autocast" if cuda else "fp32 (CPU dry run)",
@@ -126,6 +134,12 @@ def eval_rows(device: torch.device, tiny: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def compile_label(row: dict[str, Any]) -> str:
+    """``off``, ``on`` or ``on (MODE)`` for a train row's ``compile`` entry (False, True or a torch.compile mode)."""
+    c = row["compile"]
+    return "off" if not c else "on" if c is True else f"on ({c})"
+
+
 def markdown(res: dict[str, Any]) -> str:
     lines = ["## GPU check (`benchmarks/gpu_check.sh`)", "", f"Hardware: {res['hardware']}. Command: `{res['command']}`. "
              f"Total {res['total_s']:.0f} s.", "",
@@ -133,11 +147,11 @@ def markdown(res: dict[str, Any]) -> str:
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["train"]:
         if "error" in r or "skipped" in r:
-            lines.append(f"| {r['preset']} | {'on' if r['compile'] else 'off'} | - | - | {r.get('error') or r.get('skipped')} | | | | | |")
+            lines.append(f"| {r['preset']} | {compile_label(r)} | - | {r.get('cells_per_step', '-')} | {r.get('error') or r.get('skipped')} | | | | | |")
             continue
         peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
-        lines.append(f"| {r['preset']} | {'on' if r['compile'] else 'off'} | {r['precision']} | {r['cells_per_step']} | {1000 * r['step_s']:.1f} | "
+        lines.append(f"| {r['preset']} | {compile_label(r)} | {r['precision']} | {r['cells_per_step']} | {1000 * r['step_s']:.1f} | "
                      f"{r['cells_per_s']:.0f} | {peak} | {r['tflops']:.2f} | {mfu} | {r['warmup_s']:.1f} |")
     ok = [r for r in res["evaluation"] if "seconds" in r]
     bad = [r for r in res["evaluation"] if "error" in r]
@@ -154,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=450.0, help="seconds after which remaining parts are skipped")
     p.add_argument("--presets", nargs="+", default=list(OFFICIAL), choices=list(OFFICIAL))
     p.add_argument("--no-compile", action="store_true", help="only the eager rows")
+    p.add_argument("--compile-mode", default=None, choices=["default", "reduce-overhead", "max-autotune"],
+                   help="torch.compile mode of the compiled rows (reduce-overhead: CUDA graphs)")
+    p.add_argument("--sets", type=int, nargs="+", default=None,
+                   help="sets per step, one row each (default the official batch): model FLOP utilisation against batch size")
     args = p.parse_args(argv)
     start = time.perf_counter()
     if not args.dry_run and not torch.cuda.is_available():
@@ -167,13 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (1 if args.dry_run else 10)
     res: dict[str, Any] = {"hardware": describe(hardware()), "device": device.type, "command": "benchmarks/gpu_check.sh " + " ".join(argv or sys.argv[1:]),
                            "train": [], "evaluation": []}
-    for preset in args.presets:
+    mode = None if args.compile_mode in (None, "default") else args.compile_mode
+    for preset, spec in ((p_, s_) for p_ in args.presets for s_ in batch_sizes(shapes[p_], args.sets)):
         for compiled in (False,) if args.no_compile else (False, True):
             if time.perf_counter() - start > args.budget:
-                res["train"].append({"preset": preset, "compile": compiled, "skipped": f"skipped: past the {args.budget:.0f} s budget"})
+                res["train"].append({"preset": preset, "compile": compiled, "cells_per_step": spec["sets"] * spec["cells"],
+                                     "skipped": f"skipped: past the {args.budget:.0f} s budget"})
                 continue
             try:
-                res["train"].append(train_row(preset, shapes[preset], device, compiled, steps, "eager" if args.dry_run else "inductor"))
+                res["train"].append(train_row(preset, spec, device, compiled, steps, "eager" if args.dry_run else "inductor", mode))
             except Exception as exc:
                 res["train"].append({"preset": preset, "compile": compiled, "error": f"{type(exc).__name__}: {str(exc)[:200]}",
                                      "traceback": traceback.format_exc(limit=5)})

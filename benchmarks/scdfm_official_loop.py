@@ -79,8 +79,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--eval-dropout", choices=["on", "off"], default="on", help="on: sample in training mode, as the official code")
     p.add_argument("--work", default="official_loop_runs")
     p.add_argument("--out")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (fp32 on both sides; TF32 off)")
     args = p.parse_args(argv)
+    dev = torch.device(args.device)
     torch.set_flush_denormal(True)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
 
     from benchmarks.parity.shim import function_from, official_tree
     from distgen import api
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def pert_ids(cond: str, n: int) -> torch.Tensor:
         a = cond.split("+")
         a = a + ["control"] * (2 - len(a))
-        return torch.tensor([vocab[s] for s in a]).repeat(n, 1)
+        return torch.tensor([vocab[s] for s in a], device=dev).repeat(n, 1)
 
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
@@ -118,23 +123,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sched = imp("src.flow_matching.path.scheduler.scheduler")
         torch.manual_seed(args.seed)
         vf = origin.model(ntoken=len(vocab), d_model=D_MODEL, nhead=8, nlayers=4, dropout=0.1, fusion_method="differential_perceiver",
-                          perturbation_function="crisper", mask_path=str(mask_path))
+                          perturbation_function="crisper", mask_path=str(mask_path)).to(dev)
         import torchdiffeq
 
         config = SimpleNamespace(infer_top_gene=GENES_PER_STEP, use_mmd_loss=args.gamma > 0, gamma=args.gamma, noise_type="Gaussian")
         ns = function_from(repo / "src" / "script" / "run.py",
                            ("train_step", "pairwise_sq_dists", "median_sigmas", "mmd2_unbiased_multi_sigma", "wrapped_vf", "generate_sample"),
                            {"config": config, "gene_ids": gene_ids, "path": affine.AffineProbPath(scheduler=sched.CondOTScheduler()),
-                            "device": torch.device("cpu"), "torchdiffeq": torchdiffeq})
-        acc = SimpleNamespace(device=torch.device("cpu"))
+                            "device": dev, "torchdiffeq": torchdiffeq})
+        acc = SimpleNamespace(device=dev)
         opt = torch.optim.Adam(vf.parameters(), lr=args.lr)
         lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps, eta_min=args.eta_min)
         vf.train()
         losses = []
         for step in range(args.steps):
             cond = names[rng.integers(len(names))]  # PerturbationDataset: np.random.choice(len(perturbations), 1)
-            tgt = torch.from_numpy(x[rng.choice(groups_train[cond], CELLS)]).float()
-            src = torch.from_numpy(x[rng.choice(ctrl_train, CELLS)]).float()
+            tgt = torch.from_numpy(x[rng.choice(groups_train[cond], CELLS)]).float().to(dev)
+            src = torch.from_numpy(x[rng.choice(ctrl_train, CELLS)]).float().to(dev)
             loss = ns["train_step"](src, tgt, pert_ids(cond, CELLS), vf, None, acc, noise_type="Gaussian", mode="predict_y")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # ---- prediction, as test() + generate_sample (dropout on unless --eval-dropout off)
         groups = ds.groups("test")
         panel = gene_panel(ds, groups, "hvg:64")
-        panel_ids = gene_ids[torch.from_numpy(panel)]
+        panel_ids = gene_ids[torch.from_numpy(panel)].to(dev)
         config.infer_top_gene = len(panel)
         if args.eval_dropout == "off":
             vf.eval()
@@ -155,14 +160,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t1 = time.perf_counter()
         with torch.no_grad():
             for g in groups:
-                ctrl = torch.from_numpy(x[g.controls][:, panel]).float()
-                ctrl = ctrl[torch.randperm(len(ctrl))][:N_PRED]
+                ctrl = torch.from_numpy(x[g.controls][:, panel]).float().to(dev)
+                ctrl = ctrl[torch.randperm(len(ctrl)).to(dev)][:N_PRED]
                 out = []
                 for i in range(0, len(ctrl), CELLS):
                     src = ctrl[i:i + CELLS]
                     out.append(ns["generate_sample"](ns["wrapped_vf"], src, pert_ids(g.condition, len(src)), vf, gene_ids=panel_ids,
                                                      gene_all=panel_ids, steps=20, method="rk4"))
-                cells.append(torch.cat(out).numpy())
+                cells.append(torch.cat(out).cpu().numpy())
         predict_s = time.perf_counter() - t1
     pred = generated_cells(ds, groups, cells, panel)
     truth = ds.truth("test")
@@ -173,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           ceiling=False, make_plots=False, progress=False)
     scores = {m: {"model": report.metrics[m]["model"], "control": report.metrics[m]["baselines"].get("control")} for m in metrics}
     res = {"seed": args.seed, "steps": args.steps, "eval_dropout": args.eval_dropout, "train_seconds": round(train_s, 1),
-           "predict_seconds": round(predict_s, 1), "final_loss_100": float(np.mean(losses[-100:])), "scores": scores,
+           "predict_seconds": round(predict_s, 1), "final_loss_100": float(np.mean(losses[-100:])),
+           "loss_per_100": [round(float(np.mean(losses[i:i + 100])), 4) for i in range(0, len(losses), 100)], "device": str(dev), "scores": scores,
            "command": "python benchmarks/scdfm_official_loop.py " + " ".join(argv or []),
            "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "loadavg": Path("/proc/loadavg").read_text().split()[:3]}}
     print(json.dumps({k: res[k] for k in ("scores", "train_seconds", "final_loss_100")}, indent=1))

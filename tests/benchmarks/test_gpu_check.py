@@ -46,3 +46,23 @@ def test_table_reports_mfu_and_failures():
     text = gpu_check.markdown(res)
     assert "| perturbdiff | off | bf16 autocast | 128 | 100.0 | 1280 | 10.00 | 400.00 | 40.4% | 3.0 |" in text
     assert "RuntimeError: boom" in text and "1 of 2 metrics ran" in text and "w2 (RuntimeError: cpu only)" in text
+
+
+def test_sets_give_one_spec_per_batch_size_and_refuse_nonsense():
+    spec = gpu_check.OFFICIAL["perturbdiff"]
+    assert gpu_check.batch_sizes(spec, None) == [spec]
+    rows = gpu_check.batch_sizes(spec, [4, 64])
+    assert [r["sets"] for r in rows] == [4, 64] and all(r["cells"] == spec["cells"] for r in rows)
+    assert spec["sets"] == 4  # the official batch is not modified in place
+    with pytest.raises(ValueError, match="--sets"):
+        gpu_check.batch_sizes(spec, [0])
+
+
+def test_table_names_the_compile_mode():
+    base = {"preset": "perturbdiff", "precision": "bf16 autocast", "cells_per_step": 2048, "step_s": 0.05, "cells_per_s": 40960.0,
+            "peak_gib": 3.0, "tflops": 100.0, "mfu": 0.1, "warmup_s": 9.0}
+    res = {"hardware": "H200", "command": "c", "total_s": 1.0, "device": "cuda", "evaluation": [],
+           "train": [{**base, "compile": "reduce-overhead"}, {"preset": "scdfm", "compile": True, "cells_per_step": 48, "skipped": "skipped: past"}]}
+    text = gpu_check.markdown(res)
+    assert "| perturbdiff | on (reduce-overhead) | bf16 autocast | 2048 |" in text
+    assert "| scdfm | on | - | 48 | skipped: past" in text
