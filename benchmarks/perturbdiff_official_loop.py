@@ -28,13 +28,19 @@ imported through ``benchmarks/parity/shim.py``; nothing of it is copied here):
   parameter names that ``PlModel.configure_optimizers`` decays (outside ``nn.LayerNorm`` modules, no
   ``bias`` / ``layer_norm`` / ``layernorm`` in the name, model and covariate-encoder names pooled), the official
   ``get_cosine_schedule_with_warmup`` (200 warm-up steps from 0, 10 % plateau, cosine clamped at 0.1 of
-  ``--steps``) stepped every step, gradient-norm clipping at 1 (``gradient_clip_val``), EMA 0.99 updated
-  after optimizer steps 1, 11, 21, ... (``EMAWeightAveraging(update_steps=10)`` on
-  ``torch.optim.swa_utils.AveragedModel``, first update a copy), fp32;
+  ``--steps``) stepped every step, gradient-norm clipping at 1 (``gradient_clip_val``), fp32;
+* EMA 0.99 (``EMAWeightAveraging(decay=0.99, update_steps=10)`` on ``torch.optim.swa_utils.AveragedModel``,
+  first update a copy) updated after optimizer steps 1, 11, 21, ... *and at the end of every epoch*: its
+  ``should_update`` returns True for any ``epoch_idx`` and the callback's ``on_train_epoch_end`` asks it. With
+  Kang's 683 training cells an epoch is 6 steps, so the average moves about every 4 steps on average, not every
+  10 (the JSON's ``ema_updates`` counts them);
 * sampler: ``GaussianDiffusion.ddim_sample_loop`` (eta 0, ``start_time`` 100: steps 99..0 from pure noise,
   ``guidance_strength`` 1, ``clip_denoised`` with cutoff 1e-4, self-conditioning on the previous estimate),
   inputs divided by 10 and samples multiplied by 10, in eval mode. The official sampler reads EMA weights
   (its checkpoints hold them); both the EMA and the raw weights are scored here.
+
+Not reproduced: the per-epoch validation pass (it changes no weights, only how far the random streams have
+advanced) and the exact random streams in general (same generators and draws per step, other seeds' history).
 
 distgen's (the same as ``equal_budget.py`` builds for distgen's ``perturbdiff`` run): the data (Kang PBMC,
 2,000 HVGs, ``distgen.data`` preprocessing), the split (stimulated CD4T held out, ``val_frac`` 0), and the
@@ -370,6 +376,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if step % 100 == 0 or step == args.steps:  # the last window may be shorter
                     per_100.append(float(np.mean(losses[100 * len(per_100):])))
                     print(f"step {step}: loss {per_100[-1]:.4f} (epoch {epoch}, {time.perf_counter() - t0:.0f} s)", flush=True)
+            ema.update_parameters(official)  # on_train_epoch_end: should_update(epoch_idx=...) is True for every epoch, the last one too
+            ema_updates += 1
             epoch += 1
         if device.type == "cuda":
             torch.cuda.synchronize()
