@@ -82,7 +82,6 @@ def official_scores(truth: Any, pred: Any, control: Any) -> dict[str, dict[str, 
 
 
 def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: str = "distgen", device: str = "cpu") -> dict[str, Any]:
-    from distgen import api
     from distgen.config import load_yaml
     from distgen.data.prepared import Dataset
     from distgen.data.section import data_section
@@ -100,17 +99,24 @@ def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: st
     t1 = time.perf_counter()
     pred = predict(model, dataset, "test", seed=seed, genes=setup["genes"], preflight=False)
     predict_s = time.perf_counter() - t1
-    truth = dataset.truth("test")
+    scores = score_prediction(name, pred, dataset.truth("test"), scoring, work / f"eval_{name}_seed{seed}_{weights}")
     if scoring == "official":
-        t = truth if truth.genes == pred.genes else truth.with_genes(pred.genes)
-        tx, px = t.X.cpu().numpy(), pred.X.cpu().numpy()
-        scores = official_scores(tx[~t.is_control], px[~pred.is_control], tx[t.is_control])
         return {"seed": seed, "weights": weights, "scoring": scoring, "predict_seconds": round(predict_s, 1), "scores": scores}
-    report = api.evaluate(pred, truth if truth.genes == pred.genes else truth.with_genes(pred.genes), work / f"eval_{name}_seed{seed}_{weights}",
-                          baselines=["control"], metric_names=setup["metrics"], ceiling=False, make_plots=False, progress=False)
-    metrics = report.metrics
-    scores = {m: {"model": metrics[m]["model"], "control": metrics[m]["baselines"].get("control")} for m in setup["metrics"]}
     return {"seed": seed, "weights": weights, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1), "scores": scores}
+
+
+def score_prediction(name: str, pred: Any, truth: Any, scoring: str, eval_dir: Path) -> dict[str, dict[str, float]]:
+    """Scores of predicted ``Cells`` against the held-out truth: ``distgen`` (``api.evaluate``, cell-eval metrics, control
+    baseline) or ``official`` (``official_scores``). Also used by ``perturbdiff_official_loop.py``, so both score alike."""
+    from distgen import api
+
+    truth = truth if truth.genes == pred.genes else truth.with_genes(pred.genes)
+    if scoring == "official":
+        tx, px = truth.X.cpu().numpy(), pred.X.cpu().numpy()
+        return official_scores(tx[~truth.is_control], px[~pred.is_control], tx[truth.is_control])
+    metrics = SETUPS[name]["metrics"]
+    report = api.evaluate(pred, truth, eval_dir, baselines=["control"], metric_names=metrics, ceiling=False, make_plots=False, progress=False)
+    return {m: {"model": report.metrics[m]["model"], "control": report.metrics[m]["baselines"].get("control")} for m in metrics}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
