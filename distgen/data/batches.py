@@ -61,6 +61,11 @@ class TableBatches:
             )
         return self._samplers[key]
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch: step ``k`` is batch ``k % steps_per_epoch`` of epoch ``k // steps_per_epoch``."""
+        return len(self.sampler(0, 1))
+
     def batch(self, step: int, shard: int = 0, n_shards: int = 1) -> SetBatch:
         s = self.sampler(shard, n_shards)
         epoch, index = divmod(step, len(s))

@@ -273,6 +273,11 @@ class StreamBatches:
             self._streams[key] = (s, None, -1)
         return self._streams[key][0]
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch: step ``k`` is batch ``k % steps_per_epoch`` of epoch ``k // steps_per_epoch``."""
+        return len(self.sampler(0, 1))
+
     def batch(self, step: int, shard: int = 0, n_shards: int = 1) -> SetBatch:
         s = self.sampler(shard, n_shards)
         _, it, last = self._streams[(shard, n_shards)]

@@ -62,6 +62,10 @@ class TrainOptions:
         Update the average after every ``ema_every``-th optimizer step (steps 1, 1 + k, ...;
         PerturbDiff: 0.99 every 10); ``ema_warmup`` ramps the decay up over the first updates
         (False: the first update copies the weights, as torch's ``AveragedModel``).
+    ema_epoch_end
+        Also update the average after the last step of every epoch of the batch source, on top of
+        the ``ema_every`` cadence: official PerturbDiff's EMA callback does (its ``should_update``
+        answers True at every epoch end), which on a small data set is most of its updates.
     precision
         ``"auto"`` (bf16 autocast on CUDA, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
     tf32
@@ -113,6 +117,7 @@ class TrainOptions:
     ema_decay: float | None = None
     ema_every: int = 1
     ema_warmup: bool = True
+    ema_epoch_end: bool = False
     precision: str = "auto"
     tf32: bool = True
     device: str = "auto"

@@ -153,6 +153,7 @@ class Trainer:
             self.optimizer, options.steps, options.warmup_steps, options.schedule, options.min_lr_ratio, options.plateau_ratio
         )
         self.ema = EMA(model, options.ema_decay, options.ema_warmup) if options.ema_decay is not None else None
+        self.epoch_steps = epoch_steps(train) if options.ema_epoch_end and self.ema is not None else None
         self.step = 0
         self.best: float | None = None
         self.best_step: int | None = None
@@ -262,6 +263,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None and self.step % self.opts.ema_every == 0:
+            self.ema.update(self.model)
+        if self.ema is not None and self.epoch_steps and (self.step + 1) % self.epoch_steps == 0:  # ema_epoch_end
             self.ema.update(self.model)
         self.step += 1
         return float(stats[0]) / self.n_shards, norm, parts
@@ -430,3 +433,14 @@ def latest_step(run_dir: str | Path) -> int | None:
     """Step of the newest complete checkpoint of a run directory (None when there is none)."""
     found = list_checkpoints(Path(run_dir) / "checkpoints")
     return int(found[-1].name.split("_")[1]) if found else None
+
+
+def epoch_steps(source: BatchSource) -> int:
+    """Optimizer steps per epoch of a batch source that has epochs (``train.ema_epoch_end``)."""
+    n = getattr(source, "steps_per_epoch", None)
+    if not isinstance(n, int) or n < 1:
+        raise ConfigError(
+            f"train.ema_epoch_end needs a batch source with epochs; {type(source).__name__} has none "
+            "(use the in-memory data path, or ema_epoch_end=false)"
+        )
+    return n

@@ -175,6 +175,7 @@ def test_stream_batches_resume_exactly_and_shard_disjointly(atlas):
 
     a = StreamBatches(atlas, set_size=8, sets_per_batch=4, seed=3, schema=SCHEMA, buffer_sets=4)
     n = len(a.sampler(0, 2))
+    assert a.steps_per_epoch == n  # the same epoch length whatever the shard layout (train.ema_epoch_end counts on it)
     straight = [a.batch(k, 1, 2) for k in range(n + 2)]  # crosses an epoch boundary
     resumed = StreamBatches(atlas, set_size=8, sets_per_batch=4, seed=3, schema=SCHEMA, buffer_sets=4)
     for k in (n - 1, n, n + 1, 2):

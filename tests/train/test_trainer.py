@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from distgen.config import ConfigError
 from distgen.data.batches import TableBatches
 from distgen.train import NonFiniteLossError, fit
 from distgen.train.options import train_options
@@ -127,6 +128,31 @@ def test_ema_every_k_steps(table, make_model):
     tr = Trainer(make_model(), TableBatches(table, 4, 4), train_options({**BASE, "steps": 7, "ema_decay": 0.9, "ema_every": 3}))
     tr.fit()
     assert tr.ema is not None and tr.ema.updates == 3  # after steps 1, 4 and 7
+
+
+def test_ema_epoch_end_adds_an_update_after_the_last_step_of_every_epoch(table, make_model):
+    source = TableBatches(table, 4, 4, sampling="partition")
+    n = source.steps_per_epoch
+    steps = 2 * n + 1
+    tr = Trainer(make_model(), source, train_options({**BASE, "steps": steps, "ema_decay": 0.9, "ema_every": 3, "ema_epoch_end": True}))
+    tr.fit()
+    cadence = len(range(0, steps, 3))  # after zero-based steps 0, 3, 6, ...
+    assert tr.ema is not None and tr.ema.updates == cadence + 2  # plus one at the end of each of the two full epochs
+    off = Trainer(make_model(), source, train_options({**BASE, "steps": steps, "ema_decay": 0.9, "ema_every": 3}))
+    off.fit()
+    assert off.ema is not None and off.ema.updates == cadence
+
+
+def test_ema_epoch_end_needs_a_source_with_epochs(table, make_model):
+    class NoEpochs:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def batch(self, step, shard, n_shards):
+            return self.inner.batch(step, shard, n_shards)
+
+    with pytest.raises(ConfigError, match="ema_epoch_end needs a batch source with epochs"):
+        Trainer(make_model(), NoEpochs(TableBatches(table, 4, 4)), train_options({**BASE, "ema_decay": 0.9, "ema_epoch_end": True}))
 
 
 def test_decay_norm_and_bias_false_decays_only_matrices(table, make_model):
