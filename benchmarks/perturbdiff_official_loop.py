@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sys.dont_write_bytecode = True  # leave the official checkout as it is (no __pycache__)
     torch.set_flush_denormal(True)
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.cuda.init()  # before the harness's stand-in modules exist
     t_start = time.perf_counter()
 
     from benchmarks.parity.shim import function_from, official_tree

@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dev = torch.device(args.device)
     torch.set_flush_denormal(True)
     if dev.type == "cuda":
+        torch.cuda.init()  # before the harness's stand-in modules exist
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib
+import importlib.util
 import sys
 import types
 from collections.abc import Iterator
@@ -108,8 +109,9 @@ def standin_modules() -> dict[str, types.ModuleType]:
     mods = {
         "timm": _module("timm", __path__=[]), "timm.models": _module("timm.models", __path__=[]), "timm.models.vision_transformer": vit,
         "timm.layers": _module("timm.layers", __path__=[], Mlp=MlpStandin, RMSNorm=RMSNormStandin), "timm.layers.create_norm": norm,
-        "triton": triton, "triton.language": _module("triton.language", constexpr=int),
     }
+    if importlib.util.find_spec("triton") is None:  # a real triton (CUDA machines) must stay: torch.cuda initialises through it
+        mods |= {"triton": triton, "triton.language": _module("triton.language", constexpr=int)}
     return mods
 
 
