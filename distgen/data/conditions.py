@@ -32,7 +32,7 @@ def _is_blank(v: Any) -> bool:
 def missing_mask(values: Any) -> np.ndarray:
     """``[N]`` bool: which values are missing (None, NaN, pandas NA, or an empty/"nan"/"None"/"NA" string)."""
     series = pd.Series(values, copy=False)
-    mask = series.isna().to_numpy()
+    mask = series.isna().to_numpy(copy=True)  # writable: pandas 3 (copy-on-write) hands out read-only views
     text = series[~mask].astype(str).str.strip().str.lower()
     mask[~mask] = text.isin(MISSING_STRINGS).to_numpy()
     return mask

@@ -106,8 +106,27 @@ def write(cells: Cells, path: str | os.PathLike[str], kind: str = "pred", **layo
     return adata
 
 
+def _object_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with pandas' string dtype (the default for text in pandas 3) turned into object, in its
+    index, columns and categories: what every anndata version writes (0.12 refuses the string dtype
+    unless ``allow_write_nullable_strings`` is set, and files written with it do not open in anndata < 0.11)."""
+
+    def plain(values: Any) -> Any:
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            return values.cat.set_categories(values.cat.categories.astype(object)) if isinstance(values, pd.Series) \
+                else values.set_categories(values.categories.astype(object))
+        return values.astype(object) if isinstance(values.dtype, pd.StringDtype) else values
+
+    out = frame.copy()
+    out.index = plain(out.index)
+    for col in out.columns:
+        out[col] = plain(out[col])
+    return out
+
+
 def _write(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
     path = os.fspath(path)
+    adata.obs, adata.var = _object_strings(adata.obs), _object_strings(adata.var)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".h5ad")

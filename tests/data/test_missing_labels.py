@@ -113,3 +113,13 @@ def test_streaming_reader_refuses_missing_labels(tmp_path):
     adata.write_h5ad(path)
     with pytest.raises(MissingLabelError, match=r"1 of .* 'condition'"):
         DiskCells(path, SCHEMA)
+
+
+def test_missing_mask_under_copy_on_write():
+    # pandas 3 (and 2.x with copy-on-write) hands out read-only arrays from Series.to_numpy()
+    import numpy as np
+    import pandas as pd
+
+    with pd.option_context("mode.copy_on_write", True):
+        mask = missing_mask(np.array(["A", None, "nan", " NA ", "B", float("nan")], dtype=object))
+    assert mask.tolist() == [False, True, True, True, False, True]
