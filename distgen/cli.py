@@ -98,6 +98,7 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parse(parser, argv)
@@ -109,11 +110,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         from distgen.runtime import apply_threads
 
         apply_threads()
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
     except SystemExit:
         raise
     except BaseException as exc:
         return report(exc, args.command, argv, debug)
+    if from_command_line and getattr(args, "fast_exit", False):
+        fast_exit(code)
+    return code
+
+
+def fast_exit(code: int) -> None:  # pragma: no cover - ends the process
+    """End the process now with ``code``: output flushed and ``atexit`` handlers run, the interpreter's teardown skipped.
+
+    Tearing down an interpreter that has imported torch (freeing its modules one by one) costs ~0.3 s of
+    CPU, as long as a short ``distgen evaluate --profile`` computes. A command opts in
+    (``args.fast_exit``) once every file it wrote is closed; only the program entry point (``main()``
+    without ``argv``) ends this way, never a caller that passes ``argv``.
+    """
+    import atexit
+    import contextlib
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stream: nothing more can be written
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 # ---------------------------------------------------------------------------- the error boundary

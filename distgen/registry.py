@@ -373,13 +373,25 @@ def _all_entry_points(path_key: tuple[str, ...]) -> list[tuple[md.EntryPoint, st
     seen: set[str] = set()
     out: list[tuple[md.EntryPoint, str, str]] = []
     for dist in md.distributions(path=list(path_key)):
-        name = dist.metadata["Name"] or "unknown"
+        name = _dist_name(dist)
         key = name.lower().replace("_", "-")
         if key in seen:
             continue
         seen.add(key)
         out.extend((ep, name, dist.version) for ep in dist.entry_points if ep.group.startswith("distgen."))
     return out
+
+
+def _dist_name(dist: md.Distribution) -> str:
+    """The ``Name`` field of ``dist``'s metadata, read from its header lines (``dist.metadata`` parses the whole
+    file as an e-mail message: ~30 ms per process over ~100 installed distributions)."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    for line in (text or "").splitlines():
+        if not line.strip():
+            break  # end of the header block
+        if line[:5].lower() == "name:":
+            return line[5:].strip() or "unknown"
+    return dist.metadata["Name"] or "unknown"  # type: ignore[no-any-return]  # unusual metadata: the full parser
 
 
 def _provider_of(obj: Any) -> str:

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"profile {result['profile']} ({result['reference']}): {result['n_perturbations']} perturbations"
                   + (f", vcc2026 avg_score {head:.4f}" if head is not None else ""))
             print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if head is not None else ""))
+        args.fast_exit = True  # every output file is closed: the CLI may skip the interpreter's teardown (distgen.cli.fast_exit)
         return 0
     from distgen.pipeline.evaluate import evaluate_files
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from distgen.evaluation.evaldata import Population
+from distgen.evaluation.evaldata import Population, segment_sums
 
 _BLOCK = 2**23  #: elements of one padded block of perturbation cells
 
@@ -312,8 +312,7 @@ def prepare_reference(reference: Tensor, *, counts: bool, target_sum: float | No
 def _group_means(pop: Population, x: Tensor, geometric: bool) -> Tensor:
     """``[P, G]`` float64 means of the rows of ``x`` (``pop``'s grouping); geometric = ``expm1(mean(log1p))``."""
     v = torch.log1p(x) if geometric else x
-    sums = torch.zeros(pop.n_perts, x.shape[1], dtype=torch.float64).index_add_(0, pop.codes(), v)
-    m = sums / pop.counts[:, None].to(torch.float64)
+    m = segment_sums(v, pop.offsets) / pop.counts[:, None].to(torch.float64)
     return torch.expm1(m) if geometric else m
 
 

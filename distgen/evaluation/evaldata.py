@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -38,7 +39,12 @@ class Population:
         offsets = torch.zeros(n_perts + 1, dtype=torch.long, device=X.device)
         offsets[1:] = torch.cumsum(counts, 0)
         pert_rows = order[codes[order] >= 0]
-        return Population(X=X[pert_rows], offsets=offsets, control=X[codes == -1])
+        ctrl_rows = (codes == -1).nonzero().flatten()
+        if X.device.type == "cpu" and X.dtype in (torch.float32, torch.float64) and not X.requires_grad:  # numpy's row gather: ~10x torch's on one CPU thread
+            x = X.numpy()
+            return Population(X=torch.from_numpy(x.take(pert_rows.numpy(), axis=0)), offsets=offsets,
+                              control=torch.from_numpy(x.take(ctrl_rows.numpy(), axis=0)))
+        return Population(X=X[pert_rows], offsets=offsets, control=X[ctrl_rows])
 
     @property
     def n_perts(self) -> int:
@@ -59,9 +65,27 @@ class Population:
 
     def means(self) -> Tensor:
         """``[P, G]`` float64 pseudobulk means (NaN rows for perturbations without cells)."""
-        sums = torch.zeros(self.n_perts, self.X.shape[1], dtype=torch.float64, device=self.X.device)
-        sums.index_add_(0, self.codes().to(self.X.device), self.X.to(torch.float64))
+        sums = segment_sums(self.X, self.offsets)
         return sums / self.counts[:, None].to(sums)
+
+
+def segment_sums(x: Tensor, offsets: Tensor) -> Tensor:
+    """``[P, G]`` float64 sums of the row blocks ``x[offsets[p]:offsets[p + 1]]`` of ``x [N, G]``.
+
+    Rows are added in order, in float64, as ``index_add_`` of ``x.to(float64)`` adds them (the same
+    numbers, bit for bit); on the CPU through numpy, block by block, without a float64 copy of ``x``.
+    """
+    n_perts = int(offsets.numel() - 1)
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad:
+        out = np.zeros((n_perts, x.shape[1]))
+        xn, bounds = x.numpy(), offsets.tolist()
+        for p in range(n_perts):
+            if bounds[p + 1] > bounds[p]:
+                xn[bounds[p] : bounds[p + 1]].sum(0, dtype=np.float64, out=out[p])
+        return torch.from_numpy(out)
+    codes = torch.repeat_interleave(torch.arange(n_perts, device=offsets.device), offsets[1:] - offsets[:-1])
+    sums = torch.zeros(n_perts, x.shape[1], dtype=torch.float64, device=x.device)
+    return sums.index_add_(0, codes.to(x.device), x.to(torch.float64))
 
 
 @dataclass

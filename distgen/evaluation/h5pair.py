@@ -77,18 +77,22 @@ def _matrix(node: Any) -> np.ndarray:
         return np.ascontiguousarray(node[()], dtype=np.float32)
     if kind in ("csr_matrix", "csc_matrix"):
         n_rows, n_cols = (int(v) for v in node.attrs["shape"])
-        data = np.asarray(node["data"][()], dtype=np.float32)
-        indices = np.asarray(node["indices"][()], dtype=np.int64)
-        indptr = np.asarray(node["indptr"][()], dtype=np.int64)
-        out = np.zeros((n_rows, n_cols), dtype=np.float32)
-        major = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-        if indices.size > 1 and not bool(((np.diff(indices) > 0) | (np.diff(major) > 0)).all()):
+        n_major, n_minor = (n_rows, n_cols) if kind == "csr_matrix" else (n_cols, n_rows)
+        data = node["data"][()]
+        indices = node["indices"][()].astype(np.int64)
+        indptr = node["indptr"][()].astype(np.int64)
+        if data.dtype.kind not in ("f", "i", "u", "b") or data.shape != indices.shape or indptr.shape != (n_major + 1,) or indptr[-1] != indices.size:
+            raise _Unsupported("malformed sparse X")
+        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_minor):
+            raise _Unsupported("sparse X with out-of-range indices")
+        key = np.repeat(np.arange(len(indptr) - 1) * n_minor, np.diff(indptr)) + indices  # major * n_minor + minor
+        if key.size > 1 and not bool((key[1:] > key[:-1]).all()):
             raise _Unsupported("non-canonical sparse X (unsorted or duplicate entries)")
-        if kind == "csr_matrix":
-            out[major, indices] = data
-        else:
-            out[indices, major] = data
-        return out
+        if kind == "csc_matrix":  # key -> the row-major position of (row = minor, column = major)
+            key = indices * n_cols + (key - indices) // n_minor
+        out = np.zeros(n_rows * n_cols, dtype=np.float32)
+        out[key] = data  # cast as np.asarray(data, dtype=float32) casts
+        return out.reshape(n_rows, n_cols)
     raise _Unsupported(f"X encoding {kind!r}")
 
 

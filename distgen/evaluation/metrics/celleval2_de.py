@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -38,6 +38,13 @@ class PreparedDE:
     own: Tensor  # [P, G] bool: the gene named like the perturbation, among the tested genes
     scored: Tensor  # [P] bool: perturbations with cells on both sides (rows of both tables)
     gene_order: Tensor  # [G] position of each gene name in sorted order (cell-eval2's final tie-break)
+    _top: dict[str, Tensor] = field(default_factory=dict, repr=False)
+
+    def top_ranks(self) -> tuple[Tensor, Tensor]:
+        """``top_ranks`` of the real and predicted tables under their significance masks (computed once)."""
+        if not self._top:
+            self._top["real"], self._top["pred"] = top_ranks(self.real, self.sig_real), top_ranks(self.pred, self.sig_pred)
+        return self._top["real"], self._top["pred"]
 
 
 def prepared_de(data: EvalData, s: Settings) -> PreparedDE:
@@ -220,7 +227,7 @@ def _define(name: str, doc: str, fn: Any, hib: bool = True, gate: str | None = N
 
 def _overlap(k: int | None, kind: str) -> Any:
     def fn(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[int, str]]:
-        rr, rp = top_ranks(prep.real, prep.sig_real), top_ranks(prep.pred, prep.sig_pred)
+        rr, rp = prep.top_ranks()
         n = (prep.sig_real if kind == "overlap" else prep.sig_pred).sum(-1)
         k_eff = n if k is None else n.clamp(max=k)
         hit = ((rr < k_eff[:, None]) & (rp < k_eff[:, None])).sum(-1)
@@ -365,7 +372,7 @@ def _agreement(measure: Any) -> Any:
 
 
 def _overlap_adjusted(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[int, str]]:
-    rr, rp = top_ranks(prep.real, prep.sig_real), top_ranks(prep.pred, prep.sig_pred)
+    rr, rp = prep.top_ranks()
     m_r = prep.sig_real.sum(-1)
     b = torch.minimum(prep.sig_pred.sum(-1), m_r)
     tp = (prep.sig_real & (rp < m_r[:, None])).sum(-1)

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.de import log1p_
-from distgen.evaluation.evaldata import EvalData, Population
+from distgen.evaluation.evaldata import EvalData, Population, segment_sums
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.celleval2_settings import Settings, settings_for
 from distgen.evaluation.metrics.discrimination import FEWER_THAN_TWO
@@ -38,9 +38,7 @@ PRED_TRACE_CAP_K = 1.0  #: cell-eval2's cap on the prediction's noise correction
 
 def group_sums(pop: Population) -> tuple[Tensor, Tensor]:
     """``([P, G] perturbation sums, [G] control sums)`` in float64."""
-    x = pop.X.to(torch.float64)
-    sums = torch.zeros(pop.n_perts, x.shape[1], dtype=torch.float64).index_add_(0, pop.codes(), x)
-    return sums, pop.control.to(torch.float64).sum(0)
+    return segment_sums(pop.X, pop.offsets), pop.control.to(torch.float64).sum(0)
 
 
 def bulk_lognorm(sums: Tensor, bulk_target_sum: float) -> Tensor:
@@ -116,10 +114,9 @@ class Profiles:
 
 def _noise(pop: Population, comparator: str, bulk_target_sum: float) -> Tensor:
     out = torch.zeros(pop.n_perts, dtype=torch.float64)
-    x = pop.X.to(torch.float64)  # once for all groups
     bounds = pop.offsets.tolist()
     for p in range(pop.n_perts):
-        cells = x[bounds[p] : bounds[p + 1]]
+        cells = pop.X[bounds[p] : bounds[p + 1]]  # each noise term converts its block to float64
         out[p] = jackknife_noise(cells, bulk_target_sum) if comparator == "bulk_lognorm" else trace_noise(cells)
     return out
 
