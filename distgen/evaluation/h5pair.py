@@ -35,7 +35,14 @@ def _attr(node: Any, key: str) -> str | None:
 
 
 def _strings(ds: Any) -> np.ndarray:
-    """A string dataset as an object array of ``str``."""
+    """A string dataset, or anndata's ``nullable-string-array`` (pandas' string dtype, the text default of
+    pandas 3) without missing values, as an object array of ``str``."""
+    if not hasattr(ds, "dtype"):
+        if _attr(ds, "encoding-type") == "nullable-string-array" and "values" in ds and "mask" in ds:
+            if np.asarray(ds["mask"][()]).any():
+                raise _Unsupported("missing labels")
+            return _strings(ds["values"])
+        raise _Unsupported("not a string array")
     if ds.dtype.kind not in ("O", "S", "U"):
         raise _Unsupported("not a string array")
     return np.asarray(ds.asstr()[()], dtype=object)
@@ -51,7 +58,7 @@ def _column(group: Any, name: str) -> tuple[np.ndarray, np.ndarray | None, np.nd
         if codes.size and int(codes.min()) < 0:
             raise _Unsupported("missing labels")
         return cats[codes], cats, codes
-    if kind == "string-array":
+    if kind in ("string-array", "nullable-string-array"):
         return _strings(node), None, None
     raise _Unsupported(f"column encoding {kind!r}")
 

@@ -36,7 +36,7 @@ def _same(fast, slow):
         assert getattr(fi, f) == getattr(si, f), f
 
 
-@pytest.mark.parametrize("layout_kind", ["csr_categorical", "dense_strings_celltype", "csc_combos_recorded_scale"])
+@pytest.mark.parametrize("layout_kind", ["csr_categorical", "dense_strings_celltype", "csc_combos_recorded_scale", "pandas_string_dtype"])
 def test_fast_reader_equals_read_pair(tmp_path, layout_kind):
     real, pred = make_pair(seed=3, n_genes=12, n_ctrl=15, n_cells=4, combos=True)
     for name, a in (("real", real), ("pred", pred)):
@@ -46,10 +46,22 @@ def test_fast_reader_equals_read_pair(tmp_path, layout_kind):
         elif layout_kind == "dense_strings_celltype":
             a.obs["celltype"] = np.where(np.arange(a.n_obs) % 2 == 0, "T", "B")
             a.obs["target"] = a.obs["target"].astype(str).replace({CONTROL: "ctrl"})
+        elif layout_kind == "pandas_string_dtype":  # pandas 3's text default, written as nullable-string-array groups
+            a.obs = a.obs.astype({"target": "string"})
+            a.obs.index = a.obs.index.astype("string")
+            a.var.index = a.var.index.astype("string")
         else:
             a.X = sp.csc_matrix(a.X)
             a.uns["distgen"] = {"scale": "lognorm"}
-        a.write_h5ad(tmp_path / f"{name}.h5ad")
+        import anndata
+
+        with anndata.settings.override(allow_write_nullable_strings=True):
+            a.write_h5ad(tmp_path / f"{name}.h5ad")
+        if layout_kind == "pandas_string_dtype":
+            import h5py
+
+            with h5py.File(tmp_path / f"{name}.h5ad", "r") as f:
+                assert f["var/_index"].attrs["encoding-type"] == "nullable-string-array"
         if layout_kind == "dense_strings_celltype":  # write_h5ad turns strings into categoricals: rewrite obs as strings
             import h5py
             from anndata.io import write_elem
