@@ -28,7 +28,7 @@ def test_preset_holds_the_official_defaults():
     assert (t["lr"], t["betas"], t["weight_decay"], t["warmup_steps"], t["min_lr_ratio"]) == (2e-4, [0.9, 0.98], 0.01, 200, 0.1)
     assert (t["decay_norm_and_bias"], t["schedule"], t["plateau_ratio"]) == (False, "cosine_floor", 0.1)
     assert (t["ema_decay"], t["ema_every"], t["ema_warmup"], t["ema_epoch_end"]) == (0.99, 10, False, True)
-    assert doc["data"]["sampling"] == "partition"
+    assert doc["data"]["sampling"] == "partition" and doc["data"]["control_sets"] == "none"  # official: perturbed sets only
 
 
 @pytest.mark.parametrize("name", ["perturbdiff", "perturbdiff-small"])
