@@ -36,6 +36,7 @@ from distgen.data import PerturbationData, highly_variable_genes, make_split
 from distgen.datasets import KANG_SCHEMA, kang_pbmc
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.suite import run_metrics
+from distgen.kernels.distances import energy_distance
 from distgen.train import fit
 from distgen.types import ConditionLabels
 
@@ -51,7 +52,19 @@ def evaluate(pred: torch.Tensor, real: torch.Tensor, control: torch.Tensor, gene
 
     data = EvalData(real=pop(real), pred=pop(pred), perts=(pert,), targets=((),), genes=genes)
     table = run_metrics(data, METRICS)
-    return {m: table.mean(m) for m in METRICS}
+    return {m: table.mean(m) for m in METRICS} | spread(pred, real)
+
+
+def spread(pred: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    """Where an E-distance comes from: ``edistance_recentred`` is the E-distance once the predicted cells are
+    moved onto the real cells' mean (what is left is spread and shape), ``total_variance`` the predicted cells'
+    summed per-gene variance (the real cells': ``real_total_variance``)."""
+
+    def ed(x: torch.Tensor, y: torch.Tensor) -> float:
+        return float(energy_distance(x[None].double(), y[None].double())[0])
+
+    moved = pred - pred.mean(0) + real.mean(0)
+    return {"edistance_recentred": ed(moved, real), "total_variance": float(pred.var(0).sum()), "real_total_variance": float(real.var(0).sum())}
 
 
 def generate(model: Any, control: torch.Tensor, labels_row: ConditionLabels, set_size: int, seed: int) -> torch.Tensor:
