@@ -38,3 +38,10 @@ def test_population_spread_recipe_samples_without_guidance(populations):
     model = build(doc, populations.info, seen_perturbations=list(populations.info.perturbations))
     assert model.dynamics.guidance == 1.0 and not model.dynamics.capabilities.guidance
     assert doc["data"]["matcher"] == "same_batch"
+
+
+def test_cell_type_transfer_recipe_trains_every_control_set_and_samples_without_guidance(populations):
+    doc = load_config(str(Path(__file__).resolve().parent.parent / "recipes" / "cell_type_transfer.yaml"))
+    model = build(doc, populations.info, seen_perturbations=list(populations.info.perturbations))
+    assert model.dynamics.guidance == 1.0 and not model.dynamics.capabilities.guidance
+    assert doc["data"]["control_sets"] == "auto"  # not "uncovered": the held-out context must not be the only unperturbed one
