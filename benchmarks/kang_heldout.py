@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from distgen.api import build
-from distgen.config import load_config
+from distgen.config import as_component, load_config
 from distgen.data import PerturbationData, highly_variable_genes, make_split
 from distgen.datasets import KANG_SCHEMA, kang_pbmc
 from distgen.evaluation.evaldata import EvalData, Population
@@ -128,6 +128,10 @@ def run_cell_type(data: PerturbationData, ct: str, args: argparse.Namespace, see
         preset_w, dyn.guidance = dyn.guidance, w
         methods[f"model_w{w:g}"] = generate(model, control, row, set_size, seed)
         dyn.guidance = preset_w
+    for steps in args.resample_ddim:  # the same weights sampled by a plain DDIM over the whole schedule
+        preset_sampler, dyn.sampler = dyn.sampler, as_component("diffusion_samplers", {"name": "ddim", "steps": steps})
+        methods[f"model_ddim{steps}"] = generate(model, control, row, set_size, seed)
+        dyn.sampler = preset_sampler
     scores = {name: evaluate(pred, half_b, control, info.genes, "stimulated") for name, pred in methods.items()}
     return {
         "cell_type": ct,
@@ -177,6 +181,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--resample-guidance", type=float, nargs="*", default=[],
                    help="also sample the trained weights with these guidance weights (rows model_w<W>)")
+    p.add_argument("--resample-ddim", type=int, nargs="*", default=[],
+                   help="also sample the trained weights by a DDIM of this many steps from t = 0 (rows model_ddim<N>)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
