@@ -48,3 +48,4 @@ def test_cell_type_transfer_recipe_anchors_on_the_control_mean_and_reads_the_con
     assert model.backbone.capabilities.output_range == "real" and model.dynamics.clip_denoised is None
     assert model.dynamics.guidance == 1.0 and not model.dynamics.capabilities.guidance
     assert doc["data"]["control_sets"] == "none"
+    assert type(model.dynamics.sampler).__name__ == "DDIM" and model.dynamics.sampler.steps == 100
