@@ -13,10 +13,13 @@ from torch.utils.data import IterableDataset, get_worker_info
 from distgen.data.matching import ControlMatcher, matchers
 from distgen.types import CellTable, SetBatch
 
-#: Which control -> control sets training adds (``data.control_sets``): none; those of contexts or
-#: batches with no perturbed training cells (a held-out cell type, patient or batch, seen in training
-#: only through its controls, so that its context / batch embedding is trained); or all of them.
-CONTROL_SETS = ("uncovered", "all", "none")
+#: Which control -> control sets training adds (``data.control_sets``): ``auto`` (all of them when
+#: some context or batch has no perturbed training cells, e.g. a held-out cell type, patient or batch
+#: seen in training only through its controls; else none); ``uncovered`` (only those of such contexts
+#: and batches: their embedding is trained, but then "control" and "held-out context" always come
+#: together in training, and a model learns that the held-out context does not respond, see
+#: docs/benchmarks.md); ``all``; ``none``.
+CONTROL_SETS = ("auto", "uncovered", "all", "none")
 
 
 def condition_groups(table: CellTable, control_sets: str = "none") -> tuple[list[Tensor], Tensor]:
@@ -24,7 +27,7 @@ def condition_groups(table: CellTable, control_sets: str = "none") -> tuple[list
 
     Perturbed groups always; control groups (target = control cells, condition = control) as
     ``control_sets`` says: ``"none"``, ``"uncovered"`` (those whose context or batch has no perturbed
-    cells) or ``"all"``.
+    cells), ``"all"``, or ``"auto"`` (all when there are uncovered ones, else none).
     """
     if control_sets not in CONTROL_SETS:
         raise ValueError(f"control_sets must be one of {CONTROL_SETS}, got {control_sets!r}")
@@ -38,8 +41,9 @@ def condition_groups(table: CellTable, control_sets: str = "none") -> tuple[list
     pert = (~is_ctrl).tolist()
     seen_ctx = {k for k, p in zip(ctx, pert) if p}
     seen_bat = {b for b, p in zip(bat, pert) if p}
-    keep = [p or control_sets == "all" or (control_sets == "uncovered" and (k not in seen_ctx or b not in seen_bat))
-            for p, k, b in zip(pert, ctx, bat)]
+    uncovered = [k not in seen_ctx or b not in seen_bat for k, b in zip(ctx, bat)]
+    mode = control_sets if control_sets != "auto" else "all" if any(uncovered) else "none"
+    keep = [p or mode == "all" or (mode == "uncovered" and u) for p, u in zip(pert, uncovered)]
     groups = [g for g, ok in zip(torch.split(order, counts.tolist()), keep) if ok]
     return groups, torch.tensor([int(g[0]) for g in groups], dtype=torch.long)
 
@@ -133,8 +137,9 @@ class SetSampler(SetSamplerBase):
     controls
         Optional separate control pool (a ``CellTable``; its control cells are used).
     control_sets
-        Also train on control -> control sets (``CONTROL_SETS``): ``"uncovered"`` (contexts whose
-        only training cells are controls, e.g. a held-out cell type), ``"all"`` or ``"none"``.
+        Also train on control -> control sets (``CONTROL_SETS``): ``"auto"`` (all of them when some
+        context or batch has only control cells, e.g. a held-out cell type; else none),
+        ``"uncovered"`` (only those contexts and batches), ``"all"`` or ``"none"``.
 
     It is a ``torch.utils.data.IterableDataset``: ``DataLoader(sampler, batch_size=None,
     num_workers=k)`` builds batches in ``k`` background processes (worker ``w`` makes this rank's

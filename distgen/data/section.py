@@ -48,9 +48,11 @@ class DataSection:
         Keep or drop cells by ``obs`` columns before validation (``distgen.data.filters``): a rule
         ``{column: batch, drop: [b2]}``, ``{column: score, min: 0.8}``, ``{query: "..."}`` or a list of rules.
     control_sets
-        Control -> control training sets (``distgen.data.sampler.CONTROL_SETS``): ``uncovered`` (the
-        default: contexts or batches whose only training cells are controls, e.g. a held-out cell
-        type, patient or batch, so that the model learns their embedding), ``all`` or ``none``.
+        Control -> control training sets (``distgen.data.sampler.CONTROL_SETS``): ``auto`` (the
+        default: those of every context and batch when some context or batch has only control cells
+        in training, e.g. a held-out cell type, patient or batch, so that the model learns its
+        embedding without learning that it never responds; else none), ``uncovered`` (only those
+        contexts and batches), ``all`` or ``none``.
     """
 
     dataset: str = "norman_k562"
@@ -63,7 +65,7 @@ class DataSection:
     sampling: str = "condition"
     sets_per_epoch: int | None = None
     replacement: bool = False
-    control_sets: str = "uncovered"
+    control_sets: str = "auto"
     filter: list[dict[str, Any]] | dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from distgen.couplings.base import Coupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
+from distgen.models.anchor import ANCHORS, anchor_of
 from distgen.models.assembly import capability_problems, supports_unseen_perturbations, tie_gene_embeddings
 from distgen.models.base import PerturbationModel, TrainableModel, models
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
@@ -61,6 +62,12 @@ class Generator(nn.Module, TrainableModel):
         training sequence length); None generates the whole panel in one run.
     input_scale
         Multiply expression by this before the dynamics (PerturbDiff: 0.1), divide outputs back.
+    anchor
+        What the dynamics model the cells relative to: ``"none"`` (the cells, default) or
+        ``"control_mean"`` (each set's cells minus the mean of its control set, added back after
+        sampling: the network learns the response and the spread around the control population,
+        whose own profile, e.g. an unseen cell type's, reaches the output without passing through
+        the network). Needs a backbone with a signed output and no ``clip_denoised``.
     """
 
     #: Whether unseen perturbations can be predicted depends on the parts that embed perturbations
@@ -88,6 +95,7 @@ class Generator(nn.Module, TrainableModel):
         genes_per_step: int | None = None,
         input_scale: float = 1.0,
         predict_genes: int | None = None,
+        anchor: str = "none",
     ) -> None:
         super().__init__()
         self.info = info
@@ -102,6 +110,7 @@ class Generator(nn.Module, TrainableModel):
         self.genes_per_step = genes_per_step
         self.input_scale = float(input_scale)
         self.predict_genes = predict_genes
+        self.anchor = anchor
         self.last_nfe = 0
         tie_gene_embeddings(self)
         check_assembly(self)
@@ -223,7 +232,10 @@ class Generator(nn.Module, TrainableModel):
         if self.training and self.p_drop_condition > 0:
             drop = torch.rand(b, device=x1.device) < self.p_drop_condition
         cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop, population)
-        source = self.dynamics.draw_source(x1, control)
+        shift = anchor_of(self.anchor, control, batch.control_mask)  # the backbone still reads the raw control cells
+        if shift is not None:
+            x1 = x1 - shift
+        source = self.dynamics.draw_source(x1, control if shift is None else control - shift)
         out = self.dynamics.loss(self.bind(cond), x1, batch.target_mask, source, self.coupling)
         if self.distribution_loss is not None and self.distribution_weight > 0:
             x1_hat = out.extras["x1_hat"]
@@ -269,8 +281,10 @@ class Generator(nn.Module, TrainableModel):
             c = ctrl[..., ids]
             cond = self.condition(labels, c, control_mask, ids, population=population)
             null = self.condition(labels, c, control_mask, ids, drop, population=population)
-            res = self.dynamics.sample(self.bind(cond, null), self.dynamics.draw_source(c, c), control_mask)
-            out[..., where[ids]] = res.cells
+            shift = anchor_of(self.anchor, c, control_mask)
+            start = c if shift is None else c - shift
+            res = self.dynamics.sample(self.bind(cond, null), self.dynamics.draw_source(start, start), control_mask)
+            out[..., where[ids]] = res.cells if shift is None else res.cells + shift
             self.last_nfe += res.nfe
         return out / s
 
@@ -350,6 +364,14 @@ def check_assembly(model: Generator) -> None:
         raise AssemblyError(f"p_drop_condition must be in [0, 1), got {model.p_drop_condition}")
     if model.input_scale <= 0:
         raise AssemblyError(f"input_scale must be > 0, got {model.input_scale}")
+    if model.anchor not in ANCHORS:
+        raise AssemblyError(f"anchor must be one of {', '.join(ANCHORS)}, got {model.anchor!r}")
+    if model.anchor != "none" and bb.capabilities.output_range == "nonnegative":
+        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to their control mean, which takes either sign, but "
+                            f"backbone {name} has a non-negative output head; use a linear head (e.g. cross_dit's output: identity)")
+    if model.anchor != "none" and getattr(model.dynamics, "clip_denoised", None) is not None:
+        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to their control mean, which takes either sign, but the "
+                            "dynamics zero small estimates (clip_denoised); set model.dynamics.clip_denoised: null")
     problems = capability_problems(model)
     if problems:
         raise AssemblyError("; ".join(problems))

@@ -39,8 +39,8 @@ def _context_rows_after_training(h5ad: str, control_sets: str | None) -> tuple[t
 
 
 def test_held_out_context_embedding_is_trained_by_default_and_not_with_none(h5ad):
-    b_held, a_held, b_seen, a_seen = _context_rows_after_training(h5ad, None)  # default: uncovered
-    assert not torch.equal(b_held, a_held), "the held-out context's embedding did not change with control_sets=uncovered"
+    b_held, a_held, b_seen, a_seen = _context_rows_after_training(h5ad, None)  # default: auto
+    assert not torch.equal(b_held, a_held), "the held-out context's embedding did not change with control_sets=auto"
     assert not torch.equal(b_seen, a_seen)
     b_held, a_held, b_seen, a_seen = _context_rows_after_training(h5ad, "none")
     assert torch.equal(b_held, a_held), "without control sets nothing should train the held-out context's embedding"
@@ -59,6 +59,8 @@ def test_which_control_groups_each_mode_adds(h5ad):
     assert control_contexts("none") == []
     assert control_contexts("uncovered") == ["ct3"]
     assert control_contexts("all") == ["ct1", "ct2", "ct3"]
+    # auto: a context is uncovered, so every context gets control sets ("control" does not single out the held-out one)
+    assert control_contexts("auto") == ["ct1", "ct2", "ct3"]
     n_pert = len(condition_groups(table, "none")[0])
     assert n_pert == 4  # A, B in ct1 and ct2
 
@@ -78,3 +80,14 @@ def test_a_held_out_batch_gets_control_sets_too(tmp_path):
                   for f in firsts.tolist() if bool(table.is_control[f]))
     assert ctrl == [("ct1", "b2"), ("ct2", "b2")]
     assert len(groups) == 4 + 2  # A, B in (ct1, b1) and (ct2, b1), plus the two control groups of b2
+
+
+def test_auto_adds_no_control_sets_when_every_context_and_batch_has_perturbed_cells(tmp_path):
+    path = tmp_path / "covered.h5ad"
+    make_adata(n_per_group=6, conditions=("control", "A", "B"), contexts=("ct1", "ct2"), batches=("b1",), n_genes=8).write_h5ad(path)
+    data = distgen.load_data(str(path), split={"kind": "random_conditions", "test_conditions": ["B"], "val_frac": 0.0}, schema=SCHEMA)
+    table = data.train_table
+    _, firsts = condition_groups(table, "auto")
+    assert not any(bool(table.is_control[f]) for f in firsts)  # a held-out perturbation: no control sets
+    assert len(firsts) == 2  # A in ct1 and ct2
+    assert len(condition_groups(table, "all")[1]) == 4

@@ -113,6 +113,6 @@ def test_kang_benchmark_script_runs(tmp_path):
     out = tmp_path / "kang.json"
     mod.main(["--cell-types", "B", "--steps", "2", "--genes", "200", "--override", "model.dynamics.sampler.start_step=3", "--out", str(out)])
     run = json.loads(out.read_text())["runs"][0]
-    assert set(run["scores"]) == {"perturbdiff", "control", "mean_shift", "ceiling"}
+    assert set(run["scores"]) == {"model", "control", "mean_shift", "ceiling"}
     # the real other half is closer to the held-out stimulated cells than unstimulated controls are
     assert run["scores"]["ceiling"]["edistance"] < run["scores"]["control"]["edistance"]
