@@ -43,7 +43,7 @@ def test_population_spread_recipe_samples_without_guidance(populations):
 def test_cell_type_transfer_recipe_anchors_on_the_control_mean_and_reads_the_context_from_its_cells(populations):
     doc = load_config(str(Path(__file__).resolve().parent.parent / "recipes" / "cell_type_transfer.yaml"))
     model = build(doc, populations.info, seen_perturbations=list(populations.info.perturbations))
-    assert model.anchor == "control_mean"
+    assert model.anchor == "control_mean" and model.input_scale == 1.0
     assert model.conditioner.context is None  # no context embedding that a held-out context could not train
     assert model.backbone.capabilities.output_range == "real" and model.dynamics.clip_denoised is None
     assert model.dynamics.guidance == 1.0 and not model.dynamics.capabilities.guidance
