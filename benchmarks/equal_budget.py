@@ -100,9 +100,8 @@ def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: st
     pred = predict(model, dataset, "test", seed=seed, genes=setup["genes"], preflight=False)
     predict_s = time.perf_counter() - t1
     scores = score_prediction(name, pred, dataset.truth("test"), scoring, work / f"eval_{name}_seed{seed}_{weights}")
-    if scoring == "official":
-        return {"seed": seed, "weights": weights, "scoring": scoring, "predict_seconds": round(predict_s, 1), "scores": scores}
-    return {"seed": seed, "weights": weights, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1), "scores": scores}
+    return {"seed": seed, "weights": weights, "scoring": scoring, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1),
+            "scores": scores}
 
 
 def score_prediction(name: str, pred: Any, truth: Any, scoring: str, eval_dir: Path) -> dict[str, dict[str, float]]:

@@ -112,10 +112,10 @@ def _object_strings(frame: pd.DataFrame) -> pd.DataFrame:
     unless ``allow_write_nullable_strings`` is set, and files written with it do not open in anndata < 0.11)."""
 
     def plain(values: Any) -> Any:
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            return values.cat.set_categories(values.cat.categories.astype(object)) if isinstance(values, pd.Series) \
-                else values.set_categories(values.categories.astype(object))
-        return values.astype(object) if isinstance(values.dtype, pd.StringDtype) else values
+        dtype = values.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            return values.astype(pd.CategoricalDtype(dtype.categories.astype(object), dtype.ordered))
+        return values.astype(object) if isinstance(dtype, pd.StringDtype) else values
 
     out = frame.copy()
     out.index = plain(out.index)
@@ -126,7 +126,7 @@ def _object_strings(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _write(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
     path = os.fspath(path)
-    adata.obs, adata.var = _object_strings(adata.obs), _object_strings(adata.var)
+    adata.obs, adata.var = _object_strings(adata.obs), _object_strings(adata.var)  # the layout's own object: it keeps what the file holds
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".h5ad")

@@ -262,10 +262,11 @@ class Trainer:
             self._non_finite("gradient norm", batch)
         self.optimizer.step()
         self.scheduler.step()
-        if self.ema is not None and self.step % self.opts.ema_every == 0:
-            self.ema.update(self.model)
-        if self.ema is not None and self.epoch_steps and (self.step + 1) % self.epoch_steps == 0:  # ema_epoch_end
-            self.ema.update(self.model)
+        if self.ema is not None:
+            if self.step % self.opts.ema_every == 0:
+                self.ema.update(self.model)
+            if self.epoch_steps and (self.step + 1) % self.epoch_steps == 0:  # ema_epoch_end
+                self.ema.update(self.model)
         self.step += 1
         return float(stats[0]) / self.n_shards, norm, parts
 
