@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from distgen.evaluation.suite import run_metrics
 from distgen.pipeline.evaluate import load_pair
@@ -76,3 +77,35 @@ def test_columns_are_guessed_from_conventions(pair):
     real, pred = pair
     _, info = load_pair(pred, real)
     assert (info.pert_col, info.control) == ("target", CONTROL)
+
+
+@pytest.mark.parametrize("value, refused", [(float("nan"), False), (float("inf"), False), (float("-inf"), False), (0.0, False),
+                                            (7.0, False), (-1.0, True), (0.5, True), (-0.5, True), (2.25, True)])
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_check_counts_judges_the_finite_values_only(value: float, refused: bool, with_nan: bool) -> None:
+    from distgen.evaluation.io import check_counts
+
+    x = np.random.default_rng(0).poisson(0.7, (50, 9)).astype(np.float32)
+    x[3, 4] = value
+    if with_nan:  # a NaN elsewhere must not hide (or cause) a refusal
+        x[10, 1] = np.nan
+    if refused:
+        with pytest.raises(ValueError, match="fractional or negative"):
+            check_counts(torch.from_numpy(x), "pred")
+    else:
+        check_counts(torch.from_numpy(x), "pred")
+
+
+@pytest.mark.parametrize("value, refused", [(float("nan"), False), (float("inf"), True), (31.0, True), (31.5, False), (29.0, False)])
+def test_check_scale_refuses_integers_above_30_among_the_finite_values(value: float, refused: bool) -> None:
+    from distgen.evaluation.io import check_scale
+
+    x = np.random.default_rng(1).poisson(3.0, (40, 6)).astype(np.float64)  # integers up to ~12: counts, but small
+    x[2, 2] = value
+    if value == float("inf"):  # +inf is not finite: the rule looks at the other values, which need a large count
+        x[5, 5] = 40.0
+    if refused:
+        with pytest.raises(ValueError, match="raw counts"):
+            check_scale(x, "pred")
+    else:
+        check_scale(x, "pred")

@@ -102,18 +102,21 @@ def k_star(prep: PreparedDE, s: Settings, universe: str, exclude_own: bool, floo
     rank_p = torch.nan_to_num(prep.pred.pvalue, nan=float("inf")).cpu().numpy()
     abs_lfc = torch.nan_to_num(prep.pred.lfc.abs(), nan=float("-inf")).cpu().numpy()
     name = prep.gene_order.cpu().numpy()
+    rows_np, sig_np = rows.cpu().numpy(), (~sig_pred).cpu().numpy()  # once, not per perturbation
+    denom_np, match_np = in_denom.cpu().numpy(), match.cpu().numpy()
+    floors = floor.tolist()
     out = torch.zeros(rows.shape[0], dtype=torch.float64)
     for p in range(rows.shape[0]):
-        g = rows[p].nonzero().flatten().cpu().numpy()
-        if g.size == 0 or torch.isnan(floor[p]):
+        g = np.flatnonzero(rows_np[p])
+        if g.size == 0 or floors[p] != floors[p]:  # no genes, or a NaN floor
             continue
         # np.lexsort: last key is primary; cell-eval2 sorts by (significant desc, q asc, p asc, |lfc| desc, name asc)
-        order = g[np.lexsort((name[g], -abs_lfc[p, g], rank_p[p, g], rank_q[p, g], ~sig_pred[p, g].cpu().numpy()))]
-        den = np.cumsum(in_denom[p, order].cpu().numpy())
-        hit = np.cumsum(match[p, order].cpu().numpy())
+        order = g[np.lexsort((name[g], -abs_lfc[p, g], rank_p[p, g], rank_q[p, g], sig_np[p, g]))]
+        den = np.cumsum(denom_np[p, order])
+        hit = np.cumsum(match_np[p, order])
         with np.errstate(invalid="ignore", divide="ignore"):
             purity = np.where(den > 0, hit / np.maximum(den, 1), np.nan)
-        ok = purity >= float(floor[p])
+        ok = purity >= floors[p]
         out[p] = float(den[ok].max()) if ok.any() else 0.0
     return out
 
