@@ -189,3 +189,19 @@ def test_dropped_conditions_use_the_null_vector_in_the_network_width():
     assert (out2[1] - out[1]).abs().max() > 1e-4
     plain = _randomise_modulation(_net(output="identity", null_condition=False)).eval()
     assert plain.null is None
+
+
+def test_official_control_init_is_the_xavier_bound_of_a_2g_input_layer():
+    # the official control layer reads [x_ctrl ; 0] (2G inputs): Xavier bound sqrt(6 / (2G + d)), not sqrt(6 / (G + d))
+    g, d = 50, 16
+    torch.manual_seed(0)
+    own = CrossDiT(n_genes=g, cond_dim=8, dim=d, depth=2, heads=2)
+    torch.manual_seed(0)
+    official = CrossDiT(n_genes=g, cond_dim=8, dim=d, depth=2, heads=2, control_init="official")
+    a, b = own.state_dict(), official.state_dict()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == ["in_c.weight"]  # same draws everywhere else
+    torch.testing.assert_close(b["in_c.weight"], a["in_c.weight"] * math.sqrt((g + d) / (2 * g + d)))
+    assert float(b["in_c.weight"].abs().max()) <= math.sqrt(6 / (2 * g + d))
+    assert float(a["in_c.weight"].abs().max()) > math.sqrt(6 / (2 * g + d))  # the own-fan-in bound is wider and is reached
+    with pytest.raises(ValueError, match="control_init"):
+        CrossDiT(n_genes=g, cond_dim=8, dim=d, depth=1, heads=2, control_init="zeros")
