@@ -81,7 +81,35 @@ def official_scores(truth: Any, pred: Any, control: Any) -> dict[str, dict[str, 
     return {"r2_official": {"model": official_r2(truth, pred), "control": official_r2(truth, control)}}
 
 
-def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: str = "distgen", device: str = "cpu") -> dict[str, Any]:
+def held_out_contexts(dataset: Any) -> list[str]:
+    """Names of the contexts of the test cells that no perturbed training cell has (Kang: CD4T): their rows of a one-hot
+    context table never receive a gradient when only perturbed sets are trained, so they keep their random start."""
+    contexts = np.asarray([str(c) for c in dataset.data.contexts], dtype=object)
+    control = np.asarray(dataset.data.table.is_control)
+    train, test = dataset.split.train.numpy(), dataset.split.test.numpy()
+    seen = set(contexts[train[~control[train]]].tolist())
+    return sorted(set(contexts[test].tolist()) - seen)
+
+
+def context_draws(table: torch.Tensor, rows: list[int], draws: int, seed: int, score: Any) -> list[dict[str, Any]]:
+    """Scores with the held-out contexts' rows of ``table`` (a one-hot context embedding weight) re-drawn ``draws`` times
+    from N(0, 1), the law both codes start them from (``nn.Embedding``); ``score()`` predicts and scores. Restores the rows."""
+    kept = table[rows].clone()
+    out = []
+    try:
+        for k in range(draws):
+            g = torch.Generator().manual_seed(1_000 * seed + k)
+            with torch.no_grad():
+                table[rows] = torch.randn(len(rows), table.shape[1], generator=g).to(table)
+            out.append({"draw": k, "scores": score()})
+    finally:
+        with torch.no_grad():
+            table[rows] = kept
+    return out
+
+
+def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: str = "distgen", device: str = "cpu",
+             draws: int = 0) -> dict[str, Any]:
     from distgen.config import load_yaml
     from distgen.data.prepared import Dataset
     from distgen.data.section import data_section
@@ -100,8 +128,21 @@ def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: st
     pred = predict(model, dataset, "test", seed=seed, genes=setup["genes"], preflight=False)
     predict_s = time.perf_counter() - t1
     scores = score_prediction(name, pred, dataset.truth("test"), scoring, work / f"eval_{name}_seed{seed}_{weights}")
-    return {"seed": seed, "weights": weights, "scoring": scoring, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1),
-            "scores": scores}
+    res = {"seed": seed, "weights": weights, "scoring": scoring, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1),
+           "scores": scores}
+    if draws:
+        names = held_out_contexts(dataset)
+        table = getattr(getattr(model, "conditioner", None), "context", None)
+        if not names or not isinstance(table, torch.nn.Embedding):
+            raise ValueError("--context-draws needs a held-out context and a model with a one-hot context table (covariate conditioner)")
+        rows = [dataset.info.contexts.index(n) for n in names]
+
+        def score() -> dict[str, dict[str, float]]:
+            p = predict(model, dataset, "test", seed=seed, genes=setup["genes"], preflight=False)
+            return score_prediction(name, p, dataset.truth("test"), scoring, work / f"eval_{name}_seed{seed}_{weights}_draw")
+
+        res["context_draws"] = {"contexts": names, "draws": context_draws(table.weight, rows, draws, seed, score)}
+    return res
 
 
 def score_prediction(name: str, pred: Any, truth: Any, scoring: str, eval_dir: Path) -> dict[str, dict[str, float]]:
@@ -129,11 +170,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out")
     p.add_argument("--device", default="cpu", help="where to predict (training follows train.device, auto by default: set train.precision=fp32 for fp32 on a GPU)")
     p.add_argument("--override", action="append", default=[], help="extra dotted override (e.g. train.steps=2 for a smoke run)")
+    p.add_argument("--context-draws", type=int, default=0, metavar="K",
+                   help="also score each run K times with the held-out contexts' (untrained) one-hot rows re-drawn from N(0, 1)")
     args = p.parse_args(argv)
     SETUPS[args.model]["overrides"] += args.override
     torch.set_flush_denormal(True)
     work = Path(args.work)
-    runs = [run_seed(args.model, s, work, args.weights, args.scoring, args.device) for s in args.seeds]
+    runs = [run_seed(args.model, s, work, args.weights, args.scoring, args.device, args.context_draws) for s in args.seeds]
     metrics = SETUPS[args.model]["metrics"] if args.scoring == "distgen" else ["r2_official"]
     mean = {m: statistics.fmean(r["scores"][m]["model"] for r in runs) for m in metrics}
     sd = {m: statistics.stdev([r["scores"][m]["model"] for r in runs]) if len(runs) > 1 else 0.0 for m in metrics}
