@@ -36,6 +36,8 @@ BLOCKS = ("parallel", "sequential")
 TIME_INPUTS = ("step", "scaled")
 #: Initialisations of the control-stream input layer (``CrossDiT.control_init``).
 CONTROL_INITS = ("xavier", "official")
+#: How the N(0, 1) vector added to every token of both streams is held (``CrossDiT.token_bias``).
+TOKEN_BIASES = ("folded", "shared")
 #: A step computed from float32 time is off by ~1e-4 step at T = 1000; closer than this, snap to it.
 STEP_SNAP = 1e-3
 
@@ -146,6 +148,12 @@ class CrossDiT(Backbone):
         its own ``G`` inputs) or ``"official"`` (the same uniform draws at the bound of PerturbDiff's
         layer, which reads ``[x_ctrl ; 0]``: ``2G`` inputs, so ``sqrt((G + dim) / (2G + dim))`` times
         smaller; 0.72 at G = 2,000, dim = 128).
+    token_bias
+        The official network adds one N(0, 1) vector (its unused gene-embedding null) to every token
+        of both streams, on top of the two input layers' zero-initialised biases. ``"folded"``: that
+        vector is folded into the two input biases, which then train separately (same function, one
+        parameter fewer); ``"shared"``: a parameter of its own, as the code, so its gradient is the sum
+        of both streams' and Adam moves it as one.
     """
 
     capabilities = BackboneCapabilities(self_conditioning=None, output_range=None, independent_sets=True)  # from self_conditioning, output
@@ -170,10 +178,13 @@ class CrossDiT(Backbone):
         time_scale: float = 1000.0,
         null_condition: bool = True,
         control_init: str = "xavier",
+        token_bias: str = "folded",
     ) -> None:
         super().__init__()
         if control_init not in CONTROL_INITS:
             raise ValueError(f"cross_dit: control_init must be one of {CONTROL_INITS}, got {control_init!r}")
+        if token_bias not in TOKEN_BIASES:
+            raise ValueError(f"cross_dit: token_bias must be one of {TOKEN_BIASES}, got {token_bias!r}")
         if output not in OUTPUTS:
             raise ValueError(f"cross_dit: output must be one of {OUTPUTS}, got {output!r}")
         if block not in BLOCKS:
@@ -193,6 +204,7 @@ class CrossDiT(Backbone):
         self.time = TimeEmbedding(dim)
         self.cov = nn.Linear(cond_dim + population_dim, dim)
         self.null = nn.Parameter(torch.zeros(dim)) if null_condition else None
+        self.token = nn.Parameter(torch.zeros(dim)) if token_bias == "shared" else None
         self.blocks = nn.ModuleList(MMBlock(dim, heads, mlp_ratio, qk_norm, i == depth - 1, block) for i in range(depth))
         self.head = FinalLayer(dim, n_genes)
         self._cache: dict[tuple[str, int], tuple[Any, Any, Tensor]] = {}
@@ -216,8 +228,11 @@ class CrossDiT(Backbone):
                 nn.init.zeros_(mod.lin.weight)
         with torch.no_grad():  # the code adds one N(0, 1) vector (its unused gene-embedding null) to both streams' tokens
             token_bias = torch.randn(self.in_p.bias.shape)
-            self.in_p.bias.copy_(token_bias)
-            self.in_c.bias.copy_(token_bias)
+            if self.token is not None:  # its own parameter; the input biases stay 0
+                self.token.copy_(token_bias)
+            else:
+                self.in_p.bias.copy_(token_bias)
+                self.in_c.bias.copy_(token_bias)
             if self.null is not None:  # nn.Embedding's N(0, 1), as the code's null class embedding
                 self.null.normal_()
 
@@ -303,6 +318,8 @@ class CrossDiT(Backbone):
             raise ValueError(f"cross_dit needs one control cell per generated cell: x_t {tuple(x_t.shape)}, control {got}")
         hp = self._token_input(x_t, x_self_cond)
         hc = self._control_tokens(cond, x_t.dtype)
+        if self.token is not None:
+            hp, hc = hp + self.token.to(hp.dtype), hc + self.token.to(hc.dtype)
         c = self.condition_vector(t, cond, x_t.dtype)
         key_mask = None
         if cond.control_mask is not None and not bool(cond.control_mask.all()):

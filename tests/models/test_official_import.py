@@ -105,6 +105,19 @@ def test_perturbdiff_mapping_fills_every_network_parameter_and_drops_only_unused
     assert torch.equal(state["conditioner.context.weight"], official["cov_encoder.celltype_encoder.weight"][torch.tensor([1, 0])])
 
 
+def test_perturbdiff_mapping_fills_a_shared_token_bias():
+    official = _random_state(pd_map.official_keys(**PD))
+    torch.manual_seed(0)
+    info = DataInfo(genes=tuple(GENES), perturbations=("A", "B"), contexts=("x", "y"), batches=("b0", "b1"))
+    model = build("perturbdiff", info, [f"model.backbone.dim={PD['dim']}", f"model.backbone.depth={PD['depth']}", f"model.backbone.heads={PD['heads']}",
+                                        f"model.conditioner.part_dim={PD['part_dim']}", "model.backbone.token_bias=shared"])
+    state, _ = pd_map.map_state(official, model, CODES)
+    model.load_state_dict(state)
+    assert torch.equal(state["backbone.token"], official["model.gene_embedding.null_emb.weight"][0])
+    assert torch.equal(state["backbone.in_p.bias"], official["model.x_embedder.bias"])
+    assert torch.equal(state["backbone.in_c.bias"], official["model.x_control_embedder.bias"])
+
+
 def test_perturbdiff_mapping_refuses_other_blocks_and_unknown_labels():
     official = _random_state(pd_map.official_keys(**PD))
     with pytest.raises(OfficialCheckpointError, match="lack"):
