@@ -129,7 +129,7 @@ def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: st
     predict_s = time.perf_counter() - t1
     scores = score_prediction(name, pred, dataset.truth("test"), scoring, work / f"eval_{name}_seed{seed}_{weights}")
     res = {"seed": seed, "weights": weights, "scoring": scoring, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1),
-           "scores": scores}
+           "scores": scores, "response": response_fit(pred, dataset.truth("test"))}
     if draws:
         names = held_out_contexts(dataset)
         table = getattr(getattr(model, "conditioner", None), "context", None)
@@ -145,6 +145,19 @@ def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: st
     return res
 
 
+def response_fit(pred: Any, truth: Any) -> dict[str, float]:
+    """How the predicted mean response compares with the true one, over genes (perturbed cells pooled, both against the
+    mean of the truth's control cells): ``slope`` of the least-squares fit of the predicted on the true response through
+    0 (1: right size; below 1: too small), ``corr`` (their Pearson correlation), ``rms_error`` of the predicted means,
+    ``rms_response`` (size of the true response) and ``mean_shift`` (mean over genes of predicted minus true mean)."""
+    truth = truth if truth.genes == pred.genes else truth.with_genes(pred.genes)
+    tx, px = truth.X.cpu().double().numpy(), pred.X.cpu().double().numpy()
+    ctrl = tx[truth.is_control].mean(0)
+    dt, dp = tx[~truth.is_control].mean(0) - ctrl, px[~pred.is_control].mean(0) - ctrl
+    return {"slope": float(dp @ dt / (dt @ dt)), "corr": float(np.corrcoef(dp, dt)[0, 1]), "rms_error": float(np.sqrt(((dp - dt) ** 2).mean())),
+            "rms_response": float(np.sqrt((dt**2).mean())), "mean_shift": float((dp - dt).mean())}
+
+
 def score_prediction(name: str, pred: Any, truth: Any, scoring: str, eval_dir: Path) -> dict[str, dict[str, float]]:
     """Scores of predicted ``Cells`` against the held-out truth: ``distgen`` (``api.evaluate``, cell-eval metrics, control
     baseline) or ``official`` (``official_scores``). Also used by ``perturbdiff_official_loop.py``, so both score alike."""
@@ -157,6 +170,13 @@ def score_prediction(name: str, pred: Any, truth: Any, scoring: str, eval_dir: P
     metrics = SETUPS[name]["metrics"]
     report = api.evaluate(pred, truth, eval_dir, baselines=["control"], metric_names=metrics, ceiling=False, make_plots=False, progress=False)
     return {m: {"model": report.metrics[m]["model"], "control": report.metrics[m]["baselines"].get("control")} for m in metrics}
+
+
+def _sd(values: list[float]) -> float:
+    """Sample standard deviation over seeds; 0 for one seed, nan when a value is not finite (statistics.stdev fails on nan)."""
+    if len(values) < 2:
+        return 0.0
+    return statistics.stdev(values) if all(np.isfinite(values)) else float("nan")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -179,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = [run_seed(args.model, s, work, args.weights, args.scoring, args.device, args.context_draws) for s in args.seeds]
     metrics = SETUPS[args.model]["metrics"] if args.scoring == "distgen" else ["r2_official"]
     mean = {m: statistics.fmean(r["scores"][m]["model"] for r in runs) for m in metrics}
-    sd = {m: statistics.stdev([r["scores"][m]["model"] for r in runs]) if len(runs) > 1 else 0.0 for m in metrics}
+    sd = {m: _sd([r["scores"][m]["model"] for r in runs]) for m in metrics}
     report = {"model": args.model, "weights": args.weights, "command": "python benchmarks/equal_budget.py " + " ".join(argv or []), "overrides": SETUPS[args.model]["overrides"],
               "runs": runs, "mean": mean, "sd": sd, "official": SETUPS[args.model]["official"],
               "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "loadavg": Path("/proc/loadavg").read_text().split()[:3]}}

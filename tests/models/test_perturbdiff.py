@@ -25,7 +25,7 @@ def test_preset_holds_the_official_defaults():
     assert (dyn["prediction"], dyn["self_condition"], dyn["guidance"], dyn["clip_denoised"]) == ("x0", 0.5, 2.0, 1e-4)
     assert m["distribution_loss"]["kernel"]["name"] == "energy" and m["p_drop_condition"] == 0.5
     assert m["condition_dropout"] == "batch" and m["conditioner"]["onehot_std"] == 1.0  # per micro-batch; nn.Embedding's N(0, 1)
-    assert bb["control_init"] == "official"  # the code's control layer has 2G inputs
+    assert bb["control_init"] == "official" and bb["token_bias"] == "shared"  # the code's 2G-input control layer; its shared token vector
     assert doc["data"]["matcher"] == "same_batch" and doc["data"]["matcher_params"] == {"replacement": True}  # mapping_cells
     assert m["input_scale"] == 0.1 and doc["data"]["set_size"] == 256
     assert (t["lr"], t["betas"], t["weight_decay"], t["warmup_steps"], t["min_lr_ratio"]) == (2e-4, [0.9, 0.98], 0.01, 200, 0.1)
