@@ -81,7 +81,35 @@ def official_scores(truth: Any, pred: Any, control: Any) -> dict[str, dict[str, 
     return {"r2_official": {"model": official_r2(truth, pred), "control": official_r2(truth, control)}}
 
 
-def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: str = "distgen", device: str = "cpu") -> dict[str, Any]:
+def held_out_contexts(dataset: Any) -> list[str]:
+    """Names of the contexts of the test cells that no perturbed training cell has (Kang: CD4T): their rows of a one-hot
+    context table never receive a gradient when only perturbed sets are trained, so they keep their random start."""
+    contexts = np.asarray([str(c) for c in dataset.data.contexts], dtype=object)
+    control = np.asarray(dataset.data.table.is_control)
+    train, test = dataset.split.train.numpy(), dataset.split.test.numpy()
+    seen = set(contexts[train[~control[train]]].tolist())
+    return sorted(set(contexts[test].tolist()) - seen)
+
+
+def context_draws(table: torch.Tensor, rows: list[int], draws: int, seed: int, score: Any) -> list[dict[str, Any]]:
+    """Scores with the held-out contexts' rows of ``table`` (a one-hot context embedding weight) re-drawn ``draws`` times
+    from N(0, 1), the law both codes start them from (``nn.Embedding``); ``score()`` predicts and scores. Restores the rows."""
+    kept = table[rows].clone()
+    out = []
+    try:
+        for k in range(draws):
+            g = torch.Generator().manual_seed(1_000 * seed + k)
+            with torch.no_grad():
+                table[rows] = torch.randn(len(rows), table.shape[1], generator=g).to(table)
+            out.append({"draw": k, "scores": score()})
+    finally:
+        with torch.no_grad():
+            table[rows] = kept
+    return out
+
+
+def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: str = "distgen", device: str = "cpu",
+             draws: int = 0) -> dict[str, Any]:
     from distgen.config import load_yaml
     from distgen.data.prepared import Dataset
     from distgen.data.section import data_section
@@ -100,8 +128,34 @@ def run_seed(name: str, seed: int, work: Path, weights: str = "ema", scoring: st
     pred = predict(model, dataset, "test", seed=seed, genes=setup["genes"], preflight=False)
     predict_s = time.perf_counter() - t1
     scores = score_prediction(name, pred, dataset.truth("test"), scoring, work / f"eval_{name}_seed{seed}_{weights}")
-    return {"seed": seed, "weights": weights, "scoring": scoring, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1),
-            "scores": scores}
+    res = {"seed": seed, "weights": weights, "scoring": scoring, "train_seconds": round(train_s, 1), "predict_seconds": round(predict_s, 1),
+           "scores": scores, "response": response_fit(pred, dataset.truth("test"))}
+    if draws:
+        names = held_out_contexts(dataset)
+        table = getattr(getattr(model, "conditioner", None), "context", None)
+        if not names or not isinstance(table, torch.nn.Embedding):
+            raise ValueError("--context-draws needs a held-out context and a model with a one-hot context table (covariate conditioner)")
+        rows = [dataset.info.contexts.index(n) for n in names]
+
+        def score() -> dict[str, dict[str, float]]:
+            p = predict(model, dataset, "test", seed=seed, genes=setup["genes"], preflight=False)
+            return score_prediction(name, p, dataset.truth("test"), scoring, work / f"eval_{name}_seed{seed}_{weights}_draw")
+
+        res["context_draws"] = {"contexts": names, "draws": context_draws(table.weight, rows, draws, seed, score)}
+    return res
+
+
+def response_fit(pred: Any, truth: Any) -> dict[str, float]:
+    """How the predicted mean response compares with the true one, over genes (perturbed cells pooled, both against the
+    mean of the truth's control cells): ``slope`` of the least-squares fit of the predicted on the true response through
+    0 (1: right size; below 1: too small), ``corr`` (their Pearson correlation), ``rms_error`` of the predicted means,
+    ``rms_response`` (size of the true response) and ``mean_shift`` (mean over genes of predicted minus true mean)."""
+    truth = truth if truth.genes == pred.genes else truth.with_genes(pred.genes)
+    tx, px = truth.X.cpu().double().numpy(), pred.X.cpu().double().numpy()
+    ctrl = tx[truth.is_control].mean(0)
+    dt, dp = tx[~truth.is_control].mean(0) - ctrl, px[~pred.is_control].mean(0) - ctrl
+    return {"slope": float(dp @ dt / (dt @ dt)), "corr": float(np.corrcoef(dp, dt)[0, 1]), "rms_error": float(np.sqrt(((dp - dt) ** 2).mean())),
+            "rms_response": float(np.sqrt((dt**2).mean())), "mean_shift": float((dp - dt).mean())}
 
 
 def score_prediction(name: str, pred: Any, truth: Any, scoring: str, eval_dir: Path) -> dict[str, dict[str, float]]:
@@ -118,6 +172,13 @@ def score_prediction(name: str, pred: Any, truth: Any, scoring: str, eval_dir: P
     return {m: {"model": report.metrics[m]["model"], "control": report.metrics[m]["baselines"].get("control")} for m in metrics}
 
 
+def _sd(values: list[float]) -> float:
+    """Sample standard deviation over seeds; 0 for one seed, nan when a value is not finite (statistics.stdev fails on nan)."""
+    if len(values) < 2:
+        return 0.0
+    return statistics.stdev(values) if all(np.isfinite(values)) else float("nan")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=sorted(SETUPS), required=True)
@@ -129,14 +190,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out")
     p.add_argument("--device", default="cpu", help="where to predict (training follows train.device, auto by default: set train.precision=fp32 for fp32 on a GPU)")
     p.add_argument("--override", action="append", default=[], help="extra dotted override (e.g. train.steps=2 for a smoke run)")
+    p.add_argument("--context-draws", type=int, default=0, metavar="K",
+                   help="also score each run K times with the held-out contexts' (untrained) one-hot rows re-drawn from N(0, 1)")
     args = p.parse_args(argv)
     SETUPS[args.model]["overrides"] += args.override
     torch.set_flush_denormal(True)
     work = Path(args.work)
-    runs = [run_seed(args.model, s, work, args.weights, args.scoring, args.device) for s in args.seeds]
+    runs = [run_seed(args.model, s, work, args.weights, args.scoring, args.device, args.context_draws) for s in args.seeds]
     metrics = SETUPS[args.model]["metrics"] if args.scoring == "distgen" else ["r2_official"]
     mean = {m: statistics.fmean(r["scores"][m]["model"] for r in runs) for m in metrics}
-    sd = {m: statistics.stdev([r["scores"][m]["model"] for r in runs]) if len(runs) > 1 else 0.0 for m in metrics}
+    sd = {m: _sd([r["scores"][m]["model"] for r in runs]) for m in metrics}
     report = {"model": args.model, "weights": args.weights, "command": "python benchmarks/equal_budget.py " + " ".join(argv or []), "overrides": SETUPS[args.model]["overrides"],
               "runs": runs, "mean": mean, "sd": sd, "official": SETUPS[args.model]["official"],
               "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "loadavg": Path("/proc/loadavg").read_text().split()[:3]}}

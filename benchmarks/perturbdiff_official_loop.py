@@ -85,7 +85,7 @@ import torch
 import torch._dynamo  # torch.optim imports it lazily; it must load before the shim installs its triton stand-in
 from torch import nn
 
-from benchmarks.equal_budget import SETUPS, score_prediction
+from benchmarks.equal_budget import SETUPS, context_draws, held_out_contexts, response_fit, score_prediction
 
 DIM, DEPTH, HEADS, PART = 128, 4, 4, 128  # reduced network; CovEncoder hidden_dim 128
 SET_SIZE, MICRO_BATCH, LR = 32, 128, 2e-3  # README's Replogle preset: use_cell_set 32, micro_batch_size 128, lr 2e-3
@@ -262,6 +262,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--weights", nargs="+", choices=["ema", "raw"], default=["ema", "raw"], help="which weights to sample and score")
     p.add_argument("--work", default="official_loop_runs", help="folder of the api.evaluate reports")
     p.add_argument("--out", help="write the results (JSON) here")
+    p.add_argument("--save-checkpoint", metavar="PATH",
+                   help="also write the trained weights as a Lightning-style checkpoint (state_dict = EMA, current_model_state = raw, "
+                        "the covariate dictionaries under hyper_parameters with distgen's batch names) for `distgen import perturbdiff-official`")
+    p.add_argument("--context-draws", type=int, default=0, metavar="K",
+                   help="also score the EMA weights K times with the held-out cell types' (untrained) one-hot rows re-drawn from N(0, 1)")
     args = p.parse_args(argv)
     if not (args.perturbdiff / "src" / "models" / "cross_dit" / "cross_dit_main.py").is_file():
         p.error(f"--perturbdiff {args.perturbdiff}: no src/models/cross_dit/cross_dit_main.py; pass a checkout of DeepGraphLearning/PerturbDiff")
@@ -387,6 +392,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         results: dict[str, Any] = {}
         truth = ds.truth("test")
+        if args.save_checkpoint:
+            prefix = f"{DS_NAME}_"
+            cov = {"pert_dict": {str(k): int(v) for k, v in view.meta_cache.pert_dict.items()},
+                   "cell_type_dict": {str(k): int(v) for k, v in view.meta_cache.cell_type_dict.items()},
+                   "batch_dict": {str(k)[len(prefix):]: int(v) for k, v in view.meta_cache.batch_dict.items()}}
+            torch.save({"state_dict": {k: v.detach().cpu().clone() for k, v in ema.module.state_dict().items()},
+                        "current_model_state": {k: v.detach().cpu().clone() for k, v in official.state_dict().items()},
+                        "global_step": step, "hyper_parameters": {"cov_encoding_cfg": cov}}, args.save_checkpoint)
         work = Path(args.work)
         raw_state = {k: v.detach().clone() for k, v in official.state_dict().items()}
         for which in args.weights:
@@ -400,7 +413,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             predict_s = time.perf_counter() - t1
             scores = {"distgen": score_prediction("perturbdiff", pred, truth, "distgen", work / f"eval_pd_official_loop_seed{args.seed}_{which}"),
                       "official": score_prediction("perturbdiff", pred, truth, "official", work)}
-            results[which] = {"predict_seconds": round(predict_s, 1), "scores": scores}
+            results[which] = {"predict_seconds": round(predict_s, 1), "scores": scores, "response": response_fit(pred, truth)}
+            if args.context_draws and which == "ema":
+                names = held_out_contexts(ds)
+                guided = OfficialSampler(official, diffusion, view, info, device)
+
+                def score(guided: OfficialSampler = guided) -> dict[str, dict[str, float]]:
+                    pr = predict(guided, ds, "test", seed=args.seed, genes=SETUPS["perturbdiff"]["genes"], preflight=False)
+                    return score_prediction("perturbdiff", pr, truth, "distgen", work / f"eval_pd_official_loop_seed{args.seed}_draw")
+
+                rows = [meta.cell_type_dict[n] for n in names]
+                results[which]["context_draws"] = {"contexts": names,
+                                                   "draws": context_draws(official.cov_encoder.celltype_encoder.weight, rows, args.context_draws, args.seed, score)}
+                print("context draws: " + "; ".join(f"mse {d['scores']['mse']['model']:.4f} r2 {d['scores']['r2']['model']:.3f} "
+                                                      f"pd {d['scores']['pearson_delta']['model']:.3f}" for d in results[which]["context_draws"]["draws"]), flush=True)
             print(f"{which} weights ({predict_s:.0f} s to predict): " + ", ".join(
                 f"{m} {v['model']:.4f} (control {v['control']:.4f})" for part in scores.values() for m, v in part.items()), flush=True)
     wall = time.perf_counter() - t_start

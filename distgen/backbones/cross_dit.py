@@ -18,6 +18,7 @@ Time enters as PerturbDiff's network sees it: ``time_input="step"`` turns distge
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any, ClassVar
 
@@ -33,6 +34,10 @@ from distgen.capabilities import BackboneCapabilities
 OUTPUTS = ("relu", "softplus", "identity")
 BLOCKS = ("parallel", "sequential")
 TIME_INPUTS = ("step", "scaled")
+#: Initialisations of the control-stream input layer (``CrossDiT.control_init``).
+CONTROL_INITS = ("xavier", "official")
+#: How the N(0, 1) vector added to every token of both streams is held (``CrossDiT.token_bias``).
+TOKEN_BIASES = ("folded", "shared")
 #: A step computed from float32 time is off by ~1e-4 step at T = 1000; closer than this, snap to it.
 STEP_SNAP = 1e-3
 
@@ -138,6 +143,17 @@ class CrossDiT(Backbone):
         Dropped conditions (classifier-free guidance) use a learned vector of width ``dim`` in place
         of the projected covariates (PerturbDiff's null class embedding). False: the conditioner's
         null embedding goes through the projection like any condition.
+    control_init
+        Initialisation of the control input layer (``G`` columns): ``"xavier"`` (Xavier-uniform over
+        its own ``G`` inputs) or ``"official"`` (the same uniform draws at the bound of PerturbDiff's
+        layer, which reads ``[x_ctrl ; 0]``: ``2G`` inputs, so ``sqrt((G + dim) / (2G + dim))`` times
+        smaller; 0.72 at G = 2,000, dim = 128).
+    token_bias
+        The official network adds one N(0, 1) vector (its unused gene-embedding null) to every token
+        of both streams, on top of the two input layers' zero-initialised biases. ``"folded"``: that
+        vector is folded into the two input biases, which then train separately (same function, one
+        parameter fewer); ``"shared"``: a parameter of its own, as the code, so its gradient is the sum
+        of both streams' and Adam moves it as one.
     """
 
     capabilities = BackboneCapabilities(self_conditioning=None, output_range=None, independent_sets=True)  # from self_conditioning, output
@@ -161,8 +177,14 @@ class CrossDiT(Backbone):
         timesteps: int = 1000,
         time_scale: float = 1000.0,
         null_condition: bool = True,
+        control_init: str = "xavier",
+        token_bias: str = "folded",
     ) -> None:
         super().__init__()
+        if control_init not in CONTROL_INITS:
+            raise ValueError(f"cross_dit: control_init must be one of {CONTROL_INITS}, got {control_init!r}")
+        if token_bias not in TOKEN_BIASES:
+            raise ValueError(f"cross_dit: token_bias must be one of {TOKEN_BIASES}, got {token_bias!r}")
         if output not in OUTPUTS:
             raise ValueError(f"cross_dit: output must be one of {OUTPUTS}, got {output!r}")
         if block not in BLOCKS:
@@ -182,16 +204,21 @@ class CrossDiT(Backbone):
         self.time = TimeEmbedding(dim)
         self.cov = nn.Linear(cond_dim + population_dim, dim)
         self.null = nn.Parameter(torch.zeros(dim)) if null_condition else None
+        self.token = nn.Parameter(torch.zeros(dim)) if token_bias == "shared" else None
         self.blocks = nn.ModuleList(MMBlock(dim, heads, mlp_ratio, qk_norm, i == depth - 1, block) for i in range(depth))
         self.head = FinalLayer(dim, n_genes)
         self._cache: dict[tuple[str, int], tuple[Any, Any, Tensor]] = {}
-        self._init_weights()
+        self._init_weights(control_init)
 
-    def _init_weights(self) -> None:
-        """PerturbDiff's initialisation (see docs/perturbdiff.md for the one difference)."""
+    def _init_weights(self, control_init: str = "xavier") -> None:
+        """PerturbDiff's initialisation (``control_init="official"``: also the control layer's scale; docs/perturbdiff.md)."""
         for mod in self.modules():
             if isinstance(mod, nn.Linear):
-                nn.init.xavier_uniform_(mod.weight)
+                fan_out, fan_in = mod.weight.shape
+                if mod is self.in_c and control_init == "official":  # the official layer has 2G inputs, G of them always 0
+                    fan_in = 2 * fan_in
+                bound = math.sqrt(6.0 / (fan_in + fan_out))  # Xavier-uniform
+                nn.init.uniform_(mod.weight, -bound, bound)
                 nn.init.zeros_(mod.bias)
         for mod in self.time.mlp:
             if isinstance(mod, nn.Linear):
@@ -201,8 +228,11 @@ class CrossDiT(Backbone):
                 nn.init.zeros_(mod.lin.weight)
         with torch.no_grad():  # the code adds one N(0, 1) vector (its unused gene-embedding null) to both streams' tokens
             token_bias = torch.randn(self.in_p.bias.shape)
-            self.in_p.bias.copy_(token_bias)
-            self.in_c.bias.copy_(token_bias)
+            if self.token is not None:  # its own parameter; the input biases stay 0
+                self.token.copy_(token_bias)
+            else:
+                self.in_p.bias.copy_(token_bias)
+                self.in_c.bias.copy_(token_bias)
             if self.null is not None:  # nn.Embedding's N(0, 1), as the code's null class embedding
                 self.null.normal_()
 
@@ -288,6 +318,8 @@ class CrossDiT(Backbone):
             raise ValueError(f"cross_dit needs one control cell per generated cell: x_t {tuple(x_t.shape)}, control {got}")
         hp = self._token_input(x_t, x_self_cond)
         hc = self._control_tokens(cond, x_t.dtype)
+        if self.token is not None:
+            hp, hc = hp + self.token.to(hp.dtype), hc + self.token.to(hc.dtype)
         c = self.condition_vector(t, cond, x_t.dtype)
         key_mask = None
         if cond.control_mask is not None and not bool(cond.control_mask.all()):

@@ -58,6 +58,9 @@ class CovariateConditioner(Conditioner):
         Width of each part (PerturbDiff: 128).
     dim
         Output width; None ties it to the number of genes (PerturbDiff: ``Linear(384 -> G)``).
+    onehot_std
+        Standard deviation of the one-hot perturbation table's normal initialisation; None (default)
+        uses ``part_dim ** -0.5``. PerturbDiff's CovEncoder keeps ``nn.Embedding``'s N(0, 1): 1.0.
     """
 
     capabilities = ConditionerCapabilities(supports_unseen_perturbations=None)  # perturbation='table' only
@@ -79,6 +82,7 @@ class CovariateConditioner(Conditioner):
         use_batch: bool = True,
         part_dim: int = 128,
         dim: int | None = None,
+        onehot_std: float | None = None,
     ) -> None:
         super().__init__()
         if perturbation not in ("onehot", "table"):
@@ -87,6 +91,8 @@ class CovariateConditioner(Conditioner):
             raise ValueError("covariate: perturbation='table' needs perturbation_table (a path or a mapping atom -> vector)")
         if part_dim < 1:
             raise ValueError(f"covariate: part_dim must be >= 1, got {part_dim}")
+        if onehot_std is not None and not onehot_std > 0:
+            raise ValueError(f"covariate: onehot_std must be > 0 or null, got {onehot_std}")
         self.dim = int(n_genes if dim is None else dim)
         self.mode = perturbation
         self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=perturbation == "table")
@@ -95,7 +101,7 @@ class CovariateConditioner(Conditioner):
         if perturbation == "onehot":
             self.seen = frozenset(info.perturbations if seen_perturbations is None else seen_perturbations)
             self.pert = nn.Embedding(n_atoms, part_dim)
-            nn.init.normal_(self.pert.weight, std=part_dim**-0.5)
+            nn.init.normal_(self.pert.weight, std=part_dim**-0.5 if onehot_std is None else float(onehot_std))
         else:
             assert perturbation_table is not None
             vecs, found = frozen_rows(info.perturbations, perturbation_table, key_column)

@@ -41,11 +41,12 @@ class ControlMatcher(ABC):
 
 
 
-def draw(candidates: Tensor, n: int, generator: torch.Generator, what: str = "") -> Tensor:
-    """``n`` uniform picks from ``candidates``: without replacement while enough, then with."""
+def draw(candidates: Tensor, n: int, generator: torch.Generator, what: str = "", replacement: bool = False) -> Tensor:
+    """``n`` uniform picks from ``candidates``: without replacement while enough, then with
+    (``replacement=True``: each pick independent, with replacement, whatever the pool size)."""
     if candidates.numel() == 0:
         raise ValueError(f"no control cells available{what}; check the control label and the context/batch columns, or use matcher='random'")
-    if candidates.numel() >= n:
+    if candidates.numel() >= n and not replacement:
         return candidates[torch.randperm(candidates.numel(), generator=generator)[:n]]
     return candidates[torch.randint(candidates.numel(), (n,), generator=generator)]
 
@@ -56,26 +57,41 @@ def _need_x(name: str, target: Tensor | None, pool_x: Tensor | None) -> tuple[Te
     return target, pool_x
 
 
-class RandomMatcher(ControlMatcher):
+class UniformMatcher(ControlMatcher):
+    """Base of the matchers that draw uniformly from a pool of candidates.
+
+    Parameters
+    ----------
+    replacement
+        False (default): a set's controls are distinct while the pool holds enough cells. True: every
+        perturbed cell gets an independent draw, so a set may repeat a control (PerturbDiff's
+        ``mapping_cells``).
+    """
+
+    def __init__(self, replacement: bool = False) -> None:
+        self.replacement = bool(replacement)
+
+
+class RandomMatcher(UniformMatcher):
     """Any control cell, uniformly."""
 
     def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None) -> Tensor:
-        return draw(torch.arange(pool_context.numel()), n, generator)
+        return draw(torch.arange(pool_context.numel()), n, generator, replacement=self.replacement)
 
 
-class SameContextMatcher(ControlMatcher):
+class SameContextMatcher(UniformMatcher):
     """Control cells of the same context (cell type / line), uniformly."""
 
     def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None) -> Tensor:
-        return draw(torch.nonzero(pool_context == context).flatten(), n, generator, f" in context {context}")
+        return draw(torch.nonzero(pool_context == context).flatten(), n, generator, f" in context {context}", self.replacement)
 
 
-class SameBatchMatcher(ControlMatcher):
+class SameBatchMatcher(UniformMatcher):
     """Control cells of the same context and batch (donor, plate, GEM group), uniformly."""
 
     def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None) -> Tensor:
         ok = (pool_context == context) & (pool_batch == batch)
-        return draw(torch.nonzero(ok).flatten(), n, generator, f" in context {context} and batch {batch}")
+        return draw(torch.nonzero(ok).flatten(), n, generator, f" in context {context} and batch {batch}", self.replacement)
 
 
 class NearestMatcher(ControlMatcher):

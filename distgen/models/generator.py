@@ -25,6 +25,8 @@ from distgen.models.assembly import capability_problems, supports_unseen_perturb
 from distgen.models.base import PerturbationModel, TrainableModel, models
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
 
+#: What one classifier-free condition-dropout draw covers in training (``Generator.condition_dropout``).
+CONDITION_DROPOUTS = ("set", "batch")
 
 class AssemblyError(ConfigError):
     """Components that cannot work together; raised before any compute."""
@@ -53,8 +55,12 @@ class Generator(nn.Module, TrainableModel):
     distribution_weight
         Weight of the distribution term (gamma in scDFM, lambda in PerturbDiff).
     p_drop_condition
-        Probability, per set, of replacing the condition by the null embedding in training
+        Probability of replacing the condition by the null embedding in training
         (classifier-free guidance).
+    condition_dropout
+        What one condition-dropout draw covers: ``"set"`` (default: each set of a batch is dropped
+        on its own) or ``"batch"`` (one draw per training step drops every set of the batch or none,
+        as PerturbDiff's official ``training_losses`` does per micro-batch).
     genes_per_step
         Random gene columns kept per training step (scDFM: 1000); None keeps all.
     predict_genes
@@ -92,6 +98,7 @@ class Generator(nn.Module, TrainableModel):
         distribution_loss: Encoder | None = None,
         distribution_weight: float = 0.0,
         p_drop_condition: float = 0.0,
+        condition_dropout: str = "set",
         genes_per_step: int | None = None,
         input_scale: float = 1.0,
         predict_genes: int | None = None,
@@ -107,6 +114,7 @@ class Generator(nn.Module, TrainableModel):
         self.distribution_loss = distribution_loss
         self.distribution_weight = float(distribution_weight)
         self.p_drop_condition = float(p_drop_condition)
+        self.condition_dropout = condition_dropout
         self.genes_per_step = genes_per_step
         self.input_scale = float(input_scale)
         self.predict_genes = predict_genes
@@ -230,7 +238,8 @@ class Generator(nn.Module, TrainableModel):
         b = x1.shape[0]
         drop = None
         if self.training and self.p_drop_condition > 0:
-            drop = torch.rand(b, device=x1.device) < self.p_drop_condition
+            draws = torch.rand(1 if self.condition_dropout == "batch" else b, device=x1.device)
+            drop = (draws < self.p_drop_condition).expand(b).clone()
         cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop, population)
         shift = anchor_of(self.anchor, control, batch.control_mask)  # the backbone still reads the raw control cells
         if shift is not None:
@@ -362,6 +371,8 @@ def check_assembly(model: Generator) -> None:
         raise AssemblyError(f"dynamics {type(model.dynamics).__name__} does not support source={model.dynamics.source!r}")
     if not 0.0 <= model.p_drop_condition < 1.0:
         raise AssemblyError(f"p_drop_condition must be in [0, 1), got {model.p_drop_condition}")
+    if model.condition_dropout not in CONDITION_DROPOUTS:
+        raise AssemblyError(f"condition_dropout must be one of {', '.join(CONDITION_DROPOUTS)}, got {model.condition_dropout!r}")
     if model.input_scale <= 0:
         raise AssemblyError(f"input_scale must be > 0, got {model.input_scale}")
     if model.anchor not in ANCHORS:

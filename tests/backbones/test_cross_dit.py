@@ -189,3 +189,44 @@ def test_dropped_conditions_use_the_null_vector_in_the_network_width():
     assert (out2[1] - out[1]).abs().max() > 1e-4
     plain = _randomise_modulation(_net(output="identity", null_condition=False)).eval()
     assert plain.null is None
+
+
+def test_official_control_init_is_the_xavier_bound_of_a_2g_input_layer():
+    # the official control layer reads [x_ctrl ; 0] (2G inputs): Xavier bound sqrt(6 / (2G + d)), not sqrt(6 / (G + d))
+    g, d = 50, 16
+    torch.manual_seed(0)
+    own = CrossDiT(n_genes=g, cond_dim=8, dim=d, depth=2, heads=2)
+    torch.manual_seed(0)
+    official = CrossDiT(n_genes=g, cond_dim=8, dim=d, depth=2, heads=2, control_init="official")
+    a, b = own.state_dict(), official.state_dict()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == ["in_c.weight"]  # same draws everywhere else
+    torch.testing.assert_close(b["in_c.weight"], a["in_c.weight"] * math.sqrt((g + d) / (2 * g + d)))
+    assert float(b["in_c.weight"].abs().max()) <= math.sqrt(6 / (2 * g + d))
+    assert float(a["in_c.weight"].abs().max()) > math.sqrt(6 / (2 * g + d))  # the own-fan-in bound is wider and is reached
+    with pytest.raises(ValueError, match="control_init"):
+        CrossDiT(n_genes=g, cond_dim=8, dim=d, depth=1, heads=2, control_init="zeros")
+
+
+def test_shared_token_bias_is_the_same_function_as_the_folded_one_with_one_parameter_more():
+    torch.manual_seed(0)
+    folded = CrossDiT(n_genes=12, cond_dim=8, dim=16, depth=2, heads=2)
+    torch.manual_seed(0)
+    shared = CrossDiT(n_genes=12, cond_dim=8, dim=16, depth=2, heads=2, token_bias="shared")
+    assert folded.token is None and shared.token is not None
+    torch.testing.assert_close(shared.token.detach(), folded.in_p.bias.detach())  # the same N(0, 1) draw
+    assert not shared.in_p.bias.any() and not shared.in_c.bias.any()  # the input biases start at 0, as the code's
+    x, t = torch.rand(2, 5, 12), torch.rand(2, 5)
+    cond = Condition(gene_ids=torch.arange(12), embedding=torch.randn(2, 8), control=torch.rand(2, 5, 12), control_mask=torch.ones(2, 5, dtype=torch.bool))
+    for blk in shared.blocks:  # non-zero modulation, so that every token reaches the head
+        torch.nn.init.normal_(blk.ada_p.lin.weight, std=0.1)
+        torch.nn.init.normal_(blk.ada_c.lin.weight, std=0.1)
+    folded.load_state_dict({k: v for k, v in shared.state_dict().items() if k != "token"})
+    with torch.no_grad():
+        folded.in_p.bias += shared.token
+        folded.in_c.bias += shared.token
+    torch.testing.assert_close(shared(x, t, cond), folded(x, t, cond))
+    out = shared(x, t, cond).sum()
+    out.backward()
+    torch.testing.assert_close(shared.token.grad, shared.in_p.bias.grad + shared.in_c.bias.grad)  # one parameter for both streams
+    with pytest.raises(ValueError, match="token_bias"):
+        CrossDiT(n_genes=12, cond_dim=8, dim=16, depth=1, heads=2, token_bias="split")

@@ -72,3 +72,14 @@ def test_bad_input_names_the_key():
         CovariateConditioner(tiny_info(), n_genes=12, perturbation="table")
     with pytest.raises(ValueError, match="perturbation"):
         CovariateConditioner(tiny_info(), n_genes=12, perturbation="esm")
+
+
+def test_onehot_std_sets_the_perturbation_table_scale():
+    # PerturbDiff's CovEncoder keeps nn.Embedding's N(0, 1); distgen's default is N(0, 1/part_dim)
+    torch.manual_seed(0)
+    default = CovariateConditioner(tiny_info(), n_genes=12, part_dim=256)
+    official = CovariateConditioner(tiny_info(), n_genes=12, part_dim=256, onehot_std=1.0)
+    assert float(default.pert.weight.detach().std()) == pytest.approx(256**-0.5, rel=0.1)
+    assert float(official.pert.weight.detach().std()) == pytest.approx(1.0, rel=0.1)
+    with pytest.raises(ValueError, match="onehot_std"):
+        CovariateConditioner(tiny_info(), n_genes=12, part_dim=4, onehot_std=0.0)

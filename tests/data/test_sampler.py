@@ -196,3 +196,24 @@ def test_replacement_fills_small_groups_instead_of_padding():
     batch = next(iter(SetSampler(data.table, set_size=8, sets_per_batch=2, matcher="same_batch", replacement=True)))
     assert batch.target_mask.all()  # 8 cells drawn from a group of 3: repeats, no padding
     assert all(len({tuple(r.tolist()) for r in batch.target[s]}) <= 3 for s in range(2))
+
+
+@pytest.mark.parametrize("name", ["random", "same_context", "same_batch"])
+def test_uniform_matchers_draw_with_replacement_only_when_asked(name):
+    # a pool of 12 controls in one context and batch; sets of 8 controls
+    pool_context, pool_batch = torch.zeros(12, dtype=torch.long), torch.zeros(12, dtype=torch.long)
+    distinct, independent = matchers.build(name), matchers.build(name, replacement=True)
+    repeats = {False: 0, True: 0}
+    for seed in range(40):
+        for replacement, m in ((False, distinct), (True, independent)):
+            picks = m.match(0, 0, pool_context, pool_batch, 8, torch.Generator().manual_seed(seed))
+            assert picks.shape == (8,) and bool(((picks >= 0) & (picks < 12)).all())
+            repeats[replacement] += int(picks.unique().numel() < 8)
+    assert repeats[False] == 0  # without replacement while the pool is large enough: distinct
+    assert repeats[True] > 20  # independent draws: 8 of 12 repeat one with probability 0.95
+
+
+def test_matcher_replacement_reaches_the_sampler_through_matcher_params(table):
+    s = SetSampler(table, set_size=5, sets_per_batch=3, matcher="same_batch", matcher_params={"replacement": True}, seed=1)
+    assert s.matcher.replacement is True
+    assert SetSampler(table, set_size=5, sets_per_batch=3, matcher="same_batch", seed=1).matcher.replacement is False

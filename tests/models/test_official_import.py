@@ -96,13 +96,28 @@ def test_perturbdiff_mapping_fills_every_network_parameter_and_drops_only_unused
     assert {k for k in report.dropped if "control_mlp" in k} == {f"{last}control_mlp.fc{i}.{s}" for i in (1, 2) for s in ("weight", "bias")}
     assert all(k.startswith(("model.control_final_layer.", "model.gene_embedding.", last + "control_mlp")) for k in report.dropped)
     assert {k for k in report.kept if k.startswith("backbone.")} == set()
-    null = official["model.gene_embedding.null_emb.weight"][0]
     assert torch.equal(state["backbone.in_c.weight"], official["model.x_control_embedder.weight"][:, :12])
-    torch.testing.assert_close(state["backbone.in_p.bias"], official["model.x_embedder.bias"] + null)
+    assert torch.equal(state["backbone.token"], official["model.gene_embedding.null_emb.weight"][0])  # the preset's token_bias: shared
+    assert torch.equal(state["backbone.in_p.bias"], official["model.x_embedder.bias"])
     assert torch.equal(state["backbone.blocks.1.ada_c.lin.weight"], official[last + "control_adaLN_modulation.1.weight"][:32])
     pert = official["cov_encoder.pert_encoder.weight"]
     assert torch.equal(state["conditioner.pert.weight"], pert[torch.tensor([3, 2])])  # A -> code 2 -> row 3, B -> row 2
     assert torch.equal(state["conditioner.context.weight"], official["cov_encoder.celltype_encoder.weight"][torch.tensor([1, 0])])
+
+
+def test_perturbdiff_mapping_folds_the_token_vector_into_the_input_biases_for_token_bias_folded():
+    official = _random_state(pd_map.official_keys(**PD))
+    torch.manual_seed(0)
+    info = DataInfo(genes=tuple(GENES), perturbations=("A", "B"), contexts=("x", "y"), batches=("b0", "b1"))
+    model = build("perturbdiff", info, [f"model.backbone.dim={PD['dim']}", f"model.backbone.depth={PD['depth']}", f"model.backbone.heads={PD['heads']}",
+                                        f"model.conditioner.part_dim={PD['part_dim']}", "model.backbone.token_bias=folded"])
+    state, report = pd_map.map_state(official, model, CODES)
+    model.load_state_dict(state)
+    null = official["model.gene_embedding.null_emb.weight"][0]
+    assert "backbone.token" not in state
+    torch.testing.assert_close(state["backbone.in_p.bias"], official["model.x_embedder.bias"] + null)
+    torch.testing.assert_close(state["backbone.in_c.bias"], official["model.x_control_embedder.bias"] + null)
+    assert any("folded" in n for n in report.notes)
 
 
 def test_perturbdiff_mapping_refuses_other_blocks_and_unknown_labels():

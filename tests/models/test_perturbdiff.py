@@ -24,6 +24,9 @@ def test_preset_holds_the_official_defaults():
     assert dyn["sampler"] == {"name": "ddim_official_truncated", "start_step": 99, "eta": 0.0}
     assert (dyn["prediction"], dyn["self_condition"], dyn["guidance"], dyn["clip_denoised"]) == ("x0", 0.5, 2.0, 1e-4)
     assert m["distribution_loss"]["kernel"]["name"] == "energy" and m["p_drop_condition"] == 0.5
+    assert m["condition_dropout"] == "batch" and m["conditioner"]["onehot_std"] == 1.0  # per micro-batch; nn.Embedding's N(0, 1)
+    assert bb["control_init"] == "official" and bb["token_bias"] == "shared"  # the code's 2G-input control layer; its shared token vector
+    assert doc["data"]["matcher"] == "same_batch" and doc["data"]["matcher_params"] == {"replacement": True}  # mapping_cells
     assert m["input_scale"] == 0.1 and doc["data"]["set_size"] == 256
     assert (t["lr"], t["betas"], t["weight_decay"], t["warmup_steps"], t["min_lr_ratio"]) == (2e-4, [0.9, 0.98], 0.01, 200, 0.1)
     assert (t["decay_norm_and_bias"], t["schedule"], t["plateau_ratio"]) == (False, "cosine_floor", 0.1)
@@ -50,6 +53,36 @@ def test_distribution_term_is_half_the_biased_energy_distance():
     out = model.loss(b)
     assert {"diffusion_mse", "distribution"} <= set(out.parts)
     assert out.loss.item() == pytest.approx(out.parts["diffusion_mse"] + 0.5 * out.parts["distribution"], rel=1e-5)
+
+
+@pytest.mark.parametrize("per", ["set", "batch"])
+def test_condition_dropout_covers_a_set_or_the_whole_batch(per):
+    model = build("perturbdiff-small", tiny_info(), overrides=[*SMALL, "model.backbone.depth=1", f"model.condition_dropout={per}"])
+    model.train()
+    seen = []
+    condition = model.condition
+
+    def spy(labels, control, control_mask, gene_ids, drop=None, population=None):
+        seen.append(drop.clone())
+        return condition(labels, control, control_mask, gene_ids, drop, population)
+
+    model.condition = spy
+    torch.manual_seed(0)
+    b = tiny_batch(b=4, pad_last=0)
+    for _ in range(30):
+        model.loss(b)
+    kinds = {"all": sum(bool(d.all()) for d in seen), "none": sum(not bool(d.any()) for d in seen)}
+    mixed = len(seen) - kinds["all"] - kinds["none"]
+    assert len(seen) == 30 and all(d.shape == (4,) for d in seen)
+    if per == "batch":  # one draw per step: every set or none, each about half the time
+        assert mixed == 0 and kinds["all"] > 5 and kinds["none"] > 5
+    else:  # one draw per set: most steps mix dropped and kept sets (7 of 8 with 4 sets)
+        assert mixed > 15
+
+
+def test_unknown_condition_dropout_is_rejected():
+    with pytest.raises(AssemblyError, match="condition_dropout"):
+        build("perturbdiff-small", tiny_info(), overrides=[*SMALL, "model.condition_dropout=cell"])
 
 
 def test_guidance_without_condition_dropout_is_rejected():

@@ -115,10 +115,14 @@ def map_state(official: Mapping[str, Tensor], model: Any, codes: Mapping[str, Ma
     m, b, g, d = "model.", "backbone.", sizes["n_genes"], sizes["dim"]
     token_null = sb.get(m + "gene_embedding.null_emb.weight")[0]
     sb.put(b + "in_p.weight", sb.get(m + "x_embedder.weight"))
-    sb.put(b + "in_p.bias", sb.get(m + "x_embedder.bias") + token_null)
+    folded = bb.token is None  # cross_dit token_bias: folded (default) or shared
+    sb.put(b + "in_p.bias", sb.get(m + "x_embedder.bias") + (token_null if folded else 0))
     sb.put(b + "in_c.weight", sb.get(m + "x_control_embedder.weight")[:, :g])
-    sb.put(b + "in_c.bias", sb.get(m + "x_control_embedder.bias") + token_null)
-    report.notes.append("the official gene-embedding null vector (added to every token of both streams) is folded into both input biases")
+    sb.put(b + "in_c.bias", sb.get(m + "x_control_embedder.bias") + (token_null if folded else 0))
+    if folded:
+        report.notes.append("the official gene-embedding null vector (added to every token of both streams) is folded into both input biases")
+    else:
+        sb.put(b + "token", token_null)
     report.notes.append("x_control_embedder: the columns of the always-zero second half of the control input [x_ctrl ; 0] are dropped")
     sb.drop([m + "gene_embedding.gene_embedding.weight", m + "gene_embedding.gene_embedding.bias", m + "gene_embedding.layer_norm.weight",
              m + "gene_embedding.layer_norm.bias"], "gene-embedding path, off in the released runs (use_gene_embedding: False)")
