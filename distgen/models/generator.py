@@ -6,6 +6,7 @@ components. Assembly checks that the components can work together before any com
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -63,11 +64,17 @@ class Generator(nn.Module, TrainableModel):
     input_scale
         Multiply expression by this before the dynamics (PerturbDiff: 0.1), divide outputs back.
     anchor
-        What the dynamics model the cells relative to: ``"none"`` (the cells, default) or
+        What the dynamics model the cells relative to: ``"none"`` (the cells, default),
         ``"control_mean"`` (each set's cells minus the mean of its control set, added back after
         sampling: the network learns the response and the spread around the control population,
         whose own profile, e.g. an unseen cell type's, reaches the output without passing through
-        the network). Needs a backbone with a signed output and no ``clip_denoised``.
+        the network) or ``"additive"`` (the control mean plus the sum of the condition's per-atom
+        effects, each the additive baseline's effect of that atom applied alone in the training cells,
+        averaged over contexts: for a combination whose atoms were all seen alone the anchor is the
+        additive baseline's mean, and the network learns the interaction and the spread; an atom never
+        seen alone in training adds nothing and predicting it warns). ``"additive"`` fits its effects in
+        ``prepare(train)`` (``distgen.train.fit`` calls it) and keeps them in the checkpoint (buffer
+        ``anchor_effects``). Needs a backbone with a signed output and no ``clip_denoised``.
     """
 
     #: Whether unseen perturbations can be predicted depends on the parts that embed perturbations
@@ -80,6 +87,8 @@ class Generator(nn.Module, TrainableModel):
         "coupling": {"name": "independent"},
     }
     example_fit_kwargs: ClassVar[dict[str, Any]] = {"steps": 2, "set_size": 4}
+    anchor_effects: Tensor  # [A, G] buffers of the additive anchor (registered only with anchor="additive")
+    anchor_fitted: Tensor  # [A] bool: the atom was seen alone in training
 
     def __init__(
         self,
@@ -111,6 +120,9 @@ class Generator(nn.Module, TrainableModel):
         self.input_scale = float(input_scale)
         self.predict_genes = predict_genes
         self.anchor = anchor
+        if anchor == "additive":  # per-atom effects, fitted by prepare(train), saved with the weights
+            self.register_buffer("anchor_effects", torch.zeros(info.n_perturbations, info.n_genes))
+            self.register_buffer("anchor_fitted", torch.zeros(info.n_perturbations, dtype=torch.bool))
         self.last_nfe = 0
         tie_gene_embeddings(self)
         check_assembly(self)
@@ -232,7 +244,7 @@ class Generator(nn.Module, TrainableModel):
         if self.training and self.p_drop_condition > 0:
             drop = torch.rand(b, device=x1.device) < self.p_drop_condition
         cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop, population)
-        shift = anchor_of(self.anchor, control, batch.control_mask)  # the backbone still reads the raw control cells
+        shift = self._anchor(control, batch.control_mask, batch.labels, batch.gene_ids)  # the backbone still reads the raw control cells
         if shift is not None:
             x1 = x1 - shift
         source = self.dynamics.draw_source(x1, control if shift is None else control - shift)
@@ -247,8 +259,48 @@ class Generator(nn.Module, TrainableModel):
 
     def prepare(self, train: CellTable) -> None:
         """Let the backbone set up what it derives from training cells (``Backbone.prepare``,
-        e.g. the PAD-Transformer's co-expression gene graph). ``distgen.train.fit`` calls this once before training."""
+        e.g. the PAD-Transformer's co-expression gene graph), and fit the ``additive`` anchor's
+        per-atom effects. ``distgen.train.fit`` calls this once before training."""
         self.backbone.prepare(train)
+        if self.anchor == "additive":
+            self._fit_additive_anchor(train)
+
+    def _fit_additive_anchor(self, train: CellTable) -> None:
+        """Each atom's effect alone in ``train`` (the additive baseline's), into ``anchor_effects``."""
+        from distgen.models.baselines.additive import AdditiveBaseline
+
+        if train.info.perturbations != self.info.perturbations or train.info.genes != self.info.genes:
+            raise ValueError("anchor 'additive': the training cells' perturbation atoms or genes differ from the ones the model "
+                             "was built for; build the model from the training data's DataInfo")
+        singles = AdditiveBaseline().fit(train).singles
+        if not singles:
+            raise ValueError("anchor 'additive' needs single perturbations (one atom, with control cells of the same context) "
+                             "in the training cells to fit per-atom effects from; these have none. Use anchor: control_mean")
+        effects = torch.zeros_like(self.anchor_effects)
+        fitted = torch.zeros_like(self.anchor_fitted)
+        for atom, effect in singles.items():
+            effects[atom] = effect.to(effects.dtype)
+            fitted[atom] = True
+        self.anchor_effects.copy_(effects)
+        self.anchor_fitted.copy_(fitted)
+
+    def _anchor(self, control: Tensor, mask: Tensor, labels: ConditionLabels, genes: Tensor, warn: bool = False) -> Tensor | None:
+        """The anchor of ``self.anchor`` for control sets ``[B, m, P]`` on gene ids ``genes`` ``[P]`` (already input-scaled)."""
+        if self.anchor != "additive":
+            return anchor_of(self.anchor, control, mask)
+        fitted = self.anchor_fitted
+        if not bool(fitted.any()):
+            raise RuntimeError("anchor 'additive' has no per-atom effects: call prepare(train) on the training cells before "
+                               "training or predicting (distgen.train.fit does), or load a checkpoint of a trained run")
+        pert = labels.perturbation.to(control.device)
+        if warn:
+            used = pert[pert >= 0].unique()
+            missing = [self.info.perturbations[int(a)] for a in used if not bool(fitted[a])]
+            if missing:
+                warnings.warn(f"anchor 'additive': atom(s) {missing[:5]} were never seen alone in training; they add no effect "
+                              "to the anchor, so their response comes from the network alone", stacklevel=3)
+        effects = self.anchor_effects[:, genes.to(self.anchor_effects.device).long()] * self.input_scale
+        return anchor_of("additive", control, mask, pert, effects)
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
@@ -281,7 +333,7 @@ class Generator(nn.Module, TrainableModel):
             c = ctrl[..., ids]
             cond = self.condition(labels, c, control_mask, ids, population=population)
             null = self.condition(labels, c, control_mask, ids, drop, population=population)
-            shift = anchor_of(self.anchor, c, control_mask)
+            shift = self._anchor(c, control_mask, labels, ids, warn=ids is chunks[0])
             start = c if shift is None else c - shift
             res = self.dynamics.sample(self.bind(cond, null), self.dynamics.draw_source(start, start), control_mask)
             out[..., where[ids]] = res.cells if shift is None else res.cells + shift
@@ -367,10 +419,10 @@ def check_assembly(model: Generator) -> None:
     if model.anchor not in ANCHORS:
         raise AssemblyError(f"anchor must be one of {', '.join(ANCHORS)}, got {model.anchor!r}")
     if model.anchor != "none" and bb.capabilities.output_range == "nonnegative":
-        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to their control mean, which takes either sign, but "
+        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but "
                             f"backbone {name} has a non-negative output head; use a linear head (e.g. cross_dit's output: identity)")
     if model.anchor != "none" and getattr(model.dynamics, "clip_denoised", None) is not None:
-        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to their control mean, which takes either sign, but the "
+        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
                             "dynamics zero small estimates (clip_denoised); set model.dynamics.clip_denoised: null")
     problems = capability_problems(model)
     if problems:

@@ -71,3 +71,113 @@ def test_anchor_needs_a_signed_head_and_no_clipping():
                            "sampler": {"name": "ddim", "steps": 5}}, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
     with pytest.raises(AssemblyError, match=r"non-negative output head.*output: identity"):
         Generator(info=INFO, conditioner=cond, backbone=bb, dynamics=dyn, anchor="control_mean")
+
+
+# ---------------------------------------------------------------------- anchor: additive
+def _two_context_table(seed: int = 0):
+    """Controls, singles G0 / G1 / G2 and the pair G0+G1 in two contexts whose responses differ, plus G3 only in a pair."""
+    from distgen.types import PAD, CellTable, ConditionLabels
+
+    g = torch.Generator().manual_seed(seed)
+    conds = [[PAD, PAD], [0, PAD], [1, PAD], [2, PAD], [0, 1], [2, 3]]
+    xs, perts, ctxs = [], [], []
+    for ctx in (0, 1):
+        base = torch.rand(INFO.n_genes, generator=g) * 2
+        effects = torch.randn(4, INFO.n_genes, generator=g)
+        for c in conds:
+            n = 8 + len(xs)  # unequal group sizes: the effects are means of groups, not of cells
+            shift = sum((effects[a] for a in c if a >= 0), torch.zeros(INFO.n_genes)) + 0.7 * (c == [0, 1])
+            xs.append(base + shift + 0.3 * torch.randn(n, INFO.n_genes, generator=g))
+            perts += [c] * n
+            ctxs += [ctx] * n
+    pert = torch.tensor(perts)
+    labels = ConditionLabels(pert, (pert >= 0).float(), torch.tensor(ctxs), torch.zeros(len(ctxs), dtype=torch.long))
+    return CellTable(torch.cat(xs), labels, INFO)
+
+
+def _additive_model(value: float = 0.0, input_scale: float = 1.0) -> Generator:
+    cond = build_component("conditioners", {"name": "onehot", "dim": 4}, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
+    node = {"name": "diffusion", "prediction": "x0", "schedule": {"name": "linear", "timesteps": 50}, "sampler": {"name": "ddim", "steps": 5}}
+    dynamics = build_component("dynamics", node, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
+    return Generator(info=INFO, conditioner=cond, backbone=Constant(value), dynamics=dynamics, anchor="additive", input_scale=input_scale)
+
+
+def _held_out_pair_query(table, ctx: int = 1, m: int = 7):
+    """Control sets of context ``ctx`` (last cells padded) for the pair G0+G1 and for the single G2."""
+    from distgen.types import PAD, ConditionLabels
+
+    ctrl = table.X[(table.labels.is_control) & (table.labels.context == ctx)][:m]
+    control = torch.stack([ctrl, ctrl.flip(0)])
+    mask = torch.ones(2, m, dtype=torch.bool)
+    mask[1, -3:] = False
+    labels = ConditionLabels(torch.tensor([[0, 1], [2, PAD]]), torch.ones(2, 2), torch.tensor([ctx, ctx]), torch.zeros(2, dtype=torch.long))
+    return control, mask, labels
+
+
+@pytest.mark.parametrize("input_scale", [1.0, 0.1])
+def test_additive_anchor_is_the_additive_baselines_mean_for_a_pair(input_scale):
+    from distgen.models.baselines.additive import AdditiveBaseline
+
+    table = _two_context_table()
+    model = _additive_model(input_scale=input_scale)
+    model.prepare(table)
+    control, mask, labels = _held_out_pair_query(table)
+    got = model.predict(control, mask, labels)  # the network predicts a zero residual: every cell is the anchor
+    base = AdditiveBaseline().fit(table).predict(control, mask, labels)
+    want = control_mean(base, mask)
+    assert torch.allclose(got, want.expand_as(got).float(), atol=1e-4)
+    # and not the control mean: the effects are there
+    assert (got[:, :1] - control_mean(control, mask)).abs().max() > 0.5
+
+
+def test_additive_anchor_trains_the_residual_on_any_gene_subset():
+    from distgen.models.baselines.additive import AdditiveBaseline
+    from distgen.types import SetBatch
+
+    table = _two_context_table()
+    model = _additive_model()
+    model.prepare(table)
+    control, mask, labels = _held_out_pair_query(table, ctx=0)
+    target = control_mean(AdditiveBaseline().fit(table).predict(control, mask, labels), mask).expand_as(control).float().clone()
+    batch = SetBatch(target=target, target_mask=mask, control=control, control_mask=mask, labels=labels, gene_ids=torch.arange(INFO.n_genes))
+    sub = batch.select_genes(torch.tensor([1, 4, 5, 9]))
+    # relative to the additive anchor the target is 0, which the network predicts; on gene columns too
+    assert float(model.loss(batch).loss.detach()) < 1e-10
+    assert float(model.loss(sub).loss.detach()) < 1e-10
+    control_only = Generator(info=INFO, conditioner=model.conditioner, backbone=Constant(0.0), dynamics=model.dynamics, anchor="control_mean")
+    assert float(control_only.loss(batch).loss.detach()) > 0.1
+
+
+def test_additive_anchor_adds_nothing_for_an_atom_never_seen_alone_and_says_so():
+    from distgen.types import PAD, ConditionLabels
+
+    table = _two_context_table()
+    model = _additive_model()
+    model.prepare(table)
+    assert model.anchor_fitted.tolist() == [True, True, True, False]  # G3 is only in the pair G2+G3
+    assert torch.equal(model.anchor_effects[3], torch.zeros(INFO.n_genes))
+    control, mask, _ = _held_out_pair_query(table)
+    both = ConditionLabels(torch.tensor([[2, 3], [2, PAD]]), torch.ones(2, 2), torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    with pytest.warns(UserWarning, match=r"atom\(s\) \['G3'\] were never seen alone"):
+        out = model.predict(control, mask, both)
+    assert torch.allclose(out[0, :1], out[1, :1] + (control_mean(control[:1], mask[:1]) - control_mean(control[1:], mask[1:]))[0], atol=1e-4)
+
+
+def test_additive_anchor_refuses_without_fitted_effects_or_singles():
+    table = _two_context_table()
+    control, mask, labels = _held_out_pair_query(table)
+    with pytest.raises(RuntimeError, match=r"call prepare\(train\)"):
+        _additive_model().predict(control, mask, labels)
+    keep = (table.labels.perturbation >= 0).sum(1) != 1  # controls and pairs: no single to fit an effect from
+    pairs_only = type(table)(table.X[keep], table.labels.index(keep), table.info)
+    with pytest.raises(ValueError, match="needs single perturbations"):
+        _additive_model().prepare(pairs_only)
+    other = type(table)(table.X[:, :-1], table.labels, tiny_info(INFO.n_genes - 1))
+    with pytest.raises(ValueError, match="differ from the ones the model was built for"):
+        _additive_model().prepare(other)
+    cond = build_component("conditioners", {"name": "onehot", "dim": 4}, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
+    dyn = build_component("dynamics", {"name": "diffusion", "prediction": "x0", "schedule": {"name": "linear", "timesteps": 50},
+                           "sampler": {"name": "ddim", "steps": 5}, "clip_denoised": 1e-4}, info=INFO, n_genes=INFO.n_genes,
+                          seen_perturbations=None)
+    with pytest.raises(AssemblyError, match="clip_denoised"):
+        Generator(info=INFO, conditioner=cond, backbone=Constant(0.0), dynamics=dyn, anchor="additive")
