@@ -21,7 +21,7 @@ from distgen.couplings.base import Coupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
-from distgen.models.anchor import ANCHORS, anchor_of
+from distgen.models.anchor import ANCHORS, anchor_of, control_mean
 from distgen.models.assembly import capability_problems, supports_unseen_perturbations, tie_gene_embeddings
 from distgen.models.base import PerturbationModel, TrainableModel, models
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
@@ -74,7 +74,10 @@ class Generator(nn.Module, TrainableModel):
         additive baseline's mean, and the network learns the interaction and the spread; an atom never
         seen alone in training adds nothing and predicting it warns). ``"additive"`` fits its effects in
         ``prepare(train)`` (``distgen.train.fit`` calls it) and keeps them in the checkpoint (buffer
-        ``anchor_effects``). Needs a backbone with a signed output and no ``clip_denoised``.
+        ``anchor_effects``). With a control source (``flow_matching`` ``source: control``) the
+        source cells are the control cells minus their mean, so a transport that does not move
+        them predicts the anchor plus the controls' spread (for ``"additive"``: the additive
+        baseline's cells). Needs a backbone with a signed output, no ``clip_denoised`` and no ``clamp_min``.
     """
 
     #: Whether unseen perturbations can be predicted depends on the parts that embed perturbations
@@ -247,7 +250,9 @@ class Generator(nn.Module, TrainableModel):
         shift = self._anchor(control, batch.control_mask, batch.labels, batch.gene_ids)  # the backbone still reads the raw control cells
         if shift is not None:
             x1 = x1 - shift
-        source = self.dynamics.draw_source(x1, control if shift is None else control - shift)
+        # a control source is moved as the controls' own anchor (their mean): an identity transport then predicts
+        # "the anchor plus the control cells' spread" (for anchor additive: the additive baseline's cells)
+        source = self.dynamics.draw_source(x1, control if shift is None else control - control_mean(control, batch.control_mask))
         out = self.dynamics.loss(self.bind(cond), x1, batch.target_mask, source, self.coupling)
         if self.distribution_loss is not None and self.distribution_weight > 0:
             x1_hat = out.extras["x1_hat"]
@@ -334,7 +339,7 @@ class Generator(nn.Module, TrainableModel):
             cond = self.condition(labels, c, control_mask, ids, population=population)
             null = self.condition(labels, c, control_mask, ids, drop, population=population)
             shift = self._anchor(c, control_mask, labels, ids, warn=ids is chunks[0])
-            start = c if shift is None else c - shift
+            start = c if shift is None else c - control_mean(c, control_mask)
             res = self.dynamics.sample(self.bind(cond, null), self.dynamics.draw_source(start, start), control_mask)
             out[..., where[ids]] = res.cells if shift is None else res.cells + shift
             self.last_nfe += res.nfe
@@ -421,6 +426,9 @@ def check_assembly(model: Generator) -> None:
     if model.anchor != "none" and bb.capabilities.output_range == "nonnegative":
         raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but "
                             f"backbone {name} has a non-negative output head; use a linear head (e.g. cross_dit's output: identity)")
+    if model.anchor != "none" and getattr(model.dynamics, "clamp_min", None) is not None:
+        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
+                            f"dynamics clamp generated values at {model.dynamics.clamp_min} (clamp_min); set model.dynamics.clamp_min: null")
     if model.anchor != "none" and getattr(model.dynamics, "clip_denoised", None) is not None:
         raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
                             "dynamics zero small estimates (clip_denoised); set model.dynamics.clip_denoised: null")

@@ -181,3 +181,26 @@ def test_additive_anchor_refuses_without_fitted_effects_or_singles():
                           seen_perturbations=None)
     with pytest.raises(AssemblyError, match="clip_denoised"):
         Generator(info=INFO, conditioner=cond, backbone=Constant(0.0), dynamics=dyn, anchor="additive")
+
+
+def test_a_standing_flow_from_the_control_cells_gives_the_additive_baselines_cells():
+    from distgen.models.baselines.additive import AdditiveBaseline
+
+    table = _two_context_table()
+    cond = build_component("conditioners", {"name": "onehot", "dim": 4}, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
+    dyn = build_component("dynamics", {"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 3}},
+                          info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
+    model = Generator(info=INFO, conditioner=cond, backbone=Constant(0.0), dynamics=dyn, anchor="additive", input_scale=0.5)
+    model.prepare(table)
+    control, mask, labels = _held_out_pair_query(table)
+    got = model.predict(control, mask, labels)  # zero velocity: each control cell is carried over, in residual space
+    want = AdditiveBaseline().fit(table).predict(control, mask, labels).float()
+    assert torch.allclose(got[mask], want[mask], atol=1e-4)  # cell by cell, not only the mean
+
+
+def test_an_anchor_refuses_clamped_flow_samples():
+    cond = build_component("conditioners", {"name": "onehot", "dim": 4}, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
+    dyn = build_component("dynamics", {"name": "flow_matching", "clamp_min": 0.0}, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
+    for anchor in ("control_mean", "additive"):
+        with pytest.raises(AssemblyError, match="clamp_min"):
+            Generator(info=INFO, conditioner=cond, backbone=Constant(0.0), dynamics=dyn, anchor=anchor)
