@@ -426,9 +426,10 @@ def check_assembly(model: Generator) -> None:
     if model.anchor != "none" and bb.capabilities.output_range == "nonnegative":
         raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but "
                             f"backbone {name} has a non-negative output head; use a linear head (e.g. cross_dit's output: identity)")
-    if model.anchor != "none" and getattr(model.dynamics, "clamp_min", None) is not None:
+    clamp = getattr(model.dynamics, "clamp_min", None)
+    if model.anchor != "none" and clamp is not None:
         raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
-                            f"dynamics clamp generated values at {model.dynamics.clamp_min} (clamp_min); set model.dynamics.clamp_min: null")
+                            f"dynamics clamp generated values at {clamp} (clamp_min); set model.dynamics.clamp_min: null")
     if model.anchor != "none" and getattr(model.dynamics, "clip_denoised", None) is not None:
         raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
                             "dynamics zero small estimates (clip_denoised); set model.dynamics.clip_denoised: null")
