@@ -6,6 +6,8 @@ spread around the control population, and the control population's profile (e.g.
 type's) reaches the output exactly instead of through the network. ``"additive"``: the control mean
 plus the sum of the condition's per-atom effects fitted on the training singles (the additive
 baseline's mean); the network learns what the additive model misses (an interaction, the spread).
+The control mean is each set's own (``Generator(anchor_reference="set")``) or the mean of all training
+control cells of the set's context (``"training"``: free of the sampling noise of a small control set).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 from torch import Tensor
 
 ANCHORS = ("none", "control_mean", "additive")
+#: Which control mean an anchor starts from: each set's own, or the training control cells' of its context.
+ANCHOR_REFERENCES = ("set", "training")
 
 
 def control_mean(control: Tensor, mask: Tensor | None) -> Tensor:
@@ -49,4 +53,4 @@ def anchor_of(kind: str, control: Tensor, mask: Tensor | None, perturbation: Ten
     raise ValueError(f"anchor must be one of {ANCHORS}, got {kind!r}")
 
 
-__all__ = ["ANCHORS", "anchor_of", "control_mean", "summed_effects"]
+__all__ = ["ANCHORS", "ANCHOR_REFERENCES", "anchor_of", "control_mean", "summed_effects"]

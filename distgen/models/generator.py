@@ -21,7 +21,7 @@ from distgen.couplings.base import Coupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
-from distgen.models.anchor import ANCHORS, anchor_of, control_mean
+from distgen.models.anchor import ANCHOR_REFERENCES, ANCHORS, control_mean, summed_effects
 from distgen.models.assembly import capability_problems, supports_unseen_perturbations, tie_gene_embeddings
 from distgen.models.base import PerturbationModel, TrainableModel, models
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
@@ -78,6 +78,14 @@ class Generator(nn.Module, TrainableModel):
         source cells are the control cells minus their mean, so a transport that does not move
         them predicts the anchor plus the controls' spread (for ``"additive"``: the additive
         baseline's cells). Needs a backbone with a signed output, no ``clip_denoised`` and no ``clamp_min``.
+    anchor_reference
+        Which control mean the anchor starts from: ``"set"`` (default: each set's own control cells'
+        mean) or ``"training"`` (the mean of all training control cells of the set's context, fitted
+        in ``prepare(train)`` and kept in the checkpoint as buffer ``anchor_control``: a set of a few
+        dozen control cells carries its sampling noise in its mean, and with ``"set"`` that noise moves
+        every generated cell of the set). A context with no control cells in training falls back to
+        its set's mean (predicting it warns). A control source is always the control cells minus
+        their own set's mean, so the anchor alone places the generated cells. Needs an anchor.
     """
 
     #: Whether unseen perturbations can be predicted depends on the parts that embed perturbations
@@ -92,6 +100,8 @@ class Generator(nn.Module, TrainableModel):
     example_fit_kwargs: ClassVar[dict[str, Any]] = {"steps": 2, "set_size": 4}
     anchor_effects: Tensor  # [A, G] buffers of the additive anchor (registered only with anchor="additive")
     anchor_fitted: Tensor  # [A] bool: the atom was seen alone in training
+    anchor_control: Tensor  # [C, G] training control mean per context (registered only with anchor_reference="training")
+    anchor_control_fitted: Tensor  # [C] bool: the context has control cells in training
 
     def __init__(
         self,
@@ -108,6 +118,7 @@ class Generator(nn.Module, TrainableModel):
         input_scale: float = 1.0,
         predict_genes: int | None = None,
         anchor: str = "none",
+        anchor_reference: str = "set",
     ) -> None:
         super().__init__()
         self.info = info
@@ -126,6 +137,10 @@ class Generator(nn.Module, TrainableModel):
         if anchor == "additive":  # per-atom effects, fitted by prepare(train), saved with the weights
             self.register_buffer("anchor_effects", torch.zeros(info.n_perturbations, info.n_genes))
             self.register_buffer("anchor_fitted", torch.zeros(info.n_perturbations, dtype=torch.bool))
+        self.anchor_reference = anchor_reference
+        if anchor != "none" and anchor_reference == "training":  # per-context control means, fitted by prepare(train)
+            self.register_buffer("anchor_control", torch.zeros(len(info.contexts), info.n_genes))
+            self.register_buffer("anchor_control_fitted", torch.zeros(len(info.contexts), dtype=torch.bool))
         self.last_nfe = 0
         tie_gene_embeddings(self)
         check_assembly(self)
@@ -269,6 +284,27 @@ class Generator(nn.Module, TrainableModel):
         self.backbone.prepare(train)
         if self.anchor == "additive":
             self._fit_additive_anchor(train)
+        if self.anchor != "none" and self.anchor_reference == "training":
+            self._fit_anchor_control(train)
+
+    def _fit_anchor_control(self, train: CellTable) -> None:
+        """Each context's mean of the training control cells, into ``anchor_control`` (``anchor_reference="training"``)."""
+        if train.info.contexts != self.info.contexts or train.info.genes != self.info.genes:
+            raise ValueError("anchor_reference 'training': the training cells' contexts or genes differ from the ones the model was "
+                             "built for; build the model from the training data's DataInfo")
+        is_ctrl = train.labels.is_control
+        if not bool(is_ctrl.any()):
+            raise ValueError("anchor_reference 'training' needs control cells in the training cells to take each context's control "
+                             "mean from; these have none. Use anchor_reference: set")
+        means = torch.zeros_like(self.anchor_control)
+        fitted = torch.zeros_like(self.anchor_control_fitted)
+        x = train.X.to(torch.float64)
+        ctx = train.labels.context
+        for c in ctx[is_ctrl].unique().tolist():
+            means[c] = x[is_ctrl & (ctx == c)].mean(0).to(means.dtype)
+            fitted[c] = True
+        self.anchor_control.copy_(means)
+        self.anchor_control_fitted.copy_(fitted)
 
     def _fit_additive_anchor(self, train: CellTable) -> None:
         """Each atom's effect alone in ``train`` (the additive baseline's), into ``anchor_effects``."""
@@ -291,8 +327,11 @@ class Generator(nn.Module, TrainableModel):
 
     def _anchor(self, control: Tensor, mask: Tensor, labels: ConditionLabels, genes: Tensor, warn: bool = False) -> Tensor | None:
         """The anchor of ``self.anchor`` for control sets ``[B, m, P]`` on gene ids ``genes`` ``[P]`` (already input-scaled)."""
+        if self.anchor == "none":
+            return None
+        reference = self._reference(control, mask, labels, genes, warn)
         if self.anchor != "additive":
-            return anchor_of(self.anchor, control, mask)
+            return reference
         fitted = self.anchor_fitted
         if not bool(fitted.any()):
             raise RuntimeError("anchor 'additive' has no per-atom effects: call prepare(train) on the training cells before "
@@ -305,7 +344,25 @@ class Generator(nn.Module, TrainableModel):
                 warnings.warn(f"anchor 'additive': atom(s) {missing[:5]} were never seen alone in training; they add no effect "
                               "to the anchor, so their response comes from the network alone", stacklevel=3)
         effects = self.anchor_effects[:, genes.to(self.anchor_effects.device).long()] * self.input_scale
-        return anchor_of("additive", control, mask, pert, effects)
+        return reference + summed_effects(effects.to(control.dtype), pert)[:, None, :]
+
+    def _reference(self, control: Tensor, mask: Tensor, labels: ConditionLabels, genes: Tensor, warn: bool = False) -> Tensor:
+        """``[B, 1, P]``: the control mean an anchor starts from (``anchor_reference``), on ``genes``, input-scaled."""
+        own = control_mean(control, mask)
+        if self.anchor_reference != "training":
+            return own
+        fitted = self.anchor_control_fitted
+        if not bool(fitted.any()):
+            raise RuntimeError("anchor_reference 'training' has no control means: call prepare(train) on the training cells before "
+                               "training or predicting (distgen.train.fit does), or load a checkpoint of a trained run")
+        ctx = labels.context.to(fitted.device).long()
+        have = fitted[ctx]
+        if warn and not bool(have.all()):
+            missing = sorted({self.info.contexts[int(c)] for c in ctx[~have]})
+            warnings.warn(f"anchor_reference 'training': context(s) {missing[:5]} have no control cells in training; their "
+                          "anchor starts from each set's own control mean instead", stacklevel=4)
+        ref = self.anchor_control[ctx][:, genes.to(fitted.device).long()].to(control.dtype)[:, None, :] * self.input_scale
+        return torch.where(have.to(control.device)[:, None, None], ref.to(control.device), own)
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
@@ -423,6 +480,11 @@ def check_assembly(model: Generator) -> None:
         raise AssemblyError(f"input_scale must be > 0, got {model.input_scale}")
     if model.anchor not in ANCHORS:
         raise AssemblyError(f"anchor must be one of {', '.join(ANCHORS)}, got {model.anchor!r}")
+    if model.anchor_reference not in ANCHOR_REFERENCES:
+        raise AssemblyError(f"anchor_reference must be one of {', '.join(ANCHOR_REFERENCES)}, got {model.anchor_reference!r}")
+    if model.anchor_reference != "set" and model.anchor == "none":
+        raise AssemblyError(f"anchor_reference={model.anchor_reference!r} chooses the control mean an anchor starts from, but the "
+                            "model has no anchor (anchor: none); set model.anchor: control_mean or additive")
     if model.anchor != "none" and bb.capabilities.output_range == "nonnegative":
         raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but "
                             f"backbone {name} has a non-negative output head; use a linear head (e.g. cross_dit's output: identity)")

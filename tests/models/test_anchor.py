@@ -204,3 +204,104 @@ def test_an_anchor_refuses_clamped_flow_samples():
     for anchor in ("control_mean", "additive"):
         with pytest.raises(AssemblyError, match="clamp_min"):
             Generator(info=INFO, conditioner=cond, backbone=Constant(0.0), dynamics=dyn, anchor=anchor)
+
+
+# ---------------------------------------------------------------------- anchor_reference: training
+def _model_with(anchor: str, reference: str, flow: bool = False, input_scale: float = 1.0) -> Generator:
+    cond = build_component("conditioners", {"name": "onehot", "dim": 4}, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
+    node = ({"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 3}} if flow else
+            {"name": "diffusion", "prediction": "x0", "schedule": {"name": "linear", "timesteps": 50}, "sampler": {"name": "ddim", "steps": 5}})
+    dynamics = build_component("dynamics", node, info=INFO, n_genes=INFO.n_genes, seen_perturbations=None)
+    return Generator(info=INFO, conditioner=cond, backbone=Constant(0.0), dynamics=dynamics, anchor=anchor,
+                     anchor_reference=reference, input_scale=input_scale)
+
+
+def _means_by_hand(table):
+    """Per context the mean of its control cells, and per atom its effect alone (mean over contexts), computed directly."""
+    x, lab = table.X.double(), table.labels
+    n_atoms = (lab.perturbation >= 0).sum(1)
+    ctrl = {c: x[(n_atoms == 0) & (lab.context == c)].mean(0) for c in (0, 1)}
+    effects = torch.zeros(INFO.n_perturbations, INFO.n_genes, dtype=torch.float64)
+    for a in range(INFO.n_perturbations):
+        per_ctx = [x[(n_atoms == 1) & (lab.perturbation[:, 0] == a) & (lab.context == c)].mean(0) - ctrl[c]
+                   for c in (0, 1) if bool(((n_atoms == 1) & (lab.perturbation[:, 0] == a) & (lab.context == c)).any())]
+        if per_ctx:
+            effects[a] = torch.stack(per_ctx).mean(0)
+    return ctrl, effects
+
+
+@pytest.mark.parametrize("input_scale", [1.0, 0.1])
+@pytest.mark.parametrize("ctx", [0, 1])
+def test_training_reference_anchors_on_the_contexts_training_control_mean(ctx, input_scale):
+    table = _two_context_table()
+    ctrl, effects = _means_by_hand(table)
+    control, mask, labels = _held_out_pair_query(table, ctx=ctx, m=5)  # 5 of the context's control cells: a noisy set mean
+    for anchor, want in (("control_mean", [ctrl[ctx], ctrl[ctx]]), ("additive", [ctrl[ctx] + effects[0] + effects[1], ctrl[ctx] + effects[2]])):
+        model = _model_with(anchor, "training", input_scale=input_scale)
+        model.prepare(table)
+        got = model.predict(control, mask, labels)  # a zero residual: every cell is the anchor
+        for b in range(2):
+            assert torch.allclose(got[b], want[b].float().expand_as(got[b]), atol=1e-4), (anchor, b)
+        # the set's own mean is not what it used: the two sets (same cells, different padding) get the same anchor
+        assert (control_mean(control[:1], mask[:1]) - ctrl[ctx].float()).abs().max() > 0.05
+        assert torch.allclose(got[0, 0] - got[1, 0], (want[0] - want[1]).float(), atol=1e-4)
+
+
+def test_training_reference_trains_the_residual_from_the_training_control_mean():
+    from distgen.types import SetBatch
+
+    table = _two_context_table()
+    ctrl, effects = _means_by_hand(table)
+    control, mask, labels = _held_out_pair_query(table, ctx=0, m=5)
+    want = torch.stack([ctrl[0] + effects[0] + effects[1], ctrl[0] + effects[2]]).float()[:, None, :].expand_as(control).clone()
+    batch = SetBatch(target=want, target_mask=mask, control=control, control_mask=mask, labels=labels, gene_ids=torch.arange(INFO.n_genes))
+    trained, own = _model_with("additive", "training"), _model_with("additive", "set")
+    trained.prepare(table)
+    own.prepare(table)
+    assert float(trained.loss(batch).loss.detach()) < 1e-9
+    assert float(trained.loss(batch.select_genes(torch.tensor([0, 3, 7]))).loss.detach()) < 1e-9
+    assert float(own.loss(batch).loss.detach()) > 1e-4  # the set's mean is off the training mean: a residual is left
+
+
+def test_a_standing_flow_from_the_control_cells_keeps_their_spread_around_the_training_anchor():
+    table = _two_context_table()
+    ctrl, effects = _means_by_hand(table)
+    control, mask, labels = _held_out_pair_query(table, ctx=1, m=5)
+    model = _model_with("additive", "training", flow=True, input_scale=0.5)
+    model.prepare(table)
+    got = model.predict(control, mask, labels)
+    # each control cell, moved off its own set's mean onto the training anchor
+    want = control - control_mean(control, mask) + torch.stack([ctrl[1] + effects[0] + effects[1], ctrl[1] + effects[2]]).float()[:, None, :]
+    assert torch.allclose(got[mask], want[mask], atol=1e-4)
+
+
+def test_a_context_without_training_controls_falls_back_to_the_set_mean_and_says_so():
+    table = _two_context_table()
+    ctrl, _ = _means_by_hand(table)
+    control, mask, labels = _held_out_pair_query(table, ctx=1, m=5)
+    keep = ~(table.labels.is_control & (table.labels.context == 1))
+    no_ctrl_1 = type(table)(table.X[keep], table.labels.index(keep), table.info)
+    model = _model_with("control_mean", "training")
+    model.prepare(no_ctrl_1)
+    assert model.anchor_control_fitted.tolist() == [True, False]
+    assert torch.allclose(model.anchor_control[0].double(), ctrl[0], atol=1e-5)
+    with pytest.warns(UserWarning, match=r"context\(s\) \['.*'\] have no control cells in training"):
+        got = model.predict(control, mask, labels)
+    assert torch.allclose(got, control_mean(control, mask).expand_as(got), atol=1e-4)
+    labels0 = type(labels)(labels.perturbation, labels.dose, torch.zeros(2, dtype=torch.long), labels.batch)
+    got0 = model.predict(control, mask, labels0)  # context 0 was fitted: its training mean, whatever cells the set holds
+    assert torch.allclose(got0, ctrl[0].float().expand_as(got0), atol=1e-4)
+
+
+def test_training_reference_refusals():
+    table = _two_context_table()
+    control, mask, labels = _held_out_pair_query(table)
+    with pytest.raises(RuntimeError, match=r"anchor_reference 'training' has no control means: call prepare\(train\)"):
+        _model_with("control_mean", "training").predict(control, mask, labels)
+    perturbed = type(table)(table.X[~table.labels.is_control], table.labels.index(~table.labels.is_control), table.info)
+    with pytest.raises(ValueError, match="needs control cells in the training cells"):
+        _model_with("control_mean", "training").prepare(perturbed)
+    with pytest.raises(AssemblyError, match="model has no anchor"):
+        _model_with("none", "training")
+    with pytest.raises(AssemblyError, match="anchor_reference must be one of set, training"):
+        _model_with("additive", "population")

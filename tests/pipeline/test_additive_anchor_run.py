@@ -58,3 +58,22 @@ def test_the_fitted_effects_travel_with_the_checkpoint_and_predict_restores_them
     assert main(["predict", str(tmp_path / "run"), "--out", str(out), "--seed", "1"]) == 0  # no "call prepare(train)" error
     pred = ad.read_h5ad(out)
     assert "A+B" in set(pred.obs["target"].astype(str)) and np.isfinite(np.asarray(pred.X)).all()
+
+
+def test_the_training_control_mean_travels_with_the_checkpoint(h5ad, tmp_path):
+    data = {"dataset": h5ad, "schema": {"perturbation_col": "condition", "control_labels": ["control"]},
+            "split": {"kind": "combo_seen2", "seed": 0, "test_conditions": ["A+B"]}, "set_size": 8}
+    train = {"steps": 4, "sets_per_batch": 2, "progress": False, "checkpoint_every": 1000}
+    run = train_model({"model": {**MODEL, "anchor_reference": "training"}, "data": data, "train": train}, tmp_path / "run")
+    table = run.dataset.train_table
+    want = table.X[table.labels.is_control].double().mean(0).float()  # one context: the mean of every training control cell
+    raw = ad.read_h5ad(h5ad)
+    assert torch.allclose(want, torch.tensor(np.asarray(raw.X[raw.obs["condition"].to_numpy() == "control"]).mean(0)), atol=1e-5)
+    ckpt = next((tmp_path / "run" / "checkpoints").glob("step_*"))
+    assert torch.allclose(load_file(str(ckpt / "model.safetensors"))["anchor_control"][0], want, atol=1e-6)
+    loaded = load_run_model(tmp_path / "run", run.dataset, None, "ema", torch.device("cpu"))
+    assert loaded.anchor_reference == "training" and bool(loaded.anchor_control_fitted.all())
+    assert torch.allclose(loaded.anchor_control[0], want, atol=1e-6)
+    out = tmp_path / "pred.h5ad"
+    assert main(["predict", str(tmp_path / "run"), "--out", str(out), "--seed", "1"]) == 0  # no "call prepare(train)" error
+    assert np.isfinite(np.asarray(ad.read_h5ad(out).X)).all()
