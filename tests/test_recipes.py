@@ -49,3 +49,14 @@ def test_cell_type_transfer_recipe_anchors_on_the_control_mean_and_reads_the_con
     assert model.dynamics.guidance == 1.0 and not model.dynamics.capabilities.guidance
     assert doc["data"]["control_sets"] == "none"
     assert type(model.dynamics.sampler).__name__ == "DDIM" and model.dynamics.sampler.steps == 100
+
+
+def test_combination_recipe_anchors_on_the_additive_prediction(populations):
+    doc = load_config(str(Path(__file__).resolve().parent.parent / "recipes" / "combination_additive.yaml"))
+    model = build(doc, populations.info, seen_perturbations=list(populations.info.perturbations))
+    assert model.anchor == "additive" and model.anchor_effects.shape == (populations.info.n_perturbations, populations.info.n_genes)
+    assert model.backbone.capabilities.output_range == "real" and model.dynamics.clip_denoised is None
+    assert model.dynamics.guidance == 1.0 and model.anchor_reference == "training"
+    model.prepare(populations.table)
+    assert bool(model.anchor_fitted.any())  # the synthetic populations have singles: effects are fitted
+    assert bool(model.anchor_control_fitted.any())  # and their controls give the training control means

@@ -6,6 +6,7 @@ components. Assembly checks that the components can work together before any com
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -20,7 +21,7 @@ from distgen.couplings.base import Coupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
-from distgen.models.anchor import ANCHORS, anchor_of
+from distgen.models.anchor import ANCHOR_REFERENCES, ANCHORS, control_mean, summed_effects
 from distgen.models.assembly import capability_problems, supports_unseen_perturbations, tie_gene_embeddings
 from distgen.models.base import PerturbationModel, TrainableModel, models
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
@@ -69,11 +70,28 @@ class Generator(nn.Module, TrainableModel):
     input_scale
         Multiply expression by this before the dynamics (PerturbDiff: 0.1), divide outputs back.
     anchor
-        What the dynamics model the cells relative to: ``"none"`` (the cells, default) or
+        What the dynamics model the cells relative to: ``"none"`` (the cells, default),
         ``"control_mean"`` (each set's cells minus the mean of its control set, added back after
         sampling: the network learns the response and the spread around the control population,
         whose own profile, e.g. an unseen cell type's, reaches the output without passing through
-        the network). Needs a backbone with a signed output and no ``clip_denoised``.
+        the network) or ``"additive"`` (the control mean plus the sum of the condition's per-atom
+        effects, each the additive baseline's effect of that atom applied alone in the training cells,
+        averaged over contexts: for a combination whose atoms were all seen alone the anchor is the
+        additive baseline's mean, and the network learns the interaction and the spread; an atom never
+        seen alone in training adds nothing and predicting it warns). ``"additive"`` fits its effects in
+        ``prepare(train)`` (``distgen.train.fit`` calls it) and keeps them in the checkpoint (buffer
+        ``anchor_effects``). With a control source (``flow_matching`` ``source: control``) the
+        source cells are the control cells minus their mean, so a transport that does not move
+        them predicts the anchor plus the controls' spread (for ``"additive"``: the additive
+        baseline's cells). Needs a backbone with a signed output, no ``clip_denoised`` and no ``clamp_min``.
+    anchor_reference
+        Which control mean the anchor starts from: ``"set"`` (default: each set's own control cells'
+        mean) or ``"training"`` (the mean of all training control cells of the set's context, fitted
+        in ``prepare(train)`` and kept in the checkpoint as buffer ``anchor_control``: a set of a few
+        dozen control cells carries its sampling noise in its mean, and with ``"set"`` that noise moves
+        every generated cell of the set). A context with no control cells in training falls back to
+        its set's mean (predicting it warns). A control source is always the control cells minus
+        their own set's mean, so the anchor alone places the generated cells. Needs an anchor.
     """
 
     #: Whether unseen perturbations can be predicted depends on the parts that embed perturbations
@@ -86,6 +104,10 @@ class Generator(nn.Module, TrainableModel):
         "coupling": {"name": "independent"},
     }
     example_fit_kwargs: ClassVar[dict[str, Any]] = {"steps": 2, "set_size": 4}
+    anchor_effects: Tensor  # [A, G] buffers of the additive anchor (registered only with anchor="additive")
+    anchor_fitted: Tensor  # [A] bool: the atom was seen alone in training
+    anchor_control: Tensor  # [C, G] training control mean per context (registered only with anchor_reference="training")
+    anchor_control_fitted: Tensor  # [C] bool: the context has control cells in training
 
     def __init__(
         self,
@@ -103,6 +125,7 @@ class Generator(nn.Module, TrainableModel):
         input_scale: float = 1.0,
         predict_genes: int | None = None,
         anchor: str = "none",
+        anchor_reference: str = "set",
     ) -> None:
         super().__init__()
         self.info = info
@@ -119,6 +142,13 @@ class Generator(nn.Module, TrainableModel):
         self.input_scale = float(input_scale)
         self.predict_genes = predict_genes
         self.anchor = anchor
+        if anchor == "additive":  # per-atom effects, fitted by prepare(train), saved with the weights
+            self.register_buffer("anchor_effects", torch.zeros(info.n_perturbations, info.n_genes))
+            self.register_buffer("anchor_fitted", torch.zeros(info.n_perturbations, dtype=torch.bool))
+        self.anchor_reference = anchor_reference
+        if anchor != "none" and anchor_reference == "training":  # per-context control means, fitted by prepare(train)
+            self.register_buffer("anchor_control", torch.zeros(len(info.contexts), info.n_genes))
+            self.register_buffer("anchor_control_fitted", torch.zeros(len(info.contexts), dtype=torch.bool))
         self.last_nfe = 0
         tie_gene_embeddings(self)
         check_assembly(self)
@@ -241,10 +271,12 @@ class Generator(nn.Module, TrainableModel):
             draws = torch.rand(1 if self.condition_dropout == "batch" else b, device=x1.device)
             drop = (draws < self.p_drop_condition).expand(b).clone()
         cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop, population)
-        shift = anchor_of(self.anchor, control, batch.control_mask)  # the backbone still reads the raw control cells
+        shift = self._anchor(control, batch.control_mask, batch.labels, batch.gene_ids)  # the backbone still reads the raw control cells
         if shift is not None:
             x1 = x1 - shift
-        source = self.dynamics.draw_source(x1, control if shift is None else control - shift)
+        # a control source is moved as the controls' own anchor (their mean): an identity transport then predicts
+        # "the anchor plus the control cells' spread" (for anchor additive: the additive baseline's cells)
+        source = self.dynamics.draw_source(x1, control if shift is None else control - control_mean(control, batch.control_mask))
         out = self.dynamics.loss(self.bind(cond), x1, batch.target_mask, source, self.coupling)
         if self.distribution_loss is not None and self.distribution_weight > 0:
             x1_hat = out.extras["x1_hat"]
@@ -256,8 +288,90 @@ class Generator(nn.Module, TrainableModel):
 
     def prepare(self, train: CellTable) -> None:
         """Let the backbone set up what it derives from training cells (``Backbone.prepare``,
-        e.g. the PAD-Transformer's co-expression gene graph). ``distgen.train.fit`` calls this once before training."""
+        e.g. the PAD-Transformer's co-expression gene graph), and fit the ``additive`` anchor's
+        per-atom effects. ``distgen.train.fit`` calls this once before training."""
         self.backbone.prepare(train)
+        if self.anchor == "additive":
+            self._fit_additive_anchor(train)
+        if self.anchor != "none" and self.anchor_reference == "training":
+            self._fit_anchor_control(train)
+
+    def _fit_anchor_control(self, train: CellTable) -> None:
+        """Each context's mean of the training control cells, into ``anchor_control`` (``anchor_reference="training"``)."""
+        if train.info.contexts != self.info.contexts or train.info.genes != self.info.genes:
+            raise ValueError("anchor_reference 'training': the training cells' contexts or genes differ from the ones the model was "
+                             "built for; build the model from the training data's DataInfo")
+        is_ctrl = train.labels.is_control
+        if not bool(is_ctrl.any()):
+            raise ValueError("anchor_reference 'training' needs control cells in the training cells to take each context's control "
+                             "mean from; these have none. Use anchor_reference: set")
+        means = torch.zeros_like(self.anchor_control)
+        fitted = torch.zeros_like(self.anchor_control_fitted)
+        x = train.X.to(torch.float64)
+        ctx = train.labels.context
+        for c in ctx[is_ctrl].unique().tolist():
+            means[c] = x[is_ctrl & (ctx == c)].mean(0).to(means.dtype)
+            fitted[c] = True
+        self.anchor_control.copy_(means)
+        self.anchor_control_fitted.copy_(fitted)
+
+    def _fit_additive_anchor(self, train: CellTable) -> None:
+        """Each atom's effect alone in ``train`` (the additive baseline's), into ``anchor_effects``."""
+        from distgen.models.baselines.additive import AdditiveBaseline
+
+        if train.info.perturbations != self.info.perturbations or train.info.genes != self.info.genes:
+            raise ValueError("anchor 'additive': the training cells' perturbation atoms or genes differ from the ones the model "
+                             "was built for; build the model from the training data's DataInfo")
+        singles = AdditiveBaseline().fit(train).singles
+        if not singles:
+            raise ValueError("anchor 'additive' needs single perturbations (one atom, with control cells of the same context) "
+                             "in the training cells to fit per-atom effects from; these have none. Use anchor: control_mean")
+        effects = torch.zeros_like(self.anchor_effects)
+        fitted = torch.zeros_like(self.anchor_fitted)
+        for atom, effect in singles.items():
+            effects[atom] = effect.to(effects.dtype)
+            fitted[atom] = True
+        self.anchor_effects.copy_(effects)
+        self.anchor_fitted.copy_(fitted)
+
+    def _anchor(self, control: Tensor, mask: Tensor, labels: ConditionLabels, genes: Tensor, warn: bool = False) -> Tensor | None:
+        """The anchor of ``self.anchor`` for control sets ``[B, m, P]`` on gene ids ``genes`` ``[P]`` (already input-scaled)."""
+        if self.anchor == "none":
+            return None
+        reference = self._reference(control, mask, labels, genes, warn)
+        if self.anchor != "additive":
+            return reference
+        fitted = self.anchor_fitted
+        if not bool(fitted.any()):
+            raise RuntimeError("anchor 'additive' has no per-atom effects: call prepare(train) on the training cells before "
+                               "training or predicting (distgen.train.fit does), or load a checkpoint of a trained run")
+        pert = labels.perturbation.to(control.device)
+        if warn:
+            used = pert[pert >= 0].unique()
+            missing = [self.info.perturbations[int(a)] for a in used if not bool(fitted[a])]
+            if missing:
+                warnings.warn(f"anchor 'additive': atom(s) {missing[:5]} were never seen alone in training; they add no effect "
+                              "to the anchor, so their response comes from the network alone", stacklevel=3)
+        effects = self.anchor_effects[:, genes.to(self.anchor_effects.device).long()] * self.input_scale
+        return reference + summed_effects(effects.to(control.dtype), pert)[:, None, :]
+
+    def _reference(self, control: Tensor, mask: Tensor, labels: ConditionLabels, genes: Tensor, warn: bool = False) -> Tensor:
+        """``[B, 1, P]``: the control mean an anchor starts from (``anchor_reference``), on ``genes``, input-scaled."""
+        own = control_mean(control, mask)
+        if self.anchor_reference != "training":
+            return own
+        fitted = self.anchor_control_fitted
+        if not bool(fitted.any()):
+            raise RuntimeError("anchor_reference 'training' has no control means: call prepare(train) on the training cells before "
+                               "training or predicting (distgen.train.fit does), or load a checkpoint of a trained run")
+        ctx = labels.context.to(fitted.device).long()
+        have = fitted[ctx]
+        if warn and not bool(have.all()):
+            missing = sorted({self.info.contexts[int(c)] for c in ctx[~have]})
+            warnings.warn(f"anchor_reference 'training': context(s) {missing[:5]} have no control cells in training; their "
+                          "anchor starts from each set's own control mean instead", stacklevel=4)
+        ref = self.anchor_control[ctx][:, genes.to(fitted.device).long()].to(control.dtype)[:, None, :] * self.input_scale
+        return torch.where(have.to(control.device)[:, None, None], ref.to(control.device), own)
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
@@ -290,8 +404,8 @@ class Generator(nn.Module, TrainableModel):
             c = ctrl[..., ids]
             cond = self.condition(labels, c, control_mask, ids, population=population)
             null = self.condition(labels, c, control_mask, ids, drop, population=population)
-            shift = anchor_of(self.anchor, c, control_mask)
-            start = c if shift is None else c - shift
+            shift = self._anchor(c, control_mask, labels, ids, warn=ids is chunks[0])
+            start = c if shift is None else c - control_mean(c, control_mask)
             res = self.dynamics.sample(self.bind(cond, null), self.dynamics.draw_source(start, start), control_mask)
             out[..., where[ids]] = res.cells if shift is None else res.cells + shift
             self.last_nfe += res.nfe
@@ -377,11 +491,20 @@ def check_assembly(model: Generator) -> None:
         raise AssemblyError(f"input_scale must be > 0, got {model.input_scale}")
     if model.anchor not in ANCHORS:
         raise AssemblyError(f"anchor must be one of {', '.join(ANCHORS)}, got {model.anchor!r}")
+    if model.anchor_reference not in ANCHOR_REFERENCES:
+        raise AssemblyError(f"anchor_reference must be one of {', '.join(ANCHOR_REFERENCES)}, got {model.anchor_reference!r}")
+    if model.anchor_reference != "set" and model.anchor == "none":
+        raise AssemblyError(f"anchor_reference={model.anchor_reference!r} chooses the control mean an anchor starts from, but the "
+                            "model has no anchor (anchor: none); set model.anchor: control_mean or additive")
     if model.anchor != "none" and bb.capabilities.output_range == "nonnegative":
-        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to their control mean, which takes either sign, but "
+        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but "
                             f"backbone {name} has a non-negative output head; use a linear head (e.g. cross_dit's output: identity)")
+    clamp = getattr(model.dynamics, "clamp_min", None)
+    if model.anchor != "none" and clamp is not None:
+        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
+                            f"dynamics clamp generated values at {clamp} (clamp_min); set model.dynamics.clamp_min: null")
     if model.anchor != "none" and getattr(model.dynamics, "clip_denoised", None) is not None:
-        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to their control mean, which takes either sign, but the "
+        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
                             "dynamics zero small estimates (clip_denoised); set model.dynamics.clip_denoised: null")
     problems = capability_problems(model)
     if problems:
