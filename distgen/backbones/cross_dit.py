@@ -214,11 +214,12 @@ class CrossDiT(Backbone):
         """PerturbDiff's initialisation (``control_init="official"``: also the control layer's scale; docs/perturbdiff.md)."""
         for mod in self.modules():
             if isinstance(mod, nn.Linear):
-                fan_out, fan_in = mod.weight.shape
-                if mod is self.in_c and control_init == "official":  # the official layer has 2G inputs, G of them always 0
-                    fan_in = 2 * fan_in
-                bound = math.sqrt(6.0 / (fan_in + fan_out))  # Xavier-uniform
-                nn.init.uniform_(mod.weight, -bound, bound)
+                if mod is self.in_c and control_init == "official":  # Xavier at the official layer's 2G inputs (G of them always 0)
+                    fan_out, fan_in = mod.weight.shape
+                    bound = math.sqrt(6.0 / (2 * fan_in + fan_out))
+                    nn.init.uniform_(mod.weight, -bound, bound)
+                else:
+                    nn.init.xavier_uniform_(mod.weight)
                 nn.init.zeros_(mod.bias)
         for mod in self.time.mlp:
             if isinstance(mod, nn.Linear):

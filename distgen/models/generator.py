@@ -301,16 +301,16 @@ class Generator(nn.Module, TrainableModel):
         if train.info.contexts != self.info.contexts or train.info.genes != self.info.genes:
             raise ValueError("anchor_reference 'training': the training cells' contexts or genes differ from the ones the model was "
                              "built for; build the model from the training data's DataInfo")
-        is_ctrl = train.labels.is_control
-        if not bool(is_ctrl.any()):
+        from distgen.models.baselines.effects import context_control_means
+
+        by_context = context_control_means(train)
+        if not by_context:
             raise ValueError("anchor_reference 'training' needs control cells in the training cells to take each context's control "
                              "mean from; these have none. Use anchor_reference: set")
         means = torch.zeros_like(self.anchor_control)
         fitted = torch.zeros_like(self.anchor_control_fitted)
-        x = train.X.to(torch.float64)
-        ctx = train.labels.context
-        for c in ctx[is_ctrl].unique().tolist():
-            means[c] = x[is_ctrl & (ctx == c)].mean(0).to(means.dtype)
+        for c, mean in by_context.items():
+            means[c] = mean.to(means.dtype)
             fitted[c] = True
         self.anchor_control.copy_(means)
         self.anchor_control_fitted.copy_(fitted)
@@ -341,10 +341,7 @@ class Generator(nn.Module, TrainableModel):
         reference = self._reference(control, mask, labels, genes, warn)
         if self.anchor != "additive":
             return reference
-        fitted = self.anchor_fitted
-        if not bool(fitted.any()):
-            raise RuntimeError("anchor 'additive' has no per-atom effects: call prepare(train) on the training cells before "
-                               "training or predicting (distgen.train.fit does), or load a checkpoint of a trained run")
+        fitted = _prepared(self.anchor_fitted, "anchor 'additive' has no per-atom effects")
         pert = labels.perturbation.to(control.device)
         if warn:
             used = pert[pert >= 0].unique()
@@ -360,10 +357,7 @@ class Generator(nn.Module, TrainableModel):
         own = control_mean(control, mask)
         if self.anchor_reference != "training":
             return own
-        fitted = self.anchor_control_fitted
-        if not bool(fitted.any()):
-            raise RuntimeError("anchor_reference 'training' has no control means: call prepare(train) on the training cells before "
-                               "training or predicting (distgen.train.fit does), or load a checkpoint of a trained run")
+        fitted = _prepared(self.anchor_control_fitted, "anchor_reference 'training' has no control means")
         ctx = labels.context.to(fitted.device).long()
         have = fitted[ctx]
         if warn and not bool(have.all()):
@@ -416,6 +410,14 @@ class Generator(nn.Module, TrainableModel):
         from distgen.models.preflight import embeddable
 
         return embeddable(self, atoms)
+
+
+def _prepared(fitted: Tensor, missing: str) -> Tensor:
+    """``fitted`` (the per-row flags of state that ``Generator.prepare`` fits), refused when nothing was fitted yet."""
+    if not bool(fitted.any()):
+        raise RuntimeError(f"{missing}: call prepare(train) on the training cells before training or predicting "
+                           "(distgen.train.fit does), or load a checkpoint of a trained run")
+    return fitted
 
 
 def stack_conditions(a: Condition, b: Condition) -> Condition:

@@ -20,14 +20,21 @@ def atoms_of(row: Tensor) -> tuple[int, ...]:
     return tuple(sorted(int(a) for a in row.tolist() if a >= 0))
 
 
+def context_control_means(train: CellTable) -> dict[int, Tensor]:
+    """``{context id: [G] float64 mean of its control cells}`` for every context of ``train`` with control cells."""
+    is_ctrl, ctx = train.labels.is_control, train.labels.context
+    return {c: train.X[is_ctrl & (ctx == c)].to(torch.float64).mean(0) for c in ctx[is_ctrl].unique().tolist()}
+
+
 def condition_effects(train: CellTable) -> dict[tuple[int, ...], Tensor]:
     """``{atom ids: [G] effect}`` for every perturbed condition of ``train`` (float64)."""
     x = train.X.to(torch.float64)
     ctx = train.labels.context
     groups: dict[tuple[int, tuple[int, ...]], list[int]] = defaultdict(list)
     for i, (c, row) in enumerate(zip(ctx.tolist(), train.labels.perturbation)):
-        groups[(c, atoms_of(row))].append(i)
-    ctrl = {c: x[idx].mean(0) for (c, atoms), idx in groups.items() if not atoms}
+        if (row >= 0).any():  # perturbed cells, grouped by (context, atoms); controls: context_control_means
+            groups[(c, atoms_of(row))].append(i)
+    ctrl = context_control_means(train)
     if not ctrl:
         raise ValueError("the training cells contain no control cells; baselines need controls to estimate effects from")
     per_cond: dict[tuple[int, ...], list[Tensor]] = defaultdict(list)
