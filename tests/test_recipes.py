@@ -43,7 +43,7 @@ def test_population_spread_recipe_samples_without_guidance(populations):
 def test_cell_type_transfer_recipe_anchors_on_the_control_mean_and_reads_the_context_from_its_cells(populations):
     doc = load_config(str(Path(__file__).resolve().parent.parent / "recipes" / "cell_type_transfer.yaml"))
     model = build(doc, populations.info, seen_perturbations=list(populations.info.perturbations))
-    assert model.anchor == "control_mean" and model.input_scale == 1.0
+    assert model.anchor.kind == "control_mean" and model.input_scale == 1.0
     assert model.conditioner.context is None  # no context embedding that a held-out context could not train
     assert model.backbone.capabilities.output_range == "real" and model.dynamics.clip_denoised is None
     assert model.dynamics.guidance == 1.0 and not model.dynamics.capabilities.guidance
@@ -54,9 +54,9 @@ def test_cell_type_transfer_recipe_anchors_on_the_control_mean_and_reads_the_con
 def test_combination_recipe_anchors_on_the_additive_prediction(populations):
     doc = load_config(str(Path(__file__).resolve().parent.parent / "recipes" / "combination_additive.yaml"))
     model = build(doc, populations.info, seen_perturbations=list(populations.info.perturbations))
-    assert model.anchor == "additive" and model.anchor_effects.shape == (populations.info.n_perturbations, populations.info.n_genes)
+    assert model.anchor.kind == "additive" and model.anchor.effects.shape == (populations.info.n_perturbations, populations.info.n_genes)
     assert model.backbone.capabilities.output_range == "real" and model.dynamics.clip_denoised is None
-    assert model.dynamics.guidance == 1.0 and model.anchor_reference == "training"
+    assert model.dynamics.guidance == 1.0 and model.anchor.reference == "training"
     model.prepare(populations.table)
-    assert bool(model.anchor_fitted.any())  # the synthetic populations have singles: effects are fitted
-    assert bool(model.anchor_control_fitted.any())  # and their controls give the training control means
+    assert bool(model.anchor.fitted.any())  # the synthetic populations have singles: effects are fitted
+    assert bool(model.anchor.control_fitted.any())  # and their controls give the training control means

@@ -6,7 +6,6 @@ components. Assembly checks that the components can work together before any com
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -21,7 +20,7 @@ from distgen.couplings.base import Coupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
-from distgen.models.anchor import ANCHOR_REFERENCES, ANCHORS, control_mean, summed_effects
+from distgen.models.anchor import ANCHOR_REFERENCES, ANCHORS, Anchor, control_mean
 from distgen.models.assembly import capability_problems, supports_unseen_perturbations, tie_gene_embeddings
 from distgen.models.base import PerturbationModel, TrainableModel, models
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
@@ -80,14 +79,14 @@ class Generator(nn.Module, TrainableModel):
         additive baseline's mean, and the network learns the interaction and the spread; an atom never
         seen alone in training adds nothing and predicting it warns). ``"additive"`` fits its effects in
         ``prepare(train)`` (``distgen.train.fit`` calls it) and keeps them in the checkpoint (buffer
-        ``anchor_effects``). With a control source (``flow_matching`` ``source: control``) the
+        ``anchor.effects``; the ``Anchor`` module of ``distgen.models.anchor``). With a control source (``flow_matching`` ``source: control``) the
         source cells are the control cells minus their mean, so a transport that does not move
         them predicts the anchor plus the controls' spread (for ``"additive"``: the additive
         baseline's cells). Needs a backbone with a signed output, no ``clip_denoised`` and no ``clamp_min``.
     anchor_reference
         Which control mean the anchor starts from: ``"set"`` (default: each set's own control cells'
         mean) or ``"training"`` (the mean of all training control cells of the set's context, fitted
-        in ``prepare(train)`` and kept in the checkpoint as buffer ``anchor_control``: a set of a few
+        in ``prepare(train)`` and kept in the checkpoint as buffer ``anchor.control``: a set of a few
         dozen control cells carries its sampling noise in its mean, and with ``"set"`` that noise moves
         every generated cell of the set). A context with no control cells in training falls back to
         its set's mean (predicting it warns). A control source is always the control cells minus
@@ -104,10 +103,6 @@ class Generator(nn.Module, TrainableModel):
         "coupling": {"name": "independent"},
     }
     example_fit_kwargs: ClassVar[dict[str, Any]] = {"steps": 2, "set_size": 4}
-    anchor_effects: Tensor  # [A, G] buffers of the additive anchor (registered only with anchor="additive")
-    anchor_fitted: Tensor  # [A] bool: the atom was seen alone in training
-    anchor_control: Tensor  # [C, G] training control mean per context (registered only with anchor_reference="training")
-    anchor_control_fitted: Tensor  # [C] bool: the context has control cells in training
 
     def __init__(
         self,
@@ -141,14 +136,7 @@ class Generator(nn.Module, TrainableModel):
         self.genes_per_step = genes_per_step
         self.input_scale = float(input_scale)
         self.predict_genes = predict_genes
-        self.anchor = anchor
-        if anchor == "additive":  # per-atom effects, fitted by prepare(train), saved with the weights
-            self.register_buffer("anchor_effects", torch.zeros(info.n_perturbations, info.n_genes))
-            self.register_buffer("anchor_fitted", torch.zeros(info.n_perturbations, dtype=torch.bool))
-        self.anchor_reference = anchor_reference
-        if anchor != "none" and anchor_reference == "training":  # per-context control means, fitted by prepare(train)
-            self.register_buffer("anchor_control", torch.zeros(len(info.contexts), info.n_genes))
-            self.register_buffer("anchor_control_fitted", torch.zeros(len(info.contexts), dtype=torch.bool))
+        self.anchor = Anchor(info, anchor, anchor_reference)  # its fitted state (prepare) is saved with the weights
         self.last_nfe = 0
         tie_gene_embeddings(self)
         check_assembly(self)
@@ -271,7 +259,7 @@ class Generator(nn.Module, TrainableModel):
             draws = torch.rand(1 if self.condition_dropout == "batch" else b, device=x1.device)
             drop = (draws < self.p_drop_condition).expand(b).clone()
         cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop, population)
-        shift = self._anchor(control, batch.control_mask, batch.labels, batch.gene_ids)  # the backbone still reads the raw control cells
+        shift = self.anchor(control, batch.control_mask, batch.labels, batch.gene_ids, self.input_scale)  # the backbone still reads the raw control cells
         if shift is not None:
             x1 = x1 - shift
         # a control source is moved as the controls' own anchor (their mean): an identity transport then predicts
@@ -291,81 +279,7 @@ class Generator(nn.Module, TrainableModel):
         e.g. the PAD-Transformer's co-expression gene graph), and fit the ``additive`` anchor's
         per-atom effects. ``distgen.train.fit`` calls this once before training."""
         self.backbone.prepare(train)
-        if self.anchor == "additive":
-            self._fit_additive_anchor(train)
-        if self.anchor != "none" and self.anchor_reference == "training":
-            self._fit_anchor_control(train)
-
-    def _fit_anchor_control(self, train: CellTable) -> None:
-        """Each context's mean of the training control cells, into ``anchor_control`` (``anchor_reference="training"``)."""
-        if train.info.contexts != self.info.contexts or train.info.genes != self.info.genes:
-            raise ValueError("anchor_reference 'training': the training cells' contexts or genes differ from the ones the model was "
-                             "built for; build the model from the training data's DataInfo")
-        from distgen.models.baselines.effects import context_control_means
-
-        by_context = context_control_means(train)
-        if not by_context:
-            raise ValueError("anchor_reference 'training' needs control cells in the training cells to take each context's control "
-                             "mean from; these have none. Use anchor_reference: set")
-        means = torch.zeros_like(self.anchor_control)
-        fitted = torch.zeros_like(self.anchor_control_fitted)
-        for c, mean in by_context.items():
-            means[c] = mean.to(means.dtype)
-            fitted[c] = True
-        self.anchor_control.copy_(means)
-        self.anchor_control_fitted.copy_(fitted)
-
-    def _fit_additive_anchor(self, train: CellTable) -> None:
-        """Each atom's effect alone in ``train`` (the additive baseline's), into ``anchor_effects``."""
-        from distgen.models.baselines.additive import AdditiveBaseline
-
-        if train.info.perturbations != self.info.perturbations or train.info.genes != self.info.genes:
-            raise ValueError("anchor 'additive': the training cells' perturbation atoms or genes differ from the ones the model "
-                             "was built for; build the model from the training data's DataInfo")
-        singles = AdditiveBaseline().fit(train).singles
-        if not singles:
-            raise ValueError("anchor 'additive' needs single perturbations (one atom, with control cells of the same context) "
-                             "in the training cells to fit per-atom effects from; these have none. Use anchor: control_mean")
-        effects = torch.zeros_like(self.anchor_effects)
-        fitted = torch.zeros_like(self.anchor_fitted)
-        for atom, effect in singles.items():
-            effects[atom] = effect.to(effects.dtype)
-            fitted[atom] = True
-        self.anchor_effects.copy_(effects)
-        self.anchor_fitted.copy_(fitted)
-
-    def _anchor(self, control: Tensor, mask: Tensor, labels: ConditionLabels, genes: Tensor, warn: bool = False) -> Tensor | None:
-        """The anchor of ``self.anchor`` for control sets ``[B, m, P]`` on gene ids ``genes`` ``[P]`` (already input-scaled)."""
-        if self.anchor == "none":
-            return None
-        reference = self._reference(control, mask, labels, genes, warn)
-        if self.anchor != "additive":
-            return reference
-        fitted = _prepared(self.anchor_fitted, "anchor 'additive' has no per-atom effects")
-        pert = labels.perturbation.to(control.device)
-        if warn:
-            used = pert[pert >= 0].unique()
-            missing = [self.info.perturbations[int(a)] for a in used if not bool(fitted[a])]
-            if missing:
-                warnings.warn(f"anchor 'additive': atom(s) {missing[:5]} were never seen alone in training; they add no effect "
-                              "to the anchor, so their response comes from the network alone", stacklevel=3)
-        effects = self.anchor_effects[:, genes.to(self.anchor_effects.device).long()] * self.input_scale
-        return reference + summed_effects(effects.to(control.dtype), pert)[:, None, :]
-
-    def _reference(self, control: Tensor, mask: Tensor, labels: ConditionLabels, genes: Tensor, warn: bool = False) -> Tensor:
-        """``[B, 1, P]``: the control mean an anchor starts from (``anchor_reference``), on ``genes``, input-scaled."""
-        own = control_mean(control, mask)
-        if self.anchor_reference != "training":
-            return own
-        fitted = _prepared(self.anchor_control_fitted, "anchor_reference 'training' has no control means")
-        ctx = labels.context.to(fitted.device).long()
-        have = fitted[ctx]
-        if warn and not bool(have.all()):
-            missing = sorted({self.info.contexts[int(c)] for c in ctx[~have]})
-            warnings.warn(f"anchor_reference 'training': context(s) {missing[:5]} have no control cells in training; their "
-                          "anchor starts from each set's own control mean instead", stacklevel=4)
-        ref = self.anchor_control[ctx][:, genes.to(fitted.device).long()].to(control.dtype)[:, None, :] * self.input_scale
-        return torch.where(have.to(control.device)[:, None, None], ref.to(control.device), own)
+        self.anchor.fit(train)
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
@@ -398,7 +312,7 @@ class Generator(nn.Module, TrainableModel):
             c = ctrl[..., ids]
             cond = self.condition(labels, c, control_mask, ids, population=population)
             null = self.condition(labels, c, control_mask, ids, drop, population=population)
-            shift = self._anchor(c, control_mask, labels, ids, warn=ids is chunks[0])
+            shift = self.anchor(c, control_mask, labels, ids, s, warn=ids is chunks[0])
             start = c if shift is None else c - control_mean(c, control_mask)
             res = self.dynamics.sample(self.bind(cond, null), self.dynamics.draw_source(start, start), control_mask)
             out[..., where[ids]] = res.cells if shift is None else res.cells + shift
@@ -410,14 +324,6 @@ class Generator(nn.Module, TrainableModel):
         from distgen.models.preflight import embeddable
 
         return embeddable(self, atoms)
-
-
-def _prepared(fitted: Tensor, missing: str) -> Tensor:
-    """``fitted`` (the per-row flags of state that ``Generator.prepare`` fits), refused when nothing was fitted yet."""
-    if not bool(fitted.any()):
-        raise RuntimeError(f"{missing}: call prepare(train) on the training cells before training or predicting "
-                           "(distgen.train.fit does), or load a checkpoint of a trained run")
-    return fitted
 
 
 def stack_conditions(a: Condition, b: Condition) -> Condition:
@@ -491,22 +397,23 @@ def check_assembly(model: Generator) -> None:
         raise AssemblyError(f"condition_dropout must be one of {', '.join(CONDITION_DROPOUTS)}, got {model.condition_dropout!r}")
     if model.input_scale <= 0:
         raise AssemblyError(f"input_scale must be > 0, got {model.input_scale}")
-    if model.anchor not in ANCHORS:
-        raise AssemblyError(f"anchor must be one of {', '.join(ANCHORS)}, got {model.anchor!r}")
-    if model.anchor_reference not in ANCHOR_REFERENCES:
-        raise AssemblyError(f"anchor_reference must be one of {', '.join(ANCHOR_REFERENCES)}, got {model.anchor_reference!r}")
-    if model.anchor_reference != "set" and model.anchor == "none":
-        raise AssemblyError(f"anchor_reference={model.anchor_reference!r} chooses the control mean an anchor starts from, but the "
+    anchor, reference = model.anchor.kind, model.anchor.reference
+    if anchor not in ANCHORS:
+        raise AssemblyError(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
+    if reference not in ANCHOR_REFERENCES:
+        raise AssemblyError(f"anchor_reference must be one of {', '.join(ANCHOR_REFERENCES)}, got {reference!r}")
+    if reference != "set" and anchor == "none":
+        raise AssemblyError(f"anchor_reference={reference!r} chooses the control mean an anchor starts from, but the "
                             "model has no anchor (anchor: none); set model.anchor: control_mean or additive")
-    if model.anchor != "none" and bb.capabilities.output_range == "nonnegative":
-        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but "
+    if anchor != "none" and bb.capabilities.output_range == "nonnegative":
+        raise AssemblyError(f"anchor={anchor!r} models cells relative to an anchor, so the residuals take either sign, but "
                             f"backbone {name} has a non-negative output head; use a linear head (e.g. cross_dit's output: identity)")
     clamp = getattr(model.dynamics, "clamp_min", None)
-    if model.anchor != "none" and clamp is not None:
-        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
+    if anchor != "none" and clamp is not None:
+        raise AssemblyError(f"anchor={anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
                             f"dynamics clamp generated values at {clamp} (clamp_min); set model.dynamics.clamp_min: null")
-    if model.anchor != "none" and getattr(model.dynamics, "clip_denoised", None) is not None:
-        raise AssemblyError(f"anchor={model.anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
+    if anchor != "none" and getattr(model.dynamics, "clip_denoised", None) is not None:
+        raise AssemblyError(f"anchor={anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
                             "dynamics zero small estimates (clip_denoised); set model.dynamics.clip_denoised: null")
     problems = capability_problems(model)
     if problems:

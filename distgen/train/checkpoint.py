@@ -33,6 +33,11 @@ from distgen.train.state_io import atomic_write_text, load_state, publish_dir, r
 FORMAT = 1
 FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "rng.json", "state.json")
 WEIGHT_FILES = ("model.safetensors", "ema.safetensors")
+#: Weight keys renamed since they were first written: ``{old: new}``, applied to the model and EMA weights
+#: when a checkpoint is read, so that runs trained before a rename still load (the generator's anchor
+#: state became the ``Anchor`` module's, ``distgen.models.anchor``, on 2026-12-04).
+RENAMED_KEYS = {"anchor_effects": "anchor.effects", "anchor_fitted": "anchor.fitted",
+                "anchor_control": "anchor.control", "anchor_control_fitted": "anchor.control_fitted"}
 _STEP_DIR = re.compile(r"step_(\d+)")
 
 
@@ -226,7 +231,12 @@ def load_checkpoint(path: str | Path, weights_only: bool = False) -> Checkpoint:
         raise CheckpointError(
             f"checkpoint {str(ckpt)!r} is corrupt or truncated ({current}: {str(exc)[:200]}); it cannot be used{_others(ckpt)}"
         ) from None
-    return Checkpoint(ckpt, state, model, optimizer, rng, ema)
+    return Checkpoint(ckpt, state, renamed(model), optimizer, rng, None if ema is None else renamed(ema))
+
+
+def renamed(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``weights`` with every key of ``RENAMED_KEYS`` under its current name (a key already current is kept as is)."""
+    return {(RENAMED_KEYS[k] if k in RENAMED_KEYS and RENAMED_KEYS[k] not in weights else k): v for k, v in weights.items()}
 
 
 def check_compatible(ckpt: Checkpoint, config: Mapping[str, Any], fp: str) -> None:

@@ -6,7 +6,7 @@ from torch import nn
 
 from distgen.backbones.base import Backbone, Condition
 from distgen.config import build_component
-from distgen.models.anchor import anchor_of, control_mean
+from distgen.models.anchor import Anchor, control_mean
 from distgen.models.generator import AssemblyError, Generator
 from distgen.testing.fixtures import tiny_batch, tiny_info
 
@@ -35,7 +35,7 @@ def test_control_mean_ignores_padded_cells():
     control = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     mask = torch.tensor([[True, True, False]])
     assert torch.allclose(control_mean(control, mask), torch.tensor([[[2.0, 3.0]]]))
-    assert anchor_of("none", control, mask) is None
+    assert Anchor(INFO, "none")(control, mask, tiny_batch(b=1).labels, torch.arange(2), 1.0) is None
 
 
 def test_a_zero_response_predicts_each_sets_control_mean():
@@ -154,8 +154,8 @@ def test_additive_anchor_adds_nothing_for_an_atom_never_seen_alone_and_says_so()
     table = _two_context_table()
     model = _additive_model()
     model.prepare(table)
-    assert model.anchor_fitted.tolist() == [True, True, True, False]  # G3 is only in the pair G2+G3
-    assert torch.equal(model.anchor_effects[3], torch.zeros(INFO.n_genes))
+    assert model.anchor.fitted.tolist() == [True, True, True, False]  # G3 is only in the pair G2+G3
+    assert torch.equal(model.anchor.effects[3], torch.zeros(INFO.n_genes))
     control, mask, _ = _held_out_pair_query(table)
     both = ConditionLabels(torch.tensor([[2, 3], [2, PAD]]), torch.ones(2, 2), torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
     with pytest.warns(UserWarning, match=r"atom\(s\) \['G3'\] were never seen alone"):
@@ -283,8 +283,8 @@ def test_a_context_without_training_controls_falls_back_to_the_set_mean_and_says
     no_ctrl_1 = type(table)(table.X[keep], table.labels.index(keep), table.info)
     model = _model_with("control_mean", "training")
     model.prepare(no_ctrl_1)
-    assert model.anchor_control_fitted.tolist() == [True, False]
-    assert torch.allclose(model.anchor_control[0].double(), ctrl[0], atol=1e-5)
+    assert model.anchor.control_fitted.tolist() == [True, False]
+    assert torch.allclose(model.anchor.control[0].double(), ctrl[0], atol=1e-5)
     with pytest.warns(UserWarning, match=r"context\(s\) \['.*'\] have no control cells in training"):
         got = model.predict(control, mask, labels)
     assert torch.allclose(got, control_mean(control, mask).expand_as(got), atol=1e-4)
