@@ -135,10 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.draws < 1:
         p.error("--draws must be >= 1")
+    from distgen.models import models
+    from distgen.models.base import FittedModel
+
+    try:
+        kind = models.get(args.baseline)
+    except LookupError as exc:
+        p.error(str(exc))
+    if not (isinstance(kind, type) and issubclass(kind, FittedModel)):
+        p.error(f"--baseline {args.baseline!r} is not a closed-form baseline (a FittedModel such as additive or mean_perturbation)")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     results = []
     for run in args.runs:
-        res = reference_table(run, args.baseline, args.draws, args.seed)
+        try:
+            res = reference_table(run, args.baseline, args.draws, args.seed)
+        except (FileNotFoundError, ValueError) as exc:
+            p.error(f"{run}: {exc}")
         results.append(res)
         print(f"## {run}\n\n{markdown(res)}\n")
         for note in res["notes"]:

@@ -72,3 +72,12 @@ def test_the_table_scores_the_model_the_baseline_its_iid_version_and_the_ceiling
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError):
         reference_table(tmp_path, "additive", draws=2, seed=0)
+
+
+@pytest.mark.parametrize("args", [["--baseline", "generator"], ["--baseline", "nosuch"], ["--draws", "0"]])
+def test_the_command_refuses_a_baseline_it_cannot_fit_and_no_draws(run, args, capsys):
+    from benchmarks.iid_reference import main as iid_main
+
+    with pytest.raises(SystemExit) as exc:
+        iid_main([str(run), *args])
+    assert exc.value.code == 2 and "error:" in capsys.readouterr().err
