@@ -79,8 +79,9 @@ class Generator(nn.Module, TrainableModel):
         additive baseline's mean, and the network learns the interaction and the spread; an atom never
         seen alone in training adds nothing and predicting it warns). ``"additive"`` fits its effects in
         ``prepare(train)`` (``distgen.train.fit`` calls it) and keeps them in the checkpoint (buffer
-        ``anchor.effects``; the ``Anchor`` module of ``distgen.models.anchor``). With a control source (``flow_matching`` ``source: control``) the
-        source cells are the control cells minus their mean, so a transport that does not move
+        ``anchor.effects`` of the ``distgen.models.anchor.Anchor`` module). With a control source
+        (``flow_matching`` ``source: control``) the source cells are the control cells minus their
+        mean, so a transport that does not move
         them predicts the anchor plus the controls' spread (for ``"additive"``: the additive
         baseline's cells). Needs a backbone with a signed output, no ``clip_denoised`` and no ``clamp_min``.
     anchor_reference
