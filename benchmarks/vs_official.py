@@ -444,14 +444,14 @@ class DistgenScdfm:
                         b["genes"]).to(self.device)
 
     def train_step(self, b: dict[str, Any]) -> float:
-        import torch
+        from distgen.train.optim import clipped_step, grad_norm
 
         self.model.train()
         out = self.model.loss(self._batch(b))
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))  # the trainer's gradient-norm pass
-        self.opt.step()
+        params = list(self.model.parameters())
+        clipped_step(self.opt, params, grad_norm(params), None)  # the trainer's gradient-norm pass (the scdfm preset does not clip)
         return float(out.loss.detach())
 
     def sample(self, b: dict[str, Any]) -> Any:
@@ -505,15 +505,15 @@ class DistgenPerturbDiff:
 
     def train_step(self, b: dict[str, Any], self_condition: bool) -> float:
         """One trainer step with the self-conditioning coin fixed (the preset's 0.5 draws it per step)."""
-        import torch
+        from distgen.train.optim import clipped_step, grad_norm
 
         self.model.train()
         self.model.dynamics.self_condition = 1.0 if self_condition else 0.0
         out = self.model.loss(self._batch(b))
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.clip) if self.clip is not None else float("inf"))
-        self.opt.step()
+        params = list(self.model.parameters())
+        clipped_step(self.opt, params, grad_norm(params), float(self.clip) if self.clip is not None else None)  # as the trainer
         return float(out.loss.detach())
 
     def sample(self, b: dict[str, Any]) -> Any:

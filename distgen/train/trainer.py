@@ -31,7 +31,7 @@ from distgen.train.ema import EMA
 from distgen.train.interrupt import StopOnSignal
 from distgen.train.lock import RunLock
 from distgen.train.logger import MetricsLog, progress_bar
-from distgen.train.optim import make_optimizer
+from distgen.train.optim import clipped_step, grad_norm, make_optimizer
 from distgen.train.options import TrainOptions
 from distgen.train.schedule import make_scheduler
 from distgen.train.state_dicts import get_full_state, set_full_state
@@ -256,11 +256,12 @@ class Trainer:
         parts = {k: float(v) / self.env.world_size for k, v in zip(names, packed[3:].tolist())}
         if stats[1] > 0:
             self._non_finite("loss", bad_batch)
-        max_norm = opts.grad_clip if opts.grad_clip is not None else float("inf")
-        norm = float(torch.nn.utils.clip_grad_norm_(self.wrapped.parameters(), max_norm))
+        params = list(self.wrapped.parameters())
+        norm_t = grad_norm(params)
+        norm = float(norm_t)
         if not math.isfinite(norm):
             self._non_finite("gradient norm", batch)
-        self.optimizer.step()
+        clipped_step(self.optimizer, params, norm_t, opts.grad_clip)  # clip_grad_norm_ + step, the scaling pass avoided
         self.scheduler.step()
         if self.ema is not None:
             if self.step % self.opts.ema_every == 0:

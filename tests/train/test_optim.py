@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from distgen.data import TableBatches
-from distgen.train.optim import choose_impl, make_optimizer, optimizer_impl, param_groups
+from distgen.train.optim import choose_impl, clipped_step, grad_norm, make_optimizer, optimizer_impl, param_groups
 from distgen.train.options import train_options
 from distgen.train.trainer import Trainer
 
@@ -101,3 +101,57 @@ def test_trainer_builds_the_groups_from_the_train_option(table, make_model):
     assert {wd[id(p)] for p in model.parameters() if p.ndim >= 2} == {0.05}
     wd, model = decay_of({})
     assert set(wd.values()) == {0.05}
+
+
+def _clip_run(net: nn.Module, impl: str, max_norm: float | None, folded: bool, steps: int = 5) -> tuple[nn.Module, list[float]]:
+    """``steps`` AdamW steps with clipping: ``clip_grad_norm_`` then ``step`` (``folded=False``) or ``clipped_step``."""
+    net = copy.deepcopy(net)
+    opt = make_optimizer(net.named_parameters(), "adamw", lr=1e-2, weight_decay=0.1, impl=impl)
+    gen = torch.Generator().manual_seed(2)
+    norms = []
+    for _ in range(steps):
+        loss = net(torch.randn(32, 6, generator=gen) * 5).pow(2).mean()  # large inputs: norms well above the limit
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        params = list(net.parameters())
+        if folded:
+            norm = grad_norm(params)
+            clipped_step(opt, params, norm, max_norm)
+        else:
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else float("inf"))
+            opt.step()
+        norms.append(float(norm))
+        assert getattr(opt, "grad_scale", None) is None  # the fused kernel's scale is not left behind
+    return net, norms
+
+
+@pytest.mark.parametrize("impl", ["fused", "foreach", "loop"])
+def test_clipped_step_equals_clip_grad_norm_then_step(impl):
+    net = small_net()
+    ref, ref_norms = _clip_run(net, impl, 0.1, folded=False)
+    got, norms = _clip_run(net, impl, 0.1, folded=True)
+    assert min(ref_norms) > 0.1  # clipping was active on every step
+    assert norms == pytest.approx(ref_norms, rel=1e-5)
+    moved = False
+    for (name, a), b, p0 in zip(ref.named_parameters(), got.parameters(), net.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+        moved |= not torch.equal(a, p0)
+    assert moved
+
+
+@pytest.mark.parametrize("impl", ["fused", "foreach"])
+def test_no_limit_or_a_norm_within_it_steps_on_the_gradients_as_they_are(impl):
+    net = small_net()
+    for limit in (None, 1e9):
+        ref, _ = _clip_run(net, impl, limit, folded=False)
+        got, _ = _clip_run(net, impl, limit, folded=True)
+        for a, b in zip(ref.parameters(), got.parameters()):
+            assert torch.equal(a, b)  # multiplying by 1.0 (clip_grad_norm_) changes no bit; skipping it neither
+
+
+def test_grad_norm_is_the_clip_norm_and_zero_without_gradients():
+    net = small_net()
+    assert float(grad_norm(net.parameters())) == 0.0
+    net(torch.randn(8, 6)).pow(2).mean().backward()
+    want = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in net.parameters()))
+    assert float(grad_norm(net.parameters())) == pytest.approx(float(want), rel=1e-6)
