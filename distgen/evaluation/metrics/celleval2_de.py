@@ -38,13 +38,13 @@ class PreparedDE:
     own: Tensor  # [P, G] bool: the gene named like the perturbation, among the tested genes
     scored: Tensor  # [P] bool: perturbations with cells on both sides (rows of both tables)
     gene_order: Tensor  # [G] position of each gene name in sorted order (cell-eval2's final tie-break)
-    _top: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # what several metrics read, computed once
 
     def top_ranks(self) -> tuple[Tensor, Tensor]:
         """``top_ranks`` of the real and predicted tables under their significance masks (computed once)."""
-        if not self._top:
-            self._top["real"], self._top["pred"] = top_ranks(self.real, self.sig_real), top_ranks(self.pred, self.sig_pred)
-        return self._top["real"], self._top["pred"]
+        if "top_ranks" not in self.cache:
+            self.cache["top_ranks"] = top_ranks(self.real, self.sig_real), top_ranks(self.pred, self.sig_pred)
+        return self.cache["top_ranks"]
 
 
 def prepared_de(data: EvalData, s: Settings) -> PreparedDE:
