@@ -17,11 +17,17 @@ costs ~0.5 s of CPU (and compiling them on a first run, seconds), more than nump
 25-perturbation table, so ``rank_sums`` takes numba only when it is already loaded or the table is
 large (``NUMBA_MIN_SIZE``). For CUDA tensors or non-finite values ``rank_sums`` returns None and the
 caller uses the torch path.
+
+``normalised_rank_sums`` serves cell-eval2's DE of raw counts (ranks of ``log1p`` of counts per
+million) with the compiled kernels: only the non-zero counts are divided by their cell's library
+size, summed per group (the fold changes' means) and ``log1p``-transformed before sorting, instead
+of normalising, transforming and scanning the dense matrix; the same numbers, bit for bit.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,17 +56,34 @@ def _build(cache: bool = True) -> Any:
         return nnz, bool(np.isfinite(x.sum()))  # a NaN or infinite value makes the sum non-finite (overflow: the safe fallback)
 
     @numba.njit(cache=cache, nogil=True)
-    def gather(x: np.ndarray, offsets: np.ndarray, g0: int, g1: int, start: np.ndarray, flat: np.ndarray) -> None:  # pragma: no cover
-        """Non-zeros of genes ``g0 .. g1`` into ``flat``: those of (p, g) from ``start[p, g - g0]`` on, in row order."""
+    def gather(x: np.ndarray, offsets: np.ndarray, g0: int, g1: int, start: np.ndarray, flat: np.ndarray, scale: Any) -> bool:  # pragma: no cover
+        """Non-zeros of genes ``g0 .. g1`` into ``flat``: those of (p, g) from ``start[p, g - g0]`` on, in row order.
+
+        ``scale [N]`` (or None): each value divided by its row's ``scale`` (float64). Returns whether every
+        gathered value is a positive integer (before the division)."""
         p_count = offsets.shape[0] - 1
         fill = start.copy()
+        counts = True
         for p in range(p_count):
             for r in range(offsets[p], offsets[p + 1]):
                 for g in range(g0, g1):
                     v = x[r, g]
                     if v != 0.0:
-                        flat[fill[p, g - g0]] = v
+                        counts = counts and v > 0.0 and v == np.floor(v)
+                        flat[fill[p, g - g0]] = v if scale is None else v / scale[r]
                         fill[p, g - g0] += 1
+        return counts
+
+    @numba.njit(cache=cache, nogil=True)
+    def segment_totals(flat: np.ndarray, start: np.ndarray, nnz: np.ndarray, g0: int, out: np.ndarray) -> None:  # pragma: no cover
+        """``out[p, g0 + j]``: the sum of segment (p, j) of ``flat``, added one value after the other in row order."""
+        p_count, gc = start.shape
+        for p in range(p_count):
+            for j in range(gc):
+                total = 0.0
+                for k in range(start[p, j], start[p, j] + nnz[p, g0 + j]):
+                    total += flat[k]
+                out[p, g0 + j] = total
 
     @numba.njit(cache=cache, nogil=True)
     def merge(flat: np.ndarray, start: np.ndarray, nnz: np.ndarray, offsets: np.ndarray, ct: np.ndarray, t_c: np.ndarray,
@@ -136,7 +159,7 @@ def _build(cache: bool = True) -> Any:
                 u[p, g] = total_u
                 tie[p, g] = total_t
 
-    return count_nonzeros, gather, merge
+    return count_nonzeros, gather, segment_totals, merge
 
 
 def available() -> bool:
@@ -223,6 +246,7 @@ def rank_sums(pop: Population, table: ControlTable | None = None, backend: str =
     x = np.ascontiguousarray(pop.X.detach().to(dtype).numpy())
     offsets = pop.offsets.detach().cpu().numpy().astype(np.int64)
     size = x.size + table.sorted.size
+    out: tuple[np.ndarray, ...] | None
     if _use_numba(size, backend):
         out = _rank_sums_numba(x, offsets, table)
     else:
@@ -232,23 +256,48 @@ def rank_sums(pop: Population, table: ControlTable | None = None, backend: str =
     return torch.from_numpy(out[0]), torch.from_numpy(out[1])
 
 
+def normalised_rank_sums(pop: Population, table: ControlTable | None, target_sum: float,
+                         backend: str = "auto") -> tuple[Tensor, Tensor, Tensor] | None:
+    """``(U, tie, sums)`` ``[P, G]`` float64 of raw counts normalised per cell, from their non-zeros only.
+
+    The numbers the dense path gives (``de.normalize_total(pop.X, target_sum)``: each value divided by
+    its cell's ``sum_g x / target_sum``; ``segment_sums`` of that; ``log1p``; ``rank_sums`` against
+    ``table``, the controls normalised the same way) without forming the dense matrices: the zeros of
+    each (perturbation, gene) stay one counted block, and only the non-zero values are divided, summed
+    (in row order, as the dense sums add them), ``log1p``-transformed and sorted. The library sizes are
+    row sums of non-negative integers below 2^53, exact in any order.
+    None (use the dense path): not the compiled kernel (``backend``, see ``rank_sums``), a CUDA tensor, no
+    float64 table, or values that are not finite non-negative integers.
+    """
+    if table is None or table.dtype != torch.float64 or pop.X.device.type != "cpu" or pop.X.dtype not in (torch.float32, torch.float64):
+        return None
+    x = np.ascontiguousarray(pop.X.detach().numpy())
+    if not _use_numba(x.size + table.sorted.size, backend):
+        return None
+    total = np.add.reduce(x, axis=1, dtype=np.float64)  # exact for integer counts (checked while gathering)
+    if total.size and not float(total.max()) < 2.0**53:
+        return None
+    lib = torch.from_numpy(total) / target_sum  # as normalize_total divides
+    scale = torch.where(lib > 0, lib, torch.ones_like(lib)).numpy()
+    out = _rank_sums_numba(x, pop.offsets.detach().numpy().astype(np.int64), table, scale)
+    return None if out is None else (torch.from_numpy(out[0]), torch.from_numpy(out[1]), torch.from_numpy(out[2]))
+
+
+def _padded(n: np.ndarray) -> np.ndarray:
+    """Each count of ``n`` rounded up to the next power of two (0 stays 0)."""
+    return np.where(n > 0, 1 << np.ceil(np.log2(np.maximum(n, 1))).astype(np.int64), 0)
+
+
 def _bucket_sort(vals: np.ndarray, seglen: np.ndarray) -> np.ndarray:
     """``vals`` (consecutive segments of lengths ``seglen``) with each segment sorted.
 
     Segments are padded to the next power of two with +inf and sorted as the rows of one ``[k, width]``
     block per width: numpy's vectorised sort, at most twice the values."""
-    width = np.where(seglen > 0, 1 << np.ceil(np.log2(np.maximum(seglen, 1))).astype(np.int64), 0)
-    order = np.argsort(width, kind="stable")
-    sizes = width[order]
-    base = np.empty(seglen.size, dtype=np.int64)
-    base[order] = np.cumsum(sizes) - sizes
-    dest = np.repeat(base - (np.cumsum(seglen) - seglen), seglen) + np.arange(vals.size)
-    buf = np.full(int(sizes.sum()), np.inf, dtype=vals.dtype)
+    start, runs, size = _layout(_padded(seglen))
+    dest = np.repeat(start - (np.cumsum(seglen) - seglen), seglen) + np.arange(vals.size)
+    buf = np.full(size, np.inf, dtype=vals.dtype)
     buf[dest] = vals
-    for wv in np.unique(sizes[sizes > 0]).tolist():
-        lo, hi = np.searchsorted(sizes, [wv, wv + 1])
-        b0 = int(base[order[lo]])
-        buf[b0 : b0 + int(hi - lo) * wv].reshape(int(hi - lo), wv).sort(axis=1)
+    _sort_runs(buf, runs)
     return buf[dest]
 
 
@@ -295,34 +344,63 @@ def _rank_sums_numpy(x: np.ndarray, offsets: np.ndarray, table: ControlTable) ->
     return np.ascontiguousarray(u.T), np.ascontiguousarray(t.T)
 
 
-def _rank_sums_numba(x: np.ndarray, offsets: np.ndarray, table: ControlTable) -> tuple[np.ndarray, np.ndarray] | None:
-    """The rank and tie sums with the compiled kernels (None: a non-finite value)."""
-    count_nonzeros, gather, merge = _KERNELS
+def _layout(width: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]], int]:
+    """Segments of ``width [P, g]`` values placed in one buffer, grouped by width.
+
+    Returns ``start [P, g]`` (each segment's first position), the runs ``(base, count, width)`` of
+    equal-width segments (contiguous), and the buffer's size."""
+    flat_w = width.ravel()
+    order = np.argsort(flat_w, kind="stable")
+    sizes = flat_w[order]
+    first = np.empty(flat_w.size, dtype=np.int64)
+    first[order] = np.cumsum(sizes) - sizes
+    runs = []
+    for wv in np.unique(sizes[sizes > 0]).tolist():
+        lo, hi = np.searchsorted(sizes, [wv, wv + 1])
+        runs.append((int(first[order[lo]]), int(hi - lo), wv))
+    return first.reshape(width.shape), runs, int(sizes.sum())
+
+
+def _sort_runs(flat: np.ndarray, runs: list[tuple[int, int, int]]) -> None:
+    """Each segment of ``flat`` sorted in place: the segments of one width as the rows of one block (numpy's vectorised sort)."""
+    for base, count, wv in runs:
+        flat[base : base + count * wv].reshape(count, wv).sort(axis=1)
+
+
+def _gene_blocks(nnz: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, list[tuple[int, int, int]], int]]:
+    """Blocks of genes ``[g0, g1)`` whose (perturbation, gene) segments, each padded to the next power of two,
+    fill about ``_BUFFER`` values: ``(g0, g1, start, runs, size)`` of ``_layout``."""
+    width = _padded(nnz)
+    per_gene = width.sum(0)
+    g0, g_count = 0, nnz.shape[1]
+    while g0 < g_count:
+        g1 = g0 + 1 + int(np.searchsorted(np.cumsum(per_gene[g0 + 1 :]), _BUFFER - per_gene[g0], side="right"))
+        yield (g0, g1, *_layout(width[:, g0:g1]))
+        g0 = g1
+
+
+def _rank_sums_numba(x: np.ndarray, offsets: np.ndarray, table: ControlTable,
+                     scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The rank and tie sums with the compiled kernels, and the per-group sums of the ranked values before ``log1p``.
+
+    Without ``scale``: of ``x`` itself (the third array is empty). With ``scale [N]``: of ``log1p(x / scale[row])``
+    and the sums of ``x / scale[row]``, from the non-zeros only; None unless ``x`` holds non-negative integers.
+    None also for a non-finite value. The padding (+inf) of each segment sorts last and is never read back."""
+    count_nonzeros, gather, segment_totals, merge = _KERNELS
     nnz, finite = count_nonzeros(x, offsets)
     if not finite:
         return None
     p_count, g_count = nnz.shape
     u, tie = np.zeros((p_count, g_count)), np.zeros((p_count, g_count))
-    # each (perturbation, gene) segment padded to the next power of two; segments of one width are sorted as the
-    # rows of one [k, width] block (padding +inf sorts last), blocks of genes bounded to ~_BUFFER values
-    width = np.where(nnz > 0, 1 << np.ceil(np.log2(np.maximum(nnz, 1))).astype(np.int64), 0)
-    per_gene = width.sum(0)
-    g0 = 0
-    while g0 < g_count:
-        g1 = g0 + 1 + int(np.searchsorted(np.cumsum(per_gene[g0 + 1 :]), _BUFFER - per_gene[g0], side="right"))
-        w = width[:, g0:g1]
-        flat_w = w.ravel()
-        order = np.argsort(flat_w, kind="stable")
-        sizes = flat_w[order]
-        first = np.empty(flat_w.size, dtype=np.int64)
-        first[order] = np.cumsum(sizes) - sizes
-        start = first.reshape(w.shape)
-        flat = np.full(int(sizes.sum()), np.inf, dtype=x.dtype)
-        gather(x, offsets, g0, g1, start, flat)
-        for wv in np.unique(sizes[sizes > 0]).tolist():  # one vectorised numpy sort per width
-            lo, hi = np.searchsorted(sizes, [wv, wv + 1])
-            base = int(first[order[lo]])
-            flat[base : base + int(hi - lo) * wv].reshape(int(hi - lo), wv).sort(axis=1)
+    sums = np.zeros((p_count, g_count) if scale is not None else (0, 0))
+    for g0, g1, start, runs, size in _gene_blocks(nnz):
+        flat = np.full(size, np.inf, dtype=x.dtype if scale is None else np.float64)
+        counts = gather(x, offsets, g0, g1, start, flat, scale)
+        if scale is not None:
+            if not counts:
+                return None
+            segment_totals(flat, start, nnz, g0, sums)
+            np.log1p(flat, out=flat)
+        _sort_runs(flat, runs)
         merge(flat, start, nnz, offsets, table.sorted, table.tie, table.zlo, table.zhi, g0, u, tie)
-        g0 = g1
-    return u, tie
+    return u, tie, sums
