@@ -44,35 +44,46 @@ def _build(cache: bool = True) -> Any:
     import numba
 
     @numba.njit(cache=cache, nogil=True)
-    def count_nonzeros(x: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, bool]:  # pragma: no cover - compiled
-        """``[P, G]`` non-zero values per (perturbation, gene) of the row-major ``x``; False on a non-finite value."""
-        p_count, g_count = offsets.shape[0] - 1, x.shape[1]
-        nnz = np.zeros((p_count, g_count), dtype=np.int64)
-        for p in range(p_count):
-            row = nnz[p]
-            for r in range(offsets[p], offsets[p + 1]):
-                for g in range(g_count):
-                    row[g] += x[r, g] != 0.0
-        return nnz, bool(np.isfinite(x.sum()))  # a NaN or infinite value makes the sum non-finite (overflow: the safe fallback)
+    def count_segments(idx: np.ndarray, offsets: np.ndarray, g_count: int) -> np.ndarray:  # pragma: no cover - compiled
+        """``[P, G]`` non-zero values per (perturbation, gene), from ``idx``: their ascending row-major positions."""
+        nnz = np.zeros((offsets.shape[0] - 1, g_count), dtype=np.int64)
+        p = r = base = 0  # the perturbation and row of idx[k], and the row's first position
+        for k in range(idx.shape[0]):
+            i = idx[k]
+            while i >= base + g_count:
+                r += 1
+                base += g_count
+            while r >= offsets[p + 1]:
+                p += 1
+            nnz[p, i - base] += 1
+        return nnz
 
     @numba.njit(cache=cache, nogil=True)
-    def gather(x: np.ndarray, offsets: np.ndarray, g0: int, g1: int, start: np.ndarray, flat: np.ndarray, scale: Any) -> bool:  # pragma: no cover
-        """Non-zeros of genes ``g0 .. g1`` into ``flat``: those of (p, g) from ``start[p, g - g0]`` on, in row order.
+    def gather(x: np.ndarray, idx: np.ndarray, offsets: np.ndarray, g_count: int, g0: int, g1: int, start: np.ndarray,
+               flat: np.ndarray, scale: Any) -> bool:  # pragma: no cover - compiled
+        """The non-zeros ``x[idx]`` (``x`` flat row-major) of genes ``g0 .. g1`` into ``flat``: those of (p, g) from
+        ``start[p, g - g0]`` on, in row order.
 
         ``scale [N]`` (or None): each value divided by its row's ``scale`` (float64). Returns whether every
         gathered value is a positive integer (before the division)."""
-        p_count = offsets.shape[0] - 1
         fill = start.copy()
-        counts = True
-        for p in range(p_count):
-            for r in range(offsets[p], offsets[p + 1]):
-                for g in range(g0, g1):
-                    v = x[r, g]
-                    if v != 0.0:
-                        counts = counts and v > 0.0 and v == np.floor(v)
-                        flat[fill[p, g - g0]] = v if scale is None else v / scale[r]
-                        fill[p, g - g0] += 1
-        return counts
+        other = False
+        p = r = base = 0
+        for k in range(idx.shape[0]):
+            i = idx[k]
+            while i >= base + g_count:
+                r += 1
+                base += g_count
+            g = i - base
+            if g < g0 or g >= g1:
+                continue
+            while r >= offsets[p + 1]:
+                p += 1
+            v = x[i]
+            other |= (v < 0.0) | (v != np.floor(v))
+            flat[fill[p, g - g0]] = v if scale is None else v / scale[r]
+            fill[p, g - g0] += 1
+        return not other
 
     @numba.njit(cache=cache, nogil=True)
     def segment_totals(flat: np.ndarray, start: np.ndarray, nnz: np.ndarray, g0: int, out: np.ndarray) -> None:  # pragma: no cover
@@ -159,7 +170,7 @@ def _build(cache: bool = True) -> Any:
                 u[p, g] = total_u
                 tie[p, g] = total_t
 
-    return count_nonzeros, gather, segment_totals, merge
+    return count_segments, gather, segment_totals, merge
 
 
 def available() -> bool:
@@ -386,16 +397,17 @@ def _rank_sums_numba(x: np.ndarray, offsets: np.ndarray, table: ControlTable,
     Without ``scale``: of ``x`` itself (the third array is empty). With ``scale [N]``: of ``log1p(x / scale[row])``
     and the sums of ``x / scale[row]``, from the non-zeros only; None unless ``x`` holds non-negative integers.
     None also for a non-finite value. The padding (+inf) of each segment sorts last and is never read back."""
-    count_nonzeros, gather, segment_totals, merge = _KERNELS
-    nnz, finite = count_nonzeros(x, offsets)
-    if not finite:
+    count_segments, gather, segment_totals, merge = _KERNELS
+    if not bool(np.isfinite(x.sum())):  # a NaN or infinite value makes the sum non-finite (overflow: the safe fallback)
         return None
-    p_count, g_count = nnz.shape
+    idx = np.flatnonzero(x != 0)  # row-major positions of the non-zeros (numpy's branch-free scan of a bool mask)
+    p_count, g_count = offsets.shape[0] - 1, x.shape[1]
+    nnz = count_segments(idx, offsets, g_count)
     u, tie = np.zeros((p_count, g_count)), np.zeros((p_count, g_count))
     sums = np.zeros((p_count, g_count) if scale is not None else (0, 0))
     for g0, g1, start, runs, size in _gene_blocks(nnz):
         flat = np.full(size, np.inf, dtype=x.dtype if scale is None else np.float64)
-        counts = gather(x, offsets, g0, g1, start, flat, scale)
+        counts = gather(x.ravel(), idx, offsets, g_count, g0, g1, start, flat, scale)
         if scale is not None:
             if not counts:
                 return None
