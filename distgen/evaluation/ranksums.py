@@ -29,6 +29,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,21 @@ def _build(cache: bool = True) -> Any:
                     hi = mid
             return lo
 
+        def walk(cs: np.ndarray, lo: int, v: float) -> int:
+            """First index ``i >= lo`` with ``cs[i] >= v``, stepping 8 values at a time: the count of those below ``v``
+            in a window of the sorted ``cs`` is how far to move, without a branch per value."""
+            n = cs.shape[0]
+            while lo + 8 <= n:
+                below = 0
+                for i in range(8):
+                    below += cs[lo + i] < v
+                lo += below
+                if below < 8:
+                    return lo
+            while lo < n and cs[lo] < v:
+                lo += 1
+            return lo
+
         p_count, gc = start.shape
         nc = ct.shape[1]
         for j in range(gc):
@@ -153,8 +169,7 @@ def _build(cache: bool = True) -> Any:
                     if v > 0.0 and lo < zhi[g]:
                         lo = zhi[g]
                     if linear:
-                        while lo < nc and cs[lo] < v:
-                            lo += 1
+                        lo = walk(cs, lo, v)
                         hi = lo
                         while hi < nc and cs[hi] == v:
                             hi += 1
@@ -170,7 +185,31 @@ def _build(cache: bool = True) -> Any:
                 u[p, g] = total_u
                 tie[p, g] = total_t
 
-    return count_segments, gather, segment_totals, merge
+    @numba.njit(cache=cache, nogil=True)
+    def runs(ct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        """Of each sorted row of ``ct [G, n]``: the sum of its runs' lengths cubed, its negatives, its negatives and zeros."""
+        g_count, n = ct.shape
+        tie = np.zeros(g_count)
+        zlo = np.zeros(g_count, dtype=np.int64)
+        zhi = np.zeros(g_count, dtype=np.int64)
+        for g in range(g_count):
+            row = ct[g]
+            k = 0
+            while k < n:
+                v = row[k]
+                m = k + 1
+                while m < n and row[m] == v:
+                    m += 1
+                size = float(m - k)
+                tie[g] += size * size * size
+                if v < 0.0:
+                    zlo[g] = m
+                if v <= 0.0:
+                    zhi[g] = m
+                k = m
+        return tie, zlo, zhi
+
+    return SimpleNamespace(count_segments=count_segments, gather=gather, segment_totals=segment_totals, merge=merge, runs=runs)
 
 
 def available() -> bool:
@@ -207,8 +246,10 @@ def _ranked_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32  # comparisons only: float32 values stay exact
 
 
-def control_table(control: Tensor, dtype: torch.dtype | None = None) -> ControlTable | None:
-    """``control [n_c, G]`` prepared once for ``rank_sums`` (None: a CUDA tensor or non-finite values)."""
+def control_table(control: Tensor, dtype: torch.dtype | None = None, backend: str = "auto") -> ControlTable | None:
+    """``control [n_c, G]`` prepared once for ``rank_sums`` (None: a CUDA tensor or non-finite values).
+
+    ``backend`` (as ``rank_sums``): the runs of equal values counted by the compiled kernel or with numpy."""
     if control.device.type != "cpu":
         return None
     dtype = dtype or _ranked_dtype(control)
@@ -217,6 +258,8 @@ def control_table(control: Tensor, dtype: torch.dtype | None = None) -> ControlT
     g, nc = ct.shape
     if nc and not bool(np.isfinite(ct[:, [0, nc - 1]]).all()):  # NaN and +inf sort last, -inf first
         return None
+    if nc and _use_numba(ct.size, backend):
+        return ControlTable(ct, *_KERNELS.runs(ct), dtype)
     tie: np.ndarray = np.zeros(g)
     if nc:
         new = np.ones((g, nc), dtype=bool)
@@ -286,7 +329,7 @@ def normalised_rank_sums(pop: Population, table: ControlTable | None, target_sum
     if not _use_numba(x.size + table.sorted.size, backend):
         return None
     total = np.add.reduce(x, axis=1, dtype=np.float64)  # exact for integer counts (checked while gathering)
-    if total.size and not float(total.max()) < 2.0**53:
+    if total.size and not float(total.max()) < 2.0**53:  # also a NaN or an infinite value
         return None
     lib = torch.from_numpy(total) / target_sum  # as normalize_total divides
     scale = torch.where(lib > 0, lib, torch.ones_like(lib)).numpy()
@@ -396,23 +439,24 @@ def _rank_sums_numba(x: np.ndarray, offsets: np.ndarray, table: ControlTable,
 
     Without ``scale``: of ``x`` itself (the third array is empty). With ``scale [N]``: of ``log1p(x / scale[row])``
     and the sums of ``x / scale[row]``, from the non-zeros only; None unless ``x`` holds non-negative integers.
-    None also for a non-finite value. The padding (+inf) of each segment sorts last and is never read back."""
-    count_segments, gather, segment_totals, merge = _KERNELS
-    if not bool(np.isfinite(x.sum())):  # a NaN or infinite value makes the sum non-finite (overflow: the safe fallback)
+    None also for a non-finite value (with ``scale``, the caller's row sums have checked). The padding (+inf) of each
+    segment sorts last and is never read back."""
+    k = _KERNELS
+    if scale is None and not bool(np.isfinite(x.sum())):  # NaN or inf makes the sum non-finite (overflow: the safe fallback)
         return None
     idx = np.flatnonzero(x != 0)  # row-major positions of the non-zeros (numpy's branch-free scan of a bool mask)
     p_count, g_count = offsets.shape[0] - 1, x.shape[1]
-    nnz = count_segments(idx, offsets, g_count)
+    nnz = k.count_segments(idx, offsets, g_count)
     u, tie = np.zeros((p_count, g_count)), np.zeros((p_count, g_count))
     sums = np.zeros((p_count, g_count) if scale is not None else (0, 0))
     for g0, g1, start, runs, size in _gene_blocks(nnz):
         flat = np.full(size, np.inf, dtype=x.dtype if scale is None else np.float64)
-        counts = gather(x.ravel(), idx, offsets, g_count, g0, g1, start, flat, scale)
+        counts = k.gather(x.ravel(), idx, offsets, g_count, g0, g1, start, flat, scale)
         if scale is not None:
             if not counts:
                 return None
-            segment_totals(flat, start, nnz, g0, sums)
+            k.segment_totals(flat, start, nnz, g0, sums)
             np.log1p(flat, out=flat)
         _sort_runs(flat, runs)
-        merge(flat, start, nnz, offsets, table.sorted, table.tie, table.zlo, table.zhi, g0, u, tie)
+        k.merge(flat, start, nnz, offsets, table.sorted, table.tie, table.zlo, table.zhi, g0, u, tie)
     return u, tie, sums

@@ -168,3 +168,18 @@ def test_non_counts_are_left_to_the_dense_path(bad):
 def test_normalised_rank_sums_need_the_compiled_kernel():
     pop = _counts_population(2)
     assert ranksums.normalised_rank_sums(pop, ranksums.control_table(pop.control.to(torch.float64)), 1e6, backend="numpy") is None
+
+
+@needs_numba
+def test_control_table_runs_are_the_same_with_both_backends():
+    rng = np.random.default_rng(3)
+    ctrl = rng.poisson(0.7, (60, 9)).astype(np.float64) * rng.choice([1.0, -1.0, 0.5], (60, 9))
+    ctrl[:, 0] = 0.0
+    ctrl[:, 1] = -1.0
+    ctrl[:, 2] = rng.normal(size=60)  # no ties, no zeros
+    a = ranksums.control_table(torch.from_numpy(ctrl), backend="numpy")
+    b = ranksums.control_table(torch.from_numpy(ctrl), backend="numba")
+    assert a is not None and b is not None
+    for name in ("sorted", "tie", "zlo", "zhi"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.tie[0] == 60.0**3 and a.zlo[0] == 0 and a.zhi[0] == 60 and a.zlo[1] == a.zhi[1] == 60
