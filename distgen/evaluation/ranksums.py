@@ -255,11 +255,17 @@ def control_table(control: Tensor, dtype: torch.dtype | None = None, backend: st
     dtype = dtype or _ranked_dtype(control)
     ct = np.ascontiguousarray(control.detach().to(dtype).numpy().T)  # [G, n_c]
     ct.sort(axis=1)  # numpy's vectorised sort, in place on contiguous rows
-    g, nc = ct.shape
+    nc = ct.shape[1]
     if nc and not bool(np.isfinite(ct[:, [0, nc - 1]]).all()):  # NaN and +inf sort last, -inf first
         return None
-    if nc and _use_numba(ct.size, backend):
-        return ControlTable(ct, *_KERNELS.runs(ct), dtype)
+    runs = _KERNELS.runs if nc and _use_numba(ct.size, backend) else _runs
+    tie, zlo, zhi = runs(ct)
+    return ControlTable(ct, tie, zlo, zhi, dtype)
+
+
+def _runs(ct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of each sorted row of ``ct [G, n]``: the sum of its runs' lengths cubed, its negatives, its negatives and zeros."""
+    g, nc = ct.shape
     tie: np.ndarray = np.zeros(g)
     if nc:
         new = np.ones((g, nc), dtype=bool)
@@ -267,7 +273,7 @@ def control_table(control: Tensor, dtype: torch.dtype | None = None, backend: st
         starts = np.flatnonzero(new.ravel())  # runs of equal values (a gene's first value always starts one)
         lens = np.diff(np.append(starts, g * nc)).astype(np.float64)
         tie = np.bincount(starts // nc, weights=lens**3, minlength=g)
-    return ControlTable(ct, tie, (ct < 0).sum(1), (ct <= 0).sum(1), dtype)
+    return tie, (ct < 0).sum(1), (ct <= 0).sum(1)
 
 
 def _use_numba(size: int, backend: str) -> bool:
