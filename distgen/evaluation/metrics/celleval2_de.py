@@ -123,8 +123,7 @@ class _DE(Metric):
         for p in (~prep.scored).nonzero().flatten().tolist():
             reasons[p] = "no predicted or real cells"
         if s.version == "v2" and (self.gate is not None or self.worst is not None):
-            outside = gate_outside(prep, self.gate, s) if self.gate else {}
-            constant = constant_prediction(prep, self.gate, s, outside) if self.gate else set()
+            outside, constant = gated(prep, self.gate, s) if self.gate else ({}, set())
             for p in range(data.n_perts):
                 if not bool(prep.scored[p]):
                     continue
@@ -139,6 +138,15 @@ class _DE(Metric):
         for p in torch.isnan(vals).nonzero().flatten().tolist():
             reasons.setdefault(p, "undefined")
         return MetricResult(vals.to(torch.float64), reasons)
+
+
+def gated(prep: PreparedDE, kind: str, s: Settings) -> tuple[dict[int, str], set[int]]:
+    """``gate_outside`` and ``constant_prediction`` of a gate kind (computed once per kind: metrics share gates)."""
+    key = f"gate/{kind}/{s.min_gate_size}"
+    if key not in prep.cache:
+        outside = gate_outside(prep, kind, s)
+        prep.cache[key] = outside, constant_prediction(prep, kind, s, outside)
+    return prep.cache[key]
 
 
 def gate_outside(prep: PreparedDE, kind: str | None, s: Settings) -> dict[int, str]:

@@ -66,7 +66,13 @@ def _div(num: Tensor, den: Tensor) -> Tensor:
 
 
 def family(prep: PreparedDE, s: Settings) -> dict[str, Tensor]:
-    """The fidelity/yield/coverage family of cell-eval2 (``_fidelity_family``)."""
+    """The fidelity/yield/coverage family of cell-eval2 (``_fidelity_family``; computed once, its members read it)."""
+    if "direction_family" not in prep.cache:
+        prep.cache["direction_family"] = _family(prep, s)
+    return prep.cache["direction_family"]
+
+
+def _family(prep: PreparedDE, s: Settings) -> dict[str, Tensor]:
     c = components(prep, s)
     n_conf, n_pred, k, q, d = c["n_conf"], c["n_pred"], c["k"], c["q"], c["d"]
     zero_conf, q_undef, zero_pred = n_conf == 0, torch.isnan(q), n_pred == 0
