@@ -45,6 +45,14 @@ def _build(cache: bool = True) -> Any:
     import numba
 
     @numba.njit(cache=cache, nogil=True)
+    def run_end(a: np.ndarray, k: int) -> int:  # pragma: no cover - compiled
+        """One past the run of values equal to ``a[k]`` that starts at ``k`` (``a`` sorted)."""
+        m = k + 1
+        while m < a.shape[0] and a[m] == a[k]:
+            m += 1
+        return m
+
+    @numba.njit(cache=cache, nogil=True)
     def count_segments(idx: np.ndarray, offsets: np.ndarray, g_count: int) -> np.ndarray:  # pragma: no cover - compiled
         """``[P, G]`` non-zero values per (perturbation, gene), from ``idx``: their ascending row-major positions."""
         nnz = np.zeros((offsets.shape[0] - 1, g_count), dtype=np.int64)
@@ -162,9 +170,7 @@ def _build(cache: bool = True) -> Any:
                 linear = n * 8 > nc - a0  # a dense segment walks the controls; a sparse one gallops
                 while k < n:
                     v = seg[k]
-                    m = k + 1
-                    while m < n and seg[m] == v:
-                        m += 1
+                    m = run_end(seg, k)
                     b = float(m - k)
                     if v > 0.0 and lo < zhi[g]:
                         lo = zhi[g]
@@ -197,9 +203,7 @@ def _build(cache: bool = True) -> Any:
             k = 0
             while k < n:
                 v = row[k]
-                m = k + 1
-                while m < n and row[m] == v:
-                    m += 1
+                m = run_end(row, k)
                 size = float(m - k)
                 tie[g] += size * size * size
                 if v < 0.0:
