@@ -118,26 +118,24 @@ class _DE(Metric):
         s = self.settings
         prep = prepared_de(data, s)
         vals, reasons = type(self).definition(prep, s)
-        vals = vals.clone()
-        vals[~prep.scored] = float("nan")
-        for p in (~prep.scored).nonzero().flatten().tolist():
-            reasons[p] = "no predicted or real cells"
+        v = vals.to(torch.float64).tolist()  # per-perturbation decisions on Python floats, not tensor elements
+        scored = prep.scored.tolist()
+        for p in (p for p, ok in enumerate(scored) if not ok):
+            v[p], reasons[p] = math.nan, "no predicted or real cells"
         if s.version == "v2" and (self.gate is not None or self.worst is not None):
             outside, constant = gated(prep, self.gate, s) if self.gate else ({}, set())
-            for p in range(data.n_perts):
-                if not bool(prep.scored[p]):
-                    continue
+            for p in (p for p, ok in enumerate(scored) if ok):
                 if p in outside:
-                    vals[p], reasons[p] = float("nan"), f"outside the reference gate: {outside[p]}"
+                    v[p], reasons[p] = math.nan, f"outside the reference gate: {outside[p]}"
                 elif p in constant:
-                    vals[p] = self.worst  # type: ignore[assignment]
+                    v[p] = self.worst  # type: ignore[assignment]
                     reasons.pop(p, None)
-                elif not math.isfinite(float(vals[p])) and self.worst is not None:
-                    vals[p] = self.worst
+                elif not math.isfinite(v[p]) and self.worst is not None:
+                    v[p] = self.worst
                     reasons.pop(p, None)
-        for p in torch.isnan(vals).nonzero().flatten().tolist():
+        for p in (p for p, x in enumerate(v) if math.isnan(x)):
             reasons.setdefault(p, "undefined")
-        return MetricResult(vals.to(torch.float64), reasons)
+        return MetricResult(torch.tensor(v, dtype=torch.float64), reasons)
 
 
 def gated(prep: PreparedDE, kind: str, s: Settings) -> tuple[dict[int, str], set[int]]:
