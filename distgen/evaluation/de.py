@@ -18,7 +18,8 @@ exact (every quantity is a count), and the p-value uses the C library's ``erfc``
 single tests. On CPU, ``differential_expression`` uses the compiled kernel of
 ``distgen.evaluation.ranksums`` (numba), which gives the same ``U`` and tie sums exactly, ~10x faster
 on one thread; ``pooled_rank_sums`` is the path for CUDA tensors and the fallback. cell-eval2's v2 table (counts per million, arithmetic means, the CPM gene gate) is
-``de_table`` below.
+``de_table`` below; with the compiled kernels it reads raw counts' non-zeros only
+(``ranksums.normalised_rank_sums``), with the same numbers as normalising the dense matrix.
 """
 
 from __future__ import annotations
