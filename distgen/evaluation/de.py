@@ -18,7 +18,8 @@ exact (every quantity is a count), and the p-value uses the C library's ``erfc``
 single tests. On CPU, ``differential_expression`` uses the compiled kernel of
 ``distgen.evaluation.ranksums`` (numba), which gives the same ``U`` and tie sums exactly, ~10x faster
 on one thread; ``pooled_rank_sums`` is the path for CUDA tensors and the fallback. cell-eval2's v2 table (counts per million, arithmetic means, the CPM gene gate) is
-``de_table`` below.
+``de_table`` below; with the compiled kernels it reads raw counts' non-zeros only
+(``ranksums.normalised_rank_sums``), with the same numbers as normalising the dense matrix.
 """
 
 from __future__ import annotations
@@ -360,13 +361,7 @@ def de_table(
     if ref.counts != counts or ref.target_sum != (target_sum if counts else ref.target_sum):
         raise ValueError("the prepared reference was made for another scale or target_sum")
     geometric = mean_calc == "geometric"
-    if counts:
-        lin_x = normalize_total(pop.X, target_sum)  # type: ignore[arg-type]
-        mean_t = _group_means(pop, lin_x, geometric)
-        log_x = log1p_(lin_x)  # in place, after the means
-    else:
-        log_x = pop.X
-        mean_t = _group_means(pop, torch.expm1(pop.X.to(torch.float64)), geometric)
+    mean_t, pval = _means_and_pvalues(pop, ref, counts, target_sum, geometric)
     mean_r = (ref.mean_log1p.expm1() if geometric else ref.mean_lin)[None]
     lfc = fold_change(mean_t, mean_r, epsilon, clip_value)
     g = pop.X.shape[1]
@@ -374,8 +369,6 @@ def de_table(
     if counts and min_cpm is not None and min_cpm >= 0:
         # the gate reads ARITHMETIC mean CPM whatever mean_calc is (as cell-eval2)
         tested = ref.mean_lin * (1e6 / target_sum) > min_cpm  # type: ignore[operator]
-    ranked = Population(X=log_x, offsets=pop.offsets, control=ref.ranked)
-    pval = _rank_pvalues(ranked, ref.table)
     pval[:, ~tested] = float("nan")
     fdr = torch.full_like(pval, float("nan"))
     rows = pop.counts > 0
@@ -395,6 +388,30 @@ def de_table(
     return DETable(pvalue=pval, fdr=fdr, lfc=lfc, tested=tested)
 
 
+def _means_and_pvalues(pop: Population, ref: Reference, counts: bool, target_sum: float | None,
+                       geometric: bool) -> tuple[Tensor, Tensor]:
+    """``(group means [P, G] in linear space, rank-sum p-values [P, G])`` of ``de_table`` (NaN rows: no cells).
+
+    Raw counts with arithmetic means go through ``ranksums.normalised_rank_sums`` (the non-zeros only)
+    where it applies; otherwise, and with the same numbers, through the dense normalised matrix.
+    """
+    from distgen.evaluation.ranksums import normalised_rank_sums
+
+    if counts and not geometric:
+        sparse = normalised_rank_sums(pop, ref.table, target_sum)  # type: ignore[arg-type]
+        if sparse is not None:
+            u1, t3, sums = sparse
+            return sums / pop.counts[:, None].to(torch.float64), _pvalues(u1, t3, pop.counts, ref.ranked.shape[0])
+    if counts:
+        lin_x = normalize_total(pop.X, target_sum)  # type: ignore[arg-type]
+        mean_t = _group_means(pop, lin_x, geometric)
+        log_x = log1p_(lin_x)  # in place, after the means
+    else:
+        log_x = pop.X
+        mean_t = _group_means(pop, torch.expm1(pop.X.to(torch.float64)), geometric)
+    return mean_t, _rank_pvalues(Population(X=log_x, offsets=pop.offsets, control=ref.ranked), ref.table)
+
+
 def _rank_pvalues(pop: Population, table: Any = None) -> Tensor:
     """``[P, G]`` two-sided rank-sum p-values of each perturbation of ``pop`` against ``pop.control`` (NaN rows: no cells).
 
@@ -404,5 +421,10 @@ def _rank_pvalues(pop: Population, table: Any = None) -> Tensor:
 
     fast = rank_sums(pop, table)
     u1, t3 = fast if fast is not None else pooled_rank_sums(pop)
-    pval = rank_sum_pvalues(u1, t3, pop.counts, pop.control.shape[0])
-    return torch.where((pop.counts == 0)[:, None], torch.full_like(pval, float("nan")), pval)
+    return _pvalues(u1, t3, pop.counts, pop.control.shape[0])
+
+
+def _pvalues(u1: Tensor, t3: Tensor, counts: Tensor, n_c: int) -> Tensor:
+    """``rank_sum_pvalues`` with NaN rows for the perturbations without cells."""
+    pval = rank_sum_pvalues(u1, t3, counts, n_c)
+    return torch.where((counts == 0)[:, None], torch.full_like(pval, float("nan")), pval)

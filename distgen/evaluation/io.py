@@ -137,10 +137,10 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     pops = {}
     for side, cells in (("real", truth), (name, pred)):
         codes = np.array([-1 if c else index[v] for v, c in zip(cells.conditions.tolist(), cells.is_control.tolist())], dtype=np.int64)
-        x = cells.X.to(torch.float32)
-        if not finite_rows(x)[torch.from_numpy(codes == -1)].all():
+        pop = Population.from_codes(cells.X.to(torch.float32), torch.from_numpy(codes), len(perts))
+        if not finite_rows(pop.control).all():  # the other rows: flag_invalid
             raise ValueError(f"the {side} control cells contain NaN or inf values; fix the input")
-        pops[side] = Population.from_codes(x, torch.from_numpy(codes), len(perts))
+        pops[side] = pop
     data = EvalData(real=pops["real"], pred=pops[name], perts=tuple(perts), targets=tuple(truth.atoms(p) for p in perts),
                     genes=tuple(truth.genes))
     if scale == "counts":

@@ -17,12 +17,19 @@ costs ~0.5 s of CPU (and compiling them on a first run, seconds), more than nump
 25-perturbation table, so ``rank_sums`` takes numba only when it is already loaded or the table is
 large (``NUMBA_MIN_SIZE``). For CUDA tensors or non-finite values ``rank_sums`` returns None and the
 caller uses the torch path.
+
+``normalised_rank_sums`` serves cell-eval2's DE of raw counts (ranks of ``log1p`` of counts per
+million) with the compiled kernels: only the non-zero counts are divided by their cell's library
+size, summed per group (the fold changes' means) and ``log1p``-transformed before sorting, instead
+of normalising, transforming and scanning the dense matrix; the same numbers, bit for bit.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -38,29 +45,65 @@ def _build(cache: bool = True) -> Any:
     import numba
 
     @numba.njit(cache=cache, nogil=True)
-    def count_nonzeros(x: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, bool]:  # pragma: no cover - compiled
-        """``[P, G]`` non-zero values per (perturbation, gene) of the row-major ``x``; False on a non-finite value."""
-        p_count, g_count = offsets.shape[0] - 1, x.shape[1]
-        nnz = np.zeros((p_count, g_count), dtype=np.int64)
-        for p in range(p_count):
-            row = nnz[p]
-            for r in range(offsets[p], offsets[p + 1]):
-                for g in range(g_count):
-                    row[g] += x[r, g] != 0.0
-        return nnz, bool(np.isfinite(x.sum()))  # a NaN or infinite value makes the sum non-finite (overflow: the safe fallback)
+    def run_end(a: np.ndarray, k: int) -> int:  # pragma: no cover - compiled
+        """One past the run of values equal to ``a[k]`` that starts at ``k`` (``a`` sorted)."""
+        m = k + 1
+        while m < a.shape[0] and a[m] == a[k]:
+            m += 1
+        return m
 
     @numba.njit(cache=cache, nogil=True)
-    def gather(x: np.ndarray, offsets: np.ndarray, g0: int, g1: int, start: np.ndarray, flat: np.ndarray) -> None:  # pragma: no cover
-        """Non-zeros of genes ``g0 .. g1`` into ``flat``: those of (p, g) from ``start[p, g - g0]`` on, in row order."""
-        p_count = offsets.shape[0] - 1
+    def count_segments(idx: np.ndarray, offsets: np.ndarray, g_count: int) -> np.ndarray:  # pragma: no cover - compiled
+        """``[P, G]`` non-zero values per (perturbation, gene), from ``idx``: their ascending row-major positions."""
+        nnz = np.zeros((offsets.shape[0] - 1, g_count), dtype=np.int64)
+        p = r = base = 0  # the perturbation and row of idx[k], and the row's first position
+        for k in range(idx.shape[0]):
+            i = idx[k]
+            while i >= base + g_count:
+                r += 1
+                base += g_count
+            while r >= offsets[p + 1]:
+                p += 1
+            nnz[p, i - base] += 1
+        return nnz
+
+    @numba.njit(cache=cache, nogil=True)
+    def gather(x: np.ndarray, idx: np.ndarray, offsets: np.ndarray, g_count: int, g0: int, g1: int, start: np.ndarray,
+               flat: np.ndarray, scale: Any) -> bool:  # pragma: no cover - compiled
+        """The non-zeros ``x[idx]`` (``x`` flat row-major) of genes ``g0 .. g1`` into ``flat``: those of (p, g) from
+        ``start[p, g - g0]`` on, in row order.
+
+        ``scale [N]`` (or None): each value divided by its row's ``scale`` (float64). Returns whether every
+        gathered value is a positive integer (before the division)."""
         fill = start.copy()
+        other = False
+        p = r = base = 0
+        for k in range(idx.shape[0]):
+            i = idx[k]
+            while i >= base + g_count:
+                r += 1
+                base += g_count
+            g = i - base
+            if g < g0 or g >= g1:
+                continue
+            while r >= offsets[p + 1]:
+                p += 1
+            v = x[i]
+            other |= (v < 0.0) | (v != np.floor(v))
+            flat[fill[p, g - g0]] = v if scale is None else v / scale[r]
+            fill[p, g - g0] += 1
+        return not other
+
+    @numba.njit(cache=cache, nogil=True)
+    def segment_totals(flat: np.ndarray, start: np.ndarray, nnz: np.ndarray, g0: int, out: np.ndarray) -> None:  # pragma: no cover
+        """``out[p, g0 + j]``: the sum of segment (p, j) of ``flat``, added one value after the other in row order."""
+        p_count, gc = start.shape
         for p in range(p_count):
-            for r in range(offsets[p], offsets[p + 1]):
-                for g in range(g0, g1):
-                    v = x[r, g]
-                    if v != 0.0:
-                        flat[fill[p, g - g0]] = v
-                        fill[p, g - g0] += 1
+            for j in range(gc):
+                total = 0.0
+                for k in range(start[p, j], start[p, j] + nnz[p, g0 + j]):
+                    total += flat[k]
+                out[p, g0 + j] = total
 
     @numba.njit(cache=cache, nogil=True)
     def merge(flat: np.ndarray, start: np.ndarray, nnz: np.ndarray, offsets: np.ndarray, ct: np.ndarray, t_c: np.ndarray,
@@ -90,6 +133,21 @@ def _build(cache: bool = True) -> Any:
                     hi = mid
             return lo
 
+        def walk(cs: np.ndarray, lo: int, v: float) -> int:
+            """First index ``i >= lo`` with ``cs[i] >= v``, stepping 8 values at a time: the count of those below ``v``
+            in a window of the sorted ``cs`` is how far to move, without a branch per value."""
+            n = cs.shape[0]
+            while lo + 8 <= n:
+                below = 0
+                for i in range(8):
+                    below += cs[lo + i] < v
+                lo += below
+                if below < 8:
+                    return lo
+            while lo < n and cs[lo] < v:
+                lo += 1
+            return lo
+
         p_count, gc = start.shape
         nc = ct.shape[1]
         for j in range(gc):
@@ -112,15 +170,12 @@ def _build(cache: bool = True) -> Any:
                 linear = n * 8 > nc - a0  # a dense segment walks the controls; a sparse one gallops
                 while k < n:
                     v = seg[k]
-                    m = k + 1
-                    while m < n and seg[m] == v:
-                        m += 1
+                    m = run_end(seg, k)
                     b = float(m - k)
                     if v > 0.0 and lo < zhi[g]:
                         lo = zhi[g]
                     if linear:
-                        while lo < nc and cs[lo] < v:
-                            lo += 1
+                        lo = walk(cs, lo, v)
                         hi = lo
                         while hi < nc and cs[hi] == v:
                             hi += 1
@@ -136,7 +191,29 @@ def _build(cache: bool = True) -> Any:
                 u[p, g] = total_u
                 tie[p, g] = total_t
 
-    return count_nonzeros, gather, merge
+    @numba.njit(cache=cache, nogil=True)
+    def runs(ct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        """Of each sorted row of ``ct [G, n]``: the sum of its runs' lengths cubed, its negatives, its negatives and zeros."""
+        g_count, n = ct.shape
+        tie = np.zeros(g_count)
+        zlo = np.zeros(g_count, dtype=np.int64)
+        zhi = np.zeros(g_count, dtype=np.int64)
+        for g in range(g_count):
+            row = ct[g]
+            k = 0
+            while k < n:
+                v = row[k]
+                m = run_end(row, k)
+                size = float(m - k)
+                tie[g] += size * size * size
+                if v < 0.0:
+                    zlo[g] = m
+                if v <= 0.0:
+                    zhi[g] = m
+                k = m
+        return tie, zlo, zhi
+
+    return SimpleNamespace(count_segments=count_segments, gather=gather, segment_totals=segment_totals, merge=merge, runs=runs)
 
 
 def available() -> bool:
@@ -173,16 +250,26 @@ def _ranked_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32  # comparisons only: float32 values stay exact
 
 
-def control_table(control: Tensor, dtype: torch.dtype | None = None) -> ControlTable | None:
-    """``control [n_c, G]`` prepared once for ``rank_sums`` (None: a CUDA tensor or non-finite values)."""
+def control_table(control: Tensor, dtype: torch.dtype | None = None, backend: str = "auto") -> ControlTable | None:
+    """``control [n_c, G]`` prepared once for ``rank_sums`` (None: a CUDA tensor or non-finite values).
+
+    ``backend`` (as ``rank_sums``): the runs of equal values counted by the compiled kernel or with numpy."""
     if control.device.type != "cpu":
         return None
     dtype = dtype or _ranked_dtype(control)
     ct = np.ascontiguousarray(control.detach().to(dtype).numpy().T)  # [G, n_c]
     ct.sort(axis=1)  # numpy's vectorised sort, in place on contiguous rows
-    g, nc = ct.shape
+    nc = ct.shape[1]
     if nc and not bool(np.isfinite(ct[:, [0, nc - 1]]).all()):  # NaN and +inf sort last, -inf first
         return None
+    runs = _KERNELS.runs if nc and _use_numba(ct.size, backend) else _runs
+    tie, zlo, zhi = runs(ct)
+    return ControlTable(ct, tie, zlo, zhi, dtype)
+
+
+def _runs(ct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of each sorted row of ``ct [G, n]``: the sum of its runs' lengths cubed, its negatives, its negatives and zeros."""
+    g, nc = ct.shape
     tie: np.ndarray = np.zeros(g)
     if nc:
         new = np.ones((g, nc), dtype=bool)
@@ -190,7 +277,7 @@ def control_table(control: Tensor, dtype: torch.dtype | None = None) -> ControlT
         starts = np.flatnonzero(new.ravel())  # runs of equal values (a gene's first value always starts one)
         lens = np.diff(np.append(starts, g * nc)).astype(np.float64)
         tie = np.bincount(starts // nc, weights=lens**3, minlength=g)
-    return ControlTable(ct, tie, (ct < 0).sum(1), (ct <= 0).sum(1), dtype)
+    return tie, (ct < 0).sum(1), (ct <= 0).sum(1)
 
 
 def _use_numba(size: int, backend: str) -> bool:
@@ -223,6 +310,7 @@ def rank_sums(pop: Population, table: ControlTable | None = None, backend: str =
     x = np.ascontiguousarray(pop.X.detach().to(dtype).numpy())
     offsets = pop.offsets.detach().cpu().numpy().astype(np.int64)
     size = x.size + table.sorted.size
+    out: tuple[np.ndarray, ...] | None
     if _use_numba(size, backend):
         out = _rank_sums_numba(x, offsets, table)
     else:
@@ -232,23 +320,48 @@ def rank_sums(pop: Population, table: ControlTable | None = None, backend: str =
     return torch.from_numpy(out[0]), torch.from_numpy(out[1])
 
 
+def normalised_rank_sums(pop: Population, table: ControlTable | None, target_sum: float,
+                         backend: str = "auto") -> tuple[Tensor, Tensor, Tensor] | None:
+    """``(U, tie, sums)`` ``[P, G]`` float64 of raw counts normalised per cell, from their non-zeros only.
+
+    The numbers the dense path gives (``de.normalize_total(pop.X, target_sum)``: each value divided by
+    its cell's ``sum_g x / target_sum``; ``segment_sums`` of that; ``log1p``; ``rank_sums`` against
+    ``table``, the controls normalised the same way) without forming the dense matrices: the zeros of
+    each (perturbation, gene) stay one counted block, and only the non-zero values are divided, summed
+    (in row order, as the dense sums add them), ``log1p``-transformed and sorted. The library sizes are
+    row sums of non-negative integers below 2^53, exact in any order.
+    None (use the dense path): not the compiled kernel (``backend``, see ``rank_sums``), a CUDA tensor, no
+    float64 table, or values that are not finite non-negative integers.
+    """
+    if table is None or table.dtype != torch.float64 or pop.X.device.type != "cpu" or pop.X.dtype not in (torch.float32, torch.float64):
+        return None
+    x = np.ascontiguousarray(pop.X.detach().numpy())
+    if not _use_numba(x.size + table.sorted.size, backend):
+        return None
+    total = np.add.reduce(x, axis=1, dtype=np.float64)  # exact for integer counts (checked while gathering)
+    if total.size and not float(total.max()) < 2.0**53:  # also a NaN or an infinite value
+        return None
+    lib = torch.from_numpy(total) / target_sum  # as normalize_total divides
+    scale = torch.where(lib > 0, lib, torch.ones_like(lib)).numpy()
+    out = _rank_sums_numba(x, pop.offsets.detach().numpy().astype(np.int64), table, scale)
+    return None if out is None else (torch.from_numpy(out[0]), torch.from_numpy(out[1]), torch.from_numpy(out[2]))
+
+
+def _padded(n: np.ndarray) -> np.ndarray:
+    """Each count of ``n`` rounded up to the next power of two (0 stays 0)."""
+    return np.where(n > 0, 1 << np.ceil(np.log2(np.maximum(n, 1))).astype(np.int64), 0)
+
+
 def _bucket_sort(vals: np.ndarray, seglen: np.ndarray) -> np.ndarray:
     """``vals`` (consecutive segments of lengths ``seglen``) with each segment sorted.
 
     Segments are padded to the next power of two with +inf and sorted as the rows of one ``[k, width]``
     block per width: numpy's vectorised sort, at most twice the values."""
-    width = np.where(seglen > 0, 1 << np.ceil(np.log2(np.maximum(seglen, 1))).astype(np.int64), 0)
-    order = np.argsort(width, kind="stable")
-    sizes = width[order]
-    base = np.empty(seglen.size, dtype=np.int64)
-    base[order] = np.cumsum(sizes) - sizes
-    dest = np.repeat(base - (np.cumsum(seglen) - seglen), seglen) + np.arange(vals.size)
-    buf = np.full(int(sizes.sum()), np.inf, dtype=vals.dtype)
+    start, runs, size = _layout(_padded(seglen))
+    dest = np.repeat(start - (np.cumsum(seglen) - seglen), seglen) + np.arange(vals.size)
+    buf = np.full(size, np.inf, dtype=vals.dtype)
     buf[dest] = vals
-    for wv in np.unique(sizes[sizes > 0]).tolist():
-        lo, hi = np.searchsorted(sizes, [wv, wv + 1])
-        b0 = int(base[order[lo]])
-        buf[b0 : b0 + int(hi - lo) * wv].reshape(int(hi - lo), wv).sort(axis=1)
+    _sort_runs(buf, runs)
     return buf[dest]
 
 
@@ -295,34 +408,65 @@ def _rank_sums_numpy(x: np.ndarray, offsets: np.ndarray, table: ControlTable) ->
     return np.ascontiguousarray(u.T), np.ascontiguousarray(t.T)
 
 
-def _rank_sums_numba(x: np.ndarray, offsets: np.ndarray, table: ControlTable) -> tuple[np.ndarray, np.ndarray] | None:
-    """The rank and tie sums with the compiled kernels (None: a non-finite value)."""
-    count_nonzeros, gather, merge = _KERNELS
-    nnz, finite = count_nonzeros(x, offsets)
-    if not finite:
-        return None
-    p_count, g_count = nnz.shape
-    u, tie = np.zeros((p_count, g_count)), np.zeros((p_count, g_count))
-    # each (perturbation, gene) segment padded to the next power of two; segments of one width are sorted as the
-    # rows of one [k, width] block (padding +inf sorts last), blocks of genes bounded to ~_BUFFER values
-    width = np.where(nnz > 0, 1 << np.ceil(np.log2(np.maximum(nnz, 1))).astype(np.int64), 0)
+def _layout(width: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]], int]:
+    """Segments of ``width [P, g]`` values placed in one buffer, grouped by width.
+
+    Returns ``start [P, g]`` (each segment's first position), the runs ``(base, count, width)`` of
+    equal-width segments (contiguous), and the buffer's size."""
+    flat_w = width.ravel()
+    order = np.argsort(flat_w, kind="stable")
+    sizes = flat_w[order]
+    first = np.empty(flat_w.size, dtype=np.int64)
+    first[order] = np.cumsum(sizes) - sizes
+    runs = []
+    for wv in np.unique(sizes[sizes > 0]).tolist():
+        lo, hi = np.searchsorted(sizes, [wv, wv + 1])
+        runs.append((int(first[order[lo]]), int(hi - lo), wv))
+    return first.reshape(width.shape), runs, int(sizes.sum())
+
+
+def _sort_runs(flat: np.ndarray, runs: list[tuple[int, int, int]]) -> None:
+    """Each segment of ``flat`` sorted in place: the segments of one width as the rows of one block (numpy's vectorised sort)."""
+    for base, count, wv in runs:
+        flat[base : base + count * wv].reshape(count, wv).sort(axis=1)
+
+
+def _gene_blocks(nnz: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, list[tuple[int, int, int]], int]]:
+    """Blocks of genes ``[g0, g1)`` whose (perturbation, gene) segments, each padded to the next power of two,
+    fill about ``_BUFFER`` values: ``(g0, g1, start, runs, size)`` of ``_layout``."""
+    width = _padded(nnz)
     per_gene = width.sum(0)
-    g0 = 0
+    g0, g_count = 0, nnz.shape[1]
     while g0 < g_count:
         g1 = g0 + 1 + int(np.searchsorted(np.cumsum(per_gene[g0 + 1 :]), _BUFFER - per_gene[g0], side="right"))
-        w = width[:, g0:g1]
-        flat_w = w.ravel()
-        order = np.argsort(flat_w, kind="stable")
-        sizes = flat_w[order]
-        first = np.empty(flat_w.size, dtype=np.int64)
-        first[order] = np.cumsum(sizes) - sizes
-        start = first.reshape(w.shape)
-        flat = np.full(int(sizes.sum()), np.inf, dtype=x.dtype)
-        gather(x, offsets, g0, g1, start, flat)
-        for wv in np.unique(sizes[sizes > 0]).tolist():  # one vectorised numpy sort per width
-            lo, hi = np.searchsorted(sizes, [wv, wv + 1])
-            base = int(first[order[lo]])
-            flat[base : base + int(hi - lo) * wv].reshape(int(hi - lo), wv).sort(axis=1)
-        merge(flat, start, nnz, offsets, table.sorted, table.tie, table.zlo, table.zhi, g0, u, tie)
+        yield (g0, g1, *_layout(width[:, g0:g1]))
         g0 = g1
-    return u, tie
+
+
+def _rank_sums_numba(x: np.ndarray, offsets: np.ndarray, table: ControlTable,
+                     scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The rank and tie sums with the compiled kernels, and the per-group sums of the ranked values before ``log1p``.
+
+    Without ``scale``: of ``x`` itself (the third array is empty). With ``scale [N]``: of ``log1p(x / scale[row])``
+    and the sums of ``x / scale[row]``, from the non-zeros only; None unless ``x`` holds non-negative integers.
+    None also for a non-finite value (with ``scale``, the caller's row sums have checked). The padding (+inf) of each
+    segment sorts last and is never read back."""
+    k = _KERNELS
+    if scale is None and not bool(np.isfinite(x.sum())):  # NaN or inf makes the sum non-finite (overflow: the safe fallback)
+        return None
+    idx = np.flatnonzero(x != 0)  # row-major positions of the non-zeros (numpy's branch-free scan of a bool mask)
+    p_count, g_count = offsets.shape[0] - 1, x.shape[1]
+    nnz = k.count_segments(idx, offsets, g_count)
+    u, tie = np.zeros((p_count, g_count)), np.zeros((p_count, g_count))
+    sums = np.zeros((p_count, g_count) if scale is not None else (0, 0))
+    for g0, g1, start, runs, size in _gene_blocks(nnz):
+        flat = np.full(size, np.inf, dtype=x.dtype if scale is None else np.float64)
+        counts = k.gather(x.ravel(), idx, offsets, g_count, g0, g1, start, flat, scale)
+        if scale is not None:
+            if not counts:
+                return None
+            k.segment_totals(flat, start, nnz, g0, sums)
+            np.log1p(flat, out=flat)
+        _sort_runs(flat, runs)
+        k.merge(flat, start, nnz, offsets, table.sorted, table.tie, table.zlo, table.zhi, g0, u, tie)
+    return u, tie, sums

@@ -38,13 +38,13 @@ class PreparedDE:
     own: Tensor  # [P, G] bool: the gene named like the perturbation, among the tested genes
     scored: Tensor  # [P] bool: perturbations with cells on both sides (rows of both tables)
     gene_order: Tensor  # [G] position of each gene name in sorted order (cell-eval2's final tie-break)
-    _top: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # what several metrics read, computed once
 
     def top_ranks(self) -> tuple[Tensor, Tensor]:
         """``top_ranks`` of the real and predicted tables under their significance masks (computed once)."""
-        if not self._top:
-            self._top["real"], self._top["pred"] = top_ranks(self.real, self.sig_real), top_ranks(self.pred, self.sig_pred)
-        return self._top["real"], self._top["pred"]
+        if "top_ranks" not in self.cache:
+            self.cache["top_ranks"] = top_ranks(self.real, self.sig_real), top_ranks(self.pred, self.sig_pred)
+        return self.cache["top_ranks"]
 
 
 def prepared_de(data: EvalData, s: Settings) -> PreparedDE:
@@ -118,27 +118,33 @@ class _DE(Metric):
         s = self.settings
         prep = prepared_de(data, s)
         vals, reasons = type(self).definition(prep, s)
-        vals = vals.clone()
-        vals[~prep.scored] = float("nan")
-        for p in (~prep.scored).nonzero().flatten().tolist():
-            reasons[p] = "no predicted or real cells"
+        v = vals.to(torch.float64).tolist()  # per-perturbation decisions on Python floats, not tensor elements
+        scored = prep.scored.tolist()
+        for p in (p for p, ok in enumerate(scored) if not ok):
+            v[p], reasons[p] = math.nan, "no predicted or real cells"
         if s.version == "v2" and (self.gate is not None or self.worst is not None):
-            outside = gate_outside(prep, self.gate, s) if self.gate else {}
-            constant = constant_prediction(prep, self.gate, s, outside) if self.gate else set()
-            for p in range(data.n_perts):
-                if not bool(prep.scored[p]):
-                    continue
+            outside, constant = gated(prep, self.gate, s) if self.gate else ({}, set())
+            for p in (p for p, ok in enumerate(scored) if ok):
                 if p in outside:
-                    vals[p], reasons[p] = float("nan"), f"outside the reference gate: {outside[p]}"
+                    v[p], reasons[p] = math.nan, f"outside the reference gate: {outside[p]}"
                 elif p in constant:
-                    vals[p] = self.worst  # type: ignore[assignment]
+                    v[p] = self.worst  # type: ignore[assignment]
                     reasons.pop(p, None)
-                elif not math.isfinite(float(vals[p])) and self.worst is not None:
-                    vals[p] = self.worst
+                elif not math.isfinite(v[p]) and self.worst is not None:
+                    v[p] = self.worst
                     reasons.pop(p, None)
-        for p in torch.isnan(vals).nonzero().flatten().tolist():
+        for p in (p for p, x in enumerate(v) if math.isnan(x)):
             reasons.setdefault(p, "undefined")
-        return MetricResult(vals.to(torch.float64), reasons)
+        return MetricResult(torch.tensor(v, dtype=torch.float64), reasons)
+
+
+def gated(prep: PreparedDE, kind: str, s: Settings) -> tuple[dict[int, str], set[int]]:
+    """``gate_outside`` and ``constant_prediction`` of a gate kind (computed once per kind: metrics share gates)."""
+    key = f"gate/{kind}/{s.min_gate_size}"
+    if key not in prep.cache:
+        outside = gate_outside(prep, kind, s)
+        prep.cache[key] = outside, constant_prediction(prep, kind, s, outside)
+    return prep.cache[key]
 
 
 def gate_outside(prep: PreparedDE, kind: str | None, s: Settings) -> dict[int, str]:

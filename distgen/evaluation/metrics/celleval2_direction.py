@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -65,7 +66,13 @@ def _div(num: Tensor, den: Tensor) -> Tensor:
 
 
 def family(prep: PreparedDE, s: Settings) -> dict[str, Tensor]:
-    """The fidelity/yield/coverage family of cell-eval2 (``_fidelity_family``)."""
+    """The fidelity/yield/coverage family of cell-eval2 (``_fidelity_family``; computed once, its members read it)."""
+    if "direction_family" not in prep.cache:
+        prep.cache["direction_family"] = _family(prep, s)
+    return prep.cache["direction_family"]
+
+
+def _family(prep: PreparedDE, s: Settings) -> dict[str, Tensor]:
     c = components(prep, s)
     n_conf, n_pred, k, q, d = c["n_conf"], c["n_pred"], c["k"], c["q"], c["d"]
     zero_conf, q_undef, zero_pred = n_conf == 0, torch.isnan(q), n_pred == 0
@@ -88,37 +95,37 @@ def family(prep: PreparedDE, s: Settings) -> dict[str, Tensor]:
     }
 
 
+def purity_order(prep: PreparedDE, alpha: float) -> np.ndarray:
+    """``[P, G]`` each perturbation's genes in cell-eval2's purity-curve order (computed once per ``alpha``).
+
+    Significant first, then adjusted p and p ascending, ``|lfc|`` descending, gene name: a total
+    order (names are unique), so the order of any subset of genes is this order filtered.
+    """
+    key = f"purity_order/{alpha}"
+    if key not in prep.cache:
+        sig = (torch.nan_to_num(prep.pred.fdr, nan=2.0) < alpha).cpu().numpy()
+        rank_q = torch.nan_to_num(prep.pred.fdr, nan=float("inf")).cpu().numpy()
+        rank_p = torch.nan_to_num(prep.pred.pvalue, nan=float("inf")).cpu().numpy()
+        abs_lfc = torch.nan_to_num(prep.pred.lfc.abs(), nan=float("-inf")).cpu().numpy()
+        name = np.broadcast_to(prep.gene_order.cpu().numpy(), sig.shape)
+        # np.lexsort: the last key is the primary one; each row sorted along the genes
+        prep.cache[key] = np.lexsort((name, -abs_lfc, rank_p, rank_q, ~sig), axis=-1)
+    return prep.cache[key]
+
+
 def k_star(prep: PreparedDE, s: Settings, universe: str, exclude_own: bool, floor: Tensor) -> Tensor:
     """``[P]`` the deepest count of adjudicated predicted genes whose running match rate reaches ``floor[p]``."""
-    import numpy as np
-
     rows, match = _frame(prep, exclude_own)
     if universe == "adjudicated":
         rows = rows & prep.sig_real
-    alpha = s.p_adj_threshold
-    in_denom = _defined(prep.real.lfc)
-    sig_pred = torch.nan_to_num(prep.pred.fdr, nan=2.0) < alpha
-    rank_q = torch.nan_to_num(prep.pred.fdr, nan=float("inf")).cpu().numpy()
-    rank_p = torch.nan_to_num(prep.pred.pvalue, nan=float("inf")).cpu().numpy()
-    abs_lfc = torch.nan_to_num(prep.pred.lfc.abs(), nan=float("-inf")).cpu().numpy()
-    name = prep.gene_order.cpu().numpy()
-    rows_np, sig_np = rows.cpu().numpy(), (~sig_pred).cpu().numpy()  # once, not per perturbation
-    denom_np, match_np = in_denom.cpu().numpy(), match.cpu().numpy()
-    floors = floor.tolist()
-    out = torch.zeros(rows.shape[0], dtype=torch.float64)
-    for p in range(rows.shape[0]):
-        g = np.flatnonzero(rows_np[p])
-        if g.size == 0 or floors[p] != floors[p]:  # no genes, or a NaN floor
-            continue
-        # np.lexsort: last key is primary; cell-eval2 sorts by (significant desc, q asc, p asc, |lfc| desc, name asc)
-        order = g[np.lexsort((name[g], -abs_lfc[p, g], rank_p[p, g], rank_q[p, g], sig_np[p, g]))]
-        den = np.cumsum(denom_np[p, order])
-        hit = np.cumsum(match_np[p, order])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            purity = np.where(den > 0, hit / np.maximum(den, 1), np.nan)
-        ok = purity >= floors[p]
-        out[p] = float(den[ok].max()) if ok.any() else 0.0
-    return out
+    order = purity_order(prep, s.p_adj_threshold)
+    kept = np.take_along_axis(rows.cpu().numpy(), order, -1)  # the walk visits these genes, in this order
+    den = np.cumsum(np.take_along_axis(_defined(prep.real.lfc).cpu().numpy(), order, -1) & kept, -1)
+    hit = np.cumsum(np.take_along_axis(match.cpu().numpy(), order, -1) & kept, -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        purity = np.where(den > 0, hit / np.maximum(den, 1), np.nan)
+    ok = kept & (purity >= floor.cpu().numpy()[:, None])  # a NaN floor reaches nothing
+    return torch.from_numpy(np.where(ok, den, 0).max(-1, initial=0).astype(np.float64))
 
 
 def _family_reader(column: str) -> Any:

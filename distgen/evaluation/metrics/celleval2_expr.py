@@ -150,9 +150,13 @@ def profiles(data: EvalData, s: Settings, noise: bool = False) -> Profiles:
 
 
 def own_gene_columns(data: EvalData) -> Tensor:
-    """``[P]`` column of the gene named like each perturbation label, ``-1`` where none is (cell-eval2's rule)."""
-    index = {g: i for i, g in enumerate(data.genes)}
-    return torch.tensor([index.get(p, -1) for p in data.perts], dtype=torch.long)
+    """``[P]`` column of the gene named like each perturbation label, ``-1`` where none is (cell-eval2's rule; computed once)."""
+
+    def columns() -> Tensor:
+        index = {g: i for i, g in enumerate(data.genes)}
+        return torch.tensor([index.get(p, -1) for p in data.perts], dtype=torch.long)
+
+    return data.cached("ce2/own_gene_columns", columns)
 
 
 def _scored(data: EvalData, prof: Profiles) -> Tensor:
