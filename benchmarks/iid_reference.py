@@ -42,13 +42,14 @@ import torch
 from distgen.config import load_yaml
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
-from distgen.kernels.distances import energy_distance
+from distgen.evaluation.ceiling import half_split
+from distgen.evaluation.metrics.distributional import EDistance
 from distgen.pipeline.references import dataset_references
 
 
 def edistance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Euclidean E-distance (V-statistic) of two ``[n, G]`` cell sets, in float64."""
-    return float(energy_distance(a[None].double(), b[None].double(), metric="euclidean")[0])
+    """``distgen evaluate``'s ``edistance`` (Euclidean, V-statistic) of two ``[n, G]`` cell sets, in float64."""
+    return float(EDistance().distance(a.double(), b.double()))
 
 
 def mean_error_draws(cells: torch.Tensor, draws: int, gen: torch.Generator) -> torch.Tensor:
@@ -83,20 +84,18 @@ def reference_table(run: Path, baseline: str, draws: int, seed: int) -> dict[str
     base = refs[baseline]
     gen = torch.Generator().manual_seed(seed)
     rows, per_draw = [], []
+    pred_contexts = set(pred.contexts.tolist())  # a file written without a cell-type column has the one context "all"
     for (cond, ctx) in truth.groups(by_context=True):
         if cond == truth.control:
             continue
         real, ref = group_rows(truth, cond, ctx), group_rows(base, cond, ctx)
-        ctxs = set(pred.contexts.tolist())  # a file written without a cell-type column has the one context "all"
-        mine = group_rows(pred, cond, ctx if ctx in ctxs else next(iter(ctxs)))
+        mine = group_rows(pred, cond, ctx if ctx in pred_contexts else next(iter(pred_contexts)))
         if len(real) < 4 or len(mine) == 0:
             continue
         sampled = [edistance(ref + e.to(ref.dtype), real) for e in mean_error_draws(ref, draws, gen)]
         per_draw.append(sampled)
-        halves = []
-        for _ in range(draws):
-            perm = torch.randperm(len(real), generator=gen)
-            halves.append(edistance(real[perm[: len(real) // 2]], real[perm[len(real) // 2:]]))
+        one_group = torch.zeros(len(real), dtype=torch.long)
+        halves = [edistance(real[a], real[b]) for a, b in (half_split(one_group, gen) for _ in range(draws))]  # the ceiling's halves
         rows.append({"condition": cond, "context": ctx, "cells": len(real), "model": edistance(mine, real),
                      "baseline": edistance(ref, real), "sampled_mean": float(np.mean(sampled)),
                      "sampled_min": float(np.min(sampled)), "sampled_max": float(np.max(sampled)),
