@@ -71,6 +71,10 @@ class KernelCapabilities(Capabilities):
     conditionally_pd: bool = field(default=False, metadata=_doc(
         "Only conditionally positive definite (the energy kernel): v^T K v >= 0 for weights summing to zero. "
         "A kernel mean embedding centres such a kernel; the contract suite checks the centred Gram matrix."))
+    inner_product: bool = field(default=False, metadata=_doc(
+        "k(x, y) depends on x and y only through x . y, |x|^2 and |y|^2 (linear and radial kernels), and the kernel "
+        "implements from_gram: distances between sets then take every kernel value from one matrix product per pair "
+        "of sets, with each point's squared norm read off the diagonal of its own set's product."))
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,10 @@ class BackboneCapabilities(Capabilities):
     independent_sets: bool = field(default=False, metadata=_doc(
         "Each set's output depends only on that set's inputs, so sets can share one forward (guidance "
         "evaluates a condition and its null in one batched call)."))
+    input_copies: bool = field(default=False, metadata=_doc(
+        "With independent_sets: forward(x_t, t, cond, copies=k) reads one x_t (and x_self_cond) under a condition "
+        "of k stacked copies (k B sets) and returns [k B, m, G], equal to passing x_t repeated k times; the input "
+        "projection runs once for all copies (guidance's condition and null share the noisy cells)."))
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,8 @@ class CrossDiT(Backbone):
         of both streams' and Adam moves it as one.
     """
 
-    capabilities = BackboneCapabilities(self_conditioning=None, output_range=None, independent_sets=True)  # from self_conditioning, output
+    capabilities = BackboneCapabilities(self_conditioning=None, output_range=None, independent_sets=True,  # from self_conditioning, output
+                                        input_copies=True)
     requires = frozenset({"embedding", "control"})
     example_params: ClassVar[dict[str, Any]] = {"dim": 16, "depth": 2, "heads": 2, "output": "identity"}
 
@@ -311,13 +312,21 @@ class CrossDiT(Backbone):
             return F.linear(x_t, self.in_p.weight[:, : self.n_genes], self.in_p.bias)
         return self.in_p(torch.cat([x_t, x_self_cond.to(x_t.dtype)], -1))  # type: ignore[no-any-return]
 
-    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, *, x_self_cond: Tensor | None = None) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition, *, x_self_cond: Tensor | None = None, copies: int = 1) -> Tensor:
+        """``[copies B, m, G]`` prediction; ``copies > 1``: ``cond`` holds ``copies`` stacked conditions of the
+        same ``B`` sets (``x_t``, ``t``, ``x_self_cond``), whose token input is projected once for all of them."""
         if x_t.shape[-1] != self.n_genes:
             raise ValueError(f"cross_dit was built for {self.n_genes} genes, got {x_t.shape[-1]} (it cannot subsample genes)")
-        if cond.control is None or cond.control.shape[:2] != x_t.shape[:2]:
+        if copies < 1:
+            raise ValueError(f"cross_dit: copies must be >= 1, got {copies}")
+        b, m = x_t.shape[:2]
+        if cond.control is None or cond.control.shape[:2] != (copies * b, m):
             got = None if cond.control is None else tuple(cond.control.shape)
-            raise ValueError(f"cross_dit needs one control cell per generated cell: x_t {tuple(x_t.shape)}, control {got}")
+            raise ValueError(f"cross_dit needs one control cell per generated cell: x_t {tuple(x_t.shape)}"
+                             f"{f' x {copies} copies' if copies > 1 else ''}, control {got}")
         hp = self._token_input(x_t, x_self_cond)
+        if copies > 1:
+            hp, t = hp.repeat(copies, 1, 1), t.repeat(copies, 1)
         hc = self._control_tokens(cond, x_t.dtype)
         if self.token is not None:
             hp, hc = hp + self.token.to(hp.dtype), hc + self.token.to(hc.dtype)

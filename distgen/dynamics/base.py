@@ -17,11 +17,12 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from distgen.capabilities import DynamicsCapabilities
 from distgen.couplings.base import Coupling
 from distgen.registry import Registry
-from distgen.types import LossOutput, SampleOutput
+from distgen.types import LossOutput, SampleOutput, nothing_padded
 
 
 class Field(Protocol):
@@ -77,6 +78,8 @@ class Dynamics(ABC):
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Mean squared error over real cells (``mask [B, m]``) and all genes."""
+    if pred.shape == target.shape and pred.numel() > 0 and nothing_padded(mask):
+        return F.mse_loss(pred, target)  # the same mean, one fused pass forward and backward
     w = mask.to(pred.dtype)[..., None]
     return ((pred - target).pow(2) * w).sum() / (w.sum() * pred.shape[-1]).clamp_min(1.0)
 

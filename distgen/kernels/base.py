@@ -29,6 +29,15 @@ class Kernel(ABC):
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
         """Kernel matrix ``[..., n, k]`` between the rows of ``x`` and ``y``."""
 
+    def from_gram(self, g: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
+        """Kernel matrix ``[..., n, k]`` from inner products ``g = x . y`` and squared norms ``x_sq [..., n]``, ``y_sq [..., k]``.
+
+        Only for kernels that declare ``capabilities.inner_product``, and only once bound when the
+        kernel has data-dependent parameters (see ``bind``). ``gram(x, y)`` equals
+        ``from_gram(x @ y.T, |x|^2, |y|^2)`` up to rounding.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.inner_product; use gram(x, y)")
+
     def bind(self, ref: Tensor, ref_mask: Tensor | None = None) -> Kernel:
         """A kernel whose data-dependent hyper-parameters are frozen from ``ref [..., r, D]``.
 

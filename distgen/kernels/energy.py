@@ -6,7 +6,7 @@ from torch import Tensor
 
 from distgen.capabilities import KernelCapabilities
 from distgen.kernels.base import Kernel
-from distgen.kernels.pairwise import safe_sqrt, sq_dists
+from distgen.kernels.pairwise import safe_sqrt, sq_dists, sq_dists_from_gram
 
 
 class EnergyKernel(Kernel):
@@ -24,7 +24,7 @@ class EnergyKernel(Kernel):
         ``beta`` in ``(0, 2]``.
     """
 
-    capabilities = KernelCapabilities(conditionally_pd=True)
+    capabilities = KernelCapabilities(conditionally_pd=True, inner_product=True)
 
     def __init__(self, exponent: float = 1.0) -> None:
         if not 0.0 < exponent <= 2.0:
@@ -32,7 +32,12 @@ class EnergyKernel(Kernel):
         self.exponent = float(exponent)
 
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
-        d2 = sq_dists(x, y)
+        return self._of_sq_dists(sq_dists(x, y))
+
+    def from_gram(self, g: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
+        return self._of_sq_dists(sq_dists_from_gram(g, x_sq, y_sq))
+
+    def _of_sq_dists(self, d2: Tensor) -> Tensor:
         if self.exponent == 2.0:
             return -d2
         if self.exponent == 1.0:

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from distgen.capabilities import KernelCapabilities
 from distgen.kernels.base import Kernel
-from distgen.kernels.pairwise import median_sq_dist, sq_dists
+from distgen.kernels.pairwise import median_sq_dist, sq_dists, sq_dists_from_gram
 
 
 class IMQKernel(Kernel):
@@ -27,6 +28,8 @@ class IMQKernel(Kernel):
     c2
         Fixed ``c^2`` values; overrides the median heuristic.
     """
+
+    capabilities = KernelCapabilities(inner_product=True)
 
     def __init__(self, beta: float = 0.5, scales: Sequence[float] = (1.0,), c2: Sequence[float] | None = None) -> None:
         if beta <= 0:
@@ -55,5 +58,17 @@ class IMQKernel(Kernel):
 
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
         c2 = self.scale2(y if ref is None else ref, None if ref is None else ref_mask)  # [..., S]
-        d = sq_dists(x, y)[..., None]
-        return (1.0 + d / c2[..., None, None, :]).pow(-self.beta).mean(-1)
+        return self._of_sq_dists(sq_dists(x, y), c2)
+
+    def from_gram(self, g: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
+        if self._c2 is not None:
+            c2 = self._c2
+        elif self.c2 is not None:
+            c2 = g.new_tensor(self.c2).expand(*g.shape[:-2], len(self.c2))
+        else:
+            raise ValueError("imq.from_gram: the median-scaled c^2 comes from data; bind(ref) first")
+        return self._of_sq_dists(sq_dists_from_gram(g, x_sq, y_sq), c2)
+
+    def _of_sq_dists(self, d2: Tensor, c2: Tensor) -> Tensor:
+        """``[..., n, k]`` kernel values from squared distances and ``c2 [..., S]``."""
+        return (1.0 + d2[..., None] / c2[..., None, None, :]).pow(-self.beta).mean(-1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from distgen.capabilities import KernelCapabilities
 from distgen.kernels.base import Kernel
 
 
@@ -13,5 +14,10 @@ class LinearKernel(Kernel):
     The biased MMD^2 with this kernel is ``|mean(x) - mean(y)|^2``, i.e. ``G x`` the pseudobulk MSE.
     """
 
+    capabilities = KernelCapabilities(inner_product=True)
+
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
         return x @ y.transpose(-1, -2)
+
+    def from_gram(self, g: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
+        return g

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from distgen.capabilities import KernelCapabilities
 from distgen.kernels.base import Kernel
-from distgen.kernels.pairwise import median_sq_dist, sq_dists
+from distgen.kernels.pairwise import median_sq_dist, sq_dists, sq_dists_from_gram
 
 __all__ = ["RBFKernel", "median_sq_dist", "sq_dists"]
 
@@ -29,6 +30,8 @@ class RBFKernel(Kernel):
     bandwidths
         Fixed ``sigma^2`` values; overrides the median heuristic.
     """
+
+    capabilities = KernelCapabilities(inner_product=True)
 
     def __init__(self, scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0), bandwidths: Sequence[float] | None = None) -> None:
         if bandwidths is None and not scales:
@@ -55,5 +58,18 @@ class RBFKernel(Kernel):
 
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
         s2 = self.sigma2(y if ref is None else ref, None if ref is None else ref_mask)  # [..., S]
-        d = sq_dists(x, y)[..., None]  # [..., n, k, 1]
-        return torch.exp(-d / (2.0 * s2[..., None, None, :])).mean(-1)
+        return self._of_sq_dists(sq_dists(x, y), s2)
+
+    def from_gram(self, g: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
+        if self._sigma2 is not None:
+            s2 = self._sigma2
+        elif self.bandwidths is not None:
+            s2 = g.new_tensor(self.bandwidths).expand(*g.shape[:-2], len(self.bandwidths))
+        else:
+            raise ValueError("rbf.from_gram: the median-heuristic bandwidths come from data; bind(ref) first")
+        return self._of_sq_dists(sq_dists_from_gram(g, x_sq, y_sq), s2)
+
+    @staticmethod
+    def _of_sq_dists(d2: Tensor, s2: Tensor) -> Tensor:
+        """``[..., n, k]`` kernel values from squared distances and squared bandwidths ``s2 [..., S]``."""
+        return torch.exp(-d2[..., None] / (2.0 * s2[..., None, None, :])).mean(-1)

@@ -83,6 +83,18 @@ class KernelContract(_Contract):
         kxy.sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all()
 
+    def test_from_gram_equals_gram_when_declared(self, component_name: str) -> None:
+        k = make(self.kind, component_name)
+        x = torch.randn(2, 5, 4, dtype=torch.float64)
+        y = torch.randn(2, 3, 4, dtype=torch.float64)
+        bound = k.bind(y)
+        if not k.capabilities.inner_product:
+            with pytest.raises(NotImplementedError, match="inner_product"):
+                bound.from_gram(x @ y.transpose(-1, -2), (x * x).sum(-1), (y * y).sum(-1))
+            return
+        got = bound.from_gram(x @ y.transpose(-1, -2), (x * x).sum(-1), (y * y).sum(-1))
+        torch.testing.assert_close(got, bound.gram(x, y), rtol=1e-10, atol=1e-12)
+
     def test_positive_semidefinite_when_declared(self, component_name: str) -> None:
         k = make(self.kind, component_name)
         x = torch.randn(1, 16, 3, dtype=torch.float64)
@@ -243,6 +255,26 @@ class BackboneContract(_Contract):
             both = net(torch.cat([batch.target, other.target]), torch.cat([t1, t2]), stack_conditions(c1, c2))
             torch.testing.assert_close(both[:3], net(batch.target, t1, c1), atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(both[3:], net(other.target, t2, c2), atol=1e-5, rtol=1e-5)
+
+    def test_input_copies_when_declared(self, component_name: str) -> None:
+        """``copies=2`` under two stacked conditions equals the input repeated twice (guidance's shared input)."""
+        net = make(self.kind, component_name).eval()
+        if not net.capabilities.input_copies:
+            pytest.skip("backbone does not declare input copies")
+        from distgen.models.generator import stack_conditions
+
+        batch = tiny_batch()
+        t = torch.rand(3, 1).expand(3, batch.target.shape[1])
+        c1, c2 = _condition(batch, net), _condition(batch, net)
+        c1.labels = c2.labels = None
+        assert c2.embedding is not None
+        c2.embedding = c2.embedding + 1.0
+        pair = stack_conditions(c1, c2)
+        kw = {"x_self_cond": batch.target.flip(1)} if net.capabilities.self_conditioning else {}
+        kw2 = {k: torch.cat([v, v]) for k, v in kw.items()}
+        with torch.no_grad():
+            want = net(torch.cat([batch.target, batch.target]), torch.cat([t, t]), pair, **kw2)
+            torch.testing.assert_close(net(batch.target, t, pair, copies=2, **kw), want, atol=1e-5, rtol=1e-5)
 
     def test_self_conditioning_as_declared(self, component_name: str) -> None:
         """A self-conditioning backbone takes ``x_self_cond`` and its output depends on it; the others do not take it."""

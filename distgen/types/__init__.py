@@ -5,7 +5,7 @@
 """
 
 from distgen.types.cells import ALL, COMBO, Cells, atoms_of, canonical, labels_in, vocabulary
-from distgen.types.tensors import PAD, CellTable, ConditionLabels, DataInfo, LossOutput, SampleOutput, SetBatch
+from distgen.types.tensors import PAD, CellTable, ConditionLabels, DataInfo, LossOutput, SampleOutput, SetBatch, nothing_padded
 
 __all__ = [
     "ALL",
@@ -21,5 +21,6 @@ __all__ = [
     "atoms_of",
     "canonical",
     "labels_in",
+    "nothing_padded",
     "vocabulary",
 ]

@@ -16,6 +16,16 @@ from torch import Tensor
 PAD = -1  #: padding id for perturbation slots
 
 
+def nothing_padded(mask: Tensor) -> bool:
+    """True when every entry of a real-cell ``mask`` is True and finding out needs no device sync (a CPU mask).
+
+    Lets set-level math skip masking work where nothing is padded. On an accelerator it answers False
+    without looking (reading the mask back would stall the device more than the masking costs), so a
+    caller must give the same result on either path, only faster on the unmasked one.
+    """
+    return mask.device.type == "cpu" and bool(mask.all())
+
+
 @dataclass(frozen=True)
 class DataInfo:
     """Vocabularies of a dataset: what ids in tensors mean.

@@ -190,3 +190,46 @@ def test_a_bare_name_is_the_part_with_its_defaults():
     b = build_component("dynamics", {"name": "diffusion", "sampler": {"name": "ddpm"}, "schedule": {"name": "cosine"}})
     assert (a.sampler.steps, a.sampler.variance, a.schedule.T) == (b.sampler.steps, b.sampler.variance, b.schedule.T) == (100, "small", 1000)
     torch.testing.assert_close(a.schedule.betas, b.schedule.betas)
+
+
+def test_masked_mse_without_padding_equals_the_masked_formula():
+    from distgen.dynamics.base import masked_mse
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(3, 5, 7, generator=g), torch.randn(3, 5, 7, generator=g)
+    full = torch.ones(3, 5, dtype=torch.bool)
+    want = ((pred - target).pow(2)).sum() / (15 * 7)
+    torch.testing.assert_close(masked_mse(pred, target, full), want)
+    padded = full.clone()
+    padded[1, 3:] = False
+    target_garbage = target.clone()
+    target_garbage[~padded] = 1e6
+    want_padded = ((pred - target).pow(2) * padded[..., None]).sum() / (13 * 7)
+    torch.testing.assert_close(masked_mse(pred, target_garbage, padded), want_padded)
+    assert masked_mse(pred[:, :0], target[:, :0], full[:, :0]) == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_zero_below_is_where_below_the_threshold(dtype):
+    from distgen.dynamics.diffusion import zero_below
+
+    x = (torch.randn(5000, generator=torch.Generator().manual_seed(0)) * 1e-3).to(dtype)
+    x[:5] = torch.tensor([float("nan"), 1e-4, -float("inf"), float("inf"), -0.0]).to(dtype)
+    x[5] = torch.nextafter(torch.tensor(1e-4, dtype=dtype), torch.tensor(0.0, dtype=dtype))  # just below the cut
+    for c in (1e-4, 0.0, -0.5):
+        want = torch.where(x < c, torch.zeros_like(x), x)
+        got = zero_below(x, c)
+        assert torch.equal(torch.isnan(got), torch.isnan(want))
+        assert torch.equal(got.nan_to_num(7.0), want.nan_to_num(7.0))
+
+
+def test_check_finite_names_the_step_and_tolerates_an_overflowing_sum():
+    from distgen.dynamics.diffusion_samplers import NonFiniteSampleError, check_finite
+
+    big = torch.full((4, 1000), 3e38)  # every value finite, their sum is not
+    check_finite(big, 3, 0.5, "ddim")
+    for bad in (float("nan"), float("inf")):
+        x = torch.zeros(4, 1000)
+        x[2, 7] = bad
+        with pytest.raises(NonFiniteSampleError, match="1 non-finite value.*step 3"):
+            check_finite(x, 3, 0.5, "ddim")

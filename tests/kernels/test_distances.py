@@ -6,6 +6,7 @@ import torch
 from scipy.spatial.distance import cdist
 
 from distgen.kernels import energy_distance, kernels, mmd2
+from distgen.kernels.distances import gram_sums, kernel_sum
 from distgen.kernels.energy import EnergyKernel
 from distgen.kernels.linear import LinearKernel
 from distgen.kernels.rbf import RBFKernel
@@ -124,3 +125,53 @@ def test_unbiased_needs_two_cells_and_bad_shapes_are_named():
 def test_kernel_describe_records_parameters():
     assert RBFKernel().describe() == {"kernel": "RBFKernel", "scales": (0.5, 1.0, 2.0, 4.0), "bandwidths": None}
     assert "_sigma2" not in RBFKernel().bind(torch.randn(1, 5, 2)).describe()
+
+
+def test_a_point_is_at_distance_zero_from_itself_in_float32():
+    # Norms computed apart from the matmul round differently from its diagonal; in float32 over
+    # 2,000 genes that left sqrt(~1e-3) ~ 0.03 on the diagonal of the energy kernel.
+    from distgen.kernels.pairwise import sq_dists
+
+    x = torch.randn(3, 40, 2000, generator=torch.Generator().manual_seed(0)) * 3 + 5
+    assert torch.diagonal(sq_dists(x, x), dim1=-2, dim2=-1).abs().max() == 0
+    w = torch.ones(3, 40)
+    for chunk in (None, 7):  # one block, and row blocks against the whole set
+        _, diagonal = kernel_sum(EnergyKernel(), x, x, w, w, diagonal=True, chunk_size=chunk)
+        assert diagonal.abs().max() == 0
+    *_, dxx, _, dyy, _ = gram_sums(EnergyKernel(), x, x[:, :9], w, w[:, :9])
+    assert dxx.abs().max() == 0 and dyy.abs().max() == 0
+
+
+@pytest.mark.parametrize("chunk", [None, 5])
+def test_float32_energy_distance_is_as_accurate_as_float32_allows(chunk):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 32, 2000, generator=g)
+    y = torch.randn(4, 32, 2000, generator=g) + 0.3
+    ref = energy_distance(x.double(), y.double())
+    got = energy_distance(x, y, chunk_size=chunk)
+    # ~1e-6 relative with consistent norms; the diagonal noise biased it by ~1e-4
+    torch.testing.assert_close(got.double(), ref, rtol=2e-5, atol=0)
+
+
+@pytest.mark.parametrize("name", ["rbf", "energy", "imq", "linear"])
+def test_one_block_and_row_blocks_give_the_same_value_and_gradient(name):
+    x, y = _sets(n=10, k=9)
+    x = x.clone().requires_grad_(True)
+    kern = kernels.get(name)()
+    one = mmd2(x, y, kern, unbiased=False)
+    (g_one,) = torch.autograd.grad(one.sum(), x)
+    rows = mmd2(x, y, kern, unbiased=False, chunk_size=4)
+    (g_rows,) = torch.autograd.grad(rows.sum(), x)
+    torch.testing.assert_close(one, rows, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g_one, g_rows, rtol=1e-10, atol=1e-12)
+
+
+def test_from_gram_needs_bound_data_dependent_parameters():
+    x, y = _sets()
+    g, xs, ys = x @ y.transpose(-1, -2), (x * x).sum(-1), (y * y).sum(-1)
+    with pytest.raises(ValueError, match="bind"):
+        RBFKernel().from_gram(g, xs, ys)
+    with pytest.raises(ValueError, match="bind"):
+        kernels.get("imq")().from_gram(g, xs, ys)
+    fixed = RBFKernel(bandwidths=[1.0, 3.0])
+    torch.testing.assert_close(fixed.from_gram(g, xs, ys), fixed.gram(x, y))

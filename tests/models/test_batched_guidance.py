@@ -27,7 +27,8 @@ def _model():
 def _sample(model, batched: bool):
     b = tiny_batch()
     calls = []
-    hook = model.backbone.register_forward_hook(lambda _m, args, _o: calls.append(args[0].shape[0]))
+    # sets per forward (output rows), and how many conditions shared one input projection
+    hook = model.backbone.register_forward_hook(lambda _m, _a, kw, out: calls.append((out.shape[0], kw.get("copies", 1))), with_kwargs=True)
     caps = model.backbone.capabilities
     if not batched:
         model.backbone.capabilities = caps.replace(independent_sets=False)
@@ -64,7 +65,7 @@ def test_batched_guidance_gives_the_separate_calls_samples_in_half_the_forwards(
     # each forward agrees to float rounding (above); 10 guided steps (x2 guidance, /0.1 input scale) amplify it
     torch.testing.assert_close(batched, separate, atol=1e-4, rtol=1e-4)
     assert nfe_b == nfe_s == 20  # 10 steps x (condition + null): network evaluations are counted the same way
-    assert calls_s == [sets] * 20 and calls_b == [2 * sets] * 10
+    assert calls_s == [(sets, 1)] * 20 and calls_b == [(2 * sets, 2)] * 10
 
 
 def test_stacked_condition_puts_the_condition_first_and_marks_the_null():
