@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """``x (1 + scale) + shift``; all ``[..., d]`` (per-token conditioning broadcasts)."""
-    return x * (1 + scale) + shift
+    """``x (1 + scale) + shift``; all ``[..., d]`` (per-token conditioning broadcasts); one fused pass over ``x``."""
+    return torch.addcmul(shift, x, 1 + scale)
 
 
 class AdaLNZero(nn.Module):

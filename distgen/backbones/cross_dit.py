@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from distgen.backbones.adaln import AdaLNZero, FinalLayer, modulate
 from distgen.backbones.base import Backbone, Condition
 from distgen.backbones.embeddings import TimeEmbedding
+from distgen.backbones.gelu import TanhGELU
 from distgen.capabilities import BackboneCapabilities
 
 OUTPUTS = ("relu", "softplus", "identity")
@@ -72,8 +73,8 @@ def gated_update(h: Tensor, normed: Tensor, attn_out: Tensor, mod: tuple[Tensor,
     of the state after the attention residual.
     """
     gate_a, shift_m, scale_m, gate_m = mod
-    h = h + gate_a * attn_out
-    return h + gate_m * mlp(modulate(normed if parallel else norm(h), shift_m, scale_m))
+    h = torch.addcmul(h, gate_a, attn_out)
+    return torch.addcmul(h, gate_m, mlp(modulate(normed if parallel else norm(h), shift_m, scale_m)))
 
 
 class MMBlock(nn.Module):
@@ -93,8 +94,8 @@ class MMBlock(nn.Module):
         self.ada_c = AdaLNZero(dim, 2 if last else 6)
         self.attn = JointAttention(2 * dim, heads, qk_norm)
         hidden = int(dim * mlp_ratio)
-        self.mlp_p = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
-        self.mlp_c = None if last else nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.mlp_p = nn.Sequential(nn.Linear(dim, hidden), TanhGELU(), nn.Linear(hidden, dim))
+        self.mlp_c = None if last else nn.Sequential(nn.Linear(dim, hidden), TanhGELU(), nn.Linear(hidden, dim))
 
     def forward(self, hp: Tensor, hc: Tensor, c: Tensor, key_mask: Tensor | None) -> tuple[Tensor, Tensor]:
         mod_p = self.ada_p(c)  # shift, scale, gate (attention); shift, scale, gate (MLP)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distgen.backbones.differential_attention import DifferentialAttention
+from distgen.backbones.gelu import TanhGELU
 
 
 class ValueEncoder(nn.Module):
@@ -132,7 +133,7 @@ class PADBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn = DifferentialAttention(dim, heads, layer, attention, impl)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(approximate="tanh"), nn.Linear(mlp_ratio * dim, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), TanhGELU(), nn.Linear(mlp_ratio * dim, dim))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
     def forward(self, h: Tensor, c_t: Tensor, h_c: Tensor | None = None, pre: dict[str, Tensor] | None = None) -> Tensor:
