@@ -339,7 +339,7 @@ class CrossDiT(Backbone):
             hp, hc = block(hp, hc, c, key_mask)
         out = self.head(hp, c)
         if self.output == "relu":
-            return F.relu(out)
+            return out.relu_()  # the head's fresh output (its matmul's backward does not read it)
         if self.output == "softplus":
             return F.softplus(out)
         return out
