@@ -9,7 +9,7 @@ from torch import Tensor
 
 from distgen.capabilities import KernelCapabilities
 from distgen.kernels.base import Kernel
-from distgen.kernels.pairwise import median_sq_dist, sq_dists, sq_dists_from_gram
+from distgen.kernels.pairwise import frozen_scales, median_sq_dist, sq_dists, sq_dists_from_gram
 
 
 class IMQKernel(Kernel):
@@ -61,12 +61,7 @@ class IMQKernel(Kernel):
         return self._of_sq_dists(sq_dists(x, y), c2)
 
     def from_gram(self, g: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
-        if self._c2 is not None:
-            c2 = self._c2
-        elif self.c2 is not None:
-            c2 = g.new_tensor(self.c2).expand(*g.shape[:-2], len(self.c2))
-        else:
-            raise ValueError("imq.from_gram: the median-scaled c^2 comes from data; bind(ref) first")
+        c2 = frozen_scales(self._c2, self.c2, g, "imq")
         return self._of_sq_dists(sq_dists_from_gram(g, x_sq, y_sq), c2)
 
     def _of_sq_dists(self, d2: Tensor, c2: Tensor) -> Tensor:

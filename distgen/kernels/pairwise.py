@@ -42,6 +42,16 @@ def dists(x: Tensor, y: Tensor) -> Tensor:
     return safe_sqrt(sq_dists(x, y))
 
 
+def frozen_scales(bound: Tensor | None, fixed: tuple[float, ...] | None, g: Tensor, what: str) -> Tensor:
+    """``[..., S]`` scales of a radial kernel for ``from_gram(g [..., n, k], ...)``: the ones ``bind`` froze, else the
+    fixed values (one row per set of ``g``); a median-scaled kernel that was never bound raises, naming ``what``."""
+    if bound is not None:
+        return bound
+    if fixed is not None:
+        return g.new_tensor(fixed).expand(*g.shape[:-2], len(fixed))
+    raise ValueError(f"{what}.from_gram: the median-scaled bandwidths come from data; bind(ref) first")
+
+
 def median_sq_dist(x: Tensor, mask: Tensor | None = None, max_points: int = 2048) -> Tensor:
     """Median of off-diagonal squared distances within each set: ``x [..., n, D] -> [...]``.
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from distgen.capabilities import KernelCapabilities
 from distgen.kernels.base import Kernel
-from distgen.kernels.pairwise import median_sq_dist, sq_dists, sq_dists_from_gram
+from distgen.kernels.pairwise import frozen_scales, median_sq_dist, sq_dists, sq_dists_from_gram
 
 __all__ = ["RBFKernel", "median_sq_dist", "sq_dists"]
 
@@ -61,12 +61,7 @@ class RBFKernel(Kernel):
         return self._of_sq_dists(sq_dists(x, y), s2)
 
     def from_gram(self, g: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
-        if self._sigma2 is not None:
-            s2 = self._sigma2
-        elif self.bandwidths is not None:
-            s2 = g.new_tensor(self.bandwidths).expand(*g.shape[:-2], len(self.bandwidths))
-        else:
-            raise ValueError("rbf.from_gram: the median-heuristic bandwidths come from data; bind(ref) first")
+        s2 = frozen_scales(self._sigma2, self.bandwidths, g, "rbf")
         return self._of_sq_dists(sq_dists_from_gram(g, x_sq, y_sq), s2)
 
     @staticmethod
