@@ -72,8 +72,8 @@ class KernelCapabilities(Capabilities):
         "Only conditionally positive definite (the energy kernel): v^T K v >= 0 for weights summing to zero. "
         "A kernel mean embedding centres such a kernel; the contract suite checks the centred Gram matrix."))
     inner_product: bool = field(default=False, metadata=_doc(
-        "k(x, y) depends on x and y only through x . y, |x|^2 and |y|^2 (linear and radial kernels), and the kernel "
-        "implements from_gram: distances between sets then take every kernel value from one matrix product per pair "
+        "k(x, y) depends on x and y only through x . y, |x|^2 and |y|^2 (linear and radial kernels): an InnerProductKernel "
+        "with from_gram. Distances between sets then take every kernel value from one matrix product per pair "
         "of sets, with each point's squared norm read off the diagonal of its own set's product."))
 
 

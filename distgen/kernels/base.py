@@ -29,15 +29,6 @@ class Kernel(ABC):
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
         """Kernel matrix ``[..., n, k]`` between the rows of ``x`` and ``y``."""
 
-    def from_gram(self, g: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
-        """Kernel matrix ``[..., n, k]`` from inner products ``g = x . y`` and squared norms ``x_sq [..., n]``, ``y_sq [..., k]``.
-
-        Only for kernels that declare ``capabilities.inner_product``, and only once bound when the
-        kernel has data-dependent parameters (see ``bind``). ``gram(x, y)`` equals
-        ``from_gram(x @ y.T, |x|^2, |y|^2)`` up to rounding.
-        """
-        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.inner_product; use gram(x, y)")
-
     def bind(self, ref: Tensor, ref_mask: Tensor | None = None) -> Kernel:
         """A kernel whose data-dependent hyper-parameters are frozen from ``ref [..., r, D]``.
 
@@ -54,6 +45,24 @@ class Kernel(ABC):
         """Name and parameters, recorded next to every result computed with this kernel."""
         params = {k: v for k, v in vars(self).items() if not k.startswith("_")}
         return {"kernel": type(self).__name__, **params}
+
+
+class InnerProductKernel(Kernel):
+    """A kernel of ``x . y``, ``|x|^2`` and ``|y|^2`` alone (linear and radial kernels): ``capabilities.inner_product``.
+
+    Besides ``gram`` it gives ``from_gram``, so distances between sets take every kernel value from a
+    few matrix products (``kernels.distances.gram_sums``) instead of elementwise passes over the features.
+    """
+
+    capabilities: KernelCapabilities = KernelCapabilities(inner_product=True)
+
+    @abstractmethod
+    def from_gram(self, g: Tensor, x_sq: Tensor, y_sq: Tensor) -> Tensor:
+        """Kernel matrix ``[..., n, k]`` from inner products ``g = x . y`` and squared norms ``x_sq [..., n]``, ``y_sq [..., k]``.
+
+        Once bound when the kernel has data-dependent parameters (see ``bind``); ``gram(x, y)`` equals
+        ``from_gram(x @ y.T, |x|^2, |y|^2)`` up to rounding.
+        """
 
 
 #: The kernels registry: built-ins here, plugins from entry points ``distgen.kernels``.

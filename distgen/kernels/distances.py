@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from distgen.kernels.base import Kernel
+from distgen.kernels.base import InnerProductKernel, Kernel
 from distgen.kernels.pairwise import sq_norms
 from distgen.types import nothing_padded
 
@@ -50,7 +50,7 @@ def _weighted_sum(g: Tensor, wx: Tensor, wy: Tensor) -> Tensor:
 
 
 def _block(kernel: Kernel, x: Tensor, y: Tensor, wx: Tensor, wy: Tensor, offset: int, diag: bool, y_sq: Tensor | None) -> tuple[Tensor, Tensor]:
-    if y_sq is None:
+    if y_sq is None or not isinstance(kernel, InnerProductKernel):
         g = kernel.gram(x, y)
     else:  # rows offset.. of a set against the whole set: each point's distance to itself exactly 0
         x_sq = y_sq[:, offset : offset + x.shape[1]]
@@ -77,7 +77,7 @@ def kernel_sum(
     rows = _rows(b, y.shape[1], chunk_size)
     if rows >= n:
         return _block(kernel, x, y, wx, wy, 0, diagonal, None)
-    y_sq = sq_norms(y) if y is x and kernel.capabilities.inner_product else None
+    y_sq = sq_norms(y) if y is x and isinstance(kernel, InnerProductKernel) else None
     use_ckpt = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
     total = x.new_zeros(b)
     dsum = x.new_zeros(b)
@@ -88,10 +88,15 @@ def kernel_sum(
     return total, dsum
 
 
-def gram_sums(kernel: Kernel, x: Tensor, y: Tensor, wx: Tensor, wy: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def gram_sums(
+    kernel: InnerProductKernel, x: Tensor, y: Tensor, wx: Tensor, wy: Tensor, *, diagonal: bool = False
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``(sxx, dxx, syy, dyy, sxy)`` of ``kernel_sum`` from three matrix products, for inner-product kernels.
 
-    ``x @ x.T``, ``y @ y.T`` and ``x @ y.T`` give every kernel value (``Kernel.from_gram``), and their
+    As in ``kernel_sum``, the within-set diagonal sums ``dxx``, ``dyy`` are computed only when ``diagonal``
+    is True (else zero).
+
+    ``x @ x.T``, ``y @ y.T`` and ``x @ y.T`` give every kernel value (``InnerProductKernel.from_gram``), and their
     diagonals the squared norms, so the three blocks agree on each point's norm and the within-set
     diagonals are exactly ``k(0)``. No elementwise pass over the genes, forward or backward: for sets
     of a few dozen cells over thousands of genes that is most of the work. ``kernel`` must be bound.
@@ -100,9 +105,13 @@ def gram_sums(kernel: Kernel, x: Tensor, y: Tensor, wx: Tensor, wy: Tensor) -> t
     x_sq, y_sq = torch.diagonal(gxx, dim1=-2, dim2=-1), torch.diagonal(gyy, dim1=-2, dim2=-1)
     kxx, kyy = kernel.from_gram(gxx, x_sq, x_sq), kernel.from_gram(gyy, y_sq, y_sq)
     kxy = kernel.from_gram(gxy, x_sq, y_sq)
-    dxx = (torch.diagonal(kxx, dim1=-2, dim2=-1) * wx * wx).sum(-1)
-    dyy = (torch.diagonal(kyy, dim1=-2, dim2=-1) * wy * wy).sum(-1)
-    return _weighted_sum(kxx, wx, wx), dxx, _weighted_sum(kyy, wy, wy), dyy, _weighted_sum(kxy, wx, wy)
+    sxx, syy = _weighted_sum(kxx, wx, wx), _weighted_sum(kyy, wy, wy)
+    if diagonal:
+        dxx = (torch.diagonal(kxx, dim1=-2, dim2=-1) * wx * wx).sum(-1)
+        dyy = (torch.diagonal(kyy, dim1=-2, dim2=-1) * wy * wy).sum(-1)
+    else:
+        dxx, dyy = torch.zeros_like(sxx), torch.zeros_like(syy)
+    return sxx, dxx, syy, dyy, _weighted_sum(kxy, wx, wy)
 
 
 def mmd2(
@@ -149,8 +158,8 @@ def mmd2(
     wx, wy = x_mask.to(x.dtype), y_mask.to(y.dtype)
     n, m = wx.sum(-1), wy.sum(-1)
     b, nx, ny = x.shape[0], x.shape[1], y.shape[1]
-    if k.capabilities.inner_product and _rows(b, max(nx, ny), chunk_size) >= max(nx, ny):  # every block in one piece
-        sxx, dxx, syy, dyy, sxy = gram_sums(k, x, y, wx, wy)
+    if isinstance(k, InnerProductKernel) and _rows(b, max(nx, ny), chunk_size) >= max(nx, ny):  # every block in one piece
+        sxx, dxx, syy, dyy, sxy = gram_sums(k, x, y, wx, wy, diagonal=unbiased)
     else:
         sxx, dxx = kernel_sum(k, x, x, wx, wx, diagonal=unbiased, chunk_size=chunk_size)
         syy, dyy = kernel_sum(k, y, y, wy, wy, diagonal=unbiased, chunk_size=chunk_size)

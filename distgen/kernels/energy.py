@@ -5,11 +5,11 @@ from __future__ import annotations
 from torch import Tensor
 
 from distgen.capabilities import KernelCapabilities
-from distgen.kernels.base import Kernel
+from distgen.kernels.base import InnerProductKernel
 from distgen.kernels.pairwise import safe_sqrt, sq_dists, sq_dists_from_gram
 
 
-class EnergyKernel(Kernel):
+class EnergyKernel(InnerProductKernel):
     """Negative distance ``k(x, y) = -|x - y|^exponent`` (MMD^2 with it is the energy distance).
 
     Conditionally positive definite for ``0 < exponent <= 2`` (``v^T K v >= 0`` whenever

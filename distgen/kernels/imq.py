@@ -7,12 +7,11 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from distgen.capabilities import KernelCapabilities
-from distgen.kernels.base import Kernel
+from distgen.kernels.base import InnerProductKernel
 from distgen.kernels.pairwise import frozen_scales, median_sq_dist, sq_dists, sq_dists_from_gram
 
 
-class IMQKernel(Kernel):
+class IMQKernel(InnerProductKernel):
     """Inverse multiquadric ``k = mean_s (1 + |x-y|^2 / c_s^2)^(-beta)``; heavy tails, characteristic.
 
     Normalised so that ``k(x, x) = 1``. ``c_s^2`` is ``scale_s x median squared distance`` of the
@@ -28,8 +27,6 @@ class IMQKernel(Kernel):
     c2
         Fixed ``c^2`` values; overrides the median heuristic.
     """
-
-    capabilities = KernelCapabilities(inner_product=True)
 
     def __init__(self, beta: float = 0.5, scales: Sequence[float] = (1.0,), c2: Sequence[float] | None = None) -> None:
         if beta <= 0:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from distgen.capabilities import KernelCapabilities
-from distgen.kernels.base import Kernel
+from distgen.kernels.base import InnerProductKernel
 
 
-class LinearKernel(Kernel):
+class LinearKernel(InnerProductKernel):
     """Dot product ``k(x, y) = x . y`` (not characteristic: only first moments are compared).
 
     The biased MMD^2 with this kernel is ``|mean(x) - mean(y)|^2``, i.e. ``G x`` the pseudobulk MSE.
     """
-
-    capabilities = KernelCapabilities(inner_product=True)
 
     def gram(self, x: Tensor, y: Tensor, *, ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
         return x @ y.transpose(-1, -2)

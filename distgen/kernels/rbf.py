@@ -8,14 +8,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from distgen.capabilities import KernelCapabilities
-from distgen.kernels.base import Kernel
+from distgen.kernels.base import InnerProductKernel
 from distgen.kernels.pairwise import frozen_scales, median_sq_dist, sq_dists, sq_dists_from_gram
 
 __all__ = ["RBFKernel", "median_sq_dist", "sq_dists"]
 
 
-class RBFKernel(Kernel):
+class RBFKernel(InnerProductKernel):
     """Gaussian RBF, averaged over bandwidths; ``sigma^2`` fixed or ``scale x median sq. distance``.
 
     ``k(x, y) = mean_s exp(-|x - y|^2 / (2 sigma_s^2))``. With the default scales this is scDFM's
@@ -30,8 +29,6 @@ class RBFKernel(Kernel):
     bandwidths
         Fixed ``sigma^2`` values; overrides the median heuristic.
     """
-
-    capabilities = KernelCapabilities(inner_product=True)
 
     def __init__(self, scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0), bandwidths: Sequence[float] | None = None) -> None:
         if bandwidths is None and not scales:

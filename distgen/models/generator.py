@@ -233,10 +233,11 @@ class Generator(nn.Module, TrainableModel):
                 if not pair:
                     assert null is not None
                     pair.append(stack_conditions(cond, null))
+                kw: dict[str, Any] = {} if x_self_cond is None else {"x_self_cond": x_self_cond}
                 if bb.capabilities.input_copies:  # the noisy cells are projected once for both
-                    out = bb(x_t, t, pair[0], copies=2, **({} if x_self_cond is None else {"x_self_cond": x_self_cond}))
+                    out = bb(x_t, t, pair[0], copies=2, **kw)
                 else:
-                    kw = {} if x_self_cond is None else {"x_self_cond": torch.cat([x_self_cond, x_self_cond])}
+                    kw = {k: torch.cat([v, v]) for k, v in kw.items()}
                     out = bb(torch.cat([x_t, x_t]), torch.cat([t, t]), pair[0], **kw)
                 if out.shape[1:] != x_t.shape[1:] or out.shape[0] != 2 * x_t.shape[0]:
                     raise ValueError(f"backbone {type(bb).__qualname__} returned shape {tuple(out.shape)} for a stacked x_t of "
