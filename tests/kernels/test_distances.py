@@ -175,3 +175,29 @@ def test_from_gram_needs_bound_data_dependent_parameters():
         kernels.get("imq")().from_gram(g, xs, ys)
     fixed = RBFKernel(bandwidths=[1.0, 3.0])
     torch.testing.assert_close(fixed.from_gram(g, xs, ys), fixed.gram(x, y))
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1000])
+def test_euclidean_sum_equals_scipy_in_blocks_of_any_size(block):
+    from distgen.kernels.pairwise import euclidean_sum
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(53, 9, generator=g, dtype=torch.float64)
+    y = torch.randn(31, 9, generator=g, dtype=torch.float64) + 0.5
+    xn, yn = x.numpy(), y.numpy()
+    assert float(euclidean_sum(x, y, block=block)) == pytest.approx(cdist(xn, yn).sum(), rel=1e-12)
+    # within-set: every ordered pair (each i != j twice) and the zero diagonal, from the upper blocks only
+    assert float(euclidean_sum(x, block=block)) == pytest.approx(cdist(xn, xn).sum(), rel=1e-12)
+
+
+def test_euclidean_sum_self_distance_is_exactly_zero_and_shapes_are_checked():
+    from distgen.kernels.pairwise import euclidean_sum
+
+    x = torch.full((1, 2000), 7.3, dtype=torch.float32)  # |x|^2 - 2 x.x + |x|^2 rounds to non-zero in float32
+    assert float(euclidean_sum(x)) == 0.0
+    x = x.expand(5, 2000).contiguous().double()  # identical rows: round-off clamped (no NaN), ~1e-7 |x| a pair in float64
+    assert 0.0 <= float(euclidean_sum(x)) < 20 * 1e-6 * float(x[0].norm())
+    with pytest.raises(ValueError, match=r"\[n, D\] and \[m, D\]"):
+        euclidean_sum(torch.zeros(3, 4), torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="block"):
+        euclidean_sum(torch.zeros(3, 4), block=0)

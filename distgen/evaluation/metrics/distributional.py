@@ -20,6 +20,7 @@ from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows
 from distgen.kernels.distances import energy_distance, mmd2
+from distgen.kernels.pairwise import euclidean_sum
 from distgen.kernels.rbf import RBFKernel
 from distgen.kernels.transport import sinkhorn_divergence, wasserstein2
 
@@ -143,13 +144,14 @@ class PearsonEDistance(Metric):
         for row, which in enumerate(("real", "pred")):
             pop = data.population(which)
             ctrl = subsample(pop.control, self.max_cells).to(torch.float64)
-            # torch.cdist (one matmul, sqrt in place): no autograd needed here, 2-3x faster than ``dists``
-            sigma_c = torch.cdist(ctrl, ctrl).mean()  # the control's within-set term, once (as cell-eval)
+            # sums of distances by blocks through one buffer, within-set terms from half the products (euclidean_sum)
+            sigma_c = euclidean_sum(ctrl) / ctrl.shape[0] ** 2  # the control's within-set term, once (as cell-eval)
             for p in range(data.n_perts):
                 x = pop.cells(p)
                 if p not in data.invalid and x.shape[0] > 0:
                     x = subsample(x, self.max_cells).to(torch.float64)
-                    e[row, p] = 2 * torch.cdist(x, ctrl).mean() - torch.cdist(x, x).mean() - sigma_c
+                    n, m = x.shape[0], ctrl.shape[0]
+                    e[row, p] = 2 * euclidean_sum(x, ctrl) / (n * m) - euclidean_sum(x) / n**2 - sigma_c
         keep = torch.isfinite(e).all(0)
         r = float(pearson_rows(e[0, keep][None], e[1, keep][None])[0]) if int(keep.sum()) >= 2 else float("nan")
         return MetricResult.from_values(torch.full((data.n_perts,), r), "fewer than 2 valid perturbations or constant E-distances")
