@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from distgen.capabilities import MetricCapabilities
-from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows
 from distgen.kernels.distances import energy_distance, mmd2
@@ -139,19 +139,28 @@ class PearsonEDistance(Metric):
     def __init__(self, max_cells: int | None = None) -> None:
         self.max_cells = max_cells
 
+    def from_control(self, pop: Population) -> Tensor:
+        """``[P]`` float64 E-distance of each perturbation's cells from ``pop``'s controls (NaN without cells)."""
+        e = torch.full((pop.n_perts,), float("nan"), dtype=torch.float64)
+        ctrl = subsample(pop.control, self.max_cells).to(torch.float64)
+        # sums of distances by blocks through one buffer, within-set terms from half the products (euclidean_sum)
+        sigma_c = euclidean_sum(ctrl) / ctrl.shape[0] ** 2  # the control's within-set term, once (as cell-eval)
+        for p in range(pop.n_perts):
+            x = pop.cells(p)
+            if x.shape[0] > 0:
+                x = subsample(x, self.max_cells).to(torch.float64)
+                n, m = x.shape[0], ctrl.shape[0]
+                e[p] = 2 * euclidean_sum(x, ctrl) / (n * m) - euclidean_sum(x) / n**2 - sigma_c
+        return e
+
     def compute(self, data: EvalData) -> MetricResult:
-        e = torch.full((2, data.n_perts), float("nan"), dtype=torch.float64)
-        for row, which in enumerate(("real", "pred")):
-            pop = data.population(which)
-            ctrl = subsample(pop.control, self.max_cells).to(torch.float64)
-            # sums of distances by blocks through one buffer, within-set terms from half the products (euclidean_sum)
-            sigma_c = euclidean_sum(ctrl) / ctrl.shape[0] ** 2  # the control's within-set term, once (as cell-eval)
-            for p in range(data.n_perts):
-                x = pop.cells(p)
-                if p not in data.invalid and x.shape[0] > 0:
-                    x = subsample(x, self.max_cells).to(torch.float64)
-                    n, m = x.shape[0], ctrl.shape[0]
-                    e[row, p] = 2 * euclidean_sum(x, ctrl) / (n * m) - euclidean_sum(x) / n**2 - sigma_c
+        # the real side is the same for every prediction scored against this truth: computed once, shared through
+        # the cache with the baselines' and references' EvalData (keys ending in "/real", calibration.reference_data)
+        real = data.cached(f"edistance_from_control/{self.max_cells}/real", lambda: self.from_control(data.real))
+        e = torch.stack([real, self.from_control(data.pred)])
+        if data.invalid:
+            e[:, sorted(data.invalid)] = float("nan")
         keep = torch.isfinite(e).all(0)
         r = float(pearson_rows(e[0, keep][None], e[1, keep][None])[0]) if int(keep.sum()) >= 2 else float("nan")
-        return MetricResult.from_values(torch.full((data.n_perts,), r), "fewer than 2 valid perturbations or constant E-distances")
+        return MetricResult.from_values(torch.full((data.n_perts,), r, dtype=torch.float64),
+                                        "fewer than 2 valid perturbations or constant E-distances")

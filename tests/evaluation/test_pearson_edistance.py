@@ -1,0 +1,68 @@
+"""``pearson_edistance``: cell-eval's formula, invalid perturbations left out, the real side computed once per truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist
+
+from distgen.evaluation.evaldata import EvalData, Population
+from distgen.evaluation.io import flag_invalid
+from distgen.evaluation.metrics.distributional import PearsonEDistance
+
+
+def population(gen: torch.Generator, sizes: list[int], shifts: list[float], g: int = 12) -> Population:
+    cells = [torch.randn(n, g, generator=gen, dtype=torch.float64) + s for n, s in zip(sizes, shifts)]
+    offsets = torch.tensor([0, *np.cumsum(sizes).tolist()])
+    return Population(X=torch.cat(cells), offsets=offsets, control=torch.randn(40, g, generator=gen, dtype=torch.float64))
+
+
+def make_data(seed: int = 0) -> EvalData:
+    gen = torch.Generator().manual_seed(seed)
+    sizes, shifts = [9, 14, 7, 20, 11], [0.1, 0.5, 0.9, 1.4, 2.0]
+    real = population(gen, sizes, shifts)
+    pred = population(gen, [13, 8, 10, 6, 15], [0.2, 0.3, 1.1, 1.2, 2.2])
+    return EvalData(real=real, pred=pred, perts=tuple(f"p{i}" for i in range(5)), targets=((),) * 5,
+                    genes=tuple(f"g{i}" for i in range(12)))
+
+
+def edistances(pop: Population, keep: list[int]) -> np.ndarray:
+    """cell-eval's per-perturbation E-distance from control: 2 E|x-c| - E|x-x'| - E|c-c'| (Euclidean, diagonal in)."""
+    c = pop.control.numpy()
+    return np.array([2 * cdist(x, c).mean() - cdist(x, x).mean() - cdist(c, c).mean()
+                     for x in (pop.cells(p).numpy() for p in keep)])
+
+
+def test_equals_the_formula_with_scipy_distances():
+    data = make_data()
+    r = PearsonEDistance().compute(data).values
+    keep = list(range(5))
+    expected = np.corrcoef(edistances(data.real, keep), edistances(data.pred, keep))[0, 1]
+    assert torch.allclose(r, torch.full((5,), expected, dtype=r.dtype), rtol=1e-12, atol=0)
+
+
+def test_an_invalid_perturbation_is_left_out_of_the_correlation():
+    data = make_data(1)
+    data.pred.X[data.pred.offsets[2]] = float("nan")  # a NaN cell in perturbation 2's prediction
+    flag_invalid(data)
+    assert 2 in data.invalid
+    r = float(PearsonEDistance().compute(data).values[0])
+    keep = [0, 1, 3, 4]
+    assert r == pytest.approx(np.corrcoef(edistances(data.real, keep), edistances(data.pred, keep))[0, 1], rel=1e-12)
+
+
+def test_the_real_side_is_computed_once_for_predictions_of_the_same_truth(monkeypatch):
+    data = make_data(2)
+    metric = PearsonEDistance()
+    calls = []
+    original = PearsonEDistance.from_control
+    monkeypatch.setattr(PearsonEDistance, "from_control", lambda self, pop: calls.append(pop) or original(self, pop))
+    first = metric.compute(data).values[0]
+    # a second prediction of the same truth, sharing the real side's cache as calibration.reference_data does
+    other = EvalData(real=data.real, pred=make_data(3).pred, perts=data.perts, targets=data.targets, genes=data.genes,
+                     cache={k: v for k, v in data.cache.items() if k.endswith("/real")})
+    second = metric.compute(other).values[0]
+    assert [p is data.real for p in calls] == [True, False, False]  # real once, then each prediction
+    fresh = EvalData(real=data.real, pred=other.pred, perts=data.perts, targets=data.targets, genes=data.genes)
+    assert float(second) == float(metric.compute(fresh).values[0]) and float(first) != float(second)
