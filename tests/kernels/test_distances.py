@@ -201,3 +201,20 @@ def test_euclidean_sum_self_distance_is_exactly_zero_and_shapes_are_checked():
         euclidean_sum(torch.zeros(3, 4), torch.zeros(3, 5))
     with pytest.raises(ValueError, match="block"):
         euclidean_sum(torch.zeros(3, 4), block=0)
+
+
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_sq_energy_distance_closed_form_equals_the_pairwise_definition(unbiased):
+    from distgen.kernels.distances import sq_energy_distance
+
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(0, 1, (23, 6)), rng.normal(0.3, 1.5, (17, 6)) + 2.0  # offset: cancellation in the pairwise form
+    d = lambda a, b: cdist(a, b, "sqeuclidean")  # noqa: E731
+    within = lambda a: d(a, a).sum() / (len(a) * (len(a) - 1) if unbiased else len(a) ** 2)  # noqa: E731
+    want = 2 * d(x, y).mean() - within(x) - within(y)
+    got = sq_energy_distance(torch.from_numpy(x), torch.from_numpy(y), unbiased=unbiased)
+    assert float(got) == pytest.approx(want, rel=1e-10)
+    with pytest.raises(ValueError, match="at least"):
+        sq_energy_distance(torch.zeros(1, 6), torch.zeros(3, 6), unbiased=True)
+    with pytest.raises(ValueError, match=r"\[n, D\] and \[m, D\]"):
+        sq_energy_distance(torch.zeros(2, 6), torch.zeros(3, 5))

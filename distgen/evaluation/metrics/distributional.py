@@ -19,7 +19,7 @@ from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows
-from distgen.kernels.distances import energy_distance, mmd2
+from distgen.kernels.distances import energy_distance, mmd2, sq_energy_distance
 from distgen.kernels.pairwise import euclidean_sum
 from distgen.kernels.rbf import RBFKernel
 from distgen.kernels.transport import sinkhorn_divergence, wasserstein2
@@ -91,7 +91,7 @@ class EDistanceSquared(_PerPerturbation):
         self.max_cells = max_cells
 
     def distance(self, pred: Tensor, real: Tensor) -> Tensor:
-        return energy_distance(pred[None], real[None], metric="sqeuclidean")[0]
+        return sq_energy_distance(pred, real)
 
 
 class EDistanceScPerturb(_PerPerturbation):
@@ -103,7 +103,7 @@ class EDistanceScPerturb(_PerPerturbation):
         self.max_cells = max_cells
 
     def distance(self, pred: Tensor, real: Tensor) -> Tensor:
-        return energy_distance(pred[None], real[None], metric="sqeuclidean", unbiased=True)[0]
+        return sq_energy_distance(pred, real, unbiased=True)
 
 
 class Wasserstein2(_PerPerturbation):
