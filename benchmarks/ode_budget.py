@@ -77,7 +77,7 @@ def train_model(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def evaluate_solvers(model: Any, data: Any, split: Any, args: argparse.Namespace) -> dict[str, Any]:
     from distgen.config import as_component
-    from distgen.evaluation.metrics.distributional import energy_distance
+    from distgen.kernels.distances import energy_distance
     from distgen.types import ConditionLabels
 
     train_idx = np.asarray(split.train)
