@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from distgen.kernels.base import InnerProductKernel, Kernel
-from distgen.kernels.pairwise import sq_norms
+from distgen.kernels.pairwise import euclidean_sum, sq_norms
 from distgen.types import nothing_padded
 
 #: Elements of one Gram block ``[B, rows, k]`` (x 4 for multi-scale kernels) before chunking.
@@ -210,6 +210,14 @@ def energy_distance(
         raise ValueError(f"energy_distance: metric must be 'euclidean' or 'sqeuclidean', got {metric!r}")
     e = mmd2(x, y, EnergyKernel(1.0 if metric == "euclidean" else 2.0), x_mask, y_mask, unbiased, chunk_size=chunk_size)
     return e if squared else e.clamp_min(0.0).sqrt()
+
+
+def euclidean_edistance(x: Tensor, y: Tensor) -> Tensor:
+    """``energy_distance(x[None], y[None])[0]`` for two sets ``x [n, D]``, ``y [m, D]`` without autograd (evaluation):
+    ``2 E|x - y| - E|x - x'| - E|y - y'|``, Euclidean, within-set means over all pairs with the zero diagonal
+    (cell-eval's and pertpy 1.4's convention), the within-set sums from half the products (``euclidean_sum``)."""
+    n, m = x.shape[0], y.shape[0]
+    return 2 * euclidean_sum(x, y) / (n * m) - euclidean_sum(x) / n**2 - euclidean_sum(y) / m**2
 
 
 def sq_energy_distance(x: Tensor, y: Tensor, unbiased: bool = False) -> Tensor:

@@ -59,24 +59,31 @@ def euclidean_sum(x: Tensor, y: Tensor | None = None, block: int = 256) -> Tenso
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     with torch.no_grad():
-        same = y is None
-        y = x if y is None else y
-        x_sq, y_sq = sq_norms(x), sq_norms(y)
+        x_sq = sq_norms(x)
+        if y is None:  # blocks (i, j >= i) of x against itself; those off the diagonal stand for (j, i) as well
+            total = x.new_zeros(())
+            buf = x.new_empty(min(block, x.shape[0]) ** 2)
+            for i in range(0, x.shape[0], block):
+                for j in range(i, x.shape[0], block):
+                    d = _block_dists(x[i : i + block], x_sq[i : i + block], x[j : j + block], x_sq[j : j + block], buf)
+                    if i == j:
+                        total += d.fill_diagonal_(0.0).sum()
+                    else:
+                        total += 2.0 * d.sum()
+            return total
+        y_sq = sq_norms(y)
+        buf = x.new_empty(min(block, x.shape[0]) * y.shape[0])
         total = x.new_zeros(())
-        buf = x.new_empty(min(block, x.shape[0]) * (min(block, y.shape[0]) if same else y.shape[0]))
         for i in range(0, x.shape[0], block):
-            xi = x[i : i + block]
-            cols = range(i, y.shape[0], block) if same else range(0, 1)
-            for j in cols:
-                yj = y[j : j + block] if same else y
-                yj_sq = y_sq[j : j + block] if same else y_sq
-                out = buf[: xi.shape[0] * yj.shape[0]].view(xi.shape[0], yj.shape[0])
-                torch.addmm(yj_sq, xi, yj.T, alpha=-2.0, out=out)
-                out.add_(x_sq[i : i + block, None]).clamp_min_(0.0).sqrt_()
-                if same and j == i:
-                    out.fill_diagonal_(0.0)
-                total += out.sum() if not same or j == i else 2.0 * out.sum()
+            total += _block_dists(x[i : i + block], x_sq[i : i + block], y, y_sq, buf).sum()
         return total
+
+
+def _block_dists(x: Tensor, x_sq: Tensor, y: Tensor, y_sq: Tensor, buf: Tensor) -> Tensor:
+    """``[n, m]`` Euclidean distances of the rows of ``x`` and ``y`` (squared norms given), written into ``buf``."""
+    out = buf[: x.shape[0] * y.shape[0]].view(x.shape[0], y.shape[0])
+    torch.addmm(y_sq, x, y.T, alpha=-2.0, out=out)
+    return out.add_(x_sq[:, None]).clamp_min_(0.0).sqrt_()
 
 
 def frozen_scales(bound: Tensor | None, fixed: tuple[float, ...] | None, g: Tensor, what: str) -> Tensor:

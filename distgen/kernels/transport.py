@@ -72,44 +72,29 @@ def entropic_ot(x: Tensor, y: Tensor, eps: float, max_iter: int = 500, tol: floa
     dual value, which is what makes the divergence below debiased.
 
     ``y is x`` (the divergence's debiasing terms): the problem is symmetric, so ``f = g`` at every
-    iteration (both start at 0 and the cost is symmetric) and one potential is iterated: half the work.
+    iteration (both start at 0 and the cost is symmetric) and only ``f`` is computed: half the work.
     """
-    if y is x:
-        return _symmetric_entropic_ot(x, eps, max_iter, tol)
+    same = y is x
     n, k = x.shape[0], y.shape[0]
     log_a = torch.full((n,), -math.log(n), dtype=x.dtype, device=x.device)
-    log_b = torch.full((k,), -math.log(k), dtype=x.dtype, device=x.device)
+    log_b = log_a if same else torch.full((k,), -math.log(k), dtype=x.dtype, device=x.device)
     # the cost divided by eps once, and its transpose laid out once: each iteration is then one broadcast
     # subtraction and a row-wise logsumexp per side (12% faster than dividing the [n, k] difference each time)
     c_xy = sq_dists(x, y) / eps
-    c_yx = c_xy.T.contiguous()
-    f, g = torch.zeros(n, dtype=x.dtype, device=x.device), torch.zeros(k, dtype=x.dtype, device=x.device)
+    c_yx = c_xy if same else c_xy.T.contiguous()
+    f = torch.zeros(n, dtype=x.dtype, device=x.device)
+    g = f if same else torch.zeros(k, dtype=x.dtype, device=x.device)
     with torch.no_grad():  # iterate to the fixed point without a graph, then one differentiable step
         for _ in range(max_iter):
             f_new = 0.5 * (f + _softmin(log_b, g, c_xy, eps))
-            g_new = 0.5 * (g + _softmin(log_a, f, c_yx, eps))
+            g_new = f_new if same else 0.5 * (g + _softmin(log_a, f, c_yx, eps))
             done = max(float((f_new - f).abs().max()), float((g_new - g).abs().max())) < tol * max(eps, 1e-12)
             f, g = f_new, g_new
             if done:
                 break
-    f, g = _softmin(log_b, g, c_xy, eps), _softmin(log_a, f, c_yx, eps)
+    f = _softmin(log_b, g, c_xy, eps)
+    g = f if same else _softmin(log_a, f, c_yx, eps)
     return f.mean() + g.mean()
-
-
-def _symmetric_entropic_ot(x: Tensor, eps: float, max_iter: int, tol: float) -> Tensor:
-    """``OT_eps(x, x)`` with one potential: ``f <- (f + softmin(f)) / 2`` (``entropic_ot``'s updates with ``g = f``)."""
-    n = x.shape[0]
-    log_a = torch.full((n,), -math.log(n), dtype=x.dtype, device=x.device)
-    c_xx = sq_dists(x, x) / eps
-    f = torch.zeros(n, dtype=x.dtype, device=x.device)
-    with torch.no_grad():
-        for _ in range(max_iter):
-            f_new = 0.5 * (f + _softmin(log_a, f, c_xx, eps))
-            done = float((f_new - f).abs().max()) < tol * max(eps, 1e-12)
-            f = f_new
-            if done:
-                break
-    return 2.0 * _softmin(log_a, f, c_xx, eps).mean()
 
 
 def sinkhorn_divergence(x: Tensor, y: Tensor, epsilon: float = 0.05, reg: float | None = None, max_iter: int = 500) -> Tensor:

@@ -19,7 +19,7 @@ from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows
-from distgen.kernels.distances import mmd2, sq_energy_distance
+from distgen.kernels.distances import euclidean_edistance, mmd2, sq_energy_distance
 from distgen.kernels.pairwise import euclidean_sum
 from distgen.kernels.rbf import RBFKernel
 from distgen.kernels.transport import sinkhorn_divergence, wasserstein2
@@ -31,13 +31,6 @@ def subsample(x: Tensor, max_cells: int | None) -> Tensor:
         return x
     idx = torch.linspace(0, x.shape[0] - 1, max_cells).round().long()
     return x[idx]
-
-
-def euclidean_edistance(x: Tensor, y: Tensor) -> Tensor:
-    """``2 E|x - y| - E|x - x'| - E|y - y'|``, Euclidean, within-set means over all pairs with the zero diagonal
-    (cell-eval's and pertpy 1.4's convention); the within-set sums from half the products (``euclidean_sum``)."""
-    n, m = x.shape[0], y.shape[0]
-    return 2 * euclidean_sum(x, y) / (n * m) - euclidean_sum(x) / n**2 - euclidean_sum(y) / m**2
 
 
 class _PerPerturbation(Metric):
