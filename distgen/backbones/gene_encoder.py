@@ -5,6 +5,9 @@ Each queried gene attends, in one pre-norm cross-attention layer, only to its gr
 as compressed sparse rows, and the attention runs over the edge list with a segment softmax, so
 cost and memory are ``O(edges of the queried genes)`` instead of a dense ``[L, V]`` masked map.
 (torch has no built-in segment softmax; it is written here with ``scatter_reduce``/``index_add``.)
+The keys and values stay rows of the vocabulary (``[U, h, d]``); the two products over the edges,
+``<q, k>`` per edge and the weighted sum of values per query, run over chunks of edges with
+hand-written backwards, so no ``[E, h, d]`` tensor is built or kept for backward.
 
 The result depends only on the gene ids, never on the cells, so a backbone computes it once per
 forward pass and shares it across the batch.
@@ -21,6 +24,14 @@ from torch import Tensor, nn
 #: Elements of the per-copy padded attention weights ``[copies, n, K, h]`` built at once by
 #: ``segment_attention(copies=...)`` (64 Mi); more copies are done in chunks.
 COPY_CHUNK_ELEMENTS = 1 << 26
+#: From this many copies on, ``segment_attention`` sums them with one batched product over edges padded per
+#: query; fewer copies go through the edge list (that product's backward then has an inner dimension of
+#: ``copies`` and runs slowly).
+PADDED_FROM_COPIES = 8
+#: Elements of one chunk's temporaries (``[copies, edges, h, d]``) in the edge-list functions on the CPU
+#: (1 Mi): enough that the loop over chunks costs little, few enough to stay in cache and to come from
+#: the allocator's pool rather than from fresh, page-faulting memory maps. On other devices: 64 Mi.
+EDGE_CHUNK_ELEMENTS = 1 << 20
 
 
 def adjacency_to_csr(adjacency: Tensor, n_vocab: int) -> tuple[Tensor, Tensor]:
@@ -48,43 +59,120 @@ def gather_edges(ptr: Tensor, idx: Tensor, queries: Tensor) -> tuple[Tensor, Ten
     return seg, idx[first + torch.arange(seg.numel(), device=queries.device)]
 
 
-def segment_attention(q: Tensor, k: Tensor, v: Tensor, seg: Tensor, n: int, dropout: float = 0.0, training: bool = False,
-                      copies: int | None = None) -> Tensor:
-    """Softmax attention of query ``q [n, h, d]`` over its edges ``k, v [E, h, d]`` (``seg [E]``).
+def _edge_chunks(n_edges: int, per_edge: int, device: torch.device) -> list[slice]:
+    """Slices of the edge list, each with at most ``EDGE_CHUNK_ELEMENTS`` (CPU) temporaries of ``per_edge`` elements per edge."""
+    step = max(1, (EDGE_CHUNK_ELEMENTS if device.type == "cpu" else 1 << 26) // max(1, per_edge))
+    return [slice(s, min(s + step, n_edges)) for s in range(0, n_edges, step)]
 
-    ``copies`` = C: ``[C, n, h, d]``, the same attention with C independent dropouts of its weights.
-    The C weighted sums run as one batched matrix product over the edges padded per query
-    (``[n, h, C, K] @ [n, h, K, d]``, K = the largest number of edges of a query) rather than as a
-    ``[C, E, h, d]`` product and scatter: the same sums, C times less elementwise traffic.
+
+def _accumulation_dtype(a: Tensor, b: Tensor) -> torch.dtype:
+    """The dtype the edge products accumulate in: at least float32 (bf16/fp16 inputs under autocast)."""
+    return torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
+
+
+class _EdgeDot(torch.autograd.Function):
+    """``s[e] = <q[seg[e]], k[nbr[e]]>`` over the last dimension: ``[E, h]`` from ``q [n, h, d]`` and ``k [U, h, d]``.
+
+    Neither ``q[seg]`` nor ``k[nbr]`` (``[E, h, d]`` each) is ever built whole: the edges run in chunks, forward
+    and backward, and only the inputs are kept for backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, q: Tensor, k: Tensor, seg: Tensor, nbr: Tensor) -> Tensor:
+        dtype = _accumulation_dtype(q, k)
+        out = torch.empty(seg.shape[0], q.shape[1], dtype=dtype, device=q.device)
+        for c in _edge_chunks(seg.shape[0], q.shape[1] * q.shape[2], q.device):
+            out[c] = torch.linalg.vecdot(q[seg[c]].to(dtype), k[nbr[c]].to(dtype))
+        ctx.save_for_backward(q, k, seg, nbr)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        q, k, seg, nbr = ctx.saved_tensors
+        gq = torch.zeros(q.shape, dtype=g.dtype, device=g.device) if ctx.needs_input_grad[0] else None
+        gk = torch.zeros(k.shape, dtype=g.dtype, device=g.device) if ctx.needs_input_grad[1] else None
+        for c in _edge_chunks(seg.shape[0], q.shape[1] * q.shape[2], q.device):
+            gc = g[c, :, None]
+            if gq is not None:
+                gq.index_add_(0, seg[c], gc * k[nbr[c]])
+            if gk is not None:
+                gk.index_add_(0, nbr[c], gc * q[seg[c]])
+        return (None if gq is None else gq.to(q.dtype)), (None if gk is None else gk.to(k.dtype)), None, None
+
+
+class _EdgeSum(torch.autograd.Function):
+    """``out[..., i] = sum over edges e with seg[e] = i of w[..., e] v[nbr[e]]``: ``[*C, n, h, d]`` from ``w [*C, E, h]``.
+
+    ``v [U, h, d]`` is read through ``nbr`` edge chunk by edge chunk; ``w`` may carry a leading dimension of
+    copies (one weighting per copy, the same values ``v``).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, w: Tensor, v: Tensor, seg: Tensor, nbr: Tensor, n: int) -> Tensor:
+        dtype = _accumulation_dtype(w, v)
+        lead = w.shape[:-2]
+        out = torch.zeros(*lead, n, *v.shape[1:], dtype=dtype, device=v.device)
+        axis = len(lead)
+        for c in _edge_chunks(seg.shape[0], max(1, lead.numel()) * v.shape[1] * v.shape[2], v.device):
+            out.index_add_(axis, seg[c], w[..., c, :, None].to(dtype) * v[nbr[c]].to(dtype))
+        ctx.save_for_backward(w, v, seg, nbr)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        w, v, seg, nbr = ctx.saved_tensors
+        lead = w.shape[:-2]
+        gw = torch.empty(w.shape, dtype=g.dtype, device=g.device) if ctx.needs_input_grad[0] else None
+        gv = torch.zeros(v.shape, dtype=g.dtype, device=g.device) if ctx.needs_input_grad[1] else None
+        for c in _edge_chunks(seg.shape[0], max(1, lead.numel()) * v.shape[1] * v.shape[2], v.device):
+            ge = g[..., seg[c], :, :]  # [*C, Ec, h, d]
+            if gw is not None:
+                gw[..., c, :] = torch.linalg.vecdot(ge, v[nbr[c]].to(g.dtype))
+            if gv is not None:
+                wg = w[..., c, :, None].to(g.dtype) * ge
+                gv.index_add_(0, nbr[c], wg.sum(tuple(range(len(lead)))) if lead else wg)
+        return (None if gw is None else gw.to(w.dtype)), (None if gv is None else gv.to(v.dtype)), None, None, None
+
+
+def segment_attention(q: Tensor, k: Tensor, v: Tensor, seg: Tensor, n: int, dropout: float = 0.0, training: bool = False,
+                      copies: int | None = None, nbr: Tensor | None = None) -> Tensor:
+    """Softmax attention of query ``q [n, h, d]`` over its edges (``seg [E]``: each edge's query).
+
+    ``k, v``: ``[E, h, d]``, one row per edge; or, with ``nbr [E]``, rows of a memory ``[U, h, d]`` that edge
+    ``e`` reads at ``nbr[e]`` (the per-edge rows are then never built: the products run over chunks of edges).
+    ``copies`` = C: ``[C, n, h, d]``, the same attention with C independent dropouts of its weights. From
+    ``PADDED_FROM_COPIES`` copies on, the C weighted sums run as one batched matrix product over the edges
+    padded per query (``[n, h, C, K] @ [n, h, K, d]``, K = the largest number of edges of a query).
 
     Buffers take the dtype of what is written into them, not of ``q``: under CUDA autocast ``sum``
     returns float32 from bf16 inputs, and scatter/index_add need one dtype.
     """
-    scores = (q[seg] * k).sum(-1) / math.sqrt(q.shape[-1])  # [E, h]
+    if nbr is None:
+        nbr = torch.arange(seg.shape[0], device=seg.device)
+    scores = _EdgeDot.apply(q, k, seg, nbr) / math.sqrt(q.shape[-1])  # [E, h]
     with torch.no_grad():  # the max only stabilises exp(); treating it as a constant is exact
         top = torch.full((n, q.shape[1]), float("-inf"), device=q.device, dtype=scores.dtype)
         top = top.scatter_reduce(0, seg[:, None].expand_as(scores), scores, "amax", include_self=True)
     w = torch.exp(scores - top[seg])
     w = w / torch.zeros_like(top).index_add(0, seg, w)[seg]
     if copies is not None and not (training and dropout > 0):  # no dropout: every copy is the same sum
-        return segment_attention(q, k, v, seg, n).expand(copies, n, *v.shape[1:])
-    if copies is not None:
-        pos, width = _slots(seg, n)
-        dtype = torch.promote_types(w.dtype, v.dtype)
-        v_pad = v.new_zeros((n, width, *v.shape[1:]), dtype=dtype).index_put((seg, pos), v.to(dtype))  # [n, K, h, d]
-        v_pad = v_pad.permute(0, 2, 1, 3)  # [n, h, K, d]
-        step = max(1, COPY_CHUNK_ELEMENTS // max(1, n * width * w.shape[1]))
-        outs = []
-        for start in range(0, copies, step):
-            c = min(step, copies - start)
-            wc = nn.functional.dropout(w.expand(c, *w.shape), dropout, training)  # [c, E, h]: the draws of the edge-list form
-            w_pad = wc.new_zeros((c, n, width, w.shape[1]), dtype=dtype)
-            w_pad[:, seg, pos] = wc.to(dtype)
-            outs.append(torch.matmul(w_pad.permute(1, 3, 0, 2), v_pad).permute(2, 0, 1, 3))  # [c, n, h, d]
-        return torch.cat(outs)
-    w = nn.functional.dropout(w, dropout, training)
-    wv = w[..., None] * v
-    return wv.new_zeros((n, *wv.shape[1:])).index_add(0, seg, wv)
+        return _EdgeSum.apply(w, v, seg, nbr, n).expand(copies, n, *v.shape[1:])  # type: ignore[no-any-return]
+    if copies is None or copies < PADDED_FROM_COPIES:
+        wc = nn.functional.dropout(w if copies is None else w.expand(copies, *w.shape), dropout, training)
+        return _EdgeSum.apply(wc, v, seg, nbr, n)  # type: ignore[no-any-return]
+    pos, width = _slots(seg, n)
+    dtype = torch.promote_types(w.dtype, v.dtype)
+    v_pad = v.new_zeros((n, width, *v.shape[1:]), dtype=dtype).index_put((seg, pos), v[nbr].to(dtype))  # [n, K, h, d]
+    v_pad = v_pad.permute(0, 2, 1, 3)  # [n, h, K, d]
+    step = max(1, COPY_CHUNK_ELEMENTS // max(1, n * width * w.shape[1]))
+    outs = []
+    for start in range(0, copies, step):
+        c = min(step, copies - start)
+        wc = nn.functional.dropout(w.expand(c, *w.shape), dropout, training)  # [c, E, h]: the draws of the edge-list form
+        w_pad = wc.new_zeros((c, n, width, w.shape[1]), dtype=dtype)
+        w_pad[:, seg, pos] = wc.to(dtype)
+        outs.append(torch.matmul(w_pad.permute(1, 3, 0, 2), v_pad).permute(2, 0, 1, 3))  # [c, n, h, d]
+    return torch.cat(outs)
 
 
 def _slots(seg: Tensor, n: int) -> tuple[Tensor, int]:
@@ -164,8 +252,8 @@ class GraphGeneEncoder(nn.Module):
         seg, nbr = gather_edges(self.nbr_ptr, self.nbr_idx, ids)
         uniq, inv = torch.unique(nbr, return_inverse=True)
         mem = self.norm0(self.table(uniq))  # memory: normalised vocabulary embeddings of the neighbours
-        k, v = self.k(mem)[inv].view(-1, h, dh), self.v(mem)[inv].view(-1, h, dh)
+        k, v = self.k(mem).view(-1, h, dh), self.v(mem).view(-1, h, dh)
         q = self.q(self.norm_q(e)).view(n, h, dh)
-        att = segment_attention(q, k, v, seg, n, self.dropout, self.training, copies)
+        att = segment_attention(q, k, v, seg, n, self.dropout, self.training, copies, nbr=inv)
         x = e + self.drop(self.o(att.reshape(*att.shape[:-2], dim)))
         return x + self.drop(self.ff(self.norm_ff(x)))

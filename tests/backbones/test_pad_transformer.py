@@ -372,14 +372,15 @@ def test_segment_attention_copies_in_chunks_equal_one_piece(monkeypatch):
     g = torch.Generator().manual_seed(0)
     q, k, v = torch.randn(5, 2, 4, generator=g), torch.randn(9, 2, 4, generator=g), torch.randn(9, 2, 4, generator=g)
     seg = torch.tensor([0, 0, 1, 1, 2, 3, 3, 4, 4])
-    whole = ge.segment_attention(q, k, v, seg, 5, copies=7)
+    copies = ge.PADDED_FROM_COPIES + 1  # the padded product, in chunks of copies
+    whole = ge.segment_attention(q, k, v, seg, 5, copies=copies)
     monkeypatch.setattr(ge, "COPY_CHUNK_ELEMENTS", 2 * 5 * 2 * 2)  # n * K * h = 20 per copy: chunks of 2 copies (the last one of 1)
-    chunked = ge.segment_attention(q, k, v, seg, 5, copies=7)
-    assert chunked.shape == (7, 5, 2, 4) and torch.allclose(whole, chunked)
-    assert torch.allclose(chunked[6], ge.segment_attention(q, k, v, seg, 5))
+    chunked = ge.segment_attention(q, k, v, seg, 5, copies=copies)
+    assert chunked.shape == (copies, 5, 2, 4) and torch.allclose(whole, chunked)
+    assert torch.allclose(chunked[-1], ge.segment_attention(q, k, v, seg, 5))
     torch.manual_seed(0)
-    dropped = ge.segment_attention(q, k, v, seg, 5, dropout=0.5, training=True, copies=7)
-    assert len({tuple(dropped[i].flatten().tolist()) for i in range(7)}) > 1  # each copy its own dropout, across chunks
+    dropped = ge.segment_attention(q, k, v, seg, 5, dropout=0.5, training=True, copies=copies)
+    assert len({tuple(dropped[i].flatten().tolist()) for i in range(copies)}) > 1  # each copy its own dropout, across chunks
 
 
 def test_per_cell_gene_encoder_under_checkpointing_gives_the_same_values_and_gradients():
@@ -400,25 +401,68 @@ def test_per_cell_gene_encoder_under_checkpointing_gives_the_same_values_and_gra
         torch.testing.assert_close(g1[name], g2[name], atol=1e-6, rtol=1e-5)
 
 
-def test_segment_attention_copies_equal_the_edge_list_sums_with_the_same_dropout_draws():
-    # the padded batched product against the plain edge-list formula, seg unsorted and one query with no edge
+def _edge_list_attention(q, k, v, seg, n, nbr, p, copies):
+    """The plain formula over per-edge rows k[nbr], v[nbr] (every [E, h, d] product built whole)."""
+    scores = (q[seg] * k[nbr]).sum(-1) / q.shape[-1] ** 0.5
+    w = torch.exp(scores - scores.max())
+    w = w / torch.zeros(n, q.shape[1], dtype=w.dtype).index_add(0, seg, w)[seg]
+    wc = torch.nn.functional.dropout(w if copies is None else w.expand(copies, *w.shape), p, p > 0)
+    lead = () if copies is None else (copies,)
+    return torch.zeros(*lead, n, *v.shape[1:], dtype=v.dtype).index_add(len(lead), seg, wc[..., None] * v[nbr])
+
+
+@pytest.mark.parametrize("copies", [None, 4, "padded"])
+@pytest.mark.parametrize("memory", [False, True])
+def test_segment_attention_equals_the_edge_list_formula_with_the_same_dropout_draws(copies, memory, monkeypatch):
+    # values and the gradients of q, k and v against the plain formula, seg unsorted and queries 1 and 5 with no edge;
+    # k, v per edge or rows of a memory read through nbr; the edge-list path in several chunks (the last one ragged)
     from distgen.backbones import gene_encoder as ge
 
+    copies = ge.PADDED_FROM_COPIES + 1 if copies == "padded" else copies
+    monkeypatch.setattr(ge, "EDGE_CHUNK_ELEMENTS", 3 * 2 * 3 * (copies or 1))  # 3 edges per chunk
     g = torch.Generator().manual_seed(1)
-    n, h, d, copies = 6, 2, 3, 4
-    seg = torch.tensor([3, 0, 0, 2, 3, 3, 0, 2, 4, 3])  # query 1 and 5: no edge
-    q, k, v = torch.randn(n, h, d, generator=g), torch.randn(len(seg), h, d, generator=g), torch.randn(len(seg), h, d, generator=g)
-    v.requires_grad_(True)
+    n, h, d = 6, 2, 3
+    seg = torch.tensor([3, 0, 0, 2, 3, 3, 0, 2, 4, 3])
+    nbr = torch.tensor([4, 0, 2, 6, 1, 4, 5, 0, 3, 2]) if memory else torch.arange(len(seg))
+    rows = 7 if memory else len(seg)
+    q, k, v = (torch.randn(r, h, d, generator=g, dtype=torch.float64, requires_grad=True) for r in (n, rows, rows))
     torch.manual_seed(3)
-    out = ge.segment_attention(q, k, v, seg, n, dropout=0.4, training=True, copies=copies)
+    out = ge.segment_attention(q, k, v, seg, n, dropout=0.4, training=True, copies=copies, nbr=nbr if memory else None)
     torch.manual_seed(3)
-    scores = (q[seg] * k).sum(-1) / d**0.5
-    w = torch.exp(scores - scores.max())
-    w = w / torch.zeros(n, h).index_add(0, seg, w)[seg]
-    wc = torch.nn.functional.dropout(w.expand(copies, *w.shape), 0.4, True)
-    ref = torch.zeros(copies, n, h, d).index_add(1, seg, wc[..., None] * v)
-    assert out.shape == (copies, n, h, d) and torch.allclose(out, ref, atol=1e-6)
-    assert torch.equal(out[:, [1, 5]], torch.zeros(copies, 2, h, d))
-    (gv,) = torch.autograd.grad((out * torch.arange(out.numel()).view_as(out)).sum(), v)
-    (gr,) = torch.autograd.grad((ref * torch.arange(ref.numel()).view_as(ref)).sum(), v)
-    assert torch.allclose(gv, gr, atol=1e-5)
+    ref = _edge_list_attention(q, k, v, seg, n, nbr, 0.4, copies)
+    assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-12)
+    assert torch.equal(out[..., [1, 5], :, :], torch.zeros(*out.shape[:-3], 2, h, d, dtype=out.dtype))
+    weights = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((out * weights).sum(), (q, k, v))
+    expected = torch.autograd.grad((ref * weights).sum(), (q, k, v))
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_edge_list_functions_pass_gradcheck(monkeypatch):
+    from distgen.backbones import gene_encoder as ge
+
+    monkeypatch.setattr(ge, "EDGE_CHUNK_ELEMENTS", 8)
+    g = torch.Generator().manual_seed(2)
+    seg, nbr = torch.tensor([1, 0, 1, 2, 2, 0, 1]), torch.tensor([0, 3, 3, 1, 2, 0, 1])
+    q, k = torch.randn(3, 2, 2, generator=g, dtype=torch.float64), torch.randn(4, 2, 2, generator=g, dtype=torch.float64)
+    w = torch.randn(2, 7, 2, generator=g, dtype=torch.float64)  # two copies of the weights
+    assert torch.autograd.gradcheck(lambda a, b: ge._EdgeDot.apply(a, b, seg, nbr), (q.requires_grad_(), k.requires_grad_()))
+    assert torch.autograd.gradcheck(lambda a, b: ge._EdgeSum.apply(a, b, seg, nbr, 3), (w.requires_grad_(), k))
+    assert torch.autograd.gradcheck(lambda a, b: ge._EdgeSum.apply(a, b, seg, nbr, 3), (w[0].detach().requires_grad_(), k))
+
+
+@pytest.mark.parametrize("copies", [None, 2])
+def test_gene_encoder_trains_under_bf16_autocast(copies):
+    # autocast makes the q/k/v projections bf16; the edge products accumulate in float32 and send bf16 gradients back
+    torch.manual_seed(0)
+    enc = GraphGeneEncoder(14, 16, heads=2, dropout=0.0)
+    enc.set_graph(_graph())
+    ids = torch.arange(12)
+    ref = enc(ids, copies)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(ids, copies)
+    out.float().square().sum().backward()
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.05)
+    grads = [p.grad for p in enc.parameters() if p.grad is not None]
+    assert enc.table.weight.grad is not None and all(bool(torch.isfinite(g).all()) for g in grads)
