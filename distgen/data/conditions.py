@@ -157,6 +157,17 @@ def condition_string(atoms: tuple[str, ...], delimiter: str = "+") -> str:
     return delimiter.join(atoms) if atoms else CONTROL
 
 
+def _label_key(label: str) -> str:
+    """A label compared up to case, surrounding whitespace and separators (``Non_Targeting`` ~ ``non-targeting``)."""
+    return "".join(ch for ch in str(label).strip().lower() if ch not in " -_.")
+
+
+def control_like_atoms(atoms: Sequence[str], schema: PerturbationSchema) -> list[str]:
+    """Perturbation atoms that equal a control label (the schema's or a common one) up to case and separators."""
+    keys = {_label_key(c) for c in (*schema.control_labels, *COMMON_CONTROL_LABELS)}
+    return [a for a in atoms if _label_key(a) in keys]
+
+
 def missing_control_message(obs: pd.DataFrame, schema: PerturbationSchema) -> str:
     """Error text for data without any cell carrying one of the control labels."""
     values = pd.unique(pd.concat([obs[c].astype(str) for c in schema.perturbation_cols]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,8 +14,15 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from distgen.data.conditions import condition_string, handle_missing_labels, missing_control_message, parse_atoms, parse_doses
-from distgen.data.expression import check_values, read_expression, resolve_scale, to_dense_float32
+from distgen.data.conditions import (
+    condition_string,
+    control_like_atoms,
+    handle_missing_labels,
+    missing_control_message,
+    parse_atoms,
+    parse_doses,
+)
+from distgen.data.expression import check_values, expression_var, read_expression, resolve_scale, to_dense_float32
 from distgen.data.schema import PerturbationSchema
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
 
@@ -92,6 +100,13 @@ class PerturbationData:
             )
         if adata.n_obs == 0:
             raise ValueError("the AnnData has no cells")
+        if not adata.obs_names.is_unique:
+            names = adata.obs_names[adata.obs_names.duplicated()]
+            raise ValueError(
+                f"{len(names)} cell name(s) occur more than once, e.g. {names.unique().tolist()[:5]}; the split, the written files and "
+                "the leakage checks identify cells by name. Make them unique first: adata.obs_names_make_unique(), or concatenate "
+                "lanes with anndata.concat(..., index_unique='-')"
+            )
         keep = handle_missing_labels(obs, schema)
         if keep is not None:
             adata = adata[keep].copy()
@@ -102,7 +117,7 @@ class PerturbationData:
         if kind == "genes" and len(set(genes)) != len(genes):
             dup = pd.Index(genes)[pd.Index(genes).duplicated()].unique().tolist()[:5]
             raise ValueError(f"duplicated gene names {dup}; make them unique first (adata.var_names_make_unique())")
-        check_values(x, schema.expression, allow_negative=kind == "embedding")
+        check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
         scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns))
 
         atoms = parse_atoms(obs, schema, genes)
@@ -115,6 +130,13 @@ class PerturbationData:
             )
         if not is_ctrl.any():
             raise ValueError(missing_control_message(obs, schema))
+        look_alike = control_like_atoms(sorted({a for t in atoms for a in t}), schema)
+        if look_alike:
+            warnings.warn(
+                f"perturbation label(s) {look_alike[:5]} look like control labels but are not in control_labels="
+                f"{list(schema.control_labels)}, so their cells are read as perturbed; if they are controls, add them to "
+                "PerturbationSchema.control_labels", UserWarning, stacklevel=2,
+            )
         contexts = _context_labels(obs, schema.context_cols)
         no_ctrl = sorted(set(contexts) - set(contexts[is_ctrl]))
         if no_ctrl:
@@ -164,7 +186,7 @@ class PerturbationData:
             from distgen.data.counts import LIBRARY_COL
 
             new_obs[LIBRARY_COL] = library
-        var = adata.var.copy() if kind == "genes" else pd.DataFrame(index=pd.Index(genes))
+        var = expression_var(adata, schema.expression).copy() if kind == "genes" else pd.DataFrame(index=pd.Index(genes))
         processed = ad.AnnData(X=sp.csr_matrix(dense) if sp.issparse(x) else dense, obs=new_obs, var=var)
         return cls(processed, schema, table, conditions, contexts, batches, scale)
 
@@ -216,7 +238,7 @@ class PerturbationData:
         x, genes, kind = read_expression(adata, schema.expression)
         if not set(self.info.genes) <= set(genes):
             self.check_genes(genes)
-        check_values(x, schema.expression, allow_negative=kind == "embedding")
+        check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
         scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns))
         if scale == "counts" and schema.normalize:
             x = _lognormalize(x, schema.target_sum)

@@ -32,11 +32,14 @@ class PerturbationSchema:
         Separator of combination atoms in ``perturbation_col`` (``"+"`` as in GEARS / PerturBench).
     expression
         Where the expression matrix lives: ``"X"``, a layer name (``"counts"`` or
-        ``"layers/counts"``) or ``"obsm/<key>"`` (an embedding; negative values allowed).
+        ``"layers/counts"``), ``"raw"`` (``adata.raw``, with its own genes: scanpy's unscaled log values
+        when ``X`` was scaled) or ``"obsm/<key>"`` (an embedding; negative values allowed).
     perturbation_type
         ``"genetic"`` (atoms are gene symbols) or ``"chemical"`` (drugs).
     scale
-        ``"auto"`` (detect), ``"counts"`` (raw UMI counts) or ``"log"`` (already log1p-normalised).
+        ``"auto"`` (detect), ``"counts"`` (raw UMI counts; fractional, ambient-corrected counts must be
+        declared so) or ``"log"`` (already log1p-normalised). ``auto`` reads integers as counts even when
+        ``uns['log1p']`` is set (with a warning when the flag contradicts ``X``).
     normalize
         Counts are turned into log1p(normalize_total) values through scanpy when True.
     target_sum

@@ -215,3 +215,76 @@ def test_empty_anndata():
     a = ad.AnnData(X=np.zeros((0, 3), dtype=np.float32), obs=obs, var=pd.DataFrame(index=pd.Index(["x", "y", "z"])))
     with pytest.raises(ValueError, match="no cells"):
         PerturbationData.from_anndata(a, PerturbationSchema())
+
+
+def test_integers_flagged_as_logged_are_counts_unless_all_zero(tiny_adata, tiny_schema):
+    # scanpy's uns['log1p'] describes X; integer values cannot be log1p of anything but zero
+    from dataclasses import replace
+
+    plain = PerturbationData.from_anndata(tiny_adata, tiny_schema)
+    flagged = tiny_adata.copy()
+    flagged.uns["log1p"] = {"base": None}
+    with pytest.warns(UserWarning, match=r"uns\['log1p'\] says X was log-transformed, but X holds integers"):
+        data = PerturbationData.from_anndata(flagged, tiny_schema)
+    assert data.scale == "counts"
+    torch.testing.assert_close(data.table.X, plain.table.X)
+    # the usual scanpy workflow: counts kept in a layer, X normalised and logged, the flag set; the layer is counts
+    layered = tiny_adata.copy()
+    layered.layers["counts"] = layered.X.copy()
+    layered.X = np.log1p(layered.X / layered.X.sum(1, keepdims=True) * 1e4)
+    layered.uns["log1p"] = {"base": None}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        data = PerturbationData.from_anndata(layered, replace(tiny_schema, expression="counts"))
+    assert data.scale == "counts"
+    torch.testing.assert_close(data.table.X, plain.table.X)
+
+
+def test_fractional_counts_load_when_declared(tiny_adata, tiny_schema):
+    from dataclasses import replace
+
+    tiny_adata.X = tiny_adata.X * 0.97  # ambient-corrected counts are fractional
+    tiny_adata.X[0, 0] = 40.5  # and go beyond the log range
+    with pytest.raises(ValueError, match="scale='counts'"):
+        PerturbationData.from_anndata(tiny_adata, tiny_schema)
+    data = PerturbationData.from_anndata(tiny_adata, replace(tiny_schema, scale="counts"))
+    x = tiny_adata.X
+    np.testing.assert_allclose(data.table.X.numpy(), np.log1p(x / x.sum(1, keepdims=True) * 1e4), rtol=1e-5, atol=1e-5)
+
+
+def test_raw_is_an_expression_source_with_its_own_genes(tiny_adata, tiny_schema):
+    # scanpy's tutorial object: .raw keeps the log values of every gene, X the scaled values of some
+    from dataclasses import replace
+
+    logged = tiny_adata.copy()
+    logged.X = np.log1p(logged.X / logged.X.sum(1, keepdims=True) * 1e4)
+    logged.raw = logged
+    scaled = logged[:, :10].copy()
+    scaled.X = (scaled.X - scaled.X.mean(0)) / scaled.X.std(0)
+    with pytest.raises(ValueError, match="expression: raw"):
+        PerturbationData.from_anndata(scaled, tiny_schema)
+    data = PerturbationData.from_anndata(scaled, replace(tiny_schema, expression="raw"))
+    assert data.info.genes == tuple(tiny_adata.var_names) and data.scale == "log"
+    np.testing.assert_allclose(data.table.X.numpy(), logged.X, rtol=1e-6)
+    with pytest.raises(KeyError, match="no .raw"):
+        PerturbationData.from_anndata(tiny_adata, replace(tiny_schema, expression="raw"))
+
+
+def test_duplicated_cell_names_are_refused_up_front(tiny_adata, tiny_schema):
+    names = list(tiny_adata.obs_names)
+    names[5] = names[0]
+    tiny_adata.obs_names = names
+    with pytest.raises(ValueError, match=r"1 cell name\(s\) occur more than once, e.g. \['c0'\].*obs_names_make_unique"):
+        PerturbationData.from_anndata(tiny_adata, tiny_schema)
+
+
+@pytest.mark.parametrize("variant", ["Control", "CONTROL", "CTRL", "Non_Targeting"])
+def test_control_label_variants_read_as_perturbations_are_warned(tiny_adata, tiny_schema, variant):
+    cond = tiny_adata.obs["condition"].astype(str).to_numpy().copy()
+    cond[np.flatnonzero(cond == "A")] = variant
+    tiny_adata.obs["condition"] = cond
+    with pytest.warns(UserWarning, match="look like control labels"):
+        data = PerturbationData.from_anndata(tiny_adata, tiny_schema)
+    assert variant in data.info.perturbations  # still read as the user wrote it: a warning, not a guess
