@@ -30,6 +30,13 @@ def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: 
     return sorted(items[i] for i in pick)
 
 
+def _canonical(condition: str, data: PerturbationData) -> str:
+    """A held-out condition as the data spells it: a combination's atoms in canonical (sorted) order, spaces trimmed."""
+    delim = data.schema.combo_delimiter
+    atoms = [a.strip() for a in str(condition).split(delim)]
+    return delim.join(sorted(atoms)) if len(atoms) > 1 and all(atoms) else str(condition).strip()
+
+
 def seen_count(atoms: Sequence[str], train_singles: set[str]) -> int:
     """How many atoms of a combination are seen as singles in training (GEARS ``seen0/1/2``)."""
     return sum(a in train_singles for a in atoms)
@@ -126,7 +133,8 @@ def make_split(
     Test cells are the perturbed cells of the held-out conditions / contexts / pairs / batches.
     Validation cells are a stratified ``val_frac`` of the remaining perturbed cells of every group
     (in-distribution validation). Control cells stay in training (they are the input of a
-    prediction) except a ``holdout_controls`` fraction per context that goes to test and to val.
+    prediction) except a ``holdout_controls`` fraction of each (context, batch) group's controls,
+    held out of training and shared between test (the larger half) and val.
     """
     if kind not in SPLIT_KINDS:
         raise ValueError(f"unknown split kind {kind!r}; available: {list(SPLIT_KINDS)}")
@@ -138,10 +146,10 @@ def make_split(
         "val_frac": val_frac,
         "holdout_controls": holdout_controls,
         "holdout_singles": holdout_singles,
-        "test_conditions": list(test_conditions) if test_conditions is not None else None,
+        "test_conditions": [_canonical(c, data) for c in test_conditions] if test_conditions is not None else None,
         "test_contexts": list(test_contexts) if test_contexts is not None else None,
         "test_batches": list(test_batches) if test_batches is not None else None,
-        "test_groups": [list(g) for g in test_groups] if test_groups is not None else None,
+        "test_groups": [[_canonical(g[0], data), *g[1:]] for g in test_groups] if test_groups is not None else None,
     }
     rng = np.random.default_rng(seed)
     test = _test_mask(data, kind, rng, params)
@@ -153,10 +161,11 @@ def make_split(
     for idx in data.groups(include_control=True).values():
         free = idx[part[idx] == 0]
         if ctrl[idx[0]]:
-            n_out = int(holdout_controls * len(free))
+            n_out = int(holdout_controls * len(free))  # held out of training in all (< len(free)): half to test, half to val
+            n_test = n_out - n_out // 2
             perm = rng.permutation(free)
-            part[perm[:n_out]] = 2
-            part[perm[n_out : 2 * n_out]] = 1
+            part[perm[:n_test]] = 2
+            part[perm[n_test:n_out]] = 1
         else:
             n_val = min(int(val_frac * len(free)), max(len(free) - 1, 0))
             part[rng.permutation(free)[:n_val]] = 1

@@ -63,12 +63,31 @@ def test_deterministic_under_seed(data):
     assert a.hash != c.hash  # ... and another seed draws another split (at least other validation cells)
 
 
-def test_holdout_controls(data):
-    s = make_split(data, "held_out_context", test_contexts=["ct1"], holdout_controls=0.25)
+@pytest.mark.parametrize("frac", [0.25, 0.5, 0.9])
+def test_holdout_controls_is_the_fraction_held_out_of_training_in_all(data, frac):
+    # the fraction of each (context, batch) group's controls kept out of training: half to test, half to val
+    s = make_split(data, "held_out_context", test_contexts=["ct1"], holdout_controls=frac)
     ctrl = data.is_control
-    n_ctrl = ctrl.sum()
-    assert 0 < ctrl[s.test.numpy()].sum() < n_ctrl and ctrl[s.val.numpy()].sum() > 0
+    for key, idx in data.groups(include_control=True).items():
+        if key[0] != "control":
+            continue
+        n_test, n_val = np.isin(idx, s.test.numpy()).sum(), np.isin(idx, s.val.numpy()).sum()
+        n_out = int(frac * len(idx))
+        assert n_test + n_val == n_out and n_test - n_val in (0, 1)
+        assert np.isin(idx, s.train.numpy()).sum() == len(idx) - n_out > 0
+    assert ctrl[s.test.numpy()].sum() > 0 and ctrl[s.val.numpy()].sum() > 0
     s.check_leakage(data)
+
+
+@pytest.mark.parametrize("spelled", ["B+A", " B + A", "A+B"])
+def test_held_out_combinations_may_be_written_in_any_atom_order(data, spelled):
+    # the file's own label may be B+A while distgen's canonical condition is A+B
+    s = make_split(data, "random_conditions", test_conditions=[spelled])
+    assert s.test_conditions == ("A+B",) and s.params["test_conditions"] == ["A+B"]
+    g = make_split(data, "held_out_context_perturbation", test_groups=[(spelled, "ct1")])
+    assert g.test_groups == (("A+B", "ct1"),)
+    with pytest.raises(ValueError, match="cannot be held out"):
+        make_split(data, "random_conditions", test_conditions=["A+Z"])
 
 
 def test_tampered_file_is_rejected(data, tmp_path):

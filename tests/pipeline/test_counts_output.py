@@ -45,7 +45,7 @@ def raw(tmp_path_factory):
 
 def _load(path):
     return distgen.load_data(str(path), split={"kind": "random_conditions", "seed": 0, "test_conditions": ["P2", "P4"],
-                                               "holdout_controls": 0.3}, set_size=8)
+                                               "holdout_controls": 0.6}, set_size=8)  # 30% of controls to test
 
 
 def test_real_cells_come_back_as_their_original_counts(raw):
