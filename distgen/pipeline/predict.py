@@ -44,6 +44,7 @@ from distgen.train.checkpoint import (
 )
 from distgen.train.device import select_device, setup_backends
 from distgen.train.lock import RunLock
+from distgen.train.manifest import check_same_data
 from distgen.types import ALL, Cells
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
@@ -331,7 +332,7 @@ def _predict_run(
     config = load_yaml(run_dir / "config.yaml")
     split_file = run_dir / "split.json"
     dataset = Dataset.load(data_section(config.get("data")), split_file if split_file.exists() else None)
-    _check_data_hash(run_dir, dataset)
+    check_same_data(run_dir, dataset.data.hash, dataset.section.dataset, "predict")
     cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})
     dataset = dataset.capped(cap["max_cells_per_condition"])
     env = D.env_from_torchrun()
@@ -368,15 +369,3 @@ def _predict_run(
         result = written
     D.shutdown()
     return result
-
-
-def _check_data_hash(run_dir: Path, dataset: Dataset) -> None:
-    manifest = run_dir / "manifest.json"
-    if not manifest.exists():
-        return
-    want = json.loads(manifest.read_text()).get("data", {}).get("data_hash")
-    if want and want != dataset.data.hash:
-        raise ValueError(
-            f"the data of {dataset.section.dataset!r} changed since this run was trained (hash {dataset.data.hash} != {want}); "
-            "predict with the training data, or retrain"
-        )

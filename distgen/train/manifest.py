@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata as md
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,20 @@ def build_manifest(seed: int, data: dict[str, Any] | None = None, world_size: in
         "device": device,
         "hardware": hardware(),
     }
+
+
+def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: str) -> None:
+    """Refuse to ``doing`` (``"predict"``, ``"resume"``) a run on data other than the data it was trained on.
+
+    ``data_hash`` is the content hash of the data now loaded (``PerturbationData.hash``: cells, labels and
+    values); the run's is in its ``manifest.json`` (no manifest: nothing to compare).
+    """
+    manifest = Path(run_dir) / "manifest.json"
+    if not manifest.exists():
+        return
+    want = json.loads(manifest.read_text()).get("data", {}).get("data_hash")
+    if want and want != data_hash:
+        raise ValueError(
+            f"the data of {dataset!r} changed since this run was trained (hash {data_hash} != {want}): cannot {doing} it on other "
+            f"data (a changed file, gene order, filter or preprocessing); {doing} with the training data, or train a new run"
+        )

@@ -29,7 +29,7 @@ from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import CheckpointError, list_checkpoints
 from distgen.train.device import select_device
 from distgen.train.loop import fit
-from distgen.train.manifest import build_manifest
+from distgen.train.manifest import build_manifest, check_same_data
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.resources import check_memory
 from distgen.train.state_io import atomic_write_text
@@ -110,6 +110,8 @@ def train_model(
     if dataset is None:
         split_file = out / "split.json" if resume is not False and (out / "split.json").exists() else None
         dataset = Dataset.load(ds, split_file)
+    if resume is not False:
+        check_same_data(out, dataset.data.hash, dataset.section.dataset, "resume")
     # sizes that cannot fit fail here, in seconds, naming the knob (distgen.train.resources)
     check_memory(resolved["model"], dataset.info, dataset.seen_perturbations(), opts, ds.set_size,
                  select_device(opts.device, env.local_rank), env.world_size)

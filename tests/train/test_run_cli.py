@@ -140,3 +140,27 @@ def test_predict_on_a_gene_panel_writes_only_those_genes_for_pred_and_truth(run,
     assert ad.read_h5ad(pred).n_vars == 5
     listing.write_text("NOT_A_GENE\n")
     assert main(["predict", str(root / "run"), "--out", str(pred), "--genes", str(listing)]) != 0
+
+
+def test_resume_refuses_data_changed_since_the_run_started(tmp_path, capsys):
+    # a killed run resumed on a re-exported file (same cells and genes, another gene order) would mix two datasets
+    from pathlib import Path
+
+    import distgen.datasets
+
+    src = Path(distgen.datasets.__file__).parent / "norman_k562.h5ad"
+    data = tmp_path / "mine.h5ad"
+    data.write_bytes(src.read_bytes())
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({**CONFIG, "data": {**CONFIG["data"], "dataset": str(data)}}))
+    out = str(tmp_path / "run")
+    assert main(["train", str(cfg), "train.steps=2", "--out", out]) == 0
+    assert main(["train", str(cfg), "train.steps=4", "--out", out, "--resume"]) == 0  # same data: resumes
+    a = ad.read_h5ad(data)
+    a[:, np.argsort(a.var_names)[::-1]].copy().write_h5ad(data)
+    capsys.readouterr()
+    assert main(["train", str(cfg), "train.steps=6", "--out", out, "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "changed since this run was trained" in err and "cannot resume it on other data" in err
+    assert main(["predict", out, "--out", str(tmp_path / "p.h5ad")]) == 1
+    assert "cannot predict it on other data" in capsys.readouterr().err
