@@ -125,6 +125,13 @@ def _run(
     save_yaml(doc, out / "experiment.yaml")
     (out / DONE_FILE).unlink(missing_ok=True)
     dataset = Dataset.load(doc.get("data")).capped(predict_section(doc)["max_cells_per_condition"])  # the cap: prediction and scoring only
+    if dataset.data.table.meta.get("scale") == "counts":
+        raise ConfigError(
+            "data.schema.normalize: false keeps the raw counts, but distgen run scores log-normalised expression (every metric "
+            "and baseline of its evaluation); set normalize: true (the model trains on log1p(normalize_total) values; "
+            "evaluate: {counts: nb} or distgen predict --counts also writes counts), or train with distgen train and score "
+            "the counts with distgen evaluate --profile vcc2026"
+        )
     seed = int((doc.get("train") or {}).get("seed", 0))
     if is_trainable(doc["model"]):
         resume = bool(list_checkpoints(out / "train" / "checkpoints"))  # an earlier attempt got this far: continue it
@@ -187,9 +194,16 @@ def _comparable(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_same_experiment(out: str | Path, doc: Mapping[str, Any]) -> None:
-    """Refuse ``out`` when its ``experiment.yaml`` was written for another config (``ConfigError`` naming the keys)."""
-    path = Path(out) / "experiment.yaml"
+    """Refuse ``out`` when its ``experiment.yaml`` was written for another config (``ConfigError`` naming the keys).
+
+    A folder whose earlier run stopped before producing anything (no checkpoint, prediction or evaluation:
+    e.g. refused by the preflight or a data check) is not refused: the new config replaces that record.
+    """
+    out = Path(out)
+    path = out / "experiment.yaml"
     if not path.exists():
+        return
+    if not (list_checkpoints(out / "train" / "checkpoints") or (out / "pred.h5ad").exists() or (out / "eval").exists()):
         return
     try:
         previous = load_yaml(path)

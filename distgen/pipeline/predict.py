@@ -349,7 +349,7 @@ def _predict_run(
     env = D.env_from_torchrun()
     result = None
     if env.is_main:
-        written, scale = pred, "lognorm"
+        written, scale = pred, "counts" if dataset.data.table.meta.get("scale") == "counts" else "lognorm"  # schema.normalize: false
         if counts is not None:
             from distgen.pipeline.countspace import prediction_counts
 

@@ -171,3 +171,26 @@ def test_a_sweep_folder_of_another_config_is_refused_before_any_run(tmp_path):
     with pytest.raises(ConfigError, match="base__seed0 holds an experiment of another config"):
         sweep(str(cfg), {"train.seed": [0, 1]}, tmp_path / "sw", runner=lambda *a: calls.append(a) or 0, progress=False)
     assert calls == []
+
+
+def test_a_run_refused_before_any_result_leaves_a_folder_the_fixed_config_may_use(tmp_path):
+    # raw counts kept (normalize: false) cannot be scored by distgen run's log-space evaluation: refused before training,
+    # and the fixed config may then use the same --out (the failed start left only experiment.yaml)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["control", "A", "B", "C"], 30)
+    x = rng.poisson(rng.gamma(2.0, 2.0, (len(labels), 20))).astype(np.float32)
+    import pandas as pd
+
+    path = tmp_path / "counts.h5ad"
+    ad.AnnData(X=x, obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+               var=pd.DataFrame(index=[f"g{i}" for i in range(20)])).write_h5ad(path)
+    data = {"dataset": str(path), "schema": {"perturbation_col": "condition", "control_labels": ["control"], "normalize": False},
+            "split": {"kind": "random_conditions", "test_conditions": ["B"]}, "set_size": 8}
+    cfg = save_yaml({"model": {"name": "control"}, "data": data, "evaluate": {"plots": False}}, tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="normalize: false keeps the raw counts"):
+        run(str(cfg), tmp_path / "exp", progress=False, metrics=METRICS, plots=False)
+    assert not (tmp_path / "exp" / "pred.h5ad").exists()
+    summary = run(str(cfg), tmp_path / "exp", ["data.schema.normalize=true"], progress=False, metrics=METRICS, plots=False)
+    assert set(summary["metrics"]) == set(METRICS)
+    with pytest.raises(ConfigError, match="holds an experiment of another config"):  # now it holds results: refused
+        run(str(cfg), tmp_path / "exp", progress=False, metrics=METRICS, plots=False)
