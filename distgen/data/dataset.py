@@ -27,6 +27,21 @@ from distgen.data.schema import PerturbationSchema
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
 
 
+def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: pd.DataFrame) -> None:
+    """Warn when genetic perturbations name no measured gene: often symbols in a ``var`` column, Ensembl ids as names."""
+    if not atoms or set(atoms) & set(genes):
+        return
+    columns = [str(c) for c in var.columns if var[c].dtype == object or isinstance(var[c].dtype, pd.CategoricalDtype)]
+    holding = [c for c in columns if set(atoms) & set(var[c].astype(str))]
+    hint = (f" var column(s) {holding} hold them: use them as gene names first (adata.var_names = adata.var[{holding[0]!r}].astype(str); "
+            "then adata.var_names_make_unique())") if holding else ""
+    warnings.warn(
+        f"none of the {len(atoms)} genetic perturbation(s) (e.g. {list(atoms)[:3]}) is a gene name of the expression (e.g. "
+        f"{list(genes)[:3]}), so no model or baseline can use the perturbed gene's own expression or embedding.{hint} "
+        "If they are not genes (drugs, cytokines, stimulations), declare PerturbationSchema.perturbation_type='chemical'",
+        UserWarning, stacklevel=3,
+    )
+
 def _context_labels(obs: pd.DataFrame, cols: tuple[str, ...]) -> np.ndarray:
     if not cols:
         return np.full(len(obs), "all", dtype=object)
@@ -130,6 +145,8 @@ class PerturbationData:
             )
         if not is_ctrl.any():
             raise ValueError(missing_control_message(obs, schema))
+        if kind == "genes" and schema.perturbation_type == "genetic":
+            _warn_if_no_atom_is_a_gene(sorted({a for t in atoms for a in t}), genes, expression_var(adata, schema.expression))
         look_alike = control_like_atoms(sorted({a for t in atoms for a in t}), schema)
         if look_alike:
             warnings.warn(

@@ -288,3 +288,17 @@ def test_control_label_variants_read_as_perturbations_are_warned(tiny_adata, tin
     with pytest.warns(UserWarning, match="look like control labels"):
         data = PerturbationData.from_anndata(tiny_adata, tiny_schema)
     assert variant in data.info.perturbations  # still read as the user wrote it: a warning, not a guess
+
+
+def test_genetic_perturbations_that_name_no_gene_are_warned_with_the_var_column_that_does(tiny_adata, tiny_schema):
+    # Ensembl ids as var_names, symbols in a var column (the Zhao / 10x layout)
+    tiny_adata.var["symbol"] = list(tiny_adata.var_names)
+    tiny_adata.var_names = [f"ENSG{i:011d}" for i in range(tiny_adata.n_vars)]
+    with pytest.warns(UserWarning, match=r"is a gene name of the expression.*var column\(s\) \['symbol'\]"):
+        PerturbationData.from_anndata(tiny_adata, tiny_schema)
+    tiny_adata.var_names = tiny_adata.var["symbol"].astype(str)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        PerturbationData.from_anndata(tiny_adata, tiny_schema)
