@@ -141,3 +141,29 @@ def test_score_policies_and_degenerate_scales_are_reported_not_raised():
     assert "de_wilcoxon_sig_jaccard" in out.reasons and "de_wilcoxon_sig_jaccard" not in out.from_replicate
     assert out.avg_score == pytest.approx(np.mean(list(out.from_replicate.values())))
     assert len(out.rows()) == len(SCORED) + 1
+
+
+def test_a_scale_within_rounding_of_zero_is_degenerate_not_amplified():
+    # 7 perturbations' pds_cosine: multiples of 1/12 averaged; 11/14 summed in two orders differs in the last bit
+    vals = [1.0, 1.0, 1.0, 1.0, 1.0, 1 / 2, 0.0]
+    b, r = sum(vals) / 7, sum(vals[::-1]) / 7
+    r = r if r != b else math.nextafter(b, 2.0)  # whatever this platform's summation does, a one-ulp gap
+    assert 0.0 < r - b < 1e-15
+    hib = SCORED["pds_cosine"]
+    assert degenerate(b, Policy(hib.direction, r, metric_min=0.0)) is not None
+    user = dict.fromkeys(SCORED, 0.7)
+    base = dict.fromkeys(SCORED, 0.5)
+    rep = dict.fromkeys(SCORED, 0.9)
+    for lower in ("expr_mse_unbiased_capped_norm", "de_wilcoxon_lfc_nmae"):
+        user[lower], base[lower], rep[lower] = 0.6, 1.0, 0.2
+    user["pds_cosine"], base["pds_cosine"], rep["pds_cosine"] = 13 / 14, b, r
+    out = score(user, base, rep)
+    assert "pds_cosine" not in out.from_replicate and "rounding" in out.reasons["pds_cosine"]
+    # the other five: 0.7 from 0.5 toward 0.9 is half way; 0.6 from 1.0 toward 0.2 is half way
+    assert out.avg_score == pytest.approx(0.5)
+    # a small but real gap is still a scale: (u - b) / (r - b) exactly
+    small = Policy("higher", 0.5 + 1e-9, metric_min=0.0)
+    assert degenerate(0.5, small) is None
+    assert score_one(0.5 + 5e-10, 0.5, small) == pytest.approx(0.5, rel=1e-6)
+    # and a lower-is-better baseline tiny in absolute terms is no rounding artefact (anchor 0: the gap is b itself)
+    assert degenerate(1e-300, Policy("lower", 0.0)) is None
