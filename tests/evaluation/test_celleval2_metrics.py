@@ -167,3 +167,38 @@ def test_a_scale_within_rounding_of_zero_is_degenerate_not_amplified():
     assert score_one(0.5 + 5e-10, 0.5, small) == pytest.approx(0.5, rel=1e-6)
     # and a lower-is-better baseline tiny in absolute terms is no rounding artefact (anchor 0: the gap is b itself)
     assert degenerate(1e-300, Policy("lower", 0.0)) is None
+
+
+def test_directional_lfc_spearman_gates_on_its_own_direction():
+    # cell-eval2's RealGate(rank_corr, lfc_direction): the pos/neg Spearman needs 10 reference-significant genes
+    # of ITS direction; here 14 lowly expressed genes go up (enough overall and up) and 3 go down (too few down);
+    # the other genes are high and barely move with the library size
+    gen = torch.Generator().manual_seed(5)
+    g, n_perts, n = 40, 2, 80
+    base = torch.rand(g, generator=gen) * 4 + 50.0
+    base[:17] = 0.5
+
+    def pop(jitter: float) -> Population:
+        xs, codes = [torch.poisson(base.expand(120, g), generator=gen)], [-1] * 120
+        for p in range(n_perts):
+            rate = base.clone()
+            rate[:14] *= 4.0
+            rate[14:17] *= 0.05
+            xs.append(torch.poisson((rate * (1 + jitter * torch.rand(g, generator=gen))).expand(n, g), generator=gen))
+            codes += [p] * n
+        return Population.from_codes(torch.cat(xs), torch.tensor(codes), n_perts)
+
+    data = EvalData(real=pop(0.0), pred=pop(0.8), perts=("A", "B"), targets=(("A",), ("B",)),
+                    genes=tuple(f"G{i}" for i in range(g)))
+    data.cache["scale"] = "counts"
+    table = run_profile(data, "celleval2")
+    from distgen.evaluation.metrics.celleval2_de import prepared_de
+    from distgen.evaluation.metrics.celleval2_settings import V2
+
+    prep = prepared_de(data, V2)  # the premise: >= 10 significant up, 1..9 significant down, per perturbation
+    up, down = (prep.sig_real & (prep.real.lfc > 0)).sum(-1), (prep.sig_real & (prep.real.lfc < 0)).sum(-1)
+    assert bool((up >= 10).all()) and bool(((down >= 1) & (down < 10)).all())
+    assert all(math.isfinite(v) for v in table.values["de_wilcoxon_lfc_spearman_pos"])
+    assert all(math.isfinite(v) for v in table.values["de_wilcoxon_lfc_spearman"])
+    assert all(math.isnan(v) for v in table.values["de_wilcoxon_lfc_spearman_neg"])
+    assert "fewer than 10 neg-direction reference-significant genes" in table.reasons["de_wilcoxon_lfc_spearman_neg"]["A"]

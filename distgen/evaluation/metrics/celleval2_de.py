@@ -171,13 +171,16 @@ def gate_outside(prep: PreparedDE, kind: str | None, s: Settings) -> dict[int, s
             if k < m:
                 out[p] = f"fewer than {m} {what}"
         return out
-    if kind == "rank_corr":
+    if kind is not None and kind.startswith("rank_corr"):
+        # over the direction's subset (rank_corr_pos / rank_corr_neg: the reference log2FC's sign), as RealGate.lfc_direction
+        subset = sig & finite_lfc & _direction_mask(real.lfc, kind)
+        what = "" if kind == "rank_corr" else f" {kind.rsplit('_', 1)[1]}-direction"
         for p in range(p_count):
-            v = real.lfc[p, sig[p] & finite_lfc[p]]
+            v = real.lfc[p, subset[p]]
             if v.numel() == 0:
-                out[p] = "no reference-significant gene"
+                out[p] = f"no{what} reference-significant gene"
             elif v.numel() < m:
-                out[p] = f"fewer than {m} reference-significant genes"
+                out[p] = f"fewer than {m}{what} reference-significant genes"
             elif torch.unique(v).numel() < 2:
                 out[p] = "constant reference log2FC over the gate"
         return out
@@ -200,10 +203,20 @@ def constant_prediction(prep: PreparedDE, kind: str | None, s: Settings, outside
         n_real = prep.sig_real.sum(-1)
         n_pred = prep.sig_pred.sum(-1)[n_real > 0]
         return set(inside) if inside and torch.unique(n_pred).numel() <= 1 else set()
-    if kind != "rank_corr":
+    if kind is None or not kind.startswith("rank_corr"):
         return set()
     lfc_p = torch.nan_to_num(prep.pred.lfc, nan=0.0)
-    return {p for p in inside if torch.unique(lfc_p[p, prep.sig_real[p]]).numel() <= 1}
+    sig = prep.sig_real & _direction_mask(prep.real.lfc, kind)
+    return {p for p in inside if torch.unique(lfc_p[p, sig[p]]).numel() <= 1}
+
+
+def _direction_mask(lfc: Tensor, kind: str) -> Tensor:
+    """``[P, G]`` bool: genes of a ``rank_corr`` gate kind's direction (``_pos``: real log2FC > 0, ``_neg``: < 0)."""
+    if kind.endswith("_pos"):
+        return lfc > 0
+    if kind.endswith("_neg"):
+        return lfc < 0
+    return torch.ones_like(lfc, dtype=torch.bool)
 
 
 #: Every metric class defined by ``_define``: config name -> class (each also a module attribute, which
@@ -416,9 +429,9 @@ _define("de_wilcoxon_model_direction_match", "Fraction of the predicted signific
 _define("de_wilcoxon_lfc_spearman", "Spearman of real and predicted fold changes over the real significant genes.",
           _lfc_spearman("all"), gate="rank_corr", worst=-1.0, v1="de_spearman_lfc_sig")
 _define("de_wilcoxon_lfc_spearman_pos", "Spearman of fold changes over the real significant up-regulated genes.",
-          _lfc_spearman("pos"), gate="rank_corr", worst=-1.0, v1="de_spearman_pos_lfc_sig")
+          _lfc_spearman("pos"), gate="rank_corr_pos", worst=-1.0, v1="de_spearman_pos_lfc_sig")
 _define("de_wilcoxon_lfc_spearman_neg", "Spearman of fold changes over the real significant down-regulated genes.",
-          _lfc_spearman("neg"), gate="rank_corr", worst=-1.0, v1="de_spearman_neg_lfc_sig")
+          _lfc_spearman("neg"), gate="rank_corr_neg", worst=-1.0, v1="de_spearman_neg_lfc_sig")
 _define("de_wilcoxon_lfc_nmae", "mean |lfc_pred - lfc_real| / mean |lfc_real| over the real significant genes (own gene out).",
           _lfc_nmae, hib=False)
 _define("de_wilcoxon_pr_auc", "Average precision of predicted -log10 p_adj for the real significant genes.", _auc("pr"),
