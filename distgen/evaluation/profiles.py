@@ -67,13 +67,20 @@ CELLEVAL082: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Profile:
-    """``columns``: reported name -> registered metric; ``params``: per registered metric; ``scale``: ``counts`` or ``lognorm``."""
+    """``columns``: reported name -> registered metric; ``params``: per registered metric; ``scale``: ``counts`` or ``lognorm``.
+
+    ``strict``: the reference's input rules for a file pair (``distgen.pipeline.profile_eval``): a
+    truth perturbation without predicted cells is refused (as cell-eval2 and cell-eval 0.8.2 refuse
+    it) and a perturbation with one cell on a side is scored (as both score it). Not strict (the
+    ``distgen`` profile): such perturbations are NaN with the reason, as in the default evaluation.
+    """
 
     name: str
     columns: dict[str, str]
     scale: str
     reference: str
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    strict: bool = True
 
 
 def _same(names: tuple[str, ...]) -> dict[str, str]:
@@ -89,7 +96,8 @@ PROFILES: dict[str, Profile] = {
                                {n: {"preset": "cell-eval-0.7.6"} for n in CELLEVAL076_NAMES.values()}),
     "cell-eval-0.8.2": Profile("cell-eval-0.8.2", _same(CELLEVAL082), "lognorm", "cell-eval 0.8.2, profile full",
                                {f"discrimination_score_{m}": {"exclude": "label"} for m in ("l1", "l2", "cosine")}),
-    "distgen": Profile("distgen", _same(DEFAULT_METRICS), "lognorm", "cell-eval 0.8.2 conventions plus distributional metrics"),
+    "distgen": Profile("distgen", _same(DEFAULT_METRICS), "lognorm", "cell-eval 0.8.2 conventions plus distributional metrics",
+                       strict=False),
 }
 ALIASES = {"default": "celleval2", "v2": "celleval2", "full": "celleval2"}
 

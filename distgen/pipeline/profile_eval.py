@@ -45,6 +45,42 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     return data, info
 
 
+def reference_rules(data: EvalData, profile: Any) -> list[str]:
+    """Apply ``profile``'s input rules to a pair read by ``load_pair``; returns notes for ``summary.json``.
+
+    A strict (reference) profile refuses a truth perturbation without predicted cells, with the
+    information cell-eval2's ``validate_pair`` gives (cell-eval 0.8.2 refuses such a pair too): a score
+    over the predicted subset would reward leaving out hard perturbations. It scores a perturbation
+    with a single cell on either side, as both references do (``data.invalid`` re-flagged with
+    ``min_cells=1``). The ``distgen`` profile keeps the default evaluation's rules: such perturbations
+    are NaN with the reason, and a note says the means are over the rest.
+    """
+    from distgen.evaluation.io import flag_invalid
+
+    n_pred = data.pred.counts.tolist()
+    missing = [p for p, n in zip(data.perts, n_pred) if n == 0]
+    if profile.strict:
+        if missing:
+            n_real = data.n_perts + 1  # counted with the control label, as cell-eval2 counts them
+            raise ValueError(f"perturbation sets differ: {n_real - len(missing)} pred vs {n_real} real (control included); "
+                             f"pred-only (0)=[], real-only ({len(missing)})={missing[:20]}. Profile {profile.name!r} refuses "
+                             f"the pair as {profile.reference} does: a score over the predicted perturbations alone can be "
+                             "raised by leaving out hard ones. Predict every perturbation of the truth, or subset the truth to "
+                             "the predicted perturbations if that is the comparison you mean")
+        data.invalid.clear()
+        flag_invalid(data, min_cells=1)
+        single = [f"{p} ({side})" for side, pop in (("pred", data.pred), ("real", data.real))
+                  for p, n in zip(data.perts, pop.counts.tolist()) if n == 1]
+        if single:
+            return [f"{len(single)} perturbation(s) with a single cell on a side, scored as {profile.reference} scores them "
+                    f"(the default evaluation needs 2): {single[:10]}"]
+        return []
+    if missing:
+        return [f"{len(missing)} of {data.n_perts} perturbations of the truth have no predicted cells (e.g. {missing[:5]}): "
+                f"NaN for every metric, and the means in summary.json are over the other {data.n_perts - len(missing)}"]
+    return []
+
+
 def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str = "celleval2", pert_col: str | None = None,
                            control: str | None = None, seed: int = 0, progress: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """``distgen evaluate --profile NAME``: score a file pair exactly as a reference profile does.
@@ -64,6 +100,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     check_output_folder(out, "evaluate", overwrite)
     out.mkdir(parents=True, exist_ok=True)  # an output path that cannot be a folder fails before any compute
     data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
+    info.notes += reference_rules(data, prof)
     table = run_profile(data, prof.name, progress=progress)
     write_csv(table, str(out / "metrics.csv"))
     summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,

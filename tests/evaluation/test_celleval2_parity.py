@@ -137,3 +137,51 @@ def test_vcc2026_score_matches_cell_eval2_score(pairs, pair, tmp_path):
     base_ref = dict(zip(ref["metric"].to_list(), ref["from_baseline"].to_list()))
     for name in SCORED:
         assert abs(ours.from_baseline[name] - base_ref[name]) < TOL, name
+
+
+def test_single_cell_groups_match_cell_eval2(pairs, tmp_path):
+    """A one-cell predicted and a one-cell real perturbation are scored as cell-eval2 scores them (not NaN)."""
+    import anndata as ad
+    import numpy as np
+    import polars as pl
+
+    from distgen.pipeline.profile_eval import reference_rules
+
+    pytest.importorskip("cell_eval2")
+    pred_path, real_path = pairs["papalexi"]
+    pred, real = ad.read_h5ad(pred_path), ad.read_h5ad(real_path)
+    labels = [p for p in dict.fromkeys(real.obs[PERT_COL].astype(str)) if p != CONTROL]
+
+    def keep_one(a, label):
+        rows = np.flatnonzero(a.obs[PERT_COL].astype(str).to_numpy() == label)
+        mask = np.ones(a.n_obs, dtype=bool)
+        mask[rows[1:]] = False
+        return a[mask].copy()
+
+    one_pred, one_real = labels[0], labels[1]
+    pred, real = keep_one(pred, one_pred), keep_one(real, one_real)
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    real.write_h5ad(tmp_path / "real.h5ad")
+    out = tmp_path / "ce2"
+    _run(["run", "-ap", str(tmp_path / "pred.h5ad"), "-ar", str(tmp_path / "real.h5ad"), "--profile", "full", "-o", str(out)])
+    theirs = _read(out / "results.csv")
+    agg = pl.read_csv(out / "agg_results.csv").filter(pl.col("statistic") == "mean")
+    data, _ = load_pair(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), PERT_COL, CONTROL, scale="counts")
+    reference_rules(data, resolve_profile("celleval2"))
+    ours = run_profile(data, "celleval2")
+    bad = []
+    for name in ours.values:
+        rows = theirs.filter(pl.col("metric") == name)
+        ref = {canonical_condition(p, CONTROL): v for p, v in zip(rows["perturbation"].to_list(), rows["value"].to_list())}
+        mine = dict(zip(ours.perts, ours.values[name]))
+        for p in (ours.perts if rows.height else ()):
+            a, b = ref.get(p), mine[p]
+            a = math.nan if a is None else float(a)
+            if math.isnan(a) != math.isnan(b) or (not math.isnan(a) and abs(a - b) > TOL):
+                bad.append((name, p, a, b))
+        a_mean, b_mean = agg[name][0], ours.mean(name)
+        if (a_mean is None or math.isnan(a_mean)) != math.isnan(b_mean) or (not math.isnan(b_mean) and abs(a_mean - b_mean) > TOL):
+            bad.append((name, "mean", a_mean, b_mean))
+    assert not bad, f"disagreements (metric, perturbation, cell-eval2, distgen): {bad[:12]}"
+    for p in (one_pred, one_real):  # not vacuous: the one-cell groups carry values
+        assert math.isfinite(dict(zip(ours.perts, ours.values["expr_mae"]))[canonical_condition(p, CONTROL)])

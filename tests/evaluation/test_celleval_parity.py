@@ -83,3 +83,36 @@ def test_default_discrimination_matches_celleval_on_single_gene_perturbations(bo
             # the rank of a single perturbation can still move when a combination's effect moves;
             # only the excluded-gene set differs, so allow one rank step (1 / P)
             assert abs(float(ce.loc[pert, name]) - mine[pert]) <= 1.0 / len(ce.index) + 1e-12
+
+
+def _keep(a, label, n):
+    rows = np.flatnonzero(a.obs["target"].to_numpy() == label)
+    mask = np.ones(a.n_obs, dtype=bool)
+    mask[rows[n:]] = False
+    return a[mask].copy()
+
+
+def test_profile_scores_single_cell_groups_as_cell_eval_does(tmp_path):
+    """The ``cell-eval-0.8.2`` profile on a pair with a one-cell predicted and a one-cell real perturbation."""
+    cell_eval = pytest.importorskip("cell_eval")
+    from distgen.evaluation.profiles import resolve_profile, run_profile
+    from distgen.pipeline.profile_eval import reference_rules
+
+    real, pred = make_pair(seed=3, combos=False)
+    pred, real = _keep(pred, "G2", 1), _keep(real, "G5", 1)
+    ev = cell_eval.MetricsEvaluator(adata_pred=pred.copy(), adata_real=real.copy(), control_pert=CONTROL, pert_col="target",
+                                    num_threads=1, outdir=str(tmp_path))
+    ce, _ = ev.compute(profile="full", skip_metrics=["clustering_agreement"], write_csv=False)
+    ce = ce.to_pandas().set_index("perturbation")
+    data, _ = load_pair(pred, real, "target", CONTROL)
+    reference_rules(data, resolve_profile("cell-eval-0.8.2"))
+    ours = run_profile(data, "cell-eval-0.8.2")
+    bad = []
+    for name in ours.values:
+        mine = dict(zip(ours.perts, ours.values[name]))
+        for pert, theirs in ce[name].items():
+            a, b = float(theirs), float(mine[pert])
+            if math.isnan(a) != math.isnan(b) or (not math.isnan(a) and abs(a - b) > TOL.get(name, 1e-5)):
+                bad.append((name, pert, a, b))
+    assert not bad, f"disagreements (metric, perturbation, cell-eval, distgen): {bad[:10]}"
+    assert math.isfinite(float(ce.loc["G2", "mse"])) and math.isfinite(float(ce.loc["G5", "mse"]))  # not vacuous

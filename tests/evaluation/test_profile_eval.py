@@ -1,0 +1,85 @@
+"""``distgen evaluate --profile``: the reference profiles' input rules on tiny synthetic pairs (parity: *_parity tests)."""
+
+from __future__ import annotations
+
+import math
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgen.pipeline.profile_eval import evaluate_profile_files, load_pair
+
+from .synth import CONTROL, make_pair
+
+
+def _counts_pair(seed: int = 0, n_perts: int = 5, g: int = 40, n: int = 30) -> tuple[ad.AnnData, ad.AnnData]:
+    """(real, pred) raw-count AnnData: perturbation Pk raises genes 3k..3k+5 four-fold and knocks down gene Pk."""
+    rng = np.random.default_rng(seed)
+    genes = [f"G{i}" for i in range(g - n_perts)] + [f"P{p}" for p in range(n_perts)]
+    base = rng.uniform(0.2, 5.2, g)
+
+    def file(noise: float) -> ad.AnnData:
+        xs, labels = [rng.poisson(base, (60, g))], [CONTROL] * 60
+        for p in range(n_perts):
+            rate = base.copy()
+            rate[p * 3 : p * 3 + 6] *= 4.0
+            rate[g - n_perts + p] *= 0.1
+            xs.append(rng.poisson(rate * (1 + noise * rng.random(g)), (n, g)))
+            labels += [f"P{p}"] * n
+        a = ad.AnnData(X=np.concatenate(xs).astype(np.float32), obs=pd.DataFrame({"target": labels}, index=[f"c{i}" for i in range(len(labels))]))
+        a.var_names = genes
+        return a
+
+    return file(0.0), file(0.5)
+
+
+def _without(a: ad.AnnData, label: str, keep: int = 0) -> ad.AnnData:
+    """``a`` with all but ``keep`` cells of perturbation ``label`` dropped."""
+    rows = np.flatnonzero(a.obs["target"].to_numpy() == label)
+    mask = np.ones(a.n_obs, dtype=bool)
+    mask[rows[keep:]] = False
+    return a[mask].copy()
+
+
+@pytest.mark.parametrize("profile", ["cell-eval-0.8.2", "cell-eval-0.7.6", "celleval2", "vcc2026"])
+def test_reference_profiles_refuse_a_prediction_that_leaves_out_perturbations(tmp_path, profile):
+    real, pred = _counts_pair() if profile in ("celleval2", "vcc2026") else make_pair(seed=1, combos=False)
+    left_out = "P2" if profile in ("celleval2", "vcc2026") else "G3"
+    n_real = len(set(real.obs["target"]))  # the control label counted, as cell-eval2 counts
+    with pytest.raises(ValueError, match=rf"perturbation sets differ: {n_real - 1} pred vs {n_real} real.*real-only \(1\)=\['{left_out}'\]"):
+        evaluate_profile_files(_without(pred, left_out), real, tmp_path / "out", profile)
+
+
+def test_the_distgen_profile_scores_the_rest_and_says_so(tmp_path):
+    real, pred = make_pair(seed=1, combos=False)
+    summary = evaluate_profile_files(_without(pred, "G3"), real, tmp_path / "out", "distgen")
+    assert any("no predicted cells" in n and "G3" in n for n in summary["notes"])
+    rows = pd.read_csv(tmp_path / "out" / "metrics.csv").set_index("perturbation")
+    assert math.isnan(rows.loc["G3", "mse"]) and "no pred cells" in rows.loc["G3", "nan_reasons"]
+
+
+def test_reference_profiles_score_a_single_predicted_cell(tmp_path):
+    # cell-eval 0.8.2 and cell-eval2 score a one-cell group (parity: test_celleval_parity, test_celleval2_parity);
+    # the expected value is computed here from the definition: mean over genes of (cell - real mean)^2
+    real, pred = make_pair(seed=1, combos=False)
+    one = _without(pred, "G3", keep=1)
+    summary = evaluate_profile_files(one, real, tmp_path / "ref", "cell-eval-0.8.2")
+    rows = pd.read_csv(tmp_path / "ref" / "metrics.csv").set_index("perturbation")
+    cell = np.asarray(one[one.obs["target"] == "G3"].X, dtype=np.float64)[0]
+    real_mean = np.asarray(real[real.obs["target"] == "G3"].X, dtype=np.float64).mean(0)
+    assert rows.loc["G3", "mse"] == pytest.approx(float(((cell - real_mean) ** 2).mean()), rel=1e-5)
+    assert math.isfinite(rows.loc["G3", "pearson_edistance"]) and math.isfinite(rows.loc["G3", "discrimination_score_l1"])
+    assert any("single cell" in n and "G3 (pred)" in n for n in summary["notes"])
+    # the distgen profile keeps the default evaluation's 2-cell minimum, with the reason
+    evaluate_profile_files(one, real, tmp_path / "dg", "distgen")
+    rows = pd.read_csv(tmp_path / "dg" / "metrics.csv").set_index("perturbation")
+    assert math.isnan(rows.loc["G3", "mse"]) and "only 1 pred cell" in rows.loc["G3", "nan_reasons"]
+
+
+def test_load_pair_still_reads_a_subset_prediction_for_callers_that_choose(tmp_path):
+    # the rule belongs to the profile run, not to reading: load_pair gives NaN rows as before
+    real, pred = make_pair(seed=1, combos=False)
+    data, _ = load_pair(_without(pred, "G3"), real, "target", CONTROL)
+    assert "no pred cells" in data.invalid[data.perts.index("G3")]
