@@ -26,7 +26,9 @@ folder is refused.
 --profile scores a pair exactly as a reference does instead (metrics.csv and summary.json; no
 baselines, ceiling or plots): celleval2 (cell-eval2's full v2 profile, raw counts), vcc2026 (the
 Virtual Cell Challenge 2026 score, raw counts; also vcc2026_score.csv), cell-eval-0.7.6 and
-cell-eval-0.8.2 (log-normalised), distgen.
+cell-eval-0.8.2 (log-normalised), distgen. A profile pools cell types (contexts) and refuses
+--celltype-col (per-context scoring under a profile is not implemented: split the files per cell type);
+a truth perturbation missing from the prediction is refused, as the references refuse it.
 """
 
 
@@ -45,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pert-col", default=None, help="obs column with perturbation labels (default: first of target, condition, perturbation, gene)")
     p.add_argument("--control", default=None, help="control label (default: first of non-targeting, control, ctrl present)")
     p.add_argument("--celltype-col", default=None,
-                   help="obs column of cell types / contexts, scored one by one (default: celltype when every file has it)")
+                   help="obs column of cell types / contexts, scored one by one (default: celltype when every file has it; "
+                   "other spellings such as cell_type are pooled, with a warning). Refused with --profile, which pools contexts "
+                   "as cell-eval2 does: split the files per cell type to score each")
     p.add_argument("--pool-contexts", action="store_true", help="score conditions with their contexts pooled (no per-context scoring)")
     p.add_argument("--train", default=None, help="training cells (.h5ad) to fit the mean_perturbation, additive and linear baselines")
     p.add_argument("--baselines", default="control,mean_perturbation,noncontrol_mean,additive,linear",
@@ -60,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for control sampling and the half split")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--profile", default=None, help="score as a reference profile: celleval2, vcc2026, cell-eval-0.7.6, cell-eval-0.8.2 "
-                   "or distgen (see docs/metrics.md); ignores --train, --baselines, --metrics, --no-ceiling")
+                   "or distgen (see docs/metrics.md); contexts pooled (--celltype-col refused); ignores --train, --baselines, "
+                   "--metrics, --no-ceiling, --pool-contexts")
     p.add_argument("--json", action="store_true", help="print the whole summary (summary.json) as JSON on stdout, nothing else")
     p.add_argument("--overwrite", action="store_true", help="replace files in --out that an earlier evaluation did not write "
                    "(a run folder's own files are never replaced)")
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         from distgen.pipeline.profile_eval import evaluate_profile_files  # light: no anndata, no baselines
 
         result = evaluate_profile_files(args.pred, args.real, args.out, args.profile, args.pert_col, args.control, args.seed,
-                                        progress=not args.quiet, overwrite=args.overwrite)
+                                        progress=not args.quiet, overwrite=args.overwrite, celltype_col=args.celltype_col)
         if args.json:
             print(json.dumps(result, indent=1, default=str))
         else:

@@ -38,6 +38,7 @@ from distgen.types.layout import (
     SCALES,
     LayoutInfo,
     canonical_condition,
+    looks_like_celltype,
 )
 
 if TYPE_CHECKING:
@@ -310,12 +311,25 @@ def read_pair(
         col = CELLTYPE_COL
     info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control),
                       scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None})
+    if col is None:
+        info.notes += _unused_celltype_columns(files["real"])
     if len(set(info.scales.values())) > 1:
         said = ", ".join(f"{k}: {s}" for k, s in info.scales.items())
         raise ValueError(f"the files record different value scales ({said}); write them at one scale "
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
     cells = {k: _cells(a, pert_col, control, col, k) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
+
+
+def _unused_celltype_columns(adata: ad.AnnData) -> list[str]:
+    """A note for a truth column spelled like a cell type (``cell_type``) that was not used: contexts pooled."""
+    cols = {c: adata.obs[c].astype(str).nunique() for c in map(str, adata.obs.columns) if looks_like_celltype(c)}
+    cols = {c: n for c, n in cols.items() if n > 1}
+    if not cols:
+        return []
+    said = ", ".join(f"{c!r} ({n} values)" for c, n in cols.items())
+    return [f"contexts pooled: the truth has {said} but no {CELLTYPE_COL!r} column in every file, so every condition is "
+            f"scored over all its cells; pass --celltype-col {next(iter(cols))} (celltype_col=...) to score each context on its own"]
 
 
 # ---------------------------------------------------------------------------------------------- array helpers

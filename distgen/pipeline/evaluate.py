@@ -9,6 +9,7 @@ are fitted on the training cells of ``--train`` (contexts kept), they predict th
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,12 @@ def evaluate_files(
         check_output_folder(out, "evaluate", overwrite)
         Path(out).mkdir(parents=True, exist_ok=True)
     pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
+    for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
+        warnings.warn(note, stacklevel=2)
     refs, notes = cells_references(train_c, real_c, baselines, seed)
     report = score(
         pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
-        notes=notes, ceiling_splits=ceiling_splits, interpolated=interpolated, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
+        notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
     )
     if out is not None:
         report.write(out, make_plots)

@@ -33,6 +33,7 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
         from distgen.data import layout
 
         pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=None)
+        info.notes = [n for n in info.notes if not n.startswith("contexts pooled")]  # evaluate_profile_files says it for a profile
     recorded = sorted(set(info.scales.values()))
     if recorded and recorded != [scale]:
         fix = ("write raw counts with distgen predict --counts MODEL --real REAL" if scale == "counts"
@@ -43,6 +44,48 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     data = eval_data(pred_c, real_c, scale=scale)
     data.cache["group_order"] = info.condition_order
     return data, info
+
+
+def context_columns(source: Any) -> dict[str, list[str]]:
+    """Obs columns of ``source`` (an ``.h5ad`` path or AnnData) named like a cell-type column with 2+ distinct values."""
+    from distgen.types.layout import looks_like_celltype
+
+    out: dict[str, list[str]] = {}
+    if hasattr(source, "obs"):
+        for c in map(str, source.obs.columns):
+            if looks_like_celltype(c):
+                out[c] = sorted(set(source.obs[c].astype(str).tolist()))
+    else:
+        import h5py
+
+        from distgen.evaluation import h5pair
+
+        try:
+            with h5py.File(source, "r") as f:
+                for c in h5pair._columns(f["obs"]):
+                    if looks_like_celltype(c):
+                        try:
+                            out[c] = sorted(set(h5pair._column(f["obs"], c)[0].tolist()))
+                        except Exception:  # an encoding the fast reader does not decode: named without its values
+                            out[c] = ["?", "??"]
+        except OSError:
+            return {}
+    return {c: v for c, v in out.items() if len(v) > 1}
+
+
+def pooled_contexts_note(real: Any) -> list[str]:
+    """A note (and a warning) when the truth has a cell-type column: ``--profile`` pools contexts, as its reference does."""
+    import warnings
+
+    cols = context_columns(real)
+    if not cols:
+        return []
+    said = "; ".join(f"{c!r} ({len(v)} values, e.g. {[x for x in v if x not in ('?', '??')][:4]})" for c, v in cols.items())
+    note = (f"contexts pooled: the truth has cell-type column(s) {said}, and a --profile scores every perturbation over all "
+            "its cells, as the reference does without a cell-type option. To score each cell type on its own, split both "
+            "files by it and evaluate each pair, or run the default evaluation (no --profile) with --celltype-col")
+    warnings.warn(note, stacklevel=2)
+    return [note]
 
 
 def reference_rules(data: EvalData, profile: Any) -> list[str]:
@@ -82,11 +125,14 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
 
 
 def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str = "celleval2", pert_col: str | None = None,
-                           control: str | None = None, seed: int = 0, progress: bool = False, overwrite: bool = False) -> dict[str, Any]:
+                           control: str | None = None, seed: int = 0, progress: bool = False, overwrite: bool = False,
+                           celltype_col: str | None = None) -> dict[str, Any]:
     """``distgen evaluate --profile NAME``: score a file pair exactly as a reference profile does.
 
     The pair is read at the profile's value scale (raw counts for ``celleval2``/``vcc2026``,
-    log-normalised for the others), contexts pooled as cell-eval2 pools them; writes ``metrics.csv``
+    log-normalised for the others), contexts pooled as cell-eval2 pools them (a truth with a
+    cell-type column gets a note and a warning; ``celltype_col`` is refused: per-context scoring
+    under a profile is not implemented, see ``docs/metrics.md``); writes ``metrics.csv``
     and ``summary.json`` (and, for ``vcc2026``, ``vcc2026_score.csv``) into ``out``. Returns the
     summary (per metric the mean over perturbations; for ``vcc2026`` the normalised scores).
     """
@@ -96,11 +142,18 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     from distgen.evaluation.report import write_csv, write_json
 
     prof = resolve_profile(profile)
+    if celltype_col is not None:
+        raise ValueError(f"--celltype-col {celltype_col!r} is not supported with --profile: a profile scores each perturbation over "
+                         "all its cells, contexts pooled, as cell-eval2 does (it has no cell-type option); cell-eval 0.8.2's "
+                         "`run --celltype-col` scores each cell type as a separate pair. To score per cell type, split both files "
+                         "by the column and run --profile on each pair, or drop --profile (the default evaluation scores contexts "
+                         "one by one with --celltype-col)")
     out = Path(out)
     check_output_folder(out, "evaluate", overwrite)
     out.mkdir(parents=True, exist_ok=True)  # an output path that cannot be a folder fails before any compute
     data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
     info.notes += reference_rules(data, prof)
+    info.notes += pooled_contexts_note(real)
     table = run_profile(data, prof.name, progress=progress)
     write_csv(table, str(out / "metrics.csv"))
     summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,

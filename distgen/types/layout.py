@@ -38,6 +38,11 @@ class LayoutInfo:
     scales: dict[str, str] = field(default_factory=dict)
 
 
+def looks_like_celltype(column: str) -> bool:
+    """Whether an obs column's name is a spelling of a cell-type / cell-line column (``cell_type``, ``CellType``, ``cell_line``)."""
+    return "".join(ch for ch in column.lower() if ch.isalpha()) in ("celltype", "cellline")
+
+
 def canonical_condition(label: str, control: str) -> str:
     """A file's label as a canonical condition: atoms split on ``+``, control tokens (``ctrl``) dropped, sorted."""
     skip = {control, *CONTROL_LABELS}

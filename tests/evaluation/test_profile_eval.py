@@ -83,3 +83,54 @@ def test_load_pair_still_reads_a_subset_prediction_for_callers_that_choose(tmp_p
     real, pred = make_pair(seed=1, combos=False)
     data, _ = load_pair(_without(pred, "G3"), real, "target", CONTROL)
     assert "no pred cells" in data.invalid[data.perts.index("G3")]
+
+
+def _with_cell_types(a: ad.AnnData, column: str = "cell_type") -> ad.AnnData:
+    a = a.copy()
+    a.obs[column] = np.where(np.arange(a.n_obs) % 2 == 0, "T", "B")
+    return a
+
+
+def test_celltype_col_is_refused_under_a_profile(tmp_path):
+    real, pred = make_pair(seed=1, combos=False)
+    real, pred = _with_cell_types(real), _with_cell_types(pred)
+    with pytest.raises(ValueError, match="--celltype-col 'cell_type' is not supported with --profile"):
+        evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("column", ["cell_type", "celltype", "CellLine"])
+def test_a_profile_notes_and_warns_that_contexts_are_pooled(tmp_path, column):
+    real, pred = make_pair(seed=1, combos=False)
+    real, pred = _with_cell_types(real, column), _with_cell_types(pred, column)
+    real.write_h5ad(tmp_path / "real.h5ad")  # a path: the h5py reader (an AnnData goes through anndata)
+    for i, source in enumerate((str(tmp_path / "real.h5ad"), real)):
+        with pytest.warns(UserWarning, match="contexts pooled"):
+            summary = evaluate_profile_files(pred, source, tmp_path / f"out{i}", "cell-eval-0.8.2")
+        pooled = [n for n in summary["notes"] if n.startswith("contexts pooled")]
+        assert len(pooled) == 1 and repr(column) in pooled[0] and "2 values" in pooled[0]
+    # one cell type: nothing to pool, nothing said
+    real.obs[column] = "T"
+    summary = evaluate_profile_files(pred, real, tmp_path / "one", "cell-eval-0.8.2")
+    assert not [n for n in summary["notes"] if n.startswith("contexts pooled")]
+
+
+def test_the_default_reader_notes_a_cell_type_column_it_does_not_use():
+    from distgen.data import layout
+
+    real, pred = make_pair(seed=1, combos=False)
+    real, pred = _with_cell_types(real), _with_cell_types(pred)
+    _, _, _, info = layout.read_pair(pred, real, "target", CONTROL)
+    assert info.celltype_col is None
+    assert any(n.startswith("contexts pooled") and "--celltype-col cell_type" in n for n in info.notes)
+    _, _, _, info = layout.read_pair(pred, real, "target", CONTROL, celltype_col="cell_type")
+    assert info.celltype_col == "cell_type" and not info.notes
+
+
+def test_evaluate_help_says_profiles_refuse_celltype_col():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "distgen", "evaluate", "--help"], capture_output=True, text=True, check=True).stdout
+    flat = " ".join(out.split())
+    assert "Refused with --profile" in flat and "--celltype-col refused" in flat
