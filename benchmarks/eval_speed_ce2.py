@@ -64,7 +64,8 @@ def commands(tool: str, pred: str, real: str, out: str, pair: str = "") -> list[
                 "non-targeting", "--num-threads", "1", "--profile", "full", "--skip-metrics", "clustering_agreement", "-o", out]
     profile = "celleval2" if tool == "distgen:celleval2" else "cell-eval-0.8.2"
     return [os.path.join(bin_dir, "distgen"), "evaluate", "--profile", profile, "--pred", pred, "--real", real, "--pert-col", "target",
-            "--control", "non-targeting", "--out", out, "--quiet", "--overwrite"]
+            "--control", "non-targeting", "--out", out, "--quiet", "--overwrite",
+            *(["--no-target-genes"] if pair in NO_TARGET_GENES and profile == "celleval2" else [])]
 
 
 def _children_cpu() -> float:

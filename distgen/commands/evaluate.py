@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default=None, help="score as a reference profile: celleval2, vcc2026, cell-eval-0.7.6, cell-eval-0.8.2 "
                    "or distgen (see docs/metrics.md); contexts pooled (--celltype-col refused); ignores --train, --baselines, "
                    "--metrics, --no-ceiling, --pool-contexts")
+    p.add_argument("--no-target-genes", action="store_true", help="with --profile celleval2/vcc2026/cell-eval-0.7.6: the "
+                   "perturbations have no target gene (drugs, cytokines, cell types), as cell-eval2's --no-target-genes; without it "
+                   "a panel where no label names a gene is refused")
     p.add_argument("--json", action="store_true", help="print the whole summary (summary.json) as JSON on stdout, nothing else")
     p.add_argument("--overwrite", action="store_true", help="replace files in --out that an earlier evaluation did not write "
                    "(a run folder's own files are never replaced)")
@@ -80,13 +83,15 @@ def run(args: argparse.Namespace) -> int:
         from distgen.pipeline.profile_eval import evaluate_profile_files  # light: no anndata, no baselines
 
         result = evaluate_profile_files(args.pred, args.real, args.out, args.profile, args.pert_col, args.control, args.seed,
-                                        progress=not args.quiet, overwrite=args.overwrite, celltype_col=args.celltype_col)
+                                        progress=not args.quiet, overwrite=args.overwrite, celltype_col=args.celltype_col,
+                                        no_target_genes=args.no_target_genes)
         if args.json:
             print(json.dumps(result, indent=1, default=str))
         else:
             head = result.get("vcc2026", {}).get("avg_score")
+            partial = result.get("vcc2026", {}).get("averaged_note")
             print(f"profile {result['profile']} ({result['reference']}): {result['n_perturbations']} perturbations"
-                  + (f", vcc2026 avg_score {head:.4f}" if head is not None else ""))
+                  + (f", vcc2026 avg_score {head:.4f}" if head is not None else "") + (f" ({partial})" if partial else ""))
             print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if head is not None else ""))
         args.fast_exit = True  # every output file is closed: the CLI may skip the interpreter's teardown (distgen.cli.fast_exit)
         return 0

@@ -288,12 +288,24 @@ class VCC2026Score:
     avg_score: float = math.nan
     avg_from_baseline: float = math.nan
 
+    @property
+    def left_out(self) -> list[str]:
+        """The scored members ``avg_score`` does not average (no replicate scale; ``reasons`` says why)."""
+        return [n for n in SCORED if n not in self.from_replicate]
+
+    def averaged_note(self) -> str:
+        """``""`` when ``avg_score`` averages all six scored members, else how many and which were left out."""
+        if not self.left_out:
+            return ""
+        return f"mean of {len(self.from_replicate)} of {len(SCORED)} scored metrics; left out: {', '.join(self.left_out)}"
+
     def rows(self) -> list[dict[str, Any]]:
         """One dict per scored metric, then ``avg_score``."""
         out = [{"metric": n, "user": self.user.get(n), "baseline": self.baseline.get(n), "replicate": self.replicate.get(n),
                 "from_replicate": self.from_replicate.get(n, math.nan), "from_baseline": self.from_baseline.get(n, math.nan),
                 "note": self.reasons.get(n, "")} for n in SCORED]
-        out.append({"metric": "avg_score", "from_replicate": self.avg_score, "from_baseline": self.avg_from_baseline, "note": ""})
+        out.append({"metric": "avg_score", "from_replicate": self.avg_score, "from_baseline": self.avg_from_baseline,
+                    "note": self.averaged_note()})
         return out
 
 

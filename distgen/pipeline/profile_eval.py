@@ -124,15 +124,55 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
     return []
 
 
+#: The profiles whose reference is cell-eval2, which resolves each label to a gene to exclude from its own scores.
+CELLEVAL2_PROFILES = ("celleval2", "vcc2026", "cell-eval-0.7.6")
+
+
+def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = False) -> list[str]:
+    """cell-eval2's target-gene checks under its profiles: notes for labels naming no measured gene, or refusals.
+
+    ``celleval2`` and ``vcc2026`` refuse a panel where NO label resolves to a gene (construct IDs such as
+    ``JAK2_KO`` against gene symbols: nothing would be excluded, a plausible wrong number), as cell-eval2
+    does, unless ``no_target_genes`` declares that the perturbations have no target gene (cell-eval2's
+    ``--no-target-genes``); distgen excludes by label, so that declaration is refused when a label does
+    name a gene. Some labels unresolved: a note with the count and a sample, as cell-eval2 warns.
+    """
+    if profile.name not in CELLEVAL2_PROFILES:
+        return []
+    genes = set(data.genes)
+    unresolved = [p for p, atoms in zip(data.perts, data.targets) if not any(a in genes for a in atoms)]
+    n, k = data.n_perts, data.n_perts - len(unresolved)
+    if no_target_genes:
+        if k:
+            named = [p for p in data.perts if p not in unresolved]
+            raise ValueError(f"--no-target-genes declares that no perturbation has a target gene, but {k} of {n} labels name a "
+                             f"measured gene (e.g. {named[:5]}) and distgen excludes a target by its label; drop "
+                             "--no-target-genes, or rename those labels")
+        return [f"--no-target-genes: none of the {n} labels is treated as a gene; nothing is excluded from the scores"]
+    if k == 0 and n and profile.name != "cell-eval-0.7.6":
+        raise ValueError(f"no target resolves to a gene: 0 of {n} perturbation labels name one of the {len(genes)} genes "
+                         f"(e.g. {unresolved[:5]}), so no target gene would be excluded from its own scores (cell-eval2 refuses "
+                         "this too: construct IDs such as 'JAK2_KO' against gene symbols give a plausible wrong number). Relabel "
+                         "the perturbations by their target gene symbol, or pass --no-target-genes (no_target_genes=True) if they "
+                         "have no target gene (drugs, cytokines, cell types)")
+    if unresolved:
+        return [f"target-gene exclusion: {k}/{n} labels name a measured gene; the other {len(unresolved)} are scored WITHOUT "
+                f"excluding their own gene (as cell-eval2 scores them; harmless only if those genes are absent from the panel): "
+                f"{unresolved[:10]}"]
+    return []
+
+
 def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str = "celleval2", pert_col: str | None = None,
                            control: str | None = None, seed: int = 0, progress: bool = False, overwrite: bool = False,
-                           celltype_col: str | None = None) -> dict[str, Any]:
+                           celltype_col: str | None = None, no_target_genes: bool = False) -> dict[str, Any]:
     """``distgen evaluate --profile NAME``: score a file pair exactly as a reference profile does.
 
     The pair is read at the profile's value scale (raw counts for ``celleval2``/``vcc2026``,
     log-normalised for the others), contexts pooled as cell-eval2 pools them (a truth with a
     cell-type column gets a note and a warning; ``celltype_col`` is refused: per-context scoring
-    under a profile is not implemented, see ``docs/metrics.md``); writes ``metrics.csv``
+    under a profile is not implemented, see ``docs/metrics.md``); the reference's input rules apply
+    (``reference_rules``, ``target_resolution``: ``no_target_genes`` is cell-eval2's ``--no-target-genes``);
+    writes ``metrics.csv``
     and ``summary.json`` (and, for ``vcc2026``, ``vcc2026_score.csv``) into ``out``. Returns the
     summary (per metric the mean over perturbations; for ``vcc2026`` the normalised scores).
     """
@@ -153,6 +193,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     out.mkdir(parents=True, exist_ok=True)  # an output path that cannot be a folder fails before any compute
     data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
     info.notes += reference_rules(data, prof)
+    info.notes += target_resolution(data, prof, no_target_genes)
     info.notes += pooled_contexts_note(real)
     table = run_profile(data, prof.name, progress=progress)
     write_csv(table, str(out / "metrics.csv"))
@@ -171,6 +212,9 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
         summary["vcc2026"] = {"avg_score": result.avg_score, "from_replicate": result.from_replicate,
                               "from_baseline": result.from_baseline, "avg_from_baseline": result.avg_from_baseline,
                               "user": result.user, "baseline": result.baseline, "replicate": result.replicate,
-                              "left_out": result.reasons, "seed": seed}
+                              "left_out": result.reasons, "n_averaged": len(result.from_replicate), "n_scored": len(rows) - 1,
+                              "averaged_note": result.averaged_note(), "seed": seed}
+        if result.averaged_note():
+            summary["notes"].append(f"vcc2026 avg_score is the {result.averaged_note()} (reasons in vcc2026_score.csv)")
     write_json(summary, str(out / "summary.json"))
     return summary

@@ -134,3 +134,64 @@ def test_evaluate_help_says_profiles_refuse_celltype_col():
     out = subprocess.run([sys.executable, "-m", "distgen", "evaluate", "--help"], capture_output=True, text=True, check=True).stdout
     flat = " ".join(out.split())
     assert "Refused with --profile" in flat and "--celltype-col refused" in flat
+
+
+def _relabel(a: ad.AnnData, mapping: dict[str, str]) -> ad.AnnData:
+    a = a.copy()
+    a.obs["target"] = [mapping.get(x, x) for x in a.obs["target"].astype(str)]
+    return a
+
+
+@pytest.mark.parametrize("profile", ["celleval2", "vcc2026"])
+def test_cell_eval2_profiles_refuse_labels_that_name_no_gene(tmp_path, profile):
+    real, pred = _counts_pair()
+    ko = {f"P{p}": f"P{p}_KO" for p in range(5)}  # construct IDs against gene symbols P0..P4
+    with pytest.raises(ValueError, match="no target resolves to a gene: 0 of 5"):
+        evaluate_profile_files(_relabel(pred, ko), _relabel(real, ko), tmp_path / "a", profile)
+    # declared: no target genes; then nothing to exclude and it runs
+    summary = evaluate_profile_files(_relabel(pred, ko), _relabel(real, ko), tmp_path / "b", profile, no_target_genes=True)
+    assert summary["n_perturbations"] == 5 and any("--no-target-genes" in n for n in summary["notes"])
+    # the declaration is refused where a label does name a gene (distgen would still exclude it)
+    with pytest.raises(ValueError, match="5 of 5 labels name a measured gene"):
+        evaluate_profile_files(pred, real, tmp_path / "c", profile, no_target_genes=True)
+
+
+def test_partly_unresolved_labels_are_noted(tmp_path):
+    real, pred = _counts_pair()
+    some = {"P1": "P1_KO", "P3": "P3_KO"}
+    summary = evaluate_profile_files(_relabel(pred, some), _relabel(real, some), tmp_path / "a", "celleval2")
+    note = [n for n in summary["notes"] if n.startswith("target-gene exclusion")]
+    assert len(note) == 1 and "3/5" in note[0] and "P1_KO" in note[0] and "P3_KO" in note[0]
+    summary = evaluate_profile_files(pred, real, tmp_path / "b", "celleval2")
+    assert not [n for n in summary["notes"] if n.startswith("target-gene exclusion")]
+    # cell-eval 0.8.2 has no such rule: nothing refused, nothing said
+    lreal, lpred = make_pair(seed=1, combos=False)
+    summary = evaluate_profile_files(_relabel(lpred, {"G1": "X_KO"}), _relabel(lreal, {"G1": "X_KO"}), tmp_path / "c", "cell-eval-0.8.2")
+    assert not [n for n in summary["notes"] if n.startswith("target-gene exclusion")]
+
+
+def test_a_partial_vcc2026_average_says_how_many_and_which(monkeypatch, capsys, tmp_path):
+    import argparse
+
+    from distgen.commands import evaluate as command
+    from distgen.evaluation.vcc2026 import SCORED, score
+
+    user = dict.fromkeys(SCORED, 0.7)
+    base = dict.fromkeys(SCORED, 0.5)
+    rep = dict.fromkeys(SCORED, 0.9)
+    for lower in ("expr_mse_unbiased_capped_norm", "de_wilcoxon_lfc_nmae"):
+        user[lower], base[lower], rep[lower] = 0.6, 1.0, 0.2
+    assert score(user, base, rep).averaged_note() == ""
+    rep["pds_cosine"], rep["de_wilcoxon_sig_jaccard"] = 0.4, math.nan  # no scale: the baseline beats it; undefined
+    out = score(user, base, rep)
+    assert out.averaged_note() == "mean of 4 of 6 scored metrics; left out: pds_cosine, de_wilcoxon_sig_jaccard"
+    assert out.rows()[-1]["note"] == out.averaged_note()
+    # the printed line carries it
+    fake = {"profile": "vcc2026", "reference": "ref", "n_perturbations": 3,
+            "vcc2026": {"avg_score": out.avg_score, "averaged_note": out.averaged_note()}}
+    monkeypatch.setattr("distgen.pipeline.profile_eval.evaluate_profile_files", lambda *a, **k: fake)
+    args = argparse.Namespace(profile="vcc2026", pred="p", real="r", out=str(tmp_path), pert_col=None, control=None, seed=0,
+                              quiet=True, overwrite=False, celltype_col=None, no_target_genes=False, json=False)
+    command.run(args)
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "avg_score 0.5000 (mean of 4 of 6 scored metrics; left out: pds_cosine, de_wilcoxon_sig_jaccard)" in line
