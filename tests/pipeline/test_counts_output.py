@@ -155,7 +155,8 @@ def test_cell_eval2_vcc2026_accepts_the_count_files(run, tmp_path):
 def test_distgen_scores_the_count_files_with_the_vcc2026_profile(run, tmp_path):
     from distgen.pipeline.evaluate import evaluate_profile_files
 
-    summary = evaluate_profile_files(run / "pred.h5ad", run / "real.h5ad", tmp_path, "vcc2026")
+    # the synthetic labels (P2, P4) name no gene of the panel: declared, as cell-eval2's --no-target-genes
+    summary = evaluate_profile_files(run / "pred.h5ad", run / "real.h5ad", tmp_path, "vcc2026", no_target_genes=True)
     assert summary["scale"] == "counts" and summary["n_perturbations"] == 2 and "vcc2026" in summary
     from distgen.pipeline.predict import predict_run
 
