@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 
-from benchmarks.eval_speed_ce2 import THREADS, loadavg
+from benchmarks.eval_speed_ce2 import NO_TARGET_GENES, THREADS, loadavg
 
 WARM = """
 import json, statistics, sys, time, torch
@@ -52,13 +52,20 @@ def warm(tree: str, pred: str, real: str, repeats: int) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def cold(tree: str, pred: str, real: str, out: str) -> float:
+def _knows_no_target_genes(tree: str) -> bool:
+    """Whether ``tree``'s ``distgen evaluate`` has ``--no-target-genes`` (trees before it score such pairs without it)."""
+    path = os.path.join(tree, "distgen", "commands", "evaluate.py")
+    return os.path.exists(path) and "--no-target-genes" in open(path).read()
+
+
+def cold(tree: str, pred: str, real: str, out: str, no_target_genes: bool = False) -> float:
     """CPU seconds (user + system) of ``distgen evaluate --profile celleval2`` run as a fresh process with ``tree``'s code."""
     env = {**os.environ, **THREADS, "PYTHONPATH": os.path.abspath(tree)}
     exe = os.path.join(os.path.dirname(sys.executable), "distgen")
+    flag = ["--no-target-genes"] if no_target_genes and _knows_no_target_genes(tree) else []
     c = _children_cpu()
     subprocess.run([exe, "evaluate", "--profile", "celleval2", "--pred", pred, "--real", real, "--pert-col", "target",
-                    "--control", "non-targeting", "--out", out, "--quiet", "--overwrite"],
+                    "--control", "non-targeting", "--out", out, "--quiet", "--overwrite", *flag],
                    env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return _children_cpu() - c
 
@@ -79,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             pred, real = (os.path.join(args.work, f"{pair}_{s}.h5ad") for s in ("pred", "real"))
             for i, tree in enumerate(trees):
                 runs.setdefault((pair, tree, "warm"), []).append(warm(tree, pred, real, args.repeats))
-                runs.setdefault((pair, tree, "cold"), []).append(cold(tree, pred, real, os.path.join(args.work, f"trees_{i}_{pair}")))
+                runs.setdefault((pair, tree, "cold"), []).append(cold(tree, pred, real, os.path.join(args.work, f"trees_{i}_{pair}"),
+                                                                      pair in NO_TARGET_GENES))
     load.append(loadavg())
     print("| pair | tree | warm CPU s (median of rounds) | cold CPU s |")
     print("|---|---|---|---|")
