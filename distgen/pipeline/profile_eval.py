@@ -131,24 +131,23 @@ CELLEVAL2_PROFILES = ("celleval2", "vcc2026", "cell-eval-0.7.6")
 def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = False) -> list[str]:
     """cell-eval2's target-gene checks under its profiles: notes for labels naming no measured gene, or refusals.
 
-    ``celleval2`` and ``vcc2026`` refuse a panel where NO label resolves to a gene (construct IDs such as
-    ``JAK2_KO`` against gene symbols: nothing would be excluded, a plausible wrong number), as cell-eval2
-    does, unless ``no_target_genes`` declares that the perturbations have no target gene (cell-eval2's
-    ``--no-target-genes``); distgen excludes by label, so that declaration is refused when a label does
-    name a gene. Some labels unresolved: a note with the count and a sample, as cell-eval2 warns.
+    cell-eval2 excludes from a perturbation's scores the gene named exactly like its label, and so does
+    distgen under these profiles. ``celleval2`` and ``vcc2026`` refuse a panel where NO label names a gene
+    (construct IDs such as ``JAK2_KO`` against gene symbols: nothing would be excluded, a plausible wrong
+    number), as cell-eval2 does, unless ``no_target_genes`` declares that the perturbations have no target
+    gene (cell-eval2's ``--no-target-genes``): then no gene is excluded from any perturbation's scores
+    (``data.cache["no_target_genes"]``, read by the metrics). Some labels unresolved: a note with the count
+    and a sample, as cell-eval2 warns.
     """
     if profile.name not in CELLEVAL2_PROFILES:
         return []
     genes = set(data.genes)
-    unresolved = [p for p, atoms in zip(data.perts, data.targets) if not any(a in genes for a in atoms)]
+    unresolved = [p for p in data.perts if p not in genes]
     n, k = data.n_perts, data.n_perts - len(unresolved)
     if no_target_genes:
-        if k:
-            named = [p for p in data.perts if p not in unresolved]
-            raise ValueError(f"--no-target-genes declares that no perturbation has a target gene, but {k} of {n} labels name a "
-                             f"measured gene (e.g. {named[:5]}) and distgen excludes a target by its label; drop "
-                             "--no-target-genes, or rename those labels")
-        return [f"--no-target-genes: none of the {n} labels is treated as a gene; nothing is excluded from the scores"]
+        data.cache["no_target_genes"] = True
+        named = f" ({k} of them name a measured gene, scored WITH it: e.g. {[p for p in data.perts if p in genes][:5]})" if k else ""
+        return [f"--no-target-genes: none of the {n} labels is treated as a target gene; nothing is excluded from the scores{named}"]
     if k == 0 and n and profile.name != "cell-eval-0.7.6":
         raise ValueError(f"no target resolves to a gene: 0 of {n} perturbation labels name one of the {len(genes)} genes "
                          f"(e.g. {unresolved[:5]}), so no target gene would be excluded from its own scores (cell-eval2 refuses "

@@ -71,7 +71,7 @@ def prepared_de(data: EvalData, s: Settings) -> PreparedDE:
     index = {g: i for i, g in enumerate(data.genes)}
     own = torch.zeros(data.n_perts, len(data.genes), dtype=torch.bool)
     for p, label in enumerate(data.perts):
-        if label in index and bool(real.tested[index[label]]):
+        if label in index and bool(real.tested[index[label]]) and not data.cache.get("no_target_genes"):  # --no-target-genes: none
             own[p, index[label]] = True
     order = sorted(range(len(data.genes)), key=lambda i: data.genes[i])
     gene_order = torch.empty(len(order), dtype=torch.long)

@@ -153,7 +153,7 @@ def own_gene_columns(data: EvalData) -> Tensor:
     """``[P]`` column of the gene named like each perturbation label, ``-1`` where none is (cell-eval2's rule; computed once)."""
 
     def columns() -> Tensor:
-        index = {g: i for i, g in enumerate(data.genes)}
+        index = {} if data.cache.get("no_target_genes") else {g: i for i, g in enumerate(data.genes)}  # --no-target-genes: none
         return torch.tensor([index.get(p, -1) for p in data.perts], dtype=torch.long)
 
     return data.cached("ce2/own_gene_columns", columns)
