@@ -11,10 +11,9 @@ import pandas as pd
 
 from distgen.data.schema import COMMON_CONTROL_LABELS, PerturbationSchema
 from distgen.errors import DistgenError
+from distgen.types.layout import MISSING_STRINGS  # with the layout's vocabulary: importable without anndata
 
 CONTROL = "control"  #: canonical condition string of control cells
-#: Strings that mean "no value" in exported tables (compared after strip + lower-case).
-MISSING_STRINGS = frozenset({"", "nan", "none", "null", "na", "<na>", "n/a"})
 
 
 class MissingLabelError(DistgenError, ValueError):

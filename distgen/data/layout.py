@@ -276,18 +276,33 @@ def condition_order(adata: ad.AnnData, pert_col: str, control: str) -> tuple[str
     return tuple(dict.fromkeys(canonical_condition(v, control) for v in labels))
 
 
+def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str) -> None:
+    """Refuse cells whose perturbation (or cell-type) label is missing: NaN, None, empty or a "no value" string.
+
+    The training loader's rule (``distgen.data.conditions.handle_missing_labels``): a missing label is
+    never read as a control, a perturbation called ``"nan"`` or a context ``"nan"``; the
+    ``MissingLabelError`` names the column, how many cells and a few of their names.
+    """
+    from distgen.data.conditions import handle_missing_labels
+    from distgen.data.schema import PerturbationSchema
+
+    schema = PerturbationSchema(perturbation_col=pert_col, control_labels=(control,), context_cols=(celltype_col,) if celltype_col else ())
+    handle_missing_labels(adata.obs, schema, source=f"the {name} file", can_drop=False)
+
+
 def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str) -> Cells:
     genes = [str(g) for g in adata.var_names]
     if len(set(genes)) != len(genes):
         raise ValueError(f"the {name} file has duplicated gene names in var_names; make them unique (adata.var_names_make_unique())")
+    col = celltype_col
+    if col is not None and col not in adata.obs.columns:
+        raise ValueError(f"cell-type column {col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}")
+    check_labels(adata, pert_col, control, col, name)
     raw = adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X
     x = np.ascontiguousarray(np.asarray(raw, dtype=np.float32))
     cache: dict[str, str] = {}
     labels = adata.obs[pert_col].astype(str).to_numpy()
     conds = np.array([cache.setdefault(v, canonical_condition(v, control)) if v not in cache else cache[v] for v in labels], dtype=object)
-    col = celltype_col
-    if col is not None and col not in adata.obs.columns:
-        raise ValueError(f"cell-type column {col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}")
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None
     return Cells(torch.from_numpy(x), conds, genes, contexts, None, control, np.asarray(adata.obs_names.astype(str), dtype=object))
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from distgen.types import Cells
-from distgen.types.layout import CELLTYPE_COL, CONTROL_LABELS, PERT_COLS, LayoutInfo, canonical_condition
+from distgen.types.layout import CELLTYPE_COL, CONTROL_LABELS, MISSING_STRINGS, PERT_COLS, LayoutInfo, canonical_condition
 
 
 class _Unsupported(Exception):
@@ -49,7 +49,11 @@ def _strings(ds: Any) -> np.ndarray:
 
 
 def _column(group: Any, name: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """``(values as str, categories in order or None, codes or None)`` of a dataframe column."""
+    """``(values as str, categories in order or None, codes or None)`` of a dataframe column.
+
+    A missing label (a NaN code, a masked or "no value" string: ``MISSING_STRINGS``) is left to the
+    anndata reader, which refuses it naming the column, the count and a few cells.
+    """
     node = group[name]
     kind = _attr(node, "encoding-type")
     if kind == "categorical":
@@ -57,10 +61,18 @@ def _column(group: Any, name: str) -> tuple[np.ndarray, np.ndarray | None, np.nd
         codes = np.asarray(node["codes"][()]).astype(np.int64)
         if codes.size and int(codes.min()) < 0:
             raise _Unsupported("missing labels")
+        _refuse_missing(cats[np.unique(codes)].tolist())
         return cats[codes], cats, codes
     if kind in ("string-array", "nullable-string-array"):
-        return _strings(node), None, None
+        values = _strings(node)
+        _refuse_missing(set(values.tolist()))
+        return values, None, None
     raise _Unsupported(f"column encoding {kind!r}")
+
+
+def _refuse_missing(labels: Any) -> None:
+    if any(str(v).strip().lower() in MISSING_STRINGS for v in labels):
+        raise _Unsupported("missing labels")
 
 
 def _index(group: Any) -> np.ndarray:

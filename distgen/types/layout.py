@@ -21,6 +21,9 @@ PERT_COLS = (PERT_COL, "target_gene", "condition", "perturbation", "gene", "guid
 #: Value scales recorded in ``uns["distgen"]["scale"]``.
 SCALES = ("lognorm", "counts")
 CONTROL_LABELS = (CONTROL, "control", "ctrl", "NT", "non_targeting", "DMSO")
+#: Strings that mean "no value" in exported tables (compared after strip + lower-case): a label that is one
+#: of them is missing, never a perturbation or a control (``distgen.data.conditions.missing_mask``).
+MISSING_STRINGS = frozenset({"", "nan", "none", "null", "na", "<na>", "n/a"})
 
 
 @dataclass
