@@ -240,10 +240,10 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
     return control
 
 
-def recorded_scale(adata: ad.AnnData) -> str | None:
-    """The value scale a file records in ``uns["distgen"]["scale"]`` (None for files that record none)."""
+def recorded_scale(adata: ad.AnnData, key: str = "scale") -> str | None:
+    """The value scale a file records in ``uns["distgen"]["scale"]`` (None for files that record none); ``key="kind"``: its rows' kind."""
     meta = adata.uns.get("distgen") if hasattr(adata, "uns") else None
-    scale = meta.get("scale") if isinstance(meta, dict) else None
+    scale = meta.get(key) if isinstance(meta, dict) else None
     return str(scale) if scale is not None else None
 
 
@@ -325,7 +325,8 @@ def read_pair(
     if col is None and all(CELLTYPE_COL in a.obs.columns for a in files.values()):
         col = CELLTYPE_COL
     info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control),
-                      scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None})
+                      scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None},
+                      kinds={k: s for k, a in files.items() if (s := recorded_scale(a, "kind")) is not None})
     if col is None:
         info.notes += _unused_celltype_columns(files["real"])
     if len(set(info.scales.values())) > 1:

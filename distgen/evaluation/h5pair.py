@@ -115,8 +115,8 @@ def _matrix(node: Any) -> np.ndarray:
     raise _Unsupported(f"X encoding {kind!r}")
 
 
-def _scale(f: Any) -> str | None:
-    node = f.get("uns/distgen/scale")
+def _scale(f: Any, key: str = "scale") -> str | None:
+    node = f.get(f"uns/distgen/{key}")
     if node is None:
         return None
     value = node[()]
@@ -162,6 +162,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 return None
             celltype = CELLTYPE_COL if all(CELLTYPE_COL in cs for cs in cols.values()) else None
             scales = {k: s for k, f in files.items() if (s := _scale(f)) is not None}
+            kinds = {k: s for k, f in files.items() if (s := _scale(f, "kind")) is not None}
             if len(set(scales.values())) > 1:
                 return None
             cats = labels["real"][1]
@@ -186,4 +187,4 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):
         return None
-    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, [], order, scales)
+    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, [], order, scales, kinds)

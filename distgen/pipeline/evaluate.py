@@ -16,6 +16,7 @@ from typing import Any
 
 from distgen.data import layout
 from distgen.data.prepared import Dataset
+from distgen.evaluation.normalization import check_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS
@@ -60,7 +61,9 @@ def evaluate_files(
     pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
     for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
         warnings.warn(note, stacklevel=2)
+    value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=_generated(info.kinds))
     refs, notes = cells_references(train_c, real_c, baselines, seed)
+    notes = value_notes + notes
     report = score(
         pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
         notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
@@ -105,14 +108,25 @@ def evaluate(
                               ceiling_splits=ceiling_splits, interpolated=interpolated, **layout_options)
     if out is not None:
         check_output_folder(out, "evaluate", overwrite)
-    pred_c = pred if isinstance(pred, Cells) else layout.read(pred, **layout_options, name="pred")
+    files: dict[str, Cells] = {}  # what was read from files: their values are checked (Cells and a Dataset are the caller's)
+    kinds: dict[str, str] = {}
+
+    def read(source: Any, name: str) -> Cells:
+        adata = layout.as_anndata(source, f"{name} file")
+        files[name] = layout.read(adata, **layout_options, name=name)
+        if (kind := layout.recorded_scale(adata, "kind")) is not None:
+            kinds[name] = kind
+        return files[name]
+
+    pred_c = pred if isinstance(pred, Cells) else read(pred, "pred")
     if isinstance(truth, Dataset):
         truth_c = truth.truth(part)
         refs, notes = dataset_references(truth, truth_c, baselines, seed)
     else:
-        truth_c = truth if isinstance(truth, Cells) else layout.read(truth, **layout_options, name="real")
-        train_c = train if isinstance(train, Cells) or train is None else layout.read(train, **layout_options, name="training")
+        truth_c = truth if isinstance(truth, Cells) else read(truth, "real")
+        train_c = train if isinstance(train, Cells) or train is None else read(train, "training")
         refs, notes = cells_references(train_c, truth_c, baselines, seed)
+    notes = check_files(files, generated=_generated(kinds)) + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
                    interpolated=interpolated, generated=isinstance(pred, Cells) and isinstance(truth, Dataset))
@@ -121,6 +135,11 @@ def evaluate(
         if make_plots:
             write_evaluation_page(out, report, pred)
     return report
+
+
+def _generated(kinds: dict[str, str]) -> tuple[str, ...]:
+    """The files distgen's layout wrote as a model's predictions (``uns["distgen"]["kind"] == "pred"``)."""
+    return tuple(name for name, kind in kinds.items() if name == "pred" and kind == "pred")
 
 
 def _name(source: Any) -> str:

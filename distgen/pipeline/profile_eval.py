@@ -39,6 +39,9 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
         fix = ("write raw counts with distgen predict --counts MODEL --real REAL" if scale == "counts"
                else "score them with a counts profile (--profile vcc2026 or celleval2)")
         raise ValueError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")
+    from distgen.evaluation.normalization import check_files
+
+    info.notes += check_files({"pred": pred_c, "real": real_c}, scale, tuple(k for k, v in info.kinds.items() if k == "pred" and v == "pred"))
     pred_c, notes = align(pred_c, real_c)
     info.notes += notes
     data = eval_data(pred_c, real_c, scale=scale)

@@ -39,6 +39,9 @@ class LayoutInfo:
     condition_order: tuple[str, ...] = ()
     #: The scale each file records in ``uns["distgen"]["scale"]`` (files that record none are absent).
     scales: dict[str, str] = field(default_factory=dict)
+    #: The kind of rows each file records in ``uns["distgen"]["kind"]`` (``pred``: a model's predictions written by
+    #: this layout); files that record none are absent.
+    kinds: dict[str, str] = field(default_factory=dict)
 
 
 def looks_like_celltype(column: str) -> bool:

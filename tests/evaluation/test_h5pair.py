@@ -32,7 +32,7 @@ def _same(fast, slow):
             np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
         assert a.names is None  # not read: scoring does not use them
     fi, si = fast[2], slow[3]
-    for f in ("pert_col", "control", "celltype_col", "condition_order", "scales"):
+    for f in ("pert_col", "control", "celltype_col", "condition_order", "scales", "kinds"):
         assert getattr(fi, f) == getattr(si, f), f
 
 

@@ -1,0 +1,143 @@
+"""What was done to an evaluated file's values: scaled or centred (negative values), and how it was normalised.
+
+``distgen.evaluation.io`` tells raw counts, normalised and log-normalised values apart by their range;
+files that pass it can still disagree in ways the range does not show, and each makes every score
+silently wrong:
+
+* **Negative values.** Log-normalised expression and raw counts are never negative: a negative value
+  means the file was scaled or centred (``scanpy.pp.scale``, z-scores, ``regress_out``, a PCA
+  reconstruction), and ``log1p`` of it is NaN. ``check_nonnegative`` refuses it with that diagnosis.
+* **Different normalisation.** ``normalize_total`` makes every cell sum to one total; when a file kept
+  every gene afterwards, ``expm1(X)`` sums to that total in every cell (``2**X - 1`` for ``log2``),
+  and ``log1p`` without ``normalize_total`` leaves ``expm1(X)`` integer. ``signature`` reads that off
+  up to 2,000 cells; ``check_same_normalization`` refuses a pair whose signatures are both known and
+  differ (CPM against 1e4, log2 against ln, normalised against not), naming both and the fix. Files
+  that kept only some genes (the common case) have no signature and are not compared.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from distgen.evaluation.io import ScaleMismatchError
+
+#: Rows of a file the normalisation signature is read from.
+SAMPLE_ROWS = 2000
+#: Relative spread (max - min) / median of the cell totals below which a file's totals are one constant.
+CONSTANT_TOTAL_RTOL = 1e-3
+#: Relative difference of two files' totals above which they were normalised to different totals.
+DIFFERENT_TOTAL_RTOL = 1e-2
+#: Share of non-zero ``expm1(X)`` values that must be integers for ``log1p`` of raw counts.
+INTEGER_SHARE = 0.999
+
+
+def _fmt(total: float) -> str:
+    """``1e4`` for totals within rounding of a power of ten (the usual targets), else 4 significant digits."""
+    if total > 0:
+        e = round(math.log10(total))
+        if e >= 3 and abs(total / 10**e - 1) < 1e-3:
+            return f"1e{e}"
+    return f"{total:.4g}"
+
+
+def check_nonnegative(x: torch.Tensor | np.ndarray, name: str, scale: str = "lognorm") -> None:
+    """Refuse negative values in the ``name`` cells (every value is checked): the file was scaled or centred.
+
+    ``scale`` (``lognorm`` or ``counts``) names what the evaluation expected.
+    """
+    t = torch.as_tensor(x)
+    if t.numel() == 0:
+        return
+    low = float(t.min())
+    if math.isnan(low):  # NaN rows are flagged per perturbation elsewhere; the finite values decide
+        finite = t[torch.isfinite(t)]
+        low = float(finite.min()) if finite.numel() else 0.0
+    if low >= 0:
+        return
+    n_neg = int((t < 0).sum())
+    expected = "raw counts" if scale == "counts" else "log-normalised expression (log1p of normalize_total)"
+    raise ScaleMismatchError(
+        f"the {name} cells hold {n_neg} negative value(s) (min {low:.4g}) of {t.numel()}; {expected} {'are' if scale == 'counts' else 'is'} never negative: "
+        "the values look scaled or centred (scanpy.pp.scale, z-scores, regress_out or a reconstruction), and log1p of them "
+        "is NaN. Evaluate the unscaled values (the layer or adata.raw saved before scanpy.pp.scale)"
+    )
+
+
+def signature(x: torch.Tensor | np.ndarray) -> tuple[str, float] | None:
+    """How up to ``SAMPLE_ROWS`` cells of ``x`` were normalised, or None when it cannot be told.
+
+    ``("ln", total)``: ``expm1(x)`` sums to one ``total`` in every cell (``log1p`` of ``normalize_total``);
+    ``("log2", total)``: ``2**x - 1`` does; ``("counts", 0)``: ``expm1(x)`` is integer (``log1p`` without
+    ``normalize_total``). Needs 5 cells with expression and a value above ``log1p(1)``.
+    """
+    sample = np.asarray(torch.as_tensor(x)[:SAMPLE_ROWS].detach().cpu().numpy(), dtype=np.float64)
+    if sample.ndim != 2 or sample.size == 0 or not np.isfinite(sample).all() or sample.min() < 0 or sample.max() > 50:
+        return None
+    if bool(np.all(sample == np.floor(sample))):  # integers are counts (distgen.evaluation.io.value_scale), not logged values
+        return None
+    for base, undo in (("ln", np.expm1), ("log2", lambda v: np.exp2(v) - 1.0)):
+        totals = undo(sample).sum(1)
+        totals = totals[totals > 0]
+        if totals.size >= 5:
+            mid = float(np.median(totals))
+            if (float(totals.max()) - float(totals.min())) / mid < CONSTANT_TOTAL_RTOL:
+                return base, mid
+    logged = sample[(sample > 0) & (sample < math.log1p(1e4))]  # below 1e4, float32 rounding keeps expm1 within 0.05 of an integer
+    values = np.expm1(logged)
+    if values.size and values.max() >= 2:
+        tol = 1e-3 + 5e-7 * (values + 1) * np.maximum(logged, 1)  # ~4 float32 ulps of the logged value, through expm1
+        if float((np.abs(values - np.round(values)) <= tol).mean()) >= INTEGER_SHARE:
+            return "counts", 0.0
+    return None
+
+
+def _describe(sig: tuple[str, float]) -> str:
+    base, total = sig
+    if base == "counts":
+        return "log1p of raw counts, not normalised (expm1 of the values is integer)"
+    return f"normalised to {_fmt(total)} per cell then {'log2(1 + x)' if base == 'log2' else 'log1p'}"
+
+
+def check_same_normalization(pred: torch.Tensor | np.ndarray, real: torch.Tensor | np.ndarray, name: str = "pred") -> None:
+    """Refuse a pair whose normalisation signatures are both known and differ (``ScaleMismatchError`` naming both, with the fix)."""
+    sp, sr = signature(pred), signature(real)
+    if sp is None or sr is None:
+        return
+    if sp[0] == sr[0] and (sp[0] == "counts" or abs(sp[1] - sr[1]) <= DIFFERENT_TOTAL_RTOL * max(sp[1], sr[1])):
+        return
+    if sr[0] == "counts":
+        fix = "preprocess both files the same way: scanpy.pp.normalize_total then scanpy.pp.log1p on the raw counts of each"
+    else:
+        log = "log2(1 + x)" if sr[0] == "log2" else "scanpy.pp.log1p"
+        fix = f"preprocess the {name} cells as the real ones were: scanpy.pp.normalize_total(target_sum={_fmt(sr[1])}) then {log}, from raw counts"
+    raise ScaleMismatchError(
+        f"the {name} cells are {_describe(sp)} but the real cells are {_describe(sr)}: every score compares values on "
+        f"different scales; {fix}"
+    )
+
+
+def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[str, ...] = ()) -> list[str]:
+    """The value checks of files read for evaluation (``{name: Cells}``: ``pred``, ``real``, ``training``); notes.
+
+    Negative values are refused (``check_nonnegative``), except in predictions a model generated
+    (``generated``: the names of files distgen's layout wrote as predictions), where they are the
+    model's output and scored with a note. Log-normalised ``pred`` and ``real`` must carry the same
+    normalisation (``check_same_normalization``).
+    """
+    notes = []
+    for name, c in cells.items():
+        if c is None:
+            continue
+        if name in generated:
+            low = float(c.X.min()) if c.X.numel() else 0.0
+            if low < 0:
+                notes.append(f"the {name} file, a model's predictions, holds values below 0 (min {low:.4g}); scored as generated")
+            continue
+        check_nonnegative(c.X, name, scale)
+    if scale == "lognorm" and cells.get("pred") is not None and cells.get("real") is not None:
+        check_same_normalization(cells["pred"].X, cells["real"].X)
+    return notes

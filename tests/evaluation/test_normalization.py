@@ -1,0 +1,179 @@
+"""Files normalised differently, or scaled/centred, are refused with the right diagnosis (docs/reliability.md, "Scales must agree").
+
+The pairs are built here from raw counts with the preprocessing a user would run (normalize_total to a
+target, then natural or base-2 log), so the expected signatures are known without distgen's code.
+"""
+
+import glob
+import os
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgen.cli import main
+from distgen.data import layout
+from distgen.evaluation.io import ScaleMismatchError
+from distgen.evaluation.normalization import check_same_normalization, signature
+from distgen.pipeline.evaluate import evaluate_files
+from distgen.pipeline.profile_eval import load_pair
+
+CONTROL = "non-targeting"
+METRICS = ["mse"]
+
+
+def _counts(seed=0, n_genes=40, n_ctrl=30, n_per=10, perts=("A", "B", "C")):
+    rng = np.random.default_rng(seed)
+    base = rng.gamma(1.0, 2.0, n_genes)
+    xs, labels = [rng.poisson(base, (n_ctrl, n_genes))], [CONTROL] * n_ctrl
+    for i, p in enumerate(perts):
+        eff = np.ones(n_genes)
+        eff[rng.choice(n_genes, 5, replace=False)] = 3.0 + i
+        xs.append(rng.poisson(base * eff, (n_per, n_genes)))
+        labels += [p] * n_per
+    counts = np.concatenate(xs).astype(np.float64)
+    counts[counts.sum(1) == 0, 0] = 1  # no empty cell
+    obs = pd.DataFrame({"target": labels}, index=[f"c{i}" for i in range(len(labels))])
+    return counts, obs, [f"G{i}" for i in range(n_genes)]
+
+
+def _file(counts, obs, genes, target=1e4, log=np.log1p):
+    norm = counts / counts.sum(1, keepdims=True) * target if target else counts
+    a = ad.AnnData(X=log(norm).astype(np.float32), obs=obs.copy())
+    a.var_names = genes
+    return a
+
+
+@pytest.fixture(scope="module")
+def raw():
+    real = _counts(0)
+    pred = _counts(1)
+    return real, pred
+
+
+def _pair(raw, pred_kw=None, real_kw=None):
+    (rc, ro, g), (pc, po, _) = raw
+    return _file(pc, po, g, **(pred_kw or {})), _file(rc, ro, g, **(real_kw or {}))
+
+
+@pytest.mark.parametrize(("pred_kw", "words"), [
+    ({"target": 1e6}, r"pred cells are normalised to 1e6 per cell then log1p but the real cells are normalised to 1e4.*target_sum=1e4"),
+    ({"log": lambda v: np.log2(1 + v)}, r"pred cells are normalised to 1e4 per cell then log2\(1 \+ x\) but the real cells are .*1e4 per cell then log1p"),
+    ({"target": None}, r"pred cells are log1p of raw counts, not normalised .* but the real cells are normalised to 1e4"),
+])
+def test_a_different_normalisation_is_refused_naming_both(raw, pred_kw, words):
+    pred, real = _pair(raw, pred_kw)
+    with pytest.raises(ScaleMismatchError, match=words):
+        evaluate_files(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+    with pytest.raises(ScaleMismatchError, match=words):
+        load_pair(pred, real, "target", CONTROL)  # --profile (log-scale profiles)
+
+
+def test_cpm_refused_from_the_cli_in_one_line(raw, tmp_path, capsys):
+    pred, real = _pair(raw, {"target": 1e6})
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    real.write_h5ad(tmp_path / "real.h5ad")
+    code = main(["evaluate", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(tmp_path / "real.h5ad"), "--out", str(tmp_path / "ev"),
+                 "--metrics", "mse", "--no-plots", "--quiet", "--baselines", ""])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "1e6" in err and "1e4" in err
+    assert not (tmp_path / "ev" / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize("kw", [{}, {"target": 1e6, "log": lambda v: np.log2(1 + v)}, {"target": None}])
+def test_the_same_normalisation_on_both_sides_is_scored(raw, kw):
+    pred, real = _pair(raw, kw, kw)
+    report = evaluate_files(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+    assert np.isfinite(report.table.values["mse"]).all()
+
+
+def test_totals_within_rounding_agree_and_gene_subsets_are_not_compared(raw):
+    pred, real = _pair(raw, {"target": 1e4 * (1 + 1e-4)})  # rounding of a target: the same
+    check_same_normalization(pred.X, real.X)
+    # only some genes kept after normalising: the totals are no longer constant, nothing can be read off
+    pred, real = _pair(raw, {"target": 1e6})
+    assert signature(pred[:, :20].X) is None
+    check_same_normalization(pred[:, :20].X, real[:, :20].X)
+
+
+def test_real_log_normalised_files_are_never_flagged():
+    """No false alarm on real log-normalised data: bundled and shared files against their own cells (halves)."""
+    from tests.conftest import SHARED_DATA
+
+    files = sorted(glob.glob(os.path.join(os.path.dirname(layout.__file__), "..", "datasets", "*.h5ad")))
+    root = os.environ.get("DISTGEN_SHARED_DATA", SHARED_DATA)
+    files += sorted(glob.glob(os.path.join(root, "*", "*.h5ad"))) if os.path.isdir(root) else []
+    seen = 0
+    for f in files:
+        a = ad.read_h5ad(f)
+        for x in [a.X, *a.layers.values()]:
+            x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+            x = np.asarray(x, dtype=np.float32)
+            if np.all(x == np.floor(x)):  # raw counts: normalised here with every gene kept, the case the check reads
+                x = np.log1p(x / np.maximum(x.sum(1, keepdims=True), 1) * 1e4).astype(np.float32)
+                kept = x.sum(1) > 0
+                assert signature(x[kept])[0] == "ln" and signature(x[kept])[1] == pytest.approx(1e4, rel=1e-4), f
+            order = np.random.default_rng(0).permutation(len(x))
+            half = len(x) // 2
+            check_same_normalization(x[order[:half]], x[order[half:]])
+            seen += 1
+    assert seen >= 2  # at least the two bundled files
+
+
+# ---------------------------------------------------------------------------------------------- negative values
+def _zscore(x):
+    x = np.asarray(x, dtype=np.float64)
+    return ((x - x.mean(0)) / np.maximum(x.std(0), 1e-6)).astype(np.float32)
+
+
+@pytest.mark.parametrize("side", ["pred", "real"])
+def test_scaled_values_are_refused_as_scaled_not_as_unlogged(raw, side):
+    pred, real = _pair(raw)
+    target = pred if side == "pred" else real
+    target.X = _zscore(target.X)
+    with pytest.raises(ScaleMismatchError, match=rf"the {side} cells hold \d+ negative value.*scaled or centred") as err:
+        evaluate_files(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+    assert "apply scanpy.pp.log1p" not in str(err.value)
+    with pytest.raises(ScaleMismatchError, match="scaled or centred"):
+        load_pair(pred, real, "target", CONTROL)
+
+
+@pytest.mark.parametrize("side", ["pred", "real"])
+def test_one_negative_value_anywhere_is_refused(raw, side):
+    pred, real = _pair(raw)
+    target = pred if side == "pred" else real
+    x = target.X.copy()
+    x[-1, -1] = -0.5  # the very last value: past any sample of rows
+    target.X = x
+    with pytest.raises(ScaleMismatchError, match=rf"the {side} cells hold 1 negative value\(s\) \(min -0.5\)"):
+        evaluate_files(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+
+
+def test_negative_counts_are_refused_as_scaled_under_a_counts_profile(raw, tmp_path):
+    (rc, ro, g), (pc, po, _) = raw
+    pred = ad.AnnData(X=pc.astype(np.float32), obs=po.copy())
+    real = ad.AnnData(X=rc.astype(np.float32), obs=ro.copy())
+    pred.var_names = real.var_names = g
+    x = real.X.copy()
+    x[-1, 0] = -3
+    real.X = x
+    with pytest.raises(ScaleMismatchError, match=r"the real cells hold 1 negative value.*raw counts are never negative.*scaled or centred"):
+        load_pair(pred, real, "target", CONTROL, scale="counts")
+
+
+def test_negative_values_a_model_generated_are_scored_with_a_note(raw):
+    # distgen's layout records a prediction file's kind: a model's signed output (an anchored generator) is its result
+    from distgen.types import Cells
+
+    pred, real = _pair(raw)
+    cells = layout.read(pred, "target", CONTROL, name="pred")
+    x = cells.X.clone()
+    x[~cells.is_control, 0] = -0.25
+    gen = layout.to_anndata(Cells(x, cells.conditions, cells.genes, control=CONTROL), "pred", pert_col="target", control=CONTROL)
+    assert gen.uns["distgen"]["kind"] == "pred"
+    report = evaluate_files(gen, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+    assert any("below 0" in n and "scored as generated" in n for n in report.summary["notes"])
+    gen.uns["distgen"]["kind"] = "real"  # the same values in a file that is not a model's prediction
+    with pytest.raises(ScaleMismatchError, match="negative"):
+        evaluate_files(gen, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
