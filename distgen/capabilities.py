@@ -159,6 +159,10 @@ class MetricCapabilities(Capabilities):
     diagnostic: bool = field(default=False, metadata=_doc(
         "A quantity reported beside the scores (e.g. the number of real significant genes) that does not rank "
         "predictions: higher_is_better is not an orientation and a perfect prediction need not score better."))
+    per_perturbation: bool = field(default=True, metadata=_doc(
+        "One value per perturbation. False: one number for the whole evaluation (per context), such as a correlation "
+        "across perturbations or a ratio of sums, that metrics.csv repeats on every row; distgen compare takes it once, "
+        "never as paired observations."))
 
 
 @dataclass(frozen=True)

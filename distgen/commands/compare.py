@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compare",
         help="paired comparison of two evaluations (mean difference, CI, Wilcoxon p per metric)",
         description="Pair two evaluations on the perturbations they share and, per metric both computed, report the mean "
-        "of each, the paired difference A - B with a bootstrap confidence interval and the two-sided Wilcoxon signed-rank p-value.",
+        "of each over the shared defined rows, the paired difference A - B with a bootstrap confidence interval and the two-sided "
+        "Wilcoxon signed-rank p-value; a winner only where p < 0.05. Metrics of one value per evaluation are compared once "
+        "(no interval, no test).",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

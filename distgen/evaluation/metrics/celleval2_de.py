@@ -233,7 +233,7 @@ def _define(name: str, doc: str, fn: Any, hib: bool = True, gate: str | None = N
     perturbations (``level="global"``) needs two perturbations for a defined value.
     """
     need = min_perturbations if min_perturbations is not None else (2 if level == "global" else 1)
-    caps = MetricCapabilities(higher_is_better=hib, min_perturbations=need, diagnostic=diagnostic)
+    caps = MetricCapabilities(higher_is_better=hib, min_perturbations=need, diagnostic=diagnostic, per_perturbation=level != "global")
     cls = type("".join(w.title() for w in name.split("_")), (_DE,),
                {"__doc__": doc, "capabilities": caps, "gate": gate, "worst": worst, "definition": staticmethod(fn), "__module__": module})
     setattr(sys.modules[module], cls.__name__, cls)

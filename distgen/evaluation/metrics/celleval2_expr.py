@@ -256,8 +256,9 @@ class _CE2(Metric):
 
 
 def _caps(hib: bool, diagnostic: bool = False, **_notes: Any) -> MetricCapabilities:
-    """Capabilities of a cell-eval2 metric (keyword notes, e.g. its cell-eval 0.8.2 name, document the code only)."""
-    return MetricCapabilities(higher_is_better=hib, diagnostic=diagnostic)
+    """Capabilities of a cell-eval2 metric (keyword notes, e.g. its cell-eval 0.8.2 name, document the code only;
+    ``level="global"``: one value for the whole evaluation)."""
+    return MetricCapabilities(higher_is_better=hib, diagnostic=diagnostic, per_perturbation=_notes.get("level") != "global")
 
 
 class ExprMSEUnbiased(_CE2):

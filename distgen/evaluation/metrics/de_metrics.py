@@ -151,7 +151,8 @@ class DESigGenesRecall(Metric):
 class DESpearmanSignificant(Metric):
     """Spearman correlation, across perturbations, of the numbers of significant genes (one global value)."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_spearman_sig", min_perturbations=2)
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_spearman_sig", min_perturbations=2,
+                                      per_perturbation=False)
 
     def __init__(self, fdr: float = FDR) -> None:
         self.fdr = fdr

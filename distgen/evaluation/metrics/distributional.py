@@ -134,7 +134,7 @@ class Sinkhorn(_PerPerturbation):
 class PearsonEDistance(Metric):
     """Pearson correlation, across perturbations, of real and predicted E-distances from control (global)."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="pearson_edistance", min_perturbations=2)
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="pearson_edistance", min_perturbations=2, per_perturbation=False)
 
     def __init__(self, max_cells: int | None = None) -> None:
         self.max_cells = max_cells
