@@ -20,8 +20,8 @@ or --celltype-col) every cell type is scored on its own, against its own control
 the baselines with their cell types. Writes metrics.csv (one row per perturbation, with the reason for
 every NaN), calibration.csv, summary.json, summary.md, PNG plots and report.html (one self-contained
 page: model vs baselines vs ceiling, per perturbation, distributions; --no-plots skips plots and page).
---out may hold an earlier evaluation (replaced); other files of those names need --overwrite, and a run
-folder is refused.
+--out may hold an earlier evaluation (all its files are replaced or removed, other files kept); other files of
+those names need --overwrite, and a run folder is refused.
 
 --profile scores a pair exactly as a reference does instead (metrics.csv and summary.json; no
 baselines, ceiling or plots): celleval2 (cell-eval2's full v2 profile, raw counts), vcc2026 (the

@@ -20,7 +20,7 @@ from distgen.evaluation.normalization import check_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS
-from distgen.pipeline.outputs import check_output_folder
+from distgen.pipeline.outputs import check_output_folder, clear_evaluation
 from distgen.pipeline.pages import write_evaluation_page
 from distgen.pipeline.profile_eval import evaluate_profile_files, load_pair  # noqa: F401  (re-exported: the light --profile path)
 from distgen.pipeline.references import DEFAULT_BASELINES, cells_references, dataset_references
@@ -69,6 +69,7 @@ def evaluate_files(
         notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
     )
     if out is not None:
+        clear_evaluation(out)  # an earlier evaluation's page, plots and tables never stay beside the new ones
         report.write(out, make_plots)
         if make_plots:  # the HTML page (eval/report.html), with a run's training story when pred sits in one
             write_evaluation_page(out, report, pred)
@@ -131,6 +132,7 @@ def evaluate(
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
                    interpolated=interpolated, generated=isinstance(pred, Cells) and isinstance(truth, Dataset))
     if out is not None:
+        clear_evaluation(out)
         report.write(out, make_plots)
         if make_plots:
             write_evaluation_page(out, report, pred)

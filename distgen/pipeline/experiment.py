@@ -38,6 +38,7 @@ from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
 from distgen.pipeline import pages
 from distgen.pipeline.checks import check_experiment
+from distgen.pipeline.outputs import clear_evaluation
 from distgen.pipeline.predict import predict, predict_section, write_cells
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
@@ -172,6 +173,7 @@ def _run(
     )
     report.summary.update(pages.run_facts(preset, model, dataset))  # preset, unembeddable atoms
     make_plots = plots and bool(ev.get("plots", True))
+    clear_evaluation(out / "eval")  # evaluating again (other --metrics, no plots): none of the earlier files stay
     summary = report.write(out / "eval", make_plots)
     clock.lap("evaluate")
     summary["timings_s"] = clock.laps

@@ -28,8 +28,10 @@ OWNED: dict[str, tuple[str, ...]] = {
                    "eval/", "train/"),
     "sweep": ("sweep.yaml", "results.csv", "summary.md", "summary.json", "summary.png", ".distgen.lock", "runs/"),
 }
-#: What ``distgen evaluate`` writes into its output folder (besides plots).
-EVALUATE_OUTPUTS = ("metrics.csv", "calibration.csv", "summary.json", "summary.md", "vcc2026_score.csv")
+#: Every file ``distgen evaluate`` (any profile) and ``distgen run``'s ``eval/`` write into an evaluation folder: the
+#: tables, the summaries, the plots (``distgen.evaluation.report.plots``) and the page (``distgen.pipeline.pages.PAGE``).
+EVALUATE_OUTPUTS = ("metrics.csv", "calibration.csv", "summary.json", "summary.md", "vcc2026_score.csv",
+                    "metrics_per_perturbation.png", "delta_scatter.png", "embedding_overlay.png", "report.html")
 
 
 def run_kind(folder: Path) -> str | None:
@@ -121,6 +123,23 @@ def check_output_folder(out: str | Path, command: str, overwrite: bool = False, 
     if existing and not _previous_evaluation(out / "summary.json"):
         raise OutputPathError(f"{str(out)!r} already holds {', '.join(existing)}, not written by distgen {command}; "
                               "pass --overwrite to replace them, or choose another --out")
+
+
+def clear_evaluation(out: str | Path, names: Sequence[str] = EVALUATE_OUTPUTS) -> list[str]:
+    """Remove the files of an earlier evaluation from ``out`` before a new one is written there; returns their names.
+
+    Only the names an evaluation writes (``EVALUATE_OUTPUTS``) go, so a rerun never leaves an earlier
+    run's page, plots or tables beside the new ones (a stale, mixed report); any other file stays.
+    Call it after ``check_output_folder`` allowed writing there, once the new results are computed.
+    """
+    out = Path(out)
+    removed = []
+    for name in names:
+        path = out / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(name)
+    return removed
 
 
 def _previous_evaluation(summary: Path) -> bool:

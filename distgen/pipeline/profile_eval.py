@@ -12,7 +12,7 @@ from typing import Any
 
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import align, eval_data
-from distgen.pipeline.outputs import check_output_folder
+from distgen.pipeline.outputs import check_output_folder, clear_evaluation
 
 
 def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
@@ -198,6 +198,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     info.notes += target_resolution(data, prof, no_target_genes)
     info.notes += pooled_contexts_note(real)
     table = run_profile(data, prof.name, progress=progress)
+    clear_evaluation(out)  # no earlier evaluation's files (vcc2026_score.csv, report.html, plots) stay beside these
     write_csv(table, str(out / "metrics.csv"))
     summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
                                "control": info.control, "n_perturbations": data.n_perts, "n_genes": len(data.genes),
