@@ -17,6 +17,9 @@ from distgen.types import Cells
 
 #: Largest value of log1p-normalised expression in practice (log1p of 1e8); larger fractional values are not logged.
 LOG_MAX = 20.0
+#: Fewest cells of a group that is scored: a perturbation below it gets NaN metrics (``flag_invalid``), a file's
+#: controls below it are refused (``check_controls``: every delta of every perturbation is taken from their mean).
+MIN_CELLS = 2
 
 
 class ScaleMismatchError(DistgenError, ValueError):
@@ -97,6 +100,19 @@ def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
                          "or evaluate log-normalised files with a log-scale profile")
 
 
+def check_controls(cells: Cells, side: str, where: str = "") -> None:
+    """Refuse fewer than ``MIN_CELLS`` control cells in the ``side`` file (``where``: e.g. `` of context 'B'``).
+
+    One control cell is refused as a one-cell perturbation is left unscored: the control mean every
+    delta is taken from (``mse_delta``, ``pearson_delta``, the DE tests) would be that cell's noise.
+    """
+    n = int(np.asarray(cells.is_control).sum())
+    if 0 < n < MIN_CELLS:
+        raise ValueError(f"the {side} file has only {n} control cell(s){where}; at least {MIN_CELLS} are needed: every "
+                         "perturbation's delta is taken from the control mean, which one cell cannot give (its noise would be "
+                         "scored as the effect); add control cells to the file")
+
+
 def align(pred: Cells, truth: Cells, name: str = "prediction") -> tuple[Cells, list[str]]:
     """``pred`` with its genes in ``truth``'s order (a note says when they were reordered); other genes are an error."""
     if pred.genes == truth.genes:
@@ -126,6 +142,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     check = check_counts if scale == "counts" else check_scale
     check(truth.X, "real")
     check(pred.X, name)
+    check_controls(truth, "real")
+    check_controls(pred, name)
     if scale == "lognorm" and check_pred_scale:
         check_same_scale(pred.X, truth.X, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
@@ -158,7 +176,7 @@ def finite_rows(x: torch.Tensor) -> torch.Tensor:
     return ok
 
 
-def flag_invalid(data: EvalData, min_cells: int = 2) -> None:
+def flag_invalid(data: EvalData, min_cells: int = MIN_CELLS) -> None:
     """Record perturbations whose metrics must be NaN, with the reason, in ``data.invalid``."""
     for name in ("real", "pred"):
         pop = data.population(name)

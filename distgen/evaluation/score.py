@@ -18,7 +18,7 @@ import torch
 
 from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, interpolated_duplicate_data, reference_data, summarise
-from distgen.evaluation.io import align, eval_data, generated_range_note
+from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import MetricTable, run_metrics
@@ -105,6 +105,9 @@ def score(
         truth_c, pred_c = part(truth), part(pred)
         if not bool(pred_c.is_control.any()):
             raise ValueError(f"the prediction has no control cells of context {ctx!r}; write the controls it was generated from with it")
+        if many:
+            check_controls(truth_c, "real", f" of context {ctx!r}")
+            check_controls(pred_c, "pred", f" of context {ctx!r}")
         data = eval_data(pred_c, truth_c, check_pred_scale=not generated)
         if generated and (note := generated_range_note(pred_c.X, truth_c.X)) is not None:
             report_notes.append(f"{ctx}: {note}" if many else note)
