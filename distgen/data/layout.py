@@ -5,7 +5,8 @@ expects, in both files: the same genes in the same order (``var_names``), a pert
 ``obs`` with the *same set* of labels, control cells labelled ``non-targeting`` in each file, and
 values at one scale (log-normalised, or raw counts for its ``vcc2026`` preset); with
 ``--celltype-col``, a cell-type column. ``write`` produces exactly that, with the default names
-below, and records the value scale in ``uns["distgen"]["scale"]`` (``lognorm`` or ``counts``).
+below (and a ``batch`` column when the cells come from several batches, for the user to check the batch
+mix), and records the value scale in ``uns["distgen"]["scale"]`` (``lognorm`` or ``counts``).
 cell-eval 0.8.2 reads the same files with ``--pert-col target``. ``read`` reads them back (and
 files of other tools and older distgen files, whose column was ``target_gene``: the column and the
 control label are guessed from common conventions when not given).
@@ -29,6 +30,7 @@ import torch
 
 from distgen.types import ALL, Cells
 from distgen.types.layout import (
+    BATCH_COL,
     CELLTYPE_COL,
     CONTROL,
     CONTROL_LABELS,
@@ -57,10 +59,12 @@ def to_anndata(
     control: str = CONTROL,
     celltype_col: str = CELLTYPE_COL,
     scale: str = "lognorm",
+    with_batch: bool | None = None,
 ) -> ad.AnnData:
     """``cells`` in the cell-eval layout (rows in the same order; controls relabelled ``control``).
 
-    ``with_context`` writes the ``celltype_col`` column (default: when some context is not ``"all"``).
+    ``with_context`` writes the ``celltype_col`` column (default: when some context is not ``"all"``),
+    ``with_batch`` the ``BATCH_COL`` column (default: when some batch is not ``"all"``).
     Cell names are ``cells.names`` when given, else ``{kind}_{i}`` and ``control_{j}``. ``scale``
     (``lognorm`` or ``counts``) is recorded in ``uns["distgen"]`` with the column names.
     """
@@ -81,6 +85,10 @@ def to_anndata(
         with_context = any(c != ALL for c in cells.contexts.tolist())
     if with_context:
         obs[celltype_col] = pd.Categorical(cells.contexts.astype(str))
+    if with_batch is None:
+        with_batch = any(b != ALL for b in cells.batches.tolist())
+    if with_batch:
+        obs[BATCH_COL] = pd.Categorical(cells.batches.astype(str))
     obs[KIND_COL] = pd.Categorical(np.where(ctrl, "control", kind).astype(str))
     if cells.names is not None:
         obs.index = pd.Index(cells.names.astype(str))
@@ -100,7 +108,7 @@ def to_anndata(
 def write(cells: Cells, path: str | os.PathLike[str], kind: str = "pred", **layout: Any) -> ad.AnnData:
     """Write ``cells`` to ``path`` (gzip h5ad, atomically, only after every check passed); returns the AnnData.
 
-    ``layout``: ``to_anndata`` options (``with_context``, ``pert_col``, ``control``, ``celltype_col``, ``scale``).
+    ``layout``: ``to_anndata`` options (``with_context``, ``pert_col``, ``control``, ``celltype_col``, ``scale``, ``with_batch``).
     """
     adata = to_anndata(cells, kind, **layout)
     _write(adata, path)
@@ -252,7 +260,8 @@ def read(
 ) -> Cells:
     """``Cells`` from an ``.h5ad`` path or AnnData in the cell-eval layout (controls keep the file's label).
 
-    ``celltype_col`` gives the contexts (default: ``CELLTYPE_COL`` when the file has it, else one context).
+    ``celltype_col`` gives the contexts (default: ``CELLTYPE_COL`` when the file has it, else one context);
+    the ``BATCH_COL`` column, when the file has it, the batches.
     """
     adata = as_anndata(source)
     files = {name: adata}
@@ -304,7 +313,8 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     labels = adata.obs[pert_col].astype(str).to_numpy()
     conds = np.array([cache.setdefault(v, canonical_condition(v, control)) if v not in cache else cache[v] for v in labels], dtype=object)
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None
-    return Cells(torch.from_numpy(x), conds, genes, contexts, None, control, np.asarray(adata.obs_names.astype(str), dtype=object))
+    batches = adata.obs[BATCH_COL].astype(str).to_numpy(dtype=object) if BATCH_COL in adata.obs.columns else None
+    return Cells(torch.from_numpy(x), conds, genes, contexts, batches, control, np.asarray(adata.obs_names.astype(str), dtype=object))
 
 
 def read_pair(
@@ -416,7 +426,7 @@ def write_ground_truth(
     if not data.is_control[cidx].all():
         raise ValueError("control_cells must index control cells of the dataset")
     pop = cells_of(data, np.concatenate([idx, cidx]))
-    adata = to_anndata(pop, "real", len(data.info.contexts) > 1, pert_col, control_label, celltype_col, scale)
+    adata = to_anndata(pop, "real", len(data.info.contexts) > 1, pert_col, control_label, celltype_col, scale, len(data.info.batches) > 1)
     if path is not None:
         _write(adata, path)
     return adata

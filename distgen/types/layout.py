@@ -14,6 +14,7 @@ from distgen.types.cells import COMBO, canonical
 PERT_COL = "target"  #: cell-eval2's default ``--pert-col`` (distgen wrote ``target_gene``, cell-eval 0.8's, before)
 CONTROL = "non-targeting"  #: cell-eval2's default ``--control`` (and cell-eval's ``--control-pert``)
 CELLTYPE_COL = "celltype"  #: cell-eval's default ``--celltype-col``
+BATCH_COL = "batch"  #: the batch (donor, plate...) of each cell, written when the data has several (cell-eval ignores it)
 KIND_COL = "distgen_kind"  #: ``pred`` / ``real`` / ``control``: which rows a model generated
 
 #: Conventions tried, in order, when reading a file whose column or control label is not given.

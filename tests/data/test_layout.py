@@ -29,6 +29,16 @@ def test_write_then_read_gives_the_same_population(tmp_path):
     assert layout.to_anndata(_cells(("all",) * 4)).obs.columns.tolist() == [layout.PERT_COL, layout.KIND_COL]  # no contexts: no column
 
 
+def test_a_batch_column_is_written_and_read_back_when_the_cells_have_batches(tmp_path):
+    cells = _cells()
+    batched = Cells(cells.X, cells.conditions, cells.genes, cells.contexts, ["d1", "d1", "d2", "d2"])
+    a = layout.write(batched, tmp_path / "p.h5ad", "pred")
+    assert list(a.obs.columns) == [layout.PERT_COL, layout.CELLTYPE_COL, layout.BATCH_COL, layout.KIND_COL]
+    assert layout.read(tmp_path / "p.h5ad").batches.tolist() == ["d1", "d1", "d2", "d2"]
+    assert layout.BATCH_COL not in layout.to_anndata(cells).obs.columns  # no batches ("all"): no column
+    assert layout.BATCH_COL not in layout.to_anndata(batched, with_batch=False).obs.columns
+
+
 def test_other_conventions_are_read_and_labels_made_canonical():
     obs = pd.DataFrame({"condition": ["B+A", "ctrl", "A+ctrl", "control"]}, index=[f"c{i}" for i in range(4)])
     a = ad.AnnData(X=np.ones((4, 2), dtype=np.float32), obs=obs)
