@@ -4,8 +4,8 @@
 the preprocessing (highly variable genes) on the training cells and checks the split for leakage.
 Everything a run needs afterwards comes from this one object: the training cells (``train_table``
 for models, ``train_cells()`` as a labelled population), the batch sources of the trainer, and, per
-split part, the held-out (condition, context) groups with the control cells they are predicted
-from (``groups``) and their ground truth (``truth``).
+split part, the held-out (condition, context, batch) groups with the control cells they are
+predicted from (``groups``) and their ground truth (``truth``).
 """
 
 from __future__ import annotations
@@ -25,22 +25,26 @@ from distgen.data.batches import TableBatches
 from distgen.data.dataset import PerturbationData
 from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.data.split import Split
-from distgen.types import COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
+from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
 
 PARTS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class Group:
-    """One held-out condition in one context: its real cells and the control cells it is predicted from.
+    """One held-out condition in one context and batch: its real cells and the control cells it is predicted from.
 
     ``cells`` and ``controls`` are row indices into the dataset; ``condition`` is canonical (``A+B``).
+    ``other_batches`` is True when the batch has no control cell of the context, so ``controls`` are
+    control cells of the context from other batches (``Dataset.groups``).
     """
 
     condition: str
     context: str
+    batch: str
     cells: np.ndarray
     controls: np.ndarray
+    other_batches: bool = False
 
 
 def cells_of(data: PerturbationData, idx: np.ndarray | Sequence[int]) -> Cells:
@@ -165,14 +169,22 @@ class Dataset:
             val = TableBatches(self.data.table.subset(self.split.val), ds.set_size, val_sets, ds.matcher, seed + 1, controls=train, **kw)
         return source, val
 
-    def labels(self, conditions: Sequence[str], contexts: Sequence[str]) -> ConditionLabels:
-        """``ConditionLabels`` of canonical conditions (``A+B``) in ``contexts`` (first batch, dose 1): what a model is asked."""
+    def labels(self, conditions: Sequence[str], contexts: Sequence[str], batches: Sequence[str] | None = None) -> ConditionLabels:
+        """``ConditionLabels`` of canonical conditions (``A+B``) in ``contexts`` and ``batches`` (dose 1): what a model is asked.
+
+        ``batches`` may be left out only when the data has a single batch.
+        """
         control = self.info.control_label
         atoms = [() if c == control else tuple(c.split(COMBO)) for c in conditions]
-        return labels_in(self.info, atoms, list(contexts), [self.info.batches[0]] * len(atoms))
+        if batches is None:
+            if len(self.info.batches) > 1:
+                shown = ", ".join(self.info.batches[:5]) + (" ..." if len(self.info.batches) > 5 else "")
+                raise ValueError(f"Dataset.labels: the data has {len(self.info.batches)} batches ({shown}); give the batch of every condition")
+            batches = [self.info.batches[0]] * len(atoms)
+        return labels_in(self.info, atoms, list(contexts), list(batches))
 
-    def notes(self) -> list[str]:
-        """What a report should say about how the cells were chosen (``data.filter``, ``max_cells``)."""
+    def notes(self, part: str = "test") -> list[str]:
+        """What a report should say about how the cells of ``part`` were chosen (``data.filter``, ``max_cells``, control pools)."""
         out = []
         if self.filtered is not None:
             out.append(f"data.filter kept {self.filtered['cells_kept']} of {self.filtered['cells_before']} cells "
@@ -180,13 +192,19 @@ class Dataset:
         if self.max_cells is not None:
             out.append(f"at most {self.max_cells} cells per held-out group predicted and scored (predict.max_cells_per_condition): "
                        "a fixed random subset of the real cells of larger groups")
+        if len(self.info.batches) > 1:
+            borrowed = sorted({(g.context, g.batch) for g in self.groups(part) if g.other_batches})
+            if borrowed:
+                shown = ", ".join(f"{b} in {c}" if c != ALL else b for c, b in borrowed[:8]) + (" ..." if len(borrowed) > 8 else "")
+                out.append(f"batch(es) without control cells of their context ({shown}): their held-out cells were predicted from "
+                           "control cells of the same context in other batches")
         return out
 
     def capped(self, max_cells: int | None) -> Dataset:
-        """This dataset with at most ``max_cells`` real cells per held-out (condition, context) group (None: all).
+        """This dataset with at most ``max_cells`` real cells per held-out (condition, context) (None: all).
 
-        The kept cells are a fixed random subset of each group (seeded by the group's labels, so the
-        same in every call): ``groups``, ``truth`` and ``predict`` all see it, so the prediction, its
+        The kept cells are a fixed random subset of each condition in each context, over its batches
+        (seeded by the labels, so the same in every call): ``groups``, ``truth`` and ``predict`` all see it, so the prediction, its
         truth, the baselines (as many cells as the truth) and the ceiling (half-splits of the truth)
         are scored on the same cells. Training cells are not affected.
         """
@@ -202,10 +220,14 @@ class Dataset:
         return getattr(self.split, part).numpy()  # type: ignore[no-any-return]
 
     def groups(self, part: str = "test") -> list[Group]:
-        """The perturbed (condition, context) groups of ``part``, sorted, with their control pools (``max_cells`` applied).
+        """The perturbed (condition, context, batch) groups of ``part``, sorted, with their control pools (``max_cells`` applied).
 
-        A group is predicted from the control cells of its context held out in ``part`` when the
-        split has some, else from the training controls of that context.
+        A group is predicted from the control cells of its context and batch held out in ``part``
+        when the split has some, else from the training controls of that context and batch. A batch
+        with no control cell of the context at all is predicted from the controls of the context's
+        other held-out batches (or, when there are none, the context's held-out controls, else its
+        training ones), and its groups say so (``Group.other_batches``, ``notes``). ``max_cells`` caps
+        each condition in each context over its batches, so the kept cells keep the batch mix of the real ones.
         """
         idx = self.indices(part)
         data = self.data
@@ -216,19 +238,35 @@ class Dataset:
         held_ctrl = idx[ctrl_mask[idx]]
         train = self.split.train.numpy()
         train_ctrl = train[ctrl_mask[train]]
+
+        def own_controls(ctx: str, batch: str | None = None) -> np.ndarray:
+            """The held-out controls of ``ctx`` (and ``batch``) when ``part`` has some, else the training ones."""
+            for ctrl in (held_ctrl, train_ctrl):
+                keep = data.contexts[ctrl] == ctx
+                if batch is not None:
+                    keep &= data.batches[ctrl] == batch
+                if keep.any():
+                    return ctrl[keep]  # type: ignore[no-any-return]
+            return train_ctrl[:0]  # type: ignore[no-any-return]
+
         conds = _canonical_conditions(data)
-        groups = []
+        keys = []
         for cond, ctx in sorted({(str(conds[i]), str(data.contexts[i])) for i in pert}):
             cells = pert[(conds[pert] == cond) & (data.contexts[pert] == ctx)]
-            pool = held_ctrl[data.contexts[held_ctrl] == ctx]
-            if pool.size == 0:
-                pool = train_ctrl[data.contexts[train_ctrl] == ctx]
-            if pool.size == 0:
-                raise ValueError(f"no control cells of context {ctx!r} to predict {cond!r} from")
             if self.max_cells is not None and len(cells) > self.max_cells:
                 rng = np.random.default_rng(zlib.crc32(f"{cond}\x1f{ctx}".encode()))
                 cells = np.sort(rng.choice(cells, self.max_cells, replace=False))
-            groups.append(Group(cond, ctx, cells, pool))
+            keys += [(cond, ctx, str(b), cells[data.batches[cells] == b]) for b in sorted(set(data.batches[cells].tolist()))]
+        pools = {(ctx, b): own_controls(ctx, b) for _, ctx, b, _ in keys}
+        groups = []
+        for cond, ctx, b, cells in keys:
+            pool = pools[(ctx, b)]
+            if pool.size == 0:
+                lent = [p for (c, _), p in pools.items() if c == ctx and p.size]
+                pool = np.unique(np.concatenate(lent)) if lent else own_controls(ctx)
+            if pool.size == 0:
+                raise ValueError(f"no control cells of context {ctx!r} to predict {cond!r} from")
+            groups.append(Group(cond, ctx, b, cells, pool, other_batches=pools[(ctx, b)].size == 0))
         return groups
 
     def control_pool(self, groups: Sequence[Group]) -> np.ndarray:

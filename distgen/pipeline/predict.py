@@ -1,9 +1,10 @@
-"""Prediction: generate every held-out (condition, context) group of a split part, as ``Cells``.
+"""Prediction: generate every held-out (condition, context, batch) group of a split part, as ``Cells``.
 
 ``predict(model, dataset)`` is the one way to predict (``distgen run``, ``distgen predict`` and
 ``distgen.predict`` all call it). For every group of ``Dataset.groups(part)`` the model generates
-as many cells as the group has real cells, from control cells of the same context (held-out
-controls when the split has them, else training controls), in sets of ``data.set_size`` cells.
+as many cells as the group has real cells, from control cells of the same context and batch
+(held-out controls when the split has them, else training controls), labelled with that batch, in
+sets of ``data.set_size`` cells. A condition in a context is thus generated in the batch mix of its real cells.
 Group ``i`` is drawn under a seed from ``(seed, i)``, so under torchrun each rank takes every
 ``world``-th group and the merged result equals the single-process one.
 
@@ -45,7 +46,7 @@ from distgen.train.checkpoint import (
 from distgen.train.device import select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.train.manifest import check_same_data
-from distgen.types import ALL, Cells
+from distgen.types import Cells
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
 PREDICT_KEYS = ("max_cells_per_condition",)
@@ -111,7 +112,7 @@ def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_s
     g = torch.Generator().manual_seed(mix_seed(seed, index))
     pick = torch.from_numpy(group.controls)[torch.randint(len(group.controls), (k * set_size,), generator=g)]
     control = dataset.data.table.X[pick].reshape(k, set_size, -1).to(device)
-    labels = dataset.labels([group.condition] * k, [group.context] * k).to(device)
+    labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k).to(device)
     torch.manual_seed(mix_seed(seed, index, 1))
     mask = torch.ones(k, set_size, dtype=torch.bool, device=device)
     if genes is not None and "genes" in inspect.signature(model.predict).parameters:
@@ -120,7 +121,8 @@ def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_s
         out = model.predict(control, mask, labels)
         out = out if genes is None else out[..., torch.from_numpy(genes).to(out.device)]
     cells = out.reshape(k * set_size, -1)[:n].float().cpu().numpy()
-    check_finite_samples(cells, f"condition {group.condition} @ {group.context}", weights)
+    batch = f" (batch {group.batch})" if len(dataset.info.batches) > 1 else ""
+    check_finite_samples(cells, f"condition {group.condition} @ {group.context}{batch}", weights)
     return cells  # type: ignore[no-any-return]
 
 
@@ -169,7 +171,7 @@ def predict(
     -------
     Cells
         Per group (in ``dataset.groups(part)`` order) as many generated cells as it has real ones,
-        labelled with its condition and context, followed by the real control cells they were
+        labelled with its condition, context and batch, followed by the real control cells they were
         generated from (``dataset.truth(part)`` has the same layout).
     """
     if not callable(getattr(model, "predict", None)):
@@ -215,14 +217,15 @@ def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarra
         [g.condition for g, k in zip(groups, n) for _ in range(k)] + [dataset.info.control_label] * len(pool),
         names,
         [g.context for g, k in zip(groups, n) for _ in range(k)] + data.contexts[pool].tolist(),
-        [ALL] * sum(n) + data.batches[pool].tolist(),
+        [g.batch for g, k in zip(groups, n) for _ in range(k)] + data.batches[pool].tolist(),
         dataset.info.control_label,
     )
 
 
 def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str, scale: str = "lognorm") -> Any:
-    """``cells`` of ``dataset`` in the cell-eval layout at ``path`` (a context column when the data has contexts)."""
-    return layout.write(cells, path, kind, with_context=len(dataset.info.contexts) > 1, scale=scale)
+    """``cells`` of ``dataset`` in the cell-eval layout at ``path`` (a context / batch column when the data has several)."""
+    return layout.write(cells, path, kind, with_context=len(dataset.info.contexts) > 1, with_batch=len(dataset.info.batches) > 1,
+                        scale=scale)
 
 
 # ---------------------------------------------------------------------------------------------- distgen predict

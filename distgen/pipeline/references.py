@@ -2,12 +2,13 @@
 
 Each baseline (``control``, ``mean_perturbation``, ``noncontrol_mean``, ``additive``, ``linear`` by
 default, ``matching_mean`` on request: any registered ``FittedModel``) is fitted on the training cells *with their contexts and batches* (the same
-``CellTable`` the model was trained on) and predicts every group of the truth from control cells of
-the group's own context, the same pool the model generated from. ``distgen.evaluation.score`` then
-scores these references next to the model.
+``CellTable`` the model was trained on) and predicts every (condition, context, batch) group of the
+truth from the truth's control cells of the group's own context and batch (of its context when its
+batch has none there), the same pool the model generated from (``Dataset.groups``).
+``distgen.evaluation.score`` then scores these references next to the model.
 
 A closed-form baseline shifts the control cells it is given, so each group gets ``n`` distinct real
-control cells of its context (drawn without replacement when the pool is large enough; one seeded
+control cells of its pool (drawn without replacement when the pool is large enough; one seeded
 generator walks the groups in order): its prediction then carries the real spread of the controls.
 """
 
@@ -23,7 +24,7 @@ from distgen.data.prepared import Dataset
 from distgen.evaluation.io import check_scale
 from distgen.models import models
 from distgen.models.base import FittedModel
-from distgen.types import ALL, Cells, CellTable, ConditionLabels, DataInfo, labels_in, vocabulary
+from distgen.types import Cells, CellTable, ConditionLabels, DataInfo, labels_in, vocabulary
 
 #: Baselines scored by default (``control`` needs no training cells; the others do): the references a 2026
 #: paper must report (``noncontrol_mean``: Systema's mean of all perturbed cells). ``matching_mean`` is opt-in.
@@ -32,32 +33,39 @@ DEFAULT_BASELINES = ("control", "mean_perturbation", "noncontrol_mean", "additiv
 #: The positive reference is the ceiling (``distgen.evaluation.calibration``).
 BASELINE_ROLES = {name: "negative" for name in (*DEFAULT_BASELINES, "matching_mean")}
 
-Labeller = Callable[[list[str], list[str]], ConditionLabels]
+#: ``labels(conditions, contexts, batches)``: group labels as the model's ``ConditionLabels``.
+Labeller = Callable[[list[str], list[str], list[str]], ConditionLabels]
+
+
+def control_pool(truth: Cells, context: str, batch: str) -> torch.Tensor:
+    """``[n, G]`` the truth's control cells of ``context`` and ``batch``, or of ``context`` when ``batch`` has none there."""
+    own = truth.is_control & (truth.contexts == context)
+    mine = own & (truth.batches == batch)
+    return truth.X[torch.from_numpy(np.flatnonzero(mine if mine.any() else own))]
 
 
 @torch.no_grad()
 def reference_cells(model: Any, truth: Cells, labels: Labeller, seed: int = 0) -> Cells:
-    """A fitted baseline's prediction of every group of ``truth``, followed by ``truth``'s controls.
-
-    ``labels(conditions, contexts)`` turns group labels into the model's ``ConditionLabels``.
-    """
+    """A fitted baseline's prediction of every (condition, context, batch) group of ``truth``, followed by ``truth``'s controls."""
     gen = torch.Generator().manual_seed(seed)
-    out, conds, ctxs = [], [], []
-    pools: dict[str, torch.Tensor] = {}
+    out, conds, ctxs, bats = [], [], [], []
+    pools: dict[tuple[str, str], torch.Tensor] = {}
     for (cond, ctx), rows in truth.groups(by_context=True).items():
-        if ctx not in pools:
-            pools[ctx] = truth.X[torch.from_numpy(np.flatnonzero(truth.is_control & (truth.contexts == ctx)))]
-        pool, n = pools[ctx], len(rows)
-        if pool.shape[0] == 0:
-            raise ValueError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
-        pick = torch.randperm(pool.shape[0], generator=gen)[:n] if n <= pool.shape[0] else torch.randint(pool.shape[0], (n,), generator=gen)
-        pred = torch.as_tensor(model.predict(pool[pick][None], torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx])))
-        out.append(pred[0].to(truth.X.dtype))
-        conds += [cond] * n
-        ctxs += [ctx] * n
+        for bat in sorted(set(truth.batches[rows].tolist())):
+            if (ctx, bat) not in pools:
+                pools[(ctx, bat)] = control_pool(truth, ctx, bat)
+            pool, n = pools[(ctx, bat)], int((truth.batches[rows] == bat).sum())
+            if pool.shape[0] == 0:
+                raise ValueError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
+            pick = torch.randperm(pool.shape[0], generator=gen)[:n] if n <= pool.shape[0] else torch.randint(pool.shape[0], (n,), generator=gen)
+            pred = torch.as_tensor(model.predict(pool[pick][None], torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx], [bat])))
+            out.append(pred[0].to(truth.X.dtype))
+            conds += [cond] * n
+            ctxs += [ctx] * n
+            bats += [bat] * n
     ctrl = truth.controls()
     return Cells(torch.cat([*out, ctrl.X]), conds + ctrl.conditions.tolist(), truth.genes, ctxs + ctrl.contexts.tolist(),
-                 [ALL] * len(conds) + ctrl.batches.tolist(), truth.control)
+                 bats + ctrl.batches.tolist(), truth.control)
 
 
 def fit_references(
@@ -115,7 +123,7 @@ def cells_references(
     info: DataInfo = vocabulary([truth] if train is None else [train, truth])
     table = train.to_table(info) if train is not None else None
 
-    def labels(conditions: list[str], contexts: list[str]) -> ConditionLabels:
-        return labels_in(info, [truth.atoms(c) for c in conditions], contexts, [info.batches[0]] * len(conditions))
+    def labels(conditions: list[str], contexts: list[str], batches: list[str]) -> ConditionLabels:
+        return labels_in(info, [truth.atoms(c) for c in conditions], contexts, batches)
 
     return fit_references(table, truth, labels, names, seed)

@@ -6,6 +6,10 @@ import pytest
 from distgen.config import ConfigError
 from distgen.data import Dataset, data_section
 
+from .conftest import make_adata
+
+SCHEMA = {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"], "batch_col": "donor"}
+
 
 @pytest.fixture
 def section(tiny_adata, tiny_schema, tmp_path):
@@ -43,12 +47,77 @@ def test_truth_is_the_groups_cells_then_their_control_pool_with_names_and_labels
 
 def test_labels_of_canonical_conditions(section):
     ds = Dataset.load({**section, "split": {"kind": "combo_seen2", "seed": 0}})
-    lab = ds.labels(["A+B", "control"], ["ct2", "ct1"])
+    lab = ds.labels(["A+B", "control"], ["ct2", "ct1"], ["b2", "b1"])
     idx = ds.info.perturbation_index()
     assert lab.perturbation.tolist() == [[idx["A"], idx["B"]], [-1, -1]]
     assert lab.context.tolist() == [ds.info.contexts.index("ct2"), ds.info.contexts.index("ct1")]
+    assert lab.batch.tolist() == [ds.info.batches.index("b2"), ds.info.batches.index("b1")]
     with pytest.raises(KeyError, match="unknown context"):
-        ds.labels(["A"], ["ct9"])
+        ds.labels(["A"], ["ct9"], ["b1"])
+    with pytest.raises(ValueError, match=r"the data has 2 batches \(b1, b2\); give the batch"):
+        ds.labels(["A"], ["ct1"])  # no silent first batch
+
+
+@pytest.fixture
+def donors(tmp_path):
+    """Conditions control, A, B in two cell types and three donors; donor b3 has no control cell in ct2."""
+    a = make_adata(n_per_group=6, conditions=("control", "A", "B"), batches=("b1", "b2", "b3"), n_genes=8)
+    a = a[~((a.obs["condition"] == "control") & (a.obs["cell_type"] == "ct2") & (a.obs["donor"] == "b3"))].copy()
+    path = tmp_path / "donors.h5ad"
+    a.write_h5ad(path)
+    split = {"kind": "random_conditions", "test_conditions": ["B"], "seed": 0, "holdout_controls": 0.3}
+    return Dataset.load({"dataset": str(path), "schema": SCHEMA, "set_size": 4, "split": split})
+
+
+def test_groups_are_split_by_batch_and_predicted_from_controls_of_their_context_and_batch(donors):
+    ds, data = donors, donors.data
+    groups = ds.groups()
+    assert [(g.condition, g.context, g.batch) for g in groups] == [("B", c, b) for c in ("ct1", "ct2") for b in ("b1", "b2", "b3")]
+    test, train = ds.split.test.numpy(), ds.split.train.numpy()
+
+    def own(rows, g):
+        return rows[data.is_control[rows] & (data.contexts[rows] == g.context) & (data.batches[rows] == g.batch)]
+
+    for g in groups:
+        assert set(data.batches[g.cells]) == {g.batch} and set(data.contexts[g.cells]) == {g.context}
+        assert set(data.conditions[g.cells]) == {"B"} and data.is_control[g.controls].all()
+        if not g.other_batches:  # held-out controls of the context and batch when the split has some, else training ones
+            assert g.controls.tolist() == (own(test, g) if own(test, g).size else own(train, g)).tolist()
+    assert any(set(g.controls) <= set(test) for g in groups) and {len(g.cells) for g in groups} == {6}
+
+
+def test_a_batch_without_controls_in_its_context_borrows_the_other_batches_pools_and_says_so(donors):
+    groups = donors.groups()
+    borrowed = [g for g in groups if g.other_batches]
+    assert [(g.context, g.batch) for g in borrowed] == [("ct2", "b3")]
+    lent = np.unique(np.concatenate([g.controls for g in groups if g.context == "ct2" and not g.other_batches]))
+    assert borrowed[0].controls.tolist() == lent.tolist()  # what the truth holds of ct2: the baselines' pool too
+    assert set(donors.data.contexts[borrowed[0].controls]) == {"ct2"}
+    assert any("b3 in ct2" in n and "other batches" in n for n in donors.notes())
+
+
+def test_the_cap_holds_per_condition_and_context_over_its_batches(donors):
+    full = {(g.context, g.batch): g.cells for g in donors.groups()}
+    capped = donors.capped(5).groups()
+    for ctx in ("ct1", "ct2"):
+        mine = [g for g in capped if g.context == ctx]
+        assert sum(len(g.cells) for g in mine) == 5
+        assert all(set(g.cells) <= set(full[(ctx, g.batch)]) for g in mine)
+    assert [(g.context, g.batch, g.cells.tolist()) for g in capped] == [(g.context, g.batch, g.cells.tolist()) for g in donors.capped(5).groups()]
+
+
+def test_one_batch_keeps_one_group_per_condition_and_context(tmp_path):
+    path = tmp_path / "one.h5ad"
+    make_adata(n_per_group=6, conditions=("control", "A", "B"), batches=("b1",), n_genes=8).write_h5ad(path)
+    ds = Dataset.load({"dataset": str(path), "schema": SCHEMA, "set_size": 4,
+                       "split": {"kind": "random_conditions", "test_conditions": ["B"], "seed": 0}})
+    data = ds.data
+    groups = ds.groups()
+    assert [(g.condition, g.context, g.batch, g.other_batches) for g in groups] == [("B", "ct1", "b1", False), ("B", "ct2", "b1", False)]
+    for g in groups:
+        train = ds.split.train.numpy()
+        assert g.controls.tolist() == train[data.is_control[train] & (data.contexts[train] == g.context)].tolist()
+    assert ds.labels(["B"], ["ct1"]).batch.tolist() == [0]  # one batch: it may go unsaid
 
 
 def test_a_section_is_validated_before_loading():
