@@ -93,6 +93,9 @@ class ConditionerCapabilities(Capabilities):
 
     supports_unseen_perturbations: bool | None = field(default=False, metadata=_doc(
         "Can embed a perturbation atom never seen in training (can_embed is True for some such atom)."))
+    embeds_batches: bool | None = field(default=False, metadata=_doc(
+        "The embedding depends on labels.batch (a learned row per batch): a batch that no training set carries "
+        "keeps an untrained row, so the pre-flight refuses to predict it unless preflight.allow_unembedded."))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from distgen.capabilities import ConditionerCapabilities
 from distgen.conditioners.base import Conditioner, pool_slots
 from distgen.types import ConditionLabels, DataInfo
 
@@ -30,6 +31,8 @@ class OneHotConditioner(Conditioner):
         Add a learned context / batch embedding.
     """
 
+    capabilities = ConditionerCapabilities(embeds_batches=None)  # use_batch
+
     def __init__(
         self,
         info: DataInfo,
@@ -49,6 +52,7 @@ class OneHotConditioner(Conditioner):
         self.pert = nn.Embedding(max(1, info.n_perturbations), dim)
         self.context = nn.Embedding(len(info.contexts), dim) if use_context else None
         self.batch = nn.Embedding(len(info.batches), dim) if use_batch else None
+        self.capabilities = ConditionerCapabilities(embeds_batches=use_batch)
         nn.init.normal_(self.pert.weight, std=dim**-0.5)
         self._init_null()
 

@@ -23,6 +23,7 @@ import torch
 from distgen.config import ConfigError
 from distgen.data.batches import TableBatches
 from distgen.data.dataset import PerturbationData
+from distgen.data.sampler import condition_groups
 from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.data.split import Split
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
@@ -182,6 +183,12 @@ class Dataset:
                 raise ValueError(f"Dataset.labels: the data has {len(self.info.batches)} batches ({shown}); give the batch of every condition")
             batches = [self.info.batches[0]] * len(atoms)
         return labels_in(self.info, atoms, list(contexts), list(batches))
+
+    def training_batches(self) -> list[str]:
+        """The batches some training set carries: those of perturbed training cells, and of training controls when
+        training draws control sets from them (``data.control_sets``). A model's embedding of any other batch is never trained."""
+        _, firsts = condition_groups(self.train_table, self.section.control_sets)
+        return sorted({self.info.batches[i] for i in self.train_table.labels.batch[firsts].tolist()})
 
     def notes(self, part: str = "test") -> list[str]:
         """What a report should say about how the cells of ``part`` were chosen (``data.filter``, ``max_cells``, control pools)."""

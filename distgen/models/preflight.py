@@ -5,7 +5,8 @@ as ``can_predict``. Given a split's test conditions this module lists which test
 cannot be predicted and stops with a message that says what to use instead, e.g.
 ``7 of 20 test perturbations are not embeddable by onehot; use gene_vocab or provide an
 embedding table``. It also checks that every test context has control cells when the model
-generates from (or is conditioned on) controls.
+generates from (or is conditioned on) controls, and that a model that embeds batches has seen, in
+some training set, every batch it is asked to predict.
 """
 
 from __future__ import annotations
@@ -224,7 +225,10 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
     held-out atom stops here with ``PreflightError``, unless ``allow_unembedded`` is set: then the
     problem comes back as a warning to record. A model that fits itself (a baseline, a plugin model)
     has a defined fallback for atoms it cannot predict: that comes back as a note (check it once
-    fitted: its ``can_predict`` knows what it learnt only then). Contexts without
+    fitted: its ``can_predict`` knows what it learnt only then). A trained model whose conditioner
+    embeds batches is held to the same rule for the batches of the held-out cells: one that no
+    training set carries (``untrained_batches``, e.g. a ``held_out_batch`` batch trained without its
+    control sets) would be generated with an untrained embedding row. Contexts without
     control cells always stop the run. Returns the warnings and notes (empty when all is well).
     """
     from distgen.models.base import is_trainable
@@ -245,23 +249,55 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
         info=dataset.info,
         strict=False,
     )
-    if report.ok:
+    batches = untrained_batches(model, dataset, part) if is_trainable(model) else []
+    if report.ok and not batches:
         return []
     if report.problems:
         raise PreflightError("; ".join(report.problems))
-    message = report.message()
     if not is_trainable(model):
         atoms = ", ".join(report.missing_atoms[:8]) + (" ..." if len(report.missing_atoms) > 8 else "")
         return [f"pre-flight: {type(model).__name__} cannot predict {report.n_missing} of {len(report.conditions)} held-out "
                 f"perturbations (atoms {atoms}); it predicts them with its fallback"]
+    messages = [report.message()] if report.n_missing else []
+    if batches:
+        messages.append(_batch_message(model, dataset, batches))
     if not allow_unembedded:
         raise PreflightError(
-            f"{message}. Their embeddings would never be trained, so their predictions would mean nothing. "
+            f"{'; '.join(messages)}. Their embeddings would never be trained, so their predictions would mean nothing. "
             f"To run anyway, set {ALLOW_OPTION}=true (the report will carry a warning)"
         )
-    return [f"WARNING pre-flight: {message}; run anyway because {ALLOW_OPTION} is true: "
-            f"predictions of {', '.join(report.not_embeddable[:8])}{' ...' if report.n_missing > 8 else ''} come from untrained embeddings"]
+    out = []
+    if report.n_missing:
+        out.append(f"WARNING pre-flight: {report.message()}; run anyway because {ALLOW_OPTION} is true: predictions of "
+                   f"{', '.join(report.not_embeddable[:8])}{' ...' if report.n_missing > 8 else ''} come from untrained embeddings")
+    if batches:
+        out.append(f"WARNING pre-flight: {_batch_message(model, dataset, batches)}; run anyway because {ALLOW_OPTION} is true: "
+                   f"the cells of batch(es) {', '.join(batches[:8])}{' ...' if len(batches) > 8 else ''} come from untrained batch embeddings")
+    return out
 
+
+def untrained_batches(model: Any, dataset: Any, part: str = "test") -> list[str]:
+    """Batches of the held-out perturbed cells of ``part`` that ``model`` embeds but no training set carries.
+
+    Only a model whose conditioner embeds batches (``ConditionerCapabilities.embeds_batches``) has
+    such rows; a batch is trained when some training set carries it (``Dataset.training_batches``).
+    """
+    if len(dataset.info.batches) < 2 or not getattr(resolve(getattr(model, "conditioner", None)), "embeds_batches", False):
+        return []
+    data, idx = dataset.data, dataset.indices(part)
+    held = set(data.batches[idx[~data.is_control[idx]]].tolist())
+    return sorted(held - set(dataset.training_batches()))
+
+
+def _batch_message(model: Any, dataset: Any, batches: Sequence[str]) -> str:
+    shown = ", ".join(batches[:8]) + (" ..." if len(batches) > 8 else "")
+    data = dataset.data
+    train = dataset.split.train.numpy()
+    has_controls = set(batches) <= set(data.batches[train[data.is_control[train]]].tolist())
+    sets = "; or train them on control -> control sets of their training controls (data.control_sets=auto)" if has_controls else ""
+    return (f"{len(batches)} held-out batch(es) ({shown}) are in no training set, so the batch embedding of "
+            f"{registered_name(model.conditioner, 'conditioners')} has untrained rows for them; "
+            f"ignore batches with model.conditioner.use_batch=false{sets}")
 
 __all__ = ["ALLOW_OPTION", "PreflightError", "PreflightReport", "PreflightWarning", "check_split", "conditions_of", "deciders", "embeddable", "preflight",
-           "registered_name"]
+           "registered_name", "untrained_batches"]

@@ -21,6 +21,7 @@ derivative; solvers integrate a linear ODE to tolerance; schedules have ``abar``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -177,6 +178,16 @@ class ConditionerContract(_Contract):
         assert isinstance(declared, bool), "a built conditioner resolves supports_unseen_perturbations to a bool"
         unseen = [a for a in tiny_info().perturbations if a != "G0"]
         assert declared == any(c.can_embed(unseen)), f"declares {declared} but can_embed({unseen}) = {c.can_embed(unseen)}"
+
+    def test_batch_capability_is_true(self, component_name: str) -> None:
+        """``embeds_batches`` resolves to a bool, True exactly when the embedding changes with ``labels.batch``."""
+        c = make(self.kind, component_name)
+        declared = c.capabilities.embeds_batches
+        assert isinstance(declared, bool), "a built conditioner resolves embeds_batches to a bool"
+        labels = tiny_labels(4)
+        swapped = dataclasses.replace(labels, batch=1 - labels.batch)
+        changed = not torch.allclose(c(labels), c(swapped))
+        assert declared == changed, f"declares embeds_batches={declared} but swapping the batches {'changes' if changed else 'keeps'} the embedding"
 
     def test_differentiable(self, component_name: str) -> None:
         c = make(self.kind, component_name)

@@ -1,6 +1,6 @@
 """Data with batches (donors): every held-out (condition, context, batch) group is generated from control cells of
 its own context and batch and labelled with that batch; the baselines draw from the same pool; the files carry
-each cell's batch."""
+each cell's batch; a model that embeds batches is refused a batch that no training set carries."""
 
 import anndata as ad
 import numpy as np
@@ -8,12 +8,16 @@ import pandas as pd
 import pytest
 import torch
 
+import distgen
 from distgen.data import Dataset, layout
+from distgen.models.preflight import PreflightError, PreflightWarning, check_split
 from distgen.pipeline.predict import predict, write_cells
 from distgen.pipeline.references import fit_references
 
 SCHEMA = {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"], "batch_col": "donor",
           "perturbation_type": "chemical"}
+TINY = {"name": "generator", "conditioner": {"name": "covariate", "part_dim": 4, "dim": 8},
+        "backbone": {"name": "mlp", "hidden": 16, "depth": 1}, "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}}}
 
 
 def write_donors(path, batches=("b1", "b2", "b3"), drop=None, n=6):
@@ -109,3 +113,27 @@ def test_one_batch_writes_no_batch_column(tmp_path):
     write_cells(ds, predict(spy, ds), tmp_path / "pred.h5ad", "pred")
     assert layout.BATCH_COL not in ad.read_h5ad(tmp_path / "pred.h5ad").obs.columns
     assert {key for key, _ in spy.sets} == {("B", "ct1", "b1"), ("B", "ct2", "b1")}
+
+
+@pytest.fixture(scope="module")
+def held_out_donor(tmp_path_factory):
+    return write_donors(tmp_path_factory.mktemp("held") / "d.h5ad")
+
+
+@pytest.mark.parametrize(("control_sets", "use_batch", "refused"), [
+    ("none", True, True),  # b3's controls never form a training set: its batch row is never trained
+    ("auto", True, False),  # control -> control sets of b3's training controls train it
+    ("none", False, False),  # the model ignores batches
+])
+def test_a_held_out_batch_that_no_training_set_carries_is_refused_when_the_model_embeds_batches(held_out_donor, control_sets, use_batch,
+                                                                                               refused):
+    ds = load(held_out_donor, {"kind": "held_out_batch", "test_batches": ["b3"], "seed": 0}, control_sets=control_sets)
+    model = distgen.build({"model": TINY}, ds, [f"model.conditioner.use_batch={str(use_batch).lower()}"])
+    if not refused:
+        assert check_split(model, ds) == []
+        return
+    with pytest.raises(PreflightError, match=r"1 held-out batch\(es\) \(b3\) are in no training set.*use_batch=false.*control_sets=auto"):
+        predict(model, ds)
+    with pytest.warns(PreflightWarning, match=r"batch\(es\) b3 come from untrained batch embeddings"):
+        pred = predict(model, ds, allow_unembedded=True)
+    assert set(pred.batches[~pred.is_control]) == {"b3"}
