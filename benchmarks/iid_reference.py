@@ -80,7 +80,7 @@ def reference_table(run: Path, baseline: str, draws: int, seed: int) -> dict[str
     dataset = Dataset.load(data_section(config.get("data")), train_dir / "split.json")
     truth = dataset.capped(predict_section(config)["max_cells_per_condition"]).truth("test")  # = the run's real.h5ad
     pred, _, _, _ = layout.read_pair(run / "pred.h5ad", run / "real.h5ad")
-    refs, notes = dataset_references(dataset, truth, [baseline], seed=seed)
+    refs, notes = dataset_references(dataset, truth, [baseline])
     base = refs[baseline]
     gen = torch.Generator().manual_seed(seed)
     rows, per_draw = [], []

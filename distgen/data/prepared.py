@@ -48,6 +48,21 @@ class Group:
     other_batches: bool = False
 
 
+def control_draw(pool_size: int, n: int, condition: str, context: str, batch: str) -> np.ndarray:
+    """Positions in a group's control pool of the ``n`` control cells its prediction starts from.
+
+    The pool in a random order, repeated (each pass reshuffled) when ``n`` exceeds it, so no control is
+    used twice before every one is used once. Seeded by the group's labels only: a model and every
+    reference (baselines, ``distgen.pipeline.references``) read the same controls for the same cells,
+    whatever the seed, so their scores differ by what they predict, not by which controls they drew.
+    """
+    if pool_size < 1:
+        raise ValueError(f"no control cells to predict {condition!r} @ {context!r} from")
+    rng = np.random.default_rng(zlib.crc32(f"controls\x1f{condition}\x1f{context}\x1f{batch}".encode()))
+    passes = -(-n // pool_size)
+    return np.concatenate([rng.permutation(pool_size) for _ in range(passes)])[:n] if n else np.zeros(0, dtype=np.int64)
+
+
 def cells_of(data: PerturbationData, idx: np.ndarray | Sequence[int]) -> Cells:
     """Rows ``idx`` of ``data`` as a labelled population (canonical conditions, cell names kept)."""
     idx = np.asarray(idx, dtype=np.int64)
@@ -286,4 +301,4 @@ class Dataset:
         return cells_of(self.data, np.concatenate([*(g.cells for g in groups), self.control_pool(groups)]))
 
 
-__all__ = ["PARTS", "Dataset", "Group", "cells_of"]
+__all__ = ["PARTS", "Dataset", "Group", "cells_of", "control_draw"]

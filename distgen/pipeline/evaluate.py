@@ -62,7 +62,7 @@ def evaluate_files(
     for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
         warnings.warn(note, stacklevel=2)
     value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=_generated(info.kinds))
-    refs, notes = cells_references(train_c, real_c, baselines, seed)
+    refs, notes = cells_references(train_c, real_c, baselines)
     notes = value_notes + notes
     report = score(
         pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
@@ -122,11 +122,11 @@ def evaluate(
     pred_c = pred if isinstance(pred, Cells) else read(pred, "pred")
     if isinstance(truth, Dataset):
         truth_c = truth.truth(part)
-        refs, notes = dataset_references(truth, truth_c, baselines, seed)
+        refs, notes = dataset_references(truth, truth_c, baselines)
     else:
         truth_c = truth if isinstance(truth, Cells) else read(truth, "real")
         train_c = train if isinstance(train, Cells) or train is None else read(train, "training")
-        refs, notes = cells_references(train_c, truth_c, baselines, seed)
+        refs, notes = cells_references(train_c, truth_c, baselines)
     notes = check_files(files, generated=_generated(kinds)) + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,

@@ -164,7 +164,7 @@ def _run(
         write_cells(dataset, truth_counts(dataset, truth), out / "real_counts.h5ad", "real", "counts")
     clock.lap(stage)
     ev_seed = int(ev.get("seed", 0))
-    refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES), ev_seed)
+    refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES))
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
         ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)), interpolated=bool(ev.get("interpolated", False)), generated=True,

@@ -29,7 +29,7 @@ from torch import nn
 
 from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
-from distgen.data.prepared import Dataset, Group
+from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.section import data_section
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split
@@ -104,13 +104,15 @@ def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_s
                    genes: np.ndarray | None = None, weights: str | Path | None = None) -> np.ndarray:
     """``[n_real, G]`` (or ``[n_real, len(genes)]``) generated cells for one group (deterministic in ``(seed, index)``).
 
+    The control cells it starts from are ``control_draw``'s (fixed per group, shared with the references);
+    ``seed`` drives the model's own randomness.
+
     NaN or inf in the generated cells is a ``NonFiniteSamplesError`` naming the group and ``weights``
     (the checkpoint they came from), never a silently written prediction.
     """
     n = len(group.cells)
     k = math.ceil(n / set_size)
-    g = torch.Generator().manual_seed(mix_seed(seed, index))
-    pick = torch.from_numpy(group.controls)[torch.randint(len(group.controls), (k * set_size,), generator=g)]
+    pick = torch.from_numpy(group.controls[control_draw(len(group.controls), k * set_size, group.condition, group.context, group.batch)])
     control = dataset.data.table.X[pick].reshape(k, set_size, -1).to(device)
     labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k).to(device)
     torch.manual_seed(mix_seed(seed, index, 1))

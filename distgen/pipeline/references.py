@@ -7,9 +7,10 @@ truth from the truth's control cells of the group's own context and batch (of it
 batch has none there), the same pool the model generated from (``Dataset.groups``).
 ``distgen.evaluation.score`` then scores these references next to the model.
 
-A closed-form baseline shifts the control cells it is given, so each group gets ``n`` distinct real
-control cells of its pool (drawn without replacement when the pool is large enough; one seeded
-generator walks the groups in order): its prediction then carries the real spread of the controls.
+A closed-form baseline shifts the control cells it is given, so each group gets ``n`` real control
+cells of its pool: ``control_draw``'s, the very cells a generated prediction of the group starts from
+(distinct while the pool lasts, seeded by the group's labels). Its prediction then carries the real
+spread of the controls, and a model and a baseline differ only by what they do with the same cells.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.data.prepared import Dataset
+from distgen.data.prepared import Dataset, control_draw
 from distgen.evaluation.io import check_scale
 from distgen.models import models
 from distgen.models.base import FittedModel
@@ -45,9 +46,12 @@ def control_pool(truth: Cells, context: str, batch: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reference_cells(model: Any, truth: Cells, labels: Labeller, seed: int = 0) -> Cells:
-    """A fitted baseline's prediction of every (condition, context, batch) group of ``truth``, followed by ``truth``'s controls."""
-    gen = torch.Generator().manual_seed(seed)
+def reference_cells(model: Any, truth: Cells, labels: Labeller) -> Cells:
+    """A fitted baseline's prediction of every (condition, context, batch) group of ``truth``, followed by ``truth``'s controls.
+
+    Each group is predicted from the controls ``control_draw`` gives it: those a generated prediction of the
+    group starts from (``distgen.pipeline.predict``), cell for cell.
+    """
     out, conds, ctxs, bats = [], [], [], []
     pools: dict[tuple[str, str], torch.Tensor] = {}
     for (cond, ctx), rows in truth.groups(by_context=True).items():
@@ -57,7 +61,7 @@ def reference_cells(model: Any, truth: Cells, labels: Labeller, seed: int = 0) -
             pool, n = pools[(ctx, bat)], int((truth.batches[rows] == bat).sum())
             if pool.shape[0] == 0:
                 raise ValueError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
-            pick = torch.randperm(pool.shape[0], generator=gen)[:n] if n <= pool.shape[0] else torch.randint(pool.shape[0], (n,), generator=gen)
+            pick = torch.from_numpy(control_draw(pool.shape[0], n, cond, ctx, bat))
             pred = torch.as_tensor(model.predict(pool[pick][None], torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx], [bat])))
             out.append(pred[0].to(truth.X.dtype))
             conds += [cond] * n
@@ -69,7 +73,7 @@ def reference_cells(model: Any, truth: Cells, labels: Labeller, seed: int = 0) -
 
 
 def fit_references(
-    train: CellTable | None, truth: Cells, labels: Labeller, names: Sequence[str] = DEFAULT_BASELINES, seed: int = 0,
+    train: CellTable | None, truth: Cells, labels: Labeller, names: Sequence[str] = DEFAULT_BASELINES,
 ) -> tuple[dict[str, Cells], list[str]]:
     """Fit each baseline of ``names`` on ``train`` and predict ``truth``'s groups: ``({name: Cells}, notes)``.
 
@@ -88,7 +92,7 @@ def fit_references(
                 continue
             model.fit(train)
             fitted[name] = model
-        refs[name] = reference_cells(model, truth, labels, seed)
+        refs[name] = reference_cells(model, truth, labels)
     conditions = sorted(set(truth.conditions[~truth.is_control].tolist()))
     atoms = sorted({a for c in conditions for a in truth.atoms(c)})
     for name, model in fitted.items():
@@ -98,13 +102,13 @@ def fit_references(
     return refs, notes
 
 
-def dataset_references(dataset: Dataset, truth: Cells, names: Sequence[str] = DEFAULT_BASELINES, seed: int = 0) -> tuple[dict[str, Cells], list[str]]:
+def dataset_references(dataset: Dataset, truth: Cells, names: Sequence[str] = DEFAULT_BASELINES) -> tuple[dict[str, Cells], list[str]]:
     """References of a run: baselines fitted on the dataset's training cells (contexts and batches kept)."""
-    return fit_references(dataset.train_table, truth, dataset.labels, names, seed)
+    return fit_references(dataset.train_table, truth, dataset.labels, names)
 
 
 def cells_references(
-    train: Cells | None, truth: Cells, names: Sequence[str] = DEFAULT_BASELINES, seed: int = 0,
+    train: Cells | None, truth: Cells, names: Sequence[str] = DEFAULT_BASELINES,
 ) -> tuple[dict[str, Cells], list[str]]:
     """References from training cells given as ``Cells`` (``distgen evaluate --train``), contexts kept.
 
@@ -126,4 +130,4 @@ def cells_references(
     def labels(conditions: list[str], contexts: list[str], batches: list[str]) -> ConditionLabels:
         return labels_in(info, [truth.atoms(c) for c in conditions], contexts, batches)
 
-    return fit_references(table, truth, labels, names, seed)
+    return fit_references(table, truth, labels, names)

@@ -46,7 +46,7 @@ def test_kang_held_out_context_baselines_see_contexts_and_differ_from_context_bl
 
 def test_references_predict_each_group_from_controls_of_its_own_context(kang):
     truth = kang.truth()
-    refs, notes = dataset_references(kang, truth, ["control", "additive"], seed=0)
+    refs, notes = dataset_references(kang, truth, ["control", "additive"])
     own = truth.controls("CD14+Mono").X
     for name, ref in refs.items():
         assert ref.genes == truth.genes and len(ref) == len(truth)
@@ -79,3 +79,20 @@ def test_references_from_files_fit_with_the_files_cell_types():
     pooled = blind["additive"].perturbed().X.mean(0) - truth.controls().X.mean(0)
     torch.testing.assert_close(effect, torch.full((6,), 1.0), atol=0.1, rtol=0)  # the true within-type effect
     assert (pooled - 1.0).abs().min() > 1.0  # pooling the types confounds the effect with composition (~3.4)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_model_and_a_baseline_read_the_same_controls_cell_for_cell(kang, seed):
+    # the same closed-form model scored as "the model" and as a baseline must give the same cells: both start from
+    # control_draw's controls (it lost to itself when the model drew with replacement and the baseline without)
+    from distgen.pipeline.predict import predict
+
+    capped = kang.capped(40)
+    fitted = models.get("additive")().fit(capped.train_table)
+    pred = predict(fitted, capped, "test", seed=seed, set_size=8)
+    truth = capped.truth("test")
+    refs, _ = dataset_references(capped, truth, ["additive", "control"])
+    torch.testing.assert_close(pred.perturbed().X, refs["additive"].perturbed().X)
+    pool = truth.controls("CD14+Mono").X
+    used = refs["control"].perturbed().X
+    assert len(used) == 40 and len({tuple(r.tolist()) for r in used}) == min(40, len(pool))  # distinct while the pool lasts
