@@ -31,12 +31,21 @@ def build(
     data: DataInfo | Dataset,
     overrides: Sequence[str] = (),
     seen_perturbations: Sequence[str] | None = None,
+    seed: int | None = None,
 ) -> PerturbationModel:
     """Build the model of a preset name, YAML path or config mapping for a dataset (or its ``DataInfo``).
 
     ``config`` may be a whole document (with a ``model`` section) or a bare model node. Given a
-    ``Dataset``, the atoms seen in its training cells are the default ``seen_perturbations``.
+    ``Dataset``, the atoms seen in its training cells are the default ``seen_perturbations``. The
+    initial weights depend on ``seed`` only (default: the document's ``train.seed``, else 0), drawn as
+    ``distgen train`` draws them, so the same config and seed build the same weights in Python and on
+    the command line; the caller's random state is left as it was.
     """
+    import torch
+
+    from distgen.train.batches import mix_seed
+    from distgen.train.run import INIT_KEY
+
     doc = load_config(config, overrides)
     node = doc.get("model", doc)
     seen: Sequence[str] | None = seen_perturbations
@@ -45,7 +54,12 @@ def build(
         seen = data.seen_perturbations() if seen is None else seen
     else:
         info = data
-    return build_model(node, info, seen)
+    if seed is None:
+        train = doc.get("train") if "model" in doc else None
+        seed = int((train or {}).get("seed", 0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(mix_seed(seed, INIT_KEY))
+        return build_model(node, info, seen)
 
 
 def load_data(dataset: str = "norman_k562", split: Mapping[str, Any] | str | None = None, **data: Any) -> Dataset:
