@@ -86,6 +86,7 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
         validate_params(make_split, ds.split, "data.split", injected=frozenset({"data"}))
     if ds.set_size < 1:
         raise ConfigError(f"data.set_size must be >= 1, got {ds.set_size}")
+    _check_matcher(ds)
     if ds.hvg is not None and (isinstance(ds.hvg, bool) or not isinstance(ds.hvg, int) or ds.hvg < 1):
         raise ConfigError(f"data.hvg must be a number of genes >= 1 (or null for every gene), got {ds.hvg!r}")
     from distgen.data.filters import filter_rules
@@ -98,3 +99,16 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
     if ds.dataset not in BUNDLED and not Path(ds.dataset).exists():
         raise ConfigError(f"data.dataset: {ds.dataset!r} is neither a bundled dataset ({', '.join(BUNDLED)}) nor an existing .h5ad path")
     return ds
+
+
+def _check_matcher(ds: DataSection) -> None:
+    """``data.matcher`` is a registered matcher and ``data.matcher_params`` are its parameters (checked at load, not at fit)."""
+    from distgen.data.matching import matchers
+
+    if ds.matcher not in matchers.names():
+        raise ConfigError(f"data.matcher: unknown matcher {ds.matcher!r}; available: {', '.join(matchers.names())}")
+    try:
+        validate_params(matchers.get(ds.matcher), ds.matcher_params or {}, "data.matcher_params")
+    except ConfigError as err:
+        raise ConfigError(f"{err} The parameters belong to data.matcher={ds.matcher!r} (a preset may set them for its own "
+                          "matcher): when changing data.matcher, set data.matcher_params=null or give the new matcher's") from None

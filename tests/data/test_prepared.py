@@ -123,3 +123,16 @@ def test_one_batch_keeps_one_group_per_condition_and_context(tmp_path):
 def test_a_section_is_validated_before_loading():
     with pytest.raises(ConfigError, match="neither a bundled dataset"):
         Dataset.load(data_section({"dataset": "/nonexistent.h5ad"}))
+
+
+def test_matcher_params_are_checked_against_the_matcher_at_load():
+    # a preset's matcher_params (same_batch's replacement) carried over to another matcher failed at fit as an internal TypeError
+    from distgen.config import ConfigError
+    from distgen.data.section import data_section
+
+    with pytest.raises(ConfigError, match=r"unknown key 'replacement'.*data.matcher='nearest'.*data.matcher_params=null"):
+        data_section({"matcher": "nearest", "matcher_params": {"replacement": True}})
+    with pytest.raises(ConfigError, match="unknown matcher 'nearst'; available: nearest"):
+        data_section({"matcher": "nearst"})
+    assert data_section({"matcher": "nearest", "matcher_params": {"k": 3}}).matcher_params == {"k": 3}
+    assert data_section({"matcher": "same_batch", "matcher_params": {"replacement": True}}).matcher == "same_batch"
