@@ -139,6 +139,24 @@ class EncoderContract(_Contract):
         z2 = make(self.kind, component_name, seed=3).eval()(b.target, b.target_mask)
         torch.testing.assert_close(z1, z2)
 
+    def test_gene_subsets_unless_a_fixed_panel_is_declared(self, component_name: str) -> None:
+        """Without ``fixed_gene_panel=True`` a model may score gene subsets with ``distance`` (a distribution loss under
+        ``genes_per_step``): it must take any subset of the genes."""
+        enc = make(self.kind, component_name).eval()
+        if enc.capabilities.fixed_gene_panel:
+            return
+        b = tiny_batch()
+        k = max(1, b.target.shape[-1] // 2)
+        try:
+            d = enc.distance(b.target[..., :k], b.target_mask, b.control[..., :k], b.control_mask)
+        except (RuntimeError, ValueError) as err:
+            raise AssertionError(
+                f"{component_name}.distance fails on a subset of the genes ({err}); an encoder that reads the full gene panel "
+                "must declare capabilities = EncoderCapabilities(fixed_gene_panel=True), so that assembly refuses it with "
+                "genes_per_step"
+            ) from err
+        assert d.shape == (3,) and torch.isfinite(d).all()
+
     def test_distance_finite_differentiable(self, component_name: str) -> None:
         enc = make(self.kind, component_name)
         b = tiny_batch()

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from distgen.capabilities import EncoderCapabilities
 from distgen.encoders.base import Encoder
 
 
@@ -48,6 +49,8 @@ class SlicedWassersteinEncoder(Encoder):
         Seed of the projection directions (part of the config, so embeddings are reproducible).
     """
 
+    #: the projection directions are drawn for the ``n_genes`` columns it is built for: no gene subsets
+    capabilities = EncoderCapabilities(fixed_gene_panel=True)
     example_params: ClassVar[dict[str, Any]] = {"n_projections": 8, "n_quantiles": 5}
 
     def __init__(self, n_genes: int, n_projections: int = 64, n_quantiles: int = 16, seed: int = 0) -> None:
