@@ -68,9 +68,10 @@ def score(
         ``INTERPOLATION_ALPHA``) over the same half-splits as the ceiling: a second positive reference,
         reported per metric as ``positive_references`` in ``summary.json`` (opt-in).
     generated
-        ``pred`` was generated in log space by a model in this process (``distgen run``, ``distgen.evaluate``
-        of ``distgen.predict`` output on a ``Dataset``), not read from a file: values beyond the log range
-        are reported in a note as the model's divergence, not refused as a file on another scale.
+        ``pred`` was generated in log space by a model (``distgen run``, ``distgen.evaluate`` of ``distgen.predict``
+        output on a ``Dataset``, or a file distgen wrote as a prediction, ``uns["distgen"]["kind"] == "pred"``):
+        values beyond the log range are reported in a note as the model's divergence, not refused as a file on
+        another scale.
     notes
         Notes to carry into the report (pre-flight warnings, baselines not scored...).
     sources

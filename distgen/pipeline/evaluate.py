@@ -67,6 +67,7 @@ def evaluate_files(
     report = score(
         pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
         notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
+        generated="pred" in _generated(info.kinds),
     )
     if out is not None:
         clear_evaluation(out)  # an earlier evaluation's page, plots and tables never stay beside the new ones
@@ -130,7 +131,7 @@ def evaluate(
     notes = check_files(files, generated=_generated(kinds)) + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
-                   interpolated=interpolated, generated=isinstance(pred, Cells) and isinstance(truth, Dataset))
+                   interpolated=interpolated, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in _generated(kinds))
     if out is not None:
         clear_evaluation(out)
         report.write(out, make_plots)

@@ -41,3 +41,26 @@ def test_cell_types_in_files_are_scored_one_by_one_and_fit_the_baselines(tmp_pat
     assert main(["evaluate", "--pred", paths["pred"], "--real", paths["real"], "--out", str(tmp_path / "pooled"),
                  "--metrics", "mse", "--baselines", "control", "--no-plots", "--quiet", "--pool-contexts", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_perturbations"] == 2
+
+
+def test_a_diverged_prediction_distgen_wrote_is_scored_with_a_note_while_a_foreign_file_is_refused(tmp_path):
+    # a badly trained model's log-space output beyond the log range is its divergence, not a file on another scale
+    import anndata as ad
+    import pytest
+
+    import distgen
+    from distgen.evaluation.io import ScaleMismatchError
+
+    real = _cells(0)
+    wild = real.X.clone()
+    wild[~real.is_control] += 25.3  # fractional values far above log1p range on the perturbed rows
+    pred = Cells(wild, real.conditions.tolist(), real.genes, real.contexts.tolist())
+    layout.write(real, tmp_path / "real.h5ad", "real")
+    layout.write(pred, tmp_path / "pred.h5ad", "pred")
+    report = distgen.evaluate(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), metric_names=["mse"], baselines=["control"])
+    assert any("diverge" in n for n in report.summary["notes"])
+    foreign = ad.read_h5ad(tmp_path / "pred.h5ad")
+    foreign.uns.pop("distgen")
+    foreign.write_h5ad(tmp_path / "foreign.h5ad")
+    with pytest.raises(ScaleMismatchError, match="normalised but not log-transformed"):
+        distgen.evaluate(str(tmp_path / "foreign.h5ad"), str(tmp_path / "real.h5ad"), metric_names=["mse"], baselines=["control"])
