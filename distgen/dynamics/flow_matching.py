@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+import torch
 from torch import Tensor
 
 from distgen.capabilities import DynamicsCapabilities
@@ -39,7 +40,8 @@ class FlowMatching(Dynamics):
         A ``paths`` node: ``condot`` (linear, with ``sigma_min``) or ``cosine`` (variance preserving).
     prediction
         What the network outputs: ``"velocity"`` or ``"endpoint"`` (``x1``); the loss is the MSE in
-        that space and sampling converts endpoints to velocities.
+        that space and sampling converts endpoints to velocities, stopping one solver step short of
+        ``t = 1`` and landing on the endpoint (see ``sample``: the conversion is singular at ``t = 1``).
     time_sampler
         A ``time_samplers`` node: ``uniform`` or ``logit_normal`` (with ``loc``, ``scale``).
     solver
@@ -109,24 +111,50 @@ class FlowMatching(Dynamics):
 
     # ------------------------------------------------------------------ sampling
     def sample(self, field: Field, x0: Tensor, mask: Tensor) -> SampleOutput:
+        """Integrate ``dx/dt = u(x, t)`` from ``x0`` at ``t = 0`` to the data end ``t = 1``.
+
+        With ``prediction="endpoint"`` the solver stops short of ``t = 1`` (``ODESolver.solve_short``:
+        a fixed-step solver at its last grid point ``1 - 1/steps``, an adaptive one at ``1 - 1e-3``)
+        and the last step holds the network's endpoint fixed (``AffinePath.jump``):
+
+            x(1) = a(1) x1_hat + s(1) (x - a(t) x1_hat) / s(t),   = x1_hat where s(1) = 0
+
+        Why: the velocity of an endpoint is ``u = (s' x + (s a' - s' a) x1_hat) / s``; on a path with
+        ``s(1) = 0`` (``condot`` with ``sigma_min = 0``: ``u = (x1_hat - x) / (1 - t)``; ``cosine``) this
+        is ``0/0`` at ``t = 1``. The exact field has a limit there, ``a'(1) x + s'(1) E[x0 | x_1 = x]``,
+        but an endpoint network does not output ``E[x0 | x_1]``: the quotient would be the network's
+        endpoint error divided by ``s -> 0`` (a solver stage at ``t = 1``, as rk4's last, moved cells
+        ~100x past the data). Near ``t = 1`` the field also relaxes ``x`` toward ``x1_hat`` at rate
+        ``1/(1 - t)``; stopping one grid step short keeps an explicit step stable. On ``condot`` the
+        last step is the Euler step (euler's result is unchanged); it lands on ``x1_hat``, inside the
+        data when the network's estimates are. Network calls: the solver's up to ``t_stop``, plus one
+        (rk4 with ``steps`` ``N``: ``4 (N - 1) + 1``).
+        """
         b, m, _ = x0.shape
         net_evals = 0
 
-        def f(t: Tensor, x: Tensor) -> Tensor:
+        def net(x: Tensor, tt: Tensor) -> Tensor:
             nonlocal net_evals
-            tt = t.to(x.dtype).expand(b, m)
             if self.guidance != 1.0:
                 out, out_null = guided_pair(field, x, tt)  # one batched call where the field offers it
                 net_evals += 2
-                out = out_null + self.guidance * (out - out_null)
-            else:
-                out = field(x, tt)
-                net_evals += 1
-            return self.to_velocity(out, x, tt)
+                return out_null + self.guidance * (out - out_null)
+            net_evals += 1
+            return field(x, tt)
 
-        res = self.solver.solve(f, x0, 0.0, 1.0)
-        x1 = res.x1
+        def f(t: Tensor, x: Tensor) -> Tensor:
+            tt = t.to(x.dtype).expand(b, m)
+            return self.to_velocity(net(x, tt), x, tt)
+
+        if self.prediction == "endpoint":
+            res, t_stop = self.solver.solve_short(f, x0, 0.0, 1.0)
+            t_s = x0.new_full((b, m), t_stop)
+            x1 = self.path.jump(res.x1, net(res.x1, t_s), t_s, torch.ones_like(t_s))
+            info = {**res.info, "t_stop": t_stop, "last_step": "endpoint held fixed"}
+        else:
+            res = self.solver.solve(f, x0, 0.0, 1.0)
+            x1, info = res.x1, dict(res.info)
         if self.clamp_min is not None:
             x1 = x1.clamp_min(self.clamp_min)
-        info = {**res.info, "ode_evals": res.nfe, "guidance": self.guidance}
+        info = {**info, "ode_evals": res.nfe, "guidance": self.guidance}
         return SampleOutput(cells=x1, nfe=net_evals, info=info)

@@ -6,6 +6,12 @@ solver its tolerances and a hard budget of function evaluations, so tolerances t
 end in a ``SolverBudgetError`` that says what was asked and what was spent, instead of a run that
 never finishes. Flow matching samples with one; so does diffusion's probability-flow ODE sampler.
 
+Every solver evaluates ``f`` only at times in ``[t0, t1]``: fixed-step stages lie inside their step,
+and adaptive solvers land their last step exactly on ``t1`` (torchdiffeq's ``step_t``; by default
+torchdiffeq steps past ``t1`` and interpolates back). ``solve_short`` integrates toward ``t1``
+without evaluating ``f`` there, for a field that is singular at ``t1`` (flow matching's endpoint
+prediction at the data end): the caller takes the last step.
+
 A registered kind (``ode_solvers``). Adding a torchdiffeq method is a subclass naming it and one
 line in the table below; a plugin declares an entry point in ``distgen.ode_solvers``.
 """
@@ -52,9 +58,22 @@ class ODESolver(ABC):
 
     capabilities: SolverCapabilities = SolverCapabilities()
 
+    #: ``solve_short`` stops this fraction of ``[t0, t1]`` before ``t1`` (a fixed-step solver: one step).
+    short_gap: ClassVar[float] = 1e-3
+
     @abstractmethod
     def solve(self, f: VectorField, x0: Tensor, t0: float = 0.0, t1: float = 1.0) -> ODEResult:
         """Integrate from ``t0`` to ``t1``."""
+
+    def solve_short(self, f: VectorField, x0: Tensor, t0: float = 0.0, t1: float = 1.0) -> tuple[ODEResult, float]:
+        """``(result, t_stop)``: the state at ``t_stop``, short of ``t1``, without ever evaluating ``f`` at ``t1``.
+
+        For a field singular at ``t1``; the caller takes the step from ``t_stop`` to ``t1`` itself.
+        Here ``t_stop = t1 - short_gap (t1 - t0)``; a fixed-step solver stops at its last grid point
+        before ``t1`` instead (its grid unchanged: one step fewer).
+        """
+        t_stop = t1 - self.short_gap * (t1 - t0)
+        return self.solve(f, x0, t0, t_stop), t_stop
 
 
 class FixedStepSolver(ODESolver):
@@ -78,6 +97,14 @@ class FixedStepSolver(ODESolver):
         return torch.linspace(t0, t1, self.steps + 1, device=like.device, dtype=like.dtype)
 
     def solve(self, f: VectorField, x0: Tensor, t0: float = 0.0, t1: float = 1.0) -> ODEResult:
+        return self._on_grid(f, x0, self.grid(t0, t1, x0))
+
+    def solve_short(self, f: VectorField, x0: Tensor, t0: float = 0.0, t1: float = 1.0) -> tuple[ODEResult, float]:
+        """The first ``steps - 1`` steps of ``solve``'s grid: ``t_stop`` is its last point before ``t1``."""
+        grid = self.grid(t0, t1, x0)[:-1]
+        return self._on_grid(f, x0, grid), float(grid[-1])
+
+    def _on_grid(self, f: VectorField, x0: Tensor, grid: Tensor) -> ODEResult:
         nfe = 0
 
         def counted(t: Tensor, x: Tensor) -> Tensor:
@@ -85,7 +112,7 @@ class FixedStepSolver(ODESolver):
             nfe += 1
             return f(t, x)
 
-        x1 = odeint(counted, x0, self.grid(t0, t1, x0), method=self.method)[-1]
+        x1 = odeint(counted, x0, grid, method=self.method)[-1] if len(grid) > 1 else x0
         return ODEResult(x1, nfe, {"solver": self.method, "steps": self.steps})
 
 
@@ -131,18 +158,20 @@ class AdaptiveSolver(ODESolver):
     def solve(self, f: VectorField, x0: Tensor, t0: float = 0.0, t1: float = 1.0) -> ODEResult:
         nfe = 0
 
+        lo, hi = min(t0, t1), max(t0, t1)
+
         def counted(t: Tensor, x: Tensor) -> Tensor:
             nonlocal nfe
             nfe += 1
             if nfe > self.max_nfe:
                 raise _BudgetExceeded
-            return f(t, x)
+            return f(t.clamp(lo, hi), x)  # only torchdiffeq's first-step-size probe can fall outside
 
         grid = torch.tensor([t0, t1], device=x0.device, dtype=x0.dtype)
         what = f"adaptive solver {self.method!r} with rtol={self.rtol}, atol={self.atol}"
         hint = "loosen rtol/atol, raise max_nfe, or use a fixed-step solver (e.g. solver: {name: rk4, steps: 20})"
-        try:
-            x1 = odeint(counted, x0, grid, method=self.method, rtol=self.rtol, atol=self.atol)[-1]
+        try:  # step_t: the last step lands on t1 instead of passing it (f is never evaluated beyond t1)
+            x1 = odeint(counted, x0, grid, method=self.method, rtol=self.rtol, atol=self.atol, options={"step_t": grid[1:]})[-1]
         except _BudgetExceeded:
             raise SolverBudgetError(f"{what} did not reach t={t1} within max_nfe={self.max_nfe} function evaluations; {hint}") from None
         except AssertionError as exc:  # torchdiffeq signals step underflow / step limits with assertions

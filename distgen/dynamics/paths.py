@@ -51,13 +51,24 @@ class AffinePath(ABC):
     def x1_to_velocity(self, x_t: Tensor, x1: Tensor, t: Tensor) -> Tensor:
         """Velocity implied by endpoint ``x1`` at ``(x_t, t)``: ``(s' x_t + (s a' - s' a) x1) / s``.
 
-        Singular where ``sigma(t) = 0`` (the data end, ``t = 1`` for ``sigma_min = 0``); ``sigma``
-        is kept at least ``1e-4`` there.
+        Singular where ``sigma(t) = 0`` (the data end ``t = 1`` of ``condot`` with ``sigma_min = 0``
+        and of ``cosine``): there it is ``0/0`` for an exact ``x1`` and the endpoint's error divided by
+        zero otherwise, so it is not evaluated there (``FlowMatching.sample`` stops short and ends
+        with ``jump``).
         """
         a, s, da, ds = (q[..., None] for q in self.schedule(t))
-        s = torch.where(s.abs() < 1e-4, torch.full_like(s, 1e-4), s)
         return (ds * x_t + (s * da - ds * a) * x1) / s
 
+    def jump(self, x_t: Tensor, x1: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
+        """``x`` at ``t_next`` on the conditional path through ``(x_t, t)`` with endpoint ``x1`` held fixed.
+
+        ``a(t') x1 + s(t') x0_hat`` with ``x0_hat = (x_t - a(t) x1) / s(t)`` (the DDIM step of the path;
+        ``t`` needs ``sigma(t) != 0``). At ``t' = 1`` with ``sigma(1) = 0`` it is ``x1``; on ``condot``
+        it is the Euler step of ``x1_to_velocity``.
+        """
+        a, s, _, _ = (q[..., None] for q in self.schedule(t))
+        a2, s2, _, _ = (q[..., None] for q in self.schedule(t_next))
+        return a2 * x1 + s2 * (x_t - a * x1) / s
 
 class CondOTPath(AffinePath):
     """Conditional-OT (rectified) linear path ``x_t = t x1 + (1 - (1 - sigma_min) t) x0``.

@@ -551,6 +551,28 @@ class ODESolverContract(_Contract):
         errs = [float((s.solve(lambda t, x: x @ a.T, x0).x1 - exact).abs().max()) for s in (coarse, fine)]
         assert errs[1] < errs[0] / 2, f"errors coarse {errs[0]:.3g}, fine {errs[1]:.3g}"
 
+    def test_evaluates_only_inside_the_interval(self, component_name: str) -> None:
+        """``solve`` calls ``f`` only at times in ``[t0, t1]``; ``solve_short`` never at ``t1`` itself."""
+        solver = make(self.kind, component_name)
+        a = torch.tensor([[-1.0, 0.5], [-0.5, -0.2]], dtype=torch.float64)
+        x0 = torch.ones(2, 2, dtype=torch.float64)
+        seen: list[float] = []
+
+        def f(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            seen.append(float(t))
+            return x @ a.T
+
+        for t0, t1 in ((0.0, 1.0), (0.9, 0.2)):
+            seen.clear()
+            solver.solve(f, x0, t0, t1)
+            lo, hi = min(t0, t1), max(t0, t1)
+            assert min(seen) >= lo - 1e-12 and max(seen) <= hi + 1e-12, f"{component_name}: f evaluated at {sorted(seen)} outside [{lo}, {hi}]"
+            seen.clear()
+            res, t_stop = solver.solve_short(f, x0, t0, t1)
+            assert abs(t_stop - t0) < abs(t1 - t0) and (t_stop - t0) * (t1 - t0) >= 0, f"t_stop={t_stop} not in [{t0}, {t1})"
+            assert all(abs(t - t1) > 1e-6 for t in seen), f"{component_name}: solve_short evaluated f at t1={t1}"
+            _close_to(res.x1, x0 @ torch.linalg.matrix_exp((t_stop - t0) * a).T, 5e-2, f"{component_name}: state at t_stop={t_stop}")
+
 
 class SDESolverContract(_Contract):
     """``dy = -y dt + s dW`` (Ornstein-Uhlenbeck): the mean and variance at ``t = 1`` match the exact ones."""

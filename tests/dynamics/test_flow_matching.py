@@ -144,6 +144,74 @@ def test_dopri5_tolerance_and_nfe():
     assert tight.info["ode_evals"] == tight.nfe
 
 
+class _RecordingEndpoint(torch.nn.Module):
+    """Endpoint network ``x1_hat = scale * E[x1 | x_t]`` for the Gaussian problem of ``_GaussianField`` (CondOT path).
+
+    ``scale = 1`` is the exact endpoint; ``scale = 1.01`` a network 1 % off, as any trained one is. Records the times.
+    """
+
+    def __init__(self, mu, s, scale=1.0):
+        super().__init__()
+        self.mu, self.s, self.scale, self.times = mu, s, scale, []
+
+    def forward(self, x_t, t, *, x_self_cond=None, uncond=False):
+        self.times.append(float(t.max()))
+        t = t[..., None]
+        var = (t * self.s) ** 2 + (1 - t) ** 2
+        return self.scale * (self.mu + t * self.s**2 / var * (x_t - t * self.mu))
+
+
+_ALL_SOLVERS = [{"name": "euler", "steps": 4}, {"name": "midpoint", "steps": 4}, {"name": "rk4", "steps": 4}, "rk4",
+                "dopri5", "bosh3", "adaptive_heun"]
+
+
+@pytest.mark.parametrize("solver", _ALL_SOLVERS)
+@pytest.mark.parametrize("path", ["condot", "cosine"])
+def test_endpoint_prediction_lands_on_the_true_endpoint_without_evaluating_t1(solver, path):
+    """A network that returns the true ``x1`` of each cell: the conditional path is followed exactly and ends on ``x1``."""
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(2, 5, 3, generator=g), 3.0 * torch.rand(2, 5, 3, generator=g)
+    times = []
+
+    def true_x1(x_t, t, *, x_self_cond=None, uncond=False):
+        times.append(float(t.max()))
+        return x1
+
+    out = FlowMatching(prediction="endpoint", path=path, solver=solver).sample(true_x1, x0, torch.ones(2, 5, dtype=torch.bool))
+    torch.testing.assert_close(out.cells, x1, atol=1e-4, rtol=1e-4)
+    assert max(times) < 1.0, f"the endpoint network was evaluated at t={max(times)} (singular velocity at t = 1)"
+    assert out.nfe == len(times)
+
+
+@pytest.mark.parametrize("steps", [4, 20])
+def test_endpoint_rk4_with_an_inexact_network_stays_in_the_data_range(steps):
+    """rk4's last stage at t = 1 divided the network's endpoint error by sigma(1) = 0 (floored at 1e-4): 1 % -> x100."""
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 50, 3)
+    exact = 2.0 + 0.5 * x0  # the exact flow's endpoint: N(2, 0.25) samples in about [0.5, 3.7]
+    net = _RecordingEndpoint(2.0, 0.5, scale=1.01)
+    out = FlowMatching(prediction="endpoint", solver={"name": "rk4", "steps": steps}).sample(net, x0, torch.ones(2, 50, dtype=torch.bool))
+    width = float(exact.max() - exact.min())
+    assert exact.min() - 0.1 * width < out.cells.min() and out.cells.max() < exact.max() + 0.1 * width
+    assert (out.cells - exact).abs().max() < 0.3  # the 1 % network error, a little amplified by the ODE, not x100
+    assert max(net.times) < 1.0 and out.nfe == 4 * (steps - 1) + 1 == len(net.times)
+
+
+def test_endpoint_sampling_of_the_exact_gaussian_flow():
+    """The exact endpoint network of the Gaussian problem: euler as with velocity (its last step already lands on
+    ``x1_hat``); rk4 and dopri5 close to the exact flow map ``mu + s x0`` (the last step is first order)."""
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 5, 3)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    euler = {"name": "euler", "steps": 10}
+    by_velocity = FlowMatching(solver=euler).sample(_GaussianField(2.0, 0.5), x0, mask).cells
+    by_endpoint = FlowMatching(solver=euler, prediction="endpoint").sample(_RecordingEndpoint(2.0, 0.5), x0, mask).cells
+    torch.testing.assert_close(by_endpoint, by_velocity, atol=1e-5, rtol=1e-5)
+    for solver, tol in (({"name": "rk4", "steps": 19}, 0.02), ("dopri5", 5e-3)):
+        out = FlowMatching(solver=solver, prediction="endpoint").sample(_RecordingEndpoint(2.0, 0.5), x0, mask)
+        assert (out.cells - (2.0 + 0.5 * x0)).abs().max() < tol, solver
+
+
 def test_unmeetable_tolerance_is_reported_not_hung():
     x0 = torch.randn(1, 4, 3)
     fm = FlowMatching(solver={"name": "dopri5", "rtol": 1e-13, "atol": 1e-13, "max_nfe": 30})
