@@ -76,7 +76,7 @@ class Diffusion(Dynamics):
         "beta_end": "set it on the schedule, e.g. schedule: {name: linear, beta_end: 0.02}",
         "cosine_s": "set it on the schedule, e.g. schedule: {name: cosine, s: 0.008}",
         "sample_steps": "set the sampler's steps (ddim, ddpm) or its solver's steps (sde, ode), " + _SAMPLER_KEYS,
-        "eta": "set it on the sampler, " + _SAMPLER_KEYS,
+        "eta": "set it on the sampler, e.g. sampler: {name: ddim, steps: 100, eta: 0.0} or model.dynamics.sampler.eta=0.0",
         "start_step": "set it on the sampler, e.g. sampler: {name: ddim_official_truncated, start_step: 99}",
         "ddpm_variance": "set it on the sampler, e.g. sampler: {name: ddpm, variance: large}",
         "sde_method": "give the sde sampler its solver, e.g. sampler: {name: sde, solver: {name: srk, steps: 100}}",

@@ -185,6 +185,19 @@ def test_old_flat_keys_say_where_they_moved():
             build_component("dynamics", {"name": "diffusion", key: 1})
 
 
+@pytest.mark.parametrize("name", ["diffusion", "flow_matching"])
+def test_old_key_messages_give_an_override_of_that_setting(name):
+    """Each dotted override a moved-key message suggests sets the moved setting (``eta`` used to say ``...sampler.steps=``)."""
+    import re
+
+    from distgen.registry import registry as reg
+
+    for key, message in reg("dynamics").get(name).moved_params.items():
+        for path in re.findall(r"model\.dynamics\.([\w.]+)=", message):
+            leaf = path.rsplit(".", 1)[-1]
+            assert key.endswith(leaf), f"{key!r}: the message suggests model.dynamics.{path}=..., which sets {leaf!r}"
+
+
 def test_a_bare_name_is_the_part_with_its_defaults():
     a = build_component("dynamics", {"name": "diffusion", "sampler": "ddpm", "schedule": "cosine"})
     b = build_component("dynamics", {"name": "diffusion", "sampler": {"name": "ddpm"}, "schedule": {"name": "cosine"}})
