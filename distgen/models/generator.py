@@ -53,7 +53,7 @@ class Generator(nn.Module, TrainableModel):
         Optional encoder whose ``distance`` between the one-step data estimate and the real set is
         added to the loss with ``distribution_weight`` (scDFM: RBF-MMD, PerturbDiff: energy).
     distribution_weight
-        Weight of the distribution term (gamma in scDFM, lambda in PerturbDiff).
+        Weight of the distribution term (gamma in scDFM, lambda in PerturbDiff); >= 0, 0 leaves it out.
     p_drop_condition
         Probability of replacing the condition by the null embedding in training
         (classifier-free guidance).
@@ -392,6 +392,12 @@ def check_assembly(model: Generator) -> None:
             raise AssemblyError(f"{key}={value} needs a backbone that supports gene subsampling; {name} does not")
         if value is not None and value < 1:
             raise AssemblyError(f"{key} must be >= 1 or null, got {value}")
+    if not model.distribution_weight >= 0:  # also NaN
+        raise AssemblyError(
+            f"distribution_weight={model.distribution_weight}: the weight of the distribution distance in the loss must be "
+            ">= 0 (a negative weight would push generated sets away from the real ones); set model.distribution_weight: 0 "
+            "to train without the term"
+        )
     if model.distribution_weight > 0 and model.distribution_loss is None:
         raise AssemblyError("distribution_weight > 0 needs a distribution_loss encoder (e.g. {name: kme, kernel: {name: rbf}})")
     if model.dynamics.source not in model.dynamics.capabilities.sources:

@@ -121,6 +121,13 @@ def test_population_condition_sees_the_full_panel_under_gene_subsampling():
     assert torch.isfinite(out.loss)
 
 
+@pytest.mark.parametrize("weight", [-1.0, -1e-3, float("nan")])
+def test_negative_distribution_weight_is_refused(weight):
+    with pytest.raises(AssemblyError, match=r"distribution_weight=.*must be >= 0.*model.distribution_weight: 0"):
+        _model(distribution_loss=_enc("kme", kernel={"name": "rbf"}), distribution_weight=weight)
+    _model(distribution_loss=_enc("kme", kernel={"name": "rbf"}), distribution_weight=0.0)
+
+
 def test_self_conditioning_dynamics_needs_a_backbone_that_takes_it():
     dyn = _build("dynamics", {"name": "diffusion", "self_condition": 0.5, "schedule": {"name": "linear", "timesteps": 100},
                               "sampler": {"name": "ddim", "steps": 2}})
