@@ -12,6 +12,7 @@ SDE solvers (``sde_solvers``), noise schedules (``noise_schedules``) and diffusi
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
@@ -43,6 +44,31 @@ def guided_pair(field: Field, x_t: Tensor, t: Tensor, **kw: Any) -> tuple[Tensor
     if both is not None:
         return both(x_t, t, **kw)  # type: ignore[no-any-return]
     return field(x_t, t, **kw), field(x_t, t, uncond=True, **kw)
+
+
+def check_guidance(who: str, w: float) -> float:
+    """The classifier-free guidance weight ``w`` as a float; refused unless finite and > 0.
+
+    distgen's convention: ``pred = pred_null + w (pred_cond - pred_null)``, so ``w = 1`` is plain
+    conditional sampling (no guidance) and ``w > 1`` strengthens the condition (``w = 1 + s`` in the
+    ``(1 + s) pred_cond - s pred_null`` form of PerturbDiff and of Ho & Salimans, where ``s = 0`` is no
+    guidance). ``w = 0`` would sample the unconditional model alone, the same for every
+    perturbation, which is what a user of the other convention gets by writing 0 for "off"; distgen
+    has no unconditional sampling option, so 0 (and below) is refused. ``0 < w < 1`` weakens the condition.
+    """
+    w = float(w)
+    convention = (
+        "distgen's guidance weight w gives pred_null + w (pred_cond - pred_null): w = 1 is plain conditional sampling "
+        "(no guidance), w > 1 strengthens the condition (the s of (1 + s) pred_cond - s pred_null is w - 1)"
+    )
+    if w == 0:
+        raise ValueError(
+            f"{who}: guidance=0 would sample the unconditional model, the same prediction for every perturbation; {convention}. "
+            "Set guidance: 1 for no guidance (in the convention where 0 is 'off', use w = 1 + your value)"
+        )
+    if not (math.isfinite(w) and w > 0):
+        raise ValueError(f"{who}: guidance must be a finite weight > 0, got {w}; {convention}. Set guidance: 1 for no guidance")
+    return w
 
 
 class Dynamics(ABC):

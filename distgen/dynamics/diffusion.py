@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from distgen.capabilities import DynamicsCapabilities
 from distgen.config import Node, as_component
 from distgen.couplings.base import Coupling
-from distgen.dynamics.base import Dynamics, Field, guided_pair, masked_mse
+from distgen.dynamics.base import Dynamics, Field, check_guidance, guided_pair, masked_mse
 from distgen.dynamics.diffusion_predictions import PREDICTIONS, from_x0_noise, to_noise, to_x0
 from distgen.dynamics.diffusion_samplers import Denoiser, DiffusionSampler
 from distgen.dynamics.noise_schedules import NoiseSchedule
@@ -52,7 +52,8 @@ class Diffusion(Dynamics):
         whenever this is > 0.
     guidance
         Classifier-free guidance weight ``w`` in noise space, ``eps = eps_null + w (eps_cond - eps_null)``;
-        1 disables it (one network call per step), 0 samples unconditionally. PerturbDiff's
+        1 disables it (one network call per step); 0 (the unconditional model: one prediction for every
+        perturbation) and below are refused (``distgen.dynamics.base.check_guidance``). PerturbDiff's
         ``(1 + s) eps_cond - s eps_null`` with ``s = 1`` is ``w = 2``. Needs a model trained with
         condition dropout (``p_drop_condition > 0``).
     sampler
@@ -99,8 +100,6 @@ class Diffusion(Dynamics):
             raise ValueError(f"diffusion: prediction={prediction!r} is not one of {PREDICTIONS}")
         if not 0.0 <= self_condition <= 1.0:
             raise ValueError(f"diffusion: self_condition is a probability in [0, 1], got {self_condition}")
-        if guidance < 0:
-            raise ValueError(f"diffusion: guidance weight must be >= 0 (1 disables it), got {guidance}")
         self.schedule: NoiseSchedule = as_component("noise_schedules", schedule)
         self.sampler: DiffusionSampler = as_component("diffusion_samplers", sampler)
         try:
@@ -109,7 +108,7 @@ class Diffusion(Dynamics):
             raise ValueError(f"diffusion: {exc}") from None
         self.prediction = prediction
         self.self_condition = float(self_condition)
-        self.guidance = float(guidance)
+        self.guidance = check_guidance("diffusion", guidance)
         self.clip_denoised = clip_denoised
         self.source = "noise"
         self.capabilities = type(self).capabilities.replace(

@@ -16,7 +16,7 @@ from torch import Tensor
 from distgen.capabilities import DynamicsCapabilities
 from distgen.config import Node, as_component
 from distgen.couplings.base import Coupling
-from distgen.dynamics.base import Dynamics, Field, guided_pair, masked_mse
+from distgen.dynamics.base import Dynamics, Field, check_guidance, guided_pair, masked_mse
 from distgen.dynamics.ode_solvers import ODESolver
 from distgen.dynamics.paths import AffinePath
 from distgen.dynamics.time_samplers import TimeSampler
@@ -50,7 +50,9 @@ class FlowMatching(Dynamics):
     clamp_min
         Clamp generated values below this (scDFM clamps at 0); None to disable.
     guidance
-        Classifier-free guidance weight ``w``: ``v = v_null + w (v_cond - v_null)``; 1 disables it.
+        Classifier-free guidance weight ``w``: ``v = v_null + w (v_cond - v_null)``; 1 disables it, ``> 1``
+        strengthens the condition; 0 (the unconditional model: one prediction for every perturbation)
+        and below are refused (``distgen.dynamics.base.check_guidance``).
     """
 
     capabilities = DynamicsCapabilities(sources=("noise", "control"), signed_prediction=None, guidance=None)
@@ -86,7 +88,7 @@ class FlowMatching(Dynamics):
         self.time_sampler: TimeSampler = as_component("time_samplers", time_sampler)
         self.solver: ODESolver = as_component("ode_solvers", solver)
         self.clamp_min = clamp_min
-        self.guidance = float(guidance)
+        self.guidance = check_guidance("flow_matching", guidance)
         self.capabilities = type(self).capabilities.replace(signed_prediction=prediction == "velocity", guidance=self.guidance != 1.0)
 
     # ------------------------------------------------------------------ conversions

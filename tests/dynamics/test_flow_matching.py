@@ -10,6 +10,7 @@ from distgen.dynamics.flow_matching import FlowMatching
 from distgen.dynamics.ode_solvers import RK4, SolverBudgetError
 from distgen.dynamics.paths import CondOTPath, CosinePath
 from distgen.dynamics.time_samplers import LogitNormalTime, UniformTime
+from distgen.registry import registry
 
 
 @pytest.mark.parametrize("path", [CondOTPath(0.0), CondOTPath(0.1), CosinePath()])
@@ -244,8 +245,23 @@ def test_clamp_and_guidance():
     guided = FlowMatching(solver={"name": "euler", "steps": 4}, guidance=2.0).sample(TwoField(), x0, mask)
     torch.testing.assert_close(guided.cells, torch.full_like(x0, 3.0))  # -1 + 2 * (1 - -1)
     assert guided.nfe == 2 * plain.nfe
-    clamped = FlowMatching(solver={"name": "euler", "steps": 4}, guidance=0.0, clamp_min=0.0).sample(TwoField(), x0, mask)
+    weak = FlowMatching(solver={"name": "euler", "steps": 4}, guidance=0.25).sample(TwoField(), x0, mask)
+    torch.testing.assert_close(weak.cells, torch.full_like(x0, -0.5))  # -1 + 0.25 * (1 - -1)
+    clamped = FlowMatching(solver={"name": "euler", "steps": 4}, guidance=0.25, clamp_min=0.0).sample(TwoField(), x0, mask)
     torch.testing.assert_close(clamped.cells, torch.zeros_like(x0))
+
+
+@pytest.mark.parametrize("name", ["flow_matching", "diffusion"])
+def test_guidance_zero_is_refused_with_the_convention(name):
+    """w = 0 is the unconditional model (identical predictions across perturbations): users of the w = 0 = 'off'
+    convention must be told that distgen's 'off' is 1."""
+    with pytest.raises(ValueError, match=r"guidance=0 would sample the unconditional model.*w = 1 is plain conditional.*guidance: 1"):
+        build_component("dynamics", {"name": name, "guidance": 0.0})
+    cls = registry("dynamics").get(name)
+    for bad in (-1.0, float("nan"), float("inf")):  # (a config refuses nan and inf before the constructor)
+        with pytest.raises(ValueError, match=r"guidance must be a finite weight > 0.*guidance: 1"):
+            cls(guidance=bad)
+    assert build_component("dynamics", {"name": name, "guidance": 0.5}).guidance == 0.5
 
 
 def test_source_control_and_config_errors():
