@@ -132,7 +132,9 @@ class CrossDiT(Backbone):
         ``"parallel"`` (PerturbDiff: attention and MLP both read the modulated LayerNorm of the
         block input) or ``"sequential"`` (the MLP reads the state after the attention residual).
     self_conditioning
-        Token input is ``[x_t ; x_self_cond]`` (zeros when no estimate is given).
+        Token input is ``[x_t ; x_self_cond]`` (zeros when no estimate is given). Needs a dynamics
+        that self-conditions (``diffusion`` with ``self_condition > 0``, PerturbDiff); set false with
+        any other (flow matching): assembly refuses an input that would always be zeros.
     output
         ``"relu"`` (non-negative sample head, PerturbDiff's x0 prediction), ``"softplus"`` or
         ``"identity"`` (use it for noise or velocity prediction).

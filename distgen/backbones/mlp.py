@@ -24,6 +24,10 @@ class MLPBackbone(Backbone):
         Width and number of hidden layers.
     use_control
         Feed the matched control cell of each position as input (requires control cells).
+    self_conditioning
+        Also feed the previous data estimate ``x_self_cond`` (zeros when none is given). Needs a
+        dynamics that self-conditions (``diffusion`` with ``self_condition > 0``); assembly refuses it
+        with any other (flow matching), where the input would always be zeros.
     """
 
     capabilities = BackboneCapabilities(self_conditioning=None)  # the self_conditioning parameter

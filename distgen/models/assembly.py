@@ -97,7 +97,7 @@ def _declared(needs: Mapping[str, Any], have: Any, who: str, whom: str) -> list[
 
 
 def dynamics_backbone_problems(model: Generator) -> list[str]:
-    """Dynamics x backbone: self-conditioning, output sign, guidance, declared requirements."""
+    """Dynamics x backbone: self-conditioning (both ways), output sign, guidance, declared requirements."""
     dyn, bb = model.dynamics, model.backbone
     dcaps, bcaps = dyn.capabilities, bb.capabilities
     out = []
@@ -105,6 +105,17 @@ def dynamics_backbone_problems(model: Generator) -> list[str]:
         out.append(
             f"dynamics {_name(dyn)} trains with self-conditioning (self_condition={getattr(dyn, 'self_condition', '?')}) but backbone "
             f"{_name(bb)} does not take the previous estimate; enable self_conditioning on the backbone or set self_condition: 0"
+        )
+    if bcaps.self_conditioning and not dcaps.self_conditioning:
+        sc = getattr(dyn, "self_condition", None)
+        why = f" (self_condition={sc})" if sc is not None else ""
+        fix = "set self_conditioning: false on the backbone (model.backbone.self_conditioning=false)"
+        if "self_conditioning" not in inspect.signature(type(bb).__init__).parameters:
+            fix = "use a backbone that does not take one"
+        out.append(
+            f"backbone {_name(bb)} takes the previous data estimate (self-conditioning) but dynamics {_name(dyn)} does not "
+            f"self-condition{why}, so that input would always be zeros and its weights unused; {fix}"
+            + (" or train with self-conditioning (model.dynamics.self_condition > 0, PerturbDiff: 0.5)" if sc is not None else "")
         )
     if bcaps.output_range == "nonnegative" and dcaps.signed_prediction:
         pred = getattr(dyn, "prediction", "?")

@@ -137,6 +137,27 @@ def test_self_conditioning_dynamics_needs_a_backbone_that_takes_it():
     _model(backbone=bb, dynamics=dyn)
 
 
+def test_a_self_conditioning_backbone_needs_a_dynamics_that_feeds_it():
+    """The reverse mismatch: the backbone's previous-estimate input would always be zeros (silently, before)."""
+    sc = _build("backbones", {"name": "mlp", "hidden": 8, "depth": 1, "self_conditioning": True}, cond_dim=8, population_dim=0)
+    with pytest.raises(AssemblyError, match=r"backbone MLPBackbone takes the previous data estimate.*dynamics FlowMatching does not "
+                                            r"self-condition.*model\.backbone\.self_conditioning=false\)$"):
+        _model(backbone=sc)
+    off = _build("dynamics", {"name": "diffusion", "self_condition": 0.0, "schedule": {"name": "linear", "timesteps": 100},
+                              "sampler": {"name": "ddim", "steps": 2}})
+    with pytest.raises(AssemblyError, match=r"Diffusion does not self-condition \(self_condition=0.0\).*self_conditioning=false\) "
+                                            r"or train with self-conditioning \(model\.dynamics\.self_condition > 0"):
+        _model(backbone=sc, dynamics=off)
+    with pytest.raises(AssemblyError, match=r"backbone CrossDiT takes the previous data estimate"):  # cross_dit's default
+        _model(backbone=_build("backbones", {"name": "cross_dit", "dim": 8, "depth": 1, "heads": 2, "output": "identity"},
+                               cond_dim=8, population_dim=0))
+    with pytest.raises(AssemblyError, match=r"GeneWise takes the previous data estimate.*use a backbone that does not take one"):
+        _model(backbone=GeneWise(caps={"self_conditioning": True}))  # declared, with no parameter to turn it off
+    plain = _build("backbones", {"name": "mlp", "hidden": 8, "depth": 1, "self_conditioning": False}, cond_dim=8, population_dim=0)
+    _model(backbone=plain)
+    _model(backbone=plain, dynamics=off)
+
+
 def test_guidance_needs_condition_dropout():
     dyn = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}, "guidance": 2.0})
     with pytest.raises(AssemblyError, match=r"guidance=2.0.*p_drop_condition > 0"):
