@@ -60,6 +60,15 @@ class Backbone(nn.Module, ABC):
     capabilities: BackboneCapabilities = BackboneCapabilities()
     requires: frozenset[str] = frozenset({"embedding"})
 
+    @property
+    def step_timesteps(self) -> int | None:
+        """``T`` when the network embeds ``t`` as the discrete diffusion step ``n = T (1 - t) - 1``, else None.
+
+        Assembly checks it against a diffusion schedule's ``timesteps``: with another ``T`` the
+        network would read every noise level as a different step than the one it was trained on.
+        """
+        return None
+
     @abstractmethod
     def forward(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
         """``[B, m, G]`` output of the same shape as ``x_t``."""

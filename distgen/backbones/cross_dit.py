@@ -141,7 +141,8 @@ class CrossDiT(Backbone):
     time_input, timesteps, time_scale
         What the sinusoidal time embedding reads: ``"step"`` (PerturbDiff: the DDPM step
         ``n = timesteps (1 - t) - 1``, so ``t = 1`` is step ``-1`` and ``t = 0`` step ``T - 1``) or
-        ``"scaled"`` (``time_scale * t``).
+        ``"scaled"`` (``time_scale * t``). With ``"step"`` and diffusion, ``timesteps`` must equal the
+        schedule's ``timesteps`` (assembly refuses another value); under flow matching it only scales ``t``.
     null_condition
         Dropped conditions (classifier-free guidance) use a learned vector of width ``dim`` in place
         of the projected covariates (PerturbDiff's null class embedding). False: the conditioner's
@@ -213,6 +214,11 @@ class CrossDiT(Backbone):
         self.head = FinalLayer(dim, n_genes)
         self._cache: dict[tuple[str, int], tuple[Any, Any, Tensor]] = {}
         self._init_weights(control_init)
+
+    @property
+    def step_timesteps(self) -> int | None:
+        """``timesteps`` under ``time_input="step"`` (it must equal the diffusion schedule's), else None."""
+        return self.timesteps if self.time_input == "step" else None
 
     def _init_weights(self, control_init: str = "xavier") -> None:
         """PerturbDiff's initialisation (``control_init="official"``: also the control layer's scale; docs/perturbdiff.md)."""

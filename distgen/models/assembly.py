@@ -7,7 +7,8 @@ the parts of one model and return every reason the combination cannot work. Read
 - encoders: ``output_kind``, ``fixed_gene_panel``; the ``dim`` and ``n_genes`` attributes and
   trainable parameters;
 - backbones: ``population_kind``, ``self_conditioning``, ``output_range``, ``requires_dynamics``,
-  ``embeds_perturbations``, ``supports_unseen_perturbations``; the ``population_dim`` attribute and
+  ``embeds_perturbations``, ``supports_unseen_perturbations``; the ``population_dim`` and
+  ``step_timesteps`` attributes (the latter against a diffusion schedule's ``T``) and
   a ``gene_embedding`` module (gene ids -> vectors) to tie a conditioner to;
 - dynamics: ``self_conditioning``, ``guidance``, ``signed_prediction``, ``requires_backbone``;
 - conditioners: ``supports_unseen_perturbations``.
@@ -97,7 +98,7 @@ def _declared(needs: Mapping[str, Any], have: Any, who: str, whom: str) -> list[
 
 
 def dynamics_backbone_problems(model: Generator) -> list[str]:
-    """Dynamics x backbone: self-conditioning (both ways), output sign, guidance, declared requirements."""
+    """Dynamics x backbone: self-conditioning (both ways), step time vs schedule, output sign, guidance, declared requirements."""
     dyn, bb = model.dynamics, model.backbone
     dcaps, bcaps = dyn.capabilities, bb.capabilities
     out = []
@@ -116,6 +117,13 @@ def dynamics_backbone_problems(model: Generator) -> list[str]:
             f"backbone {_name(bb)} takes the previous data estimate (self-conditioning) but dynamics {_name(dyn)} does not "
             f"self-condition{why}, so that input would always be zeros and its weights unused; {fix}"
             + (" or train with self-conditioning (model.dynamics.self_condition > 0, PerturbDiff: 0.5)" if sc is not None else "")
+        )
+    steps, schedule = getattr(bb, "step_timesteps", None), getattr(dyn, "schedule", None)
+    if steps is not None and schedule is not None and getattr(schedule, "T", steps) != steps:
+        out.append(
+            f"backbone {_name(bb)} embeds time as the diffusion step of a {steps}-step chain (time_input: step, timesteps: "
+            f"{steps}) but the dynamics' noise schedule has timesteps={schedule.T}, so every noise level would reach the "
+            f"network as another step; set model.backbone.timesteps={schedule.T} (or model.backbone.time_input=scaled)"
         )
     if bcaps.output_range == "nonnegative" and dcaps.signed_prediction:
         pred = getattr(dyn, "prediction", "?")

@@ -49,6 +49,8 @@ def tiny_overrides(doc: dict[str, Any]) -> list[str]:
     model = doc["model"]
     names = {model[k]["name"] for k in ("backbone", "dynamics", "conditioner", "population_encoder") if isinstance(model.get(k), dict)}
     out = [o for n in sorted(names) for o in TINY.get(n, [])] + TINY["train"]
+    if {"cross_dit", "diffusion"} <= names and model["backbone"].get("time_input", "step") == "step":
+        out.append("model.backbone.timesteps=100")  # the network's step count follows the shortened schedule
     if model.get("genes_per_step"):
         out.append("model.genes_per_step=6")
     return out

@@ -158,6 +158,26 @@ def test_a_self_conditioning_backbone_needs_a_dynamics_that_feeds_it():
     _model(backbone=plain, dynamics=off)
 
 
+def test_a_step_time_backbone_must_count_the_schedule_steps():
+    """Cross-DiT with time_input: step maps t to steps of its own T: with a 50-step schedule and T = 1000 step 10 would
+    reach the network as step ~209 (silently, before)."""
+
+    def dit(**p):
+        node = {"name": "cross_dit", "dim": 8, "depth": 1, "heads": 2, "output": "identity", "self_conditioning": False, **p}
+        return _build("backbones", node, cond_dim=8, population_dim=0)
+
+    def diffusion(timesteps):
+        return _build("dynamics", {"name": "diffusion", "schedule": {"name": "cosine", "timesteps": timesteps},
+                                   "sampler": {"name": "ddim", "steps": 3}})
+
+    with pytest.raises(AssemblyError, match=r"timesteps: 1000\).*schedule has timesteps=50.*model\.backbone\.timesteps=50"):
+        _model(backbone=dit(), dynamics=diffusion(50))
+    _model(backbone=dit(timesteps=50), dynamics=diffusion(50))
+    _model(backbone=dit(), dynamics=diffusion(1000))
+    _model(backbone=dit(time_input="scaled"), dynamics=diffusion(50))  # reads t itself
+    _model(backbone=dit(timesteps=50))  # flow matching has no chain: the step only scales t
+
+
 def test_guidance_needs_condition_dropout():
     dyn = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}, "guidance": 2.0})
     with pytest.raises(AssemblyError, match=r"guidance=2.0.*p_drop_condition > 0"):
