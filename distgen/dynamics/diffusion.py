@@ -63,7 +63,11 @@ class Diffusion(Dynamics):
         ODE: an ``ode_solvers`` node, ``t_start``).
     clip_denoised
         If set, every ``x0`` estimate is thresholded during sampling: values below it become 0
-        (PerturbDiff: 1e-4, non-negative expression). None disables.
+        (PerturbDiff: 1e-4, non-negative expression). None disables. A small cutoff ``>= 0`` in the
+        model's units (expression times ``input_scale``) that turns near-zero estimates into exact
+        zeros: a negative one is refused, and ``Generator.prepare`` refuses one above every training
+        value (every generated value would be 0) and warns when it would zero more than 1 % of the
+        non-zero training values.
     """
 
     capabilities = DynamicsCapabilities(sources=("noise",), signed_prediction=None, self_conditioning=None, guidance=None)
@@ -109,6 +113,12 @@ class Diffusion(Dynamics):
         self.prediction = prediction
         self.self_condition = float(self_condition)
         self.guidance = check_guidance("diffusion", guidance)
+        if clip_denoised is not None and not (math.isfinite(clip_denoised) and clip_denoised >= 0):
+            raise ValueError(
+                f"diffusion: clip_denoised={clip_denoised}: it is the cutoff below which denoised estimates become exactly 0 "
+                "(PerturbDiff: 1.0e-4, in model units: expression x input_scale), so it must be a small number >= 0; "
+                "set clip_denoised: null to keep every estimate"
+            )
         self.clip_denoised = clip_denoised
         self.source = "noise"
         self.capabilities = type(self).capabilities.replace(

@@ -25,6 +25,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from distgen.models.generator import Generator
+    from distgen.types import CellTable
 
 
 def _name(obj: Any) -> str:
@@ -146,6 +147,37 @@ def capability_problems(model: Generator) -> list[str]:
     return population_problems(model) + distribution_problems(model) + dynamics_backbone_problems(model)
 
 
+#: ``clip_denoised`` warns when it zeroes more than this fraction of the non-zero training values.
+CLIP_WARN_FRACTION = 0.01
+
+
+def clip_denoised_problems(model: Generator, train: CellTable) -> tuple[str | None, str | None]:
+    """``(error, warning)`` for a diffusion ``clip_denoised`` cutoff against the training cells.
+
+    The cutoff zeroes every data estimate below it during sampling, in model units (expression
+    times ``input_scale``). Above every training value it zeroes all generated cells (an error);
+    above more than ``CLIP_WARN_FRACTION`` of the non-zero training values it deletes real
+    expression (a warning). PerturbDiff's ``1e-4`` sits below every non-zero log-normalised value.
+    """
+    c = getattr(model.dynamics, "clip_denoised", None)
+    if c is None or train.X.numel() == 0:
+        return None, None
+    cut = c / model.input_scale  # in the units of train.X
+    x_max, nonzero, below = float("-inf"), 0, 0
+    for rows in train.X.split(4096):  # counts without an [N, G] temporary
+        x_max = max(x_max, float(rows.max()))
+        nz = rows != 0
+        nonzero += int(nz.sum())
+        below += int((nz & (rows < cut)).sum())
+    what = f"clip_denoised={c:g} sets every denoised estimate below {c:g} to 0 (in expression units: {cut:g}, input_scale={model.input_scale:g})"
+    fix = "use a small cutoff such as PerturbDiff's 1.0e-4, or clip_denoised: null"
+    if cut > x_max:
+        return f"{what}, but the largest training value is {x_max:g}: every generated value would be 0; {fix}", None
+    if nonzero and below > CLIP_WARN_FRACTION * nonzero:
+        return None, f"{what}, which deletes {100 * below / nonzero:.1f} % of the non-zero training values; {fix}"
+    return None, None
+
+
 def supports_unseen_perturbations(model: Generator) -> bool:
     """Can ``model`` embed perturbation atoms never seen in training? True iff every part that embeds them can.
 
@@ -176,7 +208,9 @@ def tie_gene_embeddings(model: Generator) -> bool:
 
 
 __all__ = [
+    "CLIP_WARN_FRACTION",
     "capability_problems",
+    "clip_denoised_problems",
     "distribution_problems",
     "dynamics_backbone_problems",
     "population_problems",

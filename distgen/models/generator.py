@@ -6,6 +6,7 @@ components. Assembly checks that the components can work together before any com
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -21,7 +22,12 @@ from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
 from distgen.models.anchor import ANCHOR_REFERENCES, ANCHORS, Anchor, control_mean
-from distgen.models.assembly import capability_problems, supports_unseen_perturbations, tie_gene_embeddings
+from distgen.models.assembly import (
+    capability_problems,
+    clip_denoised_problems,
+    supports_unseen_perturbations,
+    tie_gene_embeddings,
+)
 from distgen.models.base import PerturbationModel, TrainableModel, models
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
 
@@ -282,7 +288,13 @@ class Generator(nn.Module, TrainableModel):
     def prepare(self, train: CellTable) -> None:
         """Let the backbone set up what it derives from training cells (``Backbone.prepare``,
         e.g. the PAD-Transformer's co-expression gene graph), and fit the ``additive`` anchor's
-        per-atom effects. ``distgen.train.fit`` calls this once before training."""
+        per-atom effects, and check a diffusion ``clip_denoised`` against the training values (refused
+        above all of them, a warning above more than 1 %). ``distgen.train.fit`` calls this once before training."""
+        error, warning = clip_denoised_problems(self, train)
+        if error:
+            raise AssemblyError(error)
+        if warning:
+            warnings.warn(warning, stacklevel=2)
         self.backbone.prepare(train)
         self.anchor.fit(train)
 

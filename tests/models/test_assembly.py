@@ -178,6 +178,36 @@ def test_a_step_time_backbone_must_count_the_schedule_steps():
     _model(backbone=dit(timesteps=50))  # flow matching has no chain: the step only scales t
 
 
+def test_clip_denoised_is_checked_against_the_training_values():
+    """The cutoff zeroes every estimate below it: 100 gave all-zero predictions, silently."""
+    import warnings
+
+    from distgen.testing.fixtures import tiny_table
+
+    train = tiny_table()
+    x = train.X
+    nonzero = x[x != 0]
+
+    def model(clip, input_scale=1.0):
+        dyn = _build("dynamics", {"name": "diffusion", "prediction": "x0", "clip_denoised": clip,
+                                  "schedule": {"name": "linear", "timesteps": 100}, "sampler": {"name": "ddim", "steps": 2}})
+        return _model(dynamics=dyn, input_scale=input_scale)
+
+    with pytest.raises(AssemblyError, match=r"clip_denoised=100 .*largest training value is .*every generated value would be 0"):
+        model(100.0).prepare(train)
+    with pytest.raises(AssemblyError, match="every generated value would be 0"):  # model units: expression x input_scale
+        model(float(x.max()) * 0.2, input_scale=0.1).prepare(train)
+    median = float(nonzero.median())  # zeroes about half of the real values
+    with pytest.warns(UserWarning, match=r"deletes (4\d|5\d)\.\d % of the non-zero training values"):
+        model(median).prepare(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(1e-4).prepare(train)  # PerturbDiff's cutoff: below every non-zero value
+        model(float(nonzero.min()) * 0.99).prepare(train)
+    with pytest.raises(ValueError, match=r"clip_denoised=-0.5.*must be a small number >= 0.*clip_denoised: null"):
+        model(-0.5)
+
+
 def test_guidance_needs_condition_dropout():
     dyn = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}, "guidance": 2.0})
     with pytest.raises(AssemblyError, match=r"guidance=2.0.*p_drop_condition > 0"):
