@@ -44,6 +44,7 @@ def norman_pair(folder: str) -> dict[str, str]:
     import torch
 
     from distgen.data import layout
+    from distgen.data.prepared import control_draw
     from distgen.datasets import norman_k562
     from distgen.models import models
     from distgen.types import labels_in, vocabulary
@@ -79,10 +80,11 @@ def norman_pair(folder: str) -> dict[str, str]:
     def to_labels(names: list[str]) -> Any:
         return labels_in(info, [real_cells.atoms(p) for p in names], [info.contexts[0]] * len(names), [info.batches[0]] * len(names))
     ctrl = torch.from_numpy(np.asarray(X[ctrl_idx[half:]], dtype=np.float32))
+    canonical = dict(zip(labels[real_rows].tolist(), real_cells.conditions.tolist()))  # the file's label -> the condition read
     xs, labs = [], []
-    for p in pairs:  # predict each pair from the held-out controls, as many cells as the truth has
+    for p in pairs:  # predict each pair from the held-out controls, as many cells as the truth has, drawn as distgen draws them
         n = int((cond == p).sum())
-        pick = ctrl[torch.randint(ctrl.shape[0], (n,), generator=torch.Generator().manual_seed(len(xs)))]  # more cells than controls
+        pick = ctrl[torch.from_numpy(control_draw(ctrl.shape[0], n, canonical[p], str(real_cells.contexts[0]), str(real_cells.batches[0])))]
         xs.append(model.predict(pick[None], torch.ones(1, n, dtype=torch.bool), to_labels([p]))[0].clamp_min(0).numpy())
         labs += [p] * n
     pred = ad.AnnData(X=np.concatenate(xs + [ctrl.numpy()]).astype(np.float32),

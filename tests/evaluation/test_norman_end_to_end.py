@@ -24,7 +24,8 @@ def test_norman_additive_predictions_evaluate(tmp_path):
     # every default baseline is scored, or folded into one whose predictions it equals (summary.json baseline_aliases)
     assert set(pd["baselines"]) | set(summary["baseline_aliases"]) == {"control", "mean_perturbation", "noncontrol_mean", "additive", "linear"}
     assert pd["ceiling"] > pd["baselines"]["control"]
-    # the evaluated predictions ARE the additive baseline (other control draws): they must score alike
-    assert abs(pd["model"] - pd["baselines"]["additive"]) < 0.1
+    # the evaluated predictions ARE the additive baseline from the same controls (distgen's control_draw), clipped at 0
+    # (a file with negative values is refused): the clipping is the only difference (0.033 on pearson_delta here)
+    assert abs(pd["model"] - pd["baselines"]["additive"]) < 0.05
     for f in ("summary.md", "metrics.csv", "delta_scatter.png", "embedding_overlay.png", "metrics_per_perturbation.png"):
         assert (out / f).exists()
