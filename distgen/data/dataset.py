@@ -34,7 +34,7 @@ def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: 
     columns = [str(c) for c in var.columns if var[c].dtype == object or isinstance(var[c].dtype, pd.CategoricalDtype)]
     holding = [c for c in columns if set(atoms) & set(var[c].astype(str))]
     hint = (f" var column(s) {holding} hold them: use them as gene names first (adata.var_names = adata.var[{holding[0]!r}].astype(str); "
-            "then adata.var_names_make_unique())") if holding else ""
+            "then adata.var_names_make_unique()).") if holding else ""
     warnings.warn(
         f"none of the {len(atoms)} genetic perturbation(s) (e.g. {list(atoms)[:3]}) is a gene name of the expression (e.g. "
         f"{list(genes)[:3]}), so no model or baseline can use the perturbed gene's own expression or embedding.{hint} "
