@@ -204,7 +204,12 @@ def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any
     for key, value in injected.items():
         if key in schema and key not in kwargs:
             kwargs[key] = value
-    obj = cls(**kwargs)
+    try:
+        obj = cls(**kwargs)
+    except ValueError as err:  # a component refusing its parameters is a config error (exit 2), whatever class it raised
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(str(err)) from err
     registry(kind).verify(node["name"])  # a plugin's first build runs the cheap contract checks
     return obj
 
