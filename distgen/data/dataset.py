@@ -145,9 +145,10 @@ class PerturbationData:
             )
         if not is_ctrl.any():
             raise ValueError(missing_control_message(obs, schema))
+        pert_vocab = tuple(sorted({a for t in atoms for a in t}))
         if kind == "genes" and schema.perturbation_type == "genetic":
-            _warn_if_no_atom_is_a_gene(sorted({a for t in atoms for a in t}), genes, expression_var(adata, schema.expression))
-        look_alike = control_like_atoms(sorted({a for t in atoms for a in t}), schema)
+            _warn_if_no_atom_is_a_gene(pert_vocab, genes, expression_var(adata, schema.expression))
+        look_alike = control_like_atoms(pert_vocab, schema)
         if look_alike:
             warnings.warn(
                 f"perturbation label(s) {look_alike[:5]} look like control labels but are not in control_labels="
@@ -181,7 +182,6 @@ class PerturbationData:
             scale_out = scale
         dense = to_dense_float32(x)
 
-        pert_vocab = tuple(sorted({a for t in atoms for a in t}))
         ctx_vocab = tuple(sorted(set(contexts)))
         bat_vocab = tuple(sorted(set(batches)))
         info = DataInfo(

@@ -12,6 +12,7 @@ from typing import Any
 
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import align, eval_data
+from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation
 
 
@@ -139,7 +140,7 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
     (construct IDs such as ``JAK2_KO`` against gene symbols: nothing would be excluded, a plausible wrong
     number), as cell-eval2 does, unless ``no_target_genes`` declares that the perturbations have no target
     gene (cell-eval2's ``--no-target-genes``): then no gene is excluded from any perturbation's scores
-    (``data.cache["no_target_genes"]``, read by the metrics). Some labels unresolved: a note with the count
+    (``data.cache[NO_TARGET_GENES]``, read by ``own_gene_columns``). Some labels unresolved: a note with the count
     and a sample, as cell-eval2 warns.
     """
     if profile.name not in CELLEVAL2_PROFILES:
@@ -148,7 +149,7 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
     unresolved = [p for p in data.perts if p not in genes]
     n, k = data.n_perts, data.n_perts - len(unresolved)
     if no_target_genes:
-        data.cache["no_target_genes"] = True
+        data.cache[NO_TARGET_GENES] = True
         named = f" ({k} of them name a measured gene, scored WITH it: e.g. {[p for p in data.perts if p in genes][:5]})" if k else ""
         return [f"--no-target-genes: none of the {n} labels is treated as a target gene; nothing is excluded from the scores{named}"]
     if k == 0 and n and profile.name != "cell-eval-0.7.6":

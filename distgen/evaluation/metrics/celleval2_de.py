@@ -23,7 +23,7 @@ from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.de import DETable, de_table, prepare_reference
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
-from distgen.evaluation.metrics.celleval2_settings import Settings, settings_for
+from distgen.evaluation.metrics.celleval2_settings import Settings, own_gene_columns, settings_for
 from distgen.evaluation.metrics.stats import average_precision_rows, average_ranks, pearson_rows, roc_auc_rows
 
 
@@ -68,11 +68,11 @@ def prepared_de(data: EvalData, s: Settings) -> PreparedDE:
         for t in (real, pred):
             t.fdr = torch.where(torch.isnan(t.lfc) & t.tested[None], torch.ones_like(t.fdr), t.fdr)
     scored = (data.real.counts > 0) & (data.pred.counts > 0)
-    index = {g: i for i, g in enumerate(data.genes)}
     own = torch.zeros(data.n_perts, len(data.genes), dtype=torch.bool)
-    for p, label in enumerate(data.perts):
-        if label in index and bool(real.tested[index[label]]) and not data.cache.get("no_target_genes"):  # --no-target-genes: none
-            own[p, index[label]] = True
+    cols = own_gene_columns(data)
+    rows = torch.nonzero(cols >= 0).flatten()
+    rows = rows[real.tested[cols[rows]]]  # the own gene only where the reference tested it
+    own[rows, cols[rows]] = True
     order = sorted(range(len(data.genes)), key=lambda i: data.genes[i])
     gene_order = torch.empty(len(order), dtype=torch.long)
     gene_order[torch.tensor(order)] = torch.arange(len(order))

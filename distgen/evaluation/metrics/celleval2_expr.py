@@ -26,7 +26,7 @@ from distgen.capabilities import MetricCapabilities
 from distgen.evaluation.de import log1p_
 from distgen.evaluation.evaldata import EvalData, Population, segment_sums
 from distgen.evaluation.metrics.base import Metric, MetricResult
-from distgen.evaluation.metrics.celleval2_settings import Settings, settings_for
+from distgen.evaluation.metrics.celleval2_settings import Settings, own_gene_columns, settings_for
 from distgen.evaluation.metrics.discrimination import FEWER_THAN_TWO
 from distgen.evaluation.metrics.stats import pearson_rows
 
@@ -147,16 +147,6 @@ def profiles(data: EvalData, s: Settings, noise: bool = False) -> Profiles:
         ctrl_pop = Population(X=data.real.control, offsets=torch.tensor([0, data.real.control.shape[0]]), control=data.real.control)
         prof.noise_ctrl = float(_noise(ctrl_pop, prof.comparator, s.bulk_target_sum)[0])
     return prof
-
-
-def own_gene_columns(data: EvalData) -> Tensor:
-    """``[P]`` column of the gene named like each perturbation label, ``-1`` where none is (cell-eval2's rule; computed once)."""
-
-    def columns() -> Tensor:
-        index = {} if data.cache.get("no_target_genes") else {g: i for i, g in enumerate(data.genes)}  # --no-target-genes: none
-        return torch.tensor([index.get(p, -1) for p in data.perts], dtype=torch.long)
-
-    return data.cached("ce2/own_gene_columns", columns)
 
 
 def _scored(data: EvalData, prof: Profiles) -> Tensor:

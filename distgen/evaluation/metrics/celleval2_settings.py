@@ -7,9 +7,15 @@ its metric set and cache strictness, so both share ``V2``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from distgen.evaluation.evaldata import EvalData
+
+#: ``EvalData.cache`` key set by ``--no-target-genes`` (cell-eval2's flag): no gene is any perturbation's target
+NO_TARGET_GENES = "no_target_genes"
 
 
 @dataclass(frozen=True)
@@ -92,3 +98,16 @@ def settings_for(preset: str, control_source: str | None = None) -> Settings:
             raise ValueError(f"control_source must be 'real' or 'pred', got {control_source!r}")
         s = replace(s, control_source=control_source)
     return s
+
+
+def own_gene_columns(data: EvalData) -> torch.Tensor:
+    """``[P]`` column of the gene named like each perturbation label, ``-1`` where none is (cell-eval2's rule; computed once).
+
+    Every metric that leaves a perturbation's own gene out reads it here; under ``NO_TARGET_GENES`` none is.
+    """
+
+    def columns() -> torch.Tensor:
+        index = {} if data.cache.get(NO_TARGET_GENES) else {g: i for i, g in enumerate(data.genes)}
+        return torch.tensor([index.get(p, -1) for p in data.perts], dtype=torch.long)
+
+    return data.cached("ce2/own_gene_columns", columns)  # type: ignore[no-any-return]
