@@ -20,6 +20,7 @@ import resource
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 from benchmarks.eval_speed_ce2 import NO_TARGET_GENES, THREADS, loadavg
 
@@ -55,7 +56,7 @@ def warm(tree: str, pred: str, real: str, repeats: int) -> float:
 def _knows_no_target_genes(tree: str) -> bool:
     """Whether ``tree``'s ``distgen evaluate`` has ``--no-target-genes`` (trees before it score such pairs without it)."""
     path = os.path.join(tree, "distgen", "commands", "evaluate.py")
-    return os.path.exists(path) and "--no-target-genes" in open(path).read()
+    return os.path.exists(path) and "--no-target-genes" in Path(path).read_text()
 
 
 def cold(tree: str, pred: str, real: str, out: str, no_target_genes: bool = False) -> float:
