@@ -30,8 +30,10 @@ COPY_CHUNK_ELEMENTS = 1 << 26
 PADDED_FROM_COPIES = 8
 #: Elements of one chunk's temporaries (``[copies, edges, h, d]``) in the edge-list functions on the CPU
 #: (1 Mi): enough that the loop over chunks costs little, few enough to stay in cache and to come from
-#: the allocator's pool rather than from fresh, page-faulting memory maps. On other devices: 64 Mi.
+#: the allocator's pool rather than from fresh, page-faulting memory maps.
 EDGE_CHUNK_ELEMENTS = 1 << 20
+#: The same bound on other devices (CUDA), where fewer, larger kernels matter more than cache (64 Mi).
+EDGE_CHUNK_ELEMENTS_DEVICE = 1 << 26
 
 
 def adjacency_to_csr(adjacency: Tensor, n_vocab: int) -> tuple[Tensor, Tensor]:
@@ -60,8 +62,8 @@ def gather_edges(ptr: Tensor, idx: Tensor, queries: Tensor) -> tuple[Tensor, Ten
 
 
 def _edge_chunks(n_edges: int, per_edge: int, device: torch.device) -> list[slice]:
-    """Slices of the edge list, each with at most ``EDGE_CHUNK_ELEMENTS`` (CPU) temporaries of ``per_edge`` elements per edge."""
-    step = max(1, (EDGE_CHUNK_ELEMENTS if device.type == "cpu" else 1 << 26) // max(1, per_edge))
+    """Slices of the edge list whose temporaries (``per_edge`` elements per edge) stay within the device's chunk bound."""
+    step = max(1, (EDGE_CHUNK_ELEMENTS if device.type == "cpu" else EDGE_CHUNK_ELEMENTS_DEVICE) // max(1, per_edge))
     return [slice(s, min(s + step, n_edges)) for s in range(0, n_edges, step)]
 
 
