@@ -120,6 +120,11 @@ def check_same_normalization(pred: torch.Tensor | np.ndarray, real: torch.Tensor
     )
 
 
+def generated_files(kinds: dict[str, str]) -> tuple[str, ...]:
+    """The read files distgen's layout wrote as a model's predictions (``uns["distgen"]["kind"] == "pred"`` on the pred file)."""
+    return tuple(name for name, kind in kinds.items() if name == "pred" and kind == "pred")
+
+
 def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[str, ...] = ()) -> list[str]:
     """The value checks of files read for evaluation (``{name: Cells}``: ``pred``, ``real``, ``training``); notes.
 

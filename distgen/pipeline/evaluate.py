@@ -16,7 +16,7 @@ from typing import Any
 
 from distgen.data import layout
 from distgen.data.prepared import Dataset
-from distgen.evaluation.normalization import check_files
+from distgen.evaluation.normalization import check_files, generated_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS
@@ -61,13 +61,13 @@ def evaluate_files(
     pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
     for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
         warnings.warn(note, stacklevel=2)
-    value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=_generated(info.kinds))
+    value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds))
     refs, notes = cells_references(train_c, real_c, baselines)
     notes = value_notes + notes
     report = score(
         pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
         notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
-        generated="pred" in _generated(info.kinds),
+        generated="pred" in generated_files(info.kinds),
     )
     if out is not None:
         clear_evaluation(out)  # an earlier evaluation's page, plots and tables never stay beside the new ones
@@ -128,21 +128,16 @@ def evaluate(
         truth_c = truth if isinstance(truth, Cells) else read(truth, "real")
         train_c = train if isinstance(train, Cells) or train is None else read(train, "training")
         refs, notes = cells_references(train_c, truth_c, baselines)
-    notes = check_files(files, generated=_generated(kinds)) + notes
+    notes = check_files(files, generated=generated_files(kinds)) + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
-                   interpolated=interpolated, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in _generated(kinds))
+                   interpolated=interpolated, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))
     if out is not None:
         clear_evaluation(out)
         report.write(out, make_plots)
         if make_plots:
             write_evaluation_page(out, report, pred)
     return report
-
-
-def _generated(kinds: dict[str, str]) -> tuple[str, ...]:
-    """The files distgen's layout wrote as a model's predictions (``uns["distgen"]["kind"] == "pred"``)."""
-    return tuple(name for name, kind in kinds.items() if name == "pred" and kind == "pred")
 
 
 def _name(source: Any) -> str:

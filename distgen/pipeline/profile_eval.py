@@ -40,9 +40,9 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
         fix = ("write raw counts with distgen predict --counts MODEL --real REAL" if scale == "counts"
                else "score them with a counts profile (--profile vcc2026 or celleval2)")
         raise ValueError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")
-    from distgen.evaluation.normalization import check_files
+    from distgen.evaluation.normalization import check_files, generated_files
 
-    info.notes += check_files({"pred": pred_c, "real": real_c}, scale, tuple(k for k, v in info.kinds.items() if k == "pred" and v == "pred"))
+    info.notes += check_files({"pred": pred_c, "real": real_c}, scale, generated_files(info.kinds))
     pred_c, notes = align(pred_c, real_c)
     info.notes += notes
     data = eval_data(pred_c, real_c, scale=scale)
@@ -50,11 +50,12 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     return data, info
 
 
-def context_columns(source: Any) -> dict[str, list[str]]:
-    """Obs columns of ``source`` (an ``.h5ad`` path or AnnData) named like a cell-type column with 2+ distinct values."""
+def context_columns(source: Any) -> dict[str, list[str] | None]:
+    """Obs columns of ``source`` (an ``.h5ad`` path or AnnData) named like a cell-type column with 2+ distinct values
+    (``None``: a column the fast reader cannot decode, named without its values)."""
     from distgen.types.layout import looks_like_celltype
 
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[str] | None] = {}
     if hasattr(source, "obs"):
         for c in map(str, source.obs.columns):
             if looks_like_celltype(c):
@@ -71,10 +72,10 @@ def context_columns(source: Any) -> dict[str, list[str]]:
                         try:
                             out[c] = sorted(set(h5pair._column(f["obs"], c)[0].tolist()))
                         except Exception:  # an encoding the fast reader does not decode: named without its values
-                            out[c] = ["?", "??"]
+                            out[c] = None
         except OSError:
             return {}
-    return {c: v for c, v in out.items() if len(v) > 1}
+    return {c: v for c, v in out.items() if v is None or len(v) > 1}
 
 
 def pooled_contexts_note(real: Any) -> list[str]:
@@ -84,7 +85,7 @@ def pooled_contexts_note(real: Any) -> list[str]:
     cols = context_columns(real)
     if not cols:
         return []
-    said = "; ".join(f"{c!r} ({len(v)} values, e.g. {[x for x in v if x not in ('?', '??')][:4]})" for c, v in cols.items())
+    said = "; ".join(repr(c) if v is None else f"{c!r} ({len(v)} values, e.g. {v[:4]})" for c, v in cols.items())
     note = (f"contexts pooled: the truth has cell-type column(s) {said}, and a --profile scores every perturbation over all "
             "its cells, as the reference does without a cell-type option. To score each cell type on its own, split both "
             "files by it and evaluate each pair, or run the default evaluation (no --profile) with --celltype-col")
