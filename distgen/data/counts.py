@@ -45,8 +45,8 @@ def check_model(model: str) -> str:
 
 def _sizes(size: Any, n: int) -> np.ndarray:
     s = np.broadcast_to(np.asarray(size, dtype=np.float64), (n,)).astype(np.float64)
-    if not np.isfinite(s).all() or (s <= 0).any():
-        raise ValueError("library sizes must be finite and > 0")
+    if not np.isfinite(s).all() or (s < 0).any():
+        raise ValueError("library sizes must be finite and >= 0")
     return s[:, None]
 
 
@@ -110,8 +110,12 @@ def fit_dispersion(x: np.ndarray, size: Any, target_sum: float, groups: Sequence
     ``[THETA_MIN, THETA_MAX]``.
     """
     u = np.clip(np.expm1(np.asarray(x, dtype=np.float64)), 0.0, None)
-    inv = float(target_sum) / _sizes(size, len(u))[:, 0]
+    sizes = _sizes(size, len(u))[:, 0]
     keys = np.zeros(len(u), dtype=np.int64) if groups is None else np.unique(np.asarray(groups).astype(str), return_inverse=True)[1]
+    if (sizes == 0).any():  # cells with no counts say nothing about the dispersion
+        keep = sizes > 0
+        u, sizes, keys = u[keep], sizes[keep], keys[keep]
+    inv = float(target_sum) / sizes
     num = np.zeros(u.shape[1])
     den = np.zeros(u.shape[1])
     for k in np.unique(keys):
@@ -129,13 +133,27 @@ def fit_dispersion(x: np.ndarray, size: Any, target_sum: float, groups: Sequence
 
 
 def library_sizes(obs: Mapping[str, Any] | Any, n: int, target_sum: float) -> tuple[np.ndarray, str]:
-    """``([n] library sizes, where they came from)``: the first ``LIBRARY_COLS`` column of ``obs``, else ``target_sum``."""
+    """``([n] library sizes, where they came from)``: the first ``LIBRARY_COLS`` column of ``obs``, else ``target_sum``.
+
+    A recorded column with missing, infinite or negative sizes is refused rather than skipped: falling
+    back to ``target_sum`` would silently put every cell at one depth.
+    """
     columns = list(getattr(obs, "columns", obs))
     for col in LIBRARY_COLS:
         if col in columns:
-            s = np.asarray(obs[col], dtype=np.float64)
-            if len(s) == n and np.isfinite(s).all() and (s > 0).all():
-                return s, f"obs[{col!r}]"
+            try:
+                s = np.asarray(obs[col], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"obs[{col!r}] is read as each cell's library size but is not numeric; "
+                                 "convert it to numbers or rename it if it holds something else") from None
+            if len(s) != n:
+                raise ValueError(f"obs[{col!r}] has {len(s)} values for {n} cells")
+            bad = ~(np.isfinite(s) & (s >= 0))
+            if bad.any():
+                raise ValueError(f"obs[{col!r}] is read as each cell's library size but {int(bad.sum())} of {n} values are "
+                                 "missing, infinite or negative; fill in those cells' sizes, drop the cells, or rename the "
+                                 "column if it holds something else")
+            return s, f"obs[{col!r}]"
     return np.full(n, float(target_sum)), (f"no library sizes recorded (none of {', '.join(LIBRARY_COLS)} in obs): every cell "
                                            f"taken at the normalised depth target_sum={target_sum:g}")
 

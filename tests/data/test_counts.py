@@ -90,4 +90,31 @@ def test_bad_input_is_refused_with_one_line_errors():
     with pytest.raises(ValueError, match="needs per-gene dispersions"):
         C.to_counts(x, 1000.0, T, "nb")
     with pytest.raises(ValueError, match="library sizes"):
-        C.to_counts(x, np.array([1000.0, 0.0]), T, "round")
+        C.to_counts(x, np.array([1000.0, -1.0]), T, "round")
+
+
+@pytest.mark.parametrize("bad", [[100.0, float("nan"), 300.0], [100.0, float("inf"), 300.0], [100.0, -5.0, 300.0], ["a", "b", "c"]])
+def test_a_recorded_library_size_column_with_unusable_values_is_refused_not_skipped(bad):
+    # skipping it fell back to target_sum for every cell, with a note saying no column was recorded
+    with pytest.raises(ValueError, match="total_counts"):
+        C.library_sizes(pd.DataFrame({"total_counts": bad}), 3, T)
+
+
+@pytest.mark.parametrize("model", ["round", "poisson", "nb"])
+def test_a_cell_with_no_counts_keeps_size_zero_and_gets_zero_counts(model):
+    # a zero-count cell loads as an all-zero row (distgen records size 0); it was skipped as unusable, which put every
+    # cell of the dataset at target_sum
+    s, where = C.library_sizes(pd.DataFrame({C.LIBRARY_COL: [100.0, 0.0]}), 2, T)
+    assert list(s) == [100.0, 0.0] and C.LIBRARY_COL in where
+    x = np.log1p(np.array([[3.0, 1.0], [0.0, 0.0]]) / 100.0 * T)
+    theta = np.full(2, 5.0) if model == "nb" else None
+    out = C.to_counts(x, s, T, model, theta, np.random.default_rng(0))
+    assert (out[1] == 0).all() and out[0].sum() > 0
+
+
+def test_cells_with_no_counts_do_not_enter_the_dispersion_fit():
+    a, size = _raw(n=2000, g=6, theta=4.0, seed=3)
+    x = _lognorm(a, size)
+    with_empty = np.concatenate([x, np.zeros((50, x.shape[1]))])
+    sizes = np.concatenate([size, np.zeros(50)])
+    assert np.allclose(C.fit_dispersion(with_empty, sizes, T), C.fit_dispersion(x, size, T))

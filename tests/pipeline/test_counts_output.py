@@ -163,3 +163,21 @@ def test_distgen_scores_the_count_files_with_the_vcc2026_profile(run, tmp_path):
     predict_run(run / "run", tmp_path / "pred_log.h5ad", real=tmp_path / "real_log.h5ad")
     with pytest.raises(ValueError, match="distgen predict --counts"):  # the log-normalised pair is refused by a counts profile
         evaluate_profile_files(tmp_path / "pred_log.h5ad", tmp_path / "real_log.h5ad", tmp_path / "log", "vcc2026")
+
+
+def test_a_cell_with_no_counts_comes_back_as_zeros_and_the_others_keep_their_counts(raw, tmp_path):
+    # a zero-count cell was recorded with size 0, which made the whole size column "unusable": every cell was then
+    # converted at target_sum (a note said no sizes were recorded)
+    _, a = raw
+    b = a.copy()
+    b.X[0] = 0.0  # a control cell with no counts
+    b.X[130] = 0.0  # a P1 cell with no counts
+    path = tmp_path / "with_empty.h5ad"
+    b.write_h5ad(path)
+    data = _load(path)
+    truth = data.truth("test")
+    back = truth_counts(data, truth)
+    original = pd.DataFrame(b.X, index=b.obs_names).loc[list(truth.names)].to_numpy()
+    assert np.array_equal(back.X.numpy(), original)
+    sizes, where = C.library_sizes(data.data.adata.obs, len(b), float(data.data.schema.target_sum))
+    assert C.LIBRARY_COL in where and sizes.min() == 0.0
