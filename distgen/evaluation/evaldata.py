@@ -9,7 +9,7 @@ differential-expression tables are computed once and shared by all metrics throu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 import numpy as np
@@ -88,6 +88,23 @@ def segment_sums(x: Tensor, offsets: Tensor) -> Tensor:
     return sums.index_add_(0, codes.to(x.device), x.to(torch.float64))
 
 
+def _holds_arrays(value: Any, depth: int = 4) -> bool:
+    """Whether ``value`` is or contains (through containers and dataclass fields) a tensor or an array."""
+    if isinstance(value, Tensor | np.ndarray):
+        return True
+    if isinstance(value, str | bytes | int | float | bool | type(None)):
+        return False
+    if depth == 0:
+        return True  # too deep to tell: treat as computed
+    if isinstance(value, dict):
+        return any(_holds_arrays(v, depth - 1) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_arrays(v, depth - 1) for v in value)
+    if is_dataclass(value):
+        return any(_holds_arrays(getattr(value, f.name), depth - 1) for f in fields(value))
+    return True  # an unknown object may hold arrays: recompute it
+
+
 @dataclass
 class EvalData:
     """Predicted and real cells of ``P`` perturbations over ``G`` genes (same gene order).
@@ -129,6 +146,19 @@ class EvalData:
     @property
     def n_perts(self) -> int:
         return len(self.perts)
+
+    def to(self, device: torch.device | str) -> EvalData:
+        """The same cells on ``device`` (e.g. ``"cuda"``): labels, invalid groups and metadata kept, cached results dropped.
+
+        Cached tensors (means, DE tables) live on the old device, so they are recomputed where the cells are;
+        plain cache entries (the value scale, group order, flags set at load) are kept.
+        """
+        def move(pop: Population) -> Population:
+            return Population(X=pop.X.to(device), offsets=pop.offsets.to(device), control=pop.control.to(device))
+
+        meta = {k: v for k, v in self.cache.items() if not _holds_arrays(v)}
+        return EvalData(real=move(self.real), pred=move(self.pred), perts=self.perts, targets=self.targets, genes=self.genes,
+                        invalid=dict(self.invalid), cache=meta)
 
     def population(self, which: str) -> Population:
         if which not in ("real", "pred"):
