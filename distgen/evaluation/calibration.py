@@ -17,7 +17,7 @@ import torch
 
 from distgen.evaluation.ceiling import half_split
 from distgen.evaluation.evaldata import EvalData, Population
-from distgen.evaluation.io import eval_data, flag_invalid
+from distgen.evaluation.io import MIN_CELLS, eval_data, flag_invalid
 from distgen.evaluation.metrics import metrics
 from distgen.evaluation.suite import MetricTable
 from distgen.types import Cells
@@ -48,6 +48,10 @@ def ceiling_data(data: EvalData, seed: int = 0) -> EvalData:
     halves = [Population.from_codes(X[i], codes[i], data.n_perts) for i in (a, b)]
     new = EvalData(real=halves[0], pred=halves[1], perts=data.perts, targets=data.targets, genes=data.genes,
                    cache={"log1p": data.cache.get("log1p", True)})
+    for p, n in enumerate(pop.counts.tolist()):  # the reason names the split, not the half it left
+        if 0 < n < 2 * MIN_CELLS:
+            new.invalid[p] = (f"{n} real cell(s): a half-split leaves {n // 2} per half; the ceiling needs at least "
+                              f"{2 * MIN_CELLS} real cells ({MIN_CELLS} per half)")
     flag_invalid(new)
     return new
 
@@ -81,13 +85,24 @@ def interpolated_duplicate_data(data: EvalData, seed: int = 0, alpha: float = IN
     return half
 
 
+#: ``|ceiling - baseline|`` at most this fraction of ``max(|ceiling|, |baseline|)`` is rounding, not a scale (as
+#: ``vcc2026.ROUNDING_TOLERANCE``): aggregates are float64 means whose last bits depend on the order of the sums, and a
+#: fixed absolute gap (1e-12) is rounding for a metric in the thousands (an E-distance, a count of genes).
+SCALE_TOLERANCE = 1e-12
+
+
+def same_scale(a: float, b: float) -> bool:
+    """``a`` and ``b`` are equal up to floating-point rounding (``SCALE_TOLERANCE`` relative to the larger)."""
+    return abs(a - b) <= SCALE_TOLERANCE * max(abs(a), abs(b), 1.0)
+
+
 def normalised(model: float, baseline: float, ceiling: float) -> tuple[float, str]:
     """``(model - baseline) / (ceiling - baseline)`` and, when undefined, NaN with the reason."""
     for what, v in (("model", model), ("baseline", baseline), ("ceiling", ceiling)):
         if math.isnan(v):
             return float("nan"), f"{what} score undefined"
-    if abs(ceiling - baseline) < 1e-12:
-        return float("nan"), "ceiling equals the baseline"
+    if same_scale(ceiling, baseline):
+        return float("nan"), f"the ceiling equals the baseline up to rounding ({ceiling!r} vs {baseline!r}): no range to scale by"
     return (model - baseline) / (ceiling - baseline), ""
 
 
@@ -101,28 +116,69 @@ def why_undefined(table: MetricTable | None, name: str) -> str:
     return max(set(reasons), key=reasons.count) if reasons else "no perturbations"
 
 
+def _common_rows(name: str, model: MetricTable, baseline: MetricTable, ceiling: MetricTable) -> tuple[list[int], dict[str, str]]:
+    """Rows where the model, ``baseline`` and ``ceiling`` all define ``name``; each other row the model defines, and why it is out."""
+    ok, out = [], {}
+    for i, p in enumerate(model.perts):
+        vals = {"model": model.values[name][i], "baseline": baseline.values[name][i], "ceiling": ceiling.values[name][i]}
+        if not any(math.isnan(v) for v in vals.values()):
+            ok.append(i)
+        elif not math.isnan(vals["model"]):
+            side, table = next((k, t) for k, t in (("baseline", baseline), ("ceiling", ceiling)) if math.isnan(vals[k]))
+            out[p] = f"{side}: {table.reasons.get(name, {}).get(p, 'undefined')}"
+    return ok, out
+
+
+def _mean_at(table: MetricTable, name: str, rows: list[int]) -> float:
+    return sum(table.values[name][i] for i in rows) / len(rows) if rows else float("nan")
+
+
 def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling: MetricTable | None) -> dict[str, dict[str, Any]]:
-    """Per metric: model mean, each baseline's mean, ceiling mean, strongest baseline, normalised score (with why it is NaN)."""
+    """Per metric: model mean, each baseline's mean, ceiling mean, strongest baseline, normalised score (with why it is NaN).
+
+    The normalised score is taken over the perturbations where the model, the strongest baseline and the
+    ceiling are all defined, so that its three means are of the same perturbations (a perturbation with
+    too few real cells for a half-split has no ceiling: with it in the model's mean only, the score would
+    compare different sets). When that leaves out perturbations the model scored, ``normalised_rows``
+    gives the three means it used, their number and each left-out perturbation with the reason.
+    A diagnostic metric (``MetricCapabilities.diagnostic``: no better direction) gets no strongest
+    baseline and no normalised score.
+    """
     out: dict[str, dict[str, Any]] = {}
     for name in model.values:
-        hib = metrics.get(name).capabilities.higher_is_better
+        caps = metrics.get(name).capabilities
+        hib = caps.higher_is_better
         base = {b: t.mean(name) for b, t in baselines.items() if name in t.values}
         ceil = ceiling.mean(name) if ceiling is not None and name in ceiling.values else float("nan")
         finite = {b: v for b, v in base.items() if not math.isnan(v)}
-        best = (max if hib else min)(finite, key=finite.__getitem__) if finite else None
-        score, why = normalised(model.mean(name), finite[best], ceil) if best else (float("nan"), "no baseline")
-        if math.isnan(model.mean(name)):
+        best = (max if hib else min)(finite, key=finite.__getitem__) if finite and not caps.diagnostic else None
+        common: dict[str, Any] | None = None
+        if best and ceiling is not None and name in ceiling.values:
+            rows, left_out = _common_rows(name, model, baselines[best], ceiling)
+            m, b, c = (_mean_at(t, name, rows) for t in (model, baselines[best], ceiling))
+            if left_out:
+                common = {"n": len(rows), "model": m, "baseline": b, "ceiling": c, "left_out": left_out}
+        else:
+            m, b, c = model.mean(name), finite[best] if best else float("nan"), ceil
+        score, why = normalised(m, b, c) if best else (float("nan"), "no baseline")
+        if caps.diagnostic:
+            why = "a diagnostic quantity, not a score: it has no better direction"
+        elif math.isnan(model.mean(name)):
             why = f"model score undefined ({why_undefined(model, name)})"
         elif best is None and baselines:
             why = f"no baseline score defined ({why_undefined(next(iter(baselines.values())), name)})"
-        elif why == "ceiling score undefined":
+        elif math.isnan(ceil):
             why = "ceiling undefined (" + (why_undefined(ceiling, name) if ceiling is not None else "not computed") + ")"
-        if best and not why and ((ceil <= finite[best]) if hib else (ceil >= finite[best])):
-            score, why = float("nan"), f"the strongest baseline ({best}: {finite[best]:.4g}) is at or beyond the ceiling ({ceil:.4g})"
+            score = float("nan")
+        elif why == "model score undefined" and common is not None:
+            why = "no perturbation where the model, the strongest baseline and the ceiling are all defined"
+        if best and not why and ((c <= b) if hib else (c >= b)):
+            score, why = float("nan"), f"the strongest baseline ({best}: {b:.4g}) is at or beyond the ceiling ({c:.4g})"
         nan_model = sum(math.isnan(v) for v in model.values[name])
         out[name] = {
             "higher_is_better": bool(hib),
-            "celleval": metrics.get(name).capabilities.celleval,
+            "diagnostic": bool(caps.diagnostic),
+            "celleval": caps.celleval,
             "model": model.mean(name),
             "n_nan": nan_model,
             "baselines": base,
@@ -131,4 +187,6 @@ def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling:
             "normalised": score,
             "normalised_note": why,
         }
+        if common is not None:
+            out[name]["normalised_rows"] = common
     return out

@@ -100,6 +100,16 @@ def markdown(summary: Mapping[str, Any]) -> str:
                  if r.get("normalised_note") and (r["normalised"] is None or math.isnan(r["normalised"]))]
     if undefined:
         lines += ["", "## Undefined scores", "", *undefined]
+    fewer = [(name, r["normalised_rows"]) for name, r in rows.items() if r.get("normalised_rows")]
+    if fewer:
+        lines += ["", "## Normalised over fewer perturbations", "",
+                  "The normalised score compares means over the same perturbations: those where the model, the strongest "
+                  "baseline and the ceiling are all defined. Left out (model defined, the other side not):", ""]
+        for name, c in fewer:
+            out = "; ".join(f"{p} ({why})" for p, why in list(c["left_out"].items())[:5])
+            more = f"; and {len(c['left_out']) - 5} more" if len(c["left_out"]) > 5 else ""
+            lines.append(f"- {name}: over {c['n']} (model {fmt_value(c['model'])}, baseline {fmt_value(c['baseline'])}, "
+                         f"ceiling {fmt_value(c['ceiling'])}); left out: {out}{more}")
     if summary.get("notes"):
         lines += ["", "## Notes", "", *[f"- {n}" for n in summary["notes"]]]
     return "\n".join(lines) + "\n"

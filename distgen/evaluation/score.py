@@ -184,6 +184,8 @@ def _add_strata(rows: dict[str, dict[str, Any]], table: MetricTable, bases: Mapp
     if len(strength) != len(table.perts):
         return
     for name, row in rows.items():
+        if row.get("diagnostic"):  # no better direction: no strongest baseline, no saturation
+            continue
         hib = row["higher_is_better"]
         finite = {b: v for b, v in row["baselines"].items() if b != "control" and v == v}
         if not finite:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from distgen.evaluation.calibration import same_scale
 from distgen.evaluation.evaldata import EvalData
 
 #: Saturation at or above which a perturbation counts as near-solved by the baseline.
@@ -36,10 +37,10 @@ def response_strength(data: EvalData) -> list[float]:
 
 
 def saturation(baseline: Sequence[float], control: Sequence[float], ceiling: Sequence[float]) -> list[float]:
-    """Per perturbation ``(b - c) / (r - c)``; NaN where a value is NaN or ``r == c``."""
+    """Per perturbation ``(b - c) / (r - c)``; NaN where a value is NaN or ``r == c`` up to rounding (``calibration.same_scale``)."""
     out = []
     for b, c, r in zip(baseline, control, ceiling):
-        if any(math.isnan(v) for v in (b, c, r)) or abs(r - c) < 1e-12:
+        if any(math.isnan(v) for v in (b, c, r)) or same_scale(r, c):
             out.append(float("nan"))
         else:
             out.append((b - c) / (r - c))

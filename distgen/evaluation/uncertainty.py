@@ -54,13 +54,30 @@ def mean_table(tables: Sequence[MetricTable]) -> MetricTable:
 
 
 def band(tables: Sequence[MetricTable], name: str) -> dict[str, Any]:
-    """The spread over splits of the ceiling's mean of ``name``: ``mean``, ``std`` (ddof 1), ``min``, ``max``, ``n_splits``."""
-    means = np.array([t.mean(name) for t in tables if name in t.values], dtype=np.float64)
-    means = means[np.isfinite(means)]
-    if means.size == 0:
-        return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n_splits": 0}
+    """The spread over splits of the ceiling's mean of ``name``: ``mean``, ``std`` (ddof 1), ``min``, ``max``, ``n_splits``.
+
+    Every split's mean is over the same perturbations, those defined in every split (``n_rows``): a
+    perturbation defined in some splits only would move the mean by changing what is averaged, not by
+    the replicate's noise. ``note`` says when perturbations were left out for that, and when the splits
+    agree exactly (``std`` 0: no spread was measured, e.g. groups too small to split differently).
+    """
+    tables = [t for t in tables if name in t.values]
+    empty = {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n_splits": 0, "n_rows": 0, "note": ""}
+    if not tables:
+        return empty
+    stack = np.array([t.values[name] for t in tables], dtype=np.float64)
+    every = np.isfinite(stack).all(0)
+    if not every.any():
+        return {**empty, "note": "no perturbation is defined in every split"}
+    means = stack[:, every].mean(1)
+    notes = []
+    if (~every & np.isfinite(stack).any(0)).any():
+        notes.append(f"{int((~every & np.isfinite(stack).any(0)).sum())} perturbation(s) defined in some splits only are left out")
+    if means.size > 1 and np.all(means == means[0]):
+        notes.append("every split gave the same mean: no spread measured")
     return {"mean": float(means.mean()), "std": float(means.std(ddof=1)) if means.size > 1 else math.nan,
-            "min": float(means.min()), "max": float(means.max()), "n_splits": int(means.size)}
+            "min": float(means.min()), "max": float(means.max()), "n_splits": int(means.size), "n_rows": int(every.sum()),
+            "note": "; ".join(notes)}
 
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> tuple[float, float]:

@@ -53,7 +53,11 @@ def test_mean_table_and_band():
     t2 = MetricTable(perts=("a", "b"), values={"m": [3.0, 4.0]})
     assert mean_table([t1, t2]).values["m"] == [2.0, 4.0]
     b = band([t1, t2], "m")
-    assert (b["min"], b["max"], b["n_splits"]) == (1.0, 3.5, 2) and b["mean"] == pytest.approx(2.25)
+    # each split's mean over the perturbations defined in every split ("a"): 1 and 3, not 1 and 3.5 (b entering one mean)
+    assert (b["min"], b["max"], b["n_splits"], b["n_rows"]) == (1.0, 3.0, 2, 1) and b["mean"] == pytest.approx(2.0)
+    assert "1 perturbation(s) defined in some splits only" in b["note"]
+    same = band([t2, t2], "m")
+    assert same["std"] == 0.0 and "no spread measured" in same["note"]
 
 
 def test_score_reports_a_ceiling_band_over_splits_and_tests_against_the_strongest_baseline():

@@ -1,0 +1,91 @@
+"""The calibrated scores at their edges: too few cells to split, a baseline equal to the ceiling, diagnostics."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from distgen.evaluation import score
+from distgen.evaluation.calibration import ceiling_data, normalised, summarise
+from distgen.evaluation.io import eval_data
+from distgen.evaluation.strata import saturation
+from distgen.evaluation.suite import MetricTable
+from distgen.types import Cells
+
+GENES = [f"g{i}" for i in range(10)]
+
+
+def _population(seed, counts, scale=1.0, noise=0.3):
+    rng = np.random.default_rng(seed)
+    effects = np.random.default_rng(99).normal(0, 1.0, (len(counts), len(GENES)))
+    rows, conds = [rng.normal(1.0, noise, (80, len(GENES)))], ["control"] * 80
+    for p, n in enumerate(counts):
+        rows.append(rng.normal(1.0 + scale * effects[p], noise, (n, len(GENES))))
+        conds += [f"P{p}"] * n
+    return Cells(torch.tensor(np.concatenate(rows), dtype=torch.float32), conds, GENES)
+
+
+def test_a_perturbation_too_small_to_split_is_named_with_the_reason():
+    truth = _population(0, [20, 20, 3, 2])
+    data = eval_data(_population(1, [20, 20, 20, 20]), truth)
+    half = ceiling_data(data, seed=0)
+    assert half.invalid[2] == "3 real cell(s): a half-split leaves 1 per half; the ceiling needs at least 4 real cells (2 per half)"
+    assert half.invalid[3].startswith("2 real cell(s): a half-split leaves 1 per half")  # was "only 1 real cell(s)", of a file with 2
+    assert 0 not in half.invalid and 1 not in half.invalid
+
+
+def _table(perts, values, reasons=None):
+    return MetricTable(perts=tuple(perts), values={"mse": list(values)}, reasons={"mse": dict(reasons or {})})
+
+
+def test_the_normalised_score_takes_its_three_means_over_the_same_perturbations():
+    perts = ["A", "B", "C"]
+    # C: a hard perturbation (model 10, baseline 20) too small for a half-split, so the ceiling has no value there
+    model = _table(perts, [1.0, 1.0, 10.0])
+    base = _table(perts, [2.0, 2.0, 20.0])
+    ceil = _table(perts, [0.0, 0.0, math.nan], {"C": "3 real cell(s): a half-split leaves 1 per half"})
+    row = summarise(model, {"mean": base}, ceil)["mse"]
+    # over A and B: (1 - 2) / (0 - 2) = 0.5 (the old mix, means over A, B, C against a ceiling over A, B, happens to agree here)
+    assert row["normalised"] == pytest.approx(0.5) and row["normalised_note"] == ""
+    assert row["normalised_rows"] == {"n": 2, "model": 1.0, "baseline": 2.0, "ceiling": 0.0,
+                                      "left_out": {"C": "ceiling: 3 real cell(s): a half-split leaves 1 per half"}}
+    assert row["model"] == pytest.approx(4.0) and row["baselines"]["mean"] == pytest.approx(8.0)  # the reported means are unchanged
+    model2 = _table(perts, [1.0, 1.0, 40.0])  # the model is far worse than the baseline on C
+    row = summarise(model2, {"mean": base}, ceil)["mse"]
+    assert row["normalised"] == pytest.approx(0.5)  # C has no ceiling: it cannot enter a score scaled by the ceiling
+    # before: (mean(1, 1, 40) - mean(2, 2, 20)) / (0 - 8) = (14 - 8) / -8 = -0.75, "worse than the baseline", from C alone
+
+
+def test_summary_md_lists_the_perturbations_left_out_of_the_normalised_score(tmp_path):
+    truth = _population(0, [20] * 6 + [3])
+    pred = _population(1, [20] * 7, scale=1.2)
+    base = _population(2, [20] * 7, scale=0.0)
+    rep = score(pred, truth, {"control": base}, metrics=["mse"], ceiling_splits=2)
+    row = rep.metrics["mse"]
+    assert row["normalised_rows"]["n"] == 6 and list(row["normalised_rows"]["left_out"]) == ["P6"]
+    c = row["normalised_rows"]
+    assert row["normalised"] == pytest.approx((c["model"] - c["baseline"]) / (c["ceiling"] - c["baseline"]))
+    rep.write(tmp_path, make_plots=False)
+    md = (tmp_path / "summary.md").read_text()
+    assert "## Normalised over fewer perturbations" in md and "P6 (ceiling: 3 real cell(s)" in md
+
+
+def test_a_ceiling_equal_to_the_baseline_up_to_rounding_gives_no_score():
+    b = 12345.678  # an E-distance or a count of genes: a rounding gap is far above 1e-12 in absolute terms
+    c = float(np.nextafter(np.nextafter(b, 0), 0))  # two units in the last place below (a lower-is-better metric)
+    score_, why = normalised(12000.0, b, c)
+    assert math.isnan(score_) and "equals the baseline up to rounding" in why  # was -9.4e13
+    assert math.isnan(normalised(0.3, 0.5, 0.5)[0])
+    assert normalised(0.3, 0.5, 0.1)[0] == pytest.approx(0.5)
+    assert math.isnan(saturation([12000.0], [b], [c])[0])  # the strata's control-to-ceiling range, the same rule
+    assert saturation([6.0], [10.0], [2.0]) == [0.5]
+
+
+def test_a_diagnostic_gets_no_strongest_baseline_and_no_normalised_score():
+    t = MetricTable(perts=("A", "B"), values={"de_wilcoxon_nsig_counts_pred": [10.0, 12.0]}, reasons={})
+    hi = MetricTable(perts=("A", "B"), values={"de_wilcoxon_nsig_counts_pred": [50.0, 60.0]}, reasons={})
+    lo = MetricTable(perts=("A", "B"), values={"de_wilcoxon_nsig_counts_pred": [1.0, 2.0]}, reasons={})
+    row = summarise(t, {"mean": lo}, hi)["de_wilcoxon_nsig_counts_pred"]
+    assert row["diagnostic"] is True and row["strongest_baseline"] is None and math.isnan(row["normalised"])
+    assert "diagnostic" in row["normalised_note"]
