@@ -4,22 +4,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 EXAMPLE = """examples:
   distgen compare runs/scdfm/eval runs/perturbdiff/eval            # two distgen evaluate --out folders
   distgen compare runs/exp_a runs/exp_b --out cmp/                 # distgen run folders (their eval/); writes compare.json, compare.md
-  distgen compare eval_a eval_b --json | jq .metrics.mse.wilcoxon_p
+  distgen compare eval_a eval_b --margin mse=0.01 --margin pearson_delta=0.005   # the smallest differences that matter to you
+  distgen compare eval_a eval_b --json | jq .metrics.mse.verdict
 """
+
+
+def _margin(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        width = float(value)
+    except ValueError:
+        width = math.nan
+    if not sep or not name or not width >= 0 or not math.isfinite(width):
+        raise argparse.ArgumentTypeError(f"expected METRIC=VALUE with a finite VALUE >= 0 (e.g. mse=0.01), got {text!r}")
+    return name, width
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
-        help="paired comparison of two evaluations (mean difference, CI, Wilcoxon p per metric)",
-        description="Pair two evaluations on the perturbations they share and, per metric both computed, report the mean "
-        "of each over the shared defined rows, the paired difference A - B with a bootstrap confidence interval and the two-sided "
-        "Wilcoxon signed-rank p-value; a winner only where p < 0.05. Metrics of one value per evaluation are compared once "
-        "(no interval, no test).",
+        help="paired comparison of two evaluations (mean difference, CI, Wilcoxon p, practical margin per metric)",
+        description="Pair two evaluations on the perturbations they share (by label) and, per metric both computed, report the "
+        "mean of each over the shared defined rows, the paired difference A - B with a bootstrap confidence interval and the "
+        "two-sided Wilcoxon signed-rank p-value. A winner only where p < 0.05 AND |A - B| exceeds the metric's margin: the "
+        "split-half replicate's spread of the metric (summary.json ceiling_band.std), or --margin, and never less than the "
+        "numerical tolerance (1e-6 of the metric's size); 'negligible' where the CI lies within +-margin or a significant "
+        "difference is no larger than it; else 'inconclusive'. Metrics of one value per evaluation are compared once (no "
+        "interval, no test). Evaluations under different profiles, of other genes or of another truth are refused (exit 2).",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -27,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_b", help="evaluation folder B")
     p.add_argument("--out", default=None, help="folder to write compare.json and compare.md to")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--margin", type=_margin, action="append", default=[], metavar="METRIC=VALUE",
+                   help="the smallest difference of METRIC that matters, in its units (repeatable); replaces the replicate "
+                   "spread as that metric's margin")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout, nothing else")
     p.set_defaults(run=run)
 
@@ -37,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from distgen.evaluation.compare import compare, markdown
     from distgen.evaluation.report import _clean
 
-    result = compare(args.run_a, args.run_b, seed=args.seed)
+    result = compare(args.run_a, args.run_b, seed=args.seed, margins=dict(args.margin))
     if args.out is not None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

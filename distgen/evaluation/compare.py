@@ -2,12 +2,21 @@
 
 An evaluation is a folder written by ``distgen evaluate`` (``metrics.csv`` + ``summary.json``) or
 by ``distgen run`` (its ``eval/`` subfolder). Per metric both evaluated, on the perturbations (rows
-of ``metrics.csv``: ``condition`` or ``condition @ context``) where both values are defined: the
-means of A and B over those rows, the paired mean difference ``A - B`` with its bootstrap interval, the
-two-sided Wilcoxon signed-rank p-value (``distgen.evaluation.uncertainty.paired_test``) and a winner
-only where that test rejects at ``1 - level``. A metric of one value for the whole evaluation
-(``MetricCapabilities.per_perturbation=False``), repeated on every row, is compared once: two
-numbers and their difference, no interval, no test.
+of ``metrics.csv``: ``condition`` or ``condition @ context``, paired by that label, never by position)
+where both values are defined: the means of A and B over those rows, the paired mean difference
+``A - B`` with its bootstrap interval, the two-sided Wilcoxon signed-rank p-value
+(``distgen.evaluation.uncertainty.paired_test``) and a verdict (``uncertainty.verdict``): a winner
+only where the test rejects at ``1 - level`` AND the mean difference exceeds the metric's margin
+(the split-half replicate's spread of the metric, ``summary.json``'s ``ceiling_band.std``; a margin
+given with ``margins``; never below the numerical tolerance), ``negligible`` where the difference is
+shown to lie within the margin or is significant but no larger than it, else ``inconclusive``.
+A metric of one value for the whole evaluation (``MetricCapabilities.per_perturbation=False``),
+repeated on every row, is compared once: two numbers and their difference, no interval, no test.
+
+Two evaluations are compared only when their rows mean the same thing: the same metric
+definitions (profile: the default evaluation is the ``distgen`` profile), the same genes, and on
+every shared row the same number of real cells (the same truth); otherwise ``MismatchedEvaluations``
+(exit 2) says what differs. Metrics or perturbations only one side has are left out and counted.
 """
 
 from __future__ import annotations
@@ -18,11 +27,18 @@ import math
 from pathlib import Path
 from typing import Any
 
+from distgen.errors import UsageError
 from distgen.evaluation.report import fmt_value
-from distgen.evaluation.uncertainty import LEVEL, N_BOOT, paired_test
+from distgen.evaluation.uncertainty import LEVEL, N_BOOT, margin, paired_test, verdict
 
 #: Non-metric columns of ``metrics.csv``.
 INFO_COLUMNS = ("perturbation", "nan_reasons", "n_cells_real", "n_cells_pred", "context")
+#: The profile of an evaluation written without ``--profile``: the same metric definitions as ``--profile distgen``.
+DEFAULT_PROFILE = "distgen"
+
+
+class MismatchedEvaluations(UsageError, ValueError):
+    """Two evaluations whose rows cannot be paired: other metric definitions, other genes, another truth (exit 2)."""
 
 
 def evaluation_folder(path: str | Path) -> Path:
@@ -45,6 +61,11 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
     listed = summary.get("metrics")
     if isinstance(listed, dict):
         names = [c for c in names if c in listed]
+    labels = [row["perturbation"] for row in rows]
+    if len(set(labels)) != len(labels):
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        raise MismatchedEvaluations(f"{folder / 'metrics.csv'} has {len(twice)} perturbation label(s) on more than one row "
+                                    f"(e.g. {twice[:5]}); a row must be one perturbation (or condition @ context) to be paired")
     values: dict[str, dict[str, float]] = {name: {} for name in names}
     for row in rows:
         for name in names:
@@ -54,25 +75,81 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
             except ValueError:
                 values.pop(name, None)  # not a numeric column
     summary["row_contexts"] = {row["perturbation"]: row.get("context") or "" for row in rows}
+    summary["row_cells_real"] = {row["perturbation"]: row.get("n_cells_real") or "" for row in rows}
     return {k: v for k, v in values.items() if v}, summary
 
 
-def _capability(name: str, field: str, default: Any) -> Any:
+def profile_of(summary: dict[str, Any]) -> str:
+    """The metric profile an evaluation was scored under (``DEFAULT_PROFILE`` without ``--profile``)."""
+    return str(summary.get("profile") or DEFAULT_PROFILE)
+
+
+def registered_metric(column: str, profile: str) -> str:
+    """The registered metric behind a ``metrics.csv`` column of ``profile`` (``cell-eval-0.7.6`` reports upstream names)."""
+    from distgen.evaluation.profiles import PROFILES
+
+    prof = PROFILES.get(profile)
+    return prof.columns.get(column, column) if prof is not None else column
+
+
+def _capability(name: str, field: str, default: Any, profile: str = DEFAULT_PROFILE) -> Any:
     try:
         from distgen.evaluation.metrics import metrics
 
-        return getattr(metrics.get(name).capabilities, field, default)
+        return getattr(metrics.get(registered_metric(name, profile)).capabilities, field, default)
     except (KeyError, LookupError):
         return default
 
 
 def _higher_is_better(name: str, *summaries: dict[str, Any]) -> bool | None:
-    for s in summaries:
-        row = (s.get("metrics") or {}).get(name)
+    """The metric's direction: None for a diagnostic (a count, a real-data property: no better value) or an unknown one."""
+    profile = profile_of(summaries[0]) if summaries else DEFAULT_PROFILE
+    rows = [(s.get("metrics") or {}).get(name) for s in summaries]
+    if _capability(name, "diagnostic", False, profile) or any(isinstance(r, dict) and r.get("diagnostic") for r in rows):
+        return None
+    for row in rows:
         if isinstance(row, dict) and "higher_is_better" in row:
             return bool(row["higher_is_better"])
-    hib = _capability(name, "higher_is_better", None)
+    hib = _capability(name, "higher_is_better", None, profile)
     return None if hib is None else bool(hib)
+
+
+def _noise(name: str, *summaries: dict[str, Any]) -> float:
+    """The larger of the two evaluations' split-half replicate spreads of ``name`` (``ceiling_band.std``; NaN without)."""
+    spreads = []
+    for s in summaries:
+        row = (s.get("metrics") or {}).get(name)
+        std = ((row.get("ceiling_band") or {}).get("std") if isinstance(row, dict) else None)
+        if isinstance(std, int | float) and math.isfinite(std):
+            spreads.append(float(std))
+    return max(spreads) if spreads else math.nan
+
+
+def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb: dict[str, Any], shared: list[str]) -> list[str]:
+    """Refuse two evaluations whose shared rows are not the same observations (``MismatchedEvaluations``); notes otherwise."""
+    pa, pb = profile_of(sa), profile_of(sb)
+    if pa != pb:
+        raise MismatchedEvaluations(
+            f"{run_a} was scored under profile {pa!r} and {run_b} under {pb!r}: a metric of the same name is defined "
+            "differently there (value scale, preset conventions), so their rows are not paired observations; evaluate both "
+            "with the same --profile (or both without)")
+    ga, gb = sa.get("n_genes"), sb.get("n_genes")
+    if ga is not None and gb is not None and ga != gb:
+        raise MismatchedEvaluations(f"{run_a} was scored on {ga} genes and {run_b} on {gb}: not the same truth; compare "
+                                    "evaluations of the same truth file")
+    ca, cb = sa["row_cells_real"], sb["row_cells_real"]
+    differ = [p for p in shared if ca.get(p) and cb.get(p) and ca[p] != cb[p]]
+    if differ:
+        show = ", ".join(f"{p} ({ca[p]} vs {cb[p]})" for p in differ[:5])
+        raise MismatchedEvaluations(
+            f"{len(differ)} shared perturbation(s) were scored against different numbers of real cells in {run_a} and {run_b} "
+            f"(n_cells_real: {show}): not the same truth, so a row of one is not paired with the row of the other; compare "
+            "evaluations of the same truth")
+    notes = []
+    if sa.get("real") and sb.get("real") and sa["real"] != sb["real"]:
+        notes.append(f"the truths are named differently ({sa['real']} vs {sb['real']}); their shared rows have the same "
+                     "numbers of real cells")
+    return notes
 
 
 def _one_values(values: dict[str, float], contexts: dict[str, str], keys: list[str]) -> dict[str, float]:
@@ -89,33 +166,50 @@ def _mean(v: list[float]) -> float:
     return sum(v) / len(v) if v else math.nan
 
 
-def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N_BOOT, level: float = LEVEL) -> dict[str, Any]:
+def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N_BOOT, level: float = LEVEL,
+            margins: dict[str, float] | None = None) -> dict[str, Any]:
     """Paired comparison of two evaluations on their shared perturbations (see the module docstring).
 
     Per-perturbation metrics: ``mean_a`` and ``mean_b`` over the rows where both values are defined (the
     rows of ``mean_difference``; ``n_dropped`` counts the shared rows left out), the bootstrap ``ci``, the
-    Wilcoxon ``wilcoxon_p`` and ``better``: the run the metric's direction favours when ``wilcoxon_p < 1 -
-    level`` (``verdict`` says so, or ``no difference``). Metrics of one value for the whole evaluation
-    (``MetricCapabilities.per_perturbation=False``) are taken once per context: ``value_a``, ``value_b``,
-    ``mean_difference``, no interval, no test, no winner (``verdict``: ``one value``).
+    Wilcoxon ``wilcoxon_p``, the ``margin`` (and ``margin_source``: ``given`` from ``margins``, ``replicate
+    spread``, ``numerical tolerance``), ``verdict`` (``a``, ``b``, ``negligible``, ``inconclusive``, ``no
+    direction``, ``no pairs``: ``distgen.evaluation.uncertainty.verdict``) and ``better``, the winner or
+    None. Metrics of one value for the whole evaluation (``MetricCapabilities.per_perturbation=False``) are
+    taken once per context: ``value_a``, ``value_b``, ``mean_difference``, no interval, no test, no winner
+    (``verdict``: ``one value``). ``margins``: ``{metric: margin}`` in the metric's units.
     """
     a, sa = load_evaluation(run_a)
     b, sb = load_evaluation(run_b)
     shared_metrics = [m for m in a if m in b]
     if not shared_metrics:
-        raise ValueError(f"{run_a} and {run_b} have no metric in common (A: {sorted(a)[:8]}, B: {sorted(b)[:8]})")
+        raise MismatchedEvaluations(f"{run_a} and {run_b} have no metric in common (A: {sorted(a)[:8]}, B: {sorted(b)[:8]})")
     perts_a = set().union(*(set(v) for v in a.values()))
     perts_b = set().union(*(set(v) for v in b.values()))
     shared = sorted(perts_a & perts_b)
     if not shared:
-        raise ValueError(f"{run_a} and {run_b} share no perturbation (e.g. A: {sorted(perts_a)[:5]}, B: {sorted(perts_b)[:5]}); "
-                         "compare evaluations of the same held-out groups")
+        raise MismatchedEvaluations(f"{run_a} and {run_b} share no perturbation (e.g. A: {sorted(perts_a)[:5]}, "
+                                    f"B: {sorted(perts_b)[:5]}); compare evaluations of the same held-out groups")
+    notes = check_pairable(run_a, run_b, sa, sb, shared)
+    margins = dict(margins or {})
+    unknown = sorted(set(margins) - set(shared_metrics))
+    if unknown:
+        raise MismatchedEvaluations(f"a margin was given for {unknown}, which the two evaluations do not share; "
+                                    f"they share: {shared_metrics}")
     alpha = 1.0 - level
-    out: dict[str, Any] = {"a": str(run_a), "b": str(run_b), "n_shared": len(shared), "only_a": len(perts_a - perts_b),
-                           "only_b": len(perts_b - perts_a), "ci_level": level, "alpha": alpha, "metrics": {}}
+    only_a, only_b = [m for m in a if m not in b], [m for m in b if m not in a]
+    if only_a or only_b:
+        notes.append(f"metrics in one evaluation only, not compared: A {only_a or '-'}, B {only_b or '-'}")
+    if perts_a != perts_b:
+        notes.append(f"{len(perts_a - perts_b)} perturbation(s) only in A and {len(perts_b - perts_a)} only in B are left out: "
+                     f"every mean is over the {len(shared)} shared ones")
+    out: dict[str, Any] = {"a": str(run_a), "b": str(run_b), "profile": profile_of(sa), "n_shared": len(shared),
+                           "only_a": len(perts_a - perts_b), "only_b": len(perts_b - perts_a), "only_a_metrics": only_a,
+                           "only_b_metrics": only_b, "ci_level": level, "alpha": alpha, "notes": notes, "metrics": {}}
+    profile = profile_of(sa)
     for name in shared_metrics:
         hib = _higher_is_better(name, sa, sb)
-        if not _capability(name, "per_perturbation", True):
+        if not _capability(name, "per_perturbation", True, profile):
             va = _one_values(a[name], sa["row_contexts"], shared)
             vb = _one_values(b[name], sb["row_contexts"], shared)
             both = [c for c in va if c in vb and not math.isnan(va[c]) and not math.isnan(vb[c])]
@@ -124,7 +218,7 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
                 "higher_is_better": hib, "per_perturbation": False, "value_a": one(va), "value_b": one(vb),
                 "mean_a": _mean([va[c] for c in both]), "mean_b": _mean([vb[c] for c in both]),
                 "mean_difference": _mean([va[c] - vb[c] for c in both]), "ci": [math.nan, math.nan], "wilcoxon_p": math.nan,
-                "n": len(both), "n_dropped": 0, "better": None, "verdict": "one value",
+                "n": len(both), "n_dropped": 0, "margin": math.nan, "margin_source": None, "better": None, "verdict": "one value",
                 "note": "one value for the whole evaluation" + (" per context" if len(va) > 1 else "")
                         + ": a difference of single numbers, no interval and no test"}
             continue
@@ -132,19 +226,36 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
         xb = [b[name].get(p, math.nan) for p in shared]
         test = paired_test(xa, xb, n_boot, level, seed)
         pairs = [(x, y) for x, y in zip(xa, xb) if math.isfinite(x) and math.isfinite(y)]
-        diff, p = test["mean_difference"], test["wilcoxon_p"]
-        better = None
-        if hib is not None and not math.isnan(diff) and diff != 0 and not math.isnan(p) and p < alpha:
-            better = "a" if (diff > 0) == hib else "b"
-        verdict = better if better is not None else ("no direction" if hib is None else "no difference")
+        mean_a, mean_b = _mean([x for x, _ in pairs]), _mean([y for _, y in pairs])
+        width, source = margin([mean_a, mean_b], _noise(name, sa, sb), margins.get(name))
+        said, better = verdict(test, hib, width, alpha)
         dropped = len(shared) - len(pairs)
         note = test["note"]
         if dropped:
             note = "; ".join(filter(None, [note, f"{dropped} row(s) with a NaN on either side left out of both means"]))
-        out["metrics"][name] = {"higher_is_better": hib, "per_perturbation": True, "mean_a": _mean([x for x, _ in pairs]),
-                                "mean_b": _mean([y for _, y in pairs]), **test, "note": note, "n_dropped": dropped,
-                                "better": better, "verdict": verdict}
+        out["metrics"][name] = {"higher_is_better": hib, "per_perturbation": True, "mean_a": mean_a, "mean_b": mean_b, **test,
+                                "note": note, "n_dropped": dropped, "margin": width, "margin_source": source,
+                                "better": better, "verdict": said}
+    if "vcc2026" in sa and "vcc2026" in sb:
+        out["vcc2026"] = _vcc2026(sa["vcc2026"], sb["vcc2026"], notes)
     return out
+
+
+def _vcc2026(va: dict[str, Any], vb: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """The two vcc2026 scores side by side (higher is better on each: 1 = the replicate, 0 = the baseline); one value each."""
+    ra, rb = va.get("from_replicate") or {}, vb.get("from_replicate") or {}
+    rows: dict[str, Any] = {}
+    for name in sorted(set(ra) | set(rb)):
+        x, y = ra.get(name), rb.get(name)
+        x, y = (math.nan if v is None else float(v) for v in (x, y))
+        rows[name] = {"value_a": x, "value_b": y, "difference": x - y}
+    x, y = (math.nan if v.get("avg_score") is None else float(v["avg_score"]) for v in (va, vb))
+    rows["avg_score"] = {"value_a": x, "value_b": y, "difference": x - y}
+    if sorted(ra) != sorted(rb):
+        notes.append(f"the vcc2026 avg_score of A averages {sorted(ra)} and B's {sorted(rb)}: not the same metrics, so the two "
+                     "averages are not comparable (compare the metrics both scored)")
+    return {"higher_is_better": True, "note": "one value per evaluation: a difference of single numbers, no interval and no test",
+            "scores": rows}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -153,24 +264,40 @@ def markdown(result: dict[str, Any]) -> str:
     lines = ["# distgen compare", "", f"A `{result['a']}` vs B `{result['b']}`: {result['n_shared']} shared perturbations "
              f"({result['only_a']} only in A, {result['only_b']} only in B). Difference = A - B, paired per perturbation; "
              f"means over the pairs where both are defined; {result['ci_level']:.0%} bootstrap CI; two-sided Wilcoxon "
-             f"signed-rank p. A winner only where p < {alpha:.2g}, else no difference.", "",
-             "| metric | better | mean A | mean B | A - B | CI | Wilcoxon p | pairs | winner |", "|---|---|---|---|---|---|---|---|---|"]
+             f"signed-rank p. A winner only where p < {alpha:.2g} and |A - B| > margin (the split-half replicate's spread of "
+             "the metric, a given margin, or at least the numerical tolerance); negligible where the CI lies within "
+             "+-margin or a significant difference is no larger than it; else inconclusive.", "",
+             "| metric | better | mean A | mean B | A - B | CI | Wilcoxon p | margin | pairs | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     singles = []
     for name, r in result["metrics"].items():
         hib = {True: "higher", False: "lower", None: "?"}[r["higher_is_better"]]
         if not r.get("per_perturbation", True):
             singles.append(name)
             lines.append(f"| {name} | {hib} | {fmt_value(r['mean_a'])} | {fmt_value(r['mean_b'])} | {fmt_value(r['mean_difference'])} | - | - | "
-                         f"one value* | - |")
+                         f"- | one value* | - |")
             continue
         ci = f"[{fmt_value(r['ci'][0])}, {fmt_value(r['ci'][1])}]"
         pairs = f"{r['n']}" + (f" ({r['n_dropped']} left out: NaN)" if r.get("n_dropped") else "")
-        winner = r["better"] if r["better"] is not None else r.get("verdict", "-")
+        source = {"replicate spread": "replicate", "numerical tolerance": "tolerance"}.get(r.get("margin_source") or "", r.get("margin_source"))
+        width = f"{fmt_value(r['margin'])} ({source})" if source else fmt_value(r.get("margin"))
+        said = r.get("verdict", "-")
         if r["better"] is not None:
-            winner = f"{winner} (p < {alpha:.2g})"
+            said = f"{said} (p < {alpha:.2g}, > margin)"
+        elif said == "negligible":
+            said = "negligible (within margin)"
         lines.append(f"| {name} | {hib} | {fmt_value(r['mean_a'])} | {fmt_value(r['mean_b'])} | {fmt_value(r['mean_difference'])} | {ci} | "
-                     f"{fmt_value(r['wilcoxon_p'])} | {pairs} | {winner} |")
+                     f"{fmt_value(r['wilcoxon_p'])} | {width} | {pairs} | {said} |")
     if singles:
         lines += ["", f"\\* one value for the whole evaluation (per context: their mean), repeated on every row of metrics.csv: "
                   f"a difference of single numbers, not paired observations (no CI, no test, no winner): {', '.join(singles)}."]
+    if result.get("vcc2026"):
+        lines += ["", "## vcc2026 score (from the replicate; higher is better: 1 = replicate, 0 = baseline; one value each, no test)", "",
+                  "| score | A | B | A - B |", "|---|---|---|---|"]
+        lines += [f"| {k} | {fmt_value(v['value_a'])} | {fmt_value(v['value_b'])} | {fmt_value(v['difference'])} |"
+                  for k, v in result["vcc2026"]["scores"].items()]
+    notes = [*result.get("notes", []), *[f"{name}: {r['note']}" for name, r in result["metrics"].items()
+                                         if r.get("note") and r.get("per_perturbation", True)]]
+    if notes:
+        lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"

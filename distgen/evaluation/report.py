@@ -126,15 +126,19 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
         return f"[{fmt_value(v[0])}, {fmt_value(v[1])}]" if v else "-"
 
     head = ["metric", f"model {level:.0%} CI", "ceiling band (min-max over splits)", "vs strongest baseline", "mean difference",
-            "CI", "Wilcoxon p", "pairs"]
+            "CI", "Wilcoxon p", "pairs", "margin", "verdict"]
     lines = ["", f"## Uncertainty ({summary.get('ceiling_splits', 0)} ceiling splits; bootstrap over perturbations; "
              "paired Wilcoxon signed-rank test per perturbation)", "",
+             f"verdict: model or baseline only where p < {1 - level:.2g} and |mean difference| > margin (the ceiling band's std, the "
+             "replicate's own spread, at least 1e-6 of the metric's size); negligible where the CI lies within +-margin or a "
+             "significant difference is no larger than it; else inconclusive.", "",
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for name, r in rows.items():
         b = r.get("ceiling_band") or {}
         t = r.get("vs_strongest_baseline") or {}
         cells = [name, interval(r["model_ci"]), interval([b["min"], b["max"]]) if b else "-", fmt_value(t.get("baseline")),
-                 fmt_value(t.get("mean_difference")), interval(t.get("ci")), fmt_value(t.get("wilcoxon_p")), fmt_value(t.get("n"))]
+                 fmt_value(t.get("mean_difference")), interval(t.get("ci")), fmt_value(t.get("wilcoxon_p")), fmt_value(t.get("n")),
+                 fmt_value(t.get("margin")), fmt_value(t.get("verdict"))]
         lines.append("| " + " | ".join(cells) + " |")
     roles = summary.get("reference_roles")
     if roles:

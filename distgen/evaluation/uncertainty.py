@@ -8,6 +8,11 @@
 * ``paired_test``: two tables on the same perturbations (model vs a baseline, or two runs), paired
   per perturbation: mean difference, its bootstrap interval and the two-sided Wilcoxon signed-rank
   p-value (``scipy.stats.wilcoxon``, zero differences dropped: ``zero_method="wilcox"``).
+* ``margin`` and ``verdict``: statistical AND practical significance of a paired difference. A
+  difference is a win only when the test rejects and the mean difference exceeds a margin: the
+  split-half replicate's spread of the metric (``band``'s ``std``), a margin the user states, and never
+  less than the numerical tolerance (``NUMERIC_RTOL`` of the metric's scale). A difference whose interval
+  lies inside the margin, or that is significant but no larger than it, is ``negligible``.
 * ``calibrate``: adds those to ``summarise``'s per-metric rows (``summary.json``).
 """
 
@@ -25,6 +30,11 @@ from distgen.evaluation.suite import MetricTable, run_metrics
 
 #: Default number of half-splits of the ceiling, bootstrap resamples and interval level.
 CEILING_SPLITS, N_BOOT, LEVEL = 5, 1000, 0.95
+#: Numerical tolerance of a mean difference: ``NUMERIC_RTOL`` of the larger ``|mean|`` (at least ``NUMERIC_ATOL``).
+#: Metrics are computed from float32 expression (about 7 significant digits) and summed in float64 in an order
+#: that differs between runs; a difference below one part in a million of the metric's own size is below what
+#: the inputs resolve, whatever a test on it says (a constant 2e-9 on every perturbation gives p = 2 / 2**n).
+NUMERIC_RTOL, NUMERIC_ATOL = 1e-6, 1e-12
 
 
 def split_seed(seed: int, i: int) -> int:
@@ -95,7 +105,9 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = N_BOOT, lev
 def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:
     """``a - b`` paired per perturbation (pairs where both are finite): ``mean_difference``, ``ci``, ``wilcoxon_p``, ``n``.
 
-    ``wilcoxon_p`` is NaN (with ``note``) when fewer than 2 pairs remain or every difference is 0.
+    ``wilcoxon_p`` is NaN (with ``note``) when fewer than 2 pairs remain or every difference is 0; the
+    ``note`` also says when there are too few nonzero differences for the test to reject at ``1 - level``
+    (``min_pairs``: 6 at 5%).
     """
     from scipy.stats import wilcoxon
 
@@ -112,7 +124,69 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, le
         out["note"] = "every paired difference is 0"
     else:
         out["wilcoxon_p"] = float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+        nonzero, need = int(np.count_nonzero(d)), min_pairs(1.0 - level)
+        if nonzero < need and out["wilcoxon_p"] >= 1.0 - level:
+            out["note"] = (f"{nonzero} nonzero paired difference(s): the two-sided Wilcoxon test cannot reach "
+                           f"p < {1.0 - level:.2g} with fewer than {need}")
     return out
+
+
+def numerical_tolerance(*means: float) -> float:
+    """``NUMERIC_RTOL * max(|mean|)`` over the finite ``means``, at least ``NUMERIC_ATOL``."""
+    finite = [abs(m) for m in means if math.isfinite(m)]
+    return max(NUMERIC_ATOL, NUMERIC_RTOL * max(finite, default=0.0))
+
+
+def margin(means: Sequence[float], noise: float = math.nan, given: float | None = None) -> tuple[float, str]:
+    """The margin below which a mean difference is negligible, and where it comes from.
+
+    ``given`` (a margin the user states, in the metric's units) wins; else ``noise``, the split-half
+    replicate's spread of the metric's mean (``band``'s ``std``), when it is finite and above the
+    numerical tolerance; else the numerical tolerance (``numerical_tolerance``) alone.
+    """
+    tol = numerical_tolerance(*means)
+    if given is not None:
+        if not given >= 0:
+            raise ValueError(f"a margin must be a number >= 0, got {given!r}")
+        return float(given), "given"
+    if math.isfinite(noise) and noise > tol:
+        return float(noise), "replicate spread"
+    return tol, "numerical tolerance"
+
+
+def min_pairs(alpha: float) -> int:
+    """The fewest nonzero pairs whose exact two-sided Wilcoxon p (at best ``2 / 2**n``) can fall below ``alpha``."""
+    n = 1
+    while 2.0 / 2.0**n >= alpha and n < 64:
+        n += 1
+    return n
+
+
+def verdict(test: Mapping[str, Any], higher_is_better: bool | None, width: float, alpha: float) -> tuple[str, str | None]:
+    """``(verdict, winner)`` of a ``paired_test`` of ``a - b`` under the margin ``width``.
+
+    * ``negligible``: the interval of the mean difference lies within ``[-width, width]`` (an equivalence
+      test: the two one-sided tests at ``(1 - level) / 2`` each), or the Wilcoxon test rejects but
+      ``|mean difference| <= width`` (statistically but not practically significant);
+    * ``a`` / ``b`` (the winner, by the metric's direction): the test rejects at ``alpha`` and
+      ``|mean difference| > width``; ``no direction`` there when the metric has none;
+    * ``inconclusive``: neither (too few pairs, a wide interval, a test that does not reject);
+      ``no pairs`` without a defined pair.
+    """
+    d, p = test["mean_difference"], test["wilcoxon_p"]
+    lo, hi = test["ci"]
+    if not test["n"] or math.isnan(d):
+        return "no pairs", None
+    inside = math.isfinite(lo) and math.isfinite(hi) and -width <= lo and hi <= width
+    significant = not math.isnan(p) and p < alpha
+    if inside or (significant and abs(d) <= width):
+        return "negligible", None
+    if significant:
+        if higher_is_better is None:
+            return "no direction", None
+        winner = "a" if (d > 0) == higher_is_better else "b"
+        return winner, winner
+    return "inconclusive", None
 
 
 def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Mapping[str, MetricTable],
@@ -120,7 +194,10 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
     """Add to each metric row of ``summarise``: ``model_ci``, ``ceiling_band`` and ``vs_strongest_baseline`` (in place).
 
     ``vs_strongest_baseline``: the model minus the strongest baseline, paired per perturbation
-    (``paired_test``), with ``better`` = whether the mean difference points the metric's good way.
+    (``paired_test``), with ``better`` = whether the mean difference points the metric's good way, and
+    ``verdict`` (``model``, ``baseline``, ``negligible``, ``inconclusive``: see ``verdict``) under ``margin``:
+    the ceiling band's ``std`` (the replicate's spread), never below the numerical tolerance
+    (``margin_source`` says which).
     """
     for name, row in rows.items():
         row["model_ci"] = list(bootstrap_ci(model.values[name], n_boot, level, seed))
@@ -133,4 +210,9 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
             diff = test["mean_difference"]
             test["baseline"] = best
             test["better"] = bool(diff > 0 if row["higher_is_better"] else diff < 0) if not math.isnan(diff) else None
+            noise = (row.get("ceiling_band") or {}).get("std", math.nan)
+            test["margin"], test["margin_source"] = margin([row["model"], row["baselines"].get(best, math.nan)], noise)
+            hib = None if row.get("diagnostic") else row["higher_is_better"]
+            said, _ = verdict(test, hib, test["margin"], 1.0 - level)
+            test["verdict"] = {"a": "model", "b": "baseline"}.get(said, said)
             row["vs_strongest_baseline"] = test

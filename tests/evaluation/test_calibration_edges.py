@@ -1,4 +1,4 @@
-"""The calibrated scores at their edges: too few cells to split, a baseline equal to the ceiling, diagnostics."""
+"""The calibrated scores at their edges: too few cells to split, a baseline equal to the ceiling, diagnostics, verdicts."""
 
 import math
 
@@ -11,6 +11,7 @@ from distgen.evaluation.calibration import ceiling_data, normalised, summarise
 from distgen.evaluation.io import eval_data
 from distgen.evaluation.strata import saturation
 from distgen.evaluation.suite import MetricTable
+from distgen.evaluation.uncertainty import margin, min_pairs, paired_test, verdict
 from distgen.types import Cells
 
 GENES = [f"g{i}" for i in range(10)]
@@ -89,3 +90,42 @@ def test_a_diagnostic_gets_no_strongest_baseline_and_no_normalised_score():
     row = summarise(t, {"mean": lo}, hi)["de_wilcoxon_nsig_counts_pred"]
     assert row["diagnostic"] is True and row["strongest_baseline"] is None and math.isnan(row["normalised"])
     assert "diagnostic" in row["normalised_note"]
+
+
+def test_verdict_rules():
+    def test(d, lo, hi, p, n=10):
+        return {"mean_difference": d, "ci": [lo, hi], "wilcoxon_p": p, "n": n}
+
+    assert verdict(test(0.5, 0.3, 0.7, 0.001), True, 0.1, 0.05) == ("a", "a")
+    assert verdict(test(0.5, 0.3, 0.7, 0.001), False, 0.1, 0.05) == ("b", "b")
+    assert verdict(test(0.5, 0.3, 0.7, 0.001), None, 0.1, 0.05) == ("no direction", None)
+    assert verdict(test(0.05, 0.04, 0.2, 0.001), True, 0.1, 0.05) == ("negligible", None)  # significant, below the margin
+    assert verdict(test(0.01, -0.05, 0.08, 0.6), True, 0.1, 0.05) == ("negligible", None)  # CI inside +-margin
+    assert verdict(test(0.01, -0.05, 0.3, 0.6), True, 0.1, 0.05) == ("inconclusive", None)
+    assert verdict(test(math.nan, math.nan, math.nan, math.nan, n=0), True, 0.1, 0.05) == ("no pairs", None)
+    # the margin: given > replicate spread > numerical tolerance
+    assert margin([0.5, 0.6], noise=0.01, given=0.2) == (0.2, "given")
+    assert margin([0.5, 0.6], noise=0.01) == (0.01, "replicate spread")
+    assert margin([0.5, 0.6], noise=math.nan) == (pytest.approx(6e-7), "numerical tolerance")
+    assert margin([0.5, 0.6], noise=0.0)[1] == "numerical tolerance"  # splits that agree exactly measured no noise
+    with pytest.raises(ValueError, match=">= 0"):
+        margin([0.5], given=-1.0)
+    assert [min_pairs(a) for a in (0.1, 0.05, 0.01)] == [5, 6, 8]
+
+
+def test_the_paired_test_says_when_it_cannot_reject():
+    out = paired_test([1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 1.0, 2.0, 3.0, 4.0])
+    assert out["wilcoxon_p"] == pytest.approx(2 / 2**5) and "fewer than 6" in out["note"]
+    assert paired_test(np.arange(6.0) + 1, np.arange(6.0))["note"] == ""
+
+
+def test_the_evaluation_summary_says_whether_the_model_beats_the_baseline_beyond_the_replicate_spread():
+    truth = _population(0, [20] * 8)
+    close = _population(1, [20] * 8)
+    rep = score(close, truth, {"same": _population(2, [20] * 8), "control": _population(3, [20] * 8, scale=0.0)},
+                metrics=["mse"], ceiling_splits=3)
+    t = rep.metrics["mse"]["vs_strongest_baseline"]
+    assert t["baseline"] == "same" and t["margin"] == pytest.approx(rep.metrics["mse"]["ceiling_band"]["std"])
+    assert t["margin_source"] == "replicate spread" and t["verdict"] in ("negligible", "inconclusive")  # two draws of the truth
+    rep2 = score(close, truth, {"control": _population(3, [20] * 8, scale=0.0)}, metrics=["mse"], ceiling_splits=3)
+    assert rep2.metrics["mse"]["vs_strongest_baseline"]["verdict"] == "model"  # far better than no change on every perturbation

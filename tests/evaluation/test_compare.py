@@ -94,24 +94,54 @@ def test_one_value_metrics_are_compared_once_without_interval_or_test(tmp_path):
     from distgen.evaluation.compare import markdown
 
     md = markdown(compare(a, b))
-    assert "| pearson_edistance | higher | 0.5 | 0.2 | 0.3 | - | - | one value* | - |" in md and "not paired observations" in md
+    assert "| pearson_edistance | higher | 0.5 | 0.2 | 0.3 | - | - | - | one value* | - |" in md and "not paired observations" in md
 
 
-def test_a_winner_needs_a_significant_paired_test(tmp_path):
+def test_a_winner_needs_a_significant_paired_test_and_a_difference_beyond_the_margin(tmp_path):
     perts = [f"P{i}" for i in range(7)]
     base = {p: 0.1 + 0.01 * i for i, p in enumerate(perts)}
     a = _folder(tmp_path / "a", {p: {"mse": v + 2e-9} for p, v in base.items()}, {"mse": False})  # a rounding difference
     b = _folder(tmp_path / "b", {p: {"mse": v} for p, v in base.items()}, {"mse": False})
     r = compare(a, b)["metrics"]["mse"]
-    assert r["mean_difference"] > 0 and r["wilcoxon_p"] < 0.05  # every pair differs the same way: significant
+    assert r["mean_difference"] > 0 and r["wilcoxon_p"] < 0.05  # every pair differs the same way: statistically significant
+    # ... but 2e-9 on values of ~0.13 is below one part in a million: no winner (it was "b")
+    assert r["margin_source"] == "numerical tolerance" and r["margin"] == pytest.approx(1e-6 * max(r["mean_a"], r["mean_b"]))
+    assert r["better"] is None and r["verdict"] == "negligible"
+    worse = _folder(tmp_path / "w", {p: {"mse": v + 2e-3} for p, v in base.items()}, {"mse": False})  # a real difference
+    r = compare(worse, b)["metrics"]["mse"]
     assert r["better"] == "b" and r["verdict"] == "b"
     mixed = {p: v + (1e-3 if i % 2 else -1e-3) for i, (p, v) in enumerate(base.items())}
     mixed["P0"] += 1e-4  # mean difference slightly positive, the test far from rejecting
     c = _folder(tmp_path / "c", {p: {"mse": v} for p, v in mixed.items()}, {"mse": False})
     r = compare(c, b)["metrics"]["mse"]
     assert r["mean_difference"] != 0 and r["wilcoxon_p"] > 0.5
-    assert r["better"] is None and r["verdict"] == "no difference"
-    assert "no difference" in __import__("distgen.evaluation.compare", fromlist=["markdown"]).markdown(compare(c, b))
+    assert r["better"] is None and r["verdict"] == "inconclusive"  # the interval reaches beyond +-1e-7: nothing shown
+    from distgen.evaluation.compare import markdown
+
+    assert "inconclusive" in markdown(compare(c, b))
+    # the same difference, with a margin of 0.01 (a difference that matters to the user): shown to be within it
+    r = compare(c, b, margins={"mse": 0.01})["metrics"]["mse"]
+    assert r["margin"] == 0.01 and r["margin_source"] == "given" and r["verdict"] == "negligible"
+    with pytest.raises(ValueError, match="do not share"):
+        compare(c, b, margins={"pearson_delta": 0.01})
+
+
+def test_the_margin_is_the_replicate_spread_when_the_evaluations_carry_one(tmp_path):
+    """A significant difference smaller than the split-half replicate's spread of the metric is negligible."""
+    perts = [f"P{i}" for i in range(10)]
+    base = {p: 0.5 + 0.01 * i for i, p in enumerate(perts)}
+    band = {"mse": {"higher_is_better": False, "ceiling_band": {"std": 0.004, "n_splits": 5}}}
+    small = _folder(tmp_path / "s", {p: {"mse": v + 0.001 * (1 + i % 3)} for i, (p, v) in enumerate(base.items())}, {"mse": False})
+    large = _folder(tmp_path / "l", {p: {"mse": v + 0.01 * (1 + i % 3)} for i, (p, v) in enumerate(base.items())}, {"mse": False})
+    ref = _folder(tmp_path / "r", {p: {"mse": v} for p, v in base.items()}, {"mse": False})
+    for folder in (small, large, ref):
+        (folder / "summary.json").write_text(json.dumps({"metrics": band}))
+    r = compare(small, ref)["metrics"]["mse"]
+    assert r["wilcoxon_p"] < 0.01 and r["margin"] == 0.004 and r["margin_source"] == "replicate spread"
+    assert r["verdict"] == "negligible" and r["better"] is None  # ~0.002 < the replicate's own spread 0.004
+    r = compare(large, ref)["metrics"]["mse"]
+    assert r["verdict"] == "b" and r["better"] == "b"  # ~0.02 > 0.004: B (lower mse) wins
+    assert compare(small, ref, margins={"mse": 0.0})["metrics"]["mse"]["verdict"] == "b"  # margin 0: the test alone
 
 
 def test_means_are_taken_over_the_rows_of_the_difference(tmp_path):
@@ -152,3 +182,155 @@ def test_one_value_metrics_are_exactly_those_constant_across_perturbations():
         if not metrics.get(name).capabilities.per_perturbation:
             declared.add(name)
     assert declared == constant and {"pearson_edistance", "de_spearman_sig"} <= declared
+
+
+# ---------------------------------------------------------------------------------------------- hostile inputs
+def test_few_pairs_ties_and_equal_values(tmp_path):
+    for n in (1, 2, 3):
+        perts = [f"P{i}" for i in range(n)]
+        a = _folder(tmp_path / f"a{n}", {p: {"mse": 1.0 + i} for i, p in enumerate(perts)}, {"mse": False})
+        b = _folder(tmp_path / f"b{n}", {p: {"mse": 2.0 + i} for i, p in enumerate(perts)}, {"mse": False})
+        r = compare(a, b)["metrics"]["mse"]
+        assert r["n"] == n and r["mean_difference"] == -1.0 and r["better"] is None and r["verdict"] == "inconclusive"
+        if n == 1:
+            assert all(math.isnan(v) for v in r["ci"]) and "only 1 paired" in r["note"]  # no bootstrap of one value
+        else:
+            assert r["ci"] == [-1.0, -1.0] and r["wilcoxon_p"] >= 0.25 and "fewer than 6" in r["note"]
+    perts = [f"P{i}" for i in range(8)]
+    same_a = _folder(tmp_path / "ea", {p: {"mse": 0.3} for p in perts}, {"mse": False})
+    same_b = _folder(tmp_path / "eb", {p: {"mse": 0.3} for p in perts}, {"mse": False})
+    r = compare(same_a, same_b)["metrics"]["mse"]
+    assert r["ci"] == [0.0, 0.0] and math.isnan(r["wilcoxon_p"]) and r["verdict"] == "negligible"
+    # ties: every |difference| equal, all one way; and one nonzero difference among zeros
+    ta = _folder(tmp_path / "ta", {p: {"mse": 1.0 + i % 2} for i, p in enumerate(perts)}, {"mse": False})
+    tb = _folder(tmp_path / "tb", {p: {"mse": 2.0 + i % 2} for i, p in enumerate(perts)}, {"mse": False})
+    r = compare(ta, tb)["metrics"]["mse"]
+    assert r["wilcoxon_p"] == pytest.approx(2 / 2**8) and r["verdict"] == "a"
+    one = {p: {"mse": 1.0} for p in perts}
+    one["P0"] = {"mse": 2.0}
+    ones = _folder(tmp_path / "ob", {p: {"mse": 1.0} for p in perts}, {"mse": False})
+    r = compare(_folder(tmp_path / "oa", one, {"mse": False}), ones)["metrics"]["mse"]
+    assert r["verdict"] == "inconclusive" and "1 nonzero" in r["note"]
+
+
+def test_rows_pair_by_label_not_by_position(tmp_path):
+    perts = [f"P{i}" for i in range(8)]
+    va = {p: float(i) for i, p in enumerate(perts)}
+    vb = {p: float(i) + 0.5 for i, p in enumerate(perts)}
+    vb["P3"] = math.nan  # B failed on P3 only
+    a = _folder(tmp_path / "a", {p: {"mse": va[p]} for p in perts}, {"mse": False})
+    b = _folder(tmp_path / "b", {p: {"mse": vb[p]} for p in reversed(perts)}, {"mse": False})  # rows in the other order
+    r = compare(a, b)["metrics"]["mse"]
+    assert r["n"] == 7 and r["n_dropped"] == 1 and r["mean_difference"] == pytest.approx(-0.5) and r["ci"] == [-0.5, -0.5]
+
+
+def test_mismatched_evaluations_are_refused_or_restricted_with_a_note(tmp_path, capsys):
+    from distgen.evaluation.compare import MismatchedEvaluations, markdown
+
+    perts = [f"P{i}" for i in range(8)]
+    rows = {p: {"mse": 1.0 + i, "mae": 0.5} for i, p in enumerate(perts)}
+    a = _folder(tmp_path / "a", rows, {"mse": False, "mae": False})
+    # another profile: same column names, other definitions (counts vs log scale, preset conventions)
+    prof = _folder(tmp_path / "prof", rows, {"mse": False, "mae": False})
+    (prof / "summary.json").write_text(json.dumps({"profile": "celleval2", "scale": "counts", "metrics": {"mse": 1.0, "mae": 0.5}}))
+    with pytest.raises(MismatchedEvaluations, match=r"profile 'distgen' and .* under 'celleval2'"):
+        compare(a, prof)
+    assert main(["compare", str(a), str(prof)]) == 2  # bad input: exit 2
+    assert "same --profile" in capsys.readouterr().err
+    # another gene set, and another truth (the same label scored on other real cells)
+    genes = _folder(tmp_path / "genes", rows, {"mse": False, "mae": False})
+    (a / "summary.json").write_text(json.dumps({"n_genes": 10, "metrics": {"mse": {"higher_is_better": False}}}))
+    (genes / "summary.json").write_text(json.dumps({"n_genes": 12, "metrics": {"mse": {"higher_is_better": False}}}))
+    with pytest.raises(MismatchedEvaluations, match="10 genes"):
+        compare(a, genes)
+    other = _folder(tmp_path / "other", rows, {"mse": False, "mae": False})
+    text = (other / "metrics.csv").read_text().replace("P5,,10,10,", "P5,,37,10,")
+    (other / "metrics.csv").write_text(text)
+    with pytest.raises(MismatchedEvaluations, match=r"P5 \(10 vs 37\)"):
+        compare(_folder(tmp_path / "a2", rows, {"mse": False, "mae": False}), other)
+    # a label on two rows cannot be paired
+    dup = _folder(tmp_path / "dup", rows, {"mse": False, "mae": False})
+    (dup / "metrics.csv").write_text((dup / "metrics.csv").read_text() + "P0,,10,10,100.0,0.5\n")
+    with pytest.raises(MismatchedEvaluations, match=r"more than one row \(e.g. \['P0'\]\)"):
+        compare(dup, other)
+    # other metric sets: the shared ones are compared, the others named
+    w2 = _folder(tmp_path / "w2", {p: {"mse": 2.0 + i, "w2": 1.0} for i, p in enumerate(perts)}, {"mse": False, "w2": False})
+    res = compare(_folder(tmp_path / "a3", rows, {"mse": False, "mae": False}), w2)
+    assert list(res["metrics"]) == ["mse"] and res["only_a_metrics"] == ["mae"] and res["only_b_metrics"] == ["w2"]
+    assert "metrics in one evaluation only, not compared: A ['mae'], B ['w2']" in markdown(res)
+
+
+def test_directions_of_every_registered_metric_and_profile_column():
+    """compare orients each metric as the registry does; a diagnostic (no better value) gets no direction, so no winner."""
+    from distgen.evaluation.compare import _higher_is_better
+    from distgen.evaluation.metrics import metrics
+    from distgen.evaluation.profiles import PROFILES
+
+    for name in metrics.names():
+        caps = metrics.get(name).capabilities
+        assert _higher_is_better(name, {}) == (None if caps.diagnostic else caps.higher_is_better), name
+        # a summary.json that says higher_is_better: true for a diagnostic (as evaluate writes it) is not a direction
+        assert _higher_is_better(name, {"metrics": {name: {"higher_is_better": True, "diagnostic": caps.diagnostic}}}) \
+            == (None if caps.diagnostic else True)
+    for prof in PROFILES.values():
+        for column, registered in prof.columns.items():
+            caps = metrics.get(registered).capabilities
+            summary = {"profile": prof.name, "metrics": {column: 0.5}}  # a profile's summary.json: means, no directions
+            assert _higher_is_better(column, summary) == (None if caps.diagnostic else caps.higher_is_better), (prof.name, column)
+    # the ones that matter most: errors and distances lower, agreement higher, counts none
+    expect = {"mse": False, "edistance": False, "edistance_sq": False, "edistance_scperturb": False, "mmd": False, "w2": False,
+              "de_wilcoxon_lfc_nmae": False, "expr_mse_unbiased_capped_norm": False, "pearson_delta": True,
+              "discrimination_score_l1": True, "pds_cosine": True, "de_wilcoxon_sig_jaccard": True,
+              "de_wilcoxon_nsig_counts_pred": None, "expr_real_mass_ratio": None, "expr_distance_unbiased": None}
+    assert {m: _higher_is_better(m, {}) for m in expect} == expect
+    assert _higher_is_better("de_nsig_counts_pred", {"profile": "cell-eval-0.7.6"}) is None  # v1 name of a diagnostic
+
+
+def test_a_diagnostic_never_wins(tmp_path):
+    perts = [f"P{i}" for i in range(8)]
+    meta = {"de_wilcoxon_nsig_counts_pred": True}  # what summary.json said before: a count is not better when higher
+    a = _folder(tmp_path / "a", {p: {"de_wilcoxon_nsig_counts_pred": 100.0 + i} for i, p in enumerate(perts)}, meta)
+    b = _folder(tmp_path / "b", {p: {"de_wilcoxon_nsig_counts_pred": 10.0 + i} for i, p in enumerate(perts)}, meta)
+    r = compare(a, b)["metrics"]["de_wilcoxon_nsig_counts_pred"]
+    assert r["higher_is_better"] is None and r["better"] is None and r["verdict"] == "no direction"
+
+
+def test_compare_of_evaluations_with_a_ceiling_takes_the_replicate_spread(tmp_path):
+    truth = _population(0, range(8))
+    for name, seed in (("a", 1), ("b", 2)):
+        score(_population(seed, range(8)), truth, metrics=METRICS, ceiling_splits=3).write(tmp_path / name, make_plots=False)
+    saved = json.loads((tmp_path / "a" / "summary.json").read_text())
+    res = compare(tmp_path / "a", tmp_path / "b")
+    for m in METRICS:
+        r = res["metrics"][m]
+        assert r["margin"] == pytest.approx(saved["metrics"][m]["ceiling_band"]["std"]) and r["margin_source"] == "replicate spread"
+        assert r["verdict"] in ("negligible", "inconclusive", "a", "b")
+
+
+def test_margin_option_on_the_command_line(evals, tmp_path, capsys):
+    assert main(["compare", str(evals / "a"), str(evals / "b"), "--margin", "mse=1e9", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"]["mse"]["margin"] == 1e9 and out["metrics"]["mse"]["verdict"] == "negligible"
+    with pytest.raises(SystemExit) as e:
+        main(["compare", str(evals / "a"), str(evals / "b"), "--margin", "mse=-1"])
+    assert e.value.code == 2
+
+
+def test_vcc2026_scores_are_shown_side_by_side_and_averages_over_other_metrics_named(tmp_path):
+    from distgen.evaluation.compare import markdown
+
+    perts = [f"P{i}" for i in range(6)]
+    folders = []
+    for name, scores in (("a", {"pds_cosine": 0.6, "de_wilcoxon_lfc_nmae": 0.2}), ("b", {"pds_cosine": 0.4})):
+        f = _folder(tmp_path / name, {p: {"pds_cosine": 0.5 + i / 100} for i, p in enumerate(perts)}, {"pds_cosine": None})
+        avg = sum(scores.values()) / len(scores)
+        (f / "summary.json").write_text(json.dumps({"profile": "vcc2026", "metrics": {"pds_cosine": 0.5},
+                                                    "vcc2026": {"from_replicate": scores, "avg_score": avg}}))
+        folders.append(f)
+    res = compare(*folders)
+    v = res["vcc2026"]
+    assert v["higher_is_better"] is True and v["scores"]["pds_cosine"]["difference"] == pytest.approx(0.2)
+    assert math.isnan(v["scores"]["de_wilcoxon_lfc_nmae"]["value_b"])
+    assert v["scores"]["avg_score"]["value_a"] == pytest.approx(0.4) and v["scores"]["avg_score"]["value_b"] == pytest.approx(0.4)
+    assert any("not comparable" in n for n in res["notes"])  # equal averages of different metrics
+    assert "| pds_cosine | 0.6 | 0.4 | 0.2 |" in markdown(res)
