@@ -116,21 +116,23 @@ def why_undefined(table: MetricTable | None, name: str) -> str:
     return max(set(reasons), key=reasons.count) if reasons else "no perturbations"
 
 
-def _common_rows(name: str, model: MetricTable, baseline: MetricTable, ceiling: MetricTable) -> tuple[list[int], dict[str, str]]:
-    """Rows where the model, ``baseline`` and ``ceiling`` all define ``name``; each other row the model defines, and why it is out."""
+def _common_rows(name: str, model: MetricTable, baseline: MetricTable, ceiling: MetricTable) -> tuple[list[str], dict[str, str]]:
+    """Perturbations (labels) where the model, ``baseline`` and ``ceiling`` all define ``name``; each other one the model defines, and why it is out."""
+    at = {k: dict(zip(t.perts, t.values[name])) for k, t in (("model", model), ("baseline", baseline), ("ceiling", ceiling))}
     ok, out = [], {}
-    for i, p in enumerate(model.perts):
-        vals = {"model": model.values[name][i], "baseline": baseline.values[name][i], "ceiling": ceiling.values[name][i]}
+    for p in model.perts:
+        vals = {k: at[k].get(p, float("nan")) for k in at}
         if not any(math.isnan(v) for v in vals.values()):
-            ok.append(i)
+            ok.append(p)
         elif not math.isnan(vals["model"]):
             side, table = next((k, t) for k, t in (("baseline", baseline), ("ceiling", ceiling)) if math.isnan(vals[k]))
-            out[p] = f"{side}: {table.reasons.get(name, {}).get(p, 'undefined')}"
+            out[p] = f"{side}: {table.reasons.get(name, {}).get(p, 'not scored' if p not in at[side] else 'undefined')}"
     return ok, out
 
 
-def _mean_at(table: MetricTable, name: str, rows: list[int]) -> float:
-    return sum(table.values[name][i] for i in rows) / len(rows) if rows else float("nan")
+def _mean_at(table: MetricTable, name: str, rows: list[str]) -> float:
+    at = dict(zip(table.perts, table.values[name]))
+    return sum(at[p] for p in rows) / len(rows) if rows else float("nan")
 
 
 def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling: MetricTable | None) -> dict[str, dict[str, Any]]:

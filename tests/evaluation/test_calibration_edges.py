@@ -56,6 +56,9 @@ def test_the_normalised_score_takes_its_three_means_over_the_same_perturbations(
     row = summarise(model2, {"mean": base}, ceil)["mse"]
     assert row["normalised"] == pytest.approx(0.5)  # C has no ceiling: it cannot enter a score scaled by the ceiling
     # before: (mean(1, 1, 40) - mean(2, 2, 20)) / (0 - 8) = (14 - 8) / -8 = -0.75, "worse than the baseline", from C alone
+    # the rows are matched by perturbation, not by position: a baseline table in another order gives the same score
+    shuffled = MetricTable(perts=("C", "B", "A"), values={"mse": [20.0, 2.0, 2.0]}, reasons={"mse": {}})
+    assert summarise(model2, {"mean": shuffled}, ceil)["mse"]["normalised"] == pytest.approx(0.5)
 
 
 def test_summary_md_lists_the_perturbations_left_out_of_the_normalised_score(tmp_path):
