@@ -196,7 +196,7 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
     if unknown:
         raise MismatchedEvaluations(f"a margin was given for {unknown}, which the two evaluations do not share; "
                                     f"they share: {shared_metrics}")
-    alpha = 1.0 - level
+    alpha = round(1.0 - level, 12)  # 0.05, not 0.050000000000000044 in compare.json
     only_a, only_b = [m for m in a if m not in b], [m for m in b if m not in a]
     if only_a or only_b:
         notes.append(f"metrics in one evaluation only, not compared: A {only_a or '-'}, B {only_b or '-'}")
