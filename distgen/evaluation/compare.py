@@ -236,6 +236,11 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
         out["metrics"][name] = {"higher_is_better": hib, "per_perturbation": True, "mean_a": mean_a, "mean_b": mean_b, **test,
                                 "note": note, "n_dropped": dropped, "margin": width, "margin_source": source,
                                 "better": better, "verdict": said}
+    tolerance_only = sorted(m for m, r in out["metrics"].items() if r.get("margin_source") == "numerical tolerance" and r["better"])
+    if tolerance_only:
+        notes.append(f"no replicate spread was recorded for {tolerance_only} (an evaluation without the split-half ceiling, e.g. "
+                     "--profile), so their winners are only statistically significant: any difference above the numerical "
+                     "tolerance counts; give a practical threshold with --margin METRIC=VALUE")
     if "vcc2026" in sa and "vcc2026" in sb:
         out["vcc2026"] = _vcc2026(sa["vcc2026"], sb["vcc2026"], notes)
     return out

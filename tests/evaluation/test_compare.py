@@ -108,8 +108,12 @@ def test_a_winner_needs_a_significant_paired_test_and_a_difference_beyond_the_ma
     assert r["margin_source"] == "numerical tolerance" and r["margin"] == pytest.approx(1e-6 * max(r["mean_a"], r["mean_b"]))
     assert r["better"] is None and r["verdict"] == "negligible"
     worse = _folder(tmp_path / "w", {p: {"mse": v + 2e-3} for p, v in base.items()}, {"mse": False})  # a real difference
-    r = compare(worse, b)["metrics"]["mse"]
+    res = compare(worse, b)
+    r = res["metrics"]["mse"]
     assert r["better"] == "b" and r["verdict"] == "b"
+    # with no replicate spread recorded, the winner rests on the tolerance alone, and the notes say so
+    assert any("only statistically significant" in n and "'mse'" in n and "--margin" in n for n in res["notes"])
+    assert not any("only statistically significant" in n for n in compare(worse, b, margins={"mse": 1e-4})["notes"])
     mixed = {p: v + (1e-3 if i % 2 else -1e-3) for i, (p, v) in enumerate(base.items())}
     mixed["P0"] += 1e-4  # mean difference slightly positive, the test far from rejecting
     c = _folder(tmp_path / "c", {p: {"mse": v} for p, v in mixed.items()}, {"mse": False})
