@@ -48,7 +48,10 @@ SETUPS: dict[str, dict[str, Any]] = {
         "preset": "perturbdiff",
         "overrides": ["model.backbone.dim=128", "model.backbone.depth=4", "model.backbone.heads=4", "data.dataset=kang_pbmc", "data.hvg=2000",
                       "data.set_size=32", "train.sets_per_batch=4", "train.lr=2e-3", "train.steps=2000", "data.split.kind=held_out_context",
-                      "data.split.test_contexts=[CD4T]", "data.split.val_frac=0.0", "train.checkpoint_every=100000", "train.progress=false"],
+                      "data.split.test_contexts=[CD4T]", "data.split.val_frac=0.0", "train.checkpoint_every=100000", "train.progress=false",
+                      # as the official code: the held-out type's context row stays untrained (control_sets none), which
+                      # the pre-flight refuses unless asked; --context-draws measures what that row does
+                      "preflight.allow_unembedded=true"],
         "genes": None,
         "metrics": ["mse", "pearson_delta", "r2", "mae", "discrimination_score_l1"],
         "official": {"mse": 0.0031, "pearson_delta": 0.76, "r2": 0.889, "control": {"mse": 0.0037, "r2": 0.868}},

@@ -96,6 +96,10 @@ class ConditionerCapabilities(Capabilities):
     embeds_batches: bool | None = field(default=False, metadata=_doc(
         "The embedding depends on labels.batch (a learned row per batch): a batch that no training set carries "
         "keeps an untrained row, so the pre-flight refuses to predict it unless preflight.allow_unembedded."))
+    embeds_contexts: bool | None = field(default=False, metadata=_doc(
+        "The embedding holds a learned row per context (labels.context): a context that no training set carries "
+        "keeps an untrained row, so the pre-flight refuses to predict it unless preflight.allow_unembedded. False when "
+        "contexts are ignored or read from frozen vectors (a context table)."))
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class CovariateConditioner(Conditioner):
         uses ``part_dim ** -0.5``. PerturbDiff's CovEncoder keeps ``nn.Embedding``'s N(0, 1): 1.0.
     """
 
-    capabilities = ConditionerCapabilities(supports_unseen_perturbations=None, embeds_batches=None)  # 'table' / use_batch only
+    capabilities = ConditionerCapabilities(supports_unseen_perturbations=None, embeds_batches=None, embeds_contexts=None)  # 'table' / use_batch / context rows
     example_params: ClassVar[dict[str, Any]] = {"part_dim": 4, "dim": 8}
     atom_vectors: Tensor  # buffers (table modes)
     atom_found: Tensor
@@ -95,7 +95,8 @@ class CovariateConditioner(Conditioner):
             raise ValueError(f"covariate: onehot_std must be > 0 or null, got {onehot_std}")
         self.dim = int(n_genes if dim is None else dim)
         self.mode = perturbation
-        self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=perturbation == "table", embeds_batches=use_batch)
+        self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=perturbation == "table", embeds_batches=use_batch,
+                                                    embeds_contexts=use_context and context_table is None)
         self.atoms = info.perturbations
         n_atoms = max(1, info.n_perturbations)
         if perturbation == "onehot":

@@ -202,8 +202,17 @@ class Dataset:
     def training_batches(self) -> list[str]:
         """The batches some training set carries: those of perturbed training cells, and of training controls when
         training draws control sets from them (``data.control_sets``). A model's embedding of any other batch is never trained."""
+        return self._trained("batch")
+
+    def training_contexts(self) -> list[str]:
+        """The contexts some training set carries, like ``training_batches``: with ``data.control_sets: none`` a
+        held-out cell type appears in no training set, so a model's learned row for it is never trained."""
+        return self._trained("context")
+
+    def _trained(self, kind: str) -> list[str]:
         _, firsts = condition_groups(self.train_table, self.section.control_sets)
-        return sorted({self.info.batches[i] for i in self.train_table.labels.batch[firsts].tolist()})
+        names = self.info.batches if kind == "batch" else self.info.contexts
+        return sorted({names[i] for i in getattr(self.train_table.labels, kind)[firsts].tolist()})
 
     def notes(self, part: str = "test") -> list[str]:
         """What a report should say about how the cells of ``part`` were chosen (``data.filter``, ``max_cells``, control pools)."""

@@ -11,9 +11,10 @@ some training set, every batch it is asked to predict.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from distgen.capabilities import resolve
 from distgen.config import ConfigError
@@ -226,9 +227,10 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
     problem comes back as a warning to record. A model that fits itself (a baseline, a plugin model)
     has a defined fallback for atoms it cannot predict: that comes back as a note (check it once
     fitted: its ``can_predict`` knows what it learnt only then). A trained model whose conditioner
-    embeds batches is held to the same rule for the batches of the held-out cells: one that no
-    training set carries (``untrained_batches``, e.g. a ``held_out_batch`` batch trained without its
-    control sets) would be generated with an untrained embedding row. Contexts without
+    holds a learned row per context or batch is held to the same rule for the contexts and batches of
+    the held-out cells: one that no training set carries (``untrained_rows``, e.g. a ``held_out_context``
+    cell type or a ``held_out_batch`` batch trained without its control sets) would be generated with an
+    untrained embedding row. Contexts without
     control cells always stop the run. Returns the warnings and notes (empty when all is well).
     """
     from distgen.models.base import is_trainable
@@ -249,8 +251,8 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
         info=dataset.info,
         strict=False,
     )
-    batches = untrained_batches(model, dataset, part) if is_trainable(model) else []
-    if report.ok and not batches:
+    untrained = {kind: untrained_rows(model, dataset, kind, part) if is_trainable(model) else [] for kind in ROW_KINDS}
+    if report.ok and not any(untrained.values()):
         return []
     if report.problems:
         raise PreflightError("; ".join(report.problems))
@@ -259,8 +261,7 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
         return [f"pre-flight: {type(model).__name__} cannot predict {report.n_missing} of {len(report.conditions)} held-out "
                 f"perturbations (atoms {atoms}); it predicts them with its fallback"]
     messages = [report.message()] if report.n_missing else []
-    if batches:
-        messages.append(_batch_message(model, dataset, batches))
+    messages += [_rows_message(model, dataset, kind, names) for kind, names in untrained.items() if names]
     if not allow_unembedded:
         raise PreflightError(
             f"{'; '.join(messages)}. Their embeddings would never be trained, so their predictions would mean nothing. "
@@ -270,34 +271,72 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
     if report.n_missing:
         out.append(f"WARNING pre-flight: {report.message()}; run anyway because {ALLOW_OPTION} is true: predictions of "
                    f"{', '.join(report.not_embeddable[:8])}{' ...' if report.n_missing > 8 else ''} come from untrained embeddings")
-    if batches:
-        out.append(f"WARNING pre-flight: {_batch_message(model, dataset, batches)}; run anyway because {ALLOW_OPTION} is true: "
-                   f"the cells of batch(es) {', '.join(batches[:8])}{' ...' if len(batches) > 8 else ''} come from untrained batch embeddings")
+    for kind, names in untrained.items():
+        if names:
+            out.append(f"WARNING pre-flight: {_rows_message(model, dataset, kind, names)}; run anyway because {ALLOW_OPTION} is true: "
+                       f"the cells of {ROW_KINDS[kind].some} {_shown(names)} come from untrained {kind} embeddings")
     return out
 
 
-def untrained_batches(model: Any, dataset: Any, part: str = "test") -> list[str]:
-    """Batches of the held-out perturbed cells of ``part`` that ``model`` embeds but no training set carries.
+class RowKind(NamedTuple):
+    """A covariate a conditioner may hold a learned row for: the capability that says so, the option that switches it off."""
 
-    Only a model whose conditioner embeds batches (``ConditionerCapabilities.embeds_batches``) has
-    such rows; a batch is trained when some training set carries it (``Dataset.training_batches``).
+    capability: str
+    option: str
+    some: str  # "context(s)"
+    plural: str
+
+
+#: The covariates whose untrained rows the pre-flight refuses.
+ROW_KINDS = {"context": RowKind("embeds_contexts", "use_context", "context(s)", "contexts"),
+             "batch": RowKind("embeds_batches", "use_batch", "batch(es)", "batches")}
+
+
+def untrained_rows(model: Any, dataset: Any, kind: str, part: str = "test") -> list[str]:
+    """Contexts or batches (``kind``) of the held-out perturbed cells of ``part`` that ``model`` embeds but no training set carries.
+
+    Only a model whose conditioner holds a learned row per context or batch
+    (``ConditionerCapabilities.embeds_contexts`` / ``embeds_batches``) has such rows; a context or batch is
+    trained when some training set carries it (``Dataset.training_contexts`` / ``training_batches``): a
+    ``held_out_context`` cell type or a ``held_out_batch`` batch with ``data.control_sets: none`` is not.
     """
-    if len(dataset.info.batches) < 2 or not getattr(resolve(getattr(model, "conditioner", None)), "embeds_batches", False):
+    capability = ROW_KINDS[kind].capability
+    names = dataset.info.contexts if kind == "context" else dataset.info.batches
+    if len(names) < 2 or not getattr(resolve(getattr(model, "conditioner", None)), capability, False):
         return []
     data, idx = dataset.data, dataset.indices(part)
-    held = set(data.batches[idx[~data.is_control[idx]]].tolist())
-    return sorted(held - set(dataset.training_batches()))
+    column = data.contexts if kind == "context" else data.batches
+    held = set(column[idx[~data.is_control[idx]]].tolist())
+    trained = dataset.training_contexts() if kind == "context" else dataset.training_batches()
+    return sorted(held - set(trained))
 
 
-def _batch_message(model: Any, dataset: Any, batches: Sequence[str]) -> str:
-    shown = ", ".join(batches[:8]) + (" ..." if len(batches) > 8 else "")
+def untrained_batches(model: Any, dataset: Any, part: str = "test") -> list[str]:
+    """``untrained_rows`` for batches."""
+    return untrained_rows(model, dataset, "batch", part)
+
+
+def untrained_contexts(model: Any, dataset: Any, part: str = "test") -> list[str]:
+    """``untrained_rows`` for contexts (cell types)."""
+    return untrained_rows(model, dataset, "context", part)
+
+
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+
+
+def _rows_message(model: Any, dataset: Any, kind: str, names: Sequence[str]) -> str:
     data = dataset.data
     train = dataset.split.train.numpy()
-    has_controls = set(batches) <= set(data.batches[train[data.is_control[train]]].tolist())
+    column = data.contexts if kind == "context" else data.batches
+    has_controls = set(names) <= set(column[train[data.is_control[train]]].tolist())
     sets = "; or train them on control -> control sets of their training controls (data.control_sets=auto)" if has_controls else ""
-    return (f"{len(batches)} held-out batch(es) ({shown}) are in no training set, so the batch embedding of "
+    row = ROW_KINDS[kind]
+    table = ("; or read contexts from frozen vectors (model.conditioner.context_table)"
+             if kind == "context" and "context_table" in inspect.signature(type(model.conditioner)).parameters else "")
+    return (f"{len(names)} held-out {row.some} ({_shown(names)}) are in no training set, so the {kind} embedding of "
             f"{registered_name(model.conditioner, 'conditioners')} has untrained rows for them; "
-            f"ignore batches with model.conditioner.use_batch=false{sets}")
+            f"ignore {row.plural} with model.conditioner.{row.option}=false{sets}{table}")
 
-__all__ = ["ALLOW_OPTION", "PreflightError", "PreflightReport", "PreflightWarning", "check_split", "conditions_of", "deciders", "embeddable", "preflight",
-           "registered_name", "untrained_batches"]
+__all__ = ["ALLOW_OPTION", "ROW_KINDS", "RowKind", "PreflightError", "PreflightReport", "PreflightWarning", "check_split", "conditions_of", "deciders",
+           "embeddable", "preflight", "registered_name", "untrained_batches", "untrained_contexts", "untrained_rows"]

@@ -207,6 +207,16 @@ class ConditionerContract(_Contract):
         changed = not torch.allclose(c(labels), c(swapped))
         assert declared == changed, f"declares embeds_batches={declared} but swapping the batches {'changes' if changed else 'keeps'} the embedding"
 
+    def test_context_capability_is_true(self, component_name: str) -> None:
+        """``embeds_contexts`` resolves to a bool; a conditioner that declares a learned row per context changes with ``labels.context``."""
+        c = make(self.kind, component_name)
+        declared = c.capabilities.embeds_contexts
+        assert isinstance(declared, bool), "a built conditioner resolves embeds_contexts to a bool"
+        labels = tiny_labels(4)
+        swapped = dataclasses.replace(labels, context=1 - labels.context)
+        if declared:
+            assert not torch.allclose(c(labels), c(swapped)), "declares embeds_contexts but swapping the contexts keeps the embedding"
+
     def test_differentiable(self, component_name: str) -> None:
         c = make(self.kind, component_name)
         c(tiny_labels(4)).pow(2).sum().backward()

@@ -1,6 +1,6 @@
 """Data with batches (donors): every held-out (condition, context, batch) group is generated from control cells of
 its own context and batch and labelled with that batch; the baselines draw from the same pool; the files carry
-each cell's batch; a model that embeds batches is refused a batch that no training set carries."""
+each cell's batch; a model that embeds batches (contexts) is refused a batch (context) that no training set carries."""
 
 import anndata as ad
 import numpy as np
@@ -137,3 +137,39 @@ def test_a_held_out_batch_that_no_training_set_carries_is_refused_when_the_model
     with pytest.warns(PreflightWarning, match=r"batch\(es\) b3 come from untrained batch embeddings"):
         pred = predict(model, ds, allow_unembedded=True)
     assert set(pred.batches[~pred.is_control]) == {"b3"}
+
+
+@pytest.mark.parametrize(("control_sets", "use_context", "refused"), [
+    ("none", True, True),  # ct2 has no perturbed training cell and its controls form no training set: its context row is never trained
+    ("auto", True, False),  # control -> control sets of ct2's training controls train it
+    ("none", False, False),  # the model ignores contexts (the cell_type_transfer recipe)
+])
+def test_a_held_out_context_that_no_training_set_carries_is_refused_when_the_model_embeds_contexts(held_out_donor, control_sets,
+                                                                                                   use_context, refused):
+    ds = load(held_out_donor, {"kind": "held_out_context", "test_contexts": ["ct2"], "seed": 0}, control_sets=control_sets)
+    model = distgen.build({"model": TINY}, ds, [f"model.conditioner.use_context={str(use_context).lower()}"])
+    if not refused:
+        assert check_split(model, ds) == []
+        return
+    with pytest.raises(PreflightError, match=r"1 held-out context\(s\) \(ct2\) are in no training set.*use_context=false.*"
+                                             r"control_sets=auto.*context_table"):
+        predict(model, ds)
+    with pytest.warns(PreflightWarning, match=r"context\(s\) ct2 come from untrained context embeddings"):
+        pred = predict(model, ds, allow_unembedded=True)
+    assert set(pred.contexts[~pred.is_control]) == {"ct2"}
+
+
+def test_a_held_out_context_read_from_frozen_vectors_passes(held_out_donor):
+    ds = load(held_out_donor, {"kind": "held_out_context", "test_contexts": ["ct2"], "seed": 0}, control_sets="none")
+    model = distgen.build({"model": TINY}, ds, ["model.conditioner.context_table={ct1: [1.0, 0.0], ct2: [0.0, 1.0]}"])
+    assert check_split(model, ds) == []
+
+
+def test_the_run_command_refuses_a_held_out_context_with_exit_2(held_out_donor, tmp_path, capsys):
+    from distgen.cli import main
+
+    schema = "{" + ", ".join(f"{k}: {v if not isinstance(v, list) else '[' + ', '.join(v) + ']'}" for k, v in SCHEMA.items()) + "}"
+    args = ["run", "perturbdiff-small", f"data.dataset={held_out_donor}", f"data.schema={schema}", "data.set_size=4",
+            "data.split={kind: held_out_context, test_contexts: [ct2]}", "data.control_sets=none", "train.steps=1", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert "held-out context(s) (ct2) are in no training set" in capsys.readouterr().err
