@@ -354,6 +354,8 @@ def _predict_run(
     env = D.env_from_torchrun()
     result = None
     if env.is_main:
+        for note in dataset.notes(part):  # what distgen run's report says about these cells (borrowed controls, caps, filters)
+            print(f"note: {note}", file=sys.stderr)
         written, scale = pred, "counts" if dataset.data.table.meta.get("scale") == "counts" else "lognorm"  # schema.normalize: false
         if counts is not None:
             from distgen.pipeline.countspace import prediction_counts

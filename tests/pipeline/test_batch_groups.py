@@ -173,3 +173,19 @@ def test_the_run_command_refuses_a_held_out_context_with_exit_2(held_out_donor, 
             "data.split={kind: held_out_context, test_contexts: [ct2]}", "data.control_sets=none", "train.steps=1", "--out", str(tmp_path / "r")]
     assert main(args) == 2
     assert "held-out context(s) (ct2) are in no training set" in capsys.readouterr().err
+
+
+def test_distgen_predict_says_which_batches_borrowed_controls(tmp_path, capsys):
+    """ct2 held out, donor b3 without a control cell in ct2: ``distgen predict`` prints the note ``distgen run``'s report carries."""
+    from distgen.cli import main
+    from distgen.config import save_yaml
+
+    data = {"dataset": write_donors(tmp_path / "d.h5ad", drop=("ct2", "b3")), "schema": SCHEMA, "set_size": 4,
+            "split": {"kind": "held_out_context", "test_contexts": ["ct2"], "seed": 0}}
+    cfg = save_yaml({"model": TINY, "data": data, "train": {"steps": 1, "sets_per_batch": 2, "progress": False}}, tmp_path / "t.yaml")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), "--out", str(tmp_path / "pred.h5ad")]) == 0
+    err = capsys.readouterr().err
+    assert "note: batch(es) without control cells of their context (b3 in ct2): their held-out cells were predicted from control " \
+           "cells of the same context in other batches" in err
