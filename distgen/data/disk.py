@@ -19,7 +19,7 @@ import torch
 
 from distgen.data.conditions import condition_string, handle_missing_labels, parse_atoms, parse_doses
 from distgen.data.schema import PerturbationSchema
-from distgen.types import PAD, ConditionLabels, DataInfo
+from distgen.types import PAD, ConditionLabels, DataInfo, canonical
 
 
 class DiskCells:
@@ -40,8 +40,9 @@ class DiskCells:
         Vocabularies (sorted, as ``PerturbationData`` builds them for the same columns).
     labels
         Per-cell ``ConditionLabels`` ``[N]`` (small: a few integers per cell).
-    conditions, contexts, batches
-        Per-cell canonical strings as codes: ``np.ndarray`` ``[N]`` of ints into ``*_names``.
+    condition_codes, condition_names, canonical_names
+        Per-cell condition as codes ``[N]`` into ``condition_names`` (atoms joined by the schema's
+        ``combo_delimiter``) and ``canonical_names`` (joined by ``+``, as predictions are grouped).
     """
 
     def __init__(self, path: str | Path, schema: PerturbationSchema | None = None, genes: Sequence[str] | None = None) -> None:
@@ -179,6 +180,7 @@ class DiskCells:
             udose[i, : len(a)] = d
         inv = inv.reshape(-1)
         self.condition_names = np.array([condition_string(a, s.combo_delimiter) for a in atoms], dtype=object)
+        self.canonical_names = np.array([canonical(a, self.info.control_label) for a in atoms], dtype=object)  # joined by +
         self.condition_codes = inv
         self.is_control = np.array([len(a) == 0 for a in atoms])[inv]
         if not self.is_control.any():

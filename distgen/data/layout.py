@@ -151,17 +151,19 @@ def _write(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
 class ChunkedWriter:
     """The same layout written chunk by chunk, for predictions too large to hold (``predict_to_disk``).
 
-    ``append(rows, conditions, contexts, kind)`` adds rows (``conditions`` already in the file's
+    ``append(rows, conditions, contexts, kind, batches)`` adds rows (``conditions`` already in the file's
     labels: ``CONTROL`` for controls); on a clean exit the file (dense ``X``, ``obs`` with
-    ``PERT_COL``, ``CELLTYPE_COL`` and ``KIND_COL``) replaces ``path`` atomically.
+    ``PERT_COL``, ``CELLTYPE_COL``, ``BATCH_COL`` when ``with_batch``, and ``KIND_COL``) replaces ``path`` atomically.
     """
 
-    def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024) -> None:
+    def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024, with_batch: bool = False) -> None:
         self.path = Path(path)
         self.genes = [str(g) for g in genes]
         self.chunk_rows = chunk_rows
+        self.with_batch = with_batch
         self.conditions: list[str] = []
         self.contexts: list[str] = []
+        self.batches: list[str] = []
         self.kinds: list[str] = []
 
     def __enter__(self) -> ChunkedWriter:
@@ -175,14 +177,16 @@ class ChunkedWriter:
         self._x.attrs["encoding-type"], self._x.attrs["encoding-version"] = "array", "0.2.0"
         return self
 
-    def append(self, rows: np.ndarray, conditions: Sequence[str], contexts: Sequence[str], kind: str) -> None:
-        if len(conditions) != rows.shape[0] or len(contexts) != rows.shape[0]:
-            raise ValueError(f"{rows.shape[0]} rows but {len(conditions)} conditions and {len(contexts)} contexts")
+    def append(self, rows: np.ndarray, conditions: Sequence[str], contexts: Sequence[str], kind: str, batches: Sequence[str] | None = None) -> None:
+        batches = [ALL] * rows.shape[0] if batches is None else list(batches)
+        if len(conditions) != rows.shape[0] or len(contexts) != rows.shape[0] or len(batches) != rows.shape[0]:
+            raise ValueError(f"{rows.shape[0]} rows but {len(conditions)} conditions, {len(contexts)} contexts and {len(batches)} batches")
         n0 = self._x.shape[0]
         self._x.resize(n0 + rows.shape[0], axis=0)
         self._x[n0:] = rows
         self.conditions += list(conditions)
         self.contexts += list(contexts)
+        self.batches += batches
         self.kinds += [kind] * rows.shape[0]
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
@@ -190,10 +194,11 @@ class ChunkedWriter:
 
         try:
             if exc_type is None:
-                obs = pd.DataFrame(
-                    {PERT_COL: pd.Categorical(self.conditions), CELLTYPE_COL: pd.Categorical(self.contexts), KIND_COL: pd.Categorical(self.kinds)},
-                    index=pd.Index([f"cell{i}" for i in range(len(self.conditions))], dtype=object),
-                )
+                columns = {PERT_COL: pd.Categorical(self.conditions), CELLTYPE_COL: pd.Categorical(self.contexts)}
+                if self.with_batch:
+                    columns[BATCH_COL] = pd.Categorical(self.batches)
+                obs = pd.DataFrame({**columns, KIND_COL: pd.Categorical(self.kinds)},
+                                   index=pd.Index([f"cell{i}" for i in range(len(self.conditions))], dtype=object))
                 write_elem(self._file, "obs", obs)
                 write_elem(self._file, "var", pd.DataFrame(index=pd.Index(self.genes, dtype=object)))
                 write_elem(self._file, "uns", {"distgen": {"scale": "lognorm", "kind": "pred", "pert_col": PERT_COL, "control": CONTROL}})

@@ -11,7 +11,6 @@ predicted from (``groups``) and their ground truth (``truth``).
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,44 +22,13 @@ import torch
 from distgen.config import ConfigError
 from distgen.data.batches import TableBatches
 from distgen.data.dataset import PerturbationData
+from distgen.data.groups import Group, control_draw, held_out_groups
 from distgen.data.sampler import condition_groups
 from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.data.split import Split
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
 
 PARTS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Group:
-    """One held-out condition in one context and batch: its real cells and the control cells it is predicted from.
-
-    ``cells`` and ``controls`` are row indices into the dataset; ``condition`` is canonical (``A+B``).
-    ``other_batches`` is True when the batch has no control cell of the context, so ``controls`` are
-    control cells of the context from other batches (``Dataset.groups``).
-    """
-
-    condition: str
-    context: str
-    batch: str
-    cells: np.ndarray
-    controls: np.ndarray
-    other_batches: bool = False
-
-
-def control_draw(pool_size: int, n: int, condition: str, context: str, batch: str) -> np.ndarray:
-    """Positions in a group's control pool of the ``n`` control cells its prediction starts from.
-
-    The pool in a random order, repeated (each pass reshuffled) when ``n`` exceeds it, so no control is
-    used twice before every one is used once. Seeded by the group's labels only: a model and every
-    reference (baselines, ``distgen.pipeline.references``) read the same controls for the same cells,
-    whatever the seed, so their scores differ by what they predict, not by which controls they drew.
-    """
-    if pool_size < 1:
-        raise ValueError(f"no control cells to predict {condition!r} @ {context!r} from")
-    rng = np.random.default_rng(zlib.crc32(f"controls\x1f{condition}\x1f{context}\x1f{batch}".encode()))
-    passes = -(-n // pool_size)
-    return np.concatenate([rng.permutation(pool_size) for _ in range(passes)])[:n] if n else np.zeros(0, dtype=np.int64)
 
 
 def cells_of(data: PerturbationData, idx: np.ndarray | Sequence[int]) -> Cells:
@@ -280,25 +248,7 @@ class Dataset:
                     return ctrl[keep]  # type: ignore[no-any-return]
             return train_ctrl[:0]  # type: ignore[no-any-return]
 
-        conds = _canonical_conditions(data)
-        keys = []
-        for cond, ctx in sorted({(str(conds[i]), str(data.contexts[i])) for i in pert}):
-            cells = pert[(conds[pert] == cond) & (data.contexts[pert] == ctx)]
-            if self.max_cells is not None and len(cells) > self.max_cells:
-                rng = np.random.default_rng(zlib.crc32(f"{cond}\x1f{ctx}".encode()))
-                cells = np.sort(rng.choice(cells, self.max_cells, replace=False))
-            keys += [(cond, ctx, str(b), cells[data.batches[cells] == b]) for b in sorted(set(data.batches[cells].tolist()))]
-        pools = {(ctx, b): own_controls(ctx, b) for _, ctx, b, _ in keys}
-        groups = []
-        for cond, ctx, b, cells in keys:
-            pool = pools[(ctx, b)]
-            if pool.size == 0:
-                lent = [p for (c, _), p in pools.items() if c == ctx and p.size]
-                pool = np.unique(np.concatenate(lent)) if lent else own_controls(ctx)
-            if pool.size == 0:
-                raise ValueError(f"no control cells of context {ctx!r} to predict {cond!r} from")
-            groups.append(Group(cond, ctx, b, cells, pool, other_batches=pools[(ctx, b)].size == 0))
-        return groups
+        return held_out_groups(pert, _canonical_conditions(data), data.contexts, data.batches, own_controls, self.max_cells)
 
     def control_pool(self, groups: Sequence[Group]) -> np.ndarray:
         """Sorted indices of every control cell some group is predicted from."""

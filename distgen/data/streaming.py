@@ -11,6 +11,7 @@ num_workers=k)`` to read in background processes; workers split a rank's sets di
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ import torch
 from torch.utils.data import get_worker_info
 
 from distgen.data.disk import DiskCells
+from distgen.data.groups import Group, control_draw, held_out_groups
 from distgen.data.matching import ControlMatcher
 from distgen.data.sampler import SetSamplerBase
 from distgen.data.schema import PerturbationSchema
 from distgen.types import DataInfo, SetBatch
 
-__all__ = ["DiskCells", "StreamBatches", "StreamingSetSampler", "predict_to_disk"]
+__all__ = ["DiskCells", "StreamBatches", "StreamingSetSampler", "control_rows", "disk_groups", "predict_to_disk"]
 
 
 class StreamingSetSampler(SetSamplerBase):
@@ -104,18 +106,8 @@ class StreamingSetSampler(SetSamplerBase):
         self._check_matchable()
 
     def _choose_pool(self, size: int) -> torch.Tensor:
-        """Control rows kept in memory: all, or a per-context proportional sample (sorted)."""
-        ctrl = np.flatnonzero(self.cells.is_control)
-        if ctrl.size <= size:
-            return torch.from_numpy(ctrl)
-        rng = np.random.default_rng([self.seed, 7])
-        ctx = self.cells.labels.context.numpy()[ctrl]
-        keep = []
-        for c in np.unique(ctx):
-            rows = ctrl[ctx == c]
-            k = min(rows.size, max(self.m, round(size * rows.size / ctrl.size)))
-            keep.append(rng.choice(rows, k, replace=False))
-        return torch.from_numpy(np.sort(np.concatenate(keep)))
+        """Control rows kept in memory (``control_rows``)."""
+        return torch.from_numpy(control_rows(self.cells, size, self.seed, self.m))
 
     def _check_matchable(self) -> None:
         if self.matcher.capabilities.needs_expression:
@@ -293,48 +285,105 @@ class StreamBatches:
         return out
 
 
+def control_rows(cells: DiskCells, size: int, seed: int = 0, least: int = 1) -> np.ndarray:
+    """Sorted control rows of ``cells`` kept in memory: all when at most ``size``, else a seeded sample of each
+    (context, batch) in proportion to its size (at least ``least`` cells of each, all of a smaller one)."""
+    ctrl = np.flatnonzero(cells.is_control)
+    if ctrl.size <= size:
+        return ctrl
+    rng = np.random.default_rng([seed, 7])
+    key = cells.labels.context.numpy()[ctrl] * len(cells.info.batches) + cells.labels.batch.numpy()[ctrl]
+    keep = []
+    for k in np.unique(key):
+        rows = ctrl[key == k]
+        n = min(rows.size, max(least, round(size * rows.size / ctrl.size)))
+        keep.append(rng.choice(rows, n, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def disk_groups(cells: DiskCells, pool: np.ndarray, max_cells: int | None = None) -> list[Group]:
+    """Every perturbed (condition, context, batch) group of ``cells`` with its control pool (rows of ``pool``).
+
+    The rule of the in-memory path (``distgen.data.groups.held_out_groups``, as ``Dataset.groups``), with the
+    control cells of ``pool`` as each context and batch's own: the same file held in memory gives the same groups.
+    """
+    info = cells.info
+    ctx = np.asarray(info.contexts, dtype=object)[cells.labels.context.numpy()]
+    bat = np.asarray(info.batches, dtype=object)[cells.labels.batch.numpy()]
+    pool_ctx, pool_bat = ctx[pool], bat[pool]
+
+    def own_controls(context: str, batch: str | None) -> np.ndarray:
+        keep = pool_ctx == context
+        if batch is not None:
+            keep &= pool_bat == batch
+        return pool[keep]
+
+    conditions = cells.canonical_names[cells.condition_codes]
+    return held_out_groups(np.flatnonzero(~cells.is_control), conditions, ctx, bat, own_controls, max_cells)
+
+
 def predict_to_disk(
     model: Any,
     source: DiskCells | str | Path,
     out: str | Path,
     set_size: int = 256,
     sets_per_call: int = 8,
-    matcher: str | ControlMatcher = "same_context",
     seed: int = 0,
     schema: PerturbationSchema | None = None,
     control_pool: int = 20000,
+    max_cells: int | None = None,
 ) -> Path:
-    """Generate ``set_size`` cells for every perturbed group of an on-disk AnnData, written chunk by chunk.
+    """Generate every perturbed group of an on-disk AnnData, written chunk by chunk.
 
-    Each group (condition x context x batch) of ``source`` is predicted from ``set_size`` matched
-    control cells of the in-memory control pool, ``sets_per_call`` groups per ``model.predict``
-    call; generated rows are appended to ``out`` (dense ``X``, h5ad) as they come, followed by the
-    pool's real control cells, in the layout of Arc Institute's ``cell-eval run``
-    (``obs['target']``, control label ``non-targeting``, ``obs['celltype']``).
-    Peak memory is one call's cells plus the control pool, whatever the number of groups.
+    Groups and control cells follow the in-memory prediction (``distgen.pipeline.predict``): each
+    (condition, context, batch) group of ``source`` (``disk_groups``) gets as many generated cells as it
+    has real ones (``max_cells``: at most that many per condition in a context, a fixed random subset over
+    its batches), in sets of ``set_size``, from the control cells ``control_draw`` picks in the control
+    cells of its own context and batch (a batch without any borrows those of the context's other batches),
+    labelled with its batch; ``sets_per_call`` sets go to each ``model.predict`` call. Control cells come
+    from an in-memory pool of at most ``control_pool`` cells (``control_rows``: every control when the
+    file has fewer, and then the groups and draws are those of the same file predicted in memory).
+    Generated rows are appended to ``out`` (dense ``X``, h5ad) as they come, followed by the real control
+    cells the groups were predicted from, in the layout of Arc Institute's ``cell-eval run``
+    (``obs['target']``, control label ``non-targeting``, ``obs['celltype']``, and ``obs['batch']`` when
+    the file has several batches). Peak memory is one call's cells plus the control pool, whatever the
+    number of groups.
     """
     from distgen.data.layout import CONTROL, ChunkedWriter
 
-    sampler = StreamingSetSampler(source, set_size, 1, matcher, seed, sampling="condition", schema=schema, control_pool=control_pool)
-    cells, info, lab = sampler.cells, sampler.cells.info, sampler.cells.labels
-    pool = sampler._pool_matrix()
-    gen = torch.Generator().manual_seed(seed)
-    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024))) as writer:
+    if set_size < 1 or sets_per_call < 1 or control_pool < 1:
+        raise ValueError(f"need set_size, sets_per_call and control_pool >= 1; got {set_size}, {sets_per_call}, {control_pool}")
+    cells = source if isinstance(source, DiskCells) else DiskCells(source, schema)
+    info, lab = cells.info, cells.labels
+    pool_rows = control_rows(cells, control_pool, seed, set_size)
+    groups = disk_groups(cells, pool_rows, max_cells)
+    if not groups:
+        raise ValueError(f"{cells.path} has no perturbed cells to predict")
+    pool = sp.vstack([cells.read(pool_rows[i : i + 16384]) for i in range(0, pool_rows.size, 16384)], format="csr")
+    tasks = []  # (group, [set_size] control rows, cells kept)
+    for k, g in enumerate(groups):
+        n = len(g.cells)
+        sets = -(-n // set_size)
+        drawn = g.controls[control_draw(len(g.controls), sets * set_size, g.condition, g.context, g.batch)].reshape(sets, set_size)
+        tasks += [(k, drawn[j], min(set_size, n - j * set_size)) for j in range(sets)]
+    with_batch = len(info.batches) > 1
+    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch) as writer:
         with torch.no_grad():
-            for start in range(0, len(sampler.groups), sets_per_call):
-                ks = list(range(start, min(start + sets_per_call, len(sampler.groups))))
-                firsts = torch.from_numpy(sampler.firsts[ks])
-                idx = [sampler.matcher.match(int(lab.context[c]), int(lab.batch[c]), sampler.pool_context, sampler.pool_batch, set_size, gen) for c in firsts]
-                control = torch.stack([torch.from_numpy(pool[i.numpy()].toarray()) for i in idx])
-                pred = model.predict(control, torch.ones(len(ks), set_size, dtype=torch.bool), lab.index(firsts))
-                writer.append(
-                    pred.reshape(-1, info.n_genes).float().cpu().numpy(),
-                    [str(cells.condition_names[cells.condition_codes[c]]) for c in firsts.tolist() for _ in range(set_size)],
-                    [info.contexts[int(lab.context[c])] for c in firsts.tolist() for _ in range(set_size)],
-                    "predicted",
-                )
-        ctxs = [info.contexts[int(c)] for c in sampler.pool_context]
-        for i in range(0, pool.shape[0], sampler.chunk_cells):
-            rows = pool[i : i + sampler.chunk_cells].toarray()
-            writer.append(rows, [CONTROL] * rows.shape[0], ctxs[i : i + rows.shape[0]], "control")
+            for call, start in enumerate(range(0, len(tasks), sets_per_call)):
+                chunk = tasks[start : start + sets_per_call]
+                picked = np.searchsorted(pool_rows, np.concatenate([rows for _, rows, _ in chunk]))
+                control = torch.from_numpy(pool[picked].toarray()).reshape(len(chunk), set_size, -1)
+                labels = lab.index(torch.tensor([int(groups[k].cells[0]) for k, _, _ in chunk]))
+                torch.manual_seed(zlib.crc32(f"{seed}\x1f{call}".encode()))
+                pred = model.predict(control, torch.ones(len(chunk), set_size, dtype=torch.bool), labels).float().cpu().numpy()
+                for (k, _, kept), x in zip(chunk, pred):
+                    g = groups[k]
+                    writer.append(x[:kept], [g.condition] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
+        used = np.unique(np.concatenate([g.controls for g in groups]))
+        ctx = np.asarray(info.contexts, dtype=object)[lab.context.numpy()]
+        bat = np.asarray(info.batches, dtype=object)[lab.batch.numpy()]
+        for i in range(0, used.size, 16384):
+            rows = used[i : i + 16384]
+            writer.append(pool[np.searchsorted(pool_rows, rows)].toarray(), [CONTROL] * rows.size, ctx[rows].tolist(), "control",
+                          bat[rows].tolist())
     return Path(out)

@@ -191,12 +191,17 @@ def test_predict_to_disk_writes_every_group_in_the_cell_eval_layout(atlas, tmp_p
     from distgen.data.streaming import predict_to_disk
     from distgen.models.baselines.control import ControlBaseline
 
-    out = predict_to_disk(ControlBaseline(), atlas, tmp_path / "pred.h5ad", set_size=5, sets_per_call=3, schema=SCHEMA, control_pool=50)
+    out = predict_to_disk(ControlBaseline(), atlas, tmp_path / "pred.h5ad", set_size=5, sets_per_call=3, schema=SCHEMA, control_pool=50,
+                          max_cells=40)
     pred = ad.read_h5ad(out)
     disk = DiskCells(atlas, SCHEMA)
-    n_groups = len(disk.groups())
     kinds = pred.obs["distgen_kind"].astype(str).to_numpy()
-    assert (kinds == "predicted").sum() == 5 * n_groups and (kinds == "control").sum() >= 50
+    real = pd.Series(disk.canonical_names[disk.condition_codes][~disk.is_control]).value_counts()  # a condition over contexts
+    assert (real > 80).all()  # so that max_cells=40 per condition in a context caps every one of them
+    written = pred.obs["target"][kinds == "predicted"].astype(str).value_counts()
+    assert written.to_dict() == {c: 40 * len(disk.info.contexts) for c in real.index}
+    assert 0 < (kinds == "control").sum() <= 50 + 5 * 4  # the pool: about 50, at least a set of each context and batch
+    assert set(pred.obs["batch"].astype(str)) == set(disk.info.batches)
     assert pred.var_names.tolist() == list(disk.info.genes)
     assert set(pred.obs["target"][kinds == "control"]) == {"non-targeting"}
     assert len(set(pred.obs["target"][kinds == "predicted"])) == disk.info.n_perturbations

@@ -1,0 +1,108 @@
+"""Held-out groups and their control cells: the one rule of what a prediction starts from.
+
+A held-out condition in a context is predicted batch by batch (``Group``: condition x context x
+batch), each from the control cells of its own context and batch; a batch without any control cell
+of the context borrows the controls of the context's other batches (``Group.other_batches``).
+``held_out_groups`` applies this rule to rows of any table (``Dataset.groups`` in memory, the
+streaming predictor ``distgen.data.streaming.predict_to_disk`` on disk), and ``control_draw`` picks,
+per group, which control cells of its pool a prediction of ``n`` cells starts from. Both are pure
+functions of labels and row indices, so the two paths give the same groups and the same draws.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Group:
+    """One held-out condition in one context and batch: its real cells and the control cells it is predicted from.
+
+    ``cells`` and ``controls`` are row indices into the dataset; ``condition`` is canonical (``A+B``).
+    ``other_batches`` is True when the batch has no control cell of the context, so ``controls`` are
+    control cells of the context from other batches (``Dataset.groups``).
+    """
+
+    condition: str
+    context: str
+    batch: str
+    cells: np.ndarray
+    controls: np.ndarray
+    other_batches: bool = False
+
+
+def control_draw(pool_size: int, n: int, condition: str, context: str, batch: str) -> np.ndarray:
+    """Positions in a group's control pool of the ``n`` control cells its prediction starts from.
+
+    The pool in a random order, repeated (each pass reshuffled) when ``n`` exceeds it, so no control is
+    used twice before every one is used once. Seeded by the group's labels only: a model and every
+    reference (baselines, ``distgen.pipeline.references``) read the same controls for the same cells,
+    whatever the seed, so their scores differ by what they predict, not by which controls they drew.
+    """
+    if pool_size < 1:
+        raise ValueError(f"no control cells to predict {condition!r} @ {context!r} from")
+    rng = np.random.default_rng(zlib.crc32(f"controls\x1f{condition}\x1f{context}\x1f{batch}".encode()))
+    passes = -(-n // pool_size)
+    return np.concatenate([rng.permutation(pool_size) for _ in range(passes)])[:n] if n else np.zeros(0, dtype=np.int64)
+
+
+def held_out_groups(
+    rows: np.ndarray,
+    conditions: np.ndarray,
+    contexts: np.ndarray,
+    batches: np.ndarray,
+    own_controls: Callable[[str, str | None], np.ndarray],
+    max_cells: int | None = None,
+) -> list[Group]:
+    """The (condition, context, batch) groups of the perturbed ``rows``, sorted, with their control pools.
+
+    Parameters
+    ----------
+    rows
+        ``[n]`` row indices of the perturbed cells to predict.
+    conditions, contexts, batches
+        ``[N]`` per-row labels (canonical conditions) of the whole table ``rows`` index.
+    own_controls
+        ``(context, batch)`` -> sorted row indices of the control cells of that context and batch
+        (``batch=None``: of the context, any batch); empty when there are none.
+    max_cells
+        At most this many cells per condition in a context, over its batches: a fixed random subset
+        (seeded by the labels), so the kept cells keep the batch mix of the real ones.
+
+    A group is predicted from ``own_controls(context, batch)``; when that is empty, from the union of
+    the pools of the context's other batches among the groups, else from ``own_controls(context, None)``
+    (``Group.other_batches`` is then True). No control cell of the context at all is an error.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cond_names, cond_codes = np.unique(np.asarray(conditions, dtype=str)[rows], return_inverse=True)
+    ctx_names, ctx_codes = np.unique(np.asarray(contexts, dtype=str)[rows], return_inverse=True)
+    pair = cond_codes.reshape(-1).astype(np.int64) * len(ctx_names) + ctx_codes.reshape(-1)  # sorts as (condition, context)
+    order = np.argsort(pair, kind="stable")
+    bounds = np.flatnonzero(np.diff(pair[order])) + 1
+    bat = np.asarray(batches, dtype=str)
+    keys = []
+    for members in np.split(order, bounds) if rows.size else []:
+        cond, ctx = str(cond_names[pair[members[0]] // len(ctx_names)]), str(ctx_names[pair[members[0]] % len(ctx_names)])
+        cells = rows[np.sort(members)]
+        if max_cells is not None and len(cells) > max_cells:
+            rng = np.random.default_rng(zlib.crc32(f"{cond}\x1f{ctx}".encode()))
+            cells = np.sort(rng.choice(cells, max_cells, replace=False))
+        keys += [(cond, ctx, str(b), cells[bat[cells] == b]) for b in sorted(set(bat[cells].tolist()))]
+    pools = {(ctx, b): own_controls(ctx, b) for _, ctx, b, _ in keys}
+    groups = []
+    for cond, ctx, b, cells in keys:
+        pool = pools[(ctx, b)]
+        if pool.size == 0:
+            lent = [p for (c, _), p in pools.items() if c == ctx and p.size]
+            pool = np.unique(np.concatenate(lent)) if lent else own_controls(ctx, None)
+        if pool.size == 0:
+            raise ValueError(f"no control cells of context {ctx!r} to predict {cond!r} from")
+        groups.append(Group(cond, ctx, b, cells, pool, other_batches=pools[(ctx, b)].size == 0))
+    return groups
+
+
+__all__ = ["Group", "control_draw", "held_out_groups"]

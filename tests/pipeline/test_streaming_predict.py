@@ -1,0 +1,92 @@
+"""The streaming predictor (``predict_to_disk``) is batch-aware as the in-memory one (``pipeline.predict``): the same
+(condition, context, batch) groups, each generated from the same control cells (its own context and batch, or the
+context's other batches when it has none), as many cells as it has real ones, labelled with its batch."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgen.data import Dataset, PerturbationSchema
+from distgen.data.streaming import DiskCells, disk_groups, predict_to_disk
+from distgen.models.baselines.control import ControlBaseline
+from distgen.pipeline.predict import predict
+
+SCHEMA = {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"], "batch_col": "donor",
+          "perturbation_type": "chemical"}
+
+
+@pytest.fixture(scope="module")
+def donors(tmp_path_factory):
+    """Log-normalised cells (every row distinct) of control, A, B and A+B in ct1, ct2 x donors b1, b2, b3, of uneven sizes;
+    donor b3 has no control cell in ct2."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for cond in ("control", "A", "B", "A+B"):
+        for ct in ("ct1", "ct2"):
+            for b in ("b1", "b2", "b3"):
+                if (cond, ct, b) != ("control", "ct2", "b3"):
+                    rows += [(cond, ct, b)] * int(rng.integers(3, 11))
+    rows = [rows[i] for i in rng.permutation(len(rows))]  # unsorted on disk
+    obs = pd.DataFrame(rows, columns=["condition", "cell_type", "donor"], index=[f"c{i}" for i in range(len(rows))])
+    x = np.log1p(rng.poisson(3.0, (len(rows), 6))).astype(np.float32)
+    x[:, 0] = np.log1p(np.arange(len(rows), dtype=np.float32) + 0.5)  # every cell distinct
+    path = tmp_path_factory.mktemp("stream") / "donors.h5ad"
+    ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)])).write_h5ad(path)
+    return str(path)
+
+
+def _by_group(x, obs):
+    keys = list(zip(obs["target"].astype(str), obs["celltype"].astype(str), obs["batch"].astype(str)))
+    out: dict = {}
+    for k, row in zip(keys, x):
+        out.setdefault(k, []).append(row)
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("max_cells", [None, 6])
+def test_streaming_and_in_memory_prediction_give_the_same_groups_and_control_draws(donors, tmp_path, max_cells):
+    # in memory: B and A+B held out, every control cell in training, so each group's pool is every control of its context and batch
+    ds = Dataset.load({"dataset": donors, "schema": SCHEMA, "set_size": 4,
+                       "split": {"kind": "random_conditions", "test_conditions": ["B", "A+B"], "val_frac": 0.0, "seed": 0}})
+    ds = ds.capped(max_cells)
+    mem_groups = ds.groups()
+    disk = DiskCells(donors, ds.data.schema)
+    pool = np.flatnonzero(disk.is_control)
+    stream_groups = [g for g in disk_groups(disk, pool, max_cells) if g.condition in ("B", "A+B")]
+    assert [(g.condition, g.context, g.batch, g.other_batches) for g in stream_groups] == \
+           [(g.condition, g.context, g.batch, g.other_batches) for g in mem_groups]
+    assert len(mem_groups) == 12 and [g.batch for g in mem_groups if g.other_batches] == ["b3", "b3"]  # B, A+B in ct2 x b3
+    names = ds.data.adata.obs_names
+    for m, s in zip(mem_groups, stream_groups):  # the same file rows: cells and pools are the same cells
+        assert names[m.cells].tolist() == names[s.cells].tolist() and names[m.controls].tolist() == names[s.controls].tolist()
+
+    # the no-effect model hands back the control cells it was given: each group's generated cells are its control draw
+    mem = predict(ControlBaseline(), ds, preflight=False, set_size=4)
+    out = predict_to_disk(ControlBaseline(), donors, tmp_path / "pred.h5ad", set_size=4, sets_per_call=3, schema=ds.data.schema,
+                          max_cells=max_cells)
+    streamed = ad.read_h5ad(out)
+    gen = streamed.obs["distgen_kind"].astype(str).to_numpy() == "predicted"
+    from_disk = _by_group(streamed.X[gen], streamed.obs[gen])
+    in_memory = {}
+    for g in mem_groups:
+        rows = (mem.conditions == g.condition) & (mem.contexts == g.context) & (mem.batches == g.batch)
+        in_memory[(g.condition, g.context, g.batch)] = mem.X.numpy()[rows]
+    assert set(in_memory) <= set(from_disk)
+    for key, x in in_memory.items():
+        assert np.array_equal(from_disk[key], x), f"{key}: the streaming path generated from other control cells"
+    borrowed = in_memory[("B", "ct2", "b3")]
+    ct2_b12 = ds.data.table.X.numpy()[ds.data.is_control & (ds.data.contexts == "ct2") & (ds.data.batches != "b3")]
+    assert all((ct2_b12 == r).all(1).any() for r in borrowed)  # b3 borrowed the ct2 controls of b1 and b2
+
+
+def test_streaming_writes_each_group_in_the_batch_mix_of_its_real_cells(donors, tmp_path):
+    disk = DiskCells(donors, PerturbationSchema(**SCHEMA))
+    out = ad.read_h5ad(predict_to_disk(ControlBaseline(), disk, tmp_path / "pred.h5ad", set_size=4))
+    real = ad.read_h5ad(donors).obs
+    real = real[real["condition"] != "control"].groupby(["condition", "cell_type", "donor"], observed=True).size()
+    gen = out.obs[out.obs["distgen_kind"].astype(str) == "predicted"].groupby(["target", "celltype", "batch"], observed=True).size()
+    assert gen.to_dict() == real.to_dict()
+    controls = out.obs[out.obs["distgen_kind"].astype(str) == "control"]
+    assert set(zip(controls["celltype"].astype(str), controls["batch"].astype(str))) == \
+           {(c, b) for c in ("ct1", "ct2") for b in ("b1", "b2", "b3")} - {("ct2", "b3")}
