@@ -328,6 +328,7 @@ def predict_to_disk(
     out: str | Path,
     set_size: int = 256,
     sets_per_call: int = 8,
+    *,
     seed: int = 0,
     schema: PerturbationSchema | None = None,
     control_pool: int = 20000,
