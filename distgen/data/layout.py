@@ -29,17 +29,20 @@ import pandas as pd
 import torch
 
 from distgen.types import ALL, Cells
+from distgen.types.cells import COMBO
 from distgen.types.layout import (
     BATCH_COL,
     CELLTYPE_COL,
     CONTROL,
     CONTROL_LABELS,
+    DELIMITER_KEY,
     KIND_COL,
     PERT_COL,
     PERT_COLS,
     SCALES,
     LayoutInfo,
     canonical_condition,
+    file_label,
     looks_like_celltype,
 )
 
@@ -60,8 +63,13 @@ def to_anndata(
     celltype_col: str = CELLTYPE_COL,
     scale: str = "lognorm",
     with_batch: bool | None = None,
+    combo_delimiter: str = COMBO,
 ) -> ad.AnnData:
     """``cells`` in the cell-eval layout (rows in the same order; controls relabelled ``control``).
+
+    Combinations are written as the data labels them: atoms joined by ``combo_delimiter`` (the data's
+    ``PerturbationSchema.combo_delimiter``; ``KLF1_MAP2K6`` with ``_``), recorded in ``uns["distgen"]`` when not
+    ``+`` so that ``read`` reads them back as the canonical ``KLF1+MAP2K6``.
 
     ``with_context`` writes the ``celltype_col`` column (default: when some context is not ``"all"``),
     ``with_batch`` the ``BATCH_COL`` column (default: when some batch is not ``"all"``).
@@ -79,7 +87,8 @@ def to_anndata(
         raise ValueError("no control cells given: cell-eval needs real control cells in both files")
     if control in set(cells.conditions[~ctrl].tolist()):
         raise ValueError(f"condition label {control!r} is the file's control label; rename that perturbation")
-    labels = np.where(ctrl, control, cells.conditions).astype(str)
+    names = {c: file_label(c, cells.control, combo_delimiter) for c in set(cells.conditions.tolist())}
+    labels = np.where(ctrl, control, np.array([names[c] for c in cells.conditions.tolist()], dtype=object)).astype(str)
     obs = pd.DataFrame({pert_col: pd.Categorical(labels)})
     if with_context is None:
         with_context = any(c != ALL for c in cells.contexts.tolist())
@@ -101,6 +110,8 @@ def to_anndata(
         obs.index = pd.Index(names)
     out = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index(list(cells.genes))))
     out.uns["distgen"] = {"scale": scale, "kind": kind, "pert_col": pert_col, "control": control}
+    if combo_delimiter != COMBO:
+        out.uns["distgen"][DELIMITER_KEY] = combo_delimiter
     out.obs_names_make_unique()
     return out
 
@@ -108,7 +119,8 @@ def to_anndata(
 def write(cells: Cells, path: str | os.PathLike[str], kind: str = "pred", **layout: Any) -> ad.AnnData:
     """Write ``cells`` to ``path`` (gzip h5ad, atomically, only after every check passed); returns the AnnData.
 
-    ``layout``: ``to_anndata`` options (``with_context``, ``pert_col``, ``control``, ``celltype_col``, ``scale``, ``with_batch``).
+    ``layout``: ``to_anndata`` options (``with_context``, ``pert_col``, ``control``, ``celltype_col``, ``scale``, ``with_batch``,
+    ``combo_delimiter``).
     """
     adata = to_anndata(cells, kind, **layout)
     _write(adata, path)
@@ -156,8 +168,10 @@ class ChunkedWriter:
     ``PERT_COL``, ``CELLTYPE_COL``, ``BATCH_COL`` when ``with_batch``, and ``KIND_COL``) replaces ``path`` atomically.
     """
 
-    def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024, with_batch: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024, with_batch: bool = False,
+                 combo_delimiter: str = COMBO) -> None:
         self.path = Path(path)
+        self.combo_delimiter = combo_delimiter
         self.genes = [str(g) for g in genes]
         self.chunk_rows = chunk_rows
         self.with_batch = with_batch
@@ -201,7 +215,8 @@ class ChunkedWriter:
                                    index=pd.Index([f"cell{i}" for i in range(len(self.conditions))], dtype=object))
                 write_elem(self._file, "obs", obs)
                 write_elem(self._file, "var", pd.DataFrame(index=pd.Index(self.genes, dtype=object)))
-                write_elem(self._file, "uns", {"distgen": {"scale": "lognorm", "kind": "pred", "pert_col": PERT_COL, "control": CONTROL}})
+                meta = {"scale": "lognorm", "kind": "pred", "pert_col": PERT_COL, "control": CONTROL}
+                write_elem(self._file, "uns", {"distgen": {**meta, **({DELIMITER_KEY: self.combo_delimiter} if self.combo_delimiter != COMBO else {})}})
         finally:
             self._file.close()
         if exc_type is None:
@@ -274,10 +289,15 @@ def read(
     control = guess_control(files, pert_col, control, name)
     if celltype_col is None and CELLTYPE_COL in adata.obs.columns:
         celltype_col = CELLTYPE_COL
-    return _cells(adata, pert_col, control, celltype_col, name)
+    return _cells(adata, pert_col, control, celltype_col, name, recorded_delimiters(files.values()))
 
 
-def condition_order(adata: ad.AnnData, pert_col: str, control: str) -> tuple[str, ...]:
+def recorded_delimiters(files: Any) -> tuple[str, ...]:
+    """The combination delimiters other than ``+`` that the files record (``uns["distgen"]["combo_delimiter"]``), sorted."""
+    return tuple(sorted({d for a in files if (d := recorded_scale(a, DELIMITER_KEY)) is not None and d != COMBO}))
+
+
+def condition_order(adata: ad.AnnData, pert_col: str, control: str, delimiters: Sequence[str] = ()) -> tuple[str, ...]:
     """Canonical conditions of ``adata`` in its perturbation column's order: categories, else natural sort."""
     column = adata.obs[pert_col]
     present = set(column.astype(str).tolist())
@@ -287,7 +307,7 @@ def condition_order(adata: ad.AnnData, pert_col: str, control: str) -> tuple[str
         from natsort import natsorted
 
         labels = natsorted(present)
-    return tuple(dict.fromkeys(canonical_condition(v, control) for v in labels))
+    return tuple(dict.fromkeys(canonical_condition(v, control, delimiters) for v in labels))
 
 
 def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str) -> None:
@@ -304,7 +324,7 @@ def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: s
     handle_missing_labels(adata.obs, schema, source=f"the {name} file", can_drop=False)
 
 
-def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str) -> Cells:
+def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, delimiters: Sequence[str] = ()) -> Cells:
     genes = [str(g) for g in adata.var_names]
     if len(set(genes)) != len(genes):
         raise ValueError(f"the {name} file has duplicated gene names in var_names; make them unique (adata.var_names_make_unique())")
@@ -316,7 +336,8 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     x = np.ascontiguousarray(np.asarray(raw, dtype=np.float32))
     cache: dict[str, str] = {}
     labels = adata.obs[pert_col].astype(str).to_numpy()
-    conds = np.array([cache.setdefault(v, canonical_condition(v, control)) if v not in cache else cache[v] for v in labels], dtype=object)
+    conds = np.array([cache.setdefault(v, canonical_condition(v, control, delimiters)) if v not in cache else cache[v] for v in labels],
+                     dtype=object)
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None
     batches = adata.obs[BATCH_COL].astype(str).to_numpy(dtype=object) if BATCH_COL in adata.obs.columns else None
     return Cells(torch.from_numpy(x), conds, genes, contexts, batches, control, np.asarray(adata.obs_names.astype(str), dtype=object))
@@ -339,7 +360,8 @@ def read_pair(
     col = celltype_col
     if col is None and all(CELLTYPE_COL in a.obs.columns for a in files.values()):
         col = CELLTYPE_COL
-    info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control),
+    delimiters = recorded_delimiters(files.values())  # KLF1_MAP2K6 in one file pairs with KLF1+MAP2K6 in the other
+    info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control, delimiters),
                       scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None},
                       kinds={k: s for k, a in files.items() if (s := recorded_scale(a, "kind")) is not None})
     if col is None:
@@ -348,7 +370,7 @@ def read_pair(
         said = ", ".join(f"{k}: {s}" for k, s in info.scales.items())
         raise ValueError(f"the files record different value scales ({said}); write them at one scale "
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
-    cells = {k: _cells(a, pert_col, control, col, k) for k, a in files.items()}
+    cells = {k: _cells(a, pert_col, control, col, k, delimiters) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
 
 
@@ -395,18 +417,22 @@ def write_predictions(
         raise ValueError("give contexts for both the perturbed and the control cells, or for neither")
     if control_label in set(conditions):
         raise ValueError(f"condition label {control_label!r} is the control label; pass perturbed cells in cells= and controls in control_cells=")
+    delimiter = COMBO
+    labels = [str(v) for v in conditions]
     if data is not None:
         data.check_genes(genes)
         data.labels_for(list(conditions), list(contexts) if contexts is not None else None)
+        delimiter = data.schema.combo_delimiter  # the data's labels (A_B): written as the data writes them, like its truth
+        labels = [canonical_condition(v, "control", (delimiter,)) for v in labels]
     if not np.isfinite(x).all() or not np.isfinite(c).all():
         raise ValueError("cells has NaN/inf values; the model diverged or the input was not cleaned")
     pop = Cells(
         torch.from_numpy(np.concatenate([x, c])),
-        [str(v) for v in conditions] + ["control"] * len(c),
+        labels + ["control"] * len(c),
         genes,
         [*map(str, contexts), *map(str, control_contexts)] if contexts is not None and control_contexts is not None else None,
     )
-    adata = to_anndata(pop, "pred", contexts is not None, pert_col, control_label, celltype_col, scale)
+    adata = to_anndata(pop, "pred", contexts is not None, pert_col, control_label, celltype_col, scale, combo_delimiter=delimiter)
     if path is not None:
         _write(adata, path)
     return adata
@@ -431,7 +457,8 @@ def write_ground_truth(
     if not data.is_control[cidx].all():
         raise ValueError("control_cells must index control cells of the dataset")
     pop = cells_of(data, np.concatenate([idx, cidx]))
-    adata = to_anndata(pop, "real", len(data.info.contexts) > 1, pert_col, control_label, celltype_col, scale, len(data.info.batches) > 1)
+    adata = to_anndata(pop, "real", len(data.info.contexts) > 1, pert_col, control_label, celltype_col, scale, len(data.info.batches) > 1,
+                       data.schema.combo_delimiter)
     if path is not None:
         _write(adata, path)
     return adata

@@ -27,6 +27,7 @@ from distgen.data.matching import ControlMatcher
 from distgen.data.sampler import SetSamplerBase
 from distgen.data.schema import PerturbationSchema
 from distgen.types import DataInfo, SetBatch
+from distgen.types.layout import file_label
 
 __all__ = ["DiskCells", "StreamBatches", "StreamingSetSampler", "control_rows", "disk_groups", "predict_to_disk"]
 
@@ -368,7 +369,8 @@ def predict_to_disk(
         drawn = g.controls[control_draw(len(g.controls), sets * set_size, g.condition, g.context, g.batch)].reshape(sets, set_size)
         tasks += [(k, drawn[j], min(set_size, n - j * set_size)) for j in range(sets)]
     with_batch = len(info.batches) > 1
-    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch) as writer:
+    delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
+    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter) as writer:
         with torch.no_grad():
             for call, start in enumerate(range(0, len(tasks), sets_per_call)):
                 chunk = tasks[start : start + sets_per_call]
@@ -379,7 +381,8 @@ def predict_to_disk(
                 pred = model.predict(control, torch.ones(len(chunk), set_size, dtype=torch.bool), labels).float().cpu().numpy()
                 for (k, _, kept), x in zip(chunk, pred):
                     g = groups[k]
-                    writer.append(x[:kept], [g.condition] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
+                    label = file_label(g.condition, info.control_label, delimiter)
+                    writer.append(x[:kept], [label] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
         used = np.unique(np.concatenate([g.controls for g in groups]))
         ctx = np.asarray(info.contexts, dtype=object)[lab.context.numpy()]
         bat = np.asarray(info.batches, dtype=object)[lab.batch.numpy()]

@@ -19,8 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from distgen.types import Cells
-from distgen.types.layout import CELLTYPE_COL, CONTROL_LABELS, MISSING_STRINGS, PERT_COLS, LayoutInfo, canonical_condition
+from distgen.types import COMBO, Cells
+from distgen.types.layout import (
+    CELLTYPE_COL,
+    CONTROL_LABELS,
+    DELIMITER_KEY,
+    MISSING_STRINGS,
+    PERT_COLS,
+    LayoutInfo,
+    canonical_condition,
+)
 
 
 class _Unsupported(Exception):
@@ -162,12 +170,13 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 return None
             celltype = CELLTYPE_COL if all(CELLTYPE_COL in cs for cs in cols.values()) else None
             scales = {k: s for k, f in files.items() if (s := _scale(f)) is not None}
+            delimiters = tuple(sorted({d for f in files.values() if (d := _scale(f, DELIMITER_KEY)) is not None and d != COMBO}))
             kinds = {k: s for k, f in files.items() if (s := _scale(f, "kind")) is not None}
             if len(set(scales.values())) > 1:
                 return None
             cats = labels["real"][1]
             order_labels = [str(c) for c in cats if c in present["real"]] if cats is not None else _natsorted(present["real"])
-            order = tuple(dict.fromkeys(canonical_condition(v, control) for v in order_labels))
+            order = tuple(dict.fromkeys(canonical_condition(v, control, delimiters) for v in order_labels))
             cells = {}
             for k, f in files.items():
                 genes = [str(g) for g in _index(f["var"])]
@@ -178,10 +187,10 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                     return None
                 values, cats, codes = labels[k]
                 if cats is not None and codes is not None:  # one canonical label per category
-                    conds = np.array([canonical_condition(c, control) for c in cats.tolist()], dtype=object)[codes]
+                    conds = np.array([canonical_condition(c, control, delimiters) for c in cats.tolist()], dtype=object)[codes]
                 else:
                     cache: dict[str, str] = {}
-                    conds = np.array([cache[v] if v in cache else cache.setdefault(v, canonical_condition(v, control))
+                    conds = np.array([cache[v] if v in cache else cache.setdefault(v, canonical_condition(v, control, delimiters))
                                       for v in values.tolist()], dtype=object)
                 contexts = _column(f["obs"], celltype)[0] if celltype is not None else None
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score

@@ -338,5 +338,20 @@ def _rows_message(model: Any, dataset: Any, kind: str, names: Sequence[str]) -> 
             f"{registered_name(model.conditioner, 'conditioners')} has untrained rows for them; "
             f"ignore {row.plural} with model.conditioner.{row.option}=false{sets}{table}")
 
-__all__ = ["ALLOW_OPTION", "ROW_KINDS", "RowKind", "PreflightError", "PreflightReport", "PreflightWarning", "check_split", "conditions_of", "deciders",
-           "embeddable", "preflight", "registered_name", "untrained_batches", "untrained_contexts", "untrained_rows"]
+__all__ = [
+    "ALLOW_OPTION",
+    "ROW_KINDS",
+    "PreflightError",
+    "PreflightReport",
+    "PreflightWarning",
+    "RowKind",
+    "check_split",
+    "conditions_of",
+    "deciders",
+    "embeddable",
+    "preflight",
+    "registered_name",
+    "untrained_batches",
+    "untrained_contexts",
+    "untrained_rows",
+]

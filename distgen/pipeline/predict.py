@@ -225,9 +225,10 @@ def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarra
 
 
 def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str, scale: str = "lognorm") -> Any:
-    """``cells`` of ``dataset`` in the cell-eval layout at ``path`` (a context / batch column when the data has several)."""
+    """``cells`` of ``dataset`` in the cell-eval layout at ``path`` (a context / batch column when the data has several;
+    combinations labelled as the data labels them, ``schema.combo_delimiter``)."""
     return layout.write(cells, path, kind, with_context=len(dataset.info.contexts) > 1, with_batch=len(dataset.info.batches) > 1,
-                        scale=scale)
+                        scale=scale, combo_delimiter=dataset.data.schema.combo_delimiter)
 
 
 # ---------------------------------------------------------------------------------------------- distgen predict

@@ -6,9 +6,11 @@ Importable without AnnData (``distgen.data.layout`` reads and writes the files w
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from distgen.types.cells import COMBO, canonical
+from distgen.types.cells import COMBO, atoms_of, canonical
 
 #: Column and label names written (cell-eval's defaults). The only place these names are defined.
 PERT_COL = "target"  #: cell-eval2's default ``--pert-col`` (distgen wrote ``target_gene``, cell-eval 0.8's, before)
@@ -16,6 +18,9 @@ CONTROL = "non-targeting"  #: cell-eval2's default ``--control`` (and cell-eval'
 CELLTYPE_COL = "celltype"  #: cell-eval's default ``--celltype-col``
 BATCH_COL = "batch"  #: the batch (donor, plate...) of each cell, written when the data has several (cell-eval ignores it)
 KIND_COL = "distgen_kind"  #: ``pred`` / ``real`` / ``control``: which rows a model generated
+#: ``uns["distgen"]`` key of the combination delimiter of a file's labels, when it is not ``+`` (the data's
+#: ``PerturbationSchema.combo_delimiter``): readers split combinations on it too.
+DELIMITER_KEY = "combo_delimiter"
 
 #: Conventions tried, in order, when reading a file whose column or control label is not given.
 PERT_COLS = (PERT_COL, "target_gene", "condition", "perturbation", "gene", "guide_target")
@@ -50,7 +55,19 @@ def looks_like_celltype(column: str) -> bool:
     return "".join(ch for ch in column.lower() if ch.isalpha()) in ("celltype", "cellline")
 
 
-def canonical_condition(label: str, control: str) -> str:
-    """A file's label as a canonical condition: atoms split on ``+``, control tokens (``ctrl``) dropped, sorted."""
+def canonical_condition(label: str, control: str, delimiters: Sequence[str] = ()) -> str:
+    """A file's label as a canonical condition: atoms split on ``+`` (and on ``delimiters``, the combination delimiters
+    the files record: ``KLF1_MAP2K6`` with ``_``), control tokens (``ctrl``) dropped, sorted."""
     skip = {control, *CONTROL_LABELS}
-    return canonical((a.strip() for a in str(label).split(COMBO) if a.strip() and a.strip() not in skip), control)
+    text = str(label)
+    if text.strip() in skip:
+        return control
+    extra = [d for d in delimiters if d and d != COMBO]
+    parts = re.split("|".join(map(re.escape, [COMBO, *extra])), text) if extra else text.split(COMBO)
+    return canonical((a.strip() for a in parts if a.strip() and a.strip() not in skip), control)
+
+
+def file_label(condition: str, control: str, delimiter: str = COMBO) -> str:
+    """A canonical condition (``A+B``) as written to a file of data whose combinations are joined by ``delimiter``
+    (``A_B``): the user's own label, which ``canonical_condition`` reads back with that delimiter."""
+    return condition if delimiter == COMBO or condition == control else delimiter.join(atoms_of(condition, control))

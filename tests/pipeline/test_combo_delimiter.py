@@ -1,0 +1,77 @@
+"""Data whose combinations are joined by ``_`` (``PerturbationSchema.combo_delimiter``): every file distgen writes labels a
+combination as the data does (``G1_G2``), prediction and truth alike, records the delimiter, and reading the pair back
+(``distgen evaluate``, both readers) scores it as the canonical ``G1+G2``."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgen.cli import main
+from distgen.config import save_yaml
+from distgen.data import Dataset, PerturbationSchema, layout, write_ground_truth, write_predictions
+from distgen.data.streaming import predict_to_disk
+from distgen.evaluation.h5pair import read_pair_fast
+from distgen.models.baselines.control import ControlBaseline
+
+SCHEMA = {"perturbation_col": "condition", "control_labels": ["ctrl"], "combo_delimiter": "_"}
+MODEL = {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+         "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}}}
+
+
+@pytest.fixture(scope="module")
+def underscored(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(12)]
+    rows = [c for c in ("ctrl", "G1", "G2", "G3", "G4", "G2_G1", "G3_G4", "G1_G3") for _ in range(12)]  # G2_G1: atoms unsorted
+    x = rng.poisson(4.0, (len(rows), len(genes))).astype(np.float32)
+    path = tmp_path_factory.mktemp("underscore") / "u.h5ad"
+    ad.AnnData(X=x, obs=pd.DataFrame({"condition": rows}, index=[f"c{i}" for i in range(len(rows))]),
+               var=pd.DataFrame(index=genes)).write_h5ad(path)
+    return str(path)
+
+
+def _labels(path):
+    a = ad.read_h5ad(path)
+    return set(a.obs[layout.PERT_COL].astype(str)), a.uns["distgen"].get("combo_delimiter")
+
+
+def test_predict_and_evaluate_pair_the_user_labels(underscored, tmp_path, capsys):
+    data = {"dataset": underscored, "schema": SCHEMA, "set_size": 4, "split": {"kind": "combo_seen2", "test_conditions": ["G1_G2"], "seed": 0}}
+    cfg = save_yaml({"model": MODEL, "data": data, "train": {"steps": 1, "sets_per_batch": 2, "progress": False}}, tmp_path / "t.yaml")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    pred, real = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+    assert main(["predict", str(tmp_path / "run"), "--out", str(pred), "--real", str(real)]) == 0
+    assert _labels(pred) == _labels(real) == ({"G1_G2", layout.CONTROL}, "_")  # the data's label, in both files
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(pred), "--real", str(real), "--out", str(tmp_path / "eval"), "--no-plots",
+                 "--metrics", "mse,pearson_delta"]) == 0
+    table = pd.read_csv(tmp_path / "eval" / "metrics.csv")
+    assert table["perturbation"].tolist() == ["G1+G2"]  # scored as one condition of two atoms
+    assert table["n_cells_pred"].tolist() == table["n_cells_real"].tolist() == [12]
+    fast = read_pair_fast(str(pred), str(real))
+    slow = layout.read_pair(str(pred), str(real))
+    assert fast is not None and set(fast[0].conditions) == set(slow[0].conditions) == {"G1+G2", layout.CONTROL}
+    assert fast[1].atoms("G1+G2") == slow[1].atoms("G1+G2") == ("G1", "G2")  # the target genes a metric leaves out
+
+
+def test_array_writers_label_prediction_and_truth_alike(underscored, tmp_path):
+    ds = Dataset.load({"dataset": underscored, "schema": SCHEMA, "split": {"kind": "combo_seen2", "test_conditions": ["G1_G2"], "seed": 0}})
+    data = ds.data
+    test = [g for g in ds.groups()]
+    assert [g.condition for g in test] == ["G1+G2"] and list(ds.split.test_conditions) == ["G1_G2"]
+    cells, controls = test[0].cells, test[0].controls
+    x = data.table.X.numpy()
+    write_predictions(x[cells], ["G1_G2"] * len(cells), x[controls], data.info.genes, data=data, path=tmp_path / "pred.h5ad")
+    write_ground_truth(data, cells, controls, tmp_path / "real.h5ad")
+    assert _labels(tmp_path / "pred.h5ad") == _labels(tmp_path / "real.h5ad") == ({"G1_G2", layout.CONTROL}, "_")
+    pred, real, _, _ = layout.read_pair(tmp_path / "pred.h5ad", tmp_path / "real.h5ad")
+    assert set(pred.conditions[~pred.is_control]) == set(real.conditions[~real.is_control]) == {"G1+G2"}
+
+
+def test_streaming_prediction_labels_as_the_data_does(underscored, tmp_path):
+    out = predict_to_disk(ControlBaseline(), underscored, tmp_path / "pred.h5ad", set_size=4, schema=PerturbationSchema(**SCHEMA))
+    labels, delimiter = _labels(out)
+    assert labels == {"G1", "G2", "G3", "G4", "G1_G2", "G3_G4", "G1_G3", layout.CONTROL} and delimiter == "_"
+    back = layout.read(out)
+    assert {"G1+G2", "G3+G4", "G1+G3"} <= set(back.conditions)
