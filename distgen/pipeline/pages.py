@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distgen.evaluation.report import Report
+from distgen.types import canonical
 
 #: File name of the page inside an evaluation or sweep folder.
 PAGE = "report.html"
@@ -54,7 +55,7 @@ def preset_of(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Seq
 
 
 def unembeddable(model: Any, dataset: Any, part: str = "test") -> dict[str, Any]:
-    """``{"component", "conditions": {condition: [atoms]}}``: held-out conditions with atoms ``model`` cannot embed.
+    """``{"component", "conditions": {condition: [atoms]}}``: held-out conditions (canonical, ``A+B``) with atoms ``model`` cannot embed.
 
     Asks the same question as the pre-flight check (``distgen.models.preflight.preflight``) of the
     trained or fitted model; empty when every atom can be embedded (or the model cannot be asked).
@@ -72,8 +73,8 @@ def unembeddable(model: Any, dataset: Any, part: str = "test") -> dict[str, Any]
     if not rep.n_missing:
         return {}
     missing = set(rep.missing_atoms)
-    return {"component": rep.component,
-            "conditions": {c: [a for a in c.split(delimiter) if a in missing] for c in rep.not_embeddable}}
+    return {"component": rep.component,  # conditions named as the metric tables name them (A+B, whatever the data's delimiter)
+            "conditions": {canonical(c.split(delimiter)): [a for a in c.split(delimiter) if a in missing] for c in rep.not_embeddable}}
 
 
 def run_facts(preset: str | None, model: Any, dataset: Any) -> dict[str, Any]:

@@ -75,3 +75,17 @@ def test_streaming_prediction_labels_as_the_data_does(underscored, tmp_path):
     assert labels == {"G1", "G2", "G3", "G4", "G1_G2", "G3_G4", "G1_G3", layout.CONTROL} and delimiter == "_"
     back = layout.read(out)
     assert {"G1+G2", "G3+G4", "G1+G3"} <= set(back.conditions)
+
+
+def test_the_report_flags_unembeddable_combinations_under_the_name_the_metric_table_gives_them(underscored):
+    from distgen.pipeline.pages import unembeddable
+
+    class NoG2:
+        def predict(self, control, mask, labels):
+            return control
+
+        def can_predict(self, atoms):
+            return [a != "G2" for a in atoms]
+
+    ds = Dataset.load({"dataset": underscored, "schema": SCHEMA, "split": {"kind": "combo_seen2", "test_conditions": ["G1_G2"], "seed": 0}})
+    assert unembeddable(NoG2(), ds)["conditions"] == {"G1+G2": ["G2"]}  # the metrics table's row: G1+G2 (it read G1_G2)
