@@ -90,7 +90,9 @@ def run(
     also ``pred_counts.h5ad`` and ``real_counts.h5ad`` in raw counts), ``eval/`` (``metrics.csv``,
     ``calibration.csv``, ``summary.md``, ``summary.json``, plots) and ``timings.json``. The config's
     optional ``evaluate:`` section (``EVALUATE_KEYS``) sets the evaluation (``metrics``/``plots`` given
-    here win); its ``preflight:`` section may set ``allow_unembedded: true``.
+    here win); its ``preflight:`` section may set ``allow_unembedded: true``. Nothing is written before the
+    data, the model and the pre-flight check pass: a refused run leaves ``out`` as it was (a folder it had to
+    create is removed again).
     """
     out = Path(out)
     doc = experiment_document(config, overrides, progress)
@@ -99,11 +101,17 @@ def run(
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
     if not D.env_from_torchrun().is_main:
         return _run(doc, out, ev, allow, metrics, plots, progress, pages.preset_of(config, overrides))
-    with RunLock(out, "run"):
-        if is_finished(out, doc, metrics):
-            print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
-            return finished_summary(out)
-        return _run(doc, out, ev, allow, metrics, plots, progress, pages.preset_of(config, overrides))
+    created = not out.exists()
+    try:
+        with RunLock(out, "run"):
+            if is_finished(out, doc, metrics):
+                print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
+                return finished_summary(out)
+            return _run(doc, out, ev, allow, metrics, plots, progress, pages.preset_of(config, overrides))
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # refused before anything was written: no folder that looks like a run
+        raise
 
 
 def experiment_document(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
@@ -122,9 +130,13 @@ def _run(
     preset: str | None,
 ) -> dict[str, Any]:
     clock = _StageClock()
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(doc, out / "experiment.yaml")
-    (out / DONE_FILE).unlink(missing_ok=True)
+
+    def start() -> None:
+        """Every check passed: ``out`` becomes this experiment's folder (``experiment.yaml``, no ``DONE`` yet)."""
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml(doc, out / "experiment.yaml")
+        (out / DONE_FILE).unlink(missing_ok=True)
+
     dataset = Dataset.load(doc.get("data")).capped(predict_section(doc)["max_cells_per_condition"])  # the cap: prediction and scoring only
     if dataset.data.table.meta.get("scale") == "counts":
         raise ConfigError(
@@ -138,16 +150,17 @@ def _run(
         resume = bool(list_checkpoints(out / "train" / "checkpoints"))  # an earlier attempt got this far: continue it
         if resume:
             print(f"note: resuming the training in {out / 'train'} from its newest checkpoint", file=sys.stderr)
-        trained = train_model(doc, out / "train", dataset, resume=resume)
+        trained = train_model(doc, out / "train", dataset, resume=resume, before_training=start)
         model, notes = trained.model, trained.notes
         clock.lap("train")
         pred = predict(model, dataset, "test", seed, preflight=False, weights=trained.result.checkpoint)
         stage = "predict"
     else:
         model = build_model(doc["model"], dataset.info, dataset.seen_perturbations())
-        dataset.split.save(out / "split.json")
         fit(model, dataset, doc.get("fit") or {}, preflight=False)
         notes = check_split(model, dataset, "test", allow)  # a fitted model answers can_predict once fitted
+        start()
+        dataset.split.save(out / "split.json")
         pred = predict(model, dataset, "test", seed, preflight=False)
         stage = "fit_predict"
     if not D.env_from_torchrun().is_main:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,8 @@ class TrainedRun:
 
 
 def train_model(
-    doc: Mapping[str, Any], out: str | Path, dataset: Dataset | None = None, resume: bool | str | Path = False
+    doc: Mapping[str, Any], out: str | Path, dataset: Dataset | None = None, resume: bool | str | Path = False,
+    before_training: Callable[[], None] | None = None,
 ) -> TrainedRun:
     """Train the model of a loaded config document into run directory ``out``.
 
@@ -96,7 +97,8 @@ def train_model(
     The model is checked against the split's held-out conditions before any compute
     (``distgen.models.preflight.check_split``). ``resume=True`` continues from the newest checkpoint
     in ``out``; a path continues from that checkpoint. Without it, an ``out`` that already holds
-    checkpoints is refused.
+    checkpoints is refused. ``before_training`` is called once every check passed, before anything is
+    written (``distgen run`` records its experiment there, so a refused run leaves no record).
     """
     resolved, opts, ds = resolve_document(doc)
     allow = bool(resolved.get("preflight", {}).get("allow_unembedded", False))
@@ -123,6 +125,8 @@ def train_model(
     notes = check_split(model, dataset, "test", allow)
     for note in notes:
         print(note, file=sys.stderr)
+    if before_training is not None:
+        before_training()
     if env.is_main:
         device = select_device(opts.device, env.local_rank)
         write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=resume is not False, notes=notes)

@@ -175,7 +175,7 @@ def test_a_sweep_folder_of_another_config_is_refused_before_any_run(tmp_path):
 
 def test_a_run_refused_before_any_result_leaves_a_folder_the_fixed_config_may_use(tmp_path):
     # raw counts kept (normalize: false) cannot be scored by distgen run's log-space evaluation: refused before training,
-    # and the fixed config may then use the same --out (the failed start left only experiment.yaml)
+    # and the fixed config may then use the same --out (the failed start left nothing)
     rng = np.random.default_rng(0)
     labels = np.repeat(["control", "A", "B", "C"], 30)
     x = rng.poisson(rng.gamma(2.0, 2.0, (len(labels), 20))).astype(np.float32)
@@ -189,8 +189,27 @@ def test_a_run_refused_before_any_result_leaves_a_folder_the_fixed_config_may_us
     cfg = save_yaml({"model": {"name": "control"}, "data": data, "evaluate": {"plots": False}}, tmp_path / "c.yaml")
     with pytest.raises(ConfigError, match="normalize: false keeps the raw counts"):
         run(str(cfg), tmp_path / "exp", progress=False, metrics=METRICS, plots=False)
-    assert not (tmp_path / "exp" / "pred.h5ad").exists()
+    assert not (tmp_path / "exp").exists()  # no experiment.yaml, no folder: nothing that looks like a run
     summary = run(str(cfg), tmp_path / "exp", ["data.schema.normalize=true"], progress=False, metrics=METRICS, plots=False)
     assert set(summary["metrics"]) == set(METRICS)
     with pytest.raises(ConfigError, match="holds an experiment of another config"):  # now it holds results: refused
         run(str(cfg), tmp_path / "exp", progress=False, metrics=METRICS, plots=False)
+
+
+REFUSED = {**TINY, "data": {**DATA, "split": {"kind": "unseen_single", "seed": 0, "test_frac": 0.3}}}  # onehot: unseen atoms
+
+
+def test_a_run_refused_by_the_preflight_writes_nothing(tmp_path, capsys):
+    from distgen.cli import main
+
+    cfg = save_yaml(REFUSED, tmp_path / "r.yaml")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "new"), "--no-progress"]) == 2
+    assert "not embeddable by onehot" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # the folder the run made for its lock is gone again
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "mine"), "--no-progress"]) == 2
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]  # a folder of the user's: as it was
+    (tmp_path / "empty").mkdir()
+    assert main(["run", str(cfg), "--out", str(tmp_path / "empty"), "--no-progress"]) == 2
+    assert (tmp_path / "empty").is_dir() and not list((tmp_path / "empty").iterdir())  # it existed before: kept, empty
