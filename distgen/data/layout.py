@@ -87,8 +87,8 @@ def to_anndata(
         raise ValueError("no control cells given: cell-eval needs real control cells in both files")
     if control in set(cells.conditions[~ctrl].tolist()):
         raise ValueError(f"condition label {control!r} is the file's control label; rename that perturbation")
-    names = {c: file_label(c, cells.control, combo_delimiter) for c in set(cells.conditions.tolist())}
-    labels = np.where(ctrl, control, np.array([names[c] for c in cells.conditions.tolist()], dtype=object)).astype(str)
+    written = {c: file_label(c, cells.control, combo_delimiter) for c in set(cells.conditions.tolist())}
+    labels = np.where(ctrl, control, np.array([written[c] for c in cells.conditions.tolist()], dtype=object)).astype(str)
     obs = pd.DataFrame({pert_col: pd.Categorical(labels)})
     if with_context is None:
         with_context = any(c != ALL for c in cells.contexts.tolist())
