@@ -188,9 +188,10 @@ class Dataset:
         if self.filtered is not None:
             out.append(f"data.filter kept {self.filtered['cells_kept']} of {self.filtered['cells_before']} cells "
                        f"({'; '.join(str(r) for r in self.filtered['rules'])})")
-        if self.max_cells is not None:
+        larger = self._over_cap(part)
+        if larger:
             out.append(f"at most {self.max_cells} cells per held-out group predicted and scored (predict.max_cells_per_condition): "
-                       "a fixed random subset of the real cells of larger groups")
+                       f"a fixed random subset of the real cells of the {larger} larger group(s)")
         if len(self.info.batches) > 1:
             borrowed = sorted({(g.context, g.batch) for g in self.groups(part) if g.other_batches})
             if borrowed:
@@ -198,6 +199,16 @@ class Dataset:
                 out.append(f"batch(es) without control cells of their context ({shown}): their held-out cells were predicted from "
                            "control cells of the same context in other batches")
         return out
+
+    def _over_cap(self, part: str) -> int:
+        """How many held-out (condition, context) groups of ``part`` have more real cells than ``max_cells`` (0: the cap changes nothing)."""
+        if self.max_cells is None:
+            return 0
+        idx = self.indices(part)
+        pert = idx[~self.data.is_control[idx]]
+        _, sizes = np.unique(np.char.add(self.data.conditions[pert].astype(str), np.char.add("\x1f", self.data.contexts[pert].astype(str))),
+                             return_counts=True)
+        return int((sizes > self.max_cells).sum())
 
     def capped(self, max_cells: int | None) -> Dataset:
         """This dataset with at most ``max_cells`` real cells per held-out (condition, context) (None: all).

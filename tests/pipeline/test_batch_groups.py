@@ -189,3 +189,4 @@ def test_distgen_predict_says_which_batches_borrowed_controls(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "note: batch(es) without control cells of their context (b3 in ct2): their held-out cells were predicted from control " \
            "cells of the same context in other batches" in err
+    assert "predict.max_cells_per_condition" not in err  # no group has more than 500 cells: the cap changed nothing, no note
