@@ -26,9 +26,14 @@ those names need --overwrite, and a run folder is refused.
 --profile scores a pair exactly as a reference does instead (metrics.csv and summary.json; no
 baselines, ceiling or plots): celleval2 (cell-eval2's full v2 profile, raw counts), vcc2026 (the
 Virtual Cell Challenge 2026 score, raw counts; also vcc2026_score.csv), cell-eval-0.7.6 and
-cell-eval-0.8.2 (log-normalised), distgen. A profile pools cell types (contexts) and refuses
---celltype-col (per-context scoring under a profile is not implemented: split the files per cell type);
-a truth perturbation missing from the prediction is refused, as the references refuse it.
+cell-eval-0.8.2 (log-normalised), distgen. A truth perturbation missing from the prediction is
+refused, as the references refuse it. A profile pools cell types (contexts), with a warning when the
+truth has a cell-type column; with --celltype-col COL each context is scored as its own pair against
+its own control cells, as cell-eval 0.8.2's `run --celltype-col` does (celleval2/vcc2026: the profile
+run on each context alone): <context>_metrics.csv per context ('/' becomes '-', as cell-eval 0.8.2
+names its files), metrics.csv with every 'condition @ context' row and a context column, per_context
+in summary.json; vcc2026 gives one score per context (<context>_vcc2026_score.csv), no pooled vcc2026
+score. Both files need the same contexts, each with 2+ control cells on both sides.
 """
 
 
@@ -47,9 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pert-col", default=None, help="obs column with perturbation labels (default: first of target, condition, perturbation, gene)")
     p.add_argument("--control", default=None, help="control label (default: first of non-targeting, control, ctrl present)")
     p.add_argument("--celltype-col", default=None,
-                   help="obs column of cell types / contexts, scored one by one (default: celltype when every file has it; "
-                   "other spellings such as cell_type are pooled, with a warning). Refused with --profile, which pools contexts "
-                   "as cell-eval2 does: split the files per cell type to score each")
+                   help="obs column of cell types / contexts, scored one by one against their own controls (default: celltype "
+                   "when every file has it; other spellings such as cell_type are pooled, with a warning). With --profile: each "
+                   "context a pair of its own, as cell-eval 0.8.2's run --celltype-col (without it a profile pools contexts)")
     p.add_argument("--pool-contexts", action="store_true", help="score conditions with their contexts pooled (no per-context scoring)")
     p.add_argument("--train", default=None, help="training cells (.h5ad) to fit the mean_perturbation, additive and linear baselines")
     p.add_argument("--baselines", default="control,mean_perturbation,noncontrol_mean,additive,linear",
@@ -64,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for control sampling and the half split")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--profile", default=None, help="score as a reference profile: celleval2, vcc2026, cell-eval-0.7.6, cell-eval-0.8.2 "
-                   "or distgen (see docs/metrics.md); contexts pooled (--celltype-col refused); ignores --train, --baselines, "
+                   "or distgen (see docs/metrics.md); contexts pooled unless --celltype-col; ignores --train, --baselines, "
                    "--metrics, --no-ceiling, --pool-contexts")
     p.add_argument("--no-target-genes", action="store_true", help="with --profile celleval2/vcc2026/cell-eval-0.7.6: the "
                    "perturbations have no target gene (drugs, cytokines, cell types), as cell-eval2's --no-target-genes: no gene is "
@@ -87,6 +92,17 @@ def run(args: argparse.Namespace) -> int:
                                         no_target_genes=args.no_target_genes)
         if args.json:
             print(json.dumps(result, indent=1, default=str))
+        elif result.get("per_context"):
+            per = result["per_context"]
+            print(f"profile {result['profile']} ({result['reference']}): {len(per)} contexts of {result['celltype_col']!r} scored "
+                  f"one by one, {result['n_perturbations']} (perturbation, context) rows")
+            for ctx, part in per.items():
+                vcc = part.get("vcc2026")
+                print(f"  {ctx}: {part['n_perturbations']} perturbations" + (f", vcc2026 avg_score {vcc['avg_score']:.4f}" if vcc else "")
+                      + (f" ({vcc['averaged_note']})" if vcc and vcc["averaged_note"] else ""))
+            files = [f for part in per.values() for f in part["files"]]
+            print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if result["profile"] == "vcc2026" else "")
+                  + f", {', '.join(files)}")
         else:
             head = result.get("vcc2026", {}).get("avg_score")
             partial = result.get("vcc2026", {}).get("averaged_note")

@@ -43,7 +43,7 @@ from distgen.types.layout import (
     LayoutInfo,
     canonical_condition,
     file_label,
-    looks_like_celltype,
+    pooled_contexts_note,
 )
 
 if TYPE_CHECKING:
@@ -345,12 +345,14 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
 
 def read_pair(
     pred: Any, real: Any, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None,
-    train: Any = None,
+    train: Any = None, guess_celltype: bool = True,
 ) -> tuple[Cells, Cells, Cells | None, LayoutInfo]:
     """A prediction, its truth (and optionally training cells) read with one shared column and control label.
 
     The column and label are guessed from the truth when not given; every file must hold control
-    cells. Contexts come from ``celltype_col`` (default ``CELLTYPE_COL``) when every file has it.
+    cells. Contexts come from ``celltype_col``, else (``guess_celltype``) from ``CELLTYPE_COL`` when every
+    file has it; with no column the contexts are pooled, and a truth column named like a cell type gets a
+    note (``pooled_contexts_note``).
     """
     files = {"real": as_anndata(real, "real (ground-truth) file"), "pred": as_anndata(pred, "prediction file")}
     if train is not None:
@@ -358,31 +360,21 @@ def read_pair(
     pert_col = guess_pert_col(files, pert_col)
     control = guess_control(files, pert_col, control, "real")
     col = celltype_col
-    if col is None and all(CELLTYPE_COL in a.obs.columns for a in files.values()):
+    if col is None and guess_celltype and all(CELLTYPE_COL in a.obs.columns for a in files.values()):
         col = CELLTYPE_COL
     delimiters = recorded_delimiters(files.values())  # KLF1_MAP2K6 in one file pairs with KLF1+MAP2K6 in the other
     info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control, delimiters),
                       scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None},
                       kinds={k: s for k, a in files.items() if (s := recorded_scale(a, "kind")) is not None})
     if col is None:
-        info.notes += _unused_celltype_columns(files["real"])
+        obs = files["real"].obs
+        info.notes += pooled_contexts_note(map(str, obs.columns), lambda c: obs[c].astype(str).tolist())
     if len(set(info.scales.values())) > 1:
         said = ", ".join(f"{k}: {s}" for k, s in info.scales.items())
         raise ValueError(f"the files record different value scales ({said}); write them at one scale "
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
     cells = {k: _cells(a, pert_col, control, col, k, delimiters) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
-
-
-def _unused_celltype_columns(adata: ad.AnnData) -> list[str]:
-    """A note for a truth column spelled like a cell type (``cell_type``) that was not used: contexts pooled."""
-    cols = {c: adata.obs[c].astype(str).nunique() for c in map(str, adata.obs.columns) if looks_like_celltype(c)}
-    cols = {c: n for c, n in cols.items() if n > 1}
-    if not cols:
-        return []
-    said = ", ".join(f"{c!r} ({n} values)" for c, n in cols.items())
-    return [f"contexts pooled: the truth has {said} but no {CELLTYPE_COL!r} column in every file, so every condition is "
-            f"scored over all its cells; pass --celltype-col {next(iter(cols))} (celltype_col=...) to score each context on its own"]
 
 
 # ---------------------------------------------------------------------------------------------- array helpers

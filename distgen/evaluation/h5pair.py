@@ -28,6 +28,7 @@ from distgen.types.layout import (
     PERT_COLS,
     LayoutInfo,
     canonical_condition,
+    pooled_contexts_note,
 )
 
 
@@ -137,8 +138,10 @@ def _natsorted(values: set[str]) -> list[str]:
     return list(natsorted(values))
 
 
-def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None) -> tuple[Cells, Cells, LayoutInfo] | None:
-    """``(pred, real, info)`` as ``layout.read_pair(pred, real, pert_col, control)`` gives them, or None (use it).
+def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
+                   celltype_col: str | None = None, guess_celltype: bool = True) -> tuple[Cells, Cells, LayoutInfo] | None:
+    """``(pred, real, info)`` as ``layout.read_pair(pred, real, pert_col, control, celltype_col, guess_celltype=...)``
+    gives them, or None (use it): a ``celltype_col`` missing from a file is left to it, which names the columns.
 
     The cells carry no names (``Cells.names`` is None): decoding one string per cell costs more than
     the rest of the file, and scoring does not read them."""
@@ -168,7 +171,12 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 control = hits[0]
             if any(control not in p for p in present.values()):
                 return None
-            celltype = CELLTYPE_COL if all(CELLTYPE_COL in cs for cs in cols.values()) else None
+            celltype = celltype_col
+            if celltype is None and guess_celltype and all(CELLTYPE_COL in cs for cs in cols.values()):
+                celltype = CELLTYPE_COL
+            if celltype is not None and any(celltype not in cs for cs in cols.values()):
+                return None
+            notes = [] if celltype is not None else pooled_contexts_note(cols["real"], lambda c: _values(fr["obs"], c))
             scales = {k: s for k, f in files.items() if (s := _scale(f)) is not None}
             delimiters = tuple(sorted({d for f in files.values() if (d := _scale(f, DELIMITER_KEY)) is not None and d != COMBO}))
             kinds = {k: s for k, f in files.items() if (s := _scale(f, "kind")) is not None}
@@ -196,4 +204,12 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):
         return None
-    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, [], order, scales, kinds)
+    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, notes, order, scales, kinds)
+
+
+def _values(group: Any, name: str) -> list[str] | None:
+    """A column's values as ``str``, or None for one this reader does not decode (``pooled_contexts_note`` names it)."""
+    try:
+        return _column(group, name)[0].tolist()
+    except (_Unsupported, OSError, KeyError, ValueError, TypeError):
+        return None

@@ -21,7 +21,7 @@ from distgen.evaluation.calibration import INTERPOLATION_ALPHA, interpolated_dup
 from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
-from distgen.evaluation.suite import MetricTable, run_metrics
+from distgen.evaluation.suite import MetricTable, context_rows, merge_tables, run_metrics
 from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table, split_seed
 from distgen.types import ALL, Cells
 
@@ -115,25 +115,25 @@ def score(
         label = (lambda p, c=ctx: f"{p} @ {c}") if many else (lambda p: p)
         for p, why in sorted(data.invalid.items()):
             report_notes.append(f"{label(data.perts[p])}: all metrics NaN ({why})")
-        model_tables.append(_relabel(run_metrics(data, metrics, progress=progress), label, ctx if many else None))
+        model_tables.append(context_rows(run_metrics(data, metrics, progress=progress), label, ctx if many else None))
         for name, ref in refs.items():
-            ref_tables[name].append(_relabel(run_metrics(reference_data(data, part(ref), truth_c), metrics), label, ctx if many else None))
+            ref_tables[name].append(context_rows(run_metrics(reference_data(data, part(ref), truth_c), metrics), label, ctx if many else None))
         if ceiling:
-            ceil_tables.append([_relabel(t, label, ctx if many else None) for t in ceiling_tables(data, metrics, seed, ceiling_splits)])
+            ceil_tables.append([context_rows(t, label, ctx if many else None) for t in ceiling_tables(data, metrics, seed, ceiling_splits)])
         if interpolated:
-            interp_tables.append([_relabel(run_metrics(interpolated_duplicate_data(data, split_seed(seed, i)), metrics), label, ctx if many else None)
+            interp_tables.append([context_rows(run_metrics(interpolated_duplicate_data(data, split_seed(seed, i)), metrics), label, ctx if many else None)
                                   for i in range(ceiling_splits)])
         datas.append(data)
-    table = _merge(model_tables)
-    base_tables = {name: _merge(ts) for name, ts in ref_tables.items()}
-    splits = [_merge([per_ctx[i] for per_ctx in ceil_tables]) for i in range(ceiling_splits)] if ceiling else []
+    table = merge_tables(model_tables)
+    base_tables = {name: merge_tables(ts) for name, ts in ref_tables.items()}
+    splits = [merge_tables([per_ctx[i] for per_ctx in ceil_tables]) for i in range(ceiling_splits)] if ceiling else []
     ceil_table = mean_table(splits) if ceiling else None
     rows = summarise(table, base_tables, ceil_table)
     calibrate(rows, table, base_tables, splits, seed)
     _add_strata(rows, table, base_tables, ceil_table, [v for d in datas for v in response_strength(d)])
     positive = {"ceiling": "positive"} if ceiling else {}
     if interpolated:
-        interp = mean_table([_merge([per_ctx[i] for per_ctx in interp_tables]) for i in range(ceiling_splits)])
+        interp = mean_table([merge_tables([per_ctx[i] for per_ctx in interp_tables]) for i in range(ceiling_splits)])
         for name, row in rows.items():
             row["positive_references"] = {"interpolated_duplicate": interp.mean(name) if name in interp.values else float("nan")}
         positive["interpolated_duplicate"] = "positive"
@@ -194,31 +194,6 @@ def _add_strata(rows: dict[str, dict[str, Any]], table: MetricTable, bases: Mapp
         control = bases["control"].values.get(name) if "control" in bases else None
         ceiling = ceil.values.get(name) if ceil is not None else None
         row["strata"] = {"baseline": best, **stratify(table.values[name], bases[best].values[name], control, ceiling, strength)}
-
-
-def _relabel(table: MetricTable, label: Any, context: str | None) -> MetricTable:
-    """Row labels ``condition @ context`` (and a ``context`` column) when several contexts are scored."""
-    if context is None:
-        return table
-    perts = tuple(label(p) for p in table.perts)
-    reasons = {m: {label(p): r for p, r in rs.items()} for m, rs in table.reasons.items()}
-    info = {"context": [context] * len(perts), **table.info}
-    return MetricTable(perts=perts, values=table.values, reasons=reasons, info=info)
-
-
-def _merge(tables: list[MetricTable]) -> MetricTable:
-    """Rows of several tables (one per context) one after the other."""
-    if len(tables) == 1:
-        return tables[0]
-    out = MetricTable(perts=tuple(p for t in tables for p in t.perts))
-    for t in tables:
-        for k, v in t.values.items():
-            out.values.setdefault(k, []).extend(v)
-        for k, r in t.reasons.items():
-            out.reasons.setdefault(k, {}).update(r)
-        for k, v in t.info.items():
-            out.info.setdefault(k, []).extend(v)
-    return out
 
 
 __all__ = ["score"]

@@ -50,6 +50,32 @@ class MetricTable:
         return out
 
 
+def context_rows(table: MetricTable, label: Any, context: str | None) -> MetricTable:
+    """``table`` with rows labelled ``label(condition)`` (``condition @ context``) and a ``context`` column, for an
+    evaluation that scores several contexts one by one; ``context=None`` (one context) returns ``table`` unchanged."""
+    if context is None:
+        return table
+    perts = tuple(label(p) for p in table.perts)
+    reasons = {m: {label(p): r for p, r in rs.items()} for m, rs in table.reasons.items()}
+    info = {"context": [context] * len(perts), **table.info}
+    return MetricTable(perts=perts, values=table.values, reasons=reasons, info=info)
+
+
+def merge_tables(tables: Sequence[MetricTable]) -> MetricTable:
+    """Rows of several tables (one per context) one after the other."""
+    if len(tables) == 1:
+        return tables[0]
+    out = MetricTable(perts=tuple(p for t in tables for p in t.perts))
+    for t in tables:
+        for k, v in t.values.items():
+            out.values.setdefault(k, []).extend(v)
+        for k, r in t.reasons.items():
+            out.reasons.setdefault(k, {}).update(r)
+        for k, v in t.info.items():
+            out.info.setdefault(k, []).extend(v)
+    return out
+
+
 def run_metrics(data: EvalData, names: Sequence[str] | None = None, progress: bool = False,
                 params: dict[str, dict[str, Any]] | None = None) -> MetricTable:
     """Compute ``names`` (default ``DEFAULT_METRICS``) for every perturbation of ``data``."""

@@ -33,6 +33,32 @@ OWNED: dict[str, tuple[str, ...]] = {
 EVALUATE_OUTPUTS = ("metrics.csv", "calibration.csv", "summary.json", "summary.md", "vcc2026_score.csv",
                     "metrics_per_perturbation.png", "delta_scatter.png", "embedding_overlay.png", "report.html")
 
+#: How the per-context tables of ``distgen evaluate --profile P --celltype-col COL`` end: ``{context}_metrics.csv``
+#: (and ``{context}_vcc2026_score.csv``), the context as a prefix as cell-eval 0.8.2's ``run --celltype-col`` names its files.
+CONTEXT_SUFFIXES = ("_metrics.csv", "_vcc2026_score.csv")
+
+
+def context_prefix(context: str) -> str:
+    """The file-name prefix of ``context``'s tables: cell-eval 0.8.2's (``/`` becomes ``-``, as in ``HepG2-C3A``)."""
+    return context.replace("/", "-")
+
+
+def context_files(out: str | Path) -> list[str]:
+    """The per-context tables an earlier evaluation in ``out`` lists in its ``summary.json`` (``per_context.*.files``).
+
+    Only plain file names that end in a ``CONTEXT_SUFFIXES`` suffix are returned: a summary never makes a rerun
+    remove any other file.
+    """
+    try:
+        doc = json.loads((Path(out) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return []
+    per = doc.get("per_context") if isinstance(doc, dict) else None
+    if not isinstance(per, dict):
+        return []
+    names = [f for v in per.values() if isinstance(v, dict) for f in (v.get("files") or []) if isinstance(f, str)]
+    return [f for f in names if f.endswith(CONTEXT_SUFFIXES) and Path(f).name == f and f not in (".", "..")]
+
 
 def run_kind(folder: Path) -> str | None:
     """``"train"``, ``"experiment"``, ``"sweep"`` or None: which command's run folder ``folder`` is."""
@@ -128,13 +154,14 @@ def check_output_folder(out: str | Path, command: str, overwrite: bool = False, 
 def clear_evaluation(out: str | Path, names: Sequence[str] = EVALUATE_OUTPUTS) -> list[str]:
     """Remove the files of an earlier evaluation from ``out`` before a new one is written there; returns their names.
 
-    Only the names an evaluation writes (``EVALUATE_OUTPUTS``) go, so a rerun never leaves an earlier
-    run's page, plots or tables beside the new ones (a stale, mixed report); any other file stays.
-    Call it after ``check_output_folder`` allowed writing there, once the new results are computed.
+    Only the names an evaluation writes (``EVALUATE_OUTPUTS``, and the per-context tables the earlier
+    ``summary.json`` lists: ``context_files``) go, so a rerun never leaves an earlier run's page, plots or
+    tables beside the new ones (a stale, mixed report); any other file stays. Call it after
+    ``check_output_folder`` allowed writing there, once the new results are computed.
     """
     out = Path(out)
     removed = []
-    for name in names:
+    for name in dict.fromkeys([*context_files(out), *names]):
         path = out / name
         if path.is_file() or path.is_symlink():
             path.unlink()

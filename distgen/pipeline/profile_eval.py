@@ -1,7 +1,8 @@
 """``distgen evaluate --profile``: a file pair scored exactly as a reference profile scores it (no baselines, no plots).
 
-Kept apart from ``distgen.pipeline.evaluate`` so that this path imports neither anndata nor the
-baselines: well-formed ``.h5ad`` files are read with h5py (``distgen.evaluation.h5pair``), anything
+With ``--celltype-col`` each context is its own pair (``load_contexts``), as cell-eval 0.8.2's
+``run --celltype-col`` splits the files. Kept apart from ``distgen.pipeline.evaluate`` so that this
+path imports neither anndata nor the baselines: well-formed ``.h5ad`` files are read with h5py (``distgen.evaluation.h5pair``), anything
 else through ``distgen.data.layout``. A one-shot run is then mostly torch's import and the metrics.
 """
 
@@ -11,30 +12,31 @@ from pathlib import Path
 from typing import Any
 
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.io import align, eval_data
+from distgen.evaluation.io import MIN_CELLS, align, eval_data
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation
+from distgen.types import Cells
 
 
-def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
-              scale: str = "lognorm") -> tuple[EvalData, Any]:
-    """A prediction/truth file pair as one ``EvalData`` (contexts pooled), with what was read and any notes.
+def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None, scale: str = "lognorm",
+               celltype_col: str | None = None) -> tuple[Cells, Cells, Any]:
+    """A prediction/truth file pair read, checked at ``scale`` and aligned: ``(pred, real, info)``.
 
+    Contexts come from ``celltype_col`` only (no column is guessed: a profile pools contexts unless told);
+    pooled, a truth column named like a cell type gets ``info.notes`` a ``pooled_contexts_note``.
     ``scale``: ``"lognorm"`` (raw counts refused) or ``"counts"`` (raw counts on both sides, fractional
-    values refused). The truth's condition order (``LayoutInfo.condition_order``, the order cell-eval2
-    visits groups in) is kept in ``data.cache["group_order"]``.
+    values refused).
     """
     from distgen.evaluation.h5pair import read_pair_fast
 
-    fast = read_pair_fast(pred, real, pert_col, control)  # h5py only; None: read through anndata
+    fast = read_pair_fast(pred, real, pert_col, control, celltype_col, guess_celltype=False)  # h5py only; None: anndata
     info: Any
     if fast is not None:
         pred_c, real_c, info = fast
     else:
         from distgen.data import layout
 
-        pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=None)
-        info.notes = [n for n in info.notes if not n.startswith("contexts pooled")]  # evaluate_profile_files says it for a profile
+        pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=celltype_col, guess_celltype=False)
     recorded = sorted(set(info.scales.values()))
     if recorded and recorded != [scale]:
         fix = ("write raw counts with distgen predict --counts MODEL --real REAL" if scale == "counts"
@@ -45,52 +47,91 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     info.notes += check_files({"pred": pred_c, "real": real_c}, scale, generated_files(info.kinds))
     pred_c, notes = align(pred_c, real_c)
     info.notes += notes
+    return pred_c, real_c, info
+
+
+def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
+              scale: str = "lognorm") -> tuple[EvalData, Any]:
+    """A prediction/truth file pair as one ``EvalData`` (contexts pooled), with what was read and any notes.
+
+    ``scale``: ``"lognorm"`` (raw counts refused) or ``"counts"`` (raw counts on both sides, fractional
+    values refused). The truth's condition order (``LayoutInfo.condition_order``, the order cell-eval2
+    visits groups in) is kept in ``data.cache["group_order"]``. A truth with a cell-type column gets a
+    note that contexts were pooled (``info.notes``).
+    """
+    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale)
     data = eval_data(pred_c, real_c, scale=scale)
     data.cache["group_order"] = info.condition_order
     return data, info
 
 
-def context_columns(source: Any) -> dict[str, list[str] | None]:
-    """Obs columns of ``source`` (an ``.h5ad`` path or AnnData) named like a cell-type column with 2+ distinct values
-    (``None``: a column the fast reader cannot decode, named without its values)."""
-    from distgen.types.layout import looks_like_celltype
+def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None = None, control: str | None = None,
+                  scale: str = "lognorm") -> tuple[dict[str, EvalData], Any]:
+    """A file pair split by ``celltype_col``: ``{context: EvalData}`` (sorted), each context its own pair with its own controls.
 
-    out: dict[str, list[str] | None] = {}
-    if hasattr(source, "obs"):
-        for c in map(str, source.obs.columns):
-            if looks_like_celltype(c):
-                out[c] = sorted(set(source.obs[c].astype(str).tolist()))
-    else:
-        import h5py
+    As cell-eval 0.8.2's ``run --celltype-col`` splits both files and evaluates each cell type on its own.
+    Refused, before anything is scored, naming what is wrong: contexts present in one file only (cell-eval
+    0.8.2 asserts equal counts), a context with no or one control cell on a side (cell-eval 0.8.2 stops at
+    the first context without controls; one control cell is refused as in a pooled run: every delta is taken
+    from the control mean), two contexts whose file names would coincide, and a context whose pair is
+    invalid (e.g. predicted perturbations the truth's context lacks: the error names the context).
+    """
+    from distgen.pipeline.outputs import context_prefix
 
-        from distgen.evaluation import h5pair
-
+    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col)
+    side_contexts = {side: set(c.contexts.tolist()) for side, c in (("real", real_c), ("pred", pred_c))}
+    only_real, only_pred = sorted(side_contexts["real"] - side_contexts["pred"]), sorted(side_contexts["pred"] - side_contexts["real"])
+    if only_real or only_pred:
+        raise ValueError(f"the files hold different contexts in {celltype_col!r}: missing from the prediction ({len(only_real)}) "
+                         f"{only_real[:20]}, missing from the truth ({len(only_pred)}) {only_pred[:20]}; each context is scored as its "
+                         "own pair (as cell-eval 0.8.2's run --celltype-col does), so both files need the same contexts: predict every "
+                         "context of the truth, or subset both files to the contexts you mean to compare")
+    contexts = sorted(side_contexts["real"])
+    prefixes: dict[str, str] = {}
+    for ctx in contexts:
+        if (other := prefixes.setdefault(context_prefix(ctx), ctx)) != ctx:
+            raise ValueError(f"contexts {other!r} and {ctx!r} would write the same files ({context_prefix(ctx)}_metrics.csv: "
+                             "'/' becomes '-', as cell-eval 0.8.2 names them); rename one of them")
+    problems = []
+    for ctx in contexts:
+        for side, cells in (("real", real_c), ("pred", pred_c)):
+            n = int(cells.of_context(ctx).is_control.sum())
+            if n < MIN_CELLS:
+                problems.append(f"{ctx!r}: the {side} file has {n} control cell(s) ({info.control!r})")
+    if problems:
+        raise ValueError(f"{len(problems)} context(s) of {celltype_col!r} lack control cells: {'; '.join(problems[:10])}. Each "
+                         f"context is scored against its own control cells (as cell-eval 0.8.2's run --celltype-col does), at least "
+                         f"{MIN_CELLS} per file (one cell's noise would be scored as every effect): add control cells of those "
+                         "contexts to both files, or leave the contexts out of both")
+    datas, empty = {}, []
+    for ctx in contexts:
         try:
-            with h5py.File(source, "r") as f:
-                for c in h5pair._columns(f["obs"]):
-                    if looks_like_celltype(c):
-                        try:
-                            out[c] = sorted(set(h5pair._column(f["obs"], c)[0].tolist()))
-                        except Exception:  # an encoding the fast reader does not decode: named without its values
-                            out[c] = None
-        except OSError:
-            return {}
-    return {c: v for c, v in out.items() if v is None or len(v) > 1}
+            data = eval_data(pred_c.of_context(ctx), real_c.of_context(ctx), scale=scale)
+        except ValueError as e:
+            raise ValueError(f"context {ctx!r} of {celltype_col!r}: {e}") from e
+        if not data.n_perts:
+            empty.append(ctx)
+            continue
+        data.cache["group_order"] = info.condition_order
+        datas[ctx] = data
+    if not datas:
+        raise ValueError(f"no context of {celltype_col!r} has perturbed cells in the truth (contexts: {contexts[:10]}): nothing to score")
+    if empty:
+        info.notes.append(f"{len(empty)} context(s) of {celltype_col!r} hold only control cells in both files, nothing to score: "
+                          f"left out ({empty[:10]})")
+    return datas, info
 
 
-def pooled_contexts_note(real: Any) -> list[str]:
-    """A note (and a warning) when the truth has a cell-type column: ``--profile`` pools contexts, as its reference does."""
+def reported_pooled_note(info: Any) -> list[str]:
+    """The readers' ``pooled_contexts_note`` (a truth with a cell-type column, contexts pooled), warned as well as returned."""
     import warnings
 
-    cols = context_columns(real)
-    if not cols:
-        return []
-    said = "; ".join(repr(c) if v is None else f"{c!r} ({len(v)} values, e.g. {v[:4]})" for c, v in cols.items())
-    note = (f"contexts pooled: the truth has cell-type column(s) {said}, and a --profile scores every perturbation over all "
-            "its cells, as the reference does without a cell-type option. To score each cell type on its own, split both "
-            "files by it and evaluate each pair, or run the default evaluation (no --profile) with --celltype-col")
-    warnings.warn(note, stacklevel=2)
-    return [note]
+    from distgen.types.layout import POOLED_NOTE
+
+    said = [n for n in info.notes if n.startswith(POOLED_NOTE)]
+    for note in said:
+        warnings.warn(note, stacklevel=3)
+    return said
 
 
 def reference_rules(data: EvalData, profile: Any) -> list[str]:
@@ -172,54 +213,111 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     """``distgen evaluate --profile NAME``: score a file pair exactly as a reference profile does.
 
     The pair is read at the profile's value scale (raw counts for ``celleval2``/``vcc2026``,
-    log-normalised for the others), contexts pooled as cell-eval2 pools them (a truth with a
-    cell-type column gets a note and a warning; ``celltype_col`` is refused: per-context scoring
-    under a profile is not implemented, see ``docs/metrics.md``); the reference's input rules apply
-    (``reference_rules``, ``target_resolution``: ``no_target_genes`` is cell-eval2's ``--no-target-genes``);
-    writes ``metrics.csv``
-    and ``summary.json`` (and, for ``vcc2026``, ``vcc2026_score.csv``) into ``out``. Returns the
-    summary (per metric the mean over perturbations; for ``vcc2026`` the normalised scores).
-    """
-    import csv
+    log-normalised for the others); the reference's input rules apply (``reference_rules``,
+    ``target_resolution``: ``no_target_genes`` is cell-eval2's ``--no-target-genes``). Writes
+    ``metrics.csv`` and ``summary.json`` (and, for ``vcc2026``, ``vcc2026_score.csv``) into ``out``.
 
+    Without ``celltype_col`` contexts are pooled, as cell-eval2 pools them (a truth with a cell-type
+    column gets a note and a warning). With it, each context is scored as its own pair against its own
+    control cells (``load_contexts``), as cell-eval 0.8.2's ``run --celltype-col`` scores each cell type:
+    ``{context}_metrics.csv`` per context (the context as a prefix, as cell-eval 0.8.2 names its files),
+    ``metrics.csv`` with every ``condition @ context`` row and a ``context`` column, and ``per_context``
+    in ``summary.json``; for ``vcc2026`` one score per context (``{context}_vcc2026_score.csv``, and
+    ``vcc2026_score.csv`` with a context column): cell-eval2 defines no score over several contexts, so
+    none is pooled. Returns the summary (per metric the mean over rows; for a pooled ``vcc2026`` run the
+    normalised scores).
+    """
     from distgen.evaluation.profiles import resolve_profile, run_profile
     from distgen.evaluation.report import write_csv, write_json
+    from distgen.evaluation.suite import context_rows, merge_tables
+    from distgen.pipeline.outputs import EVALUATE_OUTPUTS, context_prefix
 
     prof = resolve_profile(profile)
-    if celltype_col is not None:
-        raise ValueError(f"--celltype-col {celltype_col!r} is not supported with --profile: a profile scores each perturbation over "
-                         "all its cells, contexts pooled, as cell-eval2 does (it has no cell-type option); cell-eval 0.8.2's "
-                         "`run --celltype-col` scores each cell type as a separate pair. To score per cell type, split both files "
-                         "by the column and run --profile on each pair, or drop --profile (the default evaluation scores contexts "
-                         "one by one with --celltype-col)")
     out = Path(out)
     check_output_folder(out, "evaluate", overwrite)
     out.mkdir(parents=True, exist_ok=True)  # an output path that cannot be a folder fails before any compute
-    data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
-    info.notes += reference_rules(data, prof)
-    info.notes += target_resolution(data, prof, no_target_genes)
-    info.notes += pooled_contexts_note(real)
-    table = run_profile(data, prof.name, progress=progress)
-    clear_evaluation(out)  # no earlier evaluation's files (vcc2026_score.csv, report.html, plots) stay beside these
-    write_csv(table, str(out / "metrics.csv"))
-    summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
-                               "control": info.control, "n_perturbations": data.n_perts, "n_genes": len(data.genes),
-                               "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes)}
+    datas: dict[str | None, EvalData]
+    if celltype_col is None:
+        data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
+        reported_pooled_note(info)
+        info.notes += reference_rules(data, prof)
+        info.notes += target_resolution(data, prof, no_target_genes)
+        datas = {None: data}
+    else:
+        by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale)
+        datas = dict(by_context)
+        for ctx, data in by_context.items():  # every context's input rules before any is scored
+            try:
+                info.notes += [f"{ctx}: {n}" for n in reference_rules(data, prof) + target_resolution(data, prof, no_target_genes)]
+            except ValueError as e:
+                raise ValueError(f"context {ctx!r} of {celltype_col!r}: {e}") from e
+        files = {ctx: [f"{context_prefix(ctx)}_metrics.csv", *([f"{context_prefix(ctx)}_vcc2026_score.csv"] if prof.name == "vcc2026" else [])]
+                 for ctx in by_context}
+        check_output_folder(out, "evaluate", overwrite, names=[*EVALUATE_OUTPUTS, *(f for fs in files.values() for f in fs)])
+    tables = {ctx: run_profile(data, prof.name, progress=progress) for ctx, data in datas.items()}
+    scores: dict[str | None, Any] = {}
     if prof.name == "vcc2026":
         from distgen.evaluation.vcc2026 import vcc2026_score
 
-        result = vcc2026_score(data, control_label=info.control, seed=seed)
-        rows = result.rows()
-        with (out / "vcc2026_score.csv").open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        summary["vcc2026"] = {"avg_score": result.avg_score, "from_replicate": result.from_replicate,
-                              "from_baseline": result.from_baseline, "avg_from_baseline": result.avg_from_baseline,
-                              "user": result.user, "baseline": result.baseline, "replicate": result.replicate,
-                              "left_out": result.reasons, "n_averaged": len(result.from_replicate), "n_scored": len(rows) - 1,
-                              "averaged_note": result.averaged_note(), "seed": seed}
-        if result.averaged_note():
-            summary["notes"].append(f"vcc2026 avg_score is the {result.averaged_note()} (reasons in vcc2026_score.csv)")
+        scores = {ctx: vcc2026_score(data, control_label=info.control, seed=seed) for ctx, data in datas.items()}
+    clear_evaluation(out)  # no earlier evaluation's files (vcc2026_score.csv, per-context tables, report.html, plots) stay beside these
+    if celltype_col is None:
+        table = tables[None]
+    else:
+        for ctx, t in tables.items():
+            write_csv(t, str(out / files[ctx][0]))
+        table = merge_tables([context_rows(t, lambda p, c=ctx: f"{p} @ {c}", ctx) for ctx, t in tables.items()])
+    write_csv(table, str(out / "metrics.csv"))
+    summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
+                               "control": info.control, "celltype_col": celltype_col, "n_perturbations": len(table.perts),
+                               "n_genes": len(next(iter(datas.values())).genes),
+                               "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes)}
+    if celltype_col is None:
+        if None in scores:
+            _write_vcc2026(out / "vcc2026_score.csv", scores[None].rows())
+            summary["vcc2026"] = _vcc2026_summary(scores[None], seed)
+            if scores[None].averaged_note():
+                summary["notes"].append(f"vcc2026 avg_score is the {scores[None].averaged_note()} (reasons in vcc2026_score.csv)")
+        write_json(summary, str(out / "summary.json"))
+        return summary
+    summary["contexts"] = list(tables)
+    summary["per_context"] = {ctx: {"n_perturbations": len(t.perts), "metrics": {c: t.mean(c) for c in t.values}, "files": files[ctx]}
+                              for ctx, t in tables.items()}
+    how = ("as cell-eval 0.8.2's run --celltype-col scores each cell type" if prof.name == "cell-eval-0.8.2"
+           else f"{prof.reference} run on that context's cells alone")
+    summary["notes"].insert(0, (
+        f"per-context runs of profile {prof.name}: each of the {len(tables)} contexts of {celltype_col!r} is scored as its own pair "
+        f"against its own control cells ({how}). "
+        "Per context: <context>_metrics.csv and per_context in summary.json; metrics.csv holds every 'condition @ context' row with "
+        "a context column, and summary.json's metrics are means over all those rows (not a number the reference reports)"))
+    if scores:
+        rows = []
+        for ctx, result in scores.items():
+            _write_vcc2026(out / files[ctx][1], result.rows())
+            rows += [{"context": ctx, **r} for r in result.rows()]
+            summary["per_context"][ctx]["vcc2026"] = _vcc2026_summary(result, seed)
+            if result.averaged_note():
+                summary["notes"].append(f"{ctx}: vcc2026 avg_score is the {result.averaged_note()} (reasons in {files[ctx][1]})")
+        _write_vcc2026(out / "vcc2026_score.csv", rows)
+        summary["notes"].append("vcc2026: one score per context (per_context.<context>.vcc2026 in summary.json; vcc2026_score.csv "
+                                "with a context column). cell-eval2 defines no vcc2026 score over several contexts, so none is pooled")
     write_json(summary, str(out / "summary.json"))
     return summary
+
+
+def _write_vcc2026(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _vcc2026_summary(result: Any, seed: int) -> dict[str, Any]:
+    """The vcc2026 block of ``summary.json`` for one scored pair (``distgen.evaluation.vcc2026.VCC2026Score``)."""
+    rows = result.rows()
+    return {"avg_score": result.avg_score, "from_replicate": result.from_replicate, "from_baseline": result.from_baseline,
+            "avg_from_baseline": result.avg_from_baseline, "user": result.user, "baseline": result.baseline,
+            "replicate": result.replicate, "left_out": result.reasons, "n_averaged": len(result.from_replicate),
+            "n_scored": len(rows) - 1, "averaged_note": result.averaged_note(), "seed": seed}

@@ -7,7 +7,7 @@ Importable without AnnData (``distgen.data.layout`` reads and writes the files w
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from distgen.types.cells import COMBO, atoms_of, canonical
@@ -53,6 +53,33 @@ class LayoutInfo:
 def looks_like_celltype(column: str) -> bool:
     """Whether an obs column's name is a spelling of a cell-type / cell-line column (``cell_type``, ``CellType``, ``cell_line``)."""
     return "".join(ch for ch in column.lower() if ch.isalpha()) in ("celltype", "cellline")
+
+
+#: How the note of ``pooled_contexts_note`` begins (``distgen evaluate`` warns it).
+POOLED_NOTE = "contexts pooled"
+
+
+def pooled_contexts_note(columns: Iterable[str], values: Callable[[str], Iterable[str] | None]) -> list[str]:
+    """A note when contexts are pooled although the truth has a column named like a cell type with 2+ values.
+
+    ``columns``: the truth's obs column names; ``values(column)``: that column's values as strings, or None
+    for a column the reader cannot decode (named without its values). Only columns named like a cell type
+    (``looks_like_celltype``) are read. Both readers of a pair feed it (``distgen.data.layout.read_pair``
+    from AnnData, ``distgen.evaluation.h5pair.read_pair_fast`` from h5py) when no cell-type column is used,
+    for the default evaluation and ``--profile`` alike. Returns ``[]`` or one note.
+    """
+    found: dict[str, list[str] | None] = {}
+    for c in columns:
+        if looks_like_celltype(c):
+            got = values(c)
+            found[c] = None if got is None else sorted(set(map(str, got)))
+    found = {c: v for c, v in found.items() if v is None or len(v) > 1}
+    if not found:
+        return []
+    said = "; ".join(repr(c) if v is None else f"{c!r} ({len(v)} values, e.g. {v[:4]})" for c, v in found.items())
+    return [f"{POOLED_NOTE}: the truth has cell-type column(s) {said}, not used as contexts, so every condition is scored over "
+            f"all its cells; pass --celltype-col {next(iter(found))} (celltype_col=...) to score each context on its own, "
+            "against its own control cells"]
 
 
 def canonical_condition(label: str, control: str, delimiters: Sequence[str] = ()) -> str:

@@ -91,12 +91,164 @@ def _with_cell_types(a: ad.AnnData, column: str = "cell_type") -> ad.AnnData:
     return a
 
 
-def test_celltype_col_is_refused_under_a_profile(tmp_path):
-    real, pred = make_pair(seed=1, combos=False)
-    real, pred = _with_cell_types(real), _with_cell_types(pred)
-    with pytest.raises(ValueError, match="--celltype-col 'cell_type' is not supported with --profile"):
-        evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
-    assert not (tmp_path / "out").exists()  # refused before anything is written
+def _two_contexts(seed: int = 1, column: str = "cell_type", names: tuple[str, str] = ("T", "B/x")) -> tuple[ad.AnnData, ad.AnnData]:
+    """(real, pred) of two contexts with different effects: each context a make_pair of its own seed, its own controls."""
+    parts = [make_pair(seed=seed + 10 * i, combos=False, n_ctrl=30, n_cells=12) for i in range(2)]
+    out = []
+    for side in (0, 1):
+        files = []
+        for name, pair in zip(names, parts):
+            a = pair[side].copy()
+            a.obs[column] = name
+            files.append(a)
+        out.append(ad.concat(files, index_unique="-"))
+    return out[0], out[1]
+
+
+def _sub(a: ad.AnnData, keep: np.ndarray) -> ad.AnnData:
+    return a[keep].copy()
+
+
+@pytest.mark.parametrize("profile", ["cell-eval-0.8.2", "distgen"])
+def test_celltype_col_scores_each_context_as_its_own_pair(tmp_path, profile):
+    real, pred = _two_contexts()
+    summary = evaluate_profile_files(pred, real, tmp_path / "out", profile, celltype_col="cell_type")
+    out = tmp_path / "out"
+    # files named as cell-eval 0.8.2 names them (the context as a prefix, '/' -> '-'), plus the combined table
+    assert sorted(p.name for p in out.iterdir()) == ["B-x_metrics.csv", "T_metrics.csv", "metrics.csv", "summary.json"]
+    assert summary["contexts"] == ["B/x", "T"] and summary["celltype_col"] == "cell_type"
+    for ctx in ("T", "B/x"):
+        # each context's table is exactly the pooled profile run on that context's cells alone
+        keep_r, keep_p = (real.obs["cell_type"] == ctx).to_numpy(), (pred.obs["cell_type"] == ctx).to_numpy()
+        alone = evaluate_profile_files(_sub(pred, keep_p), _sub(real, keep_r), tmp_path / f"alone{ctx[0]}", profile)
+        mine = pd.read_csv(out / summary["per_context"][ctx]["files"][0]).set_index("perturbation")
+        ref = pd.read_csv(tmp_path / f"alone{ctx[0]}" / "metrics.csv").set_index("perturbation")
+        pd.testing.assert_frame_equal(mine, ref)
+        assert summary["per_context"][ctx]["metrics"] == alone["metrics"]
+    combined = pd.read_csv(out / "metrics.csv")
+    assert list(combined.columns[:2]) == ["perturbation", "context"] and len(combined) == 20
+    assert set(combined["context"]) == {"T", "B/x"} and "G3 @ T" in set(combined["perturbation"])
+    assert summary["metrics"]["mse"] == pytest.approx(combined["mse"].mean())
+    assert summary["notes"][0].startswith("per-context runs of profile")
+    # the contexts differ: pooling them would be another number
+    pooled = evaluate_profile_files(pred, real, tmp_path / "pooled", profile)
+    assert abs(pooled["metrics"]["mse_delta"] - summary["metrics"]["mse_delta"]) > 1e-3
+
+
+def test_celltype_col_refuses_contexts_missing_from_a_file_naming_them(tmp_path):
+    real, pred = _two_contexts()
+    with pytest.raises(ValueError, match=r"different contexts in 'cell_type': missing from the prediction \(1\) \['B/x'\], "
+                                         r"missing from the truth \(0\) \[\]"):
+        evaluate_profile_files(_sub(pred, (pred.obs["cell_type"] == "T").to_numpy()), real, tmp_path / "a", "cell-eval-0.8.2",
+                               celltype_col="cell_type")
+    with pytest.raises(ValueError, match=r"missing from the truth \(1\) \['B/x'\]"):
+        evaluate_profile_files(pred, _sub(real, (real.obs["cell_type"] == "T").to_numpy()), tmp_path / "b", "cell-eval-0.8.2",
+                               celltype_col="cell_type")
+    assert not (tmp_path / "a" / "metrics.csv").exists() and not (tmp_path / "b" / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize(("side", "n"), [("pred", 0), ("real", 1)])
+def test_celltype_col_refuses_a_context_with_too_few_controls(tmp_path, side, n):
+    real, pred = _two_contexts()
+    files = {"real": real, "pred": pred}
+    a = files[side]
+    ctrl_t = np.flatnonzero((a.obs["target"] == CONTROL).to_numpy() & (a.obs["cell_type"] == "T").to_numpy())
+    keep = np.ones(a.n_obs, bool)
+    keep[ctrl_t[n:]] = False
+    files[side] = _sub(a, keep)
+    with pytest.raises(ValueError, match=rf"1 context\(s\) of 'cell_type' lack control cells: 'T': the {side} file has {n} control "
+                                         r"cell\(s\) \('non-targeting'\)"):
+        evaluate_profile_files(files["pred"], files["real"], tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+
+
+def test_celltype_col_names_the_context_of_a_prediction_that_leaves_out_perturbations(tmp_path):
+    real, pred = _two_contexts()
+    drop = ((pred.obs["target"] == "G3") & (pred.obs["cell_type"] == "B/x")).to_numpy()
+    with pytest.raises(ValueError, match=r"context 'B/x' of 'cell_type': perturbation sets differ.*real-only \(1\)=\['G3'\]"):
+        evaluate_profile_files(_sub(pred, ~drop), real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+
+
+def test_celltype_col_refuses_an_unknown_column_and_missing_labels(tmp_path):
+    real, pred = _two_contexts()
+    with pytest.raises(ValueError, match="cell-type column 'donor' is not in the real file's obs columns"):
+        evaluate_profile_files(pred, real, tmp_path / "a", "cell-eval-0.8.2", celltype_col="donor")
+    real.obs["cell_type"] = real.obs["cell_type"].astype(object)
+    real.obs.iloc[0, real.obs.columns.get_loc("cell_type")] = None
+    with pytest.raises(ValueError, match="cell_type"):
+        evaluate_profile_files(pred, real, tmp_path / "b", "cell-eval-0.8.2", celltype_col="cell_type")
+
+
+def test_celltype_col_reads_the_same_from_h5ad_paths(tmp_path):
+    real, pred = _two_contexts()
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    from_files = evaluate_profile_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), tmp_path / "f", "cell-eval-0.8.2",
+                                        celltype_col="cell_type")
+    from_objects = evaluate_profile_files(pred, real, tmp_path / "o", "cell-eval-0.8.2", celltype_col="cell_type")
+    assert from_files["per_context"] == from_objects["per_context"]
+
+
+@pytest.mark.parametrize("profile", ["celleval2", "vcc2026"])
+def test_cell_eval2_profiles_per_context_say_so_and_pool_no_vcc2026_score(tmp_path, profile):
+    parts = [_counts_pair(seed=s) for s in (0, 1)]
+    files = []
+    for side in (0, 1):
+        chunks = []
+        for name, pair in zip(("K562", "RPE1"), parts):
+            a = pair[side].copy()
+            a.obs["cell_line"] = name
+            chunks.append(a)
+        files.append(ad.concat(chunks, index_unique="-"))
+    real, pred = files
+    summary = evaluate_profile_files(pred, real, tmp_path / "out", profile, celltype_col="cell_line")
+    assert summary["notes"][0].startswith(f"per-context runs of profile {profile}") and "on that context's cells alone" in summary["notes"][0]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    if profile == "vcc2026":
+        assert "vcc2026" not in summary  # no pooled score: cell-eval2 defines none over several contexts
+        assert any("none is pooled" in n for n in summary["notes"])
+        assert names == ["K562_metrics.csv", "K562_vcc2026_score.csv", "RPE1_metrics.csv", "RPE1_vcc2026_score.csv", "metrics.csv",
+                         "summary.json", "vcc2026_score.csv"]
+        both = pd.read_csv(tmp_path / "out" / "vcc2026_score.csv")
+        for ctx in ("K562", "RPE1"):
+            one = pd.read_csv(tmp_path / "out" / f"{ctx}_vcc2026_score.csv")
+            mine = both[both["context"] == ctx].drop(columns="context").reset_index(drop=True)
+            pd.testing.assert_frame_equal(mine, one)
+            score = summary["per_context"][ctx]["vcc2026"]["avg_score"]
+            assert score == pytest.approx(float(one.loc[one["metric"] == "avg_score", "from_replicate"].iloc[0]))
+    else:
+        assert names == ["K562_metrics.csv", "RPE1_metrics.csv", "metrics.csv", "summary.json"]
+
+
+def test_a_rerun_removes_the_earlier_per_context_tables(tmp_path):
+    real, pred = _two_contexts()
+    evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+    (tmp_path / "out" / "mine.csv").write_text("kept")
+    # contexts renamed: the earlier run's T_metrics.csv / B-x_metrics.csv would be a stale, mixed report
+    for a in (real, pred):
+        a.obs["cell_type"] = a.obs["cell_type"].astype(str).map({"T": "T2", "B/x": "B2"})
+    evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["B2_metrics.csv", "T2_metrics.csv", "metrics.csv", "mine.csv",
+                                                                    "summary.json"]
+    evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2")  # pooled: no per-context table stays
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.csv", "mine.csv", "summary.json"]
+    # a file of that name that no evaluation wrote is not replaced without --overwrite
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "T2_metrics.csv").write_text("someone's")
+    with pytest.raises(ValueError, match="T2_metrics.csv"):
+        evaluate_profile_files(pred, real, tmp_path / "new", "cell-eval-0.8.2", celltype_col="cell_type")
+    assert (tmp_path / "new" / "T2_metrics.csv").read_text() == "someone's"
+
+
+def test_celltype_col_from_the_command_line(tmp_path, capsys):
+    from distgen.cli import main
+
+    real, pred = _two_contexts()
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    assert main(["evaluate", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(tmp_path / "real.h5ad"), "--out", str(tmp_path / "o"),
+                 "--profile", "cell-eval-0.8.2", "--celltype-col", "cell_type", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 contexts of 'cell_type'" in printed and "T_metrics.csv" in printed
 
 
 @pytest.mark.parametrize("column", ["cell_type", "celltype", "CellLine"])
@@ -127,13 +279,14 @@ def test_the_default_reader_notes_a_cell_type_column_it_does_not_use():
     assert info.celltype_col == "cell_type" and not info.notes
 
 
-def test_evaluate_help_says_profiles_refuse_celltype_col():
+def test_evaluate_help_says_profiles_score_contexts_with_celltype_col():
     import subprocess
     import sys
 
     out = subprocess.run([sys.executable, "-m", "distgen", "evaluate", "--help"], capture_output=True, text=True, check=True).stdout
     flat = " ".join(out.split())
-    assert "Refused with --profile" in flat and "--celltype-col refused" in flat
+    assert "Refused with --profile" not in flat and "--celltype-col refused" not in flat  # the old refusal is gone
+    assert "<context>_metrics.csv" in flat and "no pooled vcc2026 score" in flat
 
 
 def _relabel(a: ad.AnnData, mapping: dict[str, str]) -> ad.AnnData:
