@@ -236,13 +236,14 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     out = Path(out)
     check_output_folder(out, "evaluate", overwrite)
     out.mkdir(parents=True, exist_ok=True)  # an output path that cannot be a folder fails before any compute
-    datas: dict[str | None, EvalData]
+    datas: dict[str, EvalData]  # by context; "" (no context is named so: a missing label) when contexts are pooled
+    files: dict[str, list[str]] = {}
     if celltype_col is None:
         data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
         reported_pooled_note(info)
         info.notes += reference_rules(data, prof)
         info.notes += target_resolution(data, prof, no_target_genes)
-        datas = {None: data}
+        datas = {"": data}
     else:
         by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale)
         datas = dict(by_context)
@@ -255,14 +256,14 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
                  for ctx in by_context}
         check_output_folder(out, "evaluate", overwrite, names=[*EVALUATE_OUTPUTS, *(f for fs in files.values() for f in fs)])
     tables = {ctx: run_profile(data, prof.name, progress=progress) for ctx, data in datas.items()}
-    scores: dict[str | None, Any] = {}
+    scores: dict[str, Any] = {}
     if prof.name == "vcc2026":
         from distgen.evaluation.vcc2026 import vcc2026_score
 
         scores = {ctx: vcc2026_score(data, control_label=info.control, seed=seed) for ctx, data in datas.items()}
     clear_evaluation(out)  # no earlier evaluation's files (vcc2026_score.csv, per-context tables, report.html, plots) stay beside these
     if celltype_col is None:
-        table = tables[None]
+        table = tables[""]
     else:
         for ctx, t in tables.items():
             write_csv(t, str(out / files[ctx][0]))
@@ -273,11 +274,11 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
                                "n_genes": len(next(iter(datas.values())).genes),
                                "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes)}
     if celltype_col is None:
-        if None in scores:
-            _write_vcc2026(out / "vcc2026_score.csv", scores[None].rows())
-            summary["vcc2026"] = _vcc2026_summary(scores[None], seed)
-            if scores[None].averaged_note():
-                summary["notes"].append(f"vcc2026 avg_score is the {scores[None].averaged_note()} (reasons in vcc2026_score.csv)")
+        if "" in scores:
+            _write_vcc2026(out / "vcc2026_score.csv", scores[""].rows())
+            summary["vcc2026"] = _vcc2026_summary(scores[""], seed)
+            if scores[""].averaged_note():
+                summary["notes"].append(f"vcc2026 avg_score is the {scores[''].averaged_note()} (reasons in vcc2026_score.csv)")
         write_json(summary, str(out / "summary.json"))
         return summary
     summary["contexts"] = list(tables)

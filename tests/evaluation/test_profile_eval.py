@@ -234,7 +234,7 @@ def test_a_rerun_removes_the_earlier_per_context_tables(tmp_path):
     # a file of that name that no evaluation wrote is not replaced without --overwrite
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "T2_metrics.csv").write_text("someone's")
-    with pytest.raises(ValueError, match="T2_metrics.csv"):
+    with pytest.raises(ValueError, match=r"T2_metrics\.csv"):
         evaluate_profile_files(pred, real, tmp_path / "new", "cell-eval-0.8.2", celltype_col="cell_type")
     assert (tmp_path / "new" / "T2_metrics.csv").read_text() == "someone's"
 
