@@ -78,6 +78,17 @@ def make_pair(name: str, shared_data: str, folder: str) -> tuple[str, str]:
     return paths
 
 
+def _halves(contexts: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of seeded disjoint halves of each (context, label) group: ``(real, pred)``."""
+    rng = np.random.default_rng(seed)
+    side = np.zeros(len(labels), dtype=bool)
+    for key in sorted(set(zip(contexts.tolist(), labels.tolist()))):
+        idx = np.flatnonzero((contexts == key[0]) & (labels == key[1]))
+        rng.shuffle(idx)
+        side[idx[: len(idx) // 2]] = True
+    return np.flatnonzero(side), np.flatnonzero(~side)
+
+
 def make_context_pair(name: str, shared_data: str, folder: str, counts: bool = False) -> tuple[str, str]:
     """Write ``(pred, real)`` h5ad paths of the per-context pair ``name`` (with a ``CELLTYPE_COL`` column) into ``folder``."""
     import anndata as ad
@@ -86,13 +97,7 @@ def make_context_pair(name: str, shared_data: str, folder: str, counts: bool = F
         a = ad.read_h5ad(os.path.join(shared_data, FILES["norman"]))
         labels = a.obs["condition"].astype(str).replace({"control": CONTROL}).to_numpy()
         contexts = a.obs["cell_type"].astype(str).to_numpy()
-        rng = np.random.default_rng(11)
-        side = np.zeros(a.n_obs, dtype=bool)
-        for key in sorted(set(zip(contexts.tolist(), labels.tolist()))):
-            idx = np.flatnonzero((contexts == key[0]) & (labels == key[1]))
-            rng.shuffle(idx)
-            side[idx[: len(idx) // 2]] = True
-        real, pred = np.flatnonzero(side), np.flatnonzero(~side)
+        real, pred = _halves(contexts, labels, seed=11)
         layer = None
     elif name == "kang_types":
         a = ad.read_h5ad(os.path.join(shared_data, FILES["kang"]))

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                   f"one by one, {result['n_perturbations']} (perturbation, context) rows")
             for ctx, part in per.items():
                 vcc = part.get("vcc2026")
-                print(f"  {ctx}: {part['n_perturbations']} perturbations" + (f", vcc2026 avg_score {vcc['avg_score']:.4f}" if vcc else "")
+                print(f"  {ctx}: {part['n_perturbations']} perturbation{'' if part['n_perturbations'] == 1 else 's'}" + (f", vcc2026 avg_score {vcc['avg_score']:.4f}" if vcc else "")
                       + (f" ({vcc['averaged_note']})" if vcc and vcc["averaged_note"] else ""))
             files = [f for part in per.values() for f in part["files"]]
             print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if result["profile"] == "vcc2026" else "")

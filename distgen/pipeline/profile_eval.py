@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.io import MIN_CELLS, align, eval_data
+from distgen.evaluation.io import MIN_CELLS, align, check_counts, check_scale, eval_data
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation
 from distgen.types import Cells
@@ -79,6 +79,9 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     from distgen.pipeline.outputs import context_prefix
 
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col)
+    check = check_counts if scale == "counts" else check_scale
+    check(real_c.X, "real")  # a whole file on the wrong scale is said of the file, not of its first context
+    check(pred_c.X, "pred")
     side_contexts = {side: set(c.contexts.tolist()) for side, c in (("real", real_c), ("pred", pred_c))}
     only_real, only_pred = sorted(side_contexts["real"] - side_contexts["pred"]), sorted(side_contexts["pred"] - side_contexts["real"])
     if only_real or only_pred:

@@ -351,3 +351,9 @@ def test_a_partial_vcc2026_average_says_how_many_and_which(monkeypatch, capsys, 
     command.run(args)
     line = capsys.readouterr().out.splitlines()[0]
     assert "avg_score 0.5000 (mean of 4 of 6 scored metrics; left out: pds_cosine, de_wilcoxon_sig_jaccard)" in line
+
+
+def test_celltype_col_says_a_wrong_scale_of_the_file_not_of_a_context(tmp_path):
+    real, pred = _two_contexts()  # log-normalised, scored by a counts profile
+    with pytest.raises(ValueError, match=r"^the real cells hold fractional or negative values"):
+        evaluate_profile_files(pred, real, tmp_path / "out", "celleval2", celltype_col="cell_type")
