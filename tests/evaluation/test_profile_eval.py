@@ -357,3 +357,21 @@ def test_celltype_col_says_a_wrong_scale_of_the_file_not_of_a_context(tmp_path):
     real, pred = _two_contexts()  # log-normalised, scored by a counts profile
     with pytest.raises(ValueError, match=r"^the real cells hold fractional or negative values"):
         evaluate_profile_files(pred, real, tmp_path / "out", "celleval2", celltype_col="cell_type")
+
+
+def test_celltype_col_leaves_out_a_context_of_control_cells_only_and_says_so(tmp_path):
+    real, pred = _two_contexts()
+    extra = []
+    for a in (real, pred):
+        ctrl = a[(a.obs["target"] == CONTROL).to_numpy() & (a.obs["cell_type"] == "T").to_numpy()].copy()
+        ctrl.obs["cell_type"] = "C"
+        extra.append(ad.concat([a, ctrl], index_unique="-"))
+    summary = evaluate_profile_files(extra[1], extra[0], tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+    assert summary["contexts"] == ["B/x", "T"]
+    assert any("1 context(s) of 'cell_type' hold only control cells" in n and "'C'" in n for n in summary["notes"])
+    # perturbed cells predicted for it are not dropped silently: the truth's context lacks them
+    with_pred = ad.concat([extra[1], pred[(pred.obs["target"] == "G3").to_numpy() & (pred.obs["cell_type"] == "T").to_numpy()].copy()],
+                          index_unique="-")
+    with_pred.obs.loc[with_pred.obs_names[-12:], "cell_type"] = "C"
+    with pytest.raises(ValueError, match=r"context 'C' of 'cell_type': the pred has 1 perturbations that the truth lacks"):
+        evaluate_profile_files(with_pred, extra[0], tmp_path / "b", "cell-eval-0.8.2", celltype_col="cell_type")
