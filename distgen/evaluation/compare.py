@@ -133,6 +133,12 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
             f"{run_a} was scored under profile {pa!r} and {run_b} under {pb!r}: a metric of the same name is defined "
             "differently there (value scale, preset conventions), so their rows are not paired observations; evaluate both "
             "with the same --profile (or both without)")
+    ta, tb = sa.get("no_target_genes"), sb.get("no_target_genes")
+    if ta is not None and tb is not None and bool(ta) != bool(tb):
+        yes, no = (run_a, run_b) if ta else (run_b, run_a)
+        raise MismatchedEvaluations(
+            f"{yes} was scored with --no-target-genes and {no} without: one keeps each perturbation's own gene in its scores "
+            "and the other leaves it out, so a metric of the same name is defined differently; evaluate both the same way")
     ga, gb = sa.get("n_genes"), sb.get("n_genes")
     if ga is not None and gb is not None and ga != gb:
         raise MismatchedEvaluations(f"{run_a} was scored on {ga} genes and {run_b} on {gb}: not the same truth; compare "

@@ -310,6 +310,13 @@ def test_cell_eval2_profiles_refuse_labels_that_name_no_gene(tmp_path, profile):
     assert any("5 of them name a measured gene" in n for n in named["notes"])
     differ = [m for m, v in excluded["metrics"].items() if isinstance(v, float) and v == v and named["metrics"].get(m) != v]
     assert differ  # some score reads the target gene once it is no longer left out
+    # so the two are not paired observations: the summaries record the flag and compare refuses to pair them
+    assert named["no_target_genes"] is True and excluded["no_target_genes"] is False
+    from distgen.evaluation.compare import MismatchedEvaluations, compare
+
+    with pytest.raises(MismatchedEvaluations, match="--no-target-genes"):
+        compare(tmp_path / "c", tmp_path / "d")
+    assert compare(tmp_path / "d", tmp_path / "d")["n_shared"] == 5
 
 
 def test_partly_unresolved_labels_are_noted(tmp_path):
