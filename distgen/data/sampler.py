@@ -103,6 +103,17 @@ class SetSamplerBase(IterableDataset):  # type: ignore[type-arg]
 SAMPLINGS = ("condition", "cell", "partition")
 
 
+def replacement_problem(sampling: str, replacement: bool) -> str | None:
+    """Why ``replacement`` cannot apply under ``sampling`` (None when it can): ``partition`` cuts every
+    group into sets of distinct cells and fills only the last one with repeats, so it never reads it."""
+    if replacement and sampling == "partition":
+        return ("replacement=true draws each set's cells from its group with replacement, but sampling='partition' "
+                "never draws: it cuts every group into sets of its own cells once per epoch (only the last set of a "
+                "group is filled up with repeats), so replacement would have no effect; set replacement: false, or "
+                "sampling: condition (or cell) to draw sets with replacement")
+    return None
+
+
 class SetSampler(SetSamplerBase):
     """Iterable of ``SetBatch``: ``sets_per_batch`` sets of ``set_size`` cells of one condition each.
 
@@ -163,6 +174,9 @@ class SetSampler(SetSamplerBase):
         control_sets: str = "none",
     ) -> None:
         self._configure(set_size, sets_per_batch, matcher, matcher_params, seed, rank, world_size, sampling)
+        problem = replacement_problem(sampling, replacement)
+        if problem:
+            raise ValueError(f"SetSampler: {problem}")
         self.replacement = replacement
         self._partition_cache: tuple[int, list[tuple[int, Tensor]]] | None = None
         self.table = table

@@ -217,3 +217,10 @@ def test_matcher_replacement_reaches_the_sampler_through_matcher_params(table):
     s = SetSampler(table, set_size=5, sets_per_batch=3, matcher="same_batch", matcher_params={"replacement": True}, seed=1)
     assert s.matcher.replacement is True
     assert SetSampler(table, set_size=5, sets_per_batch=3, matcher="same_batch", seed=1).matcher.replacement is False
+
+
+def test_sampler_refuses_replacement_it_would_not_read():
+    from distgen.testing import tiny_table
+
+    with pytest.raises(ValueError, match="replacement would have no effect"):
+        SetSampler(tiny_table(), set_size=4, sets_per_batch=2, sampling="partition", replacement=True)
