@@ -35,6 +35,8 @@ from distgen.capabilities import BackboneCapabilities
 OUTPUTS = ("relu", "softplus", "identity")
 BLOCKS = ("parallel", "sequential")
 TIME_INPUTS = ("step", "scaled")
+#: ``timesteps`` when left out, and the ``time_scale`` of ``time_input: scaled`` when that is left out.
+DEFAULT_TIMESTEPS = 1000
 #: Initialisations of the control-stream input layer (``CrossDiT.control_init``).
 CONTROL_INITS = ("xavier", "official")
 #: How the N(0, 1) vector added to every token of both streams is held (``CrossDiT.token_bias``).
@@ -141,8 +143,10 @@ class CrossDiT(Backbone):
     time_input, timesteps, time_scale
         What the sinusoidal time embedding reads: ``"step"`` (PerturbDiff: the DDPM step
         ``n = timesteps (1 - t) - 1``, so ``t = 1`` is step ``-1`` and ``t = 0`` step ``T - 1``) or
-        ``"scaled"`` (``time_scale * t``). With ``"step"`` and diffusion, ``timesteps`` must equal the
-        schedule's ``timesteps`` (assembly refuses another value); under flow matching it only scales ``t``.
+        ``"scaled"`` (``time_scale * t``, ``time_scale`` 1000 when left out). With ``"step"`` and diffusion,
+        ``timesteps`` must equal the schedule's ``timesteps`` (assembly refuses another value); under flow
+        matching it only scales ``t``. Each input reads only its own parameter: ``time_scale`` with
+        ``"step"``, or a ``timesteps`` other than 1000 with ``"scaled"``, is refused (it would have no effect).
     null_condition
         Dropped conditions (classifier-free guidance) use a learned vector of width ``dim`` in place
         of the projected covariates (PerturbDiff's null class embedding). False: the conditioner's
@@ -179,8 +183,8 @@ class CrossDiT(Backbone):
         self_conditioning: bool = True,
         output: str = "relu",
         time_input: str = "step",
-        timesteps: int = 1000,
-        time_scale: float = 1000.0,
+        timesteps: int = DEFAULT_TIMESTEPS,
+        time_scale: float | None = None,
         null_condition: bool = True,
         control_init: str = "xavier",
         token_bias: str = "folded",
@@ -196,12 +200,20 @@ class CrossDiT(Backbone):
             raise ValueError(f"cross_dit: block must be one of {BLOCKS}, got {block!r}")
         if time_input not in TIME_INPUTS:
             raise ValueError(f"cross_dit: time_input must be one of {TIME_INPUTS}, got {time_input!r}")
+        if time_input == "step" and time_scale is not None:
+            raise ValueError(f"cross_dit: time_scale={time_scale} multiplies t only with time_input: scaled, but time_input is 'step' "
+                             "(the network reads the diffusion step from timesteps), so it would have no effect; remove time_scale "
+                             "or set time_input: scaled")
+        if time_input == "scaled" and timesteps != DEFAULT_TIMESTEPS:
+            raise ValueError(f"cross_dit: timesteps={timesteps} is read only with time_input: step, but time_input is 'scaled' "
+                             "(the network reads time_scale * t), so it would have no effect; set time_scale instead, or time_input: step")
         if depth < 1 or dim < 1 or timesteps < 1:
             raise ValueError(f"cross_dit: depth, dim and timesteps must be >= 1, got depth={depth}, dim={dim}, timesteps={timesteps}")
         self.n_genes = n_genes
         self.self_conditioning = self_conditioning
         self.output = output
-        self.time_input, self.timesteps, self.time_scale = time_input, timesteps, float(time_scale)
+        self.time_input, self.timesteps = time_input, timesteps
+        self.time_scale = float(DEFAULT_TIMESTEPS if time_scale is None else time_scale)
         self.capabilities = type(self).capabilities.replace(self_conditioning=self_conditioning,
                                                             output_range="real" if output == "identity" else "nonnegative")
         self.in_p = nn.Linear(n_genes * (2 if self_conditioning else 1), dim)
