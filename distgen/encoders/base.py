@@ -36,6 +36,15 @@ class Encoder(nn.Module, ABC):
         """``[B]`` squared distance between populations ``p [B, m, G]`` and ``q [B, n, G]``."""
         return (self(p, p_mask) - self(q, q_mask)).pow(2).sum(-1)
 
+    def unused_params(self, use: str) -> dict[str, str]:
+        """``{parameter: why}``: what this encoder was given that a model using only its ``use`` never reads.
+
+        ``use`` is ``"embedding"`` (``forward`` only: a population encoder) or ``"distance"``
+        (``distance`` only: a distribution loss). Assembly refuses such parameters: an ablation that
+        changes one would silently change nothing. Default: none (every parameter acts in both uses).
+        """
+        return {}
+
 
 def masked_mean(cells: Tensor, mask: Tensor) -> Tensor:
     """``[B, m, F], [B, m] -> [B, F]`` mean over the real (unmasked) cells of each set."""

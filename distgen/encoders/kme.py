@@ -31,6 +31,15 @@ from distgen.kernels.distances import mmd2
 from distgen.kernels.rbf import RBFKernel, median_sq_dist
 
 FEATURE_MAPS = ("auto", "rff", "nystroem")
+#: Dimension of the explicit embedding when ``features`` is left out.
+DEFAULT_FEATURES = 256
+#: The parameters each use of a kernel mean embedding never reads (``KernelMeanEmbedding.unused_params``).
+_UNUSED = {
+    "distance": (("features", "feature_map", "seed"), "it shapes only the explicit embedding (forward), but a distribution loss "
+                 "uses the exact MMD (distance) and never computes it"),
+    "embedding": (("unbiased",), "it chooses the MMD estimator of distance, but a population encoder only computes the explicit "
+                  "embedding (forward)"),
+}
 
 
 def _real_cells(cells: Tensor, mask: Tensor) -> Tensor:
@@ -79,13 +88,17 @@ class KernelMeanEmbedding(Encoder):
     unbiased
         ``distance`` uses the unbiased U-statistic (needs >= 2 real cells per set) instead of the
         biased V-statistic (PerturbDiff's geomloss energy loss is the biased one, times 1/2).
+        Left out: true. Read by ``distance`` only, so a population encoder refuses it.
     features
-        Dimension ``D`` of the explicit embedding (random features or landmarks).
+        Dimension ``D`` of the explicit embedding (random features or landmarks). Left out: 256.
     feature_map
         ``"auto"`` (random Fourier features for the RBF kernel, Nystroem otherwise), ``"rff"`` or
-        ``"nystroem"``.
+        ``"nystroem"``. Left out: ``"auto"``.
     seed
-        Seed of the random frequencies and of the landmark choice.
+        Seed of the random frequencies and of the landmark choice. Left out: 0.
+
+    ``features``, ``feature_map`` and ``seed`` shape the explicit embedding (``forward``) only; a
+    distribution loss uses the exact ``distance``, so there they are refused (``unused_params``).
     """
 
     example_params: ClassVar[dict[str, Any]] = {"kernel": {"name": "rbf"}, "features": 32}
@@ -102,12 +115,18 @@ class KernelMeanEmbedding(Encoder):
         self,
         n_genes: int,
         kernel: Kernel | None = None,
-        unbiased: bool = True,
-        features: int = 256,
-        feature_map: str = "auto",
-        seed: int = 0,
+        unbiased: bool | None = None,
+        features: int | None = None,
+        feature_map: str | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
+        given = {"unbiased": unbiased, "features": features, "feature_map": feature_map, "seed": seed}
+        self._given = frozenset(k for k, v in given.items() if v is not None)
+        unbiased = True if unbiased is None else unbiased
+        features = DEFAULT_FEATURES if features is None else features
+        feature_map = "auto" if feature_map is None else feature_map
+        seed = 0 if seed is None else seed
         if kernel is None:
             from distgen.kernels import kernels
 
@@ -138,6 +157,10 @@ class KernelMeanEmbedding(Encoder):
         self.register_buffer("landmarks", torch.zeros(features if self.map == "nystroem" else 0, n_genes))
         self.register_buffer("whiten", torch.zeros(features if self.map == "nystroem" else 0, features if self.map == "nystroem" else 0))
         self.register_buffer("centre", torch.zeros(n_genes))
+
+    def unused_params(self, use: str) -> dict[str, str]:
+        names, why = _UNUSED.get(use, ((), ""))
+        return {n: why for n in names if n in self._given}
 
     # ------------------------------------------------------------------ exact distance
     def distance(self, p: Tensor, p_mask: Tensor, q: Tensor, q_mask: Tensor) -> Tensor:

@@ -4,8 +4,8 @@ Components declare what they offer and need in ``capabilities`` (the typed datac
 ``distgen.capabilities``, resolved per built instance); these functions compare the declarations of
 the parts of one model and return every reason the combination cannot work. Read here:
 
-- encoders: ``output_kind``, ``fixed_gene_panel``; the ``dim`` and ``n_genes`` attributes and
-  trainable parameters;
+- encoders: ``output_kind``, ``fixed_gene_panel``; the ``dim`` and ``n_genes`` attributes,
+  trainable parameters and ``unused_params`` (what the encoder's role never reads);
 - backbones: ``population_kind``, ``self_conditioning``, ``output_range``, ``requires_dynamics``,
   ``embeds_perturbations``, ``supports_unseen_perturbations``; the ``population_dim`` and
   ``step_timesteps`` attributes (the latter against a diffusion schedule's ``T``) and
@@ -47,6 +47,15 @@ def _gene_panel(enc: Any, n_genes: int, role: str, genes_per_step: int | None) -
     return out
 
 
+def _unused(enc: Any, use: str, role: str) -> list[str]:
+    """Parameters the encoder was given that its role never reads (``Encoder.unused_params``)."""
+    unused = enc.unused_params(use) if callable(getattr(enc, "unused_params", None)) else {}
+    return [
+        f"{role} {_name(enc)} was given {key}, which has no effect in this role: {why}; remove model.{role}.{key}"
+        for key, why in unused.items()
+    ]
+
+
 def population_problems(model: Generator) -> list[str]:
     """Population encoder vs backbone: output kind, width, gene panel."""
     enc, bb = model.population_encoder, model.backbone
@@ -57,7 +66,7 @@ def population_problems(model: Generator) -> list[str]:
             f"backbone {_name(bb)} does not read Condition.population (it takes no population_dim), so population_encoder "
             f"{_name(enc)} would be computed and ignored; remove it or use a backbone that takes one (mlp, cross_dit, pad_transformer)"
         ]
-    out = []
+    out = _unused(enc, "embedding", "population_encoder")
     kind, want = enc.capabilities.output_kind, bb.capabilities.population_kind
     if kind != want:
         out.append(f"population_encoder {_name(enc)} outputs {kind!r} but backbone {_name(bb)} takes a {want!r} population")
@@ -75,7 +84,7 @@ def distribution_problems(model: Generator) -> list[str]:
     enc = model.distribution_loss
     if enc is None:
         return []
-    out = []
+    out = _unused(enc, "distance", "distribution_loss")
     if model.distribution_weight > 0 and any(p.requires_grad for p in enc.parameters()):
         out.append(
             f"distribution_loss {_name(enc)} has trainable parameters: minimising a learned distance jointly with the "
