@@ -66,7 +66,8 @@ class Generator(nn.Module, TrainableModel):
     condition_dropout
         What one condition-dropout draw covers: ``"set"`` (default: each set of a batch is dropped
         on its own) or ``"batch"`` (one draw per training step drops every set of the batch or none,
-        as PerturbDiff's official ``training_losses`` does per micro-batch).
+        as PerturbDiff's official ``training_losses`` does per micro-batch; refused with
+        ``p_drop_condition: 0``, where nothing is dropped).
     genes_per_step
         Random gene columns kept per training step (scDFM: 1000); None keeps all.
     predict_genes
@@ -418,6 +419,10 @@ def check_assembly(model: Generator) -> None:
         raise AssemblyError(f"p_drop_condition must be in [0, 1), got {model.p_drop_condition}")
     if model.condition_dropout not in CONDITION_DROPOUTS:
         raise AssemblyError(f"condition_dropout must be one of {', '.join(CONDITION_DROPOUTS)}, got {model.condition_dropout!r}")
+    if model.condition_dropout != "set" and model.p_drop_condition == 0:
+        raise AssemblyError(f"condition_dropout={model.condition_dropout!r} chooses what one condition-dropout draw covers, but "
+                            "p_drop_condition is 0 (no condition is ever dropped), so it would have no effect; set "
+                            "model.p_drop_condition > 0 (e.g. 0.1) or remove condition_dropout")
     if model.input_scale <= 0:
         raise AssemblyError(f"input_scale must be > 0, got {model.input_scale}")
     anchor, reference = model.anchor.kind, model.anchor.reference

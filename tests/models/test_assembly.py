@@ -322,3 +322,24 @@ def test_self_conditioning_reaches_only_a_backbone_that_takes_it():
     assert seen[0] is None and all(s is not None for s in seen[1:]) and len(seen) == 3
     plain = _model(backbone=GeneWise())  # flow matching: the plain backbone is never offered an estimate
     plain.loss(tiny_batch())
+
+
+def test_kme_parameters_its_role_never_reads_are_refused():
+    # a distribution loss uses only the exact MMD (distance), a population encoder only the explicit features (forward)
+    with pytest.raises(AssemblyError, match=r"distribution_loss KernelMeanEmbedding was given features, which has no effect.*"
+                                             r"remove model\.distribution_loss\.features"):
+        _model(distribution_loss=_enc("kme", kernel={"name": "rbf"}, features=64), distribution_weight=0.5)
+    with pytest.raises(AssemblyError, match="distribution_loss KernelMeanEmbedding was given seed"):
+        _model(distribution_loss=_enc("kme", seed=3), distribution_weight=0.5)
+    with pytest.raises(AssemblyError, match="population_encoder KernelMeanEmbedding was given unbiased, which has no effect"):
+        _model(population_encoder=_enc("kme", kernel={"name": "rbf"}, features=8, unbiased=False))
+    # each role keeps its own parameters; left out, the distance is the unbiased estimator as before
+    _model(distribution_loss=_enc("kme", kernel={"name": "rbf"}, unbiased=False), distribution_weight=0.5)
+    _model(population_encoder=_enc("kme", kernel={"name": "rbf"}, features=8, feature_map="rff", seed=1))
+    assert _enc("kme").unbiased is True and _enc("kme").dim == 256
+
+
+def test_batch_condition_dropout_without_dropout_is_refused():
+    with pytest.raises(AssemblyError, match=r"condition_dropout='batch'.*p_drop_condition is 0.*no effect"):
+        _model(condition_dropout="batch")
+    assert _model(condition_dropout="batch", p_drop_condition=0.1).condition_dropout == "batch"
