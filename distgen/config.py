@@ -43,6 +43,10 @@ class ConfigError(UsageError, ValueError):
     """A config that cannot be built; the message names the key and how to fix it (exit code 2)."""
 
 
+class InertSettingWarning(UserWarning):
+    """A setting given a value that has no effect with the rest of the configuration (an ablation of it changes nothing)."""
+
+
 #: Top-level sections of a config document that must be mappings when present.
 SECTIONS = ("model", "data", "train", "sweep", "fit", "evaluate")
 #: Most values a config may expand to once YAML aliases are followed (an alias bomb is refused).

@@ -7,11 +7,12 @@ the key named (through ``distgen.config.validate_params``) and checks value rang
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from distgen.config import ConfigError, validate_params
+from distgen.config import ConfigError, InertSettingWarning, validate_params
 
 #: Keys that may change between a checkpoint and its resume (they steer the run, not its result).
 RUN_CONTROL_KEYS = frozenset(
@@ -163,6 +164,27 @@ class TrainOptions:
             raise ConfigError(f"train.minutes must be > 0 or null, got {self.minutes}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"train.patience must be >= 1 or null, got {self.patience}")
+        for message in self.inert():
+            warnings.warn(message, InertSettingWarning, stacklevel=3)
+
+    def inert(self) -> list[str]:
+        """Settings given a non-default value that have no effect with the others (``InertSettingWarning``)."""
+        out = []
+        if self.schedule == "constant":
+            for key in ("min_lr_ratio", "plateau_ratio"):
+                if getattr(self, key) != 0:
+                    out.append(f"train.{key}={getattr(self, key)} has no effect with train.schedule=constant (the learning "
+                               "rate stays at its peak after the warm-up); set a decaying schedule (cosine, cosine_floor) or "
+                               f"train.{key}=0")
+        if self.ema_decay is None:
+            defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in ("ema_every", "ema_warmup", "ema_epoch_end")}
+            for key, default in defaults.items():
+                if getattr(self, key) != default:
+                    out.append(f"train.{key}={getattr(self, key)} has no effect with train.ema_decay=null (no moving "
+                               "average is kept); set train.ema_decay (e.g. 0.999)")
+        if self.weight_decay == 0 and not self.decay_norm_and_bias:
+            out.append("train.decay_norm_and_bias=false has no effect with train.weight_decay=0 (nothing is decayed)")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
