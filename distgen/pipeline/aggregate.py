@@ -87,6 +87,32 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
     return Comparison(variant, metric, len(keys), md, float(res.statistic), float(res.pvalue), better)
 
 
+def identical_variants(rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str]) -> dict[str, str]:
+    """``{variant: earlier variant}`` for each variant whose every (seed, perturbation, metric) value equals an earlier one's.
+
+    Exactly equal tables mean the two runs generated the same cells: whatever setting tells the variants apart
+    had no effect (a parameter the model never reads, or two settings that coincide on this data, e.g.
+    ``data.matcher`` ``random`` and ``same_batch`` on data with one context and one batch).
+    """
+
+    def table(name: str) -> dict[tuple[int, str, str], float]:
+        return {(int(r["seed"]), str(r["perturbation"]), m): r[m] for r in rows if r["variant"] == name for m in metrics if m in r}
+
+    def same(a: dict[tuple[int, str, str], float], b: dict[tuple[int, str, str], float]) -> bool:
+        return bool(a) and a.keys() == b.keys() and all(
+            a[k] == b[k] or (isinstance(a[k], float) and isinstance(b[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a
+        )
+
+    tables = {v: table(v) for v in variants}
+    out: dict[str, str] = {}
+    for i, v in enumerate(variants):
+        for earlier in variants[:i]:
+            if earlier not in out and same(tables[v], tables[earlier]):
+                out[v] = earlier
+                break
+    return out
+
+
 def fmt(x: float, digits: int = 4) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
 
@@ -124,6 +150,13 @@ def summary_markdown(
                   "| variant | metric | pairs | mean_diff | W | p | better |", "|---|---|---|---|---|---|---|"]
         for c in comparisons:
             lines.append(f"| {c.variant} | {c.metric} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | {fmt(c.p_value, 3)} | {c.better} |")
+    same = identical_variants(rows, variants, metrics)
+    if same:
+        lines += ["", "## Variants without effect", "",
+                  "These variants gave exactly the same value as another for every seed, perturbation and metric: the runs "
+                  "generated the same cells, so the setting that tells them apart had no effect (a parameter the model does "
+                  "not read, or two settings that coincide on this data).", ""]
+        lines += [f"- `{v}` = `{other}`" for v, other in same.items()]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- {f}" for f in failed]
     return "\n".join(lines) + "\n", comparisons

@@ -25,6 +25,7 @@ from distgen.errors import clip_message, short
 from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
     Comparison,
+    identical_variants,
     plot_summary,
     read_metrics_csv,
     summary_markdown,
@@ -182,9 +183,13 @@ def _sweep(
     write_results(rows, out / "results.csv")
     text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed)
     (out / "summary.md").write_text(text)
+    same = identical_variants(rows, variants, present)
+    for v, other in same.items():
+        print(f"warning: sweep variant {v} gave exactly the results of {other} (every seed, perturbation and metric): the "
+              "setting that tells them apart had no effect (see summary.md)", file=sys.stderr)
     (out / "summary.json").write_text(json.dumps({
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
-        "failed": result.failed, "comparisons": [c.__dict__ for c in result.comparisons],
+        "failed": result.failed, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
     }, indent=2, default=str))
     plot_summary(rows, variants, present, out / "summary.png")
     write_sweep_page(out, present)  # report.html: one row per variant, paired tests as intervals

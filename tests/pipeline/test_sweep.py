@@ -123,3 +123,18 @@ def test_a_base_axis_puts_whole_configs_on_one_grid(tmp_path, monkeypatch):
     (cmp,) = [c for c in res.comparisons if c.metric == "mse"]
     assert cmp.variant == "base=additive.yaml" and cmp.n_pairs == 8  # 2 seeds x 4 held-out pairs, vs the first variant
     assert cmp.mean_diff < 0 and cmp.better == "variant"  # adding the seen singles' effects beats predicting no change
+
+
+def test_variants_with_identical_results_are_flagged(tmp_path, base, capsys):
+    # the fake runner's values depend only on the seed and on whether the variant says "good": "good" and "also_good"
+    # generate the same results, as two settings that coincide on the data would (data.matcher random and same_batch
+    # on data with one context and one batch)
+    import json
+
+    res = sweep(base, {"description": ["good", "bad", "also_good"], "train.seed": [0, 1]}, tmp_path / "sw", runner=FakeRunner(),
+                progress=False)
+    summary = json.loads((res.out / "summary.json").read_text())
+    assert summary["identical"] == {"description=also_good": "description=good"}
+    text = (res.out / "summary.md").read_text()
+    assert "## Variants without effect" in text and "- `description=also_good` = `description=good`" in text
+    assert "sweep variant description=also_good gave exactly the results of description=good" in capsys.readouterr().err
