@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
+from distgen.config import InertSettingWarning
 from distgen.data.matching import ControlMatcher, matchers
 from distgen.types import CellTable, SetBatch
 
@@ -107,10 +109,9 @@ def replacement_problem(sampling: str, replacement: bool) -> str | None:
     """Why ``replacement`` cannot apply under ``sampling`` (None when it can): ``partition`` cuts every
     group into sets of distinct cells and fills only the last one with repeats, so it never reads it."""
     if replacement and sampling == "partition":
-        return ("replacement=true draws each set's cells from its group with replacement, but sampling='partition' "
-                "never draws: it cuts every group into sets of its own cells once per epoch (only the last set of a "
-                "group is filled up with repeats), so replacement would have no effect; set replacement: false, or "
-                "sampling: condition (or cell) to draw sets with replacement")
+        return ("replacement=true has no effect with sampling='partition': partition never draws, it cuts every group "
+                "into sets of its own cells once per epoch (only the last set of a group is filled up with repeats); "
+                "set replacement: false, or sampling: condition (or cell) to draw sets with replacement")
     return None
 
 
@@ -175,8 +176,8 @@ class SetSampler(SetSamplerBase):
     ) -> None:
         self._configure(set_size, sets_per_batch, matcher, matcher_params, seed, rank, world_size, sampling)
         problem = replacement_problem(sampling, replacement)
-        if problem:
-            raise ValueError(f"SetSampler: {problem}")
+        if problem:  # a warning, not a refusal: scdfm's replacement: true reaches data.sampling=partition from the preset
+            warnings.warn(f"data.{problem}", InertSettingWarning, stacklevel=2)
         self.replacement = replacement
         self._partition_cache: tuple[int, list[tuple[int, Tensor]]] | None = None
         self.table = table

@@ -90,14 +90,11 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
     if ds.hvg is not None and (isinstance(ds.hvg, bool) or not isinstance(ds.hvg, int) or ds.hvg < 1):
         raise ConfigError(f"data.hvg must be a number of genes >= 1 (or null for every gene), got {ds.hvg!r}")
     from distgen.data.filters import filter_rules
-    from distgen.data.sampler import CONTROL_SETS, SAMPLINGS, replacement_problem
+    from distgen.data.sampler import CONTROL_SETS, SAMPLINGS
 
     filter_rules(ds.filter)
     if ds.sampling not in SAMPLINGS:
         raise ConfigError(f"data.sampling must be one of {', '.join(SAMPLINGS)}, got {ds.sampling!r}")
-    problem = replacement_problem(ds.sampling, ds.replacement)
-    if problem:
-        raise ConfigError(f"data.{problem}")
     if ds.control_sets not in CONTROL_SETS:
         raise ConfigError(f"data.control_sets must be one of {', '.join(CONTROL_SETS)}, got {ds.control_sets!r}")
     if ds.dataset not in BUNDLED and not Path(ds.dataset).exists():

@@ -138,11 +138,7 @@ def test_matcher_params_are_checked_against_the_matcher_at_load():
     assert data_section({"matcher": "same_batch", "matcher_params": {"replacement": True}}).matcher == "same_batch"
 
 
-def test_replacement_with_partition_sampling_is_refused_at_load():
-    # partition cuts every group into sets of its own cells and never draws, so replacement would change nothing
-    with pytest.raises(ConfigError, match=r"data\.replacement=true .*sampling='partition'.*no effect"):
-        data_section({"sampling": "partition", "replacement": True})
-    with pytest.raises(ConfigError, match="data.sampling must be one of condition, cell, partition"):
+def test_an_unknown_sampling_is_refused_at_load():
+    with pytest.raises(ConfigError, match=r"data\.sampling must be one of condition, cell, partition"):
         data_section({"sampling": "cells"})
-    assert data_section({"sampling": "condition", "replacement": True}).replacement
     assert data_section({"sampling": "partition"}).sampling == "partition"

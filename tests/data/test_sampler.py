@@ -219,8 +219,18 @@ def test_matcher_replacement_reaches_the_sampler_through_matcher_params(table):
     assert SetSampler(table, set_size=5, sets_per_batch=3, matcher="same_batch", seed=1).matcher.replacement is False
 
 
-def test_sampler_refuses_replacement_it_would_not_read():
+def test_replacement_that_partition_sampling_never_reads_warns():
+    # partition cuts every group into sets of its own cells and never draws, so replacement changes nothing
+    # (a warning, not a refusal: scdfm's replacement: true reaches data.sampling=partition from the preset)
+    import warnings
+
+    from distgen.config import InertSettingWarning
     from distgen.testing import tiny_table
 
-    with pytest.raises(ValueError, match="replacement would have no effect"):
-        SetSampler(tiny_table(), set_size=4, sets_per_batch=2, sampling="partition", replacement=True)
+    with pytest.warns(InertSettingWarning, match=r"data\.replacement=true has no effect with sampling='partition'"):
+        partition = SetSampler(tiny_table(), set_size=4, sets_per_batch=2, sampling="partition", replacement=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = SetSampler(tiny_table(), set_size=4, sets_per_batch=2, sampling="partition")
+        SetSampler(tiny_table(), set_size=4, sets_per_batch=2, sampling="condition", replacement=True)
+    assert torch.equal(partition.batch(0).target, plain.batch(0).target)  # what it warns about: the same sets
