@@ -234,9 +234,9 @@ def test_shared_token_bias_is_the_same_function_as_the_folded_one_with_one_param
 
 def test_each_time_input_refuses_the_other_inputs_parameter():
     # time_scale was read only under time_input: scaled, timesteps only under step; the other was accepted and ignored
-    with pytest.raises(ValueError, match="time_scale=2000.0 multiplies t only with time_input: scaled.*no effect"):
+    with pytest.raises(ValueError, match=r"time_scale=2000\.0 multiplies t only with time_input: scaled.*no effect"):
         _net(time_scale=2000.0)
-    with pytest.raises(ValueError, match="timesteps=500 is read only with time_input: step.*no effect"):
+    with pytest.raises(ValueError, match=r"timesteps=500 is read only with time_input: step.*no effect"):
         _net(time_input="scaled", timesteps=500)
     t = torch.tensor([[0.25]])
     assert torch.equal(_net(time_input="scaled").embed_time(t), _net(time_input="scaled", time_scale=1000.0).embed_time(t))
