@@ -15,7 +15,7 @@ raw counts, and log-normalised copies for the cell-eval 0.8.2 profile), in one p
 A markdown table goes to ``--out`` (raw numbers in a ``.json`` beside it). Parts that would start after
 ``--budget`` seconds are skipped and say so.
 
-    python -m benchmarks.eval_speed_cuda --shared-data ../shared/data            # on a CUDA machine
+    POLARS_MAX_THREADS=1 python -m benchmarks.eval_speed_cuda --shared-data ../shared/data   # on a CUDA machine
     python -m benchmarks.eval_speed_cuda --dry-run --out /tmp/evc.md              # CPU, synthetic pair, seconds (CI)
 """
 
@@ -181,17 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="CPU only, a synthetic pair, 1 repeat: checks the script itself")
     ap.add_argument("--out", default="eval_speed_cuda.md")
     args = ap.parse_args(argv)
-    for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "POLARS_MAX_THREADS"):
-        os.environ[k] = str(args.threads)
     import torch
 
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
     cuda = torch.cuda.is_available()
     if not args.dry_run and not cuda:
         ap.error("no CUDA device; run with --dry-run for the CPU check of the script itself")
     if not args.dry_run and args.shared_data is None:
         ap.error("--shared-data is required (or --dry-run)")
+    # thread counts set at run time (the process's environment is left alone: numba refuses a NUMBA_NUM_THREADS that
+    # changes after its threads started); polars reads POLARS_MAX_THREADS at import, so set it in the command line
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    import numba
+
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     device: Any = "dry-run" if args.dry_run else torch.device("cuda")
     repeats = 1 if args.dry_run else args.repeats
     work = args.work or tempfile.mkdtemp(prefix="evalcuda_")
