@@ -412,14 +412,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of ``doc`` with dotted overrides applied in order.
 
-    Setting ``...name`` to a new value replaces that node with ``{name: value}``; other keys are
-    set (creating intermediate mappings as needed). Setting a key inside a component given by a bare
+    Setting ``...name`` to a new value replaces that node with ``{name: value}``, keeping the keys
+    that earlier overrides of the same call set inside it (so the order of ``backbone.hidden=32`` and
+    ``backbone.name=mlp`` does not matter; a key the new component lacks is then an error, not a
+    silent drop); other keys are set (creating intermediate mappings as needed). Setting a key inside a component given by a bare
     name expands the name first: ``solver=euler`` then ``solver.steps=4`` gives ``{name: euler, steps: 4}``.
     A top-level section can be replaced by another
     mapping but not by a plain value: ``train=5`` is refused, naming the keys it would have thrown
     away (deeper keys are checked against their schema, where a string may be valid: ``data.split=split.json``).
     """
     out = copy.deepcopy(dict(doc))
+    done: list[tuple[list[str], str]] = []  # (path, text) of the overrides applied so far
     for text in overrides:
         parts, value = parse_override(text)
         node: dict[str, Any] = out
@@ -442,7 +445,16 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
             )
         if last == "name" and node.get("name") != value:
             node.clear()
+            node[last] = value
+            # keys set inside this node by earlier overrides of the same call belong to the new component too
+            # (`backbone.hidden=32 backbone.name=mlp` is `backbone.name=mlp backbone.hidden=32`, not a silent drop)
+            at = parts[:-1]
+            again = [t for p, t in done if len(p) > len(at) and p[: len(at)] == at and p[len(at):] != ["name"]]
+            out = apply_overrides(out, again)
+            done.append((parts, text))
+            continue
         node[last] = value
+        done.append((parts, text))
     return out
 
 

@@ -106,6 +106,23 @@ def test_overrides_merge_or_replace():
     assert doc["model"]["backbone"]["depth"] == 1  # input untouched
 
 
+def test_a_name_change_keeps_what_earlier_overrides_of_the_same_call_set_inside_the_node():
+    """`backbone.hidden=32 backbone.name=mlp` used to drop hidden=32 silently (the name change cleared the node);
+    the order of the two overrides must not matter."""
+    doc = {"model": {"backbone": {"name": "pad_transformer", "layers": 2}, "dynamics": MODEL["dynamics"]}}
+    first = apply_overrides(doc, ["model.backbone.hidden=32", "model.backbone.name=mlp"])
+    assert first["model"]["backbone"] == {"name": "mlp", "hidden": 32}  # the preset's layers=2 is gone with the old node
+    assert first == apply_overrides(doc, ["model.backbone.name=mlp", "model.backbone.hidden=32"])
+    deep = apply_overrides(doc, ["model.backbone.attention.name=x", "model.backbone.attention.k=1", "model.backbone.name=y"])
+    assert deep["model"]["backbone"] == {"name": "y", "attention": {"name": "x", "k": 1}}
+    again = apply_overrides(doc, ["model.backbone.name=a", "model.backbone.k=1", "model.backbone.name=b"])
+    assert again["model"]["backbone"] == {"name": "b", "k": 1}
+    # a key the new component does not take is now an error naming it, not a silent drop
+    bad = apply_overrides(doc, ["model.backbone.layers=1", "model.backbone.name=mlp"])
+    with pytest.raises(ConfigError, match=r"backbone\[mlp\]: unknown key 'layers'"):
+        validate_node("backbones", bad["model"]["backbone"], "backbone")
+
+
 @pytest.mark.parametrize("bad", ["noequals", "a..b=1", "x=[1,"])
 def test_bad_override_syntax(bad):
     with pytest.raises(ConfigError):
