@@ -1,5 +1,7 @@
 """PerturbationData.from_anndata: parsing, normalisation, scale detection and every bad input."""
 
+import warnings
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -302,3 +304,15 @@ def test_genetic_perturbations_that_name_no_gene_are_warned_with_the_var_column_
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         PerturbationData.from_anndata(tiny_adata, tiny_schema)
+
+
+def test_encode_refuses_duplicated_gene_names(tiny_adata, tiny_schema):
+    """A duplicated gene name in the cells to encode was a pandas InvalidIndexError ("Reindexing only valid with
+    uniquely valued Index objects") raised while reordering the columns; which copy to read is ambiguous."""
+    data = PerturbationData.from_anndata(tiny_adata, tiny_schema)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata's own "not unique" warning
+        extra = ad.AnnData(np.concatenate([tiny_adata.X, tiny_adata.X[:, :2]], 1), obs=tiny_adata.obs.copy(),
+                           var=pd.DataFrame(index=[*map(str, tiny_adata.var_names), data.info.genes[0], "extra"]))
+    with pytest.raises(ValueError, match=rf"duplicated gene names \['{data.info.genes[0]}'\]"):
+        data.encode(extra)
