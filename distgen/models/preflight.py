@@ -217,6 +217,50 @@ def preflight(
 #: The option that lets a run go ahead when held-out atoms cannot be embedded (``preflight:`` config section).
 ALLOW_OPTION = "preflight.allow_unembedded"
 
+#: ``DataInfo`` vocabularies whose order gives meaning to tensors: gene columns and label ids.
+VOCABULARIES = ("genes", "perturbations", "contexts", "batches")
+
+
+def vocabulary_differences(model_info: DataInfo, info: DataInfo) -> list[str]:
+    """How ``info`` differs from the vocabularies a model was built for (empty when they agree)."""
+    out = []
+    for name in VOCABULARIES:
+        ours, theirs = getattr(model_info, name), getattr(info, name)
+        if ours == theirs:
+            continue
+        if set(ours) == set(theirs):
+            out.append(f"{name}: the same {len(ours)} in another order")
+            continue
+        extra, missing = [v for v in theirs if v not in set(ours)], [v for v in ours if v not in set(theirs)]
+        parts = ([f"{len(extra)} unknown to the model (e.g. {extra[:3]})"] if extra else []) + (
+            [f"{len(missing)} of the model's missing here (e.g. {missing[:3]})"] if missing else [])
+        out.append(f"{name}: {', '.join(parts) or 'another order'}")
+    for name in ("perturbation_type", "control_label"):
+        if getattr(model_info, name) != getattr(info, name):
+            out.append(f"{name}: {getattr(model_info, name)!r} for the model, {getattr(info, name)!r} here")
+    return out
+
+
+def check_vocabulary(model: Any, info: DataInfo, doing: str) -> None:
+    """Refuse to ``doing`` (``"predict"``, ``"fit"``) ``model`` on data whose vocabularies are not the ones it was built for.
+
+    A model reads gene columns by position and labels as ids into its ``DataInfo``: on data with the
+    same genes in another order, or other atoms, contexts or batches, every column and id would be
+    read against the wrong name, silently. Models that record no ``info`` (a baseline not yet fitted)
+    are not checked.
+    """
+    built = getattr(model, "info", None)
+    if not isinstance(built, DataInfo) or built == info:
+        return
+    diff = vocabulary_differences(built, info)
+    if not diff:
+        return
+    raise ConfigError(
+        f"{doing}: {type(model).__name__} was built (or fitted) for other data than this one ({'; '.join(diff)}); its gene "
+        "columns and label ids would be read against the wrong names. Use the data it was built for: load the same file "
+        "with the same data: section (genes in the same order: adata[:, genes]), or build and train a model for this data"
+    )
+
 
 def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: bool = False) -> list[str]:
     """Pre-flight of ``model`` against the held-out conditions of a ``distgen.data.Dataset``, before any compute.

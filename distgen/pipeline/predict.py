@@ -32,7 +32,7 @@ from distgen.data import layout
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.section import data_section
 from distgen.models.generator import build_model
-from distgen.models.preflight import PreflightWarning, check_split
+from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
 from distgen.pipeline.outputs import check_distinct, check_output_file
 from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
@@ -178,6 +178,7 @@ def predict(
     """
     if not callable(getattr(model, "predict", None)):
         raise TypeError(f"predict: {type(model).__name__} has no predict(control, control_mask, labels) method")
+    check_vocabulary(model, dataset.info, "predict")
     if max_cells is not None:
         dataset = dataset.capped(max_cells)
     groups = dataset.groups(part)

@@ -19,7 +19,7 @@ from distgen.data.batches import TableBatches
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
 from distgen.models.base import FittedModel, PerturbationModel
-from distgen.models.preflight import PreflightWarning, check_split
+from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.trainer import Trainer, TrainResult
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
@@ -88,6 +88,8 @@ def fit(
         raise TypeError(f"fit: config must be a config mapping (distgen.load_config(...)), got {type(config).__name__}")
     doc = dict(config or {})
     check = isinstance(data, Dataset) and preflight
+    if not isinstance(model, FittedModel) and isinstance(data, Dataset | CellTable):  # a fitted model learns anew;
+        check_vocabulary(model, data.info, "fit")  # Cells are read in the model's own vocabularies (_table)
     if isinstance(model, FittedModel):
         if isinstance(options, TrainOptions):
             raise TypeError(f"fit: {type(model).__name__} fits itself; give its fit: options as a mapping, not TrainOptions")

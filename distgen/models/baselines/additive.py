@@ -25,6 +25,7 @@ class AdditiveBaseline(FittedModel):
         self.atom_names: tuple[str, ...] = ()
 
     def fit(self, train: CellTable, **kwargs: Any) -> AdditiveBaseline:
+        self.info = train.info  # what its effects are indexed by (distgen.predict checks it)
         effects = condition_effects(train)
         self.singles = {atoms[0]: e for atoms, e in effects.items() if len(atoms) == 1}
         self.atom_names = train.info.perturbations

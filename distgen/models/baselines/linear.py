@@ -41,7 +41,7 @@ class LinearBaseline(FittedModel):
         return self.G[[r for r in rows if r is not None]].sum(0)
 
     def fit(self, train: CellTable, **kwargs: Any) -> LinearBaseline:
-        info = train.info
+        info = self.info = train.info  # what its weights are indexed by (distgen.predict checks it)
         gidx = info.gene_index()
         self.atom_names = info.perturbations
         self.gene_row = {i: gidx[a] for i, a in enumerate(info.perturbations) if a in gidx and info.perturbation_type == "genetic"}

@@ -30,6 +30,7 @@ class MatchingMeanBaseline(FittedModel):
         self.atom_names: tuple[str, ...] = ()
 
     def fit(self, train: CellTable, **kwargs: Any) -> MatchingMeanBaseline:
+        self.info = train.info  # what its effects are indexed by (distgen.predict checks it)
         effects = condition_effects(train)
         if not effects:
             raise ValueError("matching_mean: the training cells contain no perturbed cells")

@@ -26,6 +26,7 @@ class MeanPerturbationBaseline(FittedModel):
         self.effect: Tensor | None = None
 
     def fit(self, train: CellTable, **kwargs: Any) -> MeanPerturbationBaseline:
+        self.info = train.info  # what its effect is indexed by (distgen.predict checks it)
         effects = condition_effects(train)
         if not effects:
             raise ValueError("mean_perturbation: the training cells contain no perturbed cells")

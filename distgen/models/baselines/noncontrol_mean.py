@@ -46,6 +46,7 @@ class NonControlMeanBaseline(FittedModel):
         self.effect: Tensor | None = None
 
     def fit(self, train: CellTable, **kwargs: Any) -> NonControlMeanBaseline:
+        self.info = train.info  # what its effect is indexed by (distgen.predict checks it)
         if not bool((~train.labels.is_control).any()):
             raise ValueError("noncontrol_mean: the training cells contain no perturbed cells")
         self.effect = noncontrol_effect(train)
