@@ -266,3 +266,57 @@ def _use(monkeypatch, reg):
     """Make config building and the cheap checks look ``reg`` up (the real registries are found by kind)."""
     monkeypatch.setattr("distgen.config.registry", lambda kind: reg)
     monkeypatch.setattr("distgen.testing.checks.registry", lambda kind: reg)
+
+
+BACKBONES = """
+import torch
+from torch import nn
+from distgen.backbones.base import Backbone
+from distgen.capabilities import BackboneCapabilities
+
+
+class Population(Backbone):
+    '''Reads the population embedding, and says so.'''
+
+    requires = frozenset({"population"})
+
+    def __init__(self, n_genes: int, population_dim: int = 0) -> None:
+        super().__init__()
+        self.lin = nn.Linear(n_genes + 1, n_genes)
+        self.pop = nn.Linear(max(population_dim, 1), n_genes)
+
+    def forward(self, x_t, t, cond):
+        return self.lin(torch.cat([x_t, t[..., None]], -1)) + self.pop(cond.population)[:, None, :]
+
+
+class Undeclared(Backbone):
+    '''Reads the conditioner's embedding but declares only control cells.'''
+
+    requires = frozenset({"control"})
+
+    def __init__(self, n_genes: int, cond_dim: int = 0) -> None:
+        super().__init__()
+        self.lin = nn.Linear(n_genes + 1, n_genes)
+        self.emb = nn.Linear(max(cond_dim, 1), n_genes)
+
+    def forward(self, x_t, t, cond):
+        return self.lin(torch.cat([x_t, t[..., None]], -1)) + self.emb(cond.embedding)[:, None, :]
+"""
+
+
+def test_the_cheap_checks_give_a_backbone_what_it_declares_and_only_that(site, monkeypatch):
+    """A backbone that declares `population` was refused as broken (the checks never gave it one: "raised TypeError:
+    linear(): argument 'input' must be Tensor, not NoneType"); one that reads the embedding without declaring it passed
+    them, then failed inside training once a model without a conditioner gave it none."""
+    from distgen.backbones.base import Backbone
+    from distgen.testing.fixtures import tiny_info
+
+    _fake_dist(site, "fake-nets", "fake_nets", BACKBONES, {"pop": "fake_nets:Population", "undeclared": "fake_nets:Undeclared"},
+               group="distgen.backbones")
+    reg = Registry("backbones", Backbone)
+    _use(monkeypatch, reg)
+    info = tiny_info()
+    net = build_component("backbones", "pop", info=info, n_genes=info.n_genes, population_dim=5)
+    assert net.pop.in_features == 5
+    with pytest.raises(PluginCheckError, match=r"'undeclared' from plugin 'fake-nets'.*without an embedding.*does not declare 'embedding'"):
+        build_component("backbones", "undeclared", info=info, n_genes=info.n_genes, cond_dim=8)

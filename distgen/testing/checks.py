@@ -22,6 +22,8 @@ from distgen.registry import registry
 from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_info, tiny_labels
 
 COND_DIM = 8
+#: Width of the population embedding given to a backbone that declares ``population`` in ``requires``.
+POP_DIM = 6
 
 
 def injected() -> dict[str, Any]:
@@ -37,26 +39,43 @@ def example_node(kind: str, name: str) -> dict[str, Any]:
 
 
 def make(kind: str, name: str, seed: int = 0, **extra: Any) -> Any:
-    """Build a component for checks and contract tests (seeded, with injected tiny-data sizes)."""
+    """Build a component for checks and contract tests (seeded, with injected tiny-data sizes).
+
+    A backbone that declares ``population`` in ``requires`` is built with ``population_dim=POP_DIM``
+    (as assembly injects its population encoder's width).
+    """
     torch.manual_seed(seed)
     if kind == "models":
         from distgen.models.generator import build_model
 
         return build_model(example_node(kind, name), tiny_info(), **extra)
-    return build_component(kind, example_node(kind, name), **{**injected(), **extra})
+    obj = build_component(kind, example_node(kind, name), **{**injected(), **extra})
+    if kind == "backbones" and "population" in getattr(obj, "requires", ()) and "population_dim" not in extra:
+        torch.manual_seed(seed)
+        obj = build_component(kind, example_node(kind, name), **{**injected(), "population_dim": POP_DIM, **extra})
+    return obj
 
 
-def tiny_condition(batch: Any, cond_dim: int = COND_DIM) -> Any:
-    """A ``Condition`` for ``batch`` with a random ``[B, cond_dim]`` embedding (seeded)."""
+def tiny_condition(batch: Any, cond_dim: int = COND_DIM, requires: Any = None) -> Any:
+    """A ``Condition`` for ``batch`` with a random ``[B, cond_dim]`` embedding (seeded).
+
+    Given a backbone's ``requires``, the condition holds what assembly guarantees it: control cells and
+    labels always, the embedding only when ``embedding`` is required (assembly refuses a conditioner
+    the backbone does not read) and a ``[B, POP_DIM]`` population embedding when ``population`` is.
+    Without ``requires``: an embedding and no population.
+    """
     from distgen.backbones.base import Condition
 
     g = torch.Generator().manual_seed(0)
+    b = batch.target.shape[0]
+    embedding = torch.randn(b, cond_dim, generator=g)
+    population = torch.randn(b, POP_DIM, generator=g) if requires is not None and "population" in requires else None
     return Condition(
         gene_ids=batch.gene_ids,
-        embedding=torch.randn(batch.target.shape[0], cond_dim, generator=g),
+        embedding=embedding if requires is None or "embedding" in requires else None,
         control=batch.control,
         control_mask=batch.control_mask,
-        population=None,
+        population=population,
         labels=batch.labels,
     )
 
@@ -97,7 +116,19 @@ def _backbones(net: Any) -> list[str]:
     b = tiny_batch()
     net.eval()
     t = torch.rand(3, b.target.shape[1], generator=torch.Generator().manual_seed(1))
-    return _tensor(f"forward(x_t {tuple(b.target.shape)}, t, cond)", net(b.target, t, tiny_condition(b)), tuple(b.target.shape))
+    requires = frozenset(getattr(net, "requires", ()))
+    full = tiny_condition(b, requires=requires | {"embedding"})
+    out = _tensor(f"forward(x_t {tuple(b.target.shape)}, t, cond)", net(b.target, t, full), tuple(b.target.shape))
+    if out or "embedding" in requires:
+        return out
+    try:  # what a model without a conditioner gives it: no embedding
+        net(b.target, t, tiny_condition(b, requires=requires))
+    except Exception as exc:
+        out.append(
+            f"forward fails on a Condition without an embedding ({type(exc).__name__}: {exc}), but requires = {sorted(requires)} "
+            "does not declare 'embedding': declare every Condition field it reads in requires (assembly then gives it one)"
+        )
+    return out
 
 
 class _LinearField(torch.nn.Module):
@@ -258,4 +289,4 @@ def check_component(kind: str, name: str) -> list[str]:
         return problems(kind, obj)
 
 
-__all__ = ["CHECKS", "COND_DIM", "check_component", "example_node", "injected", "make", "problems", "tiny_condition"]
+__all__ = ["CHECKS", "COND_DIM", "POP_DIM", "check_component", "example_node", "injected", "make", "problems", "tiny_condition"]

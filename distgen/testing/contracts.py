@@ -34,7 +34,7 @@ from distgen.backbones.base import Condition
 from distgen.capabilities import resolve
 from distgen.config import build_component, resolve_node
 from distgen.registry import registry
-from distgen.testing.checks import COND_DIM, example_node, injected, make, problems
+from distgen.testing.checks import COND_DIM, POP_DIM, example_node, injected, make, problems
 from distgen.testing.checks import _LinearField as _LinearField
 from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_info, tiny_labels, tiny_table
 
@@ -225,14 +225,16 @@ class ConditionerContract(_Contract):
 
 
 def _condition(batch: Any, backbone: Any) -> Condition:
+    """An embedding, control cells, labels, and a ``[B, POP_DIM]`` population embedding when the backbone requires one."""
     torch.manual_seed(0)
     b = batch.target.shape[0]
+    needs_population = "population" in getattr(backbone, "requires", ())
     return Condition(
         gene_ids=batch.gene_ids,
         embedding=torch.randn(b, COND_DIM),
         control=batch.control,
         control_mask=batch.control_mask,
-        population=None,
+        population=torch.randn(b, POP_DIM) if needs_population else None,
         labels=batch.labels,
     )
 
