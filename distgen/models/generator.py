@@ -393,6 +393,12 @@ def check_assembly(model: Generator) -> None:
             f"backbone {name} needs condition field(s) {sorted(missing)} that this model does not provide"
             + (f" ({'; '.join(fixes)})" if fixes else "")
         )
+    if model.conditioner is None and not bb.capabilities.embeds_perturbations:
+        raise AssemblyError(
+            f"nothing in this model reads the perturbation: it has no conditioner and backbone {name} does not tokenise "
+            "perturbations itself (embeds_perturbations is False), so every condition would get the same prediction; add a "
+            "conditioner (e.g. conditioner: {name: onehot}) with a backbone that reads its embedding ('embedding' in requires)"
+        )
     if model.conditioner is not None and "embedding" not in bb.requires:
         raise AssemblyError(
             f"backbone {name} does not read the conditioner's embedding, so conditioner {type(model.conditioner).__name__} "

@@ -1,6 +1,5 @@
 """Assembly rejects component combinations that cannot work, with the reason, before any compute."""
 
-from typing import Any
 
 import pytest
 import torch
@@ -343,3 +342,24 @@ def test_batch_condition_dropout_without_dropout_is_refused():
     with pytest.raises(AssemblyError, match=r"condition_dropout='batch'.*p_drop_condition is 0.*no effect"):
         _model(condition_dropout="batch")
     assert _model(condition_dropout="batch", p_drop_condition=0.1).condition_dropout == "batch"
+
+
+def test_a_model_in_which_nothing_reads_the_perturbation_is_refused():
+    """No conditioner and a backbone that does not tokenise perturbations: every condition gets the same prediction.
+    It was assembled, then the pre-flight recursed without end (RecursionError: can_predict asked the model itself)."""
+
+    class ControlsOnly(Backbone):
+        """Reads the control cells only."""
+
+        requires = frozenset({"control"})
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Parameter(torch.ones(1))
+
+        def forward(self, x_t, t, cond):
+            return self.a * x_t + t[..., None]
+
+    dyn = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}})
+    with pytest.raises(AssemblyError, match=r"nothing in this model reads the perturbation.*add a conditioner"):
+        Generator(info=INFO, conditioner=None, backbone=ControlsOnly(), dynamics=dyn)
