@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from distgen.errors import UsageError, short
-from distgen.registry import RegistryError, all_registries, registry
+from distgen.errors import DistgenError, UsageError, clip_message, short
+from distgen.registry import PluginBuildError, RegistryError, all_registries, registry
 
 #: Parameters filled by assembly from the data and from other components; never set in configs.
 INJECTED = frozenset(
@@ -214,6 +214,14 @@ def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(str(err)) from err
+    except Exception as err:  # anything else from a plugin's constructor (a missing optional library...): name the plugin
+        plugin = registry(kind).plugin(node["name"])
+        if plugin is None or isinstance(err, DistgenError):
+            raise
+        raise PluginBuildError(
+            f"{kind} component {node['name']!r} from plugin {plugin} failed to build: {type(err).__name__}: {clip_message(str(err), 300)}. "
+            "Install what it needs, fix the plugin, or use another component"
+        ) from err
     registry(kind).verify(node["name"])  # a plugin's first build runs the cheap contract checks
     return obj
 
@@ -240,6 +248,8 @@ def resolve_node(kind: str, node: Mapping[str, Any] | str) -> dict[str, Any]:
     """The node with every default filled in from the signature (injected params left out).
 
     Nested component nodes are resolved too; a bare name (also as a default) becomes its full node.
+    A default that is not plain data (a plugin's ``act: Callable = torch.relu``) is left out: YAML
+    cannot write it, and building the node again applies it.
     """
     node = _node(node)
     validate_node(kind, node)
@@ -255,8 +265,21 @@ def resolve_node(kind: str, node: Mapping[str, Any] | str) -> dict[str, Any]:
         sub_kind = _component_kind(hint)
         if sub_kind is not None and isinstance(value, dict | str):
             value = resolve_node(sub_kind, value)
+        elif key not in node and not _is_plain(value):
+            continue  # a default no config can hold (a function, a dtype...): the constructor applies it when built again
         out[key] = _plain(value)
     return out
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether YAML can write ``value`` as plain data (what a config holds)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str | int) and _is_plain(v) for k, v in value.items())
+    return False
 
 
 def _plain(value: Any) -> Any:

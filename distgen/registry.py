@@ -77,6 +77,10 @@ class PluginCheckError(RegistryError):
     """A plugin's component failed distgen's cheap contract checks when it was first built."""
 
 
+class PluginBuildError(RegistryError):
+    """A plugin's component raised an unexpected error in its constructor (a missing optional library...)."""
+
+
 #: The cheap checks run on a plugin's component when it is first built (``Registry.verify``).
 CHECKS = "distgen.testing.checks:check_component"
 
@@ -134,6 +138,7 @@ class _Entry:
     entry_point: md.EntryPoint | None = None
     obj: Any = None
     failed: bool = False
+    error: str = ""  #: why it failed to load
     verified: bool = False
 
     @property
@@ -177,6 +182,11 @@ class Registry(Generic[T]):
 
     def add(self, name: str, obj: type[T], provider: str | None = None, version: str | None = None) -> None:
         """Add ``obj`` under ``name`` (raises ``DuplicateComponentError`` if the name is taken)."""
+        if not valid_name(name):
+            raise RegistryError(
+                f"{self.kind} name {name!r} is not a valid component name: give a non-empty string without leading or "
+                "trailing spaces (configs and command-line overrides spell it, e.g. model.backbone.name=my_backbone)"
+            )
         provider = provider or _provider_of(obj)
         self._check_type(name, obj, provider)
         old = [e for e in self._entries.get(name, []) if not e.failed]
@@ -198,6 +208,15 @@ class Registry(Generic[T]):
             resolve(obj)
         except TypeError as exc:
             raise PluginLoadError(f"{self.kind} component {name!r} from {provider!r}: {exc}") from None
+
+    def _check_concrete(self, name: str, obj: Any, provider: str) -> None:
+        """A component loaded by name must be buildable: an abstract class fails here, naming what it lacks."""
+        if inspect.isabstract(obj):
+            missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+            raise PluginLoadError(
+                f"{self.kind} component {name!r} from {provider!r} ({obj.__module__}.{obj.__qualname__}) is abstract: it does "
+                f"not implement {missing}, which {self.base.__qualname__} requires."
+            )
 
     # ------------------------------------------------------------------ discovery
     def discover(self, *, refresh: bool = False) -> None:
@@ -226,19 +245,23 @@ class Registry(Generic[T]):
         try:
             obj = entry.entry_point.load()
             self._check_type(entry.name, obj, entry.provider)
+            self._check_concrete(entry.name, obj, entry.provider)
         except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() on import must not end distgen
             entry.failed = True
             if isinstance(exc, SystemExit):
                 why = f"it called sys.exit({exc.code!r}) while being imported"
             else:
-                why = str(exc) if isinstance(exc, PluginLoadError) else repr(exc)
+                why = str(exc).rstrip(".") if isinstance(exc, PluginLoadError) else repr(exc)
             warnings.warn(
                 f"distgen plugin {entry.provider!r} failed to load {self.kind} component {entry.name!r} "
                 f"({entry.entry_point.value}): {why}. It is skipped.",
                 RuntimeWarning,
                 stacklevel=3,
             )
-            raise PluginLoadError(f"{self.kind} component {entry.name!r} from {entry.provider!r} failed to load: {why}") from None
+            if not isinstance(exc, PluginLoadError):  # a check's message already names the component and the plugin
+                why = f"{self.kind} component {entry.name!r} from {entry.provider!r} failed to load: {why}"
+            entry.error = why
+            raise PluginLoadError(why) from None
         entry.obj = obj
         return obj
 
@@ -257,6 +280,13 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
+    def plugin(self, name: str) -> str | None:
+        """``"provider (module:attr)"`` when ``name`` comes from a plugin (an entry point or code outside distgen), else None."""
+        entries = self._live(name)
+        if len(entries) != 1 or entries[0].provider == "distgen":
+            return None
+        return f"{entries[0].provider!r} ({entries[0].where})"
+
     def providers(self, name: str) -> list[str]:
         """Who provides ``name`` (more than one: a conflict, reported when the name is used)."""
         self.discover()
@@ -266,6 +296,9 @@ class Registry(Generic[T]):
         """The component class registered as ``name``; lists the choices when unknown."""
         self.discover()
         entries = self._live(name)
+        broken = [e for e in self._entries.get(name, []) if e.failed]
+        if not entries and broken:  # asked again after it failed: the same reason, not "unknown"
+            raise PluginLoadError(broken[0].error)
         if not entries:
             avail = self.names()
             close = difflib.get_close_matches(name, avail, n=1)
@@ -392,6 +425,11 @@ def _dist_name(dist: md.Distribution) -> str:
         if line[:5].lower() == "name:":
             return line[5:].strip() or "unknown"
     return dist.metadata["Name"] or "unknown"  # type: ignore[no-any-return]  # unusual metadata: the full parser
+
+
+def valid_name(name: Any) -> bool:
+    """A name a config can spell and ``names()`` can sort: a non-empty string without surrounding whitespace."""
+    return isinstance(name, str) and bool(name) and name == name.strip()
 
 
 def _provider_of(obj: Any) -> str:

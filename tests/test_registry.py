@@ -160,8 +160,8 @@ def test_broken_plugin_warns_and_is_skipped(site):
         infos = reg.infos()
     assert "mean" in [i.name for i in infos]  # the rest still works
     assert "broken" not in reg.names()
-    with pytest.raises(UnknownComponentError):
-        reg.get("broken")
+    with pytest.raises(PluginLoadError, match=r"'broken' from 'fake-broken' failed to load: ImportError\('boom"):
+        reg.get("broken")  # asked for by name: the reason again, not "unknown component"
 
 
 def test_plugin_of_wrong_type_is_rejected(site):
@@ -320,3 +320,91 @@ def test_the_cheap_checks_give_a_backbone_what_it_declares_and_only_that(site, m
     assert net.pop.in_features == 5
     with pytest.raises(PluginCheckError, match=r"'undeclared' from plugin 'fake-nets'.*without an embedding.*does not declare 'embedding'"):
         build_component("backbones", "undeclared", info=info, n_genes=info.n_genes, cond_dim=8)
+
+
+AUTHOR_MISTAKES = """
+from typing import Callable
+
+import torch
+
+from distgen.encoders.mean import MeanEmbedding
+from distgen.models.base import FittedModel
+
+
+class NoPredict(FittedModel):
+    '''A model that forgot predict.'''
+
+    def fit(self, train, **kwargs):
+        return self
+
+
+class NeedsLib(MeanEmbedding):
+    '''Imports an optional library when built.'''
+
+    def __init__(self, n_genes: int) -> None:
+        import not_installed_lib_xyz  # noqa: F401
+        super().__init__(n_genes)
+
+
+class ObjectDefault(MeanEmbedding):
+    '''Has a default a config cannot hold.'''
+
+    def __init__(self, n_genes: int, act: Callable = torch.relu) -> None:
+        super().__init__(n_genes)
+        self.act = act
+"""
+
+
+def test_an_abstract_plugin_component_is_refused_at_load_naming_what_it_lacks(site):
+    """A model without predict failed at construction with TypeError "Can't instantiate abstract class" (an internal error)."""
+    from distgen.models.base import PerturbationModel
+
+    _fake_dist(site, "fake-author", "fake_author", AUTHOR_MISTAKES, {"nopredict": "fake_author:NoPredict"}, group="distgen.models")
+    reg = Registry("models", PerturbationModel)
+    with pytest.warns(RuntimeWarning, match="fake-author"), pytest.raises(PluginLoadError, match=r"'nopredict' from 'fake-author'.*is abstract: it does not implement predict"):
+        reg.get("nopredict")
+
+
+def test_a_plugin_constructor_failure_names_the_plugin(site, monkeypatch):
+    """An ImportError from a plugin's constructor reached the CLI as "internal error ... (at fake_author.py:20)"."""
+    from distgen.registry import PluginBuildError
+
+    _fake_dist(site, "fake-author2", "fake_author2", AUTHOR_MISTAKES, {"needslib": "fake_author2:NeedsLib"})
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+    _use(monkeypatch, reg)
+    with pytest.raises(PluginBuildError, match=r"'needslib' from plugin 'fake-author2' \(fake_author2:NeedsLib\) failed to build: "
+                       r"ModuleNotFoundError: No module named 'not_installed_lib_xyz'"):
+        build_component("encoders", "needslib", n_genes=4)
+    from distgen.cli import classify
+
+    code, message = classify(PluginBuildError("x"))
+    assert code == 1 and message == "error: x"
+
+
+def test_a_default_a_config_cannot_hold_stays_out_of_the_resolved_config(site, monkeypatch, tmp_path):
+    """A callable default reached the resolved config, and writing the run's config.yaml failed (yaml RepresenterError,
+    an internal error before training)."""
+    from distgen.config import resolve_node, save_yaml
+
+    _fake_dist(site, "fake-author3", "fake_author3", AUTHOR_MISTAKES, {"objdefault": "fake_author3:ObjectDefault"})
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+    _use(monkeypatch, reg)
+    node = resolve_node("encoders", {"name": "objdefault"})
+    assert node == {"name": "objdefault"}
+    save_yaml({"model": node}, tmp_path / "config.yaml")
+    assert build_component("encoders", node, n_genes=4).act is torch.relu  # built again, the default applies
+
+
+@pytest.mark.parametrize("name", [3, None, "", " padded"])
+def test_a_name_a_config_cannot_spell_is_refused_and_the_kind_keeps_working(name):
+    """A non-string name was accepted and then broke names() of the whole kind (sorting str with int)."""
+    from distgen.registry import RegistryError
+
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+
+    class Odd(Encoder):
+        """Oddly named."""
+
+    with pytest.raises(RegistryError, match="not a valid component name"):
+        reg.add(name, Odd)
+    assert {"kme", "mean"} <= set(reg.names()) and name not in reg._entries
