@@ -17,6 +17,7 @@ fitted preprocessing), once per run.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ class DataSection:
     Parameters
     ----------
     dataset
-        A bundled dataset name (``norman_k562``, ``kang_pbmc``) or a path to an ``.h5ad`` file.
+        A bundled dataset name (``norman_k562``, ``kang_pbmc``) or a path to an ``.h5ad`` file (``~`` is the
+        home folder; a relative path is read from the working directory, not from the config file's folder).
     schema
         ``PerturbationSchema`` fields; defaults to the bundled dataset's schema.
     split
@@ -79,6 +81,9 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
 
     section = dict(section or {})
     validate_params(DataSection, section, "data")
+    for key in ("dataset", "split"):  # a config file's ~/data.h5ad means the home folder, as in a shell
+        if isinstance(section.get(key), str) and section[key].startswith("~"):
+            section[key] = os.path.expanduser(section[key])
     ds = DataSection(**section)
     if ds.schema is not None:
         validate_params(PerturbationSchema, ds.schema, "data.schema")
@@ -98,7 +103,10 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
     if ds.control_sets not in CONTROL_SETS:
         raise ConfigError(f"data.control_sets must be one of {', '.join(CONTROL_SETS)}, got {ds.control_sets!r}")
     if ds.dataset not in BUNDLED and not Path(ds.dataset).exists():
-        raise ConfigError(f"data.dataset: {ds.dataset!r} is neither a bundled dataset ({', '.join(BUNDLED)}) nor an existing .h5ad path")
+        where = "" if Path(ds.dataset).is_absolute() else f" (a relative path is read from the working directory, {os.getcwd()})"
+        raise ConfigError(
+            f"data.dataset: {ds.dataset!r} is neither a bundled dataset ({', '.join(BUNDLED)}) nor an existing .h5ad path{where}"
+        )
     return ds
 
 

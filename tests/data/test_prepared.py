@@ -142,3 +142,15 @@ def test_an_unknown_sampling_is_refused_at_load():
     with pytest.raises(ConfigError, match=r"data\.sampling must be one of condition, cell, partition"):
         data_section({"sampling": "cells"})
     assert data_section({"sampling": "partition"}).sampling == "partition"
+
+
+def test_a_home_relative_dataset_path_is_expanded(tmp_path, monkeypatch):
+    """`dataset: ~/x.h5ad` in a config file was refused as "neither a bundled dataset nor an existing .h5ad path"."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x.h5ad").write_bytes(b"")
+    (tmp_path / "split.json").write_text("{}")
+    ds = data_section({"dataset": "~/x.h5ad", "split": "~/split.json"})
+    assert (ds.dataset, ds.split) == (str(tmp_path / "x.h5ad"), str(tmp_path / "split.json"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"'nothere\.h5ad' is neither .* read from the working directory, " + str(tmp_path)):
+        data_section({"dataset": "nothere.h5ad"})
