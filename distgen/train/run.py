@@ -9,6 +9,7 @@ commit, data and split hashes, seed, hardware, pre-flight warnings), ``split.jso
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,8 @@ from distgen.train.trainer import TrainResult
 
 SECTIONS = ("model", "data", "train")
 OTHER_SECTIONS = frozenset({"sweep", "fit", "evaluate", "description", "preflight", "predict"})  #: read by other commands; ignored here
+#: Top-level keys with this prefix hold YAML anchors for the rest of the document and are ignored (as docker compose's ``x-``).
+ANCHOR_PREFIX = "x-"
 PREFLIGHT_KEYS = ("allow_unembedded",)  #: keys of the optional ``preflight:`` section
 INIT_KEY = 1_000_001  #: seed key of weight initialisation
 
@@ -57,9 +60,16 @@ def preflight_section(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def resolve_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], TrainOptions, Any]:
     """Validate a run document; returns (resolved document, train options, data section)."""
-    unknown = sorted(set(doc) - set(SECTIONS) - OTHER_SECTIONS)
+    unknown = sorted(str(k) for k in set(doc) - set(SECTIONS) - OTHER_SECTIONS if not str(k).startswith(ANCHOR_PREFIX))
     if unknown:
-        raise ConfigError(f"unknown top-level section(s) {unknown}; a run config has {', '.join(SECTIONS)} (and base:)")
+        known = [*SECTIONS, *sorted(OTHER_SECTIONS)]
+        close = [m for k in unknown for m in difflib.get_close_matches(k, known, n=1)]
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ConfigError(
+            f"unknown top-level section(s) {unknown}.{hint} A run config has {', '.join(SECTIONS)} (and base:), and the other "
+            f"commands read {', '.join(sorted(OTHER_SECTIONS))}; a section only holding YAML anchors must start with "
+            f"{ANCHOR_PREFIX!r} (e.g. {ANCHOR_PREFIX}common: &common {{...}}), which is ignored"
+        )
     if "model" not in doc:
         raise ConfigError("the config has no 'model' section; start from a preset (base: scdfm-small) or add model: {name: generator, ...}")
     opts = train_options(doc.get("train"))

@@ -79,8 +79,9 @@ def test_existing_run_needs_resume_and_same_config(run, capsys):
 
 
 def test_bad_configs_fail_naming_the_key():
-    with pytest.raises(ConfigError, match="unknown top-level"):
+    with pytest.raises(ConfigError, match=r"unknown top-level section\(s\) \['trian'\]\. Did you mean 'train'\?.*start with 'x-'"):
         resolve_document({**CONFIG, "trian": {}})
+    resolve_document({**CONFIG, "x-common": {"steps": 1}})  # a section of YAML anchors is ignored
     with pytest.raises(ConfigError, match=r"data: unknown key 'set_sise'"):
         resolve_document({**CONFIG, "data": {"set_sise": 3}})
     with pytest.raises(ConfigError, match="no 'model' section"):
