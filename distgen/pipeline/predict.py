@@ -15,6 +15,7 @@ predictions written in the cell-eval layout (``distgen.data.layout``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import math
@@ -32,7 +33,7 @@ from distgen.data import layout
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.section import data_section
 from distgen.models.generator import build_model
-from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
+from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
 from distgen.pipeline.outputs import check_distinct, check_output_file
 from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
@@ -263,8 +264,14 @@ def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | Non
 
     config = load_yaml(run_dir / "config.yaml")
     info_file = run_dir / "info.json"
-    if info_file.exists():
-        dataset.data.check_genes(json.loads(info_file.read_text())["genes"])
+    if info_file.exists():  # the weights are indexed by the run's genes and by its atom, context and batch ids
+        saved = json.loads(info_file.read_text())
+        dataset.data.check_genes(saved["genes"])
+        vocab = {k: tuple(saved[k]) for k in ("perturbations", "contexts", "batches") if isinstance(saved.get(k), list)}
+        diff = vocabulary_differences(dataclasses.replace(dataset.info, **vocab), dataset.info)
+        if diff:
+            raise ConfigError(f"{run_dir} was trained on other vocabularies than this data's ({'; '.join(diff)}; from its "
+                              "info.json): its label ids would name other atoms, contexts or batches. Predict with the run's data")
     ckpt = load_checkpoint(checkpoint or run_dir, weights_only=True)
     check_config_matches(ckpt, config, str(run_dir / "config.yaml"))
     model_node = apply_overrides(config, sampling_overrides(sampling))["model"] if sampling else config["model"]

@@ -101,6 +101,13 @@ def test_predict_rejects_other_data_and_missing_run(run, tmp_path, capsys):
     (bad / "checkpoints").symlink_to(root / "run" / "checkpoints")
     assert main(["predict", str(bad), "--out", str(tmp_path / "p.h5ad")]) == 1
     assert "gene names differ" in capsys.readouterr().err
+    # the same genes but other atoms: the label ids would name other perturbations (only the genes were compared)
+    info = json.loads((root / "run" / "info.json").read_text())
+    (bad / "info.json").write_text(json.dumps({**info, "perturbations": ["ZZZ", *info["perturbations"][1:]]}))
+    assert main(["predict", str(bad), "--out", str(tmp_path / "p.h5ad")]) == 2
+    err = capsys.readouterr().err
+    assert "trained on other vocabularies than this data's (perturbations: 1 unknown to the model" in err
+    assert "1 of the model's missing here (e.g. ['ZZZ'])" in err
 
 
 def test_train_refuses_a_model_that_fits_itself(tmp_path, capsys):
