@@ -393,6 +393,11 @@ def check_assembly(model: Generator) -> None:
             f"backbone {name} needs condition field(s) {sorted(missing)} that this model does not provide"
             + (f" ({'; '.join(fixes)})" if fixes else "")
         )
+    if bb.capabilities.embeds_perturbations and not callable(getattr(bb, "can_embed", None)):
+        raise AssemblyError(
+            f"backbone {name} declares embeds_perturbations but has no can_embed(atoms) method, so nothing can tell which "
+            "perturbations it embeds; give it can_embed (one bool per atom) or do not declare embeds_perturbations"
+        )
     if model.conditioner is None and not bb.capabilities.embeds_perturbations:
         raise AssemblyError(
             f"nothing in this model reads the perturbation: it has no conditioner and backbone {name} does not tokenise "

@@ -115,9 +115,9 @@ def deciders(model: Any) -> list[tuple[Any, str]]:
         return [(cond, registered_name(cond, "conditioners"))]
     if hasattr(model, "can_embed"):
         return [(model, registered_name(model, "conditioners"))]
-    if hasattr(model, "can_predict"):
+    if hasattr(model, "can_predict") and bb is None:  # an assembled model's can_predict asks its parts (here: none)
         return [(model, registered_name(model, "models"))]
-    raise TypeError(f"preflight: {type(model).__name__} has neither can_embed nor can_predict")
+    raise TypeError(f"preflight: no part of {type(model).__name__} tells which perturbations it embeds (can_embed or can_predict)")
 
 
 def embeddable(model: Any, atoms: Sequence[str]) -> list[bool]:

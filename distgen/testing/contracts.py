@@ -319,6 +319,20 @@ class BackboneContract(_Contract):
             want = net(torch.cat([batch.target, batch.target]), torch.cat([t, t]), pair, **kw2)
             torch.testing.assert_close(net(batch.target, t, pair, copies=2, **kw), want, atol=1e-5, rtol=1e-5)
 
+    def test_embeds_perturbations_as_declared(self, component_name: str) -> None:
+        """A backbone that tokenises perturbations says which atoms it embeds, and its unseen capability is true."""
+        net = make(self.kind, component_name, seen_perturbations=("G0",))
+        caps = net.capabilities
+        if not caps.embeds_perturbations:
+            pytest.skip("backbone does not declare embeds_perturbations")
+        assert callable(getattr(net, "can_embed", None)), "declares embeds_perturbations but has no can_embed(atoms)"
+        unseen = [a for a in tiny_info().perturbations if a != "G0"]
+        out = net.can_embed(["G0", *unseen, "NOT_A_GENE_XYZ"])
+        assert len(out) == len(unseen) + 2 and all(isinstance(v, bool) for v in out), f"can_embed returned {out!r}"
+        assert out[0] is True and out[-1] is False, f"a seen atom is embeddable and an unknown name is not: {out!r}"
+        declared = caps.supports_unseen_perturbations
+        assert declared == any(out[1:-1]), f"declares supports_unseen_perturbations={declared} but can_embed({unseen}) = {out[1:-1]}"
+
     def test_self_conditioning_as_declared(self, component_name: str) -> None:
         """A self-conditioning backbone takes ``x_self_cond`` and its output depends on it; the others do not take it."""
         net = make(self.kind, component_name).eval()

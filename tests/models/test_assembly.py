@@ -363,3 +363,18 @@ def test_a_model_in_which_nothing_reads_the_perturbation_is_refused():
     dyn = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}})
     with pytest.raises(AssemblyError, match=r"nothing in this model reads the perturbation.*add a conditioner"):
         Generator(info=INFO, conditioner=None, backbone=ControlsOnly(), dynamics=dyn)
+
+
+def test_a_backbone_that_declares_embedding_perturbations_must_say_which():
+    """embeds_perturbations without can_embed: the pre-flight fell back to the model's can_predict, which asked the parts
+    again (RecursionError)."""
+
+    class Claims(GeneWise):
+        """Claims to tokenise perturbations, has no can_embed."""
+
+        requires = frozenset({"control", "labels"})
+
+    net = Claims(caps={"embeds_perturbations": True})
+    dyn = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}})
+    with pytest.raises(AssemblyError, match="declares embeds_perturbations but has no can_embed"):
+        Generator(info=INFO, conditioner=None, backbone=net, dynamics=dyn)
