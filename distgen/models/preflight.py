@@ -115,7 +115,9 @@ def deciders(model: Any) -> list[tuple[Any, str]]:
         return [(cond, registered_name(cond, "conditioners"))]
     if hasattr(model, "can_embed"):
         return [(model, registered_name(model, "conditioners"))]
-    if hasattr(model, "can_predict") and bb is None:  # an assembled model's can_predict asks its parts (here: none)
+    from distgen.models.generator import Generator
+
+    if hasattr(model, "can_predict") and not isinstance(model, Generator):  # a Generator's can_predict asks its parts (here: none)
         return [(model, registered_name(model, "models"))]
     raise TypeError(f"preflight: no part of {type(model).__name__} tells which perturbations it embeds (can_embed or can_predict)")
 
