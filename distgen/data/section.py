@@ -89,6 +89,12 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
         validate_params(PerturbationSchema, ds.schema, "data.schema")
     if isinstance(ds.split, Mapping):
         validate_params(make_split, ds.split, "data.split", injected=frozenset({"data"}))
+    elif isinstance(ds.split, str) and not Path(ds.split).exists():  # (a missing file is named when it is read)
+        from distgen.data.split import SPLIT_KINDS
+
+        if ds.split in SPLIT_KINDS:
+            raise ConfigError(f"data.split: {ds.split!r} is a split kind, and a plain string is a split file; write "
+                              f"data.split={{kind: {ds.split}}} (in YAML, split: {{kind: {ds.split}, seed: 0}})")
     if ds.set_size < 1:
         raise ConfigError(f"data.set_size must be >= 1, got {ds.set_size}")
     _check_matcher(ds)

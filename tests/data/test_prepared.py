@@ -154,3 +154,9 @@ def test_a_home_relative_dataset_path_is_expanded(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"'nothere\.h5ad' is neither .* read from the working directory, " + str(tmp_path)):
         data_section({"dataset": "nothere.h5ad"})
+
+
+def test_a_split_kind_given_as_a_string_is_a_config_error_that_says_how():
+    """`data.split=combo_seen2` was read as a file: FileNotFoundError "'combo_seen2' does not exist" (exit 1)."""
+    with pytest.raises(ConfigError, match=r"'combo_seen2' is a split kind.*data.split=\{kind: combo_seen2\}"):
+        data_section({"split": "combo_seen2"})
