@@ -46,6 +46,8 @@ def build(
     from distgen.train.batches import mix_seed
     from distgen.train.run import INIT_KEY
 
+    if not isinstance(data, Dataset | DataInfo):
+        raise TypeError(f"build: data must be a Dataset (distgen.load_data) or its DataInfo, got {type(data).__name__}")
     doc = load_config(config, overrides)
     node = doc.get("model", doc)
     seen: Sequence[str] | None = seen_perturbations

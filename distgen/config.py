@@ -445,6 +445,7 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
     away (deeper keys are checked against their schema, where a string may be valid: ``data.split=split.json``).
     """
     out = copy.deepcopy(dict(doc))
+    overrides = check_overrides(overrides)
     done: list[tuple[list[str], str]] = []  # (path, text) of the overrides applied so far
     for text in overrides:
         parts, value = parse_override(text)
@@ -516,9 +517,18 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
     A ``base:`` chain that comes back to a document already in it is refused, naming the cycle.
     The result is checked: known sections (``SECTIONS``) are mappings and no value is NaN.
     """
-    doc = _load(source, overrides, ())
+    doc = _load(source, check_overrides(overrides), ())
     check_document(doc)
     return doc
+
+
+def check_overrides(overrides: Any) -> Sequence[str]:
+    """``overrides`` as given when it is a list of ``KEY=VALUE`` strings (a bare string would be read character by character)."""
+    if isinstance(overrides, str | bytes):
+        raise TypeError(f"overrides must be a list of 'key=value' strings, got the string {short(overrides)}; write [{short(overrides)}]")
+    if not isinstance(overrides, Sequence) or not all(isinstance(o, str) for o in overrides):
+        raise TypeError(f"overrides must be a list of 'key=value' strings, got {short(overrides)}")
+    return overrides
 
 
 def check_document(doc: Mapping[str, Any]) -> None:

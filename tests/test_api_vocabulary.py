@@ -1,4 +1,5 @@
-"""A model is used only on data with the vocabularies it was built for (genes in order, atoms, contexts, batches).
+"""A model is used only on data with the vocabularies it was built for (genes in order, atoms, contexts, batches);
+wrong objects given to the API get a message.
 
 The Python API takes a model and a ``Dataset`` separately, so nothing stopped a model built (or a baseline
 fitted) on one file from predicting or training on another whose genes come in another order: the columns were
@@ -67,3 +68,19 @@ def test_a_baseline_fitted_on_one_file_refuses_another(files):
     distgen.predict(baseline, base)  # its own data
     with pytest.raises(ConfigError, match="genes: the same 12 in another order"):
         distgen.predict(baseline, permuted)
+
+
+def test_wrong_objects_get_a_message_not_an_attribute_error(files):
+    """build/predict given an AnnData or a path failed with AttributeError ('AnnData' object has no attribute 'n_genes');
+    overrides given as one string were read character by character ("override 't' must look like dotted.key=value")."""
+    import anndata as ad
+
+    base = _load(files, "base.h5ad")
+    adata = ad.read_h5ad(files / "base.h5ad")
+    with pytest.raises(TypeError, match="build: data must be a Dataset .* got AnnData"):
+        distgen.build(_doc(), adata)
+    model = distgen.build(_doc(), base)
+    with pytest.raises(TypeError, match=r"predict: data must be a Dataset .* got str"):
+        distgen.predict(model, str(files / "base.h5ad"))
+    with pytest.raises(TypeError, match=r"overrides must be a list of 'key=value' strings, got the string 'train.seed=1'"):
+        distgen.build(_doc(), base, overrides="train.seed=1")

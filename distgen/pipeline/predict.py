@@ -179,6 +179,10 @@ def predict(
     """
     if not callable(getattr(model, "predict", None)):
         raise TypeError(f"predict: {type(model).__name__} has no predict(control, control_mask, labels) method")
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"predict: data must be a Dataset (distgen.load_data: its split says what to predict), got {type(dataset).__name__}; "
+                        "to generate from control cells of your own, call model.predict(control, mask, labels) on tensors "
+                        "(Dataset.data.encode(adata) reads an AnnData in the model's terms)")
     check_vocabulary(model, dataset.info, "predict")
     if max_cells is not None:
         dataset = dataset.capped(max_cells)
