@@ -482,15 +482,22 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
     return out
 
 
-def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``update`` into a copy of ``base``; a node whose ``name`` changes is replaced whole."""
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any], _path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Merge ``update`` into a copy of ``base``; a node whose ``name`` changes is replaced whole.
+
+    Under ``model``, a part the base gives by a bare name (``solver: euler``) and the update by
+    parameters (``solver: {steps: 3}``) merge into ``{name: euler, steps: 3}``, as the overrides
+    ``solver=euler solver.steps=3`` do (elsewhere a string may be a path that a mapping replaces).
+    """
     out = copy.deepcopy(dict(base))
     for k, v in update.items():
+        if _path[:1] == ("model",) and isinstance(v, Mapping) and isinstance(out.get(k), str) and "name" not in v:
+            out[k] = {"name": out[k]}
         if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
             if "name" in v and v.get("name") != out[k].get("name"):
                 out[k] = copy.deepcopy(dict(v))
             else:
-                out[k] = deep_merge(out[k], v)
+                out[k] = deep_merge(out[k], v, (*_path, str(k)))
         else:
             out[k] = copy.deepcopy(v)
     return out

@@ -179,3 +179,14 @@ def test_base_override_swaps_the_whole_preset_under_the_document(tmp_path, monke
         load_config({"train": {}}, ["base=[a, b]"])
     with pytest.raises(ConfigError, match="neither a config file nor a preset"):
         load_config({"train": {}}, ["base=no-such-preset"])
+
+
+def test_a_file_sets_parameters_of_a_part_its_base_names_by_a_bare_name(tmp_path):
+    """`solver: euler` in a base file and `solver: {steps: 3}` over it was "component node has no 'name'" (the overrides
+    `solver=euler solver.steps=3` expand the bare name); outside `model`, a mapping still replaces a string (a split file)."""
+    (tmp_path / "b1.yaml").write_text("model: {dynamics: {name: flow_matching, solver: euler}}\ndata: {split: split.json}\n")
+    (tmp_path / "b2.yaml").write_text("base: b1.yaml\nmodel: {dynamics: {solver: {steps: 3}}}\ndata: {split: {kind: combo_seen2}}\n")
+    doc = load_config(tmp_path / "b2.yaml")
+    assert doc["model"]["dynamics"]["solver"] == {"name": "euler", "steps": 3}
+    assert doc["data"]["split"] == {"kind": "combo_seen2"}
+    assert build_component("dynamics", doc["model"]["dynamics"]).solver.steps == 3
