@@ -30,9 +30,9 @@ from distgen.errors import DistgenError, UsageError, clip_message, short
 from distgen.registry import PluginBuildError, RegistryError, all_registries, registry
 
 #: Parameters filled by assembly from the data and from other components; never set in configs.
-INJECTED = frozenset(
-    {"info", "n_genes", "cond_dim", "population_dim", "seen_perturbations", "gene_graph", "dim_in", "kernel_ref"}
-)
+#: (Every name here is injected somewhere: a name listed but never filled would leave a plugin's parameter
+#: of that name stuck at its default, unsettable and unrecorded.)
+INJECTED = frozenset({"info", "n_genes", "cond_dim", "population_dim", "seen_perturbations", "gene_graph"})
 
 
 #: What a parameter that takes a component accepts besides the object: a node or a bare name.

@@ -190,3 +190,16 @@ def test_a_file_sets_parameters_of_a_part_its_base_names_by_a_bare_name(tmp_path
     assert doc["model"]["dynamics"]["solver"] == {"name": "euler", "steps": 3}
     assert doc["data"]["split"] == {"kind": "combo_seen2"}
     assert build_component("dynamics", doc["model"]["dynamics"]).solver.steps == 3
+
+
+def test_only_parameters_assembly_fills_are_injected():
+    """`dim_in` and `kernel_ref` were listed as injected but nothing ever filled them: a plugin parameter called `dim_in`
+    was refused in configs ("filled in from the data at assembly") and stuck at its default."""
+    from distgen.config import INJECTED, validate_params
+
+    def plugin(n_genes: int, dim_in: int = 3, kernel_ref: str = "x") -> None: ...
+
+    validate_params(plugin, {"dim_in": 5, "kernel_ref": "y"}, "encoders[plugin]")
+    assert {"dim_in", "kernel_ref"}.isdisjoint(INJECTED) and "n_genes" in INJECTED
+    with pytest.raises(ConfigError, match="'n_genes' is filled in from the data"):
+        validate_params(plugin, {"n_genes": 5}, "encoders[plugin]")
