@@ -408,3 +408,47 @@ def test_a_name_a_config_cannot_spell_is_refused_and_the_kind_keeps_working(name
     with pytest.raises(RegistryError, match="not a valid component name"):
         reg.add(name, Odd)
     assert {"kme", "mean"} <= set(reg.names()) and name not in reg._entries
+
+
+LIARS = """
+from distgen.capabilities import ConditionerCapabilities
+from distgen.conditioners.onehot import OneHotConditioner
+from distgen.encoders.mean import MeanEmbedding
+
+
+class HidesBatches(OneHotConditioner):
+    '''A learned row per batch, declared as none.'''
+
+    def __init__(self, info, seen_perturbations=None, dim: int = 8) -> None:
+        super().__init__(info, seen_perturbations, dim=dim, use_batch=True)
+        self.capabilities = ConditionerCapabilities(embeds_batches=False)
+
+
+class FullPanelOnly(MeanEmbedding):
+    '''Reads exactly its genes, without declaring a fixed panel.'''
+
+    def distance(self, p, p_mask, q, q_mask):
+        if p.shape[-1] != self.dim:
+            raise RuntimeError(f"expected {self.dim} genes")
+        return super().distance(p, p_mask, q, q_mask)
+"""
+
+
+def test_capabilities_that_lie_are_named_at_the_first_build(site, monkeypatch):
+    """A conditioner that embeds batches but declares embeds_batches=False passed the first-build checks, and the
+    pre-flight then let an untrained batch row predict silently; an encoder that cannot score gene subsets without
+    declaring fixed_gene_panel failed inside a training step under genes_per_step. The contract suite caught both;
+    a plugin whose author did not run it was accepted."""
+    from distgen.conditioners.base import Conditioner
+    from distgen.testing.fixtures import tiny_info
+
+    _fake_dist(site, "fake-liars", "fake_liars", LIARS, {"hides_batches": "fake_liars:HidesBatches"}, group="distgen.conditioners")
+    with (site / "fake-liars-0.3.dist-info" / "entry_points.txt").open("a") as fh:
+        fh.write("[distgen.encoders]\nfull_panel = fake_liars:FullPanelOnly\n")
+    reg = Registry("conditioners", Conditioner)
+    _use(monkeypatch, reg)
+    with pytest.raises(PluginCheckError, match=r"'hides_batches' from plugin 'fake-liars'.*embeds_batches is False but swapping the batches changes"):
+        build_component("conditioners", "hides_batches", info=tiny_info())
+    _use(monkeypatch, Registry("encoders", Encoder, BUILTIN_MEAN))
+    with pytest.raises(PluginCheckError, match=r"'full_panel' from plugin 'fake-liars'.*fails on a subset of the genes.*fixed_gene_panel=True"):
+        build_component("encoders", "full_panel", n_genes=12)

@@ -10,6 +10,7 @@ so checking never changes a seeded run. This module does not import pytest.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from distgen.capabilities import resolve
 from distgen.config import build_component
 from distgen.registry import registry
 from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_info, tiny_labels
@@ -100,15 +102,34 @@ def _encoders(enc: Any) -> list[str]:
     b = tiny_batch()
     enc.eval()
     out = _tensor(f"forward(cells {tuple(b.target.shape)}, mask)", enc(b.target, b.target_mask), (3, enc.dim))
-    return out + _tensor("distance(P, Q)", enc.distance(b.target, b.target_mask, b.control, b.control_mask), (3,))
+    out += _tensor("distance(P, Q)", enc.distance(b.target, b.target_mask, b.control, b.control_mask), (3,))
+    if out or getattr(resolve(enc), "fixed_gene_panel", False):
+        return out
+    k = max(1, b.target.shape[-1] // 2)  # a distribution loss under genes_per_step scores gene subsets
+    try:
+        d = enc.distance(b.target[..., :k], b.target_mask, b.control[..., :k], b.control_mask)
+    except Exception as exc:
+        return [f"distance fails on a subset of the genes ({type(exc).__name__}: {exc}) but fixed_gene_panel is not declared: "
+                "an encoder that reads its full gene panel declares capabilities = EncoderCapabilities(fixed_gene_panel=True)"]
+    return _tensor(f"distance(P, Q) on {k} of the genes", d, (3,))
 
 
 def _conditioners(c: Any) -> list[str]:
-    out = _tensor("forward(labels of 4 sets)", c(tiny_labels(4)), (4, c.dim))
+    c.eval()  # (a separate instance) dropout would make two calls differ
+    labels = tiny_labels(4)
+    emb = c(labels)
+    out = _tensor("forward(labels of 4 sets)", emb, (4, c.dim))
     atoms = [*tiny_info().perturbations, "NOT_A_GENE_XYZ"]
     can = c.can_embed(atoms)
     if len(can) != len(atoms) or not all(isinstance(v, bool) for v in can):
         out.append(f"can_embed({len(atoms)} atoms) returned {can!r}, expected {len(atoms)} bools")
+    if out:
+        return out
+    declared = resolve(c).embeds_batches  # the pre-flight trusts it to refuse untrained batch rows
+    changed = not torch.allclose(emb, c(dataclasses.replace(labels, batch=1 - labels.batch)))
+    if declared is not changed:
+        out.append(f"capabilities.embeds_batches is {declared!r} but swapping the batches {'changes' if changed else 'keeps'} "
+                   "the embedding; declare what the conditioner does")
     return out
 
 
