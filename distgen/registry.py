@@ -303,6 +303,7 @@ class Registry(Generic[T]):
             avail = self.names()
             close = difflib.get_close_matches(name, avail, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint += self._declared_elsewhere(name)
             raise UnknownComponentError(
                 f"unknown {self.kind} component {name!r}.{hint} Available: {', '.join(avail) or '(none)'}."
             )
@@ -314,6 +315,22 @@ class Registry(Generic[T]):
                 f"[project.entry-points.\"{self.group}\"]; `distgen components` lists both."
             )
         return self._load(entries[0])  # type: ignore[no-any-return]
+
+    def _declared_elsewhere(self, name: str) -> str:
+        """Where plugins declare ``name`` in another ``distgen.*`` entry-point group (a typo in the group, or another kind)."""
+        groups = [f"distgen.{k}" for k in HOMES]
+        out = []
+        for ep, provider, _ in _all_entry_points(tuple(sys.path)):
+            if ep.name != name or ep.group == self.group:
+                continue
+            if ep.group in groups:
+                out.append(f" Plugin {provider!r} provides {name!r} as a {ep.group.removeprefix('distgen.')} component, not {self.kind}.")
+            else:
+                near = difflib.get_close_matches(ep.group, groups, n=1)
+                out.append(f" Plugin {provider!r} declares {name!r} in the entry-point group {ep.group!r}, which distgen does not "
+                           f"read{f' (did you mean {near[0]!r}?)' if near else ''}: fix [project.entry-points] in its pyproject.toml "
+                           "and reinstall it.")
+        return "".join(out)
 
     def verify(self, name: str) -> None:
         """Run distgen's cheap contract checks the first time a plugin's component ``name`` is built.

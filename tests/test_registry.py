@@ -452,3 +452,16 @@ def test_capabilities_that_lie_are_named_at_the_first_build(site, monkeypatch):
     _use(monkeypatch, Registry("encoders", Encoder, BUILTIN_MEAN))
     with pytest.raises(PluginCheckError, match=r"'full_panel' from plugin 'fake-liars'.*fails on a subset of the genes.*fixed_gene_panel=True"):
         build_component("encoders", "full_panel", n_genes=12)
+
+
+def test_a_name_declared_in_a_misspelt_group_is_pointed_out(site):
+    """An entry point in `distgen.encoder` (singular) is never read: the name was just "unknown", with no word on why."""
+    _fake_dist(site, "fake-typo", "fake_typo", GOOD, {"plugged": "fake_typo:Plugged"}, group="distgen.encoder")
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+    with pytest.raises(UnknownComponentError, match=r"unknown encoders component 'plugged'.*Plugin 'fake-typo' declares 'plugged' in the "
+                       r"entry-point group 'distgen.encoder', which distgen does not read \(did you mean 'distgen.encoders'\?\)"):
+        reg.get("plugged")
+    _fake_dist(site, "fake-kind", "fake_kind", GOOD, {"other_kind": "fake_kind:Plugged"}, group="distgen.kernels")
+    reg.discover(refresh=True)
+    with pytest.raises(UnknownComponentError, match="Plugin 'fake-kind' provides 'other_kind' as a kernels component, not encoders"):
+        reg.get("other_kind")
