@@ -77,7 +77,7 @@ def test_wrong_objects_get_a_message_not_an_attribute_error(files):
 
     base = _load(files, "base.h5ad")
     adata = ad.read_h5ad(files / "base.h5ad")
-    with pytest.raises(TypeError, match="build: data must be a Dataset .* got AnnData"):
+    with pytest.raises(TypeError, match=r"build: data must be a Dataset .* got AnnData"):
         distgen.build(_doc(), adata)
     model = distgen.build(_doc(), base)
     with pytest.raises(TypeError, match=r"predict: data must be a Dataset .* got str"):

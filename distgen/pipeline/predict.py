@@ -271,7 +271,7 @@ def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | Non
     if info_file.exists():  # the weights are indexed by the run's genes and by its atom, context and batch ids
         saved = json.loads(info_file.read_text())
         dataset.data.check_genes(saved["genes"])
-        vocab = {k: tuple(saved[k]) for k in ("perturbations", "contexts", "batches") if isinstance(saved.get(k), list)}
+        vocab: dict[str, Any] = {k: tuple(saved[k]) for k in ("perturbations", "contexts", "batches") if isinstance(saved.get(k), list)}
         diff = vocabulary_differences(dataclasses.replace(dataset.info, **vocab), dataset.info)
         if diff:
             raise ConfigError(f"{run_dir} was trained on other vocabularies than this data's ({'; '.join(diff)}; from its "

@@ -125,7 +125,7 @@ def _conditioners(c: Any) -> list[str]:
         out.append(f"can_embed({len(atoms)} atoms) returned {can!r}, expected {len(atoms)} bools")
     if out:
         return out
-    declared = resolve(c).embeds_batches  # the pre-flight trusts it to refuse untrained batch rows
+    declared = getattr(resolve(c), "embeds_batches", None)  # the pre-flight trusts it to refuse untrained batch rows
     changed = not torch.allclose(emb, c(dataclasses.replace(labels, batch=1 - labels.batch)))
     if declared is not changed:
         out.append(f"capabilities.embeds_batches is {declared!r} but swapping the batches {'changes' if changed else 'keeps'} "
