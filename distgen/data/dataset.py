@@ -79,6 +79,9 @@ class PerturbationData:
     fitted
         Statistics fitted to data (HVGs, ...) -> the cell indices they were fitted on; the leakage
         check compares them with a split.
+    library_genes
+        The genes whose counts ``normalize_total`` summed per cell (every gene of the input), kept
+        through gene selection; None when the input was not normalised here. ``encode`` compares them.
     """
 
     adata: ad.AnnData
@@ -89,6 +92,7 @@ class PerturbationData:
     batches: np.ndarray
     scale: str
     fitted: dict[str, np.ndarray] = field(default_factory=dict)
+    library_genes: tuple[str, ...] | None = None
 
     @property
     def info(self) -> DataInfo:
@@ -203,7 +207,7 @@ class PerturbationData:
             new_obs[LIBRARY_COL] = library
         var = expression_var(adata, schema.expression).copy() if kind == "genes" else pd.DataFrame(index=pd.Index(genes))
         processed = ad.AnnData(X=sp.csr_matrix(dense) if sp.issparse(x) else dense, obs=new_obs, var=var)
-        return cls(processed, schema, table, conditions, contexts, batches, scale)
+        return cls(processed, schema, table, conditions, contexts, batches, scale, library_genes=tuple(genes) if library is not None else None)
 
     @classmethod
     def read_h5ad(cls, path: str, schema: PerturbationSchema | None = None) -> PerturbationData:
@@ -240,8 +244,9 @@ class PerturbationData:
         """Cells of another AnnData (e.g. controls to predict from) as a ``CellTable`` in this dataset's terms.
 
         The same schema and normalisation apply. The input must contain every training gene (extra
-        genes are dropped after normalisation, as at load time); unknown perturbations, contexts or
-        batches are errors.
+        genes are dropped after normalisation, as at load time: counts are normalised over every gene
+        given, so a gene set other than the training file's warns that the scale differs); unknown
+        perturbations, contexts or batches are errors.
         """
         schema = self.schema
         missing = [c for c in schema.required_columns() if c not in adata.obs.columns]
@@ -257,6 +262,14 @@ class PerturbationData:
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
         scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns))
         if scale == "counts" and schema.normalize:
+            if self.library_genes is not None and set(genes) != set(self.library_genes):
+                n_extra, n_missing = len(set(genes) - set(self.library_genes)), len(set(self.library_genes) - set(genes))
+                warnings.warn(
+                    f"the cells to encode are counts over {len(genes)} genes ({n_extra} not in the training file, {n_missing} of its "
+                    f"{len(self.library_genes)} missing): normalize_total sums a cell's counts over the genes it is given, so "
+                    "these cells are scaled unlike the training cells. Give the training file's genes (adata[:, genes]) for "
+                    "values on the same scale", UserWarning, stacklevel=2,
+                )
             x = _lognormalize(x, schema.target_sum)
         dense = to_dense_float32(x)
         if list(genes) != list(self.info.genes):
@@ -308,7 +321,8 @@ class PerturbationData:
         fitted = dict(self.fitted)
         if fitted_on is not None:
             fitted[name] = np.sort(np.asarray(fitted_on, dtype=np.int64))
-        return PerturbationData(self.adata[:, idx].copy(), self.schema, table, self.conditions, self.contexts, self.batches, self.scale, fitted)
+        return PerturbationData(self.adata[:, idx].copy(), self.schema, table, self.conditions, self.contexts, self.batches, self.scale, fitted,
+                                self.library_genes)
 
 
 def _check_unique_genes(genes: Sequence[str]) -> None:

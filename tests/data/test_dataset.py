@@ -316,3 +316,22 @@ def test_encode_refuses_duplicated_gene_names(tiny_adata, tiny_schema):
                            var=pd.DataFrame(index=[*map(str, tiny_adata.var_names), data.info.genes[0], "extra"]))
     with pytest.raises(ValueError, match=rf"duplicated gene names \['{data.info.genes[0]}'\]"):
         data.encode(extra)
+
+
+def test_encoding_counts_over_other_genes_than_the_training_file_warns(tiny_adata, tiny_schema):
+    """normalize_total sums each cell over the genes it is given: counts with extra genes were encoded silently on
+    another scale than the training cells (the extra genes were dropped only after normalising)."""
+    from distgen.data import highly_variable_genes
+
+    data = PerturbationData.from_anndata(tiny_adata, tiny_schema)
+    assert data.library_genes == tuple(map(str, tiny_adata.var_names))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.testing.assert_close(data.encode(tiny_adata).X, data.table.X)  # the training file itself: same scale, no warning
+        highly_variable_genes(data, 6).encode(tiny_adata)  # gene selection keeps what was normalised over
+    rng = np.random.default_rng(0)
+    extra = ad.AnnData(np.concatenate([tiny_adata.X, rng.poisson(50, (tiny_adata.n_obs, 3)).astype(np.float32)], 1),
+                       obs=tiny_adata.obs.copy(), var=pd.DataFrame(index=[*map(str, tiny_adata.var_names), "x1", "x2", "x3"]))
+    with pytest.warns(UserWarning, match=r"counts over 18 genes \(3 not in the training file, 0 of its 15 missing\).*scaled unlike"):
+        shifted = data.encode(extra)
+    assert float((shifted.X - data.table.X).abs().max()) > 0.1
