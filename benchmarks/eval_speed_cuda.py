@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 NO_TARGET_GENES = {"kang"}  # cell-type labels name no gene (as in eval_speed_ce2)
@@ -234,11 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({k: v for k, v in r.items() if k != "traceback"}), flush=True)
             res["rows"].extend(rows)
     res["total_s"] = time.perf_counter() - start
-    block = markdown(res)
-    print(block)
-    out = Path(args.out)
-    out.write_text(block)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str))
+    from benchmarks.gpu_check import write_results
+
+    write_results(args.out, markdown(res), res)
     return 1 if any("error" in r for r in res["rows"]) else 0
 
 

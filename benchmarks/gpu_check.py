@@ -202,12 +202,16 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.empty_cache()
     res["evaluation"] = eval_rows(device, args.dry_run)
     res["total_s"] = time.perf_counter() - start
-    block = markdown(res)
+    write_results(args.out, markdown(res), res)
+    return 0 if not any("error" in r for r in res["train"]) else 1
+
+
+def write_results(out: str | Path, block: str, res: dict[str, Any]) -> None:
+    """Print the markdown ``block`` and write it to ``out``, with the raw numbers ``res`` in a ``.json`` beside it."""
     print(block)
-    out = Path(args.out)
+    out = Path(out)
     out.write_text(block)
     out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str))
-    return 0 if not any("error" in r for r in res["train"]) else 1
 
 
 if __name__ == "__main__":
