@@ -15,6 +15,7 @@ Setting ``name`` to a different value replaces the node; params merge only when 
 from __future__ import annotations
 
 import copy
+import enum
 import inspect
 import math
 import re
@@ -71,9 +72,37 @@ def _component_kind(hint: Any) -> str | None:
     return None
 
 
+def _enum_type(hint: Any) -> type[enum.Enum] | None:
+    """The ``enum.Enum`` class of a parameter annotated with one (or Optional of one)."""
+    for h in (hint, *typing.get_args(hint)):
+        if isinstance(h, type) and issubclass(h, enum.Enum):
+            return h
+    return None
+
+
+def enum_member(value: Any, cls: type[enum.Enum]) -> enum.Enum | None:
+    """The member of ``cls`` that a config value names: the member itself, its name or its value; else None."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, bool):  # YAML's true/false is no member of an int-valued enum
+        return None
+    if isinstance(value, str) and value in cls.__members__:
+        return cls.__members__[value]
+    try:
+        return cls(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def _enum_choices(cls: type[enum.Enum]) -> str:
+    return ", ".join(m.name if m.value == m.name else f"{m.name} (or {m.value!r})" for m in cls)
+
+
 def _type_ok(value: Any, hint: Any) -> bool:
     if hint is Any or hint is inspect.Parameter.empty:
         return True
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):  # YAML names a member by its name or its value
+        return enum_member(value, hint) is not None
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -153,6 +182,9 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
             if not _type_ok(None, hint_t):
                 raise ConfigError(f"{where}.{key}: a {kind} component node is required, got null")
         elif not _type_ok(value, hint_t):
+            choices = _enum_type(hint_t)
+            if choices is not None:
+                raise ConfigError(f"{where}.{key}: {short(value)} is not a {choices.__name__}; choose one of {_enum_choices(choices)}.")
             raise ConfigError(f"{where}.{key}: expected {_hint_name(hint_t)}, got {type(value).__name__} {short(value)}.")
         elif isinstance(value, float) and not math.isfinite(value):
             _, default = schema[key]
@@ -202,8 +234,11 @@ def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any
         if key == "name":
             continue
         sub_kind = _component_kind(schema[key][0])
+        choices = _enum_type(schema[key][0])
         if sub_kind is not None and isinstance(value, dict | str):
             value = build_component(sub_kind, value, **injected)
+        elif choices is not None and value is not None:  # a member's name or value from YAML: the member itself
+            value = enum_member(value, choices)
         kwargs[key] = value
     for key, value in injected.items():
         if key in schema and key not in kwargs:
@@ -272,7 +307,9 @@ def resolve_node(kind: str, node: Mapping[str, Any] | str) -> dict[str, Any]:
 
 
 def _is_plain(value: Any) -> bool:
-    """Whether YAML can write ``value`` as plain data (what a config holds)."""
+    """Whether YAML can write ``value`` as plain data (what a config holds); an enum member is written by its name."""
+    if isinstance(value, enum.Enum):
+        return True
     if value is None or isinstance(value, bool | int | float | str):
         return True
     if isinstance(value, list | tuple):
@@ -283,7 +320,9 @@ def _is_plain(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """YAML-friendly copy: tuples become lists."""
+    """YAML-friendly copy: tuples become lists, an enum member its name (which builds it again)."""
+    if isinstance(value, enum.Enum):
+        return value.name
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
