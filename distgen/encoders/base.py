@@ -36,6 +36,14 @@ class Encoder(nn.Module, ABC):
         """``[B]`` squared distance between populations ``p [B, m, G]`` and ``q [B, n, G]``."""
         return (self(p, p_mask) - self(q, q_mask)).pow(2).sum(-1)
 
+    def min_set_size(self, use: str) -> tuple[int, str]:
+        """``(fewest real cells per set, why)`` that ``use`` (``"embedding"`` or ``"distance"``) works with.
+
+        Training refuses a ``data.set_size`` below it before any step (``distgen.train.loop.check_set_size``).
+        Default: one cell (every set has at least one real cell).
+        """
+        return 1, ""
+
     def unused_params(self, use: str) -> dict[str, str]:
         """``{parameter: why}``: what this encoder was given that a model using only its ``use`` never reads.
 

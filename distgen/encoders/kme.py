@@ -158,6 +158,12 @@ class KernelMeanEmbedding(Encoder):
         self.register_buffer("whiten", torch.zeros(features if self.map == "nystroem" else 0, features if self.map == "nystroem" else 0))
         self.register_buffer("centre", torch.zeros(n_genes))
 
+    def min_set_size(self, use: str) -> tuple[int, str]:
+        if use == "distance" and self.unbiased:
+            return 2, ("the unbiased MMD (kme, unbiased: true) leaves out each cell's pair with itself, so one cell has no "
+                       "within-set pair; its unbiased: false (the biased estimate) is defined from one cell")
+        return 1, ""
+
     def unused_params(self, use: str) -> dict[str, str]:
         names, why = _UNUSED.get(use, ((), ""))
         return {n: why for n in names if n in self._given}

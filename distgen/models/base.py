@@ -63,6 +63,11 @@ class TrainableModel(PerturbationModel):
     def prepare(self, train: CellTable) -> None:
         """Set up what the model derives from training cells before training (nothing by default)."""
 
+    def min_set_size(self) -> tuple[int, str]:
+        """``(fewest real cells per training set its loss needs, why)``; training refuses a smaller ``data.set_size``
+        before any step. Default: one cell."""
+        return 1, ""
+
 
 def is_trainable(model: type | object) -> bool:
     """True when a model class (or instance) is trained by distgen's trainer, as it declares by type."""

@@ -286,6 +286,13 @@ class Generator(nn.Module, TrainableModel):
         out.parts["loss"] = float(out.loss.detach())
         return out
 
+    def min_set_size(self) -> tuple[int, str]:
+        """The distribution loss's minimum (its ``Encoder.min_set_size("distance")``), when it counts."""
+        if self.distribution_loss is None or self.distribution_weight <= 0:
+            return 1, ""
+        n, why = self.distribution_loss.min_set_size("distance")
+        return n, f"model.distribution_loss: {why}" if why else ""
+
     def prepare(self, train: CellTable) -> None:
         """Let the backbone set up what it derives from training cells (``Backbone.prepare``,
         e.g. the PAD-Transformer's co-expression gene graph), and fit the ``additive`` anchor's

@@ -14,7 +14,8 @@ from typing import Any
 
 from torch import nn
 
-from distgen.config import ConfigError
+from distgen.config import ConfigError, InertSettingWarning
+from distgen.couplings.independent import IndependentCoupling
 from distgen.data.batches import TableBatches
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
@@ -104,6 +105,11 @@ def fit(
                         "with loss(batch)) nor a FittedModel (with fit(train)); declare one of the two base classes")
     base = options.to_dict() if isinstance(options, TrainOptions) else dict(options or {})
     opts = train_options({**dict(doc.get("train") or {}), **base, **overrides})
+    if isinstance(data, Dataset):
+        check_set_size(model, data.section.set_size)
+    else:
+        check_set_size(model, set_size if set_size is not None else data_section(
+            {k: v for k, v in (doc.get("data") or {}).items() if k not in DATASET_KEYS}).set_size)
     table = _table(model, data)
     prepare(model, table)
     if isinstance(data, Dataset):
@@ -124,6 +130,24 @@ def fit(
         model.load_state_dict({**model.state_dict(), **trainer.ema.state_dict()})
     model.eval()
     return result
+
+
+def check_set_size(model: Any, set_size: int) -> None:
+    """Refuse sets smaller than the model's loss needs (``min_set_size()``) before any step, naming the fix (exit 2);
+    warn when the coupling has nothing to pair (sets of one cell pair each cell with its one source)."""
+    need, why = model.min_set_size() if callable(getattr(model, "min_set_size", None)) else (1, "")
+    if set_size < need:
+        raise ConfigError(
+            f"data.set_size={set_size} is below {need}, the fewest cells per set this model trains with ({why}). "
+            f"Raise data.set_size to {need} or more, or change that setting"
+        )
+    coupling = getattr(model, "coupling", None)
+    if set_size == 1 and coupling is not None and not isinstance(coupling, IndependentCoupling):
+        warnings.warn(
+            f"model.coupling ({type(coupling).__name__}) pairs source and target cells within a set, but data.set_size=1 leaves "
+            "one cell per set: every coupling is the independent one; raise data.set_size to compare couplings",
+            InertSettingWarning, stacklevel=3,
+        )
 
 
 def _check_sampling(section: Mapping[str, Any], dataset: Dataset) -> None:

@@ -29,7 +29,7 @@ from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import CheckpointError, list_checkpoints
 from distgen.train.device import select_device
-from distgen.train.loop import fit
+from distgen.train.loop import check_set_size, fit
 from distgen.train.manifest import build_manifest, check_same_data
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.resources import check_memory
@@ -132,6 +132,7 @@ def train_model(
     if not is_trainable(model):
         raise ConfigError(f"model {resolved['model'].get('name')!r} fits itself (a FittedModel) and has nothing for the trainer; "
                           "distgen run fits and evaluates it")
+    check_set_size(model, ds.set_size)  # before anything is written
     notes = check_split(model, dataset, "test", allow)
     for note in notes:
         print(note, file=sys.stderr)

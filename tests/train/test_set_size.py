@@ -1,0 +1,60 @@
+"""A ``data.set_size`` below what the model's loss needs is refused before training, naming the fix."""
+
+import warnings
+
+import pytest
+import torch
+import yaml
+
+from distgen.cli import main
+from distgen.config import ConfigError, InertSettingWarning
+from distgen.models.generator import build_model
+from distgen.train import fit
+
+from .conftest import MODEL
+from .test_run_cli import CONFIG
+
+RUN = {"steps": 2, "sets_per_batch": 2, "progress": False, "log_every": 1}
+
+
+def _model(table, unbiased=True, weight=0.5, **more):
+    torch.manual_seed(0)
+    node = {**MODEL, "distribution_loss": {"name": "kme", "kernel": {"name": "rbf"}, "unbiased": unbiased},
+            "distribution_weight": weight, **more}
+    return build_model(node, table.info)
+
+
+def test_unbiased_mmd_with_one_cell_per_set_is_refused_before_any_step(table):
+    model = _model(table)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError) as err:
+        fit(model, table, set_size=1, **RUN)
+    msg = str(err.value)
+    assert "data.set_size=1" in msg and "2" in msg and "unbiased: false" in msg
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # no step was taken
+
+
+@pytest.mark.parametrize(("unbiased", "weight", "set_size"), [(False, 0.5, 1), (True, 0.0, 1), (True, 0.5, 2)])
+def test_sizes_the_loss_is_defined_for_still_train(table, unbiased, weight, set_size):
+    result = fit(_model(table, unbiased, weight), table, set_size=set_size, **RUN)
+    assert result is not None and len(result.losses) == RUN["steps"]
+
+
+def test_a_coupling_with_one_cell_per_set_warns_it_pairs_nothing(table):
+    model = _model(table, unbiased=False, coupling={"name": "exact_ot"})
+    with pytest.warns(InertSettingWarning, match="coupling"):
+        fit(model, table, set_size=1, **RUN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InertSettingWarning)
+        fit(_model(table, unbiased=False, coupling={"name": "exact_ot"}), table, set_size=2, **RUN)
+
+
+def test_distgen_train_refuses_it_with_exit_2_and_writes_nothing(tmp_path, capsys):
+    doc = {**CONFIG, "model": {**CONFIG["model"], "distribution_loss": {"name": "kme", "kernel": {"name": "rbf"}, "unbiased": True},
+                               "distribution_weight": 0.5},
+           "data": {**CONFIG["data"], "set_size": 1}}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    assert "data.set_size=1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
