@@ -568,6 +568,42 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
     return doc
 
 
+def explicit_keys(source: str | Path | Mapping[str, Any], overrides: Sequence[str], section: str) -> set[str]:
+    """The keys of ``section`` the user set: in the config mapping or files of ``source``'s ``base:`` chain
+    above its first preset, or by an override (``train.lr=...``, ``train={...}``); not those a preset supplies.
+
+    Lets a command warn about a setting the user chose that has no effect, without warning about every
+    key a preset carries.
+    """
+    keys: set[str] = set()
+    base_override = None
+    for text in check_overrides(overrides):
+        parts, value = parse_override(text)
+        if parts == ["base"]:
+            base_override = value
+        elif parts[0] == section:
+            keys |= {parts[1]} if len(parts) > 1 else {str(k) for k in value} if isinstance(value, Mapping) else set()
+    src: Any = source
+    for depth in range(MAX_BASE_DEPTH + 1):
+        if isinstance(src, Mapping):
+            doc: Any = src
+            here = None
+        else:
+            ident, file = _source_id(str(src))
+            if file is None or ident.startswith("preset "):
+                break
+            doc = load_yaml(file)
+            here = file.parent
+        if isinstance(doc.get(section), Mapping):
+            keys |= {str(k) for k in doc[section]}
+        src = base_override if depth == 0 and base_override is not None else doc.get("base")
+        if not isinstance(src, str):
+            break
+        if here is not None and not Path(src).is_absolute() and (here / src).is_file():
+            src = str(here / src)
+    return keys
+
+
 def check_overrides(overrides: Any) -> Sequence[str]:
     """``overrides`` as given when it is a list of ``KEY=VALUE`` strings (a bare string would be read character by character)."""
     if isinstance(overrides, str | bytes):

@@ -14,7 +14,6 @@ generation). A model learns in exactly one of two declared ways, told by its typ
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
 
 from torch import Tensor
 
@@ -49,8 +48,14 @@ class FittedModel(PerturbationModel):
     """A model that fits itself: ``fit(train) -> self`` (closed form, or its own inference)."""
 
     @abstractmethod
-    def fit(self, train: CellTable, **kwargs: Any) -> FittedModel:
-        """Learn from training cells (perturbed and control); returns ``self``."""
+    def fit(self, train: CellTable) -> FittedModel:
+        """Learn from training cells (perturbed and control); returns ``self``.
+
+        Keyword parameters after ``train`` (``fit(self, train, steps: int = 100)``) are the keys of a
+        config's ``fit:`` section; a key no registered fitted model takes is refused
+        (``distgen.train.loop.fit_option_problems``). A ``**kwargs`` catch-all takes any key, and the
+        model then says what it ignores.
+        """
 
 
 class TrainableModel(PerturbationModel):

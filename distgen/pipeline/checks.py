@@ -68,6 +68,7 @@ def config_problems(doc: Mapping[str, Any], metrics: Sequence[str] | None = None
     attempt(lambda: resolve_document(doc))  # sections, data (incl. hvg, split, schema), train, preflight
     if isinstance(doc.get("model"), Mapping | str):
         attempt(lambda: validate_node("models", doc["model"] if isinstance(doc["model"], Mapping) else {"name": doc["model"]}))
+    problems += fit_section_problems(doc)
     ev = attempt(lambda: evaluate_section(doc)) or {}
     names = metrics if metrics is not None else ev.get("metrics")
     problems += metric_problems(names, "--metrics" if metrics is not None else "evaluate.metrics")
@@ -84,6 +85,24 @@ def config_problems(doc: Mapping[str, Any], metrics: Sequence[str] | None = None
         if cls is not None and is_trainable(cls):
             problems.append(f"evaluate.baselines: {name!r} is trained, not fitted in closed form; a baseline must be a FittedModel")
     return list(dict.fromkeys(problems))
+
+
+def fit_section_problems(doc: Mapping[str, Any]) -> list[str]:
+    """A ``fit:`` key no registered fitted model takes (a typo), for the document's model (``fit_option_problems``)."""
+    from distgen.models import models
+    from distgen.train.loop import fit_option_problems
+
+    section, node = doc.get("fit"), doc.get("model")
+    if not section:
+        return []
+    if not isinstance(section, Mapping):
+        return [f"fit: must be a mapping of the fitted model's fit options, got {section!r}"]
+    name = node.get("name") if isinstance(node, Mapping) else node
+    try:
+        cls = models.get(str(name))
+    except _CONFIG_ERRORS:
+        return []  # the model node's own check says why
+    return fit_option_problems(cls, section, str(name))[0]
 
 
 def check_experiment(doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> None:

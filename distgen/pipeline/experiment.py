@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from distgen.config import ConfigError, load_config, load_yaml, save_yaml
+from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load_config, load_yaml, save_yaml
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.evaluation.score import score
@@ -97,6 +98,8 @@ def run(
     out = Path(out)
     doc = experiment_document(config, overrides, progress)
     check_experiment(doc, metrics)  # every problem of the config, before a folder is made or data loaded
+    for note in fitted_inert_settings(config, overrides, doc):
+        warnings.warn(note, InertSettingWarning, stacklevel=2)
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
     if not D.env_from_torchrun().is_main:
@@ -112,6 +115,27 @@ def run(
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # refused before anything was written: no folder that looks like a run
         raise
+
+
+#: ``train:`` keys a fitted model's run still reads (the prediction's seed; the progress display changes no result).
+FITTED_TRAIN_KEYS = frozenset({"seed", "progress"})
+#: ``data:`` keys that only sample training sets (a fitted model fits on all training cells; prediction groups
+#: controls by context and batch): ``set_size`` is not here, it also cuts the controls into prediction sets.
+TRAINING_SAMPLING_KEYS = ("matcher", "matcher_params", "sampling", "sets_per_epoch", "replacement", "control_sets")
+
+
+def fitted_inert_settings(config: str | Path | Mapping[str, Any], overrides: Sequence[str], doc: Mapping[str, Any]) -> list[str]:
+    """For a fitted model: the ``train:`` and set-sampling ``data:`` keys the user set (in their config or an override,
+    not inherited from a preset) that have no effect, as one message (empty for a trained model or none set)."""
+    if is_trainable(doc["model"]):
+        return []
+    train = sorted(explicit_keys(config, overrides, "train") - FITTED_TRAIN_KEYS)
+    data = sorted(explicit_keys(config, overrides, "data") & set(TRAINING_SAMPLING_KEYS))
+    keys = [f"train.{k}" for k in train] + [f"data.{k}" for k in data]
+    if not keys:
+        return []
+    return [f"{', '.join(keys)} {'has' if len(keys) == 1 else 'have'} no effect: model {doc['model']['name']!r} fits itself "
+            "(a FittedModel) on all training cells and is not trained on sampled sets; its options are the fit: section"]
 
 
 def experiment_document(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:

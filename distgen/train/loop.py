@@ -7,6 +7,8 @@ says which it is by its type (``distgen.models.base``); nothing in ``distgen.mod
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -94,7 +96,14 @@ def fit(
     if isinstance(model, FittedModel):
         if isinstance(options, TrainOptions):
             raise TypeError(f"fit: {type(model).__name__} fits itself; give its fit: options as a mapping, not TrainOptions")
-        model.fit(_table(model, data), **{**dict(doc.get("fit") or {}), **dict(options or {}), **overrides})
+        given = {**dict(doc.get("fit") or {}), **dict(options or {}), **overrides}
+        errors, inert = fit_option_problems(type(model), given)
+        if errors:
+            raise ConfigError("; ".join(errors))
+        for note in inert:
+            warnings.warn(note, InertSettingWarning, stacklevel=2)
+        own, anything = fit_keys(type(model))
+        model.fit(_table(model, data), **{k: v for k, v in given.items() if anything or k in own})
         if check:  # what a fitted model can predict is known once it is fitted; it has a fallback for the rest
             _warn(check_split(model, data, "test", allow_unembedded))
         return None
@@ -130,6 +139,72 @@ def fit(
         model.load_state_dict({**model.state_dict(), **trainer.ema.state_dict()})
     model.eval()
     return result
+
+
+def fit_keys(cls: type) -> tuple[list[str], bool]:
+    """The ``fit:`` keys a ``FittedModel`` class takes (``fit``'s keyword parameters after ``train``) and whether
+    it takes any key (a ``**kwargs`` catch-all)."""
+    params = list(inspect.signature(cls.fit).parameters.values())[2:]  # self, train
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _fitted_model_keys() -> dict[str, list[str]]:
+    """``{model name: its fit: keys}`` of every registered fitted model (plugins are imported: only asked on an unknown key)."""
+    from distgen.models import models
+
+    out: dict[str, list[str]] = {}
+    for name in models.names():
+        try:
+            cls = models.get(name)
+        except Exception:  # a plugin that fails to load takes no key here; its own error comes when it is used
+            continue
+        if isinstance(cls, type) and issubclass(cls, FittedModel):
+            out[name] = fit_keys(cls)[0]
+    return out
+
+
+def fit_option_problems(cls: type, options: Mapping[str, Any], name: str | None = None) -> tuple[list[str], list[str]]:
+    """``(errors, inert)`` for a config's ``fit:`` section given to model class ``cls`` (registered as ``name``).
+
+    A key ``cls.fit`` takes is fine. A key it does not take is an error (a typo) unless another registered
+    fitted model takes it: then it is inert here (a sweep may share one ``fit:`` section between models).
+    A trained model takes no ``fit:`` key (its options are the ``train:`` section).
+    """
+    if not options:
+        return [], []
+    fitted = isinstance(cls, type) and issubclass(cls, FittedModel)
+    own, anything = fit_keys(cls) if fitted else ([], False)
+    unknown = [str(k) for k in options if k not in own]
+    if anything or not unknown:
+        return [], []
+    others = _fitted_model_keys()
+    if name is None:
+        from distgen.models import models
+
+        name = next((n for n in models.names() if _loaded(n) is cls), cls.__name__)
+    errors, inert = [], []
+    for key in unknown:
+        takers = [n for n, keys in others.items() if key in keys and n != name]
+        if takers:
+            why = "it is trained; its options are the train: section" if not fitted else (
+                f"it takes {', '.join(own)}" if own else "it takes no fit: keys")
+            inert.append(f"fit.{key} has no effect on model {name!r} ({why}); it is a fit: key of {', '.join(takers)}")
+            continue
+        close = difflib.get_close_matches(key, sorted({k for keys in others.values() for k in keys} | set(own)), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        takes = f"takes {', '.join(own)}" if own else "takes no fit: keys"
+        errors.append(f"fit: unknown key {key!r} for model {name!r}, which {takes}; no registered fitted model takes it.{hint}")
+    return errors, inert
+
+
+def _loaded(name: str) -> Any:
+    from distgen.models import models
+
+    try:
+        return models.get(name)
+    except Exception:
+        return None
 
 
 def check_set_size(model: Any, set_size: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import torch
 
-from distgen.config import ConfigError, load_config, resolve_node, save_yaml
+from distgen.config import ConfigError, InertSettingWarning, load_config, resolve_node, save_yaml
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
 from distgen.models.base import is_trainable
@@ -29,7 +30,7 @@ from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import CheckpointError, list_checkpoints
 from distgen.train.device import select_device
-from distgen.train.loop import check_set_size, fit
+from distgen.train.loop import check_set_size, fit, fit_option_problems
 from distgen.train.manifest import build_manifest, check_same_data
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.resources import check_memory
@@ -133,6 +134,11 @@ def train_model(
         raise ConfigError(f"model {resolved['model'].get('name')!r} fits itself (a FittedModel) and has nothing for the trainer; "
                           "distgen run fits and evaluates it")
     check_set_size(model, ds.set_size)  # before anything is written
+    errors, inert = fit_option_problems(type(model), doc.get("fit") or {}, resolved["model"].get("name"))
+    if errors:
+        raise ConfigError("; ".join(errors))
+    for note in inert:  # a fit: section shared with fitted models (a sweep)
+        warnings.warn(note, InertSettingWarning, stacklevel=2)
     notes = check_split(model, dataset, "test", allow)
     for note in notes:
         print(note, file=sys.stderr)

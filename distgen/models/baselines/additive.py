@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -24,7 +22,7 @@ class AdditiveBaseline(FittedModel):
         self.singles: dict[int, Tensor] = {}
         self.atom_names: tuple[str, ...] = ()
 
-    def fit(self, train: CellTable, **kwargs: Any) -> AdditiveBaseline:
+    def fit(self, train: CellTable) -> AdditiveBaseline:
         self.info = train.info  # what its effects are indexed by (distgen.predict checks it)
         effects = condition_effects(train)
         self.singles = {atoms[0]: e for atoms, e in effects.items() if len(atoms) == 1}

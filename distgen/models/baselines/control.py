@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 
 from distgen.capabilities import ModelCapabilities
@@ -16,7 +14,7 @@ class ControlBaseline(FittedModel):
 
     capabilities = ModelCapabilities(supports_unseen_perturbations=True)
 
-    def fit(self, train: CellTable, **kwargs: Any) -> ControlBaseline:
+    def fit(self, train: CellTable) -> ControlBaseline:
         return self
 
     def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:

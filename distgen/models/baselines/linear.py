@@ -10,8 +10,6 @@ measured genes; anything else falls back to ``b`` (the mean-perturbation baselin
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -40,7 +38,7 @@ class LinearBaseline(FittedModel):
             return None
         return self.G[[r for r in rows if r is not None]].sum(0)
 
-    def fit(self, train: CellTable, **kwargs: Any) -> LinearBaseline:
+    def fit(self, train: CellTable) -> LinearBaseline:
         info = self.info = train.info  # what its weights are indexed by (distgen.predict checks it)
         gidx = info.gene_index()
         self.atom_names = info.perturbations

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -29,7 +27,7 @@ class MatchingMeanBaseline(FittedModel):
         self.fallback: Tensor | None = None
         self.atom_names: tuple[str, ...] = ()
 
-    def fit(self, train: CellTable, **kwargs: Any) -> MatchingMeanBaseline:
+    def fit(self, train: CellTable) -> MatchingMeanBaseline:
         self.info = train.info  # what its effects are indexed by (distgen.predict checks it)
         effects = condition_effects(train)
         if not effects:

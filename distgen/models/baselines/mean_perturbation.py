@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -25,7 +23,7 @@ class MeanPerturbationBaseline(FittedModel):
     def __init__(self) -> None:
         self.effect: Tensor | None = None
 
-    def fit(self, train: CellTable, **kwargs: Any) -> MeanPerturbationBaseline:
+    def fit(self, train: CellTable) -> MeanPerturbationBaseline:
         self.info = train.info  # what its effect is indexed by (distgen.predict checks it)
         effects = condition_effects(train)
         if not effects:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -45,7 +43,7 @@ class NonControlMeanBaseline(FittedModel):
     def __init__(self) -> None:
         self.effect: Tensor | None = None
 
-    def fit(self, train: CellTable, **kwargs: Any) -> NonControlMeanBaseline:
+    def fit(self, train: CellTable) -> NonControlMeanBaseline:
         self.info = train.info  # what its effect is indexed by (distgen.predict checks it)
         if not bool((~train.labels.is_control).any()):
             raise ValueError("noncontrol_mean: the training cells contain no perturbed cells")
