@@ -48,6 +48,9 @@ class SweepInputs:
         range over runs), drawn like on the evaluation page: baselines as lines, the ceiling as a band.
     failed
         Runs that did not finish.
+    identical
+        ``{variant: other}``: variants whose results equal another's for every seed, perturbation and
+        metric (``summary.json["identical"]``): the setting that tells them apart had no effect.
     """
 
     rows: list[dict[str, Any]]
@@ -57,6 +60,7 @@ class SweepInputs:
     comparisons: list[Mapping[str, Any]] = field(default_factory=list)
     references: Mapping[str, Mapping[str, tuple[float, float, float]]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    identical: Mapping[str, str] = field(default_factory=dict)
     title: str = "distgen sweep report"
 
 
@@ -180,7 +184,8 @@ def render_sweep(inp: SweepInputs) -> str:
     head = ["variant", "seeds", *[metric_info(m).axis_label for m in inp.metrics]]
     rows = []
     for var in inp.variants:
-        cells: list[Cell | str] = [var + (" (reference)" if var == inp.reference else "")]
+        same = f" (= {inp.identical[var]}: no effect)" if var in inp.identical else ""
+        cells: list[Cell | str] = [var + (" (reference)" if var == inp.reference else "") + same]
         n_seeds = 0
         for m in inp.metrics:
             means = list(seed_means(inp.rows, m).get(var, {}).values())
@@ -201,11 +206,22 @@ def render_sweep(inp: SweepInputs) -> str:
     if diffs:
         comp = table(["variant", "metric", "pairs", "mean difference", "p", "better"], comp_rows) if comp_rows else ""
         sections.append(Section("paired", "Paired comparison against the reference", diffs + comp))
+    if inp.identical:
+        items = "".join(f"<li><code>{escape(v)}</code> = <code>{escape(o)}</code></li>" for v, o in inp.identical.items())
+        sections.append(Section("identical", "Variants without effect", (
+            "<p>These variants gave exactly the same value as another for every seed, perturbation and metric: the runs "
+            "generated the same cells, so the setting that tells them apart had no effect (a parameter the model does not "
+            "read, or two settings that coincide on this data). Their differences above are not evidence about the "
+            f"setting.</p><ul>{items}</ul>")))
     if inp.failed:
         sections.append(Section("failed", "Failed runs", "<ul>" + "".join(f"<li><code>{escape(f)}</code></li>" for f in inp.failed) + "</ul>"))
     seeds = {int(r["seed"]) for r in inp.rows}
     lines = [f"{len(inp.variants)} variants · {len(seeds)} seeds · reference <code>{escape(inp.reference)}</code> · "
              f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
+    if inp.identical:
+        n = len(inp.identical)
+        lines.append(f"<strong>{n} variant{'s' if n > 1 else ''} gave exactly another's results</strong> (the setting had no "
+                     "effect): see <a href=\"#identical\">Variants without effect</a>")
     return page(inp.title, lines, sections)
 
 
@@ -239,7 +255,8 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
         shown = [k for k in rows[0] if k not in ("variant", "seed", "perturbation") and metric_info(k).higher_is_better is not None][:5] if rows else []
     return SweepInputs(rows=rows, variants=list(summary["variants"]), reference=str(summary["reference"]), metrics=shown,
                        comparisons=list(summary.get("comparisons", [])), references=run_references(sweep_dir / "runs", shown),
-                       failed=list(summary.get("failed", [])))
+                       failed=list(summary.get("failed", [])),
+                       identical={str(k): str(v) for k, v in (summary.get("identical") or {}).items()})
 
 
 def run_references(runs_dir: Path, metrics: Sequence[str]) -> dict[str, dict[str, tuple[float, float, float]]]:

@@ -63,3 +63,25 @@ def test_sweep_folder_is_read_back(tmp_path):
     assert inp.references["ceiling"]["mse"] == (0.005, 0.004, 0.006)
     assert list(inp.references) == ["control (= linear)", "ceiling"]  # identical baselines drawn once
     check_page(render_sweep(inp), ["variants", "paired"])
+
+
+def test_variants_without_effect_are_shown_on_the_page(tmp_path):
+    """summary.json["identical"] (also in summary.md and on stderr) reaches report.html: a section, the row and the header."""
+    rows = [r for r in _rows() if r["variant"] != "weight=0"]
+    rows += [{**r, "variant": "weight=0"} for r in rows if r["variant"] == "enc=kme"]  # the same results as enc=kme
+    same = {"weight=0": "enc=kme"}
+    with (tmp_path / "results.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (tmp_path / "summary.json").write_text(json.dumps({"reference": VARIANTS[0], "variants": VARIANTS, "failed": [],
+                                                       "comparisons": [], "identical": same}))
+    inp = load_sweep_dir(tmp_path)
+    assert inp.identical == same
+    html = render_sweep(inp)
+    check_page(html, ["variants", "identical"])
+    assert "<code>weight=0</code> = <code>enc=kme</code>" in html
+    assert "weight=0 (= enc=kme: no effect)" in html
+    assert "1 variant gave exactly another's results" in html
+    plain = render_sweep(SweepInputs(_rows(), VARIANTS, VARIANTS[0], ["mse"]))
+    assert 'id="identical"' not in plain and "no effect" not in plain
