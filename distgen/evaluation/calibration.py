@@ -37,7 +37,12 @@ def reference_data(data: EvalData, reference: Cells, truth: Cells) -> EvalData:
 
 
 def ceiling_data(data: EvalData, seed: int = 0) -> EvalData:
-    """``EvalData`` of one disjoint half of the real cells (as "real") against the other (as "pred")."""
+    """``EvalData`` of one disjoint half of the real cells (as "real") against the other (as "pred").
+
+    A perturbation with fewer than ``2 * MIN_CELLS`` real cells has no ceiling (NaN, with the reason in
+    ``invalid``); with fewer than ``2 * MIN_CELLS`` real control cells no perturbation has one: each half
+    would take every delta from the mean of one control cell, which the evaluation itself refuses.
+    """
     gen = torch.Generator().manual_seed(seed)
     pop = data.real
     X = torch.cat([pop.control, pop.X])
@@ -48,8 +53,12 @@ def ceiling_data(data: EvalData, seed: int = 0) -> EvalData:
     halves = [Population.from_codes(X[i], codes[i], data.n_perts) for i in (a, b)]
     new = EvalData(real=halves[0], pred=halves[1], perts=data.perts, targets=data.targets, genes=data.genes,
                    cache={"log1p": data.cache.get("log1p", True)})
+    n_ctrl = int(pop.control.shape[0])
     for p, n in enumerate(pop.counts.tolist()):  # the reason names the split, not the half it left
-        if 0 < n < 2 * MIN_CELLS:
+        if n_ctrl < 2 * MIN_CELLS:  # each half's deltas are taken from its own control mean: one cell is its noise
+            new.invalid[p] = (f"{n_ctrl} real control cells: a half-split leaves {n_ctrl // 2} per half; the ceiling needs at least "
+                              f"{2 * MIN_CELLS} real control cells ({MIN_CELLS} per half, as the evaluation needs {MIN_CELLS})")
+        elif 0 < n < 2 * MIN_CELLS:
             new.invalid[p] = (f"{n} real cell(s): a half-split leaves {n // 2} per half; the ceiling needs at least "
                               f"{2 * MIN_CELLS} real cells ({MIN_CELLS} per half)")
     flag_invalid(new)

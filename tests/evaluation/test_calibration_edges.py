@@ -36,6 +36,35 @@ def test_a_perturbation_too_small_to_split_is_named_with_the_reason():
     assert 0 not in half.invalid and 1 not in half.invalid
 
 
+def _with_controls(cells, n_ctrl):
+    keep = np.flatnonzero(~np.asarray(cells.is_control))
+    ctrl = np.flatnonzero(np.asarray(cells.is_control))[:n_ctrl]
+    rows = np.concatenate([ctrl, keep])
+    return Cells(cells.X[torch.as_tensor(rows)], [cells.conditions[i] for i in rows], GENES)
+
+
+@pytest.mark.parametrize("n_ctrl", [2, 3])
+def test_a_ceiling_from_one_control_cell_per_half_is_refused_for_every_perturbation(n_ctrl):
+    """2-3 real controls pass the evaluation (>= 2) but leave one per half: each half's deltas would come from one cell."""
+    truth = _with_controls(_population(0, [20, 20]), n_ctrl)
+    data = eval_data(_with_controls(_population(1, [20, 20]), 5), truth)
+    half = ceiling_data(data, seed=0)
+    assert set(half.invalid) == {0, 1}
+    assert half.invalid[0].startswith(f"{n_ctrl} real control cells: a half-split leaves 1 per half; the ceiling needs at least 4")
+    rep = score(_with_controls(_population(1, [20, 20]), 5), truth, {"control": _with_controls(_population(3, [20, 20], scale=0.0), 5)},
+                metrics=["mse"], ceiling_splits=2)
+    row = rep.metrics["mse"]
+    assert math.isnan(row["ceiling"]) and math.isnan(row["normalised"])
+    assert "ceiling undefined" in row["normalised_note"] and f"{n_ctrl} real control cells" in row["normalised_note"]
+    assert not math.isnan(row["model"])  # the model itself is still scored (its file's 2-3 controls pass the evaluation)
+
+
+def test_four_control_cells_give_a_ceiling():
+    truth = _with_controls(_population(0, [20, 20]), 4)
+    half = ceiling_data(eval_data(_with_controls(_population(1, [20, 20]), 5), truth), seed=0)
+    assert half.invalid == {}
+
+
 def _table(perts, values, reasons=None):
     return MetricTable(perts=tuple(perts), values={"mse": list(values)}, reasons={"mse": dict(reasons or {})})
 
