@@ -12,7 +12,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -141,7 +141,7 @@ def fit(
     return result
 
 
-def fit_keys(cls: type) -> tuple[list[str], bool]:
+def fit_keys(cls: type[FittedModel]) -> tuple[list[str], bool]:
     """The ``fit:`` keys a ``FittedModel`` class takes (``fit``'s keyword parameters after ``train``) and whether
     it takes any key (a ``**kwargs`` catch-all)."""
     params = list(inspect.signature(cls.fit).parameters.values())[2:]  # self, train
@@ -174,7 +174,7 @@ def fit_option_problems(cls: type, options: Mapping[str, Any], name: str | None 
     if not options:
         return [], []
     fitted = isinstance(cls, type) and issubclass(cls, FittedModel)
-    own, anything = fit_keys(cls) if fitted else ([], False)
+    own, anything = fit_keys(cast(type[FittedModel], cls)) if fitted else ([], False)
     unknown = [str(k) for k in options if k not in own]
     if anything or not unknown:
         return [], []
