@@ -9,7 +9,12 @@ from typing import Any
 
 
 def read_cells(eval_dir: Path) -> Any:
-    """The prediction and truth files named in ``eval_dir/summary.json`` as ``EvalData`` (None when they are gone)."""
+    """The prediction and truth files named in ``eval_dir/summary.json`` as ``EvalData`` (None when they are gone).
+
+    An evaluation scored per context (``summary["contexts"]``) gives one ``EvalData`` per context, in that
+    order, so the cells match its ``"condition @ context"`` rows; None when the files' ``celltype`` column
+    does not hold those contexts.
+    """
     import json
 
     summary = json.loads((eval_dir / "summary.json").read_text()) if (eval_dir / "summary.json").is_file() else {}
@@ -20,7 +25,15 @@ def read_cells(eval_dir: Path) -> Any:
     from distgen.evaluation.io import align, eval_data
 
     pred_c, real_c, _, _ = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"), celltype_col=None)
-    return eval_data(align(pred_c, real_c)[0], real_c)
+    pred_c = align(pred_c, real_c)[0]
+    contexts = [str(c) for c in summary.get("contexts") or []]
+    if not contexts:
+        return eval_data(pred_c, real_c)
+    # scored per context: one EvalData per context, as the evaluation made them (rows "condition @ context");
+    # files whose contexts are not those (another cell-type column) cannot be matched to the rows
+    if not set(contexts) <= set(map(str, real_c.contexts.tolist())):
+        return None
+    return [eval_data(pred_c.of_context(c), real_c.of_context(c)) for c in contexts]
 
 
 def _recorded_preset(eval_dir: Path) -> str | None:

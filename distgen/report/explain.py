@@ -144,7 +144,7 @@ def condition_strength(inputs: ReportInputs) -> tuple[dict[str, float], str]:
     """Response strength of each condition and a sentence on how it was measured.
 
     In order of preference: a ``response_strength`` column the evaluation wrote; the norm of the
-    real pseudobulk response when cells are loaded; the root of the control baseline's ``mse``
+    real pseudobulk response when cells are loaded and name the table's rows; the root of the control baseline's ``mse``
     (the same quantity per gene, up to control sampling).
     """
     from distgen.report.stats import response_strength
@@ -154,7 +154,7 @@ def condition_strength(inputs: ReportInputs) -> tuple[dict[str, float], str]:
     given = table.info.get("response_strength")
     if given is not None:
         return {p: float(v) for p, v in zip(table.perts, given)}, "response strength as computed by the evaluation"
-    if index:
+    if index and any(p in index for p in table.perts):  # cells that name none of the rows measure nothing here
         per_data = {id(d): response_strength(d) for d, _ in index.values()}
         strength = {label: per_data[id(d)][d.perts[i]] for label, (d, i) in index.items()}
         return {p: strength.get(p, math.nan) for p in table.perts}, "response strength = ‖mean(real) − mean(real control)‖₂ over genes"

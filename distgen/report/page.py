@@ -143,6 +143,9 @@ def _distributions(inputs: ReportInputs) -> str:
         return ('<p class="empty">The cells were not available when this report was written (pass the prediction and truth '
                 "files, or keep them next to the evaluation folder) so this section is empty.</p>")
     strength, how = condition_strength(inputs)
+    if not any(p in index for p in inputs.model.perts):
+        return ('<p class="empty">The loaded cells name none of the evaluated conditions (e.g. cells pooled over contexts '
+                "for an evaluation scored per context), so this section is empty.</p>")
     picks = cellfigs.pick_conditions({p: v for p, v in strength.items() if p in index})
     if not picks:
         return '<p class="empty">No condition has a finite response strength to choose from.</p>'

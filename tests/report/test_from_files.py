@@ -1,0 +1,71 @@
+"""Pages written again from an evaluation folder (``python -m distgen.report FOLDER``) show what the files hold."""
+
+import math
+
+import anndata as ad
+import pytest
+
+import distgen
+from distgen.report import load_eval_dir, render
+from distgen.report.__main__ import main, read_cells
+from distgen.report.explain import condition_strength
+
+from ..evaluation.synth import make_pair
+from .tiny import check_page
+
+METRICS = ["mse", "pearson_delta", "edistance"]
+
+
+def _two_contexts(a: ad.AnnData, tag: str) -> ad.AnnData:
+    b = a.copy()
+    b.obs_names = [f"{tag}{i}" for i in range(b.n_obs)]
+    a = a.copy()
+    a.obs["celltype"], b.obs["celltype"] = "K562", "HepG2"
+    return ad.concat([a, b])
+
+
+@pytest.fixture(scope="module")
+def per_context(tmp_path_factory):
+    """An evaluation scored per context (rows ``condition @ context``), files kept next to it."""
+    tmp = tmp_path_factory.mktemp("ctx")
+    real, pred = make_pair(seed=3, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
+    _two_contexts(real, "r").write_h5ad(tmp / "real.h5ad")
+    _two_contexts(pred, "p").write_h5ad(tmp / "pred.h5ad")
+    out = tmp / "eval"
+    distgen.evaluate(str(tmp / "pred.h5ad"), str(tmp / "real.h5ad"), out, metric_names=METRICS, make_plots=False, progress=False,
+                     celltype_col="celltype")
+    return out
+
+
+def test_cells_of_a_per_context_evaluation_are_read_per_context(per_context):
+    cells = read_cells(per_context)
+    assert isinstance(cells, list) and len(cells) == 2
+    inp = load_eval_dir(per_context, cells=cells)
+    assert "G0 @ K562" in inp.model.perts and set(inp.cell_index()) == set(inp.model.perts)
+    strength, how = condition_strength(inp)
+    assert "‖" in how and all(not math.isnan(strength[p]) for p in inp.model.perts)
+    # the page's distributions section draws the cells (embedding and marginals), it does not call them missing
+    html = render(inp, sections=("distributions",))
+    assert len(check_page(html, ["distributions"])) == 2
+
+
+def test_pooled_cells_that_name_no_row_are_not_claimed_as_the_strength_measure(per_context):
+    """Cells pooled over contexts name ``G0``, the table ``G0 @ K562``: the page must not order rows by a measure it could not take."""
+    from distgen.data import layout
+    from distgen.evaluation.io import align, eval_data
+
+    pred_c, real_c, _, _ = layout.read_pair(per_context.parent / "pred.h5ad", per_context.parent / "real.h5ad", celltype_col=None,
+                                            guess_celltype=False)
+    inp = load_eval_dir(per_context, cells=eval_data(align(pred_c, real_c)[0], real_c))
+    strength, how = condition_strength(inp)
+    assert "‖" not in how and "control baseline" in how
+    assert all(not math.isnan(strength[p]) for p in inp.model.perts)
+    html = render(inp, sections=("distributions",))
+    assert "name none of the evaluated conditions" in html
+
+
+def test_the_module_rewrites_a_per_context_page_with_its_distributions(per_context, capsys):
+    assert main([str(per_context)]) == 0
+    html = (per_context / "report.html").read_text()
+    assert len(check_page(html, ["headline", "per-perturbation", "distributions", "training"])) == 5
+    assert "No condition has a finite response strength" not in html
