@@ -269,7 +269,15 @@ def load_eval_dir(
     if missing:
         raise FileNotFoundError(f"{eval_dir} is not an evaluation folder: {', '.join(missing)} missing; "
                                 "write one with distgen evaluate --out FOLDER")
-    summary = _nan_from_null(json.loads((eval_dir / "summary.json").read_text()))
+    raw = json.loads((eval_dir / "summary.json").read_text())
+    if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
+        raise ValueError(f"{eval_dir / 'summary.json'} has no per-metric table (\"metrics\"); it is not a distgen evaluation summary")
+    if raw.get("profile") or any(not isinstance(row, dict) for row in raw["metrics"].values()):
+        raise ValueError(f"{eval_dir} is a --profile {raw.get('profile') or ''} evaluation: a reference profile's means with no "
+                         "baselines and no ceiling, which is what the page compares the model with, so it has no report page; "
+                         "its results are metrics.csv and summary.json (distgen compare pairs two of them). Evaluate without "
+                         "--profile for the page")
+    summary = _nan_from_null(raw)
     model = read_metric_table(eval_dir / "metrics.csv", list(summary.get("metrics", {})))
     tables = read_long_tables(eval_dir / "calibration.csv", model.perts) if (eval_dir / "calibration.csv").is_file() else {}
     ceiling = tables.pop("ceiling", None)

@@ -69,3 +69,21 @@ def test_the_module_rewrites_a_per_context_page_with_its_distributions(per_conte
     html = (per_context / "report.html").read_text()
     assert len(check_page(html, ["headline", "per-perturbation", "distributions", "training"])) == 5
     assert "No condition has a finite response strength" not in html
+
+
+def test_a_profile_folder_gets_a_clear_refusal_not_a_traceback(tmp_path, capsys):
+    """A --profile evaluation's summary.json holds one mean per metric and no references: the page says it has none to draw."""
+    real, pred = make_pair(seed=4, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    from distgen.pipeline.evaluate import evaluate_profile_files
+
+    out = tmp_path / "prof"
+    evaluate_profile_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, "cell-eval-0.8.2")
+    assert not (out / "report.html").exists()
+    with pytest.raises(ValueError, match="--profile cell-eval-0.8.2 evaluation"):
+        load_eval_dir(out)
+    assert main([str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no report page" in err and "Traceback" not in err
+    assert not (out / "report.html").exists()
