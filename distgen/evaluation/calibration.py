@@ -152,6 +152,7 @@ def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling:
     too few real cells for a half-split has no ceiling: with it in the model's mean only, the score would
     compare different sets). When that leaves out perturbations the model scored, ``normalised_rows``
     gives the three means it used, their number and each left-out perturbation with the reason.
+    ``baseline_notes`` (``{baseline: reason}``) says why a baseline's mean is NaN, when one is.
     A diagnostic metric (``MetricCapabilities.diagnostic``: no better direction) gets no strongest
     baseline and no normalised score.
     """
@@ -200,4 +201,7 @@ def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling:
         }
         if common is not None:
             out[name]["normalised_rows"] = common
+        undefined = {b: why_undefined(t, name) for b, t in baselines.items() if name in t.values and math.isnan(base[b])}
+        if undefined:  # a baseline's NaN mean is shown next to the model's: with the reason, not as a bare nan
+            out[name]["baseline_notes"] = undefined
     return out

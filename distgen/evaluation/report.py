@@ -100,6 +100,10 @@ def markdown(summary: Mapping[str, Any]) -> str:
                  if r.get("normalised_note") and (r["normalised"] is None or math.isnan(r["normalised"]))]
     if undefined:
         lines += ["", "## Undefined scores", "", *undefined]
+    nan_bases = [f"- {name}, {b}: {why or 'undefined'}" for name, r in rows.items() for b, why in (r.get("baseline_notes") or {}).items()]
+    if nan_bases:
+        lines += ["", "## Undefined baseline scores", "", "A baseline's nan in the table above is undefined on every perturbation:", "",
+                  *nan_bases]
     fewer = [(name, r["normalised_rows"]) for name, r in rows.items() if r.get("normalised_rows")]
     if fewer:
         lines += ["", "## Normalised over fewer perturbations", "",

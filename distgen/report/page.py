@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
+from distgen.evaluation.calibration import why_undefined
 from distgen.report import cells as cellfigs
 from distgen.report import figures, training
 from distgen.report.explain import BACKGROUND, condition_strength, flagged, headline_metrics, normalised_reason
@@ -67,6 +68,8 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
             *[f"{r.label} (positive)" for r in others], "normalised", "why undefined"]
     out = []
     shorts: set[str] = set()
+    fewer: list[str] = []  # normalised scores taken over fewer conditions than the means shown (summary's normalised_rows)
+    undefined: list[str] = []  # reference means that are NaN, with the reason
     for name in names:
         info, row = metric_info(name), rows[name]
         best = row.get("strongest_baseline")
@@ -83,9 +86,28 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
         nan_why = next(iter(inputs.model.reasons.get(name, {}).values()), "")
         short, why = normalised_reason(row, info, nan_why)
         shorts.add(short)
-        cells += [Cell(num(row.get("normalised"), 3), "num"), Cell(why, "why")]
+        common = row.get("normalised_rows")
+        score = num(row.get("normalised"), 3)
+        if common and not math.isnan(row.get("normalised", math.nan)):
+            score += " †"
+            fewer.append(f"{escape(name)}: over {common.get('n')} of {len(inputs.model.perts)} conditions (model {num(common.get('model'))}, "
+                         f"{escape(str(best))} {num(common.get('baseline'))}, ceiling {num(common.get('ceiling'))}); left out: "
+                         + escape("; ".join(f"{p} ({w})" for p, w in list((common.get("left_out") or {}).items())[:5])
+                                  + (f"; and {len(common['left_out']) - 5} more" if len(common.get("left_out") or {}) > 5 else "")))
+        cells += [Cell(score, "num"), Cell(why, "why")]
         out.append(cells)
+        for r in negs:
+            if math.isnan((row.get("baselines") or {}).get(r.name, math.nan)) and name in r.table.values:
+                reason = (row.get("baseline_notes") or {}).get(r.name) or (why_undefined(r.table, name) if r.table.reasons.get(name) else "")
+                undefined.append(f"{escape(name)}, {escape(r.label)}: undefined on every condition"
+                                 + (f" ({escape(reason)})" if reason and reason != "undefined" else ""))
     background = "".join(f'<p class="note">{escape(BACKGROUND[k])}</p>' for k in BACKGROUND if k in shorts)
+    if fewer:
+        background += ('<p class="note">† The normalised score compares means over the same conditions: those where the model, '
+                       "the best baseline and the ceiling are all defined, so it is not computed from the means in the row. "
+                       "The means it used:</p><ul>" + "".join(f"<li>{f}</li>" for f in fewer) + "</ul>")
+    if undefined:
+        background += ('<p class="note">A reference\'s nan in the table:</p><ul>' + "".join(f"<li>{u}</li>" for u in undefined) + "</ul>")
     return ("<h3>All metrics</h3><p class=\"note\">Means over held-out conditions. Blue: the model beats the best baseline; "
             "vermillion: the best baseline beats the model.</p>" + table(head, out) + background)
 
