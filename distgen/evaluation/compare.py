@@ -243,10 +243,15 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
                                 "note": note, "n_dropped": dropped, "margin": width, "margin_source": source,
                                 "better": better, "verdict": said}
     tolerance_only = sorted(m for m, r in out["metrics"].items() if r.get("margin_source") == "numerical tolerance" and r["better"])
-    if tolerance_only:
-        notes.append(f"no replicate spread was recorded for {tolerance_only} (an evaluation without the split-half ceiling, e.g. "
-                     "--profile), so their winners are only statistically significant: any difference above the numerical "
-                     "tolerance counts; give a practical threshold with --margin METRIC=VALUE")
+    unrecorded = [m for m in tolerance_only if math.isnan(_noise(m, sa, sb))]
+    flat = [m for m in tolerance_only if m not in unrecorded]  # recorded, and no larger than the tolerance (every split the same)
+    why = {"no replicate spread was recorded for": (unrecorded, " (an evaluation without the split-half ceiling, e.g. --profile)"),
+           "the split-half replicate's spread is zero for": (flat, " (every ceiling split gave the same mean, e.g. a score of 1 "
+                                                             "on each)")}
+    for said, (names, cause) in why.items():
+        if names:
+            notes.append(f"{said} {names}{cause}, so their winners are only statistically significant: any difference above "
+                         "the numerical tolerance counts; give a practical threshold with --margin METRIC=VALUE")
     if "vcc2026" in sa and "vcc2026" in sb:
         out["vcc2026"] = _vcc2026(sa["vcc2026"], sb["vcc2026"], notes)
     return out

@@ -338,3 +338,22 @@ def test_vcc2026_scores_are_shown_side_by_side_and_averages_over_other_metrics_n
     assert v["scores"]["avg_score"]["value_a"] == pytest.approx(0.4) and v["scores"]["avg_score"]["value_b"] == pytest.approx(0.4)
     assert any("not comparable" in n for n in res["notes"])  # equal averages of different metrics
     assert "| pds_cosine | 0.6 | 0.4 | 0.2 |" in markdown(res)
+
+
+def test_a_zero_replicate_spread_is_not_called_unrecorded(tmp_path):
+    """A ceiling whose splits all gave the same mean (discrimination 1 on each) has a spread of 0, recorded: the note says that."""
+    import json as _json
+
+    perts = [f"P{i}" for i in range(12)]
+    a = _folder(tmp_path / "a", {p: {"discrimination_score_l1": 0.9} for p in perts}, {"discrimination_score_l1": True})
+    b = _folder(tmp_path / "b", {p: {"discrimination_score_l1": 0.5 + 0.01 * i} for i, p in enumerate(perts)},
+                {"discrimination_score_l1": True})
+    for f in (a, b):
+        doc = _json.loads((f / "summary.json").read_text())
+        doc["metrics"]["discrimination_score_l1"]["ceiling_band"] = {"mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0, "n_splits": 5}
+        (f / "summary.json").write_text(_json.dumps(doc))
+    res = compare(a, b)
+    assert res["metrics"]["discrimination_score_l1"]["better"] == "a"
+    said = [n for n in res["notes"] if "only statistically significant" in n]
+    assert len(said) == 1 and "spread is zero" in said[0] and "every ceiling split gave the same mean" in said[0]
+    assert "no replicate spread was recorded" not in said[0] and "--profile" not in said[0]
