@@ -92,7 +92,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
         "|" + "|".join("---" for _ in head) + "|",
     ]
     for name, r in rows.items():
-        cells = [name, "higher" if r["higher_is_better"] else "lower", fmt_value(r["model"]), *[fmt_value(r["baselines"].get(b)) for b in bases],
+        better = "none (diagnostic)" if r.get("diagnostic") else ("higher" if r["higher_is_better"] else "lower")
+        cells = [name, better, fmt_value(r["model"]), *[fmt_value(r["baselines"].get(b)) for b in bases],
                  fmt_value(r["ceiling"]), fmt_value(r["normalised"]), fmt_value(r["strongest_baseline"]), str(r["n_nan"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += uncertainty_lines(summary)

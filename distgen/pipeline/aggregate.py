@@ -26,7 +26,7 @@ class Comparison:
     mean_diff: float
     statistic: float
     p_value: float
-    better: str  # "variant", "reference" or "tie" (by mean difference and the metric's direction)
+    better: str  # "variant", "reference" or "tie" (by mean difference and the metric's direction); "no direction" for a diagnostic
 
 
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
@@ -50,6 +50,16 @@ def metric_direction(name: str) -> bool:
 
     try:
         return bool(registry("metrics").get(name).capabilities.higher_is_better)
+    except KeyError:
+        return False
+
+
+def _diagnostic(name: str) -> bool:
+    """True for a registered diagnostic metric (``MetricCapabilities.diagnostic``: no better direction)."""
+    from distgen.registry import registry
+
+    try:
+        return bool(registry("metrics").get(name).capabilities.diagnostic)
     except KeyError:
         return False
 
@@ -84,6 +94,8 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
     higher = metric_direction(metric)
     md = float(diffs.mean())
     better = "tie" if md == 0 else ("variant" if (md > 0) == higher else "reference")
+    if _diagnostic(metric):  # a count or a property of the real data: no value of it is better
+        better = "no direction"
     return Comparison(variant, metric, len(keys), md, float(res.statistic), float(res.pvalue), better)
 
 

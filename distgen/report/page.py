@@ -25,11 +25,11 @@ from distgen.report.style import metric_info, theme
 
 
 def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
-    """Metrics for the per-condition views: the headline metrics that vary by condition, first of each family first."""
+    """Metrics for the per-condition views: the headline metrics that vary by condition and have a better direction, first of each family first."""
     head = headline_metrics(inputs.metric_names())
     firsts = [ms[0] for ms in head.values()]
     rest = [m for ms in head.values() for m in ms[1:]]
-    return [m for m in firsts + rest if metric_info(m).level != "global"][:limit]
+    return [m for m in firsts + rest if metric_info(m).level != "global" and metric_info(m).higher_is_better is not None][:limit]
 
 
 def _headline(inputs: ReportInputs) -> str:
@@ -121,7 +121,7 @@ def _per_condition(inputs: ReportInputs) -> str:
              "Each row: the model (blue dot), the best baseline on the mean (its marker) and the ceiling (green tick); "
              "the line between model and baseline is blue where the model is better, vermillion where it is worse.</p>"]
     if not names:
-        return parts[0] + '<p class="empty">No per-condition metric was computed.</p>'
+        return parts[0] + '<p class="empty">No per-condition metric with a better direction was computed.</p>'
     parts.append(figure(figures.per_condition_figure(inputs, names, order, strength, flags), "Per condition, sorted by response strength.",
                         alt="per condition"))
     parts.append(figure(figures.advantage_figure(inputs, names, strength),

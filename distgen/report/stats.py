@@ -81,8 +81,8 @@ STRATUM_NAMES = {3: ("weakest third", "middle third", "strongest third")}
 
 
 def advantage(model: float, reference: float, higher_is_better: bool | None) -> float:
-    """How much better the model is than a reference on one condition (positive: model better; NaN if either is)."""
-    if math.isnan(model) or math.isnan(reference):
+    """How much better the model is than a reference on one condition (positive: model better; NaN if either is, or without a direction)."""
+    if math.isnan(model) or math.isnan(reference) or higher_is_better is None:
         return math.nan
     return (model - reference) if higher_is_better else (reference - model)
 

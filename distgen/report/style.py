@@ -85,8 +85,8 @@ class MetricInfo:
         return f"{self.name} ({self.direction})"
 
     def better(self, a: float, b: float) -> bool:
-        """True when ``a`` is strictly better than ``b`` (NaN is never better)."""
-        if a != a or b != b:  # NaN
+        """True when ``a`` is strictly better than ``b`` (NaN is never better; nothing is without a direction)."""
+        if a != a or b != b or self.higher_is_better is None:  # NaN, or a diagnostic/unknown metric
             return False
         return a > b if self.higher_is_better else a < b
 

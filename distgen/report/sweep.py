@@ -155,7 +155,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
             p = math.nan if p is None else float(p)
             sig = not math.isnan(p) and p < alpha
             better = info.better(m, 0.0)
-            color = (MODEL if better else WORSE) if sig else NEUTRAL
+            color = (MODEL if better else WORSE) if sig and info.higher_is_better is not None else NEUTRAL
             ax.errorbar([m], [yi], xerr=[[m - lo], [hi - m]], fmt="o", color=color, ms=5, elinewidth=1.5, capsize=0, zorder=3)
             if not math.isnan(p):
                 ax.annotate(f"p={p:.2g}", (hi, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=6.5, color=color)

@@ -70,3 +70,30 @@ def test_a_baseline_undefined_everywhere_says_why_on_the_page_and_in_summary_md(
     assert "pearson_delta, control: undefined on every condition (a delta is constant over genes (or no cells))" in html
     md = markdown(summary)
     assert "## Undefined baseline scores" in md and "- pearson_delta, control: a delta is constant over genes (or no cells)" in md
+
+
+def test_a_diagnostic_metric_has_no_better_side_anywhere():
+    """A diagnostic (a count of significant genes) has no better direction: summary.md, the page and a sweep must not invent one."""
+    from distgen.pipeline.aggregate import paired_comparison
+    from distgen.report.page import per_condition_metrics
+    from distgen.report.style import metric_info
+
+    data = tiny_data(tiny_pert=False)
+    names = ["mse", "de_wilcoxon_nsig_counts_pred"]
+    model, ctrl, ceil = (run_metrics(d, names) for d in (data, control_prediction(data), ceiling_data(data)))
+    metrics = summarise(model, {"control": ctrl}, ceil)
+    summary = {"pred": "p", "real": "r", "n_perturbations": len(data.perts), "n_genes": 24, "control": "ctrl", "metrics": metrics, "notes": []}
+    md_row = next(line for line in markdown(summary).splitlines() if line.startswith("| de_wilcoxon_nsig_counts_pred |"))
+    assert md_row.split(" | ")[1] == "none (diagnostic)"  # it said "higher" next to "it has no better direction"
+    assert next(line for line in markdown(summary).splitlines() if line.startswith("| mse |")).split(" | ")[1] == "lower"
+    info = metric_info("de_wilcoxon_nsig_counts_pred")
+    assert info.higher_is_better is None and not info.better(1.0, 2.0) and not info.better(2.0, 1.0)
+    inp = ReportInputs.from_evaluation(model, {"control": ctrl}, ceil, summary)
+    assert per_condition_metrics(inp) == ["mse"]
+    cls = re.search(r"<tr><td>de_wilcoxon_nsig_counts_pred</td><td>direction unknown</td><td class=\"([^\"]*)\"", render(inp, sections=("headline",)))
+    assert cls and cls.group(1) == "num"
+    rows = [{"variant": v, "seed": s, "perturbation": f"P{p}", "de_wilcoxon_nsig_counts_pred": float(p + 3 * (v == "b"))}
+            for v in ("a", "b") for s in range(2) for p in range(6)]
+    c = paired_comparison(rows, "b", "a", "de_wilcoxon_nsig_counts_pred")
+    assert c.mean_diff == 3.0 and c.better == "no direction"
+    assert paired_comparison([{**r, "mse": r["de_wilcoxon_nsig_counts_pred"]} for r in rows], "b", "a", "mse").better == "reference"
