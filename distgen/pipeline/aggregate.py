@@ -152,8 +152,10 @@ def summary_markdown(
         for m in metrics:
             means = list(seed_means(rows, m).get(var, {}).values())
             n_seeds = max(n_seeds, len(means))
-            sd = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
-            cells.append(f"{fmt(float(np.mean(means)) if means else math.nan)} +/- {fmt(sd, 2)}")
+            if len(means) > 1:
+                cells.append(f"{fmt(float(np.mean(means)))} +/- {fmt(float(np.std(means, ddof=1)), 2)}")
+            else:  # one seed has no spread to show
+                cells.append(f"{fmt(means[0])} (1 seed: no sd)" if means else "- (no value)")
         lines.append(f"| {var} | {n_seeds} | " + " | ".join(cells) + " |")
     comparisons = [paired_comparison(rows, v, reference, m) for v in variants if v != reference for m in metrics]
     if comparisons:

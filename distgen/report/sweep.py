@@ -190,8 +190,10 @@ def render_sweep(inp: SweepInputs) -> str:
         for m in inp.metrics:
             means = list(seed_means(inp.rows, m).get(var, {}).values())
             n_seeds = max(n_seeds, len(means))
-            sd = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
-            cells.append(Cell(f"{num(float(np.mean(means)) if means else math.nan)} ± {num(sd, 2)}", "num"))
+            if len(means) > 1:
+                cells.append(Cell(f"{num(float(np.mean(means)))} ± {num(float(np.std(means, ddof=1)), 2)}", "num"))
+            else:  # one seed has no spread to show; no seed, no value
+                cells.append(Cell(f"{num(means[0])} (1 seed: no sd)" if means else "– (no value)", "num"))
         cells.insert(1, Cell(str(n_seeds), "num"))
         rows.append(cells)
     comp_rows: list[list[Cell | str]] = []  # coloured only where the paired test is significant (p < 0.05)
@@ -199,8 +201,11 @@ def render_sweep(inp: SweepInputs) -> str:
         p = c.get("p_value")
         sig = isinstance(p, int | float) and p < 0.05
         cls = {"variant": "num good", "reference": "num bad"}.get(str(c.get("better")), "num") if sig else "num"
+        said = str(c.get("better"))
+        if said in ("variant", "reference") and not sig:  # the sign of the mean, not a finding
+            said += " (not significant)"
         comp_rows.append([str(c.get("variant")), str(c.get("metric")), Cell(str(c.get("n_pairs")), "num"),
-                          Cell(num(c.get("mean_diff")), cls), Cell(num(c.get("p_value"), 3), "num"), str(c.get("better"))])
+                          Cell(num(c.get("mean_diff")), cls), Cell(num(c.get("p_value"), 3), "num"), said])
     body = values + "<h3>Mean ± sd over seeds</h3>" + table(head, rows)
     sections = [Section("variants", "Variants", body)]
     if diffs:

@@ -85,3 +85,21 @@ def test_variants_without_effect_are_shown_on_the_page(tmp_path):
     assert "1 variant gave exactly another's results" in html
     plain = render_sweep(SweepInputs(_rows(), VARIANTS, VARIANTS[0], ["mse"]))
     assert 'id="identical"' not in plain and "no effect" not in plain
+
+
+def test_one_seed_no_sd_nonsignificant_sides_and_variants_without_effect():
+    """One seed: no 'nan' sd; a non-significant mean difference is not a 'better' side; identical variants are named."""
+    from html import unescape
+
+    from distgen.pipeline.aggregate import summary_markdown
+
+    rows = [r for r in _rows() if r["seed"] == 0]
+    comps = [{"variant": "enc=set", "metric": "mse", "n_pairs": 8, "mean_diff": 0.003, "p_value": 0.4, "better": "reference"},
+             {"variant": "weight=0", "metric": "mse", "n_pairs": 8, "mean_diff": 0.006, "p_value": 0.01, "better": "reference"}]
+    html = unescape(render_sweep(SweepInputs(rows, VARIANTS, VARIANTS[0], ["mse"], comps, identical={"weight=0": "enc=set"})))
+    assert "nan" not in html.split("Mean ± sd over seeds")[1].split("</table>")[0]
+    assert "(1 seed: no sd)" in html
+    assert "<td>reference (not significant)</td>" in html and "<td>reference</td>" in html
+    assert "Variants without effect" in html and "weight=0</code> = <code>enc=set" in html
+    md, _ = summary_markdown(rows, VARIANTS, VARIANTS[0], ["mse"])
+    assert "+/- nan" not in md and "(1 seed: no sd)" in md
