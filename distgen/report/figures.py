@@ -28,8 +28,24 @@ def _look(ref: Reference) -> Look:
     return Look(base.color, base.marker, ref.label)
 
 
-def positive_band(ref: Reference, metric: str) -> tuple[float, float, float, str]:
-    """``(value, low, high, what)`` of a positive reference: the replicate range, else a bootstrap interval."""
+def split_band(row: Mapping[str, Any] | None) -> tuple[float, float, float, int] | None:
+    """``(mean, min, max, n_splits)`` of the summary's ``ceiling_band`` when the evaluation made several splits, else None."""
+    band = (row or {}).get("ceiling_band") or {}
+    n = band.get("n_splits") or 0
+    vals = [band.get(k) for k in ("mean", "min", "max")]
+    if n < 2 or not all(isinstance(v, int | float) and math.isfinite(v) for v in vals):
+        return None
+    return float(vals[0]), float(vals[1]), float(vals[2]), int(n)  # type: ignore[arg-type]
+
+
+def positive_band(ref: Reference, metric: str, row: Mapping[str, Any] | None = None) -> tuple[float, float, float, str]:
+    """``(value, low, high, what)`` of a positive reference: the replicate range, else a bootstrap interval.
+
+    The range comes from the replicate tables, else (the ceiling, with ``row`` its summary row) from the
+    summary's ``ceiling_band``, which the evaluation records over its splits.
+    """
+    if not ref.replicates and ref.name == "ceiling" and (band := split_band(row)) is not None:
+        return band[0], band[1], band[2], f"range over {band[3]} splits"
     if ref.replicates:
         means = finite([float(np.nanmean(t.values[metric])) if metric in t.values and finite(t.values[metric]).size else math.nan
                         for t in ref.replicates])
@@ -109,7 +125,7 @@ def _headline_panel(ax: Any, metric: str, sources: Sequence[tuple[Look, Any, boo
         xs += [lo, hi, m]
     what = ""
     if positive is not None and metric in positive.table.values:
-        c, lo, hi, what = positive_band(positive, metric)
+        c, lo, hi, what = positive_band(positive, metric, row)
         if not math.isnan(c):
             ax.axvspan(lo, hi, color=CEILING, alpha=0.16, lw=0, zorder=1)
             ax.axvline(c, color=CEILING, lw=1.3, zorder=2)

@@ -62,7 +62,7 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
     rows = inputs.summary["metrics"]
     negs = inputs.negatives
     pos = inputs.positives[0] if inputs.positives else None
-    band = bool(pos and pos.replicates)
+    band = bool(pos and (pos.replicates or (pos.name == "ceiling" and any(figures.split_band(rows.get(n)) for n in names))))
     others = inputs.positives[1:]
     head = ["metric", "direction", inputs.model_name, *[r.label for r in negs], "ceiling", *(["replicate band"] if band else []),
             *[f"{r.label} (positive)" for r in others], "normalised", "why undefined"]
@@ -80,8 +80,9 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
         cells += [Cell(num((row.get("baselines") or {}).get(r.name, math.nan)), "num") for r in negs]
         cells.append(Cell(num(row.get("ceiling")), "num"))
         if band and pos is not None:
-            _, lo, hi, _ = figures.positive_band(pos, name)
-            cells.append(Cell(f"{num(lo, 3)} – {num(hi, 3)}", "num"))
+            _, lo, hi, what = figures.positive_band(pos, name, row)
+            # only a range over splits belongs in this column (a bootstrap interval is another quantity)
+            cells.append(Cell(f"{num(lo, 3)} – {num(hi, 3)}" if what.startswith("range over") else "–", "num"))
         cells += [Cell(num(r.table.mean(name) if name in r.table.values else math.nan), "num") for r in others]
         nan_why = next(iter(inputs.model.reasons.get(name, {}).values()), "")
         short, why = normalised_reason(row, info, nan_why)

@@ -87,3 +87,26 @@ def test_a_profile_folder_gets_a_clear_refusal_not_a_traceback(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "no report page" in err and "Traceback" not in err
     assert not (out / "report.html").exists()
+
+
+def test_the_ceiling_band_is_the_range_over_the_evaluations_splits(tmp_path):
+    """distgen evaluate makes 5 ceiling splits (summary: ceiling_band); the page's band is their range, written or rewritten."""
+    import json
+    import re
+    from html import unescape
+
+    real, pred = make_pair(seed=6, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    out = tmp_path / "eval"
+    distgen.evaluate(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, metric_names=METRICS, progress=False)
+    band = json.loads((out / "summary.json").read_text())["metrics"]["mse"]["ceiling_band"]
+    assert band["n_splits"] == 5 and band["min"] < band["max"]
+    for _ in range(2):  # as distgen evaluate wrote it, then as python -m distgen.report writes it again
+        html = (out / "report.html").read_text()
+        head = re.findall(r"<th>(.*?)</th>", html.split("<h3>All metrics</h3>")[1].split("</thead>")[0])
+        assert "replicate band" in head
+        row = re.search(r"<tr><td>mse</td>(.*?)</tr>", html).group(1)
+        cells = [unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        assert cells[head.index("replicate band") - 1] == f"{band['min']:.3g} – {band['max']:.3g}"
+        assert main([str(out)]) == 0
