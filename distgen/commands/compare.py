@@ -54,16 +54,16 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from distgen.evaluation.compare import compare, markdown
-    from distgen.evaluation.report import _clean
+    from distgen.evaluation.report import clean_nan
 
     result = compare(args.run_a, args.run_b, seed=args.seed, margins=dict(args.margin))
     if args.out is not None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.json").write_text(json.dumps(_clean(result), indent=2) + "\n")
+        (out / "compare.json").write_text(json.dumps(clean_nan(result), indent=2) + "\n")
         (out / "compare.md").write_text(markdown(result))
     if args.json:
-        print(json.dumps(_clean(result), indent=1))
+        print(json.dumps(clean_nan(result), indent=1))
     else:
         print(markdown(result), end="")
     return 0

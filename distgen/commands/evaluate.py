@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 EXAMPLE = """examples:
   distgen evaluate --pred pred.h5ad --real real.h5ad --out eval/
@@ -125,7 +126,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=1, default=str))
         return 0
     head = {k: summary["metrics"][k] for k in ("pearson_delta", "mse", "overlap_at_N") if k in summary["metrics"]}
-    print(json.dumps({k: {"model": v["model"], "normalised": v["normalised"]} for k, v in head.items()}, indent=1, default=str))
+    from distgen.evaluation.report import clean_nan
+
+    def said(v: dict[str, Any]) -> dict[str, Any]:  # an undefined score is null with its reason, never a bare NaN
+        out = {"model": v["model"], "normalised": v["normalised"]}
+        if v["normalised"] is None or v["normalised"] != v["normalised"]:
+            out["normalised_note"] = v.get("normalised_note") or "undefined"
+        return out
+
+    print(json.dumps(clean_nan({k: said(v) for k, v in head.items()}), indent=1, default=str))
     page = ", report.html" if not args.no_plots and (Path(args.out) / "report.html").is_file() else ""
     print(f"wrote {args.out}/metrics.csv, summary.json, summary.md{page} ({summary['seconds']} s)")
     return 0

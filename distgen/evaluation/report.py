@@ -51,20 +51,21 @@ def write_long_csv(tables: Mapping[str, MetricTable], path: str) -> None:
                     w.writerow([src, p, name, v])
 
 
-def _clean(obj: Any) -> Any:
+def clean_nan(obj: Any) -> Any:
+    """``obj`` with every NaN float replaced by None (JSON has no NaN), through dicts, lists and tuples."""
     if isinstance(obj, float) and math.isnan(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: clean_nan(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
+        return [clean_nan(v) for v in obj]
     return obj
 
 
 def write_json(summary: Mapping[str, Any], path: str) -> None:
     """``summary.json`` (NaN written as null)."""
     with open(path, "w") as f:
-        json.dump(_clean(dict(summary)), f, indent=2, default=str)
+        json.dump(clean_nan(dict(summary)), f, indent=2, default=str)
 
 
 def markdown(summary: Mapping[str, Any]) -> str:

@@ -74,3 +74,17 @@ def test_evaluate_interpolated_flag_adds_the_positive_reference_and_strata(tmp_p
     assert summary["reference_roles"]["interpolated_duplicate"] == "positive"
     assert math.isfinite(summary["metrics"]["mse"]["positive_references"]["interpolated_duplicate"])
     assert "Difficulty strata" in (out / "summary.md").read_text()
+
+
+def test_evaluate_prints_an_undefined_score_as_null_with_its_reason(tmp_path, capsys):
+    """Without a ceiling no normalised score is defined: the printed headline is valid JSON that says why (it printed NaN)."""
+    paths = _write(tmp_path)
+    rc = main(["evaluate", "--pred", paths["pred"], "--real", paths["real"], "--out", str(tmp_path / "o"), "--metrics", "mse,pearson_delta",
+               "--no-ceiling", "--no-plots", "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    head = json.loads(text[: text.rindex("}") + 1])
+    assert set(head) == {"mse", "pearson_delta"}
+    for row in head.values():
+        assert row["normalised"] is None and "ceiling undefined" in row["normalised_note"]
+        assert isinstance(row["model"], float) and math.isfinite(row["model"])
