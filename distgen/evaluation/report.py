@@ -75,8 +75,9 @@ def markdown(summary: Mapping[str, Any]) -> str:
     folded: dict[str, list[str]] = {}
     for alias, v in (summary.get("baseline_aliases") or {}).items():
         folded.setdefault(v["same_as"], []).append(alias)
+    positives = sorted({p for r in rows.values() for p in (r.get("positive_references") or {})})
     head = ["metric", "better", "model", *[b + (f" (= {', '.join(folded[b])})" if b in folded else "") for b in bases],
-            "ceiling", "normalised", "vs", "NaN"]
+            "ceiling", *[f"{p} (positive)" for p in positives], "normalised", "vs", "NaN"]
     lines = [
         "# distgen evaluate",
         "",
@@ -95,7 +96,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
     for name, r in rows.items():
         better = "none (diagnostic)" if r.get("diagnostic") else ("higher" if r["higher_is_better"] else "lower")
         cells = [name, better, fmt_value(r["model"]), *[fmt_value(r["baselines"].get(b)) for b in bases],
-                 fmt_value(r["ceiling"]), fmt_value(r["normalised"]), fmt_value(r["strongest_baseline"]), str(r["n_nan"])]
+                 fmt_value(r["ceiling"]), *[fmt_value((r.get("positive_references") or {}).get(p)) for p in positives],
+                 fmt_value(r["normalised"]), fmt_value(r["strongest_baseline"]), str(r["n_nan"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += uncertainty_lines(summary)
     undefined = [f"- {name}: normalised score NaN: {r['normalised_note']}" for name, r in rows.items()
@@ -238,6 +240,9 @@ class Report:
         Means per metric next to each baseline and the ceiling, normalised scores, notes (``summary.json``).
     data
         What the metrics saw, one ``EvalData`` per scored context (for plots).
+    positives
+        ``{name: table}`` of positive references other than the ceiling (``interpolated_duplicate`` with
+        ``--interpolated``): written to ``calibration.csv`` and drawn on the page, never a baseline.
     """
 
     table: MetricTable
@@ -246,6 +251,7 @@ class Report:
     summary: dict[str, Any]
     data: list[EvalData] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    positives: dict[str, MetricTable] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, dict[str, Any]]:
@@ -257,7 +263,7 @@ class Report:
         out = os.fspath(out)
         Path(out).mkdir(parents=True, exist_ok=True)
         write_csv(self.table, os.path.join(out, "metrics.csv"))
-        extra = dict(self.references)
+        extra = {**self.references, **self.positives}
         if self.ceiling is not None:
             extra["ceiling"] = self.ceiling
         write_long_csv(extra, os.path.join(out, "calibration.csv"))

@@ -160,7 +160,7 @@ def score(
     if "mmd" in table.values:
         mmd: Any = registry.get("mmd")()  # the MMD metric carries its kernel
         summary["kernel"] = mmd.kernel.describe()
-    return Report(table, base_tables, ceil_table, summary, datas, started=t0)
+    return Report(table, base_tables, ceil_table, summary, datas, started=t0, positives={"interpolated_duplicate": interp} if interpolated else {})
 
 
 def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:

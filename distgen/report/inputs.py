@@ -171,7 +171,8 @@ class ReportInputs:
         """
         datas = list(getattr(report, "data", None) or [])
         replicates = tuple(getattr(report, "replicates", None) or ())
-        return ReportInputs.from_evaluation(report.table, dict(report.references), report.ceiling, report.summary,
+        tables = {**report.references, **(getattr(report, "positives", None) or {})}  # roles: summary["reference_roles"]
+        return ReportInputs.from_evaluation(report.table, tables, report.ceiling, report.summary,
                                             cells=datas or None, run=run, replicates=replicates, aliases=aliases)
 
 

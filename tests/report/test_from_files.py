@@ -110,3 +110,33 @@ def test_the_ceiling_band_is_the_range_over_the_evaluations_splits(tmp_path):
         cells = [unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
         assert cells[head.index("replicate band") - 1] == f"{band['min']:.3g} – {band['max']:.3g}"
         assert main([str(out)]) == 0
+
+
+def test_the_interpolated_duplicate_asked_for_is_shown(tmp_path):
+    """--interpolated scores a second positive reference: summary.md, calibration.csv and the page (written and rewritten) show it."""
+    import csv
+    import json
+    import re
+    from html import unescape
+
+    real, pred = make_pair(seed=7, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    out = tmp_path / "eval"
+    distgen.evaluate(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, metric_names=METRICS, progress=False,
+                     interpolated=True, ceiling_splits=2)
+    value = json.loads((out / "summary.json").read_text())["metrics"]["mse"]["positive_references"]["interpolated_duplicate"]
+    assert math.isfinite(value)
+    md = (out / "summary.md").read_text().splitlines()
+    head = next(line for line in md if line.startswith("| metric |")).split(" | ")
+    row = next(line for line in md if line.startswith("| mse |")).split(" | ")
+    assert row[head.index("interpolated_duplicate (positive)")] == f"{value:.4g}"
+    with (out / "calibration.csv").open() as fh:
+        vals = [float(r["value"]) for r in csv.DictReader(fh) if r["source"] == "interpolated_duplicate" and r["metric"] == "mse"]
+    assert vals and math.isclose(sum(vals) / len(vals), value, rel_tol=1e-9)
+    for _ in range(2):  # as distgen evaluate wrote it, then as python -m distgen.report writes it again
+        html = (out / "report.html").read_text()
+        th = re.findall(r"<th>(.*?)</th>", html.split("<h3>All metrics</h3>")[1].split("</thead>")[0])
+        cells = [unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", re.search(r"<tr><td>mse</td>(.*?)</tr>", html).group(1))]
+        assert cells[th.index("interpolated_duplicate (positive)") - 1] == f"{value:.4g}"
+        assert main([str(out), "--no-cells"]) == 0
