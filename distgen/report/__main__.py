@@ -11,16 +11,63 @@ from typing import Any
 def read_cells(eval_dir: Path) -> Any:
     """The prediction and truth files named in ``eval_dir/summary.json`` as ``EvalData`` (None when they are gone).
 
-    An evaluation scored per context (``summary["contexts"]``) gives one ``EvalData`` per context, in that
-    order, so the cells match its ``"condition @ context"`` rows; None when the files' ``celltype`` column
-    does not hold those contexts.
+    A path is looked for as recorded (relative to the directory the evaluation ran in), then by its name
+    inside ``eval_dir`` and next to it. An evaluation scored per context (``summary["contexts"]``) gives
+    one ``EvalData`` per context, in that order, so the cells match its ``"condition @ context"`` rows;
+    None when the files' ``celltype`` column does not hold those contexts. Files whose real cell counts
+    differ from ``metrics.csv``'s ``n_cells_real`` are not the ones evaluated: None, with a warning.
     """
     import json
 
     summary = json.loads((eval_dir / "summary.json").read_text()) if (eval_dir / "summary.json").is_file() else {}
-    pred, real = summary.get("pred"), summary.get("real")
-    if not (isinstance(pred, str) and isinstance(real, str) and Path(pred).is_file() and Path(real).is_file()):
+    pred, real = _locate(summary.get("pred"), eval_dir), _locate(summary.get("real"), eval_dir)
+    if pred is None or real is None:
         return None
+    cells = _read_cells(pred, real, summary)
+    if cells is not None and (why := _mismatch(cells, summary, eval_dir)):
+        print(f"warning: {pred} and {real} are not the files this evaluation scored ({why}); the distributions section "
+              "is left empty", file=sys.stderr)
+        return None
+    return cells
+
+
+def _locate(name: Any, eval_dir: Path) -> Path | None:
+    """A file the summary names: as recorded, else by its name in ``eval_dir`` or its parent (None when none is there)."""
+    if not isinstance(name, str) or not name or name.startswith("<"):
+        return None
+    path = Path(name)
+    for cand in (path, eval_dir / path.name, eval_dir.parent / path.name):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
+    """Why ``cells`` are not what ``eval_dir/metrics.csv`` scored ("" when every row's real cell count agrees)."""
+    import csv
+
+    from distgen.evaluation.evaldata import EvalData
+
+    if not (eval_dir / "metrics.csv").is_file():
+        return ""
+    datas = [cells] if isinstance(cells, EvalData) else list(cells)
+    names = [str(c) for c in summary.get("contexts") or []]
+    have: dict[str, int] = {}
+    for k, d in enumerate(datas):
+        for i, p in enumerate(d.perts):
+            have[f"{p} @ {names[k]}" if len(datas) > 1 else p] = int(d.real.counts[i])
+    with (eval_dir / "metrics.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            label, n = row.get("perturbation", ""), row.get("n_cells_real", "")
+            if label not in have:
+                return f"no cells of {label!r}"
+            if n not in ("", None) and float(n) != have[label]:
+                return f"{label!r}: {have[label]} real cells, metrics.csv scored {int(float(n))}"
+    return ""
+
+
+def _read_cells(pred: Path, real: Path, summary: dict[str, Any]) -> Any:
+    """``EvalData`` of the pair as the evaluation grouped it (one per recorded context); None when the contexts are not there."""
     from distgen.data import layout
     from distgen.evaluation.io import align, eval_data
 

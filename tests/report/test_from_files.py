@@ -140,3 +140,24 @@ def test_the_interpolated_duplicate_asked_for_is_shown(tmp_path):
         cells = [unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", re.search(r"<tr><td>mse</td>(.*?)</tr>", html).group(1))]
         assert cells[th.index("interpolated_duplicate (positive)") - 1] == f"{value:.4g}"
         assert main([str(out), "--no-cells"]) == 0
+
+
+def test_cells_are_found_next_to_the_folder_and_other_files_are_refused(tmp_path, monkeypatch, capsys):
+    """Relative paths in summary.json are the evaluation's cwd's: found by name next to the folder; files of another truth are not used."""
+    real, pred = make_pair(seed=8, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
+    work = tmp_path / "proj"
+    work.mkdir()
+    real.write_h5ad(work / "real.h5ad")
+    pred.write_h5ad(work / "pred.h5ad")
+    monkeypatch.chdir(work)
+    distgen.evaluate("pred.h5ad", "real.h5ad", "eval", metric_names=METRICS, make_plots=False, progress=False)
+    monkeypatch.chdir(tmp_path)  # elsewhere: "pred.h5ad" does not resolve from here
+    cells = read_cells(work / "eval")
+    assert cells is not None and list(cells.perts) == list(load_eval_dir(work / "eval").model.perts)
+    # a file of that name with other cells (another draw, fewer cells) is not what metrics.csv scored
+    other, _ = make_pair(seed=9, n_genes=30, n_ctrl=40, n_cells=7, combos=False)
+    other.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    capsys.readouterr()
+    assert read_cells(work / "eval") is None
+    assert "are not the files this evaluation scored" in capsys.readouterr().err
