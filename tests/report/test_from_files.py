@@ -81,7 +81,7 @@ def test_a_profile_folder_gets_a_clear_refusal_not_a_traceback(tmp_path, capsys)
     out = tmp_path / "prof"
     evaluate_profile_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, "cell-eval-0.8.2")
     assert not (out / "report.html").exists()
-    with pytest.raises(ValueError, match="--profile cell-eval-0.8.2 evaluation"):
+    with pytest.raises(ValueError, match=r"--profile cell-eval-0\.8\.2 evaluation"):
         load_eval_dir(out)
     assert main([str(out)]) == 1
     err = capsys.readouterr().err
