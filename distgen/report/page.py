@@ -247,7 +247,14 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
     lines = []
     if s.get("pred") or s.get("real"):
         lines.append(f"prediction <code>{escape(str(s.get('pred')))}</code> vs truth <code>{escape(str(s.get('real')))}</code>")
-    lines.append(f"{len(inputs.model.perts)} held-out conditions · {s.get('n_genes', '?')} genes · "
+    contexts = [str(c) for c in s.get("contexts") or []]
+    if len(contexts) > 1:  # rows are (condition, context) groups, each context scored on its own
+        conditions = {p.rsplit(" @ ", 1)[0] for p in inputs.model.perts}
+        groups = (f"{len(inputs.model.perts)} held-out (condition, context) groups: {len(conditions)} conditions in "
+                  f"{len(contexts)} contexts ({escape(', '.join(contexts))}), each context scored on its own")
+    else:
+        groups = f"{len(inputs.model.perts)} held-out conditions"
+    lines.append(f"{groups} · {s.get('n_genes', '?')} genes · "
                  f"{len(inputs.negatives)} distinct baselines · written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     makers = {"headline": ("Headline", _headline), "per-perturbation": ("Per perturbation", _per_condition),
               "distributions": ("Distributions", _distributions), "training": ("Training", _training)}

@@ -161,3 +161,11 @@ def test_cells_are_found_next_to_the_folder_and_other_files_are_refused(tmp_path
     capsys.readouterr()
     assert read_cells(work / "eval") is None
     assert "are not the files this evaluation scored" in capsys.readouterr().err
+
+
+def test_the_header_counts_condition_context_groups_of_a_per_context_evaluation(per_context):
+    inp = load_eval_dir(per_context)
+    html = render(inp, sections=("headline",))
+    n = len(inp.model.perts)
+    assert f"{n} held-out (condition, context) groups: {n // 2} conditions in 2 contexts (HepG2, K562)" in html
+    assert f"{n} held-out conditions" not in html
