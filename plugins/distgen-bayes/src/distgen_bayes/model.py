@@ -160,7 +160,7 @@ class BayesHierarchicalModel(FittedModel):
                 data, obs, num_warmup=self.num_warmup, num_chains=self.num_chains, target_accept=self.target_accept, **common
             )
         self.basis = basis
-        self.posterior = Posterior({k: to_torch(v) for k, v in draws.items()}, design, self.priors.local_dof, seed)
+        self.posterior = Posterior({k: to_torch(v) for k, v in draws.items()}, design, self.priors, seed)
         live = pops.cell_index >= 0
         self.within_var = var_within.mul(pops.count[:, None] - 1).sum(0) / (pops.count - 1).sum().clamp_min(1)
         self.diagnostics = {**diag, "n_populations": len(pops), "n_cells": int(live.sum()), "dim": basis.dim,

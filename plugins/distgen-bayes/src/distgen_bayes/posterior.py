@@ -3,7 +3,9 @@
 After fitting, prediction is torch-only: the draws of every site are held here, and effects of
 conditions are sums of drawn terms. A term training never saw (a new atom, a new pair, an atom in a
 new context, the response loadings of a new atom) is drawn from its prior given each draw's
-hyper-parameters, from a generator seeded by the term itself so that repeated calls agree. A batch
+hyper-parameters, from a generator seeded by the term itself so that repeated calls agree. A
+hyper-parameter the fitted model had no site for (the interaction scale when training held no
+combination, the effect scale when it held no perturbation) is drawn from its prior too. A batch
 training never saw gets replicate factors drawn from their prior ``N(0, I)``.
 """
 
@@ -15,6 +17,7 @@ import torch
 from torch import Tensor
 
 from distgen_bayes.design import Design
+from distgen_bayes.priors import Priors
 
 
 def _term_seed(seed: int, kind: str, key: tuple[int, ...]) -> int:
@@ -37,16 +40,18 @@ class Posterior:
         Site name -> ``[S, ...]`` draws (``hierarchical.POSTERIOR_SITES`` that the model has).
     design
         The term index the draws are laid out by.
-    local_dof
-        Degrees of freedom of the interaction's local scale prior (for unseen pairs).
+    priors
+        The model's priors: the local scales' degrees of freedom and the scales of hyper-parameters
+        that training had no site for (for unseen terms).
     seed
         Seeds prior draws of unseen terms.
     """
 
-    def __init__(self, draws: dict[str, Tensor], design: Design, local_dof: float, seed: int) -> None:
+    def __init__(self, draws: dict[str, Tensor], design: Design, priors: Priors, seed: int) -> None:
         self.draws = {k: v.to(torch.float64) for k, v in draws.items()}
         self.design = design
-        self.local_dof = float(local_dof)
+        self.priors = priors
+        self.local_dof = float(priors.local_dof)
         self.seed = int(seed)
         mu0 = self.draws["mu0"]
         self.n_draws, self.dim = int(mu0.shape[0]), int(mu0.shape[-1])
@@ -55,6 +60,17 @@ class Posterior:
     def _normal(self, kind: str, key: tuple[int, ...], *shape: int) -> Tensor:
         g = torch.Generator().manual_seed(_term_seed(self.seed, kind, key))
         return torch.randn(self.n_draws, *(shape or (self.dim,)), generator=g, dtype=torch.float64)
+
+    def _scale(self, site: str, prior_scale: float, *shape: int) -> Tensor:
+        """``[S, *shape]`` draws of a scale hyper-parameter: the posterior's, else its ``HalfNormal(prior_scale)`` prior.
+
+        A site is absent when training held nothing to inform it (no combination: no ``tau_gamma``);
+        a term that needs it is then drawn from the prior alone.
+        """
+        if site in self.draws:
+            return self.draws[site]
+        g = torch.Generator().manual_seed(_term_seed(self.seed, "hyper", (zlib.crc32(site.encode()),)))
+        return prior_scale * torch.randn(self.n_draws, *shape, generator=g, dtype=torch.float64).abs()
 
     # ------------------------------------------------------------------ mean effects
     def effect(self, atom_set: tuple[int, ...], context: int) -> Tensor:
@@ -68,12 +84,12 @@ class Posterior:
         if t.atom_contexts:
             out += d["eta"][:, t.atom_contexts].sum(1)
         for a in t.new_atoms:
-            out += d["tau_delta"] * self._normal("atom", (a,))
+            out += self._scale("tau_delta", self.priors.effect_scale, self.dim) * self._normal("atom", (a,))
         for p in t.new_pairs:
             lam = _half_t(self.local_dof, self.n_draws, _term_seed(self.seed, "lambda", p))
-            out += (d["tau_gamma"] * lam)[:, None] * self._normal("pair", p)
+            out += (self._scale("tau_gamma", self.priors.interaction_scale) * lam)[:, None] * self._normal("pair", p)
         for ac in t.new_atom_contexts:
-            out += d["tau_eta"][:, None] * self._normal("atom_context", ac)
+            out += self._scale("tau_eta", self.priors.context_interaction_scale)[:, None] * self._normal("atom_context", ac)
         return out
 
     def effects(self, atom_sets: list[tuple[int, ...]], contexts: list[int]) -> Tensor:
