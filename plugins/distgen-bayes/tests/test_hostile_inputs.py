@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+
+import pytest
 import torch
 
 from distgen.models.generator import build_model
@@ -32,3 +35,25 @@ def test_pairs_predicted_when_training_has_no_combination(synthetic) -> None:
     assert torch.isfinite(out).all()
     # the additive prediction of the interaction-free pair (0, 1) is close to the truth
     assert (iv["mean"][2].double() - truth.shift((0, 1))).abs().mean() < 0.3
+
+
+def test_populations_below_min_cells_are_named_not_dropped_silently(synthetic) -> None:
+    """A perturbation with a handful of cells spread over batches: every population of it is below min_cells."""
+    table, _ = synthetic
+    atoms = table.labels.perturbation
+    only_d = (atoms[:, 0] == 3) & (atoms[:, 1] < 0)
+    first = torch.zeros(len(only_d), dtype=torch.bool)
+    for b in range(4):  # one cell of the single "D" per batch: 4 cells, 4 populations of 1
+        first[torch.nonzero(only_d & (table.labels.batch == b))[0]] = True
+    keep = ~only_d | first
+    small = _keep(table, keep & ((atoms < 0).all(1) | only_d | ((atoms[:, 0] == 0) & (atoms[:, 1] < 0))))
+    model = build_model(FAST, table.info)
+    with pytest.warns(UserWarning, match=r"4 population\(s\).*min_cells=2.*\(4 cells\).*D @ ctx / rep0: 1.*\['D'\] have no population left"):
+        model.fit(small)
+    assert model.diagnostics["dropped_populations"] == 4 and model.diagnostics["dropped_cells"] == 4
+    assert model.can_predict(["A", "D"]) == [True, False]
+    kept = build_model({**FAST, "min_cells": 1}, table.info)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing left out: no warning
+        kept.fit(small)
+    assert kept.can_predict(["D"]) == [True] and kept.diagnostics["dropped_cells"] == 0

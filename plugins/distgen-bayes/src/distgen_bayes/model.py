@@ -18,7 +18,7 @@ from distgen.models.base import FittedModel
 from distgen.types import CellTable, ConditionLabels, DataInfo
 from distgen_bayes.basis import Basis, fit_basis
 from distgen_bayes.design import Design
-from distgen_bayes.populations import atom_sets, summarise, within_variance
+from distgen_bayes.populations import Populations, atom_sets, summarise, within_variance
 from distgen_bayes.posterior import Posterior
 from distgen_bayes.priors import make_priors
 
@@ -139,6 +139,8 @@ class BayesHierarchicalModel(FittedModel):
 
         seed = self.seed if seed is None else int(seed)
         pops = summarise(train.X, train.labels, self.min_cells)
+        if pops.dropped:
+            warnings.warn(self._dropped_message(pops), UserWarning, stacklevel=2)
         basis = fit_basis(pops.mean, pops.count, self.reduction, self.n_components)
         z_cells = basis.encode(train.X)
         var_within = within_variance(z_cells, pops)
@@ -164,8 +166,29 @@ class BayesHierarchicalModel(FittedModel):
         live = pops.cell_index >= 0
         self.within_var = var_within.mul(pops.count[:, None] - 1).sum(0) / (pops.count - 1).sum().clamp_min(1)
         self.diagnostics = {**diag, "n_populations": len(pops), "n_cells": int(live.sum()), "dim": basis.dim,
-                            "n_factors": n_factors, "priors": asdict(self.priors), "seed": seed}
+                            "n_factors": n_factors, "priors": asdict(self.priors), "seed": seed,
+                            "dropped_populations": len(pops.dropped), "dropped_cells": sum(d[3] for d in pops.dropped)}
         return self
+
+    def _dropped_message(self, pops: Populations) -> str:
+        """What ``min_cells`` left out of the fit: populations, cells, and atoms left with no population at all."""
+        info = self.info
+        kept = {a for s in pops.atoms for a in s}
+        lost = sorted({a for s, *_ in pops.dropped for a in s} - kept)
+
+        def name(s: tuple[int, ...], c: int, b: int) -> str:
+            cond = "+".join(info.perturbations[a] for a in s) or "control"
+            return f"{cond} @ {info.contexts[c]} / {info.batches[b] if b < len(info.batches) else b}"
+
+        shown = ", ".join(f"{name(s, c, b)}: {n}" for s, c, b, n in pops.dropped[:3])
+        more = f" (+{len(pops.dropped) - 3} more)" if len(pops.dropped) > 3 else ""
+        msg = (f"bayes_hier: {len(pops.dropped)} population(s) (condition @ context / batch) have fewer than "
+               f"min_cells={self.min_cells} cells and are left out of the fit ({sum(d[3] for d in pops.dropped)} cells), "
+               f"e.g. {shown}{more}")
+        if lost:
+            msg += (f"; perturbation(s) {[info.perturbations[a] for a in lost[:10]]} have no population left: the model "
+                    "predicts them, and the combinations holding them, from the prior")
+        return msg + "; lower min_cells (1 keeps every population) to use these cells"
 
     def _fitted(self) -> tuple[Basis, Posterior]:
         if self.basis is None or self.posterior is None:

@@ -31,6 +31,9 @@ class Populations:
         ``[Np]`` number of cells.
     cell_index
         ``[N]`` population id of each cell (``-1`` for cells of populations that were dropped).
+    dropped
+        ``(atoms, context, batch, cells)`` of each population left out for having fewer than
+        ``min_cells`` cells.
     """
 
     atoms: tuple[tuple[int, ...], ...]
@@ -39,6 +42,7 @@ class Populations:
     mean: Tensor
     count: Tensor
     cell_index: Tensor
+    dropped: tuple[tuple[tuple[int, ...], int, int, int], ...] = ()
 
     def __len__(self) -> int:
         return len(self.atoms)
@@ -90,6 +94,7 @@ def summarise(X: Tensor, labels: ConditionLabels, min_cells: int = 2) -> Populat
         mean=sums / count[:, None],
         count=count,
         cell_index=cell_index,
+        dropped=tuple((k[0], k[1], k[2], int(n)) for k, n, ok in zip(uniq, counts.tolist(), keep.tolist()) if not ok),
     )
 
 
