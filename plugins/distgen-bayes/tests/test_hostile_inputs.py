@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
@@ -57,3 +58,19 @@ def test_populations_below_min_cells_are_named_not_dropped_silently(synthetic) -
         warnings.simplefilter("error")  # nothing left out: no warning
         kept.fit(small)
     assert kept.can_predict(["D"]) == [True] and kept.diagnostics["dropped_cells"] == 0
+
+
+def test_fit_without_jax_says_what_to_install(monkeypatch, synthetic) -> None:
+    import distgen_bayes
+    from distgen.cli import classify
+    from distgen_bayes.model import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "jax", None)  # as if jax were not installed: importing it fails
+    for mod in ("inference", "hierarchical"):
+        monkeypatch.delitem(sys.modules, f"distgen_bayes.{mod}", raising=False)
+        monkeypatch.delattr(distgen_bayes, mod, raising=False)
+    model = build_model(FAST, synthetic[0].info)
+    with pytest.raises(MissingDependencyError, match=r"needs 'jax' to fit.*pip install") as err:
+        model.fit(synthetic[0])
+    code, message = classify(err.value, "run")
+    assert code == 1 and message is not None and message.startswith("error: bayes_hier needs 'jax'")  # not an 'internal error'

@@ -6,6 +6,7 @@ prediction after fitting is torch-only (posterior draws are held as torch tensor
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from distgen.capabilities import ModelCapabilities
+from distgen.errors import DistgenError
 from distgen.models.base import FittedModel
 from distgen.types import CellTable, ConditionLabels, DataInfo
 from distgen_bayes.basis import Basis, fit_basis
@@ -134,7 +136,7 @@ class BayesHierarchicalModel(FittedModel):
             warnings.warn(f"bayes_hier.fit ignores trainer options {sorted(kwargs)}", UserWarning, stacklevel=2)
         if train.X.shape[1] != self.info.n_genes:
             raise ValueError(f"training cells have {train.X.shape[1]} genes; the model was built for {self.info.n_genes}")
-        from distgen_bayes import inference
+        inference = _import_inference()
         from distgen_bayes.bridge import to_jax, to_torch
 
         seed = self.seed if seed is None else int(seed)
@@ -283,6 +285,29 @@ class BayesHierarchicalModel(FittedModel):
         idx = self.info.perturbation_index()
         known = set(self.posterior.design.atoms) if self.posterior is not None else set(idx.values())
         return [a in idx and idx[a] in known for a in atoms]
+
+
+class MissingDependencyError(DistgenError, ImportError):
+    """JAX or numpyro, which fitting needs, is not installed (exit code 1 in the CLI, with the install command)."""
+
+
+#: Packages that fitting imports and that ``pip install distgen-bayes`` brings.
+FIT_DEPENDENCIES = ("jax", "jaxlib", "numpyro")
+
+
+def _import_inference() -> Any:
+    """``distgen_bayes.inference`` (imports JAX and numpyro), or a ``MissingDependencyError`` naming what to install."""
+    try:
+        return importlib.import_module("distgen_bayes.inference")
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in FIT_DEPENDENCIES:
+            raise
+        raise MissingDependencyError(
+            f"bayes_hier needs {missing!r} to fit, and it cannot be imported here ({exc}); install the plugin with its "
+            "dependencies (pip install -c constraints/cpu.txt -e plugins/distgen-bayes, or pip install jax numpyro "
+            "in this environment)"
+        ) from exc
 
 
 def summarise_draws(draws: Tensor, level: float) -> dict[str, Tensor]:
