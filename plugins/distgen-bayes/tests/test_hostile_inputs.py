@@ -74,3 +74,30 @@ def test_fit_without_jax_says_what_to_install(monkeypatch, synthetic) -> None:
         model.fit(synthetic[0])
     code, message = classify(err.value, "run")
     assert code == 1 and message is not None and message.startswith("error: bayes_hier needs 'jax'")  # not an 'internal error'
+
+
+def test_fit_too_large_for_memory_is_refused_before_inference(monkeypatch, synthetic) -> None:
+    import distgen.train.resources as res
+    from distgen.cli import classify
+    from distgen_bayes import inference
+
+    table = synthetic[0]
+    ran = []
+    monkeypatch.setattr(inference, "run_svi", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr(res, "machine_memory", lambda device="cpu": (200_000, "RAM"))
+    model = build_model({**FAST, "num_samples": 400}, table.info)
+    with pytest.raises(res.ResourceError, match=r"400 posterior draws of \d+ latent values.*reduction: pca.*num_samples") as err:
+        model.fit(table)
+    assert not ran and classify(err.value, "run")[0] == 2
+    monkeypatch.setattr(res, "machine_memory", lambda device="cpu": (1 << 40, "RAM"))
+    with pytest.raises(TypeError):  # the stub returns nothing: inference was reached
+        model.fit(table)
+    assert ran
+
+
+def test_model_size_counts_the_latent_values_of_the_fit(fitted) -> None:
+    from distgen_bayes.model import model_size
+
+    latent, kept = model_size(fitted.posterior.design, fitted.basis.dim, fitted.diagnostics["n_factors"], True)
+    assert latent == fitted.diagnostics["latent_dim"]  # what the guide covered
+    assert kept == sum(v[0].numel() for v in fitted.posterior.draws.values())  # what each posterior draw holds

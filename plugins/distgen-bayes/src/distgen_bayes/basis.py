@@ -14,23 +14,27 @@ class Basis:
 
     ``z = ((x - center) @ components) / scale``; ``components [G, K]`` has orthonormal columns, so
     decoding ``center + (z * scale) @ components.T`` is the orthogonal projection onto its span.
+    ``components=None`` is the identity (every gene a coordinate), applied without a dense ``[G, G]``
+    matrix (which would take ``8 G^2`` bytes and ``G^2`` operations per cell).
     """
 
     center: Tensor
-    components: Tensor
+    components: Tensor | None
     scale: Tensor
 
     @property
     def dim(self) -> int:
-        return int(self.components.shape[1])
+        return int(self.scale.shape[0])
 
     def encode(self, x: Tensor) -> Tensor:
         """``[..., G]`` -> ``[..., K]`` standardised coordinates."""
-        return ((x.to(self.center.dtype) - self.center) @ self.components) / self.scale
+        dev = x.to(self.center.dtype) - self.center
+        return (dev if self.components is None else dev @ self.components) / self.scale
 
     def decode_shift(self, z: Tensor) -> Tensor:
         """``[..., K]`` coordinate differences -> ``[..., G]`` expression differences."""
-        return (z.to(self.scale.dtype) * self.scale) @ self.components.T
+        shift = z.to(self.scale.dtype) * self.scale
+        return shift if self.components is None else shift @ self.components.T
 
     def decode(self, z: Tensor) -> Tensor:
         """``[..., K]`` coordinates -> ``[..., G]`` expression (in the span of the basis)."""
@@ -60,9 +64,8 @@ def fit_basis(means: Tensor, count: Tensor, method: str, n_components: int) -> B
     center = (means * count[:, None]).sum(0) / count.sum()
     dev = means - center
     if method == "genes":
-        comps = torch.eye(n_genes, dtype=torch.float64)
         scale = dev.pow(2).mean(0).sqrt()
-        return Basis(center, comps, _floor(scale))
+        return Basis(center, None, _floor(scale))
     if method != "pca":
         raise ValueError(f"reduction={method!r} is not known; expected 'pca' or 'genes'")
     k = max(1, min(n_components, n_pop - 1, n_genes))

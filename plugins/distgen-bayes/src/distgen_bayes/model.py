@@ -144,15 +144,16 @@ class BayesHierarchicalModel(FittedModel):
         if pops.dropped:
             warnings.warn(self._dropped_message(pops), UserWarning, stacklevel=2)
         basis = fit_basis(pops.mean, pops.count, self.reduction, self.n_components)
+        design = Design.from_populations(pops, self.interactions, self.context_interactions)
+        n_factors = min(self.n_factors, max(len(design.batches) - 1, 0))
+        self._check_memory(design, basis.dim, n_factors)
         z_cells = basis.encode(train.X)
         var_within = within_variance(z_cells, pops)
-        design = Design.from_populations(pops, self.interactions, self.context_interactions)
         data = {k: to_jax(torch.from_numpy(v)) for k, v in design.matrices(pops).items()}
         data["var"] = to_jax(var_within / pops.count[:, None])
         data["context_ids"] = to_jax(torch.tensor(design.contexts))
         data["batch_ids"] = to_jax(torch.tensor(design.batches))
         obs = to_jax(basis.encode(pops.mean))
-        n_factors = min(self.n_factors, max(len(design.batches) - 1, 0))
         common = {"n_factors": n_factors, "response_factors": self.response_factors, "priors": self.priors, "num_samples": self.num_samples, "seed": seed}
         if self.inference == "svi":
             draws, diag = inference.run_svi(
@@ -171,6 +172,23 @@ class BayesHierarchicalModel(FittedModel):
                             "n_factors": n_factors, "priors": asdict(self.priors), "seed": seed,
                             "dropped_populations": len(pops.dropped), "dropped_cells": sum(d[3] for d in pops.dropped)}
         return self
+
+    def _check_memory(self, design: Design, k: int, r: int) -> None:
+        """Refuse (``ResourceError``, before any inference) a fit whose posterior draws cannot fit in this machine's memory."""
+        from distgen.errors import format_bytes
+        from distgen.train.resources import ResourceError, machine_memory
+
+        latent, kept = model_size(design, k, r, self.response_factors)
+        draws = self.num_samples * (self.num_chains if self.inference == "nuts" else 1)
+        need = fit_bytes(latent, kept, draws, self.guide_rank)
+        available, where = machine_memory("cpu")
+        if need > available:
+            raise ResourceError(
+                f"bayes_hier: {draws} posterior draws of {latent} latent values ({k} coordinates of reduction={self.reduction!r}, "
+                f"{len(design.atoms)} perturbations, {len(design.pairs)} pairs) need about {format_bytes(need)}, more than this "
+                f"machine's {format_bytes(available)} ({where}); use reduction: pca (n_components: {min(k, 32)}), fewer genes, "
+                "or a smaller num_samples"
+            )
 
     def _dropped_message(self, pops: Populations) -> str:
         """What ``min_cells`` left out of the fit: populations, cells, and atoms left with no population at all."""
@@ -285,6 +303,37 @@ class BayesHierarchicalModel(FittedModel):
         idx = self.info.perturbation_index()
         known = set(self.posterior.design.atoms) if self.posterior is not None else set(idx.values())
         return [a in idx and idx[a] in known for a in atoms]
+
+
+def model_size(design: Design, k: int, r: int, response_factors: bool) -> tuple[int, int]:
+    """``(latent, kept)``: latent scalars the model samples, and scalars kept per posterior draw (``POSTERIOR_SITES``).
+
+    Mirrors ``distgen_bayes.hierarchical.population_model``: ``k`` coordinates, ``r`` replicate factors.
+    """
+    n_ctx, n_atom, n_pair, n_ac, n_batch = (len(design.contexts), len(design.atoms), len(design.pairs),
+                                            len(design.atom_contexts), len(design.batches))
+    latent = kept = n_ctx * k + k  # mu0, sigma_rep
+    if n_atom:
+        latent, kept = latent + k + n_atom * k, kept + k + n_atom * k  # tau_delta, z_delta / delta
+    if n_pair:
+        latent, kept = latent + 1 + n_pair + n_pair * k, kept + 1 + n_pair * k  # tau, lambda, z_gamma / gamma
+    if n_ac:
+        latent, kept = latent + 1 + n_ac * k, kept + 1 + n_ac * k
+    if r and n_batch >= 2:
+        latent, kept = latent + k * r, kept + k * r + n_batch * r * (1 + r)  # loadings; factor_mean, factor_cov
+        if n_atom and response_factors:
+            latent, kept = latent + 1 + n_atom * k + n_atom * k * r, kept + 1 + n_atom * k * r
+    return latent, kept
+
+
+def fit_bytes(latent: int, kept: int, draws: int, guide_rank: int) -> int:
+    """About the peak bytes of a fit: the guide and its optimiser state, then ``draws`` posterior draws.
+
+    Each draw samples every latent value (float32, with the model's intermediates: 8 bytes each) and
+    keeps ``kept`` values, held as float32 by JAX and float64 by ``Posterior`` (12 bytes each).
+    """
+    guide = 3 * (2 + guide_rank) * latent * 4  # loc, scale, covariance factor; Adam's two moments
+    return guide + draws * (8 * latent + 12 * kept)
 
 
 class MissingDependencyError(DistgenError, ImportError):
