@@ -101,3 +101,15 @@ def test_model_size_counts_the_latent_values_of_the_fit(fitted) -> None:
     latent, kept = model_size(fitted.posterior.design, fitted.basis.dim, fitted.diagnostics["n_factors"], True)
     assert latent == fitted.diagnostics["latent_dim"]  # what the guide covered
     assert kept == sum(v[0].numel() for v in fitted.posterior.draws.values())  # what each posterior draw holds
+
+
+def test_sweep_seed_reaches_the_fit(synthetic) -> None:
+    """``distgen run``/``sweep``: train.seed (a sweep's replicate axis) seeds bayes_hier's inference, not only its draws."""
+    from distgen.pipeline.experiment import fit_options
+
+    info = synthetic[0].info
+    bayes, linear = build_model(FAST, info), build_model({"name": "linear"}, info)
+    assert fit_options(bayes, {"train": {"seed": 2}}) == {"seed": 2}
+    assert fit_options(bayes, {"train": {"seed": 2}, "fit": {"seed": 5, "steps": 9}}) == {"seed": 5, "steps": 9}  # fit: wins
+    assert fit_options(bayes, {"model": {"seed": 7}}) == {}  # no train.seed: the model keeps its own seed
+    assert fit_options(linear, {"train": {"seed": 2}}) == {}  # a fit without a seed gets none
