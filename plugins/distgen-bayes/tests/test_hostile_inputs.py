@@ -113,3 +113,19 @@ def test_sweep_seed_reaches_the_fit(synthetic) -> None:
     assert fit_options(bayes, {"train": {"seed": 2}, "fit": {"seed": 5, "steps": 9}}) == {"seed": 5, "steps": 9}  # fit: wins
     assert fit_options(bayes, {"model": {"seed": 7}}) == {}  # no train.seed: the model keeps its own seed
     assert fit_options(linear, {"train": {"seed": 2}}) == {}  # a fit without a seed gets none
+
+
+def test_doses_pooled_by_the_model_are_named(synthetic) -> None:
+    """Doses are not modelled: cells of one condition at two doses become one population, and fit says so."""
+    from distgen_bayes.model import pooled_doses
+
+    table, _ = synthetic
+    labels = table.labels
+    dose = labels.dose.clone()
+    single_a = (labels.perturbation[:, 0] == 0) & (labels.perturbation[:, 1] < 0)
+    dose[torch.nonzero(single_a).squeeze(1)[::2], 0] = 0.1
+    dosed = CellTable(table.X, ConditionLabels(labels.perturbation, dose, labels.context, labels.batch), table.info)
+    assert pooled_doses(dosed.labels) == {(0,): [0.1, 1.0]}
+    assert pooled_doses(table.labels) == {}
+    with pytest.warns(UserWarning, match=r"does not model doses.*1 condition\(s\).*A at doses \[0.1, 1.0\]"):
+        build_model({**FAST, "steps": 20, "num_samples": 8}, table.info).fit(dosed)

@@ -143,6 +143,12 @@ class BayesHierarchicalModel(FittedModel):
         pops = summarise(train.X, train.labels, self.min_cells)
         if pops.dropped:
             warnings.warn(self._dropped_message(pops), UserWarning, stacklevel=2)
+        pooled = pooled_doses(train.labels)
+        if pooled:
+            shown = "; ".join(f"{'+'.join(self.info.perturbations[a] for a in k)} at doses {v}" for k, v in list(pooled.items())[:3])
+            warnings.warn(f"bayes_hier does not model doses: the cells of {len(pooled)} condition(s) measured at several doses are "
+                          f"pooled into one population per condition ({shown}); its predictions are the same at every dose",
+                          UserWarning, stacklevel=2)
         basis = fit_basis(pops.mean, pops.count, self.reduction, self.n_components)
         design = Design.from_populations(pops, self.interactions, self.context_interactions)
         n_factors = min(self.n_factors, max(len(design.batches) - 1, 0))
@@ -303,6 +309,16 @@ class BayesHierarchicalModel(FittedModel):
         idx = self.info.perturbation_index()
         known = set(self.posterior.design.atoms) if self.posterior is not None else set(idx.values())
         return [a in idx and idx[a] in known for a in atoms]
+
+
+def pooled_doses(labels: ConditionLabels) -> dict[tuple[int, ...], list[float]]:
+    """``{atom set: doses}`` for each condition of ``labels`` seen at more than one dose (the model pools them)."""
+    seen: dict[tuple[int, ...], set[tuple[float, ...]]] = {}
+    for atoms, doses in zip(labels.perturbation.tolist(), labels.dose.tolist()):
+        pairs = sorted((a, round(float(d), 6)) for a, d in zip(atoms, doses) if a >= 0)
+        if pairs:
+            seen.setdefault(tuple(a for a, _ in pairs), set()).add(tuple(d for _, d in pairs))
+    return {k: sorted(d[0] if len(d) == 1 else d for d in v) for k, v in seen.items() if len(v) > 1}  # type: ignore[misc]
 
 
 def model_size(design: Design, k: int, r: int, response_factors: bool) -> tuple[int, int]:
