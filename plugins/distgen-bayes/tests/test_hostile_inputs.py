@@ -129,3 +129,15 @@ def test_doses_pooled_by_the_model_are_named(synthetic) -> None:
     assert pooled_doses(table.labels) == {}
     with pytest.warns(UserWarning, match=r"does not model doses.*1 condition\(s\).*A at doses \[0.1, 1.0\]"):
         build_model({**FAST, "steps": 20, "num_samples": 8}, table.info).fit(dosed)
+
+
+def test_diverged_svi_is_an_error_not_a_nan_posterior(synthetic) -> None:
+    """A learning rate too large sends the ELBO to NaN: fit says so (it returned, and predict failed in a Cholesky)."""
+    from distgen.cli import classify
+
+    table = synthetic[0]
+    model = build_model({**FAST, "learning_rate": 1.0, "steps": 200, "num_samples": 8}, table.info)
+    with pytest.raises(FloatingPointError, match=r"SVI diverged: the loss \(negative ELBO\) became non-finite at step \d+ of 200.*lower learning_rate \(now 1;") as err:
+        model.fit(table)
+    assert classify(err.value, "run")[0] == 1
+    assert model.posterior is None  # nothing half-fitted is kept

@@ -105,6 +105,7 @@ def svi_diagnostics(losses: np.ndarray, guide: str, latent_dim: int) -> dict[str
         "final_loss": float(last),
         "elbo_rel_change": float(abs(prev - last) / spread),
         "finite": bool(np.isfinite(losses).all()),
+        "first_nonfinite_step": next((int(i) for i in np.flatnonzero(~np.isfinite(losses))[:1]), None),
     }
 
 

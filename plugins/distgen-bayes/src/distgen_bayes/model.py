@@ -11,6 +11,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -169,6 +170,16 @@ class BayesHierarchicalModel(FittedModel):
         else:
             draws, diag = inference.run_nuts(
                 data, obs, num_warmup=self.num_warmup, num_chains=self.num_chains, target_accept=self.target_accept, **common
+            )
+        bad = sorted(k for k, v in draws.items() if not bool(np.isfinite(np.asarray(v)).all()))
+        if bad or not diag.get("finite", True):
+            step = diag.get("first_nonfinite_step")
+            where = f"the loss (negative ELBO) became non-finite at step {step} of {diag['steps']}" if step is not None else "inference"
+            raise FloatingPointError(
+                f"bayes_hier: {self.inference.upper()} diverged: {where}, and posterior draws of {bad or 'no site'} are not finite; "
+                + (f"lower learning_rate (now {self.learning_rate:g}; default 0.01)" if self.inference == "svi"
+                   else "raise target_accept or num_warmup")
+                + " or check the training cells for extreme values"
             )
         self.basis = basis
         self.posterior = Posterior({k: to_torch(v) for k, v in draws.items()}, design, self.priors, seed)
