@@ -304,6 +304,9 @@ class Registry(Generic[T]):
             close = difflib.get_close_matches(name, avail, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             hint += self._declared_elsewhere(name)
+            if not hint:  # neither a typo nor a misdeclared plugin: perhaps a plugin that is not installed here
+                hint = (f" If {name!r} comes from a plugin (e.g. bayes_hier from plugins/distgen-bayes), install that package "
+                        f"in this Python environment ({sys.executable}); `distgen components` lists what is installed.")
             raise UnknownComponentError(
                 f"unknown {self.kind} component {name!r}.{hint} Available: {', '.join(avail) or '(none)'}."
             )

@@ -111,6 +111,16 @@ def test_unknown_name_lists_available_and_suggests():
     assert "'maen'" in msg and "Available:" in msg and "mean" in msg and "Did you mean 'mean'" in msg
 
 
+def test_unknown_name_without_a_near_miss_says_plugins_must_be_installed():
+    """A model of a plugin not installed in this environment (bayes_hier without distgen-bayes) is not a typo."""
+    with pytest.raises(UnknownComponentError, match=r"unknown models component 'zzz_from_a_plugin'\. If 'zzz_from_a_plugin' comes "
+                       r"from a plugin .*install that package in this Python environment .*distgen components"):
+        registry("models").get("zzz_from_a_plugin")
+    with pytest.raises(UnknownComponentError) as err:
+        registry("encoders").get("maen")
+    assert "install that package" not in str(err.value)  # a near miss gets its suggestion only
+
+
 def test_unknown_kind():
     with pytest.raises(UnknownComponentError, match="unknown component kind 'encoder'.*Did you mean 'encoders'"):
         registry("encoder")
