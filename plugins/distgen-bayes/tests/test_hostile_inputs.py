@@ -141,3 +141,13 @@ def test_diverged_svi_is_an_error_not_a_nan_posterior(synthetic) -> None:
         model.fit(table)
     assert classify(err.value, "run")[0] == 1
     assert model.posterior is None  # nothing half-fitted is kept
+
+
+def test_fit_leaves_global_numeric_settings_alone(synthetic) -> None:
+    """Fitting imports JAX: it must not switch JAX to float64 (other JAX code in the process) nor touch torch's settings."""
+    import jax
+
+    threads, interop, dtype = torch.get_num_threads(), torch.get_num_interop_threads(), torch.get_default_dtype()
+    build_model({**FAST, "steps": 10, "num_samples": 4}, synthetic[0].info).fit(synthetic[0])
+    assert not jax.config.jax_enable_x64
+    assert (torch.get_num_threads(), torch.get_num_interop_threads(), torch.get_default_dtype()) == (threads, interop, dtype)
