@@ -26,7 +26,7 @@ from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_ta
 from distgen.types import ALL, Cells
 
 #: Provenance shown at the top of a report (``distgen run`` and ``distgen evaluate`` give file paths).
-SOURCE_KEYS = ("pred", "real", "pert_col", "control")
+SOURCE_KEYS = ("pred", "real", "pert_col", "control", "celltype_col")
 
 
 def score(
@@ -75,7 +75,8 @@ def score(
     notes
         Notes to carry into the report (pre-flight warnings, baselines not scored...).
     sources
-        Provenance for the report header (``pred``, ``real``: what was scored; ``pert_col``, ``control``).
+        Provenance for the report header (``pred``, ``real``: what was scored; ``pert_col``, ``control``, ``celltype_col``:
+        the column contexts were read from, which a page written again from the files reads them by).
 
     Returns
     -------
@@ -137,7 +138,7 @@ def score(
         for name, row in rows.items():
             row["positive_references"] = {"interpolated_duplicate": interp.mean(name) if name in interp.values else float("nan")}
         positive["interpolated_duplicate"] = "positive"
-    src = {"pred": "<Cells>", "real": "<Cells>", "pert_col": None, "control": truth.control, **dict(sources or {})}
+    src = {"pred": "<Cells>", "real": "<Cells>", "pert_col": None, "control": truth.control, "celltype_col": None, **dict(sources or {})}
     summary: dict[str, Any] = {
         **{k: src[k] for k in SOURCE_KEYS},
         "n_perturbations": len(table.perts),

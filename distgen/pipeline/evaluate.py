@@ -66,7 +66,8 @@ def evaluate_files(
     notes = value_notes + notes
     report = score(
         pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
-        notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control},
+        notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated,
+        sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control, "celltype_col": info.celltype_col},
         generated="pred" in generated_files(info.kinds),
     )
     if out is not None:

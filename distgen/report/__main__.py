@@ -71,7 +71,8 @@ def _read_cells(pred: Path, real: Path, summary: dict[str, Any]) -> Any:
     from distgen.data import layout
     from distgen.evaluation.io import align, eval_data
 
-    pred_c, real_c, _, _ = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"), celltype_col=None)
+    pred_c, real_c, _, _ = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"),
+                                            celltype_col=summary.get("celltype_col"))  # the column the evaluation scored by
     pred_c = align(pred_c, real_c)[0]
     contexts = [str(c) for c in summary.get("contexts") or []]
     if not contexts:

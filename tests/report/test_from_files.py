@@ -169,3 +169,24 @@ def test_the_header_counts_condition_context_groups_of_a_per_context_evaluation(
     n = len(inp.model.perts)
     assert f"{n} held-out (condition, context) groups: {n // 2} conditions in 2 contexts (HepG2, K562)" in html
     assert f"{n} held-out conditions" not in html
+
+
+def test_a_per_context_page_written_again_reads_the_contexts_by_the_column_it_was_scored_by(tmp_path):
+    """A context column not named like the default (``cell_line``) was not recorded, so a rewrite read the cells pooled
+    and showed no distributions; summary.json records it now."""
+    real, pred = make_pair(seed=4, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
+    for name, a, tag in (("real", real, "r"), ("pred", pred, "p")):
+        b = _two_contexts(a, tag)
+        b.obs["cell_line"] = b.obs.pop("celltype")
+        b.write_h5ad(tmp_path / f"{name}.h5ad")
+    out = tmp_path / "eval"
+    distgen.evaluate(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, metric_names=METRICS, make_plots=False,
+                     progress=False, celltype_col="cell_line")
+    import json
+
+    assert json.loads((out / "summary.json").read_text())["celltype_col"] == "cell_line"
+    cells = read_cells(out)
+    assert isinstance(cells, list) and len(cells) == 2
+    assert main([str(out)]) == 0
+    html = (out / "report.html").read_text()
+    assert len(check_page(html, ["headline", "per-perturbation", "distributions", "training"])) == 5
