@@ -197,25 +197,25 @@ class ConditionerContract(_Contract):
         unseen = [a for a in tiny_info().perturbations if a != "G0"]
         assert declared == any(c.can_embed(unseen)), f"declares {declared} but can_embed({unseen}) = {c.can_embed(unseen)}"
 
+    def _declared_and_changed(self, component_name: str, capability: str, label: str) -> tuple[bool, bool]:
+        """(``capability`` as the built conditioner resolves it, whether its embedding changes when ``labels.<label>`` is swapped)."""
+        c = make(self.kind, component_name)
+        declared = getattr(c.capabilities, capability)
+        assert isinstance(declared, bool), f"a built conditioner resolves {capability} to a bool"
+        labels = tiny_labels(4)
+        swapped = dataclasses.replace(labels, **{label: 1 - getattr(labels, label)})
+        return declared, not torch.allclose(c(labels), c(swapped))
+
     def test_batch_capability_is_true(self, component_name: str) -> None:
         """``embeds_batches`` resolves to a bool, True exactly when the embedding changes with ``labels.batch``."""
-        c = make(self.kind, component_name)
-        declared = c.capabilities.embeds_batches
-        assert isinstance(declared, bool), "a built conditioner resolves embeds_batches to a bool"
-        labels = tiny_labels(4)
-        swapped = dataclasses.replace(labels, batch=1 - labels.batch)
-        changed = not torch.allclose(c(labels), c(swapped))
+        declared, changed = self._declared_and_changed(component_name, "embeds_batches", "batch")
         assert declared == changed, f"declares embeds_batches={declared} but swapping the batches {'changes' if changed else 'keeps'} the embedding"
 
     def test_context_capability_is_true(self, component_name: str) -> None:
         """``embeds_contexts`` resolves to a bool; a conditioner that declares a learned row per context changes with ``labels.context``."""
-        c = make(self.kind, component_name)
-        declared = c.capabilities.embeds_contexts
-        assert isinstance(declared, bool), "a built conditioner resolves embeds_contexts to a bool"
-        labels = tiny_labels(4)
-        swapped = dataclasses.replace(labels, context=1 - labels.context)
+        declared, changed = self._declared_and_changed(component_name, "embeds_contexts", "context")
         if declared:
-            assert not torch.allclose(c(labels), c(swapped)), "declares embeds_contexts but swapping the contexts keeps the embedding"
+            assert changed, "declares embeds_contexts but swapping the contexts keeps the embedding"
 
     def test_differentiable(self, component_name: str) -> None:
         c = make(self.kind, component_name)
