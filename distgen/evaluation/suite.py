@@ -89,7 +89,7 @@ def run_metrics(data: EvalData, names: Sequence[str] | None = None, progress: bo
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(names, desc="metrics", unit="metric")
+        it = tqdm(names, desc="metrics", unit="metric", disable=None)  # None: no bar when stderr is not a terminal
     for name in it:
         metric = metrics.get(name)(**params.get(name, {}))
         res = metric.compute(data)

@@ -30,7 +30,7 @@ from distgen.train.device import OOM_HINT, autocast, resolve_precision, select_d
 from distgen.train.ema import EMA
 from distgen.train.interrupt import StopOnSignal
 from distgen.train.lock import RunLock
-from distgen.train.logger import MetricsLog, progress_bar
+from distgen.train.logger import MetricsLog, duration, progress_bar
 from distgen.train.optim import clipped_step, grad_norm, make_optimizer
 from distgen.train.options import TrainOptions
 from distgen.train.schedule import make_scheduler
@@ -323,8 +323,8 @@ class Trainer:
                 window.append(loss)
                 for k, v in parts.items():
                     part_sums[k] = part_sums.get(k, 0.0) + v
-                bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                bar.update(1)
                 row: dict[str, float] = {}
                 if self.step % opts.log_every == 0 or self.step == opts.steps:
                     rate = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
@@ -378,7 +378,7 @@ class Trainer:
         left = self.opts.steps - self.step
         eta = per_step * left
         if self.env.is_main:
-            msg = f"train: ~{per_step:.3g} s/step, {left} more steps: about {_duration(eta)}"
+            msg = f"train: ~{per_step:.3g} s/step, {left} more steps: about {duration(eta)}"
             if self.opts.minutes is not None and eta > self.opts.minutes * 60:
                 msg += f"; train.minutes={self.opts.minutes:g} stops it near step {self.step + int(self.opts.minutes * 60 / per_step)}"
             print(msg, file=sys.stderr)
@@ -417,10 +417,6 @@ class Trainer:
 
 #: Steps after which the trainer prints its time estimate (timed from the end of the first step).
 ESTIMATE_AFTER = 3
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 class _null:
