@@ -178,3 +178,101 @@ def missing_control_message(obs: pd.DataFrame, schema: PerturbationSchema) -> st
         f"{list(schema.perturbation_cols)} (first values: {[str(v) for v in values[:8]]}).{hint} "
         "Set PerturbationSchema.control_labels to the label of your control cells"
     )
+
+
+def clean_label(value: Any) -> str:
+    """A context or batch label as distgen reads it: its text with surrounding whitespace trimmed (as atoms are)."""
+    return str(value).strip()
+
+
+def context_labels(obs: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    """``[N]`` context label per cell: the trimmed values of ``cols`` joined with ``|`` (``"all"`` without columns)."""
+    if not cols:
+        return np.full(len(obs), "all", dtype=object)
+    parts = [obs[c].astype(str).str.strip().to_numpy(dtype=object) for c in cols]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "|" + p
+    return out
+
+
+def batch_labels(obs: pd.DataFrame, col: str | None) -> np.ndarray:
+    """``[N]`` batch label per cell: the trimmed values of ``col`` (``"all"`` without a batch column)."""
+    if col is None:
+        return np.full(len(obs), "all", dtype=object)
+    return obs[col].astype(str).str.strip().to_numpy(dtype=object)
+
+
+#: Separators that combination labels are written with in the field (checked against ``combo_delimiter``).
+COMMON_DELIMITERS = ("+", "_", ";", ",", "|", "&", "/", ":")
+
+
+def _variants(values: Sequence[str], key: Any) -> list[list[str]]:
+    groups: dict[str, set[str]] = {}
+    for v in values:
+        groups.setdefault(key(v), set()).add(v)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
+
+
+def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequence[str], vocab: Sequence[str]) -> list[str]:
+    """What a user's labels may mean other than what distgen reads, one message each (empty when nothing looks off).
+
+    * context or batch values that differ only in surrounding whitespace (read as one label, trimmed) or
+      only in case (read as different labels);
+    * perturbation atoms (``vocab``) that differ only in case (different perturbations), or that name
+      a measured gene only up to case (``Stat1`` for gene ``STAT1``);
+    * labels that repeat an atom (``A+A``: read as ``A``);
+    * labels that look like combinations joined by another separator than ``combo_delimiter``
+      (``A_B`` with ``+``: read as one perturbation ``A_B``).
+    """
+    out: list[str] = []
+    for col in [*schema.context_cols, *([schema.batch_col] if schema.batch_col else [])]:
+        raw = [str(v) for v in pd.unique(obs[col].astype(str))]
+        merged = _variants(raw, str.strip)
+        if merged:
+            out.append(f"obs column {col!r}: values {merged[:3]} differ only in surrounding spaces and are read as one label each "
+                       f"({[g[0].strip() for g in merged[:3]]}); clean the column if they are not the same")
+        cased = _variants(sorted({v.strip() for v in raw}), str.lower)
+        if cased:
+            out.append(f"obs column {col!r}: values {cased[:3]} differ only in case and are read as different labels; if they "
+                       f"are the same, unify them first (adata.obs[{col!r}] = adata.obs[{col!r}].str.strip() and one spelling)")
+    cased_atoms = _variants(list(vocab), str.upper)
+    if cased_atoms:
+        out.append(f"perturbations {cased_atoms[:3]} differ only in case and are read as different perturbations; if they are the "
+                   "same, write them one way in the perturbation column")
+    if schema.perturbation_type == "genetic" and genes:
+        exact = set(genes)
+        folded = {g.upper(): g for g in genes}
+        near = [f"{a} (gene {folded[a.upper()]})" for a in vocab if a not in exact and a.upper() in folded]
+        if near:
+            out.append(f"perturbation(s) {near[:5]} name a measured gene only up to case; gene-aware baselines (linear) and "
+                       "gene-token backbones match gene names exactly, so write the labels as the genes are written (var_names)")
+    delim = schema.combo_delimiter
+    if len(schema.perturbation_cols) == 1:
+        labels = [str(v) for v in pd.unique(obs[schema.perturbation_cols[0]].astype(str)) if not _is_blank(v)]
+        controls = set(schema.control_labels)
+
+        def named(label: str) -> list[str]:
+            return [a for a in (x.strip() for x in label.split(delim)) if a and a not in controls]
+
+        repeated = [lb for lb in labels if len(named(lb)) > len(set(named(lb)))]
+        if repeated:
+            read = [condition_string(tuple(sorted(set(named(r)))), delim) for r in repeated[:5]]
+            out.append(f"label(s) {repeated[:5]} name the same perturbation more than once and are read as {read}, together "
+                       "with the cells labelled with it once; relabel them if they are a different condition")
+        gene_set = set(genes)
+        known = gene_set | set(vocab)
+        foreign: dict[str, list[str]] = {}
+        for a in vocab:
+            if a in gene_set:
+                continue
+            for d in COMMON_DELIMITERS:
+                parts = [p.strip() for p in a.split(d)]
+                if d != delim and len(parts) > 1 and all(p in known or p in controls for p in parts):
+                    foreign.setdefault(d, []).append(a)
+                    break
+        for d, found in foreign.items():
+            out.append(f"perturbation(s) {found[:5]} are read as one perturbation each but look like combinations joined by {d!r} "
+                       f"(each part is a gene or another perturbation); combo_delimiter is {delim!r}: set "
+                       f"data.schema.combo_delimiter: {d!r} (PerturbationSchema.combo_delimiter) if they are combinations")
+    return out

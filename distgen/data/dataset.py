@@ -15,9 +15,12 @@ import scipy.sparse as sp
 import torch
 
 from distgen.data.conditions import (
+    batch_labels,
     condition_string,
+    context_labels,
     control_like_atoms,
     handle_missing_labels,
+    label_warnings,
     missing_control_message,
     parse_atoms,
     parse_doses,
@@ -41,16 +44,6 @@ def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: 
         "If they are not genes (drugs, cytokines, stimulations), declare PerturbationSchema.perturbation_type='chemical'",
         UserWarning, stacklevel=3,
     )
-
-def _context_labels(obs: pd.DataFrame, cols: tuple[str, ...]) -> np.ndarray:
-    if not cols:
-        return np.full(len(obs), "all", dtype=object)
-    parts = [obs[c].astype(str).to_numpy(dtype=object) for c in cols]
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + "|" + p
-    return out
-
 
 def _lognormalize(x: Any, target_sum: float) -> Any:
     """log1p(normalize_total(x)) through scanpy, on a throwaway AnnData."""
@@ -135,7 +128,7 @@ class PerturbationData:
         x, genes, kind = read_expression(adata, schema.expression)
         _check_unique_genes(genes)
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
-        scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns))
+        scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns), schema.target_sum)
 
         atoms = parse_atoms(obs, schema, genes)
         conditions = np.array([condition_string(a, schema.combo_delimiter) for a in atoms], dtype=object)
@@ -157,14 +150,16 @@ class PerturbationData:
                 f"{list(schema.control_labels)}, so their cells are read as perturbed; if they are controls, add them to "
                 "PerturbationSchema.control_labels", UserWarning, stacklevel=2,
             )
-        contexts = _context_labels(obs, schema.context_cols)
+        for message in label_warnings(obs, schema, genes if kind == "genes" else (), pert_vocab):
+            warnings.warn(message, UserWarning, stacklevel=2)
+        contexts = context_labels(obs, schema.context_cols)
         no_ctrl = sorted(set(contexts) - set(contexts[is_ctrl]))
         if no_ctrl:
             raise ValueError(
                 f"context(s) {no_ctrl[:5]} (columns {list(schema.context_cols)}) have no control cells, so their perturbed cells "
                 "cannot be matched to controls; drop them (adata = adata[~adata.obs[...].isin([...])]) or merge contexts"
             )
-        batches = obs[schema.batch_col].astype(str).to_numpy(dtype=object) if schema.batch_col else np.full(len(obs), "all", dtype=object)
+        batches = batch_labels(obs, schema.batch_col)
         sizes = pd.Series(1, index=pd.MultiIndex.from_arrays([conditions, contexts])).groupby(level=[0, 1]).size()
         small = sizes[sizes < schema.min_cells]
         if len(small):
@@ -260,7 +255,7 @@ class PerturbationData:
         if not set(self.info.genes) <= set(genes):
             self.check_genes(genes)
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
-        scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns))
+        scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns), schema.target_sum)
         if scale == "counts" and schema.normalize:
             if self.library_genes is not None and set(genes) != set(self.library_genes):
                 n_extra, n_missing = len(set(genes) - set(self.library_genes)), len(set(self.library_genes) - set(genes))
@@ -276,8 +271,7 @@ class PerturbationData:
             dense = np.ascontiguousarray(dense[:, pd.Index(genes).get_indexer(list(self.info.genes))])
         atoms = parse_atoms(adata.obs, schema, genes)
         doses = parse_doses(adata.obs, schema, atoms)
-        batches = adata.obs[schema.batch_col].astype(str).to_numpy(dtype=object) if schema.batch_col else np.full(adata.n_obs, "all", dtype=object)
-        labels = _labels(atoms, doses, _context_labels(adata.obs, schema.context_cols), batches, self.info)
+        labels = _labels(atoms, doses, context_labels(adata.obs, schema.context_cols), batch_labels(adata.obs, schema.batch_col), self.info)
         return CellTable(torch.from_numpy(dense), labels, self.info, {"scale": "log" if scale == "counts" and schema.normalize else scale})
 
     def groups(self, include_control: bool = False) -> dict[tuple[str, str, str], np.ndarray]:

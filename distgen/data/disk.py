@@ -8,6 +8,7 @@ per row when the file holds counts. ``distgen.data.streaming`` builds cell sets 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,15 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from distgen.data.conditions import condition_string, handle_missing_labels, parse_atoms, parse_doses
+from distgen.data.conditions import (
+    batch_labels,
+    condition_string,
+    context_labels,
+    handle_missing_labels,
+    label_warnings,
+    parse_atoms,
+    parse_doses,
+)
 from distgen.data.schema import PerturbationSchema
 from distgen.types import PAD, ConditionLabels, DataInfo, canonical
 
@@ -165,11 +174,13 @@ class DiskCells:
         small = obs.iloc[first].reset_index(drop=True)
         atoms = parse_atoms(small, s, genes)  # parsed once per distinct label, not per cell
         doses = parse_doses(small, s, atoms)
-        ctx = _joined(obs, s.context_cols)
-        bat = obs[s.batch_col].astype(str).to_numpy(dtype=object) if s.batch_col else np.full(len(obs), "all", dtype=object)
+        ctx = context_labels(obs, s.context_cols)
+        bat = batch_labels(obs, s.batch_col)
         ctx_names, ctx_codes = np.unique(ctx.astype(str), return_inverse=True)
         bat_names, bat_codes = np.unique(bat.astype(str), return_inverse=True)
         pert_vocab = tuple(sorted({a for t in atoms for a in t}))
+        for message in label_warnings(obs, s, genes, pert_vocab):
+            warnings.warn(message, UserWarning, stacklevel=3)
         self.info = DataInfo(tuple(genes), pert_vocab, tuple(ctx_names), tuple(bat_names), s.perturbation_type, "control")
         pidx = self.info.perturbation_index()
         width = max([len(a) for a in atoms] + [1])
@@ -197,15 +208,6 @@ class DiskCells:
         order = np.argsort(key, kind="stable")
         bounds = np.flatnonzero(np.diff(key[order])) + 1
         return [g for g in np.split(order, bounds) if not self.is_control[g[0]]]
-
-
-def _joined(obs: pd.DataFrame, cols: tuple[str, ...]) -> np.ndarray:
-    if not cols:
-        return np.full(len(obs), "all", dtype=object)
-    out = obs[cols[0]].astype(str).to_numpy(dtype=object)
-    for c in cols[1:]:
-        out = out + "|" + obs[c].astype(str).to_numpy(dtype=object)
-    return out
 
 
 def _log_normalize(x: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:

@@ -95,12 +95,72 @@ def looks_exponentiated(x: Any, rtol: float = 1e-3) -> bool:
     return mean > 0 and float(np.abs(sums - mean).max()) <= rtol * mean
 
 
-def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any]) -> str:
+#: Bases of ``log(1 + x)`` that ``log_base`` tells apart (natural first: what distgen expects).
+LOG_BASES = ((float(np.e), "natural log1p"), (2.0, "log2(1 + x)"), (10.0, "log10(1 + x)"))
+
+
+def _sample_rows(x: Any, max_rows: int) -> np.ndarray:
+    idx = np.unique(np.linspace(0, x.shape[0] - 1, min(x.shape[0], max_rows)).astype(np.int64))
+    rows = x[idx]
+    return np.asarray(rows.toarray() if sp.issparse(rows) else rows, dtype=np.float64)
+
+
+def log_base(x: Any, max_rows: int = 200, min_cells: int = 10) -> tuple[float, str] | None:
+    """``(base, name)`` of ``log_base(1 + c / s)`` values ``x`` [N, G] of counts ``c`` scaled per cell; None when unclear.
+
+    In such data a cell's ``base ** x - 1`` are its counts divided by one number, so their ratios to the
+    cell's smallest non-zero value (most often a count of 1; halves to quarters are allowed for a smallest
+    count of 2 to 4) are whole numbers in the right base only.
+    This holds after a gene selection too. A base is returned when at least 90% of the (at most
+    ``max_rows``) cells looked at, with 5 or more non-zero values each, give whole ratios in it.
+    """
+    dense = _sample_rows(x, max_rows)
+    if not dense.size or float(dense.max()) >= LOG_MAX:
+        return None
+    whole = np.zeros(len(LOG_BASES))
+    n = 0
+    for row in dense:
+        v = row[row > 0]
+        if v.size < 5:
+            continue
+        n += 1
+        for i, (base, _) in enumerate(LOG_BASES):
+            u = np.power(base, v) - 1.0
+            q = u / u.min()
+            q = q[q <= 50]  # small ratios: float32 storage keeps them within 0.01 of whole numbers
+            # a cell whose smallest count is 2 (3, 4) gives halves (thirds, quarters)
+            whole[i] += any(float(np.mean(np.abs(q * k - np.round(q * k)) < 0.01)) > 0.95 for k in (1, 2, 3, 4))
+    if n < min_cells:
+        return None
+    best = int(np.argmax(whole))
+    return LOG_BASES[best] if whole[best] >= 0.9 * n else None
+
+
+def normalised_total(x: Any, max_rows: int = 200, rtol: float = 1e-3) -> float | None:
+    """The ``normalize_total`` target of log1p values ``x`` when every cell's ``expm1(x)`` sums to it, else None.
+
+    Recognisable only when the data kept every gene after normalising (not after a gene selection).
+    """
+    dense = _sample_rows(x, max_rows)
+    dense = dense[(dense > 0).any(axis=1)]
+    if len(dense) < 2 or float(dense.max()) >= LOG_MAX:
+        return None
+    sums = np.expm1(dense).sum(axis=1)
+    mean = float(sums.mean())
+    return mean if mean > 0 and float(np.abs(sums - mean).max()) <= rtol * mean else None
+
+
+def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], target_sum: float | None = None) -> str:
     """Check the declared scale against the values; return ``"counts"`` or ``"log"``.
 
-    Refuses combinations that would silently log twice or treat counts as log values.
+    Refuses combinations that would silently log twice or treat counts as log values, and log values
+    in another base than ``log1p``'s (``sc.pp.log1p(adata, base=2)``). ``target_sum``: the schema's
+    ``normalize_total`` target; log values normalised to another total warn (``distgen predict --counts``
+    inverts the normalisation with it).
     """
     found = detect_scale(x)
+    if found == "log" and declared != "counts":
+        _check_log_base(x, source, target_sum)
     if found == "log" and declared != "counts" and looks_exponentiated(x):
         total = float(np.asarray(x.sum(axis=1)).ravel()[0])
         warnings.warn(
@@ -140,6 +200,26 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any]) -> st
             "set PerturbationSchema.scale explicitly to silence this", UserWarning, stacklevel=2,
         )
     return declared if declared != "auto" else found
+
+
+def _check_log_base(x: Any, source: str, target_sum: float | None) -> None:
+    """Refuse log values in another base than e; warn when they were normalised to another total than ``target_sum``."""
+    found = log_base(x)
+    if found is not None and found[0] != float(np.e):
+        base, name = found
+        raise ValueError(
+            f"expression {source!r} holds {name} values (each cell's {base:g}**x - 1 are its counts over one size factor: "
+            f"sc.pp.log1p(adata, base={base:g}), or scater's logcounts), not the natural log1p distgen expects; read as log1p "
+            f"they would be {1 / np.log(base):.3g}x too large. Convert them first (adata.X = adata.X * np.log({base:g}) gives "
+            "log1p of the same values; for a layer, adata.layers[...] likewise) or load the raw counts (PerturbationSchema.expression)"
+        )
+    total = normalised_total(x) if target_sum is not None else None
+    if total is not None and target_sum is not None and abs(total - target_sum) > 1e-2 * target_sum:
+        warnings.warn(
+            f"expression {source!r} is log1p of counts normalised to {total:.4g} per cell, but PerturbationSchema.target_sum "
+            f"is {target_sum:g}: distgen predict --counts would turn predictions into counts {total / target_sum:.3g}x too "
+            f"large. Set data.schema.target_sum: {total:.4g} (PerturbationSchema.target_sum)", UserWarning, stacklevel=3,
+        )
 
 
 def to_dense_float32(x: Any) -> np.ndarray:

@@ -75,7 +75,8 @@ class PerturbationSchema:
             object.__setattr__(self, "context_cols", (self.context_cols,))
         if isinstance(self.perturbation_col, list):
             object.__setattr__(self, "perturbation_col", tuple(self.perturbation_col))
-        object.__setattr__(self, "control_labels", tuple(self.control_labels))
+        # labels are compared as text (a numeric column's 0 reads "0"): a control label given as a number (YAML [0]) too
+        object.__setattr__(self, "control_labels", tuple(str(c) for c in self.control_labels))
         object.__setattr__(self, "context_cols", tuple(self.context_cols))
         if not self.control_labels:
             raise ValueError("PerturbationSchema.control_labels is empty; give the label(s) of control cells, e.g. ('control',)")

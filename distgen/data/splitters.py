@@ -37,6 +37,11 @@ def _canonical(condition: str, data: PerturbationData) -> str:
     return delim.join(sorted(atoms)) if len(atoms) > 1 and all(atoms) else str(condition).strip()
 
 
+def _trimmed_context(context: str) -> str:
+    """A held-out context as the data spells it: each ``|``-joined part with surrounding spaces trimmed (as loading does)."""
+    return "|".join(p.strip() for p in str(context).split("|"))
+
+
 def seen_count(atoms: Sequence[str], train_singles: set[str]) -> int:
     """How many atoms of a combination are seen as singles in training (GEARS ``seen0/1/2``)."""
     return sum(a in train_singles for a in atoms)
@@ -147,9 +152,9 @@ def make_split(
         "holdout_controls": holdout_controls,
         "holdout_singles": holdout_singles,
         "test_conditions": [_canonical(c, data) for c in test_conditions] if test_conditions is not None else None,
-        "test_contexts": list(test_contexts) if test_contexts is not None else None,
-        "test_batches": list(test_batches) if test_batches is not None else None,
-        "test_groups": [[_canonical(g[0], data), *g[1:]] for g in test_groups] if test_groups is not None else None,
+        "test_contexts": [_trimmed_context(c) for c in test_contexts] if test_contexts is not None else None,
+        "test_batches": [str(b).strip() for b in test_batches] if test_batches is not None else None,
+        "test_groups": [[_canonical(g[0], data), *(_trimmed_context(k) for k in g[1:])] for g in test_groups] if test_groups is not None else None,
     }
     rng = np.random.default_rng(seed)
     test = _test_mask(data, kind, rng, params)

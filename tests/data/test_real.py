@@ -100,9 +100,18 @@ def test_kang_counts_logcounts_layer_is_not_logged_twice(shared_data):
     a = _muscat(shared_data)
     from dataclasses import replace
 
+    # muscat's logcounts are scater's log2(counts / size factor + 1): read as log1p they were 1.44x too large
+    with pytest.raises(ValueError, match=r"log2\(1 \+ x\).*np.log\(2\)"):
+        PerturbationData.from_anndata(a, replace(MUSCAT_SCHEMA, expression="logcounts"))
+    a.layers["logcounts"] = a.layers["logcounts"] * np.log(2)  # the fix the message gives: natural log1p of the same values
     logged = PerturbationData.from_anndata(a, replace(MUSCAT_SCHEMA, expression="logcounts"))
     assert logged.scale == "log"
     np.testing.assert_allclose(logged.table.X.numpy(), a.layers["logcounts"].toarray(), rtol=1e-6)
+    # the natural log1p of each cell's counts over its size factor: e**x - 1 are whole multiples of the smallest value
+    counts = a.X[:20].toarray()
+    u = np.expm1(logged.table.X.numpy()[:20].astype(np.float64))
+    size = np.array([(c[c > 0] / v[c > 0]).mean() for c, v in zip(counts, u)])
+    np.testing.assert_allclose(u * size[:, None], counts, atol=2e-3 * counts.max())
     with pytest.raises(ValueError, match="refusing to log"):
         PerturbationData.from_anndata(a, replace(MUSCAT_SCHEMA, expression="logcounts", scale="counts"))
 

@@ -1,0 +1,147 @@
+"""A user's file whose labels or values are written differently from what distgen expects: read right, or said so.
+
+Each case was read without a word before: contexts or batches that differ by a trailing space were
+two contexts, labels that differ in case two perturbations, ``A_B`` with ``combo_delimiter: "+"`` one
+perturbation, ``A+A`` the single ``A``, log2 values read as log1p (1.44x too large), log1p of CPM
+inverted to counts with a target of 1e4 (100x too many counts), a numeric control label never matched.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from distgen.data import PerturbationData, PerturbationSchema, make_split
+from tests.data.conftest import make_adata
+
+SCHEMA = PerturbationSchema(perturbation_col="condition", control_labels=("control",), context_cols=("cell_type",), batch_col="donor")
+
+
+def _load(adata, schema=SCHEMA):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = PerturbationData.from_anndata(adata, schema)
+    return data, [str(w.message) for w in caught]
+
+
+def _relabel(adata, col, old, new, every=2):
+    values = adata.obs[col].astype(str).to_numpy().copy()
+    rows = np.flatnonzero(values == old)[::every]
+    values[rows] = new
+    adata.obs[col] = values
+    return rows
+
+
+@pytest.mark.parametrize("col", ["cell_type", "donor"])
+def test_context_and_batch_values_with_surrounding_spaces_are_one_label(col):
+    adata = make_adata()
+    old = "ct1" if col == "cell_type" else "b1"
+    _relabel(adata, col, old, f" {old} ")
+    data, messages = _load(adata)
+    vocab = data.info.contexts if col == "cell_type" else data.info.batches
+    assert old in vocab and len(vocab) == 2  # before: three, " ct1 " a context of its own
+    assert any(col in m and "surrounding spaces" in m for m in messages)
+    clean, _ = _load(make_adata())
+    np.testing.assert_array_equal(data.contexts, clean.contexts)
+    np.testing.assert_array_equal(data.batches, clean.batches)
+
+
+def test_a_held_out_context_given_with_its_spaces_is_found():
+    adata = make_adata()
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str) + " "  # every value written with a trailing space
+    data, _ = _load(adata)
+    assert data.info.contexts == ("ct1", "ct2")
+    for given in ("ct2", "ct2 "):
+        split = make_split(data, "held_out_context", test_contexts=[given])
+        assert set(data.contexts[split.test.numpy()]) == {"ct2"}
+
+
+def test_context_values_that_differ_in_case_are_kept_apart_with_a_warning():
+    adata = make_adata(n_per_group=6)
+    _relabel(adata, "cell_type", "ct1", "CT1")
+    data, messages = _load(adata)
+    assert set(data.info.contexts) == {"ct1", "CT1", "ct2"}
+    assert any("'cell_type'" in m and "differ only in case" in m and "CT1" in m for m in messages)
+
+
+def test_perturbations_that_differ_in_case_are_named():
+    adata = make_adata()
+    _relabel(adata, "condition", "A", "a")
+    data, messages = _load(adata)
+    assert {"A", "a"} <= set(data.info.perturbations)
+    assert any("differ only in case" in m and "'a'" in m for m in messages)
+    assert any("only up to case" in m and "a (gene A)" in m for m in messages)
+
+
+def test_clean_labels_raise_no_warning():
+    _, messages = _load(make_adata())
+    assert messages == []
+
+
+def test_a_label_that_repeats_its_perturbation_is_named():
+    adata = make_adata()
+    rows = _relabel(adata, "condition", "A", "A+A")
+    data, messages = _load(adata)
+    assert set(data.conditions[rows]) == {"A"}  # read as A, with A's other cells
+    assert any("'A+A'" in m and "more than once" in m for m in messages)
+
+
+def test_combinations_joined_by_another_separator_are_named():
+    adata = make_adata(conditions=("control", "A", "B", "A_B"))
+    data, messages = _load(adata)
+    assert "A_B" in data.info.perturbations  # read as one perturbation, as configured ...
+    assert any("'A_B'" in m and "combo_delimiter: '_'" in m for m in messages)  # ... and said so, with the fix
+    fixed, messages = _load(adata, PerturbationSchema(**{**SCHEMA.to_dict(), "combo_delimiter": "_"}))
+    assert "A_B" in set(fixed.conditions) and fixed.info.perturbations == ("A", "B")
+    assert not any("combo_delimiter" in m for m in messages)
+
+
+@pytest.mark.parametrize("base", [2.0, 10.0])
+def test_log_values_in_another_base_are_refused_with_the_conversion(base):
+    adata = make_adata()
+    counts = adata.X.copy()
+    adata.X = (np.log1p(counts / counts.sum(1, keepdims=True) * 1e4) / np.log(base)).astype(np.float32)
+    with pytest.raises(ValueError, match=rf"log{base:g}\(1 \+ x\).*np\.log\({base:g}\)"):
+        PerturbationData.from_anndata(adata, SCHEMA)
+    adata.X = adata.X * np.log(base)  # the fix the message gives
+    data, _ = _load(adata)
+    np.testing.assert_allclose(data.table.X.numpy(), np.log1p(counts / counts.sum(1, keepdims=True) * 1e4), rtol=1e-4, atol=1e-5)
+
+
+def test_log2_values_after_a_gene_selection_are_refused_too():
+    adata = make_adata(n_genes=30)
+    counts = adata.X.copy()
+    adata.X = np.log2(1 + counts / counts.sum(1, keepdims=True) * 1e4).astype(np.float32)
+    with pytest.raises(ValueError, match="log2"):
+        PerturbationData.from_anndata(adata[:, :20].copy(), SCHEMA)  # the sums no longer tell: the ratios still do
+
+
+def test_log1p_of_another_total_than_target_sum_is_warned():
+    adata = make_adata()
+    counts = adata.X.copy()
+    adata.X = np.log1p(counts / counts.sum(1, keepdims=True) * 1e6).astype(np.float32)
+    _, messages = _load(adata)
+    assert any("normalised to 1e+06" in m and "target_sum: 1e+06" in m for m in messages)
+    _, messages = _load(adata, PerturbationSchema(**{**SCHEMA.to_dict(), "target_sum": 1e6}))
+    assert not any("target_sum" in m for m in messages)
+
+
+def test_a_numeric_control_label_matches_a_numeric_column():
+    adata = make_adata(conditions=("control", "A", "B"))
+    adata.obs["guide"] = adata.obs["condition"].map({"control": 0, "A": 1, "B": 2}).astype(int)
+    schema = PerturbationSchema(perturbation_col="guide", control_labels=[0], context_cols=("cell_type",), perturbation_type="chemical")
+    data, _ = _load(adata, schema)
+    np.testing.assert_array_equal(data.is_control, adata.obs["condition"].to_numpy() == "control")
+
+
+def test_the_streaming_reader_trims_contexts_and_warns_too(tmp_path):
+    from distgen.data.disk import DiskCells
+
+    adata = make_adata()
+    _relabel(adata, "cell_type", "ct1", "ct1 ")
+    path = tmp_path / "spaces.h5ad"
+    adata.write_h5ad(path)
+    with pytest.warns(UserWarning, match="surrounding spaces"):
+        disk = DiskCells(path, SCHEMA)
+    assert disk.info.contexts == ("ct1", "ct2")
+
