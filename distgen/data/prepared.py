@@ -11,6 +11,7 @@ predicted from (``groups``) and their ground truth (``truth``).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,11 @@ def _canonical_conditions(data: PerturbationData) -> np.ndarray:
     return np.array([table[c] for c in data.conditions.tolist()], dtype=object)
 
 
+def _from_distgen(filename: str) -> bool:
+    """Whether a warning was issued from distgen's own code (not scanpy's or anndata's, which speak for themselves)."""
+    return Path(filename).resolve().is_relative_to(Path(__file__).resolve().parents[1])
+
+
 @dataclass
 class Dataset:
     """A loaded dataset with its split and train-fitted preprocessing: what a run trains, predicts and scores on.
@@ -73,6 +79,9 @@ class Dataset:
         What ``data.filter`` kept (rules, cells before and kept), None without a filter.
     max_cells
         At most this many real cells per held-out group (``capped``): what is predicted and scored.
+    load_warnings
+        What distgen warned while reading the cells (labels that look alike, a normalisation total other
+        than ``target_sum``...): printed when loading, kept for the training manifest and the report's notes.
     """
 
     data: PerturbationData
@@ -80,6 +89,7 @@ class Dataset:
     section: DataSection
     filtered: dict[str, Any] | None = None
     max_cells: int | None = None
+    load_warnings: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, section: DataSection | Mapping[str, Any] | None = None, split_file: str | Path | None = None) -> Dataset:
@@ -106,13 +116,18 @@ class Dataset:
 
             keep, filtered = apply_filter(adata.obs, ds.filter, control_mask(adata.obs, schema))
             adata = adata[keep].copy()
-        data = PerturbationData.from_anndata(adata, schema)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = PerturbationData.from_anndata(adata, schema)
+        for w in caught:  # printed as before (under the caller's filters), and kept for the manifest and the report
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        said = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning) and _from_distgen(w.filename)))
         source = split_file if split_file is not None else ds.split
         split = Split.load(source) if isinstance(source, str | Path) else make_split(data, **(source or {}))
         if ds.hvg is not None and ds.hvg < data.info.n_genes:
             data = highly_variable_genes(data, ds.hvg, fit_on=split.train)
         split.check_leakage(data)
-        return cls(data, split, ds, filtered)
+        return cls(data, split, ds, filtered, load_warnings=said)
 
     # ------------------------------------------------------------------ what models see
     @property
@@ -138,6 +153,8 @@ class Dataset:
         out = {"dataset": self.section.dataset, "data_hash": self.data.hash, "split_hash": self.split.hash, "split": self.split.summary()}
         if self.filtered is not None:
             out["filter"] = self.filtered
+        if self.load_warnings:
+            out["warnings"] = list(self.load_warnings)
         return out
 
     def sources(self, sets_per_batch: int, val_sets: int, seed: int) -> tuple[TableBatches, TableBatches | None]:
@@ -184,7 +201,7 @@ class Dataset:
 
     def notes(self, part: str = "test") -> list[str]:
         """What a report should say about how the cells of ``part`` were chosen (``data.filter``, ``max_cells``, control pools)."""
-        out = []
+        out = [f"data: {w}" for w in self.load_warnings]
         if self.filtered is not None:
             out.append(f"data.filter kept {self.filtered['cells_kept']} of {self.filtered['cells_before']} cells "
                        f"({'; '.join(str(r) for r in self.filtered['rules'])})")

@@ -145,3 +145,19 @@ def test_the_streaming_reader_trims_contexts_and_warns_too(tmp_path):
         disk = DiskCells(path, SCHEMA)
     assert disk.info.contexts == ("ct1", "ct2")
 
+
+def test_what_loading_warned_reaches_the_manifest_and_the_report_notes(tmp_path):
+    from distgen.data import Dataset
+
+    adata = make_adata()
+    _relabel(adata, "cell_type", "ct1", "ct1 ")
+    adata.write_h5ad(tmp_path / "spaces.h5ad")
+    section = {"dataset": str(tmp_path / "spaces.h5ad"), "schema": SCHEMA.to_dict(), "split": {"kind": "held_out_context", "test_contexts": ["ct2"]}}
+    with pytest.warns(UserWarning, match="surrounding spaces"):  # still printed
+        ds = Dataset.load(section)
+    assert any("'cell_type'" in w and "surrounding spaces" in w for w in ds.load_warnings)
+    assert ds.hashes()["warnings"] == list(ds.load_warnings)  # the training manifest's data section
+    assert any(n.startswith("data: obs column 'cell_type'") for n in ds.notes())  # the report's notes
+    make_adata().write_h5ad(tmp_path / "clean.h5ad")
+    clean = Dataset.load({**section, "dataset": str(tmp_path / "clean.h5ad")})
+    assert clean.load_warnings == () and "warnings" not in clean.hashes()
