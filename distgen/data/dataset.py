@@ -38,12 +38,37 @@ def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: 
     holding = [c for c in columns if set(atoms) & set(var[c].astype(str))]
     hint = (f" var column(s) {holding} hold them: use them as gene names first (adata.var_names = adata.var[{holding[0]!r}].astype(str); "
             "then adata.var_names_make_unique()).") if holding else ""
+    unversioned = {_without_version(g) for g in genes}
+    if not hint and set(atoms) & unversioned:
+        hint = (" They are gene names without the version suffix the gene names carry (ENSG00000141510.16): strip it first "
+                "(adata.var_names = adata.var_names.str.replace(r'\\.\\d+$', '', regex=True)).")
+    elif not hint and {_without_version(a) for a in atoms} & set(genes):
+        hint = " They carry a version suffix (ENSG00000141510.16) that the gene names do not: strip it from the labels first."
     warnings.warn(
         f"none of the {len(atoms)} genetic perturbation(s) (e.g. {list(atoms)[:3]}) is a gene name of the expression (e.g. "
         f"{list(genes)[:3]}), so no model or baseline can use the perturbed gene's own expression or embedding.{hint} "
         "If they are not genes (drugs, cytokines, stimulations), declare PerturbationSchema.perturbation_type='chemical'",
         UserWarning, stacklevel=3,
     )
+
+def _without_version(name: str) -> str:
+    """An Ensembl-style id without its version suffix (``ENSG00000141510.16`` -> ``ENSG00000141510``)."""
+    head, dot, tail = name.rpartition(".")
+    return head if dot and head and tail.isdigit() else name
+
+
+def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray) -> None:
+    """Warn when cells have no expression at all: they are read as all-zero cells, and a control among them is an input."""
+    nonzero = np.asarray((x != 0).sum(1)).ravel() if sp.issparse(x) else np.count_nonzero(np.asarray(x), axis=1)
+    empty = nonzero == 0
+    if empty.any():
+        warnings.warn(
+            f"{int(empty.sum())} of {len(empty)} cells have no expression at all (every gene 0; e.g. "
+            f"{[str(n) for n in names[empty][:3]]}; {int((empty & is_ctrl).sum())} of them controls, which predictions start "
+            "from): they are read as all-zero cells. Drop them first (scanpy.pp.filter_cells(adata, min_counts=1), or a "
+            "data.filter rule on a total-counts column)", UserWarning, stacklevel=3,
+        )
+
 
 def _lognormalize(x: Any, target_sum: float) -> Any:
     """log1p(normalize_total(x)) through scanpy, on a throwaway AnnData."""
@@ -170,10 +195,14 @@ class PerturbationData:
             )
         doses = parse_doses(obs, schema, atoms)
 
+        if kind == "genes":
+            _warn_if_empty_cells(x, adata.obs_names, is_ctrl)
         library = None
         if scale == "counts" and schema.normalize:
             library = np.asarray(x.sum(1), dtype=np.float64).ravel()  # what normalize_total divides by: --counts inverts it
-            x = _lognormalize(x, schema.target_sum)
+            with warnings.catch_warnings():  # scanpy's "Some cells have zero counts": _warn_if_empty_cells said which
+                warnings.filterwarnings("ignore", message="Some cells have zero counts")
+                x = _lognormalize(x, schema.target_sum)
             scale_out = "log"
         else:
             scale_out = scale

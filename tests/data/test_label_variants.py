@@ -161,3 +161,29 @@ def test_what_loading_warned_reaches_the_manifest_and_the_report_notes(tmp_path)
     make_adata().write_h5ad(tmp_path / "clean.h5ad")
     clean = Dataset.load({**section, "dataset": str(tmp_path / "clean.h5ad")})
     assert clean.load_warnings == () and "warnings" not in clean.hashes()
+
+
+@pytest.mark.parametrize("counts", [True, False])
+def test_cells_without_any_expression_are_named(counts):
+    adata = make_adata(counts=counts)
+    x = adata.X.copy()
+    empty = [0, 1, 100]  # two controls and a perturbed cell
+    x[empty] = 0
+    adata.X = x
+    data, messages = _load(adata)
+    assert data.n_cells == adata.n_obs  # kept (as before), but said
+    said = [m for m in messages if "no expression at all" in m]
+    assert len(said) == 1 and "3 of " in said[0] and "2 of them controls" in said[0] and "'c0'" in said[0]
+    assert not any("Some cells have zero counts" in m for m in messages)  # scanpy's unnamed version, replaced
+
+
+@pytest.mark.parametrize("versioned", ["genes", "labels"])
+def test_ensembl_ids_that_differ_by_a_version_suffix_are_named(versioned):
+    adata = make_adata(conditions=("control", "A", "B"))
+    ids = {g: f"ENSG{i:011d}" for i, g in enumerate(adata.var_names)}
+    adata.var_names = [ids[g] + (".7" if versioned == "genes" else "") for g in adata.var_names]
+    label = {k: v + (".7" if versioned == "labels" else "") for k, v in ids.items()}
+    adata.obs["condition"] = [label.get(c, c) for c in adata.obs["condition"].astype(str)]
+    _, messages = _load(adata)
+    said = [m for m in messages if "is a gene name" in m]
+    assert len(said) == 1 and "version suffix" in said[0]
