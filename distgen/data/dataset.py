@@ -131,8 +131,11 @@ class PerturbationData:
         obs = adata.obs
         missing = [c for c in schema.required_columns() if c not in obs.columns]
         if missing:
+            folded = {str(c).strip().lower(): str(c) for c in obs.columns}
+            near = [f"{m!r} is {folded[m.strip().lower()]!r}" for m in missing if m.strip().lower() in folded]
             raise KeyError(
-                f"obs column(s) {missing} named in PerturbationSchema are missing; available columns: {list(obs.columns)}. "
+                f"obs column(s) {missing} named in PerturbationSchema are missing; available columns: {list(obs.columns)}"
+                + (f" (up to case and spaces: {', '.join(near)})" if near else "") + ". "
                 "Fix the schema (perturbation_col / context_cols / batch_col / dose_col) or add the column"
             )
         if adata.n_obs == 0:

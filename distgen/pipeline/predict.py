@@ -367,8 +367,10 @@ def _predict_run(
     env = D.env_from_torchrun()
     result = None
     if env.is_main:
+        said = {f"data: {w}" for w in dataset.load_warnings}  # printed as warnings while loading
         for note in dataset.notes(part):  # what distgen run's report says about these cells (borrowed controls, caps, filters)
-            print(f"note: {note}", file=sys.stderr)
+            if note not in said:
+                print(f"note: {note}", file=sys.stderr)
         written, scale = pred, "counts" if dataset.data.table.meta.get("scale") == "counts" else "lognorm"  # schema.normalize: false
         if counts is not None:
             from distgen.pipeline.countspace import prediction_counts

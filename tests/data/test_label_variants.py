@@ -187,3 +187,10 @@ def test_ensembl_ids_that_differ_by_a_version_suffix_are_named(versioned):
     _, messages = _load(adata)
     said = [m for m in messages if "is a gene name" in m]
     assert len(said) == 1 and "version suffix" in said[0]
+
+
+def test_a_column_named_with_other_case_or_spaces_is_pointed_at():
+    adata = make_adata()
+    adata.obs = adata.obs.rename(columns={"condition": "condition ", "cell_type": "Cell_Type"})
+    with pytest.raises(KeyError, match=r"'condition' is 'condition ', 'cell_type' is 'Cell_Type'"):
+        PerturbationData.from_anndata(adata, SCHEMA)
