@@ -25,7 +25,14 @@ from distgen.data.conditions import (
     parse_atoms,
     parse_doses,
 )
-from distgen.data.expression import check_values, expression_var, read_expression, resolve_scale, to_dense_float32
+from distgen.data.expression import (
+    check_values,
+    expression_var,
+    normalised_total,
+    read_expression,
+    resolve_scale,
+    to_dense_float32,
+)
 from distgen.data.schema import PerturbationSchema
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
 
@@ -222,7 +229,12 @@ class PerturbationData:
             control_label="control",
         )
         labels = _labels(atoms, doses, contexts, batches, info)
-        table = CellTable(torch.from_numpy(dense), labels, info, {"scale": scale_out, "source_scale": scale})
+        meta: dict[str, Any] = {"scale": scale_out, "source_scale": scale}
+        if scale == "log" and kind == "genes":
+            total = normalised_total(x)  # log1p input's normalize_total target, when it can be told (every gene kept)
+            if total is not None:
+                meta["log_total"] = total
+        table = CellTable(torch.from_numpy(dense), labels, info, meta)
 
         new_obs = obs.copy()
         new_obs["distgen_condition"] = pd.Categorical(conditions.astype(str))

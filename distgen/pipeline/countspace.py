@@ -27,6 +27,20 @@ from distgen.types import Cells
 MAX_FIT_CELLS = 20_000
 
 
+def counts_target_sum(dataset: Dataset) -> tuple[float, list[str]]:
+    """``(the normalize_total target counts are computed with, notes)``: ``schema.target_sum``, or the total log input was normalised to.
+
+    Log1p input whose every cell's ``expm1(x)`` summed to one total at load (``log1p(CPM)``: 1e6) is inverted with
+    that total, with a note, whatever ``target_sum`` says: with 1e4 its counts were 100x too large.
+    """
+    target_sum = float(dataset.data.schema.target_sum)
+    total = dataset.data.table.meta.get("log_total")
+    if total is None or abs(float(total) - target_sum) <= 1e-2 * target_sum:
+        return target_sum, []
+    return float(total), [f"counts: the data were log1p of counts normalised to {float(total):.4g} per cell (not data.schema.target_sum="
+                          f"{target_sum:g}); counts are computed with {float(total):.4g}"]
+
+
 def dataset_sizes(dataset: Dataset) -> tuple[np.ndarray, str]:
     """``([N] library sizes of every cell of the dataset, where they came from)``."""
     data = dataset.data
@@ -46,7 +60,7 @@ def fit_run_dispersion(dataset: Dataset, cells: Cells, sizes: np.ndarray, seed: 
     cols = torch.from_numpy(_columns(dataset, cells))
     x = dataset.data.table.X[torch.from_numpy(train)][:, cols].numpy()
     groups = np.char.add(dataset.data.conditions[train].astype(str), np.char.add("|", dataset.data.contexts[train].astype(str)))
-    return C.fit_dispersion(x, sizes[train], float(dataset.data.schema.target_sum), groups)
+    return C.fit_dispersion(x, sizes[train], counts_target_sum(dataset)[0], groups)
 
 
 def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: str = "round", seed: int = 0) -> tuple[Cells, list[str]]:
@@ -58,8 +72,8 @@ def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: 
     if len(pred) != sum(n) + len(pool):
         raise ValueError(f"the prediction has {len(pred)} rows but split part {part!r} has {sum(n)} group cells and {len(pool)} controls; "
                          "convert the output of predict(model, dataset, part) with the same part")
+    target_sum, notes = counts_target_sum(dataset)
     sizes, source = dataset_sizes(dataset)
-    target_sum = float(dataset.data.schema.target_sum)
     theta = fit_run_dispersion(dataset, pred, sizes, seed) if model == "nb" else None
     x = pred.X.numpy()
     out = np.empty(x.shape, dtype=np.float32)
@@ -70,7 +84,7 @@ def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: 
         out[start:start + k] = C.to_counts(x[start:start + k], size, target_sum, model, theta, rng)
         start += k
     out[start:] = C.to_counts(x[start:], sizes[pool], target_sum, "round")
-    notes = [f"counts ({model}): library sizes from {source}; generated cells draw theirs from their group's control pool"]
+    notes += [f"counts ({model}): library sizes from {source}; generated cells draw theirs from their group's control pool"]
     return _with_x(pred, out), notes
 
 
@@ -81,7 +95,7 @@ def truth_counts(dataset: Dataset, truth: Cells, part: str = "test") -> Cells:
     if len(rows) != len(truth):
         raise ValueError(f"the truth has {len(truth)} rows but split part {part!r} has {len(rows)}")
     sizes, _ = dataset_sizes(dataset)
-    return _with_x(truth, C.to_counts(truth.X.numpy(), sizes[rows], float(dataset.data.schema.target_sum), "round"))
+    return _with_x(truth, C.to_counts(truth.X.numpy(), sizes[rows], counts_target_sum(dataset)[0], "round"))
 
 
 def _with_x(cells: Cells, x: np.ndarray) -> Cells:

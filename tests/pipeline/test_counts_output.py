@@ -181,3 +181,24 @@ def test_a_cell_with_no_counts_comes_back_as_zeros_and_the_others_keep_their_cou
     assert np.array_equal(back.X.numpy(), original)
     sizes, where = C.library_sizes(data.data.adata.obs, len(b), float(data.data.schema.target_sum))
     assert C.LIBRARY_COL in where and sizes.min() == 0.0
+
+
+@pytest.mark.parametrize("total", [1e6, 1e4])
+def test_log1p_input_of_another_total_comes_back_as_its_original_counts(raw, tmp_path, total):
+    # log1p(CPM) input (every cell's expm1 sums to 1e6) was inverted with target_sum=1e4: every count came back 100x too large
+    _, a = raw
+    b = a.copy()
+    b.obs["n_counts"] = b.X.sum(1)  # the library sizes, as a user's file records them
+    b.X = np.log1p(b.X / b.X.sum(1, keepdims=True) * total).astype(np.float32)
+    path = tmp_path / "lognorm.h5ad"
+    b.write_h5ad(path)
+    data = _load(path)
+    truth = data.truth("test")
+    back = truth_counts(data, truth)
+    original = pd.DataFrame(a.X, index=a.obs_names).loc[list(truth.names)].to_numpy()
+    np.testing.assert_array_equal(back.X.numpy(), original)
+    pred = predict(models.get("mean_perturbation")().fit(data.train_table), data, "test", seed=0)
+    out, notes = prediction_counts(data, pred, "test", "round")
+    ctrl = out.is_control  # the appended real controls: their own counts again
+    np.testing.assert_array_equal(out.X.numpy()[ctrl], original[truth.is_control])
+    assert any("normalised to 1e+06" in n for n in notes) == (total == 1e6)
