@@ -123,12 +123,14 @@ class DiskCells:
         self.sparse = enc == "csr_matrix"
         self._n_rows = self.n_cells
         first = self.read(np.arange(min(self.n_cells, 2000)), log=False)
-        from distgen.data.expression import check_values, detect_scale
+        from distgen.data.expression import check_log_base, check_values, detect_scale
 
         check_values(first, self.schema.expression)
         found = detect_scale(first)
         if found == "normalized":
             raise ValueError(f"{self.path}: values are normalised but not log-transformed; apply log1p or stream the counts layer")
+        if found == "log":  # log2 / log10 values would be read as log1p, too large (the message gives the conversion)
+            check_log_base(first, self.schema.expression, self.schema.target_sum)
         declared = self.schema.scale
         if declared != "auto" and declared != found:
             raise ValueError(f"{self.path}: PerturbationSchema.scale={declared!r} but the values look like {found!r}; fix the schema")

@@ -160,7 +160,7 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], targe
     """
     found = detect_scale(x)
     if found == "log" and declared != "counts":
-        _check_log_base(x, source, target_sum)
+        check_log_base(x, source, target_sum)
     if found == "log" and declared != "counts" and looks_exponentiated(x):
         total = float(np.asarray(x.sum(axis=1)).ravel()[0])
         warnings.warn(
@@ -202,7 +202,7 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], targe
     return declared if declared != "auto" else found
 
 
-def _check_log_base(x: Any, source: str, target_sum: float | None) -> None:
+def check_log_base(x: Any, source: str, target_sum: float | None) -> None:
     """Refuse log values in another base than e; warn when they were normalised to another total than ``target_sum``."""
     found = log_base(x)
     if found is not None and found[0] != float(np.e):

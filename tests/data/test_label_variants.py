@@ -194,3 +194,13 @@ def test_a_column_named_with_other_case_or_spaces_is_pointed_at():
     adata.obs = adata.obs.rename(columns={"condition": "condition ", "cell_type": "Cell_Type"})
     with pytest.raises(KeyError, match=r"'condition' is 'condition ', 'cell_type' is 'Cell_Type'"):
         PerturbationData.from_anndata(adata, SCHEMA)
+
+
+def test_the_streaming_reader_refuses_log2_values_too(tmp_path):
+    from distgen.data.disk import DiskCells
+
+    adata = make_adata()
+    adata.X = np.log2(1 + adata.X / adata.X.sum(1, keepdims=True) * 1e4).astype(np.float32)
+    adata.write_h5ad(tmp_path / "log2.h5ad")
+    with pytest.raises(ValueError, match=r"log2\(1 \+ x\)"):
+        DiskCells(tmp_path / "log2.h5ad", SCHEMA)
