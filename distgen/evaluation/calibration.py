@@ -152,7 +152,8 @@ def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling:
     too few real cells for a half-split has no ceiling: with it in the model's mean only, the score would
     compare different sets). When that leaves out perturbations the model scored, ``normalised_rows``
     gives the three means it used, their number and each left-out perturbation with the reason.
-    ``baseline_notes`` (``{baseline: reason}``) says why a baseline's mean is NaN, when one is.
+    ``baseline_notes`` (``{baseline: reason}``) says why a baseline's mean is NaN, when one is; ``model_note`` and
+    ``ceiling_note`` say why the model's or the ceiling's mean is, when it is.
     A diagnostic metric (``MetricCapabilities.diagnostic``: no better direction) gets no strongest
     baseline and no normalised score.
     """
@@ -201,6 +202,10 @@ def summarise(model: MetricTable, baselines: Mapping[str, MetricTable], ceiling:
         }
         if common is not None:
             out[name]["normalised_rows"] = common
+        if math.isnan(out[name]["model"]):  # each undefined mean carries its own reason (the normalised note gives only the first)
+            out[name]["model_note"] = why_undefined(model, name)
+        if math.isnan(ceil):
+            out[name]["ceiling_note"] = why_undefined(ceiling, name) if ceiling is not None else "not computed"
         undefined = {b: why_undefined(t, name) for b, t in baselines.items() if name in t.values and math.isnan(base[b])}
         if undefined:  # a baseline's NaN mean is shown next to the model's: with the reason, not as a bare nan
             out[name]["baseline_notes"] = undefined

@@ -320,20 +320,39 @@ class _StageClock:
 
 
 def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N")) -> str:
-    """A short plain-text table of the model next to its baselines and ceiling."""
+    """A short plain-text table of the model next to its baselines and ceiling.
+
+    Every undefined value is shown (``nan``, or ``normalised undefined``) and followed by an indented line with its
+    reason from the summary (``model_note``, ``baseline_notes``, ``ceiling_note``, ``normalised_note``). ``summary`` may
+    be the one ``run`` returned (NaN) or one read back from ``summary.json`` (null).
+    """
     rows = []
     metrics = summary.get("metrics", {})
     for name in names:
         m = metrics.get(name)
         if not m:
             continue
-        cells = [f"{name:<26}", f"model {m.get('model', float('nan')):.4g}"]
+        notes: list[str] = []
+
+        def said(label: str, value: Any, why: Any, notes: list[str] = notes) -> str:
+            v = float("nan") if value is None else float(value)
+            if v != v:
+                notes.append(f"{label} nan: {why or 'undefined'}")
+                return f"{label} nan"
+            return f"{label} {v:.4g}"
+
+        cells = [f"{name:<26}", said("model", m.get("model"), m.get("model_note"))]
         for b, v in (m.get("baselines") or {}).items():
-            cells.append(f"{b} {v:.4g}")
-        if m.get("ceiling") is not None:
-            cells.append(f"ceiling {m['ceiling']:.4g}")
-        norm = m.get("normalised")
-        if norm is not None and norm == norm:  # NaN: the strongest baseline already reaches the ceiling
-            cells.append(f"normalised {norm:.3g}")
+            cells.append(said(b, v, (m.get("baseline_notes") or {}).get(b)))
+        if "ceiling" in m:
+            cells.append(said("ceiling", m["ceiling"], m.get("ceiling_note")))
+        if "normalised" in m:
+            norm = m["normalised"]
+            if norm is None or norm != norm:
+                cells.append("normalised undefined")
+                notes.append(f"normalised undefined: {m.get('normalised_note') or 'no reason recorded'}")
+            else:
+                cells.append(f"normalised {norm:.3g}")
         rows.append("  ".join(cells))
+        rows += [f"    {n}" for n in dict.fromkeys(notes)]
     return "\n".join(rows) if rows else json.dumps(metrics)[:500]

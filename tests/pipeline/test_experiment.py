@@ -3,6 +3,7 @@
 One run loads its data once, hands objects between stages and writes files only as outputs."""
 
 import json
+import math
 
 import pytest
 
@@ -10,6 +11,9 @@ from distgen.cli import main
 from distgen.config import load_yaml, save_yaml
 from distgen.data import layout
 from distgen.data.prepared import Dataset
+from distgen.evaluation.calibration import summarise
+from distgen.evaluation.report import clean_nan
+from distgen.evaluation.suite import MetricTable
 from distgen.pipeline.experiment import headline, is_trainable, run
 
 DATA = {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 8}
@@ -81,16 +85,37 @@ def test_trained_generator_experiment_via_cli(tmp_path, capsys, monkeypatch):
         assert (tmp_path / "gen" / "train" / f).exists(), f
 
 
-def test_headline_lists_model_baselines_and_ceiling_and_hides_undefined_normalised_scores():
+def test_headline_lists_model_baselines_and_ceiling_and_shows_each_undefined_value_with_its_reason():
     summary = {"metrics": {
-        "mse": {"model": 0.5, "baselines": {"control": 0.25, "additive": 0.125}, "ceiling": 0.0625, "normalised": float("nan")},
-        "pearson_delta": {"model": 0.75, "baselines": {"additive": 0.5}, "ceiling": 1.0, "normalised": 0.5},
+        "mse": {"model": 0.5, "baselines": {"control": 0.25, "additive": 0.125}, "ceiling": 0.0625, "normalised": float("nan"),
+                "normalised_note": "the strongest baseline (additive: 0.125) is at or beyond the ceiling (0.0625)"},
+        "pearson_delta": {"model": 0.75, "baselines": {"control": float("nan"), "additive": 0.5}, "ceiling": 1.0, "normalised": 0.5,
+                          "baseline_notes": {"control": "a delta is constant over genes (or no cells)"}},
         "not_shown": {"model": 1.0},
     }}
     lines = headline(summary, names=("mse", "pearson_delta", "missing")).splitlines()
-    assert len(lines) == 2
-    assert lines[0].split() == ["mse", "model", "0.5", "control", "0.25", "additive", "0.125", "ceiling", "0.0625"]
-    assert lines[1].split()[-2:] == ["normalised", "0.5"]
+    assert lines[0].split() == ["mse", "model", "0.5", "control", "0.25", "additive", "0.125", "ceiling", "0.0625",
+                                "normalised", "undefined"]
+    assert lines[1] == "    normalised undefined: the strongest baseline (additive: 0.125) is at or beyond the ceiling (0.0625)"
+    assert lines[2].split() == ["pearson_delta", "model", "0.75", "control", "nan", "additive", "0.5", "ceiling", "1",
+                                "normalised", "0.5"]
+    assert lines[3] == "    control nan: a delta is constant over genes (or no cells)"
+    assert len(lines) == 4
+
+
+def test_headline_of_a_real_summary_gives_the_causes_computed_by_summarise_also_when_read_back_from_json():
+    def table(v: float, reason: str = "") -> MetricTable:
+        return MetricTable(perts=("A",), values={"mse": [v]}, reasons={"mse": {"A": reason}} if reason else {"mse": {}})
+
+    # the ceiling is undefined (not "the baseline reaches the ceiling"), and a baseline is undefined too
+    metrics = summarise(table(0.5), {"mean": table(0.9), "control": table(math.nan, "no control cells")},
+                        table(math.nan, "3 real cell(s): a half-split leaves 1 per half"))
+    for summary in ({"metrics": metrics}, json.loads(json.dumps(clean_nan({"metrics": metrics})))):  # as run returns it, as summary.json
+        text = headline(summary, names=("mse",))
+        assert "control nan" in text and "    control nan: no control cells" in text
+        assert "ceiling nan" in text and "    ceiling nan: 3 real cell(s): a half-split leaves 1 per half" in text
+        assert "    normalised undefined: ceiling undefined (3 real cell(s)" in text
+        assert "beyond the ceiling" not in text
 
 
 def test_quickstart_command_runs_end_to_end_with_overrides(tmp_path, capsys):
