@@ -27,6 +27,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from distgen import markdown as md
 from distgen.errors import UsageError
 from distgen.evaluation.report import fmt_value
 from distgen.evaluation.uncertainty import LEVEL, N_BOOT, margin, paired_test, verdict
@@ -277,7 +278,7 @@ def _vcc2026(va: dict[str, Any], vb: dict[str, Any], notes: list[str]) -> dict[s
 def markdown(result: dict[str, Any]) -> str:
     """A readable table of ``compare``'s result."""
     alpha = result.get("alpha", 1.0 - result["ci_level"])
-    lines = ["# distgen compare", "", f"A `{result['a']}` vs B `{result['b']}`: {result['n_shared']} shared perturbations "
+    lines = ["# distgen compare", "", f"A {md.code(result['a'])} vs B {md.code(result['b'])}: {result['n_shared']} shared perturbations "
              f"({result['only_a']} only in A, {result['only_b']} only in B). Difference = A - B, paired per perturbation; "
              f"means over the pairs where both are defined; {result['ci_level']:.0%} bootstrap CI; two-sided Wilcoxon "
              f"signed-rank p. A winner only where p < {alpha:.2g} and |A - B| > margin (the split-half replicate's spread of "
@@ -290,7 +291,7 @@ def markdown(result: dict[str, Any]) -> str:
         hib = {True: "higher", False: "lower", None: "?"}[r["higher_is_better"]]
         if not r.get("per_perturbation", True):
             singles.append(name)
-            lines.append(f"| {name} | {hib} | {fmt_value(r['mean_a'])} | {fmt_value(r['mean_b'])} | {fmt_value(r['mean_difference'])} | - | - | "
+            lines.append(f"| {md.cell(name)} | {hib} | {fmt_value(r['mean_a'])} | {fmt_value(r['mean_b'])} | {fmt_value(r['mean_difference'])} | - | - | "
                          f"- | one value* | - |")
             continue
         ci = f"[{fmt_value(r['ci'][0])}, {fmt_value(r['ci'][1])}]"
@@ -302,18 +303,18 @@ def markdown(result: dict[str, Any]) -> str:
             said = f"{said} (p < {alpha:.2g}, > margin)"
         elif said == "negligible":
             said = "negligible (within margin)"
-        lines.append(f"| {name} | {hib} | {fmt_value(r['mean_a'])} | {fmt_value(r['mean_b'])} | {fmt_value(r['mean_difference'])} | {ci} | "
+        lines.append(f"| {md.cell(name)} | {hib} | {fmt_value(r['mean_a'])} | {fmt_value(r['mean_b'])} | {fmt_value(r['mean_difference'])} | {ci} | "
                      f"{fmt_value(r['wilcoxon_p'])} | {width} | {pairs} | {said} |")
     if singles:
         lines += ["", f"\\* one value for the whole evaluation (per context: their mean), repeated on every row of metrics.csv: "
-                  f"a difference of single numbers, not paired observations (no CI, no test, no winner): {', '.join(singles)}."]
+                  f"a difference of single numbers, not paired observations (no CI, no test, no winner): {', '.join(map(md.inline, singles))}."]
     if result.get("vcc2026"):
         lines += ["", "## vcc2026 score (from the replicate; higher is better: 1 = replicate, 0 = baseline; one value each, no test)", "",
                   "| score | A | B | A - B |", "|---|---|---|---|"]
-        lines += [f"| {k} | {fmt_value(v['value_a'])} | {fmt_value(v['value_b'])} | {fmt_value(v['difference'])} |"
+        lines += [f"| {md.cell(k)} | {fmt_value(v['value_a'])} | {fmt_value(v['value_b'])} | {fmt_value(v['difference'])} |"
                   for k, v in result["vcc2026"]["scores"].items()]
     notes = [*result.get("notes", []), *[f"{name}: {r['note']}" for name, r in result["metrics"].items()
                                          if r.get("note") and r.get("per_perturbation", True)]]
     if notes:
-        lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
+        lines += ["", "## Notes", "", *[f"- {md.inline(n, True)}" for n in notes]]
     return "\n".join(lines) + "\n"

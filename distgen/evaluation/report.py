@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from distgen import markdown as md
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.suite import MetricTable
 
@@ -76,16 +77,16 @@ def markdown(summary: Mapping[str, Any]) -> str:
     for alias, v in (summary.get("baseline_aliases") or {}).items():
         folded.setdefault(v["same_as"], []).append(alias)
     positives = sorted({p for r in rows.values() for p in (r.get("positive_references") or {})})
-    head = ["metric", "better", "model", *[b + (f" (= {', '.join(folded[b])})" if b in folded else "") for b in bases],
-            "ceiling", *[f"{p} (positive)" for p in positives], "normalised", "vs", "NaN"]
+    head = ["metric", "better", "model", *[md.cell(b + (f" (= {', '.join(folded[b])})" if b in folded else "")) for b in bases],
+            "ceiling", *[md.cell(f"{p} (positive)") for p in positives], "normalised", "vs", "NaN"]
     lines = [
         "# distgen evaluate",
         "",
-        f"prediction `{summary['pred']}` vs truth `{summary['real']}`: {summary['n_perturbations']} perturbations, "
+        f"prediction {md.code(summary['pred'])} vs truth {md.code(summary['real'])}: {summary['n_perturbations']} perturbations, "
         f"{summary['n_genes']} genes ("
-        + (f"`{summary['pert_col']}`, " if summary.get("pert_col") else "")
-        + f"control `{summary['control']}`)."
-        + (f" Scored per context: {', '.join(summary['contexts'])}." if summary.get("contexts") else ""),
+        + (f"{md.code(summary['pert_col'])}, " if summary.get("pert_col") else "")
+        + f"control {md.code(summary['control'])})."
+        + (f" Scored per context: {', '.join(md.inline(c) for c in summary['contexts'])}." if summary.get("contexts") else ""),
         "",
         "normalised = (model - strongest baseline) / (ceiling - strongest baseline): 0 = baseline, 1 = ceiling.",
         "The ceiling compares disjoint halves of the real cells (half depth), so for error metrics it is pessimistic.",
@@ -95,16 +96,17 @@ def markdown(summary: Mapping[str, Any]) -> str:
     ]
     for name, r in rows.items():
         better = "none (diagnostic)" if r.get("diagnostic") else ("higher" if r["higher_is_better"] else "lower")
-        cells = [name, better, fmt_value(r["model"]), *[fmt_value(r["baselines"].get(b)) for b in bases],
+        cells = [md.cell(name), better, fmt_value(r["model"]), *[fmt_value(r["baselines"].get(b)) for b in bases],
                  fmt_value(r["ceiling"]), *[fmt_value((r.get("positive_references") or {}).get(p)) for p in positives],
-                 fmt_value(r["normalised"]), fmt_value(r["strongest_baseline"]), str(r["n_nan"])]
+                 fmt_value(r["normalised"]), md.cell(fmt_value(r["strongest_baseline"])), str(r["n_nan"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += uncertainty_lines(summary)
-    undefined = [f"- {name}: normalised score NaN: {r['normalised_note']}" for name, r in rows.items()
+    undefined = [f"- {md.inline(name, True)}: normalised score NaN: {md.inline(r['normalised_note'])}" for name, r in rows.items()
                  if r.get("normalised_note") and (r["normalised"] is None or math.isnan(r["normalised"]))]
     if undefined:
         lines += ["", "## Undefined scores", "", *undefined]
-    nan_bases = [f"- {name}, {b}: {why or 'undefined'}" for name, r in rows.items() for b, why in (r.get("baseline_notes") or {}).items()]
+    nan_bases = [f"- {md.inline(name, True)}, {md.inline(b)}: {md.inline(why or 'undefined')}" for name, r in rows.items()
+                 for b, why in (r.get("baseline_notes") or {}).items()]
     if nan_bases:
         lines += ["", "## Undefined baseline scores", "", "A baseline's nan in the table above is undefined on every perturbation:", "",
                   *nan_bases]
@@ -114,12 +116,12 @@ def markdown(summary: Mapping[str, Any]) -> str:
                   "The normalised score compares means over the same perturbations: those where the model, the strongest "
                   "baseline and the ceiling are all defined. Left out (model defined, the other side not):", ""]
         for name, c in fewer:
-            out = "; ".join(f"{p} ({why})" for p, why in list(c["left_out"].items())[:5])
+            out = "; ".join(f"{md.inline(p)} ({md.inline(why)})" for p, why in list(c["left_out"].items())[:5])
             more = f"; and {len(c['left_out']) - 5} more" if len(c["left_out"]) > 5 else ""
-            lines.append(f"- {name}: over {c['n']} (model {fmt_value(c['model'])}, baseline {fmt_value(c['baseline'])}, "
+            lines.append(f"- {md.inline(name, True)}: over {c['n']} (model {fmt_value(c['model'])}, baseline {fmt_value(c['baseline'])}, "
                          f"ceiling {fmt_value(c['ceiling'])}); left out: {out}{more}")
     if summary.get("notes"):
-        lines += ["", "## Notes", "", *[f"- {n}" for n in summary["notes"]]]
+        lines += ["", "## Notes", "", *[f"- {md.inline(n, True)}" for n in summary["notes"]]]
     return "\n".join(lines) + "\n"
 
 
@@ -144,13 +146,13 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
     for name, r in rows.items():
         b = r.get("ceiling_band") or {}
         t = r.get("vs_strongest_baseline") or {}
-        cells = [name, interval(r["model_ci"]), interval([b["min"], b["max"]]) if b else "-", fmt_value(t.get("baseline")),
+        cells = [md.cell(name), interval(r["model_ci"]), interval([b["min"], b["max"]]) if b else "-", md.cell(fmt_value(t.get("baseline"))),
                  fmt_value(t.get("mean_difference")), interval(t.get("ci")), fmt_value(t.get("wilcoxon_p")), fmt_value(t.get("n")),
                  fmt_value(t.get("margin")), fmt_value(t.get("verdict"))]
         lines.append("| " + " | ".join(cells) + " |")
     roles = summary.get("reference_roles")
     if roles:
-        lines += ["", "References: " + ", ".join(f"{k} ({v})" for k, v in roles.items()) + "."]
+        lines += ["", "References: " + ", ".join(f"{md.inline(k)} ({md.inline(v)})" for k, v in roles.items()) + "."]
     strata = {name: r["strata"] for name, r in rows.items() if r.get("strata")}
     if strata:
         thr = next(iter(strata.values()))["near_solved_threshold"]
@@ -161,7 +163,7 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
         for name, st in strata.items():
             def tiers(key: str, st: dict[str, Any] = st) -> str:
                 return "; ".join(f"{fmt_value(b['model'])} / {fmt_value(b['baseline'])} (n={b['n']})" for b in st[key]) or "-"
-            lines.append(f"| {name} | {st['baseline']} | {tiers('by_response')} | {tiers('by_saturation')} | {fmt_value(st['near_solved_fraction'])} |")
+            lines.append(f"| {md.cell(name)} | {md.cell(st['baseline'])} | {tiers('by_response')} | {tiers('by_saturation')} | {fmt_value(st['near_solved_fraction'])} |")
     return lines
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from distgen import markdown as md
+
 #: Metrics shown in summaries unless others are asked for.
 SUMMARY_METRICS = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N", "edistance")
 
@@ -144,8 +146,8 @@ def summary_markdown(
     rows: Sequence[dict[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str], failed: Sequence[str] = ()
 ) -> tuple[str, list[Comparison]]:
     """The sweep's ``summary.md`` text and the comparisons it reports."""
-    lines = ["# Sweep summary", "", f"Reference variant: `{reference}`. Values: mean +/- sd over seeds of the per-run mean over perturbations.", ""]
-    lines.append("| variant | seeds | " + " | ".join(f"{m} {'(up)' if metric_direction(m) else '(down)'}" for m in metrics) + " |")
+    lines = ["# Sweep summary", "", f"Reference variant: {md.code(reference)}. Values: mean +/- sd over seeds of the per-run mean over perturbations.", ""]
+    lines.append("| variant | seeds | " + " | ".join(f"{md.cell(m)} {'(up)' if metric_direction(m) else '(down)'}" for m in metrics) + " |")
     lines.append("|---|---|" + "---|" * len(metrics))
     for var in variants:
         cells, n_seeds = [], 0
@@ -156,23 +158,23 @@ def summary_markdown(
                 cells.append(f"{fmt(float(np.mean(means)))} +/- {fmt(float(np.std(means, ddof=1)), 2)}")
             else:  # one seed has no spread to show
                 cells.append(f"{fmt(means[0])} (1 seed: no sd)" if means else "- (no value)")
-        lines.append(f"| {var} | {n_seeds} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md.cell(var)} | {n_seeds} | " + " | ".join(cells) + " |")
     comparisons = [paired_comparison(rows, v, reference, m) for v in variants if v != reference for m in metrics]
     if comparisons:
         lines += ["", "## Paired comparison against the reference",
                   "", "Wilcoxon signed-rank test over (seed, perturbation) pairs; mean_diff = variant - reference.", "",
                   "| variant | metric | pairs | mean_diff | W | p | better |", "|---|---|---|---|---|---|---|"]
         for c in comparisons:
-            lines.append(f"| {c.variant} | {c.metric} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | {fmt(c.p_value, 3)} | {c.better} |")
+            lines.append(f"| {md.cell(c.variant)} | {md.cell(c.metric)} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | {fmt(c.p_value, 3)} | {c.better} |")
     same = identical_variants(rows, variants, metrics)
     if same:
         lines += ["", "## Variants without effect", "",
                   "These variants gave exactly the same value as another for every seed, perturbation and metric: the runs "
                   "generated the same cells, so the setting that tells them apart had no effect (a parameter the model does "
                   "not read, or two settings that coincide on this data).", ""]
-        lines += [f"- `{v}` = `{other}`" for v, other in same.items()]
+        lines += [f"- {md.code(v)} = {md.code(other)}" for v, other in same.items()]
     if failed:
-        lines += ["", "## Failed runs", ""] + [f"- {f}" for f in failed]
+        lines += ["", "## Failed runs", ""] + [f"- {md.inline(f, True)}" for f in failed]
     return "\n".join(lines) + "\n", comparisons
 
 
