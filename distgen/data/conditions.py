@@ -65,10 +65,14 @@ def handle_missing_labels(obs: pd.DataFrame, schema: PerturbationSchema, source:
     if not found:
         return None
     names = obs.index.astype(str)
-    parts = []
+    parts, words = [], []
     for col, mask in found.items():
         ex = ", ".join(repr(n) for n in names[mask][:3])
-        parts.append(f"{int(mask.sum())} of {len(mask)} cells in obs column {col!r} (e.g. {ex})")
+        cols = col.split("+") if col not in obs.columns else [col]
+        said = sorted({str(v) for c in cols for v in obs[c].to_numpy(dtype=object)[mask] if isinstance(v, str) and v.strip()})
+        text = f"; the text {', '.join(map(repr, said))}" if said else ""  # a "no value" word, not an empty cell
+        words += [(col, w) for w in said]
+        parts.append(f"{int(mask.sum())} of {len(mask)} cells in obs column {col!r} (e.g. {ex}{text})")
     what = "; ".join(parts)
     drop = np.logical_or.reduce(list(found.values()))
     if schema.missing_labels == "drop" and can_drop:
@@ -80,7 +84,13 @@ def handle_missing_labels(obs: pd.DataFrame, schema: PerturbationSchema, source:
         "PerturbationSchema(missing_labels='drop') (config: data.schema.missing_labels: drop)"
         if can_drop else "remove them from the file (adata = adata[labelled].copy(); adata.write_h5ad(...))"
     )
-    raise MissingLabelError(f"{source}: missing label (NaN, None or empty) for {what}; a missing label is not a control: {fix}")
+    if words:  # a real condition or context may be called "NA" or "None": say how to keep it
+        col, w = words[0]
+        fix += (f". A label spelled {', '.join(sorted({repr(w) for _, w in words}))} is read as no value (as exported tables write "
+                f"one); if it is a real label, rename it, e.g. adata.obs[{col!r}] = adata.obs[{col!r}].astype(str).replace("
+                f"{{{w!r}: {w + '_'!r}}})")
+    raise MissingLabelError(f"{source}: missing label (NaN, None, empty or a 'no value' word: {sorted(MISSING_STRINGS - {''})}) "
+                            f"for {what}; a missing label is not a control: {fix}")
 
 
 def _check_delimiter(label: str, delim: str, genes: set[str]) -> None:

@@ -34,6 +34,22 @@ def test_missing_perturbation_label_is_an_error_naming_count_and_column(blank):
     assert "missing_labels" in msg  # says how to drop them instead
 
 
+@pytest.mark.parametrize("word", ["nan", "None", "NA"])
+def test_a_label_spelled_like_no_value_is_named_with_how_to_keep_it(word):
+    """A context or condition literally called "NA" is refused like a missing one; the error says which text it read
+    and how to rename it, instead of calling it "NaN, None or empty"."""
+    adata = _with(make_adata(), "cell_type", [5, 6], word)
+    with pytest.raises(MissingLabelError) as info:
+        PerturbationData.from_anndata(adata, SCHEMA)
+    msg = str(info.value)
+    assert f"the text {word!r}" in msg and f"A label spelled {word!r} is read as no value" in msg
+    assert f".replace({{{word!r}: {word + '_'!r}}})" in msg
+    adata = _with(make_adata(), "cell_type", [5, 6], np.nan)  # a real NaN: no rename hint
+    with pytest.raises(MissingLabelError) as info:
+        PerturbationData.from_anndata(adata, SCHEMA)
+    assert "the text" not in str(info.value) and "rename" not in str(info.value)
+
+
 def test_before_the_fix_missing_labels_became_controls():
     """The behaviour this replaces: with dropping on, the unlabelled cells are *not* counted as controls."""
     adata = make_adata()
