@@ -41,6 +41,30 @@ def write_csv(table: MetricTable, path: str) -> None:
         w.writerows(rows)
 
 
+#: Columns of ``metrics.csv`` / a sweep's ``results.csv`` that hold labels or text, never numbers: a perturbation
+#: called ``001``, ``1e3`` or ``1.0`` is that text (as a float the three would be 1, 1000 and 1, and merge).
+TEXT_COLUMNS = ("variant", "perturbation", "context", "nan_reasons")
+
+
+def read_table_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of a ``metrics.csv`` or ``results.csv``: ``TEXT_COLUMNS`` as written, other columns as floats where they
+    parse (empty -> NaN), else as text."""
+    rows = []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            out: dict[str, Any] = {}
+            for k, v in row.items():
+                if k in TEXT_COLUMNS:
+                    out[k] = v
+                    continue
+                try:
+                    out[k] = float(v) if v != "" else math.nan
+                except (TypeError, ValueError):
+                    out[k] = v
+            rows.append(out)
+    return rows
+
+
 def write_long_csv(tables: Mapping[str, MetricTable], path: str) -> None:
     """``source, perturbation, metric, value`` for the baselines and the ceiling."""
     with open(path, "w", newline="") as f:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from distgen import markdown as md
+from distgen.evaluation.report import read_table_csv
 
 #: Metrics shown in summaries unless others are asked for.
 SUMMARY_METRICS = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N", "edistance")
@@ -32,18 +33,8 @@ class Comparison:
 
 
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a per-perturbation ``metrics.csv``; numeric columns parsed (empty -> NaN)."""
-    rows = []
-    with path.open() as fh:
-        for row in csv.DictReader(fh):
-            out: dict[str, Any] = {}
-            for k, v in row.items():
-                try:
-                    out[k] = float(v) if v != "" else math.nan
-                except (TypeError, ValueError):
-                    out[k] = v
-            rows.append(out)
-    return rows
+    """Rows of a per-perturbation ``metrics.csv``; numeric columns parsed (empty -> NaN), labels kept as text."""
+    return read_table_csv(path)
 
 
 def metric_direction(name: str) -> bool:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.report import TEXT_COLUMNS
 from distgen.evaluation.suite import MetricTable
 from distgen.report.stats import group_aliases
 
@@ -193,15 +195,17 @@ def read_metric_table(path: str | Path, metric_names: Sequence[str]) -> MetricTa
     for name in cols:
         if name in ("perturbation", "nan_reasons"):
             continue
-        vals = [_number(r[name]) for r in rows]
+        vals = [r[name] if name in TEXT_COLUMNS else _number(r[name]) for r in rows]  # a context "1e3" stays text
         if name in metric_names:
             table.values[name] = [float(v) if isinstance(v, float) else math.nan for v in vals]
         else:
             table.info[name] = vals
     for name in table.values:
         table.reasons[name] = {}
+    # "m1: why; m2: why": split only before a metric's name, since a reason may hold "; " itself
+    starts = re.compile("; (?=(?:" + "|".join(map(re.escape, sorted(table.values, key=len, reverse=True))) + "): )")
     for r in rows:
-        for part in filter(None, (r.get("nan_reasons") or "").split("; ")):
+        for part in filter(None, starts.split(r.get("nan_reasons") or "") if table.values else []):
             metric, _, why = part.partition(": ")
             if metric in table.reasons:
                 table.reasons[metric][r["perturbation"]] = why

@@ -7,7 +7,6 @@ files (``load_sweep_dir``) without importing the sweep machinery.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections import defaultdict
@@ -24,6 +23,7 @@ from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from distgen.evaluation.report import read_table_csv
 from distgen.report.html import Cell, Section, figure, num, page, table
 from distgen.report.stats import paired_interval
 from distgen.report.style import CEILING, MODEL, NEUTRAL, WORSE, baseline_look, metric_info, theme, value_axis
@@ -243,17 +243,7 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "results.csv").is_file() or not (sweep_dir / "summary.json").is_file():
         raise FileNotFoundError(f"{sweep_dir} is not a finished sweep folder (results.csv and summary.json are written by distgen sweep)")
-    rows: list[dict[str, Any]] = []
-    with (sweep_dir / "results.csv").open() as fh:
-        for r in csv.DictReader(fh):
-            row: dict[str, Any] = {}
-            for k, v in r.items():
-                try:
-                    row[k] = float(v) if v != "" else math.nan
-                except ValueError:
-                    row[k] = v
-            row["variant"] = r["variant"]
-            rows.append(row)
+    rows = read_table_csv(sweep_dir / "results.csv")  # variant and perturbation labels as written (``001`` is not 1)
     summary = json.loads((sweep_dir / "summary.json").read_text())
     shown = list(metrics or dict.fromkeys(str(c["metric"]) for c in summary.get("comparisons", [])))
     if not shown:

@@ -140,3 +140,30 @@ def test_variants_with_identical_results_are_flagged(tmp_path, base, capsys):
     assert "sweep variant description=also_good gave exactly the results of description=good" in capsys.readouterr().err
     html = (res.out / "report.html").read_text()
     assert 'id="identical"' in html and "<code>description=also_good</code> = <code>description=good</code>" in html
+
+
+def test_labels_that_look_like_numbers_stay_distinct_perturbations(tmp_path, base):
+    """``001``, ``1``, ``1.0`` and ``1e0`` are four perturbations: read as floats they were all 1.0, so the paired test
+    had a quarter of its pairs (and overwrote three of each four values), and results.csv lost the labels."""
+    labels = ["001", "1", "1.0", "1e0", "2", "nan_ctrl"]
+
+    def runner(config, run, run_dir):
+        rng = np.random.default_rng(run.seed)
+        (run_dir / METRICS_FILE).parent.mkdir(parents=True, exist_ok=True)
+        with (run_dir / METRICS_FILE).open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["perturbation", "context", "mse"])
+            for p in labels:
+                w.writerow([p, "1e3", 1.0 + (0.5 if "bad" in run.variant else 0.0) + rng.normal(0, 0.01)])
+        return 0
+
+    res = sweep(base, {"description": ["good", "bad"], "train.seed": [0, 1]}, tmp_path / "sw", runner=runner, metrics=["mse"],
+                progress=False)
+    (cmp,) = res.comparisons
+    assert cmp.n_pairs == 2 * len(labels)
+    rows = list(csv.DictReader((tmp_path / "sw" / "results.csv").open()))
+    assert sorted({r["perturbation"] for r in rows}) == sorted(labels) and {r["context"] for r in rows} == {"1e3"}
+    from distgen.report.sweep import load_sweep_dir
+
+    back = load_sweep_dir(tmp_path / "sw")
+    assert sorted({r["perturbation"] for r in back.rows}) == sorted(labels)

@@ -190,3 +190,23 @@ def test_a_per_context_page_written_again_reads_the_contexts_by_the_column_it_wa
     assert main([str(out)]) == 0
     html = (out / "report.html").read_text()
     assert len(check_page(html, ["headline", "per-perturbation", "distributions", "training"])) == 5
+
+
+def test_metrics_csv_reads_back_labels_and_reasons_as_written(tmp_path):
+    """A context called ``1e3`` stays text (it was read as 1000.0), and a reason holding "; " is kept whole (it was cut
+    there, the rest read as a metric that does not exist and dropped)."""
+    from distgen.evaluation.report import write_csv
+    from distgen.evaluation.suite import MetricTable
+    from distgen.report.inputs import read_metric_table
+
+    half = "3 real cell(s): a half-split leaves 1 per half; the ceiling needs at least 4 real cells (2 per half)"
+    table = MetricTable(perts=("001", "1e3", "A|B; x"), values={"mse": [math.nan, 1.0, 2.0], "pearson_delta": [math.nan, math.nan, 0.5]},
+                        reasons={"mse": {"001": half}, "pearson_delta": {"001": "x; pearson_delta", "1e3": "constant"}},
+                        info={"context": ["1e3", "001", "K562"], "n_cells_real": [3, 5, 6]})
+    write_csv(table, tmp_path / "metrics.csv")
+    back = read_metric_table(tmp_path / "metrics.csv", ["mse", "pearson_delta"])
+    assert back.perts == table.perts and back.reasons == table.reasons
+    assert back.info["context"] == ["1e3", "001", "K562"] and back.info["n_cells_real"] == [3.0, 5.0, 6.0]
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(tmp_path / "metrics.csv", dtype={"perturbation": str, "context": str})
+    assert frame["perturbation"].tolist() == list(table.perts) and frame["context"].tolist() == table.info["context"]
