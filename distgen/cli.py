@@ -11,6 +11,7 @@ Exit codes are listed in ``distgen.errors``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
@@ -18,8 +19,10 @@ import pkgutil
 import shlex
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from distgen.errors import EXIT_FAILURE, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, DistgenError, Interrupted, clip_message, free_space
 
@@ -110,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from distgen.runtime import apply_threads
 
         apply_threads()
-        code = int(args.run(args) or 0)
+        with command_warnings(args.command) if from_command_line else contextlib.nullcontext():
+            code = int(args.run(args) or 0)
     except SystemExit:
         raise
     except BaseException as exc:
@@ -118,6 +122,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if from_command_line and getattr(args, "fast_exit", False):
         fast_exit(code)
     return code
+
+
+@contextlib.contextmanager
+def command_warnings(command: str) -> Iterator[None]:
+    """While a command runs as the program: distgen's own warnings (``DistgenWarning``) print as ``distgen COMMAND:
+    warning: message``, like its errors, instead of Python's ``file:line: Category: message`` and a source line (which
+    would name ``<frozen runpy>``: ``errors.warn`` attributes them to the first frame outside distgen). Other
+    libraries' warnings print as before. ``warnings.catch_warnings`` restores the hook when the command ends; a caller
+    of ``main(argv)`` (tests, a script) keeps its own warning handling."""
+    from distgen.errors import DistgenWarning
+
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:
+            if not issubclass(category, DistgenWarning):
+                previous(message, category, filename, lineno, file, line)
+                return
+            with contextlib.suppress(OSError, ValueError):  # a closed stream: a warning must not end the command
+                print(f"distgen {command}: warning: {message}", file=file or sys.stderr)
+
+        warnings.showwarning = show
+        yield
 
 
 def fast_exit(code: int) -> None:  # pragma: no cover - ends the process
@@ -129,7 +157,6 @@ def fast_exit(code: int) -> None:  # pragma: no cover - ends the process
     without ``argv``) ends this way, never a caller that passes ``argv``.
     """
     import atexit
-    import contextlib
 
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed or broken stream: nothing more can be written

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from distgen.errors import DistgenError, UsageError, clip_message, short
+from distgen.errors import DistgenError, DistgenWarning, UsageError, clip_message, short
 from distgen.registry import PluginBuildError, RegistryError, all_registries, registry
 
 #: Parameters filled by assembly from the data and from other components; never set in configs.
@@ -44,7 +44,7 @@ class ConfigError(UsageError, ValueError):
     """A config that cannot be built; the message names the key and how to fix it (exit code 2)."""
 
 
-class InertSettingWarning(UserWarning):
+class InertSettingWarning(DistgenWarning):
     """A setting given a value that has no effect with the rest of the configuration (an ablation of it changes nothing)."""
 
 

@@ -18,13 +18,24 @@ Exceptions defined elsewhere keep their own base classes (``ConfigError`` is a `
 ``CheckpointError`` a ``RuntimeError``...); the ones that are part of this contract also derive from
 ``DistgenError`` and carry ``exit_code``. ``short`` renders any value in bounded space so that an
 error message can never be the thing that hangs (a YAML alias bomb formatted by ``repr``).
+
+Warnings distgen emits on purpose are of class ``DistgenWarning``, raised through ``warn``: Python shows them at the
+first line *outside* distgen that led there (the user's ``distgen.run(...)``, not a line of distgen's own code),
+in Python's usual ``file:line: Category: message`` form, so ``warnings.filterwarnings`` works on them as on any
+library's. The ``distgen`` command prints them as ``distgen COMMAND: warning: message`` (``distgen.cli``); other
+libraries' warnings keep Python's form there. distgen never replaces ``warnings.showwarning`` or
+``warnings.formatwarning`` for a Python session: those hooks are global, one per process, shared by every library.
 """
 
 from __future__ import annotations
 
+import os
 import reprlib
 import shutil
+import sys
+import warnings
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -38,6 +49,34 @@ class DistgenError(Exception):
     """Base of errors whose message is complete for a user; ``exit_code`` 1 unless a subclass says."""
 
     exit_code = EXIT_FAILURE
+
+
+class DistgenWarning(UserWarning):
+    """Base of the warnings distgen emits on purpose (raise them with ``warn``)."""
+
+
+class DistgenRuntimeWarning(DistgenWarning, RuntimeWarning):
+    """A ``DistgenWarning`` about the environment rather than the input (a plugin that fails to load, a page not written)."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = DistgenWarning) -> None:
+    """``warnings.warn(message, category)`` attributed to the first frame outside the distgen package.
+
+    A fixed ``stacklevel`` points at whichever distgen function happened to call the one that warns (``api.py:123:
+    ... return _run(...)``); this walks past every distgen frame to the caller's own line, as Python 3.12's
+    ``skip_file_prefixes`` does (used where available).
+    """
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, category, skip_file_prefixes=(_PACKAGE,))
+        return
+    level = 2
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class UsageError(DistgenError):

@@ -20,13 +20,13 @@ import importlib
 import importlib.metadata as md
 import inspect
 import sys
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from distgen.capabilities import Capabilities, resolve
+from distgen.errors import DistgenRuntimeWarning, warn
 
 T = TypeVar("T")
 
@@ -252,11 +252,10 @@ class Registry(Generic[T]):
                 why = f"it called sys.exit({exc.code!r}) while being imported"
             else:
                 why = str(exc).rstrip(".") if isinstance(exc, PluginLoadError) else repr(exc)
-            warnings.warn(
+            warn(
                 f"distgen plugin {entry.provider!r} failed to load {self.kind} component {entry.name!r} "
                 f"({entry.entry_point.value}): {why}. It is skipped.",
-                RuntimeWarning,
-                stacklevel=3,
+                DistgenRuntimeWarning,
             )
             if not isinstance(exc, PluginLoadError):  # a check's message already names the component and the plugin
                 why = f"{self.kind} component {entry.name!r} from {entry.provider!r} failed to load: {why}"
@@ -384,11 +383,10 @@ class Registry(Generic[T]):
         for name in self.names():
             entries = self._live(name)
             if len(entries) > 1:
-                warnings.warn(
+                warn(
                     f"{self.kind} name {name!r} is provided by {', '.join(repr(e.provider) for e in entries)}; a config "
                     "that uses it fails until all but one are uninstalled or renamed",
-                    RuntimeWarning,
-                    stacklevel=2,
+                    DistgenRuntimeWarning,
                 )
             for entry in entries:
                 others = tuple(e.provider for e in entries if e is not entry)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from distgen.data.schema import COMMON_CONTROL_LABELS, PerturbationSchema
-from distgen.errors import DistgenError
+from distgen.errors import DistgenError, warn
 from distgen.types.layout import MISSING_STRINGS  # with the layout's vocabulary: importable without anndata
 
 CONTROL = "control"  #: canonical condition string of control cells
@@ -76,7 +75,7 @@ def handle_missing_labels(obs: pd.DataFrame, schema: PerturbationSchema, source:
     what = "; ".join(parts)
     drop = np.logical_or.reduce(list(found.values()))
     if schema.missing_labels == "drop" and can_drop:
-        warnings.warn(f"{source}: dropping {int(drop.sum())} cells without a label: {what}", stacklevel=3)
+        warn(f"{source}: dropping {int(drop.sum())} cells without a label: {what}")
         return ~drop
     fix = (
         "label them (control cells carry one of control_labels="

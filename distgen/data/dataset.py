@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from distgen.data.expression import (
     to_dense_float32,
 )
 from distgen.data.schema import PerturbationSchema
+from distgen.errors import warn
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
 
 
@@ -51,11 +51,10 @@ def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: 
                 "(adata.var_names = adata.var_names.str.replace(r'\\.\\d+$', '', regex=True)).")
     elif not hint and {_without_version(a) for a in atoms} & set(genes):
         hint = " They carry a version suffix (ENSG00000141510.16) that the gene names do not: strip it from the labels first."
-    warnings.warn(
+    warn(
         f"none of the {len(atoms)} genetic perturbation(s) (e.g. {list(atoms)[:3]}) is a gene name of the expression (e.g. "
         f"{list(genes)[:3]}), so no model or baseline can use the perturbed gene's own expression or embedding.{hint} "
         "If they are not genes (drugs, cytokines, stimulations), declare PerturbationSchema.perturbation_type='chemical'",
-        UserWarning, stacklevel=3,
     )
 
 def _without_version(name: str) -> str:
@@ -69,11 +68,11 @@ def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray) -> None:
     nonzero = np.asarray((x != 0).sum(1)).ravel() if sp.issparse(x) else np.count_nonzero(np.asarray(x), axis=1)
     empty = nonzero == 0
     if empty.any():
-        warnings.warn(
+        warn(
             f"{int(empty.sum())} of {len(empty)} cells have no expression at all (every gene 0; e.g. "
             f"{[str(n) for n in names[empty][:3]]}; {int((empty & is_ctrl).sum())} of them controls, which predictions start "
             "from): they are read as all-zero cells. Drop them first (scanpy.pp.filter_cells(adata, min_counts=1), or a "
-            "data.filter rule on a total-counts column)", UserWarning, stacklevel=3,
+            "data.filter rule on a total-counts column)",
         )
 
 
@@ -180,13 +179,13 @@ class PerturbationData:
             _warn_if_no_atom_is_a_gene(pert_vocab, genes, expression_var(adata, schema.expression))
         look_alike = control_like_atoms(pert_vocab, schema)
         if look_alike:
-            warnings.warn(
+            warn(
                 f"perturbation label(s) {look_alike[:5]} look like control labels but are not in control_labels="
                 f"{list(schema.control_labels)}, so their cells are read as perturbed; if they are controls, add them to "
-                "PerturbationSchema.control_labels", UserWarning, stacklevel=2,
+                "PerturbationSchema.control_labels",
             )
         for message in label_warnings(obs, schema, genes if kind == "genes" else (), pert_vocab):
-            warnings.warn(message, UserWarning, stacklevel=2)
+            warn(message)
         contexts = context_labels(obs, schema.context_cols)
         no_ctrl = sorted(set(contexts) - set(contexts[is_ctrl]))
         if no_ctrl:
@@ -303,11 +302,11 @@ class PerturbationData:
         if scale == "counts" and schema.normalize:
             if self.library_genes is not None and set(genes) != set(self.library_genes):
                 n_extra, n_missing = len(set(genes) - set(self.library_genes)), len(set(self.library_genes) - set(genes))
-                warnings.warn(
+                warn(
                     f"the cells to encode are counts over {len(genes)} genes ({n_extra} not in the training file, {n_missing} of its "
                     f"{len(self.library_genes)} missing): normalize_total sums a cell's counts over the genes it is given, so "
                     "these cells are scaled unlike the training cells. Give the training file's genes (adata[:, genes]) for "
-                    "values on the same scale", UserWarning, stacklevel=2,
+                    "values on the same scale",
                 )
             x = _lognormalize(x, schema.target_sum)
         dense = to_dense_float32(x)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from distgen.errors import warn
 
 #: Largest value still plausible for log1p-normalised expression.
 LOG_MAX = 20.0
@@ -163,10 +164,10 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], targe
         check_log_base(x, source, target_sum)
     if found == "log" and declared != "counts" and looks_exponentiated(x):
         total = float(np.asarray(x.sum(axis=1)).ravel()[0])
-        warnings.warn(
+        warn(
             f"expression {source!r} looks normalised but not log-transformed: every cell sums to {total:.4g} "
             "(sc.pp.normalize_total without sc.pp.log1p). It is read as log-normalised; if it is not, apply sc.pp.log1p "
-            "(or load the raw counts layer) first", UserWarning, stacklevel=2,
+            "(or load the raw counts layer) first",
         )
     if found == "normalized" and declared == "counts":
         return "counts"  # declared fractional counts (ambient-corrected, e.g. SoupX): normalised and logged like counts
@@ -194,10 +195,10 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], targe
         vmax = float(_values(x).max()) if _values(x).size else 0.0
         if vmax == 0.0:
             return "log"
-        warnings.warn(
+        warn(
             f"adata.uns['log1p'] says X was log-transformed, but X holds integers up to {vmax:.0f}: read as raw counts (normalised "
             "and log-transformed once). The flag is left over from an earlier X (e.g. X = layers['counts'] after sc.pp.log1p); "
-            "set PerturbationSchema.scale explicitly to silence this", UserWarning, stacklevel=2,
+            "set PerturbationSchema.scale explicitly to silence this",
         )
     return declared if declared != "auto" else found
 

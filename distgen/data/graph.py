@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
+
+from distgen.errors import warn
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -103,7 +104,7 @@ def edge_list_graph(edges: str | os.PathLike[str] | Iterable[tuple[str, str]], g
     keep = [(index[a], index[b]) for a, b in pairs if a in index and b in index]
     dropped = len(pairs) - len(keep)
     if dropped:
-        warnings.warn(f"edge_list_graph: dropped {dropped} of {len(pairs)} edges naming genes not in the data", stacklevel=2)
+        warn(f"edge_list_graph: dropped {dropped} of {len(pairs)} edges naming genes not in the data")
     g = len(genes)
     adj = torch.zeros(g, g, dtype=torch.bool)
     if keep:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from distgen.config import InertSettingWarning
 from distgen.data.matching import ControlMatcher, matchers
+from distgen.errors import warn
 from distgen.types import CellTable, SetBatch
 
 #: Which control -> control sets training adds (``data.control_sets``): ``auto`` (all of them when
@@ -177,7 +177,7 @@ class SetSampler(SetSamplerBase):
         self._configure(set_size, sets_per_batch, matcher, matcher_params, seed, rank, world_size, sampling)
         problem = replacement_problem(sampling, replacement)
         if problem:  # a warning, not a refusal: scdfm's replacement: true reaches data.sampling=partition from the preset
-            warnings.warn(f"data.{problem}", InertSettingWarning, stacklevel=2)
+            warn(f"data.{problem}", InertSettingWarning)
         self.replacement = replacement
         self._partition_cache: tuple[int, list[tuple[int, Tensor]]] | None = None
         self.table = table

@@ -15,11 +15,10 @@ cells (``fit``; saved with the weights) and computes the anchor of a batch of co
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor, nn
 
+from distgen import errors
 from distgen.types import CellTable, ConditionLabels, DataInfo
 
 ANCHORS = ("none", "control_mean", "additive")
@@ -148,8 +147,8 @@ class Anchor(nn.Module):
             used = pert[pert >= 0].unique()
             missing = [self.info.perturbations[int(a)] for a in used if not bool(fitted[a])]
             if missing:
-                warnings.warn(f"anchor 'additive': atom(s) {missing[:5]} were never seen alone in training; they add no effect "
-                              "to the anchor, so their response comes from the network alone", stacklevel=5)
+                errors.warn(f"anchor 'additive': atom(s) {missing[:5]} were never seen alone in training; they add no effect "
+                            "to the anchor, so their response comes from the network alone")
         effects = self.effects[:, genes.to(self.effects.device).long()] * scale
         return start + summed_effects(effects.to(control.dtype), pert)[:, None, :]
 
@@ -163,8 +162,8 @@ class Anchor(nn.Module):
         have = fitted[ctx]
         if warn and not bool(have.all()):
             missing = sorted({self.info.contexts[int(c)] for c in ctx[~have]})
-            warnings.warn(f"anchor_reference 'training': context(s) {missing[:5]} have no control cells in training; their "
-                          "anchor starts from each set's own control mean instead", stacklevel=6)
+            errors.warn(f"anchor_reference 'training': context(s) {missing[:5]} have no control cells in training; their "
+                        "anchor starts from each set's own control mean instead")
         ref = self.control[ctx][:, genes.to(fitted.device).long()].to(control.dtype)[:, None, :] * scale
         return torch.where(have.to(control.device)[:, None, None], ref.to(control.device), own)
 

@@ -6,7 +6,6 @@ components. Assembly checks that the components can work together before any com
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -21,6 +20,7 @@ from distgen.couplings.base import Coupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
 from distgen.encoders.base import Encoder
+from distgen.errors import warn
 from distgen.models.anchor import ANCHOR_REFERENCES, ANCHORS, Anchor, control_mean
 from distgen.models.assembly import (
     capability_problems,
@@ -302,7 +302,7 @@ class Generator(nn.Module, TrainableModel):
         if error:
             raise AssemblyError(error)
         if warning:
-            warnings.warn(warning, stacklevel=2)
+            warn(warning)
         self.backbone.prepare(train)
         self.anchor.fit(train)
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from distgen.capabilities import resolve
 from distgen.config import ConfigError
+from distgen.errors import DistgenWarning
 from distgen.registry import registry
 from distgen.types import CellTable, DataInfo
 
@@ -26,7 +27,7 @@ class PreflightError(ConfigError):
     """The model cannot predict part of the test set; raised before any training."""
 
 
-class PreflightWarning(UserWarning):
+class PreflightWarning(DistgenWarning):
     """A held-out atom a trained model cannot embed, run anyway (``allow_unembedded``), or a fitted model's fallback."""
 
 

@@ -9,13 +9,13 @@ are fitted on the training cells of ``--train`` (contexts kept), they predict th
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from distgen.data import layout
 from distgen.data.prepared import Dataset
+from distgen.errors import warn
 from distgen.evaluation.normalization import check_files, generated_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
@@ -60,7 +60,7 @@ def evaluate_files(
         Path(out).mkdir(parents=True, exist_ok=True)
     pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
     for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
-        warnings.warn(note, stacklevel=2)
+        warn(note)
     value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds))
     refs, notes = cells_references(train_c, real_c, baselines)
     notes = value_notes + notes

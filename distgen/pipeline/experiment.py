@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load_config, load_yaml, save_yaml
 from distgen.data import layout
 from distgen.data.prepared import Dataset
+from distgen.errors import warn
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS
 from distgen.models import models
@@ -99,7 +99,7 @@ def run(
     doc = experiment_document(config, overrides, progress)
     check_experiment(doc, metrics)  # every problem of the config, before a folder is made or data loaded
     for note in fitted_inert_settings(config, overrides, doc):
-        warnings.warn(note, InertSettingWarning, stacklevel=2)
+        warn(note, InertSettingWarning)
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
     if not D.env_from_torchrun().is_main:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from distgen.errors import DistgenRuntimeWarning, warn
 from distgen.evaluation.report import Report
 from distgen.types import canonical
 
@@ -91,8 +91,8 @@ def _write(make: Any, path: Path, what: str) -> Path | None:
     try:
         return make()  # type: ignore[no-any-return]
     except Exception as exc:
-        warnings.warn(f"{what}: {path} was not written ({type(exc).__name__}: {exc}); "
-                      f"write it again with: python -m distgen.report {path.parent}", RuntimeWarning, stacklevel=3)
+        warn(f"{what}: {path} was not written ({type(exc).__name__}: {exc}); "
+             f"write it again with: python -m distgen.report {path.parent}", DistgenRuntimeWarning)
         return None
 
 

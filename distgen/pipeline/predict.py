@@ -20,7 +20,6 @@ import inspect
 import json
 import math
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.section import data_section
+from distgen.errors import warn
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
 from distgen.pipeline.outputs import check_distinct, check_output_file
@@ -192,7 +192,7 @@ def predict(
         raise ValueError(f"predict: set_size must be >= 1, got {m}")
     if preflight:
         for w in check_split(model, dataset, part, allow_unembedded):
-            warnings.warn(w, PreflightWarning, stacklevel=2)
+            warn(w, PreflightWarning)
     first = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     device = first.device if first is not None else torch.device("cpu")
     if isinstance(model, nn.Module):

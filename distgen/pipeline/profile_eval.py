@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from distgen.errors import warn
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import MIN_CELLS, align, check_counts, check_scale, eval_data
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
@@ -127,13 +128,12 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
 
 def reported_pooled_note(info: Any) -> list[str]:
     """The readers' ``pooled_contexts_note`` (a truth with a cell-type column, contexts pooled), warned as well as returned."""
-    import warnings
 
     from distgen.types.layout import POOLED_NOTE
 
     said = [n for n in info.notes if n.startswith(POOLED_NOTE)]
     for note in said:
-        warnings.warn(note, stacklevel=3)
+        warn(note)
     return said
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch import Tensor
 
 from distgen.capabilities import resolve
 from distgen.config import build_component
+from distgen.errors import DistgenRuntimeWarning, warn
 from distgen.registry import registry
 from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_info, tiny_labels
 
@@ -300,11 +300,10 @@ def check_component(kind: str, name: str) -> list[str]:
         try:
             obj = make(kind, name)
         except Exception as exc:  # cannot be built on tiny data (e.g. it needs a file): nothing cheap to check
-            warnings.warn(
+            warn(
                 f"distgen could not run its cheap checks on {kind} component {name!r}: building it on the tiny test data "
                 f"with its example_params failed ({type(exc).__name__}: {exc}); set example_params on the class",
-                RuntimeWarning,
-                stacklevel=2,
+                DistgenRuntimeWarning,
             )
             return []
         return problems(kind, obj)

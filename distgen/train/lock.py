@@ -26,12 +26,11 @@ import json
 import os
 import socket
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from distgen.errors import DistgenError
+from distgen.errors import DistgenError, warn
 
 LOCK_NAME = ".distgen.lock"
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
@@ -182,8 +181,7 @@ class RunLock:
                 continue
             previous = _parse(os.pread(fd, 4096, 0).decode(errors="replace"))
             if previous:
-                warnings.warn(f"{self.folder}: taking over the stale lock of {describe(previous)}, which ended without releasing it",
-                              stacklevel=3)
+                warn(f"{self.folder}: taking over the stale lock of {describe(previous)}, which ended without releasing it")
             self._write(fd)
             return fd
         raise RunLockedError(f"{self.folder}: could not take the lock {self.path} (it keeps being replaced); retry")
@@ -196,8 +194,7 @@ class RunLock:
             except FileExistsError:
                 info = read_holder(self.folder) or {}
                 if is_stale(info):
-                    warnings.warn(f"{self.folder}: removing the stale lock of {describe(info)}, which is no longer running",
-                                  stacklevel=4)
+                    warn(f"{self.folder}: removing the stale lock of {describe(info)}, which is no longer running")
                     with contextlib.suppress(FileNotFoundError):
                         self.path.unlink()
                     continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -21,6 +20,7 @@ from distgen.couplings.independent import IndependentCoupling
 from distgen.data.batches import TableBatches
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
+from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
 from distgen.train.options import TrainOptions, train_options
@@ -101,7 +101,7 @@ def fit(
         if errors:
             raise ConfigError("; ".join(errors))
         for note in inert:
-            warnings.warn(note, InertSettingWarning, stacklevel=2)
+            warn(note, InertSettingWarning)
         own, anything = fit_keys(type(model))
         model.fit(_table(model, data), **{k: v for k, v in given.items() if anything or k in own})
         if check:  # what a fitted model can predict is known once it is fitted; it has a fallback for the rest
@@ -218,10 +218,10 @@ def check_set_size(model: Any, set_size: int) -> None:
         )
     coupling = getattr(model, "coupling", None)
     if set_size == 1 and coupling is not None and not isinstance(coupling, IndependentCoupling):
-        warnings.warn(
+        warn(
             f"model.coupling ({type(coupling).__name__}) pairs source and target cells within a set, but data.set_size=1 leaves "
             "one cell per set: every coupling is the independent one; raise data.set_size to compare couplings",
-            InertSettingWarning, stacklevel=3,
+            InertSettingWarning,
         )
 
 
@@ -238,7 +238,7 @@ def _check_sampling(section: Mapping[str, Any], dataset: Dataset) -> None:
 
 def _warn(messages: list[str]) -> None:
     for m in messages:
-        warnings.warn(m, PreflightWarning, stacklevel=3)
+        warn(m, PreflightWarning)
 
 
 def _table(model: Any, data: Dataset | CellTable | Cells) -> CellTable:

@@ -7,12 +7,12 @@ the key named (through ``distgen.config.validate_params``) and checks value rang
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from distgen.config import ConfigError, InertSettingWarning, validate_params
+from distgen.errors import warn
 
 #: Keys that may change between a checkpoint and its resume (they steer the run, not its result).
 RUN_CONTROL_KEYS = frozenset(
@@ -165,7 +165,7 @@ class TrainOptions:
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"train.patience must be >= 1 or null, got {self.patience}")
         for message in self.inert():
-            warnings.warn(message, InertSettingWarning, stacklevel=3)
+            warn(message, InertSettingWarning)
 
     def inert(self) -> list[str]:
         """Settings given a non-default value that have no effect with the others (``InertSettingWarning``)."""

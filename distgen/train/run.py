@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from distgen.config import ConfigError, InertSettingWarning, load_config, resolve_node, save_yaml
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
+from distgen.errors import warn
 from distgen.models.base import is_trainable
 from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
@@ -138,7 +138,7 @@ def train_model(
     if errors:
         raise ConfigError("; ".join(errors))
     for note in inert:  # a fit: section shared with fitted models (a sweep)
-        warnings.warn(note, InertSettingWarning, stacklevel=2)
+        warn(note, InertSettingWarning)
     notes = check_split(model, dataset, "test", allow)
     for note in notes:
         print(note, file=sys.stderr)
