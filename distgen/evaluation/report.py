@@ -198,6 +198,11 @@ def plots(data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with matplotlib.rc_context({"text.parse_math": False}):  # a label "dose $x_1$" is text, not a formula to set (or fail on)
+        return _plots(plt, data, table, out, max_cells)
+
+
+def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max_cells: int) -> list[str]:
     files = []
     names = [m for m in BAR_METRICS if m in table.values]
     if names:

@@ -176,6 +176,11 @@ def plot_summary(rows: Sequence[dict[str, Any]], variants: Sequence[str], metric
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with matplotlib.rc_context({"text.parse_math": False}):  # a variant label with $...$ is text, not a formula
+        _plot_summary(plt, rows, variants, metrics, path)
+
+
+def _plot_summary(plt: Any, rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str], path: Path) -> None:
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         sm = seed_means(rows, m)

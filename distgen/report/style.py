@@ -160,6 +160,9 @@ RC: dict[str, Any] = {
     "axes.axisbelow": True,
     "axes.edgecolor": "#555555",
     "axes.linewidth": 0.7,
+    # labels are data (a condition "dose $x_1$" or "$\\alpha$ 5"): never mathtext, which set them as formulas or failed
+    # to draw at all (ParseFatalException: Unknown symbol), ending the evaluation before summary.json was written
+    "text.parse_math": False,
     "svg.fonttype": "path",  # text as outlines: the page looks the same without any installed font
     "svg.hashsalt": "distgen-report",  # deterministic ids
     "figure.dpi": 100,
@@ -186,4 +189,4 @@ def value_axis(ax: Any, axis: str = "x", nbins: int = 5) -> None:
     from matplotlib.ticker import MaxNLocator
 
     getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(nbins))
-    ax.ticklabel_format(axis=axis, style="sci", scilimits=(-3, 4), useMathText=True)
+    ax.ticklabel_format(axis=axis, style="sci", scilimits=(-3, 4), useMathText=False)  # mathtext is off in the theme

@@ -210,3 +210,32 @@ def test_metrics_csv_reads_back_labels_and_reasons_as_written(tmp_path):
     pd = pytest.importorskip("pandas")
     frame = pd.read_csv(tmp_path / "metrics.csv", dtype={"perturbation": str, "context": str})
     assert frame["perturbation"].tolist() == list(table.perts) and frame["context"].tolist() == table.info["context"]
+
+
+def test_labels_with_dollar_signs_are_drawn_as_text_not_mathtext(tmp_path):
+    """A condition called ``dose $\\nope$ 5`` made matplotlib parse it as a formula and fail (ParseFatalException:
+    Unknown symbol), ending ``distgen evaluate`` after metrics.csv, before summary.json and the page; ``$x_1$`` was
+    set as a subscript. Every figure (the PNG plots and the page's) draws labels as text."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from distgen.report import figures
+    from distgen.report.style import theme
+
+    real, pred = make_pair(seed=6, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
+    names = {"G0": "dose $\\nope$ 5", "G1": "cost $x_1$ and $y$", "G2": "$"}
+    for a in (real, pred):
+        a.obs["target"] = a.obs["target"].astype(str).replace(names)
+        a.write_h5ad(tmp_path / ("real.h5ad" if a is real else "pred.h5ad"))
+    out = tmp_path / "eval"
+    distgen.evaluate(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, metric_names=METRICS, progress=False)
+    for f in ("summary.json", "summary.md", "report.html", "metrics_per_perturbation.png"):
+        assert (out / f).is_file(), f
+    assert matplotlib.rcParams["text.parse_math"]  # the user's session is left as it was
+    inputs = load_eval_dir(out)
+    order = list(inputs.model.perts)
+    with theme():
+        fig = figures.per_condition_figure(inputs, ["mse"], order, dict.fromkeys(order, 1.0), {})
+        FigureCanvasAgg(fig).draw()
+        drawn = {t.get_text() for ax in fig.axes for t in ax.get_yticklabels()}
+    assert set(names.values()) <= drawn and all(not t.get_parse_math() for ax in fig.axes for t in ax.get_yticklabels())
