@@ -130,10 +130,10 @@ def markdown(summary: Mapping[str, Any]) -> str:
     if undefined:
         lines += ["", "## Undefined scores", "", *undefined]
     nan_bases = [f"- {md.inline(name, True)}, {md.inline(b)}: {md.inline(why or 'undefined')}" for name, r in rows.items()
-                 for b, why in (r.get("baseline_notes") or {}).items()]
+                 for b, why in [*(r.get("baseline_notes") or {}).items(), *([("ceiling", r["ceiling_note"])] if r.get("ceiling_note") else [])]]
     if nan_bases:
-        lines += ["", "## Undefined baseline scores", "", "A baseline's nan in the table above is undefined on every perturbation:", "",
-                  *nan_bases]
+        lines += ["", "## Undefined baseline scores", "", "A baseline's (or the ceiling's) nan in the table above is undefined on every "
+                  "perturbation:", "", *nan_bases]
     fewer = [(name, r["normalised_rows"]) for name, r in rows.items() if r.get("normalised_rows")]
     if fewer:
         lines += ["", "## Normalised over fewer perturbations", "",

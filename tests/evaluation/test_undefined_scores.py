@@ -41,6 +41,9 @@ def test_one_condition_gives_nan_discrimination_with_the_reason_everywhere(tmp_p
     summary = report.write(tmp_path, make_plots=False)
     md = (tmp_path / "summary.md").read_text()
     assert "## Undefined scores" in md and "discrimination_score_l1: normalised score NaN: model score undefined (fewer than 2" in md
+    # the ceiling's nan has its own reason too (the normalised note names only the model's)
+    assert summary["metrics"]["discrimination_score_l1"]["ceiling_note"].startswith("fewer than 2 conditions")
+    assert "- discrimination_score_l1, ceiling: fewer than 2 conditions" in md
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["metrics"]["pds_l1"]["normalised"] is None and "fewer than 2" in saved["metrics"]["pds_l1"]["normalised_note"]
     assert summary["metrics"]["mse"]["normalised_note"] == "" or "ceiling" in summary["metrics"]["mse"]["normalised_note"]
