@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_flush_denormal(True)
+    from distgen.evaluation.report import json_text
     if args.profile is not None:
         from distgen.pipeline.profile_eval import evaluate_profile_files  # light: no anndata, no baselines
 
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                                         progress=not args.quiet, overwrite=args.overwrite, celltype_col=args.celltype_col,
                                         no_target_genes=args.no_target_genes)
         if args.json:
-            print(json.dumps(result, indent=1, default=str))
+            print(json_text(result, indent=1))  # NaN as null: strict JSON, as summary.json
         elif result.get("per_context"):
             per = result["per_context"]
             print(f"profile {result['profile']} ({result['reference']}): {len(per)} contexts of {result['celltype_col']!r} scored "
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         interpolated=args.interpolated,
     ).summary
     if args.json:
-        print(json.dumps(summary, indent=1, default=str))
+        print(json_text(summary, indent=1))
         return 0
     head = {k: summary["metrics"][k] for k in ("pearson_delta", "mse", "overlap_at_N") if k in summary["metrics"]}
     from distgen.evaluation.report import clean_nan

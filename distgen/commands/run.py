@@ -43,16 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
+    from distgen.evaluation.report import json_text
     from distgen.pipeline import experiment
 
     overrides = [*args.overrides, *([f"predict.max_cells_per_condition={'null' if args.max_cells == 'all' else args.max_cells}"] if args.max_cells is not None else [])]
     summary = experiment.run(args.config, args.out, overrides, progress=not args.no_progress,
                              metrics=args.metrics.split(",") if args.metrics else None, plots=not args.no_plots)
     if args.json:
-        print(json.dumps(summary, indent=1, default=str))
+        print(json_text(summary, indent=1))  # NaN as null: strict JSON, as summary.json
     else:
         print(experiment.headline(summary))
         page = Path(args.out) / "eval" / "report.html"

@@ -87,10 +87,16 @@ def clean_nan(obj: Any) -> Any:
     return obj
 
 
+def json_text(obj: Any, indent: int = 2) -> str:
+    """Strict JSON text of ``obj`` (NaN as null, as in ``summary.json``): Python's default writes ``NaN``, which is not
+    JSON (``jq`` and JavaScript refuse it)."""
+    return json.dumps(clean_nan(obj), indent=indent, default=str, allow_nan=False)
+
+
 def write_json(summary: Mapping[str, Any], path: str) -> None:
     """``summary.json`` (NaN written as null)."""
     with open(path, "w") as f:
-        json.dump(clean_nan(dict(summary)), f, indent=2, default=str)
+        f.write(json_text(dict(summary)))
 
 
 def markdown(summary: Mapping[str, Any]) -> str:

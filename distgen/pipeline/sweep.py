@@ -11,7 +11,6 @@ sweep runs (``distgen.train.lock``).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 
 from distgen.config import ConfigError, load_config, save_yaml
 from distgen.errors import clip_message, short
+from distgen.evaluation.report import json_text
 from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
     Comparison,
@@ -187,10 +187,10 @@ def _sweep(
     for v, other in same.items():
         print(f"warning: sweep variant {v} gave exactly the results of {other} (every seed, perturbation and metric): the "
               "setting that tells them apart had no effect (see summary.md)", file=sys.stderr)
-    (out / "summary.json").write_text(json.dumps({
+    (out / "summary.json").write_text(json_text({
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
-    }, indent=2, default=str))
+    }))
     plot_summary(rows, variants, present, out / "summary.png")
     write_sweep_page(out, present)  # report.html: one row per variant, paired tests as intervals
     return result

@@ -64,3 +64,29 @@ def test_a_diverged_prediction_distgen_wrote_is_scored_with_a_note_while_a_forei
     foreign.write_h5ad(tmp_path / "foreign.h5ad")
     with pytest.raises(ScaleMismatchError, match="normalised but not log-transformed"):
         distgen.evaluate(str(tmp_path / "foreign.h5ad"), str(tmp_path / "real.h5ad"), metric_names=["mse"], baselines=["control"])
+
+
+def _strict(text):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_printed_by_evaluate_is_strict_json_like_summary_json(tmp_path, capsys):
+    """The control baseline's pearson_delta is NaN: --json printed the token NaN (jq and JavaScript refuse it) where
+    summary.json holds null."""
+    paths = {}
+    for name, cells in (("real", _cells(0)), ("pred", _cells(1, 0.1))):
+        paths[name] = str(tmp_path / f"{name}.h5ad")
+        layout.write(cells, paths[name], name)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--pred", paths["pred"], "--real", paths["real"], "--out", str(out), "--metrics", "mse,pearson_delta",
+                 "--baselines", "control", "--no-plots", "--quiet", "--pool-contexts", "--json"]) == 0
+    printed = _strict(capsys.readouterr().out)
+    assert printed["metrics"]["pearson_delta"]["baselines"]["control"] is None
+    saved = _strict((out / "summary.json").read_text())
+    assert printed["metrics"] == saved["metrics"]
+    assert main(["evaluate", "--pred", paths["pred"], "--real", paths["real"], "--out", str(tmp_path / "profile"),
+                 "--profile", "distgen", "--quiet", "--json"]) == 0
+    _strict(capsys.readouterr().out)
