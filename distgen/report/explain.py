@@ -131,7 +131,7 @@ def _unembeddable(inputs: ReportInputs, out: dict[str, list[str]]) -> set[str]:
     who = record.get("component") or "the model"
     rows = set()
     for p in inputs.model.perts:
-        atoms = by_condition.get(p) or by_condition.get(p.split(" @ ")[0])  # "condition @ context" rows
+        atoms = by_condition.get(p) or by_condition.get(p.rsplit(" @ ", 1)[0])  # "condition @ context" rows (a condition may hold " @ ")
         if atoms:
             rows.add(p)
             out.setdefault(p, []).append(

@@ -183,6 +183,18 @@ def test_flags_name_unembeddable_atoms_too_few_cells_and_nan_metrics():
     assert list(many) == ["P5"]  # MIN_CELLS cells are enough; P5 has 1 real cell
 
 
+def test_a_condition_holding_an_at_sign_is_flagged_by_its_own_atoms_not_by_a_prefix():
+    """Per-context rows are "condition @ context"; a drug "X @ 10uM" in context K562 is the row "X @ 10uM @ K562". Its
+    condition was taken as the text before the first " @ " (X), so it took X's unembeddable flag."""
+    from distgen.evaluation.suite import MetricTable
+
+    model = MetricTable(perts=("X @ 10uM @ K562", "X @ K562"), values={"mse": [0.1, 0.2]}, reasons={"mse": {}},
+                        info={"n_cells_real": [50, 50]})
+    summary = {"notes": [], "unembeddable": {"component": "onehot", "conditions": {"X": ["X"]}}}
+    flags = flagged(ReportInputs(model, [], summary))
+    assert list(flags) == ["X @ K562"] and flags["X @ K562"][0].startswith("unembeddable atom(s) X: onehot")
+
+
 def test_sweep_writes_its_page(tmp_path, capsys):
     from distgen.pipeline.sweep import sweep
 
