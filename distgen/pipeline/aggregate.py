@@ -29,7 +29,8 @@ class Comparison:
     mean_diff: float
     statistic: float
     p_value: float
-    better: str  # "variant", "reference" or "tie" (by mean difference and the metric's direction); "no direction" for a diagnostic
+    better: str  # "variant", "reference" or "tie" (by mean difference and the metric's direction, whatever p is); "no direction"
+    # for a diagnostic; "one pair: no test" or "no shared pairs" when fewer than 2 (seed, perturbation) pairs are defined on both
 
 
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
@@ -81,8 +82,11 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
     a, b = table(variant), table(reference)
     keys = sorted(set(a) & set(b))
     diffs = np.array([a[k] - b[k] for k in keys])
-    if len(keys) < 2 or np.allclose(diffs, 0):
-        return Comparison(variant, metric, len(keys), float(diffs.mean()) if len(keys) else math.nan, math.nan, math.nan, "tie")
+    if len(keys) < 2:  # nothing to test; a single difference is not a tie
+        return Comparison(variant, metric, len(keys), float(diffs.mean()) if len(keys) else math.nan, math.nan, math.nan,
+                          "no shared pairs" if not keys else "one pair: no test")
+    if np.allclose(diffs, 0):
+        return Comparison(variant, metric, len(keys), float(diffs.mean()), math.nan, math.nan, "tie")
     res = wilcoxon(diffs)
     higher = metric_direction(metric)
     md = float(diffs.mean())
@@ -153,10 +157,13 @@ def summary_markdown(
     comparisons = [paired_comparison(rows, v, reference, m) for v in variants if v != reference for m in metrics]
     if comparisons:
         lines += ["", "## Paired comparison against the reference",
-                  "", "Wilcoxon signed-rank test over (seed, perturbation) pairs; mean_diff = variant - reference.", "",
+                  "", "Wilcoxon signed-rank test over (seed, perturbation) pairs; mean_diff = variant - reference; better: the side "
+                  "the mean difference favours, marked (not significant) where p >= 0.05, as on the sweep page.", "",
                   "| variant | metric | pairs | mean_diff | W | p | better |", "|---|---|---|---|---|---|---|"]
         for c in comparisons:
-            lines.append(f"| {md.cell(c.variant)} | {md.cell(c.metric)} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | {fmt(c.p_value, 3)} | {c.better} |")
+            said = c.better + (" (not significant)" if c.better in ("variant", "reference") and not c.p_value < 0.05 else "")
+            lines.append(f"| {md.cell(c.variant)} | {md.cell(c.metric)} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | "
+                         f"{fmt(c.p_value, 3)} | {said} |")
     same = identical_variants(rows, variants, metrics)
     if same:
         lines += ["", "## Variants without effect", "",

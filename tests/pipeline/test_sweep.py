@@ -167,3 +167,22 @@ def test_labels_that_look_like_numbers_stay_distinct_perturbations(tmp_path, bas
 
     back = load_sweep_dir(tmp_path / "sw")
     assert sorted({r["perturbation"] for r in back.rows}) == sorted(labels)
+
+
+def test_too_few_pairs_is_not_a_tie_and_a_nonsignificant_side_says_so():
+    """One shared (seed, perturbation) pair with a large difference was reported as better='tie'; no pair at all too.
+    summary.md named a side by the sign of the mean even where p was large (the sweep page said 'not significant')."""
+    from distgen.pipeline.aggregate import paired_comparison, summary_markdown
+
+    one = [{"variant": v, "seed": 0, "perturbation": "P0", "mse": m} for v, m in (("ref", 1.0), ("new", 3.0))]
+    c = paired_comparison(one, "new", "ref", "mse")
+    assert c.n_pairs == 1 and c.mean_diff == 2.0 and c.better == "one pair: no test" and math.isnan(c.p_value)
+    none = [{"variant": "ref", "seed": 0, "perturbation": "P0", "mse": 1.0}, {"variant": "new", "seed": 0, "perturbation": "P1", "mse": 3.0}]
+    assert paired_comparison(none, "new", "ref", "mse").better == "no shared pairs"
+    same = [{**r, "mse": 1.0} for r in one] + [{**r, "perturbation": "P1", "mse": 2.0} for r in one]
+    assert paired_comparison(same, "new", "ref", "mse").better == "tie"
+    diffs = [0.5, -0.4, 0.3, -0.6, 0.2, -0.1, 0.7, -0.55]
+    noisy = [{"variant": "ref", "seed": 0, "perturbation": f"P{i}", "mse": 1.0} for i in range(8)]
+    noisy += [{"variant": "new", "seed": 0, "perturbation": f"P{i}", "mse": 1.0 + d} for i, d in enumerate(diffs)]
+    text, (cmp,) = summary_markdown(noisy, ["ref", "new"], "ref", ["mse"])
+    assert cmp.p_value >= 0.05 and f"| {cmp.better} (not significant) |" in text
