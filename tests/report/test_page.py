@@ -178,3 +178,27 @@ def test_a_positive_reference_other_than_the_ceiling(inputs):
     assert [r.name for r in inp.positives] == ["ceiling", "interpolated_duplicate"]  # the ceiling stays the band
     html = render(inp, sections=("headline",))
     assert "interpolated_duplicate (positive)" in html
+
+
+def test_hostile_labels_are_escaped_on_the_page_and_drawn_as_text():
+    """A condition called ``<script>...</script> $x_1$ | *y*``: escaped in every table and note, never markup; the
+    page's figures draw it (no mathtext failure)."""
+    import dataclasses
+    from html import escape
+
+    from distgen.evaluation import run_metrics
+    from distgen.evaluation.calibration import ceiling_data, summarise
+    from distgen.report import ReportInputs, render
+
+    from .tiny import METRICS, check_page, control_prediction, tiny_data
+
+    hostile = "<script>alert(1)</script> $x_1$ | *y* & é"
+    data = tiny_data()
+    data = dataclasses.replace(data, perts=(*data.perts[:-1], hostile))
+    model, ctrl = run_metrics(data, METRICS), run_metrics(control_prediction(data), METRICS)
+    ceiling = run_metrics(ceiling_data(data), METRICS)
+    summary = {"pred": "<memory>", "real": "<memory>", "n_genes": len(data.genes), "metrics": summarise(model, {"control": ctrl}, ceiling),
+               "notes": [f"{hostile}: all metrics NaN (only 1 real cell(s); at least 2 are needed)"]}
+    html = render(ReportInputs.from_evaluation(model, {"control": ctrl}, ceiling, summary, cells=data))
+    check_page(html, ["headline", "per-perturbation", "distributions"])
+    assert "<script>" not in html and escape(hostile) in html
