@@ -8,7 +8,6 @@ per row when the file holds counts. ``distgen.data.streaming`` builds cell sets 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from distgen.data.conditions import (
     parse_doses,
 )
 from distgen.data.schema import PerturbationSchema
+from distgen.errors import warn
 from distgen.types import PAD, ConditionLabels, DataInfo, canonical
 
 
@@ -182,7 +182,7 @@ class DiskCells:
         bat_names, bat_codes = np.unique(bat.astype(str), return_inverse=True)
         pert_vocab = tuple(sorted({a for t in atoms for a in t}))
         for message in label_warnings(obs, s, genes, pert_vocab):
-            warnings.warn(message, UserWarning, stacklevel=3)
+            warn(message)
         self.info = DataInfo(tuple(genes), pert_vocab, tuple(ctx_names), tuple(bat_names), s.perturbation_type, "control")
         pidx = self.info.perturbation_index()
         width = max([len(a) for a in atoms] + [1])

@@ -216,11 +216,11 @@ def check_log_base(x: Any, source: str, target_sum: float | None) -> None:
         )
     total = normalised_total(x) if target_sum is not None else None
     if total is not None and target_sum is not None and abs(total - target_sum) > 1e-2 * target_sum:
-        warnings.warn(
+        warn(
             f"expression {source!r} is log1p of counts normalised to {total:.4g} per cell, but PerturbationSchema.target_sum "
             f"is {target_sum:g}: counts that distgen normalises later (data.encode) would be on another scale than these cells. "
             f"Set data.schema.target_sum: {total:.4g} (PerturbationSchema.target_sum); distgen predict --counts inverts "
-            f"with {total:.4g} either way", UserWarning, stacklevel=3,
+            f"with {total:.4g} either way",
         )
 
 

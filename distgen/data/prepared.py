@@ -27,6 +27,7 @@ from distgen.data.groups import Group, control_draw, held_out_groups
 from distgen.data.sampler import condition_groups
 from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.data.split import Split
+from distgen.errors import DistgenWarning
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
 
 PARTS = ("train", "val", "test")
@@ -56,11 +57,6 @@ def _canonical_conditions(data: PerturbationData) -> np.ndarray:
                          "and evaluations; rename them")
     table = {c: canonical(data.atoms_of(c), data.info.control_label) for c in set(data.conditions.tolist())}
     return np.array([table[c] for c in data.conditions.tolist()], dtype=object)
-
-
-def _from_distgen(filename: str) -> bool:
-    """Whether a warning was issued from distgen's own code (not scanpy's or anndata's, which speak for themselves)."""
-    return Path(filename).resolve().is_relative_to(Path(__file__).resolve().parents[1])
 
 
 @dataclass
@@ -121,7 +117,7 @@ class Dataset:
             data = PerturbationData.from_anndata(adata, schema)
         for w in caught:  # printed as before (under the caller's filters), and kept for the manifest and the report
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        said = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning) and _from_distgen(w.filename)))
+        said = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DistgenWarning)))
         source = split_file if split_file is not None else ds.split
         split = Split.load(source) if isinstance(source, str | Path) else make_split(data, **(source or {}))
         if ds.hvg is not None and ds.hvg < data.info.n_genes:
