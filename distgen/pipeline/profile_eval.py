@@ -144,8 +144,10 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
     information cell-eval2's ``validate_pair`` gives (cell-eval 0.8.2 refuses such a pair too): a score
     over the predicted subset would reward leaving out hard perturbations. It scores a perturbation
     with a single cell on either side, as both references do (``data.invalid`` re-flagged with
-    ``min_cells=1``). The ``distgen`` profile keeps the default evaluation's rules: such perturbations
-    are NaN with the reason, and a note says the means are over the rest.
+    ``min_cells=1``). It refuses NaN or inf values in any perturbation's cells, as cell-eval 0.8.2 and
+    cell-eval2 refuse such a matrix (scored without those rows, the means would reward emitting NaN
+    where a model fails). The ``distgen`` profile keeps the default evaluation's rules: such
+    perturbations are NaN with the reason, and a note names them and says the means are over the rest.
     """
     from distgen.evaluation.io import flag_invalid
 
@@ -161,16 +163,29 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
                              "the predicted perturbations if that is the comparison you mean")
         data.invalid.clear()
         flag_invalid(data, min_cells=1)
+        if data.invalid:  # with every perturbation predicted and one cell enough, only NaN or inf values are left
+            bad = [f"{data.perts[p]} ({why})" for p, why in sorted(data.invalid.items())]
+            raise ValueError(f"{len(bad)} perturbation(s) hold NaN or inf values: {bad[:10]}. Profile {profile.name!r} refuses "
+                             f"the pair as {profile.reference} does (it rejects a matrix with NaN or inf): scored without them, "
+                             "the means would be over the other perturbations, and a model would gain by emitting NaN where it "
+                             "fails. Fix the predictions (or the truth)" + ("" if profile.scale == "counts" else
+                             ", or score with the default evaluation or --profile distgen, which report those perturbations "
+                             "as NaN with the reason"))
         single = [f"{p} ({side})" for side, pop in (("pred", data.pred), ("real", data.real))
                   for p, n in zip(data.perts, pop.counts.tolist()) if n == 1]
         if single:
             return [f"{len(single)} perturbation(s) with a single cell on a side, scored as {profile.reference} scores them "
                     f"(the default evaluation needs 2): {single[:10]}"]
         return []
+    notes = []
     if missing:
-        return [f"{len(missing)} of {data.n_perts} perturbations of the truth have no predicted cells (e.g. {missing[:5]}): "
-                f"NaN for every metric, and the means in summary.json are over the other {data.n_perts - len(missing)}"]
-    return []
+        notes.append(f"{len(missing)} of {data.n_perts} perturbations of the truth have no predicted cells (e.g. {missing[:5]}): "
+                     f"NaN for every metric, and the means in summary.json are over the other {data.n_perts - len(missing)}")
+    other = {p: why for p, why in data.invalid.items() if data.pred.counts[p] > 0}  # too few cells, NaN or inf values
+    if other:
+        notes.append(f"{len(other)} of {data.n_perts} perturbations are NaN for every metric (the means in summary.json are over "
+                     f"the rest): " + "; ".join(f"{data.perts[p]}: {why}" for p, why in sorted(other.items())[:10]))
+    return notes
 
 
 #: The profiles whose reference is cell-eval2, which resolves each label to a gene to exclude from its own scores.

@@ -78,6 +78,40 @@ def test_reference_profiles_score_a_single_predicted_cell(tmp_path):
     assert math.isnan(rows.loc["G3", "mse"]) and "only 1 pred cell" in rows.loc["G3", "nan_reasons"]
 
 
+def _with_nan(a: ad.AnnData, label: str, value: float = np.nan) -> ad.AnnData:
+    """``a`` with one value of every cell of perturbation ``label`` set to ``value``."""
+    a = a.copy()
+    x = np.asarray(a.X, dtype=np.float32).copy()
+    x[a.obs["target"].to_numpy() == label, 4] = value
+    a.X = x
+    return a
+
+
+@pytest.mark.parametrize("profile", ["cell-eval-0.8.2", "cell-eval-0.7.6", "celleval2", "vcc2026"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_reference_profiles_refuse_nan_or_inf_cells_as_the_references_do(tmp_path, profile, value):
+    # cell-eval 0.8.2 ("`X` must not contain NaNs") and cell-eval2 (ScaleLimitError / "values are fractional") reject
+    # such a matrix; scored without the row, the summary's means were over the other perturbations, with no note
+    counts = profile in ("celleval2", "vcc2026")
+    real, pred = _counts_pair() if counts else make_pair(seed=1, combos=False)
+    bad = "P2" if counts else "G3"
+    with pytest.raises(ValueError, match=rf"1 perturbation\(s\) hold NaN or inf values: \['{bad} \(\d+ pred cell.*Profile '{profile}' refuses"):
+        evaluate_profile_files(_with_nan(pred, bad, value), real, tmp_path / "out", profile)
+    with pytest.raises(ValueError, match=rf"{bad} \(\d+ real cell"):  # the truth too
+        evaluate_profile_files(pred, _with_nan(real, bad, value), tmp_path / "out", profile)
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_the_distgen_profile_names_nan_perturbations_left_out_of_its_means(tmp_path):
+    real, pred = make_pair(seed=1, combos=False)
+    summary = evaluate_profile_files(_with_nan(pred, "G3"), real, tmp_path / "out", "distgen")
+    said = [n for n in summary["notes"] if "NaN for every metric" in n]
+    assert len(said) == 1 and "G3: " in said[0] and "NaN or inf" in said[0]
+    rows = pd.read_csv(tmp_path / "out" / "metrics.csv").set_index("perturbation")
+    assert math.isnan(rows.loc["G3", "mse"])
+    assert summary["metrics"]["mse"] == pytest.approx(rows["mse"].drop("G3").mean())
+
+
 def test_load_pair_still_reads_a_subset_prediction_for_callers_that_choose(tmp_path):
     # the rule belongs to the profile run, not to reading: load_pair gives NaN rows as before
     real, pred = make_pair(seed=1, combos=False)
