@@ -168,12 +168,22 @@ def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:
     """The contexts to score one by one: the truth's perturbed contexts (one pooled ``"all"`` without ``by_context``)."""
     if not by_context:
         return [ALL]
-    ctx = sorted(set(truth.contexts[~truth.is_control].tolist()))
+    real = truth.conditions[~truth.is_control].tolist(), truth.contexts[~truth.is_control].tolist()
+    ctx = sorted(set(real[1]))
+    groups, known = set(zip(*real)), set(real[0])
+    # a context the truth lacks, or a condition the truth holds in another context only: a group it lacks, named with its
+    # context (a condition the truth lacks everywhere is left to eval_data, which says so of the condition)
     extra = sorted({(c, k) for c, k, ctrl in zip(pred.conditions.tolist(), pred.contexts.tolist(), pred.is_control.tolist())
-                    if not ctrl and k not in ctx})
+                    if not ctrl and (c, k) not in groups and (k not in ctx or c in known)})
     if extra:
-        raise ValueError(f"the prediction has cells of (condition, context) groups the truth lacks, e.g. {extra[:3]}; "
-                         "evaluate against a truth that contains them, or drop them from the prediction")
+        raise ValueError(f"the prediction has cells of {len(extra)} (condition, context) group(s) the truth lacks, e.g. {extra[:3]}; "
+                         "each context is scored on its own: evaluate against a truth that contains them, or drop them from the "
+                         "prediction")
+    lost = sorted(set(ctx) - set(pred.contexts.tolist()))
+    if lost:
+        raise ValueError(f"the prediction has no cells of {len(lost)} context(s) of the truth: {lost[:10]}; each context is "
+                         "scored on its own, against its own control cells: predict every context of the truth (with its "
+                         "control cells), or subset the truth to the contexts you predicted")
     return ctx
 
 
