@@ -262,6 +262,12 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
     for name, a in files.items():
         labels = set(a.obs[pert_col].astype(str))
         if control not in labels:
+            other = [c for c in CONTROL_LABELS if c in labels]
+            if other and name != reference:  # another tool's control label: --control names one label for both files
+                raise ValueError(
+                    f"the {name} file labels its control cells {other[0]!r} but the {reference} file {control!r} (obs[{pert_col!r}]): "
+                    f"both files need the same control label (--control names one for both); relabel one file, e.g. "
+                    f"adata.obs[{pert_col!r}] = adata.obs[{pert_col!r}].astype(str).replace({{{other[0]!r}: {control!r}}}) on the {name} file")
             some = sorted(labels)[:8]
             raise ValueError(f"the {name} file has no control cells: label {control!r} is not in obs[{pert_col!r}] "
                              f"(values include {some}); every evaluation needs control cells (pass --control)")

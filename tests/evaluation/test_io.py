@@ -41,6 +41,21 @@ def test_missing_control_and_column_are_named(pair):
         load_pair(pred, real, "guide", CONTROL)
 
 
+@pytest.mark.parametrize("control", [None, CONTROL])
+def test_a_control_label_of_another_tool_is_named_with_the_relabelling(pair, tmp_path, control):
+    # GEARS/scGPT-style files call the controls 'ctrl' or 'control': --control names one label for both files, so the fix
+    # is a relabelling, not --control; the error names both labels (from AnnData and from files, by either reader)
+    real, pred = pair
+    other = pred.copy()
+    other.obs["target"] = other.obs["target"].astype(str).replace({CONTROL: "ctrl"})
+    other.write_h5ad(tmp_path / "pred.h5ad")
+    real.write_h5ad(tmp_path / "real.h5ad")
+    said = r"the pred file labels its control cells 'ctrl' but the real file 'non-targeting'.*replace\(\{'ctrl': 'non-targeting'\}\)"
+    for p, r in ((other, real), (str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"))):
+        with pytest.raises(ValueError, match=said):
+            load_pair(p, r, "target", control)
+
+
 def test_prediction_only_perturbation_is_an_error_and_missing_one_is_nan(pair):
     real, pred = pair
     with pytest.raises(ValueError, match="perturbations that the truth lacks"):
