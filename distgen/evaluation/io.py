@@ -8,6 +8,10 @@ what is wrong and how to fix it, or, per perturbation, NaN with a reason (``Eval
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -121,8 +125,36 @@ def align(pred: Cells, truth: Cells, name: str = "prediction") -> tuple[Cells, l
     if missing or extra or len(pred.genes) != len(truth.genes):
         raise ValueError(f"{name} and truth have different genes: {len(missing)} real genes missing from the {name} "
                          f"(e.g. {missing[:5]}), {len(extra)} {name} genes not in the truth (e.g. {extra[:5]}); "
-                         "subset both to the same genes")
+                         + (spelling_note(missing, extra, name) or "subset both to the same genes"))
     return pred.with_genes(truth.genes), [f"{name} genes were in a different order; reordered to the truth's order"]
+
+
+#: Ways two tools spell one gene differently: (what differs, how to make a name comparable).
+_SPELLINGS: tuple[tuple[str, Any], ...] = (
+    ("surrounding whitespace", str.strip),
+    ("letter case", str.upper),
+    ("an Ensembl version suffix", lambda g: re.sub(r"^(ENS[A-Z]*\d+)\.\d+$", r"\1", g.strip())),
+)
+
+
+def spelling_note(missing: Sequence[str], extra: Sequence[str], name: str = "prediction") -> str | None:
+    """The fix for genes that differ only in spelling (whitespace, case, Ensembl version), or None.
+
+    Said when some of the ``name``'s genes not in the truth (``extra``) name a gene the truth has that is
+    missing from it (``missing``) once both are spelled one way: the files hold the same genes under other names,
+    which subsetting would silently throw away. distgen never renames genes itself (``TP53`` and ``Tp53`` are
+    different genes in a mixed-species panel).
+    """
+    if not missing or not extra:
+        return None
+    for what, norm in _SPELLINGS:
+        wanted = {norm(g): g for g in missing}
+        pairs = [(g, wanted[norm(g)]) for g in extra if norm(g) in wanted]
+        if pairs:
+            return (f"{len(pairs)} of the {name}'s {len(extra)} other genes differ from a real gene only by {what} (e.g. "
+                    f"{pairs[0][0]!r} vs {pairs[0][1]!r}): rename the {name}'s var_names to the truth's spelling (one name per "
+                    "gene, as the truth writes it), then evaluate again")
+    return None
 
 
 def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True) -> EvalData:

@@ -32,6 +32,26 @@ def test_different_genes_are_an_error(pair):
         load_pair(pred[:, :-1].copy(), real, "target", CONTROL)
 
 
+@pytest.mark.parametrize(("spell", "what"), [(str.lower, "letter case"), (lambda g: f" {g} ", "surrounding whitespace"),
+                                             (lambda g: f"{g}.3", "an Ensembl version suffix")])
+def test_genes_spelled_another_way_are_refused_with_the_renaming_not_a_subset(pair, spell, what):
+    # another tool's names for the same genes: "subset both to the same genes" would leave nothing (or a few) to score
+    real, pred = pair
+    real, pred = real.copy(), pred.copy()
+    ids = [f"ENSG{i:011d}" for i in range(real.n_vars)]
+    real.var_names, pred.var_names = ids, [spell(g) for g in ids]
+    if what == "an Ensembl version suffix":
+        pred.var_names = [f"{g}.{i % 4 + 1}" for i, g in enumerate(ids)]
+    with pytest.raises(ValueError, match=rf"{real.n_vars} of the prediction's {real.n_vars} other genes differ from a real gene "
+                                         rf"only by {what} \(e\.g\. .*: rename the prediction's var_names"):
+        load_pair(pred, real, "target", CONTROL)
+    # genes that are simply other genes keep the plain advice
+    other = pred.copy()
+    other.var_names = [f"X{i}" for i in range(real.n_vars)]
+    with pytest.raises(ValueError, match="subset both to the same genes"):
+        load_pair(other, real, "target", CONTROL)
+
+
 def test_missing_control_and_column_are_named(pair):
     real, pred = pair
     no_ctrl = pred[pred.obs["target"] != CONTROL].copy()
