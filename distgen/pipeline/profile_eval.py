@@ -40,6 +40,17 @@ def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str |
         pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=celltype_col, guess_celltype=False)
     recorded = sorted(set(info.scales.values()))
     if recorded and recorded != [scale]:
+        from distgen.evaluation.io import value_scale
+
+        cells = {"pred": pred_c, "real": real_c}
+        read_as = {k: value_scale(cells[k].X) for k, s in info.scales.items() if s != scale and k in cells}
+        wrong = {k: v for k, v in read_as.items() if v[0] == ("counts" if scale == "counts" else "log")}
+        if wrong and len(wrong) == len(read_as):  # the values are what this evaluation scores: the record is what is wrong
+            k, (_, vmax) = next(iter(wrong.items()))
+            held = "raw counts (integers)" if scale == "counts" else "log-normalised (fractional)"
+            raise ValueError(f"the {k} file records uns['distgen']['scale'] = {info.scales[k]!r}, but its values are {held}, max "
+                             f"{vmax:.4g}: the record contradicts the data. Correct it (adata.uns['distgen']['scale'] = {scale!r}, "
+                             "or delete the key) and evaluate again")
         fix = ("write raw counts with distgen predict --counts MODEL --real REAL" if scale == "counts"
                else "score them with a counts profile (--profile vcc2026 or celleval2)")
         raise ValueError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")

@@ -112,6 +112,28 @@ def test_the_distgen_profile_names_nan_perturbations_left_out_of_its_means(tmp_p
     assert summary["metrics"]["mse"] == pytest.approx(rows["mse"].drop("G3").mean())
 
 
+@pytest.mark.parametrize("profile", ["cell-eval-0.8.2", "vcc2026"])
+def test_a_recorded_scale_that_contradicts_the_values_is_named_as_the_wrong_record(tmp_path, profile):
+    # a colleague's file says uns["distgen"]["scale"] = "counts" over log-normalised values (or the reverse): the refusal
+    # sent the user to the other profile, which then refused the values; the record is what is wrong
+    counts = profile == "vcc2026"
+    real, pred = _counts_pair() if counts else make_pair(seed=1, combos=False)
+    said = "lognorm" if counts else "counts"
+    pred = pred.copy()
+    pred.uns["distgen"] = {"scale": said}
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    real.write_h5ad(tmp_path / "real.h5ad")
+    with pytest.raises(ValueError, match=rf"the pred file records uns\['distgen'\]\['scale'\] = '{said}', but its values are "
+                                         rf"{'raw counts' if counts else 'log-normalised'}.*the record contradicts the data"):
+        evaluate_profile_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), tmp_path / "out", profile)
+    # a record that agrees with the values keeps the advice to use the other profile
+    other = "cell-eval-0.8.2" if counts else "vcc2026"
+    pred.uns["distgen"] = {"scale": "counts" if counts else "lognorm"}
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    with pytest.raises(ValueError, match=r"the files record .* values \(uns\['distgen'\]\['scale'\]\) but this evaluation scores"):
+        evaluate_profile_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), tmp_path / "out2", other)
+
+
 def test_load_pair_still_reads_a_subset_prediction_for_callers_that_choose(tmp_path):
     # the rule belongs to the profile run, not to reading: load_pair gives NaN rows as before
     real, pred = make_pair(seed=1, combos=False)
