@@ -16,7 +16,9 @@ repeated on every row, is compared once: two numbers and their difference, no in
 Two evaluations are compared only when their rows mean the same thing: the same metric
 definitions (profile: the default evaluation is the ``distgen`` profile), the same genes, and on
 every shared row the same number of real cells (the same truth); otherwise ``MismatchedEvaluations``
-(exit 2) says what differs. Metrics or perturbations only one side has are left out and counted.
+(exit 2) says what differs. Metrics or perturbations only one side has are left out and counted; then a metric that measures each
+perturbation against the others of its panel (discrimination scores, correlations across perturbations,
+one value over all of them) gets no verdict: its values differ with the panel alone.
 """
 
 from __future__ import annotations
@@ -159,6 +161,13 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
     return notes
 
 
+def panel_dependent(name: str, profile: str = DEFAULT_PROFILE) -> bool:
+    """Whether metric ``name`` measures a perturbation against the other perturbations of its evaluation
+    (``MetricCapabilities.min_perturbations >= 2``: a discrimination rank, a correlation across perturbations) or is one
+    number over all of them (``per_perturbation=False``): its value on a row changes when the panel changes."""
+    return int(_capability(name, "min_perturbations", 1, profile)) >= 2 or not _capability(name, "per_perturbation", True, profile)
+
+
 def _one_values(values: dict[str, float], contexts: dict[str, str], keys: list[str]) -> dict[str, float]:
     """``{context: value}`` of a one-value metric over the rows ``keys`` (its finite value; NaN when none)."""
     out: dict[str, float] = {}
@@ -184,7 +193,9 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
     direction``, ``no pairs``: ``distgen.evaluation.uncertainty.verdict``) and ``better``, the winner or
     None. Metrics of one value for the whole evaluation (``MetricCapabilities.per_perturbation=False``) are
     taken once per context: ``value_a``, ``value_b``, ``mean_difference``, no interval, no test, no winner
-    (``verdict``: ``one value``). ``margins``: ``{metric: margin}`` in the metric's units.
+    (``verdict``: ``one value``). ``margins``: ``{metric: margin}`` in the metric's units. When the two evaluations
+    score different perturbations, a metric whose value depends on the panel (``panel_dependent``) gets the verdict
+    ``panels differ`` and no winner, with a note.
     """
     a, sa = load_evaluation(run_a)
     b, sb = load_evaluation(run_b)
@@ -214,6 +225,12 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
                            "only_a": len(perts_a - perts_b), "only_b": len(perts_b - perts_a), "only_a_metrics": only_a,
                            "only_b_metrics": only_b, "ci_level": level, "alpha": alpha, "notes": notes, "metrics": {}}
     profile = profile_of(sa)
+    panel_bound = [m for m in shared_metrics if panel_dependent(m, profile)] if perts_a != perts_b else []
+    if panel_bound:
+        notes.append(f"the two evaluations score different perturbation panels, and {panel_bound} measure each perturbation "
+                     "against the others of its panel (a rank among them, a correlation across them): their values differ "
+                     "with the panel alone, so they get no verdict (verdict 'panels differ'); evaluate both on the same "
+                     "perturbations to compare them")
     for name in shared_metrics:
         hib = _higher_is_better(name, sa, sb)
         if not _capability(name, "per_perturbation", True, profile):
@@ -228,6 +245,9 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
                 "n": len(both), "n_dropped": 0, "margin": math.nan, "margin_source": None, "better": None, "verdict": "one value",
                 "note": "one value for the whole evaluation" + (" per context" if len(va) > 1 else "")
                         + ": a difference of single numbers, no interval and no test"}
+            if name in panel_bound:
+                out["metrics"][name].update(verdict="panels differ", note=out["metrics"][name]["note"]
+                                            + "; each over its own panel of perturbations, which differ: not comparable")
             continue
         xa = [a[name].get(p, math.nan) for p in shared]
         xb = [b[name].get(p, math.nan) for p in shared]
@@ -236,6 +256,8 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
         mean_a, mean_b = _mean([x for x, _ in pairs]), _mean([y for _, y in pairs])
         width, source = margin([mean_a, mean_b], _noise(name, sa, sb), margins.get(name))
         said, better = verdict(test, hib, width, alpha)
+        if name in panel_bound:
+            said, better = "panels differ", None
         dropped = len(shared) - len(pairs)
         note = test["note"]
         if dropped:
@@ -255,6 +277,9 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
                          "the numerical tolerance counts; give a practical threshold with --margin METRIC=VALUE")
     if "vcc2026" in sa and "vcc2026" in sb:
         out["vcc2026"] = _vcc2026(sa["vcc2026"], sb["vcc2026"], notes)
+        if perts_a != perts_b:
+            notes.append("the vcc2026 scores are each over its own panel of perturbations (and scaled by a baseline of that "
+                         "panel's perturbed cells), which differ: the two scores are not comparable")
     return out
 
 
@@ -292,7 +317,7 @@ def markdown(result: dict[str, Any]) -> str:
         if not r.get("per_perturbation", True):
             singles.append(name)
             lines.append(f"| {md.cell(name)} | {hib} | {fmt_value(r['mean_a'])} | {fmt_value(r['mean_b'])} | {fmt_value(r['mean_difference'])} | - | - | "
-                         f"- | one value* | - |")
+                         f"- | one value* | {'-' if r['verdict'] == 'one value' else md.cell(r['verdict'])} |")
             continue
         ci = f"[{fmt_value(r['ci'][0])}, {fmt_value(r['ci'][1])}]"
         pairs = f"{r['n']}" + (f" ({r['n_dropped']} left out: NaN)" if r.get("n_dropped") else "")

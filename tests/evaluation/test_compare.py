@@ -357,3 +357,28 @@ def test_a_zero_replicate_spread_is_not_called_unrecorded(tmp_path):
     said = [n for n in res["notes"] if "only statistically significant" in n]
     assert len(said) == 1 and "spread is zero" in said[0] and "every ceiling split gave the same mean" in said[0]
     assert "no replicate spread was recorded" not in said[0] and "--profile" not in said[0]
+
+
+def test_metrics_that_rank_a_perturbation_among_its_panel_get_no_verdict_when_the_panels_differ(tmp_path):
+    # the SAME predictions of P2..P11, scored once with the truth's 12 perturbations and once with 10 of them: the
+    # discrimination score of a row is its rank among the panel, so the two differed with nothing else changed, and compare
+    # gave them a paired test (and could name a winner) as if one prediction were better
+    truth = _population(0, range(12))
+    pred = _population(1, range(12), noise=3.0)
+    names = ["mse", "discrimination_score_l1", "pearson_edistance"]
+    keep = lambda c: c.subset(np.flatnonzero(~np.isin(c.conditions, ["P0", "P1"])))  # noqa: E731
+    score(pred, truth, metrics=names, ceiling=False).write(tmp_path / "all", make_plots=False)
+    score(keep(pred), keep(truth), metrics=names, ceiling=False).write(tmp_path / "ten", make_plots=False)
+    a = pd.read_csv(tmp_path / "all" / "metrics.csv").set_index("perturbation")
+    b = pd.read_csv(tmp_path / "ten" / "metrics.csv").set_index("perturbation")
+    assert (a.loc[b.index, "mse"] == b["mse"]).all()  # the rows are the same predictions
+    assert (a.loc[b.index, "discrimination_score_l1"] != b["discrimination_score_l1"]).any()  # not vacuous: the panel moves it
+    res = compare(tmp_path / "all", tmp_path / "ten")
+    for name in ("discrimination_score_l1", "pearson_edistance"):
+        assert res["metrics"][name]["verdict"] == "panels differ" and res["metrics"][name]["better"] is None
+    assert res["metrics"]["mse"]["verdict"] == "negligible"  # per-perturbation metrics are still paired
+    assert any("different perturbation panels" in n and "discrimination_score_l1" in n and "'mse'" not in n for n in res["notes"])
+    # the same panel on both sides: compared as before
+    same = compare(tmp_path / "all", tmp_path / "all")
+    assert same["metrics"]["discrimination_score_l1"]["verdict"] != "panels differ"
+    assert not any("panels" in n for n in same["notes"])
