@@ -241,6 +241,13 @@ def guess_pert_col(files: dict[str, ad.AnnData], pert_col: str | None) -> str:
         found = [c for c in PERT_COLS if all(c in a.obs.columns for a in files.values())]
         if not found:
             first = next(iter(files.values()))
+            each = {name: [c for c in PERT_COLS if c in a.obs.columns] for name, a in files.items()}
+            if all(each.values()):  # each file has a usual column, not the same one: --pert-col names one for both
+                (ref, (col, *_)), *others = each.items()
+                name, (other, *_) = next((n, c) for n, c in others if col not in c)
+                raise ValueError(f"the {ref} file holds its perturbation labels in obs[{col!r}] but the {name} file in "
+                                 f"obs[{other!r}]: both files need them in one column (--pert-col names one for both); rename "
+                                 f"one, e.g. adata.obs = adata.obs.rename(columns={{{other!r}: {col!r}}}) on the {name} file")
             raise ValueError(f"no perturbation column given and none of {PERT_COLS} is in the obs of every file "
                              f"(columns: {list(first.obs.columns)}); pass --pert-col")
         pert_col = found[0]

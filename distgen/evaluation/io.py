@@ -157,6 +157,26 @@ def spelling_note(missing: Sequence[str], extra: Sequence[str], name: str = "pre
     return None
 
 
+def _label_key(label: str) -> str:
+    """A perturbation label spelled one way: upper case, atoms split on the usual combination delimiters, sorted."""
+    return "+".join(sorted(a for a in re.split(r"[+_|;,/\s]+", label.strip().upper()) if a))
+
+
+def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -> str | None:
+    """The fix for ``name`` perturbation labels that are truth labels spelled another way (case, a combination delimiter
+    such as ``KLF1_MAP2K6`` for ``KLF1+MAP2K6``), or None. distgen never matches such labels itself (``_`` is part of
+    many single labels, and case can tell genes of two species apart)."""
+    known: dict[str, str] = {}
+    for p in perts:
+        known.setdefault(_label_key(p), p)
+    pairs = [(e, known[_label_key(e)]) for e in extra if _label_key(e) in known]
+    if not pairs:
+        return None
+    return (f"{len(pairs)} of them name a truth perturbation spelled another way (e.g. {pairs[0][0]!r} for {pairs[0][1]!r}: "
+            f"letter case or the combination delimiter): write the {name}'s labels as the truth writes them (combinations "
+            "joined by '+')")
+
+
 def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True) -> EvalData:
     """``EvalData`` of one population pair, grouped by condition (contexts pooled: split by context first).
 
@@ -182,7 +202,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     extra = sorted(set(pred.conditions[~pred.is_control].tolist()) - set(perts))
     if extra:
         raise ValueError(f"the {name} has {len(extra)} perturbations that the truth lacks (e.g. {extra[:5]}); "
-                         "evaluate against a truth that contains them, or drop them from the prediction")
+                         + (label_note(extra, perts, name) or "evaluate against a truth that contains them, or drop them "
+                                                              "from the prediction"))
     index = {p: i for i, p in enumerate(perts)}
     pops = {}
     for side, cells in (("real", truth), (name, pred)):

@@ -1,6 +1,7 @@
 """Bad prediction/truth pairs: clear errors or NaN-with-reason, never a silent wrong number."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -84,6 +85,32 @@ def test_prediction_only_perturbation_is_an_error_and_missing_one_is_nan(pair):
     t = run_metrics(data, ["mse", "overlap_at_N"])
     assert math.isnan(t.values["mse"][data.perts.index("G3")])
     assert "no pred cells" in t.reasons["mse"]["G3"]
+
+
+def test_truth_labels_spelled_another_way_are_named_with_the_fix(pair):
+    # KLF1_MAP2K6 for KLF1+MAP2K6, g3 for G3: "the truth lacks them" alone sends the user looking for missing data
+    real, pred = pair
+    for new, truth_label in (("g3", "G3"), ("G3_G4", "G3+G4")):
+        other = pred.copy()
+        other.obs["target"] = other.obs["target"].astype(str).replace({"G3": new})
+        truth = real.copy()
+        truth.obs["target"] = truth.obs["target"].astype(str).replace({"G3": truth_label})
+        with pytest.raises(ValueError, match=r"1 of them name a truth perturbation spelled another way \(e.g. "
+                                             + re.escape(f"'{new}' for '{truth_label}'")):
+            load_pair(other, truth, "target", CONTROL)
+    other = pred.copy()
+    other.obs["target"] = other.obs["target"].astype(str).replace({"G3": "Z9"})
+    with pytest.raises(ValueError, match=r"truth lacks them, or drop them|evaluate against a truth that contains them"):
+        load_pair(other, real, "target", CONTROL)
+
+
+def test_perturbation_columns_named_differently_are_named_with_the_renaming(pair):
+    real, pred = pair
+    other = pred.copy()
+    other.obs = other.obs.rename(columns={"target": "condition"})
+    with pytest.raises(ValueError, match=r"the real file holds its perturbation labels in obs\['target'\] but the pred file in "
+                                         r"obs\['condition'\].*rename\(columns=\{'condition': 'target'\}\)"):
+        load_pair(other, real)
 
 
 def test_nan_predictions_and_single_cells_are_reported(pair):
