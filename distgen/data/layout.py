@@ -288,6 +288,21 @@ def recorded_scale(adata: ad.AnnData, key: str = "scale") -> str | None:
     return str(scale) if scale is not None else None
 
 
+def recorded_log_base(adata: ad.AnnData) -> float | None:
+    """The base of ``scanpy.pp.log1p`` a file records in ``uns["log1p"]["base"]`` (``math.e`` for scanpy's ``None``), or None
+    for a file without that record."""
+    import math
+
+    meta = adata.uns.get("log1p") if hasattr(adata, "uns") else None
+    if not isinstance(meta, dict):
+        return None
+    base = meta.get("base")
+    try:
+        return math.e if base is None else float(base)
+    except (TypeError, ValueError):
+        return None
+
+
 def read(
     source: Any, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None, name: str = "input"
 ) -> Cells:
@@ -378,7 +393,8 @@ def read_pair(
     delimiters = recorded_delimiters(files.values())  # KLF1_MAP2K6 in one file pairs with KLF1+MAP2K6 in the other
     info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control, delimiters),
                       scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None},
-                      kinds={k: s for k, a in files.items() if (s := recorded_scale(a, "kind")) is not None})
+                      kinds={k: s for k, a in files.items() if (s := recorded_scale(a, "kind")) is not None},
+                      log_bases={k: b for k, a in files.items() if (b := recorded_log_base(a)) is not None})
     if col is None:
         obs = files["real"].obs
         info.notes += pooled_contexts_note(map(str, obs.columns), lambda c: obs[c].astype(str).tolist())

@@ -132,6 +132,22 @@ def _scale(f: Any, key: str = "scale") -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _log_base(f: Any) -> float | None:
+    """``layout.recorded_log_base`` from h5py: ``uns/log1p/base`` (``math.e`` when the record holds no base), or None."""
+    import math
+
+    node = f.get("uns/log1p")
+    if node is None or not hasattr(node, "keys"):
+        return None
+    base = node.get("base")
+    if base is None:
+        return math.e
+    try:
+        return float(base[()])
+    except (TypeError, ValueError):
+        return None
+
+
 def _natsorted(values: set[str]) -> list[str]:
     from natsort import natsorted
 
@@ -180,6 +196,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             scales = {k: s for k, f in files.items() if (s := _scale(f)) is not None}
             delimiters = tuple(sorted({d for f in files.values() if (d := _scale(f, DELIMITER_KEY)) is not None and d != COMBO}))
             kinds = {k: s for k, f in files.items() if (s := _scale(f, "kind")) is not None}
+            bases = {k: b for k, f in files.items() if (b := _log_base(f)) is not None}
             if len(set(scales.values())) > 1:
                 return None
             cats = labels["real"][1]
@@ -204,7 +221,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):
         return None
-    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, notes, order, scales, kinds)
+    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, notes, order, scales, kinds, bases)
 
 
 def _values(group: Any, name: str) -> list[str] | None:

@@ -125,13 +125,35 @@ def generated_files(kinds: dict[str, str]) -> tuple[str, ...]:
     return tuple(name for name, kind in kinds.items() if name == "pred" and kind == "pred")
 
 
-def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[str, ...] = ()) -> list[str]:
+def check_log_bases(bases: dict[str, float], name: str = "pred") -> None:
+    """Refuse log-normalised ``name`` and ``real`` files whose scanpy records (``uns["log1p"]["base"]``) give different bases.
+
+    ``scanpy.pp.log1p(base=2)`` against the natural log differs by a factor ``ln 2`` on every value: on a gene subset the
+    value checks (``signature``) cannot see it, the record can. Files without the record are not compared.
+    """
+    if name not in bases or "real" not in bases or math.isclose(bases[name], bases["real"], rel_tol=1e-9):
+        return
+
+    def said(b: float) -> str:
+        return "the natural log (base=None)" if math.isclose(b, math.e) else f"base={b:g}"
+
+    raise ScaleMismatchError(
+        f"the {name} file records scanpy's log1p with {said(bases[name])} (uns['log1p']['base']) but the real file with "
+        f"{said(bases['real'])}: every value differs by a constant factor, and every score with it; preprocess the {name} "
+        f"cells as the real ones were (scanpy.pp.log1p with {said(bases['real'])}, from the normalised counts), or correct "
+        "the record if it is wrong"
+    )
+
+
+def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[str, ...] = (),
+                log_bases: dict[str, float] | None = None) -> list[str]:
     """The value checks of files read for evaluation (``{name: Cells}``: ``pred``, ``real``, ``training``); notes.
 
     Negative values are refused (``check_nonnegative``), except in predictions a model generated
     (``generated``: the names of files distgen's layout wrote as predictions), where they are the
     model's output and scored with a note. Log-normalised ``pred`` and ``real`` must carry the same
-    normalisation (``check_same_normalization``).
+    normalisation (``check_same_normalization``) and, where both record one, the same log base (``log_bases``:
+    ``LayoutInfo.log_bases``, ``check_log_bases``).
     """
     notes = []
     for name, c in cells.items():
@@ -144,5 +166,6 @@ def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[
             continue
         check_nonnegative(c.X, name, scale)
     if scale == "lognorm" and cells.get("pred") is not None and cells.get("real") is not None:
+        check_log_bases(log_bases or {})
         check_same_normalization(cells["pred"].X, cells["real"].X)
     return notes

@@ -61,7 +61,8 @@ def evaluate_files(
     pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
     for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
         warn(note)
-    value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds))
+    value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
+                              log_bases=info.log_bases)
     refs, notes = cells_references(train_c, real_c, baselines)
     notes = value_notes + notes
     report = score(
@@ -113,12 +114,15 @@ def evaluate(
         check_output_folder(out, "evaluate", overwrite)
     files: dict[str, Cells] = {}  # what was read from files: their values are checked (Cells and a Dataset are the caller's)
     kinds: dict[str, str] = {}
+    bases: dict[str, float] = {}
 
     def read(source: Any, name: str) -> Cells:
         adata = layout.as_anndata(source, f"{name} file")
         files[name] = layout.read(adata, **layout_options, name=name)
         if (kind := layout.recorded_scale(adata, "kind")) is not None:
             kinds[name] = kind
+        if (base := layout.recorded_log_base(adata)) is not None:
+            bases[name] = base
         return files[name]
 
     pred_c = pred if isinstance(pred, Cells) else read(pred, "pred")
@@ -129,7 +133,7 @@ def evaluate(
         truth_c = truth if isinstance(truth, Cells) else read(truth, "real")
         train_c = train if isinstance(train, Cells) or train is None else read(train, "training")
         refs, notes = cells_references(train_c, truth_c, baselines)
-    notes = check_files(files, generated=generated_files(kinds)) + notes
+    notes = check_files(files, generated=generated_files(kinds), log_bases=bases) + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
                    interpolated=interpolated, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))

@@ -56,7 +56,7 @@ def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str |
         raise ValueError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")
     from distgen.evaluation.normalization import check_files, generated_files
 
-    info.notes += check_files({"pred": pred_c, "real": real_c}, scale, generated_files(info.kinds))
+    info.notes += check_files({"pred": pred_c, "real": real_c}, scale, generated_files(info.kinds), info.log_bases)
     pred_c, notes = align(pred_c, real_c)
     info.notes += notes
     return pred_c, real_c, info

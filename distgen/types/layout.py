@@ -48,6 +48,9 @@ class LayoutInfo:
     #: The kind of rows each file records in ``uns["distgen"]["kind"]`` (``pred``: a model's predictions written by
     #: this layout); files that record none are absent.
     kinds: dict[str, str] = field(default_factory=dict)
+    #: The logarithm base each file's scanpy record gives (``uns["log1p"]["base"]``; ``math.e`` for ``None``, scanpy's
+    #: natural log); files without the record are absent.
+    log_bases: dict[str, float] = field(default_factory=dict)
 
 
 def looks_like_celltype(column: str) -> bool:

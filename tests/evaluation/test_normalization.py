@@ -97,6 +97,39 @@ def test_totals_within_rounding_agree_and_gene_subsets_are_not_compared(raw):
     check_same_normalization(pred[:, :20].X, real[:, :20].X)
 
 
+def _scanpy_log(counts, obs, genes, base=None, keep=20):
+    """What scanpy.pp.normalize_total + scanpy.pp.log1p(base=...) leave, then an HVG-like subset of ``keep`` genes."""
+    norm = counts / counts.sum(1, keepdims=True) * 1e4
+    x = np.log1p(norm) if base is None else np.log1p(norm) / np.log(base)
+    a = ad.AnnData(X=x[:, :keep].astype(np.float32), obs=obs.copy())
+    a.var_names = genes[:keep]
+    a.uns["log1p"] = {} if base is None else {"base": base}  # scanpy's record (anndata drops a None value)
+    return a
+
+
+def test_a_log_base_the_files_record_differently_is_refused_by_every_reader(raw, tmp_path):
+    # log2 against the natural log on a gene subset: the values alone show nothing (no constant totals), every score
+    # was off by the factor (mse about 20x on the Norman K562 pair), with no note; scanpy's records tell
+    (rc, ro, g), (pc, po, _) = raw
+    pred, real = _scanpy_log(pc, po, g, base=2), _scanpy_log(rc, ro, g)
+    assert signature(pred.X) is None and signature(real.X) is None  # not vacuous: the value checks cannot see it
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    real.write_h5ad(tmp_path / "real.h5ad")
+    said = r"the pred file records scanpy's log1p with base=2 .* but the real file with the natural log \(base=None\)"
+    for p, r in ((pred, real), (str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"))):  # AnnData, then the h5py reader
+        with pytest.raises(ScaleMismatchError, match=said):
+            evaluate_files(p, r, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+        with pytest.raises(ScaleMismatchError, match=said):
+            load_pair(p, r, "target", CONTROL)  # --profile (log-scale profiles)
+    from distgen.pipeline.evaluate import evaluate
+
+    with pytest.raises(ScaleMismatchError, match=said):
+        evaluate(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+    # the same base on both sides, or a record on one side only: scored
+    for p, r in ((_scanpy_log(pc, po, g, base=2), _scanpy_log(rc, ro, g, base=2)), (pred, _file(rc, ro, g)[:, :20].copy())):
+        assert load_pair(p, r, "target", CONTROL)[0].n_perts == 3
+
+
 def test_real_log_normalised_files_are_never_flagged():
     """No false alarm on real log-normalised data: bundled and shared files against their own cells (halves)."""
     from tests.conftest import SHARED_DATA
