@@ -25,6 +25,9 @@ import torch
 
 from distgen.evaluation.io import ScaleMismatchError
 
+#: Share of a prediction's values below 0 up to which a refusal also says how to score them as a model's output
+#: (scaled or centred data has about half its values below 0).
+NEGATIVE_SHARE = 0.05
 #: Rows of a file the normalisation signature is read from.
 SAMPLE_ROWS = 2000
 #: Relative spread (max - min) / median of the cell totals below which a file's totals are one constant.
@@ -60,10 +63,15 @@ def check_nonnegative(x: torch.Tensor | np.ndarray, name: str, scale: str = "log
         return
     n_neg = int((t < 0).sum())
     expected = "raw counts" if scale == "counts" else "log-normalised expression (log1p of normalize_total)"
+    # a few negatives in a prediction: more likely a model's output (a regression head, a decoder) than scaled data, where
+    # about half the values are below 0; say how to score them as what they are
+    model = (f" If they are a model's predictions ({n_neg / t.numel():.2%} of the values are below 0, as a model's output can "
+             "be), mark the file as predictions (adata.uns['distgen'] = {'kind': 'pred'}): they are then scored as generated, "
+             "with a note") if name == "pred" and n_neg <= NEGATIVE_SHARE * t.numel() else ""
     raise ScaleMismatchError(
         f"the {name} cells hold {n_neg} negative value(s) (min {low:.4g}) of {t.numel()}; {expected} {'are' if scale == 'counts' else 'is'} never negative: "
         "the values look scaled or centred (scanpy.pp.scale, z-scores, regress_out or a reconstruction), and log1p of them "
-        "is NaN. Evaluate the unscaled values (the layer or adata.raw saved before scanpy.pp.scale)"
+        "is NaN. Evaluate the unscaled values (the layer or adata.raw saved before scanpy.pp.scale)." + model
     )
 
 

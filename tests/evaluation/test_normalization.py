@@ -168,6 +168,7 @@ def test_scaled_values_are_refused_as_scaled_not_as_unlogged(raw, side):
     with pytest.raises(ScaleMismatchError, match=rf"the {side} cells hold \d+ negative value.*scaled or centred") as err:
         evaluate_files(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
     assert "apply scanpy.pp.log1p" not in str(err.value)
+    assert "model's predictions" not in str(err.value)  # z-scores: about half the values below 0, not a model's output
     with pytest.raises(ScaleMismatchError, match="scaled or centred"):
         load_pair(pred, real, "target", CONTROL)
 
@@ -181,6 +182,22 @@ def test_one_negative_value_anywhere_is_refused(raw, side):
     target.X = x
     with pytest.raises(ScaleMismatchError, match=rf"the {side} cells hold 1 negative value\(s\) \(min -0.5\)"):
         evaluate_files(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+
+
+def test_a_few_negative_predictions_of_another_model_say_how_to_score_them_as_generated(raw):
+    # another tool's model (a regression head) outputs a few values just below 0: refused as "scaled or centred" only,
+    # the user had no way to score them as the model's output, which distgen's own predictions get
+    pred, real = _pair(raw)
+    x = pred.X.copy()
+    x[::7, 3] = -0.02
+    pred.X = x
+    with pytest.raises(ScaleMismatchError, match=r"If they are a model's predictions \(\d\.\d+% of the values are below 0.*"
+                                                 r"adata\.uns\['distgen'\] = \{'kind': 'pred'\}"):
+        evaluate_files(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+    pred.uns["distgen"] = {"kind": "pred"}  # what the error says to do
+    report = evaluate_files(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+    assert any("below 0" in n and "scored as generated" in n for n in report.summary["notes"])
+    assert np.isfinite(report.table.values["mse"]).all()
 
 
 def test_negative_counts_are_refused_as_scaled_under_a_counts_profile(raw, tmp_path):
