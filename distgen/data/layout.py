@@ -402,8 +402,37 @@ def read_pair(
         said = ", ".join(f"{k}: {s}" for k, s in info.scales.items())
         raise ValueError(f"the files record different value scales ({said}); write them at one scale "
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
+    check_gene_names(files)
     cells = {k: _cells(a, pert_col, control, col, k, delimiters) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
+
+
+def check_gene_names(files: dict[str, ad.AnnData]) -> None:
+    """Refuse a file whose ``var_names`` are not the truth's gene names while one of its ``var`` columns holds them.
+
+    scGPT-, GEARS- or Seurat-exported files often index genes by Ensembl ID with the symbols in a ``var`` column (or the
+    reverse); scored as they are, no gene would match. The error names the column and the one-line fix. Files whose names
+    already agree, or where no column matches, are left to the gene checks of the evaluation (``evaluation.io.align``).
+    """
+    real = files.get("real")
+    if real is None:
+        return
+    truth = set(map(str, real.var_names))
+    for name, a in files.items():
+        if name == "real" or truth <= set(map(str, a.var_names)):
+            continue
+        for side, holder, wanted, whose in ((name, a, truth, "the truth's"), ("real", real, set(map(str, a.var_names)), f"the {name} file's")):
+            for column in holder.var.columns:
+                values = holder.var[column]
+                if values.dtype.kind not in "OUS" and not isinstance(values.dtype, pd.CategoricalDtype | pd.StringDtype):
+                    continue
+                found = set(values.astype(str)) & wanted
+                if len(found) >= max(1, 0.9 * len(wanted)):
+                    raise ValueError(
+                        f"the {name} file's genes (var_names, e.g. {list(map(str, a.var_names[:3]))}) are not named as the truth's "
+                        f"(e.g. {list(map(str, real.var_names[:3]))}), but the {side} file's var[{column!r}] holds "
+                        f"{len(found)} of {whose} {len(wanted)} gene names: set {side}.var_names = {side}.var[{column!r}] (one name "
+                        "per gene) and evaluate again")
 
 
 # ---------------------------------------------------------------------------------------------- array helpers

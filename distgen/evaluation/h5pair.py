@@ -203,8 +203,11 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             order_labels = [str(c) for c in cats if c in present["real"]] if cats is not None else _natsorted(present["real"])
             order = tuple(dict.fromkeys(canonical_condition(v, control, delimiters) for v in order_labels))
             cells = {}
+            names = {k: [str(g) for g in _index(f["var"])] for k, f in files.items()}
+            if set(names["pred"]) != set(names["real"]):  # different genes: the anndata reader says what differs and why
+                return None
             for k, f in files.items():
-                genes = [str(g) for g in _index(f["var"])]
+                genes = names[k]
                 if len(set(genes)) != len(genes):
                     return None
                 x = _matrix(f["X"])

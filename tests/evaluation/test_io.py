@@ -53,6 +53,24 @@ def test_genes_spelled_another_way_are_refused_with_the_renaming_not_a_subset(pa
         load_pair(other, real, "target", CONTROL)
 
 
+@pytest.mark.parametrize("side", ["pred", "real"])
+def test_gene_ids_with_the_names_in_a_var_column_name_the_column(pair, tmp_path, side):
+    # scGPT/GEARS/Seurat exports index genes by Ensembl ID and keep the symbols in var: no gene matched, and the error said
+    # "subset both to the same genes"
+    real, pred = (a.copy() for a in pair)
+    ids = real if side == "real" else pred
+    ids.var["gene_symbols"] = list(ids.var_names)
+    ids.var_names = [f"ENSG{i:011d}" for i in range(ids.n_vars)]
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    said = rf"but the {side} file's var\['gene_symbols'\] holds 30 of .* 30 gene names: set {side}.var_names = {side}.var\['gene_symbols'\]"
+    for p, r in ((pred, real), (str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"))):  # AnnData, then files (the h5py reader)
+        with pytest.raises(ValueError, match=said):
+            load_pair(p, r, "target", CONTROL)
+    ids.var_names = list(ids.var["gene_symbols"])  # the fix it names
+    assert load_pair(pred, real, "target", CONTROL)[0].n_perts == 10
+
+
 def test_missing_control_and_column_are_named(pair):
     real, pred = pair
     no_ctrl = pred[pred.obs["target"] != CONTROL].copy()
