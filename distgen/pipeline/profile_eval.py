@@ -207,7 +207,7 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
     """cell-eval2's target-gene checks under its profiles: notes for labels naming no measured gene, or refusals.
 
     cell-eval2 excludes from a perturbation's scores the gene named exactly like its label, and so does
-    distgen under these profiles. ``celleval2`` and ``vcc2026`` refuse a panel where NO label names a gene
+    distgen under these profiles. All three refuse a panel where NO label names a gene
     (construct IDs such as ``JAK2_KO`` against gene symbols: nothing would be excluded, a plausible wrong
     number), as cell-eval2 does, unless ``no_target_genes`` declares that the perturbations have no target
     gene (cell-eval2's ``--no-target-genes``): then no gene is excluded from any perturbation's scores
@@ -223,7 +223,7 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
         data.cache[NO_TARGET_GENES] = True
         named = f" ({k} of them name a measured gene, scored WITH it: e.g. {[p for p in data.perts if p in genes][:5]})" if k else ""
         return [f"--no-target-genes: none of the {n} labels is treated as a target gene; nothing is excluded from the scores{named}"]
-    if k == 0 and n and profile.name != "cell-eval-0.7.6":
+    if k == 0 and n:
         raise ValueError(f"no target resolves to a gene: 0 of {n} perturbation labels name one of the {len(genes)} genes "
                          f"(e.g. {unresolved[:5]}), so no target gene would be excluded from its own scores (cell-eval2 refuses "
                          "this too: construct IDs such as 'JAK2_KO' against gene symbols give a plausible wrong number). Relabel "

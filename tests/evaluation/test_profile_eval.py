@@ -438,3 +438,15 @@ def test_celltype_col_leaves_out_a_context_of_control_cells_only_and_says_so(tmp
     with_pred.obs.loc[with_pred.obs_names[-12:], "cell_type"] = "C"
     with pytest.raises(ValueError, match=r"context 'C' of 'cell_type': the pred has 1 perturbations that the truth lacks"):
         evaluate_profile_files(with_pred, extra[0], tmp_path / "b", "cell-eval-0.8.2", celltype_col="cell_type")
+
+
+def test_cell_eval_0_7_6_refuses_a_panel_where_no_label_names_a_gene(tmp_path):
+    """As cell-eval2's cell-eval-0.7.6 preset refuses it (parity: test_parity_edges.py); --no-target-genes scores it."""
+    real, pred = make_pair(seed=1, combos=False)
+    genes = [f"X{g}" if g.startswith("G") else g for g in real.var_names]
+    for a in (real, pred):
+        a.var_names = genes
+    with pytest.raises(ValueError, match="no target resolves to a gene"):
+        evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.7.6")
+    summary = evaluate_profile_files(pred, real, tmp_path / "out2", "cell-eval-0.7.6", no_target_genes=True)
+    assert math.isfinite(summary["metrics"]["mse"])
