@@ -87,15 +87,24 @@ def _same(names: tuple[str, ...]) -> dict[str, str]:
     return {n: n for n in names}
 
 
+#: The discrimination scores of each profile: a rank among the real effects, which a reference profile reports as its
+#: reference does for a context with a single perturbation (1.0, ``single_condition="reference"``, noted as trivial).
+DISCRIMINATION = {f"pds_{m}" for m in ("l1", "l2", "cosine")} | {f"discrimination_score_{m}" for m in ("l1", "l2", "cosine")}
+
+
+def _preset(names: Any, preset: str) -> dict[str, dict[str, Any]]:
+    return {n: {"preset": preset, **({"single_condition": "reference"} if n in DISCRIMINATION else {})} for n in names}
+
+
 PROFILES: dict[str, Profile] = {
     "celleval2": Profile("celleval2", _same(CELLEVAL2_FULL), "counts", "cell-eval2 0.20.0, profile full (v2)",
-                         {n: {"preset": "v2"} for n in CELLEVAL2_FULL}),
-    "vcc2026": Profile("vcc2026", _same(VCC2026), "counts", "cell-eval2 0.20.0, preset vcc2026",
-                       {n: {"preset": "vcc2026"} for n in VCC2026}),
+                         _preset(CELLEVAL2_FULL, "v2")),
+    "vcc2026": Profile("vcc2026", _same(VCC2026), "counts", "cell-eval2 0.20.0, preset vcc2026", _preset(VCC2026, "vcc2026")),
     "cell-eval-0.7.6": Profile("cell-eval-0.7.6", dict(CELLEVAL076_NAMES), "lognorm", "cell-eval2 0.20.0, preset cell-eval-0.7.6",
-                               {n: {"preset": "cell-eval-0.7.6"} for n in CELLEVAL076_NAMES.values()}),
+                               _preset(CELLEVAL076_NAMES.values(), "cell-eval-0.7.6")),
     "cell-eval-0.8.2": Profile("cell-eval-0.8.2", _same(CELLEVAL082), "lognorm", "cell-eval 0.8.2, profile full",
-                               {f"discrimination_score_{m}": {"exclude": "label"} for m in ("l1", "l2", "cosine")}),
+                               {f"discrimination_score_{m}": {"exclude": "label", "single_condition": "reference"}
+                                for m in ("l1", "l2", "cosine")}),
     "distgen": Profile("distgen", _same(DEFAULT_METRICS), "lognorm", "cell-eval 0.8.2 conventions plus distributional metrics",
                        strict=False),
 }

@@ -5,7 +5,7 @@ Three runs of the preset's ten metrics (six scored, four diagnostics) on RAW COU
 * the submission (``u``): the prediction against the real cells;
 * the *mean-response baseline* (``b``): every perturbation predicted as the average real response
   (the mean over perturbations of each perturbation's mean counts, each perturbation's own gene
-  left out), emitted by resampling real control cells (``numpy`` generator, ``seed``) and scaling
+  left out; none under ``--no-target-genes``), emitted by resampling real control cells (``numpy`` generator, ``seed``) and scaling
   each gene by ``profile / control mean``; the real controls as its control rows;
 * the *split-half replicate* (``r``): for 5 seeds derived from ``base_seed`` (``SeedSequence``), the
   real cells of every group are shuffled and cut into two disjoint halves of ``floor(n/2)``, and one
@@ -32,7 +32,7 @@ import torch
 
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.celleval2_de import prepared_de
-from distgen.evaluation.metrics.celleval2_settings import settings_for
+from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES, settings_for
 from distgen.evaluation.suite import MetricTable, run_metrics
 
 #: The ``vcc2026`` preset's metrics, in cell-eval2's catalog order.
@@ -55,6 +55,10 @@ class Policy:
     clamp_low: float | None = None
     clamp_high: float | None = None
     metric_min: float | None = None  # the worst value an undefined submission is charged
+
+
+class ScoreUndefined(ValueError):
+    """The pair gives the score no baseline or replicate (cell-eval2's ``baseline`` refuses it); the metrics still stand."""
 
 
 _UNFLOORED = Policy("higher", 1.0, metric_min=0.0)
@@ -155,8 +159,13 @@ def require_counts(data: EvalData) -> None:
 def baseline_data(data: EvalData, seed: int = 0) -> EvalData:
     """The generic mean-response prediction of cell-eval2's ``baseline`` command, against ``data.real``."""
     real = data.real
-    genes = {g: i for i, g in enumerate(data.genes)}
+    declared = bool(data.cache.get(NO_TARGET_GENES))  # --no-target-genes: no label names a target gene, nothing is excluded
+    genes = {} if declared else {g: i for i, g in enumerate(data.genes)}
     present = (real.counts > 0).nonzero().flatten()
+    if present.numel() < 2 and not declared:
+        raise ScoreUndefined(f"the mean-response baseline excludes each perturbation's target gene and needs at least 2 "
+                             f"perturbations for that (got {present.numel()}), as cell-eval2's baseline refuses it; pass "
+                             "--no-target-genes (no_target_genes=True) if the perturbations have no target gene")
     bulk = real.means()[present]
     total, count = bulk.sum(0), torch.full((len(data.genes),), float(present.numel()), dtype=torch.float64)
     for row, p in enumerate(present.tolist()):
@@ -165,7 +174,7 @@ def baseline_data(data: EvalData, seed: int = 0) -> EvalData:
             total[j] -= bulk[row, j]
             count[j] -= 1.0
     if bool((count <= 0).any()):
-        raise ValueError("a gene is the target of every perturbation, so the mean response leaves it no value")
+        raise ScoreUndefined("a gene is the target of every perturbation, so the mean response leaves it no value")
     profile = total / count
     ctrl = real.control.to(torch.float64)
     ctrl_mean = ctrl.mean(0)
@@ -176,7 +185,12 @@ def baseline_data(data: EvalData, seed: int = 0) -> EvalData:
     # cell-eval2 stores the control cells as float32 and the emitted values as float32
     emitted = (ctrl.to(torch.float32)[source].to(torch.float64) * scale).to(torch.float32)
     pred = Population(X=emitted, offsets=real.offsets.clone(), control=real.control)
-    return EvalData(real=real, pred=pred, perts=data.perts, targets=data.targets, genes=data.genes, cache={"scale": "counts"})
+    return EvalData(real=real, pred=pred, perts=data.perts, targets=data.targets, genes=data.genes, cache=_carried(data))
+
+
+def _carried(data: EvalData) -> dict[str, Any]:
+    """The cache of a derived pair (baseline, split half): counts, and ``--no-target-genes`` when ``data`` declared it."""
+    return {"scale": "counts", **({NO_TARGET_GENES: True} if data.cache.get(NO_TARGET_GENES) else {})}
 
 
 # --- the split-half replicate --------------------------------------------------------------------------------
@@ -214,7 +228,7 @@ def split_halves(data: EvalData, seed: int, control_label: str = "non-targeting"
         if h >= 1:
             halves[i] = (cells[perm[:h]], cells[perm[h : 2 * h]])
     if -1 not in halves:
-        raise ValueError("the split-half replicate needs at least 2 real control cells")
+        raise ScoreUndefined("the split-half replicate needs at least 2 real control cells")
 
     def population(side: int) -> Population:
         parts = [halves[i][side] if i in halves else real.X[:0] for i in range(data.n_perts)]
@@ -224,7 +238,7 @@ def split_halves(data: EvalData, seed: int, control_label: str = "non-targeting"
         return Population(X=torch.cat(parts), offsets=offsets, control=halves[-1][side])
 
     return EvalData(real=population(0), pred=population(1), perts=data.perts, targets=data.targets, genes=data.genes,
-                    cache={"scale": "counts"})
+                    cache=_carried(data))
 
 
 def lfc_nmae_reference(data: EvalData, split: EvalData, min_gate_size: int = 10) -> float:
@@ -327,6 +341,11 @@ def score(user: dict[str, float], baseline: dict[str, float], replicate: dict[st
     if out.from_baseline:
         out.avg_from_baseline = float(np.mean(list(out.from_baseline.values())))
     return out
+
+
+def unscored(why: str) -> VCC2026Score:
+    """The score of a pair that has none (``ScoreUndefined``): every scored member left out with ``why``, ``avg_score`` NaN."""
+    return VCC2026Score(user={}, baseline={}, replicate={}, reasons={n: f"no score: {why}" for n in SCORED})
 
 
 def vcc2026_score(data: EvalData, control_label: str = "non-targeting", seed: int = 0, base_seed: int = 0,

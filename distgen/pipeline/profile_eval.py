@@ -155,9 +155,10 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
     information cell-eval2's ``validate_pair`` gives (cell-eval 0.8.2 refuses such a pair too): a score
     over the predicted subset would reward leaving out hard perturbations. It scores a perturbation
     with a single cell on either side, as both references do (``data.invalid`` re-flagged with
-    ``min_cells=1``). It refuses NaN or inf values in any perturbation's cells, as cell-eval 0.8.2 and
-    cell-eval2 refuse such a matrix (scored without those rows, the means would reward emitting NaN
-    where a model fails). The ``distgen`` profile keeps the default evaluation's rules: such
+    ``min_cells=1``), and notes that the discrimination scores of a single perturbation are the
+    references' trivial 1.0 (``TRIVIAL_NOTE``). It refuses NaN or inf values in any perturbation's cells, as
+    cell-eval 0.8.2 and cell-eval2 refuse such a matrix (scored without those rows, the means would reward
+    emitting NaN where a model fails). The ``distgen`` profile keeps the default evaluation's rules: such
     perturbations are NaN with the reason, and a note names them and says the means are over the rest.
     """
     from distgen.evaluation.io import flag_invalid
@@ -182,12 +183,18 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
                              "fails. Fix the predictions (or the truth)" + ("" if profile.scale == "counts" else
                              ", or score with the default evaluation or --profile distgen, which report those perturbations "
                              "as NaN with the reason"))
+        notes = []
         single = [f"{p} ({side})" for side, pop in (("pred", data.pred), ("real", data.real))
                   for p, n in zip(data.perts, pop.counts.tolist()) if n == 1]
         if single:
-            return [f"{len(single)} perturbation(s) with a single cell on a side, scored as {profile.reference} scores them "
-                    f"(the default evaluation needs 2): {single[:10]}"]
-        return []
+            notes.append(f"{len(single)} perturbation(s) with a single cell on a side, scored as {profile.reference} scores them "
+                         f"(the default evaluation needs 2): {single[:10]}")
+        ranked = [col for col, m in profile.columns.items() if profile.params.get(m, {}).get("single_condition") == "reference"]
+        if ranked and data.n_perts == 1:
+            from distgen.evaluation.metrics.discrimination import TRIVIAL_NOTE
+
+            notes.append(TRIVIAL_NOTE.format(names=", ".join(ranked), reference=profile.reference))
+        return notes
     notes = []
     if missing:
         notes.append(f"{len(missing)} of {data.n_perts} perturbations of the truth have no predicted cells (e.g. {missing[:5]}): "
@@ -287,9 +294,14 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     tables = {ctx: run_profile(data, prof.name, progress=progress) for ctx, data in datas.items()}
     scores: dict[str, Any] = {}
     if prof.name == "vcc2026":
-        from distgen.evaluation.vcc2026 import vcc2026_score
+        from distgen.evaluation.vcc2026 import ScoreUndefined, unscored, vcc2026_score
 
-        scores = {ctx: vcc2026_score(data, control_label=info.control, seed=seed) for ctx, data in datas.items()}
+        for ctx, data in datas.items():
+            try:
+                scores[ctx] = vcc2026_score(data, control_label=info.control, seed=seed)
+            except ScoreUndefined as e:  # as cell-eval2's baseline refuses it: the metrics stand, the score is NaN with the reason
+                scores[ctx] = unscored(str(e))
+                info.notes.append(f"{ctx + ': ' if ctx else ''}vcc2026 score undefined: {e}")
     clear_evaluation(out)  # no earlier evaluation's files (vcc2026_score.csv, per-context tables, report.html, plots) stay beside these
     if celltype_col is None:
         table = tables[""]

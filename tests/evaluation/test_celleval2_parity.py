@@ -204,15 +204,14 @@ def test_celltype_col_matches_cell_eval2_on_each_split_pair(kang_types, profile,
     """``--profile P --celltype-col`` against cell-eval2 run on each cell type's files (split by its own
     ``compat.utils.split_anndata_on_celltype``: cell-eval2 has no cell-type option), per metric and aggregate.
 
-    < 1e-6 everywhere except the pds_* of a cell type with a single perturbation (one stimulation per type):
-    a rank among one, 1.0 in cell-eval2 for any prediction, NaN with the reason in distgen (docs/metrics.md).
+    < 1e-6 everywhere, the pds_* of a cell type with a single perturbation (one stimulation per type) included:
+    a rank among one, 1.0 for any prediction in cell-eval2 and in the profile, with a note that it is trivial.
     """
     import anndata as ad
     import pandas as pd
     import polars as pl
 
     from benchmarks.celleval2_pairs import CELLTYPE_COL
-    from distgen.evaluation.metrics.discrimination import FEWER_THAN_TWO
     from distgen.pipeline.profile_eval import evaluate_profile_files
 
     pytest.importorskip("cell_eval2")
@@ -241,12 +240,10 @@ def test_celltype_col_matches_cell_eval2_on_each_split_pair(kang_types, profile,
             for p, a, b in pairs:
                 a = math.nan if a is None else float(a)
                 b = math.nan if b is None else float(b)
-                if name.startswith("pds_") and len(ours.index) == 1:  # the one documented difference
-                    if not (a == 1.0 and math.isnan(b) and FEWER_THAN_TWO in ours.iloc[0]["nan_reasons"]):
-                        bad.append((ctx, name, p, a, b))
-                    continue
                 if math.isnan(a) != math.isnan(b) or (not math.isnan(a) and abs(a - b) > TOL):
                     bad.append((ctx, name, p, a, b))
                 compared += not math.isnan(a)
     assert not bad, f"disagreements (cell type, metric, perturbation, cell-eval2, distgen): {bad[:12]}"
     assert compared > (80 if profile == "celleval2" else 15)  # not vacuous
+    trivial = [n for n in summary["notes"] if "trivial" in n and "pds_cosine" in n]
+    assert len(trivial) == 3 and all(any(n.startswith(f"{c}: ") for n in trivial) for c in split["real"])  # one per cell type

@@ -440,6 +440,44 @@ def test_celltype_col_leaves_out_a_context_of_control_cells_only_and_says_so(tmp
         evaluate_profile_files(with_pred, extra[0], tmp_path / "b", "cell-eval-0.8.2", celltype_col="cell_type")
 
 
+def _only(a: ad.AnnData, label: str) -> ad.AnnData:
+    return a[np.isin(a.obs["target"].to_numpy(), [CONTROL, label])].copy()
+
+
+@pytest.mark.parametrize("profile", ["celleval2", "vcc2026", "cell-eval-0.7.6", "cell-eval-0.8.2", "distgen"])
+def test_a_single_perturbation_gets_the_references_trivial_discrimination_score(tmp_path, profile):
+    """A rank among one: the reference profiles report the references' 1.0 and note that it is trivial; ``distgen`` NaN.
+
+    (Against the references themselves: tests/evaluation/test_parity_edges.py.)
+    """
+    counts = profile in ("celleval2", "vcc2026")
+    real, pred = _counts_pair() if counts else make_pair(seed=1, combos=False)
+    label = "P1" if counts else "G3"
+    summary = evaluate_profile_files(_only(pred, label), _only(real, label), tmp_path / "out", profile)
+    ranked = [c for c in summary["metrics"] if c.startswith(("pds_", "discrimination_score_"))]
+    assert ranked
+    trivial = [n for n in summary["notes"] if "trivial" in n]
+    if profile == "distgen":
+        assert all(math.isnan(summary["metrics"][c]) for c in ranked) and not trivial
+        assert "fewer than 2 conditions" in pd.read_csv(tmp_path / "out" / "metrics.csv")["nan_reasons"][0]
+        return
+    assert all(summary["metrics"][c] == 1.0 for c in ranked)
+    assert len(trivial) == 1 and all(c in trivial[0] for c in ranked)
+    if profile == "vcc2026":  # no baseline for one targeted perturbation (cell-eval2's baseline refuses it): NaN with the reason
+        assert math.isnan(summary["vcc2026"]["avg_score"]) and summary["vcc2026"]["n_averaged"] == 0
+        score = pd.read_csv(tmp_path / "out" / "vcc2026_score.csv")
+        assert score["note"].iloc[:6].str.contains("at least 2 perturbations").all()
+
+
+def test_the_vcc2026_score_of_one_perturbation_without_target_genes_is_computed(tmp_path):
+    """``--no-target-genes``: the mean response of one perturbation is that perturbation; the score is computed (degenerate
+    members named), not refused."""
+    real, pred = _counts_pair()
+    summary = evaluate_profile_files(_only(pred, "P1"), _only(real, "P1"), tmp_path / "out", "vcc2026", no_target_genes=True)
+    assert not any("vcc2026 score undefined" in n for n in summary["notes"])
+    assert summary["vcc2026"]["n_scored"] == 6 and "pds_cosine" in summary["vcc2026"]["left_out"]
+
+
 def test_cell_eval_0_7_6_refuses_a_panel_where_no_label_names_a_gene(tmp_path):
     """As cell-eval2's cell-eval-0.7.6 preset refuses it (parity: test_parity_edges.py); --no-target-genes scores it."""
     real, pred = make_pair(seed=1, combos=False)

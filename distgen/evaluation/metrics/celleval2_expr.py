@@ -27,7 +27,7 @@ from distgen.evaluation.de import log1p_
 from distgen.evaluation.evaldata import EvalData, Population, segment_sums
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.celleval2_settings import Settings, own_gene_columns, settings_for
-from distgen.evaluation.metrics.discrimination import FEWER_THAN_TWO
+from distgen.evaluation.metrics.discrimination import FEWER_THAN_TWO, check_single_condition
 from distgen.evaluation.metrics.stats import pearson_rows
 
 PRED_TRACE_CAP_K = 1.0  #: cell-eval2's cap on the prediction's noise correction, in units of the real one
@@ -451,12 +451,19 @@ def discrimination(data: EvalData, s: Settings, metric: str) -> Tensor:
 
 
 class _PDS(_CE2):
+    """``single_condition``: ``"nan"`` (a rank among one real effect is NaN with the reason) or ``"reference"``
+    (cell-eval2's 1.0, which the reference profiles report with a note that it is trivial)."""
+
     capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2)
     distance: ClassVar[str] = "cosine"
 
+    def __init__(self, preset: str = "v2", control_source: str | None = None, single_condition: str = "nan") -> None:
+        super().__init__(preset, control_source)
+        self.single_condition = check_single_condition(single_condition)
+
     def compute(self, data: EvalData) -> MetricResult:
         values = discrimination(data, self.settings, self.distance)
-        if int((data.real.counts > 0).sum()) < 2:  # ranked among one real effect: always first, no information
+        if int((data.real.counts > 0).sum()) < 2 and self.single_condition == "nan":  # a rank among one: no information
             return MetricResult.from_values(torch.full_like(values, float("nan")), FEWER_THAN_TWO)
         return MetricResult.from_values(values, "no predicted or real cells")
 

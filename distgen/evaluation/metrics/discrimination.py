@@ -15,6 +15,21 @@ _BLOCK = 2**23
 #: Why a discrimination score is NaN when fewer than two conditions are scored together.
 FEWER_THAN_TWO = ("fewer than 2 conditions with a real effect in this context: the rank of the own effect among "
                   "one is always first, so the score would be 1.0 for any prediction")
+#: ``single_condition`` values: ``"nan"`` (distgen: NaN with ``FEWER_THAN_TWO``) or ``"reference"`` (cell-eval 0.8.2's and
+#: cell-eval2's 1.0, the rank of the own effect among one: the reference profiles report it, with ``TRIVIAL_NOTE``).
+SINGLE_CONDITION = ("nan", "reference")
+#: The note a reference profile writes for a context with one perturbation (``distgen.pipeline.profile_eval``).
+TRIVIAL_NOTE = ("a single perturbation is scored in this context: its discrimination scores ({names}) are 1.0, as {reference} "
+                "reports them, for ANY prediction (the rank of the own effect among one is always first); the value is "
+                "trivial and says nothing about the prediction (distgen's default evaluation reports NaN)")
+
+
+def check_single_condition(value: str) -> str:
+    """``value`` if it is one of ``SINGLE_CONDITION``, else a ``ValueError`` naming them."""
+    if value not in SINGLE_CONDITION:
+        raise ValueError(f"single_condition must be 'nan' (NaN with the reason) or 'reference' (1.0, as cell-eval reports a "
+                         f"rank among one), got {value!r}")
+    return value
 
 
 def effect_distances(pred: Tensor, real: Tensor, keep: Tensor, metric: str) -> Tensor:
@@ -42,11 +57,12 @@ def effect_distances(pred: Tensor, real: Tensor, keep: Tensor, metric: str) -> T
 class _Discrimination(Metric):
     metric: ClassVar[str] = "l1"
 
-    def __init__(self, exclude: str = "atoms", control: str = "own") -> None:
+    def __init__(self, exclude: str = "atoms", control: str = "own", single_condition: str = "nan") -> None:
         if exclude not in ("atoms", "label", "none"):
             raise ValueError(f"exclude must be 'atoms' (all target genes), 'label' (cell-eval) or 'none', got {exclude!r}")
         self.exclude = exclude
         self.control = control
+        self.single_condition = check_single_condition(single_condition)
 
     def compute(self, data: EvalData) -> MetricResult:
         real = data.delta("real")
@@ -57,6 +73,8 @@ class _Discrimination(Metric):
         valid_q = torch.isfinite(real).all(-1)
         n_valid = int(valid_q.sum())
         if n_valid < 2:  # a rank among fewer than two real effects is always first: no information
+            if self.single_condition == "reference" and data.n_perts == 1:  # cell-eval 0.8.2: 1 - 0 / 1
+                return MetricResult.from_values(torch.ones(1, dtype=torch.float64), FEWER_THAN_TWO)
             return MetricResult.from_values(torch.full((data.n_perts,), float("nan"), dtype=torch.float64), FEWER_THAN_TWO)
         rank = ((d < own[:, None]) & valid_q[None]).sum(-1).to(torch.float64)
         score = 1.0 - rank / n_valid
@@ -88,8 +106,8 @@ class DiscriminationCosine(_Discrimination):
 def _realctrl(base: type[_Discrimination], metric: str) -> type[_Discrimination]:
     """``base`` with the predicted delta taken against the REAL controls."""
 
-    def _init(self: _Discrimination, exclude: str = "atoms", control: str = "real") -> None:
-        _Discrimination.__init__(self, exclude, control)
+    def _init(self: _Discrimination, exclude: str = "atoms", control: str = "real", single_condition: str = "nan") -> None:
+        _Discrimination.__init__(self, exclude, control, single_condition)
 
     doc = f"{(base.__doc__ or '').splitlines()[0].rstrip('.')}; the predicted delta against the REAL controls."
     caps = MetricCapabilities(higher_is_better=True, min_perturbations=2)
