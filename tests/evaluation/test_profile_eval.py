@@ -488,3 +488,21 @@ def test_cell_eval_0_7_6_refuses_a_panel_where_no_label_names_a_gene(tmp_path):
         evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.7.6")
     summary = evaluate_profile_files(pred, real, tmp_path / "out2", "cell-eval-0.7.6", no_target_genes=True)
     assert math.isfinite(summary["metrics"]["mse"])
+
+
+def test_a_zero_predicted_effect_has_no_cosine_discrimination_score(tmp_path):
+    """The control cells copied for every perturbation: no direction, so the cosine score is NaN with the reason (cell-eval
+    0.8.2 ranks the tie by label order: test_parity_edges.py); L1 and L2 are defined."""
+    from distgen.evaluation.metrics.discrimination import ZERO_EFFECT
+
+    real, pred = make_pair(seed=1, combos=False)
+    ctrl = pred[pred.obs["target"].to_numpy() == CONTROL]
+    perts = sorted(set(real.obs["target"]) - {CONTROL})
+    copies = [ctrl.copy() for _ in perts]
+    for c, p in zip(copies, perts):
+        c.obs["target"] = p
+    zero = ad.concat([ctrl, *copies], index_unique="-")
+    evaluate_profile_files(zero, real, tmp_path / "out", "cell-eval-0.8.2")
+    table = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    assert table["discrimination_score_cosine"].isna().all() and table["nan_reasons"].str.contains(ZERO_EFFECT, regex=False).all()
+    assert table["discrimination_score_l1"].notna().all() and table["discrimination_score_l2"].notna().all()

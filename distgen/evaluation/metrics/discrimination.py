@@ -15,6 +15,10 @@ _BLOCK = 2**23
 #: Why a discrimination score is NaN when fewer than two conditions are scored together.
 FEWER_THAN_TWO = ("fewer than 2 conditions with a real effect in this context: the rank of the own effect among "
                   "one is always first, so the score would be 1.0 for any prediction")
+#: Why a cosine discrimination score is NaN for a prediction whose effect is exactly zero (docs/metrics.md).
+ZERO_EFFECT = ("the predicted effect is zero (the prediction's mean equals its controls' mean): a cosine distance needs a "
+               "direction, so every real effect is equally far; cell-eval 0.8.2 puts them all at distance 1 and ranks the tie by "
+               "label order (1 - position / P), a number set by the order of the labels, not by the prediction")
 #: ``single_condition`` values: ``"nan"`` (distgen: NaN with ``FEWER_THAN_TWO``) or ``"reference"`` (cell-eval 0.8.2's and
 #: cell-eval2's 1.0, the rank of the own effect among one: the reference profiles report it, with ``TRIVIAL_NOTE``).
 SINGLE_CONDITION = ("nan", "reference")
@@ -79,7 +83,12 @@ class _Discrimination(Metric):
         rank = ((d < own[:, None]) & valid_q[None]).sum(-1).to(torch.float64)
         score = 1.0 - rank / n_valid
         score = torch.where(torch.isfinite(own), score, torch.full_like(score, float("nan")))
-        return MetricResult.from_values(score, "predicted or real effect undefined (no cells or zero norm)")
+        result = MetricResult.from_values(score, "predicted or real effect undefined (no cells or zero norm)")
+        if self.metric == "cosine":  # a zero predicted effect (a prediction equal to its controls) has no direction
+            zero = ((pred * keep).abs().sum(-1) == 0) & torch.isfinite(pred).all(-1)
+            for p in zero.nonzero().flatten().tolist():
+                result.reasons[p] = ZERO_EFFECT
+        return result
 
 
 class DiscriminationL1(_Discrimination):
