@@ -272,7 +272,17 @@ def split_seeds(base_seed: int = 0, n_splits: int = 5) -> list[int]:
 
 def replicate_anchor(data: EvalData, control_label: str = "non-targeting", base_seed: int = 0,
                      n_splits: int = 5) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """``(replicate mean per metric, per-split aggregates)`` of the split-half replicate."""
+    """``(replicate mean per metric, per-split aggregates)`` of the split-half replicate.
+
+    Refused (``ScoreUndefined``) when a real perturbation has at most one cell, as cell-eval2's anchor refuses it
+    (its lfc_nmae reference needs every target in both halves): a half without that perturbation would average
+    the replicate over other perturbations than the submission.
+    """
+    thin = [p for p, n in zip(data.perts, data.real.counts.tolist()) if n <= 1]
+    if thin:
+        raise ScoreUndefined(f"{len(thin)} perturbation(s) have <= 1 real cell (e.g. {thin[:5]}): the split-half replicate "
+                             "needs at least 2 per perturbation so every one is in both halves, as cell-eval2's anchor refuses "
+                             "it; leave those perturbations out of both files to get a score")
     splits = []
     for seed in split_seeds(base_seed, n_splits):
         split = split_halves(data, seed, control_label)

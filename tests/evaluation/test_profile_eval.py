@@ -506,3 +506,11 @@ def test_a_zero_predicted_effect_has_no_cosine_discrimination_score(tmp_path):
     table = pd.read_csv(tmp_path / "out" / "metrics.csv")
     assert table["discrimination_score_cosine"].isna().all() and table["nan_reasons"].str.contains(ZERO_EFFECT, regex=False).all()
     assert table["discrimination_score_l1"].notna().all() and table["discrimination_score_l2"].notna().all()
+
+
+def test_vcc2026_with_a_one_cell_real_perturbation_keeps_the_metrics_and_has_no_score(tmp_path):
+    """cell-eval2's run --anchor refuses a real group of one cell (no split-half holds it on both sides); the metrics stand."""
+    real, pred = _counts_pair()
+    summary = evaluate_profile_files(pred, _without(real, "P2", keep=1), tmp_path / "out", "vcc2026")
+    assert math.isfinite(summary["metrics"]["pds_cosine"]) and math.isnan(summary["vcc2026"]["avg_score"])
+    assert any("vcc2026 score undefined" in n and "<= 1 real cell" in n and "P2" in n for n in summary["notes"])
