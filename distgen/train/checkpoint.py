@@ -241,14 +241,38 @@ def renamed(weights: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def check_compatible(ckpt: Checkpoint, config: Mapping[str, Any], fp: str) -> None:
     """Reject a checkpoint written under a different model/data/train config, naming the keys."""
-    if ckpt.state.get("fingerprint") == fp:
+    check_state_compatible(ckpt.path, ckpt.state, config, fp)
+
+
+def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping[str, Any], fp: str) -> None:
+    """``check_compatible`` from a checkpoint's ``state.json`` alone (``read_checkpoint_state``), before any tensor is read."""
+    if state.get("fingerprint") == fp:
         return
-    diff = config_diff(ckpt.state.get("fingerprint_config", {}), config)
+    diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
     raise CheckpointError(
-        f"checkpoint {str(ckpt.path)!r} was written under a different config ({shown or 'fingerprint differs'}). "
+        f"checkpoint {str(path)!r} was written under a different config ({shown or 'fingerprint differs'}). "
         "Resume with the run's own config.yaml, or start a new run directory."
     )
+
+
+def read_checkpoint_state(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(checkpoint folder, its ``state.json``) for a run folder, its ``checkpoints/`` or a checkpoint; no tensor is read.
+
+    What a resume checks before it writes anything into the run folder (``distgen.train.run``); the
+    tensors are verified when the trainer loads them.
+    """
+    ckpt = resolve_checkpoint(path)
+    try:
+        state = read_json(ckpt / "state.json")
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} is incomplete: missing state.json{_others(ckpt)}") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt or truncated (state.json: {str(exc)[:200]}); "
+                              f"it cannot be used{_others(ckpt)}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt: state.json holds a {type(state).__name__}{_others(ckpt)}")
+    return ckpt, state
 
 
 def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: str, sections: tuple[str, ...] = ("model", "data")) -> None:

@@ -28,8 +28,17 @@ from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
 from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
-from distgen.train.checkpoint import CheckpointError, list_checkpoints
+from distgen.train.checkpoint import (
+    CheckpointError,
+    check_state_compatible,
+    config_diff,
+    fingerprint,
+    list_checkpoints,
+    read_checkpoint_state,
+    resolve_checkpoint,
+)
 from distgen.train.device import select_device
+from distgen.train.lock import RunLock
 from distgen.train.loop import check_set_size, fit, fit_option_problems
 from distgen.train.manifest import build_manifest, check_same_data
 from distgen.train.options import TrainOptions, train_options
@@ -107,8 +116,11 @@ def train_model(
     ``dataset`` is the run's data when already loaded (else it is loaded from ``doc``'s ``data:``).
     The model is checked against the split's held-out conditions before any compute
     (``distgen.models.preflight.check_split``). ``resume=True`` continues from the newest checkpoint
-    in ``out``; a path continues from that checkpoint. Without it, an ``out`` that already holds
-    checkpoints is refused. ``before_training`` is called once every check passed, before anything is
+    in ``out``; a path continues from that checkpoint (``resume_source``: ``out``'s newest, or any
+    checkpoint when ``out`` holds none). Without it, an ``out`` that already holds checkpoints is
+    refused. ``out`` is locked, and a resume checked against its checkpoint's config, before anything
+    is written: a refused resume or a second process leaves ``config.yaml`` and ``manifest.json`` as
+    they were. ``before_training`` is called once every check passed, before anything is
     written (``distgen run`` records its experiment there, so a refused run leaves no record).
     """
     resolved, opts, ds = resolve_document(doc)
@@ -120,11 +132,15 @@ def train_model(
         raise CheckpointError(f"{out} already holds checkpoints; pass --resume to continue that run or choose a new --out")
     if resume is True and not has_ckpt:
         raise CheckpointError(f"--resume: {out} holds no checkpoint to resume from")
+    source = resume_source(out, resume)  # the checkpoint a resume continues (refusing one that would overwrite later work)
     if dataset is None:
-        split_file = out / "split.json" if resume is not False and (out / "split.json").exists() else None
+        split_file = None
+        if source is not None:  # the run's own split: this folder's, or that of the run the checkpoint comes from
+            split_file = next((f for f in (out / "split.json", source.parent.parent / "split.json") if f.exists()), None)
         dataset = Dataset.load(ds, split_file)
-    if resume is not False:
+    if source is not None:
         check_same_data(out, dataset.data.hash, dataset.section.dataset, "resume")
+        check_same_data(source.parent.parent, dataset.data.hash, dataset.section.dataset, "resume")
     # sizes that cannot fit fail here, in seconds, naming the knob (distgen.train.resources)
     check_memory(resolved["model"], dataset.info, dataset.seen_perturbations(), opts, ds.set_size,
                  select_device(opts.device, env.local_rank), env.world_size)
@@ -142,17 +158,33 @@ def train_model(
     notes = check_split(model, dataset, "test", allow)
     for note in notes:
         print(note, file=sys.stderr)
-    if before_training is not None:
-        before_training()
-    if env.is_main:
-        device = select_device(opts.device, env.local_rank)
-        write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=resume is not False, notes=notes)
     trainer_config = {k: v for k, v in resolved.items() if k not in ("preflight", "predict")}  # not part of the checkpoint fingerprint
+    # one writer: the folder is locked before anything is written (a second process is refused, leaving the files of the
+    # run in progress as they are), and a resume is checked against its checkpoint's config before config.yaml is replaced
+    created = not out.exists()
+    lock = RunLock(out, "train").acquire() if env.is_main else None
     try:
-        result = fit(model, dataset, opts, out, config=trainer_config, resume=out if resume is True else (resume or None), preflight=False)
+        record = None
+        if source is not None:
+            fp_config = {k: v for k, v in trainer_config.items() if k != "train"} | {"train": opts.fingerprint_dict()}
+            source, state = read_checkpoint_state(source)
+            check_state_compatible(source, state, fp_config, fingerprint(fp_config))
+            record = resume_record(source, state, trainer_config)
+        if before_training is not None:
+            before_training()
+        if env.is_main:
+            device = select_device(opts.device, env.local_rank)
+            write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=record, notes=notes)
+        result = fit(model, dataset, opts, out, config=trainer_config, resume=source, preflight=False)
     except BaseException:
         D.shutdown(wait=False)  # another rank may never reach a barrier; torchrun stops the group
+        if lock is not None:
+            lock.release()
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # refused before anything was written: no empty run folder is left behind
         raise
+    if lock is not None:
+        lock.release()
     D.shutdown()
     assert result is not None  # a TrainableModel always goes through the trainer
     if result.stopped_by_budget:
@@ -183,20 +215,69 @@ def train_run(
     return train_model(load_config(config, overrides), out, resume=resume).result
 
 
+def resume_source(out: Path, resume: bool | str | Path) -> Path | None:
+    """The checkpoint folder a resume of run folder ``out`` continues from (None: no resume).
+
+    ``resume=True`` is ``out``'s newest checkpoint. A checkpoint path is refused (``ConfigError``) when ``out``
+    already holds checkpoints and it is not the newest of them: training from there would replace ``out``'s
+    later checkpoints and drop its ``metrics.csv`` rows after that step (an earlier one of ``out``), or mix two
+    runs in one folder (another folder's). Branching from it into a new folder is the way, and the message says so.
+    """
+    if resume is False:
+        return None
+    ckpts = out / "checkpoints"
+    if resume is True:
+        return resolve_checkpoint(out)
+    source = resolve_checkpoint(resume)
+    found = list_checkpoints(ckpts)
+    if not found:
+        return source
+    newest = found[-1]
+    if source.resolve() == newest.resolve():
+        return source
+    branch = f"to continue from it, train into a new folder: distgen train CONFIG --out NEW_DIR --resume {source}"
+    if source.parent.resolve() == ckpts.resolve():
+        raise ConfigError(
+            f"--resume {source}: {out} has later checkpoints ({', '.join(p.name for p in found if p.name > source.name)}); "
+            f"training from {source.name} would replace them and drop the metrics.csv rows after it. Resume the newest "
+            f"(--resume without a path), or {branch}"
+        )
+    raise ConfigError(
+        f"--resume {source}: that checkpoint belongs to another folder, and {out} holds checkpoints of its own (newest "
+        f"{newest.name}); continuing it here would mix two runs (their checkpoints and metrics.csv). Resume {out}'s own "
+        f"(--resume without a path), or {branch}"
+    )
+
+
+def resume_record(source: Path, state: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a resume continues (the manifest's ``resumes`` entry): the checkpoint, its step, and the settings changed since
+    (only keys that may change, e.g. ``train.steps: 400 -> 500``; any other change was refused)."""
+    trained = state.get("config")
+    changed = config_diff(trained, config) if isinstance(trained, Mapping) else []
+    return {"checkpoint": str(source), "step": state.get("step"), "changed": changed}
+
+
 def write_run_files(
     out: Path, resolved: dict[str, Any], dataset: Dataset, opts: TrainOptions, world_size: int, device: str,
-    resumed: bool = False, notes: Sequence[str] = (),
+    resumed: Mapping[str, Any] | bool | None = None, notes: Sequence[str] = (),
 ) -> None:
-    """config.yaml, manifest.json, split.json and info.json (rank 0); a resume is appended to the manifest."""
+    """config.yaml, manifest.json, split.json and info.json (rank 0).
+
+    ``resumed`` is the record of a resume (``resume_record``): appended to the manifest's ``resumes``, or, in a
+    new folder continuing another run's checkpoint, kept as its ``resumed_from``.
+    """
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(resolved, out / "config.yaml")
     manifest = build_manifest(opts.seed, dataset.hashes(), world_size, device)
     manifest["tensorboard"] = "tensorboard/" if _has_tensorboard() else "off: the 'tensorboard' package is not installed"
     if notes:
         manifest["preflight"] = list(notes)
+    record = dict(resumed) if isinstance(resumed, Mapping) else {}
     if resumed and (out / "manifest.json").exists():
         first = json.loads((out / "manifest.json").read_text())
-        manifest = {**first, "resumes": [*first.get("resumes", []), manifest]}
+        manifest = {**first, "resumes": [*first.get("resumes", []), {**manifest, **record}]}
+    elif record:
+        manifest["resumed_from"] = record
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
     dataset.split.save(out / "split.json")
     atomic_write_text(out / "info.json", json.dumps(dataset.info.to_dict()))
