@@ -18,7 +18,6 @@ API write goes through ``write``; every file that ``distgen evaluate`` reads goe
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from distgen.data.atomic import temp_beside
 from distgen.types import ALL, Cells
 from distgen.types.cells import COMBO
 from distgen.types.layout import (
@@ -148,9 +148,7 @@ def _object_strings(frame: pd.DataFrame) -> pd.DataFrame:
 def _write(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
     path = os.fspath(path)
     adata.obs, adata.var = _object_strings(adata.obs), _object_strings(adata.var)  # the layout's own object: it keeps what the file holds
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".h5ad")
+    fd, tmp = temp_beside(path)  # readable as a plain file would be (not mkstemp's 0600), hidden while written
     os.close(fd)
     try:
         adata.write_h5ad(tmp, compression="gzip")

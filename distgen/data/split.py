@@ -6,13 +6,14 @@ import gzip
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from distgen.data.atomic import temp_beside
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -99,12 +100,14 @@ class Split:
         path = os.fspath(path)
         d = self.to_dict() | {"hash": self.hash}
         blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(gzip.compress(blob, mtime=0) if path.endswith(".gz") else blob)
-        os.replace(tmp, path)
+        fd, tmp = temp_beside(path)  # readable as a plain file would be (not mkstemp's 0600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(gzip.compress(blob, mtime=0) if path.endswith(".gz") else blob)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return path
 
     @classmethod
