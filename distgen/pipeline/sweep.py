@@ -11,8 +11,10 @@ sweep runs (``distgen.train.lock``).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from distgen.config import ConfigError, load_config, save_yaml
-from distgen.errors import clip_message, short
+from distgen.errors import Interrupted, clip_message, short
 from distgen.evaluation.report import json_text
 from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
@@ -43,14 +45,75 @@ DONE_FILE = "DONE"
 Runner = Callable[[str, Run, Path], int]
 
 
+class StopOnSignal:
+    """SIGINT/SIGTERM during a sweep: no run is started or retried any more, and the signal is passed on to the runs
+    in progress, which stop at a step boundary with a checkpoint (``distgen.train.interrupt``) and resume when the
+    sweep is run again. Without it a sweep's runs outlived a ``kill`` of the sweep (still writing, holding their
+    locks), and Ctrl-C stopped the run in progress only for the sweep to retry it and start the next."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self.children: set[subprocess.Popen[bytes]] = set()
+        self.lock = threading.Lock()
+        self._previous: dict[int, Any] = {}
+
+    def popen(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes] | None:
+        """Start ``cmd`` unless a stop was requested (then None)."""
+        with self.lock:
+            if self.signal is not None:
+                return None
+            proc = subprocess.Popen(cmd, **kwargs)
+            self.children.add(proc)
+            return proc
+
+    def wait(self, proc: subprocess.Popen[bytes]) -> int:
+        code = proc.wait()
+        with self.lock:
+            self.children.discard(proc)
+        return code
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal = self.signal or signal.Signals(signum).name
+        with self.lock:
+            for proc in self.children:
+                if proc.poll() is None:
+                    proc.send_signal(signum)  # a run that got it already (Ctrl-C reaches the process group) takes it as one request
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+_STOP = StopOnSignal()  #: the running sweep's (``sweep`` replaces it); ``subprocess_runner`` starts its runs through it
+
+
 def subprocess_runner(config: str, run: Run, run_dir: Path) -> int:
-    """Run one grid cell as ``python -m distgen run CONFIG OVERRIDES --out RUN_DIR`` (a fresh process)."""
+    """Run one grid cell as ``python -m distgen run CONFIG OVERRIDES --out RUN_DIR`` (a fresh process).
+
+    Returns its exit code; ``INTERRUPTED`` without starting it once the sweep was asked to stop (``StopOnSignal``).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "distgen", "run", config, *run.overrides, "--out", str(run_dir), "--no-progress"]
+    stop = _STOP
     with (run_dir / "log.txt").open("a") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
-        return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+        proc = stop.popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        if proc is None:
+            log.write("not started: the sweep was interrupted\n")
+            return INTERRUPTED
+        return stop.wait(proc)
+
+
+#: What ``subprocess_runner`` returns for a run it did not start because the sweep was interrupted.
+INTERRUPTED = -2
 
 
 @dataclass
@@ -115,7 +178,9 @@ def sweep(
         raise ConfigError(f"sweep: reference variant {reference!r} is not in the grid; variants: {', '.join(variants)}")
     out = Path(out)
     docs = check_cells(config, runs, metrics)  # every problem of every cell, before a folder is made or a run starts
-    with RunLock(out, "sweep"):
+    global _STOP
+    _STOP = StopOnSignal()
+    with RunLock(out, "sweep"), _STOP:
         return _sweep(config, grid, seeds, reference, runs, variants, out, jobs, retries, metrics, runner, progress, docs)
 
 
@@ -155,21 +220,34 @@ def _sweep(
         else:
             todo.append(r)
 
-    def attempt(r: Run) -> tuple[Run, bool]:
+    stop = _STOP
+
+    def attempt(r: Run) -> tuple[Run, bool | None]:
         run_dir = out / "runs" / r.slug
         for _ in range(retries + 1):
+            if stop.signal is not None:
+                return r, None  # interrupted: neither started again nor counted as failed
             if runner(str(config), r, run_dir) == 0 and (run_dir / METRICS_FILE).exists():
                 if not (run_dir / DONE_FILE).exists():  # distgen run writes it itself; other runners may not
                     atomic_write_text(run_dir / DONE_FILE, "ok\n")
                 return r, True
-        return r, False
+        return r, None if stop.signal is not None else False
 
+    stopped: list[str] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for i, (r, ok) in enumerate(pool.map(attempt, todo), 1):
-            (result.finished if ok else result.failed).append(r.slug)
+            (result.finished if ok else stopped if ok is None else result.failed).append(r.slug)
             if progress:
-                status = "done" if ok else f"FAILED (log: {out / 'runs' / r.slug / 'log.txt'})"
+                status = "done" if ok else "stopped (resumes when the sweep is run again)" if ok is None else \
+                    f"FAILED (log: {out / 'runs' / r.slug / 'log.txt'})"
                 print(f"[{i}/{len(todo)}] {r.slug}: {status}", file=sys.stderr)
+    if stop.signal is not None:
+        raise Interrupted(
+            f"sweep interrupted by {stop.signal}: {len(result.finished)} run(s) finished now, {len(stopped)} stopped or not "
+            f"started ({', '.join(stopped[:4])}{', ...' if len(stopped) > 4 else ''}); runs in progress stopped at a "
+            f"checkpoint, and running the same command again resumes them; {out / 'results.csv'} was not rebuilt",
+            stop.signal, 0, None, out,
+        )
 
     rows = []
     for r in runs:

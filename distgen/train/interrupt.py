@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -20,6 +21,10 @@ from distgen.errors import Interrupted
 
 #: Longest wait for the step in progress after a signal before stopping without a final checkpoint.
 GRACE_S = 10.0
+#: A second signal this soon after the first is the same request delivered twice (a terminal's Ctrl-C reaches every
+#: process of its group, and ``distgen sweep`` passes the signal on to its runs; a job scheduler signals every process
+#: too), not a second request to stop at once.
+SAME_REQUEST_S = 1.0
 
 
 class StopOnSignal:
@@ -33,6 +38,7 @@ class StopOnSignal:
         self.last_checkpoint = last_checkpoint
         self.step = 0
         self._previous: dict[int, Any] = {}
+        self._first = 0.0
 
     @property
     def requested(self) -> bool:
@@ -45,6 +51,9 @@ class StopOnSignal:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        now = time.monotonic()
+        if self.signal is not None and now - self._first < SAME_REQUEST_S:
+            return  # one request delivered twice: Ctrl-C reaches the process group and distgen sweep passes it on
         slow = self.step_s is not None and self.step_s > self.grace_s
         if self.signal is not None or slow:
             why = "a second signal" if self.signal is not None else f"a step takes ~{self.step_s:.0f} s, more than {self.grace_s:.0f} s"
@@ -53,7 +62,7 @@ class StopOnSignal:
                 f"interrupted by {name} during step {self.step + 1} ({why}): stopped without a final checkpoint; "
                 f"the last checkpoint is {last}", name, self.step, self.last_checkpoint,
             )
-        self.signal = name
+        self.signal, self._first = name, now
 
     def __enter__(self) -> StopOnSignal:
         if self.enabled:

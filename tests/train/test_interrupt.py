@@ -13,7 +13,7 @@ import pytest
 
 from distgen.errors import EXIT_SIGINT, EXIT_SIGTERM, Interrupted
 from distgen.train import fit, load_checkpoint
-from distgen.train.interrupt import StopOnSignal
+from distgen.train.interrupt import SAME_REQUEST_S, StopOnSignal
 
 from .conftest import MODEL, same_params
 
@@ -60,9 +60,20 @@ def test_slow_step_or_second_signal_stops_at_once():
         stop.step_done(0.1, 2, None)
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.requested and stop.signal == "SIGINT"
+        time.sleep(SAME_REQUEST_S + 0.1)
         with pytest.raises(Interrupted, match="a second signal"):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_one_request_delivered_twice_is_one_request():
+    """Ctrl-C reaches every process of the terminal's group and distgen sweep passes it on to its runs: the run gets
+    the same request twice within a moment, and still finishes its step and writes the final checkpoint."""
+    with StopOnSignal(grace_s=10) as stop:
+        stop.step_done(0.1, 2, None)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # no Interrupted: not a second request
+        assert stop.requested and stop.signal == "SIGINT"
 
 
 def test_in_memory_training_keeps_the_default_ctrl_c(table, make_model):
