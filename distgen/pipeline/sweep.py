@@ -184,6 +184,26 @@ def sweep(
         return _sweep(config, grid, seeds, reference, runs, variants, out, jobs, retries, metrics, runner, progress, docs)
 
 
+def check_keeps_finished_runs(out: Path, runs: Sequence[Run]) -> None:
+    """Refuse a sweep whose grid leaves out runs finished in ``out`` (``ConfigError``, before any run).
+
+    Its ``results.csv``, summaries and page would replace those of the sweep that made them, without
+    their rows: a second sweep of another grid into the same folder silently took the first one's
+    results. A grid that keeps them (the same, or extended by values or seeds) reuses them.
+    """
+    runs_dir = out / "runs"
+    if not runs_dir.is_dir():
+        return
+    slugs = {r.slug for r in runs}
+    left_out = sorted(p.name for p in runs_dir.iterdir() if (p / DONE_FILE).exists() and p.name not in slugs)
+    if left_out:
+        shown = ", ".join(left_out[:4]) + (f" (+{len(left_out) - 4} more)" if len(left_out) > 4 else "")
+        raise ConfigError(
+            f"{out} holds finished runs this sweep's grid does not have ({shown}): its results.csv and summary would replace "
+            f"theirs without them. Sweep into another --out, or give a grid that includes them (finished runs are reused)"
+        )
+
+
 def check_cells(config: str | Path, runs: Sequence[Run], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The run document of every cell (as ``distgen run`` will record it), all checked (``distgen.pipeline.checks``)."""
     from distgen.pipeline.checks import check_sweep
@@ -210,6 +230,7 @@ def _sweep(
 
     for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
         check_same_experiment(out / "runs" / r.slug, docs[r.slug])
+    check_keeps_finished_runs(out, runs)
     save_yaml({"config": str(config), "grid": grid, "seeds": seeds, "reference": reference}, out / "sweep.yaml")
 
     result = SweepResult(out=out, runs=runs)

@@ -186,3 +186,19 @@ def test_too_few_pairs_is_not_a_tie_and_a_nonsignificant_side_says_so():
     noisy += [{"variant": "new", "seed": 0, "perturbation": f"P{i}", "mse": 1.0 + d} for i, d in enumerate(diffs)]
     text, (cmp,) = summary_markdown(noisy, ["ref", "new"], "ref", ["mse"])
     assert cmp.p_value >= 0.05 and f"| {cmp.better} (not significant) |" in text
+
+
+def test_a_sweep_that_leaves_out_finished_runs_of_its_folder_is_refused(tmp_path, base):
+    """A second sweep of another grid into the same folder replaced the first one's results.csv and summary with its own
+    rows, without a word; now it is refused before any run, and a grid that keeps the finished runs reuses them."""
+    out = tmp_path / "sw"
+    sweep(base, {"description": ["good", "bad"]}, out, runner=FakeRunner(), progress=False)
+    before = {n: (out / n).read_bytes() for n in ("results.csv", "summary.md", "summary.json", "sweep.yaml")}
+    runner = FakeRunner()
+    with pytest.raises(ConfigError, match=r"description=bad__seed0, description=good__seed0.*another --out"):
+        sweep(base, {"description": ["other"]}, out, runner=runner, progress=False)
+    assert runner.calls == [] and {n: (out / n).read_bytes() for n in before} == before
+    res = sweep(base, {"description": ["good", "bad", "other"]}, out, runner=runner, progress=False)  # extended: reused
+    assert runner.calls == ["description=other__seed0"] and len(res.skipped) == 2
+    assert {r["variant"] for r in csv.DictReader((out / "results.csv").open())} == {"description=good", "description=bad",
+                                                                                   "description=other"}
