@@ -59,7 +59,9 @@ def build(
     if seed is None:
         train = doc.get("train") if "model" in doc else None
         seed = int((train or {}).get("seed", 0))
-    with torch.random.fork_rng(devices=[]):
+    from distgen.train.device import float32_default
+
+    with torch.random.fork_rng(devices=[]), float32_default():  # float32 weights whatever the caller's default dtype
         torch.manual_seed(mix_seed(seed, INIT_KEY))
         return build_model(node, info, seen)
 
@@ -89,10 +91,12 @@ def predict(
     """
     from distgen.pipeline.predict import predict as _predict
     from distgen.pipeline.predict import write_cells
+    from distgen.train.device import float32_default
 
     apply_threads()
     data = data.capped(max_cells) if max_cells is not None else data
-    cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded)
+    with float32_default():  # the data and weights are float32 whatever the caller's default dtype
+        cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded)
     if out is not None:
         write_cells(data, cells, out, "pred")
     if real is not None:

@@ -44,6 +44,7 @@ from distgen.pipeline.predict import predict, predict_section, write_cells
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
+from distgen.train.device import float32_default
 from distgen.train.lock import RunLock
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
@@ -103,10 +104,11 @@ def run(
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
     if not D.env_from_torchrun().is_main:
-        return _run(doc, out, ev, allow, metrics, plots, progress, pages.preset_of(config, overrides))
+        with float32_default():
+            return _run(doc, out, ev, allow, metrics, plots, progress, pages.preset_of(config, overrides))
     created = not out.exists()
     try:
-        with RunLock(out, "run"):
+        with RunLock(out, "run"), float32_default():  # whatever the caller's torch default dtype
             if is_finished(out, doc, metrics):
                 print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
                 return finished_summary(out)

@@ -44,7 +44,7 @@ from distgen.train.checkpoint import (
     load_checkpoint,
     resolve_checkpoint,
 )
-from distgen.train.device import select_device, setup_backends
+from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.train.manifest import check_same_data
 from distgen.types import Cells
@@ -334,7 +334,7 @@ def predict_run(
     if real is not None:
         check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
-    with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext():
+    with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext(), float32_default():
         return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells, sampling)
 
 

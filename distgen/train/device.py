@@ -83,3 +83,21 @@ def hardware() -> dict[str, object]:
         out["cuda_version"] = torch.version.cuda
         out["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return out
+
+
+@contextlib.contextmanager
+def float32_default() -> Iterator[None]:
+    """Build, train and sample a run's model with torch's default dtype float32, restoring the caller's afterwards.
+
+    Data reach models as float32 and checkpoints hold float32 weights. Under a caller's
+    ``torch.set_default_dtype(torch.float64)`` (a notebook's habit) a model built then holds float64
+    parameters and the first matrix product with the data failed inside torch ("mat1 and mat2 must
+    have the same dtype"); ``distgen run``, ``train`` and ``predict`` from Python now run in float32
+    whatever the default, and leave the default as they found it.
+    """
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)

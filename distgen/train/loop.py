@@ -23,6 +23,7 @@ from distgen.data.section import data_section
 from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
+from distgen.train.device import float32_default
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.trainer import Trainer, TrainResult
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
@@ -133,8 +134,9 @@ def fit(
         sampler: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params}
         source = TableBatches(table, set_size, opts.sets_per_batch, matcher, opts.seed, control_sets=ds.control_sets, **sampler)
         val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1, **sampler) if val is not None else None
-    trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=config, info=table.info, callbacks=callbacks)
-    result = trainer.fit(resume=resume)
+    with float32_default():  # the batches are float32 whatever the caller's default dtype (the model's own draws follow it)
+        trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=config, info=table.info, callbacks=callbacks)
+        result = trainer.fit(resume=resume)
     if trainer.ema is not None:
         model.load_state_dict({**model.state_dict(), **trainer.ema.state_dict()})
     model.eval()

@@ -37,7 +37,7 @@ from distgen.train.checkpoint import (
     read_checkpoint_state,
     resolve_checkpoint,
 )
-from distgen.train.device import select_device
+from distgen.train.device import float32_default, select_device
 from distgen.train.lock import RunLock
 from distgen.train.loop import check_set_size, fit, fit_option_problems
 from distgen.train.manifest import build_manifest, check_same_data
@@ -212,7 +212,8 @@ def train_run(
     resume: bool | str | Path = False,
 ) -> TrainResult:
     """Train the model of ``config`` (preset name, YAML path or mapping) into run directory ``out`` (``distgen train``)."""
-    return train_model(load_config(config, overrides), out, resume=resume).result
+    with float32_default():  # whatever the caller's torch default dtype (distgen.train.device.float32_default)
+        return train_model(load_config(config, overrides), out, resume=resume).result
 
 
 def resume_source(out: Path, resume: bool | str | Path) -> Path | None:
