@@ -28,6 +28,7 @@ from distgen.models.generator import build_model
 from distgen.models.preflight import check_split
 from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
+from distgen.train.checkpoint import FILES as CHECKPOINT_FILES
 from distgen.train.checkpoint import (
     CheckpointError,
     check_state_compatible,
@@ -36,6 +37,7 @@ from distgen.train.checkpoint import (
     list_checkpoints,
     read_checkpoint_state,
     resolve_checkpoint,
+    verify_digests,
 )
 from distgen.train.device import float32_default, select_device
 from distgen.train.lock import RunLock
@@ -238,6 +240,11 @@ def resume_source(out: Path, resume: bool | str | Path) -> Path | None:
         return source
     branch = f"to continue from it, train into a new folder: distgen train CONFIG --out NEW_DIR --resume {source}"
     if source.parent.resolve() == ckpts.resolve():
+        later = [p for p in found if p.name > source.name]
+        if not any(intact(p) for p in later):  # the later ones are corrupt (what the integrity error suggests): replaced
+            print(f"note: resuming {out} from {source.name}; the later checkpoint(s) {', '.join(p.name for p in later)} fail "
+                  "their integrity check and will be replaced", file=sys.stderr)
+            return source
         raise ConfigError(
             f"--resume {source}: {out} has later checkpoints ({', '.join(p.name for p in found if p.name > source.name)}); "
             f"training from {source.name} would replace them and drop the metrics.csv rows after it. Resume the newest "
@@ -248,6 +255,19 @@ def resume_source(out: Path, resume: bool | str | Path) -> Path | None:
         f"{newest.name}); continuing it here would mix two runs (their checkpoints and metrics.csv). Resume {out}'s own "
         f"(--resume without a path), or {branch}"
     )
+
+
+def intact(ckpt: Path) -> bool:
+    """Whether checkpoint folder ``ckpt`` is complete and every file matches the digest in its ``state.json`` (no tensor read)."""
+    try:
+        _, state = read_checkpoint_state(ckpt)
+        files = tuple(f for f in (*CHECKPOINT_FILES, "ema.safetensors") if f != "state.json")
+        if not all((ckpt / f).exists() for f in CHECKPOINT_FILES):
+            return False
+        verify_digests(ckpt, state, files)
+    except CheckpointError:
+        return False
+    return True
 
 
 def resume_record(source: Path, state: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:

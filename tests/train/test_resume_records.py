@@ -126,3 +126,16 @@ def test_resuming_a_folder_from_an_earlier_checkpoint_is_refused_and_branching_i
     assert json.loads((branch / "manifest.json").read_text())["resumed_from"]["step"] == 2
     assert (branch / "split.json").read_bytes() == (folder / "split.json").read_bytes()
     assert [r.split(",")[0] for r in (branch / "metrics.csv").read_text().splitlines()[1:]] == ["3", "4"]
+
+
+def test_an_earlier_checkpoint_may_be_resumed_when_the_later_ones_are_corrupt(run, capsys):
+    """What the integrity error offers (``pass its path``) still works: a corrupt newer checkpoint does not count."""
+    folder, cfg = run
+    newest = folder / "checkpoints" / "step_00000004" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    assert main(["train", str(cfg), "--out", str(folder), "--resume"]) == 1
+    assert "step_00000002" in capsys.readouterr().err  # the corrupt newest is named, the earlier one offered
+    assert main(["train", str(cfg), "--out", str(folder), "--resume", str(folder / "checkpoints" / "step_00000002")]) == 0
+    assert "fail their integrity check" in capsys.readouterr().err
+    assert json.loads((folder / "manifest.json").read_text())["resumes"][-1]["step"] == 2
+    load_file(str(newest))  # step 4 was trained again and written whole
