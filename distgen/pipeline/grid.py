@@ -87,9 +87,15 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
         variant = _slug(",".join(label_parts)) if label_parts else "base"
         for s in seed_list:
             runs.append(Run(variant=variant, seed=s, overrides=(*overrides, f"{SEED_KEY}={s}")))
-    names = [r.slug for r in runs]
-    if len(set(names)) != len(names):
-        raise ConfigError("grid produces duplicate run names; make the axis values distinct")
+    folders: dict[str, list[Run]] = {}
+    for r in runs:  # case folded: on a case-insensitive file system (macOS, Windows) name=A and name=a are one folder
+        folders.setdefault(r.slug.casefold(), []).append(r)
+    clashes = [group for group in folders.values() if len(group) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(" ".join(r.overrides[:-1]) or "base" for r in group[:2]) + f" -> runs/{group[0].slug}"
+                          for group in clashes[:3])
+        raise ConfigError(f"grid: different runs would share one run folder ({shown}): their names differ only in characters "
+                          "a folder name cannot keep, or in case; make the axis values distinct")
     return runs
 
 

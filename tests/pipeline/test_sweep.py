@@ -202,3 +202,12 @@ def test_a_sweep_that_leaves_out_finished_runs_of_its_folder_is_refused(tmp_path
     assert runner.calls == ["description=other__seed0"] and len(res.skipped) == 2
     assert {r["variant"] for r in csv.DictReader((out / "results.csv").open())} == {"description=good", "description=bad",
                                                                                    "description=other"}
+
+
+@pytest.mark.parametrize("values", [["a b", "a-b"], ["Large", "large"]])
+def test_variants_that_would_share_a_run_folder_are_refused_naming_them(values):
+    """``a b`` and ``a-b`` are both the folder ``description=a-b``; ``Large`` and ``large`` are one folder on macOS or
+    Windows: the second run would find the first one's DONE and report its results as its own."""
+    with pytest.raises(ConfigError, match="share one run folder") as info:
+        expand({"description": values})
+    assert all(f"description={v}" in str(info.value) for v in values)
