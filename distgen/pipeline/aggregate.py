@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ import numpy as np
 
 from distgen import markdown as md
 from distgen.evaluation.report import read_table_csv
+from distgen.train.state_io import atomic_write_text
 
 #: Metrics shown in summaries unless others are asked for.
 SUMMARY_METRICS = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N", "edistance")
@@ -127,14 +129,15 @@ def fmt(x: float, digits: int = 4) -> str:
 
 
 def write_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """All (variant, seed, perturbation) rows with every metric column, as CSV."""
+    """All (variant, seed, perturbation) rows with every metric column, as CSV (replaced whole: never half-written)."""
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=cols)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def summary_markdown(

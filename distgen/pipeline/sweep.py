@@ -279,16 +279,22 @@ def _sweep(
     if not rows:
         raise RuntimeError(f"sweep: no run finished; see the logs under {out / 'runs'}")
     present = [m for m in metrics if any(m in row for row in rows)]
+    absent = [m for m in metrics if m not in present]
+    if absent:  # asked for, but no run's evaluation has it: said, not silently left out of the summary
+        print(f"warning: sweep: {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not in the summary: no finished run "
+              "computed it (a run evaluates its config's evaluate.metrics); add it there and run the sweep in a new --out, or "
+              "evaluate a run again with distgen run CONFIG OVERRIDES --out RUN --metrics ...", file=sys.stderr)
     write_results(rows, out / "results.csv")
     text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed)
-    (out / "summary.md").write_text(text)
+    atomic_write_text(out / "summary.md", text)
     same = identical_variants(rows, variants, present)
     for v, other in same.items():
         print(f"warning: sweep variant {v} gave exactly the results of {other} (every seed, perturbation and metric): the "
               "setting that tells them apart had no effect (see summary.md)", file=sys.stderr)
-    (out / "summary.json").write_text(json_text({
+    atomic_write_text(out / "summary.json", json_text({
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
+        "metrics_not_computed": absent,
     }))
     plot_summary(rows, variants, present, out / "summary.png")
     write_sweep_page(out, present)  # report.html: one row per variant, paired tests as intervals

@@ -1,6 +1,7 @@
 """Sweep: grid expansion, resume, retries, aggregation and paired statistics (fast fake runner)."""
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -211,3 +212,29 @@ def test_variants_that_would_share_a_run_folder_are_refused_naming_them(values):
     with pytest.raises(ConfigError, match="share one run folder") as info:
         expand({"description": values})
     assert all(f"description={v}" in str(info.value) for v in values)
+
+
+def test_summary_metrics_no_run_computed_are_named_not_dropped(tmp_path, base, capsys):
+    """--metrics overlap_at_N over runs that evaluated only mse and pearson_delta: the summary has no overlap_at_N, and
+    that is said (stderr and summary.json) instead of being left out without a word."""
+    res = sweep(base, {"description": ["good", "bad"]}, tmp_path / "sw", runner=FakeRunner(), metrics=["mse", "overlap_at_N"],
+                progress=False)
+    assert [c.metric for c in res.comparisons] == ["mse"]
+    assert "overlap_at_N is not in the summary: no finished run computed it" in capsys.readouterr().err
+    assert json.loads((tmp_path / "sw" / "summary.json").read_text())["metrics_not_computed"] == ["overlap_at_N"]
+
+
+def test_a_sweep_that_fails_while_writing_its_tables_leaves_the_earlier_ones_whole(tmp_path, base, monkeypatch):
+    """results.csv was truncated first and then written row by row: a sweep stopped in between (killed, disk full) left
+    a table of some rows that read as complete. It is now replaced whole or not at all."""
+    out = tmp_path / "sw"
+    sweep(base, {"description": ["good", "bad"]}, out, runner=FakeRunner(), progress=False)
+    before = (out / "results.csv").read_bytes()
+
+    def full(self, rows):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", full)
+    with pytest.raises(OSError):
+        sweep(base, {"description": ["good", "bad"]}, out, runner=FakeRunner(), progress=False)
+    assert (out / "results.csv").read_bytes() == before
