@@ -174,6 +174,13 @@ def _run(
     seed = int((doc.get("train") or {}).get("seed", 0))
     if is_trainable(doc["model"]):
         resume = bool(list_checkpoints(out / "train" / "checkpoints"))  # an earlier attempt got this far: continue it
+        made = [f for f in ("pred.h5ad", "eval/summary.json") if (out / f).exists()]
+        if not resume and made:  # its model made these, and is gone: training again would put another model in its place
+            raise ConfigError(
+                f"{out} holds results ({', '.join(made)}) of a model whose checkpoints are gone from {out / 'train' / 'checkpoints'}: "
+                "running it again would train a new model from scratch and replace them (and train/metrics.csv). Restore the "
+                "checkpoints, or run into a new --out"
+            )
         if resume:
             print(f"note: resuming the training in {out / 'train'} from its newest checkpoint", file=sys.stderr)
         trained = train_model(doc, out / "train", dataset, resume=resume, before_training=start)

@@ -213,3 +213,18 @@ def test_a_run_refused_by_the_preflight_writes_nothing(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["run", str(cfg), "--out", str(tmp_path / "empty"), "--no-progress"]) == 2
     assert (tmp_path / "empty").is_dir() and not list((tmp_path / "empty").iterdir())  # it existed before: kept, empty
+
+
+def test_evaluating_again_after_the_checkpoints_were_removed_is_refused(tmp_path):
+    """Other --metrics on a finished experiment whose checkpoints were deleted (a disk-quota cleanup) trained a new model
+    from scratch in its place, rewriting train/metrics.csv and the predictions; now it is refused, naming the fix."""
+    import shutil
+
+    out = tmp_path / "exp"
+    run(TINY, out, metrics=METRICS, progress=False)
+    shutil.rmtree(out / "train" / "checkpoints")
+    before = {f: (out / f).read_bytes() for f in ("train/metrics.csv", "pred.h5ad", "eval/summary.json")}
+    with pytest.raises(ConfigError, match="checkpoints are gone.*new --out"):
+        run(TINY, out, metrics=["mse"], progress=False)
+    assert {f: (out / f).read_bytes() for f in before} == before
+    assert run(TINY, out, metrics=METRICS, progress=False)  # the finished evaluation itself is still returned
