@@ -190,7 +190,7 @@ def _run(
         stage = "predict"
     else:
         model = build_model(doc["model"], dataset.info, dataset.seen_perturbations())
-        fit(model, dataset, fit_options(model, doc), preflight=False)
+        fit(model, dataset, config=doc, preflight=False)  # fit: options, seed from train.seed (fit_options)
         notes = check_split(model, dataset, "test", allow)  # a fitted model answers can_predict once fitted
         start()
         dataset.split.save(out / "split.json")
@@ -228,29 +228,6 @@ def _run(
         pages.write_run_page(out, report)
     atomic_write_text(out / DONE_FILE, json.dumps({"metrics": list(metrics) if metrics is not None else None}) + "\n")
     return summary
-
-
-def fit_options(model: Any, doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``fit:`` options of a fitted model in an experiment, with ``seed`` from ``train.seed`` where it applies.
-
-    A fitted model whose ``fit`` takes a ``seed`` (a stochastic fit: ``bayes_hier``'s SVI or NUTS) gets the
-    config's ``train.seed`` when the config sets one and ``fit:`` does not: that is the replicate axis of
-    ``distgen sweep``, which otherwise left the fit at the model's own seed, so every "seed" of a sweep
-    repeated one fit (its spread over seeds read 0). Without ``train.seed`` the model keeps its own seed.
-    """
-    import inspect
-
-    options = dict(doc.get("fit") or {})
-    train = doc.get("train") or {}
-    if "seed" in options or not isinstance(train, Mapping) or train.get("seed") is None:
-        return options
-    try:
-        params = inspect.signature(model.fit).parameters
-    except (TypeError, ValueError):
-        return options
-    if "seed" in params:
-        options["seed"] = int(train["seed"])
-    return options
 
 
 def _comparable(doc: Mapping[str, Any]) -> dict[str, Any]:

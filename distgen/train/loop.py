@@ -61,7 +61,9 @@ def fit(
     options
         The ``train:`` section for the trainer (``steps``, ``lr``, ``sets_per_batch``, ``seed``...;
         see ``distgen.train.options.TrainOptions``), or the ``fit:`` keyword arguments of a
-        ``FittedModel``. Unknown trainer keys fail, naming the key.
+        ``FittedModel``. Unknown trainer keys fail, naming the key. A ``FittedModel`` whose ``fit``
+        takes a ``seed`` gets the config's ``train.seed`` unless ``fit:`` (or ``options``) sets one
+        (``fit_options``: the rule ``distgen run`` and ``distgen sweep`` follow too).
     run_dir
         Optional run directory for ``metrics.csv`` and ``checkpoints/``.
     config
@@ -97,7 +99,7 @@ def fit(
     if isinstance(model, FittedModel):
         if isinstance(options, TrainOptions):
             raise TypeError(f"fit: {type(model).__name__} fits itself; give its fit: options as a mapping, not TrainOptions")
-        given = {**dict(doc.get("fit") or {}), **dict(options or {}), **overrides}
+        given = {**fit_options(model, doc), **dict(options or {}), **overrides}
         errors, inert = fit_option_problems(type(model), given)
         if errors:
             raise ConfigError("; ".join(errors))
@@ -141,6 +143,28 @@ def fit(
         model.load_state_dict({**model.state_dict(), **trainer.ema.state_dict()})
     model.eval()
     return result
+
+
+def fit_options(model: Any, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``fit:`` options of a fitted model under config ``doc``, with ``seed`` from ``train.seed`` where it applies.
+
+    A fitted model whose ``fit`` takes a ``seed`` (a stochastic fit: ``bayes_hier``'s SVI or NUTS) gets the
+    config's ``train.seed`` when the config sets one and ``fit:`` does not: that is the replicate axis of
+    ``distgen sweep``, which otherwise left the fit at the model's own seed, so every "seed" of a sweep
+    repeated one fit (its spread over seeds read 0). Without ``train.seed`` the model keeps its own seed.
+    ``fit`` (Python) and ``distgen run``/``sweep`` apply this one rule.
+    """
+    options = dict(doc.get("fit") or {})
+    train = doc.get("train") or {}
+    if "seed" in options or not isinstance(train, Mapping) or train.get("seed") is None:
+        return options
+    try:
+        params = inspect.signature(model.fit).parameters
+    except (TypeError, ValueError):
+        return options
+    if "seed" in params:
+        options["seed"] = int(train["seed"])
+    return options
 
 
 def fit_keys(cls: type[FittedModel]) -> tuple[list[str], bool]:

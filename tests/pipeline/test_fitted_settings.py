@@ -117,3 +117,54 @@ def test_distgen_run_warns_before_fitting(tmp_path, monkeypatch):
         warnings.simplefilter("always")
         experiment.run("scdfm-small", tmp_path / "r", ["model.name=additive", "train.lr=0.1"])
     assert any(issubclass(w.category, InertSettingWarning) and "train.lr has no effect" in str(w.message) for w in seen)
+
+
+class Seeded(FittedModel):
+    """A test fitted model with a stochastic fit: it records the seed it was fitted with."""
+
+    def __init__(self) -> None:
+        self.seed = None
+
+    def fit(self, train, seed: int | None = None):
+        self.seed = seed
+        return self
+
+    def predict(self, control, control_mask, labels):
+        return control
+
+
+def test_python_fit_passes_train_seed_to_a_fitted_model_as_distgen_run_does():
+    """``distgen.fit(model, data, config=doc)`` follows ``distgen run``'s rule: train.seed seeds a fit that takes a seed."""
+    import distgen
+
+    table = tiny_table()
+    fits = [Seeded(), Seeded()]
+    for seed, model in zip((1, 2), fits, strict=True):
+        distgen.fit(model, table, config={"train": {"seed": seed}})
+    assert [m.seed for m in fits] == [1, 2]  # two train.seeds: two fits (both were fitted at None before)
+    model = Seeded()
+    distgen.fit(model, table, config={"train": {"seed": 1}, "fit": {"seed": 7}})
+    assert model.seed == 7  # fit: wins over train.seed
+    distgen.fit(model, table, {"seed": 9}, config={"train": {"seed": 1}})
+    assert model.seed == 9  # and options given in Python win over both
+    distgen.fit(model, table, config={"train": {"lr": 0.1}})
+    assert model.seed is None  # without train.seed the model keeps its own seed
+    rounds = Rounds()
+    distgen.fit(rounds, table, config={"train": {"seed": 1}})  # a fit without a seed parameter gets none (no unknown-key error)
+    assert rounds.rounds == 1
+
+
+def test_distgen_run_fits_through_the_same_rule(monkeypatch, tmp_path):
+    """The experiment hands its whole config to ``fit`` (no second copy of the rule): the seed arrives there."""
+    import distgen.pipeline.experiment as experiment
+
+    seen = {}
+
+    def record(model, data, options=None, run_dir=None, *, config=None, **kwargs):
+        seen["config"] = config
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(experiment, "fit", record)
+    with pytest.raises(RuntimeError, match="stopped"):
+        experiment.run("scdfm-small", tmp_path / "r", ["model.name=additive", "train.seed=4", "data.hvg=32"], progress=False)
+    assert seen["config"]["train"]["seed"] == 4

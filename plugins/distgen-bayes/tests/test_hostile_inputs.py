@@ -105,7 +105,7 @@ def test_model_size_counts_the_latent_values_of_the_fit(fitted) -> None:
 
 def test_sweep_seed_reaches_the_fit(synthetic) -> None:
     """``distgen run``/``sweep``: train.seed (a sweep's replicate axis) seeds bayes_hier's inference, not only its draws."""
-    from distgen.pipeline.experiment import fit_options
+    from distgen.train.loop import fit_options
 
     info = synthetic[0].info
     bayes, linear = build_model(FAST, info), build_model({"name": "linear"}, info)
