@@ -8,7 +8,9 @@ with default parameters (``solver: rk4`` is ``solver: {name: rk4}``), and a reso
 spells the node out. Parameters that assembly injects from the data (``info``, ``n_genes``,
 ``cond_dim``...) are not part of a config.
 
-Overrides are dotted paths, ``model.backbone.name=mlp train.seed=3``; values are parsed as YAML.
+Overrides are dotted paths, ``model.backbone.name=mlp train.seed=3``; values are parsed as YAML
+(a plain ``1e-3`` is a float, in files too; a quoted ``"1e3"`` stays a string, and a value the
+parameter's type cannot take is refused naming the key: no string becomes a number behind your back).
 Setting ``name`` to a different value replaces the node; params merge only when the name stays.
 """
 
@@ -135,6 +137,26 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return True  # annotations we cannot check (Callable, TypeVars...) are accepted
 
 
+def _type_hint(value: Any, hint: Any) -> str:
+    """How to write ``value`` so that a parameter of type ``hint`` takes it, where that is plain ('' otherwise)."""
+    if isinstance(value, str):
+        try:
+            number: float | int = int(value) if re.fullmatch(r"[-+]?[0-9]+", value.strip()) else float(value)
+        except ValueError:
+            return ""
+        if isinstance(number, float) and number.is_integer() and not _type_ok(number, hint):
+            number = int(number)
+        if _type_ok(number, hint):
+            return f" A quoted value stays a string: write {number} without quotes for the number."
+    if isinstance(value, float) and value.is_integer() and _type_ok(int(value), hint):
+        return f" Write the whole number {int(value)}."
+    if isinstance(value, int | float) and not isinstance(value, bool) and _type_ok(str(value), hint):
+        return f" Quote it to give the text: '{value}'."
+    if isinstance(value, list | tuple) and value and _type_ok([str(v) for v in value], hint):
+        return " Quote the items to give text (e.g. ['0', 'ctrl'])."
+    return ""
+
+
 def _hint_name(hint: Any) -> str:
     if typing.get_origin(hint) is not None:  # list[float], dict[str, Any], int | None: say it all
         return str(hint).replace("typing.", "")
@@ -185,7 +207,7 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
             choices = _enum_type(hint_t)
             if choices is not None:
                 raise ConfigError(f"{where}.{key}: {short(value)} is not a {choices.__name__}; choose one of {_enum_choices(choices)}.")
-            raise ConfigError(f"{where}.{key}: expected {_hint_name(hint_t)}, got {type(value).__name__} {short(value)}.")
+            raise ConfigError(f"{where}.{key}: expected {_hint_name(hint_t)}, got {type(value).__name__} {short(value)}.{_type_hint(value, hint_t)}")
         elif isinstance(value, float) and not math.isfinite(value):
             _, default = schema[key]
             if not (isinstance(default, float) and not math.isfinite(default)):
@@ -352,6 +374,37 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: A plain (unquoted) scalar in scientific notation without a dot or an exponent sign (``1e-3``, ``1e3``, ``2.5E4``):
+#: YAML 1.2 reads it as a float, PyYAML (YAML 1.1) as a string. Configs read it as the float it means, in files,
+#: overrides and lists alike; a quoted ``"1e3"`` stays a string.
+_SCI_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$")
+#: On a command line a plain ``nan``/``inf``/``-infinity`` means the number (a file writes ``.nan``, ``.inf``).
+_NON_FINITE = re.compile(r"^[-+]?(?:nan|inf|infinity)$", re.IGNORECASE)
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_Loader.add_implicit_resolver(_FLOAT_TAG, _SCI_FLOAT, list("-+0123456789."))
+
+
+class _OverrideLoader(_Loader):
+    """``_Loader`` for the value of a ``key=value`` override: a plain ``nan``/``inf`` is a float too."""
+
+
+_OverrideLoader.add_implicit_resolver(_FLOAT_TAG, _NON_FINITE, list("-+nNiI"))
+
+
+class _Dumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that quotes every string ``_OverrideLoader`` would read as something else (``'1e3'``,
+    ``'nan'``), so a config written and read again (``experiment.yaml``, a sweep's overrides) keeps its strings."""
+
+
+_Dumper.add_implicit_resolver(_FLOAT_TAG, _SCI_FLOAT, list("-+0123456789."))
+_Dumper.add_implicit_resolver(_FLOAT_TAG, _NON_FINITE, list("-+nNiI"))
+
+
+def dump_yaml(value: Any, **kwargs: Any) -> str:
+    """``value`` as YAML text that ``parse_yaml`` (and an override) reads back as the same value."""
+    return str(yaml.dump(value, Dumper=_Dumper, **kwargs))
+
+
 def _yaml_error(exc: yaml.YAMLError, where: str) -> ConfigError:
     """A ``ConfigError`` for a YAML parse or construction error, with line and column (1-based)."""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -369,14 +422,16 @@ def _yaml_error(exc: yaml.YAMLError, where: str) -> ConfigError:
     return ConfigError(f"{where}{at}: not valid YAML ({problem}); fix the syntax there")
 
 
-def parse_yaml(text: str, where: str) -> Any:
+def parse_yaml(text: str, where: str, override: bool = False) -> Any:
     """Parse YAML ``text`` as plain data; ``where`` (a file or an override) prefixes every error.
 
     Tags that build Python objects (``!!python/...``) or any custom tag are refused, and so are
-    aliases that refer to themselves or expand to more than ``MAX_CONFIG_VALUES`` values.
+    aliases that refer to themselves or expand to more than ``MAX_CONFIG_VALUES`` values. A plain
+    ``1e-3`` is a float; with ``override`` (a command-line value) so are a plain ``nan`` and ``inf``.
+    A quoted scalar is always a string.
     """
     try:
-        value = yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only, no Python objects, no custom tags
+        value = yaml.load(text, Loader=_OverrideLoader if override else _Loader)  # a SafeLoader: plain data only, no Python objects, no custom tags
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, where) from None
     check_expanded_size(value, where)
@@ -445,16 +500,12 @@ def save_yaml(doc: Mapping[str, Any], path: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with tmp.open("w") as fh:
-            yaml.safe_dump(_plain(dict(doc)), fh, sort_keys=False)
+            yaml.dump(_plain(dict(doc)), fh, Dumper=_Dumper, sort_keys=False)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-_SCI_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
-_NON_FINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -465,9 +516,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = key.strip().split(".")
     if not all(parts):
         raise ConfigError(f"override {short(text)} has an empty key segment")
-    value = parse_yaml(raw, f"override {short(text)}") if raw.strip() else ""
-    if isinstance(value, str) and (_SCI_FLOAT.fullmatch(value) or _NON_FINITE.fullmatch(value)):
-        value = float(value)  # YAML 1.1 reads 1e-3 (and nan, inf) as strings; on a command line they mean numbers
+    # a plain 1e-3, nan or inf is a number; a quoted "1e3" stays a string (e.g. a label that looks numeric)
+    value = parse_yaml(raw, f"override {short(text)}", override=True) if raw.strip() else ""
     return parts, value
 
 

@@ -8,9 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from distgen.config import ConfigError
+from distgen.config import ConfigError, dump_yaml, parse_yaml
 
 SEED_KEY = "train.seed"
 
@@ -38,10 +36,7 @@ def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
         raise ConfigError(f"--grid {text!r}: {key!r} is not a dotted config key like train.seed")
     if "," in raw and not raw.strip().startswith(("[", "{", "'", '"')):
         raw = f"[{raw}]"  # train.seed=0,1 is the list [0, 1], as written without brackets
-    try:
-        values = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--grid {text!r}: values are not valid YAML ({str(exc).splitlines()[0]})") from None
+    values = parse_yaml(raw, f"--grid {text!r}", override=True)  # as an override reads its value: 1e-3 a float, "1e3" a string
     if not isinstance(values, list):
         values = [values]
     if not values:
@@ -50,7 +45,7 @@ def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
 
 
 def _fmt(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    return dump_yaml(value, default_flow_style=True).strip().removesuffix("...").strip()  # read back as the same value
 
 
 def _slug(text: str) -> str:
