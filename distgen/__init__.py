@@ -28,6 +28,7 @@ _LAZY = {
     "predict": ("distgen.api", "predict"),
     "evaluate": ("distgen.api", "evaluate"),
     "run": ("distgen.api", "run"),
+    "load_run": ("distgen.api", "load_run"),
     "sweep": ("distgen.api", "sweep"),
 }
 

@@ -1,14 +1,15 @@
 """The Python API: the calls the CLI makes, one or two lines each.
 
 ``load_data`` -> ``Dataset``; ``build`` -> model; ``fit`` (``distgen.train.fit``) trains it;
-``predict`` -> ``Cells``; ``evaluate`` -> ``Report``; ``run`` does all of it into a folder.
+``predict`` -> ``Cells``; ``evaluate`` -> ``Report``; ``run`` does all of it into a folder;
+``load_run`` loads a trained run folder back (model, data, config).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distgen.config import load_config
 from distgen.data.prepared import Dataset
@@ -18,6 +19,9 @@ from distgen.models.generator import build_model
 from distgen.registry import KINDS, ComponentInfo, all_registries, registry
 from distgen.runtime import apply_threads
 from distgen.types import Cells, DataInfo
+
+if TYPE_CHECKING:
+    from distgen.pipeline.predict import LoadedRun
 
 
 def components(kind: str | None = None) -> list[ComponentInfo]:
@@ -74,6 +78,26 @@ def load_data(dataset: str = "norman_k562", split: Mapping[str, Any] | str | Non
     keyword arguments are the ``data:`` config section (``schema``, ``hvg``, ``set_size``...).
     """
     return Dataset.load({"dataset": dataset, "split": split, **data})
+
+
+def load_run(
+    run_dir: str | Path, checkpoint: str | Path | None = None, weights: str = "ema", device: str | None = None,
+    sampling: Sequence[str] = (),
+) -> LoadedRun:
+    """A trained run folder, loaded as ``distgen predict`` loads it: ``.model``, ``.data``, ``.config``, ``.seed``, ``.max_cells``.
+
+    ``run_dir`` is the ``--out`` of ``distgen train`` or of ``distgen run`` (its ``train/`` folder). The data is read
+    again from the run's ``data:`` section and saved split, and refused when it changed since training (content hash)
+    or its genes or label vocabularies differ. ``checkpoint`` (default: the newest), ``weights`` (``"ema"`` when the run
+    kept an average, else ``"raw"``), ``device`` (default: the run's ``train.device``) and ``sampling`` (``KEY=VALUE``
+    under ``model.dynamics.{guidance,sampler,solver}``) are ``distgen predict``'s options. The predictions that
+    ``distgen predict RUN`` writes are ``predict(run.model, run.data, seed=run.seed, max_cells=run.max_cells)``.
+    A fitted model's experiment (``model: additive``...) holds no saved model: the error says how to refit it.
+    """
+    from distgen.pipeline.predict import open_run
+
+    apply_threads()
+    return open_run(run_dir, checkpoint, weights, device, sampling)
 
 
 def predict(

@@ -291,6 +291,62 @@ def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | Non
     return model.to(device).eval()  # type: ignore[attr-defined,no-any-return]
 
 
+@dataclasses.dataclass
+class LoadedRun:
+    """A trained run, loaded (``distgen.load_run``): ``model`` with its checkpoint weights (in evaluation mode),
+    ``data`` (the run's ``data:`` section and saved split, every cell), ``config`` (its ``config.yaml``) and
+    the defaults ``distgen predict`` applies: ``seed`` (``train.seed``) and ``max_cells`` (``predict.max_cells_per_condition``)."""
+
+    model: Any
+    data: Dataset
+    config: dict[str, Any]
+    run_dir: Path
+    seed: int
+    max_cells: int | None
+
+
+def run_folder(path: str | Path) -> Path:
+    """The training run directory of ``path``: a ``distgen train --out`` folder, or a ``distgen run`` folder's ``train/``.
+
+    Raises ``ConfigError`` naming what the folder holds when it holds no trained model (a fitted model's
+    experiment is not saved: it is refitted from its ``experiment.yaml`` and ``split.json``).
+    """
+    path = Path(path)
+    if (path / "config.yaml").exists():
+        return path
+    if (path / "train" / "config.yaml").exists():
+        return path / "train"
+    if (path / "experiment.yaml").exists():
+        name = (load_yaml(path / "experiment.yaml").get("model") or {}).get("name")
+        raise ConfigError(
+            f"{path} holds the experiment of model {name!r}, which fits itself (a FittedModel) and is not saved; refit it on the "
+            f"run's split: doc = distgen.load_config('{path / 'experiment.yaml'}'); data = distgen.load_data(**{{**doc['data'], "
+            f"'split': '{path / 'split.json'}'}}); model = distgen.build(doc, data); distgen.fit(model, data, config=doc)"
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; give the --out folder of distgen train or distgen run")
+    raise FileNotFoundError(f"{path} is not a run directory (no config.yaml); train one with distgen train ... --out {path}")
+
+
+def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights: str = "ema", device: str | torch.device | None = None,
+             sampling: Any = ()) -> LoadedRun:
+    """Load a trained run: its data (checked to be the data it was trained on), model and checkpoint weights.
+
+    ``distgen predict`` and ``distgen.load_run`` both load a run through here. ``device`` defaults to the run's
+    ``train.device`` (``auto``: CUDA when present); the other arguments are ``load_run_model``'s.
+    """
+    run_dir = run_folder(run_dir)
+    config = load_yaml(run_dir / "config.yaml")
+    split_file = run_dir / "split.json"
+    dataset = Dataset.load(data_section(config.get("data")), split_file if split_file.exists() else None)
+    check_same_data(run_dir, dataset.data.hash, dataset.section.dataset, "predict")
+    cap = predict_section(config)["max_cells_per_condition"]
+    if device is None:
+        device = select_device((config.get("train") or {}).get("device", "auto"), D.env_from_torchrun().local_rank)
+    model = load_run_model(run_dir, dataset, checkpoint, weights, torch.device(device), sampling_overrides(sampling))
+    return LoadedRun(model, dataset, config, run_dir, int((config.get("train") or {}).get("seed", 0)), cap)
+
+
 def predict_run(
     run_dir: str | Path,
     out: str | Path,
@@ -348,16 +404,14 @@ def _predict_run(
     seed: int | None, genes: str | None, counts: str | None, max_cells: int | str | None, sampling: list[str],
 ) -> Cells | None:
     config = load_yaml(run_dir / "config.yaml")
-    split_file = run_dir / "split.json"
-    dataset = Dataset.load(data_section(config.get("data")), split_file if split_file.exists() else None)
-    check_same_data(run_dir, dataset.data.hash, dataset.section.dataset, "predict")
-    cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})
-    dataset = dataset.capped(cap["max_cells_per_condition"])
+    cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})  # checked first
     env = D.env_from_torchrun()
     device = select_device(config.get("train", {}).get("device", "auto"), env.local_rank)
     setup_backends(device, bool(config.get("train", {}).get("tf32", True)))
-    seed = int(config.get("train", {}).get("seed", 0)) if seed is None else seed
-    model = load_run_model(run_dir, dataset, checkpoint, weights, device, sampling)
+    run = open_run(run_dir, checkpoint, weights, device, sampling)
+    dataset = run.data.capped(cap["max_cells_per_condition"])
+    seed = run.seed if seed is None else seed
+    model = run.model
     if sampling:
         print(f"predict: sampling the trained weights with {' '.join(sampling)}", file=sys.stderr)
     allow = bool((config.get("preflight") or {}).get("allow_unembedded", False))

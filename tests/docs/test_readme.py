@@ -48,6 +48,7 @@ def test_readme_python_block_runs(tmp_path):
         "assert 'mse' in report.metrics and (pathlib.Path('runs/py/eval') / 'summary.md').exists()\n"
         "assert 'mse' in summary['metrics'] and (pathlib.Path('sweeps/coupling') / 'summary.md').exists()\n"
         "assert (pathlib.Path('runs/a/eval2') / 'summary.json').exists()\n"
+        "assert set(pred_a.conditions[~pred_a.is_control]) == set(run.data.split.test_conditions)\n"
         "print('README OK')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=900,

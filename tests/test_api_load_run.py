@@ -1,0 +1,64 @@
+"""``distgen.load_run``: a trained run folder back in Python (model, data, config), predicting what ``distgen predict`` writes."""
+
+import json
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import distgen
+from distgen.cli import main
+from distgen.config import ConfigError
+from distgen.data import layout
+
+CONFIG = {
+    "model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+              "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}}},
+    "data": {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 8, "hvg": 64},
+    "train": {"steps": 2, "sets_per_batch": 2, "progress": False, "val_every": 0, "ema_decay": 0.9, "seed": 3},
+    "predict": {"max_cells_per_condition": 20},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("load_run")
+    cfg = root / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    assert main(["train", str(cfg), "--out", str(root / "run")]) == 0
+    assert main(["predict", str(root / "run"), "--out", str(root / "pred.h5ad")]) == 0
+    return root
+
+
+def test_a_loaded_run_predicts_what_distgen_predict_wrote(trained):
+    run = distgen.load_run(trained / "run")
+    assert (run.seed, run.max_cells, run.run_dir) == (3, 20, trained / "run")
+    assert run.config["model"]["backbone"]["name"] == "mlp" and not run.model.training
+    saved = json.loads((trained / "run" / "info.json").read_text())
+    assert list(run.data.info.genes) == saved["genes"]  # the run's data: section (hvg: 64 + the perturbed genes), read again
+    assert list(run.data.split.test_conditions) == json.loads((trained / "run" / "split.json").read_text())["test_conditions"]
+    pred = distgen.predict(run.model, run.data, seed=run.seed, max_cells=run.max_cells)
+    written = ad.read_h5ad(trained / "pred.h5ad")
+    assert list(written.var_names) == list(pred.genes) and list(written.obs["target"]) == [
+        layout.CONTROL if c == pred.control else c for c in pred.conditions]  # the file names controls as cell-eval does
+    np.testing.assert_allclose(np.asarray(written.X), pred.X.numpy(), atol=1e-6)
+    raw = distgen.load_run(trained / "run", weights="raw")  # the trained weights, not their average
+    assert any(not torch.equal(a, b) for a, b in zip(raw.model.state_dict().values(), run.model.state_dict().values(), strict=True))
+
+
+def test_a_distgen_run_folder_is_found_through_its_train_folder_and_a_fitted_one_says_how_to_refit(trained, tmp_path):
+    exp = tmp_path / "exp"
+    (exp / "train").mkdir(parents=True)
+    for name in ("config.yaml", "split.json", "manifest.json", "info.json"):
+        (exp / "train" / name).write_bytes((trained / "run" / name).read_bytes())
+    (exp / "train" / "checkpoints").symlink_to(trained / "run" / "checkpoints")
+    assert distgen.load_run(exp).run_dir == exp / "train"
+    fitted = tmp_path / "fitted"
+    fitted.mkdir()
+    (fitted / "experiment.yaml").write_text(yaml.safe_dump({"model": {"name": "additive"}}))
+    with pytest.raises(ConfigError, match=r"model 'additive', which fits itself .* distgen.fit\(model, data, config=doc\)"):
+        distgen.load_run(fitted)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        distgen.load_run(tmp_path / "nothing")
