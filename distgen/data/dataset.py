@@ -77,6 +77,14 @@ def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray) -> None:
         )
 
 
+def in_memory(adata: ad.AnnData) -> ad.AnnData:
+    """``adata`` itself, or for a backed AnnData (``anndata.read_h5ad(path, backed="r")``) an in-memory copy
+    (its file is left as it is): distgen reads every cell's values, which a backed ``X`` serves only slice by slice."""
+    if not getattr(adata, "isbacked", False):
+        return adata
+    return adata.to_memory()
+
+
 def _lognormalize(x: Any, target_sum: float) -> Any:
     """log1p(normalize_total(x)) through scanpy, on a throwaway AnnData."""
     import scanpy as sc
@@ -132,9 +140,16 @@ class PerturbationData:
         return self.conditions == "control"
 
     @classmethod
-    def from_anndata(cls, adata: ad.AnnData, schema: PerturbationSchema | None = None) -> PerturbationData:
-        """Validate ``adata`` against ``schema`` and build the dataset (``adata`` is not modified)."""
+    def from_anndata(cls, adata: ad.AnnData, schema: PerturbationSchema | None = None, *, copy: bool = True) -> PerturbationData:
+        """Validate ``adata`` against ``schema`` and build the dataset.
+
+        ``adata`` is neither modified nor shared: the dataset holds copies of its values, so editing ``adata`` later
+        changes nothing here (``copy=False`` lets the tensors share a dense float32 ``X`` that no one else holds, a
+        file just read). A view (``adata[mask]``) is read as its cells; a backed AnnData (``read_h5ad(..., backed="r")``)
+        is read into memory.
+        """
         schema = schema or PerturbationSchema()
+        adata = in_memory(adata)
         obs = adata.obs
         missing = [c for c in schema.required_columns() if c not in obs.columns]
         if missing:
@@ -216,7 +231,7 @@ class PerturbationData:
             scale_out = "log"
         else:
             scale_out = scale
-        dense = to_dense_float32(x)
+        dense = to_dense_float32(x, copy=copy)
 
         ctx_vocab = tuple(sorted(set(contexts)))
         bat_vocab = tuple(sorted(set(batches)))
@@ -253,7 +268,7 @@ class PerturbationData:
         """``from_anndata(anndata.read_h5ad(path), schema)``; an unreadable file is an ``InputFileError`` naming it."""
         from distgen.data.h5ad import read_h5ad
 
-        return cls.from_anndata(read_h5ad(path), schema)
+        return cls.from_anndata(read_h5ad(path), schema, copy=False)
 
     # ------------------------------------------------------------------ vocabularies and lookups
     def labels_for(self, conditions: Sequence[str], contexts: Sequence[str] | None = None, batches: Sequence[str] | None = None) -> ConditionLabels:
@@ -291,6 +306,7 @@ class PerturbationData:
         missing = [c for c in schema.required_columns() if c not in adata.obs.columns]
         if missing:
             raise KeyError(f"obs column(s) {missing} required by the training schema are missing; available: {list(adata.obs.columns)}")
+        adata = in_memory(adata)
         keep = handle_missing_labels(adata.obs, schema, "the cells to encode")
         if keep is not None:
             adata = adata[keep].copy()

@@ -224,7 +224,15 @@ def check_log_base(x: Any, source: str, target_sum: float | None) -> None:
         )
 
 
-def to_dense_float32(x: Any) -> np.ndarray:
-    """``[N, G]`` dense C-contiguous float32 copy."""
+def to_dense_float32(x: Any, copy: bool = True) -> np.ndarray:
+    """``[N, G]`` dense C-contiguous float32 copy of ``x``.
+
+    A dense float32 ``x`` is copied too (``np.ascontiguousarray`` would hand back ``x`` itself, so the tensors built
+    from it would share memory with the caller's ``adata.X``: editing the AnnData afterwards would change the data a
+    model trains or is scored on). ``copy=False`` allows sharing for an array nobody else holds (a file just read).
+    """
     arr = x.toarray() if sp.issparse(x) else np.asarray(x)
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    if copy and not sp.issparse(x) and np.may_share_memory(out, arr):
+        out = out.copy()
+    return out

@@ -114,7 +114,7 @@ class Dataset:
             adata = adata[keep].copy()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            data = PerturbationData.from_anndata(adata, schema)
+            data = PerturbationData.from_anndata(adata, schema, copy=False)  # read here: nobody else holds it
         for w in caught:  # printed as before (under the caller's filters), and kept for the manifest and the report
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         said = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DistgenWarning)))
