@@ -94,3 +94,14 @@ def test_half_split_is_disjoint_and_balanced():
     for g, h in ((0, 3), (1, 2), (2, 0)):
         assert (codes[a] == g).sum() == h and (codes[b] == g).sum() == h
     assert spearman_brown(0.5) == pytest.approx(2 / 3) and math.isnan(spearman_brown(-0.2))
+
+
+def test_every_fitted_baseline_refuses_to_predict_before_fit():
+    """An unfitted additive baseline returned the controls as every prediction (no effects learnt) without a word."""
+    table = tiny_table()
+    control = table.X[table.is_control][:4][None]
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    labels = table.labels.index(torch.tensor([int(torch.nonzero(~table.is_control)[0])]))
+    for name in ("additive", "linear", "mean_perturbation", "noncontrol_mean", "matching_mean"):
+        with pytest.raises(RuntimeError, match=rf"{name}: call fit\(train\) before predict"):
+            models.get(name)().predict(control, mask, labels)

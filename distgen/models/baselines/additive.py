@@ -21,6 +21,7 @@ class AdditiveBaseline(FittedModel):
     def __init__(self) -> None:
         self.singles: dict[int, Tensor] = {}
         self.atom_names: tuple[str, ...] = ()
+        self.fitted = False
 
     def fit(self, train: CellTable) -> AdditiveBaseline:
         self.info = train.info  # what its effects are indexed by (distgen.predict checks it)
@@ -28,9 +29,12 @@ class AdditiveBaseline(FittedModel):
         self.singles = {atoms[0]: e for atoms, e in effects.items() if len(atoms) == 1}
         self.atom_names = train.info.perturbations
         self.n_genes = train.info.n_genes
+        self.fitted = True
         return self
 
     def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:
+        if not self.fitted:  # unfitted it has no effects: it would return the controls as every prediction
+            raise RuntimeError("additive: call fit(train) before predict")
         eff = torch.zeros(len(labels), control.shape[-1], dtype=torch.float64)
         for b, row in enumerate(labels.perturbation):
             for a in atoms_of(row):
