@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distgen.config import load_config
+from distgen.config import check_sections, load_config
 from distgen.data.prepared import Dataset
 from distgen.evaluation.report import Report
 from distgen.models.base import PerturbationModel
@@ -53,6 +53,8 @@ def build(
     if not isinstance(data, Dataset | DataInfo):
         raise TypeError(f"build: data must be a Dataset (distgen.load_data) or its DataInfo, got {type(data).__name__}")
     doc = load_config(config, overrides)
+    if "model" in doc:
+        check_sections(doc)  # a whole document: a misspelt section (trian:) would leave its settings unused
     node = doc.get("model", doc)
     seen: Sequence[str] | None = seen_perturbations
     if isinstance(data, Dataset):

@@ -654,6 +654,29 @@ def explicit_keys(source: str | Path | Mapping[str, Any], overrides: Sequence[st
     return keys
 
 
+#: The sections of a run document that ``distgen train`` reads, and those the other commands (and ``distgen.fit``/``run``) read.
+RUN_SECTIONS = ("model", "data", "train")
+OTHER_SECTIONS = frozenset({"sweep", "fit", "evaluate", "description", "preflight", "predict"})
+#: Top-level keys with this prefix hold YAML anchors for the rest of the document and are ignored (as docker compose's ``x-``).
+ANCHOR_PREFIX = "x-"
+
+
+def check_sections(doc: Mapping[str, Any]) -> None:
+    """Refuse a top-level key no command reads (a typo such as ``trian:`` would otherwise leave its settings unused)."""
+    import difflib
+
+    unknown = sorted(str(k) for k in set(doc) - set(RUN_SECTIONS) - OTHER_SECTIONS if not str(k).startswith(ANCHOR_PREFIX))
+    if unknown:
+        known = [*RUN_SECTIONS, *sorted(OTHER_SECTIONS)]
+        close = [m for k in unknown for m in difflib.get_close_matches(k, known, n=1)]
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ConfigError(
+            f"unknown top-level section(s) {unknown}.{hint} A run config has {', '.join(RUN_SECTIONS)} (and base:), and the other "
+            f"commands read {', '.join(sorted(OTHER_SECTIONS))}; a section only holding YAML anchors must start with "
+            f"{ANCHOR_PREFIX!r} (e.g. {ANCHOR_PREFIX}common: &common {{...}}), which is ignored"
+        )
+
+
 def check_overrides(overrides: Any) -> Sequence[str]:
     """``overrides`` as given when it is a list of ``KEY=VALUE`` strings (a bare string would be read character by character)."""
     if isinstance(overrides, str | bytes):

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from torch import nn
 
-from distgen.config import ConfigError, InertSettingWarning
+from distgen.config import ConfigError, InertSettingWarning, check_sections
 from distgen.couplings.independent import IndependentCoupling
 from distgen.data.batches import TableBatches
 from distgen.data.prepared import Dataset
@@ -93,6 +93,9 @@ def fit(
     if config is not None and not isinstance(config, Mapping):
         raise TypeError(f"fit: config must be a config mapping (distgen.load_config(...)), got {type(config).__name__}")
     doc = dict(config or {})
+    if "base" in doc:
+        raise ConfigError("fit: config holds base:, which is read when a config is loaded; pass distgen.load_config(...)'s document")
+    check_sections(doc)  # a typo (trian:) would leave its settings unused
     check = isinstance(data, Dataset) and preflight
     if not isinstance(model, FittedModel) and isinstance(data, Dataset | CellTable):  # a fitted model learns anew;
         check_vocabulary(model, data.info, "fit")  # Cells are read in the model's own vocabularies (_table)

@@ -9,7 +9,6 @@ commit, data and split hashes, seed, hardware, pre-flight warnings), ``split.jso
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 
 import torch
 
-from distgen.config import ConfigError, InertSettingWarning, load_config, resolve_node, save_yaml
+from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config, resolve_node, save_yaml
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
 from distgen.errors import warn
@@ -48,10 +47,7 @@ from distgen.train.resources import check_memory
 from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import TrainResult
 
-SECTIONS = ("model", "data", "train")
-OTHER_SECTIONS = frozenset({"sweep", "fit", "evaluate", "description", "preflight", "predict"})  #: read by other commands; ignored here
-#: Top-level keys with this prefix hold YAML anchors for the rest of the document and are ignored (as docker compose's ``x-``).
-ANCHOR_PREFIX = "x-"
+SECTIONS = RUN_SECTIONS
 PREFLIGHT_KEYS = ("allow_unembedded",)  #: keys of the optional ``preflight:`` section
 INIT_KEY = 1_000_001  #: seed key of weight initialisation
 
@@ -72,16 +68,7 @@ def preflight_section(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def resolve_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], TrainOptions, Any]:
     """Validate a run document; returns (resolved document, train options, data section)."""
-    unknown = sorted(str(k) for k in set(doc) - set(SECTIONS) - OTHER_SECTIONS if not str(k).startswith(ANCHOR_PREFIX))
-    if unknown:
-        known = [*SECTIONS, *sorted(OTHER_SECTIONS)]
-        close = [m for k in unknown for m in difflib.get_close_matches(k, known, n=1)]
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ConfigError(
-            f"unknown top-level section(s) {unknown}.{hint} A run config has {', '.join(SECTIONS)} (and base:), and the other "
-            f"commands read {', '.join(sorted(OTHER_SECTIONS))}; a section only holding YAML anchors must start with "
-            f"{ANCHOR_PREFIX!r} (e.g. {ANCHOR_PREFIX}common: &common {{...}}), which is ignored"
-        )
+    check_sections(doc)
     if "model" not in doc:
         raise ConfigError("the config has no 'model' section; start from a preset (base: scdfm-small) or add model: {name: generator, ...}")
     opts = train_options(doc.get("train"))
