@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.errors import warn
@@ -106,7 +108,14 @@ def evaluate(
     ``Dataset``. Files take ``pert_col``, ``control`` and ``celltype_col``. With ``out`` the report
     files are written there (not into a run folder; over other files only with ``overwrite``).
     """
+    if _same_source(pred, truth):
+        warnings.warn(f"evaluate: the prediction and the truth are the same {_name(pred)}: every score is that of a perfect "
+                      "prediction; pass the generated cells as pred (distgen.predict) and the measured ones as truth",
+                      UserWarning, stacklevel=3)
     if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):
+        if isinstance(train, Cells):  # read with the files, in their layout (the column and control label they use)
+            train = layout.to_anndata(train, "train", pert_col=layout_options.get("pert_col") or layout.PERT_COL,
+                                      control=layout_options.get("control") or layout.CONTROL)
         return evaluate_files(pred, truth, out, train=train, baselines=baselines, metric_names=metric_names, ceiling=ceiling,
                               seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, overwrite=overwrite,
                               ceiling_splits=ceiling_splits, interpolated=interpolated, **layout_options)
@@ -128,6 +137,8 @@ def evaluate(
     pred_c = pred if isinstance(pred, Cells) else read(pred, "pred")
     if isinstance(truth, Dataset):
         truth_c = truth.truth(part)
+        if "pred" in files:  # a file of a one-context (one-batch) dataset has no such column: its cells are that context's
+            pred_c = _in_labels_of(pred_c, truth_c)
         refs, notes = dataset_references(truth, truth_c, baselines)
     else:
         truth_c = truth if isinstance(truth, Cells) else read(truth, "real")
@@ -143,6 +154,36 @@ def evaluate(
         if make_plots:
             write_evaluation_page(out, report, pred)
     return report
+
+
+def _in_labels_of(cells: Cells, truth: Cells) -> Cells:
+    """``cells`` read from a file without a context (batch) column, labelled with the truth's only context (batch).
+
+    ``distgen.predict(..., out=...)`` writes no cell-type column for data with one context, so its file read back
+    has the context ``"all"``; against the ``Dataset`` it came from (context ``k562``) every group looked missing.
+    """
+    import dataclasses
+
+    from distgen.types.cells import ALL
+
+    changes: dict[str, Any] = {}
+    for field in ("contexts", "batches"):
+        mine, theirs = set(getattr(cells, field).tolist()), set(getattr(truth, field).tolist())
+        if mine == {ALL} and len(theirs) == 1 and theirs != {ALL}:
+            changes[field] = np.full(len(cells), next(iter(theirs)), dtype=object)
+    return dataclasses.replace(cells, **changes) if changes else cells
+
+
+def _same_source(pred: Any, truth: Any) -> bool:
+    """Whether ``pred`` and ``truth`` are one object or one file."""
+    if pred is truth:
+        return True
+    if isinstance(pred, str | os.PathLike) and isinstance(truth, str | os.PathLike):
+        try:
+            return Path(pred).resolve() == Path(truth).resolve()
+        except OSError:
+            return False
+    return False
 
 
 def _name(source: Any) -> str:

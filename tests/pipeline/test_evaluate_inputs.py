@@ -1,0 +1,48 @@
+"""``distgen.evaluate`` with what a notebook holds: a prediction file read back against its Dataset, training cells as
+``Cells`` next to files, and the same object given twice."""
+
+import anndata as ad
+import pytest
+
+import distgen
+
+KW = {"metric_names": ["mse", "pearson_delta"], "make_plots": False, "progress": False, "ceiling": False, "baselines": ["mean_perturbation"]}
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate_inputs")
+    data = distgen.load_data("norman_k562", split={"kind": "combo_seen2", "seed": 0}, hvg=32)
+    model = distgen.build({"name": "additive"}, data)
+    distgen.fit(model, data)
+    pred = distgen.predict(model, data, out=root / "pred.h5ad", real=root / "real.h5ad")
+    return data, pred, root
+
+
+def _scores(report):
+    m = report.summary["metrics"]
+    return [v for k in ("mse", "pearson_delta") for v in (m[k]["model"], m[k]["baselines"]["mean_perturbation"])]
+
+
+def test_a_prediction_file_scores_against_its_dataset_as_the_cells_do(fitted):
+    """The file of one-context data has no cell-type column: it was read as context 'all' and every group was 'missing'."""
+    data, pred, root = fitted
+    want = _scores(distgen.evaluate(pred, data, **KW))
+    for source in (root / "pred.h5ad", ad.read_h5ad(root / "pred.h5ad")):
+        assert _scores(distgen.evaluate(source, data, **KW)) == pytest.approx(want)
+
+
+def test_training_cells_next_to_files_fit_the_baselines(fitted):
+    """``train=`` as Cells (the docstring's promise) ended in TypeError 'expected an .h5ad path or an AnnData, got Cells'."""
+    data, pred, root = fitted
+    want = _scores(distgen.evaluate(pred, data, **KW))
+    got = _scores(distgen.evaluate(root / "pred.h5ad", root / "real.h5ad", train=data.train_cells(), **KW))
+    assert got == pytest.approx(want)
+
+
+def test_the_same_cells_as_prediction_and_truth_warn(fitted):
+    _, _, root = fitted
+    real = ad.read_h5ad(root / "real.h5ad")
+    for pred, truth in ((real, real), (root / "real.h5ad", str(root / "real.h5ad"))):
+        with pytest.warns(UserWarning, match="the prediction and the truth are the same"):
+            distgen.evaluate(pred, truth, **{**KW, "baselines": []})
