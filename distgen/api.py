@@ -79,7 +79,16 @@ def load_data(dataset: str = "norman_k562", split: Mapping[str, Any] | str | Non
     holds ``make_split`` arguments (e.g. ``{"kind": "combo_seen2"}``) or a saved split file; other
     keyword arguments are the ``data:`` config section (``schema``, ``hvg``, ``set_size``...).
     """
-    return Dataset.load({"dataset": dataset, "split": split, **data})
+    if not isinstance(dataset, str | Path):
+        from distgen.config import ConfigError
+
+        kind = "an AnnData" if type(dataset).__name__ == "AnnData" else f"a {type(dataset).__name__}"
+        raise ConfigError(
+            f"load_data: dataset is a bundled name or an .h5ad path, got {kind}: a run records the file its cells came from "
+            "(path and content hash). Write it first, adata.write_h5ad('cells.h5ad') (a view: adata[mask].copy().write_h5ad(...)), "
+            "then distgen.load_data('cells.h5ad', ...); cells of an AnnData in a loaded dataset's terms: data.data.encode(adata)"
+        )
+    return Dataset.load({"dataset": str(dataset), "split": split, **data})
 
 
 def load_run(
