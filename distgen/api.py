@@ -113,7 +113,7 @@ def load_run(
 
 def predict(
     model: Any, data: Dataset, part: str = "test", seed: int = 0, out: str | Path | None = None, real: str | Path | None = None,
-    allow_unembedded: bool = False, max_cells: int | None = None,
+    allow_unembedded: bool = False, max_cells: int | str | None = None,
 ) -> Cells:
     """Generate every held-out (condition, context) group of ``data``'s split ``part``: ``Cells`` for ``evaluate``.
 
@@ -122,13 +122,19 @@ def predict(
     its context, followed by those controls. ``out``/``real`` also write the prediction and its truth
     as ``.h5ad`` files (cell-eval layout). A trained model that cannot embed a held-out atom is refused
     unless ``allow_unembedded``. ``max_cells`` caps the cells per group (a fixed subset of its real
-    cells; ``real`` then holds the same cells: evaluate against ``data.capped(max_cells)``).
+    cells; ``real`` then holds the same cells: evaluate against ``data.capped(max_cells)``); ``None`` or ``"all"``: no cap.
     """
     from distgen.pipeline.predict import predict as _predict
     from distgen.pipeline.predict import write_cells
     from distgen.train.device import float32_default
 
     apply_threads()
+    if isinstance(max_cells, str):  # "all" as distgen predict --max-cells all and predict.max_cells_per_condition: all
+        if max_cells != "all":
+            from distgen.config import ConfigError
+
+            raise ConfigError(f"predict: max_cells must be a number of cells >= 1, None or 'all', got {max_cells!r}")
+        max_cells = None
     data = data.capped(max_cells) if max_cells is not None else data
     with float32_default():  # the data and weights are float32 whatever the caller's default dtype
         cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded)

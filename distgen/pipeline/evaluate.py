@@ -81,6 +81,13 @@ def evaluate_files(
     return report
 
 
+#: Keyword arguments of ``evaluate`` that say how files are read (``distgen.data.layout.read``).
+LAYOUT_KEYS = ("pert_col", "control", "celltype_col")
+#: Its other keyword arguments (named in the message for an unknown one).
+EVALUATE_ARGS = ("train", "baselines", "metric_names", "ceiling", "seed", "make_plots", "progress", "by_context", "part",
+                 "ceiling_splits", "overwrite", "interpolated")
+
+
 def evaluate(
     pred: Any,
     truth: Any,
@@ -108,6 +115,15 @@ def evaluate(
     ``Dataset``. Files take ``pert_col``, ``control`` and ``celltype_col``. With ``out`` the report
     files are written there (not into a run folder; over other files only with ``overwrite``).
     """
+    unknown = sorted(set(layout_options) - set(LAYOUT_KEYS))
+    if unknown:  # swallowed by **layout_options, a typo (metrics= for metric_names=) was ignored: every metric was computed
+        import difflib
+
+        known = [*LAYOUT_KEYS, *EVALUATE_ARGS]
+        close = {k: difflib.get_close_matches(k, known, n=1, cutoff=0.5) for k in unknown}
+        hints = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in close.items() if c)
+        raise TypeError(f"evaluate: unknown keyword argument(s) {unknown}{' (' + hints + ')' if hints else ''}; it takes "
+                        f"{', '.join(EVALUATE_ARGS)} and, for files, {', '.join(LAYOUT_KEYS)}")
     if _same_source(pred, truth):
         warnings.warn(f"evaluate: the prediction and the truth are the same {_name(pred)}: every score is that of a perfect "
                       "prediction; pass the generated cells as pred (distgen.predict) and the measured ones as truth",

@@ -5,6 +5,7 @@ import anndata as ad
 import pytest
 
 import distgen
+from distgen.config import ConfigError
 
 KW = {"metric_names": ["mse", "pearson_delta"], "make_plots": False, "progress": False, "ceiling": False, "baselines": ["mean_perturbation"]}
 
@@ -46,3 +47,23 @@ def test_the_same_cells_as_prediction_and_truth_warn(fitted):
     for pred, truth in ((real, real), (root / "real.h5ad", str(root / "real.h5ad"))):
         with pytest.warns(UserWarning, match="the prediction and the truth are the same"):
             distgen.evaluate(pred, truth, **{**KW, "baselines": []})
+
+
+def test_an_unknown_keyword_is_refused_not_ignored(fitted):
+    """``metrics=`` (distgen.run's name) for ``metric_names=`` was swallowed by the file-layout options: every metric was computed."""
+    import inspect
+
+    from distgen.pipeline.evaluate import EVALUATE_ARGS, LAYOUT_KEYS, evaluate
+
+    data, pred, _ = fitted
+    with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \['metrics'\] \('metrics': did you mean 'metric_names'\?\)"):
+        distgen.evaluate(pred, data, metrics=["mse"])
+    named = [p.name for p in inspect.signature(evaluate).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    assert sorted(named) == sorted(EVALUATE_ARGS) and not set(LAYOUT_KEYS) & set(named)  # the message lists what it takes
+
+
+def test_max_cells_all_means_every_cell(fitted):
+    data, pred, _ = fitted
+    assert distgen.predict(distgen.build({"name": "control"}, data), data, max_cells="all").X.shape == pred.X.shape
+    with pytest.raises(ConfigError, match="max_cells must be a number of cells >= 1, None or 'all', got 'every'"):
+        distgen.predict(distgen.build({"name": "control"}, data), data, max_cells="every")
