@@ -39,7 +39,8 @@ def build(
 ) -> PerturbationModel:
     """Build the model of a preset name, YAML path or config mapping for a dataset (or its ``DataInfo``).
 
-    ``config`` may be a whole document (with a ``model`` section) or a bare model node. Given a
+    ``config`` may be a whole document (with a ``model`` section; a top-level key no command reads, such as
+    ``trian:``, is refused as ``distgen train`` refuses it) or a bare model node. Given a
     ``Dataset``, the atoms seen in its training cells are the default ``seen_perturbations``. The
     initial weights depend on ``seed`` only (default: the document's ``train.seed``, else 0), drawn as
     ``distgen train`` draws them, so the same config and seed build the same weights in Python and on

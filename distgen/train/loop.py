@@ -69,7 +69,8 @@ def fit(
     config
         A run config (``distgen.load_config(...)``): its ``train:`` (or ``fit:``) section gives the
         options and its ``data:`` section the set sampling; ``options`` and keyword arguments win,
-        so ``fit(model, data, config=doc, steps=300)`` is the preset's recipe, shorter.
+        so ``fit(model, data, config=doc, steps=300)`` is the preset's recipe, shorter. A top-level key no
+        command reads (``trian:``) is refused, as ``distgen train`` refuses it.
     val, set_size, matcher
         With a ``CellTable``: validation cells, cells per set and the control matcher (default: the
         config's, else 32 and ``same_context``). A ``Dataset`` brings its own.
