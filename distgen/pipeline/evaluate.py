@@ -125,9 +125,8 @@ def evaluate(
         raise TypeError(f"evaluate: unknown keyword argument(s) {unknown}{' (' + hints + ')' if hints else ''}; it takes "
                         f"{', '.join(EVALUATE_ARGS)} and, for files, {', '.join(LAYOUT_KEYS)}")
     if _same_source(pred, truth):
-        warnings.warn(f"evaluate: the prediction and the truth are the same {_name(pred)}: every score is that of a perfect "
-                      "prediction; pass the generated cells as pred (distgen.predict) and the measured ones as truth",
-                      UserWarning, stacklevel=3)
+        warn(f"evaluate: the prediction and the truth are the same {_name(pred)}: every score is that of a perfect "
+             "prediction; pass the generated cells as pred (distgen.predict) and the measured ones as truth")
     if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):
         if isinstance(train, Cells):  # read with the files, in their layout (the column and control label they use)
             train = layout.to_anndata(train, "train", pert_col=layout_options.get("pert_col") or layout.PERT_COL,
