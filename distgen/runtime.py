@@ -13,15 +13,27 @@ slower on an idle machine for small models. A short spin keeps both (``docs/benc
   wait policy or these variables (``import distgen`` does it, so the ``distgen`` command and any
   script that imports distgen before torch get it);
 * caps torch's intra-op threads at the CPUs this process may use (its affinity mask and, in a
-  container, its cgroup CPU quota), at the start of its heavy calls; it never raises them.
+  container, its cgroup CPU quota), at the start of its heavy calls; it never raises them;
+* gives the other thread pools a process of distgen may start the same count (``POOL_VARIABLES``):
+  JAX/XLA's CPU client (the Bayesian plugin's numpyro; ``PJRT_NPROC``, read when JAX creates its CPU
+  backend, sizes XLA's Eigen intra-op pool and its PjRt pool), numba's parallel layer
+  (``NUMBA_NUM_THREADS``, read when numba is imported) and polars (``POLARS_MAX_THREADS``, read
+  when its pool starts), as environment variables set before those libraries start; and the BLAS of numpy and scipy (OpenBLAS, MKL, BLIS), bounded
+  where it is loaded, through ``threadpoolctl``. distgen's own numba kernels are serial and distgen
+  does not use polars; plugins and user code that do get the same bound. A pool that started before
+  the setting (JAX computed in this process before ``import distgen``) keeps its size.
 
 The user keeps control: ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` or ``KMP_BLOCKTIME`` already set are
-left alone, ``DISTGEN_THREADS=N`` fixes the thread count, ``torch.set_num_threads(k)`` with ``k`` at
-most the usable CPUs is kept, and ``DISTGEN_THREADING=off`` switches all of this off.
+left alone, ``DISTGEN_THREADS=N`` fixes the thread count of every pool above, ``torch.set_num_threads(k)``
+with ``k`` at most the usable CPUs is kept (and becomes the other pools' count), a library's own
+variable set by the user (``PJRT_NPROC`` or ``NPROC``, ``NUMBA_NUM_THREADS``, ``POLARS_MAX_THREADS``,
+``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``BLIS_NUM_THREADS``) wins over ``DISTGEN_THREADS`` for
+that library, and ``DISTGEN_THREADING=off`` switches all of this off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -31,6 +43,19 @@ OFF = "DISTGEN_THREADING"
 THREADS = "DISTGEN_THREADS"
 #: spin-then-sleep settings set before torch loads (see the module docstring)
 WAIT_SETTINGS = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "1"}
+#: thread pools sized by an environment variable read when the library starts its pool: the variable distgen
+#: sets first, then any other the library reads (a user's value of any of them is kept)
+POOL_VARIABLES = {
+    "jax": ("PJRT_NPROC", "NPROC"),  # XLA's CPU client (xla/pjrt/utils.cc DefaultThreadPoolSize), at backend creation
+    "numba": ("NUMBA_NUM_THREADS",),  # numba.config, at import
+    "polars": ("POLARS_MAX_THREADS",),  # polars' rayon pool, when it starts
+}
+#: a user's value of any of these keeps distgen from changing the BLAS threads of numpy and scipy
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+#: the pool variables distgen set and their values, kept in the environment too (``MARK``) so that a child process
+#: (``distgen sweep`` runs each cell in one) tells them from a user's: a later call may change its own, never the user's
+MARK = "DISTGEN_THREADS_SET"
+_SET: dict[str, str] = dict(kv.split("=", 1) for kv in os.environ.get(MARK, "").split(",") if "=" in kv)
 
 
 def enabled() -> bool:
@@ -44,7 +69,11 @@ def configure_environment() -> bool:
     Returns whether anything was set here. OpenMP reads these once, when torch's library loads;
     after that only the thread count can change (``apply_threads``).
     """
-    if not enabled() or "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
+    if not enabled():
+        return False
+    with contextlib.suppress(ValueError):  # a malformed DISTGEN_THREADS: apply_threads says so; importing distgen never fails
+        bound_pools(requested_threads() or usable_cpus())
+    if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
         return False
     done = False
     for key, value in WAIT_SETTINGS.items():
@@ -82,24 +111,67 @@ def usable_cpus() -> int:
     return max(1, n)
 
 
+def requested_threads() -> int | None:
+    """The thread count ``DISTGEN_THREADS`` asks for, or None when it is not set (``ValueError`` when malformed)."""
+    wanted = os.environ.get(THREADS, "").strip()
+    if not wanted:
+        return None
+    try:
+        n = int(wanted)
+    except ValueError:
+        raise ValueError(f"{THREADS}={wanted!r}: expected a whole number of threads (e.g. {THREADS}=4)") from None
+    if n < 1:
+        raise ValueError(f"{THREADS}={wanted!r}: expected at least 1 thread")
+    return n
+
+
+def _user_set(names: tuple[str, ...]) -> bool:
+    """Whether the user (not distgen) set any of these environment variables."""
+    return any(k in os.environ and os.environ[k] != _SET.get(k) for k in names)
+
+
+def bound_pools(n: int) -> None:
+    """Size the pools of ``POOL_VARIABLES`` to ``n`` threads where the user set none of their variables.
+
+    The variables take effect in libraries that start their pool later (numba reads its variable at import;
+    ``numba.set_num_threads`` is not called here: it would start numba's threading layer, which distgen never uses).
+    """
+    for names in POOL_VARIABLES.values():
+        if not _user_set(names):
+            os.environ[names[0]] = _SET[names[0]] = str(n)
+    os.environ[MARK] = ",".join(f"{k}={v}" for k, v in sorted(_SET.items()))
+
+
+def bound_blas(n: int, fixed: bool) -> None:
+    """Set the BLAS threads of the libraries loaded in this process (numpy's, scipy's) to ``n`` (``fixed``), or
+    lower those above ``n``; left alone when the user set a BLAS variable or ``threadpoolctl`` is not installed."""
+    if _user_set(BLAS_VARIABLES):
+        return
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency of distgen (and of scikit-learn)
+        return
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        if fixed or lib.num_threads > n:
+            lib.set_num_threads(n)
+
+
 def apply_threads() -> int:
-    """Bound torch's intra-op threads (see the module docstring); returns the count in effect."""
+    """Bound torch's intra-op threads and the other pools (see the module docstring); returns torch's count in effect."""
     import torch
 
     if not enabled():
         return torch.get_num_threads()
-    wanted = os.environ.get(THREADS)
-    if wanted:
-        try:
-            n = int(wanted)
-        except ValueError:
-            raise ValueError(f"{THREADS}={wanted!r}: expected a whole number of threads (e.g. {THREADS}=4)") from None
-        if n < 1:
-            raise ValueError(f"{THREADS}={wanted!r}: expected at least 1 thread")
+    n = requested_threads()
+    if n is not None:
         torch.set_num_threads(n)
     elif torch.get_num_threads() > usable_cpus():
         torch.set_num_threads(usable_cpus())
-    return torch.get_num_threads()
+    count = torch.get_num_threads()
+    bound_pools(count)
+    bound_blas(count, fixed=n is not None)
+    return count
 
 
-__all__ = ["apply_threads", "cgroup_cpus", "configure_environment", "enabled", "usable_cpus"]
+__all__ = ["apply_threads", "bound_blas", "bound_pools", "cgroup_cpus", "configure_environment", "enabled", "requested_threads",
+           "usable_cpus"]

@@ -1,5 +1,6 @@
 """Threading defaults of distgen's entry points (distgen.runtime)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,49 @@ def test_usable_cpus_follow_affinity_and_cgroup_quota(tmp_path, monkeypatch):
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000")
     assert runtime.cgroup_cpus(tmp_path) == 2.0
     assert runtime.cgroup_cpus(tmp_path / "absent") is None
+
+
+#: run in a fresh process: distgen's entry-point setup, then each library starts its pool and reports the size it got
+#: (JAX: the threads of XLA's Eigen intra-op pool that one matmul started, counted by name in /proc)
+_POOLS_SCRIPT = """
+import json, os, sys
+import distgen
+from distgen.cli import main
+main(["components", "--kind", "kernels", "--brief"])  # the CLI's entry (apply_threads) before any library below starts its pool
+import numpy, torch
+from threadpoolctl import threadpool_info
+out = {"torch": torch.get_num_threads(), "blas": sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})}
+import numba, polars
+out["numba"], out["polars"] = numba.get_num_threads(), polars.thread_pool_size()
+if "jax" in sys.argv:
+    import jax.numpy as jnp
+    (jnp.ones((256, 256)) @ jnp.ones((256, 256))).block_until_ready()
+    names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    out["xla"] = sum(n.endswith("XLAEigen") for n in names)
+print(json.dumps(out))
+"""
+
+
+def _pools(env_extra: dict[str, str], jax: bool = False) -> dict:
+    names = ("OMP_NUM_THREADS", "PJRT_NPROC", "NPROC", "NUMBA_NUM_THREADS", "POLARS_MAX_THREADS", runtime.MARK, runtime.OFF,
+             runtime.THREADS, *runtime.BLAS_VARIABLES)
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(env_extra)
+    res = subprocess.run([sys.executable, "-c", _POOLS_SCRIPT, *(["jax"] if jax else [])], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_distgen_threads_sizes_every_pool_a_run_may_start():
+    for lib in ("numba", "polars", "threadpoolctl", "jax"):
+        pytest.importorskip(lib)
+    n = runtime.usable_cpus() + 1  # above every library's own default (the CPUs), so the setting is what is observed
+    assert _pools({runtime.THREADS: str(n)}, jax=True) == {"torch": n, "blas": [n], "numba": n, "polars": n, "xla": n}
+    # a library's own variable set by the user wins for that library (torch follows DISTGEN_THREADS); a value distgen
+    # set in a parent process (distgen sweep runs each cell in a child) is not the user's: the child's count replaces it
+    mine = {"PJRT_NPROC": "1", "POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+            runtime.MARK: "NUMBA_NUM_THREADS=1"}
+    assert _pools({runtime.THREADS: str(n), **mine}, jax=True) == {"torch": n, "blas": [1], "numba": n, "polars": 1, "xla": 1}
+    off = _pools({runtime.THREADS: str(n), runtime.OFF: "off"})  # switched off: every library keeps its own default
+    assert off["numba"] < n and off["polars"] < n and off["blas"] != [n]
