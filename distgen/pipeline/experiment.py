@@ -42,6 +42,7 @@ from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.outputs import clear_evaluation
 from distgen.pipeline.predict import predict, predict_section, write_cells
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
+from distgen.pipeline.warned import recorded_warnings
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
 from distgen.train.device import float32_default
@@ -96,6 +97,14 @@ def run(
     data, the model and the pre-flight check pass: a refused run leaves ``out`` as it was (a folder it had to
     create is removed again).
     """
+    with recorded_warnings() as warned:  # every UserWarning the run shows goes to its report's notes too
+        return _checked_run(config, out, overrides, progress, metrics, plots, warned)
+
+
+def _checked_run(
+    config: str | Path | Mapping[str, Any], out: str | Path, overrides: Sequence[str], progress: bool, metrics: Sequence[str] | None,
+    plots: bool, warned: list[str],
+) -> dict[str, Any]:
     out = Path(out)
     doc = experiment_document(config, overrides, progress)
     check_experiment(doc, metrics)  # every problem of the config, before a folder is made or data loaded
@@ -103,16 +112,17 @@ def run(
         warn(note, InertSettingWarning)
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
+    preset = pages.preset_of(config, overrides)
     if not D.env_from_torchrun().is_main:
         with float32_default():
-            return _run(doc, out, ev, allow, metrics, plots, progress, pages.preset_of(config, overrides))
+            return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
     created = not out.exists()
     try:
         with RunLock(out, "run"), float32_default():  # whatever the caller's torch default dtype
             if is_finished(out, doc, metrics):
                 print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
                 return finished_summary(out)
-            return _run(doc, out, ev, allow, metrics, plots, progress, pages.preset_of(config, overrides))
+            return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # refused before anything was written: no folder that looks like a run
@@ -153,8 +163,9 @@ def experiment_document(config: str | Path | Mapping[str, Any], overrides: Seque
 
 def _run(
     doc: dict[str, Any], out: Path, ev: Mapping[str, Any], allow: bool, metrics: Sequence[str] | None, plots: bool, progress: bool,
-    preset: str | None,
+    preset: str | None, warned: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """The run itself; ``warned``: the warnings shown so far (``recorded_warnings``, filled as the run goes), for the notes."""
     clock = _StageClock()
 
     def start() -> None:
@@ -214,7 +225,7 @@ def _run(
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
         ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)), interpolated=bool(ev.get("interpolated", False)), generated=True,
-        metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=[*notes, *ref_notes, *dataset.notes()],
+        metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=_unique([*notes, *ref_notes, *dataset.notes(), *warned]),
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )
     report.summary.update(pages.run_facts(preset, model, dataset))  # preset, unembeddable atoms
@@ -228,6 +239,11 @@ def _run(
         pages.write_run_page(out, report)
     atomic_write_text(out / DONE_FILE, json.dumps({"metrics": list(metrics) if metrics is not None else None}) + "\n")
     return summary
+
+
+def _unique(notes: Sequence[str]) -> list[str]:
+    """``notes`` in order, each once (a pre-flight note printed and also warned is one note)."""
+    return list(dict.fromkeys(notes))
 
 
 def _comparable(doc: Mapping[str, Any]) -> dict[str, Any]:

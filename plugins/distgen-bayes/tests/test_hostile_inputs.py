@@ -11,6 +11,8 @@ import torch
 from distgen.models.generator import build_model
 from distgen.types import CellTable, ConditionLabels
 
+#: the bundled Norman data's columns, for a copy of it written as a file
+SCHEMA = {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"]}
 FAST = {"name": "bayes_hier", "reduction": "genes", "steps": 150, "num_samples": 64, "learning_rate": 0.03}
 
 
@@ -151,3 +153,28 @@ def test_fit_leaves_global_numeric_settings_alone(synthetic) -> None:
     build_model({**FAST, "steps": 10, "num_samples": 4}, synthetic[0].info).fit(synthetic[0])
     assert not jax.config.jax_enable_x64
     assert (torch.get_num_threads(), torch.get_num_interop_threads(), torch.get_default_dtype()) == (threads, interop, dtype)
+
+
+def test_distgen_run_records_the_fits_warnings_in_the_runs_notes(tmp_path) -> None:
+    """A user reading the run folder later sees what the fit warned about (here: a population below min_cells left
+    out) in eval/summary.json and summary.md, not only on the stderr of the run."""
+    import json
+
+    import anndata as ad
+
+    from distgen.datasets import path
+    from distgen.pipeline.experiment import run
+
+    cells = ad.read_h5ad(path("norman_k562.h5ad"))
+    sgk1 = (cells.obs["condition"] == "SGK1").to_numpy()
+    keep = ~sgk1
+    keep[sgk1.nonzero()[0][:3]] = True  # 3 cells of SGK1: one population, below min_cells=5
+    cells[keep].copy().write_h5ad(tmp_path / "norman_thin.h5ad")
+    config = {"model": {**FAST, "steps": 20, "num_samples": 8, "min_cells": 5},
+              "data": {"dataset": str(tmp_path / "norman_thin.h5ad"), "schema": SCHEMA, "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 16}}
+    with pytest.warns(UserWarning, match="min_cells=5"):
+        run(config, tmp_path / "run", progress=False, metrics=["mse"], plots=False)
+    notes = json.loads((tmp_path / "run" / "eval" / "summary.json").read_text())["notes"]
+    dropped = [n for n in notes if "min_cells=5" in n]
+    assert len(dropped) == 1 and "SGK1" in dropped[0]
+    assert f"- {dropped[0]}" in (tmp_path / "run" / "eval" / "summary.md").read_text()
