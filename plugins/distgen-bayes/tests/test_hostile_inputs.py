@@ -178,3 +178,19 @@ def test_distgen_run_records_the_fits_warnings_in_the_runs_notes(tmp_path) -> No
     dropped = [n for n in notes if "min_cells=5" in n]
     assert len(dropped) == 1 and "SGK1" in dropped[0]
     assert f"- {dropped[0]}" in (tmp_path / "run" / "eval" / "summary.md").read_text()
+
+
+def test_mean_prediction_of_unseen_terms_is_their_prior_mean_not_monte_carlo_noise(synthetic) -> None:
+    """A pair never seen together: its interaction is drawn from a zero-mean prior, so the posterior mean shift of the
+    pair is exactly the sum of its singles' (the draws of one posterior); averaging num_samples prior draws of the
+    interaction gave a fixed error of about interaction_scale / sqrt(num_samples) per coordinate instead."""
+    table, _ = synthetic
+    n_atoms = (table.labels.perturbation >= 0).sum(1)
+    model = build_model({**FAST, "num_samples": 16}, table.info).fit(_keep(table, n_atoms <= 1))
+    labels = ConditionLabels.make([[0], [1], [0, 1]], batch=[0] * 3)
+    ctrl = torch.zeros(3, 1, table.info.n_genes)
+    shift = model.predict(ctrl, torch.ones(3, 1, dtype=torch.bool), labels)[:, 0]
+    torch.testing.assert_close(shift[2], shift[0] + shift[1], atol=1e-5, rtol=0)
+    # the draws still carry the prior's spread (intervals, prediction="sample")
+    draws = model.shift_draws(labels)
+    assert (draws[:, 2] - draws[:, 0] - draws[:, 1]).std(0).mean() > 1e-3

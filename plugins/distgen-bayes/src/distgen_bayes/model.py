@@ -233,19 +233,23 @@ class BayesHierarchicalModel(FittedModel):
         return self.basis, self.posterior
 
     # ------------------------------------------------------------------ draws
-    def shift_draws(self, labels: ConditionLabels, replicate: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    def shift_draws(
+        self, labels: ConditionLabels, replicate: bool = False, generator: torch.Generator | None = None, prior_terms: bool = True,
+    ) -> Tensor:
         """``[S, B, G]`` posterior draws of each condition's mean shift from control in the same context and batch.
 
         A batch seen in training contributes its posterior replicate factors (its own response).
         For a batch not seen, ``replicate=False`` gives the average replicate (factors zero);
         ``replicate=True`` draws a new replicate's factors. ``replicate=True`` also adds the
         condition-specific deviation ``u* ~ N(0, sigma_rep^2)`` of a new population, i.e. the
-        posterior predictive shift.
+        posterior predictive shift. ``prior_terms=False`` leaves out the terms training never saw
+        (``Posterior.effect``): the draws then have the same mean without those terms' Monte Carlo noise.
         """
         basis, post = self._fitted()
         sets = atom_sets(labels.perturbation)
         f = post.factors(labels.batch.tolist(), generator, draw_unseen=replicate)
-        z = post.effects(sets, labels.context.tolist()) + post.replicate_shift(sets, f, shared=False)
+        z = (post.effects(sets, labels.context.tolist(), prior_terms)
+             + post.replicate_shift(sets, f, shared=False, prior_terms=prior_terms))
         if replicate:
             z = z + post.deviation(len(sets), generator)
         z = z * torch.tensor([bool(s) for s in sets], dtype=z.dtype)[None, :, None]  # control: no shift
@@ -294,11 +298,16 @@ class BayesHierarchicalModel(FittedModel):
     # ------------------------------------------------------------------ contract
     @torch.no_grad()
     def predict(self, control: Tensor, control_mask: Tensor, labels: ConditionLabels) -> Tensor:
-        """``[B, m, G]``: control cells shifted by each condition's posterior mean (or one drawn) shift."""
+        """``[B, m, G]``: control cells shifted by each condition's posterior mean (or one drawn) shift.
+
+        The mean leaves out the terms training never saw (a pair never seen together, an atom in a context it
+        was never measured in): their prior has mean zero, and averaging ``num_samples`` prior draws of them
+        would add a fixed, seed-dependent error instead.
+        """
         if control.shape[-1] != self.info.n_genes:
             raise ValueError(f"control cells have {control.shape[-1]} genes; the model was built for {self.info.n_genes}")
         if self.prediction == "mean":
-            shift = self.shift_draws(labels).mean(0)
+            shift = self.shift_draws(labels, prior_terms=False).mean(0)
         else:
             draws = self.shift_draws(labels, replicate=True)
             pick = torch.randint(draws.shape[0], (draws.shape[1],))

@@ -73,8 +73,12 @@ class Posterior:
         return prior_scale * torch.randn(self.n_draws, *shape, generator=g, dtype=torch.float64).abs()
 
     # ------------------------------------------------------------------ mean effects
-    def effect(self, atom_set: tuple[int, ...], context: int) -> Tensor:
-        """``[S, K]`` draws of the effect of ``atom_set`` in ``context`` (zero for control)."""
+    def effect(self, atom_set: tuple[int, ...], context: int, prior_terms: bool = True) -> Tensor:
+        """``[S, K]`` draws of the effect of ``atom_set`` in ``context`` (zero for control).
+
+        ``prior_terms=False`` leaves out the terms training never saw: drawn from zero-mean priors,
+        independent of the rest, they add nothing to the posterior mean but Monte Carlo noise.
+        """
         d, t = self.draws, self.design.terms(atom_set, context)
         out = torch.zeros(self.n_draws, self.dim, dtype=torch.float64)
         if t.atoms:
@@ -83,6 +87,8 @@ class Posterior:
             out += d["gamma"][:, t.pairs].sum(1)
         if t.atom_contexts:
             out += d["eta"][:, t.atom_contexts].sum(1)
+        if not prior_terms:
+            return out
         for a in t.new_atoms:
             out += self._scale("tau_delta", self.priors.effect_scale, self.dim) * self._normal("atom", (a,))
         for p in t.new_pairs:
@@ -92,14 +98,14 @@ class Posterior:
             out += self._scale("tau_eta", self.priors.context_interaction_scale)[:, None] * self._normal("atom_context", ac)
         return out
 
-    def effects(self, atom_sets: list[tuple[int, ...]], contexts: list[int]) -> Tensor:
-        """``[S, B, K]`` effect draws of ``B`` conditions (work shared once per distinct condition)."""
+    def effects(self, atom_sets: list[tuple[int, ...]], contexts: list[int], prior_terms: bool = True) -> Tensor:
+        """``[S, B, K]`` effect draws of ``B`` conditions (work shared once per distinct condition; ``prior_terms``: ``effect``)."""
         cache: dict[tuple[tuple[int, ...], int], Tensor] = {}
         cols = []
         for s, c in zip(atom_sets, contexts):
             key = (s, c if self.design.has_context_interactions else -1)
             if key not in cache:
-                cache[key] = self.effect(s, c)
+                cache[key] = self.effect(s, c, prior_terms)
             cols.append(cache[key])
         return torch.stack(cols, 1)
 
@@ -130,8 +136,8 @@ class Posterior:
                 out[:, j] = torch.randn(self.n_draws, self.n_factors, generator=generator, dtype=torch.float64)
         return out
 
-    def response_loadings(self, atom_set: tuple[int, ...]) -> Tensor:
-        """``[S, K, r]`` summed response loadings of the atoms (prior draws for atoms never seen)."""
+    def response_loadings(self, atom_set: tuple[int, ...], prior_terms: bool = True) -> Tensor:
+        """``[S, K, r]`` summed response loadings of the atoms (prior draws for atoms never seen, unless not ``prior_terms``)."""
         out = torch.zeros(self.n_draws, self.dim, self.n_factors, dtype=torch.float64)
         if "response" not in self.draws:
             return out
@@ -139,21 +145,22 @@ class Posterior:
         for a in atom_set:
             if a in a_pos:
                 out += self.draws["response"][:, a_pos[a]]
-            else:
+            elif prior_terms:
                 lam = _half_t(self.local_dof, self.n_draws * self.dim, _term_seed(self.seed, "lambda_response", (a,)))
                 scale = self.draws["tau_response"][:, None] * lam.view(self.n_draws, self.dim)
                 out += scale[..., None] * self._normal("response", (a,), self.dim, self.n_factors)
         return out
 
-    def replicate_shift(self, atom_sets: list[tuple[int, ...]], f: Tensor, shared: bool) -> Tensor:
-        """``[S, B, K]``: factors ``f [S, B, r]`` times the conditions' response loadings (plus ``L`` if ``shared``)."""
+    def replicate_shift(self, atom_sets: list[tuple[int, ...]], f: Tensor, shared: bool, prior_terms: bool = True) -> Tensor:
+        """``[S, B, K]``: factors ``f [S, B, r]`` times the conditions' response loadings (plus ``L`` if ``shared``;
+        ``prior_terms``: ``response_loadings``)."""
         out = torch.zeros(self.n_draws, len(atom_sets), self.dim, dtype=torch.float64)
         if not self.n_factors:
             return out
         cache: dict[tuple[int, ...], Tensor] = {}
         for j, s in enumerate(atom_sets):
             if s not in cache:
-                cache[s] = self.response_loadings(s)
+                cache[s] = self.response_loadings(s, prior_terms)
             load = cache[s] + self.draws["loadings"] if shared else cache[s]
             out[:, j] = torch.einsum("skr,sr->sk", load, f[:, j])
         return out
