@@ -20,6 +20,7 @@ from distgen.errors import DistgenError
 from distgen.models.base import FittedModel
 from distgen.types import CellTable, ConditionLabels, DataInfo
 from distgen_bayes.basis import Basis, fit_basis
+from distgen_bayes.convergence import convergence_problems
 from distgen_bayes.design import Design
 from distgen_bayes.populations import Populations, atom_sets, summarise, within_variance
 from distgen_bayes.posterior import Posterior
@@ -181,6 +182,8 @@ class BayesHierarchicalModel(FittedModel):
                    else "raise target_accept or num_warmup")
                 + " or check the training cells for extreme values"
             )
+        for problem in convergence_problems(diag):
+            warnings.warn(problem, UserWarning, stacklevel=2)
         self.basis = basis
         self.posterior = Posterior({k: to_torch(v) for k, v in draws.items()}, design, self.priors, seed)
         live = pops.cell_index >= 0
