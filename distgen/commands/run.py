@@ -12,8 +12,8 @@ EXAMPLE = """examples:
   distgen run additive.yaml --out runs/additive        # a closed-form model is fitted, not trained
   distgen run perturbdiff-small train.minutes=5 --max-cells 200 --out runs/quick   # a CPU budget
 
-Writes OUT/train/ (run directory), OUT/pred.h5ad, OUT/real.h5ad, OUT/eval/ (with report.html), OUT/timings.json
-and, last, OUT/DONE. The same command again resumes an unfinished run from its newest checkpoint and does
+Writes OUT/train/ (run directory; a fitted model: OUT/split.json and, when it reports diagnostics, OUT/fit.json),
+OUT/pred.h5ad, OUT/real.h5ad, OUT/eval/ (with report.html), OUT/timings.json and, last, OUT/DONE. The same command again resumes an unfinished run from its newest checkpoint and does
 not rerun a finished one; OUT holding a run of another config is refused.
 A held-out atom the model cannot embed stops the run before training (preflight.allow_unembedded=true
 runs it anyway, with a warning in the report).

@@ -45,7 +45,11 @@ class PerturbationModel(ABC):
 
 
 class FittedModel(PerturbationModel):
-    """A model that fits itself: ``fit(train) -> self`` (closed form, or its own inference)."""
+    """A model that fits itself: ``fit(train) -> self`` (closed form, or its own inference).
+
+    A ``diagnostics`` attribute that is a non-empty mapping of plain values after ``fit`` (a loss trace,
+    convergence statistics) is written by ``distgen run`` to the run's ``fit.json``.
+    """
 
     @abstractmethod
     def fit(self, train: CellTable) -> FittedModel:

@@ -89,8 +89,8 @@ def run(
     """Train -> predict the test split -> evaluate, into ``out``; returns the evaluation summary.
 
     ``out`` receives ``experiment.yaml``, ``train/`` (the run directory, for trainable models) or
-    ``split.json``, ``pred.h5ad`` and ``real.h5ad`` (cell-eval layout; with ``evaluate: {counts: MODEL}``
-    also ``pred_counts.h5ad`` and ``real_counts.h5ad`` in raw counts), ``eval/`` (``metrics.csv``,
+    ``split.json`` (and, for a fitted model with ``diagnostics``, ``fit.json``), ``pred.h5ad`` and
+    ``real.h5ad`` (cell-eval layout; with ``evaluate: {counts: MODEL}`` also ``pred_counts.h5ad`` and ``real_counts.h5ad`` in raw counts), ``eval/`` (``metrics.csv``,
     ``calibration.csv``, ``summary.md``, ``summary.json``, plots) and ``timings.json``. The config's
     optional ``evaluate:`` section (``EVALUATE_KEYS``) sets the evaluation (``metrics``/``plots`` given
     here win); its ``preflight:`` section may set ``allow_unembedded: true``. Nothing is written before the
@@ -204,6 +204,7 @@ def _run(
         fit(model, dataset, config=doc, preflight=False)  # fit: options, seed from train.seed (fit_options)
         notes = check_split(model, dataset, "test", allow)  # a fitted model answers can_predict once fitted
         start()
+        write_fit_diagnostics(model, out / FIT_FILE)
         dataset.split.save(out / "split.json")
         pred = predict(model, dataset, "test", seed, preflight=False)
         stage = "fit_predict"
@@ -239,6 +240,20 @@ def _run(
         pages.write_run_page(out, report)
     atomic_write_text(out / DONE_FILE, json.dumps({"metrics": list(metrics) if metrics is not None else None}) + "\n")
     return summary
+
+
+#: a fitted model's ``diagnostics`` in a run folder (``FittedModel``)
+FIT_FILE = "fit.json"
+
+
+def write_fit_diagnostics(model: Any, path: Path) -> bool:
+    """Write a fitted model's ``diagnostics`` mapping (when it has a non-empty one) to ``path`` as JSON; whether written."""
+    diagnostics = getattr(model, "diagnostics", None)
+    path.unlink(missing_ok=True)  # a file of an earlier run in this folder is not this fit's
+    if not isinstance(diagnostics, Mapping) or not diagnostics:
+        return False
+    atomic_write_text(path, json.dumps(dict(diagnostics), indent=1, default=str) + "\n")
+    return True
 
 
 def _unique(notes: Sequence[str]) -> list[str]:

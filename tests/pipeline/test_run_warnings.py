@@ -76,3 +76,30 @@ def test_a_run_writes_a_models_warnings_and_its_inert_settings_into_its_notes(tm
     assert SAID in written and written.count(SAID) == 1 and len(inert) == 1 and summary["notes"] == written
     assert f"- {SAID}" in page and f"- {inert[0]}" in page
     assert not any("deprecated" in n for n in written)
+
+
+class Reporting(FittedModel):
+    """A fitted model that reports how its fit went (``diagnostics``), as the Bayesian plugin does."""
+
+    def __init__(self, info) -> None:
+        self.info = info
+        self.diagnostics: dict = {}
+
+    def fit(self, train):
+        self.diagnostics = {"method": "test", "loss_trace": [3.0, 2.0, 1.5], "converged": False, "n_cells": len(train)}
+        return self
+
+    def predict(self, control, control_mask, labels):
+        return control
+
+
+def test_a_fitted_models_diagnostics_are_written_to_the_run_folder(tmp_path):
+    models.add("test_reporting", Reporting)
+    try:
+        run({"model": {"name": "test_reporting"}, "data": DATA}, tmp_path / "r", progress=False, metrics=["mse"], plots=False)
+        run({"model": {"name": "additive"}, "data": DATA}, tmp_path / "plain", progress=False, metrics=["mse"], plots=False)
+    finally:
+        models.unregister("test_reporting")
+    fit = json.loads((tmp_path / "r" / "fit.json").read_text())
+    assert fit["loss_trace"] == [3.0, 2.0, 1.5] and fit["converged"] is False and fit["n_cells"] > 0
+    assert not (tmp_path / "plain" / "fit.json").exists()  # a model without diagnostics: no file
