@@ -64,9 +64,10 @@ def enabled() -> bool:
 
 
 def configure_environment() -> bool:
-    """Set short OpenMP spin-waits (``WAIT_SETTINGS``) if torch is not loaded yet and the user set none.
+    """Set short OpenMP spin-waits (``WAIT_SETTINGS``) if torch is not loaded yet and the user set none, and the
+    pool variables (``bound_pools``: ``DISTGEN_THREADS``, else the usable CPUs) before JAX, numba or polars start.
 
-    Returns whether anything was set here. OpenMP reads these once, when torch's library loads;
+    Returns whether a wait setting was set here. OpenMP reads these once, when torch's library loads;
     after that only the thread count can change (``apply_threads``).
     """
     if not enabled():
