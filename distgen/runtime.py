@@ -134,10 +134,13 @@ def _user_set(names: tuple[str, ...]) -> bool:
 def bound_pools(n: int) -> None:
     """Size the pools of ``POOL_VARIABLES`` to ``n`` threads where the user set none of their variables.
 
-    The variables take effect in libraries that start their pool later (numba reads its variable at import;
-    ``numba.set_num_threads`` is not called here: it would start numba's threading layer, which distgen never uses).
+    The variables take effect in libraries that start their pool later: numba's and polars' are left as they are
+    once that library is imported (numba reads its variable at import, and a later change makes its next compile
+    fail once its threads run; ``numba.set_num_threads`` is not called: it would start numba's threading layer).
     """
-    for names in POOL_VARIABLES.values():
+    for lib, names in POOL_VARIABLES.items():
+        if lib != "jax" and lib in sys.modules:  # read at import: too late, and numba refuses (RuntimeError at its next
+            continue  # compile) a NUMBA_NUM_THREADS changed after its threads started
         if not _user_set(names):
             os.environ[names[0]] = _SET[names[0]] = str(n)
     os.environ[MARK] = ",".join(f"{k}={v}" for k, v in sorted(_SET.items()))

@@ -119,3 +119,38 @@ def test_distgen_threads_sizes_every_pool_a_run_may_start():
     assert _pools({runtime.THREADS: str(n), **mine}, jax=True) == {"torch": n, "blas": [1], "numba": n, "polars": 1, "xla": 1}
     off = _pools({runtime.THREADS: str(n), runtime.OFF: "off"})  # switched off: every library keeps its own default
     assert off["numba"] < n and off["polars"] < n and off["blas"] != [n]
+
+
+def test_a_later_thread_count_leaves_a_started_numba_working():
+    """numba reads NUMBA_NUM_THREADS again at each compile and refuses a value other than its running pool's
+    (RuntimeError); a second entry point with another count (DISTGEN_THREADS changed, torch's count lowered) changed
+    it after numba's threads started, and every later numba compile in that process failed."""
+    pytest.importorskip("numba")
+    script = """
+import os
+os.environ["DISTGEN_THREADS"] = "1"
+from distgen.runtime import apply_threads
+apply_threads()
+import numba, numpy as np
+
+@numba.njit(parallel=True)
+def total(x):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i]
+    return s
+
+total(np.ones(8))  # numba's threads start, with distgen's count
+os.environ["DISTGEN_THREADS"] = "2"
+apply_threads()
+
+@numba.njit
+def plus(x):
+    return x + 1
+
+print(plus(1.0), numba.get_num_threads())
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_NUM_THREADS", runtime.MARK, runtime.THREADS, runtime.OFF)}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["2.0", "1"]
