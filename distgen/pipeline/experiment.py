@@ -226,7 +226,7 @@ def _run(
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
         ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)), interpolated=bool(ev.get("interpolated", False)), generated=True,
-        metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=_unique([*notes, *ref_notes, *dataset.notes(), *warned]),
+        metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=_unique([*notes, *ref_notes, *dataset.notes(), *(w for w in warned if w not in dataset.load_warnings)]),
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )
     report.summary.update(pages.run_facts(preset, model, dataset))  # preset, unembeddable atoms

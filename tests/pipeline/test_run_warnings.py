@@ -4,6 +4,7 @@ of its evaluation (summary.json, summary.md), so a user who reads the folder lat
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 from distgen.config import InertSettingWarning
@@ -103,3 +104,23 @@ def test_a_fitted_models_diagnostics_are_written_to_the_run_folder(tmp_path):
     fit = json.loads((tmp_path / "r" / "fit.json").read_text())
     assert fit["loss_trace"] == [3.0, 2.0, 1.5] and fit["converged"] is False and fit["n_cells"] > 0
     assert not (tmp_path / "plain" / "fit.json").exists()  # a model without diagnostics: no file
+
+
+def test_a_warning_of_the_data_loading_is_one_note_of_the_run(tmp_path):
+    """What loading the data warned is a note of the dataset (``data: ...``, from ``Dataset.notes``) and was also
+    recorded as a warning the run showed: the same message twice in the report. It is there once."""
+    from tests.data.conftest import make_adata
+
+    adata = make_adata(counts=False)
+    ctx = adata.obs["cell_type"].astype(str).to_numpy().copy()
+    ctx[np.flatnonzero(ctx == "ct1")[::2]] = "ct1 "  # half written with a trailing space: read as ct1, and loading says so
+    adata.obs["cell_type"] = ctx
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    data = {"dataset": str(path), "schema": {"perturbation_col": "condition", "control_labels": ["control"],
+            "context_cols": ["cell_type"], "batch_col": "donor"}, "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 8}
+    with pytest.warns(UserWarning, match="surrounding spaces"):
+        run({"model": {"name": "additive"}, "data": data}, tmp_path / "r", progress=False, metrics=["mse"], plots=False)
+    written = json.loads((tmp_path / "r" / "eval" / "summary.json").read_text())["notes"]
+    about_spaces = [n for n in written if "surrounding spaces" in n]
+    assert len(about_spaces) == 1 and about_spaces[0].startswith("data: ")
