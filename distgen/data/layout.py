@@ -405,30 +405,42 @@ def read_pair(
     return cells["pred"], cells["real"], cells.get("training"), info
 
 
-def check_gene_names(files: dict[str, ad.AnnData]) -> None:
+def check_gene_names(files: dict[str, Any]) -> None:
     """Refuse a file whose ``var_names`` are not the truth's gene names while one of its ``var`` columns holds them.
 
     scGPT-, GEARS- or Seurat-exported files often index genes by Ensembl ID with the symbols in a ``var`` column (or the
     reverse); scored as they are, no gene would match. The error names the column and the one-line fix. Files whose names
     already agree, or where no column matches, are left to the gene checks of the evaluation (``evaluation.io.align``).
+    ``files``: ``{name: AnnData}`` with ``"real"`` the truth; a side that is not a file (``Cells``, a ``Dataset``'s truth)
+    is given as its gene names (a sequence of str), which have no ``var`` columns to look in. One rule for ``read_pair``
+    and for ``distgen.evaluate`` reading files one by one.
     """
     real = files.get("real")
     if real is None:
         return
-    truth = set(map(str, real.var_names))
+
+    def names(a: Any) -> list[str]:
+        return list(map(str, a.var_names)) if isinstance(a, ad.AnnData) else [str(g) for g in a]
+
+    def columns(a: Any) -> pd.DataFrame:
+        return a.var if isinstance(a, ad.AnnData) else pd.DataFrame()
+
+    real_names = names(real)
+    truth = set(real_names)
     for name, a in files.items():
-        if name == "real" or truth <= set(map(str, a.var_names)):
+        if name == "real" or truth <= set(names(a)):
             continue
-        for side, holder, wanted, whose in ((name, a, truth, "the truth's"), ("real", real, set(map(str, a.var_names)), f"the {name} file's")):
-            for column in holder.var.columns:
-                values = holder.var[column]
+        for side, holder, wanted, whose in ((name, a, truth, "the truth's"), ("real", real, set(names(a)), f"the {name} file's")):
+            var = columns(holder)
+            for column in var.columns:
+                values = var[column]
                 if values.dtype.kind not in "OUS" and not isinstance(values.dtype, pd.CategoricalDtype | pd.StringDtype):
                     continue
                 found = set(values.astype(str)) & wanted
                 if len(found) >= max(1, 0.9 * len(wanted)):
                     raise ValueError(
-                        f"the {name} file's genes (var_names, e.g. {list(map(str, a.var_names[:3]))}) are not named as the truth's "
-                        f"(e.g. {list(map(str, real.var_names[:3]))}), but the {side} file's var[{column!r}] holds "
+                        f"the {name} file's genes (var_names, e.g. {names(a)[:3]}) are not named as the truth's "
+                        f"(e.g. {real_names[:3]}), but the {side} file's var[{column!r}] holds "
                         f"{len(found)} of {whose} {len(wanted)} gene names: set {side}.var_names = {side}.var[{column!r}] (one name "
                         "per gene) and evaluate again")
 

@@ -137,11 +137,13 @@ def evaluate(
     if out is not None:
         check_output_folder(out, "evaluate", overwrite)
     files: dict[str, Cells] = {}  # what was read from files: their values are checked (Cells and a Dataset are the caller's)
+    adatas: dict[str, Any] = {}  # the files read, for their var columns (check_gene_names)
     kinds: dict[str, str] = {}
     bases: dict[str, float] = {}
 
     def read(source: Any, name: str) -> Cells:
         adata = layout.as_anndata(source, f"{name} file")
+        adatas[name] = adata
         files[name] = layout.read(adata, **layout_options, name=name)
         if (kind := layout.recorded_scale(adata, "kind")) is not None:
             kinds[name] = kind
@@ -154,10 +156,12 @@ def evaluate(
         truth_c = truth.truth(part)
         if "pred" in files:  # a file of a one-context (one-batch) dataset has no such column: its cells are that context's
             pred_c = _in_labels_of(pred_c, truth_c)
+        _check_gene_names(adatas, pred_c, truth_c)
         refs, notes = dataset_references(truth, truth_c, baselines)
     else:
         truth_c = truth if isinstance(truth, Cells) else read(truth, "real")
         train_c = train if isinstance(train, Cells) or train is None else read(train, "training")
+        _check_gene_names(adatas, pred_c, truth_c, train_c)
         refs, notes = cells_references(train_c, truth_c, baselines)
     notes = check_files(files, generated=generated_files(kinds), log_bases=bases) + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
@@ -169,6 +173,15 @@ def evaluate(
         if make_plots:
             write_evaluation_page(out, report, pred)
     return report
+
+
+def _check_gene_names(adatas: dict[str, Any], pred: Cells, truth: Cells, train: Cells | None = None) -> None:
+    """``layout.check_gene_names`` (the hint for Ensembl IDs with the names in a ``var`` column) of files read one by one:
+    each side read from a file as its AnnData (its ``var`` columns), the others as their gene names."""
+    if not adatas:
+        return
+    sides = {"real": truth, "pred": pred, **({"training": train} if train is not None else {})}
+    layout.check_gene_names({k: adatas.get(k, list(c.genes)) for k, c in sides.items()})
 
 
 def _in_labels_of(cells: Cells, truth: Cells) -> Cells:

@@ -71,6 +71,28 @@ def test_gene_ids_with_the_names_in_a_var_column_name_the_column(pair, tmp_path,
     assert load_pair(pred, real, "target", CONTROL)[0].n_perts == 10
 
 
+@pytest.mark.parametrize("side", ["pred", "real"])
+def test_the_python_api_reading_files_one_by_one_names_the_gene_column_too(pair, side):
+    # distgen.evaluate with one side in memory (Cells) reads the other file on its own: the var-column hint was given only
+    # when both were files read as a pair, so this said "subset both to the same genes"
+    import distgen
+    from distgen.data import layout
+
+    real, pred = (a.copy() for a in pair)
+    ids = real if side == "real" else pred
+    ids.var["gene_symbols"] = list(ids.var_names)
+    ids.var_names = [f"ENSG{i:011d}" for i in range(ids.n_vars)]
+    kw = {"pert_col": "target", "control": CONTROL}
+    # the truth in memory and the prediction a file, or the other way round
+    args = (pred, layout.read(real, **kw, name="real")) if side == "pred" else (layout.read(pred, **kw, name="pred"), real)
+    said = rf"but the {side} file's var\['gene_symbols'\] holds 30 of .* 30 gene names: set {side}.var_names = {side}.var\['gene_symbols'\]"
+    run = {"baselines": [], "metric_names": ["mse"], "ceiling": False, "make_plots": False, "progress": False}
+    with pytest.raises(ValueError, match=said):
+        distgen.evaluate(*args, **run, **kw)
+    ids.var_names = list(ids.var["gene_symbols"])  # the fix it names
+    distgen.evaluate(*args, **run, **kw)
+
+
 def test_missing_control_and_column_are_named(pair):
     real, pred = pair
     no_ctrl = pred[pred.obs["target"] != CONTROL].copy()
