@@ -10,7 +10,7 @@ silently wrong:
 * **Different normalisation.** ``normalize_total`` makes every cell sum to one total; when a file kept
   every gene afterwards, ``expm1(X)`` sums to that total in every cell (``2**X - 1`` for ``log2``),
   and ``log1p`` without ``normalize_total`` leaves ``expm1(X)`` integer. ``signature`` reads that off
-  up to 2,000 cells; ``check_same_normalization`` refuses a pair whose signatures are both known and
+  up to 2,000 cells spread over the file; ``check_same_normalization`` refuses a pair whose signatures are both known and
   differ (CPM against 1e4, log2 against ln, normalised against not), naming both and the fix. Files
   that kept only some genes (the common case) have no signature and are not compared.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.evaluation.io import ScaleMismatchError
+from distgen.evaluation.io import ScaleMismatchError, sample_rows
 
 #: Share of a prediction's values below 0 up to which a refusal also says how to score them as a model's output
 #: (scaled or centred data has about half its values below 0).
@@ -82,7 +82,7 @@ def signature(x: torch.Tensor | np.ndarray) -> tuple[str, float] | None:
     ``("log2", total)``: ``2**x - 1`` does; ``("counts", 0)``: ``expm1(x)`` is integer (``log1p`` without
     ``normalize_total``). Needs 5 cells with expression and a value above ``log1p(1)``.
     """
-    sample = np.asarray(torch.as_tensor(x)[:SAMPLE_ROWS].detach().cpu().numpy(), dtype=np.float64)
+    sample = np.asarray(sample_rows(torch.as_tensor(x).detach().cpu().numpy(), SAMPLE_ROWS), dtype=np.float64)
     if sample.ndim != 2 or sample.size == 0 or not np.isfinite(sample).all() or sample.min() < 0 or sample.max() > 50:
         return None
     if bool(np.all(sample == np.floor(sample))):  # integers are counts (distgen.evaluation.io.value_scale), not logged values

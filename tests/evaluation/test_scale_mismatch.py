@@ -88,3 +88,19 @@ def test_a_diverging_model_is_scored_with_a_note_not_refused(pair):
     calm = score(pred_c, real_c, {}, metrics=["mse"], ceiling=False, generated=True)
     assert not any("diverges" in n for n in calm.summary["notes"])
     assert report.summary["metrics"]["mse"]["model"] > calm.summary["metrics"]["mse"]["model"]
+
+
+def test_the_scale_checks_read_rows_spread_over_the_file_not_its_first_2000():
+    # files sorted by group: 2,500 cells of one kind first, then 1,000 of another; the checks read only the first 2,000
+    # rows and judged the file by the first group alone
+    from distgen.evaluation.io import check_counts, check_scale
+
+    rng = np.random.default_rng(0)
+    low = rng.poisson(2.0, (2500, 20)).astype(np.float32)  # integers, none above 30
+    high = rng.poisson(60.0, (1000, 20)).astype(np.float32)  # integers above 30: raw counts
+    logged = np.log1p(high).astype(np.float32)  # fractional
+    assert value_scale(np.concatenate([low, high]))[1] > 30  # the maximum of the whole file, not of its first group
+    with pytest.raises(ValueError, match="look like raw counts"):  # every value of the first 2,000 rows is <= 30
+        check_scale(np.concatenate([low, high]), "pred")
+    with pytest.raises(ValueError, match="fractional or negative"):  # the first 2,000 rows are integers
+        check_counts(np.concatenate([low, logged]), "pred")
