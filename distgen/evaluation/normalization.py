@@ -13,6 +13,10 @@ silently wrong:
   up to 2,000 cells spread over the file; ``check_same_normalization`` refuses a pair whose signatures are both known and
   differ (CPM against 1e4, log2 against ln, normalised against not), naming both and the fix. Files
   that kept only some genes (the common case) have no signature and are not compared.
+* **A model's predictions** (``uns["distgen"]["kind"] == "pred"``) may hold values below 0 or off the
+  count/log grid (a model's noise), so the checks above spare them; ``check_generated_scale`` still
+  requires them on the truth's scale, comparing their control cells (measured, not generated) with the
+  real ones by signatures that survive noise (mean and 99% quantile).
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ CONSTANT_TOTAL_RTOL = 1e-3
 DIFFERENT_TOTAL_RTOL = 1e-2
 #: Share of non-zero ``expm1(X)`` values that must be integers for ``log1p`` of raw counts.
 INTEGER_SHARE = 0.999
+#: Factor (either way) by which a generated prediction's mean or 99th percentile may differ from the truth's before it is
+#: refused as on another scale (``check_generated_scale``): ``log2(1 + x)`` of the same values is 1.44 times ``log1p``,
+#: z-scores have a mean near 0, raw counts a 99th percentile several times the log one; a model's noise moves them by
+#: a few percent.
+GENERATED_SCALE_FACTOR = 1.3
+#: Quantile of the values compared by ``check_generated_scale``, next to their mean.
+GENERATED_QUANTILE = 0.99
 
 
 def _fmt(total: float) -> str:
@@ -67,7 +78,7 @@ def check_nonnegative(x: torch.Tensor | np.ndarray, name: str, scale: str = "log
     # about half the values are below 0; say how to score them as what they are
     model = (f" If they are a model's predictions ({n_neg / t.numel():.2%} of the values are below 0, as a model's output can "
              "be), mark the file as predictions (adata.uns['distgen'] = {'kind': 'pred'}): they are then scored as generated, "
-             "with a note") if name == "pred" and n_neg <= NEGATIVE_SHARE * t.numel() else ""
+             "with a note, once its control cells show it on the real cells' scale") if name == "pred" and n_neg <= NEGATIVE_SHARE * t.numel() else ""
     raise ScaleMismatchError(
         f"the {name} cells hold {n_neg} negative value(s) (min {low:.4g}) of {t.numel()}; {expected} {'are' if scale == 'counts' else 'is'} never negative: "
         "the values look scaled or centred (scanpy.pp.scale, z-scores, regress_out or a reconstruction), and log1p of them "
@@ -153,21 +164,74 @@ def check_log_bases(bases: dict[str, float], name: str = "pred") -> None:
     )
 
 
+def _scale_stats(cells: Any, genes: list[str]) -> tuple[float, float] | None:
+    """(mean, ``GENERATED_QUANTILE`` quantile) of the finite values of ``genes`` in up to ``SAMPLE_ROWS`` control cells of
+    ``cells`` spread over the file, or None without control cells."""
+    index = {g: i for i, g in enumerate(cells.genes)}
+    rows = np.flatnonzero(np.asarray(cells.is_control))
+    if not rows.size:
+        return None
+    x = torch.as_tensor(cells.X)[torch.from_numpy(sample_rows(rows, SAMPLE_ROWS))]
+    values = np.asarray(x[:, [index[g] for g in genes]].detach().cpu().numpy(), dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if values.size > 2_000_000:  # a strided subset keeps the quantile cheap on wide files
+        values = values[:: values.size // 2_000_000 + 1]
+    if not values.size:
+        return None
+    return float(values.mean()), float(np.quantile(values, GENERATED_QUANTILE))
+
+
+def check_generated_scale(pred: Any, real: Any, name: str = "pred") -> None:
+    """Refuse a prediction a model generated (``uns["distgen"]["kind"] == "pred"``) that is not on the truth's scale.
+
+    Marking a file as generated lets it hold values below 0, off the integer/log grid or beyond the log range (a
+    model's noise or divergence), so the exact checks (``check_nonnegative``, ``io.check_same_scale``) do not apply
+    to it. Its control cells are measured, not generated (the cells the model started from, as distgen writes them),
+    so they must be on the truth's scale; compared by signatures that survive noise: the mean and the
+    ``GENERATED_QUANTILE`` quantile of the values of the genes both files hold, in each file's control cells. Either
+    further than ``GENERATED_SCALE_FACTOR`` from the truth's, either way, is a ``ScaleMismatchError`` (log2 or log10
+    against the natural log, z-scores, raw counts against log values).
+    """
+    if pred is None or real is None:
+        return
+    shared = set(pred.genes)
+    genes = [g for g in real.genes if g in shared]
+    if len(genes) < 5:  # no shared genes to compare: the gene checks say so (io.align)
+        return
+    sp, sr = _scale_stats(pred, genes), _scale_stats(real, genes)
+    if sp is None or sr is None:  # no control cells: refused by the evaluation, with its own message
+        return
+    off = []
+    for what, p, r in (("mean", sp[0], sr[0]), (f"{GENERATED_QUANTILE:.0%} quantile", sp[1], sr[1])):
+        if r > 0 and not (r / GENERATED_SCALE_FACTOR <= p <= r * GENERATED_SCALE_FACTOR):
+            off.append(f"{what} {p:.4g} against {r:.4g} ({p / r:.3g} times)")
+    if off:
+        raise ScaleMismatchError(
+            f"the {name} file is marked as a model's predictions (uns['distgen']['kind'] == 'pred'), which lets its "
+            "generated values stray below 0 or off the count/log grid, but its control cells (measured, not generated) are "
+            f"not on the real control cells' scale: {' and '.join(off)} over the {len(genes)} shared genes "
+            "(log2(1 + x) of the same data is 1.44 times log1p, z-scores have a mean near 0, raw counts a far higher "
+            f"quantile than log values). Preprocess the {name} cells as the real ones were (scanpy.pp.normalize_total then "
+            "scanpy.pp.log1p, unscaled), or evaluate both files at one scale")
+
+
 def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[str, ...] = (),
-                log_bases: dict[str, float] | None = None) -> list[str]:
+                log_bases: dict[str, float] | None = None, truth: Any = None) -> list[str]:
     """The value checks of files read for evaluation (``{name: Cells}``: ``pred``, ``real``, ``training``); notes.
 
     Negative values are refused (``check_nonnegative``), except in predictions a model generated
-    (``generated``: the names of files distgen's layout wrote as predictions), where they are the
-    model's output and scored with a note. Log-normalised ``pred`` and ``real`` must carry the same
-    normalisation (``check_same_normalization``) and, where both record one, the same log base (``log_bases``:
-    ``LayoutInfo.log_bases``, ``check_log_bases``).
+    (``generated``: the names of files marked as predictions, ``uns["distgen"]["kind"] == "pred"``), where a model's
+    noise can put some below 0: they are scored with a note, but must be on the truth's scale
+    (``check_generated_scale`` against ``truth``, default ``cells["real"]``). Log-normalised ``pred`` and ``real``
+    must carry the same normalisation (``check_same_normalization``) and, where both record one, the same log base
+    (``log_bases``: ``LayoutInfo.log_bases``, ``check_log_bases``).
     """
     notes = []
     for name, c in cells.items():
         if c is None:
             continue
         if name in generated:
+            check_generated_scale(c, truth if truth is not None else cells.get("real"), name)
             low = float(c.X.min()) if c.X.numel() else 0.0
             if low < 0:
                 notes.append(f"the {name} file, a model's predictions, holds values below 0 (min {low:.4g}); scored as generated")

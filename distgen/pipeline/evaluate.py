@@ -163,7 +163,7 @@ def evaluate(
         train_c = train if isinstance(train, Cells) or train is None else read(train, "training")
         _check_gene_names(adatas, pred_c, truth_c, train_c)
         refs, notes = cells_references(train_c, truth_c, baselines)
-    notes = check_files(files, generated=generated_files(kinds), log_bases=bases) + notes
+    notes = check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c) + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
                    interpolated=interpolated, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))

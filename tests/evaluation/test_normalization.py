@@ -227,3 +227,53 @@ def test_negative_values_a_model_generated_are_scored_with_a_note(raw):
     gen.uns["distgen"]["kind"] = "real"  # the same values in a file that is not a model's prediction
     with pytest.raises(ScaleMismatchError, match="negative"):
         evaluate_files(gen, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+
+
+def _generated(a):
+    """``a`` marked as a model's predictions, as the refusal of a few negatives says to do."""
+    a = a.copy()
+    a.uns["distgen"] = {"kind": "pred"}
+    return a
+
+
+def _eval(pred, real):
+    return evaluate_files(pred, real, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False, progress=False)
+
+
+@pytest.mark.parametrize(("pred_kw", "transform"), [
+    ({"log": lambda v: np.log2(1 + v)}, None),  # log2(1 + x) of the same normalised counts: 1.44 times log1p
+    ({}, _zscore),  # z-scored log1p values: about half below 0
+    ({"target": None, "log": lambda v: v}, None),  # raw counts
+])
+def test_a_prediction_marked_as_generated_must_still_be_on_the_truths_scale(raw, pred_kw, transform):
+    # marking a file as a model's output (uns['distgen']['kind'] = 'pred') turned off the pred-vs-truth scale check too:
+    # log2, z-scored or count predictions against a log1p truth were scored, with only a note
+    pred, real = _pair(raw, pred_kw=pred_kw)
+    if transform is not None:
+        pred.X = transform(pred.X)
+    with pytest.raises(ScaleMismatchError, match=r"marked as a model's predictions.*control cells .* not on the real control cells' scale"):
+        _eval(_generated(pred), real)
+    with pytest.raises(ScaleMismatchError, match=r"marked as a model's predictions"):
+        load_pair(_generated(pred), real, "target", CONTROL)
+
+
+def test_a_prediction_marked_as_generated_with_small_negatives_and_noise_on_the_truths_scale_is_scored(raw):
+    pred, real = _pair(raw)
+    rng = np.random.default_rng(3)
+    x = pred.X + rng.normal(0, 0.05, pred.X.shape).astype(np.float32)  # a generator's noise: off the log grid, some values below 0
+    assert (x < 0).any()
+    pred.X = x
+    report = _eval(_generated(pred), real)
+    assert any("below 0" in n and "scored as generated" in n for n in report.summary["notes"])
+    assert np.isfinite(report.table.values["mse"]).all()
+
+
+def test_a_generated_prediction_read_on_its_own_is_checked_against_the_truth_it_is_given(raw):
+    # distgen.evaluate reading the pred file on its own (truth given as Cells) compares it with that truth
+    pred, real = _pair(raw, pred_kw={"log": lambda v: np.log2(1 + v)})
+    truth = layout.read(real, "target", CONTROL, name="real")
+    with pytest.raises(ScaleMismatchError, match=r"marked as a model's predictions"):
+        import distgen
+
+        distgen.evaluate(_generated(pred), truth, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False,
+                         progress=False, pert_col="target", control=CONTROL)
