@@ -62,3 +62,33 @@ def test_a_distgen_run_folder_is_found_through_its_train_folder_and_a_fitted_one
         distgen.load_run(fitted)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         distgen.load_run(tmp_path / "nothing")
+
+
+def test_distgen_predict_takes_a_distgen_run_folder_as_load_run_does(trained, tmp_path, capsys):
+    exp = tmp_path / "exp"  # the layout distgen run --out writes: the trained run in train/
+    (exp / "train").mkdir(parents=True)
+    for name in ("config.yaml", "split.json", "manifest.json", "info.json"):
+        (exp / "train" / name).write_bytes((trained / "run" / name).read_bytes())
+    (exp / "train" / "checkpoints").symlink_to(trained / "run" / "checkpoints")
+    assert main(["predict", str(exp), "--out", str(tmp_path / "pred.h5ad")]) == 0  # was: "not a run directory", exit 1
+    assert main(["predict", str(exp / "train"), "--out", str(tmp_path / "pred_train.h5ad")]) == 0
+    by_exp, by_train = ad.read_h5ad(tmp_path / "pred.h5ad"), ad.read_h5ad(trained / "pred.h5ad")
+    assert list(by_exp.obs_names) == list(by_train.obs_names)
+    np.testing.assert_array_equal(np.asarray(by_exp.X), np.asarray(by_train.X))  # the same run, seed and cap
+    np.testing.assert_array_equal(np.asarray(ad.read_h5ad(tmp_path / "pred_train.h5ad").X), np.asarray(by_train.X))
+    fitted = tmp_path / "fitted"
+    fitted.mkdir()
+    (fitted / "experiment.yaml").write_text(yaml.safe_dump({"model": {"name": "additive"}}))
+    capsys.readouterr()
+    assert main(["predict", str(fitted), "--out", str(tmp_path / "f.h5ad")]) == 2  # the refit recipe, as load_run says
+    assert "which fits itself" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "nothing"), "--out", str(tmp_path / "n.h5ad")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "f.h5ad").exists() and not (tmp_path / "n.h5ad").exists()
+
+
+def test_distgen_predict_help_names_both_folders(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--out folder of distgen train, or of distgen run" in text

@@ -8,6 +8,7 @@ from distgen.commands.argtypes import max_cells_arg
 
 EXAMPLE = """examples:
   distgen predict runs/scdfm --out pred.h5ad                       # test split, newest checkpoint, EMA weights
+  distgen predict runs/exp --out pred2.h5ad                        # a distgen run --out folder: its train/ run
   distgen predict runs/scdfm --out pred.h5ad --real real.h5ad      # also the matching ground truth
   distgen predict runs/scdfm --out val.h5ad --split val --checkpoint runs/scdfm/checkpoints/step_00001000
   torchrun --nproc-per-node 4 -m distgen predict runs/scdfm --out pred.h5ad   # conditions split over ranks
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run_dir", help="a run directory written by distgen train")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a trained run: the --out folder of distgen train, or of distgen run (its "
+                   "train/ folder is used); a fitted model's experiment (model: additive...) holds no saved model and is refused")
     p.add_argument("--out", required=True, help="prediction .h5ad to write")
     p.add_argument("--split", default="test", choices=("test", "val", "train"), help="split part to generate (default test)")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the newest in RUN_DIR)")

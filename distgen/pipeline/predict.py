@@ -363,6 +363,9 @@ def predict_run(
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
+    ``run_dir`` is the ``--out`` of ``distgen train`` or of ``distgen run`` (its ``train/`` folder), found by
+    ``run_folder`` as ``distgen.load_run`` finds it.
+
     Neither is written over a run's own files, nor over an existing file that is not a previous
     prediction (truth) unless ``overwrite`` (``distgen.pipeline.outputs``); both are checked before
     any work.
@@ -377,14 +380,12 @@ def predict_run(
 
     Returns the generated cells on rank 0 (None on other ranks).
     """
-    run_dir = Path(run_dir)
     sampling = sampling_overrides(sampling)
     if counts is not None:
         from distgen.data.counts import check_model
 
         check_model(counts)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml); train one with distgen train ... --out {run_dir}")
+    run_dir = run_folder(run_dir)  # a distgen run folder -> its train/, as distgen.load_run finds it
     check_distinct([out, real], ["--out", "--real"])
     check_output_file(out, "predict", "pred", overwrite)
     if real is not None:
