@@ -104,7 +104,7 @@ def test_config_and_usage_errors_exit_2_with_a_clear_message(argv, words, capsys
 
 
 RUNTIME_ERRORS = [  # (argv, words): a missing input at run time exits 1, naming it
-    (["predict", "no_run_dir", "--out", "p.h5ad"], ["no_run_dir", "not a run directory"]),
+    (["predict", "no_run_dir", "--out", "p.h5ad"], ["no_run_dir", "does not exist", "--out folder of distgen train or distgen run"]),
     (["evaluate", "--pred", "no_pred.h5ad", "--real", "no_real.h5ad", "--out", "e"], ["no_"]),
 ]
 

@@ -325,7 +325,8 @@ def run_folder(path: str | Path) -> Path:
         )
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; give the --out folder of distgen train or distgen run")
-    raise FileNotFoundError(f"{path} is not a run directory (no config.yaml); train one with distgen train ... --out {path}")
+    raise FileNotFoundError(f"{path} is not a run directory (no config.yaml, nor train/config.yaml): give the --out folder of "
+                            f"distgen train or distgen run, or train one with distgen train ... --out {path}")
 
 
 def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights: str = "ema", device: str | torch.device | None = None,
