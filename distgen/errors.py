@@ -85,6 +85,10 @@ class UsageError(DistgenError):
     exit_code = EXIT_USAGE
 
 
+class LabelError(UsageError, ValueError):
+    """A label holding the separator distgen joins labels with, so that two different groups would read as one (exit code 2)."""
+
+
 class InputFileError(DistgenError, ValueError):
     """An input file that is missing, a folder, unreadable, or not in the expected format."""
 

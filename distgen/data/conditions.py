@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distgen.data.schema import COMMON_CONTROL_LABELS, PerturbationSchema
-from distgen.errors import DistgenError, warn
+from distgen.data.schema import COMMON_CONTROL_LABELS, CONTEXT_SEPARATOR, PerturbationSchema
+from distgen.errors import DistgenError, LabelError, warn
 from distgen.types.layout import MISSING_STRINGS  # with the layout's vocabulary: importable without anndata
 
 CONTROL = "control"  #: canonical condition string of control cells
@@ -195,13 +195,28 @@ def clean_label(value: Any) -> str:
 
 
 def context_labels(obs: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
-    """``[N]`` context label per cell: the trimmed values of ``cols`` joined with ``|`` (``"all"`` without columns)."""
+    """``[N]`` context label per cell: the trimmed values of ``cols`` joined with ``|`` (``"all"`` without columns).
+
+    With several columns a value holding ``|`` is refused (``LabelError``, naming the column, the value and the fix):
+    ``("a|b", "c")`` and ``("a", "b|c")`` would both read as context ``a|b|c``. One column's values are kept as they are.
+    """
     if not cols:
         return np.full(len(obs), "all", dtype=object)
     parts = [obs[c].astype(str).str.strip().to_numpy(dtype=object) for c in cols]
+    if len(cols) > 1:
+        for col, values in zip(cols, parts, strict=True):
+            bad = sorted({v for v in pd.unique(values) if CONTEXT_SEPARATOR in v})
+            if bad:
+                raise LabelError(
+                    f"context column {col!r} holds the value {bad[0]!r}"
+                    f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}, which contains {CONTEXT_SEPARATOR!r}, the separator "
+                    f"the values of the context columns {list(cols)} are joined with: ('a|b', 'c') and ('a', 'b|c') would be one "
+                    f"context. Replace it in that column, e.g. adata.obs[{col!r}] = adata.obs[{col!r}].astype(str)"
+                    f".str.replace({CONTEXT_SEPARATOR!r}, '/'), or give a single context column"
+                )
     out = parts[0]
     for p in parts[1:]:
-        out = out + "|" + p
+        out = out + CONTEXT_SEPARATOR + p
     return out
 
 

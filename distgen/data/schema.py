@@ -7,6 +7,8 @@ from typing import Any
 
 #: Control labels seen in the field (Perturb-seq, GEARS, sci-Plex, cell-eval).
 COMMON_CONTROL_LABELS = ("control", "ctrl", "non-targeting", "NT", "DMSO", "vehicle", "unperturbed")
+#: What the values of several context columns are joined with into one context label.
+CONTEXT_SEPARATOR = "|"
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class PerturbationSchema:
         Values that mark control cells. At least one must occur in the data.
     context_cols
         ``obs`` columns that define the context (cell type / cell line). Several are joined with
-        ``"|"``. Empty: one context ``"all"``.
+        ``"|"`` (a value holding ``"|"`` is then refused: two contexts would read as one). Empty: one context ``"all"``.
     batch_col
         ``obs`` column of the technical or donor batch (donor, plate, GEM group), or ``None``.
     dose_col

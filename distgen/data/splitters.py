@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distgen.data.schema import CONTEXT_SEPARATOR
 from distgen.data.split import SPLIT_KINDS, Split
 
 if TYPE_CHECKING:
@@ -37,9 +38,12 @@ def _canonical(condition: str, data: PerturbationData) -> str:
     return delim.join(sorted(atoms)) if len(atoms) > 1 and all(atoms) else str(condition).strip()
 
 
-def _trimmed_context(context: str) -> str:
-    """A held-out context as the data spells it: each ``|``-joined part with surrounding spaces trimmed (as loading does)."""
-    return "|".join(p.strip() for p in str(context).split("|"))
+def _trimmed_context(context: str, data: PerturbationData) -> str:
+    """A held-out context as the data spells it: trimmed as loading trims it, each ``|``-joined part of a context of several
+    columns on its own (one column's value is one part, whatever it holds: loading never splits it)."""
+    if len(data.schema.context_cols) < 2:
+        return str(context).strip()
+    return CONTEXT_SEPARATOR.join(p.strip() for p in str(context).split(CONTEXT_SEPARATOR))
 
 
 def seen_count(atoms: Sequence[str], train_singles: set[str]) -> int:
@@ -152,9 +156,9 @@ def make_split(
         "holdout_controls": holdout_controls,
         "holdout_singles": holdout_singles,
         "test_conditions": [_canonical(c, data) for c in test_conditions] if test_conditions is not None else None,
-        "test_contexts": [_trimmed_context(c) for c in test_contexts] if test_contexts is not None else None,
+        "test_contexts": [_trimmed_context(c, data) for c in test_contexts] if test_contexts is not None else None,
         "test_batches": [str(b).strip() for b in test_batches] if test_batches is not None else None,
-        "test_groups": [[_canonical(g[0], data), *(_trimmed_context(k) for k in g[1:])] for g in test_groups] if test_groups is not None else None,
+        "test_groups": [[_canonical(g[0], data), *(_trimmed_context(k, data) for k in g[1:])] for g in test_groups] if test_groups is not None else None,
     }
     rng = np.random.default_rng(seed)
     test = _test_mask(data, kind, rng, params)

@@ -21,7 +21,7 @@ from distgen.evaluation.calibration import INTERPOLATION_ALPHA, interpolated_dup
 from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
-from distgen.evaluation.suite import MetricTable, context_rows, merge_tables, run_metrics
+from distgen.evaluation.suite import MetricTable, check_row_contexts, context_rows, merge_tables, row_label, run_metrics
 from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table, split_seed
 from distgen.types import ALL, Cells
 
@@ -95,6 +95,8 @@ def score(
     report_notes += alias_notes(aliases)
     contexts = _contexts(pred, truth, by_context)
     many = len(contexts) > 1
+    if many:  # rows "condition @ context": refused before any scoring when two could read alike
+        check_row_contexts(contexts)
     model_tables: list[MetricTable] = []
     ceil_tables: list[list[MetricTable]] = []
     ref_tables: dict[str, list[MetricTable]] = {name: [] for name in refs}
@@ -113,7 +115,7 @@ def score(
         data = eval_data(pred_c, truth_c, check_pred_scale=not generated)
         if generated and (note := generated_range_note(pred_c.X, truth_c.X)) is not None:
             report_notes.append(f"{ctx}: {note}" if many else note)
-        label = (lambda p, c=ctx: f"{p} @ {c}") if many else (lambda p: p)
+        label = (lambda p, c=ctx: row_label(p, c)) if many else (lambda p: p)
         for p, why in sorted(data.invalid.items()):
             report_notes.append(f"{label(data.perts[p])}: all metrics NaN ({why})")
         model_tables.append(context_rows(run_metrics(data, metrics, progress=progress), label, ctx if many else None))

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from distgen.errors import LabelError
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.metrics import metrics
 
@@ -37,6 +38,18 @@ class MetricTable:
         vals = [v for v in self.values[name] if not math.isnan(v)]
         return sum(vals) / len(vals) if vals else float("nan")
 
+    def conditions(self) -> list[str]:
+        """The condition of each row: a ``condition @ context`` row (``context_rows``) cut at its recorded ``context``,
+        never by searching for ``" @ "`` (a condition may hold one); a row without a context is its condition."""
+        contexts = self.info.get("context")
+        if contexts is None:
+            return list(self.perts)
+        out = []
+        for p, ctx in zip(self.perts, contexts, strict=True):
+            suffix = f"{ROW_SEPARATOR}{ctx}"
+            out.append(p[: -len(suffix)] if ctx not in (None, "") and p.endswith(suffix) else p)
+        return out
+
     def rows(self) -> list[dict[str, Any]]:
         """One dict per perturbation (info columns, metrics, and a ``nan_reasons`` column)."""
         out = []
@@ -48,6 +61,30 @@ class MetricTable:
             row["nan_reasons"] = "; ".join(why)
             out.append(row)
         return out
+
+
+#: What a per-context row label joins its condition and context with: ``condition @ context``.
+ROW_SEPARATOR = " @ "
+
+
+def check_row_contexts(contexts: Sequence[str], column: str | None = None) -> None:
+    """Refuse (``LabelError``) contexts that hold ``" @ "`` before they label per-context rows ``condition @ context``:
+    rows ``("a @ b", "c")`` and ``("a", "b @ c")`` would both read ``a @ b @ c``. ``column`` names where they come from."""
+    bad = sorted({str(c) for c in contexts if ROW_SEPARATOR in str(c)})
+    if bad:
+        where = f"column {column!r}" if column else "the context labels"
+        raise LabelError(
+            f"context {bad[0]!r}{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''} of {where} holds {ROW_SEPARATOR!r}, the "
+            f"separator of the per-context row labels 'condition{ROW_SEPARATOR}context': ('a{ROW_SEPARATOR}b', 'c') and "
+            f"('a', 'b{ROW_SEPARATOR}c') would be one row. Rename it in its column (e.g. obs[col].astype(str).str.replace("
+            f"{ROW_SEPARATOR!r}, '/')), or score the contexts pooled (distgen evaluate --pool-contexts, by_context=False)"
+        )
+
+
+def row_label(condition: str, context: str) -> str:
+    """The label of condition ``condition``'s row in context ``context``: ``condition @ context`` (``check_row_contexts``)."""
+    check_row_contexts([context])
+    return f"{condition}{ROW_SEPARATOR}{context}"
 
 
 def context_rows(table: MetricTable, label: Any, context: str | None) -> MetricTable:

@@ -16,6 +16,7 @@ cells in ``Dataset.groups(part)`` order, then the control pool.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from distgen.data import counts as C
@@ -52,6 +53,12 @@ def _columns(dataset: Dataset, cells: Cells) -> np.ndarray:
     return np.array([index[g] for g in cells.genes], dtype=np.int64)
 
 
+def pair_groups(conditions: np.ndarray, contexts: np.ndarray) -> np.ndarray:
+    """``[N]`` one id per (condition, context) pair. Not the two labels joined into one string: ``("A|B", "x")`` and
+    ``("A", "B|x")`` would then be one group (a condition's combination delimiter or one context column may hold ``|``)."""
+    return pd.MultiIndex.from_arrays([np.asarray(conditions), np.asarray(contexts)]).factorize()[0]
+
+
 def fit_run_dispersion(dataset: Dataset, cells: Cells, sizes: np.ndarray, seed: int = 0) -> np.ndarray:
     """``[G]`` NB dispersions of ``cells``' genes, fitted on the run's training cells within (condition, context) groups."""
     train = dataset.split.train.numpy()
@@ -59,7 +66,7 @@ def fit_run_dispersion(dataset: Dataset, cells: Cells, sizes: np.ndarray, seed: 
         train = np.sort(np.random.default_rng(seed).choice(train, MAX_FIT_CELLS, replace=False))
     cols = torch.from_numpy(_columns(dataset, cells))
     x = dataset.data.table.X[torch.from_numpy(train)][:, cols].numpy()
-    groups = np.char.add(dataset.data.conditions[train].astype(str), np.char.add("|", dataset.data.contexts[train].astype(str)))
+    groups = pair_groups(dataset.data.conditions[train], dataset.data.contexts[train])
     return C.fit_dispersion(x, sizes[train], counts_target_sum(dataset)[0], groups)
 
 

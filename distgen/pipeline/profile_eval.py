@@ -265,7 +265,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     """
     from distgen.evaluation.profiles import resolve_profile, run_profile
     from distgen.evaluation.report import write_csv, write_json
-    from distgen.evaluation.suite import context_rows, merge_tables
+    from distgen.evaluation.suite import check_row_contexts, context_rows, merge_tables, row_label
     from distgen.pipeline.outputs import EVALUATE_OUTPUTS, context_prefix
 
     prof = resolve_profile(profile)
@@ -282,6 +282,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
         datas = {"": data}
     else:
         by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale)
+        check_row_contexts(list(by_context), celltype_col)  # rows "condition @ context", refused before any scoring
         datas = dict(by_context)
         for ctx, data in by_context.items():  # every context's input rules before any is scored
             try:
@@ -308,7 +309,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     else:
         for ctx, t in tables.items():
             write_csv(t, str(out / files[ctx][0]))
-        table = merge_tables([context_rows(t, lambda p, c=ctx: f"{p} @ {c}", ctx) for ctx, t in tables.items()])
+        table = merge_tables([context_rows(t, lambda p, c=ctx: row_label(p, c), ctx) for ctx, t in tables.items()])
     write_csv(table, str(out / "metrics.csv"))
     summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
                                "control": info.control, "celltype_col": celltype_col, "no_target_genes": bool(no_target_genes),

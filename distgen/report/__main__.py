@@ -47,6 +47,7 @@ def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
     import csv
 
     from distgen.evaluation.evaldata import EvalData
+    from distgen.evaluation.suite import row_label
 
     if not (eval_dir / "metrics.csv").is_file():
         return ""
@@ -55,7 +56,7 @@ def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
     have: dict[str, int] = {}
     for k, d in enumerate(datas):
         for i, p in enumerate(d.perts):
-            have[f"{p} @ {names[k]}" if len(datas) > 1 else p] = int(d.real.counts[i])
+            have[row_label(p, names[k]) if len(datas) > 1 else p] = int(d.real.counts[i])
     with (eval_dir / "metrics.csv").open() as fh:
         for row in csv.DictReader(fh):
             label, n = row.get("perturbation", ""), row.get("n_cells_real", "")

@@ -130,8 +130,8 @@ def _unembeddable(inputs: ReportInputs, out: dict[str, list[str]]) -> set[str]:
     by_condition = record.get("conditions") or {}
     who = record.get("component") or "the model"
     rows = set()
-    for p in inputs.model.perts:
-        atoms = by_condition.get(p) or by_condition.get(p.rsplit(" @ ", 1)[0])  # "condition @ context" rows (a condition may hold " @ ")
+    for p, condition in zip(inputs.model.perts, inputs.model.conditions(), strict=True):
+        atoms = by_condition.get(condition)  # a "condition @ context" row: its condition, cut at its recorded context
         if atoms:
             rows.add(p)
             out.setdefault(p, []).append(

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.report import TEXT_COLUMNS
-from distgen.evaluation.suite import MetricTable
+from distgen.evaluation.suite import MetricTable, row_label
 from distgen.report.stats import group_aliases
 
 Role = Literal["negative", "positive"]
@@ -111,7 +111,7 @@ class ReportInputs:
         names = list(self.contexts or self.summary.get("contexts") or [])
         if len(names) != len(datas):
             raise ValueError(f"{len(datas)} EvalData parts but {len(names)} context names; pass ReportInputs(contexts=[...])")
-        return {f"{p} @ {ctx}": (d, i) for d, ctx in zip(datas, names) for i, p in enumerate(d.perts)}
+        return {row_label(p, ctx): (d, i) for d, ctx in zip(datas, names) for i, p in enumerate(d.perts)}
 
     @property
     def negatives(self) -> list[Reference]:

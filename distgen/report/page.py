@@ -249,7 +249,7 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
         lines.append(f"prediction <code>{escape(str(s.get('pred')))}</code> vs truth <code>{escape(str(s.get('real')))}</code>")
     contexts = [str(c) for c in s.get("contexts") or []]
     if len(contexts) > 1:  # rows are (condition, context) groups, each context scored on its own
-        conditions = {p.rsplit(" @ ", 1)[0] for p in inputs.model.perts}
+        conditions = set(inputs.model.conditions())  # each row cut at its recorded context
         groups = (f"{len(inputs.model.perts)} held-out (condition, context) groups: {len(conditions)} conditions in "
                   f"{len(contexts)} contexts ({escape(', '.join(contexts))}), each context scored on its own")
     else:

@@ -514,3 +514,13 @@ def test_vcc2026_with_a_one_cell_real_perturbation_keeps_the_metrics_and_has_no_
     summary = evaluate_profile_files(pred, _without(real, "P2", keep=1), tmp_path / "out", "vcc2026")
     assert math.isfinite(summary["metrics"]["pds_cosine"]) and math.isnan(summary["vcc2026"]["avg_score"])
     assert any("vcc2026 score undefined" in n and "<= 1 real cell" in n and "P2" in n for n in summary["notes"])
+
+
+def test_celltype_col_refuses_a_context_holding_the_row_separator_before_scoring(tmp_path):
+    """Per-context rows are "condition @ context": a cell type "T @ 37C" could read as another row; refused with the column."""
+    from distgen.errors import LabelError
+
+    real, pred = _two_contexts(names=("T @ 37C", "B"))
+    with pytest.raises(LabelError, match=r"context 'T @ 37C' of column 'cell_type' holds ' @ '"):
+        evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+    assert not (tmp_path / "out" / "metrics.csv").exists()

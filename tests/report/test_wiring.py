@@ -189,10 +189,22 @@ def test_a_condition_holding_an_at_sign_is_flagged_by_its_own_atoms_not_by_a_pre
     from distgen.evaluation.suite import MetricTable
 
     model = MetricTable(perts=("X @ 10uM @ K562", "X @ K562"), values={"mse": [0.1, 0.2]}, reasons={"mse": {}},
-                        info={"n_cells_real": [50, 50]})
+                        info={"n_cells_real": [50, 50], "context": ["K562", "K562"]})  # as context_rows records them
     summary = {"notes": [], "unembeddable": {"component": "onehot", "conditions": {"X": ["X"]}}}
     flags = flagged(ReportInputs(model, [], summary))
     assert list(flags) == ["X @ K562"] and flags["X @ K562"][0].startswith("unembeddable atom(s) X: onehot")
+
+
+def test_a_single_context_row_holding_an_at_sign_is_its_whole_condition():
+    """Without contexts a row is its condition: "X @ 10uM" was cut at its last " @ " (searched for), so it took X's flag."""
+    from distgen.evaluation.suite import MetricTable
+
+    model = MetricTable(perts=("X @ 10uM", "X"), values={"mse": [0.1, 0.2]}, reasons={"mse": {}}, info={"n_cells_real": [50, 50]})
+    summary = {"notes": [], "unembeddable": {"component": "onehot", "conditions": {"X": ["X"]}}}
+    assert list(flagged(ReportInputs(model, [], summary))) == ["X"]
+    assert model.conditions() == ["X @ 10uM", "X"]
+    per_context = MetricTable(perts=("a @ b @ c", "a @ c"), info={"context": ["c", "c"]})
+    assert per_context.conditions() == ["a @ b", "a"]  # cut at the recorded context, not at the first or last " @ "
 
 
 def test_sweep_writes_its_page(tmp_path, capsys):
