@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distgen.data.atomic import temp_beside
+from distgen.atomic import temp_beside
 from distgen.types import ALL, Cells
 from distgen.types.cells import COMBO
 from distgen.types.layout import (

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from distgen.data.atomic import temp_beside
+from distgen.atomic import temp_beside
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData

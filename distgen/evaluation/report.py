@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -16,8 +17,20 @@ from typing import Any
 import torch
 
 from distgen import markdown as md
+from distgen.atomic import atomic_path, atomic_write_text
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.suite import MetricTable
+
+#: The file that marks a folder as an evaluation's from its first write (``Report.write``, ``distgen evaluate --out``):
+#: a rerun into a folder an interrupted evaluation left without ``summary.json`` writes it again, no ``--overwrite``.
+EVALUATION_MARK = ".distgen-evaluation"
+
+
+def mark_evaluation(out: str | os.PathLike[str]) -> None:
+    """Mark ``out`` as an evaluation folder (``EVALUATION_MARK``) before any of its files is written."""
+    if not os.path.isfile(os.path.join(out, EVALUATION_MARK)):
+        atomic_write_text(os.path.join(out, EVALUATION_MARK), "written by distgen evaluate (summary.json last)\n")
+
 
 #: Metrics shown in the per-perturbation bar plot (when computed).
 BAR_METRICS = ("pearson_delta", "mse", "discrimination_score_l1", "overlap_at_N", "mmd", "edistance")
@@ -35,10 +48,16 @@ def fmt_value(v: Any) -> str:
 def write_csv(table: MetricTable, path: str) -> None:
     """One row per perturbation: counts, metric values and the reasons for NaNs."""
     rows = table.rows()
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["perturbation"])
-        w.writeheader()
-        w.writerows(rows)
+    write_rows(rows, path, list(rows[0]) if rows else ["perturbation"])
+
+
+def write_rows(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], fieldnames: Sequence[str]) -> None:
+    """A csv table of ``rows`` at ``path``, written whole or not at all (``distgen.atomic``)."""
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(fieldnames))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue(), newline="")
 
 
 #: Columns of ``metrics.csv`` / a sweep's ``results.csv`` that hold labels or text, never numbers: a perturbation
@@ -67,13 +86,14 @@ def read_table_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 def write_long_csv(tables: Mapping[str, MetricTable], path: str) -> None:
     """``source, perturbation, metric, value`` for the baselines and the ceiling."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["source", "perturbation", "metric", "value"])
-        for src, t in tables.items():
-            for name, vals in t.values.items():
-                for p, v in zip(t.perts, vals):
-                    w.writerow([src, p, name, v])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["source", "perturbation", "metric", "value"])
+    for src, t in tables.items():
+        for name, vals in t.values.items():
+            for p, v in zip(t.perts, vals):
+                w.writerow([src, p, name, v])
+    atomic_write_text(path, buf.getvalue(), newline="")
 
 
 def clean_nan(obj: Any) -> Any:
@@ -94,9 +114,8 @@ def json_text(obj: Any, indent: int = 2) -> str:
 
 
 def write_json(summary: Mapping[str, Any], path: str) -> None:
-    """``summary.json`` (NaN written as null)."""
-    with open(path, "w") as f:
-        f.write(json_text(dict(summary)))
+    """``summary.json`` (NaN written as null), written whole or not at all."""
+    atomic_write_text(path, json_text(dict(summary)))
 
 
 def markdown(summary: Mapping[str, Any]) -> str:
@@ -208,6 +227,11 @@ def plots(data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max
         return _plots(plt, data, table, out, max_cells)
 
 
+def _savefig(fig: Any, path: str) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+
+
 def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max_cells: int) -> list[str]:
     files = []
     names = [m for m in BAR_METRICS if m in table.values]
@@ -220,7 +244,7 @@ def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, ou
             ax.set_xticklabels(table.perts if ax is axes[-1, 0] else [], rotation=90, fontsize=6)
         fig.tight_layout()
         files.append(os.path.join(out, "metrics_per_perturbation.png"))
-        fig.savefig(files[-1], dpi=110)
+        _savefig(fig, files[-1])
         plt.close(fig)
 
     datas = [data] if isinstance(data, EvalData) else list(data)
@@ -236,7 +260,7 @@ def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, ou
     ax.set_title("per gene and perturbation")
     fig.tight_layout()
     files.append(os.path.join(out, "delta_scatter.png"))
-    fig.savefig(files[-1], dpi=110)
+    _savefig(fig, files[-1])
     plt.close(fig)
 
     def pick(x: torch.Tensor) -> torch.Tensor:
@@ -256,7 +280,7 @@ def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, ou
         ax.legend()
         fig.tight_layout()
         files.append(os.path.join(out, "embedding_overlay.png"))
-        fig.savefig(files[-1], dpi=110)
+        _savefig(fig, files[-1])
         plt.close(fig)
     return files
 
@@ -296,9 +320,13 @@ class Report:
         return self.summary["metrics"]  # type: ignore[no-any-return]
 
     def write(self, out: str | os.PathLike[str], make_plots: bool = True) -> dict[str, Any]:
-        """Write ``metrics.csv``, ``calibration.csv``, plots, ``summary.json`` and ``summary.md`` to ``out``; returns the summary."""
+        """Write ``metrics.csv``, ``calibration.csv``, plots, ``summary.json`` and ``summary.md`` to ``out``; returns the summary.
+
+        Each file is written whole or not at all; the folder is marked first (``EVALUATION_MARK``) and ``summary.json``
+        comes after the tables and plots, so a folder with tables but no summary is an interrupted evaluation."""
         out = os.fspath(out)
         Path(out).mkdir(parents=True, exist_ok=True)
+        mark_evaluation(out)
         write_csv(self.table, os.path.join(out, "metrics.csv"))
         extra = {**self.references, **self.positives}
         if self.ceiling is not None:
@@ -308,6 +336,5 @@ class Report:
             self.summary["plots"] = [os.path.basename(f) for f in plots(self.data, self.table, out)]
         self.summary["seconds"] = round(time.perf_counter() - self.started, 2)
         write_json(self.summary, os.path.join(out, "summary.json"))
-        with open(os.path.join(out, "summary.md"), "w") as f:
-            f.write(markdown(self.summary))
+        atomic_write_text(os.path.join(out, "summary.md"), markdown(self.summary))
         return self.summary

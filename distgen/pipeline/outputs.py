@@ -9,8 +9,9 @@ A folder is a *run folder* of one of three kinds, recognised by the files its co
 
 Each kind *owns* some files (``OWNED``): they are never written over by another command, whatever
 the options. Any other existing file is replaced only when it is a previous output of the same
-command (an ``.h5ad`` this layout wrote with the same kind of rows; an evaluation folder whose
-``summary.json`` an evaluation wrote), or with ``--overwrite``.
+command (an ``.h5ad`` this layout wrote with the same kind of rows; an evaluation folder, which an
+evaluation marks with ``EVALUATION_MARK`` before its first file, so one killed before its ``summary.json``
+is still recognised), or with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from distgen.errors import OutputPathError
+from distgen.evaluation.report import EVALUATION_MARK, mark_evaluation
 
 #: Paths (relative to the run folder; a trailing "/" owns the whole sub-folder) each kind of run folder owns.
 OWNED: dict[str, tuple[str, ...]] = {
@@ -29,9 +31,10 @@ OWNED: dict[str, tuple[str, ...]] = {
     "sweep": ("sweep.yaml", "results.csv", "summary.md", "summary.json", "summary.png", ".distgen.lock", "runs/"),
 }
 #: Every file ``distgen evaluate`` (any profile) and ``distgen run``'s ``eval/`` write into an evaluation folder: the
-#: tables, the summaries, the plots (``distgen.evaluation.report.plots``) and the page (``distgen.pipeline.pages.PAGE``).
+#: tables, the summaries, the plots (``distgen.evaluation.report.plots``), the page (``distgen.pipeline.pages.PAGE``)
+#: and the mark (``EVALUATION_MARK``, written before any of them).
 EVALUATE_OUTPUTS = ("metrics.csv", "calibration.csv", "summary.json", "summary.md", "vcc2026_score.csv",
-                    "metrics_per_perturbation.png", "delta_scatter.png", "embedding_overlay.png", "report.html")
+                    "metrics_per_perturbation.png", "delta_scatter.png", "embedding_overlay.png", "report.html", EVALUATION_MARK)
 
 #: How the per-context tables of ``distgen evaluate --profile P --celltype-col COL`` end: ``{context}_metrics.csv``
 #: (and ``{context}_vcc2026_score.csv``), the context as a prefix as cell-eval 0.8.2's ``run --celltype-col`` names its files.
@@ -132,8 +135,8 @@ def check_distinct(paths: Sequence[str | Path | None], what: Sequence[str]) -> N
 def check_output_folder(out: str | Path, command: str, overwrite: bool = False, names: Sequence[str] = EVALUATE_OUTPUTS) -> None:
     """Refuse writing the files ``names`` into ``out`` when a run owns it or them, or over files of something else.
 
-    A folder holding a previous evaluation (its ``summary.json`` has ``metrics``) is written again;
-    other existing files of those names need ``overwrite``.
+    A folder holding a previous evaluation (marked ``EVALUATION_MARK``, finished or interrupted, or with a
+    ``summary.json`` that has ``metrics``) is written again; other existing files of those names need ``overwrite``.
     """
     out = Path(out)
     kind = run_kind(out)
@@ -146,7 +149,7 @@ def check_output_folder(out: str | Path, command: str, overwrite: bool = False, 
     if overwrite or out.is_file():
         return  # a file where the folder should be is reported where the folder is made
     existing = [n for n in names if (out / n).exists()]
-    if existing and not _previous_evaluation(out / "summary.json"):
+    if existing and not _previous_evaluation(out):
         raise OutputPathError(f"{str(out)!r} already holds {', '.join(existing)}, not written by distgen {command}; "
                               "pass --overwrite to replace them, or choose another --out")
 
@@ -157,7 +160,9 @@ def clear_evaluation(out: str | Path, names: Sequence[str] = EVALUATE_OUTPUTS) -
     Only the names an evaluation writes (``EVALUATE_OUTPUTS``, and the per-context tables the earlier
     ``summary.json`` lists: ``context_files``) go, so a rerun never leaves an earlier run's page, plots or
     tables beside the new ones (a stale, mixed report); any other file stays. Call it after
-    ``check_output_folder`` allowed writing there, once the new results are computed.
+    ``check_output_folder`` allowed writing there, once the new results are computed. The folder is then marked
+    as an evaluation's (``EVALUATION_MARK``) before any new file is written: a rerun after a kill mid-way needs
+    no ``--overwrite``.
     """
     out = Path(out)
     removed = []
@@ -166,12 +171,16 @@ def clear_evaluation(out: str | Path, names: Sequence[str] = EVALUATE_OUTPUTS) -
         if path.is_file() or path.is_symlink():
             path.unlink()
             removed.append(name)
+    out.mkdir(parents=True, exist_ok=True)
+    mark_evaluation(out)
     return removed
 
 
-def _previous_evaluation(summary: Path) -> bool:
+def _previous_evaluation(out: Path) -> bool:
+    if (out / EVALUATION_MARK).is_file():
+        return True
     try:
-        doc = json.loads(summary.read_text())
+        doc = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
         return False
     return isinstance(doc, dict) and isinstance(doc.get("metrics"), dict)

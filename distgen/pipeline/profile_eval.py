@@ -350,12 +350,9 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
 
 
 def _write_vcc2026(path: Path, rows: list[dict[str, Any]]) -> None:
-    import csv
+    from distgen.evaluation.report import write_rows
 
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_rows(rows, path, list(rows[0]))
 
 
 def _vcc2026_summary(result: Any, seed: int) -> dict[str, Any]:

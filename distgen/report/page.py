@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
+from distgen.atomic import atomic_write_text
 from distgen.evaluation.calibration import why_undefined
 from distgen.report import cells as cellfigs
 from distgen.report import figures, training
@@ -270,5 +271,5 @@ def write_report(inputs: ReportInputs, path: str | Path, sections: tuple[str, ..
     """Write the self-contained report to ``path`` (e.g. ``eval/report.html``); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(inputs, sections), encoding="utf-8")
+    atomic_write_text(path, render(inputs, sections), encoding="utf-8")
     return path

@@ -23,6 +23,7 @@ from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from distgen.atomic import atomic_write_text
 from distgen.evaluation.report import read_table_csv
 from distgen.report.html import Cell, Section, figure, num, page, table
 from distgen.report.stats import paired_interval
@@ -234,7 +235,7 @@ def write_sweep_report(inp: SweepInputs, path: str | Path) -> Path:
     """Write the sweep page (e.g. ``SWEEP/report.html``); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_sweep(inp), encoding="utf-8")
+    atomic_write_text(path, render_sweep(inp), encoding="utf-8")
     return path
 
 

@@ -18,6 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from distgen.atomic import atomic_write_text
+
+__all__ = ["atomic_write_text", "flatten", "load_state", "publish_dir", "save_state", "unflatten"]
+
 
 def flatten(obj: Any, tensors: dict[str, Tensor] | None = None, prefix: str = "t") -> tuple[Any, dict[str, Tensor]]:
     """``(json_skeleton, tensors)`` for a nested structure of dicts, lists, tuples, scalars and tensors."""
@@ -75,20 +79,6 @@ def write_json(path: Path, obj: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file, fsync and rename (never half-written)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed write (full disk, signal) leaves neither a temp file nor a half file
-        raise
 
 
 def publish_dir(tmp: Path, final: Path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from distgen.evaluation.report import EVALUATION_MARK as MARK
 from distgen.pipeline.profile_eval import evaluate_profile_files, load_pair
 
 from .synth import CONTROL, make_pair
@@ -171,7 +172,7 @@ def test_celltype_col_scores_each_context_as_its_own_pair(tmp_path, profile):
     summary = evaluate_profile_files(pred, real, tmp_path / "out", profile, celltype_col="cell_type")
     out = tmp_path / "out"
     # files named as cell-eval 0.8.2 names them (the context as a prefix, '/' -> '-'), plus the combined table
-    assert sorted(p.name for p in out.iterdir()) == ["B-x_metrics.csv", "T_metrics.csv", "metrics.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MARK, "B-x_metrics.csv", "T_metrics.csv", "metrics.csv", "summary.json"]
     assert summary["contexts"] == ["B/x", "T"] and summary["celltype_col"] == "cell_type"
     for ctx in ("T", "B/x"):
         # each context's table is exactly the pooled profile run on that context's cells alone
@@ -262,7 +263,7 @@ def test_cell_eval2_profiles_per_context_say_so_and_pool_no_vcc2026_score(tmp_pa
     if profile == "vcc2026":
         assert "vcc2026" not in summary  # no pooled score: cell-eval2 defines none over several contexts
         assert any("none is pooled" in n for n in summary["notes"])
-        assert names == ["K562_metrics.csv", "K562_vcc2026_score.csv", "RPE1_metrics.csv", "RPE1_vcc2026_score.csv", "metrics.csv",
+        assert names == [MARK, "K562_metrics.csv", "K562_vcc2026_score.csv", "RPE1_metrics.csv", "RPE1_vcc2026_score.csv", "metrics.csv",
                          "summary.json", "vcc2026_score.csv"]
         both = pd.read_csv(tmp_path / "out" / "vcc2026_score.csv")
         for ctx in ("K562", "RPE1"):
@@ -272,7 +273,7 @@ def test_cell_eval2_profiles_per_context_say_so_and_pool_no_vcc2026_score(tmp_pa
             score = summary["per_context"][ctx]["vcc2026"]["avg_score"]
             assert score == pytest.approx(float(one.loc[one["metric"] == "avg_score", "from_replicate"].iloc[0]))
     else:
-        assert names == ["K562_metrics.csv", "RPE1_metrics.csv", "metrics.csv", "summary.json"]
+        assert names == [MARK, "K562_metrics.csv", "RPE1_metrics.csv", "metrics.csv", "summary.json"]
 
 
 def test_a_rerun_removes_the_earlier_per_context_tables(tmp_path):
@@ -283,10 +284,10 @@ def test_a_rerun_removes_the_earlier_per_context_tables(tmp_path):
     for a in (real, pred):
         a.obs["cell_type"] = a.obs["cell_type"].astype(str).map({"T": "T2", "B/x": "B2"})
     evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["B2_metrics.csv", "T2_metrics.csv", "metrics.csv", "mine.csv",
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARK, "B2_metrics.csv", "T2_metrics.csv", "metrics.csv", "mine.csv",
                                                                     "summary.json"]
     evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2")  # pooled: no per-context table stays
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.csv", "mine.csv", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARK, "metrics.csv", "mine.csv", "summary.json"]
     # a file of that name that no evaluation wrote is not replaced without --overwrite
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "T2_metrics.csv").write_text("someone's")

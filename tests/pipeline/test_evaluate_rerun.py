@@ -6,6 +6,7 @@ import json
 import pytest
 
 from distgen.cli import main
+from distgen.evaluation.report import EVALUATION_MARK as MARK
 from distgen.pipeline.outputs import EVALUATE_OUTPUTS
 from tests.evaluation.synth import make_pair
 
@@ -39,7 +40,7 @@ def test_every_file_an_evaluation_writes_is_a_known_name(pair, tmp_path):
     assert _evaluate(pair, tmp_path / "full", *FAST) == 0
     assert _evaluate(pair, tmp_path / "vcc", "--profile", "vcc2026", "--quiet", counts=True) == 0
     written = {p.name for d in ("full", "vcc") for p in (tmp_path / d).iterdir()}
-    assert {"report.html", "delta_scatter.png", "vcc2026_score.csv", "calibration.csv"} <= written
+    assert {MARK, "report.html", "delta_scatter.png", "vcc2026_score.csv", "calibration.csv"} <= written
     assert written <= set(EVALUATE_OUTPUTS), written - set(EVALUATE_OUTPUTS)
 
 
@@ -55,9 +56,9 @@ def test_a_rerun_leaves_no_file_of_the_earlier_evaluation(pair, tmp_path, second
     summary = json.loads((out / "summary.json").read_text())
     left = {p.name for p in out.iterdir()}
     if "--profile" in second:
-        assert left == {"metrics.csv", "summary.json", "notes.txt", "figure.png"} and summary["profile"] == "cell-eval-0.8.2"
+        assert left == {MARK, "metrics.csv", "summary.json", "notes.txt", "figure.png"} and summary["profile"] == "cell-eval-0.8.2"
     else:
-        assert left == {"metrics.csv", "calibration.csv", "summary.json", "summary.md", "notes.txt", "figure.png"}
+        assert left == {MARK, "metrics.csv", "calibration.csv", "summary.json", "summary.md", "notes.txt", "figure.png"}
     assert (out / "notes.txt").read_text() == "mine" and (out / "figure.png").read_text() == "mine"
 
 

@@ -1,0 +1,65 @@
+"""A temp file beside an output, for writes that are published by ``os.replace`` (never read half-written).
+
+``tempfile.mkstemp`` creates its file with mode ``0600`` whatever the umask, and ``os.replace`` keeps
+that mode: a prediction or split written this way could be read by its owner only, so on a shared
+cluster a colleague (or a job under a service account) could not read ``pred.h5ad`` or predict from the
+run (``split.json``). ``temp_beside`` gives the temp file the mode a plain ``open(path, "w")`` would
+(``0666`` less the umask), and a hidden name (``.pred.h5ad.x8k2.tmp``) that no ``*.h5ad`` pattern
+picks up when a killed write leaves it behind.
+
+``atomic_path`` and ``atomic_write_text`` are the one way distgen publishes a small output (an evaluation's
+tables, summaries, plots and page, a checkpoint's pointer, a run's manifest): written to such a temp file,
+fsynced, renamed onto the target. A kill leaves the previous file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def default_mode() -> int:
+    """The mode a new file gets from ``open``: ``0o666`` less the process umask."""
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temp_beside(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """(open descriptor, path) of a new hidden temp file in ``path``'s folder, with ``default_mode``; the caller writes,
+    closes and ``os.replace``-s it onto ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.fchmod(fd, default_mode())
+    return fd, tmp
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
+    """A temp path beside ``path`` to write to (``temp_beside``); on a clean exit it is fsynced and renamed onto ``path``.
+
+    An exception (or a signal) inside the block leaves ``path`` as it was and removes the temp file. Writers that want
+    a file name (``savefig``, ``write_h5ad``) write to the yielded path; give them the format explicitly, as its
+    suffix is ``.tmp``.
+    """
+    fd, tmp = temp_beside(path)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, newline: str | None = None, encoding: str | None = None) -> None:
+    """Write ``text`` to ``path`` through ``atomic_path`` (never half-written); ``newline`` and ``encoding`` as ``open``'s
+    (``newline=""`` for csv text)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline=newline, encoding=encoding) as fh:
+        fh.write(text)

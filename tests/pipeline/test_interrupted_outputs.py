@@ -1,0 +1,107 @@
+"""What a killed ``distgen evaluate`` leaves behind: an evaluation folder a rerun recognises as its own (no
+--overwrite), and tables never half-written."""
+
+import csv
+import os
+
+import pytest
+
+from distgen.cli import main
+from distgen.config import save_yaml
+
+DATA = {"dataset": "norman_k562", "hvg": 32, "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 4}
+TINY = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8},
+                  "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+                  "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}}},
+        "data": DATA, "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
+EVAL = ["--metrics", "mse", "--no-plots", "--no-ceiling", "--baselines", "", "--quiet"]
+
+
+class Killed(BaseException):
+    """Stands for the process being killed at that point (not an Exception: nothing may catch and carry on)."""
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    root = tmp_path_factory.mktemp("out")
+    cfg = save_yaml(TINY, root / "t.yaml")
+    assert main(["train", str(cfg), "--out", str(root / "run")]) == 0
+    assert main(["predict", str(root / "run"), "--out", str(root / "pred.h5ad"), "--real", str(root / "real.h5ad")]) == 0
+    return root
+
+
+def _hidden_temps(folder):
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+
+
+def test_an_evaluation_killed_before_its_summary_is_rerun_without_overwrite(made, tmp_path, monkeypatch, capsys):
+    from distgen.evaluation import report
+
+    pair = ["--pred", str(made / "pred.h5ad"), "--real", str(made / "real.h5ad")]
+    out = tmp_path / "ev"
+
+    def killed(*a, **k):
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(report, "write_json", killed)  # metrics.csv and calibration.csv written, summary.json not
+        assert main(["evaluate", *pair, "--out", str(out), *EVAL]) != 0  # the CLI reports what stopped it
+    assert (out / "metrics.csv").is_file() and not (out / "summary.json").exists()
+    capsys.readouterr()
+    assert main(["evaluate", *pair, "--out", str(out), *EVAL]) == 0, capsys.readouterr().err  # was: "not written by distgen evaluate"
+    assert (out / "summary.json").is_file() and not _hidden_temps(out)
+
+
+def test_a_folder_that_is_not_an_evaluation_is_still_refused(made, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "calibration.csv").write_text("my,table\n")
+    (mine / ".distgen-other").write_text("")  # a hidden file of another name marks nothing
+    pair = ["--pred", str(made / "pred.h5ad"), "--real", str(made / "real.h5ad")]
+    capsys.readouterr()
+    assert main(["evaluate", *pair, "--out", str(mine), *EVAL]) == 1
+    assert "not written by distgen evaluate" in capsys.readouterr().err
+    assert (mine / "calibration.csv").read_text() == "my,table\n"
+
+
+def test_a_table_killed_mid_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    from distgen.evaluation import report
+    from distgen.evaluation.suite import MetricTable
+
+    table = MetricTable(("A", "B", "C"), {"mse": [0.1, 0.2, 0.3]})
+    path = tmp_path / "metrics.csv"
+    report.write_csv(table, str(path))
+    before = path.read_text()
+    real_writerows = csv.DictWriter.writerows
+
+    def writerows(self, rows):  # the header and one row are out, then the process dies
+        real_writerows(self, rows[:1])
+        raise Killed
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", writerows)
+    with pytest.raises(Killed):
+        report.write_csv(MetricTable(("A", "B", "C"), {"mse": [9.0, 9.0, 9.0]}), str(path))
+    assert path.read_text() == before and not _hidden_temps(tmp_path)
+
+
+def test_every_evaluation_file_goes_through_a_temp_file(made, tmp_path, monkeypatch, capsys):
+    """Each file of an evaluation (tables, plots, summaries, page) is renamed into place, the mark first and the
+    summary after the tables: a kill inside any of them leaves no partial file of that name."""
+    from distgen import atomic
+    from distgen.evaluation.report import EVALUATION_MARK
+
+    published = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        published.append(os.path.basename(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    out = tmp_path / "ev"
+    pair = ["--pred", str(made / "pred.h5ad"), "--real", str(made / "real.h5ad")]
+    assert main(["evaluate", *pair, "--out", str(out), "--metrics", "mse", "--no-ceiling", "--quiet"]) == 0, capsys.readouterr().err
+    assert published[0] == EVALUATION_MARK
+    assert published.index("summary.json") > max(published.index(f) for f in ("metrics.csv", "calibration.csv"))
+    assert "report.html" in published and any(f.endswith(".png") for f in published)
+    assert sorted(published) == sorted(p.name for p in out.iterdir())  # nothing is written any other way
