@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distgen.atomic import temp_beside
+from distgen.atomic import atomic_path
 from distgen.types import ALL, Cells
 from distgen.types.cells import COMBO
 from distgen.types.layout import (
@@ -40,8 +40,10 @@ from distgen.types.layout import (
     PERT_COL,
     PERT_COLS,
     SCALES,
+    TRUTH_KEY,
     LayoutInfo,
     canonical_condition,
+    check_pair,
     file_label,
     pooled_contexts_note,
 )
@@ -146,16 +148,54 @@ def _object_strings(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
-    path = os.fspath(path)
+    with atomic_path(path) as tmp:  # readable as a plain file would be (not mkstemp's 0600), hidden while written
+        _write_h5ad(adata, tmp)
+
+
+def _write_h5ad(adata: ad.AnnData, path: str) -> None:
     adata.obs, adata.var = _object_strings(adata.obs), _object_strings(adata.var)  # the layout's own object: it keeps what the file holds
-    fd, tmp = temp_beside(path)  # readable as a plain file would be (not mkstemp's 0600), hidden while written
-    os.close(fd)
-    try:
-        adata.write_h5ad(tmp, compression="gzip")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    adata.write_h5ad(path, compression="gzip")
+
+
+def truth_digest(adata: ad.AnnData) -> str:
+    """A fingerprint of a truth AnnData: its values, cell and gene names and ``obs`` columns (sha256, 16 hex digits).
+
+    Two truths written from the same cells have the same digest, whichever prediction they were written with."""
+    import hashlib
+
+    import scipy.sparse as sp
+
+    h = hashlib.sha256()
+    x = adata.X
+    if sp.issparse(x):
+        x = sp.csr_matrix(x)
+        parts = [x.data.astype(np.float32), x.indices.astype(np.int64), x.indptr.astype(np.int64)]
+    else:
+        parts = [np.asarray(x, dtype=np.float32)]
+    h.update(repr(tuple(adata.shape)).encode())
+    for a in parts:
+        h.update(np.ascontiguousarray(a).tobytes())
+    for labels in (adata.obs_names, adata.var_names, *(adata.obs[c] for c in adata.obs.columns)):
+        h.update("\x00".join(map(str, labels)).encode())
+        h.update(b"\x01")
+    return h.hexdigest()[:16]
+
+
+def write_pair(pred: Cells, real: Cells, pred_path: str | os.PathLike[str], real_path: str | os.PathLike[str],
+               **layout: Any) -> tuple[ad.AnnData, ad.AnnData]:
+    """A prediction and its truth written as one pair: both files record ``truth_digest`` of the truth
+    (``uns["distgen"]["truth"]``), both are written whole to hidden temp files, then renamed into place.
+
+    A kill between the two renames can leave a new file beside an older one; their records then differ (unless the older
+    one was written with the same truth, when the pair is still right) and ``check_pair`` refuses to score them.
+    ``layout``: ``to_anndata`` options."""
+    pred_ad, real_ad = to_anndata(pred, "pred", **layout), to_anndata(real, "real", **layout)
+    digest = truth_digest(real_ad)
+    pred_ad.uns["distgen"][TRUTH_KEY] = real_ad.uns["distgen"][TRUTH_KEY] = digest
+    with atomic_path(real_path) as tmp_real, atomic_path(pred_path) as tmp_pred:
+        _write_h5ad(pred_ad, tmp_pred)
+        _write_h5ad(real_ad, tmp_real)
+    return pred_ad, real_ad
 
 
 class ChunkedWriter:
@@ -381,6 +421,7 @@ def read_pair(
     note (``pooled_contexts_note``).
     """
     files = {"real": as_anndata(real, "real (ground-truth) file"), "pred": as_anndata(pred, "prediction file")}
+    check_pair(recorded_scale(files["pred"], TRUTH_KEY), recorded_scale(files["real"], TRUTH_KEY), pred, real)
     if train is not None:
         files["training"] = as_anndata(train, "training file")
     pert_col = guess_pert_col(files, pert_col)

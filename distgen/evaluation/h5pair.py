@@ -26,8 +26,11 @@ from distgen.types.layout import (
     DELIMITER_KEY,
     MISSING_STRINGS,
     PERT_COLS,
+    TRUTH_KEY,
     LayoutInfo,
+    MismatchedPair,
     canonical_condition,
+    check_pair,
     pooled_contexts_note,
 )
 
@@ -170,6 +173,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             files = {"real": fr, "pred": fp}
             if any(_attr(f, "encoding-type") != "anndata" for f in files.values()):
                 return None
+            check_pair(_scale(fp, TRUTH_KEY), _scale(fr, TRUTH_KEY), pred, real)
             cols = {k: _columns(f["obs"]) for k, f in files.items()}
             if pert_col is None:
                 found = [c for c in PERT_COLS if all(c in cs for cs in cols.values())]
@@ -222,6 +226,8 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                                       for v in values.tolist()], dtype=object)
                 contexts = _column(f["obs"], celltype)[0] if celltype is not None else None
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
+    except MismatchedPair:
+        raise
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):
         return None
     return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, notes, order, scales, kinds, bases)

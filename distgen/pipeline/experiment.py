@@ -40,7 +40,7 @@ from distgen.models.preflight import check_split
 from distgen.pipeline import pages
 from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.outputs import clear_evaluation
-from distgen.pipeline.predict import predict, predict_section, write_cells
+from distgen.pipeline.predict import predict, predict_section, write_pair
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.pipeline.warned import recorded_warnings
 from distgen.train import distributed as D
@@ -211,15 +211,13 @@ def _run(
     if not D.env_from_torchrun().is_main:
         return {}
     truth = dataset.truth("test")
-    write_cells(dataset, pred, out / "pred.h5ad", "pred")
-    write_cells(dataset, truth, out / "real.h5ad", "real")
+    write_pair(dataset, pred, truth, out / "pred.h5ad", out / "real.h5ad")  # one pair: never a new pred beside an old real
     if ev.get("counts"):  # evaluate: {counts: poisson|nb|round}: also the pair in raw counts, for cell-eval2's vcc2026
         from distgen.pipeline.countspace import prediction_counts, truth_counts
 
         pred_counts, count_notes = prediction_counts(dataset, pred, "test", str(ev["counts"]), seed)
         notes = [*notes, *count_notes]
-        write_cells(dataset, pred_counts, out / "pred_counts.h5ad", "pred", "counts")
-        write_cells(dataset, truth_counts(dataset, truth), out / "real_counts.h5ad", "real", "counts")
+        write_pair(dataset, pred_counts, truth_counts(dataset, truth), out / "pred_counts.h5ad", out / "real_counts.h5ad", "counts")
     clock.lap(stage)
     ev_seed = int(ev.get("seed", 0))
     refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES))

@@ -233,8 +233,18 @@ def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarra
 def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str, scale: str = "lognorm") -> Any:
     """``cells`` of ``dataset`` in the cell-eval layout at ``path`` (a context / batch column when the data has several;
     combinations labelled as the data labels them, ``schema.combo_delimiter``)."""
-    return layout.write(cells, path, kind, with_context=len(dataset.info.contexts) > 1, with_batch=len(dataset.info.batches) > 1,
-                        scale=scale, combo_delimiter=dataset.data.schema.combo_delimiter)
+    return layout.write(cells, path, kind, **_file_layout(dataset, scale))
+
+
+def write_pair(dataset: Dataset, pred: Cells, truth: Cells, pred_path: str | Path, real_path: str | Path, scale: str = "lognorm") -> Any:
+    """A prediction and its truth as ``write_cells`` writes them, as one pair (``distgen.data.layout.write_pair``): both
+    record the truth's fingerprint, so an evaluation refuses a prediction beside another truth."""
+    return layout.write_pair(pred, truth, pred_path, real_path, **_file_layout(dataset, scale))
+
+
+def _file_layout(dataset: Dataset, scale: str) -> dict[str, Any]:
+    return {"with_context": len(dataset.info.contexts) > 1, "with_batch": len(dataset.info.batches) > 1, "scale": scale,
+            "combo_delimiter": dataset.data.schema.combo_delimiter}
 
 
 # ---------------------------------------------------------------------------------------------- distgen predict
@@ -435,15 +445,16 @@ def _predict_run(
             scale = "counts"
             for note in notes:
                 print(note, file=sys.stderr)
-        write_cells(dataset, written, out, "pred", scale)
-        if real is not None:
+        if real is None:
+            write_cells(dataset, written, out, "pred", scale)
+        else:
             truth = dataset.truth(part)
             truth = truth if truth.genes == pred.genes else truth.with_genes(pred.genes)
             if counts is not None:
                 from distgen.pipeline.countspace import truth_counts
 
                 truth = truth_counts(dataset, truth, part)
-            write_cells(dataset, truth, real, "real", scale)
+            write_pair(dataset, written, truth, out, real, scale)  # one pair: evaluate refuses a new pred beside an old real
         result = written
     D.shutdown()
     return result

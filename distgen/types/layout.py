@@ -6,10 +6,12 @@ Importable without AnnData (``distgen.data.layout`` reads and writes the files w
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from distgen.errors import UsageError
 from distgen.types.cells import COMBO, atoms_of, canonical
 
 #: Column and label names written (cell-eval's defaults). The only place these names are defined.
@@ -101,3 +103,27 @@ def file_label(condition: str, control: str, delimiter: str = COMBO) -> str:
     """A canonical condition (``A+B``) as written to a file of data whose combinations are joined by ``delimiter``
     (``A_B``): the user's own label, which ``canonical_condition`` reads back with that delimiter."""
     return condition if delimiter == COMBO or condition == control else delimiter.join(atoms_of(condition, control))
+
+
+#: ``uns["distgen"][TRUTH_KEY]``: the fingerprint of the truth a prediction was written with (``write_pair``), in both files.
+TRUTH_KEY = "truth"
+
+
+class MismatchedPair(UsageError, ValueError):
+    """A prediction and a truth file that ``write_pair`` wrote with different truths (exit code 2)."""
+
+
+def check_pair(pred_truth: str | None, real_truth: str | None, pred: object = "pred", real: object = "real") -> None:
+    """Refuse a prediction and a truth whose ``write_pair`` records (``uns["distgen"]["truth"]``) differ: the prediction
+    was written with another truth (a kill between the two files' renames, or files of two runs mixed up). Files
+    without the record (written alone, or by other tools) are not checked."""
+    if pred_truth is None or real_truth is None or pred_truth == real_truth:
+        return
+    raise MismatchedPair(f"the prediction {_label(pred)} was written with another truth than {_label(real)} "
+                         f"(uns['distgen']['truth'] {pred_truth} vs {real_truth}): they are not one pair (a prediction "
+                         "interrupted between its two files, or files of two runs mixed up); write them again together "
+                         "(distgen predict RUN --out PRED --real REAL) or pass the truth written with this prediction")
+
+
+def _label(source: object) -> str:
+    return repr(os.fspath(source)) if isinstance(source, str | os.PathLike) else "file"

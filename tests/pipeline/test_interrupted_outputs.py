@@ -1,5 +1,5 @@
-"""What a killed ``distgen evaluate`` leaves behind: an evaluation folder a rerun recognises as its own (no
---overwrite), and tables never half-written."""
+"""What a killed ``distgen evaluate`` / ``distgen predict`` leaves behind: an evaluation folder a rerun recognises as
+its own (no --overwrite), tables never half-written, and a pred/real pair that cannot be mismatched silently."""
 
 import csv
 import os
@@ -105,3 +105,52 @@ def test_every_evaluation_file_goes_through_a_temp_file(made, tmp_path, monkeypa
     assert published.index("summary.json") > max(published.index(f) for f in ("metrics.csv", "calibration.csv"))
     assert "report.html" in published and any(f.endswith(".png") for f in published)
     assert sorted(published) == sorted(p.name for p in out.iterdir())  # nothing is written any other way
+
+
+def _predict(made, *extra):
+    return main(["predict", str(made / "run"), "--out", str(made / "p2.h5ad"), "--real", str(made / "r2.h5ad"), *extra])
+
+
+def test_a_prediction_killed_between_its_two_files_is_not_scored(made, tmp_path, monkeypatch, capsys):
+    from distgen import atomic
+
+    assert _predict(made) == 0
+    real_before = (made / "r2.h5ad").read_bytes()
+    renames = []
+    real_replace = os.replace
+
+    def replace(src, dst):  # the first file of the pair is renamed into place, then the process dies
+        if renames:
+            raise Killed
+        renames.append(dst)
+        return real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(atomic.os, "replace", replace)
+        assert _predict(made, "--max-cells", "3") != 0  # another truth: at most 3 cells a condition
+    assert (made / "r2.h5ad").read_bytes() == real_before and renames == [str(made / "p2.h5ad")]
+    assert not _hidden_temps(made)
+    capsys.readouterr()
+    code = main(["evaluate", "--pred", str(made / "p2.h5ad"), "--real", str(made / "r2.h5ad"), "--out", str(tmp_path / "ev"), *EVAL])
+    err = capsys.readouterr().err
+    assert code == 2 and "not one pair" in err and "Traceback" not in err, err
+    assert not (tmp_path / "ev" / "metrics.csv").exists()
+    # the fast reader of --profile evaluations refuses it too
+    from distgen.evaluation.h5pair import read_pair_fast
+    from distgen.types.layout import MismatchedPair
+
+    with pytest.raises(MismatchedPair):
+        read_pair_fast(made / "p2.h5ad", made / "r2.h5ad")
+
+
+def test_predictions_of_the_same_truth_pair_with_each_others_truth(made, tmp_path, capsys):
+    """Two predictions (other seeds) of the same cells record the same truth: either truth file scores either one."""
+    assert _predict(made, "--seed", "5") == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(made / "p2.h5ad"), "--real", str(made / "real.h5ad"), "--out", str(tmp_path / "ev"),
+                 *EVAL]) == 0, capsys.readouterr().err
+    import anndata as ad
+
+    p, r = ad.read_h5ad(made / "p2.h5ad"), ad.read_h5ad(made / "real.h5ad")
+    assert p.uns["distgen"]["truth"] == r.uns["distgen"]["truth"]
+    assert not (p.X == ad.read_h5ad(made / "pred.h5ad").X).all()  # another prediction indeed
