@@ -126,7 +126,7 @@ def predict(
     cells; ``real`` then holds the same cells: evaluate against ``data.capped(max_cells)``); ``None`` or ``"all"``: no cap.
     """
     from distgen.pipeline.predict import predict as _predict
-    from distgen.pipeline.predict import write_cells
+    from distgen.pipeline.predict import write_cells, write_pair
     from distgen.train.device import float32_default
 
     apply_threads()
@@ -139,9 +139,11 @@ def predict(
     data = data.capped(max_cells) if max_cells is not None else data
     with float32_default():  # the data and weights are float32 whatever the caller's default dtype
         cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded)
-    if out is not None:
+    if out is not None and real is not None:  # one pair (both record the truth): evaluate refuses a pred beside another truth
+        write_pair(data, cells, data.truth(part), out, real)
+    elif out is not None:
         write_cells(data, cells, out, "pred")
-    if real is not None:
+    elif real is not None:
         write_cells(data, data.truth(part), real, "real")
     return cells
 

@@ -67,3 +67,17 @@ def test_max_cells_all_means_every_cell(fitted):
     assert distgen.predict(distgen.build({"name": "control"}, data), data, max_cells="all").X.shape == pred.X.shape
     with pytest.raises(ConfigError, match="max_cells must be a number of cells >= 1, None or 'all', got 'every'"):
         distgen.predict(distgen.build({"name": "control"}, data), data, max_cells="every")
+
+
+def test_the_api_writes_pred_and_real_as_one_pair(fitted, tmp_path):
+    """distgen.predict(out=, real=) records the truth in both files, so a prediction beside another truth is refused."""
+    from distgen.types.layout import MismatchedPair
+
+    root = fitted[2]
+    p, r = ad.read_h5ad(root / "pred.h5ad"), ad.read_h5ad(root / "real.h5ad")
+    assert p.uns["distgen"]["truth"] == r.uns["distgen"]["truth"]
+    other = tmp_path / "real_val.h5ad"
+    r.uns["distgen"]["truth"] = "0" * 16  # the record of another truth
+    r.write_h5ad(other)
+    with pytest.raises(MismatchedPair, match="not one pair"):
+        distgen.evaluate(root / "pred.h5ad", other, **KW)
