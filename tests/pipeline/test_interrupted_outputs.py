@@ -7,27 +7,11 @@ import os
 import pytest
 
 from distgen.cli import main
-from distgen.config import save_yaml
-
-DATA = {"dataset": "norman_k562", "hvg": 32, "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 4}
-TINY = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8},
-                  "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-                  "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}}},
-        "data": DATA, "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
-EVAL = ["--metrics", "mse", "--no-plots", "--no-ceiling", "--baselines", "", "--quiet"]
+from tests.pipeline.conftest import EVAL
 
 
 class Killed(BaseException):
     """Stands for the process being killed at that point (not an Exception: nothing may catch and carry on)."""
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    root = tmp_path_factory.mktemp("out")
-    cfg = save_yaml(TINY, root / "t.yaml")
-    assert main(["train", str(cfg), "--out", str(root / "run")]) == 0
-    assert main(["predict", str(root / "run"), "--out", str(root / "pred.h5ad"), "--real", str(root / "real.h5ad")]) == 0
-    return root
 
 
 def _hidden_temps(folder):

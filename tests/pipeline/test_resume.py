@@ -224,7 +224,7 @@ def test_evaluating_again_after_the_checkpoints_were_removed_is_refused(tmp_path
     run(TINY, out, metrics=METRICS, progress=False)
     shutil.rmtree(out / "train" / "checkpoints")
     before = {f: (out / f).read_bytes() for f in ("train/metrics.csv", "pred.h5ad", "eval/summary.json")}
-    with pytest.raises(ConfigError, match="checkpoints are gone.*new --out"):
+    with pytest.raises(ConfigError, match=r"checkpoints are gone.*new --out"):
         run(TINY, out, metrics=["mse"], progress=False)
     assert {f: (out / f).read_bytes() for f in before} == before
     assert run(TINY, out, metrics=METRICS, progress=False)  # the finished evaluation itself is still returned

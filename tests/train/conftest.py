@@ -6,13 +6,14 @@ import torch
 from distgen.models.generator import build_model
 from distgen.testing.fixtures import tiny_table
 
-MODEL = {
+#: The smallest generator: one-hot conditions, a one-layer MLP, two Euler steps (configs of run-folder tests use it).
+TINY_GENERATOR = {
     "name": "generator",
     "conditioner": {"name": "onehot", "dim": 8},
     "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
     "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}},
-    "p_drop_condition": 0.2,
 }
+MODEL = {**TINY_GENERATOR, "p_drop_condition": 0.2}
 
 
 @pytest.fixture

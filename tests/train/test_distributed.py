@@ -13,14 +13,10 @@ from safetensors.torch import load_file
 
 from distgen.train.run import train_run
 
+from .conftest import MODEL
+
 CONFIG = {
-    "model": {
-        "name": "generator",
-        "conditioner": {"name": "onehot", "dim": 8},
-        "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-        "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}},
-        "p_drop_condition": 0.2,
-    },
+    "model": MODEL,
     "data": {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "val_frac": 0.0}, "set_size": 8},
     "train": {"steps": 6, "sets_per_batch": 4, "checkpoint_every": 3, "log_every": 1, "progress": False, "lr": 3e-3},
 }

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from distgen.config import load_config
+from distgen.data import TableBatches
 from distgen.models.generator import build_model
 from distgen.testing.fixtures import tiny_table
 from distgen.train import resources as R
-from distgen.data import TableBatches
 from distgen.train.options import train_options
 from distgen.train.resources import ResourceError, check_memory, estimate_memory
 from distgen.train.run import resolve_document
@@ -68,7 +68,7 @@ def test_a_normal_model_fits_and_is_estimated():
 
 def test_refusal_can_be_overridden(monkeypatch):
     monkeypatch.setattr(R, "machine_memory", lambda device="cpu": (1_000_000, "RAM"))  # a 1 MB machine
-    with pytest.raises(ResourceError, match="more than this machine's 1.0 MB"):
+    with pytest.raises(ResourceError, match=r"more than this machine's 1\.0 MB"):
         check_memory(PERTURBDIFF_SMALL, INFO, SEEN, train_options({"sets_per_batch": 4}), 16)
     est = check_memory(PERTURBDIFF_SMALL, INFO, SEEN, train_options({"sets_per_batch": 4, "check_memory": False}), 16)
     assert est.total > 1_000_000

@@ -20,13 +20,10 @@ from safetensors.torch import load_file
 from distgen.cli import main
 from distgen.train.lock import LOCK_NAME
 
+from .conftest import TINY_GENERATOR
+
 CONFIG = {
-    "model": {
-        "name": "generator",
-        "conditioner": {"name": "onehot", "dim": 8},
-        "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-        "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}},
-    },
+    "model": TINY_GENERATOR,
     "data": {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 8},
     "train": {"steps": 4, "sets_per_batch": 2, "checkpoint_every": 2, "keep_checkpoints": 3, "log_every": 1, "progress": False},
 }

@@ -11,13 +11,10 @@ from distgen.cli import main
 from distgen.config import ConfigError
 from distgen.train.run import resolve_document
 
+from .conftest import TINY_GENERATOR
+
 CONFIG = {
-    "model": {
-        "name": "generator",
-        "conditioner": {"name": "onehot", "dim": 8},
-        "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-        "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}},
-    },
+    "model": TINY_GENERATOR,
     "data": {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 8},
     "train": {"steps": 4, "sets_per_batch": 2, "checkpoint_every": 2, "log_every": 2, "progress": False,
               "val_every": 2, "val_sets": 2, "val_metrics": ["mse"], "ema_decay": 0.9},
