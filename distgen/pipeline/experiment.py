@@ -42,7 +42,7 @@ from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.outputs import clear_evaluation
 from distgen.pipeline.predict import predict, predict_section, write_pair
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
-from distgen.pipeline.warned import recorded_warnings
+from distgen.warned import recorded_warnings
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
 from distgen.train.device import float32_default

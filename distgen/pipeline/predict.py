@@ -46,7 +46,7 @@ from distgen.train.checkpoint import (
 )
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
-from distgen.train.manifest import check_same_data
+from distgen.train.manifest import WARNINGS_KEY, check_same_data
 from distgen.types import Cells
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
@@ -314,6 +314,13 @@ class LoadedRun:
     seed: int
     max_cells: int | None
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the run's training warned (``manifest.json`` ``warnings``, ``distgen.warned``; empty without a manifest)."""
+        path = self.run_dir / "manifest.json"
+        recorded = json.loads(path.read_text()).get(WARNINGS_KEY) if path.is_file() else None
+        return [str(w) for w in recorded or []]
+
 
 def run_folder(path: str | Path) -> Path:
     """The training run directory of ``path``: a ``distgen train --out`` folder, or a ``distgen run`` folder's ``train/``.
@@ -433,6 +440,8 @@ def _predict_run(
     env = D.env_from_torchrun()
     result = None
     if env.is_main:
+        for note in run.warnings:  # what its training warned (manifest.json warnings): shown then, and again with its predictions
+            print(f"note: the training of this run warned: {note}", file=sys.stderr)
         said = {f"data: {w}" for w in dataset.load_warnings}  # printed as warnings while loading
         for note in dataset.notes(part):  # what distgen run's report says about these cells (borrowed controls, caps, filters)
             if note not in said:

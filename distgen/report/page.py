@@ -23,6 +23,7 @@ from distgen.report.html import Cell, Section, figure, num, page, table
 from distgen.report.inputs import ReportInputs
 from distgen.report.stats import STRATUM_NAMES, advantage, mean_ci, strata
 from distgen.report.style import metric_info, theme
+from distgen.train.manifest import run_notes
 
 
 def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
@@ -261,7 +262,7 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
               "distributions": ("Distributions", _distributions), "training": ("Training", _training)}
     with theme():
         parts = [Section(key, makers[key][0], makers[key][1](inputs)) for key in SECTIONS if key in sections]
-    notes = s.get("notes") or []
+    notes = list(dict.fromkeys([*(str(n) for n in s.get("notes") or []), *(run_notes(inputs.run.manifest) if inputs.run else [])]))
     if notes and sections == SECTIONS:
         parts.append(Section("notes", "Notes", "<ul>" + "".join(f"<li>{escape(str(n))}</li>" for n in notes) + "</ul>"))
     return page(inputs.title, lines, parts)

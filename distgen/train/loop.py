@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from torch import nn
 
+from distgen.atomic import atomic_write_text
 from distgen.config import ConfigError, InertSettingWarning, check_sections
 from distgen.couplings.independent import IndependentCoupling
 from distgen.data.batches import TableBatches
@@ -24,9 +26,11 @@ from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
 from distgen.train.device import float32_default
+from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.trainer import Trainer, TrainResult
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
+from distgen.warned import recorded_warnings
 
 #: ``data:`` keys that describe the dataset itself, not how its cells are sampled into sets.
 DATASET_KEYS = ("dataset", "schema", "split", "hvg")
@@ -65,7 +69,8 @@ def fit(
         takes a ``seed`` gets the config's ``train.seed`` unless ``fit:`` (or ``options``) sets one
         (``fit_options``: the rule ``distgen run`` and ``distgen sweep`` follow too).
     run_dir
-        Optional run directory for ``metrics.csv`` and ``checkpoints/``.
+        Optional run directory for ``metrics.csv``, ``checkpoints/`` and ``manifest.json`` (versions, seed, data
+        hashes, hardware, and ``warnings``: every ``UserWarning`` the fit showed, each once; ``distgen.warned``).
     config
         A run config (``distgen.load_config(...)``): its ``train:`` (or ``fit:``) section gives the
         options and its ``data:`` section the set sampling; ``options`` and keyword arguments win,
@@ -91,6 +96,18 @@ def fit(
         A trained model leaves ``fit`` in evaluation mode, holding the weights that ``distgen predict``
         uses: the exponential moving average when ``train.ema_decay`` is set.
     """
+    with recorded_warnings() as warned:  # with a run_dir: every UserWarning shown goes to its manifest.json too
+        return _fit(model, data, options, run_dir, config, val, set_size, matcher, resume, callbacks, allow_unembedded, preflight,
+                    overrides, warned)
+
+
+def _fit(
+    model: PerturbationModel | nn.Module, data: Dataset | CellTable | Cells, options: Mapping[str, Any] | TrainOptions | None,
+    run_dir: str | Path | None, config: Mapping[str, Any] | None, val: CellTable | None, set_size: int | None, matcher: str | None,
+    resume: str | Path | None, callbacks: Sequence[Callable[[Trainer, int], None]], allow_unembedded: bool, preflight: bool,
+    overrides: Mapping[str, Any], warned: list[str],
+) -> TrainResult | None:
+    """``fit``; ``warned``: the warnings shown so far (``recorded_warnings``), for the run directory's manifest."""
     if config is not None and not isinstance(config, Mapping):
         raise TypeError(f"fit: config must be a config mapping (distgen.load_config(...)), got {type(config).__name__}")
     doc = dict(config or {})
@@ -142,11 +159,28 @@ def fit(
         val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1, **sampler) if val is not None else None
     with float32_default():  # the batches are float32 whatever the caller's default dtype (the model's own draws follow it)
         trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=config, info=table.info, callbacks=callbacks)
-        result = trainer.fit(resume=resume)
+        try:
+            result = trainer.fit(resume=resume)
+        finally:  # also when training stopped on an error: what it warned before stays with the run
+            if trainer.run_dir is not None and trainer.env.is_main:
+                record_warnings(trainer, data, warned)
     if trainer.ema is not None:
         model.load_state_dict({**model.state_dict(), **trainer.ema.state_dict()})
     model.eval()
     return result
+
+
+def record_warnings(trainer: Trainer, data: Any, warned: Sequence[str]) -> None:
+    """Add ``warned`` to the ``warnings`` of ``trainer.run_dir/manifest.json`` (``distgen train`` wrote it; a run directory
+    of ``fit`` alone gets one: versions, seed, data hashes, hardware), leaving out what its ``data.warnings`` already says."""
+    assert trainer.run_dir is not None
+    path = trainer.run_dir / "manifest.json"
+    if not path.exists():
+        hashes = data.hashes() if isinstance(data, Dataset) else None
+        atomic_write_text(path, json.dumps(build_manifest(trainer.opts.seed, hashes, trainer.env.world_size, str(trainer.device)),
+                                           indent=1, default=str))
+    said = data.load_warnings if isinstance(data, Dataset) else ()
+    add_warnings(path, [w for w in warned if w not in said])
 
 
 def fit_options(model: Any, doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,11 +6,13 @@ import datetime as _dt
 import importlib.metadata as md
 import json
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from distgen.atomic import atomic_write_text
 from distgen.train.device import hardware
 
 
@@ -47,6 +49,36 @@ def build_manifest(seed: int, data: dict[str, Any] | None = None, world_size: in
         "device": device,
         "hardware": hardware(),
     }
+
+
+#: The manifest key of what a run warned (``distgen.warned``): every ``UserWarning`` its training showed, each once.
+WARNINGS_KEY = "warnings"
+
+
+def add_warnings(path: str | Path, warned: Sequence[str]) -> None:
+    """Add the messages ``warned`` to the ``warnings`` list of manifest ``path`` (each once, in the order first shown).
+
+    A resumed run adds its session's warnings to the run's list. Nothing is written when there is nothing new.
+    """
+    path = Path(path)
+    manifest = json.loads(path.read_text())
+    known = list(manifest.get(WARNINGS_KEY) or [])
+    new = [w for w in dict.fromkeys(warned) if w not in known]
+    if not new:
+        return
+    manifest[WARNINGS_KEY] = [*known, *new]
+    atomic_write_text(path, json.dumps(manifest, indent=1, default=str))
+
+
+def run_notes(manifest: Mapping[str, Any] | None) -> list[str]:
+    """What a run's manifest says a reader of its results should know, each once: the pre-flight notes, what loading
+    its data warned (``data: ...``, as ``Dataset.notes`` words it) and the warnings its training showed."""
+    if not manifest:
+        return []
+    data = manifest.get("data") or {}
+    notes = [*(manifest.get("preflight") or []), *(f"data: {w}" for w in (data.get("warnings") or [])),
+             *(manifest.get(WARNINGS_KEY) or [])]
+    return list(dict.fromkeys(str(n) for n in notes))
 
 
 def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: str) -> None:

@@ -1,7 +1,7 @@
 """``distgen train``: a config document -> a run directory with a trained model.
 
 The run directory holds ``config.yaml`` (fully resolved), ``manifest.json`` (versions, git
-commit, data and split hashes, seed, hardware, pre-flight warnings), ``split.json``, ``info.json``,
+commit, data and split hashes, seed, hardware, pre-flight notes, the warnings the run showed), ``split.json``, ``info.json``,
 ``metrics.csv``, ``tensorboard/`` (when installed) and ``checkpoints/``. Only rank 0 writes.
 ``train_model`` is the same with the ``Dataset`` handed in and the trained model handed back
 (``distgen run`` trains this way, loading its data once).
@@ -41,11 +41,12 @@ from distgen.train.checkpoint import (
 from distgen.train.device import float32_default, select_device
 from distgen.train.lock import RunLock
 from distgen.train.loop import check_set_size, fit, fit_option_problems
-from distgen.train.manifest import build_manifest, check_same_data
+from distgen.train.manifest import add_warnings, build_manifest, check_same_data
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.resources import check_memory
 from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import TrainResult
+from distgen.warned import recorded_warnings
 
 SECTIONS = RUN_SECTIONS
 PREFLIGHT_KEYS = ("allow_unembedded",)  #: keys of the optional ``preflight:`` section
@@ -112,9 +113,17 @@ def train_model(
     they were. ``before_training`` is called once every check passed, before anything is
     written (``distgen run`` records its experiment there, so a refused run leaves no record).
     """
+    with recorded_warnings() as warned:  # every UserWarning shown goes to the manifest's warnings too
+        return _train_model(doc, Path(out), dataset, resume, before_training, warned)
+
+
+def _train_model(
+    doc: Mapping[str, Any], out: Path, dataset: Dataset | None, resume: bool | str | Path,
+    before_training: Callable[[], None] | None, warned: list[str],
+) -> TrainedRun:
+    """``train_model``; ``warned``: the warnings shown so far (``recorded_warnings``), for the manifest."""
     resolved, opts, ds = resolve_document(doc)
     allow = bool(resolved.get("preflight", {}).get("allow_unembedded", False))
-    out = Path(out)
     env = D.env_from_torchrun()
     has_ckpt = bool(list_checkpoints(out / "checkpoints"))
     if has_ckpt and resume is False:
@@ -152,6 +161,7 @@ def train_model(
     # run in progress as they are), and a resume is checked against its checkpoint's config before config.yaml is replaced
     created = not out.exists()
     lock = RunLock(out, "train").acquire() if env.is_main else None
+    written = False
     try:
         record = None
         if source is not None:
@@ -164,9 +174,12 @@ def train_model(
         if env.is_main:
             device = select_device(opts.device, env.local_rank)
             write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=record, notes=notes)
+            written = True
         result = fit(model, dataset, opts, out, config=trainer_config, resume=source, preflight=False)
     except BaseException:
         D.shutdown(wait=False)  # another rank may never reach a barrier; torchrun stops the group
+        if written:  # a run stopped by an error keeps what it warned before it (a refused one wrote no manifest)
+            add_warnings(out / "manifest.json", [w for w in warned if w not in dataset.load_warnings])
         if lock is not None:
             lock.release()
             if created and out.is_dir() and not any(out.iterdir()):
@@ -181,6 +194,7 @@ def train_model(
                          f"({result.seconds / 60:.1f} min); the model is that checkpoint's"]
     if env.is_main and (out / "manifest.json").exists():
         record_training(out / "manifest.json", result, opts)
+        add_warnings(out / "manifest.json", [w for w in warned if w not in dataset.load_warnings])  # data.warnings has those
     return TrainedRun(model, dataset, result, notes)
 
 

@@ -1,5 +1,5 @@
 """A run's warnings reach its folder: every UserWarning shown while ``distgen run`` fits, trains and predicts is a note
-of its evaluation (summary.json, summary.md), so a user who reads the folder later sees it (``distgen.pipeline.warned``)."""
+of its evaluation (summary.json, summary.md), so a user who reads the folder later sees it (``distgen.warned``)."""
 
 import json
 import warnings
@@ -11,7 +11,7 @@ from distgen.config import InertSettingWarning
 from distgen.models import models
 from distgen.models.base import FittedModel
 from distgen.pipeline.experiment import run
-from distgen.pipeline.warned import recorded_warnings
+from distgen.warned import recorded_warnings
 
 DATA = {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 8}
 SAID = "warner left 3 populations out of its fit"

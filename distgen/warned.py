@@ -5,7 +5,10 @@ population left out, doses pooled, a setting with no effect) with ``warnings.war
 (or a subclass: ``InertSettingWarning``, ``PreflightWarning``). On stderr such a warning is gone when
 the user reads the run's folder later, so ``distgen run`` records, in the order shown, every
 ``UserWarning`` its fit, training and prediction showed, once each, in the evaluation's notes
-(``summary.json`` ``notes``, ``summary.md`` and ``report.html`` "Notes"). A plugin needs nothing
+(``summary.json`` ``notes``, ``summary.md`` and ``report.html`` "Notes"), and a training run
+(``distgen train``, ``distgen.fit(..., run_dir=)``) records those it showed in its ``manifest.json``
+``warnings`` (``distgen.train.manifest.add_warnings``; ``distgen predict`` and the report of its
+predictions show them again). A plugin needs nothing
 beyond ``warnings.warn``. Warnings are still shown as before; a warning the user's filters silence
 (``-W ignore``, ``warnings.simplefilter``) is neither shown nor recorded. Deprecation, future and
 runtime warnings are library maintenance or numerics messages, not notes about a run: not recorded.
