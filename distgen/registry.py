@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from distgen.capabilities import Capabilities, resolve
 from distgen.errors import DistgenRuntimeWarning, warn
+from distgen.wording import counted
 
 T = TypeVar("T")
 
@@ -405,7 +406,7 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def __repr__(self) -> str:
-        return f"Registry({self.kind!r}, {len(self._entries)} names)"
+        return f"Registry({self.kind!r}, {counted(len(self._entries), 'name')})"
 
 
 def _entry_points(group: str) -> list[tuple[md.EntryPoint, str, str]]:

@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from distgen.evaluation.report import json_text
     if args.profile is not None:
         from distgen.pipeline.profile_eval import evaluate_profile_files  # light: no anndata, no baselines
+        from distgen.wording import counted
 
         result = evaluate_profile_files(args.pred, args.real, args.out, args.profile, args.pert_col, args.control, args.seed,
                                         progress=not args.quiet, overwrite=args.overwrite, celltype_col=args.celltype_col,
@@ -96,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
             print(json_text(result, indent=1))  # NaN as null: strict JSON, as summary.json
         elif result.get("per_context"):
             per = result["per_context"]
-            print(f"profile {result['profile']} ({result['reference']}): {len(per)} contexts of {result['celltype_col']!r} scored "
-                  f"one by one, {result['n_perturbations']} (perturbation, context) rows")
+            print(f"profile {result['profile']} ({result['reference']}): {counted(len(per), 'context')} of {result['celltype_col']!r} scored "
+                  f"one by one, {counted(result['n_perturbations'], '(perturbation, context) row')}")
             for ctx, part in per.items():
                 vcc = part.get("vcc2026")
-                print(f"  {ctx}: {part['n_perturbations']} perturbation{'' if part['n_perturbations'] == 1 else 's'}" + (f", vcc2026 avg_score {vcc['avg_score']:.4f}" if vcc else "")
+                print(f"  {ctx}: {counted(part['n_perturbations'], 'perturbation')}" + (f", vcc2026 avg_score {vcc['avg_score']:.4f}" if vcc else "")
                       + (f" ({vcc['averaged_note']})" if vcc and vcc["averaged_note"] else ""))
             files = [f for part in per.values() for f in part["files"]]
             print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if result["profile"] == "vcc2026" else "")
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             head = result.get("vcc2026", {}).get("avg_score")
             partial = result.get("vcc2026", {}).get("averaged_note")
-            print(f"profile {result['profile']} ({result['reference']}): {result['n_perturbations']} perturbations"
+            print(f"profile {result['profile']} ({result['reference']}): {counted(result['n_perturbations'], 'perturbation')}"
                   + (f", vcc2026 avg_score {head:.4f}" if head is not None else "") + (f" ({partial})" if partial else ""))
             print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if head is not None else ""))
         args.fast_exit = True  # every output file is closed: the CLI may skip the interpreter's teardown (distgen.cli.fast_exit)

@@ -70,5 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if env_from_torchrun().is_main and out is not None:
         n_cond = len(set(out.conditions[~out.is_control].tolist()))
-        print(f"wrote {args.out}: {len(out)} cells x {out.n_genes} genes, {n_cond} conditions + controls")
+        from distgen.wording import counted
+
+        print(f"wrote {args.out}: {counted(len(out), 'cell')} x {counted(out.n_genes, 'gene')}, {counted(n_cond, 'condition')} + controls")
     return 0

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from distgen.wording import counted
+
 EmbeddingTable = dict[str, np.ndarray]
 
 
@@ -21,7 +23,7 @@ def table_from_matrix(names: Sequence[str], matrix: Any) -> EmbeddingTable:
     """``names [A]`` and a ``[A, F]`` matrix (numpy, torch, or a DataFrame's values) -> name -> vector."""
     arr = np.asarray(matrix, dtype=np.float32)
     if arr.ndim != 2 or arr.shape[0] != len(names):
-        raise ValueError(f"embedding table: expected a [{len(names)}, F] matrix for {len(names)} names, got shape {arr.shape}")
+        raise ValueError(f"embedding table: expected a [{len(names)}, F] matrix for {counted(len(names), 'name')}, got shape {arr.shape}")
     return {str(n): arr[i] for i, n in enumerate(names)}
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from distgen.data.schema import COMMON_CONTROL_LABELS, CONTEXT_SEPARATOR, PerturbationSchema
 from distgen.errors import DistgenError, LabelError, warn
 from distgen.types.layout import MISSING_STRINGS  # with the layout's vocabulary: importable without anndata
+from distgen.wording import counted
 
 CONTROL = "control"  #: canonical condition string of control cells
 
@@ -71,11 +72,11 @@ def handle_missing_labels(obs: pd.DataFrame, schema: PerturbationSchema, source:
         said = sorted({str(v) for c in cols for v in obs[c].to_numpy(dtype=object)[mask] if isinstance(v, str) and v.strip()})
         text = f"; the text {', '.join(map(repr, said))}" if said else ""  # a "no value" word, not an empty cell
         words += [(col, w) for w in said]
-        parts.append(f"{int(mask.sum())} of {len(mask)} cells in obs column {col!r} (e.g. {ex}{text})")
+        parts.append(f"{int(mask.sum())} of {counted(len(mask), 'cell')} in obs column {col!r} (e.g. {ex}{text})")
     what = "; ".join(parts)
     drop = np.logical_or.reduce(list(found.values()))
     if schema.missing_labels == "drop" and can_drop:
-        warn(f"{source}: dropping {int(drop.sum())} cells without a label: {what}")
+        warn(f"{source}: dropping {counted(int(drop.sum()), 'cell')} without a label: {what}")
         return ~drop
     fix = (
         "label them (control cells carry one of control_labels="
@@ -155,7 +156,7 @@ def parse_doses(obs: pd.DataFrame, schema: PerturbationSchema, atoms: list[tuple
         if len(vals) == 1:
             vals = vals * len(a)
         if len(vals) != len(a):
-            raise ValueError(f"dose_col {schema.dose_col!r}: dose {v!r} has {len(vals)} values for the {len(a)} atoms {a}")
+            raise ValueError(f"dose_col {schema.dose_col!r}: dose {v!r} has {counted(len(vals), 'value')} for the {counted(len(a), 'atom')} {a}")
         out.append(tuple(vals))
     return out
 

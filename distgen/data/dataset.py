@@ -36,6 +36,7 @@ from distgen.data.expression import (
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import warn
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
+from distgen.wording import counted
 
 
 def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: pd.DataFrame) -> None:
@@ -70,7 +71,7 @@ def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray) -> None:
     empty = nonzero == 0
     if empty.any():
         warn(
-            f"{int(empty.sum())} of {len(empty)} cells have no expression at all (every gene 0; e.g. "
+            f"{int(empty.sum())} of {counted(len(empty), 'cell')} {'has' if int(empty.sum()) == 1 else 'have'} no expression at all (every gene 0; e.g. "
             f"{[str(n) for n in names[empty][:3]]}; {int((empty & is_ctrl).sum())} of them controls, which predictions start "
             "from): they are read as all-zero cells. Drop them first (scanpy.pp.filter_cells(adata, min_counts=1), or a "
             "data.filter rule on a total-counts column)",

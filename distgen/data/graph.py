@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from distgen.errors import warn
+from distgen.wording import counted
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -104,7 +105,7 @@ def edge_list_graph(edges: str | os.PathLike[str] | Iterable[tuple[str, str]], g
     keep = [(index[a], index[b]) for a, b in pairs if a in index and b in index]
     dropped = len(pairs) - len(keep)
     if dropped:
-        warn(f"edge_list_graph: dropped {dropped} of {len(pairs)} edges naming genes not in the data")
+        warn(f"edge_list_graph: dropped {dropped} of {counted(len(pairs), 'edge')} naming genes not in the data")
     g = len(genes)
     adj = torch.zeros(g, g, dtype=torch.bool)
     if keep:

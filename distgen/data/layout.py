@@ -47,6 +47,7 @@ from distgen.types.layout import (
     file_label,
     pooled_contexts_note,
 )
+from distgen.wording import counted
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -232,7 +233,8 @@ class ChunkedWriter:
     def append(self, rows: np.ndarray, conditions: Sequence[str], contexts: Sequence[str], kind: str, batches: Sequence[str] | None = None) -> None:
         batches = [ALL] * rows.shape[0] if batches is None else list(batches)
         if len(conditions) != rows.shape[0] or len(contexts) != rows.shape[0] or len(batches) != rows.shape[0]:
-            raise ValueError(f"{rows.shape[0]} rows but {len(conditions)} conditions, {len(contexts)} contexts and {len(batches)} batches")
+            raise ValueError(f"{counted(rows.shape[0], 'row')} but {counted(len(conditions), 'condition')}, "
+                             f"{counted(len(contexts), 'context')} and {counted(len(batches), 'batch', 'batches')}")
         n0 = self._x.shape[0]
         self._x.resize(n0 + rows.shape[0], axis=0)
         self._x[n0:] = rows
@@ -513,7 +515,7 @@ def write_predictions(
         if m.ndim != 2 or m.shape[1] != len(genes):
             raise ValueError(f"{what} must be [N, G={len(genes)}], got {m.shape}")
     if len(conditions) != len(x):
-        raise ValueError(f"{len(conditions)} condition labels for {len(x)} cells")
+        raise ValueError(f"{counted(len(conditions), 'condition label')} for {counted(len(x), 'cell')}")
     if (contexts is None) != (control_contexts is None):
         raise ValueError("give contexts for both the perturbed and the control cells, or for neither")
     if control_label in set(conditions):

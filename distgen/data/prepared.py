@@ -29,6 +29,7 @@ from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.data.split import Split
 from distgen.errors import DistgenWarning
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
+from distgen.wording import counted
 
 PARTS = ("train", "val", "test")
 
@@ -203,7 +204,7 @@ class Dataset:
                        f"({'; '.join(str(r) for r in self.filtered['rules'])})")
         larger = self._over_cap(part)
         if larger:
-            out.append(f"at most {self.max_cells} cells per held-out group predicted and scored (predict.max_cells_per_condition): "
+            out.append(f"at most {counted(self.max_cells, 'cell')} per held-out group predicted and scored (predict.max_cells_per_condition): "
                        f"a fixed random subset of the real cells of the {larger} larger group(s)")
         if len(self.info.batches) > 1:
             borrowed = sorted({(g.context, g.batch) for g in self.groups(part) if g.other_batches})

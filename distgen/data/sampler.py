@@ -14,6 +14,7 @@ from distgen.config import InertSettingWarning
 from distgen.data.matching import ControlMatcher, matchers
 from distgen.errors import warn
 from distgen.types import CellTable, SetBatch
+from distgen.wording import counted
 
 #: Which control -> control sets training adds (``data.control_sets``): ``auto`` (all of them when
 #: some context or batch has no perturbed training cells, e.g. a held-out cell type, patient or batch
@@ -270,7 +271,7 @@ class SetSampler(SetSamplerBase):
     def batch(self, batch_number: int) -> SetBatch:
         """This rank's batch ``batch_number`` of the current epoch (random access; what ``__iter__`` yields)."""
         if not 0 <= batch_number < len(self):
-            raise IndexError(f"batch {batch_number} out of range: an epoch has {len(self)} batches per rank")
+            raise IndexError(f"batch {batch_number} out of range: an epoch has {counted(len(self), 'batch', 'batches')} per rank")
         return self._make_batch(self.batch_indices(batch_number))
 
     def _make_batch(self, sets: list[tuple[int, int, Tensor, Tensor, Tensor]]) -> SetBatch:

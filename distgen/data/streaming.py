@@ -28,6 +28,7 @@ from distgen.data.sampler import SetSamplerBase
 from distgen.data.schema import PerturbationSchema
 from distgen.types import DataInfo, SetBatch
 from distgen.types.layout import file_label
+from distgen.wording import counted
 
 __all__ = ["DiskCells", "StreamBatches", "StreamingSetSampler", "control_rows", "disk_groups", "predict_to_disk"]
 
@@ -97,7 +98,7 @@ class StreamingSetSampler(SetSamplerBase):
         self.n_batches = total // world_size // sets_per_batch
         if self.n_batches == 0:
             raise ValueError(
-                f"{total} sets per epoch cannot give every one of world_size={world_size} ranks a batch of "
+                f"{counted(total, 'set')} per epoch cannot give every one of world_size={world_size} ranks a batch of "
                 f"sets_per_batch={sets_per_batch}; lower set_size or sets_per_batch"
             )
         self.pool_rows = self._choose_pool(control_pool)

@@ -33,6 +33,7 @@ from distgen import markdown as md
 from distgen.errors import UsageError
 from distgen.evaluation.report import fmt_value
 from distgen.evaluation.uncertainty import LEVEL, N_BOOT, margin, paired_test, verdict
+from distgen.wording import counted
 
 #: Non-metric columns of ``metrics.csv``.
 INFO_COLUMNS = ("perturbation", "nan_reasons", "n_cells_real", "n_cells_pred", "context")
@@ -303,7 +304,7 @@ def _vcc2026(va: dict[str, Any], vb: dict[str, Any], notes: list[str]) -> dict[s
 def markdown(result: dict[str, Any]) -> str:
     """A readable table of ``compare``'s result."""
     alpha = result.get("alpha", 1.0 - result["ci_level"])
-    lines = ["# distgen compare", "", f"A {md.code(result['a'])} vs B {md.code(result['b'])}: {result['n_shared']} shared perturbations "
+    lines = ["# distgen compare", "", f"A {md.code(result['a'])} vs B {md.code(result['b'])}: {counted(result['n_shared'], 'shared perturbation')} "
              f"({result['only_a']} only in A, {result['only_b']} only in B). Difference = A - B, paired per perturbation; "
              f"means over the pairs where both are defined; {result['ci_level']:.0%} bootstrap CI; two-sided Wilcoxon "
              f"signed-rank p. A winner only where p < {alpha:.2g} and |A - B| > margin (the split-half replicate's spread of "

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from distgen.wording import counted
+
 
 @dataclass
 class Population:
@@ -134,9 +136,9 @@ class EvalData:
     def __post_init__(self) -> None:
         p = len(self.perts)
         if self.real.n_perts != p or self.pred.n_perts != p:
-            raise ValueError(f"real has {self.real.n_perts} and pred {self.pred.n_perts} perturbation groups; expected {p}")
+            raise ValueError(f"real has {self.real.n_perts} and pred {counted(self.pred.n_perts, 'perturbation group')}; expected {p}")
         if len(self.targets) != p:
-            raise ValueError(f"targets lists {len(self.targets)} entries for {p} perturbations")
+            raise ValueError(f"targets lists {counted(len(self.targets), 'entry', 'entries')} for {counted(p, 'perturbation')}")
         for name, pop in (("real", self.real), ("pred", self.pred)):
             if pop.X.shape[1] != len(self.genes) or pop.control.shape[1] != len(self.genes):
                 raise ValueError(f"{name} cells have {pop.X.shape[1]} genes but {len(self.genes)} gene names were given")

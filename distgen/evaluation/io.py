@@ -18,6 +18,7 @@ import torch
 from distgen.errors import DistgenError
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.types import Cells
+from distgen.wording import counted
 
 #: Largest value of log1p-normalised expression in practice (log1p of 1e8); larger fractional values are not logged.
 LOG_MAX = 20.0
@@ -215,7 +216,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
     extra = sorted(set(pred.conditions[~pred.is_control].tolist()) - set(perts))
     if extra:
-        raise ValueError(f"the {name} has {len(extra)} perturbations that the truth lacks (e.g. {extra[:5]}); "
+        raise ValueError(f"the {name} has {counted(len(extra), 'perturbation')} that the truth lacks (e.g. {extra[:5]}); "
                          + (label_note(extra, perts, name) or "evaluate against a truth that contains them, or drop them "
                                                               "from the prediction"))
     index = {p: i for i, p in enumerate(perts)}

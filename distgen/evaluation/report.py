@@ -20,6 +20,7 @@ from distgen import markdown as md
 from distgen.atomic import atomic_path, atomic_write_text
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.suite import MetricTable
+from distgen.wording import counted
 
 #: The file that marks a folder as an evaluation's from its first write (``Report.write``, ``distgen evaluate --out``):
 #: a rerun into a folder an interrupted evaluation left without ``summary.json`` writes it again, no ``--overwrite``.
@@ -131,8 +132,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
     lines = [
         "# distgen evaluate",
         "",
-        f"prediction {md.code(summary['pred'])} vs truth {md.code(summary['real'])}: {summary['n_perturbations']} perturbations, "
-        f"{summary['n_genes']} genes ("
+        f"prediction {md.code(summary['pred'])} vs truth {md.code(summary['real'])}: {counted(summary['n_perturbations'], 'perturbation')}, "
+        f"{counted(summary['n_genes'], 'gene')} ("
         + (f"{md.code(summary['pert_col'])}, " if summary.get("pert_col") else "")
         + f"control {md.code(summary['control'])})."
         + (f" Scored per context: {', '.join(md.inline(c) for c in summary['contexts'])}." if summary.get("contexts") else ""),
@@ -186,7 +187,7 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
 
     head = ["metric", f"model {level:.0%} CI", "ceiling band (min-max over splits)", "vs strongest baseline", "mean difference",
             "CI", "Wilcoxon p", "pairs", "margin", "verdict"]
-    lines = ["", f"## Uncertainty ({summary.get('ceiling_splits', 0)} ceiling splits; bootstrap over perturbations; "
+    lines = ["", f"## Uncertainty ({counted(summary.get('ceiling_splits', 0), 'ceiling split')}; bootstrap over perturbations; "
              "paired Wilcoxon signed-rank test per perturbation)", "",
              f"verdict: model or baseline only where p < {1 - level:.2g} and |mean difference| > margin (the ceiling band's std, the "
              "replicate's own spread, at least 1e-6 of the metric's size); negligible where the CI lies within +-margin or a "

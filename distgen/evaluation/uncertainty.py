@@ -27,6 +27,7 @@ import numpy as np
 from distgen.evaluation.calibration import ceiling_data
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.suite import MetricTable, run_metrics
+from distgen.wording import counted
 
 #: Default number of half-splits of the ceiling, bootstrap resamples and interval level.
 CEILING_SPLITS, N_BOOT, LEVEL = 5, 1000, 0.95
@@ -113,7 +114,7 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, le
 
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape:
-        raise ValueError(f"paired_test: {x.size} values against {y.size}; pair them on the same perturbations")
+        raise ValueError(f"paired_test: {counted(x.size, 'value')} against {y.size}; pair them on the same perturbations")
     ok = np.isfinite(x) & np.isfinite(y)
     d = x[ok] - y[ok]
     out: dict[str, Any] = {"n": int(d.size), "mean_difference": float(d.mean()) if d.size else math.nan,

@@ -23,6 +23,7 @@ from distgen.data import counts as C
 from distgen.data.prepared import Dataset
 from distgen.train.batches import mix_seed
 from distgen.types import Cells
+from distgen.wording import counted
 
 #: Training cells the NB dispersions are fitted on at most (a seeded subsample beyond that).
 MAX_FIT_CELLS = 20_000
@@ -77,7 +78,8 @@ def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: 
     pool = dataset.control_pool(groups)
     n = [len(g.cells) for g in groups]
     if len(pred) != sum(n) + len(pool):
-        raise ValueError(f"the prediction has {len(pred)} rows but split part {part!r} has {sum(n)} group cells and {len(pool)} controls; "
+        raise ValueError(f"the prediction has {counted(len(pred), 'row')} but split part {part!r} has {counted(sum(n), 'group cell')} and "
+                         f"{counted(len(pool), 'control')}; "
                          "convert the output of predict(model, dataset, part) with the same part")
     target_sum, notes = counts_target_sum(dataset)
     sizes, source = dataset_sizes(dataset)
@@ -100,7 +102,7 @@ def truth_counts(dataset: Dataset, truth: Cells, part: str = "test") -> Cells:
     groups = dataset.groups(part)
     rows = np.concatenate([*(g.cells for g in groups), dataset.control_pool(groups)])
     if len(rows) != len(truth):
-        raise ValueError(f"the truth has {len(truth)} rows but split part {part!r} has {len(rows)}")
+        raise ValueError(f"the truth has {counted(len(truth), 'row')} but split part {part!r} has {len(rows)}")
     sizes, _ = dataset_sizes(dataset)
     return _with_x(truth, C.to_counts(truth.X.numpy(), sizes[rows], counts_target_sum(dataset)[0], "round"))
 

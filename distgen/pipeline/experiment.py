@@ -42,7 +42,6 @@ from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.outputs import clear_evaluation
 from distgen.pipeline.predict import predict, predict_section, write_pair
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
-from distgen.warned import recorded_warnings
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
 from distgen.train.device import float32_default
@@ -50,6 +49,7 @@ from distgen.train.lock import RunLock
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
+from distgen.warned import recorded_warnings
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
 EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated")

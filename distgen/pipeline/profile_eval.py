@@ -17,6 +17,7 @@ from distgen.evaluation.io import MIN_CELLS, align, check_counts, check_scale, e
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation
 from distgen.types import Cells
+from distgen.wording import counted
 
 
 def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None, scale: str = "lognorm",
@@ -197,11 +198,11 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
         return notes
     notes = []
     if missing:
-        notes.append(f"{len(missing)} of {data.n_perts} perturbations of the truth have no predicted cells (e.g. {missing[:5]}): "
+        notes.append(f"{len(missing)} of {counted(data.n_perts, 'perturbation')} of the truth {'has' if len(missing) == 1 else 'have'} no predicted cells (e.g. {missing[:5]}): "
                      f"NaN for every metric, and the means in summary.json are over the other {data.n_perts - len(missing)}")
     other = {p: why for p, why in data.invalid.items() if data.pred.counts[p] > 0}  # too few cells, NaN or inf values
     if other:
-        notes.append(f"{len(other)} of {data.n_perts} perturbations are NaN for every metric (the means in summary.json are over "
+        notes.append(f"{len(other)} of {counted(data.n_perts, 'perturbation')} {'is' if len(other) == 1 else 'are'} NaN for every metric (the means in summary.json are over "
                      f"the rest): " + "; ".join(f"{data.perts[p]}: {why}" for p, why in sorted(other.items())[:10]))
     return notes
 
@@ -229,15 +230,15 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
     if no_target_genes:
         data.cache[NO_TARGET_GENES] = True
         named = f" ({k} of them name a measured gene, scored WITH it: e.g. {[p for p in data.perts if p in genes][:5]})" if k else ""
-        return [f"--no-target-genes: none of the {n} labels is treated as a target gene; nothing is excluded from the scores{named}"]
+        return [f"--no-target-genes: none of the {counted(n, 'label')} is treated as a target gene; nothing is excluded from the scores{named}"]
     if k == 0 and n:
-        raise ValueError(f"no target resolves to a gene: 0 of {n} perturbation labels name one of the {len(genes)} genes "
+        raise ValueError(f"no target resolves to a gene: 0 of {counted(n, 'perturbation label')} names one of the {counted(len(genes), 'gene')} "
                          f"(e.g. {unresolved[:5]}), so no target gene would be excluded from its own scores (cell-eval2 refuses "
                          "this too: construct IDs such as 'JAK2_KO' against gene symbols give a plausible wrong number). Relabel "
                          "the perturbations by their target gene symbol, or pass --no-target-genes (no_target_genes=True) if they "
                          "have no target gene (drugs, cytokines, cell types)")
     if unresolved:
-        return [f"target-gene exclusion: {k}/{n} labels name a measured gene; the other {len(unresolved)} are scored WITHOUT "
+        return [f"target-gene exclusion: {k}/{counted(n, 'label')} {'names' if k == 1 else 'name'} a measured gene; the other {len(unresolved)} {'is' if len(unresolved) == 1 else 'are'} scored WITHOUT "
                 f"excluding their own gene (as cell-eval2 scores them; harmless only if those genes are absent from the panel): "
                 f"{unresolved[:10]}"]
     return []

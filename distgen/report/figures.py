@@ -21,6 +21,7 @@ from distgen.report.explain import normalised_reason
 from distgen.report.inputs import Reference, ReportInputs
 from distgen.report.stats import advantage, finite, mean_ci
 from distgen.report.style import CEILING, MODEL, WORSE, Look, baseline_look, ceiling_look, metric_info, model_look, value_axis
+from distgen.wording import counted
 
 
 def _look(ref: Reference) -> Look:
@@ -45,12 +46,12 @@ def positive_band(ref: Reference, metric: str, row: Mapping[str, Any] | None = N
     summary's ``ceiling_band``, which the evaluation records over its splits.
     """
     if not ref.replicates and ref.name == "ceiling" and (band := split_band(row)) is not None:
-        return band[0], band[1], band[2], f"range over {band[3]} splits"
+        return band[0], band[1], band[2], f"range over {counted(band[3], 'split')}"
     if ref.replicates:
         means = finite([float(np.nanmean(t.values[metric])) if metric in t.values and finite(t.values[metric]).size else math.nan
                         for t in ref.replicates])
         if means.size:
-            return float(means.mean()), float(means.min()), float(means.max()), f"range over {means.size} splits"
+            return float(means.mean()), float(means.min()), float(means.max()), f"range over {counted(int(means.size), 'split')}"
     m, lo, hi = mean_ci(ref.table.values.get(metric, []))
     return m, lo, hi, "95% CI over conditions"
 

@@ -24,6 +24,7 @@ from distgen.report.inputs import ReportInputs
 from distgen.report.stats import STRATUM_NAMES, advantage, mean_ci, strata
 from distgen.report.style import metric_info, theme
 from distgen.train.manifest import run_notes
+from distgen.wording import counted
 
 
 def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
@@ -51,7 +52,7 @@ def _headline(inputs: ReportInputs) -> str:
 
 def _references_text(inputs: ReportInputs) -> str:
     neg = ", ".join(f"<b>{escape(r.label)}</b>" for r in inputs.negatives) or "none scored"
-    pos = "; ".join(f"<b>{escape(r.name)}</b>: {escape(r.description)}" + (f" ({len(r.replicates)} splits)" if r.replicates else "")
+    pos = "; ".join(f"<b>{escape(r.name)}</b>: {escape(r.description)}" + (f" ({counted(len(r.replicates), 'split')})" if r.replicates else "")
                     for r in inputs.positives) or "none"
     alias = ""
     if any(r.aliases for r in inputs.negatives):
@@ -93,7 +94,7 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
         score = num(row.get("normalised"), 3)
         if common and not math.isnan(row.get("normalised", math.nan)):
             score += " †"
-            fewer.append(f"{escape(name)}: over {common.get('n')} of {len(inputs.model.perts)} conditions (model {num(common.get('model'))}, "
+            fewer.append(f"{escape(name)}: over {common.get('n')} of {counted(len(inputs.model.perts), 'condition')} (model {num(common.get('model'))}, "
                          f"{escape(str(best))} {num(common.get('baseline'))}, ceiling {num(common.get('ceiling'))}); left out: "
                          + escape("; ".join(f"{p} ({w})" for p, w in list((common.get("left_out") or {}).items())[:5])
                                   + (f"; and {len(common['left_out']) - 5} more" if len(common.get("left_out") or {}) > 5 else "")))
@@ -252,12 +253,12 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
     contexts = [str(c) for c in s.get("contexts") or []]
     if len(contexts) > 1:  # rows are (condition, context) groups, each context scored on its own
         conditions = set(inputs.model.conditions())  # each row cut at its recorded context
-        groups = (f"{len(inputs.model.perts)} held-out (condition, context) groups: {len(conditions)} conditions in "
-                  f"{len(contexts)} contexts ({escape(', '.join(contexts))}), each context scored on its own")
+        groups = (f"{counted(len(inputs.model.perts), 'held-out (condition, context) group')}: {counted(len(conditions), 'condition')} in "
+                  f"{counted(len(contexts), 'context')} ({escape(', '.join(contexts))}), each context scored on its own")
     else:
-        groups = f"{len(inputs.model.perts)} held-out conditions"
-    lines.append(f"{groups} · {s.get('n_genes', '?')} genes · "
-                 f"{len(inputs.negatives)} distinct baselines · written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        groups = counted(len(inputs.model.perts), "held-out condition")
+    lines.append(f"{groups} · {counted(s.get('n_genes', '?'), 'gene')} · "
+                 f"{counted(len(inputs.negatives), 'distinct baseline')} · written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     makers = {"headline": ("Headline", _headline), "per-perturbation": ("Per perturbation", _per_condition),
               "distributions": ("Distributions", _distributions), "training": ("Training", _training)}
     with theme():

@@ -28,6 +28,7 @@ from distgen.evaluation.report import read_table_csv
 from distgen.report.html import Cell, Section, figure, num, page, table
 from distgen.report.stats import paired_interval
 from distgen.report.style import CEILING, MODEL, NEUTRAL, WORSE, baseline_look, metric_info, theme, value_axis
+from distgen.wording import counted
 
 
 @dataclass
@@ -222,11 +223,11 @@ def render_sweep(inp: SweepInputs) -> str:
     if inp.failed:
         sections.append(Section("failed", "Failed runs", "<ul>" + "".join(f"<li><code>{escape(f)}</code></li>" for f in inp.failed) + "</ul>"))
     seeds = {int(r["seed"]) for r in inp.rows}
-    lines = [f"{len(inp.variants)} variants · {len(seeds)} seeds · reference <code>{escape(inp.reference)}</code> · "
+    lines = [f"{counted(len(inp.variants), 'variant')} · {counted(len(seeds), 'seed')} · reference <code>{escape(inp.reference)}</code> · "
              f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
     if inp.identical:
         n = len(inp.identical)
-        lines.append(f"<strong>{n} variant{'s' if n > 1 else ''} gave exactly another's results</strong> (the setting had no "
+        lines.append(f"<strong>{counted(n, 'variant')} gave exactly another's results</strong> (the setting had no "
                      "effect): see <a href=\"#identical\">Variants without effect</a>")
     return page(inp.title, lines, sections)
 

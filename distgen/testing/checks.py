@@ -22,6 +22,7 @@ from distgen.config import build_component
 from distgen.errors import DistgenRuntimeWarning, warn
 from distgen.registry import registry
 from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_info, tiny_labels
+from distgen.wording import counted
 
 COND_DIM = 8
 #: Width of the population embedding given to a backbone that declares ``population`` in ``requires``.
@@ -122,7 +123,7 @@ def _conditioners(c: Any) -> list[str]:
     atoms = [*tiny_info().perturbations, "NOT_A_GENE_XYZ"]
     can = c.can_embed(atoms)
     if len(can) != len(atoms) or not all(isinstance(v, bool) for v in can):
-        out.append(f"can_embed({len(atoms)} atoms) returned {can!r}, expected {len(atoms)} bools")
+        out.append(f"can_embed({counted(len(atoms), 'atom')}) returned {can!r}, expected {counted(len(atoms), 'bool')}")
     if out:
         return out
     declared = getattr(resolve(c), "embeds_batches", None)  # the pre-flight trusts it to refuse untrained batch rows
@@ -190,9 +191,9 @@ def _metrics(m: Any) -> list[str]:
     if data.n_perts < getattr(getattr(m, "capabilities", None), "min_perturbations", 1):  # undefined here: NaN with reasons
         nan = torch.isnan(res.values).nonzero().flatten().tolist()
         if tuple(res.values.shape) != (data.n_perts,) or not all(res.reasons.get(i) for i in nan):
-            return [f"compute({data.n_perts} perturbations, fewer than it needs) must return NaN with a reason for each"]
+            return [f"compute({counted(data.n_perts, 'perturbation')}, fewer than it needs) must return NaN with a reason for each"]
         return []
-    out = _tensor(f"compute({data.n_perts} perturbations with clear effects).values", res.values, (data.n_perts,))
+    out = _tensor(f"compute({counted(data.n_perts, 'perturbation')} with clear effects).values", res.values, (data.n_perts,))
     if not out and res.values.dtype != torch.float64:
         out.append(f"compute(...).values has dtype {res.values.dtype}, expected float64")
     return out
@@ -202,7 +203,7 @@ def _models(model: Any) -> list[str]:
     atoms = list(tiny_info().perturbations)
     can = model.can_predict(atoms)
     if len(can) != len(atoms) or not all(isinstance(v, bool) for v in can):
-        return [f"can_predict({len(atoms)} atoms) returned {can!r}, expected {len(atoms)} bools"]
+        return [f"can_predict({counted(len(atoms), 'atom')}) returned {can!r}, expected {counted(len(atoms), 'bool')}"]
     return []
 
 

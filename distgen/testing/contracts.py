@@ -37,6 +37,7 @@ from distgen.registry import registry
 from distgen.testing.checks import COND_DIM, POP_DIM, example_node, injected, make, problems
 from distgen.testing.checks import _LinearField as _LinearField
 from distgen.testing.fixtures import N_GENES, tiny_batch, tiny_info, tiny_labels, tiny_table
+from distgen.wording import counted
 
 
 class _Contract:
@@ -427,7 +428,7 @@ class MetricContract(_Contract):
         else:
             nan = torch.isnan(res.values).nonzero().flatten().tolist()
             assert len(nan) == data.n_perts and all(res.reasons.get(i) for i in nan), (
-                f"{component_name} needs {m.capabilities.min_perturbations} perturbations: NaN with a reason expected, got {res.values.tolist()}")
+                f"{component_name} needs {counted(m.capabilities.min_perturbations, 'perturbation')}: NaN with a reason expected, got {res.values.tolist()}")
         v = m(self._ev(m))
         assert isinstance(v, float)
         if m.capabilities.min_perturbations <= 1:

@@ -40,6 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from distgen.config import ConfigError
 from distgen.errors import format_bytes
 from distgen.types import ConditionLabels, DataInfo, SetBatch
+from distgen.wording import counted
 
 #: Integer model settings above this are probed by extrapolation before the full meta build.
 PROBE_ABOVE = 4096
@@ -340,8 +341,8 @@ def estimate_memory(
     machine = f"this machine's {format_bytes(available)} ({where})"
     if est.batch > available:
         return est, (
-            f"one training step holds at least {format_bytes(est.batch)} of input cells ({sets} sets x {set_size:,} cells x "
-            f"{info.n_genes:,} genes x 4 bytes, target and control), more than {machine}. Lower data.set_size or "
+            f"one training step holds at least {format_bytes(est.batch)} of input cells ({counted(sets, 'set')} x {counted(set_size, 'cell', spec=',')} x "
+            f"{counted(info.n_genes, 'gene', spec=',')} x 4 bytes, target and control), more than {machine}. Lower data.set_size or "
             "train.sets_per_batch (or raise train.grad_accum), or keep fewer genes (data.hvg)"
         )
     bpp = _bytes_per_param(ema)

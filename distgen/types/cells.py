@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from distgen.types.tensors import PAD, CellTable, ConditionLabels, DataInfo
+from distgen.wording import counted
 
 COMBO = "+"  #: the delimiter of a canonical combination label (``"A+B"``)
 ALL = "all"  #: the context (or batch) label of data without contexts (or batches); also "every context"
@@ -107,7 +108,8 @@ class Cells:
 
     def __repr__(self) -> str:
         n_cond = len(set(self.conditions[~self.is_control].tolist()))
-        return f"Cells({len(self)} cells x {len(self.genes)} genes, {n_cond} conditions, {int(self.is_control.sum())} controls)"
+        return (f"Cells({counted(len(self), 'cell')} x {counted(len(self.genes), 'gene')}, {counted(n_cond, 'condition')}, "
+                f"{counted(int(self.is_control.sum()), 'control')})")
 
     @property
     def n_genes(self) -> int:

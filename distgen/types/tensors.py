@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from distgen.wording import counted
+
 PAD = -1  #: padding id for perturbation slots
 
 
@@ -190,7 +192,7 @@ class CellTable:
         if self.X.shape[1] != self.info.n_genes:
             raise ValueError(f"X has {self.X.shape[1]} genes but info lists {self.info.n_genes}")
         if len(self.labels) != self.X.shape[0]:
-            raise ValueError(f"labels describe {len(self.labels)} cells but X has {self.X.shape[0]}")
+            raise ValueError(f"labels describe {counted(len(self.labels), 'cell')} but X has {self.X.shape[0]}")
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -239,7 +241,7 @@ class SetBatch:
         if self.gene_ids.shape != (g,):
             raise ValueError(f"gene_ids must be [G]=[{g}], got {tuple(self.gene_ids.shape)}")
         if len(self.labels) != b:
-            raise ValueError(f"labels has {len(self.labels)} rows for {b} sets")
+            raise ValueError(f"labels has {counted(len(self.labels), 'row')} for {counted(b, 'set')}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
