@@ -1,4 +1,5 @@
-"""``counted(n, noun)``: a count and its noun for text people read (``1 condition``, ``2 conditions``).
+"""Counts and lists of labels in text people read: ``counted(n, noun)`` (``1 condition``, ``2 conditions``) and
+``listing(labels)`` (``a, "b, c", d``: a label that holds the separator is quoted).
 
 Every message distgen prints or writes with a count (CLI lines, errors, notes, summary.md, the report) takes
 its noun from here, so a single condition is never "1 conditions". English plurals of the nouns distgen
@@ -6,6 +7,9 @@ counts are the noun plus ``s``; give ``plural`` for any other (``counted(n, "ent
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterable
 
 
 def counted(n: int | float | str | None, noun: str, plural: str | None = None, spec: str = "") -> str:
@@ -19,4 +23,21 @@ def counted(n: int | float | str | None, noun: str, plural: str | None = None, s
     return f"{shown} {noun if one else (plural or noun + 's')}"
 
 
-__all__ = ["counted"]
+def listing(labels: Iterable[object], sep: str = ", ") -> str:
+    """``labels`` joined by ``sep``, each readable back as one label: a label holding the separator's mark (a comma, for
+    ``", "``), a double quote, a line break, leading or trailing spaces, or nothing at all, or written ``...`` (the mark
+    of a cut list), is quoted as a JSON string (``"a, b"``); any other label is written as it is.
+
+    So contexts ``a, b`` and ``c`` read ``"a, b", c``, never ``a, b, c``. For Markdown pass the result through
+    ``distgen.markdown.inline``, for HTML through ``html.escape``.
+    """
+    mark = sep.strip() or sep
+    out = []
+    for label in labels:
+        s = str(label)
+        plain = s and s == s.strip() and mark not in s and '"' not in s and s.isprintable() and s != "..."
+        out.append(s if plain else json.dumps(s, ensure_ascii=False))
+    return sep.join(out)
+
+
+__all__ = ["counted", "listing"]

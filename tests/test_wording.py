@@ -39,3 +39,30 @@ def test_cells_repr_counts_in_english():
 
     cells = Cells(np.zeros((2, 1), dtype=np.float32), ["control", "A"], ["g"])
     assert repr(cells) == "Cells(2 cells x 1 gene, 1 condition, 1 control)"
+
+
+def test_listing_quotes_only_the_labels_that_would_read_as_two():
+    from distgen.wording import listing
+
+    assert listing(["a, b", "c"]) == '"a, b", c'
+    assert listing(["KLF1+MAP2K6", "ctrl_1", "T cell"]) == "KLF1+MAP2K6, ctrl_1, T cell"  # ordinary labels as they are
+    assert listing(["a,b", "", " x", 'say "hi"', "...", "x\ny"]) == r'"a,b", "", " x", "say \"hi\"", "...", "x\ny"'
+    assert listing(["a; b", "c"], sep="; ") == '"a; b"; c'
+
+
+def test_contexts_with_the_separator_read_unambiguously_in_summary_md_and_the_report():
+    summary = {"metrics": {}, "pred": "p.h5ad", "real": "r.h5ad", "n_perturbations": 4, "n_genes": 10, "control": "ctrl",
+               "contexts": ["a, b", "c"]}
+    assert 'Scored per context: "a, b", c.' in markdown(summary)  # before: "a, b, c" (three contexts or two?)
+    inputs = tiny_inputs(cells=False)
+    html = render(ReportInputs(inputs.model, inputs.references, {**inputs.summary, "contexts": ["a, b", "c"]}), sections=("headline",))
+    assert "2 contexts (&quot;a, b&quot;, c)" in html
+
+
+def test_preflight_lists_atoms_unambiguously():
+    from distgen.models.preflight import PreflightReport
+
+    report = PreflightReport(component="onehot", conditions=("x, y", "z"), embeddable=(False, False), missing_atoms=("x, y", "z"))
+    assert '(atoms without an embedding: "x, y", z)' in report.message()
+    one = PreflightReport(component="onehot", conditions=("x",), embeddable=(False,), missing_atoms=("x",))
+    assert one.message().startswith("1 of 1 test perturbation is not embeddable by onehot")

@@ -29,7 +29,7 @@ from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.data.split import Split
 from distgen.errors import DistgenWarning
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
-from distgen.wording import counted
+from distgen.wording import counted, listing
 
 PARTS = ("train", "val", "test")
 
@@ -176,7 +176,7 @@ class Dataset:
         atoms = [() if c == control else tuple(c.split(COMBO)) for c in conditions]
         if batches is None:
             if len(self.info.batches) > 1:
-                shown = ", ".join(self.info.batches[:5]) + (" ..." if len(self.info.batches) > 5 else "")
+                shown = listing(self.info.batches[:5]) + (" ..." if len(self.info.batches) > 5 else "")
                 raise ValueError(f"Dataset.labels: the data has {len(self.info.batches)} batches ({shown}); give the batch of every condition")
             batches = [self.info.batches[0]] * len(atoms)
         return labels_in(self.info, atoms, list(contexts), list(batches))
@@ -209,7 +209,7 @@ class Dataset:
         if len(self.info.batches) > 1:
             borrowed = sorted({(g.context, g.batch) for g in self.groups(part) if g.other_batches})
             if borrowed:
-                shown = ", ".join(f"{b} in {c}" if c != ALL else b for c, b in borrowed[:8]) + (" ..." if len(borrowed) > 8 else "")
+                shown = listing(f"{b} in {c}" if c != ALL else b for c, b in borrowed[:8]) + (" ..." if len(borrowed) > 8 else "")
                 out.append(f"batch(es) without control cells of their context ({shown}): their held-out cells were predicted from "
                            "control cells of the same context in other batches")
         return out

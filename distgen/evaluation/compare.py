@@ -33,7 +33,7 @@ from distgen import markdown as md
 from distgen.errors import UsageError
 from distgen.evaluation.report import fmt_value
 from distgen.evaluation.uncertainty import LEVEL, N_BOOT, margin, paired_test, verdict
-from distgen.wording import counted
+from distgen.wording import counted, listing
 
 #: Non-metric columns of ``metrics.csv``.
 INFO_COLUMNS = ("perturbation", "nan_reasons", "n_cells_real", "n_cells_pred", "context")
@@ -150,7 +150,7 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
     ca, cb = sa["row_cells_real"], sb["row_cells_real"]
     differ = [p for p in shared if ca.get(p) and cb.get(p) and ca[p] != cb[p]]
     if differ:
-        show = ", ".join(f"{p} ({ca[p]} vs {cb[p]})" for p in differ[:5])
+        show = listing(f"{p} ({ca[p]} vs {cb[p]})" for p in differ[:5])
         raise MismatchedEvaluations(
             f"{len(differ)} shared perturbation(s) were scored against different numbers of real cells in {run_a} and {run_b} "
             f"(n_cells_real: {show}): not the same truth, so a row of one is not paired with the row of the other; compare "

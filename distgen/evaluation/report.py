@@ -20,7 +20,7 @@ from distgen import markdown as md
 from distgen.atomic import atomic_path, atomic_write_text
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.suite import MetricTable
-from distgen.wording import counted
+from distgen.wording import counted, listing
 
 #: The file that marks a folder as an evaluation's from its first write (``Report.write``, ``distgen evaluate --out``):
 #: a rerun into a folder an interrupted evaluation left without ``summary.json`` writes it again, no ``--overwrite``.
@@ -136,7 +136,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
         f"{counted(summary['n_genes'], 'gene')} ("
         + (f"{md.code(summary['pert_col'])}, " if summary.get("pert_col") else "")
         + f"control {md.code(summary['control'])})."
-        + (f" Scored per context: {', '.join(md.inline(c) for c in summary['contexts'])}." if summary.get("contexts") else ""),
+        + (f" Scored per context: {md.inline(listing(summary['contexts']))}." if summary.get("contexts") else ""),
         "",
         "normalised = (model - strongest baseline) / (ceiling - strongest baseline): 0 = baseline, 1 = ceiling.",
         "The ceiling compares disjoint halves of the real cells (half depth), so for error metrics it is pessimistic.",

@@ -21,6 +21,7 @@ from distgen.config import ConfigError
 from distgen.errors import DistgenWarning
 from distgen.registry import registry
 from distgen.types import CellTable, DataInfo
+from distgen.wording import counted, listing
 
 
 class PreflightError(ConfigError):
@@ -72,9 +73,10 @@ class PreflightReport:
         """One paragraph a user can act on (empty when ``ok``)."""
         parts = []
         if self.n_missing:
-            shown = ", ".join(self.missing_atoms[:show]) + (" ..." if len(self.missing_atoms) > show else "")
+            shown = listing(self.missing_atoms[:show]) + (" ..." if len(self.missing_atoms) > show else "")
             parts.append(
-                f"{self.n_missing} of {len(self.conditions)} test perturbations are not embeddable by {self.component}; "
+                f"{self.n_missing} of {counted(len(self.conditions), 'test perturbation')} {'is' if self.n_missing == 1 else 'are'} not "
+                f"embeddable by {self.component}; "
                 f"{self.hint} (atoms without an embedding: {shown})"
             )
         return "; ".join(parts + list(self.problems))
@@ -304,9 +306,9 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
     if report.problems:
         raise PreflightError("; ".join(report.problems))
     if not is_trainable(model):
-        atoms = ", ".join(report.missing_atoms[:8]) + (" ..." if len(report.missing_atoms) > 8 else "")
-        return [f"pre-flight: {type(model).__name__} cannot predict {report.n_missing} of {len(report.conditions)} held-out "
-                f"perturbations (atoms {atoms}); it predicts them with its fallback"]
+        atoms = listing(report.missing_atoms[:8]) + (" ..." if len(report.missing_atoms) > 8 else "")
+        return [f"pre-flight: {type(model).__name__} cannot predict {report.n_missing} of "
+                f"{counted(len(report.conditions), 'held-out perturbation')} (atoms {atoms}); it predicts them with its fallback"]
     messages = [report.message()] if report.n_missing else []
     messages += [_rows_message(model, dataset, kind, names) for kind, names in untrained.items() if names]
     if not allow_unembedded:
@@ -317,7 +319,7 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
     out = []
     if report.n_missing:
         out.append(f"WARNING pre-flight: {report.message()}; run anyway because {ALLOW_OPTION} is true: predictions of "
-                   f"{', '.join(report.not_embeddable[:8])}{' ...' if report.n_missing > 8 else ''} come from untrained embeddings")
+                   f"{listing(report.not_embeddable[:8])}{' ...' if report.n_missing > 8 else ''} come from untrained embeddings")
     for kind, names in untrained.items():
         if names:
             out.append(f"WARNING pre-flight: {_rows_message(model, dataset, kind, names)}; run anyway because {ALLOW_OPTION} is true: "
@@ -369,7 +371,7 @@ def untrained_contexts(model: Any, dataset: Any, part: str = "test") -> list[str
 
 
 def _shown(names: Sequence[str]) -> str:
-    return ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+    return listing(names[:8]) + (" ..." if len(names) > 8 else "")
 
 
 def _rows_message(model: Any, dataset: Any, kind: str, names: Sequence[str]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from distgen.report.inputs import ReportInputs
 from distgen.report.style import MetricInfo, metric_info
+from distgen.wording import listing
 
 #: Metrics that head the report when computed (one or two per family); other families get their first metric.
 HEADLINE = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N", "de_direction_match", "edistance", "mmd")
@@ -135,7 +136,7 @@ def _unembeddable(inputs: ReportInputs, out: dict[str, list[str]]) -> set[str]:
         if atoms:
             rows.add(p)
             out.setdefault(p, []).append(
-                f"unembeddable atom(s) {', '.join(map(str, atoms))}: {who} cannot embed them (never seen in training), "
+                f"unembeddable atom(s) {listing(atoms)}: {who} cannot embed them (never seen in training), "
                 "so this prediction comes from an untrained embedding or the model's fallback")
     return rows
 

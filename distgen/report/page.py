@@ -24,7 +24,7 @@ from distgen.report.inputs import ReportInputs
 from distgen.report.stats import STRATUM_NAMES, advantage, mean_ci, strata
 from distgen.report.style import metric_info, theme
 from distgen.train.manifest import run_notes
-from distgen.wording import counted
+from distgen.wording import counted, listing
 
 
 def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
@@ -233,7 +233,7 @@ def _v(v: object) -> str:
     if v is None:
         return "–"
     if isinstance(v, list):
-        return ", ".join(map(str, v)) if v else "[] (empty)"
+        return listing(v) if v else "[] (empty)"
     return str(v)
 
 
@@ -254,7 +254,7 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
     if len(contexts) > 1:  # rows are (condition, context) groups, each context scored on its own
         conditions = set(inputs.model.conditions())  # each row cut at its recorded context
         groups = (f"{counted(len(inputs.model.perts), 'held-out (condition, context) group')}: {counted(len(conditions), 'condition')} in "
-                  f"{counted(len(contexts), 'context')} ({escape(', '.join(contexts))}), each context scored on its own")
+                  f"{counted(len(contexts), 'context')} ({escape(listing(contexts))}), each context scored on its own")
     else:
         groups = counted(len(inputs.model.perts), "held-out condition")
     lines.append(f"{groups} · {counted(s.get('n_genes', '?'), 'gene')} · "
