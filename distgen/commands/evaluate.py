@@ -24,8 +24,8 @@ page: model vs baselines vs ceiling, per perturbation, distributions; --no-plots
 --out may hold an earlier evaluation (all its files are replaced or removed, other files kept); other files of
 those names need --overwrite, and a run folder is refused.
 
---profile scores a pair exactly as a reference does instead (metrics.csv and summary.json; no
-baselines, ceiling or plots): celleval2 (cell-eval2's full v2 profile, raw counts), vcc2026 (the
+--profile scores a pair exactly as a reference does instead (metrics.csv, summary.json and a report.html
+of those tables; no baselines, ceiling or plots): celleval2 (cell-eval2's full v2 profile, raw counts), vcc2026 (the
 Virtual Cell Challenge 2026 score, raw counts; also vcc2026_score.csv), cell-eval-0.7.6 and
 cell-eval-0.8.2 (log-normalised), distgen. A truth perturbation missing from the prediction is
 refused, as the references refuse it. A profile pools cell types (contexts), with a warning when the
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = evaluate_profile_files(args.pred, args.real, args.out, args.profile, args.pert_col, args.control, args.seed,
                                         progress=not args.quiet, overwrite=args.overwrite, celltype_col=args.celltype_col,
-                                        no_target_genes=args.no_target_genes)
+                                        no_target_genes=args.no_target_genes, page=not args.no_plots)
         if args.json:
             print(json_text(result, indent=1))  # NaN as null: strict JSON, as summary.json
         elif result.get("per_context"):
@@ -105,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
                       + (f" ({vcc['averaged_note']})" if vcc and vcc["averaged_note"] else ""))
             files = [f for part in per.values() for f in part["files"]]
             print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if result["profile"] == "vcc2026" else "")
-                  + f", {', '.join(files)}")
+                  + f", {', '.join(files)}{_page(args)}")
         else:
             head = result.get("vcc2026", {}).get("avg_score")
             partial = result.get("vcc2026", {}).get("averaged_note")
             print(f"profile {result['profile']} ({result['reference']}): {counted(result['n_perturbations'], 'perturbation')}"
                   + (f", vcc2026 avg_score {head:.4f}" if head is not None else "") + (f" ({partial})" if partial else ""))
-            print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if head is not None else ""))
+            print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if head is not None else "") + _page(args))
         args.fast_exit = True  # every output file is closed: the CLI may skip the interpreter's teardown (distgen.cli.fast_exit)
         return 0
     from distgen.pipeline.evaluate import evaluate_files
@@ -140,3 +140,8 @@ def run(args: argparse.Namespace) -> int:
     page = ", report.html" if not args.no_plots and (Path(args.out) / "report.html").is_file() else ""
     print(f"wrote {args.out}/metrics.csv, summary.json, summary.md{page} ({summary['seconds']} s)")
     return 0
+
+
+def _page(args: argparse.Namespace) -> str:
+    """``", report.html"`` when the evaluation wrote its page (not under --no-plots, and not when writing it failed)."""
+    return ", report.html" if not args.no_plots and (Path(args.out) / "report.html").is_file() else ""

@@ -140,6 +140,14 @@ def _run_dir_of(pred: Any) -> Path | None:
     return None
 
 
+def write_profile_page(out: str | os.PathLike[str]) -> Path | None:
+    """``OUT/report.html`` of ``distgen evaluate --profile``: the profile's tables (``distgen.report.profile``), read from ``OUT``."""
+    from distgen.report.profile import write_profile_report
+
+    path = Path(out) / PAGE
+    return _write(lambda: write_profile_report(out, path), path, "distgen evaluate --profile")
+
+
 def write_run_page(out: str | os.PathLike[str], report: Report) -> Path | None:
     """``OUT/eval/report.html`` of ``distgen run``: the evaluation and the training story of ``OUT``.
 

@@ -246,13 +246,14 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
 
 def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str = "celleval2", pert_col: str | None = None,
                            control: str | None = None, seed: int = 0, progress: bool = False, overwrite: bool = False,
-                           celltype_col: str | None = None, no_target_genes: bool = False) -> dict[str, Any]:
+                           celltype_col: str | None = None, no_target_genes: bool = False, page: bool = True) -> dict[str, Any]:
     """``distgen evaluate --profile NAME``: score a file pair exactly as a reference profile does.
 
     The pair is read at the profile's value scale (raw counts for ``celleval2``/``vcc2026``,
     log-normalised for the others); the reference's input rules apply (``reference_rules``,
     ``target_resolution``: ``no_target_genes`` is cell-eval2's ``--no-target-genes``). Writes
-    ``metrics.csv`` and ``summary.json`` (and, for ``vcc2026``, ``vcc2026_score.csv``) into ``out``.
+    ``metrics.csv`` and ``summary.json`` (and, for ``vcc2026``, ``vcc2026_score.csv``) into ``out``, and, unless
+    ``page=False``, ``report.html``: those tables on one page (``distgen.report.profile``).
 
     Without ``celltype_col`` contexts are pooled, as cell-eval2 pools them (a truth with a cell-type
     column gets a note and a warning). With it, each context is scored as its own pair against its own
@@ -268,6 +269,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     from distgen.evaluation.report import write_csv, write_json
     from distgen.evaluation.suite import check_row_contexts, context_rows, merge_tables, row_label
     from distgen.pipeline.outputs import EVALUATE_OUTPUTS, context_prefix
+    from distgen.pipeline.pages import write_profile_page
 
     prof = resolve_profile(profile)
     out = Path(out)
@@ -324,6 +326,8 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
             if scores[""].averaged_note():
                 summary["notes"].append(f"vcc2026 avg_score is the {scores[''].averaged_note()} (reasons in vcc2026_score.csv)")
         write_json(summary, str(out / "summary.json"))
+        if page:
+            write_profile_page(out)
         return summary
     summary["contexts"] = list(tables)
     summary["per_context"] = {ctx: {"n_perturbations": len(t.perts), "metrics": {c: t.mean(c) for c in t.values}, "files": files[ctx]}
@@ -347,6 +351,8 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
         summary["notes"].append("vcc2026: one score per context (per_context.<context>.vcc2026 in summary.json; vcc2026_score.csv "
                                 "with a context column). cell-eval2 defines no vcc2026 score over several contexts, so none is pooled")
     write_json(summary, str(out / "summary.json"))
+    if page:
+        write_profile_page(out)
     return summary
 
 

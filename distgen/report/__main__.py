@@ -114,10 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.folder)
     out = Path(args.out) if args.out else folder / "report.html"
     try:
+        from distgen.report.profile import is_profile_dir, write_profile_report
+
         if (folder / "results.csv").is_file():
             from distgen.report.sweep import load_sweep_dir, write_sweep_report
 
             path = write_sweep_report(load_sweep_dir(folder), out)
+        elif is_profile_dir(folder):  # a --profile evaluation: its own page (the profile's tables; no sections to choose)
+            path = write_profile_report(folder, out)
         else:
             from distgen.report.inputs import load_eval_dir
             from distgen.report.page import SECTIONS, write_report

@@ -279,9 +279,9 @@ def load_eval_dir(
         raise ValueError(f"{eval_dir / 'summary.json'} has no per-metric table (\"metrics\"); it is not a distgen evaluation summary")
     if raw.get("profile") or any(not isinstance(row, dict) for row in raw["metrics"].values()):
         raise ValueError(f"{eval_dir} is a --profile {raw.get('profile') or ''} evaluation: a reference profile's means with no "
-                         "baselines and no ceiling, which is what the page compares the model with, so it has no report page; "
-                         "its results are metrics.csv and summary.json (distgen compare pairs two of them). Evaluate without "
-                         "--profile for the page")
+                         "baselines and no ceiling, which is what this page compares the model with; its page is the profile's "
+                         "tables (distgen.report.profile.write_profile_report, or python -m distgen.report FOLDER), its results "
+                         "metrics.csv and summary.json (distgen compare pairs two of them)")
     summary = _nan_from_null(raw)
     model = read_metric_table(eval_dir / "metrics.csv", list(summary.get("metrics", {})))
     tables = read_long_tables(eval_dir / "calibration.csv", model.perts) if (eval_dir / "calibration.csv").is_file() else {}

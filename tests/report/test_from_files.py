@@ -71,22 +71,24 @@ def test_the_module_rewrites_a_per_context_page_with_its_distributions(per_conte
     assert "No condition has a finite response strength" not in html
 
 
-def test_a_profile_folder_gets_a_clear_refusal_not_a_traceback(tmp_path, capsys):
-    """A --profile evaluation's summary.json holds one mean per metric and no references: the page says it has none to draw."""
+def test_a_profile_folder_gets_its_own_page_and_the_evaluation_page_is_refused_clearly(tmp_path, capsys):
+    """A --profile evaluation's summary.json holds one mean per metric and no references: the evaluation page has nothing
+    to compare, so reading the folder for it is refused with a clear message; the folder's page is the profile's tables."""
     real, pred = make_pair(seed=4, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
     real.write_h5ad(tmp_path / "real.h5ad")
     pred.write_h5ad(tmp_path / "pred.h5ad")
     from distgen.pipeline.evaluate import evaluate_profile_files
 
     out = tmp_path / "prof"
-    evaluate_profile_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, "cell-eval-0.8.2")
+    evaluate_profile_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, "cell-eval-0.8.2", page=False)
     assert not (out / "report.html").exists()
-    with pytest.raises(ValueError, match=r"--profile cell-eval-0\.8\.2 evaluation"):
+    with pytest.raises(ValueError, match=r"--profile cell-eval-0\.8\.2 evaluation.*its page is the profile's tables"):
         load_eval_dir(out)
-    assert main([str(out)]) == 1
+    assert main([str(out)]) == 0
     err = capsys.readouterr().err
-    assert "no report page" in err and "Traceback" not in err
-    assert not (out / "report.html").exists()
+    assert "Traceback" not in err
+    html = (out / "report.html").read_text()
+    assert "profile <code>cell-eval-0.8.2</code>" in html and 'id="per-perturbation"' in html
 
 
 def test_the_ceiling_band_is_the_range_over_the_evaluations_splits(tmp_path):
