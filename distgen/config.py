@@ -400,6 +400,21 @@ _Dumper.add_implicit_resolver(_FLOAT_TAG, _SCI_FLOAT, list("-+0123456789."))
 _Dumper.add_implicit_resolver(_FLOAT_TAG, _NON_FINITE, list("-+nNiI"))
 
 
+def sci_number(text: object) -> float | None:
+    """The float a plain (unquoted) ``text`` such as ``1e3`` reads as in a config now, when distgen before 2026-12-05
+    (plain PyYAML) read it as the string ``text``; None for any other value.
+
+    A config such a distgen saved writes that string unquoted (``x: 1e3``), and its checkpoints record the string: a
+    resume or prediction compares the two and names the key (``distgen.train.checkpoint.legacy_strings``).
+    """
+    if isinstance(text, str) and _SCI_FLOAT.match(text):
+        try:
+            return float(text.replace("_", ""))
+        except ValueError:
+            return None
+    return None
+
+
 def dump_yaml(value: Any, **kwargs: Any) -> str:
     """``value`` as YAML text that ``parse_yaml`` (and an override) reads back as the same value."""
     return str(yaml.dump(value, Dumper=_Dumper, **kwargs))

@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from distgen.config import sci_number
 from distgen.errors import DiskFullError, DistgenError, free_space, short
 from distgen.train.state_io import atomic_write_text, load_state, publish_dir, read_json, save_state, write_json
 
@@ -58,6 +59,37 @@ def config_diff(a: Any, b: Any, where: str = "") -> list[str]:
             out += config_diff(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{where}.{k}" if where else str(k))
         return out
     return [] if a == b else [f"{where}: {a!r} -> {b!r}"]
+
+
+def legacy_strings(saved: Any, now: Any, where: str = "") -> list[tuple[str, str]]:
+    """``(dotted key, string)`` where ``saved`` holds a string such as ``'1e3'`` that distgen now reads as a number
+    (``distgen.config.sci_number``) and ``now`` holds that number (or its text, in a string field): a config written
+    by a distgen that read a plain ``1e3`` as text, compared with the same file read today."""
+    if isinstance(saved, Mapping) and isinstance(now, Mapping):
+        return [pair for k in sorted(set(saved) & set(now), key=str)
+                for pair in legacy_strings(saved[k], now[k], f"{where}.{k}" if where else str(k))]
+    if isinstance(saved, list | tuple) and isinstance(now, list | tuple) and len(saved) == len(now):
+        return [pair for i, (a, b) in enumerate(zip(saved, now, strict=True)) for pair in legacy_strings(a, b, f"{where}[{i}]")]
+    number = sci_number(saved)
+    if number is None or saved == now or isinstance(now, bool):
+        return []
+    try:
+        same = isinstance(now, int | float | str) and float(now) == number
+    except ValueError:
+        same = False
+    return [(where, saved)] if same else []
+
+
+def legacy_hint(saved: Any, now: Any, source: str) -> str:
+    """What to do when the only reason a config differs from a checkpoint's is ``legacy_strings`` ("" when not)."""
+    pairs = legacy_strings(saved, now)
+    if not pairs:
+        return ""
+    keys = "; ".join(f"{k}: the run has the string {s!r}, read now as the number {sci_number(s)!r}" for k, s in pairs[:6])
+    quoted = ", ".join(f"{k.rsplit('.', 1)[-1]}: '{s}'" for k, s in pairs[:6])
+    return (f". The run was trained by a distgen that read a plain {pairs[0][1]} as text, which distgen now reads as a number "
+            f"({keys}); to continue with the values it was trained with, write them quoted in {source} ({quoted}): a "
+            "quoted value stays a string")
 
 
 def save_checkpoint(
@@ -250,9 +282,10 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
         return
     diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
+    legacy = legacy_hint(state.get("fingerprint_config", {}), config, "the config you resume with (and the run's config.yaml)") if diff else ""
     raise CheckpointError(
-        f"checkpoint {str(path)!r} was written under a different config ({shown or 'fingerprint differs'}). "
-        "Resume with the run's own config.yaml, or start a new run directory."
+        f"checkpoint {str(path)!r} was written under a different config ({shown or 'fingerprint differs'}){legacy}. "
+        + ("Or start a new run directory." if legacy else "Resume with the run's own config.yaml, or start a new run directory.")
     )
 
 
@@ -290,9 +323,11 @@ def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: st
     diff = config_diff(norm(recorded), norm(config))
     if diff:
         shown = "; ".join(d[:160] for d in diff[:6]) + (f"; ... {len(diff) - 6} more" if len(diff) > 6 else "")
+        legacy = legacy_hint(norm(recorded), norm(config), source)
         raise CheckpointError(
-            f"{source} differs from the config checkpoint {str(ckpt.path)!r} was trained with ({shown}). "
-            f"Restore {source} (the training config is under 'config' in {ckpt.path / 'state.json'}) or train a new run"
+            f"{source} differs from the config checkpoint {str(ckpt.path)!r} was trained with ({shown}){legacy}. "
+            + ("Or train a new run" if legacy else
+               f"Restore {source} (the training config is under 'config' in {ckpt.path / 'state.json'}) or train a new run")
         )
 
 
