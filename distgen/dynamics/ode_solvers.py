@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
+from distgen import wording
 from distgen.capabilities import SolverCapabilities
 from distgen.registry import Registry
 
@@ -175,9 +176,9 @@ class AdaptiveSolver(ODESolver):
         except _BudgetExceeded:
             raise SolverBudgetError(f"{what} did not reach t={t1} within max_nfe={self.max_nfe} function evaluations; {hint}") from None
         except AssertionError as exc:  # torchdiffeq signals step underflow / step limits with assertions
-            raise SolverBudgetError(f"{what} failed after {counted(nfe, 'evaluation')} ({exc}); {hint}") from None
+            raise SolverBudgetError(f"{what} failed after {wording.counted(nfe, 'evaluation')} ({exc}); {hint}") from None
         if not torch.isfinite(x1).all():
-            raise SolverBudgetError(f"solver {self.method!r} produced non-finite values after {counted(nfe, 'evaluation')}; {hint}")
+            raise SolverBudgetError(f"solver {self.method!r} produced non-finite values after {wording.counted(nfe, 'evaluation')}; {hint}")
         return ODEResult(x1, nfe, {"solver": self.method, "rtol": self.rtol, "atol": self.atol})
 
 

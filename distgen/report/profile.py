@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -50,13 +51,13 @@ def _number_cell(v: Any, digits: int = 4) -> Cell:
 
 def _scores(summary: dict[str, Any], rows: list[dict[str, Any]], metrics: list[str]) -> str:
     n = len(rows)
-    body = []
+    body: list[list[Cell]] = []
     for name in metrics:
         vals = [r.get(name) for r in rows]
         defined = sum(isinstance(v, float) and not math.isnan(v) for v in vals)
         hib = metric_info(name).higher_is_better
         better = "" if hib is None else ("higher" if hib else "lower")
-        body.append([Cell(name, html=f"<code>{escape(name)}</code>"), better, _number_cell((summary.get("metrics") or {}).get(name)),
+        body.append([Cell(name, html=f"<code>{escape(name)}</code>"), Cell(better), _number_cell((summary.get("metrics") or {}).get(name)),
                      Cell(f"{defined} of {n}", "num")])
     lead = ('<p class="lead">The mean of each metric over the perturbations, NaN left out, as the reference aggregates it; '
             "a profile scores no baselines and no ceiling per perturbation, so no normalised score per metric is defined here"
@@ -85,7 +86,7 @@ def _per_perturbation(rows: list[dict[str, Any]], metrics: list[str]) -> str:
             + f"<details open><summary>{counted(len(rows), 'row')}</summary>" + table(cols, body) + "</details>")
 
 
-def render_profile(eval_dir: str | Path) -> str:
+def render_profile(eval_dir: str | os.PathLike[str]) -> str:
     """The page of profile evaluation folder ``eval_dir`` (``metrics.csv``, ``summary.json``, ``vcc2026_score.csv``) as HTML."""
     from distgen.evaluation.report import read_table_csv
 
@@ -111,7 +112,7 @@ def render_profile(eval_dir: str | Path) -> str:
     return page(f"distgen evaluation report: profile {summary.get('profile')}", lines, sections)
 
 
-def write_profile_report(eval_dir: str | Path, path: str | Path | None = None) -> Path:
+def write_profile_report(eval_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None = None) -> Path:
     """Write the page of profile evaluation folder ``eval_dir`` to ``path`` (default ``eval_dir/report.html``); returns the path."""
     path = Path(path) if path is not None else Path(eval_dir) / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
