@@ -66,3 +66,14 @@ def test_preflight_lists_atoms_unambiguously():
     assert '(atoms without an embedding: "x, y", z)' in report.message()
     one = PreflightReport(component="onehot", conditions=("x",), embeddable=(False,), missing_atoms=("x",))
     assert one.message().startswith("1 of 1 test perturbation is not embeddable by onehot")
+
+
+def test_an_adaptive_solver_that_produces_nan_says_after_how_many_evaluations():
+    import pytest
+    import torch
+
+    from distgen.dynamics.ode_solvers import Dopri5, SolverBudgetError
+
+    solver = Dopri5()
+    with pytest.raises(SolverBudgetError, match=r"after \d+ evaluations?[;( ]"):  # a message, not a TypeError
+        solver.solve(lambda t, x: torch.full_like(x, math.nan), torch.zeros(2, 3))
