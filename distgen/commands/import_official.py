@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from distgen.wording import counted
+
 KINDS = ("scdfm-official", "perturbdiff-official")
 
 EXAMPLE = """examples:
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     except (OfficialCheckpointError, CheckpointError) as exc:
         print(f"distgen import: error: {exc}", file=sys.stderr)
         return 1
-    print(f"imported {args.kind} {args.checkpoint} -> {out} ({len(report['dropped'])} official parameters dropped, see import.json)")
+    print(f"imported {args.kind} {args.checkpoint} -> {out} ({counted(len(report['dropped']), 'official parameter')} dropped, see import.json)")
     for note in report["notes"]:
         print(f"  note: {note}")
     return 0

@@ -96,9 +96,11 @@ def fit(
         A trained model leaves ``fit`` in evaluation mode, holding the weights that ``distgen predict``
         uses: the exponential moving average when ``train.ema_decay`` is set.
     """
-    with recorded_warnings() as warned:  # with a run_dir: every UserWarning shown goes to its manifest.json too
-        return _fit(model, data, options, run_dir, config, val, set_size, matcher, resume, callbacks, allow_unembedded, preflight,
-                    overrides, warned)
+    args = (model, data, options, run_dir, config, val, set_size, matcher, resume, callbacks, allow_unembedded, preflight, overrides)
+    if run_dir is None:  # nothing to record into (and the "shown once per place" memory is left alone)
+        return _fit(*args, [])
+    with recorded_warnings() as warned:  # every UserWarning shown goes to the run directory's manifest.json too
+        return _fit(*args, warned)
 
 
 def _fit(
