@@ -172,7 +172,8 @@ def test_celltype_col_scores_each_context_as_its_own_pair(tmp_path, profile):
     summary = evaluate_profile_files(pred, real, tmp_path / "out", profile, celltype_col="cell_type")
     out = tmp_path / "out"
     # files named as cell-eval 0.8.2 names them (the context as a prefix, '/' -> '-'), plus the combined table
-    assert sorted(p.name for p in out.iterdir()) == [MARK, "B-x_metrics.csv", "T_metrics.csv", "metrics.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MARK, "B-x_metrics.csv", "T_metrics.csv", "metrics.csv", "report.html",
+                                                     "summary.json"]
     assert summary["contexts"] == ["B/x", "T"] and summary["celltype_col"] == "cell_type"
     for ctx in ("T", "B/x"):
         # each context's table is exactly the pooled profile run on that context's cells alone
@@ -264,7 +265,7 @@ def test_cell_eval2_profiles_per_context_say_so_and_pool_no_vcc2026_score(tmp_pa
         assert "vcc2026" not in summary  # no pooled score: cell-eval2 defines none over several contexts
         assert any("none is pooled" in n for n in summary["notes"])
         assert names == [MARK, "K562_metrics.csv", "K562_vcc2026_score.csv", "RPE1_metrics.csv", "RPE1_vcc2026_score.csv", "metrics.csv",
-                         "summary.json", "vcc2026_score.csv"]
+                         "report.html", "summary.json", "vcc2026_score.csv"]
         both = pd.read_csv(tmp_path / "out" / "vcc2026_score.csv")
         for ctx in ("K562", "RPE1"):
             one = pd.read_csv(tmp_path / "out" / f"{ctx}_vcc2026_score.csv")
@@ -273,7 +274,7 @@ def test_cell_eval2_profiles_per_context_say_so_and_pool_no_vcc2026_score(tmp_pa
             score = summary["per_context"][ctx]["vcc2026"]["avg_score"]
             assert score == pytest.approx(float(one.loc[one["metric"] == "avg_score", "from_replicate"].iloc[0]))
     else:
-        assert names == [MARK, "K562_metrics.csv", "RPE1_metrics.csv", "metrics.csv", "summary.json"]
+        assert names == [MARK, "K562_metrics.csv", "RPE1_metrics.csv", "metrics.csv", "report.html", "summary.json"]
 
 
 def test_a_rerun_removes_the_earlier_per_context_tables(tmp_path):
@@ -285,9 +286,9 @@ def test_a_rerun_removes_the_earlier_per_context_tables(tmp_path):
         a.obs["cell_type"] = a.obs["cell_type"].astype(str).map({"T": "T2", "B/x": "B2"})
     evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARK, "B2_metrics.csv", "T2_metrics.csv", "metrics.csv", "mine.csv",
-                                                                    "summary.json"]
+                                                                    "report.html", "summary.json"]
     evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2")  # pooled: no per-context table stays
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARK, "metrics.csv", "mine.csv", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARK, "metrics.csv", "mine.csv", "report.html", "summary.json"]
     # a file of that name that no evaluation wrote is not replaced without --overwrite
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "T2_metrics.csv").write_text("someone's")
@@ -411,7 +412,7 @@ def test_a_partial_vcc2026_average_says_how_many_and_which(monkeypatch, capsys, 
             "vcc2026": {"avg_score": out.avg_score, "averaged_note": out.averaged_note()}}
     monkeypatch.setattr("distgen.pipeline.profile_eval.evaluate_profile_files", lambda *a, **k: fake)
     args = argparse.Namespace(profile="vcc2026", pred="p", real="r", out=str(tmp_path), pert_col=None, control=None, seed=0,
-                              quiet=True, overwrite=False, celltype_col=None, no_target_genes=False, json=False)
+                              quiet=True, overwrite=False, celltype_col=None, no_target_genes=False, json=False, no_plots=False)
     command.run(args)
     line = capsys.readouterr().out.splitlines()[0]
     assert "avg_score 0.5000 (mean of 4 of 6 scored metrics; left out: pds_cosine, de_wilcoxon_sig_jaccard)" in line
@@ -437,7 +438,7 @@ def test_celltype_col_leaves_out_a_context_of_control_cells_only_and_says_so(tmp
     with_pred = ad.concat([extra[1], pred[(pred.obs["target"] == "G3").to_numpy() & (pred.obs["cell_type"] == "T").to_numpy()].copy()],
                           index_unique="-")
     with_pred.obs.loc[with_pred.obs_names[-12:], "cell_type"] = "C"
-    with pytest.raises(ValueError, match=r"context 'C' of 'cell_type': the pred has 1 perturbations that the truth lacks"):
+    with pytest.raises(ValueError, match=r"context 'C' of 'cell_type': the pred has 1 perturbation that the truth lacks"):
         evaluate_profile_files(with_pred, extra[0], tmp_path / "b", "cell-eval-0.8.2", celltype_col="cell_type")
 
 

@@ -65,7 +65,7 @@ def test_references_and_ceiling_sit_next_to_the_model_and_the_report_writes_its_
 def test_pairs_that_cannot_be_scored_are_errors_naming_the_problem():
     truth = _population(0)
     for by_context in (True, False):  # a condition the truth lacks in every context is said of the condition
-        with pytest.raises(ValueError, match=r"1 perturbations that the truth lacks \(e.g. \['Q'\]\)"):
+        with pytest.raises(ValueError, match=r"1 perturbation that the truth lacks \(e.g. \['Q'\]\)"):
             score(_population(1), truth.subset(truth.conditions != "Q"), metrics=METRICS, by_context=by_context)
     # Q in context A only in the truth: a prediction of Q in B is named with its context (the truth does have Q, in A)
     with pytest.raises(ValueError, match=r"1 \(condition, context\) group\(s\) the truth lacks, e.g. \[\('Q', 'B'\)\]"):

@@ -56,7 +56,8 @@ def test_a_rerun_leaves_no_file_of_the_earlier_evaluation(pair, tmp_path, second
     summary = json.loads((out / "summary.json").read_text())
     left = {p.name for p in out.iterdir()}
     if "--profile" in second:
-        assert left == {MARK, "metrics.csv", "summary.json", "notes.txt", "figure.png"} and summary["profile"] == "cell-eval-0.8.2"
+        assert left == {MARK, "metrics.csv", "summary.json", "report.html", "notes.txt", "figure.png"} and summary["profile"] == "cell-eval-0.8.2"
+        assert "profile <code>cell-eval-0.8.2</code>" in (out / "report.html").read_text()  # the profile's page, not the earlier one
     else:
         assert left == {MARK, "metrics.csv", "calibration.csv", "summary.json", "summary.md", "notes.txt", "figure.png"}
     assert (out / "notes.txt").read_text() == "mine" and (out / "figure.png").read_text() == "mine"
