@@ -7,6 +7,7 @@ says which it is by its type (``distgen.models.base``); nothing in ``distgen.mod
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import json
@@ -161,11 +162,16 @@ def _fit(
         val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1, **sampler) if val is not None else None
     with float32_default():  # the batches are float32 whatever the caller's default dtype (the model's own draws follow it)
         trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=config, info=table.info, callbacks=callbacks)
+        keep = trainer.run_dir is not None and trainer.env.is_main
         try:
             result = trainer.fit(resume=resume)
-        finally:  # also when training stopped on an error: what it warned before stays with the run
-            if trainer.run_dir is not None and trainer.env.is_main:
-                record_warnings(trainer, data, warned)
+        except BaseException:  # training stopped on an error: what it warned before stays with the run
+            if keep:
+                with contextlib.suppress(OSError, ValueError):  # never in place of the error itself
+                    record_warnings(trainer, data, warned)
+            raise
+        if keep:
+            record_warnings(trainer, data, warned)
     if trainer.ema is not None:
         model.load_state_dict({**model.state_dict(), **trainer.ema.state_dict()})
     model.eval()

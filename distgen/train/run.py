@@ -9,6 +9,7 @@ commit, data and split hashes, seed, hardware, pre-flight notes, the warnings th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -179,7 +180,8 @@ def _train_model(
     except BaseException:
         D.shutdown(wait=False)  # another rank may never reach a barrier; torchrun stops the group
         if written:  # a run stopped by an error keeps what it warned before it (a refused one wrote no manifest)
-            add_warnings(out / "manifest.json", [w for w in warned if w not in dataset.load_warnings])
+            with contextlib.suppress(OSError, ValueError):  # never in place of the error itself
+                add_warnings(out / "manifest.json", [w for w in warned if w not in dataset.load_warnings])
         if lock is not None:
             lock.release()
             if created and out.is_dir() and not any(out.iterdir()):

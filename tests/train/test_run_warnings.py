@@ -97,3 +97,13 @@ def test_the_report_shows_a_runs_warnings_in_its_notes_once():
     html = render(ReportInputs(inputs.model, inputs.references, summary, run=RunRecord(manifest=manifest)))
     notes = html.split('<section id="notes">', 1)[1]
     assert notes.count("lr does nothing") == 1 and "data: labels look alike" in notes and "held-out atom X" in notes
+
+
+def test_a_fit_stopped_by_an_error_keeps_what_it_warned(tmp_path, make_model, table):
+    def stop(trainer, step):
+        raise RuntimeError("stopped by the user's callback")
+
+    with pytest.warns(InertSettingWarning), pytest.raises(RuntimeError, match="callback"):  # the error itself, as it was
+        fit(make_model(), table, set_size=4, run_dir=tmp_path / "r", steps=4, sets_per_batch=2, progress=False,
+            schedule="constant", min_lr_ratio=0.1, checkpoint_every=2, callbacks=[stop])
+    assert len(_inert(json.loads((tmp_path / "r" / "manifest.json").read_text())["warnings"])) == 1
