@@ -107,3 +107,9 @@ def test_a_fit_stopped_by_an_error_keeps_what_it_warned(tmp_path, make_model, ta
         fit(make_model(), table, set_size=4, run_dir=tmp_path / "r", steps=4, sets_per_batch=2, progress=False,
             schedule="constant", min_lr_ratio=0.1, checkpoint_every=2, callbacks=[stop])
     assert len(_inert(json.loads((tmp_path / "r" / "manifest.json").read_text())["warnings"])) == 1
+
+
+def test_load_run_gives_what_the_training_warned(trained):
+    import distgen
+
+    assert _inert(distgen.load_run(trained[0] / "run").warnings)
