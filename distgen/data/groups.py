@@ -7,10 +7,13 @@ of the context borrows the controls of the context's other batches (``Group.othe
 streaming predictor ``distgen.data.streaming.predict_to_disk`` on disk), and ``control_draw`` picks,
 per group, which control cells of its pool a prediction of ``n`` cells starts from. Both are pure
 functions of labels and row indices, so the two paths give the same groups and the same draws.
+``group_seed`` seeds a group's own random draws (a model's noise, drawn library sizes) from the run's
+seed and the group's labels, so a group gets the same draws whichever other groups are predicted with it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +36,18 @@ class Group:
     cells: np.ndarray
     controls: np.ndarray
     other_batches: bool = False
+
+
+def group_seed(seed: int, condition: str, context: str, batch: str, stream: int = 0) -> int:
+    """A 63-bit seed for the random draws of one (condition, context, batch) group, from ``seed`` and the labels only.
+
+    Neither the group's position among the predicted groups nor the other groups enter it, so a condition
+    predicted alone, in another order, or later beside new ones gets the same draws. ``stream`` keeps
+    different uses apart (1: a model's sampling, 2: drawn library sizes).
+    """
+    labels = int.from_bytes(hashlib.blake2b(f"{condition}\x1f{context}\x1f{batch}".encode(), digest_size=16).digest(), "little")
+    state = np.random.SeedSequence([int(seed) % 2**64, labels, int(stream)]).generate_state(2, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
 
 
 def control_draw(pool_size: int, n: int, condition: str, context: str, batch: str) -> np.ndarray:
@@ -105,4 +120,4 @@ def held_out_groups(
     return groups
 
 
-__all__ = ["Group", "control_draw", "held_out_groups"]
+__all__ = ["Group", "control_draw", "group_seed", "held_out_groups"]

@@ -2,7 +2,7 @@
 
 The math is ``distgen.data.counts``; this module decides which library size each row gets:
 
-* a generated cell of group ``g``: a size drawn (with replacement, seed ``(seed, g)``) from the
+* a generated cell of group ``g``: a size drawn (with replacement, seeded by ``seed`` and the group's labels: ``group_seed``) from the
   library sizes of the control cells that group was generated from (its context's pool), then
   counts from the observation model (``round``, ``poisson`` or ``nb``, NB dispersions fitted on the
   training cells of the run);
@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 
 from distgen.data import counts as C
+from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset
-from distgen.train.batches import mix_seed
 from distgen.types import Cells
 from distgen.wording import counted
 
@@ -87,8 +87,8 @@ def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: 
     x = pred.X.numpy()
     out = np.empty(x.shape, dtype=np.float32)
     start = 0
-    for i, (g, k) in enumerate(zip(groups, n)):
-        rng = np.random.default_rng(mix_seed(seed, i, 2))
+    for g, k in zip(groups, n):
+        rng = np.random.default_rng(group_seed(seed, g.condition, g.context, g.batch, 2))
         size = C.draw_sizes(sizes[g.controls], k, rng)
         out[start:start + k] = C.to_counts(x[start:start + k], size, target_sum, model, theta, rng)
         start += k

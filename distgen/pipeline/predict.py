@@ -5,8 +5,9 @@
 as many cells as the group has real cells, from control cells of the same context and batch
 (held-out controls when the split has them, else training controls), labelled with that batch, in
 sets of ``data.set_size`` cells. A condition in a context is thus generated in the batch mix of its real cells.
-Group ``i`` is drawn under a seed from ``(seed, i)``, so under torchrun each rank takes every
-``world``-th group and the merged result equals the single-process one.
+Each group is drawn under a seed from ``seed`` and its own labels (``distgen.data.groups.group_seed``), so its
+cells do not depend on which other groups are predicted beside it, nor in what order; under torchrun each rank
+takes every ``world``-th group and the merged result equals the single-process one.
 
 ``predict_run`` is ``distgen predict``: the model of a run directory (config + checkpoint), its
 predictions written in the cell-eval layout (``distgen.data.layout``).
@@ -29,6 +30,7 @@ from torch import nn
 
 from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
+from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.section import data_section
 from distgen.errors import warn
@@ -36,7 +38,6 @@ from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
 from distgen.pipeline.outputs import check_distinct, check_output_file
 from distgen.train import distributed as D
-from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import (
     CheckpointError,
     check_config_matches,
@@ -101,12 +102,13 @@ def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.nd
 
 
 @torch.no_grad()
-def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_size: int, seed: int, device: torch.device,
+def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, seed: int, device: torch.device,
                    genes: np.ndarray | None = None, weights: str | Path | None = None) -> np.ndarray:
-    """``[n_real, G]`` (or ``[n_real, len(genes)]``) generated cells for one group (deterministic in ``(seed, index)``).
+    """``[n_real, G]`` (or ``[n_real, len(genes)]``) generated cells for one group (deterministic in ``seed`` and its labels).
 
     The control cells it starts from are ``control_draw``'s (fixed per group, shared with the references);
-    ``seed`` drives the model's own randomness.
+    ``seed`` drives the model's own randomness through ``group_seed(seed, condition, context, batch)``, so
+    the group's cells are the same whichever other groups are predicted with it.
 
     NaN or inf in the generated cells is a ``NonFiniteSamplesError`` naming the group and ``weights``
     (the checkpoint they came from), never a silently written prediction.
@@ -116,7 +118,7 @@ def generate_group(model: Any, dataset: Dataset, group: Group, index: int, set_s
     pick = torch.from_numpy(group.controls[control_draw(len(group.controls), k * set_size, group.condition, group.context, group.batch)])
     control = dataset.data.table.X[pick].reshape(k, set_size, -1).to(device)
     labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k).to(device)
-    torch.manual_seed(mix_seed(seed, index, 1))
+    torch.manual_seed(group_seed(seed, group.condition, group.context, group.batch, 1))
     mask = torch.ones(k, set_size, dtype=torch.bool, device=device)
     if genes is not None and "genes" in inspect.signature(model.predict).parameters:
         out = model.predict(control, mask, labels, genes=torch.from_numpy(genes).to(device))
@@ -153,7 +155,8 @@ def predict(
     part
         ``test`` (default), ``val`` or ``train``.
     seed
-        Group ``i`` is generated under seeds from ``(seed, i)``.
+        Each group is generated under a seed from ``seed`` and its (condition, context, batch) labels
+        (``group_seed``): its cells are the same whichever other groups ``part`` holds.
     set_size
         Cells per generated set (default: the data section's).
     allow_unembedded, preflight
@@ -199,7 +202,7 @@ def predict(
         model.eval()
     env = D.init_from_env(device)
     panel = gene_panel(dataset, groups, genes)
-    mine = {i: generate_group(model, dataset, g, i, m, seed, device, panel, weights)
+    mine = {i: generate_group(model, dataset, g, m, seed, device, panel, weights)
             for i, g in enumerate(groups) if i % env.world_size == env.rank}
     gathered = [mine]
     if env.distributed:
