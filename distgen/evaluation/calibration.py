@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from distgen.evaluation.ceiling import half_split
+from distgen.evaluation.ceiling import content_order, half_split
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.io import MIN_CELLS, eval_data, flag_invalid
 from distgen.evaluation.metrics import metrics
@@ -36,18 +36,27 @@ def reference_data(data: EvalData, reference: Cells, truth: Cells) -> EvalData:
     return new
 
 
+#: The label the control cells are split under (``half_split``); no perturbation label holds a control character.
+CONTROL_KEY = "\x00control"
+
+
 def ceiling_data(data: EvalData, seed: int = 0) -> EvalData:
     """``EvalData`` of one disjoint half of the real cells (as "real") against the other (as "pred").
+
+    Each perturbation's cells (and the controls) are halved under a seed from ``seed`` and its label, in
+    ``content_order``: its halves do not depend on the other perturbations, nor on the files' row or gene order.
 
     A perturbation with fewer than ``2 * MIN_CELLS`` real cells has no ceiling (NaN, with the reason in
     ``invalid``); with fewer than ``2 * MIN_CELLS`` real control cells no perturbation has one: each half
     would take every delta from the mean of one control cell, which the evaluation itself refuses.
     """
-    gen = torch.Generator().manual_seed(seed)
     pop = data.real
     X = torch.cat([pop.control, pop.X])
     codes = torch.cat([torch.full((pop.control.shape[0],), -1, dtype=torch.long), pop.codes()])
-    a, b = half_split(codes, gen)
+    if "content_order/real" not in data.cache:  # the same for every split of these cells
+        data.cache["content_order/real"] = content_order(X, data.genes)
+    labels = {-1: CONTROL_KEY, **dict(enumerate(data.perts))}
+    a, b = half_split(codes, seed, labels, data.cache["content_order/real"])
     if not bool((codes[a] == -1).any()):
         raise ValueError("the ceiling needs at least 2 real control cells to split")
     halves = [Population.from_codes(X[i], codes[i], data.n_perts) for i in (a, b)]

@@ -4,27 +4,69 @@ Each perturbation's real cells (and the control cells) are shuffled and split in
 halves of ``floor(n / 2)``; one half plays "real", the other "prediction". Repeating with several
 seeds (``n_splits``) and averaging is the resampling estimate of the best score any model can
 reach at half depth. A bootstrap (drawing with replacement) would put the same cell in both halves
-and inflate agreement, so the halves are disjoint, as in cell-eval's ``compute_ceiling``.
+and inflate agreement, so the halves are disjoint, as in cell-eval's ``compute_ceiling``. Each group is
+shuffled under its own seed (from the split's seed and the group's label) in an order of its cells that
+does not depend on the file (``content_order``), so a perturbation's halves are the same whichever other
+perturbations are scored beside it, and whatever the order of the rows or genes in the files.
 ``spearman_brown`` maps a half-depth reliability ``r`` to full depth (``2r / (1 + r)``, ``r > 0``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 
-def half_split(codes: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def group_generator(seed: int, label: str) -> torch.Generator:
+    """A generator for one group's shuffle, seeded by ``seed`` and the group's ``label`` only."""
+    key = int.from_bytes(hashlib.blake2b(label.encode(), digest_size=16).digest(), "little")
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed) % 2**64, key]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
+
+
+def content_order(X: Tensor, genes: Sequence[str]) -> Tensor:
+    """``[N]`` ranks of the rows of ``X [N, G]`` by a hash of their (float32) values that does not depend on the gene order.
+
+    A canonical order of a set of cells: the same cells in another row order, or with their genes in
+    another column order, get the same ranks. The hash is ``sum_j bits(x_j) * m(gene_j)`` modulo 2**64,
+    ``m`` an odd 64-bit number from the gene's name: a sum, so the column order does not enter it.
+    Identical rows tie (and are interchangeable); distinct rows tie with probability about 2**-64.
+    """
+    mult = np.array([int.from_bytes(hashlib.blake2b(str(g).encode(), digest_size=8).digest(), "little") | 1 for g in genes],
+                    dtype=np.uint64)
+    x = X.detach().cpu().numpy()
+    keys = np.empty(x.shape[0], dtype=np.uint64)
+    step = 1024
+    buf = np.empty((min(step, x.shape[0]), len(mult)), dtype=np.uint64)  # one buffer for every block
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
+        for start in range(0, x.shape[0], step):
+            block = np.asarray(x[start : start + step], dtype=np.float32) + np.float32(0.0)  # -0.0 hashes as 0.0
+            out = buf[: block.shape[0]]
+            np.multiply(block.view(np.uint32), mult, out=out)
+            keys[start : start + block.shape[0]] = out.sum(1, dtype=np.uint64)
+    order = np.argsort(keys, kind="stable")
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return torch.from_numpy(ranks)
+
+
+def half_split(codes: Tensor, seed: int, labels: Mapping[int, str] | None = None, order: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Disjoint halves ``(a, b)`` of row indices, ``floor(n_g / 2)`` rows of each group ``g`` in ``codes [N]``.
 
+    Group ``g``'s rows are taken in ``order [N]`` (ranks; default: row order) and shuffled by
+    ``group_generator(seed, labels[g])`` (default label: ``str(g)``), so its halves depend on its own rows only.
     Groups with fewer than 2 rows are dropped (they cannot be split).
     """
     a, b = [], []
     for g in torch.unique(codes).tolist():
         idx = (codes == g).nonzero().flatten()
-        idx = idx[torch.randperm(idx.numel(), generator=generator)]
+        if order is not None:
+            idx = idx[torch.argsort(order[idx], stable=True)]
+        idx = idx[torch.randperm(idx.numel(), generator=group_generator(seed, (labels or {}).get(g, str(g))))]
         h = idx.numel() // 2
         if h:
             a.append(idx[:h])
