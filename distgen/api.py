@@ -124,9 +124,10 @@ def predict(
     as ``.h5ad`` files (cell-eval layout). A trained model that cannot embed a held-out atom is refused
     unless ``allow_unembedded``. ``max_cells`` caps the cells per group (a fixed subset of its real
     cells; ``real`` then holds the same cells: evaluate against ``data.capped(max_cells)``); ``None`` or ``"all"``: no cap.
+    The written prediction records ``seed``, ``part`` and the cap in ``uns["distgen"]["provenance"]``.
     """
     from distgen.pipeline.predict import predict as _predict
-    from distgen.pipeline.predict import write_cells, write_pair
+    from distgen.pipeline.predict import prediction_provenance, write_cells, write_pair
     from distgen.train.device import float32_default
 
     apply_threads()
@@ -139,10 +140,11 @@ def predict(
     data = data.capped(max_cells) if max_cells is not None else data
     with float32_default():  # the data and weights are float32 whatever the caller's default dtype
         cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded)
+    provenance = prediction_provenance(seed, part, data.max_cells, model=type(model).__name__)
     if out is not None and real is not None:  # one pair (both record the truth): evaluate refuses a pred beside another truth
-        write_pair(data, cells, data.truth(part), out, real)
+        write_pair(data, cells, data.truth(part), out, real, provenance=provenance)
     elif out is not None:
-        write_cells(data, cells, out, "pred")
+        write_cells(data, cells, out, "pred", provenance=provenance)
     elif real is not None:
         write_cells(data, data.truth(part), real, "real")
     return cells

@@ -18,7 +18,7 @@ API write goes through ``write``; every file that ``distgen evaluate`` reads goe
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from distgen.types.layout import (
     KIND_COL,
     PERT_COL,
     PERT_COLS,
+    PROVENANCE_KEY,
     SCALES,
     TRUTH_KEY,
     LayoutInfo,
@@ -67,6 +68,7 @@ def to_anndata(
     scale: str = "lognorm",
     with_batch: bool | None = None,
     combo_delimiter: str = COMBO,
+    provenance: Mapping[str, Any] | None = None,
 ) -> ad.AnnData:
     """``cells`` in the cell-eval layout (rows in the same order; controls relabelled ``control``).
 
@@ -77,7 +79,8 @@ def to_anndata(
     ``with_context`` writes the ``celltype_col`` column (default: when some context is not ``"all"``),
     ``with_batch`` the ``BATCH_COL`` column (default: when some batch is not ``"all"``).
     Cell names are ``cells.names`` when given, else ``{kind}_{i}`` and ``control_{j}``. ``scale``
-    (``lognorm`` or ``counts``) is recorded in ``uns["distgen"]`` with the column names.
+    (``lognorm`` or ``counts``) is recorded in ``uns["distgen"]`` with the column names. ``provenance`` (what made
+    the cells: seed, checkpoint, options; strings, numbers and booleans) is recorded as ``uns["distgen"]["provenance"]``.
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -115,6 +118,11 @@ def to_anndata(
     out.uns["distgen"] = {"scale": scale, "kind": kind, "pert_col": pert_col, "control": control}
     if combo_delimiter != COMBO:
         out.uns["distgen"][DELIMITER_KEY] = combo_delimiter
+    if provenance:
+        bad = {k: v for k, v in provenance.items() if not isinstance(v, str | int | float)}
+        if bad:
+            raise TypeError(f"provenance values must be strings, numbers or booleans (h5ad attributes), got {bad}")
+        out.uns["distgen"][PROVENANCE_KEY] = dict(provenance)
     out.obs_names_make_unique()
     return out
 
@@ -183,14 +191,14 @@ def truth_digest(adata: ad.AnnData) -> str:
 
 
 def write_pair(pred: Cells, real: Cells, pred_path: str | os.PathLike[str], real_path: str | os.PathLike[str],
-               **layout: Any) -> tuple[ad.AnnData, ad.AnnData]:
+               provenance: Mapping[str, Any] | None = None, **layout: Any) -> tuple[ad.AnnData, ad.AnnData]:
     """A prediction and its truth written as one pair: both files record ``truth_digest`` of the truth
     (``uns["distgen"]["truth"]``), both are written whole to hidden temp files, then renamed into place.
 
     A kill between the two renames can leave a new file beside an older one; their records then differ (unless the older
     one was written with the same truth, when the pair is still right) and ``check_pair`` refuses to score them.
-    ``layout``: ``to_anndata`` options."""
-    pred_ad, real_ad = to_anndata(pred, "pred", **layout), to_anndata(real, "real", **layout)
+    ``provenance`` is recorded in the prediction only; ``layout``: ``to_anndata`` options."""
+    pred_ad, real_ad = to_anndata(pred, "pred", provenance=provenance, **layout), to_anndata(real, "real", **layout)
     digest = truth_digest(real_ad)
     pred_ad.uns["distgen"][TRUTH_KEY] = real_ad.uns["distgen"][TRUTH_KEY] = digest
     with atomic_path(real_path) as tmp_real, atomic_path(pred_path) as tmp_pred:

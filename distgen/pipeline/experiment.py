@@ -40,7 +40,7 @@ from distgen.models.preflight import check_split
 from distgen.pipeline import pages
 from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.outputs import clear_evaluation
-from distgen.pipeline.predict import predict, predict_section, write_pair
+from distgen.pipeline.predict import predict, predict_section, prediction_provenance, write_pair
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
@@ -198,6 +198,9 @@ def _run(
         model, notes = trained.model, trained.notes
         clock.lap("train")
         pred = predict(model, dataset, "test", seed, preflight=False, weights=trained.result.checkpoint)
+        provenance = prediction_provenance(seed, "test", dataset.max_cells,  # the run is the train/ folder beside the file
+                                           checkpoint=Path(trained.result.checkpoint).name if trained.result.checkpoint else None,
+                                           weights="ema")
         stage = "predict"
     else:
         model = build_model(doc["model"], dataset.info, dataset.seen_perturbations())
@@ -207,17 +210,19 @@ def _run(
         write_fit_diagnostics(model, out / FIT_FILE)
         dataset.split.save(out / "split.json")
         pred = predict(model, dataset, "test", seed, preflight=False)
+        provenance = prediction_provenance(seed, "test", dataset.max_cells, model=str(doc["model"].get("name")))
         stage = "fit_predict"
     if not D.env_from_torchrun().is_main:
         return {}
     truth = dataset.truth("test")
-    write_pair(dataset, pred, truth, out / "pred.h5ad", out / "real.h5ad")  # one pair: never a new pred beside an old real
+    write_pair(dataset, pred, truth, out / "pred.h5ad", out / "real.h5ad", provenance=provenance)  # one pair: never a new pred beside an old real
     if ev.get("counts"):  # evaluate: {counts: poisson|nb|round}: also the pair in raw counts, for cell-eval2's vcc2026
         from distgen.pipeline.countspace import prediction_counts, truth_counts
 
         pred_counts, count_notes = prediction_counts(dataset, pred, "test", str(ev["counts"]), seed)
         notes = [*notes, *count_notes]
-        write_pair(dataset, pred_counts, truth_counts(dataset, truth), out / "pred_counts.h5ad", out / "real_counts.h5ad", "counts")
+        write_pair(dataset, pred_counts, truth_counts(dataset, truth), out / "pred_counts.h5ad", out / "real_counts.h5ad", "counts",
+                   {**provenance, "counts": str(ev["counts"])})
     clock.lap(stage)
     ev_seed = int(ev.get("seed", 0))
     refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES))

@@ -233,16 +233,35 @@ def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarra
     )
 
 
-def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str, scale: str = "lognorm") -> Any:
+def write_cells(dataset: Dataset, cells: Cells, path: str | Path, kind: str, scale: str = "lognorm",
+                provenance: dict[str, Any] | None = None) -> Any:
     """``cells`` of ``dataset`` in the cell-eval layout at ``path`` (a context / batch column when the data has several;
-    combinations labelled as the data labels them, ``schema.combo_delimiter``)."""
-    return layout.write(cells, path, kind, **_file_layout(dataset, scale))
+    combinations labelled as the data labels them, ``schema.combo_delimiter``); ``provenance`` (``prediction_provenance``)
+    is recorded in the file's ``uns["distgen"]["provenance"]``."""
+    return layout.write(cells, path, kind, provenance=provenance, **_file_layout(dataset, scale))
 
 
-def write_pair(dataset: Dataset, pred: Cells, truth: Cells, pred_path: str | Path, real_path: str | Path, scale: str = "lognorm") -> Any:
+def write_pair(dataset: Dataset, pred: Cells, truth: Cells, pred_path: str | Path, real_path: str | Path, scale: str = "lognorm",
+               provenance: dict[str, Any] | None = None) -> Any:
     """A prediction and its truth as ``write_cells`` writes them, as one pair (``distgen.data.layout.write_pair``): both
-    record the truth's fingerprint, so an evaluation refuses a prediction beside another truth."""
-    return layout.write_pair(pred, truth, pred_path, real_path, **_file_layout(dataset, scale))
+    record the truth's fingerprint, so an evaluation refuses a prediction beside another truth; the prediction records
+    ``provenance``."""
+    return layout.write_pair(pred, truth, pred_path, real_path, provenance=provenance, **_file_layout(dataset, scale))
+
+
+def prediction_provenance(seed: int, part: str, max_cells: int | None, **options: Any) -> dict[str, Any]:
+    """What a prediction file records of how it was made (``uns["distgen"]["provenance"]``): the sampling seed, the split
+    part, the cap of cells per group (``"all"``: none), the distgen version and ``options`` that were given (None and
+    empty ones left out; lists joined by spaces). With the run's data and weights, these make the same cells again."""
+    from distgen import __version__
+
+    out: dict[str, Any] = {"seed": int(seed), "part": part, "max_cells": "all" if max_cells is None else int(max_cells),
+                           "distgen": __version__}
+    for key, value in options.items():
+        if value is None or value == [] or value == ():
+            continue
+        out[key] = " ".join(map(str, value)) if isinstance(value, list | tuple) else value if isinstance(value, int | float | str) else str(value)
+    return out
 
 
 def _file_layout(dataset: Dataset, scale: str) -> dict[str, Any]:
@@ -457,8 +476,11 @@ def _predict_run(
             scale = "counts"
             for note in notes:
                 print(note, file=sys.stderr)
+        ckpt = resolve_checkpoint(checkpoint or run_dir)
+        provenance = prediction_provenance(seed, part, dataset.max_cells, run=str(run_dir), checkpoint=ckpt.name, weights=weights,
+                                           sampling=sampling, genes=genes, counts=counts)
         if real is None:
-            write_cells(dataset, written, out, "pred", scale)
+            write_cells(dataset, written, out, "pred", scale, provenance)
         else:
             truth = dataset.truth(part)
             truth = truth if truth.genes == pred.genes else truth.with_genes(pred.genes)
@@ -466,7 +488,7 @@ def _predict_run(
                 from distgen.pipeline.countspace import truth_counts
 
                 truth = truth_counts(dataset, truth, part)
-            write_pair(dataset, written, truth, out, real, scale)  # one pair: evaluate refuses a new pred beside an old real
+            write_pair(dataset, written, truth, out, real, scale, provenance)  # one pair: evaluate refuses a new pred beside an old real
         result = written
     D.shutdown()
     return result

@@ -105,6 +105,9 @@ def file_label(condition: str, control: str, delimiter: str = COMBO) -> str:
     return condition if delimiter == COMBO or condition == control else delimiter.join(atoms_of(condition, control))
 
 
+#: ``uns["distgen"][PROVENANCE_KEY]``: what made a prediction (seed, run, checkpoint, weights, options), so a file says how to
+#: make it again (``distgen.pipeline.predict``).
+PROVENANCE_KEY = "provenance"
 #: ``uns["distgen"][TRUTH_KEY]``: the fingerprint of the truth a prediction was written with (``write_pair``), in both files.
 TRUTH_KEY = "truth"
 
