@@ -329,6 +329,15 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
     return control
 
 
+def recorded_provenance(adata: ad.AnnData) -> dict[str, Any]:
+    """What made a prediction file, as ``to_anndata(..., provenance=)`` recorded it (plain Python values); ``{}`` when it records none."""
+    meta = adata.uns.get("distgen") if hasattr(adata, "uns") else None
+    rec = meta.get(PROVENANCE_KEY) if isinstance(meta, Mapping) else None
+    if not isinstance(rec, Mapping):
+        return {}
+    return {str(k): v.item() if isinstance(v, np.generic) else v for k, v in rec.items()}
+
+
 def recorded_scale(adata: ad.AnnData, key: str = "scale") -> str | None:
     """The value scale a file records in ``uns["distgen"]["scale"]`` (None for files that record none); ``key="kind"``: its rows' kind."""
     meta = adata.uns.get("distgen") if hasattr(adata, "uns") else None
@@ -443,7 +452,8 @@ def read_pair(
     info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control, delimiters),
                       scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None},
                       kinds={k: s for k, a in files.items() if (s := recorded_scale(a, "kind")) is not None},
-                      log_bases={k: b for k, a in files.items() if (b := recorded_log_base(a)) is not None})
+                      log_bases={k: b for k, a in files.items() if (b := recorded_log_base(a)) is not None},
+                      provenance=recorded_provenance(files["pred"]))
     if col is None:
         obs = files["real"].obs
         info.notes += pooled_contexts_note(map(str, obs.columns), lambda c: obs[c].astype(str).tolist())

@@ -135,6 +135,18 @@ def _scale(f: Any, key: str = "scale") -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _provenance(f: Any) -> dict[str, Any]:
+    """``layout.recorded_provenance`` from h5py: the scalars under ``uns/distgen/provenance`` (``{}`` without the record)."""
+    node = f.get("uns/distgen/provenance")
+    if node is None or not hasattr(node, "keys"):
+        return {}
+    out: dict[str, Any] = {}
+    for key in node:
+        value = node[key][()]
+        out[str(key)] = value.decode() if isinstance(value, bytes) else value.item() if isinstance(value, np.generic) else value
+    return out
+
+
 def _log_base(f: Any) -> float | None:
     """``layout.recorded_log_base`` from h5py: ``uns/log1p/base`` (``math.e`` when the record holds no base), or None."""
     import math
@@ -201,6 +213,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             delimiters = tuple(sorted({d for f in files.values() if (d := _scale(f, DELIMITER_KEY)) is not None and d != COMBO}))
             kinds = {k: s for k, f in files.items() if (s := _scale(f, "kind")) is not None}
             bases = {k: b for k, f in files.items() if (b := _log_base(f)) is not None}
+            provenance = _provenance(files["pred"])
             if len(set(scales.values())) > 1:
                 return None
             cats = labels["real"][1]
@@ -230,7 +243,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
         raise
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):
         return None
-    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, notes, order, scales, kinds, bases)
+    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, notes, order, scales, kinds, bases, provenance)
 
 
 def _values(group: Any, name: str) -> list[str] | None:

@@ -149,6 +149,7 @@ def score(
         "baseline_aliases": aliases,
         "ceiling": f"disjoint half-splits of the real cells ({ceiling_splits} splits from seed {seed}, averaged)" if ceiling else None,
         "ceiling_splits": ceiling_splits if ceiling else 0,
+        "seed": seed,  # the ceiling's half-splits and the bootstrap intervals
         "reference_roles": {**{b: "negative" for b in base_tables}, **positive},
         "interpolated_duplicate": (f"half-split duplicate moved {1 - INTERPOLATION_ALPHA:g} of the way to the non-control mean "
                                    f"({ceiling_splits} splits, averaged)") if interpolated else None,

@@ -73,6 +73,8 @@ def evaluate_files(
         sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control, "celltype_col": info.celltype_col},
         generated="pred" in generated_files(info.kinds),
     )
+    if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
+        report.summary["pred_provenance"] = info.provenance
     if out is not None:
         clear_evaluation(out)  # an earlier evaluation's page, plots and tables never stay beside the new ones
         report.write(out, make_plots)

@@ -319,6 +319,8 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
                                "n_perturbations": len(table.perts),
                                "n_genes": len(next(iter(datas.values())).genes),
                                "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes)}
+    if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
+        summary["pred_provenance"] = info.provenance
     if celltype_col is None:
         if "" in scores:
             _write_vcc2026(out / "vcc2026_score.csv", scores[""].rows())

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from distgen.errors import UsageError
 from distgen.types.cells import COMBO, atoms_of, canonical
@@ -53,6 +54,8 @@ class LayoutInfo:
     #: The logarithm base each file's scanpy record gives (``uns["log1p"]["base"]``; ``math.e`` for ``None``, scanpy's
     #: natural log); files without the record are absent.
     log_bases: dict[str, float] = field(default_factory=dict)
+    #: What made the prediction file, as it records it (``uns["distgen"][PROVENANCE_KEY]``: seed, checkpoint...); empty when it records none.
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def looks_like_celltype(column: str) -> bool:

@@ -50,3 +50,25 @@ def test_distgen_run_records_the_seed_of_its_predictions(tmp_path):
     rec = _provenance(tmp_path / "exp" / "pred.h5ad")
     assert (rec["seed"], rec["model"], rec["max_cells"]) == (4, "additive", 500)
     assert _provenance(tmp_path / "exp" / "pred_counts.h5ad") == {**rec, "counts": "round"}
+
+
+def test_an_evaluation_records_the_predictions_provenance_and_its_own_seed(made, tmp_path):
+    """summary.json says how the scored prediction was made (both readers: anndata's, and h5py's for a profile)."""
+    import json
+
+    from distgen.data.layout import read_pair
+    from distgen.evaluation.h5pair import read_pair_fast
+
+    rec = _provenance(made / "pred.h5ad")
+    assert read_pair_fast(made / "pred.h5ad", made / "real.h5ad")[2].provenance == rec
+    assert read_pair(made / "pred.h5ad", made / "real.h5ad")[3].provenance == rec
+    assert read_pair(made / "real.h5ad", made / "real.h5ad")[3].provenance == {}  # a file that records none
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--pred", str(made / "pred.h5ad"), "--real", str(made / "real.h5ad"), "--out", str(out), "--seed", "3",
+                 "--metrics", "mse", "--no-plots", "--ceiling-splits", "1", "--baselines", "", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pred_provenance"] == rec and summary["seed"] == 3
+    out = tmp_path / "profile"
+    assert main(["evaluate", "--pred", str(made / "pred.h5ad"), "--real", str(made / "real.h5ad"), "--out", str(out),
+                 "--profile", "cell-eval-0.8.2", "--quiet"]) == 0
+    assert json.loads((out / "summary.json").read_text())["pred_provenance"] == rec
