@@ -224,7 +224,8 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
                      f"every mean is over the {len(shared)} shared ones")
     out: dict[str, Any] = {"a": str(run_a), "b": str(run_b), "profile": profile_of(sa), "n_shared": len(shared),
                            "only_a": len(perts_a - perts_b), "only_b": len(perts_b - perts_a), "only_a_metrics": only_a,
-                           "only_b_metrics": only_b, "ci_level": level, "alpha": alpha, "notes": notes, "metrics": {}}
+                           "only_b_metrics": only_b, "ci_level": level, "alpha": alpha, "seed": seed, "n_boot": n_boot, "notes": notes,
+                           "metrics": {}}
     profile = profile_of(sa)
     panel_bound = [m for m in shared_metrics if panel_dependent(m, profile)] if perts_a != perts_b else []
     if panel_bound:

@@ -52,6 +52,10 @@ def test_compare_pairs_the_shared_perturbations(evals):
     assert res["metrics"]["mse"]["higher_is_better"] is False
     same = compare(evals / "a", evals / "a")
     assert math.isnan(same["metrics"]["mse"]["wilcoxon_p"]) and same["metrics"]["mse"]["better"] is None
+    assert (res["seed"], res["n_boot"]) == (0, 1000)  # the bootstrap's seed is recorded: the intervals can be drawn again
+    other = compare(evals / "a", evals / "b", seed=4, n_boot=200)
+    assert (other["seed"], other["n_boot"]) == (4, 200) and other["metrics"]["mse"]["ci"] != res["metrics"]["mse"]["ci"]
+    assert compare(evals / "a", evals / "b", seed=4, n_boot=200)["metrics"]["mse"]["ci"] == other["metrics"]["mse"]["ci"]
 
 
 def test_compare_command_writes_json_and_markdown(evals, tmp_path, capsys):
