@@ -59,6 +59,10 @@ class DistgenRuntimeWarning(DistgenWarning, RuntimeWarning):
     """A ``DistgenWarning`` about the environment rather than the input (a plugin that fails to load, a page not written)."""
 
 
+class DivergenceWarning(DistgenWarning, RuntimeWarning):
+    """Training is diverging: the loss rose far above its first step's while staying finite (``distgen.train.trainer``)."""
+
+
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 

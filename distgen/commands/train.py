@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if env_from_torchrun().is_main:
         last = f"{res.losses[-1]:.4g}" if res.losses else "n/a"
         stop = " (early stop)" if res.stopped_early else ""
-        print(f"trained to step {res.step}{stop}; last loss {last}; checkpoint {res.checkpoint}")
+        diverged = f" (DIVERGED at step {res.diverged['step']:.0f}: loss {res.diverged['loss']:.4g})" if res.diverged else ""
+        print(f"trained to step {res.step}{stop}; last loss {last}{diverged}; checkpoint {res.checkpoint}")
     return 0
 
 

@@ -201,12 +201,14 @@ def _train_model(
 
 
 def record_training(path: Path, result: TrainResult, opts: TrainOptions) -> None:
-    """Add what the training did (steps reached, wall time, estimate, whether the budget stopped it) to the manifest."""
+    """Add what the training did (steps reached, wall time, estimate, whether the budget stopped it, where the loss
+    diverged: ``TrainResult.diverged``, null when it did not) to the manifest."""
     manifest = json.loads(path.read_text())
     manifest["training"] = {"steps": opts.steps, "steps_done": result.step, "seconds": round(result.seconds, 1),
                             "estimate_s": None if result.estimate_s is None else round(result.estimate_s, 1),
                             "minutes": opts.minutes, "stopped_by_budget": result.stopped_by_budget,
-                            "checkpoint": str(result.checkpoint) if result.checkpoint else None}
+                            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+                            "diverged": result.diverged}
     atomic_write_text(path, json.dumps(manifest, indent=1, default=str))
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from distgen.config import ConfigError
-from distgen.errors import DistgenError, Interrupted
+from distgen.errors import DistgenError, DivergenceWarning, Interrupted, warn
 from distgen.runtime import apply_threads
 from distgen.train import distributed as D
 from distgen.train.batches import BatchSource, mix_seed
@@ -60,6 +60,9 @@ class TrainResult:
     stopped_by_budget: bool = False  #: ``train.minutes`` ran out before ``train.steps``
     seconds: float = 0.0  #: wall seconds of this ``fit``
     estimate_s: float | None = None  #: the time to ``train.steps`` estimated after the first steps
+    #: ``{"step", "loss", "first_loss", "lr", "grad_norm", "grad_clip"}`` of the first step whose loss exceeded
+    #: ``DIVERGENCE_FACTOR`` times the first step's (``Trainer.watch_divergence``); None while the loss stayed within it
+    diverged: dict[str, Any] | None = None
 
 
 def describe_conditions(labels: ConditionLabels, info: DataInfo | None, limit: int = 4) -> str:
@@ -75,6 +78,16 @@ def describe_conditions(labels: ConditionLabels, info: DataInfo | None, limit: i
         names.append(f"{atoms} @ {ctx}")
     more = f" (+{len(labels) - limit} more sets)" if len(labels) > limit else ""
     return ", ".join(names) + more
+
+
+def divergence_message(d: Mapping[str, Any]) -> str:
+    """What ``DivergenceWarning`` says about a run's ``TrainResult.diverged`` record (also a ``distgen run`` note)."""
+    clip = d.get("grad_clip")
+    fix = "lower train.lr (or raise train.warmup_steps)" + (", set train.grad_clip (e.g. 1.0)" if clip is None else "") + \
+        ", or check the weights of the loss terms"
+    return (f"training diverged: the loss at step {d['step']:.0f} was {d['loss']:.4g}, {d['loss'] / max(abs(d['first_loss']), FLOOR):.3g} "
+            f"times the first step's ({d['first_loss']:.4g}; lr {d['lr']:.3g}, gradient norm {d['grad_norm']:.4g}). Checkpoints and "
+            f"predictions from step {d['step']:.0f} on come from a diverged model: {fix}")
 
 
 class Trainer:
@@ -158,6 +171,10 @@ class Trainer:
         self.best: float | None = None
         self.best_step: int | None = None
         self.bad_validations = 0
+        self.first_loss: float | None = None  #: the loss of the run's first step: what divergence is measured against
+        self.last_loss: float | None = None  #: the loss of the last finished step (named when a later one is NaN)
+        self.diverged: dict[str, Any] | None = None  #: see ``TrainResult.diverged``
+        self._warned_validation = False  #: a non-finite validation was said (once per trainer)
         self.last_checkpoint: Path | None = None
         self._stop = StopOnSignal(enabled=False)
         self.stop_requested = False
@@ -190,6 +207,8 @@ class Trainer:
                 "best": self.best,
                 "best_step": self.best_step,
                 "bad_validations": self.bad_validations,
+                "first_loss": self.first_loss,
+                "diverged": self.diverged,
                 "world_size": self.env.world_size,
                 "rank_checksums": checksums,
             }
@@ -221,6 +240,7 @@ class Trainer:
         self.step = ckpt.step
         self.best, self.best_step = ckpt.state.get("best"), ckpt.state.get("best_step")
         self.bad_validations = int(ckpt.state.get("bad_validations", 0))
+        self.first_loss, self.diverged = ckpt.state.get("first_loss"), ckpt.state.get("diverged")
         self.last_checkpoint = ckpt.path
 
     # ------------------------------------------------------------------ loop
@@ -272,12 +292,47 @@ class Trainer:
         return float(stats[0]) / self.n_shards, norm, parts
 
     def _non_finite(self, what: str, batch: Any) -> None:
+        """Stop with ``NonFiniteLossError``: the step, the settings that drove it (lr, grad_clip, precision), the loss
+        before, since when it was diverging, the batch's conditions and the last checkpoint."""
+        opts = self.opts
         conds = describe_conditions(batch.labels, self.info) if batch is not None else "(on another rank)"
+        lr = float(self.scheduler.get_last_lr()[0])  # this step's (the scheduler steps after the update)
+        clip = "train.grad_clip=null" if opts.grad_clip is None else f"train.grad_clip={opts.grad_clip:g}"
+        bf16 = ", train.precision=bf16" if self.amp == torch.bfloat16 else ""
+        before = f"the loss was {self.last_loss:.4g} at step {self.step}" if self.last_loss is not None else "the first step"
+        d = self.diverged
+        since = f", diverging since step {d['step']:.0f} (loss {d['loss']:.4g}, {d['loss'] / max(abs(d['first_loss']), FLOOR):.3g} times the first step's)" if d else ""
         last = str(self.last_checkpoint) if self.last_checkpoint else "none saved yet"
+        if d and self.last_checkpoint is not None and int(self.last_checkpoint.name.rsplit("_", 1)[-1]) >= d["step"]:
+            last += f" (written after the loss began to diverge at step {d['step']:.0f}: take an earlier one)"
+        fixes = ["lower train.lr" + (" or raise train.warmup_steps" if opts.warmup_steps == 0 else "")]
+        if opts.grad_clip is None:
+            fixes.append("set train.grad_clip (e.g. 1.0)")
+        if bf16:
+            fixes.append("try train.precision=fp32")
+        fixes.append("check the weights of the loss terms and the data of these conditions")
         raise NonFiniteLossError(
-            f"non-finite {what} at step {self.step + 1} (rank {self.env.rank}); batch conditions: {conds}. "
-            f"Last good checkpoint: {last}. Lower train.lr, set train.grad_clip, or check the data of these conditions."
+            f"non-finite {what} at step {self.step + 1} (rank {self.env.rank}; lr {lr:.3g}, {clip}{bf16}; {before}{since}); "
+            f"batch conditions: {conds}. Last checkpoint: {last}. To fix: {', '.join(fixes[:-1])}, or {fixes[-1]}."
         )
+
+    def watch_divergence(self, step: int, loss: float, lr: float, norm: float) -> None:
+        """Warn once (``DivergenceWarning``) when the loss of ``step`` exceeds ``DIVERGENCE_FACTOR`` times the first step's.
+
+        A loss that explodes without becoming NaN (a learning rate ten times too high, a loss term weighted absurdly,
+        clipping that only slows it) trains on and gives checkpoints and predictions of a diverged model; the warning names
+        the step, the loss, the first step's, the learning rate and the gradient norm. ``TrainResult.diverged`` and the run's
+        ``manifest.json`` (``training.diverged``) record it, and ``distgen run``/``distgen sweep`` report it.
+        """
+        if self.first_loss is None:
+            self.first_loss = loss
+            return
+        if self.diverged is not None or not loss > DIVERGENCE_FACTOR * max(abs(self.first_loss), FLOOR):
+            return
+        self.diverged = {"step": step, "loss": loss, "first_loss": self.first_loss, "lr": lr, "grad_norm": norm,
+                         "grad_clip": self.opts.grad_clip}
+        if self.env.is_main:
+            warn(divergence_message(self.diverged), DivergenceWarning)
 
     def validate(self) -> dict[str, float]:
         assert self.val_source is not None
@@ -315,10 +370,13 @@ class Trainer:
             stopper.__enter__()
             while self.step < opts.steps:
                 t_step = time.perf_counter()
+                lr = float(self.scheduler.get_last_lr()[0])  # the rate this step updates with
                 try:
                     loss, norm, parts = self.train_step()
                 except torch.cuda.OutOfMemoryError as exc:
                     raise RuntimeError(f"step {self.step}: {OOM_HINT}") from exc
+                self.watch_divergence(self.step, loss, lr, norm)
+                self.last_loss = loss
                 result.losses.append(loss)
                 window.append(loss)
                 for k, v in parts.items():
@@ -366,6 +424,7 @@ class Trainer:
                 self._lock.release()
         result.step, result.best, result.best_step = self.step, self.best, self.best_step
         result.checkpoint = self.last_checkpoint
+        result.diverged = self.diverged
         result.seconds = time.perf_counter() - t0
         if result.stopped_by_budget and env.is_main:
             print(f"train: the budget train.minutes={opts.minutes:g} ran out at step {self.step} of {opts.steps}; "
@@ -404,9 +463,24 @@ class Trainer:
         )
 
     def _early_stop(self, vals: dict[str, float]) -> bool:
+        """Whether ``train.patience`` validations in a row failed to improve ``train.monitor`` (updates ``best``).
+
+        A NaN/inf value is never the best and counts as a validation without improvement: a model whose validation turned
+        non-finite is stopped by ``patience`` instead of training on to the last step (said once, as a ``DivergenceWarning``).
+        """
         value = vals.get(self.opts.monitor, vals.get(f"val_{self.opts.monitor}"))
-        if value is None or not math.isfinite(value):
+        if value is None:
             return False
+        if not math.isfinite(value):
+            if not self._warned_validation and self.env.is_main:
+                self._warned_validation = True
+                patience = "no improvement" + (f" toward train.patience={self.opts.patience}" if self.opts.patience is not None else "")
+                warn(f"validation at step {self.step} gave {self.opts.monitor}={value}: the model's validation loss or samples are "
+                     f"not finite (counted as {patience}; the best so far is "
+                     f"{'none' if self.best is None else f'{self.best:.4g} at step {self.best_step}'}). Look at metrics.csv for "
+                     "the step where the validation columns turned NaN", DivergenceWarning)
+            self.bad_validations += 1
+            return self.opts.patience is not None and self.bad_validations >= self.opts.patience
         better = self.best is None or (value > self.best if self.maximize else value < self.best)
         if better:
             self.best, self.best_step, self.bad_validations = value, self.step, 0
@@ -417,6 +491,11 @@ class Trainer:
 
 #: Steps after which the trainer prints its time estimate (timed from the end of the first step).
 ESTIMATE_AFTER = 3
+#: A finite loss above this multiple of the first step's (in magnitude, at least ``FLOOR``) is a diverging run.
+#: Noise, warm-up spikes and the loss rising while a model learns stay far below it (a healthy run's loss rarely exceeds
+#: its first step's at all); a learning rate ten times too high reaches it within a few steps (1e17 times, measured).
+DIVERGENCE_FACTOR = 1e3
+FLOOR = 1e-6  #: the first step's loss magnitude below which the factor applies to this value instead
 
 
 class _null:

@@ -174,7 +174,8 @@ class CellTable:
     Attributes
     ----------
     X
-        ``[N, G]`` float32 expression (log-normalised unless the schema says otherwise).
+        ``[N, G]`` float32 expression (log-normalised unless the schema says otherwise); values of another dtype
+        (float64 from numpy, float16) are converted to float32, the dtype of models, batches and checkpoints.
     labels
         Per-cell ``ConditionLabels`` (``B = N``).
     info
@@ -189,6 +190,8 @@ class CellTable:
     def __post_init__(self) -> None:
         if self.X.dim() != 2:
             raise ValueError(f"X must be [N, G], got {tuple(self.X.shape)}")
+        if self.X.dtype != torch.float32:  # float64 (torch.from_numpy of a numpy matrix) stopped training inside torch:
+            self.X = self.X.to(torch.float32)  # "mat1 and mat2 must have the same dtype, but got Double and Float"
         if self.X.shape[1] != self.info.n_genes:
             raise ValueError(f"X has {self.X.shape[1]} genes but info lists {self.info.n_genes}")
         if len(self.labels) != self.X.shape[0]:
