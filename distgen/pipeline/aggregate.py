@@ -6,7 +6,7 @@ import csv
 import io
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,9 +141,16 @@ def write_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def summary_markdown(
-    rows: Sequence[dict[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str], failed: Sequence[str] = ()
+    rows: Sequence[dict[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str], failed: Sequence[str] = (),
+    failures: Mapping[str, str] | None = None, diverged: Sequence[tuple[str, int, str]] = (),
 ) -> tuple[str, list[Comparison]]:
-    """The sweep's ``summary.md`` text and the comparisons it reports."""
+    """The sweep's ``summary.md`` text and the comparisons it reports.
+
+    ``failures`` gives a failed run's error; ``diverged`` the (variant, seed, what happened) of finished runs whose training
+    loss exploded: their scores stay in the tables (a setting that diverges is a result) and their variant is marked.
+    """
+    failures = failures or {}
+    n_diverged = {v: sum(1 for d in diverged if d[0] == v) for v in variants}
     lines = ["# Sweep summary", "", f"Reference variant: {md.code(reference)}. Values: mean +/- sd over seeds of the per-run mean over perturbations.", ""]
     lines.append("| variant | seeds | " + " | ".join(f"{md.cell(m)} {'(up)' if metric_direction(m) else '(down)'}" for m in metrics) + " |")
     lines.append("|---|---|" + "---|" * len(metrics))
@@ -156,7 +163,8 @@ def summary_markdown(
                 cells.append(f"{fmt(float(np.mean(means)))} +/- {fmt(float(np.std(means, ddof=1)), 2)}")
             else:  # one seed has no spread to show
                 cells.append(f"{fmt(means[0])} (1 seed: no sd)" if means else "- (no value)")
-        lines.append(f"| {md.cell(var)} | {n_seeds} | " + " | ".join(cells) + " |")
+        mark = f" (DIVERGED: {n_diverged[var]} of {n_seeds} seeds)" if n_diverged.get(var) else ""
+        lines.append(f"| {md.cell(var)}{mark} | {n_seeds} | " + " | ".join(cells) + " |")
     comparisons = [paired_comparison(rows, v, reference, m) for v in variants if v != reference for m in metrics]
     if comparisons:
         lines += ["", "## Paired comparison against the reference",
@@ -174,8 +182,13 @@ def summary_markdown(
                   "generated the same cells, so the setting that tells them apart had no effect (a parameter the model does "
                   "not read, or two settings that coincide on this data).", ""]
         lines += [f"- {md.code(v)} = {md.code(other)}" for v, other in same.items()]
+    if diverged:
+        lines += ["", "## Diverged runs", "", "Their training loss exploded (more than 1,000 times its first step's) but stayed finite, so "
+                  "they finished; their scores above are a diverged model's (the run's eval/summary.md has the details).", ""]
+        lines += [f"- {md.code(v)}, seed {s}: {md.inline(what)}" for v, s, what in diverged]
     if failed:
-        lines += ["", "## Failed runs", ""] + [f"- {md.inline(f, True)}" for f in failed]
+        lines += ["", "## Failed runs", ""] + [f"- {md.inline(f, True)}" + (f": {md.inline(failures[f])}" if f in failures else "")
+                                               for f in failed]
     return "\n".join(lines) + "\n", comparisons
 
 

@@ -50,6 +50,7 @@ from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
 from distgen.warned import recorded_warnings
+from distgen.train.trainer import divergence_message
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
 EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated")
@@ -196,6 +197,9 @@ def _run(
             print(f"note: resuming the training in {out / 'train'} from its newest checkpoint", file=sys.stderr)
         trained = train_model(doc, out / "train", dataset, resume=resume, before_training=start)
         model, notes = trained.model, trained.notes
+        diverged = trained.result.diverged
+        if diverged:  # also when the warning was shown before a checkpoint this run resumed from
+            notes = [*notes, divergence_message(diverged)]
         clock.lap("train")
         pred = predict(model, dataset, "test", seed, preflight=False, weights=trained.result.checkpoint)
         provenance = prediction_provenance(seed, "test", dataset.max_cells,  # the run is the train/ folder beside the file
@@ -203,6 +207,7 @@ def _run(
                                            weights="ema")
         stage = "predict"
     else:
+        diverged = None
         model = build_model(doc["model"], dataset.info, dataset.seen_perturbations())
         fit(model, dataset, config=doc, preflight=False)  # fit: options, seed from train.seed (fit_options)
         notes = check_split(model, dataset, "test", allow)  # a fitted model answers can_predict once fitted
@@ -233,6 +238,7 @@ def _run(
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )
     report.summary.update(pages.run_facts(preset, model, dataset))  # preset, unembeddable atoms
+    report.summary["training_diverged"] = diverged  # TrainResult.diverged: where the loss exploded (distgen sweep marks the run)
     make_plots = plots and bool(ev.get("plots", True))
     clear_evaluation(out / "eval")  # evaluating again (other --metrics, no plots): none of the earlier files stay
     summary = report.write(out / "eval", make_plots)
@@ -375,4 +381,8 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson
                 cells.append(f"normalised {norm:.3g}")
         rows.append("  ".join(cells))
         rows += [f"    {n}" for n in dict.fromkeys(notes)]
+    d = summary.get("training_diverged")
+    if d:  # the scores above are a diverged model's: said where they are read, not only in the notes
+        rows.append(f"DIVERGED: the training loss exploded at step {d['step']:.0f} ({d['loss']:.4g}, first step {d['first_loss']:.4g}); "
+                    "these scores are a diverged model's (see the notes in eval/summary.md)")
     return "\n".join(rows) if rows else json.dumps(metrics)[:500]

@@ -11,6 +11,8 @@ sweep runs (``distgen.train.lock``).
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -125,6 +127,9 @@ class SweepResult:
     finished: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  #: failed run -> the error its log ends with
+    #: finished run -> its variant, seed and ``TrainResult.diverged`` record (the loss exploded, stayed finite)
+    diverged: dict[str, dict[str, Any]] = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
 
 
@@ -252,15 +257,19 @@ def _sweep(
                 if not (run_dir / DONE_FILE).exists():  # distgen run writes it itself; other runners may not
                     atomic_write_text(run_dir / DONE_FILE, "ok\n")
                 return r, True
+            if NON_FINITE.search(failure_reason(run_dir) or ""):
+                break  # a NaN/inf loss recurs at the same step when its checkpoint is resumed: a retry only repeats it
         return r, None if stop.signal is not None else False
 
     stopped: list[str] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for i, (r, ok) in enumerate(pool.map(attempt, todo), 1):
             (result.finished if ok else stopped if ok is None else result.failed).append(r.slug)
+            if ok is False:
+                result.failures[r.slug] = failure_reason(out / "runs" / r.slug) or "no error in its log"
             if progress:
                 status = "done" if ok else "stopped (resumes when the sweep is run again)" if ok is None else \
-                    f"FAILED (log: {out / 'runs' / r.slug / 'log.txt'})"
+                    f"FAILED: {clip_message(result.failures[r.slug], 300)} (log: {out / 'runs' / r.slug / 'log.txt'})"
                 print(f"[{i}/{len(todo)}] {r.slug}: {status}", file=sys.stderr)
     if stop.signal is not None:
         raise Interrupted(
@@ -271,11 +280,20 @@ def _sweep(
         )
 
     rows = []
+    diverged: list[tuple[str, int, str]] = []
     for r in runs:
         path = out / "runs" / r.slug / METRICS_FILE
         if (out / "runs" / r.slug / DONE_FILE).exists() and path.exists():
             for row in read_metrics_csv(path):
                 rows.append({"variant": r.variant, "seed": r.seed, **row})
+            d = training_diverged(out / "runs" / r.slug)
+            if d:  # its scores are in the table, as measured, and marked: a diverged model is a result of that setting
+                result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, **d}
+                diverged.append((r.variant, r.seed, f"the training loss exploded at step {d['step']:.0f} to {d['loss']:.4g} "
+                                 f"(first step {d['first_loss']:.4g}, lr {d['lr']:.3g})"))
+                if progress:
+                    print(f"warning: sweep: run {r.slug} diverged in training (loss {d['loss']:.4g} at step {d['step']:.0f}); "
+                          "its scores are marked in summary.md", file=sys.stderr)
     if not rows:
         raise RuntimeError(f"sweep: no run finished; see the logs under {out / 'runs'}")
     present = [m for m in metrics if any(m in row for row in rows)]
@@ -285,7 +303,7 @@ def _sweep(
               "computed it (a run evaluates its config's evaluate.metrics); add it there and run the sweep in a new --out, or "
               "evaluate a run again with distgen run CONFIG OVERRIDES --out RUN --metrics ...", file=sys.stderr)
     write_results(rows, out / "results.csv")
-    text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed)
+    text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed, result.failures, diverged)
     atomic_write_text(out / "summary.md", text)
     same = identical_variants(rows, variants, present)
     for v, other in same.items():
@@ -293,9 +311,36 @@ def _sweep(
               "setting that tells them apart had no effect (see summary.md)", file=sys.stderr)
     atomic_write_text(out / "summary.json", json_text({
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
-        "failed": result.failed, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
+        "failed": result.failed, "failures": result.failures, "diverged": result.diverged, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
         "metrics_not_computed": absent,
     }))
     plot_summary(rows, variants, present, out / "summary.png")
     write_sweep_page(out, present)  # report.html: one row per variant, paired tests as intervals
     return result
+
+
+#: How the error of a run that stopped on a NaN/inf loss or gradient begins (``NonFiniteLossError``; ``distgen.train.trainer``).
+NON_FINITE = re.compile(r"^non-finite (loss|gradient norm) at step ")
+
+
+def failure_reason(run_dir: Path) -> str | None:
+    """The last ``distgen ...: error: ...`` line that the last attempt wrote to a run's ``log.txt`` (after its ``$ command``
+    line: the log keeps every attempt's), or None."""
+    try:
+        tail = (run_dir / "log.txt").read_text(errors="replace")[-20000:]
+    except OSError:
+        return None
+    lines = tail.splitlines()
+    last = max((i for i, line in enumerate(lines) if line.startswith("$ ")), default=-1)
+    errors = [line.split(": error: ", 1)[1] for line in lines[last + 1 :] if ": error: " in line]
+    return errors[-1].strip() if errors else None
+
+
+def training_diverged(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's ``training_diverged`` record (``eval/summary.json``; ``distgen.train.trainer.TrainResult``), or None."""
+    try:
+        summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    d = summary.get("training_diverged") if isinstance(summary, dict) else None
+    return d if isinstance(d, dict) and {"step", "loss", "first_loss", "lr"} <= d.keys() else None

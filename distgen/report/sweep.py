@@ -53,6 +53,9 @@ class SweepInputs:
     identical
         ``{variant: other}``: variants whose results equal another's for every seed, perturbation and
         metric (``summary.json["identical"]``): the setting that tells them apart had no effect.
+    failures, diverged
+        ``{run: error}`` of failed runs, and ``{run: {"variant", "seed", "step", "loss", "first_loss", ...}}`` of finished
+        runs whose training loss exploded (``summary.json["failures"]``, ``["diverged"]``).
     """
 
     rows: list[dict[str, Any]]
@@ -63,6 +66,8 @@ class SweepInputs:
     references: Mapping[str, Mapping[str, tuple[float, float, float]]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     identical: Mapping[str, str] = field(default_factory=dict)
+    failures: Mapping[str, str] = field(default_factory=dict)
+    diverged: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     title: str = "distgen sweep report"
 
 
@@ -196,6 +201,9 @@ def render_sweep(inp: SweepInputs) -> str:
                 cells.append(Cell(f"{num(float(np.mean(means)))} ± {num(float(np.std(means, ddof=1)), 2)}", "num"))
             else:  # one seed has no spread to show; no seed, no value
                 cells.append(Cell(f"{num(means[0])} (1 seed: no sd)" if means else "– (no value)", "num"))
+        n_div = sum(1 for d in inp.diverged.values() if d.get("variant") == var)
+        if n_div:  # its scores are a diverged model's (summary.json "diverged")
+            cells[0] = f"{cells[0]} (DIVERGED: {n_div} of {n_seeds} seeds)"
         cells.insert(1, Cell(str(n_seeds), "num"))
         rows.append(cells)
     comp_rows: list[list[Cell | str]] = []  # coloured only where the paired test is significant (p < 0.05)
@@ -220,8 +228,17 @@ def render_sweep(inp: SweepInputs) -> str:
             "generated the same cells, so the setting that tells them apart had no effect (a parameter the model does not "
             "read, or two settings that coincide on this data). Their differences above are not evidence about the "
             f"setting.</p><ul>{items}</ul>")))
+    if inp.diverged:
+        items = "".join(f"<li><code>{escape(str(d.get('variant')))}</code>, seed {escape(str(d.get('seed')))}: the training loss "
+                        f"exploded at step {escape(str(d.get('step')))} to {num(d.get('loss'))} (first step {num(d.get('first_loss'))})</li>"
+                        for d in inp.diverged.values())
+        sections.append(Section("diverged", "Diverged runs", (
+            "<p>Their training loss exploded (more than 1,000 times its first step's) but stayed finite, so they finished; their "
+            f"scores above are a diverged model's.</p><ul>{items}</ul>")))
     if inp.failed:
-        sections.append(Section("failed", "Failed runs", "<ul>" + "".join(f"<li><code>{escape(f)}</code></li>" for f in inp.failed) + "</ul>"))
+        sections.append(Section("failed", "Failed runs", "<ul>" + "".join(
+            f"<li><code>{escape(f)}</code>" + (f": {escape(inp.failures[f])}" if f in inp.failures else "") + "</li>"
+            for f in inp.failed) + "</ul>"))
     seeds = {int(r["seed"]) for r in inp.rows}
     lines = [f"{counted(len(inp.variants), 'variant')} · {counted(len(seeds), 'seed')} · reference <code>{escape(inp.reference)}</code> · "
              f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
@@ -253,7 +270,9 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
     return SweepInputs(rows=rows, variants=list(summary["variants"]), reference=str(summary["reference"]), metrics=shown,
                        comparisons=list(summary.get("comparisons", [])), references=run_references(sweep_dir / "runs", shown),
                        failed=list(summary.get("failed", [])),
-                       identical={str(k): str(v) for k, v in (summary.get("identical") or {}).items()})
+                       identical={str(k): str(v) for k, v in (summary.get("identical") or {}).items()},
+                       failures={str(k): str(v) for k, v in (summary.get("failures") or {}).items()},
+                       diverged={str(k): v for k, v in (summary.get("diverged") or {}).items() if isinstance(v, Mapping)})
 
 
 def run_references(runs_dir: Path, metrics: Sequence[str]) -> dict[str, dict[str, tuple[float, float, float]]]:

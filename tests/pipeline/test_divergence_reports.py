@@ -1,0 +1,102 @@
+"""What a run and a sweep say about a model whose training diverged: the run's summary (notes, ``training_diverged``,
+the printed headline) and manifest; the sweep's summary marks the variant, names a failed run's error, and does not
+retry a run that stopped on a NaN/inf loss (it would stop at the same step again)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from distgen.config import save_yaml
+from distgen.pipeline.experiment import headline
+from distgen.pipeline.experiment import run as run_experiment
+from distgen.pipeline.sweep import METRICS_FILE, sweep
+from tests.pipeline.conftest import TINY
+
+NAN_ERROR = ("distgen run: error: non-finite gradient norm at step 2 (rank 0; lr 993, train.grad_clip=1; the loss was 0.09 at "
+             "step 1); batch conditions: A @ k562. Last checkpoint: none saved yet. To fix: lower train.lr")
+
+
+def test_a_diverged_run_says_so_in_its_summary_headline_and_manifest(tmp_path):
+    cfg = save_yaml({**TINY, "train": {**TINY["train"], "steps": 4, "lr": 10.0}, "evaluate": {"plots": False, "ceiling": False}},
+                    tmp_path / "t.yaml")
+    with pytest.warns(UserWarning, match="training diverged"):
+        summary = run_experiment(str(cfg), tmp_path / "exp", progress=False, metrics=["mse"], plots=False)
+    d = summary["training_diverged"]
+    assert d is not None and d["step"] == 2 and d["loss"] > 1e3 * abs(d["first_loss"])
+    assert "DIVERGED" in headline(summary)
+    assert any("training diverged" in n for n in summary["notes"])
+    assert "training diverged" in (tmp_path / "exp" / "eval" / "summary.md").read_text()
+    manifest = json.loads((tmp_path / "exp" / "train" / "manifest.json").read_text())
+    assert manifest["training"]["diverged"]["step"] == 2
+    on_disk = json.loads((tmp_path / "exp" / "eval" / "summary.json").read_text())
+    assert on_disk["training_diverged"]["step"] == 2
+
+
+def test_a_healthy_run_records_no_divergence(tmp_path):
+    cfg = save_yaml({**TINY, "evaluate": {"plots": False, "ceiling": False}}, tmp_path / "t.yaml")
+    summary = run_experiment(str(cfg), tmp_path / "exp", progress=False, metrics=["mse"], plots=False)
+    assert summary["training_diverged"] is None and "DIVERGED" not in headline(summary)
+
+
+class Runner:
+    """Fake ``distgen run``: ``nanloss`` variants fail as a NaN loss does, ``exploded`` ones finish with a diverged record."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, config, run, run_dir):
+        self.calls.append(run.slug)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with (run_dir / "log.txt").open("a") as log:
+            log.write("$ python -m distgen run ...\n")
+            if "nanloss" in run.variant:
+                log.write(NAN_ERROR + "\n")
+                return 1
+        (run_dir / METRICS_FILE).parent.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(run.seed)
+        with (run_dir / METRICS_FILE).open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["perturbation", "mse"])
+            for p in range(6):
+                w.writerow([f"P{p}", 1.0 + rng.normal(0, 0.01) + (70 if "exploded" in run.variant else 0)])
+        diverged = {"step": 2, "loss": 7e17, "first_loss": 0.09, "lr": 9.9, "grad_norm": 7e16, "grad_clip": 1.0}
+        (run_dir / "eval" / "summary.json").write_text(json.dumps({"training_diverged": diverged if "exploded" in run.variant else None}))
+        return 0
+
+
+def test_a_sweep_marks_diverged_runs_and_names_why_a_run_failed(tmp_path):
+    base = save_yaml({"model": {"name": "control"}}, tmp_path / "base.yaml")
+    runner = Runner()
+    res = sweep(str(base), {"description": ["fine", "exploded", "nanloss"], "train.seed": [0, 1]}, tmp_path / "sw", runner=runner,
+                retries=2, metrics=["mse"], progress=False)
+    # a NaN loss recurs at the same step when resumed: tried once, not 1 + retries times
+    assert runner.calls.count("description=nanloss__seed0") == 1 and sorted(res.failed) == ["description=nanloss__seed0", "description=nanloss__seed1"]
+    assert res.failures["description=nanloss__seed0"].startswith("non-finite gradient norm at step 2")
+    assert sorted(res.diverged) == ["description=exploded__seed0", "description=exploded__seed1"]
+    text = (tmp_path / "sw" / "summary.md").read_text()
+    assert "| description=exploded (DIVERGED: 2 of 2 seeds) | 2 |" in text and "| description=fine | 2 |" in text
+    assert "## Diverged runs" in text and "exploded at step 2 to 7e+17" in text
+    assert "description=nanloss\\_\\_seed0: non-finite gradient norm at step 2" in text
+    saved = json.loads((tmp_path / "sw" / "summary.json").read_text())
+    assert set(saved["diverged"]) == set(res.diverged) and set(saved["failures"]) == set(res.failed)
+    assert saved["diverged"]["description=exploded__seed1"]["variant"] == "description=exploded"
+    page = (tmp_path / "sw" / "report.html").read_text()  # the sweep page says the same
+    assert "description=exploded (DIVERGED: 2 of 2 seeds)" in page and "Diverged runs" in page
+    assert "non-finite gradient norm at step 2" in page
+
+
+def test_other_failures_are_still_retried(tmp_path):
+    base = save_yaml({"model": {"name": "control"}}, tmp_path / "base.yaml")
+    calls = []
+
+    def crashing(config, run, run_dir):
+        calls.append(run.slug)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "log.txt").write_text("$ python -m distgen run ...\ndistgen run: error: disk full while writing\n")
+        return 1
+
+    with pytest.raises(RuntimeError, match="no run finished"):
+        sweep(str(base), {"description": ["a"]}, tmp_path / "sw", runner=crashing, retries=2, metrics=["mse"], progress=False)
+    assert calls == ["description=a__seed0"] * 3  # 1 + retries: only a NaN/inf loss is known to recur
