@@ -29,7 +29,7 @@ from distgen.models.preflight import PreflightWarning, check_split, check_vocabu
 from distgen.train.device import float32_default
 from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
-from distgen.train.trainer import Trainer, TrainResult
+from distgen.train.trainer import Trainer, TrainResult, describe_conditions
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
 from distgen.warned import recorded_warnings
 
@@ -157,9 +157,11 @@ def _fit(
         ds = data_section({k: v for k, v in (doc.get("data") or {}).items() if k not in DATASET_KEYS})
         set_size = ds.set_size if set_size is None else set_size
         matcher = ds.matcher if matcher is None else matcher
-        sampler: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params}
+        sampler: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params,
+                                   "replacement": ds.replacement}  # as Dataset.sources: data.replacement was ignored here
         source = TableBatches(table, set_size, opts.sets_per_batch, matcher, opts.seed, control_sets=ds.control_sets, **sampler)
         val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1, **sampler) if val is not None else None
+    check_group_sizes(model, source, val_source if opts.val_every else None)
     with float32_default():  # the batches are float32 whatever the caller's default dtype (the model's own draws follow it)
         trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=config, info=table.info, callbacks=callbacks)
         keep = trainer.run_dir is not None and trainer.env.is_main
@@ -294,6 +296,37 @@ def check_set_size(model: Any, set_size: int) -> None:
             f"model.coupling ({type(coupling).__name__}) pairs source and target cells within a set, but data.set_size=1 leaves "
             "one cell per set: every coupling is the independent one; raise data.set_size to compare couplings",
             InertSettingWarning,
+        )
+
+
+def check_group_sizes(model: Any, train: Any, val: Any = None) -> None:
+    """Refuse (``ConfigError``, exit 2, before any step) conditions with fewer cells than the model's loss needs per set
+    (``min_set_size()``: the unbiased MMD needs two), where sets are drawn without replacement and so keep a small
+    group's cells only: a set of such a condition stopped training whenever it was drawn, with advice (bigger sets)
+    that could not help. ``train``/``val`` are batch sources; only in-memory ones (``TableBatches``) are checked."""
+    need, why = model.min_set_size() if callable(getattr(model, "min_set_size", None)) else (1, "")
+    if need <= 1:
+        return
+    for source, what in ((train, "training"), (val, "validation")):
+        if not isinstance(source, TableBatches):
+            continue
+        sampler = source.sampler(0, 1)
+        if sampler.replacement or sampler.sampling == "partition":  # every set is filled up to set_size from its own group
+            continue
+        small = [(int(g.numel()), int(g[0])) for g in sampler.groups if g.numel() < need]
+        if not small:
+            continue
+        import torch
+
+        firsts = torch.tensor([f for _, f in small[:4]])
+        names = describe_conditions(sampler.table.labels.index(firsts), sampler.table.info).split(", ")
+        shown = ", ".join(f"{n} ({c} cell{'s' if c > 1 else ''})" for n, (c, _) in zip(names, small)) + (
+            f" and {len(small) - 4} more" if len(small) > 4 else "")
+        raise ConfigError(
+            f"{len(small)} {what} condition(s) have fewer than {need} cells, the fewest per set this model's loss uses ({why}): "
+            f"{shown}. Sets are drawn without replacement, so a set of such a condition would stop training when drawn. "
+            "Set data.replacement: true (every set full; a small condition repeats its cells), make the distribution loss "
+            "unbiased: false, or leave those conditions out (data.filter)"
         )
 
 

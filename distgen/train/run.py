@@ -41,7 +41,7 @@ from distgen.train.checkpoint import (
 )
 from distgen.train.device import float32_default, select_device
 from distgen.train.lock import RunLock
-from distgen.train.loop import check_set_size, fit, fit_option_problems
+from distgen.train.loop import check_group_sizes, check_set_size, fit, fit_option_problems
 from distgen.train.manifest import add_warnings, build_manifest, check_same_data
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.resources import check_memory
@@ -149,6 +149,8 @@ def _train_model(
         raise ConfigError(f"model {resolved['model'].get('name')!r} fits itself (a FittedModel) and has nothing for the trainer; "
                           "distgen run fits and evaluates it")
     check_set_size(model, ds.set_size)  # before anything is written
+    train_source, val_source = dataset.sources(opts.sets_per_batch, opts.val_sets, opts.seed)
+    check_group_sizes(model, train_source, val_source if opts.val_every else None)
     errors, inert = fit_option_problems(type(model), doc.get("fit") or {}, resolved["model"].get("name"))
     if errors:
         raise ConfigError("; ".join(errors))

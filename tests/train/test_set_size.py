@@ -58,3 +58,45 @@ def test_distgen_train_refuses_it_with_exit_2_and_writes_nothing(tmp_path, capsy
     assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
     assert "data.set_size=1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_conditions_with_fewer_cells_than_the_loss_needs_are_refused_before_any_step():
+    """One cell per condition with the unbiased MMD: before, training stopped at the first set of such a condition
+    (ValueError "use bigger sets", which cannot help); now refused up front, naming the conditions and the fixes."""
+    from distgen.testing.fixtures import tiny_table
+
+    one = tiny_table(n_per_condition=1)
+    model = _model(one)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError) as err:
+        fit(model, one, set_size=4, **RUN)
+    msg = str(err.value)
+    assert "4 training condition(s) have fewer than 2 cells" in msg and "G0+G1 @ ctxA (1 cell)" in msg
+    assert "data.replacement: true" in msg and "unbiased: false" in msg
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # each fix trains: sets drawn with replacement (data.replacement, which fit on a CellTable ignored before), the biased MMD
+    assert len(fit(_model(one), one, set_size=4, config={"data": {"replacement": True}}, **RUN).losses) == RUN["steps"]
+    assert len(fit(_model(one, unbiased=False), one, set_size=4, **RUN).losses) == RUN["steps"]
+
+
+def test_distgen_train_refuses_one_cell_conditions_with_exit_2_and_writes_nothing(tmp_path, capsys):
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = ["ctrl"] * 12 + [c for c in ("G1", "G2", "G3", "G1_G2") for _ in range(6)] + ["G3_G4"] + ["G4"] * 6
+    x = np.log1p(rng.poisson(4.0, (len(rows), 12)).astype(np.float32))
+    ad.AnnData(X=x, obs=pd.DataFrame({"condition": rows}, index=[f"c{i}" for i in range(len(rows))]),
+               var=pd.DataFrame(index=[f"G{i}" for i in range(12)])).write_h5ad(tmp_path / "d.h5ad")
+    doc = {**CONFIG, "model": {**CONFIG["model"], "distribution_loss": {"name": "kme", "kernel": {"name": "rbf"}}, "distribution_weight": 0.5},
+           "data": {"dataset": str(tmp_path / "d.h5ad"), "set_size": 4,
+                    "schema": {"perturbation_col": "condition", "control_labels": ["ctrl"], "combo_delimiter": "_", "min_cells": 1},
+                    "split": {"kind": "random_conditions", "test_conditions": ["G1_G2"], "val_frac": 0.0}},
+           "train": {**CONFIG["train"], "val_every": 0}}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "G3+G4 @ " in err and "(1 cell)" in err and "data.replacement: true" in err
+    assert not (tmp_path / "run").exists()
