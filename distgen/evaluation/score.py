@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from distgen.errors import warn
 from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, interpolated_duplicate_data, reference_data, summarise
 from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note
@@ -102,6 +103,7 @@ def score(
     ref_tables: dict[str, list[MetricTable]] = {name: [] for name in refs}
     interp_tables: list[list[MetricTable]] = []
     datas = []
+    non_finite: dict[str, list[str]] = {"pred": [], "real": []}  # groups with NaN/inf cells, said once on stderr too
     for ctx in contexts:
         def part(cells: Cells, c: str = ctx) -> Cells:
             return cells.of_context(c) if by_context else cells
@@ -118,6 +120,9 @@ def score(
         label = (lambda p, c=ctx: row_label(p, c)) if many else (lambda p: p)
         for p, why in sorted(data.invalid.items()):
             report_notes.append(f"{label(data.perts[p])}: all metrics NaN ({why})")
+            for side in non_finite:
+                if why.endswith(f"{side} cell(s) contain NaN or inf values"):
+                    non_finite[side].append(str(label(data.perts[p])))
         model_tables.append(context_rows(run_metrics(data, metrics, progress=progress), label, ctx if many else None))
         for name, ref in refs.items():
             ref_tables[name].append(context_rows(run_metrics(reference_data(data, part(ref), truth_c), metrics), label, ctx if many else None))
@@ -127,6 +132,11 @@ def score(
             interp_tables.append([context_rows(run_metrics(interpolated_duplicate_data(data, split_seed(seed, i)), metrics), label, ctx if many else None)
                                   for i in range(ceiling_splits)])
         datas.append(data)
+    for side, groups in non_finite.items():
+        if groups:  # otherwise only a NaN count in summary.md: the means leave these groups out, which can flatter a model
+            shown = ", ".join(groups[:5]) + (f" and {len(groups) - 5} more" if len(groups) > 5 else "")
+            warn(f"the {'prediction' if side == 'pred' else 'truth'} holds NaN or inf values in {len(groups)} perturbation(s) "
+                 f"({shown}): their metrics are NaN and left out of every mean (see the notes of the summary)")
     table = merge_tables(model_tables)
     base_tables = {name: merge_tables(ts) for name, ts in ref_tables.items()}
     splits = [merge_tables([per_ctx[i] for per_ctx in ceil_tables]) for i in range(ceiling_splits)] if ceiling else []

@@ -71,3 +71,26 @@ def test_normalised_score_reasons():
     # defined: no note
     row = summarise(table(0.5), {"mean": table(0.9)}, table(0.1))["mse"]
     assert row["normalised"] == (0.5 - 0.9) / (0.1 - 0.9) and row["normalised_note"] == ""
+
+
+def test_a_prediction_with_nan_or_inf_cells_is_warned_about_not_only_counted():
+    """Such a perturbation's metrics are NaN and left out of the means (which can flatter a model that breaks on the hard
+    ones); before, only the summary's NaN column and a note said it, nothing on stderr."""
+    import pytest
+
+    from distgen.errors import DistgenWarning
+
+    truth, pred = _cells(["A", "B", "C"], 2.0, 0), _cells(["A", "B", "C"], 1.5, 1)
+    x = pred.X.clone()
+    x[int(np.flatnonzero(pred.conditions == "B")[0]), 2] = float("inf")
+    x[int(np.flatnonzero(pred.conditions == "C")[1]), 0] = float("nan")
+    broken = Cells(x, pred.conditions, GENES)
+    with pytest.warns(DistgenWarning, match=r"prediction holds NaN or inf values in 2 perturbation\(s\) \(B, C\).*left out of every mean"):
+        report = score(broken, truth, metrics=["mse"])
+    values = dict(zip(report.table.perts, report.table.values["mse"]))
+    assert math.isnan(values["B"]) and math.isnan(values["C"]) and math.isfinite(values["A"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DistgenWarning)
+        score(pred, truth, metrics=["mse"])  # a finite prediction: no warning
