@@ -45,6 +45,21 @@ TOKEN_BIASES = ("folded", "shared")
 STEP_SNAP = 1e-3
 
 
+class QKNorm(nn.RMSNorm):
+    """``nn.RMSNorm`` that normalises inputs of another dtype than its gain in float32 and returns their dtype.
+
+    Under bf16 autocast the queries and keys are bf16 and the gain float32; ``torch.rms_norm`` then computes the same
+    numbers (float32, rounded to bf16) but warns once per process ("Mismatch dtype between input and weight ... Cannot
+    dispatch to fused implementation"), a ``UserWarning`` that ``distgen run`` would record as a note of every bf16 run
+    (``precision: auto`` on CUDA). Same parameters and state-dict keys as ``nn.RMSNorm``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.weight is None or x.dtype == self.weight.dtype:
+            return super().forward(x)
+        return F.rms_norm(x.float(), self.normalized_shape, self.weight.float(), self.eps).to(x.dtype)
+
+
 class JointAttention(nn.Module):
     """Self-attention over tokens of width ``width`` with RMS-normalised queries and keys (SDPA)."""
 
@@ -55,8 +70,8 @@ class JointAttention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(width, 3 * width)
         hd = width // heads
-        self.q_norm: nn.Module = nn.RMSNorm(hd, eps=1e-6) if qk_norm else nn.Identity()
-        self.k_norm: nn.Module = nn.RMSNorm(hd, eps=1e-6) if qk_norm else nn.Identity()
+        self.q_norm: nn.Module = QKNorm(hd, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm: nn.Module = QKNorm(hd, eps=1e-6) if qk_norm else nn.Identity()
         self.proj = nn.Linear(width, width)
 
     def forward(self, u: Tensor, key_mask: Tensor | None) -> Tensor:

@@ -241,3 +241,31 @@ def test_each_time_input_refuses_the_other_inputs_parameter():
     t = torch.tensor([[0.25]])
     assert torch.equal(_net(time_input="scaled").embed_time(t), _net(time_input="scaled", time_scale=1000.0).embed_time(t))
     assert not torch.equal(_net(time_input="scaled").embed_time(t), _net(time_input="scaled", time_scale=10.0).embed_time(t))
+
+
+def test_qk_norm_under_bf16_autocast_gives_torchs_numbers_without_its_warning():
+    """Under bf16 autocast (precision: auto on CUDA, bf16 on CPU) the queries are bf16 and the RMSNorm gain float32:
+    torch computes in float32 and warns "Mismatch dtype between input and weight", which distgen run kept as a note of
+    the run. The qk-norm gives the same bf16 numbers without the warning, and is nn.RMSNorm in float32."""
+    import warnings
+
+    from distgen.backbones.cross_dit import QKNorm
+
+    torch.manual_seed(0)
+    ours, theirs = QKNorm(8, eps=1e-6), torch.nn.RMSNorm(8, eps=1e-6)
+    with torch.no_grad():
+        theirs.weight.uniform_(0.5, 1.5)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 3, 5, 8)
+    assert torch.equal(ours(x), theirs(x))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        expected = theirs(x.bfloat16())
+    assert any("Mismatch dtype" in str(w.message) for w in caught)  # what torch says (the reason for QKNorm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = ours(x.bfloat16())
+        attn = JointAttention(16, 2)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            attn(torch.randn(2, 5, 16), None)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, expected)
