@@ -99,3 +99,18 @@ def test_suite_reports_nan_with_reason_for_invalid_perturbations():
     assert t.reasons["mse"]["g1"] == "prediction contains NaN"
     rows = t.rows()
     assert rows[1]["nan_reasons"].startswith("mse: prediction contains NaN")
+
+
+def test_mmd_is_undefined_with_a_reason_when_the_real_cells_are_identical():
+    """The median-heuristic bandwidth of identical real cells is 0 (clamped to 1e-12): every prediction but an exact copy
+    scored 2, the kernel's maximum, whether it missed by 0.1 or by 100. Now NaN with the reason; other perturbations keep
+    their value."""
+    d = _data([[1.0, 2.0, 0.5], [0.0, 1.0, 2.0]], [[1.0, 2.5, 0.5], [0.0, 1.0, 2.5]])
+    real = d.real.X.clone()
+    real[:4] = torch.tensor([1.0, 2.5, 0.5], dtype=torch.float64)  # perturbation g0: four identical real cells
+    d.real.X = real
+    result = metrics.get("mmd")().compute(d)
+    assert math.isnan(float(result.values[0])) and "identical" in result.reasons[0]
+    assert math.isfinite(float(result.values[1])) and 1 not in result.reasons
+    for name in ("edistance", "w2"):  # distances without a bandwidth stay defined there
+        assert math.isfinite(float(metrics.get(name)().compute(d).values[0]))

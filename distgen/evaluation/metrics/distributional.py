@@ -20,7 +20,7 @@ from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows
 from distgen.kernels.distances import euclidean_edistance, mmd2, sq_energy_distance
-from distgen.kernels.pairwise import euclidean_sum
+from distgen.kernels.pairwise import euclidean_sum, median_sq_dist
 from distgen.kernels.rbf import RBFKernel
 from distgen.kernels.transport import sinkhorn_divergence, wasserstein2
 
@@ -42,6 +42,10 @@ class _PerPerturbation(Metric):
     def distance(self, pred: Tensor, real: Tensor) -> Tensor:
         """Scalar distance between ``pred [n, G]`` and ``real [m, G]`` cells."""
 
+    def undefined(self, pred: Tensor, real: Tensor) -> str | None:
+        """Why the distance is undefined for these cells (the perturbation's NaN reason), or None."""
+        return None
+
     def compute(self, data: EvalData) -> MetricResult:
         out = torch.full((data.n_perts,), float("nan"), dtype=torch.float64)
         reasons: dict[int, str] = {}
@@ -53,8 +57,16 @@ class _PerPerturbation(Metric):
                 reasons[p] = "fewer than 2 cells on one side"
                 continue
             x, y = subsample(x, self.max_cells).to(torch.float64), subsample(y, self.max_cells).to(torch.float64)
+            why = self.undefined(x, y)
+            if why is not None:
+                reasons[p] = why
+                continue
             out[p] = float(self.distance(x, y))
         return MetricResult(out, reasons)
+
+
+#: ``median_sq_dist`` clamps a zero median (identical cells) to this value.
+MIN_MEDIAN = 1e-12
 
 
 class MMD(_PerPerturbation):
@@ -68,6 +80,14 @@ class MMD(_PerPerturbation):
 
     def distance(self, pred: Tensor, real: Tensor) -> Tensor:
         return mmd2(pred[None], real[None], self.kernel, unbiased=True)[0]
+
+    def undefined(self, pred: Tensor, real: Tensor) -> str | None:
+        """NaN where the real cells give no bandwidth: with at least half of their pairs identical (a constant population)
+        the median squared distance is 0, and every prediction but an exact copy scored the kernel's maximum, 2."""
+        if float(median_sq_dist(real)) <= MIN_MEDIAN:
+            return ("the real cells are (mostly) identical: the median-heuristic bandwidth of the RBF kernel is 0, so the MMD "
+                    "cannot tell predictions apart")
+        return None
 
 
 class EDistance(_PerPerturbation):
