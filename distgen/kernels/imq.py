@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 from torch import Tensor
@@ -29,12 +30,12 @@ class IMQKernel(InnerProductKernel):
     """
 
     def __init__(self, beta: float = 0.5, scales: Sequence[float] = (1.0,), c2: Sequence[float] | None = None) -> None:
-        if beta <= 0:
-            raise ValueError(f"imq: beta must be > 0, got {beta}")
+        if not 0 < beta < math.inf:
+            raise ValueError(f"imq: beta must be finite and > 0, got {beta}")
         if c2 is None and not scales:
             raise ValueError("imq: give at least one scale or one fixed c2")
-        if any(s <= 0 for s in (c2 or scales)):
-            raise ValueError(f"imq: scales and c2 must be > 0, got {list(c2 or scales)}")
+        if any(not 0 < s < math.inf for s in (c2 or scales)):  # an infinite c^2 makes k = 1: MMD always 0
+            raise ValueError(f"imq: scales and c2 must be finite and > 0, got {list(c2 or scales)}")
         self.beta = float(beta)
         self.scales = tuple(float(s) for s in scales)
         self.c2 = None if c2 is None else tuple(float(c) for c in c2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
@@ -33,8 +34,8 @@ class RBFKernel(InnerProductKernel):
     def __init__(self, scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0), bandwidths: Sequence[float] | None = None) -> None:
         if bandwidths is None and not scales:
             raise ValueError("rbf: give at least one scale or one fixed bandwidth")
-        if any(s <= 0 for s in (bandwidths or scales)):
-            raise ValueError(f"rbf: bandwidths and scales must be > 0, got {list(bandwidths or scales)}")
+        if any(not 0 < s < math.inf for s in (bandwidths or scales)):  # an infinite bandwidth makes k = 1: MMD always 0
+            raise ValueError(f"rbf: bandwidths and scales must be finite and > 0, got {list(bandwidths or scales)}")
         self.scales = tuple(float(s) for s in scales)
         self.bandwidths = None if bandwidths is None else tuple(float(b) for b in bandwidths)
         self._sigma2: Tensor | None = None

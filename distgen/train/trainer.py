@@ -305,15 +305,26 @@ class Trainer:
         last = str(self.last_checkpoint) if self.last_checkpoint else "none saved yet"
         if d and self.last_checkpoint is not None and int(self.last_checkpoint.name.rsplit("_", 1)[-1]) >= d["step"]:
             last += f" (written after the loss began to diverge at step {d['step']:.0f}: take an earlier one)"
-        fixes = ["lower train.lr" + (" or raise train.warmup_steps" if opts.warmup_steps == 0 else "")]
-        if opts.grad_clip is None:
-            fixes.append("set train.grad_clip (e.g. 1.0)")
-        if bf16:
-            fixes.append("try train.precision=fp32")
-        fixes.append("check the weights of the loss terms and the data of these conditions")
+        last_out = self.loss_module.last
+        parts = ", ".join(f"{k} {v:.4g}" for k, v in last_out.parts.items() if k != "loss") if last_out is not None else ""
+        parts = f"; loss terms: {parts}" if parts else ""
+        if self.step == 0:  # the run's first step: no update made yet, so the learning rate did not cause it
+            fixes = (["try train.precision=fp32"] if bf16 else []) + [
+                "check the data of these conditions (NaN/inf values) and the loss settings (a term's weight that overflows "
+                "float32, a kernel or time setting that divides by zero)"]
+            cause = "no update had been made, so the learning rate is not the cause"
+        else:
+            fixes = ["lower train.lr" + (" or raise train.warmup_steps" if opts.warmup_steps == 0 else "")]
+            if opts.grad_clip is None:
+                fixes.append("set train.grad_clip (e.g. 1.0)")
+            if bf16:
+                fixes.append("try train.precision=fp32")
+            fixes.append("check the weights of the loss terms and the data of these conditions")
+            cause = before
+        to_fix = fixes[0] if len(fixes) == 1 else f"{', '.join(fixes[:-1])}, or {fixes[-1]}"
         raise NonFiniteLossError(
-            f"non-finite {what} at step {self.step + 1} (rank {self.env.rank}; lr {lr:.3g}, {clip}{bf16}; {before}{since}); "
-            f"batch conditions: {conds}. Last checkpoint: {last}. To fix: {', '.join(fixes[:-1])}, or {fixes[-1]}."
+            f"non-finite {what} at step {self.step + 1} (rank {self.env.rank}; lr {lr:.3g}, {clip}{bf16}; {cause}{since}{parts}); "
+            f"batch conditions: {conds}. Last checkpoint: {last}. To fix: {to_fix}."
         )
 
     def watch_divergence(self, step: int, loss: float, lr: float, norm: float) -> None:

@@ -1,5 +1,7 @@
 """MMD^2 and the energy distance against brute-force references, masks, chunking, gradients."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -218,3 +220,16 @@ def test_sq_energy_distance_closed_form_equals_the_pairwise_definition(unbiased)
         sq_energy_distance(torch.zeros(1, 6), torch.zeros(3, 6), unbiased=True)
     with pytest.raises(ValueError, match=r"\[n, D\] and \[m, D\]"):
         sq_energy_distance(torch.zeros(2, 6), torch.zeros(3, 5))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.inf, math.nan])
+def test_kernel_scales_must_be_finite_and_positive(bad):
+    """An infinite bandwidth (``bandwidths: [.inf]`` passes the config's finiteness rule, whose default is null) made
+    k = 1 everywhere: the MMD term was 0 and trained nothing, silently. Now refused like 0 and negatives."""
+    from distgen.kernels.imq import IMQKernel
+    from distgen.kernels.rbf import RBFKernel
+
+    for make in (lambda: RBFKernel(bandwidths=[1.0, bad]), lambda: RBFKernel(scales=[bad]), lambda: IMQKernel(c2=[bad]),
+                 lambda: IMQKernel(scales=[bad]), lambda: IMQKernel(beta=bad)):
+        with pytest.raises(ValueError, match="finite and > 0"):
+            make()

@@ -110,3 +110,18 @@ def test_float64_cells_train_as_float32(table, make_model):
     ra = fit(a, t64, set_size=4, **BASE)
     rb = fit(b, table, set_size=4, **BASE)
     assert ra.losses == rb.losses
+
+
+def test_nan_at_the_first_step_does_not_blame_the_learning_rate_and_names_the_loss_terms(table):
+    """No update precedes step 1, so lowering train.lr cannot help; the (unweighted) terms show which part overflowed."""
+    from distgen.models.generator import build_model
+
+    from .conftest import MODEL
+
+    torch.manual_seed(0)
+    node = {**MODEL, "distribution_loss": {"name": "kme", "kernel": {"name": "rbf"}}, "distribution_weight": 1e40}
+    with pytest.raises(NonFiniteLossError) as err:
+        fit(build_model(node, table.info), table, set_size=4, **BASE)
+    msg = str(err.value)
+    assert "at step 1" in msg and "learning rate is not the cause" in msg and "lower train.lr" not in msg
+    assert "loss terms: " in msg and "distribution " in msg and "weight that overflows float32" in msg
