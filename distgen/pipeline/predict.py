@@ -21,6 +21,7 @@ import inspect
 import json
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from distgen.data import layout
 from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.section import data_section
-from distgen.errors import warn
+from distgen.errors import DivergenceWarning, warn
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
 from distgen.pipeline.outputs import check_distinct, check_output_file
@@ -319,8 +320,32 @@ def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | Non
     if missing:
         what = f"the run's model with --sampling {' '.join(sampling)}" if sampling else "the run's model"
         raise CheckpointError(f"checkpoint {ckpt.path} does not fit {what}: missing {sorted(missing)[:5]}")
+    check_finite_weights(state, ckpt.path, "EMA" if state is ckpt.ema else "")
+    warn_if_diverged(ckpt.state, ckpt.path)
     model.load_state_dict({**ckpt.model, **state})  # type: ignore[attr-defined]
     return model.to(device).eval()  # type: ignore[attr-defined,no-any-return]
+
+
+def check_finite_weights(state: Mapping[str, torch.Tensor], path: Path, kind: str = "") -> None:
+    """Refuse weights holding NaN/inf (``CheckpointError``), naming the tensors: training never saves them (it stops
+    before such an update), so they come from elsewhere (an imported checkpoint), and would only give NaN cells later."""
+    bad = [(k, int((~torch.isfinite(v)).sum())) for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(f"{k} ({n} value{'s' if n > 1 else ''})" for k, n in bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+        raise CheckpointError(f"checkpoint {path} holds NaN or inf {kind + ' ' if kind else ''}weights in {len(bad)} tensor(s): "
+                              f"{shown}; every prediction from it would be NaN. Use another checkpoint (--checkpoint)"
+                              + (" or the raw weights (--weights raw)" if kind == "EMA" else ""))
+
+
+def warn_if_diverged(state: Mapping[str, Any], path: Path) -> None:
+    """A ``DivergenceWarning`` when the checkpoint was written after its run's training loss exploded (``state.json``
+    ``diverged``, ``distgen.train.trainer``): its predictions are a diverged model's."""
+    d = state.get("diverged")
+    step = state.get("step")
+    if isinstance(d, Mapping) and isinstance(step, int) and isinstance(d.get("step"), int | float) and step >= d["step"]:
+        warn(f"checkpoint {path} was written at step {step}, after the run's training loss diverged at step {d['step']:.0f} "
+             f"({d.get('loss', float('nan')):.4g}, first step {d.get('first_loss', float('nan')):.4g}): its predictions are a "
+             "diverged model's; use an earlier checkpoint (--checkpoint) or train again with a lower train.lr", DivergenceWarning)
 
 
 @dataclasses.dataclass

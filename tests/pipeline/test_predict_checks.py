@@ -83,3 +83,37 @@ def test_run_refuses_non_finite_samples_before_writing_a_prediction(tmp_path, na
     with pytest.raises(NonFiniteSamplesError, match=r"NaN or inf for condition .* Check checkpoint .*step_00000002"):
         run(TINY, tmp_path / "exp", progress=False, metrics=["mse"], plots=False)
     assert not (tmp_path / "exp" / "pred.h5ad").exists() and not (tmp_path / "exp" / "DONE").exists()
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_naming_the_tensors(tmp_path, capsys):
+    """Training never saves NaN weights; a checkpoint that holds them (an import, a hand edit through the checkpoint
+    API) was loaded and only its NaN cells were refused, with advice about sampling steps that cannot help."""
+    import shutil
+
+    from distgen.train.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = save_yaml({k: v for k, v in TINY.items() if k != "evaluate"}, tmp_path / "t.yaml")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    ckpt = load_checkpoint(tmp_path / "run")
+    model = {k: v.clone() for k, v in ckpt.model.items()}
+    model["backbone.inp.weight"][0, :3] = float("nan")
+    state = {k: v for k, v in ckpt.state.items() if k not in ("format", "step", "has_ema", "files")}
+    shutil.rmtree(ckpt.path)
+    save_checkpoint(tmp_path / "run" / "checkpoints", ckpt.step, model, ckpt.optimizer, ckpt.rng, state, ckpt.ema)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), "--out", str(tmp_path / "pred.h5ad")]) == 1
+    err = capsys.readouterr().err
+    assert "holds NaN or inf weights in 1 tensor(s): backbone.inp.weight (3 values)" in err and "step_00000002" in err
+    assert not (tmp_path / "pred.h5ad").exists()
+
+
+def test_predicting_from_a_checkpoint_written_after_the_loss_diverged_warns(tmp_path, capsys):
+    cfg = save_yaml({**{k: v for k, v in TINY.items() if k != "evaluate"}, "train": {**TINY["train"], "steps": 4, "lr": 10.0}},
+                    tmp_path / "t.yaml")
+    from distgen.errors import DivergenceWarning
+
+    with pytest.warns(DivergenceWarning, match="training diverged"):
+        assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    assert "DIVERGED at step 2" in capsys.readouterr().out
+    with pytest.warns(DivergenceWarning, match=r"step_00000004 was written at step 4, after the run's training loss diverged at step 2"):
+        assert main(["predict", str(tmp_path / "run"), "--out", str(tmp_path / "pred.h5ad")]) == 0
