@@ -291,9 +291,8 @@ def _sweep(
                 result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, **d}
                 diverged.append((r.variant, r.seed, f"the training loss exploded at step {d['step']:.0f} to {d['loss']:.4g} "
                                  f"(first step {d['first_loss']:.4g}, lr {d['lr']:.3g})"))
-                if progress:
-                    print(f"warning: sweep: run {r.slug} diverged in training (loss {d['loss']:.4g} at step {d['step']:.0f}); "
-                          "its scores are marked in summary.md", file=sys.stderr)
+                print(f"warning: sweep: run {r.slug} diverged in training (loss {d['loss']:.4g} at step {d['step']:.0f}); "
+                      "its scores are marked in summary.md", file=sys.stderr)
     if not rows:
         raise RuntimeError(f"sweep: no run finished; see the logs under {out / 'runs'}")
     present = [m for m in metrics if any(m in row for row in rows)]

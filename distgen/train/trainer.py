@@ -299,7 +299,8 @@ class Trainer:
         lr = float(self.scheduler.get_last_lr()[0])  # this step's (the scheduler steps after the update)
         clip = "train.grad_clip=null" if opts.grad_clip is None else f"train.grad_clip={opts.grad_clip:g}"
         bf16 = ", train.precision=bf16" if self.amp == torch.bfloat16 else ""
-        before = f"the loss was {self.last_loss:.4g} at step {self.step}" if self.last_loss is not None else "the first step"
+        before = (f"the loss was {self.last_loss:.4g} at step {self.step}" if self.last_loss is not None
+                  else f"the first step since resuming at step {self.step}")
         d = self.diverged
         since = f", diverging since step {d['step']:.0f} (loss {d['loss']:.4g}, {d['loss'] / max(abs(d['first_loss']), FLOOR):.3g} times the first step's)" if d else ""
         last = str(self.last_checkpoint) if self.last_checkpoint else "none saved yet"
@@ -503,8 +504,9 @@ class Trainer:
 #: Steps after which the trainer prints its time estimate (timed from the end of the first step).
 ESTIMATE_AFTER = 3
 #: A finite loss above this multiple of the first step's (in magnitude, at least ``FLOOR``) is a diverging run.
-#: Noise, warm-up spikes and the loss rising while a model learns stay far below it (a healthy run's loss rarely exceeds
-#: its first step's at all); a learning rate ten times too high reaches it within a few steps (1e17 times, measured).
+#: Noise, warm-up spikes and the loss rising while a model learns stay far below it: on the tiny test model, learning
+#: rates up to 0.1 stayed under 70 times the first loss, while 1.0 reached 1e8 times and 10 reached 1e16 times at step 2
+#: (examples/ablation_grid_tiny.yaml with lr 10: 7.6e18 times).
 DIVERGENCE_FACTOR = 1e3
 FLOOR = 1e-6  #: the first step's loss magnitude below which the factor applies to this value instead
 
