@@ -93,6 +93,9 @@ class PADTransformer(Backbone):
 
     capabilities = BackboneCapabilities(gene_subsampling=True, embeds_perturbations=True, supports_unseen_perturbations=None)
     requires = frozenset({"control", "labels"})
+    #: Under FSDP the layers are not units of their own: ``_compute_terms`` reads every layer's gene modulation and
+    #: adapter weights before the layers run (``distgen.train.distributed.wrap``).
+    fsdp_shard_blocks = False
     example_params: ClassVar[dict[str, Any]] = {"d_model": 16, "heads": 2, "layers": 1, "graph": False, "dropout": 0.0}
     atom_token: Tensor  #: ``[n_atoms]`` token id of each perturbation atom (buffer)
 

@@ -105,8 +105,14 @@ def wrap(module: LossModule, env: DistEnv, strategy: str, device: torch.device, 
         from torch.distributed.fsdp import fully_shard
 
         mesh = init_device_mesh(device.type, (env.world_size,))
+        # FSDP gathers a unit's parameters only around that unit's forward(). A module whose code reads its blocks'
+        # weights outside their forward (the PAD-Transformer computes every layer's per-gene terms up front) sets
+        # ``fsdp_shard_blocks = False``: its blocks stay in the enclosing unit, else they would meet sharded
+        # DTensor parameters ("got mixed torch.Tensor and DTensor").
+        whole = {id(m) for owner in module.modules() if getattr(owner, "fsdp_shard_blocks", True) is False
+                 for m in owner.modules()}
         for sub in module.modules():
-            if isinstance(sub, nn.ModuleList):
+            if isinstance(sub, nn.ModuleList) and id(sub) not in whole:
                 for block in sub:
                     if any(True for _ in block.parameters()):
                         fully_shard(block, mesh=mesh)

@@ -137,6 +137,15 @@ class Trainer:
         self.amp = resolve_precision(options.precision, self.device)
         if options.strategy == "fsdp" and options.ema_decay is not None and self.env.distributed:
             raise ConfigError("train.ema_decay is not supported with train.strategy=fsdp; use strategy=ddp or ema_decay=null")
+        dynamics = getattr(model, "dynamics", None)
+        if options.strategy == "fsdp" and self.env.distributed and getattr(getattr(dynamics, "capabilities", None), "self_conditioning", False):
+            # each rank draws its own self-conditioning coin, so ranks would run different numbers of forward passes
+            # and FSDP's all-gathers would not pair up (gloo: "collective mismatch" abort; NCCL: a hang)
+            raise ConfigError(
+                f"train.strategy=fsdp cannot train a self-conditioning dynamics (model.dynamics.self_condition="
+                f"{getattr(dynamics, 'self_condition', '?')}): each rank draws its own self-conditioning coin, so the ranks' "
+                "forward passes (and FSDP's collectives) would not match; use train.strategy=ddp, or "
+                "model.dynamics.self_condition=0 with model.backbone.self_conditioning=false")
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if self.run_dir is not None and self.env.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
