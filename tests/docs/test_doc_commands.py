@@ -214,3 +214,26 @@ def test_training_md_lists_every_train_and_data_key_with_its_default():
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
             default = list(default) if isinstance(default, tuple) else default
             assert value == default, f"training.md: {section}.{key}: {value!r}, the code's default is {default!r}"
+
+
+#: Paths the docs name as files to create, not files that exist.
+NEW_FILES = {"distgen/encoders/max_pool.py"}
+
+
+def test_every_repository_path_and_test_the_docs_name_exists():
+    """``tests/x.py::test_y``, ``distgen/...``, ``benchmarks/...``, ``recipes/...``: the file (and test) is there."""
+    bad = []
+    top = r"(?:tests|distgen|benchmarks|recipes|examples|plugins|docs|scripts|constraints)"
+    for page in PAGES:
+        for m in re.finditer(rf"(?<![\w/.-])({top}/[\w./{{}},-]*\w}}?)(?:::(\w+))?", page.read_text()):
+            path, test = m.group(1), m.group(2)
+            brace = re.search(r"\{([^}]*)\}", path)
+            paths = [path[: brace.start()] + alt + path[brace.end():] for alt in brace.group(1).split(",")] if brace else [path]
+            for p in paths:
+                if p in NEW_FILES or "*" in p:
+                    continue
+                if not (ROOT / p).exists():
+                    bad.append(f"{page.name}: {p} does not exist")
+                elif test and not re.search(rf"def {test}\b", (ROOT / p).read_text()):
+                    bad.append(f"{page.name}: {p} has no {test}")
+    assert not bad, "\n".join(bad)
