@@ -22,7 +22,7 @@ from distgen.evaluation.normalization import check_files, generated_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS
-from distgen.pipeline.outputs import check_output_folder, clear_evaluation
+from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
 from distgen.pipeline.pages import write_evaluation_page
 from distgen.pipeline.profile_eval import evaluate_profile_files, load_pair  # noqa: F401  (re-exported: the light --profile path)
 from distgen.pipeline.references import DEFAULT_BASELINES, cells_references, dataset_references
@@ -57,29 +57,29 @@ def evaluate_files(
     ceiling is a disjoint half-split of the real cells. Contexts come from ``celltype_col`` (default:
     ``celltype`` when every file has it) and are scored one by one unless ``by_context=False``.
     """
-    if out is not None:  # an output path that cannot be a folder fails before any compute
-        check_output_folder(out, "evaluate", overwrite)
-        Path(out).mkdir(parents=True, exist_ok=True)
-    pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
-    for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
-        warn(note)
-    value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
-                              log_bases=info.log_bases)
-    refs, notes = cells_references(train_c, real_c, baselines)
-    notes = value_notes + notes
-    report = score(
-        pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
-        notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated,
-        sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control, "celltype_col": info.celltype_col},
-        generated="pred" in generated_files(info.kinds),
-    )
-    if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
-        report.summary["pred_provenance"] = info.provenance
     if out is not None:
-        clear_evaluation(out)  # an earlier evaluation's page, plots and tables never stay beside the new ones
-        report.write(out, make_plots)
-        if make_plots:  # the HTML page (eval/report.html), with a run's training story when pred sits in one
-            write_evaluation_page(out, report, pred)
+        check_output_folder(out, "evaluate", overwrite)
+    with output_folder(out):  # made now (a path that cannot be a folder fails before any compute), removed if this fails
+        pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
+        for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
+            warn(note)
+        value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
+                                  log_bases=info.log_bases)
+        refs, notes = cells_references(train_c, real_c, baselines)
+        notes = value_notes + notes
+        report = score(
+            pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
+            notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated,
+            sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control, "celltype_col": info.celltype_col},
+            generated="pred" in generated_files(info.kinds),
+        )
+        if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
+            report.summary["pred_provenance"] = info.provenance
+        if out is not None:
+            clear_evaluation(out)  # an earlier evaluation's page, plots and tables never stay beside the new ones
+            report.write(out, make_plots)
+            if make_plots:  # the HTML page (eval/report.html), with a run's training story when pred sits in one
+                write_evaluation_page(out, report, pred)
     return report
 
 

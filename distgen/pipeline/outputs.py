@@ -16,8 +16,9 @@ is still recognised), or with ``--overwrite``.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from distgen.errors import OutputPathError
@@ -130,6 +131,30 @@ def check_distinct(paths: Sequence[str | Path | None], what: Sequence[str]) -> N
         if key in seen:
             raise OutputPathError(f"{seen[key]} and {name} are the same file {str(p)!r}; give them different paths")
         seen[key] = name
+
+
+@contextlib.contextmanager
+def output_folder(out: str | Path | None) -> Iterator[None]:
+    """Make ``out`` (and its missing parents) now, so a path that cannot be a folder fails before any compute; if the
+    block then fails before writing anything there, remove the folders it made, so that a wrong input path (a typo in
+    ``--real``) leaves no empty evaluation folder behind. ``None``: nothing to make."""
+    if out is None:
+        yield
+        return
+    out = Path(out)
+    made = []
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        made.append(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # deepest first; a folder that holds anything stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def check_output_folder(out: str | Path, command: str, overwrite: bool = False, names: Sequence[str] = EVALUATE_OUTPUTS) -> None:

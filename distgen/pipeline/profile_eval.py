@@ -15,7 +15,7 @@ from distgen.errors import warn
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import MIN_CELLS, align, check_counts, check_scale, eval_data
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
-from distgen.pipeline.outputs import check_output_folder, clear_evaluation
+from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
 from distgen.types import Cells
 from distgen.wording import counted
 
@@ -274,87 +274,87 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     prof = resolve_profile(profile)
     out = Path(out)
     check_output_folder(out, "evaluate", overwrite)
-    out.mkdir(parents=True, exist_ok=True)  # an output path that cannot be a folder fails before any compute
-    datas: dict[str, EvalData]  # by context; "" (no context is named so: a missing label) when contexts are pooled
-    files: dict[str, list[str]] = {}
-    if celltype_col is None:
-        data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
-        reported_pooled_note(info)
-        info.notes += reference_rules(data, prof)
-        info.notes += target_resolution(data, prof, no_target_genes)
-        datas = {"": data}
-    else:
-        by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale)
-        check_row_contexts(list(by_context), celltype_col)  # rows "condition @ context", refused before any scoring
-        datas = dict(by_context)
-        for ctx, data in by_context.items():  # every context's input rules before any is scored
-            try:
-                info.notes += [f"{ctx}: {n}" for n in reference_rules(data, prof) + target_resolution(data, prof, no_target_genes)]
-            except ValueError as e:
-                raise ValueError(f"context {ctx!r} of {celltype_col!r}: {e}") from e
-        files = {ctx: [f"{context_prefix(ctx)}_metrics.csv", *([f"{context_prefix(ctx)}_vcc2026_score.csv"] if prof.name == "vcc2026" else [])]
-                 for ctx in by_context}
-        check_output_folder(out, "evaluate", overwrite, names=[*EVALUATE_OUTPUTS, *(f for fs in files.values() for f in fs)])
-    tables = {ctx: run_profile(data, prof.name, progress=progress) for ctx, data in datas.items()}
-    scores: dict[str, Any] = {}
-    if prof.name == "vcc2026":
-        from distgen.evaluation.vcc2026 import ScoreUndefined, unscored, vcc2026_score
+    with output_folder(out):  # made now (a path that cannot be a folder fails before any compute), removed if this fails
+        datas: dict[str, EvalData]  # by context; "" (no context is named so: a missing label) when contexts are pooled
+        files: dict[str, list[str]] = {}
+        if celltype_col is None:
+            data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
+            reported_pooled_note(info)
+            info.notes += reference_rules(data, prof)
+            info.notes += target_resolution(data, prof, no_target_genes)
+            datas = {"": data}
+        else:
+            by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale)
+            check_row_contexts(list(by_context), celltype_col)  # rows "condition @ context", refused before any scoring
+            datas = dict(by_context)
+            for ctx, data in by_context.items():  # every context's input rules before any is scored
+                try:
+                    info.notes += [f"{ctx}: {n}" for n in reference_rules(data, prof) + target_resolution(data, prof, no_target_genes)]
+                except ValueError as e:
+                    raise ValueError(f"context {ctx!r} of {celltype_col!r}: {e}") from e
+            files = {ctx: [f"{context_prefix(ctx)}_metrics.csv", *([f"{context_prefix(ctx)}_vcc2026_score.csv"] if prof.name == "vcc2026" else [])]
+                     for ctx in by_context}
+            check_output_folder(out, "evaluate", overwrite, names=[*EVALUATE_OUTPUTS, *(f for fs in files.values() for f in fs)])
+        tables = {ctx: run_profile(data, prof.name, progress=progress) for ctx, data in datas.items()}
+        scores: dict[str, Any] = {}
+        if prof.name == "vcc2026":
+            from distgen.evaluation.vcc2026 import ScoreUndefined, unscored, vcc2026_score
 
-        for ctx, data in datas.items():
-            try:
-                scores[ctx] = vcc2026_score(data, control_label=info.control, seed=seed)
-            except ScoreUndefined as e:  # as cell-eval2's baseline refuses it: the metrics stand, the score is NaN with the reason
-                scores[ctx] = unscored(str(e))
-                info.notes.append(f"{ctx + ': ' if ctx else ''}vcc2026 score undefined: {e}")
-    clear_evaluation(out)  # no earlier evaluation's files (vcc2026_score.csv, per-context tables, report.html, plots) stay beside these
-    if celltype_col is None:
-        table = tables[""]
-    else:
-        for ctx, t in tables.items():
-            write_csv(t, str(out / files[ctx][0]))
-        table = merge_tables([context_rows(t, lambda p, c=ctx: row_label(p, c), ctx) for ctx, t in tables.items()])
-    write_csv(table, str(out / "metrics.csv"))
-    summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
-                               "control": info.control, "celltype_col": celltype_col, "no_target_genes": bool(no_target_genes),
-                               "n_perturbations": len(table.perts),
-                               "n_genes": len(next(iter(datas.values())).genes),
-                               "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes)}
-    if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
-        summary["pred_provenance"] = info.provenance
-    if celltype_col is None:
-        if "" in scores:
-            _write_vcc2026(out / "vcc2026_score.csv", scores[""].rows())
-            summary["vcc2026"] = _vcc2026_summary(scores[""], seed)
-            if scores[""].averaged_note():
-                summary["notes"].append(f"vcc2026 avg_score is the {scores[''].averaged_note()} (reasons in vcc2026_score.csv)")
+            for ctx, data in datas.items():
+                try:
+                    scores[ctx] = vcc2026_score(data, control_label=info.control, seed=seed)
+                except ScoreUndefined as e:  # as cell-eval2's baseline refuses it: the metrics stand, the score is NaN with the reason
+                    scores[ctx] = unscored(str(e))
+                    info.notes.append(f"{ctx + ': ' if ctx else ''}vcc2026 score undefined: {e}")
+        clear_evaluation(out)  # no earlier evaluation's files (vcc2026_score.csv, per-context tables, report.html, plots) stay beside these
+        if celltype_col is None:
+            table = tables[""]
+        else:
+            for ctx, t in tables.items():
+                write_csv(t, str(out / files[ctx][0]))
+            table = merge_tables([context_rows(t, lambda p, c=ctx: row_label(p, c), ctx) for ctx, t in tables.items()])
+        write_csv(table, str(out / "metrics.csv"))
+        summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
+                                   "control": info.control, "celltype_col": celltype_col, "no_target_genes": bool(no_target_genes),
+                                   "n_perturbations": len(table.perts),
+                                   "n_genes": len(next(iter(datas.values())).genes),
+                                   "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes)}
+        if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
+            summary["pred_provenance"] = info.provenance
+        if celltype_col is None:
+            if "" in scores:
+                _write_vcc2026(out / "vcc2026_score.csv", scores[""].rows())
+                summary["vcc2026"] = _vcc2026_summary(scores[""], seed)
+                if scores[""].averaged_note():
+                    summary["notes"].append(f"vcc2026 avg_score is the {scores[''].averaged_note()} (reasons in vcc2026_score.csv)")
+            write_json(summary, str(out / "summary.json"))
+            if page:
+                write_profile_page(out)
+            return summary
+        summary["contexts"] = list(tables)
+        summary["per_context"] = {ctx: {"n_perturbations": len(t.perts), "metrics": {c: t.mean(c) for c in t.values}, "files": files[ctx]}
+                                  for ctx, t in tables.items()}
+        how = ("as cell-eval 0.8.2's run --celltype-col scores each cell type" if prof.name == "cell-eval-0.8.2"
+               else f"{prof.reference} run on that context's cells alone")
+        summary["notes"].insert(0, (
+            f"per-context runs of profile {prof.name}: each of the {len(tables)} contexts of {celltype_col!r} is scored as its own pair "
+            f"against its own control cells ({how}). "
+            "Per context: <context>_metrics.csv and per_context in summary.json; metrics.csv holds every 'condition @ context' row with "
+            "a context column, and summary.json's metrics are means over all those rows (not a number the reference reports)"))
+        if scores:
+            rows = []
+            for ctx, result in scores.items():
+                _write_vcc2026(out / files[ctx][1], result.rows())
+                rows += [{"context": ctx, **r} for r in result.rows()]
+                summary["per_context"][ctx]["vcc2026"] = _vcc2026_summary(result, seed)
+                if result.averaged_note():
+                    summary["notes"].append(f"{ctx}: vcc2026 avg_score is the {result.averaged_note()} (reasons in {files[ctx][1]})")
+            _write_vcc2026(out / "vcc2026_score.csv", rows)
+            summary["notes"].append("vcc2026: one score per context (per_context.<context>.vcc2026 in summary.json; vcc2026_score.csv "
+                                    "with a context column). cell-eval2 defines no vcc2026 score over several contexts, so none is pooled")
         write_json(summary, str(out / "summary.json"))
         if page:
             write_profile_page(out)
-        return summary
-    summary["contexts"] = list(tables)
-    summary["per_context"] = {ctx: {"n_perturbations": len(t.perts), "metrics": {c: t.mean(c) for c in t.values}, "files": files[ctx]}
-                              for ctx, t in tables.items()}
-    how = ("as cell-eval 0.8.2's run --celltype-col scores each cell type" if prof.name == "cell-eval-0.8.2"
-           else f"{prof.reference} run on that context's cells alone")
-    summary["notes"].insert(0, (
-        f"per-context runs of profile {prof.name}: each of the {len(tables)} contexts of {celltype_col!r} is scored as its own pair "
-        f"against its own control cells ({how}). "
-        "Per context: <context>_metrics.csv and per_context in summary.json; metrics.csv holds every 'condition @ context' row with "
-        "a context column, and summary.json's metrics are means over all those rows (not a number the reference reports)"))
-    if scores:
-        rows = []
-        for ctx, result in scores.items():
-            _write_vcc2026(out / files[ctx][1], result.rows())
-            rows += [{"context": ctx, **r} for r in result.rows()]
-            summary["per_context"][ctx]["vcc2026"] = _vcc2026_summary(result, seed)
-            if result.averaged_note():
-                summary["notes"].append(f"{ctx}: vcc2026 avg_score is the {result.averaged_note()} (reasons in {files[ctx][1]})")
-        _write_vcc2026(out / "vcc2026_score.csv", rows)
-        summary["notes"].append("vcc2026: one score per context (per_context.<context>.vcc2026 in summary.json; vcc2026_score.csv "
-                                "with a context column). cell-eval2 defines no vcc2026 score over several contexts, so none is pooled")
-    write_json(summary, str(out / "summary.json"))
-    if page:
-        write_profile_page(out)
     return summary
 
 

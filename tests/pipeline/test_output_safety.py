@@ -72,3 +72,16 @@ def test_evaluate_replaces_an_earlier_evaluation_but_not_other_files(made, tmp_p
     assert main(["evaluate", *pair, "--out", str(mine), *EVAL, "--overwrite"]) == 0
     assert (mine / "metrics.csv").read_text() != "my,table\n"
     assert main(["evaluate", *pair, "--out", str(mine), *EVAL]) == 0  # an earlier evaluation: replaced
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "vcc2026"]], ids=["default", "profile"])
+def test_a_refused_evaluate_leaves_no_empty_folder_it_made(tmp_path, capsys, profile):
+    """A typo in --real used to leave the (empty, nested) --out folders behind; folders that existed stay."""
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for out in (tmp_path / "new" / "deeper" / "eval", kept / "eval", kept):
+        rc = main(["evaluate", "--pred", str(tmp_path / "no_pred.h5ad"), "--real", str(tmp_path / "no_real.h5ad"),
+                   "--out", str(out), *profile])
+        assert rc == 1
+        _refused(capsys, "does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and list(kept.iterdir()) == []
