@@ -85,8 +85,9 @@ def fit(
     allow_unembedded, preflight
         With a ``Dataset``, the model is first checked against the split's held-out conditions
         (``distgen.models.preflight.check_split``): a held-out atom it cannot embed stops here
-        unless ``allow_unembedded`` (then a ``PreflightWarning``). ``preflight=False`` skips the
-        check (for callers that made it already).
+        unless ``allow_unembedded`` (then a ``PreflightWarning``). ``preflight=False`` skips that
+        check and, with a ``Dataset``, the set-size check (``check_set_size``), for callers that made
+        them already (``distgen train``).
     **overrides
         More option keys (win over ``options`` and ``config``).
 
@@ -142,7 +143,8 @@ def _fit(
     base = options.to_dict() if isinstance(options, TrainOptions) else dict(options or {})
     opts = train_options({**dict(doc.get("train") or {}), **base, **overrides})
     if isinstance(data, Dataset):
-        check_set_size(model, data.section.set_size)
+        if preflight:  # distgen train checked it before writing anything (its warning would come twice)
+            check_set_size(model, data.section.set_size)
     else:
         check_set_size(model, set_size if set_size is not None else data_section(
             {k: v for k, v in (doc.get("data") or {}).items() if k not in DATASET_KEYS}).set_size)

@@ -100,3 +100,14 @@ def test_distgen_train_refuses_one_cell_conditions_with_exit_2_and_writes_nothin
     err = capsys.readouterr().err
     assert "G3+G4 @ " in err and "(1 cell)" in err and "data.replacement: true" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_distgen_train_warns_once_about_a_coupling_that_pairs_nothing(tmp_path, recwarn):
+    """``distgen train`` checks the set size before writing anything and ``fit`` no more: the warning came twice."""
+    doc = {**CONFIG, "model": {**CONFIG["model"], "coupling": {"name": "exact_ot"}},
+           "data": {**CONFIG["data"], "set_size": 1}, "train": {**CONFIG["train"], "steps": 1, "val_every": 0}}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    coupling = [w for w in recwarn if issubclass(w.category, InertSettingWarning) and "model.coupling" in str(w.message)]
+    assert len(coupling) == 1, [str(w.message) for w in coupling]
