@@ -49,8 +49,8 @@ from distgen.train.lock import RunLock
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
-from distgen.warned import recorded_warnings
 from distgen.train.trainer import divergence_message
+from distgen.warned import recorded_warnings
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
 EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated")
