@@ -54,19 +54,22 @@ def content_order(X: Tensor, genes: Sequence[str]) -> Tensor:
     return torch.from_numpy(ranks)
 
 
-def half_split(codes: Tensor, seed: int, labels: Mapping[int, str] | None = None, order: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def half_split(codes: Tensor, seed: int | torch.Generator, labels: Mapping[int, str] | None = None,
+               order: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Disjoint halves ``(a, b)`` of row indices, ``floor(n_g / 2)`` rows of each group ``g`` in ``codes [N]``.
 
     Group ``g``'s rows are taken in ``order [N]`` (ranks; default: row order) and shuffled by
     ``group_generator(seed, labels[g])`` (default label: ``str(g)``), so its halves depend on its own rows only.
-    Groups with fewer than 2 rows are dropped (they cannot be split).
+    A ``torch.Generator`` instead shuffles every group in turn with it (successive splits of the same
+    rows, e.g. many draws of one group). Groups with fewer than 2 rows are dropped (they cannot be split).
     """
     a, b = [], []
     for g in torch.unique(codes).tolist():
         idx = (codes == g).nonzero().flatten()
         if order is not None:
             idx = idx[torch.argsort(order[idx], stable=True)]
-        idx = idx[torch.randperm(idx.numel(), generator=group_generator(seed, (labels or {}).get(g, str(g))))]
+        gen = seed if isinstance(seed, torch.Generator) else group_generator(seed, (labels or {}).get(g, str(g)))
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
         h = idx.numel() // 2
         if h:
             a.append(idx[:h])
