@@ -119,7 +119,7 @@ def test_a_control_label_of_another_tool_is_named_with_the_relabelling(pair, tmp
 
 def test_prediction_only_perturbation_is_an_error_and_missing_one_is_nan(pair):
     real, pred = pair
-    with pytest.raises(ValueError, match="perturbations that the truth lacks"):
+    with pytest.raises(ValueError, match="the pred has 1 perturbation that the truth lacks"):
         load_pair(pred, real[real.obs["target"] != "G3"].copy(), "target", CONTROL)
     data, _ = load_pair(pred[pred.obs["target"] != "G3"].copy(), real, "target", CONTROL)
     t = run_metrics(data, ["mse", "overlap_at_N"])
