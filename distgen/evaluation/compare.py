@@ -4,9 +4,9 @@ An evaluation is a folder written by ``distgen evaluate`` (``metrics.csv`` + ``s
 by ``distgen run`` (its ``eval/`` subfolder). Per metric both evaluated, on the perturbations (rows
 of ``metrics.csv``: ``condition`` or ``condition @ context``, paired by that label, never by position)
 where both values are defined: the means of A and B over those rows, the paired mean difference
-``A - B`` with its bootstrap interval, the two-sided Wilcoxon signed-rank p-value
-(``distgen.evaluation.uncertainty.paired_test``) and a verdict (``uncertainty.verdict``): a winner
-only where the test rejects at ``1 - level`` AND the mean difference exceeds the metric's margin
+``A - B`` with its studentized bootstrap interval, the two-sided Wilcoxon signed-rank p-value (per metric, not
+adjusted for the number of metrics; ``distgen.evaluation.uncertainty.paired_test``) and a verdict (``uncertainty.verdict``):
+a winner only where the test rejects at ``1 - level`` for the side of the mean difference AND that exceeds the metric's margin
 (the split-half replicate's spread of the metric, ``summary.json``'s ``ceiling_band.std``; a margin
 given with ``margins``; never below the numerical tolerance), ``negligible`` where the difference is
 shown to lie within the margin or is significant but no larger than it, else ``inconclusive``.
@@ -307,10 +307,11 @@ def markdown(result: dict[str, Any]) -> str:
     alpha = result.get("alpha", 1.0 - result["ci_level"])
     lines = ["# distgen compare", "", f"A {md.code(result['a'])} vs B {md.code(result['b'])}: {counted(result['n_shared'], 'shared perturbation')} "
              f"({result['only_a']} only in A, {result['only_b']} only in B). Difference = A - B, paired per perturbation; "
-             f"means over the pairs where both are defined; {result['ci_level']:.0%} bootstrap CI; two-sided Wilcoxon "
-             f"signed-rank p. A winner only where p < {alpha:.2g} and |A - B| > margin (the split-half replicate's spread of "
-             "the metric, a given margin, or at least the numerical tolerance); negligible where the CI lies within "
-             "+-margin or a significant difference is no larger than it; else inconclusive.", "",
+             f"means over the pairs where both are defined; {result['ci_level']:.0%} studentized bootstrap CI; two-sided "
+             f"Wilcoxon signed-rank p, per metric, not adjusted for the number of metrics. A winner only where p < {alpha:.2g}, "
+             "|A - B| > margin (the split-half replicate's spread of the metric, a given margin, or at least the numerical "
+             "tolerance) and the signed ranks favour the mean's side; negligible where the CI lies within +-margin or a "
+             "significant difference is no larger than it; else inconclusive.", "",
              "| metric | better | mean A | mean B | A - B | CI | Wilcoxon p | margin | pairs | verdict |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     singles = []

@@ -3,8 +3,9 @@
 * ``ceiling_tables``: the positive ceiling (``calibration.ceiling_data``) over ``n_splits`` seeded
   disjoint half-splits; ``mean_table`` averages them per perturbation, ``band`` summarises the
   spread of their aggregate means (the replicate's own noise).
-* ``bootstrap_ci``: a percentile bootstrap interval of the mean over perturbations (perturbations
-  resampled with replacement, seeded).
+* ``bootstrap_ci``: a studentized (bootstrap-t) interval of the mean over perturbations (perturbations
+  resampled with replacement, seeded): an interval of the mean over the population of perturbations
+  the evaluated ones stand for, not of the score on these perturbations.
 * ``paired_test``: two tables on the same perturbations (model vs a baseline, or two runs), paired
   per perturbation: mean difference, its bootstrap interval and the two-sided Wilcoxon signed-rank
   p-value (``scipy.stats.wilcoxon``, zero differences dropped: ``zero_method="wilcox"``).
@@ -92,15 +93,41 @@ def band(tables: Sequence[MetricTable], name: str) -> dict[str, Any]:
 
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of the finite ``values`` (NaNs dropped); ``(nan, nan)`` below 2 values."""
+    """Studentized (bootstrap-t) interval of the mean of the finite ``values`` (NaNs dropped); ``(nan, nan)`` below 2 values.
+
+    The perturbations are resampled with replacement (seeded); each resample gives
+    ``t* = (mean* - mean) / se*`` and the interval is ``mean - t*_{hi} se, mean - t*_{lo} se`` (Efron and
+    Tibshirani 1993, ch. 12). The percentile interval it replaces covered the true mean 83% of the time
+    at 5 perturbations and 89% at 10 (normal values; 72% and 80% with skewed ones), this one 95% and 95%
+    (90% skewed): ``docs/metrics.md``, "Calibration of the statistics". A resample whose values are all
+    equal has no spread: its ``t*`` is infinite (its mean is off the sample's) or 0, and it is kept, not
+    dropped (dropping would leave only the well-spread resamples and narrow the interval). When that makes a
+    bound infinite (3 values or fewer, or nearly constant values) the Student t interval is returned instead.
+    All values equal: ``(mean, mean)``.
+    """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size < 2:
         return math.nan, math.nan
+    n, mean = v.size, float(v.mean())
+    se = float(v.std(ddof=1)) / math.sqrt(n)
+    if v.max() == v.min():
+        return mean, mean
     rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, (n_boot, v.size))].mean(1)
-    a = (1.0 - level) / 2.0
-    return float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))
+    resamples = v[rng.integers(0, n, (n_boot, n))]
+    dev = resamples.mean(1) - mean
+    se_star = resamples.std(1, ddof=1) / math.sqrt(n)
+    flat = resamples.max(1) == resamples.min(1)  # no spread (its float std can be 1e-17, not 0: a t* of 1e16)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(flat, np.sign(dev) * np.inf, dev / np.where(flat, 1.0, se_star))
+        a = (1.0 - level) / 2.0
+        t_lo, t_hi = np.quantile(t, a), np.quantile(t, 1.0 - a)  # NaN between an infinity and another: not finite either
+    if not (math.isfinite(t_lo) and math.isfinite(t_hi)):
+        from scipy.stats import t as student
+
+        q = float(student.ppf(1.0 - a, n - 1))
+        return mean - q * se, mean + q * se
+    return mean - float(t_hi) * se, mean - float(t_lo) * se
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:
@@ -108,9 +135,12 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, le
 
     ``wilcoxon_p`` is NaN (with ``note``) when fewer than 2 pairs remain or every difference is 0; the
     ``note`` also says when there are too few nonzero differences for the test to reject at ``1 - level``
-    (``min_pairs``: 6 at 5%).
+    (``min_pairs``: 6 at 5%). ``rank_direction``: the side the signed ranks favour (+1 when the positive
+    differences carry the larger rank sum, -1 the negative ones, 0 a tie or no test); the Wilcoxon test
+    is evidence for that side, which is not always the side of the mean difference (most differences one
+    way and a few large ones the other: the ``note`` says so, and ``verdict`` names no winner then).
     """
-    from scipy.stats import wilcoxon
+    from scipy.stats import rankdata, wilcoxon
 
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape:
@@ -118,17 +148,26 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, le
     ok = np.isfinite(x) & np.isfinite(y)
     d = x[ok] - y[ok]
     out: dict[str, Any] = {"n": int(d.size), "mean_difference": float(d.mean()) if d.size else math.nan,
-                           "ci": list(bootstrap_ci(d, n_boot, level, seed)), "wilcoxon_p": math.nan, "note": ""}
+                           "ci": list(bootstrap_ci(d, n_boot, level, seed)), "wilcoxon_p": math.nan, "rank_direction": 0,
+                           "note": ""}
     if d.size < 2:
         out["note"] = f"only {d.size} paired perturbation(s)"
     elif not np.any(d != 0):
         out["note"] = "every paired difference is 0"
     else:
         out["wilcoxon_p"] = float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+        nz = d[d != 0]
+        ranks = rankdata(np.abs(nz))
+        out["rank_direction"] = int(np.sign(ranks[nz > 0].sum() - ranks[nz < 0].sum()))
         nonzero, need = int(np.count_nonzero(d)), min_pairs(1.0 - level)
         if nonzero < need and out["wilcoxon_p"] >= 1.0 - level:
             out["note"] = (f"{nonzero} nonzero paired difference(s): the two-sided Wilcoxon test cannot reach "
                            f"p < {1.0 - level:.2g} with fewer than {need}")
+        elif out["rank_direction"] and out["rank_direction"] != np.sign(out["mean_difference"]):
+            side = "positive" if out["rank_direction"] > 0 else "negative"
+            out["note"] = (f"the signed ranks favour the {side} differences ({int((nz > 0).sum())} of {nz.size} nonzero "
+                           f"differences are positive) but the mean difference is {out['mean_difference']:+.4g}: a few large "
+                           "differences outweigh the rest, so the Wilcoxon p is evidence against the mean's side, not for it")
     return out
 
 
@@ -169,10 +208,11 @@ def verdict(test: Mapping[str, Any], higher_is_better: bool | None, width: float
     * ``negligible``: the interval of the mean difference lies within ``[-width, width]`` (an equivalence
       test: the two one-sided tests at ``(1 - level) / 2`` each), or the Wilcoxon test rejects but
       ``|mean difference| <= width`` (statistically but not practically significant);
-    * ``a`` / ``b`` (the winner, by the metric's direction): the test rejects at ``alpha`` and
-      ``|mean difference| > width``; ``no direction`` there when the metric has none;
-    * ``inconclusive``: neither (too few pairs, a wide interval, a test that does not reject);
-      ``no pairs`` without a defined pair.
+    * ``a`` / ``b`` (the winner, by the metric's direction): the test rejects at ``alpha``,
+      ``|mean difference| > width`` and the signed ranks favour the side of the mean difference
+      (``rank_direction``); ``no direction`` there when the metric has none;
+    * ``inconclusive``: neither (too few pairs, a wide interval, a test that does not reject, a test that
+      rejects for the side opposite the mean difference); ``no pairs`` without a defined pair.
     """
     d, p = test["mean_difference"], test["wilcoxon_p"]
     lo, hi = test["ci"]
@@ -182,7 +222,7 @@ def verdict(test: Mapping[str, Any], higher_is_better: bool | None, width: float
     significant = not math.isnan(p) and p < alpha
     if inside or (significant and abs(d) <= width):
         return "negligible", None
-    if significant:
+    if significant and test.get("rank_direction", 0) in (0, int(np.sign(d))):
         if higher_is_better is None:
             return "no direction", None
         winner = "a" if (d > 0) == higher_is_better else "b"

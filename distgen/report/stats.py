@@ -19,22 +19,22 @@ def finite(values: Sequence[float]) -> np.ndarray:
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of the finite ``values`` and a percentile bootstrap interval of the mean.
+    """Mean of the finite ``values`` and the studentized bootstrap interval of the mean (``uncertainty.bootstrap_ci``).
 
     Conditions are the resampled unit (the question is how the mean would move with other held-out
     conditions). Fewer than 2 finite values, or all equal: the interval collapses to the mean
     (NaN mean when there is none).
     """
+    from distgen.evaluation.uncertainty import bootstrap_ci
+
     a = finite(values)
     if a.size == 0:
         return math.nan, math.nan, math.nan
     m = float(a.mean())
     if a.size < 2 or np.all(a == a[0]):
         return m, m, m
-    rng = np.random.default_rng(seed)
-    boots = a[rng.integers(0, a.size, (n_boot, a.size))].mean(1)
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return m, float(lo), float(hi)
+    lo, hi = bootstrap_ci(a, n_boot=n_boot, level=level, seed=seed)
+    return m, lo, hi
 
 
 def response_strength(data: EvalData) -> dict[str, float]:
@@ -88,5 +88,5 @@ def advantage(model: float, reference: float, higher_is_better: bool | None) -> 
 
 
 def paired_interval(diffs: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean paired difference and its percentile bootstrap interval (pairs resampled)."""
+    """Mean paired difference and its studentized bootstrap interval (pairs resampled: ``mean_ci``)."""
     return mean_ci(diffs, level=level, n_boot=n_boot, seed=seed)
