@@ -23,16 +23,18 @@ SUMMARY_METRICS = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_a
 
 @dataclass
 class Comparison:
-    """Paired comparison of a variant against the reference on one metric."""
+    """Paired comparison of a variant against the reference on one metric (``paired_comparison``)."""
 
     variant: str
     metric: str
-    n_pairs: int
+    n_pairs: int  # (seed, perturbation) pairs defined on both sides
     mean_diff: float
     statistic: float
     p_value: float
     better: str  # "variant", "reference" or "tie" (by mean difference and the metric's direction, whatever p is); "no direction"
     # for a diagnostic; "one pair: no test" or "no shared pairs" when fewer than 2 (seed, perturbation) pairs are defined on both
+    test: str = ""  # "t over seeds" or "Wilcoxon over perturbations" (``test_units``)
+    n_units: int = 0  # the seeds or the perturbations the test is over
 
 
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
@@ -70,10 +72,18 @@ def seed_means(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, dict[in
     return {var: {s: float(np.mean(vs)) for s, vs in by_seed.items()} for var, by_seed in acc.items()}
 
 
-def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: str, metric: str) -> Comparison:
-    """Wilcoxon signed-rank test of ``variant - reference`` paired over (seed, perturbation)."""
-    from scipy.stats import wilcoxon
+def test_units(rows: Sequence[dict[str, Any]], variant: str, reference: str, metric: str) -> tuple[str, list[float], int]:
+    """``(unit, differences, n_pairs)``: what ``variant - reference`` is tested over.
 
+    Two or more seeds whose mean differences are not all equal: one difference per seed, its mean over the
+    perturbations both runs of that seed scored (``"seed"``). Every run carries its own training noise, which
+    moves all its perturbations together; pooling (seed, perturbation) pairs as independent counted one seed's
+    luck once per perturbation (two equally good variants, 3 seeds x 25 perturbations, a seed effect of 0.3 x
+    the per-perturbation noise: p < 0.05 in 26% of sweeps; ``benchmarks/stats_calibration.py``). One seed (or
+    seeds that repeat one run exactly): the differences per perturbation of that seed (``"perturbation"``), a
+    test of these two runs, not of training randomness. ``n_pairs``: the (seed, perturbation) pairs defined on
+    both sides.
+    """
     def table(name: str) -> dict[tuple[int, str], float]:
         return {
             (int(r["seed"]), str(r["perturbation"])): float(r[metric])
@@ -83,19 +93,46 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
 
     a, b = table(variant), table(reference)
     keys = sorted(set(a) & set(b))
-    diffs = np.array([a[k] - b[k] for k in keys])
-    if len(keys) < 2:  # nothing to test; a single difference is not a tie
-        return Comparison(variant, metric, len(keys), float(diffs.mean()) if len(keys) else math.nan, math.nan, math.nan,
-                          "no shared pairs" if not keys else "one pair: no test")
+    by_seed: dict[int, list[float]] = defaultdict(list)
+    for k in keys:
+        by_seed[k[0]].append(a[k] - b[k])
+    means = [float(np.mean(v)) for v in by_seed.values()]
+    if len(means) >= 2 and not all(m == means[0] for m in means):
+        return "seed", means, len(keys)
+    first = min(by_seed) if by_seed else None
+    return "perturbation", list(by_seed[first]) if first is not None else [], len(keys)
+
+
+def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: str, metric: str) -> Comparison:
+    """``variant - reference`` tested over seeds, or over perturbations with one seed (``test_units``).
+
+    Over seeds: a one-sample t-test of the per-seed mean differences (each a mean over many perturbations,
+    so close to normal; a Wilcoxon test over 3-5 seeds could never reach p < 0.05). Over perturbations: the
+    two-sided Wilcoxon signed-rank test. ``mean_diff``: the mean of the tested differences.
+    """
+    from scipy.stats import ttest_1samp, wilcoxon
+
+    unit, values, n_pairs = test_units(rows, variant, reference, metric)
+    diffs = np.array(values)
+    if n_pairs < 2 or diffs.size == 0:  # nothing to test; a single difference is not a tie
+        return Comparison(variant, metric, n_pairs, float(diffs.mean()) if diffs.size else math.nan, math.nan, math.nan,
+                          "no shared pairs" if not n_pairs else "one pair: no test")
+    test = "t over seeds" if unit == "seed" else "Wilcoxon over perturbations"
     if np.allclose(diffs, 0):
-        return Comparison(variant, metric, len(keys), float(diffs.mean()), math.nan, math.nan, "tie")
-    res = wilcoxon(diffs)
+        return Comparison(variant, metric, n_pairs, float(diffs.mean()), math.nan, math.nan, "tie", test, diffs.size)
+    if unit == "seed":
+        res = ttest_1samp(diffs, 0.0)
+    elif diffs.size < 2:
+        res = None
+    else:
+        res = wilcoxon(diffs)
     higher = metric_direction(metric)
     md = float(diffs.mean())
     better = "tie" if md == 0 else ("variant" if (md > 0) == higher else "reference")
     if _diagnostic(metric):  # a count or a property of the real data: no value of it is better
         better = "no direction"
-    return Comparison(variant, metric, len(keys), md, float(res.statistic), float(res.pvalue), better)
+    stat, p = (math.nan, math.nan) if res is None else (float(res.statistic), float(res.pvalue))
+    return Comparison(variant, metric, n_pairs, md, stat, p, better, test, diffs.size)
 
 
 def identical_variants(rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str]) -> dict[str, str]:
@@ -168,12 +205,17 @@ def summary_markdown(
     comparisons = [paired_comparison(rows, v, reference, m) for v in variants if v != reference for m in metrics]
     if comparisons:
         lines += ["", "## Paired comparison against the reference",
-                  "", "Wilcoxon signed-rank test over (seed, perturbation) pairs; mean_diff = variant - reference; better: the side "
-                  "the mean difference favours, marked (not significant) where p >= 0.05, as on the sweep page.", "",
-                  "| variant | metric | pairs | mean_diff | W | p | better |", "|---|---|---|---|---|---|---|"]
+                  "", "With two or more seeds the unit is the seed: a t-test of the per-seed mean differences (a run's training noise "
+                  "moves all its perturbations together, so its perturbations are not independent pairs); with one seed, the "
+                  "Wilcoxon signed-rank test over perturbations (these two runs only). p-values are per metric, not adjusted for "
+                  "the number of metrics or variants. mean_diff = variant - reference (mean of the tested differences); pairs: "
+                  "(seed, perturbation) pairs; better: the side the mean difference favours, marked (not significant) where "
+                  "p >= 0.05, as on the sweep page.", "",
+                  "| variant | metric | test | pairs | mean_diff | statistic | p | better |", "|---|---|---|---|---|---|---|---|"]
         for c in comparisons:
             said = c.better + (" (not significant)" if c.better in ("variant", "reference") and not c.p_value < 0.05 else "")
-            lines.append(f"| {md.cell(c.variant)} | {md.cell(c.metric)} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | "
+            test = f"{c.test} ({c.n_units})" if c.test else "-"
+            lines.append(f"| {md.cell(c.variant)} | {md.cell(c.metric)} | {test} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | "
                          f"{fmt(c.p_value, 3)} | {said} |")
     same = identical_variants(rows, variants, metrics)
     if same:

@@ -140,11 +140,14 @@ def _comparison(inp: SweepInputs, variant: str, metric: str) -> Mapping[str, Any
 
 
 def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
-    """Per metric: each variant's mean paired difference from the reference with a 95% bootstrap interval.
+    """Per metric: each variant's mean paired difference from the reference with a 95% interval.
 
-    Pairs are (seed, condition). Blue: the variant is significantly better (paired test p < ``alpha``),
-    vermillion: significantly worse, grey: no significant difference.
+    Over the same units as the sweep's paired test (``distgen.pipeline.aggregate.test_units``): the per-seed
+    mean differences with two or more seeds, the per-condition differences with one. Blue: the variant is
+    significantly better (paired test p < ``alpha``), vermillion: significantly worse, grey: no significant difference.
     """
+    from distgen.pipeline.aggregate import test_units
+
     others = [v for v in inp.variants if v != inp.reference]
     if not others:
         return None
@@ -154,7 +157,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
     for ax, metric in zip(axes, inp.metrics):
         info = metric_info(metric)
         for yi, var in zip(y, others):
-            m, lo, hi = paired_interval(paired_differences(inp.rows, var, inp.reference, metric))
+            m, lo, hi = paired_interval(test_units(inp.rows, var, inp.reference, metric)[1])
             if math.isnan(m):
                 continue
             c = _comparison(inp, var, metric)
@@ -186,8 +189,8 @@ def render_sweep(inp: SweepInputs) -> str:
         values = figure(values_figure(inp), "Each variant: one open point per seed (its mean over held-out conditions) and the "
                         "mean over seeds; dashed lines: baselines, green line and band: the ceiling (mean and range over the runs).", alt="sweep values")
         diffs = figure(differences_figure(inp), f"Mean paired difference from the reference variant <code>{escape(inp.reference)}</code> "
-                       "over (seed, condition) pairs with a 95% bootstrap interval; p: the paired test of the sweep summary "
-                       "(Wilcoxon signed-rank).", alt="sweep differences")
+                       "with a 95% interval over seeds (each seed's mean difference; one seed: over conditions); p: the paired test of the "
+                       "sweep summary (t-test over seeds; one seed: Wilcoxon signed-rank over conditions).", alt="sweep differences")
     head = ["variant", "seeds", *[metric_info(m).axis_label for m in inp.metrics]]
     rows = []
     for var in inp.variants:

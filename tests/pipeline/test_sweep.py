@@ -69,7 +69,10 @@ def test_sweep_aggregates_with_paired_test(tmp_path, base):
     (cmp_mse,) = [c for c in res.comparisons if c.metric == "mse"]
     assert cmp_mse.variant == "description=bad" and cmp_mse.n_pairs == 3 * len(PERTS)
     assert cmp_mse.mean_diff == pytest.approx(0.5, abs=0.02)
-    assert cmp_mse.p_value < 1e-4 and cmp_mse.better == "reference"
+    # the fake runs of one seed share their noise, so every seed's mean difference is 0.5 exactly: the seeds repeat one
+    # comparison, which is tested over its 8 perturbations (2 / 2**8), not as 24 independent pairs
+    assert cmp_mse.test == "Wilcoxon over perturbations" and cmp_mse.n_units == len(PERTS)
+    assert cmp_mse.p_value == pytest.approx(2 / 2**8) and cmp_mse.better == "reference"
     assert (tmp_path / "sw" / "summary.png").stat().st_size > 0
 
 
@@ -238,3 +241,27 @@ def test_a_sweep_that_fails_while_writing_its_tables_leaves_the_earlier_ones_who
     with pytest.raises(OSError):
         sweep(base, {"description": ["good", "bad"]}, out, runner=FakeRunner(), progress=False)
     assert (out / "results.csv").read_bytes() == before
+
+
+def test_sweep_paired_test_is_over_seeds_and_keeps_its_false_positive_rate_when_runs_carry_seed_noise():
+    """Two equally good variants, 3 seeds x 25 perturbations, each run shifted as a whole by its own training noise (sd 1,
+    as large as the per-perturbation noise). Pooling the 75 (seed, perturbation) pairs as independent gave p < 0.05 in
+    about 65% of such sweeps; the t-test over the 3 per-seed mean differences keeps it near 5% (binomial sd 1.5%)."""
+    from distgen.pipeline.aggregate import paired_comparison
+
+    rng = np.random.default_rng(7)
+
+    def sweep(effect):
+        rows = []
+        for variant, shift in (("ref", 0.0), ("new", effect)):
+            offset = rng.normal(0.0, 1.0, 3)
+            rows += [{"variant": variant, "seed": s, "perturbation": f"P{p}", "mse": float(offset[s] + shift + rng.normal())}
+                     for s in range(3) for p in range(25)]
+        return paired_comparison(rows, "new", "ref", "mse")
+
+    null = [sweep(0.0) for _ in range(200)]
+    assert all(c.test == "t over seeds" and c.n_units == 3 and c.n_pairs == 75 for c in null)
+    assert np.mean([c.p_value < 0.05 for c in null]) <= 0.09
+    # a variant worse by 4 sd of the seed noise on every perturbation is found (mse: lower is better)
+    worse = [sweep(4.0) for _ in range(50)]
+    assert np.mean([c.p_value < 0.05 and c.better == "reference" for c in worse]) >= 0.7
