@@ -213,7 +213,11 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
         for name, st in strata.items():
             def tiers(key: str, st: dict[str, Any] = st) -> str:
                 return "; ".join(f"{fmt_value(b['model'])} / {fmt_value(b['baseline'])} (n={b['n']})" for b in st[key]) or "-"
-            lines.append(f"| {md.cell(name)} | {md.cell(st['baseline'])} | {tiers('by_response')} | {tiers('by_saturation')} | {fmt_value(st['near_solved_fraction'])} |")
+            lines.append(f"| {md.cell(name)} | {md.cell(st['baseline'])} | {tiers('by_response')} | {tiers('by_saturation')} | "
+                         f"{fmt_value(st['near_solved_fraction'])}" + (f" (of {st['n_saturation']})" if "n_saturation" in st else "") + " |")
+        noted = [f"- {md.inline(name)}: {md.inline(st['note'], True)}" for name, st in strata.items() if st.get("note")]
+        if noted:
+            lines += ["", *noted]
     return lines
 
 

@@ -217,7 +217,8 @@ def _add_strata(rows: dict[str, dict[str, Any]], table: MetricTable, bases: Mapp
         best = (max if hib else min)(finite, key=finite.__getitem__)
         control = bases["control"].values.get(name) if "control" in bases else None
         ceiling = ceil.values.get(name) if ceil is not None else None
-        row["strata"] = {"baseline": best, **stratify(table.values[name], bases[best].values[name], control, ceiling, strength)}
+        row["strata"] = {"baseline": best, **stratify(table.values[name], bases[best].values[name], control, ceiling, strength,
+                                                          higher_is_better=hib)}
 
 
 __all__ = ["score"]

@@ -4,9 +4,13 @@
   and the real control mean (how far the real response is from control).
 * ``saturation``: per perturbation, the fraction of the control-to-ceiling range a baseline already
   covers, ``(b - c) / (r - c)`` with ``b`` the baseline's score, ``c`` the ``control`` (no change)
-  baseline's and ``r`` the ceiling's (NaN when ``r == c`` or a value is missing). 1 = as good as the
-  replicate, 0 = no better than predicting no change. The sign convention makes it valid for error
-  metrics (lower is better) and agreement metrics alike.
+  baseline's and ``r`` the ceiling's (NaN when a value is missing, when ``r == c`` up to rounding, or when
+  the ceiling is not better than the control baseline: there is no range from "no change" up to the
+  replicate to place the baseline in). 1 = as good as the replicate, 0 = no better than predicting no
+  change. The sign convention makes it valid for error metrics (lower is better) and agreement metrics
+  alike, as long as ``r`` is on the good side of ``c``: where it is not (a weak response, whose noisy
+  half-split replicate scores worse than "no change"), the ratio of two negative gaps would call a baseline
+  worse than no change "near-solved".
 * ``by_quantile``: rows of (stratum, range, n, model mean, baseline mean) over quantile bins of a key.
 * ``stratify``: both stratifications of one metric, plus the fraction of perturbations whose
   saturation is at least ``NEAR_SOLVED`` ("near-solved" by the baseline).
@@ -36,11 +40,15 @@ def response_strength(data: EvalData) -> list[float]:
     return [float(v) for v in np.linalg.norm(means - ctrl[None], axis=1)]
 
 
-def saturation(baseline: Sequence[float], control: Sequence[float], ceiling: Sequence[float]) -> list[float]:
-    """Per perturbation ``(b - c) / (r - c)``; NaN where a value is NaN or ``r == c`` up to rounding (``calibration.same_scale``)."""
+def saturation(baseline: Sequence[float], control: Sequence[float], ceiling: Sequence[float],
+               higher_is_better: bool | None = None) -> list[float]:
+    """Per perturbation ``(b - c) / (r - c)``; NaN where a value is NaN, ``r == c`` up to rounding (``calibration.same_scale``)
+    or, given the metric's direction, the ceiling ``r`` is not better than the control baseline ``c``."""
     out = []
     for b, c, r in zip(baseline, control, ceiling):
         if any(math.isnan(v) for v in (b, c, r)) or same_scale(r, c):
+            out.append(float("nan"))
+        elif higher_is_better is not None and ((r < c) if higher_is_better else (r > c)):
             out.append(float("nan"))
         else:
             out.append((b - c) / (r - c))
@@ -74,14 +82,22 @@ def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence
 
 
 def stratify(model: Sequence[float], baseline: Sequence[float], control: Sequence[float] | None, ceiling: Sequence[float] | None,
-             strength: Sequence[float], n_bins: int = N_STRATA, threshold: float = NEAR_SOLVED) -> dict[str, Any]:
-    """One metric's difficulty strata (see the module docstring)."""
+             strength: Sequence[float], n_bins: int = N_STRATA, threshold: float = NEAR_SOLVED,
+             higher_is_better: bool | None = None) -> dict[str, Any]:
+    """One metric's difficulty strata (see the module docstring); ``higher_is_better``: the metric's direction
+    (``saturation`` is then NaN where the ceiling is not better than the control baseline, counted in ``note``)."""
     out: dict[str, Any] = {"by_response": by_quantile(strength, model, baseline, n_bins), "near_solved_threshold": threshold}
     if control is None or ceiling is None:
         out.update(by_saturation=[], near_solved_fraction=float("nan"), note="saturation needs the control baseline and the ceiling")
         return out
-    sat = saturation(baseline, control, ceiling)
+    sat = saturation(baseline, control, ceiling, higher_is_better)
     finite = [s for s in sat if not math.isnan(s)]
+    if higher_is_better is not None:
+        below = sum(1 for c, r in zip(control, ceiling) if not (math.isnan(c) or math.isnan(r) or same_scale(r, c))
+                    and ((r < c) if higher_is_better else (r > c)))
+        if below:
+            out["note"] = (f"{below} perturbation(s) whose ceiling is not better than the control baseline (a response too weak "
+                           "for the half-split replicate to beat 'no change') have no saturation")
     out["by_saturation"] = by_quantile(sat, model, baseline, n_bins)
     out["near_solved_fraction"] = sum(s >= threshold for s in finite) / len(finite) if finite else float("nan")
     out["n_saturation"] = len(finite)

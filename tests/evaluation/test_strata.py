@@ -59,3 +59,26 @@ def test_score_summary_has_strata():
     st = s["metrics"]["mse"]["strata"]
     assert st["baseline"] == "shift" and sum(r["n"] for r in st["by_response"]) == 9
     assert 0.0 <= st["near_solved_fraction"] <= 1.0
+
+
+def test_no_saturation_where_the_ceiling_is_not_better_than_the_control_baseline():
+    # an error metric on a weak response: the noisy half-split replicate (1.5) scores worse than predicting no change
+    # (1.0), and a baseline worse than no change (1.45). (b - c) / (r - c) = 0.45 / 0.5 = 0.9 called that baseline
+    # "near-solved"; there is no range from no change up to the replicate to place it in, so no saturation.
+    assert saturation([1.45], [1.0], [1.5], higher_is_better=False)[0] != saturation([1.45], [1.0], [1.5])[0]
+    assert math.isnan(saturation([1.45], [1.0], [1.5], higher_is_better=False)[0])
+    assert math.isnan(saturation([0.1], [0.3], [0.2], higher_is_better=True)[0])  # the same for an agreement metric
+    assert saturation([6.0], [10.0], [2.0], higher_is_better=False) == [0.5]  # a ceiling better than control: unchanged
+    out = stratify([1.0] * 3, [1.45, 6.0, 2.2], [1.0, 10.0, 10.0], [1.5, 2.0, 2.0], [1.0, 2.0, 3.0], higher_is_better=False)
+    assert out["n_saturation"] == 2 and out["near_solved_fraction"] == 0.5
+    assert out["note"].startswith("1 perturbation(s) whose ceiling is not better than the control baseline")
+
+
+def test_score_leaves_weak_responses_out_of_the_near_solved_fraction():
+    # 9 perturbations of no effect: the half-split replicate (5 cells a half) is worse than the control baseline on mse
+    # for every one; a baseline barely off control was "near-solved" on most of them
+    effects = [[0.0] * 4] * 9
+    s = score(_cells(effects, 1), _cells(effects, 2), {"control": _cells(effects, 3), "shift": _cells([[0.02, 0, 0, 0]] * 9, 4)},
+              metrics=["mse"], ceiling_splits=1).summary
+    st = s["metrics"]["mse"]["strata"]
+    assert st["n_saturation"] < 9 and "ceiling is not better than the control baseline" in st["note"]
