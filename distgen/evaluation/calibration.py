@@ -4,7 +4,8 @@
 by the pipeline from the same data) against the truth; ``ceiling_data`` splits the real cells into
 disjoint halves (one plays the prediction). ``summarise`` puts the model's mean metric next to them, with a
 normalised score ``(model - baseline) / (ceiling - baseline)``: 0 = as good as the strongest baseline,
-1 = as good as the data agrees with itself, < 0 = worse than the baseline.
+1 = as good as one half of the data agrees with the other (a perfect model, as deep as the truth, scores
+above 1: ``docs/metrics.md``), < 0 = worse than the baseline.
 """
 
 from __future__ import annotations
