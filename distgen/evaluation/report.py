@@ -187,10 +187,10 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
 
     head = ["metric", f"model {level:.0%} CI", "ceiling band (min-max over splits)", "vs strongest baseline", "mean difference",
             "CI", "Wilcoxon p", "pairs", "margin", "verdict"]
-    lines = ["", f"## Uncertainty ({counted(summary.get('ceiling_splits', 0), 'ceiling split')}; bootstrap over perturbations; "
+    lines = ["", f"## Uncertainty ({counted(summary.get('ceiling_splits', 0), 'ceiling split')}; studentized bootstrap over perturbations; "
              "paired Wilcoxon signed-rank test per perturbation)", "",
-             f"verdict: model or baseline only where p < {1 - level:.2g} and |mean difference| > margin (the ceiling band's std, the "
-             "replicate's own spread, at least 1e-6 of the metric's size); negligible where the CI lies within +-margin or a "
+             f"verdict: model or baseline only where p < {1 - level:.2g}, |mean difference| > margin (the ceiling band's std, the "
+             "replicate's own spread, at least 1e-6 of the metric's size) and the signed ranks favour the mean's side; negligible where the CI lies within +-margin or a "
              "significant difference is no larger than it; else inconclusive.", "",
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for name, r in rows.items():

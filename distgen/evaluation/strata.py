@@ -46,9 +46,8 @@ def saturation(baseline: Sequence[float], control: Sequence[float], ceiling: Seq
     or, given the metric's direction, the ceiling ``r`` is not better than the control baseline ``c``."""
     out = []
     for b, c, r in zip(baseline, control, ceiling):
-        if any(math.isnan(v) for v in (b, c, r)) or same_scale(r, c):
-            out.append(float("nan"))
-        elif higher_is_better is not None and ((r < c) if higher_is_better else (r > c)):
+        no_range = higher_is_better is not None and ((r < c) if higher_is_better else (r > c))  # ceiling not better than control
+        if any(math.isnan(v) for v in (b, c, r)) or same_scale(r, c) or no_range:
             out.append(float("nan"))
         else:
             out.append((b - c) / (r - c))

@@ -9,6 +9,8 @@
 * ``paired_test``: two tables on the same perturbations (model vs a baseline, or two runs), paired
   per perturbation: mean difference, its bootstrap interval and the two-sided Wilcoxon signed-rank
   p-value (``scipy.stats.wilcoxon``, zero differences dropped: ``zero_method="wilcox"``).
+* ``sweep_units``: what a sweep's variant-vs-reference difference is tested over: one mean difference per seed
+  (a run's training noise moves all its perturbations together), or the perturbations of a single seed.
 * ``margin`` and ``verdict``: statistical AND practical significance of a paired difference. A
   difference is a win only when the test rejects and the mean difference exceeds a margin: the
   split-half replicate's spread of the metric (``band``'s ``std``), a margin the user states, and never
@@ -169,6 +171,38 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, le
                            f"differences are positive) but the mean difference is {out['mean_difference']:+.4g}: a few large "
                            "differences outweigh the rest, so the Wilcoxon p is evidence against the mean's side, not for it")
     return out
+
+
+def sweep_units(rows: Sequence[Mapping[str, Any]], variant: str, reference: str, metric: str) -> tuple[str, list[float], int]:
+    """``(unit, differences, n_pairs)``: what a sweep's ``variant - reference`` is tested over (by
+    ``distgen.pipeline.aggregate.paired_comparison``) and its page's intervals drawn over.
+
+    Two or more seeds whose mean differences are not all equal: one difference per seed, its mean over the
+    perturbations both runs of that seed scored (``"seed"``). Every run carries its own training noise, which
+    moves all its perturbations together; pooling (seed, perturbation) pairs as independent counted one seed's
+    luck once per perturbation (two equally good variants, 3 seeds x 25 perturbations, a seed effect of 0.3 x
+    the per-perturbation noise: p < 0.05 in 26% of sweeps; ``benchmarks/stats_calibration.py``). One seed (or
+    seeds that repeat one run exactly): the differences per perturbation of that seed (``"perturbation"``), a
+    test of these two runs, not of training randomness. ``n_pairs``: the (seed, perturbation) pairs defined on
+    both sides.
+    """
+    def table(name: str) -> dict[tuple[int, str], float]:
+        return {
+            (int(r["seed"]), str(r["perturbation"])): float(r[metric])
+            for r in rows
+            if r["variant"] == name and isinstance(r.get(metric), float) and not math.isnan(r[metric])
+        }
+
+    a, b = table(variant), table(reference)
+    keys = sorted(set(a) & set(b))
+    by_seed: dict[int, list[float]] = {}
+    for k in keys:
+        by_seed.setdefault(k[0], []).append(a[k] - b[k])
+    means = [float(np.mean(v)) for v in by_seed.values()]
+    if len(means) >= 2 and not all(m == means[0] for m in means):
+        return "seed", means, len(keys)
+    first = min(by_seed) if by_seed else None
+    return "perturbation", list(by_seed[first]) if first is not None else [], len(keys)
 
 
 def numerical_tolerance(*means: float) -> float:

@@ -15,6 +15,7 @@ import numpy as np
 
 from distgen import markdown as md
 from distgen.evaluation.report import read_table_csv
+from distgen.evaluation.uncertainty import sweep_units
 from distgen.train.state_io import atomic_write_text
 
 #: Metrics shown in summaries unless others are asked for.
@@ -33,7 +34,7 @@ class Comparison:
     p_value: float
     better: str  # "variant", "reference" or "tie" (by mean difference and the metric's direction, whatever p is); "no direction"
     # for a diagnostic; "one pair: no test" or "no shared pairs" when fewer than 2 (seed, perturbation) pairs are defined on both
-    test: str = ""  # "t over seeds" or "Wilcoxon over perturbations" (``test_units``)
+    test: str = ""  # "t over seeds" or "Wilcoxon over perturbations" (``sweep_units``)
     n_units: int = 0  # the seeds or the perturbations the test is over
 
 
@@ -72,39 +73,8 @@ def seed_means(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, dict[in
     return {var: {s: float(np.mean(vs)) for s, vs in by_seed.items()} for var, by_seed in acc.items()}
 
 
-def test_units(rows: Sequence[dict[str, Any]], variant: str, reference: str, metric: str) -> tuple[str, list[float], int]:
-    """``(unit, differences, n_pairs)``: what ``variant - reference`` is tested over.
-
-    Two or more seeds whose mean differences are not all equal: one difference per seed, its mean over the
-    perturbations both runs of that seed scored (``"seed"``). Every run carries its own training noise, which
-    moves all its perturbations together; pooling (seed, perturbation) pairs as independent counted one seed's
-    luck once per perturbation (two equally good variants, 3 seeds x 25 perturbations, a seed effect of 0.3 x
-    the per-perturbation noise: p < 0.05 in 26% of sweeps; ``benchmarks/stats_calibration.py``). One seed (or
-    seeds that repeat one run exactly): the differences per perturbation of that seed (``"perturbation"``), a
-    test of these two runs, not of training randomness. ``n_pairs``: the (seed, perturbation) pairs defined on
-    both sides.
-    """
-    def table(name: str) -> dict[tuple[int, str], float]:
-        return {
-            (int(r["seed"]), str(r["perturbation"])): float(r[metric])
-            for r in rows
-            if r["variant"] == name and isinstance(r.get(metric), float) and not math.isnan(r[metric])
-        }
-
-    a, b = table(variant), table(reference)
-    keys = sorted(set(a) & set(b))
-    by_seed: dict[int, list[float]] = defaultdict(list)
-    for k in keys:
-        by_seed[k[0]].append(a[k] - b[k])
-    means = [float(np.mean(v)) for v in by_seed.values()]
-    if len(means) >= 2 and not all(m == means[0] for m in means):
-        return "seed", means, len(keys)
-    first = min(by_seed) if by_seed else None
-    return "perturbation", list(by_seed[first]) if first is not None else [], len(keys)
-
-
 def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: str, metric: str) -> Comparison:
-    """``variant - reference`` tested over seeds, or over perturbations with one seed (``test_units``).
+    """``variant - reference`` tested over seeds, or over perturbations with one seed (``sweep_units``).
 
     Over seeds: a one-sample t-test of the per-seed mean differences (each a mean over many perturbations,
     so close to normal; a Wilcoxon test over 3-5 seeds could never reach p < 0.05). Over perturbations: the
@@ -112,7 +82,7 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
     """
     from scipy.stats import ttest_1samp, wilcoxon
 
-    unit, values, n_pairs = test_units(rows, variant, reference, metric)
+    unit, values, n_pairs = sweep_units(rows, variant, reference, metric)
     diffs = np.array(values)
     if n_pairs < 2 or diffs.size == 0:  # nothing to test; a single difference is not a tie
         return Comparison(variant, metric, n_pairs, float(diffs.mean()) if diffs.size else math.nan, math.nan, math.nan,

@@ -142,11 +142,11 @@ def _comparison(inp: SweepInputs, variant: str, metric: str) -> Mapping[str, Any
 def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
     """Per metric: each variant's mean paired difference from the reference with a 95% interval.
 
-    Over the same units as the sweep's paired test (``distgen.pipeline.aggregate.test_units``): the per-seed
+    Over the same units as the sweep's paired test (``distgen.evaluation.uncertainty.sweep_units``): the per-seed
     mean differences with two or more seeds, the per-condition differences with one. Blue: the variant is
     significantly better (paired test p < ``alpha``), vermillion: significantly worse, grey: no significant difference.
     """
-    from distgen.pipeline.aggregate import test_units
+    from distgen.evaluation.uncertainty import sweep_units
 
     others = [v for v in inp.variants if v != inp.reference]
     if not others:
@@ -157,7 +157,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
     for ax, metric in zip(axes, inp.metrics):
         info = metric_info(metric)
         for yi, var in zip(y, others):
-            m, lo, hi = paired_interval(test_units(inp.rows, var, inp.reference, metric)[1])
+            m, lo, hi = paired_interval(sweep_units(inp.rows, var, inp.reference, metric)[1])
             if math.isnan(m):
                 continue
             c = _comparison(inp, var, metric)
