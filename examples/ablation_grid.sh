@@ -25,5 +25,5 @@ while [ $# -gt 0 ]; do
 done
 
 # every combination of the grid at every seed: train -> predict held-out combinations -> evaluate;
-# then results.csv, summary.md (mean +/- sd, paired Wilcoxon tests vs the reference) and summary.png
+# then results.csv, summary.md (mean +/- sd, paired tests over seeds vs the reference) and summary.png
 distgen sweep "$CONFIG" --out "$OUT" "${ARGS[@]}"
