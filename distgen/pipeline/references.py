@@ -107,6 +107,40 @@ def dataset_references(dataset: Dataset, truth: Cells, names: Sequence[str] = DE
     return fit_references(dataset.train_table, truth, dataset.labels, names)
 
 
+def _row_keys(x: torch.Tensor) -> list[bytes]:
+    """One key per row of ``x [N, G]``: its values as float32 bytes (equal rows, equal keys)."""
+    arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+    return [row.tobytes() for row in arr]
+
+
+def check_held_out_not_in_training(train: Cells, truth: Cells) -> None:
+    """Refuse training cells that hold some of the truth's perturbed cells (a ``LeakageError``, exit 2 on the command line).
+
+    A baseline fitted on them would have seen the cells it is scored on (``distgen evaluate --train`` given the whole
+    dataset rather than its training cells). A cell is recognised by its values: a perturbed truth cell whose whole
+    expression vector (on the truth's genes, not all zero) is a row of ``train``. Control cells may be shared: the truth's
+    controls are the cells predictions start from, training controls unless the split held some out.
+    """
+    pert = truth.X[torch.from_numpy(np.flatnonzero(~truth.is_control))]
+    keep = (pert != 0).any(1).numpy()
+    if not keep.any() or len(train) == 0:
+        return
+    seen = set(_row_keys(train.X))
+    rows = np.flatnonzero(keep)
+    hit = rows[[k in seen for k in _row_keys(pert[torch.from_numpy(rows)])]]
+    if hit.size:
+        names = truth.names[~truth.is_control][hit[:3]].tolist() if truth.names is not None else []
+        conds = sorted(set(truth.conditions[~truth.is_control][hit].tolist()))
+        from distgen.data.split import LeakageError
+
+        raise LeakageError(
+            f"{hit.size} of the truth's {int((~truth.is_control).sum())} perturbed cells are also in the training cells "
+            f"(identical expression{', e.g. ' + ', '.join(map(str, names)) if names else ''}; conditions {conds[:5]}"
+            f"{' ...' if len(conds) > 5 else ''}): baselines fitted on them would have seen the cells they are scored on. "
+            "Pass only the training cells (a run's split.json train part; distgen.load_data(...).train_cells()), not the whole dataset"
+        )
+
+
 def cells_references(
     train: Cells | None, truth: Cells, names: Sequence[str] = DEFAULT_BASELINES,
 ) -> tuple[dict[str, Cells], list[str]]:
@@ -124,6 +158,7 @@ def cells_references(
         if not train.is_control.any():
             raise ValueError(f"the training cells have no control cells labelled {train.control!r}; baselines need them")
         train = train.relabel_control(truth.control)
+        check_held_out_not_in_training(train, truth)
     info: DataInfo = vocabulary([truth] if train is None else [train, truth])
     table = train.to_table(info) if train is not None else None
 

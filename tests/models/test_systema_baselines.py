@@ -64,7 +64,8 @@ def test_noncontrol_mean_is_a_default_reference_and_matching_mean_opt_in():
     assert BASELINE_ROLES["noncontrol_mean"] == BASELINE_ROLES["matching_mean"] == "negative"
     train = _train(np.random.default_rng(2))
     n = int(train.is_control.sum())  # as many truth cells as controls: the reference shifts every control cell once
-    truth = Cells(torch.cat([train.controls().X, train.controls().X]), ["A+B"] * n + ["control"] * n, GENES)
+    # the perturbed truth cells are not training cells (cells_references refuses those): the controls moved a little
+    truth = Cells(torch.cat([train.controls().X + 1e-3, train.controls().X]), ["A+B"] * n + ["control"] * n, GENES)
     refs, _ = cells_references(train, truth, ["noncontrol_mean", "matching_mean"])
     assert set(refs) == {"noncontrol_mean", "matching_mean"}
     x = train.X.numpy().astype(np.float64)
