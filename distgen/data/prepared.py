@@ -152,7 +152,51 @@ class Dataset:
             out["filter"] = self.filtered
         if self.load_warnings:
             out["warnings"] = list(self.load_warnings)
+        out["provenance"] = self.provenance()
         return out
+
+    def provenance(self) -> dict[str, Any]:
+        """What each statistic of a run is fitted on, and which held-out cells reach what: the run's record for a reviewer.
+
+        Written into the training run's ``manifest.json`` (``data.provenance``) and every run's ``eval/summary.json``
+        (``provenance``). Every fitted statistic recorded in ``data.fitted`` (the highly variable genes) is named with the
+        split part its cells are (``check_leakage`` has refused any that used validation or test cells); the model, the
+        baselines and the count model's dispersions are fitted on ``train_table`` (the split's training cells) by construction.
+        """
+        s, data = self.split, self.data
+        train, val, test = (getattr(s, p).numpy() for p in PARTS)
+        ctrl = data.is_control
+
+        def part_of(cells: np.ndarray) -> str:
+            cells = np.asarray(cells)
+            if np.array_equal(np.sort(cells), train):
+                return f"train ({len(train)} cells)"
+            held = np.intersect1d(cells, np.concatenate([val, test]))
+            return f"{len(cells)} cells, {len(held)} of them validation/test cells"
+
+        meta = data.table.meta
+        if meta.get("source_scale") == "counts" and data.schema.normalize:
+            norm = f"per cell, no statistic across cells: log1p(normalize_total(target_sum={float(data.schema.target_sum):g}))"
+        else:
+            norm = f"none: the file's {meta.get('source_scale', 'log')} values as they are"
+        fitted = {name: part_of(cells) for name, cells in sorted(data.fitted.items())}
+        fitted.setdefault("hvg", f"none: every gene of the file ({data.info.n_genes})")
+        n_val_ctrl, n_test_ctrl = int(ctrl[val].sum()), int(ctrl[test].sum())
+        if n_val_ctrl + n_test_ctrl:
+            controls = (f"split.holdout_controls held {n_test_ctrl} control cells out for test and {n_val_ctrl} for validation; "
+                        "test groups are predicted from the held-out ones")
+        else:
+            controls = ("every control cell is a training cell, held-out contexts' and batches' included; test groups are "
+                        "predicted from training controls of their context and batch (split.holdout_controls > 0 holds some out)")
+        return {
+            "normalisation": norm,
+            "fitted_on": {**fitted, "model": "train", "baselines": "train", "count_dispersions": "train"},
+            "validation": (f"val: {len(val) - n_val_ctrl} perturbed cells of training conditions (in-distribution, "
+                           f"{len(s.val_conditions)} condition(s)) for the validation loss and early stopping; test cells never"),
+            "controls": controls,
+            "held_out_by_design": ("the ceiling and the interpolated duplicate (positive references) are made of the held-out "
+                                   "real cells; a --genes hvg:N panel is chosen on the held-out cells and their controls"),
+        }
 
     def sources(self, sets_per_batch: int, val_sets: int, seed: int) -> tuple[TableBatches, TableBatches | None]:
         """Training batches and (when the split has perturbed validation cells) fixed validation batches."""

@@ -78,8 +78,9 @@ def unembeddable(model: Any, dataset: Any, part: str = "test") -> dict[str, Any]
 
 
 def run_facts(preset: str | None, model: Any, dataset: Any) -> dict[str, Any]:
-    """What a run adds to its evaluation summary: ``preset`` (``preset_of`` its config, or None) and, when any, ``unembeddable``."""
-    facts: dict[str, Any] = {"preset": preset}
+    """What a run adds to its evaluation summary: ``preset`` (``preset_of`` its config, or None), ``provenance`` (what each
+    statistic was fitted on, ``Dataset.provenance``) and, when any, ``unembeddable``."""
+    facts: dict[str, Any] = {"preset": preset, "provenance": dataset.provenance()}
     missing = unembeddable(model, dataset)
     if missing:
         facts["unembeddable"] = missing
