@@ -147,6 +147,11 @@ def write_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, text.getvalue())
 
 
+#: What ``summary.md`` says of the numbers it reports: they are test-split scores, not a selection criterion.
+SELECTION_NOTE = ("Every run is scored on its test split: these numbers report an ablation; picking a variant by them is model "
+                  "selection on the test set (select on validation, docs/data.md: the leakage audit).")
+
+
 def summary_markdown(
     rows: Sequence[dict[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str], failed: Sequence[str] = (),
     failures: Mapping[str, str] | None = None, diverged: Sequence[tuple[str, int, str]] = (),
@@ -158,7 +163,8 @@ def summary_markdown(
     """
     failures = failures or {}
     n_diverged = {v: sum(1 for d in diverged if d[0] == v) for v in variants}
-    lines = ["# Sweep summary", "", f"Reference variant: {md.code(reference)}. Values: mean +/- sd over seeds of the per-run mean over perturbations.", ""]
+    lines = ["# Sweep summary", "", f"Reference variant: {md.code(reference)}. Values: mean +/- sd over seeds of the per-run mean over perturbations.",
+             "", f"{SELECTION_NOTE}", ""]
     lines.append("| variant | seeds | " + " | ".join(f"{md.cell(m)} {'(up)' if metric_direction(m) else '(down)'}" for m in metrics) + " |")
     lines.append("|---|---|" + "---|" * len(metrics))
     for var in variants:

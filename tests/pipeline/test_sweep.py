@@ -192,6 +192,15 @@ def test_too_few_pairs_is_not_a_tie_and_a_nonsignificant_side_says_so():
     assert cmp.p_value >= 0.05 and f"| {cmp.better} (not significant) |" in text
 
 
+def test_the_sweep_summary_says_its_numbers_are_test_scores():
+    """A reviewer reading summary.md must see that choosing a variant from it would be selection on the test split."""
+    from distgen.pipeline.aggregate import summary_markdown
+
+    rows = [{"variant": v, "seed": 0, "perturbation": "P0", "mse": 1.0} for v in ("ref", "new")]
+    text, _ = summary_markdown(rows, ["ref", "new"], "ref", ["mse"])
+    assert "scored on its test split" in text and "model selection on the test set" in text
+
+
 def test_a_sweep_that_leaves_out_finished_runs_of_its_folder_is_refused(tmp_path, base):
     """A second sweep of another grid into the same folder replaced the first one's results.csv and summary with its own
     rows, without a word; now it is refused before any run, and a grid that keeps the finished runs reuses them."""
