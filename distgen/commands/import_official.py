@@ -220,7 +220,10 @@ def _write_run(out: Path, resolved: dict[str, Any], rd: Any, model: Any, state: 
     opts = train_options(resolved["train"])
     digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
     imported = {"kind": kind, "checkpoint": str(Path(checkpoint).resolve()), "sha256": digest, "step": step}
-    manifest = build_manifest(opts.seed, rd.hashes()) | {"imported": imported}
+    data = rd.hashes()  # the weights (and a --mask gene graph) were fitted by the official code on its cells, not split.train
+    data["provenance"]["fitted_on"]["model"] = (f"imported ({kind}): trained by the official code on its own split, which distgen cannot "
+                                                "see; conditions are held out of the weights only if data.split is the official split")
+    manifest = build_manifest(opts.seed, data) | {"imported": imported}
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
     rd.split.save(out / "split.json")
     atomic_write_text(out / "info.json", json.dumps(rd.info.to_dict()))

@@ -175,6 +175,8 @@ def test_import_writes_a_run_that_predict_uses(tmp_path):
     assert {p.name for p in run.iterdir()} >= {"config.yaml", "manifest.json", "split.json", "info.json", "import.json", "checkpoints"}
     report = json.loads((run / "import.json").read_text())
     assert report["step"] == 7 and "p_head.1.weight" in report["dropped"]
+    # the weights were not fitted on this run's split.train: the manifest must not say they were
+    assert json.loads((run / "manifest.json").read_text())["data"]["provenance"]["fitted_on"]["model"].startswith("imported (scdfm-official)")
     assert main(["predict", str(run), "--out", str(tmp_path / "pred.h5ad")]) == 0
     import anndata as ad
 
