@@ -117,17 +117,20 @@ def check_held_out_not_in_training(train: Cells, truth: Cells) -> None:
     """Refuse training cells that hold some of the truth's perturbed cells (a ``LeakageError``, exit 2 on the command line).
 
     A baseline fitted on them would have seen the cells it is scored on (``distgen evaluate --train`` given the whole
-    dataset rather than its training cells). A cell is recognised by its values: a perturbed truth cell whose whole
-    expression vector (on the truth's genes, not all zero) is a row of ``train``. Control cells may be shared: the truth's
-    controls are the cells predictions start from, training controls unless the split held some out.
+    dataset rather than its training cells). A perturbed truth cell is found in ``train`` when a training cell has its whole
+    expression vector (on the truth's genes, not all zero) and, when both sides have cell names, its name too (on a small
+    gene panel two different cells can share their values). Control cells may be shared: the truth's controls are the
+    cells predictions start from, training controls unless the split held some out.
     """
     pert = truth.X[torch.from_numpy(np.flatnonzero(~truth.is_control))]
     keep = (pert != 0).any(1).numpy()
     if not keep.any() or len(train) == 0:
         return
-    seen = set(_row_keys(train.X))
+    named = truth.names is not None and train.names is not None
+    seen = set(zip(_row_keys(train.X), train.names.astype(str).tolist() if named else [""] * len(train)))  # type: ignore[union-attr]
     rows = np.flatnonzero(keep)
-    hit = rows[[k in seen for k in _row_keys(pert[torch.from_numpy(rows)])]]
+    names = truth.names[~truth.is_control][rows].astype(str).tolist() if named else [""] * len(rows)  # type: ignore[index]
+    hit = rows[[key in seen for key in zip(_row_keys(pert[torch.from_numpy(rows)]), names)]]
     if hit.size:
         names = truth.names[~truth.is_control][hit[:3]].tolist() if truth.names is not None else []
         conds = sorted(set(truth.conditions[~truth.is_control][hit].tolist()))

@@ -168,6 +168,16 @@ def test_evaluate_refuses_training_cells_that_hold_the_scored_cells(tmp_path):
         cells_references(everything, truth, ("control", "mean_perturbation"))
     refs, _ = cells_references(ds.train_cells(), truth, ("control", "mean_perturbation"))  # the training cells: fine
     assert set(refs) == {"control", "mean_perturbation"}
+    # another cell with the same values (two cells can agree on a small gene panel) is not the scored cell: its name differs
+    train = ds.train_cells()
+    pert_row = int(np.flatnonzero(~train.is_control)[0])
+    x = train.X.clone()
+    x[pert_row] = truth.X[int(np.flatnonzero(~truth.is_control)[0])]
+    twin = type(train)(x, train.conditions, train.genes, train.contexts, train.batches, train.control, train.names)
+    cells_references(twin, truth, ("control",))
+    unnamed = type(train)(x, train.conditions, train.genes, train.contexts, train.batches, train.control)
+    with pytest.raises(LeakageError, match="1 of the truth"):  # without names, the values are all there is to go by
+        cells_references(unnamed, truth, ("control",))
     layout.write(truth, tmp_path / "real.h5ad", kind="real")
     layout.write(truth, tmp_path / "pred.h5ad", kind="pred")
     layout.write(everything, tmp_path / "all.h5ad", kind="real")
