@@ -13,12 +13,13 @@ seed and the group's labels, so a group gets the same draws whichever other grou
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from distgen.seeds import label_seed
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,7 @@ def group_seed(seed: int, condition: str, context: str, batch: str, stream: int 
     predicted alone, in another order, or later beside new ones gets the same draws. ``stream`` keeps
     different uses apart (1: a model's sampling, 2: drawn library sizes).
     """
-    labels = int.from_bytes(hashlib.blake2b(f"{condition}\x1f{context}\x1f{batch}".encode(), digest_size=16).digest(), "little")
-    state = np.random.SeedSequence([int(seed) % 2**64, labels, int(stream)]).generate_state(2, dtype=np.uint64)
-    return int(state[0] >> np.uint64(1))
+    return label_seed(seed, (condition, context, batch), stream)
 
 
 def control_draw(pool_size: int, n: int, condition: str, context: str, batch: str) -> np.ndarray:

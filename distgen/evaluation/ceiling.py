@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from distgen.seeds import label_seed
+
 
 def group_generator(seed: int, label: str) -> torch.Generator:
     """A generator for one group's shuffle, seeded by ``seed`` and the group's ``label`` only."""
-    key = int.from_bytes(hashlib.blake2b(label.encode(), digest_size=16).digest(), "little")
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed) % 2**64, key]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
+    return torch.Generator().manual_seed(label_seed(seed, (label,)))
 
 
 def content_order(X: Tensor, genes: Sequence[str]) -> Tensor:
