@@ -84,6 +84,9 @@ def load_data(dataset: str = "norman_k562", split: Mapping[str, Any] | str | Non
         from distgen.config import ConfigError
 
         kind = "an AnnData" if type(dataset).__name__ == "AnnData" else f"a {type(dataset).__name__}"
+        if getattr(dataset, "isbacked", False) and not getattr(dataset, "is_view", True) and getattr(dataset, "filename", None):
+            raise ConfigError(f"load_data: dataset is a bundled name or an .h5ad path, got a backed AnnData; give the path of its "
+                              f"file instead: distgen.load_data({str(dataset.filename)!r}, ...) (adata.filename)")
         raise ConfigError(
             f"load_data: dataset is a bundled name or an .h5ad path, got {kind}: a run records the file its cells came from "
             "(path and content hash). Write it first, adata.write_h5ad('cells.h5ad') (a view: adata[mask].copy().write_h5ad(...)), "

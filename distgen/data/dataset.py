@@ -33,6 +33,7 @@ from distgen.data.expression import (
     resolve_scale,
     to_dense_float32,
 )
+from distgen.data.h5ad import in_memory
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import warn
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
@@ -76,14 +77,6 @@ def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray) -> None:
             "from): they are read as all-zero cells. Drop them first (scanpy.pp.filter_cells(adata, min_counts=1), or a "
             "data.filter rule on a total-counts column)",
         )
-
-
-def in_memory(adata: ad.AnnData) -> ad.AnnData:
-    """``adata`` itself, or for a backed AnnData (``anndata.read_h5ad(path, backed="r")``) an in-memory copy
-    (its file is left as it is): distgen reads every cell's values, which a backed ``X`` serves only slice by slice."""
-    if not getattr(adata, "isbacked", False):
-        return adata
-    return adata.to_memory()
 
 
 def _lognormalize(x: Any, target_sum: float) -> Any:

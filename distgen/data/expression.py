@@ -28,7 +28,12 @@ def read_expression(adata: Any, source: str) -> tuple[Any, list[str], str]:
     """
     if source == "X":
         if adata.X is None:
-            raise ValueError("adata.X is None; set PerturbationSchema.expression to a layer ('layers/counts') or 'obsm/<key>'")
+            layers = sorted(adata.layers.keys())
+            raise ValueError(
+                "adata.X is None: set PerturbationSchema.expression (data.schema.expression) to a layer"
+                + (f" ({', '.join(repr(k) for k in layers)})" if layers else "")
+                + (", 'raw'" if adata.raw is not None else "") + " or 'obsm/<key>'"
+            )
         return adata.X, [str(g) for g in adata.var_names], "genes"
     if source in RAW_SOURCES:
         if adata.raw is None:

@@ -1,4 +1,4 @@
-"""Reading ``.h5ad`` files so that a bad file is named, with what it is instead, never a traceback."""
+"""Reading ``.h5ad`` files (and ``.zarr`` stores) so that a bad file is named, with what it is instead, never a traceback."""
 
 from __future__ import annotations
 
@@ -37,24 +37,44 @@ def sniff(path: Path) -> tuple[str, str]:
     return "a text file", "read a table with anndata.read_csv and save it with adata.write_h5ad"
 
 
+#: Files at the top of a zarr store (v2: ``.zgroup``; v3: ``zarr.json``), as ``AnnData.write_zarr`` writes one.
+ZARR_MARKERS = (".zgroup", "zarr.json")
+
+
+def is_zarr_store(path: Path) -> bool:
+    """Whether ``path`` is a folder holding a zarr group (an AnnData written by ``write_zarr``)."""
+    return path.is_dir() and any((path / m).is_file() for m in ZARR_MARKERS)
+
+
 def check_input_file(path: str | Path, what: str) -> Path:
-    """``path`` as a ``Path`` if it is an existing file; else an ``InputFileError`` naming it and ``what`` it is for."""
+    """``path`` as a ``Path`` if it is an existing file or zarr store; else an ``InputFileError`` naming it and ``what`` it is for."""
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"{what} {str(p)!r} does not exist; check the path")
-    if p.is_dir():
-        raise InputFileError(f"{what} {str(p)!r} is a folder; give the path of an .h5ad file")
+    if p.is_dir() and not is_zarr_store(p):
+        raise InputFileError(f"{what} {str(p)!r} is a folder (and not a zarr store); give the path of an .h5ad file "
+                             "or of a .zarr store written by AnnData.write_zarr")
     return p
 
 
 def read_h5ad(path: str | Path, what: str = "data file") -> Any:
-    """``anndata.read_h5ad(path)``; a missing, folder or unreadable file is an ``InputFileError`` that says why.
+    """``anndata.read_h5ad(path)`` (``anndata.read_zarr`` for a zarr store); a missing, folder or unreadable file is an
+    ``InputFileError`` that says why.
 
     ``what`` names the file's role in the message (``"--pred"``, ``"data.dataset"``...).
     """
     import anndata as ad
 
     p = check_input_file(path, what)
+    if p.is_dir():
+        try:
+            return ad.read_zarr(p)
+        except MemoryError:
+            raise
+        except Exception as exc:  # a damaged store: zarr and anndata raise KeyError, ValueError...
+            raise InputFileError(f"{what} {str(p)!r} is a zarr store that anndata cannot read "
+                                 f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); write it again "
+                                 "with adata.write_zarr(path) or adata.write_h5ad(path)") from None
     try:
         return ad.read_h5ad(p)
     except MemoryError:
@@ -63,3 +83,11 @@ def read_h5ad(path: str | Path, what: str = "data file") -> Any:
         kind, fix = sniff(p)
         detail = f" ({str(exc).splitlines()[0][:160]})" if kind.startswith("an HDF5") and str(exc) else ""
         raise InputFileError(f"{what} {str(p)!r} is not a readable .h5ad file: it is {kind}{detail}; {fix}") from None
+
+
+def in_memory(adata: Any) -> Any:
+    """``adata`` itself, or for a backed AnnData (``anndata.read_h5ad(path, backed="r")``) an in-memory copy
+    (its file is left as it is): distgen reads every cell's values, which a backed ``X`` serves only slice by slice."""
+    if not getattr(adata, "isbacked", False):
+        return adata
+    return adata.to_memory()

@@ -273,14 +273,18 @@ class ChunkedWriter:
 
 # ---------------------------------------------------------------------------------------------- reading
 def as_anndata(source: Any, what: str = "file") -> ad.AnnData:
-    """An ``AnnData`` from a path (an unreadable file is an ``InputFileError`` naming it) or an object."""
-    if isinstance(source, str | bytes) or hasattr(source, "__fspath__"):
-        from distgen.data.h5ad import read_h5ad
+    """An ``AnnData`` from a path (an unreadable file is an ``InputFileError`` naming it) or an object.
 
+    A backed AnnData (``anndata.read_h5ad(path, backed="r")``) is read into memory: its sparse ``X`` serves
+    values only slice by slice.
+    """
+    from distgen.data.h5ad import in_memory, read_h5ad
+
+    if isinstance(source, str | bytes) or hasattr(source, "__fspath__"):
         return read_h5ad(source, what)
     if not isinstance(source, ad.AnnData):
         raise TypeError(f"expected an .h5ad path or an AnnData, got {type(source).__name__}")
-    return source
+    return in_memory(source)
 
 
 def guess_pert_col(files: dict[str, ad.AnnData], pert_col: str | None) -> str:
@@ -417,6 +421,11 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     if col is not None and col not in adata.obs.columns:
         raise ValueError(f"cell-type column {col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}")
     check_labels(adata, pert_col, control, col, name)
+    if adata.X is None:
+        layers = sorted(adata.layers.keys())
+        raise ValueError(f"the {name} file has no expression matrix (adata.X is None{f'; layers: {layers}' if layers else ''}); "
+                         "predictions and truths are read from X: set it to the log-normalised values (e.g. "
+                         f"adata.X = adata.layers[{(layers or ['...'])[0]!r}]) and write the file again")
     raw = adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X
     x = np.ascontiguousarray(np.asarray(raw, dtype=np.float32))
     cache: dict[str, str] = {}

@@ -1,0 +1,167 @@
+"""A user's file stored another way than distgen writes its own: read the same, or refused with what to do.
+
+Before: a backed AnnData whose ``X`` is sparse failed ``distgen.evaluate`` with numpy's "setting an array element with a
+sequence"; a file without ``X`` with "Cells.X must be [N, G], got shape (1,)"; a ``.zarr`` store was "a folder".
+"""
+
+import os
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import distgen
+from distgen.config import ConfigError
+from distgen.data import PerturbationData, PerturbationSchema, layout
+from distgen.errors import InputFileError
+from tests.data.conftest import make_adata
+
+SCHEMA = PerturbationSchema(perturbation_col="condition", control_labels=("control",), context_cols=("cell_type",), batch_col="donor")
+SECTION = {"schema": {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"], "batch_col": "donor"},
+           "split": {"kind": "random_conditions", "test_conditions": ["A"]}}
+
+
+def _load(adata, schema=SCHEMA):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = PerturbationData.from_anndata(adata, schema)
+    return data, [str(w.message) for w in caught]
+
+
+# ---------------------------------------------------------------------------------------------- how X is stored
+@pytest.fixture(scope="module")
+def muscat(request):
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "kang2018_muscat_example",
+                        "kang2018_muscat_example_sce.h5ad")
+    if not os.path.exists(path):
+        pytest.skip("../shared/data is not present")
+    return ad.read_h5ad(path)  # raw counts, float32 CSR, with layers['logcounts']
+
+
+@pytest.fixture(scope="module")
+def muscat_loaded(muscat):
+    return PerturbationData.from_anndata(muscat, MUSCAT)
+
+
+MUSCAT = PerturbationSchema(perturbation_col="condition", control_labels=("control",), context_cols=("cell_type",),
+                            perturbation_type="chemical")
+
+
+def _stored(adata, how):
+    a = adata.copy()
+    if how == "csc":
+        a.X = a.X.tocsc()
+    elif how == "dense":
+        a.X = a.X.toarray()
+    elif how.startswith("dense_"):
+        a.X = a.X.toarray().astype(how[6:])
+    elif how.startswith("csr_"):
+        a.X = a.X.astype(how[4:])
+    elif how == "layer_only":
+        a.layers["counts"], a.X = a.X, None
+    elif how == "string_obs":
+        a.obs["condition"] = a.obs["condition"].astype("string")
+        a.obs["cell_type"] = a.obs["cell_type"].astype(object)
+    elif how == "unused_categories":
+        a.obs["condition"] = a.obs["condition"].cat.add_categories(["never"])
+        a.obs["cell_type"] = a.obs["cell_type"].cat.add_categories(["nowhere"])
+    return a
+
+
+@pytest.mark.parametrize("how", ["csc", "dense", "csr_int32", "csr_int64", "csr_uint16", "csr_float64", "dense_float16",
+                                 "dense_int64", "layer_only", "string_obs", "unused_categories"])
+def test_counts_stored_another_way_load_the_same_table(muscat, muscat_loaded, how, tmp_path):
+    want = muscat_loaded
+    path = tmp_path / f"{how}.h5ad"
+    _stored(muscat, how).write_h5ad(path)
+    schema = PerturbationSchema.from_dict({**MUSCAT.to_dict(), "expression": "counts" if how == "layer_only" else "X"})
+    got = PerturbationData.read_h5ad(str(path), schema)
+    np.testing.assert_array_equal(got.table.X.numpy(), want.table.X.numpy())
+    assert list(got.conditions) == list(want.conditions) and list(got.contexts) == list(want.contexts)
+    assert got.info == want.info and got.scale == "counts"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lzf"])
+def test_compressed_files_load_the_same_table(muscat, muscat_loaded, compression, tmp_path):
+    muscat.write_h5ad(tmp_path / "c.h5ad", compression=compression)
+    got = PerturbationData.read_h5ad(str(tmp_path / "c.h5ad"), MUSCAT)
+    np.testing.assert_array_equal(got.table.X.numpy(), muscat_loaded.table.X.numpy())
+
+
+def test_no_X_names_the_layers_to_read():
+    adata = make_adata()
+    adata.layers["counts"], adata.X = adata.X, None
+    with pytest.raises(ValueError, match=r"adata.X is None: .*data.schema.expression.*'counts'"):
+        PerturbationData.from_anndata(adata, SCHEMA)
+
+
+# ---------------------------------------------------------------------------------------------- zarr stores
+def test_a_zarr_store_is_a_dataset_like_its_h5ad(tmp_path):
+    adata = make_adata()
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata: "Writing zarr v2 data will no longer be the default"
+        adata.write_zarr(tmp_path / "cells.zarr")
+    h5ad = distgen.load_data(str(tmp_path / "cells.h5ad"), **SECTION)
+    zarr = distgen.load_data(str(tmp_path / "cells.zarr"), **SECTION)  # was: "is a folder; give the path of an .h5ad file"
+    assert zarr.data.hash == h5ad.data.hash and zarr.split.hash == h5ad.split.hash
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(InputFileError, match=r"is a folder \(and not a zarr store\)"):
+        layout.as_anndata(str(tmp_path / "plain"), "real file")
+
+
+def test_a_zarr_truth_is_evaluated_like_its_h5ad(tmp_path):
+    real = make_adata(counts=False)
+    real.obs = real.obs.rename(columns={"condition": "target", "cell_type": "celltype"})
+    real.write_h5ad(tmp_path / "real.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        real.write_zarr(tmp_path / "real.zarr")
+    pred = real.copy()
+    pred.X = pred.X * 0.9
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    a = distgen.evaluate(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), str(tmp_path / "a"))
+    b = distgen.evaluate(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.zarr"), str(tmp_path / "b"))
+    assert a.metrics["mse"]["model"] == b.metrics["mse"]["model"] > 0
+
+
+# ---------------------------------------------------------------------------------------------- backed and X-less files to evaluate
+@pytest.mark.parametrize("fmt", ["csr", "csc", "dense"])
+def test_a_backed_prediction_or_truth_is_read_like_the_file(fmt, tmp_path):
+    real = make_adata(counts=False)
+    real.obs = real.obs.rename(columns={"condition": "target"})
+    real.X = {"csr": sp.csr_matrix, "csc": sp.csc_matrix, "dense": np.asarray}[fmt](real.X)
+    real.write_h5ad(tmp_path / "real.h5ad")
+    backed = ad.read_h5ad(tmp_path / "real.h5ad", backed="r")
+    pred, truth, _, _ = layout.read_pair(backed, backed)  # was: ValueError: setting an array element with a sequence (sparse)
+    np.testing.assert_array_equal(truth.X.numpy(), np.asarray(sp.csr_matrix(real.X).toarray()))
+    np.testing.assert_array_equal(pred.X.numpy(), truth.X.numpy())
+    assert backed.isbacked  # the caller's object is left backed
+
+
+def test_a_file_without_X_to_evaluate_names_its_layers(tmp_path):
+    real = make_adata(counts=False)
+    real.obs = real.obs.rename(columns={"condition": "target"})
+    real.layers["lognorm"], real.X = real.X, None
+    with pytest.raises(ValueError, match=r"no expression matrix \(adata.X is None; layers: \['lognorm'\]\).*adata.X = adata.layers\['lognorm'\]"):
+        layout.read(real)  # was: Cells.X must be [N, G], got shape (1,)
+
+
+def test_load_data_given_a_backed_anndata_names_its_file(tmp_path):
+    make_adata().write_h5ad(tmp_path / "cells.h5ad")
+    backed = ad.read_h5ad(tmp_path / "cells.h5ad", backed="r")
+    with pytest.raises(ConfigError, match=r"backed AnnData; give the path of its file instead.*cells\.h5ad"):
+        distgen.load_data(backed)
+
+
+def test_var_and_obs_names_stored_as_numbers_are_read_as_text(tmp_path):
+    adata = make_adata()
+    adata.var_names = pd.Index([str(i) for i in range(adata.n_vars)])
+    adata.obs_names = pd.Index([str(i) for i in range(adata.n_obs)])
+    adata.write_h5ad(tmp_path / "n.h5ad")
+    data = PerturbationData.read_h5ad(str(tmp_path / "n.h5ad"), PerturbationSchema.from_dict({**SCHEMA.to_dict(),
+                                                                                               "perturbation_type": "chemical"}))
+    assert data.info.genes[:3] == ("0", "1", "2") and data.n_cells == adata.n_obs
