@@ -34,6 +34,7 @@ from distgen.data.expression import (
     to_dense_float32,
 )
 from distgen.data.h5ad import in_memory
+from distgen.data.memory import check_dense_fits
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import warn
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
@@ -66,16 +67,27 @@ def _without_version(name: str) -> str:
     return head if dot and head and tail.isdigit() else name
 
 
-def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray) -> None:
-    """Warn when cells have no expression at all: they are read as all-zero cells, and a control among them is an input."""
+def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray, conditions: np.ndarray, contexts: np.ndarray, source: str) -> None:
+    """Warn when cells have no expression at all: they are read as all-zero cells, and a control among them is an input.
+
+    A (condition, context) group whose every cell is empty is named (a lost lane or a bad subset: it would be scored
+    against, or predicted from, all-zero cells); a matrix without a single non-zero value is refused.
+    """
     nonzero = np.asarray((x != 0).sum(1)).ravel() if sp.issparse(x) else np.count_nonzero(np.asarray(x), axis=1)
     empty = nonzero == 0
+    if empty.all():
+        raise ValueError(f"expression {source!r} holds no non-zero value ({len(empty)} cells x {x.shape[1]} genes, every one 0): "
+                         "point PerturbationSchema.expression at the matrix that holds the values (a layer, raw)")
     if empty.any():
+        groups = pd.DataFrame({"c": conditions.astype(str), "k": contexts.astype(str), "e": empty}).groupby(["c", "k"], sort=True)["e"]
+        whole = [f"{c} @ {k} ({n} cells)" for (c, k), n in groups.size().items() if groups.get_group((c, k)).all()]
         warn(
             f"{int(empty.sum())} of {counted(len(empty), 'cell')} {'has' if int(empty.sum()) == 1 else 'have'} no expression at all (every gene 0; e.g. "
             f"{[str(n) for n in names[empty][:3]]}; {int((empty & is_ctrl).sum())} of them controls, which predictions start "
-            "from): they are read as all-zero cells. Drop them first (scanpy.pp.filter_cells(adata, min_counts=1), or a "
-            "data.filter rule on a total-counts column)",
+            "from): they are read as all-zero cells. "
+            + (f"Every cell of {len(whole)} (condition, context) group(s) is empty: {whole[:5]}; such a group is scored against "
+               "(or, for controls, predicted from) all-zero cells: check how the file was made. " if whole else "")
+            + "Drop them first (scanpy.pp.filter_cells(adata, min_counts=1), or a data.filter rule on a total-counts column)",
         )
 
 
@@ -171,6 +183,7 @@ class PerturbationData:
                 raise ValueError("no cell has a label; check PerturbationSchema.perturbation_col / context_cols / batch_col")
         x, genes, kind = read_expression(adata, schema.expression)
         _check_unique_genes(genes)
+        check_dense_fits(x.shape[0], x.shape[1], x.nnz if sp.issparse(x) else None, f"expression {schema.expression!r}")
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
         scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns), schema.target_sum)
 
@@ -215,7 +228,7 @@ class PerturbationData:
         doses = parse_doses(obs, schema, atoms)
 
         if kind == "genes":
-            _warn_if_empty_cells(x, adata.obs_names, is_ctrl)
+            _warn_if_empty_cells(x, adata.obs_names, is_ctrl, conditions, contexts, schema.expression)
         library = None
         if scale == "counts" and schema.normalize:
             library = np.asarray(x.sum(1), dtype=np.float64).ravel()  # what normalize_total divides by: --counts inverts it
@@ -308,6 +321,7 @@ class PerturbationData:
         _check_unique_genes(genes)  # which copy of a duplicated gene to read would be a guess
         if not set(self.info.genes) <= set(genes):
             self.check_genes(genes)
+        check_dense_fits(x.shape[0], x.shape[1], x.nnz if sp.issparse(x) else None, "the cells to encode")
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
         scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns), schema.target_sum)
         if scale == "counts" and schema.normalize:
@@ -354,7 +368,7 @@ class PerturbationData:
         """Content hash of the cells, the genes and the expression values (for run manifests)."""
         h = hashlib.sha256(self.cells_hash.encode())
         h.update("\x1f".join(self.info.genes).encode())
-        h.update(self.table.X.numpy().tobytes())
+        h.update(np.ascontiguousarray(self.table.X.numpy()).data)  # the bytes of tobytes(), without a second copy
         return h.hexdigest()[:16]
 
     def subset_genes(self, genes: Sequence[str], fitted_on: np.ndarray | None = None, name: str = "genes") -> PerturbationData:

@@ -1,7 +1,10 @@
 """A user's file stored another way than distgen writes its own: read the same, or refused with what to do.
 
 Before: a backed AnnData whose ``X`` is sparse failed ``distgen.evaluate`` with numpy's "setting an array element with a
-sequence"; a file without ``X`` with "Cells.X must be [N, G], got shape (1,)"; a ``.zarr`` store was "a folder".
+sequence"; a file without ``X`` with "Cells.X must be [N, G], got shape (1,)"; a ``.zarr`` store was "a folder"; a file
+too wide for a dense table in memory went on until the allocation failed (or the OOM killer ended the process without a
+word); a (condition, context) group with no expression at all was only counted among the empty cells; a matrix of zeros
+loaded; the content hash copied the whole table once more.
 """
 
 import os
@@ -14,8 +17,10 @@ import pytest
 import scipy.sparse as sp
 
 import distgen
+import distgen.data.memory as memory
 from distgen.config import ConfigError
 from distgen.data import PerturbationData, PerturbationSchema, layout
+from distgen.data.bundled import NORMAN_SCHEMA, norman_k562
 from distgen.errors import InputFileError
 from tests.data.conftest import make_adata
 
@@ -155,6 +160,71 @@ def test_load_data_given_a_backed_anndata_names_its_file(tmp_path):
     backed = ad.read_h5ad(tmp_path / "cells.h5ad", backed="r")
     with pytest.raises(ConfigError, match=r"backed AnnData; give the path of its file instead.*cells\.h5ad"):
         distgen.load_data(backed)
+
+
+# ---------------------------------------------------------------------------------------------- too wide for memory
+def test_a_table_that_cannot_fit_in_memory_is_refused_before_it_is_built(monkeypatch):
+    adata = make_adata()  # 336 cells x 15 genes: 20 KB dense
+    monkeypatch.setattr(memory, "available_memory", lambda: 10_000)
+    with pytest.raises(memory.TooLargeError, match=r"336 cells x 15 genes .* more than the .* GiB of memory available.*"
+                       r"fewer genes in the file.*StreamBatches"):
+        PerturbationData.from_anndata(adata, SCHEMA)
+    monkeypatch.setattr(memory, "available_memory", lambda: 10_000_000)
+    data = PerturbationData.from_anndata(adata, SCHEMA)
+    monkeypatch.setattr(memory, "available_memory", lambda: 10_000)
+    with pytest.raises(memory.TooLargeError, match="the cells to encode"):
+        data.encode(adata)
+    monkeypatch.setattr(memory, "available_memory", lambda: None)  # unknown (no /proc): nothing refused
+    PerturbationData.from_anndata(adata, SCHEMA)
+
+
+def test_available_memory_is_bounded_by_a_container_limit(monkeypatch, tmp_path):
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.max").write_text("1000000\n")
+    (v2 / "memory.current").write_text("400000\n")
+    monkeypatch.setattr(memory, "_CGROUP_V2", v2)
+    monkeypatch.setattr(memory, "_CGROUP_V1", tmp_path / "none")
+    assert memory.available_memory() == 600_000  # far below the machine's MemAvailable
+    (v2 / "memory.max").write_text("max\n")  # no limit: the machine's
+    free = memory.available_memory()
+    assert free is None or free > 600_000
+
+
+def test_the_content_hash_is_what_it_was():
+    # runs record it (check_same_data compares it on predict and resume): the copy-free hash keeps its value (1d48e55)
+    assert PerturbationData.from_anndata(norman_k562(), NORMAN_SCHEMA).hash == "dbf5e269e86a3f1d"
+
+
+def test_the_content_hash_covers_the_values():
+    data = PerturbationData.from_anndata(make_adata(), SCHEMA)
+    before = data.hash
+    genes = list(data.info.genes)
+    assert data.subset_genes(genes[::-1]).subset_genes(genes).hash == before  # the table after two copies: same bytes
+    data.table.X[3, 2] += 1.0
+    assert data.hash != before
+
+
+# ---------------------------------------------------------------------------------------------- empty cells and groups
+def test_a_group_whose_every_cell_is_empty_is_named():
+    adata = make_adata()
+    x = adata.X.copy()
+    group = np.flatnonzero((adata.obs["condition"] == "B").to_numpy() & (adata.obs["cell_type"] == "ct2").to_numpy())
+    x[group] = 0
+    x[0] = 0  # one more empty cell, a control: its group keeps other cells
+    adata.X = sp.csr_matrix(x)
+    data, messages = _load(adata)
+    assert data.n_cells == adata.n_obs
+    said = [m for m in messages if "no expression at all" in m]
+    assert len(said) == 1 and f"{len(group) + 1} of " in said[0]
+    assert f"Every cell of 1 (condition, context) group(s) is empty: ['B @ ct2 ({len(group)} cells)']" in said[0]
+
+
+def test_a_matrix_without_a_non_zero_value_is_refused():
+    adata = make_adata()
+    adata.X = sp.csr_matrix(adata.shape, dtype=np.float32)  # was loaded, as log values of 0, with a warning
+    with pytest.raises(ValueError, match="holds no non-zero value"):
+        PerturbationData.from_anndata(adata, SCHEMA)
 
 
 def test_var_and_obs_names_stored_as_numbers_are_read_as_text(tmp_path):
