@@ -26,6 +26,7 @@ from distgen.data.conditions import (
     parse_doses,
 )
 from distgen.data.expression import (
+    check_unique_genes,
     check_values,
     expression_var,
     normalised_total,
@@ -182,7 +183,7 @@ class PerturbationData:
             if adata.n_obs == 0:
                 raise ValueError("no cell has a label; check PerturbationSchema.perturbation_col / context_cols / batch_col")
         x, genes, kind = read_expression(adata, schema.expression)
-        _check_unique_genes(genes)
+        check_unique_genes(genes)
         check_dense_fits(x.shape[0], x.shape[1], x.nnz if sp.issparse(x) else None, f"expression {schema.expression!r}")
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
         scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns), schema.target_sum)
@@ -318,7 +319,7 @@ class PerturbationData:
         if keep is not None:
             adata = adata[keep].copy()
         x, genes, kind = read_expression(adata, schema.expression)
-        _check_unique_genes(genes)  # which copy of a duplicated gene to read would be a guess
+        check_unique_genes(genes)  # which copy of a duplicated gene to read would be a guess
         if not set(self.info.genes) <= set(genes):
             self.check_genes(genes)
         check_dense_fits(x.shape[0], x.shape[1], x.nnz if sp.issparse(x) else None, "the cells to encode")
@@ -385,12 +386,6 @@ class PerturbationData:
             fitted[name] = np.sort(np.asarray(fitted_on, dtype=np.int64))
         return PerturbationData(self.adata[:, idx].copy(), self.schema, table, self.conditions, self.contexts, self.batches, self.scale, fitted,
                                 self.library_genes)
-
-
-def _check_unique_genes(genes: Sequence[str]) -> None:
-    if len(set(genes)) != len(genes):
-        dup = pd.Index(genes)[pd.Index(genes).duplicated()].unique().tolist()[:5]
-        raise ValueError(f"duplicated gene names {dup}; make them unique first (adata.var_names_make_unique())")
 
 
 def _labels(atoms: list[tuple[str, ...]], doses: list[tuple[float, ...]], contexts: np.ndarray, batches: np.ndarray, info: DataInfo) -> ConditionLabels:

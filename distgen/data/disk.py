@@ -26,6 +26,7 @@ from distgen.data.conditions import (
     parse_atoms,
     parse_doses,
 )
+from distgen.data.expression import check_unique_genes
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import warn
 from distgen.types import PAD, ConditionLabels, DataInfo, canonical
@@ -70,6 +71,7 @@ class DiskCells:
             raise KeyError(f"obs column(s) {missing} named in PerturbationSchema are missing from {self.path}; available: {sorted(root['obs'].keys())}")
         obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in self.schema.required_columns()})
         var_names = [str(g) for g in read_elem(root["var"]).index]
+        check_unique_genes(var_names)
         self.n_cells = len(obs)
         self.columns: np.ndarray | None = None
         if genes is not None:
@@ -106,6 +108,10 @@ class DiskCells:
         src = self.schema.expression
         root = self._open()
         if src == "X":
+            if "X" not in root:
+                layers = sorted(root["layers"].keys()) if "layers" in root else []
+                raise KeyError(f"{self.path} has no X; stream a layer instead (PerturbationSchema.expression = 'layers/<name>'"
+                               + (f"; layers: {layers})" if layers else ")"))
             return root["X"]
         layer = src[7:] if src.startswith("layers/") else src
         if src.startswith("obsm/") or "layers" not in root or layer not in root["layers"]:
@@ -150,7 +156,8 @@ class DiskCells:
             mask[srt] = True
             out = self._ds[1][mask]  # anndata reads each contiguous run of rows as one slice
         else:
-            out = sp.csr_matrix(elem[srt] if hasattr(elem, "id") else elem.oindex[srt, :])
+            rows = elem[srt] if hasattr(elem, "id") else elem.oindex[srt, :]
+            out = sp.csr_matrix(np.asarray(rows, dtype=np.float32))  # scipy.sparse has no float16 (a dense float16 X)
         out = sp.csr_matrix(out, dtype=np.float32)
         if self.columns is not None:
             out = out[:, self.columns]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from distgen.errors import warn
@@ -58,6 +59,14 @@ def read_expression(adata: Any, source: str) -> tuple[Any, list[str], str]:
 def expression_var(adata: Any, source: str) -> Any:
     """The ``var`` frame that goes with ``read_expression(adata, source)``'s genes (``adata.raw.var`` for ``raw``)."""
     return adata.raw.var if source in RAW_SOURCES else adata.var
+
+
+def check_unique_genes(genes: Any) -> None:
+    """Raise on duplicated gene names: which copy of a duplicated gene to read would be a guess."""
+    names = pd.Index([str(g) for g in genes])
+    if not names.is_unique:
+        dup = names[names.duplicated()].unique().tolist()[:5]
+        raise ValueError(f"duplicated gene names {dup}; make them unique first (adata.var_names_make_unique())")
 
 
 def check_values(x: Any, source: str, allow_negative: bool = False, has_raw: bool = False) -> None:

@@ -235,3 +235,36 @@ def test_var_and_obs_names_stored_as_numbers_are_read_as_text(tmp_path):
     data = PerturbationData.read_h5ad(str(tmp_path / "n.h5ad"), PerturbationSchema.from_dict({**SCHEMA.to_dict(),
                                                                                                "perturbation_type": "chemical"}))
     assert data.info.genes[:3] == ("0", "1", "2") and data.n_cells == adata.n_obs
+
+
+# ---------------------------------------------------------------------------------------------- streamed from disk
+def test_a_dense_float16_file_streams_like_its_float32_file(tmp_path):
+    from distgen.data.disk import DiskCells
+
+    adata = make_adata()  # counts up to a few dozen: float16 holds them exactly
+    adata.write_h5ad(tmp_path / "f32.h5ad")
+    adata.X = adata.X.astype(np.float16)
+    adata.write_h5ad(tmp_path / "f16.h5ad")
+    rows = np.arange(0, adata.n_obs, 5)
+    want = DiskCells(tmp_path / "f32.h5ad", SCHEMA).read(rows).toarray()
+    got = DiskCells(tmp_path / "f16.h5ad", SCHEMA).read(rows).toarray()  # was: scipy.sparse does not support dtype float16
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_streamed_file_without_X_or_with_duplicated_genes_is_named(tmp_path):
+    from distgen.data.disk import DiskCells
+
+    adata = make_adata()
+    adata.layers["counts"], adata.X = adata.X, None
+    adata.write_h5ad(tmp_path / "layers.h5ad")
+    with pytest.raises(KeyError, match=r"has no X; stream a layer instead .*layers: \['counts'\]"):
+        DiskCells(tmp_path / "layers.h5ad", SCHEMA)  # was: Unable to synchronously open object (object 'X' doesn't exist)
+    streamed = DiskCells(tmp_path / "layers.h5ad", PerturbationSchema.from_dict({**SCHEMA.to_dict(), "expression": "layers/counts"}))
+    assert streamed.n_cells == adata.n_obs
+    adata = make_adata()
+    adata.var_names = ["A", "A", *adata.var_names[2:]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata: "Variable names are not unique"
+        adata.write_h5ad(tmp_path / "dup.h5ad")
+    with pytest.raises(ValueError, match=r"duplicated gene names \['A'\]; make them unique first"):
+        DiskCells(tmp_path / "dup.h5ad", SCHEMA)  # was: DataInfo.genes has duplicated entries: ['A']
