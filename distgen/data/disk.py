@@ -66,6 +66,10 @@ class DiskCells:
         self._pid = -1
         self._ds: tuple[int, Any] | None = None
         root = self._open()
+        if not hasattr(root["obs"], "keys") or not hasattr(root["var"], "keys"):  # h5py/zarr groups have keys, legacy tables not
+            raise ValueError(f"{self.path} is stored in an older anndata encoding (before anndata 0.7: obs and var as tables, not "
+                             "groups), which streaming does not read; write it again with this anndata: "
+                             "anndata.read_h5ad(path).write_h5ad(new_path)")
         missing = [c for c in self.schema.required_columns() if c not in root["obs"]]
         if missing:
             raise KeyError(f"obs column(s) {missing} named in PerturbationSchema are missing from {self.path}; available: {sorted(root['obs'].keys())}")

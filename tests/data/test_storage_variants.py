@@ -268,3 +268,38 @@ def test_a_streamed_file_without_X_or_with_duplicated_genes_is_named(tmp_path):
         adata.write_h5ad(tmp_path / "dup.h5ad")
     with pytest.raises(ValueError, match=r"duplicated gene names \['A'\]; make them unique first"):
         DiskCells(tmp_path / "dup.h5ad", SCHEMA)  # was: DataInfo.genes has duplicated entries: ['A']
+
+
+def _write_legacy(adata, path):
+    """An .h5ad as anndata before 0.7 wrote it: obs and var as compound tables, categories in uns, X with h5sparse attrs."""
+    import h5py
+
+    x = sp.csr_matrix(adata.X)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("X")
+        g.attrs["h5sparse_format"], g.attrs["h5sparse_shape"] = "csr", np.array(x.shape)
+        g["data"], g["indices"], g["indptr"] = x.data, x.indices, x.indptr
+        cols = ["condition", "cell_type", "donor"]
+        obs = np.zeros(adata.n_obs, dtype=[("index", "S16")] + [(c, "i1") for c in cols])
+        obs["index"] = np.array(adata.obs_names, dtype="S16")
+        for c in cols:
+            cat = pd.Categorical(adata.obs[c])
+            obs[c] = cat.codes
+            f[f"uns/{c}_categories"] = np.array(cat.categories, dtype="S")
+        f["obs"] = obs
+        var = np.zeros(adata.n_vars, dtype=[("index", "S16")])
+        var["index"] = np.array(adata.var_names, dtype="S16")
+        f["var"] = var
+
+
+def test_a_file_in_the_pre_0_7_encoding_loads_and_is_named_when_streamed(tmp_path):
+    from distgen.data.disk import DiskCells
+
+    adata = make_adata()
+    _write_legacy(adata, tmp_path / "legacy.h5ad")
+    got = PerturbationData.read_h5ad(str(tmp_path / "legacy.h5ad"), SCHEMA)  # anndata reads the old encoding
+    want = PerturbationData.from_anndata(adata, SCHEMA)
+    np.testing.assert_array_equal(got.table.X.numpy(), want.table.X.numpy())
+    assert list(got.conditions) == list(want.conditions)
+    with pytest.raises(ValueError, match=r"older anndata encoding .*anndata.read_h5ad\(path\).write_h5ad\(new_path\)"):
+        DiskCells(tmp_path / "legacy.h5ad", SCHEMA)  # was: TypeError: Cannot compare structured or void to non-void arrays
