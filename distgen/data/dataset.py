@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,8 +148,16 @@ class PerturbationData:
         return self.conditions == "control"
 
     @classmethod
-    def from_anndata(cls, adata: ad.AnnData, schema: PerturbationSchema | None = None, *, copy: bool = True) -> PerturbationData:
+    def from_anndata(cls, adata: ad.AnnData, schema: PerturbationSchema | None = None, *, copy: bool = True,
+                     select: GeneSelector | None = None) -> PerturbationData:
         """Validate ``adata`` against ``schema`` and build the dataset.
+
+        ``select(outline, x)`` chooses genes before the dense table is built (``data.hvg``: a wide sparse file whose every
+        gene would not fit in memory dense, but whose chosen genes do, can be loaded). ``outline`` is this dataset without
+        its values (its labels, cells and every gene; its table a zero-filled stand-in that takes no memory) and ``x`` the
+        normalised matrix as stored (sparse or dense, every gene); it returns ``(genes, fitted_on, name)`` (recorded in
+        ``fitted`` as ``subset_genes`` does) or None for every gene. The result equals ``from_anndata`` followed by
+        ``subset_genes(genes, fitted_on, name)``, hash included.
 
         ``adata`` is neither modified nor shared: the dataset holds copies of its values, so editing ``adata`` later
         changes nothing here (``copy=False`` lets the tensors share a dense float32 ``X`` that no one else holds, a
@@ -184,7 +193,8 @@ class PerturbationData:
                 raise ValueError("no cell has a label; check PerturbationSchema.perturbation_col / context_cols / batch_col")
         x, genes, kind = read_expression(adata, schema.expression)
         check_unique_genes(genes)
-        check_dense_fits(x.shape[0], x.shape[1], x.nnz if sp.issparse(x) else None, f"expression {schema.expression!r}")
+        if select is None:  # else once the genes are chosen, for those genes
+            check_dense_fits(x.shape[0], x.shape[1], x.nnz if sp.issparse(x) else None, f"expression {schema.expression!r}")
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
         scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns), schema.target_sum)
 
@@ -239,7 +249,6 @@ class PerturbationData:
             scale_out = "log"
         else:
             scale_out = scale
-        dense = to_dense_float32(x, copy=copy)
 
         ctx_vocab = tuple(sorted(set(contexts)))
         bat_vocab = tuple(sorted(set(batches)))
@@ -257,6 +266,31 @@ class PerturbationData:
             total = normalised_total(x)  # log1p input's normalize_total target, when it can be told (every gene kept)
             if total is not None:
                 meta["log_total"] = total
+        fitted: dict[str, np.ndarray] = {}
+        cols = None
+        if select is not None:
+            stand_in = torch.zeros(()).expand(len(atoms), len(genes))  # no memory: the values are x's
+            outline = cls(ad.AnnData(obs=pd.DataFrame(index=obs.index)), schema, CellTable(stand_in, labels, info, dict(meta)),
+                          conditions, contexts, batches, scale)
+            chosen = select(outline, x)
+            if chosen is not None:
+                names, fitted_on, name = chosen
+                cols = pd.Index(genes).get_indexer(list(names))
+                if (cols < 0).any():
+                    raise KeyError(f"genes {[g for g, i in zip(names, cols) if i < 0][:5]} are not in the dataset")
+                info = dataclasses.replace(info, genes=tuple(names))
+                if fitted_on is not None:
+                    fitted[name] = np.sort(np.asarray(fitted_on, dtype=np.int64))
+        if cols is None:
+            if select is not None:
+                check_dense_fits(x.shape[0], x.shape[1], x.nnz if sp.issparse(x) else None, f"expression {schema.expression!r}")
+            dense = to_dense_float32(x, copy=copy)
+        else:  # only the chosen genes are made dense (their columns are a fresh matrix: nobody else holds it)
+            kept = x[:, cols]
+            check_dense_fits(kept.shape[0], kept.shape[1], kept.nnz if sp.issparse(kept) else None, f"expression {schema.expression!r}",
+                             of_genes=len(genes))
+            dense = to_dense_float32(kept, copy=False)
+            del kept
         table = CellTable(torch.from_numpy(dense), labels, info, meta)
 
         new_obs = obs.copy()
@@ -268,8 +302,11 @@ class PerturbationData:
 
             new_obs[LIBRARY_COL] = library
         var = expression_var(adata, schema.expression).copy() if kind == "genes" else pd.DataFrame(index=pd.Index(genes))
+        if cols is not None:
+            var = var.iloc[cols].copy()
         processed = ad.AnnData(X=sp.csr_matrix(dense) if sp.issparse(x) else dense, obs=new_obs, var=var)
-        return cls(processed, schema, table, conditions, contexts, batches, scale, library_genes=tuple(genes) if library is not None else None)
+        return cls(processed, schema, table, conditions, contexts, batches, scale, fitted,
+                   library_genes=tuple(genes) if library is not None else None)
 
     @classmethod
     def read_h5ad(cls, path: str, schema: PerturbationSchema | None = None) -> PerturbationData:
@@ -322,7 +359,8 @@ class PerturbationData:
         check_unique_genes(genes)  # which copy of a duplicated gene to read would be a guess
         if not set(self.info.genes) <= set(genes):
             self.check_genes(genes)
-        check_dense_fits(x.shape[0], x.shape[1], x.nnz if sp.issparse(x) else None, "the cells to encode")
+        # only the training genes are made dense (a control file may hold every gene of the assay)
+        check_dense_fits(x.shape[0], self.info.n_genes, x.nnz if sp.issparse(x) else None, "the cells to encode")
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
         scale = "log" if kind == "embedding" else resolve_scale(x, schema.scale, schema.expression, dict(adata.uns), schema.target_sum)
         if scale == "counts" and schema.normalize:
@@ -335,9 +373,10 @@ class PerturbationData:
                     "values on the same scale",
                 )
             x = _lognormalize(x, schema.target_sum)
-        dense = to_dense_float32(x)
-        if list(genes) != list(self.info.genes):
-            dense = np.ascontiguousarray(dense[:, pd.Index(genes).get_indexer(list(self.info.genes))])
+        if list(genes) == list(self.info.genes):
+            dense = to_dense_float32(x)
+        else:  # the training genes' columns (normalised over every gene above): a fresh matrix, made dense alone
+            dense = to_dense_float32(x[:, pd.Index(genes).get_indexer(list(self.info.genes))], copy=False)
         atoms = parse_atoms(adata.obs, schema, genes)
         doses = parse_doses(adata.obs, schema, atoms)
         labels = _labels(atoms, doses, context_labels(adata.obs, schema.context_cols), batch_labels(adata.obs, schema.batch_col), self.info)
@@ -386,6 +425,10 @@ class PerturbationData:
             fitted[name] = np.sort(np.asarray(fitted_on, dtype=np.int64))
         return PerturbationData(self.adata[:, idx].copy(), self.schema, table, self.conditions, self.contexts, self.batches, self.scale, fitted,
                                 self.library_genes)
+
+
+#: ``select`` of ``PerturbationData.from_anndata``: ``(outline, x) -> (genes, fitted_on, name)`` or None (every gene).
+GeneSelector = Callable[["PerturbationData", Any], "tuple[Sequence[str], np.ndarray | None, str] | None"]
 
 
 def _labels(atoms: list[tuple[str, ...]], doses: list[tuple[float, ...]], contexts: np.ndarray, batches: np.ndarray, info: DataInfo) -> ConditionLabels:

@@ -61,15 +61,21 @@ def dense_bytes(n_cells: int, n_genes: int, nnz: int | None = None) -> int:
     return 4 * n_cells * n_genes + (16 * nnz if nnz is not None else 0)
 
 
-def check_dense_fits(n_cells: int, n_genes: int, nnz: int | None, what: str) -> None:
-    """Raise ``TooLargeError`` when ``dense_bytes`` exceeds ``available_memory()``; ``what`` names the input."""
+def check_dense_fits(n_cells: int, n_genes: int, nnz: int | None, what: str, of_genes: int | None = None) -> None:
+    """Raise ``TooLargeError`` when ``dense_bytes`` exceeds ``available_memory()``; ``what`` names the input, ``of_genes``
+    the genes of the file when ``n_genes`` of them were selected (``data.hvg``) before the table is built."""
     need, free = dense_bytes(n_cells, n_genes, nnz), available_memory()
     if free is None or need <= free:
         return
+    if of_genes is None:
+        size = f"{n_cells} cells x {n_genes} genes"
+        fewer = ("Keep fewer genes (data.hvg: N selects the N most variable genes of the training cells on the sparse matrix, "
+                 "before the table is built) or fewer genes in the file (adata[:, genes].copy().write_h5ad(...))")
+    else:
+        size = f"{n_cells} cells x {n_genes} genes (selected of the file's {of_genes} before the table is built)"
+        fewer = "Select fewer genes (a smaller data.hvg, or in the file: adata[:, genes].copy().write_h5ad(...))"
     raise TooLargeError(
-        f"{what}: {n_cells} cells x {n_genes} genes are a dense float32 table of {need / GIB:.1f} GiB with its working copies, "
-        f"more than the {free / GIB:.1f} GiB of memory available; distgen holds a run's cells in memory as one dense table "
-        "(data.hvg selects genes only after every gene is loaded). Keep fewer genes in the file first (e.g. highly variable "
-        "genes of the training cells: adata[:, genes].copy().write_h5ad(...)), fewer cells (data.filter), or train from "
-        "the file on disk with distgen.data.streaming.StreamBatches (docs/scale.md)"
+        f"{what}: {size} are a dense float32 table of {need / GIB:.1f} GiB with its working copies, "
+        f"more than the {free / GIB:.1f} GiB of memory available; distgen holds a run's cells in memory as one dense table. "
+        f"{fewer}, fewer cells (data.filter), or train from the file on disk with distgen.data.streaming.StreamBatches (docs/scale.md)"
     )

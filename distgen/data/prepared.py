@@ -92,7 +92,7 @@ class Dataset:
     def load(cls, section: DataSection | Mapping[str, Any] | None = None, split_file: str | Path | None = None) -> Dataset:
         """Read the dataset of a ``data:`` section, make (or load ``split_file``) its split, fit preprocessing on training cells."""
         from distgen.data import bundled
-        from distgen.data.preprocess import highly_variable_genes
+        from distgen.data.preprocess import hvg_before_densifying
         from distgen.data.schema import PerturbationSchema
         from distgen.data.splitters import make_split
 
@@ -113,16 +113,29 @@ class Dataset:
 
             keep, filtered = apply_filter(adata.obs, ds.filter, control_mask(adata.obs, schema))
             adata = adata[keep].copy()
+        source = split_file if split_file is not None else ds.split
+        made: list[Split] = []
+        later: list[warnings.WarningMessage] = []  # the split's and the selection's: not the reading's (load_warnings)
+
+        def split_then_hvg(outline: PerturbationData, x: Any) -> tuple[list[str], Any, str] | None:
+            # the split needs the cells' labels only; data.hvg is chosen on its training cells before the table is dense
+            with warnings.catch_warnings(record=True) as theirs:
+                warnings.simplefilter("always")
+                split = Split.load(source) if isinstance(source, str | Path) else make_split(outline, **(source or {}))
+                made.append(split)
+                genes = None if ds.hvg is None else hvg_before_densifying(outline, x, ds.hvg, fit_on=split.train)
+            later.extend(theirs)
+            return None if genes is None else (genes, split.train.numpy(), "hvg")
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            data = PerturbationData.from_anndata(adata, schema, copy=False)  # read here: nobody else holds it
+            data = PerturbationData.from_anndata(adata, schema, copy=False, select=split_then_hvg)  # read here: nobody else holds it
         for w in caught:  # printed as before (under the caller's filters), and kept for the manifest and the report
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         said = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DistgenWarning)))
-        source = split_file if split_file is not None else ds.split
-        split = Split.load(source) if isinstance(source, str | Path) else make_split(data, **(source or {}))
-        if ds.hvg is not None and ds.hvg < data.info.n_genes:
-            data = highly_variable_genes(data, ds.hvg, fit_on=split.train)
+        for w in later:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        split = made[0]
         split.check_leakage(data)
         return cls(data, split, ds, filtered, load_warnings=said)
 

@@ -60,8 +60,6 @@ def highly_variable_genes(
         scanpy flavor on log data (``"seurat"``, ``"cell_ranger"``); ``"seurat_v3"`` expects counts
         and is refused here because distgen holds log-normalised values.
     """
-    import scanpy as sc
-
     if flavor == "seurat_v3":
         raise ValueError("flavor='seurat_v3' needs raw counts; distgen's tables are log-normalised: use 'seurat' or 'cell_ranger'")
     g = data.info.n_genes
@@ -74,13 +72,42 @@ def highly_variable_genes(
     unknown = [f for f in forced if f not in set(data.info.genes)]
     if unknown:
         raise KeyError(f"force_genes {unknown[:5]} are not in the dataset")
-    if n_top_genes >= g:
-        chosen = set(data.info.genes)
-    else:
-        tmp = ad.AnnData(X=data.table.X[idx].numpy(), var=pd.DataFrame(index=pd.Index(data.info.genes)))
-        tmp.uns["log1p"] = {"base": None}
-        sc.pp.highly_variable_genes(tmp, n_top_genes=n_top_genes, flavor=flavor)
-        chosen = set(tmp.var_names[tmp.var["highly_variable"].to_numpy()])
-    chosen |= set(forced)
-    genes = [gname for gname in data.info.genes if gname in chosen]
+    genes = list(data.info.genes) if n_top_genes >= g else hvg_names(data.table.X[idx].numpy(), data.info.genes, n_top_genes, forced, flavor)
     return data.subset_genes(genes, fitted_on=idx, name="hvg")
+
+
+def hvg_names(x: Any, genes: Sequence[str], n_top_genes: int, forced: Sequence[str] = (), flavor: str = "seurat") -> list[str]:
+    """The ``n_top_genes`` most variable of ``genes`` in log-normalised cells ``x [n, G]`` (dense or sparse: scanpy gives
+    both the same numbers) and the ``forced`` ones, in the order of ``genes``."""
+    import scanpy as sc
+
+    tmp = ad.AnnData(X=x, var=pd.DataFrame(index=pd.Index(list(genes))))
+    tmp.uns["log1p"] = {"base": None}
+    sc.pp.highly_variable_genes(tmp, n_top_genes=n_top_genes, flavor=flavor)
+    chosen = set(tmp.var_names[tmp.var["highly_variable"].to_numpy()]) | set(forced)
+    return [name for name in genes if name in chosen]
+
+
+def hvg_before_densifying(outline: PerturbationData, x: Any, n_top_genes: int, fit_on: Sequence[int] | Any) -> list[str] | None:
+    """``highly_variable_genes(data, n_top_genes, fit_on)``'s genes, chosen on the normalised matrix ``x`` as stored (sparse)
+    before the dense table is built; ``outline``: the cells' labels and genes (``PerturbationData.from_anndata(select=...)``).
+
+    Same genes, order and numbers as selecting on the dense table (scanpy's ``seurat`` flavour computes the same means
+    and dispersions from a CSR matrix); None when every gene is kept.
+    """
+    import scipy.sparse as sp
+
+    genes = list(outline.info.genes)
+    if n_top_genes >= len(genes):
+        return None
+    idx = np.asarray(fit_on, dtype=np.int64)
+    if len(idx) < 2:
+        raise ValueError("highly_variable_genes needs at least 2 cells to fit on")
+    rows = x[idx]
+    if sp.issparse(rows):
+        rows = sp.csr_matrix(rows)  # a CSC file's rows; duplicated entries summed, as toarray() sums them
+        rows.sum_duplicates()
+        rows = rows.astype(np.float32)  # the dense table's float32 values
+    else:
+        rows = np.asarray(rows, dtype=np.float32)
+    return hvg_names(rows, genes, n_top_genes, perturbed_genes(outline))
