@@ -58,16 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from distgen.pipeline.predict import predict_run
-    from distgen.train.checkpoint import CheckpointError
     from distgen.train.distributed import env_from_torchrun
 
-    try:
-        out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes,
-                          args.counts, overwrite=args.overwrite, max_cells=args.max_cells,
-                          sampling=args.sampling)
-    except CheckpointError as exc:
-        print(f"distgen predict: error: {exc}", file=__import__("sys").stderr)
-        return 1
+    out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes,
+                      args.counts, overwrite=args.overwrite, max_cells=args.max_cells,
+                      sampling=args.sampling)  # errors: the boundary, with each error's own exit code
     if env_from_torchrun().is_main and out is not None:
         n_cond = len(set(out.conditions[~out.is_control].tolist()))
         from distgen.wording import counted

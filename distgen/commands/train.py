@@ -36,16 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distgen.train.checkpoint import CheckpointError
     from distgen.train.run import train_run
-    from distgen.train.trainer import NonFiniteLossError
 
     resume, overrides = resume_and_overrides(args)
-    try:
-        res = train_run(args.config, args.out, overrides, resume=resume)
-    except (CheckpointError, NonFiniteLossError) as exc:
-        print(f"distgen train: error: {exc}", file=__import__("sys").stderr)
-        return 1
+    res = train_run(args.config, args.out, overrides, resume=resume)  # errors: the boundary, with each error's own exit code
     from distgen.train.distributed import env_from_torchrun
 
     if env_from_torchrun().is_main:

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from distgen.config import sci_number
-from distgen.errors import DiskFullError, DistgenError, free_space, short
+from distgen.errors import EXIT_USAGE, DiskFullError, DistgenError, free_space, short
 from distgen.train.state_io import atomic_write_text, load_state, publish_dir, read_json, save_state, write_json
 
 FORMAT = 1
@@ -43,7 +43,13 @@ _STEP_DIR = re.compile(r"step_(\d+)")
 
 
 class CheckpointError(DistgenError, RuntimeError):
-    """A checkpoint that is missing, truncated, altered or belongs to another config (exit code 1)."""
+    """A checkpoint that is missing, truncated or altered (exit code 1)."""
+
+
+class CheckpointConfigError(CheckpointError):
+    """A checkpoint used under a config other than the one it was trained with (exit code 2: a config problem, not a broken file)."""
+
+    exit_code = EXIT_USAGE
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:
@@ -283,7 +289,7 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
     legacy = legacy_hint(state.get("fingerprint_config", {}), config, "the config you resume with (and the run's config.yaml)") if diff else ""
-    raise CheckpointError(
+    raise CheckpointConfigError(
         f"checkpoint {str(path)!r} was written under a different config ({shown or 'fingerprint differs'}){legacy}. "
         + ("Or start a new run directory." if legacy else "Resume with the run's own config.yaml, or start a new run directory.")
     )
@@ -324,7 +330,7 @@ def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: st
     if diff:
         shown = "; ".join(d[:160] for d in diff[:6]) + (f"; ... {len(diff) - 6} more" if len(diff) > 6 else "")
         legacy = legacy_hint(norm(recorded), norm(config), source)
-        raise CheckpointError(
+        raise CheckpointConfigError(
             f"{source} differs from the config checkpoint {str(ckpt.path)!r} was trained with ({shown}){legacy}. "
             + ("Or train a new run" if legacy else
                f"Restore {source} (the training config is under 'config' in {ckpt.path / 'state.json'}) or train a new run")

@@ -51,7 +51,7 @@ def test_edited_config_is_one_line_naming_the_key(trained, tmp_path, capsys, sec
     finally:
         (trained / "config.yaml").write_text(original)
     err = capsys.readouterr().err.strip()
-    assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err and "size mismatch" not in err
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err and "size mismatch" not in err
     assert shown in err and "config.yaml differs from the config checkpoint" in err and "step_00000002" in err
     assert not (tmp_path / "pred.h5ad").exists()
 

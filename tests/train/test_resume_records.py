@@ -54,7 +54,7 @@ def _files(folder):
 def test_a_refused_resume_leaves_the_run_files_as_they_were(run, change, capsys, tmp_path):
     folder, cfg = run
     before = _files(folder)
-    assert main(["train", str(cfg), change, "train.steps=6", "--out", str(folder), "--resume"]) == 1
+    assert main(["train", str(cfg), change, "train.steps=6", "--out", str(folder), "--resume"]) == 2  # a config problem, not a broken checkpoint
     assert change.split("=")[0] in capsys.readouterr().err
     assert _files(folder) == before  # config.yaml did not take the refused config; no resume was recorded
     # so the run still predicts, and resumes with its own config.yaml as the message advises
