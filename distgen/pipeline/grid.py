@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from distgen.config import ConfigError, dump_yaml, parse_yaml
+from distgen.errors import short
 
 SEED_KEY = "train.seed"
 
@@ -48,6 +50,31 @@ def _fmt(value: Any) -> str:
     return dump_yaml(value, default_flow_style=True).strip().removesuffix("...").strip()  # read back as the same value
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python numbers and lists (``np.linspace`` values), recursively."""
+    if hasattr(value, "tolist") and type(value).__module__ == "numpy":
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _label(value: Any) -> str:
+    """How a value reads in a run folder's name: a string as written (``nan``, not the quoted ``'nan'``), a number in
+    Python's spelling (``inf``, ``-0.5``), a list as its items joined by ``+`` (``64+64``: its brackets would become
+    ``-`` and read as minus signs), anything else as in the override. Values whose names coincide are refused by
+    ``expand``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list) and value:
+        return "+".join(_label(v) for v in value)
+    return _fmt(value)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]+", "-", text).strip("-") or "base"
 
@@ -74,11 +101,15 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
     for k, v in axes.items():
         if not v:
             raise ConfigError(f"grid axis {k!r} has no values")
+        axes[k] = v = [_plain(x) for x in v]
+        if any(isinstance(x, float) and math.isnan(x) for x in v):
+            raise ConfigError(f"grid axis {k!r} holds NaN ({short(v)}): no config value may be NaN; "
+                              "leave the value out, or use null where the setting means 'none'")
     runs = []
     keys = list(axes)
     for combo in itertools.product(*(axes[k] for k in keys)) if keys else [()]:
         overrides = tuple(f"{k}={_fmt(v)}" for k, v in zip(keys, combo))
-        label_parts = [f"{_label_key(k, keys)}={_fmt(v)}" for k, v in zip(keys, combo)]
+        label_parts = [f"{_label_key(k, keys)}={_label(v)}" for k, v in zip(keys, combo)]
         variant = _slug(",".join(label_parts)) if label_parts else "base"
         for s in seed_list:
             runs.append(Run(variant=variant, seed=s, overrides=(*overrides, f"{SEED_KEY}={s}")))

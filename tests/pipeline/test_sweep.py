@@ -217,13 +217,33 @@ def test_a_sweep_that_leaves_out_finished_runs_of_its_folder_is_refused(tmp_path
                                                                                    "description=other"}
 
 
-@pytest.mark.parametrize("values", [["a b", "a-b"], ["Large", "large"]])
+@pytest.mark.parametrize(("values", "folders"), [
+    (["nan", "true", "1e3"], ["x=nan", "x=true", "x=1e3"]),  # strings a YAML override must quote: named as written, not '-nan'
+    ([float("inf"), float("-inf"), -1, -0.5], ["x=inf", "x=-inf", "x=-1", "x=-0.5"]),
+    ([[64, 64], [-1, 2]], ["x=64+64", "x=-1+2"]),  # a list's brackets read as minus signs ('-1,-2' for [1, 2])
+    (["a/b", "../up"], ["x=a-b", "x=..-up"]),  # never a path separator: the run folder stays under runs/
+    ([np.float32(0.5), np.int64(3), np.linspace(0, 1, 2)], ["x=0.5", "x=3", "x=0.0+1.0"]),  # numpy values (was a crash)
+])
+def test_run_folder_names_read_as_their_values(values, folders):
+    runs = expand({"x": values})
+    assert [r.variant for r in runs] == folders and all("/" not in r.slug for r in runs)
+    assert all(r.overrides[0].startswith("x=") and "numpy" not in r.overrides[0] for r in runs)
+
+
+@pytest.mark.parametrize("values", [[float("nan")], [np.float64("nan"), 1.0]])
+def test_a_nan_grid_value_is_refused_naming_the_axis(values):
+    with pytest.raises(ConfigError, match=r"grid axis 'train.lr' holds NaN"):
+        expand({"train.lr": values})
+
+
+@pytest.mark.parametrize("values", [["a b", "a-b"], ["Large", "large"], ["inf", float("inf")], [True, "true"]])
 def test_variants_that_would_share_a_run_folder_are_refused_naming_them(values):
     """``a b`` and ``a-b`` are both the folder ``description=a-b``; ``Large`` and ``large`` are one folder on macOS or
     Windows: the second run would find the first one's DONE and report its results as its own."""
     with pytest.raises(ConfigError, match="share one run folder") as info:
         expand({"description": values})
-    assert all(f"description={v}" in str(info.value) for v in values)
+    shown = str(info.value).replace(".inf", "inf").lower()  # each as its override reads: true, 'true', .inf, 'inf'
+    assert all(f"description={v}".lower() in shown or f"description={v!r}" in shown for v in values)
 
 
 def test_summary_metrics_no_run_computed_are_named_not_dropped(tmp_path, base, capsys):
