@@ -7,9 +7,11 @@ to fix it. ``distgen.cli.main`` turns them into one or two lines on stderr and a
 code  meaning
 ====  =====================================================================================
 0     success
-1     runtime failure: unreadable or corrupt input, a checkpoint that fails its digest, a
+1     runtime failure: an unreadable or corrupt input file, a checkpoint that fails its digest, a
       locked run folder, a full disk, non-finite values during training or sampling
-2     usage or config error: a bad option, key or value; a size that cannot fit in memory
+2     usage or config error: a bad option, key or value; a size that cannot fit in memory; a checkpoint
+      resumed or predicted under another config; input data that cannot be used as asked (a missing
+      column, layer or label; NaN or negative expression: ``InputDataError``)
 130   interrupted by SIGINT (a final checkpoint was saved when one could be reached in time)
 143   interrupted by SIGTERM (same)
 ====  =====================================================================================
@@ -91,6 +93,19 @@ class UsageError(DistgenError):
 
 class LabelError(UsageError, ValueError):
     """A label holding the separator distgen joins labels with, so that two different groups would read as one (exit code 2)."""
+
+
+class InputDataError(UsageError, ValueError):
+    """A user's data, read fine, that cannot be used as asked (exit code 2): a column, layer, gene or label that a
+    config key or an option names and the file lacks; values or labels the data's rules refuse (NaN, negative or
+    unlogged expression, no control cells, duplicated names). The fix is in the input or in the setting that names it.
+    A file that cannot be read at all is an ``InputFileError`` (exit code 1)."""
+
+
+class InputKeyError(InputDataError, KeyError):
+    """``InputDataError`` for a missing name (a column, layer, gene): a ``KeyError`` too, for callers that catch one."""
+
+    __str__ = Exception.__str__  # the message as written, not KeyError's quoted repr
 
 
 class InputFileError(DistgenError, ValueError):

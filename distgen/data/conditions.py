@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 
 from distgen.data.schema import COMMON_CONTROL_LABELS, CONTEXT_SEPARATOR, PerturbationSchema
-from distgen.errors import DistgenError, LabelError, warn
+from distgen.errors import InputDataError, LabelError, warn
 from distgen.types.layout import MISSING_STRINGS  # with the layout's vocabulary: importable without anndata
 from distgen.wording import counted
 
 CONTROL = "control"  #: canonical condition string of control cells
 
 
-class MissingLabelError(DistgenError, ValueError):
-    """Cells without a perturbation, context or batch label (a missing label is never a control)."""
+class MissingLabelError(InputDataError):
+    """Cells without a perturbation, context or batch label (a missing label is never a control); exit code 2."""
 
 
 def _is_blank(v: Any) -> bool:
@@ -96,7 +96,7 @@ def handle_missing_labels(obs: pd.DataFrame, schema: PerturbationSchema, source:
 def _check_delimiter(label: str, delim: str, genes: set[str]) -> None:
     """Raise when splitting ``label`` on ``delim`` would cut a gene name in pieces."""
     if label in genes:
-        raise ValueError(
+        raise InputDataError(
             f"combo_delimiter {delim!r} clashes with gene name {label!r} (condition {label!r} would be split into "
             f"{label.split(delim)}); choose another PerturbationSchema.combo_delimiter or rename the labels"
         )
@@ -104,7 +104,7 @@ def _check_delimiter(label: str, delim: str, genes: set[str]) -> None:
     for i in range(len(parts) - 1):
         joined = delim.join(parts[i : i + 2])
         if joined in genes:
-            raise ValueError(
+            raise InputDataError(
                 f"combo_delimiter {delim!r} clashes with gene name {joined!r} inside condition {label!r}; "
                 "choose another PerturbationSchema.combo_delimiter or rename the labels"
             )
@@ -152,11 +152,11 @@ def parse_doses(obs: pd.DataFrame, schema: PerturbationSchema, atoms: list[tuple
         try:
             vals = [float(p) for p in parts]
         except ValueError as e:
-            raise ValueError(f"dose_col {schema.dose_col!r}: cannot read dose {v!r} as a number or 'd1{schema.combo_delimiter}d2'") from e
+            raise InputDataError(f"dose_col {schema.dose_col!r}: cannot read dose {v!r} as a number or 'd1{schema.combo_delimiter}d2'") from e
         if len(vals) == 1:
             vals = vals * len(a)
         if len(vals) != len(a):
-            raise ValueError(f"dose_col {schema.dose_col!r}: dose {v!r} has {counted(len(vals), 'value')} for the {counted(len(a), 'atom')} {a}")
+            raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} has {counted(len(vals), 'value')} for the {counted(len(a), 'atom')} {a}")
         out.append(tuple(vals))
     return out
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from distgen.errors import InputDataError
+
 #: Observation models of ``to_counts``.
 COUNT_MODELS = ("round", "poisson", "nb")
 #: ``obs`` column where distgen records each cell's total counts before normalisation.
@@ -144,13 +146,13 @@ def library_sizes(obs: Mapping[str, Any] | Any, n: int, target_sum: float) -> tu
             try:
                 s = np.asarray(obs[col], dtype=np.float64)
             except (TypeError, ValueError):
-                raise ValueError(f"obs[{col!r}] is read as each cell's library size but is not numeric; "
+                raise InputDataError(f"obs[{col!r}] is read as each cell's library size but is not numeric; "
                                  "convert it to numbers or rename it if it holds something else") from None
             if len(s) != n:
-                raise ValueError(f"obs[{col!r}] has {len(s)} values for {n} cells")
+                raise InputDataError(f"obs[{col!r}] has {len(s)} values for {n} cells")
             bad = ~(np.isfinite(s) & (s >= 0))
             if bad.any():
-                raise ValueError(f"obs[{col!r}] is read as each cell's library size but {int(bad.sum())} of {n} values are "
+                raise InputDataError(f"obs[{col!r}] is read as each cell's library size but {int(bad.sum())} of {n} values are "
                                  "missing, infinite or negative; fill in those cells' sizes, drop the cells, or rename the "
                                  "column if it holds something else")
             return s, f"obs[{col!r}]"

@@ -38,7 +38,7 @@ from distgen.data.expression import (
 from distgen.data.h5ad import in_memory
 from distgen.data.memory import check_dense_fits
 from distgen.data.schema import PerturbationSchema
-from distgen.errors import warn
+from distgen.errors import InputDataError, InputKeyError, warn
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
 from distgen.wording import counted
 
@@ -78,7 +78,7 @@ def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray, condition
     nonzero = np.asarray((x != 0).sum(1)).ravel() if sp.issparse(x) else np.count_nonzero(np.asarray(x), axis=1)
     empty = nonzero == 0
     if empty.all():
-        raise ValueError(f"expression {source!r} holds no non-zero value ({len(empty)} cells x {x.shape[1]} genes, every one 0): "
+        raise InputDataError(f"expression {source!r} holds no non-zero value ({len(empty)} cells x {x.shape[1]} genes, every one 0): "
                          "point PerturbationSchema.expression at the matrix that holds the values (a layer, raw)")
     if empty.any():
         groups = pd.DataFrame({"c": conditions.astype(str), "k": contexts.astype(str), "e": empty}).groupby(["c", "k"], sort=True)["e"]
@@ -171,16 +171,16 @@ class PerturbationData:
         if missing:
             folded = {str(c).strip().lower(): str(c) for c in obs.columns}
             near = [f"{m!r} is {folded[m.strip().lower()]!r}" for m in missing if m.strip().lower() in folded]
-            raise KeyError(
+            raise InputKeyError(
                 f"obs column(s) {missing} named in PerturbationSchema are missing; available columns: {list(obs.columns)}"
                 + (f" (up to case and spaces: {', '.join(near)})" if near else "") + ". "
                 "Fix the schema (perturbation_col / context_cols / batch_col / dose_col) or add the column"
             )
         if adata.n_obs == 0:
-            raise ValueError("the AnnData has no cells")
+            raise InputDataError("the AnnData has no cells")
         if not adata.obs_names.is_unique:
             names = adata.obs_names[adata.obs_names.duplicated()]
-            raise ValueError(
+            raise InputDataError(
                 f"{len(names)} cell name(s) occur more than once, e.g. {names.unique().tolist()[:5]}; the split, the written files and "
                 "the leakage checks identify cells by name. Make them unique first: adata.obs_names_make_unique(), or concatenate "
                 "lanes with anndata.concat(..., index_unique='-')"
@@ -190,7 +190,7 @@ class PerturbationData:
             adata = adata[keep].copy()
             obs = adata.obs
             if adata.n_obs == 0:
-                raise ValueError("no cell has a label; check PerturbationSchema.perturbation_col / context_cols / batch_col")
+                raise InputDataError("no cell has a label; check PerturbationSchema.perturbation_col / context_cols / batch_col")
         x, genes, kind = read_expression(adata, schema.expression)
         check_unique_genes(genes)
         if select is None:  # else once the genes are chosen, for those genes
@@ -202,12 +202,12 @@ class PerturbationData:
         conditions = np.array([condition_string(a, schema.combo_delimiter) for a in atoms], dtype=object)
         is_ctrl = np.array([not a for a in atoms], dtype=bool)
         if any("control" in a for a in atoms):
-            raise ValueError(
+            raise InputDataError(
                 f"'control' appears as a perturbation label but is not in control_labels={list(schema.control_labels)}; "
                 "'control' is distgen's name for controls: add it to PerturbationSchema.control_labels or rename it"
             )
         if not is_ctrl.any():
-            raise ValueError(missing_control_message(obs, schema))
+            raise InputDataError(missing_control_message(obs, schema))
         pert_vocab = tuple(sorted({a for t in atoms for a in t}))
         if kind == "genes" and schema.perturbation_type == "genetic":
             _warn_if_no_atom_is_a_gene(pert_vocab, genes, expression_var(adata, schema.expression))
@@ -223,7 +223,7 @@ class PerturbationData:
         contexts = context_labels(obs, schema.context_cols)
         no_ctrl = sorted(set(contexts) - set(contexts[is_ctrl]))
         if no_ctrl:
-            raise ValueError(
+            raise InputDataError(
                 f"context(s) {no_ctrl[:5]} (columns {list(schema.context_cols)}) have no control cells, so their perturbed cells "
                 "cannot be matched to controls; drop them (adata = adata[~adata.obs[...].isin([...])]) or merge contexts"
             )
@@ -232,7 +232,7 @@ class PerturbationData:
         small = sizes[sizes < schema.min_cells]
         if len(small):
             ex = [f"{c} @ {k}: {n}" for (c, k), n in list(small.items())[:5]]
-            raise ValueError(
+            raise InputDataError(
                 f"{len(small)} (condition, context) group(s) have fewer than min_cells={schema.min_cells} cells, e.g. {ex}; "
                 "a population needs several cells. Filter them out or lower PerturbationSchema.min_cells"
             )
@@ -332,7 +332,7 @@ class PerturbationData:
         if genes == list(self.info.genes):
             return
         ours, theirs = set(self.info.genes), set(genes)
-        raise ValueError(
+        raise InputDataError(
             f"gene names differ from the training data: {len(theirs - ours)} unknown (e.g. {sorted(theirs - ours)[:5]}), "
             f"{len(ours - theirs)} missing (e.g. {sorted(ours - theirs)[:5]})"
             + (", same set but different order" if ours == theirs else "")
@@ -350,7 +350,7 @@ class PerturbationData:
         schema = self.schema
         missing = [c for c in schema.required_columns() if c not in adata.obs.columns]
         if missing:
-            raise KeyError(f"obs column(s) {missing} required by the training schema are missing; available: {list(adata.obs.columns)}")
+            raise InputKeyError(f"obs column(s) {missing} required by the training schema are missing; available: {list(adata.obs.columns)}")
         adata = in_memory(adata)
         keep = handle_missing_labels(adata.obs, schema, "the cells to encode")
         if keep is not None:
@@ -416,7 +416,7 @@ class PerturbationData:
         idx = pd.Index(self.info.genes).get_indexer(list(genes))
         if (idx < 0).any():
             bad = [g for g, i in zip(genes, idx) if i < 0][:5]
-            raise KeyError(f"genes {bad} are not in the dataset")
+            raise InputKeyError(f"genes {bad} are not in the dataset")
         info = DataInfo(tuple(genes), self.info.perturbations, self.info.contexts, self.info.batches, self.info.perturbation_type, self.info.control_label)
         t = torch.from_numpy(idx)
         table = CellTable(self.table.X[:, t].contiguous(), self.table.labels, info, dict(self.table.meta))

@@ -28,7 +28,7 @@ from distgen.data.conditions import (
 )
 from distgen.data.expression import check_unique_genes
 from distgen.data.schema import PerturbationSchema
-from distgen.errors import warn
+from distgen.errors import InputDataError, InputKeyError, warn
 from distgen.types import PAD, ConditionLabels, DataInfo, canonical
 
 
@@ -72,7 +72,7 @@ class DiskCells:
                              "anndata.read_h5ad(path).write_h5ad(new_path)")
         missing = [c for c in self.schema.required_columns() if c not in root["obs"]]
         if missing:
-            raise KeyError(f"obs column(s) {missing} named in PerturbationSchema are missing from {self.path}; available: {sorted(root['obs'].keys())}")
+            raise InputKeyError(f"obs column(s) {missing} named in PerturbationSchema are missing from {self.path}; available: {sorted(root['obs'].keys())}")
         obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in self.schema.required_columns()})
         var_names = [str(g) for g in read_elem(root["var"]).index]
         check_unique_genes(var_names)
@@ -81,7 +81,7 @@ class DiskCells:
         if genes is not None:
             pos = pd.Index(var_names).get_indexer(list(genes))
             if (pos < 0).any():
-                raise KeyError(f"genes {[g for g, p in zip(genes, pos) if p < 0][:5]} are not in {self.path}")
+                raise InputKeyError(f"genes {[g for g, p in zip(genes, pos) if p < 0][:5]} are not in {self.path}")
             self.columns, var_names = pos, [str(g) for g in genes]
         self._describe_matrix(root)
         self._build_labels(obs, var_names)
@@ -114,19 +114,19 @@ class DiskCells:
         if src == "X":
             if "X" not in root:
                 layers = sorted(root["layers"].keys()) if "layers" in root else []
-                raise KeyError(f"{self.path} has no X; stream a layer instead (PerturbationSchema.expression = 'layers/<name>'"
+                raise InputKeyError(f"{self.path} has no X; stream a layer instead (PerturbationSchema.expression = 'layers/<name>'"
                                + (f"; layers: {layers})" if layers else ")"))
             return root["X"]
         layer = src[7:] if src.startswith("layers/") else src
         if src.startswith("obsm/") or "layers" not in root or layer not in root["layers"]:
-            raise KeyError(f"expression={src!r}: streaming reads 'X' or a layer ('layers/<name>') of {self.path}")
+            raise InputKeyError(f"expression={src!r}: streaming reads 'X' or a layer ('layers/<name>') of {self.path}")
         return root["layers"][layer]
 
     def _describe_matrix(self, root: Any) -> None:
         elem = self._elem()
         enc = elem.attrs.get("encoding-type", "array")
         if enc == "csc_matrix":
-            raise ValueError(
+            raise InputDataError(
                 f"{self.path}: the matrix is CSC, whose row reads touch the whole file. Convert it once to CSR "
                 "(adata.X = adata.X.tocsr() and rewrite, or write_large_synthetic-style chunked CSR appends)"
             )
@@ -138,12 +138,12 @@ class DiskCells:
         check_values(first, self.schema.expression)
         found = detect_scale(first)
         if found == "normalized":
-            raise ValueError(f"{self.path}: values are normalised but not log-transformed; apply log1p or stream the counts layer")
+            raise InputDataError(f"{self.path}: values are normalised but not log-transformed; apply log1p or stream the counts layer")
         if found == "log":  # log2 / log10 values would be read as log1p, too large (the message gives the conversion)
             check_log_base(first, self.schema.expression, self.schema.target_sum)
         declared = self.schema.scale
         if declared != "auto" and declared != found:
-            raise ValueError(f"{self.path}: PerturbationSchema.scale={declared!r} but the values look like {found!r}; fix the schema")
+            raise InputDataError(f"{self.path}: PerturbationSchema.scale={declared!r} but the values look like {found!r}; fix the schema")
         self.scale = found
         self.normalize = found == "counts" and self.schema.normalize
 
@@ -208,7 +208,7 @@ class DiskCells:
         self.condition_codes = inv
         self.is_control = np.array([len(a) == 0 for a in atoms])[inv]
         if not self.is_control.any():
-            raise ValueError(f"{self.path}: no control cells (control_labels={list(s.control_labels)} in {list(s.perturbation_cols)})")
+            raise InputDataError(f"{self.path}: no control cells (control_labels={list(s.control_labels)} in {list(s.perturbation_cols)})")
         self.labels = ConditionLabels(
             torch.from_numpy(upert[inv]), torch.from_numpy(udose[inv]), torch.from_numpy(ctx_codes.astype(np.int64)), torch.from_numpy(bat_codes.astype(np.int64))
         )

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from distgen.errors import warn
+from distgen.errors import InputDataError, InputKeyError, warn
 
 #: Largest value still plausible for log1p-normalised expression.
 LOG_MAX = 20.0
@@ -30,7 +30,7 @@ def read_expression(adata: Any, source: str) -> tuple[Any, list[str], str]:
     if source == "X":
         if adata.X is None:
             layers = sorted(adata.layers.keys())
-            raise ValueError(
+            raise InputDataError(
                 "adata.X is None: set PerturbationSchema.expression (data.schema.expression) to a layer"
                 + (f" ({', '.join(repr(k) for k in layers)})" if layers else "")
                 + (", 'raw'" if adata.raw is not None else "") + " or 'obsm/<key>'"
@@ -38,18 +38,18 @@ def read_expression(adata: Any, source: str) -> tuple[Any, list[str], str]:
         return adata.X, [str(g) for g in adata.var_names], "genes"
     if source in RAW_SOURCES:
         if adata.raw is None:
-            raise KeyError(f"expression={source!r}: the AnnData has no .raw; layers: {sorted(adata.layers.keys())}")
+            raise InputKeyError(f"expression={source!r}: the AnnData has no .raw; layers: {sorted(adata.layers.keys())}")
         return adata.raw.X, [str(g) for g in adata.raw.var_names], "genes"
     if source.startswith("obsm/"):
         key = source[5:]
         if key not in adata.obsm:
-            raise KeyError(f"expression={source!r}: obsm has no key {key!r}; available: {sorted(adata.obsm.keys())}")
+            raise InputKeyError(f"expression={source!r}: obsm has no key {key!r}; available: {sorted(adata.obsm.keys())}")
         m = adata.obsm[key]
         m = m.to_numpy() if hasattr(m, "to_numpy") else m
         return m, [f"{key}_{i}" for i in range(m.shape[1])], "embedding"
     layer = source[7:] if source.startswith("layers/") else source
     if layer not in adata.layers:
-        raise KeyError(
+        raise InputKeyError(
             f"expression={source!r}: not 'X', 'raw', a layer or 'obsm/<key>'; layers: {sorted(adata.layers.keys())}, "
             f"obsm: {sorted(adata.obsm.keys())}{', and adata.raw (expression: raw)' if adata.raw is not None else ''}"
         )
@@ -66,7 +66,7 @@ def check_unique_genes(genes: Any) -> None:
     names = pd.Index([str(g) for g in genes])
     if not names.is_unique:
         dup = names[names.duplicated()].unique().tolist()[:5]
-        raise ValueError(f"duplicated gene names {dup}; make them unique first (adata.var_names_make_unique())")
+        raise InputDataError(f"duplicated gene names {dup}; make them unique first (adata.var_names_make_unique())")
 
 
 def check_values(x: Any, source: str, allow_negative: bool = False, has_raw: bool = False) -> None:
@@ -74,9 +74,9 @@ def check_values(x: Any, source: str, allow_negative: bool = False, has_raw: boo
     v = _values(x)
     if v.size and not np.isfinite(v).all():
         n = int((~np.isfinite(v)).sum())
-        raise ValueError(f"expression {source!r} has {n} NaN/inf values; remove or impute them before loading (e.g. np.nan_to_num)")
+        raise InputDataError(f"expression {source!r} has {n} NaN/inf values; remove or impute them before loading (e.g. np.nan_to_num)")
     if not allow_negative and v.size and float(v.min()) < 0:
-        raise ValueError(
+        raise InputDataError(
             f"expression {source!r} has negative values (min {float(v.min()):.3g}); distgen expects counts or log1p-normalised "
             "values. Scaled/centred data (sc.pp.scale) cannot be used: load the unscaled values instead"
             + (" (this AnnData has a .raw, where scanpy keeps them before scaling: expression: raw)" if has_raw and source not in RAW_SOURCES
@@ -186,20 +186,20 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], targe
     if found == "normalized" and declared == "counts":
         return "counts"  # declared fractional counts (ambient-corrected, e.g. SoupX): normalised and logged like counts
     if found == "normalized":
-        raise ValueError(
+        raise InputDataError(
             f"expression {source!r} is fractional with values >= {LOG_MAX}: normalised but not log-transformed. "
             "Apply sc.pp.log1p yourself or load the raw counts layer (PerturbationSchema.expression); if these are "
             "fractional counts (e.g. ambient-corrected by SoupX or CellBender), declare them: PerturbationSchema.scale='counts'"
         )
     if declared == "counts" and found != "counts":
-        raise ValueError(
+        raise InputDataError(
             f"PerturbationSchema.scale='counts' but expression {source!r} holds non-integer values that look log-normalised; "
             "refusing to log them a second time. Use scale='log' (or 'auto'), or point expression at the counts layer"
         )
     if declared == "log" and found == "counts":
         vmax = float(_values(x).max()) if _values(x).size else 0.0
         if vmax > LOG_MAX:
-            raise ValueError(
+            raise InputDataError(
                 f"PerturbationSchema.scale='log' but expression {source!r} holds integers up to {vmax:.0f} (raw counts); "
                 "use scale='counts' (or 'auto') so they are normalised and log-transformed once"
             )
@@ -222,7 +222,7 @@ def check_log_base(x: Any, source: str, target_sum: float | None) -> None:
     found = log_base(x)
     if found is not None and found[0] != float(np.e):
         base, name = found
-        raise ValueError(
+        raise InputDataError(
             f"expression {source!r} holds {name} values (each cell's {base:g}**x - 1 are its counts over one size factor: "
             f"sc.pp.log1p(adata, base={base:g}), or scater's logcounts), not the natural log1p distgen expects; read as log1p "
             f"they would be {1 / np.log(base):.3g}x too large. Convert them first (adata.X = adata.X * np.log({base:g}) gives "

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distgen.errors import InputDataError
 from distgen.seeds import label_seed
 
 
@@ -58,7 +59,7 @@ def control_draw(pool_size: int, n: int, condition: str, context: str, batch: st
     whatever the seed, so their scores differ by what they predict, not by which controls they drew.
     """
     if pool_size < 1:
-        raise ValueError(f"no control cells to predict {condition!r} @ {context!r} from")
+        raise InputDataError(f"no control cells to predict {condition!r} @ {context!r} from")
     rng = np.random.default_rng(zlib.crc32(f"controls\x1f{condition}\x1f{context}\x1f{batch}".encode()))
     passes = -(-n // pool_size)
     return np.concatenate([rng.permutation(pool_size) for _ in range(passes)])[:n] if n else np.zeros(0, dtype=np.int64)
@@ -114,7 +115,7 @@ def held_out_groups(
             lent = [p for (c, _), p in pools.items() if c == ctx and p.size]
             pool = np.unique(np.concatenate(lent)) if lent else own_controls(ctx, None)
         if pool.size == 0:
-            raise ValueError(f"no control cells of context {ctx!r} to predict {cond!r} from")
+            raise InputDataError(f"no control cells of context {ctx!r} to predict {cond!r} from")
         groups.append(Group(cond, ctx, b, cells, pool, other_batches=pools[(ctx, b)].size == 0))
     return groups
 

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from distgen.atomic import atomic_path
+from distgen.errors import InputDataError
 from distgen.types import ALL, Cells
 from distgen.types.cells import COMBO
 from distgen.types.layout import (
@@ -297,15 +298,15 @@ def guess_pert_col(files: dict[str, ad.AnnData], pert_col: str | None) -> str:
             if all(each.values()):  # each file has a usual column, not the same one: --pert-col names one for both
                 (ref, (col, *_)), *others = each.items()
                 name, (other, *_) = next((n, c) for n, c in others if col not in c)
-                raise ValueError(f"the {ref} file holds its perturbation labels in obs[{col!r}] but the {name} file in "
+                raise InputDataError(f"the {ref} file holds its perturbation labels in obs[{col!r}] but the {name} file in "
                                  f"obs[{other!r}]: both files need them in one column (--pert-col names one for both); rename "
                                  f"one, e.g. adata.obs = adata.obs.rename(columns={{{other!r}: {col!r}}}) on the {name} file")
-            raise ValueError(f"no perturbation column given and none of {PERT_COLS} is in the obs of every file "
+            raise InputDataError(f"no perturbation column given and none of {PERT_COLS} is in the obs of every file "
                              f"(columns: {list(first.obs.columns)}); pass --pert-col")
         pert_col = found[0]
     for name, a in files.items():
         if pert_col not in a.obs.columns:
-            raise ValueError(f"perturbation column {pert_col!r} is not in the {name} file's obs columns {list(a.obs.columns)}; "
+            raise InputDataError(f"perturbation column {pert_col!r} is not in the {name} file's obs columns {list(a.obs.columns)}; "
                              "pass the right --pert-col")
     return pert_col
 
@@ -316,19 +317,19 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
         labels = set(files[reference].obs[pert_col].astype(str))
         found = [c for c in CONTROL_LABELS if c in labels]
         if not found:
-            raise ValueError(f"no control label given and none of {CONTROL_LABELS} is a value of {reference}.obs[{pert_col!r}]; pass --control")
+            raise InputDataError(f"no control label given and none of {CONTROL_LABELS} is a value of {reference}.obs[{pert_col!r}]; pass --control")
         control = found[0]
     for name, a in files.items():
         labels = set(a.obs[pert_col].astype(str))
         if control not in labels:
             other = [c for c in CONTROL_LABELS if c in labels]
             if other and name != reference:  # another tool's control label: --control names one label for both files
-                raise ValueError(
+                raise InputDataError(
                     f"the {name} file labels its control cells {other[0]!r} but the {reference} file {control!r} (obs[{pert_col!r}]): "
                     f"both files need the same control label (--control names one for both); relabel one file, e.g. "
                     f"adata.obs[{pert_col!r}] = adata.obs[{pert_col!r}].astype(str).replace({{{other[0]!r}: {control!r}}}) on the {name} file")
             some = sorted(labels)[:8]
-            raise ValueError(f"the {name} file has no control cells: label {control!r} is not in obs[{pert_col!r}] "
+            raise InputDataError(f"the {name} file has no control cells: label {control!r} is not in obs[{pert_col!r}] "
                              f"(values include {some}); every evaluation needs control cells (pass --control)")
     return control
 
@@ -416,14 +417,14 @@ def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: s
 def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, delimiters: Sequence[str] = ()) -> Cells:
     genes = [str(g) for g in adata.var_names]
     if len(set(genes)) != len(genes):
-        raise ValueError(f"the {name} file has duplicated gene names in var_names; make them unique (adata.var_names_make_unique())")
+        raise InputDataError(f"the {name} file has duplicated gene names in var_names; make them unique (adata.var_names_make_unique())")
     col = celltype_col
     if col is not None and col not in adata.obs.columns:
-        raise ValueError(f"cell-type column {col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}")
+        raise InputDataError(f"cell-type column {col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}")
     check_labels(adata, pert_col, control, col, name)
     if adata.X is None:
         layers = sorted(adata.layers.keys())
-        raise ValueError(f"the {name} file has no expression matrix (adata.X is None{f'; layers: {layers}' if layers else ''}); "
+        raise InputDataError(f"the {name} file has no expression matrix (adata.X is None{f'; layers: {layers}' if layers else ''}); "
                          "predictions and truths are read from X: set it to the log-normalised values (e.g. "
                          f"adata.X = adata.layers[{(layers or ['...'])[0]!r}]) and write the file again")
     raw = adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X
@@ -468,7 +469,7 @@ def read_pair(
         info.notes += pooled_contexts_note(map(str, obs.columns), lambda c: obs[c].astype(str).tolist())
     if len(set(info.scales.values())) > 1:
         said = ", ".join(f"{k}: {s}" for k, s in info.scales.items())
-        raise ValueError(f"the files record different value scales ({said}); write them at one scale "
+        raise InputDataError(f"the files record different value scales ({said}); write them at one scale "
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
     check_gene_names(files)
     cells = {k: _cells(a, pert_col, control, col, k, delimiters) for k, a in files.items()}
@@ -508,7 +509,7 @@ def check_gene_names(files: dict[str, Any]) -> None:
                     continue
                 found = set(values.astype(str)) & wanted
                 if len(found) >= max(1, 0.9 * len(wanted)):
-                    raise ValueError(
+                    raise InputDataError(
                         f"the {name} file's genes (var_names, e.g. {names(a)[:3]}) are not named as the truth's "
                         f"(e.g. {real_names[:3]}), but the {side} file's var[{column!r}] holds "
                         f"{len(found)} of {whose} {len(wanted)} gene names: set {side}.var_names = {side}.var[{column!r}] (one name "

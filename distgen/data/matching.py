@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from distgen.capabilities import MatcherCapabilities
+from distgen.errors import InputDataError
 from distgen.registry import Registry
 
 
@@ -45,7 +46,7 @@ def draw(candidates: Tensor, n: int, generator: torch.Generator, what: str = "",
     """``n`` uniform picks from ``candidates``: without replacement while enough, then with
     (``replacement=True``: each pick independent, with replacement, whatever the pool size)."""
     if candidates.numel() == 0:
-        raise ValueError(f"no control cells available{what}; check the control label and the context/batch columns, or use matcher='random'")
+        raise InputDataError(f"no control cells available{what}; check the control label and the context/batch columns, or use matcher='random'")
     if candidates.numel() >= n and not replacement:
         return candidates[torch.randperm(candidates.numel(), generator=generator)[:n]]
     return candidates[torch.randint(candidates.numel(), (n,), generator=generator)]

@@ -27,7 +27,7 @@ from distgen.data.groups import Group, control_draw, held_out_groups
 from distgen.data.sampler import condition_groups
 from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.data.split import Split
-from distgen.errors import DistgenWarning
+from distgen.errors import DistgenWarning, InputDataError
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
 from distgen.wording import counted, listing
 
@@ -54,7 +54,7 @@ def _canonical_conditions(data: PerturbationData) -> np.ndarray:
         return data.conditions
     clash = sorted(a for a in data.info.perturbations if COMBO in a)
     if clash:
-        raise ValueError(f"perturbation atoms {clash[:5]} contain {COMBO!r}, distgen's combination delimiter in predictions "
+        raise InputDataError(f"perturbation atoms {clash[:5]} contain {COMBO!r}, distgen's combination delimiter in predictions "
                          "and evaluations; rename them")
     table = {c: canonical(data.atoms_of(c), data.info.control_label) for c in set(data.conditions.tolist())}
     return np.array([table[c] for c in data.conditions.tolist()], dtype=object)
@@ -315,7 +315,7 @@ class Dataset:
         ctrl_mask = data.is_control
         pert = idx[~ctrl_mask[idx]]
         if pert.size == 0:
-            raise ValueError(f"split part {part!r} has no perturbed cells to predict")
+            raise InputDataError(f"split part {part!r} has no perturbed cells to predict")
         held_ctrl = idx[ctrl_mask[idx]]
         train = self.split.train.numpy()
         train_ctrl = train[ctrl_mask[train]]

@@ -9,6 +9,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from distgen.errors import InputDataError, InputKeyError
+
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
 
@@ -67,11 +69,11 @@ def highly_variable_genes(
         raise ValueError(f"n_top_genes must be positive, got {n_top_genes}")
     idx = np.arange(data.n_cells) if fit_on is None else np.asarray(fit_on, dtype=np.int64)
     if len(idx) < 2:
-        raise ValueError("highly_variable_genes needs at least 2 cells to fit on")
+        raise InputDataError("highly_variable_genes needs at least 2 cells to fit on")
     forced = list(dict.fromkeys([*(perturbed_genes(data) if force_perturbed else []), *(force_genes or [])]))
     unknown = [f for f in forced if f not in set(data.info.genes)]
     if unknown:
-        raise KeyError(f"force_genes {unknown[:5]} are not in the dataset")
+        raise InputKeyError(f"force_genes {unknown[:5]} are not in the dataset")
     genes = list(data.info.genes) if n_top_genes >= g else hvg_names(data.table.X[idx].numpy(), data.info.genes, n_top_genes, forced, flavor)
     return data.subset_genes(genes, fitted_on=idx, name="hvg")
 
@@ -102,7 +104,7 @@ def hvg_before_densifying(outline: PerturbationData, x: Any, n_top_genes: int, f
         return None
     idx = np.asarray(fit_on, dtype=np.int64)
     if len(idx) < 2:
-        raise ValueError("highly_variable_genes needs at least 2 cells to fit on")
+        raise InputDataError("highly_variable_genes needs at least 2 cells to fit on")
     rows = x[idx]
     if sp.issparse(rows):
         rows = sp.csr_matrix(rows)  # a CSC file's rows; duplicated entries summed, as toarray() sums them

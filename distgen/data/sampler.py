@@ -12,7 +12,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from distgen.config import InertSettingWarning
 from distgen.data.matching import ControlMatcher, matchers
-from distgen.errors import warn
+from distgen.errors import InputDataError, warn
 from distgen.types import CellTable, SetBatch
 from distgen.wording import counted
 
@@ -94,7 +94,7 @@ class SetSamplerBase(IterableDataset):  # type: ignore[type-arg]
         try:
             self.matcher.match(ctx, bat, pool_context, pool_batch, 1, torch.Generator().manual_seed(0), target, pool_x)
         except ValueError as e:
-            raise ValueError(f"group (context {info.contexts[ctx]!r}, batch {info.batches[bat]!r}) cannot be matched: {e}") from e
+            raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"group (context {info.contexts[ctx]!r}, batch {info.batches[bat]!r}) cannot be matched: {e}") from e  # the data's problem stays one (exit 2)
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed for ``epoch`` (call once per epoch, like ``DistributedSampler``)."""
@@ -184,11 +184,11 @@ class SetSampler(SetSamplerBase):
         self.table = table
         self.groups, self.firsts = condition_groups(table, control_sets)
         if not bool((~table.is_control).any()):
-            raise ValueError("the table has no perturbed cells to sample sets from (is the split empty?)")
+            raise InputDataError("the table has no perturbed cells to sample sets from (is the split empty?)")
         pool_table = controls if controls is not None else table
         ctrl = torch.nonzero(pool_table.is_control).flatten()
         if ctrl.numel() == 0:
-            raise ValueError("the table has no control cells to match; keep controls in the training split or pass controls=")
+            raise InputDataError("the table has no control cells to match; keep controls in the training split or pass controls=")
         self.pool_x = pool_table.X[ctrl]
         self.pool_context = pool_table.labels.context[ctrl]
         self.pool_batch = pool_table.labels.batch[ctrl]

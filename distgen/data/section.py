@@ -74,6 +74,19 @@ class DataSection:
         return dataclasses.asdict(self)
 
 
+def check_split_values(split: Mapping[str, Any]) -> None:
+    """The kind and fractions of a ``data.split`` mapping, refused as config errors before any data is read."""
+    from distgen.data.split import SPLIT_KINDS
+
+    kind = split.get("kind", "random_conditions")
+    if kind not in SPLIT_KINDS:
+        raise ConfigError(f"data.split.kind: unknown split kind {kind!r}; available: {', '.join(SPLIT_KINDS)}")
+    for name in ("test_frac", "val_frac", "holdout_controls", "holdout_singles"):
+        v = split.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v < 1.0):
+            raise ConfigError(f"data.split.{name} must be in [0, 1), got {v!r}")
+
+
 def data_section(section: Mapping[str, Any] | None) -> DataSection:
     """Validate a ``data:`` section (unknown keys fail naming the key; schema and split checked too)."""
     from distgen.data.schema import PerturbationSchema
@@ -87,8 +100,13 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
     ds = DataSection(**section)
     if ds.schema is not None:
         validate_params(PerturbationSchema, ds.schema, "data.schema")
+        try:  # its values too (scale, min_cells...): a bad one is the config's (exit 2), named before any data is read
+            PerturbationSchema.from_dict(dict(ds.schema))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"data.schema: {err}") from None
     if isinstance(ds.split, Mapping):
         validate_params(make_split, ds.split, "data.split", injected=frozenset({"data"}))
+        check_split_values(ds.split)
     elif isinstance(ds.split, str) and not Path(ds.split).exists():  # (a missing file is named when it is read)
         from distgen.data.split import SPLIT_KINDS
 

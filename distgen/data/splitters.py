@@ -9,6 +9,7 @@ import numpy as np
 
 from distgen.data.schema import CONTEXT_SEPARATOR
 from distgen.data.split import SPLIT_KINDS, Split
+from distgen.errors import InputDataError
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -23,7 +24,7 @@ def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: 
     if given is not None:
         unknown = sorted(set(given) - set(items))
         if unknown:
-            raise ValueError(f"{what} {unknown[:5]} cannot be held out; eligible: {items[:20]}")
+            raise InputDataError(f"{what} {unknown[:5]} cannot be held out; eligible: {items[:20]}")
         return sorted(given)
     if not items:
         return []
@@ -69,13 +70,13 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
     if kind.startswith("combo_seen"):
         k = int(kind[-1])
         if not combos:
-            raise ValueError(f"split kind {kind!r} needs combinations (labels joined by {data.schema.combo_delimiter!r}); the data has none")
+            raise InputDataError(f"split kind {kind!r} needs combinations (labels joined by {data.schema.combo_delimiter!r}); the data has none")
         held_singles = _choose(singles, p["holdout_singles"], rng, None, "singles") if p["holdout_singles"] > 0 else []
         train_singles = {atoms[c][0] for c in singles if c not in held_singles}
         eligible = [c for c in combos if seen_count(atoms[c], train_singles) == k]
         if not eligible:
             counts = {c: seen_count(atoms[c], train_singles) for c in combos}
-            raise ValueError(
+            raise InputDataError(
                 f"no combination has exactly {k} constituent(s) seen as singles in training (seen counts: {counts}); "
                 "use another combo_seen kind or hold out singles with holdout_singles > 0"
             )
@@ -87,17 +88,17 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
     if kind == "held_out_context":
         contexts = sorted(set(ctx))
         if len(contexts) < 2:
-            raise ValueError(f"split kind 'held_out_context' needs >= 2 contexts; the data has {contexts} (set context_cols)")
+            raise InputDataError(f"split kind 'held_out_context' needs >= 2 contexts; the data has {contexts} (set context_cols)")
         test_ctx = _choose(contexts, p["test_frac"], rng, p["test_contexts"], "contexts")
         if len(test_ctx) == len(contexts):
-            raise ValueError("held_out_context would hold out every context, leaving nothing to train on; lower test_frac")
+            raise InputDataError("held_out_context would hold out every context, leaving nothing to train on; lower test_frac")
         return pert & np.isin(ctx, test_ctx)
     if kind == "held_out_context_perturbation":
         pairs = sorted({(c, k) for c, k in zip(cond[pert], ctx[pert])})
         n_ctx = {c: len({k for cc, k in pairs if cc == c}) for c in conds}
         eligible = [pr for pr in pairs if n_ctx[pr[0]] >= 2]
         if not eligible:
-            raise ValueError(
+            raise InputDataError(
                 "held_out_context_perturbation needs perturbations observed in >= 2 contexts (so each held-out pair is seen "
                 "in another context); none are. Use held_out_context or random_conditions instead"
             )
@@ -116,10 +117,10 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
     if kind == "held_out_batch":
         batches = sorted(set(bat))
         if len(batches) < 2:
-            raise ValueError(f"split kind 'held_out_batch' needs >= 2 batches; the data has {batches} (set PerturbationSchema.batch_col)")
+            raise InputDataError(f"split kind 'held_out_batch' needs >= 2 batches; the data has {batches} (set PerturbationSchema.batch_col)")
         test_b = _choose(batches, p["test_frac"], rng, p["test_batches"], "batches")
         if len(test_b) == len(batches):
-            raise ValueError("held_out_batch would hold out every batch; lower test_frac")
+            raise InputDataError("held_out_batch would hold out every batch; lower test_frac")
         return pert & np.isin(bat, test_b)
     raise ValueError(f"unknown split kind {kind!r}; available: {list(SPLIT_KINDS)}")
 
@@ -163,7 +164,7 @@ def make_split(
     rng = np.random.default_rng(seed)
     test = _test_mask(data, kind, rng, params)
     if not test.any():
-        raise ValueError(f"split {kind!r} (seed {seed}) has an empty test set; check the held-out choice and test_frac")
+        raise InputDataError(f"split {kind!r} (seed {seed}) has an empty test set; check the held-out choice and test_frac")
     part = np.zeros(data.n_cells, dtype=np.int8)  # 0 train, 1 val, 2 test
     part[test] = 2
     ctrl = data.is_control
@@ -179,7 +180,7 @@ def make_split(
             n_val = min(int(val_frac * len(free)), max(len(free) - 1, 0))
             part[rng.permutation(free)[:n_val]] = 1
     if not ((part == 0) & ~ctrl).any():
-        raise ValueError(f"split {kind!r} leaves no perturbed cells for training; lower test_frac")
+        raise InputDataError(f"split {kind!r} leaves no perturbed cells for training; lower test_frac")
 
     def conds_of(mask: np.ndarray) -> tuple[str, ...]:
         return tuple(sorted(set(data.conditions[mask & ~ctrl])))

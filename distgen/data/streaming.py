@@ -26,6 +26,7 @@ from distgen.data.groups import Group, control_draw, held_out_groups
 from distgen.data.matching import ControlMatcher
 from distgen.data.sampler import SetSamplerBase
 from distgen.data.schema import PerturbationSchema
+from distgen.errors import InputDataError
 from distgen.types import DataInfo, SetBatch
 from distgen.types.layout import file_label
 from distgen.wording import counted
@@ -91,7 +92,7 @@ class StreamingSetSampler(SetSamplerBase):
         self.chunk_cells, self.buffer_sets = chunk_cells, buffer_sets
         self.groups = self.cells.groups()
         if not self.groups:
-            raise ValueError(f"{self.cells.path} has no perturbed cells to sample sets from")
+            raise InputDataError(f"{self.cells.path} has no perturbed cells to sample sets from")
         self.firsts = np.array([int(g[0]) for g in self.groups], dtype=np.int64)
         sizes = np.array([g.size for g in self.groups])
         total = int(np.ceil(sizes / set_size).sum()) if sampling == "cell" else len(self.groups)
@@ -361,7 +362,7 @@ def predict_to_disk(
     pool_rows = control_rows(cells, control_pool, seed, set_size)
     groups = disk_groups(cells, pool_rows, max_cells)
     if not groups:
-        raise ValueError(f"{cells.path} has no perturbed cells to predict")
+        raise InputDataError(f"{cells.path} has no perturbed cells to predict")
     pool = sp.vstack([cells.read(pool_rows[i : i + 16384]) for i in range(0, pool_rows.size, 16384)], format="csr")
     tasks = []  # (group, [set_size] control rows, cells kept)
     for k, g in enumerate(groups):

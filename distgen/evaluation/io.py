@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.errors import DistgenError
+from distgen.errors import InputDataError
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.types import Cells
 from distgen.wording import counted
@@ -27,8 +27,8 @@ LOG_MAX = 20.0
 MIN_CELLS = 2
 
 
-class ScaleMismatchError(DistgenError, ValueError):
-    """Prediction and truth hold expression on different scales (raw counts, normalised, log-normalised); exit code 1."""
+class ScaleMismatchError(InputDataError):
+    """Prediction and truth hold expression on different scales (raw counts, normalised, log-normalised); exit code 2."""
 
 
 #: Rows of a file the value-scale checks read (``value_scale``, ``check_scale``, ``check_counts``).
@@ -99,7 +99,7 @@ def check_scale(x: torch.Tensor | np.ndarray, name: str) -> None:
         return
     finite = sample[np.isfinite(sample)]
     if finite.size and finite.max() > 30 and np.all(finite == np.floor(finite)):
-        raise ValueError(f"the {name} cells look like raw counts (integers up to {finite.max():.0f}); distgen evaluates "
+        raise InputDataError(f"the {name} cells look like raw counts (integers up to {finite.max():.0f}); distgen evaluates "
                          "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first")
 
 
@@ -114,7 +114,7 @@ def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
         finite = sample[np.isfinite(sample)]
         bad = bool(finite.size and (finite.min() < 0 or bool((finite != np.floor(finite)).any())))
     if bad:
-        raise ValueError(f"the {name} cells hold fractional or negative values, but this evaluation scores RAW COUNTS "
+        raise InputDataError(f"the {name} cells hold fractional or negative values, but this evaluation scores RAW COUNTS "
                          "(the vcc2026 / cell-eval2 counts profiles): pass raw-count predictions and the raw-count truth, "
                          "or evaluate log-normalised files with a log-scale profile")
 
@@ -127,7 +127,7 @@ def check_controls(cells: Cells, side: str, where: str = "") -> None:
     """
     n = int(np.asarray(cells.is_control).sum())
     if 0 < n < MIN_CELLS:
-        raise ValueError(f"the {side} file has only {n} control cell(s){where}; at least {MIN_CELLS} are needed: every "
+        raise InputDataError(f"the {side} file has only {n} control cell(s){where}; at least {MIN_CELLS} are needed: every "
                          "perturbation's delta is taken from the control mean, which one cell cannot give (its noise would be "
                          "scored as the effect); add control cells to the file")
 
@@ -138,7 +138,7 @@ def align(pred: Cells, truth: Cells, name: str = "prediction") -> tuple[Cells, l
         return pred, []
     missing, extra = sorted(set(truth.genes) - set(pred.genes)), sorted(set(pred.genes) - set(truth.genes))
     if missing or extra or len(pred.genes) != len(truth.genes):
-        raise ValueError(f"{name} and truth have different genes: {len(missing)} real genes missing from the {name} "
+        raise InputDataError(f"{name} and truth have different genes: {len(missing)} real genes missing from the {name} "
                          f"(e.g. {missing[:5]}), {len(extra)} {name} genes not in the truth (e.g. {extra[:5]}); "
                          + (spelling_note(missing, extra, name) or "subset both to the same genes"))
     return pred.with_genes(truth.genes), [f"{name} genes were in a different order; reordered to the truth's order"]
@@ -216,7 +216,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
     extra = sorted(set(pred.conditions[~pred.is_control].tolist()) - set(perts))
     if extra:
-        raise ValueError(f"the {name} has {counted(len(extra), 'perturbation')} that the truth lacks (e.g. {extra[:5]}); "
+        raise InputDataError(f"the {name} has {counted(len(extra), 'perturbation')} that the truth lacks (e.g. {extra[:5]}); "
                          + (label_note(extra, perts, name) or "evaluate against a truth that contains them, or drop them "
                                                               "from the prediction"))
     index = {p: i for i, p in enumerate(perts)}
@@ -225,7 +225,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         codes = np.array([-1 if c else index[v] for v, c in zip(cells.conditions.tolist(), cells.is_control.tolist())], dtype=np.int64)
         pop = Population.from_codes(cells.X.to(torch.float32), torch.from_numpy(codes), len(perts))
         if not finite_rows(pop.control).all():  # the other rows: flag_invalid
-            raise ValueError(f"the {side} control cells contain NaN or inf values; fix the input")
+            raise InputDataError(f"the {side} control cells contain NaN or inf values; fix the input")
         pops[side] = pop
     data = EvalData(real=pops["real"], pred=pops[name], perts=tuple(perts), targets=tuple(truth.atoms(p) for p in perts),
                     genes=tuple(truth.genes))

@@ -34,7 +34,7 @@ from distgen.data import layout
 from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.section import data_section
-from distgen.errors import DivergenceWarning, warn
+from distgen.errors import DivergenceWarning, InputDataError, warn
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
 from distgen.pipeline.outputs import check_distinct, check_output_file
@@ -98,7 +98,7 @@ def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.nd
     index = dataset.info.gene_index()
     unknown = [n for n in names if n not in index]
     if unknown:
-        raise ValueError(f"--genes {spec}: {len(unknown)} gene(s) are not in the run's genes, e.g. {unknown[:5]}")
+        raise InputDataError(f"--genes {spec}: {len(unknown)} gene(s) are not in the run's genes, e.g. {unknown[:5]}")
     return np.array(sorted({index[n] for n in names}))
 
 

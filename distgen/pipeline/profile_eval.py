@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distgen.errors import warn
+from distgen.errors import InputDataError, warn
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import MIN_CELLS, align, check_counts, check_scale, eval_data
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
@@ -49,12 +49,12 @@ def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str |
         if wrong and len(wrong) == len(read_as):  # the values are what this evaluation scores: the record is what is wrong
             k, (_, vmax) = next(iter(wrong.items()))
             held = "raw counts (integers)" if scale == "counts" else "log-normalised (fractional)"
-            raise ValueError(f"the {k} file records uns['distgen']['scale'] = {info.scales[k]!r}, but its values are {held}, max "
+            raise InputDataError(f"the {k} file records uns['distgen']['scale'] = {info.scales[k]!r}, but its values are {held}, max "
                              f"{vmax:.4g}: the record contradicts the data. Correct it (adata.uns['distgen']['scale'] = {scale!r}, "
                              "or delete the key) and evaluate again")
         fix = ("write raw counts with distgen predict --counts MODEL --real REAL" if scale == "counts"
                else "score them with a counts profile (--profile vcc2026 or celleval2)")
-        raise ValueError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")
+        raise InputDataError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")
     from distgen.evaluation.normalization import check_files, generated_files
 
     info.notes += check_files({"pred": pred_c, "real": real_c}, scale, generated_files(info.kinds), info.log_bases)
@@ -98,7 +98,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     side_contexts = {side: set(c.contexts.tolist()) for side, c in (("real", real_c), ("pred", pred_c))}
     only_real, only_pred = sorted(side_contexts["real"] - side_contexts["pred"]), sorted(side_contexts["pred"] - side_contexts["real"])
     if only_real or only_pred:
-        raise ValueError(f"the files hold different contexts in {celltype_col!r}: missing from the prediction ({len(only_real)}) "
+        raise InputDataError(f"the files hold different contexts in {celltype_col!r}: missing from the prediction ({len(only_real)}) "
                          f"{only_real[:20]}, missing from the truth ({len(only_pred)}) {only_pred[:20]}; each context is scored as its "
                          "own pair (as cell-eval 0.8.2's run --celltype-col does), so both files need the same contexts: predict every "
                          "context of the truth, or subset both files to the contexts you mean to compare")
@@ -106,7 +106,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     prefixes: dict[str, str] = {}
     for ctx in contexts:
         if (other := prefixes.setdefault(context_prefix(ctx), ctx)) != ctx:
-            raise ValueError(f"contexts {other!r} and {ctx!r} would write the same files ({context_prefix(ctx)}_metrics.csv: "
+            raise InputDataError(f"contexts {other!r} and {ctx!r} would write the same files ({context_prefix(ctx)}_metrics.csv: "
                              "'/' becomes '-', as cell-eval 0.8.2 names them); rename one of them")
     problems = []
     for ctx in contexts:
@@ -115,7 +115,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
             if n < MIN_CELLS:
                 problems.append(f"{ctx!r}: the {side} file has {n} control cell(s) ({info.control!r})")
     if problems:
-        raise ValueError(f"{len(problems)} context(s) of {celltype_col!r} lack control cells: {'; '.join(problems[:10])}. Each "
+        raise InputDataError(f"{len(problems)} context(s) of {celltype_col!r} lack control cells: {'; '.join(problems[:10])}. Each "
                          f"context is scored against its own control cells (as cell-eval 0.8.2's run --celltype-col does), at least "
                          f"{MIN_CELLS} per file (one cell's noise would be scored as every effect): add control cells of those "
                          "contexts to both files, or leave the contexts out of both")
@@ -124,14 +124,14 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
         try:
             data = eval_data(pred_c.of_context(ctx), real_c.of_context(ctx), scale=scale)
         except ValueError as e:
-            raise ValueError(f"context {ctx!r} of {celltype_col!r}: {e}") from e
+            raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
         if not data.n_perts:
             empty.append(ctx)
             continue
         data.cache["group_order"] = info.condition_order
         datas[ctx] = data
     if not datas:
-        raise ValueError(f"no context of {celltype_col!r} has perturbed cells in the truth (contexts: {contexts[:10]}): nothing to score")
+        raise InputDataError(f"no context of {celltype_col!r} has perturbed cells in the truth (contexts: {contexts[:10]}): nothing to score")
     if empty:
         info.notes.append(f"{len(empty)} context(s) of {celltype_col!r} hold only control cells in both files, nothing to score: "
                           f"left out ({empty[:10]})")
@@ -169,7 +169,7 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
     if profile.strict:
         if missing:
             n_real = data.n_perts + 1  # counted with the control label, as cell-eval2 counts them
-            raise ValueError(f"perturbation sets differ: {n_real - len(missing)} pred vs {n_real} real (control included); "
+            raise InputDataError(f"perturbation sets differ: {n_real - len(missing)} pred vs {n_real} real (control included); "
                              f"pred-only (0)=[], real-only ({len(missing)})={missing[:20]}. Profile {profile.name!r} refuses "
                              f"the pair as {profile.reference} does: a score over the predicted perturbations alone can be "
                              "raised by leaving out hard ones. Predict every perturbation of the truth, or subset the truth to "
@@ -178,7 +178,7 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
         flag_invalid(data, min_cells=1)
         if data.invalid:  # with every perturbation predicted and one cell enough, only NaN or inf values are left
             bad = [f"{data.perts[p]} ({why})" for p, why in sorted(data.invalid.items())]
-            raise ValueError(f"{len(bad)} perturbation(s) hold NaN or inf values: {bad[:10]}. Profile {profile.name!r} refuses "
+            raise InputDataError(f"{len(bad)} perturbation(s) hold NaN or inf values: {bad[:10]}. Profile {profile.name!r} refuses "
                              f"the pair as {profile.reference} does (it rejects a matrix with NaN or inf): scored without them, "
                              "the means would be over the other perturbations, and a model would gain by emitting NaN where it "
                              "fails. Fix the predictions (or the truth)" + ("" if profile.scale == "counts" else
@@ -232,7 +232,7 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
         named = f" ({k} of them name a measured gene, scored WITH it: e.g. {[p for p in data.perts if p in genes][:5]})" if k else ""
         return [f"--no-target-genes: none of the {counted(n, 'label')} is treated as a target gene; nothing is excluded from the scores{named}"]
     if k == 0 and n:
-        raise ValueError(f"no target resolves to a gene: 0 of {counted(n, 'perturbation label')} names one of the {counted(len(genes), 'gene')} "
+        raise InputDataError(f"no target resolves to a gene: 0 of {counted(n, 'perturbation label')} names one of the {counted(len(genes), 'gene')} "
                          f"(e.g. {unresolved[:5]}), so no target gene would be excluded from its own scores (cell-eval2 refuses "
                          "this too: construct IDs such as 'JAK2_KO' against gene symbols give a plausible wrong number). Relabel "
                          "the perturbations by their target gene symbol, or pass --no-target-genes (no_target_genes=True) if they "
@@ -291,7 +291,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
                 try:
                     info.notes += [f"{ctx}: {n}" for n in reference_rules(data, prof) + target_resolution(data, prof, no_target_genes)]
                 except ValueError as e:
-                    raise ValueError(f"context {ctx!r} of {celltype_col!r}: {e}") from e
+                    raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
             files = {ctx: [f"{context_prefix(ctx)}_metrics.csv", *([f"{context_prefix(ctx)}_vcc2026_score.csv"] if prof.name == "vcc2026" else [])]
                      for ctx in by_context}
             check_output_folder(out, "evaluate", overwrite, names=[*EVALUATE_OUTPUTS, *(f for fs in files.values() for f in fs)])

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from distgen.data.prepared import Dataset, control_draw
+from distgen.errors import InputDataError
 from distgen.evaluation.io import check_scale
 from distgen.models import models
 from distgen.models.base import FittedModel
@@ -60,7 +61,7 @@ def reference_cells(model: Any, truth: Cells, labels: Labeller) -> Cells:
                 pools[(ctx, bat)] = control_pool(truth, ctx, bat)
             pool, n = pools[(ctx, bat)], int((truth.batches[rows] == bat).sum())
             if pool.shape[0] == 0:
-                raise ValueError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
+                raise InputDataError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
             pick = torch.from_numpy(control_draw(pool.shape[0], n, cond, ctx, bat))
             pred = torch.as_tensor(model.predict(pool[pick][None], torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx], [bat])))
             out.append(pred[0].to(truth.X.dtype))
@@ -155,11 +156,11 @@ def cells_references(
     if train is not None:
         missing = [g for g in truth.genes if g not in set(train.genes)]
         if missing:
-            raise ValueError(f"the training cells lack {len(missing)} evaluated genes (e.g. {missing[:5]}); baselines need every gene")
+            raise InputDataError(f"the training cells lack {len(missing)} evaluated genes (e.g. {missing[:5]}); baselines need every gene")
         train = train.with_genes(truth.genes)
         check_scale(train.X, "training")
         if not train.is_control.any():
-            raise ValueError(f"the training cells have no control cells labelled {train.control!r}; baselines need them")
+            raise InputDataError(f"the training cells have no control cells labelled {train.control!r}; baselines need them")
         train = train.relabel_control(truth.control)
         check_held_out_not_in_training(train, truth)
     info: DataInfo = vocabulary([truth] if train is None else [train, truth])

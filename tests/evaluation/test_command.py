@@ -61,7 +61,7 @@ def test_evaluate_without_train_scores_control_only_and_says_why(tmp_path):
 def test_bad_input_exits_nonzero_with_message(tmp_path, capsys):
     paths = _write(tmp_path)
     rc = main(["evaluate", "--pred", paths["pred"], "--real", paths["real"], "--out", str(tmp_path / "e"), "--control", "nope"])
-    assert rc == 1
+    assert rc == 2  # a label the file lacks: bad input (docs/reliability.md)
     assert "no control cells" in capsys.readouterr().err
 
 

@@ -77,7 +77,7 @@ def test_cpm_refused_from_the_cli_in_one_line(raw, tmp_path, capsys):
     code = main(["evaluate", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(tmp_path / "real.h5ad"), "--out", str(tmp_path / "ev"),
                  "--metrics", "mse", "--no-plots", "--quiet", "--baselines", ""])
     err = capsys.readouterr().err.strip()
-    assert code == 1 and len(err.splitlines()) == 1 and "1e6" in err and "1e4" in err
+    assert code == 2 and len(err.splitlines()) == 1 and "1e6" in err and "1e4" in err
     assert not (tmp_path / "ev" / "metrics.csv").exists()
 
 

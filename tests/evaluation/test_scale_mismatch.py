@@ -55,14 +55,14 @@ def test_the_same_scale_on_both_sides_is_scored(pair):
     assert data.n_perts == 10
 
 
-def test_cli_scale_mismatch_is_one_line_exit_1(pair, tmp_path, capsys):
+def test_cli_scale_mismatch_is_one_line_exit_2(pair, tmp_path, capsys):
     real, pred = pair
     real.write_h5ad(tmp_path / "real.h5ad")
     _with_x(pred, np.expm1(pred.X)).write_h5ad(tmp_path / "pred.h5ad")
     code = main(["evaluate", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(tmp_path / "real.h5ad"), "--out", str(tmp_path / "ev"),
                  "--pert-col", "target", "--control", CONTROL, "--metrics", "mse", "--no-plots", "--quiet", "--baselines", ""])
     err = capsys.readouterr().err.strip()
-    assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "normalised but not log-transformed" in err and "scanpy.pp.log1p" in err
     assert not (tmp_path / "ev" / "metrics.csv").exists()
 
