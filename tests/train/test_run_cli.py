@@ -69,7 +69,7 @@ def test_existing_run_needs_resume_and_same_config(run, capsys):
     out = str(root / "run")
     assert main(["train", str(cfg), "train.lr=0.002", "--out", out]) == 1
     assert "--resume" in capsys.readouterr().err
-    assert main(["train", str(cfg), "train.lr=0.5", "train.steps=6", "--out", out, "--resume"]) == 1
+    assert main(["train", str(cfg), "train.lr=0.5", "train.steps=6", "--out", out, "--resume"]) == 2  # another config: a config error
     assert "train.lr" in capsys.readouterr().err
     assert main(["train", str(cfg), "train.lr=0.002", "train.steps=6", "--out", out, "--resume"]) == 0
     assert json.loads((root / "run" / "manifest.json").read_text())["resumes"]
@@ -96,7 +96,7 @@ def test_predict_rejects_other_data_and_missing_run(run, tmp_path, capsys):
         (bad / f).write_bytes((root / "run" / f).read_bytes())
     (bad / "info.json").write_text(json.dumps({"genes": ["X", "Y"]}))
     (bad / "checkpoints").symlink_to(root / "run" / "checkpoints")
-    assert main(["predict", str(bad), "--out", str(tmp_path / "p.h5ad")]) == 1
+    assert main(["predict", str(bad), "--out", str(tmp_path / "p.h5ad")]) == 2  # data of other genes: bad input, as the other vocabularies below
     assert "gene names differ" in capsys.readouterr().err
     # the same genes but other atoms: the label ids would name other perturbations (only the genes were compared)
     info = json.loads((root / "run" / "info.json").read_text())
