@@ -56,6 +56,10 @@ class StreamingSetSampler(SetSamplerBase):
     control_pool
         Control cells kept in memory (CSR) as the matching pool, sampled per context once; all
         controls when there are fewer.
+    rows
+        The file rows it may read (perturbed and control), e.g. a split's training cells
+        (``distgen.data.disk_split.split_rows``); ``None``: every row. Sets and the control pool are cut from
+        these rows only, so no other cell's values reach a batch.
 
     Notes
     -----
@@ -81,6 +85,7 @@ class StreamingSetSampler(SetSamplerBase):
         buffer_sets: int = 64,
         control_pool: int = 20000,
         matcher_params: dict[str, Any] | None = None,
+        rows: np.ndarray | torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if sampling == "partition":
@@ -90,9 +95,14 @@ class StreamingSetSampler(SetSamplerBase):
             raise ValueError(f"need chunk_cells >= 1, buffer_sets >= 0, control_pool >= 1; got {chunk_cells}, {buffer_sets}, {control_pool}")
         self.cells = source if isinstance(source, DiskCells) else DiskCells(source, schema)
         self.chunk_cells, self.buffer_sets = chunk_cells, buffer_sets
+        self.rows = None if rows is None else _checked_rows(rows, self.cells.n_cells)
         self.groups = self.cells.groups()
+        if self.rows is not None:
+            inside = [g[np.isin(g, self.rows)] for g in self.groups]
+            self.groups = [g for g in inside if g.size]
         if not self.groups:
-            raise InputDataError(f"{self.cells.path} has no perturbed cells to sample sets from")
+            where = "" if self.rows is None else f" among the {counted(self.rows.size, 'row')} given"
+            raise InputDataError(f"{self.cells.path} has no perturbed cells{where} to sample sets from")
         self.firsts = np.array([int(g[0]) for g in self.groups], dtype=np.int64)
         sizes = np.array([g.size for g in self.groups])
         total = int(np.ceil(sizes / set_size).sum()) if sampling == "cell" else len(self.groups)
@@ -110,7 +120,10 @@ class StreamingSetSampler(SetSamplerBase):
 
     def _choose_pool(self, size: int) -> torch.Tensor:
         """Control rows kept in memory (``control_rows``)."""
-        return torch.from_numpy(control_rows(self.cells, size, self.seed, self.m))
+        rows = control_rows(self.cells, size, self.seed, self.m, within=self.rows)
+        if rows.size == 0:
+            raise ValueError(f"{self.cells.path} has no control cells among the {counted(len(self.rows), 'row')} given")  # type: ignore[arg-type]
+        return torch.from_numpy(rows)
 
     def _check_matchable(self) -> None:
         if self.matcher.capabilities.needs_expression:
@@ -206,6 +219,14 @@ class StreamingSetSampler(SetSamplerBase):
         )
 
 
+def _checked_rows(rows: np.ndarray | torch.Tensor, n_cells: int) -> np.ndarray:
+    """``rows`` as sorted unique int64 row indices, each in ``[0, n_cells)``."""
+    out = np.unique(np.asarray(rows, dtype=np.int64))
+    if out.size and (out[0] < 0 or out[-1] >= n_cells):
+        raise ValueError(f"rows must be indices into the file's {n_cells} cells; got {out[0]}..{out[-1]}")
+    return out
+
+
 def _chunked(plan: list[tuple[int, np.ndarray]], chunk_cells: int) -> Iterator[list[tuple[int, np.ndarray]]]:
     """Consecutive sets of ``plan`` grouped into reads of at most ``chunk_cells`` rows (one set at least)."""
     chunk: list[tuple[int, np.ndarray]] = []
@@ -236,6 +257,10 @@ class StreamBatches:
         As for ``TableBatches``: ``sets_per_batch`` is the global number of sets per step.
     num_workers
         Background reader processes per shard (``torch.utils.data.DataLoader``); 0 reads inline.
+    rows
+        The rows to train on, e.g. ``split_rows(cells, disk_split(cells, kind=...))`` (a split's training cells, as
+        ``distgen.data.disk_split`` makes it): held-out conditions and cells are then never read. ``None`` (default):
+        every cell of the file, which is a leak unless the file holds training cells only.
     sampler_params
         More ``StreamingSetSampler`` arguments (``matcher``, ``chunk_cells``, ``buffer_sets``, ...).
     """
@@ -248,9 +273,11 @@ class StreamBatches:
         seed: int = 0,
         schema: PerturbationSchema | None = None,
         num_workers: int = 0,
+        rows: np.ndarray | torch.Tensor | None = None,
         **sampler_params: Any,
     ) -> None:
         self.cells = source if isinstance(source, DiskCells) else DiskCells(source, schema)
+        self.rows = None if rows is None else _checked_rows(rows, self.cells.n_cells)
         self.set_size, self.sets_per_batch, self.seed = set_size, sets_per_batch, seed
         self.num_workers, self.sampler_params = num_workers, sampler_params
         self._streams: dict[tuple[int, int], tuple[StreamingSetSampler, Iterator[SetBatch] | None, int]] = {}
@@ -264,7 +291,8 @@ class StreamBatches:
             raise ValueError(f"sets_per_batch={self.sets_per_batch} does not split into {n_shards} equal shards; make it a multiple")
         key = (shard, n_shards)
         if key not in self._streams:
-            s = StreamingSetSampler(self.cells, self.set_size, self.sets_per_batch // n_shards, seed=self.seed, rank=shard, world_size=n_shards, **self.sampler_params)
+            s = StreamingSetSampler(self.cells, self.set_size, self.sets_per_batch // n_shards, seed=self.seed, rank=shard, world_size=n_shards,
+                                   rows=self.rows, **self.sampler_params)
             self._streams[key] = (s, None, -1)
         return self._streams[key][0]
 
@@ -288,10 +316,13 @@ class StreamBatches:
         return out
 
 
-def control_rows(cells: DiskCells, size: int, seed: int = 0, least: int = 1) -> np.ndarray:
-    """Sorted control rows of ``cells`` kept in memory: all when at most ``size``, else a seeded sample of each
-    (context, batch) in proportion to its size (at least ``least`` cells of each, all of a smaller one)."""
+def control_rows(cells: DiskCells, size: int, seed: int = 0, least: int = 1, within: np.ndarray | None = None) -> np.ndarray:
+    """Sorted control rows of ``cells`` (of the rows ``within`` when given) kept in memory: all when at most ``size``,
+    else a seeded sample of each (context, batch) in proportion to its size (at least ``least`` cells of each, all of a
+    smaller one)."""
     ctrl = np.flatnonzero(cells.is_control)
+    if within is not None:
+        ctrl = ctrl[np.isin(ctrl, within)]
     if ctrl.size <= size:
         return ctrl
     rng = np.random.default_rng([seed, 7])
