@@ -11,7 +11,6 @@ num_workers=k)`` to read in background processes; workers split a rank's sets di
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,12 @@ import torch
 from torch.utils.data import get_worker_info
 
 from distgen.data.disk import DiskCells
-from distgen.data.groups import Group, control_draw, held_out_groups
+from distgen.data.groups import Group, control_draw, group_seed, held_out_groups
 from distgen.data.matching import ControlMatcher
 from distgen.data.sampler import SetSamplerBase
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import InputDataError
+from distgen.seeds import label_seed
 from distgen.types import DataInfo, SetBatch
 from distgen.types.layout import file_label
 from distgen.wording import counted
@@ -361,7 +361,7 @@ def predict_to_disk(
     source: DiskCells | str | Path,
     out: str | Path,
     set_size: int = 256,
-    sets_per_call: int = 8,
+    sets_per_call: int | None = None,
     *,
     seed: int = 0,
     schema: PerturbationSchema | None = None,
@@ -370,24 +370,29 @@ def predict_to_disk(
 ) -> Path:
     """Generate every perturbed group of an on-disk AnnData, written chunk by chunk.
 
-    Groups and control cells follow the in-memory prediction (``distgen.pipeline.predict``): each
+    Groups, control cells and random draws follow the in-memory prediction (``distgen.pipeline.predict``): each
     (condition, context, batch) group of ``source`` (``disk_groups``) gets as many generated cells as it
     has real ones (``max_cells``: at most that many per condition in a context, a fixed random subset over
     its batches), in sets of ``set_size``, from the control cells ``control_draw`` picks in the control
     cells of its own context and batch (a batch without any borrows those of the context's other batches),
-    labelled with its batch; ``sets_per_call`` sets go to each ``model.predict`` call. Control cells come
+    labelled with its batch. Each group is one ``model.predict`` call of its sets under the seed
+    ``group_seed(seed, condition, context, batch, 1)``, as in memory: its cells depend on the seed and its labels
+    only, never on the other groups of the file. ``sets_per_call`` (``None``: no limit) caps the sets of one call: a
+    group with more is generated in several calls, call ``j > 0`` seeded by ``label_seed(seed, (condition, context,
+    batch, str(j)), 1)``, so such a group's cells then depend on ``sets_per_call`` (still not on other groups) and
+    differ from the in-memory ones. Control cells come
     from an in-memory pool of at most ``control_pool`` cells (``control_rows``: every control when the
-    file has fewer, and then the groups and draws are those of the same file predicted in memory).
+    file has fewer, and then the groups, draws and generated cells are those of the same file predicted in memory).
     Generated rows are appended to ``out`` (dense ``X``, h5ad) as they come, followed by the real control
     cells the groups were predicted from, in the layout of Arc Institute's ``cell-eval run``
     (``obs['target']``, control label ``non-targeting``, ``obs['celltype']``, and ``obs['batch']`` when
-    the file has several batches). Peak memory is one call's cells plus the control pool, whatever the
-    number of groups.
+    the file has several batches). Peak memory is one call's cells (the largest group's, or ``sets_per_call`` sets)
+    plus the control pool, whatever the number of groups.
     """
     from distgen.data.layout import CONTROL, ChunkedWriter
 
-    if set_size < 1 or sets_per_call < 1 or control_pool < 1:
-        raise ValueError(f"need set_size, sets_per_call and control_pool >= 1; got {set_size}, {sets_per_call}, {control_pool}")
+    if set_size < 1 or (sets_per_call is not None and sets_per_call < 1) or control_pool < 1:
+        raise ValueError(f"need set_size, sets_per_call (or None) and control_pool >= 1; got {set_size}, {sets_per_call}, {control_pool}")
     cells = source if isinstance(source, DiskCells) else DiskCells(source, schema)
     info, lab = cells.info, cells.labels
     pool_rows = control_rows(cells, control_pool, seed, set_size)
@@ -395,27 +400,27 @@ def predict_to_disk(
     if not groups:
         raise InputDataError(f"{cells.path} has no perturbed cells to predict")
     pool = sp.vstack([cells.read(pool_rows[i : i + 16384]) for i in range(0, pool_rows.size, 16384)], format="csr")
-    tasks = []  # (group, [set_size] control rows, cells kept)
-    for k, g in enumerate(groups):
-        n = len(g.cells)
-        sets = -(-n // set_size)
-        drawn = g.controls[control_draw(len(g.controls), sets * set_size, g.condition, g.context, g.batch)].reshape(sets, set_size)
-        tasks += [(k, drawn[j], min(set_size, n - j * set_size)) for j in range(sets)]
     with_batch = len(info.batches) > 1
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
     with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter) as writer:
         with torch.no_grad():
-            for call, start in enumerate(range(0, len(tasks), sets_per_call)):
-                chunk = tasks[start : start + sets_per_call]
-                picked = np.searchsorted(pool_rows, np.concatenate([rows for _, rows, _ in chunk]))
-                control = torch.from_numpy(pool[picked].toarray()).reshape(len(chunk), set_size, -1)
-                labels = lab.index(torch.tensor([int(groups[k].cells[0]) for k, _, _ in chunk]))
-                torch.manual_seed(zlib.crc32(f"{seed}\x1f{call}".encode()))
-                pred = model.predict(control, torch.ones(len(chunk), set_size, dtype=torch.bool), labels).float().cpu().numpy()
-                for (k, _, kept), x in zip(chunk, pred):
-                    g = groups[k]
-                    label = file_label(g.condition, info.control_label, delimiter)
-                    writer.append(x[:kept], [label] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
+            for g in groups:
+                n = len(g.cells)
+                sets = -(-n // set_size)
+                drawn = g.controls[control_draw(len(g.controls), sets * set_size, g.condition, g.context, g.batch)]
+                step = sets if sets_per_call is None else sets_per_call
+                label = file_label(g.condition, info.control_label, delimiter)
+                for j, first in enumerate(range(0, sets, step)):
+                    k = min(step, sets - first)
+                    picked = np.searchsorted(pool_rows, drawn[first * set_size : (first + k) * set_size])
+                    control = torch.from_numpy(pool[picked].toarray()).reshape(k, set_size, -1)
+                    labels = lab.index(torch.full((k,), int(g.cells[0]), dtype=torch.long))
+                    torch.manual_seed(group_seed(seed, g.condition, g.context, g.batch, 1) if j == 0 else
+                                      label_seed(seed, (g.condition, g.context, g.batch, str(j)), 1))
+                    pred = model.predict(control, torch.ones(k, set_size, dtype=torch.bool), labels).float().cpu().numpy()
+                    kept = min(k * set_size, n - first * set_size)
+                    x = pred.reshape(k * set_size, -1)[:kept]
+                    writer.append(x, [label] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
         used = np.unique(np.concatenate([g.controls for g in groups]))
         ctx = np.asarray(info.contexts, dtype=object)[lab.context.numpy()]
         bat = np.asarray(info.batches, dtype=object)[lab.batch.numpy()]

@@ -90,3 +90,43 @@ def test_streaming_writes_each_group_in_the_batch_mix_of_its_real_cells(donors, 
     controls = out.obs[out.obs["distgen_kind"].astype(str) == "control"]
     assert set(zip(controls["celltype"].astype(str), controls["batch"].astype(str))) == \
            {(c, b) for c in ("ct1", "ct2") for b in ("b1", "b2", "b3")} - {("ct2", "b3")}
+
+
+GEN = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+                 "dynamics": {"name": "diffusion", "sampler": {"name": "ddpm", "steps": 3}}}}
+
+
+def test_streamed_groups_get_the_in_memory_draws_whatever_sets_per_call_and_the_other_groups(donors, tmp_path):
+    """Before, the model's random draws were seeded per call of ``sets_per_call`` sets (several groups to a call): a
+    group's cells changed with ``sets_per_call`` and with the other groups of the file, and were not the in-memory ones."""
+    import distgen
+
+    ds = Dataset.load({"dataset": donors, "schema": SCHEMA, "set_size": 4,
+                       "split": {"kind": "random_conditions", "test_conditions": ["B", "A+B"], "val_frac": 0.0, "seed": 0}})
+    model = distgen.build(GEN, ds)
+    mem = predict(model, ds, "test", seed=3, preflight=False, set_size=4)
+    in_memory = {}
+    for g in ds.groups():
+        rows = (mem.conditions == g.condition) & (mem.contexts == g.context) & (mem.batches == g.batch)
+        in_memory[(g.condition, g.context, g.batch)] = mem.X.numpy()[rows]
+
+    def streamed(path, **kw):
+        out = ad.read_h5ad(predict_to_disk(model, path, tmp_path / f"pred{len(list(tmp_path.iterdir()))}.h5ad", set_size=4, seed=3,
+                                           schema=ds.data.schema, **kw))
+        gen = out.obs["distgen_kind"].astype(str).to_numpy() == "predicted"
+        return _by_group(out.X[gen], out.obs[gen])
+
+    whole, three = streamed(donors), streamed(donors, sets_per_call=3)  # every group has at most 3 sets of 4 cells
+    without_a = tmp_path / "without_a.h5ad"
+    real = ad.read_h5ad(donors)
+    real[real.obs["condition"].astype(str) != "A"].copy().write_h5ad(without_a)
+    alone = streamed(without_a, sets_per_call=1)
+    for key, x in in_memory.items():
+        assert np.array_equal(whole[key], x), f"{key}: the streamed cells are not the in-memory ones"
+        assert np.array_equal(three[key], x), f"{key}: sets_per_call changed the cells"
+        if len(x) <= 4:  # one set: one call whatever sets_per_call
+            assert np.array_equal(alone[key], x), f"{key}: the other groups of the file changed the cells"
+    assert any(len(x) > 4 and not np.array_equal(alone[k], x) for k, x in in_memory.items())  # a split group: other calls
+    assert set(alone) == set(whole) - {k for k in whole if k[0] == "A"}
+    other_seed = predict_to_disk(model, donors, tmp_path / "seed4.h5ad", set_size=4, seed=4, schema=ds.data.schema)
+    assert not np.array_equal(ad.read_h5ad(other_seed).X, ad.read_h5ad(tmp_path / "pred0.h5ad").X)  # the seed matters
