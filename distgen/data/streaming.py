@@ -21,11 +21,13 @@ import torch
 from torch.utils.data import get_worker_info
 
 from distgen.data.disk import DiskCells
+from distgen.data.disk_split import split_rows
 from distgen.data.groups import Group, control_draw, group_seed, held_out_groups
 from distgen.data.matching import ControlMatcher
 from distgen.data.sampler import SetSamplerBase
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import InputDataError
+from distgen.data.split import Split
 from distgen.seeds import label_seed
 from distgen.types import DataInfo, SetBatch
 from distgen.types.layout import file_label
@@ -335,25 +337,33 @@ def control_rows(cells: DiskCells, size: int, seed: int = 0, least: int = 1, wit
     return np.sort(np.concatenate(keep))
 
 
-def disk_groups(cells: DiskCells, pool: np.ndarray, max_cells: int | None = None) -> list[Group]:
-    """Every perturbed (condition, context, batch) group of ``cells`` with its control pool (rows of ``pool``).
+def disk_groups(cells: DiskCells, pool: np.ndarray, max_cells: int | None = None, rows: np.ndarray | None = None,
+                fallback: np.ndarray | None = None) -> list[Group]:
+    """The perturbed (condition, context, batch) groups of ``cells`` (of ``rows`` when given) with their control pools.
 
     The rule of the in-memory path (``distgen.data.groups.held_out_groups``, as ``Dataset.groups``), with the
-    control cells of ``pool`` as each context and batch's own: the same file held in memory gives the same groups.
+    control cells of ``pool`` as each context and batch's own, or, where ``pool`` has none of a context (and batch),
+    those of ``fallback`` (a split part's held-out controls first, its training controls else, as in memory): the
+    same file held in memory gives the same groups.
     """
     info = cells.info
     ctx = np.asarray(info.contexts, dtype=object)[cells.labels.context.numpy()]
     bat = np.asarray(info.batches, dtype=object)[cells.labels.batch.numpy()]
-    pool_ctx, pool_bat = ctx[pool], bat[pool]
 
     def own_controls(context: str, batch: str | None) -> np.ndarray:
-        keep = pool_ctx == context
-        if batch is not None:
-            keep &= pool_bat == batch
-        return pool[keep]
+        for ctrl in (pool, pool[:0] if fallback is None else fallback):
+            keep = ctx[ctrl] == context
+            if batch is not None:
+                keep &= bat[ctrl] == batch
+            if keep.any():
+                return ctrl[keep]  # type: ignore[no-any-return]
+        return pool[:0]
 
     conditions = cells.canonical_names[cells.condition_codes]
-    return held_out_groups(np.flatnonzero(~cells.is_control), conditions, ctx, bat, own_controls, max_cells)
+    pert = np.flatnonzero(~cells.is_control)
+    if rows is not None:
+        pert = pert[np.isin(pert, rows)]
+    return held_out_groups(pert, conditions, ctx, bat, own_controls, max_cells)
 
 
 def predict_to_disk(
@@ -367,8 +377,10 @@ def predict_to_disk(
     schema: PerturbationSchema | None = None,
     control_pool: int = 20000,
     max_cells: int | None = None,
+    split: Split | None = None,
+    part: str = "test",
 ) -> Path:
-    """Generate every perturbed group of an on-disk AnnData, written chunk by chunk.
+    """Generate every perturbed group of an on-disk AnnData (of a split's ``part``), written chunk by chunk.
 
     Groups, control cells and random draws follow the in-memory prediction (``distgen.pipeline.predict``): each
     (condition, context, batch) group of ``source`` (``disk_groups``) gets as many generated cells as it
@@ -388,6 +400,10 @@ def predict_to_disk(
     (``obs['target']``, control label ``non-targeting``, ``obs['celltype']``, and ``obs['batch']`` when
     the file has several batches). Peak memory is one call's cells (the largest group's, or ``sets_per_call`` sets)
     plus the control pool, whatever the number of groups.
+
+    ``split`` (``distgen.data.disk_split.disk_split`` of this file) predicts only the perturbed cells of its ``part``,
+    as ``Dataset.groups(part)`` does in memory: from the part's held-out controls of each context and batch when the
+    split holds some out, else from its training controls.
     """
     from distgen.data.layout import CONTROL, ChunkedWriter
 
@@ -395,10 +411,17 @@ def predict_to_disk(
         raise ValueError(f"need set_size, sets_per_call (or None) and control_pool >= 1; got {set_size}, {sets_per_call}, {control_pool}")
     cells = source if isinstance(source, DiskCells) else DiskCells(source, schema)
     info, lab = cells.info, cells.labels
-    pool_rows = control_rows(cells, control_pool, seed, set_size)
-    groups = disk_groups(cells, pool_rows, max_cells)
+    if split is None:
+        pool_rows = control_rows(cells, control_pool, seed, set_size)
+        groups = disk_groups(cells, pool_rows, max_cells)
+    else:
+        inside, train = split_rows(cells, split, part), split_rows(cells, split, "train")
+        held, trained = inside[cells.is_control[inside]], train[cells.is_control[train]]
+        pool_rows = control_rows(cells, control_pool, seed, set_size, within=np.concatenate([held, trained]))
+        groups = disk_groups(cells, pool_rows[np.isin(pool_rows, held)], max_cells, inside, pool_rows[np.isin(pool_rows, trained)])
     if not groups:
-        raise InputDataError(f"{cells.path} has no perturbed cells to predict")
+        where = "" if split is None else f" in split part {part!r}"
+        raise InputDataError(f"{cells.path} has no perturbed cells{where} to predict")
     pool = sp.vstack([cells.read(pool_rows[i : i + 16384]) for i in range(0, pool_rows.size, 16384)], format="csr")
     with_batch = len(info.batches) > 1
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B

@@ -130,3 +130,30 @@ def test_streamed_groups_get_the_in_memory_draws_whatever_sets_per_call_and_the_
     assert set(alone) == set(whole) - {k for k in whole if k[0] == "A"}
     other_seed = predict_to_disk(model, donors, tmp_path / "seed4.h5ad", set_size=4, seed=4, schema=ds.data.schema)
     assert not np.array_equal(ad.read_h5ad(other_seed).X, ad.read_h5ad(tmp_path / "pred0.h5ad").X)  # the seed matters
+
+
+@pytest.mark.parametrize("holdout_controls", [0.0, 0.4])
+def test_a_split_part_streams_as_it_predicts_in_memory(donors, tmp_path, holdout_controls):
+    """``predict_to_disk(split=, part=)``: only the part's groups, from the controls ``Dataset.groups(part)`` picks."""
+    from distgen.data.disk_split import disk_split
+
+    split = {"kind": "random_conditions", "test_conditions": ["B", "A+B"], "val_frac": 0.2, "seed": 0, "holdout_controls": holdout_controls}
+    ds = Dataset.load({"dataset": donors, "schema": SCHEMA, "set_size": 4, "split": split})
+    disk = DiskCells(donors, ds.data.schema)
+    sp = disk_split(disk, **{k: v for k, v in split.items()})
+    assert np.array_equal(sp.test.numpy(), ds.split.test.numpy())
+    for part in ("test", "val"):
+        mem = predict(ControlBaseline(), ds, part, preflight=False, set_size=4)
+        out = ad.read_h5ad(predict_to_disk(ControlBaseline(), disk, tmp_path / f"{part}.h5ad", set_size=4, split=sp, part=part))
+        gen = out.obs["distgen_kind"].astype(str).to_numpy() == "predicted"
+        streamed = _by_group(out.X[gen], out.obs[gen])
+        groups = ds.groups(part)
+        assert set(streamed) == {(g.condition, g.context, g.batch) for g in groups}
+        for g in groups:
+            rows = (mem.conditions == g.condition) & (mem.contexts == g.context) & (mem.batches == g.batch)
+            assert np.array_equal(streamed[(g.condition, g.context, g.batch)], mem.X.numpy()[rows]), (part, g.condition, g.context, g.batch)
+        held_ctrl = set(ds.data.adata.obs_names[np.setdiff1d(ds.split.test.numpy() if part == "test" else ds.split.val.numpy(),
+                                                               np.flatnonzero(~ds.data.is_control))])
+        starts = {r.tobytes() for r in out.X[~gen]}
+        held = {r.tobytes() for r in ad.read_h5ad(donors)[sorted(held_ctrl)].X}
+        assert bool(starts & held) == bool(holdout_controls)  # the part's held-out controls, where the split has some
