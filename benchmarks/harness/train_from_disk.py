@@ -28,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="DataLoader reader processes per rank")
     p.add_argument("--schema", default='{"perturbation_col": "perturbation", "context_cols": ["cell_type"], "batch_col": "batch"}',
                    help="PerturbationSchema fields as JSON")
+    p.add_argument("--split", default=None,
+                   help='train on a split\'s training cells only, its make_split parameters as JSON, e.g. \'{"kind": "random_conditions", "seed": 0}\' '
+                        "(default: every cell of the file)")
     p.add_argument("--out", default=None, help="run directory (checkpoints, metrics.csv); none by default")
     p.add_argument("--precision", default="auto", help="auto = bf16 on CUDA, fp32 on CPU")
     a = p.parse_args(argv)
@@ -35,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.harness.measure import peak_rss_mb
     from benchmarks.harness.models import build, preset_shape
     from distgen.data import PerturbationSchema
-    from distgen.data.streaming import StreamBatches
+    from distgen.data.disk_split import disk_split, split_rows
+    from distgen.data.streaming import DiskCells, StreamBatches
     from distgen.train import distributed as D
     from distgen.train.options import TrainOptions
     from distgen.train.trainer import Trainer
@@ -43,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     m, sets = preset_shape(a.preset)
     m, sets = a.set_size or m, a.sets_per_batch or sets
-    source = StreamBatches(a.path, set_size=m, sets_per_batch=sets, schema=PerturbationSchema(**json.loads(a.schema)), num_workers=a.workers)
+    cells = DiskCells(a.path, PerturbationSchema(**json.loads(a.schema)))
+    rows = None if a.split is None else split_rows(cells, disk_split(cells, **json.loads(a.split)))
+    source = StreamBatches(cells, set_size=m, sets_per_batch=sets, num_workers=a.workers, rows=rows)
     model = build(a.preset, source.info)
     opts = TrainOptions(steps=a.steps, sets_per_batch=sets, grad_accum=a.grad_accum, precision=a.precision, checkpoint_every=max(a.steps, 1),
                         progress=False, log_every=max(1, a.steps // 5))
@@ -53,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dt = time.perf_counter() - t
     if trainer.env.is_main:
         out = {"preset": a.preset, "steps": a.steps, "world_size": trainer.env.world_size, "sets_per_batch": sets, "set_size": m,
-               "steps_per_s": a.steps / dt, "cells_per_s": a.steps * sets * m / dt, "final_loss": result.losses[-1], "peak_rss_mb": peak_rss_mb()}
+               "train_cells": cells.n_cells if rows is None else int(rows.size), "steps_per_s": a.steps / dt, "cells_per_s": a.steps * sets * m / dt, "final_loss": result.losses[-1], "peak_rss_mb": peak_rss_mb()}
         if torch.cuda.is_available():
             out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         print(json.dumps(out))

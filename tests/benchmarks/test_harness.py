@@ -64,3 +64,8 @@ def test_train_from_disk_runs_the_trainer_on_a_file(tmp_path, capsys):
     assert train_main([str(path), "--steps", "2", "--sets-per-batch", "2", "--set-size", "8", "--workers", "0"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["steps"] == 2 and out["world_size"] == 1 and math.isfinite(out["final_loss"])  # neither NaN nor inf
+    assert out["train_cells"] == 2000
+    split = '{"kind": "random_conditions", "seed": 0, "test_frac": 0.5}'
+    assert train_main([str(path), "--steps", "1", "--sets-per-batch", "2", "--set-size", "8", "--workers", "0", "--split", split]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 < out["train_cells"] < 2000  # the split's training cells only
