@@ -232,3 +232,22 @@ def _log_normalize(x: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
     sc.pp.normalize_total(tmp, target_sum=target_sum)
     sc.pp.log1p(tmp)
     return sp.csr_matrix(tmp.X, dtype=np.float32)
+
+
+def control_rows(cells: DiskCells, size: int, seed: int = 0, least: int = 1, within: np.ndarray | None = None) -> np.ndarray:
+    """Sorted control rows of ``cells`` (of the rows ``within`` when given) kept in memory: all when at most ``size``,
+    else a seeded sample of each (context, batch) in proportion to its size (at least ``least`` cells of each, all of a
+    smaller one)."""
+    ctrl = np.flatnonzero(cells.is_control)
+    if within is not None:
+        ctrl = ctrl[np.isin(ctrl, within)]
+    if ctrl.size <= size:
+        return ctrl
+    rng = np.random.default_rng([seed, 7])
+    key = cells.labels.context.numpy()[ctrl] * len(cells.info.batches) + cells.labels.batch.numpy()[ctrl]
+    keep = []
+    for k in np.unique(key):
+        rows = ctrl[key == k]
+        n = min(rows.size, max(least, round(size * rows.size / ctrl.size)))
+        keep.append(rng.choice(rows, n, replace=False))
+    return np.sort(np.concatenate(keep))

@@ -4,7 +4,7 @@ A held-out condition in a context is predicted batch by batch (``Group``: condit
 batch), each from the control cells of its own context and batch; a batch without any control cell
 of the context borrows the controls of the context's other batches (``Group.other_batches``).
 ``held_out_groups`` applies this rule to rows of any table (``Dataset.groups`` in memory, the
-streaming predictor ``distgen.data.streaming.predict_to_disk`` on disk), and ``control_draw`` picks,
+streaming predictor ``distgen.data.disk_predict.predict_to_disk`` on disk), and ``control_draw`` picks,
 per group, which control cells of its pool a prediction of ``n`` cells starts from. Both are pure
 functions of labels and row indices, so the two paths give the same groups and the same draws.
 ``group_seed`` seeds a group's own random draws (a model's noise, drawn library sizes) from the run's

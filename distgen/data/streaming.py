@@ -1,6 +1,7 @@
 """Out-of-core cell sets: train and predict from an on-disk AnnData (h5ad or zarr) with bounded memory.
 
-``DiskCells`` (``distgen.data.disk``) opens the file and reads rows on demand. ``StreamingSetSampler``
+``DiskCells`` (``distgen.data.disk``) opens the file and reads rows on demand; ``predict_to_disk`` and ``disk_groups``
+(``distgen.data.disk_predict``) predict from such a file. ``StreamingSetSampler``
 is the out-of-core twin of ``SetSampler``: each epoch it cuts every condition group into sets, assigns the sets to ranks disjointly, reads whole groups in chunks of at
 most ``chunk_cells`` rows, and shuffles sets in a bounded buffer. Memory is bounded by
 ``chunk_cells + buffer_sets * set_size`` cells plus the control pool, whatever the file size.
@@ -20,17 +21,13 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import get_worker_info
 
-from distgen.data.disk import DiskCells
-from distgen.data.disk_split import split_rows
-from distgen.data.groups import Group, control_draw, group_seed, held_out_groups
+from distgen.data.disk import DiskCells, control_rows
+from distgen.data.disk_predict import disk_groups, predict_to_disk
 from distgen.data.matching import ControlMatcher
 from distgen.data.sampler import SetSamplerBase
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import InputDataError
-from distgen.data.split import Split
-from distgen.seeds import label_seed
 from distgen.types import DataInfo, SetBatch
-from distgen.types.layout import file_label
 from distgen.wording import counted
 
 __all__ = ["DiskCells", "StreamBatches", "StreamingSetSampler", "control_rows", "disk_groups", "predict_to_disk"]
@@ -123,8 +120,9 @@ class StreamingSetSampler(SetSamplerBase):
     def _choose_pool(self, size: int) -> torch.Tensor:
         """Control rows kept in memory (``control_rows``)."""
         rows = control_rows(self.cells, size, self.seed, self.m, within=self.rows)
-        if rows.size == 0:
-            raise ValueError(f"{self.cells.path} has no control cells among the {counted(len(self.rows), 'row')} given")  # type: ignore[arg-type]
+        if rows.size == 0:  # only with rows given: a file without control cells is refused when opened
+            given = 0 if self.rows is None else self.rows.size
+            raise ValueError(f"{self.cells.path} has no control cells among the {counted(given, 'row')} given")
         return torch.from_numpy(rows)
 
     def _check_matchable(self) -> None:
@@ -316,139 +314,3 @@ class StreamBatches:
         out = next(it)
         self._streams[(shard, n_shards)] = (s, it, step)
         return out
-
-
-def control_rows(cells: DiskCells, size: int, seed: int = 0, least: int = 1, within: np.ndarray | None = None) -> np.ndarray:
-    """Sorted control rows of ``cells`` (of the rows ``within`` when given) kept in memory: all when at most ``size``,
-    else a seeded sample of each (context, batch) in proportion to its size (at least ``least`` cells of each, all of a
-    smaller one)."""
-    ctrl = np.flatnonzero(cells.is_control)
-    if within is not None:
-        ctrl = ctrl[np.isin(ctrl, within)]
-    if ctrl.size <= size:
-        return ctrl
-    rng = np.random.default_rng([seed, 7])
-    key = cells.labels.context.numpy()[ctrl] * len(cells.info.batches) + cells.labels.batch.numpy()[ctrl]
-    keep = []
-    for k in np.unique(key):
-        rows = ctrl[key == k]
-        n = min(rows.size, max(least, round(size * rows.size / ctrl.size)))
-        keep.append(rng.choice(rows, n, replace=False))
-    return np.sort(np.concatenate(keep))
-
-
-def disk_groups(cells: DiskCells, pool: np.ndarray, max_cells: int | None = None, rows: np.ndarray | None = None,
-                fallback: np.ndarray | None = None) -> list[Group]:
-    """The perturbed (condition, context, batch) groups of ``cells`` (of ``rows`` when given) with their control pools.
-
-    The rule of the in-memory path (``distgen.data.groups.held_out_groups``, as ``Dataset.groups``), with the
-    control cells of ``pool`` as each context and batch's own, or, where ``pool`` has none of a context (and batch),
-    those of ``fallback`` (a split part's held-out controls first, its training controls else, as in memory): the
-    same file held in memory gives the same groups.
-    """
-    info = cells.info
-    ctx = np.asarray(info.contexts, dtype=object)[cells.labels.context.numpy()]
-    bat = np.asarray(info.batches, dtype=object)[cells.labels.batch.numpy()]
-
-    def own_controls(context: str, batch: str | None) -> np.ndarray:
-        for ctrl in (pool, pool[:0] if fallback is None else fallback):
-            keep = ctx[ctrl] == context
-            if batch is not None:
-                keep &= bat[ctrl] == batch
-            if keep.any():
-                return ctrl[keep]  # type: ignore[no-any-return]
-        return pool[:0]
-
-    conditions = cells.canonical_names[cells.condition_codes]
-    pert = np.flatnonzero(~cells.is_control)
-    if rows is not None:
-        pert = pert[np.isin(pert, rows)]
-    return held_out_groups(pert, conditions, ctx, bat, own_controls, max_cells)
-
-
-def predict_to_disk(
-    model: Any,
-    source: DiskCells | str | Path,
-    out: str | Path,
-    set_size: int = 256,
-    sets_per_call: int | None = None,
-    *,
-    seed: int = 0,
-    schema: PerturbationSchema | None = None,
-    control_pool: int = 20000,
-    max_cells: int | None = None,
-    split: Split | None = None,
-    part: str = "test",
-) -> Path:
-    """Generate every perturbed group of an on-disk AnnData (of a split's ``part``), written chunk by chunk.
-
-    Groups, control cells and random draws follow the in-memory prediction (``distgen.pipeline.predict``): each
-    (condition, context, batch) group of ``source`` (``disk_groups``) gets as many generated cells as it
-    has real ones (``max_cells``: at most that many per condition in a context, a fixed random subset over
-    its batches), in sets of ``set_size``, from the control cells ``control_draw`` picks in the control
-    cells of its own context and batch (a batch without any borrows those of the context's other batches),
-    labelled with its batch. Each group is one ``model.predict`` call of its sets under the seed
-    ``group_seed(seed, condition, context, batch, 1)``, as in memory: its cells depend on the seed and its labels
-    only, never on the other groups of the file. ``sets_per_call`` (``None``: no limit) caps the sets of one call: a
-    group with more is generated in several calls, call ``j > 0`` seeded by ``label_seed(seed, (condition, context,
-    batch, str(j)), 1)``, so such a group's cells then depend on ``sets_per_call`` (still not on other groups) and
-    differ from the in-memory ones. Control cells come
-    from an in-memory pool of at most ``control_pool`` cells (``control_rows``: every control when the
-    file has fewer, and then the groups, draws and generated cells are those of the same file predicted in memory).
-    Generated rows are appended to ``out`` (dense ``X``, h5ad) as they come, followed by the real control
-    cells the groups were predicted from, in the layout of Arc Institute's ``cell-eval run``
-    (``obs['target']``, control label ``non-targeting``, ``obs['celltype']``, and ``obs['batch']`` when
-    the file has several batches). Peak memory is one call's cells (the largest group's, or ``sets_per_call`` sets)
-    plus the control pool, whatever the number of groups.
-
-    ``split`` (``distgen.data.disk_split.disk_split`` of this file) predicts only the perturbed cells of its ``part``,
-    as ``Dataset.groups(part)`` does in memory: from the part's held-out controls of each context and batch when the
-    split holds some out, else from its training controls.
-    """
-    from distgen.data.layout import CONTROL, ChunkedWriter
-
-    if set_size < 1 or (sets_per_call is not None and sets_per_call < 1) or control_pool < 1:
-        raise ValueError(f"need set_size, sets_per_call (or None) and control_pool >= 1; got {set_size}, {sets_per_call}, {control_pool}")
-    cells = source if isinstance(source, DiskCells) else DiskCells(source, schema)
-    info, lab = cells.info, cells.labels
-    if split is None:
-        pool_rows = control_rows(cells, control_pool, seed, set_size)
-        groups = disk_groups(cells, pool_rows, max_cells)
-    else:
-        inside, train = split_rows(cells, split, part), split_rows(cells, split, "train")
-        held, trained = inside[cells.is_control[inside]], train[cells.is_control[train]]
-        pool_rows = control_rows(cells, control_pool, seed, set_size, within=np.concatenate([held, trained]))
-        groups = disk_groups(cells, pool_rows[np.isin(pool_rows, held)], max_cells, inside, pool_rows[np.isin(pool_rows, trained)])
-    if not groups:
-        where = "" if split is None else f" in split part {part!r}"
-        raise InputDataError(f"{cells.path} has no perturbed cells{where} to predict")
-    pool = sp.vstack([cells.read(pool_rows[i : i + 16384]) for i in range(0, pool_rows.size, 16384)], format="csr")
-    with_batch = len(info.batches) > 1
-    delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
-    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter) as writer:
-        with torch.no_grad():
-            for g in groups:
-                n = len(g.cells)
-                sets = -(-n // set_size)
-                drawn = g.controls[control_draw(len(g.controls), sets * set_size, g.condition, g.context, g.batch)]
-                step = sets if sets_per_call is None else sets_per_call
-                label = file_label(g.condition, info.control_label, delimiter)
-                for j, first in enumerate(range(0, sets, step)):
-                    k = min(step, sets - first)
-                    picked = np.searchsorted(pool_rows, drawn[first * set_size : (first + k) * set_size])
-                    control = torch.from_numpy(pool[picked].toarray()).reshape(k, set_size, -1)
-                    labels = lab.index(torch.full((k,), int(g.cells[0]), dtype=torch.long))
-                    torch.manual_seed(group_seed(seed, g.condition, g.context, g.batch, 1) if j == 0 else
-                                      label_seed(seed, (g.condition, g.context, g.batch, str(j)), 1))
-                    pred = model.predict(control, torch.ones(k, set_size, dtype=torch.bool), labels).float().cpu().numpy()
-                    kept = min(k * set_size, n - first * set_size)
-                    x = pred.reshape(k * set_size, -1)[:kept]
-                    writer.append(x, [label] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
-        used = np.unique(np.concatenate([g.controls for g in groups]))
-        ctx = np.asarray(info.contexts, dtype=object)[lab.context.numpy()]
-        bat = np.asarray(info.batches, dtype=object)[lab.batch.numpy()]
-        for i in range(0, used.size, 16384):
-            rows = used[i : i + 16384]
-            writer.append(pool[np.searchsorted(pool_rows, rows)].toarray(), [CONTROL] * rows.size, ctx[rows].tolist(), "control",
-                          bat[rows].tolist())
-    return Path(out)

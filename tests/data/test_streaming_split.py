@@ -111,3 +111,14 @@ def test_a_split_of_other_cells_is_refused(tmp_path):
         split_rows(DiskCells(a, PerturbationSchema(**SCHEMA)), sp, "training")
     with pytest.raises(ValueError, match="indices into the file"):
         StreamBatches(str(a), schema=PerturbationSchema(**SCHEMA), rows=[0, 10**6])
+
+
+def test_rows_without_perturbed_or_control_cells_are_refused(tmp_path):
+    path = tmp_path / "d.h5ad"
+    make_adata(n_per_group=6, n_genes=20).write_h5ad(path)
+    cells = DiskCells(path, PerturbationSchema(**SCHEMA))
+    ctrl, pert = np.flatnonzero(cells.is_control), np.flatnonzero(~cells.is_control)
+    with pytest.raises(ValueError, match="no perturbed cells among"):
+        StreamBatches(cells, set_size=4, sets_per_batch=2, rows=ctrl).steps_per_epoch
+    with pytest.raises(ValueError, match=f"no control cells among the {pert.size} rows given"):
+        StreamBatches(cells, set_size=4, sets_per_batch=2, rows=pert).steps_per_epoch
