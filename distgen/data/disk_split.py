@@ -34,7 +34,9 @@ class DiskLabels:
         self.contexts = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()].astype(str)
         self.batches = np.asarray(cells.info.batches, dtype=object)[cells.labels.batch.numpy()].astype(str)
         self.is_control = cells.is_control
-        self._names = [str(n) for n in read_elem(cells._open()["obs"]).index] if cells.n_cells else []
+        obs = cells._open()["obs"]
+        index = obs.attrs.get("_index", "_index")  # the obs column holding the cell names (anndata's encoding)
+        self._names = [str(n) for n in read_elem(obs[index])]  # the names only, not every obs column
 
     def atoms_of(self, condition: str) -> tuple[str, ...]:
         return () if condition == "control" else tuple(condition.split(self.schema.combo_delimiter))

@@ -122,3 +122,12 @@ def test_rows_without_perturbed_or_control_cells_are_refused(tmp_path):
         StreamBatches(cells, set_size=4, sets_per_batch=2, rows=ctrl).steps_per_epoch
     with pytest.raises(ValueError, match=f"no control cells among the {pert.size} rows given"):
         StreamBatches(cells, set_size=4, sets_per_batch=2, rows=pert).steps_per_epoch
+
+
+def test_a_zarr_store_gets_the_split_of_its_h5ad(tmp_path):
+    adata = make_adata(n_per_group=6, n_genes=20)
+    adata.write_h5ad(tmp_path / "d.h5ad")
+    adata.write_zarr(tmp_path / "d.zarr")
+    a = disk_split(DiskCells(tmp_path / "d.h5ad", PerturbationSchema(**SCHEMA)), kind="random_conditions", seed=2)
+    b = disk_split(DiskCells(tmp_path / "d.zarr", PerturbationSchema(**SCHEMA)), kind="random_conditions", seed=2)
+    assert a.data_hash == b.data_hash and np.array_equal(a.train.numpy(), b.train.numpy())
