@@ -43,3 +43,20 @@ def tiny_schema():
     from distgen.data import PerturbationSchema
 
     return PerturbationSchema(perturbation_col="condition", control_labels=("control",), context_cols=("cell_type",), batch_col="donor")
+
+
+def write_with_held_out_shuffled(adata: ad.AnnData, held: np.ndarray, tmp_path) -> tuple:
+    """``adata`` written twice under ``tmp_path``: as it is (``orig.h5ad``) and with the genes of every ``held`` cell
+    shuffled (``perm.h5ad``: library sizes kept, every value moved), for leakage tests that expect nothing fitted to change."""
+    orig = tmp_path / "orig.h5ad"
+    adata.write_h5ad(orig)
+    rng = np.random.default_rng(7)
+    x = adata.X.copy()
+    for i in held:
+        x[i] = x[i][rng.permutation(x.shape[1])]
+    assert not np.array_equal(x[held], adata.X[held])
+    shuffled = adata.copy()
+    shuffled.X = x
+    perm = tmp_path / "perm.h5ad"
+    shuffled.write_h5ad(perm)
+    return orig, perm

@@ -18,7 +18,7 @@ from distgen.data.split import LeakageError
 from distgen.pipeline.countspace import dataset_sizes, fit_run_dispersion
 from distgen.pipeline.references import DEFAULT_BASELINES, cells_references, fit_references
 
-from .conftest import make_adata
+from .conftest import make_adata, write_with_held_out_shuffled
 
 SCHEMA = {"perturbation_col": "condition", "context_cols": ["cell_type"], "batch_col": "donor"}
 #: Every split kind, with held-out controls where they change who sees what.
@@ -37,20 +37,11 @@ TINY_PAD = {"name": "generator", "anchor": "additive",
 
 
 def _write_pair(tmp_path, split):
-    """The same cells twice: as made, and with every held-out cell's genes shuffled; returns both paths and the split."""
+    """The same cells twice: as made, and with every held-out cell's genes shuffled; returns both paths."""
     adata = make_adata(n_per_group=10, n_genes=40)
-    orig = tmp_path / "orig.h5ad"
-    adata.write_h5ad(orig)
-    held = _held(distgen.load_data(str(orig), split=split, schema=SCHEMA, hvg=20))
-    rng = np.random.default_rng(7)
-    x = adata.X.copy()
-    for i in held:
-        x[i] = x[i][rng.permutation(x.shape[1])]
-    assert not np.array_equal(x[held], adata.X[held])
-    adata.X = x
-    perm = tmp_path / "perm.h5ad"
-    adata.write_h5ad(perm)
-    return orig, perm
+    adata.write_h5ad(tmp_path / "orig.h5ad")
+    held = _held(distgen.load_data(str(tmp_path / "orig.h5ad"), split=split, schema=SCHEMA, hvg=20))
+    return write_with_held_out_shuffled(adata, held, tmp_path)
 
 
 def _held(ds):

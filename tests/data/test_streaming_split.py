@@ -14,7 +14,7 @@ from distgen.data import PerturbationSchema
 from distgen.data.disk_split import disk_split, split_rows
 from distgen.data.streaming import DiskCells, StreamBatches
 
-from .conftest import make_adata
+from .conftest import make_adata, write_with_held_out_shuffled
 
 SCHEMA = {"perturbation_col": "condition", "context_cols": ["cell_type"], "batch_col": "donor"}
 KINDS = [
@@ -29,19 +29,9 @@ IDS = [k["kind"] + ("+controls" if "holdout_controls" in k else "") for k in KIN
 def _files(tmp_path, split):
     """The same cells twice, the second with every held-out (val or test) cell's genes shuffled; and the split."""
     adata = make_adata(n_per_group=10, n_genes=40, counts=False)
-    orig = tmp_path / "orig.h5ad"
-    adata.write_h5ad(orig)
-    cells = DiskCells(orig, PerturbationSchema(**SCHEMA))
-    sp = disk_split(cells, **split)
-    held = np.concatenate([sp.val.numpy(), sp.test.numpy()])
-    rng = np.random.default_rng(7)
-    x = adata.X.copy()
-    for i in held:
-        x[i] = x[i][rng.permutation(x.shape[1])]
-    assert not np.array_equal(x[held], adata.X[held])
-    adata.X = x
-    perm = tmp_path / "perm.h5ad"
-    adata.write_h5ad(perm)
+    adata.write_h5ad(tmp_path / "orig.h5ad")
+    sp = disk_split(DiskCells(tmp_path / "orig.h5ad", PerturbationSchema(**SCHEMA)), **split)
+    orig, perm = write_with_held_out_shuffled(adata, np.concatenate([sp.val.numpy(), sp.test.numpy()]), tmp_path)
     return orig, perm, sp
 
 
@@ -119,9 +109,9 @@ def test_rows_without_perturbed_or_control_cells_are_refused(tmp_path):
     cells = DiskCells(path, PerturbationSchema(**SCHEMA))
     ctrl, pert = np.flatnonzero(cells.is_control), np.flatnonzero(~cells.is_control)
     with pytest.raises(ValueError, match="no perturbed cells among"):
-        StreamBatches(cells, set_size=4, sets_per_batch=2, rows=ctrl).steps_per_epoch
+        _ = StreamBatches(cells, set_size=4, sets_per_batch=2, rows=ctrl).steps_per_epoch
     with pytest.raises(ValueError, match=f"no control cells among the {pert.size} rows given"):
-        StreamBatches(cells, set_size=4, sets_per_batch=2, rows=pert).steps_per_epoch
+        _ = StreamBatches(cells, set_size=4, sets_per_batch=2, rows=pert).steps_per_epoch
 
 
 def test_a_zarr_store_gets_the_split_of_its_h5ad(tmp_path):
