@@ -1,18 +1,13 @@
 """The README's Python API block runs as written, shrunk only by tiny-network overrides (slow stage)."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import ROOT, TINY_NET, missing_targets, run_block, shrunk
 
 #: Each README text -> its tiny twin. Every left side must occur in the block, so a README edit that
 #: drops or rewords a call fails here instead of silently going untested.
-TINY_NET = ('"model.backbone.d_model=16", "model.backbone.heads=2", "model.backbone.layers=1", '
-            '"model.genes_per_step=64", "model.dynamics.solver.steps=2", "data.set_size=8"')
 SHRINK = {
     '["model.distribution_loss.kernel.name=energy"]': f'["model.distribution_loss.kernel.name=energy", {TINY_NET}]',
     "distgen.fit(model, data, config=doc, steps=300)": "distgen.fit(model, data, config=doc, steps=3, progress=False)",
@@ -32,16 +27,13 @@ def readme_python_block() -> str:
 
 def test_every_shrink_target_is_in_the_readme():
     block = readme_python_block()
-    missing = [k for k in SHRINK if k not in block]
+    missing = missing_targets(block, SHRINK)
     assert not missing, f"README's python block changed; update SHRINK in {__file__}: {missing}"
 
 
 @pytest.mark.slow
 def test_readme_python_block_runs(tmp_path):
-    code = readme_python_block()
-    for old, new in SHRINK.items():
-        code = code.replace(old, new)
-    code += (
+    code = shrunk(readme_python_block(), SHRINK) + (
         "\nimport json, pathlib\n"
         "assert cells.shape == (1, 32, data.info.n_genes)\n"
         "assert set(pred.conditions[~pred.is_control]) == set(data.split.test_conditions)\n"
@@ -51,7 +43,5 @@ def test_readme_python_block_runs(tmp_path):
         "assert set(pred_a.conditions[~pred_a.is_control]) == set(run.data.split.test_conditions)\n"
         "print('README OK')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=900,
-                          env={"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-                               "HOME": str(tmp_path), "MPLBACKEND": "Agg"})
+    proc = run_block(code, tmp_path)
     assert proc.returncode == 0 and "README OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
