@@ -10,7 +10,8 @@ code  meaning
 1     runtime failure: an unreadable or corrupt input file, a checkpoint that fails its digest, a
       locked run folder, a full disk, non-finite values during training or sampling
 2     usage or config error: a bad option, key or value; a size that cannot fit in memory; a checkpoint
-      resumed or predicted under another config; input data that cannot be used as asked (a missing
+      resumed or predicted under another config; an --out that already holds checkpoints without --resume
+      (``RunFolderError``); input data that cannot be used as asked (a missing
       column, layer or label; NaN or negative expression: ``InputDataError``)
 130   interrupted by SIGINT (a final checkpoint was saved when one could be reached in time)
 143   interrupted by SIGTERM (same)

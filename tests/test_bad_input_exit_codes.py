@@ -112,3 +112,19 @@ def test_an_internal_error_while_loading_data_still_exits_1_with_the_debug_hint(
 def test_input_errors_stay_the_builtin_types_python_callers_catch():
     assert issubclass(InputDataError, ValueError) and issubclass(InputKeyError, KeyError) and issubclass(InputKeyError, ValueError)
     assert str(InputKeyError("obs column 'x' is missing")) == "obs column 'x' is missing"  # not KeyError's quoted repr
+
+
+def test_an_out_that_does_not_fit_its_checkpoints_is_a_usage_error_exit_2(files, tmp_path, capsys):
+    """A folder that already holds checkpoints given without --resume, and --resume on a folder with none, are usage errors
+    (the checkpoints are fine; the command line asks for what the folder cannot give): exit 2, as a bad option. Was exit 1."""
+    from distgen.train.checkpoint import CheckpointError, RunFolderError
+
+    out = str(tmp_path / "out")
+    assert main(["train", files["config"], "--out", out]) == 0  # (distgen run resumes its own folder instead)
+    capsys.readouterr()
+    assert main(["train", files["config"], "--out", out]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "already holds checkpoints; pass --resume" in err and "Traceback" not in err
+    assert main(["train", files["config"], "--out", str(tmp_path / "empty"), "--resume"]) == EXIT_USAGE
+    assert "holds no checkpoint to resume from" in capsys.readouterr().err
+    assert issubclass(RunFolderError, CheckpointError)  # Python callers catching CheckpointError still catch it

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                                       covariates=args.covariates, perturbation_ids=args.perturbation_ids, genes=args.genes)
     except (OfficialCheckpointError, CheckpointError) as exc:
         print(f"distgen import: error: {exc}", file=sys.stderr)
-        return 1
+        return int(getattr(exc, "exit_code", 1))  # 2 for a --out that already holds checkpoints (RunFolderError)
     print(f"imported {args.kind} {args.checkpoint} -> {out} ({counted(len(report['dropped']), 'official parameter')} dropped, see import.json)")
     for note in report["notes"]:
         print(f"  note: {note}")
@@ -102,13 +102,13 @@ def import_official(
 
     from distgen.config import ConfigError, load_config
     from distgen.models.official import OfficialCheckpointError, read_official
-    from distgen.train.checkpoint import CheckpointError, list_checkpoints
+    from distgen.train.checkpoint import RunFolderError, list_checkpoints
 
     if kind not in KINDS:
         raise ConfigError(f"distgen import: kind must be one of {KINDS}, got {kind!r}")
     out = Path(out)
     if list_checkpoints(out / "checkpoints"):
-        raise CheckpointError(f"{out} already holds checkpoints; import into a new --out")
+        raise RunFolderError(f"{out} already holds checkpoints; import into a new --out")
     ckpt = read_official(checkpoint)
     if kind == "scdfm-official":
         from distgen.models.official import scdfm as sc_map

@@ -52,6 +52,14 @@ class CheckpointConfigError(CheckpointError):
     exit_code = EXIT_USAGE
 
 
+class RunFolderError(CheckpointError):
+    """An ``--out`` or ``--resume`` that does not fit the run folder's checkpoints: a folder that already holds
+    checkpoints given without ``--resume``, or ``--resume`` on a folder that holds none (exit code 2: a usage error,
+    the checkpoints themselves are fine)."""
+
+    exit_code = EXIT_USAGE
+
+
 def fingerprint(config: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of the settings that define a training trajectory."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -31,6 +31,7 @@ from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import FILES as CHECKPOINT_FILES
 from distgen.train.checkpoint import (
     CheckpointError,
+    RunFolderError,
     check_state_compatible,
     config_diff,
     fingerprint,
@@ -128,9 +129,9 @@ def _train_model(
     env = D.env_from_torchrun()
     has_ckpt = bool(list_checkpoints(out / "checkpoints"))
     if has_ckpt and resume is False:
-        raise CheckpointError(f"{out} already holds checkpoints; pass --resume to continue that run or choose a new --out")
+        raise RunFolderError(f"{out} already holds checkpoints; pass --resume to continue that run or choose a new --out")
     if resume is True and not has_ckpt:
-        raise CheckpointError(f"--resume: {out} holds no checkpoint to resume from")
+        raise RunFolderError(f"--resume: {out} holds no checkpoint to resume from")
     source = resume_source(out, resume)  # the checkpoint a resume continues (refusing one that would overwrite later work)
     if dataset is None:
         split_file = None

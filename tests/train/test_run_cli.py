@@ -67,7 +67,7 @@ def test_same_config_and_seed_same_weights(run, tmp_path):
 def test_existing_run_needs_resume_and_same_config(run, capsys):
     root, cfg = run
     out = str(root / "run")
-    assert main(["train", str(cfg), "train.lr=0.002", "--out", out]) == 1
+    assert main(["train", str(cfg), "train.lr=0.002", "--out", out]) == 2  # a usage error (RunFolderError), was 1
     assert "--resume" in capsys.readouterr().err
     assert main(["train", str(cfg), "train.lr=0.5", "train.steps=6", "--out", out, "--resume"]) == 2  # another config: a config error
     assert "train.lr" in capsys.readouterr().err
