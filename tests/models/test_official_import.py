@@ -182,7 +182,7 @@ def test_import_writes_a_run_that_predict_uses(tmp_path):
 
     pred = ad.read_h5ad(tmp_path / "pred.h5ad")
     assert pred.n_vars == len(GENES) and np.isfinite(pred.X).all()
-    assert main(args) == 1  # a second import into the same run directory is refused
+    assert main(args) == 2  # a second import into the same run directory is refused (a usage error, RunFolderError)
     panel = tmp_path / "panel.txt"
     panel.write_text("g9\ng2\ng5\n")
     assert main(["predict", str(run), "--out", str(tmp_path / "p3.h5ad"), "--real", str(tmp_path / "r3.h5ad"), "--genes", str(panel)]) == 0
