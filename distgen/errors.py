@@ -137,6 +137,31 @@ _REPR.maxstring = _REPR.maxother = 60
 _REPR.maxlong = 40
 
 
+class NonFiniteSamplesError(DistgenError, FloatingPointError):
+    """Generated cells hold NaN or inf (exit code 1); the message points at the checkpoint."""
+
+
+def check_finite_samples(cells: Any, what: str, checkpoint: str | Path | None = None) -> None:
+    """Raise ``NonFiniteSamplesError`` if ``cells`` (a tensor or array) hold NaN/inf, suggesting to check the checkpoint.
+
+    ``what`` names the group (``"condition A+B @ K562"``); ``checkpoint`` the weights that produced them. The one check
+    of both predictors, the in-memory ``distgen.pipeline.predict`` and the streaming ``distgen.data.disk_predict``.
+    """
+    import numpy as np
+
+    x = cells.detach().cpu().numpy() if hasattr(cells, "detach") else np.asarray(cells)  # a torch tensor, or anything numpy reads
+    finite = np.isfinite(x)
+    if finite.all():
+        return
+    bad = int((~finite).sum())
+    source = f"checkpoint {str(checkpoint)!r}" if checkpoint is not None else "the model's weights"
+    raise NonFiniteSamplesError(
+        f"{bad} of {x.size} generated values are NaN or inf for {what}. Check {source}: train loss and metrics.csv for "
+        "divergence, an earlier checkpoint (--checkpoint), raw instead of EMA weights (--weights raw), or more/smaller "
+        "sampling steps"
+    )
+
+
 def short(value: Any, limit: int = SHORT_LIMIT) -> str:
     """``repr(value)`` in bounded time and space (nested containers and long strings elided).
 

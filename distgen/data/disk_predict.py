@@ -18,7 +18,7 @@ from distgen.data.disk_split import split_rows
 from distgen.data.groups import Group, control_draw, group_seed, held_out_groups
 from distgen.data.schema import PerturbationSchema
 from distgen.data.split import Split
-from distgen.errors import InputDataError
+from distgen.errors import InputDataError, check_finite_samples
 from distgen.seeds import label_seed
 from distgen.types.layout import file_label
 
@@ -67,6 +67,7 @@ def predict_to_disk(
     max_cells: int | None = None,
     split: Split | None = None,
     part: str = "test",
+    weights: str | Path | None = None,
 ) -> Path:
     """Generate every perturbed group of an on-disk AnnData (of a split's ``part``), written chunk by chunk.
 
@@ -92,6 +93,9 @@ def predict_to_disk(
     ``split`` (``distgen.data.disk_split.disk_split`` of this file) predicts only the perturbed cells of its ``part``,
     as ``Dataset.groups(part)`` does in memory: from the part's held-out controls of each context and batch when the
     split holds some out, else from its training controls.
+
+    NaN or inf in a group's generated cells is a ``NonFiniteSamplesError`` naming the group and ``weights`` (the
+    checkpoint they came from, when given), as in memory: nothing is written to ``out`` (the partial file is removed).
     """
     from distgen.data.layout import CONTROL, ChunkedWriter
 
@@ -131,6 +135,7 @@ def predict_to_disk(
                     pred = model.predict(control, torch.ones(k, set_size, dtype=torch.bool), labels).float().cpu().numpy()
                     kept = min(k * set_size, n - first * set_size)
                     x = pred.reshape(k * set_size, -1)[:kept]
+                    check_finite_samples(x, f"condition {g.condition} @ {g.context}{f' (batch {g.batch})' if with_batch else ''}", weights)
                     writer.append(x, [label] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
         used = np.unique(np.concatenate([g.controls for g in groups]))
         ctx = np.asarray(info.contexts, dtype=object)[lab.context.numpy()]

@@ -213,7 +213,8 @@ class ChunkedWriter:
 
     ``append(rows, conditions, contexts, kind, batches)`` adds rows (``conditions`` already in the file's
     labels: ``CONTROL`` for controls); on a clean exit the file (dense ``X``, ``obs`` with
-    ``PERT_COL``, ``CELLTYPE_COL``, ``BATCH_COL`` when ``with_batch``, and ``KIND_COL``) replaces ``path`` atomically.
+    ``PERT_COL``, ``CELLTYPE_COL``, ``BATCH_COL`` when ``with_batch``, and ``KIND_COL``) replaces ``path`` atomically;
+    on an error the partial file is removed and ``path`` stays as it was.
     """
 
     def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024, with_batch: bool = False,
@@ -270,6 +271,8 @@ class ChunkedWriter:
             self._file.close()
         if exc_type is None:
             self._tmp.replace(self.path)
+        else:  # a half-written file is no prediction: nothing is left behind (the target, if any, is untouched)
+            self._tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from distgen.config import sci_number
 from distgen.errors import EXIT_USAGE, DiskFullError, DistgenError, free_space, short
+from distgen.errors import NonFiniteSamplesError, check_finite_samples  # noqa: F401  (their home until 2026-12-05)
 from distgen.train.state_io import atomic_write_text, load_state, publish_dir, read_json, save_state, write_json
 
 FORMAT = 1
@@ -343,27 +344,3 @@ def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: st
             + ("Or train a new run" if legacy else
                f"Restore {source} (the training config is under 'config' in {ckpt.path / 'state.json'}) or train a new run")
         )
-
-
-class NonFiniteSamplesError(DistgenError, FloatingPointError):
-    """Generated cells hold NaN or inf (exit code 1); the message points at the checkpoint."""
-
-
-def check_finite_samples(cells: Any, what: str, checkpoint: str | Path | None = None) -> None:
-    """Raise ``NonFiniteSamplesError`` if ``cells`` (a tensor or array) hold NaN/inf, suggesting to check the checkpoint.
-
-    ``what`` names the group (``"condition A+B @ K562"``); ``checkpoint`` the weights that produced them.
-    """
-    import numpy as np
-
-    x = cells.detach().cpu().numpy() if isinstance(cells, Tensor) else np.asarray(cells)
-    finite = np.isfinite(x)
-    if finite.all():
-        return
-    bad = int((~finite).sum())
-    source = f"checkpoint {str(checkpoint)!r}" if checkpoint is not None else "the model's weights"
-    raise NonFiniteSamplesError(
-        f"{bad} of {x.size} generated values are NaN or inf for {what}. Check {source}: train loss and metrics.csv for "
-        "divergence, an earlier checkpoint (--checkpoint), raw instead of EMA weights (--weights raw), or more/smaller "
-        "sampling steps"
-    )

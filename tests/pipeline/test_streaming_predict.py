@@ -157,3 +157,31 @@ def test_a_split_part_streams_as_it_predicts_in_memory(donors, tmp_path, holdout
         starts = {r.tobytes() for r in out.X[~gen]}
         held = {r.tobytes() for r in ad.read_h5ad(donors)[sorted(held_ctrl)].X}
         assert bool(starts & held) == bool(holdout_controls)  # the part's held-out controls, where the split has some
+
+
+class _InfInOneGroup:
+    """Hands back its control cells, with inf in the cells of the conditions with atom B (A+B comes first; a model diverged on some groups)."""
+
+    def __init__(self, b_code):
+        self.b_code = b_code
+
+    def predict(self, control, mask, labels):
+        out = control.clone()
+        hit = (labels.perturbation == self.b_code).any(-1)
+        out[hit, :, 2] = float("inf")
+        return out
+
+
+def test_non_finite_streamed_cells_are_refused_naming_the_group_and_nothing_is_written(donors, tmp_path):
+    """predict_to_disk wrote NaN/inf cells as a prediction (the in-memory predictor refuses them): now the same
+    NonFiniteSamplesError, naming the group and the checkpoint, and neither ``out`` nor a partial file is left."""
+    from distgen.errors import NonFiniteSamplesError
+
+    disk = DiskCells(donors, PerturbationSchema.from_dict(SCHEMA))
+    model = _InfInOneGroup(disk.info.perturbations.index("B"))
+    out = tmp_path / "pred.h5ad"
+    with pytest.raises(NonFiniteSamplesError, match=r"generated values are NaN or inf for condition A\+B @ ct1 \(batch b1\)\. Check checkpoint 'runs/a/ckpt'"):
+        predict_to_disk(model, disk, out, set_size=4, weights="runs/a/ckpt")
+    assert list(tmp_path.iterdir()) == []
+    predict_to_disk(_InfInOneGroup(10**6), disk, out, set_size=4)  # a finite model writes its prediction
+    assert np.isfinite(ad.read_h5ad(out).X).all()
