@@ -29,7 +29,10 @@ from torch import Tensor
 
 from distgen.config import sci_number
 from distgen.errors import EXIT_USAGE, DiskFullError, DistgenError, free_space, short
-from distgen.errors import NonFiniteSamplesError, check_finite_samples  # noqa: F401  (their home until 2026-12-05)
+
+# NonFiniteSamplesError and check_finite_samples lived here until 2026-12-05 (distgen.errors now, for the streaming predictor)
+from distgen.errors import NonFiniteSamplesError as NonFiniteSamplesError
+from distgen.errors import check_finite_samples as check_finite_samples
 from distgen.train.state_io import atomic_write_text, load_state, publish_dir, read_json, save_state, write_json
 
 FORMAT = 1
