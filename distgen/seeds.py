@@ -1,17 +1,24 @@
-"""Seeds derived from a run's seed and labels, so that a draw depends on what it is for and nothing else.
+"""Seeds and orders derived from what a draw is for, so that it depends on that and nothing else.
 
 A prediction's noise for one (condition, context, batch) group, or the ceiling's half-split of one
 perturbation, should be the same whichever other groups are processed beside it and in whatever order
 the rows come. ``label_seed`` gives such a seed: a hash of the labels (BLAKE2b, stable across processes
-and Python versions, unlike ``hash``) mixed with the seed by numpy's ``SeedSequence``.
+and Python versions, unlike ``hash``) mixed with the seed by numpy's ``SeedSequence``. A seeded shuffle of
+a set of cells is only as canonical as the order it starts from: ``content_order`` (``content_keys``) orders
+cells by their values, so the same cells in another row (or gene) order are drawn alike (the ceiling's halves,
+``distgen.evaluation.ceiling``; the control cells a prediction and the baselines start from, ``distgen.data.groups``).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
 
 
 def label_seed(seed: int, labels: Sequence[str], stream: int = 0) -> int:
@@ -21,4 +28,52 @@ def label_seed(seed: int, labels: Sequence[str], stream: int = 0) -> int:
     return int(state[0] >> np.uint64(1))
 
 
-__all__ = ["label_seed"]
+def _gene_multipliers(genes: Sequence[str]) -> np.ndarray:
+    """An odd 64-bit number per gene, from its name (BLAKE2b)."""
+    return np.array([int.from_bytes(hashlib.blake2b(str(g).encode(), digest_size=8).digest(), "little") | 1 for g in genes],
+                    dtype=np.uint64)
+
+
+def content_keys(X: Any, genes: Sequence[str]) -> np.ndarray:
+    """``[N]`` uint64 keys of the rows of ``X [N, G]`` (a tensor, array or scipy sparse matrix) from their float32 values.
+
+    The key of a row is ``sum_j bits(x_j) * m(gene_j)`` modulo 2**64, ``m`` an odd 64-bit number from the gene's
+    name: a sum, so the column order does not enter it, and a zero (``+0.0`` or ``-0.0``) adds nothing, so a sparse
+    matrix gets the keys of its dense form without being densified. Identical rows get equal keys; distinct rows
+    collide with probability about 2**-64.
+    """
+    mult = _gene_multipliers(genes)
+    if sp.issparse(X):
+        m = sp.csr_matrix(X)
+        data = np.asarray(m.data, dtype=np.float32) + np.float32(0.0)  # -0.0 hashes as 0.0
+        with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
+            terms = data.view(np.uint32).astype(np.uint64) * mult[m.indices]
+            total = np.concatenate([np.zeros(1, dtype=np.uint64), np.cumsum(terms, dtype=np.uint64)])
+            return total[m.indptr[1:]] - total[m.indptr[:-1]]  # type: ignore[no-any-return]
+    x = X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
+    keys = np.empty(x.shape[0], dtype=np.uint64)
+    step = 1024
+    buf = np.empty((min(step, x.shape[0]), len(mult)), dtype=np.uint64)  # one buffer for every block
+    with np.errstate(over="ignore"):
+        for start in range(0, x.shape[0], step):
+            block = np.asarray(x[start : start + step], dtype=np.float32) + np.float32(0.0)
+            out = buf[: block.shape[0]]
+            np.multiply(block.view(np.uint32), mult, out=out)
+            keys[start : start + block.shape[0]] = out.sum(1, dtype=np.uint64)
+    return keys
+
+
+def content_order(X: Any, genes: Sequence[str]) -> Tensor:
+    """``[N]`` ranks of the rows of ``X [N, G]`` by ``content_keys``: an order that does not depend on the row or gene order.
+
+    A canonical order of a set of cells: the same cells in another row order, or with their genes in
+    another column order, get the same ranks. Identical rows tie (and are interchangeable; ties keep the
+    row order).
+    """
+    order = np.argsort(content_keys(X, genes), kind="stable")
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return torch.from_numpy(ranks)
+
+
+__all__ = ["content_keys", "content_order", "label_seed"]

@@ -13,46 +13,19 @@ perturbations are scored beside it, and whatever the order of the rows or genes 
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from distgen.seeds import content_order as content_order  # moved to distgen.seeds: also the order of a prediction's control cells
 from distgen.seeds import label_seed
 
 
 def group_generator(seed: int, label: str) -> torch.Generator:
     """A generator for one group's shuffle, seeded by ``seed`` and the group's ``label`` only."""
     return torch.Generator().manual_seed(label_seed(seed, (label,)))
-
-
-def content_order(X: Tensor, genes: Sequence[str]) -> Tensor:
-    """``[N]`` ranks of the rows of ``X [N, G]`` by a hash of their (float32) values that does not depend on the gene order.
-
-    A canonical order of a set of cells: the same cells in another row order, or with their genes in
-    another column order, get the same ranks. The hash is ``sum_j bits(x_j) * m(gene_j)`` modulo 2**64,
-    ``m`` an odd 64-bit number from the gene's name: a sum, so the column order does not enter it.
-    Identical rows tie (and are interchangeable); distinct rows tie with probability about 2**-64.
-    """
-    mult = np.array([int.from_bytes(hashlib.blake2b(str(g).encode(), digest_size=8).digest(), "little") | 1 for g in genes],
-                    dtype=np.uint64)
-    x = X.detach().cpu().numpy()
-    keys = np.empty(x.shape[0], dtype=np.uint64)
-    step = 1024
-    buf = np.empty((min(step, x.shape[0]), len(mult)), dtype=np.uint64)  # one buffer for every block
-    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-        for start in range(0, x.shape[0], step):
-            block = np.asarray(x[start : start + step], dtype=np.float32) + np.float32(0.0)  # -0.0 hashes as 0.0
-            out = buf[: block.shape[0]]
-            np.multiply(block.view(np.uint32), mult, out=out)
-            keys[start : start + block.shape[0]] = out.sum(1, dtype=np.uint64)
-    order = np.argsort(keys, kind="stable")
-    ranks = np.empty(len(order), dtype=np.int64)
-    ranks[order] = np.arange(len(order))
-    return torch.from_numpy(ranks)
 
 
 def half_split(codes: Tensor, seed: int | torch.Generator, labels: Mapping[int, str] | None = None,
