@@ -44,9 +44,11 @@ def norman_pair(folder: str) -> dict[str, str]:
     import torch
 
     from distgen.data import layout
+    from distgen.data.groups import draw_order
     from distgen.data.prepared import control_draw
     from distgen.datasets import norman_k562
     from distgen.models import models
+    from distgen.seeds import content_keys
     from distgen.types import labels_in, vocabulary
 
     a = norman_k562()
@@ -80,6 +82,7 @@ def norman_pair(folder: str) -> dict[str, str]:
     def to_labels(names: list[str]) -> Any:
         return labels_in(info, [real_cells.atoms(p) for p in names], [info.contexts[0]] * len(names), [info.batches[0]] * len(names))
     ctrl = torch.from_numpy(np.asarray(X[ctrl_idx[half:]], dtype=np.float32))
+    ctrl = ctrl[torch.from_numpy(draw_order(content_keys(ctrl, genes)))]  # the pool in the order control_draw's positions refer to
     canonical = dict(zip(labels[real_rows].tolist(), real_cells.conditions.tolist()))  # the file's label -> the condition read
     xs, labs = [], []
     for p in pairs:  # predict each pair from the held-out controls, as many cells as the truth has, drawn as distgen draws them

@@ -6,6 +6,7 @@ the file in pieces and written chunk by chunk (``docs/scale.md``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,22 @@ from distgen.data.groups import Group, control_draw, group_seed, held_out_groups
 from distgen.data.schema import PerturbationSchema
 from distgen.data.split import Split
 from distgen.errors import InputDataError, check_finite_samples
-from distgen.seeds import label_seed
+from distgen.seeds import content_keys, label_seed
 from distgen.types.layout import file_label
 
 __all__ = ["disk_groups", "predict_to_disk"]
 
 
 def disk_groups(cells: DiskCells, pool: np.ndarray, max_cells: int | None = None, rows: np.ndarray | None = None,
-                fallback: np.ndarray | None = None) -> list[Group]:
+                fallback: np.ndarray | None = None, keys: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Group]:
     """The perturbed (condition, context, batch) groups of ``cells`` (of ``rows`` when given) with their control pools.
 
     The rule of the in-memory path (``distgen.data.groups.held_out_groups``, as ``Dataset.groups``), with the
     control cells of ``pool`` as each context and batch's own, or, where ``pool`` has none of a context (and batch),
     those of ``fallback`` (a split part's held-out controls first, its training controls else, as in memory): the
-    same file held in memory gives the same groups.
+    same file held in memory gives the same groups. Each pool (and a group's cells that ``max_cells`` caps) is taken
+    in ``draw_order`` of its cells' values: ``keys`` (sorted rows -> ``distgen.seeds.content_keys``) gives them, by
+    default read from the file.
     """
     info = cells.info
     ctx = np.asarray(info.contexts, dtype=object)[cells.labels.context.numpy()]
@@ -51,7 +54,10 @@ def disk_groups(cells: DiskCells, pool: np.ndarray, max_cells: int | None = None
     pert = np.flatnonzero(~cells.is_control)
     if rows is not None:
         pert = pert[np.isin(pert, rows)]
-    return held_out_groups(pert, conditions, ctx, bat, own_controls, max_cells)
+    if keys is None:
+        def keys(rows: np.ndarray) -> np.ndarray:
+            return content_keys(cells.read(rows), info.genes)
+    return held_out_groups(pert, conditions, ctx, bat, own_controls, keys, max_cells)
 
 
 def predict_to_disk(
@@ -74,7 +80,7 @@ def predict_to_disk(
     Groups, control cells and random draws follow the in-memory prediction (``distgen.pipeline.predict``): each
     (condition, context, batch) group of ``source`` (``disk_groups``) gets as many generated cells as it
     has real ones (``max_cells``: at most that many per condition in a context, a fixed random subset over
-    its batches), in sets of ``set_size``, from the control cells ``control_draw`` picks in the control
+    its batches, drawn in the order of the cells' values: the cells of a capped condition are read once for it), in sets of ``set_size``, from the control cells ``control_draw`` picks in the control
     cells of its own context and batch (a batch without any borrows those of the context's other batches),
     labelled with its batch. Each group is one ``model.predict`` call of its sets under the seed
     ``group_seed(seed, condition, context, batch, 1)``, as in memory: its cells depend on the seed and its labels
@@ -105,16 +111,32 @@ def predict_to_disk(
     info, lab = cells.info, cells.labels
     if split is None:
         pool_rows = control_rows(cells, control_pool, seed, set_size)
-        groups = disk_groups(cells, pool_rows, max_cells)
     else:
         inside, train = split_rows(cells, split, part), split_rows(cells, split, "train")
         held, trained = inside[cells.is_control[inside]], train[cells.is_control[train]]
         pool_rows = control_rows(cells, control_pool, seed, set_size, within=np.concatenate([held, trained]))
-        groups = disk_groups(cells, pool_rows[np.isin(pool_rows, held)], max_cells, inside, pool_rows[np.isin(pool_rows, trained)])
+    pool = sp.vstack([cells.read(pool_rows[i : i + 16384]) for i in range(0, pool_rows.size, 16384)], format="csr")
+    pool_keys = content_keys(pool, info.genes)
+
+    def keys(rows: np.ndarray) -> np.ndarray:
+        """The pool's keys for its rows; a capped group's cells are read (in blocks) for theirs."""
+        at = np.searchsorted(pool_rows, rows)
+        pooled = at < pool_rows.size
+        pooled[pooled] = pool_rows[at[pooled]] == rows[pooled]
+        out = np.zeros(rows.size, dtype=np.uint64)
+        out[pooled] = pool_keys[at[pooled]]
+        rest = np.flatnonzero(~pooled)
+        for i in range(0, rest.size, 16384):
+            out[rest[i : i + 16384]] = content_keys(cells.read(rows[rest[i : i + 16384]]), info.genes)
+        return out
+
+    if split is None:
+        groups = disk_groups(cells, pool_rows, max_cells, keys=keys)
+    else:
+        groups = disk_groups(cells, pool_rows[np.isin(pool_rows, held)], max_cells, inside, pool_rows[np.isin(pool_rows, trained)], keys)
     if not groups:
         where = "" if split is None else f" in split part {part!r}"
         raise InputDataError(f"{cells.path} has no perturbed cells{where} to predict")
-    pool = sp.vstack([cells.read(pool_rows[i : i + 16384]) for i in range(0, pool_rows.size, 16384)], format="csr")
     with_batch = len(info.batches) > 1
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
     with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter) as writer:

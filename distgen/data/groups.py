@@ -5,8 +5,10 @@ batch), each from the control cells of its own context and batch; a batch withou
 of the context borrows the controls of the context's other batches (``Group.other_batches``).
 ``held_out_groups`` applies this rule to rows of any table (``Dataset.groups`` in memory, the
 streaming predictor ``distgen.data.disk_predict.predict_to_disk`` on disk), and ``control_draw`` picks,
-per group, which control cells of its pool a prediction of ``n`` cells starts from. Both are pure
-functions of labels and row indices, so the two paths give the same groups and the same draws.
+per group, which control cells of its pool a prediction of ``n`` cells starts from: positions in the pool
+taken in the order of the cells' values (``draw_order``: ``distgen.seeds.content_keys``, the order the
+ceiling's half-splits use), so the same cells in another row order of the file give the same draws. Both are
+pure functions of labels and cell values, so the two paths give the same groups and the same draws.
 ``group_seed`` seeds a group's own random draws (a model's noise, drawn library sizes) from the run's
 seed and the group's labels, so a group gets the same draws whichever other groups are predicted with it.
 """
@@ -27,7 +29,8 @@ from distgen.seeds import label_seed
 class Group:
     """One held-out condition in one context and batch: its real cells and the control cells it is predicted from.
 
-    ``cells`` and ``controls`` are row indices into the dataset; ``condition`` is canonical (``A+B``).
+    ``cells`` (ascending) and ``controls`` are row indices into the dataset; ``controls`` are in ``draw_order``
+    (by their values), the order ``control_draw``'s positions refer to. ``condition`` is canonical (``A+B``).
     ``other_batches`` is True when the batch has no control cell of the context, so ``controls`` are
     control cells of the context from other batches (``Dataset.groups``).
     """
@@ -50,8 +53,18 @@ def group_seed(seed: int, condition: str, context: str, batch: str, stream: int 
     return label_seed(seed, (condition, context, batch), stream)
 
 
+def draw_order(keys: np.ndarray) -> np.ndarray:
+    """Positions of a set of cells (a control pool, a capped group's cells) in the order of their values, from their ``keys``.
+
+    ``keys``: ``distgen.seeds.content_keys`` of the cells. Ascending keys, so the order is the cells' and not the
+    file's rows'; identical cells (equal keys) keep the given order and are interchangeable. ``control_draw``'s
+    positions refer to a pool in this order.
+    """
+    return np.argsort(np.asarray(keys), kind="stable")
+
+
 def control_draw(pool_size: int, n: int, condition: str, context: str, batch: str) -> np.ndarray:
-    """Positions in a group's control pool of the ``n`` control cells its prediction starts from.
+    """Positions in a group's control pool (in ``draw_order``) of the ``n`` control cells its prediction starts from.
 
     The pool in a random order, repeated (each pass reshuffled) when ``n`` exceeds it, so no control is
     used twice before every one is used once. Seeded by the group's labels only: a model and every
@@ -71,6 +84,7 @@ def held_out_groups(
     contexts: np.ndarray,
     batches: np.ndarray,
     own_controls: Callable[[str, str | None], np.ndarray],
+    keys: Callable[[np.ndarray], np.ndarray],
     max_cells: int | None = None,
 ) -> list[Group]:
     """The (condition, context, batch) groups of the perturbed ``rows``, sorted, with their control pools.
@@ -84,9 +98,15 @@ def held_out_groups(
     own_controls
         ``(context, batch)`` -> sorted row indices of the control cells of that context and batch
         (``batch=None``: of the context, any batch); empty when there are none.
+    keys
+        Sorted rows -> their ``distgen.seeds.content_keys`` (on the genes predicted): each control pool is put in
+        ``draw_order``, so that ``control_draw`` picks the same cells whatever the row order of the table, and a
+        capped group's cells are drawn in that order too. Asked for the control pools, and for the cells of a
+        (condition, context) only when ``max_cells`` caps it.
     max_cells
         At most this many cells per condition in a context, over its batches: a fixed random subset
-        (seeded by the labels), so the kept cells keep the batch mix of the real ones.
+        (seeded by the labels, drawn from the cells in ``draw_order``, so the same cells whatever the row order),
+        so the kept cells keep the batch mix of the real ones.
 
     A group is predicted from ``own_controls(context, batch)``; when that is empty, from the union of
     the pools of the context's other batches among the groups, else from ``own_controls(context, None)``
@@ -99,25 +119,32 @@ def held_out_groups(
     order = np.argsort(pair, kind="stable")
     bounds = np.flatnonzero(np.diff(pair[order])) + 1
     bat = np.asarray(batches, dtype=str)
-    keys = []
+    found = []
     for members in np.split(order, bounds) if rows.size else []:
         cond, ctx = str(cond_names[pair[members[0]] // len(ctx_names)]), str(ctx_names[pair[members[0]] % len(ctx_names)])
         cells = rows[np.sort(members)]
         if max_cells is not None and len(cells) > max_cells:
             rng = np.random.default_rng(zlib.crc32(f"{cond}\x1f{ctx}".encode()))
-            cells = np.sort(rng.choice(cells, max_cells, replace=False))
-        keys += [(cond, ctx, str(b), cells[bat[cells] == b]) for b in sorted(set(bat[cells].tolist()))]
-    pools = {(ctx, b): own_controls(ctx, b) for _, ctx, b, _ in keys}
+            cells = np.sort(rng.choice(cells[draw_order(keys(cells))], max_cells, replace=False))
+        found += [(cond, ctx, str(b), cells[bat[cells] == b]) for b in sorted(set(bat[cells].tolist()))]
+
+    def ordered(pool: np.ndarray) -> np.ndarray:
+        return pool[draw_order(keys(pool))] if pool.size else pool
+
+    pools = {(ctx, b): own_controls(ctx, b) for _, ctx, b, _ in found}
+    drawn: dict[tuple[str, str | None], np.ndarray] = {k: ordered(p) for k, p in pools.items()}
     groups = []
-    for cond, ctx, b, cells in keys:
-        pool = pools[(ctx, b)]
+    for cond, ctx, b, cells in found:
+        pool = drawn[(ctx, b)]
         if pool.size == 0:
-            lent = [p for (c, _), p in pools.items() if c == ctx and p.size]
-            pool = np.unique(np.concatenate(lent)) if lent else own_controls(ctx, None)
+            if (ctx, None) not in drawn:  # one borrowed pool per context
+                lent = [p for (c, _), p in pools.items() if c == ctx and p.size]
+                drawn[(ctx, None)] = ordered(np.unique(np.concatenate(lent)) if lent else own_controls(ctx, None))
+            pool = drawn[(ctx, None)]
         if pool.size == 0:
             raise InputDataError(f"no control cells of context {ctx!r} to predict {cond!r} from")
         groups.append(Group(cond, ctx, b, cells, pool, other_batches=pools[(ctx, b)].size == 0))
     return groups
 
 
-__all__ = ["Group", "control_draw", "group_seed", "held_out_groups"]
+__all__ = ["Group", "control_draw", "draw_order", "group_seed", "held_out_groups"]

@@ -28,6 +28,7 @@ from distgen.data.sampler import condition_groups
 from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.data.split import Split
 from distgen.errors import DistgenWarning, InputDataError
+from distgen.seeds import content_keys
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
 from distgen.wording import counted, listing
 
@@ -330,7 +331,23 @@ class Dataset:
                     return ctrl[keep]  # type: ignore[no-any-return]
             return train_ctrl[:0]  # type: ignore[no-any-return]
 
-        return held_out_groups(pert, _canonical_conditions(data), data.contexts, data.batches, own_controls, self.max_cells)
+        return held_out_groups(pert, _canonical_conditions(data), data.contexts, data.batches, own_controls, self.content_keys,
+                               self.max_cells)
+
+    def content_keys(self, rows: np.ndarray) -> np.ndarray:
+        """``distgen.seeds.content_keys`` of the cells ``rows`` (on the dataset's genes): the order of a group's control
+        pool and of a capped group's cells (``distgen.data.groups.draw_order``). Each cell's key is computed once."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if "_content_keys" not in self.__dict__:
+            n = len(self.data.is_control)
+            self.__dict__["_content_keys"] = (np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=bool))
+        keys, known = self.__dict__["_content_keys"]
+        todo = np.unique(rows[~known[rows]])
+        for i in range(0, todo.size, 4096):
+            block = todo[i : i + 4096]
+            keys[block] = content_keys(self.data.table.X[torch.from_numpy(block)], self.data.info.genes)
+        known[todo] = True
+        return keys[rows]  # type: ignore[no-any-return]
 
     def control_pool(self, groups: Sequence[Group]) -> np.ndarray:
         """Sorted indices of every control cell some group is predicted from."""

@@ -9,7 +9,8 @@ batch has none there), the same pool the model generated from (``Dataset.groups`
 
 A closed-form baseline shifts the control cells it is given, so each group gets ``n`` real control
 cells of its pool: ``control_draw``'s, the very cells a generated prediction of the group starts from
-(distinct while the pool lasts, seeded by the group's labels). Its prediction then carries the real
+(distinct while the pool lasts, seeded by the group's labels, taken in the order of the cells' values, so a truth
+file's row order does not change them). Its prediction then carries the real
 spread of the controls, and a model and a baseline differ only by what they do with the same cells.
 """
 
@@ -21,11 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from distgen.data.groups import draw_order
 from distgen.data.prepared import Dataset, control_draw
 from distgen.errors import InputDataError
 from distgen.evaluation.io import check_scale
 from distgen.models import models
 from distgen.models.base import FittedModel
+from distgen.seeds import content_keys
 from distgen.types import Cells, CellTable, ConditionLabels, DataInfo, labels_in, vocabulary
 
 #: Baselines scored by default (``control`` needs no training cells; the others do): the references a 2026
@@ -40,10 +43,15 @@ Labeller = Callable[[list[str], list[str], list[str]], ConditionLabels]
 
 
 def control_pool(truth: Cells, context: str, batch: str) -> torch.Tensor:
-    """``[n, G]`` the truth's control cells of ``context`` and ``batch``, or of ``context`` when ``batch`` has none there."""
+    """``[n, G]`` the truth's control cells of ``context`` and ``batch``, or of ``context`` when ``batch`` has none there.
+
+    In ``draw_order`` (by their values, as a prediction's pool), so ``control_draw`` picks the same cells whatever the
+    row order of the truth file.
+    """
     own = truth.is_control & (truth.contexts == context)
     mine = own & (truth.batches == batch)
-    return truth.X[torch.from_numpy(np.flatnonzero(mine if mine.any() else own))]
+    x = truth.X[torch.from_numpy(np.flatnonzero(mine if mine.any() else own))]
+    return x[torch.from_numpy(draw_order(content_keys(x, truth.genes)))]
 
 
 @torch.no_grad()
