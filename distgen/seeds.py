@@ -38,25 +38,20 @@ def content_keys(X: Any, genes: Sequence[str]) -> np.ndarray:
     """``[N]`` uint64 keys of the rows of ``X [N, G]`` (a tensor, array or scipy sparse matrix) from their float32 values.
 
     The key of a row is ``sum_j bits(x_j) * m(gene_j)`` modulo 2**64, ``m`` an odd 64-bit number from the gene's
-    name: a sum, so the column order does not enter it, and a zero (``+0.0`` or ``-0.0``) adds nothing, so a sparse
-    matrix gets the keys of its dense form without being densified. Identical rows get equal keys; distinct rows
+    name: a sum, so the column order does not enter it; a zero (``+0.0`` or ``-0.0``) adds nothing. A sparse matrix
+    gets the keys of its dense form, densified a block of rows at a time (at most 4 million values). Identical rows get equal keys; distinct rows
     collide with probability about 2**-64.
     """
     mult = _gene_multipliers(genes)
-    if sp.issparse(X):
-        m = sp.csr_matrix(X)
-        data = np.asarray(m.data, dtype=np.float32) + np.float32(0.0)  # -0.0 hashes as 0.0
-        with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-            terms = data.view(np.uint32).astype(np.uint64) * mult[m.indices]
-            total = np.concatenate([np.zeros(1, dtype=np.uint64), np.cumsum(terms, dtype=np.uint64)])
-            return total[m.indptr[1:]] - total[m.indptr[:-1]]  # type: ignore[no-any-return]
-    x = X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
+    sparse = sp.issparse(X)
+    x = sp.csr_matrix(X) if sparse else X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
     keys = np.empty(x.shape[0], dtype=np.uint64)
-    step = 1024
+    step = max(1, min(1024, 4_000_000 // max(len(mult), 1)))  # a block's buffer: at most 32 MB
     buf = np.empty((min(step, x.shape[0]), len(mult)), dtype=np.uint64)  # one buffer for every block
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
         for start in range(0, x.shape[0], step):
-            block = np.asarray(x[start : start + step], dtype=np.float32) + np.float32(0.0)
+            rows = x[start : start + step]
+            block = np.asarray(rows.toarray() if sparse else rows, dtype=np.float32) + np.float32(0.0)  # -0.0 hashes as 0.0
             out = buf[: block.shape[0]]
             np.multiply(block.view(np.uint32), mult, out=out)
             keys[start : start + block.shape[0]] = out.sum(1, dtype=np.uint64)
