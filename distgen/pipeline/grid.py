@@ -22,10 +22,16 @@ class Run:
     variant: str
     seed: int
     overrides: tuple[str, ...]
+    former: str = ""  # the variant's name under the folder naming before 2026-12-05 ("": the same name)
 
     @property
     def slug(self) -> str:
         return f"{self.variant}__seed{self.seed}"
+
+    @property
+    def former_slug(self) -> str:
+        """The run's folder name before 2026-12-05 (values written as YAML: ``'nan'``, ``[64, 64]``, ``1.0e-05``)."""
+        return f"{self.former or self.variant}__seed{self.seed}"
 
 
 def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
@@ -111,8 +117,10 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
         overrides = tuple(f"{k}={_fmt(v)}" for k, v in zip(keys, combo))
         label_parts = [f"{_label_key(k, keys)}={_label(v)}" for k, v in zip(keys, combo)]
         variant = _slug(",".join(label_parts)) if label_parts else "base"
+        former = _slug(",".join(f"{_label_key(k, keys)}={_fmt(v)}" for k, v in zip(keys, combo))) if keys else "base"
         for s in seed_list:
-            runs.append(Run(variant=variant, seed=s, overrides=(*overrides, f"{SEED_KEY}={s}")))
+            runs.append(Run(variant=variant, seed=s, overrides=(*overrides, f"{SEED_KEY}={s}"),
+                            former=former if former != variant else ""))
     folders: dict[str, list[Run]] = {}
     for r in runs:  # case folded: on a case-insensitive file system (macOS, Windows) name=A and name=a are one folder
         folders.setdefault(r.slug.casefold(), []).append(r)

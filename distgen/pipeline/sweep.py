@@ -209,6 +209,38 @@ def check_keeps_finished_runs(out: Path, runs: Sequence[Run]) -> None:
         )
 
 
+def adopt_former_folders(out: Path, runs: Sequence[Run]) -> list[str]:
+    """Rename the run folders of a sweep started before 2026-12-05 to the names its runs have now; returns the notes.
+
+    Folders were then named from each value as YAML writes it (the string ``nan`` as ``-nan-``, the list ``[64, 64]``
+    as ``-64,-64``, ``1e-5`` as ``-1.0e-05``); under the names of ``distgen.pipeline.grid`` such a run was not found,
+    so a finished one made the sweep refuse its folder and an unfinished one was trained again from scratch. A folder
+    in use by another process is refused (``RunLockedError``), as is a run that has a folder under both names.
+    """
+    runs_dir = out / "runs"
+    if not runs_dir.is_dir():
+        return []
+    current = {r.slug for r in runs}
+    notes = []
+    for r in runs:
+        old, new = runs_dir / r.former_slug, runs_dir / r.slug
+        if not r.former or r.former_slug in current or not old.is_dir():
+            continue
+        if new.exists():
+            raise ConfigError(
+                f"{out}: run {r.slug} has two folders, runs/{r.former_slug} (its name before 2026-12-05) and runs/{r.slug}; "
+                f"keep the one to continue (move the other out of {runs_dir}) and run the sweep again"
+            )
+        with RunLock(old, "sweep"):  # not while a run of it is still going
+            pass
+        old.rename(new)
+        notes.append(f"runs/{r.former_slug} -> runs/{r.slug}")
+    if notes:
+        print(f"note: {out}: {len(notes)} run folder(s) renamed to the folder naming of 2026-12-05 (values as read, lists "
+              f"joined by +): {'; '.join(notes[:4])}{' ...' if len(notes) > 4 else ''}", file=sys.stderr)
+    return notes
+
+
 def check_cells(config: str | Path, runs: Sequence[Run], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The run document of every cell (as ``distgen run`` will record it), all checked (``distgen.pipeline.checks``)."""
     from distgen.pipeline.checks import check_sweep
@@ -233,6 +265,7 @@ def _sweep(
 ) -> SweepResult:
     from distgen.pipeline.experiment import check_same_experiment
 
+    adopt_former_folders(out, runs)
     for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
         check_same_experiment(out / "runs" / r.slug, docs[r.slug])
     check_keeps_finished_runs(out, runs)

@@ -230,6 +230,45 @@ def test_run_folder_names_read_as_their_values(values, folders):
     assert all(r.overrides[0].startswith("x=") and "numpy" not in r.overrides[0] for r in runs)
 
 
+#: Run folders a sweep of this grid wrote before 2026-12-05 (each value as YAML writes it, then slugged) and now.
+FORMER = {"description=-nan-,x-sizes=-64,-64__seed0": "description=nan,x-sizes=64+64__seed0",
+          "description=-nan-,x-sizes=-1.0e-05__seed0": "description=nan,x-sizes=1e-05__seed0",
+          "description=good,x-sizes=-64,-64__seed0": "description=good,x-sizes=64+64__seed0",
+          "description=good,x-sizes=-1.0e-05__seed0": "description=good,x-sizes=1e-05__seed0"}
+OLD_GRID = {"description": ["nan", "good"], "x-sizes": [[64, 64], [1.0e-5]]}
+
+
+def test_a_sweep_started_under_the_former_folder_names_continues_in_them(tmp_path, base, capsys):
+    """A sweep begun before 2026-12-05 named run folders from YAML (``-nan-``, ``-64,-64``): resuming it did not find them,
+    so it refused the folder as holding runs of another grid ('give a grid that includes them'), or, with no run finished,
+    trained every run again from scratch. Now its folders are renamed, finished runs skipped, unfinished ones continued."""
+    assert {r.former_slug: r.slug for r in expand(OLD_GRID)} == FORMER
+    out = tmp_path / "sw"
+    sweep(base, OLD_GRID, out, runner=FakeRunner(), progress=False)
+    for old, new in FORMER.items():  # the folders as the former naming left them
+        (out / "runs" / new).rename(out / "runs" / old)
+    (out / "runs" / "description=good,x-sizes=-64,-64__seed0" / "DONE").unlink()  # one run was still going
+    (out / "runs" / "description=good,x-sizes=-64,-64__seed0" / "checkpoint-marker").write_text("kept")
+    capsys.readouterr()
+    runner = FakeRunner()
+    res = sweep(base, OLD_GRID, out, runner=runner, progress=False)
+    assert "4 run folder(s) renamed" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(FORMER.values())
+    assert runner.calls == ["description=good,x-sizes=64+64__seed0"] and len(res.skipped) == 3  # continued, in its folder
+    assert (out / "runs" / "description=good,x-sizes=64+64__seed0" / "checkpoint-marker").read_text() == "kept"
+    assert len(list(csv.DictReader((out / "results.csv").open()))) == 4 * len(PERTS)
+
+
+def test_a_run_with_a_folder_under_both_names_is_refused_saying_which(tmp_path, base):
+    out = tmp_path / "sw"
+    sweep(base, OLD_GRID, out, runner=FakeRunner(), progress=False)
+    (out / "runs" / "description=-nan-,x-sizes=-64,-64__seed0").mkdir()
+    runner = FakeRunner()
+    with pytest.raises(ConfigError, match=r"two folders, runs/description=-nan-,x-sizes=-64,-64__seed0 \(its name before"):
+        sweep(base, OLD_GRID, out, runner=runner, progress=False)
+    assert runner.calls == []
+
+
 @pytest.mark.parametrize("values", [[float("nan")], [np.float64("nan"), 1.0]])
 def test_a_nan_grid_value_is_refused_naming_the_axis(values):
     with pytest.raises(ConfigError, match=r"grid axis 'train.lr' holds NaN"):
