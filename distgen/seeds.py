@@ -44,7 +44,7 @@ def content_keys(X: Any, genes: Sequence[str]) -> np.ndarray:
     """
     mult = _gene_multipliers(genes)
     sparse = sp.issparse(X)
-    x = sp.csr_matrix(X) if sparse else X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
+    x: Any = sp.csr_matrix(X) if sparse else X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
     keys = np.empty(x.shape[0], dtype=np.uint64)
     step = max(1, min(1024, 4_000_000 // max(len(mult), 1)))  # a block's buffer: at most 32 MB
     buf = np.empty((min(step, x.shape[0]), len(mult)), dtype=np.uint64)  # one buffer for every block
