@@ -74,6 +74,7 @@ def predict_to_disk(
     split: Split | None = None,
     part: str = "test",
     weights: str | Path | None = None,
+    real: str | Path | None = None,
 ) -> Path:
     """Generate every perturbed group of an on-disk AnnData (of a split's ``part``), written chunk by chunk.
 
@@ -99,6 +100,10 @@ def predict_to_disk(
     ``split`` (``distgen.data.disk_split.disk_split`` of this file) predicts only the perturbed cells of its ``part``,
     as ``Dataset.groups(part)`` does in memory: from the part's held-out controls of each context and batch when the
     split holds some out, else from its training controls.
+
+    ``real`` also writes the ground truth in the same layout, chunk by chunk: each group's real cells (those it mirrors,
+    ``max_cells`` applied), then the same control cells, the truth ``distgen evaluate --pred OUT --real REAL`` scores
+    the prediction against (as ``distgen predict --real`` writes it in memory).
 
     NaN or inf in a group's generated cells is a ``NonFiniteSamplesError`` naming the group and ``weights`` (the
     checkpoint they came from, when given), as in memory: nothing is written to ``out`` (the partial file is removed).
@@ -138,6 +143,17 @@ def predict_to_disk(
         where = "" if split is None else f" in split part {part!r}"
         raise InputDataError(f"{cells.path} has no perturbed cells{where} to predict")
     with_batch = len(info.batches) > 1
+    used = np.unique(np.concatenate([g.controls for g in groups]))
+    ctx = np.asarray(info.contexts, dtype=object)[lab.context.numpy()]
+    bat = np.asarray(info.batches, dtype=object)[lab.batch.numpy()]
+
+    def write_controls(writer: ChunkedWriter) -> None:
+        """The real control cells the groups were predicted from, after a file's groups."""
+        for i in range(0, used.size, 16384):
+            rows = used[i : i + 16384]
+            writer.append(pool[np.searchsorted(pool_rows, rows)].toarray(), [CONTROL] * rows.size, ctx[rows].tolist(), "control",
+                          bat[rows].tolist())
+
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
     with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter) as writer:
         with torch.no_grad():
@@ -159,11 +175,13 @@ def predict_to_disk(
                     x = pred.reshape(k * set_size, -1)[:kept]
                     check_finite_samples(x, f"condition {g.condition} @ {g.context}{f' (batch {g.batch})' if with_batch else ''}", weights)
                     writer.append(x, [label] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
-        used = np.unique(np.concatenate([g.controls for g in groups]))
-        ctx = np.asarray(info.contexts, dtype=object)[lab.context.numpy()]
-        bat = np.asarray(info.batches, dtype=object)[lab.batch.numpy()]
-        for i in range(0, used.size, 16384):
-            rows = used[i : i + 16384]
-            writer.append(pool[np.searchsorted(pool_rows, rows)].toarray(), [CONTROL] * rows.size, ctx[rows].tolist(), "control",
-                          bat[rows].tolist())
+        write_controls(writer)
+    if real is not None:
+        with ChunkedWriter(real, info.genes, chunk_rows=1024, with_batch=with_batch, combo_delimiter=delimiter, kind="real") as truth:
+            for g in groups:
+                label = file_label(g.condition, info.control_label, delimiter)
+                for i in range(0, len(g.cells), 16384):
+                    rows = g.cells[i : i + 16384]
+                    truth.append(cells.read(rows).toarray(), [label] * rows.size, [g.context] * rows.size, "real", [g.batch] * rows.size)
+            write_controls(truth)
     return Path(out)

@@ -218,8 +218,9 @@ class ChunkedWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024, with_batch: bool = False,
-                 combo_delimiter: str = COMBO) -> None:
+                 combo_delimiter: str = COMBO, kind: str = "pred") -> None:
         self.path = Path(path)
+        self.kind = kind  # uns["distgen"]["kind"]: "pred" (a model's cells) or "real"
         self.combo_delimiter = combo_delimiter
         self.genes = [str(g) for g in genes]
         self.chunk_rows = chunk_rows
@@ -265,7 +266,7 @@ class ChunkedWriter:
                                    index=pd.Index([f"cell{i}" for i in range(len(self.conditions))], dtype=object))
                 write_elem(self._file, "obs", obs)
                 write_elem(self._file, "var", pd.DataFrame(index=pd.Index(self.genes, dtype=object)))
-                meta = {"scale": "lognorm", "kind": "pred", "pert_col": PERT_COL, "control": CONTROL}
+                meta = {"scale": "lognorm", "kind": self.kind, "pert_col": PERT_COL, "control": CONTROL}
                 write_elem(self._file, "uns", {"distgen": {**meta, **({DELIMITER_KEY: self.combo_delimiter} if self.combo_delimiter != COMBO else {})}})
         finally:
             self._file.close()

@@ -189,3 +189,29 @@ def test_non_finite_streamed_cells_are_refused_naming_the_group_and_nothing_is_w
     assert list(tmp_path.iterdir()) == []
     predict_to_disk(_InfInOneGroup(10**6), disk, out, set_size=4)  # a finite model writes its prediction
     assert np.isfinite(ad.read_h5ad(out).X).all()
+
+
+def test_real_writes_the_truth_of_the_streamed_groups_as_in_memory_and_evaluate_scores_the_pair(donors, tmp_path, capsys):
+    """``predict_to_disk(real=)``: each group's real cells (the capped subset), then the controls, the in-memory truth's
+    cells group for group, in the prediction's layout, so ``distgen evaluate`` scores a streamed prediction."""
+    from distgen.cli import main
+    from distgen.data.disk_split import disk_split
+
+    split = {"kind": "random_conditions", "test_conditions": ["B", "A+B"], "val_frac": 0.0, "seed": 0}
+    ds = Dataset.load({"dataset": donors, "schema": SCHEMA, "set_size": 4, "split": split}).capped(5)
+    disk = DiskCells(donors, ds.data.schema)
+    pred, real = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+    predict_to_disk(ControlBaseline(), disk, pred, set_size=4, split=disk_split(disk, **split), max_cells=5, real=real)
+    truth, written = ds.truth(), ad.read_h5ad(real)
+    assert written.uns["distgen"]["kind"] == "real" and written.n_obs == len(truth)
+    kinds = written.obs["distgen_kind"].astype(str).to_numpy()
+    assert set(kinds[: int((~truth.is_control).sum())]) == {"real"} and set(kinds[int((~truth.is_control).sum()):]) == {"control"}
+    got = _by_group(written.X, written.obs)
+    mem: dict = {}
+    for key, row in zip(zip(np.where(truth.is_control, "non-targeting", truth.conditions), truth.contexts, truth.batches), truth.X.numpy()):
+        mem.setdefault(tuple(map(str, key)), []).append(row)
+    assert got.keys() == mem.keys()
+    for key, rows in mem.items():
+        assert sorted(map(bytes, np.stack(rows))) == sorted(map(bytes, got[key])), key
+    assert main(["evaluate", "--pred", str(pred), "--real", str(real), "--out", str(tmp_path / "ev"), "--no-plots", "--quiet",
+                 "--metrics", "mse"]) == 0, capsys.readouterr().err
