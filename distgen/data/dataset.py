@@ -35,6 +35,7 @@ from distgen.data.expression import (
     resolve_scale,
     to_dense_float32,
 )
+from distgen.data.foreign import DEPTH_FACTOR, depth_mismatches, gene_hint, missing_columns_message, unknown_labels_message
 from distgen.data.h5ad import in_memory
 from distgen.data.memory import check_dense_fits
 from distgen.data.schema import PerturbationSchema
@@ -326,17 +327,21 @@ class PerturbationData:
         bat = list(batches) if batches is not None else [self.info.batches[0]] * n
         return _labels(atoms, [tuple(1.0 for _ in a) for a in atoms], np.array(ctx, dtype=object), np.array(bat, dtype=object), self.info)
 
-    def check_genes(self, genes: Sequence[str]) -> None:
-        """Raise unless ``genes`` equal this dataset's genes, in order."""
+    def check_genes(self, genes: Sequence[str], var: pd.DataFrame | None = None) -> None:
+        """Raise unless ``genes`` equal this dataset's genes, in order (``var``: the other file's gene table, for a hint)."""
         genes = [str(g) for g in genes]
         if genes == list(self.info.genes):
             return
         ours, theirs = set(self.info.genes), set(genes)
+        if ours == theirs:
+            raise InputDataError(f"gene names differ from the training data: the same {len(ours)} genes in another order; reindex the input to the training "
+                                 f"genes (adata[:, genes], genes: the training gene names in their order)")
+        unknown, missing = sorted(theirs - ours), [g for g in self.info.genes if g not in theirs]
         raise InputDataError(
-            f"gene names differ from the training data: {len(theirs - ours)} unknown (e.g. {sorted(theirs - ours)[:5]}), "
-            f"{len(ours - theirs)} missing (e.g. {sorted(ours - theirs)[:5]})"
-            + (", same set but different order" if ours == theirs else "")
-            + "; reindex the input to the training genes (adata[:, genes])"
+            f"gene names differ from the training data: {len(missing)} of the {len(ours)} training genes are missing "
+            f"(e.g. {missing[:5]})" + (f", {len(unknown)} are not training genes (e.g. {unknown[:5]})" if unknown else "")
+            + ". A model reads every training gene, by name: the input must hold all of them (filling missing ones with "
+            "zeros would feed the model values it never saw)." + gene_hint(genes, self.info.genes, var)
         )
 
     def encode(self, adata: ad.AnnData) -> CellTable:
@@ -350,7 +355,7 @@ class PerturbationData:
         schema = self.schema
         missing = [c for c in schema.required_columns() if c not in adata.obs.columns]
         if missing:
-            raise InputKeyError(f"obs column(s) {missing} required by the training schema are missing; available: {list(adata.obs.columns)}")
+            raise InputKeyError(missing_columns_message(adata.obs, schema, self.info, missing))
         adata = in_memory(adata)
         keep = handle_missing_labels(adata.obs, schema, "the cells to encode")
         if keep is not None:
@@ -358,7 +363,7 @@ class PerturbationData:
         x, genes, kind = read_expression(adata, schema.expression)
         check_unique_genes(genes)  # which copy of a duplicated gene to read would be a guess
         if not set(self.info.genes) <= set(genes):
-            self.check_genes(genes)
+            self.check_genes(genes, expression_var(adata, schema.expression) if kind == "genes" else None)
         # only the training genes are made dense (a control file may hold every gene of the assay)
         check_dense_fits(x.shape[0], self.info.n_genes, x.nnz if sp.issparse(x) else None, "the cells to encode")
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)
@@ -379,8 +384,29 @@ class PerturbationData:
             dense = to_dense_float32(x[:, pd.Index(genes).get_indexer(list(self.info.genes))], copy=False)
         atoms = parse_atoms(adata.obs, schema, genes)
         doses = parse_doses(adata.obs, schema, atoms)
-        labels = _labels(atoms, doses, context_labels(adata.obs, schema.context_cols), batch_labels(adata.obs, schema.batch_col), self.info)
-        return CellTable(torch.from_numpy(dense), labels, self.info, {"scale": "log" if scale == "counts" and schema.normalize else scale})
+        contexts, batches = context_labels(adata.obs, schema.context_cols), batch_labels(adata.obs, schema.batch_col)
+        unknown = unknown_labels_message(atoms, contexts.tolist(), batches.tolist(), schema, self.info)
+        if unknown:
+            raise InputKeyError(unknown)
+        labels = _labels(atoms, doses, contexts, batches, self.info)
+        out_scale = "log" if scale == "counts" and schema.normalize else scale
+        if kind == "genes" and out_scale == "log" and self.table.meta.get("scale") == "log":
+            self._warn_depth(torch.from_numpy(dense), contexts, np.array([not a for a in atoms], dtype=bool))
+        return CellTable(torch.from_numpy(dense), labels, self.info, {"scale": out_scale})
+
+    def _warn_depth(self, cells: torch.Tensor, contexts: np.ndarray, control: np.ndarray) -> None:
+        """Warn when encoded log1p ``cells`` [N, G] sit on another depth scale than this dataset's cells of their context."""
+        off = depth_mismatches(cells, contexts, control, self.table.X, self.contexts, self.is_control)
+        if off:
+            shown = "; ".join(f"{ctx}: {a:.4g} vs {b:.4g}" for ctx, a, b in off[:5])
+            warn(
+                f"the cells to encode are on another scale than the training cells: the median of sum(expm1(x)) per cell "
+                f"differs by more than {DEPTH_FACTOR:g}x in {counted(len(off), 'context')} ({shown}; controls compared with "
+                "controls where both have some). Log1p of counts normalised to another total (normalize_total's target_sum, "
+                "CPM, the data median) or values not log-transformed as the training cells were would be read as the same "
+                "expression: normalise them as the training file was (or give raw counts, which are normalised with "
+                f"target_sum {self.schema.target_sum:g} when the schema's scale reads counts)",
+            )
 
     def groups(self, include_control: bool = False) -> dict[tuple[str, str, str], np.ndarray]:
         """``(condition, context, batch) -> cell indices``."""

@@ -1,0 +1,161 @@
+"""Cells of another file read in a trained dataset's terms (``PerturbationData.encode``): what differs, and how to fix it.
+
+A trained run knows its genes (by name), its schema's ``obs`` columns and the atoms, contexts and batches
+of its training file. Cells from another file (a new experiment, a new donor) must name the same
+columns, genes and labels; these helpers turn a mismatch into a message that names the likely fix
+(a renamed column, gene names in a ``var`` column, a label that differs only in case, another control
+label), and check that the values sit on the training cells' scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from distgen.data.conditions import control_like_atoms
+from distgen.data.schema import PerturbationSchema
+from distgen.types import DataInfo
+from distgen.wording import listing
+
+#: A context whose cells' median ``sum(expm1(x))`` differs from the training cells' of that context by more than
+#: this factor (either way) warns. Within one file, (condition, context) groups of the bundled Norman panel reach
+#: 0.6-3.1x their context's median (a CRISPRa target is a panel gene); another ``normalize_total`` target (1e4 vs
+#: CPM, or the data median) moves every cell by 10-100x.
+DEPTH_FACTOR = 4.0
+#: Cells per context whose totals are compared (evenly spaced): a median, not every cell.
+DEPTH_SAMPLE = 2000
+
+
+def missing_columns_message(obs: pd.DataFrame, schema: PerturbationSchema, info: DataInfo, missing: Sequence[str]) -> str:
+    """Error text for ``obs`` columns the training schema reads that ``obs`` lacks, naming a column that holds their labels."""
+    known: dict[str, set[str]] = {}
+    for col in schema.perturbation_cols:
+        known[col] = set(info.perturbations) | set(schema.control_labels)
+    if len(schema.context_cols) == 1:
+        known[schema.context_cols[0]] = set(info.contexts)
+    if schema.batch_col is not None:
+        known[schema.batch_col] = set(info.batches)
+    renames = {}
+    for col in missing:
+        vocab = known.get(col)
+        if not vocab:
+            continue
+        for other in obs.columns:
+            if other in schema.required_columns() or other in renames:
+                continue
+            values = {str(v).strip() for v in pd.unique(obs[other].astype(str))}
+            parts = {a.strip() for v in values for a in v.split(schema.combo_delimiter)} if col in schema.perturbation_cols else values
+            if parts & vocab and len(parts & vocab) >= 0.5 * len(parts):
+                renames[str(other)] = col
+                break
+    hint = (f" Column(s) {list(renames)} hold the training labels of {list(renames.values())}: rename them, "
+            f"adata.obs = adata.obs.rename(columns={renames!r})") if renames else (
+        " Rename the columns of your file that hold these labels: adata.obs = adata.obs.rename(columns={'yours': 'training name'})")
+    single_context = schema.context_cols if len(schema.context_cols) == 1 else ()
+    constant = [c for c in missing if c not in renames.values() and (c in single_context or c == schema.batch_col)]
+    if constant:
+        col = constant[0]
+        labels = info.contexts if col in single_context else info.batches
+        hint += (f". Cells of one {'context' if col in single_context else 'batch'} can carry it as a constant column, "
+                 f"e.g. adata.obs[{col!r}] = {labels[0]!r} (one of {listing(list(labels)[:10])})")
+    return (f"obs column(s) {list(missing)} required by the training schema are missing; available: {list(obs.columns)}. "
+            f"The trained run reads perturbations from {list(schema.perturbation_cols)}"
+            + (f", contexts from {list(schema.context_cols)}" if schema.context_cols else "")
+            + (f", batches from {schema.batch_col!r}" if schema.batch_col else "") + "." + hint)
+
+
+def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[str], batches: Sequence[str],
+                           schema: PerturbationSchema, info: DataInfo) -> str | None:
+    """Error text for perturbations, contexts or batches the trained run has no id for (None when every label is known)."""
+    parts = []
+    unknown_atoms = sorted({a for cell in atoms for a in cell} - set(info.perturbations))
+    if unknown_atoms:
+        controls = control_like_atoms(unknown_atoms, schema)
+        hints = []
+        if controls:
+            hints.append(f"{listing(controls)} look(s) like control labels, but the training schema marks controls with "
+                         f"{list(schema.control_labels)}: relabel them, e.g. adata.obs[{schema.perturbation_cols[0]!r}] = "
+                         f"adata.obs[{schema.perturbation_cols[0]!r}].replace({{{controls[0]!r}: {schema.control_labels[0]!r}}})")
+        hints += _case_hints([a for a in unknown_atoms if a not in controls], info.perturbations)
+        folded = {p.lower() for p in info.perturbations}
+        others = [a for a in unknown_atoms if a not in controls and a.lower() not in folded]
+        parts.append(f"{_unknown('perturbation', unknown_atoms)} (not in the training file)"
+                     + (": the run has no label id for them, so it cannot predict them (its vocabulary is the training "
+                        "file's; a perturbation never in that file needs a model trained with it, or with a conditioner "
+                        "that embeds it from its name, in its data)" if others else "")
+                     + "".join(f"; {h}" for h in hints))
+    for name, values, vocab in (("context", contexts, info.contexts), ("batch", batches, info.batches)):
+        unknown = sorted(set(values) - set(vocab))
+        if unknown:
+            hints = _case_hints(unknown, vocab)
+            parts.append(f"{_unknown(name, unknown)} (not in the training file; known: {listing(list(vocab)[:10])}): "
+                         f"the run has no {name} id for them (a {name} never trained on has no embedding)"
+                         + "".join(f"; {h}" for h in hints))
+    if not parts:
+        return None
+    return "the cells to encode carry labels the trained run does not know: " + "; ".join(parts)
+
+
+def _unknown(kind: str, names: Sequence[str]) -> str:
+    plural = {"batch": "batches"}.get(kind, kind + "s") if len(names) > 1 else kind
+    return f"unknown {plural} " + ", ".join(repr(n) for n in names[:8]) + (f" ... ({len(names)} in all)" if len(names) > 8 else "")
+
+
+def _case_hints(unknown: Sequence[str], vocab: Sequence[str]) -> list[str]:
+    folded = {v.lower(): v for v in vocab}
+    pairs = [(u, folded[u.lower()]) for u in unknown if u.lower() in folded]
+    if not pairs:
+        return []
+    shown = ", ".join(f"{u!r} is {k!r}" for u, k in pairs[:5])
+    return [f"labels are compared with their case: {shown} in the training file (spell them as the training file does)"]
+
+
+def gene_hint(genes: Sequence[str], train: Sequence[str], var: pd.DataFrame | None) -> str:
+    """How to name the genes of another file as the training file does ("" when nothing obvious)."""
+    wanted = set(train)
+    if var is not None:
+        for col in var.columns:
+            if var[col].dtype == object or isinstance(var[col].dtype, pd.CategoricalDtype):
+                values = set(var[col].astype(str))
+                if wanted <= values:
+                    return (f" The training genes are in var column {str(col)!r}: use it as the gene names, "
+                            f"adata.var_names = adata.var[{str(col)!r}].astype(str) (then adata.var_names_make_unique())")
+    folded = {g.upper() for g in genes}
+    if wanted and all(g.upper() in folded for g in wanted):
+        return " The names differ only in case (gene names are compared with their case): name them as the training file does"
+    unversioned = {g.split(".")[0] for g in genes}
+    if wanted and all(g in unversioned for g in wanted):
+        return (" The names carry a version suffix (ENSG00000141510.16) that the training genes do not: strip it, "
+                "adata.var_names = adata.var_names.str.replace(r'\\.\\d+$', '', regex=True)")
+    return ""
+
+
+def depth_mismatches(new: torch.Tensor, new_contexts: np.ndarray, new_control: np.ndarray, train: torch.Tensor,
+                     train_contexts: np.ndarray, train_control: np.ndarray) -> list[tuple[str, float, float]]:
+    """Contexts whose cells are on another depth scale than the training cells: ``(context, new median, training median)``.
+
+    Both ``[N, G]`` are log1p values on the same genes. Per context, the median over cells of ``sum(expm1(x))``
+    (their normalised totals over these genes) is compared, control cells with control cells where both have some
+    (a perturbation can move a group's totals), else every cell; a ratio beyond ``DEPTH_FACTOR`` is a mismatch:
+    log1p of counts normalised to another total, or counts read as log values.
+    """
+    out = []
+    for ctx in pd.unique(new_contexts):
+        mine, theirs = new_contexts == ctx, train_contexts == ctx
+        if not theirs.any():
+            continue
+        if (mine & new_control).any() and (theirs & train_control).any():
+            mine, theirs = mine & new_control, theirs & train_control
+        a, b = _median_total(new, np.flatnonzero(mine)), _median_total(train, np.flatnonzero(theirs))
+        if a > 0 and b > 0 and max(a / b, b / a) > DEPTH_FACTOR:
+            out.append((str(ctx), a, b))
+    return out
+
+
+def _median_total(x: torch.Tensor, rows: np.ndarray) -> float:
+    if len(rows) > DEPTH_SAMPLE:
+        rows = rows[np.linspace(0, len(rows) - 1, DEPTH_SAMPLE).astype(np.int64)]
+    return float(torch.expm1(x[torch.from_numpy(rows)].double()).sum(dim=1).median())
