@@ -16,6 +16,7 @@ import torch
 
 from distgen.data.disk import DiskCells, control_rows
 from distgen.data.disk_split import split_rows
+from distgen.data.foreign import LabelTranslation, in_model_genes
 from distgen.data.groups import Group, control_draw, group_seed, held_out_groups
 from distgen.data.schema import PerturbationSchema
 from distgen.data.split import Split
@@ -112,8 +113,9 @@ def predict_to_disk(
 
     if set_size < 1 or (sets_per_call is not None and sets_per_call < 1) or control_pool < 1:
         raise ValueError(f"need set_size, sets_per_call (or None) and control_pool >= 1; got {set_size}, {sets_per_call}, {control_pool}")
-    cells = source if isinstance(source, DiskCells) else DiskCells(source, schema)
+    cells = in_model_genes(model, source if isinstance(source, DiskCells) else DiskCells(source, schema))
     info, lab = cells.info, cells.labels
+    translate = LabelTranslation.between(model, info)  # the file's label ids as the model's (another file: other vocabularies)
     if split is None:
         pool_rows = control_rows(cells, control_pool, seed, set_size)
     else:
@@ -142,6 +144,8 @@ def predict_to_disk(
     if not groups:
         where = "" if split is None else f" in split part {part!r}"
         raise InputDataError(f"{cells.path} has no perturbed cells{where} to predict")
+    if translate is not None:
+        translate.check([g.condition for g in groups], [g.context for g in groups], [g.batch for g in groups], cells.schema, str(cells.path))
     with_batch = len(info.batches) > 1
     used = np.unique(np.concatenate([g.controls for g in groups]))
     ctx = np.asarray(info.contexts, dtype=object)[lab.context.numpy()]
@@ -168,6 +172,7 @@ def predict_to_disk(
                     picked = np.searchsorted(pool_rows, drawn[first * set_size : (first + k) * set_size])
                     control = torch.from_numpy(pool[picked].toarray()).reshape(k, set_size, -1)
                     labels = lab.index(torch.full((k,), int(g.cells[0]), dtype=torch.long))
+                    labels = labels if translate is None else translate(labels)
                     torch.manual_seed(group_seed(seed, g.condition, g.context, g.batch, 1) if j == 0 else
                                       label_seed(seed, (g.condition, g.context, g.batch, str(j)), 1))
                     pred = model.predict(control, torch.ones(k, set_size, dtype=torch.bool), labels).float().cpu().numpy()

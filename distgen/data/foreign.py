@@ -9,7 +9,9 @@ label), and check that the values sit on the training cells' scale.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,8 +19,11 @@ import torch
 
 from distgen.data.conditions import control_like_atoms
 from distgen.data.schema import PerturbationSchema
-from distgen.types import DataInfo
+from distgen.types import ConditionLabels, DataInfo
 from distgen.wording import listing
+
+if TYPE_CHECKING:
+    from distgen.data.disk import DiskCells
 
 #: A context whose cells' median ``sum(expm1(x))`` differs from the training cells' of that context by more than
 #: this factor (either way) warns. Within one file, (condition, context) groups of the bundled Norman panel reach
@@ -159,3 +164,69 @@ def _median_total(x: torch.Tensor, rows: np.ndarray) -> float:
     if len(rows) > DEPTH_SAMPLE:
         rows = rows[np.linspace(0, len(rows) - 1, DEPTH_SAMPLE).astype(np.int64)]
     return float(torch.expm1(x[torch.from_numpy(rows)].double()).sum(dim=1).median())
+
+
+class LabelTranslation:
+    """Label ids of another file's vocabulary (``theirs``) as ids of a trained model's (``ours``), matched by name.
+
+    A model reads a perturbation, context or batch id as a row of its own ``DataInfo``; a file read on its own
+    (``DiskCells``) numbers its labels by its own sorted vocabulary, so the same id names another atom as soon as
+    the file holds other labels than the training file (a subset of the perturbations, another donor). Names
+    unknown to the model map to ``-1`` and are refused by ``check`` before anything is generated.
+    """
+
+    def __init__(self, ours: DataInfo, theirs: DataInfo) -> None:
+        self.ours, self.theirs = ours, theirs
+        self.maps = {name: _lookup(getattr(ours, name), getattr(theirs, name)) for name in ("perturbations", "contexts", "batches")}
+
+    @classmethod
+    def between(cls, model: object, theirs: DataInfo) -> LabelTranslation | None:
+        """The translation into ``model.info`` (None when the model records no ``info`` or the vocabularies agree)."""
+        ours = getattr(model, "info", None)
+        if not isinstance(ours, DataInfo) or all(getattr(ours, n) == getattr(theirs, n) for n in ("perturbations", "contexts", "batches")):
+            return None
+        return cls(ours, theirs)
+
+    def check(self, conditions: Sequence[str], contexts: Sequence[str], batches: Sequence[str], schema: PerturbationSchema,
+              where: str) -> None:
+        """Raise ``InputKeyError`` when a condition (atoms joined by ``+``), context or batch to predict is unknown to the model."""
+        atoms = [tuple(a for a in c.split("+") if a) for c in conditions]
+        message = unknown_labels_message(atoms, list(contexts), list(batches), schema, self.ours)
+        if message:
+            from distgen.errors import InputKeyError
+
+            raise InputKeyError(message.replace("the cells to encode carry", f"{where} holds"))
+
+    def __call__(self, labels: ConditionLabels) -> ConditionLabels:
+        p = labels.perturbation
+        pert = torch.where(p >= 0, self.maps["perturbations"][p.clamp(min=0)], p)
+        return dataclasses.replace(labels, perturbation=pert, context=self.maps["contexts"][labels.context],
+                                   batch=self.maps["batches"][labels.batch])
+
+
+def _lookup(ours: Sequence[str], theirs: Sequence[str]) -> torch.Tensor:
+    index = {name: i for i, name in enumerate(ours)}
+    return torch.tensor([index.get(name, -1) for name in theirs], dtype=torch.long)
+
+
+def in_model_genes(model: object, cells: DiskCells) -> DiskCells:
+    """``cells`` with their gene columns in ``model.info``'s order (read again by name when the file holds the same genes in
+    another order); ``InputDataError`` when the gene sets differ, since a model reads gene columns by position."""
+    ours = getattr(model, "info", None)
+    if not isinstance(ours, DataInfo) or list(cells.info.genes) == list(ours.genes):
+        return cells
+    from distgen.data.disk import DiskCells
+    from distgen.errors import InputDataError
+
+    theirs = list(cells.info.genes)
+    if set(theirs) == set(ours.genes):
+        return DiskCells(cells.path, cells.schema, genes=ours.genes)
+    missing, extra = [g for g in ours.genes if g not in set(theirs)], sorted(set(theirs) - set(ours.genes))
+    raise InputDataError(
+        f"{cells.path}: its genes are not the model's: " + (f"{len(missing)} of the model's {len(ours.genes)} genes are missing "
+        f"(e.g. {missing[:5]})" if missing else "") + (", " if missing and extra else "")
+        + (f"{len(extra)} are not the model's (e.g. {extra[:5]})" if extra else "")
+        + ". A model reads every gene it was trained on, by column. When the file holds all of them, read those columns: "
+        "DiskCells(path, schema, genes=model.info.genes) (raw counts are then normalised over these genes only: give the "
+        "genes the training cells were normalised over for the same scale)"
+    )
