@@ -318,6 +318,7 @@ class Generator(nn.Module, TrainableModel):
         """
         if control.shape[-1] != self.info.n_genes:
             raise ValueError(f"control cells have {control.shape[-1]} genes; the model was built for {self.info.n_genes}")
+        self._warn_unembedded(labels)
         if genes is not None and not self.backbone.capabilities.gene_subsampling:  # whole panel, then the asked columns
             return self.predict(control, control_mask, labels)[..., genes.to(control.device).long()]
         s = self.input_scale
@@ -349,6 +350,33 @@ class Generator(nn.Module, TrainableModel):
         from distgen.models.preflight import embeddable
 
         return embeddable(self, atoms)
+
+    def _warn_unembedded(self, labels: ConditionLabels) -> None:
+        """Warn (once per atom and model) when ``labels`` name atoms this model cannot embed: their rows were never trained.
+
+        ``distgen.predict`` refuses such conditions before generating (pre-flight, unless ``allow_unembedded``); a direct
+        ``model.predict`` on labels of other cells (``data.labels_for``, ``data.encode``) generated them silently.
+        """
+        from distgen.models.preflight import PreflightWarning, deciders
+
+        ids = labels.perturbation
+        names = [self.info.perturbations[i] for i in torch.unique(ids[ids >= 0]).tolist()]
+        checked: set[str] = self.__dict__.setdefault("_embedding_checked", set())
+        new = [a for a in names if a not in checked]
+        if not new:
+            return
+        checked.update(new)
+        try:
+            parts = ", ".join(name for _, name in deciders(self))
+            bad = [a for a, ok in zip(new, self.can_predict(new)) if not ok]
+        except TypeError:  # no part embeds perturbations: nothing is looked up by atom
+            return
+        if bad:
+            shown = ", ".join(bad[:8]) + (" ..." if len(bad) > 8 else "")
+            warn(f"predict: {shown} cannot be embedded by {parts} (never seen in training, no embedding for them): their cells are "
+                 "generated from untrained embedding rows and mean nothing. distgen.predict and distgen predict refuse such "
+                 "conditions unless allow_unembedded (preflight); check model.can_predict(atoms) before predicting",
+                 PreflightWarning)
 
 
 def stack_conditions(a: Condition, b: Condition) -> Condition:

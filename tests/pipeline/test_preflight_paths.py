@@ -68,6 +68,30 @@ def test_python_fit_and_predict_check_the_split_of_a_dataset():
     assert set(pred.conditions[~pred.is_control]) == set(data.split.test_conditions)
 
 
+def test_model_predict_on_labels_it_cannot_embed_warns_once_per_atom():
+    """model.predict(control, mask, data.data.labels_for([...])) (the README's direct path, and cells of another file
+    read with data.encode) generated a held-out atom from its untrained one-hot row without a word."""
+    import warnings
+
+    import torch
+
+    data = distgen.load_data(**UNSEEN)
+    model = distgen.build(TINY, data)
+    unseen = [a for a, ok in zip(data.info.perturbations, model.can_predict(list(data.info.perturbations))) if not ok]
+    seen = [a for a in data.info.perturbations if a not in unseen]
+    assert unseen and seen
+    control = data.data.table.X[torch.from_numpy(data.data.is_control)][:8][None]
+    mask = torch.ones(1, 8, dtype=torch.bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(control, mask, data.data.labels_for([seen[0]]))  # an embeddable atom: nothing to say
+    with pytest.warns(PreflightWarning, match=rf"predict: {unseen[0]} cannot be embedded by onehot.*untrained embedding rows"):
+        model.predict(control, mask, data.data.labels_for([f"{seen[0]}+{unseen[0]}"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(control, mask, data.data.labels_for([unseen[0]]))  # said once per atom and model
+
+
 def test_fitted_models_have_a_fallback_and_are_noted_not_stopped():
     data = distgen.load_data(**UNSEEN)
     model = distgen.build({"name": "additive"}, data)
