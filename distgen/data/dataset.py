@@ -325,6 +325,9 @@ class PerturbationData:
         n = len(conditions)
         ctx = list(contexts) if contexts is not None else [self.info.contexts[0]] * n
         bat = list(batches) if batches is not None else [self.info.batches[0]] * n
+        unknown = unknown_labels_message(atoms, ctx, bat, self.schema, self.info, "labels_for: the conditions carry")
+        if unknown:
+            raise InputKeyError(unknown)
         return _labels(atoms, [tuple(1.0 for _ in a) for a in atoms], np.array(ctx, dtype=object), np.array(bat, dtype=object), self.info)
 
     def check_genes(self, genes: Sequence[str], var: pd.DataFrame | None = None) -> None:
@@ -385,7 +388,7 @@ class PerturbationData:
         atoms = parse_atoms(adata.obs, schema, genes)
         doses = parse_doses(adata.obs, schema, atoms)
         contexts, batches = context_labels(adata.obs, schema.context_cols), batch_labels(adata.obs, schema.batch_col)
-        unknown = unknown_labels_message(atoms, contexts.tolist(), batches.tolist(), schema, self.info)
+        unknown = unknown_labels_message(atoms, contexts.tolist(), batches.tolist(), schema, self.info, "the cells to encode carry")
         if unknown:
             raise InputKeyError(unknown)
         labels = _labels(atoms, doses, contexts, batches, self.info)

@@ -73,8 +73,11 @@ def missing_columns_message(obs: pd.DataFrame, schema: PerturbationSchema, info:
 
 
 def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[str], batches: Sequence[str],
-                           schema: PerturbationSchema, info: DataInfo) -> str | None:
-    """Error text for perturbations, contexts or batches the trained run has no id for (None when every label is known)."""
+                           schema: PerturbationSchema, info: DataInfo, where: str = "the cells carry") -> str | None:
+    """Error text for perturbations, contexts or batches the trained run has no id for (None when every label is known).
+
+    ``where`` starts the message (``"the cells to encode carry"``, ``"new.h5ad holds"``).
+    """
     parts = []
     unknown_atoms = sorted({a for cell in atoms for a in cell} - set(info.perturbations))
     if unknown_atoms:
@@ -101,7 +104,7 @@ def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[st
                          + "".join(f"; {h}" for h in hints))
     if not parts:
         return None
-    return "the cells to encode carry labels the trained run does not know: " + "; ".join(parts)
+    return f"{where} labels the trained run does not know: " + "; ".join(parts)
 
 
 def _unknown(kind: str, names: Sequence[str]) -> str:
@@ -191,11 +194,11 @@ class LabelTranslation:
               where: str) -> None:
         """Raise ``InputKeyError`` when a condition (atoms joined by ``+``), context or batch to predict is unknown to the model."""
         atoms = [tuple(a for a in c.split("+") if a) for c in conditions]
-        message = unknown_labels_message(atoms, list(contexts), list(batches), schema, self.ours)
+        message = unknown_labels_message(atoms, list(contexts), list(batches), schema, self.ours, f"{where} holds")
         if message:
             from distgen.errors import InputKeyError
 
-            raise InputKeyError(message.replace("the cells to encode carry", f"{where} holds"))
+            raise InputKeyError(message)
 
     def __call__(self, labels: ConditionLabels) -> ConditionLabels:
         p = labels.perturbation

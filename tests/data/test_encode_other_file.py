@@ -159,3 +159,12 @@ def test_log1p_cells_against_counts_training_compare_normalised_totals(tiny_adat
         torch.testing.assert_close(data.encode(same).X, data.table.X)
     with pytest.warns(UserWarning, match="another scale than the training cells"):
         data.encode(cpm)
+
+
+def test_labels_for_names_the_training_spelling_too(data):
+    """labels_for (the labels of a direct model.predict) gave a bare KeyError without the case or control hints of encode."""
+    with pytest.raises(InputKeyError, match=r"labels_for: .*unknown perturbation 'b'.*'b' is 'B'"):
+        data.labels_for(["A+b"])
+    with pytest.raises(InputKeyError, match=r"unknown context 'CT1'.*'CT1' is 'ct1'"):
+        data.labels_for(["A"], contexts=["CT1"])
+    assert data.labels_for(["B+A"]).perturbation.tolist() == data.labels_for(["A+B"]).perturbation.tolist()
