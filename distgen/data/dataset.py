@@ -364,8 +364,12 @@ class PerturbationData:
         if keep is not None:
             adata = adata[keep].copy()
         x, genes, kind = read_expression(adata, schema.expression)
-        check_unique_genes(genes)  # which copy of a duplicated gene to read would be a guess
-        if not set(self.info.genes) <= set(genes):
+        names = pd.Index([str(g) for g in genes])
+        # which copy of a duplicated training gene to read would be a guess; other duplicates (a 10x file's repeated
+        # symbols outside the panel) are only summed into the library size, as every given gene is
+        training = set(self.info.genes)
+        check_unique_genes([g for g in names if g in training])
+        if not training <= set(genes):
             self.check_genes(genes, expression_var(adata, schema.expression) if kind == "genes" else None)
         # only the training genes are made dense (a control file may hold every gene of the assay)
         check_dense_fits(x.shape[0], self.info.n_genes, x.nnz if sp.issparse(x) else None, "the cells to encode")
@@ -384,7 +388,8 @@ class PerturbationData:
         if list(genes) == list(self.info.genes):
             dense = to_dense_float32(x)
         else:  # the training genes' columns (normalised over every gene above): a fresh matrix, made dense alone
-            dense = to_dense_float32(x[:, pd.Index(genes).get_indexer(list(self.info.genes))], copy=False)
+            first = {g: i for i, g in reversed(list(enumerate(names)))}
+            dense = to_dense_float32(x[:, np.array([first[g] for g in self.info.genes], dtype=np.int64)], copy=False)
         atoms = parse_atoms(adata.obs, schema, genes)
         doses = parse_doses(adata.obs, schema, atoms)
         contexts, batches = context_labels(adata.obs, schema.context_cols), batch_labels(adata.obs, schema.batch_col)

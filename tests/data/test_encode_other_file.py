@@ -168,3 +168,16 @@ def test_labels_for_names_the_training_spelling_too(data):
     with pytest.raises(InputKeyError, match=r"unknown context 'CT1'.*'CT1' is 'ct1'"):
         data.labels_for(["A"], contexts=["CT1"])
     assert data.labels_for(["B+A"]).perturbation.tolist() == data.labels_for(["A+B"]).perturbation.tolist()
+
+
+def test_duplicated_names_outside_the_training_genes_are_read(data, tiny_adata):
+    """A file with every gene of the assay repeats some symbols (10x features): encode refused it even when no training
+    gene was repeated. Counts are normalised over every column given, the repeated ones included."""
+    x = np.concatenate([tiny_adata.X, tiny_adata.X[:, :2]], 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata's own "not unique" warning
+        wide = ad.AnnData(x, obs=tiny_adata.obs.copy(), var=pd.DataFrame(index=[*map(str, tiny_adata.var_names), "dup", "dup"]))
+    with pytest.warns(UserWarning, match="counts over 17 genes"):  # another library than the training file's: said as before
+        table = data.encode(wide)
+    expected = np.log1p(x / x.sum(1, keepdims=True) * 1e4)[:, :15]
+    np.testing.assert_allclose(table.X.numpy(), expected, rtol=1e-5, atol=1e-5)
