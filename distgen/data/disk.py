@@ -72,7 +72,9 @@ class DiskCells:
                              "anndata.read_h5ad(path).write_h5ad(new_path)")
         missing = [c for c in self.schema.required_columns() if c not in root["obs"]]
         if missing:
-            raise InputKeyError(f"obs column(s) {missing} named in PerturbationSchema are missing from {self.path}; available: {sorted(root['obs'].keys())}")
+            raise InputKeyError(f"obs column(s) {missing} named in PerturbationSchema are missing from {self.path}; available: "
+                                f"{sorted(root['obs'].keys())}. A file that names them otherwise is read with a schema naming its "
+                                "own columns, the rest kept: dataclasses.replace(schema, perturbation_col=..., context_cols=(...,))")
         obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in self.schema.required_columns()})
         var_names = [str(g) for g in read_elem(root["var"]).index]
         check_unique_genes(var_names)

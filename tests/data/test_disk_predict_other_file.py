@@ -69,3 +69,21 @@ def test_labels_unknown_to_the_model_and_missing_genes_are_refused(model, tmp_pa
         _predict(model, other_ctx, tmp_path / "ctx.h5ad")
     with pytest.raises(InputDataError, match=r"1 of the model's 6 genes are missing \(e\.g\. \['g2'\]\).*genes=model\.info\.genes"):
         _predict(model, _cells()[:, [0, 1, 3, 4, 5]].copy(), tmp_path / "fewer.h5ad")
+
+
+def test_other_obs_column_names_and_control_label_are_mapped_by_the_schema(model, tmp_path):
+    """The file's own column names and control label go in the schema it is read with: the same cells as the original."""
+    import dataclasses
+
+    ref = _predict(model, _cells(), tmp_path / "orig.h5ad")
+    other = _cells()
+    other.obs = other.obs.rename(columns={"condition": "perturbation", "cell_type": "celltype"})
+    other.obs["perturbation"] = other.obs["perturbation"].astype(str).replace({"control": "ctrl"})
+    path = tmp_path / "renamed.h5ad"
+    other.write_h5ad(path)
+    with pytest.raises(InputKeyError, match=r"missing from .*dataclasses\.replace\(schema, perturbation_col="):
+        predict_to_disk(model, path, tmp_path / "renamed_pred.h5ad", set_size=4, schema=SCHEMA)
+    mapped = dataclasses.replace(SCHEMA, perturbation_col="perturbation", context_cols=("celltype",), control_labels=("ctrl",))
+    out = ad.read_h5ad(predict_to_disk(model, path, tmp_path / "renamed_pred.h5ad", set_size=4, schema=mapped))
+    out = out[out.obs["distgen_kind"].astype(str).to_numpy() == "predicted"]
+    np.testing.assert_array_equal(np.asarray(out.X), np.asarray(ref.X))
