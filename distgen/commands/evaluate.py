@@ -64,6 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ceiling", action="store_true", help="skip the half-split ceiling")
     p.add_argument("--ceiling-splits", type=int, default=5, help="seeded disjoint half-splits the ceiling averages over (default 5; "
                    "summary.json reports their band)")
+    p.add_argument("--replicate", choices=("half-split", "extrapolated"), default="half-split",
+                   help="the ceiling's replicate: half-split (default: one half of the real cells against the other, half depth; a "
+                   "perfect model scores above 1) or extrapolated (halves and quarters extrapolated to full depth; a perfect model "
+                   "scores about 1); summary.json records it (docs/metrics.md)")
     p.add_argument("--interpolated", action="store_true", help="also score the interpolated duplicate, a second positive reference "
                    "(the half-split duplicate moved halfway to the non-control mean; docs/metrics.md)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and the HTML report (report.html)")
@@ -71,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--profile", default=None, help="score as a reference profile: celleval2, vcc2026, cell-eval-0.7.6, cell-eval-0.8.2 "
                    "or distgen (see docs/metrics.md); contexts pooled unless --celltype-col; ignores --train, --baselines, "
-                   "--metrics, --no-ceiling, --pool-contexts")
+                   "--metrics, --no-ceiling, --pool-contexts; refuses --replicate extrapolated")
     p.add_argument("--no-target-genes", action="store_true", help="with --profile celleval2/vcc2026/cell-eval-0.7.6: the "
                    "perturbations have no target gene (drugs, cytokines, cell types), as cell-eval2's --no-target-genes: no gene is "
                    "excluded from any score; without it a panel where no label names a gene is refused")
@@ -87,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_flush_denormal(True)
     from distgen.evaluation.report import json_text
     if args.profile is not None:
+        if args.replicate != "half-split":  # the profile's replicate is its reference's definition, never distgen's option
+            from distgen.config import ConfigError
+
+            raise ConfigError(f"--replicate {args.replicate} applies to distgen's own score; --profile {args.profile} scores as its "
+                              "reference defines (vcc2026: cell-eval2's split-half replicate); drop one of the two")
         from distgen.pipeline.profile_eval import evaluate_profile_files  # light: no anndata, no baselines
         from distgen.wording import counted
 
@@ -122,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         baselines=split(args.baselines) or [], metric_names=split(args.metrics), ceiling=not args.no_ceiling,
         seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet, celltype_col=args.celltype_col,
         by_context=not args.pool_contexts, ceiling_splits=args.ceiling_splits, overwrite=args.overwrite,
-        interpolated=args.interpolated,
+        interpolated=args.interpolated, replicate=args.replicate,
     ).summary
     if args.json:
         print(json_text(summary, indent=1))

@@ -5,18 +5,20 @@ by the pipeline from the same data) against the truth; ``ceiling_data`` splits t
 disjoint halves (one plays the prediction). ``summarise`` puts the model's mean metric next to them, with a
 normalised score ``(model - baseline) / (ceiling - baseline)``: 0 = as good as the strongest baseline,
 1 = as good as one half of the data agrees with the other (a perfect model, as deep as the truth, scores
-above 1: ``docs/metrics.md``), < 0 = worse than the baseline.
+above 1: ``docs/metrics.md``), < 0 = worse than the baseline. ``replicate="extrapolated"``
+(``shared_control_data``, ``extrapolated_table``) extrapolates halves and quarters to the truth's depth instead,
+where a perfect model scores about 1.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from distgen.evaluation.ceiling import content_order, half_split
+from distgen.evaluation.ceiling import content_order, half_split, split_parts
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.io import MIN_CELLS, eval_data, flag_invalid
 from distgen.evaluation.metrics import metrics
@@ -73,6 +75,66 @@ def ceiling_data(data: EvalData, seed: int = 0) -> EvalData:
                               f"{2 * MIN_CELLS} real cells ({MIN_CELLS} per half)")
     flag_invalid(new)
     return new
+
+
+#: The replicates the ceiling can be: ``half-split`` (one half of the real cells scored against the other, each
+#: half with its own controls; cell-eval's and distgen's default) and ``extrapolated`` (``extrapolated_tables``).
+REPLICATES = ("half-split", "extrapolated")
+
+
+def shared_control_data(data: EvalData, seed: int, parts: int) -> EvalData:
+    """``EvalData`` of part 1 of ``parts`` disjoint parts of every perturbation's real cells (as "pred") against part 0
+    (as "real"), BOTH sides with all the real control cells, as a model's prediction is scored with the truth's controls.
+
+    The parts are ``floor(n / parts)`` cells of each perturbation (``ceiling.split_parts``, in ``content_order``,
+    seeded by ``seed`` and the label, as ``ceiling_data``); a perturbation with fewer than ``parts * MIN_CELLS`` real
+    cells is NaN with the reason.
+    """
+    pop = data.real
+    codes = pop.codes()
+    if "content_order/perturbed" not in data.cache:  # the same for every split of these cells
+        data.cache["content_order/perturbed"] = content_order(pop.X, data.genes)
+    p0, p1 = split_parts(codes, seed, parts, dict(enumerate(data.perts)), data.cache["content_order/perturbed"])[:2]
+    n_ctrl = int(pop.control.shape[0])
+
+    def side(rows: torch.Tensor) -> Population:
+        return Population.from_codes(torch.cat([pop.control, pop.X[rows]]),
+                                     torch.cat([torch.full((n_ctrl,), -1, dtype=torch.long), codes[rows]]), data.n_perts)
+
+    new = EvalData(real=side(p0), pred=side(p1), perts=data.perts, targets=data.targets, genes=data.genes,
+                   cache={"log1p": data.cache.get("log1p", True)})
+    what = "a half-split" if parts == 2 else f"a split into {parts} parts"
+    for p, n in enumerate(pop.counts.tolist()):
+        if 0 < n < parts * MIN_CELLS:
+            new.invalid[p] = (f"{n} real cell(s): {what} leaves {n // parts} per part; the extrapolated replicate needs at least "
+                              f"{4 * MIN_CELLS} real cells ({MIN_CELLS} per quarter)")
+    flag_invalid(new)
+    return new
+
+
+def extrapolated_table(half: MetricTable, quarter: MetricTable, n_cells: Sequence[int]) -> MetricTable:
+    """The replicate extrapolated to the truth's full depth, per perturbation and metric, from halves and quarters.
+
+    ``H`` (``half``) compares two disjoint halves of a perturbation's ``n`` real cells (``floor(n / 2)`` a side) and
+    ``Q`` (``quarter``) two disjoint quarters (``floor(n / 4)``), both sides with all the real controls
+    (``shared_control_data``). A score whose expectation is ``a + c h`` with ``h = 1 / k`` at ``k`` cells a side
+    (every mean-squared error of pseudobulks, the E-distance and MMD estimators: the noise of a mean of ``k`` cells
+    has covariance ``Sigma / k``) is extrapolated along that line to ``h = 1 / n`` (Richardson extrapolation):
+    ``H + w (H - Q)``, ``w = (1/floor(n/2) - 1/n) / (1/floor(n/4) - 1/floor(n/2))``, i.e. ``(3 H - Q) / 2`` when 4
+    divides ``n``: what ``n`` fresh cells of the same population (a perfect model, as deep as the truth) score, in
+    expectation. For a correlation, a rank or a count the dependence on ``k`` is not linear in ``1 / k`` and the value
+    is an approximation (``docs/metrics.md``, "Calibration of the statistics", measures how close); it is not clipped
+    to the metric's range (a correlation can come out slightly above 1). ``n_cells``: each perturbation's real cells.
+    """
+    weights = []
+    for n in n_cells:
+        h, q = n // 2, n // 4
+        weights.append((1.0 / h - 1.0 / n) / (1.0 / q - 1.0 / h) if q > 0 and h > q else math.nan)
+    values = {}
+    for name, hv in half.values.items():
+        values[name] = [a + w * (a - b) for a, b, w in zip(hv, quarter.values[name], weights)]
+    reasons = {name: {**half.reasons.get(name, {}), **quarter.reasons.get(name, {})} for name in half.values}
+    return MetricTable(perts=half.perts, values=values, reasons=reasons, info=half.info)
 
 
 #: Default weight of the duplicate in the interpolated duplicate (0.5: half way to the mean baseline).

@@ -159,6 +159,10 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
     if sa.get("real") and sb.get("real") and sa["real"] != sb["real"]:
         notes.append(f"the truths are named differently ({sa['real']} vs {sb['real']}); their shared rows have the same "
                      "numbers of real cells")
+    ra, rb = (s.get("replicate") or "half-split" for s in (sa, sb))  # evaluations from before the option: half-split
+    if sa.get("ceiling_splits") and sb.get("ceiling_splits") and ra != rb:
+        notes.append(f"A's ceiling is the {ra} replicate and B's the {rb} one: the margins (the larger replicate spread) "
+                     "and the two summaries' normalised scores are of different replicates (docs/metrics.md)")
     return notes
 
 

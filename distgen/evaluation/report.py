@@ -139,7 +139,11 @@ def markdown(summary: Mapping[str, Any]) -> str:
         + (f" Scored per context: {md.inline(listing(summary['contexts']))}." if summary.get("contexts") else ""),
         "",
         "normalised = (model - strongest baseline) / (ceiling - strongest baseline): 0 = baseline, 1 = ceiling.",
-        "The ceiling compares disjoint halves of the real cells (half depth), so for error metrics it is pessimistic.",
+        ("The ceiling is the extrapolated replicate (halves and quarters of each perturbation's real cells, all controls on "
+         "both sides, extrapolated to the truth's depth): a model drawing fresh cells of the true population scores about 1."
+         if summary.get("replicate") == "extrapolated" else
+         "The ceiling compares disjoint halves of the real cells (half depth), so for error metrics it is pessimistic: "
+         "a model drawing fresh cells of the true population scores above 1."),
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" for _ in head) + "|",

@@ -18,13 +18,19 @@ import torch
 
 from distgen.errors import warn
 from distgen.evaluation.aliases import alias_notes, distinct_references
-from distgen.evaluation.calibration import INTERPOLATION_ALPHA, interpolated_duplicate_data, reference_data, summarise
+from distgen.evaluation.calibration import INTERPOLATION_ALPHA, REPLICATES, interpolated_duplicate_data, reference_data, summarise
 from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import MetricTable, check_row_contexts, context_rows, merge_tables, row_label, run_metrics
 from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table, split_seed
 from distgen.types import ALL, Cells
+
+#: ``summary.json["ceiling"]``: what each replicate is.
+REPLICATE_TEXT = {
+    "half-split": "disjoint half-splits of the real cells",
+    "extrapolated": "disjoint halves and quarters of each perturbation's real cells, all controls on both sides, extrapolated to full depth",
+}
 
 #: Provenance shown at the top of a report (``distgen run`` and ``distgen evaluate`` give file paths).
 SOURCE_KEYS = ("pred", "real", "pert_col", "control", "celltype_col")
@@ -45,6 +51,7 @@ def score(
     ceiling_splits: int = CEILING_SPLITS,
     interpolated: bool = False,
     generated: bool = False,
+    replicate: str = "half-split",
 ) -> Report:
     """Score ``pred`` against ``truth`` next to each reference and the ceiling.
 
@@ -62,6 +69,12 @@ def score(
         seeded half-splits (``distgen.evaluation.uncertainty``): the ceiling table is their mean per
         perturbation, and ``summary.json`` reports each metric's band over splits, a bootstrap interval
         of the model's mean and a paired Wilcoxon test of the model against the strongest baseline.
+    replicate
+        Which replicate the ceiling is (``calibration.REPLICATES``): ``"half-split"`` (default; one half of the
+        real cells against the other, each with its own controls, half depth) or ``"extrapolated"`` (halves and
+        quarters of each perturbation's cells, both sides with all the controls, extrapolated to the truth's
+        depth: a model that draws fresh cells of the true population scores about 1). ``summary.json["replicate"]``
+        records it; the interpolated duplicate stays half-split.
     metrics
         Metric names (default ``distgen.evaluation.DEFAULT_METRICS``).
     interpolated
@@ -86,6 +99,8 @@ def score(
         puts ``metrics.csv``, ``calibration.csv``, ``summary.json``, ``summary.md`` and plots in a folder.
     """
     t0 = time.perf_counter()
+    if replicate not in REPLICATES:
+        raise ValueError(f"replicate must be one of {', '.join(REPLICATES)}, got {replicate!r}")
     references = dict(references or {})
     pred, report_notes = align(pred, truth)
     refs = {}
@@ -127,7 +142,7 @@ def score(
         for name, ref in refs.items():
             ref_tables[name].append(context_rows(run_metrics(reference_data(data, part(ref), truth_c), metrics), label, ctx if many else None))
         if ceiling:
-            ceil_tables.append([context_rows(t, label, ctx if many else None) for t in ceiling_tables(data, metrics, seed, ceiling_splits)])
+            ceil_tables.append([context_rows(t, label, ctx if many else None) for t in ceiling_tables(data, metrics, seed, ceiling_splits, replicate)])
         if interpolated:
             interp_tables.append([context_rows(run_metrics(interpolated_duplicate_data(data, split_seed(seed, i)), metrics), label, ctx if many else None)
                                   for i in range(ceiling_splits)])
@@ -157,7 +172,8 @@ def score(
         "n_genes": len(truth.genes),
         "baselines": list(base_tables),
         "baseline_aliases": aliases,
-        "ceiling": f"disjoint half-splits of the real cells ({ceiling_splits} splits from seed {seed}, averaged)" if ceiling else None,
+        "ceiling": (f"{REPLICATE_TEXT[replicate]} ({ceiling_splits} splits from seed {seed}, averaged)" if ceiling else None),
+        "replicate": replicate if ceiling else None,  # which replicate the ceiling, the normalised score and the band are of
         "ceiling_splits": ceiling_splits if ceiling else 0,
         "seed": seed,  # the ceiling's half-splits and the bootstrap intervals
         "reference_roles": {**{b: "negative" for b in base_tables}, **positive},

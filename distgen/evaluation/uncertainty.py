@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from distgen.evaluation.calibration import ceiling_data
+from distgen.evaluation.calibration import REPLICATES, ceiling_data, extrapolated_table, shared_control_data
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.suite import MetricTable, run_metrics
 from distgen.wording import counted
@@ -46,10 +46,24 @@ def split_seed(seed: int, i: int) -> int:
     return seed if i == 0 else int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
 
 
-def ceiling_tables(data: EvalData, metrics: Sequence[str] | None, seed: int = 0, n_splits: int = CEILING_SPLITS) -> list[MetricTable]:
-    """The ceiling's metric table for each of ``n_splits`` disjoint half-splits of the real cells."""
+def ceiling_tables(data: EvalData, metrics: Sequence[str] | None, seed: int = 0, n_splits: int = CEILING_SPLITS,
+                   replicate: str = "half-split") -> list[MetricTable]:
+    """The ceiling's metric table for each of ``n_splits`` seeded splits of the real cells.
+
+    ``replicate="half-split"`` (default): one disjoint half against the other, each with its own half of the
+    controls (``calibration.ceiling_data``). ``"extrapolated"``: per split, halves and quarters of each
+    perturbation's cells, both sides with all the controls, extrapolated to full depth
+    (``calibration.extrapolated_table``; two metric passes a split).
+    """
     if n_splits < 1:
         raise ValueError(f"ceiling_splits must be >= 1, got {n_splits}")
+    if replicate not in REPLICATES:
+        raise ValueError(f"replicate must be one of {', '.join(REPLICATES)}, got {replicate!r}")
+    if replicate == "extrapolated":
+        n_cells = data.real.counts.tolist()
+        return [extrapolated_table(run_metrics(shared_control_data(data, split_seed(seed, i), 2), metrics),
+                                   run_metrics(shared_control_data(data, split_seed(seed, i), 4), metrics), n_cells)
+                for i in range(n_splits)]
     return [run_metrics(ceiling_data(data, seed=split_seed(seed, i)), metrics) for i in range(n_splits)]
 
 

@@ -47,6 +47,7 @@ def evaluate_files(
     ceiling_splits: int = CEILING_SPLITS,
     overwrite: bool = False,
     interpolated: bool = False,
+    replicate: str = "half-split",
 ) -> Report:
     """Evaluate ``pred`` against ``real`` (``.h5ad`` paths or AnnData) and, with ``out``, write the report there.
 
@@ -69,7 +70,7 @@ def evaluate_files(
         notes = value_notes + notes
         report = score(
             pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
-            notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated,
+            notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate,
             sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control, "celltype_col": info.celltype_col},
             generated="pred" in generated_files(info.kinds),
         )
@@ -87,7 +88,7 @@ def evaluate_files(
 LAYOUT_KEYS = ("pert_col", "control", "celltype_col")
 #: Its other keyword arguments (named in the message for an unknown one).
 EVALUATE_ARGS = ("train", "baselines", "metric_names", "ceiling", "seed", "make_plots", "progress", "by_context", "part",
-                 "ceiling_splits", "overwrite", "interpolated")
+                 "ceiling_splits", "overwrite", "interpolated", "replicate")
 
 
 def evaluate(
@@ -107,6 +108,7 @@ def evaluate(
     ceiling_splits: int = CEILING_SPLITS,
     overwrite: bool = False,
     interpolated: bool = False,
+    replicate: str = "half-split",
     **layout_options: Any,
 ) -> Report:
     """Evaluate a prediction against its truth, next to the baselines and the ceiling (the ``distgen.evaluate`` API).
@@ -135,7 +137,7 @@ def evaluate(
                                       control=layout_options.get("control") or layout.CONTROL)
         return evaluate_files(pred, truth, out, train=train, baselines=baselines, metric_names=metric_names, ceiling=ceiling,
                               seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, overwrite=overwrite,
-                              ceiling_splits=ceiling_splits, interpolated=interpolated, **layout_options)
+                              ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, **layout_options)
     if out is not None:
         check_output_folder(out, "evaluate", overwrite)
     files: dict[str, Cells] = {}  # what was read from files: their values are checked (Cells and a Dataset are the caller's)
@@ -168,7 +170,7 @@ def evaluate(
     notes = check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c) + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
-                   interpolated=interpolated, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))
+                   interpolated=interpolated, replicate=replicate, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))
     if out is not None:
         clear_evaluation(out)
         report.write(out, make_plots)

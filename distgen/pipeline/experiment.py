@@ -31,6 +31,7 @@ from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.errors import warn
+from distgen.evaluation.calibration import REPLICATES
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS
 from distgen.models import models
@@ -53,7 +54,8 @@ from distgen.train.trainer import divergence_message
 from distgen.warned import recorded_warnings
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
-EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated")
+EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated",
+                 "replicate")
 #: Written (last) into an experiment folder once its evaluation is complete.
 DONE_FILE = "DONE"
 
@@ -71,6 +73,8 @@ def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"evaluate.counts must be one of {', '.join(COUNT_MODELS)}, got {ev['counts']!r}")
     if not isinstance(ev.get("interpolated", False), bool):
         raise ConfigError(f"evaluate.interpolated must be true or false, got {ev['interpolated']!r}")
+    if ev.get("replicate", "half-split") not in REPLICATES:
+        raise ConfigError(f"evaluate.replicate must be one of {', '.join(REPLICATES)}, got {ev['replicate']!r}")
     return ev
 
 
@@ -234,6 +238,7 @@ def _run(
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
         ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)), interpolated=bool(ev.get("interpolated", False)), generated=True,
+        replicate=str(ev.get("replicate", "half-split")),
         metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=_unique([*notes, *ref_notes, *dataset.notes(), *(w for w in warned if w not in dataset.load_warnings)]),
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )

@@ -47,7 +47,8 @@ BACKGROUND = {
         "Why a baseline can beat the ceiling: the ceiling compares two disjoint halves of the real cells, so both "
         "sides carry the sampling noise of half the cells; a baseline built from many training cells can be "
         "smoother than that, and on error metrics it can then score better than the ceiling. The scale "
-        "(model − baseline) / (ceiling − baseline) has no meaning there: compare the model with the baseline directly."),
+        "(model − baseline) / (ceiling − baseline) has no meaning there: compare the model with the baseline directly "
+        "(or evaluate with --replicate extrapolated, a ceiling at the truth's depth; docs/metrics.md)."),
     "baseline = ceiling": "When the best baseline equals the ceiling the scale from baseline to ceiling has zero length.",
 }
 

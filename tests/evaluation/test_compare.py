@@ -315,6 +315,16 @@ def test_compare_of_evaluations_with_a_ceiling_takes_the_replicate_spread(tmp_pa
         assert r["verdict"] in ("negligible", "inconclusive", "a", "b")
 
 
+def test_evaluations_of_different_replicates_are_compared_with_a_note(tmp_path):
+    """The margin is the larger replicate spread: when A's ceiling is half-split and B's extrapolated, a note says so."""
+    truth = _population(0, range(8))
+    for name, seed, rep in (("a", 1, "half-split"), ("b", 2, "extrapolated"), ("c", 3, "half-split")):
+        score(_population(seed, range(8)), truth, metrics=METRICS, ceiling_splits=2, replicate=rep).write(tmp_path / name, make_plots=False)
+    notes = compare(tmp_path / "a", tmp_path / "b")["notes"]
+    assert any("A's ceiling is the half-split replicate and B's the extrapolated one" in n for n in notes)
+    assert not any("replicate and B's" in n for n in compare(tmp_path / "a", tmp_path / "c")["notes"])
+
+
 def test_margin_option_on_the_command_line(evals, tmp_path, capsys):
     assert main(["compare", str(evals / "a"), str(evals / "b"), "--margin", "mse=1e9", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -157,3 +157,16 @@ def test_evaluate_section_interpolated_must_be_a_boolean(tmp_path):
 
     with pytest.raises(ConfigError, match=r"evaluate\.interpolated must be true or false"):
         run({"model": {"name": "additive"}, "data": DATA, "evaluate": {"interpolated": "yes"}}, tmp_path / "bad", progress=False)
+
+
+def test_evaluate_section_replicate_must_be_a_known_replicate(tmp_path):
+    from distgen.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"evaluate\.replicate must be one of half-split, extrapolated, got 'full'"):
+        run({"model": {"name": "additive"}, "data": DATA, "evaluate": {"replicate": "full"}}, tmp_path / "bad", progress=False)
+
+
+def test_evaluate_section_replicate_reaches_the_summary(tmp_path):
+    cfg = {"model": {"name": "additive"}, "data": DATA, "evaluate": {"replicate": "extrapolated", "ceiling_splits": 2}}
+    summary = run(cfg, tmp_path / "extra", progress=False, metrics=["mse"], plots=False)
+    assert summary["replicate"] == "extrapolated" and "extrapolated to full depth" in summary["ceiling"]
