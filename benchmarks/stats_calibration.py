@@ -17,7 +17,9 @@ Real-data part (``--real N``; about 8 s a repetition on one thread): the papalex
 and two "models" that are fresh draws of real cells (perfect, and equally good). Per repetition, ``paired_test`` of
 the two models on every per-perturbation, non-diagnostic metric of the default suite; the rate of p < 0.05 per
 metric and for "any metric" (no adjustment for the number of metrics). ``--perfect`` also scores one such perfect
-model with ``distgen.evaluation.score`` (``control`` baseline, 5 ceiling splits) and prints its normalised scores.
+model with ``distgen.evaluation.score`` (``control`` baseline, 5 ceiling splits; ``--replicate extrapolated`` for the
+depth-corrected ceiling) and prints its normalised scores. How the replicate itself is calibrated (its band against
+fresh replicates, each replicate against a perfect model at several depths): ``benchmarks/replicate_calibration.py``.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def thirds(cond: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     return [np.concatenate(p) for p in parts]
 
 
-def real(reps: int, perfect: bool, shared_data: str) -> None:
+def real(reps: int, perfect: bool, shared_data: str, replicate: str = "half-split") -> None:
     from distgen.evaluation import DEFAULT_METRICS, score
     from distgen.evaluation.io import eval_data
     from distgen.evaluation.metrics import metrics as registry
@@ -164,9 +166,10 @@ def real(reps: int, perfect: bool, shared_data: str) -> None:
         rng = np.random.default_rng(0)
         ctrl_pred = Cells(x[np.concatenate([controls, rng.choice(controls, per.size)])],
                           np.concatenate([cond[controls], per]), genes)
-        rep = score(cells(a_ix, controls), truth, {"control": ctrl_pred}, ceiling_splits=5)
-        print("\n## a perfect model (a fresh third of the real cells, as deep as the truth) scored by distgen.evaluation.score\n")
-        print("| metric | model | control baseline | ceiling (half-splits) | normalised |\n|---|---|---|---|---|")
+        rep = score(cells(a_ix, controls), truth, {"control": ctrl_pred}, ceiling_splits=5, replicate=replicate)
+        print(f"\n## a perfect model (a fresh third of the real cells, as deep as the truth) scored by distgen.evaluation.score, "
+              f"{replicate} replicate\n")
+        print(f"| metric | model | control baseline | ceiling ({replicate}) | normalised |\n|---|---|---|---|---|")
         for m, row in rep.summary["metrics"].items():
             if row.get("diagnostic"):
                 continue
@@ -179,6 +182,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=1000, help="repetitions of the coverage simulation (the tests: 400)")
     ap.add_argument("--real", type=int, default=0, help="repetitions of the papalexi null comparison (~8 s each)")
     ap.add_argument("--perfect", action="store_true", help="score a perfect model on papalexi (normalised scores)")
+    ap.add_argument("--replicate", choices=("half-split", "extrapolated"), default="half-split",
+                    help="the ceiling's replicate for --perfect (score(..., replicate=...))")
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--data", default=os.environ.get("DISTGEN_SHARED_DATA", "../shared/data"),
                     help="the shared data folder (default $DISTGEN_SHARED_DATA, else ../shared/data)")
@@ -188,7 +193,7 @@ def main() -> None:
         wilcoxon_null(max(args.reps // 2, 100))
         sweep_seed_effect(200)
     if args.real or args.perfect:
-        real(args.real, args.perfect, args.data)
+        real(args.real, args.perfect, args.data, args.replicate)
 
 
 if __name__ == "__main__":
