@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_flush_denormal(True)
     from distgen.evaluation.report import json_text
     if args.profile is not None:
-        if getattr(args, "replicate", "half-split") != "half-split":  # the profile's replicate is its reference's definition, never distgen's option
+        if args.replicate != "half-split":  # the profile's replicate is its reference's definition, never distgen's option
             from distgen.config import ConfigError
 
             raise ConfigError(f"--replicate {args.replicate} applies to distgen's own score; --profile {args.profile} scores as its "

@@ -412,7 +412,8 @@ def test_a_partial_vcc2026_average_says_how_many_and_which(monkeypatch, capsys, 
             "vcc2026": {"avg_score": out.avg_score, "averaged_note": out.averaged_note()}}
     monkeypatch.setattr("distgen.pipeline.profile_eval.evaluate_profile_files", lambda *a, **k: fake)
     args = argparse.Namespace(profile="vcc2026", pred="p", real="r", out=str(tmp_path), pert_col=None, control=None, seed=0,
-                              quiet=True, overwrite=False, celltype_col=None, no_target_genes=False, json=False, no_plots=False)
+                              quiet=True, overwrite=False, celltype_col=None, no_target_genes=False, json=False, no_plots=False,
+                              replicate="half-split")
     command.run(args)
     line = capsys.readouterr().out.splitlines()[0]
     assert "avg_score 0.5000 (mean of 4 of 6 scored metrics; left out: pds_cosine, de_wilcoxon_sig_jaccard)" in line
