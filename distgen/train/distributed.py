@@ -124,6 +124,31 @@ def wrap(module: LossModule, env: DistEnv, strategy: str, device: torch.device, 
     return DDP(module, device_ids=ids, find_unused_parameters=find_unused)
 
 
+def gathered(wrapped: nn.Module, sharded: bool) -> Any:
+    """Context in which the parameters of an FSDP root unit are whole (all-gathered), for code that calls the model
+    outside the wrapped ``forward`` (validation: ``model.loss`` and ``model.predict``). Every rank must enter it.
+
+    FSDP2 all-gathers a unit's parameters only around that unit's ``forward``; called directly, the root's own
+    parameters stayed sharded ``DTensor``s and the model failed with "got mixed torch.Tensor and DTensor". Blocks
+    sharded as units of their own gather themselves around their ``forward`` as in training. Outside FSDP: nothing.
+    """
+    import contextlib
+
+    if not sharded or not hasattr(wrapped, "unshard"):
+        return contextlib.nullcontext()
+    module: Any = wrapped
+
+    @contextlib.contextmanager
+    def _whole() -> Any:
+        module.unshard()
+        try:
+            yield
+        finally:
+            module.reshard()
+
+    return _whole()
+
+
 def no_sync(wrapped: nn.Module, sync: bool) -> Any:
     """Context that skips the gradient all-reduce of DDP/FSDP on non-final micro-batches."""
     import contextlib

@@ -359,7 +359,7 @@ class Trainer:
         assert self.val_source is not None
         ctx = self.ema.swapped_in(self.model) if self.ema is not None else _null()
         genes = self.info.genes if self.info is not None else ()
-        with ctx, autocast(self.device, self.amp):
+        with ctx, D.gathered(self.wrapped, self.sharded), autocast(self.device, self.amp):
             return validate(self.model, self.val_source, self.metrics, self.opts.seed, self.device, genes)
 
     def fit(self, resume: Checkpoint | str | Path | None = None) -> TrainResult:

@@ -99,6 +99,25 @@ def test_fsdp_with_accumulation_matches_single_process(ddp_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_fsdp_validates_like_a_single_process(tmp_path):
+    """Validation calls ``model.loss``/``model.predict`` outside the wrapped forward: under FSDP the root's parameters were
+    still sharded there and the first validation failed ("aten.embedding.default got mixed torch.Tensor and DTensor").
+    Now the root unit is gathered around it, and the validation columns equal a single process's."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({**CONFIG, "data": {**CONFIG["data"], "split": {"kind": "combo_seen2", "seed": 0, "val_frac": 0.2}}}))
+    val = ["train.val_every=2", "train.val_sets=4", "train.val_metrics=[mse]"]
+    proc = torchrun(2, "train", str(cfg), "train.strategy=fsdp", *val, "--out", str(tmp_path / "fsdp"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_run(cfg, tmp_path / "single", ["train.grad_accum=2", *val])
+    rows = [list(csv.DictReader((tmp_path / run / "metrics.csv").open())) for run in ("fsdp", "single")]
+    got = [(int(r["step"]), float(r["val_loss"]), float(r["val_mse"])) for r in rows[0] if r.get("val_loss")]
+    want = [(int(r["step"]), float(r["val_loss"]), float(r["val_mse"])) for r in rows[1] if r.get("val_loss")]
+    assert [g[0] for g in got] == [2, 4, 6] and [w[0] for w in want] == [2, 4, 6]
+    for g, w in zip(got, want):
+        assert g == pytest.approx(w, rel=1e-5)
+
+
+@pytest.mark.slow
 def test_fsdp_trains_the_pad_transformer(tmp_path):
     """The PAD-Transformer reads every layer's gene modulation before its layers run: under FSDP its layers stay in
     the root unit (``fsdp_shard_blocks``); sharded one by one they failed with 'got mixed torch.Tensor and DTensor'."""
