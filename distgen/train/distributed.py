@@ -79,6 +79,17 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
+def broadcast_values(values: dict[str, float], src: int = 0) -> dict[str, float]:
+    """Every rank gets rank ``src``'s numbers under the same keys (all ranks must call with the same keys; identity in a
+    single process). Decisions made from them (early stopping, the best step) are then the same on every rank."""
+    if not dist.is_initialized() or not values:
+        return values
+    names = sorted(values)
+    t = torch.tensor([float(values[k]) for k in names], dtype=torch.float64)
+    dist.broadcast(t, src=src)
+    return dict(zip(names, t.tolist()))
+
+
 class LossModule(nn.Module):
     """``forward(batch) -> loss``: routes ``model.loss`` through ``forward`` so DDP/FSDP hooks fire.
 

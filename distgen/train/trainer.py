@@ -420,7 +420,9 @@ class Trainer:
                 result.stopped_by_budget = out_of_time
                 stop = out_of_time
                 if self.val_source is not None and opts.val_every and (self.step % opts.val_every == 0 or self.step == opts.steps):
-                    vals = self.validate()
+                    # rank 0's numbers on every rank: the ranks validate the same sets with the same weights, but one
+                    # rank deciding to stop (train.patience) while another trains on would leave the other hanging
+                    vals = D.broadcast_values(self.validate())
                     result.validations.append({"step": self.step, **vals})
                     row.update(vals)
                     stop = self._early_stop(vals)

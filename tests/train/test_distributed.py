@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ from safetensors.torch import load_file
 from distgen.train.run import train_run
 
 from .conftest import MODEL
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CONFIG = {
     "model": MODEL,
@@ -26,6 +29,18 @@ def torchrun(n, *args, timeout=300):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", "-m", "distgen", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def scenario(name, out, timeout=180):
+    """``ddp_scenarios.py NAME`` on 2 ranks: ``(torchrun's exit status, {rank: what its fit did})``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    script = Path(__file__).with_name("ddp_scenarios.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script), name, str(out)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{name}: the ranks hung ({timeout} s); written: {sorted(p.name for p in out.iterdir())}") from exc
+    return proc.returncode, {int(p.stem[4:]): json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))}
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +152,25 @@ def test_fsdp_refuses_a_self_conditioning_dynamics(tmp_path):
     proc = torchrun(2, "train", "perturbdiff-small", *tiny, "train.strategy=fsdp", "--out", str(tmp_path / "fsdp"))
     assert proc.returncode != 0 and "cannot train a self-conditioning dynamics" in proc.stderr, proc.stderr[-3000:]
     assert "train.strategy=ddp" in proc.stderr and "collective" not in proc.stderr.lower().split("config error")[0]
+
+
+@pytest.mark.slow
+def test_ranks_take_rank0s_validation_so_all_stop_at_the_same_step(tmp_path):
+    """Early stopping is decided from the validation numbers; each rank judged its own, so a rank whose numbers differed
+    (GPU non-determinism is enough) could stop while the others trained on, waiting for it forever (this scenario hung
+    until its timeout). Every rank now takes rank 0's numbers: all stop at the same step, with the same best step."""
+    code, ranks = scenario("val_differs", tmp_path)
+    assert code == 0 and sorted(ranks) == [0, 1], ranks
+    assert ranks[0] == ranks[1] == {"step": 2, "stopped_early": True, "best_step": 1}
+
+
+@pytest.mark.slow
+def test_a_nan_on_one_rank_stops_every_rank(tmp_path):
+    """A NaN loss on rank 1 only: the step's all-reduce carries the count of non-finite losses, so both ranks raise
+    NonFiniteLossError at the same step (none trains on, none hangs); rank 1 names its batch's conditions."""
+    code, ranks = scenario("nan_on_rank1", tmp_path)
+    assert code != 0 and sorted(ranks) == [0, 1], ranks
+    for r in (0, 1):
+        assert ranks[r]["error"] == "NonFiniteLossError" and ranks[r]["step"] == 1
+        assert f"non-finite loss at step 2 (rank {r};" in ranks[r]["message"]
+    assert "(on another rank)" in ranks[0]["message"] and "@" in ranks[1]["message"].split("batch conditions:")[1]
