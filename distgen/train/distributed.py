@@ -1,7 +1,7 @@
 """torch.distributed plumbing: process group from torchrun's environment, DDP/FSDP wrapping.
 
 ``torchrun --nproc-per-node N -m distgen train ...`` sets ``RANK``, ``WORLD_SIZE`` and
-``LOCAL_RANK``; ``init_from_env`` joins the group (NCCL on CUDA, gloo on CPU). Multi-node runs use
+``LOCAL_RANK``; ``init_from_env`` joins the group (NCCL for CUDA tensors, gloo for CPU ones). Multi-node runs use
 torchrun's own rendezvous flags (``--nnodes``, ``--rdzv-endpoint``); nothing here is home-made.
 """
 
@@ -40,11 +40,17 @@ def env_from_torchrun() -> DistEnv:
     return DistEnv(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
 
 
+#: The process group's backends on CUDA: each device type its own.
+BACKEND_CUDA = "cpu:gloo,cuda:nccl"
+
+
 def init_from_env(device: torch.device) -> DistEnv:
     """Join the process group torchrun describes (no-op in a single process)."""
     env = env_from_torchrun()
     if env.distributed and not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        # on CUDA, NCCL for the model's tensors and gloo for the trainer's small CPU tensors (the step's loss/stop
+        # all-reduce, the checkpoint checksums, the validation numbers): "nccl" alone has no backend for CPU tensors
+        backend = BACKEND_CUDA if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)

@@ -174,3 +174,26 @@ def test_a_nan_on_one_rank_stops_every_rank(tmp_path):
         assert ranks[r]["error"] == "NonFiniteLossError" and ranks[r]["step"] == 1
         assert f"non-finite loss at step 2 (rank {r};" in ranks[r]["message"]
     assert "(on another rank)" in ranks[0]["message"] and "@" in ranks[1]["message"].split("batch conditions:")[1]
+
+
+def test_the_cuda_process_group_has_a_backend_for_cpu_tensors(monkeypatch):
+    """The trainer all-reduces small CPU tensors every step (loss sum, non-finite count, stop request) and gathers CPU
+    checksums and validation numbers. Under torchrun on GPUs the group was ``nccl`` alone, which has no backend for CPU
+    tensors ("No backend type associated with device type cpu" at the first step); it is now NCCL for CUDA tensors and
+    gloo for CPU ones. (No GPU here: the backend distgen asks torch for is read back through torch's own parser.)"""
+    import torch.distributed as dist
+    from torch.distributed.distributed_c10d import BackendConfig
+
+    from distgen.train import distributed as D
+
+    asked = {}
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: asked.setdefault("backend", backend))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    assert D.init_from_env(torch.device("cuda", 0)).world_size == 2
+    assert {k: str(v) for k, v in BackendConfig(asked.pop("backend")).get_device_backend_map().items()} == {"cpu": "gloo", "cuda": "nccl"}
+    D.init_from_env(torch.device("cpu"))
+    assert {k: str(v) for k, v in BackendConfig(asked["backend"]).get_device_backend_map().items()}["cpu"] == "gloo"
