@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from benchmarks.harness.cli import main
 from benchmarks.harness.run import MODES, checks
@@ -69,3 +70,45 @@ def test_train_from_disk_runs_the_trainer_on_a_file(tmp_path, capsys):
     assert train_main([str(path), "--steps", "1", "--sets-per-batch", "2", "--set-size", "8", "--workers", "0", "--split", split]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 < out["train_cells"] < 2000  # the split's training cells only
+
+
+@pytest.mark.slow  # 4 torchrun launches of 2 CPU processes
+def test_train_from_disk_on_two_ranks_resumes_its_stream_exactly(tmp_path):
+    """docs/scale.md's multi-process command: 2 ranks streaming from disk equal 1 process with the same 2 shards, and a
+    run stopped after a checkpoint continues with ``--resume`` to the uninterrupted run's weights and losses. Before,
+    the command had no resume: run again into its folder it trained from step 0 and overwrote the checkpoints."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from benchmarks.harness.train_from_disk import main as train_main
+    from distgen.data.large_synthetic import write_large_synthetic
+
+    path = write_large_synthetic(tmp_path / "a.h5ad", n_cells=2000, n_genes=32, n_perturbations=4, layout="grouped")
+    args = [str(path), "--steps", "4", "--checkpoint-every", "2", "--sets-per-batch", "4", "--set-size", "16", "--workers", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def torchrun(*extra):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m",
+               "benchmarks.harness.train_from_disk", *args, *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    proc = torchrun("--out", str(full))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert train_main([*args, "--grad-accum", "2", "--out", str(tmp_path / "one")]) == 0
+    shutil.copytree(full, cut)
+    shutil.rmtree(cut / "checkpoints" / "step_00000004")  # preempted after step 2's checkpoint
+    proc = torchrun("--out", str(cut))
+    assert proc.returncode != 0 and "pass --resume" in proc.stderr
+    proc = torchrun("--out", str(cut), "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = load_file(str(full / "checkpoints" / "step_00000004" / "model.safetensors"))
+    for other in (cut, tmp_path / "one"):
+        b = load_file(str(other / "checkpoints" / "step_00000004" / "model.safetensors"))
+        assert last.keys() == b.keys() and all(torch.equal(last[k], b[k]) for k in last), other.name
+    losses = [[line.split(",")[:2] for line in (d / "metrics.csv").read_text().splitlines()] for d in (full, cut)]
+    assert losses[0] == losses[1] and len(losses[0]) == 5
