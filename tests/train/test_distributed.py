@@ -249,3 +249,44 @@ def test_resume_under_two_ranks_continues_the_same_trajectory(ddp_run, tmp_path)
     rows = [[(r["step"], r["loss"], r["lr"]) for r in csv.DictReader((d / "metrics.csv").open())] for d in (root / "ddp", run)]
     assert rows[0] == rows[1] and len(rows[1]) == 6
     assert [r["step"] for r in json.loads((run / "manifest.json").read_text())["resumes"]] == [3]
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_run_leaves_a_resumable_folder_that_claims_nothing(ddp_run, tmp_path):
+    """Rank 1 SIGKILLed mid-training (an OOM kill, a lost node): torchrun stops rank 0 (no hang), the manifest has no
+    ``training`` record (only a finished ``distgen train`` writes one), no lock is left, and --resume continues."""
+    import signal
+    import time
+
+    _, cfg = ddp_run
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "distgen", "train", str(cfg),
+           "train.steps=100000", "train.checkpoint_every=5", "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(list((run / "checkpoints").glob("step_*"))) < 2:
+            time.sleep(0.5)
+        ranks = {}
+        for child in Path("/proc").glob("[0-9]*"):
+            try:
+                env = dict(kv.split("=", 1) for kv in (child / "environ").read_text().split("\0") if "=" in kv)
+                if int((child / "stat").read_text().rsplit(")", 1)[1].split()[1]) == proc.pid and "RANK" in env:
+                    ranks[int(env["RANK"])] = int(child.name)
+            except (OSError, ValueError):
+                continue
+        assert sorted(ranks) == [0, 1], ranks
+        os.kill(ranks[1], signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)  # torchrun stops the other rank: no hang
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "rank      : 1" in err
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "training" not in manifest and not (run / ".distgen.lock").exists()
+    from distgen.train.checkpoint import list_checkpoints
+
+    done = int(list_checkpoints(run / "checkpoints")[-1].name.split("_")[1])
+    proc2 = torchrun(2, "train", str(cfg), f"train.steps={done + 2}", "train.checkpoint_every=5", "--out", str(run), "--resume")
+    assert proc2.returncode == 0, proc2.stderr[-3000:]
+    assert json.loads((run / "manifest.json").read_text())["training"]["steps_done"] == done + 2
