@@ -22,6 +22,27 @@ def test_shards_concatenate_to_the_global_batch(table):
     assert torch.equal(torch.cat([p.labels.perturbation for p in parts]), whole.labels.perturbation)
 
 
+@pytest.mark.parametrize("sampling", [
+    {"sampling": "condition"}, {"sampling": "cell", "replacement": True},  # scDFM's
+    {"sampling": "partition", "matcher_params": {"replacement": True}},  # PerturbDiff's
+    {"sampling": "condition", "control_sets": "all"},
+])
+def test_every_split_of_a_step_is_the_same_global_batch(table, sampling):
+    """What ranks x micro-batches compute at a step: the shards of ``n`` in {2, 4} concatenate to the 1-shard batch (cells,
+    their controls, masks, labels), in every sampling mode of the presets and across epochs (step 5 and 17 are in later
+    epochs here), so the union over ranks is the documented global batch, each of its sets computed by one rank."""
+    src = TableBatches(table, set_size=4, sets_per_batch=4, seed=3, **sampling)
+    for step in (0, 5, 17):
+        whole = src.batch(step, 0, 1)
+        for n in (2, 4):
+            parts = [src.batch(step, k, n) for k in range(n)]
+            assert all(p.shape[0] == 4 // n for p in parts)
+            for field in ("target", "target_mask", "control", "control_mask"):
+                assert torch.equal(torch.cat([getattr(p, field) for p in parts]), getattr(whole, field)), (step, n, field)
+            assert torch.equal(torch.cat([p.labels.perturbation for p in parts]), whole.labels.perturbation)
+            assert torch.equal(torch.cat([p.labels.context for p in parts]), whole.labels.context)
+
+
 def test_batches_depend_on_step_and_seed_only(table):
     a, b = TableBatches(table, 4, 4, seed=1), TableBatches(table, 4, 4, seed=1)
     assert torch.equal(a.batch(2).target, b.batch(2).target)
