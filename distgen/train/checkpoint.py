@@ -289,14 +289,31 @@ def renamed(weights: dict[str, Tensor]) -> dict[str, Tensor]:
     return {(RENAMED_KEYS[k] if k in RENAMED_KEYS and RENAMED_KEYS[k] not in weights else k): v for k, v in weights.items()}
 
 
-def check_compatible(ckpt: Checkpoint, config: Mapping[str, Any], fp: str) -> None:
+def check_compatible(ckpt: Checkpoint, config: Mapping[str, Any], fp: str, world_size: int | None = None) -> None:
     """Reject a checkpoint written under a different model/data/train config, naming the keys."""
-    check_state_compatible(ckpt.path, ckpt.state, config, fp)
+    check_state_compatible(ckpt.path, ckpt.state, config, fp, world_size)
 
 
-def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping[str, Any], fp: str) -> None:
-    """``check_compatible`` from a checkpoint's ``state.json`` alone (``read_checkpoint_state``), before any tensor is read."""
+def shards_of(state: Mapping[str, Any]) -> int | None:
+    """``world_size x grad_accum`` a checkpoint was trained with (the shards of each global batch; None when unknown)."""
+    accum = (state.get("fingerprint_config") or {}).get("train", {}).get("grad_accum")
+    world = state.get("world_size")
+    return int(world) * int(accum) if isinstance(world, int) and isinstance(accum, int) else None
+
+
+def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping[str, Any], fp: str,
+                           world_size: int | None = None) -> None:
+    """``check_compatible`` from a checkpoint's ``state.json`` alone (``read_checkpoint_state``), before any tensor is read.
+
+    With ``world_size`` (the resuming job's), ``train.grad_accum`` may change when ``world_size x grad_accum`` stays
+    the checkpoint's: the same shards of the same global batch, so the run continues exactly (2 ranks resumed on 1
+    process with ``grad_accum`` doubled)."""
     if state.get("fingerprint") == fp:
+        return
+    saved = state.get("fingerprint_config") or {}
+    accum = (config.get("train") or {}).get("grad_accum")
+    if (world_size is not None and isinstance(accum, int) and shards_of(state) == world_size * accum
+            and isinstance(saved.get("train"), Mapping) and fingerprint({**saved, "train": {**saved["train"], "grad_accum": accum}}) == fp):
         return
     diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")

@@ -171,7 +171,7 @@ def _train_model(
         if source is not None:
             fp_config = {k: v for k, v in trainer_config.items() if k != "train"} | {"train": opts.fingerprint_dict()}
             source, state = read_checkpoint_state(source)
-            check_state_compatible(source, state, fp_config, fingerprint(fp_config))
+            check_state_compatible(source, state, fp_config, fingerprint(fp_config), env.world_size)
             record = resume_record(source, state, trainer_config)
         if before_training is not None:
             before_training()

@@ -21,11 +21,19 @@ import torch
 from torch import nn
 
 from distgen.config import ConfigError
-from distgen.errors import DistgenError, DivergenceWarning, Interrupted, warn
+from distgen.errors import DistgenError, DistgenWarning, DivergenceWarning, Interrupted, warn
 from distgen.runtime import apply_threads
 from distgen.train import distributed as D
 from distgen.train.batches import BatchSource, mix_seed
-from distgen.train.checkpoint import Checkpoint, check_compatible, fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
+from distgen.train.checkpoint import (
+    Checkpoint,
+    check_compatible,
+    fingerprint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    shards_of,
+)
 from distgen.train.device import OOM_HINT, autocast, resolve_precision, select_device, setup_backends
 from distgen.train.ema import EMA
 from distgen.train.interrupt import StopOnSignal
@@ -40,6 +48,10 @@ from distgen.train.validation import higher_is_better, resolve_metrics, validate
 from distgen.types import ConditionLabels, DataInfo
 
 PREFIX = "model."  #: parameter names inside the ``LossModule`` wrapper
+
+
+class ResumeShardsWarning(DistgenWarning):
+    """A resume splits each global batch into another number of shards than the checkpoint's run did."""
 
 
 class NonFiniteLossError(DistgenError, FloatingPointError):
@@ -233,7 +245,14 @@ class Trainer:
         """Continue from a checkpoint of the same config (exactly: weights, optimizer, schedule, EMA, RNG)."""
         if not isinstance(ckpt, Checkpoint):
             ckpt = load_checkpoint(ckpt)
-        check_compatible(ckpt, self.fp_config, self.fingerprint)
+        check_compatible(ckpt, self.fp_config, self.fingerprint, self.env.world_size)
+        was = shards_of(ckpt.state)
+        if was is not None and was != self.n_shards and self.env.is_main:
+            warn(f"resuming {ckpt.path} with world_size x train.grad_accum = {self.env.world_size} x {self.opts.grad_accum} = "
+                 f"{self.n_shards} shards per step; it was trained with {was}. The global batch stays the same but its shards, "
+                 "and so their random draws, differ: the run continues differently from an uninterrupted one (as another "
+                 f"seed would, not bit for bit). To continue exactly, resume with world_size x grad_accum = {was}",
+                 ResumeShardsWarning)
         expected = set(self.model.state_dict())
         if set(ckpt.model) != expected:
             extra, miss = sorted(set(ckpt.model) - expected)[:5], sorted(expected - set(ckpt.model))[:5]

@@ -290,3 +290,22 @@ def test_a_rank_killed_mid_run_leaves_a_resumable_folder_that_claims_nothing(ddp
     proc2 = torchrun(2, "train", str(cfg), f"train.steps={done + 2}", "train.checkpoint_every=5", "--out", str(run), "--resume")
     assert proc2.returncode == 0, proc2.stderr[-3000:]
     assert json.loads((run / "manifest.json").read_text())["training"]["steps_done"] == done + 2
+
+
+@pytest.mark.slow
+def test_a_two_rank_checkpoint_resumes_exactly_on_one_process_with_the_same_shards(ddp_run, tmp_path):
+    """Resuming on another number of processes: with world_size x grad_accum kept (2 ranks x 1 -> 1 process x 2) the run
+    continues exactly, to the uninterrupted 2-rank run's weights (train.grad_accum was refused as a config change);
+    with another number of shards it continues, differently, and says so (ResumeShardsWarning)."""
+    from distgen.train.trainer import ResumeShardsWarning
+
+    root, cfg = ddp_run
+    ckpt = root / "ddp" / "checkpoints" / "step_00000003"
+    train_run(cfg, tmp_path / "same", ["train.grad_accum=2"], resume=ckpt)
+    same_weights(root / "ddp" / "checkpoints" / "step_00000006", tmp_path / "same" / "checkpoints" / "step_00000006")
+    with pytest.warns(ResumeShardsWarning, match="1 x 1 = 1 shard.*trained with 2.*world_size x grad_accum = 2"):
+        train_run(cfg, tmp_path / "other", resume=ckpt)
+    manifest = json.loads((tmp_path / "other" / "manifest.json").read_text())
+    assert any("trained with 2" in w for w in manifest["warnings"])
+    with pytest.raises(Exception, match=r"train\.grad_accum: 1 -> 4"):  # 1 x 4 shards: still another config
+        train_run(cfg, tmp_path / "four", ["train.grad_accum=4"], resume=ckpt)
