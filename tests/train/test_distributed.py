@@ -100,11 +100,13 @@ def test_multi_rank_predict_equals_single_process(ddp_run):
 
 
 @pytest.mark.slow
-def test_fsdp_with_accumulation_matches_single_process(ddp_run, tmp_path):
-    """FSDP2 x 2 ranks x 2 micro-batches = 1 process x 4 micro-batches (4 shards of 8 sets)."""
+@pytest.mark.parametrize("strategy", ["fsdp", "ddp"])
+def test_accumulation_on_two_ranks_matches_single_process(ddp_run, tmp_path, strategy):
+    """FSDP2 (or DDP, whose non-final micro-batches skip the all-reduce) x 2 ranks x 2 micro-batches = 1 process x 4
+    micro-batches (4 shards of 8 sets)."""
     _, cfg = ddp_run
     batch = ["train.sets_per_batch=8"]
-    proc = torchrun(2, "train", str(cfg), "train.strategy=fsdp", "train.grad_accum=2", *batch, "--out", str(tmp_path / "fsdp"))
+    proc = torchrun(2, "train", str(cfg), f"train.strategy={strategy}", "train.grad_accum=2", *batch, "--out", str(tmp_path / "fsdp"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     train_run(cfg, tmp_path / "single", ["train.grad_accum=4", *batch])
     a = load_file(str(tmp_path / "fsdp" / "checkpoints" / "step_00000006" / "model.safetensors"))
