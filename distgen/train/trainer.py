@@ -199,6 +199,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self._stop = StopOnSignal(enabled=False)
         self.stop_requested = False
+        self._bad_ranks: list[int] = []  #: the ranks whose loss was non-finite at the last step (named in the error)
         # one writer per run folder: a second process is refused, naming the holder (rank 0 writes)
         self._lock = RunLock(self.run_dir, "train").acquire() if self.run_dir is not None and self.env.is_main else None
         if self._lock is not None:
@@ -297,11 +298,14 @@ class Trainer:
                 parts[k] = parts.get(k, 0.0) + v / opts.grad_accum
         names = sorted(parts)
         stats[2] = float(self._stop.requested)
-        packed = torch.cat([stats, torch.tensor([parts[k] for k in names], dtype=torch.float64)])
+        bad_ranks = torch.zeros(env.world_size, dtype=torch.float64)  # which ranks saw a non-finite loss (for the message)
+        bad_ranks[env.rank] = stats[1]
+        packed = torch.cat([stats, bad_ranks, torch.tensor([parts[k] for k in names], dtype=torch.float64)])
         D.all_reduce_sum(packed)
-        stats = packed[:3]
+        stats, bad_ranks = packed[:3], packed[3 : 3 + env.world_size]
         self.stop_requested = bool(stats[2] > 0)  # the same on every rank: all stop at this step
-        parts = {k: float(v) / self.env.world_size for k, v in zip(names, packed[3:].tolist())}
+        parts = {k: float(v) / self.env.world_size for k, v in zip(names, packed[3 + env.world_size :].tolist())}
+        self._bad_ranks = [r for r in range(env.world_size) if bad_ranks[r] > 0]
         if stats[1] > 0:
             self._non_finite("loss", bad_batch)
         params = list(self.wrapped.parameters())
@@ -323,7 +327,8 @@ class Trainer:
         """Stop with ``NonFiniteLossError``: the step, the settings that drove it (lr, grad_clip, precision), the loss
         before, since when it was diverging, the batch's conditions and the last checkpoint."""
         opts = self.opts
-        conds = describe_conditions(batch.labels, self.info) if batch is not None else "(on another rank)"
+        conds = describe_conditions(batch.labels, self.info) if batch is not None else \
+            f"(on rank {', '.join(map(str, self._bad_ranks)) or '?'}: its error names them)"
         lr = float(self.scheduler.get_last_lr()[0])  # this step's (the scheduler steps after the update)
         clip = "train.grad_clip=null" if opts.grad_clip is None else f"train.grad_clip={opts.grad_clip:g}"
         bf16 = ", train.precision=bf16" if self.amp == torch.bfloat16 else ""

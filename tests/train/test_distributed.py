@@ -206,7 +206,7 @@ def test_a_nan_on_one_rank_stops_every_rank(tmp_path):
     for r in (0, 1):
         assert ranks[r]["error"] == "NonFiniteLossError" and ranks[r]["step"] == 1
         assert f"non-finite loss at step 2 (rank {r};" in ranks[r]["message"]
-    assert "(on another rank)" in ranks[0]["message"] and "@" in ranks[1]["message"].split("batch conditions:")[1]
+    assert "batch conditions: (on rank 1: its error names them)" in ranks[0]["message"] and "@" in ranks[1]["message"].split("batch conditions:")[1]
 
 
 def test_the_cuda_process_group_has_a_backend_for_cpu_tensors(monkeypatch):
