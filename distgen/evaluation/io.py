@@ -9,6 +9,7 @@ what is wrong and how to fix it, or, per perturbation, NaN with a reason (``Eval
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,6 +147,8 @@ def align(pred: Cells, truth: Cells, name: str = "prediction") -> tuple[Cells, l
 
 #: Ways two tools spell one gene differently: (what differs, how to make a name comparable).
 _SPELLINGS: tuple[tuple[str, Any], ...] = (
+    ("Unicode form (the same text in other code points: 'é' as one character or as 'e' plus an accent, 'µ' and 'μ')",
+     lambda g: unicodedata.normalize("NFKC", g)),
     ("surrounding whitespace", str.strip),
     ("letter case", str.upper),
     ("an Ensembl version suffix", lambda g: re.sub(r"^(ENS[A-Z]*\d+)\.\d+$", r"\1", g.strip())),
@@ -153,7 +156,7 @@ _SPELLINGS: tuple[tuple[str, Any], ...] = (
 
 
 def spelling_note(missing: Sequence[str], extra: Sequence[str], name: str = "prediction") -> str | None:
-    """The fix for genes that differ only in spelling (whitespace, case, Ensembl version), or None.
+    """The fix for genes that differ only in spelling (Unicode form, whitespace, case, Ensembl version), or None.
 
     Said when some of the ``name``'s genes not in the truth (``extra``) name a gene the truth has that is
     missing from it (``missing``) once both are spelled one way: the files hold the same genes under other names,
@@ -167,28 +170,38 @@ def spelling_note(missing: Sequence[str], extra: Sequence[str], name: str = "pre
         pairs = [(g, wanted[norm(g)]) for g in extra if norm(g) in wanted]
         if pairs:
             return (f"{len(pairs)} of the {name}'s {len(extra)} other genes differ from a real gene only by {what} (e.g. "
-                    f"{pairs[0][0]!r} vs {pairs[0][1]!r}): rename the {name}'s var_names to the truth's spelling (one name per "
+                    f"{_shown(*pairs[0])}): rename the {name}'s var_names to the truth's spelling (one name per "
                     "gene, as the truth writes it), then evaluate again")
     return None
 
 
+def _shown(a: str, b: str, word: str = "vs") -> str:
+    """``'a' vs 'b'``; as ``ascii()`` writes them when they differ only in their Unicode form (their reprs look alike)."""
+    same_text = a != b and unicodedata.normalize("NFKC", a) == unicodedata.normalize("NFKC", b)
+    show = ascii if same_text else repr
+    return f"{show(a)} {word} {show(b)}"
+
+
 def _label_key(label: str) -> str:
-    """A perturbation label spelled one way: upper case, atoms split on the usual combination delimiters, sorted."""
-    return "+".join(sorted(a for a in re.split(r"[+_|;,/\s]+", label.strip().upper()) if a))
+    """A perturbation label spelled one way: one Unicode form (NFKC), upper case, atoms split on the usual combination
+    delimiters, sorted."""
+    text = unicodedata.normalize("NFKC", label).strip().upper()
+    return "+".join(sorted(a for a in re.split(r"[+_|;,/\s]+", text) if a))
 
 
 def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -> str | None:
     """The fix for ``name`` perturbation labels that are truth labels spelled another way (case, a combination delimiter
-    such as ``KLF1_MAP2K6`` for ``KLF1+MAP2K6``), or None. distgen never matches such labels itself (``_`` is part of
-    many single labels, and case can tell genes of two species apart)."""
+    such as ``KLF1_MAP2K6`` for ``KLF1+MAP2K6``, the Unicode form: ``é`` composed or decomposed, ``µ`` and ``μ``), or None.
+    distgen never matches such labels itself (``_`` is part of many single labels, and case can tell genes of two species
+    apart); labels that look alike but differ in their code points would otherwise be reported as missing from the truth."""
     known: dict[str, str] = {}
     for p in perts:
         known.setdefault(_label_key(p), p)
     pairs = [(e, known[_label_key(e)]) for e in extra if _label_key(e) in known]
     if not pairs:
         return None
-    return (f"{len(pairs)} of them name a truth perturbation spelled another way (e.g. {pairs[0][0]!r} for {pairs[0][1]!r}: "
-            f"letter case or the combination delimiter): write the {name}'s labels as the truth writes them (combinations "
+    return (f"{len(pairs)} of them name a truth perturbation spelled another way (e.g. {_shown(*pairs[0], 'for')}: "
+            f"letter case, the combination delimiter or the Unicode form): write the {name}'s labels as the truth writes them (combinations "
             "joined by '+')")
 
 

@@ -144,6 +144,24 @@ def test_truth_labels_spelled_another_way_are_named_with_the_fix(pair):
         load_pair(other, real, "target", CONTROL)
 
 
+def test_labels_and_genes_in_another_unicode_form_are_named_with_the_code_points(pair):
+    # 'é' composed (NFC, one code point) in the truth and decomposed (NFD, 'e' + a combining accent) in the prediction, as
+    # two tools may write one label: both print the same, so "the truth lacks them" alone shows two equal-looking lists
+    import unicodedata
+
+    real, pred = pair
+    truth, other = real.copy(), pred.copy()
+    truth.obs["target"] = truth.obs["target"].astype(str).replace({"G3": unicodedata.normalize("NFC", "G3é")})
+    other.obs["target"] = other.obs["target"].astype(str).replace({"G3": unicodedata.normalize("NFD", "G3é")})
+    with pytest.raises(ValueError, match=re.escape(r"""(e.g. 'G3e\u0301' for 'G3\xe9': letter case, the combination delimiter or the Unicode form)""")):
+        load_pair(other, truth, "target", CONTROL)
+    truth, other = real.copy(), pred.copy()
+    truth.var_names = [unicodedata.normalize("NFC", f"{g}µ") for g in real.var_names]  # MICRO SIGN
+    other.var_names = [unicodedata.normalize("NFC", f"{g}μ") for g in pred.var_names]  # GREEK SMALL LETTER MU
+    with pytest.raises(ValueError, match=r"differ from a real gene only by Unicode form .*\(e.g. 'G\d+\\u03bc' vs 'G\d+\\xb5'\)"):
+        load_pair(other, truth, "target", CONTROL)
+
+
 def test_perturbation_columns_named_differently_are_named_with_the_renaming(pair):
     real, pred = pair
     other = pred.copy()
