@@ -15,8 +15,9 @@ def _lognorm(counts: np.ndarray) -> np.ndarray:
 
 
 def make_pair(seed: int = 0, n_genes: int = 80, n_ctrl: int = 120, n_cells: int = 40, noise: float = 0.5,
-              combos: bool = True) -> tuple[ad.AnnData, ad.AnnData]:
-    """(real, pred): 6 single-gene perturbations (+2 combinations), sparse-ish counts, log-normalised.
+              combos: bool = True, counts: bool = False) -> tuple[ad.AnnData, ad.AnnData]:
+    """(real, pred): 10 single-gene perturbations (+3 combinations), sparse-ish counts, log-normalised
+    (``counts=True``: the raw counts, float32, without the prediction's extra noise).
 
     The prediction keeps each perturbation's true effect scaled by a per-perturbation factor and adds
     noise, so metrics take a spread of values (some DE overlap, imperfect correlations).
@@ -46,8 +47,8 @@ def make_pair(seed: int = 0, n_genes: int = 80, n_ctrl: int = 120, n_cells: int 
             rate = base * effects[swap.get(p, p)] ** scale.get(p, 1.0)
             xs.append(cells(rate, n_cells))
             labels += [p] * n_cells
-        x = _lognorm(np.concatenate(xs).astype(np.float64))
-        if extra_noise:
+        x = np.concatenate(xs).astype(np.float64) if counts else _lognorm(np.concatenate(xs).astype(np.float64))
+        if extra_noise and not counts:
             x = np.clip(x + rng.normal(0, extra_noise, x.shape).astype(np.float32) * (x > 0), 0, None)
         a = ad.AnnData(X=x.astype(np.float32), obs=pd.DataFrame({"target": labels}, index=[f"c{i}" for i in range(len(labels))]))
         a.var_names = genes
