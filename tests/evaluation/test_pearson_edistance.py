@@ -57,7 +57,7 @@ def test_the_real_side_is_computed_once_for_predictions_of_the_same_truth(monkey
     metric = PearsonEDistance()
     calls = []
     original = PearsonEDistance.from_control
-    monkeypatch.setattr(PearsonEDistance, "from_control", lambda self, pop: calls.append(pop) or original(self, pop))
+    monkeypatch.setattr(PearsonEDistance, "from_control", lambda self, pop, *rest: calls.append(pop) or original(self, pop, *rest))
     first = metric.compute(data).values[0]
     # a second prediction of the same truth, sharing the real side's cache as calibration.reference_data does
     other = EvalData(real=data.real, pred=make_data(3).pred, perts=data.perts, targets=data.targets, genes=data.genes,
