@@ -66,3 +66,23 @@ def test_the_real_side_is_computed_once_for_predictions_of_the_same_truth(monkey
     assert [p is data.real for p in calls] == [True, False, False]  # real once, then each prediction
     fresh = EvalData(real=data.real, pred=other.pred, perts=data.perts, targets=data.targets, genes=data.genes)
     assert float(second) == float(metric.compute(fresh).values[0]) and float(first) != float(second)
+
+
+def test_the_same_cells_for_every_perturbation_are_nan_in_any_row_order():
+    # a prediction giving every perturbation the same cells has one E-distance from control: the correlation is
+    # undefined (NaN). Each group's cells in another order sum to E-distances that differ in the last bits, whose
+    # Pearson was a number of any sign (0.0116 on the invariance audit's pair after its rows were shuffled)
+    data = make_data(2)
+    gen = torch.Generator().manual_seed(5)
+    block = torch.randn(10, 12, generator=gen, dtype=torch.float64) + 1.0
+    orders = [torch.randperm(10, generator=gen) for _ in range(5)]
+    pred = Population(X=torch.cat([block[o] for o in orders]), offsets=torch.arange(6) * 10, control=data.pred.control)
+    same = EvalData(real=data.real, pred=pred, perts=data.perts, targets=data.targets, genes=data.genes)
+    e = PearsonEDistance().from_control(pred)
+    assert len(set(e.tolist())) > 1  # the rounding this guards against: the sums differ in their last bits
+    result = PearsonEDistance().compute(same)
+    assert torch.isnan(result.values).all() and "constant E-distances" in result.reasons[0]
+    spread = Population(X=pred.X + torch.arange(50, dtype=torch.float64)[:, None].div(10).floor() * 1e-3, offsets=pred.offsets,
+                        control=pred.control)  # groups 1e-3 apart: a real (tiny) spread is still scored
+    assert not torch.isnan(PearsonEDistance().compute(EvalData(real=data.real, pred=spread, perts=data.perts, targets=data.targets,
+                                                               genes=data.genes)).values).any()

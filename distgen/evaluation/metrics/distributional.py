@@ -192,5 +192,18 @@ class PearsonEDistance(Metric):
             e[:, sorted(data.invalid)] = float("nan")
         keep = torch.isfinite(e).all(0)
         r = float(pearson_rows(e[0, keep][None], e[1, keep][None])[0]) if int(keep.sum()) >= 2 else float("nan")
+        if int(keep.sum()) >= 2 and bool((_spread(e[:, keep]) <= CONSTANT_TOLERANCE).any()):
+            r = float("nan")  # a side's E-distances equal up to rounding: their correlation would be that of the rounding
         return MetricResult.from_values(torch.full((data.n_perts,), r, dtype=torch.float64),
                                         "fewer than 2 valid perturbations or constant E-distances")
+
+
+#: E-distances whose spread is at most this fraction of the largest are constant: the same groups summed in another
+#: order (a file's rows shuffled) differ in the last bits, and the Pearson of those bits is a number of any sign.
+CONSTANT_TOLERANCE = 1e-9
+
+
+def _spread(e: Tensor) -> Tensor:
+    """``[S]`` ``(max - min) / max |e|`` of each row of ``e [S, P]`` (0 for a row of zeros)."""
+    top = e.abs().amax(-1)
+    return torch.where(top > 0, (e.amax(-1) - e.amin(-1)) / torch.where(top > 0, top, torch.ones_like(top)), torch.zeros_like(top))
