@@ -86,3 +86,16 @@ def test_the_same_cells_for_every_perturbation_are_nan_in_any_row_order():
                         control=pred.control)  # groups 1e-3 apart: a real (tiny) spread is still scored
     assert not torch.isnan(PearsonEDistance().compute(EvalData(real=data.real, pred=spread, perts=data.perts, targets=data.targets,
                                                                genes=data.genes)).values).any()
+
+
+def test_the_control_cells_as_every_prediction_are_nan_in_any_row_order():
+    # a "no effect" prediction (its own control cells for every perturbation, each group in another order): every
+    # E-distance from control is 0 in exact arithmetic and rounding in fact; NaN, not the Pearson of the rounding
+    data = make_data(3)
+    gen = torch.Generator().manual_seed(6)
+    ctrl = data.pred.control
+    pred = Population(X=torch.cat([ctrl[torch.randperm(40, generator=gen)] for _ in range(5)]), offsets=torch.arange(6) * 40,
+                      control=ctrl)
+    assert PearsonEDistance().from_control(pred).abs().max() > 0  # the rounding
+    same = EvalData(real=data.real, pred=pred, perts=data.perts, targets=data.targets, genes=data.genes)
+    assert torch.isnan(PearsonEDistance().compute(same).values).all()

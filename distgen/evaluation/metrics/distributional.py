@@ -192,18 +192,27 @@ class PearsonEDistance(Metric):
             e[:, sorted(data.invalid)] = float("nan")
         keep = torch.isfinite(e).all(0)
         r = float(pearson_rows(e[0, keep][None], e[1, keep][None])[0]) if int(keep.sum()) >= 2 else float("nan")
-        if int(keep.sum()) >= 2 and bool((_spread(e[:, keep]) <= CONSTANT_TOLERANCE).any()):
+        scale = torch.stack([data.cached("control_distance_scale/real", lambda: _distance_scale(data.real.control)),
+                             _distance_scale(data.pred.control)])
+        if int(keep.sum()) >= 2 and bool((_spread(e[:, keep], scale) <= CONSTANT_TOLERANCE).any()):
             r = float("nan")  # a side's E-distances equal up to rounding: their correlation would be that of the rounding
         return MetricResult.from_values(torch.full((data.n_perts,), r, dtype=torch.float64),
                                         "fewer than 2 valid perturbations or constant E-distances")
 
 
-#: E-distances whose spread is at most this fraction of the largest are constant: the same groups summed in another
-#: order (a file's rows shuffled) differ in the last bits, and the Pearson of those bits is a number of any sign.
+#: E-distances whose spread is at most this fraction of the distances they are made of are constant: the same groups
+#: summed in another order (a file's rows shuffled) differ in the last bits, and the Pearson of those bits is a number
+#: of any sign (E-distances near 0, a prediction of the control cells, are all rounding).
 CONSTANT_TOLERANCE = 1e-9
 
 
-def _spread(e: Tensor) -> Tensor:
-    """``[S]`` ``(max - min) / max |e|`` of each row of ``e [S, P]`` (0 for a row of zeros)."""
-    top = e.abs().amax(-1)
+def _distance_scale(control: Tensor) -> Tensor:
+    """The size of the Euclidean distances among ``control [m, G]`` cells: ``sqrt(2 mean |c - mean(c)|^2)`` (float64)."""
+    c = control.to(torch.float64)
+    return (2.0 * (c - c.mean(0)).pow(2).sum(-1).mean()).sqrt()
+
+
+def _spread(e: Tensor, scale: Tensor) -> Tensor:
+    """``[S]`` ``(max - min) / max(max |e|, scale)`` of each row of ``e [S, P]``, ``scale [S]`` its distances' size (0 where both are 0)."""
+    top = torch.maximum(e.abs().amax(-1), scale)
     return torch.where(top > 0, (e.amax(-1) - e.amin(-1)) / torch.where(top > 0, top, torch.ones_like(top)), torch.zeros_like(top))
