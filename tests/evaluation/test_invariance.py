@@ -401,6 +401,21 @@ def test_distances_over_a_subsample_take_the_same_cells_whatever_the_order(name:
         assert all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(first, again)), (name, first, again)
 
 
+def test_a_tie_at_a_top_n_cut_is_taken_in_the_truths_gene_order() -> None:
+    # documented (docs/metrics.md, "Invariance"): significant genes are ranked by |lfc| with ties in the truth's gene order,
+    # as cell-eval's ordinal rank takes them, so a prediction whose |lfc| ties across the cut (a gene predicted as a copy
+    # of another) puts one or the other in its top N by their order in the file: the overlaps move, nothing else does
+    real, pred = make_pair(seed=7, n_genes=80, n_ctrl=60, n_cells=30, noise=0.2)
+    x = np.asarray(pred.X).copy()
+    cols = np.random.default_rng(0).permutation(80)
+    x[:, cols[30:60]] = x[:, cols[:30]]  # 30 predicted genes copy 30 others: their |lfc| and p-values tie
+    pred.X = x
+    first = evaluate("default", pred, real, COL, CONTROL)
+    pred2, real2, mapping, control = apply([("perm_genes", 2)], pred, real, COL, CONTROL)
+    moved = differences(first, evaluate("default", pred2, real2, COL, control), mapping)
+    assert moved and all(m.startswith("overlap_at_") for m in moved), moved[:5]
+
+
 def _vcc2026(pred: ad.AnnData, real: ad.AnnData, control: str, seed: int = 0) -> dict[str, dict[str, Any]]:
     from distgen.evaluation.vcc2026 import vcc2026_score
 
