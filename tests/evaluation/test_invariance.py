@@ -472,7 +472,7 @@ def test_contexts_renamed_or_reordered_score_the_same(kind: str) -> None:
     pred, real = _two_contexts(counts=kind == "celleval2")
     before = _contexts(kind, pred, real, COL, CONTROL, "celltype")
     new = {"T cell": "zz ü", "B/NK": "aa Δ"}  # the reverse sort order, unicode and spaces
-    pred2, real2, mapping, control = apply([("perm_rows", 1), ("perm_genes", 2)], pred, real, COL, CONTROL)
+    pred2, real2, _, control = apply([("perm_rows", 1), ("perm_genes", 2)], pred, real, COL, CONTROL)
     for a in (pred2, real2):
         a.obs["celltype"] = pd.Categorical([new[v] for v in a.obs["celltype"].astype(str)], categories=["zz ü", "aa Δ"])
     after = _contexts(kind, pred2, real2, COL, control, "celltype", {v: k for k, v in new.items()})
