@@ -293,8 +293,15 @@ def as_anndata(source: Any, what: str = "file") -> ad.AnnData:
 
 
 def guess_pert_col(files: dict[str, ad.AnnData], pert_col: str | None) -> str:
-    """The perturbation column: ``pert_col``, or the first of ``PERT_COLS`` present in every file."""
+    """The perturbation column: ``pert_col``, or the first of ``PERT_COLS`` present in every file.
+
+    Guessed, several such columns that hold different labels are refused (``InputDataError``): a file with its
+    perturbations in ``perturbation`` and an experimental ``condition`` (``control``/``stimulated``) beside them was
+    scored on ``condition``, the first in ``PERT_COLS``, with no word (copies of one column, Norman's ``condition``
+    and ``perturbation``, are one column).
+    """
     if pert_col is None:
+        _refuse_disagreeing_pert_cols(files)
         found = [c for c in PERT_COLS if all(c in a.obs.columns for a in files.values())]
         if not found:
             first = next(iter(files.values()))
@@ -313,6 +320,24 @@ def guess_pert_col(files: dict[str, ad.AnnData], pert_col: str | None) -> str:
             raise InputDataError(f"perturbation column {pert_col!r} is not in the {name} file's obs columns {list(a.obs.columns)}; "
                              "pass the right --pert-col")
     return pert_col
+
+
+def _refuse_disagreeing_pert_cols(files: dict[str, ad.AnnData]) -> None:
+    """Refuse (``InputDataError``) usual perturbation columns, present in every file, whose labels differ in some file."""
+    found = [c for c in PERT_COLS if all(c in a.obs.columns for a in files.values())]
+    for name, a in files.items():
+        first = a.obs[found[0]].astype(str).to_numpy() if found else None
+        for other in found[1:]:
+            values = a.obs[other].astype(str).to_numpy()
+            if first is not None and not np.array_equal(first, values):
+                def some(col: str) -> list[str]:
+                    return sorted(set(a.obs[col].astype(str).tolist()))[:5]
+
+                raise InputDataError(
+                    f"no perturbation column given and the {name} file holds two usual ones with different labels: "
+                    f"obs[{found[0]!r}] (e.g. {some(found[0])}) and obs[{other!r}] (e.g. {some(other)}); the first would be "
+                    f"scored. Name the column that holds the perturbations: --pert-col {other} or --pert-col {found[0]} "
+                    "(pert_col= in the API)")
 
 
 def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | None, reference: str) -> str:

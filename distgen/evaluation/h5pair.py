@@ -189,7 +189,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             cols = {k: _columns(f["obs"]) for k, f in files.items()}
             if pert_col is None:
                 found = [c for c in PERT_COLS if all(c in cs for cs in cols.values())]
-                if not found:
+                if len(found) != 1:  # none, or several: anndata's reader refuses them when their labels differ
                     return None
                 pert_col = found[0]
             if any(pert_col not in cs for cs in cols.values()):

@@ -162,6 +162,31 @@ def test_labels_and_genes_in_another_unicode_form_are_named_with_the_code_points
         load_pair(other, truth, "target", CONTROL)
 
 
+def test_two_usual_perturbation_columns_with_different_labels_are_refused_unless_one_is_named(pair, tmp_path):
+    # perturbations in 'perturbation' and an experimental 'condition' (control/stimulated) beside them: the guess took
+    # 'condition' (first of the usual names) and scored 'stimulated' against 'control', with no word, from AnnData or files
+    real, pred = pair
+    files = []
+    for a in (pred, real):
+        a = a.copy()
+        a.obs = a.obs.rename(columns={"target": "perturbation"})
+        a.obs["condition"] = np.where(np.arange(a.n_obs) % 2, "stimulated", "control")
+        files.append(a)
+    files[0].write_h5ad(tmp_path / "pred.h5ad")
+    files[1].write_h5ad(tmp_path / "real.h5ad")
+    said = (r"the real file holds two usual ones with different labels: obs\['condition'\] \(e.g. \['control', 'stimulated'\]\) "
+            r"and obs\['perturbation'\].*--pert-col perturbation")
+    for p, r in ((files[0], files[1]), (str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"))):
+        with pytest.raises(ValueError, match=said):
+            load_pair(p, r)
+        data, info = load_pair(p, r, "perturbation")
+        assert info.pert_col == "perturbation" and "G3" in data.perts
+    for a in files:  # a copy of the labels under a second usual name (Norman's condition and perturbation) is one column
+        a.obs["condition"] = a.obs["perturbation"].astype(str)
+    data, info = load_pair(files[0], files[1])
+    assert info.pert_col == "condition" and "G3" in data.perts
+
+
 def test_perturbation_columns_named_differently_are_named_with_the_renaming(pair):
     real, pred = pair
     other = pred.copy()
