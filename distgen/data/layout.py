@@ -330,12 +330,10 @@ def _refuse_disagreeing_pert_cols(files: dict[str, ad.AnnData]) -> None:
         for other in found[1:]:
             values = a.obs[other].astype(str).to_numpy()
             if first is not None and not np.array_equal(first, values):
-                def some(col: str) -> list[str]:
-                    return sorted(set(a.obs[col].astype(str).tolist()))[:5]
-
+                some = {c: sorted(set(a.obs[c].astype(str).tolist()))[:5] for c in (found[0], other)}
                 raise InputDataError(
                     f"no perturbation column given and the {name} file holds two usual ones with different labels: "
-                    f"obs[{found[0]!r}] (e.g. {some(found[0])}) and obs[{other!r}] (e.g. {some(other)}); the first would be "
+                    f"obs[{found[0]!r}] (e.g. {some[found[0]]}) and obs[{other!r}] (e.g. {some[other]}); the first would be "
                     f"scored. Name the column that holds the perturbations: --pert-col {other} or --pert-col {found[0]} "
                     "(pert_col= in the API)")
 
