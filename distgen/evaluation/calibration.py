@@ -18,11 +18,12 @@ from typing import Any
 
 import torch
 
-from distgen.evaluation.ceiling import content_order, half_split, split_parts
+from distgen.evaluation.ceiling import half_split, split_parts
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.io import MIN_CELLS, eval_data, flag_invalid
 from distgen.evaluation.metrics import metrics
 from distgen.evaluation.suite import MetricTable
+from distgen.seeds import content_order
 from distgen.types import Cells
 
 

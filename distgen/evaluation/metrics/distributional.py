@@ -23,20 +23,19 @@ from distgen.kernels.distances import euclidean_edistance, mmd2, sq_energy_dista
 from distgen.kernels.pairwise import euclidean_sum, median_sq_dist
 from distgen.kernels.rbf import RBFKernel
 from distgen.kernels.transport import sinkhorn_divergence, wasserstein2
+from distgen.seeds import content_order
 
 
 def subsample(x: Tensor, max_cells: int | None, genes: Sequence[str] | None = None) -> Tensor:
     """At most ``max_cells`` rows of ``x [n, G]``, the same whatever the order of its rows and columns (deterministic).
 
-    The rows are put in an order of their values (``ceiling.content_order``, a hash that reads ``genes``, the names of
+    The rows are put in an order of their values (``distgen.seeds.content_order``, a hash that reads ``genes``, the names of
     the columns: ``g0, g1, ...`` when not given) and taken evenly strided from it: a sample that does not depend on
     where each cell sits in the file. (Strided over the file's order, until 2026-12-05, ``w2`` and ``sinkhorn`` of a
     group with over 1,000 cells moved by ~1% when the rows were shuffled.)
     """
     if max_cells is None or x.shape[0] <= max_cells:
         return x
-    from distgen.evaluation.ceiling import content_order
-
     ranks = content_order(x, genes if genes is not None else [f"g{j}" for j in range(x.shape[1])])
     by_content = torch.argsort(ranks.to(x.device))
     idx = torch.linspace(0, x.shape[0] - 1, max_cells).round().long().to(x.device)
