@@ -126,6 +126,14 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def _now() -> tuple[str, str]:
+    """UTC time to the minute and the 1/5/15-minute load averages."""
+    import datetime
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), load
+
+
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, hardware: str) -> str:
     by = {(r["L"], r["impl"]): r for r in rows}
     lines = [
@@ -197,9 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         print(json.dumps(one(args)))
         return
+    start, load = _now()
     rows = run_all(args)
+    end, load_end = _now()
     dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU ({os.cpu_count()} cores)"
-    hardware = f"{dev}, torch {torch.__version__}, {args.threads} thread(s)"
+    hardware = f"{dev}, torch {torch.__version__}, {args.threads} thread(s); measured {start} to {end} UTC, load average {load} -> {load_end}"
     block = markdown(rows, args, hardware)
     print(block)
     if args.write_docs:

@@ -133,13 +133,15 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, command: str) -> str:
+    import datetime
     import platform
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [SECTION, "",
              f"Wall time of {args.steps} training steps (after 2 warm-up steps) of each preset, random batches of the preset's shape over "
              f"500 genes, AdamW; median of {args.rounds} alternating rounds, one fresh process per run. `busy`: {args.busy} extra "
-             f"processes spin on the CPU during the runs. Hardware: {platform.machine()}, {cpus} usable CPUs. Command: `{command}`.", "",
+             f"processes spin on the CPU during the runs. Hardware: {platform.machine()}, {cpus} usable CPUs. Measured "
+             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Command: `{command}`.", "",
              "| load | load average (1, 5, 15 min) | preset | setup | threads | seconds (runs) | vs the best setup |", "|---|---|---|---|---:|---:|---:|"]
     for row in rows:
         same = [r for r in rows if r["load"] == row["load"] and r["preset"] == row["preset"] and r["seconds"]]

@@ -102,6 +102,27 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+def measured_at() -> dict[str, Any]:
+    """When a measurement ran and how busy the machine was: UTC time and the 1/5/15-minute load averages."""
+    import datetime
+    import os
+
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return {"utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), "load": load}
+
+
+def when(start: dict[str, Any] | None, end: dict[str, Any] | None) -> str:
+    """``2026-12-05 16:58-17:03 UTC, load average 3.6 3.0 2.0 -> 4.1 3.2 2.1`` (what is known of it)."""
+    if not start:
+        return ""
+    span = start["utc"] + (f" to {end['utc']}" if end else "") + " UTC"
+    if start.get("load"):
+        span += ", load average " + " ".join(f"{x:g}" for x in start["load"])
+        if end and end.get("load"):
+            span += " -> " + " ".join(f"{x:g}" for x in end["load"])
+    return span
+
+
 def describe(hw: dict[str, Any]) -> str:
     """One line naming the hardware."""
     dev = f"{hw['cuda']} ({hw['cuda_memory_gb']} GB)" if "cuda" in hw else "no GPU"

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness.measure import describe
+from benchmarks.harness.measure import describe, when
 
 SECTION = "## Scale harness: speed, memory, scaling (issue #11)"
 INTRO = """Measured by the one harness, `python -m benchmarks run --mode {tiny|small|full}` (also `distgen bench`).
@@ -36,7 +36,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 def markdown(res: dict[str, Any], command: str) -> str:
     """The markdown block of one run."""
     which = f", sections {', '.join(res['sections'])}" if res.get("sections") else ""
-    out = [f"### Mode `{res['mode']}`{which} on {res['device'].upper()}", "", f"Hardware: {describe(res['hardware'])}.", "", f"Command: `{command}`", ""]
+    out = [f"### Mode `{res['mode']}`{which} on {res['device'].upper()}", "", f"Hardware: {describe(res['hardware'])}.", "",
+           *([f"Measured {when(res['started'], res.get('ended'))}.", ""] if res.get("started") else []), f"Command: `{command}`", ""]
     tr = res.get("train")
     if isinstance(tr, list):
         rows = [[r["preset"], r["size"], r.get("genes"), f"{r.get('sets')} x {r.get('set_size')}", r.get("params"), r.get("precision"),

@@ -12,7 +12,7 @@ import torch
 
 from benchmarks.harness import models, stream
 from benchmarks.harness.evaluation import eval_speed
-from benchmarks.harness.measure import hardware, peak_rss_mb
+from benchmarks.harness.measure import hardware, measured_at, peak_rss_mb
 
 #: Sizes per mode. ``tiny`` runs in the test suite (well under a minute on a CPU); ``small`` is the
 #: CPU default by hand; ``full`` adds official preset sizes and streams 1M cells.
@@ -65,7 +65,8 @@ def run_all(
     small = [n for n in names if n.endswith("-small")] or names
     official = [n for n in names if not n.endswith("-small")] if cfg["official"] else []
     want = set(sections or ["train", "sampling", "scaling", "streaming", "evaluation"])
-    res: dict[str, Any] = {"mode": mode, "device": device.type, "hardware": hardware(), "presets": names, "config": cfg, "sections": sections}
+    res: dict[str, Any] = {"mode": mode, "device": device.type, "hardware": hardware(), "presets": names, "config": cfg, "sections": sections,
+                           "started": measured_at()}
 
     def train() -> list[dict[str, Any]]:
         rows = []
@@ -105,6 +106,7 @@ def run_all(
         if name in want:
             _section(res, name, fn)
     res["peak_rss_mb"] = peak_rss_mb()
+    res["ended"] = measured_at()
     res["checks"] = checks(res, cfg)
     return res
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -28,6 +29,7 @@ def test_tiny_harness_runs_end_to_end(tmp_path):
     assert "peak RSS" in names and "linear" in names and "waiting for data" in names
     text = doc.read_text()
     assert "Mode `tiny` on CPU" in text and "Hardware:" in text and "--presets perturbdiff-small" in text
+    assert re.search(r"Measured 20\d\d-\d\d-\d\d \d\d:\d\d to 20\d\d-\d\d-\d\d \d\d:\d\d UTC, load average ", text)
     assert not list((tmp_path / "work").rglob("*.partial"))
 
 

@@ -28,6 +28,13 @@ def test_markdown_names_hardware_command_and_every_section():
         assert text in md, text
 
 
+def test_markdown_dates_a_run_and_gives_its_load():
+    res = {**_result(), "started": {"utc": "2026-12-05 16:58", "load": [3.6, 3.0, 2.0]}, "ended": {"utc": "2026-12-05 17:03", "load": [4.1, 3.2, 2.1]}}
+    md = markdown(res, "python -m benchmarks run --mode tiny")
+    assert "Measured 2026-12-05 16:58 to 2026-12-05 17:03 UTC, load average 3.6 3 2 -> 4.1 3.2 2.1." in md
+    assert "Measured" not in markdown(_result(), "python -m benchmarks run --mode tiny")  # an old result file has no date: none is made up
+
+
 def test_update_docs_replaces_only_its_own_block(tmp_path):
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\n## Other helper\n\nkeep me\n")
