@@ -79,9 +79,15 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m distgen.docgen", description="Write the component reference (docs/components.md) "
+                                     "generated from the registries; without OUT, print it.")
+    parser.add_argument("out", nargs="?", help="file to write, e.g. docs/components.md")
+    args = parser.parse_args(argv)
     text = render()
-    if argv:
-        Path(argv[0]).write_text(text)
+    if args.out:
+        Path(args.out).write_text(text)
     else:
         sys.stdout.write(text)
     return 0

@@ -17,6 +17,18 @@ def test_component_reference_is_generated_from_the_registry():
     assert committed == render(), "docs/components.md is stale: run `python -m distgen.docgen docs/components.md`"
 
 
+def test_docgen_help_prints_usage_and_writes_no_file(tmp_path, monkeypatch, capsys):
+    """``python -m distgen.docgen --help`` wrote the reference to a file named ``--help`` (any argument was the output path)."""
+    from distgen.docgen import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
+    assert main([str(tmp_path / "components.md")]) == 0 and (tmp_path / "components.md").read_text().startswith("# Component reference")
+
+
 @pytest.mark.skipif(shutil.which("mkdocs") is None and not (Path(sys.executable).parent / "mkdocs").exists(),
                     reason="mkdocs is not installed (pip install -e '.[dev]')")
 def test_docs_site_builds_strictly(tmp_path):
