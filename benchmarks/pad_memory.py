@@ -131,7 +131,7 @@ def _now() -> tuple[str, str]:
     import datetime
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), load
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"), load
 
 
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, hardware: str) -> str:

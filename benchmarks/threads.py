@@ -141,7 +141,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, command: str)
              f"Wall time of {args.steps} training steps (after 2 warm-up steps) of each preset, random batches of the preset's shape over "
              f"500 genes, AdamW; median of {args.rounds} alternating rounds, one fresh process per run. `busy`: {args.busy} extra "
              f"processes spin on the CPU during the runs. Hardware: {platform.machine()}, {cpus} usable CPUs. Measured "
-             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Command: `{command}`.", "",
+             f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. Command: `{command}`.", "",
              "| load | load average (1, 5, 15 min) | preset | setup | threads | seconds (runs) | vs the best setup |", "|---|---|---|---|---:|---:|---:|"]
     for row in rows:
         same = [r for r in rows if r["load"] == row["load"] and r["preset"] == row["preset"] and r["seconds"]]

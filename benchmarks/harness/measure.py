@@ -108,7 +108,7 @@ def measured_at() -> dict[str, Any]:
     import os
 
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    return {"utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), "load": load}
+    return {"utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"), "load": load}
 
 
 def when(start: dict[str, Any] | None, end: dict[str, Any] | None) -> str:
