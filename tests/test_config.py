@@ -58,12 +58,12 @@ def test_missing_required_param():
 
 
 def test_injected_param_cannot_be_set():
-    with pytest.raises(ConfigError, match="n_genes.*filled in from the data"):
+    with pytest.raises(ConfigError, match=r"n_genes.*filled in from the data"):
         validate_node("backbones", {"name": "mlp", "n_genes": 5})
 
 
 def test_node_without_name():
-    with pytest.raises(ConfigError, match="has no 'name'.*mlp"):
+    with pytest.raises(ConfigError, match=r"has no 'name'.*mlp"):
         validate_node("backbones", {"hidden": 3})
 
 

@@ -6,6 +6,7 @@ import argparse
 import errno
 import importlib
 import pickle
+import re
 import zipfile
 
 import anndata as ad
@@ -195,5 +196,5 @@ def test_non_finite_samples_point_at_the_checkpoint():
     code, message = classify(NonFiniteSampleError("ddim: 3 non-finite value(s) at solver step 4"), "predict")
     assert code == EXIT_FAILURE and "check its checkpoint" in message and "--checkpoint" in message
     check_finite_samples(np.ones((3, 2)), "A @ K562")
-    with pytest.raises(NonFiniteSamplesError, match="1 of 6 generated values are NaN or inf for A @ K562. Check checkpoint 'r/c'"):
+    with pytest.raises(NonFiniteSamplesError, match=re.escape("1 of 6 generated values are NaN or inf for A @ K562. Check checkpoint 'r/c'")):
         check_finite_samples(np.array([[1, np.nan], [1, 1], [2, 2]]), "A @ K562", "r/c")

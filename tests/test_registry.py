@@ -122,7 +122,7 @@ def test_unknown_name_without_a_near_miss_says_plugins_must_be_installed():
 
 
 def test_unknown_kind():
-    with pytest.raises(UnknownComponentError, match="unknown component kind 'encoder'.*Did you mean 'encoders'"):
+    with pytest.raises(UnknownComponentError, match=r"unknown component kind 'encoder'.*Did you mean 'encoders'"):
         registry("encoder")
 
 

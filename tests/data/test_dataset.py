@@ -270,7 +270,7 @@ def test_raw_is_an_expression_source_with_its_own_genes(tiny_adata, tiny_schema)
     data = PerturbationData.from_anndata(scaled, replace(tiny_schema, expression="raw"))
     assert data.info.genes == tuple(tiny_adata.var_names) and data.scale == "log"
     np.testing.assert_allclose(data.table.X.numpy(), logged.X, rtol=1e-6)
-    with pytest.raises(KeyError, match="no .raw"):
+    with pytest.raises(KeyError, match=r"no \.raw"):
         PerturbationData.from_anndata(tiny_adata, replace(tiny_schema, expression="raw"))
 
 

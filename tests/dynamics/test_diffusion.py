@@ -8,8 +8,8 @@ network, so every correct sampler must return samples with mean ``mu`` and std `
 import pytest
 import torch
 
-from distgen.couplings.independent import IndependentCoupling
 from distgen.config import ConfigError, build_component
+from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.diffusion import Diffusion
 from distgen.dynamics.diffusion_predictions import from_x0_noise
 from distgen.dynamics.diffusion_samplers import DDIM, NonFiniteSampleError
@@ -244,5 +244,5 @@ def test_check_finite_names_the_step_and_tolerates_an_overflowing_sum():
     for bad in (float("nan"), float("inf")):
         x = torch.zeros(4, 1000)
         x[2, 7] = bad
-        with pytest.raises(NonFiniteSampleError, match="1 non-finite value.*step 3"):
+        with pytest.raises(NonFiniteSampleError, match=r"1 non-finite value.*step 3"):
             check_finite(x, 3, 0.5, "ddim")

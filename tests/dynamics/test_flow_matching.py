@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from distgen.config import build_component
+from distgen.config import ConfigError, build_component
 from distgen.couplings.independent import IndependentCoupling
-from distgen.config import ConfigError
 from distgen.dynamics.flow_matching import FlowMatching
 from distgen.dynamics.ode_solvers import RK4, SolverBudgetError
 from distgen.dynamics.paths import CondOTPath, CosinePath
@@ -221,7 +220,7 @@ def test_unmeetable_tolerance_is_reported_not_hung():
 
 
 def test_unknown_solver_lists_the_registered_ones():
-    with pytest.raises(ValueError, match="unknown ode_solvers component 'leapfrog'.*Available: .*dopri5.*rk4"):
+    with pytest.raises(ValueError, match=r"unknown ode_solvers component 'leapfrog'.*Available: .*dopri5.*rk4"):
         FlowMatching(solver="leapfrog")
 
 

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distgen.dynamics.diffusion_predictions import PREDICTIONS, from_x0_noise, to_noise, to_x0
 from distgen.config import build_component
+from distgen.dynamics.diffusion_predictions import PREDICTIONS, from_x0_noise, to_noise, to_x0
 from distgen.dynamics.noise_schedules import CosineSchedule, LinearSchedule, strided_steps
 
 
@@ -67,7 +67,7 @@ def test_strided_steps():
 
 
 def test_unknown_schedule_lists_choices():
-    with pytest.raises(ValueError, match="sigmoid.*Available: cosine, linear"):
+    with pytest.raises(ValueError, match=r"sigmoid.*Available: cosine, linear"):
         build_component("noise_schedules", "sigmoid")
 
 

@@ -11,6 +11,7 @@ clipping). They share no code with ``distgen.dynamics`` beyond the config loader
 and twelve other variants; that one-off comparison is recorded in the commit message.)
 """
 
+import itertools
 import math
 
 import pytest
@@ -49,7 +50,7 @@ def _mse(pred, target, mask):
 
 # ---------------------------------------------------------------------------- scDFM: flow matching
 def _rk4_38(f, x, grid):
-    for t0, t1 in zip(grid[:-1], grid[1:], strict=True):
+    for t0, t1 in itertools.pairwise(grid):
         dt = t1 - t0
         k1 = f(t0, x)
         k2 = f(t0 + dt / 3, x + dt * k1 / 3)

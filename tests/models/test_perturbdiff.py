@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from distgen.api import build
-from distgen.config import load_config
-from distgen.config import build_component
+from distgen.config import build_component, load_config
 from distgen.models.generator import AssemblyError
 from distgen.testing import tiny_batch, tiny_info, tiny_table
 from distgen.train import fit

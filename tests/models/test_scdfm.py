@@ -6,11 +6,11 @@ import torch
 from distgen import api
 from distgen.backbones.pad_transformer import PADTransformer
 from distgen.config import load_config
+from distgen.couplings.exact_ot import ExactOTCoupling
+from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.ode_solvers import RK4
 from distgen.dynamics.paths import CondOTPath
 from distgen.dynamics.time_samplers import UniformTime
-from distgen.couplings.exact_ot import ExactOTCoupling
-from distgen.couplings.independent import IndependentCoupling
 from distgen.testing.fixtures import tiny_batch, tiny_info, tiny_table
 from distgen.train import fit
 
@@ -113,7 +113,7 @@ def test_can_predict_any_gene_token_and_says_so():
 def test_a_conditioner_the_backbone_does_not_read_is_rejected():
     from distgen.models.generator import AssemblyError
 
-    with pytest.raises(AssemblyError, match="does not read the conditioner's embedding.*use_condition_embedding"):
+    with pytest.raises(AssemblyError, match=r"does not read the conditioner's embedding.*use_condition_embedding"):
         _small(["model.conditioner={name: onehot, dim: 8}"])
     model = _small(["model.conditioner={name: onehot, dim: 8}", "model.backbone.use_condition_embedding=true"])
     assert model.conditioner is not None and model.capabilities.supports_unseen_perturbations is False  # onehot: seen atoms only
