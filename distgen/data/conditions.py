@@ -161,6 +161,25 @@ def parse_doses(obs: pd.DataFrame, schema: PerturbationSchema, atoms: list[tuple
     return out
 
 
+def check_min_cells(conditions: np.ndarray, contexts: np.ndarray, min_cells: int) -> None:
+    """Refuse (``InputDataError``) a (condition, context) group of fewer than ``min_cells`` cells (``PerturbationSchema.min_cells``).
+
+    ``conditions`` and ``contexts`` are per-cell labels (controls included: a context with a single control cell is a
+    group too small to draw control sets from). The one rule of the in-memory load (``PerturbationData``) and of the
+    on-disk cells (``distgen.data.disk.DiskCells``: streaming training and ``predict_to_disk``).
+    """
+    cond_codes, cond_names = pd.factorize(np.asarray(conditions, dtype=object), sort=True)
+    ctx_codes, ctx_names = pd.factorize(np.asarray(contexts, dtype=object), sort=True)
+    sizes = np.bincount(cond_codes.astype(np.int64) * len(ctx_names) + ctx_codes, minlength=len(cond_names) * len(ctx_names))
+    small = np.flatnonzero((sizes > 0) & (sizes < min_cells))
+    if small.size:
+        ex = [f"{cond_names[i // len(ctx_names)]} @ {ctx_names[i % len(ctx_names)]}: {sizes[i]}" for i in small[:5]]
+        raise InputDataError(
+            f"{small.size} (condition, context) group(s) have fewer than min_cells={min_cells} cells, e.g. {ex}; "
+            "a population needs several cells. Filter them out or lower PerturbationSchema.min_cells"
+        )
+
+
 def condition_string(atoms: tuple[str, ...], delimiter: str = "+") -> str:
     """Canonical condition label: sorted atoms joined by ``delimiter``; ``"control"`` for none."""
     return delimiter.join(atoms) if atoms else CONTROL

@@ -17,6 +17,7 @@ import torch
 
 from distgen.data.conditions import (
     batch_labels,
+    check_min_cells,
     condition_string,
     context_labels,
     control_like_atoms,
@@ -229,14 +230,7 @@ class PerturbationData:
                 "cannot be matched to controls; drop them (adata = adata[~adata.obs[...].isin([...])]) or merge contexts"
             )
         batches = batch_labels(obs, schema.batch_col)
-        sizes = pd.Series(1, index=pd.MultiIndex.from_arrays([conditions, contexts])).groupby(level=[0, 1]).size()
-        small = sizes[sizes < schema.min_cells]
-        if len(small):
-            ex = [f"{c} @ {k}: {n}" for (c, k), n in list(small.items())[:5]]
-            raise InputDataError(
-                f"{len(small)} (condition, context) group(s) have fewer than min_cells={schema.min_cells} cells, e.g. {ex}; "
-                "a population needs several cells. Filter them out or lower PerturbationSchema.min_cells"
-            )
+        check_min_cells(conditions, contexts, schema.min_cells)
         doses = parse_doses(obs, schema, atoms)
 
         if kind == "genes":

@@ -19,6 +19,7 @@ import torch
 
 from distgen.data.conditions import (
     batch_labels,
+    check_min_cells,
     condition_string,
     context_labels,
     handle_missing_labels,
@@ -211,6 +212,9 @@ class DiskCells:
         self.is_control = np.array([len(a) == 0 for a in atoms])[inv]
         if not self.is_control.any():
             raise InputDataError(f"{self.path}: no control cells (control_labels={list(s.control_labels)} in {list(s.perturbation_cols)})")
+        # as in memory (PerturbationData): a group of fewer than min_cells cells is refused at load, a context with a single
+        # control cell included (its perturbed groups would all be predicted from that one cell)
+        check_min_cells(self.condition_names[inv], ctx, s.min_cells)
         self.labels = ConditionLabels(
             torch.from_numpy(upert[inv]), torch.from_numpy(udose[inv]), torch.from_numpy(ctx_codes.astype(np.int64)), torch.from_numpy(bat_codes.astype(np.int64))
         )

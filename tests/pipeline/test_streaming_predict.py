@@ -215,3 +215,36 @@ def test_real_writes_the_truth_of_the_streamed_groups_as_in_memory_and_evaluate_
         assert sorted(map(bytes, np.stack(rows))) == sorted(map(bytes, got[key])), key
     assert main(["evaluate", "--pred", str(pred), "--real", str(real), "--out", str(tmp_path / "ev"), "--no-plots", "--quiet",
                  "--metrics", "mse"]) == 0, capsys.readouterr().err
+
+
+def _one_control_file(tmp_path, n_ctrl_ct2=1):
+    """ct1 with 5 controls, ct2 with ``n_ctrl_ct2`` control cell(s); A measured 4 times in each."""
+    rows = [("control", "ct1")] * 5 + [("control", "ct2")] * n_ctrl_ct2 + [("A", "ct1")] * 4 + [("A", "ct2")] * 4
+    obs = pd.DataFrame(rows, columns=["condition", "cell_type"], index=[f"c{i}" for i in range(len(rows))])
+    x = np.log1p(np.random.default_rng(0).poisson(3.0, (len(rows), 5))).astype(np.float32)
+    path = tmp_path / f"ctrl{n_ctrl_ct2}.h5ad"
+    ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(5)])).write_h5ad(path)
+    return path
+
+
+def test_streaming_prediction_refuses_a_context_with_a_single_control_cell_as_in_memory(tmp_path):
+    # in memory a (condition, context) group below PerturbationSchema.min_cells (2) is refused at load, the control group
+    # of a context included; predict_to_disk predicted ct2's groups from its one control cell without a word
+    from distgen.errors import InputDataError
+
+    fields = {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"]}
+    schema = PerturbationSchema(**fields)
+    path = _one_control_file(tmp_path)
+    with pytest.raises(InputDataError, match=r"fewer than min_cells=2 cells.*control @ ct2: 1") as mem:
+        Dataset.load({"dataset": str(path), "schema": fields, "set_size": 2, "split": {"kind": "random_conditions",
+                      "test_conditions": ["A"], "val_frac": 0.0}})
+    with pytest.raises(InputDataError, match=r"fewer than min_cells=2 cells.*control @ ct2: 1") as disk:
+        predict_to_disk(ControlBaseline(), path, tmp_path / "pred.h5ad", set_size=2, schema=schema)
+    assert str(disk.value) == str(mem.value)  # the one rule, said the same way
+    assert not (tmp_path / "pred.h5ad").exists()
+    # min_cells=1 lets it through on both paths; two control cells pass the default
+    out = predict_to_disk(ControlBaseline(), path, tmp_path / "pred1.h5ad", set_size=2,
+                          schema=PerturbationSchema(**fields, min_cells=1))
+    assert (ad.read_h5ad(out).obs["distgen_kind"].astype(str) == "predicted").sum() == 8
+    out = predict_to_disk(ControlBaseline(), _one_control_file(tmp_path, 2), tmp_path / "pred2.h5ad", set_size=2, schema=schema)
+    assert out.exists()
