@@ -205,6 +205,21 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     return sorted(p for p in ckpt_dir.glob("step_*") if p.is_dir() and (p / "state.json").exists())
 
 
+def check_run_folder(out: Path, resume: object, resume_option: str = "--resume", out_option: str = "--out") -> None:
+    """Refuse (``RunFolderError``, exit 2) a training into run folder ``out`` that does not fit its checkpoints.
+
+    A folder that already holds checkpoints, trained into without a resume (``resume`` False or None), would have them
+    replaced by those of a new run (and its ``metrics.csv`` restarted); ``resume=True`` on a folder that holds none has
+    nothing to continue. The one check of ``distgen train`` (``resume_option="--resume"``, ``out_option="--out"``) and of
+    the Python ``fit``/``Trainer.fit`` (``resume=``, ``run_dir``): the message names the caller's own options.
+    """
+    found = list_checkpoints(out / "checkpoints")
+    if found and (resume is False or resume is None):
+        raise RunFolderError(f"{out} already holds checkpoints; pass {resume_option} to continue that run or choose a new {out_option}")
+    if resume is True and not found:
+        raise RunFolderError(f"{resume_option}: {out} holds no checkpoint to resume from")
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint directory from a run directory, its ``checkpoints/`` folder or the directory itself."""
     p = Path(path)

@@ -26,10 +26,11 @@ from distgen.data.section import data_section
 from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
+from distgen.train.checkpoint import check_run_folder
 from distgen.train.device import float32_default
 from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
-from distgen.train.trainer import Trainer, TrainResult, describe_conditions
+from distgen.train.trainer import Trainer, TrainResult, describe_conditions, python_resume_option
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
 from distgen.warned import recorded_warnings
 
@@ -72,6 +73,9 @@ def fit(
     run_dir
         Optional run directory for ``metrics.csv``, ``checkpoints/`` and ``manifest.json`` (versions, seed, data
         hashes, hardware, and ``warnings``: every ``UserWarning`` the fit showed, each once; ``distgen.warned``).
+        A folder that already holds checkpoints is refused (``RunFolderError``, exit code 2) unless ``resume`` is
+        given, as ``distgen train`` refuses an ``--out`` with checkpoints without ``--resume``: a new run would
+        replace them. The refused call leaves the folder as it was.
     config
         A run config (``distgen.load_config(...)``): its ``train:`` (or ``fit:``) section gives the
         options and its ``data:`` section the set sampling; ``options`` and keyword arguments win,
@@ -164,6 +168,8 @@ def _fit(
         source = TableBatches(table, set_size, opts.sets_per_batch, matcher, opts.seed, control_sets=ds.control_sets, **sampler)
         val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1, **sampler) if val is not None else None
     check_group_sizes(model, source, val_source if opts.val_every else None)
+    if run_dir is not None:  # before the trainer locks the folder: a refused fit leaves it (and its manifest) as it was
+        check_run_folder(Path(run_dir), resume, python_resume_option(Path(run_dir)), "run_dir")
     with float32_default():  # the batches are float32 whatever the caller's default dtype (the model's own draws follow it)
         trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=config, info=table.info, callbacks=callbacks)
         keep = trainer.run_dir is not None and trainer.env.is_main

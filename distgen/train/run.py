@@ -31,7 +31,7 @@ from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import FILES as CHECKPOINT_FILES
 from distgen.train.checkpoint import (
     CheckpointError,
-    RunFolderError,
+    check_run_folder,
     check_state_compatible,
     config_diff,
     fingerprint,
@@ -127,11 +127,7 @@ def _train_model(
     resolved, opts, ds = resolve_document(doc)
     allow = bool(resolved.get("preflight", {}).get("allow_unembedded", False))
     env = D.env_from_torchrun()
-    has_ckpt = bool(list_checkpoints(out / "checkpoints"))
-    if has_ckpt and resume is False:
-        raise RunFolderError(f"{out} already holds checkpoints; pass --resume to continue that run or choose a new --out")
-    if resume is True and not has_ckpt:
-        raise RunFolderError(f"--resume: {out} holds no checkpoint to resume from")
+    check_run_folder(out, resume)  # a folder with checkpoints needs --resume; --resume needs one (RunFolderError, exit 2)
     source = resume_source(out, resume)  # the checkpoint a resume continues (refusing one that would overwrite later work)
     if dataset is None:
         split_file = None

@@ -28,6 +28,7 @@ from distgen.train.batches import BatchSource, mix_seed
 from distgen.train.checkpoint import (
     Checkpoint,
     check_compatible,
+    check_run_folder,
     fingerprint,
     list_checkpoints,
     load_checkpoint,
@@ -387,8 +388,18 @@ class Trainer:
             return validate(self.model, self.val_source, self.metrics, self.opts.seed, self.device, genes)
 
     def fit(self, resume: Checkpoint | str | Path | None = None) -> TrainResult:
-        """Train to ``options.steps`` (from ``resume`` when given); returns losses and validation history."""
+        """Train to ``options.steps`` (from ``resume`` when given); returns losses and validation history.
+
+        A ``run_dir`` that already holds checkpoints needs ``resume`` (``RunFolderError`` otherwise, before anything is
+        written: the checks of ``distgen train --out``, ``distgen.train.checkpoint.check_run_folder``)."""
         opts, env = self.opts, self.env
+        if self.run_dir is not None:  # a folder holding checkpoints needs resume=, as distgen train needs --resume
+            try:
+                check_run_folder(self.run_dir, resume, python_resume_option(self.run_dir), "run_dir")
+            except BaseException:
+                if self._lock is not None:  # refused before anything was written: the folder is left free
+                    self._lock.release()
+                raise
         if self._lock is not None:
             self._lock.acquire()  # again, if an earlier fit of this trainer released it
         if resume is not None:
@@ -552,6 +563,11 @@ class _null:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def python_resume_option(run_dir: Path) -> str:
+    """How a Python caller resumes ``run_dir`` (``fit``/``Trainer.fit``'s ``resume=``), for ``check_run_folder``'s message."""
+    return f"resume={str(run_dir)!r} (its newest checkpoint)"
 
 
 def latest_step(run_dir: str | Path) -> int | None:

@@ -115,3 +115,31 @@ def test_half_written_checkpoint_is_ignored(table, make_model, tmp_path):
 def test_keep_prunes_old_checkpoints(table, make_model, tmp_path):
     fit(make_model(), table, set_size=4, run_dir=tmp_path, **{**RUN, "steps": 20, "keep_checkpoints": 2})
     assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step_00000015", "step_00000020"]
+
+
+def _digests(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "run.lock"}
+
+
+def test_python_fit_into_a_folder_with_checkpoints_is_refused_unless_resumed(table, make_model, tmp_path):
+    # distgen train refuses an --out that holds checkpoints (RunFolderError, exit 2); fit(..., run_dir=) and Trainer.fit
+    # replaced them with a new run's without a word (step_00000005 overwritten, metrics.csv restarted)
+    from distgen.data.batches import TableBatches
+    from distgen.train import Trainer, TrainOptions
+    from distgen.train.checkpoint import RunFolderError
+
+    fit(make_model(), table, set_size=4, run_dir=tmp_path, **{**RUN, "steps": 5})
+    before = _digests(tmp_path)
+    assert any(p.parts[0] == "checkpoints" for p in before)
+    with pytest.raises(RunFolderError, match=r"already holds checkpoints; pass resume=.* to continue that run or choose a new run_dir") as err:
+        fit(make_model(), table, set_size=4, run_dir=tmp_path, **{**RUN, "steps": 5})
+    assert err.value.exit_code == 2 and str(tmp_path) in str(err.value)
+    assert _digests(tmp_path) == before  # nothing replaced, no warning added to its manifest
+    opts = TrainOptions(**{**RUN, "steps": 5})
+    trainer = Trainer(make_model(), TableBatches(table, 4, opts.sets_per_batch, "same_context", opts.seed), opts, run_dir=tmp_path)
+    with pytest.raises(RunFolderError, match=r"pass resume="):
+        trainer.fit()
+    assert _digests(tmp_path) == before
+    # the folder is left free, and resume= continues it (as the message says)
+    res = fit(make_model(), table, set_size=4, run_dir=tmp_path, resume=tmp_path, **{**RUN, "steps": 7})
+    assert res.step == 7 and [p.name for p in list_checkpoints(tmp_path / "checkpoints")][-1] == "step_00000007"
