@@ -170,6 +170,8 @@ def report(exc: BaseException, command: str, argv: Sequence[str] = (), debug: bo
     """Print ``exc`` as a user-facing message for ``distgen COMMAND``; return the exit code."""
     file = file or sys.stderr
     code, message = classify(exc, command, argv)
+    if isinstance(exc, Interrupted) and not debug and other_rank():
+        return code  # every rank of a torchrun stops at the same step (same checkpoint): rank 0 says so, once
     if message is None:
         where = _innermost(exc)
         message = (
@@ -180,6 +182,13 @@ def report(exc: BaseException, command: str, argv: Sequence[str] = (), debug: bo
     if debug:
         print("".join(traceback.format_exception(exc)), file=file, end="")
     return code
+
+
+def other_rank() -> bool:
+    """Whether this process is a rank other than 0 of a ``torchrun`` group (``distgen.train.distributed.env_from_torchrun``)."""
+    from distgen.train.distributed import env_from_torchrun  # torch is loaded already: only a training is interrupted
+
+    return not env_from_torchrun().is_main
 
 
 def classify(exc: BaseException, command: str = "", argv: Sequence[str] = ()) -> tuple[int, str | None]:

@@ -100,3 +100,24 @@ def test_cli_sigint_exits_130_with_the_resume_command(tmp_path):
     assert f"resume: distgen train {cfg} --out {out} --resume" in err
     step = load_checkpoint(out).step
     assert step >= 3
+
+
+@pytest.mark.parametrize("rank", ["0", "1", "3"])
+def test_interrupted_message_comes_from_rank_0_only(rank, monkeypatch, capsys):
+    # under torchrun every rank raises Interrupted at the same step; each printed "interrupted by SIGTERM ..." and the
+    # resume line, so a 4-rank run said it four times. Rank 0 says it; the others exit with the same code, quietly.
+    from distgen.cli import report
+
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", rank)
+    exc = Interrupted("interrupted by SIGTERM at step 7 of 12; final checkpoint: run/checkpoints/step_00000007",
+                      "SIGTERM", 7, "run/checkpoints/step_00000007", "run")
+    assert report(exc, "train", ["train", "cfg.yaml", "--out", "run"]) == EXIT_SIGTERM
+    err = capsys.readouterr().err
+    if rank == "0":
+        assert err.count("interrupted by SIGTERM at step 7") == 1 and "resume: distgen train cfg.yaml --out run --resume" in err
+    else:
+        assert err == ""
+    # another error is still said by every rank (each may have its own)
+    assert report(ValueError("boom"), "train", []) == 1 and "boom" in capsys.readouterr().err
