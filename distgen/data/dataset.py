@@ -36,7 +36,15 @@ from distgen.data.expression import (
     resolve_scale,
     to_dense_float32,
 )
-from distgen.data.foreign import DEPTH_FACTOR, depth_mismatches, gene_hint, missing_columns_message, unknown_labels_message
+from distgen.data.foreign import (
+    DEPTH_FACTOR,
+    depth_mismatches,
+    gene_hint,
+    missing_columns_message,
+    text_var_columns,
+    unknown_labels_message,
+    without_version,
+)
 from distgen.data.h5ad import in_memory
 from distgen.data.memory import check_dense_fits
 from distgen.data.schema import PerturbationSchema
@@ -49,27 +57,20 @@ def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: 
     """Warn when genetic perturbations name no measured gene: often symbols in a ``var`` column, Ensembl ids as names."""
     if not atoms or set(atoms) & set(genes):
         return
-    columns = [str(c) for c in var.columns if var[c].dtype == object or isinstance(var[c].dtype, pd.CategoricalDtype)]
-    holding = [c for c in columns if set(atoms) & set(var[c].astype(str))]
+    holding = [c for c in text_var_columns(var) if set(atoms) & set(var[c].astype(str))]
     hint = (f" var column(s) {holding} hold them: use them as gene names first (adata.var_names = adata.var[{holding[0]!r}].astype(str); "
             "then adata.var_names_make_unique()).") if holding else ""
-    unversioned = {_without_version(g) for g in genes}
+    unversioned = {without_version(g) for g in genes}
     if not hint and set(atoms) & unversioned:
         hint = (" They are gene names without the version suffix the gene names carry (ENSG00000141510.16): strip it first "
                 "(adata.var_names = adata.var_names.str.replace(r'\\.\\d+$', '', regex=True)).")
-    elif not hint and {_without_version(a) for a in atoms} & set(genes):
+    elif not hint and {without_version(a) for a in atoms} & set(genes):
         hint = " They carry a version suffix (ENSG00000141510.16) that the gene names do not: strip it from the labels first."
     warn(
         f"none of the {len(atoms)} genetic perturbation(s) (e.g. {list(atoms)[:3]}) is a gene name of the expression (e.g. "
         f"{list(genes)[:3]}), so no model or baseline can use the perturbed gene's own expression or embedding.{hint} "
         "If they are not genes (drugs, cytokines, stimulations), declare PerturbationSchema.perturbation_type='chemical'",
     )
-
-def _without_version(name: str) -> str:
-    """An Ensembl-style id without its version suffix (``ENSG00000141510.16`` -> ``ENSG00000141510``)."""
-    head, dot, tail = name.rpartition(".")
-    return head if dot and head and tail.isdigit() else name
-
 
 def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray, conditions: np.ndarray, contexts: np.ndarray, source: str) -> None:
     """Warn when cells have no expression at all: they are read as all-zero cells, and a control among them is an input.

@@ -121,20 +121,29 @@ def _case_hints(unknown: Sequence[str], vocab: Sequence[str]) -> list[str]:
     return [f"labels are compared with their case: {shown} in the training file (spell them as the training file does)"]
 
 
+def text_var_columns(var: pd.DataFrame) -> list[str]:
+    """The ``var`` columns that hold text (object or categorical): where another spelling of the gene names may be."""
+    return [str(c) for c in var.columns if var[c].dtype == object or isinstance(var[c].dtype, pd.CategoricalDtype)]
+
+
+def without_version(name: str) -> str:
+    """An Ensembl-style id without its version suffix (``ENSG00000141510.16`` -> ``ENSG00000141510``)."""
+    head, dot, tail = name.rpartition(".")
+    return head if dot and head and tail.isdigit() else name
+
+
 def gene_hint(genes: Sequence[str], train: Sequence[str], var: pd.DataFrame | None) -> str:
     """How to name the genes of another file as the training file does ("" when nothing obvious)."""
     wanted = set(train)
     if var is not None:
-        for col in var.columns:
-            if var[col].dtype == object or isinstance(var[col].dtype, pd.CategoricalDtype):
-                values = set(var[col].astype(str))
-                if wanted <= values:
-                    return (f" The training genes are in var column {str(col)!r}: use it as the gene names, "
-                            f"adata.var_names = adata.var[{str(col)!r}].astype(str) (then adata.var_names_make_unique())")
+        for col in text_var_columns(var):
+            if wanted <= set(var[col].astype(str)):
+                return (f" The training genes are in var column {col!r}: use it as the gene names, "
+                        f"adata.var_names = adata.var[{col!r}].astype(str) (then adata.var_names_make_unique())")
     folded = {g.upper() for g in genes}
     if wanted and all(g.upper() in folded for g in wanted):
         return " The names differ only in case (gene names are compared with their case): name them as the training file does"
-    unversioned = {g.split(".")[0] for g in genes}
+    unversioned = {without_version(g) for g in genes}
     if wanted and all(g in unversioned for g in wanted):
         return (" The names carry a version suffix (ENSG00000141510.16) that the training genes do not: strip it, "
                 "adata.var_names = adata.var_names.str.replace(r'\\.\\d+$', '', regex=True)")
