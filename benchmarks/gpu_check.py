@@ -3,8 +3,9 @@ the evaluation suite on CUDA tensors; one markdown table. Run by ``benchmarks/gp
 
 Per preset and compile setting: the median training-step time (forward, loss, backward, the
 trainer's optimizer) under bf16 autocast, cells per second, peak CUDA memory, and model FLOP
-utilisation: the step's FLOPs (``torch.utils.flop_counter``, counted once in eager mode) per second
-over the device's dense bf16 peak (``benchmarks/harness/measure.py``). Shapes: PerturbDiff official
+utilisation: the FLOPs of the timed steps (``torch.utils.flop_counter``, counted in eager mode over the
+same seeded sequence of steps, since a step's FLOPs follow its random draws) per second over the device's
+dense bf16 peak (``benchmarks/harness/measure.py``). Shapes: PerturbDiff official
 (d=512, depth 8, 2,000 genes, 4 sets x 32 cells); scDFM official (d=512, 4 layers, 1,000 gene tokens
 of 5,029, the paper's batch of 48 cells). Then every registered evaluation metric runs on a
 prediction/truth pair held as CUDA tensors (seconds per metric, or the error it raised).
@@ -42,6 +43,8 @@ OFFICIAL: dict[str, dict[str, Any]] = {
     # no activation checkpointing: the GPU has the memory, and recomputed blocks would count as model FLOPs
     "scdfm": {"genes": 5029, "sets": 1, "cells": 48, "overrides": ["model.genes_per_step=1000", "model.backbone.checkpointing=never"]},
 }
+#: torch seed before the FLOP count and before the timed steps: both see the same random draws
+SEQUENCE_SEED = 1234
 TINY: dict[str, dict[str, Any]] = {
     "perturbdiff": {"genes": 24, "sets": 2, "cells": 4, "overrides": ["model.backbone.dim=16", "model.backbone.depth=1", "model.backbone.heads=2"]},
     "scdfm": {"genes": 24, "sets": 1, "cells": 4, "overrides": ["model.backbone.d_model=16", "model.backbone.layers=1", "model.backbone.heads=2",
@@ -75,7 +78,11 @@ def train_row(preset: str, spec: dict[str, Any], device: torch.device, compiled:
         out.loss.backward()
         opt.step()
 
-    flops = count_flops(lambda: step(0))  # eager, before compiling: the model's FLOPs
+    # The step's FLOPs vary with its random draws (PerturbDiff self-conditions half the steps: one more forward
+    # pass), so count, in eager mode before compiling, the very steps that are timed below: the same seed, the
+    # same sequence of draws (the random state of the model's parameters differs, which changes no FLOP count).
+    torch.manual_seed(SEQUENCE_SEED)
+    flops = count_flops(lambda: [step(i) for i in range(steps)]) / steps
     if compiled:
         model.backbone.compile(backend=backend, mode=mode)
     t0 = time.perf_counter()
@@ -86,6 +93,7 @@ def train_row(preset: str, spec: dict[str, Any], device: torch.device, compiled:
         torch.cuda.reset_peak_memory_stats(device)
     warm = time.perf_counter() - t0
     times = []
+    torch.manual_seed(SEQUENCE_SEED)
     for i in range(steps):
         if cuda:
             torch.cuda.synchronize()
@@ -95,12 +103,13 @@ def train_row(preset: str, spec: dict[str, Any], device: torch.device, compiled:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     sec = statistics.median(times)
+    rate = flops * steps / sum(times)  # the counted FLOPs of the timed steps over their total time
     peak = peak_flops(device)
     return {
         "preset": preset, "compile": (mode or True) if compiled else False, "genes": spec["genes"], "cells_per_step": spec["sets"] * spec["cells"],
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "step_s": sec, "cells_per_s": spec["sets"] * spec["cells"] / sec,
-        "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None, "tflops": flops / sec / 1e12,
-        "mfu": flops / sec / peak if peak else None, "warmup_s": warm, "precision": "bf16 autocast" if cuda else "fp32 (CPU dry run)",
+        "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None, "tflops": rate / 1e12,
+        "mfu": rate / peak if peak else None, "gflop_per_step": flops / 1e9, "warmup_s": warm, "precision": "bf16 autocast" if cuda else "fp32 (CPU dry run)",
     }
 
 

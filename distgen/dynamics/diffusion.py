@@ -137,7 +137,9 @@ class Diffusion(Dynamics):
         x_sc = None
         if self.self_condition > 0 and float(torch.rand(())) < self.self_condition:
             with torch.no_grad():
-                x_sc = to_x0(field(x_t, t), self.prediction, x_t, a, s).detach()
+                # a copy, not the field's own output: under CUDA graphs (torch.compile's reduce-overhead mode) that
+                # output lives in the graph's memory pool, which the next call (the one fed this estimate) reuses
+                x_sc = to_x0(field(x_t, t), self.prediction, x_t, a, s).detach().clone()
         out = field(x_t, t, x_self_cond=x_sc) if x_sc is not None else field(x_t, t)
         mse = masked_mse(out, from_x0_noise(self.prediction, x1, eps, a, s), mask)
         x1_hat = to_x0(out, self.prediction, x_t, a, s)
