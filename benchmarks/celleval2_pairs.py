@@ -39,13 +39,15 @@ def _write(a, rows, labels, path: str, contexts=None, layer: str | None = None) 
     import pandas as pd
     import scipy.sparse as sp
 
+    from distgen.data.layout import write_h5ad
+
     m = a.X if layer is None else a.layers[layer]
     x = m[rows]
     x = sp.csr_matrix(x).astype(np.float32) if sp.issparse(m) else np.asarray(x, dtype=np.float32)
     obs = {PERT_COL: labels[rows], **({CELLTYPE_COL: contexts[rows]} if contexts is not None else {})}
     out = ad.AnnData(X=x, obs=pd.DataFrame(obs, index=[f"c{i}" for i in rows]))
     out.var_names = [str(g) for g in a.var_names]
-    out.write_h5ad(path)
+    write_h5ad(out, path, compression=None)
 
 
 def make_pair(name: str, shared_data: str, folder: str) -> tuple[str, str]:

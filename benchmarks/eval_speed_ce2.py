@@ -44,10 +44,12 @@ def lognorm_copy(path: str, out: str) -> str:
     import anndata as ad
     import scanpy as sc
 
+    from distgen.data.layout import write_h5ad
+
     a = ad.read_h5ad(path)
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
-    a.write_h5ad(out)
+    write_h5ad(a, out, compression=None)
     return out
 
 

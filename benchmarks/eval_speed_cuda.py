@@ -42,6 +42,8 @@ def synthetic_pair(folder: str, seed: int = 0) -> tuple[str, str]:
     import numpy as np
     import pandas as pd
 
+    from distgen.data.layout import write_h5ad
+
     rng = np.random.default_rng(seed)
     genes = [f"G{i}" for i in range(200)]
     perts = ["G3", "G7", "G11", "G19"]
@@ -60,7 +62,7 @@ def synthetic_pair(folder: str, seed: int = 0) -> tuple[str, str]:
                        obs=pd.DataFrame({"target": labels}, index=[f"{side}{i}" for i in range(len(labels))]),
                        var=pd.DataFrame(index=genes))
         path = os.path.join(folder, f"synthetic_{side}.h5ad")
-        a.write_h5ad(path)
+        write_h5ad(a, path, compression=None)
         paths.append(path)
     return paths[0], paths[1]
 

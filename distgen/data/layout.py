@@ -159,12 +159,15 @@ def _object_strings(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _write(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:  # readable as a plain file would be (not mkstemp's 0600), hidden while written
-        _write_h5ad(adata, tmp)
+        write_h5ad(adata, tmp)
 
 
-def _write_h5ad(adata: ad.AnnData, path: str) -> None:
-    adata.obs, adata.var = _object_strings(adata.obs), _object_strings(adata.var)  # the layout's own object: it keeps what the file holds
-    adata.write_h5ad(path, compression="gzip")
+def write_h5ad(adata: ad.AnnData, path: str | os.PathLike[str], compression: str | None = "gzip") -> None:
+    """``adata.write_h5ad`` that works under pandas 3 and writes what every anndata version reads: text in pandas'
+    string dtype (``obs``/``var`` index, columns, categories) is turned into object first, in ``adata`` itself
+    (it then holds what the file holds)."""
+    adata.obs, adata.var = _object_strings(adata.obs), _object_strings(adata.var)
+    adata.write_h5ad(path, compression=compression)
 
 
 def truth_digest(adata: ad.AnnData) -> str:
@@ -203,8 +206,8 @@ def write_pair(pred: Cells, real: Cells, pred_path: str | os.PathLike[str], real
     digest = truth_digest(real_ad)
     pred_ad.uns["distgen"][TRUTH_KEY] = real_ad.uns["distgen"][TRUTH_KEY] = digest
     with atomic_path(real_path) as tmp_real, atomic_path(pred_path) as tmp_pred:
-        _write_h5ad(pred_ad, tmp_pred)
-        _write_h5ad(real_ad, tmp_real)
+        write_h5ad(pred_ad, tmp_pred)
+        write_h5ad(real_ad, tmp_real)
     return pred_ad, real_ad
 
 

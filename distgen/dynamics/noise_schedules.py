@@ -59,13 +59,22 @@ class NoiseSchedule:
         self.alpha_bar = torch.cumprod(1 - betas, 0)  # [T], abar_n for n = 0..T-1
         # knots of the continuous schedule: tau = 0, 1/T, ..., 1 with log abar = 0, log abar_0, ...
         self.log_abar_knots = torch.cat([torch.zeros(1, dtype=torch.float64), torch.log(self.alpha_bar)])
+        self._abar_steps = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar])  # abar_n at n + 1
+        self._copies: dict[tuple[str, torch.device], Tensor] = {}
+
+    def _on(self, name: str, device: torch.device) -> Tensor:
+        """The table ``name`` on ``device``, copied there once: a copy per call was a blocking host-to-device
+        transfer in every training step on a GPU."""
+        key = (name, device)
+        if key not in self._copies:
+            self._copies[key] = getattr(self, name).to(device)
+        return self._copies[key]
 
     # ------------------------------------------------------------------ discrete clock
     def abar(self, n: Tensor) -> Tensor:
         """``abar_n`` for integer steps ``n`` (``n = -1`` gives 1, the clean data), float64."""
         n = torch.as_tensor(n)
-        full = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar]).to(n.device)
-        return full[n.long() + 1]
+        return self._on("_abar_steps", n.device)[n.long() + 1]
 
     def step_to_t(self, n: Tensor) -> Tensor:
         """distgen time ``t = 1 - (n + 1) / T`` of discrete step ``n``."""
@@ -78,7 +87,7 @@ class NoiseSchedule:
         pos = tau * self.T
         lo = pos.floor().clamp(max=self.T - 1).long()
         frac = pos - lo
-        knots = self.log_abar_knots.to(tau.device)
+        knots = self._on("log_abar_knots", tau.device)
         return knots[lo] + frac * (knots[lo + 1] - knots[lo])
 
     def abar_tau(self, tau: Tensor) -> Tensor:
@@ -89,7 +98,7 @@ class NoiseSchedule:
         """Rate ``beta(tau) = -d log abar / d tau`` (piecewise constant), float64."""
         tau = torch.as_tensor(tau, dtype=torch.float64).clamp(0.0, 1.0)
         lo = (tau * self.T).floor().clamp(max=self.T - 1).long()
-        knots = self.log_abar_knots.to(tau.device)
+        knots = self._on("log_abar_knots", tau.device)
         return -(knots[lo + 1] - knots[lo]) * self.T
 
 

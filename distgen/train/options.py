@@ -74,7 +74,9 @@ class TrainOptions:
     device
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     compile
-        Compile the backbone with ``torch.compile``.
+        Compile the backbone with ``torch.compile``: ``true`` (its default mode), or a mode by name:
+        ``"reduce-overhead"`` (CUDA graphs: for small steps that launch-bound GPUs spend on kernel
+        launches), ``"max-autotune"``, ``"max-autotune-no-cudagraphs"``.
     strategy
         Multi-process wrapping: ``"ddp"`` or ``"fsdp"`` (FSDP2 ``fully_shard``, for large backbones).
         Ignored in a single process.
@@ -122,7 +124,7 @@ class TrainOptions:
     precision: str = "auto"
     tf32: bool = True
     device: str = "auto"
-    compile: bool = False
+    compile: bool | str = False
     strategy: str = "ddp"
     find_unused_parameters: bool = True
     val_every: int = 0
@@ -142,6 +144,8 @@ class TrainOptions:
         _choice("schedule", self.schedule, ("cosine", "constant", "cosine_floor"))
         _choice("precision", self.precision, ("auto", "fp32", "bf16"))
         _choice("strategy", self.strategy, ("ddp", "fsdp"))
+        if isinstance(self.compile, str):
+            _choice("compile", self.compile, COMPILE_MODES)
         for key in ("steps", "sets_per_batch", "grad_accum", "checkpoint_every", "log_every", "keep_checkpoints", "val_sets", "ema_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
@@ -192,6 +196,15 @@ class TrainOptions:
     def fingerprint_dict(self) -> dict[str, Any]:
         """The settings that define the training trajectory (``RUN_CONTROL_KEYS`` left out)."""
         return {k: v for k, v in self.to_dict().items() if k not in RUN_CONTROL_KEYS}
+
+
+#: ``train.compile`` as a string: a ``torch.compile`` mode
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(value: bool | str) -> str | None:
+    """The ``torch.compile`` mode that a ``train.compile`` value other than ``false`` asks for (``None``: torch's default)."""
+    return None if value is True or value == "default" or not value else str(value)
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -41,7 +41,7 @@ from distgen.train.interrupt import StopOnSignal
 from distgen.train.lock import RunLock
 from distgen.train.logger import MetricsLog, duration, progress_bar
 from distgen.train.optim import clipped_step, grad_norm, make_optimizer
-from distgen.train.options import TrainOptions
+from distgen.train.options import TrainOptions, compile_mode
 from distgen.train.schedule import make_scheduler
 from distgen.train.state_dicts import get_full_state, set_full_state
 from distgen.train.state_io import rng_state, set_rng_state
@@ -176,7 +176,7 @@ class Trainer:
         model.to(self.device)
         if options.compile:
             target = getattr(model, "backbone", model)
-            target.compile()
+            target.compile(mode=compile_mode(options.compile))
         self.loss_module = D.LossModule(model)
         self.wrapped = D.wrap(self.loss_module, self.env, options.strategy, self.device, options.find_unused_parameters)
         named = [(n, p) for n, p in self.wrapped.named_parameters() if p.requires_grad]

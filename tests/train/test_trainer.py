@@ -109,6 +109,18 @@ def test_compiled_backbone_trains_and_keeps_checkpoint_keys(table, make_model, t
     assert all(math.isfinite(v) for v in res.losses) and set(load_checkpoint(tmp_path).model) == keys
 
 
+def test_compile_mode_reaches_torch_compile_and_an_unknown_mode_is_refused(table, make_model, monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **kw: seen.append(kw.get("mode", "absent")))
+    for value, mode in ((True, None), ("default", None), ("reduce-overhead", "reduce-overhead"), ("max-autotune", "max-autotune")):
+        Trainer(make_model(), TableBatches(table, 4, 4), train_options({**BASE, "steps": 1, "compile": value}))
+        assert seen.pop() == mode
+    Trainer(make_model(), TableBatches(table, 4, 4), train_options({**BASE, "steps": 1, "compile": False}))
+    assert seen == []  # false compiles nothing
+    with pytest.raises(ConfigError, match=r"train\.compile: expected one of default, reduce-overhead"):
+        train_options({**BASE, "compile": "fast"})
+
+
 def test_config_supplies_train_and_set_options_and_keywords_win(table, make_model):
     doc = {"train": {**BASE, "steps": 7, "seed": 3}, "data": {"set_size": 4, "matcher": "random", "dataset": "ignored.h5ad"}}
     a, b = make_model(), make_model()

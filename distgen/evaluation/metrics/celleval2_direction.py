@@ -125,7 +125,7 @@ def k_star(prep: PreparedDE, s: Settings, universe: str, exclude_own: bool, floo
     with np.errstate(invalid="ignore", divide="ignore"):
         purity = np.where(den > 0, hit / np.maximum(den, 1), np.nan)
     ok = kept & (purity >= floor.cpu().numpy()[:, None])  # a NaN floor reaches nothing
-    return torch.from_numpy(np.where(ok, den, 0).max(-1, initial=0).astype(np.float64))
+    return torch.from_numpy(np.where(ok, den, 0).max(-1, initial=0).astype(np.float64)).to(rows.device)  # the walk ran on the host
 
 
 def _family_reader(column: str) -> Any:
@@ -144,7 +144,7 @@ def _precision(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[int, str]]:
 
 def _sensitivity(universe: str) -> Any:
     def fn(prep: PreparedDE, s: Settings) -> tuple[Tensor, dict[int, str]]:
-        floor = torch.full((prep.own.shape[0],), 1.0 - s.p_adj_threshold / 2.0, dtype=torch.float64)
+        floor = torch.full((prep.own.shape[0],), 1.0 - s.p_adj_threshold / 2.0, dtype=torch.float64, device=prep.own.device)
         ks = k_star(prep, s, universe, exclude_own=False, floor=floor)
         n_conf = prep.sig_real.sum(-1).to(torch.float64)
         return _div(ks, n_conf), {}
