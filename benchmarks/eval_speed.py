@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from distgen.data.layout import write_h5ad
+
 CONTROL, PERT_COL = "non-targeting", "target_gene"
 CELL_EVAL_SET = (
     "mse,mae,mse_delta,mae_delta,pearson_delta,discrimination_score_l1,discrimination_score_l2,discrimination_score_cosine,"
@@ -71,9 +73,9 @@ def norman_pair(folder: str) -> dict[str, str]:
     train_rows = np.concatenate([np.flatnonzero(~test & (cond != "control")), ctrl_idx[:half]])
     real_rows = np.concatenate([np.flatnonzero(test), ctrl_idx[half:]])
     paths = {k: os.path.join(folder, f"{k}.h5ad") for k in ("train", "real", "pred")}
-    make(train_rows).write_h5ad(paths["train"])
+    write_h5ad(make(train_rows), paths["train"], compression=None)
     real = make(real_rows)
-    real.write_h5ad(paths["real"])
+    write_h5ad(real, paths["real"], compression=None)
     genes = tuple(real.var_names)
     train_cells, real_cells = layout.read(make(train_rows), PERT_COL, CONTROL), layout.read(real, PERT_COL, CONTROL)
     info = vocabulary([train_cells, real_cells])
@@ -93,7 +95,7 @@ def norman_pair(folder: str) -> dict[str, str]:
     pred = ad.AnnData(X=np.concatenate(xs + [ctrl.numpy()]).astype(np.float32),
                       obs=pd.DataFrame({PERT_COL: labs + [CONTROL] * ctrl.shape[0]}, index=[f"p{i}" for i in range(len(labs) + ctrl.shape[0])]))
     pred.var_names = list(genes)
-    pred.write_h5ad(paths["pred"])
+    write_h5ad(pred, paths["pred"], compression=None)
     return paths
 
 
@@ -121,8 +123,8 @@ def synthetic_pair(folder: str, n_perts: int) -> dict[str, str]:
         return out
 
     paths = {k: os.path.join(folder, f"{k}.h5ad") for k in ("real", "pred")}
-    file(0.0).write_h5ad(paths["real"])
-    file(0.3).write_h5ad(paths["pred"])
+    write_h5ad(file(0.0), paths["real"], compression=None)
+    write_h5ad(file(0.3), paths["pred"], compression=None)
     return paths
 
 
