@@ -37,7 +37,7 @@ from distgen.pipeline.aggregate import (
 )
 from distgen.pipeline.grid import Run, expand
 from distgen.pipeline.pages import write_sweep_page
-from distgen.train.lock import RunLock
+from distgen.train.lock import LOCK_NAME, RunLock, RunLockedError, describe, read_holder
 from distgen.train.state_io import atomic_write_text
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
@@ -215,7 +215,9 @@ def adopt_former_folders(out: Path, runs: Sequence[Run]) -> list[str]:
     Folders were then named from each value as YAML writes it (the string ``nan`` as ``-nan-``, the list ``[64, 64]``
     as ``-64,-64``, ``1e-5`` as ``-1.0e-05``); under the names of ``distgen.pipeline.grid`` such a run was not found,
     so a finished one made the sweep refuse its folder and an unfinished one was trained again from scratch. A folder
-    in use by another process is refused (``RunLockedError``), as is a run that has a folder under both names.
+    in use by another process is refused (``RunLockedError``, naming the holder), as is a run that has a folder under
+    both names. The folder's lock is held while it is renamed, so no run can start in it in between; the lock file
+    that moved with it is removed before the lock is let go.
     """
     runs_dir = out / "runs"
     if not runs_dir.is_dir():
@@ -226,14 +228,25 @@ def adopt_former_folders(out: Path, runs: Sequence[Run]) -> list[str]:
         old, new = runs_dir / r.former_slug, runs_dir / r.slug
         if not r.former or r.former_slug in current or not old.is_dir():
             continue
-        if new.exists():
-            raise ConfigError(
-                f"{out}: run {r.slug} has two folders, runs/{r.former_slug} (its name before 2026-12-05) and runs/{r.slug}; "
-                f"keep the one to continue (move the other out of {runs_dir}) and run the sweep again"
-            )
-        with RunLock(old, "sweep"):  # not while a run of it is still going
-            pass
-        old.rename(new)
+        lock = RunLock(old, "sweep")
+        try:
+            lock.acquire()  # not while a run of it is still going, and none starts in it until it is renamed
+        except RunLockedError:
+            raise RunLockedError(
+                f"{out}: runs/{r.former_slug} (the folder of run {r.slug} before 2026-12-05) is in use by "
+                f"{describe(read_holder(old) or {})}: it is renamed runs/{r.slug} only while no process holds it; wait for "
+                "that process to finish, then run the sweep again"
+            ) from None
+        try:
+            if new.exists():
+                raise ConfigError(
+                    f"{out}: run {r.slug} has two folders, runs/{r.former_slug} (its name before 2026-12-05) and runs/{r.slug}; "
+                    f"keep the one to continue (move the other out of {runs_dir}) and run the sweep again"
+                )
+            old.rename(new)
+            (new / LOCK_NAME).unlink(missing_ok=True)  # the lock file moved with the folder: gone before the lock is let go
+        finally:
+            lock.release()
         notes.append(f"runs/{r.former_slug} -> runs/{r.slug}")
     if notes:
         print(f"note: {out}: {len(notes)} run folder(s) renamed to the folder naming of 2026-12-05 (values as read, lists "

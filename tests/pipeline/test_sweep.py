@@ -269,6 +269,83 @@ def test_a_run_with_a_folder_under_both_names_is_refused_saying_which(tmp_path, 
     assert runner.calls == []
 
 
+#: Takes the run lock of a folder as ``distgen run`` does, says ``held`` and keeps it until its stdin closes; or says
+#: ``refused`` with the message when the folder is in use.
+HOLDER = """
+import sys
+from distgen.train.lock import RunLock, RunLockedError
+try:
+    lock = RunLock(sys.argv[1], "run").acquire()
+except RunLockedError as exc:
+    print("refused:", exc, flush=True)
+    sys.exit(0)
+print("held", flush=True)
+sys.stdin.read()
+lock.release()
+"""
+
+
+def _former_sweep(out, base):
+    """A sweep folder as a sweep begun before 2026-12-05 left it (every run finished, folders under the former names)."""
+    sweep(base, OLD_GRID, out, runner=FakeRunner(), progress=False)
+    for old, new in FORMER.items():
+        (out / "runs" / new).rename(out / "runs" / old)
+
+
+def test_a_former_folder_in_use_is_not_renamed_and_the_sweep_says_by_whom(tmp_path, base):
+    import subprocess
+    import sys
+
+    from distgen.train.lock import RunLockedError
+
+    out = tmp_path / "sw"
+    _former_sweep(out, base)
+    busy = "description=good,x-sizes=-64,-64__seed0"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out / "runs" / busy)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        runner = FakeRunner()
+        with pytest.raises(RunLockedError, match=rf"runs/{busy} \(the folder of run description=good,x-sizes=64\+64__seed0 "
+                           rf"before 2026-12-05\) is in use by distgen run \(pid {holder.pid} .*wait for that process to finish"):
+            sweep(base, OLD_GRID, out, runner=runner, progress=False)
+        assert runner.calls == [] and (out / "runs" / busy / "DONE").exists()  # left where the live run writes
+        assert not (out / "runs" / FORMER[busy]).exists()
+    finally:
+        holder.communicate("")
+    sweep(base, OLD_GRID, out, runner=FakeRunner(), progress=False)  # once it has finished, the folder is renamed
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(FORMER.values())
+
+
+def test_a_former_folder_is_renamed_while_its_lock_is_held_so_no_run_starts_in_it_in_between(tmp_path, base, monkeypatch):
+    """The sweep took the folder's lock and let it go before renaming it: a run started in between locked the folder and
+    wrote into it while the sweep moved it away. Now the lock is held across the rename: a run that tries then is
+    refused, and the renamed folder carries no lock file."""
+    import pathlib
+    import subprocess
+    import sys
+
+    from distgen.train.lock import LOCK_NAME
+
+    out = tmp_path / "sw"
+    _former_sweep(out, base)
+    tries = {}
+    rename = pathlib.Path.rename
+
+    def a_run_starts_now(self, target):
+        if self.parent == out / "runs":  # a run of this folder starts just before the sweep renames it
+            tries[self.name] = subprocess.run([sys.executable, "-c", HOLDER, str(self)], input="", capture_output=True,
+                                              text=True).stdout
+        return rename(self, target)
+
+    monkeypatch.setattr(pathlib.Path, "rename", a_run_starts_now)
+    sweep(base, OLD_GRID, out, runner=FakeRunner(), progress=False)
+    assert sorted(tries) == sorted(FORMER)
+    assert all(t.startswith("refused:") and "is in use by distgen sweep" in t for t in tries.values()), tries
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(FORMER.values())
+    assert not any((out / "runs" / new / LOCK_NAME).exists() for new in FORMER.values())
+
+
 @pytest.mark.parametrize("values", [[float("nan")], [np.float64("nan"), 1.0]])
 def test_a_nan_grid_value_is_refused_naming_the_axis(values):
     with pytest.raises(ConfigError, match=r"grid axis 'train.lr' holds NaN"):
