@@ -39,22 +39,47 @@ def content_keys(X: Any, genes: Sequence[str]) -> np.ndarray:
 
     The key of a row is ``sum_j bits(x_j) * m(gene_j)`` modulo 2**64, ``m`` an odd 64-bit number from the gene's
     name: a sum, so the column order does not enter it; a zero (``+0.0`` or ``-0.0``) adds nothing. A sparse matrix
-    gets the keys of its dense form, densified a block of rows at a time (at most 4 million values). Identical rows get equal keys; distinct rows
-    collide with probability about 2**-64.
+    gets the keys of its dense form from its stored values alone (duplicate entries summed first, as densifying does),
+    at most 4 million at a time. Identical rows get equal keys; distinct rows collide with probability about 2**-64.
     """
     mult = _gene_multipliers(genes)
-    sparse = sp.issparse(X)
-    x: Any = sp.csr_matrix(X) if sparse else X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
+    if sp.issparse(X):
+        return _sparse_keys(sp.csr_matrix(X), mult)
+    x: Any = X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
     keys = np.empty(x.shape[0], dtype=np.uint64)
     step = max(1, min(1024, 4_000_000 // max(len(mult), 1)))  # a block's buffer: at most 32 MB
     buf = np.empty((min(step, x.shape[0]), len(mult)), dtype=np.uint64)  # one buffer for every block
     with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
         for start in range(0, x.shape[0], step):
-            rows = x[start : start + step]
-            block = np.asarray(rows.toarray() if sparse else rows, dtype=np.float32) + np.float32(0.0)  # -0.0 hashes as 0.0
+            block = np.asarray(x[start : start + step], dtype=np.float32) + np.float32(0.0)  # -0.0 hashes as 0.0
             out = buf[: block.shape[0]]
             np.multiply(block.view(np.uint32), mult, out=out)
             keys[start : start + block.shape[0]] = out.sum(1, dtype=np.uint64)
+    return keys
+
+
+#: Stored values of a sparse matrix ``content_keys`` hashes at a time (32 MB of products).
+SPARSE_BLOCK = 4_000_000
+
+
+def _sparse_keys(x: sp.csr_matrix, mult: np.ndarray) -> np.ndarray:
+    """``content_keys`` of a CSR matrix: each row's sum over its stored values only (a zero adds nothing to it)."""
+    if not x.has_canonical_format:  # duplicate entries are one value of the dense form: summed before hashing
+        x = x.copy()
+        x.sum_duplicates()
+    n = x.shape[0]
+    indptr = x.indptr.astype(np.int64)
+    keys = np.zeros(n, dtype=np.uint64)
+    start = 0
+    with np.errstate(over="ignore"):
+        while start < n:  # rows holding at most SPARSE_BLOCK stored values at a time (one row whatever its size)
+            stop = min(n, max(start + 1, int(np.searchsorted(indptr, indptr[start] + SPARSE_BLOCK, side="right")) - 1))
+            lo, hi = int(indptr[start]), int(indptr[stop])
+            bits = (np.asarray(x.data[lo:hi], dtype=np.float32) + np.float32(0.0)).view(np.uint32)  # -0.0 hashes as 0.0
+            total = np.zeros(hi - lo + 1, dtype=np.uint64)
+            np.cumsum(bits * mult[x.indices[lo:hi]], dtype=np.uint64, out=total[1:])
+            keys[start:stop] = total[indptr[start + 1 : stop + 1] - lo] - total[indptr[start:stop] - lo]  # modulo 2**64
+            start = stop
     return keys
 
 

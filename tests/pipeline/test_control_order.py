@@ -107,9 +107,10 @@ def test_the_control_baselines_metrics_do_not_depend_on_the_truths_row_order(fil
         assert scores["shuffled"][m] == pytest.approx(v, rel=1e-6, abs=1e-9), m
 
 
-def test_content_keys_of_a_sparse_matrix_are_those_of_its_dense_form_and_give_the_ceilings_order():
+def test_content_keys_of_a_sparse_matrix_are_those_of_its_dense_form_and_give_the_ceilings_order(monkeypatch):
     import scipy.sparse as sp
 
+    import distgen.seeds
     from distgen.seeds import content_keys, content_order
 
     rng = np.random.default_rng(0)
@@ -122,6 +123,14 @@ def test_content_keys_of_a_sparse_matrix_are_those_of_its_dense_form_and_give_th
     assert np.array_equal(content_keys(x.astype(np.float64), genes), dense)  # float32 values, whatever the storage
     stored = sp.csr_matrix((np.array([-0.0, 0.5], dtype=np.float32), ([0, 0], [1, 2])), shape=(1, 9))  # an explicit -0.0
     assert content_keys(stored, genes)[0] == content_keys(np.eye(1, 9, 2, dtype=np.float32) * 0.5, genes)[0]
+    # duplicate entries (one value of the dense form: 0.5 + 0.25), unsorted column indices and empty rows
+    odd = sp.csr_matrix((np.array([0.5, 0.25, 2.0, 1.0], dtype=np.float64), np.array([4, 4, 7, 1]), np.array([0, 0, 2, 2, 4])),
+                        shape=(4, 9))
+    assert not odd.has_canonical_format
+    assert np.array_equal(content_keys(odd, genes), content_keys(odd.toarray(), genes))
+    assert odd.nnz == 4  # the caller's matrix is left as it was
+    monkeypatch.setattr(distgen.seeds, "SPARSE_BLOCK", 5)  # rows hashed a few at a time (a row of more values alone)
+    assert np.array_equal(content_keys(sp.csr_matrix(x), genes), dense)
     assert len(set(dense.tolist())) == 50  # distinct rows, distinct keys
     ranks = content_order(torch.from_numpy(x), genes).numpy()
     assert np.array_equal(np.argsort(ranks), np.argsort(dense, kind="stable"))
