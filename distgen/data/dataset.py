@@ -417,6 +417,11 @@ class PerturbationData:
         out = {tuple(k): np.asarray(v, dtype=np.int64) for k, v in df.groupby(["c", "k", "b"], sort=True).indices.items()}
         return {k: v for k, v in out.items() if include_control or k[0] != "control"}
 
+    @property
+    def cell_names(self) -> np.ndarray:
+        """``[N]`` the cells' names (``obs_names``, unique): what a split identifies its cells by (``cells_hash``)."""
+        return np.asarray(self.adata.obs_names.astype(str), dtype=str)
+
     def atoms_of(self, condition: str) -> tuple[str, ...]:
         return () if condition == "control" else tuple(condition.split(self.schema.combo_delimiter))
 

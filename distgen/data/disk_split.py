@@ -23,7 +23,7 @@ __all__ = ["DiskLabels", "disk_split", "split_rows"]
 
 
 class DiskLabels:
-    """The labels of a ``DiskCells`` as ``make_split`` reads a ``PerturbationData``: per-row condition, context, batch."""
+    """The labels of a ``DiskCells`` as ``make_split`` reads a ``PerturbationData``: per-row condition, context, batch, name."""
 
     def __init__(self, cells: DiskCells) -> None:
         from anndata.io import read_elem
@@ -37,6 +37,11 @@ class DiskLabels:
         obs = cells._open()["obs"]
         index = obs.attrs.get("_index", "_index")  # the obs column holding the cell names (anndata's encoding)
         self._names = [str(n) for n in read_elem(obs[index])]  # the names only, not every obs column
+
+    @property
+    def cell_names(self) -> np.ndarray:
+        """``[N]`` the cells' names (obs names), as ``PerturbationData.cell_names``."""
+        return np.asarray(self._names, dtype=str)
 
     def atoms_of(self, condition: str) -> tuple[str, ...]:
         return () if condition == "control" else tuple(condition.split(self.schema.combo_delimiter))

@@ -56,9 +56,10 @@ def group_seed(seed: int, condition: str, context: str, batch: str, stream: int 
 def draw_order(keys: np.ndarray) -> np.ndarray:
     """Positions of a set of cells (a control pool, a capped group's cells) in the order of their values, from their ``keys``.
 
-    ``keys``: ``distgen.seeds.content_keys`` of the cells. Ascending keys, so the order is the cells' and not the
-    file's rows'; identical cells (equal keys) keep the given order and are interchangeable. ``control_draw``'s
-    positions refer to a pool in this order.
+    ``keys``: ``distgen.seeds.content_keys`` of the cells (a split's picks give their names instead, which a split is
+    tied to: ``distgen.data.splitters.make_split``). Ascending keys, so the order is the cells' and not the file's
+    rows'; identical cells (equal keys) keep the given order and are interchangeable. ``control_draw``'s positions
+    refer to a pool in this order.
     """
     return np.argsort(np.asarray(keys), kind="stable")
 

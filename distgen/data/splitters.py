@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distgen.data.groups import draw_order
 from distgen.data.schema import CONTEXT_SEPARATOR
 from distgen.data.split import SPLIT_KINDS, Split
 from distgen.errors import InputDataError
@@ -145,6 +146,12 @@ def make_split(
     (in-distribution validation). Control cells stay in training (they are the input of a
     prediction) except a ``holdout_controls`` fraction of each (context, batch) group's controls,
     held out of training and shared between test (the larger half) and val.
+
+    Those two picks shuffle each group's cells taken in the order of their names (``data.cell_names`` through
+    ``distgen.data.groups.draw_order``), not of their rows: the same file with its rows in another order gets a split
+    of the same cells (at other row indices), and a file whose rows are in name order the picks of its row order. Not
+    their values: a split is tied to the cells' names and labels (``data_hash``), so the values of held-out cells, the
+    layer read or the normalisation do not move it.
     """
     if kind not in SPLIT_KINDS:
         raise ValueError(f"unknown split kind {kind!r}; available: {list(SPLIT_KINDS)}")
@@ -168,8 +175,10 @@ def make_split(
     part = np.zeros(data.n_cells, dtype=np.int8)  # 0 train, 1 val, 2 test
     part[test] = 2
     ctrl = data.is_control
+    names = data.cell_names
     for idx in data.groups(include_control=True).values():
         free = idx[part[idx] == 0]
+        free = free[draw_order(names[free])]  # a group's cells in name order: the picks do not follow the row order
         if ctrl[idx[0]]:
             n_out = int(holdout_controls * len(free))  # held out of training in all (< len(free)): half to test, half to val
             n_test = n_out - n_out // 2
