@@ -28,8 +28,10 @@ from distgen.data.conditions import (
     parse_doses,
 )
 from distgen.data.expression import check_unique_genes
+from distgen.data.groups import draw_order
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import InputDataError, InputKeyError, warn
+from distgen.seeds import content_keys
 from distgen.types import PAD, ConditionLabels, DataInfo, canonical
 
 
@@ -243,17 +245,24 @@ def _log_normalize(x: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
 def control_rows(cells: DiskCells, size: int, seed: int = 0, least: int = 1, within: np.ndarray | None = None) -> np.ndarray:
     """Sorted control rows of ``cells`` (of the rows ``within`` when given) kept in memory: all when at most ``size``,
     else a seeded sample of each (context, batch) in proportion to its size (at least ``least`` cells of each, all of a
-    smaller one)."""
+    smaller one).
+
+    The sample is drawn from each (context, batch)'s controls in the order of their values (``draw_order`` of their
+    ``content_keys`` on ``cells``' genes, the rule of the control pools), so the same file with its rows shuffled keeps
+    the same cells; every control is read once (a block of rows at a time) for its key when there are more than ``size``.
+    """
     ctrl = np.flatnonzero(cells.is_control)
     if within is not None:
         ctrl = ctrl[np.isin(ctrl, within)]
     if ctrl.size <= size:
         return ctrl
+    values = np.concatenate([content_keys(cells.read(ctrl[i : i + 16384]), cells.info.genes) for i in range(0, ctrl.size, 16384)])
     rng = np.random.default_rng([seed, 7])
-    key = cells.labels.context.numpy()[ctrl] * len(cells.info.batches) + cells.labels.batch.numpy()[ctrl]
+    where = cells.labels.context.numpy()[ctrl] * len(cells.info.batches) + cells.labels.batch.numpy()[ctrl]
     keep = []
-    for k in np.unique(key):
-        rows = ctrl[key == k]
+    for k in np.unique(where):
+        mine = where == k
+        rows = ctrl[mine][draw_order(values[mine])]
         n = min(rows.size, max(least, round(size * rows.size / ctrl.size)))
         keep.append(rng.choice(rows, n, replace=False))
     return np.sort(np.concatenate(keep))

@@ -134,3 +134,44 @@ def test_content_keys_of_a_sparse_matrix_are_those_of_its_dense_form_and_give_th
     assert len(set(dense.tolist())) == 50  # distinct rows, distinct keys
     ranks = content_order(torch.from_numpy(x), genes).numpy()
     assert np.array_equal(np.argsort(ranks), np.argsort(dense, kind="stable"))
+
+
+def _names(path):
+    return ad.read_h5ad(path, backed="r").obs_names.to_numpy()
+
+
+def test_the_streaming_control_sample_beyond_control_pool_does_not_depend_on_the_row_order(files, tmp_path, monkeypatch):
+    """A file with more controls than ``control_pool`` keeps a seeded sample of each (context, batch): it was drawn in
+    row order, so the shuffled file kept other controls and predicted other cells. Now drawn in the order of values."""
+    import distgen.data.disk
+    from distgen.data.disk import DiskCells, control_rows
+    from distgen.data.schema import PerturbationSchema
+    from distgen.seeds import content_keys
+
+    schema = PerturbationSchema.from_dict(SCHEMA)
+    adata = ad.read_h5ad(files["orig"])
+    by_value = str(tmp_path / "by_value.h5ad")  # rows in the order of their values: the draw order is the row order
+    adata[np.argsort(content_keys(adata.X, adata.var_names), kind="stable")].copy().write_h5ad(by_value)
+    paths = {**files, "by_value": by_value}
+    n_ctrl = int((adata.obs["condition"] == "control").sum())
+    sample = {(name, seed): frozenset(_names(p)[control_rows(DiskCells(p, schema), 30, seed, 4)])
+              for name, p in paths.items() for seed in (0, 1)}
+    assert 30 <= len(sample["orig", 0]) < n_ctrl
+    assert sample["shuffled", 0] == sample["by_value", 0] == sample["orig", 0]
+    assert sample["shuffled", 1] == sample["orig", 1] != sample["orig", 0]  # the seed still changes the sample
+    monkeypatch.setattr(distgen.data.disk, "draw_order", lambda keys: np.arange(len(keys)))  # the former row-order rule
+    assert frozenset(_names(by_value)[control_rows(DiskCells(by_value, schema), 30, 0, 4)]) == sample["by_value", 0]
+    assert frozenset(_names(files["orig"])[control_rows(DiskCells(files["orig"], schema), 30, 0, 4)]) != sample["orig", 0]
+    monkeypatch.undo()
+
+    predicted = {}
+    for name, path in files.items():
+        out = predict_to_disk(NoisyShift(), path, tmp_path / f"{name}.h5ad", set_size=4, seed=7, schema=schema, control_pool=30)
+        streamed = ad.read_h5ad(out)
+        kind = streamed.obs["distgen_kind"].astype(str).to_numpy() == "predicted"
+        obs = streamed.obs[kind]
+        predicted[name] = _by_group(streamed.X[kind], obs["target"], obs["celltype"], obs["batch"])
+        assert (~kind).sum() < n_ctrl  # the controls written are those of the sample, fewer than the file's
+    assert predicted["shuffled"].keys() == predicted["orig"].keys()
+    for key, x in predicted["orig"].items():
+        np.testing.assert_allclose(predicted["shuffled"][key], x, rtol=0, atol=1e-6, err_msg=str(key))
