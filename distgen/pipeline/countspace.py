@@ -5,7 +5,7 @@ The math is ``distgen.data.counts``; this module decides which library size each
 * a generated cell of group ``g``: a size drawn (with replacement, seeded by ``seed`` and the group's labels: ``group_seed``) from the
   library sizes of the control cells that group was generated from (its context's pool), then
   counts from the observation model (``round``, ``poisson`` or ``nb``, NB dispersions fitted on the
-  training cells of the run);
+  training cells of the run, at most ``MAX_FIT_CELLS`` of them drawn in the order of their values);
 * a real cell (the control rows of a prediction, every row of the truth): its own recorded size,
   rounded, which gives back its original counts exactly when the data was loaded from raw counts.
 
@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from distgen.data import counts as C
-from distgen.data.groups import group_seed
+from distgen.data.groups import draw_order, group_seed
 from distgen.data.prepared import Dataset
 from distgen.types import Cells
 from distgen.wording import counted
@@ -61,10 +61,16 @@ def pair_groups(conditions: np.ndarray, contexts: np.ndarray) -> np.ndarray:
 
 
 def fit_run_dispersion(dataset: Dataset, cells: Cells, sizes: np.ndarray, seed: int = 0) -> np.ndarray:
-    """``[G]`` NB dispersions of ``cells``' genes, fitted on the run's training cells within (condition, context) groups."""
+    """``[G]`` NB dispersions of ``cells``' genes, fitted on the run's training cells within (condition, context) groups.
+
+    The training cells are taken in the order of their values (``draw_order`` of ``Dataset.content_keys``, the rule of
+    the control pools), and beyond ``MAX_FIT_CELLS`` a seeded subsample is drawn in that order: the same file with its
+    rows shuffled gives the same dispersions, to the last bit.
+    """
     train = dataset.split.train.numpy()
+    train = train[draw_order(dataset.content_keys(train))]
     if len(train) > MAX_FIT_CELLS:
-        train = np.sort(np.random.default_rng(seed).choice(train, MAX_FIT_CELLS, replace=False))
+        train = train[np.sort(np.random.default_rng(seed).choice(len(train), MAX_FIT_CELLS, replace=False))]
     cols = torch.from_numpy(_columns(dataset, cells))
     x = dataset.data.table.X[torch.from_numpy(train)][:, cols].numpy()
     groups = pair_groups(dataset.data.conditions[train], dataset.data.contexts[train])

@@ -84,6 +84,46 @@ def test_generated_cells_become_integers_near_the_model_output(raw, model):
             assert keep.sum() >= 10 and np.abs(got[keep] / want[keep] - 1).max() < 0.3, (cond, np.abs(got[keep] / want[keep] - 1).max())
 
 
+def test_nb_dispersions_and_counts_do_not_depend_on_the_row_order(raw, tmp_path, monkeypatch):
+    """The NB dispersions are fitted on a seeded subsample of the training cells beyond MAX_FIT_CELLS: it was drawn from
+    the rows in file order (and the fit summed in row order), so the same file with its rows shuffled fitted other
+    dispersions and drew other counts. Now the training cells are taken in the order of their values."""
+    import distgen.pipeline.countspace as countspace
+    from distgen.seeds import content_keys
+
+    path, a = raw
+    rng = np.random.default_rng(11)
+    paths = {"orig": path, "shuffled": tmp_path / "shuffled.h5ad", "by_value": tmp_path / "by_value.h5ad"}
+    a[rng.permutation(a.n_obs)].copy().write_h5ad(paths["shuffled"])
+    held = _load(path).data  # the values the dataset holds (log1p of counts per 10,000): the file in their order
+    a[list(held.cell_names[np.argsort(content_keys(held.table.X, held.info.genes), kind="stable")])].copy().write_h5ad(paths["by_value"])
+    monkeypatch.setattr(countspace, "MAX_FIT_CELLS", 60)  # a subsample of the training cells
+    data = {name: _load(p) for name, p in paths.items()}
+    assert len(data["orig"].split.train) > 80
+
+    def theta(name, seed):
+        d = data[name]
+        return countspace.fit_run_dispersion(d, d.truth("test"), countspace.dataset_sizes(d)[0], seed)
+
+    want = theta("orig", 0)
+    assert np.array_equal(theta("shuffled", 0), want) and np.array_equal(theta("by_value", 0), want)
+    assert not np.array_equal(theta("orig", 1), want)  # the seed still draws another subsample
+    monkeypatch.setattr(countspace, "draw_order", lambda keys: np.arange(len(keys)))  # the former row-order rule
+    assert np.array_equal(theta("by_value", 0), want)  # rows in value order: the subsample of their rows, bit for bit
+    assert not np.array_equal(theta("shuffled", 0), want)
+    monkeypatch.undo()
+    monkeypatch.setattr(countspace, "MAX_FIT_CELLS", 60)
+
+    counts = {}
+    for name in ("orig", "shuffled"):
+        d = data[name]
+        out, _ = prediction_counts(d, predict(models.get("control")(), d, "test", seed=0), "test", "nb", seed=3)
+        gen = ~out.is_control
+        counts[name] = {c: np.sort(out.X.numpy()[gen][out.conditions[gen] == c].view(np.int32), axis=0) for c in ("P2", "P4")}
+    for c, x in counts["orig"].items():
+        assert np.array_equal(counts["shuffled"][c], x), c
+
+
 def test_prediction_counts_refuses_a_prediction_of_another_part(raw):
     data = _load(raw[0])
     pred = predict(models.get("control")(), data, "test", seed=0)
