@@ -14,6 +14,13 @@ EXAMPLE = """examples:
   torchrun --nproc-per-node 4 -m distgen predict runs/scdfm --out pred.h5ad   # conditions split over ranks
   distgen predict runs/scdfm --out pred.h5ad --real real.h5ad --counts nb   # raw counts, for cell-eval2's vcc2026 preset
   cell-eval2 run -ap pred.h5ad -ar real.h5ad                       # or: distgen evaluate --pred ... --real ...
+  distgen predict runs/scdfm --data new.h5ad --out new_pred.h5ad   # another file's perturbations, from its own control cells
+  distgen predict runs/scdfm --data new.h5ad --perturbations KLF1 KLF1+MAP2K6 --out new_pred.h5ad --real new_real.h5ad
+
+--data FILE reads FILE with the run's schema and matches its genes (any order, extra genes ignored) and labels to the
+run by name; each of its perturbed groups is generated from FILE's own control cells of its context (docs/your_data.md,
+section 7). FILE is refused (exit 2) when it lacks a gene or an obs column of the run, has no control cells, holds a label
+the run never saw, or sits on another value scale than the training cells.
 
 An existing --out/--real is replaced only when it is an earlier prediction/truth (else --overwrite);
 the run's own files (config.yaml, checkpoints/...) are never replaced.
@@ -32,7 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a trained run: the --out folder of distgen train, or of distgen run (its "
                    "train/ folder is used); a fitted model's experiment (model: additive...) holds no saved model and is refused")
     p.add_argument("--out", required=True, help="prediction .h5ad to write")
-    p.add_argument("--split", default="test", choices=("test", "val", "train"), help="split part to generate (default test)")
+    p.add_argument("--split", default=None, choices=("test", "val", "train"), help="split part to generate (default test; not "
+                   "with --data)")
+    p.add_argument("--data", metavar="FILE", help="predict the perturbed cells of another .h5ad (or .zarr) instead of the run's split: "
+                   "genes and labels matched to the run by name, each group generated from FILE's own control cells of its context")
+    p.add_argument("--perturbations", nargs="+", metavar="LABEL", help="with --data: predict only these perturbations of FILE "
+                   "(as FILE labels them; combinations as A+B or with FILE's delimiter)")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the newest in RUN_DIR)")
     p.add_argument("--weights", default="ema", choices=("ema", "raw"), help="EMA weights when the run kept them (default) or raw")
     p.add_argument("--real", help="also write the real cells of the same groups, same layout, to this .h5ad")
@@ -60,7 +72,14 @@ def run(args: argparse.Namespace) -> int:
     from distgen.pipeline.predict import predict_run
     from distgen.train.distributed import env_from_torchrun
 
-    out = predict_run(args.run_dir, args.out, args.split, args.checkpoint, args.weights, args.real, args.seed, args.genes,
+    if args.data is not None:
+        return run_file(args)
+    if args.perturbations:
+        from distgen.config import ConfigError
+
+        raise ConfigError("--perturbations chooses perturbations of a --data FILE; the run's own split predicts every "
+                          "condition of --split (to predict some conditions of the training file, give it as --data)")
+    out = predict_run(args.run_dir, args.out, args.split or "test", args.checkpoint, args.weights, args.real, args.seed, args.genes,
                       args.counts, overwrite=args.overwrite, max_cells=args.max_cells,
                       sampling=args.sampling)  # errors: the boundary, with each error's own exit code
     if env_from_torchrun().is_main and out is not None:
@@ -68,4 +87,33 @@ def run(args: argparse.Namespace) -> int:
         from distgen.wording import counted
 
         print(f"wrote {args.out}: {counted(len(out), 'cell')} x {counted(out.n_genes, 'gene')}, {counted(n_cond, 'condition')} + controls")
+    return 0
+
+
+def run_file(args: argparse.Namespace) -> int:
+    """``distgen predict RUN --data FILE``: ``distgen.pipeline.predict_file.predict_file``."""
+    from distgen.config import ConfigError
+
+    unused = [flag for flag, value in (("--split", args.split), ("--genes", args.genes)) if value is not None]
+    if unused:
+        raise ConfigError(f"{' and '.join(unused)} {'do' if len(unused) > 1 else 'does'} not apply with --data (FILE's perturbed "
+                          "cells are predicted, on every gene of the run); leave "
+                          f"{'them' if len(unused) > 1 else 'it'} out")
+    import anndata as ad
+
+    from distgen.pipeline.predict_file import predict_file
+    from distgen.types.layout import KIND_COL, PERT_COL
+    from distgen.wording import counted
+
+    out = predict_file(args.run_dir, args.data, args.out, perturbations=args.perturbations, checkpoint=args.checkpoint,
+                       weights=args.weights, real=args.real, seed=args.seed, counts=args.counts, overwrite=args.overwrite,
+                       max_cells=args.max_cells, sampling=args.sampling)
+    written = ad.read_h5ad(out, backed="r")
+    try:
+        kind = written.obs[KIND_COL].astype(str).to_numpy()
+        n_cond = len(set(written.obs[PERT_COL].astype(str).to_numpy()[kind == "predicted"].tolist()))
+        print(f"wrote {out}: {counted(written.n_obs, 'cell')} x {counted(written.n_vars, 'gene')}, {counted(n_cond, 'condition')} "
+              f"+ controls (from {args.data})")
+    finally:
+        written.file.close()
     return 0

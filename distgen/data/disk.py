@@ -46,6 +46,10 @@ class DiskCells:
         Column mapping (as for ``PerturbationData``); ``expression`` may be ``"X"`` or a layer.
     genes
         Keep only these gene columns (e.g. training HVGs), in this order; default all.
+    library_genes
+        When the file holds counts that are normalised here: the genes whose counts ``normalize_total`` sums per cell
+        (those of them the file holds; ``genes`` always among them), as a run normalised its training file over every
+        gene of it before keeping ``genes``. Default: the kept genes (``genes``, or all).
 
     Attributes
     ----------
@@ -58,7 +62,8 @@ class DiskCells:
         ``combo_delimiter``) and ``canonical_names`` (joined by ``+``, as predictions are grouped).
     """
 
-    def __init__(self, path: str | Path, schema: PerturbationSchema | None = None, genes: Sequence[str] | None = None) -> None:
+    def __init__(self, path: str | Path, schema: PerturbationSchema | None = None, genes: Sequence[str] | None = None,
+                 library_genes: Sequence[str] | None = None) -> None:
         from anndata.io import read_elem
 
         self.path = Path(path)
@@ -83,11 +88,20 @@ class DiskCells:
         check_unique_genes(var_names)
         self.n_cells = len(obs)
         self.columns: np.ndarray | None = None
+        self._library: tuple[np.ndarray, np.ndarray] | None = None  # (file columns summed, kept columns among them)
+        index = pd.Index(var_names)
         if genes is not None:
-            pos = pd.Index(var_names).get_indexer(list(genes))
+            pos = index.get_indexer(list(genes))
             if (pos < 0).any():
                 raise InputKeyError(f"genes {[g for g, p in zip(genes, pos) if p < 0][:5]} are not in {self.path}")
-            self.columns, var_names = pos, [str(g) for g in genes]
+            self.columns = pos
+        if library_genes is not None:
+            kept = np.arange(len(var_names)) if self.columns is None else self.columns
+            summed = np.union1d(index.get_indexer(list(library_genes)), kept)
+            self._library = (summed[summed >= 0], np.searchsorted(summed[summed >= 0], kept))
+        if genes is not None:
+            var_names = [str(g) for g in genes]
+        self.normalize = False  # until the matrix is described: its first rows are read as stored
         self._describe_matrix(root)
         self._build_labels(obs, var_names)
 
@@ -155,6 +169,20 @@ class DiskCells:
     def read(self, rows: np.ndarray, log: bool = True) -> sp.csr_matrix:
         """``[len(rows), G]`` CSR float32 of the given rows (any order; read in sorted order)."""
         srt, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+        out = self._stored(srt)
+        if self._library is not None and self.normalize:  # normalised over the library genes, then the kept columns
+            summed, kept = self._library
+            out = out[:, summed]
+            out = (_log_normalize(out, self.schema.target_sum) if log else out)[:, kept]
+        else:
+            if self.columns is not None:
+                out = out[:, self.columns]
+            if log and self.normalize:
+                out = _log_normalize(out, self.schema.target_sum)
+        return out if srt.size == inverse.size and (np.diff(inverse) == 1).all() else out[inverse.reshape(-1)]
+
+    def _stored(self, srt: np.ndarray) -> sp.csr_matrix:
+        """``[len(srt), all genes]`` CSR float32 of the sorted unique rows ``srt``, as stored."""
         elem = self._elem()
         if self.sparse:
             from anndata.io import sparse_dataset
@@ -167,12 +195,20 @@ class DiskCells:
         else:
             rows = elem[srt] if hasattr(elem, "id") else elem.oindex[srt, :]
             out = sp.csr_matrix(np.asarray(rows, dtype=np.float32))  # scipy.sparse has no float16 (a dense float16 X)
-        out = sp.csr_matrix(out, dtype=np.float32)
-        if self.columns is not None:
-            out = out[:, self.columns]
-        if log and self.normalize:
-            out = _log_normalize(out, self.schema.target_sum)
-        return out if srt.size == inverse.size and (np.diff(inverse) == 1).all() else out[inverse.reshape(-1)]
+        return sp.csr_matrix(out, dtype=np.float32)
+
+    def library_sizes(self, rows: np.ndarray) -> np.ndarray:
+        """``[len(rows)]`` stored totals of the given rows over the genes ``normalize_total`` sums (``library_genes``, else
+        the kept genes): their library sizes when the file holds counts (``scale == "counts"``)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        summed = self._library[0] if self._library is not None else self.columns
+        out = np.zeros(rows.size, dtype=np.float64)
+        for i in range(0, rows.size, 16384):
+            srt, inverse = np.unique(rows[i : i + 16384], return_inverse=True)
+            x = self._stored(srt)
+            x = x if summed is None else x[:, summed]
+            out[i : i + 16384] = np.asarray(x.sum(axis=1), dtype=np.float64).reshape(-1)[inverse.reshape(-1)]
+        return out
 
     def close(self) -> None:
         if self._root is not None and hasattr(self._root, "close"):

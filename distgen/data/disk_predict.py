@@ -6,9 +6,9 @@ the file in pieces and written chunk by chunk (``docs/scale.md``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +24,20 @@ from distgen.errors import InputDataError, check_finite_samples
 from distgen.seeds import content_keys, label_seed
 from distgen.types.layout import file_label
 
-__all__ = ["disk_groups", "predict_to_disk"]
+__all__ = ["RowValues", "disk_groups", "predict_to_disk"]
+
+
+class RowValues(Protocol):
+    """What ``predict_to_disk`` writes in place of log-normalised rows (``distgen.pipeline.predict_file.FileCounts``: raw
+    counts). ``scale`` is the written file's ``uns["distgen"]["scale"]``."""
+
+    scale: str
+
+    def generated(self, x: np.ndarray, group: Group, start: int) -> np.ndarray:
+        """``x`` ``[n, G]``: cells ``start:start + n`` of ``group``'s generated cells (a group comes in one or more calls, in order)."""
+
+    def real(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``x`` ``[n, G]``: the file's cells at ``rows`` (control cells, or a group's real cells for ``real``)."""
 
 
 def disk_groups(cells: DiskCells, pool: np.ndarray, max_cells: int | None = None, rows: np.ndarray | None = None,
@@ -76,6 +89,8 @@ def predict_to_disk(
     part: str = "test",
     weights: str | Path | None = None,
     real: str | Path | None = None,
+    conditions: Sequence[str] | None = None,
+    values: RowValues | None = None,
 ) -> Path:
     """Generate every perturbed group of an on-disk AnnData (of a split's ``part``), written chunk by chunk.
 
@@ -108,6 +123,10 @@ def predict_to_disk(
 
     NaN or inf in a group's generated cells is a ``NonFiniteSamplesError`` naming the group and ``weights`` (the
     checkpoint they came from, when given), as in memory: nothing is written to ``out`` (the partial file is removed).
+
+    ``conditions`` (canonical: atoms sorted, joined by ``+``) predicts only those perturbed conditions of the file (each
+    group's cells are the same as when every condition is predicted); one the file does not hold is an ``InputDataError``.
+    ``values`` writes every row of ``out`` and ``real`` through it instead (``RowValues``: raw counts).
     """
     from distgen.data.layout import CONTROL, ChunkedWriter
 
@@ -137,16 +156,20 @@ def predict_to_disk(
             out[rest[i : i + 16384]] = content_keys(cells.read(rows[rest[i : i + 16384]]), info.genes)
         return out
 
+    wanted = None if conditions is None else _condition_rows(cells, conditions)
     if split is None:
-        groups = disk_groups(cells, pool_rows, max_cells, keys=keys)
+        groups = disk_groups(cells, pool_rows, max_cells, wanted, keys=keys)
     else:
-        groups = disk_groups(cells, pool_rows[np.isin(pool_rows, held)], max_cells, inside, pool_rows[np.isin(pool_rows, trained)], keys)
+        within = inside if wanted is None else inside[np.isin(inside, wanted)]
+        groups = disk_groups(cells, pool_rows[np.isin(pool_rows, held)], max_cells, within, pool_rows[np.isin(pool_rows, trained)], keys)
     if not groups:
         where = "" if split is None else f" in split part {part!r}"
         raise InputDataError(f"{cells.path} has no perturbed cells{where} to predict")
     if translate is not None:
         translate.check([g.condition for g in groups], [g.context for g in groups], [g.batch for g in groups], cells.schema, str(cells.path))
     with_batch = len(info.batches) > 1
+    first_param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    device = first_param.device if first_param is not None else torch.device("cpu")  # the model's, as in memory
     used = np.unique(np.concatenate([g.controls for g in groups]))
     ctx = np.asarray(info.contexts, dtype=object)[lab.context.numpy()]
     bat = np.asarray(info.batches, dtype=object)[lab.batch.numpy()]
@@ -155,11 +178,14 @@ def predict_to_disk(
         """The real control cells the groups were predicted from, after a file's groups."""
         for i in range(0, used.size, 16384):
             rows = used[i : i + 16384]
-            writer.append(pool[np.searchsorted(pool_rows, rows)].toarray(), [CONTROL] * rows.size, ctx[rows].tolist(), "control",
+            x = pool[np.searchsorted(pool_rows, rows)].toarray()
+            writer.append(x if values is None else values.real(x, rows), [CONTROL] * rows.size, ctx[rows].tolist(), "control",
                           bat[rows].tolist())
 
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
-    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter) as writer:
+    scale = "lognorm" if values is None else values.scale
+    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter,
+                       scale=scale) as writer:
         with torch.no_grad():
             for g in groups:
                 n = len(g.cells)
@@ -175,18 +201,35 @@ def predict_to_disk(
                     labels = labels if translate is None else translate(labels)
                     torch.manual_seed(group_seed(seed, g.condition, g.context, g.batch, 1) if j == 0 else
                                       label_seed(seed, (g.condition, g.context, g.batch, str(j)), 1))
-                    pred = model.predict(control, torch.ones(k, set_size, dtype=torch.bool), labels).float().cpu().numpy()
+                    mask = torch.ones(k, set_size, dtype=torch.bool, device=device)
+                    pred = model.predict(control.to(device), mask, labels.to(device)).float().cpu().numpy()
                     kept = min(k * set_size, n - first * set_size)
                     x = pred.reshape(k * set_size, -1)[:kept]
                     check_finite_samples(x, f"condition {g.condition} @ {g.context}{f' (batch {g.batch})' if with_batch else ''}", weights)
+                    x = x if values is None else values.generated(x, g, first * set_size)
                     writer.append(x, [label] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
         write_controls(writer)
     if real is not None:
-        with ChunkedWriter(real, info.genes, chunk_rows=1024, with_batch=with_batch, combo_delimiter=delimiter, kind="real") as truth:
+        with ChunkedWriter(real, info.genes, chunk_rows=1024, with_batch=with_batch, combo_delimiter=delimiter, kind="real",
+                           scale=scale) as truth:
             for g in groups:
                 label = file_label(g.condition, info.control_label, delimiter)
                 for i in range(0, len(g.cells), 16384):
                     rows = g.cells[i : i + 16384]
-                    truth.append(cells.read(rows).toarray(), [label] * rows.size, [g.context] * rows.size, "real", [g.batch] * rows.size)
+                    x = cells.read(rows).toarray()
+                    truth.append(x if values is None else values.real(x, rows), [label] * rows.size, [g.context] * rows.size, "real", [g.batch] * rows.size)
             write_controls(truth)
     return Path(out)
+
+
+def _condition_rows(cells: DiskCells, conditions: Sequence[str]) -> np.ndarray:
+    """The perturbed rows of ``cells`` whose canonical condition is one of ``conditions``; ``InputDataError`` for one it lacks."""
+    from distgen.wording import listing
+
+    per_cell = cells.canonical_names[cells.condition_codes]
+    held = sorted(set(per_cell[~cells.is_control].tolist()))
+    absent = [c for c in dict.fromkeys(conditions) if c not in set(held)]
+    if absent:
+        raise InputDataError(f"{cells.path} holds no perturbed cells of {listing(absent)}; its perturbed conditions are "
+                             f"{listing(held[:20])}{f' ... ({len(held)} in all)' if len(held) > 20 else ''}")
+    return np.flatnonzero(np.isin(per_cell, list(conditions)) & ~cells.is_control)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -88,13 +88,16 @@ def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[st
                          f"{list(schema.control_labels)}: relabel them, e.g. adata.obs[{schema.perturbation_cols[0]!r}] = "
                          f"adata.obs[{schema.perturbation_cols[0]!r}].replace({{{controls[0]!r}: {schema.control_labels[0]!r}}})")
         hints += _case_hints([a for a in unknown_atoms if a not in controls], info.perturbations)
+        combos = _combination_hints(unknown_atoms, info.perturbations, schema)
+        hints += combos[1:]
         folded = {p.lower() for p in info.perturbations}
-        others = [a for a in unknown_atoms if a not in controls and a.lower() not in folded]
+        others = [a for a in unknown_atoms if a not in controls and a.lower() not in folded and a not in combos[0]]
         parts.append(f"{_unknown('perturbation', unknown_atoms)} (not in the training file)"
                      + (": the run has no label id for them, so it cannot predict them (its vocabulary is the training "
                         "file's; a perturbation never in that file needs a model trained with it, or with a conditioner "
                         "that embeds it from its name, in its data)" if others else "")
-                     + "".join(f"; {h}" for h in hints))
+                     + "".join(f"; {h}" for h in hints)
+                     + f"; the trained run knows {_known('perturbation', info.perturbations)}")
     for name, values, vocab in (("context", contexts, info.contexts), ("batch", batches, info.batches)):
         unknown = sorted(set(values) - set(vocab))
         if unknown:
@@ -110,6 +113,34 @@ def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[st
 def _unknown(kind: str, names: Sequence[str]) -> str:
     plural = {"batch": "batches"}.get(kind, kind + "s") if len(names) > 1 else kind
     return f"unknown {plural} " + ", ".join(repr(n) for n in names[:8]) + (f" ... ({len(names)} in all)" if len(names) > 8 else "")
+
+
+#: Separators other files join a combination's atoms with (``KLF1_MAP2K6``, ``KLF1|MAP2K6``).
+COMBINATION_SEPARATORS = ("+", "_", "|", ";", ",", "-")
+
+
+def _combination_hints(unknown: Sequence[str], vocab: Sequence[str], schema: PerturbationSchema) -> list[Any]:
+    """``[labels explained, hint...]``: unknown labels that are known atoms joined by another separator than the schema's."""
+    known = set(vocab)
+    explained, shown = [], []
+    for label in unknown:
+        for sep in COMBINATION_SEPARATORS:
+            parts = [p.strip() for p in label.split(sep)]
+            if sep != schema.combo_delimiter and len(parts) > 1 and all(p in known for p in parts):
+                explained.append(label)
+                shown.append((label, sep))
+                break
+    if not shown:
+        return [[]]
+    label, sep = shown[0]
+    return [explained, f"{listing([a for a, _ in shown[:5]])} join(s) training perturbations with {sep!r}, but the training file "
+                       f"joins combinations with {schema.combo_delimiter!r}: relabel them, e.g. {label!r} as "
+                       f"{schema.combo_delimiter.join(p.strip() for p in label.split(sep))!r}"]
+
+
+def _known(kind: str, names: Sequence[str]) -> str:
+    shown = listing(list(names)[:20]) + (" ..." if len(names) > 20 else "")
+    return f"{len(names)} {kind}{'s' if len(names) != 1 else ''}: {shown}"
 
 
 def _case_hints(unknown: Sequence[str], vocab: Sequence[str]) -> list[str]:

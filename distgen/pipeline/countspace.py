@@ -15,6 +15,8 @@ cells in ``Dataset.groups(part)`` order, then the control pool.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
@@ -49,9 +51,9 @@ def dataset_sizes(dataset: Dataset) -> tuple[np.ndarray, str]:
     return C.library_sizes(data.adata.obs, len(data.conditions), float(data.schema.target_sum))
 
 
-def _columns(dataset: Dataset, cells: Cells) -> np.ndarray:
+def _columns(dataset: Dataset, genes: Sequence[str]) -> np.ndarray:
     index = dataset.info.gene_index()
-    return np.array([index[g] for g in cells.genes], dtype=np.int64)
+    return np.array([index[g] for g in genes], dtype=np.int64)
 
 
 def pair_groups(conditions: np.ndarray, contexts: np.ndarray) -> np.ndarray:
@@ -60,8 +62,9 @@ def pair_groups(conditions: np.ndarray, contexts: np.ndarray) -> np.ndarray:
     return pd.MultiIndex.from_arrays([np.asarray(conditions), np.asarray(contexts)]).factorize()[0]
 
 
-def fit_run_dispersion(dataset: Dataset, cells: Cells, sizes: np.ndarray, seed: int = 0) -> np.ndarray:
-    """``[G]`` NB dispersions of ``cells``' genes, fitted on the run's training cells within (condition, context) groups.
+def fit_run_dispersion(dataset: Dataset, cells: Cells | Sequence[str], sizes: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``[G]`` NB dispersions of ``cells``' genes (or of the genes named), fitted on the run's training cells within
+    (condition, context) groups.
 
     The training cells are taken in the order of their values (``draw_order`` of ``Dataset.content_keys``, the rule of
     the control pools), and beyond ``MAX_FIT_CELLS`` a seeded subsample is drawn in that order: the same file with its
@@ -71,7 +74,7 @@ def fit_run_dispersion(dataset: Dataset, cells: Cells, sizes: np.ndarray, seed: 
     train = train[draw_order(dataset.content_keys(train))]
     if len(train) > MAX_FIT_CELLS:
         train = train[np.sort(np.random.default_rng(seed).choice(len(train), MAX_FIT_CELLS, replace=False))]
-    cols = torch.from_numpy(_columns(dataset, cells))
+    cols = torch.from_numpy(_columns(dataset, cells.genes if isinstance(cells, Cells) else list(cells)))
     x = dataset.data.table.X[torch.from_numpy(train)][:, cols].numpy()
     groups = pair_groups(dataset.data.conditions[train], dataset.data.contexts[train])
     return C.fit_dispersion(x, sizes[train], counts_target_sum(dataset)[0], groups)

@@ -1,0 +1,336 @@
+"""``distgen predict RUN --data FILE``: a trained run's predictions for the perturbed cells of another file.
+
+The run is loaded as ``distgen predict`` loads it (``open_run``: its data, checked unchanged, and its weights); FILE is read
+with the run's schema as a ``DiskCells`` and predicted by ``predict_to_disk``, which matches genes and labels to the run by
+name (``distgen.data.foreign``). Each (condition, context, batch) group of FILE is generated from FILE's own control cells
+of its context (and batch) as in ``predict_to_disk``. Before anything is generated, FILE is checked against the run, each
+refusal an ``InputDataError`` / ``InputKeyError`` / ``ConfigError`` (exit 2) that names the fix: obs columns the run reads
+(``missing_columns_message``), every model gene present (``gene_hint``), control cells, labels the run knows
+(``LabelTranslation.check``), atoms the model can embed (``preflight``), and values on the training cells' scale (raw
+counts against log1p values, and the median ``sum(expm1(x))`` of control cells, ``depth_mismatches``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from distgen.config import ConfigError, load_yaml
+from distgen.data import counts as C
+from distgen.data.conditions import control_like_atoms
+from distgen.data.disk import DiskCells
+from distgen.data.disk_predict import predict_to_disk
+from distgen.data.foreign import (
+    DEPTH_FACTOR,
+    DEPTH_SAMPLE,
+    LabelTranslation,
+    depth_mismatches,
+    gene_hint,
+    missing_columns_message,
+)
+from distgen.data.groups import Group, group_seed
+from distgen.data.prepared import Dataset
+from distgen.errors import InputDataError, InputKeyError, warn
+from distgen.pipeline.outputs import check_distinct, check_output_file
+from distgen.pipeline.predict import _inside, open_run, predict_section, run_folder, sampling_overrides
+from distgen.train import distributed as D
+from distgen.train.checkpoint import resolve_checkpoint
+from distgen.train.device import float32_default, select_device, setup_backends
+from distgen.train.lock import RunLock
+from distgen.types.layout import canonical_condition
+from distgen.wording import counted, listing
+
+__all__ = ["FileCounts", "predict_file"]
+
+
+def predict_file(
+    run_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    perturbations: Sequence[str] | None = None,
+    checkpoint: str | Path | None = None,
+    weights: str = "ema",
+    real: str | Path | None = None,
+    seed: int | None = None,
+    counts: str | None = None,
+    overwrite: bool = False,
+    max_cells: int | str | None = None,
+    sampling: Any = (),
+) -> Path:
+    """Predict every perturbed group of ``data`` (an .h5ad or .zarr) with a trained run into ``out`` (cell-eval layout).
+
+    ``perturbations`` (labels as ``data`` spells them, ``A_B`` or ``A+B``) predicts only those. ``real`` also writes the
+    real cells of the same groups (the truth ``distgen evaluate`` scores ``out`` against); ``counts`` (``round``,
+    ``poisson``, ``nb``) writes both in raw counts (``FileCounts``). ``seed`` defaults to the run's ``train.seed``,
+    ``max_cells`` to its ``predict.max_cells_per_condition``; ``checkpoint``, ``weights``, ``sampling`` and ``overwrite``
+    are ``predict_run``'s. Returns ``out``.
+    """
+    sampling = sampling_overrides(sampling)
+    if counts is not None:
+        C.check_model(counts)
+    run_dir = run_folder(run_dir)
+    data = Path(data).expanduser()
+    if not data.exists():
+        raise ConfigError(f"--data {str(data)!r}: no such file; give the .h5ad (or .zarr) file whose perturbations to predict")
+    if D.env_from_torchrun().distributed:
+        raise ConfigError("distgen predict --data runs in one process: start it without torchrun")
+    check_distinct([out, real], ["--out", "--real"])
+    check_output_file(out, "predict", "pred", overwrite)
+    if real is not None:
+        check_output_file(real, "predict", "real", overwrite)
+    into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
+    with RunLock(run_dir, "predict") if into_run else contextlib.nullcontext(), float32_default():
+        return _predict_file(run_dir, data, Path(out), perturbations, checkpoint, weights, real, seed, counts, max_cells, sampling)
+
+
+def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[str] | None, checkpoint: str | Path | None,
+                  weights: str, real: str | Path | None, seed: int | None, counts: str | None, max_cells: int | str | None,
+                  sampling: list[str]) -> Path:
+    config = load_yaml(run_dir / "config.yaml")
+    cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})["max_cells_per_condition"]
+    device = select_device((config.get("train") or {}).get("device", "auto"), 0)
+    setup_backends(device, bool((config.get("train") or {}).get("tf32", True)))
+    run = open_run(run_dir, checkpoint, weights, device, sampling)
+    seed = run.seed if seed is None else int(seed)
+    cells, obs = open_file(run.data, run.model, data)
+    translate = LabelTranslation(run.model.info, cells.info)  # predict_to_disk's own, built here to check before any work
+    held = sorted(set(cells.canonical_names[cells.condition_codes][~cells.is_control].tolist()))
+    wanted = None
+    if perturbations:
+        delimiters = [cells.schema.combo_delimiter]
+        wanted = list(dict.fromkeys(canonical_condition(p, cells.info.control_label, delimiters) for p in perturbations))
+        if cells.info.control_label in wanted:
+            raise ConfigError(f"--perturbations names control cells ({listing(perturbations)}): they are the starting population, "
+                              "not a perturbation to predict; name perturbed conditions of the file")
+    predicted = [c for c in (held if wanted is None else wanted) if c in set(held)]  # one FILE lacks: predict_to_disk refuses it
+    pert = np.isin(cells.canonical_names[cells.condition_codes], predicted) & ~cells.is_control
+    ctx = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()]
+    bat = np.asarray(cells.info.batches, dtype=object)[cells.labels.batch.numpy()]
+    translate.check(predicted, sorted(set(ctx[pert].tolist())), sorted(set(bat[pert].tolist())), cells.schema, str(data))
+    check_embeddable(run.model, run.data, run.config, predicted)
+    check_depth(run.data, cells, str(data))
+    values: FileCounts | _AsRead | None = None
+    if run.data.data.table.meta.get("scale") == "counts":  # data.schema.normalize: false: the model reads and writes counts
+        if counts is not None:
+            raise ConfigError("--counts: the run's cells are raw counts already (its data.schema.normalize: false), and so are its "
+                              "predictions; leave out --counts")
+        values = _AsRead()
+    elif counts is not None:
+        values = FileCounts(cells, obs, run.data, counts, seed)
+    predict_to_disk(run.model, cells, out, run.data.section.set_size, seed=seed, max_cells=cap, weights=resolve_checkpoint(checkpoint or run_dir),
+                    real=real, conditions=wanted, values=values)
+    for note in run.warnings:
+        print(f"note: the training of this run warned: {note}", file=sys.stderr)
+    if run.data.section.filter:
+        print(f"note: the run's data.filter ({run.data.section.filter}) selected its training cells; it is not applied to {data}: "
+              "filter the file first where it should be", file=sys.stderr)
+    if isinstance(values, FileCounts):
+        for note in values.notes:
+            print(note, file=sys.stderr)
+    return out
+
+
+def file_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(obs, var)`` of an .h5ad or .zarr, without its matrix (``InputFileError`` when it is not one)."""
+    from anndata.io import read_elem
+
+    if path.suffix == ".zarr" or path.is_dir():
+        import zarr
+
+        return read_elem(zarr.open_group(str(path), mode="r")["obs"]), read_elem(zarr.open_group(str(path), mode="r")["var"])
+    import h5py
+
+    try:
+        root = h5py.File(path, "r")
+    except OSError as exc:
+        from distgen.data.h5ad import sniff
+        from distgen.errors import InputFileError
+
+        kind, fix = sniff(path)
+        raise InputFileError(f"{str(path)!r} is not a readable .h5ad file: it is {kind} ({exc}); {fix}") from None
+    with root:
+        if "obs" not in root or "var" not in root or not hasattr(root["obs"], "keys"):
+            raise InputDataError(f"{path} is not an AnnData file in anndata's current encoding (obs and var groups); write it again "
+                                 "with anndata.read_h5ad(path).write_h5ad(new_path)")
+        return read_elem(root["obs"]), read_elem(root["var"])
+
+
+def open_file(dataset: Dataset, model: Any, path: Path) -> tuple[DiskCells, pd.DataFrame]:
+    """``path`` as ``DiskCells`` read with the run's schema on the model's genes, and its ``obs``; refusals name the fix."""
+    schema = dataset.data.schema
+    info = model.info
+    obs, var = file_tables(path)
+    missing = [c for c in schema.required_columns() if c not in obs.columns]
+    if missing:
+        raise InputKeyError(f"{path}: " + missing_columns_message(obs, schema, info, missing))
+    genes = [str(g) for g in var.index]
+    absent = [g for g in info.genes if g not in set(genes)]
+    if absent:
+        shared = len(info.genes) - len(absent)
+        raise InputDataError(
+            f"{path} lacks {len(absent)} of the run's {len(info.genes)} genes (e.g. {absent[:5]}; {shared} shared): the model "
+            "reads every gene it was trained on, by name (a missing gene set to zero would be a value it never saw). Give a "
+            "file that holds all of them (other genes and any gene order are fine; the run's genes: RUN/info.json)."
+            + gene_hint(genes, info.genes, var))
+    check_controls(obs, schema, path)
+    found = DiskCells(path, dataclasses.replace(schema, scale="auto"), genes=info.genes, library_genes=dataset.data.library_genes)
+    declared = schema.scale
+    if declared != "auto" and found.scale != declared:
+        raise InputDataError(scale_message(path, found.scale, declared, schema.target_sum))
+    trained = str(dataset.data.table.meta.get("scale", "log"))
+    reads = "log" if found.scale == "log" or found.normalize else found.scale
+    if reads != trained:
+        raise InputDataError(scale_message(path, found.scale, trained, schema.target_sum, normalize=schema.normalize))
+    library = dataset.data.library_genes
+    if found.normalize and library is not None and not set(library) <= set(genes):
+        n = len(set(library) - set(genes))
+        warn(f"{path} holds counts without {n} of the {len(library)} genes the run's training cells were normalised over: "
+             "normalize_total sums a cell's counts over the genes it is given, so these cells are scaled unlike the training "
+             "cells. Give every gene of the training file for values on the same scale")
+    return found, obs
+
+
+def scale_message(path: Path, found: str, wanted: str, target_sum: float, normalize: bool = True) -> str:
+    """Why the values of ``path`` (``found``: ``counts`` or ``log``) are not on the run's scale (``wanted``), and the fix."""
+    if found == "counts":
+        return (f"{path} holds raw counts but the run was trained on log1p values (its data.schema.scale: {wanted}): give the "
+                f"file's values as the training file's were, e.g. with scanpy: sc.pp.normalize_total(adata, target_sum={target_sum:g}); "
+                "sc.pp.log1p(adata) (the same target_sum as the training file's)")
+    return (f"{path} holds log-normalised values but the run was trained on raw counts (its data.schema: scale {wanted}"
+            + ("" if normalize else ", normalize: false") + "): give the file's raw counts (e.g. its counts layer, or adata.raw)")
+
+
+def check_controls(obs: pd.DataFrame, schema: Any, path: Path) -> None:
+    """``InputDataError`` when no cell of ``obs`` carries the schema's control label: its control cells start each prediction."""
+    col = schema.perturbation_cols[0]
+    labels = obs[col].astype(str).str.strip()
+    if labels.isin(schema.control_labels).any():
+        return
+    atoms = sorted({a.strip() for v in pd.unique(labels) for a in str(v).split(schema.combo_delimiter) if a.strip()})
+    like = control_like_atoms(atoms, schema)
+    hint = (f" {listing(like)} look(s) like control labels: relabel them, adata.obs[{col!r}] = adata.obs[{col!r}]"
+            f".replace({{{like[0]!r}: {schema.control_labels[0]!r}}}), and write the file again") if like else (
+        f" Add control cells labelled {schema.control_labels[0]!r} in obs[{col!r}] (e.g. the controls of the same experiment)")
+    raise InputDataError(f"{path} has no control cells: no cell of obs[{col!r}] is labelled {listing(schema.control_labels)} "
+                         f"(the run's control label{'s' if len(schema.control_labels) > 1 else ''}), and each prediction starts "
+                         f"from the file's own control cells of its context.{hint}")
+
+
+def check_embeddable(model: Any, dataset: Dataset, config: dict[str, Any], conditions: Sequence[str]) -> None:
+    """The rule of ``distgen predict`` (``check_split``) for the file's conditions: atoms a trained model never learnt to embed
+    (a one-hot row no training set carried) stop here unless the run's ``preflight.allow_unembedded``."""
+    from distgen.models.base import is_trainable
+    from distgen.models.preflight import ALLOW_OPTION, PreflightError, preflight
+
+    if not conditions:
+        return
+    report = preflight(model, list(conditions), delimiter="+", control_label=dataset.info.control_label, info=dataset.info, strict=False)
+    if not report.n_missing:
+        return
+    if not is_trainable(model):
+        print(f"pre-flight: {type(model).__name__} cannot predict atoms {listing(report.missing_atoms[:8])}; it predicts them "
+              "with its fallback", file=sys.stderr)
+        return
+    if not bool((config.get("preflight") or {}).get("allow_unembedded", False)):
+        raise PreflightError(f"{report.message()}. Their embeddings were never trained, so their predictions would mean nothing: "
+                             f"leave them out (--perturbations), or set {ALLOW_OPTION}=true in the run's config")
+    print(f"WARNING pre-flight: {report.message()}; predicted anyway because {ALLOW_OPTION} is true", file=sys.stderr)
+
+
+def check_depth(dataset: Dataset, cells: DiskCells, path: str) -> None:
+    """``InputDataError`` when the file's control cells sit on another depth scale than the run's training controls of the same
+    context (``depth_mismatches``: median ``sum(expm1(x))`` beyond ``DEPTH_FACTOR`` either way); log1p values only."""
+    if dataset.data.table.meta.get("scale") != "log":
+        return
+    ctx = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()]
+    rows = []
+    for c in pd.unique(ctx[cells.is_control]):
+        mine = np.flatnonzero(cells.is_control & (ctx == c))
+        rows.append(mine[np.linspace(0, mine.size - 1, min(mine.size, DEPTH_SAMPLE)).astype(np.int64)])
+    picked = np.sort(np.concatenate(rows))
+    x = torch.from_numpy(cells.read(picked).toarray())
+    data = dataset.data
+    off = depth_mismatches(x, ctx[picked], np.ones(picked.size, dtype=bool), data.table.X, data.contexts, data.is_control)
+    if off:
+        shown = "; ".join(f"{c}: {a:.4g} vs {b:.4g}" for c, a, b in off[:5])
+        raise InputDataError(
+            f"{path} is on another scale than the run's training cells: the median of sum(expm1(x)) over the run's genes of its "
+            f"control cells differs from the training controls' by more than {DEPTH_FACTOR:g}x in {counted(len(off), 'context')} "
+            f"({shown}). Its values would be read as other expression levels: normalise the file as the training file was "
+            f"(log1p of counts normalised to target_sum {data.schema.target_sum:g} per cell, not CPM or log2), or give its raw "
+            "counts when the run's data.schema.scale is auto")
+
+
+class FileCounts:
+    """``RowValues`` of ``predict_to_disk`` for ``--counts``: the file's rows in raw counts, as ``distgen.pipeline.countspace``
+    makes them in memory.
+
+    A generated cell of a group gets a library size drawn (with replacement, seeded by ``group_seed(seed, ..., 2)``) from its
+    group's control cells' sizes, then counts from ``model`` (``round``, ``poisson``, ``nb`` with dispersions fitted on the
+    run's training cells); a real cell (a control, a truth row) its own size, rounded. Sizes are the file's stored totals over
+    the genes the training normalised over when it holds counts, else a library-size ``obs`` column, else ``target_sum``.
+    """
+
+    scale = "counts"
+
+    def __init__(self, cells: DiskCells, obs: pd.DataFrame, dataset: Dataset, model: str, seed: int) -> None:
+        from distgen.pipeline.countspace import counts_target_sum, dataset_sizes, fit_run_dispersion
+
+        self.model, self.seed = C.check_model(model), seed
+        self.notes: list[str] = []
+        self._sizes = np.full(cells.n_cells, np.nan)  # filled as rows are asked for
+        self._cells: DiskCells | None = None
+        self._obs_sizes: np.ndarray | None = None
+        if cells.scale == "counts":  # normalised here with the schema's target_sum, over the training file's genes
+            self.target_sum, self._cells, source = float(cells.schema.target_sum), cells, f"{cells.path}'s counts"
+        else:
+            self.target_sum, self.notes = counts_target_sum(dataset)
+            self._obs_sizes, source = C.library_sizes(obs, len(obs), self.target_sum)
+        self.theta = None
+        if model == "nb":
+            sizes, _ = dataset_sizes(dataset)
+            self.theta = fit_run_dispersion(dataset, list(cells.info.genes), sizes, seed)
+        self._group: tuple[int, np.random.Generator, np.ndarray] | None = None
+        self.notes.append(f"counts ({model}): library sizes from {source}; generated cells draw theirs from their group's control cells")
+
+    def sizes(self, rows: np.ndarray) -> np.ndarray:
+        """``[len(rows)]`` library sizes of the file's ``rows``."""
+        if self._obs_sizes is not None:
+            return np.asarray(self._obs_sizes[rows], dtype=np.float64)
+        assert self._cells is not None
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = np.unique(rows[np.isnan(self._sizes[rows])])
+        if todo.size:
+            self._sizes[todo] = self._cells.library_sizes(todo)
+        return self._sizes[rows]
+
+    def generated(self, x: np.ndarray, group: Group, start: int) -> np.ndarray:
+        if start == 0 or self._group is None or self._group[0] != id(group):
+            rng = np.random.default_rng(group_seed(self.seed, group.condition, group.context, group.batch, 2))
+            self._group = (id(group), rng, C.draw_sizes(self.sizes(group.controls), len(group.cells), rng))
+        _, rng, size = self._group
+        return C.to_counts(x, size[start : start + len(x)], self.target_sum, self.model, self.theta, rng)
+
+    def real(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return C.to_counts(x, self.sizes(rows), self.target_sum, "round")
+
+
+class _AsRead:
+    """``RowValues`` that keeps every row as read, for a run whose cells are counts (``data.schema.normalize: false``)."""
+
+    scale = "counts"
+
+    def generated(self, x: np.ndarray, group: Group, start: int) -> np.ndarray:
+        return x
+
+    def real(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return x
