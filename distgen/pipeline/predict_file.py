@@ -116,6 +116,11 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     ctx = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()]
     bat = np.asarray(cells.info.batches, dtype=object)[cells.labels.batch.numpy()]
     translate.check(predicted, sorted(set(ctx[pert].tolist())), sorted(set(bat[pert].tolist())), cells.schema, str(data))
+    lacking = sorted(set(ctx[pert].tolist()) - set(ctx[cells.is_control].tolist()))
+    if lacking:
+        raise InputDataError(f"{data} has no control cells of context(s) {listing(lacking)}, where it holds perturbed cells to predict: "
+                             "each group is generated from the file's own control cells of its context. Add that context's control "
+                             "cells to the file, or leave its perturbed cells out")
     check_embeddable(run.model, run.data, run.config, predicted)
     check_depth(run.data, cells, str(data))
     values: FileCounts | _AsRead | None = None

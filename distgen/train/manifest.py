@@ -95,7 +95,8 @@ def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: st
         raise ValueError(
             f"the data of {dataset!r} changed since this run was trained (hash {data_hash} != {want}): cannot {doing} it on other "
             f"data (a changed file, gene order, filter or preprocessing); {doing} with the training data, or train a new run"
-            + (". To predict another file's cells with this run, leave its data: section as trained, load it (run = "
-               "distgen.load_run(RUN)) and use distgen.data.streaming.predict_to_disk(run.model, FILE, OUT, "
-               "schema=run.data.data.schema) or run.data.data.encode(adata) (docs/your_data.md, section 7)" if doing == "predict" else "")
+            + (". To predict another file's cells with this run, leave its data: section as trained and give the file as "
+               "distgen predict RUN --data FILE --out OUT (or from Python: run = distgen.load_run(RUN), then "
+               "distgen.data.streaming.predict_to_disk(run.model, FILE, OUT, schema=run.data.data.schema) or "
+               "run.data.data.encode(adata); docs/your_data.md, section 7)" if doing == "predict" else "")
         )

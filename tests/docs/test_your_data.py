@@ -135,6 +135,7 @@ def test_your_data_page_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     write_example(tmp_path / "my_data.h5ad")
+    write_example(tmp_path / "my_new.h5ad", n=6, seed=1)  # section 7: another plate measured like my_data.h5ad
     files = yaml_files()
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -161,6 +162,9 @@ def test_your_data_page_runs(tmp_path, monkeypatch):
     assert '"filter"' in man and '"cells_kept"' in man
     pred = ad.read_h5ad(tmp_path / "runs" / "ct" / "pred.h5ad")
     assert pred.n_obs > 0
+    new = ad.read_h5ad(tmp_path / "runs" / "ct" / "new_counts.h5ad")  # section 7: --data, two perturbations, in counts
+    kinds = new.obs["distgen_kind"].astype(str) == "predicted"
+    assert set(new.obs["target"].astype(str)[kinds]) == {"G1", "G1+G2"} and new.uns["distgen"]["scale"] == "counts"
 
     code = "\n".join(blocks("python"))
     for old, new in SHRINK.items():

@@ -220,7 +220,7 @@ def _counts_file(path, genes, seed=0, n=16):
     ad.AnnData(np.concatenate(xs).astype(np.float32), obs=obs, var=pd.DataFrame(index=genes)).write_h5ad(path)
 
 
-def test_a_counts_run_with_a_gene_selection_normalises_another_file_as_its_training_file(tmp_path):
+def test_a_counts_run_with_a_gene_selection_normalises_another_file_as_its_training_file(tmp_path, capsys):
     """A run trained on counts keeps 12 of 40 genes (data.hvg): another file's counts are normalised over the 40 training genes
     (those it holds; its other genes left out of the sum), as the training cells were, so the training file with its genes
     shuffled among 10 others predicts the same cells, and its real cells are those the in-memory prediction reads (normalised
@@ -262,3 +262,8 @@ def test_a_counts_run_with_a_gene_selection_normalises_another_file_as_its_train
     np.testing.assert_array_equal(back[np.lexsort(back.T)], raw[np.lexsort(raw.T)])
     x = _dense(ad.read_h5ad(tmp_path / "c_pred.h5ad"))
     assert np.array_equal(x, np.round(x)) and x.max() > 0
+    # a context whose control cells the file lacks: refused before any work (was: an error naming neither file nor fix)
+    a[~((a.obs["perturbation"] == "NT") & (a.obs["cell_type"] == "B")).to_numpy()].copy().write_h5ad(tmp_path / "no_b.h5ad")
+    assert main(["predict", str(run), "--data", str(tmp_path / "no_b.h5ad"), "--out", str(tmp_path / "no_b_pred.h5ad")]) == 2
+    err = capsys.readouterr().err
+    assert "no_b.h5ad has no control cells of context(s) B" in err and "Add that context's control cells" in err
