@@ -91,6 +91,7 @@ def predict_to_disk(
     real: str | Path | None = None,
     conditions: Sequence[str] | None = None,
     values: RowValues | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
     """Generate every perturbed group of an on-disk AnnData (of a split's ``part``), written chunk by chunk.
 
@@ -126,7 +127,8 @@ def predict_to_disk(
 
     ``conditions`` (canonical: atoms sorted, joined by ``+``) predicts only those perturbed conditions of the file (each
     group's cells are the same as when every condition is predicted); one the file does not hold is an ``InputDataError``.
-    ``values`` writes every row of ``out`` and ``real`` through it instead (``RowValues``: raw counts).
+    ``values`` writes every row of ``out`` and ``real`` through it instead (``RowValues``: raw counts). ``provenance`` is
+    recorded in ``out``'s ``uns["distgen"]["provenance"]`` (``distgen.pipeline.predict.prediction_provenance``).
     """
     from distgen.data.layout import CONTROL, ChunkedWriter
 
@@ -185,7 +187,7 @@ def predict_to_disk(
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
     scale = "lognorm" if values is None else values.scale
     with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter,
-                       scale=scale) as writer:
+                       scale=scale, provenance=provenance) as writer:
         with torch.no_grad():
             for g in groups:
                 n = len(g.cells)

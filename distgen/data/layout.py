@@ -221,8 +221,10 @@ class ChunkedWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024, with_batch: bool = False,
-                 combo_delimiter: str = COMBO, kind: str = "pred", scale: str = "lognorm") -> None:
+                 combo_delimiter: str = COMBO, kind: str = "pred", scale: str = "lognorm",
+                 provenance: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
+        self.provenance = dict(provenance) if provenance else None  # uns["distgen"]["provenance"], as write() records it
         self.scale = scale  # uns["distgen"]["scale"]: "lognorm" or "counts"
         self.kind = kind  # uns["distgen"]["kind"]: "pred" (a model's cells) or "real"
         self.combo_delimiter = combo_delimiter
@@ -270,7 +272,9 @@ class ChunkedWriter:
                                    index=pd.Index([f"cell{i}" for i in range(len(self.conditions))], dtype=object))
                 write_elem(self._file, "obs", obs)
                 write_elem(self._file, "var", pd.DataFrame(index=pd.Index(self.genes, dtype=object)))
-                meta = {"scale": self.scale, "kind": self.kind, "pert_col": PERT_COL, "control": CONTROL}
+                meta: dict[str, Any] = {"scale": self.scale, "kind": self.kind, "pert_col": PERT_COL, "control": CONTROL}
+                if self.provenance:
+                    meta[PROVENANCE_KEY] = self.provenance
                 write_elem(self._file, "uns", {"distgen": {**meta, **({DELIMITER_KEY: self.combo_delimiter} if self.combo_delimiter != COMBO else {})}})
         finally:
             self._file.close()

@@ -40,7 +40,7 @@ from distgen.data.groups import Group, group_seed
 from distgen.data.prepared import Dataset
 from distgen.errors import InputDataError, InputKeyError, warn
 from distgen.pipeline.outputs import check_distinct, check_output_file
-from distgen.pipeline.predict import _inside, open_run, predict_section, run_folder, sampling_overrides
+from distgen.pipeline.predict import _inside, open_run, predict_section, prediction_provenance, run_folder, sampling_overrides
 from distgen.train import distributed as D
 from distgen.train.checkpoint import resolve_checkpoint
 from distgen.train.device import float32_default, select_device, setup_backends
@@ -72,7 +72,7 @@ def predict_file(
     real cells of the same groups (the truth ``distgen evaluate`` scores ``out`` against); ``counts`` (``round``,
     ``poisson``, ``nb``) writes both in raw counts (``FileCounts``). ``seed`` defaults to the run's ``train.seed``,
     ``max_cells`` to its ``predict.max_cells_per_condition``; ``checkpoint``, ``weights``, ``sampling`` and ``overwrite``
-    are ``predict_run``'s. Returns ``out``.
+    are ``predict_run``'s. ``out`` records them (``uns["distgen"]["provenance"]``, ``part: file``, ``data``: FILE). Returns ``out``.
     """
     sampling = sampling_overrides(sampling)
     if counts is not None:
@@ -131,8 +131,11 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
         values = _AsRead()
     elif counts is not None:
         values = FileCounts(cells, obs, run.data, counts, seed)
-    predict_to_disk(run.model, cells, out, run.data.section.set_size, seed=seed, max_cells=cap, weights=resolve_checkpoint(checkpoint or run_dir),
-                    real=real, conditions=wanted, values=values)
+    ckpt = resolve_checkpoint(checkpoint or run_dir)
+    provenance = prediction_provenance(seed, "file", cap, run=str(run_dir), data=str(data), checkpoint=ckpt.name, weights=weights,
+                                       sampling=sampling, counts=counts, perturbations=wanted)
+    predict_to_disk(run.model, cells, out, run.data.section.set_size, seed=seed, max_cells=cap, weights=ckpt, real=real,
+                    conditions=wanted, values=values, provenance=provenance)
     for note in run.warnings:
         print(f"note: the training of this run warned: {note}", file=sys.stderr)
     if run.data.section.filter:
@@ -151,7 +154,8 @@ def file_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if path.suffix == ".zarr" or path.is_dir():
         import zarr
 
-        return read_elem(zarr.open_group(str(path), mode="r")["obs"]), read_elem(zarr.open_group(str(path), mode="r")["var"])
+        group = zarr.open_group(str(path), mode="r")
+        return read_elem(group["obs"]), read_elem(group["var"])
     import h5py
 
     try:

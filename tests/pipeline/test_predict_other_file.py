@@ -79,6 +79,8 @@ def test_another_file_with_shuffled_genes_extra_genes_and_some_perturbations_giv
     written = ad.read_h5ad(out)
     assert list(written.var_names) == _genes(made)  # in the run's gene order, the extra genes left out
     assert written.uns["distgen"]["scale"] == "lognorm"
+    recorded = written.uns["distgen"]["provenance"]  # what made the file
+    assert recorded["data"] == str(other) and recorded["perturbations"] == " ".join(SOME) and recorded["part"] == "file"
     ref, got = _groups(made / "orig_pred.h5ad"), _groups(out)
     assert sorted(got) == sorted(SOME)
     for c in SOME:
