@@ -38,8 +38,9 @@ class FinalLayer(nn.Module):
         self.ada = AdaLNZero(dim, 2)
         self.lin = nn.Linear(dim, out)
 
-    def forward(self, h: Tensor, c: Tensor) -> Tensor:
-        shift, scale = self.ada(c)
+    def forward(self, h: Tensor, c: Tensor, mod: tuple[Tensor, ...] | None = None) -> Tensor:
+        """``mod``: ``self.ada(c)`` when already computed (``c`` is then not read)."""
+        shift, scale = self.ada(c) if mod is None else mod
         return self.lin(modulate(self.norm(h), shift, scale))
 
 

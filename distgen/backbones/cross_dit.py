@@ -74,12 +74,15 @@ class JointAttention(nn.Module):
         self.k_norm: nn.Module = QKNorm(hd, eps=1e-6) if qk_norm else nn.Identity()
         self.proj = nn.Linear(width, width)
 
-    def forward(self, u: Tensor, key_mask: Tensor | None) -> Tensor:
+    def forward(self, u: Tensor, key_mask: Tensor | None, out: int | None = None) -> Tensor:
+        """``[b, m, width]`` output; ``out``: only its first ``out`` features (the rest of ``proj`` is not computed)."""
         b, m, w = u.shape
         q, k, v = self.qkv(u).view(b, m, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]
-        o = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v, attn_mask=attn_mask)
-        return self.proj(o.transpose(1, 2).reshape(b, m, w))
+        o = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v, attn_mask=attn_mask).transpose(1, 2).reshape(b, m, w)
+        if out is None:
+            return self.proj(o)  # type: ignore[no-any-return]
+        return F.linear(o, self.proj.weight[:out], self.proj.bias[:out])
 
 
 def gated_update(h: Tensor, normed: Tensor, attn_out: Tensor, mod: tuple[Tensor, ...], mlp: nn.Module, norm: nn.Module, parallel: bool) -> Tensor:
@@ -92,6 +95,12 @@ def gated_update(h: Tensor, normed: Tensor, attn_out: Tensor, mod: tuple[Tensor,
     gate_a, shift_m, scale_m, gate_m = mod
     h = torch.addcmul(h, gate_a, attn_out)
     return torch.addcmul(h, gate_m, mlp(modulate(normed if parallel else norm(h), shift_m, scale_m)))
+
+
+#: One block's adaLN chunks of both streams (``MMBlock.modulations``).
+Modulations = tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
+#: Control tokens, ``c``, every block's ``Modulations`` and the head's chunks (``CrossDiT._condition_terms``).
+ConditionTerms = tuple[Tensor, Tensor, list[Modulations], tuple[Tensor, ...]]
 
 
 class MMBlock(nn.Module):
@@ -114,15 +123,20 @@ class MMBlock(nn.Module):
         self.mlp_p = nn.Sequential(nn.Linear(dim, hidden), TanhGELU(), nn.Linear(hidden, dim))
         self.mlp_c = None if last else nn.Sequential(nn.Linear(dim, hidden), TanhGELU(), nn.Linear(hidden, dim))
 
-    def forward(self, hp: Tensor, hc: Tensor, c: Tensor, key_mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        mod_p = self.ada_p(c)  # shift, scale, gate (attention); shift, scale, gate (MLP)
-        mod_c = self.ada_c(c)
+    def modulations(self, c: Tensor) -> Modulations:
+        """Both streams' adaLN chunks from ``c``: shift, scale, gate (attention); shift, scale, gate (MLP)."""
+        return self.ada_p(c), self.ada_c(c)
+
+    def forward(self, hp: Tensor, hc: Tensor, c: Tensor, key_mask: Tensor | None, mods: Modulations | None = None) -> tuple[Tensor, Tensor]:
+        """``mods``: ``modulations(c)`` when already computed (``c`` is then not read)."""
+        mod_p, mod_c = self.modulations(c) if mods is None else mods
         np_, nc = self.norm(hp), self.norm(hc)
         u = torch.cat([modulate(np_, mod_p[0], mod_p[1]), modulate(nc, mod_c[0], mod_c[1])], -1)
+        if self.mlp_c is None:  # last block: the control stream's attention output would be discarded
+            return gated_update(hp, np_, self.attn(u, key_mask, out=hp.shape[-1]), mod_p[2:], self.mlp_p, self.norm, self.parallel), hc
         dp, dc = self.attn(u, key_mask).chunk(2, dim=-1)
         hp = gated_update(hp, np_, dp, mod_p[2:], self.mlp_p, self.norm, self.parallel)
-        if self.mlp_c is not None:
-            hc = gated_update(hc, nc, dc, mod_c[2:], self.mlp_c, self.norm, self.parallel)
+        hc = gated_update(hc, nc, dc, mod_c[2:], self.mlp_c, self.norm, self.parallel)
         return hp, hc
 
 
@@ -240,6 +254,7 @@ class CrossDiT(Backbone):
         self.blocks = nn.ModuleList(MMBlock(dim, heads, mlp_ratio, qk_norm, i == depth - 1, block) for i in range(depth))
         self.head = FinalLayer(dim, n_genes)
         self._cache: dict[tuple[str, int], tuple[Any, Any, Tensor]] = {}
+        self._pending: tuple[Any, Tensor, Any, ConditionTerms] | None = None  # see _condition_terms
         self._init_weights(control_init)
 
     @property
@@ -336,6 +351,37 @@ class CrossDiT(Backbone):
         self._cache[(kind, id(owner))] = (weakref.ref(owner), key, out)
         return out  # type: ignore[no-any-return]
 
+    def _condition_terms(self, t: Tensor, cond: Condition, dtype: torch.dtype) -> ConditionTerms:
+        """What depends only on ``t`` and ``cond``: control tokens, ``c``, every block's and the head's adaLN chunks.
+
+        A training step with self-conditioning calls the network twice at the same ``t`` and condition: first
+        without autograd (the estimate), then with it. The first call computes these terms with autograd, keeps
+        them and reads them detached; the second takes them over (same ``cond`` object, same ``t`` tensor
+        unchanged, same weights) instead of computing them again: the same numbers and gradients, one control
+        projection and every adaLN linear less per such step. Any other call computes them afresh.
+        """
+
+        def compute() -> ConditionTerms:
+            hc = self._control_tokens(cond, dtype)
+            if self.token is not None:
+                hc = hc + self.token.to(hc.dtype)
+            c = self.condition_vector(t, cond, dtype)
+            return hc, c, [block.modulations(c) for block in self.blocks], self.head.ada(c)
+
+        pending, self._pending = self._pending, None
+        if not self.training or torch.is_inference_mode_enabled():
+            return compute()
+        key = (_identity(t), dtype, sum(p._version for p in self.parameters()))
+        if not torch.is_grad_enabled():
+            with torch.enable_grad():
+                terms = compute()
+            self._pending = (weakref.ref(cond), t, key, terms)
+            hc, c, mods, head_mod = terms
+            return hc.detach(), c.detach(), [(_detached(p), _detached(q)) for p, q in mods], _detached(head_mod)
+        if pending is not None and pending[0]() is cond and pending[1] is t and pending[2] == key:
+            return pending[3]
+        return compute()
+
     def _token_input(self, x_t: Tensor, x_self_cond: Tensor | None) -> Tensor:
         """``[B, m, d]`` perturbed stream input ``in_p([x_t ; x_self_cond])``.
 
@@ -363,16 +409,15 @@ class CrossDiT(Backbone):
         hp = self._token_input(x_t, x_self_cond)
         if copies > 1:
             hp, t = hp.repeat(copies, 1, 1), t.repeat(copies, 1)
-        hc = self._control_tokens(cond, x_t.dtype)
         if self.token is not None:
-            hp, hc = hp + self.token.to(hp.dtype), hc + self.token.to(hc.dtype)
-        c = self.condition_vector(t, cond, x_t.dtype)
+            hp = hp + self.token.to(hp.dtype)
+        hc, c, mods, head_mod = self._condition_terms(t, cond, x_t.dtype)
         key_mask = None
         if cond.control_mask is not None and not bool(cond.control_mask.all()):
             key_mask = cond.control_mask.bool()
-        for block in self.blocks:
-            hp, hc = block(hp, hc, c, key_mask)
-        out = self.head(hp, c)
+        for block, mod in zip(self.blocks, mods, strict=True):
+            hp, hc = block(hp, hc, c, key_mask, mod)
+        out = self.head(hp, c, head_mod)
         if self.output == "relu":
             return out.relu_()  # the head's fresh output (its matmul's backward does not read it)
         if self.output == "softplus":
@@ -382,7 +427,12 @@ class CrossDiT(Backbone):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state["_cache"] = {}
+        state["_pending"] = None
         return state
+
+
+def _detached(xs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    return tuple(x.detach() for x in xs)
 
 
 def _identity(x: Any) -> Any:
