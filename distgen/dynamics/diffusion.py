@@ -132,7 +132,7 @@ class Diffusion(Dynamics):
         n = torch.randint(self.schedule.T, (b,), device=x1.device)  # one noise level per set
         abar = self.schedule.abar(n).to(device=x1.device, dtype=x1.dtype)[:, None, None]
         a, s = abar.sqrt(), (1 - abar).sqrt()
-        x_t = a * x1 + s * eps
+        x_t = torch.addcmul(a * x1, s, eps)  # a x1 + s eps, one pass less
         t = self.schedule.step_to_t(n).to(device=x1.device, dtype=x1.dtype)[:, None].expand(b, m)
         x_sc = None
         if self.self_condition > 0 and float(torch.rand(())) < self.self_condition:

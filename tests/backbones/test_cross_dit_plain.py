@@ -176,3 +176,21 @@ def test_kept_terms_do_not_travel_with_copies_and_are_not_used_in_eval():
     net.eval()
     with torch.no_grad():
         torch.testing.assert_close(net(x, t, cond), plain(net, x, t, cond), atol=2e-6, rtol=1e-5)
+
+
+def test_qk_norm_gradients_equal_the_plain_formula_and_pass_gradcheck():
+    from distgen.backbones.cross_dit import QKNorm, _RMSNorm
+
+    norm = QKNorm(6, eps=1e-6).double()
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(6, dtype=torch.float64))
+    x = torch.randn(2, 5, 3, 6, dtype=torch.float64).permute(0, 2, 1, 3).requires_grad_()  # a strided view, as q and k are
+    w = norm.weight.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, w: _RMSNorm.apply(x, w, 1e-6), (x, w))
+    g = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    got = torch.autograd.grad(norm(x), (x, norm.weight), g)
+    want = torch.autograd.grad(_rms(x, norm.weight), (x, norm.weight), g)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    with torch.no_grad():
+        torch.testing.assert_close(norm(x), _rms(x, norm.weight), atol=1e-12, rtol=1e-10)

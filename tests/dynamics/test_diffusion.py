@@ -153,6 +153,22 @@ def test_loss_is_zero_for_the_exact_denoiser_of_a_point_mass(kind):
     assert ((t >= 0) & (t < 1)).all()
 
 
+def test_loss_feeds_the_network_the_noised_data_of_its_step():
+    dyn = Diffusion(prediction="x0", schedule={"name": "linear", "timesteps": 100})
+    seen = []
+
+    def field(x_t, t, **kw):
+        seen.append((x_t, t))
+        return torch.zeros_like(x_t)
+
+    torch.manual_seed(3)
+    x1, eps = torch.rand(3, 4, 5), torch.randn(3, 4, 5)
+    dyn.loss(field, x1, torch.ones(3, 4, dtype=torch.bool), eps, IndependentCoupling())
+    x_t, t = seen[0]
+    abar = dyn.schedule.abar_tau(1.0 - t[..., None].double())  # q(x_t | x1) = N(sqrt(abar) x1, (1 - abar) I)
+    torch.testing.assert_close(x_t.double(), abar.sqrt() * x1.double() + (1 - abar).sqrt() * eps.double(), atol=1e-6, rtol=1e-6)
+
+
 def test_loss_self_conditioning_runs_a_no_grad_first_pass():
     dyn = Diffusion(prediction="x0", self_condition=1.0, schedule={"name": "linear", "timesteps": 100})
     field = GaussianField(dyn)
