@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -391,7 +391,7 @@ class CrossDiT(Backbone):
             if self.token is not None:
                 hc = hc + self.token.to(hc.dtype)
             c = self.condition_vector(t, cond, dtype)
-            return hc, c, [block.modulations(c) for block in self.blocks], self.head.ada(c)
+            return hc, c, [cast(MMBlock, block).modulations(c) for block in self.blocks], self.head.ada(c)
 
         pending, self._pending = self._pending, None
         if not self.training or torch.is_inference_mode_enabled():
