@@ -279,7 +279,6 @@ class CrossDiT(Backbone):
         self.blocks = nn.ModuleList(MMBlock(dim, heads, mlp_ratio, qk_norm, i == depth - 1, block) for i in range(depth))
         self.head = FinalLayer(dim, n_genes)
         self._cache: dict[tuple[str, int], tuple[Any, Any, Tensor]] = {}
-        self._pending: tuple[Any, Tensor, Any, ConditionTerms] | None = None  # see _condition_terms
         self._init_weights(control_init)
 
     @property
@@ -377,35 +376,12 @@ class CrossDiT(Backbone):
         return out  # type: ignore[no-any-return]
 
     def _condition_terms(self, t: Tensor, cond: Condition, dtype: torch.dtype) -> ConditionTerms:
-        """What depends only on ``t`` and ``cond``: control tokens, ``c``, every block's and the head's adaLN chunks.
-
-        A training step with self-conditioning calls the network twice at the same ``t`` and condition: first
-        without autograd (the estimate), then with it. The first call computes these terms with autograd, keeps
-        them and reads them detached; the second takes them over (same ``cond`` object, same ``t`` tensor
-        unchanged, same weights) instead of computing them again: the same numbers and gradients, one control
-        projection and every adaLN linear less per such step. Any other call computes them afresh.
-        """
-
-        def compute() -> ConditionTerms:
-            hc = self._control_tokens(cond, dtype)
-            if self.token is not None:
-                hc = hc + self.token.to(hc.dtype)
-            c = self.condition_vector(t, cond, dtype)
-            return hc, c, [cast(MMBlock, block).modulations(c) for block in self.blocks], self.head.ada(c)
-
-        pending, self._pending = self._pending, None
-        if not self.training or torch.is_inference_mode_enabled():
-            return compute()
-        key = (_identity(t), dtype, sum(p._version for p in self.parameters()))
-        if not torch.is_grad_enabled():
-            with torch.enable_grad():
-                terms = compute()
-            self._pending = (weakref.ref(cond), t, key, terms)
-            hc, c, mods, head_mod = terms
-            return hc.detach(), c.detach(), [(_detached(p), _detached(q)) for p, q in mods], _detached(head_mod)
-        if pending is not None and pending[0]() is cond and pending[1] is t and pending[2] == key:
-            return pending[3]
-        return compute()
+        """What depends only on ``t`` and ``cond``: control tokens, ``c``, every block's and the head's adaLN chunks."""
+        hc = self._control_tokens(cond, dtype)
+        if self.token is not None:
+            hc = hc + self.token.to(hc.dtype)
+        c = self.condition_vector(t, cond, dtype)
+        return hc, c, [cast(MMBlock, block).modulations(c) for block in self.blocks], self.head.ada(c)
 
     def _token_input(self, x_t: Tensor, x_self_cond: Tensor | None) -> Tensor:
         """``[B, m, d]`` perturbed stream input ``in_p([x_t ; x_self_cond])``.
@@ -452,12 +428,7 @@ class CrossDiT(Backbone):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state["_cache"] = {}
-        state["_pending"] = None
         return state
-
-
-def _detached(xs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    return tuple(x.detach() for x in xs)
 
 
 def _identity(x: Any) -> Any:

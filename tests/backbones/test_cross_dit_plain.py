@@ -8,7 +8,6 @@ modulation, the last block's control half of the projection not computed, the se
 pass's condition terms reused by the gradient pass) must give its outputs and gradients.
 """
 
-import copy
 import math
 
 import pytest
@@ -133,11 +132,7 @@ def test_self_conditioning_step_equals_the_plain_network():
     net = _net(token_bias="shared").train()
     x, t, cond = _inputs()
     target = torch.rand(B, M, G)
-    calls = []
-    hook = net.in_c.register_forward_hook(lambda *_: calls.append("in_c"))
     est, out = _self_conditioned_step(net, x, t, cond, target)
-    hook.remove()
-    assert calls == ["in_c"], "the gradient pass takes over the estimate pass's control projection"
     got = {n: q.grad.clone() for n, q in net.named_parameters()}
     net.zero_grad(set_to_none=True)
     with torch.no_grad():
@@ -151,11 +146,11 @@ def test_self_conditioning_step_equals_the_plain_network():
 
 
 @pytest.mark.parametrize("change", ["other_time", "other_condition", "weights_updated"])
-def test_kept_condition_terms_are_not_used_for_another_call(change):
+def test_a_call_after_another_time_condition_or_weights_equals_the_plain_network(change):
     net = _net(token_bias="shared").train()
     x, t, cond = _inputs()
     with torch.no_grad():
-        net(x, t, cond)  # keeps the terms of (t, cond)
+        net(x, t, cond)  # a call before: nothing of it may leak into the next (no cache of condition terms)
         if change == "weights_updated":
             net.blocks[0].ada_p.lin.weight.add_(0.5)
             net.in_c.weight.mul_(1.5)
@@ -165,17 +160,6 @@ def test_kept_condition_terms_are_not_used_for_another_call(change):
         cond = Condition(**{**cond.__dict__, "drop": torch.tensor([True, False, False])})
     got = net(x, t, cond)
     torch.testing.assert_close(got, plain(net, x, t, cond), atol=2e-6, rtol=1e-5)
-
-
-def test_kept_terms_do_not_travel_with_copies_and_are_not_used_in_eval():
-    net = _net(token_bias="shared").train()
-    x, t, cond = _inputs()
-    with torch.no_grad():
-        net(x, t, cond)
-    assert copy.deepcopy(net)._pending is None  # EMA copies and pickles carry no autograd graph
-    net.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(net(x, t, cond), plain(net, x, t, cond), atol=2e-6, rtol=1e-5)
 
 
 def test_qk_norm_gradients_equal_the_plain_formula_and_pass_gradcheck():
