@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from distgen.backbones.adaln import AdaLNZero
 from distgen.backbones.base import Condition
 from distgen.backbones.cross_dit import CrossDiT, per_set_time
+
+from .cross_dit_helpers import randomise_adaln
 
 G, D, B, M = 7, 16, 3, 5
 
@@ -20,13 +21,7 @@ G, D, B, M = 7, 16, 3, 5
 def _net(**kw):
     torch.manual_seed(0)
     net = CrossDiT(n_genes=G, cond_dim=4, **{"dim": D, "depth": 3, "heads": 2, "output": "identity", **kw})
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # adaLN-Zero starts as the identity; random weights exercise every path
-        for mod in net.modules():
-            if isinstance(mod, AdaLNZero):
-                mod.lin.weight.copy_(torch.randn(mod.lin.weight.shape, generator=g) * 0.3)
-                mod.lin.bias.copy_(torch.randn(mod.lin.bias.shape, generator=g) * 0.3)
-    return net
+    return randomise_adaln(net)
 
 
 def _inputs(seed=0, drop=None):

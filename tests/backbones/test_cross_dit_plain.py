@@ -13,9 +13,10 @@ import math
 import pytest
 import torch
 
-from distgen.backbones.adaln import AdaLNZero
 from distgen.backbones.base import Condition
 from distgen.backbones.cross_dit import CrossDiT
+
+from .cross_dit_helpers import randomise_adaln
 
 G, D, H, B, M, DEPTH = 9, 16, 2, 3, 5, 3
 
@@ -23,13 +24,7 @@ G, D, H, B, M, DEPTH = 9, 16, 2, 3, 5, 3
 def _net(block="parallel", output="relu", **kw):
     torch.manual_seed(0)
     net = CrossDiT(n_genes=G, cond_dim=4, dim=D, depth=DEPTH, heads=H, block=block, output=output, **kw)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # adaLN-Zero starts as the identity; random weights exercise every path
-        for mod in net.modules():
-            if isinstance(mod, AdaLNZero):
-                mod.lin.weight.copy_(torch.randn(mod.lin.weight.shape, generator=g) * 0.3)
-                mod.lin.bias.copy_(torch.randn(mod.lin.bias.shape, generator=g) * 0.3)
-    return net
+    return randomise_adaln(net)
 
 
 def _inputs(seed=0, mask=None):
