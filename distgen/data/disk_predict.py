@@ -230,7 +230,8 @@ def _condition_rows(cells: DiskCells, conditions: Sequence[str]) -> np.ndarray:
 
     per_cell = cells.canonical_names[cells.condition_codes]
     held = sorted(set(per_cell[~cells.is_control].tolist()))
-    absent = [c for c in dict.fromkeys(conditions) if c not in set(held)]
+    held_set = set(held)
+    absent = [c for c in dict.fromkeys(conditions) if c not in held_set]
     if absent:
         raise InputDataError(f"{cells.path} holds no perturbed cells of {listing(absent)}; its perturbed conditions are "
                              f"{listing(held[:20])}{f' ... ({len(held)} in all)' if len(held) > 20 else ''}")

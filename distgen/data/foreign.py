@@ -264,7 +264,8 @@ def in_model_genes(model: object, cells: DiskCells) -> DiskCells:
     theirs = list(cells.info.genes)
     if set(theirs) == set(ours.genes):
         return DiskCells(cells.path, cells.schema, genes=ours.genes)
-    missing, extra = [g for g in ours.genes if g not in set(theirs)], sorted(set(theirs) - set(ours.genes))
+    theirs_set = set(theirs)
+    missing, extra = [g for g in ours.genes if g not in theirs_set], sorted(theirs_set - set(ours.genes))
     raise InputDataError(
         f"{cells.path}: its genes are not the model's: " + (f"{len(missing)} of the model's {len(ours.genes)} genes are missing "
         f"(e.g. {missing[:5]})" if missing else "") + (", " if missing and extra else "")

@@ -71,7 +71,8 @@ def highly_variable_genes(
     if len(idx) < 2:
         raise InputDataError("highly_variable_genes needs at least 2 cells to fit on")
     forced = list(dict.fromkeys([*(perturbed_genes(data) if force_perturbed else []), *(force_genes or [])]))
-    unknown = [f for f in forced if f not in set(data.info.genes)]
+    known = set(data.info.genes)
+    unknown = [f for f in forced if f not in known]
     if unknown:
         raise InputKeyError(f"force_genes {unknown[:5]} are not in the dataset")
     genes = list(data.info.genes) if n_top_genes >= g else hvg_names(data.table.X[idx].numpy(), data.info.genes, n_top_genes, forced, flavor)

@@ -236,7 +236,8 @@ def vocabulary_differences(model_info: DataInfo, info: DataInfo) -> list[str]:
         if set(ours) == set(theirs):
             out.append(f"{name}: the same {len(ours)} in another order")
             continue
-        extra, missing = [v for v in theirs if v not in set(ours)], [v for v in ours if v not in set(theirs)]
+        ours_set, theirs_set = set(ours), set(theirs)
+        extra, missing = [v for v in theirs if v not in ours_set], [v for v in ours if v not in theirs_set]
         parts = ([f"{len(extra)} unknown to the model (e.g. {extra[:3]})"] if extra else []) + (
             [f"{len(missing)} of the model's missing here (e.g. {missing[:3]})"] if missing else [])
         out.append(f"{name}: {', '.join(parts) or 'another order'}")

@@ -111,7 +111,8 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
         if cells.info.control_label in wanted:
             raise ConfigError(f"--perturbations names control cells ({listing(perturbations)}): they are the starting population, "
                               "not a perturbation to predict; name perturbed conditions of the file")
-    predicted = [c for c in (held if wanted is None else wanted) if c in set(held)]  # one FILE lacks: predict_to_disk refuses it
+    held_set = set(held)
+    predicted = [c for c in (held if wanted is None else wanted) if c in held_set]  # one FILE lacks: predict_to_disk refuses it
     pert = np.isin(cells.canonical_names[cells.condition_codes], predicted) & ~cells.is_control
     ctx = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()]
     bat = np.asarray(cells.info.batches, dtype=object)[cells.labels.batch.numpy()]
@@ -182,7 +183,8 @@ def open_file(dataset: Dataset, model: Any, path: Path) -> tuple[DiskCells, pd.D
     if missing:
         raise InputKeyError(f"{path}: " + missing_columns_message(obs, schema, info, missing))
     genes = [str(g) for g in var.index]
-    absent = [g for g in info.genes if g not in set(genes)]
+    present = set(genes)
+    absent = [g for g in info.genes if g not in present]
     if absent:
         shared = len(info.genes) - len(absent)
         raise InputDataError(

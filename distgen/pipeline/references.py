@@ -162,7 +162,8 @@ def cells_references(
     atom it never saw (it answers with its fallback); only training cells are fitted on.
     """
     if train is not None:
-        missing = [g for g in truth.genes if g not in set(train.genes)]
+        trained = set(train.genes)
+        missing = [g for g in truth.genes if g not in trained]
         if missing:
             raise InputDataError(f"the training cells lack {len(missing)} evaluated genes (e.g. {missing[:5]}); baselines need every gene")
         train = train.with_genes(truth.genes)
