@@ -19,7 +19,6 @@ shapes in seconds (what CI tests); its compile rows trace with dynamo but genera
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -35,7 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.harness.measure import count_flops, describe, hardware, peak_flops  # noqa: E402
-from benchmarks.harness.models import build, random_batch, synthetic_info  # noqa: E402
+from benchmarks.harness.models import build, random_batch, synthetic_info, training_step  # noqa: E402
 
 #: preset -> (genes, sets, cells per set, overrides, genes_per_step) at official size; the tiny dry-run shapes follow
 OFFICIAL: dict[str, dict[str, Any]] = {
@@ -61,22 +60,12 @@ def batch_sizes(spec: dict[str, Any], sets: list[int] | None) -> list[dict[str, 
 
 def train_row(preset: str, spec: dict[str, Any], device: torch.device, compiled: bool, steps: int, backend: str = "inductor",
               mode: str | None = None) -> dict[str, Any]:
-    from distgen.train.optim import make_optimizer
-
     info = synthetic_info(spec["genes"])
     model = build(preset, info, spec["overrides"], device)
     model.train()
-    opt = make_optimizer(model.named_parameters(), "adamw", lr=1e-4)
     batches = [random_batch(info, spec["sets"], spec["cells"], seed=s, device=device) for s in range(2)]
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    step, _ = training_step(model, batches, device)
     cuda = device.type == "cuda"
-
-    def step(i: int) -> None:
-        with amp:
-            out = model.loss(batches[i % 2])
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
 
     # The step's FLOPs vary with its random draws (PerturbDiff self-conditions half the steps: one more forward
     # pass), so count, in eager mode before compiling, the very steps that are timed below: the same seed, the

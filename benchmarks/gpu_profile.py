@@ -23,26 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness.models import build, random_batch, synthetic_info  # noqa: E402
+from benchmarks.harness.models import build, random_batch, synthetic_info, training_step  # noqa: E402
 
 
 def profile_sets(sets: int, device: torch.device) -> None:
     from torch.profiler import ProfilerActivity, profile
 
-    from distgen.train.optim import make_optimizer
-
     info = synthetic_info(2000)
     model = build("perturbdiff", info, [], device)
     model.train()
-    opt = make_optimizer(model.named_parameters(), "adamw", lr=1e-4)
-    batches = [random_batch(info, sets, 32, seed=s, device=device) for s in range(2)]
-
-    def step(i: int) -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model.loss(batches[i % 2])
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
+    step, opt = training_step(model, [random_batch(info, sets, 32, seed=s, device=device) for s in range(2)], device)
 
     for i in range(3):
         step(i)

@@ -49,9 +49,8 @@ def worker(preset: str, steps: int) -> dict[str, Any]:
     importlib.import_module("distgen")  # before torch: importing distgen sets the wait policy (unless switched off)
     import torch
 
-    from benchmarks.harness.models import build, preset_shape, random_batch, synthetic_info
+    from benchmarks.harness.models import build, preset_shape, random_batch, synthetic_info, training_step
     from distgen.runtime import apply_threads
-    from distgen.train.optim import make_optimizer
 
     threads = apply_threads()
     torch.set_flush_denormal(True)
@@ -59,14 +58,7 @@ def worker(preset: str, steps: int) -> dict[str, Any]:
     m, sets = preset_shape(preset)
     model = build(preset, info)
     model.train()
-    opt = make_optimizer(model.named_parameters(), "adamw", lr=1e-4)
-    batches = [random_batch(info, sets, m, seed=s) for s in range(4)]
-
-    def step(i: int) -> None:
-        out = model.loss(batches[i % 4])
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
+    step, _ = training_step(model, [random_batch(info, sets, m, seed=s) for s in range(4)], torch.device("cpu"))
 
     for i in range(2):
         step(i)

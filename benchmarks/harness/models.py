@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -74,6 +75,23 @@ def build(name: str, info: DataInfo, overrides: list[str] | None = None, device:
     if hasattr(model, "modules"):
         prepare(model, train if train is not None else random_table(info))
     return model.to(device) if device is not None and hasattr(model, "to") else model
+
+
+def training_step(model: Any, batches: list[SetBatch], device: torch.device) -> tuple[Callable[[int], None], torch.optim.Optimizer]:
+    """``(step, optimizer)``, ``step(i)`` one training step of ``model`` on ``batches[i % len(batches)]`` (forward and loss under bf16 autocast
+    on CUDA, backward, and the optimizer distgen trains with: ``make_optimizer``'s AdamW, fused where the device has it), which it returns beside ``step``."""
+    from distgen.train.optim import make_optimizer
+
+    opt = make_optimizer(model.named_parameters(), "adamw", lr=1e-4)
+
+    def step(i: int) -> None:
+        with _autocast(device):
+            out = model.loss(batches[i % len(batches)])
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+
+    return step, opt
 
 
 def train_speed(
