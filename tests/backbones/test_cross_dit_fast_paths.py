@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from distgen.backbones.base import Condition
 from distgen.backbones.cross_dit import CrossDiT, per_set_time
 
-from .cross_dit_helpers import randomise_adaln
+from .cross_dit_helpers import random_inputs, randomise_adaln
 
 G, D, B, M = 7, 16, 3, 5
 
@@ -25,13 +25,7 @@ def _net(**kw):
 
 
 def _inputs(seed=0, drop=None):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, M, G, generator=g)
-    ctrl = torch.rand(B, M, G, generator=g)
-    cond = Condition(gene_ids=torch.arange(G), embedding=torch.randn(B, 4, generator=g), control=ctrl,
-                     control_mask=torch.ones(B, M, dtype=torch.bool), drop=drop)
-    t = torch.rand(B, 1, generator=g).expand(B, M)
-    return x, t, cond
+    return random_inputs(B, M, G, seed, drop=drop)
 
 
 def _reference(net, x, t, cond, x_sc=None):

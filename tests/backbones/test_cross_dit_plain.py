@@ -16,7 +16,7 @@ import torch
 from distgen.backbones.base import Condition
 from distgen.backbones.cross_dit import CrossDiT
 
-from .cross_dit_helpers import randomise_adaln
+from .cross_dit_helpers import random_inputs, randomise_adaln
 
 G, D, H, B, M, DEPTH = 9, 16, 2, 3, 5, 3
 
@@ -28,13 +28,7 @@ def _net(block="parallel", output="relu", **kw):
 
 
 def _inputs(seed=0, mask=None):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, M, G, generator=g)
-    ctrl = torch.rand(B, M, G, generator=g)
-    cond = Condition(gene_ids=torch.arange(G), embedding=torch.randn(B, 4, generator=g), control=ctrl,
-                     control_mask=torch.ones(B, M, dtype=torch.bool) if mask is None else mask, drop=torch.tensor([False, True, False]))
-    t = torch.rand(B, 1, generator=g).expand(B, M)
-    return x, t, cond
+    return random_inputs(B, M, G, seed, mask=mask, drop=torch.tensor([False, True, False]))
 
 
 def _ln(x):
