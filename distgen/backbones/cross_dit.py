@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from distgen.attention import sdpa
 from distgen.backbones.adaln import AdaLNZero, FinalLayer, modulate
 from distgen.backbones.base import Backbone, Condition
 from distgen.backbones.embeddings import TimeEmbedding
@@ -104,7 +105,7 @@ class JointAttention(nn.Module):
         b, m, w = u.shape
         q, k, v = self.qkv(u).view(b, m, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]
-        o = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v, attn_mask=attn_mask).transpose(1, 2).reshape(b, m, w)
+        o = sdpa(self.q_norm(q), self.k_norm(k), v, attn_mask=attn_mask).transpose(1, 2).reshape(b, m, w)
         if out is None:
             return self.proj(o)  # type: ignore[no-any-return]
         return F.linear(o, self.proj.weight[:out], self.proj.bias[:out])

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from distgen.attention import sdpa
+
 ATTENTIONS = ("differential", "standard")
 IMPLS = ("fused", "naive")
 HEAD_NORM_EPS = 1e-5  #: head-wise RMSNorm epsilon (scDFM)
@@ -34,7 +36,7 @@ def lambda_init(layer: int) -> float:
 def attend(q: Tensor, k: Tensor, v: Tensor, impl: str = "fused") -> Tensor:
     """``softmax(q k^T / sqrt(d)) v`` for ``[N, h, L, d]`` inputs; fused SDPA or explicit map."""
     if impl == "fused":
-        return F.scaled_dot_product_attention(q, k, v)
+        return sdpa(q, k, v)
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # [N, h, L, S]: the map
     return scores.softmax(-1) @ v
 

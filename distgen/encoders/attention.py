@@ -9,8 +9,9 @@ attend to one key and zeroes their output instead, so empty sets embed to a fini
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from distgen.attention import sdpa
 
 
 def masked_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None, heads: int) -> Tensor:
@@ -33,7 +34,7 @@ def masked_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None, h
         safe = key_mask.clone()
         safe[empty, 0] = True  # keep the softmax finite; the output of these rows is zeroed below
         attn_mask = safe[:, None, None, :]  # broadcast over heads and queries
-    out = F.scaled_dot_product_attention(split(q, n), split(k, m), split(v, m), attn_mask=attn_mask)
+    out = sdpa(split(q, n), split(k, m), split(v, m), attn_mask=attn_mask)
     out = out.transpose(1, 2).reshape(b, n, d)
     if empty is not None:
         out = out.masked_fill(empty[:, None, None], 0.0)
