@@ -31,6 +31,7 @@ Usage::
     python benchmarks/vs_official.py --scdfm /path/to/scDFM --write-docs    # ... into docs/benchmarks.md
     python benchmarks/vs_official.py --perturbdiff /path/to/PerturbDiff --rows pd-official pd-reduced pd-sampling
     python benchmarks/vs_official.py --rows tiny                            # seconds: distgen only, tiny
+    python benchmarks/vs_official.py ... --precision bf16                   # both sides under bf16 autocast
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import os
 import platform
 import resource
@@ -219,7 +221,30 @@ def _official_functions(repo: Path, names: tuple[str, ...]) -> dict[str, Any]:
     return ns
 
 
-class OfficialScdfm:
+def precision_context(device: str, precision: str) -> Any:
+    """A fresh context for one forward + loss: ``torch.autocast`` to bfloat16 (``bf16``) or nothing (``fp32``)."""
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+class _Amp:
+    """Mixin: ``self.amp()`` is the precision context of this side's forward + loss (set by ``measure``)."""
+
+    precision = "fp32"
+    amp_device = "cpu"
+
+    def amp(self) -> Any:
+        return precision_context(self.amp_device, self.precision)
+
+
+class OfficialScdfm(_Amp):
     """The official model, its loss and its sampler at a shape (vocabulary ids = gene + 4 specials)."""
 
     def __init__(self, repo: Path, shape: Shape, graph: Any, workdir: Path, device: str = "cpu") -> None:
@@ -255,11 +280,12 @@ class OfficialScdfm:
         t = torch.rand(n, device=source.device)
         noise = torch.randn_like(source)
         p = self.path.sample(t=t, x_0=noise, x_1=target)
-        v = self.model(gene_input, p.x_t, p.t, source, pert, gene_input, mode="predict_y")
-        loss = ((v - p.dx_t) ** 2).mean()
-        x1_hat = p.x_t + v * (1 - t).unsqueeze(-1)
-        sigmas = self.fns["median_sigmas"](target, scales=(0.5, 1.0, 2.0, 4.0))
-        loss = loss + self.fns["mmd2_unbiased_multi_sigma"](x1_hat, target, sigmas) * 0.5
+        with self.amp():
+            v = self.model(gene_input, p.x_t, p.t, source, pert, gene_input, mode="predict_y")
+            loss = ((v - p.dx_t) ** 2).mean()
+            x1_hat = p.x_t + v * (1 - t).unsqueeze(-1)
+            sigmas = self.fns["median_sigmas"](target, scales=(0.5, 1.0, 2.0, 4.0))
+            loss = loss + self.fns["mmd2_unbiased_multi_sigma"](x1_hat, target, sigmas) * 0.5
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -274,7 +300,7 @@ class OfficialScdfm:
         gene = (b["genes"] + 4).repeat(n, 1)
         pert = (b["pert"] + 4).repeat(n, 1)
         self.model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), self.amp():
             noise = torch.randn(n, source.shape[1], device=source.device)
             traj = torchdiffeq.odeint(lambda t, x: self.model(gene, x, t, source, pert, gene), noise, torch.linspace(0, 1, grid, device=source.device),
                                       atol=1e-4, rtol=1e-4, method=solver)
@@ -308,7 +334,7 @@ def _fused_timm_standins() -> None:
     sys.modules["timm.layers.create_norm"].get_norm_layer = lambda name: FusedRMSNorm  # type: ignore[attr-defined]
 
 
-class OfficialPerturbDiff:
+class OfficialPerturbDiff(_Amp):
     """The official Cross_DiT, CovEncoder (one-hot), GaussianDiffusion and energy loss at a shape.
 
     Built as ``benchmarks/parity/perturbdiff.py`` builds them (``--perturbdiff PATH``), with the
@@ -375,14 +401,15 @@ class OfficialPerturbDiff:
         x_t = self.diffusion.q_sample(x_start, t, noise=noise)
         control = cond["cont_emb"]
         x_0, control_0 = torch.zeros_like(x_t), torch.zeros_like(control)
-        if self_condition:
-            with torch.no_grad():
-                out = self.diffusion.get_model_output(model=self.model, x_t=torch.cat([x_t, x_0], -1), control_input_t=torch.cat([control, control_0], -1),
-                                                      t=t, self_condition=cond)
-            x_0 = out["x"]
-        terms = self.diffusion.diffusion_loss(model=self.model, x_start=x_start, x_t=x_t, control_input_t=control, t=t, self_condition=cond,
-                                              noise=noise, x_0=x_0, control_0=control_0, MMD_loss_fn=self.loss_fn)
-        loss = terms["loss1"].mean() + terms["mmd1"] * 1.0
+        with self.amp():
+            if self_condition:
+                with torch.no_grad():
+                    out = self.diffusion.get_model_output(model=self.model, x_t=torch.cat([x_t, x_0], -1),
+                                                          control_input_t=torch.cat([control, control_0], -1), t=t, self_condition=cond)
+                x_0 = out["x"]
+            terms = self.diffusion.diffusion_loss(model=self.model, x_start=x_start, x_t=x_t, control_input_t=control, t=t, self_condition=cond,
+                                                  noise=noise, x_0=x_0, control_0=control_0, MMD_loss_fn=self.loss_fn)
+            loss = terms["loss1"].mean() + terms["mmd1"] * 1.0
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.all_params, 1.0)  # Lightning's gradient_clip_val: 1.0
@@ -394,7 +421,7 @@ class OfficialPerturbDiff:
 
         self.model.eval()
         self.enc.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.amp():
             cond = self._cond(b)
             shape = tuple(b["control"].shape)
             cells, _ = self.diffusion.ddim_sample_loop(self.model, shape, self_condition=cond, noise=torch.randn(shape, device=b["control"].device),
@@ -405,7 +432,7 @@ class OfficialPerturbDiff:
 
 
 # ---------------------------------------------------------------------------------------------- distgen
-class DistgenScdfm:
+class DistgenScdfm(_Amp):
     """The ``scdfm`` preset at a shape, with the trainer's optimizer; the same gene graph injected."""
 
     def __init__(self, shape: Shape, graph: Any, grid: int = 20, solver: dict[str, Any] | None = None, extra: tuple[str, ...] = (),
@@ -447,7 +474,8 @@ class DistgenScdfm:
         from distgen.train.optim import clipped_step, grad_norm
 
         self.model.train()
-        out = self.model.loss(self._batch(b))
+        with self.amp():
+            out = self.model.loss(self._batch(b))
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
         params = list(self.model.parameters())
@@ -460,7 +488,7 @@ class DistgenScdfm:
         batch = self._batch(b)
         m = self.model
         m.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), self.amp():
             cond = m.condition(batch.labels, batch.control, batch.control_mask, batch.gene_ids)
             x0 = m.dynamics.draw_source(batch.control, batch.control)
             out = m.dynamics.sample(m.bind(cond), x0, batch.control_mask)
@@ -468,7 +496,7 @@ class DistgenScdfm:
         return out.cells
 
 
-class DistgenPerturbDiff:
+class DistgenPerturbDiff(_Amp):
     """The ``perturbdiff`` preset at a shape (cell tokens: sets x cells over all genes), with the trainer's optimizer."""
 
     def __init__(self, shape: Shape, overrides: tuple[str, ...] = (), device: str = "cpu") -> None:
@@ -509,7 +537,8 @@ class DistgenPerturbDiff:
 
         self.model.train()
         self.model.dynamics.self_condition = 1.0 if self_condition else 0.0
-        out = self.model.loss(self._batch(b))
+        with self.amp():
+            out = self.model.loss(self._batch(b))
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
         params = list(self.model.parameters())
@@ -521,7 +550,7 @@ class DistgenPerturbDiff:
 
         batch = self._batch(b)
         self.model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), self.amp():
             cells = self.model.predict(batch.control, batch.control_mask, batch.labels)
         self.nfe = getattr(self.model, "last_nfe", None)
         return cells
@@ -558,6 +587,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         sub = DistgenPerturbDiff(row.shape, row.overrides, device)
     else:
         sub = DistgenScdfm(row.shape, data["graph"], row.grid, spec.get("solver"), row.overrides, device)
+    sub.precision, sub.amp_device = spec.get("precision") or "fp32", device
     out: dict[str, Any] = {"side": spec["side"], "row": row.name, "cells": spec["cells"], "build_s": time.perf_counter() - t_build,
                            "base_gib": rss_gib(), "params": sum(p.numel() for p in sub.model.parameters())}
     batches = data["batches"]
@@ -616,6 +646,7 @@ def run_rows(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="vs_official_"))
     official = {"scdfm": bool(args.scdfm), "perturbdiff": bool(args.perturbdiff)}
     res: dict[str, Any] = {"load_before": loadavg(), "rows": [], "hardware": hardware(args.device), "threads": args.threads, "rounds": args.rounds,
+                           "precision": args.precision,
                            "official": {k: v for k, v in official.items() if v}}
     for name in args.rows:
         row = ROWS[name]
@@ -630,13 +661,15 @@ def run_rows(args: argparse.Namespace) -> dict[str, Any]:
                 for side in order:
                     spec = {"side": side, "row": name, "cells": cells, "data": str(data_path), "threads": args.threads,
                             "scdfm": str(args.scdfm) if args.scdfm else None, "workdir": str(workdir),
-                            "perturbdiff": str(args.perturbdiff) if args.perturbdiff else None, "device": args.device}
+                            "perturbdiff": str(args.perturbdiff) if args.perturbdiff else None, "device": args.device,
+                            "precision": args.precision}
                     out = run_one(spec, args.timeout)
                     print(json.dumps(out), flush=True)
                     results[side].append(out)
                 if row.task == "sample" and row.model == "scdfm" and "distgen" in sides and args.half_nfe:
                     spec = {"side": "distgen", "row": name, "cells": cells, "data": str(data_path), "threads": args.threads,
-                            "workdir": str(workdir), "solver": args.half_nfe, "device": args.device}
+                            "workdir": str(workdir), "solver": args.half_nfe, "device": args.device,
+                            "precision": args.precision}
                     out = run_one(spec, args.timeout)
                     print(json.dumps(out), flush=True)
                     extra.append(out)
@@ -652,7 +685,8 @@ def summarize(outs: list[dict[str, Any]]) -> dict[str, Any]:
         return {"error": outs[0].get("error", "?") if outs else "not run"}
     return {"seconds": statistics.median(o["seconds"] for o in ok), "cpu_seconds": statistics.median(o["cpu_seconds"] for o in ok),
             "peak_gib": max(o["peak_gib"] for o in ok),
-            "runs": len(ok), "spread": [round(o["seconds"], 3) for o in ok], **{k: ok[0][k] for k in ("params", "optimizer", "nfe", "shims") if k in ok[0]},
+            "runs": len(ok), "spread": [round(o["seconds"], 3) for o in ok],
+            "finite": all(o.get("finite", True) and all(math.isfinite(v) for v in o.get("losses", ())) for o in ok), **{k: ok[0][k] for k in ("params", "optimizer", "nfe", "shims") if k in ok[0]},
             **({"peak_cuda_gib": max(o["peak_cuda_gib"] for o in ok)} if "peak_cuda_gib" in ok[0] else {})}
 
 
@@ -676,7 +710,9 @@ def markdown(res: dict[str, Any], command: str) -> str:
              f"Command: `{command}`. Hardware: {res['hardware']}; {res['threads']} thread per process, `OMP_WAIT_POLICY=PASSIVE`, denormals "
              f"flushed; {res['rounds']} alternating rounds, median of each process's median step (wall clock; the last column compares the "
              "processes' CPU times, which a busy machine distorts less). Load average (1, 5, 15 min) before: "
-             f"{res['load_before']}, after: {res['load_after']}.", ""]
+             f"{res['load_before']}, after: {res['load_after']}."
+             + (" Both sides' forward and loss under bf16 autocast (`--precision bf16`); backward, optimizer and sampler state in fp32."
+                if res.get("precision") == "bf16" else ""), ""]
     models = {r.get("model", "scdfm") for r in res["rows"]}
     flags = {"scdfm": "--scdfm PATH", "perturbdiff": "--perturbdiff PATH"}
     missing = [m for m in sorted(models) if m not in (res["official"] or {})]
@@ -737,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="torch device of both sides (e.g. cuda; benchmarks/gpu_vs_official.sh)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="both sides' forward and loss in fp32 or under bf16 autocast (training and sampling; CPUs with AVX512_BF16 or AMX)")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--half-nfe", type=json.loads, default={"name": "midpoint", "steps": 19},
                    help="distgen's sampler at half the evaluations, as an ODE solver node in JSON (default midpoint, 19 steps: 38)")

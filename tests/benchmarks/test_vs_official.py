@@ -43,3 +43,26 @@ def test_markdown_reports_ratios_and_memory_per_cell():
     text = vs_official.markdown(res, "cmd")
     assert "| reduced | 3.00 s | 1.00 s | 3.00x | 2.90x |" in text
     assert "memory per extra cell | 2.00 GiB | 0.50 GiB | 4.0x less |" in text
+
+
+def test_precision_context_casts_matmuls_to_bf16_only_when_asked():
+    import torch
+
+    a = torch.ones(2, 3)
+    with vs_official.precision_context("cpu", "bf16"):
+        assert (a @ a.T).dtype == torch.bfloat16
+    with vs_official.precision_context("cpu", "fp32"):
+        assert (a @ a.T).dtype == torch.float32
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        vs_official.precision_context("cpu", "fp16")
+
+
+def test_bf16_rows_train_both_presets_with_finite_losses(tmp_path):
+    docs = tmp_path / "benchmarks.md"
+    code = vs_official.main(["--rows", "tiny", "tiny-pd", "tiny-sampling", "--rounds", "1", "--precision", "bf16", "--json", str(tmp_path / "r.json"),
+                             "--write-docs", "--docs", str(docs)])
+    assert code == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["precision"] == "bf16"
+    assert all(r["sides"]["distgen"]["seconds"] > 0 and r["sides"]["distgen"]["finite"] for r in res["rows"])
+    assert "under bf16 autocast" in docs.read_text()
