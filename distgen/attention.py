@@ -25,10 +25,9 @@ def sdpa(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None) -> Te
     output comes back in the dtype SDPA would have returned (bfloat16 under autocast).
     """
     if q.device.type == "cpu":
+        dtype: torch.dtype | None = q.dtype if q.dtype == k.dtype == v.dtype else None
         if torch.is_autocast_enabled("cpu") and q.dtype in (torch.float32, *_REDUCED):
             dtype = torch.get_autocast_dtype("cpu")  # what autocast would run SDPA in
-        else:
-            dtype = q.dtype if q.dtype == k.dtype == v.dtype else None
         if dtype in _REDUCED:
             with torch.autocast("cpu", enabled=False):
                 out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask)
