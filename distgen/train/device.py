@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -39,8 +40,17 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     if precision == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError("train.precision=bf16 but this GPU does not support bfloat16; use fp32")
+        if device.type == "cpu" and not cpu_has_native_bf16():
+            warnings.warn("train.precision=bf16 on a CPU without native bfloat16 arithmetic (AVX512_BF16 or AMX): its matrix products "
+                          "are emulated and the step is likely slower than with train.precision=fp32", UserWarning, stacklevel=2)
         return torch.bfloat16
     return None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively: AVX512_BF16 or AMX tiles (torch's CPU feature probe)."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(p()) for p in probes if callable(p))
 
 
 def setup_backends(device: torch.device, tf32: bool) -> None:

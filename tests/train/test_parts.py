@@ -27,6 +27,33 @@ def test_device_selection_and_precision():
     assert "grad_accum" in OOM_HINT and "sets_per_batch" in OOM_HINT
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bfloat16_warns_that_it_will_be_slow(monkeypatch, native):
+    import warnings
+
+    from distgen.train import device as dev
+
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: native)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert resolve_precision("bf16", torch.device("cpu")) is torch.bfloat16
+        assert resolve_precision("auto", torch.device("cpu")) is None  # auto stays fp32 on every CPU
+    slow = [w for w in seen if "without native bfloat16" in str(w.message)]
+    assert len(slow) == (0 if native else 1) and all(issubclass(w.category, UserWarning) for w in slow)
+
+
+def test_native_bf16_probe_agrees_with_the_cpu_flags():
+    from pathlib import Path
+
+    from distgen.train.device import cpu_has_native_bf16
+
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        pytest.skip("no /proc/cpuinfo")
+    flags = next((ln.split(":", 1)[1].split() for ln in info.read_text().splitlines() if ln.startswith("flags")), [])
+    assert cpu_has_native_bf16() == bool({"avx512_bf16", "amx_tile"} & set(flags))
+
+
 def test_ema_tracks_a_moving_average():
     lin = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
