@@ -54,3 +54,14 @@ def test_mixed_dtypes_without_autocast_are_refused_as_by_sdpa():
     q, k, v = _qkv()
     with pytest.raises(RuntimeError):
         sdpa(q.to(torch.bfloat16), k, v)
+
+
+def test_long_wide_attention_keeps_the_bf16_kernel_under_autocast():
+    from distgen.attention import BF16_MIN_HEAD_DIM, BF16_MIN_KEYS
+
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 1, BF16_MIN_KEYS, BF16_MIN_HEAD_DIM, generator=g) for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(sdpa(q, k, v), F.scaled_dot_product_attention(q, k, v))
+        short = sdpa(q[..., :-1, :], k[..., :-1, :], v[..., :-1, :])  # one key fewer: the float32 kernel
+    assert torch.equal(short, F.scaled_dot_product_attention(q[..., :-1, :], k[..., :-1, :], v[..., :-1, :]).to(torch.bfloat16))
