@@ -143,7 +143,7 @@ class Diffusion(Dynamics):
         out = field(x_t, t, x_self_cond=x_sc) if x_sc is not None else field(x_t, t)
         mse = masked_mse(out, from_x0_noise(self.prediction, x1, eps, a, s), mask)
         x1_hat = to_x0(out, self.prediction, x_t, a, s)
-        return LossOutput(loss=mse, parts={"diffusion_mse": float(mse.detach())}, extras={"x1_hat": x1_hat, "t": t})
+        return LossOutput(loss=mse, parts={"diffusion_mse": mse.detach()}, extras={"x1_hat": x1_hat, "t": t})
 
     # ------------------------------------------------------------------ sampling
     def denoiser(self, field: Field) -> tuple[Denoiser, dict[str, Any]]:

@@ -109,7 +109,7 @@ class FlowMatching(Dynamics):
         target = u if self.prediction == "velocity" else x1
         fm = masked_mse(out, target, mask)
         x1_hat = self.to_endpoint(out, x_t, t)
-        return LossOutput(loss=fm, parts={"flow_matching": float(fm.detach())}, extras={"x1_hat": x1_hat, "t": t})
+        return LossOutput(loss=fm, parts={"flow_matching": fm.detach()}, extras={"x1_hat": x1_hat, "t": t})
 
     # ------------------------------------------------------------------ sampling
     def sample(self, field: Field, x0: Tensor, mask: Tensor) -> SampleOutput:

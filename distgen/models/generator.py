@@ -282,8 +282,8 @@ class Generator(nn.Module, TrainableModel):
             x1_hat = out.extras["x1_hat"]
             dist = self.distribution_loss.distance(x1_hat, batch.target_mask, x1, batch.target_mask).mean()
             out.loss = out.loss + self.distribution_weight * dist
-            out.parts["distribution"] = float(dist.detach())
-        out.parts["loss"] = float(out.loss.detach())
+            out.parts["distribution"] = dist.detach()
+        out.parts["loss"] = out.loss.detach()  # tensors: the trainer reads the parts back when it logs, not every step
         return out
 
     def min_set_size(self) -> tuple[int, str]:

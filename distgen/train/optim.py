@@ -87,7 +87,8 @@ def grad_norm(params: Iterable[torch.Tensor]) -> torch.Tensor:
     return torch.nn.utils.get_total_norm(grads)
 
 
-def clipped_step(optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor], norm: torch.Tensor, max_norm: float | None) -> None:
+def clipped_step(optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor], norm: torch.Tensor, max_norm: float | None,
+                 norm_value: float | None = None) -> None:
     """Scale the gradients of ``params`` to global norm at most ``max_norm`` (``None``: no limit) and step.
 
     ``norm`` is ``grad_norm(params)``. The scale is ``clip_grad_norm_``'s, ``max_norm / (norm + 1e-6)``
@@ -97,9 +98,10 @@ def clipped_step(optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor
     (the hook ``torch.amp.GradScaler`` unscales through), which saves the scaling pass, about 40 ms a
     step for PerturbDiff's 96 M parameters on one CPU thread; the update then equals scaling first
     to float rounding (``tests/train/test_optim.py``). Other kernels scale the gradients first.
+    ``norm_value``: ``float(norm)`` when the caller has read it already (no second device read here).
     """
     params = [p for p in params if p.grad is not None]
-    if max_norm is None or not params or float(norm) + 1e-6 <= max_norm:
+    if max_norm is None or not params or (float(norm) if norm_value is None else norm_value) + 1e-6 <= max_norm:
         optimizer.step()
         return
     if optimizer_impl(optimizer) == "fused" and getattr(optimizer, "grad_scale", None) is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from distgen.config import ConfigError
 from distgen.errors import DistgenError, DistgenWarning, DivergenceWarning, Interrupted, warn
@@ -91,6 +91,39 @@ def describe_conditions(labels: ConditionLabels, info: DataInfo | None, limit: i
         names.append(f"{atoms} @ {ctx}")
     more = f" (+{len(labels) - limit} more sets)" if len(labels) > limit else ""
     return ", ".join(names) + more
+
+
+def detached_parts(parts: Mapping[str, Any], owner: str) -> dict[str, Tensor | float]:
+    """``LossOutput.parts`` as the trainer keeps them until it logs: tensors detached (nothing read from the device),
+    anything else as a float (a plugin's float parts are accepted as ever). A part must be one number."""
+    out: dict[str, Tensor | float] = {}
+    for k, v in parts.items():
+        if isinstance(v, Tensor):
+            if v.numel() != 1:
+                raise TypeError(f"{owner}.loss returned LossOutput.parts[{k!r}] of shape {tuple(v.shape)}; a loss part must be one "
+                                "number: a 0-dim tensor (detached, e.g. mse.detach()) or a float")
+            out[k] = v.detach()
+        else:
+            try:
+                out[k] = float(v)
+            except (TypeError, ValueError):
+                raise TypeError(f"{owner}.loss returned LossOutput.parts[{k!r}] = {v!r} ({type(v).__name__}); a loss part must be "
+                                "one number: a 0-dim tensor (detached, e.g. mse.detach()) or a float") from None
+    return out
+
+
+def host_floats(values: Sequence[Tensor | float]) -> list[float]:
+    """``values`` as Python floats, the tensors among them read back in one transfer per device (exactly: float64)."""
+    out: list[float] = [v if not isinstance(v, Tensor) else math.nan for v in values]
+    groups: dict[torch.device, list[int]] = {}
+    for i, v in enumerate(values):
+        if isinstance(v, Tensor):
+            groups.setdefault(v.device, []).append(i)
+    for idx in groups.values():
+        read = torch.stack([values[i].detach().reshape(()).to(torch.float64) for i in idx]).tolist()  # type: ignore[union-attr]
+        for i, x in zip(idx, read, strict=True):
+            out[i] = x
+    return out
 
 
 def divergence_message(d: Mapping[str, Any]) -> str:
@@ -274,14 +307,21 @@ class Trainer:
         self.last_checkpoint = ckpt.path
 
     # ------------------------------------------------------------------ loop
-    def train_step(self) -> tuple[float, float, dict[str, float]]:
-        """One optimizer step over ``grad_accum`` micro-batches; returns (loss, grad norm, parts)."""
+    def train_step(self) -> tuple[float, float, list[dict[str, Tensor | float]]]:
+        """One optimizer step over ``grad_accum`` micro-batches; returns (loss, grad norm, parts).
+
+        ``parts`` holds each micro-batch's ``LossOutput.parts`` (detached; see ``part_means``), not read back here.
+        The step reads the device once: the micro-batches' losses and the gradient norm, in one transfer. It must,
+        before the optimizer applies the update: a NaN/inf loss or gradient norm stops training with
+        ``NonFiniteLossError`` before it reaches the weights (and so a checkpoint), and the loss of every step is
+        reported (``TrainResult.losses``, the progress bar, the divergence warning).
+        """
         opts, env = self.opts, self.env
         self.wrapped.train()
         self.optimizer.zero_grad(set_to_none=True)
-        stats = torch.zeros(3, dtype=torch.float64)  # loss sum over shards, non-finite count, stop requests
-        parts: dict[str, float] = {}
-        bad_batch = None
+        losses: list[Tensor] = []
+        labels: list[ConditionLabels] = []  # each micro-batch's conditions, to name those of a non-finite loss
+        parts: list[dict[str, Tensor | float]] = []
         for micro in range(opts.grad_accum):
             shard = env.rank * opts.grad_accum + micro
             batch = self.train_source.batch(self.step, shard, self.n_shards).to(self.device)
@@ -290,31 +330,37 @@ class Trainer:
                 with autocast(self.device, self.amp):
                     loss = self.wrapped(batch)
                 (loss.float() / opts.grad_accum).backward()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                stats[1] += 1
-                bad_batch = bad_batch or batch
-            stats[0] += value
-            for k, v in (self.loss_module.last.parts if self.loss_module.last else {}).items():
-                parts[k] = parts.get(k, 0.0) + v / opts.grad_accum
-        names = sorted(parts)
-        stats[2] = float(self._stop.requested)
-        bad_ranks = torch.zeros(env.world_size, dtype=torch.float64)  # which ranks saw a non-finite loss (for the message)
-        bad_ranks[env.rank] = stats[1]
-        packed = torch.cat([stats, bad_ranks, torch.tensor([parts[k] for k in names], dtype=torch.float64)])
-        D.all_reduce_sum(packed)
-        stats, bad_ranks = packed[:3], packed[3 : 3 + env.world_size]
-        self.stop_requested = bool(stats[2] > 0)  # the same on every rank: all stop at this step
-        parts = {k: float(v) / self.env.world_size for k, v in zip(names, packed[3 + env.world_size :].tolist())}
-        self._bad_ranks = [r for r in range(env.world_size) if bad_ranks[r] > 0]
-        if stats[1] > 0:
-            self._non_finite("loss", bad_batch)
+            losses.append(loss.detach())
+            labels.append(batch.labels)
+            last = self.loss_module.last
+            parts.append(detached_parts(last.parts, type(self.model).__name__) if last is not None else {})
         params = list(self.wrapped.parameters())
         norm_t = grad_norm(params)
-        norm = float(norm_t)
+        norm_local = norm_t.full_tensor() if hasattr(norm_t, "full_tensor") else norm_t  # FSDP: a DTensor
+        dev = losses[0].device
+        *values, norm = torch.stack([*(v.reshape(()).to(torch.float64) for v in losses),
+                                     norm_local.reshape(()).to(dev, torch.float64)]).tolist()  # the step's one device read
+        loss_sum, n_bad, bad_labels = 0.0, 0, None
+        for value, lab in zip(values, labels, strict=True):
+            if not math.isfinite(value):
+                n_bad += 1
+                bad_labels = lab if bad_labels is None else bad_labels
+            loss_sum += value
+        stop = float(self._stop.requested)
+        bad_ranks = [0.0] * env.world_size  # which ranks saw a non-finite loss (for the message)
+        bad_ranks[env.rank] = float(n_bad)
+        if env.distributed:  # loss sum, non-finite count and stop requests over ranks: all stop at the same step
+            packed = torch.tensor([loss_sum, float(n_bad), stop, *bad_ranks], dtype=torch.float64)
+            D.all_reduce_sum(packed)
+            loss_sum, bad, stop, *bad_ranks = packed.tolist()
+            n_bad = int(bad)
+        self.stop_requested = stop > 0  # the same on every rank
+        self._bad_ranks = [r for r in range(env.world_size) if bad_ranks[r] > 0]
+        if n_bad > 0:
+            self._non_finite("loss", bad_labels)
         if not math.isfinite(norm):
-            self._non_finite("gradient norm", batch)
-        clipped_step(self.optimizer, params, norm_t, opts.grad_clip)  # clip_grad_norm_ + step, the scaling pass avoided
+            self._non_finite("gradient norm", labels[-1])
+        clipped_step(self.optimizer, params, norm_t, opts.grad_clip, norm)  # clip_grad_norm_ + step, the scaling pass avoided
         self.scheduler.step()
         if self.ema is not None:
             if self.step % self.opts.ema_every == 0:
@@ -322,13 +368,40 @@ class Trainer:
             if self.epoch_steps and (self.step + 1) % self.epoch_steps == 0:  # ema_epoch_end
                 self.ema.update(self.model)
         self.step += 1
-        return float(stats[0]) / self.n_shards, norm, parts
+        return loss_sum / self.n_shards, norm, parts
 
-    def _non_finite(self, what: str, batch: Any) -> None:
+    def part_means(self, steps: Sequence[Sequence[Mapping[str, Tensor | float]]]) -> dict[str, float]:
+        """The mean of each loss part over ``steps`` (each a list of micro-batch parts, as ``train_step`` returns them):
+        over the micro-batches, then the ranks (every rank calls this at the same step), then the steps.
+
+        The tensors of all steps are read back together (one device sync per logged row, none in the steps between).
+        A part missing from a step counts as 0 there, the mean is over all ``steps``."""
+        if not steps:
+            return {}
+        floats = iter(host_floats([v for step in steps for micro in step for v in micro.values()]))
+        per_step: list[dict[str, float]] = []
+        for step in steps:
+            acc: dict[str, float] = {}
+            for micro in step:
+                for k in micro:
+                    acc[k] = acc.get(k, 0.0) + next(floats) / self.opts.grad_accum
+            per_step.append({k: acc[k] for k in sorted(acc)})
+        if self.env.distributed:  # summed over ranks (the ranks' parts have the same names at each step)
+            packed = torch.tensor([v for d in per_step for v in d.values()], dtype=torch.float64)
+            D.all_reduce_sum(packed)
+            summed = iter(packed.tolist())
+            per_step = [{k: next(summed) for k in d} for d in per_step]
+        sums: dict[str, float] = {}
+        for d in per_step:
+            for k, v in d.items():
+                sums[k] = sums.get(k, 0.0) + v / self.env.world_size
+        return {k: v / len(steps) for k, v in sums.items()}
+
+    def _non_finite(self, what: str, labels: ConditionLabels | None) -> None:
         """Stop with ``NonFiniteLossError``: the step, the settings that drove it (lr, grad_clip, precision), the loss
         before, since when it was diverging, the batch's conditions and the last checkpoint."""
         opts = self.opts
-        conds = describe_conditions(batch.labels, self.info) if batch is not None else \
+        conds = describe_conditions(labels, self.info) if labels is not None else \
             f"(on rank {', '.join(map(str, self._bad_ranks)) or '?'}: its error names them)"
         lr = float(self.scheduler.get_last_lr()[0])  # this step's (the scheduler steps after the update)
         clip = "train.grad_clip=null" if opts.grad_clip is None else f"train.grad_clip={opts.grad_clip:g}"
@@ -341,7 +414,8 @@ class Trainer:
         if d and self.last_checkpoint is not None and int(self.last_checkpoint.name.rsplit("_", 1)[-1]) >= d["step"]:
             last += f" (written after the loss began to diverge at step {d['step']:.0f}: take an earlier one)"
         last_out = self.loss_module.last
-        parts = ", ".join(f"{k} {v:.4g}" for k, v in last_out.parts.items() if k != "loss") if last_out is not None else ""
+        named = {k: v for k, v in last_out.parts.items() if k != "loss"} if last_out is not None else {}
+        parts = ", ".join(f"{k} {v:.4g}" for k, v in zip(named, host_floats(list(named.values()))))
         parts = f"; loss terms: {parts}" if parts else ""
         if self.step == 0:  # the run's first step: no update made yet, so the learning rate did not cause it
             fixes = (["try train.precision=fp32"] if bf16 else []) + [
@@ -415,7 +489,7 @@ class Trainer:
             print(f"note: {log.note}", file=sys.stderr)
         bar = progress_bar(opts.steps, self.step, opts.progress and env.is_main)
         window: list[float] = []
-        part_sums: dict[str, float] = {}
+        window_parts: list[list[dict[str, Tensor | float]]] = []  # read back when a row is logged
         t0, s0 = time.perf_counter(), self.step
         t_first = t0
         cells_per_step = opts.sets_per_batch * getattr(self.train_source, "set_size", 0)
@@ -435,18 +509,18 @@ class Trainer:
                 self.last_loss = loss
                 result.losses.append(loss)
                 window.append(loss)
-                for k, v in parts.items():
-                    part_sums[k] = part_sums.get(k, 0.0) + v
+                window_parts.append(parts)
                 bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
                 bar.update(1)
                 row: dict[str, float] = {}
                 if self.step % opts.log_every == 0 or self.step == opts.steps:
+                    means = self.part_means(window_parts)  # the window's one device read of the loss parts
                     rate = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
                     row = {"loss": sum(window) / len(window), "lr": float(self.scheduler.get_last_lr()[0]), "grad_norm": norm,
-                           "steps_per_s": rate, "cells_per_s": rate * cells_per_step, **{f"loss_{k}": v / len(window) for k, v in part_sums.items() if k != "loss"}}
+                           "steps_per_s": rate, "cells_per_s": rate * cells_per_step, **{f"loss_{k}": v for k, v in means.items() if k != "loss"}}
                     if self.device.type == "cuda":
                         row["peak_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 1e9
-                    window, part_sums = [], {}
+                    window, window_parts = [], []
                 if self.step - s0 == ESTIMATE_AFTER and opts.steps - s0 > ESTIMATE_AFTER:
                     result.estimate_s = self._estimate(t_first, s0)
                 if self.step - s0 == 1:

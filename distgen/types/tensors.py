@@ -269,10 +269,16 @@ class SetBatch:
 
 @dataclass
 class LossOutput:
-    """A scalar loss to minimise, its named parts (detached floats) and optional extras."""
+    """A scalar loss to minimise, its named parts and optional extras.
+
+    ``parts`` maps a name to a detached 0-dim tensor (what the built-in losses give: no device sync in
+    the training step; the trainer reads them back once per ``train.log_every`` steps, all together)
+    or to a Python float (accepted as ever, converted where the trainer logs). A part whose name is not
+    ``loss`` becomes the ``loss_<name>`` column of ``metrics.csv``.
+    """
 
     loss: Tensor
-    parts: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, Tensor | float] = field(default_factory=dict)
     extras: dict[str, Tensor] = field(default_factory=dict)
 
 

@@ -51,7 +51,7 @@ def test_distribution_term_is_half_the_biased_energy_distance():
     model.train()
     out = model.loss(b)
     assert {"diffusion_mse", "distribution"} <= set(out.parts)
-    assert out.loss.item() == pytest.approx(out.parts["diffusion_mse"] + 0.5 * out.parts["distribution"], rel=1e-5)
+    assert out.loss.item() == pytest.approx(float(out.parts["diffusion_mse"]) + 0.5 * float(out.parts["distribution"]), rel=1e-5)
 
 
 @pytest.mark.parametrize("per", ["set", "batch"])

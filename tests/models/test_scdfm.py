@@ -59,7 +59,7 @@ def test_loss_is_flow_matching_plus_gamma_mmd_and_mmd_reaches_the_network():
     model.train()
     out = model.loss(tiny_batch())
     assert set(out.parts) >= {"flow_matching", "distribution"}
-    assert out.loss.item() == pytest.approx(out.parts["flow_matching"] + 0.5 * out.parts["distribution"], rel=1e-5)
+    assert out.loss.item() == pytest.approx(float(out.parts["flow_matching"]) + 0.5 * float(out.parts["distribution"]), rel=1e-5)
     model.zero_grad()
     torch.manual_seed(1)
     dist_only = model.distribution_loss.distance(*_x1_hat_and_target(model))
