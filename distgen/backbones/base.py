@@ -33,6 +33,9 @@ class Condition:
         The raw labels (for backbones that tokenise perturbations, e.g. by gene id).
     drop
         ``[B]`` bool: condition dropped (classifier-free guidance) for these sets.
+    control_full
+        Whether every control cell is real (``control_mask`` all True), when known on the host
+        (``SetBatch.control_full``); None: not known, read ``control_mask`` (``controls_padded``).
     """
 
     gene_ids: Tensor
@@ -42,6 +45,21 @@ class Condition:
     population: Tensor | None = None
     labels: ConditionLabels | None = None
     drop: Tensor | None = None
+    control_full: bool | None = None
+
+
+def controls_padded(cond: Condition) -> bool:
+    """Whether some control cell of ``cond`` is padding (``control_mask`` has a False).
+
+    Answered from ``cond.control_full`` when the host knows it (a batch made on the CPU), so a
+    training step on an accelerator does not wait for the device to read the mask back; otherwise
+    the mask is read (one device sync).
+    """
+    if cond.control_mask is None:
+        return False
+    if cond.control_full is not None:
+        return not cond.control_full
+    return not bool(cond.control_mask.all())
 
 
 class Backbone(nn.Module, ABC):

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from distgen.attention import sdpa
 from distgen.backbones.adaln import AdaLNZero, FinalLayer, modulate
-from distgen.backbones.base import Backbone, Condition
+from distgen.backbones.base import Backbone, Condition, controls_padded
 from distgen.backbones.embeddings import TimeEmbedding
 from distgen.backbones.gelu import TanhGELU
 from distgen.capabilities import BackboneCapabilities
@@ -415,8 +415,8 @@ class CrossDiT(Backbone):
             hp = hp + self.token.to(hp.dtype)
         hc, c, mods, head_mod = self._condition_terms(t, cond, x_t.dtype)
         key_mask = None
-        if cond.control_mask is not None and not bool(cond.control_mask.all()):
-            key_mask = cond.control_mask.bool()
+        if controls_padded(cond):  # from the host's record of the batch when it has one: no device sync
+            key_mask = cast(Tensor, cond.control_mask).bool()
         for block, mod in zip(self.blocks, mods, strict=True):
             hp, hc = block(hp, hc, c, key_mask, mod)
         out = self.head(hp, c, head_mod)

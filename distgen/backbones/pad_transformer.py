@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from distgen.backbones.base import Backbone, Condition
+from distgen.backbones.base import Backbone, Condition, controls_padded
 from distgen.backbones.differential_attention import ATTENTIONS, IMPLS, DifferentialAttention
 from distgen.backbones.embeddings import TimeEmbedding
 from distgen.backbones.gene_encoder import GraphGeneEncoder
@@ -254,7 +254,7 @@ class PADTransformer(Backbone):
         if c is None:
             raise ValueError("pad_transformer needs control cells (Condition.control)")
         mask = cond.control_mask
-        if c.shape[1] == m and (mask is None or bool(mask.all())):
+        if c.shape[1] == m and not controls_padded(cond):  # the host's record of the batch when it has one
             return c
         w = torch.ones(c.shape[:2], device=c.device) if mask is None else mask.float()
         if bool((w.sum(1) == 0).any()):

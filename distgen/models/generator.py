@@ -271,6 +271,7 @@ class Generator(nn.Module, TrainableModel):
             draws = torch.rand(1 if self.condition_dropout == "batch" else b, device=x1.device)
             drop = (draws < self.p_drop_condition).expand(b).clone()
         cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop, population)
+        cond.control_full = batch.control_full  # the host's record: the backbone need not read the mask back
         shift = self.anchor(control, batch.control_mask, batch.labels, batch.gene_ids, self.input_scale)  # the backbone still reads the raw control cells
         if shift is not None:
             x1 = x1 - shift
@@ -334,10 +335,12 @@ class Generator(nn.Module, TrainableModel):
         where[panel] = torch.arange(panel.numel(), device=ctrl.device)
         self.last_nfe = 0
         drop = torch.ones(len(labels), dtype=torch.bool, device=ctrl.device)
+        full = bool(control_mask.all())  # read once here, not by the backbone at each of the sampler's steps
         for ids in chunks:
             c = ctrl[..., ids]
             cond = self.condition(labels, c, control_mask, ids, population=population)
             null = self.condition(labels, c, control_mask, ids, drop, population=population)
+            cond.control_full = null.control_full = full
             shift = self.anchor(c, control_mask, labels, ids, s, warn=ids is chunks[0])
             start = c if shift is None else c - control_mean(c, control_mask)
             res = self.dynamics.sample(self.bind(cond, null), self.dynamics.draw_source(start, start), control_mask)
@@ -411,6 +414,7 @@ def stack_conditions(a: Condition, b: Condition) -> Condition:
         population=cat(a.population, b.population, "a population embedding"),
         labels=None,
         drop=drop,
+        control_full=a.control_full and b.control_full if a.control_full is not None and b.control_full is not None else None,
     )
 
 

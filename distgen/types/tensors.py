@@ -222,6 +222,11 @@ class SetBatch:
         Condition of each set (``ConditionLabels`` with ``B`` rows).
     gene_ids
         ``[G]`` long ids of the columns in ``DataInfo.genes`` (changes under gene subsampling).
+    control_full
+        Whether every control cell is real (``control_mask`` all True), as known on the host: read from
+        the mask when the batch is made from CPU tensors (where reading it costs no device sync), kept
+        when the batch moves to a device, None when the batch was made on a device (then whoever needs
+        it reads the mask). A backbone uses it to skip its key mask without reading a device tensor.
     """
 
     target: Tensor
@@ -230,6 +235,7 @@ class SetBatch:
     control_mask: Tensor
     labels: ConditionLabels
     gene_ids: Tensor
+    control_full: bool | None = None
 
     def __post_init__(self) -> None:
         if self.target.dim() != 3:
@@ -245,6 +251,8 @@ class SetBatch:
             raise ValueError(f"gene_ids must be [G]=[{g}], got {tuple(self.gene_ids.shape)}")
         if len(self.labels) != b:
             raise ValueError(f"labels has {counted(len(self.labels), 'row')} for {counted(b, 'set')}")
+        if self.control_full is None and self.control_mask.device.type == "cpu":
+            self.control_full = bool(self.control_mask.all())  # on the host: no device to wait for
 
     @property
     def shape(self) -> tuple[int, int, int]:
