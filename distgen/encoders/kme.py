@@ -172,7 +172,8 @@ class KernelMeanEmbedding(Encoder):
     def distance(self, p: Tensor, p_mask: Tensor, q: Tensor, q_mask: Tensor) -> Tensor:
         """``[B]`` exact MMD^2 between populations ``p [B, m, G]`` and ``q [B, n, G]`` (kernel trick)."""
         if self.unbiased:
-            for name, msk in (("p", p_mask), ("q", q_mask)):
+            # one read of each distinct mask (the generator's loss passes the target mask as both): a device sync each
+            for name, msk in (("p", p_mask),) if q_mask is p_mask else (("p", p_mask), ("q", q_mask)):
                 n_real = msk.sum(-1)
                 if bool((n_real < 2).any()):
                     raise ValueError(
