@@ -15,6 +15,7 @@ reads that touch only host tensors by construction are listed with the reason (`
 from __future__ import annotations
 
 import collections
+import csv
 import linecache
 import sys
 from pathlib import Path
@@ -193,15 +194,24 @@ class FloatParts(torch.nn.Module):
 
 
 def test_float_parts_reach_the_metrics_log(tmp_path):
+    result = fit(FloatParts(), tiny_table(), {"steps": 4, "log_every": 2, "progress": False, "sets_per_batch": 2}, run_dir=tmp_path,
+                 set_size=4)
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    for r, pair in zip(rows, (result.losses[:2], result.losses[2:]), strict=True):
+        assert float(r["loss_half"]) == 0.5
+        assert float(r["loss_square"]) == pytest.approx(sum(pair) / 2, rel=1e-5)  # the part is the loss itself
+
+
+def test_part_means_average_micro_batches_ranks_and_steps():
     from distgen.train.trainer import Trainer
 
-    logged = []
     trainer = Trainer.__new__(Trainer)  # only part_means: the window's mean over micro-batches, ranks and steps
     trainer.opts = type("O", (), {"grad_accum": 2})()
     trainer.env = type("E", (), {"distributed": False, "world_size": 1})()
     steps = [[{"square": 1.0, "half": 0.5}, {"square": torch.tensor(3.0), "half": 0.5}],
              [{"square": torch.tensor(5.0)}, {"square": 7.0, "half": torch.tensor(0.5)}]]
-    logged.append(trainer.part_means(steps))
+    means = trainer.part_means(steps)
     # step 1: square (1 + 3) / 2 = 2, half 0.5; step 2: square 6, half 0.25 (one micro-batch without it)
-    assert logged == [{"half": (0.5 + 0.25) / 2, "square": (2 + 6) / 2}]
-    assert list(logged[0]) == ["half", "square"]
+    assert means == {"half": (0.5 + 0.25) / 2, "square": (2 + 6) / 2}
+    assert list(means) == ["half", "square"]
