@@ -271,42 +271,66 @@ def check_vocabulary(model: Any, info: DataInfo, doing: str) -> None:
 def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: bool = False) -> list[str]:
     """Pre-flight of ``model`` against the held-out conditions of a ``distgen.data.Dataset``, before any compute.
 
-    Every held-out condition of ``part`` is checked against the parts of the model that embed
-    perturbations (``preflight``). A trained model (``TrainableModel``) that cannot embed some
-    held-out atom stops here with ``PreflightError``, unless ``allow_unembedded`` is set: then the
-    problem comes back as a warning to record. A model that fits itself (a baseline, a plugin model)
-    has a defined fallback for atoms it cannot predict: that comes back as a note (check it once
-    fitted: its ``can_predict`` knows what it learnt only then). A trained model whose conditioner
-    holds a learned row per context or batch is held to the same rule for the contexts and batches of
-    the held-out cells: one that no training set carries (``untrained_rows``, e.g. a ``held_out_context``
-    cell type or a ``held_out_batch`` batch trained without its control sets) would be generated with an
-    untrained embedding row. Contexts without
-    control cells always stop the run. Returns the warnings and notes (empty when all is well).
+    ``check_prediction`` for the held-out conditions of ``part`` and the contexts and batches of its perturbed cells:
+    every held-out condition is checked against the parts of the model that embed perturbations (``preflight``), and a
+    trained model whose conditioner holds a learned row per context or batch is held to the same rule for the contexts and
+    batches of the held-out cells (``untrained_rows``: e.g. a ``held_out_context`` cell type or a ``held_out_batch`` batch
+    trained without its control sets). Contexts without control cells always stop the run. Returns the warnings and notes
+    (empty when all is well).
     """
-    from distgen.models.base import is_trainable
-
     split = dataset.split
     conditions = {"train": split.train_conditions, "val": split.val_conditions, "test": split.test_conditions}.get(part)
     if conditions is None:
         raise ConfigError(f"split part must be train, val or test, got {part!r}")
     data = dataset.data
     groups = split.test_groups if part == "test" else None
-    report = preflight(
-        model,
-        list(conditions),
-        delimiter=data.schema.combo_delimiter,
-        control_label=dataset.info.control_label,
+    idx = dataset.indices(part)
+    held = idx[~data.is_control[idx]]
+    return check_prediction(
+        model, dataset, list(conditions), delimiter=data.schema.combo_delimiter,
+        contexts=sorted(set(data.contexts[held].tolist())), batches=sorted(set(data.batches[held].tolist())),
         control_contexts=sorted(set(data.contexts[data.is_control].tolist())),
-        test_contexts=sorted({ctx for _, ctx in groups}) if groups else None,
-        info=dataset.info,
-        strict=False,
-    )
-    untrained = {kind: untrained_rows(model, dataset, kind, part) if is_trainable(model) else [] for kind in ROW_KINDS}
+        test_contexts=sorted({ctx for _, ctx in groups}) if groups else None, allow_unembedded=allow_unembedded)
+
+
+def check_prediction(
+    model: Any,
+    dataset: Any,
+    conditions: Sequence[str],
+    *,
+    contexts: Sequence[str] = (),
+    batches: Sequence[str] = (),
+    delimiter: str = "+",
+    control_contexts: Sequence[str] | None = None,
+    test_contexts: Sequence[str] | None = None,
+    allow_unembedded: bool = False,
+    leave_out: str = "",
+) -> list[str]:
+    """The embed rule of every prediction of a run's model: its split (``check_split``) and another file's cells
+    (``distgen predict RUN --data FILE``).
+
+    ``conditions`` (atoms joined by ``delimiter``) are checked against the parts of ``model`` that embed perturbations
+    (``preflight``); ``contexts`` and ``batches`` (those of the perturbed cells to predict) against the rows of a
+    conditioner that holds a learned row per context or batch (``untrained_of``: one no training set of ``dataset``
+    carries). A trained model (``TrainableModel``) that would predict from an untrained row stops here with
+    ``PreflightError`` (``leave_out``: how else to leave those cells out, added to the fix), unless
+    ``allow_unembedded``: then the problem comes back as a warning to record. A model that fits itself (a baseline, a
+    plugin model) has a defined fallback for atoms it cannot predict: that comes back as a note (check it once fitted: its
+    ``can_predict`` knows what it learnt only then). ``control_contexts`` and ``test_contexts``, when both are given:
+    a context to predict without control cells always stops. Returns the warnings and notes (empty when all is well).
+    """
+    from distgen.models.base import is_trainable
+
+    report = preflight(model, list(conditions), delimiter=delimiter, control_label=dataset.info.control_label,
+                       control_contexts=control_contexts, test_contexts=test_contexts, info=dataset.info, strict=False)
+    trainable = is_trainable(model)
+    asked = {"context": contexts, "batch": batches}
+    untrained = {kind: untrained_of(model, dataset, kind, asked[kind]) if trainable else [] for kind in ROW_KINDS}
     if report.ok and not any(untrained.values()):
         return []
     if report.problems:
         raise PreflightError("; ".join(report.problems))
-    if not is_trainable(model):
+    if not trainable:
         atoms = listing(report.missing_atoms[:8]) + (" ..." if len(report.missing_atoms) > 8 else "")
         return [f"pre-flight: {type(model).__name__} cannot predict {report.n_missing} of "
                 f"{counted(len(report.conditions), 'held-out perturbation')} (atoms {atoms}); it predicts them with its fallback"]
@@ -314,8 +338,8 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
     messages += [_rows_message(model, dataset, kind, names) for kind, names in untrained.items() if names]
     if not allow_unembedded:
         raise PreflightError(
-            f"{'; '.join(messages)}. Their embeddings would never be trained, so their predictions would mean nothing. "
-            f"To run anyway, set {ALLOW_OPTION}=true (the report will carry a warning)"
+            f"{'; '.join(messages)}. Their embeddings would never be trained, so their predictions would mean nothing"
+            f"{leave_out}. To run anyway, set {ALLOW_OPTION}=true (the report will carry a warning)"
         )
     out = []
     if report.n_missing:
@@ -343,22 +367,28 @@ ROW_KINDS = {"context": RowKind("embeds_contexts", "use_context", "context(s)", 
 
 
 def untrained_rows(model: Any, dataset: Any, kind: str, part: str = "test") -> list[str]:
-    """Contexts or batches (``kind``) of the held-out perturbed cells of ``part`` that ``model`` embeds but no training set carries.
+    """Contexts or batches (``kind``) of the held-out perturbed cells of ``part`` that ``model`` embeds but no training set
+    carries (``untrained_of``)."""
+    data, idx = dataset.data, dataset.indices(part)
+    column = data.contexts if kind == "context" else data.batches
+    return untrained_of(model, dataset, kind, column[idx[~data.is_control[idx]]].tolist())
+
+
+def untrained_of(model: Any, dataset: Any, kind: str, names: Sequence[str]) -> list[str]:
+    """Of the contexts or batches (``kind``) ``names``, those ``model`` embeds but no training set of ``dataset`` carries, sorted.
 
     Only a model whose conditioner holds a learned row per context or batch
     (``ConditionerCapabilities.embeds_contexts`` / ``embeds_batches``) has such rows; a context or batch is
     trained when some training set carries it (``Dataset.training_contexts`` / ``training_batches``): a
-    ``held_out_context`` cell type or a ``held_out_batch`` batch with ``data.control_sets: none`` is not.
+    ``held_out_context`` cell type or a ``held_out_batch`` batch with ``data.control_sets: none`` is not, nor a
+    cell type of control cells only.
     """
     capability = ROW_KINDS[kind].capability
-    names = dataset.info.contexts if kind == "context" else dataset.info.batches
-    if len(names) < 2 or not getattr(resolve(getattr(model, "conditioner", None)), capability, False):
+    vocabulary = dataset.info.contexts if kind == "context" else dataset.info.batches
+    if len(vocabulary) < 2 or not names or not getattr(resolve(getattr(model, "conditioner", None)), capability, False):
         return []
-    data, idx = dataset.data, dataset.indices(part)
-    column = data.contexts if kind == "context" else data.batches
-    held = set(column[idx[~data.is_control[idx]]].tolist())
     trained = dataset.training_contexts() if kind == "context" else dataset.training_batches()
-    return sorted(held - set(trained))
+    return sorted(set(names) - set(trained))
 
 
 def untrained_batches(model: Any, dataset: Any, part: str = "test") -> list[str]:
@@ -395,6 +425,7 @@ __all__ = [
     "PreflightReport",
     "PreflightWarning",
     "RowKind",
+    "check_prediction",
     "check_split",
     "conditions_of",
     "deciders",
@@ -403,5 +434,6 @@ __all__ = [
     "registered_name",
     "untrained_batches",
     "untrained_contexts",
+    "untrained_of",
     "untrained_rows",
 ]

@@ -116,13 +116,14 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     pert = np.isin(cells.canonical_names[cells.condition_codes], predicted) & ~cells.is_control
     ctx = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()]
     bat = np.asarray(cells.info.batches, dtype=object)[cells.labels.batch.numpy()]
-    translate.check(predicted, sorted(set(ctx[pert].tolist())), sorted(set(bat[pert].tolist())), cells.schema, str(data))
-    lacking = sorted(set(ctx[pert].tolist()) - set(ctx[cells.is_control].tolist()))
+    contexts, batches = sorted(set(ctx[pert].tolist())), sorted(set(bat[pert].tolist()))
+    translate.check(predicted, contexts, batches, cells.schema, str(data))
+    lacking = sorted(set(contexts) - set(ctx[cells.is_control].tolist()))
     if lacking:
         raise InputDataError(f"{data} has no control cells of context(s) {listing(lacking)}, where it holds perturbed cells to predict: "
                              "each group is generated from the file's own control cells of its context. Add that context's control "
                              "cells to the file, or leave its perturbed cells out")
-    check_embeddable(run.model, run.data, run.config, predicted)
+    check_embeddable(run.model, run.data, run.config, predicted, contexts, batches, str(data))
     check_depth(run.data, cells, str(data))
     values: FileCounts | _AsRead | None = None
     if run.data.data.table.meta.get("scale") == "counts":  # data.schema.normalize: false: the model reads and writes counts
@@ -236,25 +237,23 @@ def check_controls(obs: pd.DataFrame, schema: Any, path: Path) -> None:
                          f"from the file's own control cells of its context.{hint}")
 
 
-def check_embeddable(model: Any, dataset: Dataset, config: dict[str, Any], conditions: Sequence[str]) -> None:
-    """The rule of ``distgen predict`` (``check_split``) for the file's conditions: atoms a trained model never learnt to embed
-    (a one-hot row no training set carried) stop here unless the run's ``preflight.allow_unembedded``."""
-    from distgen.models.base import is_trainable
-    from distgen.models.preflight import ALLOW_OPTION, PreflightError, preflight
+def check_embeddable(model: Any, dataset: Dataset, config: dict[str, Any], conditions: Sequence[str], contexts: Sequence[str],
+                     batches: Sequence[str], path: str) -> None:
+    """The rule of ``distgen predict`` on the run's split (``check_prediction``, as ``check_split`` calls it) for the file's
+    ``conditions`` and the ``contexts`` and ``batches`` of its cells to predict: atoms a trained model never learnt to embed
+    (a one-hot row no training set carried) and contexts or batches whose learned row no training set carried (a
+    ``held_out_context`` cell type trained without its control sets) stop here (``PreflightError``, exit 2) unless the run's
+    ``preflight.allow_unembedded`` (then a printed warning); a fitted model's fallback is a printed note."""
+    from distgen.models.preflight import check_prediction
 
     if not conditions:
         return
-    report = preflight(model, list(conditions), delimiter="+", control_label=dataset.info.control_label, info=dataset.info, strict=False)
-    if not report.n_missing:
-        return
-    if not is_trainable(model):
-        print(f"pre-flight: {type(model).__name__} cannot predict atoms {listing(report.missing_atoms[:8])}; it predicts them "
-              "with its fallback", file=sys.stderr)
-        return
-    if not bool((config.get("preflight") or {}).get("allow_unembedded", False)):
-        raise PreflightError(f"{report.message()}. Their embeddings were never trained, so their predictions would mean nothing: "
-                             f"leave them out (--perturbations), or set {ALLOW_OPTION}=true in the run's config")
-    print(f"WARNING pre-flight: {report.message()}; predicted anyway because {ALLOW_OPTION} is true", file=sys.stderr)
+    allow = bool((config.get("preflight") or {}).get("allow_unembedded", False))
+    leave_out = (f"; or predict without them: --perturbations for perturbations, {path} without those cells for contexts "
+                 "and batches")
+    for note in check_prediction(model, dataset, conditions, contexts=contexts, batches=batches, allow_unembedded=allow,
+                                 leave_out=leave_out):
+        print(note, file=sys.stderr)
 
 
 def check_depth(dataset: Dataset, cells: DiskCells, path: str) -> None:
