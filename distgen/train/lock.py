@@ -151,6 +151,13 @@ class RunLock:
             fix += f"; if that process is gone, delete {self.path}"
         return RunLockedError(f"{self.folder} is in use by {describe(info)}; {fix}")
 
+    def _moved(self, info: dict[str, Any], moved_to: Path | None = None) -> RunLockedError:
+        """The folder was renamed or removed (by the holder ``info``, when known) while this process took its lock."""
+        by = f" by {describe(info)}" if info else ""
+        where = f"It is now {moved_to}: give that folder" if moved_to is not None else "If it was renamed, give its new name"
+        return RunLockedError(f"{self.folder} was moved or removed{by} while this process was taking its lock; nothing was "
+                              f"written. {where} (--out) to continue its run, or run again to start a new one under this name")
+
     def _take(self) -> int | None:
         """Lock the file; the open descriptor (``flock`` mode) or None (exclusive-create mode)."""
         try:
@@ -159,7 +166,10 @@ class RunLock:
             self._take_exclusive()
             return None
         for _ in range(100):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the folder itself is gone since acquire made it
+                raise self._moved({}) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -177,6 +187,10 @@ class RunLock:
             except FileNotFoundError:
                 same = False
             if not same:  # the holder released (and removed) it between our open and our lock: retry
+                if not self.folder.is_dir():  # ... and moved or removed the folder (a sweep renaming a former run folder)
+                    info, moved_to = _parse(os.pread(fd, 4096, 0).decode(errors="replace")), _now_at(fd)
+                    os.close(fd)
+                    raise self._moved(info, moved_to)
                 os.close(fd)
                 continue
             previous = _parse(os.pread(fd, 4096, 0).decode(errors="replace"))
@@ -191,6 +205,8 @@ class RunLock:
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileNotFoundError:  # the folder itself is gone since acquire made it
+                raise self._moved({}) from None
             except FileExistsError:
                 info = read_holder(self.folder) or {}
                 if is_stale(info):
@@ -209,6 +225,16 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
         os.fsync(fd)
+
+
+def _now_at(fd: int) -> Path | None:
+    """Where the folder of the lock file open as ``fd`` is now (Linux ``/proc``), when the file was moved, not removed."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    folder = Path(target.removesuffix(" (deleted)")).parent
+    return folder if folder.is_dir() else None
 
 
 @contextlib.contextmanager

@@ -346,6 +346,61 @@ def test_a_former_folder_is_renamed_while_its_lock_is_held_so_no_run_starts_in_i
     assert not any((out / "runs" / new / LOCK_NAME).exists() for new in FORMER.values())
 
 
+#: Opens the lock file of a folder as ``distgen run`` does, says ``opened`` and waits for a line on stdin before it locks the
+#: file (``flock``); then says ``held``, or ``refused`` with the message.
+LATE_LOCKER = """
+import fcntl
+import sys
+from distgen.train.lock import RunLock, RunLockedError
+flock = fcntl.flock
+def late(fd, operation):
+    print("opened", flush=True)
+    sys.stdin.readline()
+    fcntl.flock = flock
+    return flock(fd, operation)
+fcntl.flock = late
+try:
+    RunLock(sys.argv[1], "run").acquire()
+except RunLockedError as exc:
+    print("refused:", exc, flush=True)
+else:
+    print("held", flush=True)
+"""
+
+
+def test_a_run_that_opened_a_former_folders_lock_file_before_the_sweep_renamed_it_is_refused_naming_the_new_folder(
+        tmp_path, base, monkeypatch):
+    """A run had opened runs/OLD/.distgen.lock (the sweep holding it) when the sweep renamed the folder, removed the lock
+    file and let the lock go; the run then locked the removed file and, retrying on runs/OLD, failed with a bare
+    FileNotFoundError, writing nothing. Now it is refused (RunLockedError) naming the folder, the sweep and the new name."""
+    import pathlib
+    import subprocess
+    import sys
+
+    out = tmp_path / "sw"
+    _former_sweep(out, base)
+    busy = "description=good,x-sizes=-64,-64__seed0"
+    late = {}
+    rename = pathlib.Path.rename
+
+    def a_run_opens_the_lock_file_now(self, target):
+        if self.name == busy:  # the sweep holds the folder's lock: the run opens the lock file and waits to lock it
+            late["proc"] = subprocess.Popen([sys.executable, "-c", LATE_LOCKER, str(self)], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert late["proc"].stdout.readline().strip() == "opened"
+        return rename(self, target)
+
+    monkeypatch.setattr(pathlib.Path, "rename", a_run_opens_the_lock_file_now)
+    sweep(base, OLD_GRID, out, runner=FakeRunner(), progress=False)  # renamed, its lock let go
+    said, err = late["proc"].communicate("go\n", timeout=60)
+    assert late["proc"].returncode == 0, err
+    assert said.startswith("refused:"), (said, err)
+    assert f"{out / 'runs' / busy} was moved or removed by distgen sweep (pid " in said
+    assert f"It is now {out / 'runs' / FORMER[busy]}: give that folder" in said
+    assert not (out / "runs" / busy).exists()  # nothing written under the former name
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(FORMER.values())
+
+
 @pytest.mark.parametrize("values", [[float("nan")], [np.float64("nan"), 1.0]])
 def test_a_nan_grid_value_is_refused_naming_the_axis(values):
     with pytest.raises(ConfigError, match=r"grid axis 'train.lr' holds NaN"):
