@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,7 @@ class Dataset:
     filtered: dict[str, Any] | None = None
     max_cells: int | None = None
     load_warnings: tuple[str, ...] = ()
+    _named: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)  # part -> by_name rows
 
     @classmethod
     def load(cls, section: DataSection | Mapping[str, Any] | None = None, split_file: str | Path | None = None) -> Dataset:
@@ -147,8 +148,21 @@ class Dataset:
 
     @property
     def train_table(self) -> CellTable:
-        """The training cells (perturbed and control) as a ``CellTable``: what models fit on."""
-        return self.data.table.subset(self.split.train)
+        """The training cells (perturbed and control) as a ``CellTable``, in the order of their names (``by_name``): what
+        models fit on and training batches are drawn from."""
+        return self.data.table.subset(self.by_name("train"))
+
+    def by_name(self, part: str) -> torch.Tensor:
+        """The row indices of split ``part`` in the order of their cells' names (``obs_names``, unique).
+
+        The training (and validation) batches are drawn from the cells in this order (``SetSampler``: each group's cells,
+        the control pool), so the same file with its rows shuffled trains on the same batches under the same seed, as its
+        split holds out the same cells (picked by name, ``distgen.data.splitters``).
+        """
+        if part not in self._named:
+            idx = getattr(self.split, part)
+            self._named[part] = idx[torch.from_numpy(np.argsort(self.data.cell_names[idx.numpy()], kind="stable"))]
+        return self._named[part]
 
     def train_cells(self) -> Cells:
         """The training cells as a labelled population (with their contexts and batches)."""
@@ -222,7 +236,8 @@ class Dataset:
         val = None
         if len(self.split.val) and not bool(self.data.table.is_control[self.split.val].all()):
             kw.pop("sets_per_epoch")
-            val = TableBatches(self.data.table.subset(self.split.val), ds.set_size, val_sets, ds.matcher, seed + 1, controls=train, **kw)
+            val = TableBatches(self.data.table.subset(self.by_name("val")), ds.set_size, val_sets, ds.matcher, seed + 1,
+                               controls=train, **kw)
         return source, val
 
     def labels(self, conditions: Sequence[str], contexts: Sequence[str], batches: Sequence[str] | None = None) -> ConditionLabels:
