@@ -75,3 +75,24 @@ def test_the_batches_hold_the_same_cells_whatever_the_row_order(files):
         one, other = (s.batch(step) for s in sources)
         assert torch.equal(one.target, other.target) and torch.equal(one.control, other.control)
         assert torch.equal(one.labels.perturbation, other.labels.perturbation) and torch.equal(one.labels.context, other.labels.context)
+
+
+def test_the_streaming_batches_hold_the_same_cells_whatever_the_row_order(files):
+    """``StreamBatches`` on the split's training rows of each file (``disk_split``: the same cells by name)."""
+    from distgen.data import PerturbationSchema
+    from distgen.data.disk_split import disk_split, split_rows
+    from distgen.data.streaming import DiskCells, StreamBatches
+
+    schema = PerturbationSchema.from_dict(SCHEMA)
+    batches = []
+    for name in ("a", "shuffled"):
+        cells = DiskCells(files / f"{name}.h5ad", schema)
+        rows = split_rows(cells, disk_split(cells, **SPLIT))
+        for sampling in ("cell", "condition"):
+            src = StreamBatches(cells, set_size=4, sets_per_batch=2, seed=3, rows=rows, sampling=sampling, buffer_sets=4, chunk_cells=16)
+            batches.append([src.batch(k) for k in range(2 * src.steps_per_epoch)])
+    for one, other in zip(batches[:2], batches[2:]):
+        assert len(one) == len(other) > 0
+        for x, y in zip(one, other):
+            assert torch.equal(x.target, y.target) and torch.equal(x.control, y.control)
+            assert torch.equal(x.target_mask, y.target_mask) and torch.equal(x.labels.perturbation, y.labels.perturbation)
