@@ -353,6 +353,14 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
         found = [c for c in CONTROL_LABELS if c in labels]
         if not found:
             raise InputDataError(f"no control label given and none of {CONTROL_LABELS} is a value of {reference}.obs[{pert_col!r}]; pass --control")
+        recorded = {recorded_scale(a, "control") for a in files.values()}
+        if len(found) > 1 and len(recorded) == 1 and (mine := recorded.pop()) in found:
+            found = [mine]  # files distgen wrote name their control (uns["distgen"]["control"]); the others are perturbations
+        if len(found) > 1:  # only one is the control: the others would be scored as perturbations, or pooled into it unasked
+            raise InputDataError(f"no control label given and the {reference} file holds {len(found)} usual control labels in "
+                                 f"obs[{pert_col!r}]: {found}; only one is the control, the other(s) are scored as perturbations. "
+                                 f"Name the control (--control {found[0]}; control= in the API), or relabel the control cells "
+                                 "to one label if they are all controls")
         control = found[0]
     for name, a in files.items():
         labels = set(a.obs[pert_col].astype(str))

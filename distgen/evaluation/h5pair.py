@@ -198,7 +198,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             present = {k: set(v[0].tolist()) for k, v in labels.items()}
             if control is None:
                 hits = [c for c in CONTROL_LABELS if c in present["real"]]
-                if not hits:
+                if len(hits) != 1:  # none, or several (anndata's reader refuses both, naming them)
                     return None
                 control = hits[0]
             if any(control not in p for p in present.values()):

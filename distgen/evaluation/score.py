@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import platform
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from distgen.errors import warn
+from distgen.errors import InputDataError, warn
 from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, REPLICATES, interpolated_duplicate_data, reference_data, summarise
 from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note
@@ -204,18 +205,32 @@ def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:
     # context (a condition the truth lacks everywhere is left to eval_data, which says so of the condition)
     extra = sorted({(c, k) for c, k, ctrl in zip(pred.conditions.tolist(), pred.contexts.tolist(), pred.is_control.tolist())
                     if not ctrl and (c, k) not in groups and (k not in ctx or c in known)})
-    if extra:
-        raise ValueError(f"the prediction has cells of {len(extra)} (condition, context) group(s) the truth lacks, e.g. {extra[:3]}; "
-                         "each context is scored on its own: evaluate against a truth that contains them, or drop them from the "
-                         "prediction")
+    if extra:  # the files' problem (exit 2), with the fix when the contexts are the truth's spelled another way
+        raise InputDataError(f"the prediction has cells of {len(extra)} (condition, context) group(s) the truth lacks, e.g. {extra[:3]}; "
+                             "each context is scored on its own: " + (_context_spelling({k for _, k in extra}, ctx) or
+                             "evaluate against a truth that contains them, or drop them from the prediction"))
     lost = sorted(set(ctx) - set(pred.contexts.tolist()))
     if lost:
-        raise ValueError(f"the prediction has no cells of {len(lost)} context(s) of the truth: {lost[:10]}; each context is "
+        raise InputDataError(f"the prediction has no cells of {len(lost)} context(s) of the truth: {lost[:10]}; each context is "
                          "scored on its own, against its own control cells: predict every context of the truth (with its "
                          "control cells), or subset the truth to the contexts you predicted")
     return ctx
 
 
+
+
+def _context_spelling(extra: set[str], truth: Sequence[str]) -> str | None:
+    """The fix when some of the prediction's contexts are truth contexts in another letter case, Unicode form or with
+    surrounding whitespace (``K562`` for ``k562``), or None; distgen never matches them itself."""
+    def key(c: str) -> str:
+        return unicodedata.normalize("NFKC", c).strip().casefold()
+
+    known = {key(c): c for c in truth}
+    pairs = [(k, known[key(k)]) for k in sorted(extra) if k not in truth and key(k) in known]
+    if not pairs:
+        return None
+    return (f"{len(pairs)} of its contexts are truth contexts spelled another way (e.g. {pairs[0][0]!r} for {pairs[0][1]!r}: "
+            "letter case, whitespace or the Unicode form); write the prediction's contexts as the truth writes them")
 
 
 def _add_strata(rows: dict[str, dict[str, Any]], table: MetricTable, bases: Mapping[str, MetricTable],

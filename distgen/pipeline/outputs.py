@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from distgen.errors import OutputPathError
@@ -45,6 +45,17 @@ CONTEXT_SUFFIXES = ("_metrics.csv", "_vcc2026_score.csv")
 def context_prefix(context: str) -> str:
     """The file-name prefix of ``context``'s tables: cell-eval 0.8.2's (``/`` becomes ``-``, as in ``HepG2-C3A``)."""
     return context.replace("/", "-")
+
+
+#: The longest file name (bytes) an output may have: most file systems' 255, less the 14 of ``distgen.atomic``'s hidden
+#: temporary name (``.{name}.xxxxxxxx.tmp``) that it is written under first.
+MAX_FILE_NAME = 255 - 14
+
+
+def long_context_names(contexts: Iterable[str]) -> list[str]:
+    """The contexts whose longest table name (``{context_prefix}_vcc2026_score.csv``, UTF-8) is over ``MAX_FILE_NAME`` bytes."""
+    longest = max(CONTEXT_SUFFIXES, key=len)
+    return [c for c in contexts if len((context_prefix(c) + longest).encode()) > MAX_FILE_NAME]
 
 
 def context_files(out: str | Path) -> list[str]:

@@ -89,7 +89,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     from the control mean), two contexts whose file names would coincide, and a context whose pair is
     invalid (e.g. predicted perturbations the truth's context lacks: the error names the context).
     """
-    from distgen.pipeline.outputs import context_prefix
+    from distgen.pipeline.outputs import CONTEXT_SUFFIXES, MAX_FILE_NAME, context_prefix, long_context_names
 
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col)
     check = check_counts if scale == "counts" else check_scale
@@ -108,6 +108,12 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
         if (other := prefixes.setdefault(context_prefix(ctx), ctx)) != ctx:
             raise InputDataError(f"contexts {other!r} and {ctx!r} would write the same files ({context_prefix(ctx)}_metrics.csv: "
                              "'/' becomes '-', as cell-eval 0.8.2 names them); rename one of them")
+    if long := long_context_names(contexts):  # refused before any scoring, not a traceback-like OSError at the first write
+        raise InputDataError(f"{len(long)} context(s) of {celltype_col!r} named too long for a file name (e.g. "
+                             f"{long[0][:60]!r}..., {len(long[0].encode())} bytes; each context's table is "
+                             f"<context>_metrics.csv and a file name holds at most {MAX_FILE_NAME - len(max(CONTEXT_SUFFIXES, key=len))} "
+                             f"bytes of context): give the contexts shorter names in both files (e.g. adata.obs[{celltype_col!r}] = "
+                             f"adata.obs[{celltype_col!r}].map({{long_name: short_name}}))")
     problems = []
     for ctx in contexts:
         for side, cells in (("real", real_c), ("pred", pred_c)):

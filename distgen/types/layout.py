@@ -92,14 +92,20 @@ def pooled_contexts_note(columns: Iterable[str], values: Callable[[str], Iterabl
 
 def canonical_condition(label: str, control: str, delimiters: Sequence[str] = ()) -> str:
     """A file's label as a canonical condition: atoms split on ``+`` (and on ``delimiters``, the combination delimiters
-    the files record: ``KLF1_MAP2K6`` with ``_``), control tokens (``ctrl``) dropped, sorted."""
+    the files record: ``KLF1_MAP2K6`` with ``_``), control tokens (``ctrl``) dropped from combinations (``A+ctrl`` is
+    ``A``), sorted.
+
+    Only ``control`` itself is the control as a whole label: another usual control label (``DMSO`` in a panel whose
+    control is ``untreated``) is a perturbation of its own, as cell-eval scores it (it was read as control cells, which
+    moved its cells into every delta's control mean and left it unscored)."""
     skip = {control, *CONTROL_LABELS}
     text = str(label)
-    if text.strip() in skip:
+    if text.strip() == control:
         return control
     extra = [d for d in delimiters if d and d != COMBO]
     parts = re.split("|".join(map(re.escape, [COMBO, *extra])), text) if extra else text.split(COMBO)
-    return canonical((a.strip() for a in parts if a.strip() and a.strip() not in skip), control)
+    atoms = [a.strip() for a in parts if a.strip()]
+    return canonical(atoms if len(atoms) == 1 else (a for a in atoms if a not in skip), control)
 
 
 def file_label(condition: str, control: str, delimiter: str = COMBO) -> str:

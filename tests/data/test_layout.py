@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from distgen.data import layout
+from distgen.errors import InputDataError
 from distgen.types import Cells
 
 
@@ -43,14 +44,17 @@ def test_other_conventions_are_read_and_labels_made_canonical():
     obs = pd.DataFrame({"condition": ["B+A", "ctrl", "A+ctrl", "control"]}, index=[f"c{i}" for i in range(4)])
     a = ad.AnnData(X=np.ones((4, 2), dtype=np.float32), obs=obs)
     a.var_names = ["g0", "g1"]
-    cells = layout.read(a)  # column and control label guessed: condition / control
+    with pytest.raises(InputDataError, match=r"holds 2 usual control labels .*\['control', 'ctrl'\].*--control control"):
+        layout.read(a)  # two usual control labels: which one is the control is the user's to say
+    cells = layout.read(a, control="control")  # column guessed: condition
     assert cells.control == "control"
-    assert cells.conditions.tolist() == ["A+B", "control", "A", "control"]  # sorted atoms, control tokens dropped
+    # sorted atoms, control tokens dropped from combinations; 'ctrl' alone is a perturbation, as cell-eval scores it
+    assert cells.conditions.tolist() == ["A+B", "ctrl", "A", "control"]
     assert cells.names.tolist() == ["c0", "c1", "c2", "c3"] and set(cells.contexts) == {"all"}
     with pytest.raises(ValueError, match=r"none of .* is in the obs"):
         layout.read(ad.AnnData(X=np.ones((1, 1), dtype=np.float32)))
     with pytest.raises(ValueError, match="cell-type column 'donor' is not in"):
-        layout.read(a, celltype_col="donor")
+        layout.read(a, control="control", celltype_col="donor")
 
 
 def test_bad_populations_write_nothing(tmp_path):

@@ -1,0 +1,107 @@
+"""User files that scored silently wrong or crashed with a traceback-like exit 1 (a probe of hostile inputs): each case
+states what a reference (cell-eval 0.8.2 / cell-eval2 0.20.0) or the file itself says is right."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgen.cli import main
+from distgen.errors import EXIT_USAGE
+
+from .synth import CONTROL
+
+
+def _pair(perts=("A", "B", "C"), control=CONTROL, counts=False, seed=0, n=20, n_ctrl=30):
+    """(pred, real) AnnData over 30 genes (the perturbations' names first), each perturbation raising its own gene."""
+    genes = [*sorted({a for p in perts for a in p.split("+")}), *(f"G{i}" for i in range(30))][:30]
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(1.0, 6.0, len(genes))
+
+    def file(noise):
+        labels = [control] * n_ctrl + [p for p in perts for _ in range(n)]
+        rates = np.stack([base * (1 + 3.0 * np.isin(genes, lab.split("+"))) for lab in labels])
+        x = rng.poisson(rates * (1 + noise * rng.random(rates.shape))).astype(np.float64)
+        if not counts:
+            x = np.log1p(x / np.maximum(x.sum(1, keepdims=True), 1) * 1e4)
+        a = ad.AnnData(x.astype(np.float32), obs=pd.DataFrame({"target": pd.Categorical(labels)}, index=[f"c{i}" for i in range(len(labels))]))
+        a.var_names = genes
+        return a
+
+    return file(0.5), file(0.0)
+
+
+def _files(tmp_path, pred, real):
+    pp, rp = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+    pred.write_h5ad(pp)
+    real.write_h5ad(rp)
+    return str(pp), str(rp)
+
+
+def _evaluate(tmp_path, pp, rp, *more, out="ev"):
+    return main(["evaluate", "--pred", pp, "--real", rp, "--out", str(tmp_path / out), "--no-plots", "--quiet", "--overwrite", *more])
+
+
+@pytest.mark.parametrize("profile", [None, "cell-eval-0.8.2"])
+def test_a_usual_control_word_that_is_not_the_named_control_is_a_perturbation(tmp_path, profile):
+    """A drug panel whose control is 'untreated' and which treats cells with 'DMSO' (a vehicle, one of the usual control
+    words): DMSO was read as control cells, pooled into every delta's control mean and never scored. cell-eval scores every
+    label but --control as a perturbation."""
+    pp, rp = _files(tmp_path, *_pair(perts=("DMSO", "drugA", "drugB"), control="untreated"))
+    more = ["--profile", profile] if profile else ["--baselines", "", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, "--control", "untreated", *more) == 0
+    rows = pd.read_csv(tmp_path / "ev" / "metrics.csv")
+    assert sorted(rows["perturbation"]) == ["DMSO", "drugA", "drugB"]
+
+
+def test_two_usual_control_words_without_control_are_refused_naming_both(tmp_path, capsys):
+    pred, real = _pair(perts=("DMSO", "drugA"), control="control")
+    pp, rp = _files(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, "--baselines", "", "--no-ceiling") == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "['control', 'DMSO']" in err and "--control control" in err
+
+
+def test_a_combination_still_drops_its_control_atoms():
+    from distgen.types.layout import canonical_condition
+
+    assert canonical_condition("A+ctrl", "non-targeting") == "A" and canonical_condition("ctrl+ctrl", "ctrl") == "ctrl"
+    assert canonical_condition(" DMSO ", "untreated") == "DMSO" and canonical_condition("untreated", "untreated") == "untreated"
+
+
+def test_files_distgen_wrote_keep_a_perturbation_named_like_a_control_word(tmp_path):
+    """A truth written by distgen (uns['distgen']['control'] = 'non-targeting') with a perturbation 'DMSO' reads back with
+    DMSO as a perturbation, the control guessed from the record."""
+    from distgen.data import layout
+    from distgen.types import Cells
+
+    pred, real = _pair(perts=("DMSO", "A"))
+    cells = {k: Cells(a.X, a.obs["target"].astype(str).to_numpy(), list(a.var_names), control=CONTROL) for k, a in (("p", pred), ("r", real))}
+    layout.write_pair(cells["p"], cells["r"], tmp_path / "p.h5ad", tmp_path / "r.h5ad")
+    p, r, _, info = layout.read_pair(tmp_path / "p.h5ad", tmp_path / "r.h5ad")
+    assert info.control == CONTROL and sorted(set(r.conditions[~r.is_control].tolist())) == ["A", "DMSO"]
+
+
+@pytest.mark.parametrize("profile", ["celleval2", "cell-eval-0.8.2"])
+def test_a_context_too_long_for_a_file_name_is_refused_before_scoring(tmp_path, capsys, profile):
+    """Each context's table is <context>_metrics.csv: a 300-character context ended in 'File name too long' (exit 1)."""
+    pred, real = _pair(counts=profile == "celleval2")
+    for a in (pred, real):
+        a.obs["celltype"] = pd.Categorical(["K" * 300 if i % 2 else "B" for i in range(a.n_obs)])
+    pp, rp = _files(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, "--profile", profile, "--celltype-col", "celltype") == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "too long for a file name" in err and "300 bytes" in err and "Traceback" not in err
+    assert not (tmp_path / "ev" / "B_metrics.csv").exists()
+
+
+def test_prediction_contexts_the_truth_lacks_exit_2_with_the_spelling(tmp_path, capsys):
+    """Contexts 'K562' against the truth's 'k562' exited 1 (a ValueError); now exit 2, naming the spelling."""
+    pred, real = _pair()
+    pred.obs["celltype"], real.obs["celltype"] = pd.Categorical(["K562"] * pred.n_obs), pd.Categorical(["k562"] * real.n_obs)
+    pp, rp = _files(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, "--baselines", "", "--no-ceiling") == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "'K562' for 'k562'" in err and "letter case" in err
