@@ -125,8 +125,12 @@ def score(
             return cells.of_context(c) if by_context else cells
 
         truth_c, pred_c = part(truth), part(pred)
-        if not bool(pred_c.is_control.any()):
-            raise ValueError(f"the prediction has no control cells of context {ctx!r}; write the controls it was generated from with it")
+        for side, cells, fix in (("truth", truth_c, "add the control cells of that context to the truth"),
+                                 ("prediction", pred_c, "write the controls it was generated from with it")):
+            if not bool(cells.is_control.any()):  # the files' problem (exit 2): EvalData's own check said it as an internal error
+                raise InputDataError(f"the {side} has no control cells of context {ctx!r}; each context is scored against its own "
+                                     f"control cells: {fix}" + (", or score the contexts pooled (--pool-contexts; by_context=False)"
+                                                                if many else ""))
         if many:
             check_controls(truth_c, "real", f" of context {ctx!r}")
             check_controls(pred_c, "pred", f" of context {ctx!r}")

@@ -105,3 +105,28 @@ def test_prediction_contexts_the_truth_lacks_exit_2_with_the_spelling(tmp_path, 
     assert _evaluate(tmp_path, pp, rp, "--baselines", "", "--no-ceiling") == EXIT_USAGE
     err = capsys.readouterr().err
     assert "'K562' for 'k562'" in err and "letter case" in err
+
+
+@pytest.mark.parametrize("side", ["real", "pred"])
+def test_a_context_without_control_cells_exits_2_naming_the_side(tmp_path, capsys, side):
+    """Context 'y' holding perturbed cells but no controls in one file: the truth's case failed inside EvalData (exit 1)."""
+    pred, real = _pair()
+    for a in (pred, real):
+        is_ctrl = (a.obs["target"] == CONTROL).to_numpy()
+        ctx = np.where(np.arange(a.n_obs) % 2, "x", "y")
+        if a is (real if side == "real" else pred):
+            ctx = np.where(is_ctrl, "x", ctx)
+        a.obs["celltype"] = pd.Categorical(ctx)
+    pp, rp = _files(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, "--baselines", "", "--no-ceiling") == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"the {'truth' if side == 'real' else 'prediction'} has no control cells of context 'y'" in err and "Traceback" not in err
+
+
+def test_a_profile_warns_when_prediction_and_truth_are_one_file(tmp_path):
+    """The default evaluation warned of a perfect score from one file given twice; --profile scored it without a word."""
+    _, real = _pair(counts=True)
+    path = tmp_path / "real.h5ad"
+    real.write_h5ad(path)
+    with pytest.warns(UserWarning, match="the prediction and the truth are the same file"):
+        assert _evaluate(tmp_path, str(path), str(path), "--profile", "celleval2") == 0
