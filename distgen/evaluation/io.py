@@ -8,9 +8,11 @@ what is wrong and how to fix it, or, per perturbation, NaN with a reason (``Eval
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,6 +120,18 @@ def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
         raise InputDataError(f"the {name} cells hold fractional or negative values, but this evaluation scores RAW COUNTS "
                          "(the vcc2026 / cell-eval2 counts profiles): pass raw-count predictions and the raw-count truth, "
                          "or evaluate log-normalised files with a log-scale profile")
+
+
+def same_source(pred: Any, truth: Any) -> bool:
+    """Whether ``pred`` and ``truth`` are one object or one file (every score is then a perfect prediction's)."""
+    if pred is truth:
+        return True
+    if isinstance(pred, str | os.PathLike) and isinstance(truth, str | os.PathLike):
+        try:
+            return Path(pred).resolve() == Path(truth).resolve()
+        except OSError:
+            return False
+    return False
 
 
 def check_controls(cells: Cells, side: str, where: str = "") -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.errors import warn
+from distgen.evaluation.io import same_source
 from distgen.evaluation.normalization import check_files, generated_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
@@ -128,7 +129,7 @@ def evaluate(
         hints = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in close.items() if c)
         raise TypeError(f"evaluate: unknown keyword argument(s) {unknown}{' (' + hints + ')' if hints else ''}; it takes "
                         f"{', '.join(EVALUATE_ARGS)} and, for files, {', '.join(LAYOUT_KEYS)}")
-    if _same_source(pred, truth):
+    if same_source(pred, truth):
         warn(f"evaluate: the prediction and the truth are the same {_name(pred)}: every score is that of a perfect "
              "prediction; pass the generated cells as pred (distgen.predict) and the measured ones as truth")
     if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):
@@ -204,18 +205,6 @@ def _in_labels_of(cells: Cells, truth: Cells) -> Cells:
         if mine == {ALL} and len(theirs) == 1 and theirs != {ALL}:
             changes[field] = np.full(len(cells), next(iter(theirs)), dtype=object)
     return dataclasses.replace(cells, **changes) if changes else cells
-
-
-def _same_source(pred: Any, truth: Any) -> bool:
-    """Whether ``pred`` and ``truth`` are one object or one file."""
-    if pred is truth:
-        return True
-    if isinstance(pred, str | os.PathLike) and isinstance(truth, str | os.PathLike):
-        try:
-            return Path(pred).resolve() == Path(truth).resolve()
-        except OSError:
-            return False
-    return False
 
 
 def _name(source: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from distgen.errors import InputDataError, warn
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.io import MIN_CELLS, align, check_counts, check_scale, eval_data
+from distgen.evaluation.io import MIN_CELLS, align, check_counts, check_scale, eval_data, same_source
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
 from distgen.types import Cells
@@ -280,6 +280,9 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     prof = resolve_profile(profile)
     out = Path(out)
     check_output_folder(out, "evaluate", overwrite)
+    if same_source(pred, real):  # as the default evaluation warns
+        warn(f"evaluate: the prediction and the truth are the same file ({pred}): every score is that of a perfect prediction; "
+             "pass the generated cells as --pred and the measured ones as --real")
     with output_folder(out):  # made now (a path that cannot be a folder fails before any compute), removed if this fails
         datas: dict[str, EvalData]  # by context; "" (no context is named so: a missing label) when contexts are pooled
         files: dict[str, list[str]] = {}
