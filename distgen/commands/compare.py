@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "numerical tolerance (1e-6 of the metric's size); 'negligible' where the CI lies within +-margin or a significant "
         "difference is no larger than it; else 'inconclusive'. Metrics of one value per evaluation are compared once (no "
         "interval, no test). With different perturbation panels, metrics that rank a perturbation among its panel "
-        "(discrimination scores, correlations across perturbations) get 'panels differ', no winner. Evaluations under different profiles, of other genes or of another truth are refused (exit 2).",
+        "(discrimination scores, correlations across perturbations) get 'panels differ', no winner. Evaluations under different profiles, of other genes, of another truth or against other control cells are refused (exit 2).",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

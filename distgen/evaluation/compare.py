@@ -32,6 +32,7 @@ from typing import Any
 from distgen import markdown as md
 from distgen.errors import UsageError
 from distgen.evaluation.report import fmt_value
+from distgen.evaluation.suite import ROW_SEPARATOR
 from distgen.evaluation.uncertainty import LEVEL, N_BOOT, margin, paired_test, verdict
 from distgen.wording import counted, listing
 
@@ -147,6 +148,16 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
     if ga is not None and gb is not None and ga != gb:
         raise MismatchedEvaluations(f"{run_a} was scored on {ga} genes and {run_b} on {gb}: not the same truth; compare "
                                     "evaluations of the same truth file")
+    ctrl_a, ctrl_b = sa.get("control"), sb.get("control")
+    if ctrl_a and ctrl_b and ctrl_a != ctrl_b:
+        conds = {run: {k.split(ROW_SEPARATOR)[0] for k in s["row_contexts"]} for run, s in ((run_a, sa), (run_b, sb))}
+        scored = [(c, run) for c, run in ((ctrl_a, run_b), (ctrl_b, run_a)) if c in conds[run]]
+        if scored:  # the same labels measured against other control cells: their deltas are not paired observations
+            label, where = scored[0]
+            raise MismatchedEvaluations(
+                f"{run_a} took {ctrl_a!r} as its control cells and {run_b} {ctrl_b!r}, which {where} scores as a perturbation "
+                f"({label!r}): every delta of a shared perturbation is against other control cells, so its rows are not paired "
+                "observations; evaluate both with the same --control")
     ca, cb = sa["row_cells_real"], sb["row_cells_real"]
     differ = [p for p in shared if ca.get(p) and cb.get(p) and ca[p] != cb[p]]
     if differ:

@@ -130,3 +130,15 @@ def test_a_profile_warns_when_prediction_and_truth_are_one_file(tmp_path):
     real.write_h5ad(path)
     with pytest.warns(UserWarning, match="the prediction and the truth are the same file"):
         assert _evaluate(tmp_path, str(path), str(path), "--profile", "celleval2") == 0
+
+
+def test_compare_refuses_evaluations_against_other_control_cells(tmp_path, capsys):
+    """One file pair evaluated with --control untreated and with --control DMSO: the shared perturbations' deltas are taken
+    from other control cells, yet compare paired them and declared verdicts."""
+    pp, rp = _files(tmp_path, *_pair(perts=("DMSO", "drugA", "drugB"), control="untreated"))
+    assert _evaluate(tmp_path, pp, rp, "--control", "untreated", "--baselines", "", "--no-ceiling", out="e1") == 0
+    assert _evaluate(tmp_path, pp, rp, "--control", "DMSO", "--baselines", "", "--no-ceiling", out="e2") == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "e1"), str(tmp_path / "e2")]) == EXIT_USAGE
+    assert "same --control" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "e1"), str(tmp_path / "e1")]) == 0
