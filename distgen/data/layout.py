@@ -92,8 +92,9 @@ def to_anndata(
     ctrl = cells.is_control
     if not ctrl.any():
         raise ValueError("no control cells given: cell-eval needs real control cells in both files")
-    if control in set(cells.conditions[~ctrl].tolist()):
-        raise ValueError(f"condition label {control!r} is the file's control label; rename that perturbation")
+    clash = sorted({c for c in set(cells.conditions[~ctrl].tolist()) if canonical_condition(c, control) == control})
+    if clash:  # written, these cells would read back as control cells ('non-targeting ' is read as 'non-targeting')
+        raise ValueError(f"condition label {clash[0]!r} reads as the file's control label {control!r}; rename that perturbation")
     written = {c: file_label(c, cells.control, combo_delimiter) for c in set(cells.conditions.tolist())}
     labels = np.where(ctrl, control, np.array([written[c] for c in cells.conditions.tolist()], dtype=object)).astype(str)
     obs = pd.DataFrame({pert_col: pd.Categorical(labels)})
@@ -589,8 +590,11 @@ def write_predictions(
         raise ValueError(f"{counted(len(conditions), 'condition label')} for {counted(len(x), 'cell')}")
     if (contexts is None) != (control_contexts is None):
         raise ValueError("give contexts for both the perturbed and the control cells, or for neither")
-    if control_label in set(conditions):
-        raise ValueError(f"condition label {control_label!r} is the control label; pass perturbed cells in cells= and controls in control_cells=")
+    clash = sorted({str(v) for v in set(conditions) if canonical_condition(str(v), control_label) == control_label
+                    or canonical_condition(str(v), "control") == "control"})
+    if clash:  # generated cells labelled so would be written (and read back) as control cells, pooled with the real ones
+        raise ValueError(f"condition label {clash[0]!r} is a control label ({control_label!r}, or 'control'); pass perturbed "
+                         "cells in cells= and controls in control_cells=")
     delimiter = COMBO
     labels = [str(v) for v in conditions]
     if data is not None:

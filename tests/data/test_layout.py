@@ -78,3 +78,11 @@ def test_read_pair_shares_column_and_control_and_uses_celltypes_when_every_file_
     assert info.celltype_col is None and set(p.contexts) == {"all"}
     with pytest.raises(ValueError, match="the training file has no control cells"):
         layout.read_pair(pred, real, train=pred[pred.obs[layout.PERT_COL] != layout.CONTROL].copy())
+
+
+def test_a_condition_that_reads_back_as_the_control_is_refused(tmp_path):
+    """'non-targeting ' (a trailing space) was written as a perturbation and read back as control cells."""
+    cells = Cells(torch.zeros(3, 2), ["control", "non-targeting ", "A"], ["g0", "g1"])
+    with pytest.raises(ValueError, match="'non-targeting ' reads as the file's control label 'non-targeting'"):
+        layout.write(cells, tmp_path / "never.h5ad")
+    assert not (tmp_path / "never.h5ad").exists()

@@ -67,6 +67,9 @@ def test_bad_prediction_input_writes_nothing(tiny_adata, tiny_schema, tmp_path):
         ({"cells": x[:, :3], "conditions": ["A"] * 4}, ValueError, r"\[N, G=15\]"),
         ({"cells": x, "conditions": ["A"] * 3}, ValueError, "3 condition labels for 4 cells"),
         ({"cells": x, "conditions": ["A"] * 4, "control_cells": ctrl[:0]}, ValueError, "no control cells"),
+        # generated cells labelled as a control were written as control cells, pooled with the real ones
+        ({"cells": x, "conditions": ["A", "A", "control", "A"], "data": None}, ValueError, "'control' is a control label"),
+        ({"cells": x, "conditions": ["A", "non-targeting ", "A", "A"], "data": None}, ValueError, "'non-targeting ' is a control label"),
     ]
     for kw, err, msg in cases:
         args = {"control_cells": ctrl, "genes": data.info.genes, "data": data, "path": path} | kw
