@@ -24,8 +24,8 @@ import torch
 
 from distgen.data.groups import draw_order
 from distgen.data.prepared import Dataset, control_draw
-from distgen.errors import InputDataError
-from distgen.evaluation.io import check_scale
+from distgen.errors import InputDataError, warn
+from distgen.evaluation.io import check_scale, label_note
 from distgen.models import models
 from distgen.models.base import FittedModel
 from distgen.seeds import content_keys
@@ -178,4 +178,13 @@ def cells_references(
     def labels(conditions: list[str], contexts: list[str], batches: list[str]) -> ConditionLabels:
         return labels_in(info, [truth.atoms(c) for c in conditions], contexts, batches)
 
-    return fit_references(table, truth, labels, names)
+    refs, notes = fit_references(table, truth, labels, names)
+    if train is not None:  # training atoms that are the truth's spelled another way ('a' for 'A'): the baselines never matched them
+        trained = {a for c in set(train.conditions[~train.is_control].tolist()) for a in train.atoms(c)}
+        evaluated = sorted({a for c in set(truth.conditions[~truth.is_control].tolist()) for a in truth.atoms(c)})
+        unseen = sorted(trained - set(evaluated))
+        if (hint := label_note(unseen, [a for a in evaluated if a not in trained], "training file")) is not None:
+            notes.append(f"the training file's perturbations are not the truth's: {hint}")
+            warn(f"evaluate: the training file's perturbation labels differ from the truth's in spelling, so the baselines fitted on "
+                 f"it predict the truth's perturbations from their fallbacks: {hint}")
+    return refs, notes

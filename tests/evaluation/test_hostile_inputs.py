@@ -142,3 +142,18 @@ def test_compare_refuses_evaluations_against_other_control_cells(tmp_path, capsy
     assert main(["compare", str(tmp_path / "e1"), str(tmp_path / "e2")]) == EXIT_USAGE
     assert "same --control" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "e1"), str(tmp_path / "e1")]) == 0
+
+
+def test_training_labels_spelled_otherwise_than_the_truth_are_warned(tmp_path):
+    """--train with labels 'a', 'b' against the truth's 'A', 'B': the additive baseline fell back to the control (its atoms
+    'unseen'), which only a note in summary.json said; the baselines' scores, and the model's normalised ones, moved."""
+    pred, real = _pair(perts=("A", "B"))
+    train, _ = _pair(perts=("A", "B"), seed=3)
+    train.obs["target"] = pd.Categorical(train.obs["target"].astype(str).map(lambda s: s if s == CONTROL else s.lower()))
+    pp, rp = _files(tmp_path, pred, real)
+    train.write_h5ad(tmp_path / "train.h5ad")
+    with pytest.warns(UserWarning, match=r"'a' for 'A'"):
+        assert _evaluate(tmp_path, pp, rp, "--train", str(tmp_path / "train.h5ad"), "--no-ceiling") == 0
+    import json
+
+    assert any("'a' for 'A'" in n for n in json.loads((tmp_path / "ev" / "summary.json").read_text())["notes"])
