@@ -120,6 +120,7 @@ def score(
     interp_tables: list[list[MetricTable]] = []
     datas = []
     non_finite: dict[str, list[str]] = {"pred": [], "real": []}  # groups with NaN/inf cells, said once on stderr too
+    unpredicted: list[str] = []  # truth groups without (enough) predicted cells, said once on stderr too
     for ctx in contexts:
         def part(cells: Cells, c: str = ctx) -> Cells:
             return cells.of_context(c) if by_context else cells
@@ -143,6 +144,8 @@ def score(
             for side in non_finite:
                 if why.endswith(f"{side} cell(s) contain NaN or inf values"):
                     non_finite[side].append(str(label(data.perts[p])))
+            if why == "no pred cells for this perturbation" or (why.startswith("only ") and " pred cell(s)" in why):
+                unpredicted.append(str(label(data.perts[p])))
         model_tables.append(context_rows(run_metrics(data, metrics, progress=progress), label, ctx if many else None))
         for name, ref in refs.items():
             ref_tables[name].append(context_rows(run_metrics(reference_data(data, part(ref), truth_c), metrics), label, ctx if many else None))
@@ -157,6 +160,11 @@ def score(
             shown = ", ".join(groups[:5]) + (f" and {len(groups) - 5} more" if len(groups) > 5 else "")
             warn(f"the {'prediction' if side == 'pred' else 'truth'} holds NaN or inf values in {len(groups)} perturbation(s) "
                  f"({shown}): their metrics are NaN and left out of every mean (see the notes of the summary)")
+    if unpredicted:  # only a note before: the model's means leave these out while the baselines' keep them (hard ones flatter it)
+        shown = ", ".join(unpredicted[:5]) + (f" and {len(unpredicted) - 5} more" if len(unpredicted) > 5 else "")
+        warn(f"the prediction has no (or too few) cells of {len(unpredicted)} truth perturbation(s) ({shown}): their metrics are NaN "
+             "and left out of the model's means, which the baselines' means include (the normalised scores and the paired tests "
+             "use the rows both have); predict every perturbation of the truth, or subset the truth to those predicted")
     table = merge_tables(model_tables)
     base_tables = {name: merge_tables(ts) for name, ts in ref_tables.items()}
     splits = [merge_tables([per_ctx[i] for per_ctx in ceil_tables]) for i in range(ceiling_splits)] if ceiling else []

@@ -157,3 +157,12 @@ def test_training_labels_spelled_otherwise_than_the_truth_are_warned(tmp_path):
     import json
 
     assert any("'a' for 'A'" in n for n in json.loads((tmp_path / "ev" / "summary.json").read_text())["notes"])
+
+
+def test_a_prediction_that_leaves_out_perturbations_is_warned_not_only_noted(tmp_path):
+    """The default evaluation scores the rest (NaN rows with the reason), but the model's means then leave out the omitted
+    perturbations while the baselines' means keep them: said on stderr, as NaN predictions are."""
+    pred, real = _pair()
+    pp, rp = _files(tmp_path, pred[(pred.obs["target"] != "C").to_numpy()].copy(), real)
+    with pytest.warns(UserWarning, match=r"no \(or too few\) cells of 1 truth perturbation\(s\) \(C\)"):
+        assert _evaluate(tmp_path, pp, rp, "--no-ceiling") == 0
