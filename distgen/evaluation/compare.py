@@ -150,7 +150,8 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
                                     "evaluations of the same truth file")
     ctrl_a, ctrl_b = sa.get("control"), sb.get("control")
     if ctrl_a and ctrl_b and ctrl_a != ctrl_b:
-        conds = {run: {k.split(ROW_SEPARATOR)[0] for k in s["row_contexts"]} for run, s in ((run_a, sa), (run_b, sb))}
+        conds = {run: {k.removesuffix(f"{ROW_SEPARATOR}{ctx}") if ctx else k for k, ctx in s["row_contexts"].items()}
+                 for run, s in ((run_a, sa), (run_b, sb))}  # each row's condition: its label less ' @ <context>'
         scored = [(c, run) for c, run in ((ctrl_a, run_b), (ctrl_b, run_a)) if c in conds[run]]
         if scored:  # the same labels measured against other control cells: their deltas are not paired observations
             label, where = scored[0]
