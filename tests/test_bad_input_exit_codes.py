@@ -77,6 +77,12 @@ CASES = [  # (id, argv, exit code, words of the message)
     ("evaluate: a cell without a label", evaluate("blank", "good"), EXIT_USAGE, ["missing"]),
     ("evaluate: raw counts as lognorm", evaluate("counts", "good"), EXIT_USAGE, ["raw counts", "log1p"]),
     ("evaluate: missing prediction file", evaluate("tmp", "good"), EXIT_FAILURE, []),  # a folder where a file is needed: exit 1
+    # an unknown profile exited 1 from the profile table (the option values of argparse: test_bad_option_values_exit_2)
+    ("evaluate: unknown profile", evaluate("good", "good", "--profile", "nope"), EXIT_USAGE, ["--profile", "'nope'", "celleval2"]),
+    ("evaluate: cell-type column is the perturbation column", evaluate("good", "good", "--celltype-col", "condition"),
+     EXIT_USAGE, ["both obs['condition']"]),
+    ("evaluate --profile: cell-type column is the perturbation column",
+     evaluate("good", "good", "--celltype-col", "condition", "--profile", "cell-eval-0.8.2"), EXIT_USAGE, ["both obs['condition']"]),
 ]
 
 
@@ -94,6 +100,21 @@ def test_bad_input_exit_code_and_message(argv, code, words, files, tmp_path, cap
     assert "Traceback" not in err and "internal error" not in err
     for w in words:
         assert w in err, f"{w!r} not in {err!r}"
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (evaluate("good", "good", "--seed", "-1"), ["argument --seed: expected an integer >= 0, got -1"]),
+    (evaluate("good", "good", "--ceiling-splits", "0"), ["argument --ceiling-splits: expected an integer >= 1, got 0"]),
+    (["compare", "{tmp}", "{tmp}", "--seed", "-2"], ["argument --seed: expected an integer >= 0, got -2"]),
+])
+def test_bad_option_values_exit_2(argv, words, files, tmp_path, capsys):
+    """A negative --seed (numpy refused it deep inside) and --ceiling-splits 0 exited 1 as internal errors."""
+    with pytest.raises(SystemExit) as exc:
+        main([a.format(tmp=tmp_path, **files) for a in argv])
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_USAGE and "Traceback" not in err
+    for w in words:
+        assert w in err
 
 
 def test_an_internal_error_while_loading_data_still_exits_1_with_the_debug_hint(files, tmp_path, capsys, monkeypatch):

@@ -16,3 +16,22 @@ def max_cells_arg(text: str) -> int | str:
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {n}")
     return n
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0 (``--seed``: numpy refuses a negative seed deep inside, as an internal error)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
+    return n
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (``--ceiling-splits``)."""
+    n = nonnegative_int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n

@@ -6,6 +6,8 @@ import argparse
 import json
 import math
 
+from distgen.commands.argtypes import nonnegative_int
+
 EXAMPLE = """examples:
   distgen compare runs/scdfm/eval runs/perturbdiff/eval            # two distgen evaluate --out folders
   distgen compare runs/exp_a runs/exp_b --out cmp/                 # distgen run folders (their eval/); writes compare.json, compare.md
@@ -43,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_a", help="evaluation folder A (distgen evaluate --out, or a distgen run folder with eval/)")
     p.add_argument("run_b", help="evaluation folder B")
     p.add_argument("--out", default=None, help="folder to write compare.json and compare.md to")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--margin", type=_margin, action="append", default=[], metavar="METRIC=VALUE",
                    help="the smallest difference of METRIC that matters, in its units (repeatable); replaces the replicate "
                    "spread as that metric's margin")

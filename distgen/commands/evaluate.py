@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from distgen.commands.argtypes import nonnegative_int, positive_int
+
 EXAMPLE = """examples:
   distgen evaluate --pred pred.h5ad --real real.h5ad --out eval/
   distgen evaluate --pred pred.h5ad --real test.h5ad --train train.h5ad --out eval/ \\
@@ -62,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated registered models ('' for none; matching_mean is Systema's opt-in combination baseline)")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the full suite)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the half-split ceiling")
-    p.add_argument("--ceiling-splits", type=int, default=5, help="seeded disjoint half-splits the ceiling averages over (default 5; "
+    p.add_argument("--ceiling-splits", type=positive_int, default=5, help="seeded disjoint half-splits the ceiling averages over (default 5; "
                    "summary.json reports their band)")
     p.add_argument("--replicate", choices=("half-split", "extrapolated"), default="half-split",
                    help="the ceiling's replicate: half-split (default: one half of the real cells against the other, half depth; a "
@@ -71,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interpolated", action="store_true", help="also score the interpolated duplicate, a second positive reference "
                    "(the half-split duplicate moved halfway to the non-control mean; docs/metrics.md)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and the HTML report (report.html)")
-    p.add_argument("--seed", type=int, default=0, help="seed for control sampling and the half split")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for control sampling and the half split")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--profile", default=None, help="score as a reference profile: celleval2, vcc2026, cell-eval-0.7.6, cell-eval-0.8.2 "
                    "or distgen (see docs/metrics.md); contexts pooled unless --celltype-col; ignores --train, --baselines, "
@@ -91,6 +93,14 @@ def run(args: argparse.Namespace) -> int:
     torch.set_flush_denormal(True)
     from distgen.evaluation.report import json_text
     if args.profile is not None:
+        from distgen.evaluation.profiles import resolve_profile
+
+        try:
+            resolve_profile(args.profile)
+        except ValueError as e:  # a bad option value: exit 2, as argparse's own choices
+            from distgen.config import ConfigError
+
+            raise ConfigError(f"--profile: {e}") from None
         if args.replicate != "half-split":  # the profile's replicate is its reference's definition, never distgen's option
             from distgen.config import ConfigError
 

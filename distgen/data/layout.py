@@ -459,6 +459,10 @@ def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: s
 
 
 def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, delimiters: Sequence[str] = ()) -> Cells:
+    if celltype_col is not None and celltype_col == pert_col:  # every context would hold one condition and no controls
+        raise InputDataError(f"the cell-type column and the perturbation column are both obs[{pert_col!r}]: each perturbation would "
+                             "be a context of its own, without control cells; pass the column of cell types (--celltype-col), "
+                             "or none to pool them")
     genes = [str(g) for g in adata.var_names]
     if len(set(genes)) != len(genes):
         raise InputDataError(f"the {name} file has duplicated gene names in var_names; make them unique (adata.var_names_make_unique())")

@@ -206,8 +206,8 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             celltype = celltype_col
             if celltype is None and guess_celltype and all(CELLTYPE_COL in cs for cs in cols.values()):
                 celltype = CELLTYPE_COL
-            if celltype is not None and any(celltype not in cs for cs in cols.values()):
-                return None
+            if celltype is not None and (celltype == pert_col or any(celltype not in cs for cs in cols.values())):
+                return None  # anndata's reader names what is wrong
             notes = [] if celltype is not None else pooled_contexts_note(cols["real"], lambda c: _values(fr["obs"], c))
             scales = {k: s for k, f in files.items() if (s := _scale(f)) is not None}
             delimiters = tuple(sorted({d for f in files.values() if (d := _scale(f, DELIMITER_KEY)) is not None and d != COMBO}))
