@@ -100,12 +100,12 @@ def canonical_condition(label: str, control: str, delimiters: Sequence[str] = ()
     moved its cells into every delta's control mean and left it unscored)."""
     skip = {control, *CONTROL_LABELS}
     text = str(label)
-    if text.strip() == control:
+    if text.strip() == control.strip():
         return control
     extra = [d for d in delimiters if d and d != COMBO]
     parts = re.split("|".join(map(re.escape, [COMBO, *extra])), text) if extra else text.split(COMBO)
     atoms = [a.strip() for a in parts if a.strip()]
-    return canonical(atoms if len(atoms) == 1 else (a for a in atoms if a not in skip), control)
+    return canonical(atoms if len(atoms) == 1 else (a for a in atoms if a not in skip and a != control.strip()), control)
 
 
 def file_label(condition: str, control: str, delimiter: str = COMBO) -> str:

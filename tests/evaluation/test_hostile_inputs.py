@@ -69,6 +69,8 @@ def test_a_combination_still_drops_its_control_atoms():
 
     assert canonical_condition("A+ctrl", "non-targeting") == "A" and canonical_condition("ctrl+ctrl", "ctrl") == "ctrl"
     assert canonical_condition(" DMSO ", "untreated") == "DMSO" and canonical_condition("untreated", "untreated") == "untreated"
+    # a control label with a space (--control 'ctrl ', as the file writes it) still reads its controls as control
+    assert canonical_condition("ctrl ", "ctrl ") == "ctrl " and canonical_condition("A+ctrl ", "ctrl ") == "A"
 
 
 def test_files_distgen_wrote_keep_a_perturbation_named_like_a_control_word(tmp_path):
