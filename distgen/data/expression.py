@@ -69,8 +69,24 @@ def check_unique_genes(genes: Any) -> None:
         raise InputDataError(f"duplicated gene names {dup}; make them unique first (adata.var_names_make_unique())")
 
 
+def check_sparse_format(x: Any, what: str) -> None:
+    """Refuse a malformed sparse matrix (``InputDataError``): indices outside the matrix, a decreasing ``indptr``, arrays of
+    mismatched lengths. anndata builds it from the file without a full check, and ``toarray`` then silently puts values in
+    other cells (or past the array: scipy does not bounds-check there); the values would be scored or trained on as read."""
+    if not sp.issparse(x) or x.format not in ("csr", "csc"):
+        return
+    try:  # on a shallow copy: check_format may re-type or trim the index arrays of the caller's matrix
+        type(x)((x.data, x.indices, x.indptr), shape=x.shape, copy=False).check_format(full_check=True)
+    except ValueError as e:
+        raise InputDataError(f"{what} is a malformed sparse {x.format.upper()} matrix ({e}): the file is damaged or was written by "
+                             "hand; write it again from the original data (adata.X = scipy.sparse.csr_matrix(dense); "
+                             "adata.write_h5ad(path))") from None
+
+
 def check_values(x: Any, source: str, allow_negative: bool = False, has_raw: bool = False) -> None:
-    """Raise on NaN/inf (and on negative values unless ``allow_negative``); ``has_raw``: the AnnData has a ``.raw`` to suggest."""
+    """Raise on a malformed sparse matrix, on NaN/inf (and on negative values unless ``allow_negative``); ``has_raw``: the
+    AnnData has a ``.raw`` to suggest."""
+    check_sparse_format(x, f"expression {source!r}")
     v = _values(x)
     if v.size and not np.isfinite(v).all():
         n = int((~np.isfinite(v)).sum())

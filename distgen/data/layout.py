@@ -475,6 +475,9 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
         raise InputDataError(f"the {name} file has no expression matrix (adata.X is None{f'; layers: {layers}' if layers else ''}); "
                          "predictions and truths are read from X: set it to the log-normalised values (e.g. "
                          f"adata.X = adata.layers[{(layers or ['...'])[0]!r}]) and write the file again")
+    from distgen.data.expression import check_sparse_format
+
+    check_sparse_format(adata.X, f"the {name} file's X")
     raw = adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X
     x = np.ascontiguousarray(np.asarray(raw, dtype=np.float32))
     cache: dict[str, str] = {}

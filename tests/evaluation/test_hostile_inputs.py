@@ -168,3 +168,52 @@ def test_a_prediction_that_leaves_out_perturbations_is_warned_not_only_noted(tmp
     pp, rp = _files(tmp_path, pred[(pred.obs["target"] != "C").to_numpy()].copy(), real)
     with pytest.warns(UserWarning, match=r"no \(or too few\) cells of 1 truth perturbation\(s\) \(C\)"):
         assert _evaluate(tmp_path, pp, rp, "--no-ceiling") == 0
+
+
+def _malformed(path, how):
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        name = "indices" if how == "index" else "indptr"
+        arr = f[f"X/{name}"][()]
+        if how == "index":
+            arr[5] = 999  # a column past the 30 genes
+        else:
+            arr[3], arr[4] = arr[4], arr[3]  # a decreasing indptr
+        del f[f"X/{name}"]
+        f[f"X/{name}"] = arr
+
+
+@pytest.mark.parametrize("how", ["index", "indptr"])
+@pytest.mark.parametrize("profile", [None, "celleval2"])
+def test_a_malformed_sparse_matrix_is_refused_not_scored(tmp_path, capsys, how, profile):
+    """A CSR X with a column index past the genes, or a decreasing indptr: anndata builds it without a full check, scipy's
+    toarray writes the values elsewhere (cell-eval2 0.20.0 crashes with a segmentation fault on it), and distgen scored it
+    with exit 0."""
+    import scipy.sparse as sp
+
+    pred, real = _pair(counts=profile == "celleval2")
+    pred.X = sp.csr_matrix(pred.X)
+    pp, rp = _files(tmp_path, pred, real)
+    _malformed(pp, how)
+    more = ["--profile", profile] if profile else ["--baselines", "", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "the pred file's X is a malformed sparse CSR matrix" in err
+
+
+def test_a_malformed_sparse_matrix_is_refused_when_loading_data():
+    import scipy.sparse as sp
+
+    from distgen.data import PerturbationData, PerturbationSchema
+    from distgen.errors import InputDataError
+
+    _, real = _pair(counts=True)
+    x = sp.csr_matrix(real.X)
+    indices = x.indices.copy()
+    indices[5] = 999
+    real.X = sp.csr_matrix((x.data, indices, x.indptr), shape=x.shape)
+    before = real.X.indices.dtype
+    with pytest.raises(InputDataError, match="malformed sparse CSR matrix"):
+        PerturbationData.from_anndata(real, PerturbationSchema(perturbation_col="target", control_labels=(CONTROL,)))
+    assert real.X.indices.dtype == before  # the caller's matrix is left as it was
