@@ -59,7 +59,15 @@ def evaluation_folder(path: str | Path) -> Path:
 def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """``({metric: {perturbation: value}}, summary)`` of an evaluation folder (``summary["row_contexts"]``: each row's context)."""
     folder = evaluation_folder(path)
-    summary = json.loads((folder / "summary.json").read_text())
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (ValueError, UnicodeDecodeError) as e:  # a damaged or hand-edited file: name it, not only the parser's words
+        summary, why = None, f"not valid JSON ({e})"
+    else:
+        why = f"a JSON {type(summary).__name__}, not an object"
+    if not isinstance(summary, dict):
+        raise MismatchedEvaluations(f"{folder / 'summary.json'} is {why}: not an evaluation's summary; write the evaluation "
+                                    "again (distgen evaluate --out)")
     with (folder / "metrics.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     names = [c for c in (rows[0].keys() if rows else []) if c not in INFO_COLUMNS]

@@ -217,3 +217,16 @@ def test_a_malformed_sparse_matrix_is_refused_when_loading_data():
     with pytest.raises(InputDataError, match="malformed sparse CSR matrix"):
         PerturbationData.from_anndata(real, PerturbationSchema(perturbation_col="target", control_labels=(CONTROL,)))
     assert real.X.indices.dtype == before  # the caller's matrix is left as it was
+
+
+@pytest.mark.parametrize("text", ["{", "[1, 2]"])
+def test_compare_names_a_damaged_summary(tmp_path, capsys, text):
+    """A summary.json that is not JSON exited with the parser's words only; a JSON list was an internal error."""
+    pp, rp = _files(tmp_path, *_pair())
+    assert _evaluate(tmp_path, pp, rp, "--baselines", "", "--no-ceiling", out="e1") == 0
+    assert _evaluate(tmp_path, pp, rp, "--baselines", "", "--no-ceiling", out="e2") == 0
+    (tmp_path / "e2" / "summary.json").write_text(text)
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "e1"), str(tmp_path / "e2")]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "e2/summary.json is" in err and "internal error" not in err
