@@ -68,8 +68,14 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
     if not isinstance(summary, dict):
         raise MismatchedEvaluations(f"{folder / 'summary.json'} is {why}: not an evaluation's summary; write the evaluation "
                                     "again (distgen evaluate --out)")
-    with (folder / "metrics.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with (folder / "metrics.csv").open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise MismatchedEvaluations(f"{folder / 'metrics.csv'} is not a CSV table ({e}); write the evaluation again") from None
+    if rows and "perturbation" not in rows[0]:
+        raise MismatchedEvaluations(f"{folder / 'metrics.csv'} has no 'perturbation' column (columns: {list(rows[0])[:8]}): "
+                                    "not a metrics table of distgen evaluate; write the evaluation again")
     names = [c for c in (rows[0].keys() if rows else []) if c not in INFO_COLUMNS]
     listed = summary.get("metrics")
     if isinstance(listed, dict):

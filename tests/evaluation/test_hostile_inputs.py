@@ -219,14 +219,18 @@ def test_a_malformed_sparse_matrix_is_refused_when_loading_data():
     assert real.X.indices.dtype == before  # the caller's matrix is left as it was
 
 
-@pytest.mark.parametrize("text", ["{", "[1, 2]"])
+@pytest.mark.parametrize("text", ["{", "[1, 2]", "no column"])
 def test_compare_names_a_damaged_summary(tmp_path, capsys, text):
     """A summary.json that is not JSON exited with the parser's words only; a JSON list was an internal error."""
     pp, rp = _files(tmp_path, *_pair())
     assert _evaluate(tmp_path, pp, rp, "--baselines", "", "--no-ceiling", out="e1") == 0
     assert _evaluate(tmp_path, pp, rp, "--baselines", "", "--no-ceiling", out="e2") == 0
-    (tmp_path / "e2" / "summary.json").write_text(text)
+    if text == "no column":
+        (tmp_path / "e2" / "metrics.csv").write_text("label,mse\nA,1.0\n")
+    else:
+        (tmp_path / "e2" / "summary.json").write_text(text)
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "e1"), str(tmp_path / "e2")]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "e2/summary.json is" in err and "internal error" not in err
+    assert ("e2/metrics.csv has no 'perturbation' column" if text == "no column" else "e2/summary.json is") in err
+    assert "internal error" not in err
