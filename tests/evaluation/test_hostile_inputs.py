@@ -82,7 +82,7 @@ def test_files_distgen_wrote_keep_a_perturbation_named_like_a_control_word(tmp_p
     pred, real = _pair(perts=("DMSO", "A"))
     cells = {k: Cells(a.X, a.obs["target"].astype(str).to_numpy(), list(a.var_names), control=CONTROL) for k, a in (("p", pred), ("r", real))}
     layout.write_pair(cells["p"], cells["r"], tmp_path / "p.h5ad", tmp_path / "r.h5ad")
-    p, r, _, info = layout.read_pair(tmp_path / "p.h5ad", tmp_path / "r.h5ad")
+    _, r, _, info = layout.read_pair(tmp_path / "p.h5ad", tmp_path / "r.h5ad")
     assert info.control == CONTROL and sorted(set(r.conditions[~r.is_control].tolist())) == ["A", "DMSO"]
 
 
