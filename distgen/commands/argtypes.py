@@ -5,33 +5,28 @@ from __future__ import annotations
 import argparse
 
 
+def _int_at_least(text: str, low: int, expected: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if n < low:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {n}")
+    return n
+
+
 def max_cells_arg(text: str) -> int | str:
     """``--max-cells``: a positive integer, or ``all`` (every real cell of each held-out group)."""
     if text.strip().lower() == "all":
         return "all"
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {n}")
-    return n
+    return _int_at_least(text, 1, "a positive integer or 'all'")
 
 
 def nonnegative_int(text: str) -> int:
     """An integer >= 0 (``--seed``: numpy refuses a negative seed deep inside, as an internal error)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
-    return n
+    return _int_at_least(text, 0, "an integer >= 0")
 
 
 def positive_int(text: str) -> int:
     """An integer >= 1 (``--ceiling-splits``)."""
-    n = nonnegative_int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
-    return n
+    return _int_at_least(text, 1, "an integer >= 1")
