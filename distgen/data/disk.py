@@ -27,7 +27,7 @@ from distgen.data.conditions import (
     parse_atoms,
     parse_doses,
 )
-from distgen.data.expression import check_unique_genes
+from distgen.data.expression import check_sparse_format, check_unique_genes
 from distgen.data.groups import draw_order
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import InputDataError, InputKeyError, warn
@@ -151,6 +151,8 @@ class DiskCells:
             )
         self.sparse = enc == "csr_matrix"
         self._n_rows = self.n_cells
+        if self.sparse:
+            self._check_indptr(elem)
         first = self.read(np.arange(min(self.n_cells, 2000)), log=False)
         from distgen.data.expression import check_log_base, check_values, detect_scale
 
@@ -181,6 +183,17 @@ class DiskCells:
                 out = _log_normalize(out, self.schema.target_sum)
         return out if srt.size == inverse.size and (np.diff(inverse) == 1).all() else out[inverse.reshape(-1)]
 
+    def _check_indptr(self, elem: Any) -> None:
+        """Refuse a CSR matrix whose row pointers are not non-decreasing from 0 to the number of stored values (read once,
+        ``n_cells + 1`` integers): a streamed read builds rows from them, and beyond the rows read to describe the matrix
+        a damaged pointer failed deep inside anndata. Column indices are checked on every read (``_stored``)."""
+        indptr = np.asarray(elem["indptr"][:], dtype=np.int64)
+        nnz = int(elem["indices"].shape[0])
+        if indptr.size != self._n_rows + 1 or indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any():
+            raise InputDataError(f"{self.path}: {self.schema.expression} is a malformed sparse CSR matrix (its indptr is not a "
+                                 f"non-decreasing sequence from 0 to the {nnz} stored values over {self._n_rows} rows): "
+                                 "the file is damaged or was written by hand; write it again from the original data")
+
     def _stored(self, srt: np.ndarray) -> sp.csr_matrix:
         """``[len(srt), all genes]`` CSR float32 of the sorted unique rows ``srt``, as stored."""
         elem = self._elem()
@@ -192,6 +205,7 @@ class DiskCells:
             mask = np.zeros(self._n_rows, dtype=bool)
             mask[srt] = True
             out = self._ds[1][mask]  # anndata reads each contiguous run of rows as one slice
+            check_sparse_format(out, f"{self.path}: {self.schema.expression}")  # a column index past the genes read silently
         else:
             rows = elem[srt] if hasattr(elem, "id") else elem.oindex[srt, :]
             out = sp.csr_matrix(np.asarray(rows, dtype=np.float32))  # scipy.sparse has no float16 (a dense float16 X)
