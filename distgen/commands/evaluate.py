@@ -53,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real", required=True, help="observed cells (.h5ad)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--pert-col", default=None, help="obs column with perturbation labels (default: first of target, condition, perturbation, gene; two of them with different labels are refused: name one)")
-    p.add_argument("--control", default=None, help="control label (default: first of non-targeting, control, ctrl present)")
+    p.add_argument("--control", default=None, help="control label (default: the one of non-targeting, control, ctrl, NT, non_targeting, DMSO present; "
+                   "two of them present are refused: name one, the other is scored as a perturbation)")
     p.add_argument("--celltype-col", default=None,
                    help="obs column of cell types / contexts, scored one by one against their own controls (default: celltype "
                    "when every file has it; other spellings such as cell_type are pooled, with a warning). With --profile: each "
