@@ -60,7 +60,7 @@ def profile_sets(sets: int, device: torch.device) -> None:
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     print(f"   step median {statistics.median(times) * 1e3:.1f} ms")
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], acc_events=True) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], acc_events=True, record_shapes=True) as prof:
         for i in range(4):
             step(i)
         torch.cuda.synchronize()
@@ -71,6 +71,12 @@ def profile_sets(sets: int, device: torch.device) -> None:
     print(f"   per step: GPU busy {gpu:.1f} ms, host (self CPU, profiled) {host:.1f} ms, kernel launches {launches:.0f}")
     print(ka.table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=60))
     print(ka.table(sort_by="self_cpu_time_total", row_limit=10, max_name_column_width=60))
+    # dtype conversions by input shape: a parameter is [out, in] (or [out]); an activation carries the cells
+    casts = sorted((e for e in prof.key_averages(group_by_input_shape=True) if e.key == "aten::_to_copy"),
+                   key=lambda e: -e.device_time_total)
+    print(f"   dtype conversions (aten::_to_copy) by input shape, {sum(e.device_time_total for e in casts) / 4 / 1e3:.2f} ms per step:")
+    for e in casts[:12]:
+        print(f"     {e.input_shapes} x{e.count / 4:.0f} per step: {e.device_time_total / 4 / 1e3:.3f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
