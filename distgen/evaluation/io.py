@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,15 +203,22 @@ def _label_key(label: str) -> str:
     return "+".join(sorted(a for a in re.split(r"[+_|;,/\s]+", text) if a))
 
 
+def spelled_pairs(extra: Iterable[str], known: Sequence[str], key: Callable[[str], str]) -> list[tuple[str, str]]:
+    """``(e, k)`` for each ``e`` of ``extra`` that is not in ``known`` but spelled one way (``key``) is ``k`` of ``known``
+    (the first such ``k``): labels or contexts written another way."""
+    first: dict[str, str] = {}
+    for k in known:
+        first.setdefault(key(k), k)
+    have = set(known)
+    return [(e, first[key(e)]) for e in extra if e not in have and key(e) in first]
+
+
 def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -> str | None:
     """The fix for ``name`` perturbation labels that are truth labels spelled another way (case, a combination delimiter
     such as ``KLF1_MAP2K6`` for ``KLF1+MAP2K6``, the Unicode form: ``é`` composed or decomposed, ``µ`` and ``μ``), or None.
     distgen never matches such labels itself (``_`` is part of many single labels, and case can tell genes of two species
     apart); labels that look alike but differ in their code points would otherwise be reported as missing from the truth."""
-    known: dict[str, str] = {}
-    for p in perts:
-        known.setdefault(_label_key(p), p)
-    pairs = [(e, known[_label_key(e)]) for e in extra if _label_key(e) in known]
+    pairs = spelled_pairs(extra, perts, _label_key)
     if not pairs:
         return None
     return (f"{len(pairs)} of them name a truth perturbation spelled another way (e.g. {_shown(*pairs[0], 'for')}: "

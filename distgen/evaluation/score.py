@@ -20,7 +20,7 @@ import torch
 from distgen.errors import InputDataError, warn
 from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, REPLICATES, interpolated_duplicate_data, reference_data, summarise
-from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note
+from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note, spelled_pairs
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import MetricTable, check_row_contexts, context_rows, merge_tables, row_label, run_metrics
@@ -234,11 +234,7 @@ def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:
 def _context_spelling(extra: set[str], truth: Sequence[str]) -> str | None:
     """The fix when some of the prediction's contexts are truth contexts in another letter case, Unicode form or with
     surrounding whitespace (``K562`` for ``k562``), or None; distgen never matches them itself."""
-    def key(c: str) -> str:
-        return unicodedata.normalize("NFKC", c).strip().casefold()
-
-    known = {key(c): c for c in truth}
-    pairs = [(k, known[key(k)]) for k in sorted(extra) if k not in truth and key(k) in known]
+    pairs = spelled_pairs(sorted(extra), truth, lambda c: unicodedata.normalize("NFKC", c).strip().casefold())
     if not pairs:
         return None
     return (f"{len(pairs)} of its contexts are truth contexts spelled another way (e.g. {pairs[0][0]!r} for {pairs[0][1]!r}: "
