@@ -97,13 +97,16 @@ def load_data(dataset: str = "norman_k562", split: Mapping[str, Any] | str | Non
 
 def load_run(
     run_dir: str | Path, checkpoint: str | Path | None = None, weights: str = "ema", device: str | None = None,
-    sampling: Sequence[str] = (),
+    sampling: Sequence[str] = (), train_data: str | Path | None = None,
 ) -> LoadedRun:
     """A trained run folder, loaded as ``distgen predict`` loads it: ``.model``, ``.data``, ``.config``, ``.seed``, ``.max_cells``.
 
     ``run_dir`` is the ``--out`` of ``distgen train`` or of ``distgen run`` (its ``train/`` folder). The data is read
     again from the run's ``data:`` section and saved split, and refused when it changed since training (content hash)
-    or its genes or label vocabularies differ. ``checkpoint`` (default: the newest), ``weights`` (``"ema"`` when the run
+    or its genes or label vocabularies differ. ``train_data`` is where the training file is now when it moved (its
+    content hash must be the run's; ``distgen predict --train-data``). Without the training file, a run that holds a data
+    record (``data_record.json``, written at training) loads its model and ``.record`` (enough to predict another file:
+    ``distgen predict RUN --data FILE``), and ``.data`` raises, naming ``train_data=``; a run without one is refused. ``checkpoint`` (default: the newest), ``weights`` (``"ema"`` when the run
     kept an average, else ``"raw"``), ``device`` (default: the run's ``train.device``) and ``sampling`` (``KEY=VALUE``
     under ``model.dynamics.{guidance,sampler,solver}``) are ``distgen predict``'s options. The predictions that
     ``distgen predict RUN`` writes are ``predict(run.model, run.data, seed=run.seed, max_cells=run.max_cells)``.
@@ -112,7 +115,7 @@ def load_run(
     from distgen.pipeline.predict import open_run
 
     apply_threads()
-    return open_run(run_dir, checkpoint, weights, device, sampling)
+    return open_run(run_dir, checkpoint, weights, device, sampling, train_data=train_data, need_data=False)
 
 
 def predict(

@@ -22,6 +22,12 @@ run by name; each of its perturbed groups is generated from FILE's own control c
 section 7). FILE is refused (exit 2) when it lacks a gene or an obs column of the run, has no control cells, holds a label
 the run never saw, or sits on another value scale than the training cells.
 
+Without the training file: --data FILE (with --real, --counts, --perturbations) works from what the run folder keeps of
+it (data_record.json, data_record.safetensors; written at training), the prediction the same as with the file. The run's
+own split (no --data) reads the training cells: when the file moved, give it with --train-data PATH (checked against the
+run's content hash). A run trained before distgen kept a data record needs the file (or --train-data) for --data too.
+  distgen predict runs/scdfm --out pred.h5ad --train-data /new/place/my_data.h5ad
+
 An existing --out/--real is replaced only when it is an earlier prediction/truth (else --overwrite);
 the run's own files (config.yaml, checkpoints/...) are never replaced.
 """
@@ -45,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "genes and labels matched to the run by name, each group generated from FILE's own control cells of its context")
     p.add_argument("--perturbations", nargs="+", metavar="LABEL", help="with --data: predict only these perturbations of FILE "
                    "(as FILE labels them; combinations as A+B or with FILE's delimiter)")
+    p.add_argument("--train-data", metavar="PATH", help="where the run's training file is now, when it moved (or the run was "
+                   "copied from another machine): read instead of the path the run recorded, its content checked against the "
+                   "run's hash (another file is refused). Needed to predict the run's split; --data needs it only for a run "
+                   "trained before distgen kept a data record (data_record.json)")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the newest in RUN_DIR)")
     p.add_argument("--weights", default="ema", choices=("ema", "raw"), help="EMA weights when the run kept them (default) or raw")
     p.add_argument("--real", help="also write the real cells of the same groups, same layout, to this .h5ad")
@@ -81,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                           "condition of --split (to predict some conditions of the training file, give it as --data)")
     out = predict_run(args.run_dir, args.out, args.split or "test", args.checkpoint, args.weights, args.real, args.seed, args.genes,
                       args.counts, overwrite=args.overwrite, max_cells=args.max_cells,
-                      sampling=args.sampling)  # errors: the boundary, with each error's own exit code
+                      sampling=args.sampling, train_data=args.train_data)  # errors: the boundary, with each error's own exit code
     if env_from_torchrun().is_main and out is not None:
         n_cond = len(set(out.conditions[~out.is_control].tolist()))
         from distgen.wording import counted
@@ -107,7 +117,7 @@ def run_file(args: argparse.Namespace) -> int:
 
     out = predict_file(args.run_dir, args.data, args.out, perturbations=args.perturbations, checkpoint=args.checkpoint,
                        weights=args.weights, real=args.real, seed=args.seed, counts=args.counts, overwrite=args.overwrite,
-                       max_cells=args.max_cells, sampling=args.sampling)
+                       max_cells=args.max_cells, sampling=args.sampling, train_data=args.train_data)
     written = ad.read_h5ad(out, backed="r")
     try:
         kind = written.obs[KIND_COL].astype(str).to_numpy()

@@ -318,6 +318,9 @@ def check_prediction(
     plugin model) has a defined fallback for atoms it cannot predict: that comes back as a note (check it once fitted: its
     ``can_predict`` knows what it learnt only then). ``control_contexts`` and ``test_contexts``, when both are given:
     a context to predict without control cells always stops. Returns the warnings and notes (empty when all is well).
+
+    ``dataset`` is the run's ``Dataset``, or its ``DataRecord`` (``--data`` without the training file): only its ``info``,
+    ``training_contexts()``, ``training_batches()`` and training controls (``training_controls``) are read.
     """
     from distgen.models.base import is_trainable
 
@@ -405,11 +408,20 @@ def _shown(names: Sequence[str]) -> str:
     return listing(names[:8]) + (" ..." if len(names) > 8 else "")
 
 
-def _rows_message(model: Any, dataset: Any, kind: str, names: Sequence[str]) -> str:
+def training_controls(dataset: Any, kind: str) -> list[str]:
+    """The contexts or batches (``kind``) of the training control cells of ``dataset``: a ``Dataset``, or a run's
+    ``distgen.data.record.DataRecord``, which answers itself (``training_controls``) without the cells."""
+    own = getattr(dataset, "training_controls", None)
+    if callable(own):
+        return list(own(kind))
     data = dataset.data
     train = dataset.split.train.numpy()
     column = data.contexts if kind == "context" else data.batches
-    has_controls = set(names) <= set(column[train[data.is_control[train]]].tolist())
+    return sorted(set(column[train[data.is_control[train]]].tolist()))
+
+
+def _rows_message(model: Any, dataset: Any, kind: str, names: Sequence[str]) -> str:
+    has_controls = set(names) <= set(training_controls(dataset, kind))
     sets = "; or train them on control -> control sets of their training controls (data.control_sets=auto)" if has_controls else ""
     row = ROW_KINDS[kind]
     table = ("; or read contexts from frozen vectors (model.conditioner.context_table)"
@@ -432,6 +444,7 @@ __all__ = [
     "embeddable",
     "preflight",
     "registered_name",
+    "training_controls",
     "untrained_batches",
     "untrained_contexts",
     "untrained_of",

@@ -20,6 +20,7 @@ import dataclasses
 import inspect
 import json
 import math
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +34,8 @@ from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
 from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
-from distgen.data.section import data_section
+from distgen.data.record import RECORD_FILE, DataRecord
+from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.errors import DivergenceWarning, InputDataError, warn
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
@@ -288,9 +290,12 @@ def sampling_overrides(overrides: Any) -> list[str]:
     return out
 
 
-def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | None, weights: str, device: torch.device,
+def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str | Path | None, weights: str, device: torch.device,
                    sampling: Any = ()) -> nn.Module:
     """The run's model with checkpoint weights (EMA weights unless ``weights='raw'``).
+
+    ``dataset`` is the run's training data, or its ``DataRecord`` (what the run folder keeps of it: the vocabularies and
+    the atoms seen in training are all a model is built from; the rest is in the checkpoint).
 
     The run's ``config.yaml`` must still describe the model and data the checkpoint was trained
     with (``check_config_matches``): an edited config is an error naming the changed keys.
@@ -303,7 +308,8 @@ def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | Non
     info_file = run_dir / "info.json"
     if info_file.exists():  # the weights are indexed by the run's genes and by its atom, context and batch ids
         saved = json.loads(info_file.read_text())
-        dataset.data.check_genes(saved["genes"])
+        if isinstance(dataset, Dataset):
+            dataset.data.check_genes(saved["genes"])
         vocab: dict[str, Any] = {k: tuple(saved[k]) for k in ("perturbations", "contexts", "batches") if isinstance(saved.get(k), list)}
         diff = vocabulary_differences(dataclasses.replace(dataset.info, **vocab), dataset.info)
         if diff:
@@ -312,7 +318,8 @@ def load_run_model(run_dir: Path, dataset: Dataset, checkpoint: str | Path | Non
     ckpt = load_checkpoint(checkpoint or run_dir, weights_only=True)
     check_config_matches(ckpt, config, str(run_dir / "config.yaml"))
     model_node = apply_overrides(config, sampling_overrides(sampling))["model"] if sampling else config["model"]
-    model = build_model(model_node, dataset.info, dataset.seen_perturbations())
+    seen = dataset.seen_perturbations() if isinstance(dataset, Dataset) else list(dataset.seen_perturbations)
+    model = build_model(model_node, dataset.info, seen)
     if weights not in ("ema", "raw"):
         raise ConfigError(f"--weights must be ema or raw, got {weights!r}")
     state = ckpt.ema if weights == "ema" and ckpt.ema is not None else ckpt.model
@@ -348,18 +355,36 @@ def warn_if_diverged(state: Mapping[str, Any], path: Path) -> None:
              "diverged model's; use an earlier checkpoint (--checkpoint) or train again with a lower train.lr", DivergenceWarning)
 
 
+class TrainingDataMissing(ConfigError):
+    """The run's training file is not where the run recorded it (moved, renamed, or the run copied elsewhere); the message
+    names ``--train-data PATH`` / ``load_run(..., train_data=PATH)``."""
+
+
 @dataclasses.dataclass
 class LoadedRun:
     """A trained run, loaded (``distgen.load_run``): ``model`` with its checkpoint weights (in evaluation mode),
-    ``data`` (the run's ``data:`` section and saved split, every cell), ``config`` (its ``config.yaml``) and
-    the defaults ``distgen predict`` applies: ``seed`` (``train.seed``) and ``max_cells`` (``predict.max_cells_per_condition``)."""
+    ``data`` (the run's ``data:`` section and saved split, every cell), ``record`` (what the run keeps of its training data,
+    ``distgen.data.record.DataRecord``), ``config`` (its ``config.yaml``) and the defaults ``distgen predict`` applies:
+    ``seed`` (``train.seed``) and ``max_cells`` (``predict.max_cells_per_condition``).
+
+    A run whose training file is gone loads without it when it holds a data record: ``model`` and ``record`` are there
+    (enough to predict another file), and ``data`` raises ``TrainingDataMissing`` naming the fix (``train_data=PATH``)."""
 
     model: Any
-    data: Dataset
+    loaded_data: Dataset | None
     config: dict[str, Any]
     run_dir: Path
     seed: int
     max_cells: int | None
+    record: DataRecord
+    missing_data: str = ""  # why loaded_data is None
+
+    @property
+    def data(self) -> Dataset:
+        """The run's training data (its split, every cell): ``TrainingDataMissing`` when it was loaded without its training file."""
+        if self.loaded_data is None:
+            raise TrainingDataMissing(self.missing_data)
+        return self.loaded_data
 
     @property
     def warnings(self) -> list[str]:
@@ -394,22 +419,86 @@ def run_folder(path: str | Path) -> Path:
 
 
 def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights: str = "ema", device: str | torch.device | None = None,
-             sampling: Any = ()) -> LoadedRun:
+             sampling: Any = (), train_data: str | Path | None = None, need_data: bool = True) -> LoadedRun:
     """Load a trained run: its data (checked to be the data it was trained on), model and checkpoint weights.
 
     ``distgen predict`` and ``distgen.load_run`` both load a run through here. ``device`` defaults to the run's
-    ``train.device`` (``auto``: CUDA when present); the other arguments are ``load_run_model``'s.
+    ``train.device`` (``auto``: CUDA when present); ``checkpoint``, ``weights`` and ``sampling`` are ``load_run_model``'s.
+    ``train_data`` is where the training file is now when it moved (its content hash must be the run's). Without the
+    training file, a run that holds a data record (``data_record.json``) loads without its cells when not ``need_data``
+    (``LoadedRun.data`` then raises); otherwise ``TrainingDataMissing`` names ``--train-data``.
     """
     run_dir = run_folder(run_dir)
     config = load_yaml(run_dir / "config.yaml")
-    split_file = run_dir / "split.json"
-    dataset = Dataset.load(data_section(config.get("data")), split_file if split_file.exists() else None)
-    check_same_data(run_dir, dataset.data.hash, dataset.section.dataset, "predict")
+    raw = dict(config.get("data") or {})
+    recorded = os.path.expanduser(str(raw.get("dataset", DataSection().dataset)))  # where the training file was
+    record = DataRecord.load(run_dir)
+    source, missing = training_source(run_dir, recorded, train_data, record)
     cap = predict_section(config)["max_cells_per_condition"]
     if device is None:
         device = select_device((config.get("train") or {}).get("device", "auto"), D.env_from_torchrun().local_rank)
-    model = load_run_model(run_dir, dataset, checkpoint, weights, torch.device(device), sampling_overrides(sampling))
-    return LoadedRun(model, dataset, config, run_dir, int((config.get("train") or {}).get("seed", 0)), cap)
+    dataset = None
+    if source is None:
+        if need_data or record is None:
+            raise TrainingDataMissing(missing)
+    else:
+        split_file = run_dir / "split.json"
+        dataset = Dataset.load(data_section({**raw, "dataset": source}), split_file if split_file.exists() else None)
+        if train_data is not None:
+            check_moved_data(run_dir, dataset.data.hash, str(train_data), recorded, record)
+        check_same_data(run_dir, dataset.data.hash, dataset.section.dataset, "predict")
+        record = DataRecord.from_dataset(dataset, fit=False)  # the same record, its dispersions fitted when asked for
+    assert record is not None
+    model = load_run_model(run_dir, dataset if dataset is not None else record, checkpoint, weights, torch.device(device),
+                           sampling_overrides(sampling))
+    return LoadedRun(model, dataset, config, run_dir, int((config.get("train") or {}).get("seed", 0)), cap, record, missing)
+
+
+def training_source(run_dir: Path, recorded: str, train_data: str | Path | None, record: DataRecord | None) -> tuple[str | None, str]:
+    """``(what to load the run's training data from, or None when it is not there; why not, the fix named)``: ``train_data``
+    when given, else ``recorded`` (the run's ``data.dataset``)."""
+    if train_data is not None:
+        if recorded in BUNDLED:
+            raise ConfigError(f"--train-data {str(train_data)!r}: {run_dir} was trained on the bundled dataset {recorded!r}, "
+                              "which ships with distgen; leave out --train-data")
+        path = Path(train_data).expanduser()
+        if not path.exists():
+            raise ConfigError(f"--train-data {str(train_data)!r}: no such file; give the run's training file where it is now "
+                              f"(it was {recorded})")
+        return str(path), ""
+    if recorded in BUNDLED or Path(recorded).exists():
+        return recorded, ""
+    hash_ = _recorded_hash(run_dir, record)
+    why = (f"the training file of {run_dir}, {recorded!r} (its data.dataset), is not there: moved, renamed, or the run was "
+           "copied from another machine (a relative path is read from the current directory). Predicting the run's own "
+           "split (distgen predict RUN, --real included) reads its cells: give the file's new location with --train-data PATH "
+           "(from Python: distgen.load_run(RUN, train_data=PATH))" + (f"; its content must be the run's (hash {hash_})" if hash_ else ""))
+    if record is not None:
+        why += (f". Predicting another file, distgen predict RUN --data FILE, needs no training file: the run's {RECORD_FILE} "
+                "holds what it needs")
+    else:
+        why += (f". This run holds no data record ({RECORD_FILE}: runs trained before distgen kept one), so --data FILE needs the "
+                "training file too (--train-data PATH); a run trained with this distgen keeps one")
+    return None, why
+
+
+def _recorded_hash(run_dir: Path, record: DataRecord | None) -> str | None:
+    manifest = run_dir / "manifest.json"
+    if manifest.is_file():
+        h = json.loads(manifest.read_text()).get("data", {}).get("data_hash")
+        if h:
+            return str(h)
+    return record.data_hash if record is not None else None
+
+
+def check_moved_data(run_dir: Path, data_hash: str, given: str, recorded: str, record: DataRecord | None) -> None:
+    """``ConfigError`` (exit 2) when ``--train-data`` holds other data than the run's training file: both paths and hashes."""
+    want = _recorded_hash(run_dir, record)
+    if want and want != data_hash:
+        raise ConfigError(
+            f"--train-data {given!r} is not the training file of {run_dir}: its data (read with the run's data: section) "
+            f"hash {data_hash}, the run's training file {recorded!r} had hash {want} (its manifest.json). Give the file the "
+            "run was trained on (a copy of it, unchanged), or train a new run on this one")
 
 
 def predict_run(
@@ -425,6 +514,7 @@ def predict_run(
     overwrite: bool = False,
     max_cells: int | str | None = None,
     sampling: Any = (),
+    train_data: str | Path | None = None,
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
@@ -443,6 +533,8 @@ def predict_run(
     ``vcc2026`` preset scores them. Writing into the run folder itself takes its lock
     (``distgen.train.lock``): not while a training or another prediction writes there.
 
+    ``train_data``: where the run's training file is now, when it moved (``open_run``: its content hash must be the run's).
+
     Returns the generated cells on rank 0 (None on other ranks).
     """
     sampling = sampling_overrides(sampling)
@@ -457,7 +549,7 @@ def predict_run(
         check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
     with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext(), float32_default():
-        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells, sampling)
+        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells, sampling, train_data)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -468,13 +560,14 @@ def _inside(path: Path, folder: Path) -> bool:
 def _predict_run(
     run_dir: Path, out: str | Path, part: str, checkpoint: str | Path | None, weights: str, real: str | Path | None,
     seed: int | None, genes: str | None, counts: str | None, max_cells: int | str | None, sampling: list[str],
+    train_data: str | Path | None = None,
 ) -> Cells | None:
     config = load_yaml(run_dir / "config.yaml")
     cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})  # checked first
     env = D.env_from_torchrun()
     device = select_device(config.get("train", {}).get("device", "auto"), env.local_rank)
     setup_backends(device, bool(config.get("train", {}).get("tf32", True)))
-    run = open_run(run_dir, checkpoint, weights, device, sampling)
+    run = open_run(run_dir, checkpoint, weights, device, sampling, train_data=train_data)
     dataset = run.data.capped(cap["max_cells_per_condition"])
     seed = run.seed if seed is None else seed
     model = run.model

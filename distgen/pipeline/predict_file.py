@@ -1,7 +1,9 @@
 """``distgen predict RUN --data FILE``: a trained run's predictions for the perturbed cells of another file.
 
-The run is loaded as ``distgen predict`` loads it (``open_run``: its data, checked unchanged, and its weights); FILE is read
-with the run's schema as a ``DiskCells`` and predicted by ``predict_to_disk``, which matches genes and labels to the run by
+The run is loaded as ``distgen predict`` loads it (``open_run``: its weights, and its data checked unchanged when the training
+file is there); everything read of the training data comes from the run's ``DataRecord`` (``data_record.json``, written at
+training, or the same made from the training file when it is there), so a run whose training file moved or stayed on
+another machine predicts FILE identically. FILE is read with the run's schema as a ``DiskCells`` and predicted by ``predict_to_disk``, which matches genes and labels to the run by
 name (``distgen.data.foreign``). Each (condition, context, batch) group of FILE is generated from FILE's own control cells
 of its context (and batch) as in ``predict_to_disk``. Before anything is generated, FILE is checked against the run, each
 refusal an ``InputDataError`` / ``InputKeyError`` / ``ConfigError`` (exit 2) that names the fix: obs columns the run reads
@@ -32,12 +34,11 @@ from distgen.data.foreign import (
     DEPTH_FACTOR,
     DEPTH_SAMPLE,
     LabelTranslation,
-    depth_mismatches,
     gene_hint,
     missing_columns_message,
 )
 from distgen.data.groups import Group, group_seed
-from distgen.data.prepared import Dataset
+from distgen.data.record import DataRecord
 from distgen.errors import InputDataError, InputKeyError, warn
 from distgen.pipeline.outputs import check_distinct, check_output_file
 from distgen.pipeline.predict import _inside, open_run, predict_section, prediction_provenance, run_folder, sampling_overrides
@@ -65,6 +66,7 @@ def predict_file(
     overwrite: bool = False,
     max_cells: int | str | None = None,
     sampling: Any = (),
+    train_data: str | Path | None = None,
 ) -> Path:
     """Predict every perturbed group of ``data`` (an .h5ad or .zarr) with a trained run into ``out`` (cell-eval layout).
 
@@ -73,6 +75,10 @@ def predict_file(
     ``poisson``, ``nb``) writes both in raw counts (``FileCounts``). ``seed`` defaults to the run's ``train.seed``,
     ``max_cells`` to its ``predict.max_cells_per_condition``; ``checkpoint``, ``weights``, ``sampling`` and ``overwrite``
     are ``predict_run``'s. ``out`` records them (``uns["distgen"]["provenance"]``, ``part: file``, ``data``: FILE). Returns ``out``.
+
+    The run's training file is not needed when the run holds a data record (``data_record.json``, written at training:
+    ``distgen.data.record.DataRecord``); when it is there (at its recorded path, or ``train_data``), it is loaded and checked
+    unchanged as ``distgen predict`` checks it, and the same record is made from it: the prediction is the same either way.
     """
     sampling = sampling_overrides(sampling)
     if counts is not None:
@@ -89,19 +95,21 @@ def predict_file(
         check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
     with RunLock(run_dir, "predict") if into_run else contextlib.nullcontext(), float32_default():
-        return _predict_file(run_dir, data, Path(out), perturbations, checkpoint, weights, real, seed, counts, max_cells, sampling)
+        return _predict_file(run_dir, data, Path(out), perturbations, checkpoint, weights, real, seed, counts, max_cells, sampling,
+                             train_data)
 
 
 def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[str] | None, checkpoint: str | Path | None,
                   weights: str, real: str | Path | None, seed: int | None, counts: str | None, max_cells: int | str | None,
-                  sampling: list[str]) -> Path:
+                  sampling: list[str], train_data: str | Path | None = None) -> Path:
     config = load_yaml(run_dir / "config.yaml")
     cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})["max_cells_per_condition"]
     device = select_device((config.get("train") or {}).get("device", "auto"), 0)
     setup_backends(device, bool((config.get("train") or {}).get("tf32", True)))
-    run = open_run(run_dir, checkpoint, weights, device, sampling)
+    run = open_run(run_dir, checkpoint, weights, device, sampling, train_data=train_data, need_data=False)
+    record = run.record  # what the run keeps of its training data: the same made from the file or read from the run folder
     seed = run.seed if seed is None else int(seed)
-    cells, obs = open_file(run.data, run.model, data)
+    cells, obs = open_file(record, run.model, data)
     translate = LabelTranslation(run.model.info, cells.info)  # predict_to_disk's own, built here to check before any work
     held = sorted(set(cells.canonical_names[cells.condition_codes][~cells.is_control].tolist()))
     wanted = None
@@ -123,25 +131,25 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
         raise InputDataError(f"{data} has no control cells of context(s) {listing(lacking)}, where it holds perturbed cells to predict: "
                              "each group is generated from the file's own control cells of its context. Add that context's control "
                              "cells to the file, or leave its perturbed cells out")
-    check_embeddable(run.model, run.data, run.config, predicted, contexts, batches, str(data))
-    check_depth(run.data, cells, str(data))
+    check_embeddable(run.model, record, run.config, predicted, contexts, batches, str(data))
+    check_depth(record, cells, str(data))
     values: FileCounts | _AsRead | None = None
-    if run.data.data.table.meta.get("scale") == "counts":  # data.schema.normalize: false: the model reads and writes counts
+    if record.scale == "counts":  # data.schema.normalize: false: the model reads and writes counts
         if counts is not None:
             raise ConfigError("--counts: the run's cells are raw counts already (its data.schema.normalize: false), and so are its "
                               "predictions; leave out --counts")
         values = _AsRead()
     elif counts is not None:
-        values = FileCounts(cells, obs, run.data, counts, seed)
+        values = FileCounts(cells, obs, record, counts, seed)
     ckpt = resolve_checkpoint(checkpoint or run_dir)
     provenance = prediction_provenance(seed, "file", cap, run=str(run_dir), data=str(data), checkpoint=ckpt.name, weights=weights,
                                        sampling=sampling, counts=counts, perturbations=wanted)
-    predict_to_disk(run.model, cells, out, run.data.section.set_size, seed=seed, max_cells=cap, weights=ckpt, real=real,
+    predict_to_disk(run.model, cells, out, record.set_size, seed=seed, max_cells=cap, weights=ckpt, real=real,
                     conditions=wanted, values=values, provenance=provenance)
     for note in run.warnings:
         print(f"note: the training of this run warned: {note}", file=sys.stderr)
-    if run.data.section.filter:
-        print(f"note: the run's data.filter ({run.data.section.filter}) selected its training cells; it is not applied to {data}: "
+    if record.filter:
+        print(f"note: the run's data.filter ({record.filter}) selected its training cells; it is not applied to {data}: "
               "filter the file first where it should be", file=sys.stderr)
     if isinstance(values, FileCounts):
         for note in values.notes:
@@ -175,9 +183,9 @@ def file_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         return read_elem(root["obs"]), read_elem(root["var"])
 
 
-def open_file(dataset: Dataset, model: Any, path: Path) -> tuple[DiskCells, pd.DataFrame]:
+def open_file(record: DataRecord, model: Any, path: Path) -> tuple[DiskCells, pd.DataFrame]:
     """``path`` as ``DiskCells`` read with the run's schema on the model's genes, and its ``obs``; refusals name the fix."""
-    schema = dataset.data.schema
+    schema = record.schema
     info = model.info
     obs, var = file_tables(path)
     missing = [c for c in schema.required_columns() if c not in obs.columns]
@@ -194,15 +202,15 @@ def open_file(dataset: Dataset, model: Any, path: Path) -> tuple[DiskCells, pd.D
             "file that holds all of them (other genes and any gene order are fine; the run's genes: RUN/info.json)."
             + gene_hint(genes, info.genes, var))
     check_controls(obs, schema, path)
-    found = DiskCells(path, dataclasses.replace(schema, scale="auto"), genes=info.genes, library_genes=dataset.data.library_genes)
+    found = DiskCells(path, dataclasses.replace(schema, scale="auto"), genes=info.genes, library_genes=record.library_genes)
     declared = schema.scale
     if declared != "auto" and found.scale != declared:
         raise InputDataError(scale_message(path, found.scale, declared, schema.target_sum))
-    trained = str(dataset.data.table.meta.get("scale", "log"))
+    trained = record.scale
     reads = "log" if found.scale == "log" or found.normalize else found.scale
     if reads != trained:
         raise InputDataError(scale_message(path, found.scale, trained, schema.target_sum, normalize=schema.normalize))
-    library = dataset.data.library_genes
+    library = record.library_genes
     if found.normalize and library is not None and not set(library) <= set(genes):
         n = len(set(library) - set(genes))
         warn(f"{path} holds counts without {n} of the {len(library)} genes the run's training cells were normalised over: "
@@ -237,7 +245,7 @@ def check_controls(obs: pd.DataFrame, schema: Any, path: Path) -> None:
                          f"from the file's own control cells of its context.{hint}")
 
 
-def check_embeddable(model: Any, dataset: Dataset, config: dict[str, Any], conditions: Sequence[str], contexts: Sequence[str],
+def check_embeddable(model: Any, record: DataRecord, config: dict[str, Any], conditions: Sequence[str], contexts: Sequence[str],
                      batches: Sequence[str], path: str) -> None:
     """The rule of ``distgen predict`` on the run's split (``check_prediction``, as ``check_split`` calls it) for the file's
     ``conditions`` and the ``contexts`` and ``batches`` of its cells to predict: atoms a trained model never learnt to embed
@@ -251,15 +259,15 @@ def check_embeddable(model: Any, dataset: Dataset, config: dict[str, Any], condi
     allow = bool((config.get("preflight") or {}).get("allow_unembedded", False))
     leave_out = (f"; or predict without them: --perturbations for perturbations, {path} without those cells for contexts "
                  "and batches")
-    for note in check_prediction(model, dataset, conditions, contexts=contexts, batches=batches, allow_unembedded=allow,
+    for note in check_prediction(model, record, conditions, contexts=contexts, batches=batches, allow_unembedded=allow,
                                  leave_out=leave_out):
         print(note, file=sys.stderr)
 
 
-def check_depth(dataset: Dataset, cells: DiskCells, path: str) -> None:
+def check_depth(record: DataRecord, cells: DiskCells, path: str) -> None:
     """``InputDataError`` when the file's control cells sit on another depth scale than the run's training controls of the same
     context (``depth_mismatches``: median ``sum(expm1(x))`` beyond ``DEPTH_FACTOR`` either way); log1p values only."""
-    if dataset.data.table.meta.get("scale") != "log":
+    if record.scale != "log":
         return
     ctx = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()]
     rows = []
@@ -268,15 +276,14 @@ def check_depth(dataset: Dataset, cells: DiskCells, path: str) -> None:
         rows.append(mine[np.linspace(0, mine.size - 1, min(mine.size, DEPTH_SAMPLE)).astype(np.int64)])
     picked = np.sort(np.concatenate(rows))
     x = torch.from_numpy(cells.read(picked).toarray())
-    data = dataset.data
-    off = depth_mismatches(x, ctx[picked], np.ones(picked.size, dtype=bool), data.table.X, data.contexts, data.is_control)
+    off = record.depth_mismatches(x, ctx[picked])
     if off:
         shown = "; ".join(f"{c}: {a:.4g} vs {b:.4g}" for c, a, b in off[:5])
         raise InputDataError(
             f"{path} is on another scale than the run's training cells: the median of sum(expm1(x)) over the run's genes of its "
             f"control cells differs from the training controls' by more than {DEPTH_FACTOR:g}x in {counted(len(off), 'context')} "
             f"({shown}). Its values would be read as other expression levels: normalise the file as the training file was "
-            f"(log1p of counts normalised to target_sum {data.schema.target_sum:g} per cell, not CPM or log2), or give its raw "
+            f"(log1p of counts normalised to target_sum {record.schema.target_sum:g} per cell, not CPM or log2), or give its raw "
             "counts when the run's data.schema.scale is auto")
 
 
@@ -292,9 +299,7 @@ class FileCounts:
 
     scale = "counts"
 
-    def __init__(self, cells: DiskCells, obs: pd.DataFrame, dataset: Dataset, model: str, seed: int) -> None:
-        from distgen.pipeline.countspace import counts_target_sum, dataset_sizes, fit_run_dispersion
-
+    def __init__(self, cells: DiskCells, obs: pd.DataFrame, record: DataRecord, model: str, seed: int) -> None:
         self.model, self.seed = C.check_model(model), seed
         self.notes: list[str] = []
         self._sizes = np.full(cells.n_cells, np.nan)  # filled as rows are asked for
@@ -303,12 +308,11 @@ class FileCounts:
         if cells.scale == "counts":  # normalised here with the schema's target_sum, over the training file's genes
             self.target_sum, self._cells, source = float(cells.schema.target_sum), cells, f"{cells.path}'s counts"
         else:
-            self.target_sum, self.notes = counts_target_sum(dataset)
+            self.target_sum, self.notes = record.target_sum, list(record.target_notes)
             self._obs_sizes, source = C.library_sizes(obs, len(obs), self.target_sum)
         self.theta = None
-        if model == "nb":
-            sizes, _ = dataset_sizes(dataset)
-            self.theta = fit_run_dispersion(dataset, list(cells.info.genes), sizes, seed)
+        if model == "nb":  # fitted on the run's training cells (DataRecord.dispersions: recorded at training)
+            self.theta = record.dispersions(seed)
         self._group: tuple[int, np.random.Generator, np.ndarray] | None = None
         self.notes.append(f"counts ({model}): library sizes from {source}; generated cells draw theirs from their group's control cells")
 

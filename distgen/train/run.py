@@ -2,6 +2,7 @@
 
 The run directory holds ``config.yaml`` (fully resolved), ``manifest.json`` (versions, git
 commit, data and split hashes, seed, hardware, pre-flight notes, the warnings the run showed), ``split.json``, ``info.json``,
+``data_record.json`` and ``data_record.safetensors`` (``distgen.data.record``: what predicting another file needs of the data),
 ``metrics.csv``, ``tensorboard/`` (when installed) and ``checkpoints/``. Only rank 0 writes.
 ``train_model`` is the same with the ``Dataset`` handed in and the trained model handed back
 (``distgen run`` trains this way, loading its data once).
@@ -21,6 +22,7 @@ import torch
 
 from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config, resolve_node, save_yaml
 from distgen.data.prepared import Dataset
+from distgen.data.record import DataRecord
 from distgen.data.section import data_section
 from distgen.errors import warn
 from distgen.models.base import is_trainable
@@ -286,7 +288,7 @@ def write_run_files(
     out: Path, resolved: dict[str, Any], dataset: Dataset, opts: TrainOptions, world_size: int, device: str,
     resumed: Mapping[str, Any] | bool | None = None, notes: Sequence[str] = (),
 ) -> None:
-    """config.yaml, manifest.json, split.json and info.json (rank 0).
+    """config.yaml, manifest.json, split.json, info.json and the data record (``DataRecord``) (rank 0).
 
     ``resumed`` is the record of a resume (``resume_record``): appended to the manifest's ``resumes``, or, in a
     new folder continuing another run's checkpoint, kept as its ``resumed_from``.
@@ -306,6 +308,7 @@ def write_run_files(
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
     dataset.split.save(out / "split.json")
     atomic_write_text(out / "info.json", json.dumps(dataset.info.to_dict()))
+    DataRecord.from_dataset(dataset, opts.seed).save(out)  # what predicting another file needs of the training file
 
 
 def _has_tensorboard() -> bool:
