@@ -31,7 +31,8 @@ import torch
 
 from distgen.atomic import atomic_write_text
 from distgen.config import ConfigError
-from distgen.data.count_fit import MAX_FIT_CELLS, counts_target_sum, dataset_sizes, fit_run_dispersion
+from distgen.data import count_fit
+from distgen.data.count_fit import counts_target_sum, dataset_sizes, fit_run_dispersion
 from distgen.data.foreign import DEPTH_FACTOR, _median_total
 from distgen.data.prepared import Dataset
 from distgen.data.schema import PerturbationSchema
@@ -113,7 +114,7 @@ class DataRecord:
             data_hash=str(data.hash),
             theta=theta,
             theta_seed=int(seed) if fit else None,
-            theta_seeded=len(train) > MAX_FIT_CELLS,
+            theta_seeded=len(train) > count_fit.MAX_FIT_CELLS,
             source=None if fit else dataset,
         )
 
@@ -135,7 +136,7 @@ class DataRecord:
         """``[G]`` NB dispersions of the run's genes fitted on its training cells under ``seed`` (``fit_run_dispersion``).
 
         A record read from a run folder holds those of the run's ``train.seed``; they are every seed's when the run had at
-        most ``MAX_FIT_CELLS`` training cells. Otherwise another ``seed`` needs the training cells (``ConfigError``)."""
+        most ``count_fit.MAX_FIT_CELLS`` training cells. Otherwise another ``seed`` needs the training cells (``ConfigError``)."""
         if self.source is not None:
             sizes, _ = dataset_sizes(self.source)
             return fit_run_dispersion(self.source, list(self.info.genes), sizes, seed)
@@ -145,7 +146,7 @@ class DataRecord:
         if self.theta_seeded and seed != self.theta_seed:
             raise ConfigError(
                 f"--counts nb --seed {seed}: the run's NB dispersions were fitted on a subsample of its training cells (more than "
-                f"{MAX_FIT_CELLS:,}) drawn with seed {self.theta_seed}, the one its data record holds; for another seed give the "
+                f"{count_fit.MAX_FIT_CELLS:,}) drawn with seed {self.theta_seed}, the one its data record holds; for another seed give the "
                 f"run's training file (--train-data PATH, now {self.dataset}), or predict with --seed {self.theta_seed}")
         return self.theta.copy()
 

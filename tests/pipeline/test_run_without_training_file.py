@@ -1,0 +1,218 @@
+"""A trained run folder stays usable when its training file is gone or moved.
+
+Before, ``distgen predict RUN --data FILE`` and ``distgen.load_run`` rebuilt the run's ``Dataset`` from the training file at its
+recorded path (content hash checked), so a run copied to another machine, or whose training file moved, could not predict
+any file. Training now writes ``data_record.json`` (+ ``data_record.safetensors``), what ``--data`` reads of the training
+data; the run's own split still needs the training cells, found again with ``--train-data PATH``.
+"""
+
+import json
+import shutil
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+
+import distgen
+from distgen.cli import main
+from distgen.config import save_yaml
+from distgen.data.bundled import path as bundled_path
+from distgen.data.record import ARRAYS_FILE, RECORD_FILE, DataRecord
+from distgen.pipeline.predict import TrainingDataMissing
+
+#: A generator that starts from control cells, with a learned context row (the pre-flight's rows come from the record).
+MODEL = {"name": "generator", "conditioner": {"name": "onehot", "dim": 8},
+         "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+         "dynamics": {"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 1}}}
+SOME = ["CBL+CNN1", "FOXO4", "KLF1"]
+
+
+def _config(dataset):
+    return {"model": MODEL, "data": {"dataset": str(dataset), "schema": {"perturbation_col": "condition", "context_cols": ["cell_type"]},
+                                     "hvg": 32, "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 4},
+            "train": {"steps": 2, "sets_per_batch": 2, "progress": False, "seed": 3}}
+
+
+def _train(root, name="run"):
+    """``root/name`` trained on ``root/train.h5ad`` (a copy of the bundled Norman file, given by its path)."""
+    data = root / "train.h5ad"
+    if not data.exists():
+        shutil.copy(bundled_path("norman_k562.h5ad"), data)
+    assert main(["train", str(save_yaml(_config(data), root / f"{name}.yaml")), "--out", str(root / name)]) == 0
+    return root / name
+
+
+def _other(root):
+    """FILE to predict: some perturbations of the Norman file and every control cell, genes shuffled."""
+    a = ad.read_h5ad(bundled_path("norman_k562.h5ad"))
+    rows = a.obs["condition"].astype(str).isin(["control", *SOME]).to_numpy()
+    b = a[rows, np.random.default_rng(0).permutation(a.n_vars)].copy()
+    b.write_h5ad(root / "other.h5ad")
+    return root / "other.h5ad"
+
+
+def _read(path):
+    a = ad.read_h5ad(path)
+    return (a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X)), a.obs
+
+
+def _move(root):
+    (root / "elsewhere").mkdir(exist_ok=True)
+    shutil.move(root / "train.h5ad", root / "elsewhere" / "train.h5ad")
+    return root / "elsewhere" / "train.h5ad"
+
+
+def _restore(root):
+    shutil.move(root / "elsewhere" / "train.h5ad", root / "train.h5ad")
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A run and, made while its training file is there: FILE's predictions (lognorm with truth, nb counts) and the split's."""
+    root = tmp_path_factory.mktemp("gone")
+    run = _train(root)
+    other = _other(root)
+    assert main(["predict", str(run), "--data", str(other), "--out", str(root / "with_pred.h5ad"), "--real", str(root / "with_real.h5ad")]) == 0
+    assert main(["predict", str(run), "--data", str(other), "--counts", "nb", "--out", str(root / "with_nb.h5ad")]) == 0
+    assert main(["predict", str(run), "--out", str(root / "split_pred.h5ad")]) == 0
+    return root
+
+
+def test_the_record_is_written_at_training_and_holds_what_the_training_data_gives(made):
+    run = made / "run"
+    doc = json.loads((run / RECORD_FILE).read_text())
+    assert doc["format"] == "distgen data record" and doc["version"] == 1 and doc["dataset"] == str(made / "train.h5ad")
+    assert doc["info"] == json.loads((run / "info.json").read_text())
+    assert (run / ARRAYS_FILE).is_file() and doc["nb_dispersion"]["seed"] == 3  # the run's train.seed
+    saved = DataRecord.load(run)
+    fresh = DataRecord.from_dataset(distgen.load_run(run).data, seed=3)  # the training file, read again
+    assert saved.same_as(fresh) == []
+    assert saved.theta is not None and np.array_equal(saved.theta, fresh.theta)  # bit for bit, through safetensors
+    assert saved.data_hash == json.loads((run / "manifest.json").read_text())["data"]["data_hash"]
+
+
+def test_predicting_another_file_without_the_training_file_gives_the_same_arrays(made):
+    other, run = made / "other.h5ad", str(made / "run")
+    _move(made)
+    try:
+        assert main(["predict", run, "--data", str(other), "--out", str(made / "without_pred.h5ad"), "--real",
+                     str(made / "without_real.h5ad")]) == 0
+        assert main(["predict", run, "--data", str(other), "--counts", "nb", "--out", str(made / "without_nb.h5ad")]) == 0
+    finally:
+        _restore(made)
+    for with_, without in (("with_pred", "without_pred"), ("with_real", "without_real"), ("with_nb", "without_nb")):
+        (x, obs), (y, obs2) = _read(made / f"{with_}.h5ad"), _read(made / f"{without}.h5ad")
+        np.testing.assert_array_equal(x, y)
+        assert obs.equals(obs2)
+    x, obs = _read(made / "with_pred.h5ad")
+    kind, target = obs["distgen_kind"].astype(str).to_numpy(), obs["target"].astype(str).to_numpy()
+    means = [x[(kind == "predicted") & (target == c)].mean(0) for c in SOME]
+    assert not np.array_equal(means[1], means[2])  # the labels reach the model: the equality above could fail
+    nb, _ = _read(made / "with_nb.h5ad")
+    assert np.array_equal(nb, np.round(nb)) and nb.sum() > 10 * x.sum()  # counts were written, not log1p values
+
+
+def test_the_runs_own_split_names_train_data_and_reads_the_moved_file(made, capsys):
+    run = str(made / "run")
+    moved = _move(made)
+    try:
+        capsys.readouterr()
+        assert main(["predict", run, "--out", str(made / "split_missing.h5ad")]) == 2
+        err = capsys.readouterr().err
+        assert "--train-data PATH" in err and "train.h5ad" in err and "--data FILE" in err
+        assert main(["predict", run, "--out", str(made / "split_moved.h5ad"), "--train-data", str(moved)]) == 0
+    finally:
+        _restore(made)
+    (x, obs), (y, obs2) = _read(made / "split_pred.h5ad"), _read(made / "split_moved.h5ad")
+    np.testing.assert_array_equal(x, y)
+    assert obs.equals(obs2)
+
+
+def test_train_data_holding_other_cells_is_refused_naming_both_files_and_hashes(made, capsys):
+    a = ad.read_h5ad(made / "train.h5ad")
+    gene = json.loads((made / "run" / "info.json").read_text())["genes"][0]
+    x = a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X).copy()
+    x[5, list(a.var_names).index(gene)] += 1.0  # one value of a gene the run reads
+    a.X = x
+    a.write_h5ad(made / "edited.h5ad")
+    capsys.readouterr()
+    assert main(["predict", str(made / "run"), "--out", str(made / "x.h5ad"), "--train-data", str(made / "edited.h5ad")]) == 2
+    err = capsys.readouterr().err
+    want = json.loads((made / "run" / "manifest.json").read_text())["data"]["data_hash"]
+    assert "edited.h5ad" in err and str(made / "train.h5ad") in err and want in err
+    assert "hash" in err and not (made / "x.h5ad").exists()
+    assert main(["predict", str(made / "run"), "--data", str(made / "other.h5ad"), "--out", str(made / "x.h5ad"),
+                 "--train-data", str(made / "edited.h5ad")]) == 2  # --data checks a given file alike
+    assert main(["predict", str(made / "run"), "--out", str(made / "x.h5ad"), "--train-data", str(made / "nope.h5ad")]) == 2
+
+
+def test_load_run_without_the_training_file_gives_the_model_and_record_and_names_train_data(made):
+    moved = _move(made)
+    try:
+        run = distgen.load_run(made / "run")
+        assert run.record.info.genes == tuple(json.loads((made / "run" / "info.json").read_text())["genes"])
+        assert not run.model.training and run.seed == 3
+        with pytest.raises(TrainingDataMissing, match="train_data=PATH"):
+            run.data  # noqa: B018
+        again = distgen.load_run(made / "run", train_data=moved)
+        assert again.data.data.hash == run.record.data_hash
+        for a, b in zip(run.model.state_dict().values(), again.model.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    finally:
+        _restore(made)
+
+
+def test_a_run_without_a_record_keeps_needing_its_training_file_and_says_so(made, tmp_path, capsys):
+    old = tmp_path / "old"
+    shutil.copytree(made / "run", old)
+    (old / RECORD_FILE).unlink()
+    (old / ARRAYS_FILE).unlink()  # a run trained before records were written
+    moved = _move(made)
+    try:
+        capsys.readouterr()
+        assert main(["predict", str(old), "--data", str(made / "other.h5ad"), "--out", str(tmp_path / "p.h5ad")]) == 2
+        err = capsys.readouterr().err
+        assert "--train-data PATH" in err and RECORD_FILE in err
+        with pytest.raises(TrainingDataMissing, match="train_data=PATH"):
+            distgen.load_run(old)
+        assert main(["predict", str(old), "--data", str(made / "other.h5ad"), "--out", str(tmp_path / "p.h5ad"),
+                     "--train-data", str(moved)]) == 0
+    finally:
+        _restore(made)
+    np.testing.assert_array_equal(_read(tmp_path / "p.h5ad")[0], _read(made / "with_pred.h5ad")[0])
+
+
+def test_nb_dispersions_of_a_subsampled_fit_need_the_training_file_for_another_seed(tmp_path, monkeypatch, capsys):
+    """Beyond MAX_FIT_CELLS training cells the dispersions depend on the seed: the record holds the run's seed's only."""
+    import distgen.data.count_fit as count_fit
+
+    monkeypatch.setattr(count_fit, "MAX_FIT_CELLS", 60)
+    run = str(_train(tmp_path))
+    other = _other(tmp_path)
+    assert json.loads((tmp_path / "run" / RECORD_FILE).read_text())["nb_dispersion"]["seed_dependent"] is True
+    for name, seed in (("s3", "3"), ("s5", "5")):
+        assert main(["predict", run, "--data", str(other), "--counts", "nb", "--seed", seed, "--out", str(tmp_path / f"{name}.h5ad")]) == 0
+    assert not np.array_equal(_read(tmp_path / "s3.h5ad")[0], _read(tmp_path / "s5.h5ad")[0])
+    _move(tmp_path)
+    capsys.readouterr()
+    assert main(["predict", run, "--data", str(other), "--counts", "nb", "--seed", "5", "--out", str(tmp_path / "g5.h5ad")]) == 2
+    assert "--train-data PATH" in capsys.readouterr().err
+    assert main(["predict", run, "--data", str(other), "--counts", "nb", "--seed", "3", "--out", str(tmp_path / "g3.h5ad")]) == 0
+    np.testing.assert_array_equal(_read(tmp_path / "g3.h5ad")[0], _read(tmp_path / "s3.h5ad")[0])
+
+
+def test_the_recorded_depth_check_is_the_one_on_the_training_cells(made):
+    """``DataRecord.depth_mismatches`` (medians kept at training) flags what ``depth_mismatches`` on the training cells flags."""
+    from distgen.data.foreign import depth_mismatches
+
+    dataset = distgen.load_run(made / "run").data
+    record = DataRecord.load(made / "run")
+    data = dataset.data
+    ctrl = np.flatnonzero(data.is_control)[:200]
+    for factor in (1.0, 3.0, 10.0, 0.05):
+        x = torch.log1p(torch.expm1(data.table.X[torch.from_numpy(ctrl)]) * factor)
+        ctx = data.contexts[ctrl]
+        want = depth_mismatches(x, ctx, np.ones(len(ctrl), dtype=bool), data.table.X, data.contexts, data.is_control)
+        assert record.depth_mismatches(x, ctx) == want
+        assert bool(want) == (factor in (10.0, 0.05))
