@@ -110,7 +110,7 @@ def test_predicting_another_file_without_the_training_file_gives_the_same_arrays
     means = [x[(kind == "predicted") & (target == c)].mean(0) for c in SOME]
     assert not np.array_equal(means[1], means[2])  # the labels reach the model: the equality above could fail
     nb, _ = _read(made / "with_nb.h5ad")
-    assert np.array_equal(nb, np.round(nb)) and nb.sum() > 10 * x.sum()  # counts were written, not log1p values
+    assert np.array_equal(nb, np.round(nb)) and nb.sum() > 2 * x.sum()  # counts were written, not log1p values
 
 
 def test_the_runs_own_split_names_train_data_and_reads_the_moved_file(made, capsys):
