@@ -35,8 +35,9 @@ from distgen.data import count_fit
 from distgen.data.count_fit import counts_target_sum, dataset_sizes, fit_run_dispersion
 from distgen.data.foreign import DEPTH_FACTOR, _median_total
 from distgen.data.prepared import Dataset
+from distgen.data.sampler import condition_groups
 from distgen.data.schema import PerturbationSchema
-from distgen.types import DataInfo
+from distgen.types import CellTable, DataInfo
 
 __all__ = ["ARRAYS_FILE", "FORMAT", "RECORD_FILE", "VERSION", "DataRecord"]
 
@@ -104,7 +105,7 @@ class DataRecord:
             scale=str(data.table.meta.get("scale", "log")),
             set_size=int(dataset.section.set_size),
             filter=dataset.section.filter,
-            trained={"context": tuple(dataset.training_contexts()), "batch": tuple(dataset.training_batches())},
+            trained=_trained(dataset),
             controls={"context": tuple(sorted(set(data.contexts[train_ctrl].tolist()))),
                       "batch": tuple(sorted(set(data.batches[train_ctrl].tolist())))},
             depth=depth,
@@ -258,3 +259,14 @@ class DataRecord:
             out.append("nb_dispersion")
         return out
 
+
+def _trained(dataset: Dataset) -> dict[str, tuple[str, ...]]:
+    """``Dataset.training_contexts()`` and ``training_batches()`` in one pass over the training cells' labels, without the
+    copy of their values ``Dataset.train_table`` makes (twice there): training writes the record of a large dataset too."""
+    idx = dataset.by_name("train")
+    labels = dataset.data.table.labels.index(idx)
+    info = dataset.info
+    table = CellTable(torch.zeros(1, info.n_genes).expand(len(idx), info.n_genes), labels, info)  # labels only: X is a view
+    _, firsts = condition_groups(table, dataset.section.control_sets)
+    return {"context": tuple(sorted({info.contexts[i] for i in labels.context[firsts].tolist()})),
+            "batch": tuple(sorted({info.batches[i] for i in labels.batch[firsts].tolist()}))}

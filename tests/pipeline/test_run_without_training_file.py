@@ -86,8 +86,10 @@ def test_the_record_is_written_at_training_and_holds_what_the_training_data_give
     assert doc["info"] == json.loads((run / "info.json").read_text())
     assert (run / ARRAYS_FILE).is_file() and doc["nb_dispersion"]["seed"] == 3  # the run's train.seed
     saved = DataRecord.load(run)
-    fresh = DataRecord.from_dataset(distgen.load_run(run).data, seed=3)  # the training file, read again
+    dataset = distgen.load_run(run).data
+    fresh = DataRecord.from_dataset(dataset, seed=3)  # the training file, read again
     assert saved.same_as(fresh) == []
+    assert saved.training_contexts() == dataset.training_contexts() and saved.training_batches() == dataset.training_batches()
     assert saved.theta is not None and np.array_equal(saved.theta, fresh.theta)  # bit for bit, through safetensors
     assert saved.data_hash == json.loads((run / "manifest.json").read_text())["data"]["data_hash"]
 
