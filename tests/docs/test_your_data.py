@@ -12,6 +12,7 @@ import contextlib
 import io
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,9 @@ def test_every_command_and_block_is_covered():
     assert len(cmds) >= 8
     for c in cmds:
         argv = shlex.split(c, comments=True)
+        if argv[0] == "mv":
+            assert len(argv) == 3, f"{c!r}: the harness runs 'mv FILE NEW_NAME' only"
+            continue
         assert argv[:2] in known, f"your_data.md runs {c!r}, which this harness does not know how to run"
         if argv[1] in ("run", "train"):
             assert argv[2] in files, f"{c!r} uses a config the page does not define"
@@ -141,6 +145,9 @@ def test_your_data_page_runs(tmp_path, monkeypatch):
         (tmp_path / name).write_text(text)
     for line in commands():
         argv = shrunk(line, files)
+        if argv[0] == "mv":  # section 7: the training file moves away (and back)
+            shutil.move(argv[1], argv[2])
+            continue
         if argv[0] == "python":
             proc = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=600)
             assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
@@ -165,6 +172,10 @@ def test_your_data_page_runs(tmp_path, monkeypatch):
     new = ad.read_h5ad(tmp_path / "runs" / "ct" / "new_counts.h5ad")  # section 7: --data, two perturbations, in counts
     kinds = new.obs["distgen_kind"].astype(str) == "predicted"
     assert set(new.obs["target"].astype(str)[kinds]) == {"G1", "G1+G2"} and new.uns["distgen"]["scale"] == "counts"
+    for first, again in (("new_pred", "new_pred_again"), ("pred", "pred_again")):  # section 7: without the training file, the same
+        a, b = (ad.read_h5ad(tmp_path / "runs" / "ct" / f"{name}.h5ad") for name in (first, again))
+        np.testing.assert_array_equal(np.asarray(a.X.todense() if hasattr(a.X, "todense") else a.X),
+                                      np.asarray(b.X.todense() if hasattr(b.X, "todense") else b.X))
 
     code = "\n".join(blocks("python"))
     for old, new in SHRINK.items():
