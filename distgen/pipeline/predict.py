@@ -478,7 +478,9 @@ def training_source(run_dir: Path, recorded: str, train_data: str | Path | None,
                 "holds what it needs")
     else:
         why += (f". This run holds no data record ({RECORD_FILE}: runs trained before distgen kept one), so --data FILE needs the "
-                "training file too (--train-data PATH); a run trained with this distgen keeps one")
+                "training file too (--train-data PATH); a run trained with this distgen keeps one, and this one gets it, while its "
+                "training file is at hand, from Python: run = distgen.load_run(RUN, train_data=PATH); "
+                "distgen.data.record.DataRecord.from_dataset(run.data, seed=run.seed).save(run.run_dir)")
     return None, why
 
 

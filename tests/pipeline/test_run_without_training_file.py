@@ -175,7 +175,7 @@ def test_a_run_without_a_record_keeps_needing_its_training_file_and_says_so(made
         capsys.readouterr()
         assert main(["predict", str(old), "--data", str(made / "other.h5ad"), "--out", str(tmp_path / "p.h5ad")]) == 2
         err = capsys.readouterr().err
-        assert "--train-data PATH" in err and RECORD_FILE in err
+        assert "--train-data PATH" in err and RECORD_FILE in err and "DataRecord.from_dataset" in err
         with pytest.raises(TrainingDataMissing, match="train_data=PATH"):
             distgen.load_run(old)
         assert main(["predict", str(old), "--data", str(made / "other.h5ad"), "--out", str(tmp_path / "p.h5ad"),
@@ -183,6 +183,10 @@ def test_a_run_without_a_record_keeps_needing_its_training_file_and_says_so(made
     finally:
         _restore(made)
     np.testing.assert_array_equal(_read(tmp_path / "p.h5ad")[0], _read(made / "with_pred.h5ad")[0])
+    run = distgen.load_run(old)  # the record the message names, written for the old run: the one training wrote, byte for byte
+    DataRecord.from_dataset(run.data, seed=run.seed).save(run.run_dir)
+    for name in (RECORD_FILE, ARRAYS_FILE):
+        assert (old / name).read_bytes() == (made / "run" / name).read_bytes()
 
 
 def test_nb_dispersions_of_a_subsampled_fit_need_the_training_file_for_another_seed(tmp_path, monkeypatch, capsys):
