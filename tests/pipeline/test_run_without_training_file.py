@@ -222,3 +222,22 @@ def test_the_recorded_depth_check_is_the_one_on_the_training_cells(made):
         want = depth_mismatches(x, ctx, np.ones(len(ctrl), dtype=bool), data.table.X, data.contexts, data.is_control)
         assert record.depth_mismatches(x, ctx) == want
         assert bool(want) == (factor in (10.0, 0.05))
+
+
+def test_a_model_sampling_noise_per_set_predicts_the_same_cells_without_the_training_file(tmp_path):
+    """From noise, the cells depend on how a group is cut into sets (the record's ``data.set_size``) and on the seed: still
+    the same arrays without the training file; and another set size would give other ones (so the check can fail)."""
+    shutil.copy(bundled_path("norman_k562.h5ad"), tmp_path / "train.h5ad")
+    cfg = _config(tmp_path / "train.h5ad")
+    cfg["model"] = {**MODEL, "dynamics": {**MODEL["dynamics"], "source": "noise"}}
+    assert main(["train", str(save_yaml(cfg, tmp_path / "noise.yaml")), "--out", str(tmp_path / "noise")]) == 0
+    run, other = str(tmp_path / "noise"), _other(tmp_path)
+    assert main(["predict", run, "--data", str(other), "--out", str(tmp_path / "with.h5ad")]) == 0
+    _move(tmp_path)
+    assert main(["predict", run, "--data", str(other), "--out", str(tmp_path / "without.h5ad")]) == 0
+    np.testing.assert_array_equal(_read(tmp_path / "with.h5ad")[0], _read(tmp_path / "without.h5ad")[0])
+    doc = json.loads((tmp_path / "noise" / RECORD_FILE).read_text())
+    doc["set_size"] = 3
+    (tmp_path / "noise" / RECORD_FILE).write_text(json.dumps(doc))
+    assert main(["predict", run, "--data", str(other), "--out", str(tmp_path / "sets_of_3.h5ad")]) == 0
+    assert not np.array_equal(_read(tmp_path / "with.h5ad")[0], _read(tmp_path / "sets_of_3.h5ad")[0])
