@@ -76,7 +76,8 @@ def test_ranks_in_sync_and_only_rank0_writes(ddp_run):
     with (run / "metrics.csv").open() as fh:
         steps = [int(r["step"]) for r in csv.DictReader(fh)]
     assert steps == [1, 2, 3, 4, 5, 6]  # one row per step: a second writer would duplicate rows
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml", "info.json", "manifest.json", "metrics.csv", "split.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml", "data_record.json", "data_record.safetensors", "info.json",
+                                                     "manifest.json", "metrics.csv", "split.json"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_00000003", "step_00000006"]
     assert json.loads((run / "manifest.json").read_text())["world_size"] == 2
 
