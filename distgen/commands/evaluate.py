@@ -81,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "--metrics, --no-ceiling, --pool-contexts; refuses --replicate extrapolated")
     p.add_argument("--no-target-genes", action="store_true", help="with --profile celleval2/vcc2026/cell-eval-0.7.6: the "
                    "perturbations have no target gene (drugs, cytokines, cell types), as cell-eval2's --no-target-genes: no gene is "
-                   "excluded from any score; without it a panel where no label names a gene is refused")
+                   "excluded from any score; without it a panel where no label names a gene is refused, unless the truth records "
+                   "perturbation_type 'chemical' (files distgen predict wrote from a run with schema.perturbation_type: chemical)")
     p.add_argument("--json", action="store_true", help="print the whole summary (summary.json) as JSON on stdout, nothing else")
     p.add_argument("--overwrite", action="store_true", help="replace files in --out that an earlier evaluation did not write "
                    "(a run folder's own files are never replaced)")

@@ -186,7 +186,7 @@ def predict_to_disk(
 
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
     scale = "lognorm" if values is None else values.scale
-    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter,
+    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter, perturbation_type=cells.schema.perturbation_type,
                        scale=scale, provenance=provenance) as writer:
         with torch.no_grad():
             for g in groups:
@@ -212,7 +212,7 @@ def predict_to_disk(
                     writer.append(x, [label] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
         write_controls(writer)
     if real is not None:
-        with ChunkedWriter(real, info.genes, chunk_rows=1024, with_batch=with_batch, combo_delimiter=delimiter, kind="real",
+        with ChunkedWriter(real, info.genes, chunk_rows=1024, with_batch=with_batch, combo_delimiter=delimiter, perturbation_type=cells.schema.perturbation_type, kind="real",
                            scale=scale) as truth:
             for g in groups:
                 label = file_label(g.condition, info.control_label, delimiter)

@@ -40,6 +40,8 @@ from distgen.types.layout import (
     KIND_COL,
     PERT_COL,
     PERT_COLS,
+    PERTURBATION_TYPE_KEY,
+    PERTURBATION_TYPES,
     PROVENANCE_KEY,
     SCALES,
     TRUTH_KEY,
@@ -70,6 +72,7 @@ def to_anndata(
     with_batch: bool | None = None,
     combo_delimiter: str = COMBO,
     provenance: Mapping[str, Any] | None = None,
+    perturbation_type: str | None = None,
 ) -> ad.AnnData:
     """``cells`` in the cell-eval layout (rows in the same order; controls relabelled ``control``).
 
@@ -81,10 +84,12 @@ def to_anndata(
     ``with_batch`` the ``BATCH_COL`` column (default: when some batch is not ``"all"``).
     Cell names are ``cells.names`` when given, else ``{kind}_{i}`` and ``control_{j}``. ``scale``
     (``lognorm`` or ``counts``) is recorded in ``uns["distgen"]`` with the column names. ``provenance`` (what made
-    the cells: seed, checkpoint, options; strings, numbers and booleans) is recorded as ``uns["distgen"]["provenance"]``.
+    the cells: seed, checkpoint, options; strings, numbers and booleans) is recorded as ``uns["distgen"]["provenance"]``,
+    ``perturbation_type`` (the data's ``genetic`` or ``chemical``) as ``uns["distgen"]["perturbation_type"]``.
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    check_perturbation_type(perturbation_type)
     x = np.ascontiguousarray(cells.X.detach().cpu().numpy().astype(np.float32, copy=False))
     if not np.isfinite(x).all():
         where = "generated" if kind == "pred" else kind
@@ -120,6 +125,8 @@ def to_anndata(
     out.uns["distgen"] = {"scale": scale, "kind": kind, "pert_col": pert_col, "control": control}
     if combo_delimiter != COMBO:
         out.uns["distgen"][DELIMITER_KEY] = combo_delimiter
+    if perturbation_type is not None:
+        out.uns["distgen"][PERTURBATION_TYPE_KEY] = perturbation_type
     if provenance:
         bad = {k: v for k, v in provenance.items() if not isinstance(v, str | int | float)}
         if bad:
@@ -127,6 +134,12 @@ def to_anndata(
         out.uns["distgen"][PROVENANCE_KEY] = dict(provenance)
     out.obs_names_make_unique()
     return out
+
+
+def check_perturbation_type(perturbation_type: str | None) -> None:
+    """Refuse a perturbation type to record that is not one of ``PERTURBATION_TYPES`` (None: record none)."""
+    if perturbation_type is not None and perturbation_type not in PERTURBATION_TYPES:
+        raise ValueError(f"perturbation_type must be one of {PERTURBATION_TYPES} or None, got {perturbation_type!r}")
 
 
 def write(cells: Cells, path: str | os.PathLike[str], kind: str = "pred", **layout: Any) -> ad.AnnData:
@@ -223,7 +236,9 @@ class ChunkedWriter:
 
     def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024, with_batch: bool = False,
                  combo_delimiter: str = COMBO, kind: str = "pred", scale: str = "lognorm",
-                 provenance: Mapping[str, Any] | None = None) -> None:
+                 provenance: Mapping[str, Any] | None = None, perturbation_type: str | None = None) -> None:
+        check_perturbation_type(perturbation_type)
+        self.perturbation_type = perturbation_type  # uns["distgen"]["perturbation_type"], as to_anndata records it
         self.path = Path(path)
         self.provenance = dict(provenance) if provenance else None  # uns["distgen"]["provenance"], as write() records it
         self.scale = scale  # uns["distgen"]["scale"]: "lognorm" or "counts"
@@ -276,6 +291,8 @@ class ChunkedWriter:
                 meta: dict[str, Any] = {"scale": self.scale, "kind": self.kind, "pert_col": PERT_COL, "control": CONTROL}
                 if self.provenance:
                     meta[PROVENANCE_KEY] = self.provenance
+                if self.perturbation_type is not None:
+                    meta[PERTURBATION_TYPE_KEY] = self.perturbation_type
                 write_elem(self._file, "uns", {"distgen": {**meta, **({DELIMITER_KEY: self.combo_delimiter} if self.combo_delimiter != COMBO else {})}})
         finally:
             self._file.close()
@@ -514,7 +531,8 @@ def read_pair(
                       scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None},
                       kinds={k: s for k, a in files.items() if (s := recorded_scale(a, "kind")) is not None},
                       log_bases={k: b for k, a in files.items() if (b := recorded_log_base(a)) is not None},
-                      provenance=recorded_provenance(files["pred"]))
+                      provenance=recorded_provenance(files["pred"]),
+                      perturbation_types={k: t for k, a in files.items() if (t := recorded_scale(a, PERTURBATION_TYPE_KEY)) is not None})
     if col is None:
         obs = files["real"].obs
         info.notes += pooled_contexts_note(map(str, obs.columns), lambda c: obs[c].astype(str).tolist())
@@ -617,7 +635,8 @@ def write_predictions(
         genes,
         [*map(str, contexts), *map(str, control_contexts)] if contexts is not None and control_contexts is not None else None,
     )
-    adata = to_anndata(pop, "pred", contexts is not None, pert_col, control_label, celltype_col, scale, combo_delimiter=delimiter)
+    adata = to_anndata(pop, "pred", contexts is not None, pert_col, control_label, celltype_col, scale, combo_delimiter=delimiter,
+                       perturbation_type=data.schema.perturbation_type if data is not None else None)
     if path is not None:
         _write(adata, path)
     return adata
@@ -643,7 +662,7 @@ def write_ground_truth(
         raise ValueError("control_cells must index control cells of the dataset")
     pop = cells_of(data, np.concatenate([idx, cidx]))
     adata = to_anndata(pop, "real", len(data.info.contexts) > 1, pert_col, control_label, celltype_col, scale, len(data.info.batches) > 1,
-                       data.schema.combo_delimiter)
+                       data.schema.combo_delimiter, perturbation_type=data.schema.perturbation_type)
     if path is not None:
         _write(adata, path)
     return adata

@@ -26,6 +26,7 @@ from distgen.types.layout import (
     DELIMITER_KEY,
     MISSING_STRINGS,
     PERT_COLS,
+    PERTURBATION_TYPE_KEY,
     TRUTH_KEY,
     LayoutInfo,
     MismatchedPair,
@@ -214,6 +215,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             kinds = {k: s for k, f in files.items() if (s := _scale(f, "kind")) is not None}
             bases = {k: b for k, f in files.items() if (b := _log_base(f)) is not None}
             provenance = _provenance(files["pred"])
+            types = {k: t for k, f in files.items() if (t := _scale(f, PERTURBATION_TYPE_KEY)) is not None}
             if len(set(scales.values())) > 1:
                 return None
             cats = labels["real"][1]
@@ -243,7 +245,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
         raise
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):
         return None
-    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, notes, order, scales, kinds, bases, provenance)
+    return cells["pred"], cells["real"], LayoutInfo(pert_col, control, celltype, notes, order, scales, kinds, bases, provenance, types)
 
 
 def _values(group: Any, name: str) -> list[str] | None:

@@ -269,7 +269,7 @@ def prediction_provenance(seed: int, part: str, max_cells: int | None, **options
 
 def _file_layout(dataset: Dataset, scale: str) -> dict[str, Any]:
     return {"with_context": len(dataset.info.contexts) > 1, "with_batch": len(dataset.info.batches) > 1, "scale": scale,
-            "combo_delimiter": dataset.data.schema.combo_delimiter}
+            "combo_delimiter": dataset.data.schema.combo_delimiter, "perturbation_type": dataset.data.schema.perturbation_type}
 
 
 # ---------------------------------------------------------------------------------------------- distgen predict

@@ -17,6 +17,7 @@ from distgen.evaluation.io import MIN_CELLS, align, check_counts, check_scale, e
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
 from distgen.types import Cells
+from distgen.types.layout import LayoutInfo
 from distgen.wording import counted
 
 
@@ -250,6 +251,21 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
     return []
 
 
+def recorded_no_targets(info: LayoutInfo, profile: Any, no_target_genes: bool) -> bool:
+    """``no_target_genes``, or True when the truth records ``perturbation_type: chemical`` under a cell-eval2 profile.
+
+    ``distgen predict`` records the run's ``schema.perturbation_type`` in both files it writes
+    (``uns["distgen"]["perturbation_type"]``): a truth of drugs or cytokines names no target gene, so the files are
+    scored as cell-eval2's ``--no-target-genes`` scores them, with a note saying so (cell-eval2 itself needs the flag
+    on these files). Files that record nothing, or ``genetic``, keep ``target_resolution``'s rule.
+    """
+    if no_target_genes or profile.name not in CELLEVAL2_PROFILES or info.perturbation_types.get("real") != "chemical":
+        return no_target_genes
+    info.notes.append("the truth records perturbation_type 'chemical' (distgen predict writes the run's schema): its labels name "
+                      "no target gene, so it is scored as with --no-target-genes (cell-eval2 needs that flag on these files)")
+    return True
+
+
 def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str = "celleval2", pert_col: str | None = None,
                            control: str | None = None, seed: int = 0, progress: bool = False, overwrite: bool = False,
                            celltype_col: str | None = None, no_target_genes: bool = False, page: bool = True) -> dict[str, Any]:
@@ -289,11 +305,13 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
         if celltype_col is None:
             data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
             reported_pooled_note(info)
+            no_target_genes = recorded_no_targets(info, prof, no_target_genes)
             info.notes += reference_rules(data, prof)
             info.notes += target_resolution(data, prof, no_target_genes)
             datas = {"": data}
         else:
             by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale)
+            no_target_genes = recorded_no_targets(info, prof, no_target_genes)
             check_row_contexts(list(by_context), celltype_col)  # rows "condition @ context", refused before any scoring
             datas = dict(by_context)
             for ctx, data in by_context.items():  # every context's input rules before any is scored

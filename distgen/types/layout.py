@@ -24,6 +24,12 @@ KIND_COL = "distgen_kind"  #: ``pred`` / ``real`` / ``control``: which rows a mo
 #: ``uns["distgen"]`` key of the combination delimiter of a file's labels, when it is not ``+`` (the data's
 #: ``PerturbationSchema.combo_delimiter``): readers split combinations on it too.
 DELIMITER_KEY = "combo_delimiter"
+#: ``uns["distgen"]`` key of the data's ``PerturbationSchema.perturbation_type`` (``genetic`` or ``chemical``), recorded by
+#: the files ``distgen predict`` writes: a truth recording ``chemical`` has no target genes to exclude under cell-eval2's
+#: profiles, as ``--no-target-genes`` declares for files that record nothing.
+PERTURBATION_TYPE_KEY = "perturbation_type"
+#: The values ``uns["distgen"]["perturbation_type"]`` may hold (``PerturbationSchema.perturbation_type``'s).
+PERTURBATION_TYPES = ("genetic", "chemical")
 
 #: Conventions tried, in order, when reading a file whose column or control label is not given.
 PERT_COLS = (PERT_COL, "target_gene", "condition", "perturbation", "gene", "guide_target")
@@ -56,6 +62,9 @@ class LayoutInfo:
     log_bases: dict[str, float] = field(default_factory=dict)
     #: What made the prediction file, as it records it (``uns["distgen"][PROVENANCE_KEY]``: seed, checkpoint...); empty when it records none.
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: The perturbation type each file records in ``uns["distgen"]["perturbation_type"]`` (``genetic`` or ``chemical``:
+    #: written by ``distgen predict`` from the run's schema); files that record none are absent.
+    perturbation_types: dict[str, str] = field(default_factory=dict)
 
 
 def looks_like_celltype(column: str) -> bool:

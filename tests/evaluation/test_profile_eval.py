@@ -527,3 +527,49 @@ def test_celltype_col_refuses_a_context_holding_the_row_separator_before_scoring
     with pytest.raises(LabelError, match=r"context 'T @ 37C' of column 'cell_type' holds ' @ '"):
         evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
     assert not (tmp_path / "out" / "metrics.csv").exists()
+
+
+def _recorded(a: ad.AnnData, perturbation_type: str) -> ad.AnnData:
+    a = a.copy()
+    a.uns["distgen"] = {"perturbation_type": perturbation_type}
+    return a
+
+
+@pytest.mark.parametrize("profile", ["celleval2", "vcc2026"])
+def test_a_truth_recording_chemical_perturbations_is_scored_without_target_genes(tmp_path, profile):
+    real, pred = _counts_pair()
+    drugs = {f"P{p}": f"drug{p}" for p in range(5)}  # no label names a gene
+    pred, real = _relabel(pred, drugs), _relabel(real, drugs)
+    # a truth that records chemical perturbations (as distgen predict writes them) needs no flag, and says why
+    auto = evaluate_profile_files(_recorded(pred, "chemical"), _recorded(real, "chemical"), tmp_path / "auto", profile)
+    assert auto["no_target_genes"] is True and any("perturbation_type 'chemical'" in n for n in auto["notes"])
+    flagged = evaluate_profile_files(pred, real, tmp_path / "flag", profile, no_target_genes=True)
+    assert auto["metrics"] == pytest.approx(flagged["metrics"], nan_ok=True)  # the same scores as the declared flag
+    _recorded(pred, "chemical").write_h5ad(tmp_path / "pred.h5ad")  # files are read by h5py (h5pair), not anndata
+    _recorded(real, "chemical").write_h5ad(tmp_path / "real.h5ad")
+    from_files = evaluate_profile_files(tmp_path / "pred.h5ad", tmp_path / "real.h5ad", tmp_path / "files", profile)
+    assert from_files["no_target_genes"] is True and from_files["metrics"] == pytest.approx(flagged["metrics"], nan_ok=True)
+    # only the truth's record counts, and 'genetic' keeps the rule: refused as files that record nothing
+    for p_type, r_type in (("chemical", "genetic"), ("chemical", None), (None, "genetic")):
+        p = pred if p_type is None else _recorded(pred, p_type)
+        r = real if r_type is None else _recorded(real, r_type)
+        with pytest.raises(ValueError, match="no target resolves to a gene"):
+            evaluate_profile_files(p, r, tmp_path / f"x_{p_type}_{r_type}", profile)
+
+
+def test_predicted_files_record_the_runs_perturbation_type(tmp_path):
+    from distgen.data import layout
+    from distgen.types import Cells
+
+    cells = Cells(np.ones((4, 3), dtype=np.float32), ["d1", "d1", "control", "control"], ["a", "b", "c"])
+    for p_type in ("chemical", "genetic"):
+        written = layout.to_anndata(cells, "pred", perturbation_type=p_type)
+        assert written.uns["distgen"]["perturbation_type"] == p_type
+        path = tmp_path / f"{p_type}.h5ad"
+        with layout.ChunkedWriter(path, ["a", "b", "c"], perturbation_type=p_type) as w:
+            w.append(np.ones((2, 3), dtype=np.float32), ["d1", "d1"], ["all", "all"], "pred")
+            w.append(np.ones((2, 3), dtype=np.float32), ["non-targeting"] * 2, ["all", "all"], "control")
+        assert ad.read_h5ad(path).uns["distgen"]["perturbation_type"] == p_type
+    assert "perturbation_type" not in layout.to_anndata(cells, "pred").uns["distgen"]
+    with pytest.raises(ValueError, match="perturbation_type must be one of"):
+        layout.to_anndata(cells, "pred", perturbation_type="drug")
