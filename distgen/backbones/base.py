@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from distgen.capabilities import BackboneCapabilities
 from distgen.registry import Registry
-from distgen.types import CellTable, ConditionLabels
+from distgen.types import CellTable, ConditionLabels, HostIds
 
 #: Condition fields a backbone may declare in ``requires``.
 CONDITION_FIELDS = ("embedding", "control", "population", "labels")
@@ -36,6 +36,9 @@ class Condition:
     control_full
         Whether every control cell is real (``control_mask`` all True), when known on the host
         (``SetBatch.control_full``); None: not known, read ``control_mask`` (``controls_padded``).
+    host_ids
+        The host's CPU copies of ``gene_ids`` and ``labels.perturbation`` (``SetBatch.host_ids``), valid only
+        for those very tensors (``HostIds.current``); lets a backbone size its token lists without a device read.
     """
 
     gene_ids: Tensor
@@ -46,6 +49,13 @@ class Condition:
     labels: ConditionLabels | None = None
     drop: Tensor | None = None
     control_full: bool | None = None
+    host_ids: HostIds | None = None
+
+    def host_tokens(self) -> tuple[Tensor, Tensor] | None:
+        """CPU ``(gene_ids, labels.perturbation)`` when the host knows them (no device read), else None."""
+        if self.labels is None:
+            return None
+        return HostIds.of(self.gene_ids, self.labels.perturbation, self.host_ids)
 
 
 def controls_padded(cond: Condition) -> bool:

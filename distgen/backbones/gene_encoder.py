@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -59,6 +60,14 @@ def gather_edges(ptr: Tensor, idx: Tensor, queries: Tensor) -> tuple[Tensor, Ten
     seg = torch.repeat_interleave(torch.arange(queries.numel(), device=queries.device), counts)
     first = torch.repeat_interleave(starts - (counts.cumsum(0) - counts), counts)
     return seg, idx[first + torch.arange(seg.numel(), device=queries.device)]
+
+
+def gather_edges_host(ptr: np.ndarray, idx: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``gather_edges`` on the host (numpy): the same ``(segment [E], neighbour [E])``, no device read."""
+    starts, counts = ptr[queries], ptr[queries + 1] - ptr[queries]
+    seg = np.repeat(np.arange(queries.shape[0], dtype=np.int64), counts)
+    first = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    return seg, idx[first + np.arange(seg.shape[0], dtype=np.int64)]
 
 
 def _edge_chunks(n_edges: int, per_edge: int, device: torch.device) -> list[slice]:
@@ -209,6 +218,7 @@ class GraphGeneEncoder(nn.Module):
         self.norm0 = nn.LayerNorm(dim)
         self.register_buffer("nbr_ptr", torch.zeros(0, dtype=torch.long))
         self.register_buffer("nbr_idx", torch.zeros(0, dtype=torch.long))
+        self._host_csr: tuple[Tensor, Tensor, np.ndarray, np.ndarray] | None = None
         if graph:
             self.norm_q = nn.LayerNorm(dim)
             self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
@@ -234,12 +244,40 @@ class GraphGeneEncoder(nn.Module):
                 setattr(self, name, torch.empty_like(state_dict[prefix + name], device=self.table.weight.device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def forward(self, ids: Tensor, copies: int | None = None) -> Tensor:
+    def _graph_host(self) -> tuple[np.ndarray, np.ndarray]:
+        """The graph's CSR ``(ptr, idx)`` on the host: copied from the device once per graph (kept while the
+        buffers are the same tensors: ``set_graph``, loading and moving the module replace them)."""
+        ptr, idx = self.nbr_ptr, self.nbr_idx
+        cached = getattr(self, "_host_csr", None)  # (absent from modules pickled before it)
+        if cached is None or cached[0] is not ptr or cached[1] is not idx:
+            cached = (ptr, idx, ptr.detach().cpu().numpy(), idx.detach().cpu().numpy())
+            self._host_csr = cached
+        return cached[2], cached[3]
+
+    def _edges(self, ids: Tensor, ids_host: np.ndarray | None) -> tuple[Tensor, Tensor, Tensor]:
+        """``(segment [E], neighbour slot [E], neighbours [U])`` of the edges out of ``ids``, neighbours sorted unique.
+
+        From ``ids_host`` (the same ids on the host) the lists are built in numpy and copied to the device: the
+        step does not wait for the device to tell the number of edges; otherwise built on the ids' device.
+        """
+        if ids_host is None:
+            seg, nbr = gather_edges(self.nbr_ptr, self.nbr_idx, ids)
+            uniq, inv = torch.unique(nbr, return_inverse=True)
+            return seg, inv, uniq
+        ptr, idx = self._graph_host()
+        seg_h, nbr_h = gather_edges_host(ptr, idx, ids_host)
+        uniq_h, inv_h = np.unique(nbr_h, return_inverse=True)
+        dev = ids.device
+        return (torch.from_numpy(seg_h).to(dev, non_blocking=True), torch.from_numpy(inv_h.reshape(-1)).to(dev, non_blocking=True),
+                torch.from_numpy(uniq_h).to(dev, non_blocking=True))
+
+    def forward(self, ids: Tensor, copies: int | None = None, ids_host: np.ndarray | None = None) -> Tensor:
         """``[n, d]`` embeddings of ``ids``; ``copies`` = C returns ``[C, n, d]``, C draws of the dropout (one per cell).
 
         scDFM runs its gene encoder once per cell, so in training every cell sees its own dropout of the
         attention weights and the two residual branches; ``copies`` reproduces that (the table lookup,
         the norms and the q/k/v projections are shared, only what follows a dropout is per copy).
+        ``ids_host``: the same ids as a host array, when known: the edge lists are then built without a device read.
         """
         e = self.norm0(self.table(ids))
         if not self.graph:
@@ -251,8 +289,7 @@ class GraphGeneEncoder(nn.Module):
             )
         n, dim = e.shape
         h, dh = self.heads, dim // self.heads
-        seg, nbr = gather_edges(self.nbr_ptr, self.nbr_idx, ids)
-        uniq, inv = torch.unique(nbr, return_inverse=True)
+        seg, inv, uniq = self._edges(ids, ids_host)
         mem = self.norm0(self.table(uniq))  # memory: normalised vocabulary embeddings of the neighbours
         k, v = self.k(mem).view(-1, h, dh), self.v(mem).view(-1, h, dh)
         q = self.q(self.norm_q(e)).view(n, h, dh)

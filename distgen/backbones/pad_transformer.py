@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
@@ -152,6 +153,7 @@ class PADTransformer(Backbone):
         n_vocab = info.n_genes + len(self.extra_genes) + 1  # panel genes, extra perturbed genes, control token
         self.control_token = n_vocab - 1 if perturbation_encoding == "gene" else info.n_perturbations
         self.register_buffer("atom_token", torch.tensor(atom_token or [0], dtype=torch.long), persistent=False)
+        self._atom_token_host = np.asarray(atom_token or [0], dtype=np.int64)  # the same on the host: token lists without device reads
         self.genes = GraphGeneEncoder(n_vocab, d_model, heads, graph, dropout, mlp_ratio)
         if perturbation_encoding == "table":
             self.pert_table = nn.Sequential(nn.Embedding(info.n_perturbations + 1, d_model), nn.LayerNorm(d_model))
@@ -282,11 +284,11 @@ class PADTransformer(Backbone):
         return terms
 
     def _compute_terms(self, cond: Condition, m: int, length: int, device: torch.device, keep_projections: bool) -> _Terms:
-        gene_ids = cond.gene_ids.to(device).long()
-        if gene_ids.shape != (length,) or (length and int(gene_ids.max()) >= self.n_genes):
-            raise ValueError(f"pad_transformer: gene_ids must be [L]={length} ids into the {self.n_genes} genes of info")
         if cond.labels is None:
             raise ValueError("pad_transformer needs the condition labels (Condition.labels) for its perturbation tokens")
+        host = cond.host_tokens()  # CPU (gene ids, perturbation atoms) when the host knows them: no device read below
+        gene_ids = cond.gene_ids.to(device).long()
+        self._check_gene_ids(gene_ids, None if host is None else host[0], length)
         labels = cond.labels.to(device)
         n_sets = labels.perturbation.shape[0]
         # scDFM's per-cell gene encoder: each cell its own dropout draw (only matters in training with dropout)
@@ -294,10 +296,17 @@ class PADTransformer(Backbone):
         cells = n_sets * m if per_cell else None
         per_set = (lambda x: x.repeat_interleave(m, 0)) if per_cell else (lambda x: x)
         if self.encoding == "gene":  # one gene-encoder pass for expression and perturbation tokens alike
-            tok = self.atom_token[labels.perturbation.clamp_min(0)].flatten()
-            ids = torch.cat([gene_ids, tok, tok.new_tensor([self.control_token])])
-            uniq, inv = torch.unique(ids, return_inverse=True)
-            enc = self._genes(uniq, cells, length)  # [U, d], or [cells, U, d] per cell
+            uniq_host: np.ndarray | None = None
+            if host is not None:  # the same sorted unique ids and inverse, worked out on the host (numpy: no dispatched op)
+                tok_host = self._atom_token_host[np.maximum(host[1].numpy(), 0)].ravel()
+                ids_host = np.concatenate([host[0].numpy().astype(np.int64), tok_host, [self.control_token]])
+                uniq_host, inv_host = np.unique(ids_host, return_inverse=True)
+                uniq, inv = _to_device(uniq_host, device), _to_device(inv_host.reshape(-1), device)
+            else:
+                tok = self.atom_token[labels.perturbation.clamp_min(0)].flatten()
+                ids = torch.cat([gene_ids, tok, tok.new_tensor([self.control_token])])
+                uniq, inv = torch.unique(ids, return_inverse=True)
+            enc = self._genes(uniq, cells, length, uniq_host)  # [U, d], or [cells, U, d] per cell
             e_g = enc[..., inv[:length], :]
             pos = torch.full((self.genes.n_vocab,), -1, dtype=torch.long, device=device)
             pos[uniq] = torch.arange(uniq.numel(), device=device)
@@ -307,7 +316,7 @@ class PADTransformer(Backbone):
                 row = torch.arange(cells, device=device)
                 e_p = self._perturbation(labels.index(row // m), lambda i: enc[row.view(-1, *[1] * (i.dim() - 1)), pos[i]])
         else:
-            e_g = self._genes(gene_ids, cells, length)
+            e_g = self._genes(gene_ids, cells, length, None if host is None else host[0].numpy().astype(np.int64))
             e_p = per_set(self._perturbation(labels, self.pert_table))
         if cond.drop is not None:
             e_p = torch.where(per_set(cond.drop.to(device))[:, None], self.null.expand_as(e_p), e_p)
@@ -329,12 +338,30 @@ class PADTransformer(Backbone):
             pe_adapter=[cast(Adapter, ad).w1.b(e_p) for ad in self.adapters], pe_decoder=self.decoder.w3.b(e_p), pre=pre,
         )
 
-    def _genes(self, ids: Tensor, cells: int | None, length: int) -> Tensor:
+    def _genes(self, ids: Tensor, cells: int | None, length: int, ids_host: np.ndarray | None) -> Tensor:
         """The graph gene encoder; its per-cell copies are recomputed in backward when the blocks are
-        (``uses_checkpointing``): kept, their inner activations grow with the cells like a block's."""
+        (``uses_checkpointing``): kept, their inner activations grow with the cells like a block's.
+        ``ids_host``: the same ids on the host, when known (the encoder's edge lists then need no device read)."""
         if cells is not None and torch.is_grad_enabled() and self.uses_checkpointing(cells, length, ids.device):
-            return checkpoint(self.genes, ids, cells, use_reentrant=False)  # type: ignore[no-any-return]
-        return self.genes(ids, cells)  # type: ignore[no-any-return]
+            return checkpoint(self.genes, ids, cells, ids_host, use_reentrant=False)  # type: ignore[no-any-return]
+        return self.genes(ids, cells, ids_host)  # type: ignore[no-any-return]
+
+    def _check_gene_ids(self, gene_ids: Tensor, host: Tensor | None, length: int) -> None:
+        """Refuse gene ids outside ``info.genes``: read on the host (its copy, or CPU ids); on a device, asserted
+        asynchronously (``torch._assert_async``: the step is not held up; a bad id stops the run at the next sync)."""
+        message = f"pad_transformer: gene_ids must be [L]={length} ids into the {self.n_genes} genes of info"
+        if gene_ids.shape != (length,) or (host is not None and host.shape != (length,)):
+            raise ValueError(message)
+        if not length:
+            return
+        if host is not None:
+            if int(host.numpy().max()) >= self.n_genes:
+                raise ValueError(message)
+        elif gene_ids.device.type == "cpu":
+            if int(gene_ids.max()) >= self.n_genes:  # a host tensor: no device to wait for
+                raise ValueError(message)
+        else:
+            torch._assert_async(gene_ids.max() < self.n_genes, message)
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
         b, m, length = x_t.shape
@@ -403,6 +430,11 @@ class _Terms:
     pe_adapter: list[Tensor]  #: per layer, the adapter's perturbation term ``[N, d]``
     pe_decoder: Tensor  #: the decoder's perturbation term ``[N, d]``
     pre: list[dict[str, Tensor]] | None  #: per cross block, projections of ``h_c`` (inference only)
+
+
+def _to_device(a: np.ndarray, device: torch.device) -> Tensor:
+    """A host array of ids as a long tensor on ``device`` (a copy to the device: nothing waits for it)."""
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device, non_blocking=True)
 
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:

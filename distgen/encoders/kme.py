@@ -172,14 +172,15 @@ class KernelMeanEmbedding(Encoder):
     def distance(self, p: Tensor, p_mask: Tensor, q: Tensor, q_mask: Tensor) -> Tensor:
         """``[B]`` exact MMD^2 between populations ``p [B, m, G]`` and ``q [B, n, G]`` (kernel trick)."""
         if self.unbiased:
-            # one read of each distinct mask (the generator's loss passes the target mask as both): a device sync each
+            # each distinct mask once (the generator's loss passes the target mask as both): read when it is a host
+            # tensor; on a device asserted asynchronously (torch._assert_async): the step does not wait for the device
             for name, msk in (("p", p_mask),) if q_mask is p_mask else (("p", p_mask), ("q", q_mask)):
                 n_real = msk.sum(-1)
-                if bool((n_real < 2).any()):
-                    raise ValueError(
-                        f"kme.distance: the unbiased MMD needs >= 2 real cells per set, but a set of {name} has "
-                        f"{int(n_real.min())}; use bigger sets or set unbiased: false"
-                    )
+                message = f"kme.distance: the unbiased MMD needs >= 2 real cells per set, but a set of {name} has"
+                if msk.device.type != "cpu":
+                    torch._assert_async(n_real.min() >= 2, f"{message} fewer; use bigger sets or set unbiased: false")
+                elif bool((n_real < 2).any()):
+                    raise ValueError(f"{message} {int(n_real.min())}; use bigger sets or set unbiased: false")
         return mmd2(p, q, self.kernel, x_mask=p_mask, y_mask=q_mask, unbiased=self.unbiased)
 
     # ------------------------------------------------------------------ explicit features

@@ -261,7 +261,10 @@ class Generator(nn.Module, TrainableModel):
         if self.genes_per_step is not None and self.genes_per_step < batch.shape[2] and self.training:
             if self.population_encoder is not None:  # the population condition always sees the full panel
                 population = self.population_encoder(batch.control * self.input_scale, batch.control_mask)
-            cols = torch.randperm(batch.shape[2], device=batch.target.device)[: self.genes_per_step]
+            # drawn on the host when it knows the batch's ids (the batch was made on the CPU): the backbone then sizes
+            # its token lists from the host's copy; on a CPU-made batch the draws are those of the CPU generator as ever
+            on_host = batch.host_tokens() is not None
+            cols = torch.randperm(batch.shape[2], device="cpu" if on_host else batch.target.device)[: self.genes_per_step]
             batch = batch.select_genes(cols.sort().values)
         s = self.input_scale
         x1, control = batch.target * s, batch.control * s
@@ -272,6 +275,7 @@ class Generator(nn.Module, TrainableModel):
             drop = (draws < self.p_drop_condition).expand(b).clone()
         cond = self.condition(batch.labels, control, batch.control_mask, batch.gene_ids, drop, population)
         cond.control_full = batch.control_full  # the host's record: the backbone need not read the mask back
+        cond.host_ids = batch.host_ids  # ... nor the gene and perturbation ids
         shift = self.anchor(control, batch.control_mask, batch.labels, batch.gene_ids, self.input_scale)  # the backbone still reads the raw control cells
         if shift is not None:
             x1 = x1 - shift

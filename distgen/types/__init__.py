@@ -5,7 +5,17 @@
 """
 
 from distgen.types.cells import ALL, COMBO, Cells, atoms_of, canonical, labels_in, vocabulary
-from distgen.types.tensors import PAD, CellTable, ConditionLabels, DataInfo, LossOutput, SampleOutput, SetBatch, nothing_padded
+from distgen.types.tensors import (
+    PAD,
+    CellTable,
+    ConditionLabels,
+    DataInfo,
+    HostIds,
+    LossOutput,
+    SampleOutput,
+    SetBatch,
+    nothing_padded,
+)
 
 __all__ = [
     "ALL",
@@ -15,6 +25,7 @@ __all__ = [
     "Cells",
     "ConditionLabels",
     "DataInfo",
+    "HostIds",
     "LossOutput",
     "SampleOutput",
     "SetBatch",

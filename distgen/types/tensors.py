@@ -28,6 +28,35 @@ def nothing_padded(mask: Tensor) -> bool:
     return mask.device.type == "cpu" and bool(mask.all())
 
 
+@dataclass(frozen=True, eq=False)
+class HostIds:
+    """The host's CPU copies of a batch's ``gene_ids`` and ``labels.perturbation``, tied to the device tensors.
+
+    A backbone that derives data-dependent shapes from the ids (the PAD-Transformer's token and edge
+    lists) works them out from these copies instead of reading the device back. The copies count only for
+    the very tensor objects they were made with (``current``): a batch whose ids or labels were replaced
+    another way (``dataclasses.replace``, a new ``Condition``) falls back to the device tensors.
+    """
+
+    gene_ids_device: Tensor
+    perturbation_device: Tensor
+    gene_ids: Tensor  #: ``[G]`` on the CPU
+    perturbation: Tensor  #: ``[B, P]`` on the CPU
+
+    def current(self, gene_ids: Tensor, perturbation: Tensor) -> tuple[Tensor, Tensor] | None:
+        """The CPU copies when ``gene_ids`` and ``perturbation`` are the tensors they were made with, else None."""
+        if gene_ids is self.gene_ids_device and perturbation is self.perturbation_device:
+            return self.gene_ids, self.perturbation
+        return None
+
+    @staticmethod
+    def of(gene_ids: Tensor, perturbation: Tensor, host: HostIds | None) -> tuple[Tensor, Tensor] | None:
+        """CPU ``(gene_ids, perturbation)``: the tensors themselves on the CPU, else ``host``'s current copies."""
+        if gene_ids.device.type == "cpu" and perturbation.device.type == "cpu":
+            return gene_ids, perturbation
+        return None if host is None else host.current(gene_ids, perturbation)
+
+
 @dataclass(frozen=True)
 class DataInfo:
     """Vocabularies of a dataset: what ids in tensors mean.
@@ -227,6 +256,9 @@ class SetBatch:
         the mask when the batch is made from CPU tensors (where reading it costs no device sync), kept
         when the batch moves to a device, None when the batch was made on a device (then whoever needs
         it reads the mask). A backbone uses it to skip its key mask without reading a device tensor.
+    host_ids
+        The host's copies of ``gene_ids`` and ``labels.perturbation`` (``HostIds``), made by ``to`` from a
+        batch on the CPU and carried through ``select_genes`` with CPU columns; see ``host_tokens``.
     """
 
     target: Tensor
@@ -236,6 +268,7 @@ class SetBatch:
     labels: ConditionLabels
     gene_ids: Tensor
     control_full: bool | None = None
+    host_ids: HostIds | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.target.dim() != 3:
@@ -259,20 +292,31 @@ class SetBatch:
         b, m, g = self.target.shape
         return int(b), int(m), int(g)
 
+    def host_tokens(self) -> tuple[Tensor, Tensor] | None:
+        """CPU ``(gene_ids, labels.perturbation)`` when the host knows them (no device read), else None."""
+        return HostIds.of(self.gene_ids, self.labels.perturbation, self.host_ids)
+
     def to(self, device: torch.device | str) -> SetBatch:
+        labels, gene_ids = self.labels.to(device), self.gene_ids.to(device)
+        host = self.host_tokens()
         return replace(
             self,
             target=self.target.to(device),
             target_mask=self.target_mask.to(device),
             control=self.control.to(device),
             control_mask=self.control_mask.to(device),
-            labels=self.labels.to(device),
-            gene_ids=self.gene_ids.to(device),
+            labels=labels,
+            gene_ids=gene_ids,
+            host_ids=None if host is None else HostIds(gene_ids, labels.perturbation, *host),
         )
 
     def select_genes(self, cols: Tensor) -> SetBatch:
-        """Keep gene columns ``cols`` (positions into this batch's ``G``)."""
-        return replace(self, target=self.target[..., cols], control=self.control[..., cols], gene_ids=self.gene_ids[cols])
+        """Keep gene columns ``cols`` (positions into this batch's ``G``); CPU ``cols`` keep the host's copy of the ids."""
+        host = self.host_tokens() if cols.device.type == "cpu" else None
+        device_cols = cols.to(self.gene_ids.device)
+        gene_ids = self.gene_ids[device_cols]
+        return replace(self, target=self.target[..., device_cols], control=self.control[..., device_cols], gene_ids=gene_ids,
+                       host_ids=None if host is None else HostIds(gene_ids, self.labels.perturbation, host[0][cols], host[1]))
 
 
 @dataclass

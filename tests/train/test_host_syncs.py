@@ -44,17 +44,15 @@ HOST_ONLY = {
         "nothing_padded reads a CPU mask only (on an accelerator it answers False without reading: test below)",
     ("distgen/dynamics/diffusion.py", "float(torch.rand(())) < self.self_condition"):
         "the self-conditioning coin, drawn from the CPU generator whatever the model's device",
+    ("distgen/encoders/kme.py", "elif bool((n_real < 2).any()):"):
+        "the unbiased MMD's '>= 2 real cells per set' check reads a CPU mask only (on a device: torch._assert_async)",
 }
 
-#: scDFM's PAD-Transformer reads these every step (data-dependent shapes and a gene-id check) and its unbiased MMD
-#: checks each set's count of real cells (once: the loss passes the target mask as both sides); not removed yet.
-SCDFM_KNOWN = {
-    ("distgen/backbones/pad_transformer.py", "_compute_terms", "scalar read"): 1,  # int(gene_ids.max()) >= n_genes
-    ("distgen/backbones/pad_transformer.py", "_compute_terms", "unique"): 1,  # the step's gene and perturbation tokens
-    ("distgen/backbones/gene_encoder.py", "forward", "unique"): 1,
-    ("distgen/backbones/gene_encoder.py", "gather_edges", "repeat_interleave"): 2,
-    ("distgen/encoders/kme.py", "distance", "scalar read"): 1,  # the unbiased MMD's ">= 2 real cells per set" check
-}
+#: Reads of scDFM's step besides the trainer's. None: the PAD-Transformer sizes its token and edge lists from the
+#: host's copy of the gene and perturbation ids (``SetBatch.host_ids``, numpy) and checks the gene ids there; the
+#: unbiased MMD's set-size check is in ``HOST_ONLY``. (Before: a gene-id bound check, two ``unique`` and two
+#: ``repeat_interleave`` by tensor in the PAD-Transformer, and that MMD check: 6 reads a step.)
+SCDFM_KNOWN: dict[tuple[str, str, str], int] = {}
 
 
 def _site() -> tuple[str, str, str] | None:
@@ -150,7 +148,25 @@ def test_a_scdfm_step_reads_only_the_trainers_and_the_pad_transformers_known_rea
     for (f, fn, _line, what), n in reads.seen.items():
         sites[(f, fn, what)] += n
     assert sites.pop(TRAINER_READ) == 1, reads.seen
-    assert sites == SCDFM_KNOWN, reads.seen  # no loss part, no control mask; a read removed: shorten the list
+    assert sites == SCDFM_KNOWN, reads.seen  # no loss part, no control mask, no id list of the PAD-Transformer
+
+
+def test_without_the_hosts_ids_the_pad_transformer_reads_the_device(reads, monkeypatch):
+    # the fallback (ids known only on the device, e.g. a Condition built by hand) still works out its lists there:
+    # what the counter sees once the host's record is withheld shows that the test above counts these reads
+    from distgen.backbones.base import Condition
+
+    monkeypatch.setattr(Condition, "host_tokens", lambda self: None)
+    small = ["model.backbone.d_model=16", "model.genes_per_step=8", "model.predict_genes=8"]
+    _one_step("scdfm-small", small, reads)
+    sites = collections.Counter()
+    for (f, fn, _line, what), n in reads.seen.items():
+        sites[(f, fn, what)] += n
+    assert sites.pop(TRAINER_READ) == 1, reads.seen
+    assert sites == {("distgen/backbones/pad_transformer.py", "_check_gene_ids", "scalar read"): 1,
+                     ("distgen/backbones/pad_transformer.py", "_compute_terms", "unique"): 1,
+                     ("distgen/backbones/gene_encoder.py", "_edges", "unique"): 1,
+                     ("distgen/backbones/gene_encoder.py", "gather_edges", "repeat_interleave"): 2}, reads.seen
 
 
 def test_nothing_padded_reads_no_device_mask():
