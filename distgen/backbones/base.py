@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
 from torch import Tensor, nn
 
 from distgen.capabilities import BackboneCapabilities
@@ -37,7 +38,7 @@ class Condition:
         Whether every control cell is real (``control_mask`` all True), when known on the host
         (``SetBatch.control_full``); None: not known, read ``control_mask`` (``controls_padded``).
     host_ids
-        The host's CPU copies of ``gene_ids`` and ``labels.perturbation`` (``SetBatch.host_ids``), valid only
+        The host's copies (numpy) of ``gene_ids`` and ``labels.perturbation`` (``SetBatch.host_ids``), valid only
         for those very tensors (``HostIds.current``); lets a backbone size its token lists without a device read.
     """
 
@@ -51,8 +52,8 @@ class Condition:
     control_full: bool | None = None
     host_ids: HostIds | None = None
 
-    def host_tokens(self) -> tuple[Tensor, Tensor] | None:
-        """CPU ``(gene_ids, labels.perturbation)`` when the host knows them (no device read), else None."""
+    def host_tokens(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(gene_ids, labels.perturbation)`` as host arrays when the host knows them (no device read), else None."""
         if self.labels is None:
             return None
         return HostIds.of(self.gene_ids, self.labels.perturbation, self.host_ids)

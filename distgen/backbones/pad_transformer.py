@@ -286,7 +286,7 @@ class PADTransformer(Backbone):
     def _compute_terms(self, cond: Condition, m: int, length: int, device: torch.device, keep_projections: bool) -> _Terms:
         if cond.labels is None:
             raise ValueError("pad_transformer needs the condition labels (Condition.labels) for its perturbation tokens")
-        host = cond.host_tokens()  # CPU (gene ids, perturbation atoms) when the host knows them: no device read below
+        host = cond.host_tokens()  # (gene ids, perturbation atoms) as host arrays when known: no device read below
         gene_ids = cond.gene_ids.to(device).long()
         self._check_gene_ids(gene_ids, None if host is None else host[0], length)
         labels = cond.labels.to(device)
@@ -298,8 +298,8 @@ class PADTransformer(Backbone):
         if self.encoding == "gene":  # one gene-encoder pass for expression and perturbation tokens alike
             uniq_host: np.ndarray | None = None
             if host is not None:  # the same sorted unique ids and inverse, worked out on the host (numpy: no dispatched op)
-                tok_host = self._atom_token_host[np.maximum(host[1].numpy(), 0)].ravel()
-                ids_host = np.concatenate([host[0].numpy().astype(np.int64), tok_host, [self.control_token]])
+                tok_host = self._atom_token_host[np.maximum(host[1], 0)].ravel()
+                ids_host = np.concatenate([host[0], tok_host, [self.control_token]])
                 uniq_host, inv_host = np.unique(ids_host, return_inverse=True)
                 uniq, inv = _to_device(uniq_host, device), _to_device(inv_host.reshape(-1), device)
             else:
@@ -316,7 +316,7 @@ class PADTransformer(Backbone):
                 row = torch.arange(cells, device=device)
                 e_p = self._perturbation(labels.index(row // m), lambda i: enc[row.view(-1, *[1] * (i.dim() - 1)), pos[i]])
         else:
-            e_g = self._genes(gene_ids, cells, length, None if host is None else host[0].numpy().astype(np.int64))
+            e_g = self._genes(gene_ids, cells, length, None if host is None else host[0])
             e_p = per_set(self._perturbation(labels, self.pert_table))
         if cond.drop is not None:
             e_p = torch.where(per_set(cond.drop.to(device))[:, None], self.null.expand_as(e_p), e_p)
@@ -346,7 +346,7 @@ class PADTransformer(Backbone):
             return checkpoint(self.genes, ids, cells, ids_host, use_reentrant=False)  # type: ignore[no-any-return]
         return self.genes(ids, cells, ids_host)  # type: ignore[no-any-return]
 
-    def _check_gene_ids(self, gene_ids: Tensor, host: Tensor | None, length: int) -> None:
+    def _check_gene_ids(self, gene_ids: Tensor, host: np.ndarray | None, length: int) -> None:
         """Refuse gene ids outside ``info.genes``: read on the host (its copy, or CPU ids); on a device, asserted
         asynchronously (``torch._assert_async``: the step is not held up; a bad id stops the run at the next sync)."""
         message = f"pad_transformer: gene_ids must be [L]={length} ids into the {self.n_genes} genes of info"
@@ -355,7 +355,7 @@ class PADTransformer(Backbone):
         if not length:
             return
         if host is not None:
-            if int(host.numpy().max()) >= self.n_genes:
+            if int(host.max()) >= self.n_genes:
                 raise ValueError(message)
         elif gene_ids.device.type == "cpu":
             if int(gene_ids.max()) >= self.n_genes:  # a host tensor: no device to wait for

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -30,30 +31,32 @@ def nothing_padded(mask: Tensor) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class HostIds:
-    """The host's CPU copies of a batch's ``gene_ids`` and ``labels.perturbation``, tied to the device tensors.
+    """The host's copies (numpy) of a batch's ``gene_ids`` and ``labels.perturbation``, tied to the device tensors.
 
     A backbone that derives data-dependent shapes from the ids (the PAD-Transformer's token and edge
     lists) works them out from these copies instead of reading the device back. The copies count only for
     the very tensor objects they were made with (``current``): a batch whose ids or labels were replaced
-    another way (``dataclasses.replace``, a new ``Condition``) falls back to the device tensors.
+    another way (``dataclasses.replace``, a new ``Condition``) falls back to the device tensors. They are
+    numpy arrays, so that code moving a batch's tensors to a device (DDP's input scatter) leaves them on the host.
     """
 
     gene_ids_device: Tensor
     perturbation_device: Tensor
-    gene_ids: Tensor  #: ``[G]`` on the CPU
-    perturbation: Tensor  #: ``[B, P]`` on the CPU
+    gene_ids: np.ndarray  #: ``[G]`` int64
+    perturbation: np.ndarray  #: ``[B, P]`` int64
 
-    def current(self, gene_ids: Tensor, perturbation: Tensor) -> tuple[Tensor, Tensor] | None:
-        """The CPU copies when ``gene_ids`` and ``perturbation`` are the tensors they were made with, else None."""
+    def current(self, gene_ids: Tensor, perturbation: Tensor) -> tuple[np.ndarray, np.ndarray] | None:
+        """The host's copies when ``gene_ids`` and ``perturbation`` are the tensors they were made with, else None."""
         if gene_ids is self.gene_ids_device and perturbation is self.perturbation_device:
             return self.gene_ids, self.perturbation
         return None
 
     @staticmethod
-    def of(gene_ids: Tensor, perturbation: Tensor, host: HostIds | None) -> tuple[Tensor, Tensor] | None:
-        """CPU ``(gene_ids, perturbation)``: the tensors themselves on the CPU, else ``host``'s current copies."""
+    def of(gene_ids: Tensor, perturbation: Tensor, host: HostIds | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(gene_ids, perturbation)`` as int64 arrays on the host: the tensors' own memory when they are CPU
+        tensors, else ``host``'s current copies; None when the host does not know them."""
         if gene_ids.device.type == "cpu" and perturbation.device.type == "cpu":
-            return gene_ids, perturbation
+            return gene_ids.detach().numpy().astype(np.int64, copy=False), perturbation.detach().numpy().astype(np.int64, copy=False)
         return None if host is None else host.current(gene_ids, perturbation)
 
 
@@ -292,13 +295,15 @@ class SetBatch:
         b, m, g = self.target.shape
         return int(b), int(m), int(g)
 
-    def host_tokens(self) -> tuple[Tensor, Tensor] | None:
-        """CPU ``(gene_ids, labels.perturbation)`` when the host knows them (no device read), else None."""
+    def host_tokens(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(gene_ids, labels.perturbation)`` as host arrays when the host knows them (no device read), else None."""
         return HostIds.of(self.gene_ids, self.labels.perturbation, self.host_ids)
 
     def to(self, device: torch.device | str) -> SetBatch:
         labels, gene_ids = self.labels.to(device), self.gene_ids.to(device)
         host = self.host_tokens()
+        if host is not None:
+            host = (host[0].copy(), host[1].copy())  # not views of tensors that may change after the move
         return replace(
             self,
             target=self.target.to(device),
@@ -316,7 +321,7 @@ class SetBatch:
         device_cols = cols.to(self.gene_ids.device)
         gene_ids = self.gene_ids[device_cols]
         return replace(self, target=self.target[..., device_cols], control=self.control[..., device_cols], gene_ids=gene_ids,
-                       host_ids=None if host is None else HostIds(gene_ids, self.labels.perturbation, host[0][cols], host[1]))
+                       host_ids=None if host is None else HostIds(gene_ids, self.labels.perturbation, host[0][cols.numpy()], host[1]))
 
 
 @dataclass
