@@ -43,6 +43,13 @@ CHECKPOINT_ABOVE = 2**23
 ACTIVATION_BYTES = 1024
 #: inference keeps the cross blocks' control projections across ODE steps up to this many elements
 PROJECTION_CACHE_ELEMENTS = 2**27
+#: inductor options of ``compile``: tanh (in the blocks' tanh-GELU, forward and backward) as ``2 / (1 + exp(-2x)) - 1``
+#: in the C++ kernels of the CPU backend (no effect on other devices). By default inductor calls Sleef's vector tanh
+#: there, which made the compiled trunk slower than eager on a 2-core Xeon (torch 2.13, one thread: compiled tanh
+#: 3.4-6.1 ms against eager's 0.7-1.2 ms for 1.57 M floats; a compiled GELU forward + backward 9.6 against 8.0 ms,
+#: with this option 4.9 ms; the scDFM reduced training step 1.20-1.31 s compiled, 1.06-1.10 s with it, 1.17-1.41 s
+#: eager, docs/benchmarks.md). Torch leaves it off because the result differs from eager's tanh by ~2e-7.
+INDUCTOR_OPTIONS: dict[str, Any] = {"cpp.use_decompose_tanh": True}
 
 
 class PADTransformer(Backbone):
@@ -408,8 +415,14 @@ class PADTransformer(Backbone):
 
         The prologue (graph gene encoder, perturbation tokens, control draws) has data-dependent
         shapes; the trunk is plain tensor code of fixed shapes, where compilation fuses the
-        elementwise glue around the matmuls.
+        elementwise glue around the matmuls. With inductor (the default backend) and no ``options``
+        of the caller's, ``INDUCTOR_OPTIONS`` are added to the mode's own (see there).
         """
+        if kwargs.get("backend", "inductor") == "inductor" and kwargs.get("options") is None:
+            from torch._inductor import list_mode_options
+
+            mode = kwargs.pop("mode", None)
+            kwargs["options"] = {**(list_mode_options(mode, kwargs.get("dynamic")) if mode else {}), **INDUCTOR_OPTIONS}
         self._compiled_trunk = torch.compile(self._trunk, *args, **kwargs)
 
     def __getstate__(self) -> dict[str, Any]:

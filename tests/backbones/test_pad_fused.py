@@ -154,9 +154,25 @@ def test_module_with_caches_can_be_copied_and_pickled():
 
 @pytest.mark.slow
 def test_compiled_trunk_matches_eager():
-    """``train.compile`` compiles the trunk (optional; on this project's CPUs it does not pay off)."""
+    """``train.compile`` compiles the trunk (optional; on the CPU it pays off only over long runs: docs/benchmarks.md)."""
     eager = _net()
     compiled = _net()
     compiled.compile()
     b, t, cond = _inputs()
     torch.testing.assert_close(compiled(b.target, t, cond), eager(b.target, t, cond), atol=1e-5, rtol=1e-5)
+
+
+def test_compile_asks_inductor_for_the_decomposed_tanh_and_keeps_the_mode_and_callers_options(monkeypatch):
+    from distgen.backbones.pad_transformer import INDUCTOR_OPTIONS
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda fn, *a, **kw: seen.append(kw) or fn)
+    net = _net()
+    net.compile()
+    assert seen.pop() == {"options": INDUCTOR_OPTIONS} and INDUCTOR_OPTIONS == {"cpp.use_decompose_tanh": True}
+    net.compile(mode="max-autotune-no-cudagraphs")  # a mode becomes its options (torch takes one or the other)
+    assert seen.pop() == {"options": {"max_autotune": True, "coordinate_descent_tuning": True, **INDUCTOR_OPTIONS}}
+    net.compile(options={"max_autotune": True})
+    assert seen.pop() == {"options": {"max_autotune": True}}  # the caller's own options are left as given
+    net.compile(backend="eager")
+    assert seen.pop() == {"backend": "eager"}
