@@ -178,7 +178,7 @@ class KernelMeanEmbedding(Encoder):
                 n_real = msk.sum(-1)
                 message = f"kme.distance: the unbiased MMD needs >= 2 real cells per set, but a set of {name} has"
                 if msk.device.type != "cpu":
-                    torch._assert_async(n_real.min() >= 2, f"{message} fewer; use bigger sets or set unbiased: false")
+                    torch._assert_async((n_real >= 2).all(), f"{message} fewer; use bigger sets or set unbiased: false")
                 elif bool((n_real < 2).any()):
                     raise ValueError(f"{message} {int(n_real.min())}; use bigger sets or set unbiased: false")
         return mmd2(p, q, self.kernel, x_mask=p_mask, y_mask=q_mask, unbiased=self.unbiased)
