@@ -47,8 +47,9 @@ PROJECTION_CACHE_ELEMENTS = 2**27
 #: in the C++ kernels of the CPU backend (no effect on other devices). By default inductor calls Sleef's vector tanh
 #: there, which made the compiled trunk slower than eager on a 2-core Xeon (torch 2.13, one thread: compiled tanh
 #: 3.4-6.1 ms against eager's 0.7-1.2 ms for 1.57 M floats; a compiled GELU forward + backward 9.6 against 8.0 ms,
-#: with this option 4.9 ms; the scDFM reduced training step 1.20-1.31 s compiled, 1.06-1.10 s with it, 1.17-1.41 s
-#: eager, docs/benchmarks.md). Torch leaves it off because the result differs from eager's tanh by ~2e-7.
+#: with this option 4.9 ms; the scDFM reduced training step, 6 alternating rounds: compiled as torch ships it
+#: 1.20-1.38 s, with this option 1.06-1.22 s, eager 1.11-1.41 s; docs/benchmarks.md). Torch leaves it off because
+#: the result differs from eager's tanh by ~2e-7.
 INDUCTOR_OPTIONS: dict[str, Any] = {"cpp.use_decompose_tanh": True}
 
 
