@@ -18,7 +18,7 @@ API write goes through ``write``; every file that ``distgen evaluate`` reads goe
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from distgen.types.layout import (
     LayoutInfo,
     canonical_condition,
     check_pair,
+    control_words,
     file_label,
     pooled_contexts_note,
 )
@@ -437,10 +438,19 @@ def read(
     adata = as_anndata(source)
     files = {name: adata}
     pert_col = guess_pert_col(files, pert_col)
+    given = control
     control = guess_control(files, pert_col, control, name)
     if celltype_col is None and CELLTYPE_COL in adata.obs.columns:
         celltype_col = CELLTYPE_COL
-    return _cells(adata, pert_col, control, celltype_col, name, recorded_delimiters(files.values()))
+    return _cells(adata, pert_col, control, celltype_col, name, recorded_delimiters(files.values()),
+                  control_words(control_named(files.values(), given, control)))
+
+
+def control_named(files: Iterable[Any], given: str | None, control: str) -> bool:
+    """Whether the control label was named: given (``--control``), or recorded by a file distgen wrote
+    (``uns["distgen"]["control"]``). Then a usual control word inside a combination (``DMSO`` of ``DMSO+drugA`` when the
+    control is ``untreated``) is an atom, as it is a perturbation as a whole label (``canonical_condition``)."""
+    return given is not None or any(recorded_scale(a, "control") == control for a in files)
 
 
 def recorded_delimiters(files: Any) -> tuple[str, ...]:
@@ -448,7 +458,8 @@ def recorded_delimiters(files: Any) -> tuple[str, ...]:
     return tuple(sorted({d for a in files if (d := recorded_scale(a, DELIMITER_KEY)) is not None and d != COMBO}))
 
 
-def condition_order(adata: ad.AnnData, pert_col: str, control: str, delimiters: Sequence[str] = ()) -> tuple[str, ...]:
+def condition_order(adata: ad.AnnData, pert_col: str, control: str, delimiters: Sequence[str] = (),
+                    controls: Sequence[str] = CONTROL_LABELS) -> tuple[str, ...]:
     """Canonical conditions of ``adata`` in its perturbation column's order: categories, else natural sort."""
     column = adata.obs[pert_col]
     present = set(column.astype(str).tolist())
@@ -458,7 +469,7 @@ def condition_order(adata: ad.AnnData, pert_col: str, control: str, delimiters: 
         from natsort import natsorted
 
         labels = natsorted(present)
-    return tuple(dict.fromkeys(canonical_condition(v, control, delimiters) for v in labels))
+    return tuple(dict.fromkeys(canonical_condition(v, control, delimiters, controls) for v in labels))
 
 
 def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str) -> None:
@@ -475,7 +486,8 @@ def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: s
     handle_missing_labels(adata.obs, schema, source=f"the {name} file", can_drop=False)
 
 
-def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, delimiters: Sequence[str] = ()) -> Cells:
+def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, delimiters: Sequence[str] = (),
+           controls: Sequence[str] = CONTROL_LABELS) -> Cells:
     if celltype_col is not None and celltype_col == pert_col:  # every context would hold one condition and no controls
         raise InputDataError(f"the cell-type column and the perturbation column are both obs[{pert_col!r}]: each perturbation would "
                              "be a context of its own, without control cells; pass the column of cell types (--celltype-col), "
@@ -499,7 +511,7 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     x = np.ascontiguousarray(np.asarray(raw, dtype=np.float32))
     cache: dict[str, str] = {}
     labels = adata.obs[pert_col].astype(str).to_numpy()
-    conds = np.array([cache.setdefault(v, canonical_condition(v, control, delimiters)) if v not in cache else cache[v] for v in labels],
+    conds = np.array([cache.setdefault(v, canonical_condition(v, control, delimiters, controls)) if v not in cache else cache[v] for v in labels],
                      dtype=object)
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None
     batches = adata.obs[BATCH_COL].astype(str).to_numpy(dtype=object) if BATCH_COL in adata.obs.columns else None
@@ -522,12 +534,14 @@ def read_pair(
     if train is not None:
         files["training"] = as_anndata(train, "training file")
     pert_col = guess_pert_col(files, pert_col)
+    given = control
     control = guess_control(files, pert_col, control, "real")
+    words = control_words(control_named(files.values(), given, control))
     col = celltype_col
     if col is None and guess_celltype and all(CELLTYPE_COL in a.obs.columns for a in files.values()):
         col = CELLTYPE_COL
     delimiters = recorded_delimiters(files.values())  # KLF1_MAP2K6 in one file pairs with KLF1+MAP2K6 in the other
-    info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control, delimiters),
+    info = LayoutInfo(pert_col, control, col, condition_order=condition_order(files["real"], pert_col, control, delimiters, words),
                       scales={k: s for k, a in files.items() if (s := recorded_scale(a)) is not None},
                       kinds={k: s for k, a in files.items() if (s := recorded_scale(a, "kind")) is not None},
                       log_bases={k: b for k, a in files.items() if (b := recorded_log_base(a)) is not None},
@@ -541,7 +555,7 @@ def read_pair(
         raise InputDataError(f"the files record different value scales ({said}); write them at one scale "
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
     check_gene_names(files)
-    cells = {k: _cells(a, pert_col, control, col, k, delimiters) for k, a in files.items()}
+    cells = {k: _cells(a, pert_col, control, col, k, delimiters, words) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
 
 
@@ -626,7 +640,7 @@ def write_predictions(
         data.check_genes(genes)
         data.labels_for(list(conditions), list(contexts) if contexts is not None else None)
         delimiter = data.schema.combo_delimiter  # the data's labels (A_B): written as the data writes them, like its truth
-        labels = [canonical_condition(v, "control", (delimiter,)) for v in labels]
+        labels = [canonical_condition(v, "control", (delimiter,), data.schema.control_labels) for v in labels]
     if not np.isfinite(x).all() or not np.isfinite(c).all():
         raise ValueError("cells has NaN/inf values; the model diverged or the input was not cleaned")
     pop = Cells(

@@ -32,6 +32,7 @@ from distgen.types.layout import (
     MismatchedPair,
     canonical_condition,
     check_pair,
+    control_words,
     pooled_contexts_note,
 )
 
@@ -197,6 +198,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 return None
             labels = {k: _column(f["obs"], pert_col) for k, f in files.items()}
             present = {k: set(v[0].tolist()) for k, v in labels.items()}
+            given = control
             if control is None:
                 hits = [c for c in CONTROL_LABELS if c in present["real"]]
                 if len(hits) != 1:  # none, or several (anndata's reader refuses both, naming them)
@@ -204,6 +206,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 control = hits[0]
             if any(control not in p for p in present.values()):
                 return None
+            words = control_words(given is not None or any(_scale(f, "control") == control for f in files.values()))  # layout.control_named
             celltype = celltype_col
             if celltype is None and guess_celltype and all(CELLTYPE_COL in cs for cs in cols.values()):
                 celltype = CELLTYPE_COL
@@ -220,7 +223,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 return None
             cats = labels["real"][1]
             order_labels = [str(c) for c in cats if c in present["real"]] if cats is not None else _natsorted(present["real"])
-            order = tuple(dict.fromkeys(canonical_condition(v, control, delimiters) for v in order_labels))
+            order = tuple(dict.fromkeys(canonical_condition(v, control, delimiters, words) for v in order_labels))
             cells = {}
             names = {k: [str(g) for g in _index(f["var"])] for k, f in files.items()}
             if set(names["pred"]) != set(names["real"]):  # different genes: the anndata reader says what differs and why
@@ -234,10 +237,10 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                     return None
                 values, cats, codes = labels[k]
                 if cats is not None and codes is not None:  # one canonical label per category
-                    conds = np.array([canonical_condition(c, control, delimiters) for c in cats.tolist()], dtype=object)[codes]
+                    conds = np.array([canonical_condition(c, control, delimiters, words) for c in cats.tolist()], dtype=object)[codes]
                 else:
                     cache: dict[str, str] = {}
-                    conds = np.array([cache[v] if v in cache else cache.setdefault(v, canonical_condition(v, control, delimiters))
+                    conds = np.array([cache[v] if v in cache else cache.setdefault(v, canonical_condition(v, control, delimiters, words))
                                       for v in values.tolist()], dtype=object)
                 contexts = _column(f["obs"], celltype)[0] if celltype is not None else None
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score

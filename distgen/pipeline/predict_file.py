@@ -115,7 +115,8 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     wanted = None
     if perturbations:
         delimiters = [cells.schema.combo_delimiter]
-        wanted = list(dict.fromkeys(canonical_condition(p, cells.info.control_label, delimiters) for p in perturbations))
+        wanted = list(dict.fromkeys(canonical_condition(p, cells.info.control_label, delimiters, cells.schema.control_labels)
+                                     for p in perturbations))
         if cells.info.control_label in wanted:
             raise ConfigError(f"--perturbations names control cells ({listing(perturbations)}): they are the starting population, "
                               "not a perturbation to predict; name perturbed conditions of the file")

@@ -99,22 +99,32 @@ def pooled_contexts_note(columns: Iterable[str], values: Callable[[str], Iterabl
             "against its own control cells"]
 
 
-def canonical_condition(label: str, control: str, delimiters: Sequence[str] = ()) -> str:
+def canonical_condition(label: str, control: str, delimiters: Sequence[str] = (), controls: Iterable[str] = CONTROL_LABELS) -> str:
     """A file's label as a canonical condition: atoms split on ``+`` (and on ``delimiters``, the combination delimiters
-    the files record: ``KLF1_MAP2K6`` with ``_``), control tokens (``ctrl``) dropped from combinations (``A+ctrl`` is
-    ``A``), sorted.
+    the files record: ``KLF1_MAP2K6`` with ``_``), control tokens dropped from combinations (``A+ctrl`` is ``A``), sorted.
 
     Only ``control`` itself is the control as a whole label: another usual control label (``DMSO`` in a panel whose
     control is ``untreated``) is a perturbation of its own, as cell-eval scores it (it was read as control cells, which
-    moved its cells into every delta's control mean and left it unscored)."""
-    skip = {control, *CONTROL_LABELS}
+    moved its cells into every delta's control mean and left it unscored). ``controls``: the other words dropped from a
+    combination, besides ``control`` itself; the usual control labels when the control was guessed (GEARS' ``A+ctrl``
+    in a file whose control reads ``non-targeting``), ``()`` when it was named (``--control``, or the file's own record,
+    ``uns["distgen"]["control"]``): then every other word is an atom, ``DMSO+drugA`` a combination of two
+    (``control_words``)."""
+    skip = {control.strip(), *controls}
     text = str(label)
     if text.strip() == control.strip():
         return control
     extra = [d for d in delimiters if d and d != COMBO]
     parts = re.split("|".join(map(re.escape, [COMBO, *extra])), text) if extra else text.split(COMBO)
     atoms = [a.strip() for a in parts if a.strip()]
-    return canonical(atoms if len(atoms) == 1 else (a for a in atoms if a not in skip and a != control.strip()), control)
+    return canonical(atoms if len(atoms) == 1 else (a for a in atoms if a not in skip), control)
+
+
+def control_words(named: bool) -> tuple[str, ...]:
+    """The words besides the control dropped from a combination label (``canonical_condition``'s ``controls``): none when
+    the control was named (by the user, or recorded by the file that distgen wrote), the usual control labels when it was
+    guessed."""
+    return () if named else CONTROL_LABELS
 
 
 def file_label(condition: str, control: str, delimiter: str = COMBO) -> str:

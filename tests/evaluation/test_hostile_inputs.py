@@ -73,6 +73,56 @@ def test_a_combination_still_drops_its_control_atoms():
     assert canonical_condition("ctrl ", "ctrl ") == "ctrl " and canonical_condition("A+ctrl ", "ctrl ") == "A"
 
 
+@pytest.mark.parametrize("profile", [None, "cell-eval-0.8.2"])
+def test_a_named_control_keeps_another_control_word_as_an_atom_of_a_combination(tmp_path, profile):
+    """'DMSO+drugA' with --control untreated: the DMSO atom was dropped as a control token, so the combination's cells were
+    pooled into 'drugA' (one row, two conditions' cells). cell-eval keeps every label but --control apart."""
+    pp, rp = _files(tmp_path, *_pair(perts=("DMSO+drugA", "drugA", "drugB"), control="untreated"))
+    more = ["--profile", profile] if profile else ["--baselines", "", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, "--control", "untreated", *more) == 0
+    rows = pd.read_csv(tmp_path / "ev" / "metrics.csv")
+    assert sorted(set(rows["perturbation"])) == ["DMSO+drugA", "drugA", "drugB"]
+    if profile is None:  # each row holds its own 20 cells, not 40
+        assert set(rows["n_cells_real"]) == {20}
+
+
+def test_a_guessed_control_still_drops_usual_control_words_from_combinations():
+    from distgen.types.layout import canonical_condition, control_words
+
+    assert canonical_condition("DMSO+drugA", "untreated", (), control_words(True)) == "DMSO+drugA"
+    assert canonical_condition("drugA+untreated", "untreated", (), control_words(True)) == "drugA"
+    assert canonical_condition("A+ctrl", "non-targeting", (), control_words(False)) == "A"
+    assert canonical_condition("A+ctrl", "non-targeting", (), control_words(True)) == "A+ctrl"
+
+
+def test_a_file_distgen_wrote_keeps_a_control_word_atom_of_a_combination(tmp_path):
+    """distgen trained with control_labels=['untreated'] has DMSO as an atom; its prediction 'DMSO+drugA' (file control
+    'non-targeting', recorded) read back as 'drugA' without --control."""
+    from distgen.data import layout
+    from distgen.types import Cells
+
+    pred, real = _pair(perts=("DMSO+drugA", "drugA"))
+    cells = {k: Cells(a.X, a.obs["target"].astype(str).to_numpy(), list(a.var_names), control=CONTROL) for k, a in (("p", pred), ("r", real))}
+    layout.write_pair(cells["p"], cells["r"], tmp_path / "p.h5ad", tmp_path / "r.h5ad")
+    p, r, _, _ = layout.read_pair(tmp_path / "p.h5ad", tmp_path / "r.h5ad")
+    for c in (p, r):
+        assert sorted(set(c.conditions[~c.is_control].tolist())) == ["DMSO+drugA", "drugA"]
+    from distgen.evaluation.h5pair import read_pair_fast
+
+    fast = read_pair_fast(str(tmp_path / "p.h5ad"), str(tmp_path / "r.h5ad"))
+    assert fast is not None and sorted(set(fast[1].conditions[~fast[1].is_control].tolist())) == ["DMSO+drugA", "drugA"]
+
+
+def test_training_data_with_a_named_control_keeps_the_control_word_atom():
+    """The training loader's rule, which the readers follow: only the schema's control labels are control tokens."""
+    from distgen.data import PerturbationData, PerturbationSchema
+
+    _, real = _pair(perts=("DMSO+drugA", "drugA", "DMSO"), control="untreated")
+    with pytest.warns(UserWarning, match="look like control labels"):  # told, and read as a perturbation
+        data = PerturbationData.from_anndata(real, PerturbationSchema(perturbation_col="target", control_labels=("untreated",), scale="log"))
+    assert sorted(set(data.conditions.tolist()) - {"control"}) == ["DMSO", "DMSO+drugA", "drugA"]
+
+
 def test_files_distgen_wrote_keep_a_perturbation_named_like_a_control_word(tmp_path):
     """A truth written by distgen (uns['distgen']['control'] = 'non-targeting') with a perturbation 'DMSO' reads back with
     DMSO as a perturbation, the control guessed from the record."""
