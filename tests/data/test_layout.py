@@ -48,8 +48,11 @@ def test_other_conventions_are_read_and_labels_made_canonical():
         layout.read(a)  # two usual control labels: which one is the control is the user's to say
     cells = layout.read(a, control="control")  # column guessed: condition
     assert cells.control == "control"
-    # sorted atoms, control tokens dropped from combinations; 'ctrl' alone is a perturbation, as cell-eval scores it
-    assert cells.conditions.tolist() == ["A+B", "ctrl", "A", "control"]
+    # sorted atoms; with the control named, 'ctrl' is a perturbation alone (as cell-eval scores it) and an atom of a combination
+    assert cells.conditions.tolist() == ["A+B", "ctrl", "A+ctrl", "control"]
+    gears = a.copy()
+    gears.obs["condition"] = ["B+A", "ctrl", "A+ctrl", "A+ctrl"]
+    assert layout.read(gears).conditions.tolist() == ["A+B", "ctrl", "A", "A"]  # the control guessed (GEARS' ctrl): dropped from combinations
     assert cells.names.tolist() == ["c0", "c1", "c2", "c3"] and set(cells.contexts) == {"all"}
     with pytest.raises(ValueError, match=r"none of .* is in the obs"):
         layout.read(ad.AnnData(X=np.ones((1, 1), dtype=np.float32)))
