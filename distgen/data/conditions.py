@@ -10,7 +10,7 @@ import pandas as pd
 
 from distgen.data.schema import COMMON_CONTROL_LABELS, CONTEXT_SEPARATOR, PerturbationSchema
 from distgen.errors import InputDataError, LabelError, warn
-from distgen.types.layout import MISSING_STRINGS  # with the layout's vocabulary: importable without anndata
+from distgen.types.layout import MISSING_STRINGS, spacing_twins  # with the layout's vocabulary: importable without anndata
 from distgen.wording import counted
 
 CONTROL = "control"  #: canonical condition string of control cells
@@ -299,6 +299,13 @@ def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequenc
         def named(label: str) -> list[str]:
             return [a for a in (x.strip() for x in label.split(delim)) if a and a not in controls]
 
+        spaced = spacing_twins(labels, (delim,))
+        if spaced:  # the evaluation's readers refuse them (cell-eval scores two conditions); training reads one, and says so
+            col = schema.perturbation_cols[0]
+            out.append(f"obs column {col!r}: perturbation labels {spaced[:3]} differ only in surrounding spaces and are read as "
+                       f"one condition each ({[delim.join(a.strip() for a in g[0].split(delim) if a.strip()) for g in spaced[:3]]}); cell-eval "
+                       f"reads them as different conditions and distgen evaluate refuses such files: clean the column "
+                       f"(adata.obs[{col!r}] = adata.obs[{col!r}].astype(str).str.strip()) or rename one spelling")
         repeated = [lb for lb in labels if len(named(lb)) > len(set(named(lb)))]
         if repeated:
             read = [condition_string(tuple(sorted(set(named(r)))), delim) for r in repeated[:5]]

@@ -51,6 +51,8 @@ from distgen.types.layout import (
     control_words,
     file_label,
     pooled_contexts_note,
+    spacing_message,
+    spacing_twins,
 )
 from distgen.wording import counted
 
@@ -511,6 +513,10 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     x = np.ascontiguousarray(np.asarray(raw, dtype=np.float32))
     cache: dict[str, str] = {}
     labels = adata.obs[pert_col].astype(str).to_numpy()
+    twins = spacing_twins(pd.unique(labels).tolist(), delimiters)
+    if twins:
+        sizes = pd.Series(labels).value_counts()
+        raise InputDataError(spacing_message(twins, lambda v: int(sizes[v]), pert_col, name))
     conds = np.array([cache.setdefault(v, canonical_condition(v, control, delimiters, controls)) if v not in cache else cache[v] for v in labels],
                      dtype=object)
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None

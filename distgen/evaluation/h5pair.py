@@ -34,6 +34,7 @@ from distgen.types.layout import (
     check_pair,
     control_words,
     pooled_contexts_note,
+    spacing_twins,
 )
 
 
@@ -215,6 +216,8 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             notes = [] if celltype is not None else pooled_contexts_note(cols["real"], lambda c: _values(fr["obs"], c))
             scales = {k: s for k, f in files.items() if (s := _scale(f)) is not None}
             delimiters = tuple(sorted({d for f in files.values() if (d := _scale(f, DELIMITER_KEY)) is not None and d != COMBO}))
+            if any(spacing_twins(p, delimiters) for p in present.values()):  # the anndata reader refuses them, with counts and the fix
+                return None
             kinds = {k: s for k, f in files.items() if (s := _scale(f, "kind")) is not None}
             bases = {k: b for k, f in files.items() if (b := _log_base(f)) is not None}
             provenance = _provenance(files["pred"])

@@ -120,6 +120,31 @@ def canonical_condition(label: str, control: str, delimiters: Sequence[str] = ()
     return canonical(atoms if len(atoms) == 1 else (a for a in atoms if a not in skip), control)
 
 
+def spacing_twins(labels: Iterable[str], delimiters: Sequence[str] = ()) -> list[list[str]]:
+    """Groups of 2+ distinct ``labels`` that differ only by whitespace around the label or its atoms (``A`` and ``A ``,
+    ``A+B`` and ``A + B``), or by an empty atom (``A+``): ``canonical_condition`` reads each group as one condition, where
+    cell-eval (which compares labels as written) scores two. Each group sorted; ``[]`` when none."""
+    extra = [d for d in delimiters if d and d != COMBO]
+    pattern = "|".join(map(re.escape, [COMBO, *extra]))
+    groups: dict[tuple[tuple[str, str], ...], set[str]] = {}
+    for label in set(map(str, labels)):
+        parts = re.split(f"({pattern})", label)  # atom, delimiter, atom...: A+B and A_B stay apart
+        kept = [(parts[i - 1] if i else "", parts[i].strip()) for i in range(0, len(parts), 2) if parts[i].strip()]
+        key = tuple((d if j else "", a) for j, (d, a) in enumerate(kept))
+        groups.setdefault(key, set()).add(label)
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
+def spacing_message(groups: Sequence[Sequence[str]], counts: Callable[[str], int], column: str, name: str) -> str:
+    """Why a file whose labels ``spacing_twins`` groups is refused, with each spelling's cell count and the fix."""
+    said = "; ".join(" and ".join(f"{lab!r} ({counts(lab)} cells)" for lab in g) for g in groups[:3])
+    more = f" (and {len(groups) - 3} more groups)" if len(groups) > 3 else ""
+    return (f"the {name} file's obs[{column!r}] holds labels that differ only by surrounding spaces: {said}{more}. distgen "
+            "would read each group as one condition (trimmed), cell-eval as different conditions, so the cells of two "
+            f"conditions would be pooled without a word. Rename one spelling in obs (if they are one condition: "
+            f"adata.obs[{column!r}] = adata.obs[{column!r}].astype(str).str.strip()) and write the file again")
+
+
 def control_words(named: bool) -> tuple[str, ...]:
     """The words besides the control dropped from a combination label (``canonical_condition``'s ``controls``): none when
     the control was named (by the user, or recorded by the file that distgen wrote), the usual control labels when it was

@@ -123,6 +123,40 @@ def test_training_data_with_a_named_control_keeps_the_control_word_atom():
     assert sorted(set(data.conditions.tolist()) - {"control"}) == ["DMSO", "DMSO+drugA", "drugA"]
 
 
+@pytest.mark.parametrize("profile", [None, "cell-eval-0.8.2", "celleval2"])
+@pytest.mark.parametrize("twin", ["A ", " A", "A+", "B + C"])
+def test_labels_that_differ_only_by_spaces_are_refused_naming_both_and_their_counts(tmp_path, capsys, profile, twin):
+    """'A' and 'A ' in one file were read as one condition (40 cells in one row) where cell-eval scores two: refused, with
+    each spelling's cell count and the fix."""
+    perts = ("A", "B", "B+C", twin)
+    pred, real = _pair(perts=perts, counts=profile == "celleval2")
+    pp, rp = _files(tmp_path, pred, real)
+    more = ["--profile", profile] if profile else ["--baselines", "", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    seen = "B+C" if "C" in twin else "A"
+    assert f"{seen!r} (20 cells) and {twin!r} (20 cells)" in err or f"{twin!r} (20 cells) and {seen!r} (20 cells)" in err
+    assert "str.strip()" in err and "Traceback" not in err
+    assert not (tmp_path / "ev" / "metrics.csv").exists()
+
+
+def test_training_data_with_labels_that_differ_only_by_spaces_warns_naming_them():
+    from distgen.data import PerturbationData, PerturbationSchema
+
+    _, real = _pair(perts=("A", "A ", "B"))
+    with pytest.warns(UserWarning, match=r"\['A', 'A '\]\] differ only in surrounding spaces.*str.strip\(\)"):
+        data = PerturbationData.from_anndata(real, PerturbationSchema(perturbation_col="target", control_labels=(CONTROL,), scale="log"))
+    assert sorted(set(data.conditions.tolist()) - {"control"}) == ["A", "B"]  # read as one, and said
+
+
+def test_spacing_twins_leave_order_and_case_apart():
+    from distgen.types.layout import spacing_twins
+
+    assert spacing_twins(["A+B", "B+A", "a", "A", "A+ctrl"]) == []  # a combination's order, case, a control atom: not spacing
+    assert spacing_twins(["A", "A ", " A", "B"]) == [[" A", "A", "A "]]
+    assert spacing_twins(["A_B", "A _B", "A+B"], ("_",)) == [["A _B", "A_B"]]
+
+
 def test_files_distgen_wrote_keep_a_perturbation_named_like_a_control_word(tmp_path):
     """A truth written by distgen (uns['distgen']['control'] = 'non-targeting') with a perturbation 'DMSO' reads back with
     DMSO as a perturbation, the control guessed from the record."""
