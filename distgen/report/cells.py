@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from distgen.evaluation.evaldata import EvalData
-from distgen.report.style import CONTROL, MODEL, REAL
+from distgen.report.style import CONTROL, MODEL, REAL, short_label, short_labels
 
 CellIndex = Mapping[str, tuple[EvalData, int]]
 
@@ -70,6 +70,7 @@ def embedding_figure(index: CellIndex, picks: Sequence[tuple[str, str]], model_n
                      max_cells: int = 600, seed: int = 0) -> Figure:
     """Facets per condition: control (grey), real (black) and generated (blue) cells in the real cells' PCA."""
     datas = list({id(d): d for d, _ in index.values()}.values())
+    shown = dict(zip((p for _, p in picks), short_labels([p for _, p in picks])))
     pca = RealPCA(datas, seed=seed)
     groups = []
     for _, p in picks:
@@ -89,7 +90,7 @@ def embedding_figure(index: CellIndex, picks: Sequence[tuple[str, str]], model_n
         for z, c in ((zr, REAL), (zp, MODEL)):
             if len(z):
                 ax.scatter(*z.mean(0), marker="X", s=60, color=c, edgecolors="white", linewidths=0.8, zorder=5)
-        ax.set_title(f"{p}\n{role}", fontsize=8)
+        ax.set_title(f"{shown[p]}\n{role}", fontsize=8)
         ax.set_xlabel("PC1 of real cells" + ev[0])
         ax.grid(False)
     axes[0].set_ylabel("PC2 of real cells" + ev[1])
@@ -97,7 +98,7 @@ def embedding_figure(index: CellIndex, picks: Sequence[tuple[str, str]], model_n
     axes[0].set_ylim(lo[1] - pad[1], hi[1] + pad[1])
     handles = [Line2D([], [], marker="o", ls="", color=c, ms=4) for c in (CONTROL, REAL, MODEL)]
     handles.append(Line2D([], [], marker="X", ls="", color="#555555", ms=6))
-    fig.legend(handles, ["control cells", "real perturbed cells", f"generated ({model_name})", "population mean"],
+    fig.legend(handles, ["control cells", "real perturbed cells", f"generated ({short_label(model_name)})", "population mean"],
                loc="outside upper center", ncol=4)
     return fig
 
@@ -113,6 +114,7 @@ def marginals_figure(index: CellIndex, picks: Sequence[tuple[str, str]], n_genes
                      value_label: str = "expression") -> Figure:
     """Rows per condition, columns per most-changed gene: densities of control, real and generated values."""
     fig = Figure(figsize=(1.75 * n_genes + 0.5, 1.45 * len(picks) + 0.5), layout="constrained")
+    shown = dict(zip((p for _, p in picks), short_labels([p for _, p in picks])))
     axes = fig.subplots(len(picks), n_genes, squeeze=False)
     for r, (role, p) in enumerate(picks):
         data, i = index[p]
@@ -132,12 +134,12 @@ def marginals_figure(index: CellIndex, picks: Sequence[tuple[str, str]], n_genes
             for v, color, lw in zip(vals, (CONTROL, REAL, MODEL), (1.0, 1.3, 1.3)):
                 if v.size:
                     ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, density=True, histtype="step", color=color, lw=lw)
-            ax.set_title(f"{data.genes[g]}  (Δ {float(delta[i, g]):+.2f})", fontsize=7.5)
+            ax.set_title(f"{short_label(data.genes[g], 24)}  (Δ {float(delta[i, g]):+.2f})", fontsize=7.5)
             ax.tick_params(labelsize=6.5)
             ax.grid(False)
             if r == len(picks) - 1:
                 ax.set_xlabel(value_label, fontsize=7)
-        axes[r, 0].set_ylabel(f"{p}\n{role}\ndensity", fontsize=7)
+        axes[r, 0].set_ylabel(f"{shown[p]}\n{role}\ndensity", fontsize=7)
     handles = [Line2D([], [], color=c, lw=1.3) for c in (CONTROL, REAL, MODEL)]
-    fig.legend(handles, ["control", "real", f"generated ({model_name})"], loc="outside upper center", ncol=3)
+    fig.legend(handles, ["control", "real", f"generated ({short_label(model_name)})"], loc="outside upper center", ncol=3)
     return fig

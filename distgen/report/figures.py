@@ -20,7 +20,19 @@ from matplotlib.patches import Patch
 from distgen.report.explain import normalised_reason
 from distgen.report.inputs import Reference, ReportInputs
 from distgen.report.stats import advantage, finite, mean_ci
-from distgen.report.style import CEILING, MODEL, WORSE, Look, baseline_look, ceiling_look, metric_info, model_look, value_axis
+from distgen.report.style import (
+    CEILING,
+    MODEL,
+    WORSE,
+    Look,
+    baseline_look,
+    ceiling_look,
+    metric_info,
+    model_look,
+    short_label,
+    short_labels,
+    value_axis,
+)
 from distgen.wording import counted
 
 
@@ -87,7 +99,8 @@ def headline_figure(inputs: ReportInputs, metrics: Sequence[str] | Mapping[str, 
     cols = max(1, min(ncols, max(len(v) for v in groups.values())))
     panel_h = 0.23 * len(sources) + 0.85
     grid = [math.ceil(len(v) / cols) for v in groups.values()]
-    label_w = 0.11 * max(len(look.label) for look, _, _ in sources) * 0.62 + 0.2
+    shown = short_labels([look.label for look, _, _ in sources])  # a 5,000-character run name: a figure as wide
+    label_w = 0.11 * max(len(n) for n in shown) * 0.62 + 0.2
     fig = Figure(figsize=(label_w + panel_width * cols, panel_h * sum(grid) + 0.32 * len(groups) + 0.3), layout="constrained")
     subfigs = fig.subfigures(len(groups), 1, height_ratios=[g * panel_h + 0.32 for g in grid], squeeze=False)[:, 0]
     band_what = ""
@@ -97,7 +110,7 @@ def headline_figure(inputs: ReportInputs, metrics: Sequence[str] | Mapping[str, 
         for k, (ax, metric) in enumerate(zip(axes, names)):
             band_what = _headline_panel(ax, metric, sources, pos[0] if pos else None, rows_summary.get(metric)) or band_what
             if k % cols == 0:
-                ax.set_yticks(range(len(sources)), [look.label for look, _, _ in sources])
+                ax.set_yticks(range(len(sources)), shown)
                 for lab, (look, _, _) in zip(ax.get_yticklabels(), sources):
                     lab.set_color(look.color)
                 ax.get_yticklabels()[0].set_fontweight("bold")
@@ -105,7 +118,7 @@ def headline_figure(inputs: ReportInputs, metrics: Sequence[str] | Mapping[str, 
             ax.set_visible(False)
     if pos:
         handles: list[Any] = [(Patch(color=CEILING, alpha=0.25, lw=0), Line2D([], [], color=CEILING, lw=1.3))]
-        fig.legend(handles, [f"{pos[0].name}: line = mean, band = {band_what}"], loc="outside upper right",
+        fig.legend(handles, [f"{short_label(pos[0].name)}: line = mean, band = {band_what}"], loc="outside upper right",
                    handler_map={tuple: HandlerTuple(ndivide=1)})
     return fig
 
@@ -181,13 +194,13 @@ def per_condition_figure(inputs: ReportInputs, metrics: Sequence[str], order: Se
     y = np.arange(n)
     axes[0].barh(y, [strength.get(p, math.nan) for p in order], color="#BBBBBB", height=0.6)
     axes[0].set_xlabel(strength_label)
-    labels = [f"{p} *" if p in flags else p for p in order]
+    labels = [f"{s} *" if p in flags else s for p, s in zip(order, short_labels(order))]
     axes[0].set_yticks(y, labels, fontsize=7 if n <= 60 else 5)
     for lab, p in zip(axes[0].get_yticklabels(), order):
         if p in flags:
             lab.set_color(WORSE)
     axes[0].set_ylim(n - 0.5, -0.5)
-    handles: dict[str, Any] = {inputs.model_name: Line2D([], [], marker="o", color=MODEL, ls="", ms=5)}
+    handles: dict[str, Any] = {short_label(inputs.model_name): Line2D([], [], marker="o", color=MODEL, ls="", ms=5)}
     for ax, metric in zip(axes[1:], metrics):
         info = metric_info(metric)
         ref = _best_reference(inputs, metric)
@@ -203,8 +216,8 @@ def per_condition_figure(inputs: ReportInputs, metrics: Sequence[str], order: Se
                 if not (math.isnan(m) or math.isnan(b)):
                     ax.plot([b, m], [yi, yi], color=MODEL if advantage(m, b, info.higher_is_better) >= 0 else WORSE, lw=1.2, zorder=2)
             ax.scatter(bv, y, marker=look.marker, color=look.color, s=22, zorder=3)
-            handles[look.label] = Line2D([], [], marker=look.marker, color=look.color, ls="", ms=5)
-            ax.set_title(f"{metric}\nvs {ref.name}", fontsize=8)
+            handles[short_label(look.label)] = Line2D([], [], marker=look.marker, color=look.color, ls="", ms=5)
+            ax.set_title(f"{metric}\nvs {short_label(ref.name)}", fontsize=8)
         else:
             ax.set_title(metric, fontsize=8)
         ax.scatter(model_v, y, marker="o", color=MODEL, s=26, edgecolors="white", linewidths=0.6, zorder=4)
@@ -242,14 +255,14 @@ def advantage_figure(inputs: ReportInputs, metrics: Sequence[str], strength: Map
         adv = np.array([advantage(m, bb, info.higher_is_better) for m, bb in zip(inputs.model.values[metric], b)])
         if ceiling is not None and metric in ceiling.table.values:
             cadv = np.array([advantage(c, bb, info.higher_is_better) for c, bb in zip(ceiling.table.values[metric], b)])
-            ax.scatter(x, cadv, marker="_", s=60, color=CEILING, lw=1.8, label=f"{ceiling.name} − {ref.name}", zorder=2)
+            ax.scatter(x, cadv, marker="_", s=60, color=CEILING, lw=1.8, label=f"{short_label(ceiling.name)} − {short_label(ref.name)}", zorder=2)
         colors = [MODEL if a >= 0 else WORSE for a in np.nan_to_num(adv, nan=0.0)]
-        ax.scatter(x, adv, c=colors, s=20, edgecolors="white", linewidths=0.5, zorder=3, label=f"{inputs.model_name} − {ref.name}")
+        ax.scatter(x, adv, c=colors, s=20, edgecolors="white", linewidths=0.5, zorder=3, label=f"{short_label(inputs.model_name)} − {short_label(ref.name)}")
         ax.axhline(0, color="#888888", lw=0.8, zorder=1)
         ax.set_xlabel(strength_label)
         value_axis(ax, "y")
-        ax.set_title(f"{metric} vs {ref.name}", fontsize=8)
-        ax.set_ylabel(f"{metric} advantage over {ref.name}\n(oriented: > 0 = model better)", fontsize=7.5)
+        ax.set_title(f"{metric} vs {short_label(ref.name)}", fontsize=8)
+        ax.set_ylabel(f"{metric} advantage over {short_label(ref.name)}\n(oriented: > 0 = model better)", fontsize=7.5)
         ax.grid(axis="y")
         ax.legend(loc="best", fontsize=6.5, handletextpad=0.2)
     return fig

@@ -9,7 +9,7 @@ Axis labels carry the metric's direction, read from the metric's registered capa
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,36 @@ _KNOWN: dict[str, tuple[str, str]] = {
 }
 _PALETTE = ("#332288", "#999933", "#AA4499", "#88CCEE", "#661100", "#6699CC", "#DDCC77", "#AA4466")
 _MARKERS = ("p", "*", "<", ">", "8", "H", "d", "P")
+
+
+#: Most characters a label takes in a figure (tick labels, titles, legends): longer ones are cut in the middle.
+LABEL_WIDTH = 40
+
+
+def short_label(label: str, width: int = LABEL_WIDTH) -> str:
+    """``label`` as a figure shows it: cut in the middle with ``…`` when longer than ``width`` (the start and the end,
+    where combinations and doses differ, both kept); whitespace runs (a newline in a label) read as one space."""
+    text = " ".join(str(label).split()) or str(label)
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def short_labels(labels: Sequence[str], width: int = LABEL_WIDTH) -> list[str]:
+    """``short_label`` of each label, distinct as the labels are: labels whose cuts collide (a long common start and
+    end) get a short digest of the whole label after the cut (``…#1a2b3c``), so no two rows of a figure read alike.
+    At most ``width + 10`` characters each; tables and CSVs keep the whole labels."""
+    out = [short_label(lab, width) for lab in labels]
+    seen: dict[str, set[str]] = {}
+    for lab, cut in zip(labels, out):
+        seen.setdefault(cut, set()).add(str(lab))
+    for i, (lab, cut) in enumerate(zip(labels, out)):
+        if len(seen[cut]) > 1:
+            out[i] = f"{cut} #{zlib.crc32(str(lab).encode()):08x}"[: width + 10]
+    if len(set(out)) < len(set(map(str, labels))):  # digests that collide too: the position tells them apart
+        out = [f"{cut} [{i}]" for i, cut in enumerate(out)]
+    return out
 
 
 @dataclass(frozen=True)

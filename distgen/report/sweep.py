@@ -27,7 +27,18 @@ from distgen.atomic import atomic_write_text
 from distgen.evaluation.report import read_table_csv
 from distgen.report.html import Cell, Section, figure, num, page, table
 from distgen.report.stats import paired_interval
-from distgen.report.style import CEILING, MODEL, NEUTRAL, WORSE, baseline_look, metric_info, theme, value_axis
+from distgen.report.style import (
+    CEILING,
+    MODEL,
+    NEUTRAL,
+    WORSE,
+    baseline_look,
+    metric_info,
+    short_label,
+    short_labels,
+    theme,
+    value_axis,
+)
 from distgen.wording import counted
 
 
@@ -119,12 +130,12 @@ def values_figure(inp: SweepInputs) -> Figure:
             else:
                 look = baseline_look(name.split(" (=")[0])
                 ax.axvline(v, color=look.color, lw=1.0, ls="--", zorder=1)
-                handles[name] = Line2D([], [], color=look.color, lw=1.0, ls="--")
+                handles[short_label(name)] = Line2D([], [], color=look.color, lw=1.0, ls="--")
         ax.set_xlabel(metric_info(metric).axis_label)
         ax.set_title(metric, fontsize=8.5, loc="left", fontweight="bold")
         ax.tick_params(axis="y", length=0)
         value_axis(ax, nbins=4)
-    labels = [f"{v} (reference)" if v == inp.reference else v for v in inp.variants]
+    labels = [f"{s} (reference)" if v == inp.reference else s for v, s in zip(inp.variants, short_labels(inp.variants))]
     axes[0].set_yticks(y, labels)
     axes[0].set_ylim(n - 0.5, -0.5)
     fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncol=min(len(handles), 5),
@@ -175,7 +186,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
         ax.set_title(metric, fontsize=8.5, loc="left", fontweight="bold")
         ax.tick_params(axis="y", length=0)
         ax.margins(x=0.18)
-    axes[0].set_yticks(y, others)
+    axes[0].set_yticks(y, short_labels(others))
     axes[0].set_ylim(len(others) - 0.5, -0.5)
     fig.legend([Patch(color=MODEL), Patch(color=WORSE), Patch(color=NEUTRAL)],
                [f"variant better (p < {alpha:g})", f"reference better (p < {alpha:g})", "no significant difference"],
