@@ -132,6 +132,7 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
         raise InputDataError(f"{data} has no control cells of context(s) {listing(lacking)}, where it holds perturbed cells to predict: "
                              "each group is generated from the file's own control cells of its context. Add that context's control "
                              "cells to the file, or leave its perturbed cells out")
+    check_empty_controls(cells, ctx, contexts, str(data))
     check_embeddable(run.model, record, run.config, predicted, contexts, batches, str(data))
     check_depth(record, cells, str(data))
     values: FileCounts | _AsRead | None = None
@@ -228,6 +229,34 @@ def scale_message(path: Path, found: str, wanted: str, target_sum: float, normal
                 "sc.pp.log1p(adata) (the same target_sum as the training file's)")
     return (f"{path} holds log-normalised values but the run was trained on raw counts (its data.schema: scale {wanted}"
             + ("" if normalize else ", normalize: false") + "): give the file's raw counts (e.g. its counts layer, or adata.raw)")
+
+
+def check_empty_controls(cells: DiskCells, ctx: np.ndarray, contexts: Sequence[str], source: str) -> None:
+    """Refuse a context of ``contexts`` whose every control cell has no expression (every gene of the run 0), warn of some.
+
+    Each prediction starts from a control cell of its context and, with ``--counts``, draws its library size from them: an
+    empty control gives a prediction from an all-zero cell, of library size 0 (an all-zero cell in counts). A file whose
+    controls of a context were all empty was predicted without a word, every generated cell of it 0 under ``--counts``.
+    ``ctx``: ``[N]`` context label per cell of ``cells``. The training load says the same of its own cells (``dataset``).
+    """
+    rows = np.flatnonzero(cells.is_control & np.isin(ctx, list(contexts)))
+    empty = np.zeros(rows.size, dtype=bool)
+    for i in range(0, rows.size, 16384):  # the stored values, unnormalised: a row is empty as stored
+        part = cells.read(rows[i : i + 16384], log=False)
+        empty[i : i + 16384] = np.diff(part.indptr) == 0 if not part.nnz else np.asarray((part != 0).sum(1)).ravel() == 0
+    if not empty.any():
+        return
+    per = pd.DataFrame({"k": ctx[rows].astype(str), "e": empty}).groupby("k", sort=True)["e"]
+    whole = [k for k, e in per if bool(e.all())]
+    if whole:
+        where = "" if whole == ["all"] and set(ctx.tolist()) == {"all"} else f" of context(s) {listing(whole)}"  # no contexts: all
+        raise InputDataError(f"{source}: every control cell{where} has no expression (all of the run's genes 0), "
+                             "and each prediction starts from the file's control cells of its context (with --counts, also "
+                             "drawing its library size from them: every generated cell would be all zeros). Give that context's "
+                             "real control cells (the file's values may sit in a layer or adata.raw), or leave its perturbed cells out")
+    warn(f"{source}: {int(empty.sum())} of the {counted(rows.size, 'control cell')} predictions start from have no expression (every "
+         "gene of the run 0): predictions drawn from them start from an all-zero cell (with --counts, of library size 0: all "
+         "zeros). Drop them first (scanpy.pp.filter_cells(adata, min_counts=1))")
 
 
 def check_controls(obs: pd.DataFrame, schema: Any, path: Path) -> None:

@@ -10,6 +10,7 @@ refused (exit 2) or warned (``preflight.allow_unembedded``).
 import anndata as ad
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from distgen.cli import main
@@ -147,3 +148,28 @@ def test_a_normalize_false_run_writes_the_models_cells_from_the_files_raw_counts
     real_rows = truth.obs["distgen_kind"].astype(str).to_numpy() == "real"
     perturbed = raw[(a.obs["condition"] != "control").to_numpy()]
     assert sorted(map(bytes, t[real_rows].astype(np.float32))) == sorted(map(bytes, perturbed.astype(np.float32)))
+
+
+def test_empty_control_cells_of_a_file_are_refused_for_a_whole_context_and_warned_of_otherwise(tmp_path, capsys):
+    """Each prediction of FILE starts from FILE's control cells of its context and, with --counts, draws its library size
+    from them: a context whose controls were all empty (every gene 0) was predicted without a word, every generated cell
+    of it 0 in counts; a few empty controls gave as many all-zero predictions, told only by scanpy's 'Some cells have zero
+    counts'."""
+    data = write_cells(tmp_path / "d.h5ad")
+    run = train(tmp_path, {"dataset": str(data)}, False)
+    a = ad.read_h5ad(data)
+    ctrl = (a.obs["condition"] == "control").to_numpy()
+    whole = a.copy()
+    whole.X[ctrl & (a.obs["cell_type"] == "ct2").to_numpy()] = 0
+    whole.write_h5ad(tmp_path / "whole.h5ad")
+    some = a.copy()
+    some.X[np.flatnonzero(ctrl)[:3]] = 0
+    some.write_h5ad(tmp_path / "some.h5ad")
+    for counts in ([], ["--counts", "nb"]):
+        code = main(["predict", str(run), "--data", str(tmp_path / "whole.h5ad"), "--out", str(tmp_path / "w.h5ad"), *counts])
+        err = capsys.readouterr().err
+        assert code == 2 and "every control cell of context(s) ct2 has no expression" in err and "Traceback" not in err
+        assert not (tmp_path / "w.h5ad").exists()
+        with pytest.warns(UserWarning, match="3 of the 16 control cells predictions start from have no expression"):
+            code = main(["predict", str(run), "--data", str(tmp_path / "some.h5ad"), "--out", str(tmp_path / "s.h5ad"), "--overwrite", *counts])
+        assert code == 0
