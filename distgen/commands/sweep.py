@@ -43,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from distgen.pipeline.aggregate import SUMMARY_METRICS
-    from distgen.pipeline.grid import parse_grid_arg
+    from distgen.pipeline.grid import parse_grid_args
     from distgen.pipeline.sweep import sweep
 
-    grid = dict(parse_grid_arg(g) for g in args.grid)
+    grid = parse_grid_args(args.grid)
     res = sweep(args.config, grid, args.out, reference=args.reference, jobs=args.jobs, retries=args.retries,
                 metrics=args.metrics or SUMMARY_METRICS, progress=not args.json)
     if args.json:

@@ -104,10 +104,12 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
     if bad:
         raise ConfigError(f"grid: seeds must be integers, got {bad[:3]!r} in {SEED_KEY}={list(seed_values)!r}")
     seed_list = [int(s) for s in seed_values]
+    _refuse_repeats(SEED_KEY, seed_list)
     for k, v in axes.items():
         if not v:
             raise ConfigError(f"grid axis {k!r} has no values")
         axes[k] = v = [_plain(x) for x in v]
+        _refuse_repeats(k, v)
         if any(isinstance(x, float) and math.isnan(x) for x in v):
             raise ConfigError(f"grid axis {k!r} holds NaN ({short(v)}): no config value may be NaN; "
                               "leave the value out, or use null where the setting means 'none'")
@@ -131,6 +133,31 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
         raise ConfigError(f"grid: different runs would share one run folder ({shown}): their names differ only in characters "
                           "a folder name cannot keep, or in case; make the axis values distinct")
     return runs
+
+
+def _refuse_repeats(key: str, values: Sequence[Any]) -> None:
+    """A grid axis that lists one value twice (``train.seed=[0,0]``): one run, asked for twice (the folder-clash message named
+    'characters a folder name cannot keep'). Values compared as the override writes them (``1`` and ``1.0`` differ)."""
+    seen: dict[str, Any] = {}
+    for v in values:
+        text = f"{type(v).__name__}:{_fmt(v)}"
+        if text in seen:
+            raise ConfigError(f"grid axis {key!r} lists the value {_fmt(v)} more than once ({short(list(values))}): each value "
+                              "is one run per seed; list it once")
+        seen[text] = v
+
+
+def parse_grid_args(texts: Sequence[str]) -> dict[str, list[Any]]:
+    """The ``--grid`` options of ``distgen sweep`` as one grid; a key given twice is refused (the last one replaced the
+    others without a word: ``--grid train.seed=[0,1] --grid train.seed=[2,3]`` ran seeds 2 and 3 only)."""
+    grid: dict[str, list[Any]] = {}
+    for text in texts:
+        key, values = parse_grid_arg(text)
+        if key in grid:
+            raise ConfigError(f"--grid {key} is given twice ({short(grid[key])} and {short(values)}); give one axis with every "
+                              f"value, e.g. --grid '{key}=[{', '.join(_fmt(v) for v in [*grid[key], *values])}]'")
+        grid[key] = values
+    return grid
 
 
 def _label_key(key: str, keys: Sequence[str]) -> str:

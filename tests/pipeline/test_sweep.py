@@ -465,3 +465,20 @@ def test_sweep_paired_test_is_over_seeds_and_keeps_its_false_positive_rate_when_
     # a variant worse by 4 sd of the seed noise on every perturbation is found (mse: lower is better)
     worse = [sweep(4.0) for _ in range(50)]
     assert np.mean([c.p_value < 0.05 and c.better == "reference" for c in worse]) >= 0.7
+
+
+@pytest.mark.parametrize(("grid", "said"), [({"train.seed": [0, 0]}, "'train.seed' lists the value 0 more than once"),
+                                            ({"model.backbone.depth": [2, 3, 2]}, "'model.backbone.depth' lists the value 2 more than once")])
+def test_a_grid_value_listed_twice_is_refused_as_a_repeat(grid, said):
+    """train.seed=[0,0] was refused as two runs whose names 'differ only in characters a folder name cannot keep'."""
+    with pytest.raises(ConfigError, match=said):
+        expand(grid)
+
+
+def test_a_grid_key_given_twice_on_the_command_line_is_refused(capsys):
+    """--grid train.seed=[0,1] --grid train.seed=[2,3] ran seeds 2 and 3 only: the first axis was replaced without a word."""
+    from distgen.cli import main
+
+    assert main(["sweep", "unused.yaml", "--grid", "train.seed=[0,1]", "--grid", "train.seed=[2,3]", "--out", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert "--grid train.seed is given twice" in err and "--grid 'train.seed=[0, 1, 2, 3]'" in err
