@@ -17,9 +17,10 @@ def read_cells(eval_dir: Path) -> Any:
     None when the files' ``celltype`` column does not hold those contexts. Files whose real cell counts
     differ from ``metrics.csv``'s ``n_cells_real`` are not the ones evaluated: None, with a warning.
     """
-    import json
+    from distgen.report.files import check_summary, read_json
 
-    summary = json.loads((eval_dir / "summary.json").read_text()) if (eval_dir / "summary.json").is_file() else {}
+    path = eval_dir / "summary.json"
+    summary = check_summary(read_json(path), path) if path.is_file() else {}
     pred, real = _locate(summary.get("pred"), eval_dir), _locate(summary.get("real"), eval_dir)
     if pred is None or real is None:
         return None
@@ -44,10 +45,9 @@ def _locate(name: Any, eval_dir: Path) -> Path | None:
 
 def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
     """Why ``cells`` are not what ``eval_dir/metrics.csv`` scored ("" when every row's real cell count agrees)."""
-    import csv
-
     from distgen.evaluation.evaldata import EvalData
     from distgen.evaluation.suite import row_label
+    from distgen.report.files import read_rows
 
     if not (eval_dir / "metrics.csv").is_file():
         return ""
@@ -57,13 +57,16 @@ def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
     for k, d in enumerate(datas):
         for i, p in enumerate(d.perts):
             have[row_label(p, names[k]) if len(datas) > 1 else p] = int(d.real.counts[i])
-    with (eval_dir / "metrics.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            label, n = row.get("perturbation", ""), row.get("n_cells_real", "")
-            if label not in have:
-                return f"no cells of {label!r}"
-            if n not in ("", None) and float(n) != have[label]:
-                return f"{label!r}: {have[label]} real cells, metrics.csv scored {int(float(n))}"
+    for row in read_rows(eval_dir / "metrics.csv", ("perturbation",)):
+        label, n = row.get("perturbation", ""), row.get("n_cells_real", "")
+        if label not in have:
+            return f"no cells of {label!r}"
+        try:
+            scored = float(n) if n not in ("", None) else None
+        except ValueError:
+            scored = None
+        if scored is not None and scored != have[label]:
+            return f"{label!r}: {have[label]} real cells, metrics.csv scored {int(scored)}"
     return ""
 
 
@@ -87,10 +90,10 @@ def _read_cells(pred: Path, real: Path, summary: dict[str, Any]) -> Any:
 
 def _recorded_preset(eval_dir: Path) -> str | None:
     """The preset a run recorded in ``eval_dir/summary.json`` (``distgen run`` writes it), if any."""
-    import json
+    from distgen.report.files import read_json
 
     path = eval_dir / "summary.json"
-    name = json.loads(path.read_text()).get("preset") if path.is_file() else None
+    name = read_json(path).get("preset") if path.is_file() else None
     return name if isinstance(name, str) else None
 
 

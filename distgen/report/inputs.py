@@ -19,6 +19,7 @@ from typing import Any, Literal
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.report import TEXT_COLUMNS
 from distgen.evaluation.suite import MetricTable, row_label
+from distgen.report.files import FIX, check_summary, read_json, read_rows
 from distgen.report.stats import group_aliases
 
 Role = Literal["negative", "positive"]
@@ -187,8 +188,7 @@ def _number(text: str) -> float | str:
 
 def read_metric_table(path: str | Path, metric_names: Sequence[str]) -> MetricTable:
     """A ``metrics.csv`` written by ``distgen evaluate`` back into a ``MetricTable`` (reasons included)."""
-    with Path(path).open() as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_rows(path, ("perturbation",))
     perts = tuple(r["perturbation"] for r in rows)
     table = MetricTable(perts=perts)
     cols = list(rows[0]) if rows else []
@@ -197,7 +197,11 @@ def read_metric_table(path: str | Path, metric_names: Sequence[str]) -> MetricTa
             continue
         vals = [r[name] if name in TEXT_COLUMNS else _number(r[name]) for r in rows]  # a context "1e3" stays text
         if name in metric_names:
-            table.values[name] = [float(v) if isinstance(v, float) else math.nan for v in vals]
+            text = next((i for i, v in enumerate(vals) if not isinstance(v, float)), None)
+            if text is not None:  # read as NaN, a damaged value scored as 'undefined' without a word
+                raise ValueError(f"{path}: the {name} value of {perts[text]!r} is {vals[text]!r}, not a number: the file is "
+                                 f"damaged or was edited; {FIX}")
+            table.values[name] = [float(v) for v in vals]
         else:
             table.info[name] = vals
     for name in table.values:
@@ -215,10 +219,12 @@ def read_metric_table(path: str | Path, metric_names: Sequence[str]) -> MetricTa
 def read_long_tables(path: str | Path, perts: Sequence[str]) -> dict[str, MetricTable]:
     """``calibration.csv`` (``source, perturbation, metric, value``) as one ``MetricTable`` per source."""
     acc: dict[str, dict[str, dict[str, float]]] = {}
-    with Path(path).open() as fh:
-        for r in csv.DictReader(fh):
-            v = _number(r["value"])
-            acc.setdefault(r["source"], {}).setdefault(r["metric"], {})[r["perturbation"]] = v if isinstance(v, float) else math.nan
+    for r in read_rows(path, ("source", "perturbation", "metric", "value"), nonempty=False):
+        v = _number(r["value"])
+        if not isinstance(v, float):  # read as NaN, a damaged value shown as 'undefined' without a word
+            raise ValueError(f"{path}: the {r['metric']} value of {r['source']} on {r['perturbation']!r} is {v!r}, not a number: "
+                             f"the file is damaged or was edited; {FIX}")
+        acc.setdefault(r["source"], {}).setdefault(r["metric"], {})[r["perturbation"]] = v
     out = {}
     for src, by_metric in acc.items():
         t = MetricTable(perts=tuple(perts))
@@ -274,7 +280,7 @@ def load_eval_dir(
     if missing:
         raise FileNotFoundError(f"{eval_dir} is not an evaluation folder: {', '.join(missing)} missing; "
                                 "write one with distgen evaluate --out FOLDER")
-    raw = json.loads((eval_dir / "summary.json").read_text())
+    raw = check_summary(read_json(eval_dir / "summary.json"), eval_dir / "summary.json")
     if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
         raise ValueError(f"{eval_dir / 'summary.json'} has no per-metric table (\"metrics\"); it is not a distgen evaluation summary")
     if raw.get("profile") or any(not isinstance(row, dict) for row in raw["metrics"].values()):

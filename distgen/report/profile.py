@@ -13,7 +13,6 @@ whatever the cells.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distgen.atomic import atomic_write_text
+from distgen.report.files import check_summary, read_json, read_rows
 from distgen.report.html import Cell, Section, num, page, table
 from distgen.report.style import metric_info
 from distgen.wording import counted, listing
@@ -35,8 +35,7 @@ def is_profile_dir(eval_dir: str | Path) -> bool:
     path = Path(eval_dir) / "summary.json"
     if not path.is_file():
         return False
-    raw = json.loads(path.read_text())
-    return isinstance(raw, dict) and bool(raw.get("profile"))
+    return bool(read_json(path).get("profile"))
 
 
 def _number_cell(v: Any, digits: int = 4) -> Cell:
@@ -91,7 +90,8 @@ def render_profile(eval_dir: str | os.PathLike[str]) -> str:
     from distgen.evaluation.report import read_table_csv
 
     eval_dir = Path(eval_dir)
-    summary = json.loads((eval_dir / "summary.json").read_text())
+    summary = check_summary(read_json(eval_dir / "summary.json"), eval_dir / "summary.json")
+    read_rows(eval_dir / "metrics.csv", ("perturbation",))  # a damaged table is refused naming it
     rows = read_table_csv(eval_dir / "metrics.csv")
     metrics = [c for c in (rows[0] if rows else {}) if c not in ROW_COLUMNS]
     contexts = [str(c) for c in summary.get("contexts") or []]

@@ -25,6 +25,7 @@ from matplotlib.patches import Patch
 
 from distgen.atomic import atomic_write_text
 from distgen.evaluation.report import read_table_csv
+from distgen.report.files import check_summary, read_json, read_rows
 from distgen.report.html import Cell, Section, figure, num, page, table
 from distgen.report.stats import paired_interval
 from distgen.report.style import (
@@ -276,8 +277,12 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "results.csv").is_file() or not (sweep_dir / "summary.json").is_file():
         raise FileNotFoundError(f"{sweep_dir} is not a finished sweep folder (results.csv and summary.json are written by distgen sweep)")
+    read_rows(sweep_dir / "results.csv", ("variant", "seed"))  # a damaged table is refused naming it
     rows = read_table_csv(sweep_dir / "results.csv")  # variant and perturbation labels as written (``001`` is not 1)
-    summary = json.loads((sweep_dir / "summary.json").read_text())
+    summary = check_summary(read_json(sweep_dir / "summary.json"), sweep_dir / "summary.json")
+    if not isinstance(summary.get("variants"), list) or "reference" not in summary:
+        raise ValueError(f"{sweep_dir / 'summary.json'} lacks 'variants' or 'reference': it is not the summary distgen sweep "
+                         "writes; run distgen sweep again on the folder (finished runs are reused)")
     shown = list(metrics or dict.fromkeys(str(c["metric"]) for c in summary.get("comparisons", [])))
     if not shown:
         shown = [k for k in rows[0] if k not in ("variant", "seed", "perturbation") and metric_info(k).higher_is_better is not None][:5] if rows else []
