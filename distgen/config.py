@@ -692,6 +692,22 @@ def check_sections(doc: Mapping[str, Any]) -> None:
         )
 
 
+def check_repeated_overrides(overrides: Sequence[str]) -> list[str]:
+    """The command line's ``overrides``, refused (``ConfigError``) when one key is set twice: ``train.steps=2 train.steps=3``
+    applied the last without a word (a typo, or a line pasted onto another). Keys are compared as written (dotted); a
+    command's own overrides added to the user's (``quickstart --steps``) are not checked here: the user's win."""
+    seen: dict[str, str] = {}
+    for text in overrides:
+        key = text.split("=", 1)[0].strip() if "=" in text else None
+        if key is None:
+            continue
+        if key in seen:
+            raise ConfigError(f"override key {key} is given twice ({short(seen[key])} and {short(text)}): only the last one would "
+                              "apply; give it once")
+        seen[key] = text
+    return list(overrides)
+
+
 def check_overrides(overrides: Any) -> Sequence[str]:
     """``overrides`` as given when it is a list of ``KEY=VALUE`` strings (a bare string would be read character by character)."""
     if isinstance(overrides, str | bytes):

@@ -69,6 +69,10 @@ CASES = [  # (id, argv, exit code, words of the message)
     ("train: split kind", train("data.split.kind=nope"), EXIT_USAGE, ["config error: data.split.kind", "'nope'"]),
     ("train: split fraction", train("data.split.test_frac=1.5"), EXIT_USAGE, ["data.split.test_frac must be in [0, 1)"]),
     ("train: a cell without a label", train("data.dataset={blank}"), EXIT_USAGE, ["missing", "'NA'"]),
+    # the last of two values of one key applied without a word (h79's hostile round)
+    ("train: one override key twice", train("train.steps=1", "train.steps=2"), EXIT_USAGE, ["train.steps is given twice", "give it once"]),
+    ("run: one override key twice", ["run", "{config}", "train.seed=1", "train.seed=2", "--out", "{tmp}/run"], EXIT_USAGE,
+     ["train.seed is given twice"]),
     ("evaluate: missing --pert-col", ["evaluate", "--pred", "{good}", "--real", "{good}", "--pert-col", "nope", "--out", "{tmp}/ev"],
      EXIT_USAGE, ["perturbation column 'nope'", "--pert-col"]),
     ("evaluate: control label absent", evaluate("good", "good", "--control", "zz"), EXIT_USAGE, ["no control cells", "'zz'"]),

@@ -61,11 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from distgen.config import check_repeated_overrides
     from distgen.models.official import OfficialCheckpointError
     from distgen.train.checkpoint import CheckpointError
 
     try:
-        out, report = import_official(args.kind, args.checkpoint, args.out, args.config, args.overrides, vocab=args.vocab, mask=args.mask,
+        out, report = import_official(args.kind, args.checkpoint, args.out, args.config, check_repeated_overrides(args.overrides), vocab=args.vocab, mask=args.mask,
                                       covariates=args.covariates, perturbation_ids=args.perturbation_ids, genes=args.genes)
     except (OfficialCheckpointError, CheckpointError) as exc:
         print(f"distgen import: error: {exc}", file=sys.stderr)

@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = ["data.dataset=norman_k562", SPLIT, "train.val_metrics=[]"]
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
-    overrides += list(args.overrides)
+    from distgen.config import check_repeated_overrides
+
+    overrides += check_repeated_overrides(args.overrides)
     print(f"distgen quickstart: training {args.preset} on bundled Norman K562 "
           f"({'preset default' if args.steps is None else args.steps} steps) ...")
     summary = experiment.run(args.preset, out, overrides, progress=True)

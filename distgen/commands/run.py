@@ -45,10 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from distgen.config import check_repeated_overrides
     from distgen.evaluation.report import json_text
     from distgen.pipeline import experiment
 
-    overrides = [*args.overrides, *([f"predict.max_cells_per_condition={'null' if args.max_cells == 'all' else args.max_cells}"] if args.max_cells is not None else [])]
+    overrides = [*check_repeated_overrides(args.overrides), *([f"predict.max_cells_per_condition={'null' if args.max_cells == 'all' else args.max_cells}"] if args.max_cells is not None else [])]
     summary = experiment.run(args.config, args.out, overrides, progress=not args.no_progress,
                              metrics=args.metrics.split(",") if args.metrics else None, plots=not args.no_plots)
     if args.json:

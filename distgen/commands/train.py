@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
 def resume_and_overrides(args: argparse.Namespace) -> tuple[bool | str, list[str]]:
     """``--resume key=value`` is ``--resume`` followed by an override, not a checkpoint named ``key=value``."""
+    from distgen.config import check_repeated_overrides
+
     resume, overrides = args.resume, list(args.overrides)
     if isinstance(resume, str) and "=" in resume and not __import__("os").path.exists(resume):
-        return True, [*overrides, resume]
-    return resume, overrides
+        return True, check_repeated_overrides([*overrides, resume])
+    return resume, check_repeated_overrides(overrides)
