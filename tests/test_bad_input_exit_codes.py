@@ -153,3 +153,16 @@ def test_an_out_that_does_not_fit_its_checkpoints_is_a_usage_error_exit_2(files,
     assert main(["train", files["config"], "--out", str(tmp_path / "empty"), "--resume"]) == EXIT_USAGE
     assert "holds no checkpoint to resume from" in capsys.readouterr().err
     assert issubclass(RunFolderError, CheckpointError)  # Python callers catching CheckpointError still catch it
+
+
+@pytest.mark.parametrize("info", ["[]", "{bad", '{"perturbations": []}'])
+def test_a_damaged_info_json_of_a_run_exits_1_naming_it(files, tmp_path, capsys, info):
+    """A run's info.json (the genes and labels its weights are indexed by) holding a list failed as an internal error
+    ('list indices must be integers or slices'); not JSON, or without genes, alike."""
+    run = tmp_path / "run"
+    assert main(["train", files["config"], "--out", str(run)]) == 0
+    (run / "info.json").write_text(info)
+    capsys.readouterr()
+    assert main(["predict", str(run), "--out", str(tmp_path / "p.h5ad")]) == EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert f"{run / 'info.json'} is damaged" in err and "internal error" not in err and "restore it" in err

@@ -307,7 +307,7 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
     config = load_yaml(run_dir / "config.yaml")
     info_file = run_dir / "info.json"
     if info_file.exists():  # the weights are indexed by the run's genes and by its atom, context and batch ids
-        saved = json.loads(info_file.read_text())
+        saved = _run_info(info_file)
         if isinstance(dataset, Dataset):
             dataset.data.check_genes(saved["genes"])
         vocab: dict[str, Any] = {k: tuple(saved[k]) for k in ("perturbations", "contexts", "batches") if isinstance(saved.get(k), list)}
@@ -416,6 +416,20 @@ def run_folder(path: str | Path) -> Path:
         raise FileNotFoundError(f"{path} does not exist; give the --out folder of distgen train or distgen run")
     raise FileNotFoundError(f"{path} is not a run directory (no config.yaml, nor train/config.yaml): give the --out folder of "
                             f"distgen train or distgen run, or train one with distgen train ... --out {path}")
+
+
+def _run_info(path: Path) -> dict[str, Any]:
+    """A run's ``info.json`` (its genes and vocabularies, which index the weights); ``CheckpointError`` (exit 1) naming the
+    file when it is damaged: a list there failed as an internal error (``list indices must be integers``)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is damaged (not JSON: {exc}); it records the genes and labels the run's weights are "
+                              "indexed by: restore it from a copy of the run, or train the run again") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("genes"), list):
+        raise CheckpointError(f"{path} is damaged (no list of 'genes' in a JSON object); it records the genes and labels the "
+                              "run's weights are indexed by: restore it from a copy of the run, or train the run again")
+    return saved
 
 
 def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights: str = "ema", device: str | torch.device | None = None,

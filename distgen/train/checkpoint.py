@@ -225,6 +225,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint path {str(p)!r} does not exist")
+    if p.is_file():  # was told to train first, with the file as --out
+        raise CheckpointError(f"checkpoint path {str(p)!r} is a file: give a checkpoint folder (RUN/checkpoints/step_...) or the "
+                              "run folder (its newest checkpoint)")
     if (p / "state.json").exists() or p.name.startswith("step_"):
         return p
     ckpts = p / "checkpoints" if (p / "checkpoints").is_dir() else p

@@ -156,3 +156,10 @@ def test_failed_atomic_text_write_leaves_the_old_file_and_no_temp(tmp_path, monk
     with pytest.raises(OSError):
         state_io.atomic_write_text(target, "new")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+
+
+def test_a_checkpoint_path_that_is_a_file_says_so(run):
+    """--checkpoint RUN/config.yaml was 'no checkpoint found under ...; train first (distgen train ... --out RUN/config.yaml)'."""
+    (run / "notes.txt").write_text("x")
+    with pytest.raises(CheckpointError, match="is a file: give a checkpoint folder"):
+        resolve_checkpoint(run / "notes.txt")
