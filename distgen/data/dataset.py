@@ -379,7 +379,9 @@ class PerturbationData:
                     "these cells are scaled unlike the training cells. Give the training file's genes (adata[:, genes]) for "
                     "values on the same scale",
                 )
-            x = _lognormalize(x, schema.target_sum)
+            with warnings.catch_warnings():  # scanpy's "Some cells have zero counts": _warn_if_empty_cells below says which
+                warnings.filterwarnings("ignore", message="Some cells have zero counts")
+                x = _lognormalize(x, schema.target_sum)
         if list(genes) == list(self.info.genes):
             dense = to_dense_float32(x)
         else:  # the training genes' columns (normalised over every gene above): a fresh matrix, made dense alone
@@ -391,6 +393,9 @@ class PerturbationData:
         unknown = unknown_labels_message(atoms, contexts.tolist(), batches.tolist(), schema, self.info, "the cells to encode carry")
         if unknown:
             raise InputKeyError(unknown)
+        if kind == "genes" and dense.shape[0]:  # the load's rule (an all-zero matrix was encoded without a word)
+            conds = np.array([condition_string(a, schema.combo_delimiter) for a in atoms], dtype=object)
+            _warn_if_empty_cells(dense, adata.obs_names, np.array([not a for a in atoms], dtype=bool), conds, contexts, schema.expression)
         labels = _labels(atoms, doses, contexts, batches, self.info)
         out_scale = "log" if scale == "counts" and schema.normalize else scale
         if kind == "genes" and out_scale == "log" and self.table.meta.get("scale") == "log":

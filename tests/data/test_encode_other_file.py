@@ -181,3 +181,20 @@ def test_duplicated_names_outside_the_training_genes_are_read(data, tiny_adata):
         table = data.encode(wide)
     expected = np.log1p(x / x.sum(1, keepdims=True) * 1e4)[:, :15]
     np.testing.assert_allclose(table.X.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_cells_to_encode_are_told_as_at_load_and_an_all_zero_matrix_is_refused(data, tiny_adata):
+    """An all-zero matrix was encoded into all-zero cells with only scanpy's 'Some cells have zero counts'; the load refuses
+    it and warns of empty cells, naming how many are controls."""
+    zero = tiny_adata.copy()
+    zero.X = np.zeros_like(np.asarray(zero.X))
+    with pytest.raises(InputDataError, match="holds no non-zero value"):
+        data.encode(zero)
+    some = tiny_adata.copy()
+    x = np.asarray(some.X).copy()
+    x[:2] = 0
+    some.X = x
+    with pytest.warns(UserWarning, match=r"2 of .* have no expression at all") as got:
+        data.encode(some)
+    assert not any("Some cells have zero counts" in str(w.message) for w in got)
+    assert data.encode(tiny_adata[:0].copy()).X.shape[0] == 0  # no cells: nothing to say
