@@ -240,6 +240,8 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
         raise MismatchedEvaluations(f"{run_a} and {run_b} share no perturbation (e.g. A: {sorted(perts_a)[:5]}, "
                                     f"B: {sorted(perts_b)[:5]}); compare evaluations of the same held-out groups")
     notes = check_pairable(run_a, run_b, sa, sb, shared)
+    if evaluation_folder(run_a).resolve() == evaluation_folder(run_b).resolve():  # said nothing: every verdict 'inconclusive'
+        notes.insert(0, f"A and B are one evaluation ({evaluation_folder(run_a)}): every difference is 0; give two evaluations")
     margins = dict(margins or {})
     unknown = sorted(set(margins) - set(shared_metrics))
     if unknown:

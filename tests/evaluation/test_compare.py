@@ -52,6 +52,8 @@ def test_compare_pairs_the_shared_perturbations(evals):
     assert res["metrics"]["mse"]["higher_is_better"] is False
     same = compare(evals / "a", evals / "a")
     assert math.isnan(same["metrics"]["mse"]["wilcoxon_p"]) and same["metrics"]["mse"]["better"] is None
+    assert same["notes"][0].startswith("A and B are one evaluation") and not any("one evaluation" in n for n in res["notes"])
+    assert compare(evals / "b", evals / "b" / "eval")["notes"][0].startswith("A and B are one evaluation")  # a run folder and its eval/
     assert (res["seed"], res["n_boot"]) == (0, 1000)  # the bootstrap's seed is recorded: the intervals can be drawn again
     other = compare(evals / "a", evals / "b", seed=4, n_boot=200)
     assert (other["seed"], other["n_boot"]) == (4, 200) and other["metrics"]["mse"]["ci"] != res["metrics"]["mse"]["ci"]
