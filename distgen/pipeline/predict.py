@@ -91,12 +91,16 @@ def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.nd
             n = int(spec.split(":", 1)[1])
         except ValueError:
             raise ConfigError(f"--genes hvg:N needs an integer N, got {spec!r}") from None
+        if n < 1:  # was exit 1 from inside hvg_indices ('needs n_top_genes >= 1')
+            raise ConfigError(f"--genes hvg:N needs N >= 1 (the number of most variable genes to predict), got {spec!r}")
         cells = np.unique(np.concatenate([*(g.cells for g in groups), *(g.controls for g in groups)]))
         return np.sort(hvg_indices(dataset.data.table.X[torch.from_numpy(cells)].numpy(), n))
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(f"--genes must be 'all', 'hvg:N' or a file of gene names, got {spec!r} (no such file)")
     names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if not names:  # an empty panel failed inside torch ('tensors used as indices must be long...'), exit 1
+        raise ConfigError(f"--genes {spec}: the file lists no gene; give one gene name per line (or --genes all)")
     index = dataset.info.gene_index()
     unknown = [n for n in names if n not in index]
     if unknown:

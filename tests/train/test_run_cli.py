@@ -145,6 +145,10 @@ def test_predict_on_a_gene_panel_writes_only_those_genes_for_pred_and_truth(run,
     assert ad.read_h5ad(pred).n_vars == 5
     listing.write_text("NOT_A_GENE\n")
     assert main(["predict", str(root / "run"), "--out", str(pred), "--genes", str(listing)]) != 0
+    # an empty panel failed inside torch and hvg:0 inside hvg_indices, both exit 1: now config errors naming --genes
+    listing.write_text("\n")
+    assert main(["predict", str(root / "run"), "--out", str(pred), "--genes", str(listing)]) == 2
+    assert main(["predict", str(root / "run"), "--out", str(pred), "--genes", "hvg:0"]) == 2
 
 
 def test_resume_refuses_data_changed_since_the_run_started(tmp_path, capsys):
