@@ -59,7 +59,7 @@ def test_precision_context_casts_matmuls_to_bf16_only_when_asked():
 
 def test_bf16_rows_train_both_presets_with_finite_losses(tmp_path):
     docs = tmp_path / "benchmarks.md"
-    code = vs_official.main(["--rows", "tiny", "tiny-pd", "tiny-sampling", "--rounds", "1", "--precision", "bf16", "--json", str(tmp_path / "r.json"),
+    code = vs_official.main(["--rows", "tiny", "tiny-pd", "--rounds", "1", "--precision", "bf16", "--json", str(tmp_path / "r.json"),
                              "--write-docs", "--docs", str(docs)])
     assert code == 0
     res = json.loads((tmp_path / "r.json").read_text())
