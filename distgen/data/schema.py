@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from distgen.types.layout import PERTURBATION_TYPES
+
 #: Control labels seen in the field (Perturb-seq, GEARS, sci-Plex, cell-eval).
 COMMON_CONTROL_LABELS = ("control", "ctrl", "non-targeting", "NT", "DMSO", "vehicle", "unperturbed")
 #: What the values of several context columns are joined with into one context label.
@@ -84,7 +86,7 @@ class PerturbationSchema:
             raise ValueError("PerturbationSchema.control_labels is empty; give the label(s) of control cells, e.g. ('control',)")
         if not self.combo_delimiter:
             raise ValueError("PerturbationSchema.combo_delimiter must be a non-empty string such as '+'")
-        if self.perturbation_type not in ("genetic", "chemical"):
+        if self.perturbation_type not in PERTURBATION_TYPES:  # the values the files distgen writes record
             raise ValueError(f"PerturbationSchema.perturbation_type must be 'genetic' or 'chemical', got {self.perturbation_type!r}")
         if self.scale not in ("auto", "counts", "log"):
             raise ValueError(f"PerturbationSchema.scale must be 'auto', 'counts' or 'log', got {self.scale!r}")

@@ -141,13 +141,18 @@ def test_a_perturbdiff_step_reads_the_device_once(reads, options):
     assert sites == {TRAINER_READ: 1}, reads.seen
 
 
-def test_a_scdfm_step_reads_only_the_trainers_and_the_pad_transformers_known_reads(reads):
-    small = ["model.backbone.d_model=16", "model.genes_per_step=8", "model.predict_genes=8"]
-    _one_step("scdfm-small", small, reads)
+def _scdfm_step_sites(reads):
+    """The device reads of one small ``scdfm-small`` step by (file, function, kind), the trainer's one read checked and removed."""
+    _one_step("scdfm-small", ["model.backbone.d_model=16", "model.genes_per_step=8", "model.predict_genes=8"], reads)
     sites = collections.Counter()
     for (f, fn, _line, what), n in reads.seen.items():
         sites[(f, fn, what)] += n
     assert sites.pop(TRAINER_READ) == 1, reads.seen
+    return sites
+
+
+def test_a_scdfm_step_reads_only_the_trainers_and_the_pad_transformers_known_reads(reads):
+    sites = _scdfm_step_sites(reads)
     assert sites == SCDFM_KNOWN, reads.seen  # no loss part, no control mask, no id list of the PAD-Transformer
 
 
@@ -157,12 +162,7 @@ def test_without_the_hosts_ids_the_pad_transformer_reads_the_device(reads, monke
     from distgen.backbones.base import Condition
 
     monkeypatch.setattr(Condition, "host_tokens", lambda self: None)
-    small = ["model.backbone.d_model=16", "model.genes_per_step=8", "model.predict_genes=8"]
-    _one_step("scdfm-small", small, reads)
-    sites = collections.Counter()
-    for (f, fn, _line, what), n in reads.seen.items():
-        sites[(f, fn, what)] += n
-    assert sites.pop(TRAINER_READ) == 1, reads.seen
+    sites = _scdfm_step_sites(reads)
     assert sites == {("distgen/backbones/pad_transformer.py", "_check_gene_ids", "scalar read"): 1,
                      ("distgen/backbones/pad_transformer.py", "_compute_terms", "unique"): 1,
                      ("distgen/backbones/gene_encoder.py", "_edges", "unique"): 1,
