@@ -1,4 +1,4 @@
-"""Shared test setup: deterministic, single-threaded torch; denormals flushed."""
+"""Shared test setup: deterministic, single-threaded torch; denormals flushed; the worker count of ``-n auto``."""
 
 import os
 
@@ -17,6 +17,27 @@ def shared_data() -> str:
     if not os.path.isdir(SHARED_DATA):
         pytest.skip("../shared/data is not present")
     return os.path.abspath(SHARED_DATA)
+
+
+#: ``pytest`` runs with ``-n auto`` (pyproject's addopts): one worker per CPU this process may use, at most this
+#: many (each worker imports torch and builds its own models; more workers than this mostly add memory).
+MAX_AUTO_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config) -> int | None:
+    """Workers for ``-n auto``: the CPUs of this process's affinity, capped; ``PYTEST_XDIST_AUTO_NUM_WORKERS`` wins.
+
+    pytest-xdist's own rule counts physical cores through psutil when it is installed (1 on a 2-vCPU VM) and every
+    core of a large machine otherwise; the tests are single-threaded (``DISTGEN_TEST_THREADS``), so the CPUs this
+    process may run on are the right count, and a cap keeps a 64-core workstation from starting 64 torch processes.
+    """
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads the variable
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_AUTO_WORKERS))
 
 
 def pytest_collection_modifyitems(config, items):
