@@ -23,9 +23,11 @@ from distgen.conditioners.tables import load_embedding_table
 from distgen.types import ConditionLabels, DataInfo
 
 
-def frozen_rows(names: Sequence[str], table: str | dict[str, list[float]], key_column: str | None) -> tuple[Tensor, Tensor]:
-    """``[len(names), F]`` frozen vectors for ``names`` from a table, and a ``[len(names)]`` found mask."""
-    vectors = load_embedding_table(table, key_column)
+def frozen_rows(names: Sequence[str], table: str | dict[str, list[float]], key_column: str | None,
+                what: str = "embedding table", kept_in_state: bool = False) -> tuple[Tensor, Tensor]:
+    """``[len(names), F]`` frozen vectors for ``names`` from a table, and a ``[len(names)]`` found mask (``what`` and
+    ``kept_in_state``: ``load_embedding_table``'s; the caller keeps the rows as buffers when it says so)."""
+    vectors = load_embedding_table(table, key_column, what, kept_in_state)
     keys = tuple(vectors)
     rows = resolve_names(list(names), keys, case_sensitive=False)
     width = len(next(iter(vectors.values())))
@@ -105,15 +107,16 @@ class CovariateConditioner(Conditioner):
             nn.init.normal_(self.pert.weight, std=part_dim**-0.5 if onehot_std is None else float(onehot_std))
         else:
             assert perturbation_table is not None
-            vecs, found = frozen_rows(info.perturbations, perturbation_table, key_column)
+            vecs, found = frozen_rows(info.perturbations, perturbation_table, key_column, "covariate: perturbation_table", True)
             self.register_buffer("atom_vectors", vecs)
             self.register_buffer("atom_found", found)
-            self.table_names = frozenset(load_embedding_table(perturbation_table, key_column))
+            self.table_names = frozenset(load_embedding_table(perturbation_table, key_column, "covariate: perturbation_table",
+                                                              kept_in_state=True))  # the keys only
             self.pert_proj = nn.Linear(vecs.shape[1], part_dim)
         self.control = nn.Parameter(torch.zeros(part_dim))  # the "no atoms" perturbation (control sets)
         self.context: nn.Module | None = None
         if use_context and context_table is not None:
-            vecs, _ = frozen_rows(info.contexts, context_table, None)
+            vecs, _ = frozen_rows(info.contexts, context_table, None, "covariate: context_table", True)
             self.register_buffer("context_vectors", vecs)
             self.context = nn.Linear(vecs.shape[1], part_dim)
         elif use_context:

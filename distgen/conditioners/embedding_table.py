@@ -40,7 +40,9 @@ class EmbeddingTableConditioner(Conditioner):
         Dataset vocabularies (injected).
     table
         A ``.csv``/``.tsv``/``.parquet`` path (one row per atom) or a mapping name -> vector
-        (how ``distgen.data`` hands over ``adata.uns`` / ``adata.varm`` tables).
+        (how ``distgen.data`` hands over ``adata.uns`` / ``adata.varm`` tables). Training reads the
+        file; a trained run keeps the vectors in its checkpoint and the keys in ``embedding_tables.json``
+        (``distgen.conditioners.table_record``), and loads without the file.
     key_column
         Column holding the names (default: the first column when it is not numeric).
     dim, hidden
@@ -86,7 +88,7 @@ class EmbeddingTableConditioner(Conditioner):
         if dim < 1 or hidden < 1:
             raise ValueError(f"embedding_table: dim and hidden must be >= 1, got dim={dim}, hidden={hidden}")
         src: str | Path | Mapping[str, Any] = table
-        vectors = load_embedding_table(src, key_column)
+        vectors = load_embedding_table(src, key_column, what="embedding_table: table", kept_in_state=True)  # buffers
         self.dim = dim
         self.case_sensitive = case_sensitive
         self.keys = tuple(vectors)

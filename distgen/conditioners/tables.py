@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from distgen.conditioners import table_record
 from distgen.wording import counted
 
 EmbeddingTable = dict[str, np.ndarray]
@@ -42,16 +43,27 @@ def _from_frame(df: Any, key_column: str | None, where: str) -> EmbeddingTable:
     return table_from_matrix([str(i) for i in df.index], df.to_numpy())
 
 
-def load_embedding_table(source: str | Path | Mapping[str, Any], key_column: str | None = None) -> EmbeddingTable:
-    """Read an embedding table from a file path or a mapping; all vectors must have one length."""
+def load_embedding_table(source: str | Path | Mapping[str, Any], key_column: str | None = None,
+                         what: str = "embedding table", kept_in_state: bool = False) -> EmbeddingTable:
+    """Read an embedding table from a file path or a mapping; all vectors must have one length.
+
+    ``what`` names the parameter in errors (``"embedding_table: table"``). ``kept_in_state``: the caller keeps every
+    vector it uses in its state dict (buffers), so while a trained run's model is built (``table_record.recorded``) a
+    file the run recorded is not read: its keys come with zero vectors, which the checkpoint's buffers replace. A
+    caller that does not say so (a plugin deriving something else from the vectors) reads the file always. A file that
+    does not exist is a ``ConfigError`` saying what needs it.
+    """
     if isinstance(source, Mapping):
         table = {str(k): np.asarray(v, dtype=np.float32).reshape(-1) for k, v in source.items()}
         where = "embedding table mapping"
     else:
+        recorded = table_record.stand_in(str(source), key_column) if kept_in_state else None
+        if recorded is not None:
+            return recorded
         path = Path(source)
         where = f"embedding table {str(path)!r}"
         if not path.exists():
-            raise FileNotFoundError(f"{where} does not exist")
+            raise table_record.missing_file(f"{what} {str(path)!r}")
         import pandas as pd
 
         suffix = "".join(path.suffixes[-2:]).lower()
@@ -72,6 +84,8 @@ def load_embedding_table(source: str | Path | Mapping[str, Any], key_column: str
     nonfinite = [k for k, v in table.items() if not np.isfinite(v).all()]
     if nonfinite:
         raise ValueError(f"{where}: non-finite values for {nonfinite[:5]}")
+    if not isinstance(source, Mapping):
+        table_record.note(str(source), key_column, table)
     return table
 
 

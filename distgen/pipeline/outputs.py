@@ -26,8 +26,8 @@ from distgen.evaluation.report import EVALUATION_MARK, mark_evaluation
 
 #: Paths (relative to the run folder; a trailing "/" owns the whole sub-folder) each kind of run folder owns.
 OWNED: dict[str, tuple[str, ...]] = {
-    "train": ("config.yaml", "manifest.json", "split.json", "info.json", "data_record.json", "data_record.safetensors", "metrics.csv",
-              ".distgen.lock", "checkpoints/", "tensorboard/"),
+    "train": ("config.yaml", "manifest.json", "split.json", "info.json", "data_record.json", "data_record.safetensors",
+              "embedding_tables.json", "metrics.csv", ".distgen.lock", "checkpoints/", "tensorboard/"),
     "experiment": ("experiment.yaml", "split.json", "pred.h5ad", "real.h5ad", "fit.json", "timings.json", "DONE", "log.txt", ".distgen.lock",
                    "eval/", "train/"),
     "sweep": ("sweep.yaml", "results.csv", "summary.md", "summary.json", "summary.png", ".distgen.lock", "runs/"),

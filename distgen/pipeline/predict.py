@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from distgen.conditioners import table_record
 from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
 from distgen.data.groups import group_seed
@@ -323,7 +324,8 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
     check_config_matches(ckpt, config, str(run_dir / "config.yaml"))
     model_node = apply_overrides(config, sampling_overrides(sampling))["model"] if sampling else config["model"]
     seen = dataset.seen_perturbations() if isinstance(dataset, Dataset) else list(dataset.seen_perturbations)
-    model = build_model(model_node, dataset.info, seen)
+    with table_record.recorded(table_record.read(run_dir), run_dir):  # table files: keys from the run, vectors from the checkpoint
+        model = build_model(model_node, dataset.info, seen)
     if weights not in ("ema", "raw"):
         raise ConfigError(f"--weights must be ema or raw, got {weights!r}")
     state = ckpt.ema if weights == "ema" and ckpt.ema is not None else ckpt.model

@@ -3,7 +3,8 @@
 The run directory holds ``config.yaml`` (fully resolved), ``manifest.json`` (versions, git
 commit, data and split hashes, seed, hardware, pre-flight notes, the warnings the run showed), ``split.json``, ``info.json``,
 ``data_record.json`` and ``data_record.safetensors`` (``distgen.data.record``: what predicting another file needs of the data),
-``metrics.csv``, ``tensorboard/`` (when installed) and ``checkpoints/``. Only rank 0 writes.
+``embedding_tables.json`` when the model read embedding-table files (``distgen.conditioners.table_record``: their keys and
+width, so that loading the run needs them no more), ``metrics.csv``, ``tensorboard/`` (when installed) and ``checkpoints/``. Only rank 0 writes.
 ``train_model`` is the same with the ``Dataset`` handed in and the trained model handed back
 (``distgen run`` trains this way, loading its data once).
 """
@@ -20,6 +21,8 @@ from typing import Any
 
 import torch
 
+from distgen.conditioners import table_record
+from distgen.conditioners.table_record import TableRecord
 from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config, resolve_node, save_yaml
 from distgen.data.prepared import Dataset
 from distgen.data.record import DataRecord
@@ -143,7 +146,8 @@ def _train_model(
     check_memory(resolved["model"], dataset.info, dataset.seen_perturbations(), opts, ds.set_size,
                  select_device(opts.device, env.local_rank), env.world_size)
     torch.manual_seed(mix_seed(opts.seed, INIT_KEY))  # initial weights depend on the seed only
-    model = build_model(resolved["model"], dataset.info, dataset.seen_perturbations())
+    with table_record.collecting() as tables:  # the table files it reads: the run records their keys (embedding_tables.json)
+        model = build_model(resolved["model"], dataset.info, dataset.seen_perturbations())
     if not is_trainable(model):
         raise ConfigError(f"model {resolved['model'].get('name')!r} fits itself (a FittedModel) and has nothing for the trainer; "
                           "distgen run fits and evaluates it")
@@ -175,7 +179,7 @@ def _train_model(
             before_training()
         if env.is_main:
             device = select_device(opts.device, env.local_rank)
-            write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=record, notes=notes)
+            write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=record, notes=notes, tables=tables)
             written = True
         result = fit(model, dataset, opts, out, config=trainer_config, resume=source, preflight=False)
     except BaseException:
@@ -286,9 +290,10 @@ def resume_record(source: Path, state: Mapping[str, Any], config: Mapping[str, A
 
 def write_run_files(
     out: Path, resolved: dict[str, Any], dataset: Dataset, opts: TrainOptions, world_size: int, device: str,
-    resumed: Mapping[str, Any] | bool | None = None, notes: Sequence[str] = (),
+    resumed: Mapping[str, Any] | bool | None = None, notes: Sequence[str] = (), tables: Sequence[TableRecord] = (),
 ) -> None:
-    """config.yaml, manifest.json, split.json, info.json and the data record (``DataRecord``) (rank 0).
+    """config.yaml, manifest.json, split.json, info.json, the data record (``DataRecord``) and the record of the embedding
+    tables the model read (``tables``, ``distgen.conditioners.table_record``) (rank 0).
 
     ``resumed`` is the record of a resume (``resume_record``): appended to the manifest's ``resumes``, or, in a
     new folder continuing another run's checkpoint, kept as its ``resumed_from``.
@@ -309,6 +314,7 @@ def write_run_files(
     dataset.split.save(out / "split.json")
     atomic_write_text(out / "info.json", json.dumps(dataset.info.to_dict()))
     DataRecord.from_dataset(dataset, opts.seed).save(out)  # what predicting another file needs of the training file
+    table_record.save(out, tables)  # what loading the run needs of its table files (their vectors are in the checkpoint)
 
 
 def _has_tensorboard() -> bool:

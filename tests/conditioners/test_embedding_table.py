@@ -6,6 +6,7 @@ import torch
 
 from distgen.conditioners.embedding_table import EmbeddingTableConditioner, resolve_names
 from distgen.conditioners.tables import load_embedding_table, table_from_matrix
+from distgen.config import ConfigError
 from distgen.types import ConditionLabels, DataInfo
 
 TABLE = {"AAA": [1.0, 0.0], "BBB": [0.0, 1.0], "ccc": [1.0, 1.0], "DDD": [1.0, 0.0]}
@@ -36,7 +37,7 @@ def test_load_csv_tsv_parquet_and_key_column(tmp_path):
 
 
 def test_load_errors_name_the_problem(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ConfigError, match=r"missing\.csv' does not exist; training reads"):  # exit 2 in the CLI
         load_embedding_table(tmp_path / "missing.csv")
     with pytest.raises(ValueError, match="different lengths"):
         load_embedding_table({"a": [1.0], "b": [1.0, 2.0]})
@@ -98,3 +99,27 @@ def test_generalises_to_an_atom_never_seen_in_training():
         opt.step()
     pred = c(ConditionLabels.make([[4]]))[0].detach()
     assert (pred - effect[4]).norm() < 0.5 * effect[4].norm()
+
+
+def test_a_trained_runs_record_stands_in_only_for_callers_that_keep_the_vectors_in_their_state(tmp_path):
+    """Loading a run, a table file it recorded is not read for the built-in conditioners (their vectors are checkpoint
+    buffers); a caller that does not say it keeps them (a plugin deriving something else from the vectors) reads the file,
+    so it never gets zero vectors without a word."""
+    import pandas as pd
+
+    from distgen.conditioners import table_record
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"gene": ["A", "B"], "f1": [1.0, 2.0], "f2": [3.0, 4.0]}).to_csv(path, index=False)
+    with table_record.collecting() as found:
+        load_embedding_table(str(path))
+    (rec,) = found
+    assert (rec.source, rec.key_column, rec.width, rec.keys) == (str(path), None, 2, ("A", "B"))
+    path.unlink()
+    with table_record.recorded(found, tmp_path):
+        stand_in = load_embedding_table(str(path), kept_in_state=True)
+        assert list(stand_in) == ["A", "B"] and not any(v.any() for v in stand_in.values())
+        with pytest.raises(ConfigError, match="does not exist"):
+            load_embedding_table(str(path))
+    with table_record.recorded(None, tmp_path), pytest.raises(ConfigError, match="Put the table file back"):
+        load_embedding_table(str(path), kept_in_state=True)

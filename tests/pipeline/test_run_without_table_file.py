@@ -1,0 +1,115 @@
+"""A trained run whose model read an embedding-table file loads and predicts without that file.
+
+Before, loading a run (``distgen predict RUN``, ``distgen.load_run``) built its conditioner again from ``config.yaml``,
+which read the table file, although every vector the model uses is a checkpoint buffer: a moved table gave a bare
+"does not exist" (exit 1). Training now writes ``embedding_tables.json`` (the file's keys and width) and loading builds
+the model from it; training still reads the file and says so when it is missing (exit 2).
+"""
+
+import json
+import shutil
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import distgen
+from distgen.cli import main
+from distgen.conditioners.embedding_table import EmbeddingTableConditioner
+from distgen.conditioners.table_record import TABLES_FILE
+from distgen.config import save_yaml
+from distgen.data.bundled import path as bundled_path
+
+SOME = ["CBL+CNN1", "FOXO4", "KLF1"]
+
+
+def _atoms():
+    conds = ad.read_h5ad(bundled_path("norman_k562.h5ad")).obs["condition"].astype(str).unique()
+    return sorted({a for c in conds if c != "control" for a in c.split("+")})
+
+
+def _config(table, conditioner):
+    node = ({"name": "embedding_table", "table": str(table), "dim": 8, "hidden": 8} if conditioner == "embedding_table" else
+            {"name": "covariate", "perturbation": "table", "perturbation_table": str(table), "part_dim": 4, "dim": 8})
+    return {"model": {"name": "generator", "conditioner": node, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+                      "dynamics": {"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 1}}},
+            "data": {"dataset": "norman_k562", "hvg": 32, "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 4},
+            "train": {"steps": 2, "sets_per_batch": 2, "progress": False},
+            "preflight": {"allow_unembedded": True}}  # KLF1 has no row: predicted with a warning
+
+
+def _read(path):
+    a = ad.read_h5ad(path)
+    return (a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X)), a.obs
+
+
+@pytest.fixture(scope="module", params=["embedding_table", "covariate"])
+def made(request, tmp_path_factory):
+    """A run trained with a table file that lacks one atom (KLF1), and its predictions made while the file is there."""
+    root = tmp_path_factory.mktemp("table")
+    atoms = [a for a in _atoms() if a != "KLF1"]
+    rng = np.random.default_rng(0)
+    pd.DataFrame(rng.normal(size=(len(atoms) + 2, 5)), index=pd.Index([*atoms, "EXTRA1", "EXTRA2"], name="gene")).to_csv(root / "t.csv")
+    cfg = save_yaml(_config(root / "t.csv", request.param), root / "c.yaml")
+    assert main(["train", str(cfg), "--out", str(root / "run")]) == 0
+    sub = ad.read_h5ad(bundled_path("norman_k562.h5ad"))
+    sub[sub.obs["condition"].astype(str).isin(["control", *SOME]).to_numpy()].copy().write_h5ad(root / "other.h5ad")
+    assert main(["predict", str(root / "run"), "--out", str(root / "split_with.h5ad")]) == 0
+    assert main(["predict", str(root / "run"), "--data", str(root / "other.h5ad"), "--out", str(root / "other_with.h5ad")]) == 0
+    return root
+
+
+def test_the_run_records_the_tables_keys_and_width(made):
+    doc = json.loads((made / "run" / TABLES_FILE).read_text())
+    (entry,) = doc["tables"]
+    keys = pd.read_csv(made / "t.csv")["gene"].tolist()
+    assert entry["source"] == str(made / "t.csv") and entry["width"] == 5 and entry["keys"] == keys
+
+
+def test_a_run_predicts_the_same_arrays_without_its_table_file(made):
+    (made / "t.csv").rename(made / "moved.csv")
+    try:
+        assert main(["predict", str(made / "run"), "--out", str(made / "split_without.h5ad")]) == 0
+        assert main(["predict", str(made / "run"), "--data", str(made / "other.h5ad"), "--out", str(made / "other_without.h5ad")]) == 0
+        run = distgen.load_run(made / "run")
+        cond = run.model.conditioner
+        assert cond.can_embed(["CBL", "KLF1", "EXTRA1", "cbl", "NOPE"]) == [True, False, True, True, False]
+        table = pd.read_csv(made / "moved.csv", index_col=0)
+        if isinstance(cond, EmbeddingTableConditioner):  # z-scored over the table's rows (standardize: true)
+            table = (table - table.mean()) / table.std(ddof=0)
+        atoms = list(run.record.info.perturbations)
+        got = cond.atom_vectors.numpy()
+        for a in ("CBL", "FOXO4"):  # the training file's vectors, from the checkpoint (the record holds none)
+            np.testing.assert_allclose(got[atoms.index(a)], table.loc[a].to_numpy(), rtol=1e-5, atol=1e-6)
+        assert not got[atoms.index("KLF1")].any()
+    finally:
+        (made / "moved.csv").rename(made / "t.csv")
+    for name in ("split", "other"):
+        (x, obs), (y, obs2) = _read(made / f"{name}_with.h5ad"), _read(made / f"{name}_without.h5ad")
+        np.testing.assert_array_equal(x, y)
+        assert obs.equals(obs2)
+
+
+def test_training_without_the_table_file_says_training_reads_it(made, tmp_path, capsys):
+    cfg = json.loads(json.dumps(_config(tmp_path / "gone.csv", "embedding_table")))
+    capsys.readouterr()
+    assert main(["train", str(save_yaml(cfg, tmp_path / "c.yaml")), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "gone.csv' does not exist" in err and "training reads" in err and "embedding_table: table" in err
+
+
+def test_a_run_without_the_record_names_the_path_to_put_the_table_back_at(made, tmp_path, capsys):
+    old = tmp_path / "old"
+    shutil.copytree(made / "run", old)
+    (old / TABLES_FILE).unlink()  # a run trained before runs recorded their tables
+    (made / "t.csv").rename(made / "moved.csv")
+    try:
+        capsys.readouterr()
+        assert main(["predict", str(old), "--out", str(tmp_path / "p.h5ad")]) == 2
+        err = capsys.readouterr().err
+        assert str(made / "t.csv") in err and TABLES_FILE in err and "Put the table file back" in err
+    finally:
+        (made / "moved.csv").rename(made / "t.csv")
+    assert main(["predict", str(old), "--out", str(tmp_path / "p.h5ad")]) == 0
+    np.testing.assert_array_equal(_read(tmp_path / "p.h5ad")[0], _read(made / "split_with.h5ad")[0])
