@@ -2,8 +2,9 @@
 
 The official state dict is mapped parameter by parameter into the preset's model (sizes read from
 the checkpoint) on the data of the config's ``data:`` section; the result is written like a run of
-``distgen train`` (config.yaml, manifest.json, split.json, info.json, checkpoints/), so
-``distgen predict`` and ``distgen evaluate`` use it as any other run. ``import.json`` lists what
+``distgen train`` (config.yaml, manifest.json, split.json, info.json, the data record data_record.json and
+data_record.safetensors, embedding_tables.json for PerturbDiff's frozen tables, checkpoints/), so ``distgen predict``
+(``--data FILE`` without the training file included) and ``distgen evaluate`` use it as any other run. ``import.json`` lists what
 was dropped and why. The official file is read with ``torch.load(weights_only=True)``.
 """
 
@@ -118,7 +119,7 @@ def import_official(
         sizes = sc_map.infer_sizes(raw)
         size_overrides = [f"model.backbone.{k}={sizes[k]}" for k in ("d_model", "heads", "layers", "mlp_ratio")]
         doc = load_config(config or "scdfm", [*overrides, *size_overrides])
-        rd, model = _build(doc)
+        rd, model, read_tables = _build(doc)
         voc = _read_json(vocab, "--vocab")
         if voc is None:
             raise OfficialCheckpointError("scDFM needs --vocab (the GeneVocab JSON of the checkpoint: gene -> row of its gene table)")
@@ -141,13 +142,13 @@ def import_official(
         split = pd_map.split_state(raw_sd if raw_sd is not None else sd)
         sizes = pd_map.infer_sizes(split)
         codes = _codes(ckpt, _read_json(covariates, "--covariates"))
-        tables = pd_map.frozen_tables(split, codes, sizes)
-        table_overrides = _write_tables(out, tables)
+        frozen = pd_map.frozen_tables(split, codes, sizes)
+        table_overrides = _write_tables(out, frozen)
         size_overrides = [f"model.backbone.{k}={sizes[k]}" for k in ("dim", "depth", "heads", "mlp_ratio")]
         size_overrides += [f"model.conditioner.part_dim={sizes['part_dim']}", f"model.conditioner.use_batch={sizes['use_batch']}",
                            f"model.conditioner.perturbation={sizes['perturbation']}", "model.conditioner.use_context=true"]
         doc = load_config(config or "perturbdiff", [*overrides, *size_overrides, *table_overrides])
-        rd, model = _build(doc)
+        rd, model, read_tables = _build(doc)
         if rd.info.n_genes != sizes["n_genes"]:
             raise OfficialCheckpointError(f"the checkpoint models {sizes['n_genes']} genes but the data has {rd.info.n_genes}; use the checkpoint's gene panel")
         if genes is not None:
@@ -162,7 +163,7 @@ def import_official(
             report.notes.append("EMA weights (the checkpoint's state_dict) are the run's EMA weights; current_model_state the raw ones")
         step = int(ckpt.get("global_step", 0) or 0)
     model.load_state_dict(state)  # strict: every key filled
-    _write_run(out, doc, rd, model, state, ema_state, step, kind, checkpoint, report.to_dict())
+    _write_run(out, doc, rd, model, state, ema_state, step, kind, checkpoint, report.to_dict(), read_tables)
     return out, report.to_dict()
 
 
@@ -195,22 +196,27 @@ def _write_tables(out: Path, tables: Mapping[str, Mapping[str, list[float]]]) ->
     return result
 
 
-def _build(doc: dict[str, Any]) -> tuple[Any, Any]:
+def _build(doc: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
+    """The data, the preset's model and the embedding-table files it read (``table_record``) of ``doc``, resolved in place."""
+    from distgen.conditioners import table_record
     from distgen.data.prepared import Dataset
     from distgen.models.generator import build_model
     from distgen.train.run import resolve_document
 
     resolved, _, ds = resolve_document(doc)
     rd = Dataset.load(ds)
-    model = build_model(resolved["model"], rd.info, rd.seen_perturbations())
+    with table_record.collecting() as tables:  # PerturbDiff's frozen tables (tables/*.csv): the run records their keys
+        model = build_model(resolved["model"], rd.info, rd.seen_perturbations())
     doc.clear()
     doc.update(resolved)
-    return rd, model
+    return rd, model, tables
 
 
 def _write_run(out: Path, resolved: dict[str, Any], rd: Any, model: Any, state: dict[str, Any], ema_state: dict[str, Any] | None, step: int,
-               kind: str, checkpoint: str | Path, report: dict[str, Any]) -> None:
+               kind: str, checkpoint: str | Path, report: dict[str, Any], tables: Sequence[Any] = ()) -> None:
+    from distgen.conditioners import table_record
     from distgen.config import save_yaml
+    from distgen.data.record import DataRecord
     from distgen.train.checkpoint import fingerprint, save_checkpoint
     from distgen.train.manifest import build_manifest
     from distgen.train.options import train_options
@@ -228,6 +234,9 @@ def _write_run(out: Path, resolved: dict[str, Any], rd: Any, model: Any, state: 
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
     rd.split.save(out / "split.json")
     atomic_write_text(out / "info.json", json.dumps(rd.info.to_dict()))
+    # what predicting another file needs of the data (distgen predict RUN --data FILE without it), as training writes it
+    DataRecord.from_dataset(rd, opts.seed).save(out)
+    table_record.save(out, tables)
     atomic_write_text(out / "import.json", json.dumps({**imported, **report}, indent=1, default=str))
     fp_config = {k: v for k, v in resolved.items() if k != "train"} | {"train": opts.fingerprint_dict()}
     keys = set(model.state_dict())

@@ -23,9 +23,10 @@ section 7). FILE is refused (exit 2) when it lacks a gene or an obs column of th
 the run never saw, or sits on another value scale than the training cells.
 
 Without the training file: --data FILE (with --real, --counts, --perturbations) works from what the run folder keeps of
-it (data_record.json, data_record.safetensors; written at training), the prediction the same as with the file. The run's
-own split (no --data) reads the training cells: when the file moved, give it with --train-data PATH (checked against the
-run's content hash). A run trained before distgen kept a data record needs the file (or --train-data) for --data too.
+it (data_record.json, data_record.safetensors; written at training and by distgen import), the prediction the same as
+with the file. The run's own split (no --data) reads the training cells: when the file moved, give it with --train-data
+PATH (checked against the run's content hash). A run trained or imported before distgen kept a data record needs the
+file (or --train-data) for --data too.
   distgen predict runs/scdfm --out pred.h5ad --train-data /new/place/my_data.h5ad
 
 An existing --out/--real is replaced only when it is an earlier prediction/truth (else --overwrite);
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-data", metavar="PATH", help="where the run's training file is now, when it moved (or the run was "
                    "copied from another machine): read instead of the path the run recorded, its content checked against the "
                    "run's hash (another file is refused). Needed to predict the run's split; --data needs it only for a run "
-                   "trained before distgen kept a data record (data_record.json)")
+                   "trained or imported before distgen kept a data record (data_record.json)")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the newest in RUN_DIR)")
     p.add_argument("--weights", default="ema", choices=("ema", "raw"), help="EMA weights when the run kept them (default) or raw")
     p.add_argument("--real", help="also write the real cells of the same groups, same layout, to this .h5ad")

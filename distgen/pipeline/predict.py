@@ -497,8 +497,9 @@ def training_source(run_dir: Path, recorded: str, train_data: str | Path | None,
         why += (f". Predicting another file, distgen predict RUN --data FILE, needs no training file: the run's {RECORD_FILE} "
                 "holds what it needs")
     else:
-        why += (f". This run holds no data record ({RECORD_FILE}: runs trained before distgen kept one), so --data FILE needs the "
-                "training file too (--train-data PATH); a run trained with this distgen keeps one, and this one gets it, while its "
+        why += (f". This run holds no data record ({RECORD_FILE}: runs trained, or imported with distgen import, before distgen "
+                "kept one), so --data FILE needs the training file too (--train-data PATH); a run trained or imported with this "
+                "distgen keeps one, and this one gets it, while its "
                 "training file is at hand, from Python: run = distgen.load_run(RUN, train_data=PATH); "
                 "distgen.data.record.DataRecord.from_dataset(run.data, seed=run.seed).save(run.run_dir)")
     return None, why

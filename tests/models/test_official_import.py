@@ -220,3 +220,78 @@ def test_perturbdiff_import_reads_lightning_layout_and_keeps_ema_weights(tmp_pat
     assert ck.step == 11 and ck.ema is not None
     torch.testing.assert_close(ck.ema["backbone.head.lin.weight"], ck.model["backbone.head.lin.weight"] + 1.0)
     assert main(["predict", str(run), "--out", str(tmp_path / "pred.h5ad")]) == 0
+
+
+def _read_x(path):
+    import anndata as ad
+
+    a = ad.read_h5ad(path)
+    return np.asarray(a.X.toarray() if hasattr(a.X, "toarray") else a.X), a.obs
+
+
+def test_an_imported_run_keeps_a_data_record_and_predicts_another_file_without_the_training_file(tmp_path):
+    """distgen import has the data (its data: section), so it writes the record training writes; before, an imported run
+    had none and ``predict RUN --data FILE`` without the training file was refused as a run 'trained before records'."""
+    import shutil
+
+    from distgen.cli import main
+    from distgen.data.record import ARRAYS_FILE, RECORD_FILE, DataRecord
+
+    h5ad = tmp_path / "toy.h5ad"
+    _norman_like_h5ad(h5ad)
+    shutil.copy(h5ad, tmp_path / "other.h5ad")
+    ckpt = tmp_path / "checkpoint.pt"
+    torch.save({"model_state_dict": _random_state(sc_map.official_keys(**SC)), "iteration": 7}, ckpt)
+    (tmp_path / "vocab.json").write_text(json.dumps(VOCAB))
+    run = tmp_path / "run"
+    assert main(["import", "scdfm-official", str(ckpt), f"data.dataset={h5ad}", "data.split.kind=random_conditions",
+                 "data.split.test_frac=0.34", "data.set_size=8", "model.dynamics.solver.steps=2", "train.seed=4", "--out", str(run),
+                 "--vocab", str(tmp_path / "vocab.json")]) == 0
+    assert (run / RECORD_FILE).is_file() and (run / ARRAYS_FILE).is_file()
+    import distgen
+
+    loaded = distgen.load_run(run)
+    assert DataRecord.load(run).same_as(DataRecord.from_dataset(loaded.data, seed=4)) == []  # the record training would write
+    with_args = ["predict", str(run), "--data", str(tmp_path / "other.h5ad")]
+    assert main([*with_args, "--out", str(tmp_path / "with.h5ad")]) == 0
+    h5ad.rename(tmp_path / "moved.h5ad")
+    assert main([*with_args, "--out", str(tmp_path / "without.h5ad")]) == 0
+    (x, obs), (y, obs2) = _read_x(tmp_path / "with.h5ad"), _read_x(tmp_path / "without.h5ad")
+    np.testing.assert_array_equal(x, y)
+    assert obs.equals(obs2)
+
+
+def test_a_perturbdiff_import_with_frozen_tables_predicts_without_its_table_files(tmp_path):
+    """PerturbDiff's frozen perturbation vectors go to the run's tables/*.csv; the run records their keys (embedding_tables.json),
+    so it predicts the same cells when those files are gone (the vectors are checkpoint buffers)."""
+    import anndata as ad
+    import pandas as pd
+
+    from distgen.cli import main
+    from distgen.conditioners.table_record import TABLES_FILE
+
+    rng = np.random.default_rng(1)
+    rows = [(c, ct, d) for c in ("ctrl", "A", "B") for ct in ("x", "y") for d in ("b0", "b1") for _ in range(10)]
+    obs = pd.DataFrame(rows, columns=["condition", "cell_type", "donor"], index=[f"c{i}" for i in range(len(rows))]).astype("category")
+    h5ad = tmp_path / "toy.h5ad"
+    ad.AnnData(X=np.log1p(rng.poisson(1.0, (len(rows), len(GENES)))).astype(np.float32), obs=obs,
+               var=pd.DataFrame(index=GENES)).write_h5ad(h5ad)
+    keys = pd_map.official_keys(**PD)
+    keys.pop("cov_encoder.pert_encoder.weight")  # the frozen-table layout (ESM2 vectors + a linear map), width 5
+    keys |= {"cov_encoder.pert_encoder.0.weight": (PD["n_pert"] + 1, 5), "cov_encoder.pert_encoder.1.weight": (PD["part_dim"], 5),
+             "cov_encoder.pert_encoder.1.bias": (PD["part_dim"],)}
+    torch.save({"state_dict": _random_state(keys, seed=2), "global_step": 3, "hyper_parameters": {"cov_encoding_cfg": dict(CODES)}},
+               tmp_path / "last.ckpt")
+    run = tmp_path / "run"
+    assert main(["import", "perturbdiff-official", str(tmp_path / "last.ckpt"), f"data.dataset={h5ad}", "data.schema.control_labels=[ctrl]",
+                 "data.schema.context_cols=[cell_type]", "data.schema.batch_col=donor", "data.split.kind=random_conditions",
+                 "data.split.test_frac=0.5", "data.set_size=4", "model.dynamics.sampler.start_step=3", "--out", str(run)]) == 0
+    (entry,) = json.loads((run / TABLES_FILE).read_text())["tables"]
+    assert entry["source"] == str((run / "tables" / "perturbation.csv").resolve()) and entry["width"] == 5
+    assert sorted(entry["keys"]) == sorted(CODES["pert_dict"])
+    assert main(["predict", str(run), "--out", str(tmp_path / "with.h5ad")]) == 0
+    (run / "tables").rename(tmp_path / "tables_moved")
+    assert main(["predict", str(run), "--out", str(tmp_path / "without.h5ad")]) == 0
+    (x, obs), (y, obs2) = _read_x(tmp_path / "with.h5ad"), _read_x(tmp_path / "without.h5ad")
+    np.testing.assert_array_equal(x, y)
+    assert obs.equals(obs2)
