@@ -60,8 +60,9 @@ def fit_run_dispersion(dataset: Dataset, cells: Cells | Sequence[str], sizes: np
     (condition, context) groups.
 
     The training cells are taken in the order of their values (``draw_order`` of ``Dataset.content_keys``, the rule of
-    the control pools), and beyond ``MAX_FIT_CELLS`` a seeded subsample is drawn in that order: the same file with its
-    rows shuffled gives the same dispersions, to the last bit.
+    the control pools), and beyond ``MAX_FIT_CELLS`` a subsample seeded by ``seed`` (the run's ``train.seed``: the record
+    keeps the dispersions it gives) is drawn in that order: the same file with its rows shuffled gives the same dispersions,
+    to the last bit.
     """
     train = dataset.split.train.numpy()
     train = train[draw_order(dataset.content_keys(train))]

@@ -12,7 +12,9 @@ All of that comes from the training ``Dataset``. ``DataRecord.from_dataset`` tak
   median ``sum(expm1(x))`` of each context's control cells (the depth check), the counts' ``target_sum``, the training
   file's path and content hash;
 - ``data_record.safetensors``: the ``[G]`` NB dispersions fitted on the training cells (``fit_run_dispersion`` at the
-  run's ``train.seed``), the only array. No pickle anywhere.
+  run's ``train.seed``, which draws the subsample beyond ``count_fit.MAX_FIT_CELLS`` training cells: the dispersions are a
+  property of the run, the same for every prediction seed), the only array (``[G]`` float64: 8 bytes a gene). No pickle
+  anywhere.
 
 Everything else a prediction needs is in the checkpoint (weights, buffers a model derived from training cells such as a
 gene graph or an additive anchor's effects) and ``config.yaml``.
@@ -54,7 +56,7 @@ class DataRecord:
     """What a run's predictions of another file need from its training ``Dataset`` (see the module docstring).
 
     It answers the questions the pre-flight asks of a ``Dataset`` (``info``, ``training_contexts()``,
-    ``training_batches()``, ``training_controls(kind)``) and holds the rest as fields. ``dispersions(seed)`` gives the NB
+    ``training_batches()``, ``training_controls(kind)``) and holds the rest as fields. ``dispersions()`` gives the NB
     dispersions; a record made from a loaded ``Dataset`` (``from_dataset(..., fit=False)``) fits them from it when asked.
     """
 
@@ -74,14 +76,15 @@ class DataRecord:
     data_hash: str
     theta: np.ndarray | None = None
     theta_seed: int | None = None
-    theta_seeded: bool = False  # more training cells than MAX_FIT_CELLS: the dispersions depend on the seed
+    theta_seeded: bool = False  # more training cells than MAX_FIT_CELLS: the dispersions depend on theta_seed (the run's train.seed)
     source: Dataset | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ made once, from the training data
     @classmethod
     def from_dataset(cls, dataset: Dataset, seed: int = 0, fit: bool = True) -> DataRecord:
-        """The record of ``dataset`` (every cell, uncapped). ``fit``: fit the NB dispersions now with ``seed`` (at training);
-        otherwise they are fitted from ``dataset`` when ``dispersions`` is asked (a run loaded with its training file)."""
+        """The record of ``dataset`` (every cell, uncapped). ``seed`` is the run's ``train.seed``, the seed the NB dispersions are
+        fitted with. ``fit``: fit them now (at training); otherwise they are fitted from ``dataset`` when ``dispersions`` is
+        asked (a run loaded with its training file)."""
         data = dataset.data
         train = dataset.split.train.numpy()
         train_ctrl = train[data.is_control[train]]
@@ -114,7 +117,7 @@ class DataRecord:
             dataset=str(dataset.section.dataset),
             data_hash=str(data.hash),
             theta=theta,
-            theta_seed=int(seed) if fit else None,
+            theta_seed=int(seed),
             theta_seeded=len(train) > count_fit.MAX_FIT_CELLS,
             source=None if fit else dataset,
         )
@@ -133,22 +136,15 @@ class DataRecord:
         return list(self.controls[kind])
 
     # ------------------------------------------------------------------ what --data and --counts need
-    def dispersions(self, seed: int) -> np.ndarray:
-        """``[G]`` NB dispersions of the run's genes fitted on its training cells under ``seed`` (``fit_run_dispersion``).
-
-        A record read from a run folder holds those of the run's ``train.seed``; they are every seed's when the run had at
-        most ``count_fit.MAX_FIT_CELLS`` training cells. Otherwise another ``seed`` needs the training cells (``ConfigError``)."""
+    def dispersions(self) -> np.ndarray:
+        """``[G]`` NB dispersions of the run's genes fitted on its training cells (``fit_run_dispersion``) with the run's
+        ``train.seed`` (``theta_seed``), whatever seed a prediction samples with: the record holds every prediction's."""
         if self.source is not None:
             sizes, _ = dataset_sizes(self.source)
-            return fit_run_dispersion(self.source, list(self.info.genes), sizes, seed)
+            return fit_run_dispersion(self.source, list(self.info.genes), sizes, self.theta_seed or 0)
         if self.theta is None:
             raise ConfigError("the run's data record holds no NB dispersions; give the run's training file (--train-data PATH) "
                               "for --counts nb, or use --counts round or poisson")
-        if self.theta_seeded and seed != self.theta_seed:
-            raise ConfigError(
-                f"--counts nb --seed {seed}: the run's NB dispersions were fitted on a subsample of its training cells (more than "
-                f"{count_fit.MAX_FIT_CELLS:,}) drawn with seed {self.theta_seed}, the one its data record holds; for another seed give the "
-                f"run's training file (--train-data PATH, now {self.dataset}), or predict with --seed {self.theta_seed}")
         return self.theta.copy()
 
     def depth_mismatches(self, new: torch.Tensor, new_contexts: np.ndarray) -> list[tuple[str, float, float]]:

@@ -5,7 +5,8 @@ The math is ``distgen.data.counts``; this module decides which library size each
 * a generated cell of group ``g``: a size drawn (with replacement, seeded by ``seed`` and the group's labels: ``group_seed``) from the
   library sizes of the control cells that group was generated from (its context's pool), then
   counts from the observation model (``round``, ``poisson`` or ``nb``, NB dispersions fitted on the
-  training cells of the run, at most ``MAX_FIT_CELLS`` of them drawn in the order of their values);
+  training cells of the run, at most ``MAX_FIT_CELLS`` of them drawn in the order of their values, with the run's
+  ``train.seed`` whatever seed the prediction samples with: ``fit_seed``);
 * a real cell (the control rows of a prediction, every row of the truth): its own recorded size,
   rounded, which gives back its original counts exactly when the data was loaded from raw counts.
 
@@ -29,8 +30,12 @@ __all__ = ["MAX_FIT_CELLS", "counts_target_sum", "dataset_sizes", "fit_run_dispe
            "truth_counts"]
 
 
-def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: str = "round", seed: int = 0) -> tuple[Cells, list[str]]:
-    """``pred`` (``predict(model, dataset, part)``'s output) in raw counts, and notes on how the sizes were chosen."""
+def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: str = "round", seed: int = 0,
+                      fit_seed: int | None = None) -> tuple[Cells, list[str]]:
+    """``pred`` (``predict(model, dataset, part)``'s output) in raw counts, and notes on how the sizes were chosen.
+
+    ``seed`` draws the sizes and counts; ``fit_seed`` (default ``seed``) the training cells the NB dispersions are fitted
+    on beyond ``MAX_FIT_CELLS``: the run's ``train.seed``, so that its dispersions are the ones its data record holds."""
     C.check_model(model)
     groups = dataset.groups(part)
     pool = dataset.control_pool(groups)
@@ -41,7 +46,7 @@ def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: 
                          "convert the output of predict(model, dataset, part) with the same part")
     target_sum, notes = counts_target_sum(dataset)
     sizes, source = dataset_sizes(dataset)
-    theta = fit_run_dispersion(dataset, pred, sizes, seed) if model == "nb" else None
+    theta = fit_run_dispersion(dataset, pred, sizes, seed if fit_seed is None else fit_seed) if model == "nb" else None
     x = pred.X.numpy()
     out = np.empty(x.shape, dtype=np.float32)
     start = 0

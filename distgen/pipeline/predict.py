@@ -467,7 +467,8 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
         if train_data is not None:
             check_moved_data(run_dir, dataset.data.hash, str(train_data), recorded, record)
         check_same_data(run_dir, dataset.data.hash, dataset.section.dataset, "predict")
-        record = DataRecord.from_dataset(dataset, fit=False)  # the same record, its dispersions fitted when asked for
+        run_seed = int((config.get("train") or {}).get("seed", 0))
+        record = DataRecord.from_dataset(dataset, seed=run_seed, fit=False)  # the same record, its dispersions fitted when asked for
     assert record is not None
     model = load_run_model(run_dir, dataset if dataset is not None else record, checkpoint, weights, torch.device(device),
                            sampling_overrides(sampling))
@@ -613,7 +614,7 @@ def _predict_run(
         if counts is not None:
             from distgen.pipeline.countspace import prediction_counts
 
-            written, notes = prediction_counts(dataset, pred, part, counts, seed)
+            written, notes = prediction_counts(dataset, pred, part, counts, seed, fit_seed=run.seed)  # the record's dispersions
             scale = "counts"
             for note in notes:
                 print(note, file=sys.stderr)

@@ -341,8 +341,8 @@ class FileCounts:
             self.target_sum, self.notes = record.target_sum, list(record.target_notes)
             self._obs_sizes, source = C.library_sizes(obs, len(obs), self.target_sum)
         self.theta = None
-        if model == "nb":  # fitted on the run's training cells (DataRecord.dispersions: recorded at training)
-            self.theta = record.dispersions(seed)
+        if model == "nb":  # fitted on the run's training cells with its train.seed (DataRecord.dispersions: recorded at training)
+            self.theta = record.dispersions()
         self._group: tuple[int, np.random.Generator, np.ndarray] | None = None
         self.notes.append(f"counts ({model}): library sizes from {source}; generated cells draw theirs from their group's control cells")
 

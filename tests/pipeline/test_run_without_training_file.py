@@ -189,23 +189,42 @@ def test_a_run_without_a_record_keeps_needing_its_training_file_and_says_so(made
         assert (old / name).read_bytes() == (made / "run" / name).read_bytes()
 
 
-def test_nb_dispersions_of_a_subsampled_fit_need_the_training_file_for_another_seed(tmp_path, monkeypatch, capsys):
-    """Beyond MAX_FIT_CELLS training cells the dispersions depend on the seed: the record holds the run's seed's only."""
+def test_nb_dispersions_of_a_subsampled_fit_are_the_runs_for_every_prediction_seed(tmp_path, monkeypatch):
+    """Beyond MAX_FIT_CELLS training cells the dispersions depend on the seed that draws the subsample. That seed is the
+    run's train.seed (3), whatever --seed a prediction samples with: the record holds them, so --counts nb --seed 5 needs
+    no training file (before, it was refused naming --train-data), and gives the arrays it gives with the file."""
     import distgen.data.count_fit as count_fit
 
     monkeypatch.setattr(count_fit, "MAX_FIT_CELLS", 60)
+    seeds = []
+    fit = count_fit.fit_run_dispersion
+
+    def spy(dataset, cells, sizes, seed=0):
+        seeds.append(seed)
+        return fit(dataset, cells, sizes, seed)
+
     run = str(_train(tmp_path))
     other = _other(tmp_path)
     assert json.loads((tmp_path / "run" / RECORD_FILE).read_text())["nb_dispersion"]["seed_dependent"] is True
+    record, dataset = DataRecord.load(run), distgen.load_run(run).data
+    sizes = count_fit.dataset_sizes(dataset)[0]
+    assert np.array_equal(record.theta, fit(dataset, list(dataset.info.genes), sizes, 3))
+    assert not np.array_equal(record.theta, fit(dataset, list(dataset.info.genes), sizes, 5))  # the subsample matters
+    import distgen.data.record as record_module
+    import distgen.pipeline.countspace as countspace
+
+    monkeypatch.setattr(record_module, "fit_run_dispersion", spy)
+    monkeypatch.setattr(countspace, "fit_run_dispersion", spy)
     for name, seed in (("s3", "3"), ("s5", "5")):
         assert main(["predict", run, "--data", str(other), "--counts", "nb", "--seed", seed, "--out", str(tmp_path / f"{name}.h5ad")]) == 0
-    assert not np.array_equal(_read(tmp_path / "s3.h5ad")[0], _read(tmp_path / "s5.h5ad")[0])
+    assert main(["predict", run, "--counts", "nb", "--seed", "5", "--out", str(tmp_path / "split5.h5ad")]) == 0
+    assert seeds == [3, 3, 3]  # --data with the file (twice) and the run's own split: the run's seed
+    assert not np.array_equal(_read(tmp_path / "s3.h5ad")[0], _read(tmp_path / "s5.h5ad")[0])  # the seed still draws the counts
     _move(tmp_path)
-    capsys.readouterr()
-    assert main(["predict", run, "--data", str(other), "--counts", "nb", "--seed", "5", "--out", str(tmp_path / "g5.h5ad")]) == 2
-    assert "--train-data PATH" in capsys.readouterr().err
-    assert main(["predict", run, "--data", str(other), "--counts", "nb", "--seed", "3", "--out", str(tmp_path / "g3.h5ad")]) == 0
+    for name, seed in (("g3", "3"), ("g5", "5")):
+        assert main(["predict", run, "--data", str(other), "--counts", "nb", "--seed", seed, "--out", str(tmp_path / f"{name}.h5ad")]) == 0
     np.testing.assert_array_equal(_read(tmp_path / "g3.h5ad")[0], _read(tmp_path / "s3.h5ad")[0])
+    np.testing.assert_array_equal(_read(tmp_path / "g5.h5ad")[0], _read(tmp_path / "s5.h5ad")[0])
 
 
 def test_the_recorded_depth_check_is_the_one_on_the_training_cells(made):
