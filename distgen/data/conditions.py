@@ -258,6 +258,32 @@ def _variants(values: Sequence[str], key: Any) -> list[list[str]]:
     return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
+def spacing_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str]:
+    """Perturbation labels that differ only by surrounding spaces (``A`` and ``A ``, ``B+C`` and ``B + C``): read as one
+    condition, where cell-eval (and ``distgen evaluate``, which refuses such a file) reads two; one message, or none.
+
+    One perturbation column: its labels, grouped by ``spacing_twins``. Parallel columns (one atom per column, each value
+    trimmed): the values of all of them, grouped by their trimmed text. Loading (``label_warnings``) and
+    ``PerturbationData.encode`` warn with it.
+    """
+    delim, cols = schema.combo_delimiter, schema.perturbation_cols
+    values = [str(v) for c in cols for v in pd.unique(obs[c].astype(str)) if not _is_blank(v)]
+    if len(cols) == 1:
+        spaced = spacing_twins(values, (delim,))
+        read = [delim.join(a.strip() for a in g[0].split(delim) if a.strip()) for g in spaced[:3]]
+        where, fix = f"obs column {cols[0]!r}", f"clean the column (adata.obs[{cols[0]!r}] = adata.obs[{cols[0]!r}].astype(str).str.strip())"
+    else:
+        spaced = _variants(sorted(set(values)), str.strip)
+        read = [g[0].strip() for g in spaced[:3]]
+        where, fix = f"obs columns {list(cols)}", f"clean the columns (for c in {list(cols)}: adata.obs[c] = adata.obs[c].astype(str).str.strip())"
+    if not spaced:
+        return []
+    # the evaluation's readers refuse them (cell-eval scores two conditions); training reads one, and says so
+    return [f"{where}: perturbation labels {spaced[:3]} differ only in surrounding spaces and are read as one condition each "
+            f"({read}); cell-eval reads them as different conditions and distgen evaluate refuses such files: {fix} or rename "
+            "one spelling"]
+
+
 def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequence[str], vocab: Sequence[str]) -> list[str]:
     """What a user's labels may mean other than what distgen reads, one message each (empty when nothing looks off).
 
@@ -265,6 +291,7 @@ def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequenc
       only in case (read as different labels);
     * perturbation atoms (``vocab``) that differ only in case (different perturbations), or that name
       a measured gene only up to case (``Stat1`` for gene ``STAT1``);
+    * perturbation labels that differ only by surrounding spaces (``spacing_warnings``);
     * labels that repeat an atom (``A+A``: read as ``A``);
     * labels that look like combinations joined by another separator than ``combo_delimiter``
       (``A_B`` with ``+``: read as one perturbation ``A_B``).
@@ -291,6 +318,7 @@ def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequenc
         if near:
             out.append(f"perturbation(s) {near[:5]} name a measured gene only up to case; gene-aware baselines (linear) and "
                        "gene-token backbones match gene names exactly, so write the labels as the genes are written (var_names)")
+    out += spacing_warnings(obs, schema)
     delim = schema.combo_delimiter
     if len(schema.perturbation_cols) == 1:
         labels = [str(v) for v in pd.unique(obs[schema.perturbation_cols[0]].astype(str)) if not _is_blank(v)]
@@ -299,13 +327,6 @@ def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequenc
         def named(label: str) -> list[str]:
             return [a for a in (x.strip() for x in label.split(delim)) if a and a not in controls]
 
-        spaced = spacing_twins(labels, (delim,))
-        if spaced:  # the evaluation's readers refuse them (cell-eval scores two conditions); training reads one, and says so
-            col = schema.perturbation_cols[0]
-            out.append(f"obs column {col!r}: perturbation labels {spaced[:3]} differ only in surrounding spaces and are read as "
-                       f"one condition each ({[delim.join(a.strip() for a in g[0].split(delim) if a.strip()) for g in spaced[:3]]}); cell-eval "
-                       f"reads them as different conditions and distgen evaluate refuses such files: clean the column "
-                       f"(adata.obs[{col!r}] = adata.obs[{col!r}].astype(str).str.strip()) or rename one spelling")
         repeated = [lb for lb in labels if len(named(lb)) > len(set(named(lb)))]
         if repeated:
             read = [condition_string(tuple(sorted(set(named(r)))), delim) for r in repeated[:5]]

@@ -26,6 +26,7 @@ from distgen.data.conditions import (
     missing_control_message,
     parse_atoms,
     parse_doses,
+    spacing_warnings,
 )
 from distgen.data.expression import (
     check_unique_genes,
@@ -388,6 +389,8 @@ class PerturbationData:
             first = {g: i for i, g in reversed(list(enumerate(names)))}
             dense = to_dense_float32(x[:, np.array([first[g] for g in self.info.genes], dtype=np.int64)], copy=False)
         atoms = parse_atoms(adata.obs, schema, genes)
+        for message in spacing_warnings(adata.obs, schema):  # read as one condition, as at load: said as at load
+            warn(f"the cells to encode: {message}")
         doses = parse_doses(adata.obs, schema, atoms)
         contexts, batches = context_labels(adata.obs, schema.context_cols), batch_labels(adata.obs, schema.batch_col)
         unknown = unknown_labels_message(atoms, contexts.tolist(), batches.tolist(), schema, self.info, "the cells to encode carry")

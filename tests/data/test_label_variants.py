@@ -204,3 +204,40 @@ def test_the_streaming_reader_refuses_log2_values_too(tmp_path):
     adata.write_h5ad(tmp_path / "log2.h5ad")
     with pytest.raises(ValueError, match=r"log2\(1 \+ x\)"):
         DiskCells(tmp_path / "log2.h5ad", SCHEMA)
+
+
+def _spacing(messages):
+    return [m for m in messages if "differ only in surrounding spaces and are read as one condition each" in m]
+
+
+def test_parallel_perturbation_columns_whose_values_differ_only_by_spaces_warn_as_one_column_does():
+    """Two perturbation columns (one atom each): 'A' in one and 'A ' in the other (or the same column) are one atom, and
+    were read as one without a word; now the warning a single column gets, naming both spellings and the fix."""
+    adata = make_adata(conditions=("control", "A", "B", "A+B"))
+    parts = adata.obs["condition"].astype(str).str.split("+", expand=True)
+    adata.obs["p1"], adata.obs["p2"] = parts[0].to_numpy(), parts[1].fillna("control").to_numpy()
+    schema = PerturbationSchema(perturbation_col=("p1", "p2"), control_labels=("control",), context_cols=("cell_type",), batch_col="donor")
+    clean, messages = _load(adata.copy(), schema)
+    assert _spacing(messages) == []
+    _relabel(adata, "p1", "A", "A ", every=3)
+    data, messages = _load(adata, schema)
+    (msg,) = _spacing(messages)
+    assert "obs columns ['p1', 'p2']" in msg and "[['A', 'A ']]" in msg and "str.strip()" in msg and "(['A'])" in msg
+    assert data.info.perturbations == clean.info.perturbations  # read as one atom, and said
+    np.testing.assert_array_equal(data.conditions, clean.conditions)
+
+
+def test_encoding_cells_whose_labels_differ_only_by_spaces_warns_as_loading_does():
+    """``PerturbationData.encode`` read 'A ' as the training atom 'A' without a word (loading the same labels warns)."""
+    data, _ = _load(make_adata())
+    other = make_adata(seed=1)
+    _relabel(other, "condition", "A", "A ")
+    _relabel(other, "condition", "B+C", "B + C")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = data.encode(other)
+    (msg,) = _spacing([str(w.message) for w in caught])
+    assert msg.startswith("the cells to encode: obs column 'condition'")
+    assert "['A', 'A ']" in msg and "['B + C', 'B+C']" in msg and "str.strip()" in msg
+    clean = make_adata(seed=1)
+    assert table.labels.perturbation.tolist() == data.encode(clean).labels.perturbation.tolist()  # read as one, as at load
