@@ -148,8 +148,13 @@ def main(argv: list[str] | None = None) -> int:
                 shrink(png, args.shrink)
             print(png)
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        # named as argparse names the program in its usage errors, as distgen's commands name themselves ("distgen
+        # evaluate: error: ..."): a config error (--preset) exits 2, an unreadable folder 1
+        from distgen.config import ConfigError
+
+        usage = isinstance(e, ConfigError)
+        print(f"{p.prog}: {'config error' if usage else 'error'}: {e}", file=sys.stderr)
+        return 2 if usage else 1
     return 0
 
 

@@ -15,6 +15,7 @@ from html import escape
 from pathlib import Path
 
 from distgen.atomic import atomic_write_text
+from distgen.config import ConfigError
 from distgen.evaluation.calibration import why_undefined
 from distgen.report import cells as cellfigs
 from distgen.report import figures, training
@@ -245,7 +246,7 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
     """The report as an HTML string (``sections``: which of ``SECTIONS`` to include)."""
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"unknown report section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+        raise ConfigError(f"unknown report section(s) {unknown}; choose from {', '.join(SECTIONS)}")  # a ValueError too
     s = inputs.summary
     lines = []
     if s.get("pred") or s.get("real"):

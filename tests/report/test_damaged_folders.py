@@ -87,7 +87,7 @@ def test_a_damaged_evaluation_folder_is_refused_naming_the_file(folder, tmp_path
     damage(d)
     assert main([str(d)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("python -m distgen.report: error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert all(w in err for w in words), err
     assert "or restore the file" in err
     assert not (d / "report.html").exists()
@@ -107,3 +107,18 @@ def test_a_damaged_sweep_summary_is_refused_naming_the_file(tmp_path, capsys):
     (tmp_path / "summary.json").write_text("not json")
     assert main([str(tmp_path)]) == 1
     assert "summary.json is not valid JSON" in capsys.readouterr().err
+
+
+def test_errors_name_the_program_as_its_usage_errors_do_and_config_errors_exit_2(folder, tmp_path, capsys):
+    """Errors began 'error:' where argparse's own say 'python -m distgen.report: error:' and distgen's commands 'distgen
+    COMMAND: error:'; a bad --preset or --sections (config errors) exited 1, as an unreadable folder does."""
+    with pytest.raises(SystemExit) as usage:
+        main([str(folder), "--size"])  # argparse: the program's name
+    assert usage.value.code == 2 and "python -m distgen.report: error:" in capsys.readouterr().err
+    assert main([str(tmp_path / "nothing")]) == 1
+    assert capsys.readouterr().err.startswith("python -m distgen.report: error: ")
+    for bad in (["--preset", "no-such-preset"], ["--sections", "headline,bogus"]):
+        assert main([str(folder), "--out", str(tmp_path / "r.html"), *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("python -m distgen.report: config error: ") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r.html").exists()
