@@ -131,7 +131,7 @@ def parse_atoms(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequence[s
                     if clash_genes and delim in label:
                         _check_delimiter(label, delim, clash_genes)
                     atoms += [a.strip() for a in label.split(delim) if a.strip() and a.strip() not in controls]
-                else:
+                elif label.strip() not in controls:  # one atom per column, trimmed: 'control ' is a control, as in one column
                     atoms.append(label.strip())
             hit = tuple(sorted(set(atoms)))
             cache[values] = hit

@@ -241,3 +241,18 @@ def test_encoding_cells_whose_labels_differ_only_by_spaces_warns_as_loading_does
     assert "['A', 'A ']" in msg and "['B + C', 'B+C']" in msg and "str.strip()" in msg
     clean = make_adata(seed=1)
     assert table.labels.perturbation.tolist() == data.encode(clean).labels.perturbation.tolist()  # read as one, as at load
+
+
+def test_a_control_label_with_spaces_in_a_parallel_column_is_a_control_as_in_one_column():
+    """'control ' in one perturbation column is a control (its atoms are trimmed); in a parallel column it was the atom
+    'control', refused as "'control' appears as a perturbation label but is not in control_labels=['control']"."""
+    adata = make_adata(conditions=("control", "A", "B", "A+B"))
+    parts = adata.obs["condition"].astype(str).str.split("+", expand=True)
+    adata.obs["p1"], adata.obs["p2"] = parts[0].to_numpy(), parts[1].fillna("control").to_numpy()
+    schema = PerturbationSchema(perturbation_col=("p1", "p2"), control_labels=("control",), context_cols=("cell_type",), batch_col="donor")
+    clean, _ = _load(adata.copy(), schema)
+    _relabel(adata, "p2", "control", "control ", every=3)
+    data, messages = _load(adata, schema)
+    np.testing.assert_array_equal(data.conditions, clean.conditions)
+    (msg,) = _spacing(messages)
+    assert "[['control', 'control ']]" in msg
