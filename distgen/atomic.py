@@ -7,6 +7,10 @@ run (``split.json``). ``temp_beside`` gives the temp file the mode a plain ``ope
 (``0666`` less the umask), and a hidden name (``.pred.h5ad.x8k2.tmp``) that no ``*.h5ad`` pattern
 picks up when a killed write leaves it behind.
 
+Libraries that create their own file do the same: safetensors' ``save_file`` (0.8) writes ``0600`` whatever the umask.
+``atomic_path`` gives the file at its temp path ``default_mode`` before the rename, whoever wrote it, and
+``share_mode`` does it for a file written in place (the files of a checkpoint folder, published as a folder).
+
 ``atomic_path`` and ``atomic_write_text`` are the one way distgen publishes a small output (an evaluation's
 tables, summaries, plots and page, a checkpoint's pointer, a run's manifest): written to such a temp file,
 fsynced, renamed onto the target. A kill leaves the previous file or the new one, never half of one.
@@ -25,6 +29,11 @@ def default_mode() -> int:
     mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def share_mode(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` ``default_mode``: for a file a library created with a mode of its own (``0600``)."""
+    os.chmod(path, default_mode())
 
 
 def temp_beside(path: str | os.PathLike[str]) -> tuple[int, str]:
@@ -50,6 +59,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        share_mode(tmp)  # the writer may have made the file anew, with a mode of its own
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

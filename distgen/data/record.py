@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.atomic import atomic_write_text
+from distgen.atomic import atomic_path, atomic_write_text
 from distgen.config import ConfigError
 from distgen.data import count_fit
 from distgen.data.count_fit import counts_target_sum, dataset_sizes, fit_run_dispersion
@@ -192,7 +192,8 @@ class DataRecord:
 
         folder = Path(folder)
         if self.theta is not None:
-            save_file({_THETA: np.ascontiguousarray(self.theta, dtype=np.float64)}, str(folder / ARRAYS_FILE))
+            with atomic_path(folder / ARRAYS_FILE) as tmp:  # renamed into place with the mode a plain write gives
+                save_file({_THETA: np.ascontiguousarray(self.theta, dtype=np.float64)}, tmp)
         atomic_write_text(folder / RECORD_FILE, json.dumps(self.to_dict(), indent=1))
 
     @classmethod

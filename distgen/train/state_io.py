@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from distgen.atomic import atomic_write_text
+from distgen.atomic import atomic_write_text, share_mode
 
 __all__ = ["atomic_write_text", "flatten", "load_state", "publish_dir", "save_state", "unflatten"]
 
@@ -82,8 +82,10 @@ def read_json(path: Path) -> Any:
 
 
 def publish_dir(tmp: Path, final: Path) -> None:
-    """Atomically move a fully written directory ``tmp`` to ``final`` (replacing an old one)."""
+    """Atomically move a fully written directory ``tmp`` to ``final`` (replacing an old one). Its files get the mode a
+    plain write gives (``distgen.atomic.share_mode``: safetensors writes ``0600``), so others can read the run."""
     for f in tmp.iterdir():
+        share_mode(f)
         with f.open("rb") as fh:
             os.fsync(fh.fileno())
     if final.exists():
