@@ -36,6 +36,9 @@ LIBRARY_COL = "distgen_library_size"
 LIBRARY_COLS = (LIBRARY_COL, "total_counts", "n_counts", "nCount_RNA", "ncounts", "UMI_count", "library_size")
 #: Dispersions are clipped to this range (``theta`` above the top is Poisson for practical purposes).
 THETA_MIN, THETA_MAX = 1e-2, 1e6
+#: The largest expected count of one gene in one cell ``to_counts`` draws from: a million million molecules is no cell,
+#: and numpy's Poisson sampler refuses means near 1e19 with a bare "lam value too large".
+MU_MAX = 1e12
 
 
 def check_model(model: str) -> str:
@@ -59,7 +62,8 @@ def expected_counts(x: np.ndarray, size: Any, target_sum: float) -> np.ndarray:
         raise ValueError(f"x must be [N, G], got shape {x.shape}")
     if target_sum <= 0:
         raise ValueError(f"target_sum must be > 0, got {target_sum}")
-    return np.clip(np.expm1(x), 0.0, None) * (_sizes(size, len(x)) / float(target_sum))
+    with np.errstate(over="ignore"):  # an overflow is inf, which to_counts refuses by name
+        return np.clip(np.expm1(x), 0.0, None) * (_sizes(size, len(x)) / float(target_sum))
 
 
 def to_counts(
@@ -77,6 +81,7 @@ def to_counts(
     """
     mu = expected_counts(x, size, target_sum)
     check_model(model)
+    _check_expected(mu, x)
     rng = rng if rng is not None else np.random.default_rng(0)
     if model == "round":
         out = np.rint(mu)
@@ -92,6 +97,20 @@ def to_counts(
         lam = rng.gamma(np.broadcast_to(theta, mu.shape), mu / theta)  # mean mu, variance mu^2 / theta
         out = rng.poisson(lam).astype(np.float64)
     return out.astype(np.float32)
+
+
+def _check_expected(mu: np.ndarray, x: np.ndarray) -> None:
+    """Refuse expected counts no cell has (non-finite or above ``MU_MAX``), naming where and what the log value was."""
+    bad = ~np.isfinite(mu) | (mu > MU_MAX)
+    if not bad.any():
+        return
+    i, j = np.argwhere(bad)[0]
+    raise ValueError(
+        f"counts: {int(bad.sum())} expected count(s) are not finite or exceed {MU_MAX:.0e} (first: cell {i}, gene column {j}: "
+        f"log-normalised value {float(np.asarray(x)[i, j]):.4g}, expected count {float(mu[i, j]):.4g}); values this large are "
+        "not log-normalised expression. A model that was not trained, diverged, or was given weights of another scale gives "
+        "them: look at its predictions without --counts (distgen predict without the flag) before converting"
+    )
 
 
 def to_lognorm(counts: np.ndarray, target_sum: float, size: Any = None) -> np.ndarray:

@@ -118,3 +118,19 @@ def test_cells_with_no_counts_do_not_enter_the_dispersion_fit():
     with_empty = np.concatenate([x, np.zeros((50, x.shape[1]))])
     sizes = np.concatenate([size, np.zeros(50)])
     assert np.allclose(C.fit_dispersion(with_empty, sizes, T), C.fit_dispersion(x, size, T))
+
+
+@pytest.mark.parametrize("model", C.COUNT_MODELS)
+@pytest.mark.parametrize("value", [60.0, 800.0, np.inf, np.nan])
+def test_values_no_cell_has_are_refused_naming_where_not_a_bare_sampler_error(model, value):
+    # An untrained or diverged model's outputs: numpy's Poisson said only "lam value too large" (exit 1 in predict).
+    x = np.log1p(np.full((3, 4), 2.0))
+    x[1, 2] = value
+    with pytest.raises(ValueError, match=r"cell 1, gene column 2: log-normalised value .*not log-normalised expression"):
+        C.to_counts(x, 1e4, 1e4, model, dispersion=np.ones(4))
+
+
+def test_the_largest_log_values_of_real_cells_convert():
+    # log1p(1e4 * 1e4 / 1e4): a cell whose every count sits in one gene, at a depth of 10,000 normalised to 10,000
+    x = np.array([[np.log1p(1e4), 0.0]])
+    assert C.to_counts(x, 1e4, 1e4, "round")[0, 0] == 1e4
