@@ -66,3 +66,18 @@ def test_table_names_the_compile_mode():
     text = gpu_check.markdown(res)
     assert "| perturbdiff | on (reduce-overhead) | bf16 autocast | 2048 |" in text
     assert "| scdfm | on | - | 48 | skipped: past" in text
+
+
+@pytest.mark.slow  # ~25 s on a shared 2-core CPU: the two parts' dry runs
+def test_the_lease_script_dry_run_writes_what_a_device_call_brings_back(tmp_path):
+    out = tmp_path / "lease"
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out)}
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_lease.sh"), "--dry-run"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["env.txt", "eval_speed_cuda.json", "eval_speed_cuda.md", "gpu_check.json", "gpu_check.md"], files
+    assert len(files) <= 8  # the device tool brings back at most 8 files
+    log = (out / "env.txt").read_text()
+    assert "[gpu_check] exit 0" in log and "[eval_speed_cuda] exit 0" in log and "torch " in log
+    bad = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_lease.sh"), "--fast"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "only --dry-run" in bad.stderr
