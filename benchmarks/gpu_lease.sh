@@ -72,7 +72,8 @@ if [ "$dry" -eq 1 ]; then
   exit "$failed"
 fi
 
-part tests 90 "$py" -m pytest -q -p no:cacheprovider -n 0 tests/train/test_host_syncs.py tests/backbones/test_pad_host_ids.py \
+# addopts replaced: pyproject's asks for pytest-xdist (-n auto), which the device machine may not have
+part tests 90 "$py" -m pytest -q -p no:cacheprovider -o addopts="-ra --import-mode=importlib" tests/train/test_host_syncs.py tests/backbones/test_pad_host_ids.py \
   > "$out/tests.txt" 2>&1
 part gpu_check 210 "$py" benchmarks/gpu_check.py --out "$out/gpu_check.md" --budget 180 --compile-mode reduce-overhead
 POLARS_MAX_THREADS=1 part eval_speed_cuda 170 "$py" -m benchmarks.eval_speed_cuda --shared-data "$data" --repeats 3 \
