@@ -65,7 +65,9 @@ def build(
         info = data
     if seed is None:
         train = doc.get("train") if "model" in doc else None
-        seed = int((train or {}).get("seed", 0))
+        seed = _seed((train or {}).get("seed", 0), "build: the config's train.seed")
+    else:
+        seed = _seed(seed, "build: seed")
     from distgen.train.device import float32_default
 
     with torch.random.fork_rng(devices=[]), float32_default():  # float32 weights whatever the caller's default dtype
@@ -137,6 +139,7 @@ def predict(
     from distgen.train.device import float32_default
 
     apply_threads()
+    seed = _seed(seed, "predict: seed")
     if isinstance(max_cells, str):  # "all" as distgen predict --max-cells all and predict.max_cells_per_condition: all
         if max_cells != "all":
             from distgen.config import ConfigError
@@ -184,6 +187,22 @@ def sweep(config: str | Path, grid: Mapping[str, Sequence[Any]] | None = None, o
     from distgen.pipeline.sweep import sweep as _sweep
     apply_threads()
     return _sweep(config, grid, out, **kwargs)
+
+
+def _seed(value: Any, where: str) -> int:
+    """``value`` as a seed: a whole number (``int`` or a numpy integer), else a ``ConfigError`` naming ``where``.
+
+    ``int()`` read ``3.7`` as seed 3 and ``"3"`` as 3 (where ``fit`` refuses both), and a seed ``"abc"`` in the
+    config ended in a ``ValueError`` from ``int``; ``True`` is not a seed either.
+    """
+    import numbers
+
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    from distgen.config import ConfigError
+
+    hint = f" Write {int(value)}." if isinstance(value, float) and value.is_integer() else ""
+    raise ConfigError(f"{where} must be a whole number, got {type(value).__name__} {value!r}.{hint}")
 
 
 def _order(kind: str) -> int:

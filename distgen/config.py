@@ -139,6 +139,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 def _type_hint(value: Any, hint: Any) -> str:
     """How to write ``value`` so that a parameter of type ``hint`` takes it, where that is plain ('' otherwise)."""
+    if isinstance(value, str) and _type_ok([value], hint):  # one name where a list belongs (a text is not read as its letters)
+        return f" Write a list, even of one item: [{short(value)}]."
     if isinstance(value, str):
         try:
             number: float | int = int(value) if re.fullmatch(r"[-+]?[0-9]+", value.strip()) else float(value)
@@ -159,8 +161,8 @@ def _type_hint(value: Any, hint: Any) -> str:
 
 def _hint_name(hint: Any) -> str:
     if typing.get_origin(hint) is not None:  # list[float], dict[str, Any], int | None: say it all
-        return str(hint).replace("typing.", "")
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+        return str(hint).replace("typing.", "").replace("collections.abc.", "")
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "").replace("collections.abc.", "")
 
 
 def signature_schema(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
@@ -169,14 +171,55 @@ def signature_schema(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
     sig = inspect.signature(target)
     try:
         hints = typing.get_type_hints(target)
-    except Exception:
-        hints = {}
+    except Exception:  # one annotation that cannot be resolved (a name imported under TYPE_CHECKING only)
+        hints = _hints_one_by_one(target, sig)  # must not leave every other parameter unchecked
     out = {}
     for p in sig.parameters.values():
         if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         out[p.name] = (hints.get(p.name, Any), p.default)
     return out
+
+
+def plain_values(value: Any) -> Any:
+    """``value`` with numpy and pandas values made the Python values a YAML config holds, in nested mappings and lists.
+
+    A notebook hands a config mapping or a keyword argument ``np.int64(3)`` (a seed from ``np.arange``), ``np.float32``,
+    ``np.bool_`` or an array / ``pd.Index`` of labels (``adata.obs.cell_type.unique()``): the same values as ``3``,
+    ``0.5``, ``True`` and a list, which the type checks refused ("expected int, got int64") and a saved config could
+    not hold. Only numpy scalars (``np.generic``) and objects with ``tolist`` (arrays, pandas Index and Series) change.
+    """
+    if isinstance(value, Mapping):
+        return {k: plain_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain_values(v) for v in value) if type(value) in (list, tuple) else value
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) or (type(value).__module__.startswith("pandas") and callable(getattr(value, "tolist", None))):
+        return plain_values(value.tolist())
+    return value
+
+
+def _hints_one_by_one(target: Callable[..., Any], sig: inspect.Signature) -> dict[str, Any]:
+    """The type hints of ``target``'s parameters, each resolved on its own; one that cannot be resolved is left out (``Any``).
+
+    ``typing.get_type_hints`` gives up on the whole signature when one annotation names something only imported
+    under ``TYPE_CHECKING`` (``data: PerturbationData``): the other parameters then went unchecked, so a text where a
+    list belongs (``data.split.test_conditions: KLF1+MAP2K6``) was read as a list of its characters.
+    """
+    namespace = dict(getattr(inspect.unwrap(target), "__globals__", {}))
+    hints: dict[str, Any] = {}
+    for p in sig.parameters.values():
+        ann = p.annotation
+        if ann is inspect.Parameter.empty:
+            continue
+        try:
+            hints[p.name] = eval(ann, namespace) if isinstance(ann, str) else ann
+        except Exception:
+            continue
+    return hints
 
 
 # ---------------------------------------------------------------------------- validation
@@ -754,7 +797,7 @@ def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chai
     here: Path | None = None
     if isinstance(source, Mapping):
         check_expanded_size(source, "config")
-        doc = copy.deepcopy(dict(source))
+        doc = plain_values(copy.deepcopy(dict(source)))
         ident = "<mapping>"
     else:
         text = str(source)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distgen.config import ConfigError, validate_params
+from distgen.config import ConfigError, plain_values, validate_params
 
 BUNDLED = ("norman_k562", "kang_pbmc")
 
@@ -92,7 +92,7 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
     from distgen.data.schema import PerturbationSchema
     from distgen.data.splitters import make_split
 
-    section = dict(section or {})
+    section = plain_values(dict(section or {}))  # an array of labels (adata.obs[...].unique()) is a list
     validate_params(DataSection, section, "data")
     for key in ("dataset", "split"):  # a config file's ~/data.h5ad means the home folder, as in a shell
         if isinstance(section.get(key), str) and section[key].startswith("~"):

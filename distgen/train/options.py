@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from distgen.config import ConfigError, InertSettingWarning, validate_params
+from distgen.config import ConfigError, InertSettingWarning, plain_values, validate_params
 from distgen.errors import warn
 
 #: Keys that may change between a checkpoint and its resume (they steer the run, not its result).
@@ -216,5 +216,6 @@ def train_options(section: Mapping[str, Any] | TrainOptions | None = None, **ove
     """Validate a ``train:`` section (unknown keys and wrong types fail, naming the key)."""
     base = section.to_dict() if isinstance(section, TrainOptions) else dict(section or {})
     base.update(overrides)
+    base = plain_values(base)  # np.int64(3) from a notebook is the seed 3
     validate_params(TrainOptions, base, "train")
     return TrainOptions(**base)

@@ -1,0 +1,78 @@
+"""Values as a notebook hands them to the config and the Python API (hostile-input round of 2026-12-06).
+
+A text where a list belongs, numpy scalars and arrays, seeds that are not whole numbers: each is read as meant or
+refused naming the key and the fix, never read as something else.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import distgen
+from distgen.config import ConfigError, plain_values, signature_schema
+from distgen.data.section import data_section
+from distgen.train.options import train_options
+
+
+@pytest.mark.parametrize("key, value", [("test_conditions", "KLF1+MAP2K6"), ("test_contexts", "AB"), ("test_batches", "d3")])
+def test_a_split_list_written_as_one_text_is_refused_with_the_list_to_write(key, value):
+    # the split's signature held one annotation only imported under TYPE_CHECKING, so none of its keys was type checked:
+    # 'KLF1+MAP2K6' was read as the held-out conditions 'K', 'L', 'F'... and contexts 'AB' held out contexts A and B
+    with pytest.raises(ConfigError, match=rf"data\.split\.{key}: expected Sequence\[str\] \| None, got str.*Write a list, even of one item: \[" + re.escape(repr(value)) + r"\]"):
+        data_section({"split": {"kind": "combo_seen2", key: value}})
+
+
+def test_the_split_s_numbers_are_type_checked_too():
+    with pytest.raises(ConfigError, match=r"data\.split\.seed: expected int, got str '1'"):
+        data_section({"split": {"kind": "combo_seen2", "seed": "1"}})
+    with pytest.raises(ConfigError, match=r"data\.split\.test_frac: expected float"):
+        data_section({"split": {"kind": "random_conditions", "test_frac": "0.2"}})
+
+
+def test_one_unresolvable_annotation_leaves_the_other_parameters_checked():
+    def component(data: Unknown, width: int = 4, names: list[str] | None = None) -> None:  # type: ignore[name-defined]  # noqa: F821
+        """Annotations are text here (PEP 563): ``Unknown`` cannot be resolved, like a name imported under TYPE_CHECKING."""
+
+    schema = signature_schema(component)
+    assert schema["width"][0] is int and schema["names"][0] == (list[str] | None)
+
+
+def test_a_control_label_written_as_one_text_gets_the_list_to_write():
+    with pytest.raises(ConfigError, match=r"data\.schema\.control_labels: .*Write a list, even of one item: \['control'\]"):
+        data_section({"schema": {"control_labels": "control"}})
+
+
+def test_numpy_scalars_and_arrays_are_the_plain_values():
+    doc = plain_values({"a": np.int64(3), "b": [np.float32(0.5), np.bool_(True)], "c": np.array(["x", "y"]), "d": (1, 2)})
+    assert doc == {"a": 3, "b": [0.5, True], "c": ["x", "y"], "d": (1, 2)}
+    assert type(doc["a"]) is int and type(doc["b"][0]) is float and type(doc["b"][1]) is bool and type(doc["c"][0]) is str
+    opts = train_options({"seed": np.int64(3), "steps": np.int32(2), "lr": np.float64(1e-3)})
+    assert (opts.seed, opts.steps, opts.lr) == (3, 2, 1e-3) and type(opts.seed) is int  # "expected int, got int64" before
+    ds = data_section({"split": {"kind": "held_out_context", "test_contexts": np.array(["ct1"])}})
+    assert ds.split == {"kind": "held_out_context", "test_contexts": ["ct1"]}
+
+
+@pytest.fixture(scope="module")
+def small():
+    doc = distgen.load_config("perturbdiff-small", ["model.backbone.dim=8", "model.backbone.depth=1", "data.set_size=8"])
+    return doc, distgen.load_data(**{**doc["data"], "split": {"kind": "combo_seen2", "test_conditions": np.array(["KLF1+MAP2K6"])}})
+
+
+def test_a_seed_must_be_a_whole_number_in_build_and_predict(small):
+    doc, data = small
+    for bad in ("3", 3.7, True):  # "3" and 3.7 built seed 3's weights; fit refuses both
+        with pytest.raises(ConfigError, match=r"build: seed must be a whole number"):
+            distgen.build(doc, data, seed=bad)
+    with pytest.raises(ConfigError, match=r"build: the config's train\.seed must be a whole number, got str 'abc'"):
+        distgen.build({**doc, "train": {**doc["train"], "seed": "abc"}}, data)  # a ValueError from int() before
+    model = distgen.build(doc, data, seed=np.int64(3))
+    same = distgen.build(doc, data, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values(), strict=True))
+    with pytest.raises(ConfigError, match=r"predict: seed must be a whole number, got float 2\.5"):  # predicted seed 2's cells
+        distgen.predict(model, data, seed=2.5, max_cells=4)
+    assert torch.equal(distgen.predict(model, data, seed=np.int64(2), max_cells=4).X, distgen.predict(model, data, seed=2, max_cells=4).X)
+
