@@ -202,6 +202,24 @@ def plain_values(value: Any) -> Any:
     return value
 
 
+def _catch_all_note(fn: Callable[..., Any]) -> str:
+    """A sentence for a constructor taking ``*args``/``**kwargs`` (a plugin's wrapper class), '' for any other.
+
+    A config sets, and assembly fills (``n_genes``...), only the parameters a signature names: a catch-all passes
+    neither on, so the wrapped class was built without ``n_genes`` and every key of the node was unknown.
+    """
+    try:
+        target = fn.__init__ if inspect.isclass(fn) else fn  # type: ignore[misc]
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    if not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return ""
+    return (f" {getattr(fn, '__qualname__', fn)}'s constructor takes *args/**kwargs, which a config cannot set and assembly does "
+            f"not fill: name each parameter in its signature ({', '.join(sorted(INJECTED))} are filled from the data where "
+            "named; docs/extending.md)")
+
+
 def _hints_one_by_one(target: Callable[..., Any], sig: inspect.Signature) -> dict[str, Any]:
     """The type hints of ``target``'s parameters, each resolved on its own; one that cannot be resolved is left out (``Any``).
 
@@ -238,7 +256,7 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
                 raise ConfigError(f"{where}: {key!r} is no longer a parameter here; {moved}.")
             close = difflib.get_close_matches(key, allowed, n=1) if isinstance(key, str) else []
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{where}: unknown key {short(key)}.{hint} Valid keys: {', '.join(allowed) or '(none)'}.")
+            raise ConfigError(f"{where}: unknown key {short(key)}.{hint} Valid keys: {', '.join(allowed) or '(none)'}.{_catch_all_note(fn)}")
         hint_t, _ = schema[key]
         kind = _component_kind(hint_t)
         if kind is not None and isinstance(value, dict | str):
@@ -320,7 +338,7 @@ def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any
             raise
         raise PluginBuildError(
             f"{kind} component {node['name']!r} from plugin {plugin} failed to build: {type(err).__name__}: {clip_message(str(err), 300)}. "
-            "Install what it needs, fix the plugin, or use another component"
+            f"Install what it needs, fix the plugin, or use another component.{_catch_all_note(cls)}"
         ) from err
     registry(kind).verify(node["name"])  # a plugin's first build runs the cheap contract checks
     return obj

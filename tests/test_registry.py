@@ -391,6 +391,32 @@ def test_a_plugin_constructor_failure_names_the_plugin(site, monkeypatch):
     assert code == 1 and message == "error: x"
 
 
+CATCH_ALL = """
+from distgen.encoders.mean import MeanEmbedding
+
+class Wrapped(MeanEmbedding):
+    '''A wrapper passing everything on.'''
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+"""
+
+
+def test_a_plugin_constructor_taking_args_and_kwargs_is_told_to_name_its_parameters(site, monkeypatch):
+    """A wrapper with ``*args, **kwargs`` got no n_genes ("missing 1 required positional argument") and every key of its
+    node was "unknown ... Valid keys: (none)", neither saying why (hostile-input round, 2026-12-06)."""
+    from distgen.registry import PluginBuildError
+
+    _fake_dist(site, "fake-catchall", "fake_catchall", CATCH_ALL, {"wrapped": "fake_catchall:Wrapped"})
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+    _use(monkeypatch, reg)
+    with pytest.raises(PluginBuildError, match=r"missing 1 required positional argument: 'n_genes'.*Wrapped's constructor takes "
+                       r"\*args/\*\*kwargs, which a config cannot set and assembly does not fill: name each parameter"):
+        build_component("encoders", "wrapped", n_genes=4)
+    with pytest.raises(ConfigError, match=r"unknown key 'width'. Valid keys: \(none\). Wrapped's constructor takes \*args"):
+        validate_node("encoders", {"name": "wrapped", "width": 3})
+
+
 def test_a_default_a_config_cannot_hold_stays_out_of_the_resolved_config(site, monkeypatch, tmp_path):
     """A callable default reached the resolved config, and writing the run's config.yaml failed (yaml RepresenterError,
     an internal error before training)."""
