@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from distgen.config import check_sections, load_config
 from distgen.data.prepared import Dataset
 from distgen.evaluation.report import Report
-from distgen.models.base import PerturbationModel
+from distgen.models.base import PerturbationModel, mark_untrained
 from distgen.models.generator import build_model
 from distgen.registry import KINDS, ComponentInfo, all_registries, registry
 from distgen.runtime import apply_threads
@@ -72,7 +72,9 @@ def build(
 
     with torch.random.fork_rng(devices=[]), float32_default():  # float32 weights whatever the caller's default dtype
         torch.manual_seed(mix_seed(seed, INIT_KEY))
-        return build_model(node, info, seen)
+        model = build_model(node, info, seen)
+    mark_untrained(model)  # distgen.predict warns about random initial weights until fit or load_state_dict
+    return model
 
 
 def load_data(dataset: str = "norman_k562", split: Mapping[str, Any] | str | None = None, **data: Any) -> Dataset:

@@ -62,6 +62,7 @@ def small():
     return doc, distgen.load_data(**{**doc["data"], "split": {"kind": "combo_seen2", "test_conditions": np.array(["KLF1+MAP2K6"])}})
 
 
+@pytest.mark.filterwarnings("ignore:predict. this Generator was built")
 def test_a_seed_must_be_a_whole_number_in_build_and_predict(small):
     doc, data = small
     for bad in ("3", 3.7, True):  # "3" and 3.7 built seed 3's weights; fit refuses both
@@ -76,3 +77,20 @@ def test_a_seed_must_be_a_whole_number_in_build_and_predict(small):
         distgen.predict(model, data, seed=2.5, max_cells=4)
     assert torch.equal(distgen.predict(model, data, seed=np.int64(2), max_cells=4).X, distgen.predict(model, data, seed=2, max_cells=4).X)
 
+
+def test_predicting_with_a_model_never_trained_is_warned_about_until_it_is_trained_or_loaded(small):
+    from distgen.errors import DistgenRuntimeWarning
+
+    doc, data = small
+    model = distgen.build(doc, data)  # its cells were scored as a model's without a word
+    with pytest.warns(DistgenRuntimeWarning, match=r"never trained nor given weights.*distgen\.fit\(model, data"):
+        distgen.predict(model, data, max_cells=4)
+    loaded = distgen.build(doc, data)
+    loaded.load_state_dict(model.state_dict())  # weights of the user's own
+    distgen.fit(model, data, config=doc, steps=1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DistgenRuntimeWarning)
+        distgen.predict(model, data, max_cells=4)
+        distgen.predict(loaded, data, max_cells=4)

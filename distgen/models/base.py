@@ -84,6 +84,33 @@ def is_trainable(model: type | object) -> bool:
     return issubclass(cls, TrainableModel)
 
 
+_UNTRAINED = "_distgen_untrained"
+
+
+def mark_untrained(model: object) -> None:
+    """Mark a model ``distgen.build`` just made with initial weights: ``distgen.predict`` warns until it is trained or loaded.
+
+    ``distgen.train``'s trainer (``mark_trained``) and any ``load_state_dict`` (``distgen.load_run``, a user's own
+    weights) take the mark off; models built elsewhere never carry it.
+    """
+    import torch.nn as nn
+
+    if isinstance(model, nn.Module):
+        setattr(model, _UNTRAINED, True)
+        model.register_load_state_dict_post_hook(lambda module, _keys: mark_trained(module))
+
+
+def mark_trained(model: object) -> None:
+    """Take ``mark_untrained``'s mark off ``model`` (it was trained or given weights)."""
+    if getattr(model, _UNTRAINED, False):
+        setattr(model, _UNTRAINED, False)
+
+
+def is_untrained(model: object) -> bool:
+    """True for a model ``distgen.build`` made that was neither trained nor given weights since (``mark_untrained``)."""
+    return bool(getattr(model, _UNTRAINED, False))
+
+
 #: The models registry: built-ins here, plugins from entry points ``distgen.models``.
 models: Registry[PerturbationModel] = Registry(
     "models",

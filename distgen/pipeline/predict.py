@@ -37,7 +37,8 @@ from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.record import RECORD_FILE, DataRecord
 from distgen.data.section import BUNDLED, DataSection, data_section
-from distgen.errors import DivergenceWarning, InputDataError, warn
+from distgen.errors import DistgenRuntimeWarning, DivergenceWarning, InputDataError, warn
+from distgen.models.base import is_untrained
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
 from distgen.pipeline.outputs import check_distinct, check_output_file
@@ -195,6 +196,10 @@ def predict(
                         "to generate from control cells of your own, call model.predict(control, mask, labels) on tensors "
                         "(Dataset.data.encode(adata) reads an AnnData in the model's terms)")
     check_vocabulary(model, dataset.info, "predict")
+    if is_untrained(model):  # a model distgen.build made, never fit nor loaded: random weights, scored as a model
+        warn(f"predict: this {type(model).__name__} was built (distgen.build) and never trained nor given weights, so its cells "
+             "come from its random initial weights; train it first (distgen.fit(model, data, ...)), or predict with a trained "
+             "run (distgen.load_run(RUN).model) or after model.load_state_dict(...)", DistgenRuntimeWarning)
     if max_cells is not None:
         dataset = dataset.capped(max_cells)
     groups = dataset.groups(part)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from distgen.config import ConfigError
 from distgen.errors import DistgenError, DistgenWarning, DivergenceWarning, Interrupted, warn
+from distgen.models.base import mark_trained
 from distgen.runtime import apply_threads
 from distgen.train import distributed as D
 from distgen.train.batches import BatchSource, mix_seed
@@ -555,6 +556,8 @@ class Trainer:
             if self._lock is not None:
                 self._lock.release()
         result.step, result.best, result.best_step = self.step, self.best, self.best_step
+        if self.step > 0:
+            mark_trained(self.model)  # distgen.predict no longer warns about initial weights
         result.checkpoint = self.last_checkpoint
         result.diverged = self.diverged
         result.seconds = time.perf_counter() - t0
