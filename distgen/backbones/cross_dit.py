@@ -264,6 +264,9 @@ class CrossDiT(Backbone):
                              "(the network reads time_scale * t), so it would have no effect; set time_scale instead, or time_input: step")
         if depth < 1 or dim < 1 or timesteps < 1:
             raise ValueError(f"cross_dit: depth, dim and timesteps must be >= 1, got depth={depth}, dim={dim}, timesteps={timesteps}")
+        if heads < 1 or int(dim * mlp_ratio) < 1:  # heads 0 divided by zero; an MLP of width 0 trained with no MLP at all
+            raise ValueError(f"cross_dit: heads must be >= 1 and mlp_ratio must give an MLP of at least one unit (dim * mlp_ratio "
+                             f">= 1), got heads={heads}, mlp_ratio={mlp_ratio} with dim={dim}")
         self.n_genes = n_genes
         self.self_conditioning = self_conditioning
         self.output = output

@@ -139,6 +139,11 @@ class PADTransformer(Backbone):
         _check_choice("missing_perturbation_genes", missing_perturbation_genes, MISSING)
         _check_choice("pool", pool, POOLS)
         _check_choice("gene_dropout", gene_dropout, GENE_DROPOUTS)
+        if d_model < 1:
+            raise ValueError(f"pad_transformer: d_model must be >= 1, got {d_model}")
+        if heads < 1 or int(d_model * mlp_ratio) < 1:  # heads 0 divided by zero; an MLP of width 0 trained with no MLP at all
+            raise ValueError(f"pad_transformer: heads must be >= 1 and mlp_ratio must give an MLP of at least one unit (d_model * "
+                             f"mlp_ratio >= 1), got heads={heads}, mlp_ratio={mlp_ratio} with d_model={d_model}")
         if d_model % heads:
             raise ValueError(f"pad_transformer: d_model={d_model} must be divisible by heads={heads}")
         if layers < 1 or graph_k < 1:

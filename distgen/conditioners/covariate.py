@@ -96,6 +96,8 @@ class CovariateConditioner(Conditioner):
         if onehot_std is not None and not onehot_std > 0:
             raise ValueError(f"covariate: onehot_std must be > 0 or null, got {onehot_std}")
         self.dim = int(n_genes if dim is None else dim)
+        if self.dim < 1:  # dim 0 built a condition of no feature: a model that never saw which perturbation it generates
+            raise ValueError(f"covariate: dim must be >= 1 (or null: the number of genes), got {dim}")
         self.mode = perturbation
         self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=perturbation == "table", embeds_batches=use_batch,
                                                     embeds_contexts=use_context and context_table is None)

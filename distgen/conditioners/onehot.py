@@ -45,6 +45,8 @@ class OneHotConditioner(Conditioner):
         super().__init__()
         if pool not in ("sum", "mean"):
             raise ValueError(f"onehot: pool must be 'sum' or 'mean', got {pool!r}")
+        if dim < 1:
+            raise ValueError(f"onehot: dim must be >= 1, got {dim}")
         self.dim = dim
         self.pool = pool
         self.atoms = info.perturbations

@@ -73,6 +73,8 @@ class DeepSetsEncoder(Encoder):
             raise ValueError(f"deepsets: pool must be one of {POOLS}, got {pool!r}")
         if min(n_genes, dim, hidden, depth) < 1:
             raise ValueError(f"deepsets: n_genes, dim, hidden, depth must be >= 1, got {n_genes}, {dim}, {hidden}, {depth}")
+        if pool == "attention" and heads < 1:
+            raise ValueError(f"deepsets: heads must be >= 1 for attention pooling, got {heads}")
         if pool == "attention" and hidden % heads:
             raise ValueError(f"deepsets: hidden={hidden} must be divisible by heads={heads} for attention pooling")
         self.dim = dim
