@@ -166,3 +166,18 @@ def test_a_damaged_info_json_of_a_run_exits_1_naming_it(files, tmp_path, capsys,
     assert main(["predict", str(run), "--out", str(tmp_path / "p.h5ad")]) == EXIT_FAILURE
     err = capsys.readouterr().err
     assert f"{run / 'info.json'} is damaged" in err and "internal error" not in err and "restore it" in err
+
+
+@pytest.mark.parametrize("name, text", [("manifest.json", "{bad"), ("manifest.json", "[]"), ("split.json", '{"kind": "x", '),
+                                        ("split.json", "[1]")])
+def test_a_damaged_manifest_or_split_of_a_run_exits_1_naming_it(files, tmp_path, capsys, name, text):
+    """A run's manifest.json or split.json that is not a JSON object ended distgen predict in 'error: Expecting property
+    name enclosed in double quotes: line 1 column 2' (no file named) or an internal error ('list' object has no attribute
+    'get'); hostile-input round, 2026-12-06."""
+    run = tmp_path / "run"
+    assert main(["train", files["config"], "--out", str(run)]) == 0
+    (run / name).write_text(text)
+    capsys.readouterr()
+    assert main(["predict", str(run), "--out", str(tmp_path / "p.h5ad")]) == EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert str(run / name) in err and "is damaged" in err and "internal error" not in err and "restore it from a copy" in err

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from distgen.atomic import temp_beside
+from distgen.errors import clip_message
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -138,8 +139,19 @@ class Split:
             raw = f.read()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-        d = json.loads(raw)
-        split = cls.from_dict(d)
+        try:
+            d = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            d = exc
+        if not isinstance(d, dict):  # "error: Expecting ',' delimiter: line 1 column 8453" named no file
+            what = f"not JSON: {d}" if isinstance(d, Exception) else f"a JSON {type(d).__name__}, not an object"
+            raise ValueError(f"split file {os.fspath(path)!r} is damaged ({what}); restore it from a copy (a run's split.json: "
+                             "from a copy of the run), or make the split again from its data.split settings")
+        try:
+            split = cls.from_dict(d)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"split file {os.fspath(path)!r} is damaged (not a split: {type(exc).__name__}: {clip_message(str(exc), 300)}); "
+                             "restore it from a copy, or make the split again from its data.split settings") from None
         if "hash" in d and d["hash"] != split.hash:
             raise ValueError(f"split file {os.fspath(path)!r} is corrupt or was edited: stored hash {d['hash']} != content hash {split.hash}")
         return split

@@ -52,7 +52,7 @@ from distgen.train.checkpoint import (
 )
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
-from distgen.train.manifest import WARNINGS_KEY, check_same_data
+from distgen.train.manifest import WARNINGS_KEY, check_same_data, read_manifest
 from distgen.types import Cells
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
@@ -514,7 +514,7 @@ def training_source(run_dir: Path, recorded: str, train_data: str | Path | None,
 def _recorded_hash(run_dir: Path, record: DataRecord | None) -> str | None:
     manifest = run_dir / "manifest.json"
     if manifest.is_file():
-        h = json.loads(manifest.read_text()).get("data", {}).get("data_hash")
+        h = (read_manifest(manifest).get("data") or {}).get("data_hash")
         if h:
             return str(h)
     return record.data_hash if record is not None else None

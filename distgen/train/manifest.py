@@ -81,6 +81,26 @@ def run_notes(manifest: Mapping[str, Any] | None) -> list[str]:
     return list(dict.fromkeys(str(n) for n in notes))
 
 
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """A run's ``manifest.json`` as a mapping; ``CheckpointError`` (exit 1) naming the file when it is not a JSON object.
+
+    A damaged manifest ended ``distgen predict`` and ``--resume`` in "error: Expecting property name enclosed in double
+    quotes: line 1 column 2" (which file?) and a list there in an internal error (``'list' object has no attribute 'get'``).
+    """
+    from distgen.train.checkpoint import CheckpointError
+
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = exc
+    if not isinstance(manifest, dict):
+        what = f"not JSON: {manifest}" if isinstance(manifest, Exception) else f"a JSON {type(manifest).__name__}, not an object"
+        raise CheckpointError(f"{path} is damaged ({what}); it records the data hash, versions and resumes of the run: restore "
+                              "it from a copy of the run, or train the run again")
+    return manifest
+
+
 def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: str) -> None:
     """Refuse to ``doing`` (``"predict"``, ``"resume"``) a run on data other than the data it was trained on.
 
@@ -90,7 +110,7 @@ def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: st
     manifest = Path(run_dir) / "manifest.json"
     if not manifest.exists():
         return
-    want = json.loads(manifest.read_text()).get("data", {}).get("data_hash")
+    want = (read_manifest(manifest).get("data") or {}).get("data_hash")
     if want and want != data_hash:
         raise ValueError(
             f"the data of {dataset!r} changed since this run was trained (hash {data_hash} != {want}): cannot {doing} it on other "

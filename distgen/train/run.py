@@ -48,7 +48,7 @@ from distgen.train.checkpoint import (
 from distgen.train.device import float32_default, select_device
 from distgen.train.lock import RunLock
 from distgen.train.loop import check_group_sizes, check_set_size, fit, fit_option_problems
-from distgen.train.manifest import add_warnings, build_manifest, check_same_data
+from distgen.train.manifest import add_warnings, build_manifest, check_same_data, read_manifest
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.resources import check_memory
 from distgen.train.state_io import atomic_write_text
@@ -306,7 +306,7 @@ def write_run_files(
         manifest["preflight"] = list(notes)
     record = dict(resumed) if isinstance(resumed, Mapping) else {}
     if resumed and (out / "manifest.json").exists():
-        first = json.loads((out / "manifest.json").read_text())
+        first = read_manifest(out / "manifest.json")
         manifest = {**first, "resumes": [*first.get("resumes", []), {**manifest, **record}]}
     elif record:
         manifest["resumed_from"] = record
