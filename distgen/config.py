@@ -154,6 +154,9 @@ def _type_hint(value: Any, hint: Any) -> str:
         return f" Write the whole number {int(value)}."
     if isinstance(value, int | float) and not isinstance(value, bool) and _type_ok(str(value), hint):
         return f" Quote it to give the text: '{value}'."
+    if isinstance(value, Mapping) and value and all(str(k).isdigit() for k in value) and _type_ok(list(value.values()), hint):
+        return (" An override sets a whole list, not one item by its index (KEY.0=...): give every item, KEY=[...]"
+                " (a list the config does not hold yet became a mapping of that index)")
     if isinstance(value, list | tuple) and value and _type_ok([str(v) for v in value], hint):
         return " Quote the items to give text (e.g. ['0', 'ctrl'])."
     return ""
@@ -621,6 +624,9 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
                 nxt = node[p] = {}
             if isinstance(nxt, str) and i < len(parts) - 1:  # a bare component name: expand to its node
                 nxt = node[p] = {"name": nxt}
+            if isinstance(nxt, list | tuple) and parts[i + 1].isdigit():  # train.betas.0=0.8: one item of a list
+                raise ConfigError(f"override {short(text)}: {'.'.join(parts[: i + 1])} is the list {short(nxt)}; an override sets "
+                                  f"a whole list, not one item: {'.'.join(parts[: i + 1])}=[...] with every item")
             if not isinstance(nxt, dict):
                 raise ConfigError(f"override {short(text)}: {'.'.join(parts[: i + 1])} is {short(nxt)}, not a mapping")
             node = nxt

@@ -197,3 +197,18 @@ def test_binary_config_file(tmp_path):
     p.write_bytes(b"\x80\x04\x95\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not a text"):
         load_yaml(p)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("train.betas.0=0.8", r"train\.betas is the list \[0\.9, 0\.98\]; an override sets a whole list, not one item: train\.betas=\[\.\.\.\]"),
+    # a list the preset does not hold became {'0': 'ctrl'}: 'expected tuple[str, ...], got dict' said no more
+    ("data.schema.control_labels.0=ctrl", r"data\.schema\.control_labels: expected .*got dict.*An override sets a whole list, not one item"),
+])
+def test_an_override_of_one_list_item_says_to_give_the_whole_list(override, words):
+    """Hostile-input round, 2026-12-06: 'train.betas is [0.9, 0.98], not a mapping' did not say what to write instead."""
+    from distgen.data.section import data_section
+
+    with pytest.raises(ConfigError, match=words):
+        doc = load_config("perturbdiff-small", [override])
+        train_options(doc["train"])
+        data_section(doc["data"])
