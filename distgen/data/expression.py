@@ -167,6 +167,31 @@ def log_base(x: Any, max_rows: int = 200, min_cells: int = 10) -> tuple[float, s
     return LOG_BASES[best] if whole[best] >= 0.9 * n else None
 
 
+def log1p_of_unnormalised_counts(x: Any, max_rows: int = 200, min_cells: int = 10) -> bool:
+    """True when log1p values ``x`` [N, G] are ``log1p`` of raw counts: ``sc.pp.log1p`` without ``sc.pp.normalize_total``.
+
+    Each cell's ``expm1(x)`` are then whole numbers (its counts, over a size factor of 1) and the cells' totals differ
+    (their library sizes). Required of at least 90% of the (at most ``max_rows``) cells looked at with 5 or more
+    non-zero values each; log1p of normalised counts gives whole numbers only for a cell whose total happened to be
+    the target.
+    """
+    dense = _sample_rows(x, max_rows)
+    if not dense.size or float(dense.max()) >= LOG_MAX:
+        return False
+    whole, totals = 0, []
+    for row in dense:
+        v = row[row > 0]
+        if v.size < 5:
+            continue
+        u = np.expm1(v.astype(np.float64))
+        totals.append(float(u.sum()))
+        whole += float(np.mean(np.abs(u - np.round(u)) < 0.01)) > 0.95 and float(u.min()) > 0.5
+    n = len(totals)
+    if n < min_cells or whole < 0.9 * n:
+        return False
+    return float(np.std(totals)) > 1e-3 * float(np.mean(totals))
+
+
 def normalised_total(x: Any, max_rows: int = 200, rtol: float = 1e-3) -> float | None:
     """The ``normalize_total`` target of log1p values ``x`` when every cell's ``expm1(x)`` sums to it, else None.
 
@@ -244,6 +269,15 @@ def check_log_base(x: Any, source: str, target_sum: float | None) -> None:
             f"they would be {1 / np.log(base):.3g}x too large. Convert them first (adata.X = adata.X * np.log({base:g}) gives "
             "log1p of the same values; for a layer, adata.layers[...] likewise) or load the raw counts (PerturbationSchema.expression)"
         )
+    if found is not None and log1p_of_unnormalised_counts(x):  # read as log-normalised, it was scored and trained as such
+        warn(
+            f"expression {source!r} looks like log1p of raw counts that were never normalised per cell (expm1 gives each "
+            "cell's whole counts and the cells' totals differ: sc.pp.log1p without sc.pp.normalize_total). It is read as "
+            "log-normalised, so each cell's library size is part of every value (and cells distgen normalises later, data.encode, "
+            "are on another scale). Load the raw counts instead (PerturbationSchema.expression: a counts layer, or scale: counts "
+            "on np.expm1 of these values), or apply sc.pp.normalize_total before sc.pp.log1p",
+        )
+        return
     total = normalised_total(x) if target_sum is not None else None
     if total is not None and target_sum is not None and abs(total - target_sum) > 1e-2 * target_sum:
         warn(

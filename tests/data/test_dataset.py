@@ -79,6 +79,16 @@ def test_log_normalised_values_raise_no_exponentiation_warning(tiny_adata):
     assert data.scale == "log"
 
 
+def test_log1p_of_counts_never_normalised_is_warned_about(tiny_adata):
+    """sc.pp.log1p without sc.pp.normalize_total loaded as log-normalised without a word (hostile-input round, 2026-12-06):
+    each cell's library size is then in every value."""
+    tiny_adata.X = np.log1p(tiny_adata.X)
+    assert np.allclose(np.expm1(tiny_adata.X), np.round(np.expm1(tiny_adata.X)), atol=1e-3)  # whole counts: the case at hand
+    with pytest.warns(UserWarning, match=r"looks like log1p of raw counts that were never normalised per cell.*sc\.pp\.normalize_total before"):
+        data = PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
+    assert data.scale == "log"
+
+
 def test_sparse_layer_and_obsm_sources(tiny_adata, tiny_schema):
     dense = PerturbationData.from_anndata(tiny_adata, tiny_schema)
     b = tiny_adata.copy()
