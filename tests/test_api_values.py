@@ -94,3 +94,9 @@ def test_predicting_with_a_model_never_trained_is_warned_about_until_it_is_train
         warnings.simplefilter("error", DistgenRuntimeWarning)
         distgen.predict(model, data, max_cells=4)
         distgen.predict(loaded, data, max_cells=4)
+
+
+def test_a_misspelt_split_kind_given_as_a_string_is_not_looked_for_as_a_file():
+    with pytest.raises(ConfigError, match=r"data\.split: there is no split file 'combo_sen2'; did you mean the split kind 'combo_seen2'"):
+        data_section({"split": "combo_sen2"})  # FileNotFoundError: [Errno 2] No such file or directory: 'combo_sen2'
+    data_section({"split": "/tmp/no/such/dir/split.json"})  # a real path: its absence is named when it is read

@@ -113,6 +113,12 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
         if ds.split in SPLIT_KINDS:
             raise ConfigError(f"data.split: {ds.split!r} is a split kind, and a plain string is a split file; write "
                               f"data.split={{kind: {ds.split}}} (in YAML, split: {{kind: {ds.split}, seed: 0}})")
+        import difflib
+
+        close = difflib.get_close_matches(ds.split, SPLIT_KINDS, n=1, cutoff=0.75)
+        if close:  # a misspelt kind read as a file name: "No such file or directory: 'combo_sen2'"
+            raise ConfigError(f"data.split: there is no split file {ds.split!r}; did you mean the split kind {close[0]!r}? Write "
+                              f"data.split={{kind: {close[0]}}} (in YAML, split: {{kind: {close[0]}, seed: 0}})")
     if ds.set_size < 1:
         raise ConfigError(f"data.set_size must be >= 1, got {ds.set_size}")
     _check_matcher(ds)
