@@ -100,3 +100,11 @@ def test_a_misspelt_split_kind_given_as_a_string_is_not_looked_for_as_a_file():
     with pytest.raises(ConfigError, match=r"data\.split: there is no split file 'combo_sen2'; did you mean the split kind 'combo_seen2'"):
         data_section({"split": "combo_sen2"})  # FileNotFoundError: [Errno 2] No such file or directory: 'combo_sen2'
     data_section({"split": "/tmp/no/such/dir/split.json"})  # a real path: its absence is named when it is read
+
+
+def test_a_sweep_grid_of_numpy_values_expands_as_its_list():
+    from distgen.pipeline.grid import expand
+
+    as_numpy = expand({"train.seed": np.arange(2), "model.distribution_weight": np.array([0.0, 0.5])})
+    as_lists = expand({"train.seed": [0, 1], "model.distribution_weight": [0.0, 0.5]})
+    assert [(r.variant, r.overrides) for r in as_numpy] == [(r.variant, r.overrides) for r in as_lists]  # "must be a list" before

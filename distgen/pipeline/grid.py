@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from distgen.config import ConfigError, dump_yaml, parse_yaml
+from distgen.config import ConfigError, dump_yaml, parse_yaml, plain_values
 from distgen.errors import short
 
 SEED_KEY = "train.seed"
@@ -89,8 +89,9 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
     """All runs of a grid: the Cartesian product of the non-seed axes, each at every seed.
 
     The seed axis is ``train.seed`` in the grid, or ``seeds``; a variant's name joins the last key
-    segment and value of each non-seed axis (``name=kme,depth=2``).
+    segment and value of each non-seed axis (``name=kme,depth=2``). Numpy values (``np.arange(3)``) are their Python values.
     """
+    grid, seeds = plain_values(dict(grid)), plain_values(seeds)
     for k, v in grid.items():
         if not isinstance(k, str) or not k:
             raise ConfigError(f"grid: axis {k!r} is not a dotted config key like model.backbone.depth")
