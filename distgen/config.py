@@ -559,9 +559,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"config file {str(path)!r} is a folder; give a YAML file (or a preset name)")
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
+        # UTF-16 with its byte-order mark is what Windows PowerShell's `echo ... > my.yaml` and some editors write: the mark
+        # says which, so it is read, not refused as "not a text file"
+        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"config file {str(path)!r} is not a text (YAML) file") from None
+        raise ConfigError(f"config file {str(path)!r} is not a text (YAML) file in UTF-8; if it is text in another "
+                          "encoding, save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror or exc})") from None
     doc = parse_yaml(text, f"config file {str(path)!r}")

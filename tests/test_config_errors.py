@@ -212,3 +212,20 @@ def test_an_override_of_one_list_item_says_to_give_the_whole_list(override, word
         doc = load_config("perturbdiff-small", [override])
         train_options(doc["train"])
         data_section(doc["data"])
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig"])
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path, encoding):
+    """Windows PowerShell's `echo ... > my.yaml` writes UTF-16 with a byte-order mark: it was refused as 'not a text (YAML)
+    file' (hostile-input round, 2026-12-06)."""
+    text = "base: perturbdiff-small\ntrain: {steps: 3}\ndescription: café\n"
+    raw = text.encode(encoding)
+    if encoding == "utf-16-be":
+        raw = b"\xfe\xff" + raw  # the big-endian mark (the codec itself writes none)
+    path = tmp_path / "c.yaml"
+    path.write_bytes(raw)
+    doc = load_yaml(path)
+    assert doc == {"base": "perturbdiff-small", "train": {"steps": 3}, "description": "café"}
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"is not a text \(YAML\) file in UTF-8; if it is text in another encoding, save it as UTF-8"):
+        load_yaml(path)
