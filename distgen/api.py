@@ -172,6 +172,7 @@ def evaluate(pred: Any, truth: Any, out: str | Path | None = None, **kwargs: Any
     """
     from distgen.pipeline.evaluate import evaluate as _evaluate
 
+    _lists_of_names("evaluate", kwargs, ("metric_names", "baselines"))
     apply_threads()
     return _evaluate(pred, truth, out, **kwargs)
 
@@ -187,8 +188,20 @@ def run(config: str | Path | Mapping[str, Any], out: str | Path, overrides: Sequ
 def sweep(config: str | Path, grid: Mapping[str, Sequence[Any]] | None = None, out: str | Path = "sweep", **kwargs: Any) -> Any:
     """Run an ablation grid and aggregate it (``distgen sweep``); returns a ``SweepResult``."""
     from distgen.pipeline.sweep import sweep as _sweep
+
+    _lists_of_names("sweep", kwargs, ("metrics",))
     apply_threads()
     return _sweep(config, grid, out, **kwargs)
+
+
+def _lists_of_names(call: str, kwargs: Mapping[str, Any], keys: Sequence[str]) -> None:
+    """Refuse one text where ``call`` takes a list of names: ``metric_names="mse"`` was read as metrics 'm', 's', 'e'."""
+    for key in keys:
+        value = kwargs.get(key)
+        if isinstance(value, str):
+            from distgen.config import ConfigError
+
+            raise ConfigError(f"{call}: {key} is a list of names, got the text {value!r}; write [{value!r}]")
 
 
 def _seed(value: Any, where: str) -> int:

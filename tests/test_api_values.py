@@ -108,3 +108,15 @@ def test_a_sweep_grid_of_numpy_values_expands_as_its_list():
     as_numpy = expand({"train.seed": np.arange(2), "model.distribution_weight": np.array([0.0, 0.5])})
     as_lists = expand({"train.seed": [0, 1], "model.distribution_weight": [0.0, 0.5]})
     assert [(r.variant, r.overrides) for r in as_numpy] == [(r.variant, r.overrides) for r in as_lists]  # "must be a list" before
+
+
+def test_max_cells_is_a_whole_number_and_lists_of_names_are_lists(small):
+    doc, data = small
+    with pytest.raises(ConfigError, match=r"max_cells_per_condition must be a whole number of cells >= 1 or null, got 2\.5"):
+        data.capped(2.5)  # kept 2 cells per condition without a word
+    assert data.capped(np.int64(3)).max_cells == 3
+    for key in ("metric_names", "baselines"):  # 'mse' was read as the metrics 'm', 's', 'e' ("unknown metrics component 'm'")
+        with pytest.raises(ConfigError, match=rf"evaluate: {key} is a list of names, got the text 'mse'; write \['mse'\]"):
+            distgen.evaluate(None, data, **{key: "mse"})
+    with pytest.raises(ConfigError, match=r"sweep: metrics is a list of names, got the text 'mse'"):
+        distgen.sweep("perturbdiff-small", out="unused", metrics="mse")

@@ -305,8 +305,11 @@ class Dataset:
         truth, the baselines (as many cells as the truth) and the ceiling (half-splits of the truth)
         are scored on the same cells. Training cells are not affected.
         """
-        if max_cells is not None and (isinstance(max_cells, bool) or int(max_cells) < 1):
-            raise ConfigError(f"max_cells_per_condition must be >= 1 or null, got {max_cells!r}")
+        import numbers
+
+        if max_cells is not None and (not isinstance(max_cells, numbers.Integral) or isinstance(max_cells, bool) or max_cells < 1):
+            # (2.5 was read as 2 cells, silently)
+            raise ConfigError(f"max_cells_per_condition must be a whole number of cells >= 1 or null, got {max_cells!r}")
         return dataclasses.replace(self, max_cells=None if max_cells is None else int(max_cells))
 
     # ------------------------------------------------------------------ held-out groups
