@@ -111,7 +111,7 @@ def test_a_sweep_grid_of_numpy_values_expands_as_its_list():
 
 
 def test_max_cells_is_a_whole_number_and_lists_of_names_are_lists(small):
-    doc, data = small
+    _doc, data = small
     with pytest.raises(ConfigError, match=r"max_cells_per_condition must be a whole number of cells >= 1 or null, got 2\.5"):
         data.capped(2.5)  # kept 2 cells per condition without a word
     assert data.capped(np.int64(3)).max_cells == 3

@@ -92,7 +92,7 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
     from distgen.data.schema import PerturbationSchema
     from distgen.data.splitters import make_split
 
-    section = plain_values(dict(section or {}))  # an array of labels (adata.obs[...].unique()) is a list
+    section = dict(plain_values(dict(section or {})))  # an array of labels (adata.obs[...].unique()) is a list
     validate_params(DataSection, section, "data")
     for key in ("dataset", "split"):  # a config file's ~/data.h5ad means the home folder, as in a shell
         if isinstance(section.get(key), str) and section[key].startswith("~"):
