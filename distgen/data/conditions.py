@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -153,6 +154,8 @@ def parse_doses(obs: pd.DataFrame, schema: PerturbationSchema, atoms: list[tuple
             vals = [float(p) for p in parts]
         except ValueError as e:
             raise InputDataError(f"dose_col {schema.dose_col!r}: cannot read dose {v!r} as a number or 'd1{schema.combo_delimiter}d2'") from e
+        if not all(math.isfinite(x) for x in vals):  # 'inf' and '1e400' reached the dose tensors as inf
+            raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} is not a finite number; fix or drop those cells")
         if len(vals) == 1:
             vals = vals * len(a)
         if len(vals) != len(a):

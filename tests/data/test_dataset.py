@@ -345,3 +345,21 @@ def test_encoding_counts_over_other_genes_than_the_training_file_warns(tiny_adat
     with pytest.warns(UserWarning, match=r"counts over 18 genes \(3 not in the training file, 0 of its 15 missing\).*scaled unlike"):
         shifted = data.encode(extra)
     assert float((shifted.X - data.table.X).abs().max()) > 0.1
+
+
+@pytest.mark.parametrize("dose", ["inf", "-inf", "1e400", "2+inf"])
+def test_a_dose_that_is_not_finite_is_refused_naming_it(dose):
+    """'inf' (or a number too large for a float) was read as an infinite dose and reached the dose tensors (hostile-input
+    round, 2026-12-06); NaN was already refused as a missing dose."""
+    import re
+
+    import pandas as pd
+
+    from distgen.data.conditions import parse_doses
+    from distgen.errors import InputDataError
+
+    schema = PerturbationSchema(perturbation_col="p", control_labels=("ctrl",), dose_col="dose")
+    obs = pd.DataFrame({"p": ["A+B", "A+B"], "dose": ["1+2", dose]})
+    with pytest.raises(InputDataError, match=rf"dose_col 'dose': dose '{re.escape(dose)}' is not a finite number"):
+        parse_doses(obs, schema, [("A", "B"), ("A", "B")])
+    assert parse_doses(obs.iloc[:1], schema, [("A", "B")]) == [(1.0, 2.0)]
