@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -113,6 +114,18 @@ def test_diagnostics_report_elbo_trace(fitted) -> None:
     n = max(1, len(trace) // 10)
     assert trace[-n:].mean() < trace[:n].mean()
     assert d["n_populations"] == 28 and d["dim"] == 10 and d["n_factors"] == 1 and d["seed"] == 0
+
+
+@pytest.mark.parametrize("n", [1, 499, 500, 501, 999, 1499, 3000])
+def test_elbo_trace_is_thinned_to_at_most_500_points(n) -> None:
+    """docs/bayes.md: the trace is "thinned to at most 500 points" (1,499 steps kept 750 before)."""
+    from distgen_bayes.inference import svi_diagnostics
+
+    losses = np.linspace(10.0, 1.0, n)
+    d = svi_diagnostics(losses, "lowrank", 4)
+    assert len(d["elbo_trace"]) <= 500 and d["elbo_trace"][0] == losses[0]
+    assert d["elbo_trace"] == [float(v) for v in losses[:: d["elbo_trace_stride"]]]
+    assert len(d["elbo_trace"]) >= min(n, 250)  # thinned, not emptied
 
 
 def test_config_errors_name_the_key() -> None:

@@ -94,7 +94,7 @@ def svi_diagnostics(losses: np.ndarray, guide: str, latent_dim: int) -> dict[str
     tail = max(1, n // 10)
     last, prev = losses[-tail:].mean(), losses[-2 * tail : -tail].mean() if n >= 2 * tail else losses[0]
     spread = max(float(np.ptp(losses)), 1e-12)
-    stride = max(1, n // 500)
+    stride = max(1, -(-n // 500))  # ceil: n // 500 kept up to 999 points (n = 999: stride 1)
     return {
         "method": "svi",
         "guide": guide,
