@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run an ablation grid and aggregate it (mean +/- sd, paired tests, plots)",
         description="Run every combination of a grid of config overrides (train -> predict -> evaluate per run), "
         "skip runs that already finished, retry crashed ones, then write results.csv, summary.md, summary.json, "
-        "summary.png and report.html with mean +/- sd over seeds and a paired Wilcoxon test of each variant against a reference.",
+        "summary.png and report.html with mean +/- sd over seeds and a paired test of each variant against a reference (a t-test over the seeds' mean differences; with one seed, "
+        "Wilcoxon over perturbations).",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
