@@ -353,12 +353,17 @@ class _StageClock:
 def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N")) -> str:
     """A short plain-text table of the model next to its baselines and ceiling.
 
-    Every undefined value is shown (``nan``, or ``normalised undefined``) and followed by an indented line with its
+    A baseline that stands for others (``baseline_aliases``: identical predictions) is labelled as in ``summary.md``,
+    ``mean_perturbation (= linear)``. Every undefined value is shown (``nan``, or ``normalised undefined``) and followed by an indented line with its
     reason from the summary (``model_note``, ``baseline_notes``, ``ceiling_note``, ``normalised_note``). ``summary`` may
     be the one ``run`` returned (NaN) or one read back from ``summary.json`` (null).
     """
     rows = []
     metrics = summary.get("metrics", {})
+    aliases: dict[str, list[str]] = {}  # a baseline shown once for several (summary.md's "mean_perturbation (= linear)")
+    for alias, why in (summary.get("baseline_aliases") or {}).items():
+        if isinstance(why, Mapping) and why.get("same_as"):
+            aliases.setdefault(str(why["same_as"]), []).append(str(alias))
     for name in names:
         m = metrics.get(name)
         if not m:
@@ -374,7 +379,8 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson
 
         cells = [f"{name:<26}", said("model", m.get("model"), m.get("model_note"))]
         for b, v in (m.get("baselines") or {}).items():
-            cells.append(said(b, v, (m.get("baseline_notes") or {}).get(b)))
+            label = f"{b} (= {', '.join(aliases[b])})" if b in aliases else b
+            cells.append(said(label, v, (m.get("baseline_notes") or {}).get(b)))
         if "ceiling" in m:
             cells.append(said("ceiling", m["ceiling"], m.get("ceiling_note")))
         if "normalised" in m:

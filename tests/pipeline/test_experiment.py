@@ -103,6 +103,14 @@ def test_headline_lists_model_baselines_and_ceiling_and_shows_each_undefined_val
     assert len(lines) == 4
 
 
+def test_headline_names_the_baselines_a_shown_one_stands_for():
+    """The quickstart printed no `linear` when it equalled mean_perturbation; summary.md says `mean_perturbation (= linear)`."""
+    summary = {"metrics": {"mse": {"model": 0.5, "baselines": {"control": 0.25, "mean_perturbation": 0.125}}},
+               "baseline_aliases": {"linear": {"same_as": "mean_perturbation", "reason": "no target gene"}}}
+    line = headline(summary, names=("mse",))
+    assert line.split() == ["mse", "model", "0.5", "control", "0.25", "mean_perturbation", "(=", "linear)", "0.125"]
+
+
 def test_headline_of_a_real_summary_gives_the_causes_computed_by_summarise_also_when_read_back_from_json():
     def table(v: float, reason: str = "") -> MetricTable:
         return MetricTable(perts=("A",), values={"mse": [v]}, reasons={"mse": {"A": reason}} if reason else {"mse": {}})
