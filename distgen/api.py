@@ -53,6 +53,10 @@ def build(
 
     if not isinstance(data, Dataset | DataInfo):
         raise TypeError(f"build: data must be a Dataset (distgen.load_data) or its DataInfo, got {type(data).__name__}")
+    if isinstance(seen_perturbations, str):  # 'KLF1' was read as the atoms 'K', 'L', 'F', '1'
+        from distgen.config import ConfigError
+
+        raise ConfigError(f"build: seen_perturbations is a list of atoms, got the text {seen_perturbations!r}; write [{seen_perturbations!r}]")
     doc = load_config(config, overrides)
     if "model" in doc:
         check_sections(doc)  # a whole document: a misspelt section (trian:) would leave its settings unused

@@ -120,3 +120,9 @@ def test_max_cells_is_a_whole_number_and_lists_of_names_are_lists(small):
             distgen.evaluate(None, data, **{key: "mse"})
     with pytest.raises(ConfigError, match=r"sweep: metrics is a list of names, got the text 'mse'"):
         distgen.sweep("perturbdiff-small", out="unused", metrics="mse")
+
+
+def test_seen_perturbations_given_as_one_text_is_refused(small):
+    doc, data = small
+    with pytest.raises(ConfigError, match=r"build: seen_perturbations is a list of atoms, got the text 'KLF1'; write \['KLF1'\]"):
+        distgen.build(doc, data, seen_perturbations="KLF1")  # built a model that had seen the atoms 'K', 'L', 'F' and '1'
