@@ -122,6 +122,7 @@ def load_run(
     """
     from distgen.pipeline.predict import open_run
 
+    _lists_of_names("load_run", {"sampling": sampling}, ("sampling",))  # 'KEY=VALUE' alone was refused as "got 'm'"
     apply_threads()
     return open_run(run_dir, checkpoint, weights, device, sampling, train_data=train_data, need_data=False)
 
@@ -199,13 +200,13 @@ def sweep(config: str | Path, grid: Mapping[str, Sequence[Any]] | None = None, o
 
 
 def _lists_of_names(call: str, kwargs: Mapping[str, Any], keys: Sequence[str]) -> None:
-    """Refuse one text where ``call`` takes a list of names: ``metric_names="mse"`` was read as metrics 'm', 's', 'e'."""
+    """Refuse one text where ``call`` takes a list (of names, of ``KEY=VALUE``): ``metric_names="mse"`` was read as metrics 'm', 's', 'e'."""
     for key in keys:
         value = kwargs.get(key)
         if isinstance(value, str):
             from distgen.config import ConfigError
 
-            raise ConfigError(f"{call}: {key} is a list of names, got the text {value!r}; write [{value!r}]")
+            raise ConfigError(f"{call}: {key} is a list, got the text {value!r}; write [{value!r}]")
 
 
 def _seed(value: Any, where: str) -> int:

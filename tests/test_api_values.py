@@ -116,9 +116,9 @@ def test_max_cells_is_a_whole_number_and_lists_of_names_are_lists(small):
         data.capped(2.5)  # kept 2 cells per condition without a word
     assert data.capped(np.int64(3)).max_cells == 3
     for key in ("metric_names", "baselines"):  # 'mse' was read as the metrics 'm', 's', 'e' ("unknown metrics component 'm'")
-        with pytest.raises(ConfigError, match=rf"evaluate: {key} is a list of names, got the text 'mse'; write \['mse'\]"):
+        with pytest.raises(ConfigError, match=rf"evaluate: {key} is a list, got the text 'mse'; write \['mse'\]"):
             distgen.evaluate(None, data, **{key: "mse"})
-    with pytest.raises(ConfigError, match=r"sweep: metrics is a list of names, got the text 'mse'"):
+    with pytest.raises(ConfigError, match=r"sweep: metrics is a list, got the text 'mse'"):
         distgen.sweep("perturbdiff-small", out="unused", metrics="mse")
 
 
@@ -126,3 +126,8 @@ def test_seen_perturbations_given_as_one_text_is_refused(small):
     doc, data = small
     with pytest.raises(ConfigError, match=r"build: seen_perturbations is a list of atoms, got the text 'KLF1'; write \['KLF1'\]"):
         distgen.build(doc, data, seen_perturbations="KLF1")  # built a model that had seen the atoms 'K', 'L', 'F' and '1'
+
+
+def test_load_run_sampling_given_as_one_text_is_refused_with_the_list_to_write():
+    with pytest.raises(ConfigError, match=r"load_run: sampling is a list, got the text 'model\.dynamics\.sampler\.eta=0\.5'; write \["):
+        distgen.load_run("no-such-run", sampling="model.dynamics.sampler.eta=0.5")  # "--sampling ... got 'm'" before
