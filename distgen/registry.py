@@ -116,7 +116,10 @@ class ComponentInfo:
 
 
 def _summary(obj: Any) -> str:
-    doc = inspect.getdoc(obj) or ""
+    """The first line of ``obj``'s own docstring: a class without one has no summary, not its base class's
+    (a plugin subclassing ``MeanEmbedding`` was listed as "Mean expression of the set ...")."""
+    own = obj.__dict__.get("__doc__") if isinstance(obj, type) else getattr(obj, "__doc__", None)
+    doc = inspect.cleandoc(own) if isinstance(own, str) else ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 

@@ -417,6 +417,24 @@ def test_a_plugin_constructor_taking_args_and_kwargs_is_told_to_name_its_paramet
         validate_node("encoders", {"name": "wrapped", "width": 3})
 
 
+NO_DOC = """
+from distgen.encoders.mean import MeanEmbedding
+
+class NoDoc(MeanEmbedding):
+    pass
+"""
+
+
+def test_a_plugin_class_without_a_docstring_is_not_listed_with_its_base_class_summary(site, monkeypatch):
+    """inspect.getdoc inherits: a subclass of MeanEmbedding without a docstring was listed as 'Mean expression of the set
+    ...' (hostile-input round, 2026-12-06)."""
+    _fake_dist(site, "fake-nodoc", "fake_nodoc", NO_DOC, {"nodoc": "fake_nodoc:NoDoc"})
+    reg = Registry("encoders", Encoder, BUILTIN_MEAN)
+    _use(monkeypatch, reg)
+    infos = {i.name: i for i in reg.infos()}
+    assert infos["nodoc"].summary == "" and infos["mean"].summary.startswith("Mean expression of the set")
+
+
 def test_a_default_a_config_cannot_hold_stays_out_of_the_resolved_config(site, monkeypatch, tmp_path):
     """A callable default reached the resolved config, and writing the run's config.yaml failed (yaml RepresenterError,
     an internal error before training)."""
