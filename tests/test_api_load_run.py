@@ -92,3 +92,14 @@ def test_distgen_predict_help_names_both_folders(capsys):
         main(["predict", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--out folder of distgen train, or of distgen run" in text
+
+
+@pytest.mark.parametrize("device, words", [("gpu0", r"device: 'gpu0' is not a device .*use auto, cpu, cuda or cuda:N"),
+                                           pytest.param("cuda", r"device='cuda' but CUDA is not available here; use device=auto or cpu",
+                                                        marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present"))])
+def test_a_device_load_run_cannot_use_is_a_config_error_naming_it(trained, device, words):
+    """load_run(device='cuda') without CUDA ended in torch's 'AssertionError: Torch not compiled with CUDA enabled', and
+    'gpu0' in a RuntimeError (hostile-input round, 2026-12-06)."""
+    with pytest.raises(ConfigError, match=words):
+        distgen.load_run(trained / "run", device=device)
+    assert next(distgen.load_run(trained / "run", device="cpu").model.parameters()).device.type == "cpu"

@@ -462,6 +462,8 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
     cap = predict_section(config)["max_cells_per_condition"]
     if device is None:
         device = select_device((config.get("train") or {}).get("device", "auto"), D.env_from_torchrun().local_rank)
+    elif isinstance(device, str):  # load_run(device="cuda") on a CPU build ended in torch's AssertionError
+        device = select_device(device, D.env_from_torchrun().local_rank, where="device")
     dataset = None
     if source is None:
         if need_data or record is None:

@@ -17,17 +17,17 @@ OOM_HINT = (
 )
 
 
-def select_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"``: ``cuda:<local_rank>`` when CUDA is present, else CPU; or an explicit device."""
+def select_device(spec: str = "auto", local_rank: int = 0, where: str = "train.device") -> torch.device:
+    """``"auto"``: ``cuda:<local_rank>`` when CUDA is present, else CPU; or an explicit device (``where`` names the setting)."""
     if spec == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     try:
         device = torch.device(spec)
     except RuntimeError as exc:
-        raise ConfigError(f"train.device: {spec!r} is not a device ({exc}); use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"{where}: {spec!r} is not a device ({exc}); use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={spec!r} but CUDA is not available here; use train.device=auto or cpu")
+            raise ConfigError(f"{where}={spec!r} but CUDA is not available here; use {where}=auto or cpu")
         if device.index is None:
             device = torch.device(f"cuda:{local_rank}")
     return device
