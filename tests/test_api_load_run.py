@@ -103,3 +103,24 @@ def test_a_device_load_run_cannot_use_is_a_config_error_naming_it(trained, devic
     with pytest.raises(ConfigError, match=words):
         distgen.load_run(trained / "run", device=device)
     assert next(distgen.load_run(trained / "run", device="cpu").model.parameters()).device.type == "cpu"
+
+
+def test_a_python_fit_folder_is_told_how_to_load_its_weights(tmp_path):
+    """distgen.fit(..., run_dir=) writes checkpoints but no config.yaml; load_run said 'not a run directory ... train one with
+    distgen train' of a trained folder (hostile-input round, 2026-12-06). The recipe the message gives works."""
+    import warnings
+
+    from distgen.train.checkpoint import load_checkpoint
+
+    doc = distgen.load_config(CONFIG)
+    data = distgen.load_data(**doc["data"])
+    model = distgen.build(doc, data)
+    distgen.fit(model, data, config=doc, run_dir=tmp_path / "fit")
+    with pytest.raises(FileNotFoundError, match=r"holds checkpoints but no config\.yaml: distgen\.fit\(\.\.\., run_dir=\).*load_checkpoint\("):
+        distgen.load_run(tmp_path / "fit")
+    again = distgen.build(doc, data)
+    ckpt = load_checkpoint(tmp_path / "fit", weights_only=True)
+    again.load_state_dict({**ckpt.model, **(ckpt.ema or {})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", distgen.errors.DistgenRuntimeWarning)  # loaded weights: no "never trained" warning
+        assert torch.equal(distgen.predict(again, data, max_cells=4).X, distgen.predict(model, data, max_cells=4).X)
