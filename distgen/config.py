@@ -812,6 +812,20 @@ def _reject_nan(value: Any, where: str) -> None:
             _reject_nan(v, f"{where}[{i}]")
 
 
+#: The recipes of a source checkout (``recipes/*.yaml`` beside the package; absent from a wheel).
+_RECIPE_DIR = Path(__file__).parent.parent / "recipes"
+
+
+def _recipe_hint(text: str) -> str:
+    """Where a recipe named like ``text`` lies, when the checkout has one: ``recipes/x.yaml`` is relative to the clone,
+    not to the working directory or the config (docs/your_data.md names them so)."""
+    name = Path(text).name if Path(text).suffix else f"{Path(text).name}.yaml"
+    recipe = _RECIPE_DIR / name
+    if recipe.is_file():
+        return f" The recipe {name} is {recipe}: give that path in base: (a relative base: is read next to the config, then from the working directory)."
+    return ""
+
+
 def _source_id(text: str) -> tuple[str, Path | None]:
     """``(identity, file)`` of a config reference: a preset or a file (resolved path)."""
     if (_PRESET_DIR / f"{text}.yaml").exists() and not Path(text).exists():
@@ -833,6 +847,7 @@ def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chai
         if file is None:
             raise ConfigError(
                 f"{text!r} is neither a config file nor a preset. Presets: {', '.join(preset_names()) or '(none)'}."
+                + _recipe_hint(text)
             )
         if ident in chain:
             cycle = [*chain[chain.index(ident):], ident]

@@ -3,6 +3,7 @@
 ``base:`` chains, sections replaced by scalars, NaN/inf values."""
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -229,3 +230,20 @@ def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path, encoding):
     path.write_bytes(text.encode("latin-1"))
     with pytest.raises(ConfigError, match=r"is not a text \(YAML\) file in UTF-8; if it is text in another encoding, save it as UTF-8"):
         load_yaml(path)
+
+
+def test_a_recipe_named_from_elsewhere_gets_its_path(tmp_path, monkeypatch):
+    """docs/your_data.md says "start from recipes/combination_additive.yaml"; from a project folder that base: was
+    'neither a config file nor a preset' with the presets listed and no word of where the recipes are."""
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    monkeypatch.chdir(tmp_path)
+    for base in ("recipes/combination_additive.yaml", "combination_additive"):
+        (tmp_path / "mine.yaml").write_text(f"base: {base}\n")
+        with pytest.raises(ConfigError, match="neither a config file nor a preset") as err:
+            load_config("mine.yaml")
+        assert str(recipes / "combination_additive.yaml") in str(err.value)
+    (tmp_path / "mine.yaml").write_text(f"base: {recipes / 'combination_additive.yaml'}\n")
+    assert load_config("mine.yaml")["model"]["anchor"] == "additive"  # the path the message gives loads
+    with pytest.raises(ConfigError) as err:
+        load_config("no_such_thing")
+    assert "recipe" not in str(err.value)
