@@ -17,12 +17,22 @@ A plugin that needs more fields subclasses its kind's dataclass (``distgen-bayes
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 #: Shown for a field that is decided per built instance.
 PER_INSTANCE = "per instance"
+
+#: ``MetricCapabilities.bounds`` of the usual kinds of metric: no bound known, a correlation (Pearson, Spearman,
+#: Matthews, informedness, markedness), a fraction (AUC, overlap, recall, direction match, rank score, Jaccard),
+#: a mean of squares, absolute values, norms or counts, and a score of at most 1 (an R^2).
+UNBOUNDED: tuple[float, float] = (-math.inf, math.inf)
+CORRELATION: tuple[float, float] = (-1.0, 1.0)
+FRACTION: tuple[float, float] = (0.0, 1.0)
+NONNEGATIVE: tuple[float, float] = (0.0, math.inf)
+AT_MOST_ONE: tuple[float, float] = (-math.inf, 1.0)
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -34,7 +44,7 @@ class Capabilities:
     """Base of every kind's capabilities (a kind without fields uses it as is)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain ``{field: value}`` (tuples become lists, per-instance ``None`` stays ``None``)."""
+        """Plain ``{field: value}`` (tuples become lists, per-instance ``None`` stays ``None``, an infinite float is ``None``)."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def describe(self) -> dict[str, Any]:
@@ -57,6 +67,8 @@ def _per_instance(cls: type, name: str) -> bool:
 
 
 def _plain(v: Any) -> Any:
+    if isinstance(v, float) and math.isinf(v):
+        return None  # an open side of MetricCapabilities.bounds: JSON (``distgen components --json``) has no infinity
     if isinstance(v, tuple | list | frozenset | set):
         return [_plain(x) for x in (sorted(v) if isinstance(v, frozenset | set) else v)]
     if isinstance(v, Mapping):
@@ -170,6 +182,21 @@ class MetricCapabilities(Capabilities):
         "One value per perturbation. False: one number for the whole evaluation (per context), such as a correlation "
         "across perturbations or a ratio of sums, that metrics.csv repeats on every row; distgen compare takes it once, "
         "never as paired observations."))
+    bounds: tuple[float, float] = field(default=UNBOUNDED, metadata=_doc(
+        "(low, high): the values the metric can take by its definition, either side possibly infinite; (-inf, inf) when "
+        "unbounded or unknown. Intervals of its mean are cut there (the true mean lies inside, so cutting never lowers "
+        "coverage), and intervals of a difference of two of its means at (low - high, high - low). Declare only what "
+        "the definition guarantees: a noise-corrected (unbiased) estimator can leave the range of the quantity it "
+        "estimates. The contract suite checks the metric's values on its example data lie inside. Listings and "
+        "--json show an open side as None (null)."))
+
+    def __post_init__(self) -> None:
+        b = self.bounds
+        if (not isinstance(b, tuple) or len(b) != 2 or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in b)
+                or math.isnan(b[0]) or math.isnan(b[1]) or b[0] > b[1]):
+            raise ValueError(f"MetricCapabilities.bounds must be a tuple (low, high) of numbers with low <= high, either "
+                             f"possibly infinite ((-math.inf, math.inf) when unbounded), got {b!r}")
+        object.__setattr__(self, "bounds", (float(b[0]), float(b[1])))
 
 
 @dataclass(frozen=True)
@@ -221,7 +248,12 @@ def resolve(obj: Any) -> Capabilities:
 
 
 __all__ = [
+    "AT_MOST_ONE",
+    "CORRELATION",
+    "FRACTION",
+    "NONNEGATIVE",
     "PER_INSTANCE",
+    "UNBOUNDED",
     "BackboneCapabilities",
     "Capabilities",
     "ConditionerCapabilities",

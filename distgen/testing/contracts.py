@@ -454,6 +454,32 @@ class MetricContract(_Contract):
         for i in torch.isnan(res.values).nonzero().flatten().tolist():
             assert res.reasons.get(i), f"{component_name}: NaN for perturbation {i} without a reason"
 
+    def test_values_within_bounds(self, component_name: str) -> None:
+        """Every defined value lies within the declared ``capabilities.bounds`` (intervals are cut there, so a bound the
+        metric can cross would cut real values off): on the example data, a perfect copy of it and random cells.
+        Rounding may step past a bound by 1e-9 of its size (a sum of float64 precisions of 1.0000000000000002)."""
+        from distgen.evaluation.evaldata import EvalData, Population
+
+        m = make(self.kind, component_name)
+        lo, hi = m.capabilities.bounds
+        assert lo <= hi, f"{component_name}: bounds {m.capabilities.bounds} have low > high"
+        g = torch.Generator().manual_seed(2)
+        p, n = 3, 8
+
+        def pop() -> Population:
+            return Population(X=torch.rand(p * n, N_GENES, generator=g) * 2, offsets=torch.arange(p + 1) * n,
+                              control=torch.rand(10, N_GENES, generator=g) * 2)
+
+        random = EvalData(real=pop(), pred=pop(), perts=("G0", "G1", "G0+G1"), targets=(("G0",), ("G1",), ("G0", "G1")),
+                          genes=tiny_info().genes)
+        for what, data in (("example", self._data(m)), ("perfect", self._data(m, perfect=True)), ("random", random)):
+            values = m.compute(data).values
+            v = values[torch.isfinite(values)]
+            tol_lo, tol_hi = (1e-9 * max(1.0, abs(b)) if math.isfinite(b) else 0.0 for b in (lo, hi))
+            outside = v[(v < lo - tol_lo) | (v > hi + tol_hi)].tolist()
+            assert not outside, (f"{component_name} declares bounds {m.capabilities.bounds} but gives {outside} on the "
+                                 f"{what} data: declare only the range its definition guarantees")
+
     def test_perfect_prediction_is_better(self, component_name: str) -> None:
         """A copy of the real cells scores strictly better than a prediction with the wrong effects.
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from distgen.capabilities import MetricCapabilities
+from distgen.capabilities import CORRELATION, FRACTION, NONNEGATIVE, UNBOUNDED, MetricCapabilities
 from distgen.evaluation.de import DETable, de_table, prepare_reference
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
@@ -226,14 +226,16 @@ DEFINED: dict[str, type[Metric]] = {}
 
 def _define(name: str, doc: str, fn: Any, hib: bool = True, gate: str | None = None, worst: float | None = None,
             v1: str | None = None, level: str = "de", module: str = __name__, diagnostic: bool = False,
-            min_perturbations: int | None = None) -> type[Metric]:
+            min_perturbations: int | None = None, bounds: tuple[float, float] = UNBOUNDED) -> type[Metric]:
     """The metric class ``name`` (``DeWilcoxon...``) from a definition, set as an attribute of ``module``.
 
     ``v1`` (the cell-eval 0.8.2 name) and ``level`` document the definition; a correlation across
-    perturbations (``level="global"``) needs two perturbations for a defined value.
+    perturbations (``level="global"``) needs two perturbations for a defined value. ``bounds``: the range the definition
+    guarantees (``MetricCapabilities.bounds``; a gate's ``worst`` value lies inside).
     """
     need = min_perturbations if min_perturbations is not None else (2 if level == "global" else 1)
-    caps = MetricCapabilities(higher_is_better=hib, min_perturbations=need, diagnostic=diagnostic, per_perturbation=level != "global")
+    caps = MetricCapabilities(higher_is_better=hib, min_perturbations=need, diagnostic=diagnostic, per_perturbation=level != "global",
+                              bounds=bounds)
     cls = type("".join(w.title() for w in name.split("_")), (_DE,),
                {"__doc__": doc, "capabilities": caps, "gate": gate, "worst": worst, "definition": staticmethod(fn), "__module__": module})
     setattr(sys.modules[module], cls.__name__, cls)
@@ -412,38 +414,38 @@ for _kind in ("overlap", "precision"):
         _suffix = _kind + (f"_top{_k}" if _k else "")
         _what = "recall of the real" if _kind == "overlap" else "precision of the predicted"
         _define(f"de_wilcoxon_{_suffix}", f"Top-{_k or 'N'} DE gene {_what} significant genes (cell-eval2).",
-                  _overlap(_k, _kind), v1=f"{_kind}_at_{_k or 'N'}")
+                  _overlap(_k, _kind), v1=f"{_kind}_at_{_k or 'N'}", bounds=FRACTION)
 _define("de_wilcoxon_nsig_counts_real", "Number of significant genes of the real cells (cell-eval2).", _nsig("real"),
-          v1="de_nsig_counts_real", diagnostic=True)
+          v1="de_nsig_counts_real", diagnostic=True, bounds=NONNEGATIVE)
 _define("de_wilcoxon_nsig_counts_pred", "Number of significant genes of the predicted cells (cell-eval2).", _nsig("pred"),
-          v1="de_nsig_counts_pred", diagnostic=True)
+          v1="de_nsig_counts_pred", diagnostic=True, bounds=NONNEGATIVE)
 _define("de_wilcoxon_nsig_spearman", "Spearman, across perturbations, of the numbers of significant genes (one value).",
           _nsig_spearman, gate="count_corr", worst=-1.0, v1="de_spearman_sig", level="global",
-          min_perturbations=10)  # the reference gate: at least 10 targets with a significant gene
+          min_perturbations=10, bounds=CORRELATION)  # the reference gate: at least 10 targets with a significant gene
 _define("de_wilcoxon_sig_recall", "Fraction of the real significant genes also significant in the prediction.", _sig_recall,
-          gate="sig_set", v1="de_sig_genes_recall")
+          gate="sig_set", v1="de_sig_genes_recall", bounds=FRACTION)
 _define("de_wilcoxon_direction_match", "Fraction of the real significant genes whose predicted fold change has the same sign.",
-          _direction_match, gate="sig_lfc", worst=0.0, v1="de_direction_match")
+          _direction_match, gate="sig_lfc", worst=0.0, v1="de_direction_match", bounds=FRACTION)
 _define("de_wilcoxon_model_direction_match", "Fraction of the predicted significant genes whose real fold change has the same sign.",
-          _model_direction_match, gate="lfc_present", worst=0.0, v1="de_model_direction_match")
+          _model_direction_match, gate="lfc_present", worst=0.0, v1="de_model_direction_match", bounds=FRACTION)
 _define("de_wilcoxon_lfc_spearman", "Spearman of real and predicted fold changes over the real significant genes.",
-          _lfc_spearman("all"), gate="rank_corr", worst=-1.0, v1="de_spearman_lfc_sig")
+          _lfc_spearman("all"), gate="rank_corr", worst=-1.0, v1="de_spearman_lfc_sig", bounds=CORRELATION)
 _define("de_wilcoxon_lfc_spearman_pos", "Spearman of fold changes over the real significant up-regulated genes.",
-          _lfc_spearman("pos"), gate="rank_corr_pos", worst=-1.0, v1="de_spearman_pos_lfc_sig")
+          _lfc_spearman("pos"), gate="rank_corr_pos", worst=-1.0, v1="de_spearman_pos_lfc_sig", bounds=CORRELATION)
 _define("de_wilcoxon_lfc_spearman_neg", "Spearman of fold changes over the real significant down-regulated genes.",
-          _lfc_spearman("neg"), gate="rank_corr_neg", worst=-1.0, v1="de_spearman_neg_lfc_sig")
+          _lfc_spearman("neg"), gate="rank_corr_neg", worst=-1.0, v1="de_spearman_neg_lfc_sig", bounds=CORRELATION)
 _define("de_wilcoxon_lfc_nmae", "mean |lfc_pred - lfc_real| / mean |lfc_real| over the real significant genes (own gene out).",
-          _lfc_nmae, hib=False)
+          _lfc_nmae, hib=False, bounds=NONNEGATIVE)
 _define("de_wilcoxon_pr_auc", "Average precision of predicted -log10 p_adj for the real significant genes.", _auc("pr"),
-          gate="two_class", v1="pr_auc")
+          gate="two_class", v1="pr_auc", bounds=FRACTION)
 _define("de_wilcoxon_roc_auc", "ROC AUC of predicted -log10 p_adj for the real significant genes.", _auc("roc"),
-          gate="two_class", v1="roc_auc")
+          gate="two_class", v1="roc_auc", bounds=FRACTION)
 _define("de_wilcoxon_overlap_adjusted", "Matthews correlation of the real significant set and the predicted top-|real set|.",
-          _overlap_adjusted, gate="ranked_universe")
+          _overlap_adjusted, gate="ranked_universe", bounds=CORRELATION)
 _define("de_wilcoxon_precision_adjusted", "Markedness of the significance 2x2 table (chance-corrected precision).",
-          _agreement(_markedness))
+          _agreement(_markedness), bounds=CORRELATION)
 _define("de_wilcoxon_sig_recall_adjusted", "Informedness of the significance 2x2 table (chance-corrected recall).",
-          _agreement(_informedness), gate="sig_universe")
-_define("de_wilcoxon_sig_mcc", "Matthews correlation of the significance 2x2 table.", _agreement(_mcc), gate="sig_universe")
+          _agreement(_informedness), gate="sig_universe", bounds=CORRELATION)
+_define("de_wilcoxon_sig_mcc", "Matthews correlation of the significance 2x2 table.", _agreement(_mcc), gate="sig_universe", bounds=CORRELATION)
 _define("de_wilcoxon_sig_jaccard", "Jaccard index of the real and predicted significant sets (own gene out; 1 when both empty).",
-          _sig_jaccard)
+          _sig_jaccard, bounds=FRACTION)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from distgen.capabilities import AT_MOST_ONE, FRACTION, NONNEGATIVE, UNBOUNDED
 from distgen.evaluation.metrics.celleval2_de import PreparedDE
 from distgen.evaluation.metrics.celleval2_de import _define as _define_in
 from distgen.evaluation.metrics.celleval2_settings import Settings
@@ -172,12 +173,20 @@ def _define(name: str, doc: str, fn: Any, **kw: Any) -> Any:
     return _define_in(name, doc, fn, module=__name__, **kw)
 
 
+#: What each family member's definition guarantees (``MetricCapabilities.bounds``): ``k`` counts predicted calls, so it
+#: is at most ``n_pred`` but can exceed ``n_conf`` (``yield_raw``, ``coverage`` unbounded above); the chance-corrected
+#: ``(k / n_pred - q) / d`` is at most 1 (``q >= 1/2``, ``d >= 1 - q``), and ``direction_yield``'s ``n_pred / n_conf``
+#: factor leaves it unbounded. The ``*_universe`` / ``*_unbounded`` curves walk every tested gene: unbounded above.
+_FAMILY_BOUNDS = {"direction_fidelity": AT_MOST_ONE, "direction_fidelity_raw": FRACTION, "direction_coverage": NONNEGATIVE,
+                  "direction_yield": UNBOUNDED, "direction_yield_raw": NONNEGATIVE, "direction_fidelity_yield": AT_MOST_ONE,
+                  "direction_fidelity_yield_raw": FRACTION}
+
 _define("de_wilcoxon_direction_precision", "Fraction of the predicted significant adjudicated genes with the right sign.",
-          _precision, gate="adjudicable", worst=0.0)
+          _precision, gate="adjudicable", worst=0.0, bounds=FRACTION)
 _define("de_wilcoxon_direction_sensitivity", "Deepest purity-0.975 prefix of predicted calls among the real significant genes / n_conf.",
-          _sensitivity("adjudicated"), gate="sig_set")
+          _sensitivity("adjudicated"), gate="sig_set", bounds=FRACTION)
 _define("de_wilcoxon_direction_sensitivity_universe", "As direction_sensitivity, the curve over every tested gene (unbounded above).",
-          _sensitivity("all"), gate="sig_set")
+          _sensitivity("all"), gate="sig_set", bounds=NONNEGATIVE)
 for _col, _doc in (
     ("direction_fidelity", "Chance-corrected sign accuracy of the predicted significant calls: (k/n_pred - q) / d."),
     ("direction_fidelity_raw", "Sign accuracy of the predicted significant calls, k / n_pred."),
@@ -187,12 +196,12 @@ for _col, _doc in (
     ("direction_fidelity_yield", "min(1, coverage) x chance-corrected fidelity."),
     ("direction_fidelity_yield_raw", "k / max(n_pred, n_conf): correct calls over the larger of the two sets (vcc2026)."),
 ):
-    _define(f"de_wilcoxon_{_col}", _doc, _family_reader(_col), diagnostic=_col == "direction_coverage")
+    _define(f"de_wilcoxon_{_col}", _doc, _family_reader(_col), diagnostic=_col == "direction_coverage", bounds=_FAMILY_BOUNDS[_col])
 _define("de_wilcoxon_direction_reach", "k* / n_conf with the chance-corrected purity floor q + 0.95 (1 - q).",
-          _reach("adjudicated", corrected=True))
+          _reach("adjudicated", corrected=True), bounds=FRACTION)
 _define("de_wilcoxon_direction_reach_raw", "k* / n_conf with purity floor 0.9 over the real significant genes (vcc2026).",
-          _reach("adjudicated", corrected=False))
+          _reach("adjudicated", corrected=False), bounds=FRACTION)
 _define("de_wilcoxon_direction_reach_unbounded", "As direction_reach over every tested gene (unbounded above).",
-          _reach("all", corrected=True))
+          _reach("all", corrected=True), bounds=NONNEGATIVE)
 _define("de_wilcoxon_direction_reach_unbounded_raw", "As direction_reach_raw over every tested gene (unbounded above).",
-          _reach("all", corrected=False))
+          _reach("all", corrected=False), bounds=NONNEGATIVE)

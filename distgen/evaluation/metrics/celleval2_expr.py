@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from distgen.capabilities import MetricCapabilities
+from distgen.capabilities import CORRELATION, FRACTION, NONNEGATIVE, UNBOUNDED, MetricCapabilities
 from distgen.evaluation.de import log1p_
 from distgen.evaluation.evaldata import EvalData, Population, segment_sums
 from distgen.evaluation.metrics.base import Metric, MetricResult
@@ -245,10 +245,12 @@ class _CE2(Metric):
         self.settings = settings_for(preset, control_source)
 
 
-def _caps(hib: bool, diagnostic: bool = False, **_notes: Any) -> MetricCapabilities:
+def _caps(hib: bool, diagnostic: bool = False, bounds: tuple[float, float] = UNBOUNDED, **_notes: Any) -> MetricCapabilities:
     """Capabilities of a cell-eval2 metric (keyword notes, e.g. its cell-eval 0.8.2 name, document the code only;
-    ``level="global"``: one value for the whole evaluation)."""
-    return MetricCapabilities(higher_is_better=hib, diagnostic=diagnostic, per_perturbation=_notes.get("level") != "global")
+    ``level="global"``: one value for the whole evaluation). The noise-corrected (``*_unbiased*``) quantities declare no
+    ``bounds``: subtracting the sampling noise can take a squared distance below 0."""
+    return MetricCapabilities(higher_is_better=hib, diagnostic=diagnostic, per_perturbation=_notes.get("level") != "global",
+                              bounds=bounds)
 
 
 class ExprMSEUnbiased(_CE2):
@@ -324,21 +326,21 @@ class _PlainError(_CE2):
 class ExprMSE(_PlainError):
     """Mean squared error of the predicted and real profiles (comparator space)."""
 
-    capabilities = _caps(False, celleval_v1="mse")
+    capabilities = _caps(False, bounds=NONNEGATIVE, celleval_v1="mse")
     kind: ClassVar[str] = "mse"
 
 
 class ExprMAE(_PlainError):
     """Mean absolute error of the predicted and real profiles (comparator space)."""
 
-    capabilities = _caps(False, celleval_v1="mae")
+    capabilities = _caps(False, bounds=NONNEGATIVE, celleval_v1="mae")
     kind: ClassVar[str] = "mae"
 
 
 class DeltaMSE(_PlainError):
     """Mean squared error of the deltas from control (the predicted one against ``control_source``'s control)."""
 
-    capabilities = _caps(False, celleval_v1="mse_delta")
+    capabilities = _caps(False, bounds=NONNEGATIVE, celleval_v1="mse_delta")
     kind: ClassVar[str] = "mse"
     delta: ClassVar[bool] = True
 
@@ -346,7 +348,7 @@ class DeltaMSE(_PlainError):
 class DeltaMAE(_PlainError):
     """Mean absolute error of the deltas from control."""
 
-    capabilities = _caps(False, celleval_v1="mae_delta")
+    capabilities = _caps(False, bounds=NONNEGATIVE, celleval_v1="mae_delta")
     kind: ClassVar[str] = "mae"
     delta: ClassVar[bool] = True
 
@@ -354,7 +356,7 @@ class DeltaMAE(_PlainError):
 class DeltaPearson(_CE2):
     """Pearson correlation over genes of the predicted and real deltas (v2: -1 for a constant predicted delta)."""
 
-    capabilities = _caps(True, celleval_v1="pearson_delta")
+    capabilities = _caps(True, bounds=CORRELATION, celleval_v1="pearson_delta")
 
     def compute(self, data: EvalData) -> MetricResult:
         prof = profiles(data, self.settings)
@@ -454,7 +456,7 @@ class _PDS(_CE2):
     """``single_condition``: ``"nan"`` (a rank among one real effect is NaN with the reason) or ``"reference"``
     (cell-eval2's 1.0, which the reference profiles report with a note that it is trivial)."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2)
+    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2, bounds=FRACTION)
     distance: ClassVar[str] = "cosine"
 
     def __init__(self, preset: str = "v2", control_source: str | None = None, single_condition: str = "nan") -> None:
@@ -471,19 +473,19 @@ class _PDS(_CE2):
 class PDSCosine(_PDS):
     """Perturbation discrimination score by cosine distance of deltas (cell-eval2; v2: ties midranked, targets panel-excluded)."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2)  # cell-eval 0.8.2: discrimination_score_cosine
+    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2, bounds=FRACTION)  # cell-eval 0.8.2: discrimination_score_cosine
     distance: ClassVar[str] = "cosine"
 
 
 class PDSL1(_PDS):
     """Perturbation discrimination score by L1 distance of deltas (cell-eval2)."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2)  # cell-eval 0.8.2: discrimination_score_l1
+    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2, bounds=FRACTION)  # cell-eval 0.8.2: discrimination_score_l1
     distance: ClassVar[str] = "l1"
 
 
 class PDSL2(_PDS):
     """Perturbation discrimination score by L2 distance of deltas (cell-eval2)."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2)  # cell-eval 0.8.2: discrimination_score_l2
+    capabilities = MetricCapabilities(higher_is_better=True, min_perturbations=2, bounds=FRACTION)  # cell-eval 0.8.2: discrimination_score_l2
     distance: ClassVar[str] = "l2"

@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from distgen.capabilities import MetricCapabilities
+from distgen.capabilities import CORRELATION, FRACTION, MetricCapabilities
 from distgen.evaluation.de import DEResult, differential_expression
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.metrics.base import Metric, MetricResult
@@ -66,7 +66,7 @@ def _overlap(kind: str, k: int | None) -> type[_Overlap]:
     name = f"{kind}_at_{label}"
     what = "recall of the real" if kind == "overlap" else "precision of the predicted"
     doc = f"Top-{label} DE gene {what} significant genes (by |log2 FC|), as cell-eval's {name}."
-    caps = MetricCapabilities(higher_is_better=True, celleval=name)
+    caps = MetricCapabilities(higher_is_better=True, celleval=name, bounds=FRACTION)
 
     def __init__(self: _Overlap, k: int | None = k, fdr: float = FDR) -> None:
         _Overlap.__init__(self, k, fdr)
@@ -91,7 +91,7 @@ PrecisionAt500 = _overlap("precision", 500)
 class DEDirectionMatch(Metric):
     """Fraction of the real significant genes whose predicted log fold change has the same sign."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_direction_match")
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_direction_match", bounds=FRACTION)
 
     def __init__(self, fdr: float = FDR) -> None:
         self.fdr = fdr
@@ -109,7 +109,7 @@ class DEDirectionMatch(Metric):
 class DESpearmanLFC(Metric):
     """Spearman correlation of real and predicted log fold changes over the real significant genes."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_spearman_lfc_sig")
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_spearman_lfc_sig", bounds=CORRELATION)
 
     def __init__(self, fdr: float = FDR) -> None:
         self.fdr = fdr
@@ -134,7 +134,7 @@ class DESpearmanLFC(Metric):
 class DESigGenesRecall(Metric):
     """Fraction of the real significant genes that are also significant in the prediction."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_sig_genes_recall")
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="de_sig_genes_recall", bounds=FRACTION)
 
     def __init__(self, fdr: float = FDR) -> None:
         self.fdr = fdr
@@ -152,7 +152,7 @@ class DESpearmanSignificant(Metric):
     """Spearman correlation, across perturbations, of the numbers of significant genes (one global value)."""
 
     capabilities = MetricCapabilities(higher_is_better=True, celleval="de_spearman_sig", min_perturbations=2,
-                                      per_perturbation=False)
+                                      per_perturbation=False, bounds=CORRELATION)
 
     def __init__(self, fdr: float = FDR) -> None:
         self.fdr = fdr
@@ -186,12 +186,12 @@ class _DEAUC(Metric):
 class DEROCAUC(_DEAUC):
     """ROC AUC of predicted -log10 FDR for recovering the real significant genes."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="roc_auc")
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="roc_auc", bounds=FRACTION)
     method: ClassVar[str] = "roc"
 
 
 class DEPRAUC(_DEAUC):
     """Average precision of predicted -log10 FDR for recovering the real significant genes."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="pr_auc")
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="pr_auc", bounds=FRACTION)
     method: ClassVar[str] = "pr"

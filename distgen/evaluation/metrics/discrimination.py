@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from distgen.capabilities import MetricCapabilities
+from distgen.capabilities import FRACTION, MetricCapabilities
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.metrics.base import Metric, MetricResult
 
@@ -94,21 +94,21 @@ class _Discrimination(Metric):
 class DiscriminationL1(_Discrimination):
     """1 - normalised rank of the real effect of the same perturbation among all, by L1 distance."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l1", min_perturbations=2)
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l1", min_perturbations=2, bounds=FRACTION)
     metric: ClassVar[str] = "l1"
 
 
 class DiscriminationL2(_Discrimination):
     """1 - normalised rank of the real effect of the same perturbation among all, by L2 distance."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l2", min_perturbations=2)
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_l2", min_perturbations=2, bounds=FRACTION)
     metric: ClassVar[str] = "l2"
 
 
 class DiscriminationCosine(_Discrimination):
     """1 - normalised rank of the real effect of the same perturbation among all, by cosine distance."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_cosine", min_perturbations=2)
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="discrimination_score_cosine", min_perturbations=2, bounds=FRACTION)
     metric: ClassVar[str] = "cosine"
 
 
@@ -119,7 +119,7 @@ def _realctrl(base: type[_Discrimination], metric: str) -> type[_Discrimination]
         _Discrimination.__init__(self, exclude, control, single_condition)
 
     doc = f"{(base.__doc__ or '').splitlines()[0].rstrip('.')}; the predicted delta against the REAL controls."
-    caps = MetricCapabilities(higher_is_better=True, min_perturbations=2)
+    caps = MetricCapabilities(higher_is_better=True, min_perturbations=2, bounds=FRACTION)
     return type(f"Discrimination{metric.title()}RealControl", (base,),
                 {"__doc__": doc, "capabilities": caps, "__init__": _init, "__module__": __name__})
 

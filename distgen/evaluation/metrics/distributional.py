@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from distgen.capabilities import MetricCapabilities
+from distgen.capabilities import CORRELATION, NONNEGATIVE, MetricCapabilities
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows
@@ -102,7 +102,10 @@ class MMD(_PerPerturbation):
 class EDistance(_PerPerturbation):
     """Energy distance ``2E|x-y| - E|x-x'| - E|y-y'|`` (Euclidean, V-statistic: cell-eval's edistance)."""
 
-    capabilities = MetricCapabilities()
+    # a V-statistic (diagonal included) is the squared distance of the two empirical measures' embeddings under the
+    # distance-induced kernel (Szekely and Rizzo): never negative. The scPerturb (``N^2 - N``) and the unbiased MMD can be,
+    # and the debiased Sinkhorn divergence is >= 0 only at convergence (-2e-14 for a permuted copy): those declare no bound.
+    capabilities = MetricCapabilities(bounds=NONNEGATIVE)
 
     def __init__(self, max_cells: int | None = None) -> None:
         self.max_cells = max_cells
@@ -114,7 +117,7 @@ class EDistance(_PerPerturbation):
 class EDistanceSquared(_PerPerturbation):
     """E-distance on squared Euclidean distances with the diagonal (CellFlow's ``e_distance``); equals ``2 |mean diff|^2``."""
 
-    capabilities = MetricCapabilities()
+    capabilities = MetricCapabilities(bounds=NONNEGATIVE)  # 2 |mean diff|^2, in closed form
 
     def __init__(self, max_cells: int | None = None) -> None:
         self.max_cells = max_cells
@@ -138,7 +141,7 @@ class EDistanceScPerturb(_PerPerturbation):
 class Wasserstein2(_PerPerturbation):
     """Exact 2-Wasserstein distance between predicted and real cells (POT; ``max_cells`` per side)."""
 
-    capabilities = MetricCapabilities()
+    capabilities = MetricCapabilities(bounds=NONNEGATIVE)  # sqrt of the clamped optimal cost
 
     def __init__(self, max_cells: int | None = 1000) -> None:
         self.max_cells = max_cells
@@ -163,7 +166,8 @@ class Sinkhorn(_PerPerturbation):
 class PearsonEDistance(Metric):
     """Pearson correlation, across perturbations, of real and predicted E-distances from control (global)."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="pearson_edistance", min_perturbations=2, per_perturbation=False)
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="pearson_edistance", min_perturbations=2, per_perturbation=False,
+                                      bounds=CORRELATION)
 
     def __init__(self, max_cells: int | None = None) -> None:
         self.max_cells = max_cells

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distgen.capabilities import MetricCapabilities
+from distgen.capabilities import AT_MOST_ONE, CORRELATION, NONNEGATIVE, MetricCapabilities
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.metrics.base import Metric, MetricResult
 from distgen.evaluation.metrics.stats import pearson_rows, r2_rows
@@ -27,7 +27,7 @@ def _check_control(control: str) -> str:
 class MeanSquaredError(Metric):
     """Mean over genes of the squared difference between predicted and real mean profiles."""
 
-    capabilities = MetricCapabilities(celleval="mse")
+    capabilities = MetricCapabilities(celleval="mse", bounds=NONNEGATIVE)
 
     def compute(self, data: EvalData) -> MetricResult:
         d = data.means("pred") - data.means("real")
@@ -37,7 +37,7 @@ class MeanSquaredError(Metric):
 class MeanAbsoluteError(Metric):
     """Mean over genes of the absolute difference between predicted and real mean profiles."""
 
-    capabilities = MetricCapabilities(celleval="mae")
+    capabilities = MetricCapabilities(celleval="mae", bounds=NONNEGATIVE)
 
     def compute(self, data: EvalData) -> MetricResult:
         d = data.means("pred") - data.means("real")
@@ -47,7 +47,7 @@ class MeanAbsoluteError(Metric):
 class MeanSquaredErrorDelta(Metric):
     """Mean squared error between predicted and real deltas from control (``control``: whose controls)."""
 
-    capabilities = MetricCapabilities(celleval="mse_delta")
+    capabilities = MetricCapabilities(celleval="mse_delta", bounds=NONNEGATIVE)
 
     def __init__(self, control: str = "own") -> None:
         self.control = _check_control(control)
@@ -60,7 +60,7 @@ class MeanSquaredErrorDelta(Metric):
 class MeanAbsoluteErrorDelta(Metric):
     """Mean absolute error between predicted and real deltas from control (``control``: whose controls)."""
 
-    capabilities = MetricCapabilities(celleval="mae_delta")
+    capabilities = MetricCapabilities(celleval="mae_delta", bounds=NONNEGATIVE)
 
     def __init__(self, control: str = "own") -> None:
         self.control = _check_control(control)
@@ -73,7 +73,7 @@ class MeanAbsoluteErrorDelta(Metric):
 class PearsonDelta(Metric):
     """Pearson correlation over genes of predicted and real deltas, each against its own controls."""
 
-    capabilities = MetricCapabilities(higher_is_better=True, celleval="pearson_delta")
+    capabilities = MetricCapabilities(higher_is_better=True, celleval="pearson_delta", bounds=CORRELATION)
 
     def __init__(self, control: str = "own") -> None:
         self.control = _check_control(control)
@@ -86,7 +86,7 @@ class PearsonDelta(Metric):
 class PearsonDeltaRealControl(PearsonDelta):
     """Pearson correlation of deltas, the predicted one taken against the REAL controls."""
 
-    capabilities = MetricCapabilities(higher_is_better=True)
+    capabilities = MetricCapabilities(higher_is_better=True, bounds=CORRELATION)
 
     def __init__(self, control: str = "real") -> None:
         super().__init__(control)
@@ -95,7 +95,7 @@ class PearsonDeltaRealControl(PearsonDelta):
 class RSquared(Metric):
     """CellFlow's R^2: ``r2_score(mean(real), mean(pred))`` over genes (on means, not deltas)."""
 
-    capabilities = MetricCapabilities(higher_is_better=True)
+    capabilities = MetricCapabilities(higher_is_better=True, bounds=AT_MOST_ONE)  # 1 - SS_res / SS_tot
 
     def compute(self, data: EvalData) -> MetricResult:
         return MetricResult.from_values(r2_rows(data.means("real"), data.means("pred")), "real mean is constant over genes (or no cells)")
@@ -104,7 +104,7 @@ class RSquared(Metric):
 class RSquaredDelta(Metric):
     """R^2 of the real delta explained by the predicted delta (``control``: whose controls)."""
 
-    capabilities = MetricCapabilities(higher_is_better=True)
+    capabilities = MetricCapabilities(higher_is_better=True, bounds=AT_MOST_ONE)  # 1 - SS_res / SS_tot
 
     def __init__(self, control: str = "own") -> None:
         self.control = _check_control(control)
@@ -121,7 +121,7 @@ def _realctrl(base: type[Metric]) -> type[Metric]:
         base.__init__(self, control)  # type: ignore[misc,call-arg]
 
     doc = f"{(base.__doc__ or '').splitlines()[0].rstrip('.')}, the predicted delta against the REAL controls."
-    caps = MetricCapabilities(higher_is_better=base.capabilities.higher_is_better)
+    caps = MetricCapabilities(higher_is_better=base.capabilities.higher_is_better, bounds=base.capabilities.bounds)
     return type(base.__name__ + "RealControl", (base,), {"__doc__": doc, "capabilities": caps, "__init__": __init__, "__module__": __name__})
 
 
