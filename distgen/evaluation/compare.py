@@ -285,7 +285,7 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
             continue
         xa = [a[name].get(p, math.nan) for p in shared]
         xb = [b[name].get(p, math.nan) for p in shared]
-        test = paired_test(xa, xb, n_boot, level, seed)
+        test = paired_test(xa, xb, n_boot, level, seed, _capability(name, "bounds", None, profile))  # ci cut at the difference's range
         pairs = [(x, y) for x, y in zip(xa, xb) if math.isfinite(x) and math.isfinite(y)]
         mean_a, mean_b = _mean([x for x, _ in pairs]), _mean([y for _, y in pairs])
         width, source = margin([mean_a, mean_b], _noise(name, sa, sb), margins.get(name))

@@ -5,7 +5,9 @@
   spread of their aggregate means (the replicate's own noise).
 * ``bootstrap_ci``: a studentized (bootstrap-t) interval of the mean over perturbations (perturbations
   resampled with replacement, seeded): an interval of the mean over the population of perturbations
-  the evaluated ones stand for, not of the score on these perturbations.
+  the evaluated ones stand for, not of the score on these perturbations. Given a metric's ``bounds``
+  (``MetricCapabilities.bounds``, ``metric_bounds``) it is cut at them (``clip_interval``), and an interval
+  of a difference of two of its means at ``difference_bounds``.
 * ``paired_test``: two tables on the same perturbations (model vs a baseline, or two runs), paired
   per perturbation: mean difference, its bootstrap interval and the two-sided Wilcoxon signed-rank
   p-value (``scipy.stats.wilcoxon``, zero differences dropped: ``zero_method="wilcox"``).
@@ -108,7 +110,55 @@ def band(tables: Sequence[MetricTable], name: str) -> dict[str, Any]:
             "note": "; ".join(notes)}
 
 
-def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> tuple[float, float]:
+def metric_bounds(name: str) -> tuple[float, float]:
+    """``MetricCapabilities.bounds`` of the registered metric ``name``; ``UNBOUNDED`` for a name the registry does not hold."""
+    from distgen.capabilities import UNBOUNDED
+    from distgen.evaluation.metrics import metrics
+
+    try:
+        caps = metrics.get(name).capabilities
+    except (KeyError, LookupError):
+        return UNBOUNDED
+    return tuple(getattr(caps, "bounds", UNBOUNDED))  # type: ignore[return-value]
+
+
+def difference_bounds(bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The range of ``a - b`` for ``a, b`` in ``bounds``: ``(low - high, high - low)`` (``[-2, 2]`` for a correlation,
+    unbounded when either side is); None stays None."""
+    if bounds is None:
+        return None
+    lo, hi = float(bounds[0]), float(bounds[1])
+    return (lo - hi, hi - lo) if math.isfinite(lo) and math.isfinite(hi) else (-math.inf, math.inf)
+
+
+def clip_interval(lo: float, hi: float, bounds: tuple[float, float] | None) -> tuple[float, float]:
+    """``(lo, hi)`` cut at ``bounds`` (the values the quantity can take); unchanged without finite bounds, NaN stays NaN.
+
+    The quantity's true mean lies within its bounds, so an interval that covered it still does after the cut: coverage
+    is unchanged and the impossible values are gone. An interval wholly outside collapses onto the nearer bound.
+    """
+    if bounds is None:
+        return lo, hi
+    b_lo, b_hi = float(bounds[0]), float(bounds[1])
+    if math.isfinite(b_lo):
+        lo, hi = (b_lo if lo < b_lo else lo), (b_lo if hi < b_lo else hi)
+    if math.isfinite(b_hi):
+        lo, hi = (b_hi if lo > b_hi else lo), (b_hi if hi > b_hi else hi)
+    return lo, hi
+
+
+def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0,
+                 bounds: tuple[float, float] | None = None) -> tuple[float, float]:
+    """``_bootstrap_ci`` (below) cut at ``bounds``, the range of the values' quantity (``clip_interval``; None: not cut).
+
+    With few values a studentized or Student t interval reaches past what the metric can take (five correlations
+    ``[0.95, 0.9, 0.92, -0.4, 0.97]``: ``(-9.15, 1.10)``); a metric's ``MetricCapabilities.bounds`` cut it to ``[-1, 1]``.
+    """
+    lo, hi = _bootstrap_ci(values, n_boot, level, seed)
+    return clip_interval(lo, hi, bounds)
+
+
+def _bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> tuple[float, float]:
     """Studentized (bootstrap-t) interval of the mean of the finite ``values`` (NaNs dropped); ``(nan, nan)`` below 2 values.
 
     The perturbations are resampled with replacement (seeded); each resample gives
@@ -148,8 +198,12 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = N_BOOT, lev
     return mean - float(t_hi) * se, mean - float(t_lo) * se
 
 
-def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:
+def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0,
+                bounds: tuple[float, float] | None = None) -> dict[str, Any]:
     """``a - b`` paired per perturbation (pairs where both are finite): ``mean_difference``, ``ci``, ``wilcoxon_p``, ``n``.
+
+    ``bounds``: the range of ``a`` and ``b`` (the metric's ``MetricCapabilities.bounds``); the interval of the
+    difference is cut at ``difference_bounds(bounds)``.
 
     ``wilcoxon_p`` is NaN (with ``note``) when fewer than 2 pairs remain or every difference is 0; the
     ``note`` also says when there are too few nonzero differences for the test to reject at ``1 - level``
@@ -166,7 +220,7 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, le
     ok = np.isfinite(x) & np.isfinite(y)
     d = x[ok] - y[ok]
     out: dict[str, Any] = {"n": int(d.size), "mean_difference": float(d.mean()) if d.size else math.nan,
-                           "ci": list(bootstrap_ci(d, n_boot, level, seed)), "wilcoxon_p": math.nan, "rank_direction": 0,
+                           "ci": list(bootstrap_ci(d, n_boot, level, seed, difference_bounds(bounds))), "wilcoxon_p": math.nan, "rank_direction": 0,
                            "note": ""}
     if d.size < 2:
         out["note"] = f"only {d.size} paired perturbation(s)"
@@ -284,6 +338,8 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
               ceilings: Sequence[MetricTable] | None, seed: int = 0, n_boot: int = N_BOOT, level: float = LEVEL) -> None:
     """Add to each metric row of ``summarise``: ``model_ci``, ``ceiling_band`` and ``vs_strongest_baseline`` (in place).
 
+    ``model_ci`` is cut at the metric's ``bounds`` and the paired difference's ``ci`` at their ``difference_bounds``.
+
     ``vs_strongest_baseline``: the model minus the strongest baseline, paired per perturbation
     (``paired_test``), with ``better`` = whether the mean difference points the metric's good way, and
     ``verdict`` (``model``, ``baseline``, ``negligible``, ``inconclusive``: see ``verdict``) under ``margin``:
@@ -291,13 +347,14 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
     (``margin_source`` says which).
     """
     for name, row in rows.items():
-        row["model_ci"] = list(bootstrap_ci(model.values[name], n_boot, level, seed))
+        bounds = metric_bounds(name)
+        row["model_ci"] = list(bootstrap_ci(model.values[name], n_boot, level, seed, bounds))
         row["ci_level"] = level
         if ceilings:
             row["ceiling_band"] = band(ceilings, name)
         best = row.get("strongest_baseline")
         if best and best in baselines and name in baselines[best].values:
-            test = paired_test(model.values[name], baselines[best].values[name], n_boot, level, seed)
+            test = paired_test(model.values[name], baselines[best].values[name], n_boot, level, seed, bounds)
             diff = test["mean_difference"]
             test["baseline"] = best
             test["better"] = bool(diff > 0 if row["higher_is_better"] else diff < 0) if not math.isnan(diff) else None

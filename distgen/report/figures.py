@@ -64,7 +64,7 @@ def positive_band(ref: Reference, metric: str, row: Mapping[str, Any] | None = N
                         for t in ref.replicates])
         if means.size:
             return float(means.mean()), float(means.min()), float(means.max()), f"range over {counted(int(means.size), 'split')}"
-    m, lo, hi = mean_ci(ref.table.values.get(metric, []))
+    m, lo, hi = mean_ci(ref.table.values.get(metric, []), bounds=metric_info(metric).bounds)
     return m, lo, hi, "95% CI over conditions"
 
 
@@ -129,7 +129,7 @@ def _headline_panel(ax: Any, metric: str, sources: Sequence[tuple[Look, Any, boo
     info = metric_info(metric)
     xs: list[float] = []
     for y, (look, table, is_model) in enumerate(sources):
-        m, lo, hi = mean_ci(table.values.get(metric, []))
+        m, lo, hi = mean_ci(table.values.get(metric, []), bounds=info.bounds)
         if math.isnan(m):
             ax.text(0.01, y, "undefined", transform=ax.get_yaxis_transform(), va="center", fontsize=6.5, color="#777777")
             continue

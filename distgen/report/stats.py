@@ -18,8 +18,10 @@ def finite(values: Sequence[float]) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of the finite ``values`` and the studentized bootstrap interval of the mean (``uncertainty.bootstrap_ci``).
+def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0,
+            bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    """Mean of the finite ``values`` and the studentized bootstrap interval of the mean (``uncertainty.bootstrap_ci``),
+    cut at ``bounds`` (a metric's ``MetricCapabilities.bounds``; ``style.metric_info(name).bounds``).
 
     Conditions are the resampled unit (the question is how the mean would move with other held-out
     conditions). Fewer than 2 finite values, or all equal: the interval collapses to the mean
@@ -33,7 +35,7 @@ def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, se
     m = float(a.mean())
     if a.size < 2 or np.all(a == a[0]):
         return m, m, m
-    lo, hi = bootstrap_ci(a, n_boot=n_boot, level=level, seed=seed)
+    lo, hi = bootstrap_ci(a, n_boot=n_boot, level=level, seed=seed, bounds=bounds)
     return m, lo, hi
 
 
@@ -87,6 +89,10 @@ def advantage(model: float, reference: float, higher_is_better: bool | None) -> 
     return (model - reference) if higher_is_better else (reference - model)
 
 
-def paired_interval(diffs: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean paired difference and its studentized bootstrap interval (pairs resampled: ``mean_ci``)."""
-    return mean_ci(diffs, level=level, n_boot=n_boot, seed=seed)
+def paired_interval(diffs: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0,
+                    bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    """Mean paired difference and its studentized bootstrap interval (pairs resampled: ``mean_ci``), cut at the range of
+    a difference of two values in ``bounds`` (the metric's; ``uncertainty.difference_bounds``)."""
+    from distgen.evaluation.uncertainty import difference_bounds
+
+    return mean_ci(diffs, level=level, n_boot=n_boot, seed=seed, bounds=difference_bounds(bounds))

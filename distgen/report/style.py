@@ -8,6 +8,7 @@ Axis labels carry the metric's direction, read from the metric's registered capa
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -95,13 +96,15 @@ def ceiling_look(name: str = "ceiling") -> Look:
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """What a report needs to know about a metric: direction, family, a one-line description."""
+    """What a report needs to know about a metric: direction, family, a one-line description, and the range of its
+    values (``MetricCapabilities.bounds``: the report's intervals are cut there; unbounded for an unknown name)."""
 
     name: str
     higher_is_better: bool | None
     family: str
     level: str
     description: str
+    bounds: tuple[float, float] = (-math.inf, math.inf)
 
     @property
     def direction(self) -> str:
@@ -145,7 +148,8 @@ def metric_info(name: str) -> MetricInfo:
     hib = getattr(caps, "higher_is_better", None)
     if getattr(caps, "diagnostic", False):
         hib = None  # a diagnostic quantity has no better direction
-    return MetricInfo(name, None if hib is None else bool(hib), family, level, doc[0] if doc else "")
+    bounds = tuple(getattr(caps, "bounds", (-math.inf, math.inf)))
+    return MetricInfo(name, None if hib is None else bool(hib), family, level, doc[0] if doc else "", bounds)  # type: ignore[arg-type]
 
 
 #: The level of a built-in metric, told by the module that defines it.

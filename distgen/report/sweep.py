@@ -169,7 +169,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
     for ax, metric in zip(axes, inp.metrics):
         info = metric_info(metric)
         for yi, var in zip(y, others):
-            m, lo, hi = paired_interval(sweep_units(inp.rows, var, inp.reference, metric)[1])
+            m, lo, hi = paired_interval(sweep_units(inp.rows, var, inp.reference, metric)[1], bounds=info.bounds)
             if math.isnan(m):
                 continue
             c = _comparison(inp, var, metric)
