@@ -39,7 +39,7 @@ def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
 def _headline(inputs: ReportInputs) -> str:
     rows = inputs.summary.get("metrics", {})
     parts = ['<p class="lead">Each panel: the model and every distinct baseline as the mean over held-out conditions '
-             "with a 95% bootstrap interval (conditions resampled); the green band is the positive reference "
+             "with a 95% bootstrap interval (conditions resampled; cut at the values the metric can take); the green band is the positive reference "
              "(the ceiling: how well one half of the real cells predicts the other). "
              "normalised = (model − best baseline) / (ceiling − best baseline): 0 = as good as the best baseline, "
              "1 = as good as the data agree with themselves.</p>"]
