@@ -35,8 +35,9 @@ NONNEGATIVE: tuple[float, float] = (0.0, math.inf)
 AT_MOST_ONE: tuple[float, float] = (-math.inf, 1.0)
 
 
-def _doc(text: str) -> dict[str, str]:
-    return {"doc": text}
+def _doc(text: str, none_is_a_value: bool = False) -> dict[str, Any]:
+    """Field metadata: its documentation, and whether ``None`` is one of its values rather than "per instance"."""
+    return {"doc": text, "none_is_a_value": none_is_a_value}
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ class Capabilities:
 
 
 def _per_instance(cls: type, name: str) -> bool:
+    """A field typed ``... | None`` is per instance when ``None``, unless ``None`` is one of its values (``_doc``)."""
     f = {f.name: f for f in dataclasses.fields(cls)}[name]
-    return "None" in str(f.type)
+    return "None" in str(f.type) and not f.metadata.get("none_is_a_value", False)
 
 
 def _plain(v: Any) -> Any:
@@ -171,7 +173,7 @@ class MetricCapabilities(Capabilities):
 
     higher_is_better: bool = field(default=False, metadata=_doc("Orientation of the score (rankings, calibration)."))
     celleval: str | None = field(default=None, metadata=_doc(
-        "The name cell-eval gives the same quantity, or None when it has none."))
+        "The name cell-eval gives the same quantity, or None when it has none.", none_is_a_value=True))
     min_perturbations: int = field(default=1, metadata=_doc(
         "Perturbations needed for a defined value: 1 for per-perturbation metrics, 2 for a correlation "
         "across perturbations (the one-perturbation call then returns NaN)."))

@@ -52,3 +52,12 @@ def test_resolved_values_replace_per_instance_ones():
     assert ModelCapabilities(supports_unseen_perturbations=None).describe()["supports_unseen_perturbations"] == PER_INSTANCE
     assert ModelCapabilities(supports_unseen_perturbations=None).replace(supports_unseen_perturbations=True).describe() == {
         "supports_unseen_perturbations": True, "needs_control_cells": True}
+
+
+def test_a_metric_without_a_cell_eval_name_is_listed_as_none_not_per_instance():
+    """``celleval=None`` means "cell-eval has no such metric"; the listing showed it as decided per instance (69 metrics)."""
+    from distgen.evaluation.metrics import metrics
+
+    caps = metrics.get("de_wilcoxon_direction_coverage").capabilities
+    assert caps.celleval is None and caps.describe()["celleval"] is None
+    assert metrics.get("mse").capabilities.describe()["celleval"] == "mse"
