@@ -31,6 +31,7 @@ from typing import Any
 
 from distgen import markdown as md
 from distgen.errors import UsageError
+from distgen.evaluation.digest import TRUTH_DIGESTS
 from distgen.evaluation.report import fmt_value
 from distgen.evaluation.suite import ROW_SEPARATOR
 from distgen.evaluation.uncertainty import LEVEL, N_BOOT, margin, paired_test, verdict
@@ -181,15 +182,30 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
             f"{len(differ)} shared perturbation(s) were scored against different numbers of real cells in {run_a} and {run_b} "
             f"(n_cells_real: {show}): not the same truth, so a row of one is not paired with the row of the other; compare "
             "evaluations of the same truth")
+    da, db = (_digests(s) for s in (sa, sb))
+    other = [p for p in shared if da.get(p) and db.get(p) and da[p] != db[p]]
+    if other:  # same labels and cell counts, other cells (another draw, a rewritten file): not paired observations
+        raise MismatchedEvaluations(
+            f"{len(other)} of {len(shared)} shared perturbation(s) were scored on other real cells in {run_a} than in {run_b} "
+            f"(e.g. {listing(other[:5])}: the cells or the control cells differ, though the numbers of cells may agree): not "
+            "the same truth, so a row of one is not paired with the row of the other; compare evaluations of the same truth")
     notes = []
     if sa.get("real") and sb.get("real") and sa["real"] != sb["real"]:
-        notes.append(f"the truths are named differently ({sa['real']} vs {sb['real']}); their shared rows have the same "
-                     "numbers of real cells")
+        notes.append(f"the truths are named differently ({sa['real']} vs {sb['real']}); " + (
+            "their shared rows were scored on the same real cells" if da and db else
+            "their shared rows have the same numbers of real cells (an evaluation from before truth digests: the cells "
+            "themselves are not compared)"))
     ra, rb = (s.get("replicate") or "half-split" for s in (sa, sb))  # evaluations from before the option: half-split
     if sa.get("ceiling_splits") and sb.get("ceiling_splits") and ra != rb:
         notes.append(f"A's ceiling is the {ra} replicate and B's the {rb} one: the margins (the larger replicate spread) "
                      "and the two summaries' normalised scores are of different replicates (docs/metrics.md)")
     return notes
+
+
+def _digests(summary: dict[str, Any]) -> dict[str, str]:
+    """``summary.json``'s digests of each row's real cells (``distgen.evaluation.digest``); empty in older evaluations."""
+    found = summary.get(TRUTH_DIGESTS)
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def panel_dependent(name: str, profile: str = DEFAULT_PROFILE) -> bool:

@@ -20,6 +20,7 @@ import torch
 from distgen.errors import InputDataError, warn
 from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, REPLICATES, interpolated_duplicate_data, reference_data, summarise
+from distgen.evaluation.digest import summary_digests
 from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note, spelled_pairs
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
@@ -194,6 +195,8 @@ def score(
                                    f"({ceiling_splits} splits, averaged)") if interpolated else None,
         "metrics": rows,
         "notes": report_notes + list(notes),
+        # each row's cells, for distgen compare and python -m distgen.report (distgen.evaluation.digest)
+        **summary_digests(dict(zip(contexts, datas, strict=True)), row_label if many else (lambda p, c: p)),
         "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
     }
     if many:

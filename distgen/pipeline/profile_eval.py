@@ -287,6 +287,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     none is pooled. Returns the summary (per metric the mean over rows; for a pooled ``vcc2026`` run the
     normalised scores).
     """
+    from distgen.evaluation.digest import summary_digests
     from distgen.evaluation.profiles import resolve_profile, run_profile
     from distgen.evaluation.report import write_csv, write_json
     from distgen.evaluation.suite import check_row_contexts, context_rows, merge_tables, row_label
@@ -345,7 +346,8 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
                                    "control": info.control, "celltype_col": celltype_col, "no_target_genes": bool(no_target_genes),
                                    "n_perturbations": len(table.perts),
                                    "n_genes": len(next(iter(datas.values())).genes),
-                                   "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes)}
+                                   "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes),
+                                   **summary_digests(datas, row_label if celltype_col is not None else (lambda p, c: p))}
         if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
             summary["pred_provenance"] = info.provenance
         if celltype_col is None:

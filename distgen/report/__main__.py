@@ -15,7 +15,8 @@ def read_cells(eval_dir: Path) -> Any:
     inside ``eval_dir`` and next to it. An evaluation scored per context (``summary["contexts"]``) gives
     one ``EvalData`` per context, in that order, so the cells match its ``"condition @ context"`` rows;
     None when the files' ``celltype`` column does not hold those contexts. Files whose real cell counts
-    differ from ``metrics.csv``'s ``n_cells_real`` are not the ones evaluated: None, with a warning.
+    differ from ``metrics.csv``'s ``n_cells_real``, or whose cells differ from the digests ``summary.json`` records,
+    are not the ones evaluated: None, with a warning.
     """
     from distgen.report.files import check_summary, read_json
 
@@ -44,7 +45,9 @@ def _locate(name: Any, eval_dir: Path) -> Path | None:
 
 
 def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
-    """Why ``cells`` are not what ``eval_dir/metrics.csv`` scored ("" when every row's real cell count agrees)."""
+    """Why ``cells`` are not what ``eval_dir/metrics.csv`` scored ("" when every row's real cell count agrees and, where
+    ``summary.json`` records them, every row's real and predicted cells: ``distgen.evaluation.digest``)."""
+    from distgen.evaluation.digest import PRED_DIGESTS, TRUTH_DIGESTS, summary_digests
     from distgen.evaluation.evaldata import EvalData
     from distgen.evaluation.suite import row_label
     from distgen.report.files import read_rows
@@ -57,7 +60,8 @@ def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
     for k, d in enumerate(datas):
         for i, p in enumerate(d.perts):
             have[row_label(p, names[k]) if len(datas) > 1 else p] = int(d.real.counts[i])
-    for row in read_rows(eval_dir / "metrics.csv", ("perturbation",)):
+    rows = read_rows(eval_dir / "metrics.csv", ("perturbation",))
+    for row in rows:
         label, n = row.get("perturbation", ""), row.get("n_cells_real", "")
         if label not in have:
             return f"no cells of {label!r}"
@@ -67,6 +71,15 @@ def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
             scored = None
         if scored is not None and scored != have[label]:
             return f"{label!r}: {have[label]} real cells, metrics.csv scored {int(scored)}"
+    recorded: dict[str, dict[str, Any]] = {key: summary[key] for key in (TRUTH_DIGESTS, PRED_DIGESTS) if isinstance(summary.get(key), dict)}
+    if recorded:  # the same counts can hold other cells (a file rewritten since): the digests of what was scored say so
+        found = summary_digests(dict(zip(names, datas, strict=True)) if len(datas) > 1 else {"": datas[0]},
+                                row_label if len(datas) > 1 else (lambda p, c: p))
+        for key, digests in recorded.items():
+            for label in (row.get("perturbation", "") for row in rows):
+                if digests.get(label) not in (None, found[key].get(label)):
+                    side = "real" if key == TRUTH_DIGESTS else "predicted"
+                    return f"{label!r}: other {side} cells than those scored (the same numbers of cells)"
     return ""
 
 

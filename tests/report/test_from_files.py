@@ -165,6 +165,27 @@ def test_cells_are_found_next_to_the_folder_and_other_files_are_refused(tmp_path
     assert "are not the files this evaluation scored" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("side", ["pred", "real"])
+def test_files_rewritten_with_other_cells_of_the_same_counts_are_not_used(tmp_path, capsys, side):
+    """Only the real cell counts were compared: a prediction (or truth) rewritten with other cells of the same numbers
+    was drawn in the distributions as if it had been scored. summary.json's digests of each row's cells say so now."""
+    real, pred = make_pair(seed=8, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    out = tmp_path / "eval"
+    distgen.evaluate(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), out, metric_names=METRICS, make_plots=False,
+                     progress=False)
+    assert read_cells(out) is not None
+    again = (pred if side == "pred" else real).copy()
+    rows = again.obs["target"].to_numpy() == "G3"
+    again.X[rows] = again.X[rows][:, ::-1]  # the same cells counts, other values for one perturbation
+    again.write_h5ad(tmp_path / f"{side}.h5ad")
+    capsys.readouterr()
+    assert read_cells(out) is None
+    err = capsys.readouterr().err
+    assert "are not the files this evaluation scored" in err and "'G3'" in err
+
+
 def test_the_header_counts_condition_context_groups_of_a_per_context_evaluation(per_context):
     inp = load_eval_dir(per_context)
     html = render(inp, sections=("headline",))
