@@ -87,6 +87,9 @@ CASES = [  # (id, argv, exit code, words of the message)
      EXIT_USAGE, ["both obs['condition']"]),
     ("evaluate --profile: cell-type column is the perturbation column",
      evaluate("good", "good", "--celltype-col", "condition", "--profile", "cell-eval-0.8.2"), EXIT_USAGE, ["both obs['condition']"]),
+    # an empty list scored no metric and exited 0 (h85's hostile round: --metrics "$METRICS" with the variable unset)
+    ("evaluate: --metrics names no metric", evaluate("good", "good", "--metrics", ""), EXIT_USAGE, ["names no metric", "full suite"]),
+    ("evaluate: --metrics of commas only", evaluate("good", "good", "--metrics", " , "), EXIT_USAGE, ["names no metric"]),
 ]
 
 

@@ -59,6 +59,7 @@ def evaluate_files(
     ceiling is a disjoint half-split of the real cells. Contexts come from ``celltype_col`` (default:
     ``celltype`` when every file has it) and are scored one by one unless ``by_context=False``.
     """
+    baselines, metric_names = names_arg(baselines, "baselines"), names_arg(metric_names, "metric_names")
     if out is not None:
         check_output_folder(out, "evaluate", overwrite)
     with output_folder(out):  # made now (a path that cannot be a folder fails before any compute), removed if this fails
@@ -83,6 +84,22 @@ def evaluate_files(
             if make_plots:  # the HTML page (eval/report.html), with a run's training story when pred sits in one
                 write_evaluation_page(out, report, pred)
     return report
+
+
+def names_arg(value: Any, what: str) -> Any:
+    """``baselines`` or ``metric_names`` as a list of names: a string is the CLI's comma-separated list (it was iterated
+    letter by letter: ``metric_names="mse"`` asked for a metric ``'m'``); the same name twice is computed once. An empty
+    list of metrics is refused: it scored nothing and exited 0 (``--metrics ''``); ``None`` is the full suite."""
+    if value is None:
+        return None
+    names = [x.strip() for x in value.split(",")] if isinstance(value, str) else [str(x).strip() for x in value]
+    names = list(dict.fromkeys(x for x in names if x))
+    if what == "metric_names" and not names:
+        from distgen.config import ConfigError
+
+        raise ConfigError("--metrics (metric_names) names no metric: leave it out (None) for the full suite, or name the "
+                          "metrics to compute, e.g. --metrics mse,pearson_delta ('distgen components --kind metrics' lists them)")
+    return names
 
 
 #: Keyword arguments of ``evaluate`` that say how files are read (``distgen.data.layout.read``).
@@ -120,6 +137,7 @@ def evaluate(
     ``Dataset``. Files take ``pert_col``, ``control`` and ``celltype_col``. With ``out`` the report
     files are written there (not into a run folder; over other files only with ``overwrite``).
     """
+    baselines, metric_names = names_arg(baselines, "baselines"), names_arg(metric_names, "metric_names")
     unknown = sorted(set(layout_options) - set(LAYOUT_KEYS))
     if unknown:  # swallowed by **layout_options, a typo (metrics= for metric_names=) was ignored: every metric was computed
         import difflib

@@ -4,6 +4,8 @@ import csv
 import json
 import math
 
+import pytest
+
 from distgen.cli import main
 
 from .synth import CONTROL, make_pair
@@ -88,3 +90,21 @@ def test_evaluate_prints_an_undefined_score_as_null_with_its_reason(tmp_path, ca
     for row in head.values():
         assert row["normalised"] is None and "ceiling undefined" in row["normalised_note"]
         assert isinstance(row["model"], float) and math.isfinite(row["model"])
+
+
+def test_python_metric_and_baseline_names_given_as_one_string_are_the_cli_list(tmp_path):
+    """``metric_names="mse"`` was iterated letter by letter (unknown metric 'm'), ``baselines="control"`` likewise; an empty
+    list scored nothing and returned; a name given twice is computed once (h85's hostile round)."""
+    import distgen
+    from distgen.config import ConfigError
+
+    real, pred = make_pair(seed=3, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
+    kw = {"ceiling": False, "make_plots": False, "progress": False}
+    one = distgen.evaluate(pred, real, metric_names="mse, pearson_delta", baselines="control", **kw)
+    listed = distgen.evaluate(pred, real, metric_names=["mse", "pearson_delta", "mse"], baselines=["control"], **kw)
+    assert list(one.table.values) == list(listed.table.values) == ["mse", "pearson_delta"]
+    assert list(one.references) == ["control"]
+    assert one.table.values["mse"] == listed.table.values["mse"]
+    for empty in ([], "", " , "):
+        with pytest.raises(ConfigError, match="names no metric"):
+            distgen.evaluate(pred, real, metric_names=empty, **kw)
