@@ -9,6 +9,9 @@ from typing import Any
 
 from distgen.commands.argtypes import nonnegative_int, positive_int
 
+#: ``--baselines``' default.
+BASELINES_ARG = "control,mean_perturbation,noncontrol_mean,additive,linear"
+
 EXAMPLE = """examples:
   distgen evaluate --pred pred.h5ad --real real.h5ad --out eval/
   distgen evaluate --pred pred.h5ad --real test.h5ad --train train.h5ad --out eval/ \\
@@ -61,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "context a pair of its own, as cell-eval 0.8.2's run --celltype-col (without it a profile pools contexts)")
     p.add_argument("--pool-contexts", action="store_true", help="score conditions with their contexts pooled (no per-context scoring)")
     p.add_argument("--train", default=None, help="training cells (.h5ad) to fit the mean_perturbation, additive and linear baselines")
-    p.add_argument("--baselines", default="control,mean_perturbation,noncontrol_mean,additive,linear",
+    p.add_argument("--baselines", default=BASELINES_ARG,
                    help="comma-separated registered models ('' for none; matching_mean is Systema's opt-in combination baseline)")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the full suite)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the half-split ceiling")
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
             raise ConfigError(f"--replicate {args.replicate} applies to distgen's own score; --profile {args.profile} scores as its "
                               "reference defines (vcc2026: cell-eval2's split-half replicate); drop one of the two")
+        _inert_options(args)
         from distgen.pipeline.profile_eval import evaluate_profile_files  # light: no anndata, no baselines
         from distgen.wording import counted
 
@@ -135,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.out}/metrics.csv, summary.json" + (", vcc2026_score.csv" if head is not None else "") + _page(args))
         args.fast_exit = True  # every output file is closed: the CLI may skip the interpreter's teardown (distgen.cli.fast_exit)
         return 0
+    _inert_options(args)
     from distgen.pipeline.evaluate import evaluate_files
 
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s is not None else None  # noqa: E731
@@ -166,3 +171,32 @@ def run(args: argparse.Namespace) -> int:
 def _page(args: argparse.Namespace) -> str:
     """``", report.html"`` when the evaluation wrote its page (not under --no-plots, and not when writing it failed)."""
     return ", report.html" if not args.no_plots and (Path(args.out) / "report.html").is_file() else ""
+
+
+#: Options of the default evaluation that a ``--profile`` evaluation does not read: (attribute, option, its default).
+PROFILE_IGNORES = (("train", "--train", None), ("baselines", "--baselines", BASELINES_ARG),
+                   ("metrics", "--metrics", None), ("no_ceiling", "--no-ceiling", False), ("pool_contexts", "--pool-contexts", False),
+                   ("ceiling_splits", "--ceiling-splits", 5), ("interpolated", "--interpolated", False))
+
+
+def _inert_options(args: argparse.Namespace) -> None:
+    """Warn about options given that change nothing here (they were ignored without a word): the default evaluation's
+    options under ``--profile``, and ``--no-target-genes`` where no cell-eval2 profile reads it."""
+    from distgen.config import InertSettingWarning
+    from distgen.errors import warn
+
+    given = []
+    if args.profile is not None:
+        given = [option for attr, option, default in PROFILE_IGNORES if getattr(args, attr, default) != default]
+        if given:
+            warn(f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect with --profile {args.profile}: a profile "
+                 "scores its reference's metrics, with no baselines and no ceiling (drop --profile to use "
+                 f"{'it' if len(given) == 1 else 'them'})", InertSettingWarning)
+    if getattr(args, "no_target_genes", False):
+        from distgen.evaluation.profiles import resolve_profile
+        from distgen.pipeline.profile_eval import CELLEVAL2_PROFILES
+
+        if args.profile is None or resolve_profile(args.profile).name not in CELLEVAL2_PROFILES:
+            where = "without --profile" if args.profile is None else f"with --profile {args.profile}"
+            warn(f"--no-target-genes has no effect {where}: it is cell-eval2's option, read by --profile "
+                 f"{', '.join(CELLEVAL2_PROFILES)}", InertSettingWarning)

@@ -343,7 +343,8 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
             table = merge_tables([context_rows(t, lambda p, c=ctx: row_label(p, c), ctx) for ctx, t in tables.items()])
         write_csv(table, str(out / "metrics.csv"))
         summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
-                                   "control": info.control, "celltype_col": celltype_col, "no_target_genes": bool(no_target_genes),
+                                   "control": info.control, "celltype_col": celltype_col,
+                                   "no_target_genes": bool(no_target_genes) and prof.name in CELLEVAL2_PROFILES,  # read by those only
                                    "n_perturbations": len(table.perts),
                                    "n_genes": len(next(iter(datas.values())).genes),
                                    "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes),

@@ -318,3 +318,24 @@ def test_compare_names_a_damaged_summary(tmp_path, capsys, text):
     err = capsys.readouterr().err
     assert ("e2/metrics.csv has no 'perturbation' column" if text == "no column" else "e2/summary.json is") in err
     assert "internal error" not in err
+
+
+def test_options_a_profile_does_not_read_are_warned_about(tmp_path):
+    """--profile ignored --train, --metrics, --no-ceiling... without a word, and --no-target-genes did nothing without a
+    cell-eval2 profile (yet cell-eval-0.8.2's summary recorded it, and compare refused that evaluation against one
+    without the flag for a difference that was not there)."""
+    import json
+    import warnings
+
+    pp, rp = _files(tmp_path, *_pair())
+    with pytest.warns(UserWarning, match=r"--train, --metrics, --no-ceiling have no effect with --profile cell-eval-0.8.2"):
+        assert _evaluate(tmp_path, pp, rp, "--profile", "cell-eval-0.8.2", "--train", pp, "--metrics", "mse", "--no-ceiling") == 0
+    with pytest.warns(UserWarning, match="--no-target-genes has no effect with --profile cell-eval-0.8.2"):
+        assert _evaluate(tmp_path, pp, rp, "--profile", "cell-eval-0.8.2", "--no-target-genes", out="flag") == 0
+    assert json.loads((tmp_path / "flag" / "summary.json").read_text())["no_target_genes"] is False
+    assert main(["compare", str(tmp_path / "ev"), str(tmp_path / "flag")]) == 0
+    with pytest.warns(UserWarning, match="--no-target-genes has no effect without --profile"):
+        assert _evaluate(tmp_path, pp, rp, "--no-target-genes", "--metrics", "mse", "--no-ceiling", out="plain") == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a profile's own options, and the defaults, say nothing
+        assert _evaluate(tmp_path, pp, rp, "--profile", "cell-eval-0.8.2", "--seed", "3", out="quiet") == 0
