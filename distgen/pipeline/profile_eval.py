@@ -156,7 +156,7 @@ def reported_pooled_note(info: Any) -> list[str]:
     return said
 
 
-def reference_rules(data: EvalData, profile: Any) -> list[str]:
+def reference_rules(data: EvalData, profile: Any, context: str | None = None) -> list[str]:
     """Apply ``profile``'s input rules to a pair read by ``load_pair``; returns notes for ``summary.json``.
 
     A strict (reference) profile refuses a truth perturbation without predicted cells, with the
@@ -167,7 +167,9 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
     references' trivial 1.0 (``TRIVIAL_NOTE``). It refuses NaN or inf values in any perturbation's cells, as
     cell-eval 0.8.2 and cell-eval2 refuse such a matrix (scored without those rows, the means would reward
     emitting NaN where a model fails). The ``distgen`` profile keeps the default evaluation's rules: such
-    perturbations are NaN with the reason, and a note names them and says the means are over the rest.
+    perturbations are NaN with the reason, and a note names them and says the means are over the rest; the note is
+    also a warning on stderr (``context`` names the context in it), as the default evaluation warns: the means leave
+    out what the model failed on.
     """
     from distgen.evaluation.io import flag_invalid
 
@@ -211,6 +213,8 @@ def reference_rules(data: EvalData, profile: Any) -> list[str]:
     if other:
         notes.append(f"{len(other)} of {counted(data.n_perts, 'perturbation')} {'is' if len(other) == 1 else 'are'} NaN for every metric (the means in summary.json are over "
                      f"the rest): " + "; ".join(f"{data.perts[p]}: {why}" for p, why in sorted(other.items())[:10]))
+    for note in notes:  # only in summary.json before: the printed means flattered a model that failed on those
+        warn(f"{context}: {note}" if context else note)
     return notes
 
 
@@ -317,7 +321,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
             datas = dict(by_context)
             for ctx, data in by_context.items():  # every context's input rules before any is scored
                 try:
-                    info.notes += [f"{ctx}: {n}" for n in reference_rules(data, prof) + target_resolution(data, prof, no_target_genes)]
+                    info.notes += [f"{ctx}: {n}" for n in reference_rules(data, prof, ctx) + target_resolution(data, prof, no_target_genes)]
                 except ValueError as e:
                     raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
             files = {ctx: [f"{context_prefix(ctx)}_metrics.csv", *([f"{context_prefix(ctx)}_vcc2026_score.csv"] if prof.name == "vcc2026" else [])]

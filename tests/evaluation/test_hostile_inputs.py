@@ -339,3 +339,21 @@ def test_options_a_profile_does_not_read_are_warned_about(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a profile's own options, and the defaults, say nothing
         assert _evaluate(tmp_path, pp, rp, "--profile", "cell-eval-0.8.2", "--seed", "3", out="quiet") == 0
+
+
+@pytest.mark.parametrize("how", ["missing", "one cell", "nan"])
+def test_the_distgen_profile_warns_about_perturbations_left_out_of_its_means(tmp_path, how):
+    """The default evaluation warns on stderr when the model's means leave out perturbations it failed on; --profile
+    distgen, which keeps its rules, said so only in summary.json's notes."""
+    pred, real = _pair()
+    rows = pred.obs["target"].to_numpy() == "B"
+    if how == "missing":
+        pred = pred[~rows].copy()
+    elif how == "one cell":
+        pred = pred[~rows | (np.cumsum(rows) == 1)].copy()
+    else:
+        pred.X[np.nonzero(rows)[0][0], 0] = np.nan
+    pp, rp = _files(tmp_path, pred, real)
+    with pytest.warns(UserWarning, match=r"1 of 3 perturbations .*NaN for every metric|no predicted cells") as got:
+        assert _evaluate(tmp_path, pp, rp, "--profile", "distgen") == 0
+    assert any("'B'" in str(w.message) or "B:" in str(w.message) for w in got)
