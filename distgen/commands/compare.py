@@ -18,6 +18,7 @@ EXAMPLE = """examples:
 
 def _margin(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
+    name = name.strip()
     try:
         width = float(value)
     except ValueError:
@@ -56,15 +57,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from distgen.atomic import atomic_write_text
     from distgen.evaluation.compare import compare, markdown
     from distgen.evaluation.report import clean_nan
 
+    given: dict[str, list[float]] = {}
+    for name, width in args.margin:
+        given.setdefault(name, []).append(width)
+    twice = {name: widths for name, widths in given.items() if len(widths) > 1}
+    if twice:  # the last one replaced the others without a word (as --grid did in distgen sweep)
+        from distgen.config import ConfigError
+
+        name, widths = next(iter(twice.items()))
+        raise ConfigError(f"--margin {name} is given {len(widths)} times ({', '.join(f'{w:g}' for w in widths)}); give each "
+                          "metric's margin once")
     result = compare(args.run_a, args.run_b, seed=args.seed, margins=dict(args.margin))
     if args.out is not None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.json").write_text(json.dumps(clean_nan(result), indent=2) + "\n")
-        (out / "compare.md").write_text(markdown(result))
+        atomic_write_text(out / "compare.json", json.dumps(clean_nan(result), indent=2) + "\n")  # whole or absent, as evaluate's files
+        atomic_write_text(out / "compare.md", markdown(result))
     if args.json:
         print(json.dumps(clean_nan(result), indent=1))
     else:

@@ -334,6 +334,12 @@ def test_margin_option_on_the_command_line(evals, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", str(evals / "a"), str(evals / "b"), "--margin", "mse=-1"])
     assert e.value.code == 2
+    # one metric's margin given twice: the last replaced the first without a word (h85's hostile round)
+    capsys.readouterr()
+    assert main(["compare", str(evals / "a"), str(evals / "b"), "--margin", "mse=1e9", "--margin", "mse=0"]) == 2
+    assert "--margin mse is given 2 times (1e+09, 0)" in capsys.readouterr().err
+    assert main(["compare", str(evals / "a"), str(evals / "b"), "--margin", " mse = 1e9", "--json"]) == 0  # spaces around the name
+    assert json.loads(capsys.readouterr().out)["metrics"]["mse"]["margin"] == 1e9
 
 
 def test_vcc2026_scores_are_shown_side_by_side_and_averages_over_other_metrics_named(tmp_path):
