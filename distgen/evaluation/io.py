@@ -96,12 +96,18 @@ def generated_range_note(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | 
 
 
 def check_scale(x: torch.Tensor | np.ndarray, name: str) -> None:
-    """Refuse raw counts (integers above 30 in up to 2,000 rows spread over ``x``): distgen evaluates log-normalised expression."""
+    """Refuse raw counts (whole numbers, some above 1, in up to 2,000 rows spread over ``x``; ``value_scale``'s rule):
+    distgen evaluates log-normalised expression. Until 2026-12-06 only integers above 30 were refused, so raw counts of
+    a shallow file or a panel of lowly expressed genes (every count <= 30) were scored as log-normalised values."""
     sample = np.asarray(sample_rows(x))
-    if sample.size == 0 or sample.max() <= 30:  # the common case in one pass (a NaN or +inf maximum takes the exact rule)
+    if sample.size == 0 or sample.max() <= 1:  # nothing but zeros and ones says nothing (a NaN maximum takes the exact rule)
         return
-    finite = sample[np.isfinite(sample)]
-    if finite.size and finite.max() > 30 and np.all(finite == np.floor(finite)):
+    flat = sample.ravel()
+    head = flat[:5000]
+    if not bool(np.all(head[np.isfinite(head)] == np.floor(head[np.isfinite(head)]))):  # a fraction early on: log values
+        return
+    finite = flat[np.isfinite(flat)]
+    if finite.size and finite.max() > 1 and np.all(finite == np.floor(finite)):
         raise InputDataError(f"the {name} cells look like raw counts (integers up to {finite.max():.0f}); distgen evaluates "
                          "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first")
 
@@ -240,13 +246,13 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
     if pred.genes != truth.genes:
         raise ValueError("eval_data: pred and truth genes differ; align them first (distgen.evaluation.io.align)")
+    if scale == "lognorm" and check_pred_scale:  # first: two scales are named together, with what to apply to which file
+        check_same_scale(pred.X, truth.X, name)
     check = check_counts if scale == "counts" else check_scale
     check(truth.X, "real")
     check(pred.X, name)
     check_controls(truth, "real")
     check_controls(pred, name)
-    if scale == "lognorm" and check_pred_scale:
-        check_same_scale(pred.X, truth.X, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
     extra = sorted(set(pred.conditions[~pred.is_control].tolist()) - set(perts))
     if extra:

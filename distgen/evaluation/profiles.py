@@ -125,15 +125,16 @@ def run_profile(data: EvalData, name: str, progress: bool = False) -> MetricTabl
     A counts profile on log-normalised data (or the reverse) is refused with the fix.
     """
     prof = resolve_profile(name)
+    from distgen.errors import InputDataError  # the data's scale (exit 2); a ValueError, as it was
     from distgen.evaluation.metrics.celleval2_settings import looks_like_counts
 
     scale = data.cache.get("scale") or ("counts" if looks_like_counts(data.real.control) else "lognorm")
     if scale != prof.scale:
         if prof.scale == "counts":
-            raise ValueError(f"profile {prof.name!r} scores RAW COUNTS but the data are log-normalised: write predictions with "
+            raise InputDataError(f"profile {prof.name!r} scores RAW COUNTS but the data are log-normalised: write predictions with "
                              "`distgen predict --counts` and evaluate against the raw-count truth (or pick a log profile such as "
                              "'cell-eval-0.8.2')")
-        raise ValueError(f"profile {prof.name!r} scores log-normalised data but the data are raw counts: normalise both files "
+        raise InputDataError(f"profile {prof.name!r} scores log-normalised data but the data are raw counts: normalise both files "
                          "(scanpy.pp.normalize_total + log1p) or pick a counts profile ('celleval2', 'vcc2026')")
     data.cache["scale"] = scale
     registered = list(dict.fromkeys(prof.columns.values()))

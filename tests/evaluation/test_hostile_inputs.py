@@ -357,3 +357,26 @@ def test_the_distgen_profile_warns_about_perturbations_left_out_of_its_means(tmp
     with pytest.warns(UserWarning, match=r"1 of 3 perturbations .*NaN for every metric|no predicted cells") as got:
         assert _evaluate(tmp_path, pp, rp, "--profile", "distgen") == 0
     assert any("'B'" in str(w.message) or "B:" in str(w.message) for w in got)
+
+
+@pytest.mark.parametrize("profile", [None, "distgen", "cell-eval-0.8.2"])
+def test_raw_counts_that_never_exceed_30_are_refused_not_scored_as_log_values(tmp_path, capsys, profile):
+    """Only integers above 30 were taken for raw counts: a pair of shallow counts (every value <= 30, as in a panel of
+    lowly expressed genes) was scored by the default evaluation as log-normalised values, exit 0, with no word; the
+    log profiles stopped with exit 1."""
+    pred, real = _pair(counts=True)
+    assert 1 < float(real.X.max()) <= 30 and float(pred.X.max()) <= 30
+    pp, rp = _files(tmp_path, pred, real)
+    more = ["--profile", profile] if profile else ["--metrics", "mse", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "look like raw counts" in err and "normalize_total" in err
+
+
+def test_zeros_and_ones_alone_are_not_called_counts():
+    from distgen.evaluation.io import check_scale
+
+    check_scale(np.eye(5, dtype=np.float32), "pred")  # binary values say nothing about the scale
+    check_scale(np.log1p(np.arange(12, dtype=np.float32)).reshape(3, 4), "pred")
+    with pytest.raises(ValueError, match="look like raw counts"):
+        check_scale(np.arange(12, dtype=np.float32).reshape(3, 4), "pred")
