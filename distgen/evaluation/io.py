@@ -95,6 +95,18 @@ def generated_range_note(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | 
     return None
 
 
+class ValueScaleError(InputDataError):
+    """A file's values on another scale than the evaluation scores (raw counts where log-normalised values are scored, or
+    the reverse); ``side`` names the file (``real``, ``pred``, ``training``), ``want`` the scale (``lognorm``, ``counts``)."""
+
+    def __init__(self, message: str, side: str, want: str) -> None:
+        super().__init__(message)
+        self.side, self.want = side, want
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.side, self.want))
+
+
 def check_scale(x: torch.Tensor | np.ndarray, name: str) -> None:
     """Refuse raw counts (whole numbers, some above 1, in up to 2,000 rows spread over ``x``; ``value_scale``'s rule):
     distgen evaluates log-normalised expression. Until 2026-12-06 only integers above 30 were refused, so raw counts of
@@ -108,8 +120,8 @@ def check_scale(x: torch.Tensor | np.ndarray, name: str) -> None:
         return
     finite = flat[np.isfinite(flat)]
     if finite.size and finite.max() > 1 and np.all(finite == np.floor(finite)):
-        raise InputDataError(f"the {name} cells look like raw counts (integers up to {finite.max():.0f}); distgen evaluates "
-                         "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first")
+        raise ValueScaleError(f"the {name} cells look like raw counts (integers up to {finite.max():.0f}); distgen evaluates "
+                              "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first", name, "lognorm")
 
 
 def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
@@ -123,9 +135,9 @@ def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
         finite = sample[np.isfinite(sample)]
         bad = bool(finite.size and (finite.min() < 0 or bool((finite != np.floor(finite)).any())))
     if bad:
-        raise InputDataError(f"the {name} cells hold fractional or negative values, but this evaluation scores RAW COUNTS "
-                         "(the vcc2026 / cell-eval2 counts profiles): pass raw-count predictions and the raw-count truth, "
-                         "or evaluate log-normalised files with a log-scale profile")
+        raise ValueScaleError(f"the {name} cells hold fractional or negative values, but this evaluation scores RAW COUNTS "
+                              "(the vcc2026 / cell-eval2 counts profiles): pass raw-count predictions and the raw-count truth, "
+                              "or evaluate log-normalised files with a log-scale profile", name, "counts")
 
 
 def same_source(pred: Any, truth: Any) -> bool:

@@ -22,6 +22,7 @@ from distgen.evaluation.io import same_source
 from distgen.evaluation.normalization import check_files, generated_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
+from distgen.evaluation.stored_scales import scale_hints
 from distgen.evaluation.uncertainty import CEILING_SPLITS
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
 from distgen.pipeline.pages import write_evaluation_page
@@ -62,7 +63,8 @@ def evaluate_files(
     baselines, metric_names = names_arg(baselines, "baselines"), names_arg(metric_names, "metric_names")
     if out is not None:
         check_output_folder(out, "evaluate", overwrite)
-    with output_folder(out):  # made now (a path that cannot be a folder fails before any compute), removed if this fails
+    # a file on another scale than scored is refused naming the layer or raw that holds the right one, when one does
+    with output_folder(out), scale_hints({"pred": pred, "real": real, "training": train}):
         pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
         for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
             warn(note)

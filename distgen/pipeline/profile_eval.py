@@ -294,6 +294,7 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     from distgen.evaluation.digest import summary_digests
     from distgen.evaluation.profiles import resolve_profile, run_profile
     from distgen.evaluation.report import write_csv, write_json
+    from distgen.evaluation.stored_scales import scale_hints
     from distgen.evaluation.suite import check_row_contexts, context_rows, merge_tables, row_label
     from distgen.pipeline.outputs import EVALUATE_OUTPUTS, context_prefix
     from distgen.pipeline.pages import write_profile_page
@@ -304,7 +305,9 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     if same_source(pred, real):  # as the default evaluation warns
         warn(f"evaluate: the prediction and the truth are the same file ({pred}): every score is that of a perfect prediction; "
              "pass the generated cells as --pred and the measured ones as --real")
-    with output_folder(out):  # made now (a path that cannot be a folder fails before any compute), removed if this fails
+    # made now (a path that cannot be a folder fails before any compute), removed if this fails; a file on another scale
+    # than the profile's is refused naming the layer or raw that holds the right one, when one does
+    with output_folder(out), scale_hints({"pred": pred, "real": real}):
         datas: dict[str, EvalData]  # by context; "" (no context is named so: a missing label) when contexts are pooled
         files: dict[str, list[str]] = {}
         if celltype_col is None:

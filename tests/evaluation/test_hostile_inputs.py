@@ -359,6 +359,37 @@ def test_the_distgen_profile_warns_about_perturbations_left_out_of_its_means(tmp
     assert any("'B'" in str(w.message) or "B:" in str(w.message) for w in got)
 
 
+@pytest.mark.parametrize(("profile", "store"), [("vcc2026", "layer"), ("vcc2026", "raw"), ("cell-eval-0.8.2", "layer"), (None, "layer")])
+def test_a_file_on_the_other_scale_is_refused_naming_where_it_keeps_the_right_one(tmp_path, capsys, profile, store):
+    """X on the other scale than scored, the right one in a layer or raw (scanpy's layers['counts'], Bioconductor's
+    logcounts): the refusal said to normalise (or to pass counts) without naming the layer that holds them."""
+    counts = profile == "vcc2026"
+    pred_c, real_c = _pair(counts=True)
+    pred_l, real_l = _pair(counts=False)
+    files = []
+    for c, lg in ((pred_c, pred_l), (real_c, real_l)):
+        a = (lg if counts else c).copy()  # X on the scale not scored
+        keep = c if counts else lg
+        if store == "raw":
+            a.raw = keep.copy()
+        else:
+            a.layers["counts" if counts else "logcounts"] = keep.X.copy()
+        files.append(a)
+    pp, rp = _files(tmp_path, *files)
+    more = ["--profile", profile] if profile else ["--metrics", "mse", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    where = "adata.raw[:, adata.var_names].X" if store == "raw" else f"adata.layers['{'counts' if counts else 'logcounts'}']"
+    assert where in err and "Traceback" not in err
+    plain = [f.copy() for f in files]
+    for a in plain:
+        a.layers.clear()
+        del a.raw
+    pp, rp = _files(tmp_path, *plain)
+    assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    assert "keeps" not in capsys.readouterr().err  # nothing to point to
+
+
 @pytest.mark.parametrize("profile", [None, "distgen", "cell-eval-0.8.2"])
 def test_raw_counts_that_never_exceed_30_are_refused_not_scored_as_log_values(tmp_path, capsys, profile):
     """Only integers above 30 were taken for raw counts: a pair of shallow counts (every value <= 30, as in a panel of
