@@ -38,7 +38,8 @@ def files(tmp_path_factory):
              "negative": _write(root / "neg.h5ad", -np.ones((n, len(GENES)), np.float32)),
              "counts": _write(root / "counts.h5ad", counts),
              "zeros": _write(root / "zeros.h5ad", np.zeros((n, len(GENES)), np.float32)),
-             "blank": _write(root / "blank.h5ad", condition=["NA", *np.repeat(LABELS, 30)[1:]])}
+             "blank": _write(root / "blank.h5ad", condition=["NA", *np.repeat(LABELS, 30)[1:]]),
+             "Control": _write(root / "Control.h5ad", condition=[{"control": "Control "}.get(c, c) for c in np.repeat(LABELS, 30)])}
     doc = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
                      "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}}},
            "data": {"dataset": paths["good"], "schema": {"perturbation_col": "condition", "control_labels": ["control"]}, "set_size": 4},
@@ -90,6 +91,9 @@ CASES = [  # (id, argv, exit code, words of the message)
     # an empty list scored no metric and exited 0 (h85's hostile round: --metrics "$METRICS" with the variable unset)
     ("evaluate: --metrics names no metric", evaluate("good", "good", "--metrics", ""), EXIT_USAGE, ["names no metric", "full suite"]),
     ("evaluate: --metrics of commas only", evaluate("good", "good", "--metrics", " , "), EXIT_USAGE, ["names no metric"]),
+    # the control label in another letter case or with spaces: named, with the relabelling (it listed the values only)
+    ("evaluate: control label in another case", evaluate("Control", "good"), EXIT_USAGE,
+     ["'Control ' is 'control' written with other letter case or spaces", ".replace({'Control ': 'control'})"]),
 ]
 
 
