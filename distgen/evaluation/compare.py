@@ -53,6 +53,10 @@ def evaluation_folder(path: str | Path) -> Path:
     for folder in (p / "eval", p):
         if (folder / "metrics.csv").is_file() and (folder / "summary.json").is_file():
             return folder
+    for folder in (p / "eval", p):  # an evaluation killed before its summary.json (written last): say so, not "none"
+        if (folder / ".distgen-evaluation").is_file() or (folder / "metrics.csv").is_file():
+            raise FileNotFoundError(f"{folder} holds an evaluation that did not finish (no summary.json, which is written last: "
+                                    "it was stopped or failed); run the evaluation again into it (no --overwrite needed)")
     raise FileNotFoundError(f"{path} holds no evaluation (metrics.csv and summary.json, or eval/ with them); "
                             "pass a folder written by distgen evaluate --out or distgen run")
 

@@ -105,3 +105,13 @@ def test_the_digest_is_of_the_cells_as_a_set_and_of_their_values():
 def test_every_row_of_a_summary_has_its_digest(files, tmp_path):
     a = _evaluate(files, tmp_path, "a", "pred", "real")
     assert set(json.loads((a / "summary.json").read_text())[TRUTH_DIGESTS]) == {f"G{i}" for i in range(10)}
+
+
+def test_an_interrupted_evaluation_is_named_as_one(files, tmp_path, capsys):
+    """An evaluation killed before its summary.json was 'no evaluation' to compare; it says what happened now."""
+    a = _evaluate(files, tmp_path, "a", "pred", "real")
+    b = _evaluate(files, tmp_path, "b", "pred", "same")
+    (b / "summary.json").unlink()
+    assert main(["compare", str(a), str(b)]) == 1
+    err = capsys.readouterr().err
+    assert "did not finish (no summary.json" in err and "run the evaluation again" in err
