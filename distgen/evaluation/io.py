@@ -107,19 +107,25 @@ class ValueScaleError(InputDataError):
         return (type(self), (str(self), self.side, self.want))
 
 
-def check_scale(x: torch.Tensor | np.ndarray, name: str) -> None:
-    """Refuse raw counts (whole numbers, some above 1, in up to 2,000 rows spread over ``x``; ``value_scale``'s rule):
-    distgen evaluates log-normalised expression. Until 2026-12-06 only integers above 30 were refused, so raw counts of
-    a shallow file or a panel of lowly expressed genes (every count <= 30) were scored as log-normalised values."""
+def check_scale(x: torch.Tensor | np.ndarray, name: str, strict: bool = False) -> None:
+    """Refuse raw counts in up to 2,000 rows spread over ``x``: distgen evaluates log-normalised expression.
+
+    ``strict`` (files read for evaluation, ``normalization.check_files``): whole numbers with some value above 1, however
+    small (``value_scale``'s rule); until 2026-12-06 only integers above 30 were refused, so raw counts of a shallow file
+    or of a panel of lowly expressed genes (every count <= 30) were scored as log-normalised values. Otherwise (cells a
+    loader already read at a declared scale, ``PerturbationSchema.scale='log'``) integers above 30 only.
+    """
+    floor = 1.0 if strict else 30.0
     sample = np.asarray(sample_rows(x))
-    if sample.size == 0 or sample.max() <= 1:  # nothing but zeros and ones says nothing (a NaN maximum takes the exact rule)
+    if sample.size == 0 or sample.max() <= floor:  # the common case in one pass (a NaN maximum takes the exact rule)
         return
     flat = sample.ravel()
     head = flat[:5000]
-    if not bool(np.all(head[np.isfinite(head)] == np.floor(head[np.isfinite(head)]))):  # a fraction early on: log values
+    head = head[np.isfinite(head)]
+    if not bool(np.all(head == np.floor(head))):  # a fraction early on: log values
         return
     finite = flat[np.isfinite(flat)]
-    if finite.size and finite.max() > 1 and np.all(finite == np.floor(finite)):
+    if finite.size and finite.max() > floor and np.all(finite == np.floor(finite)):
         raise ValueScaleError(f"the {name} cells look like raw counts (integers up to {finite.max():.0f}); distgen evaluates "
                               "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first", name, "lognorm")
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.evaluation.io import ScaleMismatchError, sample_rows
+from distgen.evaluation.io import ScaleMismatchError, check_same_scale, check_scale, sample_rows
 
 #: Share of a prediction's values below 0 up to which a refusal also says how to score them as a model's output
 #: (scaled or centred data has about half its values below 0).
@@ -227,9 +227,13 @@ def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[
     (``log_bases``: ``LayoutInfo.log_bases``, ``check_log_bases``).
     """
     notes = []
+    if scale == "lognorm" and cells.get("pred") is not None and cells.get("real") is not None and "pred" not in generated:
+        check_same_scale(cells["pred"].X, cells["real"].X)  # first: two scales are named together, with the fix for the odd one
     for name, c in cells.items():
         if c is None:
             continue
+        if scale == "lognorm" and name not in generated:
+            check_scale(c.X, name, strict=True)  # small raw counts too (eval_data's own check takes integers above 30 only)
         if name in generated:
             check_generated_scale(c, truth if truth is not None else cells.get("real"), name)
             low = float(c.X.min()) if c.X.numel() else 0.0
