@@ -89,16 +89,17 @@ def evaluate_files(
 
 
 def names_arg(value: Any, what: str) -> Any:
-    """``baselines`` or ``metric_names`` as a list of names: a string is the CLI's comma-separated list (it was iterated
-    letter by letter: ``metric_names="mse"`` asked for a metric ``'m'``); the same name twice is computed once. An empty
-    list of metrics is refused: it scored nothing and exited 0 (``--metrics ''``); ``None`` is the full suite."""
+    """``baselines`` or ``metric_names`` as a list of names, the same name twice computed once. One text is refused, as
+    ``distgen.evaluate`` refuses it (``metric_names="mse"`` was read letter by letter as a metric ``'m'``); an empty list
+    of metrics is refused: it scored nothing and exited 0 (``--metrics ''``); ``None`` is the full suite."""
     if value is None:
         return None
-    names = [x.strip() for x in value.split(",")] if isinstance(value, str) else [str(x).strip() for x in value]
-    names = list(dict.fromkeys(x for x in names if x))
-    if what == "metric_names" and not names:
-        from distgen.config import ConfigError
+    from distgen.config import ConfigError
 
+    if isinstance(value, str):
+        raise ConfigError(f"evaluate: {what} is a list, got the text {value!r}; write [{value!r}]")
+    names = list(dict.fromkeys(s for s in (str(x).strip() for x in value) if s))
+    if what == "metric_names" and not names:
         raise ConfigError("--metrics (metric_names) names no metric: leave it out (None) for the full suite, or name the "
                           "metrics to compute, e.g. --metrics mse,pearson_delta ('distgen components --kind metrics' lists them)")
     return names

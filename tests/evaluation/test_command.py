@@ -92,19 +92,22 @@ def test_evaluate_prints_an_undefined_score_as_null_with_its_reason(tmp_path, ca
         assert isinstance(row["model"], float) and math.isfinite(row["model"])
 
 
-def test_python_metric_and_baseline_names_given_as_one_string_are_the_cli_list(tmp_path):
-    """``metric_names="mse"`` was iterated letter by letter (unknown metric 'm'), ``baselines="control"`` likewise; an empty
-    list scored nothing and returned; a name given twice is computed once (h85's hostile round)."""
+def test_python_metric_and_baseline_names_are_lists_a_name_twice_counts_once_and_no_metric_is_refused(tmp_path):
+    """``metric_names="mse"`` was iterated letter by letter (unknown metric 'm'), ``baselines="control"`` likewise: one
+    text is refused with the list to write (as ``distgen.evaluate`` refuses every list given as text); an empty list
+    scored nothing and returned; a name given twice is computed once (h85's and h83's hostile rounds)."""
     import distgen
     from distgen.config import ConfigError
+    from distgen.pipeline.evaluate import evaluate as pipeline_evaluate
 
     real, pred = make_pair(seed=3, n_genes=30, n_ctrl=40, n_cells=12, combos=False)
     kw = {"ceiling": False, "make_plots": False, "progress": False}
-    one = distgen.evaluate(pred, real, metric_names="mse, pearson_delta", baselines="control", **kw)
     listed = distgen.evaluate(pred, real, metric_names=["mse", "pearson_delta", "mse"], baselines=["control"], **kw)
-    assert list(one.table.values) == list(listed.table.values) == ["mse", "pearson_delta"]
-    assert list(one.references) == ["control"]
-    assert one.table.values["mse"] == listed.table.values["mse"]
-    for empty in ([], "", " , "):
+    assert list(listed.table.values) == ["mse", "pearson_delta"]
+    assert list(listed.references) == ["control"]
+    for call in (distgen.evaluate, pipeline_evaluate):
+        for key, text in (("metric_names", "mse, pearson_delta"), ("baselines", "control"), ("metric_names", "")):
+            with pytest.raises(ConfigError, match=rf"{key} is a list, got the text {text!r}; write \[{text!r}\]"):
+                call(pred, real, **{key: text}, **kw)
         with pytest.raises(ConfigError, match="names no metric"):
-            distgen.evaluate(pred, real, metric_names=empty, **kw)
+            call(pred, real, metric_names=[], **kw)
