@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -58,3 +60,16 @@ def make_pair(seed: int = 0, n_genes: int = 80, n_ctrl: int = 120, n_cells: int 
     # the prediction gets the effect of the wrong perturbation for two of them (discrimination < 1)
     pred = file({p: s for p, s in zip(perts, rng.uniform(0.0, 1.2, len(perts)))}, noise, {"G1": "G7", "G8": "G2"})
     return real, pred
+
+
+def evaluation_folder(path, rows, metrics_meta):
+    """An evaluation folder with ``rows`` ({perturbation: {metric: value}}) as distgen evaluate writes it: ``metrics.csv``
+    and a ``summary.json`` holding each metric's orientation (``metrics_meta``: {metric: higher_is_better})."""
+    path.mkdir(parents=True)
+    names = list(metrics_meta)
+    lines = ["perturbation,context,n_cells_real,n_cells_pred," + ",".join(names)]
+    for p, vals in rows.items():
+        lines.append(f"{p},,10,10," + ",".join(repr(float(vals[n])) for n in names))
+    (path / "metrics.csv").write_text("\n".join(lines) + "\n")
+    (path / "summary.json").write_text(json.dumps({"metrics": {n: {"higher_is_better": h} for n, h in metrics_meta.items()}}))
+    return path

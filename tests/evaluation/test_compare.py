@@ -13,6 +13,8 @@ from distgen.evaluation import score
 from distgen.evaluation.compare import compare
 from distgen.types import Cells
 
+from .synth import evaluation_folder
+
 METRICS = ["mse", "pearson_delta"]
 
 
@@ -73,24 +75,14 @@ def test_compare_refuses_a_folder_without_an_evaluation(evals, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- hand-written folders
-def _folder(path, rows, metrics_meta):
-    """An evaluation folder with ``rows`` ({perturbation: {metric: value}}) as distgen evaluate writes it."""
-    path.mkdir(parents=True)
-    names = list(metrics_meta)
-    lines = ["perturbation,context,n_cells_real,n_cells_pred," + ",".join(names)]
-    for p, vals in rows.items():
-        lines.append(f"{p},,10,10," + ",".join(repr(float(vals[n])) for n in names))
-    (path / "metrics.csv").write_text("\n".join(lines) + "\n")
-    (path / "summary.json").write_text(json.dumps({"metrics": {n: {"higher_is_better": h} for n, h in metrics_meta.items()}}))
-    return path
 
 
 def test_one_value_metrics_are_compared_once_without_interval_or_test(tmp_path):
     perts = [f"P{i}" for i in range(7)]
     # pearson_edistance is one number for the evaluation, written on every row (A: 0.5, B: 0.2)
-    a = _folder(tmp_path / "a", {p: {"mse": 1.0 + i, "pearson_edistance": 0.5} for i, p in enumerate(perts)},
+    a = evaluation_folder(tmp_path / "a", {p: {"mse": 1.0 + i, "pearson_edistance": 0.5} for i, p in enumerate(perts)},
                 {"mse": False, "pearson_edistance": True})
-    b = _folder(tmp_path / "b", {p: {"mse": 1.0 + i, "pearson_edistance": 0.2} for i, p in enumerate(perts)},
+    b = evaluation_folder(tmp_path / "b", {p: {"mse": 1.0 + i, "pearson_edistance": 0.2} for i, p in enumerate(perts)},
                 {"mse": False, "pearson_edistance": True})
     r = compare(a, b)["metrics"]["pearson_edistance"]
     assert r["per_perturbation"] is False and r["n"] == 1
@@ -106,14 +98,14 @@ def test_one_value_metrics_are_compared_once_without_interval_or_test(tmp_path):
 def test_a_winner_needs_a_significant_paired_test_and_a_difference_beyond_the_margin(tmp_path):
     perts = [f"P{i}" for i in range(7)]
     base = {p: 0.1 + 0.01 * i for i, p in enumerate(perts)}
-    a = _folder(tmp_path / "a", {p: {"mse": v + 2e-9} for p, v in base.items()}, {"mse": False})  # a rounding difference
-    b = _folder(tmp_path / "b", {p: {"mse": v} for p, v in base.items()}, {"mse": False})
+    a = evaluation_folder(tmp_path / "a", {p: {"mse": v + 2e-9} for p, v in base.items()}, {"mse": False})  # a rounding difference
+    b = evaluation_folder(tmp_path / "b", {p: {"mse": v} for p, v in base.items()}, {"mse": False})
     r = compare(a, b)["metrics"]["mse"]
     assert r["mean_difference"] > 0 and r["wilcoxon_p"] < 0.05  # every pair differs the same way: statistically significant
     # ... but 2e-9 on values of ~0.13 is below one part in a million: no winner (it was "b")
     assert r["margin_source"] == "numerical tolerance" and r["margin"] == pytest.approx(1e-6 * max(r["mean_a"], r["mean_b"]))
     assert r["better"] is None and r["verdict"] == "negligible"
-    worse = _folder(tmp_path / "w", {p: {"mse": v + 2e-3} for p, v in base.items()}, {"mse": False})  # a real difference
+    worse = evaluation_folder(tmp_path / "w", {p: {"mse": v + 2e-3} for p, v in base.items()}, {"mse": False})  # a real difference
     res = compare(worse, b)
     r = res["metrics"]["mse"]
     assert r["better"] == "b" and r["verdict"] == "b"
@@ -122,7 +114,7 @@ def test_a_winner_needs_a_significant_paired_test_and_a_difference_beyond_the_ma
     assert not any("only statistically significant" in n for n in compare(worse, b, margins={"mse": 1e-4})["notes"])
     mixed = {p: v + (1e-3 if i % 2 else -1e-3) for i, (p, v) in enumerate(base.items())}
     mixed["P0"] += 1e-4  # mean difference slightly positive, the test far from rejecting
-    c = _folder(tmp_path / "c", {p: {"mse": v} for p, v in mixed.items()}, {"mse": False})
+    c = evaluation_folder(tmp_path / "c", {p: {"mse": v} for p, v in mixed.items()}, {"mse": False})
     r = compare(c, b)["metrics"]["mse"]
     assert r["mean_difference"] != 0 and r["wilcoxon_p"] > 0.5
     assert r["better"] is None and r["verdict"] == "inconclusive"  # the interval reaches beyond +-1e-7: nothing shown
@@ -141,9 +133,9 @@ def test_the_margin_is_the_replicate_spread_when_the_evaluations_carry_one(tmp_p
     perts = [f"P{i}" for i in range(10)]
     base = {p: 0.5 + 0.01 * i for i, p in enumerate(perts)}
     band = {"mse": {"higher_is_better": False, "ceiling_band": {"std": 0.004, "n_splits": 5}}}
-    small = _folder(tmp_path / "s", {p: {"mse": v + 0.001 * (1 + i % 3)} for i, (p, v) in enumerate(base.items())}, {"mse": False})
-    large = _folder(tmp_path / "l", {p: {"mse": v + 0.01 * (1 + i % 3)} for i, (p, v) in enumerate(base.items())}, {"mse": False})
-    ref = _folder(tmp_path / "r", {p: {"mse": v} for p, v in base.items()}, {"mse": False})
+    small = evaluation_folder(tmp_path / "s", {p: {"mse": v + 0.001 * (1 + i % 3)} for i, (p, v) in enumerate(base.items())}, {"mse": False})
+    large = evaluation_folder(tmp_path / "l", {p: {"mse": v + 0.01 * (1 + i % 3)} for i, (p, v) in enumerate(base.items())}, {"mse": False})
+    ref = evaluation_folder(tmp_path / "r", {p: {"mse": v} for p, v in base.items()}, {"mse": False})
     for folder in (small, large, ref):
         (folder / "summary.json").write_text(json.dumps({"metrics": band}))
     r = compare(small, ref)["metrics"]["mse"]
@@ -160,8 +152,8 @@ def test_means_are_taken_over_the_rows_of_the_difference(tmp_path):
     vb = {p: float(i) + 1.0 for i, p in enumerate(perts)}
     va["P5"] = math.nan  # A failed on P5, where B has a large value
     vb["P5"] = 100.0
-    a = _folder(tmp_path / "a", {p: {"mse": v} for p, v in va.items()}, {"mse": False})
-    b = _folder(tmp_path / "b", {p: {"mse": v} for p, v in vb.items()}, {"mse": False})
+    a = evaluation_folder(tmp_path / "a", {p: {"mse": v} for p, v in va.items()}, {"mse": False})
+    b = evaluation_folder(tmp_path / "b", {p: {"mse": v} for p, v in vb.items()}, {"mse": False})
     r = compare(a, b)["metrics"]["mse"]
     assert r["n"] == 5 and r["n_dropped"] == 1 and "1 row(s)" in r["note"]
     assert r["mean_a"] == pytest.approx(np.mean([0, 1, 2, 3, 4])) and r["mean_b"] == pytest.approx(np.mean([1, 2, 3, 4, 5]))
@@ -198,8 +190,8 @@ def test_one_value_metrics_are_exactly_those_constant_across_perturbations():
 def test_few_pairs_ties_and_equal_values(tmp_path):
     for n in (1, 2, 3):
         perts = [f"P{i}" for i in range(n)]
-        a = _folder(tmp_path / f"a{n}", {p: {"mse": 1.0 + i} for i, p in enumerate(perts)}, {"mse": False})
-        b = _folder(tmp_path / f"b{n}", {p: {"mse": 2.0 + i} for i, p in enumerate(perts)}, {"mse": False})
+        a = evaluation_folder(tmp_path / f"a{n}", {p: {"mse": 1.0 + i} for i, p in enumerate(perts)}, {"mse": False})
+        b = evaluation_folder(tmp_path / f"b{n}", {p: {"mse": 2.0 + i} for i, p in enumerate(perts)}, {"mse": False})
         r = compare(a, b)["metrics"]["mse"]
         assert r["n"] == n and r["mean_difference"] == -1.0 and r["better"] is None and r["verdict"] == "inconclusive"
         if n == 1:
@@ -207,19 +199,19 @@ def test_few_pairs_ties_and_equal_values(tmp_path):
         else:
             assert r["ci"] == [-1.0, -1.0] and r["wilcoxon_p"] >= 0.25 and "fewer than 6" in r["note"]
     perts = [f"P{i}" for i in range(8)]
-    same_a = _folder(tmp_path / "ea", {p: {"mse": 0.3} for p in perts}, {"mse": False})
-    same_b = _folder(tmp_path / "eb", {p: {"mse": 0.3} for p in perts}, {"mse": False})
+    same_a = evaluation_folder(tmp_path / "ea", {p: {"mse": 0.3} for p in perts}, {"mse": False})
+    same_b = evaluation_folder(tmp_path / "eb", {p: {"mse": 0.3} for p in perts}, {"mse": False})
     r = compare(same_a, same_b)["metrics"]["mse"]
     assert r["ci"] == [0.0, 0.0] and math.isnan(r["wilcoxon_p"]) and r["verdict"] == "negligible"
     # ties: every |difference| equal, all one way; and one nonzero difference among zeros
-    ta = _folder(tmp_path / "ta", {p: {"mse": 1.0 + i % 2} for i, p in enumerate(perts)}, {"mse": False})
-    tb = _folder(tmp_path / "tb", {p: {"mse": 2.0 + i % 2} for i, p in enumerate(perts)}, {"mse": False})
+    ta = evaluation_folder(tmp_path / "ta", {p: {"mse": 1.0 + i % 2} for i, p in enumerate(perts)}, {"mse": False})
+    tb = evaluation_folder(tmp_path / "tb", {p: {"mse": 2.0 + i % 2} for i, p in enumerate(perts)}, {"mse": False})
     r = compare(ta, tb)["metrics"]["mse"]
     assert r["wilcoxon_p"] == pytest.approx(2 / 2**8) and r["verdict"] == "a"
     one = {p: {"mse": 1.0} for p in perts}
     one["P0"] = {"mse": 2.0}
-    ones = _folder(tmp_path / "ob", {p: {"mse": 1.0} for p in perts}, {"mse": False})
-    r = compare(_folder(tmp_path / "oa", one, {"mse": False}), ones)["metrics"]["mse"]
+    ones = evaluation_folder(tmp_path / "ob", {p: {"mse": 1.0} for p in perts}, {"mse": False})
+    r = compare(evaluation_folder(tmp_path / "oa", one, {"mse": False}), ones)["metrics"]["mse"]
     assert r["verdict"] == "inconclusive" and "1 nonzero" in r["note"]
 
 
@@ -228,8 +220,8 @@ def test_rows_pair_by_label_not_by_position(tmp_path):
     va = {p: float(i) for i, p in enumerate(perts)}
     vb = {p: float(i) + 0.5 for i, p in enumerate(perts)}
     vb["P3"] = math.nan  # B failed on P3 only
-    a = _folder(tmp_path / "a", {p: {"mse": va[p]} for p in perts}, {"mse": False})
-    b = _folder(tmp_path / "b", {p: {"mse": vb[p]} for p in reversed(perts)}, {"mse": False})  # rows in the other order
+    a = evaluation_folder(tmp_path / "a", {p: {"mse": va[p]} for p in perts}, {"mse": False})
+    b = evaluation_folder(tmp_path / "b", {p: {"mse": vb[p]} for p in reversed(perts)}, {"mse": False})  # rows in the other order
     r = compare(a, b)["metrics"]["mse"]
     assert r["n"] == 7 and r["n_dropped"] == 1 and r["mean_difference"] == pytest.approx(-0.5) and r["ci"] == [-0.5, -0.5]
 
@@ -239,33 +231,33 @@ def test_mismatched_evaluations_are_refused_or_restricted_with_a_note(tmp_path, 
 
     perts = [f"P{i}" for i in range(8)]
     rows = {p: {"mse": 1.0 + i, "mae": 0.5} for i, p in enumerate(perts)}
-    a = _folder(tmp_path / "a", rows, {"mse": False, "mae": False})
+    a = evaluation_folder(tmp_path / "a", rows, {"mse": False, "mae": False})
     # another profile: same column names, other definitions (counts vs log scale, preset conventions)
-    prof = _folder(tmp_path / "prof", rows, {"mse": False, "mae": False})
+    prof = evaluation_folder(tmp_path / "prof", rows, {"mse": False, "mae": False})
     (prof / "summary.json").write_text(json.dumps({"profile": "celleval2", "scale": "counts", "metrics": {"mse": 1.0, "mae": 0.5}}))
     with pytest.raises(MismatchedEvaluations, match=r"profile 'distgen' and .* under 'celleval2'"):
         compare(a, prof)
     assert main(["compare", str(a), str(prof)]) == 2  # bad input: exit 2
     assert "same --profile" in capsys.readouterr().err
     # another gene set, and another truth (the same label scored on other real cells)
-    genes = _folder(tmp_path / "genes", rows, {"mse": False, "mae": False})
+    genes = evaluation_folder(tmp_path / "genes", rows, {"mse": False, "mae": False})
     (a / "summary.json").write_text(json.dumps({"n_genes": 10, "metrics": {"mse": {"higher_is_better": False}}}))
     (genes / "summary.json").write_text(json.dumps({"n_genes": 12, "metrics": {"mse": {"higher_is_better": False}}}))
     with pytest.raises(MismatchedEvaluations, match="10 genes"):
         compare(a, genes)
-    other = _folder(tmp_path / "other", rows, {"mse": False, "mae": False})
+    other = evaluation_folder(tmp_path / "other", rows, {"mse": False, "mae": False})
     text = (other / "metrics.csv").read_text().replace("P5,,10,10,", "P5,,37,10,")
     (other / "metrics.csv").write_text(text)
     with pytest.raises(MismatchedEvaluations, match=r"P5 \(10 vs 37\)"):
-        compare(_folder(tmp_path / "a2", rows, {"mse": False, "mae": False}), other)
+        compare(evaluation_folder(tmp_path / "a2", rows, {"mse": False, "mae": False}), other)
     # a label on two rows cannot be paired
-    dup = _folder(tmp_path / "dup", rows, {"mse": False, "mae": False})
+    dup = evaluation_folder(tmp_path / "dup", rows, {"mse": False, "mae": False})
     (dup / "metrics.csv").write_text((dup / "metrics.csv").read_text() + "P0,,10,10,100.0,0.5\n")
     with pytest.raises(MismatchedEvaluations, match=r"more than one row \(e.g. \['P0'\]\)"):
         compare(dup, other)
     # other metric sets: the shared ones are compared, the others named
-    w2 = _folder(tmp_path / "w2", {p: {"mse": 2.0 + i, "w2": 1.0} for i, p in enumerate(perts)}, {"mse": False, "w2": False})
-    res = compare(_folder(tmp_path / "a3", rows, {"mse": False, "mae": False}), w2)
+    w2 = evaluation_folder(tmp_path / "w2", {p: {"mse": 2.0 + i, "w2": 1.0} for i, p in enumerate(perts)}, {"mse": False, "w2": False})
+    res = compare(evaluation_folder(tmp_path / "a3", rows, {"mse": False, "mae": False}), w2)
     assert list(res["metrics"]) == ["mse"] and res["only_a_metrics"] == ["mae"] and res["only_b_metrics"] == ["w2"]
     assert "metrics in one evaluation only, not compared: A ['mae'], B ['w2']" in markdown(res)
 
@@ -299,8 +291,8 @@ def test_directions_of_every_registered_metric_and_profile_column():
 def test_a_diagnostic_never_wins(tmp_path):
     perts = [f"P{i}" for i in range(8)]
     meta = {"de_wilcoxon_nsig_counts_pred": True}  # what summary.json said before: a count is not better when higher
-    a = _folder(tmp_path / "a", {p: {"de_wilcoxon_nsig_counts_pred": 100.0 + i} for i, p in enumerate(perts)}, meta)
-    b = _folder(tmp_path / "b", {p: {"de_wilcoxon_nsig_counts_pred": 10.0 + i} for i, p in enumerate(perts)}, meta)
+    a = evaluation_folder(tmp_path / "a", {p: {"de_wilcoxon_nsig_counts_pred": 100.0 + i} for i, p in enumerate(perts)}, meta)
+    b = evaluation_folder(tmp_path / "b", {p: {"de_wilcoxon_nsig_counts_pred": 10.0 + i} for i, p in enumerate(perts)}, meta)
     r = compare(a, b)["metrics"]["de_wilcoxon_nsig_counts_pred"]
     assert r["higher_is_better"] is None and r["better"] is None and r["verdict"] == "no direction"
 
@@ -348,7 +340,7 @@ def test_vcc2026_scores_are_shown_side_by_side_and_averages_over_other_metrics_n
     perts = [f"P{i}" for i in range(6)]
     folders = []
     for name, scores in (("a", {"pds_cosine": 0.6, "de_wilcoxon_lfc_nmae": 0.2}), ("b", {"pds_cosine": 0.4})):
-        f = _folder(tmp_path / name, {p: {"pds_cosine": 0.5 + i / 100} for i, p in enumerate(perts)}, {"pds_cosine": None})
+        f = evaluation_folder(tmp_path / name, {p: {"pds_cosine": 0.5 + i / 100} for i, p in enumerate(perts)}, {"pds_cosine": None})
         avg = sum(scores.values()) / len(scores)
         (f / "summary.json").write_text(json.dumps({"profile": "vcc2026", "metrics": {"pds_cosine": 0.5},
                                                     "vcc2026": {"from_replicate": scores, "avg_score": avg}}))
@@ -367,8 +359,8 @@ def test_a_zero_replicate_spread_is_not_called_unrecorded(tmp_path):
     import json as _json
 
     perts = [f"P{i}" for i in range(12)]
-    a = _folder(tmp_path / "a", {p: {"discrimination_score_l1": 0.9} for p in perts}, {"discrimination_score_l1": True})
-    b = _folder(tmp_path / "b", {p: {"discrimination_score_l1": 0.5 + 0.01 * i} for i, p in enumerate(perts)},
+    a = evaluation_folder(tmp_path / "a", {p: {"discrimination_score_l1": 0.9} for p in perts}, {"discrimination_score_l1": True})
+    b = evaluation_folder(tmp_path / "b", {p: {"discrimination_score_l1": 0.5 + 0.01 * i} for i, p in enumerate(perts)},
                 {"discrimination_score_l1": True})
     for f in (a, b):
         doc = _json.loads((f / "summary.json").read_text())

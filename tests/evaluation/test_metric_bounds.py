@@ -5,7 +5,6 @@ With 4-5 held-out conditions the studentized bootstrap (or its Student t fallbac
 [-1, 1], so the cut never lowers coverage; an unbounded metric, and a plugin that declares no bounds, are unchanged.
 """
 
-import json
 import math
 
 import pytest
@@ -23,6 +22,8 @@ from distgen.evaluation.uncertainty import (
     metric_bounds,
     paired_test,
 )
+
+from .synth import evaluation_folder
 
 #: Five pearson-like values, one far off: the interval reaches below -1 and above 1 uncut.
 FIVE = [0.95, 0.9, 0.92, -0.4, 0.97]
@@ -129,15 +130,6 @@ def test_summary_intervals_are_cut_for_a_bounded_metric_only(plugin_metric):
     assert plugin["vs_strongest_baseline"]["ci"] == paired_test(FIVE, base)["ci"]
 
 
-def _folder(path, rows, metrics_meta):
-    path.mkdir(parents=True)
-    names = list(metrics_meta)
-    lines = ["perturbation,context,n_cells_real,n_cells_pred," + ",".join(names)]
-    for p, vals in rows.items():
-        lines.append(f"{p},,10,10," + ",".join(repr(float(vals[n])) for n in names))
-    (path / "metrics.csv").write_text("\n".join(lines) + "\n")
-    (path / "summary.json").write_text(json.dumps({"metrics": {n: {"higher_is_better": h} for n, h in metrics_meta.items()}}))
-    return path
 
 
 def test_compare_cuts_the_difference_of_a_bounded_metric_and_leaves_an_unbounded_one(tmp_path):
@@ -146,8 +138,8 @@ def test_compare_cuts_the_difference_of_a_bounded_metric_and_leaves_an_unbounded
     base = [-0.9, -0.85, -0.95, 0.9, -0.9]
     perts = [f"P{i}" for i in range(5)]
     meta = {"pearson_delta": True, "mmd": False}
-    a = _folder(tmp_path / "a", {p: {"pearson_delta": x, "mmd": x} for p, x in zip(perts, FIVE)}, meta)
-    b = _folder(tmp_path / "b", {p: {"pearson_delta": x, "mmd": x} for p, x in zip(perts, base)}, meta)
+    a = evaluation_folder(tmp_path / "a", {p: {"pearson_delta": x, "mmd": x} for p, x in zip(perts, FIVE)}, meta)
+    b = evaluation_folder(tmp_path / "b", {p: {"pearson_delta": x, "mmd": x} for p, x in zip(perts, base)}, meta)
     res = compare(a, b)["metrics"]
     raw = paired_test(FIVE, base)["ci"]
     assert raw[0] < -2.0 and res["pearson_delta"]["ci"] == [-2.0, 2.0]
