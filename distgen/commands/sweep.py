@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", help="variant to compare the others against (default: the first)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, each a separate process (default 1)")
     p.add_argument("--retries", type=int, default=1, help="retries of a crashed run before it is reported; a retry resumes from its newest checkpoint (default 1)")
-    p.add_argument("--metrics", nargs="+", help="metrics to summarise (default: mse pearson_delta discrimination_score_l1 overlap_at_N edistance)")
+    p.add_argument("--metrics", nargs="+", help="metrics to summarise, separated by spaces or commas as in distgen run and "
+                   "evaluate (default: mse pearson_delta discrimination_score_l1 overlap_at_N edistance)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.set_defaults(run=run)
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     grid = parse_grid_args(args.grid)
     res = sweep(args.config, grid, args.out, reference=args.reference, jobs=args.jobs, retries=args.retries,
-                metrics=args.metrics or SUMMARY_METRICS, progress=not args.json)
+                metrics=metric_names(args.metrics) or SUMMARY_METRICS, progress=not args.json)
     if args.json:
         print((res.out / "summary.json").read_text())
     else:
@@ -59,3 +60,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"failed": res.failed}) if args.json else f"{len(res.failed)} run(s) failed: {', '.join(res.failed)}")
         return 1
     return 0
+
+
+def metric_names(values: list[str] | None) -> list[str] | None:
+    """``--metrics`` as names: ``mse pearson_delta`` and ``mse,pearson_delta`` alike (``distgen run`` and ``evaluate`` take
+    the comma form; the sweep read it as one unknown metric ``'mse,pearson_delta'``)."""
+    if values is None:
+        return None
+    return [name for value in values for name in (part.strip() for part in value.split(",")) if name]

@@ -113,3 +113,12 @@ def test_unbracketed_seeds_run_both_seeds(tmp_path):
         sweep(str(cfg), dict([parse_grid_arg("train.seed=0,1")]), tmp_path / "sw", retries=0, progress=False,
               runner=lambda config, r, run_dir: calls.append(r.slug) or 1)
     assert calls == ["base__seed0", "base__seed1"]
+
+
+@pytest.mark.parametrize("given", [["mse,msee"], ["mse", "msee"], ["mse, msee"], ["mse,", "msee"]])
+def test_sweep_metrics_take_spaces_or_commas_as_run_and_evaluate_do(cfg, tmp_path, capsys, no_data, given):
+    # 'mse,msee' was one unknown metric named 'mse,msee'; now the two names, and the unknown one is named alone
+    code = main(["sweep", cfg, "--grid", "train.seed=[0,1]", "--metrics", *given, "--out", str(tmp_path / "sw")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown metric 'msee'" in err and "'mse," not in err
+    assert not (tmp_path / "sw").exists()
