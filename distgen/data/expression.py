@@ -244,6 +244,12 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], targe
                 f"PerturbationSchema.scale='log' but expression {source!r} holds integers up to {vmax:.0f} (raw counts); "
                 "use scale='counts' (or 'auto') so they are normalised and log-transformed once"
             )
+        if vmax > 1.0:  # log1p-normalised values are never all whole numbers; 0/1 could be a binarised matrix
+            warn(
+                f"PerturbationSchema.scale='log' but expression {source!r} holds only whole numbers (up to {vmax:.0f}): they look like "
+                "raw counts of a shallow panel, which would be read as log-normalised values as declared. Use scale='counts' (or "
+                "'auto') so they are normalised and log-transformed once, or point expression at the log-normalised layer",
+            )
         return "log"
     if declared == "auto" and found == "counts" and "log1p" in uns and source == "X":
         # scanpy's flag describes X, and log1p of a count is an integer only when the count is 0

@@ -55,6 +55,24 @@ def test_refuses_counts_declared_as_log(tiny_adata):
         PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",), scale="log"))
 
 
+def test_small_counts_declared_as_log_are_warned_about(tiny_adata):
+    """Whole numbers up to 20 declared log were read as log-normalised values without a word (a shallow panel's counts);
+    log1p-normalised values are never all whole numbers. A 0/1 matrix (binarised) stays quiet; 'auto' reads counts."""
+    import warnings
+
+    x = np.minimum(np.asarray(tiny_adata.X), 12.0)  # counts of a shallow panel: whole numbers below the log range
+    tiny_adata.X = x
+    assert np.all(x == np.round(x)) and x.max() == 12
+    with pytest.warns(UserWarning, match=r"scale='log' but expression 'X' holds only whole numbers \(up to \d+\).*scale='counts'"):
+        data = PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",), scale="log"))
+    assert data.scale == "log"  # as declared
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",))).scale == "counts"
+        tiny_adata.X = (x > 0).astype(np.float32)
+        PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",), scale="log"))
+
+
 def test_refuses_normalised_unlogged(tiny_adata):
     tiny_adata.X = tiny_adata.X / tiny_adata.X.sum(1, keepdims=True) * 1e4
     with pytest.raises(ValueError, match="not log-transformed"):
