@@ -20,6 +20,16 @@ from .conftest import MODEL, same_params
 RUN = {"steps": 12, "sets_per_batch": 4, "progress": False, "checkpoint_every": 5, "lr": 3e-3}
 
 
+@pytest.fixture(autouse=True)
+def python_default_ctrl_c():
+    """Each test starts from Python's own Ctrl-C handler, as a terminal gives it. A process started in the background by
+    a non-interactive shell (``cmd &``, as CI runners and nohup do) inherits SIGINT ignored, and Python then installs no
+    handler: the tests that check the handler is given back, or that Ctrl-C interrupts, would test that inheritance."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def send_at(step, sig):
     def cb(trainer, s):
         if s == step:
