@@ -22,6 +22,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def default_mode() -> int:
@@ -73,3 +74,29 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, newline: str | No
     (``newline=""`` for csv text)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline=newline, encoding=encoding) as fh:
         fh.write(text)
+
+
+def read_record(path: str | os.PathLike[str], format: str, version: int, what: str, fix: str) -> dict[str, Any] | None:
+    """The versioned JSON record at ``path`` (written with ``atomic_write_text``: ``{"format": ..., "version": ...}``);
+    None when there is none. A damaged file, another format or a newer version is a ``ConfigError`` naming ``what`` (e.g.
+    "data record") and, for damage or a newer version, ``fix`` (what the user can do instead)."""
+    import json
+
+    from distgen.config import ConfigError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    try:
+        doc: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}): the run's {what} is damaged; {fix}") from None
+    if not isinstance(doc, dict) or doc.get("format") != format:
+        raise ConfigError(f"{path} is not a distgen {what} (format {format!r})")
+    found = doc.get("version")
+    if not isinstance(found, int) or found > version:
+        raise ConfigError(f"{path} has version {found!r} of the {what} format, newer than this distgen reads ({version}): "
+                          f"upgrade distgen, or {fix}")
+    return doc

@@ -22,11 +22,10 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from distgen.atomic import atomic_write_text
+from distgen.atomic import atomic_write_text, read_record
 from distgen.config import ConfigError
 
 __all__ = ["TABLES_FILE", "TableRecord", "collecting", "read", "recorded", "save"]
@@ -132,18 +131,9 @@ def save(folder: str | Path, tables: Sequence[TableRecord]) -> None:
 
 def read(folder: str | Path) -> list[TableRecord] | None:
     """The table records of the run in ``folder``; None when it has no ``TABLES_FILE``."""
-    path = Path(folder) / TABLES_FILE
-    if not path.is_file():
+    doc = read_record(Path(folder) / TABLES_FILE, FORMAT, VERSION, "embedding-table record",
+                      "restore it from the run's copy")
+    if doc is None:
         return None
-    try:
-        doc: Any = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}): the run's record of its embedding tables is damaged; restore "
-                          "it from the run's copy") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ConfigError(f"{path} is not a distgen embedding-table record (format {FORMAT!r})")
-    version = doc.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise ConfigError(f"{path} is a record of version {version!r}, newer than this distgen reads ({VERSION}): upgrade distgen")
     return [TableRecord(str(t["source"]), None if t.get("key_column") is None else str(t["key_column"]), int(t["width"]),
                         tuple(str(k) for k in t["keys"])) for t in doc["tables"]]

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.atomic import atomic_path, atomic_write_text
+from distgen.atomic import atomic_path, atomic_write_text, read_record
 from distgen.config import ConfigError
 from distgen.data import count_fit
 from distgen.data.count_fit import counts_target_sum, dataset_sizes, fit_run_dispersion
@@ -200,20 +200,10 @@ class DataRecord:
     def load(cls, folder: str | Path) -> DataRecord | None:
         """The record of the run in ``folder``; None when it has none (a run trained before records were written)."""
         folder = Path(folder)
-        path = folder / RECORD_FILE
-        if not path.is_file():
+        doc = read_record(folder / RECORD_FILE, FORMAT, VERSION, "data record",
+                          "restore it from the run's copy, or give the run's training file (--train-data PATH)")
+        if doc is None:
             return None
-        try:
-            doc = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} is not valid JSON ({exc}): the run's data record is damaged; restore it from the run's "
-                              "copy, or give the run's training file (--train-data PATH)") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ConfigError(f"{path} is not a distgen data record (format {FORMAT!r})")
-        version = doc.get("version")
-        if not isinstance(version, int) or version > VERSION:
-            raise ConfigError(f"{path} is a data record of version {version!r}, newer than this distgen reads ({VERSION}): "
-                              "upgrade distgen, or give the run's training file (--train-data PATH)")
         theta = None
         spec = doc.get("nb_dispersion")
         if spec:

@@ -438,19 +438,8 @@ class MetricContract(_Contract):
 
     def test_compute_over_perturbations(self, component_name: str) -> None:
         """``compute(EvalData)`` gives ``[P]`` float64 values and a reason for every NaN."""
-        from distgen.evaluation.evaldata import EvalData, Population
-
-        g = torch.Generator().manual_seed(1)
-        p, n = 3, 8
-
-        def pop() -> Population:
-            return Population(X=torch.rand(p * n, N_GENES, generator=g) * 2, offsets=torch.arange(p + 1) * n,
-                              control=torch.rand(10, N_GENES, generator=g) * 2)
-
-        data = EvalData(real=pop(), pred=pop(), perts=("G0", "G1", "G0+G1"), targets=(("G0",), ("G1",), ("G0", "G1")),
-                        genes=tiny_info().genes)
-        res = make(self.kind, component_name).compute(data)
-        assert res.values.shape == (p,) and res.values.dtype == torch.float64
+        res = make(self.kind, component_name).compute(_random_eval(seed=1))
+        assert res.values.shape == (3,) and res.values.dtype == torch.float64
         for i in torch.isnan(res.values).nonzero().flatten().tolist():
             assert res.reasons.get(i), f"{component_name}: NaN for perturbation {i} without a reason"
 
@@ -458,20 +447,10 @@ class MetricContract(_Contract):
         """Every defined value lies within the declared ``capabilities.bounds`` (intervals are cut there, so a bound the
         metric can cross would cut real values off): on the example data, a perfect copy of it and random cells.
         Rounding may step past a bound by 1e-9 of its size (a sum of float64 precisions of 1.0000000000000002)."""
-        from distgen.evaluation.evaldata import EvalData, Population
-
         m = make(self.kind, component_name)
         lo, hi = m.capabilities.bounds
         assert lo <= hi, f"{component_name}: bounds {m.capabilities.bounds} have low > high"
-        g = torch.Generator().manual_seed(2)
-        p, n = 3, 8
-
-        def pop() -> Population:
-            return Population(X=torch.rand(p * n, N_GENES, generator=g) * 2, offsets=torch.arange(p + 1) * n,
-                              control=torch.rand(10, N_GENES, generator=g) * 2)
-
-        random = EvalData(real=pop(), pred=pop(), perts=("G0", "G1", "G0+G1"), targets=(("G0",), ("G1",), ("G0", "G1")),
-                          genes=tiny_info().genes)
+        random = _random_eval(seed=2)
         for what, data in (("example", self._data(m)), ("perfect", self._data(m, perfect=True)), ("random", random)):
             values = m.compute(data).values
             v = values[torch.isfinite(values)]
@@ -772,3 +751,18 @@ ALL_CONTRACTS = (
     ModelContract,
     MatcherContract,
 )
+
+
+def _random_eval(seed: int) -> Any:
+    """An ``EvalData`` of 3 perturbations (two singles and their pair) x 8 random cells a side, 10 controls a side."""
+    from distgen.evaluation.evaldata import EvalData, Population
+
+    g = torch.Generator().manual_seed(seed)
+    p, n = 3, 8
+
+    def pop() -> Population:
+        return Population(X=torch.rand(p * n, N_GENES, generator=g) * 2, offsets=torch.arange(p + 1) * n,
+                          control=torch.rand(10, N_GENES, generator=g) * 2)
+
+    return EvalData(real=pop(), pred=pop(), perts=("G0", "G1", "G0+G1"), targets=(("G0",), ("G1",), ("G0", "G1")),
+                    genes=tiny_info().genes)

@@ -190,18 +190,24 @@ def test_import_writes_a_run_that_predict_uses(tmp_path):
     assert list(p3.var_names) == list(r3.var_names) == ["g2", "g5", "g9"] and p3.n_obs == r3.n_obs
 
 
-def test_perturbdiff_import_reads_lightning_layout_and_keeps_ema_weights(tmp_path):
+def _covariate_h5ad(path):
+    """A log1p file of 120 cells: conditions ctrl/A/B x cell types x/y x donors b0/b1, 10 cells each, the GENES."""
     import anndata as ad
     import pandas as pd
-
-    from distgen.cli import main
 
     rng = np.random.default_rng(1)
     rows = [(c, ct, d) for c in ("ctrl", "A", "B") for ct in ("x", "y") for d in ("b0", "b1") for _ in range(10)]
     obs = pd.DataFrame(rows, columns=["condition", "cell_type", "donor"], index=[f"c{i}" for i in range(len(rows))]).astype("category")
-    h5ad = tmp_path / "toy.h5ad"
     ad.AnnData(X=np.log1p(rng.poisson(1.0, (len(rows), len(GENES)))).astype(np.float32), obs=obs,
-               var=pd.DataFrame(index=GENES)).write_h5ad(h5ad)
+               var=pd.DataFrame(index=GENES)).write_h5ad(path)
+    return path
+
+
+def test_perturbdiff_import_reads_lightning_layout_and_keeps_ema_weights(tmp_path):
+
+    from distgen.cli import main
+
+    h5ad = _covariate_h5ad(tmp_path / "toy.h5ad")
     raw = {f"{k}": v for k, v in _random_state(pd_map.official_keys(**PD), seed=1).items()}
     ema = {k: v + 1.0 for k, v in raw.items()}
     ckpt = tmp_path / "last.ckpt"
@@ -264,18 +270,11 @@ def test_an_imported_run_keeps_a_data_record_and_predicts_another_file_without_t
 def test_a_perturbdiff_import_with_frozen_tables_predicts_without_its_table_files(tmp_path):
     """PerturbDiff's frozen perturbation vectors go to the run's tables/*.csv; the run records their keys (embedding_tables.json),
     so it predicts the same cells when those files are gone (the vectors are checkpoint buffers)."""
-    import anndata as ad
-    import pandas as pd
 
     from distgen.cli import main
     from distgen.conditioners.table_record import TABLES_FILE
 
-    rng = np.random.default_rng(1)
-    rows = [(c, ct, d) for c in ("ctrl", "A", "B") for ct in ("x", "y") for d in ("b0", "b1") for _ in range(10)]
-    obs = pd.DataFrame(rows, columns=["condition", "cell_type", "donor"], index=[f"c{i}" for i in range(len(rows))]).astype("category")
-    h5ad = tmp_path / "toy.h5ad"
-    ad.AnnData(X=np.log1p(rng.poisson(1.0, (len(rows), len(GENES)))).astype(np.float32), obs=obs,
-               var=pd.DataFrame(index=GENES)).write_h5ad(h5ad)
+    h5ad = _covariate_h5ad(tmp_path / "toy.h5ad")
     keys = pd_map.official_keys(**PD)
     keys.pop("cov_encoder.pert_encoder.weight")  # the frozen-table layout (ESM2 vectors + a linear map), width 5
     keys |= {"cov_encoder.pert_encoder.0.weight": (PD["n_pert"] + 1, 5), "cov_encoder.pert_encoder.1.weight": (PD["part_dim"], 5),
