@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from distgen.config import check_sections, load_config
 from distgen.data.prepared import Dataset
 from distgen.evaluation.report import Report
-from distgen.models.base import PerturbationModel, mark_untrained
+from distgen.models.base import PerturbationModel, mark_untrained, record_build
 from distgen.models.generator import build_model
 from distgen.registry import KINDS, ComponentInfo, all_registries, registry
 from distgen.runtime import apply_threads
@@ -44,7 +44,9 @@ def build(
     ``Dataset``, the atoms seen in its training cells are the default ``seen_perturbations``. The
     initial weights depend on ``seed`` only (default: the document's ``train.seed``, else 0), drawn as
     ``distgen train`` draws them, so the same config and seed build the same weights in Python and on
-    the command line; the caller's random state is left as it was.
+    the command line; the caller's random state is left as it was. The model keeps the node it was built from
+    (``distgen.models.base.built_from``): ``distgen.fit(model, data, run_dir=...)`` then writes a run folder that
+    ``distgen.load_run`` reads back.
     """
     import torch
 
@@ -72,12 +74,14 @@ def build(
         seed = _seed((train or {}).get("seed", 0), "build: the config's train.seed")
     else:
         seed = _seed(seed, "build: seed")
+    from distgen.conditioners import table_record
     from distgen.train.device import float32_default
 
-    with torch.random.fork_rng(devices=[]), float32_default():  # float32 weights whatever the caller's default dtype
-        torch.manual_seed(mix_seed(seed, INIT_KEY))
+    with torch.random.fork_rng(devices=[]), float32_default(), table_record.collecting() as tables:  # float32 weights
+        torch.manual_seed(mix_seed(seed, INIT_KEY))  # whatever the caller's default dtype; the table files it reads are kept
         model = build_model(node, info, seen)
     mark_untrained(model)  # distgen.predict warns about random initial weights until fit or load_state_dict
+    record_build(model, node, tables)  # distgen.fit(..., run_dir=) writes a run folder distgen.load_run reads back
     return model
 
 

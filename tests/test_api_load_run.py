@@ -105,17 +105,48 @@ def test_a_device_load_run_cannot_use_is_a_config_error_naming_it(trained, devic
     assert next(distgen.load_run(trained / "run", device="cpu").model.parameters()).device.type == "cpu"
 
 
-def test_a_python_fit_folder_is_told_how_to_load_its_weights(tmp_path):
-    """distgen.fit(..., run_dir=) writes checkpoints but no config.yaml; load_run said 'not a run directory ... train one with
-    distgen train' of a trained folder (hostile-input round, 2026-12-06). The recipe the message gives works."""
+def test_a_python_fit_folder_of_a_built_model_loads_back_as_a_run(tmp_path):
+    """distgen.fit(model, data, run_dir=) of a model distgen.build made writes the run folder distgen train writes: load_run
+    gives back a model that predicts what the fitted one does. Before, the folder held checkpoints and no config.yaml, and
+    load_run could only say how to load the weights by hand (hostile-input round, 2026-12-06)."""
     import warnings
-
-    from distgen.train.checkpoint import load_checkpoint
 
     doc = distgen.load_config(CONFIG)
     data = distgen.load_data(**doc["data"])
     model = distgen.build(doc, data)
-    distgen.fit(model, data, config=doc, run_dir=tmp_path / "fit")
+    doc["model"]["backbone"]["hidden"] = 32  # an edit after build: the folder records what the model was built from
+    distgen.fit(model, data, config=doc, run_dir=tmp_path / "fit", steps=3)
+    for name in ("config.yaml", "split.json", "info.json", "manifest.json", "data_record.json"):
+        assert (tmp_path / "fit" / name).is_file(), name
+    saved = yaml.safe_load((tmp_path / "fit" / "config.yaml").read_text())
+    assert saved["model"]["backbone"]["hidden"] == 16 and saved["train"]["steps"] == 3
+    assert json.loads((tmp_path / "fit" / "manifest.json").read_text())["training"]["steps_done"] == 3
+    run = distgen.load_run(tmp_path / "fit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", distgen.errors.DistgenRuntimeWarning)  # loaded weights: no "never trained" warning
+        assert torch.equal(distgen.predict(run.model, run.data, max_cells=4).X, distgen.predict(model, data, max_cells=4).X)
+    distgen.fit(model, data, config=doc, run_dir=tmp_path / "fit", steps=5, resume=tmp_path / "fit")  # the folder goes on
+    manifest = json.loads((tmp_path / "fit" / "manifest.json").read_text())
+    assert manifest["training"]["steps_done"] == 5 and len(manifest["resumes"]) == 1
+    assert yaml.safe_load((tmp_path / "fit" / "config.yaml").read_text())["train"]["steps"] == 5
+    assert torch.equal(distgen.predict(distgen.load_run(tmp_path / "fit").model, data, max_cells=4).X,
+                       distgen.predict(model, data, max_cells=4).X)
+
+
+def test_a_python_fit_folder_of_a_model_built_otherwise_is_told_how_to_load_its_weights(tmp_path):
+    """A model distgen.build did not make (its config unknown) leaves checkpoints, metrics and a manifest; load_run says
+    how to load the weights into the model built as before, and that recipe works."""
+    import warnings
+
+    from distgen.models.generator import build_model
+    from distgen.train.checkpoint import load_checkpoint
+
+    doc = distgen.load_config(CONFIG)
+    data = distgen.load_data(**doc["data"])
+    torch.manual_seed(0)
+    model = build_model(doc["model"], data.info, data.seen_perturbations())
+    distgen.fit(model, data, config=doc, run_dir=tmp_path / "fit", steps=3)
+    assert not (tmp_path / "fit" / "config.yaml").exists()
     with pytest.raises(FileNotFoundError, match=r"holds checkpoints but no config\.yaml: distgen\.fit\(\.\.\., run_dir=\).*load_checkpoint\("):
         distgen.load_run(tmp_path / "fit")
     again = distgen.build(doc, data)

@@ -4,7 +4,7 @@ A model's weights are indexed by the run's genes and by its atom, context and ba
 (``distgen predict RUN --data FILE``) also reads FILE with the run's schema, refuses labels the run never trained, compares
 FILE's depth with the training cells' and, for ``--counts``, converts with the training file's total and NB dispersions.
 All of that comes from the training ``Dataset``. ``DataRecord.from_dataset`` takes it once, at training time
-(``distgen.train.run.write_run_files``), and ``save`` writes it beside the checkpoints:
+(``distgen.train.run_files.write_run_files``), and ``save`` writes it beside the checkpoints:
 
 - ``data_record.json``: human-readable, versioned (``format``, ``version``): the vocabularies (``DataInfo``), the atoms
   seen in training, the schema, the genes counts were normalised over, the value scale, ``data.set_size`` and

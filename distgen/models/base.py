@@ -13,7 +13,11 @@ generation). A model learns in exactly one of two declared ways, told by its typ
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor
 
@@ -109,6 +113,31 @@ def mark_trained(model: object) -> None:
 def is_untrained(model: object) -> bool:
     """True for a model ``distgen.build`` made that was neither trained nor given weights since (``mark_untrained``)."""
     return bool(getattr(model, _UNTRAINED, False))
+
+
+_BUILT_FROM = "_distgen_built_from"
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """What ``distgen.build`` made a model from: its ``model:`` node as given (``node``; defaults filled when it is
+    resolved) and the embedding-table files it read (``tables``: ``distgen.conditioners.table_record.TableRecord``).
+    ``distgen.fit(..., run_dir=)`` writes a whole run folder from it (``config.yaml`` with this node), which
+    ``distgen.load_run`` reads back."""
+
+    node: Mapping[str, Any]
+    tables: tuple[Any, ...] = ()
+
+
+def record_build(model: object, node: Mapping[str, Any], tables: Sequence[Any] = ()) -> None:
+    """Keep on ``model`` the node ``distgen.build`` made it from (a deep copy: later edits of the config do not reach it)."""
+    setattr(model, _BUILT_FROM, BuildRecord(copy.deepcopy(dict(node)), tuple(tables)))
+
+
+def built_from(model: object) -> BuildRecord | None:
+    """The ``BuildRecord`` of a model ``distgen.build`` made; None for a model built any other way."""
+    record = getattr(model, _BUILT_FROM, None)
+    return record if isinstance(record, BuildRecord) else None
 
 
 #: The models registry: built-ins here, plugins from entry points ``distgen.models``.

@@ -427,8 +427,9 @@ def run_folder(path: str | Path) -> Path:
         raise FileNotFoundError(f"{path} does not exist; give the --out folder of distgen train or distgen run")
     if (path / "checkpoints").is_dir():  # distgen.fit(..., run_dir=): said "train one with distgen train" of a trained folder
         raise FileNotFoundError(
-            f"{path} holds checkpoints but no config.yaml: distgen.fit(..., run_dir=) and Trainer write checkpoints, metrics.csv "
-            "and manifest.json, not the config, split and genes a run folder keeps. Load its weights into the model built as "
+            f"{path} holds checkpoints but no config.yaml: distgen.fit(..., run_dir=) of a model distgen.build did not make (or "
+            "trained on a CellTable), and Trainer, write checkpoints, metrics.csv and manifest.json, not the config, split and "
+            "genes a run folder keeps. Load its weights into the model built as "
             f"before: model = distgen.build(doc, data); ckpt = distgen.train.checkpoint.load_checkpoint('{path}', "
             "weights_only=True); model.load_state_dict({**ckpt.model, **(ckpt.ema or {})}). distgen train and distgen.run "
             "write whole run folders"

@@ -18,18 +18,19 @@ from typing import Any, cast
 from torch import nn
 
 from distgen.atomic import atomic_write_text
-from distgen.config import ConfigError, InertSettingWarning, check_sections
+from distgen.config import ConfigError, InertSettingWarning, check_sections, resolve_node
 from distgen.couplings.independent import IndependentCoupling
 from distgen.data.batches import TableBatches
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
 from distgen.errors import warn
-from distgen.models.base import FittedModel, PerturbationModel
+from distgen.models.base import FittedModel, PerturbationModel, built_from
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
 from distgen.train.checkpoint import check_run_folder
 from distgen.train.device import float32_default
 from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
+from distgen.train.run_files import record_training, write_run_files
 from distgen.train.trainer import Trainer, TrainResult, describe_conditions, python_resume_option
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
 from distgen.warned import recorded_warnings
@@ -73,6 +74,9 @@ def fit(
     run_dir
         Optional run directory for ``metrics.csv``, ``checkpoints/`` and ``manifest.json`` (versions, seed, data
         hashes, hardware, and ``warnings``: every ``UserWarning`` the fit showed, each once; ``distgen.warned``).
+        For a model ``distgen.build`` made, trained on a ``Dataset``, it is a whole run folder as ``distgen train``
+        writes one (``config.yaml`` with the model's own ``model:`` node, ``split.json``, ``info.json``, the data
+        record): ``distgen.load_run(run_dir)`` and ``distgen predict`` read it back (``whole_run``).
         A folder that already holds checkpoints is refused (``RunFolderError``, exit code 2) unless ``resume`` is
         given, as ``distgen train`` refuses an ``--out`` with checkpoints without ``--resume``: a new run would
         replace them. The refused call leaves the folder as it was.
@@ -170,9 +174,17 @@ def _fit(
     check_group_sizes(model, source, val_source if opts.val_every else None)
     if run_dir is not None:  # before the trainer locks the folder: a refused fit leaves it (and its manifest) as it was
         check_run_folder(Path(run_dir), resume, python_resume_option(Path(run_dir)), "run_dir")
+    whole = whole_run(model, data, run_dir, resume, opts, allow_unembedded)
+    trainer_config = config if whole is None else {k: v for k, v in whole[0].items() if k != "preflight"}  # as distgen train's
     with float32_default():  # the batches are float32 whatever the caller's default dtype (the model's own draws follow it)
-        trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=config, info=table.info, callbacks=callbacks)
+        trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=trainer_config, info=table.info,
+                          callbacks=callbacks)
         keep = trainer.run_dir is not None and trainer.env.is_main
+        if keep and whole is not None:  # the folder is locked now (one writer)
+            assert trainer.run_dir is not None and isinstance(data, Dataset)
+            resumed = {"checkpoint": str(resume)} if resume is not None else None
+            write_run_files(trainer.run_dir, whole[0], data, opts, trainer.env.world_size, str(trainer.device), resumed=resumed,
+                            tables=whole[1])
         try:
             result = trainer.fit(resume=resume)
         except BaseException:  # training stopped on an error: what it warned before stays with the run
@@ -182,10 +194,46 @@ def _fit(
             raise
         if keep:
             record_warnings(trainer, data, warned)
+            if whole is not None:
+                assert trainer.run_dir is not None
+                record_training(trainer.run_dir / "manifest.json", result, opts)
     if trainer.ema is not None:
         model.load_state_dict({**model.state_dict(), **trainer.ema.state_dict()})
     model.eval()
     return result
+
+
+def whole_run(
+    model: object, data: object, run_dir: str | Path | None, resume: str | Path | None, opts: TrainOptions, allow_unembedded: bool,
+) -> tuple[dict[str, Any], tuple[Any, ...]] | None:
+    """The resolved config (``model``, ``data``, ``train``; ``preflight`` when ``allow_unembedded``) and table records of the
+    run folder ``fit(..., run_dir=)`` writes, as ``distgen train`` does, for a model ``distgen.build`` made, trained on a
+    ``Dataset``; None otherwise (checkpoints, ``metrics.csv`` and ``manifest.json`` only).
+
+    The ``model:`` node is the one the model was built from (``built_from``), not a ``config=`` given to ``fit``, whose
+    ``model:`` section ``fit`` does not read. A ``resume`` of a fit folder that holds no ``config.yaml`` (written before
+    fit wrote whole run folders) goes on without one: its checkpoints' fingerprint is of the config given then.
+    """
+    record = built_from(model)
+    if run_dir is None or record is None or not isinstance(data, Dataset):
+        return None
+    if resume is not None and not (_run_folder_of(Path(resume)) / "config.yaml").is_file():
+        return None
+    try:
+        node = resolve_node("models", record.node)
+    except (TypeError, ValueError, KeyError):  # as distgen train resolves it: building reported any problem already
+        node = dict(record.node)
+    resolved: dict[str, Any] = {"model": node, "data": data.section.to_dict(), "train": opts.to_dict()}
+    if allow_unembedded:
+        resolved["preflight"] = {"allow_unembedded": True}
+    return resolved, record.tables
+
+
+def _run_folder_of(path: Path) -> Path:
+    """The run folder of a ``resume=``: the folder itself, or the folder of a checkpoint in its ``checkpoints/``."""
+    if not (path / "checkpoints").is_dir() and path.parent.name == "checkpoints":
+        return path.parent.parent
+    return path
 
 
 def record_warnings(trainer: Trainer, data: Any, warned: Sequence[str]) -> None:

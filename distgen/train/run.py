@@ -12,7 +12,6 @@ width, so that loading the run needs them no more), ``metrics.csv``, ``tensorboa
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +21,8 @@ from typing import Any
 import torch
 
 from distgen.conditioners import table_record
-from distgen.conditioners.table_record import TableRecord
-from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config, resolve_node, save_yaml
+from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config, resolve_node
 from distgen.data.prepared import Dataset
-from distgen.data.record import DataRecord
 from distgen.data.section import data_section
 from distgen.errors import warn
 from distgen.models.base import is_trainable
@@ -48,10 +45,10 @@ from distgen.train.checkpoint import (
 from distgen.train.device import float32_default, select_device
 from distgen.train.lock import RunLock
 from distgen.train.loop import check_group_sizes, check_set_size, fit, fit_option_problems
-from distgen.train.manifest import add_warnings, build_manifest, check_same_data, read_manifest
+from distgen.train.manifest import add_warnings, check_same_data
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.resources import check_memory
-from distgen.train.state_io import atomic_write_text
+from distgen.train.run_files import record_training, write_run_files
 from distgen.train.trainer import TrainResult
 from distgen.warned import recorded_warnings
 
@@ -205,18 +202,6 @@ def _train_model(
     return TrainedRun(model, dataset, result, notes)
 
 
-def record_training(path: Path, result: TrainResult, opts: TrainOptions) -> None:
-    """Add what the training did (steps reached, wall time, estimate, whether the budget stopped it, where the loss
-    diverged: ``TrainResult.diverged``, null when it did not) to the manifest."""
-    manifest = json.loads(path.read_text())
-    manifest["training"] = {"steps": opts.steps, "steps_done": result.step, "seconds": round(result.seconds, 1),
-                            "estimate_s": None if result.estimate_s is None else round(result.estimate_s, 1),
-                            "minutes": opts.minutes, "stopped_by_budget": result.stopped_by_budget,
-                            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-                            "diverged": result.diverged}
-    atomic_write_text(path, json.dumps(manifest, indent=1, default=str))
-
-
 def train_run(
     config: str | Path | Mapping[str, Any],
     out: str | Path,
@@ -286,40 +271,3 @@ def resume_record(source: Path, state: Mapping[str, Any], config: Mapping[str, A
     trained = state.get("config")
     changed = config_diff(trained, config) if isinstance(trained, Mapping) else []
     return {"checkpoint": str(source), "step": state.get("step"), "changed": changed}
-
-
-def write_run_files(
-    out: Path, resolved: dict[str, Any], dataset: Dataset, opts: TrainOptions, world_size: int, device: str,
-    resumed: Mapping[str, Any] | bool | None = None, notes: Sequence[str] = (), tables: Sequence[TableRecord] = (),
-) -> None:
-    """config.yaml, manifest.json, split.json, info.json, the data record (``DataRecord``) and the record of the embedding
-    tables the model read (``tables``, ``distgen.conditioners.table_record``) (rank 0).
-
-    ``resumed`` is the record of a resume (``resume_record``): appended to the manifest's ``resumes``, or, in a
-    new folder continuing another run's checkpoint, kept as its ``resumed_from``.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(resolved, out / "config.yaml")
-    manifest = build_manifest(opts.seed, dataset.hashes(), world_size, device)
-    manifest["tensorboard"] = "tensorboard/" if _has_tensorboard() else "off: the 'tensorboard' package is not installed"
-    if notes:
-        manifest["preflight"] = list(notes)
-    record = dict(resumed) if isinstance(resumed, Mapping) else {}
-    if resumed and (out / "manifest.json").exists():
-        first = read_manifest(out / "manifest.json")
-        manifest = {**first, "resumes": [*first.get("resumes", []), {**manifest, **record}]}
-    elif record:
-        manifest["resumed_from"] = record
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
-    dataset.split.save(out / "split.json")
-    atomic_write_text(out / "info.json", json.dumps(dataset.info.to_dict()))
-    DataRecord.from_dataset(dataset, opts.seed).save(out)  # what predicting another file needs of the training file
-    table_record.save(out, tables)  # what loading the run needs of its table files (their vectors are in the checkpoint)
-
-
-def _has_tensorboard() -> bool:
-    try:
-        import torch.utils.tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
