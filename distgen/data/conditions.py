@@ -140,28 +140,103 @@ def parse_atoms(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequence[s
     return out
 
 
+def _label_slots(values: tuple[Any, ...], schema: PerturbationSchema) -> list[str | None]:
+    """The slots of one cell's label in the order written: the parts of ``A+B`` (GEARS ``A+ctrl`` included), or one per
+    parallel column; a control or blank slot is None. What a per-slot dose ``d1+d2`` is read against."""
+    controls = set(schema.control_labels)
+    if len(values) == 1:
+        v = values[0]
+        if _is_blank(v) or str(v) in controls:
+            return []
+        parts = [p.strip() for p in str(v).split(schema.combo_delimiter)]
+        return [p if p not in controls else None for p in parts if p]
+    return [None if _is_blank(v) or str(v).strip() in controls else str(v).strip() for v in values]
+
+
 def parse_doses(obs: pd.DataFrame, schema: PerturbationSchema, atoms: list[tuple[str, ...]]) -> list[tuple[float, ...]]:
-    """Per cell, one dose per atom (1.0 without a dose column); ``"d1+d2"`` gives per-atom doses."""
+    """Per cell, one dose per atom, in the order of ``atoms`` (sorted), 1.0 without a dose column.
+
+    A dose is one number for every atom, or ``"d1+d2"``: one number per slot of the label as written, so ``B+A`` with
+    ``"1+3"`` gives ``B`` 1 and ``A`` 3 (the atoms are sorted, the doses follow their atoms), and a GEARS ``A+ctrl`` with
+    ``"1+1"`` gives ``A`` the first (the control slot's dose is dropped); as many numbers as atoms are read in the order
+    the atoms are written. Parallel columns: one number per column.
+    """
     if schema.dose_col is None:
         return [tuple(1.0 for _ in a) for a in atoms]
     out: list[tuple[float, ...]] = []
-    for a, v in zip(atoms, obs[schema.dose_col].astype(object).to_numpy()):
+    cols = schema.perturbation_cols
+    raw = [obs[c].astype(object).to_numpy() for c in cols]
+    cache: dict[tuple[Any, ...], tuple[float, ...]] = {}
+    for a, v, *values in zip(atoms, obs[schema.dose_col].astype(object).to_numpy(), *raw):
         if not a:
             out.append(())
             continue
-        parts = [p for p in str(v).split(schema.combo_delimiter) if p.strip()] if not _is_blank(v) else []
-        try:
-            vals = [float(p) for p in parts]
-        except ValueError as e:
-            raise InputDataError(f"dose_col {schema.dose_col!r}: cannot read dose {v!r} as a number or 'd1{schema.combo_delimiter}d2'") from e
-        if not all(math.isfinite(x) for x in vals):  # 'inf' and '1e400' reached the dose tensors as inf
-            raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} is not a finite number; fix or drop those cells")
-        if len(vals) == 1:
-            vals = vals * len(a)
-        if len(vals) != len(a):
-            raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} has {counted(len(vals), 'value')} for the {counted(len(a), 'atom')} {a}")
-        out.append(tuple(vals))
+        key = (v, *values)
+        hit = cache.get(key)
+        if hit is None:
+            hit = _read_dose(v, a, _label_slots(tuple(values), schema), schema)
+            cache[key] = hit
+        out.append(hit)
     return out
+
+
+def check_one_dose(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence[tuple[float, ...]], schema: PerturbationSchema) -> None:
+    """Refuse (``InputDataError``) a perturbed (condition, context) whose cells carry several doses (``schema.dose_col``).
+
+    A condition is its set of atoms: its cells at several doses would be one population, trained as a mix (a training
+    set is labelled with the dose of one of its cells), predicted at one dose and scored against every dose at once.
+    The message names the groups, their doses and the ways out (the dose in the label, one dose kept, no dose column).
+    """
+    if schema.dose_col is None:
+        return
+    frame = pd.DataFrame({"c": np.asarray(conditions, dtype=object).astype(str), "k": np.asarray(contexts, dtype=object).astype(str),
+                          "d": [tuple(d) for d in doses]})
+    frame = frame[frame["c"] != CONTROL]
+    per = frame.drop_duplicates().groupby(["c", "k"], sort=True)["d"].agg(list)
+    several = per[per.map(len) > 1]
+    if several.empty:
+        return
+
+    def shown(ds: list[tuple[float, ...]]) -> str:
+        return "[" + ", ".join(schema.combo_delimiter.join(f"{x:g}" for x in d) for d in sorted(ds)[:6]) + (", ..." if len(ds) > 6 else "") + "]"
+
+    ex = "; ".join(f"{c} @ {k}: doses {shown(ds)}" for (c, k), ds in list(several.items())[:3])
+    col, dcol = schema.perturbation_cols[0], schema.dose_col
+    raise InputDataError(
+        f"dose_col {dcol!r}: {counted(len(several), 'perturbed (condition, context) group')} hold cells at several doses ({ex}). "
+        "A condition is its set of perturbations, so these doses would be one population: trained as a mix, predicted at one "
+        "dose and scored against all of them. Keep doses apart by writing the dose into the perturbation label (e.g. "
+        f"adata.obs[{col!r}] = adata.obs[{col!r}].astype(str) + '_' + adata.obs[{dcol!r}].astype(str) for the perturbed cells), "
+        f"keep one dose per condition (a data.filter rule on {dcol!r} that keeps the control cells too), or leave dose_col unset to "
+        "pool the doses on purpose"
+    )
+
+
+def _read_dose(v: Any, atoms: tuple[str, ...], slots: list[str | None], schema: PerturbationSchema) -> tuple[float, ...]:
+    """One cell's dose per atom (``atoms`` sorted) from its dose value ``v`` and its label's ``slots`` (``_label_slots``)."""
+    parts = [p for p in str(v).split(schema.combo_delimiter) if p.strip()] if not _is_blank(v) else []
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError as e:
+        raise InputDataError(f"dose_col {schema.dose_col!r}: cannot read dose {v!r} as a number or 'd1{schema.combo_delimiter}d2'") from e
+    if not all(math.isfinite(x) for x in vals):  # 'inf' and '1e400' reached the dose tensors as inf
+        raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} is not a finite number; fix or drop those cells")
+    written = [s for s in slots if s is not None]
+    if len(vals) == 1:
+        pairs = [(s, vals[0]) for s in written]
+    elif len(vals) == len(slots):  # one per slot, controls' slots included (GEARS 'A+ctrl' at '1+1')
+        pairs = [(s, d) for s, d in zip(slots, vals) if s is not None]
+    elif len(vals) == len(written):
+        pairs = list(zip(written, vals))
+    else:
+        raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} has {counted(len(vals), 'value')} for the {counted(len(atoms), 'atom')} "
+                             f"{atoms} (label slots {[s or 'control' for s in slots]}): give one dose, or one per slot of the label")
+    dose: dict[str, float] = {}
+    for s, d in pairs:
+        if dose.setdefault(s, d) != d:
+            raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} gives atom {s!r} two doses ({dose[s]:g} and {d:g}); "
+                                 "write the atom once with its dose")
+    return tuple(dose[x] for x in atoms)
 
 
 def check_min_cells(conditions: np.ndarray, contexts: np.ndarray, min_cells: int) -> None:

@@ -18,6 +18,7 @@ import torch
 from distgen.data.conditions import (
     batch_labels,
     check_min_cells,
+    check_one_dose,
     condition_string,
     context_labels,
     control_like_atoms,
@@ -234,6 +235,7 @@ class PerturbationData:
         batches = batch_labels(obs, schema.batch_col)
         check_min_cells(conditions, contexts, schema.min_cells)
         doses = parse_doses(obs, schema, atoms)
+        check_one_dose(conditions, contexts, doses, schema)
 
         if kind == "genes":
             _warn_if_empty_cells(x, adata.obs_names, is_ctrl, conditions, contexts, schema.expression)

@@ -20,6 +20,7 @@ import torch
 from distgen.data.conditions import (
     batch_labels,
     check_min_cells,
+    check_one_dose,
     condition_string,
     context_labels,
     handle_missing_labels,
@@ -267,6 +268,8 @@ class DiskCells:
         # as in memory (PerturbationData): a group of fewer than min_cells cells is refused at load, a context with a single
         # control cell included (its perturbed groups would all be predicted from that one cell)
         check_min_cells(self.condition_names[inv], ctx, s.min_cells)
+        seen = np.unique(np.stack([inv, ctx_codes.reshape(-1)], 1), axis=0)  # distinct (label, context): not a tuple per cell
+        check_one_dose(self.condition_names[seen[:, 0]], ctx_names[seen[:, 1]], [doses[i] for i in seen[:, 0]], s)
         self.labels = ConditionLabels(
             torch.from_numpy(upert[inv]), torch.from_numpy(udose[inv]), torch.from_numpy(ctx_codes.astype(np.int64)), torch.from_numpy(bat_codes.astype(np.int64))
         )

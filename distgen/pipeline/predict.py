@@ -126,7 +126,11 @@ def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, se
     k = math.ceil(n / set_size)
     pick = torch.from_numpy(group.controls[control_draw(len(group.controls), k * set_size, group.condition, group.context, group.batch)])
     control = dataset.data.table.X[pick].reshape(k, set_size, -1).to(device)
-    labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k).to(device)
+    # the group's own labels, dose included (one per (condition, context): distgen.data.conditions.check_one_dose), as
+    # predict_to_disk reads them; Dataset.labels would ask dose 1, which a dose-aware conditioner reads as another dose
+    labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k)
+    own = dataset.data.table.labels.dose[int(group.cells[0]), : labels.dose.shape[1]]  # atoms in the same (sorted) slots
+    labels = dataclasses.replace(labels, dose=own.expand_as(labels.dose).clone()).to(device)
     torch.manual_seed(group_seed(seed, group.condition, group.context, group.batch, 1))
     mask = torch.ones(k, set_size, dtype=torch.bool, device=device)
     if genes is not None and "genes" in inspect.signature(model.predict).parameters:

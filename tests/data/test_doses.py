@@ -1,0 +1,107 @@
+"""Doses (``schema.dose_col``): which atom gets which dose, and one dose per condition (unseen-data round, 2026-12-06).
+
+Found on synthetic files in the layouts of GEARS (``A+ctrl`` at dose ``1+1``) and sci-Plex (a drug at four doses).
+"""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgen.data import PerturbationData, PerturbationSchema
+from distgen.errors import InputDataError
+
+from .conftest import make_adata
+
+
+def _dose_of(data: PerturbationData, condition: str) -> dict[str, float]:
+    i = int(np.flatnonzero(data.conditions == condition)[0])
+    atoms = [data.info.perturbations[j] for j in data.table.labels.perturbation[i].tolist() if j >= 0]
+    return dict(zip(atoms, data.table.labels.dose[i, : len(atoms)].tolist()))
+
+
+def test_per_atom_doses_follow_their_atoms_not_the_sorted_order():
+    """``B+A`` at ``1+3`` is B at 1 and A at 3; the doses were given to the sorted atoms in the order written (A 1, B 3)."""
+    a = make_adata(conditions=("ctrl", "A", "B", "B+A"), counts=False)
+    a.obs["dose"] = np.where(a.obs["condition"] == "B+A", "1+3", "2")
+    data = PerturbationData.from_anndata(a, PerturbationSchema(control_labels=("ctrl",), context_cols=("cell_type",), dose_col="dose"))
+    assert _dose_of(data, "A+B") == {"A": 3.0, "B": 1.0}
+    assert _dose_of(data, "A") == {"A": 2.0}
+
+
+def test_parallel_columns_read_one_dose_per_column():
+    a = make_adata(conditions=("ctrl", "A", "B", "B+A"), counts=False)
+    parts = a.obs["condition"].str.split("+", expand=True)
+    a.obs["p1"], a.obs["p2"] = parts[0], parts[1].fillna("ctrl")
+    a.obs["dose"] = np.where(a.obs["condition"] == "B+A", "1+3", "2")
+    schema = PerturbationSchema(perturbation_col=("p1", "p2"), control_labels=("ctrl",), context_cols=("cell_type",), dose_col="dose")
+    assert _dose_of(PerturbationData.from_anndata(a, schema), "A+B") == {"A": 3.0, "B": 1.0}
+
+
+def test_gears_ctrl_slot_has_a_dose_of_its_own():
+    """GEARS writes ``A+ctrl`` at dose ``1+1`` (a dose per slot, the control's included): it was refused, 2 values for 1 atom."""
+    a = make_adata(conditions=("ctrl", "A+ctrl", "ctrl+B", "A+B"), counts=False)
+    a.obs["dose"] = np.where(a.obs["condition"] == "A+ctrl", "2+1", np.where(a.obs["condition"] == "ctrl+B", "1+5", "1+1"))
+    data = PerturbationData.from_anndata(a, PerturbationSchema(control_labels=("ctrl",), context_cols=("cell_type",), dose_col="dose"))
+    assert _dose_of(data, "A") == {"A": 2.0}
+    assert _dose_of(data, "B") == {"B": 5.0}
+    assert _dose_of(data, "A+B") == {"A": 1.0, "B": 1.0}
+
+
+def test_dose_counts_that_fit_no_reading_are_refused():
+    a = make_adata(conditions=("ctrl", "A", "A+B"), counts=False)
+    a.obs["dose"] = np.where(a.obs["condition"] == "A+B", "1+2+3", "1")
+    with pytest.raises(InputDataError, match=r"dose '1\+2\+3' has 3 values for the 2 atoms.*one per slot"):
+        PerturbationData.from_anndata(a, PerturbationSchema(control_labels=("ctrl",), context_cols=("cell_type",), dose_col="dose"))
+
+
+def test_a_repeated_atom_with_two_doses_is_refused():
+    a = make_adata(conditions=("ctrl", "A", "A+A"), counts=False)
+    a.obs["dose"] = np.where(a.obs["condition"] == "A+A", "1+2", "1")
+    with pytest.warns(UserWarning, match="more than once"), pytest.raises(InputDataError, match=r"gives atom 'A' two doses \(1 and 2\)"):
+        PerturbationData.from_anndata(a, PerturbationSchema(control_labels=("ctrl",), context_cols=("cell_type",), dose_col="dose"))
+
+
+def _sciplex(doses: list[float]) -> ad.AnnData:
+    a = make_adata(conditions=("vehicle", "dex", "saha"), counts=True, n_per_group=8)
+    a.obs["dose"] = 0.0
+    pert = (a.obs["condition"] != "vehicle").to_numpy()
+    a.obs.loc[pert, "dose"] = np.resize(np.asarray(doses, dtype=float), int(pert.sum()))
+    return a
+
+
+def test_a_condition_at_several_doses_is_refused_naming_them_and_the_ways_out():
+    """sci-Plex: a drug at four doses was one population (trained as a mix, predicted at dose 1, scored against all
+    four) without a word."""
+    schema = PerturbationSchema(control_labels=("vehicle",), context_cols=("cell_type",), dose_col="dose", perturbation_type="chemical")
+    with pytest.raises(InputDataError, match=r"(?s)dose_col 'dose': 4 perturbed \(condition, context\) groups hold cells at several doses "
+                                             r"\(dex @ ct1: doses \[10, 100\].*dose into the perturbation label.*leave dose_col unset"):
+        PerturbationData.from_anndata(_sciplex([10.0, 100.0]), schema)
+    one = PerturbationData.from_anndata(_sciplex([100.0]), schema)  # one dose per condition (controls at 0): read
+    assert _dose_of(one, "dex") == {"dex": 100.0}
+    pooled = PerturbationData.from_anndata(_sciplex([10.0, 100.0]), PerturbationSchema(control_labels=("vehicle",), context_cols=("cell_type",),
+                                                                                      perturbation_type="chemical"))
+    assert set(pooled.conditions) == {"control", "dex", "saha"}  # no dose column: pooled, as asked
+
+
+def test_a_dose_per_context_is_one_dose_per_group():
+    a = _sciplex([1.0])
+    a.obs.loc[(a.obs["cell_type"] == "ct2").to_numpy() & (a.obs["condition"] != "vehicle").to_numpy(), "dose"] = 5.0
+    data = PerturbationData.from_anndata(a, PerturbationSchema(control_labels=("vehicle",), context_cols=("cell_type",), dose_col="dose",
+                                                              perturbation_type="chemical"))
+    ct2 = (data.contexts == "ct2") & (data.conditions == "dex")
+    assert set(data.table.labels.dose[np.flatnonzero(ct2), 0].tolist()) == {5.0}
+
+
+def test_the_streaming_reader_refuses_several_doses_too(tmp_path):
+    from distgen.data.disk import DiskCells
+
+    path = tmp_path / "sciplex.h5ad"
+    _sciplex([10.0, 100.0]).write_h5ad(path)
+    schema = PerturbationSchema(control_labels=("vehicle",), context_cols=("cell_type",), dose_col="dose", perturbation_type="chemical")
+    with pytest.raises(InputDataError, match=r"hold cells at several doses \(dex @ ct1: doses \[10, 100\]"):
+        DiskCells(str(path), schema)
+    one = tmp_path / "one.h5ad"
+    _sciplex([100.0]).write_h5ad(one)
+    cells = DiskCells(str(one), schema)
+    assert set(cells.labels.dose[~pd.Series(cells.is_control).to_numpy(), 0].tolist()) == {100.0}
