@@ -362,6 +362,41 @@ def spacing_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str]
             "one spelling"]
 
 
+#: ``obs`` columns that name how a cell was perturbed (CRISPRa / CRISPRi, drug / genetic), as PerturBench and scPerturb
+#: write them: ``modality_warnings`` checks that no perturbation is named alike under two of their values.
+MODALITY_COLUMNS = ("perturbation_type", "modality")
+
+
+def modality_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str]:
+    """Perturbations named alike under several values of a ``MODALITY_COLUMNS`` column, one message per such column.
+
+    distgen identifies a perturbation by its name alone: ``MAP2K3`` activated (CRISPRa, K562) and interfered with
+    (CRISPRi, glioblastoma lines) in one file is one atom, with one embedding and one effect in the baselines. The
+    message names the atoms and the values, and the fix (``docs/your_data.md``, "One gene, two modalities").
+    """
+    out = []
+    for col in [c for c in MODALITY_COLUMNS if c in obs.columns and c not in schema.perturbation_cols]:
+        frame = obs[[*schema.perturbation_cols, col]].astype(str).drop_duplicates()
+        under: dict[str, set[str]] = {}
+        for atoms, mode in zip(parse_atoms(frame, schema, ()), frame[col].str.strip()):
+            if _is_blank(mode):
+                continue
+            for a in atoms:
+                under.setdefault(a, set()).add(mode)
+        shared = sorted(a for a, modes in under.items() if len(modes) > 1)
+        if not shared:
+            continue
+        modes = sorted({m for a in shared for m in under[a]})
+        out.append(
+            f"{counted(len(shared), 'perturbation')} ({', '.join(shared[:5])}{', ...' if len(shared) > 5 else ''}) occur under several "
+            f"values of obs column {col!r} ({', '.join(modes[:5])}); distgen identifies a perturbation by its name alone, so each is one "
+            "perturbation with one embedding and one effect in the baselines. If they act differently (activation and interference), "
+            f"write the {col} into the labels ({shared[0]} as {shared[0]}_{sorted(under[shared[0]])[-1]}) or keep one per run (data.filter: [{{column: {col}, keep: [...]}}]); "
+            "docs/your_data.md, 'One gene, two modalities'"
+        )
+    return out
+
+
 def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequence[str], vocab: Sequence[str]) -> list[str]:
     """What a user's labels may mean other than what distgen reads, one message each (empty when nothing looks off).
 

@@ -25,6 +25,7 @@ from distgen.data.conditions import (
     handle_missing_labels,
     label_warnings,
     missing_control_message,
+    modality_warnings,
     parse_atoms,
     parse_doses,
     spacing_warnings,
@@ -223,7 +224,7 @@ class PerturbationData:
                 f"{list(schema.control_labels)}, so their cells are read as perturbed; if they are controls, add them to "
                 "PerturbationSchema.control_labels",
             )
-        for message in label_warnings(obs, schema, genes if kind == "genes" else (), pert_vocab):
+        for message in label_warnings(obs, schema, genes if kind == "genes" else (), pert_vocab) + modality_warnings(obs, schema):
             warn(message)
         contexts = context_labels(obs, schema.context_cols)
         no_ctrl = sorted(set(contexts) - set(contexts[is_ctrl]))

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from distgen.data.conditions import (
+    MODALITY_COLUMNS,
     batch_labels,
     check_min_cells,
     check_one_dose,
@@ -25,6 +26,7 @@ from distgen.data.conditions import (
     context_labels,
     handle_missing_labels,
     label_warnings,
+    modality_warnings,
     parse_atoms,
     parse_doses,
 )
@@ -84,7 +86,8 @@ class DiskCells:
             raise InputKeyError(f"obs column(s) {missing} named in PerturbationSchema are missing from {self.path}; available: "
                                 f"{sorted(root['obs'].keys())}. A file that names them otherwise is read with a schema naming its "
                                 "own columns, the rest kept: dataclasses.replace(schema, perturbation_col=..., context_cols=(...,))")
-        obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in self.schema.required_columns()})
+        extra = [c for c in MODALITY_COLUMNS if c in root["obs"] and c not in self.schema.required_columns()]  # for modality_warnings
+        obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in [*self.schema.required_columns(), *extra]})
         var_names = [str(g) for g in read_elem(root["var"]).index]
         check_unique_genes(var_names)
         self.n_cells = len(obs)
@@ -248,7 +251,7 @@ class DiskCells:
         ctx_names, ctx_codes = np.unique(ctx.astype(str), return_inverse=True)
         bat_names, bat_codes = np.unique(bat.astype(str), return_inverse=True)
         pert_vocab = tuple(sorted({a for t in atoms for a in t}))
-        for message in label_warnings(obs, s, genes, pert_vocab):
+        for message in label_warnings(obs, s, genes, pert_vocab) + modality_warnings(obs, s):
             warn(message)
         self.info = DataInfo(tuple(genes), pert_vocab, tuple(ctx_names), tuple(bat_names), s.perturbation_type, "control")
         pidx = self.info.perturbation_index()
