@@ -94,7 +94,18 @@ class SetSamplerBase(IterableDataset):  # type: ignore[type-arg]
         try:
             self.matcher.match(ctx, bat, pool_context, pool_batch, 1, torch.Generator().manual_seed(0), target, pool_x)
         except ValueError as e:
-            raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"group (context {info.contexts[ctx]!r}, batch {info.batches[bat]!r}) cannot be matched: {e}") from e  # the data's problem stays one (exit 2)
+            where = f"group (context {info.contexts[ctx]!r}, batch {info.batches[bat]!r}) cannot be matched"
+            if isinstance(e, InputDataError) and bool((pool_context == ctx).any()):  # the context has controls, not in this batch
+                none = not bool((pool_batch == bat).any())
+                raise InputDataError(
+                    f"{where}: the matcher draws control cells of the same context and batch, and batch {info.batches[bat]!r} has no "
+                    f"control cell of context {info.contexts[ctx]!r}"
+                    + (" nor of any other context: every training cell of that batch is perturbed (is the batch column confounded "
+                       "with the perturbation?)" if none else "")
+                    + "; set data.matcher: same_context (control cells of the context from any batch, as prediction borrows "
+                    "them), or give a batch_col whose batches hold control cells"
+                ) from e
+            raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"{where}: {e}") from e  # the data's problem stays one (exit 2)
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed for ``epoch`` (call once per epoch, like ``DistributedSampler``)."""

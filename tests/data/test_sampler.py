@@ -7,6 +7,7 @@ import torch
 
 from distgen.data import PerturbationData, SetSampler, make_split
 from distgen.data.matching import matchers
+from distgen.errors import InputDataError
 
 from .conftest import make_adata
 
@@ -132,9 +133,21 @@ def test_errors(table, tiny_adata, tiny_schema):
     # a batch with no controls in a context cannot be matched by same_batch
     keep = ~(data.is_control & (data.batches == "b2") & (data.contexts == "ct1"))
     part = data.table.subset(torch.from_numpy(keep))
-    with pytest.raises(ValueError, match=r"context 'ct1', batch 'b2'.*cannot be matched"):
+    with pytest.raises(ValueError, match=r"context 'ct1', batch 'b2'.*cannot be matched: .*batch 'b2' has no control cell of "
+                                         r"context 'ct1'; set data.matcher: same_context"):
         SetSampler(part, matcher="same_batch")
     SetSampler(part, matcher="same_context")
+
+
+def test_a_batch_confounded_with_the_perturbation_is_named_as_such(tiny_adata, tiny_schema):
+    """Haber 2017's 'batch' column is the condition (batch 0 = every control, 1 = every infected cell): same_batch said
+    'no control cells available in context 0 and batch 1' (ids, not names) and pointed to matcher='random'."""
+    data = PerturbationData.from_anndata(tiny_adata, tiny_schema)
+    keep = ~(data.is_control & (data.batches == "b2"))
+    part = data.table.subset(torch.from_numpy(keep))
+    with pytest.raises(InputDataError, match=r"batch 'b2' has no control cell of context 'ct1' nor of any other context: every training "
+                                            r"cell of that batch is perturbed \(is the batch column confounded"):
+        SetSampler(part, matcher="same_batch")
 
 
 def test_split_then_sample(tiny_adata, tiny_schema):
