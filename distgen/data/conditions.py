@@ -367,6 +367,31 @@ def spacing_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str]
 MODALITY_COLUMNS = ("perturbation_type", "modality")
 
 
+#: ``obs`` columns that usually name a cell type or line (scanpy, cell-eval, sci-Plex, Tahoe, Parse): ``pooled_context_warnings``
+#: says when one with several values is neither a context nor the batch column, so its cells are pooled.
+CONTEXT_COLUMNS = ("cell_type", "celltype", "cell_line", "cell_line_name", "cell_label", "cell_type_name")
+
+
+def pooled_context_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str]:
+    """One message when an ``obs`` column of ``CONTEXT_COLUMNS`` with several values is in no context or batch column.
+
+    Its cell types (lines) are then one context: each prediction starts from control cells of every type, the baselines
+    and the scores pool the types, and a type-specific response is averaged away. A context column set, or the column
+    named as the batch, is the user's choice and stays quiet.
+    """
+    named = {*schema.context_cols, *([schema.batch_col] if schema.batch_col else []), *schema.perturbation_cols}
+    if schema.context_cols:
+        return []
+    found = [(c, sorted({str(v).strip() for v in obs[c].dropna().unique()})) for c in CONTEXT_COLUMNS if c in obs.columns and c not in named]
+    found = [(c, v) for c, v in found if len(v) > 1]
+    if not found:
+        return []
+    col, values = found[0]
+    return [f"obs column {col!r} holds {len(values)} values ({', '.join(values[:4])}{', ...' if len(values) > 4 else ''}) but no context "
+            "column is set, so they are one context: predictions start from control cells of all of them and the scores pool them. "
+            f"If they are cell types or lines, set data.schema.context_cols: [{col}] (PerturbationSchema.context_cols)"]
+
+
 def modality_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str]:
     """Perturbations named alike under several values of a ``MODALITY_COLUMNS`` column, one message per such column.
 

@@ -28,6 +28,7 @@ from distgen.data.conditions import (
     modality_warnings,
     parse_atoms,
     parse_doses,
+    pooled_context_warnings,
     spacing_warnings,
 )
 from distgen.data.expression import (
@@ -224,7 +225,7 @@ class PerturbationData:
                 f"{list(schema.control_labels)}, so their cells are read as perturbed; if they are controls, add them to "
                 "PerturbationSchema.control_labels",
             )
-        for message in label_warnings(obs, schema, genes if kind == "genes" else (), pert_vocab) + modality_warnings(obs, schema):
+        for message in label_warnings(obs, schema, genes if kind == "genes" else (), pert_vocab) + modality_warnings(obs, schema) + pooled_context_warnings(obs, schema):
             warn(message)
         contexts = context_labels(obs, schema.context_cols)
         no_ctrl = sorted(set(contexts) - set(contexts[is_ctrl]))

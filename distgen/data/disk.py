@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from distgen.data.conditions import (
+    CONTEXT_COLUMNS,
     MODALITY_COLUMNS,
     batch_labels,
     check_min_cells,
@@ -29,6 +30,7 @@ from distgen.data.conditions import (
     modality_warnings,
     parse_atoms,
     parse_doses,
+    pooled_context_warnings,
 )
 from distgen.data.expression import check_sparse_format, check_unique_genes
 from distgen.data.groups import draw_order
@@ -86,7 +88,7 @@ class DiskCells:
             raise InputKeyError(f"obs column(s) {missing} named in PerturbationSchema are missing from {self.path}; available: "
                                 f"{sorted(root['obs'].keys())}. A file that names them otherwise is read with a schema naming its "
                                 "own columns, the rest kept: dataclasses.replace(schema, perturbation_col=..., context_cols=(...,))")
-        extra = [c for c in MODALITY_COLUMNS if c in root["obs"] and c not in self.schema.required_columns()]  # for modality_warnings
+        extra = [c for c in (*MODALITY_COLUMNS, *CONTEXT_COLUMNS) if c in root["obs"] and c not in self.schema.required_columns()]  # for the warnings
         obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in [*self.schema.required_columns(), *extra]})
         var_names = [str(g) for g in read_elem(root["var"]).index]
         check_unique_genes(var_names)
@@ -251,7 +253,7 @@ class DiskCells:
         ctx_names, ctx_codes = np.unique(ctx.astype(str), return_inverse=True)
         bat_names, bat_codes = np.unique(bat.astype(str), return_inverse=True)
         pert_vocab = tuple(sorted({a for t in atoms for a in t}))
-        for message in label_warnings(obs, s, genes, pert_vocab) + modality_warnings(obs, s):
+        for message in label_warnings(obs, s, genes, pert_vocab) + modality_warnings(obs, s) + pooled_context_warnings(obs, s):
             warn(message)
         self.info = DataInfo(tuple(genes), pert_vocab, tuple(ctx_names), tuple(bat_names), s.perturbation_type, "control")
         pidx = self.info.perturbation_index()
