@@ -277,8 +277,10 @@ def control_like_atoms(atoms: Sequence[str], schema: PerturbationSchema) -> list
 def missing_control_message(obs: pd.DataFrame, schema: PerturbationSchema) -> str:
     """Error text for data without any cell carrying one of the control labels."""
     values = pd.unique(pd.concat([obs[c].astype(str) for c in schema.perturbation_cols]))
-    lower = {str(v).lower(): str(v) for v in values}
-    guesses = [lower[c.lower()] for c in COMMON_CONTROL_LABELS if c.lower() in lower]
+    keys = [_label_key(c) for c in COMMON_CONTROL_LABELS]
+    # up to case and separators (Non_Targeting), or starting with a common label of 4 letters or more (Tahoe's DMSO_TF,
+    # 'non-targeting_2'); 'NT' only whole, as many genes start with it
+    guesses = [str(v) for v in values if any(_label_key(v) == k or (len(k) >= 4 and _label_key(v).startswith(k)) for k in keys)][:5]
     hint = f" Values that look like controls: {guesses}." if guesses else ""
     return (
         f"no control cells: none of control_labels={list(schema.control_labels)} occurs in column(s) "

@@ -381,3 +381,12 @@ def test_a_dose_that_is_not_finite_is_refused_naming_it(dose):
     with pytest.raises(InputDataError, match=rf"dose_col 'dose': dose '{re.escape(dose)}' is not a finite number"):
         parse_doses(obs, schema, [("A", "B"), ("A", "B")])
     assert parse_doses(obs.iloc[:1], schema, [("A", "B")]) == [(1.0, 2.0)]
+
+
+@pytest.mark.parametrize(("label", "shown"), [("DMSO_TF", "DMSO_TF"), ("Non_Targeting", "Non_Targeting"), ("non-targeting_2", "non-targeting_2")])
+def test_control_labels_with_a_suffix_are_named_as_candidates(tiny_adata, label, shown):
+    """Tahoe-100M writes its controls 'DMSO_TF': with the default control labels the message said 'no control cells' and
+    listed the first values, without naming it (unseen-data round); a gene starting with NT (NTRK1) is not named."""
+    tiny_adata.obs["condition"] = tiny_adata.obs["condition"].replace({"control": label, "A": "NTRK1"})
+    with pytest.raises(ValueError, match=rf"no control cells.*look like controls: \['{shown}'\]"):
+        PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
