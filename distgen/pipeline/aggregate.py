@@ -15,7 +15,7 @@ import numpy as np
 
 from distgen import markdown as md
 from distgen.evaluation.report import read_table_csv
-from distgen.evaluation.uncertainty import sweep_units
+from distgen.evaluation.uncertainty import holm, sweep_units
 from distgen.train.state_io import atomic_write_text
 
 #: Metrics shown in summaries unless others are asked for.
@@ -36,6 +36,7 @@ class Comparison:
     # for a diagnostic; "one pair: no test" or "no shared pairs" when fewer than 2 (seed, perturbation) pairs are defined on both
     test: str = ""  # "t over seeds" or "Wilcoxon over perturbations" (``sweep_units``)
     n_units: int = 0  # the seeds or the perturbations the test is over
+    p_holm: float = math.nan  # p adjusted (Holm) for every test of the sweep's summary table (``summary_markdown``)
 
 
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
@@ -43,24 +44,22 @@ def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
     return read_table_csv(path)
 
 
-def metric_direction(name: str) -> bool:
-    """True when higher is better for a registered metric (False when unknown)."""
+def metric_direction(name: str) -> bool | None:
+    """True when higher is better for a registered metric, False when lower is; None for a diagnostic (no better value)
+    or a name the registry does not hold (its direction is unknown: no side of a difference is called better)."""
     from distgen.registry import registry
 
     try:
-        return bool(registry("metrics").get(name).capabilities.higher_is_better)
+        caps = registry("metrics").get(name).capabilities
     except KeyError:
-        return False
+        return None
+    hib = getattr(caps, "higher_is_better", None)
+    return None if getattr(caps, "diagnostic", False) or hib is None else bool(hib)
 
 
-def _diagnostic(name: str) -> bool:
-    """True for a registered diagnostic metric (``MetricCapabilities.diagnostic``: no better direction)."""
-    from distgen.registry import registry
-
-    try:
-        return bool(registry("metrics").get(name).capabilities.diagnostic)
-    except KeyError:
-        return False
+def _arrow(name: str) -> str:
+    """``(up)``, ``(down)`` or ``(no direction)``: the header mark of a metric in ``summary.md``."""
+    return {True: "(up)", False: "(down)", None: "(no direction)"}[metric_direction(name)]
 
 
 def seed_means(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, dict[int, float]]:
@@ -99,7 +98,7 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
     higher = metric_direction(metric)
     md = float(diffs.mean())
     better = "tie" if md == 0 else ("variant" if (md > 0) == higher else "reference")
-    if _diagnostic(metric):  # a count or a property of the real data: no value of it is better
+    if higher is None:  # a count or a property of the real data (diagnostic), or an unknown metric: no value is better
         better = "no direction"
     stat, p = (math.nan, math.nan) if res is None else (float(res.statistic), float(res.pvalue))
     return Comparison(variant, metric, n_pairs, md, stat, p, better, test, diffs.size)
@@ -165,7 +164,7 @@ def summary_markdown(
     n_diverged = {v: sum(1 for d in diverged if d[0] == v) for v in variants}
     lines = ["# Sweep summary", "", f"Reference variant: {md.code(reference)}. Values: mean +/- sd over seeds of the per-run mean over perturbations.",
              "", f"{SELECTION_NOTE}", ""]
-    lines.append("| variant | seeds | " + " | ".join(f"{md.cell(m)} {'(up)' if metric_direction(m) else '(down)'}" for m in metrics) + " |")
+    lines.append("| variant | seeds | " + " | ".join(f"{md.cell(m)} {_arrow(m)}" for m in metrics) + " |")
     lines.append("|---|---|" + "---|" * len(metrics))
     for var in variants:
         cells, n_seeds = [], 0
@@ -179,6 +178,8 @@ def summary_markdown(
         mark = f" (DIVERGED: {n_diverged[var]} of {n_seeds} seeds)" if n_diverged.get(var) else ""
         lines.append(f"| {md.cell(var)}{mark} | {n_seeds} | " + " | ".join(cells) + " |")
     comparisons = [paired_comparison(rows, v, reference, m) for v in variants if v != reference for m in metrics]
+    for c, adjusted in zip(comparisons, holm([c.p_value for c in comparisons])):
+        c.p_holm = adjusted
     if comparisons:
         lines += ["", "## Paired comparison against the reference",
                   "", "With two or more seeds the unit is the seed: a t-test of the per-seed mean differences (a run's training noise "
@@ -186,13 +187,21 @@ def summary_markdown(
                   "Wilcoxon signed-rank test over perturbations (these two runs only). p-values are per metric, not adjusted for "
                   "the number of metrics or variants. mean_diff = variant - reference (mean of the tested differences); pairs: "
                   "(seed, perturbation) pairs; better: the side the mean difference favours, marked (not significant) where "
-                  "p >= 0.05, as on the sweep page.", "",
-                  "| variant | metric | test | pairs | mean_diff | statistic | p | better |", "|---|---|---|---|---|---|---|---|"]
+                  "p >= 0.05, as on the sweep page. p (Holm): p adjusted for all the tests of this table (Holm's step-down): "
+                  "where it is below 0.05 the chance that any of these claims is a false one is at most 5%.", "",
+                  "| variant | metric | test | pairs | mean_diff | statistic | p | p (Holm) | better |", "|---|---|---|---|---|---|---|---|---|"]
         for c in comparisons:
             said = c.better + (" (not significant)" if c.better in ("variant", "reference") and not c.p_value < 0.05 else "")
             test = f"{c.test} ({c.n_units})" if c.test else "-"
             lines.append(f"| {md.cell(c.variant)} | {md.cell(c.metric)} | {test} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | "
-                         f"{fmt(c.p_value, 3)} | {said} |")
+                         f"{fmt(c.p_value, 3)} | {fmt(c.p_holm, 3)} | {said} |")
+        tested = [c for c in comparisons if not math.isnan(c.p_value)]
+        named = [c for c in tested if c.p_value < 0.05 and c.better in ("variant", "reference")]
+        if len(tested) > 1 and named:
+            kept = sum(c.p_holm < 0.05 for c in named)
+            lines += ["", f"{len(named)} of {len(tested)} tests have p < 0.05; {kept} still {'does' if kept == 1 else 'do'} after "
+                      f"Holm's adjustment for the {len(tested)} tests. With {len(tested)} tests of variants that all do equally well, "
+                      f"p < 0.05 somewhere is expected in up to {1 - 0.95 ** len(tested):.0%} of sweeps (independent tests)."]
     same = identical_variants(rows, variants, metrics)
     if same:
         lines += ["", "## Variants without effect", "",

@@ -24,8 +24,8 @@ def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, se
     cut at ``bounds`` (a metric's ``MetricCapabilities.bounds``; ``style.metric_info(name).bounds``).
 
     Conditions are the resampled unit (the question is how the mean would move with other held-out
-    conditions). Fewer than 2 finite values, or all equal: the interval collapses to the mean
-    (NaN mean when there is none).
+    conditions). One finite value: NaN bounds (no interval; drawn as a point without bars). All equal: the
+    interval collapses to the mean (no spread was seen). NaN mean when there is no finite value.
     """
     from distgen.evaluation.uncertainty import bootstrap_ci
 
@@ -33,7 +33,9 @@ def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, se
     if a.size == 0:
         return math.nan, math.nan, math.nan
     m = float(a.mean())
-    if a.size < 2 or np.all(a == a[0]):
+    if a.size < 2:  # one value has no spread to measure: no interval (a zero-width one would read as certainty)
+        return m, math.nan, math.nan
+    if np.all(a == a[0]):
         return m, m, m
     lo, hi = bootstrap_ci(a, n_boot=n_boot, level=level, seed=seed, bounds=bounds)
     return m, lo, hi
@@ -90,9 +92,17 @@ def advantage(model: float, reference: float, higher_is_better: bool | None) -> 
 
 
 def paired_interval(diffs: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0,
-                    bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
-    """Mean paired difference and its studentized bootstrap interval (pairs resampled: ``mean_ci``), cut at the range of
-    a difference of two values in ``bounds`` (the metric's; ``uncertainty.difference_bounds``)."""
-    from distgen.evaluation.uncertainty import difference_bounds
+                    bounds: tuple[float, float] | None = None, unit: str = "perturbation") -> tuple[float, float, float]:
+    """Mean paired difference and its interval, cut at the range of a difference of two values in ``bounds`` (the
+    metric's; ``uncertainty.difference_bounds``): the studentized bootstrap (pairs resampled: ``mean_ci``) over
+    perturbations, the Student t interval over seeds (``unit="seed"``: the interval of the sweep's t-test,
+    ``uncertainty.t_interval``, so that it holds 0 exactly when that test's p is at least ``1 - level``)."""
+    from distgen.evaluation.uncertainty import difference_bounds, t_interval
 
-    return mean_ci(diffs, level=level, n_boot=n_boot, seed=seed, bounds=difference_bounds(bounds))
+    if unit != "seed":
+        return mean_ci(diffs, level=level, n_boot=n_boot, seed=seed, bounds=difference_bounds(bounds))
+    a = finite(diffs)
+    if a.size == 0:
+        return math.nan, math.nan, math.nan
+    lo, hi = t_interval(a, level, difference_bounds(bounds))
+    return float(a.mean()), lo, hi

@@ -152,7 +152,8 @@ def _comparison(inp: SweepInputs, variant: str, metric: str) -> Mapping[str, Any
 
 
 def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
-    """Per metric: each variant's mean paired difference from the reference with a 95% interval.
+    """Per metric: each variant's mean paired difference from the reference with a 95% interval (``paired_interval``: Student t
+    over seeds, the interval of the sweep's t-test; bootstrap over conditions with one seed).
 
     Over the same units as the sweep's paired test (``distgen.evaluation.uncertainty.sweep_units``): the per-seed
     mean differences with two or more seeds, the per-condition differences with one. Blue: the variant is
@@ -169,7 +170,8 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
     for ax, metric in zip(axes, inp.metrics):
         info = metric_info(metric)
         for yi, var in zip(y, others):
-            m, lo, hi = paired_interval(sweep_units(inp.rows, var, inp.reference, metric)[1], bounds=info.bounds)
+            unit, diffs, _ = sweep_units(inp.rows, var, inp.reference, metric)
+            m, lo, hi = paired_interval(diffs, bounds=info.bounds, unit=unit)
             if math.isnan(m):
                 continue
             c = _comparison(inp, var, metric)
@@ -180,7 +182,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
             color = (MODEL if better else WORSE) if sig and info.higher_is_better is not None else NEUTRAL
             ax.errorbar([m], [yi], xerr=[[m - lo], [hi - m]], fmt="o", color=color, ms=5, elinewidth=1.5, capsize=0, zorder=3)
             if not math.isnan(p):
-                ax.annotate(f"p={p:.2g}", (hi, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=6.5, color=color)
+                ax.annotate(f"p={p:.2g}", (hi if math.isfinite(hi) else m, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=6.5, color=color)
         ax.axvline(0, color="#888888", lw=0.8, zorder=1)
         ax.set_xlabel(f"{metric}: variant − reference\n({info.direction})", labelpad=9)
         value_axis(ax, nbins=4)
@@ -201,7 +203,8 @@ def render_sweep(inp: SweepInputs) -> str:
         values = figure(values_figure(inp), "Each variant: one open point per seed (its mean over held-out conditions) and the "
                         "mean over seeds; dashed lines: baselines, green line and band: the ceiling (mean and range over the runs).", alt="sweep values")
         diffs = figure(differences_figure(inp), f"Mean paired difference from the reference variant <code>{escape(inp.reference)}</code> "
-                       "with a 95% interval over seeds (each seed's mean difference; one seed: over conditions); p: the paired test of the "
+                       "with a 95% interval over seeds (each seed's mean difference, Student t: it holds 0 exactly where p >= 0.05; one seed: "
+                       "a bootstrap interval over conditions); p: the paired test of the "
                        "sweep summary (t-test over seeds; one seed: Wilcoxon signed-rank over conditions).", alt="sweep differences")
     head = ["variant", "seeds", *[metric_info(m).axis_label for m in inp.metrics]]
     rows = []
@@ -230,11 +233,16 @@ def render_sweep(inp: SweepInputs) -> str:
         if said in ("variant", "reference") and not sig:  # the sign of the mean, not a finding
             said += " (not significant)"
         comp_rows.append([str(c.get("variant")), str(c.get("metric")), Cell(str(c.get("n_pairs")), "num"),
-                          Cell(num(c.get("mean_diff")), cls), Cell(num(c.get("p_value"), 3), "num"), said])
+                          Cell(num(c.get("mean_diff")), cls), Cell(num(c.get("p_value"), 3), "num"),
+                          Cell(num(c.get("p_holm", math.nan) if c.get("p_holm") is not None else math.nan, 3), "num"), said])
     body = values + "<h3>Mean ± sd over seeds</h3>" + table(head, rows)
     sections = [Section("variants", "Variants", body)]
     if diffs:
-        comp = table(["variant", "metric", "pairs", "mean difference", "p", "better"], comp_rows) if comp_rows else ""
+        comp = table(["variant", "metric", "pairs", "mean difference", "p", "p (Holm)", "better"], comp_rows) if comp_rows else ""
+        if len(comp_rows) > 1:
+            comp += ('<p class="note">p is per test; p (Holm) is adjusted for all the tests of this table (Holm\'s step-down): '
+                     "where it is below 0.05 the chance that any of these claims is false is at most 5%. Colours follow the "
+                     "unadjusted p.</p>")
         sections.append(Section("paired", "Paired comparison against the reference", diffs + comp))
     if inp.identical:
         items = "".join(f"<li><code>{escape(v)}</code> = <code>{escape(o)}</code></li>" for v, o in inp.identical.items())

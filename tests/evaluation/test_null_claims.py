@@ -1,0 +1,71 @@
+"""Claims under the null, checked against scipy/statsmodels rather than against distgen: Holm's adjustment, the Student t
+interval that goes with the sweep's t-test, the sweep's direction of an unknown metric, the page's intervals of one value."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from distgen.evaluation.uncertainty import holm, mean_interval, t_interval
+
+
+def test_holm_matches_statsmodels_and_leaves_nan_out():
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 5, 9, 30):
+        p = rng.uniform(0, 0.2, m) ** 2
+        p[rng.integers(0, m)] = p.min()  # a tie
+        assert holm(p) == pytest.approx(multitest.multipletests(p, method="holm")[1].tolist(), rel=1e-12)
+    p = [0.01, math.nan, 0.04, 0.03]
+    adjusted = holm(p)
+    assert math.isnan(adjusted[1])
+    assert [adjusted[i] for i in (0, 2, 3)] == pytest.approx(multitest.multipletests([0.01, 0.04, 0.03], method="holm")[1].tolist())
+    assert holm([]) == []
+
+
+def test_t_interval_is_scipys_and_holds_zero_exactly_when_the_t_test_does_not_reject():
+    rng = np.random.default_rng(1)
+    disagree = 0
+    for n in (2, 3, 4, 5, 8):
+        for _ in range(60):
+            d = rng.normal(0.3, 1.0, n)
+            lo, hi = t_interval(d)
+            ref = stats.t.interval(0.95, n - 1, loc=d.mean(), scale=stats.sem(d))
+            assert (lo, hi) == pytest.approx(ref, rel=1e-10)
+            disagree += (stats.ttest_1samp(d, 0.0).pvalue < 0.05) == (lo <= 0.0 <= hi)
+            assert mean_interval(d, unit="seed") == (lo, hi)
+    assert disagree == 0
+    assert all(math.isnan(v) for v in t_interval([1.0]))
+    assert t_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert t_interval([0.9, 1.0, 0.95], bounds=(-1.0, 1.0))[1] == 1.0  # cut at the metric's range
+
+
+def test_one_condition_has_no_interval_on_the_page():
+    """mean_ci gave (m, m, m) for a single value: a zero-width interval, drawn as if the mean were certain."""
+    from distgen.report.stats import mean_ci, paired_interval
+
+    m, lo, hi = mean_ci([0.4])
+    assert m == 0.4 and math.isnan(lo) and math.isnan(hi)
+    assert mean_ci([0.4, 0.4]) == (0.4, 0.4, 0.4)
+    d = [0.2, -0.1, 0.5, 0.3]
+    assert paired_interval(d, unit="seed")[1:] == pytest.approx(stats.t.interval(0.95, 3, loc=np.mean(d), scale=stats.sem(d)))
+
+
+def test_sweep_calls_no_side_better_on_a_metric_of_unknown_direction():
+    """metric_direction returned False (lower is better) for a name the registry does not hold: the summary marked it
+    (down) and called the variant with the lower mean better."""
+    from distgen.pipeline.aggregate import metric_direction, paired_comparison, summary_markdown
+
+    assert metric_direction("not_a_metric") is None and metric_direction("mse") is False
+    assert metric_direction("pearson_delta") is True and metric_direction("de_wilcoxon_nsig_counts_pred") is None
+    rng = np.random.default_rng(2)
+    rows = [{"variant": v, "seed": s, "perturbation": f"P{p}", "not_a_metric": float(rng.normal() - 5 * (v == "b")),
+             "mse": float(rng.normal())} for v in ("a", "b") for s in range(3) for p in range(8)]
+    c = paired_comparison(rows, "b", "a", "not_a_metric")
+    assert c.p_value < 0.05 and c.better == "no direction"
+    text, comps = summary_markdown(rows, ["a", "b"], "a", ["not_a_metric", "mse"])
+    assert "not_a_metric (no direction)" in text and "mse (down)" in text
+    ps = [x.p_value for x in comps]
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    assert [x.p_holm for x in comps] == pytest.approx(multitest.multipletests(ps, method="holm")[1].tolist())
