@@ -92,7 +92,7 @@ def test_one_value_metrics_are_compared_once_without_interval_or_test(tmp_path):
     from distgen.evaluation.compare import markdown
 
     md = markdown(compare(a, b))
-    assert "| pearson_edistance | higher | 0.5 | 0.2 | 0.3 | - | - | - | one value* | - |" in md and "not paired observations" in md
+    assert "| pearson_edistance | higher | 0.5 | 0.2 | 0.3 | - | - | - | - | one value* | - |" in md and "not paired observations" in md
 
 
 def test_a_winner_needs_a_significant_paired_test_and_a_difference_beyond_the_margin(tmp_path):
