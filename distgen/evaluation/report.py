@@ -179,6 +179,44 @@ def markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Fewest values below which ``claims_lines`` says an interval of a mean undercovers skewed scores (``docs/metrics.md``).
+FEW_VALUES = 10
+
+
+def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[str]:
+    """What the uncertainty table does not say by itself: how many verdicts name a winner against how many survive Holm's
+    adjustment for the metrics tested, and which intervals rest on fewer than ``FEW_VALUES`` values."""
+    out = []
+    tested = {k: r["vs_strongest_baseline"] for k, r in rows.items()
+              if isinstance(r.get("vs_strongest_baseline"), Mapping) and r["vs_strongest_baseline"].get("holm_p") is not None
+              and not math.isnan(r["vs_strongest_baseline"]["holm_p"])}
+    named = [k for k, t in tested.items() if t.get("verdict") in ("model", "baseline")]
+    alpha = 1 - level
+    if len(tested) > 1 and named:
+        kept = [k for k in named if tested[k]["holm_p"] < alpha]
+        out += ["", f"{len(named)} of the {len(tested)} metrics tested against their strongest baseline name a winner, each at "
+                f"p < {alpha:.2g} on its own; {len(kept)} {'keeps its' if len(kept) == 1 else 'keep theirs'} after Holm's "
+                f"adjustment for the {len(tested)} tests" + (f" ({', '.join(md.inline(k) for k in kept)})" if kept else "")
+                + ". Two equally good predictions get a winner on some metric far more often than on one (docs/metrics.md)."]
+    few = sorted({int(r["ci_n"]) for r in rows.values() if isinstance(r.get("ci_n"), int | float) and 2 <= r["ci_n"] < FEW_VALUES})
+    if few:
+        out += ["", f"Some intervals rest on {listing(str(n) for n in few)} perturbation(s): at so few, a nominal {level:.0%} interval "
+                "of a mean covers it less often when the scores are skewed (lognormal scores: 84% at 3, about 90% at 5-8; normal ones "
+                "about 95%; docs/metrics.md)."]
+    from distgen.evaluation.uncertainty import min_pairs
+
+    need = min_pairs(alpha)
+    short = sorted({int(t["n"]) for r in rows.values() for t in [r.get("vs_strongest_baseline") or {}]
+                    if isinstance(t.get("n"), int | float) and 0 < t["n"] < need})
+    if short:
+        out += ["", f"A paired test over {listing(str(n) for n in short)} perturbation(s) cannot reach p < {alpha:.2g} (the "
+                f"two-sided Wilcoxon test needs at least {need}): its verdict is inconclusive whatever the difference, even where "
+                "its interval leaves out 0; score more perturbations to decide."]
+    if any(r.get("ci_n") == 1 for r in rows.values()):
+        out += ["", "A metric defined on one perturbation only has no interval (a single value has no spread to measure)."]
+    return out
+
+
 def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
     """The ``summary.md`` table of intervals: model CI, ceiling band over splits, paired test against the strongest baseline."""
     rows = {k: r for k, r in summary["metrics"].items() if "model_ci" in r}
@@ -189,8 +227,8 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
     def interval(v: Any) -> str:
         return f"[{fmt_value(v[0])}, {fmt_value(v[1])}]" if v else "-"
 
-    head = ["metric", f"model {level:.0%} CI", "ceiling band (min-max over splits)", "vs strongest baseline", "mean difference",
-            "CI", "Wilcoxon p", "pairs", "margin", "verdict"]
+    head = ["metric", f"model {level:.0%} CI", "n", "ceiling band (min-max over splits)", "vs strongest baseline", "mean difference",
+            "CI", "Wilcoxon p", "Holm p", "pairs", "margin", "verdict"]
     lines = ["", f"## Uncertainty ({counted(summary.get('ceiling_splits', 0), 'ceiling split')}; studentized bootstrap over perturbations; "
              "paired Wilcoxon signed-rank test per perturbation)", "",
              f"verdict: model or baseline only where p < {1 - level:.2g}, |mean difference| > margin (the ceiling band's std, the "
@@ -200,10 +238,13 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
     for name, r in rows.items():
         b = r.get("ceiling_band") or {}
         t = r.get("vs_strongest_baseline") or {}
-        cells = [md.cell(name), interval(r["model_ci"]), interval([b["min"], b["max"]]) if b else "-", md.cell(fmt_value(t.get("baseline"))),
-                 fmt_value(t.get("mean_difference")), interval(t.get("ci")), fmt_value(t.get("wilcoxon_p")), fmt_value(t.get("n")),
-                 fmt_value(t.get("margin")), fmt_value(t.get("verdict"))]
+        n_ci = r.get("ci_n", "-")
+        cells = [md.cell(name), interval(r["model_ci"]), fmt_value(n_ci), interval([b["min"], b["max"]]) if b else "-",
+                 md.cell(fmt_value(t.get("baseline"))), fmt_value(t.get("mean_difference")), interval(t.get("ci")),
+                 fmt_value(t.get("wilcoxon_p")), fmt_value(t.get("holm_p")), fmt_value(t.get("n")), fmt_value(t.get("margin")),
+                 fmt_value(t.get("verdict"))]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += claims_lines(rows, level)
     roles = summary.get("reference_roles")
     if roles:
         lines += ["", "References: " + ", ".join(f"{md.inline(k)} ({md.inline(v)})" for k, v in roles.items()) + "."]

@@ -395,7 +395,8 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
     ``model_ci`` is cut at the metric's ``bounds`` and the paired difference's ``ci`` at their ``difference_bounds``.
 
     ``vs_strongest_baseline``: the model minus the strongest baseline, paired per perturbation
-    (``paired_test``), with ``better`` = whether the mean difference points the metric's good way, and
+    (``paired_test``; ``holm_p``: its p adjusted for every metric so tested, ``holm``), with ``better`` = whether the mean
+    difference points the metric's good way, and
     ``verdict`` (``model``, ``baseline``, ``negligible``, ``inconclusive``: see ``verdict``) under ``margin``:
     the ceiling band's ``std`` (the replicate's spread), never below the numerical tolerance
     (``margin_source`` says which).
@@ -404,6 +405,7 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
         bounds = metric_bounds(name)
         row["model_ci"] = list(bootstrap_ci(model.values[name], n_boot, level, seed, bounds))
         row["ci_level"] = level
+        row["ci_n"] = int(np.isfinite(np.asarray(model.values[name], dtype=np.float64)).sum())  # the values the interval is over
         if ceilings:
             row["ceiling_band"] = band(ceilings, name)
         best = row.get("strongest_baseline")
@@ -418,3 +420,6 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
             said, _ = verdict(test, hib, test["margin"], 1.0 - level)
             test["verdict"] = {"a": "model", "b": "baseline"}.get(said, said)
             row["vs_strongest_baseline"] = test
+    tested = [t for t in (r.get("vs_strongest_baseline") for r in rows.values()) if t and math.isfinite(t["wilcoxon_p"])]
+    for t, adjusted in zip(tested, holm([t["wilcoxon_p"] for t in tested])):
+        t["holm_p"] = adjusted  # over the metrics tested against their strongest baseline (``holm``)

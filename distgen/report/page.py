@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from distgen.atomic import atomic_write_text
 from distgen.config import ConfigError
@@ -42,13 +43,26 @@ def _headline(inputs: ReportInputs) -> str:
              "with a 95% bootstrap interval (conditions resampled; cut at the values the metric can take); the green band is the positive reference "
              "(the ceiling: how well one half of the real cells predicts the other). "
              "normalised = (model − best baseline) / (ceiling − best baseline): 0 = as good as the best baseline, "
-             "1 = as good as the data agree with themselves.</p>"]
+             "1 = as good as the data agree with themselves." + _few_conditions_note(len(inputs.model.perts)) + "</p>"]
     parts.append(_references_text(inputs))
     head = headline_metrics(inputs.metric_names())
     parts.append(figure(figures.headline_figure(inputs, head), "Headline metrics, one row per metric family; every metric "
                         "of the evaluation is in the table below.", alt="headline"))
     parts.append(_summary_table(inputs, [n for n in inputs.metric_names() if n in rows]))
     return "".join(parts)
+
+
+def _few_conditions_note(n: int) -> str:
+    """A sentence for the headline when its intervals rest on few conditions (``evaluation.report.FEW_VALUES``), else ``""``."""
+    from distgen.evaluation.report import FEW_VALUES
+
+    if n >= FEW_VALUES:
+        return ""
+    if n < 2:
+        return " One condition: no interval (a single value has no spread to measure)."
+    return (f" These intervals rest on {n} conditions: at so few, a nominal 95% interval covers the mean less often when "
+            "the scores are skewed (84% at 3 lognormal scores, about 90% at 5-8; docs/metrics.md), and the paired test "
+            "against a baseline cannot reject below 6.")
 
 
 def _references_text(inputs: ReportInputs) -> str:
@@ -79,7 +93,7 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
         best = row.get("strongest_baseline")
         best_v = (row.get("baselines") or {}).get(best, math.nan) if best else math.nan
         m = row.get("model", math.nan)
-        cls = "num good" if info.better(m, best_v) else ("num bad" if info.better(best_v, m) else "num")
+        cls = _verdict_class(row, info.better(m, best_v), info.better(best_v, m))
         cells: list[Cell | str] = [name, info.direction, Cell(num(m), cls)]
         cells += [Cell(num((row.get("baselines") or {}).get(r.name, math.nan)), "num") for r in negs]
         cells.append(Cell(num(row.get("ceiling")), "num"))
@@ -113,8 +127,34 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
                        "The means it used:</p><ul>" + "".join(f"<li>{f}</li>" for f in fewer) + "</ul>")
     if undefined:
         background += ('<p class="note">A reference\'s nan in the table:</p><ul>' + "".join(f"<li>{u}</li>" for u in undefined) + "</ul>")
-    return ("<h3>All metrics</h3><p class=\"note\">Means over held-out conditions. Blue: the model beats the best baseline; "
-            "vermillion: the best baseline beats the model.</p>" + table(head, out) + background)
+    return ("<h3>All metrics</h3><p class=\"note\">Means over held-out conditions. Blue: the model beats the best baseline, "
+            "vermillion: the best baseline beats the model, each by the paired verdict (summary.md's uncertainty table: Wilcoxon "
+            "p < 0.05 over the conditions and a difference above the margin); uncoloured: no verdict either way (a larger mean "
+            "alone is not evidence: two equally good predictions have the model's mean ahead on about half the metrics)."
+            + _claims_note(rows, names) + "</p>" + table(head, out) + background)
+
+
+def _verdict_class(row: dict[str, Any], model_ahead: bool, baseline_ahead: bool) -> str:
+    """The class of the model's cell: ``num good`` where the paired verdict names the model, ``num bad`` the baseline, else
+    ``num`` (a summary without verdicts: uncoloured, whichever mean is ahead)."""
+    said = (row.get("vs_strongest_baseline") or {}).get("verdict")
+    if said == "model" and model_ahead:
+        return "num good"
+    if said == "baseline" and baseline_ahead:
+        return "num bad"
+    return "num"
+
+
+def _claims_note(rows: dict[str, Any], names: Sequence[str]) -> str:
+    """`` k of n metrics name a winner; j after Holm's adjustment`` over the metrics of the table tested against their baseline."""
+    tested = [(rows[n].get("vs_strongest_baseline") or {}) for n in names]
+    tested = [t for t in tested if isinstance(t.get("holm_p"), float) and not math.isnan(t["holm_p"])]
+    named = [t for t in tested if t.get("verdict") in ("model", "baseline")]
+    if len(tested) < 2 or not named:
+        return ""
+    kept = sum(t["holm_p"] < 0.05 for t in named)
+    return (f" Verdicts are per metric: {len(named)} of the {len(tested)} tested metrics name a winner, {kept} after Holm's "
+            f"adjustment for the {len(tested)} tests (summary.md: Holm p).")
 
 
 def _per_condition(inputs: ReportInputs) -> str:
@@ -157,11 +197,24 @@ def _strata_table(inputs: ReportInputs, names: Sequence[str], strength: dict[str
             ok = [a for a in adv if not math.isnan(a)]
             wins = sum(a > 0 for a in ok)
             m, _, _ = mean_ci(ok)
-            cells.append(Cell(f"{wins}/{len(ok)} (mean {num(m, 3)})", "num good" if ok and wins * 2 > len(ok) else "num"))
+            cells.append(Cell(f"{wins}/{len(ok)} (mean {num(m, 3)})", _sign_class(wins, len(ok))))
         rows.append(cells)
     head = ["difficulty stratum", "conditions", *[f"{n}: model better than {getattr(figures._best_reference(inputs, n), 'name', '–')}" for n in names]]
     return ("<h3>By difficulty</h3><p class=\"note\">Conditions split into thirds by response strength; per stratum, on how many "
-            "conditions the model beats the best baseline, and its mean advantage (> 0: model better).</p>" + table(head, rows))
+            "conditions the model beats the best baseline, and its mean advantage (> 0: model better). Blue (vermillion): more "
+            "(fewer) than half by a two-sided sign test at p < 0.05 (scipy.stats.binomtest), per cell and not adjusted for the "
+            "cells; uncoloured: not shown to differ from a coin toss (more than half of a few conditions often is one).</p>"
+            + table(head, rows))
+
+
+def _sign_class(wins: int, n: int) -> str:
+    """``num good`` (``num bad``) where ``wins`` of ``n`` conditions are more (fewer) than half by a two-sided sign test at
+    p < 0.05 (``scipy.stats.binomtest``), else ``num``: 2 of 3 or 6 of 10 is what a coin gives."""
+    from scipy.stats import binomtest
+
+    if n == 0 or wins * 2 == n or binomtest(wins, n, 0.5).pvalue >= 0.05:
+        return "num"
+    return "num good" if wins * 2 > n else "num bad"
 
 
 def _distributions(inputs: ReportInputs) -> str:

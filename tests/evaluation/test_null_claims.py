@@ -121,3 +121,74 @@ def test_compare_under_the_null_keeps_the_family_wise_rate_after_holm(tmp_path):
         raw += any(row["better"] for row in res["metrics"].values())
         adjusted += bool(res["holm_winners"])
     assert raw >= 8 and adjusted <= 6
+
+
+def _summary_rows(tests):
+    """summary.json-like metric rows: the model ahead on the mean on each, with the given (verdict, wilcoxon_p, holm_p)."""
+    return {name: {"model": 0.6, "baselines": {"control": 0.5}, "strongest_baseline": "control", "higher_is_better": True,
+                   "vs_strongest_baseline": {"verdict": v, "wilcoxon_p": p, "holm_p": q}, "ci_n": 12}
+            for name, (v, p, q) in tests.items()}
+
+
+def test_the_page_paints_a_win_only_where_the_paired_verdict_names_one():
+    """The summary table painted the model blue ('beats the best baseline') wherever its mean was ahead: under the null
+    that is about half the metrics (benchmarks/null_claims.py: 47-57%)."""
+    from distgen.report.page import _claims_note, _sign_class, _verdict_class
+
+    rows = _summary_rows({"a": ("inconclusive", 0.3, 0.9), "b": ("model", 0.01, 0.03), "c": ("model", 0.04, 0.08),
+                          "d": ("baseline", 0.02, 0.06)})
+    assert _verdict_class(rows["a"], True, False) == "num"  # ahead on the mean, no verdict: not a win
+    assert _verdict_class(rows["b"], True, False) == "num good"
+    assert _verdict_class(rows["d"], False, True) == "num bad"
+    assert _verdict_class({"model": 1.0}, True, False) == "num"  # an older summary without verdicts: no colour
+    note = _claims_note(rows, list(rows))
+    assert "3 of the 4 tested metrics name a winner, 1 after Holm" in note
+    for wins, n in ((2, 3), (6, 10), (9, 10), (1, 10), (20, 30), (5, 5)):
+        p = stats.binomtest(wins, n, 0.5).pvalue
+        assert _sign_class(wins, n) == ("num" if p >= 0.05 else ("num good" if wins * 2 > n else "num bad"))
+
+
+def test_summary_md_counts_winners_against_holm_and_says_when_intervals_rest_on_few_perturbations():
+    from distgen.evaluation.report import claims_lines
+
+    rows = _summary_rows({"a": ("model", 0.01, 0.03), "b": ("model", 0.04, 0.08), "c": ("negligible", 0.5, 1.0)})
+    text = "\n".join(claims_lines(rows, 0.95))
+    assert "2 of the 3 metrics tested against their strongest baseline name a winner" in text and "1 keeps its" in text
+    assert "rest on" not in text
+    rows["a"]["ci_n"] = 3
+    assert "Some intervals rest on 3 perturbation(s)" in "\n".join(claims_lines(rows, 0.95))
+    rows["a"]["vs_strongest_baseline"]["n"] = 4  # 2 / 2**4 = 0.125: no Wilcoxon p below 0.05 exists
+    assert "over 4 perturbation(s) cannot reach p < 0.05" in "\n".join(claims_lines(rows, 0.95))
+    assert stats.wilcoxon([1.0, 2.0, 3.0, 4.0]).pvalue >= 0.05 and stats.wilcoxon(np.arange(1.0, 7.0)).pvalue < 0.05
+
+
+def test_score_adjusts_the_verdicts_against_the_baseline_for_the_metrics_tested():
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    import torch
+
+    from distgen.evaluation import score
+    from distgen.types import Cells
+
+    rng = np.random.default_rng(5)
+    genes = [f"g{i}" for i in range(10)]
+
+    def cells(shift):
+        x = [rng.normal(1.0, 0.3, (60, 10))] + [rng.normal(1.0 + (p % 3) * 0.5 + shift, 0.3, (20, 10)) for p in range(8)]
+        return Cells(torch.tensor(np.concatenate(x), dtype=torch.float32), ["control"] * 60 + [f"P{p}" for p in range(8) for _ in range(20)], genes)
+
+    truth, pred = cells(0.0), cells(0.1)
+    ctrl = truth.controls().X
+    baseline = Cells(torch.cat([ctrl[:20].repeat(8, 1), ctrl]), [f"P{p}" for p in range(8) for _ in range(20)] + ["control"] * 60, genes)
+    rep = score(pred, truth, {"control": baseline}, metrics=["mse", "pearson_delta", "delta_mae"], ceiling_splits=2)
+    tested = [r["vs_strongest_baseline"] for r in rep.metrics.values() if r.get("vs_strongest_baseline")]
+    assert len(tested) == 3
+    ps = [t["wilcoxon_p"] for t in tested]
+    assert [t["holm_p"] for t in tested] == pytest.approx(multitest.multipletests(ps, method="holm")[1].tolist())
+    assert all(r["ci_n"] == 8 for r in rep.metrics.values())
+
+
+def test_the_page_says_when_its_intervals_rest_on_few_conditions():
+    from distgen.report.page import _few_conditions_note
+
+    assert _few_conditions_note(25) == ""
+    assert "rest on 3 conditions" in _few_conditions_note(3) and "no interval" in _few_conditions_note(1)
