@@ -14,7 +14,9 @@ where the two sides are equally good by construction, so every "winner" distgen 
   (``distgen.report.sweep``) disagrees with that test (p < 0.05 but the interval holds 0, or the reverse), for the
   bootstrap interval drawn before and the Student t interval drawn now;
 * coverage of the intervals (``bootstrap_ci`` / ``mean_ci``) of the mean over 2-8 conditions, normal and lognormal
-  scores, against ``scipy.stats.t.interval`` and ``scipy.stats.bootstrap`` (BCa).
+  scores, against ``scipy.stats.t.interval`` and ``scipy.stats.bootstrap`` (BCa);
+* the normalised score's interval (``uncertainty.normalised_interval``, ``summary.json`` ``normalised_ci``): its coverage of a
+  known score of 0.5, and how large the score printed before is when the ceiling - baseline gap is 0 (no scale).
 """
 
 from __future__ import annotations
@@ -142,6 +144,32 @@ def coverage(reps: int) -> None:
             print(f"| {n} | {dist} | {ours / reps:.1%} | {tee / reps:.1%} | {bca / reps:.1%} |")
 
 
+def normalised_null(reps: int) -> None:
+    from distgen.evaluation.uncertainty import normalised_interval
+
+    print(f"\n## normalised score: coverage of normalised_ci and the scale-less case ({reps} repetitions)\n")
+    print("| perturbations | true gap / per-perturbation sd | true score | stable | coverage when stable | "
+          "median abs(score) when not stable |\n|---|---|---|---|---|---|")
+    rng = np.random.default_rng(4)
+    for n in (10, 25):
+        for gap in (1.0, 0.3, 0.0):
+            stable = covered = 0
+            wild = []
+            for i in range(reps):
+                b = rng.normal(size=n)
+                c = b + gap + rng.normal(0, 1.0, n)  # higher is better: the ceiling above the baseline by `gap`
+                m = b + 0.5 * gap + rng.normal(0, 1.0, n)  # halfway: a true score of 0.5 where gap > 0
+                res = normalised_interval(m, b, c, n_boot=400, seed=i)
+                if res["stable"]:
+                    stable += 1
+                    covered += res["ci"][0] <= 0.5 <= res["ci"][1]
+                else:
+                    wild.append(abs((m - b).mean() / (c - b).mean()))
+            cov = f"{covered / stable:.1%}" if stable else "-"
+            med = f"{np.median(wild):.2g}" if wild else "-"
+            print(f"| {n} | {gap} | {'0.5' if gap else 'none'} | {stable / reps:.1%} | {cov} | {med} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=400)
@@ -151,6 +179,7 @@ def main() -> None:
     page_colour_null(args.reps)
     sweep_null(args.reps)
     coverage(args.reps)
+    normalised_null(args.reps)
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 

@@ -160,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
         out = {"model": v["model"], "normalised": v["normalised"]}
         if v["normalised"] is None or v["normalised"] != v["normalised"]:
             out["normalised_note"] = v.get("normalised_note") or "undefined"
+        elif v.get("normalised_caution"):  # a number whose scale is noise: said next to it
+            out["normalised_note"] = v["normalised_caution"]
+        test = v.get("vs_strongest_baseline") or {}
+        if test.get("verdict"):  # a mean ahead of the baseline's is not a win: the paired verdict says whether there is one
+            out["vs_strongest_baseline"] = {k: test.get(k) for k in ("baseline", "verdict", "wilcoxon_p", "holm_p")}
         return out
 
     print(json.dumps(clean_nan({k: said(v) for k, v in head.items()}), indent=1, default=str))

@@ -138,7 +138,9 @@ def markdown(summary: Mapping[str, Any]) -> str:
         + f"control {md.code(summary['control'])})."
         + (f" Scored per context: {md.inline(listing(summary['contexts']))}." if summary.get("contexts") else ""),
         "",
-        "normalised = (model - strongest baseline) / (ceiling - strongest baseline): 0 = baseline, 1 = ceiling.",
+        "normalised = (model - strongest baseline) / (ceiling - strongest baseline): 0 = baseline, 1 = ceiling; in brackets its "
+        "95% interval over perturbations (percentile bootstrap of the ratio of means), \\* where the ceiling - baseline gap is "
+        "not told apart from 0 (the score divides by noise).",
         ("The ceiling is the extrapolated replicate (halves and quarters of each perturbation's real cells, all controls on "
          "both sides, extrapolated to the truth's depth): a model drawing fresh cells of the true population scores about 1."
          if summary.get("replicate") == "extrapolated" else
@@ -152,9 +154,12 @@ def markdown(summary: Mapping[str, Any]) -> str:
         better = "none (diagnostic)" if r.get("diagnostic") else ("higher" if r["higher_is_better"] else "lower")
         cells = [md.cell(name), better, fmt_value(r["model"]), *[fmt_value(r["baselines"].get(b)) for b in bases],
                  fmt_value(r["ceiling"]), *[fmt_value((r.get("positive_references") or {}).get(p)) for p in positives],
-                 fmt_value(r["normalised"]), md.cell(fmt_value(r["strongest_baseline"])), str(r["n_nan"])]
+                 _normalised_cell(r), md.cell(fmt_value(r["strongest_baseline"])), str(r["n_nan"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += uncertainty_lines(summary)
+    unstable = [f"- {md.inline(name, True)}: {md.inline(r['normalised_caution'])}" for name, r in rows.items() if r.get("normalised_caution")]
+    if unstable:
+        lines += ["", "## Normalised scores without a scale (marked \\*)", "", *unstable]
     undefined = [f"- {md.inline(name, True)}: normalised score NaN: {md.inline(r['normalised_note'])}" for name, r in rows.items()
                  if r.get("normalised_note") and (r["normalised"] is None or math.isnan(r["normalised"]))]
     if undefined:
@@ -215,6 +220,17 @@ def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[st
     if any(r.get("ci_n") == 1 for r in rows.values()):
         out += ["", "A metric defined on one perturbation only has no interval (a single value has no spread to measure)."]
     return out
+
+
+def _normalised_cell(r: Mapping[str, Any]) -> str:
+    """The normalised score with its interval (``normalised_ci``), or marked ``*`` when its scale is noise (``normalised_caution``)."""
+    text = fmt_value(r["normalised"])
+    if r.get("normalised_caution"):
+        return text + " \\*"
+    ci = r.get("normalised_ci")
+    if ci and all(isinstance(v, float) and math.isfinite(v) for v in ci):
+        text += f" [{fmt_value(ci[0])}, {fmt_value(ci[1])}]"
+    return text
 
 
 def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:

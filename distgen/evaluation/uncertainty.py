@@ -388,6 +388,44 @@ def verdict(test: Mapping[str, Any], higher_is_better: bool | None, width: float
     return "inconclusive", None
 
 
+def normalised_interval(model: Sequence[float], baseline: Sequence[float], ceiling: Sequence[float], n_boot: int = N_BOOT,
+                        level: float = LEVEL, seed: int = 0) -> dict[str, Any]:
+    """How sure the normalised score ``(model - baseline) / (ceiling - baseline)`` of the means is, over the perturbations.
+
+    The three are paired per perturbation (the rows where all are finite, ``n``). ``gap_ci``: the studentized interval
+    (``bootstrap_ci``) of the mean of ``ceiling - baseline``, the score's scale. When it holds 0 the scale is not told
+    apart from noise (a baseline about as good as the replicate): the score divides by noise and can be any size, so
+    ``ci`` is NaN and ``stable`` False. Otherwise ``ci`` is the percentile interval of the ratio of means over
+    resampled perturbations (the same resampled rows for the three).
+    """
+    m, b, c = (np.asarray(x, dtype=np.float64) for x in (model, baseline, ceiling))
+    ok = np.isfinite(m) & np.isfinite(b) & np.isfinite(c)
+    m, b, c = m[ok], b[ok], c[ok]
+    out: dict[str, Any] = {"n": int(m.size), "gap": float((c - b).mean()) if m.size else math.nan, "gap_ci": [math.nan, math.nan],
+                           "ci": [math.nan, math.nan], "stable": False}
+    if m.size < 2:
+        return out
+    glo, ghi = bootstrap_ci(c - b, n_boot, level, seed)
+    out["gap_ci"] = [glo, ghi]
+    if not (math.isfinite(glo) and math.isfinite(ghi)) or glo <= 0.0 <= ghi:
+        return out
+    idx = np.random.default_rng(seed).integers(0, m.size, (n_boot, m.size))
+    mb, cb = (m[idx] - b[idx]).mean(1), (c[idx] - b[idx]).mean(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = mb / cb
+    ratio = ratio[np.isfinite(ratio)]
+    a = (1.0 - level) / 2.0
+    if ratio.size:
+        out["ci"] = [float(np.quantile(ratio, a)), float(np.quantile(ratio, 1.0 - a))]
+        out["stable"] = True
+    return out
+
+
+def _aligned(table: MetricTable, name: str, perts: Sequence[str]) -> list[float]:
+    at = dict(zip(table.perts, table.values[name]))
+    return [float(at.get(p, math.nan)) for p in perts]
+
+
 def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Mapping[str, MetricTable],
               ceilings: Sequence[MetricTable] | None, seed: int = 0, n_boot: int = N_BOOT, level: float = LEVEL) -> None:
     """Add to each metric row of ``summarise``: ``model_ci``, ``ceiling_band`` and ``vs_strongest_baseline`` (in place).
@@ -420,6 +458,21 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
             said, _ = verdict(test, hib, test["margin"], 1.0 - level)
             test["verdict"] = {"a": "model", "b": "baseline"}.get(said, said)
             row["vs_strongest_baseline"] = test
+    ceiling = mean_table(ceilings) if ceilings else None
+    for name, row in rows.items():
+        best = row.get("strongest_baseline")
+        score = row.get("normalised", math.nan)
+        if ceiling is None or not best or best not in baselines or name not in ceiling.values or not math.isfinite(score):
+            continue
+        res = normalised_interval(model.values[name], _aligned(baselines[best], name, model.perts),
+                                  _aligned(ceiling, name, model.perts), n_boot, level, seed)
+        row["normalised_ci"] = res["ci"]
+        if not res["stable"]:
+            lo, hi = res["gap_ci"]
+            row["normalised_caution"] = (
+                f"the ceiling - {best} gap, the score's scale, is {res['gap']:.3g} with a {level:.0%} interval "
+                f"[{lo:.3g}, {hi:.3g}] over {counted(res['n'], 'perturbation')}: not told apart from 0, so the score divides by "
+                "noise and its size means nothing")
     tested = [t for t in (r.get("vs_strongest_baseline") for r in rows.values()) if t and math.isfinite(t["wilcoxon_p"])]
     for t, adjusted in zip(tested, holm([t["wilcoxon_p"] for t in tested])):
         t["holm_p"] = adjusted  # over the metrics tested against their strongest baseline (``holm``)

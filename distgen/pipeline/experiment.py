@@ -350,9 +350,21 @@ class _StageClock:
         self._last = now
 
 
+def _verdict_words(test: Mapping[str, Any]) -> str:
+    """``vs control: model better (p 0.003, Holm 0.01)``: the paired verdict against the strongest baseline, in words."""
+    said = {"model": "model better", "baseline": "baseline better", "negligible": "no practical difference",
+            "inconclusive": "not shown either way"}.get(str(test["verdict"]), str(test["verdict"]))
+    p, q = test.get("wilcoxon_p"), test.get("holm_p")
+    ps = [f"{k} {float(v):.2g}" for k, v in (("p", p), ("Holm", q)) if isinstance(v, int | float) and v == v]
+    return f"vs {test.get('baseline')}: {said}" + (f" ({', '.join(ps)})" if ps else "")
+
+
 def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N")) -> str:
     """A short plain-text table of the model next to its baselines and ceiling.
 
+    Each row ends with the paired verdict against the strongest baseline (``vs_strongest_baseline``: ``model better`` only
+    where summary.md names the model, with its p and Holm p; ``not shown either way`` where a larger mean is all there is);
+    a normalised score whose scale is noise (``normalised_caution``) is marked ``(no scale)`` with the reason.
     A baseline that stands for others (``baseline_aliases``: identical predictions) is labelled as in ``summary.md``,
     ``mean_perturbation (= linear)``. Every undefined value is shown (``nan``, or ``normalised undefined``) and followed by an indented line with its
     reason from the summary (``model_note``, ``baseline_notes``, ``ceiling_note``, ``normalised_note``). ``summary`` may
@@ -388,8 +400,14 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson
             if norm is None or norm != norm:
                 cells.append("normalised undefined")
                 notes.append(f"normalised undefined: {m.get('normalised_note') or 'no reason recorded'}")
+            elif m.get("normalised_caution"):
+                cells.append(f"normalised {norm:.3g} (no scale)")
+                notes.append(f"normalised without a scale: {m['normalised_caution']}")
             else:
                 cells.append(f"normalised {norm:.3g}")
+        test = m.get("vs_strongest_baseline")
+        if isinstance(test, Mapping) and test.get("verdict"):
+            cells.append(_verdict_words(test))
         rows.append("  ".join(cells))
         rows += [f"    {n}" for n in dict.fromkeys(notes)]
     d = summary.get("training_diverged")

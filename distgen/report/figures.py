@@ -73,6 +73,11 @@ def _normalised_text(row: Mapping[str, Any] | None, metric: str) -> str:
         return ""
     score = row.get("normalised", math.nan)
     if score is not None and not math.isnan(score):
+        if row.get("normalised_caution"):  # the ceiling - baseline gap is noise: the number has no scale
+            return f"normalised {score:.2f} (no scale: ceiling ≈ baseline)"
+        ci = row.get("normalised_ci") or []
+        if len(ci) == 2 and all(isinstance(v, float) and math.isfinite(v) for v in ci):
+            return f"normalised {score:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
         return f"normalised {score:.2f}"
     short, _ = normalised_reason(row, metric_info(metric))
     return f"normalised n/a: {short}"

@@ -107,6 +107,9 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
         shorts.add(short)
         common = row.get("normalised_rows")
         score = num(row.get("normalised"), 3)
+        if row.get("normalised_caution") and not math.isnan(row.get("normalised", math.nan)):
+            score += " (no scale)"
+            why = f"{why} {row['normalised_caution']}".strip()
         if common and not math.isnan(row.get("normalised", math.nan)):
             score += " †"
             fewer.append(f"{escape(name)}: over {common.get('n')} of {counted(len(inputs.model.perts), 'condition')} (model {num(common.get('model'))}, "

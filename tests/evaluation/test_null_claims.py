@@ -192,3 +192,50 @@ def test_the_page_says_when_its_intervals_rest_on_few_conditions():
 
     assert _few_conditions_note(25) == ""
     assert "rest on 3 conditions" in _few_conditions_note(3) and "no interval" in _few_conditions_note(1)
+
+
+def test_normalised_interval_is_the_paired_percentile_bootstrap_of_scipy():
+    from distgen.evaluation.uncertainty import normalised_interval
+
+    rng = np.random.default_rng(6)
+    b = rng.normal(1.0, 0.2, 30)
+    c = b - 0.5 + 0.1 * rng.normal(size=30)  # lower is better: the ceiling well below the baseline
+    m = b - 0.3 + 0.1 * rng.normal(size=30)
+    res = normalised_interval(m, b, c, n_boot=20000, seed=1)
+    ref = stats.bootstrap((m, b, c), lambda x, y, z: (x - y).mean() / (z - y).mean(), paired=True, vectorized=False,
+                          method="percentile", n_resamples=5000, random_state=1).confidence_interval
+    assert res["stable"] and res["n"] == 30
+    assert res["ci"] == pytest.approx([ref.low, ref.high], abs=0.02)
+    assert res["ci"][0] < (m - b).mean() / (c - b).mean() < res["ci"][1]
+
+
+def test_a_normalised_score_whose_ceiling_is_within_noise_of_the_baseline_is_marked_without_a_scale():
+    """The baseline about as good as the replicate: (ceiling - baseline) is noise and the score was printed as a number
+    like any other (here about 10). It now carries normalised_caution, summary.md marks it and the headline says it."""
+    from distgen.evaluation.calibration import summarise
+    from distgen.evaluation.report import markdown
+    from distgen.evaluation.suite import MetricTable
+    from distgen.evaluation.uncertainty import calibrate
+    from distgen.pipeline.experiment import headline
+
+    rng = np.random.default_rng(7)
+    perts = tuple(f"P{i}" for i in range(12))
+    base = rng.normal(1.0, 0.3, 12)
+    tables = {k: MetricTable(perts, {"mse": list(v)}) for k, v in
+              (("model", base - 0.1 + 0.05 * rng.normal(size=12)), ("control", base),
+               ("c0", base + 0.05 * rng.normal(size=12)), ("c1", base + 0.05 * rng.normal(size=12)))}
+    ceilings = [tables["c0"], tables["c1"]]
+    from distgen.evaluation.uncertainty import mean_table
+
+    rows = summarise(tables["model"], {"control": tables["control"]}, mean_table(ceilings))
+    calibrate(rows, tables["model"], {"control": tables["control"]}, ceilings)
+    row = rows["mse"]
+    gap = np.mean([(a + b) / 2 for a, b in zip(tables["c0"].values["mse"], tables["c1"].values["mse"])]) - base.mean()
+    assert math.isfinite(row["normalised"]) and abs(row["normalised"]) > 2  # a number far outside [0, 1]...
+    lo, hi = bootstrap = stats.t.interval(0.95, 11, loc=gap, scale=stats.sem(
+        (np.array(tables["c0"].values["mse"]) + np.array(tables["c1"].values["mse"])) / 2 - base))
+    assert lo < 0 < hi and bootstrap  # ...whose scale a t interval does not tell apart from 0
+    assert "not told apart from 0" in row["normalised_caution"] and all(math.isnan(v) for v in row["normalised_ci"])
+    summary = {"pred": "p", "real": "r", "n_perturbations": 12, "n_genes": 5, "control": "ctrl", "metrics": rows, "notes": []}
+    assert "## Normalised scores without a scale" in markdown(summary)
+    assert "(no scale)" in headline(summary, ("mse",))
