@@ -15,6 +15,7 @@ where the two sides are equally good by construction, so every "winner" distgen 
   bootstrap interval drawn before and the Student t interval drawn now;
 * coverage of the intervals (``bootstrap_ci`` / ``mean_ci``) of the mean over 2-8 conditions, normal and lognormal
   scores, against ``scipy.stats.t.interval`` and ``scipy.stats.bootstrap`` (BCa);
+* ``verdict``'s ``negligible`` (no practical difference) when the true difference is at, or 1.5-2 times, the margin;
 * the normalised score's interval (``uncertainty.normalised_interval``, ``summary.json`` ``normalised_ci``): its coverage of a
   known score of 0.5, and how large the score printed before is when the ceiling - baseline gap is 0 (no scale).
 """
@@ -170,6 +171,22 @@ def normalised_null(reps: int) -> None:
             print(f"| {n} | {gap} | {'0.5' if gap else 'none'} | {stable / reps:.1%} | {cov} | {med} |")
 
 
+def negligible_claims(reps: int) -> None:
+    from distgen.evaluation.uncertainty import paired_test, verdict
+
+    print(f"\n## verdict 'negligible' when the true paired difference is at or above the margin ({reps} repetitions)\n")
+    print("| perturbations | true difference / margin | rate of 'negligible' |\n|---|---|---|")
+    rng = np.random.default_rng(5)
+    width = 0.1
+    for n in (10, 25, 100):
+        for ratio in (1.0, 1.5, 2.0):
+            said = 0
+            for i in range(reps):
+                d = rng.normal(ratio * width, 0.2, n)  # per-perturbation noise twice the margin
+                said += verdict(paired_test(d, np.zeros(n), n_boot=200, seed=i), True, width, 0.05)[0] == "negligible"
+            print(f"| {n} | {ratio} | {said / reps:.1%} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=400)
@@ -180,6 +197,7 @@ def main() -> None:
     sweep_null(args.reps)
     coverage(args.reps)
     normalised_null(args.reps)
+    negligible_claims(args.reps)
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 
