@@ -396,7 +396,9 @@ def markdown(result: dict[str, Any]) -> str:
         width = f"{fmt_value(r['margin'])} ({source})" if source else fmt_value(r.get("margin"))
         said = r.get("verdict", "-")
         if r["better"] is not None:
-            said = f"{said} (p < {alpha:.2g}, > margin)"
+            holm_p = r.get("holm_p")
+            lost = isinstance(holm_p, float) and not math.isnan(holm_p) and holm_p >= alpha  # a winner only per metric
+            said = f"{said} (p < {alpha:.2g}, > margin" + ("; not after Holm)" if lost else ")")
         elif said == "negligible":
             said = "negligible (within margin)"
         lines.append(f"| {md.cell(name)} | {hib} | {fmt_value(r['mean_a'])} | {fmt_value(r['mean_b'])} | {fmt_value(r['mean_difference'])} | {ci} | "

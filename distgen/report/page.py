@@ -40,7 +40,8 @@ def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
 def _headline(inputs: ReportInputs) -> str:
     rows = inputs.summary.get("metrics", {})
     parts = ['<p class="lead">Each panel: the model and every distinct baseline as the mean over held-out conditions '
-             "with a 95% bootstrap interval (conditions resampled; cut at the values the metric can take); the green band is the positive reference "
+             "with a 95% interval (studentized bootstrap over conditions, Student t at 3 or fewer; cut at the values the metric can take; "
+             "overlapping intervals are not a test: the table's colours are the paired verdicts); the green band is the positive reference "
              "(the ceiling: how well one half of the real cells predicts the other). "
              "normalised = (model − best baseline) / (ceiling − best baseline): 0 = as good as the best baseline, "
              "1 = as good as the data agree with themselves." + _few_conditions_note(len(inputs.model.perts)) + "</p>"]

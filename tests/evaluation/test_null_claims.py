@@ -101,6 +101,9 @@ def test_compare_adjusts_its_winners_for_the_number_of_metrics(tmp_path):
     assert "score0" in res["holm_winners"]
     text = markdown(res)
     assert "| Holm p |" in text
+    for m in winners:  # each winner's row says whether it keeps its p after the adjustment
+        row = next(line for line in text.splitlines() if line.startswith(f"| {m} |"))
+        assert row.endswith("; not after Holm) |") == (m not in res["holm_winners"])
     if len(winners) > 1 or res["holm_winners"] != winners:
         assert f"{len(winners)} of the 9 tested metrics name a winner" in text
 
