@@ -84,7 +84,7 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
     band = bool(pos and (pos.replicates or (pos.name == "ceiling" and any(figures.split_band(rows.get(n)) for n in names))))
     others = inputs.positives[1:]
     head = ["metric", "direction", inputs.model_name, *[r.label for r in negs], "ceiling", *(["replicate band"] if band else []),
-            *[f"{r.label} (positive)" for r in others], "normalised", "why undefined"]
+            *[f"{r.label} (positive)" for r in others], "normalised [95% CI]", "why undefined"]
     out = []
     shorts: set[str] = set()
     fewer: list[str] = []  # normalised scores taken over fewer conditions than the means shown (summary's normalised_rows)
@@ -108,9 +108,12 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
         shorts.add(short)
         common = row.get("normalised_rows")
         score = num(row.get("normalised"), 3)
+        ci = row.get("normalised_ci") or []
         if row.get("normalised_caution") and not math.isnan(row.get("normalised", math.nan)):
             score += " (no scale)"
             why = f"{why} {row['normalised_caution']}".strip()
+        elif len(ci) == 2 and all(isinstance(v, float) and math.isfinite(v) for v in ci):
+            score += f" [{num(ci[0], 3)}, {num(ci[1], 3)}]"
         if common and not math.isnan(row.get("normalised", math.nan)):
             score += " †"
             fewer.append(f"{escape(name)}: over {common.get('n')} of {counted(len(inputs.model.perts), 'condition')} (model {num(common.get('model'))}, "

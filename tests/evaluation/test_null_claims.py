@@ -242,3 +242,26 @@ def test_a_normalised_score_whose_ceiling_is_within_noise_of_the_baseline_is_mar
     summary = {"pred": "p", "real": "r", "n_perturbations": 12, "n_genes": 5, "control": "ctrl", "metrics": rows, "notes": []}
     assert "## Normalised scores without a scale" in markdown(summary)
     assert "(no scale)" in headline(summary, ("mse",))
+
+
+def test_the_page_shows_the_normalised_interval_and_marks_a_score_without_a_scale():
+    import re
+
+    from distgen.report import ReportInputs
+    from distgen.report.page import render
+
+    rows = {"mse": {"model": 0.5, "baselines": {"control": 1.0}, "ceiling": 0.4, "strongest_baseline": "control",
+                    "higher_is_better": False, "normalised": 0.833, "normalised_note": "", "normalised_ci": [0.7, 0.95]},
+            "delta_mae": {"model": 0.5, "baselines": {"control": 1.0}, "ceiling": 0.99, "strongest_baseline": "control",
+                          "higher_is_better": False, "normalised": 50.0, "normalised_note": "", "normalised_ci": [math.nan, math.nan],
+                          "normalised_caution": "the ceiling - control gap ... not told apart from 0"}}
+    from distgen.evaluation.suite import MetricTable
+
+    perts = ("P0", "P1", "P2")
+    table = lambda v: MetricTable(perts, {"mse": [v] * 3, "delta_mae": [v] * 3})  # noqa: E731
+    summary = {"n_genes": 5, "metrics": rows, "notes": []}
+    html = render(ReportInputs.from_evaluation(table(0.5), {"control": table(1.0)}, table(0.4), summary), sections=("headline",))
+    cells = {m: re.findall(r"<td[^>]*>(.*?)</td>", row) for m, row in
+             re.findall(r"<tr><td>(mse|delta_mae)</td>(.*?)</tr>", html, flags=re.S)}
+    assert "0.833 [0.7, 0.95]" in cells["mse"]
+    assert "50 (no scale)" in cells["delta_mae"] and any("not told apart from 0" in c for c in cells["delta_mae"])
