@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="paired comparison of two evaluations (mean difference, CI, Wilcoxon p, practical margin per metric)",
         description="Pair two evaluations on the perturbations they share (by label) and, per metric both computed, report the "
         "mean of each over the shared defined rows, the paired difference A - B with a bootstrap confidence interval and the "
-        "two-sided Wilcoxon signed-rank p-value. A winner only where p < 0.05 AND |A - B| exceeds the metric's margin: the "
+        "two-sided Wilcoxon signed-rank p-value, per metric and adjusted for the number of metrics (Holm p; a note counts the "
+        "winners that keep it). A winner only where p < 0.05 AND |A - B| exceeds the metric's margin: the "
         "split-half replicate's spread of the metric (summary.json ceiling_band.std), or --margin, and never less than the "
         "numerical tolerance (1e-6 of the metric's size); 'negligible' where the CI lies within +-margin or a significant "
         "difference is no larger than it; else 'inconclusive'. Metrics of one value per evaluation are compared once (no "

@@ -184,8 +184,8 @@ def summary_markdown(
         lines += ["", "## Paired comparison against the reference",
                   "", "With two or more seeds the unit is the seed: a t-test of the per-seed mean differences (a run's training noise "
                   "moves all its perturbations together, so its perturbations are not independent pairs); with one seed, the "
-                  "Wilcoxon signed-rank test over perturbations (these two runs only). p-values are per metric, not adjusted for "
-                  "the number of metrics or variants. mean_diff = variant - reference (mean of the tested differences); pairs: "
+                  "Wilcoxon signed-rank test over perturbations (these two runs only). p is per metric and variant (p (Holm) below "
+                  "adjusts it for their number). mean_diff = variant - reference (mean of the tested differences); pairs: "
                   "(seed, perturbation) pairs; better: the side the mean difference favours, marked (not significant) where "
                   "p >= 0.05, as on the sweep page. p (Holm): p adjusted for all the tests of this table (Holm's step-down): "
                   "where it is below 0.05 the chance that any of these claims is a false one is at most 5%.", "",
