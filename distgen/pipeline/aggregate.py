@@ -238,7 +238,7 @@ def _plot_summary(plt: Any, rows: Sequence[dict[str, Any]], variants: Sequence[s
         sds = [np.std(list(sm.get(v, {}).values()), ddof=1) if len(sm.get(v, {})) > 1 else 0.0 for v in variants]
         ax.bar(range(len(variants)), means, yerr=sds, capsize=3, color="#4C72B0")
         ax.set_xticks(range(len(variants)), variants, rotation=45, ha="right", fontsize=7)
-        ax.set_title(m, fontsize=9)
+        ax.set_title(f"{m} {_arrow(m)}\nmean ± sd over seeds", fontsize=8)  # sd of the seeds, not an interval of the mean
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
