@@ -20,7 +20,10 @@
   split-half replicate's spread of the metric (``band``'s ``std``), a margin the user states, and never
   less than the numerical tolerance (``NUMERIC_RTOL`` of the metric's scale). A difference whose interval
   lies inside the margin, or that is significant but no larger than it, is ``negligible``.
-* ``calibrate``: adds those to ``summarise``'s per-metric rows (``summary.json``).
+* ``normalised_interval``: the normalised score's interval over perturbations, and whether its scale (ceiling - baseline)
+  is told apart from 0.
+* ``calibrate``: adds those to ``summarise``'s per-metric rows (``summary.json``): ``model_ci`` with its ``ci_n``,
+  ``ceiling_band``, ``vs_strongest_baseline`` with ``holm_p``, ``normalised_ci`` and, without a scale, ``normalised_caution``.
 """
 
 from __future__ import annotations
@@ -428,7 +431,9 @@ def _aligned(table: MetricTable, name: str, perts: Sequence[str]) -> list[float]
 
 def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Mapping[str, MetricTable],
               ceilings: Sequence[MetricTable] | None, seed: int = 0, n_boot: int = N_BOOT, level: float = LEVEL) -> None:
-    """Add to each metric row of ``summarise``: ``model_ci``, ``ceiling_band`` and ``vs_strongest_baseline`` (in place).
+    """Add to each metric row of ``summarise``: ``model_ci`` (``ci_n``: the values it is over), ``ceiling_band``,
+    ``vs_strongest_baseline`` and, where the normalised score is defined, ``normalised_ci`` (``normalised_interval``;
+    ``normalised_caution`` when the ceiling - baseline gap is not told apart from 0) (in place).
 
     ``model_ci`` is cut at the metric's ``bounds`` and the paired difference's ``ci`` at their ``difference_bounds``.
 
