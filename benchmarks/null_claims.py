@@ -16,7 +16,7 @@ where the two sides are equally good by construction, so every "winner" distgen 
 * coverage of the intervals (``bootstrap_ci`` / ``mean_ci``) of the mean over 2-8 conditions, normal and lognormal
   scores, against ``scipy.stats.t.interval`` and ``scipy.stats.bootstrap`` (BCa);
 * ``verdict``'s ``negligible`` (no practical difference) when the true difference is at, or 1.5-2 times, the margin;
-* the normalised score's interval (``uncertainty.normalised_interval``, ``summary.json`` ``normalised_ci``): its coverage of a
+* the normalised score's interval (``intervals.normalised_interval``, ``summary.json`` ``normalised_ci``): its coverage of a
   known score of 0.5, and how large the score printed before is when the ceiling - baseline gap is 0 (no scale).
 """
 
@@ -91,7 +91,7 @@ def page_colour_null(reps: int) -> None:
 def sweep_null(reps: int) -> None:
     from scipy.stats import ttest_rel
 
-    from distgen.evaluation.uncertainty import bootstrap_ci, mean_interval
+    from distgen.evaluation.intervals import bootstrap_ci, mean_interval
     from distgen.pipeline.aggregate import paired_comparison, seed_means
 
     print(f"\n## sweep test over seeds, equal variants, 20 perturbations, seed effect 0.5 x noise ({reps} repetitions)\n")
@@ -124,7 +124,7 @@ def sweep_null(reps: int) -> None:
 def coverage(reps: int) -> None:
     from scipy import stats
 
-    from distgen.evaluation.uncertainty import bootstrap_ci
+    from distgen.evaluation.intervals import bootstrap_ci
 
     print(f"\n## coverage of the nominal 95% interval of a mean over few conditions ({reps} repetitions; binomial sd "
           f"{math.sqrt(0.05 * 0.95 / reps):.1%})\n")
@@ -146,7 +146,7 @@ def coverage(reps: int) -> None:
 
 
 def normalised_null(reps: int) -> None:
-    from distgen.evaluation.uncertainty import normalised_interval
+    from distgen.evaluation.intervals import normalised_interval
 
     print(f"\n## normalised score: coverage of normalised_ci and the scale-less case ({reps} repetitions)\n")
     print("| perturbations | true gap / per-perturbation sd | true score | stable | coverage when stable | "

@@ -40,7 +40,7 @@ def percentile_ci(v: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[flo
 
 
 def coverage(reps: int) -> None:
-    from distgen.evaluation.uncertainty import bootstrap_ci
+    from distgen.evaluation.intervals import bootstrap_ci
 
     print(f"## bootstrap_ci coverage of the true mean (nominal 95%, {reps} repetitions each; binomial sd "
           f"{math.sqrt(0.05 * 0.95 / reps):.1%})\n")

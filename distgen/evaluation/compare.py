@@ -33,9 +33,10 @@ from typing import Any
 from distgen import markdown as md
 from distgen.errors import UsageError
 from distgen.evaluation.digest import TRUTH_DIGESTS
+from distgen.evaluation.intervals import LEVEL, N_BOOT, holm
 from distgen.evaluation.report import fmt_value
 from distgen.evaluation.suite import ROW_SEPARATOR
-from distgen.evaluation.uncertainty import LEVEL, N_BOOT, holm, margin, paired_test, verdict
+from distgen.evaluation.uncertainty import margin, paired_test, verdict
 from distgen.wording import counted, listing
 
 #: Non-metric columns of ``metrics.csv``.

@@ -20,14 +20,14 @@ def finite(values: Sequence[float]) -> np.ndarray:
 
 def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0,
             bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
-    """Mean of the finite ``values`` and the studentized bootstrap interval of the mean (``uncertainty.bootstrap_ci``),
+    """Mean of the finite ``values`` and the studentized bootstrap interval of the mean (``intervals.bootstrap_ci``),
     cut at ``bounds`` (a metric's ``MetricCapabilities.bounds``; ``style.metric_info(name).bounds``).
 
     Conditions are the resampled unit (the question is how the mean would move with other held-out
     conditions). One finite value: NaN bounds (no interval; drawn as a point without bars). All equal: the
     interval collapses to the mean (no spread was seen). NaN mean when there is no finite value.
     """
-    from distgen.evaluation.uncertainty import bootstrap_ci
+    from distgen.evaluation.intervals import bootstrap_ci
 
     a = finite(values)
     if a.size == 0:
@@ -94,10 +94,10 @@ def advantage(model: float, reference: float, higher_is_better: bool | None) -> 
 def paired_interval(diffs: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0,
                     bounds: tuple[float, float] | None = None, unit: str = "perturbation") -> tuple[float, float, float]:
     """Mean paired difference and its interval, cut at the range of a difference of two values in ``bounds`` (the
-    metric's; ``uncertainty.difference_bounds``): the studentized bootstrap (pairs resampled: ``mean_ci``) over
+    metric's; ``intervals.difference_bounds``): the studentized bootstrap (pairs resampled: ``mean_ci``) over
     perturbations, the Student t interval over seeds (``unit="seed"``: the interval of the sweep's t-test,
-    ``uncertainty.t_interval``, so that it holds 0 exactly when that test's p is at least ``1 - level``)."""
-    from distgen.evaluation.uncertainty import difference_bounds, t_interval
+    ``intervals.t_interval``, so that it holds 0 exactly when that test's p is at least ``1 - level``)."""
+    from distgen.evaluation.intervals import difference_bounds, t_interval
 
     if unit != "seed":
         return mean_ci(diffs, level=level, n_boot=n_boot, seed=seed, bounds=difference_bounds(bounds))

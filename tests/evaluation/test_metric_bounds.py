@@ -10,18 +10,11 @@ import math
 import pytest
 
 from distgen.capabilities import CORRELATION, FRACTION, UNBOUNDED, MetricCapabilities
+from distgen.evaluation.intervals import _bootstrap_ci, bootstrap_ci, clip_interval, difference_bounds
 from distgen.evaluation.metrics import metrics
 from distgen.evaluation.metrics.base import Metric
 from distgen.evaluation.suite import MetricTable
-from distgen.evaluation.uncertainty import (
-    _bootstrap_ci,
-    bootstrap_ci,
-    calibrate,
-    clip_interval,
-    difference_bounds,
-    metric_bounds,
-    paired_test,
-)
+from distgen.evaluation.uncertainty import calibrate, metric_bounds, paired_test
 
 from .synth import evaluation_folder
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from distgen.evaluation.uncertainty import holm, mean_interval, t_interval
+from distgen.evaluation.intervals import holm, mean_interval, t_interval
 
 from .synth import evaluation_folder
 
@@ -198,7 +198,7 @@ def test_the_page_says_when_its_intervals_rest_on_few_conditions():
 
 
 def test_normalised_interval_is_the_paired_percentile_bootstrap_of_scipy():
-    from distgen.evaluation.uncertainty import normalised_interval
+    from distgen.evaluation.intervals import normalised_interval
 
     rng = np.random.default_rng(6)
     b = rng.normal(1.0, 0.2, 30)

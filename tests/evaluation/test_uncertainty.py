@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from distgen.evaluation import score
+from distgen.evaluation.intervals import bootstrap_ci
 from distgen.evaluation.suite import MetricTable
-from distgen.evaluation.uncertainty import band, bootstrap_ci, mean_table, paired_test
+from distgen.evaluation.uncertainty import band, mean_table, paired_test
 from distgen.types import Cells
 
 METRICS = ["mse", "pearson_delta"]
