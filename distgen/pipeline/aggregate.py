@@ -200,9 +200,10 @@ def summary_markdown(
         named = [c for c in tested if c.p_value < 0.05 and c.better in ("variant", "reference")]
         if len(tested) > 1 and named:
             kept = sum(c.p_holm < 0.05 for c in named)
-            lines += ["", f"{len(named)} of {len(tested)} tests have p < 0.05; {kept} still {'does' if kept == 1 else 'do'} after "
-                      f"Holm's adjustment for the {len(tested)} tests. With {len(tested)} tests of variants that all do equally well, "
-                      f"p < 0.05 somewhere is expected in up to {1 - 0.95 ** len(tested):.0%} of sweeps (independent tests)."]
+            lines += ["", f"p < 0.05 in {len(named)} of the {len(tested)} tests; after Holm's adjustment for the {len(tested)} tests, "
+                      f"in {kept}. Were all the variants equally good, p < 0.05 somewhere would come in about "
+                      f"{1 - 0.95 ** len(tested):.0%} of sweeps with independent tests (at most {min(1.0, 0.05 * len(tested)):.0%} "
+                      "however they depend)."]
     same = identical_variants(rows, variants, metrics)
     if same:
         lines += ["", "## Variants without effect", "",
