@@ -217,6 +217,12 @@ def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[st
         out += ["", f"A paired test over {listing(str(n) for n in short)} perturbation(s) cannot reach p < {alpha:.2g} (the "
                 f"two-sided Wilcoxon test needs at least {need}): its verdict is inconclusive whatever the difference, even where "
                 "its interval leaves out 0; score more perturbations to decide."]
+    flat = [k for k, r in rows.items() if isinstance(r.get("ci_n"), int | float) and r["ci_n"] >= 2
+            and isinstance(r.get("model_ci"), list | tuple) and len(r["model_ci"]) == 2
+            and isinstance(r["model_ci"][0], float) and r["model_ci"][0] == r["model_ci"][1]]
+    if flat:
+        out += ["", f"Zero-width intervals ({', '.join(md.inline(k) for k in flat)}): every perturbation has the same value, so "
+                "no spread was seen; that is not certainty about perturbations not scored."]
     if any(r.get("ci_n") == 1 for r in rows.values()):
         out += ["", "A metric defined on one perturbation only has no interval (a single value has no spread to measure)."]
     return out

@@ -168,6 +168,8 @@ def test_summary_md_counts_winners_against_holm_and_says_when_intervals_rest_on_
     assert "rest on" not in text
     rows["a"]["ci_n"] = 3
     assert "Some intervals rest on 3 perturbation(s)" in "\n".join(claims_lines(rows, 0.95))
+    rows["b"]["model_ci"], rows["b"]["ci_n"] = [1.0, 1.0], 6  # six scores of 1: no spread seen
+    assert "Zero-width intervals (b)" in "\n".join(claims_lines(rows, 0.95))
     rows["a"]["vs_strongest_baseline"]["n"] = 4  # 2 / 2**4 = 0.125: no Wilcoxon p below 0.05 exists
     assert "over 4 perturbation(s) cannot reach p < 0.05" in "\n".join(claims_lines(rows, 0.95))
     assert stats.wilcoxon([1.0, 2.0, 3.0, 4.0]).pvalue >= 0.05 and stats.wilcoxon(np.arange(1.0, 7.0)).pvalue < 0.05
