@@ -16,7 +16,7 @@ import numpy as np
 from distgen import markdown as md
 from distgen.evaluation.intervals import holm
 from distgen.evaluation.report import read_table_csv
-from distgen.evaluation.uncertainty import sweep_units
+from distgen.evaluation.uncertainty import numerical_tolerance, sweep_units
 from distgen.train.state_io import atomic_write_text
 
 #: Metrics shown in summaries unless others are asked for.
@@ -88,7 +88,11 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
         return Comparison(variant, metric, n_pairs, float(diffs.mean()) if diffs.size else math.nan, math.nan, math.nan,
                           "no shared pairs" if not n_pairs else "one pair: no test")
     test = "t over seeds" if unit == "seed" else "Wilcoxon over perturbations"
-    if np.allclose(diffs, 0):
+    means = seed_means(rows, metric)
+    size = [float(np.mean(list(means.get(v, {}).values()) or [math.nan])) for v in (variant, reference)]
+    # a tie: every difference below what the inputs resolve (np.allclose's absolute 1e-8 called a metric of size 1e-8
+    # tied however the variants differed)
+    if np.all(np.abs(diffs) <= numerical_tolerance(*size)):
         return Comparison(variant, metric, n_pairs, float(diffs.mean()), math.nan, math.nan, "tie", test, diffs.size)
     if unit == "seed":
         res = ttest_1samp(diffs, 0.0)

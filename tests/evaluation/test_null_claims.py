@@ -275,3 +275,17 @@ def test_the_page_shows_the_normalised_interval_and_marks_a_score_without_a_scal
              re.findall(r"<tr><td>(mse|delta_mae)</td>(.*?)</tr>", html, flags=re.S)}
     assert "0.833 [0.7, 0.95]" in cells["mse"]
     assert "50 (no scale)" in cells["delta_mae"] and any("not told apart from 0" in c for c in cells["delta_mae"])
+
+
+def test_sweep_calls_a_tie_only_below_the_metrics_numerical_tolerance():
+    """np.allclose(diffs, 0) (absolute 1e-8) called a metric of size 1e-8 tied when one variant was 10% lower on every seed."""
+    from distgen.pipeline.aggregate import paired_comparison
+
+    rng = np.random.default_rng(8)
+    rows = [{"variant": v, "seed": s, "perturbation": f"P{p}", "mse": float(1e-8 * (1 + 0.01 * rng.normal() - 0.1 * (v == "b")))}
+            for v in ("a", "b") for s in range(3) for p in range(6)]
+    c = paired_comparison(rows, "b", "a", "mse")
+    sm = {v: [np.mean([r["mse"] for r in rows if r["variant"] == v and r["seed"] == s]) for s in range(3)] for v in ("a", "b")}
+    assert c.better == "variant" and c.p_value == pytest.approx(stats.ttest_rel(sm["b"], sm["a"]).pvalue)
+    same = [{**r, "mse": 1.0 + 1e-9 * (r["variant"] == "b")} for r in rows]  # 1e-9 of 1: float rounding, a tie
+    assert paired_comparison(same, "b", "a", "mse").better == "tie"
