@@ -119,10 +119,10 @@ def thirds(cond: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
 
 def real(reps: int, perfect: bool, shared_data: str, replicate: str = "half-split") -> None:
     from distgen.evaluation import DEFAULT_METRICS, score
+    from distgen.evaluation.intervals import holm
     from distgen.evaluation.io import eval_data
     from distgen.evaluation.metrics import metrics as registry
     from distgen.evaluation.suite import run_metrics
-    from distgen.evaluation.intervals import holm
     from distgen.evaluation.uncertainty import paired_test
     from distgen.types import Cells
 
