@@ -143,7 +143,7 @@ def _summary_rows(tests):
 
 def test_the_page_paints_a_win_only_where_the_paired_verdict_names_one():
     """The summary table painted the model blue ('beats the best baseline') wherever its mean was ahead: under the null
-    that is about half the metrics (benchmarks/null_claims.py: 47-57%)."""
+    that is about half the metrics (benchmarks/null_claims.py: 45-53%)."""
     from distgen.report.page import _claims_note, _sign_class, _verdict_class
 
     rows = _summary_rows({"a": ("inconclusive", 0.3, 0.9), "b": ("model", 0.01, 0.03), "c": ("model", 0.04, 0.08),
