@@ -304,7 +304,7 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
             continue
         res = normalised_interval(model.values[name], _aligned(baselines[best], name, model.perts),
                                   _aligned(ceiling, name, model.perts), n_boot, level, seed)
-        row["normalised_ci"] = res["ci"]
+        row["normalised_ci"] = [float(v) if math.isfinite(v) else None for v in res["ci"]]  # as summary.json reads back
         if not res["stable"]:
             lo, hi = res["gap_ci"]
             row["normalised_caution"] = (
