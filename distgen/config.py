@@ -260,10 +260,10 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
             close = difflib.get_close_matches(key, allowed, n=1) if isinstance(key, str) else []
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{where}: unknown key {short(key)}.{hint} Valid keys: {', '.join(allowed) or '(none)'}.{_catch_all_note(fn)}")
-        hint_t, _ = schema[key]
+        hint_t, default_t = schema[key]
         kind = _component_kind(hint_t)
         if kind is not None and isinstance(value, dict | str):
-            validate_node(kind, _node(value), f"{where}.{key}")
+            validate_node(kind, _node(_part(value, default_t)), f"{where}.{key}")
         elif kind is not None and value is None:
             if not _type_ok(None, hint_t):
                 raise ConfigError(f"{where}.{key}: a {kind} component node is required, got null")
@@ -304,6 +304,19 @@ def _node(value: Mapping[str, Any] | str) -> Mapping[str, Any]:
     return {"name": value} if isinstance(value, str) else value
 
 
+def _part(value: Any, default: Any) -> Any:
+    """A nested part's node: one that gives parameters but no ``name`` takes the name of the parameter's default part.
+
+    ``model.dynamics.name=flow_matching model.dynamics.solver.steps=3`` sets the steps of flow matching's default solver
+    (``rk4``); the node ``{steps: 3}`` was refused, "component node has no 'name'", although the part it sets is known.
+    """
+    if isinstance(value, Mapping) and "name" not in value and isinstance(default, str | Mapping):
+        base = _node(default)
+        if "name" in base:
+            return {**base, **value}
+    return value
+
+
 # ---------------------------------------------------------------------------- building
 def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any) -> Any:
     """Validate and construct a component; ``injected`` values go to parameters that accept them.
@@ -322,7 +335,7 @@ def build_component(kind: str, node: Mapping[str, Any] | str, /, **injected: Any
         sub_kind = _component_kind(schema[key][0])
         choices = _enum_type(schema[key][0])
         if sub_kind is not None and isinstance(value, dict | str):
-            value = build_component(sub_kind, value, **injected)
+            value = build_component(sub_kind, _part(value, schema[key][1]), **injected)
         elif choices is not None and value is not None:  # a member's name or value from YAML: the member itself
             value = enum_member(value, choices)
         kwargs[key] = value
@@ -385,7 +398,7 @@ def resolve_node(kind: str, node: Mapping[str, Any] | str) -> dict[str, Any]:
             continue
         sub_kind = _component_kind(hint)
         if sub_kind is not None and isinstance(value, dict | str):
-            value = resolve_node(sub_kind, value)
+            value = resolve_node(sub_kind, _part(value, default))
         elif key not in node and not _is_plain(value):
             continue  # a default no config can hold (a function, a dtype...): the constructor applies it when built again
         out[key] = _plain(value)

@@ -192,6 +192,23 @@ def test_a_file_sets_parameters_of_a_part_its_base_names_by_a_bare_name(tmp_path
     assert build_component("dynamics", doc["model"]["dynamics"]).solver.steps == 3
 
 
+def test_parameters_of_a_part_left_at_its_default_set_that_default_part():
+    """`model.dynamics.name=flow_matching model.dynamics.solver.steps=3` (an ablation that swaps the dynamics and shrinks its
+    solver) was refused: "solver: component node has no 'name'", though flow matching's solver defaults to rk4
+    (component-matrix round, 2026-12-06). The node takes the default part's name; a part without a default still needs one."""
+    doc = load_config("perturbdiff-small", ["model.dynamics.name=flow_matching", "model.dynamics.solver.steps=3"])
+    assert doc["model"]["dynamics"]["solver"] == {"steps": 3}  # the document as written ...
+    built = build_component("dynamics", doc["model"]["dynamics"])
+    assert type(built.solver).__name__ == "RK4" and built.solver.steps == 3  # ... builds the default solver with 3 steps
+    assert resolve_node("dynamics", doc["model"]["dynamics"])["solver"] == {"name": "rk4", "steps": 3}  # what config.yaml holds
+    diffusion = build_component("dynamics", {"name": "diffusion", "sampler": {"steps": 7}, "schedule": {"timesteps": 50}})
+    assert (type(diffusion.sampler).__name__, diffusion.sampler.steps, diffusion.schedule.T) == ("DDIM", 7, 50)
+    with pytest.raises(ConfigError, match=r"unknown key 'stepz'.*Valid keys: steps"):
+        build_component("dynamics", {"name": "flow_matching", "solver": {"stepz": 3}})
+    with pytest.raises(ConfigError, match=r"has no 'name'.*mlp"):  # no default to take the name from
+        validate_node("models", {**MODEL, "backbone": {"hidden": 3}})
+
+
 def test_only_parameters_assembly_fills_are_injected():
     """`dim_in` and `kernel_ref` were listed as injected but nothing ever filled them: a plugin parameter called `dim_in`
     was refused in configs ("filled in from the data at assembly") and stuck at its default."""
