@@ -113,9 +113,12 @@ def dynamics_backbone_problems(model: Generator) -> list[str]:
     dcaps, bcaps = dyn.capabilities, bb.capabilities
     out = []
     if dcaps.self_conditioning and not bcaps.self_conditioning:
+        enable = ("enable it on the backbone (model.backbone.self_conditioning=true)"
+                  if "self_conditioning" in inspect.signature(type(bb).__init__).parameters
+                  else f"use a backbone that takes it ({', '.join(_self_conditioning_backbones()) or 'none is registered'})")
         out.append(
             f"dynamics {_name(dyn)} trains with self-conditioning (self_condition={getattr(dyn, 'self_condition', '?')}) but backbone "
-            f"{_name(bb)} does not take the previous estimate; enable self_conditioning on the backbone or set self_condition: 0"
+            f"{_name(bb)} does not take the previous estimate; {enable} or train without it (model.dynamics.self_condition=0)"
         )
     if bcaps.self_conditioning and not dcaps.self_conditioning:
         sc = getattr(dyn, "self_condition", None)
@@ -149,6 +152,13 @@ def dynamics_backbone_problems(model: Generator) -> list[str]:
     out += _declared(dcaps.requires_backbone, bcaps, f"dynamics {_name(dyn)}", f"backbone {_name(bb)}")
     out += _declared(bcaps.requires_dynamics, dcaps, f"backbone {_name(bb)}", f"dynamics {_name(dyn)}")
     return out
+
+
+def _self_conditioning_backbones() -> list[str]:
+    """Registered backbones that can take the previous data estimate (capability True, or decided per instance)."""
+    from distgen.backbones.base import backbones
+
+    return [i.name for i in backbones.infos() if getattr(i.capabilities, "self_conditioning", False) is not False]
 
 
 def capability_problems(model: Generator) -> list[str]:

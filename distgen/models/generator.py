@@ -423,7 +423,13 @@ def stack_conditions(a: Condition, b: Condition) -> Condition:
 
 
 def check_assembly(model: Generator) -> None:
-    """Reject component combinations that cannot work, with the reason, before any compute."""
+    """Reject component combinations that cannot work, with every reason at once, before any compute.
+
+    All the problems of one assembly go into one ``AssemblyError`` (joined by ``; ``), so a user who follows its fixes
+    is not refused again for the next one (``backbone.name=cross_dit`` on scdfm-small needs a conditioner *and* no gene
+    subsampling; the second was said only after the first was fixed).
+    """
+    problems: list[str] = []
     bb = model.backbone
     name = type(bb).__name__
     provided = {"control", "labels"} | ({"embedding"} if model.conditioner is not None else set())
@@ -432,23 +438,23 @@ def check_assembly(model: Generator) -> None:
     if missing:
         hints = {"population": "add a population_encoder", "embedding": "add a conditioner (e.g. {name: onehot})"}
         fixes = [hints[m] for m in sorted(missing) if m in hints]
-        raise AssemblyError(
+        problems.append(
             f"backbone {name} needs condition field(s) {sorted(missing)} that this model does not provide"
             + (f" ({'; '.join(fixes)})" if fixes else "")
         )
     if bb.capabilities.embeds_perturbations and not callable(getattr(bb, "can_embed", None)):
-        raise AssemblyError(
+        problems.append(
             f"backbone {name} declares embeds_perturbations but has no can_embed(atoms) method, so nothing can tell which "
             "perturbations it embeds; give it can_embed (one bool per atom) or do not declare embeds_perturbations"
         )
-    if model.conditioner is None and not bb.capabilities.embeds_perturbations:
-        raise AssemblyError(
+    if model.conditioner is None and not bb.capabilities.embeds_perturbations and "embedding" not in missing:
+        problems.append(
             f"nothing in this model reads the perturbation: it has no conditioner and backbone {name} does not tokenise "
             "perturbations itself (embeds_perturbations is False), so every condition would get the same prediction; add a "
             "conditioner (e.g. conditioner: {name: onehot}) with a backbone that reads its embedding ('embedding' in requires)"
         )
     if model.conditioner is not None and "embedding" not in bb.requires:
-        raise AssemblyError(
+        problems.append(
             f"backbone {name} does not read the conditioner's embedding, so conditioner {type(model.conditioner).__name__} "
             "would be computed and ignored; remove the conditioner from the model, or configure the backbone to read it "
             "(e.g. pad_transformer's use_condition_embedding: true)"
@@ -456,50 +462,59 @@ def check_assembly(model: Generator) -> None:
     for key in ("genes_per_step", "predict_genes"):
         value = getattr(model, key)
         if value is not None and not bb.capabilities.gene_subsampling:
-            raise AssemblyError(f"{key}={value} needs a backbone that supports gene subsampling; {name} does not")
+            problems.append(f"{key}={value} needs a backbone that supports gene subsampling; {name} does not: set "
+                            f"model.{key}: null (every gene{' at each step' if key == 'genes_per_step' else ' in one run'}) or use a "
+                            f"backbone that does ({', '.join(_gene_subsampling_backbones()) or 'none is registered'})")
         if value is not None and value < 1:
-            raise AssemblyError(f"{key} must be >= 1 or null, got {value}")
+            problems.append(f"{key} must be >= 1 or null, got {value}")
     if not model.distribution_weight >= 0:  # also NaN
-        raise AssemblyError(
+        problems.append(
             f"distribution_weight={model.distribution_weight}: the weight of the distribution distance in the loss must be "
             ">= 0 (a negative weight would push generated sets away from the real ones); set model.distribution_weight: 0 "
             "to train without the term"
         )
     if model.distribution_weight > 0 and model.distribution_loss is None:
-        raise AssemblyError("distribution_weight > 0 needs a distribution_loss encoder (e.g. {name: kme, kernel: {name: rbf}})")
+        problems.append("distribution_weight > 0 needs a distribution_loss encoder (e.g. {name: kme, kernel: {name: rbf}})")
     if model.dynamics.source not in model.dynamics.capabilities.sources:
-        raise AssemblyError(f"dynamics {type(model.dynamics).__name__} does not support source={model.dynamics.source!r}")
+        problems.append(f"dynamics {type(model.dynamics).__name__} does not support source={model.dynamics.source!r}")
     if not 0.0 <= model.p_drop_condition < 1.0:
-        raise AssemblyError(f"p_drop_condition must be in [0, 1), got {model.p_drop_condition}")
+        problems.append(f"p_drop_condition must be in [0, 1), got {model.p_drop_condition}")
     if model.condition_dropout not in CONDITION_DROPOUTS:
-        raise AssemblyError(f"condition_dropout must be one of {', '.join(CONDITION_DROPOUTS)}, got {model.condition_dropout!r}")
+        problems.append(f"condition_dropout must be one of {', '.join(CONDITION_DROPOUTS)}, got {model.condition_dropout!r}")
     if model.condition_dropout != "set" and model.p_drop_condition == 0:
-        raise AssemblyError(f"condition_dropout={model.condition_dropout!r} chooses what one condition-dropout draw covers, but "
-                            "p_drop_condition is 0 (no condition is ever dropped), so it would have no effect; set "
-                            "model.p_drop_condition > 0 (e.g. 0.1) or remove condition_dropout")
+        problems.append(f"condition_dropout={model.condition_dropout!r} chooses what one condition-dropout draw covers, but "
+                        "p_drop_condition is 0 (no condition is ever dropped), so it would have no effect; set "
+                        "model.p_drop_condition > 0 (e.g. 0.1) or remove condition_dropout")
     if model.input_scale <= 0:
-        raise AssemblyError(f"input_scale must be > 0, got {model.input_scale}")
+        problems.append(f"input_scale must be > 0, got {model.input_scale}")
     anchor, reference = model.anchor.kind, model.anchor.reference
     if anchor not in ANCHORS:
-        raise AssemblyError(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
+        problems.append(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
     if reference not in ANCHOR_REFERENCES:
-        raise AssemblyError(f"anchor_reference must be one of {', '.join(ANCHOR_REFERENCES)}, got {reference!r}")
+        problems.append(f"anchor_reference must be one of {', '.join(ANCHOR_REFERENCES)}, got {reference!r}")
     if reference != "set" and anchor == "none":
-        raise AssemblyError(f"anchor_reference={reference!r} chooses the control mean an anchor starts from, but the "
-                            "model has no anchor (anchor: none); set model.anchor: control_mean or additive")
+        problems.append(f"anchor_reference={reference!r} chooses the control mean an anchor starts from, but the "
+                        "model has no anchor (anchor: none); set model.anchor: control_mean or additive")
     if anchor != "none" and bb.capabilities.output_range == "nonnegative":
-        raise AssemblyError(f"anchor={anchor!r} models cells relative to an anchor, so the residuals take either sign, but "
-                            f"backbone {name} has a non-negative output head; use a linear head (e.g. cross_dit's output: identity)")
+        problems.append(f"anchor={anchor!r} models cells relative to an anchor, so the residuals take either sign, but "
+                        f"backbone {name} has a non-negative output head; use a linear head (e.g. cross_dit's output: identity)")
     clamp = getattr(model.dynamics, "clamp_min", None)
     if anchor != "none" and clamp is not None:
-        raise AssemblyError(f"anchor={anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
-                            f"dynamics clamp generated values at {clamp} (clamp_min); set model.dynamics.clamp_min: null")
+        problems.append(f"anchor={anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
+                        f"dynamics clamp generated values at {clamp} (clamp_min); set model.dynamics.clamp_min: null")
     if anchor != "none" and getattr(model.dynamics, "clip_denoised", None) is not None:
-        raise AssemblyError(f"anchor={anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
-                            "dynamics zero small estimates (clip_denoised); set model.dynamics.clip_denoised: null")
-    problems = capability_problems(model)
+        problems.append(f"anchor={anchor!r} models cells relative to an anchor, so the residuals take either sign, but the "
+                        "dynamics zero small estimates (clip_denoised); set model.dynamics.clip_denoised: null")
+    problems += capability_problems(model)
     if problems:
         raise AssemblyError("; ".join(problems))
+
+
+def _gene_subsampling_backbones() -> list[str]:
+    """Registered backbones that declare ``gene_subsampling``."""
+    from distgen.backbones.base import backbones
+
+    return [i.name for i in backbones.infos() if getattr(i.capabilities, "gene_subsampling", False)]
 
 
 def build_model(

@@ -130,7 +130,8 @@ def test_negative_distribution_weight_is_refused(weight):
 def test_self_conditioning_dynamics_needs_a_backbone_that_takes_it():
     dyn = _build("dynamics", {"name": "diffusion", "self_condition": 0.5, "schedule": {"name": "linear", "timesteps": 100},
                               "sampler": {"name": "ddim", "steps": 2}})
-    with pytest.raises(AssemblyError, match=r"self-conditioning.*enable self_conditioning on the backbone"):
+    with pytest.raises(AssemblyError, match=r"self-conditioning.*enable it on the backbone \(model\.backbone\.self_conditioning=true\) "
+                                            r"or train without it \(model\.dynamics\.self_condition=0\)"):
         _model(dynamics=dyn)
     bb = _build("backbones", {"name": "mlp", "hidden": 8, "depth": 1, "self_conditioning": True}, cond_dim=8, population_dim=0)
     _model(backbone=bb, dynamics=dyn)
@@ -234,6 +235,33 @@ def test_all_reasons_are_reported_together():
     with pytest.raises(AssemblyError) as err:
         _model(backbone=GeneWise(caps={"output_range": "nonnegative"}), dynamics=dyn)
     assert "guidance" in str(err.value) and "non-negative" in str(err.value)
+
+
+def test_every_reason_of_a_swap_is_given_at_once_with_its_fix():
+    """The component-matrix walk (benchmarks/component_matrix.py, 2026-12-06): `model.backbone.name=cross_dit` on scdfm-small
+    was refused for the missing conditioner only; once that was added, for genes_per_step ("needs a backbone that supports
+    gene subsampling; CrossDiT does not", no fix named); then for predict_genes. `model.backbone.name=pad_transformer` on
+    perturbdiff-small: for the conditioner, then for self-conditioning, told to "enable self_conditioning on the backbone",
+    which PADTransformer cannot. Each refusal now holds every reason, each naming a fix that exists."""
+    from distgen.config import load_config
+    from distgen.models.generator import build_model
+
+    with pytest.raises(AssemblyError) as err:
+        build_model(load_config("scdfm-small", ["model.backbone.name=cross_dit"])["model"], INFO)
+    text = str(err.value)
+    assert "add a conditioner" in text
+    assert "genes_per_step=128 needs a backbone that supports gene subsampling; CrossDiT does not: set model.genes_per_step: null" in text
+    assert "predict_genes=128" in text and "model.predict_genes: null" in text and "(pad_transformer)" in text
+    assert "nothing in this model reads the perturbation" not in text  # the missing embedding already says it
+    with pytest.raises(AssemblyError) as err:
+        build_model(load_config("perturbdiff-small", ["model.backbone.name=pad_transformer"])["model"], INFO)
+    text = str(err.value)
+    assert "use_condition_embedding: true" in text
+    assert "backbone PADTransformer does not take the previous estimate; use a backbone that takes it (cross_dit, mlp) or train " \
+           "without it (model.dynamics.self_condition=0)" in text
+    fixed = ["model.backbone.name=pad_transformer", "model.backbone.use_condition_embedding=true", "model.dynamics.self_condition=0",
+             "model.backbone.d_model=8", "model.backbone.heads=2", "model.backbone.layers=1", "model.backbone.graph_k=2"]
+    assert build_model(load_config("perturbdiff-small", fixed)["model"], INFO) is not None  # following the fixes assembles
 
 
 def test_gene_vocab_is_tied_to_backbone_gene_tokens():
