@@ -278,7 +278,9 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
                 raise ConfigError(f"{where}.{key}: {value} is not allowed; give a finite number.")
     missing = [k for k, (_, d) in schema.items() if d is inspect.Parameter.empty and k not in params and k not in injected]
     if missing:
-        raise ConfigError(f"{where}: missing required parameter(s) {', '.join(map(repr, missing))}.")
+        what = ", ".join(f"{k!r} ({_hint_name(schema[k][0]).replace('NoneType', 'None')})" for k in missing)
+        raise ConfigError(f"{where}: missing required parameter(s) {what}; give {'it' if len(missing) == 1 else 'them'} in "
+                          "this node (docs/components.md lists each component's parameters).")
 
 
 def validate_node(kind: str, node: Mapping[str, Any], where: str | None = None) -> None:

@@ -55,6 +55,11 @@ def test_int_accepted_for_float_and_none_for_optional():
 def test_missing_required_param():
     with pytest.raises(ConfigError, match=r"missing required parameter\(s\) 'backbone'"):
         validate_node("models", {k: v for k, v in MODEL.items() if k != "backbone"})
+    # `conditioner.name=embedding_table` said "missing required parameter(s) 'table'." and nothing of what a table is
+    # (component-matrix walk, 2026-12-06)
+    with pytest.raises(ConfigError, match=r"conditioner\[embedding_table\]: missing required parameter\(s\) 'table' "
+                                          r"\(str \| dict\[str, list\[float\]\]\); give it in this node"):
+        validate_node("models", {**MODEL, "conditioner": {"name": "embedding_table"}})
 
 
 def test_injected_param_cannot_be_set():
