@@ -20,7 +20,8 @@ that refusals name (``ADVICE``). For each combination, on a tiny synthetic datas
    swap that changes neither measured nothing).
 
 Outcomes: ``works`` (all of the above), ``refused`` (a ``ConfigError``/``AssemblyError`` before
-training whose message names a fix) and findings: ``INERT``, ``RELOAD-DIFFERS``, ``RERUN-DIFFERS``,
+training whose message names a fix) and findings: ``INERT``, ``UNREAD`` (a conditioner or population encoder whose
+output, shifted, leaves the predicted cells as they were), ``RELOAD-DIFFERS``, ``RERUN-DIFFERS``,
 ``NON-FINITE``, ``CRASH@<stage>`` (an error after training started, or not a ``ConfigError``),
 ``REFUSED-NO-FIX`` (a refusal that does not say what to do). A fitted model has no run folder
 (``load_run`` says how to refit it): its "reload" is a fit from its resolved config.
@@ -453,6 +454,9 @@ class Walk:
         losses = list(trained.result.losses)
         if not np.isfinite(cells).all() or not all(map(math.isfinite, losses)):
             return Result(c, "NON-FINITE", 0.0, f"losses {losses}", losses, cells)
+        dead = unread_parts(trained.model, data, cells)
+        if dead:
+            return Result(c, "UNREAD", 0.0, f"the predicted cells do not depend on the output of {', '.join(dead)}", losses, cells)
         stage[0] = "load"
         run = distgen.load_run(out)
         again = _cells(distgen.predict(run.model, run.data, seed=0))
@@ -508,6 +512,31 @@ class Walk:
             elif not note and same_loss:
                 note = f" (losses as {what}'s: acts in sampling only)"
         res.detail += note
+
+
+#: Optional parts of a generator whose output must reach the predicted cells when the model has them.
+READ_PARTS = ("conditioner", "population_encoder")
+
+
+def unread_parts(model: Any, data: Any, cells: np.ndarray) -> list[str]:
+    """The parts in ``READ_PARTS`` whose output, shifted by 1, leaves the predicted cells as they were: computed and
+    ignored. (Training for 2 steps cannot tell: PerturbDiff's adaLN-Zero modulations pass no gradient to the condition
+    in the first step, and a dropped batch none in the second; a part's initial draws alone change the losses.)"""
+    import distgen
+
+    out = []
+    for name in READ_PARTS:
+        part = getattr(model, name, None)
+        if not isinstance(part, torch.nn.Module):
+            continue
+        handle = part.register_forward_hook(lambda _m, _i, o: o + 1.0)
+        try:
+            shifted = _cells(distgen.predict(model, data, seed=0))
+        finally:
+            handle.remove()
+        if np.array_equal(shifted, cells):
+            out.append(f"{name} {type(part).__name__}")
+    return out
 
 
 def _cells(cells: Any) -> np.ndarray:

@@ -5,9 +5,15 @@ that trains but changes nothing, a loaded run that predicts otherwise, a re-run 
 differs, a crash after training started, or a refusal that names no fix fails here, with the row of the matrix.
 """
 
+import dataclasses
+import warnings
+
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
+import distgen
 from benchmarks.component_matrix import (
     ADVICE,
     FAST,
@@ -19,6 +25,7 @@ from benchmarks.component_matrix import (
     places,
     resolved_model,
     table,
+    unread_parts,
     walk,
 )
 from distgen.registry import registry
@@ -66,6 +73,33 @@ def test_a_refusal_without_a_fix_and_a_crash_are_findings():
     parent = Result(Combination("p", "b", ("b",), "single"), "works", 0.0, losses=[1.0], cells=np.ones((2, 3)))
     Walk._check_live(res, [parent])
     assert res.outcome == "INERT" and "equal those of b" in res.detail
+
+
+class _IgnoresTheEmbedding(nn.Module):
+    """A backbone that reads the conditioner's embedding as zeros: the conditioner is computed and ignored."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.capabilities, self.requires = inner, inner.capabilities, inner.requires
+
+    def forward(self, x_t, t, cond, **kw):
+        return self.inner(x_t, t, dataclasses.replace(cond, embedding=torch.zeros_like(cond.embedding)), **kw)
+
+
+def test_a_part_whose_output_nothing_reads_is_found_unread(tmp_path):
+    """Two training steps cannot show it (PerturbDiff's adaLN-Zero passes no gradient to the condition in step 1, a
+    dropped batch none in step 2, and a part's initial draws alone change the losses); shifting its output can."""
+    w = Walk(tmp_path, rerun=False)
+    doc = w.document(Combination("perturbdiff-small", "backbone=mlp (fixed)", ("model.backbone.name=mlp", "model.dynamics.self_condition=0"), "advice"))
+    data = w.dataset(doc)
+    model = distgen.build(doc, data).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # untrained weights
+        cells = np.asarray(distgen.predict(model, data, seed=0).X, dtype=np.float64)
+        assert unread_parts(model, data, cells) == []
+        model.backbone = _IgnoresTheEmbedding(model.backbone)
+        cells = np.asarray(distgen.predict(model, data, seed=0).X, dtype=np.float64)
+        assert unread_parts(model, data, cells) == ["conditioner CovariateConditioner"]
 
 
 def test_the_matrix_covers_every_registered_component_at_every_place():
