@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from distgen.config import Node, as_component
 from distgen.encoders.base import Encoder, masked_mean
 from distgen.kernels.base import Kernel
 from distgen.kernels.distances import mmd2
@@ -84,7 +85,8 @@ class KernelMeanEmbedding(Encoder):
         Injected at assembly.
     kernel
         A kernel node, e.g. ``{name: energy}`` (PerturbDiff) or ``{name: rbf, scales: [0.5, 1, 2, 4]}``
-        (scDFM). Default: the energy kernel.
+        (scDFM), a bare name or a ``Kernel``. Default: the energy kernel, written as such in a run's
+        resolved ``config.yaml`` (it read ``kernel: null``, which named no kernel).
     unbiased
         ``distance`` uses the unbiased U-statistic (needs >= 2 real cells per set) instead of the
         biased V-statistic (PerturbDiff's geomloss energy loss is the biased one, times 1/2).
@@ -114,7 +116,7 @@ class KernelMeanEmbedding(Encoder):
     def __init__(
         self,
         n_genes: int,
-        kernel: Kernel | None = None,
+        kernel: Kernel | Node | None = "energy",
         unbiased: bool | None = None,
         features: int | None = None,
         feature_map: str | None = None,
@@ -127,10 +129,7 @@ class KernelMeanEmbedding(Encoder):
         features = DEFAULT_FEATURES if features is None else features
         feature_map = "auto" if feature_map is None else feature_map
         seed = 0 if seed is None else seed
-        if kernel is None:
-            from distgen.kernels import kernels
-
-            kernel = kernels.build("energy")
+        kernel = as_component("kernels", "energy" if kernel is None else kernel)  # None: a run saved when the default was null
         if feature_map not in FEATURE_MAPS:
             raise ValueError(f"kme: feature_map must be one of {FEATURE_MAPS}, got {feature_map!r}")
         if features < 1:

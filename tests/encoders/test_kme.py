@@ -109,3 +109,15 @@ def test_bad_parameters_name_the_key():
         KernelMeanEmbedding(n_genes=5, feature_map="fourier")
     with pytest.raises(ValueError, match="rff"):
         KernelMeanEmbedding(n_genes=5, kernel=kernels.build("energy"), feature_map="rff")
+
+
+def test_the_default_kernel_is_named_in_the_resolved_config():
+    """kernel's default was None (energy inside the constructor), so a run's config.yaml read `kernel: null` and named no
+    kernel; `population_encoder.kernel.name=energy` then read as a change that changed nothing (component-matrix walk,
+    2026-12-06). The default is now the energy kernel itself; a saved `kernel: null` still builds it."""
+    from distgen.config import resolve_node
+
+    assert resolve_node("encoders", {"name": "kme"})["kernel"] == {"name": "energy", "exponent": 1.0}
+    for node in ({"name": "kme"}, {"name": "kme", "kernel": None}, {"name": "kme", "kernel": "energy"}):
+        assert type(build_component("encoders", node, n_genes=3).kernel).__name__ == "EnergyKernel"
+    assert type(KernelMeanEmbedding(3, kernel="rbf").kernel).__name__ == "RBFKernel"
