@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from distgen.backbones.base import Backbone, Condition
 from distgen.capabilities import ModelCapabilities
 from distgen.conditioners.base import Conditioner
-from distgen.config import ConfigError, build_component, validate_node
+from distgen.config import ConfigError, Node, as_component, build_component, validate_node
 from distgen.couplings.base import Coupling
 from distgen.couplings.independent import IndependentCoupling
 from distgen.dynamics.base import Dynamics, Field
@@ -52,7 +52,8 @@ class Generator(nn.Module, TrainableModel):
         backbone that reads no embedding (one that tokenises perturbations itself, e.g. scDFM's
         PAD-Transformer). A conditioner the backbone would not read is rejected at assembly.
     coupling
-        Pairing of source and target cells within a set (default: independent).
+        Pairing of source and target cells within a set (default: independent, named so in a run's
+        resolved config; null, as runs saved before wrote it, is the same).
     population_encoder
         Optional encoder of the control population; its embedding conditions the backbone.
     distribution_loss
@@ -118,7 +119,7 @@ class Generator(nn.Module, TrainableModel):
         backbone: Backbone,
         dynamics: Dynamics,
         conditioner: Conditioner | None = None,
-        coupling: Coupling | None = None,
+        coupling: Coupling | Node | None = "independent",
         population_encoder: Encoder | None = None,
         distribution_loss: Encoder | None = None,
         distribution_weight: float = 0.0,
@@ -135,7 +136,7 @@ class Generator(nn.Module, TrainableModel):
         self.conditioner = conditioner
         self.backbone = backbone
         self.dynamics = dynamics
-        self.coupling = coupling if coupling is not None else IndependentCoupling()
+        self.coupling = IndependentCoupling() if coupling is None else as_component("couplings", coupling)
         self.population_encoder = population_encoder
         self.distribution_loss = distribution_loss
         self.distribution_weight = float(distribution_weight)

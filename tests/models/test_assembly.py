@@ -406,3 +406,19 @@ def test_a_backbone_that_declares_embedding_perturbations_must_say_which():
     dyn = _build("dynamics", {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}})
     with pytest.raises(AssemblyError, match="declares embeds_perturbations but has no can_embed"):
         Generator(info=INFO, conditioner=None, backbone=net, dynamics=dyn)
+
+
+def test_the_default_coupling_is_named_in_the_resolved_config():
+    """A generator without a coupling node was resolved (a run's config.yaml) with `coupling: null`, naming no coupling
+    although it pairs cells independently (component-matrix walk, 2026-12-06). The default is the independent coupling
+    itself; null, as runs saved before wrote it, still builds it, as does leaving it out in Python."""
+    from distgen.config import resolve_node
+    from distgen.couplings.independent import IndependentCoupling
+    from distgen.models.generator import build_model
+
+    node = {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 8, "depth": 1},
+            "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}}}
+    assert resolve_node("models", node)["coupling"] == {"name": "independent"}
+    assert isinstance(build_model({**node, "coupling": None}, INFO).coupling, IndependentCoupling)
+    assert isinstance(_model().coupling, IndependentCoupling)
+    assert type(_model(coupling="sinkhorn").coupling).__name__ == "SinkhornCoupling"
