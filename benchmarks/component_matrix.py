@@ -84,7 +84,7 @@ TINY: dict[tuple[str, str], dict[str, Any]] = {
     ("encoders", "deepsets"): {"dim": 8, "hidden": 16, "heads": 2},
     ("encoders", "sliced_wasserstein"): {"n_projections": 8, "n_quantiles": 4},
     ("diffusion_samplers", "ddim_official_truncated"): {"start_step": 3},
-    ("models", "bayes_hier"): {"steps": 20, "n_components": 4, "num_samples": 8, "guide_rank": 2},
+    ("models", "bayes_hier"): {"steps": 20, "n_components": 4, "num_samples": 8, "guide_rank": 2, "num_warmup": 10, "num_chains": 1},
     ("models", "linear"): {"n_components": 3},
 }
 #: Any component with a ``steps`` parameter (solvers, samplers) runs this many; adaptive solvers get loose tolerances.
@@ -257,9 +257,12 @@ def _swap(place: str, name: str, model: Mapping[str, Any]) -> str:
     return f"model.{place}={{name: {name}}}"
 
 
-def combinations(presets: Sequence[str] = PRESETS) -> list[Combination]:
+def combinations(presets: Sequence[str] = PRESETS, fitted_options: bool = False) -> list[Combination]:
     """Every combination the walk covers, from the registries: per preset, the preset, single swaps, the swaps with
-    the fix their refusal names (``ADVICE``), then pairs."""
+    the fix their refusal names (``ADVICE``), then pairs. ``fitted_options``: also each ``Literal`` value and ``bool``
+    flip of each whole model's own options (on the first preset only: a fitted model reads no other part of it; off by
+    default, ``bayes_hier`` spends some 20 s compiling with XLA per fit)."""
+    from distgen.config import resolve_node
     from distgen.registry import registry
 
     out: list[Combination] = []
@@ -271,13 +274,18 @@ def combinations(presets: Sequence[str] = PRESETS) -> list[Combination]:
             for name in alternatives(model, where, kind):
                 swap = _swap(where, name, model)
                 singles.append(Combination(preset, f"{where}={name}", (swap,), "single"))
-                if "." in where:  # a part of a part (a sampler's solver): its own parts and options too
+                if "." in where or kind == "encoders":  # a sampler's solver, an encoder's kernel: its parts and options too
                     singles += _nested(preset, where, name, swap)
         for key, _, value in literal_options(model):
             singles.append(Combination(preset, f"{key}={_yaml(value)}", (f"model.{key}={_yaml(value)}",), "single"))
         for name in registry("models").names():
             if name != model["name"]:
-                singles.append(Combination(preset, f"model={name}", (f"model={{name: {name}}}",), "single"))
+                swap = f"model={{name: {name}}}"
+                singles.append(Combination(preset, f"model={name}", (swap,), "single"))
+                node = resolve_node("models", {"name": name}) if fitted_options and preset == presets[0] else {}
+                for key, hint in (_hints(registry("models").get(name)).items() if node else ()):
+                    for value in _choices(hint, node.get(key)):
+                        singles.append(Combination(preset, f"model={name} + {key}={_yaml(value)}", (swap, f"model.{key}={_yaml(value)}"), "single"))
         fixed = [Combination(preset, f"{c.label} (fixed)", (*c.overrides, *ADVICE[(preset, c.label)]), "advice")
                  for c in singles if (preset, c.label) in ADVICE]
         out += singles + fixed
@@ -286,11 +294,14 @@ def combinations(presets: Sequence[str] = PRESETS) -> list[Combination]:
                 continue
             for x, y in itertools.product(alternatives(model, a, slots[a]), alternatives(model, b, slots[b])):
                 out.append(_pair(preset, (a, x, _swap(a, x, model)), (b, y, _swap(b, y, model))))
+    # one config once: a pair whose fix already makes the other swap (scdfm's cross_dit fix adds onehot), an option that is a
+    # swap's fix (distribution_loss=deepsets + frozen=true), is walked under the fix's label
+    advised = {(c.preset, frozenset(c.overrides)) for c in out if c.group == "advice"}
     seen: set[tuple[str, frozenset[str]]] = set()
     unique = []
-    for c in out:  # a pair whose fix already makes the other swap (scdfm's cross_dit fix adds onehot) is that config again
+    for c in out:
         key = (c.preset, frozenset(c.overrides))
-        if key not in seen:
+        if key not in seen and (c.group == "advice" or key not in advised):
             seen.add(key)
             unique.append(c)
     return unique
@@ -509,7 +520,7 @@ class Walk:
                 return
             if not note and same_cells:
                 note = f" (cells as {what}'s: acts in training only)"
-            elif not note and same_loss:
+            elif not note and same_loss and res.losses:  # a fitted model has no losses
                 note = f" (losses as {what}'s: acts in sampling only)"
         res.detail += note
 
@@ -635,13 +646,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="regular expression: walk the combinations whose 'preset | label' matches")
     p.add_argument("--preset", action="append", choices=PRESETS, help="walk this preset only (repeatable)")
     p.add_argument("--no-rerun", action="store_true", help="skip the re-run from the saved config.yaml (half the time)")
+    p.add_argument("--fitted-options", action="store_true", help="also each option of each whole model (bayes_hier: ~1 min each)")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
     p.add_argument("--summary", action="store_true", help="also print one markdown row per place (docs/concepts.md)")
     p.add_argument("--detail", type=int, default=160, help="characters of each row's detail (default 160)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
-    combos = combinations(tuple(args.preset or PRESETS))
+    combos = combinations(tuple(args.preset or PRESETS), args.fitted_options)
     if args.fast:
         combos = [c for c in combos if c.key in FAST]
     if args.only:
