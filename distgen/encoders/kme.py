@@ -129,24 +129,24 @@ class KernelMeanEmbedding(Encoder):
         features = DEFAULT_FEATURES if features is None else features
         feature_map = "auto" if feature_map is None else feature_map
         seed = 0 if seed is None else seed
-        kernel = as_component("kernels", "energy" if kernel is None else kernel)  # None: a run saved when the default was null
+        built: Kernel = as_component("kernels", "energy" if kernel is None else kernel)  # None: a run saved when the default was null
         if feature_map not in FEATURE_MAPS:
             raise ValueError(f"kme: feature_map must be one of {FEATURE_MAPS}, got {feature_map!r}")
         if features < 1:
             raise ValueError(f"kme: features must be >= 1, got {features}")
         if n_genes < 1:
             raise ValueError(f"kme: n_genes must be >= 1, got {n_genes}")
-        if feature_map == "rff" and not isinstance(kernel, RBFKernel):
+        if feature_map == "rff" and not isinstance(built, RBFKernel):
             raise ValueError(
-                f"kme: feature_map='rff' needs a shift-invariant RBF kernel, got {type(kernel).__name__}; use 'nystroem' or 'auto'"
+                f"kme: feature_map='rff' needs a shift-invariant RBF kernel, got {type(built).__name__}; use 'nystroem' or 'auto'"
             )
-        self.kernel = kernel
+        self.kernel = built
         self.unbiased = unbiased
         self.n_genes = n_genes
         self.dim = features
         self.seed = seed
-        self.map = "rff" if (feature_map == "rff" or (feature_map == "auto" and isinstance(kernel, RBFKernel))) else "nystroem"
-        self.centred = bool(kernel.capabilities.conditionally_pd)
+        self.map = "rff" if (feature_map == "rff" or (feature_map == "auto" and isinstance(built, RBFKernel))) else "nystroem"
+        self.centred = bool(built.capabilities.conditionally_pd)
         gen = torch.Generator().manual_seed(seed)
         if self.map == "rff":
             self.register_buffer("omega", torch.randn(n_genes, features, generator=gen))
