@@ -18,7 +18,8 @@ from distgen.types import SetBatch
 
 def mix_seed(*keys: int) -> int:
     """A well-spread 63-bit seed from integer keys (numpy ``SeedSequence``)."""
-    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(2, dtype=np.uint64)[0] >> 1)
+    # the shift happens on a Python int: numpy 1.x promotes ``uint64 >> int`` to float64 and refuses the shift
+    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(2, dtype=np.uint64)[0]) >> 1
 
 
 class BatchSource(Protocol):
