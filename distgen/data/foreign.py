@@ -153,8 +153,9 @@ def _case_hints(unknown: Sequence[str], vocab: Sequence[str]) -> list[str]:
 
 
 def text_var_columns(var: pd.DataFrame) -> list[str]:
-    """The ``var`` columns that hold text (object or categorical): where another spelling of the gene names may be."""
-    return [str(c) for c in var.columns if var[c].dtype == object or isinstance(var[c].dtype, pd.CategoricalDtype)]
+    """The ``var`` columns that hold text (object, pandas' string dtype or categorical): where another spelling of the
+    gene names may be. pandas 3 reads and builds text columns in its string dtype, not object."""
+    return [str(c) for c in var.columns if var[c].dtype == object or isinstance(var[c].dtype, (pd.StringDtype, pd.CategoricalDtype))]
 
 
 def without_version(name: str) -> str:

@@ -320,9 +320,10 @@ def test_control_label_variants_read_as_perturbations_are_warned(tiny_adata, tin
     assert variant in data.info.perturbations  # still read as the user wrote it: a warning, not a guess
 
 
-def test_genetic_perturbations_that_name_no_gene_are_warned_with_the_var_column_that_does(tiny_adata, tiny_schema):
+@pytest.mark.parametrize("text_dtype", [object, "string"])  # "string": pandas' string dtype, pandas 3's default for text
+def test_genetic_perturbations_that_name_no_gene_are_warned_with_the_var_column_that_does(tiny_adata, tiny_schema, text_dtype):
     # Ensembl ids as var_names, symbols in a var column (the Zhao / 10x layout)
-    tiny_adata.var["symbol"] = list(tiny_adata.var_names)
+    tiny_adata.var["symbol"] = pd.Series(list(tiny_adata.var_names), index=tiny_adata.var_names, dtype=text_dtype)
     tiny_adata.var_names = [f"ENSG{i:011d}" for i in range(tiny_adata.n_vars)]
     with pytest.warns(UserWarning, match=r"is a gene name of the expression.*var column\(s\) \['symbol'\]"):
         PerturbationData.from_anndata(tiny_adata, tiny_schema)

@@ -51,9 +51,10 @@ def test_missing_training_genes_are_refused_with_the_count(data, tiny_adata):
     assert "unknown" not in str(e.value) and "not training genes" not in str(e.value)
 
 
-def test_ensembl_ids_with_symbols_in_a_var_column_name_that_column(data, tiny_adata):
+@pytest.mark.parametrize("text_dtype", [object, "string"])  # "string": pandas' string dtype, pandas 3's default for text
+def test_ensembl_ids_with_symbols_in_a_var_column_name_that_column(data, tiny_adata, text_dtype):
     ens = tiny_adata.copy()
-    ens.var["symbol"] = list(map(str, ens.var_names))
+    ens.var["symbol"] = pd.Series(list(map(str, ens.var_names)), index=ens.var_names, dtype=text_dtype)
     ens.var_names = [f"ENSG{i:011d}" for i in range(ens.n_vars)]
     with pytest.raises(InputDataError, match=r"training genes are in var column 'symbol'.*adata\.var\['symbol'\]"):
         data.encode(ens)
