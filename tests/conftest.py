@@ -5,6 +5,12 @@ import os
 import pytest
 import torch
 
+# The tests' own fixture files stand for files users write: under pandas 3 (text in pandas' string dtype) anndata
+# 0.11-0.12 writes them only with this opt-in, which such users set too. Read when anndata is first imported (after
+# this file); distgen's own writers turn text into object and never need it (tests/data/test_layout_strings.py turns
+# it off to check that). pandas 2 builds text as object, where the setting changes nothing.
+os.environ.setdefault("ANNDATA_ALLOW_WRITE_NULLABLE_STRINGS", "1")
+
 torch.set_num_threads(int(os.environ.get("DISTGEN_TEST_THREADS", "1")))
 torch.set_flush_denormal(True)
 

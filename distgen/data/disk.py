@@ -35,9 +35,29 @@ from distgen.data.conditions import (
 from distgen.data.expression import check_sparse_format, check_unique_genes
 from distgen.data.groups import draw_order
 from distgen.data.schema import PerturbationSchema
-from distgen.errors import InputDataError, InputKeyError, warn
+from distgen.errors import DistgenError, InputDataError, InputKeyError, warn
 from distgen.seeds import content_keys
 from distgen.types import PAD, ConditionLabels, DataInfo, canonical
+
+
+def backed_rows(dataset: Any, mask: np.ndarray) -> Any:
+    """``dataset[mask]`` for anndata's on-disk sparse matrix; a clear error where the installed anndata cannot index it.
+
+    anndata 0.12.0-0.12.6 index through scipy's private ``_validate_indices``, which scipy 1.17 removed; anndata 0.12.7
+    fixed it but also requires pandas < 3, so an environment with pandas 3 (pip keeps anndata at 0.12.6 there) and the
+    newest scipy cannot read a file's rows at all. That is no bug of distgen or of the file: the message names the pair.
+    """
+    try:
+        return dataset[mask]
+    except AttributeError as exc:
+        if "_validate_indices" not in str(exc):
+            raise
+        from importlib.metadata import version
+
+        raise DistgenError(
+            f"anndata {version('anndata')} cannot read rows of a sparse matrix on disk with scipy {version('scipy')} "
+            "(scipy 1.17 removed the private function anndata before 0.12.7 calls): install a pair that works, "
+            "pip install 'scipy<1.17', or pip install -U anndata (0.12.7 or later, which needs pandas < 3)") from None
 
 
 class DiskCells:
@@ -210,7 +230,7 @@ class DiskCells:
                 self._ds = (os.getpid(), sparse_dataset(elem))  # caches indptr: one per process
             mask = np.zeros(self._n_rows, dtype=bool)
             mask[srt] = True
-            out = self._ds[1][mask]  # anndata reads each contiguous run of rows as one slice
+            out = backed_rows(self._ds[1], mask)  # anndata reads each contiguous run of rows as one slice
             check_sparse_format(out, f"{self.path}: {self.schema.expression}")  # a column index past the genes read silently
         else:
             rows = elem[srt] if hasattr(elem, "id") else elem.oindex[srt, :]

@@ -1,0 +1,42 @@
+"""Reading rows of an on-disk sparse matrix where the installed anndata cannot (anndata < 0.12.7 with scipy >= 1.17).
+
+pip gives exactly that pair where pandas 3 is installed: anndata 0.12.7 and later require pandas < 3, and anndata
+0.12.0-0.12.6 index through a private scipy function that scipy 1.17 removed. The failure there was an AttributeError
+from deep inside anndata, reported by the CLI as an internal error of distgen."""
+
+from importlib.metadata import version
+
+import numpy as np
+import pytest
+
+from distgen.data.disk import backed_rows
+from distgen.errors import DistgenError
+
+
+class _Dataset:
+    def __init__(self, exc: Exception | None) -> None:
+        self.exc = exc
+
+    def __getitem__(self, mask):
+        if self.exc is not None:
+            raise self.exc
+        return np.flatnonzero(mask)
+
+
+def test_rows_are_read_through_anndata():
+    mask = np.array([False, True, True, False])
+    assert backed_rows(_Dataset(None), mask).tolist() == [1, 2]
+
+
+def test_anndata_that_cannot_index_with_this_scipy_names_both_versions_and_the_fix():
+    exc = AttributeError("'backed_csr_matrix' object has no attribute '_validate_indices'")
+    with pytest.raises(DistgenError) as e:
+        backed_rows(_Dataset(exc), np.ones(3, dtype=bool))
+    msg = str(e.value)
+    assert f"anndata {version('anndata')}" in msg and f"scipy {version('scipy')}" in msg
+    assert "pip install 'scipy<1.17'" in msg and "pip install -U anndata" in msg
+
+
+def test_other_attribute_errors_are_not_renamed():
+    with pytest.raises(AttributeError, match="something else"):
+        backed_rows(_Dataset(AttributeError("something else")), np.ones(3, dtype=bool))
