@@ -80,6 +80,12 @@ def read_h5ad(path: str | Path, what: str = "data file") -> Any:
     except MemoryError:
         raise
     except Exception as exc:  # h5py/anndata raise OSError, KeyError, TypeError... for damaged files
+        if type(exc).__name__ == "IORegistryError":  # an encoding this anndata does not know: a newer anndata wrote it
+            from importlib.metadata import version
+
+            raise InputFileError(f"{what} {str(p)!r} was written by a newer anndata than the installed "
+                                 f"{version('anndata')}, which cannot read part of it ({str(exc).split('. You may')[0][:160]}); "
+                                 "the file is not damaged: pip install -U anndata") from None
         kind, fix = sniff(p)
         detail = f" ({str(exc).splitlines()[0][:160]})" if kind.startswith("an HDF5") and str(exc) else ""
         raise InputFileError(f"{what} {str(p)!r} is not a readable .h5ad file: it is {kind}{detail}; {fix}") from None

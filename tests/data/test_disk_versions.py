@@ -1,4 +1,5 @@
-"""Reading rows of an on-disk sparse matrix where the installed anndata cannot (anndata < 0.12.7 with scipy >= 1.17).
+"""What distgen says where the installed anndata cannot read a file: rows of an on-disk sparse matrix (anndata < 0.12.7
+with scipy >= 1.17), or an element encoded by a newer anndata.
 
 pip gives exactly that pair where pandas 3 is installed: anndata 0.12.7 and later require pandas < 3, and anndata
 0.12.0-0.12.6 index through a private scipy function that scipy 1.17 removed. The failure there was an AttributeError
@@ -6,11 +7,14 @@ from deep inside anndata, reported by the CLI as an internal error of distgen.""
 
 from importlib.metadata import version
 
+import anndata as ad
+import h5py
 import numpy as np
 import pytest
 
 from distgen.data.disk import backed_rows
-from distgen.errors import DistgenError
+from distgen.data.h5ad import read_h5ad
+from distgen.errors import DistgenError, InputFileError
 
 
 class _Dataset:
@@ -40,3 +44,18 @@ def test_anndata_that_cannot_index_with_this_scipy_names_both_versions_and_the_f
 def test_other_attribute_errors_are_not_renamed():
     with pytest.raises(AttributeError, match="something else"):
         backed_rows(_Dataset(AttributeError("something else")), np.ones(3, dtype=bool))
+
+
+def test_a_file_with_an_encoding_this_anndata_lacks_says_to_upgrade_anndata(tmp_path):
+    """anndata 0.12 writes ``None`` (scanpy's ``uns['log1p']['base']``) as an element anndata 0.11 cannot read; such a
+    file was called truncated or damaged."""
+    path = tmp_path / "newer.h5ad"
+    adata = ad.AnnData(np.ones((3, 2), dtype=np.float32))
+    adata.uns["log1p"] = {"base": 2.0}
+    adata.write_h5ad(path)
+    with h5py.File(path, "r+") as f:
+        f["uns/log1p/base"].attrs["encoding-type"] = "an-encoding-from-a-later-anndata"
+    with pytest.raises(InputFileError, match=r"written by a newer anndata than the installed .*an-encoding-from-a-later-anndata"
+                       r".*not damaged: pip install -U anndata") as e:
+        read_h5ad(path, "--pred")
+    assert "damaged or not written by anndata" not in str(e.value)
