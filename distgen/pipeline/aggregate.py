@@ -16,7 +16,7 @@ import numpy as np
 from distgen import markdown as md
 from distgen.evaluation.intervals import holm
 from distgen.evaluation.report import read_table_csv
-from distgen.evaluation.uncertainty import numerical_tolerance, sweep_units
+from distgen.evaluation.uncertainty import numerical_tolerance, signed_rank, sweep_units
 from distgen.train.state_io import atomic_write_text
 
 #: Metrics shown in summaries unless others are asked for.
@@ -80,7 +80,7 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
     so close to normal; a Wilcoxon test over 3-5 seeds could never reach p < 0.05). Over perturbations: the
     two-sided Wilcoxon signed-rank test. ``mean_diff``: the mean of the tested differences.
     """
-    from scipy.stats import ttest_1samp, wilcoxon
+    from scipy.stats import ttest_1samp
 
     unit, values, n_pairs = sweep_units(rows, variant, reference, metric)
     diffs = np.array(values)
@@ -99,7 +99,7 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
     elif diffs.size < 2:
         res = None
     else:
-        res = wilcoxon(diffs)
+        res = signed_rank(diffs)  # zeros dropped first: the same p under every scipy
     higher = metric_direction(metric)
     md = float(diffs.mean())
     better = "tie" if md == 0 else ("variant" if (md > 0) == higher else "reference")
