@@ -157,7 +157,7 @@ class DiskCells:
         src = self.schema.expression
         root = self._open()
         if src == "X":
-            if "X" not in root:
+            if "X" not in root or root["X"].attrs.get("encoding-type") == "null":  # anndata 0.12.0 writes X=None as a null element
                 layers = sorted(root["layers"].keys()) if "layers" in root else []
                 raise InputKeyError(f"{self.path} has no X; stream a layer instead (PerturbationSchema.expression = 'layers/<name>'"
                                + (f"; layers: {layers})" if layers else ")"))

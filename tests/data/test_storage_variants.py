@@ -273,6 +273,27 @@ def test_a_streamed_file_without_X_or_with_duplicated_genes_is_named(tmp_path):
         DiskCells(tmp_path / "dup.h5ad", SCHEMA)  # was: DataInfo.genes has duplicated entries: ['A']
 
 
+def test_a_streamed_file_whose_x_is_a_null_element_has_no_x(tmp_path):
+    """anndata 0.12.0 writes ``X = None`` as an empty element encoded ``null`` (later releases write no X): streaming
+    read it as the matrix and failed in h5py ("Empty datasets cannot be sliced")."""
+    import h5py
+
+    from distgen.data.disk import DiskCells
+
+    adata = make_adata()
+    adata.layers["counts"], adata.X = adata.X, None
+    adata.write_h5ad(tmp_path / "null_x.h5ad")
+    with h5py.File(tmp_path / "null_x.h5ad", "r+") as f:
+        if "X" in f:
+            del f["X"]
+        f.create_dataset("X", data=h5py.Empty("f"))
+        f["X"].attrs.update({"encoding-type": "null", "encoding-version": "0.1.0"})
+    with pytest.raises(KeyError, match=r"has no X; stream a layer instead .*layers: \['counts'\]"):
+        DiskCells(tmp_path / "null_x.h5ad", SCHEMA)
+    streamed = DiskCells(tmp_path / "null_x.h5ad", PerturbationSchema.from_dict({**SCHEMA.to_dict(), "expression": "layers/counts"}))
+    assert streamed.n_cells == adata.n_obs
+
+
 def _write_legacy(adata, path):
     """An .h5ad as anndata before 0.7 wrote it: obs and var as compound tables, categories in uns, X with h5sparse attrs."""
     import h5py
