@@ -176,9 +176,14 @@ def write_large_synthetic(
 
 def _open_root(path: Path):  # type: ignore[no-untyped-def]
     if path.suffix == ".zarr" or path.name.endswith(".zarr.partial"):
+        import anndata as ad
         import zarr
 
-        return zarr.open_group(str(path), mode="w")
+        if int(zarr.__version__.split(".")[0]) < 3:
+            return zarr.open_group(str(path), mode="w")
+        # the format anndata's own write_zarr writes (settings.zarr_write_format, 2 unless set): zarr 3 opens format 3
+        # by default, into which anndata 0.12.0 (pyproject's lowest) cannot write text ("Expected an ArrayArrayCodec")
+        return zarr.open_group(str(path), mode="w", zarr_format=ad.settings.zarr_write_format)
     import h5py
 
     return h5py.File(path, "w")
