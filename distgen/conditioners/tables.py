@@ -28,14 +28,20 @@ def table_from_matrix(names: Sequence[str], matrix: Any) -> EmbeddingTable:
     return {str(n): arr[i] for i, n in enumerate(names)}
 
 
+def _numeric(dtype: Any) -> bool:
+    """Whether a DataFrame column's dtype holds numbers: numpy's or pandas' own (nullable ``Int64``, ``Float64``). Text in
+    pandas' string dtype (what ``read_csv`` gives under pandas 3) is not, and ``np.issubdtype`` refuses to look at it."""
+    return getattr(dtype, "kind", "O") in "iufc"
+
+
 def _from_frame(df: Any, key_column: str | None, where: str) -> EmbeddingTable:
     if key_column is not None:
         if key_column not in df.columns:
             raise ValueError(f"{where}: key_column {key_column!r} is not a column; columns: {list(df.columns)[:10]}")
         df = df.set_index(key_column)
-    elif df.shape[1] and not np.issubdtype(df.dtypes.iloc[0], np.number):
+    elif df.shape[1] and not _numeric(df.dtypes.iloc[0]):
         df = df.set_index(df.columns[0])
-    bad = [c for c in df.columns if not np.issubdtype(df[c].dtype, np.number)]
+    bad = [c for c in df.columns if not _numeric(df[c].dtype)]
     if bad:
         raise ValueError(f"{where}: non-numeric column(s) {bad[:5]}; name the key column with key_column")
     if df.shape[1] == 0:

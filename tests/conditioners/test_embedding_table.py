@@ -27,8 +27,12 @@ def test_load_csv_tsv_parquet_and_key_column(tmp_path):
     df = pd.DataFrame({"gene": ["A", "B"], "f1": [1.0, 2.0], "f2": [3.0, 4.0]})
     df.to_csv(tmp_path / "t.csv", index=False)
     df.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
-    df.to_parquet(tmp_path / "t.parquet")
-    for name in ("t.csv", "t.tsv", "t.parquet"):
+    from importlib.util import find_spec
+
+    parquet = bool(find_spec("pyarrow") or find_spec("fastparquet"))  # pandas' parquet engines: no dependency of distgen[dev]
+    if parquet:
+        df.to_parquet(tmp_path / "t.parquet")
+    for name in ("t.csv", "t.tsv", "t.parquet") if parquet else ("t.csv", "t.tsv"):
         t = load_embedding_table(tmp_path / name)
         assert set(t) == {"A", "B"}
         np.testing.assert_allclose(t["B"], [2.0, 4.0])
@@ -123,3 +127,19 @@ def test_a_trained_runs_record_stands_in_only_for_callers_that_keep_the_vectors_
             load_embedding_table(str(path))
     with table_record.recorded(None, tmp_path), pytest.raises(ConfigError, match="Put the table file back"):
         load_embedding_table(str(path), kept_in_state=True)
+
+
+@pytest.mark.parametrize("text_dtype", [object, "string"])  # "string": pandas' string dtype, what read_csv gives under pandas 3
+def test_a_table_whose_names_are_in_pandas_string_dtype_reads_like_one_with_object_names(text_dtype):
+    """Under pandas 3 every CSV table's name column is in pandas' string dtype, which np.issubdtype refused with a
+    TypeError ("Cannot interpret StringDtype as a data type"): distgen train stopped with an internal error."""
+    import pandas as pd
+
+    from distgen.conditioners.tables import _from_frame
+
+    df = pd.DataFrame({"gene": pd.Series(["A", "B"], dtype=text_dtype), "f0": [1.0, 2.0], "f1": pd.array([3, 4], dtype="Int64")})
+    table = _from_frame(df, None, "t.csv")
+    assert sorted(table) == ["A", "B"]
+    np.testing.assert_allclose(table["B"], [2.0, 4.0])
+    with pytest.raises(ValueError, match=r"non-numeric column\(s\) \['note'\]"):
+        _from_frame(df.assign(note=pd.Series(["x", "y"], dtype=text_dtype)), "gene", "t.csv")
