@@ -139,6 +139,8 @@ def write_large_synthetic(
     """
     from anndata.io import sparse_dataset, write_elem
 
+    from distgen.data.layout import object_strings
+
     spec = SyntheticAtlasSpec(n_cells, n_genes, n_perturbations, n_contexts, n_batches, control_fraction, density, layout, seed)
     if chunk_cells < 1:
         raise ValueError(f"chunk_cells must be >= 1, got {chunk_cells}")
@@ -163,7 +165,7 @@ def write_large_synthetic(
                     write_elem(root, "X", chunk)
                 else:
                     sparse_dataset(root["X"]).append(chunk)
-            write_elem(root, "obs", obs)
+            write_elem(root, "obs", object_strings(obs))  # pandas 3's string categories: anndata 0.12 refuses them
             write_elem(root, "var", pd.DataFrame(index=pd.Index(gene_names(n_genes), dtype=object)))
             write_elem(root, "uns", {"distgen_synthetic": json.dumps(asdict(spec))})
     finally:

@@ -156,7 +156,7 @@ def write(cells: Cells, path: str | os.PathLike[str], kind: str = "pred", **layo
     return adata
 
 
-def _object_strings(frame: pd.DataFrame) -> pd.DataFrame:
+def object_strings(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with pandas' string dtype (the default for text in pandas 3) turned into object, in its
     index, columns and categories: what every anndata version writes (0.12 refuses the string dtype
     unless ``allow_write_nullable_strings`` is set, and files written with it do not open in anndata < 0.11)."""
@@ -183,7 +183,7 @@ def write_h5ad(adata: ad.AnnData, path: str | os.PathLike[str], compression: str
     """``adata.write_h5ad`` that works under pandas 3 and writes what every anndata version reads: text in pandas'
     string dtype (``obs``/``var`` index, columns, categories) is turned into object first, in ``adata`` itself
     (it then holds what the file holds)."""
-    adata.obs, adata.var = _object_strings(adata.obs), _object_strings(adata.var)
+    adata.obs, adata.var = object_strings(adata.obs), object_strings(adata.var)
     adata.write_h5ad(path, compression=compression)
 
 
@@ -289,7 +289,7 @@ class ChunkedWriter:
                     columns[BATCH_COL] = pd.Categorical(self.batches)
                 obs = pd.DataFrame({**columns, KIND_COL: pd.Categorical(self.kinds)},
                                    index=pd.Index([f"cell{i}" for i in range(len(self.conditions))], dtype=object))
-                write_elem(self._file, "obs", obs)
+                write_elem(self._file, "obs", object_strings(obs))  # pandas 3 makes the categories its string dtype
                 write_elem(self._file, "var", pd.DataFrame(index=pd.Index(self.genes, dtype=object)))
                 meta: dict[str, Any] = {"scale": self.scale, "kind": self.kind, "pert_col": PERT_COL, "control": CONTROL}
                 if self.provenance:
