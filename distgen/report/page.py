@@ -37,6 +37,20 @@ def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
     return [m for m in firsts + rest if metric_info(m).level != "global" and metric_info(m).higher_is_better is not None][:limit]
 
 
+#: Most rows of the per-condition figure (and of the flagged table). A genome-wide screen has thousands of conditions:
+#: one row each made a figure of 0.2 inch a row (320 inches for 1,600), unreadable and most of a 20 MB page.
+ROW_LIMIT = 60
+
+
+def shown_conditions(order: Sequence[str], limit: int = ROW_LIMIT) -> list[str]:
+    """The conditions the per-condition figure draws: all of ``order`` up to ``limit``, else its first and last
+    ``limit // 2`` (the strongest and the weakest responses when ``order`` is sorted by strength)."""
+    if len(order) <= limit:
+        return list(order)
+    half = limit // 2
+    return [*order[:half], *order[len(order) - half:]]
+
+
 def _headline(inputs: ReportInputs) -> str:
     rows = inputs.summary.get("metrics", {})
     parts = ['<p class="lead">Each panel: the model and every distinct baseline as the mean over held-out conditions '
@@ -174,14 +188,24 @@ def _per_condition(inputs: ReportInputs) -> str:
              "the line between model and baseline is blue where the model is better, vermillion where it is worse.</p>"]
     if not names:
         return parts[0] + '<p class="empty">No per-condition metric with a better direction was computed.</p>'
-    parts.append(figure(figures.per_condition_figure(inputs, names, order, strength, flags), "Per condition, sorted by response strength.",
-                        alt="per condition"))
+    shown = shown_conditions(order)
+    caption = "Per condition, sorted by response strength."
+    if len(shown) < len(order):
+        caption = (f"The {len(shown) // 2} strongest and the {len(shown) // 2} weakest of {len(order)} conditions, sorted by response "
+                   "strength; the advantage plot and the table below take every condition, and metrics.csv holds every value.")
+    parts.append(figure(figures.per_condition_figure(inputs, names, shown, strength, flags), caption, alt="per condition"))
     parts.append(figure(figures.advantage_figure(inputs, names, strength),
                         "The model's advantage over the best baseline against response strength, one dot per condition; "
                         "green: the ceiling's advantage over the same baseline (what could be gained there).", alt="advantage"))
     parts.append(_strata_table(inputs, names, strength))
     if flags:
-        parts.append("<h3>Flagged conditions</h3>" + table(["condition", "why"], [[Cell(p, "bad"), "; ".join(w)] for p, w in sorted(flags.items())]))
+        listed = sorted(flags.items())
+        more = ""
+        if len(listed) > 2 * ROW_LIMIT:
+            more = (f'<p class="note">The first {2 * ROW_LIMIT} of {len(listed)} flagged conditions by name; the reasons of every '
+                    "condition are in metrics.csv (<code>nan_reasons</code>) and under Notes.</p>")
+            listed = listed[: 2 * ROW_LIMIT]
+        parts.append("<h3>Flagged conditions</h3>" + table(["condition", "why"], [[Cell(p, "bad"), "; ".join(w)] for p, w in listed]) + more)
     return "".join(parts)
 
 

@@ -76,13 +76,21 @@ def _vcc(rows: list[dict[str, Any]]) -> str:
     return lead + table(cols, body)
 
 
+#: Most rows of ``metrics.csv`` the page repeats. A genome-wide screen's table (20,000 rows x 54 metrics) made a page of
+#: tens of MB; the file itself holds every row.
+PAGE_ROWS = 1000
+
+
 def _per_perturbation(rows: list[dict[str, Any]], metrics: list[str]) -> str:
     cols = [c for c in ROW_COLUMNS[:4] if rows and c in rows[0]] + metrics + (["nan_reasons"] if rows and "nan_reasons" in rows[0] else [])
+    shown = rows[:PAGE_ROWS]
     body = [[Cell(str(r.get(c, ""))) if c in ("perturbation", "context") else
-             Cell(str(r.get(c) or ""), "why") if c == "nan_reasons" else _number_cell(r.get(c)) for c in cols] for r in rows]
-    return (f'<p class="lead">{counted(len(rows), "row")} of <code>metrics.csv</code>, one per perturbation'
+             Cell(str(r.get(c) or ""), "why") if c == "nan_reasons" else _number_cell(r.get(c)) for c in cols] for r in shown]
+    which = (f"{counted(len(rows), 'row')} of <code>metrics.csv</code>" if len(shown) == len(rows) else
+             f"The first {len(shown)} of the {len(rows)} rows of <code>metrics.csv</code> (the file holds every row)")
+    return (f'<p class="lead">{which}, one per perturbation'
             + (" and context" if rows and "context" in rows[0] else "") + ", in the file's order.</p>"
-            + f"<details open><summary>{counted(len(rows), 'row')}</summary>" + table(cols, body) + "</details>")
+            + f"<details{' open' if len(shown) <= 100 else ''}><summary>{counted(len(shown), 'row')}</summary>" + table(cols, body) + "</details>")
 
 
 def render_profile(eval_dir: str | os.PathLike[str]) -> str:
