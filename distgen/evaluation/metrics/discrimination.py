@@ -52,10 +52,33 @@ def effect_distances(pred: Tensor, real: Tensor, keep: Tensor, metric: str) -> T
         norm_q = (w @ real.pow(2).T).sqrt()
         return 1.0 - dot / (norm_p * norm_q)
     if metric == "l1":
-        rows = max(1, _BLOCK // max(1, real.numel()))
-        out = [((pred[i : i + rows, None] - real[None]).abs() * w[i : i + rows, None]).sum(-1) for i in range(0, pred.shape[0], rows)]
-        return torch.cat(out)
+        return _l1_distances(pred, real, keep)
     raise ValueError(f"discrimination metric must be 'l1', 'l2' or 'cosine', got {metric!r}")
+
+
+def _l1_distances(pred: Tensor, real: Tensor, keep: Tensor) -> Tensor:
+    """``D [P, Q]`` L1 distances over genes ``keep[p]``: ``torch.cdist`` over every gene, minus the few excluded ones.
+
+    An L1 distance has no matrix-product form, so it is ``P x Q x G`` work however it is done; ``cdist`` does it without
+    the ``[rows, Q, G]`` intermediates of a broadcast (17-24x faster on one core at 800 conditions x 300-2,000 genes,
+    float64), which made this metric most of an evaluation of 1,600 perturbations. The excluded genes (each
+    perturbation's own targets: one or two per row) are subtracted after, ``[excluded, Q]`` work; a ``keep`` that
+    excludes more than an eighth of the entries takes the masked broadcast instead. Both sum the same terms (in
+    another order: the values agree to float rounding, and equal real effects keep equal distances).
+    """
+    drop = ~keep
+    if 8 * int(drop.sum()) > drop.numel():
+        rows = max(1, _BLOCK // max(1, real.numel()))
+        w = keep.to(pred.dtype)
+        return torch.cat([((pred[i : i + rows, None] - real[None]).abs() * w[i : i + rows, None]).sum(-1)
+                          for i in range(0, pred.shape[0], rows)])
+    d = torch.cdist(pred[None], real[None], p=1)[0]
+    p_idx, g_idx = drop.nonzero(as_tuple=True)
+    step = max(1, _BLOCK // max(1, real.shape[0]))
+    for i in range(0, p_idx.numel(), step):
+        p, g = p_idx[i : i + step], g_idx[i : i + step]
+        d.index_add_(0, p, -(pred[p, g][:, None] - real[:, g].T).abs())
+    return d
 
 
 class _Discrimination(Metric):
