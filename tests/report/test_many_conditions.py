@@ -101,3 +101,40 @@ def test_the_profile_page_repeats_at_most_page_rows(tmp_path, monkeypatch):
     body = cut.split('id="per-perturbation"', 1)[1]
     assert len(re.findall(r"<td>P\d+</td>", body)) == 25 and "P24<" in body and "P25<" not in body
     assert "The first 25 of the 40 rows" in cut
+
+
+def _flag_notes_one_by_one(perts, notes):
+    """The notes part of ``flagged`` as it was: every condition's pattern searched in every note."""
+    out: dict[str, list[str]] = {}
+    for note in notes:
+        if note.startswith("baseline "):
+            continue
+        for p in perts:
+            if note.startswith(f"{p}: all metrics NaN"):
+                continue
+            if re.search(rf"(?<![\w+]){re.escape(p)}(?![\w+])", note) or any(f"'{a}'" in note for a in p.split("+")):
+                out.setdefault(p, []).append(note)
+    return out
+
+
+def test_flagged_reads_notes_without_a_pattern_per_condition_and_note(monkeypatch):
+    import dataclasses
+    import types
+
+    from distgen.report import explain
+
+    from .tiny import tiny_inputs
+
+    inputs = tiny_inputs(cells=False)
+    perts = inputs.model.perts  # P0 .. P5
+    notes = ["P1: few cells", "P10 is not P1's neighbour", "atoms 'P2' and 'P3' unpredictable", "P4+P5 was skipped",
+             "baseline control: fell back for P0", "P5: all metrics NaN (only 1 real cell(s))", "nothing about any condition",
+             *(f"note {i} names no condition" for i in range(200))]
+    inputs = dataclasses.replace(inputs, summary={**inputs.summary, "notes": notes})
+    calls = []
+    monkeypatch.setattr(explain, "re", types.SimpleNamespace(search=lambda *a: calls.append(a) or re.search(*a), escape=re.escape))
+    got = explain.flagged(inputs)
+    want = _flag_notes_one_by_one(perts, notes)
+    assert {p: [w for w in ws if w in notes] for p, ws in got.items() if any(w in notes for w in ws)} == want
+    assert want["P1"] == ["P1: few cells", "P10 is not P1's neighbour"] and "P2" in want and "P4" not in want
+    assert len(calls) < 10  # only where the condition's name is in the note, not 6 x 207 searches
