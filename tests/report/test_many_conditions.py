@@ -138,3 +138,19 @@ def test_flagged_reads_notes_without_a_pattern_per_condition_and_note(monkeypatc
     assert {p: [w for w in ws if w in notes] for p, ws in got.items() if any(w in notes for w in ws)} == want
     assert want["P1"] == ["P1: few cells", "P10 is not P1's neighbour"] and "P2" in want and "P4" not in want
     assert len(calls) < 10  # only where the condition's name is in the note, not 6 x 207 searches
+
+
+def test_the_advantage_figure_draws_many_dots_as_one_image(many, monkeypatch):
+    from distgen.report import figures
+    from distgen.report.explain import condition_strength
+    from distgen.report.html import embed
+    from distgen.report.page import per_condition_metrics
+
+    _, _, inputs = many
+    strength, _ = condition_strength(inputs)
+    names = per_condition_metrics(inputs)
+    vector = embed(figures.advantage_figure(inputs, names, strength))  # 150 conditions: under the limit, vector dots
+    monkeypatch.setattr(figures, "VECTOR_DOTS", 50)
+    raster = embed(figures.advantage_figure(inputs, names, strength))
+    assert b"<image" not in vector and raster.count(b"<image") >= 1
+    assert vector.count(b"<use") - raster.count(b"<use") >= 2 * N  # the model's and the ceiling's dots: no longer one mark each
