@@ -10,6 +10,7 @@ on its own, against that context's control cells, as cell-eval does per cell typ
 from __future__ import annotations
 
 import platform
+import sys
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,11 @@ REPLICATE_TEXT = {
     "half-split": "disjoint half-splits of the real cells",
     "extrapolated": "disjoint halves and quarters of each perturbation's real cells, all controls on both sides, extrapolated to full depth",
 }
+
+#: Values (cells x genes, truth and prediction together) from which ``score(progress=True)`` says each stage on stderr
+#: (the model, each baseline, each ceiling split): a genome-wide screen scores for minutes, and only the model's metrics
+#: had a bar (none when stderr is not a terminal, e.g. a batch job's log).
+STAGE_LINES_MIN = 10_000_000
 
 #: Provenance shown at the top of a report (``distgen run`` and ``distgen evaluate`` give file paths).
 SOURCE_KEYS = ("pred", "real", "pert_col", "control", "celltype_col")
@@ -113,6 +119,7 @@ def score(
     report_notes += alias_notes(aliases)
     contexts = _contexts(pred, truth, by_context)
     many = len(contexts) > 1
+    say = _stage_lines(progress, pred, truth, t0)
     if many:  # rows "condition @ context": refused before any scoring when two could read alike
         check_row_contexts(contexts)
     model_tables: list[MetricTable] = []
@@ -147,12 +154,17 @@ def score(
                     non_finite[side].append(str(label(data.perts[p])))
             if why == "no pred cells for this perturbation" or (why.startswith("only ") and " pred cell(s)" in why):
                 unpredicted.append(str(label(data.perts[p])))
+        where = f" of context {ctx}" if many else ""
+        say(f"the prediction{where}: {data.n_perts} groups x {len(data.genes)} genes")
         model_tables.append(context_rows(run_metrics(data, metrics, progress=progress), label, ctx if many else None))
-        for name, ref in refs.items():
+        for i, (name, ref) in enumerate(refs.items()):
+            say(f"baseline {name}{where} ({i + 1} of {len(refs)})")
             ref_tables[name].append(context_rows(run_metrics(reference_data(data, part(ref), truth_c), metrics), label, ctx if many else None))
         if ceiling:
+            say(f"the ceiling{where} ({ceiling_splits} splits)")
             ceil_tables.append([context_rows(t, label, ctx if many else None) for t in ceiling_tables(data, metrics, seed, ceiling_splits, replicate)])
         if interpolated:
+            say(f"the interpolated duplicate{where}")
             interp_tables.append([context_rows(run_metrics(interpolated_duplicate_data(data, split_seed(seed, i)), metrics), label, ctx if many else None)
                                   for i in range(ceiling_splits)])
         datas.append(data)
@@ -264,3 +276,16 @@ def _add_strata(rows: dict[str, dict[str, Any]], table: MetricTable, bases: Mapp
 
 
 __all__ = ["score"]
+
+
+def _stage_lines(progress: bool, pred: Cells, truth: Cells, t0: float) -> Any:
+    """``say(what)``: one line on stderr per scoring stage, with the seconds so far; silent without ``progress`` or below
+    ``STAGE_LINES_MIN`` values (a small evaluation is over before a line would help)."""
+    size = sum(int(c.X.shape[0]) * int(c.X.shape[1]) for c in (pred, truth))
+    if not progress or size < STAGE_LINES_MIN:
+        return lambda what: None
+
+    def say(what: str) -> None:
+        print(f"scoring {what} ({time.perf_counter() - t0:.0f} s so far)", file=sys.stderr, flush=True)
+
+    return say

@@ -79,3 +79,22 @@ def test_pairs_that_cannot_be_scored_are_errors_naming_the_problem():
         score(_population(1).subset(~((_population(1).contexts == "B") & _population(1).is_control)), truth, metrics=METRICS)
     reordered = _population(1).with_genes([f"g{i}" for i in reversed(range(8))])
     assert "reordered" in score(reordered, truth, metrics=METRICS, ceiling=False).summary["notes"][0]
+
+
+def test_a_large_evaluation_says_each_stage_on_stderr(monkeypatch, capsys):
+    import importlib
+
+    score_module = importlib.import_module("distgen.evaluation.score")  # the module: the package exports the function
+
+    truth, good, bad = _population(0), _population(1, noise=0.1), _population(2, shift=0.5)
+    score(good, truth, {"shifted": bad}, metrics=METRICS, ceiling_splits=2, progress=True)
+    assert "scoring" not in capsys.readouterr().err  # small: over before a line would help
+    monkeypatch.setattr(score_module, "STAGE_LINES_MIN", 0)
+    score(good, truth, {"shifted": bad}, metrics=METRICS, ceiling_splits=2, progress=False)
+    assert "scoring" not in capsys.readouterr().err  # --quiet
+    score(good, truth, {"shifted": bad}, metrics=METRICS, ceiling_splits=2, progress=True)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("scoring ")]
+    for ctx in ("A", "B"):  # one line per stage and context, in the order they run
+        stages = [ln for ln in lines if f"of context {ctx}" in ln]
+        assert [s.split(" of context")[0] for s in stages] == ["scoring the prediction", "scoring baseline shifted", "scoring the ceiling"]
+        assert "(1 of 1)" in stages[1] and "(2 splits)" in stages[2] and all(s.endswith("s so far)") for s in stages)
