@@ -15,7 +15,7 @@ commands that write one, the size of ``report.html`` in KB. A command that fails
 ``fail``.
 
     python -m benchmarks.eval_scale --perts 25,100,400 --genes 300,2000 --cells 50 --work /tmp/evscale
-    python -m benchmarks.eval_scale --quick          # 25 x 300 and 100 x 300, every command (about a minute)
+    python -m benchmarks.eval_scale --quick          # 25 x 300 and 100 x 300, every command (2 minutes on a busy 2-core box)
 """
 
 from __future__ import annotations
