@@ -415,7 +415,7 @@ def modality_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str
             continue
         modes = sorted({m for a in shared for m in under[a]})
         out.append(
-            f"{counted(len(shared), 'perturbation')} ({', '.join(shared[:5])}{', ...' if len(shared) > 5 else ''}) occur under several "
+            f"{counted(len(shared), 'perturbation')} ({', '.join(shared[:5])}{', ...' if len(shared) > 5 else ''}) {'occurs' if len(shared) == 1 else 'occur'} under several "
             f"values of obs column {col!r} ({', '.join(modes[:5])}); distgen identifies a perturbation by its name alone, so each is one "
             "perturbation with one embedding and one effect in the baselines. If they act differently (activation and interference), "
             f"write the {col} into the labels ({shared[0]} as {shared[0]}_{sorted(under[shared[0]])[-1]}) or keep one per run (data.filter: [{{column: {col}, keep: [...]}}]); "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,11 +71,36 @@ def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: 
                 "(adata.var_names = adata.var_names.str.replace(r'\\.\\d+$', '', regex=True)).")
     elif not hint and {without_version(a) for a in atoms} & set(genes):
         hint = " They carry a version suffix (ENSG00000141510.16) that the gene names do not: strip it from the labels first."
+    marked = _genes_within(atoms, genes)
+    if not hint and marked:
+        atom, gene = marked[0]
+        warn(
+            f"none of the {len(atoms)} genetic perturbation(s) (e.g. {list(atoms)[:3]}) is a gene name of the expression, "
+            f"but {counted(len(marked), 'of them holds', 'of them hold')} one with a tag ({atom!r} holds the gene {gene!r}): "
+            "labels relabelled to tell perturbations of one gene apart (a modality, a guide) are perturbations of their own, "
+            "so gene-token models (scdfm) and the linear baseline do not read them as the gene; one-hot and covariate "
+            "conditioners are unaffected (docs/your_data.md, 'One gene, two modalities'). They stay genetic "
+            "perturbations: do not declare them 'chemical'",
+        )
+        return
     warn(
         f"none of the {len(atoms)} genetic perturbation(s) (e.g. {list(atoms)[:3]}) is a gene name of the expression (e.g. "
         f"{list(genes)[:3]}), so no model or baseline can use the perturbed gene's own expression or embedding.{hint} "
         "If they are not genes (drugs, cytokines, stimulations), declare PerturbationSchema.perturbation_type='chemical'",
     )
+
+
+def _genes_within(atoms: Sequence[str], genes: Sequence[str]) -> list[tuple[str, str]]:
+    """``(atom, gene)`` for each atom that is a measured gene name joined to a tag by ``_``, ``-``, ``:``, ``@``, ``|``, ``.``
+    or a space (``MAP2K3_CRISPRi``, ``CRISPRi:MAP2K3``, ``KLF1-g2``): a gene relabelled, not a drug."""
+    known = set(genes)
+    out = []
+    for atom in atoms:
+        parts = [t for t in re.split(r"[_\-:@|. ]+", str(atom)) if t]
+        hit = next((t for t in parts if t in known), None) if len(parts) > 1 else None
+        if hit is not None:
+            out.append((str(atom), hit))
+    return out
 
 def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray, conditions: np.ndarray, contexts: np.ndarray, source: str) -> None:
     """Warn when cells have no expression at all: they are read as all-zero cells, and a control among them is an input.
