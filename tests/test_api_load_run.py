@@ -1,6 +1,7 @@
 """``distgen.load_run``: a trained run folder back in Python (model, data, config), predicting what ``distgen predict`` writes."""
 
 import json
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -128,6 +129,9 @@ def test_a_python_fit_folder_of_a_built_model_loads_back_as_a_run(tmp_path):
     distgen.fit(model, data, config=doc, run_dir=tmp_path / "fit", steps=5, resume=tmp_path / "fit")  # the folder goes on
     manifest = json.loads((tmp_path / "fit" / "manifest.json").read_text())
     assert manifest["training"]["steps_done"] == 5 and len(manifest["resumes"]) == 1
+    resumed = manifest["resumes"][0]  # what distgen train records of a resume: the checkpoint's step, the settings changed
+    assert resumed["step"] == 3 and Path(resumed["checkpoint"]).parent == tmp_path / "fit" / "checkpoints"
+    assert any("train.steps" in c and "3" in c and "5" in c for c in resumed["changed"]), resumed["changed"]
     assert yaml.safe_load((tmp_path / "fit" / "config.yaml").read_text())["train"]["steps"] == 5
     assert torch.equal(distgen.predict(distgen.load_run(tmp_path / "fit").model, data, max_cells=4).X,
                        distgen.predict(model, data, max_cells=4).X)

@@ -29,7 +29,7 @@ import numpy as np
 
 from distgen.evaluation.calibration import REPLICATES, ceiling_data, extrapolated_table, shared_control_data
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.intervals import LEVEL, N_BOOT, bootstrap_ci, difference_bounds, holm, normalised_interval
+from distgen.evaluation.intervals import LEVEL, N_BOOT, bootstrap_ci, difference_bounds, holm, normalised_interval, signed_rank
 from distgen.evaluation.suite import MetricTable, run_metrics
 from distgen.wording import counted
 
@@ -119,17 +119,6 @@ def metric_bounds(name: str) -> tuple[float, float]:
     except (KeyError, LookupError):
         return UNBOUNDED
     return tuple(getattr(caps, "bounds", UNBOUNDED))  # type: ignore[return-value]
-
-
-def signed_rank(d: np.ndarray) -> Any:
-    """``scipy.stats.wilcoxon`` (two-sided) of the differences ``d`` with the zero differences dropped first, which is
-    what ``zero_method="wilcox"`` means. Dropped here so that every scipy computes the same p-value: scipy 1.12 turned
-    to the normal approximation whenever a zero was present (p = 0.32 for one nonzero difference among four) where
-    scipy 1.17 gives the exact p (1.0) of the nonzero ones."""
-    from scipy.stats import wilcoxon
-
-    d = np.asarray(d, dtype=np.float64)
-    return wilcoxon(d[d != 0], alternative="two-sided")
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0,

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from distgen import markdown as md
-from distgen.evaluation.intervals import holm
+from distgen.evaluation.intervals import holm, signed_rank
 from distgen.evaluation.report import read_table_csv
-from distgen.evaluation.uncertainty import numerical_tolerance, signed_rank, sweep_units
+from distgen.evaluation.uncertainty import numerical_tolerance, sweep_units
 from distgen.train.state_io import atomic_write_text
 
 #: Metrics shown in summaries unless others are asked for.

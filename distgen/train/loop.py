@@ -18,7 +18,7 @@ from typing import Any, cast
 from torch import nn
 
 from distgen.atomic import atomic_write_text
-from distgen.config import ConfigError, InertSettingWarning, check_sections, resolve_node
+from distgen.config import ConfigError, InertSettingWarning, check_sections
 from distgen.couplings.independent import IndependentCoupling
 from distgen.data.batches import TableBatches
 from distgen.data.prepared import Dataset
@@ -26,11 +26,11 @@ from distgen.data.section import data_section
 from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel, built_from
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
-from distgen.train.checkpoint import check_run_folder
+from distgen.train.checkpoint import check_run_folder, read_checkpoint_state
 from distgen.train.device import float32_default
 from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
-from distgen.train.run_files import record_training, write_run_files
+from distgen.train.run_files import record_training, resolved_model, resume_record, run_folder_of, write_run_files
 from distgen.train.trainer import Trainer, TrainResult, describe_conditions, python_resume_option
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
 from distgen.warned import recorded_warnings
@@ -175,14 +175,18 @@ def _fit(
     if run_dir is not None:  # before the trainer locks the folder: a refused fit leaves it (and its manifest) as it was
         check_run_folder(Path(run_dir), resume, python_resume_option(Path(run_dir)), "run_dir")
     whole = whole_run(model, data, run_dir, resume, opts, allow_unembedded)
-    trainer_config = config if whole is None else {k: v for k, v in whole[0].items() if k != "preflight"}  # as distgen train's
+    whole_config = {} if whole is None else {k: v for k, v in whole[0].items() if k != "preflight"}  # as distgen train's
+    trainer_config = config if whole is None else whole_config
     with float32_default():  # the batches are float32 whatever the caller's default dtype (the model's own draws follow it)
         trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=trainer_config, info=table.info,
                           callbacks=callbacks)
         keep = trainer.run_dir is not None and trainer.env.is_main
         if keep and whole is not None:  # the folder is locked now (one writer)
             assert trainer.run_dir is not None and isinstance(data, Dataset)
-            resumed = {"checkpoint": str(resume)} if resume is not None else None
+            resumed = None
+            if resume is not None:  # what distgen train records of a resume: the checkpoint, its step, the settings changed
+                ckpt, state = read_checkpoint_state(resume)
+                resumed = resume_record(ckpt, state, whole_config)
             write_run_files(trainer.run_dir, whole[0], data, opts, trainer.env.world_size, str(trainer.device), resumed=resumed,
                             tables=whole[1])
         try:
@@ -217,23 +221,12 @@ def whole_run(
     record = built_from(model)
     if run_dir is None or record is None or not isinstance(data, Dataset):
         return None
-    if resume is not None and not (_run_folder_of(Path(resume)) / "config.yaml").is_file():
+    if resume is not None and not (run_folder_of(Path(resume)) / "config.yaml").is_file():
         return None
-    try:
-        node = resolve_node("models", record.node)
-    except (TypeError, ValueError, KeyError):  # as distgen train resolves it: building reported any problem already
-        node = dict(record.node)
-    resolved: dict[str, Any] = {"model": node, "data": data.section.to_dict(), "train": opts.to_dict()}
+    resolved: dict[str, Any] = {"model": resolved_model(record.node), "data": data.section.to_dict(), "train": opts.to_dict()}
     if allow_unembedded:
         resolved["preflight"] = {"allow_unembedded": True}
     return resolved, record.tables
-
-
-def _run_folder_of(path: Path) -> Path:
-    """The run folder of a ``resume=``: the folder itself, or the folder of a checkpoint in its ``checkpoints/``."""
-    if not (path / "checkpoints").is_dir() and path.parent.name == "checkpoints":
-        return path.parent.parent
-    return path
 
 
 def record_warnings(trainer: Trainer, data: Any, warned: Sequence[str]) -> None:

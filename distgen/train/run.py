@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from distgen.conditioners import table_record
-from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config, resolve_node
+from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
 from distgen.errors import warn
@@ -35,7 +35,6 @@ from distgen.train.checkpoint import (
     CheckpointError,
     check_run_folder,
     check_state_compatible,
-    config_diff,
     fingerprint,
     list_checkpoints,
     read_checkpoint_state,
@@ -48,7 +47,7 @@ from distgen.train.loop import check_group_sizes, check_set_size, fit, fit_optio
 from distgen.train.manifest import add_warnings, check_same_data
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.resources import check_memory
-from distgen.train.run_files import record_training, write_run_files
+from distgen.train.run_files import record_training, resolved_model, resume_record, run_folder_of, write_run_files
 from distgen.train.trainer import TrainResult
 from distgen.warned import recorded_warnings
 
@@ -79,11 +78,7 @@ def resolve_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], TrainOptio
     opts = train_options(doc.get("train"))
     ds = data_section(doc.get("data"))
     pre = preflight_section(doc)
-    try:
-        model = resolve_node("models", doc["model"])
-    except (TypeError, ValueError, KeyError):
-        model = dict(doc["model"])
-    resolved = {"model": model, "data": ds.to_dict(), "train": opts.to_dict()}
+    resolved = {"model": resolved_model(doc["model"]), "data": ds.to_dict(), "train": opts.to_dict()}
     if pre:
         resolved["preflight"] = pre
     if doc.get("predict"):
@@ -134,11 +129,11 @@ def _train_model(
     if dataset is None:
         split_file = None
         if source is not None:  # the run's own split: this folder's, or that of the run the checkpoint comes from
-            split_file = next((f for f in (out / "split.json", source.parent.parent / "split.json") if f.exists()), None)
+            split_file = next((f for f in (out / "split.json", run_folder_of(source) / "split.json") if f.exists()), None)
         dataset = Dataset.load(ds, split_file)
     if source is not None:
         check_same_data(out, dataset.data.hash, dataset.section.dataset, "resume")
-        check_same_data(source.parent.parent, dataset.data.hash, dataset.section.dataset, "resume")
+        check_same_data(run_folder_of(source), dataset.data.hash, dataset.section.dataset, "resume")
     # sizes that cannot fit fail here, in seconds, naming the knob (distgen.train.resources)
     check_memory(resolved["model"], dataset.info, dataset.seen_perturbations(), opts, ds.set_size,
                  select_device(opts.device, env.local_rank), env.world_size)
@@ -263,11 +258,3 @@ def intact(ckpt: Path) -> bool:
     except CheckpointError:
         return False
     return True
-
-
-def resume_record(source: Path, state: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    """What a resume continues (the manifest's ``resumes`` entry): the checkpoint, its step, and the settings changed since
-    (only keys that may change, e.g. ``train.steps: 400 -> 500``; any other change was refused)."""
-    trained = state.get("config")
-    changed = config_diff(trained, config) if isinstance(trained, Mapping) else []
-    return {"checkpoint": str(source), "step": state.get("step"), "changed": changed}

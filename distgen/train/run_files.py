@@ -14,13 +14,39 @@ from typing import Any
 
 from distgen.conditioners import table_record
 from distgen.conditioners.table_record import TableRecord
-from distgen.config import save_yaml
+from distgen.config import resolve_node, save_yaml
 from distgen.data.prepared import Dataset
 from distgen.data.record import DataRecord
+from distgen.train.checkpoint import config_diff
 from distgen.train.manifest import build_manifest, read_manifest
 from distgen.train.options import TrainOptions
 from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import TrainResult
+
+
+def resolved_model(node: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model:`` node a run folder's config.yaml keeps: resolved against the registry (defaults written out), or as
+    given when it does not resolve (building the model reports the problem; ``distgen train`` and ``fit`` alike)."""
+    try:
+        return resolve_node("models", node)
+    except (TypeError, ValueError, KeyError):
+        return dict(node)
+
+
+def run_folder_of(path: Path) -> Path:
+    """The run folder of a resume source: the folder itself, or the run folder of a checkpoint in its ``checkpoints/``
+    (a checkpoint folder kept anywhere else is its own folder: no run's records are next to it)."""
+    if not (path / "checkpoints").is_dir() and path.parent.name == "checkpoints":
+        return path.parent.parent
+    return path
+
+
+def resume_record(source: Path, state: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a resume continues (the manifest's ``resumes`` entry): the checkpoint, its step, and the settings changed since
+    (only keys that may change, e.g. ``train.steps: 400 -> 500``; any other change was refused)."""
+    trained = state.get("config")
+    changed = config_diff(trained, config) if isinstance(trained, Mapping) else []
+    return {"checkpoint": str(source), "step": state.get("step"), "changed": changed}
 
 
 def write_run_files(
