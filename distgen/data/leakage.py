@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from distgen.data.split import LeakageError, Split
+from distgen.data.split import DuplicateCellWarning, LeakageError, Split
 from distgen.data.splitters import seen_count
+from distgen.errors import warn
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -49,6 +50,7 @@ def check_split(split: Split, data: PerturbationData) -> None:
         raise LeakageError("the test set has no perturbed cells (an empty split)")
     if len(parts["train"]) == 0:
         raise LeakageError("the training set is empty")
+    _warn_duplicated_cells(data, test_pert, seen)
 
     cond, ctx, bat = data.conditions, data.contexts, data.batches
 
@@ -99,3 +101,65 @@ def check_split(split: Split, data: PerturbationData) -> None:
                 f"statistic {stat!r} was fitted on {len(bad_cells)} validation/test cell(s); refit it on split.train only "
                 "(e.g. highly_variable_genes(data, n_top, fit_on=split.train))"
             )
+
+
+#: Held-out cells with fewer nonzero values than this are not compared: near-empty cells coincide by chance.
+MIN_NONZERO = 10
+#: Rows hashed at a time (bounds the ``[rows, genes]`` uint64 buffer).
+HASH_ROWS = 4096
+
+
+def row_hashes(x: np.ndarray) -> np.ndarray:
+    """``[n]`` uint64 hash of each row's values (``x [n, G]`` float32 or float64): rows of equal values hash alike.
+
+    A sum of the values' bit patterns times fixed random odd multipliers, modulo 2^64 (integer arithmetic: exact, in
+    any order); ``-0.0`` counts as ``0.0``. Two rows of different values collide with probability ~2^-64; callers
+    confirm candidate pairs by comparing the rows.
+    """
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    uint = np.uint32 if x.dtype == np.float32 else np.uint64
+    mult = np.random.default_rng(0x5EED).integers(1, 2**63, size=x.shape[1], dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    out = np.empty(x.shape[0], dtype=np.uint64)
+    for start in range(0, x.shape[0], HASH_ROWS):
+        block = np.ascontiguousarray(x[start:start + HASH_ROWS]) + x.dtype.type(0)  # -0.0 -> 0.0
+        out[start:start + HASH_ROWS] = (block.view(uint).astype(np.uint64) * mult).sum(1, dtype=np.uint64)
+    return out
+
+
+def identical_cells(x: np.ndarray, held: np.ndarray, seen: np.ndarray, min_nonzero: int = MIN_NONZERO) -> list[tuple[int, int]]:
+    """``(held cell, seen cell)`` index pairs whose rows of ``x`` are equal, for held cells with at least ``min_nonzero``
+    nonzero values (one seen cell per held cell)."""
+    held = held[(x[held] != 0).sum(1) >= min_nonzero] if len(held) else held
+    if len(held) == 0 or len(seen) == 0:
+        return []
+    seen_hash = row_hashes(x[seen])
+    order = np.argsort(seen_hash, kind="stable")
+    sorted_hash = seen_hash[order]
+    held_hash = row_hashes(x[held])
+    at = np.searchsorted(sorted_hash, held_hash)
+    pairs = []
+    for i in np.flatnonzero((at < len(sorted_hash)) & (sorted_hash[np.minimum(at, len(sorted_hash) - 1)] == held_hash)):
+        j = at[i]
+        while j < len(sorted_hash) and sorted_hash[j] == held_hash[i]:  # confirm by the values (a hash collision is not a pair)
+            if np.array_equal(x[held[i]], x[seen[order[j]]]):
+                pairs.append((int(held[i]), int(seen[order[j]])))
+                break
+            j += 1
+    return pairs
+
+
+def _warn_duplicated_cells(data: PerturbationData, test_pert: np.ndarray, seen: np.ndarray) -> None:
+    """Warn when held-out perturbed cells have exactly the expression of training or validation cells under other names
+    (cell names that repeat are refused before): the same cells twice in the file, the test scoring what training saw."""
+    x = data.table.X.numpy()
+    pairs = identical_cells(x, test_pert, seen)
+    if not pairs:
+        return
+    names, cond = data.adata.obs_names, data.conditions
+    shown = "; ".join(f"test {names[a]!r} ({cond[a]}) = {names[b]!r} ({cond[b]})" for a, b in pairs[:3])
+    warn(f"{len(pairs)} of {len(test_pert)} held-out perturbed cells have exactly the expression of a training/validation "
+         f"cell under another name (e.g. {shown}): the same cells twice in the file (files concatenated, cells relabelled)? "
+         "A model that trained on them is scored on them. Keep each cell once before loading, e.g. with X = adata.X as a "
+         "dense array: _, first = numpy.unique(X, axis=0, return_index=True); adata = adata[numpy.sort(first)]", DuplicateCellWarning)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from distgen.atomic import temp_beside
-from distgen.errors import clip_message
+from distgen.errors import DistgenWarning, clip_message
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -35,6 +35,10 @@ SPLIT_KINDS = (
 
 class LeakageError(AssertionError):
     """A split lets test information into training."""
+
+
+class DuplicateCellWarning(DistgenWarning):
+    """Held-out cells have exactly the expression of training cells under other names: likely the same cells twice."""
 
 
 def _idx(x: Any) -> Tensor:

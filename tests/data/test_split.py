@@ -158,3 +158,48 @@ def test_any_split_partitions_cells_and_is_clean(data, kind, seed, test_frac, va
     assert torch.equal(torch.sort(allc).values, torch.arange(data.n_cells))
     split.check_leakage(data)
     assert Split.from_dict(split.to_dict()).hash == split.hash
+
+
+def test_a_held_out_cell_repeated_under_another_name_in_training_is_told(tiny_adata, tiny_schema):
+    """The same cell twice under two names (files concatenated, a cell relabelled), once held out and once in training:
+    names differ, so the name check passes; the split warns, naming both cells. Without the repeat: no warning."""
+    import warnings
+
+    from distgen.data.split import DuplicateCellWarning
+
+    clean = PerturbationData.from_anndata(tiny_adata, tiny_schema)
+    s = make_split(clean, "random_conditions", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DuplicateCellWarning)
+        s.check_leakage(clean)
+    a = int(s.test[~clean.is_control[s.test.numpy()]][0])
+    b = int(s.train[~clean.is_control[s.train.numpy()]][0])
+    twice = tiny_adata.copy()
+    twice.X[b] = twice.X[a]
+    data = PerturbationData.from_anndata(twice, tiny_schema)
+    assert (data.table.X[a] != 0).sum() >= 10  # compared (not a near-empty cell)
+    split = make_split(data, "random_conditions", seed=0)
+    assert torch.equal(split.test, s.test)
+    with pytest.warns(DuplicateCellWarning, match=rf"1 of \d+ held-out.*{twice.obs_names[a]}.*{twice.obs_names[b]}"):
+        split.check_leakage(data)
+
+
+def test_identical_cells_pairs_equal_rows_only():
+    from distgen.data.leakage import identical_cells, row_hashes
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 30)).astype(np.float32)
+    x[40] = x[3]
+    x[41] = x[7]
+    x[42] = x[5]
+    x[42, 0] = np.nextafter(x[42, 0], np.float32(np.inf))  # one bit away: not the same cell
+    held, seen = np.arange(40, 50), np.arange(0, 40)
+    assert identical_cells(x, held, seen) == [(40, 3), (41, 7)]
+    z = np.zeros((2, 30), np.float32)
+    z[1] = -z[1]
+    assert row_hashes(z)[0] == row_hashes(z)[1]  # -0.0 is 0.0
+    sparse = x.copy()
+    sparse[45, 5:] = 0
+    sparse[10] = sparse[45]
+    assert (45, 10) not in identical_cells(sparse, held, seen)  # fewer nonzeros than the minimum: coincidences happen
+    assert (45, 10) in identical_cells(sparse, held, seen, min_nonzero=1)
