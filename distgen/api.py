@@ -133,7 +133,7 @@ def load_run(
 
 def predict(
     model: Any, data: Dataset, part: str = "test", seed: int = 0, out: str | Path | None = None, real: str | Path | None = None,
-    allow_unembedded: bool = False, max_cells: int | str | None = None,
+    allow_unembedded: bool = False, max_cells: int | str | None = None, doses: Any = None,
 ) -> Cells:
     """Generate every held-out (condition, context) group of ``data``'s split ``part``: ``Cells`` for ``evaluate``.
 
@@ -144,6 +144,12 @@ def predict(
     unless ``allow_unembedded``. ``max_cells`` caps the cells per group (a fixed subset of its real
     cells; ``real`` then holds the same cells: evaluate against ``data.capped(max_cells)``); ``None`` or ``"all"``: no cap.
     The written prediction records ``seed``, ``part`` and the cap in ``uns["distgen"]["provenance"]``.
+
+    Each group is asked at the dose its cells carry (``schema.dose_col``), as ``distgen predict`` asks it. ``doses`` asks
+    others: a number (every group), or ``{condition: dose}`` (a number per condition, or one per atom in the order the
+    condition writes them; the other conditions at their own), e.g. a dose-response curve, one call per dose. A dose
+    outside those the atom was trained at warns (``DoseExtrapolationWarning``); the truth (``real``) stays the measured
+    cells at their own dose, and the prediction file records the doses asked.
     """
     from distgen.pipeline.predict import predict as _predict
     from distgen.pipeline.predict import prediction_provenance, write_cells, write_pair
@@ -159,8 +165,9 @@ def predict(
         max_cells = None
     data = data.capped(max_cells) if max_cells is not None else data
     with float32_default():  # the data and weights are float32 whatever the caller's default dtype
-        cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded)
-    provenance = prediction_provenance(seed, part, data.max_cells, model=type(model).__name__)
+        cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded, doses=doses)
+    asked = None if doses is None else str(dict(doses) if isinstance(doses, Mapping) else doses)
+    provenance = prediction_provenance(seed, part, data.max_cells, model=type(model).__name__, doses=asked)
     if out is not None and real is not None:  # one pair (both record the truth): evaluate refuses a pred beside another truth
         write_pair(data, cells, data.truth(part), out, real, provenance=provenance)
     elif out is not None:

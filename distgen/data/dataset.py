@@ -32,6 +32,7 @@ from distgen.data.conditions import (
     pooled_context_warnings,
     spacing_warnings,
 )
+from distgen.data.doses import DoseRecord, dose_record, resolve_doses
 from distgen.data.expression import (
     check_unique_genes,
     check_values,
@@ -167,6 +168,7 @@ class PerturbationData:
     scale: str
     fitted: dict[str, np.ndarray] = field(default_factory=dict)
     library_genes: tuple[str, ...] | None = None
+    _doses: dict[str | None, DoseRecord] = field(default_factory=dict, init=False, repr=False, compare=False)  # dose_record's
 
     @property
     def info(self) -> DataInfo:
@@ -343,18 +345,47 @@ class PerturbationData:
         return cls.from_anndata(read_h5ad(path), schema, copy=False)
 
     # ------------------------------------------------------------------ vocabularies and lookups
-    def labels_for(self, conditions: Sequence[str], contexts: Sequence[str] | None = None, batches: Sequence[str] | None = None) -> ConditionLabels:
-        """``ConditionLabels`` for condition strings (``"A+B"``, ``"control"``) at predict time."""
+    def labels_for(self, conditions: Sequence[str], contexts: Sequence[str] | None = None, batches: Sequence[str] | None = None,
+                   doses: Any = None) -> ConditionLabels:
+        """``ConditionLabels`` for condition strings (``"A+B"``, ``"control"``) at predict time: what ``model.predict`` is asked.
+
+        ``contexts`` and ``batches`` default to the first of the data's. Each condition is asked at the dose its cells
+        carry in its context (``schema.dose_col``; dose 1 without one), unless ``doses`` says otherwise: a number (every
+        condition at it), or one entry per condition: None (its recorded dose), a number (each of its atoms) or one per atom
+        in the order written (``distgen.data.doses.resolve_doses``: checked, and a dose outside those the data's cells carry
+        for an atom warns). A condition the data never recorded in that context needs its dose given. For a run's data,
+        ``Dataset.labels`` reads the training cells' doses as the range.
+        """
+        atoms, written, ctx, bat = self.label_atoms(conditions, contexts, batches, "labels_for")
+        dose = resolve_doses(self.dose_record(), atoms, ctx, doses, written, "labels_for")
+        return _labels(atoms, dose, np.array(ctx, dtype=object), np.array(bat, dtype=object), self.info)
+
+    def label_atoms(self, conditions: Sequence[str], contexts: Sequence[str] | None = None, batches: Sequence[str] | None = None,
+                    where: str = "labels_for") -> tuple[list[tuple[str, ...]], list[tuple[str, ...]], list[str], list[str]]:
+        """Per condition string its sorted atoms and its atoms as written, with the contexts and batches (defaults: the first
+        of the data's); ``InputKeyError`` naming labels the data has no id for. ``labels_for`` without the doses."""
         delim = self.schema.combo_delimiter
         controls = {*self.schema.control_labels, "control"}
-        atoms = [tuple(sorted(a for a in c.split(delim) if a and a not in controls)) for c in conditions]
+        written = [tuple(a.strip() for a in c.split(delim) if a.strip() and a.strip() not in controls) for c in conditions]
+        atoms = [tuple(sorted(set(w))) for w in written]
         n = len(conditions)
         ctx = list(contexts) if contexts is not None else [self.info.contexts[0]] * n
         bat = list(batches) if batches is not None else [self.info.batches[0]] * n
-        unknown = unknown_labels_message(atoms, ctx, bat, self.schema, self.info, "labels_for: the conditions carry")
+        unknown = unknown_labels_message(atoms, ctx, bat, self.schema, self.info, f"{where}: the conditions carry")
         if unknown:
             raise InputKeyError(unknown)
-        return _labels(atoms, [tuple(1.0 for _ in a) for a in atoms], np.array(ctx, dtype=object), np.array(bat, dtype=object), self.info)
+        return atoms, written, ctx, bat
+
+    def dose_record(self, train: np.ndarray | None = None) -> DoseRecord:
+        """What the cells record of doses (``distgen.data.doses.DoseRecord``): per (condition, context) its dose, per atom
+        the range over the cells ``train`` (None: every cell). Kept once made."""
+        if self.schema.dose_col is None:
+            return dose_record(self.table.labels, self.info, None)  # every dose 1: nothing to read
+        key = None if train is None else hashlib.sha1(np.ascontiguousarray(train, dtype=np.int64).tobytes()).hexdigest()
+        if key not in self._doses:
+            where = "the cells of this data" if train is None else "the training cells"
+            self._doses[key] = dose_record(self.table.labels, self.info, self.schema.dose_col, train, where)
+        return self._doses[key]
 
     def check_genes(self, genes: Sequence[str], var: pd.DataFrame | None = None) -> None:
         """Raise unless ``genes`` equal this dataset's genes, in order (``var``: the other file's gene table, for a hint)."""

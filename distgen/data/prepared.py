@@ -23,6 +23,7 @@ import torch
 from distgen.config import ConfigError
 from distgen.data.batches import TableBatches
 from distgen.data.dataset import PerturbationData
+from distgen.data.doses import DoseRecord, resolve_doses
 from distgen.data.groups import Group, control_draw, held_out_groups
 from distgen.data.sampler import condition_groups
 from distgen.data.section import BUNDLED, DataSection, data_section
@@ -89,6 +90,7 @@ class Dataset:
     max_cells: int | None = None
     load_warnings: tuple[str, ...] = ()
     _named: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)  # part -> by_name rows
+    _doses: list[DoseRecord] = field(default_factory=list, init=False, repr=False, compare=False)  # dose_record, once made
 
     @classmethod
     def load(cls, section: DataSection | Mapping[str, Any] | None = None, split_file: str | Path | None = None) -> Dataset:
@@ -240,19 +242,36 @@ class Dataset:
                                controls=train, **kw)
         return source, val
 
-    def labels(self, conditions: Sequence[str], contexts: Sequence[str], batches: Sequence[str] | None = None) -> ConditionLabels:
-        """``ConditionLabels`` of canonical conditions (``A+B``) in ``contexts`` and ``batches`` (dose 1): what a model is asked.
+    def labels(self, conditions: Sequence[str], contexts: Sequence[str], batches: Sequence[str] | None = None,
+               doses: Any = None) -> ConditionLabels:
+        """``ConditionLabels`` of canonical conditions (``A+B``) in ``contexts`` and ``batches``: what a model is asked.
 
-        ``batches`` may be left out only when the data has a single batch.
+        ``batches`` may be left out only when the data has a single batch. Each condition is asked at the dose its cells
+        carry in its context (``schema.dose_col``; dose 1 without one): the dose ``distgen predict`` and ``distgen.predict``
+        ask each held-out group at. ``doses`` asks others (a dose never measured, a dose-response curve): a number (every
+        condition at it), or one entry per condition, None (its recorded dose), a number (each of its atoms) or one number per
+        atom in the order the condition writes them; checked (``distgen.data.doses.resolve_doses``), and a dose outside those
+        an atom's training cells carry warns (``DoseExtrapolationWarning``, naming the range). A condition the data never
+        recorded in that context needs its dose given.
         """
         control = self.info.control_label
-        atoms = [() if c == control else tuple(c.split(COMBO)) for c in conditions]
+        written = [() if c == control else tuple(c.split(COMBO)) for c in conditions]
+        atoms = [tuple(sorted(set(w))) for w in written]
         if batches is None:
             if len(self.info.batches) > 1:
                 shown = listing(self.info.batches[:5]) + (" ..." if len(self.info.batches) > 5 else "")
                 raise ValueError(f"Dataset.labels: the data has {len(self.info.batches)} batches ({shown}); give the batch of every condition")
             batches = [self.info.batches[0]] * len(atoms)
-        return labels_in(self.info, atoms, list(contexts), list(batches))
+        labels = labels_in(self.info, atoms, list(contexts), list(batches))  # unknown labels first, then the doses
+        dose = resolve_doses(self.dose_record(), atoms, list(contexts), doses, written, "Dataset.labels")
+        return dataclasses.replace(labels, dose=labels_in(self.info, atoms, list(contexts), list(batches), dose).dose)
+
+    def dose_record(self) -> DoseRecord:
+        """The doses of the cells (``distgen.data.doses.DoseRecord``): per (condition, context) its dose, per atom the range of
+        its training cells. Made once."""
+        if not self._doses:
+            self._doses.append(self.data.dose_record(self.split.train.numpy()))
+        return self._doses[0]
 
     def training_batches(self) -> list[str]:
         """The batches some training set carries: those of perturbed training cells, and of training controls when

@@ -33,6 +33,7 @@ from torch import nn
 from distgen.conditioners import table_record
 from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
+from distgen.data.doses import DoseError
 from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.record import RECORD_FILE, DataRecord
@@ -54,6 +55,7 @@ from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.train.manifest import WARNINGS_KEY, check_same_data, read_manifest
 from distgen.types import Cells
+from distgen.wording import counted, listing
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
 PREDICT_KEYS = ("max_cells_per_condition",)
@@ -112,12 +114,15 @@ def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.nd
 
 @torch.no_grad()
 def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, seed: int, device: torch.device,
-                   genes: np.ndarray | None = None, weights: str | Path | None = None) -> np.ndarray:
+                   genes: np.ndarray | None = None, weights: str | Path | None = None, dose: torch.Tensor | None = None) -> np.ndarray:
     """``[n_real, G]`` (or ``[n_real, len(genes)]``) generated cells for one group (deterministic in ``seed`` and its labels).
 
     The control cells it starts from are ``control_draw``'s (fixed per group, shared with the references);
     ``seed`` drives the model's own randomness through ``group_seed(seed, condition, context, batch)``, so
     the group's cells are the same whichever other groups are predicted with it.
+
+    The group is asked at ``dose`` (``[P]`` per atom, as ``Dataset.labels`` resolves it), by default at the dose its cells
+    carry (``Dataset.labels``: one per (condition, context), ``distgen.data.conditions.check_one_dose``).
 
     NaN or inf in the generated cells is a ``NonFiniteSamplesError`` naming the group and ``weights``
     (the checkpoint they came from), never a silently written prediction.
@@ -126,11 +131,11 @@ def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, se
     k = math.ceil(n / set_size)
     pick = torch.from_numpy(group.controls[control_draw(len(group.controls), k * set_size, group.condition, group.context, group.batch)])
     control = dataset.data.table.X[pick].reshape(k, set_size, -1).to(device)
-    # the group's own labels, dose included (one per (condition, context): distgen.data.conditions.check_one_dose), as
-    # predict_to_disk reads them; Dataset.labels would ask dose 1, which a dose-aware conditioner reads as another dose
+    # the group's own labels, its recorded dose included (as predict_to_disk reads them), unless asked at another dose
     labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k)
-    own = dataset.data.table.labels.dose[int(group.cells[0]), : labels.dose.shape[1]]  # atoms in the same (sorted) slots
-    labels = dataclasses.replace(labels, dose=own.expand_as(labels.dose).clone()).to(device)
+    if dose is not None:
+        labels = dataclasses.replace(labels, dose=dose[: labels.dose.shape[1]].expand_as(labels.dose).clone())
+    labels = labels.to(device)
     torch.manual_seed(group_seed(seed, group.condition, group.context, group.batch, 1))
     mask = torch.ones(k, set_size, dtype=torch.bool, device=device)
     if genes is not None and "genes" in inspect.signature(model.predict).parameters:
@@ -156,6 +161,7 @@ def predict(
     genes: str | None = None,
     weights: str | Path | None = None,
     max_cells: int | None = None,
+    doses: Any = None,
 ) -> Cells:
     """Generate every perturbed group of split ``part`` with a fitted ``model``: the generated cells, then the control pool.
 
@@ -185,6 +191,12 @@ def predict(
     max_cells
         At most this many cells per group (``Dataset.capped``: a fixed subset of its real cells;
         score against ``dataset.capped(max_cells).truth(part)``). Default: the dataset's own cap.
+    doses
+        The doses to ask the groups at (``schema.dose_col``). Default: each group at the dose its cells carry, as
+        ``distgen predict`` asks it. A number: every group's atoms at it; a mapping ``{condition: dose}`` (conditions as
+        ``part``'s groups write them, ``A+B``): those conditions at a number (each atom) or one number per atom in the
+        order the condition writes them, the others at their own. Checked and warned about as ``Dataset.labels`` does
+        (``distgen.data.doses``); the truth stays the measured cells, at their own dose.
 
     Returns
     -------
@@ -219,7 +231,8 @@ def predict(
         model.eval()
     env = D.init_from_env(device)
     panel = gene_panel(dataset, groups, genes)
-    mine = {i: generate_group(model, dataset, g, m, seed, device, panel, weights)
+    asked = group_doses(dataset, groups, doses)
+    mine = {i: generate_group(model, dataset, g, m, seed, device, panel, weights, None if asked is None else asked[i])
             for i, g in enumerate(groups) if i % env.world_size == env.rank}
     gathered = [mine]
     if env.distributed:
@@ -229,6 +242,28 @@ def predict(
         dist.all_gather_object(gathered, mine)
     cells = {i: c for part_ in gathered for i, c in part_.items()}
     return generated_cells(dataset, groups, [cells[i] for i in range(len(groups))], panel)
+
+
+def group_doses(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tensor | None:
+    """``[len(groups), P]`` the dose per atom each group is asked at, or None (each at its own, ``generate_group``'s default).
+
+    ``doses`` is ``predict``'s: None, a number, or a mapping ``{condition: dose}``; resolved in one call to
+    ``Dataset.labels`` (checked, and doses outside the training range warned about once for the whole prediction).
+    """
+    if doses is None:
+        return None
+    if isinstance(doses, Mapping):
+        held = list(dict.fromkeys(g.condition for g in groups))
+        unknown = [c for c in doses if c not in held]
+        if unknown:
+            raise DoseError(f"predict: doses names {listing(map(repr, unknown[:5]))}, not a condition of the groups predicted "
+                            f"({counted(len(held), 'condition')}: {listing(held[:8])}{' ...' if len(held) > 8 else ''}); "
+                            "write a condition as they do (A+B)")
+        entries: Any = [doses.get(g.condition) for g in groups]
+    else:
+        entries = doses
+    labels = dataset.labels([g.condition for g in groups], [g.context for g in groups], [g.batch for g in groups], entries)
+    return labels.dose
 
 
 def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarray], genes: np.ndarray | None = None) -> Cells:

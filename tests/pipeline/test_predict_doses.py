@@ -57,3 +57,86 @@ def test_each_group_is_asked_at_its_own_dose_in_memory_and_on_disk(sciplex, tmp_
     disk = DoseSpy(ds.info)
     predict_to_disk(disk, sciplex, tmp_path / "pred.h5ad", schema=ds.data.schema, set_size=4)
     assert {k: v for k, v in disk.asked.items() if k in DOSES} == spy.asked  # the file's every group: the held-out ones as in memory
+
+
+# ------------------------------------------------------------------ Python paths, asked doses, a trained onehot model
+import warnings  # noqa: E402
+
+import torch  # noqa: E402
+
+import distgen  # noqa: E402
+from distgen.cli import main  # noqa: E402
+from distgen.data.doses import DoseError, DoseExtrapolationWarning  # noqa: E402
+
+HELD = {"kind": "held_out_context_perturbation", "test_groups": [["dexa", "A549"], ["saha", "K562"]], "val_frac": 0.0}
+TINY = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+                  "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}}},
+        "train": {"steps": 3, "sets_per_batch": 2, "progress": False, "seed": 0}}
+
+
+@pytest.fixture(scope="module")
+def held(sciplex):
+    """dexa held out in A549 (100; trained in K562 at 1000), saha in K562 (10; trained in A549 at 10)."""
+    return Dataset.load({"dataset": sciplex, "schema": SCHEMA, "set_size": 4, "split": HELD})
+
+
+def test_labels_ask_what_predict_asks(held):
+    """``model.predict(control, mask, data.labels(...))`` asks a group at the dose ``distgen.predict`` asks it at (was 1)."""
+    spy = DoseSpy(held.info)
+    predict(spy, held, seed=0)
+    direct = DoseSpy(held.info)
+    for g in held.groups():
+        direct.predict(torch.zeros(1, 4, 5), None, held.labels([g.condition], [g.context], [g.batch]))
+    assert direct.asked == spy.asked == {("dexa", "A549"): {100.0}, ("saha", "K562"): {10.0}}
+    via_file = DoseSpy(held.info)
+    via_file.predict(torch.zeros(1, 4, 5), None, held.data.labels_for(["dexa"], ["A549"]))
+    assert via_file.asked == {("dexa", "A549"): {100.0}}
+
+
+def test_predict_asks_the_doses_it_is_given(held):
+    spy = DoseSpy(held.info)
+    with pytest.warns(DoseExtrapolationWarning, match="dexa asked at 5000, the training cells carry it at 1000"):
+        predict(spy, held, seed=0, doses={"dexa": 5000.0})  # a dose-response point above the trained one: said once
+    assert spy.asked == {("dexa", "A549"): {5000.0}, ("saha", "K562"): {10.0}}  # the others at their own
+    every = DoseSpy(held.info)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DoseExtrapolationWarning)
+        predict(every, held, seed=0, doses=1.0)
+    assert every.asked == {("dexa", "A549"): {1.0}, ("saha", "K562"): {1.0}}
+    with pytest.raises(DoseError, match=r"doses names 'nutlin', not a condition of the groups predicted \(2 conditions: dexa, saha\)"):
+        predict(DoseSpy(held.info), held, seed=0, doses={"nutlin": 5.0})
+    with pytest.raises(DoseError, match=r"dose -3\.0 of saha is not a finite number >= 0"):
+        predict(DoseSpy(held.info), held, seed=0, doses={"saha": -3.0})
+
+
+@pytest.fixture(scope="module")
+def trained(held, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run") / "run"
+    model = distgen.build(TINY, held)
+    distgen.fit(model, held, config=TINY, run_dir=run)
+    return model, run
+
+
+def test_onehot_predicts_the_recorded_dose_not_dose_1(held, trained):
+    """``onehot`` multiplies an atom's vector by its dose: a drug at its recorded 100 is another prediction than at 1."""
+    model, _ = trained
+    own = distgen.predict(model, held, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DoseExtrapolationWarning)
+        at_1 = distgen.predict(model, held, seed=0, doses=1.0)
+        at_100 = distgen.predict(model, held, seed=0, doses={"saha": 10.0, "dexa": 100.0})  # the recorded ones, said
+    dexa = np.asarray(own.conditions) == "dexa"
+    assert not torch.allclose(own.X[dexa], at_1.X[dexa])
+    assert torch.equal(own.X, at_100.X)
+
+
+def test_cli_and_python_predict_the_same_cells(held, trained, tmp_path):
+    import anndata as ad
+
+    model, run = trained
+    assert main(["predict", str(run), "--out", str(tmp_path / "pred.h5ad")]) == 0
+    cli = ad.read_h5ad(tmp_path / "pred.h5ad")
+    loaded = distgen.load_run(run)
+    again = distgen.predict(loaded.model, loaded.data, seed=loaded.seed, max_cells=loaded.max_cells)
+    fitted = distgen.predict(model, held, seed=0)  # the model fit left, in memory
+    assert np.array_equal(np.asarray(cli.X), again.X.numpy()) and torch.equal(again.X, fitted.X)

@@ -1,0 +1,201 @@
+"""The doses a model is asked at (``schema.dose_col``): a condition at its recorded dose, or at doses the caller names.
+
+Every way of asking a model for a condition resolves its doses here: ``distgen predict`` and ``distgen.predict`` (each
+held-out group through ``Dataset.labels``, ``distgen.pipeline.predict.generate_group``), ``Dataset.labels`` and
+``PerturbationData.labels_for`` (the labels of ``model.predict(control, mask, labels)``). Without ``doses`` a (condition,
+context) is asked at the dose its cells carry (one per perturbed (condition, context): ``check_one_dose``), so Python and
+the command line ask the same; data without a dose column is at dose 1 everywhere. ``doses`` asks others (a dose the
+model never saw, a dose-response curve): each is checked (finite, >= 0, one per atom, none for a control, none other than
+1 where the data has no dose column) and one outside the doses an atom was trained at warns
+(``DoseExtrapolationWarning``), naming that range.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from distgen.errors import DistgenWarning, UsageError, warn
+from distgen.types import ConditionLabels, DataInfo
+from distgen.wording import counted
+
+#: What a ``doses`` entry may be: None (the recorded dose), a number (every atom of the condition), or one per atom.
+DoseEntry = float | Sequence[float] | None
+
+
+class DoseError(UsageError, ValueError):
+    """Doses a model cannot be asked at (not a number, negative, NaN, the wrong count, a dose the data has no column for)."""
+
+
+class DoseExtrapolationWarning(DistgenWarning):
+    """A dose outside the range an atom was trained at: the model extrapolates its dose response."""
+
+
+@dataclass(frozen=True)
+class DoseRecord:
+    """What a dataset records of doses: ``column`` (``schema.dose_col``, None: every dose is 1), per perturbed (atoms,
+    context) its dose per atom (``recorded``), and per atom the lowest and highest dose of the cells it was trained on
+    (``ranges``, read off ``trained``: e.g. "the training cells")."""
+
+    column: str | None
+    recorded: Mapping[tuple[tuple[str, ...], str], tuple[float, ...]]
+    ranges: Mapping[str, tuple[float, float]]
+    trained: str
+
+
+def dose_record(labels: ConditionLabels, info: DataInfo, column: str | None, train: np.ndarray | None = None,
+                trained: str = "the training cells") -> DoseRecord:
+    """The ``DoseRecord`` of cells labelled ``labels`` (``[N]`` rows in ``info``); ``train`` (row indices, None: every
+    cell) are the cells the ranges are read from. One pass over the unique (atoms, dose, context) rows."""
+    if column is None:
+        return DoseRecord(None, {}, {}, trained)
+    pert, dose, ctx = labels.perturbation.numpy(), labels.dose.numpy(), labels.context.numpy()
+    perturbed: np.ndarray = np.asarray((pert >= 0).any(axis=1))
+    rows = np.concatenate([pert, dose, ctx[:, None]], axis=1, dtype=np.float64)  # ids and float32 doses: exact in float64
+    p = pert.shape[1]
+
+    def unique(mask: np.ndarray) -> list[list[float]]:  # hashed (pandas), not sorted as np.unique(axis=0) sorts
+        return pd.DataFrame(rows[mask]).drop_duplicates().to_numpy().tolist()  # type: ignore[no-any-return]
+
+    recorded: dict[tuple[tuple[str, ...], str], tuple[float, ...]] = {}
+    for r in unique(perturbed):
+        ids = [int(i) for i in r[:p] if i >= 0]
+        recorded[(tuple(info.perturbations[i] for i in ids), info.contexts[int(r[-1])])] = tuple(float(d) for d in r[p : p + len(ids)])
+    in_train: np.ndarray = perturbed.copy()
+    if train is not None:
+        in_train[:] = False
+        in_train[np.asarray(train, dtype=np.int64)] = True
+        in_train &= perturbed
+    ranges: dict[str, tuple[float, float]] = {}
+    for r in unique(in_train):
+        for i, d in zip(r[:p], r[p : 2 * p]):
+            if i >= 0:
+                name, d = info.perturbations[int(i)], float(d)
+                lo, hi = ranges.get(name, (d, d))
+                ranges[name] = (min(lo, d), max(hi, d))
+    return DoseRecord(column, recorded, ranges, trained)
+
+
+def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts: Sequence[str], doses: Any,
+                  written: Sequence[Sequence[str]] | None = None, where: str = "labels") -> list[tuple[float, ...]]:
+    """Per condition, one dose per atom (in the order of ``atoms``: sorted), for asking a model.
+
+    Parameters
+    ----------
+    record
+        The data's ``DoseRecord``.
+    atoms, contexts
+        Per condition its sorted atoms (empty: a control) and its context.
+    doses
+        None: every condition at its recorded dose (dose 1 without a dose column). A number: every atom of every
+        perturbed condition at it. A sequence, one entry per condition: None (its recorded dose), a number (each of
+        its atoms) or one number per atom, in the order the atoms are written in ``written`` (``B+A`` at ``[1, 3]``:
+        B at 1, A at 3), as a ``d1+d2`` dose in the file is read.
+    written
+        Per condition its atoms in the order written (default: ``atoms``).
+    where
+        The call, named in errors and warnings.
+    """
+    n = len(atoms)
+    spelt: list[tuple[str, ...]] = [tuple(a) for a in (atoms if written is None else written)]
+    if doses is None:
+        entries: list[Any] = [None] * n
+    elif _is_number(doses):
+        entries = [None if not a else doses for a in atoms]  # every perturbed condition; a control has no atom to dose
+    else:
+        if isinstance(doses, str | bytes | Mapping) or not hasattr(doses, "__len__"):
+            raise DoseError(f"{where}: doses must be None (each condition at its recorded dose), a number (every condition "
+                            f"at it) or a list with one entry per condition, got {type(doses).__name__} {doses!r}")
+        entries = doses.tolist() if hasattr(doses, "tolist") else list(doses)
+        if len(entries) != n:
+            raise DoseError(f"{where}: doses has {counted(len(entries), 'entry', 'entries')} for {counted(n, 'condition')}; give one per "
+                            "condition (None: its recorded dose; a number: each of its atoms; a list: one per atom), or one "
+                            "number for all")
+    out: list[tuple[float, ...]] = []
+    for a, w, ctx, entry in zip(atoms, spelt, contexts, entries):
+        name = "+".join(w) if w else "control"
+        if entry is None:
+            out.append(_recorded(record, a, ctx, name, where))
+            continue
+        if not a:
+            raise DoseError(f"{where}: doses gives the control condition (at {ctx}) the dose {entry!r}, but a control has no "
+                            "perturbation to dose; give None for it")
+        values = [entry] * len(a) if _is_number(entry) else entry.tolist() if hasattr(entry, "tolist") else entry
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not all(_is_number(v) for v in values):
+            raise DoseError(f"{where}: the dose of {name} must be a number or a list of {counted(len(a), 'number')} (one per "
+                            f"atom: {', '.join(w)}), got {entry!r}")
+        if len(values) != len(a):
+            raise DoseError(f"{where}: {name} has {counted(len(a), 'atom')} ({', '.join(w)}) but its doses {list(values)} hold "
+                            f"{counted(len(values), 'value')}; give one number (every atom) or one per atom")
+        by_atom = dict(zip(w, (float(v) for v in values)))
+        for atom, v in by_atom.items():
+            if not math.isfinite(v) or v < 0:
+                inside = f" (in {name})" if len(a) > 1 else ""
+                raise DoseError(f"{where}: dose {v!r} of {atom}{inside} is not a finite number >= 0; a dose is an amount "
+                                "(0: none of it)")
+        out.append(tuple(by_atom[x] for x in a))
+    _check_asked(record, atoms, out, [e is not None for e in entries], where)
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _recorded(record: DoseRecord, atoms: tuple[str, ...], context: str, name: str, where: str) -> tuple[float, ...]:
+    """The recorded dose of ``atoms`` in ``context`` (dose 1 without a dose column); ``DoseError`` when it has none."""
+    if record.column is None or not atoms:
+        return tuple(1.0 for _ in atoms)
+    hit = record.recorded.get((atoms, context))
+    if hit is not None:
+        return hit
+    elsewhere = sorted((k, d) for (a, k), d in record.recorded.items() if a == atoms)
+    seen = (f"; it was recorded in {', '.join(f'{k} at {_shown(d)}' for k, d in elsewhere[:4])}" if elsewhere else
+            f"; the doses its atoms were trained at: {_ranges(record, atoms)}" if any(x in record.ranges for x in atoms) else "")
+    raise DoseError(f"{where}: {name} has no recorded dose in {context} (dose_col {record.column!r}: no cell of the data "
+                    f"is {name} there){seen}. Say the dose to ask it at, e.g. doses=[...] with one number (or one per "
+                    "atom) for it")
+
+
+def _check_asked(record: DoseRecord, atoms: Sequence[tuple[str, ...]],
+                 doses: list[tuple[float, ...]], given: list[bool], where: str) -> None:
+    """Refuse doses other than 1 without a dose column; warn once per call about doses outside an atom's training range."""
+    if record.column is None:
+        bad = sorted({(a, d) for at, ds, g in zip(atoms, doses, given) if g for a, d in zip(at, ds) if d != 1.0})
+        if bad:
+            raise DoseError(f"{where}: the data has no dose column (schema.dose_col), so the model was trained with every "
+                            f"perturbation at dose 1 and no dose means anything to it; asked {', '.join(f'{a} at {d:g}' for a, d in bad[:4])}. "
+                            "Leave doses out, or train on data with doses (data.schema.dose_col: the obs column holding them)")
+        return
+    outside: dict[str, set[float]] = {}
+    for at, ds, g in zip(atoms, doses, given):
+        for a, d in zip(at, ds):
+            lo, hi = record.ranges.get(a, (d, d))  # an atom never trained: the pre-flight's business, not the dose's
+            if g and not lo <= d <= hi:
+                outside.setdefault(a, set()).add(d)
+    if outside:
+        said = "; ".join(f"{a} asked at {', '.join(f'{d:g}' for d in sorted(ds)[:4])}, {record.trained} carry it at "
+                         f"{_span(record.ranges[a])}" for a, ds in sorted(outside.items())[:5])
+        warn(f"{where}: doses outside the range {record.trained} carry ({said}): the model extrapolates its dose response "
+             "there, and no measured cell checks it", DoseExtrapolationWarning)
+
+
+def _span(r: tuple[float, float]) -> str:
+    return f"{r[0]:g}" if r[0] == r[1] else f"{r[0]:g} to {r[1]:g}"
+
+
+def _shown(d: tuple[float, ...]) -> str:
+    return "+".join(f"{x:g}" for x in d)
+
+
+def _ranges(record: DoseRecord, atoms: tuple[str, ...]) -> str:
+    return ", ".join(f"{a} {_span(record.ranges[a])}" for a in atoms if a in record.ranges)
+
+
+__all__ = ["DoseError", "DoseExtrapolationWarning", "DoseRecord", "dose_record", "resolve_doses"]
