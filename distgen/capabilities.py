@@ -114,6 +114,9 @@ class ConditionerCapabilities(Capabilities):
         "The embedding holds a learned row per context (labels.context): a context that no training set carries "
         "keeps an untrained row, so the pre-flight refuses to predict it unless preflight.allow_unembedded. False when "
         "contexts are ignored or read from frozen vectors (a context table)."))
+    reads_dose: bool | None = field(default=False, metadata=_doc(
+        "The embedding depends on labels.dose (an atom's dose scales its vector). A model whose conditioners all ignore it, "
+        "trained on data with doses (schema.dose_col), is warned about by the pre-flight: its doses would change nothing."))
 
 
 @dataclass(frozen=True)

@@ -69,4 +69,19 @@ class DoseEncoding(nn.Module):
         return emb * self.weight(emb, dose)[..., None]
 
 
-__all__ = ["DOSE_MODES", "DoseEncoding", "hill", "log_dose"]
+def dose_blind(model: object) -> list[str] | None:
+    """The names of ``model``'s conditioners when none of them reads doses (``capabilities.reads_dose`` False), else None.
+
+    None too when ``model`` holds no conditioner (a baseline, a plugin model: its own business). What the pre-flight
+    (``distgen.models.preflight.check_split``) reads to say that a model trained on doses ignores them.
+    """
+    from distgen.conditioners.base import Conditioner
+
+    found = [m for m in model.modules() if isinstance(m, Conditioner)] if isinstance(model, nn.Module) else []
+    if not found or any(m.capabilities.reads_dose is not False for m in found):
+        return None
+    modes = [getattr(getattr(getattr(m, "combine", None), "dose", None), "mode", None) for m in found]
+    return [type(m).__name__ + (f" (dose: {mode})" if mode else "") for m, mode in zip(found, modes)]
+
+
+__all__ = ["DOSE_MODES", "DoseEncoding", "dose_blind", "hill", "log_dose"]

@@ -62,7 +62,8 @@ class EmbeddingTableConditioner(Conditioner):
     atom_vectors: Tensor
     atom_found: Tensor
 
-    capabilities = ConditionerCapabilities(supports_unseen_perturbations=True, embeds_batches=None, embeds_contexts=None)  # use_batch, use_context
+    capabilities = ConditionerCapabilities(supports_unseen_perturbations=True, embeds_batches=None, embeds_contexts=None,
+                                           reads_dose=None)  # use_batch, use_context, dose
     example_params: ClassVar[dict[str, Any]] = {
         "table": {"G0": [1.0, 0.0, 0.5], "G1": [0.0, 1.0, -0.5], "G2": [0.3, 0.3, 0.0], "G3": [-1.0, 0.2, 0.1]},
         "dim": 8,
@@ -107,7 +108,7 @@ class EmbeddingTableConditioner(Conditioner):
         self.register_buffer("atom_found", torch.from_numpy(found))
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.combine = AtomCombiner(info, dim, pool, dose, dose_scale, use_context, use_batch, heads=1)
-        self.capabilities = self.capabilities.replace(embeds_batches=use_batch, embeds_contexts=use_context)
+        self.capabilities = self.capabilities.replace(embeds_batches=use_batch, embeds_contexts=use_context, reads_dose=dose != "none")
         self._init_null()
 
     @property

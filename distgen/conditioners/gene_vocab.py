@@ -64,7 +64,8 @@ class GeneVocabConditioner(Conditioner):
 
     atom_gene: Tensor
 
-    capabilities = ConditionerCapabilities(supports_unseen_perturbations=None, embeds_batches=None, embeds_contexts=None)  # once tied; use_batch, use_context
+    capabilities = ConditionerCapabilities(supports_unseen_perturbations=None, embeds_batches=None, embeds_contexts=None,
+                                           reads_dose=None)  # once tied; use_batch, use_context; dose
     example_params: ClassVar[dict[str, Any]] = {"dim": 8}
 
     def __init__(
@@ -96,7 +97,8 @@ class GeneVocabConditioner(Conditioner):
         self.proj: nn.Module = nn.Identity()
         self._shared: list[nn.Module] = []  # a plain list: the backbone owns (and saves) a tied table
         self.combine = AtomCombiner(info, dim, pool, dose, dose_scale, use_context, use_batch, heads=1)
-        self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=False, embeds_batches=use_batch, embeds_contexts=use_context)
+        self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=False, embeds_batches=use_batch, embeds_contexts=use_context,
+                                                    reads_dose=dose != "none")
         self._init_null()
 
     def tie_gene_embedding(self, table: nn.Module, width: int) -> None:

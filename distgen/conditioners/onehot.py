@@ -31,7 +31,7 @@ class OneHotConditioner(Conditioner):
         Add a learned context / batch embedding.
     """
 
-    capabilities = ConditionerCapabilities(embeds_batches=None, embeds_contexts=None)  # use_batch, use_context
+    capabilities = ConditionerCapabilities(embeds_batches=None, embeds_contexts=None, reads_dose=True)  # use_batch, use_context
 
     def __init__(
         self,
@@ -54,7 +54,7 @@ class OneHotConditioner(Conditioner):
         self.pert = nn.Embedding(max(1, info.n_perturbations), dim)
         self.context = nn.Embedding(len(info.contexts), dim) if use_context else None
         self.batch = nn.Embedding(len(info.batches), dim) if use_batch else None
-        self.capabilities = ConditionerCapabilities(embeds_batches=use_batch, embeds_contexts=use_context)
+        self.capabilities = ConditionerCapabilities(embeds_batches=use_batch, embeds_contexts=use_context, reads_dose=True)
         nn.init.normal_(self.pert.weight, std=dim**-0.5)
         self._init_null()
 

@@ -290,7 +290,28 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
         model, dataset, list(conditions), delimiter=data.schema.combo_delimiter,
         contexts=sorted(set(data.contexts[held].tolist())), batches=sorted(set(data.batches[held].tolist())),
         control_contexts=sorted(set(data.contexts[data.is_control].tolist())),
-        test_contexts=sorted({ctx for _, ctx in groups}) if groups else None, allow_unembedded=allow_unembedded)
+        test_contexts=sorted({ctx for _, ctx in groups}) if groups else None, allow_unembedded=allow_unembedded) + ignored_doses(model, dataset)
+
+
+def ignored_doses(model: Any, dataset: Any) -> list[str]:
+    """One note when the training cells of ``dataset`` carry doses other than 1 (``schema.dose_col``) and no conditioner
+    of ``model`` reads doses (``distgen.conditioners.dose.dose_blind``): each atom would be one condition whatever its
+    dose, and a group asked at its own dose predicted as at any other. Empty otherwise."""
+    from distgen.conditioners.dose import dose_blind
+
+    column = dataset.data.schema.dose_col
+    if column is None:
+        return []
+    ranges = dataset.dose_record().ranges
+    dosed = {a: r for a, r in ranges.items() if r != (1.0, 1.0)}
+    blind = dose_blind(model) if dosed else None
+    if not blind:
+        return []
+    shown = listing(f"{a} {r[0]:g}" + (f" to {r[1]:g}" if r[1] != r[0] else "") for a, r in sorted(dosed.items())[:4])
+    return [f"dose_col {column!r}: the training cells carry doses ({shown}{' ...' if len(dosed) > 4 else ''}), but no "
+            f"conditioner of this model reads them ({listing(blind)}): an atom is one condition to it at every dose, so the "
+            "doses change no prediction. Use a conditioner that reads them (onehot, which multiplies by the dose; gene_vocab "
+            "or embedding_table with dose: log, linear or learned), or leave data.schema.dose_col unset"]
 
 
 def check_prediction(

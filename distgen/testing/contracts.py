@@ -218,6 +218,16 @@ class ConditionerContract(_Contract):
         if declared:
             assert changed, "declares embeds_contexts but swapping the contexts keeps the embedding"
 
+    def test_dose_capability_is_true(self, component_name: str) -> None:
+        """``reads_dose`` resolves to a bool, True exactly when the embedding changes with ``labels.dose`` (the pre-flight warns
+        about a model trained on doses whose conditioners all declare False)."""
+        c = make(self.kind, component_name)
+        declared = c.capabilities.reads_dose
+        assert isinstance(declared, bool), "a built conditioner resolves reads_dose to a bool"
+        labels = tiny_labels(4)
+        changed = not torch.allclose(c(labels), c(dataclasses.replace(labels, dose=labels.dose * 3.0)))
+        assert declared == changed, f"declares reads_dose={declared} but tripling the doses {'changes' if changed else 'keeps'} the embedding"
+
     def test_differentiable(self, component_name: str) -> None:
         c = make(self.kind, component_name)
         c(tiny_labels(4)).pow(2).sum().backward()

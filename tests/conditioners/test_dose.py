@@ -45,3 +45,19 @@ def test_fixed_modes_scale_embedding(mode, expected):
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode must be one of"):
         DoseEncoding(2, "sqrt")
+
+
+@pytest.mark.parametrize("mode", ["none", "linear", "log", "learned"])
+def test_gene_vocab_says_whether_it_reads_the_dose(mode):
+    """``capabilities.reads_dose`` follows ``dose``: the pre-flight names a model trained on doses that ignores them."""
+    import dataclasses
+
+    from distgen.conditioners.base import conditioners
+    from distgen.conditioners.dose import dose_blind
+    from distgen.testing.fixtures import tiny_info, tiny_labels
+
+    c = conditioners.get("gene_vocab")(tiny_info(), dim=8, dose=mode)
+    labels = tiny_labels(4)
+    changed = not torch.allclose(c(labels), c(dataclasses.replace(labels, dose=labels.dose * 3.0)))
+    assert c.capabilities.reads_dose is changed is (mode != "none")
+    assert dose_blind(torch.nn.ModuleList([c])) == (["GeneVocabConditioner (dose: none)"] if mode == "none" else None)

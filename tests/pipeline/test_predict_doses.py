@@ -67,6 +67,7 @@ import torch  # noqa: E402
 import distgen  # noqa: E402
 from distgen.cli import main  # noqa: E402
 from distgen.data.doses import DoseError, DoseExtrapolationWarning  # noqa: E402
+from distgen.models.preflight import check_split  # noqa: E402
 
 HELD = {"kind": "held_out_context_perturbation", "test_groups": [["dexa", "A549"], ["saha", "K562"]], "val_frac": 0.0}
 TINY = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
@@ -140,3 +141,17 @@ def test_cli_and_python_predict_the_same_cells(held, trained, tmp_path):
     again = distgen.predict(loaded.model, loaded.data, seed=loaded.seed, max_cells=loaded.max_cells)
     fitted = distgen.predict(model, held, seed=0)  # the model fit left, in memory
     assert np.array_equal(np.asarray(cli.X), again.X.numpy()) and torch.equal(again.X, fitted.X)
+
+
+def test_a_model_whose_conditioner_ignores_doses_is_named_before_training(held):
+    table = {"dexa": [1.0, 0.0], "saha": [0.0, 1.0], "nutlin": [1.0, 1.0]}
+
+    def notes(conditioner):
+        doc = {**TINY, "model": {**TINY["model"], "conditioner": conditioner}}
+        return [n for n in check_split(distgen.build(doc, held), held, "test") if "dose_col" in n]
+
+    blind = notes({"name": "embedding_table", "table": table, "dim": 8, "hidden": 8})
+    assert len(blind) == 1 and "no conditioner of this model reads them (EmbeddingTableConditioner (dose: none))" in blind[0]
+    assert "nutlin 5" in blind[0] and "dose: log, linear or learned" in blind[0]
+    assert notes({"name": "embedding_table", "table": table, "dim": 8, "hidden": 8, "dose": "log"}) == []
+    assert notes({"name": "onehot", "dim": 8}) == []
