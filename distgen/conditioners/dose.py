@@ -70,18 +70,23 @@ class DoseEncoding(nn.Module):
 
 
 def dose_blind(model: object) -> list[str] | None:
-    """The names of ``model``'s conditioners when none of them reads doses (``capabilities.reads_dose`` False), else None.
+    """The names of the parts of ``model`` that embed perturbations when none of them reads doses, else None.
 
-    None too when ``model`` holds no conditioner (a baseline, a plugin model: its own business). What the pre-flight
+    Those parts are its conditioners (``capabilities.reads_dose``) and backbones that tokenise perturbations themselves
+    (``capabilities.embeds_perturbations``: scDFM's ``pad_transformer``; no backbone reads a dose). None too when
+    ``model`` holds neither (a baseline, a plugin model: its own business). What the pre-flight
     (``distgen.models.preflight.check_split``) reads to say that a model trained on doses ignores them.
     """
     from distgen.conditioners.base import Conditioner
 
-    found = [m for m in model.modules() if isinstance(m, Conditioner)] if isinstance(model, nn.Module) else []
-    if not found or any(m.capabilities.reads_dose is not False for m in found):
+    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    found = [m for m in modules if isinstance(m, Conditioner)]
+    tokens = [m for m in modules if not isinstance(m, Conditioner) and getattr(getattr(m, "capabilities", None), "embeds_perturbations", False) is True]
+    if not found + tokens or any(m.capabilities.reads_dose is not False for m in found):
         return None
     modes = [getattr(getattr(getattr(m, "combine", None), "dose", None), "mode", None) for m in found]
-    return [type(m).__name__ + (f" (dose: {mode})" if mode else "") for m, mode in zip(found, modes)]
+    return [type(m).__name__ + (f" (dose: {mode})" if mode else "") for m, mode in zip(found, modes)] + [
+        f"{type(m).__name__} (perturbation tokens)" for m in tokens]
 
 
 __all__ = ["DOSE_MODES", "DoseEncoding", "dose_blind", "hill", "log_dose"]

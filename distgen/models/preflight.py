@@ -309,9 +309,10 @@ def ignored_doses(model: Any, dataset: Any) -> list[str]:
         return []
     shown = listing(f"{a} {r[0]:g}" + (f" to {r[1]:g}" if r[1] != r[0] else "") for a, r in sorted(dosed.items())[:4])
     return [f"dose_col {column!r}: the training cells carry doses ({shown}{' ...' if len(dosed) > 4 else ''}), but no "
-            f"conditioner of this model reads them ({listing(blind)}): an atom is one condition to it at every dose, so the "
-            "doses change no prediction. Use a conditioner that reads them (onehot, which multiplies by the dose; gene_vocab "
-            "or embedding_table with dose: log, linear or learned), or leave data.schema.dose_col unset"]
+            f"part of this model that embeds perturbations reads them ({listing(blind)}): an atom is one condition to it at "
+            "every dose, so the doses change no prediction. Use a model whose conditioner reads them (onehot, which "
+            "multiplies by the dose; gene_vocab or embedding_table with dose: log, linear or learned), or leave "
+            "data.schema.dose_col unset"]
 
 
 def check_prediction(

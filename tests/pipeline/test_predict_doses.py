@@ -151,7 +151,10 @@ def test_a_model_whose_conditioner_ignores_doses_is_named_before_training(held):
         return [n for n in check_split(distgen.build(doc, held), held, "test") if "dose_col" in n]
 
     blind = notes({"name": "embedding_table", "table": table, "dim": 8, "hidden": 8})
-    assert len(blind) == 1 and "no conditioner of this model reads them (EmbeddingTableConditioner (dose: none))" in blind[0]
+    assert len(blind) == 1 and "no part of this model that embeds perturbations reads them (EmbeddingTableConditioner (dose: none))" in blind[0]
     assert "nutlin 5" in blind[0] and "dose: log, linear or learned" in blind[0]
     assert notes({"name": "embedding_table", "table": table, "dim": 8, "hidden": 8, "dose": "log"}) == []
     assert notes({"name": "onehot", "dim": 8}) == []
+    for preset, part in (("perturbdiff", "CovariateConditioner"), ("scdfm", "PADTransformer (perturbation tokens)")):
+        said = [n for n in check_split(distgen.build(preset, held), held, "test") if "dose_col" in n]
+        assert len(said) == 1 and f"reads them ({part})" in said[0], (preset, said)
