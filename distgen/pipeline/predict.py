@@ -33,7 +33,7 @@ from torch import nn
 from distgen.conditioners import table_record
 from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
-from distgen.data.doses import DoseError
+from distgen.data.doses import DoseError, resolve_doses
 from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.record import RECORD_FILE, DataRecord
@@ -54,7 +54,7 @@ from distgen.train.checkpoint import (
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.train.manifest import WARNINGS_KEY, check_same_data, read_manifest
-from distgen.types import Cells
+from distgen.types import COMBO, Cells
 from distgen.wording import counted, listing
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
@@ -248,7 +248,8 @@ def group_doses(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tens
     """``[len(groups), P]`` the dose per atom each group is asked at, or None (each at its own, ``generate_group``'s default).
 
     ``doses`` is ``predict``'s: None, a number, or a mapping ``{condition: dose}``; resolved in one call to
-    ``Dataset.labels`` (checked, and doses outside the training range warned about once for the whole prediction).
+    ``resolve_doses`` (what ``Dataset.labels`` asks too: checked, and doses outside the training range warned about once
+    for the whole prediction).
     """
     if doses is None:
         return None
@@ -262,8 +263,10 @@ def group_doses(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tens
         entries: Any = [doses.get(g.condition) for g in groups]
     else:
         entries = doses
-    labels = dataset.labels([g.condition for g in groups], [g.context for g in groups], [g.batch for g in groups], entries)
-    return labels.dose
+    atoms = [tuple(g.condition.split(COMBO)) for g in groups]  # held-out groups are perturbed, their atoms sorted
+    asked = resolve_doses(dataset.dose_record(), atoms, [g.context for g in groups], entries, where="predict")
+    width = max([len(a) for a in atoms] + [1])
+    return torch.tensor([list(d) + [0.0] * (width - len(d)) for d in asked], dtype=torch.float32)
 
 
 def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarray], genes: np.ndarray | None = None) -> Cells:
