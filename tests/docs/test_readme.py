@@ -45,3 +45,25 @@ def test_readme_python_block_runs(tmp_path):
     )
     proc = run_block(code, tmp_path)
     assert proc.returncode == 0 and "README OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def test_the_held_out_pairs_the_readme_counts_are_the_splits():
+    """'the presets' split ... holds out one pair, `X`' and the quickstart's 'four held-out double perturbations'."""
+    import inspect
+
+    import distgen
+    from distgen.commands.quickstart import SPLIT
+    from distgen.data import make_split
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    ((default, pair),) = re.findall(r"the presets' split \(`combo_seen2` at the default `test_frac` ([\d.]+)\) holds out one pair, `([^`]+)`", text)
+    assert inspect.signature(make_split).parameters["test_frac"].default == float(default)
+    for preset in ("scdfm-small", "perturbdiff-small"):
+        doc = distgen.load_config(preset)
+        assert doc["data"]["split"]["kind"] == "combo_seen2" and "test_frac" not in doc["data"]["split"], doc["data"]["split"]
+        assert list(distgen.load_data(**doc["data"]).split.test_conditions) == [pair], preset
+    assert "generates the four held-out double perturbations" in text
+    (frac,) = re.findall(r"the quickstart holds out four \(`data\.split\.test_frac=([\d.]+)`\)", text)
+    assert f"test_frac: {frac}" in SPLIT
+    test = distgen.load_data(**distgen.load_config("perturbdiff-small", [SPLIT])["data"]).split.test_conditions
+    assert len(test) == 4 and all("+" in c for c in test), test
