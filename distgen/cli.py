@@ -129,10 +129,13 @@ def command_warnings(command: str) -> Iterator[None]:
     """While a command runs as the program: distgen's own warnings (``DistgenWarning``) print as ``distgen COMMAND:
     warning: message``, like its errors, instead of Python's ``file:line: Category: message`` and a source line (which
     would name ``<frozen runpy>``: ``errors.warn`` attributes them to the first frame outside distgen). Other
-    libraries' warnings print as before. ``warnings.catch_warnings`` restores the hook when the command ends; a caller
-    of ``main(argv)`` (tests, a script) keeps its own warning handling."""
+    libraries' warnings print as before. A message prints once per command: the stages that check a setting (loading,
+    assembly, the trainer) each warn, and a ``catch_warnings`` between them resets Python's once-per-location registry,
+    so ``data.replacement`` under ``sampling: partition`` printed three times. ``warnings.catch_warnings`` restores the
+    hook when the command ends; a caller of ``main(argv)`` (tests, a script) keeps its own warning handling."""
     from distgen.errors import DistgenWarning
 
+    shown: set[str] = set()
     with warnings.catch_warnings():
         previous = warnings.showwarning
 
@@ -141,6 +144,9 @@ def command_warnings(command: str) -> Iterator[None]:
             if not issubclass(category, DistgenWarning):
                 previous(message, category, filename, lineno, file, line)
                 return
+            if str(message) in shown:
+                return
+            shown.add(str(message))
             with contextlib.suppress(OSError, ValueError):  # a closed stream: a warning must not end the command
                 print(f"distgen {command}: warning: {message}", file=file or sys.stderr)
 

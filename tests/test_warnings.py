@@ -64,6 +64,18 @@ def test_the_command_prints_distgen_warnings_as_its_own_lines_and_others_as_pyth
     assert warnings.showwarning is not None and "command_warnings" not in repr(warnings.showwarning)
 
 
+def test_the_command_prints_a_repeated_warning_once(capsys):
+    """Loading, assembly and the trainer each check a setting; a filter reset between them made one warning print thrice."""
+    with cli.command_warnings("train"):
+        for _ in range(3):
+            with warnings.catch_warnings():  # resets the once-per-location registry, as the stages' own contexts do
+                warnings.simplefilter("default")
+                warn("data.replacement=true has no effect", InertSettingWarning)
+        warn("another setting has no effect", InertSettingWarning)
+    assert capsys.readouterr().err.splitlines() == ["distgen train: warning: data.replacement=true has no effect",
+                                                    "distgen train: warning: another setting has no effect"]
+
+
 def test_the_distgen_command_prints_one_clean_warning_line(tmp_path):
     config = save_yaml(ADDITIVE, tmp_path / "additive.yaml")
     (tmp_path / "taken").write_text("x")
