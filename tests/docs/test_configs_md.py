@@ -57,3 +57,42 @@ def test_the_quoted_errors_are_raised():
     with pytest.raises(ConfigError, match=re.escape(quoted.replace("\n", " "))):
         train_options(load_config("scdfm-small", ['train.steps="1e3"'])["train"])
     assert quoted in text
+
+
+def test_the_shorter_diffusion_chain_builds_as_written_and_not_without_its_parts():
+    """'shortening the chain takes both ...: `OVERRIDES`' builds on the PerturbDiff preset; leaving any part out is refused."""
+    import distgen
+
+    text = " ".join(PAGE.read_text().split())
+    (line,) = re.findall(r"`(model\.dynamics\.schedule\.timesteps=\d+ [^`]+)`", text)
+    overrides = line.split()
+    assert len(overrides) == 3, overrides
+    info = distgen.load_data("norman_k562", split={"kind": "combo_seen2"}).info
+    assert type(distgen.build(load_config("perturbdiff-small", overrides), info)).__name__ == "Generator"
+    for i in range(1, 3):
+        with pytest.raises(ConfigError):
+            distgen.build(load_config("perturbdiff-small", overrides[:i] + overrides[i + 1:]), info)
+
+
+def test_the_evaluate_section_lists_every_key_and_its_defaults():
+    """The ``evaluate:`` block names every key the section takes, and its values are the defaults where no comment
+    says otherwise (``metrics``, ``counts``: examples; ``baselines``: the comment names the default)."""
+    import inspect
+
+    from distgen.evaluation.score import score
+    from distgen.pipeline.experiment import EVALUATE_KEYS
+    from distgen.pipeline.references import DEFAULT_BASELINES
+
+    (block,) = [b for b in blocks("yaml") if b.startswith("evaluate:")]
+    ev = yaml.safe_load(block)["evaluate"]
+    assert set(ev) == set(EVALUATE_KEYS), set(ev) ^ set(EVALUATE_KEYS)
+    (comment,) = re.findall(r"baselines: .*# default: all but (\w+)", block)
+    assert tuple(b for b in ev["baselines"] if b != comment) == DEFAULT_BASELINES
+    defaults = {k: p.default for k, p in inspect.signature(score).parameters.items()}
+    for key in ("ceiling", "ceiling_splits", "replicate", "interpolated", "seed", "by_context"):
+        assert ev[key] == defaults[key], f"configs.md evaluate.{key}: {ev[key]!r}, score()'s default is {defaults[key]!r}"
+    assert ev["plots"] is True
+    from distgen.data.counts import COUNT_MODELS
+
+    (models,) = re.findall(r"counts: \w+ .*\(([\w |]+)\)", block)
+    assert set(models.split(" | ")) == set(COUNT_MODELS) and ev["counts"] in COUNT_MODELS
