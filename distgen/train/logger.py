@@ -85,7 +85,7 @@ class LineProgress:
 
     A tqdm bar redraws itself with carriage returns, which a log file keeps as one ever-growing line; a job
     writing to a file (a cluster's batch output, ``... 2> train.log``) gets ``train: step 480/1000 (48%),
-    loss 0.0876, 2.4 s/step, about 21 min left`` instead. A run shorter than ``interval`` prints nothing.
+    loss 0.0876, 2.4 s/step, about 20.8 min left`` instead. A run shorter than ``interval`` prints nothing.
     Same calls as the tqdm bar the trainer uses (``update``, ``set_postfix``, ``close``).
     """
 

@@ -93,3 +93,26 @@ def test_fit_with_run_dir_writes_the_files_distgen_train_writes(trained, tmp_pat
     assert _top_level(tmp_path / "x") == _top_level(trained)
     assert {p.name for p in (tmp_path / "x" / "checkpoints" / "step_00000002").iterdir()} == {
         p.name for p in (trained / "checkpoints" / "step_00000002").iterdir()}
+
+
+def test_the_quoted_progress_and_estimate_lines_are_what_the_code_prints():
+    """The plain progress line and the estimate after three steps, as the page quotes them, from the code's own format."""
+    from distgen.train.logger import LINE_PROGRESS_SECONDS, LineProgress, duration
+    from distgen.train.trainer import ESTIMATE_AFTER
+
+    text = " ".join(PAGE.read_text().split())
+    (line,) = re.findall(r"`(train: step \d+/\d+ [^`]+)`", text)
+    step, total, loss, per = re.fullmatch(r"train: step (\d+)/(\d+) \(\d+%\), loss ([\d.]+), ([\d.]+) s/step, .*", line).groups()
+    now = [0.0]
+    bar = LineProgress(int(total), 0, clock=lambda: now[0])
+    bar.set_postfix(loss=loss)
+    now[0], bar.n = int(step) * float(per), int(step)
+    assert bar.line(now[0]) == line
+    assert re.search(rf"a run shorter than a (minute|{LINE_PROGRESS_SECONDS:g} s) prints none", text) and LINE_PROGRESS_SECONDS == 60
+    for page in (PAGE, ROOT / "docs" / "your_data.md"):  # train: ~P s/step, L more steps: about D; train.minutes=M stops it near step S
+        for per, left, about, minutes, near in re.findall(
+                r"train: ~([\d.]+) s/step, (\d+) more steps: about ([\d.]+ \w+); train\.minutes=(\d+) stops it near step (\d+)",
+                " ".join(page.read_text().split())):
+            p, done = float(per), ESTIMATE_AFTER  # the estimate comes after the first three steps
+            assert duration(p * int(left)) == about, (page.name, about)
+            assert done + int(int(minutes) * 60 / p) == int(near), (page.name, near)
