@@ -4,6 +4,7 @@ folder at the path they name (``quickstart/eval``, made here from a tiny pair of
 import re
 import shlex
 
+import numpy as np
 import pytest
 
 import distgen
@@ -51,3 +52,43 @@ def test_the_report_commands_and_python_block_run(tmp_path, monkeypatch):
     proc = run_block(code, tmp_path, {"PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-3000:]
     assert "<html" in (tmp_path / "quickstart" / "eval" / "report.html").read_text()[:500].lower()
+
+
+def test_the_page_limits_and_interval_settings_it_states():
+    """The numbers report.md gives for labels, long screens, flags and the headline's intervals are the code's."""
+    import inspect
+
+    from distgen.evaluation.report import BAR_LABEL_LIMIT
+    from distgen.report import explain, figures, page, profile, stats, style
+
+    text = " ".join(PAGE.read_text().split())
+    (width,) = re.findall(r"Labels are drawn at most (\d+) characters long \(`distgen\.report\.style\.short_label`\)", text)
+    assert int(width) == inspect.signature(style.short_label).parameters["width"].default
+    long = "GENE_" + "x" * 100 + "_017"
+    assert len(style.short_label(long)) <= int(width) and style.short_label(long).startswith("GENE_") and style.short_label(long).endswith("_017")
+    above, strongest, weakest = map(int, re.search(
+        r"above (\d+) conditions the per-condition figure draws the (\d+) strongest and the (\d+) weakest \(`distgen\.report\.page\.ROW_LIMIT`", text).groups())
+    order = [f"c{i}" for i in range(above + 1)]
+    assert page.shown_conditions(order[:above]) == order[:above]
+    assert page.shown_conditions(order) == order[:strongest] + order[-weakest:]
+    (dots,) = re.findall(r"above (\d+) the advantage figure's dots are one embedded image", text)
+    assert int(dots) == figures.VECTOR_DOTS
+    (flagged,) = re.findall(r"the flagged table lists the first (\d+) by name", text)
+    assert int(flagged) == 2 * page.ROW_LIMIT  # page.py: more than 2 x ROW_LIMIT flagged conditions are cut
+    (rows,) = re.findall(r"a profile page repeats the first ([\d,]+) rows of `metrics\.csv` \(`distgen\.report\.profile\.PAGE_ROWS`\)", text)
+    assert int(rows.replace(",", "")) == profile.PAGE_ROWS
+    (bars,) = re.findall(r"`metrics_per_perturbation\.png` names its bars up to (\d+) perturbations", text)
+    assert int(bars) == BAR_LABEL_LIMIT
+    (cells,) = re.findall(r"one with fewer than (\d+) real cells \(`distgen\.report\.explain\.MIN_CELLS`", text)
+    assert int(cells) == explain.MIN_CELLS
+    draws, seed = re.search(r"conditions resampled, ([\d,]+) draws, seed (\d+)", text).groups()
+    params = inspect.signature(stats.mean_ci).parameters
+    assert params["n_boot"].default == int(draws.replace(",", "")) and params["seed"].default == int(seed)
+    (few,) = re.findall(r"the Student t interval at (\d+) conditions or fewer", text)
+    from scipy.stats import t as student
+
+    for n in range(2, int(few) + 2):
+        values = [0.1 * (i + 1) ** 1.5 for i in range(n)]
+        m, lo, hi = stats.mean_ci(values)
+        half = float(student.ppf(0.975, n - 1)) * float(np.std(values, ddof=1)) / n ** 0.5
+        assert (abs(hi - (m + half)) < 1e-12) == (n <= int(few)), (n, lo, hi, m - half, m + half)
