@@ -116,3 +116,11 @@ def test_the_quoted_progress_and_estimate_lines_are_what_the_code_prints():
             p, done = float(per), ESTIMATE_AFTER  # the estimate comes after the first three steps
             assert duration(p * int(left)) == about, (page.name, about)
             assert done + int(int(minutes) * 60 / p) == int(near), (page.name, near)
+
+
+def test_the_default_prediction_cap_the_pages_state():
+    from distgen.pipeline.predict import DEFAULT_MAX_CELLS
+
+    caps = [int(n) for page in (PAGE, ROOT / "docs" / "your_data.md")
+            for n in re.findall(r"the cap is (\d+)", " ".join(page.read_text().split()))]
+    assert len(caps) == 2 and set(caps) == {DEFAULT_MAX_CELLS}, caps
