@@ -67,3 +67,22 @@ def test_the_held_out_pairs_the_readme_counts_are_the_splits():
     assert f"test_frac: {frac}" in SPLIT
     test = distgen.load_data(**distgen.load_config("perturbdiff-small", [SPLIT])["data"]).split.test_conditions
     assert len(test) == 4 and all("+" in c for c in test), test
+
+
+def test_the_readme_ablation_overrides_build_on_the_scdfm_presets_and_attention_not_on_the_cross_dit():
+    """'An ablation is a one-line override, e.g. on the scdfm presets `A`, `B` (a PAD-Transformer setting; the Cross-DiT has none), `C`'."""
+    import distgen
+    from distgen.config import ConfigError
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    span = text[text.index("An ablation is a one-line override, e.g. on the scdfm presets"):]
+    span = span[: span.index("\n") if "\n" in span else span.index("## ")]
+    overrides = re.findall(r"`(model\.[\w.]+=[\w-]+)`", span)
+    assert len(overrides) == 3, overrides
+    info = distgen.load_data("norman_k562", split={"kind": "combo_seen2"}).info
+    for o in overrides:
+        doc = distgen.load_config("scdfm-small", [o])
+        assert type(distgen.build(doc, info)).__name__ == "Generator", o
+    (attention,) = [o for o in overrides if ".attention=" in o]
+    with pytest.raises(ConfigError, match="unknown key 'attention'"):
+        distgen.build(distgen.load_config("perturbdiff-small", [attention]), info)
