@@ -103,3 +103,19 @@ def test_the_bundled_datasets_are_what_the_table_says(name):
     else:
         (types,) = re.findall(r"(\d+) cell types", row[2])
         assert adata.obs[schema.context_cols[0]].nunique() == int(types)
+
+
+def test_a_saved_split_holds_the_keys_the_page_names(tmp_path):
+    import json
+
+    import distgen
+
+    text = " ".join(_text().split())
+    sentence = text[text.index("`split.save(path)` writes a small JSON file"):text.index("`Split.load` refuses")]
+    keys = re.findall(r"`(\w+)`", sentence.split(" with ", 1)[1])
+    data = distgen.load_data("norman_k562", split={"kind": "combo_seen2"})
+    data.split.save(tmp_path / "split.json")
+    saved = json.loads((tmp_path / "split.json").read_text())
+    named = {"cells_hash": "data_hash"}  # "the dataset's `cells_hash` (under the key `data_hash`)"
+    assert {named.get(k, k) for k in keys if k != "data_hash"} <= set(saved), (keys, sorted(saved))
+    assert saved["data_hash"] == data.data.cells_hash
