@@ -96,3 +96,15 @@ def test_the_evaluate_section_lists_every_key_and_its_defaults():
 
     (models,) = re.findall(r"counts: \w+ .*\(([\w |]+)\)", block)
     assert set(models.split(" | ")) == set(COUNT_MODELS) and ev["counts"] in COUNT_MODELS
+
+
+def test_the_preset_lists_are_the_shipped_presets():
+    """configs.md ('shipped in `distgen/models/presets/*.yaml` (...)') and the README ('Presets: ...') name every preset."""
+    from distgen.config import preset_names
+
+    configs = " ".join(PAGE.read_text().split())
+    (listed,) = re.findall(r"shipped in `distgen/models/presets/\*\.yaml` \(([^)]*)\)", configs)
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    (listed_readme,) = re.findall(r"Presets: ((?:`[\w-]+`,? (?:and )?)+)\(", readme)
+    for names in (listed, listed_readme):
+        assert sorted(re.findall(r"`([\w-]+)`", names)) == sorted(preset_names()), names
