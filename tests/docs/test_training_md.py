@@ -124,3 +124,10 @@ def test_the_default_prediction_cap_the_pages_state():
     caps = [int(n) for page in (PAGE, ROOT / "docs" / "your_data.md")
             for n in re.findall(r"the cap is (\d+)", " ".join(page.read_text().split()))]
     assert len(caps) == 2 and set(caps) == {DEFAULT_MAX_CELLS}, caps
+
+
+def test_the_run_config_names_the_bundled_datasets():
+    from distgen.data.section import BUNDLED
+
+    (listed,) = re.findall(r"dataset: \w+ +# bundled: ([\w, ]+);", PAGE.read_text())
+    assert tuple(listed.split(", ")) == BUNDLED
