@@ -158,8 +158,10 @@ def test_your_data_page_runs(tmp_path, monkeypatch):
                 rc = main(argv[1:])
             except SystemExit as e:
                 rc = int(e.code or 0)
-        if "# stops" in line:
-            assert rc != 0 and "not embeddable by covariate" in err.getvalue(), f"{line} should stop at pre-flight: {err.getvalue()}"
+        if "# stops" in line:  # "stops at once, exit status 2: ... with `QUOTED ...`": the message as the page quotes it
+            (quoted,) = re.findall(r"with `(distgen run: config error: [^`]*?) \.\.\.`", PAGE.read_text())
+            said = " ".join(err.getvalue().split())
+            assert rc == 2 and " ".join(quoted.split()) in said, f"{line} should stop at pre-flight with the quoted message: {said}"
             continue
         assert rc == 0, f"{line} failed: {err.getvalue()[-3000:]}"
     assert (tmp_path / "runs" / "celltype" / "eval" / "report.html").exists()
