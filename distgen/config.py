@@ -20,6 +20,7 @@ import copy
 import enum
 import inspect
 import math
+import os
 import re
 import types
 import typing
@@ -699,6 +700,35 @@ def preset_names() -> list[str]:
 
 
 _PRESET_DIR = Path(__file__).parent / "models" / "presets"
+
+
+def preset_of(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str] = ()) -> str | None:
+    """The preset a config derives from: the preset itself, else the end of its ``base:`` chain (None without one).
+
+    A ``base=NAME`` override replaces the document's own ``base`` (as ``distgen.config.load_config`` does).
+    """
+    names = set(preset_names())
+    src: Any = config
+    if not (isinstance(config, str) and config in names and not Path(config).exists()):
+        for text in overrides:
+            parts, value = parse_override(text)
+            if parts == ["base"] and isinstance(value, str):
+                src = value
+    here: Path | None = None
+    for _ in range(MAX_BASE_DEPTH + 1):
+        if isinstance(src, Mapping):
+            src = src.get("base")
+            continue
+        if not isinstance(src, str | os.PathLike):
+            return None
+        text = str(src)
+        if text in names and not Path(text).exists():
+            return text
+        path = here / text if here is not None and not Path(text).is_absolute() and (here / text).is_file() else Path(text)
+        if not path.is_file():
+            return None
+        src, here = load_yaml(path).get("base"), path.parent
+    return None
 
 
 def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load_config, load_yaml, save_yaml
+from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load_config, load_yaml, preset_of, save_yaml
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.errors import warn
@@ -117,7 +117,7 @@ def _checked_run(
         warn(note, InertSettingWarning)
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
-    preset = pages.preset_of(config, overrides)
+    preset = preset_of(config, overrides)
     if not D.env_from_torchrun().is_main:
         with float32_default():
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
@@ -199,7 +199,7 @@ def _run(
             )
         if resume:
             print(f"note: resuming the training in {out / 'train'} from its newest checkpoint", file=sys.stderr)
-        trained = train_model(doc, out / "train", dataset, resume=resume, before_training=start)
+        trained = train_model(doc, out / "train", dataset, resume=resume, before_training=start, preset=preset)
         model, notes = trained.model, trained.notes
         diverged = trained.result.diverged
         if diverged:  # also when the warning was shown before a checkpoint this run resumed from

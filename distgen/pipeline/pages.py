@@ -23,37 +23,6 @@ from distgen.types import canonical
 PAGE = "report.html"
 
 
-def preset_of(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str] = ()) -> str | None:
-    """The preset a config derives from: the preset itself, else the end of its ``base:`` chain (None without one).
-
-    A ``base=NAME`` override replaces the document's own ``base`` (as ``distgen.config.load_config`` does).
-    """
-    from distgen.config import MAX_BASE_DEPTH, load_yaml, parse_override, preset_names
-
-    names = set(preset_names())
-    src: Any = config
-    if not (isinstance(config, str) and config in names and not Path(config).exists()):
-        for text in overrides:
-            parts, value = parse_override(text)
-            if parts == ["base"] and isinstance(value, str):
-                src = value
-    here: Path | None = None
-    for _ in range(MAX_BASE_DEPTH + 1):
-        if isinstance(src, Mapping):
-            src = src.get("base")
-            continue
-        if not isinstance(src, str | os.PathLike):
-            return None
-        text = str(src)
-        if text in names and not Path(text).exists():
-            return text
-        path = here / text if here is not None and not Path(text).is_absolute() and (here / text).is_file() else Path(text)
-        if not path.is_file():
-            return None
-        src, here = load_yaml(path).get("base"), path.parent
-    return None
-
-
 def unembeddable(model: Any, dataset: Any, part: str = "test") -> dict[str, Any]:
     """``{"component", "conditions": {condition: [atoms]}}``: held-out conditions (canonical, ``A+B``) with atoms ``model`` cannot embed.
 
@@ -123,11 +92,20 @@ def write_evaluation_page(out: str | os.PathLike[str], report: Report, pred: Any
         run = None
         if run_dir is not None:
             recorded = run_dir.parent / "eval" / "summary.json"  # an experiment folder's own evaluation names its preset
-            preset = json.loads(recorded.read_text()).get("preset") if recorded.is_file() else None
+            preset = json.loads(recorded.read_text()).get("preset") if recorded.is_file() else _manifest_preset(run_dir)
             run = read_run_dir(run_dir, _preset_doc(preset), preset)
         return write_report(ReportInputs.from_report(report, run=run), path)
 
     return _write(make, path, "distgen evaluate")
+
+
+def _manifest_preset(run_dir: Path) -> str | None:
+    """The preset ``distgen train`` recorded in ``run_dir``'s manifest (None: not recorded, or unreadable)."""
+    try:
+        preset = json.loads((run_dir / "manifest.json").read_text()).get("preset")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return preset if isinstance(preset, str) else None
 
 
 def _run_dir_of(pred: Any) -> Path | None:

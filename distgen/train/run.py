@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from distgen.conditioners import table_record
-from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config
+from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config, preset_of
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
 from distgen.errors import warn
@@ -98,7 +98,7 @@ class TrainedRun:
 
 def train_model(
     doc: Mapping[str, Any], out: str | Path, dataset: Dataset | None = None, resume: bool | str | Path = False,
-    before_training: Callable[[], None] | None = None,
+    before_training: Callable[[], None] | None = None, preset: str | None = None,
 ) -> TrainedRun:
     """Train the model of a loaded config document into run directory ``out``.
 
@@ -110,15 +110,17 @@ def train_model(
     refused. ``out`` is locked, and a resume checked against its checkpoint's config, before anything
     is written: a refused resume or a second process leaves ``config.yaml`` and ``manifest.json`` as
     they were. ``before_training`` is called once every check passed, before anything is
-    written (``distgen run`` records its experiment there, so a refused run leaves no record).
+    written (``distgen run`` records its experiment there, so a refused run leaves no record). ``preset``: the preset
+    the config derives from (``distgen.config.preset_of``), kept in the manifest for the report's "changed from the
+    preset" table.
     """
     with recorded_warnings() as warned:  # every UserWarning shown goes to the manifest's warnings too
-        return _train_model(doc, Path(out), dataset, resume, before_training, warned)
+        return _train_model(doc, Path(out), dataset, resume, before_training, warned, preset)
 
 
 def _train_model(
     doc: Mapping[str, Any], out: Path, dataset: Dataset | None, resume: bool | str | Path,
-    before_training: Callable[[], None] | None, warned: list[str],
+    before_training: Callable[[], None] | None, warned: list[str], preset: str | None = None,
 ) -> TrainedRun:
     """``train_model``; ``warned``: the warnings shown so far (``recorded_warnings``), for the manifest."""
     resolved, opts, ds = resolve_document(doc)
@@ -171,7 +173,8 @@ def _train_model(
             before_training()
         if env.is_main:
             device = select_device(opts.device, env.local_rank)
-            write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=record, notes=notes, tables=tables)
+            write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=record, notes=notes, tables=tables,
+                            preset=preset)
             written = True
         result = fit(model, dataset, opts, out, config=trainer_config, resume=source, preflight=False)
     except BaseException:
@@ -205,7 +208,7 @@ def train_run(
 ) -> TrainResult:
     """Train the model of ``config`` (preset name, YAML path or mapping) into run directory ``out`` (``distgen train``)."""
     with float32_default():  # whatever the caller's torch default dtype (distgen.train.device.float32_default)
-        return train_model(load_config(config, overrides), out, resume=resume).result
+        return train_model(load_config(config, overrides), out, resume=resume, preset=preset_of(config, overrides)).result
 
 
 def resume_source(out: Path, resume: bool | str | Path) -> Path | None:

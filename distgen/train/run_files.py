@@ -52,12 +52,14 @@ def resume_record(source: Path, state: Mapping[str, Any], config: Mapping[str, A
 def write_run_files(
     out: Path, resolved: dict[str, Any], dataset: Dataset, opts: TrainOptions, world_size: int, device: str,
     resumed: Mapping[str, Any] | bool | None = None, notes: Sequence[str] = (), tables: Sequence[TableRecord] = (),
+    preset: str | None = None,
 ) -> None:
     """config.yaml, manifest.json, split.json, info.json, the data record (``DataRecord``) and the record of the embedding
     tables the model read (``tables``, ``distgen.conditioners.table_record``) (rank 0).
 
     ``resumed`` is the record of a resume (``resume_record``): appended to the manifest's ``resumes``, or, in a
-    new folder continuing another run's checkpoint, kept as its ``resumed_from``.
+    new folder continuing another run's checkpoint, kept as its ``resumed_from``. ``preset``: the preset the config derives
+    from, kept as the manifest's ``preset`` (the report compares the run's config with it).
     """
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(resolved, out / "config.yaml")
@@ -65,6 +67,8 @@ def write_run_files(
     manifest["tensorboard"] = "tensorboard/" if _has_tensorboard() else "off: the 'tensorboard' package is not installed"
     if notes:
         manifest["preflight"] = list(notes)
+    if preset is not None:
+        manifest["preset"] = preset
     record = dict(resumed) if isinstance(resumed, Mapping) else {}
     if resumed and (out / "manifest.json").exists():
         first = read_manifest(out / "manifest.json")

@@ -12,8 +12,7 @@ import pytest
 
 import distgen
 from distgen.cli import main
-from distgen.config import save_yaml
-from distgen.pipeline.pages import preset_of
+from distgen.config import preset_of, save_yaml
 from distgen.report import ReportInputs
 from distgen.report.explain import MIN_CELLS, flagged
 
@@ -86,6 +85,23 @@ def test_evaluate_of_a_run_prediction_finds_the_run_directory(preset_run, capsys
                  "--metrics", "mse", "--baselines", "", "--no-ceiling", "--quiet"]) == 0
     train = _section((out / "eval3" / "report.html").read_text(), "training")
     assert f"<code>{(out / 'train').resolve()}</code>" in train and _images(train) == 1 and "Run manifest" in train
+
+
+def test_a_train_run_records_its_preset_and_the_page_of_its_prediction_compares_with_it(preset_run, tmp_path, capsys):
+    """distgen train keeps the preset its config derives from in the manifest; a prediction evaluated inside a run folder
+    with no experiment's eval/summary.json beside it (a distgen train run) gets the preset diff from there. Before, the
+    page of such a run said "no preset given to compare with"."""
+    assert main(["train", *PRESET_RUN, "--out", str(tmp_path / "t")]) == 0
+    assert json.loads((tmp_path / "t" / "manifest.json").read_text())["preset"] == "perturbdiff-small"
+    out, _ = preset_run
+    alone = tmp_path / "alone"
+    shutil.copytree(out / "train", alone)  # the run folder without the experiment around it
+    shutil.copy(out / "pred.h5ad", alone / "pred.h5ad")
+    assert json.loads((alone / "manifest.json").read_text())["preset"] == "perturbdiff-small"
+    assert main(["evaluate", "--pred", str(alone / "pred.h5ad"), "--real", str(out / "real.h5ad"), "--out", str(tmp_path / "ev"),
+                 "--metrics", "mse", "--baselines", "", "--no-ceiling", "--quiet"]) == 0
+    train = _section((tmp_path / "ev" / "report.html").read_text(), "training")
+    assert "differences from preset <code>perturbdiff-small</code>" in train and "no preset given" not in train
 
 
 def test_evaluate_of_two_files_says_there_is_no_training_story(tmp_path, capsys):
