@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.intervals import LEVEL, N_BOOT
 from distgen.evaluation.suite import MetricTable
 
 
@@ -18,14 +19,16 @@ def finite(values: Sequence[float]) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0,
+def mean_ci(values: Sequence[float], level: float = LEVEL, n_boot: int = N_BOOT, seed: int = 0,
             bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
     """Mean of the finite ``values`` and the studentized bootstrap interval of the mean (``intervals.bootstrap_ci``),
     cut at ``bounds`` (a metric's ``MetricCapabilities.bounds``; ``style.metric_info(name).bounds``).
 
     Conditions are the resampled unit (the question is how the mean would move with other held-out
     conditions). One finite value: NaN bounds (no interval; drawn as a point without bars). All equal: the
-    interval collapses to the mean (no spread was seen). NaN mean when there is no finite value.
+    interval collapses to the mean (no spread was seen). NaN mean when there is no finite value. The defaults are
+    ``summary.json``'s (``intervals.N_BOOT`` draws, seed 0): the page draws the interval summary.md prints (it drew
+    2,000 and showed other last digits).
     """
     from distgen.evaluation.intervals import bootstrap_ci
 
@@ -91,7 +94,7 @@ def advantage(model: float, reference: float, higher_is_better: bool | None) -> 
     return (model - reference) if higher_is_better else (reference - model)
 
 
-def paired_interval(diffs: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0,
+def paired_interval(diffs: Sequence[float], level: float = LEVEL, n_boot: int = N_BOOT, seed: int = 0,
                     bounds: tuple[float, float] | None = None, unit: str = "perturbation") -> tuple[float, float, float]:
     """Mean paired difference and its interval, cut at the range of a difference of two values in ``bounds`` (the
     metric's; ``intervals.difference_bounds``): the studentized bootstrap (pairs resampled: ``mean_ci``) over

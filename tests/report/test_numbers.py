@@ -97,3 +97,22 @@ def test_a_diagnostic_metric_has_no_better_side_anywhere():
     c = paired_comparison(rows, "b", "a", "de_wilcoxon_nsig_counts_pred")
     assert c.mean_diff == 3.0 and c.better == "no direction"
     assert paired_comparison([{**r, "mse": r["de_wilcoxon_nsig_counts_pred"]} for r in rows], "b", "a", "mse").better == "reference"
+
+
+def test_the_page_draws_the_model_interval_summary_json_gives():
+    """The headline figure's interval of a metric (``report.stats.mean_ci``) and ``summary.json``'s ``model_ci`` are one
+    interval: the page drew 2,000 bootstrap draws where summary.json draws 1,000, so the two disagreed in the last digits."""
+    from distgen.evaluation.uncertainty import calibrate, metric_bounds
+    from distgen.report.stats import mean_ci
+
+    _, model, base, ceiling = _evaluation()
+    rows = summarise(model, {"control": base}, ceiling)
+    calibrate(rows, model, {"control": base}, [ceiling])
+    checked = 0
+    for name, row in rows.items():
+        values = [v for v in model.values[name] if math.isfinite(v)]
+        if len(values) > 3 and len(set(values)) > 1:  # the bootstrap (at 3 or fewer the page draws a t interval)
+            _, lo, hi = mean_ci(model.values[name], bounds=metric_bounds(name))
+            assert [lo, hi] == row["model_ci"], name
+            checked += 1
+    assert checked
