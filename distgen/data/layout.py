@@ -443,6 +443,7 @@ def read(
     """
     adata = as_anndata(source)
     files = {name: adata}
+    check_shapes(files, pert_col)
     pert_col = guess_pert_col(files, pert_col)
     given = control
     control = guess_control(files, pert_col, control, name)
@@ -543,6 +544,7 @@ def read_pair(
     check_pair(recorded_scale(files["pred"], TRUTH_KEY), recorded_scale(files["real"], TRUTH_KEY), pred, real)
     if train is not None:
         files["training"] = as_anndata(train, "training file")
+    check_shapes(files, pert_col)
     pert_col = guess_pert_col(files, pert_col)
     given = control
     control = guess_control(files, pert_col, control, "real")
@@ -567,6 +569,25 @@ def read_pair(
     check_gene_names(files)
     cells = {k: _cells(a, pert_col, control, col, k, delimiters, words) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
+
+
+def check_shapes(files: dict[str, ad.AnnData], pert_col: str | None = None) -> None:
+    """Refuse a file without cells or without genes, and one written with cells as its var (transposed), before the
+    label checks: an empty prediction was refused as 'no control cells (values include [])', a transposed one with
+    'pass --pert-col' next to the truth's columns."""
+    for name, a in files.items():
+        if a.n_obs == 0 or a.n_vars == 0:
+            raise InputDataError(f"the {name} file holds no {'cells' if a.n_obs == 0 else 'genes'} ({a.n_obs} cells x {a.n_vars} "
+                                 "genes): nothing to score; pass the file that holds the predictions (or the truth), written "
+                                 "with its cells as obs and its genes as var")
+    for name, a in files.items():
+        wanted = [pert_col] if pert_col is not None else list(PERT_COLS)
+        in_obs = [c for c in wanted if c in a.obs.columns]
+        in_var = [c for c in wanted if c in a.var.columns]
+        if in_var and not in_obs:
+            raise InputDataError(f"the {name} file holds {in_var[0]!r} in var, not in obs: it is written transposed (cells as var, "
+                                 f"{a.n_vars} of them; genes as obs, {a.n_obs}); transpose it (adata = adata.T; "
+                                 "adata.write_h5ad(...)) and evaluate again")
 
 
 def check_gene_names(files: dict[str, Any]) -> None:

@@ -80,10 +80,10 @@ def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.n
     fix = {"counts": "scanpy.pp.normalize_total then scanpy.pp.log1p", "normalized": "scanpy.pp.log1p"}
     wrong, side = (ps, name) if ts == "log" else (ts, "real") if ps == "log" else (ps, name)
     how = f"apply {fix[wrong]} to the {side} cells" if wrong in fix else "bring both files to the same scale"
-    raise ScaleMismatchError(
+    raise PairScaleError(
         f"the {name} cells are {_SCALE_WORDS[ps]} (max {pmax:.4g}) but the real cells are {_SCALE_WORDS[ts]} (max {tmax:.4g}); "
-        f"scores across scales are meaningless: {how} (distgen evaluates log-normalised expression)"
-    )
+        f"scores across scales are meaningless: {how} (distgen evaluates log-normalised expression)",
+        "real" if side == "real" else name, "lognorm")
 
 
 def generated_range_note(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray) -> str | None:
@@ -105,6 +105,13 @@ class ValueScaleError(InputDataError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.side, self.want))
+
+
+class PairScaleError(ScaleMismatchError, ValueScaleError):
+    """A prediction and a truth on different scales (``check_same_scale``), naming the file on the wrong one (``side``): a
+    ``ValueScaleError`` too, so the refusal names the layer or ``raw`` of that file that holds log-normalised values
+    (``distgen.evaluation.stored_scales.scale_hints``; counts in ``X`` and ``layers['logcounts']`` beside them, as
+    Bioconductor and many other tools write them, was refused with a recipe to recompute what the file already holds)."""
 
 
 def check_scale(x: torch.Tensor | np.ndarray, name: str, strict: bool = False) -> None:

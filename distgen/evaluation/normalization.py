@@ -181,6 +181,50 @@ def _scale_stats(cells: Any, genes: list[str]) -> tuple[float, float] | None:
     return float(values.mean()), float(np.quantile(values, GENERATED_QUANTILE))
 
 
+def check_control_scale(pred: Any, real: Any, name: str = "pred", scale: str = "lognorm") -> None:
+    """Refuse a prediction file (not marked as generated) whose control cells are off the real control cells' scale, or
+    whose ``X`` holds only zeros (``ScaleMismatchError``).
+
+    Other tools write their predictions with the truth's control cells beside them (cell-eval's layout), and a file on
+    another log base passes every range check: ``log2(1 + x)`` or ``log10(1 + x)`` of log-normalised counts is fractional,
+    non-negative and below ``LOG_MAX``, and on a gene subset (the common case) ``signature`` cannot tell it; every mse was
+    scored on a scale 2.1 times (log2) or 0.19 times (log10) the truth's, without a word. Refused only when the mean AND the
+    ``GENERATED_QUANTILE`` quantile of the control values (the genes both files hold) are both further than
+    ``GENERATED_SCALE_FACTOR`` from the truth's, the same way: another batch or a model's reconstruction of the controls
+    moves one of them a little, a log base moves both by one factor. An all-zero ``X`` (the predictions left in a layer
+    or ``obsm``) is refused whatever its controls.
+    """
+    if pred is None or real is None:
+        return
+    x = torch.as_tensor(pred.X)
+    if x.numel() and not bool(torch.isnan(x).all()) and float(torch.nan_to_num(x, nan=0.0).abs().max()) == 0.0:
+        raise ScaleMismatchError(
+            f"the {name} file's X holds only zeros ({x.shape[0]} cells x {x.shape[1]} genes): no prediction is in it (a tool may "
+            f"keep its predictions in a layer or in obsm); set adata.X to the predicted expression "
+            "(log-normalised, with the truth's control cells beside it) and write the file again")
+    shared = set(pred.genes)
+    genes = [g for g in real.genes if g in shared]
+    if len(genes) < 5:  # no shared genes to compare: the gene checks say so (io.align)
+        return
+    sp, sr = _scale_stats(pred, genes), _scale_stats(real, genes)
+    if sp is None or sr is None or sr[0] <= 0 or sr[1] <= 0:
+        return
+    ratios = (sp[0] / sr[0], sp[1] / sr[1])
+    high = all(r > GENERATED_SCALE_FACTOR for r in ratios)
+    low = all(r < 1 / GENERATED_SCALE_FACTOR for r in ratios)
+    if not (high or low):
+        return
+    values = "raw counts" if scale == "counts" else "log-normalised values (scanpy.pp.normalize_total then scanpy.pp.log1p)"
+    raise ScaleMismatchError(
+        f"the {name} file's control cells are not on the real control cells' scale (or are other cells than the truth's "
+        f"controls): mean {sp[0]:.4g} against {sr[0]:.4g} "
+        f"({ratios[0]:.3g} times) and {GENERATED_QUANTILE:.0%} quantile {sp[1]:.4g} against {sr[1]:.4g} ({ratios[1]:.3g} times) "
+        f"over the {len(genes)} shared genes; every score would compare values on two scales (log2(1 + x) of the same data "
+        "is 1.44 times log1p, log10(1 + x) 0.43 times, another normalisation total or another cell line shifts both). Write the "
+        f"{name} file as {values} on the truth's scale, with the truth's control cells as its controls (cell-eval's "
+        "layout), and evaluate again")
+
+
 def check_generated_scale(pred: Any, real: Any, name: str = "pred") -> None:
     """Refuse a prediction a model generated (``uns["distgen"]["kind"] == "pred"``) that is not on the truth's scale.
 
@@ -244,4 +288,6 @@ def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[
     if scale == "lognorm" and cells.get("pred") is not None and cells.get("real") is not None:
         check_log_bases(log_bases or {})
         check_same_normalization(cells["pred"].X, cells["real"].X)
+    if cells.get("pred") is not None and "pred" not in generated:  # generated: check_generated_scale above
+        check_control_scale(cells["pred"], truth if truth is not None else cells.get("real"), scale=scale)
     return notes

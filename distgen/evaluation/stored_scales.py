@@ -96,4 +96,4 @@ def scale_hints(sources: Mapping[str, Any]) -> Iterator[None]:
         hint = scale_hint(sources.get(side), e.want)
         if not hint:
             raise
-        raise ValueScaleError(str(e) + hint, e.side, e.want) from None
+        raise type(e)(str(e) + hint, e.side, e.want) from None  # the same class (a PairScaleError stays a ScaleMismatchError)

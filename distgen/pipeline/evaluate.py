@@ -66,6 +66,8 @@ def evaluate_files(
     # a file on another scale than scored is refused naming the layer or raw that holds the right one, when one does
     with output_folder(out), scale_hints({"pred": pred, "real": real, "training": train}):
         pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
+        if (same := one_truth_note(pred, real, pred_c, real_c)) is not None:  # the CLI scored it perfect without a word
+            info.notes.append(same)
         for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
             warn(note)
         value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
@@ -86,6 +88,21 @@ def evaluate_files(
             if make_plots:  # the HTML page (eval/report.html), with a run's training story when pred sits in one
                 write_evaluation_page(out, report, pred)
     return report
+
+
+def one_truth_note(pred: Any, real: Any, pred_c: Cells, real_c: Cells) -> str | None:
+    """A note (warned, and kept in summary.json) when the prediction is the truth: one file given twice, or a copy of it
+    (the same cells, labels and values: another tool's truth file taken for its predictions). Every score is then a
+    perfect prediction's; ``distgen evaluate --pred real.h5ad --real real.h5ad`` said so only through the Python API."""
+    if same_source(pred, real):
+        what = f"the same file ({_name(pred)})"
+    elif (pred_c.X.shape == real_c.X.shape and pred_c.genes == real_c.genes and np.array_equal(pred_c.conditions, real_c.conditions)
+          and bool((pred_c.X == real_c.X).all())):
+        what = "files with the same cells (labels and values): the prediction file is a copy of the truth"
+    else:
+        return None
+    return (f"evaluate: the prediction and the truth are {what}: every score is that of a perfect prediction; pass the "
+            "generated cells as the prediction (--pred) and the measured ones as the truth (--real)")
 
 
 def names_arg(value: Any, what: str) -> Any:
@@ -150,16 +167,16 @@ def evaluate(
         hints = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in close.items() if c)
         raise TypeError(f"evaluate: unknown keyword argument(s) {unknown}{' (' + hints + ')' if hints else ''}; it takes "
                         f"{', '.join(EVALUATE_ARGS)} and, for files, {', '.join(LAYOUT_KEYS)}")
-    if same_source(pred, truth):
-        warn(f"evaluate: the prediction and the truth are the same {_name(pred)}: every score is that of a perfect "
-             "prediction; pass the generated cells as pred (distgen.predict) and the measured ones as truth")
-    if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):
+    if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):  # evaluate_files warns of one file given twice
         if isinstance(train, Cells):  # read with the files, in their layout (the column and control label they use)
             train = layout.to_anndata(train, "train", pert_col=layout_options.get("pert_col") or layout.PERT_COL,
                                       control=layout_options.get("control") or layout.CONTROL)
         return evaluate_files(pred, truth, out, train=train, baselines=baselines, metric_names=metric_names, ceiling=ceiling,
                               seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, overwrite=overwrite,
                               ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, **layout_options)
+    if same_source(pred, truth):
+        warn(f"evaluate: the prediction and the truth are the same {_name(pred)}: every score is that of a perfect "
+             "prediction; pass the generated cells as pred (distgen.predict) and the measured ones as truth")
     if out is not None:
         check_output_folder(out, "evaluate", overwrite)
     files: dict[str, Cells] = {}  # what was read from files: their values are checked (Cells and a Dataset are the caller's)

@@ -1,0 +1,154 @@
+"""Prediction files other tools write (cell-eval, STATE, GEARS, scGPT/CPA exports), scored against a truth: each case
+scored silently wrong or was refused with a misleading fix before (docs/reliability.md, "Other tools' prediction files")."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import anndata as ad
+import numpy as np
+import pytest
+
+import distgen
+from distgen.cli import main
+from distgen.errors import EXIT_USAGE
+from distgen.evaluation.io import ScaleMismatchError
+
+from .synth import make_pair
+
+
+def _pair(n_genes: int = 60):
+    """(real, pred) log-normalised over 80 genes, kept to ``n_genes`` of them: a gene panel, as most files are (a file
+    with every gene has a normalisation signature, checked elsewhere, which a panel has not)."""
+    real, pred = make_pair(seed=3)
+    return real[:, :n_genes].copy(), pred[:, :n_genes].copy()
+
+
+def _write(tmp_path, pred, real):
+    pp, rp = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+    pred.write_h5ad(pp)
+    real.write_h5ad(rp)
+    return str(pp), str(rp)
+
+
+def _evaluate(tmp_path, pp, rp, *more, out="ev"):
+    default = [] if "--profile" in more else ["--baselines", "", "--no-ceiling"]  # a profile has neither
+    return main(["evaluate", "--pred", pp, "--real", rp, "--out", str(tmp_path / out), "--no-plots", "--quiet", "--overwrite",
+                 *default, *more])
+
+
+def _relog(adata, log):
+    """The same cells, ``log(1 + expm1(X))`` in another base (a tool that writes ``log2(1 + x)``)."""
+    out = adata.copy()
+    out.X = log(np.expm1(np.asarray(adata.X, dtype=np.float64)) + 1.0).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("log", [np.log2, np.log10], ids=["log2", "log10"])
+@pytest.mark.parametrize("profile", [None, "cell-eval-0.8.2"])
+def test_a_prediction_in_another_log_base_is_refused(tmp_path, capsys, log, profile):
+    """log2(1 + x) of the truth's own cells passes every range check on a gene panel (fractional, >= 0, < 20): its mse was
+    scored 2.1 times (log10: 0.19 times) the truth's scale without a word. Its control cells give it away."""
+    real, pred = _pair()
+    pp, rp = _write(tmp_path, _relog(pred, log), real)
+    more = ["--profile", profile] if profile else []
+    assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "control cells are not on the real control cells' scale" in err and "Traceback" not in err
+    import re
+
+    ratios = [float(r) for r in re.findall(r"\(([0-9.]+) times\)", err)]  # the mean's and the quantile's, near the base's factor
+    assert len(ratios) == 2 and all(abs(r / float(log(np.e)) - 1) < 0.15 for r in ratios)
+
+
+def test_a_prediction_in_another_log_base_is_refused_by_the_api(tmp_path):
+    real, pred = _pair()
+    with pytest.raises(ScaleMismatchError, match="not on the real control cells' scale"):
+        distgen.evaluate(_relog(pred, np.log2), real, baselines=[], ceiling=False, make_plots=False, progress=False)
+
+
+def test_the_truths_own_scale_with_other_control_cells_of_it_is_scored(tmp_path):
+    """The check compares control populations by scale: the prediction's controls drawn again from the same population
+    (another seed, the model's noise) are scored, not refused."""
+    real, pred = _pair()
+    other, _ = make_pair(seed=11)
+    ctrl = np.flatnonzero((pred.obs["target"] == "non-targeting").to_numpy())
+    pred.X[ctrl] = np.asarray(other[:, : pred.n_vars].X)[: len(ctrl)]
+    pp, rp = _write(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp) == 0
+
+
+def test_an_all_zero_prediction_is_refused(tmp_path, capsys):
+    """A tool that keeps its predictions in a layer or obsm and leaves X zeros: every metric was computed on zeros
+    (pearson_delta NaN, an mse) and the run exited 0."""
+    real, pred = _pair()
+    pred.layers["pred"] = pred.X.copy()
+    pred.X = np.zeros_like(pred.X)
+    pp, rp = _write(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp) == EXIT_USAGE
+    assert "X holds only zeros" in capsys.readouterr().err
+
+
+def test_counts_in_x_with_the_log_values_in_a_layer_names_the_layer(tmp_path, capsys):
+    """Bioconductor-style files keep counts in X and layers['logcounts']: the refusal said to run normalize_total and log1p
+    on the counts, not that the file already holds the log values."""
+    real, pred = make_pair(seed=3)
+    counts, _ = make_pair(seed=3, counts=True)
+    pred.layers["logcounts"] = pred.X.copy()
+    pred.X = np.asarray(counts.X, dtype=np.float32)[: pred.n_obs]
+    pp, rp = _write(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "adata.X = adata.layers['logcounts']" in err
+    with pytest.raises(ScaleMismatchError, match="raw counts"):  # the API's class is unchanged
+        distgen.evaluate(pp, rp, baselines=[], ceiling=False, make_plots=False, progress=False)
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["one_file", "a_copy"])
+def test_the_truth_given_as_the_prediction_is_warned_in_the_cli(tmp_path, copy):
+    """distgen evaluate --pred real.h5ad --real real.h5ad (or a copy of the truth) scored a perfect prediction with no word;
+    only the Python API warned."""
+    real, _ = _pair()
+    rp = str(tmp_path / "real.h5ad")
+    real.write_h5ad(rp)
+    pp = rp
+    if copy:
+        pp = str(tmp_path / "pred.h5ad")
+        real.write_h5ad(pp)
+    with pytest.warns(UserWarning, match="every score is that of a perfect prediction"):
+        assert _evaluate(tmp_path, pp, rp) == 0
+    notes = json.loads((tmp_path / "ev" / "summary.json").read_text())["notes"]
+    assert any("perfect prediction" in n for n in notes)
+
+
+def test_a_prediction_is_not_called_a_copy_of_the_truth(tmp_path):
+    real, pred = _pair()
+    pp, rp = _write(tmp_path, pred, real)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no warning at all on a clean pair
+        assert _evaluate(tmp_path, pp, rp) == 0
+
+
+@pytest.mark.parametrize("side", ["pred", "real"])
+def test_a_file_without_cells_is_refused_as_such(tmp_path, capsys, side):
+    """An empty prediction was refused as 'no control cells (values include [])'; an empty truth as 'none of the usual
+    control labels... pass --control'."""
+    real, pred = _pair()
+    files = {"pred": pred, "real": real}
+    files[side] = files[side][:0].copy()
+    pp, rp = _write(tmp_path, files["pred"], files["real"])
+    assert _evaluate(tmp_path, pp, rp) == EXIT_USAGE
+    assert f"the {side} file holds no cells" in capsys.readouterr().err
+
+
+def test_a_transposed_prediction_is_refused_as_such(tmp_path, capsys):
+    """Cells as var, genes as obs: refused with 'pass --pert-col' beside the truth's own columns."""
+    real, pred = _pair()
+    flipped = ad.AnnData(np.asarray(pred.X).T, obs=pred.var.copy(), var=pred.obs.copy())
+    pp, rp = _write(tmp_path, flipped, real)
+    assert _evaluate(tmp_path, pp, rp) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "written transposed" in err and "adata = adata.T" in err
+    with pytest.raises(ValueError, match="written transposed"):
+        distgen.evaluate(flipped, real, baselines=[], ceiling=False, make_plots=False, progress=False)
