@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from distgen import markdown as md
-from distgen.errors import UsageError
+from distgen.errors import UsageError, warn
 from distgen.evaluation.digest import TRUTH_DIGESTS
 from distgen.evaluation.intervals import LEVEL, N_BOOT, holm
+from distgen.evaluation.io import PERFECT_WORDS
 from distgen.evaluation.report import fmt_value
 from distgen.evaluation.suite import ROW_SEPARATOR
 from distgen.evaluation.uncertainty import margin, paired_test, verdict
@@ -201,6 +202,12 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
             "their shared rows were scored on the same real cells" if da and db else
             "their shared rows have the same numbers of real cells (an evaluation from before truth digests: the cells "
             "themselves are not compared)"))
+    for side, run, s in (("A", run_a, sa), ("B", run_b, sb)):  # a 'winner' that is the truth scored against itself
+        if any(PERFECT_WORDS in str(n) for n in s.get("notes") or []):
+            said = (f"{side} ({run}) scored the truth as its prediction (one file given twice, or a copy of the truth: its "
+                    "summary.json notes): its scores are a perfect prediction's, not a model's, and every verdict against it says so")
+            notes.insert(0, said)
+            warn(said)
     ra, rb = (s.get("replicate") or "half-split" for s in (sa, sb))  # evaluations from before the option: half-split
     if sa.get("ceiling_splits") and sb.get("ceiling_splits") and ra != rb:
         notes.append(f"A's ceiling is the {ra} replicate and B's the {rb} one: the margins (the larger replicate spread) "

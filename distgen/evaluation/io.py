@@ -21,6 +21,7 @@ import torch
 from distgen.errors import InputDataError
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.types import Cells
+from distgen.types.layout import CONTROL_LABELS
 from distgen.wording import counted
 
 #: Largest value of log1p-normalised expression in practice (log1p of 1e8); larger fractional values are not logged.
@@ -153,6 +154,11 @@ def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
                               "or evaluate log-normalised files with a log-scale profile", name, "counts")
 
 
+#: Words of the note an evaluation keeps when its prediction is its truth (``distgen.pipeline.evaluate.one_truth_note``):
+#: ``distgen compare`` finds them in a summary's notes.
+PERFECT_WORDS = "every score is that of a perfect prediction"
+
+
 def same_source(pred: Any, truth: Any) -> bool:
     """Whether ``pred`` and ``truth`` are one object or one file (every score is then a perfect prediction's)."""
     if pred is truth:
@@ -281,8 +287,11 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
     extra = sorted(set(pred.conditions[~pred.is_control].tolist()) - set(perts))
     if extra:
+        words = [e for e in extra if e in CONTROL_LABELS]  # GEARS' 'ctrl' beside cell-eval's 'non-targeting' in one file
+        control_note = (f"{words[0]!r} is a usual control label but this evaluation's control is {truth.control!r}: if those are "
+                        f"control cells, relabel them {truth.control!r} in the {name} file; ") if words else ""
         raise InputDataError(f"the {name} has {counted(len(extra), 'perturbation')} that the truth lacks (e.g. {extra[:5]}); "
-                         + (label_note(extra, perts, name) or "evaluate against a truth that contains them, or drop them "
+                         + control_note + (label_note(extra, perts, name) or "evaluate against a truth that contains them, or drop them "
                                                               "from the prediction"))
     index = {p: i for i, p in enumerate(perts)}
     pops = {}

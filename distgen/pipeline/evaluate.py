@@ -17,8 +17,8 @@ import numpy as np
 
 from distgen.data import layout
 from distgen.data.prepared import Dataset
-from distgen.errors import warn
-from distgen.evaluation.io import same_source
+from distgen.errors import InputDataError, warn
+from distgen.evaluation.io import PERFECT_WORDS, same_source
 from distgen.evaluation.normalization import check_files, generated_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
@@ -68,6 +68,7 @@ def evaluate_files(
         pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
         if (same := one_truth_note(pred, real, pred_c, real_c)) is not None:  # the CLI scored it perfect without a word
             info.notes.append(same)
+        check_not_means(pred_c)
         for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
             warn(note)
         value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
@@ -101,8 +102,32 @@ def one_truth_note(pred: Any, real: Any, pred_c: Cells, real_c: Cells) -> str | 
         what = "files with the same cells (labels and values): the prediction file is a copy of the truth"
     else:
         return None
-    return (f"evaluate: the prediction and the truth are {what}: every score is that of a perfect prediction; pass the "
+    return (f"evaluate: the prediction and the truth are {what}: {PERFECT_WORDS}; pass the "
             "generated cells as the prediction (--pred) and the measured ones as the truth (--real)")
+
+
+def check_not_means(pred: Cells, name: str = "prediction") -> None:
+    """Refuse a prediction file holding one cell per perturbation: a mean expression per perturbation (GEARS and other
+    mean predictors write these), not cells. Every metric needs a population of ``MIN_CELLS`` cells, so every row was
+    NaN and the run exited 0, saying to 'predict every perturbation of the truth'. Files with some groups of 2+ cells are
+    scored as they are (their one-cell groups NaN, with the reason)."""
+    from distgen.evaluation.io import MIN_CELLS
+    from distgen.wording import counted
+
+    perturbed = ~np.asarray(pred.is_control)
+    if not perturbed.any():
+        return
+    keys = np.char.add(np.asarray(pred.conditions[perturbed], dtype=str), np.char.add("\x00", np.asarray(pred.contexts[perturbed], dtype=str)))
+    _, sizes = np.unique(keys, return_counts=True)
+    if int(sizes.max()) >= MIN_CELLS:
+        return
+    shown = sorted(set(pred.conditions[perturbed].tolist()))[:3]
+    raise InputDataError(
+        f"the {name} holds one cell per perturbation ({counted(len(sizes), 'group')}, e.g. {shown}): a mean expression per "
+        f"perturbation (as GEARS writes), not cells; every metric scores populations of at least {MIN_CELLS} cells, so none "
+        "could be scored. Write cells sampled from the model, or, to score the means with the mean-based metrics only, write "
+        "each mean as 2 identical cells (numpy.repeat(means, 2, axis=0), each label twice) and pass --metrics "
+        "pearson_delta,mse (metric_names=[...] in the API): the distributional and DE metrics need sampled cells")
 
 
 def names_arg(value: Any, what: str) -> Any:
@@ -195,6 +220,8 @@ def evaluate(
         return files[name]
 
     pred_c = pred if isinstance(pred, Cells) else read(pred, "pred")
+    if not isinstance(pred, Cells):
+        check_not_means(pred_c)
     if isinstance(truth, Dataset):
         truth_c = truth.truth(part)
         if "pred" in files:  # a file of a one-context (one-batch) dataset has no such column: its cells are that context's

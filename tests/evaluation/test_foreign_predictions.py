@@ -8,6 +8,7 @@ import warnings
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 
 import distgen
@@ -36,6 +37,9 @@ def _evaluate(tmp_path, pp, rp, *more, out="ev"):
     default = [] if "--profile" in more else ["--baselines", "", "--no-ceiling"]  # a profile has neither
     return main(["evaluate", "--pred", pp, "--real", rp, "--out", str(tmp_path / out), "--no-plots", "--quiet", "--overwrite",
                  *default, *more])
+
+
+FEW = ("--metrics", "pearson_delta,mse")  # what a test of reading needs, at a fraction of the full suite's time
 
 
 def _relog(adata, log):
@@ -152,3 +156,76 @@ def test_a_transposed_prediction_is_refused_as_such(tmp_path, capsys):
     assert "written transposed" in err and "adata = adata.T" in err
     with pytest.raises(ValueError, match="written transposed"):
         distgen.evaluate(flipped, real, baselines=[], ceiling=False, make_plots=False, progress=False)
+
+
+def _means_file(pred, repeat: int):
+    """``pred`` with each perturbation's cells replaced by its mean, written ``repeat`` times (controls kept)."""
+    labels = pred.obs["target"].astype(str).to_numpy()
+    x = np.asarray(pred.X)
+    rows, names = [], []
+    for p in sorted(set(labels)):
+        cells = x[labels == p]
+        block = cells if p == "non-targeting" else np.repeat(cells.mean(0, keepdims=True), repeat, axis=0)
+        rows.append(block)
+        names += [p] * len(block)
+    out = ad.AnnData(np.vstack(rows).astype(np.float32), obs=pd.DataFrame({"target": pd.Categorical(names)},
+                                                                         index=[f"m{i}" for i in range(len(names))]))
+    out.var_names = pred.var_names
+    return out
+
+
+def test_one_mean_per_perturbation_is_refused_with_the_way_to_score_means(tmp_path, capsys):
+    """A GEARS-style file (one mean expression per perturbation beside the real controls): every row NaN, exit 0, and
+    the advice to 'predict every perturbation of the truth'. The advice given now scores the means: each twice, with
+    the mean-based metrics, gives the pearson_delta and mse of the cells the means came from."""
+    real, pred = _pair()
+    pp, rp = _write(tmp_path, _means_file(pred, 1), real)
+    assert _evaluate(tmp_path, pp, rp) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "one cell per perturbation" in err and "--metrics pearson_delta,mse" in err
+    with pytest.raises(ValueError, match="one cell per perturbation"):
+        distgen.evaluate(pp, rp, baselines=[], ceiling=False, make_plots=False, progress=False)
+    twice = str(tmp_path / "twice.h5ad")
+    _means_file(pred, 2).write_h5ad(twice)
+    cells = str(tmp_path / "cells.h5ad")
+    pred.write_h5ad(cells)
+    got = {}
+    for name, path in (("means", twice), ("cells", cells)):
+        assert _evaluate(tmp_path, path, rp, "--metrics", "pearson_delta,mse", out=name) == 0
+        got[name] = pd.read_csv(tmp_path / name / "metrics.csv").set_index("perturbation")[["pearson_delta", "mse"]]
+    pd.testing.assert_frame_equal(got["means"], got["cells"], rtol=1e-5)
+
+
+def test_a_usual_control_word_among_the_predictions_is_named(tmp_path, capsys):
+    """GEARS' 'ctrl' beside cell-eval's 'non-targeting' in one prediction file: refused as a perturbation the truth lacks,
+    without saying that it reads as control cells."""
+    real, pred = _pair()
+    labels = pred.obs["target"].astype(str).to_numpy().copy()
+    labels[np.flatnonzero(labels == "non-targeting")[:10]] = "ctrl"
+    pred.obs["target"] = pd.Categorical(labels)
+    pp, rp = _write(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp) == EXIT_USAGE
+    assert "'ctrl' is a usual control label" in capsys.readouterr().err
+
+
+def test_compare_says_when_one_evaluation_scored_the_truth_against_itself(tmp_path, capsys):
+    """A model 'beaten' by a copy of the truth: compare named the copy the winner of every metric, its summary's note
+    unread."""
+    real, pred = _pair()
+    pp, rp = _write(tmp_path, pred, real)
+    copy = str(tmp_path / "copy.h5ad")
+    real.write_h5ad(copy)
+    assert _evaluate(tmp_path, pp, rp, *FEW, out="model") == 0
+    with pytest.warns(UserWarning, match="perfect prediction"):
+        assert _evaluate(tmp_path, copy, rp, *FEW, out="copy") == 0
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"B \(.*copy\) scored the truth as its prediction"):
+        assert main(["compare", str(tmp_path / "model"), str(tmp_path / "copy"), "--json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert "scored the truth as its prediction" in notes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # two models: no such note
+        assert _evaluate(tmp_path, pp, rp, *FEW, out="model2") == 0
+        capsys.readouterr()
+        assert main(["compare", str(tmp_path / "model"), str(tmp_path / "model2"), "--json"]) == 0
+    assert not any("truth as its prediction" in n for n in json.loads(capsys.readouterr().out)["notes"])
