@@ -13,7 +13,7 @@ from typing import Any
 
 from distgen.errors import InputDataError, warn
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.io import MIN_CELLS, align, check_counts, check_scale, eval_data, same_source
+from distgen.evaluation.io import MIN_CELLS, PERFECT_WORDS, align, check_counts, check_scale, eval_data, same_source
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
 from distgen.types import Cells
@@ -330,6 +330,13 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
             files = {ctx: [f"{context_prefix(ctx)}_metrics.csv", *([f"{context_prefix(ctx)}_vcc2026_score.csv"] if prof.name == "vcc2026" else [])]
                      for ctx in by_context}
             check_output_folder(out, "evaluate", overwrite, names=[*EVALUATE_OUTPUTS, *(f for fs in files.values() for f in fs)])
+        if same_source(pred, real):  # warned above; kept in summary.json, where distgen compare reads it
+            info.notes.append(f"evaluate: the prediction and the truth are the same file ({pred}): {PERFECT_WORDS}")
+        elif all(_one_population(d) for d in datas.values()):  # a copy of the truth: said as one file given twice
+            said = (f"evaluate: the prediction and the truth are files with the same cells (labels and values): the prediction "
+                    f"file is a copy of the truth: {PERFECT_WORDS}; pass the generated cells as --pred and the measured ones as --real")
+            warn(said)
+            info.notes.append(said)
         tables = {ctx: run_profile(data, prof.name, progress=progress) for ctx, data in datas.items()}
         scores: dict[str, Any] = {}
         if prof.name == "vcc2026":
@@ -393,6 +400,15 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
         if page:
             write_profile_page(out)
     return summary
+
+
+def _one_population(data: EvalData) -> bool:
+    """Whether ``data``'s predicted and real cells are the same cells, group by group (a copy of the truth as prediction)."""
+    import torch
+
+    p, r = data.pred, data.real
+    return (p.X.shape == r.X.shape and p.control.shape == r.control.shape and torch.equal(p.offsets, r.offsets)
+            and torch.equal(p.X, r.X) and torch.equal(p.control, r.control))
 
 
 def _write_vcc2026(path: Path, rows: list[dict[str, Any]]) -> None:

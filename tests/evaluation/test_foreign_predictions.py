@@ -229,3 +229,16 @@ def test_compare_says_when_one_evaluation_scored_the_truth_against_itself(tmp_pa
         capsys.readouterr()
         assert main(["compare", str(tmp_path / "model"), str(tmp_path / "model2"), "--json"]) == 0
     assert not any("truth as its prediction" in n for n in json.loads(capsys.readouterr().out)["notes"])
+
+
+@pytest.mark.parametrize("profile", ["cell-eval-0.8.2", "celleval2"])
+def test_a_copy_of_the_truth_is_warned_under_a_profile(tmp_path, profile):
+    """--profile warned of one path given twice, not of a copy of the truth at another path."""
+    real, _ = make_pair(seed=3, counts=profile == "celleval2")
+    rp, copy = str(tmp_path / "real.h5ad"), str(tmp_path / "copy.h5ad")
+    real.write_h5ad(rp)
+    real.write_h5ad(copy)
+    with pytest.warns(UserWarning, match="the prediction file is a copy of the truth"):
+        assert _evaluate(tmp_path, copy, rp, "--profile", profile) == 0
+    notes = json.loads((tmp_path / "ev" / "summary.json").read_text())["notes"]
+    assert any("perfect prediction" in n for n in notes)
