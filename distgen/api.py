@@ -25,9 +25,19 @@ if TYPE_CHECKING:
 
 
 def components(kind: str | None = None) -> list[ComponentInfo]:
-    """Self-descriptions of every registered component (of one ``kind`` if given), plugins included."""
+    """Self-descriptions of every registered component (of one ``kind`` if given), plugins included.
+
+    Warns (``DistgenRuntimeWarning``) about each plugin that failed to load, each name two packages provide, and each
+    entry point declared in a ``distgen.*`` group that no kind reads (a typo such as ``distgen.kernel``), which is never listed.
+    """
+    from distgen.errors import DistgenRuntimeWarning, warn
+    from distgen.registry import misdeclared
+
     regs = [registry(kind)] if kind else [r for k, r in sorted(all_registries().items(), key=lambda kv: _order(kv[0]))]
-    return [info for reg in regs for info in reg.infos()]
+    infos = [info for reg in regs for info in reg.infos()]
+    for line in misdeclared(kind):
+        warn(line, DistgenRuntimeWarning)
+    return infos
 
 
 def build(

@@ -206,7 +206,8 @@ class Registry(Generic[T]):
         if not (inspect.isclass(obj) and issubclass(obj, self.base)):
             raise PluginLoadError(
                 f"{self.kind} component {name!r} from {provider!r} is {obj!r}, which is not a subclass "
-                f"of {self.base.__module__}.{self.base.__qualname__}."
+                f"of {self.base.__module__}.{self.base.__qualname__}: make its entry point name a class that subclasses "
+                f"it (docs/extending.md lists each kind's interface)."
             )
         try:
             resolve(obj)
@@ -254,8 +255,10 @@ class Registry(Generic[T]):
             entry.failed = True
             if isinstance(exc, SystemExit):
                 why = f"it called sys.exit({exc.code!r}) while being imported"
+            elif isinstance(exc, PluginLoadError):
+                why = str(exc).rstrip(".")
             else:
-                why = str(exc).rstrip(".") if isinstance(exc, PluginLoadError) else repr(exc)
+                why = f"{exc!r}{_import_fix(exc, entry.entry_point, entry.provider)}"
             warn(
                 f"distgen plugin {entry.provider!r} failed to load {self.kind} component {entry.name!r} "
                 f"({entry.entry_point.value}): {why}. It is skipped.",
@@ -290,6 +293,16 @@ class Registry(Generic[T]):
             return None
         return f"{entries[0].provider!r} ({entries[0].where})"
 
+    def plugin_of(self, obj: Any) -> str | None:
+        """``"'name' from plugin 'provider' (module:attr)"`` when ``obj`` (a class or an instance) is a plugin's component of
+        this kind, loaded by name; None for a built-in or an object the registry did not load."""
+        cls = obj if isinstance(obj, type) else type(obj)
+        for entries in self._entries.values():
+            for e in entries:
+                if e.obj is cls and e.provider != "distgen" and not e.failed:
+                    return f"{e.name!r} from plugin {e.provider!r} ({e.where})"
+        return None
+
     def providers(self, name: str) -> list[str]:
         """Who provides ``name`` (more than one: a conflict, reported when the name is used)."""
         self.discover()
@@ -315,10 +328,16 @@ class Registry(Generic[T]):
             )
         if len(entries) > 1:
             who = " and ".join(f"{e.provider!r} ({e.where})" for e in entries)
+            plugins = [e.provider for e in entries if e.provider != "distgen"]
+            if len(plugins) < len(entries):  # a built-in's name: only the plugins can give it up
+                fix = (f"{name!r} is a built-in name, which a plugin cannot replace: rename the entry point of "
+                       f"{' and '.join(map(repr, plugins))} in its pyproject.toml [project.entry-points.\"{self.group}\"] and "
+                       f"reinstall it, or uninstall it (pip uninstall {' '.join(plugins)})")
+            else:
+                fix = (f"uninstall all but one of them (pip uninstall <package>), or rename the entry point in a plugin's "
+                       f"pyproject.toml [project.entry-points.\"{self.group}\"]")
             raise DuplicateComponentError(
-                f"{self.kind} name {name!r} is provided by {who}, so it is ambiguous. Uninstall one of them "
-                f"(pip uninstall <package>), or rename the plugin's entry point in its pyproject.toml "
-                f"[project.entry-points.\"{self.group}\"]; `distgen components` lists both."
+                f"{self.kind} name {name!r} is provided by {who}, so it is ambiguous: {fix}; `distgen components` lists both."
             )
         return self._load(entries[0])  # type: ignore[no-any-return]
 
@@ -387,9 +406,12 @@ class Registry(Generic[T]):
         for name in self.names():
             entries = self._live(name)
             if len(entries) > 1:
+                plugins = [e.provider for e in entries if e.provider != "distgen"]
+                builtin = (f" ({name!r} is a built-in name: rename the entry point of {' and '.join(map(repr, plugins))} or "
+                           f"uninstall it)") if len(plugins) < len(entries) else ""
                 warn(
                     f"{self.kind} name {name!r} is provided by {', '.join(repr(e.provider) for e in entries)}; a config "
-                    "that uses it fails until all but one are uninstalled or renamed",
+                    f"that uses it fails until all but one are uninstalled or renamed{builtin}",
                     DistgenRuntimeWarning,
                 )
             for entry in entries:
@@ -410,6 +432,38 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {counted(len(self._entries), 'name')})"
+
+
+def _import_fix(exc: BaseException, entry_point: md.EntryPoint, provider: str) -> str:
+    """What to do about ``exc``, raised while ``entry_point`` of the plugin ``provider`` was loaded."""
+    module, _, attr = str(entry_point.value).partition(":")
+    pyproject = "fix [project.entry-points] in its pyproject.toml and reinstall it"
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        if module == exc.name or module.startswith(exc.name + "."):
+            return f"; the entry point names a module {module!r} that is not installed: {pyproject}"
+        return (f"; the plugin imports {exc.name.split('.')[0]!r}, which is not installed in this environment ({sys.executable}): "
+                f"install it, or uninstall the plugin (pip uninstall {provider})")
+    if isinstance(exc, AttributeError) and attr and attr.split(".")[-1] in str(exc):
+        return f"; the entry point names {attr!r}, which module {module!r} does not define: {pyproject}"
+    return f"; fix the plugin's module, or uninstall the plugin (pip uninstall {provider})"
+
+
+def misdeclared(kind: str | None = None) -> list[str]:
+    """One line per entry point in a ``distgen.*`` group that no kind reads (``distgen.kernel``, ``distgen.metric``...),
+    with the group it was probably meant for; only those meant for ``kind`` when given. ``distgen components`` warns with
+    them: such a component is never listed, and without the warning its author sees only that it is missing."""
+    groups = [f"distgen.{k}" for k in HOMES]
+    out = []
+    for ep, provider, _ in _all_entry_points(tuple(sys.path)):
+        if ep.group in groups:
+            continue
+        near = difflib.get_close_matches(ep.group, groups, n=1, cutoff=0.6)
+        if kind is not None and (not near or near[0] != f"distgen.{kind}"):
+            continue
+        meant = f" (did you mean {near[0]!r}?)" if near else f" (the groups are {', '.join(groups)})"
+        out.append(f"plugin {provider!r} declares {ep.name!r} = {ep.value!r} in the entry-point group {ep.group!r}, which distgen "
+                   f"does not read{meant}: fix [project.entry-points] in its pyproject.toml and reinstall it")
+    return out
 
 
 def _entry_points(group: str) -> list[tuple[md.EntryPoint, str, str]]:

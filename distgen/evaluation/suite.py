@@ -11,7 +11,9 @@ import torch
 
 from distgen.errors import LabelError
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.metrics import metrics
+from distgen.evaluation.metrics import MetricResult, metrics
+from distgen.evaluation.metrics.base import result_problem
+from distgen.registry import PluginCheckError
 
 #: Metrics computed by default: cell-eval's ``full`` profile (minus clustering) plus distgen's own.
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -113,6 +115,22 @@ def merge_tables(tables: Sequence[MetricTable]) -> MetricTable:
     return out
 
 
+def checked_result(name: str, res: Any, n_perts: int) -> MetricResult:
+    """``res`` when it is what ``Metric.compute`` promises (``[P]`` values), else an error naming the metric, its plugin and the fix.
+
+    A plugin's metric that returned one value for all perturbations, a ``[P, G]`` matrix or a bare tensor failed deep
+    inside the evaluation ("boolean index did not match", "must be real number, not list"), or was taken as the wrong rows.
+    """
+    problem = result_problem(res, n_perts)
+    if problem is None:
+        return res  # type: ignore[no-any-return]
+    plugin = metrics.plugin(name)
+    if plugin is None:
+        raise TypeError(f"metric {name!r}: {problem}")  # a built-in: a bug in distgen
+    raise PluginCheckError(f"metrics component {name!r} from plugin {plugin}: {problem}. Fix the plugin (its tests should "
+                           "subclass distgen.testing.MetricContract), or leave the metric out of evaluate.metrics / --metrics.")
+
+
 def run_metrics(data: EvalData, names: Sequence[str] | None = None, progress: bool = False,
                 params: dict[str, dict[str, Any]] | None = None) -> MetricTable:
     """Compute ``names`` (default ``DEFAULT_METRICS``) for every perturbation of ``data``."""
@@ -129,7 +147,8 @@ def run_metrics(data: EvalData, names: Sequence[str] | None = None, progress: bo
         it = tqdm(names, desc="metrics", unit="metric", disable=None)  # None: no bar when stderr is not a terminal
     for name in it:
         metric = metrics.get(name)(**params.get(name, {}))
-        res = metric.compute(data)
+        metrics.verify(name)  # a plugin's first use runs the cheap contract checks (tiny data, once per process)
+        res = checked_result(name, metric.compute(data), data.n_perts)
         vals = res.values.to(torch.float64).clone()
         reasons = {data.perts[p]: r for p, r in res.reasons.items()}
         for p, why in data.invalid.items():

@@ -82,6 +82,27 @@ class TrainableModel(PerturbationModel):
         return 1, ""
 
 
+def checked_prediction(model: object, out: Any, control: Tensor) -> Tensor:
+    """``out`` as a tensor when it is what ``predict`` promises (the shape of ``control``, ``[B, m, G]``), else an error
+    naming the model, its plugin and the fix (a plugin returning ``[B, G]`` means failed later in a reshape or a concat)."""
+    if not isinstance(out, Tensor) and hasattr(out, "__array__"):
+        import torch
+
+        out = torch.as_tensor(out)
+    if isinstance(out, Tensor) and tuple(out.shape) == tuple(control.shape):
+        return out
+    got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
+    problem = (f"predict(control {tuple(control.shape)}, control_mask, labels) returned {got}, expected a tensor of "
+               f"shape {tuple(control.shape)}: one predicted cell per control cell, [B, m, G]")
+    plugin = models.plugin_of(model)
+    if plugin is None:
+        raise TypeError(f"model {type(model).__qualname__}: {problem}")
+    from distgen.registry import PluginCheckError
+
+    raise PluginCheckError(f"models component {plugin}: {problem}. Fix the plugin (its tests should subclass "
+                           "distgen.testing.ModelContract), or use another model.")
+
+
 def is_trainable(model: type | object) -> bool:
     """True when a model class (or instance) is trained by distgen's trainer, as it declares by type."""
     cls = model if isinstance(model, type) else type(model)

@@ -19,9 +19,9 @@ from distgen.registry import RegistryError
 _CONFIG_ERRORS = (ConfigError, RegistryError, ValueError, TypeError, KeyError)
 
 
-def _text(exc: BaseException) -> str:
+def _text(exc: BaseException, limit: int = 400) -> str:
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    return clip_message(text.strip().replace("\n", " "), 400).rstrip(".")
+    return clip_message(text.strip().replace("\n", " "), limit).rstrip(".")
 
 
 def metric_problems(names: Sequence[str] | None, where: str = "metrics") -> list[str]:
@@ -45,6 +45,11 @@ def metric_problems(names: Sequence[str] | None, where: str = "metrics") -> list
             close = difflib.get_close_matches(str(name), registry.names(), n=3)
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
             problems.append(f"{where}: unknown metric {str(name)!r}{hint}; 'distgen components --kind metrics' lists them")
+            continue
+        try:  # a plugin's metric: its cheap checks (tiny data, seconds at most) before any training, not after it
+            registry.verify(str(name))
+        except RegistryError as exc:  # the whole message: its fix comes last
+            problems.append(f"{where}: {_text(exc, 1200)}")
     return problems
 
 

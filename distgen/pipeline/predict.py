@@ -39,7 +39,7 @@ from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.record import RECORD_FILE, DataRecord
 from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.errors import DistgenRuntimeWarning, DivergenceWarning, InputDataError, warn
-from distgen.models.base import is_untrained
+from distgen.models.base import checked_prediction, is_untrained
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
 from distgen.pipeline.outputs import check_distinct, check_output_file
@@ -141,7 +141,7 @@ def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, se
     if genes is not None and "genes" in inspect.signature(model.predict).parameters:
         out = model.predict(control, mask, labels, genes=torch.from_numpy(genes).to(device))
     else:  # a model without a gene-panel option generates every gene; keep the panel's columns
-        out = model.predict(control, mask, labels)
+        out = checked_prediction(model, model.predict(control, mask, labels), control)
         out = out if genes is None else out[..., torch.from_numpy(genes).to(out.device)]
     cells = out.reshape(k * set_size, -1)[:n].float().cpu().numpy()
     batch = f" (batch {group.batch})" if len(dataset.info.batches) > 1 else ""

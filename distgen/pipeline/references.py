@@ -27,7 +27,7 @@ from distgen.data.prepared import Dataset, control_draw
 from distgen.errors import InputDataError, warn
 from distgen.evaluation.io import check_scale, label_note
 from distgen.models import models
-from distgen.models.base import FittedModel
+from distgen.models.base import FittedModel, checked_prediction
 from distgen.seeds import content_keys
 from distgen.types import Cells, CellTable, ConditionLabels, DataInfo, labels_in, vocabulary
 
@@ -71,7 +71,8 @@ def reference_cells(model: Any, truth: Cells, labels: Labeller) -> Cells:
             if pool.shape[0] == 0:
                 raise InputDataError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
             pick = torch.from_numpy(control_draw(pool.shape[0], n, cond, ctx, bat))
-            pred = torch.as_tensor(model.predict(pool[pick][None], torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx], [bat])))
+            control = pool[pick][None]
+            pred = checked_prediction(model, model.predict(control, torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx], [bat])), control)
             out.append(pred[0].to(truth.X.dtype))
             conds += [cond] * n
             ctxs += [ctx] * n
@@ -79,6 +80,23 @@ def reference_cells(model: Any, truth: Cells, labels: Labeller) -> Cells:
     ctrl = truth.controls()
     return Cells(torch.cat([*out, ctrl.X]), conds + ctrl.conditions.tolist(), truth.genes, ctxs + ctrl.contexts.tolist(),
                  bats + ctrl.batches.tolist(), truth.control)
+
+
+def _baseline(name: str) -> FittedModel:
+    """The baseline ``name`` built with its defaults (validated like a config node; a plugin's gets its cheap checks)."""
+    from distgen.config import ConfigError, build_component
+
+    cls = models.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, FittedModel)):
+        raise ConfigError(f"baseline {name!r} is not a FittedModel (fit(train) -> self): references are fitted in closed form "
+                          "on the training cells; a trained model is compared as a run of its own (distgen compare)")
+    try:
+        model = build_component("models", {"name": name})
+    except ConfigError as err:
+        raise ConfigError(f"baseline {name!r} is built with its defaults (evaluate.baselines and --baselines take names, not "
+                          f"nodes), which failed: {err} A baseline cannot be given parameters: give each of them a default (or register a "
+                          "subclass with them fixed).") from None
+    return model  # type: ignore[no-any-return]
 
 
 def fit_references(
@@ -92,9 +110,7 @@ def fit_references(
     notes: list[str] = []
     fitted: dict[str, FittedModel] = {}
     for name in names:
-        model = models.get(name)()
-        if not isinstance(model, FittedModel):
-            raise TypeError(f"baseline {name!r} is not a FittedModel (fit(train) -> self); references are fitted in closed form")
+        model = _baseline(name)
         if name != "control":
             if train is None:
                 notes.append(f"baseline {name!r} not scored: it is fitted on training cells; pass --train TRAIN.h5ad")

@@ -184,19 +184,48 @@ def _couplings(cp: Any) -> list[str]:
 
 
 def _metrics(m: Any) -> list[str]:
+    from distgen.evaluation.metrics.base import result_problem
     from distgen.testing import fixtures
 
-    data = getattr(fixtures, getattr(m, "example_data", "tiny_eval"))()
+    example = getattr(fixtures, getattr(m, "example_data", "tiny_eval"))
+    data = example()
     res = m.compute(data)
-    if data.n_perts < getattr(getattr(m, "capabilities", None), "min_perturbations", 1):  # undefined here: NaN with reasons
+    problem = result_problem(res, data.n_perts)
+    if problem:
+        return [problem]
+    caps = resolve(m)
+    if data.n_perts < getattr(caps, "min_perturbations", 1):  # undefined here: NaN with reasons
         nan = torch.isnan(res.values).nonzero().flatten().tolist()
-        if tuple(res.values.shape) != (data.n_perts,) or not all(res.reasons.get(i) for i in nan):
+        if not all(res.reasons.get(i) for i in nan):
             return [f"compute({counted(data.n_perts, 'perturbation')}, fewer than it needs) must return NaN with a reason for each"]
         return []
     out = _tensor(f"compute({counted(data.n_perts, 'perturbation')} with clear effects).values", res.values, (data.n_perts,))
-    if not out and res.values.dtype != torch.float64:
-        out.append(f"compute(...).values has dtype {res.values.dtype}, expected float64")
+    if out or getattr(caps, "diagnostic", False):
+        return out
+    # the orientation is read, never checked, by rankings, normalised scores and verdicts: one the metric's values
+    # contradict (a correlation that declares nothing is taken as lower-is-better) reverses every comparison
+    res_perfect = m.compute(example(True))
+    problem = result_problem(res_perfect, data.n_perts)
+    if problem:
+        return [f"on a perfect prediction: {problem}"]
+    p, w = float(res_perfect.values.mean()), float(res.values.mean())
+    higher = bool(getattr(caps, "higher_is_better", False))
+    if p == p and w == w and ((p < w) if higher else (p > w)):
+        declared = "declares higher_is_better=True" if higher else (
+            "is taken as lower-is-better (higher_is_better=False" + (", the default: it declares no capabilities)"
+                                                                     if "capabilities" not in _own_attrs(m) else ")"))
+        out.append(f"a perfect prediction scores {p:.4g} and a wrong one {w:.4g}, but the metric {declared}: declare "
+                   f"capabilities = MetricCapabilities(higher_is_better={not higher}) (diagnostic=True if it does not rank predictions)")
     return out
+
+
+def _own_attrs(obj: Any) -> set[str]:
+    """Attributes set by ``obj``'s class or a base class outside distgen's interfaces (what a component declared itself)."""
+    names: set[str] = set(vars(obj)) if hasattr(obj, "__dict__") else set()
+    for klass in type(obj).__mro__:
+        if not klass.__module__.startswith("distgen.") or not klass.__module__.endswith(".base"):
+            names |= set(vars(klass))
+    return names
 
 
 def _models(model: Any) -> list[str]:

@@ -67,6 +67,27 @@ class MetricResult:
         return MetricResult(values, dict.fromkeys(nan, why_nan))
 
 
+def result_problem(res: Any, n_perts: int) -> str | None:
+    """What is wrong with ``res`` as the result of ``compute`` on ``n_perts`` perturbations (None: nothing).
+
+    ``compute`` returns a ``MetricResult`` whose ``values`` is a float tensor ``[P]``: one value per perturbation, in
+    the order of ``data.perts`` (a statistic over all perturbations repeats its value, ``per_perturbation=False``).
+    """
+    if not isinstance(res, MetricResult):
+        return (f"compute returned {type(res).__name__}, expected a MetricResult: wrap the [P] values, "
+                "MetricResult.from_values(values, 'why a value is NaN')")
+    v = res.values
+    if not isinstance(v, Tensor):
+        return f"compute returned MetricResult.values of type {type(v).__name__}, expected a float tensor [P]"
+    if tuple(v.shape) != (n_perts,):
+        return (f"compute returned values of shape {tuple(v.shape)} for {n_perts} perturbation(s), expected ({n_perts},): one value "
+                "per perturbation of data.perts, NaN with a reason where undefined (a statistic over all perturbations "
+                "repeats its value and declares per_perturbation=False)")
+    if not v.is_floating_point():
+        return f"compute returned values of dtype {v.dtype}, expected float64 (MetricResult.from_values converts)"
+    return None
+
+
 class Metric(ABC):
     """``compute(data) -> MetricResult`` over all perturbations; ``higher_is_better`` orients scores.
 

@@ -1,0 +1,278 @@
+"""A plugin author's mistakes: each is named with the plugin and the fix, never a crash deep inside distgen or a silent result.
+
+Cases from docs/reliability.md, "Plugin author's round": a metric that returns the wrong shape or a bare tensor, a
+correlation that declares no orientation, a baseline with a required parameter or the wrong output shape, a missing
+dependency, an entry point naming a missing class, a plugin reusing a built-in name, an entry point in a misspelt group.
+"""
+
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+
+from distgen.capabilities import CORRELATION, MetricCapabilities
+from distgen.config import ConfigError
+from distgen.evaluation.metrics.base import Metric, MetricResult, result_problem
+from distgen.kernels.base import Kernel
+from distgen.models.base import FittedModel, checked_prediction
+from distgen.registry import DuplicateComponentError, PluginCheckError, PluginLoadError, Registry, misdeclared
+from distgen.testing import checks
+from distgen.testing.fixtures import tiny_eval
+
+
+def _fake_dist(root, dist, module, source, entry_points, group):
+    """A fake installed distribution (dist-info + module) under ``root``, as tests/test_registry.py makes them."""
+    info = root / f"{dist}-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for mod in [m for m in sys.modules if m.startswith("fake_")]:
+        del sys.modules[mod]
+
+
+def _run_with(site, code):
+    env_path = str(site) + ":" + ":".join(p for p in sys.path if p)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+# ---------------------------------------------------------------------------- metrics
+class _OneValue(Metric):
+    """One number for all perturbations (the mean), not one per perturbation."""
+
+    def compute(self, data):
+        return MetricResult.from_values((data.means("pred") - data.means("real")).abs().mean().reshape(1), "no cells")
+
+
+class _Bare(Metric):
+    """A bare tensor, not a MetricResult."""
+
+    def compute(self, data):
+        return (data.means("pred") - data.means("real")).abs().mean(-1)
+
+
+class _Corr(Metric):
+    """Pearson correlation of the mean deltas; declares nothing (so it reads as lower-is-better)."""
+
+    def compute(self, data):
+        a, b = data.delta("pred", "own"), data.delta("real")
+        a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+        return MetricResult.from_values((a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)), "constant delta")
+
+
+class _CorrDeclared(_Corr):
+    """The same correlation, declared."""
+
+    capabilities = MetricCapabilities(higher_is_better=True, bounds=CORRELATION)
+
+
+class _CorrDiagnostic(_Corr):
+    """The same correlation, reported beside the scores."""
+
+    capabilities = MetricCapabilities(diagnostic=True)
+
+
+def test_a_metric_result_of_the_wrong_shape_or_type_is_described():
+    data = tiny_eval()
+    assert "shape (1,) for 3 perturbation(s), expected (3,)" in result_problem(_OneValue().compute(data), 3)
+    assert "compute returned Tensor, expected a MetricResult" in result_problem(_Bare().compute(data), 3)
+    assert result_problem(_CorrDeclared().compute(data), 3) is None
+
+
+def test_the_cheap_checks_name_a_metric_whose_values_contradict_its_orientation():
+    """A correlation that declares nothing was ranked lower-is-better: every normalised score and verdict reversed."""
+    found = checks.problems("metrics", _Corr())
+    assert len(found) == 1 and "taken as lower-is-better (higher_is_better=False, the default: it declares no capabilities)" in found[0]
+    assert "MetricCapabilities(higher_is_better=True" in found[0]
+    assert checks.problems("metrics", _CorrDeclared()) == []
+    assert checks.problems("metrics", _CorrDiagnostic()) == []  # a diagnostic has no orientation to contradict
+    flipped = type("Flipped", (_Corr,), {"capabilities": MetricCapabilities(higher_is_better=False)})
+    assert "MetricCapabilities(higher_is_better=True" in checks.problems("metrics", flipped())[0]
+    assert "shape (1,)" in checks.problems("metrics", _OneValue())[0]
+    assert "expected a MetricResult" in checks.problems("metrics", _Bare())[0]
+
+
+def test_run_metrics_names_the_plugin_whose_metric_returns_the_wrong_shape(monkeypatch):
+    from distgen.evaluation import suite
+
+    reg = Registry("metrics", Metric, {"mse": "distgen.evaluation.metrics.pseudobulk:MeanSquaredError"})
+    reg.add("one_value", _OneValue, provider="my-metrics", version="0.1")
+    monkeypatch.setattr(suite, "metrics", reg)
+    assert suite.run_metrics(tiny_eval(), ["mse"]).values["mse"]  # a built-in still runs
+    with pytest.raises(PluginCheckError, match=r"metrics component 'one_value' from plugin 'my-metrics'.*shape \(1,\) for 3 "
+                       r"perturbation\(s\), expected \(3,\).*Fix the plugin"):
+        suite.run_metrics(tiny_eval(), ["one_value"])
+
+
+PLUGIN_METRICS = '''
+from distgen.evaluation.metrics.base import Metric, MetricResult
+
+
+class OneValue(Metric):
+    """One number for all perturbations."""
+
+    def compute(self, data):
+        return MetricResult.from_values((data.means("pred") - data.means("real")).abs().mean().reshape(1), "no cells")
+
+
+class Corr(Metric):
+    """A correlation that declares nothing."""
+
+    def compute(self, data):
+        a, b = data.delta("pred", "own"), data.delta("real")
+        a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+        return MetricResult.from_values((a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)), "constant delta")
+'''
+
+
+def test_an_installed_plugin_metric_is_checked_before_a_run_and_when_an_evaluation_first_uses_it(site):
+    """Before: a [1] result crashed deep in the evaluation ('boolean index did not match'), and the undeclared
+    correlation was scored as lower-is-better with exit 0."""
+    _fake_dist(site, "fake-metrics", "fake_metrics", PLUGIN_METRICS,
+               {"one_value": "fake_metrics:OneValue", "undeclared_corr": "fake_metrics:Corr"}, "distgen.metrics")
+    code = """
+from distgen.pipeline.checks import metric_problems
+from distgen.evaluation.suite import run_metrics
+from distgen.testing.fixtures import tiny_eval
+for p in metric_problems(["mse", "one_value", "undeclared_corr"]):
+    print("PROBLEM", p)
+try:
+    run_metrics(tiny_eval(), ["undeclared_corr"])
+except Exception as exc:
+    print("RAISED", type(exc).__name__, exc)
+"""
+    out = _run_with(site, code)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    problems = [line for line in lines if line.startswith("PROBLEM")]
+    assert len(problems) == 2
+    assert "'one_value' from plugin 'fake-metrics'" in problems[0] and "expected (3,)" in problems[0]
+    assert "'undeclared_corr' from plugin 'fake-metrics'" in problems[1] and "higher_is_better=True" in problems[1]
+    raised = [line for line in lines if line.startswith("RAISED")]
+    assert raised and "PluginCheckError" in raised[0] and "higher_is_better=True" in raised[0]
+
+
+# ---------------------------------------------------------------------------- models and baselines
+class _MeanCell(FittedModel):
+    """Predicts one mean cell per set: [B, G], not [B, m, G]."""
+
+    def fit(self, train):
+        return self
+
+    def predict(self, control, control_mask, labels):
+        return control.mean(1)
+
+
+class _NeedsAlpha(FittedModel):
+    """A baseline with a required parameter."""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+
+    def fit(self, train):
+        return self
+
+    def predict(self, control, control_mask, labels):
+        return control * self.alpha
+
+
+def test_a_prediction_of_the_wrong_shape_names_the_model_and_its_plugin(monkeypatch):
+    import distgen.models.base as base
+
+    control = torch.rand(2, 5, 4)
+    with pytest.raises(TypeError, match=r"model _MeanCell: predict\(control \(2, 5, 4\).*returned shape \(2, 4\), expected"):
+        checked_prediction(_MeanCell(), _MeanCell().predict(control, None, None), control)
+    reg = Registry("models", base.PerturbationModel)
+    reg.add("mean_cell", _MeanCell, provider="my-baselines", version="0.1")
+    monkeypatch.setattr(base, "models", reg)
+    with pytest.raises(PluginCheckError, match=r"models component 'mean_cell' from plugin 'my-baselines'.*\[B, m, G\]"):
+        checked_prediction(_MeanCell(), _MeanCell().predict(control, None, None), control)
+    good = control.numpy()  # numpy is accepted (as the references always took it)
+    assert torch.equal(checked_prediction(_MeanCell(), good, control), control)
+
+
+def test_a_baseline_is_built_with_validated_defaults_and_a_trained_model_is_refused_as_usage(monkeypatch):
+    import distgen.pipeline.references as refs
+    from distgen.models.base import PerturbationModel
+
+    reg = Registry("models", PerturbationModel, {"generator": "distgen.models.generator:Generator"})
+    reg.add("needs_alpha", _NeedsAlpha, provider="my-baselines", version="0.1")
+    monkeypatch.setattr(refs, "models", reg)
+    monkeypatch.setattr("distgen.config.registry", lambda kind: reg)
+    with pytest.raises(ConfigError, match=r"baseline 'needs_alpha' is built with its defaults.*missing required parameter\(s\) "
+                       r"'alpha'.*give each of them a default"):
+        refs._baseline("needs_alpha")  # was: TypeError "__init__() missing 1 required positional argument", an internal error
+    with pytest.raises(ConfigError, match="baseline 'generator' is not a FittedModel"):
+        refs._baseline("generator")  # was a TypeError (exit 1, "internal error")
+
+
+# ---------------------------------------------------------------------------- loading
+def test_a_plugin_that_fails_to_load_is_told_the_fix(site):
+    _fake_dist(site, "fake-deps", "fake_deps", "import not_a_real_lib_xyz\n", {"needs_lib": "fake_deps:K"}, "distgen.kernels")
+    _fake_dist(site, "fake-attr", "fake_attr", "class Other:\n    pass\n", {"typo_class": "fake_attr:Laplace",
+                                                                           "typo_module": "fake_attr_nope:Laplace"}, "distgen.kernels")
+    reg = Registry("kernels", Kernel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(PluginLoadError, match=r"imports 'not_a_real_lib_xyz', which is not installed.*pip uninstall fake-deps"):
+            reg.get("needs_lib")
+        with pytest.raises(PluginLoadError, match=r"names 'Laplace', which module 'fake_attr' does not define: fix \[project.entry-points\]"):
+            reg.get("typo_class")
+        with pytest.raises(PluginLoadError, match=r"names a module 'fake_attr_nope' that is not installed: fix \[project.entry-points\]"):
+            reg.get("typo_module")
+    _fake_dist(site, "fake-base", "fake_base", "class NotAKernel:\n    pass\n", {"not_a_kernel": "fake_base:NotAKernel"}, "distgen.kernels")
+    reg.discover(refresh=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(PluginLoadError, match=r"not a subclass of distgen\.kernels\.base\.Kernel: make its entry point name a "
+                           r"class that subclasses it"):
+            reg.get("not_a_kernel")
+
+
+LAPLACE = '''
+import torch
+from distgen.kernels.base import Kernel
+
+
+class Laplace(Kernel):
+    """exp(-|x - y|_1)."""
+
+    def gram(self, x, y, *, ref=None, ref_mask=None):
+        return torch.exp(-torch.cdist(x, y, p=1))
+'''
+
+
+def test_a_plugin_reusing_a_builtin_name_is_told_to_rename_itself_not_to_uninstall_distgen(site):
+    _fake_dist(site, "fake-rbf", "fake_rbf", LAPLACE, {"rbf": "fake_rbf:Laplace"}, "distgen.kernels")
+    reg = Registry("kernels", Kernel, {"rbf": "distgen.kernels.rbf:RBFKernel", "imq": "distgen.kernels.imq:IMQKernel"})
+    with pytest.raises(DuplicateComponentError) as err:
+        reg.get("rbf")
+    msg = str(err.value)
+    assert "'rbf' is a built-in name, which a plugin cannot replace" in msg and "pip uninstall fake-rbf" in msg
+    assert "pip uninstall <package>" not in msg  # "uninstall one of them" offered to uninstall distgen
+    assert reg.get("imq").__name__ == "IMQKernel"
+    with pytest.warns(RuntimeWarning, match="'rbf' is a built-in name: rename the entry point of 'fake-rbf'"):
+        reg.infos()
+
+
+def test_distgen_components_warns_about_an_entry_point_in_a_group_it_does_not_read(site):
+    """Before: `distgen components` listed everything else and said nothing; the author saw only that the name was missing."""
+    _fake_dist(site, "fake-group", "fake_group", LAPLACE, {"laplace_typo": "fake_group:Laplace"}, "distgen.kernel")
+    lines = misdeclared()
+    assert [line for line in lines if "'fake-group'" in line and "'distgen.kernel'" in line and "did you mean 'distgen.kernels'" in line]
+    assert [line for line in misdeclared("kernels") if "'fake-group'" in line]
+    assert not [line for line in misdeclared("encoders") if "'fake-group'" in line]
+    out = _run_with(site, "from distgen.cli import main; import sys; sys.exit(main(['components', '--kind', 'kernels', '--brief']))")
+    assert out.returncode == 0, out.stderr
+    assert "rbf" in out.stdout and "laplace_typo" not in out.stdout
+    assert "warning: plugin 'fake-group' declares 'laplace_typo'" in out.stderr and "did you mean 'distgen.kernels'" in out.stderr
