@@ -181,8 +181,24 @@ def signature_schema(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
     for p in sig.parameters.values():
         if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        out[p.name] = (hints.get(p.name, Any), p.default)
+        out[p.name] = (hints.get(p.name, _untyped(p.default)), p.default)
     return out
+
+
+def _untyped(default: Any) -> Any:
+    """The type an unannotated parameter is checked against: its plain default's (a number for a number), else ``Any``.
+
+    A plugin's ``def __init__(self, bandwidth=1.0)`` took ``bandwidth: abc`` from a config and failed inside its first
+    ``gram`` ("unsupported operand type(s) for /: 'Tensor' and 'str'", an internal error); a number's default accepts
+    any number (an int default may stand for a float parameter), ``None`` and other defaults leave the parameter unchecked.
+    """
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, int | float):
+        return int | float
+    if isinstance(default, str):
+        return str
+    return Any
 
 
 def plain_values(value: Any) -> Any:

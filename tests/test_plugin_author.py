@@ -276,3 +276,24 @@ def test_distgen_components_warns_about_an_entry_point_in_a_group_it_does_not_re
     assert out.returncode == 0, out.stderr
     assert "rbf" in out.stdout and "laplace_typo" not in out.stdout
     assert "warning: plugin 'fake-group' declares 'laplace_typo'" in out.stderr and "did you mean 'distgen.kernels'" in out.stderr
+
+
+class _Untyped(Kernel):
+    """exp(-|x - y|_1 / bandwidth), its parameters without annotations."""
+
+    def __init__(self, bandwidth=1.0, exact=False, mode="l1", extra=None):  # noqa: ANN001
+        self.bandwidth, self.exact, self.mode, self.extra = bandwidth, exact, mode, extra
+
+    def gram(self, x, y, *, ref=None, ref_mask=None):
+        return torch.exp(-torch.cdist(x, y, p=1) / self.bandwidth)
+
+
+def test_an_unannotated_parameter_is_checked_against_its_plain_default():
+    """Before: bandwidth: abc reached the plugin's gram ("unsupported operand type(s) for /"), an internal error."""
+    from distgen.config import validate_params
+
+    with pytest.raises(ConfigError, match=r"kernels\[untyped\]\.bandwidth: expected int \| float, got str 'abc'"):
+        validate_params(_Untyped, {"bandwidth": "abc"}, "kernels[untyped]")
+    with pytest.raises(ConfigError, match=r"\.exact: expected bool"):
+        validate_params(_Untyped, {"exact": "yes"}, "kernels[untyped]")
+    validate_params(_Untyped, {"bandwidth": 2, "exact": True, "mode": "l2", "extra": [1, 2]}, "kernels[untyped]")  # None: unchecked
