@@ -281,7 +281,7 @@ def test_distgen_components_warns_about_an_entry_point_in_a_group_it_does_not_re
 class _Untyped(Kernel):
     """exp(-|x - y|_1 / bandwidth), its parameters without annotations."""
 
-    def __init__(self, bandwidth=1.0, exact=False, mode="l1", extra=None):  # noqa: ANN001
+    def __init__(self, bandwidth=1.0, exact=False, mode="l1", extra=None):
         self.bandwidth, self.exact, self.mode, self.extra = bandwidth, exact, mode, extra
 
     def gram(self, x, y, *, ref=None, ref_mask=None):
