@@ -297,3 +297,16 @@ def test_an_unannotated_parameter_is_checked_against_its_plain_default():
     with pytest.raises(ConfigError, match=r"\.exact: expected bool"):
         validate_params(_Untyped, {"exact": "yes"}, "kernels[untyped]")
     validate_params(_Untyped, {"bandwidth": 2, "exact": True, "mode": "l2", "extra": [1, 2]}, "kernels[untyped]")  # None: unchecked
+
+
+def test_the_printed_headline_shows_a_metric_outside_the_default_suite():
+    """Before: `distgen run` with evaluate.metrics [mse, my_metric] printed mse only; the plugin's metric was in summary.md."""
+    from distgen.evaluation.suite import DEFAULT_METRICS
+    from distgen.pipeline.experiment import HEADLINE, headline
+
+    row = {"model": 0.5, "baselines": {"control": 0.7}, "ceiling": 0.1}
+    text = headline({"metrics": {"mse": row, "my_plugin_metric": row}})
+    assert [line.split()[0] for line in text.splitlines()] == ["mse", "my_plugin_metric"]
+    full = headline({"metrics": dict.fromkeys(DEFAULT_METRICS, row)})
+    assert [line.split()[0] for line in full.splitlines()] == list(HEADLINE)  # the default suite: the four as before
+    assert headline({"metrics": {"mse": row, "my_plugin_metric": row}}, ("mse",)).count("\n") == 0

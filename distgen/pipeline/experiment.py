@@ -359,8 +359,15 @@ def _verdict_words(test: Mapping[str, Any]) -> str:
     return f"vs {test.get('baseline')}: {said}" + (f" ({', '.join(ps)})" if ps else "")
 
 
-def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N")) -> str:
+HEADLINE = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N")
+
+
+def headline(summary: Mapping[str, Any], names: Sequence[str] | None = None) -> str:
     """A short plain-text table of the model next to its baselines and ceiling.
+
+    ``names`` defaults to ``HEADLINE`` followed by each scored metric outside distgen's default suite (a plugin's
+    metric, or an opt-in one that ``evaluate.metrics`` named): a run that scored a plugin's metric printed only the
+    four headline metrics, and the metric its author had just written was found only in ``summary.md``.
 
     Each row ends with the paired verdict against the strongest baseline (``vs_strongest_baseline``: ``model better`` only
     where summary.md names the model, with its p and Holm p; ``not shown either way`` where a larger mean is all there is);
@@ -372,6 +379,10 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] = ("mse", "pearson
     """
     rows = []
     metrics = summary.get("metrics", {})
+    if names is None:
+        from distgen.evaluation.suite import DEFAULT_METRICS
+
+        names = [*HEADLINE, *(m for m in metrics if m not in DEFAULT_METRICS and m not in HEADLINE)]
     aliases: dict[str, list[str]] = {}  # a baseline shown once for several (summary.md's "mean_perturbation (= linear)")
     for alias, why in (summary.get("baseline_aliases") or {}).items():
         if isinstance(why, Mapping) and why.get("same_as"):
