@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from distgen.evaluation.ceiling import half_split, split_parts
@@ -23,7 +24,7 @@ from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.io import MIN_CELLS, eval_data, flag_invalid
 from distgen.evaluation.metrics import metrics
 from distgen.evaluation.suite import MetricTable
-from distgen.seeds import content_order
+from distgen.seeds import content_keys, content_order
 from distgen.types import Cells
 
 
@@ -33,7 +34,7 @@ def reference_data(data: EvalData, reference: Cells, truth: Cells) -> EvalData:
     ``data`` is the model's ``EvalData`` of the same ``truth``: the real side and its cached
     statistics (means, DE tables) are shared, so they are computed once.
     """
-    ref = eval_data(reference, truth, "pred")
+    ref = eval_data(reference, truth, "pred", real=data.real)
     new = EvalData(real=data.real, pred=ref.pred, perts=data.perts, targets=data.targets, genes=data.genes,
                    cache={k: v for k, v in data.cache.items() if k.endswith("/real") or k in ("log1p",)})
     flag_invalid(new)
@@ -55,15 +56,15 @@ def ceiling_data(data: EvalData, seed: int = 0) -> EvalData:
     would take every delta from the mean of one control cell, which the evaluation itself refuses.
     """
     pop = data.real
-    X = torch.cat([pop.control, pop.X])
-    codes = torch.cat([torch.full((pop.control.shape[0],), -1, dtype=torch.long), pop.codes()])
+    n_ctrl = int(pop.control.shape[0])
+    codes = torch.cat([torch.full((n_ctrl,), -1, dtype=torch.long), pop.codes()])  # the rows of [control; X], never built
     if "content_order/real" not in data.cache:  # the same for every split of these cells
-        data.cache["content_order/real"] = content_order(X, data.genes)
+        data.cache["content_order/real"] = _stacked_order(pop, data.genes)
     labels = {-1: CONTROL_KEY, **dict(enumerate(data.perts))}
     a, b = half_split(codes, seed, labels, data.cache["content_order/real"])
     if not bool((codes[a] == -1).any()):
         raise ValueError("the ceiling needs at least 2 real control cells to split")
-    halves = [Population.from_codes(X[i], codes[i], data.n_perts) for i in (a, b)]
+    halves = [_gather(pop, rows, codes[rows], data.n_perts) for rows in (a, b)]
     new = EvalData(real=halves[0], pred=halves[1], perts=data.perts, targets=data.targets, genes=data.genes,
                    cache={"log1p": data.cache.get("log1p", True)})
     n_ctrl = int(pop.control.shape[0])
@@ -76,6 +77,42 @@ def ceiling_data(data: EvalData, seed: int = 0) -> EvalData:
                               f"{2 * MIN_CELLS} real cells ({MIN_CELLS} per half)")
     flag_invalid(new)
     return new
+
+
+def _stacked_order(pop: Population, genes: tuple[str, ...]) -> torch.Tensor:
+    """``content_order`` of the rows ``[control; X]`` of ``pop`` without stacking them: a row's key is its own
+    (``content_keys``), so the keys of the two blocks one after the other rank exactly as those of the stacked table."""
+    keys = np.concatenate([content_keys(pop.control, genes), content_keys(pop.X, genes)])
+    order = np.argsort(keys, kind="stable")  # as content_order ranks them
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return torch.from_numpy(ranks)
+
+
+def _take(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x[rows]``; on the CPU through numpy's row gather (as ``Population.from_codes``: ~10x torch's on one thread)."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad:
+        return torch.from_numpy(x.numpy().take(rows.numpy(), axis=0))
+    return x[rows.to(x.device)]
+
+
+def _gather(pop: Population, rows: torch.Tensor, codes: torch.Tensor, n_perts: int, control: torch.Tensor | None = None) -> Population:
+    """``Population.from_codes([control; X][rows], codes)`` of ``pop``'s stacked rows ``[control; X]``, without stacking
+    them or copying the gathered rows a second time: ``rows`` come grouped (``split_parts`` returns the controls first,
+    then each perturbation in turn), so the grouping keeps their order and the two blocks are gathered once each, the
+    same values in the same order. ``control``: the control cells to use as they are (``rows`` then holds none)."""
+    if codes.numel() > 1 and not bool((codes[1:] >= codes[:-1]).all()):  # not grouped: the general path
+        stacked = torch.cat([pop.control, pop.X])
+        return Population.from_codes(stacked[rows] if control is None else torch.cat([control, stacked[rows]]),
+                                     codes if control is None else torch.cat([torch.full((control.shape[0],), -1, dtype=torch.long), codes]),
+                                     n_perts)
+    n_ctrl, k = int(pop.control.shape[0]), int((codes == -1).sum())
+    offsets = torch.zeros(n_perts + 1, dtype=torch.long, device=codes.device)
+    offsets[1:] = torch.cumsum(torch.bincount(codes[k:], minlength=n_perts), 0)
+    X = _take(pop.X, rows[k:] - n_ctrl)
+    if control is None:
+        control = _take(pop.control, rows[:k])
+    return Population(X=X, offsets=offsets, control=control)
 
 
 #: The replicates the ceiling can be: ``half-split`` (one half of the real cells scored against the other, each
@@ -98,9 +135,8 @@ def shared_control_data(data: EvalData, seed: int, parts: int) -> EvalData:
     p0, p1 = split_parts(codes, seed, parts, dict(enumerate(data.perts)), data.cache["content_order/perturbed"])[:2]
     n_ctrl = int(pop.control.shape[0])
 
-    def side(rows: torch.Tensor) -> Population:
-        return Population.from_codes(torch.cat([pop.control, pop.X[rows]]),
-                                     torch.cat([torch.full((n_ctrl,), -1, dtype=torch.long), codes[rows]]), data.n_perts)
+    def side(rows: torch.Tensor) -> Population:  # all the controls, shared (read only), and the part's rows
+        return _gather(pop, rows + n_ctrl, codes[rows], data.n_perts, control=pop.control)
 
     new = EvalData(real=side(p0), pred=side(p1), perts=data.perts, targets=data.targets, genes=data.genes,
                    cache={"log1p": data.cache.get("log1p", True)})

@@ -263,7 +263,8 @@ def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -
             "joined by '+')")
 
 
-def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True) -> EvalData:
+def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True,
+              real: Population | None = None) -> EvalData:
     """``EvalData`` of one population pair, grouped by condition (contexts pooled: split by context first).
 
     Perturbations are the truth's conditions, sorted; each side's control cells are its own.
@@ -271,7 +272,9 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     values; raw counts are refused) or ``"counts"`` (raw counts on both sides, as cell-eval2's v2 and
     vcc2026 profiles score; fractional values refused; recorded in ``data.cache["scale"]``).
     ``check_pred_scale=False`` skips comparing the two scales, for predictions a model generated in
-    log space (their range is the model's, not a sign of a file on another scale).
+    log space (their range is the model's, not a sign of a file on another scale). ``real``: the truth's cells already
+    grouped (``Population``) by an earlier ``eval_data`` of the same ``truth``, used as they are (no second copy of the
+    truth: ``calibration.reference_data``, one per baseline).
     """
     if scale not in ("lognorm", "counts"):
         raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
@@ -294,8 +297,13 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
                          + control_note + (label_note(extra, perts, name) or "evaluate against a truth that contains them, or drop them "
                                                               "from the prediction"))
     index = {p: i for i, p in enumerate(perts)}
-    pops = {}
+    pops = {} if real is None else {"real": real}
+    if real is not None and (real.n_perts != len(perts) or real.X.shape[0] + real.control.shape[0] != len(truth)):
+        raise ValueError(f"eval_data: real= holds {real.n_perts} groups of {real.X.shape[0] + real.control.shape[0]} cells, "
+                         f"the truth {len(perts)} of {len(truth)}: pass the Population of this truth")
     for side, cells in (("real", truth), (name, pred)):
+        if side in pops:
+            continue
         codes = np.array([-1 if c else index[v] for v, c in zip(cells.conditions.tolist(), cells.is_control.tolist())], dtype=np.int64)
         pop = Population.from_codes(cells.X.to(torch.float32), torch.from_numpy(codes), len(perts))
         if not finite_rows(pop.control).all():  # the other rows: flag_invalid

@@ -308,6 +308,22 @@ def _savefig(fig: Any, path: str) -> None:
         fig.savefig(tmp, dpi=110, format="png")
 
 
+def pick_rows(blocks: Sequence[torch.Tensor], max_cells: int) -> torch.Tensor:
+    """``max_cells`` evenly spaced rows of the blocks stacked (all rows when fewer), gathered from each block: the rows
+    ``torch.cat(blocks)[linspace]`` holds, without the copy of every cell that stacking them makes."""
+    sizes = [int(b.shape[0]) for b in blocks]
+    total = sum(sizes)
+    if total <= max_cells:
+        return blocks[0] if len(blocks) == 1 else torch.cat(list(blocks))
+    rows = torch.linspace(0, total - 1, max_cells).round().long()
+    parts, start = [], 0
+    for b, n in zip(blocks, sizes):
+        mine = rows[(rows >= start) & (rows < start + n)] - start
+        parts.append(b[mine.to(b.device)])
+        start += n
+    return torch.cat(parts)
+
+
 def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max_cells: int) -> list[str]:
     files = []
     names = [m for m in BAR_METRICS if m in table.values]
@@ -345,10 +361,7 @@ def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, ou
     _savefig(fig, files[-1])
     plt.close(fig)
 
-    def pick(x: torch.Tensor) -> torch.Tensor:
-        return x if x.shape[0] <= max_cells else x[torch.linspace(0, x.shape[0] - 1, max_cells).round().long()]
-
-    real_x, pred_x = pick(torch.cat([d.real.X for d in datas])), pick(torch.cat([d.pred.X for d in datas]))
+    real_x, pred_x = pick_rows([d.real.X for d in datas], max_cells), pick_rows([d.pred.X for d in datas], max_cells)
     pred_x = pred_x[torch.isfinite(pred_x).all(-1)]
     if real_x.shape[0] >= 3 and pred_x.shape[0] >= 1:
         mu = real_x.double().mean(0)

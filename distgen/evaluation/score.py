@@ -130,8 +130,8 @@ def score(
     non_finite: dict[str, list[str]] = {"pred": [], "real": []}  # groups with NaN/inf cells, said once on stderr too
     unpredicted: list[str] = []  # truth groups without (enough) predicted cells, said once on stderr too
     for ctx in contexts:
-        def part(cells: Cells, c: str = ctx) -> Cells:
-            return cells.of_context(c) if by_context else cells
+        def part(cells: Cells, c: str = ctx) -> Cells:  # the cells themselves when all are of c: no copy of a whole table
+            return cells.of_context(c) if by_context and not bool((cells.contexts == c).all()) else cells
 
         truth_c, pred_c = part(truth), part(pred)
         for side, cells, fix in (("truth", truth_c, "add the control cells of that context to the truth"),

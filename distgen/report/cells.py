@@ -47,8 +47,12 @@ class RealPCA:
     """Two principal axes of the real cells (perturbed and control): ``project(x [n, G]) -> [n, 2]``."""
 
     def __init__(self, datas: Sequence[EvalData], max_cells: int = 4000, seed: int = 0) -> None:
-        x = torch.cat([t for d in datas for t in (d.real.X, d.real.control)]).to(torch.float64)
-        x = x[_rows(x.shape[0], max_cells, seed)]
+        blocks = [t for d in datas for t in (d.real.X, d.real.control)]
+        rows, parts, start = _rows(sum(int(t.shape[0]) for t in blocks), max_cells, seed), [], 0
+        for t in blocks:  # the chosen rows of the stacked cells, gathered block by block: no float64 copy of every cell
+            parts.append(t[rows[(rows >= start) & (rows < start + t.shape[0])] - start])
+            start += int(t.shape[0])
+        x = torch.cat(parts).to(torch.float64)
         x = x[torch.isfinite(x).all(1)]
         self.mean = x.mean(0)
         centred = x - self.mean

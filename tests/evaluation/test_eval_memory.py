@@ -1,0 +1,173 @@
+"""The evaluation's lean paths give the very values of the whole-table paths they replace (bit for bit).
+
+The ceiling's halves are gathered from ``[control; X]`` without stacking it, a baseline's ``EvalData`` shares the
+truth's grouped cells instead of grouping them again, and the figures pick their cells before stacking or widening
+them: each is compared here with the copy-everything construction it replaced, at a size where any slip shows.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from distgen.evaluation import ranksums
+from distgen.evaluation.calibration import ceiling_data, reference_data, shared_control_data
+from distgen.evaluation.ceiling import half_split, split_parts
+from distgen.evaluation.evaldata import Population
+from distgen.evaluation.io import eval_data
+from distgen.evaluation.report import pick_rows
+from distgen.evaluation.suite import run_metrics
+from distgen.pipeline.evaluate import load_pair
+from distgen.seeds import content_order
+from distgen.types import Cells
+
+from .synth import CONTROL, make_pair
+
+METRICS = ["mse", "pearson_delta", "overlap_at_N", "discrimination_score_l1", "mmd"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    real, pred = make_pair(seed=5, n_genes=40, n_ctrl=50, n_cells=14, combos=True)
+    d, _ = load_pair(pred, real, "target", CONTROL)
+    return d
+
+
+def _same_pop(a: Population, b: Population) -> None:
+    for name in ("X", "offsets", "control"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.shape == y.shape and x.dtype == y.dtype and torch.equal(x, y), name
+
+
+def _same_values(t1, t2) -> None:
+    assert t1.perts == t2.perts
+    for m in t1.values:
+        for u, v in zip(t1.values[m], t2.values[m], strict=True):
+            assert (math.isnan(u) and math.isnan(v)) or u == v, m
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_the_ceiling_halves_are_those_of_the_stacked_table(data, seed):
+    pop = data.real
+    X = torch.cat([pop.control, pop.X])  # what ceiling_data stacked before
+    codes = torch.cat([torch.full((pop.control.shape[0],), -1, dtype=torch.long), pop.codes()])
+    labels = {-1: "\x00control", **dict(enumerate(data.perts))}
+    a, b = half_split(codes, seed, labels, content_order(X, data.genes))
+    data.cache.pop("content_order/real", None)
+    new = ceiling_data(data, seed)
+    assert torch.equal(data.cache["content_order/real"], content_order(X, data.genes))
+    _same_pop(new.real, Population.from_codes(X[a], codes[a], data.n_perts))
+    _same_pop(new.pred, Population.from_codes(X[b], codes[b], data.n_perts))
+
+
+@pytest.mark.parametrize("parts", [2, 4])
+def test_the_extrapolated_replicate_sides_are_those_of_the_stacked_tables(data, parts):
+    pop, n_ctrl = data.real, data.real.control.shape[0]
+    codes = pop.codes()
+    p0, p1 = split_parts(codes, 3, parts, dict(enumerate(data.perts)), content_order(pop.X, data.genes))[:2]
+    new = shared_control_data(data, 3, parts)
+    for got, rows in ((new.real, p0), (new.pred, p1)):
+        old = Population.from_codes(torch.cat([pop.control, pop.X[rows]]),
+                                    torch.cat([torch.full((n_ctrl,), -1, dtype=torch.long), codes[rows]]), data.n_perts)
+        _same_pop(got, old)
+
+
+def test_a_shuffled_split_takes_the_general_path_with_the_same_rows(data):
+    from distgen.evaluation.calibration import _gather
+
+    pop = data.real
+    X = torch.cat([pop.control, pop.X])
+    codes = torch.cat([torch.full((pop.control.shape[0],), -1, dtype=torch.long), pop.codes()])
+    rows = torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(0))[: X.shape[0] // 2]
+    _same_pop(_gather(pop, rows, codes[rows], data.n_perts), Population.from_codes(X[rows], codes[rows], data.n_perts))
+
+
+def test_a_baseline_shares_the_truths_grouped_cells_and_scores_the_same(data):
+    rng = np.random.default_rng(0)
+    real = Cells(torch.cat([data.real.control, data.real.X]),
+                 np.array([CONTROL] * data.real.control.shape[0] + [data.perts[int(p)] for p in data.real.codes()], dtype=object),
+                 data.genes, control=CONTROL)
+    perm = rng.permutation(len(real))  # a baseline's cells in another order than the truth's
+    ref = Cells(real.X[torch.from_numpy(perm)] * 0.9, real.conditions[perm], real.genes, control=CONTROL)
+    truth = eval_data(real, real)
+    shared = reference_data(truth, ref, real)
+    whole = eval_data(ref, real, "pred")  # the truth grouped again, as before
+    assert shared.real is truth.real
+    _same_pop(shared.pred, whole.pred)
+    _same_pop(truth.real, whole.real)
+    _same_values(run_metrics(shared, METRICS), run_metrics(whole, METRICS))
+
+
+def test_eval_data_refuses_the_grouped_cells_of_another_truth(data):
+    real = Cells(torch.cat([data.real.control, data.real.X[:-1]]),
+                 np.array([CONTROL] * data.real.control.shape[0] + [data.perts[int(p)] for p in data.real.codes()[:-1]], dtype=object),
+                 data.genes, control=CONTROL)
+    with pytest.raises(ValueError, match="real= holds"):
+        eval_data(real, real, real=data.real)
+
+
+@pytest.mark.parametrize("sizes", [(30,), (7, 11, 5), (40, 0, 9)])
+@pytest.mark.parametrize("cap", [5, 12, 100])
+def test_pick_rows_are_the_rows_of_the_stacked_blocks(sizes, cap):
+    gen = torch.Generator().manual_seed(sum(sizes))
+    blocks = [torch.randn(n, 3, generator=gen) for n in sizes]
+    stacked = torch.cat(blocks)
+    want = stacked if stacked.shape[0] <= cap else stacked[torch.linspace(0, stacked.shape[0] - 1, cap).round().long()]
+    assert torch.equal(pick_rows(blocks, cap), want)
+
+
+def test_the_report_pca_takes_the_rows_it_took_from_the_stacked_float64_table(data):
+    from distgen.report.cells import RealPCA, _rows
+
+    x = torch.cat([data.real.X, data.real.control]).to(torch.float64)
+    x = x[_rows(x.shape[0], 100, 2)]
+    assert torch.equal(RealPCA([data], max_cells=100, seed=2).mean, x.mean(0))
+
+
+RANK_BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not ranksums.available(), reason="numba is not installed"))]
+
+
+@pytest.mark.parametrize("backend", RANK_BACKENDS)
+@pytest.mark.parametrize("block", [1, 40, 150])
+@pytest.mark.parametrize("seed", range(3))
+def test_rank_sums_by_blocks_of_perturbations_are_those_of_the_whole_table(monkeypatch, seed, block, backend):
+    """Blocks of a few perturbations (one at least; empty groups among them) give the whole table's rank and tie sums,
+    and both the torch path's, bit for bit."""
+    from distgen.evaluation.de import pooled_rank_sums
+
+    rng = np.random.default_rng(seed)
+    p, g = 9, 7
+    sizes = [int(rng.integers(0, 12)) if i not in (0, 4) else 0 for i in range(p)]
+    codes = np.concatenate([np.full(int(rng.integers(5, 40)), -1), *[np.full(n, i) for i, n in enumerate(sizes)]])
+    x = rng.poisson(rng.uniform(0.1, 3, g), (len(codes), g)).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] *= -1
+    pop = Population.from_codes(torch.from_numpy(x), torch.from_numpy(codes), p)
+    whole = ranksums.rank_sums(pop, backend=backend)
+    calls = []
+    real_by_groups = ranksums.by_groups
+    monkeypatch.setattr(ranksums, "by_groups", lambda *a: calls.append(1) or real_by_groups(*a, block=block))
+    got = ranksums.rank_sums(pop, backend=backend)
+    assert calls and whole is not None and got is not None
+    assert torch.equal(whole[0], got[0]) and torch.equal(whole[1], got[1])
+    want = pooled_rank_sums(pop)
+    assert torch.equal(want[0], got[0]) and torch.equal(want[1], got[1])
+
+
+@pytest.mark.skipif(not ranksums.available(), reason="numba is not installed")
+@pytest.mark.parametrize("block", [1, 60])
+def test_normalised_rank_sums_by_blocks_are_those_of_the_whole_table(monkeypatch, block):
+    from distgen.evaluation.de import log1p_, normalize_total
+
+    rng = np.random.default_rng(1)
+    p, g = 8, 6
+    codes = np.concatenate([np.full(30, -1), *[np.full(int(rng.integers(0, 10)), i) for i in range(p)]])
+    pop = Population.from_codes(torch.from_numpy(rng.poisson(1.5, (len(codes), g)).astype(np.float32)), torch.from_numpy(codes), p)
+    table = ranksums.control_table(log1p_(normalize_total(pop.control, 1e6)))
+    whole = ranksums.normalised_rank_sums(pop, table, 1e6, backend="numba")
+    monkeypatch.setattr(ranksums, "GROUP_BLOCK_VALUES", block)
+    got = ranksums.normalised_rank_sums(pop, table, 1e6, backend="numba")
+    assert whole is not None and got is not None
+    for a, b in zip(whole, got, strict=True):
+        assert torch.equal(a, b)
+
