@@ -138,7 +138,27 @@ def run_profile(data: EvalData, name: str, progress: bool = False) -> MetricTabl
                          "(scanpy.pp.normalize_total + log1p) or pick a counts profile ('celleval2', 'vcc2026')")
     data.cache["scale"] = scale
     registered = list(dict.fromkeys(prof.columns.values()))
-    table = run_metrics(data, registered, progress=progress, params=prof.params)
+    table = run_metrics(data, registered, progress=progress, params=prof.params, say=_metric_lines(progress, data, prof.name))
     table.values = {col: table.values[m] for col, m in prof.columns.items()}
     table.reasons = {col: table.reasons[m] for col, m in prof.columns.items()}
     return table
+
+
+def _metric_lines(progress: bool, data: EvalData, name: str) -> Any:
+    """``say(what)`` for ``run_metrics``: a line on stderr per metric of a profile evaluation of at least
+    ``suite.STAGE_LINES_MIN`` values (the default evaluation says its stages; a profile is one stage, minutes of metrics
+    at genome-wide scale, and its bar shows nothing when stderr is not a terminal); None (silent) otherwise."""
+    import sys
+    import time
+
+    from distgen.evaluation import suite
+
+    size = sum(int(t.shape[0]) * int(t.shape[1]) for t in (data.real.X, data.real.control, data.pred.X, data.pred.control))
+    if not progress or size < suite.STAGE_LINES_MIN:
+        return None
+    t0 = time.perf_counter()
+
+    def say(what: str) -> None:
+        print(f"scoring profile {name}: {what} ({time.perf_counter() - t0:.0f} s so far)", file=sys.stderr, flush=True)
+
+    return say

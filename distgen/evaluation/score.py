@@ -25,7 +25,7 @@ from distgen.evaluation.digest import summary_digests
 from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note, spelled_pairs
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
-from distgen.evaluation.suite import MetricTable, check_row_contexts, context_rows, merge_tables, row_label, run_metrics
+from distgen.evaluation.suite import STAGE_LINES_MIN, MetricTable, check_row_contexts, context_rows, merge_tables, row_label, run_metrics
 from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table, split_seed
 from distgen.types import ALL, Cells
 
@@ -35,10 +35,6 @@ REPLICATE_TEXT = {
     "extrapolated": "disjoint halves and quarters of each perturbation's real cells, all controls on both sides, extrapolated to full depth",
 }
 
-#: Values (cells x genes, truth and prediction together) from which ``score(progress=True)`` says each stage on stderr
-#: (the model, each baseline, each ceiling split): a genome-wide screen scores for minutes, and only the model's metrics
-#: had a bar (none when stderr is not a terminal, e.g. a batch job's log).
-STAGE_LINES_MIN = 10_000_000
 
 #: Provenance shown at the top of a report (``distgen run`` and ``distgen evaluate`` give file paths).
 SOURCE_KEYS = ("pred", "real", "pert_col", "control", "celltype_col")

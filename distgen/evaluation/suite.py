@@ -15,6 +15,12 @@ from distgen.evaluation.metrics import MetricResult, metrics
 from distgen.evaluation.metrics.base import result_problem
 from distgen.registry import PluginCheckError
 
+#: Values (cells x genes, truth and prediction together) from which ``score(progress=True)`` says each stage on stderr
+#: (the model, each baseline, each ceiling split) and a profile evaluation each metric (``profiles.run_profile``): a
+#: genome-wide screen scores for minutes, and only the metrics had a bar (none when stderr is not a terminal, e.g. a
+#: batch job's log).
+STAGE_LINES_MIN = 10_000_000
+
 #: Metrics computed by default: cell-eval's ``full`` profile (minus clustering) plus distgen's own.
 DEFAULT_METRICS: tuple[str, ...] = (
     "mse", "mae", "mse_delta", "mae_delta", "pearson_delta", "pearson_delta_realctrl", "r2", "r2_delta",
@@ -132,8 +138,10 @@ def checked_result(name: str, res: Any, n_perts: int) -> MetricResult:
 
 
 def run_metrics(data: EvalData, names: Sequence[str] | None = None, progress: bool = False,
-                params: dict[str, dict[str, Any]] | None = None) -> MetricTable:
-    """Compute ``names`` (default ``DEFAULT_METRICS``) for every perturbation of ``data``."""
+                params: dict[str, dict[str, Any]] | None = None, say: Any = None) -> MetricTable:
+    """Compute ``names`` (default ``DEFAULT_METRICS``) for every perturbation of ``data``.
+
+    ``say(what)``: called before each metric with ``"metric i of n: name"`` (a line on stderr where no bar shows)."""
     names = list(DEFAULT_METRICS if names is None else names)
     params = params or {}
     data.cache.setdefault("progress", progress)
@@ -145,7 +153,9 @@ def run_metrics(data: EvalData, names: Sequence[str] | None = None, progress: bo
         from tqdm.auto import tqdm
 
         it = tqdm(names, desc="metrics", unit="metric", disable=None)  # None: no bar when stderr is not a terminal
-    for name in it:
+    for i, name in enumerate(it):
+        if say is not None:
+            say(f"metric {i + 1} of {len(names)}: {name}")
         metric = metrics.get(name)(**params.get(name, {}))
         metrics.verify(name)  # a plugin's first use runs the cheap contract checks (tiny data, once per process)
         res = checked_result(name, metric.compute(data), data.n_perts)

@@ -171,3 +171,19 @@ def test_normalised_rank_sums_by_blocks_are_those_of_the_whole_table(monkeypatch
     for a, b in zip(whole, got, strict=True):
         assert torch.equal(a, b)
 
+
+def test_a_large_profile_evaluation_says_each_metric_on_stderr(monkeypatch, capsys, data):
+    """As the default evaluation says its stages: a line per metric (none below the size, none with --quiet)."""
+    from distgen.evaluation import suite
+    from distgen.evaluation.profiles import resolve_profile, run_profile
+
+    run_profile(data, "cell-eval-0.8.2", progress=True)
+    assert "scoring profile" not in capsys.readouterr().err  # small: over before a line would help
+    monkeypatch.setattr(suite, "STAGE_LINES_MIN", 0)
+    run_profile(data, "cell-eval-0.8.2", progress=False)
+    assert "scoring profile" not in capsys.readouterr().err  # --quiet
+    run_profile(data, "cell-eval-0.8.2", progress=True)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("scoring profile cell-eval-0.8.2: metric ")]
+    names = list(dict.fromkeys(resolve_profile("cell-eval-0.8.2").columns.values()))
+    assert [ln.split(": ", 2)[2].split(" (")[0] for ln in lines] == names
+    assert lines[0].startswith(f"scoring profile cell-eval-0.8.2: metric 1 of {len(names)}: ") and all(ln.endswith("s so far)") for ln in lines)
