@@ -316,12 +316,16 @@ def rank_sums(pop: Population, table: ControlTable | None = None, backend: str =
     if not bool(np.isfinite(x.sum())):  # non-finite sum: torch decides
         return None
     if _use_numba(size, backend):
-        out = by_groups(x, offsets, lambda xs, offs, rows: _rank_sums_numba(xs, offs, table)[:2])
+        out = by_groups(x, offsets, lambda xs, offs, rows: _pair(_rank_sums_numba(xs, offs, table)))
     else:
         out = by_groups(x, offsets, lambda xs, offs, rows: _rank_sums_numpy(xs, offs, table))
     if out is None:
         return None
     return torch.from_numpy(out[0]), torch.from_numpy(out[1])
+
+
+def _pair(out: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray, ...] | None:
+    return None if out is None else out[:2]
 
 
 #: Cells x genes of the perturbations ranked at a time (``by_groups``): each (perturbation, gene) is ranked against the

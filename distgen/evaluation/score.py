@@ -25,7 +25,15 @@ from distgen.evaluation.digest import summary_digests
 from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note, spelled_pairs
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
-from distgen.evaluation.suite import STAGE_LINES_MIN, MetricTable, check_row_contexts, context_rows, merge_tables, row_label, run_metrics
+from distgen.evaluation.suite import (
+    STAGE_LINES_MIN,
+    MetricTable,
+    check_row_contexts,
+    context_rows,
+    merge_tables,
+    row_label,
+    run_metrics,
+)
 from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table, split_seed
 from distgen.types import ALL, Cells
 
