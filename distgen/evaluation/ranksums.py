@@ -332,14 +332,18 @@ def _pair(out: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray, ...] | None:
 #: controls on its own, so a block of perturbations gives exactly its rows of the whole table, and the working arrays
 #: (the non-zeros' positions, values, ranks: 8 to 40 bytes a non-zero) are those of a block, not of every cell.
 GROUP_BLOCK_VALUES = 2**22
+#: Cells a block holds at least (``by_groups``' default): the numpy path loops over the genes of each block in Python,
+#: so a wide table (8,000 genes: 512 cells in 4M values) would pay that loop for every few perturbations.
+GROUP_BLOCK_ROWS = 1024
 
 
 def by_groups(x: np.ndarray, offsets: np.ndarray, fn: Any, block: int | None = None) -> tuple[np.ndarray, ...] | None:
     """``fn(x_rows, offsets_rows, rows)`` over consecutive blocks of perturbations of ``x [N, G]`` (grouped by ``offsets``),
-    each block about ``block`` values (``GROUP_BLOCK_VALUES``; one perturbation at least), stacked: ``fn``'s ``[P, G]``
+    each block about ``block`` values (default ``GROUP_BLOCK_VALUES``, at least ``GROUP_BLOCK_ROWS`` cells; one perturbation
+    at least), stacked: ``fn``'s ``[P, G]``
     arrays (rows ``p0:p1`` from each block); an array ``fn`` returns empty stays empty. None when a block gives None."""
-    block = GROUP_BLOCK_VALUES if block is None else block
     p_count, width = offsets.shape[0] - 1, max(int(x.shape[1]), 1)
+    block = max(GROUP_BLOCK_VALUES, GROUP_BLOCK_ROWS * width) if block is None else block
     if p_count == 0 or x.size <= block:
         return fn(x, offsets, slice(0, x.shape[0]))
     outs: list[np.ndarray] | None = None
