@@ -10,8 +10,10 @@ counts profiles ``celleval2`` and ``vcc2026``) and their log-normalisation (for 
 * ``compare``: ``distgen compare`` of the default evaluation with a copy of itself;
 * ``report``: ``python -m distgen.report`` on the default evaluation's folder (the page written again).
 
-Prints one table: per size and command, wall seconds, CPU seconds (user + system), peak RSS in MB and, for the
-commands that write one, the size of ``report.html`` in KB. A command that fails prints its last lines and reads
+Prints one table: per size and command, wall seconds, CPU seconds (user + system), peak RSS in MB, that peak as a
+multiple of the two dense float32 tables (``2 x cells x genes x 4`` bytes: prediction and truth as the evaluation holds
+them; the interpreter and its imports, ~320 MB, are in the peak too) and, for the commands that write one, the size of
+``report.html`` in KB. A command that fails prints its last lines and reads
 ``fail``.
 
     python -m benchmarks.eval_scale --perts 25,100,400 --genes 300,2000 --cells 50 --work /tmp/evscale
@@ -154,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     work = args.work or tempfile.mkdtemp(prefix="distgen-evscale-")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, "
           f"threads {args.threads}, cells/pert {args.cells}, controls {args.controls}, work {work}")
-    print("| perts | genes | cells | command | wall s | CPU s | peak MB | page KB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| perts | genes | cells | command | wall s | CPU s | peak MB | peak / tables | page KB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n_genes, n_perts in itertools.product(*( [int(v) for v in s.split(",")] for s in (args.genes, args.perts))):
         folder = os.path.join(work, f"p{n_perts}_g{n_genes}_c{args.cells}")
         os.makedirs(folder, exist_ok=True)
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         n_total = args.controls + n_perts * args.cells
         for name in chosen:
             if name in ("compare", "report") and not os.path.exists(os.path.join(folder, "evaluate", "metrics.csv")):
-                print(f"| {n_perts} | {n_genes} | {n_total} | {name} | skipped: no default evaluation | | | |", flush=True)
+                print(f"| {n_perts} | {n_genes} | {n_total} | {name} | skipped: no default evaluation | | | | |", flush=True)
                 continue
             if name == "compare":
                 shutil.rmtree(os.path.join(folder, "evaluate_copy"), ignore_errors=True)
@@ -172,9 +174,10 @@ def main(argv: list[str] | None = None) -> None:
             r = timed(cmds[name], env, args.timeout)
             kb = page_kb(folder, name)
             cells = f"| {n_perts} | {n_genes} | {n_total} | {name} |"
-            print(f"{cells} fail | | | |" if r is None else
-                  f"{cells} {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss_mb']:.0f} | {'' if kb is None else f'{kb:.0f}'} |",
-                  flush=True)
+            tables_mb = 2 * n_total * n_genes * 4 / 2**20
+            print(f"{cells} fail | | | | |" if r is None else
+                  f"{cells} {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss_mb']:.0f} | {r['rss_mb'] / tables_mb:.1f} | "
+                  f"{'' if kb is None else f'{kb:.0f}'} |", flush=True)
     print(f"# load at the end {os.getloadavg()}")
 
 
