@@ -373,7 +373,14 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
         labels = set(files[reference].obs[pert_col].astype(str))
         found = [c for c in CONTROL_LABELS if c in labels]
         if not found:
-            raise InputDataError(f"no control label given and none of {CONTROL_LABELS} is a value of {reference}.obs[{pert_col!r}]; pass --control")
+            seen = sorted(labels, key=lambda v: (len(v), v))
+            shown = ", ".join(repr(v) for v in seen[:8]) + (f" ... ({len(seen)} values)" if len(seen) > 8 else "")
+            codes = bool(seen) and all(v.lstrip("-").isdigit() for v in seen)
+            raise InputDataError(
+                f"no control label given and none of {CONTROL_LABELS} is a value of {reference}.obs[{pert_col!r}] (its values: "
+                f"{shown}); pass the control cells' label: --control LABEL (control= in the API)"
+                + ("; the labels are integer codes: pass the control's code (e.g. --control 0 when 0 is the control), or "
+                   "write the names the codes stand for" if codes else ""))
         recorded = {recorded_scale(a, "control") for a in files.values()}
         if len(found) > 1 and len(recorded) == 1 and (mine := recorded.pop()) in found:
             found = [mine]  # files distgen wrote name their control (uns["distgen"]["control"]); the others are perturbations
@@ -501,7 +508,13 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
                              "or none to pool them")
     genes = [str(g) for g in adata.var_names]
     if len(set(genes)) != len(genes):
-        raise InputDataError(f"the {name} file has duplicated gene names in var_names; make them unique (adata.var_names_make_unique())")
+        index = pd.Index(genes)
+        dup = sorted(set(index[index.duplicated()]))
+        raise InputDataError(
+            f"the {name} file has duplicated gene names in var_names ({', '.join(map(repr, dup[:5]))}"
+            f"{' ...' if len(dup) > 5 else ''}): a score needs one column per gene, the same in both files. Keep the first column of "
+            "each name in both files (adata = adata[:, ~adata.var_names.duplicated()].copy()); var_names_make_unique() "
+            "would rename the repeat to a gene the other file lacks")
     col = celltype_col
     if col is not None and col not in adata.obs.columns:
         raise InputDataError(f"cell-type column {col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}")

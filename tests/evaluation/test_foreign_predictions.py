@@ -242,3 +242,33 @@ def test_a_copy_of_the_truth_is_warned_under_a_profile(tmp_path, profile):
         assert _evaluate(tmp_path, copy, rp, "--profile", profile) == 0
     notes = json.loads((tmp_path / "ev" / "summary.json").read_text())["notes"]
     assert any("perfect prediction" in n for n in notes)
+
+
+def test_a_duplicated_gene_is_named_with_a_fix_that_works(tmp_path, capsys):
+    """A gene twice in the prediction was refused with 'adata.var_names_make_unique()', which renames the repeat to a
+    gene the truth lacks (a second refusal followed). The message names the gene; its fix, applied to both files, scores."""
+    real, pred = _pair()
+    names = list(pred.var_names)
+    names[7] = names[3]
+    pred.var_names = names
+    pp, rp = _write(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, *FEW) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"duplicated gene names in var_names ({names[3]!r})" in err and "~adata.var_names.duplicated()" in err
+    fixed_pred, fixed_real = pred[:, ~pred.var_names.duplicated()].copy(), real[:, ~pred.var_names.duplicated()].copy()
+    pp, rp = _write(tmp_path, fixed_pred, fixed_real)
+    assert _evaluate(tmp_path, pp, rp, *FEW) == 0
+
+
+def test_integer_perturbation_codes_are_told_to_name_their_control(tmp_path, capsys):
+    """A perturbation column of integer codes was refused as 'none of the usual control labels ...; pass --control'
+    without its values; the message lists them, says they are codes, and --control with the control's code scores."""
+    real, pred = _pair()
+    codes = {label: str(i) for i, label in enumerate(sorted(set(real.obs["target"]), key=lambda v: v != "non-targeting"))}
+    for a in (real, pred):
+        a.obs["target"] = a.obs["target"].map(codes).astype(str)
+    pp, rp = _write(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, *FEW) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "(its values: '0', '1'" in err and "integer codes" in err and "--control 0" in err
+    assert _evaluate(tmp_path, pp, rp, *FEW, "--control", "0") == 0
