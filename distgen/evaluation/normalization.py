@@ -181,6 +181,20 @@ def _scale_stats(cells: Any, genes: list[str]) -> tuple[float, float] | None:
     return float(values.mean()), float(np.quantile(values, GENERATED_QUANTILE))
 
 
+def _control_stats(pred: Any, real: Any) -> tuple[tuple[float, float], tuple[float, float], list[str]] | None:
+    """``_scale_stats`` of ``pred``'s and ``real``'s control cells over the genes both hold, and those genes; None with
+    fewer than 5 shared genes (the gene checks say so: ``io.align``) or without control cells on a side (refused by the
+    evaluation, with its own message)."""
+    shared = set(pred.genes)
+    genes = [g for g in real.genes if g in shared]
+    if len(genes) < 5:
+        return None
+    sp, sr = _scale_stats(pred, genes), _scale_stats(real, genes)
+    if sp is None or sr is None:
+        return None
+    return sp, sr, genes
+
+
 def check_control_scale(pred: Any, real: Any, name: str = "pred", scale: str = "lognorm") -> None:
     """Refuse a prediction file (not marked as generated) whose control cells are off the real control cells' scale, or
     whose ``X`` holds only zeros (``ScaleMismatchError``). The scale is compared for log-normalised files only (``scale``):
@@ -205,12 +219,11 @@ def check_control_scale(pred: Any, real: Any, name: str = "pred", scale: str = "
             f"({'log-normalised' if scale == 'lognorm' else 'raw counts'}, with the truth's control cells beside it) and write the file again")
     if scale != "lognorm":  # raw counts: cell-eval2's counts profiles normalise each pseudobulk, so another depth is no error
         return
-    shared = set(pred.genes)
-    genes = [g for g in real.genes if g in shared]
-    if len(genes) < 5:  # no shared genes to compare: the gene checks say so (io.align)
+    stats = _control_stats(pred, real)
+    if stats is None:
         return
-    sp, sr = _scale_stats(pred, genes), _scale_stats(real, genes)
-    if sp is None or sr is None or sr[0] <= 0 or sr[1] <= 0:
+    sp, sr, genes = stats
+    if sr[0] <= 0 or sr[1] <= 0:
         return
     ratios = (sp[0] / sr[0], sp[1] / sr[1])
     high = all(r > GENERATED_SCALE_FACTOR for r in ratios)
@@ -240,13 +253,10 @@ def check_generated_scale(pred: Any, real: Any, name: str = "pred") -> None:
     """
     if pred is None or real is None:
         return
-    shared = set(pred.genes)
-    genes = [g for g in real.genes if g in shared]
-    if len(genes) < 5:  # no shared genes to compare: the gene checks say so (io.align)
+    stats = _control_stats(pred, real)
+    if stats is None:
         return
-    sp, sr = _scale_stats(pred, genes), _scale_stats(real, genes)
-    if sp is None or sr is None:  # no control cells: refused by the evaluation, with its own message
-        return
+    sp, sr, genes = stats
     off = []
     for what, p, r in (("mean", sp[0], sr[0]), (f"{GENERATED_QUANTILE:.0%} quantile", sp[1], sr[1])):
         if r > 0 and not (r / GENERATED_SCALE_FACTOR <= p <= r * GENERATED_SCALE_FACTOR):
