@@ -449,7 +449,8 @@ def _import_fix(exc: BaseException, entry_point: md.EntryPoint, provider: str) -
 
 
 def misdeclared(kind: str | None = None) -> list[str]:
-    """One line per entry point in a ``distgen.*`` group that no kind reads (``distgen.kernel``, ``distgen.metric``...),
+    """One line per entry point in a ``distgen.*`` group that no kind reads (``distgen.kernel``, ``distgen.metric``,
+    ``distgen_kernels``...),
     with the group it was probably meant for; only those meant for ``kind`` when given. ``distgen components`` warns with
     them: such a component is never listed, and without the warning its author sees only that it is missing."""
     groups = [f"distgen.{k}" for k in HOMES]
@@ -471,9 +472,14 @@ def _entry_points(group: str) -> list[tuple[md.EntryPoint, str, str]]:
     return [(ep, name, version) for ep, name, version in _all_entry_points(tuple(sys.path)) if ep.group == group]
 
 
+#: Entry-point group prefixes scanned: ``distgen.`` (the kinds' groups) and the spellings a plugin author may write for it.
+GROUP_PREFIXES = ("distgen.", "distgen_", "distgen-")
+
+
 @lru_cache(maxsize=4)
 def _all_entry_points(path_key: tuple[str, ...]) -> list[tuple[md.EntryPoint, str, str]]:
-    """Every ``distgen.*`` entry point on ``sys.path`` (one scan, cached per ``sys.path``).
+    """Every ``distgen.*`` entry point on ``sys.path`` (one scan, cached per ``sys.path``), and those of groups spelt
+    ``distgen_*`` / ``distgen-*`` (read by no kind: ``misdeclared`` names them).
 
     ``importlib.metadata.entry_points(group=...)`` keeps one entry point per name, which would hide
     two distributions claiming the same name; walk the distributions instead (each distribution
@@ -487,7 +493,7 @@ def _all_entry_points(path_key: tuple[str, ...]) -> list[tuple[md.EntryPoint, st
         if key in seen:
             continue
         seen.add(key)
-        out.extend((ep, name, dist.version) for ep in dist.entry_points if ep.group.startswith("distgen."))
+        out.extend((ep, name, dist.version) for ep in dist.entry_points if ep.group.startswith(GROUP_PREFIXES))
     return out
 
 

@@ -265,6 +265,14 @@ def test_a_plugin_reusing_a_builtin_name_is_told_to_rename_itself_not_to_uninsta
         reg.infos()
 
 
+@pytest.mark.parametrize("group", ["distgen_kernels", "distgen-kernels"])
+def test_a_group_spelt_with_another_separator_is_named_too(site, group):
+    """``distgen_kernels`` (the module-style spelling) was not scanned at all: no component, no word."""
+    _fake_dist(site, "fake-sep", "fake_sep", LAPLACE, {"laplace_sep": "fake_sep:Laplace"}, group)
+    lines = [line for line in misdeclared("kernels") if "'fake-sep'" in line]
+    assert lines and f"{group!r}" in lines[0] and "did you mean 'distgen.kernels'" in lines[0]
+
+
 def test_distgen_components_warns_about_an_entry_point_in_a_group_it_does_not_read(site):
     """Before: `distgen components` listed everything else and said nothing; the author saw only that the name was missing."""
     _fake_dist(site, "fake-group", "fake_group", LAPLACE, {"laplace_typo": "fake_group:Laplace"}, "distgen.kernel")
