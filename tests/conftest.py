@@ -1,6 +1,7 @@
 """Shared test setup: deterministic, single-threaded torch; denormals flushed; the worker count of ``-n auto``."""
 
 import os
+import sys
 
 import pytest
 import torch
@@ -15,6 +16,16 @@ torch.set_num_threads(int(os.environ.get("DISTGEN_TEST_THREADS", "1")))
 torch.set_flush_denormal(True)
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A folder on ``sys.path`` for fake installed distributions (plugins under test: tests/test_registry.py,
+    tests/test_plugin_author.py); the ``fake_*`` modules they imported are forgotten afterwards."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for mod in [m for m in sys.modules if m.startswith("fake_")]:
+        del sys.modules[mod]
 
 
 @pytest.fixture

@@ -32,14 +32,6 @@ def _fake_dist(root, dist, module, source, entry_points, group):
     (root / f"{module}.py").write_text(textwrap.dedent(source))
 
 
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield tmp_path
-    for mod in [m for m in sys.modules if m.startswith("fake_")]:
-        del sys.modules[mod]
-
-
 def _run_with(site, code):
     env_path = str(site) + ":" + ":".join(p for p in sys.path if p)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -66,14 +66,6 @@ class NaNs(MeanEmbedding):
 BUILTIN_MEAN = {"mean": "distgen.encoders.mean:MeanEmbedding", "kme": "distgen.encoders.kme:KernelMeanEmbedding"}
 
 
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield tmp_path
-    for mod in [m for m in sys.modules if m.startswith("fake_")]:
-        del sys.modules[mod]
-
-
 # ---------------------------------------------------------------------------- built-ins
 def test_builtin_lookup_and_info():
     info = registry("encoders").info("mean")
