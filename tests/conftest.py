@@ -1,7 +1,10 @@
 """Shared test setup: deterministic, single-threaded torch; denormals flushed; the worker count of ``-n auto``."""
 
 import os
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,12 +21,34 @@ torch.set_flush_denormal(True)
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
+class FakePlugins:
+    """Fake installed distributions (a dist-info folder and a module each) under ``root``, a folder on ``sys.path``,
+    for the plugin tests (tests/test_registry.py, tests/test_plugin_author.py)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def install(self, dist: str, module: str, source: str, entry_points: dict[str, str], group: str = "distgen.encoders") -> None:
+        """Install distribution ``dist`` (version 0.3) whose module ``module`` holds ``source`` and whose
+        ``entry_points`` (name -> "module:attr") are declared in ``group``."""
+        info = self.root / f"{dist}-0.3.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
+        (info / "entry_points.txt").write_text(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+        (self.root / f"{module}.py").write_text(textwrap.dedent(source))
+
+    def run(self, code: str) -> subprocess.CompletedProcess:
+        """Run ``code`` in a fresh one-thread interpreter that also sees the fake distributions."""
+        env_path = str(self.root) + ":" + ":".join(p for p in sys.path if p)
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    """A folder on ``sys.path`` for fake installed distributions (plugins under test: tests/test_registry.py,
-    tests/test_plugin_author.py); the ``fake_*`` modules they imported are forgotten afterwards."""
+def plugins(tmp_path, monkeypatch):
+    """``FakePlugins`` in a fresh folder on ``sys.path``; the ``fake_*`` modules the test imported are forgotten afterwards."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield tmp_path
+    yield FakePlugins(tmp_path)
     for mod in [m for m in sys.modules if m.startswith("fake_")]:
         del sys.modules[mod]
 

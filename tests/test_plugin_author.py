@@ -5,9 +5,6 @@ correlation that declares no orientation, a baseline with a required parameter o
 dependency, an entry point naming a missing class, a plugin reusing a built-in name, an entry point in a misspelt group.
 """
 
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import pytest
@@ -21,21 +18,6 @@ from distgen.models.base import FittedModel, checked_prediction
 from distgen.registry import DuplicateComponentError, PluginCheckError, PluginLoadError, Registry, misdeclared
 from distgen.testing import checks
 from distgen.testing.fixtures import tiny_eval
-
-
-def _fake_dist(root, dist, module, source, entry_points, group):
-    """A fake installed distribution (dist-info + module) under ``root``, as tests/test_registry.py makes them."""
-    info = root / f"{dist}-0.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
-    (info / "entry_points.txt").write_text(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-
-
-def _run_with(site, code):
-    env_path = str(site) + ":" + ":".join(p for p in sys.path if p)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -127,10 +109,10 @@ class Corr(Metric):
 '''
 
 
-def test_an_installed_plugin_metric_is_checked_before_a_run_and_when_an_evaluation_first_uses_it(site):
+def test_an_installed_plugin_metric_is_checked_before_a_run_and_when_an_evaluation_first_uses_it(plugins):
     """Before: a [1] result crashed deep in the evaluation ('boolean index did not match'), and the undeclared
     correlation was scored as lower-is-better with exit 0."""
-    _fake_dist(site, "fake-metrics", "fake_metrics", PLUGIN_METRICS,
+    plugins.install("fake-metrics", "fake_metrics", PLUGIN_METRICS,
                {"one_value": "fake_metrics:OneValue", "undeclared_corr": "fake_metrics:Corr"}, "distgen.metrics")
     code = """
 from distgen.pipeline.checks import metric_problems
@@ -143,7 +125,7 @@ try:
 except Exception as exc:
     print("RAISED", type(exc).__name__, exc)
 """
-    out = _run_with(site, code)
+    out = plugins.run(code)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     problems = [line for line in lines if line.startswith("PROBLEM")]
@@ -209,9 +191,9 @@ def test_a_baseline_is_built_with_validated_defaults_and_a_trained_model_is_refu
 
 
 # ---------------------------------------------------------------------------- loading
-def test_a_plugin_that_fails_to_load_is_told_the_fix(site):
-    _fake_dist(site, "fake-deps", "fake_deps", "import not_a_real_lib_xyz\n", {"needs_lib": "fake_deps:K"}, "distgen.kernels")
-    _fake_dist(site, "fake-attr", "fake_attr", "class Other:\n    pass\n", {"typo_class": "fake_attr:Laplace",
+def test_a_plugin_that_fails_to_load_is_told_the_fix(plugins):
+    plugins.install("fake-deps", "fake_deps", "import not_a_real_lib_xyz\n", {"needs_lib": "fake_deps:K"}, "distgen.kernels")
+    plugins.install("fake-attr", "fake_attr", "class Other:\n    pass\n", {"typo_class": "fake_attr:Laplace",
                                                                            "typo_module": "fake_attr_nope:Laplace"}, "distgen.kernels")
     reg = Registry("kernels", Kernel)
     with warnings.catch_warnings():
@@ -222,7 +204,7 @@ def test_a_plugin_that_fails_to_load_is_told_the_fix(site):
             reg.get("typo_class")
         with pytest.raises(PluginLoadError, match=r"names a module 'fake_attr_nope' that is not installed: fix \[project.entry-points\]"):
             reg.get("typo_module")
-    _fake_dist(site, "fake-base", "fake_base", "class NotAKernel:\n    pass\n", {"not_a_kernel": "fake_base:NotAKernel"}, "distgen.kernels")
+    plugins.install("fake-base", "fake_base", "class NotAKernel:\n    pass\n", {"not_a_kernel": "fake_base:NotAKernel"}, "distgen.kernels")
     reg.discover(refresh=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -244,8 +226,8 @@ class Laplace(Kernel):
 '''
 
 
-def test_a_plugin_reusing_a_builtin_name_is_told_to_rename_itself_not_to_uninstall_distgen(site):
-    _fake_dist(site, "fake-rbf", "fake_rbf", LAPLACE, {"rbf": "fake_rbf:Laplace"}, "distgen.kernels")
+def test_a_plugin_reusing_a_builtin_name_is_told_to_rename_itself_not_to_uninstall_distgen(plugins):
+    plugins.install("fake-rbf", "fake_rbf", LAPLACE, {"rbf": "fake_rbf:Laplace"}, "distgen.kernels")
     reg = Registry("kernels", Kernel, {"rbf": "distgen.kernels.rbf:RBFKernel", "imq": "distgen.kernels.imq:IMQKernel"})
     with pytest.raises(DuplicateComponentError) as err:
         reg.get("rbf")
@@ -258,21 +240,21 @@ def test_a_plugin_reusing_a_builtin_name_is_told_to_rename_itself_not_to_uninsta
 
 
 @pytest.mark.parametrize("group", ["distgen_kernels", "distgen-kernels"])
-def test_a_group_spelt_with_another_separator_is_named_too(site, group):
+def test_a_group_spelt_with_another_separator_is_named_too(plugins, group):
     """``distgen_kernels`` (the module-style spelling) was not scanned at all: no component, no word."""
-    _fake_dist(site, "fake-sep", "fake_sep", LAPLACE, {"laplace_sep": "fake_sep:Laplace"}, group)
+    plugins.install("fake-sep", "fake_sep", LAPLACE, {"laplace_sep": "fake_sep:Laplace"}, group)
     lines = [line for line in misdeclared("kernels") if "'fake-sep'" in line]
     assert lines and f"{group!r}" in lines[0] and "did you mean 'distgen.kernels'" in lines[0]
 
 
-def test_distgen_components_warns_about_an_entry_point_in_a_group_it_does_not_read(site):
+def test_distgen_components_warns_about_an_entry_point_in_a_group_it_does_not_read(plugins):
     """Before: `distgen components` listed everything else and said nothing; the author saw only that the name was missing."""
-    _fake_dist(site, "fake-group", "fake_group", LAPLACE, {"laplace_typo": "fake_group:Laplace"}, "distgen.kernel")
+    plugins.install("fake-group", "fake_group", LAPLACE, {"laplace_typo": "fake_group:Laplace"}, "distgen.kernel")
     lines = misdeclared()
     assert [line for line in lines if "'fake-group'" in line and "'distgen.kernel'" in line and "did you mean 'distgen.kernels'" in line]
     assert [line for line in misdeclared("kernels") if "'fake-group'" in line]
     assert not [line for line in misdeclared("encoders") if "'fake-group'" in line]
-    out = _run_with(site, "from distgen.cli import main; import sys; sys.exit(main(['components', '--kind', 'kernels', '--brief']))")
+    out = plugins.run("from distgen.cli import main; import sys; sys.exit(main(['components', '--kind', 'kernels', '--brief']))")
     assert out.returncode == 0, out.stderr
     assert "rbf" in out.stdout and "laplace_typo" not in out.stdout
     assert "warning: plugin 'fake-group' declares 'laplace_typo'" in out.stderr and "did you mean 'distgen.kernels'" in out.stderr

@@ -1,9 +1,7 @@
 """Registry: static built-in tables, entry-point discovery, conflicts, broken plugins, plugin checks, unknown names."""
 
 import json
-import subprocess
 import sys
-import textwrap
 import warnings
 
 import pytest
@@ -21,23 +19,6 @@ from distgen.registry import (
     registry,
 )
 from distgen.testing import checks
-
-
-def _fake_dist(root, dist, module, source, entry_points, group="distgen.encoders"):
-    """Install a fake distribution (dist-info + module) under ``root`` for importlib.metadata."""
-    info = root / f"{dist}-0.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
-    lines = [f"[{group}]"] + [f"{name} = {target}" for name, target in entry_points.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-
-
-def _run_with(site, code):
-    """Run ``code`` in a fresh interpreter that also sees the fake distributions under ``site``."""
-    env_path = str(site) + ":" + ":".join(p for p in sys.path if p)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
-
 
 GOOD = """
 from distgen.encoders.mean import MeanEmbedding
@@ -75,17 +56,17 @@ def test_builtin_lookup_and_info():
     json.dumps(info.to_dict())
 
 
-def test_builtins_are_a_static_table_loaded_on_first_use():
-    out = _run_with(".", (
+def test_builtins_are_a_static_table_loaded_on_first_use(plugins):
+    out = plugins.run(
         "import sys; from distgen.registry import registry; names = registry('kernels').names(); "
         "print(names, 'distgen.kernels.rbf' in sys.modules); registry('kernels').get('rbf'); print('distgen.kernels.rbf' in sys.modules)"
-    ))
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[:2] == ["['energy', 'imq', 'linear', 'rbf'] False", "True"]
 
 
-def test_importing_distgen_is_cheap():
-    out = _run_with(".", "import sys, distgen; print(sorted(m for m in ('torch', 'anndata', 'distgen.registry') if m in sys.modules))")
+def test_importing_distgen_is_cheap(plugins):
+    out = plugins.run("import sys, distgen; print(sorted(m for m in ('torch', 'anndata', 'distgen.registry') if m in sys.modules))")
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
@@ -143,8 +124,8 @@ def test_capabilities_must_be_typed():
 
 
 # ---------------------------------------------------------------------------- plugins
-def test_entry_point_is_lazy_and_checked(site):
-    _fake_dist(site, "fake-good", "fake_good", GOOD, {"plugged": "fake_good:Plugged"})
+def test_entry_point_is_lazy_and_checked(plugins):
+    plugins.install("fake-good", "fake_good", GOOD, {"plugged": "fake_good:Plugged"})
     reg = Registry("encoders", Encoder)
     reg.discover()
     assert "plugged" in reg.names()
@@ -155,8 +136,8 @@ def test_entry_point_is_lazy_and_checked(site):
     assert (info.provider, info.version) == ("fake-good", "0.3")
 
 
-def test_broken_plugin_warns_and_is_skipped(site):
-    _fake_dist(site, "fake-broken", "fake_broken", "raise ImportError('boom: missing dependency')", {"broken": "fake_broken:X"})
+def test_broken_plugin_warns_and_is_skipped(plugins):
+    plugins.install("fake-broken", "fake_broken", "raise ImportError('boom: missing dependency')", {"broken": "fake_broken:X"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     with pytest.warns(RuntimeWarning, match="fake-broken.*boom"):
         infos = reg.infos()
@@ -166,8 +147,8 @@ def test_broken_plugin_warns_and_is_skipped(site):
         reg.get("broken")  # asked for by name: the reason again, not "unknown component"
 
 
-def test_plugin_of_wrong_type_is_rejected(site):
-    _fake_dist(site, "fake-wrong", "fake_wrong", "class NotAnEncoder:\n    pass\n", {"wrong": "fake_wrong:NotAnEncoder"})
+def test_plugin_of_wrong_type_is_rejected(plugins):
+    plugins.install("fake-wrong", "fake_wrong", "class NotAnEncoder:\n    pass\n", {"wrong": "fake_wrong:NotAnEncoder"})
     reg = Registry("encoders", Encoder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -175,27 +156,27 @@ def test_plugin_of_wrong_type_is_rejected(site):
             reg.get("wrong")
 
 
-def test_import_distgen_survives_broken_plugin(site):
-    _fake_dist(site, "fake-broken2", "fake_broken2", "raise RuntimeError('bad plugin')", {"broken2": "fake_broken2:X"})
-    out = _run_with(site, "import warnings, distgen; from distgen.api import components; warnings.simplefilter('ignore'); print(len(components()))")
+def test_import_distgen_survives_broken_plugin(plugins):
+    plugins.install("fake-broken2", "fake_broken2", "raise RuntimeError('bad plugin')", {"broken2": "fake_broken2:X"})
+    out = plugins.run("import warnings, distgen; from distgen.api import components; warnings.simplefilter('ignore'); print(len(components()))")
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) > 5
 
 
-def test_a_plugin_that_calls_sys_exit_on_import_is_skipped_with_a_warning(site):
-    _fake_dist(site, "fake-exit", "fake_exit", "import sys\nsys.exit(3)\n", {"quitter": "fake_exit:X"})
+def test_a_plugin_that_calls_sys_exit_on_import_is_skipped_with_a_warning(plugins):
+    plugins.install("fake-exit", "fake_exit", "import sys\nsys.exit(3)\n", {"quitter": "fake_exit:X"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     with pytest.warns(RuntimeWarning, match=r"fake-exit.*called sys\.exit\(3\).*skipped"):
         infos = reg.infos()
     assert {"kme", "mean"} <= {i.name for i in infos} and "quitter" not in reg.names()
-    out = _run_with(site, "from distgen.cli import main; import sys; sys.exit(main(['components']))")
+    out = plugins.run("from distgen.cli import main; import sys; sys.exit(main(['components']))")
     assert out.returncode == 0 and "kme" in out.stdout, out.stderr
     assert "fake-exit" in out.stderr and "sys.exit(3)" in out.stderr
 
 
-def test_duplicate_names_name_both_providers_when_used(site):
-    _fake_dist(site, "fake-one", "fake_one", GOOD, {"twin": "fake_one:Plugged", "solo": "fake_one:Plugged"})
-    _fake_dist(site, "fake-two", "fake_two", GOOD, {"twin": "fake_two:Plugged"})
+def test_duplicate_names_name_both_providers_when_used(plugins):
+    plugins.install("fake-one", "fake_one", GOOD, {"twin": "fake_one:Plugged", "solo": "fake_one:Plugged"})
+    plugins.install("fake-two", "fake_two", GOOD, {"twin": "fake_two:Plugged"})
     reg = Registry("encoders", Encoder)
     reg.discover()  # discovery does not fail: the clash matters only to a config that uses the name
     assert {"twin", "solo"} <= set(reg.names()) and reg.providers("twin") == ["fake-one", "fake-two"]
@@ -205,8 +186,8 @@ def test_duplicate_names_name_both_providers_when_used(site):
     assert "fake-one" in str(err.value) and "fake-two" in str(err.value) and "pip uninstall" in str(err.value)
 
 
-def test_plugin_reusing_a_builtin_name_breaks_only_that_name(site, monkeypatch):
-    _fake_dist(site, "fake-clash", "fake_clash", GOOD, {"mean": "fake_clash:Plugged"})
+def test_plugin_reusing_a_builtin_name_breaks_only_that_name(plugins, monkeypatch):
+    plugins.install("fake-clash", "fake_clash", GOOD, {"mean": "fake_clash:Plugged"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     assert issubclass(reg.get("kme"), Encoder)  # the rest of the kind works
     with pytest.raises(DuplicateComponentError, match=r"'mean' is provided by 'distgen' .* and 'fake-clash'"):
@@ -221,23 +202,23 @@ def test_plugin_reusing_a_builtin_name_breaks_only_that_name(site, monkeypatch):
         validate_node("encoders", {"name": "mean"})
 
 
-def test_distgen_components_lists_both_providers_with_a_warning(site):
-    _fake_dist(site, "fake-clash2", "fake_clash2", GOOD, {"mean": "fake_clash2:Plugged"})
+def test_distgen_components_lists_both_providers_with_a_warning(plugins):
+    plugins.install("fake-clash2", "fake_clash2", GOOD, {"mean": "fake_clash2:Plugged"})
     code = (
         "from distgen.cli import main; import sys; rc = main(['components', '--kind', 'encoders']); "
         "from distgen.config import build_component; build_component('encoders', 'kme', n_genes=3); sys.exit(rc)"
     )
-    out = _run_with(site, code)
+    out = plugins.run(code)
     assert out.returncode == 0, out.stderr
     rows = [line.split() for line in out.stdout.splitlines() if line.startswith("encoders") and " mean " in line]
     assert {r[2] for r in rows} == {"distgen", "fake-clash2"}
     assert "warning:" in out.stderr and "'mean' is provided by 'distgen', 'fake-clash2'" in out.stderr
-    out = _run_with(site, "from distgen.config import build_component; build_component('encoders', 'mean', n_genes=3)")
+    out = plugins.run("from distgen.config import build_component; build_component('encoders', 'mean', n_genes=3)")
     assert out.returncode != 0 and "fake-clash2" in out.stderr  # using that one name is what fails
 
 
-def test_a_plugin_component_with_the_wrong_shape_or_nan_is_named_when_first_built(site, monkeypatch):
-    _fake_dist(site, "fake-bad", "fake_bad", BAD_OUTPUTS, {"wrong": "fake_bad:Wrong", "nans": "fake_bad:NaNs"})
+def test_a_plugin_component_with_the_wrong_shape_or_nan_is_named_when_first_built(plugins, monkeypatch):
+    plugins.install("fake-bad", "fake_bad", BAD_OUTPUTS, {"wrong": "fake_bad:Wrong", "nans": "fake_bad:NaNs"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     _use(monkeypatch, reg)
     with pytest.raises(PluginCheckError, match=r"'wrong' from plugin 'fake-bad'.*returned shape \(3, 11\), expected \(3, 12\)"):
@@ -248,8 +229,8 @@ def test_a_plugin_component_with_the_wrong_shape_or_nan_is_named_when_first_buil
         build_component("encoders", "wrong", n_genes=12)
 
 
-def test_a_good_plugin_is_checked_once_without_changing_the_random_state(site, monkeypatch):
-    _fake_dist(site, "fake-fine", "fake_fine", GOOD, {"fine": "fake_fine:Plugged"})
+def test_a_good_plugin_is_checked_once_without_changing_the_random_state(plugins, monkeypatch):
+    plugins.install("fake-fine", "fake_fine", GOOD, {"fine": "fake_fine:Plugged"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     _use(monkeypatch, reg)
     calls = []
@@ -306,14 +287,14 @@ class Undeclared(Backbone):
 """
 
 
-def test_the_cheap_checks_give_a_backbone_what_it_declares_and_only_that(site, monkeypatch):
+def test_the_cheap_checks_give_a_backbone_what_it_declares_and_only_that(plugins, monkeypatch):
     """A backbone that declares `population` was refused as broken (the checks never gave it one: "raised TypeError:
     linear(): argument 'input' must be Tensor, not NoneType"); one that reads the embedding without declaring it passed
     them, then failed inside training once a model without a conditioner gave it none."""
     from distgen.backbones.base import Backbone
     from distgen.testing.fixtures import tiny_info
 
-    _fake_dist(site, "fake-nets", "fake_nets", BACKBONES, {"pop": "fake_nets:Population", "undeclared": "fake_nets:Undeclared"},
+    plugins.install("fake-nets", "fake_nets", BACKBONES, {"pop": "fake_nets:Population", "undeclared": "fake_nets:Undeclared"},
                group="distgen.backbones")
     reg = Registry("backbones", Backbone)
     _use(monkeypatch, reg)
@@ -357,21 +338,21 @@ class ObjectDefault(MeanEmbedding):
 """
 
 
-def test_an_abstract_plugin_component_is_refused_at_load_naming_what_it_lacks(site):
+def test_an_abstract_plugin_component_is_refused_at_load_naming_what_it_lacks(plugins):
     """A model without predict failed at construction with TypeError "Can't instantiate abstract class" (an internal error)."""
     from distgen.models.base import PerturbationModel
 
-    _fake_dist(site, "fake-author", "fake_author", AUTHOR_MISTAKES, {"nopredict": "fake_author:NoPredict"}, group="distgen.models")
+    plugins.install("fake-author", "fake_author", AUTHOR_MISTAKES, {"nopredict": "fake_author:NoPredict"}, group="distgen.models")
     reg = Registry("models", PerturbationModel)
     with pytest.warns(RuntimeWarning, match="fake-author"), pytest.raises(PluginLoadError, match=r"'nopredict' from 'fake-author'.*is abstract: it does not implement predict"):
         reg.get("nopredict")
 
 
-def test_a_plugin_constructor_failure_names_the_plugin(site, monkeypatch):
+def test_a_plugin_constructor_failure_names_the_plugin(plugins, monkeypatch):
     """An ImportError from a plugin's constructor reached the CLI as "internal error ... (at fake_author.py:20)"."""
     from distgen.registry import PluginBuildError
 
-    _fake_dist(site, "fake-author2", "fake_author2", AUTHOR_MISTAKES, {"needslib": "fake_author2:NeedsLib"})
+    plugins.install("fake-author2", "fake_author2", AUTHOR_MISTAKES, {"needslib": "fake_author2:NeedsLib"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     _use(monkeypatch, reg)
     with pytest.raises(PluginBuildError, match=r"'needslib' from plugin 'fake-author2' \(fake_author2:NeedsLib\) failed to build: "
@@ -394,12 +375,12 @@ class Wrapped(MeanEmbedding):
 """
 
 
-def test_a_plugin_constructor_taking_args_and_kwargs_is_told_to_name_its_parameters(site, monkeypatch):
+def test_a_plugin_constructor_taking_args_and_kwargs_is_told_to_name_its_parameters(plugins, monkeypatch):
     """A wrapper with ``*args, **kwargs`` got no n_genes ("missing 1 required positional argument") and every key of its
     node was "unknown ... Valid keys: (none)", neither saying why (hostile-input round, 2026-12-06)."""
     from distgen.registry import PluginBuildError
 
-    _fake_dist(site, "fake-catchall", "fake_catchall", CATCH_ALL, {"wrapped": "fake_catchall:Wrapped"})
+    plugins.install("fake-catchall", "fake_catchall", CATCH_ALL, {"wrapped": "fake_catchall:Wrapped"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     _use(monkeypatch, reg)
     with pytest.raises(PluginBuildError, match=r"missing 1 required positional argument: 'n_genes'.*Wrapped's constructor takes "
@@ -417,22 +398,22 @@ class NoDoc(MeanEmbedding):
 """
 
 
-def test_a_plugin_class_without_a_docstring_is_not_listed_with_its_base_class_summary(site, monkeypatch):
+def test_a_plugin_class_without_a_docstring_is_not_listed_with_its_base_class_summary(plugins, monkeypatch):
     """inspect.getdoc inherits: a subclass of MeanEmbedding without a docstring was listed as 'Mean expression of the set
     ...' (hostile-input round, 2026-12-06)."""
-    _fake_dist(site, "fake-nodoc", "fake_nodoc", NO_DOC, {"nodoc": "fake_nodoc:NoDoc"})
+    plugins.install("fake-nodoc", "fake_nodoc", NO_DOC, {"nodoc": "fake_nodoc:NoDoc"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     _use(monkeypatch, reg)
     infos = {i.name: i for i in reg.infos()}
     assert infos["nodoc"].summary == "" and infos["mean"].summary.startswith("Mean expression of the set")
 
 
-def test_a_default_a_config_cannot_hold_stays_out_of_the_resolved_config(site, monkeypatch, tmp_path):
+def test_a_default_a_config_cannot_hold_stays_out_of_the_resolved_config(plugins, monkeypatch, tmp_path):
     """A callable default reached the resolved config, and writing the run's config.yaml failed (yaml RepresenterError,
     an internal error before training)."""
     from distgen.config import resolve_node, save_yaml
 
-    _fake_dist(site, "fake-author3", "fake_author3", AUTHOR_MISTAKES, {"objdefault": "fake_author3:ObjectDefault"})
+    plugins.install("fake-author3", "fake_author3", AUTHOR_MISTAKES, {"objdefault": "fake_author3:ObjectDefault"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     _use(monkeypatch, reg)
     node = resolve_node("encoders", {"name": "objdefault"})
@@ -480,7 +461,7 @@ class FullPanelOnly(MeanEmbedding):
 """
 
 
-def test_capabilities_that_lie_are_named_at_the_first_build(site, monkeypatch):
+def test_capabilities_that_lie_are_named_at_the_first_build(plugins, monkeypatch):
     """A conditioner that embeds batches but declares embeds_batches=False passed the first-build checks, and the
     pre-flight then let an untrained batch row predict silently; an encoder that cannot score gene subsets without
     declaring fixed_gene_panel failed inside a training step under genes_per_step. The contract suite caught both;
@@ -488,8 +469,8 @@ def test_capabilities_that_lie_are_named_at_the_first_build(site, monkeypatch):
     from distgen.conditioners.base import Conditioner
     from distgen.testing.fixtures import tiny_info
 
-    _fake_dist(site, "fake-liars", "fake_liars", LIARS, {"hides_batches": "fake_liars:HidesBatches"}, group="distgen.conditioners")
-    with (site / "fake-liars-0.3.dist-info" / "entry_points.txt").open("a") as fh:
+    plugins.install("fake-liars", "fake_liars", LIARS, {"hides_batches": "fake_liars:HidesBatches"}, group="distgen.conditioners")
+    with (plugins.root / "fake-liars-0.3.dist-info" / "entry_points.txt").open("a") as fh:
         fh.write("[distgen.encoders]\nfull_panel = fake_liars:FullPanelOnly\n")
     reg = Registry("conditioners", Conditioner)
     _use(monkeypatch, reg)
@@ -500,14 +481,14 @@ def test_capabilities_that_lie_are_named_at_the_first_build(site, monkeypatch):
         build_component("encoders", "full_panel", n_genes=12)
 
 
-def test_a_name_declared_in_a_misspelt_group_is_pointed_out(site):
+def test_a_name_declared_in_a_misspelt_group_is_pointed_out(plugins):
     """An entry point in `distgen.encoder` (singular) is never read: the name was just "unknown", with no word on why."""
-    _fake_dist(site, "fake-typo", "fake_typo", GOOD, {"plugged": "fake_typo:Plugged"}, group="distgen.encoder")
+    plugins.install("fake-typo", "fake_typo", GOOD, {"plugged": "fake_typo:Plugged"}, group="distgen.encoder")
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     with pytest.raises(UnknownComponentError, match=r"unknown encoders component 'plugged'.*Plugin 'fake-typo' declares 'plugged' in the "
                        r"entry-point group 'distgen.encoder', which distgen does not read \(did you mean 'distgen.encoders'\?\)"):
         reg.get("plugged")
-    _fake_dist(site, "fake-kind", "fake_kind", GOOD, {"other_kind": "fake_kind:Plugged"}, group="distgen.kernels")
+    plugins.install("fake-kind", "fake_kind", GOOD, {"other_kind": "fake_kind:Plugged"}, group="distgen.kernels")
     reg.discover(refresh=True)
     with pytest.raises(UnknownComponentError, match="Plugin 'fake-kind' provides 'other_kind' as a kernels component, not encoders"):
         reg.get("other_kind")
