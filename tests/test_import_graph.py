@@ -7,6 +7,7 @@ module of ``distgen``; an edge ``a -> b`` means some file of ``a`` imports somet
 import ast
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "distgen"
@@ -40,32 +41,9 @@ def package_graph() -> dict[str, set[str]]:
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one node (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in graph.get(v, ()):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while (w := stack.pop()) != v:
-                comp.append(w)
-            if comp:
-                found.append(sorted([v, *comp]))
-
-    for v in list(graph):
-        if v not in index:
-            visit(v)
-    return found
+    """Strongly connected components with more than one node, each sorted (networkx, a dependency of scanpy)."""
+    g = nx.DiGraph([(a, b) for a, bs in graph.items() for b in bs])
+    return sorted(sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1)
 
 
 def test_the_package_import_graph_has_no_cycle():

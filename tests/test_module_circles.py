@@ -9,6 +9,8 @@ and fails on any strongly connected set of more than one module, naming it.
 import ast
 from pathlib import Path
 
+import networkx as nx
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,34 +44,11 @@ def _edges(mods: dict[str, Path]) -> dict[str, set[str]]:
 
 
 def _circles(nodes: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    out: list[list[str]] = []
-
-    def visit(v: str) -> None:  # Tarjan's strongly connected components
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in edges.get(v, ()):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in nodes:
-        if v not in index:
-            visit(v)
-    return out
+    """Strongly connected sets of more than one module among ``nodes``, each sorted (networkx)."""
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from((a, b) for a, bs in edges.items() for b in bs)
+    return sorted(sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1)
 
 
 def test_no_module_level_import_circles():
