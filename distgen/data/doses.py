@@ -12,6 +12,7 @@ model never saw, a dose-response curve): each is checked (finite, >= 0, one per 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -20,10 +21,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from distgen.errors import DistgenWarning, UsageError, warn
-from distgen.types import ConditionLabels, DataInfo
-from distgen.wording import counted
+from distgen.types import COMBO, ConditionLabels, DataInfo
+from distgen.types.layout import canonical_condition
+from distgen.wording import counted, listing
 
 #: What a ``doses`` entry may be: None (the recorded dose), a number (every atom of the condition), or one per atom.
 DoseEntry = float | Sequence[float] | None
@@ -52,7 +55,12 @@ class DoseRecord:
 def dose_record(labels: ConditionLabels, info: DataInfo, column: str | None, train: np.ndarray | None = None,
                 trained: str = "the training cells") -> DoseRecord:
     """The ``DoseRecord`` of cells labelled ``labels`` (``[N]`` rows in ``info``); ``train`` (row indices, None: every
-    cell) are the cells the ranges are read from. One pass over the unique (atoms, dose, context) rows."""
+    cell) are the cells the ranges are read from. One pass over the unique (atoms, dose, context) rows.
+
+    Each dose goes with the atom of its own slot, whatever the slots' order: ``ConditionLabels`` as distgen writes them
+    hold a row's atoms sorted with the PAD slots (-1) after them, but a hand-made row ``[PAD, A]`` at ``[0, 5]`` is A at 5
+    too (it was A at 0, the PAD slot's dose), and ``[B, A]`` at ``[2, 7]`` is A at 7, B at 2 (recorded as ``B+A``, a key
+    no sorted lookup finds)."""
     if column is None:
         return DoseRecord(None, {}, {}, trained)
     pert, dose, ctx = labels.perturbation.numpy(), labels.dose.numpy(), labels.context.numpy()
@@ -64,9 +72,9 @@ def dose_record(labels: ConditionLabels, info: DataInfo, column: str | None, tra
         return pd.DataFrame(rows[mask]).drop_duplicates().to_numpy().tolist()  # type: ignore[no-any-return]
 
     recorded: dict[tuple[tuple[str, ...], str], tuple[float, ...]] = {}
-    for r in unique(perturbed):
-        ids = [int(i) for i in r[:p] if i >= 0]
-        recorded[(tuple(info.perturbations[i] for i in ids), info.contexts[int(r[-1])])] = tuple(float(d) for d in r[p : p + len(ids)])
+    for r in unique(perturbed):  # each slot's dose with its own atom, by name: a PAD before an atom, or atoms out of order, pair right
+        slots = sorted((info.perturbations[int(i)], float(d)) for i, d in zip(r[:p], r[p : 2 * p]) if i >= 0)
+        recorded[(tuple(a for a, _ in slots), info.contexts[int(r[-1])])] = tuple(d for _, d in slots)
     in_train: np.ndarray = perturbed.copy()
     if train is not None:
         in_train[:] = False
@@ -144,6 +152,66 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
     return out
 
 
+def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequence[str], doses: Any, *,
+                control: str = "control", delimiters: Sequence[str] = (), where: str = "predict") -> list[tuple[float, ...]] | None:
+    """Per predicted group (its canonical condition, ``A+B``, and its context) the dose per atom (sorted) it is asked at;
+    None when ``doses`` is None (each group at the dose its cells carry).
+
+    What ``distgen.predict``, ``distgen predict --dose`` and ``predict_to_disk(doses=)`` ask: ``doses`` is a number (every
+    group's atoms at it), a mapping ``{condition: dose}`` or one entry per group (``resolve_doses``). A mapping's
+    conditions are written as the groups write them (``A+B``), in any atom order or with the data's combination
+    ``delimiters`` (``B_A``); each is a number (every atom) or one number per atom in the order the key writes them (``B+A``
+    at ``[2, 5]``: B at 2, A at 5); a condition not named is asked at its own dose. A condition no group holds, or one named
+    twice, is a ``DoseError``; the rest is ``resolve_doses``'s (checked, doses outside the training range warned about once).
+    """
+    if doses is None:
+        return None
+    atoms = [tuple(c.split(COMBO)) for c in conditions]  # predicted groups are perturbed, their atoms sorted
+    spelt: list[tuple[str, ...]] | None = None
+    if isinstance(doses, Mapping):
+        held = list(dict.fromkeys(conditions))
+        named: dict[str, tuple[str, Any, tuple[str, ...]]] = {}
+        unknown = []
+        for key, entry in doses.items():
+            text = str(key)
+            canon = text if text in held else canonical_condition(text, control, delimiters, ())
+            if canon not in held:
+                unknown.append(text)
+                continue
+            if canon in named:
+                raise DoseError(f"{where}: doses names the condition {canon} twice ({named[canon][0]!r} and {text!r}); "
+                                "give it one dose")
+            written = tuple(canon.split(COMBO)) if text == canon else _written(text, control, delimiters)
+            named[canon] = (text, entry, written)
+        if unknown:
+            raise DoseError(f"{where}: doses names {listing(map(repr, unknown[:5]))}, not a condition of the groups predicted "
+                            f"({counted(len(held), 'condition')}: {listing(held[:8])}{' ...' if len(held) > 8 else ''}); "
+                            "write a condition as they do (A+B)")
+        entries: Any = [named[c][1] if c in named else None for c in conditions]
+        spelt = [named[c][2] if c in named else a for c, a in zip(conditions, atoms)]
+    else:
+        entries = doses
+    return resolve_doses(record, atoms, contexts, entries, spelt, where)
+
+
+def _written(label: str, control: str, delimiters: Sequence[str]) -> tuple[str, ...]:
+    """The atoms of ``label`` in the order it writes them (``canonical_condition``'s split, not sorted; repeats once)."""
+    parts = [label]
+    for d in [COMBO, *(x for x in delimiters if x and x != COMBO)]:
+        parts = [q for p in parts for q in p.split(d)]
+    atoms = [a.strip() for a in parts if a.strip()]
+    kept = atoms if len(atoms) == 1 else [a for a in atoms if a != control.strip()]
+    return tuple(dict.fromkeys(kept))
+
+
+def with_doses(labels: ConditionLabels, names: Sequence[str], dose: Mapping[str, float]) -> ConditionLabels:
+    """``labels`` with every atom slot at ``dose[its atom's name]`` (``names``: the labels' atom vocabulary), PAD slots 0.
+
+    Order-proof: each slot gets its own atom's dose, wherever the slots' PADs sit."""
+    rows = [[float(dose[names[i]]) if i >= 0 else 0.0 for i in r] for r in labels.perturbation.tolist()]
+    return dataclasses.replace(labels, dose=torch.tensor(rows, dtype=labels.dose.dtype).reshape(labels.dose.shape))
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
@@ -198,4 +266,4 @@ def _ranges(record: DoseRecord, atoms: tuple[str, ...]) -> str:
     return ", ".join(f"{a} {_span(record.ranges[a])}" for a in atoms if a in record.ranges)
 
 
-__all__ = ["DoseError", "DoseExtrapolationWarning", "DoseRecord", "dose_record", "resolve_doses"]
+__all__ = ["DoseError", "DoseExtrapolationWarning", "DoseRecord", "dose_record", "group_doses", "resolve_doses", "with_doses"]

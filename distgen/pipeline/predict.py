@@ -33,7 +33,7 @@ from torch import nn
 from distgen.conditioners import table_record
 from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
-from distgen.data.doses import DoseError, resolve_doses
+from distgen.data.doses import group_doses as resolve_group_doses
 from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.record import RECORD_FILE, DataRecord
@@ -54,8 +54,7 @@ from distgen.train.checkpoint import (
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.train.manifest import WARNINGS_KEY, check_same_data, read_manifest
-from distgen.types import COMBO, Cells
-from distgen.wording import counted, listing
+from distgen.types import Cells
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
 PREDICT_KEYS = ("max_cells_per_condition",)
@@ -248,24 +247,14 @@ def group_doses(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tens
     """``[len(groups), P]`` the dose per atom each group is asked at, or None (each at its own, ``generate_group``'s default).
 
     ``doses`` is ``predict``'s: None, a number, or a mapping ``{condition: dose}``; resolved in one call to
-    ``resolve_doses`` (what ``Dataset.labels`` asks too: checked, and doses outside the training range warned about once
-    for the whole prediction).
+    ``distgen.data.doses.group_doses`` (what ``predict_to_disk(doses=)`` and ``Dataset.labels`` ask too: checked, and doses
+    outside the training range warned about once for the whole prediction).
     """
-    if doses is None:
+    asked = resolve_group_doses(dataset.dose_record(), [g.condition for g in groups], [g.context for g in groups], doses,
+                                control=dataset.info.control_label, delimiters=[dataset.data.schema.combo_delimiter])
+    if asked is None:
         return None
-    if isinstance(doses, Mapping):
-        held = list(dict.fromkeys(g.condition for g in groups))
-        unknown = [c for c in doses if c not in held]
-        if unknown:
-            raise DoseError(f"predict: doses names {listing(map(repr, unknown[:5]))}, not a condition of the groups predicted "
-                            f"({counted(len(held), 'condition')}: {listing(held[:8])}{' ...' if len(held) > 8 else ''}); "
-                            "write a condition as they do (A+B)")
-        entries: Any = [doses.get(g.condition) for g in groups]
-    else:
-        entries = doses
-    atoms = [tuple(g.condition.split(COMBO)) for g in groups]  # held-out groups are perturbed, their atoms sorted
-    asked = resolve_doses(dataset.dose_record(), atoms, [g.context for g in groups], entries, where="predict")
-    width = max([len(a) for a in atoms] + [1])
+    width = max([len(d) for d in asked] + [1])
     return torch.tensor([list(d) + [0.0] * (width - len(d)) for d in asked], dtype=torch.float32)
 
 

@@ -106,3 +106,52 @@ def test_data_without_a_dose_column_is_at_dose_1_and_refuses_others():
     assert _dose(data.labels_for(["A", "B"], doses=[None, 1.0])) == [[1.0], [1.0]]
     with pytest.raises(DoseError, match=r"no dose column \(schema.dose_col\).*asked A at 2.*data.schema.dose_col"):
         data.labels_for(["A"], doses=2.0)
+
+
+# ------------------------------------------------------------------ the record of hand-made labels; doses per group
+
+
+def test_the_record_pairs_each_dose_with_its_own_atom_whatever_the_slot_order():
+    """``dose_record`` read a row's doses from its first slots: a hand-made ``[PAD, A]`` at ``[0, 5]`` was A at 0."""
+    import torch
+
+    from distgen.data.doses import dose_record
+    from distgen.types import ConditionLabels, DataInfo
+
+    info = DataInfo(genes=("g0",), perturbations=("A", "B"), contexts=("ct1", "ct2"))
+    labels = ConditionLabels(torch.tensor([[-1, 0], [1, 0], [0, -1]]), torch.tensor([[0.0, 5.0], [2.0, 7.0], [9.0, 0.0]]),
+                             torch.tensor([0, 0, 1]), torch.tensor([0, 0, 0]))
+    record = dose_record(labels, info, "dose")
+    assert record.recorded == {(("A",), "ct1"): (5.0,), (("A", "B"), "ct1"): (7.0, 2.0), (("A",), "ct2"): (9.0,)}
+    assert record.ranges == {"A": (5.0, 9.0), "B": (2.0, 2.0)}
+    proper = dose_record(ConditionLabels(torch.tensor([[0, -1], [0, 1], [0, -1]]), torch.tensor([[5.0, 0.0], [7.0, 2.0], [9.0, 0.0]]),
+                                         torch.tensor([0, 0, 1]), torch.tensor([0, 0, 0])), info, "dose")
+    assert proper == record  # the same cells written as distgen writes them
+
+
+def test_group_doses_read_a_condition_in_any_atom_order_or_delimiter(ds):
+    from distgen.data.doses import group_doses
+
+    record, conds, ctx = ds.dose_record(), ["A", "A+B"], ["ct1", "ct1"]
+    assert group_doses(record, conds, ctx, None) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DoseExtrapolationWarning)
+        own = group_doses(record, conds, ctx, {"A+B": [2.0, 5.0]})
+        assert own == [(100.0,), (2.0, 5.0)]  # A at its own, A+B as named
+        assert group_doses(record, conds, ctx, {"B+A": [5.0, 2.0]}) == own  # per atom in the order the key writes them
+        assert group_doses(record, conds, ctx, {"B_A": [5.0, 2.0]}, delimiters=["_"]) == own
+        assert group_doses(record, conds, ctx, 3.0) == [(3.0,), (3.0, 3.0)]
+    with pytest.raises(DoseError, match=r"names the condition A\+B twice \('A\+B' and 'B\+A'\)"):
+        group_doses(record, conds, ctx, {"A+B": 1.0, "B+A": 2.0})
+    with pytest.raises(DoseError, match=r"doses names 'C', not a condition of the groups predicted \(2 conditions: A, A\+B\)"):
+        group_doses(record, conds, ctx, {"C": 1.0})
+
+
+def test_with_doses_sets_each_slot_by_its_atom():
+    import torch
+
+    from distgen.data.doses import with_doses
+    from distgen.types import ConditionLabels
+
+    labels = ConditionLabels(torch.tensor([[-1, 0], [1, 0]]), torch.ones(2, 2), torch.tensor([0, 0]), torch.tensor([0, 0]))
+    assert with_doses(labels, ["A", "B"], {"A": 5.0, "B": 2.0}).dose.tolist() == [[0.0, 5.0], [2.0, 5.0]]
