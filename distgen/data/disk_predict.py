@@ -6,7 +6,8 @@ the file in pieces and written chunk by chunk (``docs/scale.md``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,12 +17,14 @@ import torch
 
 from distgen.data.disk import DiskCells, control_rows
 from distgen.data.disk_split import split_rows
+from distgen.data.doses import dose_record, group_doses, with_doses
 from distgen.data.foreign import LabelTranslation, in_model_genes
 from distgen.data.groups import Group, control_draw, group_seed, held_out_groups
 from distgen.data.schema import PerturbationSchema
 from distgen.data.split import Split
 from distgen.errors import InputDataError, check_finite_samples
 from distgen.seeds import content_keys, label_seed
+from distgen.types import COMBO
 from distgen.types.layout import file_label
 
 __all__ = ["RowValues", "disk_groups", "predict_to_disk"]
@@ -92,6 +95,8 @@ def predict_to_disk(
     conditions: Sequence[str] | None = None,
     values: RowValues | None = None,
     provenance: dict[str, Any] | None = None,
+    doses: Any = None,
+    trained_doses: Mapping[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Generate every perturbed group of an on-disk AnnData (of a split's ``part``), written chunk by chunk.
 
@@ -129,6 +134,14 @@ def predict_to_disk(
     group's cells are the same as when every condition is predicted); one the file does not hold is an ``InputDataError``.
     ``values`` writes every row of ``out`` and ``real`` through it instead (``RowValues``: raw counts). ``provenance`` is
     recorded in ``out``'s ``uns["distgen"]["provenance"]`` (``distgen.pipeline.predict.prediction_provenance``).
+
+    Each group is asked at the dose its cells carry (``schema.dose_col``), unless ``doses`` says otherwise, as in memory
+    (``distgen.predict``'s ``doses``, resolved by the same ``distgen.data.doses.group_doses``): a number (every group's
+    atoms at it) or ``{condition: dose}`` (a number, or one per atom in the order the condition writes them; the others at
+    their own); the same doses give the in-memory cells. A dose outside the range an atom's training cells carry warns
+    (``DoseExtrapolationWarning``): ``trained_doses`` (``{atom: (lowest, highest)}``, e.g. a run's
+    ``DataRecord.dose_ranges``) gives those ranges, by default the file's cells of ``split``'s training part; without
+    either nothing is known of training and nothing is warned. ``real`` stays the measured cells, at their own dose.
     """
     from distgen.data.layout import CONTROL, ChunkedWriter
 
@@ -169,6 +182,13 @@ def predict_to_disk(
         raise InputDataError(f"{cells.path} has no perturbed cells{where} to predict")
     if translate is not None:
         translate.check([g.condition for g in groups], [g.context for g in groups], [g.batch for g in groups], cells.schema, str(cells.path))
+    asked = None
+    if doses is not None:  # the file's recorded doses, the training ranges; resolved before any work, as in memory
+        record = dose_record(lab, info, cells.schema.dose_col, np.zeros(0, dtype=np.int64) if split is None else train)
+        if trained_doses is not None:
+            record = dataclasses.replace(record, ranges={str(a): (float(r[0]), float(r[1])) for a, r in trained_doses.items()})
+        asked = group_doses(record, [g.condition for g in groups], [g.context for g in groups], doses,
+                            control=info.control_label, delimiters=[cells.schema.combo_delimiter])
     with_batch = len(info.batches) > 1
     first_param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     device = first_param.device if first_param is not None else torch.device("cpu")  # the model's, as in memory
@@ -189,7 +209,7 @@ def predict_to_disk(
     with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter, perturbation_type=cells.schema.perturbation_type,
                        scale=scale, provenance=provenance) as writer:
         with torch.no_grad():
-            for g in groups:
+            for gi, g in enumerate(groups):
                 n = len(g.cells)
                 sets = -(-n // set_size)
                 drawn = g.controls[control_draw(len(g.controls), sets * set_size, g.condition, g.context, g.batch)]
@@ -200,6 +220,8 @@ def predict_to_disk(
                     picked = np.searchsorted(pool_rows, drawn[first * set_size : (first + k) * set_size])
                     control = torch.from_numpy(pool[picked].toarray()).reshape(k, set_size, -1)
                     labels = lab.index(torch.full((k,), int(g.cells[0]), dtype=torch.long))
+                    if asked is not None:  # by atom name, in the file's vocabulary, before translating to the model's
+                        labels = with_doses(labels, info.perturbations, dict(zip(g.condition.split(COMBO), asked[gi])))
                     labels = labels if translate is None else translate(labels)
                     torch.manual_seed(group_seed(seed, g.condition, g.context, g.batch, 1) if j == 0 else
                                       label_seed(seed, (g.condition, g.context, g.batch, str(j)), 1))

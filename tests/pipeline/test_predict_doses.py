@@ -158,3 +158,42 @@ def test_a_model_whose_conditioner_ignores_doses_is_named_before_training(held):
     for preset, part in (("perturbdiff", "CovariateConditioner"), ("scdfm", "PADTransformer (perturbation tokens)")):
         said = [n for n in check_split(distgen.build(preset, held), held, "test") if "dose_col" in n]
         assert len(said) == 1 and f"reads them ({part})" in said[0], (preset, said)
+
+
+def _by_group(out):
+    gen = out.obs["distgen_kind"].astype(str).to_numpy() == "predicted"
+    keys = out.obs.loc[gen, "target"].astype(str) + "@" + out.obs.loc[gen, "celltype"].astype(str)
+    return {k: np.asarray(out.X[gen])[(keys == k).to_numpy()] for k in sorted(set(keys))}
+
+
+def test_the_streaming_predictor_asks_the_doses_memory_asks(held, trained, sciplex, tmp_path):
+    """``predict_to_disk(doses=)``: the same doses, seed and split give the in-memory cells (it had no ``doses``)."""
+    from distgen.data.disk import DiskCells
+    from distgen.data.disk_split import disk_split
+
+    model, _ = trained
+    disk = DiskCells(sciplex, held.data.schema)
+    split = disk_split(disk, **HELD)
+
+    def streamed(name, **kw):
+        return _by_group(ad.read_h5ad(predict_to_disk(model, disk, tmp_path / name, set_size=4, seed=0, split=split, **kw)))
+
+    def in_memory(**kw):
+        cells = distgen.predict(model, held, seed=0, **kw)
+        return {f"{c}@{k}": cells.X.numpy()[(cells.conditions == c) & (cells.contexts == k)] for c, k in (("dexa", "A549"), ("saha", "K562"))}
+
+    own = streamed("own.h5ad")
+    for k, x in in_memory().items():
+        assert np.array_equal(own[k], x), k
+    warned = "dexa asked at 5000, the training cells carry it at 1000"
+    with pytest.warns(DoseExtrapolationWarning, match=warned):
+        mem = in_memory(doses={"dexa": 5000.0})
+    with pytest.warns(DoseExtrapolationWarning, match=warned):  # the same range: the file's training part
+        at = streamed("at.h5ad", doses={"dexa": 5000.0})
+    assert set(at) == set(mem) and all(np.array_equal(at[k], mem[k]) for k in mem)
+    assert not np.array_equal(at["dexa@A549"], own["dexa@A549"]) and np.array_equal(at["saha@K562"], own["saha@K562"])
+    with pytest.warns(DoseExtrapolationWarning, match="dexa asked at 5000, the training cells carry it at 100 to 1000"):
+        streamed("ranges.h5ad", doses={"dexa": 5000.0}, trained_doses={"dexa": (100.0, 1000.0)})
+    with pytest.raises(DoseError, match=r"doses names 'nutlin', not a condition of the groups predicted"):
+        streamed("bad.h5ad", doses={"nutlin": 5.0})
+    assert not (tmp_path / "bad.h5ad").exists()  # refused before anything is written
