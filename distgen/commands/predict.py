@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from distgen.commands.argtypes import max_cells_arg
 
@@ -16,6 +20,17 @@ EXAMPLE = """examples:
   cell-eval2 run -ap pred.h5ad -ar real.h5ad                       # or: distgen evaluate --pred ... --real ...
   distgen predict runs/scdfm --data new.h5ad --out new_pred.h5ad   # another file's perturbations, from its own control cells
   distgen predict runs/scdfm --data new.h5ad --perturbations KLF1 KLF1+MAP2K6 --out new_pred.h5ad --real new_real.h5ad
+  distgen predict runs/sciplex --out at1000.h5ad --dose 1000                # every held-out drug at dose 1000
+  distgen predict runs/sciplex --out curve.h5ad --dose dexa=300 dexa+saha=100+10   # those at these doses, the others at their own
+  distgen predict runs/sciplex --out curve.h5ad --dose doses.yaml           # {condition: dose} from a file (YAML or JSON)
+
+--dose asks the groups at other doses than their cells carry (data.schema.dose_col; docs/data.md, "Doses"), as
+distgen.predict(..., doses=) does, the same cells for the same run, seed and doses: one number (every predicted
+condition's atoms at it), or COND=DOSE pairs (conditions as the run or FILE writes them; a combination's atoms one dose
+each, in the order written: B+A=2+5 is B at 2, A at 5; the others at their own dose), or a YAML file holding either. A
+dose that is negative, NaN or for a condition not predicted is refused (exit 2); one outside the doses the atom was trained
+at warns (DoseExtrapolationWarning). The --real truth stays the measured cells at their own dose: a prediction at another
+dose is for reading, not for scoring. With --data, FILE's groups are asked at FILE's own doses unless --dose says otherwise.
 
 --data FILE reads FILE with the run's schema and matches its genes (any order, extra genes ignored) and labels to the
 run by name; each of its perturbed groups is generated from FILE's own control cells of its context (docs/your_data.md,
@@ -73,6 +88,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-cells", type=max_cells_arg, default=None, metavar="N|all",
                    help="generate at most N cells per condition (a fixed subset of its real cells; --real holds the same cells). "
                    "Default: the run config's predict.max_cells_per_condition (500 where it does not say); all: every real cell")
+    p.add_argument("--dose", nargs="+", default=None, metavar="DOSE|COND=DOSE|FILE",
+                   help="ask the predicted groups at other doses (data.schema.dose_col) than their cells carry: one number for "
+                   "all, COND=DOSE pairs (a combination's atoms A+B=2+5, in the order written; the others at their own dose) "
+                   "or a YAML file of {condition: dose}; as distgen.predict(..., doses=). See the examples below")
     p.add_argument("--sampling", nargs="+", default=[], metavar="KEY=VALUE",
                    help="sample the trained weights with other sampling settings, e.g. model.dynamics.guidance=1.0 "
                    "(only model.dynamics.guidance, model.dynamics.sampler.*, model.dynamics.solver.*: nothing that changes a parameter)")
@@ -83,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
     from distgen.pipeline.predict import predict_run
     from distgen.train.distributed import env_from_torchrun
 
+    doses = dose_option(args.dose)  # refused (exit 2) before the run is loaded
     if args.data is not None:
-        return run_file(args)
+        return run_file(args, doses)
     if args.perturbations:
         from distgen.config import ConfigError
 
@@ -92,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                           "condition of --split (to predict some conditions of the training file, give it as --data)")
     out = predict_run(args.run_dir, args.out, args.split or "test", args.checkpoint, args.weights, args.real, args.seed, args.genes,
                       args.counts, overwrite=args.overwrite, max_cells=args.max_cells,
-                      sampling=args.sampling, train_data=args.train_data)  # errors: the boundary, with each error's own exit code
+                      sampling=args.sampling, train_data=args.train_data, doses=doses)  # errors: the boundary, with each error's own exit code
     if env_from_torchrun().is_main and out is not None:
         n_cond = len(set(out.conditions[~out.is_control].tolist()))
         from distgen.wording import counted
@@ -101,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_file(args: argparse.Namespace) -> int:
+def run_file(args: argparse.Namespace, doses: Any = None) -> int:
     """``distgen predict RUN --data FILE``: ``distgen.pipeline.predict_file.predict_file``."""
     from distgen.config import ConfigError
 
@@ -118,7 +138,7 @@ def run_file(args: argparse.Namespace) -> int:
 
     out = predict_file(args.run_dir, args.data, args.out, perturbations=args.perturbations, checkpoint=args.checkpoint,
                        weights=args.weights, real=args.real, seed=args.seed, counts=args.counts, overwrite=args.overwrite,
-                       max_cells=args.max_cells, sampling=args.sampling, train_data=args.train_data)
+                       max_cells=args.max_cells, sampling=args.sampling, train_data=args.train_data, doses=doses)
     written = ad.read_h5ad(out, backed="r")
     try:
         kind = written.obs[KIND_COL].astype(str).to_numpy()
@@ -128,3 +148,61 @@ def run_file(args: argparse.Namespace) -> int:
     finally:
         written.file.close()
     return 0
+
+
+_HOW = ("give one number (every predicted condition's atoms at it: --dose 100), COND=DOSE pairs (--dose dexa=1000 saha=10; "
+        "a combination's atoms one dose each, in the order written: A+B=2+5), or a YAML file of {condition: dose}")
+
+
+def dose_option(tokens: Sequence[str] | None) -> Any:
+    """``--dose``'s values as ``distgen.predict``'s ``doses``: None (not given), a number, or ``{condition: dose}`` (a
+    number, or one per atom as a list). ``DoseError`` (exit 2) naming the forms for anything else; the doses themselves
+    are checked where Python's are (``distgen.data.doses.group_doses``), with the same messages."""
+    from distgen.data.doses import DoseError
+
+    if not tokens:
+        return None
+    if len(tokens) == 1 and "=" not in tokens[0]:
+        number = _number(tokens[0])
+        if number is not None:
+            return number
+        path = Path(tokens[0]).expanduser()
+        if path.is_file():
+            return _dose_file(path)
+        raise DoseError(f"--dose {tokens[0]!r} is not a number, a COND=DOSE pair nor a file; {_HOW}")
+    out: dict[str, Any] = {}
+    for token in tokens:
+        cond, sep, value = token.partition("=")
+        if not sep or not cond.strip():
+            why = "a single number (or file) is for all conditions, not one of several values" if _number(token) is not None else "not COND=DOSE"
+            raise DoseError(f"--dose {token!r}: {why}; {_HOW}")
+        numbers = [_number(v) for v in re.split(r"(?<![eE])\+", value)]
+        if any(n is None for n in numbers):
+            raise DoseError(f"--dose {token!r}: {value.strip()!r} is not a dose (a number, or one per atom joined by +); {_HOW}")
+        key = cond.strip()
+        if key in out:
+            raise DoseError(f"--dose names {key} twice; give each condition one dose")
+        out[key] = numbers[0] if len(numbers) == 1 else numbers
+    return out
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _dose_file(path: Path) -> Any:
+    """A ``--dose`` file: YAML (or JSON) holding a number or ``{condition: dose}`` (a number, a list per atom, or null)."""
+    import yaml
+
+    from distgen.data.doses import DoseError
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DoseError(f"--dose {str(path)!r}: not a YAML file ({exc}); {_HOW}") from None
+    if isinstance(doc, bool) or not isinstance(doc, int | float | dict):
+        raise DoseError(f"--dose {str(path)!r} holds {type(doc).__name__} {doc!r}, not a number nor a mapping of condition to dose; {_HOW}")
+    return {str(k): v for k, v in doc.items()} if isinstance(doc, dict) else float(doc)

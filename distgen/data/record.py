@@ -9,8 +9,9 @@ All of that comes from the training ``Dataset``. ``DataRecord.from_dataset`` tak
 - ``data_record.json``: human-readable, versioned (``format``, ``version``): the vocabularies (``DataInfo``), the atoms
   seen in training, the schema, the genes counts were normalised over, the value scale, ``data.set_size`` and
   ``data.filter``, which contexts and batches some training set carried (and which have training control cells), the
-  median ``sum(expm1(x))`` of each context's control cells (the depth check), the counts' ``target_sum``, the training
-  file's path and content hash;
+  median ``sum(expm1(x))`` of each context's control cells (the depth check), the counts' ``target_sum``, per atom the
+  lowest and highest dose of its training cells (``dose_ranges``, ``schema.dose_col``: what ``--dose`` warns against;
+  absent from records written before it, then nothing is warned), the training file's path and content hash;
 - ``data_record.safetensors``: the ``[G]`` NB dispersions fitted on the training cells (``fit_run_dispersion`` at the
   run's ``train.seed``, which draws the subsample beyond ``count_fit.MAX_FIT_CELLS`` training cells: the dispersions are a
   property of the run, the same for every prediction seed), the only array (``[G]`` float64: 8 bytes a gene). No pickle
@@ -77,6 +78,7 @@ class DataRecord:
     theta: np.ndarray | None = None
     theta_seed: int | None = None
     theta_seeded: bool = False  # more training cells than MAX_FIT_CELLS: the dispersions depend on theta_seed (the run's train.seed)
+    dose_ranges: Mapping[str, tuple[float, float]] | None = None  # atom -> its training cells' lowest, highest dose; None: not recorded
     source: Dataset | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ made once, from the training data
@@ -119,6 +121,7 @@ class DataRecord:
             theta=theta,
             theta_seed=int(seed),
             theta_seeded=len(train) > count_fit.MAX_FIT_CELLS,
+            dose_ranges=dict(dataset.dose_record().ranges),
             source=None if fit else dataset,
         )
 
@@ -181,6 +184,7 @@ class DataRecord:
             "depth": {"statistic": "median over control cells (every cell where a context has none) of sum(expm1(x))",
                       "contexts": dict(self.depth)},
             "counts": {"target_sum": self.target_sum, "notes": list(self.target_notes)},
+            "dose_ranges": None if self.dose_ranges is None else {a: list(r) for a, r in self.dose_ranges.items()},
             "nb_dispersion": None if self.theta is None else {
                 "file": ARRAYS_FILE, "tensor": _THETA, "genes": "the run's genes, in info order", "seed": self.theta_seed,
                 "seed_dependent": self.theta_seeded},
@@ -235,6 +239,7 @@ class DataRecord:
             theta=theta,
             theta_seed=None if not spec else spec.get("seed"),
             theta_seeded=bool(spec and spec.get("seed_dependent")),
+            dose_ranges=None if doc.get("dose_ranges") is None else {str(a): (float(r[0]), float(r[1])) for a, r in doc["dose_ranges"].items()},
         )
 
     def same_as(self, other: DataRecord) -> list[str]:

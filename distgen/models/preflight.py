@@ -12,7 +12,7 @@ some training set, every batch it is asked to predict.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -268,15 +268,15 @@ def check_vocabulary(model: Any, info: DataInfo, doing: str) -> None:
     )
 
 
-def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: bool = False) -> list[str]:
+def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: bool = False, asked: bool = False) -> list[str]:
     """Pre-flight of ``model`` against the held-out conditions of a ``distgen.data.Dataset``, before any compute.
 
     ``check_prediction`` for the held-out conditions of ``part`` and the contexts and batches of its perturbed cells:
     every held-out condition is checked against the parts of the model that embed perturbations (``preflight``), and a
     trained model whose conditioner holds a learned row per context or batch is held to the same rule for the contexts and
     batches of the held-out cells (``untrained_rows``: e.g. a ``held_out_context`` cell type or a ``held_out_batch`` batch
-    trained without its control sets). Contexts without control cells always stop the run. Returns the warnings and notes
-    (empty when all is well).
+    trained without its control sets). Contexts without control cells always stop the run. ``asked``: the groups are asked
+    at other doses than their cells' (``ignored_doses``). Returns the warnings and notes (empty when all is well).
     """
     split = dataset.split
     conditions = {"train": split.train_conditions, "val": split.val_conditions, "test": split.test_conditions}.get(part)
@@ -290,29 +290,39 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
         model, dataset, list(conditions), delimiter=data.schema.combo_delimiter,
         contexts=sorted(set(data.contexts[held].tolist())), batches=sorted(set(data.batches[held].tolist())),
         control_contexts=sorted(set(data.contexts[data.is_control].tolist())),
-        test_contexts=sorted({ctx for _, ctx in groups}) if groups else None, allow_unembedded=allow_unembedded) + ignored_doses(model, dataset)
+        test_contexts=sorted({ctx for _, ctx in groups}) if groups else None, allow_unembedded=allow_unembedded) + ignored_doses(model, dataset, asked)
 
 
-def ignored_doses(model: Any, dataset: Any) -> list[str]:
-    """One note when the training cells of ``dataset`` carry doses other than 1 (``schema.dose_col``) and no conditioner
-    of ``model`` reads doses (``distgen.conditioners.dose.dose_blind``): each atom would be one condition whatever its
-    dose, and a group asked at its own dose predicted as at any other. Empty otherwise."""
-    from distgen.conditioners.dose import dose_blind
-
+def ignored_doses(model: Any, dataset: Any, asked: bool = False) -> list[str]:
+    """One note when the training cells of ``dataset`` carry doses other than 1 (``schema.dose_col``), or other doses are
+    ``asked`` (``doses=``, ``--dose``), and no conditioner of ``model`` reads doses (``distgen.conditioners.dose.dose_blind``):
+    each atom would be one condition whatever its dose, and a group asked at its own dose predicted as at any other.
+    Empty otherwise."""
     column = dataset.data.schema.dose_col
     if column is None:
         return []
-    ranges = dataset.dose_record().ranges
+    return dose_blind_note(model, column, dataset.dose_record().ranges, "the training cells", asked)
+
+
+def dose_blind_note(model: Any, column: str | None, ranges: Mapping[str, tuple[float, float]], whose: str,
+                    asked: bool = False) -> list[str]:
+    """``ignored_doses``'s note for cells whose atoms carry the doses ``ranges`` (``{atom: (lowest, highest)}``, read off
+    ``whose``: the training cells, or the cells of a file to predict); ``asked``: other doses are asked too."""
+    from distgen.conditioners.dose import dose_blind
+
+    if column is None:
+        return []
     dosed = {a: r for a, r in ranges.items() if r != (1.0, 1.0)}
-    blind = dose_blind(model) if dosed else None
+    blind = dose_blind(model) if dosed or asked else None
     if not blind:
         return []
     shown = listing(f"{a} {r[0]:g}" + (f" to {r[1]:g}" if r[1] != r[0] else "") for a, r in sorted(dosed.items())[:4])
-    return [f"dose_col {column!r}: the training cells carry doses ({shown}{' ...' if len(dosed) > 4 else ''}), but no "
-            f"part of this model that embeds perturbations reads them ({listing(blind)}): an atom is one condition to it at "
-            "every dose, so the doses change no prediction. Use a model whose conditioner reads them (onehot, which "
-            "multiplies by the dose; gene_vocab or embedding_table with dose: log, linear or learned), or leave "
-            "data.schema.dose_col unset"]
+    carry = f"{whose} carry doses ({shown}{' ...' if len(dosed) > 4 else ''})" if dosed else f"{whose} carry dose 1 only"
+    also = ", and other doses are asked (doses=, --dose)" if asked else ""
+    return [f"dose_col {column!r}: {carry}{also}, but no part of this model that embeds perturbations reads them "
+            f"({listing(blind)}): an atom is one condition to it at every dose, so the doses change no prediction. Use a "
+            "model whose conditioner reads them (onehot, which multiplies by the dose; gene_vocab or embedding_table with "
+            "dose: log, linear or learned), or leave data.schema.dose_col unset"]
 
 
 def check_prediction(

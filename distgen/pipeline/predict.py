@@ -308,6 +308,11 @@ def prediction_provenance(seed: int, part: str, max_cells: int | None, **options
     return out
 
 
+def dose_text(doses: Any) -> str | None:
+    """``doses`` as a prediction file records them (``provenance["doses"]``): None when not asked."""
+    return None if doses is None else str(dict(doses) if isinstance(doses, Mapping) else doses)
+
+
 def _file_layout(dataset: Dataset, scale: str) -> dict[str, Any]:
     return {"with_context": len(dataset.info.contexts) > 1, "with_batch": len(dataset.info.batches) > 1, "scale": scale,
             "combo_delimiter": dataset.data.schema.combo_delimiter, "perturbation_type": dataset.data.schema.perturbation_type}
@@ -586,6 +591,7 @@ def predict_run(
     max_cells: int | str | None = None,
     sampling: Any = (),
     train_data: str | Path | None = None,
+    doses: Any = None,
 ) -> Cells | None:
     """Generate split ``part`` of a run into ``out`` (cell-eval layout); ``real`` writes the truth too.
 
@@ -605,6 +611,8 @@ def predict_run(
     (``distgen.train.lock``): not while a training or another prediction writes there.
 
     ``train_data``: where the run's training file is now, when it moved (``open_run``: its content hash must be the run's).
+    ``doses`` (``distgen predict --dose``) is ``predict``'s: the groups asked at other doses than their cells' (the truth
+    written to ``real`` stays the measured cells); ``out`` records them.
 
     Returns the generated cells on rank 0 (None on other ranks).
     """
@@ -620,7 +628,7 @@ def predict_run(
         check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
     with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext(), float32_default():
-        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells, sampling, train_data)
+        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells, sampling, train_data, doses)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -631,7 +639,7 @@ def _inside(path: Path, folder: Path) -> bool:
 def _predict_run(
     run_dir: Path, out: str | Path, part: str, checkpoint: str | Path | None, weights: str, real: str | Path | None,
     seed: int | None, genes: str | None, counts: str | None, max_cells: int | str | None, sampling: list[str],
-    train_data: str | Path | None = None,
+    train_data: str | Path | None = None, doses: Any = None,
 ) -> Cells | None:
     config = load_yaml(run_dir / "config.yaml")
     cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})  # checked first
@@ -645,9 +653,10 @@ def _predict_run(
     if sampling:
         print(f"predict: sampling the trained weights with {' '.join(sampling)}", file=sys.stderr)
     allow = bool((config.get("preflight") or {}).get("allow_unembedded", False))
-    for note in check_split(model, dataset, part, allow):
+    for note in check_split(model, dataset, part, allow, asked=doses is not None):
         print(note, file=sys.stderr)
-    pred = predict(model, dataset, part, seed, preflight=False, genes=genes, weights=resolve_checkpoint(checkpoint or run_dir))
+    pred = predict(model, dataset, part, seed, preflight=False, genes=genes, weights=resolve_checkpoint(checkpoint or run_dir),
+                   doses=doses)
     env = D.env_from_torchrun()
     result = None
     if env.is_main:
@@ -667,7 +676,7 @@ def _predict_run(
                 print(note, file=sys.stderr)
         ckpt = resolve_checkpoint(checkpoint or run_dir)
         provenance = prediction_provenance(seed, part, dataset.max_cells, run=str(run_dir), checkpoint=ckpt.name, weights=weights,
-                                           sampling=sampling, genes=genes, counts=counts)
+                                           sampling=sampling, genes=genes, counts=counts, doses=dose_text(doses))
         if real is None:
             write_cells(dataset, written, out, "pred", scale, provenance)
         else:

@@ -41,7 +41,15 @@ from distgen.data.groups import Group, group_seed
 from distgen.data.record import DataRecord
 from distgen.errors import InputDataError, InputKeyError, warn
 from distgen.pipeline.outputs import check_distinct, check_output_file
-from distgen.pipeline.predict import _inside, open_run, predict_section, prediction_provenance, run_folder, sampling_overrides
+from distgen.pipeline.predict import (
+    _inside,
+    dose_text,
+    open_run,
+    predict_section,
+    prediction_provenance,
+    run_folder,
+    sampling_overrides,
+)
 from distgen.train import distributed as D
 from distgen.train.checkpoint import resolve_checkpoint
 from distgen.train.device import float32_default, select_device, setup_backends
@@ -67,6 +75,7 @@ def predict_file(
     max_cells: int | str | None = None,
     sampling: Any = (),
     train_data: str | Path | None = None,
+    doses: Any = None,
 ) -> Path:
     """Predict every perturbed group of ``data`` (an .h5ad or .zarr) with a trained run into ``out`` (cell-eval layout).
 
@@ -75,6 +84,11 @@ def predict_file(
     ``poisson``, ``nb``) writes both in raw counts (``FileCounts``). ``seed`` defaults to the run's ``train.seed``,
     ``max_cells`` to its ``predict.max_cells_per_condition``; ``checkpoint``, ``weights``, ``sampling`` and ``overwrite``
     are ``predict_run``'s. ``out`` records them (``uns["distgen"]["provenance"]``, ``part: file``, ``data``: FILE). Returns ``out``.
+
+    Each group is asked at the dose its cells carry in ``data`` (the run's ``schema.dose_col``), unless ``doses`` (``--dose``:
+    ``distgen.predict``'s, conditions as ``data`` writes them) says otherwise; a dose outside the doses an atom's training
+    cells carry warns (``DoseExtrapolationWarning``; the ranges from the run's data record). A model that reads no dose
+    gets the pre-flight's note when ``data``'s cells to predict carry doses other than 1, or other doses are asked.
 
     The run's training file is not needed when the run holds a data record (``data_record.json``, written at training:
     ``distgen.data.record.DataRecord``); when it is there (at its recorded path, or ``train_data``), it is loaded and checked
@@ -96,12 +110,12 @@ def predict_file(
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
     with RunLock(run_dir, "predict") if into_run else contextlib.nullcontext(), float32_default():
         return _predict_file(run_dir, data, Path(out), perturbations, checkpoint, weights, real, seed, counts, max_cells, sampling,
-                             train_data)
+                             train_data, doses)
 
 
 def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[str] | None, checkpoint: str | Path | None,
                   weights: str, real: str | Path | None, seed: int | None, counts: str | None, max_cells: int | str | None,
-                  sampling: list[str], train_data: str | Path | None = None) -> Path:
+                  sampling: list[str], train_data: str | Path | None = None, doses: Any = None) -> Path:
     config = load_yaml(run_dir / "config.yaml")
     cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})["max_cells_per_condition"]
     device = select_device((config.get("train") or {}).get("device", "auto"), 0)
@@ -134,6 +148,7 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
                              "cells to the file, or leave its perturbed cells out")
     check_empty_controls(cells, ctx, contexts, str(data))
     check_embeddable(run.model, record, run.config, predicted, contexts, batches, str(data))
+    check_doses(run.model, record, cells, pert, doses, str(data))
     check_depth(record, cells, str(data))
     values: FileCounts | _AsRead | None = None
     if record.scale == "counts":  # data.schema.normalize: false: the model reads and writes counts
@@ -145,9 +160,9 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
         values = FileCounts(cells, obs, record, counts, seed)
     ckpt = resolve_checkpoint(checkpoint or run_dir)
     provenance = prediction_provenance(seed, "file", cap, run=str(run_dir), data=str(data), checkpoint=ckpt.name, weights=weights,
-                                       sampling=sampling, counts=counts, perturbations=wanted)
+                                       sampling=sampling, counts=counts, perturbations=wanted, doses=dose_text(doses))
     predict_to_disk(run.model, cells, out, record.set_size, seed=seed, max_cells=cap, weights=ckpt, real=real,
-                    conditions=wanted, values=values, provenance=provenance)
+                    conditions=wanted, values=values, provenance=provenance, doses=doses, trained_doses=record.dose_ranges)
     for note in run.warnings:
         print(f"note: the training of this run warned: {note}", file=sys.stderr)
     if record.filter:
@@ -292,6 +307,26 @@ def check_embeddable(model: Any, record: DataRecord, config: dict[str, Any], con
     for note in check_prediction(model, record, conditions, contexts=contexts, batches=batches, allow_unembedded=allow,
                                  leave_out=leave_out):
         print(note, file=sys.stderr)
+
+
+def check_doses(model: Any, record: DataRecord, cells: DiskCells, rows: np.ndarray, doses: Any, path: str) -> None:
+    """The doses' notes, printed before any work: the pre-flight's note (``distgen.models.preflight.dose_blind_note``) when
+    the model reads no dose and the cells to predict (``rows``: ``[N]`` bool) carry doses other than 1 or ``doses`` asks
+    others (``distgen predict`` on the run's split says the same of its training cells), and that nothing is warned of
+    doses outside the training range when the run's data record predates ``dose_ranges``."""
+    from distgen.data.doses import dose_record
+    from distgen.models.preflight import dose_blind_note
+
+    column = record.schema.dose_col
+    if column is None:
+        return
+    ranges = dose_record(cells.labels, cells.info, column, np.flatnonzero(rows)).ranges
+    for note in dose_blind_note(model, column, ranges, f"the cells of {path} to predict", doses is not None):
+        print(note, file=sys.stderr)
+    if doses is not None and record.dose_ranges is None:
+        print("note: the run's data record (data_record.json) was written before distgen recorded the doses of the training "
+              "cells, so a dose asked outside them is not warned about (give the training file, --train-data PATH, to check)",
+              file=sys.stderr)
 
 
 def check_depth(record: DataRecord, cells: DiskCells, path: str) -> None:

@@ -5,6 +5,8 @@ so a dose-aware conditioner (``dose: log``) predicted another dose than the one 
 asked each group's own dose, so the two predictors disagreed on such a file.
 """
 
+import re
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -67,7 +69,7 @@ import torch  # noqa: E402
 import distgen  # noqa: E402
 from distgen.cli import main  # noqa: E402
 from distgen.data.doses import DoseError, DoseExtrapolationWarning  # noqa: E402
-from distgen.models.preflight import check_split  # noqa: E402
+from distgen.models.preflight import PreflightWarning, check_split  # noqa: E402
 
 HELD = {"kind": "held_out_context_perturbation", "test_groups": [["dexa", "A549"], ["saha", "K562"]], "val_frac": 0.0}
 TINY = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
@@ -197,3 +199,96 @@ def test_the_streaming_predictor_asks_the_doses_memory_asks(held, trained, scipl
     with pytest.raises(DoseError, match=r"doses names 'nutlin', not a condition of the groups predicted"):
         streamed("bad.h5ad", doses={"nutlin": 5.0})
     assert not (tmp_path / "bad.h5ad").exists()  # refused before anything is written
+
+
+# ------------------------------------------------------------------ distgen predict --dose
+
+
+def test_cli_dose_predicts_what_python_doses_predicts(held, trained, tmp_path):
+    """``distgen predict --dose`` (there was no way to ask a dose from the command line) = ``distgen.predict(doses=)``."""
+    _, run = trained
+    loaded = distgen.load_run(run)
+
+    def python(doses):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DoseExtrapolationWarning)
+            return distgen.predict(loaded.model, loaded.data, seed=loaded.seed, max_cells=loaded.max_cells, doses=doses).X.numpy()
+
+    def cli(*dose):
+        out = tmp_path / f"pred{len(list(tmp_path.iterdir()))}.h5ad"
+        assert main(["predict", str(run), "--out", str(out), "--dose", *dose]) == 0
+        return ad.read_h5ad(out)
+
+    with pytest.warns(DoseExtrapolationWarning, match=r"^predict: doses outside .*dexa asked at 5000, the training cells carry it at 1000"):
+        at = cli("dexa=5000")
+    assert np.array_equal(np.asarray(at.X), python({"dexa": 5000.0}))
+    assert not np.array_equal(np.asarray(at.X), python(None))  # the dose reached the model
+    assert at.uns["distgen"]["provenance"]["doses"] == "{'dexa': 5000.0}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DoseExtrapolationWarning)
+        assert np.array_equal(np.asarray(cli("1000").X), python(1000.0))
+        assert np.array_equal(np.asarray(cli("saha=10", "dexa=300").X), python({"dexa": 300.0, "saha": 10.0}))
+        (tmp_path / "doses.yaml").write_text("dexa: 300\nsaha: null\n")
+        assert np.array_equal(np.asarray(cli(str(tmp_path / "doses.yaml")).X), python({"dexa": 300.0}))
+
+
+@pytest.mark.parametrize("dose, said", [
+    (["dexa=-3"], r"predict: dose -3\.0 of dexa is not a finite number >= 0"),  # Python's DoseError, word for word
+    (["dexa=nan"], r"predict: dose nan of dexa is not a finite number >= 0"),
+    (["nutlin=5"], r"predict: doses names 'nutlin', not a condition of the groups predicted \(2 conditions: dexa, saha\)"),
+    (["dexa=1+2"], r"dexa has 1 atom \(dexa\) but its doses \[1\.0, 2\.0\] hold 2 values"),
+    (["lots"], r"--dose 'lots' is not a number, a COND=DOSE pair nor a file; give one number"),
+    (["5", "dexa=3"], r"--dose '5': a single number \(or file\) is for all conditions"),
+    (["dexa=x"], r"--dose 'dexa=x': 'x' is not a dose"),
+    (["dexa=3", "dexa=4"], "--dose names dexa twice"),
+])
+def test_cli_dose_refusals_exit_2_naming_the_fix(trained, tmp_path, capsys, dose, said):
+    _, run = trained
+    out = tmp_path / "pred.h5ad"
+    assert main(["predict", str(run), "--out", str(out), "--dose", *dose]) == 2
+    err = capsys.readouterr().err
+    assert re.search(said, err), err
+    assert not out.exists()
+
+
+def test_cli_dose_file_refusal(trained, tmp_path, capsys):
+    _, run = trained
+    (tmp_path / "doses.yaml").write_text("- 1\n- 2\n")
+    assert main(["predict", str(run), "--out", str(tmp_path / "p.h5ad"), "--dose", str(tmp_path / "doses.yaml")]) == 2
+    assert "holds list [1, 2], not a number nor a mapping of condition to dose" in capsys.readouterr().err
+
+
+def test_predict_data_file_takes_dose_and_warns_against_the_runs_training_range(trained, sciplex, tmp_path):
+    """``distgen predict RUN --data FILE --dose``: FILE's groups at the doses asked (they were always at FILE's own)."""
+    _, run = trained
+
+    def groups(out):
+        return _by_group(ad.read_h5ad(out))
+
+    assert main(["predict", str(run), "--data", sciplex, "--out", str(tmp_path / "own.h5ad")]) == 0
+    with pytest.warns(DoseExtrapolationWarning, match=r"dexa asked at 5000, the training cells carry it at 1000"):
+        assert main(["predict", str(run), "--data", sciplex, "--out", str(tmp_path / "at.h5ad"), "--dose", "dexa=5000"]) == 0
+    own, at = groups(tmp_path / "own.h5ad"), groups(tmp_path / "at.h5ad")
+    assert set(own) == set(at) and {k.split("@")[0] for k in own} == {"dexa", "saha", "nutlin"}
+    for k in own:
+        assert np.array_equal(own[k], at[k]) != k.startswith("dexa@"), k  # dexa moved, the others at their own dose
+    written = ad.read_h5ad(tmp_path / "at.h5ad").uns["distgen"]["provenance"]
+    assert written["doses"] == "{'dexa': 5000.0}" and written["part"] == "file"
+
+
+def test_a_dose_blind_model_is_named_when_predicting_a_file_with_doses(held, sciplex, tmp_path, capsys):
+    """``--data FILE`` gave no ignored-doses note: a model that reads no dose predicted FILE's dosed cells without a word."""
+    doc = {**TINY, "model": {**TINY["model"], "conditioner": {"name": "embedding_table", "dim": 8, "hidden": 8,
+                                                               "table": {"dexa": [1.0, 0.0], "saha": [0.0, 1.0], "nutlin": [1.0, 1.0]}}}}
+    model = distgen.build(doc, held)
+    with pytest.warns(PreflightWarning, match="the training cells carry doses"):
+        distgen.fit(model, held, config=doc, run_dir=tmp_path / "blind")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "blind"), "--data", sciplex, "--out", str(tmp_path / "p.h5ad")]) == 0
+    err = capsys.readouterr().err
+    assert f"the cells of {sciplex} to predict carry doses (dexa 100 to 1000, nutlin 5, saha 10)" in err
+    assert "no part of this model that embeds perturbations reads them (EmbeddingTableConditioner (dose: none))" in err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DoseExtrapolationWarning)
+        assert main(["predict", str(tmp_path / "blind"), "--out", str(tmp_path / "q.h5ad"), "--dose", "1"]) == 0
+    assert "other doses are asked (doses=, --dose), but no part of this model" in capsys.readouterr().err
