@@ -205,7 +205,13 @@ class Cells:
         return Cells(table.X, conds, info.genes, ctx, bat, info.control_label, names)
 
     def to_table(self, info: DataInfo) -> CellTable:
-        """These cells as a ``CellTable`` in the vocabulary ``info`` (dose 1 per atom); unknown labels are errors."""
+        """These cells as a ``CellTable`` in the vocabulary ``info`` (dose 1 per atom); unknown labels are errors.
+
+        Dose 1 because a ``Cells`` carries no dose (nor does the cell-eval layout it is read from). What reads such a table
+        reads no dose: the closed-form baselines of ``distgen evaluate --train`` never look at ``labels.dose``
+        (``tests/pipeline/test_predict_doses.py`` holds each of them to it). A model fitted on ``Cells``
+        (``distgen.fit(model, cells)``) learns every atom at dose 1: fit a dose-reading model on a ``Dataset``
+        (``schema.dose_col``) instead (``docs/data.md``, "Doses")."""
         if tuple(self.genes) != tuple(info.genes):
             raise ValueError("Cells.to_table: the cells' genes differ from info.genes; align them first (with_genes)")
         return CellTable(self.X.to(torch.float32), self.labels(info), info)

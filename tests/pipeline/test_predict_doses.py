@@ -292,3 +292,30 @@ def test_a_dose_blind_model_is_named_when_predicting_a_file_with_doses(held, sci
         warnings.simplefilter("ignore", DoseExtrapolationWarning)
         assert main(["predict", str(tmp_path / "blind"), "--out", str(tmp_path / "q.h5ad"), "--dose", "1"]) == 0
     assert "other doses are asked (doses=, --dose), but no part of this model" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ Cells.to_table: dose 1, read by no baseline
+
+
+@pytest.mark.parametrize("name", ["additive", "control", "linear", "matching_mean", "mean_perturbation", "noncontrol_mean"])
+def test_the_closed_form_baselines_read_no_dose(held, name):
+    """``Cells.to_table`` puts dose 1 on every atom (a ``Cells`` and the cell-eval layout carry no dose); the baselines it
+    feeds (``distgen evaluate --train``) never read one: fitted on the real doses or on dose 1, asked at any dose, the same
+    cells. A baseline that starts reading doses fails here, and ``to_table`` must then carry them."""
+    import dataclasses
+
+    from distgen.pipeline.references import BASELINE_ROLES, _baseline
+    from distgen.types import Cells
+
+    assert name in BASELINE_ROLES
+    train = held.train_table
+    at_one = Cells.from_table(train).to_table(held.info)
+    assert torch.equal(at_one.labels.dose, (train.labels.perturbation >= 0).float())
+    assert not torch.equal(train.labels.dose, at_one.labels.dose)  # the real doses: 5, 10, 1000
+    labels = held.labels(["dexa", "saha"], ["A549", "K562"])
+    other = dataclasses.replace(labels, dose=labels.dose * 7.0)
+    control = train.X[torch.from_numpy(np.flatnonzero(held.data.is_control[held.split.train.numpy()]))][:8].reshape(2, 4, -1)
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    real, one = _baseline(name).fit(train), _baseline(name).fit(at_one)
+    want = real.predict(control, mask, labels)
+    assert torch.equal(one.predict(control, mask, labels), want) and torch.equal(real.predict(control, mask, other), want)
