@@ -319,3 +319,30 @@ def test_the_closed_form_baselines_read_no_dose(held, name):
     real, one = _baseline(name).fit(train), _baseline(name).fit(at_one)
     want = real.predict(control, mask, labels)
     assert torch.equal(one.predict(control, mask, labels), want) and torch.equal(real.predict(control, mask, other), want)
+
+
+def test_data_file_doses_warn_against_the_ranges_the_run_folder_records(held, sciplex, tmp_path, capsys):
+    """Without the training file, ``--data FILE --dose`` reads the training doses from ``data_record.json`` (``dose_ranges``);
+    a record written before them warns of nothing and says so."""
+    import json
+    import shutil
+
+    moved = tmp_path / "train.h5ad"
+    shutil.copy(sciplex, moved)
+    data = Dataset.load({"dataset": str(moved), "schema": SCHEMA, "set_size": 4, "split": HELD})
+    model = distgen.build(TINY, data)
+    distgen.fit(model, data, config=TINY, run_dir=tmp_path / "run")
+    moved.unlink()  # the run keeps what --data needs
+    record = json.loads((tmp_path / "run" / "data_record.json").read_text())
+    assert record["dose_ranges"] == {"dexa": [1000.0, 1000.0], "nutlin": [5.0, 5.0], "saha": [10.0, 10.0]}
+    argv = ["predict", str(tmp_path / "run"), "--data", sciplex, "--dose", "saha=40"]
+    with pytest.warns(DoseExtrapolationWarning, match=r"saha asked at 40, the training cells carry it at 10"):
+        assert main([*argv, "--out", str(tmp_path / "a.h5ad")]) == 0
+    del record["dose_ranges"]
+    (tmp_path / "run" / "data_record.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DoseExtrapolationWarning)
+        assert main([*argv, "--out", str(tmp_path / "b.h5ad")]) == 0
+    assert "written before distgen recorded the doses of the training cells" in capsys.readouterr().err
+    assert np.array_equal(ad.read_h5ad(tmp_path / "a.h5ad").X, ad.read_h5ad(tmp_path / "b.h5ad").X)
