@@ -184,7 +184,10 @@ def predict_to_disk(
         translate.check([g.condition for g in groups], [g.context for g in groups], [g.batch for g in groups], cells.schema, str(cells.path))
     asked = None
     if doses is not None:  # the file's recorded doses, the training ranges; resolved before any work, as in memory
-        record = dose_record(lab, info, cells.schema.dose_col, np.zeros(0, dtype=np.int64) if split is None else train)
+        firsts = np.array([g.cells[0] for g in groups], dtype=np.int64)  # one dose per (condition, context): a cell says it
+        trained = np.zeros(0, dtype=np.int64) if split is None or trained_doses is not None else train
+        rows = np.concatenate([firsts, trained])
+        record = dose_record(lab.index(torch.from_numpy(rows)), info, cells.schema.dose_col, np.arange(firsts.size, rows.size))
         if trained_doses is not None:
             record = dataclasses.replace(record, ranges={str(a): (float(r[0]), float(r[1])) for a, r in trained_doses.items()})
         asked = group_doses(record, [g.condition for g in groups], [g.context for g in groups], doses,

@@ -320,7 +320,7 @@ def check_doses(model: Any, record: DataRecord, cells: DiskCells, rows: np.ndarr
     column = record.schema.dose_col
     if column is None:
         return
-    ranges = dose_record(cells.labels, cells.info, column, np.flatnonzero(rows)).ranges
+    ranges = dose_record(cells.labels.index(torch.from_numpy(np.flatnonzero(rows))), cells.info, column).ranges  # those rows only
     for note in dose_blind_note(model, column, ranges, f"the cells of {path} to predict", doses is not None):
         print(note, file=sys.stderr)
     if doses is not None and record.dose_ranges is None:
