@@ -100,6 +100,10 @@ def test_replicate_band_and_training_section(inputs):
     html = render(ReportInputs(inputs.model, refs, inputs.summary, cells=None, run=run))
     images = check_page(html, SECTIONS)
     assert "replicate band" in html and "(2 splits)" in html
+    # the band is the same cells re-split, which understates a new experiment's spread: no reader is left to take a model
+    # inside it as at the ceiling (docs/metrics.md, "Calibrated scores")
+    assert "a model inside the band is not shown to be as good as the data allow" in html
+    assert "not shown to be as good" not in render(ReportInputs(inputs.model, inputs.negatives, inputs.summary, cells=None))
     assert len(images) == 4  # headline, per condition x2, training curves
     assert "Config: differences from preset <code>tiny-preset</code>" in html and "train.steps" in html
     assert "versions.torch" in html and "Time per stage" in html
