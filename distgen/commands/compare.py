@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "two-sided Wilcoxon signed-rank p-value, per metric and adjusted for the number of metrics (Holm p; a note counts the "
         "winners that keep it). A winner only where p < 0.05 AND |A - B| exceeds the metric's margin: the "
         "split-half replicate's spread of the metric (summary.json ceiling_band.std), or --margin, and never less than the "
-        "numerical tolerance (1e-6 of the metric's size); 'negligible' where the CI lies within +-margin or a significant "
-        "difference is no larger than it; else 'inconclusive'. Metrics of one value per evaluation are compared once (no "
+        "numerical tolerance (1e-6 of the metric's size); 'negligible' where the CI lies within +-margin; else "
+        "'inconclusive'. Metrics of one value per evaluation are compared once (no "
         "interval, no test). With different perturbation panels, metrics that rank a perturbation among its panel "
         "(discrimination scores, correlations across perturbations) get 'panels differ', no winner. Evaluations under different profiles, of other genes, of another truth or against other control cells are refused (exit 2).",
         epilog=EXAMPLE,

@@ -10,7 +10,8 @@ the winners that keep p < ``1 - level`` after it) and a verdict (``uncertainty.v
 a winner only where the test rejects at ``1 - level`` for the side of the mean difference AND that exceeds the metric's margin
 (the split-half replicate's spread of the metric, ``summary.json``'s ``ceiling_band.std``; a margin
 given with ``margins``; never below the numerical tolerance), ``negligible`` where the difference is
-shown to lie within the margin or is significant but no larger than it, else ``inconclusive``.
+shown to lie within the margin (its interval inside ``+-margin``), else ``inconclusive`` (with a note where the difference
+is significant and its estimate, not its interval, is within the margin).
 A metric of one value for the whole evaluation (``MetricCapabilities.per_perturbation=False``),
 repeated on every row, is compared once: two numbers and their difference, no interval, no test.
 
@@ -37,7 +38,7 @@ from distgen.evaluation.intervals import LEVEL, N_BOOT, holm
 from distgen.evaluation.io import PERFECT_WORDS
 from distgen.evaluation.report import fmt_value
 from distgen.evaluation.suite import ROW_SEPARATOR
-from distgen.evaluation.uncertainty import margin, paired_test, verdict
+from distgen.evaluation.uncertainty import margin, paired_test, small_unshown, verdict
 from distgen.wording import counted, listing
 
 #: Non-metric columns of ``metrics.csv``.
@@ -323,6 +324,9 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
             said, better = "panels differ", None
         dropped = len(shared) - len(pairs)
         note = test["note"]
+        if said == "inconclusive" and small_unshown(test, width, alpha):
+            note = "; ".join(filter(None, [note, f"significant (p < {alpha:.2g}) and within the margin by its estimate, but its "
+                                           f"interval reaches past +-{fmt_value(width)}: that it is too small to matter is not shown"]))
         if dropped:
             note = "; ".join(filter(None, [note, f"{dropped} row(s) with a NaN on either side left out of both means"]))
         out["metrics"][name] = {"higher_is_better": hib, "per_perturbation": True, "mean_a": mean_a, "mean_b": mean_b, **test,
@@ -386,8 +390,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"Wilcoxon signed-rank p, per metric; Holm p: adjusted for the number of metrics tested (Holm's step-down; where it is "
              f"below {alpha:.2g}, the chance that any winner of the table is a false one is at most {alpha:.2g}). A winner only where p < {alpha:.2g}, "
              "|A - B| > margin (the split-half replicate's spread of the metric, a given margin, or at least the numerical "
-             "tolerance) and the signed ranks favour the mean's side; negligible where the CI lies within +-margin or a "
-             "significant difference is no larger than it; else inconclusive.", "",
+             "tolerance) and the signed ranks favour the mean's side; negligible where the CI lies within +-margin (shown to be "
+             "smaller than it, not estimated so); else inconclusive.", "",
              "| metric | better | mean A | mean B | A - B | CI | Wilcoxon p | Holm p | margin | pairs | verdict |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     singles = []

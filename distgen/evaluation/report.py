@@ -207,6 +207,14 @@ def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[st
                 f"p < {alpha:.2g} on its own; {len(kept)} {'keeps its' if len(kept) == 1 else 'keep theirs'} after Holm's "
                 f"adjustment for the {len(tested)} tests" + (f" ({', '.join(md.inline(k) for k in kept)})" if kept else "")
                 + ". Two equally good predictions get a winner on some metric far more often than on one (docs/metrics.md)."]
+    from distgen.evaluation.uncertainty import runner_up_note
+
+    unranked = [f"- {md.inline(k, True)}: {md.inline(said)}" for k, r in rows.items()
+                if (said := runner_up_note(r.get("vs_strongest_baseline") or {}, level))]
+    if unranked:
+        out += ["", "The strongest baseline is the one with the best mean; on these metrics it is not told apart from the "
+                "next one by mean (their paired interval holds 0), so which of the two the verdict is against is a pick of "
+                "the data's noise:", "", *unranked]
     few = sorted({int(r["ci_n"]) for r in rows.values() if isinstance(r.get("ci_n"), int | float) and 2 <= r["ci_n"] < FEW_VALUES})
     if few:
         out += ["", f"Some intervals rest on {listing(str(n) for n in few)} perturbation(s): at so few, a nominal {level:.0%} interval "
@@ -258,8 +266,8 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
     lines = ["", f"## Uncertainty ({counted(summary.get('ceiling_splits', 0), 'ceiling split')}; studentized bootstrap over perturbations; "
              "paired Wilcoxon signed-rank test per perturbation)", "",
              f"verdict: model or baseline only where p < {1 - level:.2g}, |mean difference| > margin (the ceiling band's std, the "
-             "replicate's own spread, at least 1e-6 of the metric's size) and the signed ranks favour the mean's side; negligible where the CI lies within +-margin or a "
-             "significant difference is no larger than it; else inconclusive.", "",
+             "replicate's own spread, at least 1e-6 of the metric's size) and the signed ranks favour the mean's side; negligible where the CI lies within +-margin "
+             "(shown to be smaller than it, not estimated so); else inconclusive.", "",
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for name, r in rows.items():
         b = r.get("ceiling_band") or {}

@@ -33,7 +33,7 @@ from distgen.data.prepared import Dataset
 from distgen.errors import warn
 from distgen.evaluation.calibration import REPLICATES
 from distgen.evaluation.score import score
-from distgen.evaluation.uncertainty import CEILING_SPLITS
+from distgen.evaluation.uncertainty import CEILING_SPLITS, runner_up_note, small_unshown
 from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
@@ -350,13 +350,24 @@ class _StageClock:
         self._last = now
 
 
-def _verdict_words(test: Mapping[str, Any]) -> str:
+def _verdict_words(test: Mapping[str, Any], level: float = 0.95) -> str:
     """``vs control: model better (p 0.003, Holm 0.01)``: the paired verdict against the strongest baseline, in words."""
     said = {"model": "model better", "baseline": "baseline better", "negligible": "no practical difference",
             "inconclusive": "not shown either way"}.get(str(test["verdict"]), str(test["verdict"]))
+    width = test.get("margin")
+    if (test["verdict"] == "inconclusive" and isinstance(width, int | float) and isinstance(test.get("ci"), list | tuple)
+            and small_unshown(_numbers(test), float(width), 1.0 - level)):
+        said = "a real difference, within the margin by its estimate only (not shown to be negligible)"
     p, q = test.get("wilcoxon_p"), test.get("holm_p")
     ps = [f"{k} {float(v):.2g}" for k, v in (("p", p), ("Holm", q)) if isinstance(v, int | float) and v == v]
     return f"vs {test.get('baseline')}: {said}" + (f" ({', '.join(ps)})" if ps else "")
+
+
+def _numbers(test: Mapping[str, Any]) -> dict[str, Any]:
+    """``test``'s ``mean_difference``, ``wilcoxon_p`` and ``ci`` as floats (a summary.json read back holds null for NaN)."""
+    f = lambda v: float("nan") if v is None else float(v)  # noqa: E731
+    return {"mean_difference": f(test.get("mean_difference")), "wilcoxon_p": f(test.get("wilcoxon_p")),
+            "ci": [f(v) for v in test.get("ci") or (None, None)]}
 
 
 HEADLINE = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N")
@@ -371,7 +382,8 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] | None = None) -> 
 
     Each row ends with the paired verdict against the strongest baseline (``vs_strongest_baseline``: ``model better`` only
     where summary.md names the model, with its p and Holm p; ``not shown either way`` where a larger mean is all there is);
-    a normalised score whose scale is noise (``normalised_caution``) is marked ``(no scale)`` with the reason.
+    a normalised score whose scale is noise (``normalised_caution``) is marked ``(no scale)`` with the reason, and a
+    strongest baseline not told apart from the runner-up (``runner_up.told_apart`` false) is said on the line below.
     A baseline that stands for others (``baseline_aliases``: identical predictions) is labelled as in ``summary.md``,
     ``mean_perturbation (= linear)``. Every undefined value is shown (``nan``, or ``normalised undefined``) and followed by an indented line with its
     reason from the summary (``model_note``, ``baseline_notes``, ``ceiling_note``, ``normalised_note``). ``summary`` may
@@ -418,7 +430,11 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] | None = None) -> 
                 cells.append(f"normalised {norm:.3g}")
         test = m.get("vs_strongest_baseline")
         if isinstance(test, Mapping) and test.get("verdict"):
-            cells.append(_verdict_words(test))
+            level = float(m.get("ci_level") or 0.95)
+            cells.append(_verdict_words(test, level))
+            unranked = runner_up_note(test, level)
+            if unranked:
+                notes.append(unranked)
         rows.append("  ".join(cells))
         rows += [f"    {n}" for n in dict.fromkeys(notes)]
     d = summary.get("training_diverged")

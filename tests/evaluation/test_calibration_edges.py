@@ -131,7 +131,9 @@ def test_verdict_rules():
     assert verdict(test(0.5, 0.3, 0.7, 0.001), True, 0.1, 0.05) == ("a", "a")
     assert verdict(test(0.5, 0.3, 0.7, 0.001), False, 0.1, 0.05) == ("b", "b")
     assert verdict(test(0.5, 0.3, 0.7, 0.001), None, 0.1, 0.05) == ("no direction", None)
-    assert verdict(test(0.05, 0.04, 0.2, 0.001), True, 0.1, 0.05) == ("negligible", None)  # significant, below the margin
+    # significant and below the margin by its estimate, but the interval reaches past it: not shown negligible
+    assert verdict(test(0.05, 0.04, 0.2, 0.001), True, 0.1, 0.05) == ("inconclusive", None)
+    assert verdict(test(0.05, 0.04, 0.09, 0.001), True, 0.1, 0.05) == ("negligible", None)  # ... and shown: CI inside
     assert verdict(test(0.01, -0.05, 0.08, 0.6), True, 0.1, 0.05) == ("negligible", None)  # CI inside +-margin
     assert verdict(test(0.01, -0.05, 0.3, 0.6), True, 0.1, 0.05) == ("inconclusive", None)
     assert verdict(test(math.nan, math.nan, math.nan, math.nan, n=0), True, 0.1, 0.05) == ("no pairs", None)
