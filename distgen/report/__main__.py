@@ -7,6 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from distgen.errors import DistgenError
+
+#: How the program names itself in its messages (argparse's usage errors, its own errors and warnings), as distgen's
+#: commands say ``distgen COMMAND: error:``.
+PROG = "python -m distgen.report"
+
 
 def read_cells(eval_dir: Path) -> Any:
     """The prediction and truth files named in ``eval_dir/summary.json`` as ``EvalData`` (None when they are gone).
@@ -27,8 +33,8 @@ def read_cells(eval_dir: Path) -> Any:
         return None
     cells = _read_cells(pred, real, summary)
     if cells is not None and (why := _mismatch(cells, summary, eval_dir)):
-        print(f"warning: {pred} and {real} are not the files this evaluation scored ({why}); the distributions section "
-              "is left empty", file=sys.stderr)
+        print(f"{PROG}: warning: {pred} and {real} are not the files this evaluation scored ({why}); the distributions "
+              "section is left empty", file=sys.stderr)
         return None
     return cells
 
@@ -112,7 +118,7 @@ def _recorded_preset(eval_dir: Path) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m distgen.report",
+        prog=PROG,
         description="Write FOLDER/report.html from an evaluation folder (metrics.csv, calibration.csv, summary.json; "
         "the prediction/truth files and ../train when present) or from a sweep folder (results.csv, summary.json).",
     )
@@ -124,11 +130,14 @@ def main(argv: list[str] | None = None) -> int:
                    "headline,per-perturbation,distributions,training)")
     p.add_argument("--screenshot", default=None, metavar="PNG",
                    help="also render the page with a headless Chromium/Chrome into PNG (needs one installed)")
-    p.add_argument("--size", default="1100x900", help="screenshot window WIDTHxHEIGHT in CSS pixels (default 1100x900)")
+    p.add_argument("--size", default="1100x900", type=_window_size,
+                   help="screenshot window WIDTHxHEIGHT in CSS pixels (default 1100x900)")
     p.add_argument("--shrink", type=int, default=None, metavar="WIDTH", help="scale the screenshot down to WIDTH pixels, fewer colours")
     args = p.parse_args(argv)
     folder = Path(args.folder)
     out = Path(args.out) if args.out else folder / "report.html"
+    if out.is_dir():  # was a traceback (IsADirectoryError) after the whole page was built
+        p.error(f"--out {str(out)!r} is a folder; give the path of the page to write (e.g. {str(out / 'report.html')!r})")
     try:
         from distgen.report.profile import is_profile_dir, write_profile_report
 
@@ -155,20 +164,37 @@ def main(argv: list[str] | None = None) -> int:
         if args.screenshot:
             from distgen.report.browser import screenshot, shrink
 
-            width, height = (int(v) for v in args.size.lower().split("x"))
+            width, height = args.size
             png = screenshot(path, args.screenshot, width, height)
             if args.shrink:
                 shrink(png, args.shrink)
             print(png)
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as e:
+    except (OSError, KeyError, ValueError, RuntimeError, DistgenError) as e:
         # named as argparse names the program in its usage errors, as distgen's commands name themselves ("distgen
         # evaluate: error: ..."): a config error (--preset) exits 2, an unreadable folder 1
         from distgen.config import ConfigError
 
         usage = isinstance(e, ConfigError)
-        print(f"{p.prog}: {'config error' if usage else 'error'}: {e}", file=sys.stderr)
-        return 2 if usage else 1
+        print(f"{p.prog}: {'config error' if usage else 'error'}: {_message(e)}", file=sys.stderr)
+        return 2 if usage else int(getattr(e, "exit_code", 1))
     return 0
+
+
+def _window_size(text: str) -> tuple[int, int]:
+    """``--size WIDTHxHEIGHT`` -> ``(width, height)``; argparse reports anything else as a usage error (exit 2)."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(v.strip().isdigit() and int(v) > 0 for v in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in CSS pixels (e.g. 1100x900), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _message(exc: BaseException) -> str:
+    """One line for ``exc``: a file-system error names its path (the target of a rename, not the temporary file)."""
+    if isinstance(exc, OSError) and exc.strerror and (exc.filename2 or exc.filename):
+        return f"{exc.strerror}: {str(exc.filename2 or exc.filename)!r}"
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -122,3 +122,31 @@ def test_errors_name_the_program_as_its_usage_errors_do_and_config_errors_exit_2
         err = capsys.readouterr().err
         assert err.startswith("python -m distgen.report: config error: ") and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_an_out_folder_a_bad_size_and_a_write_error_are_one_line_naming_the_program(folder, tmp_path, capsys, monkeypatch):
+    """--out naming a folder crashed with IsADirectoryError's traceback after the page was built; --size 10 said 'not
+    enough values to unpack' at exit 1 after writing the page; an OSError other than FileNotFoundError was a traceback."""
+    (tmp_path / "pages").mkdir()
+    with pytest.raises(SystemExit) as usage:
+        main([str(folder), "--out", str(tmp_path / "pages")])
+    err = capsys.readouterr().err
+    assert usage.value.code == 2 and "python -m distgen.report: error: --out" in err and "is a folder" in err, err
+    assert "report.html" in err  # the fix: a page path inside it
+    for size in ("10", "axb", "0x5"):
+        with pytest.raises(SystemExit) as usage:
+            main([str(folder), "--out", str(tmp_path / "r.html"), "--screenshot", str(tmp_path / "p.png"), "--size", size])
+        err = capsys.readouterr().err
+        assert usage.value.code == 2 and "WIDTHxHEIGHT" in err and repr(size) in err, err
+    assert not (tmp_path / "r.html").exists()  # refused before any work
+
+    import distgen.report.page as page
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked.html"))
+
+    monkeypatch.setattr(page, "write_report", denied)
+    assert main([str(folder), "--out", str(tmp_path / "locked.html"), "--no-cells"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m distgen.report: error: Permission denied: ") and "locked.html" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

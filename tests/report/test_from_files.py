@@ -184,6 +184,7 @@ def test_files_rewritten_with_other_cells_of_the_same_counts_are_not_used(tmp_pa
     assert read_cells(out) is None
     err = capsys.readouterr().err
     assert "are not the files this evaluation scored" in err and "'G3'" in err
+    assert err.startswith("python -m distgen.report: warning: "), err  # was a bare "warning:", unlike its errors
 
 
 def test_the_header_counts_condition_context_groups_of_a_per_context_evaluation(per_context):
