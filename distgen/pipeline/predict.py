@@ -489,14 +489,17 @@ def _run_info(path: Path) -> dict[str, Any]:
 
 
 def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights: str = "ema", device: str | torch.device | None = None,
-             sampling: Any = (), train_data: str | Path | None = None, need_data: bool = True) -> LoadedRun:
+             sampling: Any = (), train_data: str | Path | None = None, need_data: bool = True, read_data: bool = True) -> LoadedRun:
     """Load a trained run: its data (checked to be the data it was trained on), model and checkpoint weights.
 
     ``distgen predict`` and ``distgen.load_run`` both load a run through here. ``device`` defaults to the run's
     ``train.device`` (``auto``: CUDA when present); ``checkpoint``, ``weights`` and ``sampling`` are ``load_run_model``'s.
     ``train_data`` is where the training file is now when it moved (its content hash must be the run's). Without the
     training file, a run that holds a data record (``data_record.json``) loads without its cells when not ``need_data``
-    (``LoadedRun.data`` then raises); otherwise ``TrainingDataMissing`` names ``--train-data``.
+    (``LoadedRun.data`` then raises); otherwise ``TrainingDataMissing`` names ``--train-data``. ``read_data`` false (with
+    ``need_data`` false: ``distgen predict RUN --data FILE``): a run that holds a data record is loaded from it without
+    reading its training file even where the file is (the record is what predicting another file reads of it; reading
+    and hashing the file doubled the time and peak memory of a small prediction), unless ``train_data`` names it.
     """
     run_dir = run_folder(run_dir)
     config = load_yaml(run_dir / "config.yaml")
@@ -510,6 +513,9 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
     elif isinstance(device, str):  # load_run(device="cuda") on a CPU build ended in torch's AssertionError
         device = select_device(device, D.env_from_torchrun().local_rank, where="device")
     dataset = None
+    if not (need_data or read_data) and record is not None and train_data is None:
+        source, missing = None, (f"the training file of {run_dir} was not read: it was loaded for predicting another file, which "
+                                 f"reads only its {RECORD_FILE}; distgen.load_run(RUN) reads the file")
     if source is None:
         if need_data or record is None:
             raise TrainingDataMissing(missing)

@@ -2,7 +2,7 @@
 
 The run is loaded as ``distgen predict`` loads it (``open_run``: its weights, and its data checked unchanged when the training
 file is there); everything read of the training data comes from the run's ``DataRecord`` (``data_record.json``, written at
-training, or the same made from the training file when it is there), so a run whose training file moved or stayed on
+training, or the same made from the training file when ``--train-data`` names it), so a run whose training file moved or stayed on
 another machine predicts FILE identically. FILE is read with the run's schema as a ``DiskCells`` and predicted by ``predict_to_disk``, which matches genes and labels to the run by
 name (``distgen.data.foreign``). Each (condition, context, batch) group of FILE is generated from FILE's own control cells
 of its context (and batch) as in ``predict_to_disk``. Before anything is generated, FILE is checked against the run, each
@@ -91,8 +91,10 @@ def predict_file(
     gets the pre-flight's note when ``data``'s cells to predict carry doses other than 1, or other doses are asked.
 
     The run's training file is not needed when the run holds a data record (``data_record.json``, written at training:
-    ``distgen.data.record.DataRecord``); when it is there (at its recorded path, or ``train_data``), it is loaded and checked
-    unchanged as ``distgen predict`` checks it, and the same record is made from it: the prediction is the same either way.
+    ``distgen.data.record.DataRecord``), and such a run does not read it even where it is (reading and hashing it whole was
+    most of the time and peak memory of a small prediction). ``train_data`` names a file to read instead: it is checked as
+    ``distgen predict`` checks it, and the same record is made from it: the prediction is the same either way. A run without
+    a record (trained before runs kept one) reads its training file.
     """
     sampling = sampling_overrides(sampling)
     if counts is not None:
@@ -120,7 +122,7 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})["max_cells_per_condition"]
     device = select_device((config.get("train") or {}).get("device", "auto"), 0)
     setup_backends(device, bool((config.get("train") or {}).get("tf32", True)))
-    run = open_run(run_dir, checkpoint, weights, device, sampling, train_data=train_data, need_data=False)
+    run = open_run(run_dir, checkpoint, weights, device, sampling, train_data=train_data, need_data=False, read_data=False)
     record = run.record  # what the run keeps of its training data: the same made from the file or read from the run folder
     seed = run.seed if seed is None else int(seed)
     cells, obs = open_file(record, run.model, data)

@@ -69,12 +69,15 @@ def _restore(root):
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """A run and, made while its training file is there: FILE's predictions (lognorm with truth, nb counts) and the split's."""
+    """A run and, made from its training file (read: --train-data names it): FILE's predictions (lognorm with truth, nb counts)
+    and the split's."""
     root = tmp_path_factory.mktemp("gone")
     run = _train(root)
     other = _other(root)
-    assert main(["predict", str(run), "--data", str(other), "--out", str(root / "with_pred.h5ad"), "--real", str(root / "with_real.h5ad")]) == 0
-    assert main(["predict", str(run), "--data", str(other), "--counts", "nb", "--out", str(root / "with_nb.h5ad")]) == 0
+    read = ["--train-data", str(root / "train.h5ad")]  # without it --data reads the run's record only, file or no file
+    assert main(["predict", str(run), "--data", str(other), *read, "--out", str(root / "with_pred.h5ad"), "--real",
+                 str(root / "with_real.h5ad")]) == 0
+    assert main(["predict", str(run), "--data", str(other), *read, "--counts", "nb", "--out", str(root / "with_nb.h5ad")]) == 0
     assert main(["predict", str(run), "--out", str(root / "split_pred.h5ad")]) == 0
     return root
 
@@ -113,6 +116,29 @@ def test_predicting_another_file_without_the_training_file_gives_the_same_arrays
     assert not np.array_equal(means[1], means[2])  # the labels reach the model: the equality above could fail
     nb, _ = _read(made / "with_nb.h5ad")
     assert np.array_equal(nb, np.round(nb)) and nb.sum() > 2 * x.sum()  # counts were written, not log1p values
+
+
+def test_predicting_another_file_does_not_read_the_training_file_where_it_is(made, tmp_path, monkeypatch):
+    """With the training file at its recorded path, --data read it whole and hashed it (Dataset.load) only to make the record
+    the run folder already holds: about twice the time and peak memory of a small prediction (docs/scale.md). It is not read
+    now, and the arrays are those made from the file. distgen.load_run(RUN) still reads it (run.data)."""
+    from distgen.data.prepared import Dataset
+
+    assert (made / "train.h5ad").is_file()
+    loads = []
+    real_load = Dataset.load.__func__
+
+    def counted(cls, *a, **k):
+        loads.append(a)
+        return real_load(cls, *a, **k)
+
+    monkeypatch.setattr(Dataset, "load", classmethod(counted))
+    out = tmp_path / "p.h5ad"
+    assert main(["predict", str(made / "run"), "--data", str(made / "other.h5ad"), "--out", str(out)]) == 0
+    assert loads == []
+    np.testing.assert_array_equal(_read(out)[0], _read(made / "with_pred.h5ad")[0])
+    run = distgen.load_run(made / "run")
+    assert len(loads) == 1 and run.data.data.hash == run.record.data_hash
 
 
 def test_the_runs_own_split_names_train_data_and_reads_the_moved_file(made, capsys):
@@ -215,8 +241,9 @@ def test_nb_dispersions_of_a_subsampled_fit_are_the_runs_for_every_prediction_se
 
     monkeypatch.setattr(record_module, "fit_run_dispersion", spy)
     monkeypatch.setattr(countspace, "fit_run_dispersion", spy)
-    for name, seed in (("s3", "3"), ("s5", "5")):
-        assert main(["predict", run, "--data", str(other), "--counts", "nb", "--seed", seed, "--out", str(tmp_path / f"{name}.h5ad")]) == 0
+    for name, seed in (("s3", "3"), ("s5", "5")):  # fitted on the training file (--train-data: read, not the record)
+        assert main(["predict", run, "--data", str(other), "--train-data", str(tmp_path / "train.h5ad"), "--counts", "nb", "--seed",
+                     seed, "--out", str(tmp_path / f"{name}.h5ad")]) == 0
     assert main(["predict", run, "--counts", "nb", "--seed", "5", "--out", str(tmp_path / "split5.h5ad")]) == 0
     assert seeds == [3, 3, 3]  # --data with the file (twice) and the run's own split: the run's seed
     assert not np.array_equal(_read(tmp_path / "s3.h5ad")[0], _read(tmp_path / "s5.h5ad")[0])  # the seed still draws the counts
