@@ -9,7 +9,7 @@ null vector replaces the whole output when the condition is dropped (classifier-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -99,6 +99,8 @@ class CovariateConditioner(Conditioner):
         if self.dim < 1:  # dim 0 built a condition of no feature: a model that never saw which perturbation it generates
             raise ValueError(f"covariate: dim must be >= 1 (or null: the number of genes), got {dim}")
         self.mode = perturbation
+        #: buffers filled from a table file (a run's loading compares them with its checkpoint's: ``table_record``)
+        self.table_sources: dict[str, tuple[str, str | None]] = {}
         self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=perturbation == "table", embeds_batches=use_batch,
                                                     embeds_contexts=use_context and context_table is None)
         self.atoms = info.perturbations
@@ -112,6 +114,8 @@ class CovariateConditioner(Conditioner):
             vecs, found = frozen_rows(info.perturbations, perturbation_table, key_column, "covariate: perturbation_table", True)
             self.register_buffer("atom_vectors", vecs)
             self.register_buffer("atom_found", found)
+            if not isinstance(perturbation_table, Mapping):
+                self.table_sources["atom_vectors"] = (str(perturbation_table), key_column)
             self.table_names = frozenset(load_embedding_table(perturbation_table, key_column, "covariate: perturbation_table",
                                                               kept_in_state=True))  # the keys only
             self.pert_proj = nn.Linear(vecs.shape[1], part_dim)
@@ -120,6 +124,8 @@ class CovariateConditioner(Conditioner):
         if use_context and context_table is not None:
             vecs, _ = frozen_rows(info.contexts, context_table, None, "covariate: context_table", True)
             self.register_buffer("context_vectors", vecs)
+            if not isinstance(context_table, Mapping):
+                self.table_sources["context_vectors"] = (str(context_table), None)
             self.context = nn.Linear(vecs.shape[1], part_dim)
         elif use_context:
             self.context = nn.Embedding(len(info.contexts), part_dim)

@@ -106,6 +106,8 @@ class EmbeddingTableConditioner(Conditioner):
                 atom_vec[a], found[a] = mat[key_pos[key]], True
         self.register_buffer("atom_vectors", torch.from_numpy(atom_vec))
         self.register_buffer("atom_found", torch.from_numpy(found))
+        #: buffers filled from a table file (a run's loading compares them with its checkpoint's: ``table_record``)
+        self.table_sources = {} if isinstance(table, Mapping) else {"atom_vectors": (str(table), key_column)}
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.combine = AtomCombiner(info, dim, pool, dose, dose_scale, use_context, use_batch, heads=1)
         self.capabilities = self.capabilities.replace(embeds_batches=use_batch, embeds_contexts=use_context, reads_dose=dose != "none")

@@ -9,9 +9,13 @@ hundred kB for a genome-wide gene table; no vectors).
 
 Training collects the records while it builds the model (``collecting``) and writes them (``save``); loading a run
 builds its model under ``recorded`` (``read``), where ``load_embedding_table(..., kept_in_state=True)`` of a recorded file
-returns its keys with zero vectors instead of reading the file (the checkpoint's buffers replace them), so a run predicts
-the same arrays whether or not the table file is still where training read it. A caller that does not keep the vectors
-in its state (``kept_in_state`` false, the default: a plugin) reads the file as before.
+that is gone returns its keys with zero vectors (the checkpoint's buffers replace them), so a run predicts the same
+arrays whether or not the table file is still where training read it. The checkpoint's vectors are the truth: where the
+file is there, it is read, and ``LoadingTables.check`` warns, naming the file and the checkpoint, when its vectors
+(after the conditioner's own standardisation) are not the checkpoint's, or it holds other names or cannot be read; the run
+predicts with the checkpoint's either way. A conditioner names the buffers it filled from a table file in
+``table_sources`` (buffer name -> ``(path, key_column)``). A caller that does not keep the vectors in its state
+(``kept_in_state`` false, the default: a plugin) reads the file as before.
 """
 
 from __future__ import annotations
@@ -19,16 +23,19 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from distgen.atomic import atomic_write_text, read_record
 from distgen.config import ConfigError
+from distgen.errors import warn
 
-__all__ = ["TABLES_FILE", "TableRecord", "collecting", "read", "recorded", "save"]
+__all__ = ["TABLES_FILE", "LoadingTables", "TableRecord", "collecting", "read", "recorded", "save"]
 
 TABLES_FILE = "embedding_tables.json"
 FORMAT = "distgen embedding tables"
@@ -56,13 +63,53 @@ class _Collect:
     found: dict[tuple[str, str | None], TableRecord]
 
 
-@dataclass(frozen=True)
-class _Recorded:
-    tables: dict[tuple[str, str | None], TableRecord]
+Key = tuple[str, str | None]  # (path as the config gives it, key_column)
+
+
+@dataclass
+class LoadingTables:
+    """The table files of a run whose model is being built around checkpoint weights (``recorded``): ``tables`` the run's
+    records (None: it holds none), and what building read of the files that are there, for ``check``."""
+
+    tables: dict[Key, TableRecord] | None
     run_dir: Path
+    read_files: set[Key] = field(default_factory=set)  # read, with the recorded keys and width: vectors compared in check
+    findings: dict[Key, str] = field(default_factory=dict)  # there, but not used: why (other names, unreadable)
+
+    def check(self, model: Any, state: Mapping[str, torch.Tensor], checkpoint: str | Path) -> None:
+        """Warn, naming the file and ``checkpoint``, of each table file read while ``model`` was built whose vectors are not
+        ``state``'s (the checkpoint's buffers, which the run uses), and of each file there but not read (``findings``)."""
+        said: set[Key] = set()
+        for key, why in self.findings.items():
+            said.add(key)
+            warn(f"embedding table {key[0]!r} {why}; the run {str(self.run_dir)!r} predicts with the vectors its checkpoint "
+                 f"{str(checkpoint)!r} holds (those it was trained with) and the names its {TABLES_FILE} records, not the file's. "
+                 "Put the training's table back at that path to silence this, or train again to use the new one")
+        for prefix, module in model.named_modules():
+            for buffer, key in (getattr(module, "table_sources", None) or {}).items():
+                if key not in self.read_files or key in said:
+                    continue
+                mine, name = module.get_buffer(buffer), f"{prefix}.{buffer}" if prefix else buffer
+                theirs = state.get(name)
+                if theirs is None or torch.equal(mine, theirs.to(mine.device, mine.dtype)):
+                    continue  # (a checkpoint without the buffer is refused by the caller)
+                said.add(key)
+                warn(f"embedding table {key[0]!r} does not hold the vectors the run {str(self.run_dir)!r} was trained with: "
+                     f"{_difference(mine, theirs)} of {name} differ from those its checkpoint {str(checkpoint)!r} holds. The "
+                     "run predicts with the checkpoint's; the file was edited or replaced since training. Put the training's "
+                     "table back at that path to silence this, or train again to use the new vectors")
 
 
-_ACTIVE: contextvars.ContextVar[_Collect | _Recorded | None] = contextvars.ContextVar("distgen_tables", default=None)
+def _difference(mine: torch.Tensor, theirs: torch.Tensor) -> str:
+    """How ``mine`` (from the file) and ``theirs`` (the checkpoint's) differ, in words."""
+    if mine.shape != theirs.shape:
+        return f"the shape ({tuple(mine.shape)} from the file, {tuple(theirs.shape)} in the checkpoint)"
+    a, b = mine.detach().cpu().double(), theirs.detach().cpu().double()
+    rows = (a != b).reshape(a.shape[0], -1).any(1) if a.ndim else (a != b).reshape(1)
+    return f"{int(rows.sum())} of {rows.numel()} rows (largest difference {float((a - b).abs().max()):.3g})"
+
+
+_ACTIVE: contextvars.ContextVar[_Collect | LoadingTables | None] = contextvars.ContextVar("distgen_tables", default=None)
 
 
 @contextlib.contextmanager
@@ -79,29 +126,54 @@ def collecting() -> Iterator[list[TableRecord]]:
 
 
 @contextlib.contextmanager
-def recorded(tables: Sequence[TableRecord] | None, run_dir: str | Path) -> Iterator[None]:
-    """Within, a table file of ``tables`` is not read (``TableRecord.stand_in``); ``tables`` None: the run holds no record
-    (trained before runs kept one), so a missing file is an error naming ``run_dir``."""
-    token = _ACTIVE.set(_Recorded({(t.source, t.key_column): t for t in tables or ()}, Path(run_dir)))
+def recorded(tables: Sequence[TableRecord] | None, run_dir: str | Path) -> Iterator[LoadingTables]:
+    """Within, a table file of ``tables`` need not be there (``TableRecord.stand_in``); ``tables`` None: the run holds no
+    record (trained before runs kept one), so a missing file is an error naming ``run_dir``. Yields the ``LoadingTables``
+    whose ``check`` compares what was read of the files with the checkpoint's buffers (call it before loading them)."""
+    state = LoadingTables(None if tables is None else {(t.source, t.key_column): t for t in tables}, Path(run_dir))
+    token = _ACTIVE.set(state)
     try:
-        yield
+        yield state
     finally:
         _ACTIVE.reset(token)
 
 
-def stand_in(source: str, key_column: str | None) -> dict[str, np.ndarray] | None:
-    """The recorded stand-in for a table file while a run is loaded (``recorded``), else None (read the file)."""
+def recorded_table(source: str, key_column: str | None) -> TableRecord | None:
+    """The run's record of a table file while its model is built (``recorded``), else None (read the file)."""
     state = _ACTIVE.get()
-    if isinstance(state, _Recorded):
-        rec = state.tables.get((source, key_column))
-        return None if rec is None else rec.stand_in()
+    if isinstance(state, LoadingTables) and state.tables is not None:
+        return state.tables.get((source, key_column))
     return None
+
+
+def loading_table(record: TableRecord, path: Path, read_file: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The table a conditioner is built with while its run loads (``recorded``): the file's when it is there and holds the
+    names and width the run recorded (its vectors are compared with the checkpoint's by ``LoadingTables.check``), else the
+    stand-in (``TableRecord.stand_in``; why, when the file is there, kept for ``check`` to say)."""
+    state = _ACTIVE.get()
+    key = (record.source, record.key_column)
+    if not isinstance(state, LoadingTables) or not path.exists():
+        return record.stand_in()
+    try:
+        table = read_file()
+    except (ValueError, OSError, ImportError) as exc:
+        state.findings[key] = f"is there but cannot be read ({str(exc)[:200]})"
+        return record.stand_in()
+    width = int(next(iter(table.values())).shape[0])
+    if tuple(table) != record.keys or width != record.width:
+        gone, new = sorted(set(record.keys) - set(table))[:3], sorted(set(table) - set(record.keys))[:3]
+        state.findings[key] = (f"holds other rows than at training ({len(table)} names of width {width} now, {len(record.keys)} of "
+                               f"width {record.width} then" + (f"; gone: {gone}" if gone else "") + (f"; new: {new}" if new else "")
+                               + ("; the same names in another order" if not gone and not new and width == record.width else "") + ")")
+        return record.stand_in()
+    state.read_files.add(key)
+    return table
 
 
 def missing_file(where: str) -> ConfigError:
     """The error for a table file that is not there: what a trained run does without it, or what training needs."""
     state = _ACTIVE.get()
-    if isinstance(state, _Recorded):
+    if isinstance(state, LoadingTables):
         return ConfigError(
             f"{where} does not exist, and the run {state.run_dir} keeps no record of it ({TABLES_FILE}: runs trained "
             "before distgen kept one), so loading it reads the table again to rebuild its model. Put the table file back at "
@@ -111,10 +183,13 @@ def missing_file(where: str) -> ConfigError:
         "its checkpoint and needs it no more): give the path of the table (.csv, .tsv or .parquet, one row per name)")
 
 
-def note(source: str, key_column: str | None, table: dict[str, np.ndarray]) -> None:
-    """Record a table file just read, when collecting (training)."""
+def note(source: str, key_column: str | None, table: dict[str, np.ndarray], kept_in_state: bool = False) -> None:
+    """Record a table file just read, when collecting (training); while a run without a record loads, a file read for
+    buffers (``kept_in_state``) is compared with the checkpoint's by ``LoadingTables.check``."""
     state = _ACTIVE.get()
-    if isinstance(state, _Collect):
+    if isinstance(state, LoadingTables) and kept_in_state:
+        state.read_files.add((source, key_column))
+    elif isinstance(state, _Collect):
         width = int(next(iter(table.values())).shape[0])
         state.found[(source, key_column)] = TableRecord(source, key_column, width, tuple(table))
 

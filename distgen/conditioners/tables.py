@@ -55,33 +55,44 @@ def load_embedding_table(source: str | Path | Mapping[str, Any], key_column: str
 
     ``what`` names the parameter in errors (``"embedding_table: table"``). ``kept_in_state``: the caller keeps every
     vector it uses in its state dict (buffers), so while a trained run's model is built (``table_record.recorded``) a
-    file the run recorded is not read: its keys come with zero vectors, which the checkpoint's buffers replace. A
-    caller that does not say so (a plugin deriving something else from the vectors) reads the file always. A file that
-    does not exist is a ``ConfigError`` saying what needs it.
+    file the run recorded need not be there: without it, its keys come with zero vectors, which the checkpoint's buffers
+    replace; with it, the file is read so that loading can say when its vectors are not the checkpoint's
+    (``table_record.LoadingTables.check``). A caller that does not say so (a plugin deriving something else from the
+    vectors) reads the file always. A file that does not exist is a ``ConfigError`` saying what needs it.
     """
     if isinstance(source, Mapping):
         table = {str(k): np.asarray(v, dtype=np.float32).reshape(-1) for k, v in source.items()}
-        where = "embedding table mapping"
-    else:
-        recorded = table_record.stand_in(str(source), key_column) if kept_in_state else None
-        if recorded is not None:
-            return recorded
-        path = Path(source)
-        where = f"embedding table {str(path)!r}"
-        if not path.exists():
-            raise table_record.missing_file(f"{what} {str(path)!r}")
-        import pandas as pd
+        return _checked(table, "embedding table mapping")
+    path = Path(source)
+    record = table_record.recorded_table(str(source), key_column) if kept_in_state else None
+    if record is not None:
+        return table_record.loading_table(record, path, lambda: _read_file(path, key_column))
+    if not path.exists():
+        raise table_record.missing_file(f"{what} {str(path)!r}")
+    table = _read_file(path, key_column)
+    table_record.note(str(source), key_column, table, kept_in_state)
+    return table
 
-        suffix = "".join(path.suffixes[-2:]).lower()
-        if suffix.endswith(".parquet"):
-            df = pd.read_parquet(path)
-        elif suffix.endswith((".csv", ".csv.gz")):
-            df = pd.read_csv(path)
-        elif suffix.endswith((".tsv", ".tsv.gz", ".txt")):
-            df = pd.read_csv(path, sep="\t")
-        else:
-            raise ValueError(f"{where}: unsupported file type; use .csv, .tsv or .parquet (or pass a mapping name -> vector)")
-        table = _from_frame(df, key_column, where)
+
+def _read_file(path: Path, key_column: str | None) -> EmbeddingTable:
+    """The table in file ``path`` (``.csv``/``.tsv``/``.parquet``), checked (``_checked``)."""
+    import pandas as pd
+
+    where = f"embedding table {str(path)!r}"
+    suffix = "".join(path.suffixes[-2:]).lower()
+    if suffix.endswith(".parquet"):
+        df = pd.read_parquet(path)
+    elif suffix.endswith((".csv", ".csv.gz")):
+        df = pd.read_csv(path)
+    elif suffix.endswith((".tsv", ".tsv.gz", ".txt")):
+        df = pd.read_csv(path, sep="\t")
+    else:
+        raise ValueError(f"{where}: unsupported file type; use .csv, .tsv or .parquet (or pass a mapping name -> vector)")
+    return _checked(_from_frame(df, key_column, where), where)
+
+
+def _checked(table: EmbeddingTable, where: str) -> EmbeddingTable:
+    """``table`` when it has rows, all of one length and finite; else a ``ValueError`` naming ``where``."""
     if not table:
         raise ValueError(f"{where} is empty")
     widths = {v.shape[0] for v in table.values()}
@@ -90,8 +101,6 @@ def load_embedding_table(source: str | Path | Mapping[str, Any], key_column: str
     nonfinite = [k for k, v in table.items() if not np.isfinite(v).all()]
     if nonfinite:
         raise ValueError(f"{where}: non-finite values for {nonfinite[:5]}")
-    if not isinstance(source, Mapping):
-        table_record.note(str(source), key_column, table)
     return table
 
 

@@ -365,8 +365,8 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
     check_config_matches(ckpt, config, str(run_dir / "config.yaml"))
     model_node = apply_overrides(config, sampling_overrides(sampling))["model"] if sampling else config["model"]
     seen = dataset.seen_perturbations() if isinstance(dataset, Dataset) else list(dataset.seen_perturbations)
-    with table_record.recorded(table_record.read(run_dir), run_dir):  # table files: keys from the run, vectors from the checkpoint
-        model = build_model(model_node, dataset.info, seen)
+    with table_record.recorded(table_record.read(run_dir), run_dir) as tables:  # table files: keys from the run, vectors from
+        model = build_model(model_node, dataset.info, seen)  # the checkpoint (a file there is compared with them below)
     if weights not in ("ema", "raw"):
         raise ConfigError(f"--weights must be ema or raw, got {weights!r}")
     state = ckpt.ema if weights == "ema" and ckpt.ema is not None else ckpt.model
@@ -376,6 +376,7 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
         raise CheckpointError(f"checkpoint {ckpt.path} does not fit {what}: missing {sorted(missing)[:5]}")
     check_finite_weights(state, ckpt.path, "EMA" if state is ckpt.ema else "")
     warn_if_diverged(ckpt.state, ckpt.path)
+    tables.check(model, {**ckpt.model, **state}, ckpt.path)
     model.load_state_dict({**ckpt.model, **state})  # type: ignore[attr-defined]
     return model.to(device).eval()  # type: ignore[attr-defined,no-any-return]
 

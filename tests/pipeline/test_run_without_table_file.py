@@ -113,3 +113,75 @@ def test_a_run_without_the_record_names_the_path_to_put_the_table_back_at(made, 
         (made / "moved.csv").rename(made / "t.csv")
     assert main(["predict", str(old), "--out", str(tmp_path / "p.h5ad")]) == 0
     np.testing.assert_array_equal(_read(tmp_path / "p.h5ad")[0], _read(made / "split_with.h5ad")[0])
+
+
+def _table_warnings(record):
+    return [str(w.message) for w in record if "embedding table" in str(w.message)]
+
+
+def _swap_table(made, edit):
+    """Replace ``t.csv`` by ``edit(text)`` (the training's kept aside); returns the restore function."""
+    original = (made / "t.csv").read_text()
+    (made / "t.csv").write_text(edit(original))
+    return lambda: (made / "t.csv").write_text(original)
+
+
+def _edit_one_value(text):
+    lines = text.splitlines()
+    cells = lines[2].split(",")
+    cells[1] = str(float(cells[1]) + 0.5)  # one value of the second atom
+    return "\n".join([*lines[:2], ",".join(cells), *lines[3:]]) + "\n"
+
+
+def _drop_extra1(text):
+    return "\n".join(ln for ln in text.splitlines() if not ln.startswith("EXTRA1,")) + "\n"
+
+
+@pytest.mark.parametrize("edit", ["unchanged", "one value", "a row dropped", "unreadable"])
+def test_a_table_file_there_is_checked_against_the_checkpoint_and_never_used_over_it(made, tmp_path, edit):
+    """Loading a run read no table file at all (the record's keys, the checkpoint's vectors), so a table edited since
+    training went unsaid. Where the file is there it is read and compared: other vectors, other rows or an unreadable file
+    warn naming the file and the checkpoint, and the run predicts with the checkpoint's vectors all the same."""
+    import warnings
+
+    edits = {"unchanged": lambda t: t, "one value": _edit_one_value, "a row dropped": _drop_extra1,
+             "unreadable": lambda t: "\x00\x01 not a table"}
+    restore = _swap_table(made, edits[edit])
+    try:
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            run = distgen.load_run(made / "run")
+        said = _table_warnings(record)
+        assert main(["predict", str(made / "run"), "--out", str(tmp_path / "p.h5ad")]) == 0
+    finally:
+        restore()
+    np.testing.assert_array_equal(_read(tmp_path / "p.h5ad")[0], _read(made / "split_with.h5ad")[0])  # the checkpoint's
+    if edit == "unchanged":
+        assert said == []
+        return
+    (message,) = said
+    ckpt = max(p for p in (made / "run" / "checkpoints").iterdir() if p.name.startswith("step_"))
+    assert str(made / "t.csv") in message and str(ckpt) in message and "predicts with the" in message, message
+    expected = {"one value": "differ from those its checkpoint", "a row dropped": "gone: ['EXTRA1']",
+                "unreadable": "cannot be read"}[edit]
+    assert expected in message, message
+    if edit == "one value" and not isinstance(run.model.conditioner, EmbeddingTableConditioner):
+        assert "1 of " in message  # only the edited atom's row (the embedding table z-scores columns: every row moves)
+
+
+def test_a_run_without_the_record_warns_of_an_edited_table_file(made, tmp_path):
+    """A run trained before runs recorded their tables reads the file to build its model: an edited one is said too."""
+    import warnings
+
+    old = tmp_path / "old"
+    shutil.copytree(made / "run", old)
+    (old / TABLES_FILE).unlink()
+    restore = _swap_table(made, _edit_one_value)
+    try:
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            distgen.load_run(old)
+    finally:
+        restore()
+    (message,) = _table_warnings(record)
+    assert str(made / "t.csv") in message and "differ from those its checkpoint" in message and str(old) in message
