@@ -2,7 +2,8 @@
 
 The official state dict is mapped parameter by parameter into the preset's model (sizes read from
 the checkpoint) on the data of the config's ``data:`` section; the result is written like a run of
-``distgen train`` (config.yaml, manifest.json, split.json, info.json, the data record data_record.json and
+``distgen train`` (config.yaml, manifest.json with a ``training`` record saying distgen did not train it: the official
+file, its sha256 and step, ``distgen.train.run_files.imported_training``; split.json, info.json, the data record data_record.json and
 data_record.safetensors, embedding_tables.json for PerturbDiff's frozen tables, checkpoints/), so ``distgen predict``
 (``--data FILE`` without the training file included) and ``distgen evaluate`` use it as any other run. ``import.json`` lists what
 was dropped and why. The official file is read with ``torch.load(weights_only=True)``.
@@ -220,17 +221,21 @@ def _write_run(out: Path, resolved: dict[str, Any], rd: Any, model: Any, state: 
     from distgen.train.checkpoint import fingerprint, save_checkpoint
     from distgen.train.manifest import build_manifest
     from distgen.train.options import train_options
+    from distgen.train.run_files import imported_training
     from distgen.train.state_io import atomic_write_text, rng_state
 
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(resolved, out / "config.yaml")
     opts = train_options(resolved["train"])
-    digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
-    imported = {"kind": kind, "checkpoint": str(Path(checkpoint).resolve()), "sha256": digest, "step": step}
+    with Path(checkpoint).open("rb") as fh:  # in blocks: an official checkpoint can be several GB
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    imported = {"kind": kind, "checkpoint": str(Path(checkpoint).resolve()), "sha256": digest, "bytes": Path(checkpoint).stat().st_size,
+                "step": step}
     data = rd.hashes()  # the weights (and a --mask gene graph) were fitted by the official code on its cells, not split.train
     data["provenance"]["fitted_on"]["model"] = (f"imported ({kind}): trained by the official code on its own split, which distgen cannot "
                                                 "see; conditions are held out of the weights only if data.split is the official split")
-    manifest = build_manifest(opts.seed, data) | {"imported": imported}
+    # the training record distgen train writes (record_training), told truthfully: what was imported, from where, its digest
+    manifest = build_manifest(opts.seed, data) | {"imported": imported, "training": imported_training(imported)}
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
     rd.split.save(out / "split.json")
     atomic_write_text(out / "info.json", json.dumps(rd.info.to_dict()))

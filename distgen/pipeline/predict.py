@@ -682,8 +682,13 @@ def _predict_run(
             for note in notes:
                 print(note, file=sys.stderr)
         ckpt = resolve_checkpoint(checkpoint or run_dir)
+        from distgen.train.run_files import weights_origin
+
+        origin = weights_origin(run_dir)  # a distgen import: the official file the weights came from, said and recorded
+        if origin is not None:
+            print(f"note: {origin[0]}", file=sys.stderr)
         provenance = prediction_provenance(seed, part, dataset.max_cells, run=str(run_dir), checkpoint=ckpt.name, weights=weights,
-                                           sampling=sampling, genes=genes, counts=counts, doses=dose_text(doses))
+                                           sampling=sampling, genes=genes, counts=counts, doses=dose_text(doses), **(origin[1] if origin else {}))
         if real is None:
             write_cells(dataset, written, out, "pred", scale, provenance)
         else:

@@ -309,7 +309,11 @@ def _training(inputs: ReportInputs) -> str:
         parts.append('<p class="empty">The model was fitted, not trained (no training loop and no run directory), '
                      "so there are no training curves; its config and the time per stage follow.</p>")
     else:
-        parts.append('<p class="empty">No training log (metrics.csv) in the run directory.</p>')
+        from distgen.train.run_files import imported_origin
+
+        origin = imported_origin(run.manifest, run.path)  # distgen import: no training, the official file named instead
+        parts.append(f'<p class="empty">{escape(origin[0][0].upper() + origin[0][1:])}, so there are no training curves.</p>' if origin
+                     else '<p class="empty">No training log (metrics.csv) in the run directory.</p>')
     if run.config is not None and run.preset is not None:
         diff = training.config_diff(run.config, run.preset)
         what = f"preset <code>{escape(run.preset_name)}</code>" if run.preset_name else "the preset"

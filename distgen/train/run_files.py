@@ -100,3 +100,42 @@ def record_training(path: Path, result: TrainResult, opts: TrainOptions) -> None
                             "checkpoint": str(result.checkpoint) if result.checkpoint else None,
                             "diverged": result.diverged}
     atomic_write_text(path, json.dumps(manifest, indent=1, default=str))
+
+
+#: Which code trained the weights ``distgen import`` brings in, by its ``kind``.
+OFFICIAL_CODE = {"scdfm-official": "the official scDFM code (run.py)", "perturbdiff-official": "the official PerturbDiff code (Lightning)"}
+
+
+def imported_training(imported: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest's ``training`` of a run written by ``distgen import`` (``imported``: its ``kind``, ``checkpoint``,
+    ``sha256``, ``bytes``, ``step``): distgen trained nothing (no steps, no time, no loss); the weights were trained by the
+    official code, the file and its digest say which. ``distgen train`` writes ``record_training``'s instead."""
+    kind = str(imported.get("kind"))
+    return {"by": "distgen import", "trained_by_distgen": False, "trained_by": OFFICIAL_CODE.get(kind, kind),
+            "kind": kind, "checkpoint": imported.get("checkpoint"), "sha256": imported.get("sha256"), "bytes": imported.get("bytes"),
+            "official_step": imported.get("step"), "steps_done": 0, "seconds": 0.0, "diverged": None,
+            "note": "the weights were mapped from the official checkpoint, not trained by distgen: no metrics.csv, no loss curve"}
+
+
+def weights_origin(run_dir: str | Path) -> tuple[str, dict[str, str]] | None:
+    """Where the weights of the run in ``run_dir`` came from when distgen did not train them (its manifest's ``training``
+    from ``imported_training``): ``(a sentence for the user, what a prediction file records of it)``; None for a run
+    distgen trained, or without a manifest."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        manifest = read_manifest(path) if path.is_file() else None
+    except (OSError, ValueError, RuntimeError):  # a damaged manifest (CheckpointError) is said where the data check reads it
+        return None
+    return imported_origin(manifest, run_dir)
+
+
+def imported_origin(manifest: Mapping[str, Any] | None, run_dir: str | Path) -> tuple[str, dict[str, str]] | None:
+    """``weights_origin`` of a manifest already read (the report's)."""
+    training = (manifest or {}).get("training")
+    if not isinstance(training, Mapping) or training.get("trained_by_distgen") is not False:
+        return None
+    digest = str(training.get("sha256") or "")
+    sentence = (f"the weights of {run_dir} were imported by distgen import from the {training.get('kind')} checkpoint "
+                f"{training.get('checkpoint')!s} (sha256 {digest[:16]}..., step {training.get('official_step')}), trained by "
+                f"{training.get('trained_by')}; distgen did not train them")
+    return sentence, {"imported_from": f"{training.get('kind')} {training.get('checkpoint')}", "imported_sha256": digest}

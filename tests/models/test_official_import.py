@@ -224,6 +224,9 @@ def test_perturbdiff_import_reads_lightning_layout_and_keeps_ema_weights(tmp_pat
 
     ck = load_checkpoint(run, weights_only=True)
     assert ck.step == 11 and ck.ema is not None
+    training = json.loads((run / "manifest.json").read_text())["training"]  # distgen import's record: not trained by distgen
+    assert training["trained_by_distgen"] is False and "PerturbDiff" in training["trained_by"] and training["official_step"] == 11
+    assert training["checkpoint"] == str(ckpt.resolve()) and len(training["sha256"]) == 64
     torch.testing.assert_close(ck.ema["backbone.head.lin.weight"], ck.model["backbone.head.lin.weight"] + 1.0)
     assert main(["predict", str(run), "--out", str(tmp_path / "pred.h5ad")]) == 0
 
@@ -294,3 +297,41 @@ def test_a_perturbdiff_import_with_frozen_tables_predicts_without_its_table_file
     (x, obs), (y, obs2) = _read_x(tmp_path / "with.h5ad"), _read_x(tmp_path / "without.h5ad")
     np.testing.assert_array_equal(x, y)
     assert obs.equals(obs2)
+
+
+def test_an_imported_run_records_that_distgen_did_not_train_it_and_predictions_say_where_the_weights_came_from(tmp_path, capsys):
+    """distgen train writes the manifest's training record (steps, seconds, loss divergence); an imported run had none, so
+    nothing told its predictions or its report page that the weights came from an official file. It now records what was
+    imported, from where and its digest, with trained_by_distgen false; predict says so and records it in the file."""
+    import hashlib
+    from types import SimpleNamespace
+
+    import anndata as ad
+
+    from distgen.cli import main
+    from distgen.report.inputs import read_run_dir
+    from distgen.report.page import _training
+
+    h5ad = tmp_path / "toy.h5ad"
+    _norman_like_h5ad(h5ad)
+    ckpt = tmp_path / "checkpoint.pt"
+    torch.save({"model_state_dict": _random_state(sc_map.official_keys(**SC)), "iteration": 7, "optimizer_state_dict": {}, "eval_score": None}, ckpt)
+    vocab = tmp_path / "vocab.json"
+    vocab.write_text(json.dumps(VOCAB))
+    run = tmp_path / "run"
+    assert main(["import", "scdfm-official", str(ckpt), f"data.dataset={h5ad}", "data.split.kind=random_conditions",
+                 "data.split.test_frac=0.34", "data.set_size=8", "model.dynamics.solver.steps=2", "--out", str(run), "--vocab", str(vocab)]) == 0
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    training = json.loads((run / "manifest.json").read_text())["training"]
+    assert training["trained_by_distgen"] is False and training["by"] == "distgen import" and "scDFM" in training["trained_by"]
+    assert training["checkpoint"] == str(ckpt.resolve()) and training["sha256"] == digest and training["bytes"] == ckpt.stat().st_size
+    assert training["official_step"] == 7 and training["steps_done"] == 0
+    capsys.readouterr()
+    for args, out in (([], "pred.h5ad"), (["--data", str(h5ad)], "other.h5ad")):  # the run's split, and another file
+        assert main(["predict", str(run), *args, "--out", str(tmp_path / out)]) == 0
+        err = capsys.readouterr().err
+        assert "imported by distgen import" in err and str(ckpt.resolve()) in err and digest[:16] in err, err
+        prov = ad.read_h5ad(tmp_path / out).uns["distgen"]["provenance"]
+        assert prov["imported_sha256"] == digest and prov["imported_from"] == f"scdfm-official {ckpt.resolve()}"
+    page = _training(SimpleNamespace(run=read_run_dir(run)))
+    assert "imported by distgen import" in page and digest[:16] in page and "No training log" not in page
