@@ -75,6 +75,7 @@ class LoadingTables:
     run_dir: Path
     read_files: set[Key] = field(default_factory=set)  # read, with the recorded keys and width: vectors compared in check
     findings: dict[Key, str] = field(default_factory=dict)  # there, but not used: why (other names, unreadable)
+    read_tables: dict[Key, dict[str, np.ndarray]] = field(default_factory=dict)  # what was read, by file
 
     def check(self, model: Any, state: Mapping[str, torch.Tensor], checkpoint: str | Path) -> None:
         """Warn, naming the file and ``checkpoint``, of each table file read while ``model`` was built whose vectors are not
@@ -152,8 +153,10 @@ def loading_table(record: TableRecord, path: Path, read_file: Callable[[], dict[
     stand-in (``TableRecord.stand_in``; why, when the file is there, kept for ``check`` to say)."""
     state = _ACTIVE.get()
     key = (record.source, record.key_column)
-    if not isinstance(state, LoadingTables) or not path.exists():
+    if not isinstance(state, LoadingTables) or not path.exists() or key in state.findings:
         return record.stand_in()
+    if key in state.read_files:  # a conditioner asking again (covariate: rows, then names): read once
+        return state.read_tables[key]
     try:
         table = read_file()
     except (ValueError, OSError, ImportError) as exc:
@@ -167,6 +170,7 @@ def loading_table(record: TableRecord, path: Path, read_file: Callable[[], dict[
                                + ("; the same names in another order" if not gone and not new and width == record.width else "") + ")")
         return record.stand_in()
     state.read_files.add(key)
+    state.read_tables[key] = table
     return table
 
 
