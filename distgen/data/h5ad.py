@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +101,38 @@ def in_memory(adata: Any) -> Any:
     if not getattr(adata, "isbacked", False):
         return adata
     return adata.to_memory()
+
+
+def older_encoding(path: Path) -> bool:
+    """Whether ``path`` is an ``.h5ad`` written before anndata 0.7 (``obs`` and ``var`` stored as tables, not groups):
+    ``anndata.read_h5ad`` reads it whole, but not by rows as ``distgen.data.disk.DiskCells`` reads."""
+    if path.is_dir() or path.suffix == ".zarr":
+        return False
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as root:
+            return "obs" in root and "var" in root and not (hasattr(root["obs"], "keys") and hasattr(root["var"], "keys"))
+    except OSError:  # not HDF5: the reader that follows names what it is
+        return False
+
+
+@contextlib.contextmanager
+def readable_by_rows(path: Path, what: str) -> Iterator[Path]:
+    """``path``, or, for a file in anndata's older encoding (``older_encoding``), a temporary copy of it written again in
+    the current one (read whole once, as training reads a file), removed on exit; a note on stderr says so and how to
+    write the file once for all. ``what`` names the file in the note (``"--data"``)."""
+    if not older_encoding(path):
+        yield path
+        return
+    import warnings
+
+    with tempfile.TemporaryDirectory(prefix="distgen-") as tmp:
+        copy = Path(tmp) / path.name
+        with warnings.catch_warnings():  # anndata's FutureWarnings about moving legacy uns entries: the note below says what matters
+            warnings.simplefilter("ignore", FutureWarning)
+            read_h5ad(path, what).write_h5ad(copy)
+        print(f"note: {what} {str(path)!r} is stored in an older anndata encoding (before anndata 0.7), which cannot be read by "
+              f"rows: it was read whole and written again in the current one at {str(copy)!r} for this command (removed after it). "
+              "To skip that step: anndata.read_h5ad(path).write_h5ad(new_path)", file=sys.stderr)
+        yield copy

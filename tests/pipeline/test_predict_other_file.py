@@ -6,6 +6,7 @@ matched by name (``distgen.data.foreign`` through ``predict_to_disk``), and a fi
 """
 
 import json
+import pathlib
 
 import anndata as ad
 import numpy as np
@@ -89,6 +90,46 @@ def test_another_file_with_shuffled_genes_extra_genes_and_some_perturbations_giv
     truth, ref_truth = _groups(real, "real"), _groups(made / "orig_real.h5ad", "real")
     for c in SOME:
         np.testing.assert_array_equal(truth[c], ref_truth[c])
+
+
+def _write_older_encoding(a, path):
+    """``a`` as anndata before 0.7 wrote it: ``obs`` / ``var`` as HDF5 tables (a record array, the index first), ``X`` dense."""
+    import h5py
+
+    def table(df):
+        cols = {"index": np.asarray(df.index.astype(str), dtype="S")}
+        for c in df.columns:
+            v = df[c]
+            cols[c] = v.to_numpy() if pd.api.types.is_numeric_dtype(v) else np.asarray(v.astype(str), dtype="S")
+        return np.rec.fromarrays(list(cols.values()), names=list(cols))
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("X", data=_dense(a).astype(np.float32))
+        f.create_dataset("obs", data=table(a.obs))
+        f.create_dataset("var", data=table(a.var))
+
+
+def test_a_file_in_the_older_anndata_encoding_is_read_whole_with_a_note_and_gives_the_same_cells(made, capsys):
+    """A file written before anndata 0.7 (the encoding of some shared datasets, e.g. scGen's Kang file) trains (read whole by
+    anndata) but could not be given as --data: it was refused with "write it again". It is now read whole once, written
+    again in a temporary folder (removed after), said in a note, and predicted as the same cells."""
+    import warnings
+
+    older = made / "older.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _write_older_encoding(ad.read_h5ad(bundled_path("norman_k562.h5ad")), older)
+    out = made / "older_pred.h5ad"
+    assert main(["predict", str(made / "run"), "--data", str(older), "--perturbations", *SOME, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "older anndata encoding" in err and "anndata.read_h5ad(path).write_h5ad(new_path)" in err
+    copy = err.split("current one at '")[1].split("'")[0]
+    assert not pathlib.Path(copy).exists()  # the temporary copy is gone
+    assert ad.read_h5ad(out).uns["distgen"]["provenance"]["data"] == str(older)  # the user's file is recorded, not the copy
+    ref, got = _groups(made / "orig_pred.h5ad"), _groups(out)
+    assert sorted(got) == sorted(SOME)
+    for c in SOME:
+        np.testing.assert_array_equal(got[c], ref[c])
 
 
 def test_the_files_own_control_cells_start_the_prediction(made):
