@@ -11,7 +11,12 @@ import pandas as pd
 
 from distgen.data.schema import COMMON_CONTROL_LABELS, CONTEXT_SEPARATOR, PerturbationSchema
 from distgen.errors import InputDataError, LabelError, warn
-from distgen.types.layout import MISSING_STRINGS, spacing_twins  # with the layout's vocabulary: importable without anndata
+from distgen.types.layout import (  # with the layout's vocabulary: importable without anndata
+    MISSING_STRINGS,
+    form_message,
+    form_twins,
+    spacing_twins,
+)
 from distgen.wording import counted
 
 CONTROL = "control"  #: canonical condition string of control cells
@@ -362,6 +367,22 @@ def spacing_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str]
     return [f"{where}: perturbation labels {spaced[:3]} differ only in surrounding spaces and are read as one condition each "
             f"({read}); cell-eval reads them as different conditions and distgen evaluate refuses such files: {fix} or rename "
             "one spelling"]
+
+
+def check_label_forms(obs: pd.DataFrame, schema: PerturbationSchema, vocab: Sequence[str]) -> None:
+    """Refuse (``LabelError``) perturbations (``vocab``, the atoms), contexts or batches whose labels differ only in their
+    Unicode form (``form_twins``: ``é`` composed or decomposed): each would be read as two that print alike, so one
+    condition would be split in two, trained and scored as two, without a word. The one rule of the in-memory load
+    (``PerturbationData``) and of the on-disk cells (``DiskCells``); the evaluation's reader refuses them too."""
+    twins = form_twins(vocab)
+    if twins:
+        col = schema.perturbation_cols[0]
+        raise LabelError(form_message(twins, f"obs column {col!r}" if len(schema.perturbation_cols) == 1 else
+                                      f"obs columns {list(schema.perturbation_cols)}", "perturbations", col))
+    for col, what in [*((c, "contexts") for c in schema.context_cols), *([(schema.batch_col, "batches")] if schema.batch_col else [])]:
+        twins = form_twins({str(v).strip() for v in pd.unique(obs[col].astype(str))})
+        if twins:
+            raise LabelError(form_message(twins, f"obs column {col!r}", what, col))
 
 
 #: ``obs`` columns that name how a cell was perturbed (CRISPRa / CRISPRi, drug / genetic), as PerturBench and scPerturb

@@ -18,6 +18,7 @@ import torch
 
 from distgen.data.conditions import (
     batch_labels,
+    check_label_forms,
     check_min_cells,
     check_one_dose,
     condition_string,
@@ -253,6 +254,7 @@ class PerturbationData:
                 f"{list(schema.control_labels)}, so their cells are read as perturbed; if they are controls, add them to "
                 "PerturbationSchema.control_labels",
             )
+        check_label_forms(obs, schema, pert_vocab)
         for message in label_warnings(obs, schema, genes if kind == "genes" else (), pert_vocab) + modality_warnings(obs, schema) + pooled_context_warnings(obs, schema):
             warn(message)
         contexts = context_labels(obs, schema.context_cols)

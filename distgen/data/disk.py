@@ -21,6 +21,7 @@ from distgen.data.conditions import (
     CONTEXT_COLUMNS,
     MODALITY_COLUMNS,
     batch_labels,
+    check_label_forms,
     check_min_cells,
     check_one_dose,
     condition_string,
@@ -273,6 +274,7 @@ class DiskCells:
         ctx_names, ctx_codes = np.unique(ctx.astype(str), return_inverse=True)
         bat_names, bat_codes = np.unique(bat.astype(str), return_inverse=True)
         pert_vocab = tuple(sorted({a for t in atoms for a in t}))
+        check_label_forms(obs, s, pert_vocab)
         for message in label_warnings(obs, s, genes, pert_vocab) + modality_warnings(obs, s) + pooled_context_warnings(obs, s):
             warn(message)
         self.info = DataInfo(tuple(genes), pert_vocab, tuple(ctx_names), tuple(bat_names), s.perturbation_type, "control")

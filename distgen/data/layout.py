@@ -50,6 +50,8 @@ from distgen.types.layout import (
     check_pair,
     control_words,
     file_label,
+    form_message,
+    form_twins,
     pooled_contexts_note,
     spacing_message,
     spacing_twins,
@@ -535,6 +537,11 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     if twins:
         sizes = pd.Series(labels).value_counts()
         raise InputDataError(spacing_message(twins, lambda v: int(sizes[v]), pert_col, name))
+    for column, values, what in [(pert_col, pd.unique(labels).tolist(), "conditions"),
+                                 *([(col, pd.unique(adata.obs[col].astype(str)).tolist(), "cell types")] if col is not None else [])]:
+        forms = form_twins(values)
+        if forms:
+            raise InputDataError(form_message(forms, f"the {name} file's obs[{column!r}]", what, column))
     conds = np.array([cache.setdefault(v, canonical_condition(v, control, delimiters, controls)) if v not in cache else cache[v] for v in labels],
                      dtype=object)
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None

@@ -33,6 +33,7 @@ from distgen.types.layout import (
     canonical_condition,
     check_pair,
     control_words,
+    form_twins,
     pooled_contexts_note,
     spacing_twins,
 )
@@ -216,7 +217,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             notes = [] if celltype is not None else pooled_contexts_note(cols["real"], lambda c: _values(fr["obs"], c))
             scales = {k: s for k, f in files.items() if (s := _scale(f)) is not None}
             delimiters = tuple(sorted({d for f in files.values() if (d := _scale(f, DELIMITER_KEY)) is not None and d != COMBO}))
-            if any(spacing_twins(p, delimiters) for p in present.values()):  # the anndata reader refuses them, with counts and the fix
+            if any(spacing_twins(p, delimiters) or form_twins(p) for p in present.values()):  # the anndata reader refuses them, with counts and the fix
                 return None
             kinds = {k: s for k, f in files.items() if (s := _scale(f, "kind")) is not None}
             bases = {k: b for k, f in files.items() if (b := _log_base(f)) is not None}
@@ -246,6 +247,8 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                     conds = np.array([cache[v] if v in cache else cache.setdefault(v, canonical_condition(v, control, delimiters, words))
                                       for v in values.tolist()], dtype=object)
                 contexts = _column(f["obs"], celltype)[0] if celltype is not None else None
+                if contexts is not None and form_twins(set(np.asarray(contexts).tolist())):
+                    return None  # the anndata reader refuses them, naming them
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
     except MismatchedPair:
         raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,6 +144,29 @@ def spacing_message(groups: Sequence[Sequence[str]], counts: Callable[[str], int
             "would read each group as one condition (trimmed), cell-eval as different conditions, so the cells of two "
             f"conditions would be pooled without a word. Rename one spelling in obs (if they are one condition: "
             f"adata.obs[{column!r}] = adata.obs[{column!r}].astype(str).str.strip()) and write the file again")
+
+
+def form_twins(labels: Iterable[str]) -> list[list[str]]:
+    """Groups of 2+ distinct ``labels`` that are one text in other code points: ``é`` as one character (NFC, what most
+    tools write) or as ``e`` plus a combining accent (NFD, macOS file names and some exports), ``µ`` (micro sign) and
+    ``μ``. They look identical in every table, file and page but compare as different labels, so a condition (context,
+    batch) would be split in two without a word. Compared under NFKC, as the evaluation's spelling checks are
+    (``distgen.evaluation.io``). Each group sorted; ``[]`` when none."""
+    groups: dict[str, set[str]] = {}
+    for label in set(map(str, labels)):
+        groups.setdefault(unicodedata.normalize("NFKC", label), set()).add(label)
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
+def form_message(groups: Sequence[Sequence[str]], where: str, what: str, column: str) -> str:
+    """Why labels that ``form_twins`` groups are refused: each group as ``ascii()`` writes it (their reprs look alike), what
+    they would have been read as, and the fix for obs column ``column``."""
+    said = "; ".join(" and ".join(ascii(lab) for lab in g) for g in groups[:3])
+    more = f" (and {len(groups) - 3} more groups)" if len(groups) > 3 else ""
+    return (f"{where} holds labels that differ only in their Unicode form: {said}{more} (shown with escapes: they print "
+            f"alike). They would be read as different {what} that no table, file or page can tell apart. Write each in one "
+            f"form (if they are one label: import unicodedata; adata.obs[{column!r}] = adata.obs[{column!r}].astype(str)"
+            ".map(lambda s: unicodedata.normalize('NFKC', s))) and load the file again")
 
 
 def control_words(named: bool) -> tuple[str, ...]:

@@ -423,3 +423,30 @@ def test_cells_read_at_a_declared_scale_keep_the_lenient_rule():
     report = distgen.evaluate(layout.read(pred), layout.read(real), metric_names=["mse"], ceiling=False, make_plots=False,
                               progress=False)
     assert len(report.table.perts) == 3
+
+
+@pytest.mark.parametrize("where", ["target", "celltype"])
+def test_labels_in_two_unicode_forms_in_one_file_are_refused_naming_both(tmp_path, capsys, where):
+    """'é' composed (NFC) and decomposed (NFD) in one file were two conditions (two rows that print alike in metrics.csv)
+    or two cell types: refused, each form escaped, with the fix; the Python API as the command."""
+    import unicodedata
+
+    from distgen import evaluate
+    from distgen.errors import InputDataError
+
+    nfc, nfd = unicodedata.normalize("NFC", "é"), unicodedata.normalize("NFD", "é")
+    pred, real = _pair(perts=("A", "B", "C"))
+    for a in (pred, real):
+        labels = a.obs["target"].astype(str)
+        if where == "target":
+            a.obs["target"] = pd.Categorical(labels.replace({"A": nfc, "B": nfd}))
+        else:
+            a.obs["celltype"] = pd.Categorical([nfc if i % 2 else nfd for i in range(a.n_obs)])
+    pp, rp = _files(tmp_path, pred, real)
+    more = ["--celltype-col", "celltype"] if where == "celltype" else []
+    assert _evaluate(tmp_path, pp, rp, "--baselines", "", "--no-ceiling", *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "Unicode form" in err and ascii(nfc) in err and ascii(nfd) in err and "Traceback" not in err
+    assert not (tmp_path / "ev" / "metrics.csv").exists()
+    with pytest.raises(InputDataError, match="Unicode form"):
+        evaluate(pred, real, baselines=[], ceiling=False, metric_names=["mse"], celltype_col="celltype" if where == "celltype" else None)
