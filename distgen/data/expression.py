@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -62,11 +64,39 @@ def expression_var(adata: Any, source: str) -> Any:
 
 
 def check_unique_genes(genes: Any) -> None:
-    """Raise on duplicated gene names: which copy of a duplicated gene to read would be a guess."""
+    """Raise on duplicated gene names: which copy of a duplicated gene to read would be a guess. Warn on names that are
+    one gene written two ways (``gene_twin_messages``)."""
     names = pd.Index([str(g) for g in genes])
     if not names.is_unique:
         dup = names[names.duplicated()].unique().tolist()[:5]
         raise InputDataError(f"duplicated gene names {dup}; make them unique first (adata.var_names_make_unique())")
+    for message in gene_twin_messages(names):
+        warn(message)
+
+
+#: Ways one gene is written twice in one file: (what differs, a name spelled one way). Letter case is not one of them:
+#: ``TP53`` and ``Tp53`` are different genes in a mixed-species panel.
+_GENE_FORMS: tuple[tuple[str, Any], ...] = (
+    ("their Unicode form (the same text in other code points: 'é' as one character or as 'e' plus an accent)",
+     lambda g: unicodedata.normalize("NFKC", g)),
+    ("an Ensembl version suffix (ENSG00000141510.1 and ENSG00000141510.2)", lambda g: re.sub(r"^(ENS[A-Z]*\d+)\.\d+$", r"\1", g)),
+)
+
+
+def gene_twin_messages(genes: Any) -> list[str]:
+    """One message per way (``_GENE_FORMS``) in which distinct ``genes`` name one gene: each is read as a gene of its own
+    (a column, a token, a DE test), and every table shows them alike; ``[]`` when none."""
+    out = []
+    for what, key in _GENE_FORMS:
+        groups: dict[str, list[str]] = {}
+        for g in map(str, genes):
+            groups.setdefault(key(g), []).append(g)
+        twins = [g for g in groups.values() if len(g) > 1]
+        if twins:
+            said = "; ".join(" and ".join(map(ascii, g)) for g in twins[:3]) + (f" (and {len(twins) - 3} more)" if len(twins) > 3 else "")
+            out.append(f"gene names {said} differ only by {what}: each is read as a gene of its own. If they are one gene, keep one "
+                       "column per gene (adata = adata[:, keep].copy()) or write the names one way before loading")
+    return out
 
 
 def check_sparse_format(x: Any, what: str) -> None:
