@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import re
@@ -85,6 +86,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]+", "-", text).strip("-") or "base"
 
 
+#: The longest variant name (bytes, ASCII after ``_slug``): its run folder ``{variant}__seed{seed}`` must fit in a file name
+#: (``distgen.pipeline.outputs.MAX_FILE_NAME``, 241 bytes) with a seed of up to 10 digits.
+MAX_VARIANT = 241 - len("__seed") - 10
+
+
+def _bounded(variant: str) -> str:
+    """``variant`` as it is when its folder name fits, else its start and a digest of the whole (``...~1a2b3c4d5e``): a
+    grid value of hundreds of characters (a long label in ``data.split.test_conditions``) made a folder name the file
+    system refused (``File name too long``) after the sweep had started. The digest keeps two such names apart."""
+    if len(variant) <= MAX_VARIANT:
+        return variant
+    digest = hashlib.sha1(variant.encode()).hexdigest()[:10]
+    return f"{variant[:MAX_VARIANT - 11]}~{digest}"
+
+
 def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None) -> list[Run]:
     """All runs of a grid: the Cartesian product of the non-seed axes, each at every seed.
 
@@ -119,8 +135,8 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
     for combo in itertools.product(*(axes[k] for k in keys)) if keys else [()]:
         overrides = tuple(f"{k}={_fmt(v)}" for k, v in zip(keys, combo))
         label_parts = [f"{_label_key(k, keys)}={_label(v)}" for k, v in zip(keys, combo)]
-        variant = _slug(",".join(label_parts)) if label_parts else "base"
-        former = _slug(",".join(f"{_label_key(k, keys)}={_fmt(v)}" for k, v in zip(keys, combo))) if keys else "base"
+        variant = _bounded(_slug(",".join(label_parts))) if label_parts else "base"
+        former = _bounded(_slug(",".join(f"{_label_key(k, keys)}={_fmt(v)}" for k, v in zip(keys, combo)))) if keys else "base"
         for s in seed_list:
             runs.append(Run(variant=variant, seed=s, overrides=(*overrides, f"{SEED_KEY}={s}"),
                             former=former if former != variant else ""))

@@ -230,6 +230,19 @@ def test_run_folder_names_read_as_their_values(values, folders):
     assert all(r.overrides[0].startswith("x=") and "numpy" not in r.overrides[0] for r in runs)
 
 
+def test_a_grid_value_too_long_for_a_folder_name_gets_a_bounded_distinct_folder(tmp_path):
+    """A 600-character label in data.split.test_conditions made a run folder the file system refused (exit 1, 'File
+    name too long', after the sweep had started); now the name is cut with a digest of the whole: bounded, distinct,
+    and the override keeps the value whole."""
+    long = ["G" * 300 + "+" + "H" * 300, "G" * 300 + "+" + "H" * 299 + "x"]  # differ in their last character only
+    runs = expand({"data.split.test_conditions": [[v] for v in long], "train.seed": [0, 1234567890]})
+    assert len({r.slug for r in runs}) == 4 and all(len(r.slug.encode()) <= 241 for r in runs)
+    assert all(long[i] in runs[2 * i].overrides[0] for i in range(2))
+    for r in runs:  # each folder can be made where a file name holds 255 bytes (distgen.atomic's temporary names included)
+        (tmp_path / r.slug).mkdir()
+    assert [r.variant for r in expand({"x": ["short"]})] == ["x=short"]  # a name that fits is left as it is
+
+
 #: Run folders a sweep of this grid wrote before 2026-12-05 (each value as YAML writes it, then slugged) and now.
 FORMER = {"description=-nan-,x-sizes=-64,-64__seed0": "description=nan,x-sizes=64+64__seed0",
           "description=-nan-,x-sizes=-1.0e-05__seed0": "description=nan,x-sizes=1e-05__seed0",
