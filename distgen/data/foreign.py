@@ -20,6 +20,7 @@ import torch
 from distgen.data.conditions import control_like_atoms
 from distgen.data.schema import PerturbationSchema
 from distgen.types import ConditionLabels, DataInfo
+from distgen.types.layout import form_hint, form_pairs
 from distgen.wording import listing
 
 if TYPE_CHECKING:
@@ -91,7 +92,9 @@ def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[st
         combos = _combination_hints(unknown_atoms, info.perturbations, schema)
         hints += combos[1:]
         folded = {p.lower() for p in info.perturbations}
-        others = [a for a in unknown_atoms if a not in controls and a.lower() not in folded and a not in combos[0]]
+        spelt = dict(form_pairs(unknown_atoms, info.perturbations))
+        others = [a for a in unknown_atoms if a not in controls and a.lower() not in folded and a not in combos[0]
+                  and a not in spelt]
         parts.append(f"{_unknown('perturbation', unknown_atoms)} (not in the training file)"
                      + (": the run has no label id for them, so it cannot predict them (its vocabulary is the training "
                         "file's; a perturbation never in that file needs a model trained with it, or with a conditioner "
@@ -144,12 +147,14 @@ def _known(kind: str, names: Sequence[str]) -> str:
 
 
 def _case_hints(unknown: Sequence[str], vocab: Sequence[str]) -> list[str]:
+    forms = form_pairs(unknown, vocab)
+    hints = [form_hint(forms, "the training file")] if forms else []
     folded = {v.lower(): v for v in vocab}
-    pairs = [(u, folded[u.lower()]) for u in unknown if u.lower() in folded]
+    pairs = [(u, folded[u.lower()]) for u in unknown if u.lower() in folded and u not in dict(forms)]
     if not pairs:
-        return []
+        return hints
     shown = ", ".join(f"{u!r} is {k!r}" for u, k in pairs[:5])
-    return [f"labels are compared with their case: {shown} in the training file (spell them as the training file does)"]
+    return [*hints, f"labels are compared with their case: {shown} in the training file (spell them as the training file does)"]
 
 
 def text_var_columns(var: pd.DataFrame) -> list[str]:

@@ -11,6 +11,7 @@ from distgen.data.groups import draw_order
 from distgen.data.schema import CONTEXT_SEPARATOR
 from distgen.data.split import SPLIT_KINDS, Split
 from distgen.errors import InputDataError
+from distgen.types.layout import form_hint, form_pairs
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -25,7 +26,9 @@ def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: 
     if given is not None:
         unknown = sorted(set(given) - set(items))
         if unknown:
-            raise InputDataError(f"{what} {unknown[:5]} cannot be held out; eligible: {items[:20]}")
+            forms = form_pairs([u for u in unknown if isinstance(u, str)], [i for i in items if isinstance(i, str)])
+            raise InputDataError(f"{what} {unknown[:5]} cannot be held out; eligible: {items[:20]}"
+                                 + (f"; {form_hint(forms, 'the data')}" if forms else ""))
         return sorted(given)
     if not items:
         return []

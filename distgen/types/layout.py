@@ -169,6 +169,23 @@ def form_message(groups: Sequence[Sequence[str]], where: str, what: str, column:
             ".map(lambda s: unicodedata.normalize('NFKC', s))) and load the file again")
 
 
+def form_pairs(unknown: Iterable[str], known: Iterable[str]) -> list[tuple[str, str]]:
+    """``(u, k)`` for each ``u`` of ``unknown`` that is ``k`` of ``known`` in another Unicode form (``form_twins``' sense)."""
+    first: dict[str, str] = {}
+    for k in known:
+        first.setdefault(unicodedata.normalize("NFKC", k), k)
+    return [(u, k) for u in unknown if (k := first.get(unicodedata.normalize("NFKC", u), u)) != u]
+
+
+def form_hint(pairs: Sequence[tuple[str, str]], where: str) -> str:
+    """The fix for labels (``form_pairs``) that are ``where``'s in another Unicode form: each pair as ``ascii()`` writes it
+    (their reprs look alike, so 'unknown X; known: ..., X, ...' said nothing), and the form to write them in."""
+    shown = ", ".join(f"{u!a} is {k!a}" for u, k in pairs[:5])
+    form = "NFC" if all(unicodedata.is_normalized("NFC", k) for _, k in pairs) else "NFD"
+    return (f"labels are compared code point by code point: {shown} in {where}, the same text in another Unicode form "
+            f"(they print alike); write them as {where} does (unicodedata.normalize({form!r}, label))")
+
+
 def control_words(named: bool) -> tuple[str, ...]:
     """The words besides the control dropped from a combination label (``canonical_condition``'s ``controls``): none when
     the control was named (by the user, or recorded by the file that distgen wrote), the usual control labels when it was

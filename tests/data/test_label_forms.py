@@ -94,3 +94,31 @@ def test_gene_names_that_differ_in_case_stay_quiet():  # TP53 and Tp53: two spec
         warnings.simplefilter("always")
         PerturbationData.from_anndata(adata, SCHEMA)
     assert not [w for w in caught if "gene names" in str(w.message)]
+
+
+def _nfc_data():
+    adata = make_adata()
+    adata.obs["condition"] = adata.obs["condition"].astype(str).replace({"A": NFC, "A+B": f"{NFC}+B"})
+    return adata, PerturbationData.from_anndata(adata, SCHEMA)
+
+
+def test_a_held_out_condition_written_in_the_other_form_names_the_form():
+    """'cannot be held out; eligible: [..., Müller+B, ...]' named the label as one of the eligible ones it printed alike to."""
+    from distgen.data import make_split
+    from distgen.errors import InputDataError
+
+    _, data = _nfc_data()
+    with pytest.raises(InputDataError) as err:
+        make_split(data, "combo_seen2", test_conditions=[f"B+{NFD}"])
+    assert "Unicode form" in str(err.value) and ascii(f"B+{NFD}") in str(err.value) and "normalize('NFC'" in str(err.value)
+
+
+def test_cells_to_encode_written_in_the_other_form_name_the_form():
+    """'unknown perturbation Müller; the trained run knows ... Müller ...': now the pair, escaped, and the form to write."""
+    adata, data = _nfc_data()
+    other = adata.copy()
+    other.obs["condition"] = other.obs["condition"].astype(str).replace({NFC: NFD, f"{NFC}+B": f"{NFD}+B"})
+    with pytest.raises(Exception) as err:
+        data.encode(other)
+    text = str(err.value)
+    assert f"{ascii(NFD)} is {ascii(NFC)}" in text and "normalize('NFC'" in text and "has no label id" not in text
