@@ -106,9 +106,11 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     contexts = sorted(side_contexts["real"])
     prefixes: dict[str, str] = {}
     for ctx in contexts:
-        if (other := prefixes.setdefault(context_prefix(ctx), ctx)) != ctx:
+        # case folded: on a case-insensitive file system (macOS, Windows) T_metrics.csv and t_metrics.csv are one file
+        if (other := prefixes.setdefault(context_prefix(ctx).casefold(), ctx)) != ctx:
             raise InputDataError(f"contexts {other!r} and {ctx!r} would write the same files ({context_prefix(ctx)}_metrics.csv: "
-                             "'/' becomes '-', as cell-eval 0.8.2 names them); rename one of them")
+                             "'/' becomes '-', as cell-eval 0.8.2 names them, and names that differ only in case are one file on "
+                             "a case-insensitive file system, macOS' and Windows'); rename one of them in both files")
     if long := long_context_names(contexts):  # refused before any scoring, not a traceback-like OSError at the first write
         raise InputDataError(f"{len(long)} context(s) of {celltype_col!r} named too long for a file name (e.g. "
                              f"{long[0][:60]!r}..., {len(long[0].encode())} bytes; each context's table is "

@@ -183,6 +183,20 @@ def test_a_context_too_long_for_a_file_name_is_refused_before_scoring(tmp_path, 
     assert not (tmp_path / "ev" / "B_metrics.csv").exists()
 
 
+@pytest.mark.parametrize("twin", [("a/b", "a-b"), ("T", "t")])
+def test_contexts_whose_table_files_would_coincide_are_refused_before_scoring(tmp_path, capsys, twin):
+    """Each context's table is <context>_metrics.csv ('/' written '-'): 'a/b' and 'a-b' were refused; 'T' and 't' were
+    written as two files, one file on macOS' and Windows' case-insensitive file systems (the second overwrote the first)."""
+    pred, real = _pair()
+    for a in (pred, real):
+        a.obs["celltype"] = pd.Categorical([twin[i % 2] for i in range(a.n_obs)])
+    pp, rp = _files(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, "--profile", "cell-eval-0.8.2", "--celltype-col", "celltype") == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "would write the same files" in err and repr(twin[0]) in err and repr(twin[1]) in err and "Traceback" not in err
+    assert not list((tmp_path / "ev").glob("*_metrics.csv")) if (tmp_path / "ev").exists() else True
+
+
 def test_prediction_contexts_the_truth_lacks_exit_2_with_the_spelling(tmp_path, capsys):
     """Contexts 'K562' against the truth's 'k562' exited 1 (a ValueError); now exit 2, naming the spelling."""
     pred, real = _pair()
