@@ -39,6 +39,7 @@ from distgen.evaluation.io import PERFECT_WORDS
 from distgen.evaluation.report import fmt_value
 from distgen.evaluation.suite import ROW_SEPARATOR
 from distgen.evaluation.uncertainty import margin, paired_test, small_unshown, verdict
+from distgen.types.layout import form_hint, form_pairs
 from distgen.wording import counted, listing
 
 #: Non-metric columns of ``metrics.csv``.
@@ -266,9 +267,11 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
     perts_a = set().union(*(set(v) for v in a.values()))
     perts_b = set().union(*(set(v) for v in b.values()))
     shared = sorted(perts_a & perts_b)
+    forms = form_pairs(sorted(perts_a - perts_b), sorted(perts_b))  # labels that print alike: the lists below said nothing
+    spelt = f"; {form_hint(forms, 'B')}, then evaluate A again" if forms else ""
     if not shared:
         raise MismatchedEvaluations(f"{run_a} and {run_b} share no perturbation (e.g. A: {sorted(perts_a)[:5]}, "
-                                    f"B: {sorted(perts_b)[:5]}); compare evaluations of the same held-out groups")
+                                    f"B: {sorted(perts_b)[:5]}); compare evaluations of the same held-out groups{spelt}")
     notes = check_pairable(run_a, run_b, sa, sb, shared)
     if evaluation_folder(run_a).resolve() == evaluation_folder(run_b).resolve():  # said nothing: every verdict 'inconclusive'
         notes.insert(0, f"A and B are one evaluation ({evaluation_folder(run_a)}): every difference is 0; give two evaluations")
@@ -283,7 +286,7 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
         notes.append(f"metrics in one evaluation only, not compared: A {only_a or '-'}, B {only_b or '-'}")
     if perts_a != perts_b:
         notes.append(f"{len(perts_a - perts_b)} perturbation(s) only in A and {len(perts_b - perts_a)} only in B are left out: "
-                     f"every mean is over the {len(shared)} shared ones")
+                     f"every mean is over the {len(shared)} shared ones{spelt}")
     out: dict[str, Any] = {"a": str(run_a), "b": str(run_b), "profile": profile_of(sa), "n_shared": len(shared),
                            "only_a": len(perts_a - perts_b), "only_b": len(perts_b - perts_a), "only_a_metrics": only_a,
                            "only_b_metrics": only_b, "ci_level": level, "alpha": alpha, "seed": seed, "n_boot": n_boot, "notes": notes,

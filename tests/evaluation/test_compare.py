@@ -396,3 +396,24 @@ def test_metrics_that_rank_a_perturbation_among_its_panel_get_no_verdict_when_th
     same = compare(tmp_path / "all", tmp_path / "all")
     assert same["metrics"]["discrimination_score_l1"]["verdict"] != "panels differ"
     assert not any("panels" in n for n in same["notes"])
+
+
+def test_labels_in_another_unicode_form_are_named_when_they_keep_rows_apart(tmp_path):
+    """Evaluations of 'café' written NFC in one and NFD in the other: 'share no perturbation (A: ['café'], B: ['café'])',
+    or rows left out with a count; now the pairs are named, escaped, with the form to write."""
+    import unicodedata
+
+    from distgen.evaluation.compare import MismatchedEvaluations
+
+    perts = ["café", "Müller", "P2", "P3", "P4", "P5"]
+    nfc = {unicodedata.normalize("NFC", p): {"mse": 1.0 + i} for i, p in enumerate(perts)}
+    nfd = {unicodedata.normalize("NFD", p): {"mse": 2.0 + i} for i, p in enumerate(perts)}
+    a = evaluation_folder(tmp_path / "a", nfc, {"mse": False})
+    b = evaluation_folder(tmp_path / "b", nfd, {"mse": False})
+    res = compare(a, b)  # P2..P5 shared: compared over them, the two others named
+    note = next(n for n in res["notes"] if "only in A" in n)
+    assert ascii("café") in note and ascii(unicodedata.normalize("NFD", "café")) in note and "normalize('NFD'" in note
+    only_forms = {k: v for k, v in nfd.items() if not k.startswith("P")}
+    with pytest.raises(MismatchedEvaluations, match="Unicode form"):
+        compare(evaluation_folder(tmp_path / "a2", {k: v for k, v in nfc.items() if not k.startswith("P")}, {"mse": False}),
+                evaluation_folder(tmp_path / "b2", only_forms, {"mse": False}))
