@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 import numpy as np
@@ -11,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from distgen.errors import InputDataError, InputKeyError, warn
+from distgen.types.layout import form_key
 
 #: Largest value still plausible for log1p-normalised expression.
 LOG_MAX = 20.0
@@ -77,8 +77,8 @@ def check_unique_genes(genes: Any) -> None:
 #: Ways one gene is written twice in one file: (what differs, a name spelled one way). Letter case is not one of them:
 #: ``TP53`` and ``Tp53`` are different genes in a mixed-species panel.
 _GENE_FORMS: tuple[tuple[str, Any], ...] = (
-    ("their Unicode form (the same text in other code points: 'é' as one character or as 'e' plus an accent)",
-     lambda g: unicodedata.normalize("NFKC", g)),
+    ("their Unicode form or invisible characters (the same text in other code points: 'é' as one character or as 'e' "
+     "plus an accent, a zero-width space)", form_key),
     ("an Ensembl version suffix (ENSG00000141510.1 and ENSG00000141510.2)", lambda g: re.sub(r"^(ENS[A-Z]*\d+)\.\d+$", r"\1", g)),
 )
 

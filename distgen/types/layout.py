@@ -146,15 +146,26 @@ def spacing_message(groups: Sequence[Sequence[str]], counts: Callable[[str], int
             f"adata.obs[{column!r}] = adata.obs[{column!r}].astype(str).str.strip()) and write the file again")
 
 
+def form_key(label: str) -> str:
+    """``label`` as it prints: one Unicode form (NFKC) and without invisible format characters (Unicode category Cf: a
+    zero-width space or joiner copied from a web page, a byte-order mark from a spreadsheet's export, a soft hyphen)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", label) if unicodedata.category(ch) != "Cf")
+
+
+#: The fix ``form_message`` and ``form_hint`` give: a label as ``form_key`` reads it, as Python code.
+_FORM_FIX = "''.join(c for c in unicodedata.normalize('NFKC', {x}) if unicodedata.category(c) != 'Cf')"
+
+
 def form_twins(labels: Iterable[str]) -> list[list[str]]:
-    """Groups of 2+ distinct ``labels`` that are one text in other code points: ``é`` as one character (NFC, what most
-    tools write) or as ``e`` plus a combining accent (NFD, macOS file names and some exports), ``µ`` (micro sign) and
-    ``μ``. They look identical in every table, file and page but compare as different labels, so a condition (context,
-    batch) would be split in two without a word. Compared under NFKC, as the evaluation's spelling checks are
-    (``distgen.evaluation.io``). Each group sorted; ``[]`` when none."""
+    """Groups of 2+ distinct ``labels`` that print alike (``form_key``): ``é`` as one character (NFC, what most tools
+    write) or as ``e`` plus a combining accent (NFD, macOS file names and some exports), ``µ`` (micro sign) and ``μ``,
+    ``KLF1`` and ``KLF1`` with a zero-width space. They look identical in every table, file and page but compare as
+    different labels, so a condition (context, batch) would be split in two without a word. The Unicode form is compared
+    under NFKC, as the evaluation's spelling checks compare it (``distgen.evaluation.io``). Each group sorted; ``[]``
+    when none."""
     groups: dict[str, set[str]] = {}
     for label in set(map(str, labels)):
-        groups.setdefault(unicodedata.normalize("NFKC", label), set()).add(label)
+        groups.setdefault(form_key(label), set()).add(label)
     return sorted(sorted(g) for g in groups.values() if len(g) > 1)
 
 
@@ -163,27 +174,32 @@ def form_message(groups: Sequence[Sequence[str]], where: str, what: str, column:
     they would have been read as, and the fix for obs column ``column``."""
     said = "; ".join(" and ".join(ascii(lab) for lab in g) for g in groups[:3])
     more = f" (and {len(groups) - 3} more groups)" if len(groups) > 3 else ""
-    return (f"{where} holds labels that differ only in their Unicode form: {said}{more} (shown with escapes: they print "
-            f"alike). They would be read as different {what} that no table, file or page can tell apart. Write each in one "
-            f"form (if they are one label: import unicodedata; adata.obs[{column!r}] = adata.obs[{column!r}].astype(str)"
-            ".map(lambda s: unicodedata.normalize('NFKC', s))) and load the file again")
+    return (f"{where} holds labels that differ only in their Unicode form or in invisible characters: {said}{more} (shown "
+            f"with escapes: they print alike). They would be read as different {what} that no table, file or page can tell "
+            f"apart. Write each one way (if they are one label: import unicodedata; adata.obs[{column!r}] = "
+            f"adata.obs[{column!r}].astype(str).map(lambda s: {_FORM_FIX.format(x='s')})) and load the file again")
 
 
 def form_pairs(unknown: Iterable[str], known: Iterable[str]) -> list[tuple[str, str]]:
-    """``(u, k)`` for each ``u`` of ``unknown`` that is ``k`` of ``known`` in another Unicode form (``form_twins``' sense)."""
+    """``(u, k)`` for each ``u`` of ``unknown`` that is ``k`` of ``known`` written another way that prints alike
+    (``form_key``)."""
     first: dict[str, str] = {}
     for k in known:
-        first.setdefault(unicodedata.normalize("NFKC", k), k)
-    return [(u, k) for u in unknown if (k := first.get(unicodedata.normalize("NFKC", u), u)) != u]
+        first.setdefault(form_key(k), k)
+    return [(u, k) for u in unknown if (k := first.get(form_key(u), u)) != u]
 
 
 def form_hint(pairs: Sequence[tuple[str, str]], where: str) -> str:
-    """The fix for labels (``form_pairs``) that are ``where``'s in another Unicode form: each pair as ``ascii()`` writes it
-    (their reprs look alike, so 'unknown X; known: ..., X, ...' said nothing), and the form to write them in."""
+    """The fix for labels (``form_pairs``) that are ``where``'s written another way that prints alike: each pair as
+    ``ascii()`` writes it (their reprs look alike, so 'unknown X; known: ..., X, ...' said nothing), and how to write them."""
     shown = ", ".join(f"{u!a} is {k!a}" for u, k in pairs[:5])
-    form = "NFC" if all(unicodedata.is_normalized("NFC", k) for _, k in pairs) else "NFD"
-    return (f"labels are compared code point by code point: {shown} in {where}, the same text in another Unicode form "
-            f"(they print alike); write them as {where} does (unicodedata.normalize({form!r}, label))")
+    if all(unicodedata.normalize("NFKC", u) == unicodedata.normalize("NFKC", k) for u, k in pairs):
+        form = "NFC" if all(unicodedata.is_normalized("NFC", k) for _, k in pairs) else "NFD"
+        how = f"the same text in another Unicode form (they print alike); write them as {where} does (unicodedata.normalize({form!r}, label))"
+    else:
+        how = (f"the same text with other invisible characters (they print alike); write them as {where} does (without them: "
+               f"{_FORM_FIX.format(x='label')})")
+    return f"labels are compared code point by code point: {shown} in {where}, {how}"
 
 
 def control_words(named: bool) -> tuple[str, ...]:

@@ -36,6 +36,20 @@ def test_form_twins_groups_unicode_forms_and_nothing_else():
     assert NFC != NFD and form_twins([NFC, NFD, "B"]) == [sorted([NFC, NFD])]
     assert form_twins(["µg", "μg"]) == [sorted(["µg", "μg"])]  # micro sign and Greek mu
     assert form_twins(["A", "a", "A ", "A+B", "B+A", "é"]) == []  # case, spaces, order: other checks' business
+    # invisible format characters: a zero-width space copied from a web page, a spreadsheet's byte-order mark
+    assert form_twins(["KLF1", "KLF1\u200b", "\ufeffB", "B"]) == [["B", "\ufeffB"], ["KLF1", "KLF1\u200b"]]
+
+
+def test_a_label_with_a_zero_width_space_beside_the_same_label_without_is_refused():
+    """'KLF1' and 'KLF1' + U+200B (pasted from a web page) were two perturbations, each with half the cells, silently."""
+    adata = make_adata()
+    values = adata.obs["condition"].astype(str).to_numpy().copy()
+    rows = np.flatnonzero(values == "A")
+    values[rows[::2]] = "A\u200b"
+    adata.obs["condition"] = values
+    with pytest.raises(LabelError, match="invisible characters") as err:
+        PerturbationData.from_anndata(adata, SCHEMA)
+    assert ascii("A\u200b") in str(err.value) and "category(c) != 'Cf'" in str(err.value)
 
 
 @pytest.mark.parametrize(("col", "old", "what"), [("condition", "A", "perturbations"), ("cell_type", "ct1", "contexts"),
