@@ -32,10 +32,21 @@ class Population:
 
     @staticmethod
     def from_codes(X: Tensor, codes: Tensor, n_perts: int) -> Population:
-        """Group ``X [N, G]`` by ``codes [N]`` (``-1`` = control, ``0..P-1`` = perturbation)."""
+        """Group ``X [N, G]`` by ``codes [N]`` (``-1`` = control, ``0..P-1`` = perturbation).
+
+        Rows already grouped (the controls in one block at the start or the end, the perturbed rows by nondecreasing
+        code: ``io.grouped`` cells, a baseline's references) are not copied: ``X`` and ``control`` are then slices of
+        a contiguous ``X`` (the very values the copy would hold, in the same order), so the caller's table is the only one.
+        """
         codes = torch.as_tensor(codes, dtype=torch.long)
         if codes.shape != (X.shape[0],):
             raise ValueError(f"codes must be [N]=[{X.shape[0]}], got {tuple(codes.shape)}")
+        if X.is_contiguous() and (blocks := _grouped_blocks(codes)) is not None:  # contiguous: its slices sum as a copy would
+            (c0, c1), (p0, p1) = blocks
+            counts = torch.bincount(codes[p0:p1], minlength=n_perts)
+            offsets = torch.zeros(n_perts + 1, dtype=torch.long, device=X.device)
+            offsets[1:] = torch.cumsum(counts, 0)
+            return Population(X=X[p0:p1], offsets=offsets, control=X[c0:c1])
         order = torch.argsort(codes, stable=True)
         counts = torch.bincount(codes[codes >= 0], minlength=n_perts)
         offsets = torch.zeros(n_perts + 1, dtype=torch.long, device=X.device)
@@ -69,6 +80,21 @@ class Population:
         """``[P, G]`` float64 pseudobulk means (NaN rows for perturbations without cells)."""
         sums = segment_sums(self.X, self.offsets)
         return sums / self.counts[:, None].to(sums)
+
+
+def _grouped_blocks(codes: Tensor) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """``((c0, c1), (p0, p1))``: the control rows ``c0:c1`` and the perturbed rows ``p0:p1`` of ``codes [N]`` when the
+    controls are one block at the start or the end and the perturbed codes never decrease (what a stable sort by code
+    would leave in place); None otherwise."""
+    n = int(codes.numel())
+    n_ctrl = int((codes == -1).sum())
+    if n_ctrl == 0 or bool((codes < -1).any()):
+        return None
+    for (c0, c1), (p0, p1) in (((0, n_ctrl), (n_ctrl, n)), ((n - n_ctrl, n), (0, n - n_ctrl))):
+        pert = codes[p0:p1]
+        if bool((codes[c0:c1] == -1).all()) and bool((pert >= 0).all()) and bool((pert[1:] >= pert[:-1]).all()):
+            return (c0, c1), (p0, p1)
+    return None
 
 
 def segment_sums(x: Tensor, offsets: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ from distgen.errors import InputDataError, warn
 from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, REPLICATES, interpolated_duplicate_data, reference_data, summarise
 from distgen.evaluation.digest import summary_digests
-from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note, spelled_pairs
+from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note, rows_of_context, spelled_pairs
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import (
@@ -134,8 +134,8 @@ def score(
     non_finite: dict[str, list[str]] = {"pred": [], "real": []}  # groups with NaN/inf cells, said once on stderr too
     unpredicted: list[str] = []  # truth groups without (enough) predicted cells, said once on stderr too
     for ctx in contexts:
-        def part(cells: Cells, c: str = ctx) -> Cells:  # the cells themselves when all are of c: no copy of a whole table
-            return cells.of_context(c) if by_context and not bool((cells.contexts == c).all()) else cells
+        def part(cells: Cells, c: str = ctx) -> Cells:  # the cells themselves when all are of c, a slice of them when grouped
+            return rows_of_context(cells, c) if by_context and not bool((cells.contexts == c).all()) else cells
 
         truth_c, pred_c = part(truth), part(pred)
         for side, cells, fix in (("truth", truth_c, "add the control cells of that context to the truth"),

@@ -18,7 +18,7 @@ import numpy as np
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.errors import InputDataError, warn
-from distgen.evaluation.io import PERFECT_WORDS, same_source
+from distgen.evaluation.io import PERFECT_WORDS, grouped, same_source
 from distgen.evaluation.normalization import check_files, generated_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
@@ -73,7 +73,10 @@ def evaluate_files(
             warn(note)
         value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
                                   log_bases=info.log_bases)
+        # rows as the scoring groups them: its grouped cells are slices of these, the only copy of each table (io.grouped)
+        pred_c, real_c = grouped(pred_c), grouped(real_c)
         refs, notes = cells_references(train_c, real_c, baselines)
+        del train_c  # fitted on: not held while scoring
         notes = value_notes + notes
         report = score(
             pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
@@ -233,7 +236,13 @@ def evaluate(
         train_c = train if isinstance(train, Cells) or train is None else read(train, "training")
         _check_gene_names(adatas, pred_c, truth_c, train_c)
         refs, notes = cells_references(train_c, truth_c, baselines)
+        del train_c  # fitted on: not held while scoring (files['training'] is dropped after the value checks)
     notes = check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c) + notes
+    # the tables read here are this call's: grouped as scored, they are the only copies (io.grouped); the caller's are kept
+    pred_c = grouped(pred_c) if "pred" in files else pred_c
+    truth_c = grouped(truth_c) if "real" in files else truth_c
+    files.clear()
+    adatas.clear()
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
                    interpolated=interpolated, replicate=replicate, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))

@@ -92,11 +92,12 @@ def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
 def _read_cells(pred: Path, real: Path, summary: dict[str, Any]) -> Any:
     """``EvalData`` of the pair as the evaluation grouped it (one per recorded context); None when the contexts are not there."""
     from distgen.data import layout
-    from distgen.evaluation.io import align, eval_data
+    from distgen.evaluation.io import align, eval_data, grouped, rows_of_context
 
     pred_c, real_c, _, _ = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"),
                                             celltype_col=summary.get("celltype_col"))  # the column the evaluation scored by
-    pred_c = align(pred_c, real_c)[0]
+    # rows as eval_data groups them: its populations are slices of these tables, the only copy of each (io.grouped)
+    pred_c, real_c = grouped(align(pred_c, real_c)[0]), grouped(real_c)
     contexts = [str(c) for c in summary.get("contexts") or []]
     if not contexts:
         return eval_data(pred_c, real_c)
@@ -104,7 +105,7 @@ def _read_cells(pred: Path, real: Path, summary: dict[str, Any]) -> Any:
     # files whose contexts are not those (another cell-type column) cannot be matched to the rows
     if not set(contexts) <= set(map(str, real_c.contexts.tolist())):
         return None
-    return [eval_data(pred_c.of_context(c), real_c.of_context(c)) for c in contexts]
+    return [eval_data(rows_of_context(pred_c, c), rows_of_context(real_c, c)) for c in contexts]
 
 
 def _recorded_preset(eval_dir: Path) -> str | None:

@@ -188,3 +188,105 @@ def test_a_large_profile_evaluation_says_each_metric_on_stderr(monkeypatch, caps
     names = list(dict.fromkeys(resolve_profile("cell-eval-0.8.2").columns.values()))
     assert [ln.split(": ", 2)[2].split(" (")[0] for ln in lines] == names
     assert lines[0].startswith(f"scoring profile cell-eval-0.8.2: metric 1 of {len(names)}: ") and all(ln.endswith("s so far)") for ln in lines)
+
+
+def _cells_of(adata, order=None, contexts=None):
+    x = np.asarray(adata.X, dtype=np.float32)
+    labels = adata.obs["target"].astype(str).to_numpy()
+    order = np.arange(len(labels)) if order is None else order
+    return Cells(torch.from_numpy(x[order].copy()), labels[order], list(adata.var_names), None if contexts is None else contexts[order],
+                 control=CONTROL)
+
+
+def _shares(view: torch.Tensor, table: torch.Tensor) -> bool:
+    return view.untyped_storage().data_ptr() == table.untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_grouped_cells_are_scored_from_slices_with_the_same_values(shuffle):
+    """``io.grouped`` orders the rows as ``eval_data`` groups them; the populations are then slices of its table (no second
+    copy) and hold the very rows, in the very order, of the cells as read: every metric the same, bit for bit."""
+    from distgen.evaluation.io import grouped
+
+    real_a, pred_a = make_pair(seed=3, n_genes=30, n_ctrl=40, n_cells=9, combos=True)
+    order = np.random.default_rng(1).permutation(real_a.n_obs) if shuffle else None
+    real, pred = _cells_of(real_a, order), _cells_of(pred_a)
+    g_real, g_pred = grouped(real), grouped(pred)
+    assert grouped(g_real) is g_real  # already grouped: itself
+    before, after = eval_data(pred, real), eval_data(g_pred, g_real)
+    _same_pop(before.real, after.real)
+    _same_pop(before.pred, after.pred)
+    assert _shares(after.real.X, g_real.X) and _shares(after.real.control, g_real.X)
+    assert not _shares(before.real.X, real.X)  # rows as written (controls first, labels unsorted): grouped by a copy
+    _same_values(run_metrics(before, METRICS), run_metrics(after, METRICS))
+
+
+def test_a_context_of_grouped_cells_is_a_slice_of_their_rows():
+    from distgen.evaluation.io import grouped, rows_of_context
+
+    real_a, _ = make_pair(seed=4, n_genes=20, n_ctrl=30, n_cells=6, combos=False)
+    rng = np.random.default_rng(2)
+    contexts = rng.choice(["b", "a", "c"], real_a.n_obs)
+    cells = _cells_of(real_a, rng.permutation(real_a.n_obs), contexts)
+    g = grouped(cells)
+    assert list(g.contexts) == sorted(g.contexts.tolist())
+    for c in ("a", "b", "c"):
+        want, got = cells.of_context(c), rows_of_context(g, c)
+        assert _shares(got.X, g.X)
+        codes = [(v == CONTROL, v) for v in got.conditions.tolist()]
+        assert codes == sorted(codes)  # perturbed by label, then the controls
+        pops = [eval_data(x, x).real for x in (want, got)]
+        _same_pop(*pops)
+    ungrouped = rows_of_context(cells, "a")  # rows spread over the table: a copy, as of_context
+    assert torch.equal(ungrouped.X, cells.of_context("a").X) and not _shares(ungrouped.X, cells.X)
+
+
+@pytest.mark.parametrize("controls", ["first", "last", "middle"])
+def test_from_codes_takes_grouped_rows_as_slices_and_others_as_copies(controls):
+    gen = torch.Generator().manual_seed(0)
+    pert = torch.sort(torch.randint(0, 6, (25,), generator=gen)).values
+    pert = pert[pert != 3]  # an empty group among them
+    ctrl = torch.full((7,), -1)
+    codes = {"first": torch.cat([ctrl, pert]), "last": torch.cat([pert, ctrl]),
+             "middle": torch.cat([pert[:10], ctrl, pert[10:]])}[controls]
+    x = torch.randn(codes.numel(), 4, generator=gen)
+    pop = Population.from_codes(x, codes, 6)
+    order = torch.argsort(codes, stable=True)
+    assert torch.equal(pop.X, x[order[codes[order] >= 0]]) and torch.equal(pop.control, x[codes == -1])
+    assert torch.equal(pop.counts, torch.bincount(pert, minlength=6))
+    assert _shares(pop.X, x) == (controls != "middle")
+    assert not _shares(Population.from_codes(x.t().contiguous().t(), codes, 6).X, x)  # a non-contiguous table: copied
+
+
+def test_evaluate_files_holds_one_copy_of_each_table_while_scoring(tmp_path, monkeypatch):
+    """While the model's metrics run, the evaluation holds the prediction, the truth and the ``control`` baseline's cells once
+    each: the tables as read are grouped in their place (``io.grouped``), no grouped copy beside them. Before, 5 tables
+    (the two as read, their grouped copies, the baseline's) were alive there."""
+    import gc
+    import importlib
+
+    from distgen.pipeline.evaluate import evaluate_files
+
+    score_module = importlib.import_module("distgen.evaluation.score")  # the module (the package exports the function)
+
+    real_a, pred_a = make_pair(seed=6, n_genes=60, n_ctrl=60, n_cells=30, combos=True)
+    real_a.write_h5ad(tmp_path / "real.h5ad")
+    pred_a.write_h5ad(tmp_path / "pred.h5ad")
+    table = real_a.n_obs * real_a.n_vars * 4
+    seen: list[int] = []
+    run = score_module.run_metrics
+
+    def census(data, *args, **kwargs):
+        if not seen:
+            gc.collect()
+            storages = {}
+            for obj in gc.get_objects():
+                if isinstance(obj, torch.Tensor) and obj.untyped_storage().nbytes() >= table // 2:
+                    storages[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
+            seen.append(len(storages))
+        return run(data, *args, **kwargs)
+
+    monkeypatch.setattr(score_module, "run_metrics", census)
+    evaluate_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), ceiling=False, progress=False, make_plots=False,
+                   metric_names=["mse"])
+    assert seen == [3]
