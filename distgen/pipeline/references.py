@@ -61,25 +61,35 @@ def reference_cells(model: Any, truth: Cells, labels: Labeller) -> Cells:
     Each group is predicted from the controls ``control_draw`` gives it: those a generated prediction of the
     group starts from (``distgen.pipeline.predict``), cell for cell.
     """
-    out, conds, ctxs, bats = [], [], [], []
-    pools: dict[tuple[str, str], torch.Tensor] = {}
+    conds, ctxs, bats = [], [], []
+    plan = []  # (condition, context, batch, cells): the groups in their order, sized first so the table is filled in place
     for (cond, ctx), rows in truth.groups(by_context=True).items():
         for bat in sorted(set(truth.batches[rows].tolist())):
-            if (ctx, bat) not in pools:
-                pools[(ctx, bat)] = control_pool(truth, ctx, bat)
-            pool, n = pools[(ctx, bat)], int((truth.batches[rows] == bat).sum())
-            if pool.shape[0] == 0:
-                raise InputDataError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
-            pick = torch.from_numpy(control_draw(pool.shape[0], n, cond, ctx, bat))
-            control = pool[pick][None]
-            pred = checked_prediction(model, model.predict(control, torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx], [bat])), control)
-            out.append(pred[0].to(truth.X.dtype))
-            conds += [cond] * n
-            ctxs += [ctx] * n
-            bats += [bat] * n
-    ctrl = truth.controls()
-    return Cells(torch.cat([*out, ctrl.X]), conds + ctrl.conditions.tolist(), truth.genes, ctxs + ctrl.contexts.tolist(),
-                 bats + ctrl.batches.tolist(), truth.control)
+            plan.append((cond, ctx, bat, int((truth.batches[rows] == bat).sum())))
+    ctrl_rows = torch.from_numpy(np.flatnonzero(truth.is_control))
+    n_pred = sum(n for *_, n in plan)
+    # one table, written group by group (a list of groups and their concatenation held two, at the end of a truth's size)
+    table = torch.empty(n_pred + len(ctrl_rows), truth.X.shape[1], dtype=truth.X.dtype, device=truth.X.device)
+    pools: dict[tuple[str, str], torch.Tensor] = {}
+    start = 0
+    for cond, ctx, bat, n in plan:
+        if (ctx, bat) not in pools:
+            pools[(ctx, bat)] = control_pool(truth, ctx, bat)
+        pool = pools[(ctx, bat)]
+        if pool.shape[0] == 0:
+            raise InputDataError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
+        pick = torch.from_numpy(control_draw(pool.shape[0], n, cond, ctx, bat))
+        control = pool[pick][None]
+        pred = checked_prediction(model, model.predict(control, torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx], [bat])), control)
+        table[start : start + n] = pred[0].to(truth.X.dtype)
+        start += n
+        conds += [cond] * n
+        ctxs += [ctx] * n
+        bats += [bat] * n
+    torch.index_select(truth.X, 0, ctrl_rows.to(truth.X.device), out=table[n_pred:])
+    rows = ctrl_rows.numpy()
+    return Cells(table, conds + truth.conditions[rows].tolist(), truth.genes, ctxs + truth.contexts[rows].tolist(),
+                 bats + truth.batches[rows].tolist(), truth.control)
 
 
 def _baseline(name: str) -> FittedModel:
