@@ -74,7 +74,8 @@ def evaluate_files(
         value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
                                   log_bases=info.log_bases)
         # rows as the scoring groups them: its grouped cells are slices of these, the only copy of each table (io.grouped)
-        pred_c, real_c = grouped(pred_c), grouped(real_c)
+        pred_c = grouped(pred_c)  # one after the other: one table's copy at a time
+        real_c = grouped(real_c)
         refs, notes = cells_references(train_c, real_c, baselines)
         del train_c  # fitted on: not held while scoring
         notes = value_notes + notes

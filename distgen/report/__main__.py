@@ -97,7 +97,8 @@ def _read_cells(pred: Path, real: Path, summary: dict[str, Any]) -> Any:
     pred_c, real_c, _, _ = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"),
                                             celltype_col=summary.get("celltype_col"))  # the column the evaluation scored by
     # rows as eval_data groups them: its populations are slices of these tables, the only copy of each (io.grouped)
-    pred_c, real_c = grouped(align(pred_c, real_c)[0]), grouped(real_c)
+    pred_c = grouped(align(pred_c, real_c)[0])  # one after the other: one table's copy at a time
+    real_c = grouped(real_c)
     contexts = [str(c) for c in summary.get("contexts") or []]
     if not contexts:
         return eval_data(pred_c, real_c)
