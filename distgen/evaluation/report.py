@@ -19,6 +19,7 @@ import torch
 from distgen import markdown as md
 from distgen.atomic import atomic_path, atomic_write_text
 from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.io import finite_rows
 from distgen.evaluation.suite import MetricTable
 from distgen.wording import counted, listing
 
@@ -370,11 +371,13 @@ def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, ou
     plt.close(fig)
 
     real_x, pred_x = pick_rows([d.real.X for d in datas], max_cells), pick_rows([d.pred.X for d in datas], max_cells)
-    pred_x = pred_x[torch.isfinite(pred_x).all(-1)]
+    pred_x = pred_x[finite_rows(pred_x)]  # torch.isfinite(pred_x) made a copy of it (its abs) and three bool tables
     if real_x.shape[0] >= 3 and pred_x.shape[0] >= 1:
-        mu = real_x.double().mean(0)
-        _, _, v = torch.pca_lowrank(real_x.double() - mu, q=min(2, real_x.shape[1]), center=False)
-        zr, zp = (real_x.double() - mu) @ v, (pred_x.double() - mu) @ v
+        centred = real_x.to(torch.float64, copy=True)  # a copy: real_x can be the cells themselves; one float64 table, not 4
+        mu = centred.mean(0)
+        centred.sub_(mu)  # the values of real_x.double() - mu
+        _, _, v = torch.pca_lowrank(centred, q=min(2, real_x.shape[1]), center=False)
+        zr, zp = centred @ v, (pred_x.double() - mu) @ v
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.scatter(zr[:, 0], zr[:, -1], s=3, alpha=0.4, label="real")
         ax.scatter(zp[:, 0], zp[:, -1], s=3, alpha=0.4, label="generated")

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.io import finite_rows
 from distgen.report.style import CONTROL, MODEL, REAL, short_label, short_labels
 
 CellIndex = Mapping[str, tuple[EvalData, int]]
@@ -58,7 +59,7 @@ class RealPCA:
             mine = rows[(rows >= start) & (rows < start + t.shape[0])] - start
             x[at : at + len(mine)] = t[mine.to(t.device)]
             at, start = at + len(mine), start + int(t.shape[0])
-        finite = torch.isfinite(x).all(1)
+        finite = finite_rows(x)  # torch.isfinite(x) made a float64 copy of x (its abs) and three bool tables
         if not bool(finite.all()):
             x = x[finite]
         self.mean = x.mean(0)
