@@ -193,12 +193,16 @@ def form_hint(pairs: Sequence[tuple[str, str]], where: str) -> str:
     """The fix for labels (``form_pairs``) that are ``where``'s written another way that prints alike: each pair as
     ``ascii()`` writes it (their reprs look alike, so 'unknown X; known: ..., X, ...' said nothing), and how to write them."""
     shown = ", ".join(f"{u!a} is {k!a}" for u, k in pairs[:5])
-    if all(unicodedata.normalize("NFKC", u) == unicodedata.normalize("NFKC", k) for u, k in pairs):
-        form = "NFC" if all(unicodedata.is_normalized("NFC", k) for _, k in pairs) else "NFD"
+    # the form that writes every label as ``where`` does: NFC or NFD for an accent, NFKC for a compatibility character
+    # ('µ', the micro sign, is 'μ' under NFKC only: NFC, said for it before, left it as it was)
+    form = next((f for f in ("NFC", "NFD", "NFKC", "NFKD") if all(unicodedata.normalize(f, u) == k for u, k in pairs)), None)
+    if form is not None:
         how = f"the same text in another Unicode form (they print alike); write them as {where} does (unicodedata.normalize({form!r}, label))"
-    else:
+    elif all(form_key(u) == k for u, k in pairs):
         how = (f"the same text with other invisible characters (they print alike); write them as {where} does (without them: "
                f"{_FORM_FIX.format(x='label')})")
+    else:  # labels in several forms, or ``where`` itself writes invisible characters: no one call writes them all
+        how = f"the same text in other Unicode forms or with other invisible characters (they print alike); write each as {where} does"
     return f"labels are compared code point by code point: {shown} in {where}, {how}"
 
 

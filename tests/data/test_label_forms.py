@@ -136,3 +136,29 @@ def test_cells_to_encode_written_in_the_other_form_name_the_form():
         data.encode(other)
     text = str(err.value)
     assert f"{NFD!a} is {NFC!a}" in text and "normalize('NFC'" in text and "has no label id" not in text
+
+
+@pytest.mark.parametrize(("unknown", "known"), [("\u00b5g", "\u03bcg"), (NFD, NFC), (NFC, NFD), ("A\u200b", "A"),
+                                                ("\u00b5g\u200b", "\u03bcg")])
+def test_the_form_a_hint_names_writes_the_label_as_the_data_does(unknown, known):
+    """The hint's call, applied to the unknown label, gives the known one: 'µg' (micro sign) was told to use NFC, which
+    leaves it as it is (only NFKC makes it 'μg')."""
+    import re
+
+    from distgen.types.layout import form_hint, form_pairs
+
+    pairs = form_pairs([unknown], [known])
+    hint = form_hint(pairs, "the data")
+    form = re.search(r"does \(unicodedata\.normalize\('(\w+)', label\)\)$", hint)
+    if form is not None:
+        assert unicodedata.normalize(form.group(1), unknown) == known
+    else:
+        fix = re.search(r"without them: (.+)\)$", hint)
+        assert fix is not None and eval(fix.group(1), {"unicodedata": unicodedata, "label": unknown}) == known
+
+
+def test_a_hint_for_pairs_that_no_one_call_writes_names_no_call():
+    from distgen.types.layout import form_hint
+
+    hint = form_hint([(NFD, NFC), (NFC + "x", NFD + "x")], "the data")  # the data writes one NFC, the other NFD
+    assert "normalize(" not in hint and ascii(NFD) in hint and "write each as the data does" in hint
