@@ -127,7 +127,7 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     run = open_run(run_dir, checkpoint, weights, device, sampling, train_data=train_data, need_data=False, read_data=False)
     record = run.record  # what the run keeps of its training data: the same made from the file or read from the run folder
     seed = run.seed if seed is None else int(seed)
-    cells, obs = open_file(record, run.model, rows or data)
+    cells, obs = open_file(record, run.model, rows or data, data)
     translate = LabelTranslation(run.model.info, cells.info)  # predict_to_disk's own, built here to check before any work
     held = sorted(set(cells.canonical_names[cells.condition_codes][~cells.is_control].tolist()))
     wanted = None
@@ -209,37 +209,40 @@ def file_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         return read_elem(root["obs"]), read_elem(root["var"])
 
 
-def open_file(record: DataRecord, model: Any, path: Path) -> tuple[DiskCells, pd.DataFrame]:
-    """``path`` as ``DiskCells`` read with the run's schema on the model's genes, and its ``obs``; refusals name the fix."""
+def open_file(record: DataRecord, model: Any, path: Path, name: Path | None = None) -> tuple[DiskCells, pd.DataFrame]:
+    """``path`` as ``DiskCells`` read with the run's schema on the model's genes, and its ``obs``; refusals name the fix and
+    the file as ``name`` (default ``path``): the user's file where ``path`` is its temporary copy (``readable_by_rows``),
+    which is gone by the time the message is read."""
+    shown = path if name is None else name
     schema = record.schema
     info = model.info
     obs, var = file_tables(path)
     missing = [c for c in schema.required_columns() if c not in obs.columns]
     if missing:
-        raise InputKeyError(f"{path}: " + missing_columns_message(obs, schema, info, missing))
+        raise InputKeyError(f"{shown}: " + missing_columns_message(obs, schema, info, missing))
     genes = [str(g) for g in var.index]
     present = set(genes)
     absent = [g for g in info.genes if g not in present]
     if absent:
         shared = len(info.genes) - len(absent)
         raise InputDataError(
-            f"{path} lacks {len(absent)} of the run's {len(info.genes)} genes (e.g. {absent[:5]}; {shared} shared): the model "
+            f"{shown} lacks {len(absent)} of the run's {len(info.genes)} genes (e.g. {absent[:5]}; {shared} shared): the model "
             "reads every gene it was trained on, by name (a missing gene set to zero would be a value it never saw). Give a "
             "file that holds all of them (other genes and any gene order are fine; the run's genes: RUN/info.json)."
             + gene_hint(genes, info.genes, var))
-    check_controls(obs, schema, path)
+    check_controls(obs, schema, shown)
     found = DiskCells(path, dataclasses.replace(schema, scale="auto"), genes=info.genes, library_genes=record.library_genes)
     declared = schema.scale
     if declared != "auto" and found.scale != declared:
-        raise InputDataError(scale_message(path, found.scale, declared, schema.target_sum))
+        raise InputDataError(scale_message(shown, found.scale, declared, schema.target_sum))
     trained = record.scale
     reads = "log" if found.scale == "log" or found.normalize else found.scale
     if reads != trained:
-        raise InputDataError(scale_message(path, found.scale, trained, schema.target_sum, normalize=schema.normalize))
+        raise InputDataError(scale_message(shown, found.scale, trained, schema.target_sum, normalize=schema.normalize))
     library = record.library_genes
     if found.normalize and library is not None and not set(library) <= set(genes):
         n = len(set(library) - set(genes))
-        warn(f"{path} holds counts without {n} of the {len(library)} genes the run's training cells were normalised over: "
+        warn(f"{shown} holds counts without {n} of the {len(library)} genes the run's training cells were normalised over: "
              "normalize_total sums a cell's counts over the genes it is given, so these cells are scaled unlike the training "
              "cells. Give every gene of the training file for values on the same scale")
     return found, obs

@@ -132,6 +132,23 @@ def test_a_file_in_the_older_anndata_encoding_is_read_whole_with_a_note_and_give
         np.testing.assert_array_equal(got[c], ref[c])
 
 
+def test_a_refused_file_in_the_older_encoding_is_named_as_given_not_as_its_temporary_copy(made, capsys):
+    """A refusal of such a file (here: a gene the run reads is missing) named the temporary copy it was read through
+    (/tmp/distgen-.../older.h5ad), removed by the time the message is read; it names the file given."""
+    import warnings
+
+    older = made / "older_lacking.h5ad"
+    full = ad.read_h5ad(bundled_path("norman_k562.h5ad"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _write_older_encoding(full[:, full.var_names != _genes(made)[0]].copy(), older)
+    assert main(["predict", str(made / "run"), "--data", str(older), "--out", str(made / "lacking_pred.h5ad")]) == 2
+    err = capsys.readouterr().err
+    copy = err.split("current one at '")[1].split("'")[0]
+    refusal = err.split("error: ")[-1]
+    assert f"{older} lacks 1 of the run's" in refusal and copy not in refusal, refusal
+
+
 def test_the_files_own_control_cells_start_the_prediction(made):
     """The same perturbations with other control cells (the controls' values of one gene raised) give other cells."""
     gene = _genes(made)[0]
