@@ -166,7 +166,10 @@ def dose_option(tokens: Sequence[str] | None) -> Any:
         number = _number(tokens[0])
         if number is not None:
             return number
-        path = Path(tokens[0]).expanduser()
+        try:
+            path = Path(tokens[0]).expanduser()
+        except RuntimeError:  # '~name/...' of no such user: pathlib's "Could not determine home directory" was an internal error
+            path = Path(tokens[0])
         if path.is_file():
             return _dose_file(path)
         raise DoseError(f"--dose {tokens[0]!r} is not a number, a COND=DOSE pair nor a file; {_HOW}")

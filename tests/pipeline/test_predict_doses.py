@@ -346,3 +346,10 @@ def test_data_file_doses_warn_against_the_ranges_the_run_folder_records(held, sc
         assert main([*argv, "--out", str(tmp_path / "b.h5ad")]) == 0
     assert "written before distgen recorded the doses of the training cells" in capsys.readouterr().err
     assert np.array_equal(ad.read_h5ad(tmp_path / "a.h5ad").X, ad.read_h5ad(tmp_path / "b.h5ad").X)
+
+
+def test_cli_dose_naming_a_home_folder_of_no_user_is_a_usage_error(tmp_path, capsys):
+    """``--dose ~nouser/doses.yaml`` (no such user) ended in 'internal error: RuntimeError: Could not determine home
+    directory'; it is refused as any other value that is not a number, a pair nor a file, before the run is read."""
+    assert main(["predict", str(tmp_path / "run"), "--out", str(tmp_path / "p.h5ad"), "--dose", "~distgen-no-such-user/d.yaml"]) == 2
+    assert "is not a number, a COND=DOSE pair nor a file" in capsys.readouterr().err
