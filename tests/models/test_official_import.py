@@ -159,7 +159,9 @@ def _norman_like_h5ad(path):
     ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=GENES)).write_h5ad(path)
 
 
-def test_import_writes_a_run_that_predict_uses(tmp_path):
+def _import_scdfm(tmp_path):
+    """An official scDFM checkpoint (random weights, iteration 7) of the Norman-like file, imported into ``tmp_path/run``:
+    ``(h5ad, checkpoint, run, the import's arguments)``."""
     from distgen.cli import main
 
     h5ad = tmp_path / "toy.h5ad"
@@ -172,6 +174,13 @@ def test_import_writes_a_run_that_predict_uses(tmp_path):
     args = ["import", "scdfm-official", str(ckpt), f"data.dataset={h5ad}", "data.split.kind=random_conditions", "data.split.test_frac=0.34",
             "data.set_size=8", "model.dynamics.solver.steps=2", "--out", str(run), "--vocab", str(vocab)]
     assert main(args) == 0
+    return h5ad, ckpt, run, args
+
+
+def test_import_writes_a_run_that_predict_uses(tmp_path):
+    from distgen.cli import main
+
+    _, _, run, args = _import_scdfm(tmp_path)
     assert {p.name for p in run.iterdir()} >= {"config.yaml", "manifest.json", "split.json", "info.json", "import.json", "checkpoints"}
     report = json.loads((run / "import.json").read_text())
     assert report["step"] == 7 and "p_head.1.weight" in report["dropped"]
@@ -312,15 +321,7 @@ def test_an_imported_run_records_that_distgen_did_not_train_it_and_predictions_s
     from distgen.report.inputs import read_run_dir
     from distgen.report.page import _training
 
-    h5ad = tmp_path / "toy.h5ad"
-    _norman_like_h5ad(h5ad)
-    ckpt = tmp_path / "checkpoint.pt"
-    torch.save({"model_state_dict": _random_state(sc_map.official_keys(**SC)), "iteration": 7, "optimizer_state_dict": {}, "eval_score": None}, ckpt)
-    vocab = tmp_path / "vocab.json"
-    vocab.write_text(json.dumps(VOCAB))
-    run = tmp_path / "run"
-    assert main(["import", "scdfm-official", str(ckpt), f"data.dataset={h5ad}", "data.split.kind=random_conditions",
-                 "data.split.test_frac=0.34", "data.set_size=8", "model.dynamics.solver.steps=2", "--out", str(run), "--vocab", str(vocab)]) == 0
+    h5ad, ckpt, run, _ = _import_scdfm(tmp_path)
     digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     training = json.loads((run / "manifest.json").read_text())["training"]
     assert training["trained_by_distgen"] is False and training["by"] == "distgen import" and "scDFM" in training["trained_by"]
