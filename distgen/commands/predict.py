@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -166,10 +167,7 @@ def dose_option(tokens: Sequence[str] | None) -> Any:
         number = _number(tokens[0])
         if number is not None:
             return number
-        try:
-            path = Path(tokens[0]).expanduser()
-        except RuntimeError:  # '~name/...' of no such user: pathlib's "Could not determine home directory" was an internal error
-            path = Path(tokens[0])
+        path = Path(os.path.expanduser(tokens[0]))  # '~name/...' of no such user stays as written (Path.expanduser raised RuntimeError)
         if path.is_file():
             return _dose_file(path)
         raise DoseError(f"--dose {tokens[0]!r} is not a number, a COND=DOSE pair nor a file; {_HOW}")

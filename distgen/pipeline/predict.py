@@ -541,7 +541,7 @@ def training_source(run_dir: Path, recorded: str, train_data: str | Path | None,
         if recorded in BUNDLED:
             raise ConfigError(f"--train-data {str(train_data)!r}: {run_dir} was trained on the bundled dataset {recorded!r}, "
                               "which ships with distgen; leave out --train-data")
-        path = Path(train_data).expanduser()
+        path = Path(os.path.expanduser(train_data))  # '~nouser/...' stays as written (Path.expanduser raised RuntimeError)
         if not path.exists():
             raise ConfigError(f"--train-data {str(train_data)!r}: no such file; give the run's training file where it is now "
                               f"(it was {recorded})")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,7 +102,7 @@ def predict_file(
     if counts is not None:
         C.check_model(counts)
     run_dir = run_folder(run_dir)
-    data = Path(data).expanduser()
+    data = Path(os.path.expanduser(data))  # os.path leaves '~nouser/...' as written; Path.expanduser raised RuntimeError
     if not data.exists():
         raise ConfigError(f"--data {str(data)!r}: no such file; give the .h5ad (or .zarr) file whose perturbations to predict")
     if D.env_from_torchrun().distributed:

@@ -206,6 +206,15 @@ def test_a_missing_file_is_refused(made, capsys):
     assert "nowhere.h5ad" in err and "no such file" in err
 
 
+def test_a_home_folder_of_no_such_user_is_a_missing_file_not_an_internal_error(made, capsys):
+    """pathlib's expanduser raised RuntimeError ('Could not determine home directory') on '~nouser/...': exit 1, 'internal
+    error'. Such paths are read as written (os.path.expanduser), so they are missing files, named (exit 2)."""
+    err = _refused(made, capsys, "~distgen_no_such_user_xyz/other.h5ad")
+    assert "internal error" not in err and "~distgen_no_such_user_xyz/other.h5ad" in err and "no such file" in err
+    err = _refused(made, capsys, bundled_path("norman_k562.h5ad"), "--train-data", "~distgen_no_such_user_xyz/train.h5ad")
+    assert "internal error" not in err and "~distgen_no_such_user_xyz/train.h5ad" in err
+
+
 def test_a_file_without_control_cells_is_refused_naming_the_relabel(made, capsys):
     path = _other(made, "noctrl.h5ad", conditions=SOME, edit=_relabel({"control": "ctrl"}))
     err = _refused(made, capsys, path)
