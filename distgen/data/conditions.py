@@ -380,7 +380,7 @@ def check_label_forms(obs: pd.DataFrame, schema: PerturbationSchema, vocab: Sequ
         raise LabelError(form_message(twins, f"obs column {col!r}" if len(schema.perturbation_cols) == 1 else
                                       f"obs columns {list(schema.perturbation_cols)}", "perturbations", col))
     for col, what in [*((c, "contexts") for c in schema.context_cols), *([(schema.batch_col, "batches")] if schema.batch_col else [])]:
-        twins = form_twins({str(v).strip() for v in pd.unique(obs[col].astype(str))})
+        twins = form_twins({str(v).strip() for v in obs[col].unique()})  # unique first: astype(str) of 1M categorical cells took 0.18 s
         if twins:
             raise LabelError(form_message(twins, f"obs column {col!r}", what, col))
 
