@@ -175,7 +175,8 @@ def form_message(groups: Sequence[Sequence[str]], where: str, what: str, column:
     said = "; ".join(" and ".join(ascii(lab) for lab in g) for g in groups[:3])
     more = f" (and {len(groups) - 3} more groups)" if len(groups) > 3 else ""
     return (f"{where} holds labels that differ only in their Unicode form or in invisible characters: {said}{more} (shown "
-            f"with escapes: they print alike). They would be read as different {what} that no table, file or page can tell "
+            f"with escapes: they print alike, or nearly, for compatibility characters such as the micro sign or a superscript "
+            f"'\u00b2' for '2'). They would be read as different {what} that tables, files and pages hardly tell "
             f"apart. Write each one way (if they are one label: import unicodedata; adata.obs[{column!r}] = "
             f"adata.obs[{column!r}].astype(str).map(lambda s: {_FORM_FIX.format(x='s')})) and load the file again")
 
