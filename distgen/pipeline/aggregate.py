@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from distgen import markdown as md
-from distgen.evaluation.intervals import holm, signed_rank
+from distgen.evaluation.intervals import LEVEL, difference_bounds, holm, mean_interval, signed_rank
 from distgen.evaluation.report import read_table_csv
-from distgen.evaluation.uncertainty import numerical_tolerance, sweep_units
+from distgen.evaluation.uncertainty import margin, metric_bounds, numerical_tolerance, sweep_units, verdict
 from distgen.train.state_io import atomic_write_text
 
 #: Metrics shown in summaries unless others are asked for.
@@ -38,6 +38,15 @@ class Comparison:
     test: str = ""  # "t over seeds" or "Wilcoxon over perturbations" (``sweep_units``)
     n_units: int = 0  # the seeds or the perturbations the test is over
     p_holm: float = math.nan  # p adjusted (Holm) for every test of the sweep's summary table (``summary_markdown``)
+    ci_low: float = math.nan  # 95% interval of mean_diff over the tested units (``intervals.mean_interval``: t over seeds,
+    ci_high: float = math.nan  # the studentized bootstrap over perturbations), the interval the sweep page draws
+    margin: float = math.nan  # below it a difference is too small to matter (``uncertainty.margin``)
+    margin_source: str = ""  # "replicate spread" (the runs' eval/summary.json ceiling_band.std) or "numerical tolerance"
+    rank_direction: int = 0  # the side the signed ranks favour (Wilcoxon over perturbations; 0 over seeds: a t-test has the mean's)
+    #: ``uncertainty.verdict``, the single-run rule: "variant" / "reference" (p < 0.05, |mean_diff| > margin, the ranks on the
+    #: mean's side), "negligible" (the interval inside +-margin), "inconclusive"; else ``better``'s "tie", "no direction",
+    #: "one pair: no test", "no shared pairs"
+    verdict: str = ""
 
 
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
@@ -73,40 +82,58 @@ def seed_means(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, dict[in
     return {var: {s: float(np.mean(vs)) for s, vs in by_seed.items()} for var, by_seed in acc.items()}
 
 
-def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: str, metric: str) -> Comparison:
-    """``variant - reference`` tested over seeds, or over perturbations with one seed (``sweep_units``).
+def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: str, metric: str,
+                      noise: float = math.nan, level: float = LEVEL) -> Comparison:
+    """``variant - reference`` tested over seeds, or over perturbations with one seed (``sweep_units``), with a verdict.
 
     Over seeds: a one-sample t-test of the per-seed mean differences (each a mean over many perturbations,
     so close to normal; a Wilcoxon test over 3-5 seeds could never reach p < 0.05). Over perturbations: the
-    two-sided Wilcoxon signed-rank test. ``mean_diff``: the mean of the tested differences.
+    two-sided Wilcoxon signed-rank test (zero differences, ties, left out). ``mean_diff``: the mean of the tested
+    differences; its interval over the same units (``intervals.mean_interval``). ``noise``: the split-half replicate's
+    spread of the metric (the runs' ``ceiling_band.std``), the margin below which a difference is negligible
+    (``uncertainty.margin``: at least the numerical tolerance). ``verdict``: ``uncertainty.verdict``, the rule of a single
+    run against its baselines and of ``distgen compare``.
     """
-    from scipy.stats import ttest_1samp
+    from scipy.stats import rankdata, ttest_1samp
 
     unit, values, n_pairs = sweep_units(rows, variant, reference, metric)
     diffs = np.array(values)
     if n_pairs < 2 or diffs.size == 0:  # nothing to test; a single difference is not a tie
+        said = "no shared pairs" if not n_pairs else "one pair: no test"
         return Comparison(variant, metric, n_pairs, float(diffs.mean()) if diffs.size else math.nan, math.nan, math.nan,
-                          "no shared pairs" if not n_pairs else "one pair: no test")
+                          said, verdict=said)
     test = "t over seeds" if unit == "seed" else "Wilcoxon over perturbations"
     means = seed_means(rows, metric)
     size = [float(np.mean(list(means.get(v, {}).values()) or [math.nan])) for v in (variant, reference)]
+    width, source = margin(size, noise)
     # a tie: every difference below what the inputs resolve (np.allclose's absolute 1e-8 called a metric of size 1e-8
     # tied however the variants differed)
     if np.all(np.abs(diffs) <= numerical_tolerance(*size)):
-        return Comparison(variant, metric, n_pairs, float(diffs.mean()), math.nan, math.nan, "tie", test, diffs.size)
+        d = float(diffs.mean())
+        return Comparison(variant, metric, n_pairs, d, math.nan, math.nan, "tie", test, diffs.size, ci_low=d, ci_high=d,
+                          margin=width, margin_source=source, verdict="tie")
+    direction = 0
     if unit == "seed":
         res = ttest_1samp(diffs, 0.0)
     elif diffs.size < 2:
         res = None
     else:
         res = signed_rank(diffs)  # zeros dropped first: the same p under every scipy
+        nz = diffs[diffs != 0]
+        ranks = rankdata(np.abs(nz))
+        direction = int(np.sign(ranks[nz > 0].sum() - ranks[nz < 0].sum()))
     higher = metric_direction(metric)
     md = float(diffs.mean())
     better = "tie" if md == 0 else ("variant" if (md > 0) == higher else "reference")
     if higher is None:  # a count or a property of the real data (diagnostic), or an unknown metric: no value is better
         better = "no direction"
     stat, p = (math.nan, math.nan) if res is None else (float(res.statistic), float(res.pvalue))
-    return Comparison(variant, metric, n_pairs, md, stat, p, better, test, diffs.size)
+    lo, hi = mean_interval(diffs, unit, level, bounds=difference_bounds(metric_bounds(metric)))
+    said, _ = verdict({"n": int(diffs.size), "mean_difference": md, "wilcoxon_p": p, "ci": (lo, hi), "rank_direction": direction},
+                      higher, width, 1.0 - level)
+    said = {"a": "variant", "b": "reference"}.get(said, said)
+    return Comparison(variant, metric, n_pairs, md, stat, p, better, test, diffs.size, ci_low=lo, ci_high=hi, margin=width,
+                      margin_source=source, rank_direction=direction, verdict=said)
 
 
 def identical_variants(rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str]) -> dict[str, str]:
@@ -156,15 +183,26 @@ SELECTION_NOTE = ("Every run is scored on its test split: these numbers report a
                   "selection on the test set (select on validation, docs/data.md: the leakage audit).")
 
 
+def verdict_words(c: Mapping[str, Any]) -> str:
+    """``distgen.report.sweep.verdict_words``: the words of a comparison's verdict (one wording for summary.md and the page)."""
+    from distgen.report.sweep import verdict_words as words
+
+    return words(c)
+
+
 def summary_markdown(
     rows: Sequence[dict[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str], failed: Sequence[str] = (),
     failures: Mapping[str, str] | None = None, diverged: Sequence[tuple[str, int, str]] = (),
+    noise: Mapping[str, Mapping[str, float]] | None = None,
 ) -> tuple[str, list[Comparison]]:
     """The sweep's ``summary.md`` text and the comparisons it reports.
 
     ``failures`` gives a failed run's error; ``diverged`` the (variant, seed, what happened) of finished runs whose training
     loss exploded: their scores stay in the tables (a setting that diverges is a result) and their variant is marked.
+    ``noise``: ``{variant: {metric: split-half replicate spread}}`` (``replicate_noise``); a comparison's margin is the larger
+    of its two variants' (as ``distgen compare`` takes the larger of its two evaluations').
     """
+    noise = noise or {}
     failures = failures or {}
     n_diverged = {v: sum(1 for d in diverged if d[0] == v) for v in variants}
     lines = ["# Sweep summary", "", f"Reference variant: {md.code(reference)}. Values: mean +/- sd over seeds of the per-run mean over perturbations.",
@@ -182,32 +220,44 @@ def summary_markdown(
                 cells.append(f"{fmt(means[0])} (1 seed: no sd)" if means else "- (no value)")
         mark = f" (DIVERGED: {n_diverged[var]} of {n_seeds} seeds)" if n_diverged.get(var) else ""
         lines.append(f"| {md.cell(var)}{mark} | {n_seeds} | " + " | ".join(cells) + " |")
-    comparisons = [paired_comparison(rows, v, reference, m) for v in variants if v != reference for m in metrics]
+    comparisons = [paired_comparison(rows, v, reference, m, pair_noise(noise, v, reference, m))
+                   for v in variants if v != reference for m in metrics]
     for c, adjusted in zip(comparisons, holm([c.p_value for c in comparisons])):
         c.p_holm = adjusted
     if comparisons:
         lines += ["", "## Paired comparison against the reference",
                   "", "With two or more seeds the unit is the seed: a t-test of the per-seed mean differences (a run's training noise "
-                  "moves all its perturbations together, so its perturbations are not independent pairs); with one seed, the "
-                  "Wilcoxon signed-rank test over perturbations (these two runs only). p is per metric and variant (p (Holm) below "
-                  "adjusts it for their number). mean_diff = variant - reference (mean of the tested differences); pairs: "
-                  "(seed, perturbation) pairs; better: the side the mean difference favours, marked (not significant) where "
-                  "p >= 0.05, as on the sweep page. p (Holm): p adjusted for all the tests of this table (Holm's step-down): "
-                  "where it is below 0.05 the chance that any of these claims is a false one is at most 5%.", "",
-                  "| variant | metric | test | pairs | mean_diff | statistic | p | p (Holm) | better |", "|---|---|---|---|---|---|---|---|---|"]
+                  "moves all its perturbations together, so its perturbations are not independent pairs; each seed's difference "
+                  "is a mean over the perturbations both runs scored, NaNs left out). With one seed, the Wilcoxon signed-rank test "
+                  "over perturbations: a test of these two runs, not of the setting (training noise alone can tell two runs "
+                  "apart). p is per metric and variant; p (Holm) adjusts it for all the tests of this table (Holm's step-down: "
+                  "where it is below 0.05 the chance that any of these claims is a false one is at most 5%). mean_diff = variant "
+                  "- reference (mean of the tested differences), with its 95% interval over the same units; pairs: "
+                  "(seed, perturbation) pairs. verdict (the rule of a single run against its baselines and of distgen compare): "
+                  "variant or reference only where p < 0.05, |mean_diff| > margin and the signed ranks favour the mean's side; "
+                  "negligible where the interval lies within +-margin (shown, not estimated); else inconclusive, with the side "
+                  "the mean favours. margin: the runs' split-half replicate spread of the metric (ceiling_band.std; the larger "
+                  "of the two variants'), else the numerical tolerance.", "",
+                  "| variant | metric | test | pairs | mean_diff | 95% CI | statistic | p | p (Holm) | margin | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in comparisons:
-            said = c.better + (" (not significant)" if c.better in ("variant", "reference") and not c.p_value < 0.05 else "")
             test = f"{c.test} ({c.n_units})" if c.test else "-"
-            lines.append(f"| {md.cell(c.variant)} | {md.cell(c.metric)} | {test} | {c.n_pairs} | {fmt(c.mean_diff)} | {fmt(c.statistic)} | "
-                         f"{fmt(c.p_value, 3)} | {fmt(c.p_holm, 3)} | {said} |")
+            ci = f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]" if c.test else "-"
+            lines.append(f"| {md.cell(c.variant)} | {md.cell(c.metric)} | {test} | {c.n_pairs} | {fmt(c.mean_diff)} | {ci} | "
+                         f"{fmt(c.statistic)} | {fmt(c.p_value, 3)} | {fmt(c.p_holm, 3)} | {fmt(c.margin, 2) if c.test else '-'} | "
+                         f"{md.cell(verdict_words(c.__dict__))} |")
         tested = [c for c in comparisons if not math.isnan(c.p_value)]
-        named = [c for c in tested if c.p_value < 0.05 and c.better in ("variant", "reference")]
+        named = [c for c in tested if c.verdict in ("variant", "reference")]
         if len(tested) > 1 and named:
             kept = sum(c.p_holm < 0.05 for c in named)
-            lines += ["", f"p < 0.05 in {len(named)} of the {len(tested)} tests; after Holm's adjustment for the {len(tested)} tests, "
-                      f"in {kept}. Were all the variants equally good, p < 0.05 somewhere would come in about "
+            lines += ["", f"A side is named in {len(named)} of the {len(tested)} tests; after Holm's adjustment for the {len(tested)} "
+                      f"tests, {kept} keep p < 0.05. Were all the variants equally good, p < 0.05 somewhere would come in about "
                       f"{1 - 0.95 ** len(tested):.0%} of sweeps with independent tests (at most {min(1.0, 0.05 * len(tested)):.0%} "
                       "however they depend)."]
+        if any(c.test == "Wilcoxon over perturbations" and c.verdict in ("variant", "reference") for c in comparisons):
+            lines += ["", "With one seed a named side says these two runs differ; whether the setting does needs seeds: two "
+                      "equally good variants whose runs each carry a training offset of 0.3 x the per-perturbation noise were told "
+                      "apart in 22.5% of one-seed tests at 20 perturbations (docs/report.md, \"Sweep page\")."]
     same = identical_variants(rows, variants, metrics)
     if same:
         lines += ["", "## Variants without effect", "",
@@ -223,6 +273,30 @@ def summary_markdown(
         lines += ["", "## Failed runs", ""] + [f"- {md.inline(f, True)}" + (f": {md.inline(failures[f])}" if f in failures else "")
                                                for f in failed]
     return "\n".join(lines) + "\n", comparisons
+
+
+def pair_noise(noise: Mapping[str, Mapping[str, float]], variant: str, reference: str, metric: str) -> float:
+    """The larger of the two variants' replicate spreads of ``metric`` (NaN where neither has one)."""
+    vals = [float(noise.get(v, {}).get(metric, math.nan)) for v in (variant, reference)]
+    vals = [v for v in vals if math.isfinite(v)]
+    return max(vals) if vals else math.nan
+
+
+def replicate_noise(run_summaries: Mapping[str, Sequence[Mapping[str, Any]]], metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``{variant: {metric: mean over its runs of ceiling_band.std}}`` from the runs' ``eval/summary.json`` documents
+    (``run_summaries``: ``{variant: [summary, ...]}``); metrics without a band are left out."""
+    out: dict[str, dict[str, float]] = {}
+    for var, docs in run_summaries.items():
+        for m in metrics:
+            stds = []
+            for doc in docs:
+                row = (doc.get("metrics") or {}).get(m) if isinstance(doc, Mapping) else None
+                std = (row.get("ceiling_band") or {}).get("std") if isinstance(row, Mapping) else None
+                if isinstance(std, int | float) and math.isfinite(std):
+                    stds.append(float(std))
+            if stds:
+                out.setdefault(var, {})[m] = float(np.mean(stds))
+    return out
 
 
 def plot_summary(rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str], path: Path) -> None:

@@ -32,6 +32,7 @@ from distgen.pipeline.aggregate import (
     identical_variants,
     plot_summary,
     read_metrics_csv,
+    replicate_noise,
     summary_markdown,
     write_results,
 )
@@ -327,11 +328,15 @@ def _sweep(
 
     rows = []
     diverged: list[tuple[str, int, str]] = []
+    summaries: dict[str, list[dict[str, Any]]] = {}  # each finished run's eval/summary.json: the margin's replicate spread
     for r in runs:
         path = out / "runs" / r.slug / METRICS_FILE
         if (out / "runs" / r.slug / DONE_FILE).exists() and path.exists():
             for row in read_metrics_csv(path):
                 rows.append({"variant": r.variant, "seed": r.seed, **row})
+            doc = run_summary(out / "runs" / r.slug)
+            if doc is not None:
+                summaries.setdefault(r.variant, []).append(doc)
             d = training_diverged(out / "runs" / r.slug)
             if d:  # its scores are in the table, as measured, and marked: a diverged model is a result of that setting
                 result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, **d}
@@ -348,7 +353,8 @@ def _sweep(
               "computed it (a run evaluates its config's evaluate.metrics); add it there and run the sweep in a new --out, or "
               "evaluate a run again with distgen run CONFIG OVERRIDES --out RUN --metrics ...", file=sys.stderr)
     write_results(rows, out / "results.csv")
-    text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed, result.failures, diverged)
+    text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed, result.failures, diverged,
+                                                replicate_noise(summaries, present))
     atomic_write_text(out / "summary.md", text)
     same = identical_variants(rows, variants, present)
     for v, other in same.items():
@@ -381,11 +387,17 @@ def failure_reason(run_dir: Path) -> str | None:
     return errors[-1].strip() if errors else None
 
 
-def training_diverged(run_dir: Path) -> dict[str, Any] | None:
-    """A finished run's ``training_diverged`` record (``eval/summary.json``; ``distgen.train.trainer.TrainResult``), or None."""
+def run_summary(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's ``eval/summary.json`` document, or None (absent, unreadable, not an object)."""
     try:
         summary = json.loads((run_dir / "eval" / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-    d = summary.get("training_diverged") if isinstance(summary, dict) else None
+    return summary if isinstance(summary, dict) else None
+
+
+def training_diverged(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's ``training_diverged`` record (``eval/summary.json``; ``distgen.train.trainer.TrainResult``), or None."""
+    summary = run_summary(run_dir)
+    d = summary.get("training_diverged") if summary is not None else None
     return d if isinstance(d, dict) and {"step", "loss", "first_loss", "lr"} <= d.keys() else None

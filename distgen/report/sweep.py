@@ -56,7 +56,8 @@ class SweepInputs:
     metrics
         Metrics to show.
     comparisons
-        Paired tests (``variant``, ``metric``, ``n_pairs``, ``mean_diff``, ``p_value``, ``better``), as in ``summary.json``.
+        Paired tests (``variant``, ``metric``, ``n_pairs``, ``mean_diff``, ``p_value``, ``better``; since 2026-12-06 also
+        ``verdict``, ``ci_low``/``ci_high``, ``margin``, ``rank_direction``, ``test``), as in ``summary.json``.
     references
         Optional ``{baseline or "ceiling": {metric: (mean, low, high)}}`` over the runs (low/high: the
         range over runs), drawn like on the evaluation page: baselines as lines, the ceiling as a band.
@@ -151,13 +152,58 @@ def _comparison(inp: SweepInputs, variant: str, metric: str) -> Mapping[str, Any
     return {}
 
 
+def named_side(c: Mapping[str, Any], alpha: float = 0.05) -> str | None:
+    """``variant`` or ``reference`` where the comparison names a better side, else None.
+
+    By its ``verdict`` (``distgen.pipeline.aggregate.paired_comparison``: the single-run rule, p < ``alpha``, beyond the
+    margin and the signed ranks on the mean's side); a ``summary.json`` written before the verdict: p < ``alpha`` and the
+    side of the mean (``better``), as the page coloured then."""
+    if "verdict" in c:
+        said = str(c.get("verdict"))
+        return said if said in ("variant", "reference") else None
+    p = c.get("p_value")
+    said = str(c.get("better"))
+    return said if isinstance(p, int | float) and p < alpha and said in ("variant", "reference") else None
+
+
+def verdict_words(c: Mapping[str, Any], alpha: float = 0.05) -> str:
+    """The verdict column of the page and of ``summary.md``: ``variant better`` / ``reference better`` / ``negligible`` /
+    ``inconclusive (mean favours X)`` / ``tie`` ... of one comparison (``summary.json``'s, or a ``Comparison``'s fields).
+
+    A side named over the conditions of one seed says so (``one seed: these runs``: training noise alone tells two runs
+    apart). An inconclusive verdict names the side of the mean difference (no finding), and why where the signed ranks and the
+    mean disagree or a significant difference is within the margin by its estimate only. A ``summary.json`` written
+    before the verdict: the side of the mean, marked not significant where p >= ``alpha``."""
+    def number(key: str) -> float:
+        v = c.get(key)
+        return float(v) if isinstance(v, int | float) else math.nan
+
+    better = str(c.get("better"))
+    if "verdict" not in c:
+        return better + (" (not significant)" if better in ("variant", "reference") and named_side(c, alpha) is None else "")
+    said = str(c.get("verdict"))
+    if said in ("variant", "reference"):  # over conditions: these two runs differ; whether the setting does needs seeds
+        return f"{said} better" + (" (one seed: these runs)" if c.get("test") == "Wilcoxon over perturbations" else "")
+    if said != "inconclusive":
+        return said
+    p, d, width, ranks = number("p_value"), number("mean_diff"), number("margin"), number("rank_direction")
+    why = ""
+    if p < alpha and ranks and ranks != np.sign(d):
+        why = "; the signed ranks favour the other side"
+    elif p < alpha and abs(d) <= width:
+        why = "; significant, within the margin by its estimate only"
+    side = f"mean favours {better}" if better in ("variant", "reference") else ""
+    return f"inconclusive ({side}{why})" if side or why else said
+
+
 def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
     """Per metric: each variant's mean paired difference from the reference with a 95% interval (``paired_interval``: Student t
     over seeds, the interval of the sweep's t-test; bootstrap over conditions with one seed).
 
     Over the same units as the sweep's paired test (``distgen.evaluation.uncertainty.sweep_units``): the per-seed
-    mean differences with two or more seeds, the per-condition differences with one. Blue: the variant is
-    significantly better (paired test p < ``alpha``), vermillion: significantly worse, grey: no significant difference.
+    mean differences with two or more seeds, the per-condition differences with one. Blue: the verdict names the variant
+    better (``named_side``: p < ``alpha``, beyond the margin, the ranks on the mean's side), vermillion: the reference, grey:
+    neither.
     """
     from distgen.evaluation.uncertainty import sweep_units
 
@@ -177,9 +223,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
             c = _comparison(inp, var, metric)
             p = c.get("p_value", math.nan)
             p = math.nan if p is None else float(p)
-            sig = not math.isnan(p) and p < alpha
-            better = info.better(m, 0.0)
-            color = (MODEL if better else WORSE) if sig and info.higher_is_better is not None else NEUTRAL
+            color = {"variant": MODEL, "reference": WORSE}.get(named_side(c, alpha) or "", NEUTRAL)
             ax.errorbar([m], [yi], xerr=[[m - lo], [hi - m]], fmt="o", color=color, ms=5, elinewidth=1.5, capsize=0, zorder=3)
             if not math.isnan(p):
                 ax.annotate(f"p={p:.2g}", (hi if math.isfinite(hi) else m, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=6.5, color=color)
@@ -192,7 +236,8 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
     axes[0].set_yticks(y, short_labels(others))
     axes[0].set_ylim(len(others) - 0.5, -0.5)
     fig.legend([Patch(color=MODEL), Patch(color=WORSE), Patch(color=NEUTRAL)],
-               [f"variant better (p < {alpha:g})", f"reference better (p < {alpha:g})", "no significant difference"],
+               [f"variant better (p < {alpha:g}, beyond the margin)", f"reference better (p < {alpha:g}, beyond the margin)",
+                "negligible or inconclusive"],
                loc="outside upper center", ncol=3)
     return fig
 
@@ -224,25 +269,30 @@ def render_sweep(inp: SweepInputs) -> str:
             cells[0] = f"{cells[0]} (DIVERGED: {n_div} of {n_seeds} seeds)"
         cells.insert(1, Cell(str(n_seeds), "num"))
         rows.append(cells)
-    comp_rows: list[list[Cell | str]] = []  # coloured only where the paired test is significant (p < 0.05)
+    comp_rows: list[list[Cell | str]] = []  # coloured only where the verdict names a side (``named_side``)
     for c in inp.comparisons:
-        p = c.get("p_value")
-        sig = isinstance(p, int | float) and p < 0.05
-        cls = {"variant": "num good", "reference": "num bad"}.get(str(c.get("better")), "num") if sig else "num"
-        said = str(c.get("better"))
-        if said in ("variant", "reference") and not sig:  # the sign of the mean, not a finding
-            said += " (not significant)"
+        cls = {"variant": "num good", "reference": "num bad"}.get(named_side(c) or "", "num")
+        lo, hi, width = (c.get(k) for k in ("ci_low", "ci_high", "margin"))
+        ci = f"[{num(lo)}, {num(hi)}]" if isinstance(lo, int | float) and isinstance(hi, int | float) else "–"
         comp_rows.append([str(c.get("variant")), str(c.get("metric")), Cell(str(c.get("n_pairs")), "num"),
-                          Cell(num(c.get("mean_diff")), cls), Cell(num(c.get("p_value"), 3), "num"),
-                          Cell(num(c.get("p_holm", math.nan) if c.get("p_holm") is not None else math.nan, 3), "num"), said])
+                          Cell(num(c.get("mean_diff")), cls), Cell(ci, "num"), Cell(num(c.get("p_value"), 3), "num"),
+                          Cell(num(c.get("p_holm", math.nan) if c.get("p_holm") is not None else math.nan, 3), "num"),
+                          Cell(num(width, 2) if isinstance(width, int | float) else "–", "num"), verdict_words(c)])
     body = values + "<h3>Mean ± sd over seeds</h3>" + table(head, rows)
     sections = [Section("variants", "Variants", body)]
     if diffs:
-        comp = table(["variant", "metric", "pairs", "mean difference", "p", "p (Holm)", "better"], comp_rows) if comp_rows else ""
+        comp = table(["variant", "metric", "pairs", "mean difference", "95% CI", "p", "p (Holm)", "margin", "verdict"],
+                     comp_rows) if comp_rows else ""
+        if comp_rows:
+            comp += ('<p class="note">verdict, the rule of a single run against its baselines (and of distgen compare): a side '
+                     "is named only where p &lt; 0.05, the mean difference exceeds the margin (the runs' split-half replicate "
+                     "spread of the metric, else the numerical tolerance) and the signed ranks favour the mean's side; "
+                     "negligible only where the 95% interval lies within ±margin; else inconclusive, with the side the mean "
+                     "favours. With one seed the test is of these two runs, not of the setting.</p>")
         if len(comp_rows) > 1:
             comp += ('<p class="note">p is per test; p (Holm) is adjusted for all the tests of this table (Holm\'s step-down): '
                      "where it is below 0.05 the chance that any of these claims is false is at most 5%. Colours follow the "
-                     "unadjusted p.</p>")
+                     "verdict, which uses the unadjusted p.</p>")
         sections.append(Section("paired", "Paired comparison against the reference", diffs + comp))
     if inp.identical:
         items = "".join(f"<li><code>{escape(v)}</code> = <code>{escape(o)}</code></li>" for v, o in inp.identical.items())

@@ -189,7 +189,7 @@ def test_too_few_pairs_is_not_a_tie_and_a_nonsignificant_side_says_so():
     noisy = [{"variant": "ref", "seed": 0, "perturbation": f"P{i}", "mse": 1.0} for i in range(8)]
     noisy += [{"variant": "new", "seed": 0, "perturbation": f"P{i}", "mse": 1.0 + d} for i, d in enumerate(diffs)]
     text, (cmp,) = summary_markdown(noisy, ["ref", "new"], "ref", ["mse"])
-    assert cmp.p_value >= 0.05 and f"| {cmp.better} (not significant) |" in text
+    assert cmp.p_value >= 0.05 and cmp.verdict == "inconclusive" and f"| inconclusive (mean favours {cmp.better}) |" in text
 
 
 def test_the_sweep_summary_says_its_numbers_are_test_scores():
@@ -495,3 +495,35 @@ def test_a_grid_key_given_twice_on_the_command_line_is_refused(capsys):
     assert main(["sweep", "unused.yaml", "--grid", "train.seed=[0,1]", "--grid", "train.seed=[2,3]", "--out", "unused"]) == 2
     err = capsys.readouterr().err
     assert "--grid train.seed is given twice" in err and "--grid 'train.seed=[0, 1, 2, 3]'" in err
+
+
+def test_the_margin_comes_from_the_runs_replicate_spread(tmp_path, base):
+    """A variant worse by 0.5 on mse, significantly: named where the runs' split-half replicate spread (eval/summary.json
+    ceiling_band.std) is below 0.5; within a spread of 2 it is negligible (the single-run rule), and the
+    margin and its source are recorded in summary.json and summary.md."""
+
+    class WithBand(FakeRunner):
+        def __init__(self, std):
+            super().__init__()
+            self.std = std
+
+        def __call__(self, config, run, run_dir):
+            code = super().__call__(config, run, run_dir)
+            (run_dir / "eval" / "summary.json").write_text(json.dumps({"metrics": {"mse": {"ceiling_band": {"std": self.std}}}}))
+            return code
+
+    for std, said in ((0.1, "reference"), (2.0, "negligible")):  # 2: the interval (about 0.5 +- 0.001) lies within +-2
+        out = tmp_path / f"sw{std}"
+        res = sweep(base, {"description": ["good", "bad"], "train.seed": [0, 1]}, out, runner=WithBand(std),
+                    metrics=["mse", "pearson_delta"], progress=False)
+        cmp_mse, cmp_pd = res.comparisons
+        assert cmp_mse.p_value < 0.05 and cmp_mse.better == "reference" and cmp_mse.verdict == said
+        assert cmp_mse.margin == std and cmp_mse.margin_source == "replicate spread"
+        assert cmp_pd.margin_source == "numerical tolerance"  # no band recorded for it
+        saved = json.loads((out / "summary.json").read_text())["comparisons"][0]
+        assert saved["verdict"] == said and saved["margin"] == std
+        (line,) = [x for x in (out / "summary.md").read_text().splitlines() if x.startswith("| description=bad | mse |")]
+        # the fake runs of every seed share their noise: one comparison over perturbations, said to be of these runs
+        assert line.endswith(f"| {std:.2g} | {said}{' better (one seed: these runs)' if said == 'reference' else ''} |")
+        html = (out / "report.html").read_text()
+        assert ("<td>negligible</td>" in html) == (said == "negligible")
