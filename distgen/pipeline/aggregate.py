@@ -258,6 +258,17 @@ def summary_markdown(
             lines += ["", "With one seed a named side says these two runs differ; whether the setting does needs seeds: two "
                       "equally good variants whose runs each carry a training offset of 0.3 x the per-perturbation noise were told "
                       "apart in 22.5% of one-seed tests at 20 perturbations (docs/report.md, \"Sweep page\")."]
+    from distgen.report.sweep import coverage_notes
+
+    uneven = coverage_notes(rows, variants, reference, metrics)
+    if uneven:
+        lines += ["", "## Conditions scored on one side only", "",
+                  "A NaN on one side only: the means above are over each variant's own scored perturbations, the paired "
+                  "comparison over those both scored. A variant NaN where it would do worst has a better mean without being "
+                  "better, and even the paired comparison favours it (which pairs are left out depends on its own values: "
+                  "equal to the reference and NaN on its worst 30%, it was named better in 9.5% of simulated comparisons "
+                  "instead of about 2.5%; docs/report.md, \"Sweep page\"). Read its verdict with the perturbations it lacks.", ""]
+        lines += [f"- {md.inline(line)}" for line in uneven]
     same = identical_variants(rows, variants, metrics)
     if same:
         lines += ["", "## Variants without effect", "",

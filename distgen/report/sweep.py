@@ -104,6 +104,28 @@ def paired_differences(rows: Sequence[Mapping[str, Any]], variant: str, referenc
     return [a[k] - b[k] for k in sorted(set(a) & set(b))]
 
 
+def coverage_notes(rows: Sequence[Mapping[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str]) -> list[str]:
+    """One line per (variant, metric) whose scored (seed, condition) pairs differ from the reference's (a NaN on one side).
+
+    The table's means are over each variant's own scored conditions, the paired comparison over those both scored: a
+    variant NaN on its hardest conditions has a better mean without being better (the comparison leaves them out)."""
+    def scored(name: str, metric: str) -> set[tuple[int, str]]:
+        return {(int(r["seed"]), str(r["perturbation"])) for r in rows
+                if r["variant"] == name and isinstance(r.get(metric), int | float) and math.isfinite(r[metric])}
+
+    out = []
+    for m in metrics:
+        ref = scored(reference, m)
+        for v in variants:
+            if v == reference:
+                continue
+            own = scored(v, m)
+            if own != ref and own and ref:
+                out.append(f"{v}, {m}: {len(own & ref)} (seed, condition) pairs scored by both; {len(own - ref)} by the variant "
+                           f"only, {len(ref - own)} by the reference only")
+    return out
+
+
 def values_figure(inp: SweepInputs) -> Figure:
     """Per metric: each variant's seeds (open points) and their mean (filled), baselines as lines, the ceiling as a band."""
     n = len(inp.variants)
@@ -294,6 +316,16 @@ def render_sweep(inp: SweepInputs) -> str:
                      "where it is below 0.05 the chance that any of these claims is false is at most 5%. Colours follow the "
                      "verdict, which uses the unadjusted p.</p>")
         sections.append(Section("paired", "Paired comparison against the reference", diffs + comp))
+    uneven = coverage_notes(inp.rows, inp.variants, inp.reference, inp.metrics)
+    if uneven:
+        sections.append(Section("uneven", "Conditions scored on one side only", (
+            "<p>A NaN (too few cells, a degenerate denominator) on one side only: the means of the table are over each "
+            "variant's own scored conditions, the paired comparison over those both scored. A variant NaN where it would "
+            "do worst has a better mean without being better, and even the paired comparison favours it (which pairs are "
+            "left out depends on its own values: a variant equal to the reference, NaN on its worst 30%, was named better "
+            "in 9.5% of simulated comparisons instead of about 2.5%; docs/report.md, \"Sweep page\"). Read its verdict "
+            "with the conditions it lacks.</p><ul>"
+            + "".join(f"<li>{escape(line)}</li>" for line in uneven) + "</ul>")))
     if inp.identical:
         items = "".join(f"<li><code>{escape(v)}</code> = <code>{escape(o)}</code></li>" for v, o in inp.identical.items())
         sections.append(Section("identical", "Variants without effect", (

@@ -18,7 +18,7 @@ import numpy as np
 
 #: Registered metrics with a direction (lower, higher, higher).
 METRICS = ("mse", "pearson_delta", "discrimination_score_l1")
-NAN_MECHANISMS = ("none", "each value", "whole perturbation", "small values", "part of a run")
+NAN_MECHANISMS = ("none", "each value", "whole perturbation", "small values", "part of a run", "one variant's worst")
 
 
 def sweep_rows(rng: np.random.Generator, n: int = 20, seeds: int = 3, variants: int = 3, seed_sd: float = 0.3,
@@ -29,7 +29,8 @@ def sweep_rows(rng: np.random.Generator, n: int = 20, seeds: int = 3, variants: 
     value = 1 + 0.1 x (perturbation effect (shared by every run) + run offset (``seed_sd``: training noise, one per
     run) + ``noise`` x per-value noise); ``v1`` is shifted by ``shift`` (in the value's units) on every metric towards its
     better side, the others equal to the reference. ``discrete``: a count out of 4 (many ties). ``nan``: a NaN mechanism
-    (``NAN_MECHANISMS``), alike for every variant, so equally good stay equally good.
+    (``NAN_MECHANISMS``), alike for every variant, so equally good stay equally good; but ``one variant's worst``: ``v1``'s
+    values on its worst side of its own 70% quantile are NaN (missing not at random, on one side only).
     """
     effect = {m: rng.normal(size=n) for m in METRICS}
     rows = []
@@ -54,6 +55,9 @@ def sweep_rows(rng: np.random.Generator, n: int = 20, seeds: int = 3, variants: 
             x[shared] = np.nan
         elif nan == "small values":
             x[x < small_cut[m]] = np.nan
+        elif nan == "one variant's worst" and v == 1:
+            worst = x > np.quantile(x, 1 - rate) if m == "mse" else x < np.quantile(x, rate)
+            x[worst] = np.nan
         elif nan == "part of a run" and rng.random() < 0.5:  # half the runs lose a block of their perturbations
             start = int(rng.integers(0, n))
             x[[(start + i) % n for i in range(int(rate * n))]] = np.nan
@@ -97,10 +101,30 @@ def rates(reps: int, seed: int = 0, noise_margin: float | None = None, **kw) -> 
 def test_nan_values_keep_the_null_rates():
     """Equal variants, 3 seeds, NaN by every mechanism: a named side in about 5% of comparisons (the single test's level;
     6 tests a sweep, 900 comparisons: binomial sd 0.7%), and after Holm in at most about 5% of sweeps."""
-    for how in NAN_MECHANISMS[1:]:
+    for how in NAN_MECHANISMS[1:-1]:  # alike on both sides (the last, one side's worst, leans: below)
         r = rates(150, seed=1, nan=how)
         assert r["named"] <= 0.085, (how, r)
         assert r["any_holm"] <= 0.1, (how, r)
+
+
+def test_a_variant_nan_where_it_does_worst_is_not_better():
+    """v1 equal to the reference but NaN on its worst 30% (one side only, missing not at random): its mean over its own
+    scored conditions looks better, and even the paired comparison over the shared ones leans its way (which pairs are
+    left out depends on v1's own noise); no pairing can undo that, so the summary says which conditions each side lacks
+    and that the verdict leans. (NaN alike on both sides keeps the level: ``test_nan_values_keep_the_null_rates``.)"""
+    from distgen.pipeline.aggregate import seed_means, summary_markdown
+    rows = sweep_rows(np.random.default_rng(5), nan="one variant's worst")
+    mse = seed_means(rows, "mse")
+    assert np.mean(list(mse["v1"].values())) < np.mean(list(mse["v0"].values()))  # the table's mean: v1 looks better
+    text, _ = summary_markdown(rows, ["v0", "v1", "v2"], "v0", list(METRICS))
+    assert "## Conditions scored on one side only" in text and "v1, mse: 42 (seed, condition) pairs scored by both" in text
+    assert "even the paired comparison favours it" in text
+    from distgen.report.sweep import SweepInputs, render_sweep
+
+    html = render_sweep(SweepInputs(rows, ["v0", "v1", "v2"], "v0", ["mse"]))
+    assert 'id="uneven"' in html and "v1, mse: 42 (seed, condition) pairs scored by both; 0 by the variant only, 18" in html
+    even = [r for r in rows if r["variant"] != "v1"]
+    assert 'id="uneven"' not in render_sweep(SweepInputs(even, ["v0", "v2"], "v0", ["mse"]))
 
 
 def test_ties_are_left_out_not_counted():
