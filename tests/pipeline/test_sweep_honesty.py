@@ -5,7 +5,8 @@
   margin. Before, the sweep named the side of the mean wherever p < 0.05, however small the difference.
 * Ties (a discrete metric, equal on many perturbations) are left out of the Wilcoxon test, never counted for either side.
 * NaN metric values (a value, a perturbation, the small values, or a whole run's share) are left out pairwise: each
-  seed's difference is a mean over the perturbations both runs scored; rates stay at their level, before and after Holm.
+  seed's difference is a mean over the perturbations both runs scored; NaN alike on both sides keeps the rates at their
+  level, before and after Holm; NaN on one side where it does worst leans the verdict its way, and the summary says so.
 * Seeds are averaged before pairing (one difference per seed, a t-test over seeds); with one seed the test is of the two
   runs, and training noise alone tells them apart.
 
@@ -157,6 +158,22 @@ def test_ranks_against_the_mean_name_no_side():
     text, (c,) = summary_markdown(rows, ["ref", "new"], "ref", ["mse"])
     assert c.p_value < 0.05 and c.mean_diff > 0 and c.better == "reference" and c.rank_direction == -1
     assert c.verdict == "inconclusive" and "the signed ranks favour the other side" in text
+
+
+def test_the_verdicts_interval_is_the_one_the_page_draws():
+    """summary.json's ci_low/ci_high (the interval the verdict reads) equal the page's drawn interval, over seeds and over
+    one seed's conditions, with NaNs."""
+    from distgen.evaluation.uncertainty import sweep_units
+    from distgen.pipeline.aggregate import paired_comparison
+    from distgen.report.stats import paired_interval
+    from distgen.report.style import metric_info
+
+    for seeds in (1, 3):
+        rows = sweep_rows(np.random.default_rng(6), seeds=seeds, nan="each value")
+        for m in METRICS:
+            c = paired_comparison(rows, "v1", "v0", m)
+            unit, diffs, _ = sweep_units(rows, "v1", "v0", m)
+            assert (c.mean_diff, c.ci_low, c.ci_high) == paired_interval(diffs, bounds=metric_info(m).bounds, unit=unit)
 
 
 def test_the_page_colours_by_the_verdict():
