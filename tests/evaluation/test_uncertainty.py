@@ -177,3 +177,30 @@ def test_wilcoxon_p_with_zero_differences_is_the_exact_p_of_the_nonzero_ones(d):
     scipy 1.12 turned to the normal approximation whenever a zero was present (p 0.32 for the first case, not 1)."""
     out = paired_test(d, [0.0] * len(d))
     assert out["wilcoxon_p"] == pytest.approx(_exact_signed_rank_p(d))
+
+
+@pytest.mark.parametrize("n", [2, 5, 9, 13])
+def test_tied_differences_get_scipys_exact_permutation_p_computed_by_convolution(n):
+    """A discrete metric's differences tie: scipy 1.17 then enumerates all 2**n sign patterns (1.6 s per test at n = 13,
+    once per metric and pair of models). ``signed_rank`` builds the same null distribution by convolution: the p-value and
+    statistic equal scipy.stats.permutation_test's over the positive rank sum (the definition, on any scipy) and, on
+    scipy >= 1.13, ``wilcoxon``'s own, exactly."""
+    import scipy
+    from scipy.stats import permutation_test, rankdata, wilcoxon
+
+    from distgen.evaluation.intervals import signed_rank
+
+    rng = np.random.default_rng(n)
+    for _ in range(8 if n < 12 else 2):  # scipy's own enumeration (the reference) takes ~1.6 s at 13
+        d = rng.integers(1, 4, n).astype(float) * rng.choice([-1.0, 1.0], n) * 0.1
+        if np.unique(np.abs(d)).size == d.size:
+            d[1] = -d[0]  # a tie, so the convolution path is the one tested
+        ranks = rankdata(np.abs(d))
+        reference = permutation_test((d,), lambda x, axis: np.sum(rankdata(np.abs(x), axis=axis) * (x > 0), axis=axis), permutation_type="samples",
+                                     alternative="two-sided", n_resamples=np.inf, vectorized=True).pvalue
+        got = signed_rank(d)
+        assert got.pvalue == pytest.approx(reference, rel=1e-12, abs=0)
+        assert got.statistic == min(ranks[d > 0].sum(), ranks[d < 0].sum())
+        if tuple(int(x) for x in scipy.__version__.split(".")[:2]) >= (1, 13):
+            scipys = wilcoxon(d)
+            assert got.pvalue == scipys.pvalue and got.statistic == scipys.statistic
