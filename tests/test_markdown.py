@@ -83,5 +83,5 @@ def test_sweep_summary_md_keeps_each_variant_in_its_own_row(label):
     page = _render(text)
     tables = _rows(page)
     assert [r[0] for r in tables[:3]] == ["variant", "ref", label] and all(len(r) == 3 for r in tables[:3])
-    assert [r[0] for r in tables[3:]] == ["variant", label] and all(len(r) == 9 for r in tables[3:])  # 9: the test column (t over seeds) and p (Holm)
+    assert [r[0] for r in tables[3:]] == ["variant", label] and all(len(r) == 11 for r in tables[3:])  # 11: the test (t over seeds), its interval, p (Holm), margin, verdict
     assert _plain(re.findall(r"<li>(.*?)</li>", page, re.S)[-1]) == label  # the failed run
