@@ -33,7 +33,7 @@ from torch import nn
 from distgen.conditioners import table_record
 from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
-from distgen.data.doses import group_doses as resolve_group_doses
+from distgen.data.doses import group_doses
 from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.record import RECORD_FILE, DataRecord
@@ -230,7 +230,7 @@ def predict(
         model.eval()
     env = D.init_from_env(device)
     panel = gene_panel(dataset, groups, genes)
-    asked = group_doses(dataset, groups, doses)
+    asked = dose_table(dataset, groups, doses)
     mine = {i: generate_group(model, dataset, g, m, seed, device, panel, weights, None if asked is None else asked[i])
             for i, g in enumerate(groups) if i % env.world_size == env.rank}
     gathered = [mine]
@@ -243,15 +243,15 @@ def predict(
     return generated_cells(dataset, groups, [cells[i] for i in range(len(groups))], panel)
 
 
-def group_doses(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tensor | None:
+def dose_table(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tensor | None:
     """``[len(groups), P]`` the dose per atom each group is asked at, or None (each at its own, ``generate_group``'s default).
 
     ``doses`` is ``predict``'s: None, a number, or a mapping ``{condition: dose}``; resolved in one call to
     ``distgen.data.doses.group_doses`` (what ``predict_to_disk(doses=)`` and ``Dataset.labels`` ask too: checked, and doses
     outside the training range warned about once for the whole prediction).
     """
-    asked = resolve_group_doses(dataset.dose_record(), [g.condition for g in groups], [g.context for g in groups], doses,
-                                control=dataset.info.control_label, delimiters=[dataset.data.schema.combo_delimiter])
+    asked = group_doses(dataset.dose_record(), [g.condition for g in groups], [g.context for g in groups], doses,
+                        control=dataset.info.control_label, delimiters=[dataset.data.schema.combo_delimiter])
     if asked is None:
         return None
     width = max([len(d) for d in asked] + [1])
