@@ -214,6 +214,16 @@ def tied_exact_p(d: np.ndarray) -> float:
     return float(min(1.0, 2.0 * min(less, greater)))
 
 
+def rank_direction(d: np.ndarray) -> int:
+    """The side the signed ranks of the nonzero differences ``d`` favour: +1 (positive ranks outweigh), -1, or 0."""
+    from scipy.stats import rankdata
+
+    d = np.asarray(d, dtype=np.float64)
+    nz = d[d != 0]
+    ranks = rankdata(np.abs(nz))
+    return int(np.sign(ranks[nz > 0].sum() - ranks[nz < 0].sum()))
+
+
 def signed_rank(d: np.ndarray) -> Any:
     """``scipy.stats.wilcoxon`` (two-sided) of the differences ``d`` with the zero differences dropped first, which is
     what ``zero_method="wilcox"`` means. Dropped here so that every scipy computes the same p-value: scipy 1.12 turned

@@ -30,7 +30,16 @@ import numpy as np
 
 from distgen.evaluation.calibration import REPLICATES, ceiling_data, extrapolated_table, shared_control_data
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.intervals import LEVEL, N_BOOT, bootstrap_ci, difference_bounds, holm, normalised_interval, signed_rank
+from distgen.evaluation.intervals import (
+    LEVEL,
+    N_BOOT,
+    bootstrap_ci,
+    difference_bounds,
+    holm,
+    normalised_interval,
+    rank_direction,
+    signed_rank,
+)
 from distgen.evaluation.suite import MetricTable, run_metrics
 from distgen.wording import counted
 
@@ -136,8 +145,6 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, le
     is evidence for that side, which is not always the side of the mean difference (most differences one
     way and a few large ones the other: the ``note`` says so, and ``verdict`` names no winner then).
     """
-    from scipy.stats import rankdata
-
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape:
         raise ValueError(f"paired_test: {counted(x.size, 'value')} against {y.size}; pair them on the same perturbations")
@@ -153,8 +160,7 @@ def paired_test(a: Sequence[float], b: Sequence[float], n_boot: int = N_BOOT, le
     else:
         out["wilcoxon_p"] = float(signed_rank(d).pvalue)
         nz = d[d != 0]
-        ranks = rankdata(np.abs(nz))
-        out["rank_direction"] = int(np.sign(ranks[nz > 0].sum() - ranks[nz < 0].sum()))
+        out["rank_direction"] = rank_direction(nz)
         nonzero, need = int(np.count_nonzero(d)), min_pairs(1.0 - level)
         if nonzero < need and out["wilcoxon_p"] >= 1.0 - level:
             out["note"] = (f"{nonzero} nonzero paired difference(s): the two-sided Wilcoxon test cannot reach "

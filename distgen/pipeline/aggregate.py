@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from distgen import markdown as md
-from distgen.evaluation.intervals import LEVEL, difference_bounds, holm, mean_interval, signed_rank
+from distgen.evaluation.intervals import LEVEL, difference_bounds, holm, mean_interval, rank_direction, signed_rank
 from distgen.evaluation.report import read_table_csv
 from distgen.evaluation.uncertainty import margin, metric_bounds, numerical_tolerance, sweep_units, verdict
 from distgen.train.state_io import atomic_write_text
@@ -94,7 +94,7 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
     (``uncertainty.margin``: at least the numerical tolerance). ``verdict``: ``uncertainty.verdict``, the rule of a single
     run against its baselines and of ``distgen compare``.
     """
-    from scipy.stats import rankdata, ttest_1samp
+    from scipy.stats import ttest_1samp
 
     unit, values, n_pairs = sweep_units(rows, variant, reference, metric)
     diffs = np.array(values)
@@ -119,9 +119,7 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
         res = None
     else:
         res = signed_rank(diffs)  # zeros dropped first: the same p under every scipy
-        nz = diffs[diffs != 0]
-        ranks = rankdata(np.abs(nz))
-        direction = int(np.sign(ranks[nz > 0].sum() - ranks[nz < 0].sum()))
+        direction = rank_direction(diffs)
     higher = metric_direction(metric)
     md = float(diffs.mean())
     better = "tie" if md == 0 else ("variant" if (md > 0) == higher else "reference")

@@ -243,6 +243,18 @@ def predict(
     return generated_cells(dataset, groups, [cells[i] for i in range(len(groups))], panel)
 
 
+def said_origin(run_dir: Path) -> dict[str, str]:
+    """For a run whose weights distgen imported (``distgen import``): the note saying which official file they came from,
+    printed, and the fields a prediction's provenance records of it (``train.run_files.weights_origin``); ``{}`` else."""
+    from distgen.train.run_files import weights_origin
+
+    origin = weights_origin(run_dir)
+    if origin is None:
+        return {}
+    print(f"note: {origin[0]}", file=sys.stderr)
+    return origin[1]
+
+
 def dose_table(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tensor | None:
     """``[len(groups), P]`` the dose per atom each group is asked at, or None (each at its own, ``generate_group``'s default).
 
@@ -682,13 +694,8 @@ def _predict_run(
             for note in notes:
                 print(note, file=sys.stderr)
         ckpt = resolve_checkpoint(checkpoint or run_dir)
-        from distgen.train.run_files import weights_origin
-
-        origin = weights_origin(run_dir)  # a distgen import: the official file the weights came from, said and recorded
-        if origin is not None:
-            print(f"note: {origin[0]}", file=sys.stderr)
         provenance = prediction_provenance(seed, part, dataset.max_cells, run=str(run_dir), checkpoint=ckpt.name, weights=weights,
-                                           sampling=sampling, genes=genes, counts=counts, doses=dose_text(doses), **(origin[1] if origin else {}))
+                                           sampling=sampling, genes=genes, counts=counts, doses=dose_text(doses), **said_origin(run_dir))
         if real is None:
             write_cells(dataset, written, out, "pred", scale, provenance)
         else:

@@ -50,6 +50,7 @@ from distgen.pipeline.predict import (
     predict_section,
     prediction_provenance,
     run_folder,
+    said_origin,
     sampling_overrides,
 )
 from distgen.train import distributed as D
@@ -164,13 +165,8 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     elif counts is not None:
         values = FileCounts(cells, obs, record, counts, seed)
     ckpt = resolve_checkpoint(checkpoint or run_dir)
-    from distgen.train.run_files import weights_origin
-
-    origin = weights_origin(run_dir)  # a distgen import: the official file the weights came from, said and recorded
-    if origin is not None:
-        print(f"note: {origin[0]}", file=sys.stderr)
     provenance = prediction_provenance(seed, "file", cap, run=str(run_dir), data=str(data), checkpoint=ckpt.name, weights=weights,
-                                       sampling=sampling, counts=counts, perturbations=wanted, doses=dose_text(doses), **(origin[1] if origin else {}))
+                                       sampling=sampling, counts=counts, perturbations=wanted, doses=dose_text(doses), **said_origin(run_dir))
     predict_to_disk(run.model, cells, out, record.set_size, seed=seed, max_cells=cap, weights=ckpt, real=real,
                     conditions=wanted, values=values, provenance=provenance, doses=doses, trained_doses=record.dose_ranges)
     for note in run.warnings:
