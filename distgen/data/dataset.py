@@ -35,6 +35,7 @@ from distgen.data.conditions import (
 )
 from distgen.data.doses import DoseRecord, dose_record, resolve_doses
 from distgen.data.expression import (
+    RAW_SOURCES,
     check_unique_genes,
     check_values,
     expression_var,
@@ -228,7 +229,7 @@ class PerturbationData:
             if adata.n_obs == 0:
                 raise InputDataError("no cell has a label; check PerturbationSchema.perturbation_col / context_cols / batch_col")
         x, genes, kind = read_expression(adata, schema.expression)
-        check_unique_genes(genes)
+        check_unique_genes(genes, "the AnnData" if schema.expression not in RAW_SOURCES else "the AnnData's raw")
         if select is None:  # else once the genes are chosen, for those genes
             check_dense_fits(x.shape[0], x.shape[1], x.nnz if sp.issparse(x) else None, f"expression {schema.expression!r}")
         check_values(x, schema.expression, allow_negative=kind == "embedding", has_raw=adata.raw is not None)

@@ -112,7 +112,7 @@ class DiskCells:
         extra = [c for c in (*MODALITY_COLUMNS, *CONTEXT_COLUMNS) if c in root["obs"] and c not in self.schema.required_columns()]  # for the warnings
         obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in [*self.schema.required_columns(), *extra]})
         var_names = [str(g) for g in read_elem(root["var"]).index]
-        check_unique_genes(var_names)
+        check_unique_genes(var_names, str(self.path))
         self.n_cells = len(obs)
         self.columns: np.ndarray | None = None
         self._library: tuple[np.ndarray, np.ndarray] | None = None  # (file columns summed, kept columns among them)

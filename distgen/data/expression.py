@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from distgen.errors import InputDataError, InputKeyError, warn
-from distgen.types.layout import form_key
+from distgen.types.layout import blank_message, blank_names, form_key
 
 #: Largest value still plausible for log1p-normalised expression.
 LOG_MAX = 20.0
@@ -63,10 +63,14 @@ def expression_var(adata: Any, source: str) -> Any:
     return adata.raw.var if source in RAW_SOURCES else adata.var
 
 
-def check_unique_genes(genes: Any) -> None:
-    """Raise on duplicated gene names: which copy of a duplicated gene to read would be a guess. Warn on names that are
-    one gene written two ways (``gene_twin_messages``)."""
+def check_unique_genes(genes: Any, where: str = "the data") -> None:
+    """Raise on empty or blank gene names (``blank_names``: a column nothing can name) and on duplicated ones (which
+    copy of a duplicated gene to read would be a guess). Warn on names that are one gene written two ways
+    (``gene_twin_messages``)."""
     names = pd.Index([str(g) for g in genes])
+    blank = blank_names(names)
+    if blank:
+        raise InputDataError(blank_message(list(names), blank, where))
     if not names.is_unique:
         dup = names[names.duplicated()].unique().tolist()[:5]
         raise InputDataError(f"duplicated gene names {dup}; make them unique first (adata.var_names_make_unique())")
@@ -80,6 +84,7 @@ _GENE_FORMS: tuple[tuple[str, Any], ...] = (
     ("their Unicode form or invisible characters (the same text in other code points: 'é' as one character or as 'e' "
      "plus an accent, a zero-width space)", form_key),
     ("an Ensembl version suffix (ENSG00000141510.1 and ENSG00000141510.2)", lambda g: re.sub(r"^(ENS[A-Z]*\d+)\.\d+$", r"\1", g)),
+    ("surrounding spaces ('TP53' and 'TP53 ', from a table exported with padded cells)", str.strip),
 )
 
 

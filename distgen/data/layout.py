@@ -46,6 +46,8 @@ from distgen.types.layout import (
     SCALES,
     TRUTH_KEY,
     LayoutInfo,
+    blank_message,
+    blank_names,
     canonical_condition,
     check_pair,
     control_words,
@@ -509,6 +511,8 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
                              "be a context of its own, without control cells; pass the column of cell types (--celltype-col), "
                              "or none to pool them")
     genes = [str(g) for g in adata.var_names]
+    if blank := blank_names(genes):
+        raise InputDataError(blank_message(genes, blank, f"the {name} file"))
     if len(set(genes)) != len(genes):
         index = pd.Index(genes)
         dup = sorted(set(index[index.duplicated()]))

@@ -30,6 +30,7 @@ from distgen.types.layout import (
     TRUTH_KEY,
     LayoutInfo,
     MismatchedPair,
+    blank_names,
     canonical_condition,
     check_pair,
     control_words,
@@ -234,7 +235,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 return None
             for k, f in files.items():
                 genes = names[k]
-                if len(set(genes)) != len(genes):
+                if len(set(genes)) != len(genes) or blank_names(genes):  # the anndata reader refuses them, naming the fix
                     return None
                 x = _matrix(f["X"])
                 if x.shape != (len(labels[k][0]), len(genes)):

@@ -181,6 +181,22 @@ def form_message(groups: Sequence[Sequence[str]], where: str, what: str, column:
             f"adata.obs[{column!r}].astype(str).map(lambda s: {_FORM_FIX.format(x='s')})) and load the file again")
 
 
+def blank_names(names: Iterable[str]) -> list[int]:
+    """Positions of ``names`` that print as nothing: empty, whitespace only, or invisible format characters only
+    (``form_key`` of them, stripped, is empty: ``""``, ``" "``, a zero-width space, an ideographic space)."""
+    return [i for i, n in enumerate(map(str, names)) if not form_key(n).strip()]
+
+
+def blank_message(names: Sequence[str], positions: Sequence[int], where: str) -> str:
+    """Why ``where``'s gene names at ``positions`` (``blank_names``) are refused, each escaped, and the fix."""
+    said = ", ".join(f"{i} ({str(names[i])!a})" for i in positions[:5]) + (f" and {len(positions) - 5} more" if len(positions) > 5 else "")
+    shown = list(positions[:20])
+    return (f"{where} has {len(positions)} gene name(s) that are empty or blank (column {said}): a gene the files, tables "
+            "and pages cannot name, which a file written and read again keeps as a nameless column. Name them "
+            f"(adata.var_names = [...]) or drop those columns (adata = adata[:, ~np.isin(np.arange(adata.n_vars), {shown})].copy()"
+            f"{', with every position listed' if len(positions) > 20 else ''}) and load it again")
+
+
 def form_pairs(unknown: Iterable[str], known: Iterable[str]) -> list[tuple[str, str]]:
     """``(u, k)`` for each ``u`` of ``unknown`` that is ``k`` of ``known`` written another way that prints alike
     (``form_key``)."""

@@ -272,3 +272,21 @@ def test_integer_perturbation_codes_are_told_to_name_their_control(tmp_path, cap
     err = capsys.readouterr().err
     assert "(its values: '0', '1'" in err and "integer codes" in err and "--control 0" in err
     assert _evaluate(tmp_path, pp, rp, *FEW, "--control", "0") == 0
+
+
+@pytest.mark.parametrize("name", ["", "  ", "\u200b"])
+def test_a_blank_gene_name_is_refused_with_a_fix_that_works(tmp_path, capsys, name):
+    """A gene named '' in both files was scored (a nameless row in every per-gene table) and written back as it was."""
+    real, pred = _pair()
+    names = list(pred.var_names)
+    names[5] = name
+    pred.var_names, real.var_names = names, names
+    pp, rp = _write(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, *FEW) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "empty or blank" in err and f"column 5 ({name!a})" in err
+    with pytest.raises(Exception, match="empty or blank"):
+        distgen.evaluate(pred, real, baselines=[], ceiling=False, metric_names=["mse"], make_plots=False)
+    keep = ~np.isin(np.arange(pred.n_vars), [5])  # the message's fix, on both files
+    pp, rp = _write(tmp_path, pred[:, keep].copy(), real[:, keep].copy())
+    assert _evaluate(tmp_path, pp, rp, *FEW) == 0
