@@ -20,6 +20,7 @@ from distgen import markdown as md
 from distgen.atomic import atomic_path, atomic_write_text
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import finite_rows
+from distgen.evaluation.pca import principal_axes
 from distgen.evaluation.suite import MetricTable
 from distgen.wording import counted, listing
 
@@ -376,7 +377,7 @@ def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, ou
         centred = real_x.to(torch.float64, copy=True)  # a copy: real_x can be the cells themselves; one float64 table, not 4
         mu = centred.mean(0)
         centred.sub_(mu)  # the values of real_x.double() - mu
-        _, _, v = torch.pca_lowrank(centred, q=min(2, real_x.shape[1]), center=False)
+        _, v = principal_axes(centred, 2)  # seeded (or exact) and oriented: the same figure for the same files
         zr, zp = centred @ v, (pred_x.double() - mu) @ v
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.scatter(zr[:, 0], zr[:, -1], s=3, alpha=0.4, label="real")

@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import finite_rows
+from distgen.evaluation.pca import principal_axes
 from distgen.report.style import CONTROL, MODEL, REAL, short_label, short_labels
 
 CellIndex = Mapping[str, tuple[EvalData, int]]
@@ -64,11 +65,7 @@ class RealPCA:
             x = x[finite]
         self.mean = x.mean(0)
         centred = x.sub_(self.mean)  # the values of x - mean
-        q = min(6, *centred.shape)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            _, s, v = torch.pca_lowrank(centred, q=q, center=False, niter=4)
-        self.axes = v[:, :2]
+        s, self.axes = principal_axes(centred, 2, seed=seed, q=6)  # the same axes, signs included, for the same cells
         total = float(centred.pow_(2).sum()) or 1.0  # centred is not used after: squared in place
         self.explained = [float(s[i] ** 2) / total for i in range(min(2, s.numel()))]
 
