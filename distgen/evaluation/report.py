@@ -309,7 +309,11 @@ def plots(data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with matplotlib.rc_context({"text.parse_math": False}):  # a label "dose $x_1$" is text, not a formula to set (or fail on)
+    from distgen.glyphs import BASE, fallback_families
+
+    # a label "dose $x_1$" is text, not a formula to set (or fail on); installed fonts that draw the labels' characters
+    # DejaVu Sans lacks (CJK) follow it, and the characters none draws are written as escapes (glyphs.drawable)
+    with matplotlib.rc_context({"text.parse_math": False, "font.family": [BASE, *fallback_families(table.perts)]}):
         return _plots(plt, data, table, out, max_cells)
 
 
@@ -335,6 +339,8 @@ def pick_rows(blocks: Sequence[torch.Tensor], max_cells: int) -> torch.Tensor:
 
 
 def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max_cells: int) -> list[str]:
+    from distgen.glyphs import short_labels
+
     files = []
     names = [m for m in BAR_METRICS if m in table.values]
     if names:
@@ -346,7 +352,7 @@ def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, ou
             ax.set_ylabel(name, fontsize=8)
             if named:
                 ax.set_xticks(range(n))
-                ax.set_xticklabels(table.perts if ax is axes[-1, 0] else [], rotation=90, fontsize=6)
+                ax.set_xticklabels(short_labels(table.perts) if ax is axes[-1, 0] else [], rotation=90, fontsize=6)
             elif ax is axes[-1, 0]:
                 ax.set_xlabel(f"{n} rows of metrics.csv, in its order (names left out above {BAR_LABEL_LIMIT}; every value is in metrics.csv)",
                               fontsize=8)

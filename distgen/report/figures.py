@@ -226,7 +226,7 @@ def per_condition_figure(inputs: ReportInputs, metrics: Sequence[str], order: Se
         else:
             ax.set_title(metric, fontsize=8)
         ax.scatter(model_v, y, marker="o", color=MODEL, s=26, edgecolors="white", linewidths=0.6, zorder=4)
-        ax.set_xlabel(info.axis_label)
+        ax.set_xlabel(f"{info.name}\n({info.direction})")  # on one line, 'overlap_at_N (higher is better)' ran into the next panel's
         value_axis(ax, nbins=4)
         ax.grid(axis="y", color="#F2F2F2", lw=0.5)
         ax.tick_params(axis="y", length=0)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from matplotlib.figure import Figure
+
+from distgen.glyphs import MISSING_WARNING
 
 CSS = """
 :root { --model: #0072B2; --worse: #D55E00; --ceiling: #009E73; --ink: #1d1d1f; --muted: #6e6e73; --rule: #e3e3e6; }
@@ -67,11 +71,35 @@ def embed(fig: Figure, fmt: str = "svg", dpi: int = 150) -> bytes:
     return buf.getvalue()
 
 
+def embed_checked(fig: Figure, fmt: str = "svg", dpi: int = 150) -> tuple[bytes, list[str]]:
+    """``(embed(fig, fmt, dpi), characters drawn as boxes)``: the characters matplotlib warned have no glyph in the
+    figure's fonts (other warnings pass on)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = embed(fig, fmt, dpi)
+    boxes: list[str] = []
+    for w in caught:
+        found = re.match(r"Glyph (\d+) .*" + MISSING_WARNING, str(w.message))
+        if found is not None:
+            boxes.append(chr(int(found.group(1))))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return raw, list(dict.fromkeys(boxes))
+
+
 def figure(fig: Figure | None, caption: str, alt: str, fmt: str = "svg", dpi: int = 150) -> str:
-    """``<figure>`` with the figure as a ``data:`` URI image and a caption (empty string for ``None``)."""
+    """``<figure>`` with the figure as a ``data:`` URI image and a caption (empty string for ``None``).
+
+    Characters the figure's fonts could not draw (matplotlib's "Glyph ... missing from font(s)" warnings: a text that
+    did not pass through ``style.short_label``) are named in the caption: a box is never silent."""
     if fig is None:
         return ""
-    data = base64.b64encode(embed(fig, fmt, dpi)).decode()
+    raw, boxes = embed_checked(fig, fmt, dpi)
+    if boxes:
+        caption += (f" <em>{len(boxes)} character(s) of this figure's text have no glyph in its fonts and show as boxes: "
+                    f"{escape(', '.join(f'{ch!a} (U+{ord(ch):04X})' for ch in boxes[:8]))}{' ...' if len(boxes) > 8 else ''}; "
+                    "the tables give the text as written.</em>")
+    data = base64.b64encode(raw).decode()
     mime = "image/svg+xml" if fmt == "svg" else "image/png"
     return (f'<figure><img alt="{escape(alt)}" src="data:{mime};base64,{data}">'
             f"<figcaption>{caption}</figcaption></figure>")
@@ -97,6 +125,24 @@ def table(head: Sequence[str], rows: Iterable[Sequence[Cell | str]], cls: str = 
         out.append("<tr>" + "".join((c if isinstance(c, Cell) else Cell(str(c))).render() for c in row) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
+
+
+#: Most rows of the table of labels that figures write with escapes.
+LABEL_ROWS = 200
+
+
+def labels_section(shown: dict[str, str], note: str = "") -> str:
+    """The table from each label a figure writes with escapes to the label itself, and how to draw it (``note``: a
+    sentence after it, escaped)."""
+    note = f" {escape(note)}" if note else ""
+    rows: list[list[Cell | str]] = [[Cell(html=f"<code>{escape(v)}</code>"), k] for k, v in list(shown.items())[:LABEL_ROWS]]
+    more = f" The first {LABEL_ROWS} of {len(shown)} are listed." if len(shown) > LABEL_ROWS else ""
+    return ('<p class="lead">These labels hold characters that no font installed here draws (CJK, some emoji or '
+            "scripts: matplotlib's DejaVu Sans and the other installed fonts lack them), so the figures write each such "
+            "character as its escape (<code>\\u57fa</code>, as Python writes it) instead of an empty box. Install a font "
+            "that has them (e.g. Noto Sans CJK: <code>apt install fonts-noto-cjk</code>), then rebuild matplotlib's font "
+            "list (<code>rm -r ~/.cache/matplotlib</code>) and write the page again (<code>python -m distgen.report ...</code>) "
+            f"to draw them.{note}{more}</p>" + table(["in figures", "label"], rows))
 
 
 @dataclass

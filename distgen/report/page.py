@@ -18,11 +18,13 @@ from typing import Any
 from distgen.atomic import atomic_write_text
 from distgen.config import ConfigError
 from distgen.evaluation.calibration import why_undefined
+from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.uncertainty import runner_up_note
+from distgen.glyphs import stand_ins
 from distgen.report import cells as cellfigs
 from distgen.report import figures, training
 from distgen.report.explain import BACKGROUND, condition_strength, flagged, headline_metrics, normalised_reason
-from distgen.report.html import Cell, Section, figure, num, page, table
+from distgen.report.html import Cell, Section, figure, labels_section, num, page, table
 from distgen.report.inputs import ReportInputs
 from distgen.report.stats import STRATUM_NAMES, advantage, mean_ci, strata
 from distgen.report.style import metric_info, theme
@@ -343,6 +345,15 @@ def _no_training_story(inputs: ReportInputs) -> str:
             "<code>train/</code> run directory) carry them here.</p>")
 
 
+def figure_texts(inputs: ReportInputs, genes: bool = True) -> list[str]:
+    """The labels the page's figures may draw: conditions, contexts, the model, references, metrics and (``genes``)
+    the genes of the cells."""
+    datas = [] if inputs.cells is None or not genes else [inputs.cells] if isinstance(inputs.cells, EvalData) else list(inputs.cells)
+    refs = [t for r in inputs.references for t in (r.name, r.label)]
+    return list(dict.fromkeys([*map(str, inputs.model.perts), *map(str, inputs.summary.get("contexts") or []), inputs.model_name,
+                               *refs, *inputs.metric_names(), *(str(g) for d in datas for g in d.genes)]))
+
+
 def _v(v: object) -> str:
     if v is None:
         return "–"
@@ -375,8 +386,14 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
                  f"{counted(len(inputs.negatives), 'distinct baseline')} · written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     makers = {"headline": ("Headline", _headline), "per-perturbation": ("Per perturbation", _per_condition),
               "distributions": ("Distributions", _distributions), "training": ("Training", _training)}
-    with theme():
+    texts = figure_texts(inputs)
+    with theme(texts):
         parts = [Section(key, makers[key][0], makers[key][1](inputs)) for key in SECTIONS if key in sections]
+        shown = stand_ins(figure_texts(inputs, genes=False))  # gene names are written so too, in the few panels naming them
+    if shown:
+        lines.append(f"{counted(len(shown), 'label')} hold characters no installed font draws: the figures write those "
+                     'characters as escapes (see <a href="#figure-labels">labels in figures</a>); tables give every label as written')
+        parts.append(Section("figure-labels", "Labels in figures", labels_section(shown, "Gene names in the figures are written the same way.")))
     notes = list(dict.fromkeys([*(str(n) for n in s.get("notes") or []), *(run_notes(inputs.run.manifest) if inputs.run else [])]))
     if notes and sections == SECTIONS:
         parts.append(Section("notes", "Notes", "<ul>" + "".join(f"<li>{escape(str(n))}</li>" for n in notes) + "</ul>"))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from distgen.glyphs import BASE, LABEL_WIDTH, fallback_families, short_label, short_labels  # noqa: F401 (re-exported: the figures take them from here)
 
 MODEL = "#0072B2"  #: the model (Okabe-Ito blue)
 WORSE = "#D55E00"  #: a loss against a reference, a flagged condition (Okabe-Ito vermillion)
@@ -35,36 +37,6 @@ _KNOWN: dict[str, tuple[str, str]] = {
 }
 _PALETTE = ("#332288", "#999933", "#AA4499", "#88CCEE", "#661100", "#6699CC", "#DDCC77", "#AA4466")
 _MARKERS = ("p", "*", "<", ">", "8", "H", "d", "P")
-
-
-#: Most characters a label takes in a figure (tick labels, titles, legends): longer ones are cut in the middle.
-LABEL_WIDTH = 40
-
-
-def short_label(label: str, width: int = LABEL_WIDTH) -> str:
-    """``label`` as a figure shows it: cut in the middle with ``…`` when longer than ``width`` (the start and the end,
-    where combinations and doses differ, both kept); whitespace runs (a newline in a label) read as one space."""
-    text = " ".join(str(label).split()) or str(label)
-    if len(text) <= width:
-        return text
-    head = (width - 1) // 2
-    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
-
-
-def short_labels(labels: Sequence[str], width: int = LABEL_WIDTH) -> list[str]:
-    """``short_label`` of each label, distinct as the labels are: labels whose cuts collide (a long common start and
-    end) get a short digest of the whole label after the cut (``…#1a2b3c``), so no two rows of a figure read alike.
-    At most ``width + 10`` characters each; tables and CSVs keep the whole labels."""
-    out = [short_label(lab, width) for lab in labels]
-    seen: dict[str, set[str]] = {}
-    for lab, cut in zip(labels, out):
-        seen.setdefault(cut, set()).add(str(lab))
-    for i, (lab, cut) in enumerate(zip(labels, out)):
-        if len(seen[cut]) > 1:
-            out[i] = f"{cut} #{zlib.crc32(str(lab).encode()):08x}"[: width + 10]
-    if len(set(out)) < len(set(map(str, labels))):  # digests that collide too: the position tells them apart
-        out = [f"{cut} [{i}]" for i, cut in enumerate(out)]
-    return out
 
 
 @dataclass(frozen=True)
@@ -177,7 +149,7 @@ def metric_level(cls: Any) -> str:
 
 #: The matplotlib theme of every report figure (print-sized text, no chart junk).
 RC: dict[str, Any] = {
-    "font.family": "DejaVu Sans",
+    "font.family": [BASE],  # and the installed fonts that draw the labels' other characters (``theme(texts)``)
     "font.size": 8.5,
     "axes.titlesize": 9,
     "axes.labelsize": 8.5,
@@ -206,15 +178,19 @@ RC: dict[str, Any] = {
 
 
 @contextmanager
-def theme() -> Iterator[None]:
+def theme(texts: Iterable[str] = ()) -> Iterator[None]:
     """The report theme for the figures made and saved inside the block (restored afterwards).
 
-    Figures are ``matplotlib.figure.Figure`` objects, never pyplot's: no backend is switched and
-    nothing is left open in a user's session.
+    ``texts``: the labels the figures may draw (conditions, references, genes, metric names): installed fonts that draw
+    the characters of theirs DejaVu Sans lacks (CJK, say) follow it in ``font.family`` (``glyphs.fallback_families``);
+    characters no installed font draws are written as escapes by ``short_label``. Figures are
+    ``matplotlib.figure.Figure`` objects, never pyplot's: no backend is switched and nothing is left open in a user's
+    session.
     """
     import matplotlib
 
-    with matplotlib.rc_context(RC):  # type: ignore[arg-type]
+    rc: Any = {**RC, "font.family": [BASE, *fallback_families(texts)]}
+    with matplotlib.rc_context(rc):
         yield
 
 

@@ -25,8 +25,9 @@ from matplotlib.patches import Patch
 
 from distgen.atomic import atomic_write_text
 from distgen.evaluation.report import read_table_csv
+from distgen.glyphs import stand_ins
 from distgen.report.files import check_summary, read_json, read_rows
-from distgen.report.html import Cell, Section, figure, num, page, table
+from distgen.report.html import Cell, Section, figure, labels_section, num, page, table
 from distgen.report.stats import paired_interval
 from distgen.report.style import (
     CEILING,
@@ -266,7 +267,9 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
 
 def render_sweep(inp: SweepInputs) -> str:
     """The sweep page as an HTML string."""
-    with theme():
+    texts = [*inp.variants, *inp.metrics, *inp.references]
+    with theme(texts):
+        shown = stand_ins(texts)
         values = figure(values_figure(inp), "Each variant: one open point per seed (its mean over held-out conditions) and the "
                         "mean over seeds; dashed lines: baselines, green line and band: the ceiling (mean and range over the runs).", alt="sweep values")
         diffs = figure(differences_figure(inp), f"Mean paired difference from the reference variant <code>{escape(inp.reference)}</code> "
@@ -351,6 +354,10 @@ def render_sweep(inp: SweepInputs) -> str:
         n = len(inp.identical)
         lines.append(f"<strong>{counted(n, 'variant')} gave exactly another's results</strong> (the setting had no "
                      "effect): see <a href=\"#identical\">Variants without effect</a>")
+    if shown:
+        lines.append(f"{counted(len(shown), 'label')} hold characters no installed font draws: the figures write those "
+                     'characters as escapes (see <a href="#figure-labels">labels in figures</a>)')
+        sections.append(Section("figure-labels", "Labels in figures", labels_section(shown)))
     return page(inp.title, lines, sections)
 
 

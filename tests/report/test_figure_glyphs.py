@@ -1,0 +1,156 @@
+"""Labels in scripts matplotlib's DejaVu Sans lacks (CJK, some emoji) are never drawn as silent empty boxes.
+
+Before, a condition ``基因敲除`` was four empty boxes in every figure of the page (tables and text were right; matplotlib
+warned "Glyph ... missing from font(s) DejaVu Sans" into a log). Now each figure draws such a character with an
+installed font that has it, else writes its escape (``\\u57fa``), which the page says and maps to the label. The tests
+catch matplotlib's missing-glyph warnings, so a box anywhere in a figure fails them, whatever fonts the machine has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from html import unescape
+
+import pytest
+
+from distgen import glyphs
+from distgen.report.style import short_label, theme
+
+from .tiny import METRICS, check_page, control_prediction, tiny_data
+
+#: Chinese, Japanese (kanji and katakana), Korean, Arabic, emoji DejaVu Sans has and one it lacks, a ZWJ sequence.
+LABELS = ["基因敲除", "遺伝子ノックダウン", "한국 KO", "مرحبا", "😀 happy", "🧬 DNA", "👨\u200d🔬", "Müller", "plain"]
+
+
+def _boxes(caught) -> list[str]:
+    return [str(w.message) for w in caught if glyphs.MISSING_WARNING in str(w.message)]
+
+
+@pytest.fixture
+def base_only(monkeypatch):
+    """A machine whose only text font is DejaVu Sans (the caches cleared around it)."""
+    fonts = tuple(f for f in glyphs.installed_fonts() if f[0] == glyphs.BASE)
+    glyphs._covered.cache_clear()
+    monkeypatch.setattr(glyphs, "installed_fonts", lambda: fonts)
+    yield
+    glyphs._covered.cache_clear()
+
+
+def _inputs(labels=LABELS, model_name="模型 🧬", baseline="控制"):
+    from distgen.evaluation import run_metrics
+    from distgen.evaluation.calibration import ceiling_data, summarise
+    from distgen.report import ReportInputs
+
+    data = tiny_data(n_perts=len(labels), genes=40)
+    genes = tuple("基因" + str(i) if i % 3 == 0 else f"G{i}" for i in range(40))
+    data = dataclasses.replace(data, perts=tuple(labels), genes=genes)
+    model, ctrl = run_metrics(data, METRICS), run_metrics(control_prediction(data), METRICS)
+    ceiling = run_metrics(ceiling_data(data), METRICS)
+    summary = {"pred": "<memory>", "real": "<memory>", "n_genes": len(genes), "metrics": summarise(model, {baseline: ctrl}, ceiling)}
+    return dataclasses.replace(ReportInputs.from_evaluation(model, {baseline: ctrl}, ceiling, summary, cells=data), model_name=model_name)
+
+
+def _render(inputs):
+    from distgen.report.page import render
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        html = render(inputs)
+    return html, _boxes(caught)
+
+
+def test_the_missing_glyph_warning_is_what_these_tests_catch():
+    """The detector itself: DejaVu Sans alone draws CJK as boxes, and matplotlib says so in the warning caught here."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    with warnings.catch_warnings(record=True) as caught, theme():
+        warnings.simplefilter("always")
+        fig = Figure()
+        fig.subplots().set_title("基因")
+        fig.savefig(io.BytesIO(), format="svg")
+    assert _boxes(caught) and "57FA" in _boxes(caught)[0].upper()
+
+
+def test_a_page_of_labels_in_other_scripts_draws_no_box():
+    """Whatever fonts this machine has: no box, and every label a figure writes otherwise is listed with its stand-in."""
+    html, boxes = _render(_inputs())
+    assert boxes == []
+    check_page(html, ["headline", "per-perturbation", "distributions"])
+    with theme(LABELS):
+        shown = glyphs.stand_ins(LABELS)
+        for label in LABELS:
+            assert glyphs.missing(short_label(label)) == []  # what a figure writes is drawn by the theme's fonts
+    for label, stand_in in shown.items():
+        assert f"<code>{stand_in}</code></td><td>{label}</td>" in unescape(html)
+    assert "Müller" not in shown and "مرحبا" not in shown and "plain" not in shown  # DejaVu Sans draws them
+
+
+def test_without_a_cjk_font_the_figures_write_escapes_and_the_page_says_so(base_only):
+    html, boxes = _render(_inputs())
+    assert boxes == []
+    text = unescape(html)
+    assert 'id="figure-labels"' in html and "labels in figures" in text
+    for label in ("基因敲除", "遺伝子ノックダウン", "한국 KO", "🧬 DNA", "模型 🧬", "控制"):
+        stand_in = "".join(ascii(ch)[1:-1] if ord(ch) > 0x2FFF else ch for ch in label)
+        assert f"<code>{stand_in}</code></td><td>{label}</td>" in text, label
+    assert "\\u57fa\\u56e0\\u6572\\u9664" in short_label("基因敲除")
+
+
+def test_an_installed_font_that_has_the_glyph_draws_it():
+    """A character DejaVu Sans lacks but another installed font has (STIX's or DejaVu Serif's arrows, on any machine
+    with matplotlib's own fonts) is drawn from that font, not escaped."""
+    base = glyphs._covered((glyphs.BASE,))
+    other = next((chr(cp) for fam, path in glyphs.installed_fonts() if fam != glyphs.BASE
+                  for cp in sorted(glyphs._charmap(path)) if cp not in base and 0x2900 <= cp < 0x2A00), None)
+    if other is None:
+        pytest.skip("no installed font has an arrow DejaVu Sans lacks")
+    label = f"{other} arrow"
+    assert glyphs.fallback_families([label])
+    assert glyphs.missing(label) == [other]  # outside the theme: DejaVu Sans alone
+    html, boxes = _render(_inputs(labels=[label, "plain", "other"], model_name="model", baseline="control"))
+    assert boxes == [] and 'id="figure-labels"' not in html
+    with theme([label]):
+        assert short_label(label) == label
+
+
+def test_text_that_bypasses_short_label_is_named_in_the_caption():
+    """The last net: a box in a figure (a title set by hand) is named under it, never silent."""
+    from matplotlib.figure import Figure
+
+    from distgen.report.html import figure
+
+    with theme():
+        fig = Figure()
+        fig.subplots().set_title("基因 X")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the glyph warnings are taken by the caption, others would pass on
+            out = figure(fig, "caption.", alt="t")
+    assert "show as boxes" in out and "U+57FA" in out and "U+56E0" in out
+
+
+def test_the_evaluation_bar_figure_draws_no_box(tmp_path):
+    from distgen.evaluation import run_metrics
+    from distgen.evaluation.report import plots
+
+    data = dataclasses.replace(tiny_data(n_perts=len(LABELS), genes=40), perts=tuple(LABELS))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files = plots(data, run_metrics(data, ["mse"]), str(tmp_path))
+    assert any(f.endswith("metrics_per_perturbation.png") for f in files) and _boxes(caught) == []
+
+
+def test_the_sweep_page_draws_no_box(base_only):
+    from distgen.report.sweep import SweepInputs, render_sweep
+
+    variants = ["enc=基因", "enc=set", "名前=🧬"]
+    rows = [{"variant": v, "seed": s, "perturbation": f"P{p}", "mse": 0.01 + 0.001 * (vi + s + p)}
+            for vi, v in enumerate(variants) for s in range(2) for p in range(4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        html = render_sweep(SweepInputs(rows, variants, variants[0], ["mse"]))
+    assert _boxes(caught) == []
+    assert re.search(r"<code>enc=\\u57fa\\u56e0</code></td><td>enc=基因</td>", unescape(html))
