@@ -153,12 +153,28 @@ def short_label(label: str, width: int = LABEL_WIDTH) -> str:
     """``label`` as a figure shows it: cut in the middle with ``…`` when longer than ``width`` (the start and the end,
     where combinations and doses differ, both kept); whitespace runs (a newline in a label) read as one space;
     characters that no font of the active theme draws written as escapes (``\\u57fa``: ``glyphs.drawable``), never
-    drawn as empty boxes."""
+    drawn as empty boxes. A label holding right-to-left letters (Arabic, Hebrew) is set left to right as a whole, as
+    the page's tables show it (``ltr``)."""
     text = drawable(" ".join(str(label).split()) or str(label))
-    if len(text) <= width:
-        return text
-    head = (width - 1) // 2
-    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+    if len(text) > width:
+        head = (width - 1) // 2
+        text = text[:head] + "…" + text[len(text) - (width - 1 - head):]
+    return ltr(text)
+
+
+#: Unicode's LEFT-TO-RIGHT ISOLATE and POP DIRECTIONAL ISOLATE: invisible, no glyph needed.
+LRI, PDI = "\u2066", "\u2069"
+
+
+def ltr(text: str) -> str:
+    """``text`` between ``LRI`` and ``PDI`` when it holds right-to-left letters, else as it is.
+
+    matplotlib (libraqm) orders a text by its first strong letter: ``مرحبا+\\U0001f9ecDNA`` came out as
+    ``U0001f9ecDNA\\+مرحبا``, and a title ``مرحبا (Δ -2.6)`` as ``(Δ -2.6) مرحبا``. Isolated left to right, the label
+    reads as in a left-to-right table, and the text around it (a ``*`` flag, a ``(Δ ...)``) stays in its place."""
+    if any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text):
+        return LRI + text + PDI
+    return text
 
 
 def short_labels(labels: Sequence[str], width: int = LABEL_WIDTH) -> list[str]:

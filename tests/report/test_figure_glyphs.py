@@ -154,3 +154,22 @@ def test_the_sweep_page_draws_no_box(base_only):
         html = render_sweep(SweepInputs(rows, variants, variants[0], ["mse"]))
     assert _boxes(caught) == []
     assert re.search(r"<code>enc=\\u57fa\\u56e0</code></td><td>enc=基因</td>", unescape(html))
+
+
+def test_a_label_with_right_to_left_letters_is_set_left_to_right_as_a_whole():
+    """matplotlib ordered 'مرحبا+\\U0001f9ecDNA' by its first letter (right to left): 'U0001f9ecDNA\\+مرحبا'; isolated,
+    the label reads as the page's tables show it and a flag or a '(Δ ...)' after it stays after it."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    with theme(["مرحبا+🧬DNA"]):
+        shown = short_label("مرحبا+🧬DNA")
+        assert shown.startswith(glyphs.LRI) and shown.endswith(glyphs.PDI)
+        assert short_label("plain") == "plain" and short_label("Müller") == "Müller"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig = Figure()
+            fig.subplots().set_title(f"{shown} (Δ -2.6)")
+            fig.savefig(io.BytesIO(), format="png")
+    assert _boxes(caught) == []  # the isolates are invisible controls, drawn by no glyph
