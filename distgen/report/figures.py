@@ -257,6 +257,9 @@ def advantage_figure(inputs: ReportInputs, metrics: Sequence[str], strength: Map
     fig = Figure(figsize=(2.35 * len(metrics) + 0.4, 2.5), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     x = np.array([strength.get(p, math.nan) for p in perts])
+    handles: dict[str, Any] = {
+        f"{short_label(inputs.model_name)} − baseline (model better)": Line2D([], [], marker="o", color=MODEL, ls="", ms=4.5),
+        "(baseline better)": Line2D([], [], marker="o", color=WORSE, ls="", ms=4.5)}
     for ax, metric in zip(axes, metrics):
         info = metric_info(metric)
         ref = _best_reference(inputs, metric)
@@ -267,16 +270,17 @@ def advantage_figure(inputs: ReportInputs, metrics: Sequence[str], strength: Map
         adv = np.array([advantage(m, bb, info.higher_is_better) for m, bb in zip(inputs.model.values[metric], b)])
         if ceiling is not None and metric in ceiling.table.values:
             cadv = np.array([advantage(c, bb, info.higher_is_better) for c, bb in zip(ceiling.table.values[metric], b)])
-            ax.scatter(x, cadv, marker="_", s=60, color=CEILING, lw=1.8, label=f"{short_label(ceiling.name)} − {short_label(ref.name)}", zorder=2,
-                       **dots)
+            ax.scatter(x, cadv, marker="_", s=60, color=CEILING, lw=1.8, zorder=2, **dots)
+            handles[f"{short_label(ceiling.name)} − baseline"] = Line2D([], [], marker="_", color=CEILING, ls="", ms=8, mew=1.8)
         colors = [MODEL if a >= 0 else WORSE for a in np.nan_to_num(adv, nan=0.0)]
-        ax.scatter(x, adv, c=colors, s=20, edgecolors="white", linewidths=0.5, zorder=3, label=f"{short_label(inputs.model_name)} − {short_label(ref.name)}",
-                   **dots)
+        ax.scatter(x, adv, c=colors, s=20, edgecolors="white", linewidths=0.5, zorder=3, **dots)
         ax.axhline(0, color="#888888", lw=0.8, zorder=1)
         ax.set_xlabel(strength_label)
         value_axis(ax, "y")
         ax.set_title(f"{metric} vs {short_label(ref.name)}", fontsize=8)
         ax.set_ylabel(f"{metric} advantage over {short_label(ref.name)}\n(oriented: > 0 = model better)", fontsize=7.5)
         ax.grid(axis="y")
-        ax.legend(loc="best", fontsize=6.5, handletextpad=0.2)
+    # one legend above the panels (each panel's baseline is in its title): a legend in each 2.35-inch panel, naming the
+    # model and the baseline, was wider than the panel for a 40-character name and collapsed the layout
+    fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncol=len(handles) if len(metrics) > 1 else 1)
     return fig

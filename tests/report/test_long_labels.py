@@ -64,3 +64,22 @@ def test_the_page_renders_and_its_tables_keep_the_whole_labels(long_inputs):
     html = render(long_inputs)
     check_page(html, ["headline", "per-perturbation", "distributions"])
     assert escape("DRUG_" + "z" * 195 + "_38") in html  # the flagged table names the whole condition (1 real cell)
+
+
+def test_the_advantage_figure_keeps_its_layout_with_a_long_model_name(long_inputs):
+    """A legend in each 2.35-inch panel named the model and the baseline: wider than the panel for a 3,000-character
+    model name (cut to 40), it collapsed constrained layout ('axes sizes collapsed to zero'). One legend above now."""
+    import io
+    import warnings
+
+    from distgen.report import figures
+    from distgen.report.explain import condition_strength
+    from distgen.report.page import per_condition_metrics
+    from distgen.report.style import theme
+
+    strength, _ = condition_strength(long_inputs)
+    with theme(), warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        fig = figures.advantage_figure(long_inputs, per_condition_metrics(long_inputs), strength)
+        fig.savefig(io.BytesIO(), format="png")
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
