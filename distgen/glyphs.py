@@ -70,13 +70,30 @@ def _file(family: str) -> str | None:
     return next((path for name, path in installed_fonts() if name == family), None)
 
 
+@cache
+def _bold_file(family: str) -> str | None:
+    """The upright bold face of ``family`` (weight 600 or more), when installed."""
+    from matplotlib import font_manager
+
+    faces = sorted(e.fname for e in font_manager.fontManager.ttflist if e.name == family and e.style == "normal"
+                   and str(e.weight).isdigit() and int(e.weight) >= 600 and os.path.exists(e.fname))
+    return faces[0] if faces else None
+
+
+def _family_charmap(family: str, path: str) -> frozenset[int]:
+    """What ``family`` draws in both its regular face (``path``) and its bold one (titles and the model's name are
+    bold; DejaVu Sans Bold lacks 140 characters of the regular face, the math sans-serif letters among them)."""
+    bold = _bold_file(family)
+    return _charmap(path) & _charmap(bold) if bold is not None else _charmap(path)
+
+
 @lru_cache(maxsize=64)
 def _covered(families: tuple[str, ...]) -> frozenset[int]:
     out: set[int] = set()
     for fam in families:
         path = _file(fam)
         if path is not None:
-            out |= _charmap(path)
+            out |= _family_charmap(fam, path)
     return frozenset(out)
 
 
@@ -92,9 +109,9 @@ def fallback_families(texts: Iterable[str]) -> list[str]:
         if cp in have:
             continue
         for fam, path in installed_fonts():
-            if fam != BASE and cp in _charmap(path):
+            if fam != BASE and cp in _family_charmap(fam, path):
                 chosen.append(fam)
-                have |= _charmap(path)
+                have |= _family_charmap(fam, path)
                 break
     return chosen
 

@@ -173,3 +173,27 @@ def test_a_label_with_right_to_left_letters_is_set_left_to_right_as_a_whole():
             fig.subplots().set_title(f"{shown} (Δ -2.6)")
             fig.savefig(io.BytesIO(), format="png")
     assert _boxes(caught) == []  # the isolates are invisible controls, drawn by no glyph
+
+
+def test_a_character_the_bold_face_lacks_is_not_drawn_as_a_box_in_bold():
+    """DejaVu Sans Bold lacks 140 characters of the regular face (the math sans-serif letters): a bold title (metric
+    panels, metric families) drew such a character as a box although the regular face has it."""
+    from matplotlib.ft2font import FT2Font
+
+    regular, bold = glyphs._file(glyphs.BASE), glyphs._bold_file(glyphs.BASE)
+    if regular is None or bold is None:
+        pytest.skip("DejaVu Sans Bold is not installed")
+    only = sorted(set(FT2Font(regular).get_charmap()) - set(FT2Font(bold).get_charmap()))
+    if not only:
+        pytest.skip("this DejaVu Sans Bold has every character of the regular face")
+    import io
+
+    from matplotlib.figure import Figure
+
+    name = f"{chr(only[0])}model"
+    with theme([name]), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = Figure()
+        fig.subplots().set_title(short_label(name), fontweight="bold")  # as figures._title and the families' titles
+        fig.savefig(io.BytesIO(), format="png")
+    assert _boxes(caught) == []
