@@ -102,7 +102,7 @@ def fallback_families(texts: Iterable[str]) -> list[str]:
     character (in code point order) the first family of ``installed_fonts`` that has it, unless one already taken has
     it. ``[]`` when ``BASE`` draws them all, or no installed font draws the rest (``drawable`` then escapes them)."""
     base = _covered((BASE,))
-    wanted = sorted({ord(ch) for t in texts for ch in str(t) if needs_glyph(ch)} - base)
+    wanted = sorted({ord(ch) for ch in set("".join(map(str, texts))) if needs_glyph(ch)} - base)
     chosen: list[str] = []
     have: set[int] = set()
     for cp in wanted:
@@ -135,7 +135,7 @@ def active_families() -> tuple[str, ...]:
 def missing(text: str, families: Sequence[str] | None = None) -> list[str]:
     """The distinct characters of ``text`` that no font of ``families`` (default: ``active_families()``) draws."""
     have = _covered(tuple(families) if families is not None else active_families())
-    return list(dict.fromkeys(ch for ch in str(text) if needs_glyph(ch) and ord(ch) not in have))
+    return list(dict.fromkeys(ch for ch in str(text) if ord(ch) not in have and needs_glyph(ch)))  # the set first: cheap
 
 
 def escape(ch: str) -> str:
@@ -155,8 +155,9 @@ def drawable(text: str, families: Sequence[str] | None = None) -> str:
 def stand_ins(labels: Iterable[str], families: Sequence[str] | None = None) -> dict[str, str]:
     """``{label: how figures write it}`` for the distinct ``labels`` that figures write with escapes (``drawable``)."""
     out = {}
+    chain = tuple(families) if families is not None else active_families()  # read once, not per label
     for label in dict.fromkeys(map(str, labels)):
-        shown = drawable(label, families)
+        shown = drawable(label, chain)
         if shown != label:
             out[label] = shown
     return out
