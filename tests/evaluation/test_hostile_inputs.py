@@ -16,7 +16,8 @@ from .synth import CONTROL
 
 def _pair(perts=("A", "B", "C"), control=CONTROL, counts=False, seed=0, n=20, n_ctrl=30):
     """(pred, real) AnnData over 30 genes (the perturbations' names first), each perturbation raising its own gene."""
-    genes = [*sorted({a for p in perts for a in p.split("+")}), *(f"G{i}" for i in range(30))][:30]
+    # the atoms as gene names, trimmed: 'A+' has an empty atom, and a gene named '' is refused (tests/data/test_blank_gene_names.py)
+    genes = [*sorted({a.strip() for p in perts for a in p.split("+") if a.strip()}), *(f"G{i}" for i in range(30))][:30]
     rng = np.random.default_rng(seed)
     base = rng.uniform(1.0, 6.0, len(genes))
 
