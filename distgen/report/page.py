@@ -391,7 +391,7 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
         parts = [Section(key, makers[key][0], makers[key][1](inputs)) for key in SECTIONS if key in sections]
         shown = stand_ins(figure_texts(inputs, genes=False))  # gene names are written so too, in the few panels naming them
     if shown:
-        lines.append(f"{counted(len(shown), 'label')} hold characters no installed font draws: the figures write those "
+        lines.append(f"{counted(len(shown), 'label')} {'holds' if len(shown) == 1 else 'hold'} characters no installed font draws: the figures write those "
                      'characters as escapes (see <a href="#figure-labels">labels in figures</a>); tables give every label as written')
         parts.append(Section("figure-labels", "Labels in figures", labels_section(shown, "Gene names in the figures are written the same way.")))
     notes = list(dict.fromkeys([*(str(n) for n in s.get("notes") or []), *(run_notes(inputs.run.manifest) if inputs.run else [])]))

@@ -355,7 +355,7 @@ def render_sweep(inp: SweepInputs) -> str:
         lines.append(f"<strong>{counted(n, 'variant')} gave exactly another's results</strong> (the setting had no "
                      "effect): see <a href=\"#identical\">Variants without effect</a>")
     if shown:
-        lines.append(f"{counted(len(shown), 'label')} hold characters no installed font draws: the figures write those "
+        lines.append(f"{counted(len(shown), 'label')} {'holds' if len(shown) == 1 else 'hold'} characters no installed font draws: the figures write those "
                      'characters as escapes (see <a href="#figure-labels">labels in figures</a>)')
         sections.append(Section("figure-labels", "Labels in figures", labels_section(shown)))
     return page(inp.title, lines, sections)
