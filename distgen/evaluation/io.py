@@ -203,9 +203,7 @@ def rows_of_context(cells: Cells, context: str) -> Cells:
     rows = np.flatnonzero(cells.contexts == context)
     if len(rows) == 0 or int(rows[-1]) - int(rows[0]) + 1 != len(rows):
         return cells.of_context(context)
-    a, b = int(rows[0]), int(rows[-1]) + 1
-    return Cells(cells.X[a:b], cells.conditions[a:b], cells.genes, cells.contexts[a:b], cells.batches[a:b], cells.control,
-                 None if cells.names is None else cells.names[a:b])
+    return cells.block(int(rows[0]), int(rows[-1]) + 1)
 
 
 def check_controls(cells: Cells, side: str, where: str = "") -> None:
@@ -317,11 +315,12 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
     if pred.genes != truth.genes:
         raise ValueError("eval_data: pred and truth genes differ; align them first (distgen.evaluation.io.align)")
+    pred_x, truth_x = pred.X, truth.X  # read once: a reference's rows may be gathered when read (types.IndexedCells)
     if scale == "lognorm" and check_pred_scale:  # first: two scales are named together, with what to apply to which file
-        check_same_scale(pred.X, truth.X, name)
+        check_same_scale(pred_x, truth_x, name)
     check = check_counts if scale == "counts" else check_scale
-    check(truth.X, "real")
-    check(pred.X, name)
+    check(truth_x, "real")
+    check(pred_x, name)
     check_controls(truth, "real")
     check_controls(pred, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
@@ -338,11 +337,11 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     if real is not None and (real.n_perts != len(perts) or real.X.shape[0] + real.control.shape[0] != len(truth)):
         raise ValueError(f"eval_data: real= holds {real.n_perts} groups of {real.X.shape[0] + real.control.shape[0]} cells, "
                          f"the truth {len(perts)} of {len(truth)}: pass the Population of this truth")
-    for side, cells in (("real", truth), (name, pred)):
+    for side, cells, x in (("real", truth, truth_x), (name, pred, pred_x)):
         if side in pops:
             continue
         codes = np.array([-1 if c else index[v] for v, c in zip(cells.conditions.tolist(), cells.is_control.tolist())], dtype=np.int64)
-        pop = Population.from_codes(cells.X.to(torch.float32), torch.from_numpy(codes), len(perts))
+        pop = Population.from_codes(x.to(torch.float32), torch.from_numpy(codes), len(perts))
         if not finite_rows(pop.control).all():  # the other rows: flag_invalid
             raise InputDataError(f"the {side} control cells contain NaN or inf values; fix the input")
         pops[side] = pop

@@ -29,7 +29,7 @@ from distgen.evaluation.io import check_scale, label_note
 from distgen.models import models
 from distgen.models.base import FittedModel, checked_prediction
 from distgen.seeds import content_keys
-from distgen.types import Cells, CellTable, ConditionLabels, DataInfo, labels_in, vocabulary
+from distgen.types import Cells, CellTable, ConditionLabels, DataInfo, IndexedCells, labels_in, vocabulary
 
 #: Baselines scored by default (``control`` needs no training cells; the others do): the references a 2026
 #: paper must report (``noncontrol_mean``: Systema's mean of all perturbed cells). ``matching_mean`` is opt-in.
@@ -42,16 +42,27 @@ BASELINE_ROLES = {name: "negative" for name in (*DEFAULT_BASELINES, "matching_me
 Labeller = Callable[[list[str], list[str], list[str]], ConditionLabels]
 
 
-def control_pool(truth: Cells, context: str, batch: str) -> torch.Tensor:
-    """``[n, G]`` the truth's control cells of ``context`` and ``batch``, or of ``context`` when ``batch`` has none there.
-
-    In ``draw_order`` (by their values, as a prediction's pool), so ``control_draw`` picks the same cells whatever the
-    row order of the truth file.
-    """
+def control_rows(truth: Cells, context: str, batch: str) -> np.ndarray:
+    """``[n]`` rows of ``truth`` that are its control cells of ``context`` and ``batch``, or of ``context`` when ``batch`` has none
+    there, in ``draw_order`` (by their values, as a prediction's pool), so ``control_draw`` picks the same cells whatever the
+    row order of the truth file."""
     own = truth.is_control & (truth.contexts == context)
     mine = own & (truth.batches == batch)
-    x = truth.X[torch.from_numpy(np.flatnonzero(mine if mine.any() else own))]
-    return x[torch.from_numpy(draw_order(content_keys(x, truth.genes)))]
+    rows = np.flatnonzero(mine if mine.any() else own)
+    x = truth.X[torch.from_numpy(rows)]
+    return rows[draw_order(content_keys(x, truth.genes))]
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` hold the same numbers bit for bit (dtype and shape too; ``-0.0`` is not ``0.0``, a NaN is itself)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.is_floating_point():
+        view = {2: torch.int16, 4: torch.int32, 8: torch.int64}.get(a.element_size())
+        if view is None:
+            return False
+        a, b = a.view(view), b.view(view)
+    return bool(torch.equal(a, b))
 
 
 @torch.no_grad()
@@ -59,37 +70,49 @@ def reference_cells(model: Any, truth: Cells, labels: Labeller) -> Cells:
     """A fitted baseline's prediction of every (condition, context, batch) group of ``truth``, followed by ``truth``'s controls.
 
     Each group is predicted from the controls ``control_draw`` gives it: those a generated prediction of the
-    group starts from (``distgen.pipeline.predict``), cell for cell.
+    group starts from (``distgen.pipeline.predict``), cell for cell. A baseline that predicts every group as those very
+    cells (``control``: bit for bit) gives ``IndexedCells``: rows of the truth's table, gathered only while they are scored
+    (a table of the truth's size held beside it before); any other, one table filled group by group.
     """
     conds, ctxs, bats = [], [], []
     plan = []  # (condition, context, batch, cells): the groups in their order, sized first so the table is filled in place
     for (cond, ctx), rows in truth.groups(by_context=True).items():
         for bat in sorted(set(truth.batches[rows].tolist())):
             plan.append((cond, ctx, bat, int((truth.batches[rows] == bat).sum())))
-    ctrl_rows = torch.from_numpy(np.flatnonzero(truth.is_control))
+    ctrl_rows = np.flatnonzero(truth.is_control)
     n_pred = sum(n for *_, n in plan)
-    # one table, written group by group (a list of groups and their concatenation held two, at the end of a truth's size)
-    table = torch.empty(n_pred + len(ctrl_rows), truth.X.shape[1], dtype=truth.X.dtype, device=truth.X.device)
-    pools: dict[tuple[str, str], torch.Tensor] = {}
+    table: torch.Tensor | None = None  # made at the first group predicted as other cells than its controls
+    picked: list[np.ndarray] = []  # the truth's rows of the groups so far, while each was predicted as its controls
+    pools: dict[tuple[str, str], tuple[np.ndarray, torch.Tensor]] = {}
     start = 0
     for cond, ctx, bat, n in plan:
         if (ctx, bat) not in pools:
-            pools[(ctx, bat)] = control_pool(truth, ctx, bat)
-        pool = pools[(ctx, bat)]
+            rows = control_rows(truth, ctx, bat)
+            pools[(ctx, bat)] = rows, truth.X[torch.from_numpy(rows)]
+        rows, pool = pools[(ctx, bat)]
         if pool.shape[0] == 0:
             raise InputDataError(f"the truth has no control cells of context {ctx!r} to predict {cond!r} from")
-        pick = torch.from_numpy(control_draw(pool.shape[0], n, cond, ctx, bat))
-        control = pool[pick][None]
+        pick = control_draw(pool.shape[0], n, cond, ctx, bat)
+        control = pool[torch.from_numpy(pick)][None]
         pred = checked_prediction(model, model.predict(control, torch.ones(1, n, dtype=torch.bool), labels([cond], [ctx], [bat])), control)
-        table[start : start + n] = pred[0].to(truth.X.dtype)
+        out = pred[0].to(truth.X.dtype)
+        if table is None and same_bits(out, control[0]):
+            picked.append(rows[pick])
+        else:
+            if table is None:  # one table, written group by group (a list of groups and their concatenation held two)
+                table = torch.empty(n_pred + len(ctrl_rows), truth.X.shape[1], dtype=truth.X.dtype, device=truth.X.device)
+                done = torch.from_numpy(np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)).to(truth.X.device)
+                torch.index_select(truth.X, 0, done, out=table[:start])
+            table[start : start + n] = out
         start += n
         conds += [cond] * n
         ctxs += [ctx] * n
         bats += [bat] * n
-    torch.index_select(truth.X, 0, ctrl_rows.to(truth.X.device), out=table[n_pred:])
-    rows = ctrl_rows.numpy()
-    return Cells(table, conds + truth.conditions[rows].tolist(), truth.genes, ctxs + truth.contexts[rows].tolist(),
-                 bats + truth.batches[rows].tolist(), truth.control)
+    conds, ctxs, bats = conds + truth.conditions[ctrl_rows].tolist(), ctxs + truth.contexts[ctrl_rows].tolist(), bats + truth.batches[ctrl_rows].tolist()
+    if table is None:
+        return IndexedCells(truth.X, np.concatenate([*picked, ctrl_rows]), conds, truth.genes, ctxs, bats, truth.control)
+    torch.index_select(truth.X, 0, torch.from_numpy(ctrl_rows).to(truth.X.device), out=table[n_pred:])
+    return Cells(table, conds, truth.genes, ctxs, bats, truth.control)
 
 
 def _baseline(name: str) -> FittedModel:

@@ -1,10 +1,11 @@
 """Data types shared by every part of distgen (no AnnData): tensors for models, labelled populations between stages.
 
 ``tensors``: ``DataInfo``, ``ConditionLabels``, ``CellTable``, ``SetBatch``, ``LossOutput``,
-``SampleOutput``. ``cells``: ``Cells`` (a labelled population) and the label helpers.
+``SampleOutput``. ``cells``: ``Cells`` (a labelled population; ``IndexedCells``: one whose rows are rows of another table) and the
+label helpers.
 """
 
-from distgen.types.cells import ALL, COMBO, Cells, atoms_of, canonical, labels_in, vocabulary
+from distgen.types.cells import ALL, COMBO, Cells, IndexedCells, atoms_of, canonical, labels_in, vocabulary
 from distgen.types.tensors import (
     PAD,
     CellTable,
@@ -26,6 +27,7 @@ __all__ = [
     "ConditionLabels",
     "DataInfo",
     "HostIds",
+    "IndexedCells",
     "LossOutput",
     "SampleOutput",
     "SetBatch",

@@ -145,6 +145,11 @@ class Cells:
         return Cells(self.X[torch.from_numpy(i)], self.conditions[i], self.genes, self.contexts[i], self.batches[i], self.control,
                      None if self.names is None else self.names[i])
 
+    def block(self, start: int, stop: int) -> Cells:
+        """The cells of rows ``start:stop``; their ``X`` a view of this table (no copy)."""
+        return Cells(self.X[start:stop], self.conditions[start:stop], self.genes, self.contexts[start:stop],
+                     self.batches[start:stop], self.control, None if self.names is None else self.names[start:stop])
+
     def controls(self, context: str | None = None) -> Cells:
         """The control cells (of ``context`` only, when given)."""
         mask = self.is_control if context is None else self.is_control & (self.contexts == context)
@@ -221,6 +226,72 @@ class Cells:
         idx = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
         return labels_in(info, [self.atoms(c) for c in self.conditions[idx].tolist()], self.contexts[idx].tolist(),
                          self.batches[idx].tolist())
+
+
+class IndexedCells(Cells):
+    """Cells whose values are rows of another table: ``X`` is ``base[rows]``, gathered each time it is read, held by no one.
+
+    What a reference that repeats cells of its truth is (the ``control`` baseline predicts each group as control cells
+    of the truth: ``distgen.pipeline.references``) without a table of the truth's size beside the truth: the rows are
+    gathered while the reference is scored, and dropped with its scores. Everything else is a ``Cells``'s, with the same
+    values; ``subset`` (and so ``of_context``, ``controls``, ``perturbed``) and ``block`` pick rows without gathering them.
+    """
+
+    base: Tensor
+    rows: np.ndarray
+
+    def __init__(
+        self,
+        base: Tensor,
+        rows: np.ndarray | Sequence[int],
+        conditions: Sequence[str] | np.ndarray,
+        genes: Sequence[str],
+        contexts: Sequence[str] | np.ndarray | None = None,
+        batches: Sequence[str] | np.ndarray | None = None,
+        control: str = "control",
+        names: Sequence[str] | np.ndarray | None = None,
+    ) -> None:
+        idx = np.asarray(rows, dtype=np.int64)
+        if base.dim() != 2 or idx.ndim != 1:
+            raise ValueError(f"IndexedCells needs a [M, G] base and [N] rows, got {tuple(base.shape)} and {idx.shape}")
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= base.shape[0]):
+            raise ValueError(f"IndexedCells rows must index the base's {base.shape[0]} rows, got {int(idx.min())}..{int(idx.max())}")
+        genes = tuple(str(g) for g in genes)
+        if len(genes) != base.shape[1]:
+            raise ValueError(f"Cells.X has {base.shape[1]} gene columns but {len(genes)} gene names were given")
+        n = len(idx)
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "rows", idx)
+        object.__setattr__(self, "conditions", _labels(conditions, n, "conditions"))
+        object.__setattr__(self, "contexts", _labels(contexts, n, "contexts"))
+        object.__setattr__(self, "batches", _labels(batches, n, "batches"))
+        object.__setattr__(self, "genes", genes)
+        object.__setattr__(self, "control", str(control))
+        object.__setattr__(self, "names", None if names is None else _labels(names, n, "names"))
+
+    @property  # type: ignore[override]
+    def X(self) -> Tensor:
+        """``[N, G]`` the rows, gathered now (a new table each time: keep it while it is used, no longer)."""
+        base = self.base
+        if base.device.type == "cpu" and base.dtype in (torch.float32, torch.float64) and not base.requires_grad:
+            return torch.from_numpy(base.numpy().take(self.rows, axis=0))  # numpy's row gather: ~10x torch's on one CPU thread
+        return base[torch.from_numpy(self.rows).to(base.device)]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, idx: np.ndarray | Sequence[int] | Tensor) -> Cells:
+        """The cells at row indices (or a boolean mask) ``idx``, in that order: rows of the same base (nothing gathered)."""
+        i = np.asarray(idx.cpu() if isinstance(idx, Tensor) else idx)
+        if i.dtype == bool:
+            i = np.flatnonzero(i)
+        i = i.astype(np.int64)
+        return IndexedCells(self.base, self.rows[i], self.conditions[i], self.genes, self.contexts[i], self.batches[i], self.control,
+                            None if self.names is None else self.names[i])
+
+    def block(self, start: int, stop: int) -> Cells:
+        """The cells of rows ``start:stop``: rows of the same base (nothing gathered)."""
+        return self.subset(np.arange(len(self))[start:stop])
 
 
 def labels_in(
