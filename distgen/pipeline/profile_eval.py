@@ -293,12 +293,8 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     none is pooled. Returns the summary (per metric the mean over rows; for a pooled ``vcc2026`` run the
     normalised scores).
     """
-    from distgen.evaluation.digest import summary_digests
-    from distgen.evaluation.profiles import resolve_profile, run_profile
-    from distgen.evaluation.report import write_csv, write_json
+    from distgen.evaluation.profiles import resolve_profile
     from distgen.evaluation.stored_scales import scale_hints
-    from distgen.evaluation.suite import check_row_contexts, context_rows, merge_tables, row_label
-    from distgen.pipeline.outputs import EVALUATE_OUTPUTS, context_prefix
     from distgen.pipeline.pages import write_profile_page
 
     prof = resolve_profile(profile)
@@ -310,97 +306,109 @@ def evaluate_profile_files(pred: Any, real: Any, out: str | Path, profile: str =
     # made now (a path that cannot be a folder fails before any compute), removed if this fails; a file on another scale
     # than the profile's is refused naming the layer or raw that holds the right one, when one does
     with output_folder(out), scale_hints({"pred": pred, "real": real}):
-        datas: dict[str, EvalData]  # by context; "" (no context is named so: a missing label) when contexts are pooled
-        files: dict[str, list[str]] = {}
-        if celltype_col is None:
-            data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
-            reported_pooled_note(info)
-            no_target_genes = recorded_no_targets(info, prof, no_target_genes)
-            info.notes += reference_rules(data, prof)
-            info.notes += target_resolution(data, prof, no_target_genes)
-            datas = {"": data}
-        else:
-            by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale)
-            no_target_genes = recorded_no_targets(info, prof, no_target_genes)
-            check_row_contexts(list(by_context), celltype_col)  # rows "condition @ context", refused before any scoring
-            datas = dict(by_context)
-            for ctx, data in by_context.items():  # every context's input rules before any is scored
-                try:
-                    info.notes += [f"{ctx}: {n}" for n in reference_rules(data, prof, ctx) + target_resolution(data, prof, no_target_genes)]
-                except ValueError as e:
-                    raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
-            files = {ctx: [f"{context_prefix(ctx)}_metrics.csv", *([f"{context_prefix(ctx)}_vcc2026_score.csv"] if prof.name == "vcc2026" else [])]
-                     for ctx in by_context}
-            check_output_folder(out, "evaluate", overwrite, names=[*EVALUATE_OUTPUTS, *(f for fs in files.values() for f in fs)])
-        if same_source(pred, real):  # warned above; kept in summary.json, where distgen compare reads it
-            info.notes.append(f"evaluate: the prediction and the truth are the same file ({pred}): {PERFECT_WORDS}")
-        elif all(_one_population(d) for d in datas.values()):  # a copy of the truth: said as one file given twice
-            said = (f"evaluate: the prediction and the truth are files with the same cells (labels and values): the prediction "
-                    f"file is a copy of the truth: {PERFECT_WORDS}; pass the generated cells as --pred and the measured ones as --real")
-            warn(said)
-            info.notes.append(said)
-        tables = {ctx: run_profile(data, prof.name, progress=progress) for ctx, data in datas.items()}
-        scores: dict[str, Any] = {}
-        if prof.name == "vcc2026":
-            from distgen.evaluation.vcc2026 import ScoreUndefined, unscored, vcc2026_score
-
-            for ctx, data in datas.items():
-                try:
-                    scores[ctx] = vcc2026_score(data, control_label=info.control, seed=seed)
-                except ScoreUndefined as e:  # as cell-eval2's baseline refuses it: the metrics stand, the score is NaN with the reason
-                    scores[ctx] = unscored(str(e))
-                    info.notes.append(f"{ctx + ': ' if ctx else ''}vcc2026 score undefined: {e}")
-        clear_evaluation(out)  # no earlier evaluation's files (vcc2026_score.csv, per-context tables, report.html, plots) stay beside these
-        if celltype_col is None:
-            table = tables[""]
-        else:
-            for ctx, t in tables.items():
-                write_csv(t, str(out / files[ctx][0]))
-            table = merge_tables([context_rows(t, lambda p, c=ctx: row_label(p, c), ctx) for ctx, t in tables.items()])
-        write_csv(table, str(out / "metrics.csv"))
-        summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
-                                   "control": info.control, "celltype_col": celltype_col,
-                                   "no_target_genes": bool(no_target_genes) and prof.name in CELLEVAL2_PROFILES,  # read by those only
-                                   "n_perturbations": len(table.perts),
-                                   "n_genes": len(next(iter(datas.values())).genes),
-                                   "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes),
-                                   **summary_digests(datas, row_label if celltype_col is not None else (lambda p, c: p))}
-        if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
-            summary["pred_provenance"] = info.provenance
-        if celltype_col is None:
-            if "" in scores:
-                _write_vcc2026(out / "vcc2026_score.csv", scores[""].rows())
-                summary["vcc2026"] = _vcc2026_summary(scores[""], seed)
-                if scores[""].averaged_note():
-                    summary["notes"].append(f"vcc2026 avg_score is the {scores[''].averaged_note()} (reasons in vcc2026_score.csv)")
-            write_json(summary, str(out / "summary.json"))
-            if page:
-                write_profile_page(out)
-            return summary
-        summary["contexts"] = list(tables)
-        summary["per_context"] = {ctx: {"n_perturbations": len(t.perts), "metrics": {c: t.mean(c) for c in t.values}, "files": files[ctx]}
-                                  for ctx, t in tables.items()}
-        how = ("as cell-eval 0.8.2's run --celltype-col scores each cell type" if prof.name == "cell-eval-0.8.2"
-               else f"{prof.reference} run on that context's cells alone")
-        summary["notes"].insert(0, (
-            f"per-context runs of profile {prof.name}: each of the {len(tables)} contexts of {celltype_col!r} is scored as its own pair "
-            f"against its own control cells ({how}). "
-            "Per context: <context>_metrics.csv and per_context in summary.json; metrics.csv holds every 'condition @ context' row with "
-            "a context column, and summary.json's metrics are means over all those rows (not a number the reference reports)"))
-        if scores:
-            rows = []
-            for ctx, result in scores.items():
-                _write_vcc2026(out / files[ctx][1], result.rows())
-                rows += [{"context": ctx, **r} for r in result.rows()]
-                summary["per_context"][ctx]["vcc2026"] = _vcc2026_summary(result, seed)
-                if result.averaged_note():
-                    summary["notes"].append(f"{ctx}: vcc2026 avg_score is the {result.averaged_note()} (reasons in {files[ctx][1]})")
-            _write_vcc2026(out / "vcc2026_score.csv", rows)
-            summary["notes"].append("vcc2026: one score per context (per_context.<context>.vcc2026 in summary.json; vcc2026_score.csv "
-                                    "with a context column). cell-eval2 defines no vcc2026 score over several contexts, so none is pooled")
-        write_json(summary, str(out / "summary.json"))
-        if page:
+        summary = _score_files(pred, real, out, prof, pert_col, control, seed, progress, overwrite, celltype_col, no_target_genes)
+        if page:  # once the cells are freed (the page reads the files just written): they were held while it was drawn
             write_profile_page(out)
+    return summary
+
+
+def _score_files(pred: Any, real: Any, out: Path, prof: Any, pert_col: str | None, control: str | None, seed: int, progress: bool,
+                 overwrite: bool, celltype_col: str | None, no_target_genes: bool) -> dict[str, Any]:
+    """``evaluate_profile_files``' reading, scoring and tables (all but the page): the summary. The cells read are this
+    call's, freed when it returns."""
+    from distgen.evaluation.digest import summary_digests
+    from distgen.evaluation.profiles import run_profile
+    from distgen.evaluation.report import write_csv, write_json
+    from distgen.evaluation.suite import check_row_contexts, context_rows, merge_tables, row_label
+    from distgen.pipeline.outputs import EVALUATE_OUTPUTS, context_prefix
+
+    datas: dict[str, EvalData]  # by context; "" (no context is named so: a missing label) when contexts are pooled
+    files: dict[str, list[str]] = {}
+    if celltype_col is None:
+        data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
+        reported_pooled_note(info)
+        no_target_genes = recorded_no_targets(info, prof, no_target_genes)
+        info.notes += reference_rules(data, prof)
+        info.notes += target_resolution(data, prof, no_target_genes)
+        datas = {"": data}
+    else:
+        by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale)
+        no_target_genes = recorded_no_targets(info, prof, no_target_genes)
+        check_row_contexts(list(by_context), celltype_col)  # rows "condition @ context", refused before any scoring
+        datas = dict(by_context)
+        for ctx, data in by_context.items():  # every context's input rules before any is scored
+            try:
+                info.notes += [f"{ctx}: {n}" for n in reference_rules(data, prof, ctx) + target_resolution(data, prof, no_target_genes)]
+            except ValueError as e:
+                raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
+        files = {ctx: [f"{context_prefix(ctx)}_metrics.csv", *([f"{context_prefix(ctx)}_vcc2026_score.csv"] if prof.name == "vcc2026" else [])]
+                 for ctx in by_context}
+        check_output_folder(out, "evaluate", overwrite, names=[*EVALUATE_OUTPUTS, *(f for fs in files.values() for f in fs)])
+    if same_source(pred, real):  # warned above; kept in summary.json, where distgen compare reads it
+        info.notes.append(f"evaluate: the prediction and the truth are the same file ({pred}): {PERFECT_WORDS}")
+    elif all(_one_population(d) for d in datas.values()):  # a copy of the truth: said as one file given twice
+        said = (f"evaluate: the prediction and the truth are files with the same cells (labels and values): the prediction "
+                f"file is a copy of the truth: {PERFECT_WORDS}; pass the generated cells as --pred and the measured ones as --real")
+        warn(said)
+        info.notes.append(said)
+    tables = {ctx: run_profile(data, prof.name, progress=progress) for ctx, data in datas.items()}
+    scores: dict[str, Any] = {}
+    if prof.name == "vcc2026":
+        from distgen.evaluation.vcc2026 import ScoreUndefined, unscored, vcc2026_score
+
+        for ctx, data in datas.items():
+            try:
+                scores[ctx] = vcc2026_score(data, control_label=info.control, seed=seed)
+            except ScoreUndefined as e:  # as cell-eval2's baseline refuses it: the metrics stand, the score is NaN with the reason
+                scores[ctx] = unscored(str(e))
+                info.notes.append(f"{ctx + ': ' if ctx else ''}vcc2026 score undefined: {e}")
+    clear_evaluation(out)  # no earlier evaluation's files (vcc2026_score.csv, per-context tables, report.html, plots) stay beside these
+    if celltype_col is None:
+        table = tables[""]
+    else:
+        for ctx, t in tables.items():
+            write_csv(t, str(out / files[ctx][0]))
+        table = merge_tables([context_rows(t, lambda p, c=ctx: row_label(p, c), ctx) for ctx, t in tables.items()])
+    write_csv(table, str(out / "metrics.csv"))
+    summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
+                               "control": info.control, "celltype_col": celltype_col,
+                               "no_target_genes": bool(no_target_genes) and prof.name in CELLEVAL2_PROFILES,  # read by those only
+                               "n_perturbations": len(table.perts),
+                               "n_genes": len(next(iter(datas.values())).genes),
+                               "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes),
+                               **summary_digests(datas, row_label if celltype_col is not None else (lambda p, c: p))}
+    if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
+        summary["pred_provenance"] = info.provenance
+    if celltype_col is None:
+        if "" in scores:
+            _write_vcc2026(out / "vcc2026_score.csv", scores[""].rows())
+            summary["vcc2026"] = _vcc2026_summary(scores[""], seed)
+            if scores[""].averaged_note():
+                summary["notes"].append(f"vcc2026 avg_score is the {scores[''].averaged_note()} (reasons in vcc2026_score.csv)")
+        write_json(summary, str(out / "summary.json"))
+        return summary
+    summary["contexts"] = list(tables)
+    summary["per_context"] = {ctx: {"n_perturbations": len(t.perts), "metrics": {c: t.mean(c) for c in t.values}, "files": files[ctx]}
+                              for ctx, t in tables.items()}
+    how = ("as cell-eval 0.8.2's run --celltype-col scores each cell type" if prof.name == "cell-eval-0.8.2"
+           else f"{prof.reference} run on that context's cells alone")
+    summary["notes"].insert(0, (
+        f"per-context runs of profile {prof.name}: each of the {len(tables)} contexts of {celltype_col!r} is scored as its own pair "
+        f"against its own control cells ({how}). "
+        "Per context: <context>_metrics.csv and per_context in summary.json; metrics.csv holds every 'condition @ context' row with "
+        "a context column, and summary.json's metrics are means over all those rows (not a number the reference reports)"))
+    if scores:
+        rows = []
+        for ctx, result in scores.items():
+            _write_vcc2026(out / files[ctx][1], result.rows())
+            rows += [{"context": ctx, **r} for r in result.rows()]
+            summary["per_context"][ctx]["vcc2026"] = _vcc2026_summary(result, seed)
+            if result.averaged_note():
+                summary["notes"].append(f"{ctx}: vcc2026 avg_score is the {result.averaged_note()} (reasons in {files[ctx][1]})")
+        _write_vcc2026(out / "vcc2026_score.csv", rows)
+        summary["notes"].append("vcc2026: one score per context (per_context.<context>.vcc2026 in summary.json; vcc2026_score.csv "
+                                "with a context column). cell-eval2 defines no vcc2026 score over several contexts, so none is pooled")
+    write_json(summary, str(out / "summary.json"))
     return summary
 
 

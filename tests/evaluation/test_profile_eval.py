@@ -573,3 +573,47 @@ def test_predicted_files_record_the_runs_perturbation_type(tmp_path):
     assert "perturbation_type" not in layout.to_anndata(cells, "pred").uns["distgen"]
     with pytest.raises(ValueError, match="perturbation_type must be one of"):
         layout.to_anndata(cells, "pred", perturbation_type="drug")
+
+
+@pytest.mark.parametrize("celltype", [False, True])
+def test_the_profile_page_is_drawn_once_the_cells_are_freed(tmp_path, monkeypatch, celltype):
+    """The page reads the files written; the cells and their caches were alive while it was drawn (and its imports ran):
+    the peak of ``--profile`` at genome-wide size. None of the pair's tables is alive when the page is written now."""
+    import gc
+
+    import torch
+
+    from distgen.pipeline import pages
+
+    real, pred = _counts_pair(seed=4)
+    if celltype:
+        for a in (real, pred):
+            a.obs["celltype"] = np.where(np.arange(a.n_obs) % 2 == 0, "A", "B")
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    smallest = real.n_obs * real.n_vars * 4 // 4  # a quarter of a table: a context's, a group block's copy
+    alive: list[int] = []
+    write = pages.write_profile_page
+
+    def census(out):
+        gc.collect()
+        alive.append(sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor) and o.untyped_storage().nbytes() >= smallest))
+        return write(out)
+
+    monkeypatch.setattr(pages, "write_profile_page", census)
+    evaluate_profile_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), tmp_path / "out", "celleval2",
+                           celltype_col="celltype" if celltype else None)
+    assert alive == [0] and (tmp_path / "out" / "report.html").is_file()
+
+
+def test_the_profile_page_imports_neither_the_evaluation_page_nor_the_training_package():
+    """``distgen.report``'s names are imported when used: the profile page (tables only) took the evaluation page's modules,
+    the training package and anndata with them (~120 MB and ~1 s of a one-shot run); they still import by name."""
+    import subprocess
+    import sys
+
+    code = ("import sys, distgen.pipeline.profile_eval, distgen.report.profile; "
+            "heavy = [m for m in ('distgen.report.page', 'distgen.train', 'anndata') if m in sys.modules]; "
+            "assert not heavy, heavy; from distgen.report import ReportInputs, render, write_report; "
+            "import distgen.report.page as p; assert render is p.render and write_report is p.write_report")
+    subprocess.run([sys.executable, "-c", code], check=True)
