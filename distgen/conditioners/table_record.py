@@ -4,8 +4,8 @@ A table conditioner (``embedding_table``, ``covariate`` with ``perturbation="tab
 file at construction and keeps the rows it uses as buffers, so a checkpoint holds every vector the model uses. To build
 the model again around those weights (``distgen predict RUN``, ``distgen.load_run``) it still needs the table's width
 and which names have a row (``can_embed``, the pre-flight); that is all this record holds, per file: the path as the
-config gives it, ``key_column``, the width and the keys in file order (about the size of the key column, e.g. a few
-hundred kB for a genome-wide gene table; no vectors).
+config gives it, ``key_column``, the width, the keys in file order (about the size of the key column, e.g. a few
+hundred kB for a genome-wide gene table; no vectors) and the file's sha256.
 
 Training collects the records while it builds the model (``collecting``) and writes them (``save``); loading a run
 builds its model under ``recorded`` (``read``), where ``load_embedding_table(..., kept_in_state=True)`` of a recorded file
@@ -13,7 +13,10 @@ that is gone returns its keys with zero vectors (the checkpoint's buffers replac
 arrays whether or not the table file is still where training read it. The checkpoint's vectors are the truth: where the
 file is there, it is read, and ``LoadingTables.check`` warns, naming the file and the checkpoint, when its vectors
 (after the conditioner's own standardisation) are not the checkpoint's, or it holds other names or cannot be read; the run
-predicts with the checkpoint's either way. A conditioner names the buffers it filled from a table file in
+predicts with the checkpoint's either way. A file whose bytes are those training read (its sha256, recorded then) is not
+parsed again: its vectors are the ones the checkpoint's buffers were made from (parsing a genome-wide CSV takes seconds,
+hashing it a fraction of one); any other content, a record without the hash (written before it was kept) or a run
+without a record, is parsed and compared as above. A conditioner names the buffers it filled from a table file in
 ``table_sources`` (buffer name -> ``(path, key_column)``). A caller that does not keep the vectors in its state
 (``kept_in_state`` false, the default: a plugin) reads the file as before.
 """
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +50,14 @@ VERSION = 1
 
 @dataclass(frozen=True)
 class TableRecord:
-    """One table file a model read: its path (as the config gives it), ``key_column``, vector width and keys."""
+    """One table file a model read: its path (as the config gives it), ``key_column``, vector width, keys and ``sha256`` (of
+    the file's bytes as read; None in records written before it was kept, or when the file changed while it was read)."""
 
     source: str
     key_column: str | None
     width: int
     keys: tuple[str, ...]
+    sha256: str | None = None
 
     def stand_in(self) -> dict[str, np.ndarray]:
         """The table as a conditioner built around checkpoint weights needs it: every key, zero vectors of the width."""
@@ -76,6 +83,7 @@ class LoadingTables:
     read_files: set[Key] = field(default_factory=set)  # read, with the recorded keys and width: vectors compared in check
     findings: dict[Key, str] = field(default_factory=dict)  # there, but not used: why (other names, unreadable)
     read_tables: dict[Key, dict[str, np.ndarray]] = field(default_factory=dict)  # what was read, by file
+    unchanged: set[Key] = field(default_factory=set)  # the bytes training read (the recorded sha256): not parsed, not compared
 
     def check(self, model: Any, state: Mapping[str, torch.Tensor], checkpoint: str | Path) -> None:
         """Warn, naming the file and ``checkpoint``, of each table file read while ``model`` was built whose vectors are not
@@ -153,10 +161,18 @@ def loading_table(record: TableRecord, path: Path, read_file: Callable[[], dict[
     stand-in (``TableRecord.stand_in``; why, when the file is there, kept for ``check`` to say)."""
     state = _ACTIVE.get()
     key = (record.source, record.key_column)
-    if not isinstance(state, LoadingTables) or not path.exists() or key in state.findings:
+    if not isinstance(state, LoadingTables) or not path.exists() or key in state.findings or key in state.unchanged:
         return record.stand_in()
     if key in state.read_files:  # a conditioner asking again (covariate: rows, then names): read once
         return state.read_tables[key]
+    if record.sha256 is not None:
+        try:
+            same = file_sha256(path) == record.sha256
+        except OSError:
+            same = False  # read_file says why
+        if same:  # training's bytes: the checkpoint's buffers were made from these very vectors
+            state.unchanged.add(key)
+            return record.stand_in()
     try:
         table = read_file()
     except (ValueError, OSError, ImportError) as exc:
@@ -187,15 +203,36 @@ def missing_file(where: str) -> ConfigError:
         "its checkpoint and needs it no more): give the path of the table (.csv, .tsv or .parquet, one row per name)")
 
 
-def note(source: str, key_column: str | None, table: dict[str, np.ndarray], kept_in_state: bool = False) -> None:
-    """Record a table file just read, when collecting (training); while a run without a record loads, a file read for
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of the bytes of ``path`` (read in blocks)."""
+    with Path(path).open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def stamp(path: str | Path) -> tuple[int, int] | None:
+    """``(size, mtime_ns)`` of ``path`` when collecting (training), to tell whether it changed while it was read; else None."""
+    if not isinstance(_ACTIVE.get(), _Collect):
+        return None
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def note(source: str, key_column: str | None, table: dict[str, np.ndarray], kept_in_state: bool = False,
+         before: tuple[int, int] | None = None) -> None:
+    """Record a table file just read, when collecting (training), with its sha256 when its ``stamp`` taken ``before`` it was
+    read is still its own (else none: loading then parses it); while a run without a record loads, a file read for
     buffers (``kept_in_state``) is compared with the checkpoint's by ``LoadingTables.check``."""
     state = _ACTIVE.get()
     if isinstance(state, LoadingTables) and kept_in_state:
         state.read_files.add((source, key_column))
     elif isinstance(state, _Collect):
         width = int(next(iter(table.values())).shape[0])
-        state.found[(source, key_column)] = TableRecord(source, key_column, width, tuple(table))
+        digest = None
+        if before is not None:
+            digest = file_sha256(source)
+            if stamp(source) != before:  # written to while it was read (or hashed): its bytes may not be the table's
+                digest = None
+        state.found[(source, key_column)] = TableRecord(source, key_column, width, tuple(table), digest)
 
 
 def save(folder: str | Path, tables: Sequence[TableRecord]) -> None:
@@ -204,7 +241,8 @@ def save(folder: str | Path, tables: Sequence[TableRecord]) -> None:
         return
     doc = {"format": FORMAT, "version": VERSION,
            "about": "the embedding-table files the model read at training: width and keys, no vectors (those are in the checkpoint)",
-           "tables": [{"source": t.source, "key_column": t.key_column, "width": t.width, "keys": list(t.keys)} for t in tables]}
+           "tables": [{"source": t.source, "key_column": t.key_column, "width": t.width, "keys": list(t.keys), "sha256": t.sha256}
+                      for t in tables]}
     atomic_write_text(Path(folder) / TABLES_FILE, json.dumps(doc))
 
 
@@ -215,4 +253,4 @@ def read(folder: str | Path) -> list[TableRecord] | None:
     if doc is None:
         return None
     return [TableRecord(str(t["source"]), None if t.get("key_column") is None else str(t["key_column"]), int(t["width"]),
-                        tuple(str(k) for k in t["keys"])) for t in doc["tables"]]
+                        tuple(str(k) for k in t["keys"]), None if t.get("sha256") is None else str(t["sha256"])) for t in doc["tables"]]

@@ -69,8 +69,9 @@ def load_embedding_table(source: str | Path | Mapping[str, Any], key_column: str
         return table_record.loading_table(record, path, lambda: _read_file(path, key_column))
     if not path.exists():
         raise table_record.missing_file(f"{what} {str(path)!r}")
+    before = table_record.stamp(path)  # training: its sha256 is recorded when the file did not change while read
     table = _read_file(path, key_column)
-    table_record.note(str(source), key_column, table, kept_in_state)
+    table_record.note(str(source), key_column, table, kept_in_state, before)
     return table
 
 

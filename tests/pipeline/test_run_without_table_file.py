@@ -185,3 +185,69 @@ def test_a_run_without_the_record_warns_of_an_edited_table_file(made, tmp_path):
         restore()
     (message,) = _table_warnings(record)
     assert str(made / "t.csv") in message and "differ from those its checkpoint" in message and str(old) in message
+
+
+def _parses(monkeypatch):
+    """The table files parsed from now on (``tables._read_file``'s paths)."""
+    from distgen.conditioners import tables
+
+    seen: list[str] = []
+    read = tables._read_file
+    monkeypatch.setattr(tables, "_read_file", lambda path, key: seen.append(str(path)) or read(path, key))
+    return seen
+
+
+def test_the_record_keeps_the_files_sha256_and_loading_parses_no_file_training_read(made, monkeypatch):
+    """Loading parsed a table file that is there every time (seconds for a genome-wide CSV) to compare it with the
+    checkpoint; the bytes training read (their sha256, recorded) are not parsed: their vectors are the checkpoint's."""
+    import hashlib
+    import warnings
+
+    (entry,) = json.loads((made / "run" / TABLES_FILE).read_text())["tables"]
+    assert entry["sha256"] == hashlib.sha256((made / "t.csv").read_bytes()).hexdigest()
+    seen = _parses(monkeypatch)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        run = distgen.load_run(made / "run")
+    assert seen == [] and _table_warnings(record) == []
+    assert run.model.conditioner.can_embed(["CBL", "KLF1", "EXTRA1"]) == [True, False, True]
+
+
+@pytest.mark.parametrize("how", ["same size and time", "no hash recorded"])
+def test_a_file_not_known_by_its_hash_is_parsed_and_compared(made, tmp_path, monkeypatch, how):
+    """An edit that keeps the file's size and modification time is found (the hash is of the contents); a record written
+    before the hash was kept parses the file as before, and an unchanged one says nothing."""
+    import os
+    import warnings
+
+    run_dir = made / "run"
+    if how == "no hash recorded":
+        run_dir = tmp_path / "old"
+        shutil.copytree(made / "run", run_dir)
+        doc = json.loads((run_dir / TABLES_FILE).read_text())
+        del doc["tables"][0]["sha256"]
+        (run_dir / TABLES_FILE).write_text(json.dumps(doc))
+    path = made / "t.csv"
+    original, st = path.read_text(), path.stat()
+    edited = _edit_one_value(original)
+    if how == "same size and time":
+        edited = edited.replace(edited.splitlines()[2], edited.splitlines()[2][: len(original.splitlines()[2])].ljust(len(original.splitlines()[2]), "0"))
+        assert len(edited) == len(original) and edited != original
+    seen = _parses(monkeypatch)
+    try:
+        path.write_text(edited)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            distgen.load_run(run_dir)
+    finally:
+        path.write_text(original)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    (message,) = _table_warnings(record)
+    assert seen == [str(path)] and "differ from those its checkpoint" in message, (seen, message)
+    if how == "no hash recorded":
+        seen.clear()
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            distgen.load_run(run_dir)
+        assert seen == [str(path)] and _table_warnings(record) == []
