@@ -42,7 +42,8 @@ Without the training file: --data FILE (with --real, --counts, --perturbations) 
 it (data_record.json, data_record.safetensors; written at training and by distgen import), the prediction the same as
 with the file. The run's own split (no --data) reads the training cells: when the file moved, give it with --train-data
 PATH (checked against the run's content hash). A run trained or imported before distgen kept a data record needs the
-file (or --train-data) for --data too.
+file (or --train-data) for --data too; its first --data prediction from the file at its recorded path keeps the record
+in the run folder (when the file's hash is the run's and the folder is free), and the next ones need no file.
   distgen predict runs/scdfm --out pred.h5ad --train-data /new/place/my_data.h5ad
 
 An existing --out/--real is replaced only when it is an earlier prediction/truth (else --overwrite);

@@ -512,7 +512,9 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
     (``LoadedRun.data`` then raises); otherwise ``TrainingDataMissing`` names ``--train-data``. ``read_data`` false (with
     ``need_data`` false: ``distgen predict RUN --data FILE``): a run that holds a data record is loaded from it without
     reading its training file even where the file is (the record is what predicting another file reads of it; reading
-    and hashing the file doubled the time and peak memory of a small prediction), unless ``train_data`` names it.
+    and hashing the file doubled the time and peak memory of a small prediction), unless ``train_data`` names it. A run
+    without a record reads its training file once for that: the record made from it is kept in the run folder when that is
+    safe (``distgen.pipeline.kept_record``).
     """
     run_dir = run_folder(run_dir)
     config = load_yaml(run_dir / "config.yaml")
@@ -539,7 +541,12 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
             check_moved_data(run_dir, dataset.data.hash, str(train_data), recorded, record)
         check_same_data(run_dir, dataset.data.hash, dataset.section.dataset, "predict")
         run_seed = int((config.get("train") or {}).get("seed", 0))
-        record = DataRecord.from_dataset(dataset, seed=run_seed, fit=False)  # the same record, its dispersions fitted when asked for
+        if record is None and not (need_data or read_data) and train_data is None:  # a run trained before records: made once, kept
+            from distgen.pipeline.kept_record import keep_record
+
+            record = keep_record(run_dir, dataset, run_seed)
+        else:
+            record = DataRecord.from_dataset(dataset, seed=run_seed, fit=False)  # the same record, its dispersions fitted when asked for
     assert record is not None
     model = load_run_model(run_dir, dataset if dataset is not None else record, checkpoint, weights, torch.device(device),
                            sampling_overrides(sampling))

@@ -97,7 +97,8 @@ def predict_file(
     ``distgen.data.record.DataRecord``), and such a run does not read it even where it is (reading and hashing it whole was
     most of the time and peak memory of a small prediction). ``train_data`` names a file to read instead: it is checked as
     ``distgen predict`` checks it, and the same record is made from it: the prediction is the same either way. A run without
-    a record (trained before runs kept one) reads its training file.
+    a record (trained before runs kept one) reads its training file, once: the record made from it is kept in the run folder
+    when that is safe (``distgen.pipeline.kept_record``).
     """
     sampling = sampling_overrides(sampling)
     if counts is not None:

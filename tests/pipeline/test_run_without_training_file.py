@@ -287,3 +287,72 @@ def test_a_model_sampling_noise_per_set_predicts_the_same_cells_without_the_trai
     (tmp_path / "noise" / RECORD_FILE).write_text(json.dumps(doc))
     assert main(["predict", run, "--data", str(other), "--out", str(tmp_path / "sets_of_3.h5ad")]) == 0
     assert not np.array_equal(_read(tmp_path / "with.h5ad")[0], _read(tmp_path / "sets_of_3.h5ad")[0])
+
+
+def _old_run(made, tmp_path):
+    """A copy of the run as trained before runs kept a data record."""
+    old = tmp_path / "old"
+    shutil.copytree(made / "run", old)
+    for name in (RECORD_FILE, ARRAYS_FILE):
+        (old / name).unlink()
+    return old
+
+
+def test_a_run_without_a_record_reads_its_training_file_once_and_keeps_the_record(made, tmp_path, monkeypatch, capsys):
+    """--data read and hashed the whole training file of such a run on every prediction. The first now keeps the record it
+    makes (the training's, byte for byte: the file's hash is the run's), so the next read no training file: the same arrays
+    each time, NB counts included."""
+    from distgen.data.prepared import Dataset
+
+    old = _old_run(made, tmp_path)
+    loads = []
+    real_load = Dataset.load.__func__
+    monkeypatch.setattr(Dataset, "load", classmethod(lambda cls, *a, **k: loads.append(a) or real_load(cls, *a, **k)))
+    other = made / "other.h5ad"
+    capsys.readouterr()
+    assert main(["predict", str(old), "--data", str(other), "--out", str(tmp_path / "first.h5ad")]) == 0
+    assert len(loads) == 1 and "kept in the run folder" in capsys.readouterr().err
+    for name in (RECORD_FILE, ARRAYS_FILE):
+        assert (old / name).read_bytes() == (made / "run" / name).read_bytes()
+    assert main(["predict", str(old), "--data", str(other), "--out", str(tmp_path / "second.h5ad")]) == 0
+    assert main(["predict", str(old), "--data", str(other), "--counts", "nb", "--out", str(tmp_path / "nb.h5ad")]) == 0
+    assert len(loads) == 1  # the record, not the file
+    for got, want in (("first", "with_pred"), ("second", "with_pred"), ("nb", "with_nb")):
+        np.testing.assert_array_equal(_read(tmp_path / f"{got}.h5ad")[0], _read(made / f"{want}.h5ad")[0])
+
+
+@pytest.mark.parametrize("why", ["locked", "no hash", "read-only"])
+def test_the_record_is_kept_only_when_it_is_safe(made, tmp_path, capsys, why):
+    """Not kept while another process holds the run folder (its one writer), when the run's manifest records no data hash
+    (nothing proves the file is the training data) or when the folder cannot be written; the prediction is the same."""
+    import os
+    import subprocess
+    import sys
+
+    old = _old_run(made, tmp_path)
+    holder = None
+    if why == "locked":
+        code = ("import sys, time; from distgen.train.lock import RunLock; lock = RunLock(sys.argv[1], 'train').acquire(); "
+                "print('held', flush=True); time.sleep(120)")
+        holder = subprocess.Popen([sys.executable, "-c", code, str(old)], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+    elif why == "no hash":
+        doc = json.loads((old / "manifest.json").read_text())
+        del doc["data"]["data_hash"]
+        (old / "manifest.json").write_text(json.dumps(doc))
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        old.chmod(0o555)
+    try:
+        capsys.readouterr()
+        assert main(["predict", str(old), "--data", str(made / "other.h5ad"), "--out", str(tmp_path / "p.h5ad")]) == 0
+        err = capsys.readouterr().err
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        old.chmod(0o755)
+    assert not (old / RECORD_FILE).exists() and not (old / ARRAYS_FILE).exists()
+    assert ("was not kept" in err) == (why != "no hash")
+    np.testing.assert_array_equal(_read(tmp_path / "p.h5ad")[0], _read(made / "with_pred.h5ad")[0])
