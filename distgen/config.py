@@ -933,7 +933,9 @@ def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chai
         base = str(here / base)
     if base is not None:
         inherited = _load(base, (), (*chain, ident))
-        if isinstance(doc.get("sweep"), dict) and "grid" in doc["sweep"] and isinstance(inherited.get("sweep"), dict):
-            inherited["sweep"].pop("grid", None)  # a declared grid replaces the inherited one (axes do not merge)
+        if isinstance(doc.get("sweep"), dict) and isinstance(inherited.get("sweep"), dict):
+            for key in ("grid", "variants"):  # a declared grid (variants) replaces the inherited one: axes do not merge
+                if key in doc["sweep"]:
+                    inherited["sweep"].pop(key, None)
         doc = deep_merge(inherited, doc)
     return apply_overrides(doc, rest)

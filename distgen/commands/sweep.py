@@ -9,12 +9,23 @@ EXAMPLE = """examples:
   distgen sweep my_sweep.yaml --out sweeps/enc --jobs 2         # grid read from the file's `sweep:` section
   distgen sweep my_sweep.yaml --out sweeps/enc                  # again: finished runs are skipped,
                                                                 # interrupted ones resume from their checkpoint
+  distgen sweep scdfm-small --variant preset --variant ot model.coupling.name=exact_ot --grid train.seed=[0,1] --out sweeps/ot
+                                                                # named variants, one factor at a time: ot vs preset
 
 A grid in YAML, next to the base config:
   base: scdfm-small
   sweep:
     grid: {model.population_encoder.name: [kme, set_transformer], train.seed: [0, 1, 2]}
     reference: name=kme
+
+An ablation (one factor at a time, not a product) as named variants:
+  base: scdfm-small
+  sweep:
+    variants:
+      preset: []                                   # the config as written: the reference (the first variant)
+      ot: model.coupling.name=exact_ot
+      energy: model.distribution_loss.kernel.name=energy
+    seeds: [0, 1, 2]
 """
 
 
@@ -29,8 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", help="preset name or YAML config (may hold a `sweep:` section with grid/seeds/reference)")
+    p.add_argument("config", help="preset name or YAML config (may hold a `sweep:` section with grid/variants/seeds/reference)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=[V1,V2]", help="a grid axis; repeat for more axes")
+    p.add_argument("--variant", action="append", nargs="+", default=[], metavar=("NAME", "OVERRIDE"),
+                   help="a named variant, one factor at a time: NAME then its overrides (none: the config as written); "
+                   "repeat for more variants, put the config before the first --variant")
     p.add_argument("--out", required=True, help="sweep directory")
     p.add_argument("--reference", help="variant to compare the others against (default: the first)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, each a separate process (default 1)")
@@ -49,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     from distgen.pipeline.sweep import sweep
 
     grid = parse_grid_args(args.grid)
+    variants = parse_variant_args(args.variant)
     res = sweep(args.config, grid, args.out, reference=args.reference, jobs=args.jobs, retries=args.retries,
-                metrics=metric_names(args.metrics) or SUMMARY_METRICS, progress=not args.json)
+                metrics=metric_names(args.metrics) or SUMMARY_METRICS, progress=not args.json, variants=variants)
     if args.json:
         print((res.out / "summary.json").read_text())
     else:
@@ -60,6 +75,24 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"failed": res.failed}) if args.json else f"{len(res.failed)} run(s) failed: {', '.join(res.failed)}")
         return 1
     return 0
+
+
+def parse_variant_args(values: list[list[str]]) -> dict[str, list[str]] | None:
+    """``--variant NAME OVERRIDE...`` options as ``{NAME: [OVERRIDE, ...]}`` (None without any); a name given twice is
+    refused, as a grid axis given twice is."""
+    from distgen.config import ConfigError
+
+    if not values:
+        return None
+    out: dict[str, list[str]] = {}
+    for name, *overrides in values:
+        if "=" in name:
+            raise ConfigError(f"--variant {name!r}: the first word is the variant's name, then its overrides, e.g. "
+                              f"--variant ot model.coupling.name=exact_ot (--variant preset: the config as written)")
+        if name in out:
+            raise ConfigError(f"--variant {name} is given twice; give each variant one name")
+        out[name] = overrides
+    return out
 
 
 def metric_names(values: list[str] | None) -> list[str] | None:

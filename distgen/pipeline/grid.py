@@ -101,12 +101,26 @@ def _bounded(variant: str) -> str:
     return f"{variant[:MAX_VARIANT - 11]}~{digest}"
 
 
-def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None) -> list[Run]:
+def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None,
+           variants: Mapping[str, Any] | None = None) -> list[Run]:
     """All runs of a grid: the Cartesian product of the non-seed axes, each at every seed.
 
     The seed axis is ``train.seed`` in the grid, or ``seeds``; a variant's name joins the last key
     segment and value of each non-seed axis (``name=kme,depth=2``). Numpy values (``np.arange(3)``) are their Python values.
+
+    ``variants`` (``{name: [override, ...]}``, see ``parse_variants``) are named sets of overrides, one factor at a time:
+    each is crossed with the grid's axes (none: each variant alone) and run at every seed; its runs are named ``name``
+    (``name,depth=2`` with an axis). ``[]`` is the config as written (the reference of an ablation).
     """
+    if variants is not None:
+        named = parse_variants(variants)
+        runs = []
+        for name, overrides in named.items():
+            for r in expand(grid, seeds):
+                label = name if r.variant == "base" else f"{name},{r.variant}"
+                runs.append(Run(variant=_bounded(label), seed=r.seed, overrides=(*overrides, *r.overrides)))
+        _refuse_shared_folders(runs)
+        return runs
     grid, seeds = plain_values(dict(grid)), plain_values(seeds)
     for k, v in grid.items():
         if not isinstance(k, str) or not k:
@@ -140,6 +154,11 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
         for s in seed_list:
             runs.append(Run(variant=variant, seed=s, overrides=(*overrides, f"{SEED_KEY}={s}"),
                             former=former if former != variant else ""))
+    _refuse_shared_folders(runs)
+    return runs
+
+
+def _refuse_shared_folders(runs: Sequence[Run]) -> None:
     folders: dict[str, list[Run]] = {}
     for r in runs:  # case folded: on a case-insensitive file system (macOS, Windows) name=A and name=a are one folder
         folders.setdefault(r.slug.casefold(), []).append(r)
@@ -149,7 +168,36 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
                           for group in clashes[:3])
         raise ConfigError(f"grid: different runs would share one run folder ({shown}): their names differ only in characters "
                           "a folder name cannot keep, or in case; make the axis values distinct")
-    return runs
+
+
+def parse_variants(variants: Any) -> dict[str, tuple[str, ...]]:
+    """``sweep.variants`` checked: ``{name: "key=value"}`` or ``{name: [key=value, ...]}`` -> ``{name: (override, ...)}``.
+
+    Each name becomes a run folder, so it must be a folder name already (letters, digits, ``_.,=+-``); an entry that is no
+    ``key=value`` override, or that sets ``train.seed`` (the seeds are the sweep's ``seeds``), is refused naming it.
+    """
+    if not isinstance(variants, Mapping) or not variants:
+        raise ConfigError("sweep.variants must be a non-empty mapping of a name to its overrides, e.g. "
+                          "{preset: [], mlp: [model.backbone.name=mlp, 'model.conditioner={name: onehot}']}, "
+                          f"got {short(variants)}")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, value in variants.items():
+        if not isinstance(name, str) or not name or _slug(name) != name:
+            raise ConfigError(f"sweep.variants: the name {name!r} names a run folder: use letters, digits and _ . , = + - "
+                              f"only (e.g. {_slug(str(name))!r})")
+        items = [] if value is None else [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise ConfigError(f"sweep.variants.{name}: expected an override 'key=value' or a list of them ([] for the "
+                              f"config as written), got {short(value)}")
+        for x in items:
+            key = x.split("=", 1)[0].strip()
+            if "=" not in x or not key or any(not part for part in key.split(".")):
+                raise ConfigError(f"sweep.variants.{name}: {x!r} is not an override like model.coupling.name=exact_ot")
+            if key == SEED_KEY:
+                raise ConfigError(f"sweep.variants.{name}: {x!r} sets the seed; the seeds are the sweep's (sweep.seeds), "
+                                  "shared by every variant so that each comparison pairs runs of the same seed")
+        out[name] = tuple(items)
+    return out
 
 
 def _refuse_repeats(key: str, values: Sequence[Any]) -> None:

@@ -11,6 +11,8 @@ sweep runs (``distgen.train.lock``).
 
 from __future__ import annotations
 
+import difflib
+
 import json
 import re
 import signal
@@ -36,7 +38,7 @@ from distgen.pipeline.aggregate import (
     summary_markdown,
     write_results,
 )
-from distgen.pipeline.grid import Run, expand
+from distgen.pipeline.grid import Run, expand, parse_variants
 from distgen.pipeline.pages import write_sweep_page
 from distgen.train.lock import LOCK_NAME, RunLock, RunLockedError, describe, read_holder
 from distgen.train.state_io import atomic_write_text
@@ -134,6 +136,10 @@ class SweepResult:
     comparisons: list[Comparison] = field(default_factory=list)
 
 
+#: The keys of a config's ``sweep:`` section.
+SWEEP_KEYS = frozenset({"grid", "seeds", "reference", "variants"})
+
+
 def sweep(
     config: str | Path,
     grid: Mapping[str, Sequence[Any]] | None = None,
@@ -146,6 +152,7 @@ def sweep(
     metrics: Sequence[str] = SUMMARY_METRICS,
     runner: Runner = subprocess_runner,
     progress: bool = True,
+    variants: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Run ``config`` at every cell of ``grid`` and aggregate.
 
@@ -156,6 +163,9 @@ def sweep(
         ``reference``; arguments given here take precedence.
     grid
         ``{dotted.key: [values]}``; ``train.seed`` is the replicate axis.
+    variants
+        ``{name: [override, ...]}``: named changes of the config, one factor at a time (an ablation), each crossed with
+        the grid and run at every seed (``[]``: the config as written). Replaces the ``sweep:`` section's ``variants``.
     out
         Sweep directory: ``runs/<variant>__seed<k>/`` per run, then ``results.csv``,
         ``summary.md``, ``summary.json`` and ``summary.png``.
@@ -171,23 +181,31 @@ def sweep(
     if not isinstance(spec, Mapping) or not isinstance(spec.get("grid") or {}, Mapping):
         raise ConfigError("sweep: the `sweep:` section must be a mapping like {grid: {dotted.key: [v1, v2]}, seeds: [0, 1]}, "
                           f"got {short(spec)}")
+    unknown = sorted(set(spec) - SWEEP_KEYS)
+    if unknown:  # a misspelt key (`seed:`, `variant:`) was ignored: a sweep of other seeds or of the base config alone
+        raise ConfigError(f"sweep: unknown key(s) {', '.join(map(repr, unknown))} in the `sweep:` section; it takes "
+                          f"{', '.join(sorted(SWEEP_KEYS))}"
+                          + "".join(f" (did you mean {m!r} for {k!r}?)" for k in unknown
+                                    for m in difflib.get_close_matches(k, SWEEP_KEYS, n=1)))
     grid = {**dict(spec.get("grid") or {}), **dict(grid or {})}
+    variants = variants if variants is not None else spec.get("variants")
     seeds = seeds if seeds is not None else spec.get("seeds")
     reference = reference or spec.get("reference")
     if jobs < 1 or retries < 0:
         raise ConfigError(f"sweep: jobs must be >= 1 and retries >= 0, got jobs={jobs}, retries={retries}")
-    runs = expand(grid, seeds)
-    variants = list(dict.fromkeys(r.variant for r in runs))
+    runs = expand(grid, seeds, variants)
+    names = list(dict.fromkeys(r.variant for r in runs))
     if reference is None:
-        reference = variants[0]
-    elif reference not in variants:
-        raise ConfigError(f"sweep: reference variant {reference!r} is not in the grid; variants: {', '.join(variants)}")
+        reference = names[0]
+    elif reference not in names:
+        raise ConfigError(f"sweep: reference variant {reference!r} is not in the grid; variants: {', '.join(names)}")
     out = Path(out)
     docs = check_cells(config, runs, metrics)  # every problem of every cell, before a folder is made or a run starts
     global _STOP
     _STOP = StopOnSignal()
     with RunLock(out, "sweep"), _STOP:
-        return _sweep(config, grid, seeds, reference, runs, variants, out, jobs, retries, metrics, runner, progress, docs)
+        return _sweep(config, grid, seeds, reference, runs, names, out, jobs, retries, metrics, runner, progress, docs,
+                      variants)
 
 
 def check_keeps_finished_runs(out: Path, runs: Sequence[Run]) -> None:
@@ -275,7 +293,7 @@ def check_cells(config: str | Path, runs: Sequence[Run], metrics: Sequence[str])
 def _sweep(
     config: str | Path, grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None, reference: str, runs: list[Run],
     variants: list[str], out: Path, jobs: int, retries: int, metrics: Sequence[str], runner: Runner, progress: bool,
-    docs: Mapping[str, Mapping[str, Any]],
+    docs: Mapping[str, Mapping[str, Any]], named: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     from distgen.pipeline.experiment import check_same_experiment
 
@@ -283,7 +301,9 @@ def _sweep(
     for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
         check_same_experiment(out / "runs" / r.slug, docs[r.slug])
     check_keeps_finished_runs(out, runs)
-    save_yaml({"config": str(config), "grid": grid, "seeds": seeds, "reference": reference}, out / "sweep.yaml")
+    save_yaml({"config": str(config), "grid": grid, "seeds": seeds, "reference": reference,
+               **({"variants": {k: list(v) for k, v in parse_variants(named).items()}} if named is not None else {})},
+              out / "sweep.yaml")
 
     result = SweepResult(out=out, runs=runs)
     todo = []
