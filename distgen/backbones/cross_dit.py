@@ -277,7 +277,8 @@ class CrossDiT(Backbone):
         self.in_p = nn.Linear(n_genes * (2 if self_conditioning else 1), dim)
         self.in_c = nn.Linear(n_genes, dim)
         self.time = TimeEmbedding(dim)
-        self.cov = nn.Linear(cond_dim + population_dim, dim)
+        # no condition (assembly refuses it: the DiT needs an embedding): no zero-width layer, whose init warned before the refusal
+        self.cov = nn.Linear(cond_dim + population_dim, dim) if cond_dim + population_dim > 0 else None
         self.null = nn.Parameter(torch.zeros(dim)) if null_condition else None
         self.token = nn.Parameter(torch.zeros(dim)) if token_bias == "shared" else None
         self.blocks = nn.ModuleList(MMBlock(dim, heads, mlp_ratio, qk_norm, i == depth - 1, block) for i in range(depth))
@@ -341,10 +342,11 @@ class CrossDiT(Backbone):
         cov = [cond.embedding] if cond.embedding is not None else []
         if cond.population is not None:
             cov.append(cond.population)
-        if not cov:
+        if not cov or self.cov is None:
             return None
 
         def compute() -> Tensor:
+            assert self.cov is not None
             e = self.cov(torch.cat(cov, -1).to(dtype))
             if self.null is not None and cond.drop is not None:
                 e = torch.where(cond.drop.to(e.device)[:, None], self.null.to(dtype).expand_as(e), e)

@@ -54,7 +54,8 @@ class MLPBackbone(Backbone):
         n_in = n_genes * (1 + int(use_control) + int(self_conditioning))
         self.time = TimeEmbedding(hidden)
         self.inp = nn.Linear(n_in, hidden)
-        self.cond = nn.Linear(cond_dim + population_dim, hidden)
+        # no condition (assembly refuses it: an MLP needs an embedding): no zero-width layer, whose init warned before the refusal
+        self.cond = nn.Linear(cond_dim + population_dim, hidden) if cond_dim + population_dim > 0 else None
         layers: list[nn.Module] = []
         for _ in range(depth):
             layers += [nn.SiLU(), nn.Linear(hidden, hidden)]
@@ -75,6 +76,6 @@ class MLPBackbone(Backbone):
         if cond.population is not None:
             c.append(cond.population)
         h = self.inp(torch.cat(parts, -1)) + self.time(t)
-        if c:
+        if c and self.cond is not None:
             h = h + self.cond(torch.cat(c, -1))[:, None, :]
         return self.out(self.body(h))

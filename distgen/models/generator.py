@@ -437,7 +437,8 @@ def check_assembly(model: Generator) -> None:
     provided |= {"population"} if model.population_encoder is not None else set()
     missing = set(bb.requires) - provided
     if missing:
-        hints = {"population": "add a population_encoder", "embedding": "add a conditioner (e.g. {name: onehot})"}
+        hints = {"population": "add a population encoder, e.g. 'model.population_encoder={name: kme}'",
+                 "embedding": "add a conditioner, e.g. 'model.conditioner={name: onehot}'"}  # as an override, quoted for a shell
         fixes = [hints[m] for m in sorted(missing) if m in hints]
         problems.append(
             f"backbone {name} needs condition field(s) {sorted(missing)} that this model does not provide"

@@ -98,3 +98,4 @@ def test_the_ablation_in_configs_md_builds_every_variant(tmp_path):
     for r in runs[::3]:  # one seed of each variant
         doc = load_config(str(cfg), list(r.overrides))
         distgen.build(doc, data)  # assembly refuses a swap that needs more than its overrides
+
