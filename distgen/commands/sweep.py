@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, each a separate process (default 1)")
     p.add_argument("--retries", type=int, default=1, help="retries of a crashed run before it is reported; a retry resumes from its newest checkpoint (default 1)")
     p.add_argument("--metrics", nargs="+", help="metrics to summarise, separated by spaces or commas as in distgen run and "
-                   "evaluate (default: mse pearson_delta discrimination_score_l1 overlap_at_N edistance)")
+                   "evaluate (default: the config's evaluate.metrics where it sets them, else mse pearson_delta "
+                   "discrimination_score_l1 overlap_at_N edistance)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.set_defaults(run=run)
 
@@ -58,14 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from distgen.pipeline.aggregate import SUMMARY_METRICS
     from distgen.pipeline.grid import parse_grid_args
     from distgen.pipeline.sweep import sweep
 
     grid = parse_grid_args(args.grid)
     variants = parse_variant_args(args.variant)
     res = sweep(args.config, grid, args.out, reference=args.reference, jobs=args.jobs, retries=args.retries,
-                metrics=metric_names(args.metrics) or SUMMARY_METRICS, progress=not args.json, variants=variants)
+                metrics=metric_names(args.metrics) or None, progress=not args.json, variants=variants)
     if args.json:
         print((res.out / "summary.json").read_text())
     else:

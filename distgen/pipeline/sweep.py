@@ -149,7 +149,7 @@ def sweep(
     reference: str | None = None,
     jobs: int = 1,
     retries: int = 1,
-    metrics: Sequence[str] = SUMMARY_METRICS,
+    metrics: Sequence[str] | None = None,
     runner: Runner = subprocess_runner,
     progress: bool = True,
     variants: Mapping[str, Any] | None = None,
@@ -171,6 +171,9 @@ def sweep(
         ``summary.md``, ``summary.json`` and ``summary.png``.
     reference
         Variant the others are compared against (default: the first variant).
+    metrics
+        Metrics the summary compares (default: the config's ``evaluate.metrics`` where it sets them, which are all its
+        runs compute, else ``SUMMARY_METRICS``).
     jobs
         Runs at a time, each in its own process.
     retries
@@ -193,6 +196,9 @@ def sweep(
     reference = reference or spec.get("reference")
     if jobs < 1 or retries < 0:
         raise ConfigError(f"sweep: jobs must be >= 1 and retries >= 0, got jobs={jobs}, retries={retries}")
+    if metrics is None:  # what the runs compute: the default list warned about each metric the config leaves out
+        asked = (doc.get("evaluate") or {}).get("metrics") if isinstance(doc.get("evaluate"), Mapping) else None
+        metrics = [asked] if isinstance(asked, str) else list(asked) if isinstance(asked, list) and asked else SUMMARY_METRICS
     runs = expand(grid, seeds, variants)
     names = list(dict.fromkeys(r.variant for r in runs))
     if reference is None:

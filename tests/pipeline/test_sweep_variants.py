@@ -99,3 +99,17 @@ def test_the_ablation_in_configs_md_builds_every_variant(tmp_path):
         doc = load_config(str(cfg), list(r.overrides))
         distgen.build(doc, data)  # assembly refuses a swap that needs more than its overrides
 
+
+
+def test_the_summary_compares_the_metrics_the_config_evaluates_by_default(tmp_path, capsys):
+    """A config that sets evaluate.metrics: the summary takes those (it warned about every default metric left out)."""
+    cfg = save_yaml({"model": {"name": "control"}, "evaluate": {"metrics": ["mse"]},
+                     "sweep": {"variants": {"good": [], "bad": "description=bad"}}}, tmp_path / "s.yaml")
+    res = sweep(str(cfg), out=tmp_path / "sw", runner=FakeRunner(), progress=False)
+    assert {c.metric for c in res.comparisons} == {"mse"}
+    assert "not in the summary" not in capsys.readouterr().err
+    # without evaluate.metrics the default list stays, and a metric no run computed is still named
+    plain = save_yaml({"model": {"name": "control"}, "sweep": {"variants": {"good": [], "bad": "description=bad"}}},
+                      tmp_path / "p.yaml")
+    sweep(str(plain), out=tmp_path / "sw2", runner=FakeRunner(), progress=False)
+    assert "edistance" in capsys.readouterr().err
