@@ -87,11 +87,15 @@ def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.n
         "real" if side == "real" else name, "lognorm")
 
 
+#: How ``generated_range_note`` begins (after a context's ``ctx: ``): ``distgen sweep`` marks such runs' variants.
+GENERATED_RANGE = "the model's predictions reach"
+
+
 def generated_range_note(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray) -> str | None:
     """A note when generated log-space values leave the range log-normalised expression can take (a diverging model)."""
     (ps, pmax), (ts, tmax) = value_scale(pred), value_scale(truth)
     if ts == "log" and ps == "normalized":
-        return (f"the model's predictions reach {pmax:.4g}, above any log-normalised value (the truth's maximum is {tmax:.4g}): "
+        return (f"{GENERATED_RANGE} {pmax:.4g}, above any log-normalised value (the truth's maximum is {tmax:.4g}): "
                 "the generator diverges on some cells; scored as generated")
     return None
 

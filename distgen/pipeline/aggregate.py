@@ -275,8 +275,9 @@ def summary_markdown(
                   "not read, or two settings that coincide on this data).", ""]
         lines += [f"- {md.code(v)} = {md.code(other)}" for v, other in same.items()]
     if diverged:
-        lines += ["", "## Diverged runs", "", "Their training loss exploded (more than 1,000 times its first step's) but stayed finite, so "
-                  "they finished; their scores above are a diverged model's (the run's eval/summary.md has the details).", ""]
+        lines += ["", "## Diverged runs", "", "Their training loss exploded (more than 1,000 times its first step's) but stayed finite, or "
+                  "their generated cells left the range of log-normalised expression (`generation:`), so they finished; their scores "
+                  "above are a diverged model's (the run's eval/summary.md has the details).", ""]
         lines += [f"- {md.code(v)}, seed {s}: {md.inline(what)}" for v, s, what in diverged]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- {md.inline(f, True)}" + (f": {md.inline(failures[f])}" if f in failures else "")

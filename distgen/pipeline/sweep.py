@@ -131,7 +131,8 @@ class SweepResult:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  #: failed run -> the error its log ends with
-    #: finished run -> its variant, seed and ``TrainResult.diverged`` record (the loss exploded, stayed finite)
+    #: finished run -> its variant, seed and ``TrainResult.diverged`` record (the loss exploded, stayed finite), or
+    #: ``generation``: its evaluation's note that the generated values left the range of log-normalised expression
     diverged: dict[str, dict[str, Any]] = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
 
@@ -364,6 +365,12 @@ def _sweep(
             if doc is not None:
                 summaries.setdefault(r.variant, []).append(doc)
             d = training_diverged(out / "runs" / r.slug)
+            g = None if d else generation_diverged(doc)
+            if g:  # training went well, sampling did not: the variant's scores are those of cells far off the data
+                result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, "generation": g}
+                diverged.append((r.variant, r.seed, f"generation: {g}"))
+                print(f"warning: sweep: run {r.slug} generated values beyond any log-normalised expression ({clip_message(g, 160)}); "
+                      "its scores are marked in summary.md", file=sys.stderr)
             if d:  # its scores are in the table, as measured, and marked: a diverged model is a result of that setting
                 result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, **d}
                 diverged.append((r.variant, r.seed, f"the training loss exploded at step {d['step']:.0f} to {d['loss']:.4g} "
@@ -420,6 +427,16 @@ def run_summary(run_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return summary if isinstance(summary, dict) else None
+
+
+def generation_diverged(summary: Mapping[str, Any] | None) -> str | None:
+    """The note of a run's ``eval/summary.json`` saying that its generated values left the range of log-normalised expression
+    (``distgen.evaluation.io.generated_range_note``: a sampler that diverged), or None."""
+    from distgen.evaluation.io import GENERATED_RANGE
+
+    notes = summary.get("notes") if summary is not None else None
+    found = [n for n in notes if isinstance(n, str) and GENERATED_RANGE in n] if isinstance(notes, list) else []
+    return "; ".join(found) if found else None
 
 
 def training_diverged(run_dir: Path) -> dict[str, Any] | None:

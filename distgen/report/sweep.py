@@ -337,11 +337,14 @@ def render_sweep(inp: SweepInputs) -> str:
             "read, or two settings that coincide on this data). Their differences above are not evidence about the "
             f"setting.</p><ul>{items}</ul>")))
     if inp.diverged:
-        items = "".join(f"<li><code>{escape(str(d.get('variant')))}</code>, seed {escape(str(d.get('seed')))}: the training loss "
-                        f"exploded at step {escape(str(d.get('step')))} to {num(d.get('loss'))} (first step {num(d.get('first_loss'))})</li>"
+        items = "".join(f"<li><code>{escape(str(d.get('variant')))}</code>, seed {escape(str(d.get('seed')))}: "
+                        + (f"generation: {escape(str(d['generation']))}" if "generation" in d else  # sampling left the data's range
+                           f"the training loss exploded at step {escape(str(d.get('step')))} to {num(d.get('loss'))} (first step "
+                           f"{num(d.get('first_loss'))})") + "</li>"
                         for d in inp.diverged.values())
         sections.append(Section("diverged", "Diverged runs", (
-            "<p>Their training loss exploded (more than 1,000 times its first step's) but stayed finite, so they finished; their "
+            "<p>Their training loss exploded (more than 1,000 times its first step's) but stayed finite, or their generated cells "
+            "left the range of log-normalised expression, so they finished; their "
             f"scores above are a diverged model's.</p><ul>{items}</ul>")))
     if inp.failed:
         sections.append(Section("failed", "Failed runs", "<ul>" + "".join(

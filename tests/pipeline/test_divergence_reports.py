@@ -100,3 +100,35 @@ def test_other_failures_are_still_retried(tmp_path):
     with pytest.raises(RuntimeError, match="no run finished"):
         sweep(str(base), {"description": ["a"]}, tmp_path / "sw", runner=crashing, retries=2, metrics=["mse"], progress=False)
     assert calls == ["description=a__seed0"] * 3  # 1 + retries: only a NaN/inf loss is known to recur
+
+
+def test_a_sweep_marks_runs_whose_generated_cells_left_the_data_range(tmp_path, capsys):
+    """Training went well, sampling diverged (a briefly trained noise-predicting diffusion: mse 34 where flow matching had
+    0.009): the evaluation's note reached the run's summary only, and the sweep's table showed the variant unmarked."""
+    from distgen.evaluation.io import generated_range_note
+
+    note = generated_range_note(np.array([[0.0, 410.8]]), np.array([[0.0, 4.885]]))
+    assert note is not None
+
+    def runner(config, run, run_dir):
+        (run_dir / METRICS_FILE).parent.mkdir(parents=True, exist_ok=True)
+        with (run_dir / METRICS_FILE).open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["perturbation", "mse"])
+            for p in range(6):
+                w.writerow([f"P{p}", 1.0 + p / 10 + (30 if "noise" in run.variant else 0)])
+        notes = [f"k562: {note}"] if "noise" in run.variant else ["data.filter kept 10 of 12 cells"]
+        (run_dir / "eval" / "summary.json").write_text(json.dumps({"training_diverged": None, "notes": notes}))
+        return 0
+
+    base = save_yaml({"model": {"name": "control"}}, tmp_path / "base.yaml")
+    res = sweep(str(base), {"description": ["x0", "noise"], "train.seed": [0, 1]}, tmp_path / "sw", runner=runner,
+                metrics=["mse"], progress=False)
+    assert sorted(res.diverged) == ["description=noise__seed0", "description=noise__seed1"]
+    assert res.diverged["description=noise__seed0"]["generation"] == f"k562: {note}"
+    text = (tmp_path / "sw" / "summary.md").read_text()
+    assert "| description=noise (DIVERGED: 2 of 2 seeds) | 2 |" in text and "| description=x0 | 2 |" in text
+    assert "generation: k562: the model's predictions reach 410.8" in text
+    assert "description=noise__seed1 generated values beyond" in capsys.readouterr().err
+    page = (tmp_path / "sw" / "report.html").read_text()
+    assert "description=noise (DIVERGED: 2 of 2 seeds)" in page and "generation: k562: the model&#x27;s predictions" in page
