@@ -13,6 +13,8 @@ there. Both are ``DiffusionSampler``s registered as ``sde`` and ``ode``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -46,6 +48,29 @@ def _rates(schedule: NoiseSchedule, t: Tensor | float, t_end: float) -> tuple[fl
     return tau, float(schedule.beta_tau(tt)), float(schedule.abar_tau(tt))
 
 
+def _drift(denoise: Denoiser, schedule: NoiseSchedule, t_end: float, shape: torch.Size, weight: float, label: str) -> tuple[Callable[[Tensor, Tensor], Tensor], list[int]]:
+    """``f(t, y) = beta/2 (x - weight eps_hat / sigma)`` (``y`` is ``x`` in the solver's shape) and its call counter:
+    ``weight`` 2 is the reverse SDE's drift, 1 the probability-flow ODE's velocity."""
+    calls = [0]
+
+    def f(t: Tensor, y: Tensor) -> Tensor:
+        calls[0] += 1
+        check_finite(y, calls[0], float(t), label)
+        tau, beta, abar = _rates(schedule, t, t_end)
+        x = y.reshape(shape)
+        _, eps = _at_tau(denoise, schedule, x, tau)
+        return (0.5 * beta * (x - weight * eps / (1.0 - abar) ** 0.5)).reshape(y.shape)
+
+    return f, calls
+
+
+def _land(denoise: Denoiser, schedule: NoiseSchedule, x: Tensor, calls: int, t_end: float, label: str) -> Tensor:
+    """The denoiser's ``x0_hat`` at ``t_end``, where the integration stopped (checked finite first)."""
+    check_finite(x, calls, t_end, label)
+    x0, _ = _at_tau(denoise, schedule, x, 1.0 - t_end)
+    return x0
+
+
 class ReverseSDE(DiffusionSampler):
     """The reverse VP-SDE integrated by an SDE solver (torchsde) from ``t_start`` to the first discrete step.
 
@@ -71,25 +96,14 @@ class ReverseSDE(DiffusionSampler):
     def sample(self, denoise: Denoiser, x: Tensor, schedule: NoiseSchedule) -> Tensor:
         t_end = _t_end(schedule)
         _check_start(self.t_start, schedule, "sde sampler")
-        calls = 0
-
-        def drift(t: Tensor, y: Tensor) -> Tensor:
-            nonlocal calls
-            calls += 1
-            check_finite(y, calls, float(t), self.label)
-            tau, beta, abar = _rates(schedule, t, t_end)
-            _, eps = _at_tau(denoise, schedule, y.reshape(x.shape), tau)
-            return (0.5 * beta * (y.reshape(x.shape) - 2.0 * eps / (1.0 - abar) ** 0.5)).reshape(y.shape)
+        drift, calls = _drift(denoise, schedule, t_end, x.shape, 2.0, self.label)
 
         def diffusion(t: Tensor, y: Tensor) -> Tensor:
             _, beta, _ = _rates(schedule, t, t_end)
             return torch.full_like(y, beta**0.5)
 
-        y1 = self.solver.solve(drift, diffusion, x.reshape(x.shape[0], -1), self.t_start, t_end)
-        out = y1.reshape(x.shape)
-        check_finite(out, calls, t_end, self.label)
-        x0, _ = _at_tau(denoise, schedule, out, 1.0 - t_end)
-        return x0
+        y1 = self.solver.solve(drift, diffusion, x.reshape(x.shape[0], -1), self.t_start, t_end)  # torchsde: [N, D]
+        return _land(denoise, schedule, y1.reshape(x.shape), calls[0], t_end, self.label)
 
 
 class ProbabilityFlowODE(DiffusionSampler):
@@ -116,20 +130,9 @@ class ProbabilityFlowODE(DiffusionSampler):
     def sample(self, denoise: Denoiser, x: Tensor, schedule: NoiseSchedule) -> Tensor:
         t_end = _t_end(schedule)
         _check_start(self.t_start, schedule, "ode sampler")
-        calls = 0
-
-        def f(t: Tensor, y: Tensor) -> Tensor:
-            nonlocal calls
-            calls += 1
-            check_finite(y, calls, float(t), self.label)
-            tau, beta, abar = _rates(schedule, t, t_end)
-            _, eps = _at_tau(denoise, schedule, y, tau)
-            return 0.5 * beta * (y - eps / (1.0 - abar) ** 0.5)
-
+        f, calls = _drift(denoise, schedule, t_end, x.shape, 1.0, self.label)
         res = self.solver.solve(f, x, self.t_start, t_end)
-        check_finite(res.x1, calls, t_end, self.label)
-        x0, _ = _at_tau(denoise, schedule, res.x1, 1.0 - t_end)
-        return x0
+        return _land(denoise, schedule, res.x1, calls[0], t_end, self.label)
 
 
 __all__ = ["ProbabilityFlowODE", "ReverseSDE"]

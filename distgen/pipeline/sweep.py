@@ -12,7 +12,6 @@ sweep runs (``distgen.train.lock``).
 from __future__ import annotations
 
 import difflib
-
 import json
 import re
 import signal
