@@ -9,7 +9,7 @@ well-kept library escapes Markdown *inline* text (Markdown libraries render it; 
 is written by hand, after the CommonMark spec (an ``_`` between two letters or digits can neither open nor close
 emphasis) and for what both CommonMark/GFM and Python-Markdown (mkdocs) read: a backslash before ``\ ` * _ > |``,
 before a ``]`` followed by ``( [ :`` and before a block marker that begins a line (``# + - [ 1.``); an entity for
-``& < ~``.
+``& ~`` and for a ``<`` that could open a tag (``p < 0.05`` is left as written).
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ _ALWAYS = re.compile(r"([\\`*>])")
 #: ``[x]`` (a Python list in a note) renders as itself and is left readable.
 _LINK_CLOSE = re.compile(r"\](?=[(\[:])")
 #: Characters escaped as entities: Python-Markdown (mkdocs) keeps a backslash before them literally.
-_ENTITIES = {"&": "&amp;", "<": "&lt;", "~": "&#126;"}
+_ENTITIES = {"&": "&amp;", "~": "&#126;"}
+#: A ``<`` that could open HTML or an autolink (``<b>``, ``</x>``, ``<!--``, ``<?``, ``<http:...>``); another (``p < 0.05``,
+#: ``<= 2``, ``<3``) renders as itself and stays readable in a terminal, where ``distgen compare`` prints its notes.
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 #: An ``_`` not between two letters/digits (``_x``, ``x_``, ``x__``): it could open or close emphasis.
 _LOOSE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 #: What would start a block at the beginning of a line or list item: a heading, a list marker, a task box ``[ ]``.
@@ -31,7 +34,7 @@ _BLOCK_START = re.compile(r"^([#+\[-])|^(\d+)([.)])")
 
 
 def _escape(value: object, pipe: bool, line_start: bool) -> str:
-    s = "".join(_ENTITIES.get(c, c) for c in str(value))
+    s = _TAG_OPEN.sub("&lt;", "".join(_ENTITIES.get(c, c) for c in str(value)))
     s = _ALWAYS.sub(r"\\\1", s)
     s = _LINK_CLOSE.sub(r"\\]", s)
     if pipe:

@@ -16,8 +16,9 @@ from distgen.pipeline.aggregate import summary_markdown as sweep_markdown
 markdown = pytest.importorskip("markdown")
 
 HOSTILE = ["A|B", "<b>x</b>", "*bold*", "_x_", "__init__", "`x`", "two\nlines", "[a](http://x)", "[r]: http://x", "&amp;",
-           "~~s~~", "a\\b", "# h", "- l", "+ p", "1. o", "x > y", "é+ü, x", " lead", "trail ", "1e3", "001", "nan", "None"]
-PLAIN = ["pearson_delta", "KLF1+MAP2K6", "model.coupling.name=exact_ot", "name=kme,depth=2", "A ['mae'], B ['w2']"]
+           "~~s~~", "a\\b", "# h", "- l", "+ p", "1. o", "x > y", "p < 0.05", "a<b", "<3", "<!-- c -->", "</x>", "<?x?>", "<http://x>", "é+ü, x", " lead", "trail ", "1e3", "001", "nan", "None"]
+PLAIN = ["pearson_delta", "KLF1+MAP2K6", "model.coupling.name=exact_ot", "name=kme,depth=2", "A ['mae'], B ['w2']",
+         "the two-sided Wilcoxon test cannot reach p < 0.05 with fewer than 6"]  # was 'p &lt; 0.05' in a terminal
 
 
 def _render(text: str) -> str:
