@@ -217,6 +217,72 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
     return notes
 
 
+def run_settings(path: str | Path) -> dict[str, Any] | None:
+    """The resolved config a ``distgen run`` folder records (``experiment.yaml`` beside its ``eval/``), or None (an evaluation
+    of files: ``distgen evaluate``)."""
+    from distgen.config import load_yaml
+
+    f = evaluation_folder(path).parent / "experiment.yaml"
+    try:
+        doc = load_yaml(f) if f.is_file() else None
+    except Exception:  # noqa: BLE001 - a damaged record: nothing to say about the settings, the comparison stands
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(doc, dict) and doc:
+        return {k: v for key, value in doc.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: doc}
+
+
+def settings_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``[(dotted key, A's value, B's value)]`` of two resolved run configs; a component whose ``name`` differs is one entry
+    (its other keys are another component's); the ``sweep`` and ``description`` sections are left out (they do not run)."""
+    fa, fb = _flat(a), _flat(b)
+    replaced = {k.removesuffix(".name") for k in fa if k.endswith(".name") and k in fb and fa[k] != fb[k]}
+    out = []
+    for key in sorted(set(fa) | set(fb)):
+        if key.split(".")[0] in {"sweep", "description"} or any(key.startswith(r + ".") and key != r + ".name" for r in replaced):
+            continue
+        va, vb = fa.get(key, UNSET), fb.get(key, UNSET)
+        if va != vb:
+            out.append((key, va, vb))
+    return out
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "unset"
+
+
+#: A key one run config does not set (its component's default applies).
+UNSET: Any = _Unset()
+
+
+def settings_note(run_a: str | Path, run_b: str | Path, most: int = 6) -> str | None:
+    """What a reader of a comparison of two ``distgen run`` folders must know about their settings: which differ (every
+    difference is of all of them together), and whether the seed or the data is among them; None for evaluations of files."""
+    ca, cb = run_settings(run_a), run_settings(run_b)
+    if ca is None or cb is None:
+        return None
+    diffs = settings_differences(ca, cb)
+    if not diffs:
+        return ("A and B were run with the same settings (experiment.yaml): a difference between them is run-to-run noise "
+                "(threads, hardware), not a setting's effect")
+    shown = ", ".join(f"{k} ({va!r} vs {vb!r})" for k, va, vb in diffs[:most]) + (f" and {len(diffs) - most} more" if len(diffs) > most else "")
+    text = f"the runs differ in {counted(len(diffs), 'setting')} (experiment.yaml): {shown}"
+    if len(diffs) > 1:
+        text += "; each difference below is of all of them together, not of one"
+    keys = {k for k, _, _ in diffs}
+    if "train.seed" in keys:
+        text += ("; train.seed differs, so training noise is part of every difference (distgen sweep pairs its variants' runs "
+                 "by seed and tests over seeds)")
+    if any(k.startswith("data.") for k in keys):
+        text += "; data settings differ (what the models were trained on, or how it was drawn)"
+    return text
+
+
 def _digests(summary: dict[str, Any]) -> dict[str, str]:
     """``summary.json``'s digests of each row's real cells (``distgen.evaluation.digest``); empty in older evaluations."""
     found = summary.get(TRUTH_DIGESTS)
@@ -273,6 +339,9 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
         raise MismatchedEvaluations(f"{run_a} and {run_b} share no perturbation (e.g. A: {sorted(perts_a)[:5]}, "
                                     f"B: {sorted(perts_b)[:5]}); compare evaluations of the same held-out groups{spelt}")
     notes = check_pairable(run_a, run_b, sa, sb, shared)
+    said = settings_note(run_a, run_b)
+    if said:
+        notes.append(said)
     if evaluation_folder(run_a).resolve() == evaluation_folder(run_b).resolve():  # said nothing: every verdict 'inconclusive'
         notes.insert(0, f"A and B are one evaluation ({evaluation_folder(run_a)}): every difference is 0; give two evaluations")
     margins = dict(margins or {})

@@ -417,3 +417,36 @@ def test_labels_in_another_unicode_form_are_named_when_they_keep_rows_apart(tmp_
     with pytest.raises(MismatchedEvaluations, match="Unicode form"):
         compare(evaluation_folder(tmp_path / "a2", {k: v for k, v in nfc.items() if not k.startswith("P")}, {"mse": False}),
                 evaluation_folder(tmp_path / "b2", only_forms, {"mse": False}))
+
+
+def test_two_run_folders_are_compared_with_what_their_settings_differ_in(tmp_path):
+    """distgen compare of two `distgen run` folders said nothing of their settings: a comparison of an OT coupling at seed 1
+    with the preset at seed 0, or of 20 against 200 training steps, read as the effect of the one setting meant."""
+    from distgen.config import save_yaml
+
+    rows = {f"P{i}": {"mse": 1.0 + i / 10} for i in range(4)}
+    base = {"model": {"name": "generator", "backbone": {"name": "pad_transformer", "d_model": 32}, "coupling": {"name": "independent"}},
+            "train": {"seed": 0, "steps": 20}, "data": {"set_size": 16}}
+    variants = {
+        "a": base,
+        "same": base,
+        "ot1": {**base, "model": {**base["model"], "coupling": {"name": "exact_ot"}}, "train": {"seed": 1, "steps": 20}},
+        "mlp": {**base, "model": {**base["model"], "backbone": {"name": "mlp", "hidden": 64}}, "data": {"set_size": 8}},
+    }
+    for name, doc in variants.items():
+        evaluation_folder(tmp_path / name / "eval", rows, {"mse": False})
+        save_yaml(doc, tmp_path / name / "experiment.yaml")
+    evaluation_folder(tmp_path / "files", rows, {"mse": False})  # distgen evaluate of files: no settings to compare
+
+    def said(a, b):
+        return [n for n in compare(tmp_path / a, tmp_path / b)["notes"] if "setting" in n]
+
+    (same,) = said("a", "same")
+    assert same.startswith("A and B were run with the same settings")
+    (ot,) = said("a", "ot1")
+    assert "2 settings" in ot and "model.coupling.name ('independent' vs 'exact_ot')" in ot and "train.seed (0 vs 1)" in ot
+    assert "not of one" in ot and "training noise is part of every difference" in ot
+    (mlp,) = said("a", "mlp")  # a replaced backbone is one difference, not one per parameter of either backbone
+    assert "model.backbone.name ('pad_transformer' vs 'mlp')" in mlp and "d_model" not in mlp and "hidden" not in mlp
+    assert "data.set_size (16 vs 8)" in mlp and "data settings differ" in mlp and "train.seed" not in mlp
+    assert said("a", "files") == []
