@@ -368,8 +368,7 @@ def _sweep(
             if g:  # training went well, sampling did not: the variant's scores are those of cells far off the data
                 result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, "generation": g}
                 diverged.append((r.variant, r.seed, f"generation: {g}"))
-                print(f"warning: sweep: run {r.slug} generated values beyond any log-normalised expression ({clip_message(g, 160)}); "
-                      "its scores are marked in summary.md", file=sys.stderr)
+                print(f"warning: sweep: run {r.slug}: {clip_message(g, 240)}; its scores are marked in summary.md", file=sys.stderr)
             if d:  # its scores are in the table, as measured, and marked: a diverged model is a result of that setting
                 result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, **d}
                 diverged.append((r.variant, r.seed, f"the training loss exploded at step {d['step']:.0f} to {d['loss']:.4g} "

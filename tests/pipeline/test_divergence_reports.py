@@ -129,6 +129,6 @@ def test_a_sweep_marks_runs_whose_generated_cells_left_the_data_range(tmp_path, 
     text = (tmp_path / "sw" / "summary.md").read_text()
     assert "| description=noise (DIVERGED: 2 of 2 seeds) | 2 |" in text and "| description=x0 | 2 |" in text
     assert "generation: k562: the model's predictions reach 410.8" in text
-    assert "description=noise__seed1 generated values beyond" in capsys.readouterr().err
+    assert "run description=noise__seed1: k562: the model's predictions reach 410.8" in capsys.readouterr().err
     page = (tmp_path / "sw" / "report.html").read_text()
     assert "description=noise (DIVERGED: 2 of 2 seeds)" in page and "generation: k562: the model&#x27;s predictions" in page
