@@ -220,12 +220,12 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
 def run_settings(path: str | Path) -> dict[str, Any] | None:
     """The resolved config a ``distgen run`` folder records (``experiment.yaml`` beside its ``eval/``), or None (an evaluation
     of files: ``distgen evaluate``)."""
-    from distgen.config import load_yaml
+    from distgen.config import ConfigError, load_yaml
 
     f = evaluation_folder(path).parent / "experiment.yaml"
     try:
         doc = load_yaml(f) if f.is_file() else None
-    except Exception:  # noqa: BLE001 - a damaged record: nothing to say about the settings, the comparison stands
+    except ConfigError:  # a damaged record: nothing to say about the settings, the comparison stands
         return None
     return doc if isinstance(doc, dict) else None
 
