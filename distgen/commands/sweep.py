@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", help="preset name or YAML config (may hold a `sweep:` section with grid/variants/seeds/reference)")
+    p.add_argument("config", nargs="?", help="preset name or YAML config (may hold a `sweep:` section with grid/variants/seeds/reference)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=[V1,V2]", help="a grid axis; repeat for more axes")
     p.add_argument("--variant", action="append", nargs="+", default=[], metavar=("NAME", "OVERRIDE"),
                    help="a named variant, one factor at a time: NAME then its overrides (none: the config as written); "
@@ -59,9 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from distgen.config import ConfigError
     from distgen.pipeline.grid import parse_grid_args
     from distgen.pipeline.sweep import sweep
 
+    if args.config is None:  # --variant takes every word up to the next option, a config written after it included
+        last = args.variant[-1] if args.variant else []
+        eaten = f" ({last[-1]!r} was read as an override of --variant {last[0]})" if len(last) > 1 and "=" not in last[-1] else ""
+        raise ConfigError(f"distgen sweep needs a config (a preset name or a YAML file){eaten}; give it before the first "
+                          "--variant, e.g. distgen sweep scdfm-small --variant preset --variant ot model.coupling.name=exact_ot --out DIR")
     grid = parse_grid_args(args.grid)
     variants = parse_variant_args(args.variant)
     res = sweep(args.config, grid, args.out, reference=args.reference, jobs=args.jobs, retries=args.retries,

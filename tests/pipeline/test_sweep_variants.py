@@ -113,3 +113,11 @@ def test_the_summary_compares_the_metrics_the_config_evaluates_by_default(tmp_pa
                       tmp_path / "p.yaml")
     sweep(str(plain), out=tmp_path / "sw2", runner=FakeRunner(), progress=False)
     assert "edistance" in capsys.readouterr().err
+
+
+def test_a_config_written_after_a_variant_is_named_in_the_error(tmp_path, capsys):
+    """``--variant a base.yaml`` reads base.yaml as an override of a: argparse said only 'config is required'."""
+    assert main(["sweep", "--out", str(tmp_path / "sw"), "--variant", "a", "base.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "'base.yaml' was read as an override of --variant a" in err and "before the first --variant" in err
+    assert not (tmp_path / "sw").exists()
