@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -185,20 +186,77 @@ def parse_doses(obs: pd.DataFrame, schema: PerturbationSchema, atoms: list[tuple
     return out
 
 
-def check_one_dose(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence[tuple[float, ...]], schema: PerturbationSchema) -> None:
-    """Refuse (``InputDataError``) a perturbed (condition, context) whose cells carry several doses (``schema.dose_col``).
+#: Between an atom and its dose in the label of a population of data at several doses per condition (``dex@10``,
+#: ``A@1+B@3``): ``dose_label``, read back by ``parse_dose_label``.
+DOSE_TAG = "@"
 
-    A condition is its set of atoms: its cells at several doses would be one population, trained as a mix (a training
-    set is labelled with the dose of one of its cells), predicted at one dose and scored against every dose at once.
-    The message names the groups, their doses and the ways out (the dose in the label, one dose kept, no dose column).
+
+def dose_text(dose: float) -> str:
+    """A dose as a label writes it: the shortest positional decimal that reads back as the same float (``10``, ``0.1``,
+    ``0.0000001``; never an exponent, whose ``+`` would read as a combination)."""
+    return str(np.format_float_positional(float(dose), trim="-"))
+
+
+def dose_label(atoms: Sequence[str], doses: Sequence[float], delimiter: str = "+") -> str:
+    """The label of a population of ``atoms`` at ``doses`` (one per atom): each atom with its dose, ``atom@dose``, the
+    parts sorted as text and joined by ``delimiter`` (``dex@10``, ``A@1+B@3``; ``"control"`` for no atom).
+
+    Sorted as text, a label is its own canonical form: readers that split a label on the delimiter and sort its parts
+    (the evaluation's, cell-eval's) give it back unchanged. ``parse_dose_label`` reads it back, exactly."""
+    parts = sorted(f"{a}{DOSE_TAG}{dose_text(d)}" for a, d in zip(atoms, doses, strict=True))
+    return delimiter.join(parts) if parts else CONTROL
+
+
+def parse_dose_label(label: str, delimiter: str = "+") -> tuple[tuple[str, ...], tuple[float, ...]] | None:
+    """``(atoms sorted, doses)`` of a ``dose_label`` (``"A@1+B@3"`` -> ``(("A", "B"), (1.0, 3.0))``); ``((), ())`` for
+    ``"control"``; None when some part carries no ``@number`` (not a dose label)."""
+    if label == CONTROL:
+        return (), ()
+    pairs = []
+    for part in str(label).split(delimiter):
+        atom, tag, dose = part.strip().rpartition(DOSE_TAG)
+        if not tag or not atom:
+            return None
+        try:
+            value = float(dose)
+        except ValueError:
+            return None
+        if not math.isfinite(value):
+            return None
+        pairs.append((atom, value))
+    pairs.sort()
+    return tuple(a for a, _ in pairs), tuple(d for _, d in pairs)
+
+
+def several_doses(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence[tuple[float, ...]]) -> pd.Series:
+    """Per perturbed (condition, context) whose cells carry several doses, their distinct doses (sorted); empty when each
+    has one (the data is then labelled as without doses: ``A+B``; with several, each population is ``dose_label``'s)."""
+    frame = pd.DataFrame({"c": np.asarray(conditions, dtype=object).astype(str), "k": np.asarray(contexts, dtype=object).astype(str),
+                          "d": [tuple(d) for d in doses]})
+    frame = frame[frame["c"] != CONTROL].drop_duplicates()
+    per = frame.groupby(["c", "k"], sort=True)["d"].agg(lambda d: sorted(d))
+    return per[per.map(len) > 1]
+
+
+def check_dose_labels(schema: PerturbationSchema) -> None:
+    """Refuse (``LabelError``) data at several doses per condition whose labels could not carry the dose unambiguously:
+    a ``combo_delimiter`` that a dose or the ``@`` is written with (``.``, ``@``, a digit)."""
+    delim = schema.combo_delimiter
+    if delim == DOSE_TAG or delim == "." or any(ch.isdigit() or ch == "-" for ch in delim):
+        raise LabelError(f"dose_col {schema.dose_col!r}: the data holds conditions at several doses, labelled atom{DOSE_TAG}dose "
+                         f"(dex{DOSE_TAG}10, A{DOSE_TAG}1{delim}B{DOSE_TAG}3), but combo_delimiter {delim!r} is written inside such "
+                         "labels; choose another PerturbationSchema.combo_delimiter (the default '+')")
+
+
+def check_one_dose(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence[tuple[float, ...]], schema: PerturbationSchema,
+                   where: str = "") -> None:
+    """Refuse (``InputDataError``) a perturbed (condition, context) whose cells carry several doses (``schema.dose_col``), for
+    readers that keep one population per (condition, context): the on-disk cells (``DiskCells``: streaming training, ``distgen
+    predict RUN --data FILE``). ``PerturbationData`` (the in-memory load) reads such data, one population per dose.
     """
     if schema.dose_col is None:
         return
-    frame = pd.DataFrame({"c": np.asarray(conditions, dtype=object).astype(str), "k": np.asarray(contexts, dtype=object).astype(str),
-                          "d": [tuple(d) for d in doses]})
-    frame = frame[frame["c"] != CONTROL]
-    per = frame.drop_duplicates().groupby(["c", "k"], sort=True)["d"].agg(list)
-    several = per[per.map(len) > 1]
+    several = several_doses(conditions, contexts, doses)
     if several.empty:
         return
 
@@ -206,12 +264,11 @@ def check_one_dose(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence
         return "[" + ", ".join(schema.combo_delimiter.join(f"{x:g}" for x in d) for d in sorted(ds)[:6]) + (", ..." if len(ds) > 6 else "") + "]"
 
     ex = "; ".join(f"{c} @ {k}: doses {shown(ds)}" for (c, k), ds in list(several.items())[:3])
-    col, dcol = schema.perturbation_cols[0], schema.dose_col
+    dcol = schema.dose_col
     raise InputDataError(
         f"dose_col {dcol!r}: {counted(len(several), 'perturbed (condition, context) group')} hold cells at several doses ({ex}). "
-        "A condition is its set of perturbations, so these doses would be one population: trained as a mix, predicted at one "
-        "dose and scored against all of them. Keep doses apart by writing the dose into the perturbation label (e.g. "
-        f"adata.obs[{col!r}] = adata.obs[{col!r}].astype(str) + '_' + adata.obs[{dcol!r}].astype(str) for the perturbed cells), "
+        f"{where or 'The on-disk reader (streaming training, distgen predict RUN --data FILE)'} keeps one population per (condition, context); the in-memory load (distgen train / run, "
+        "distgen.load_data) reads each dose as a population of its own (labelled atom@dose, docs/data.md 'Doses'). Otherwise "
         f"keep one dose per condition (a data.filter rule on {dcol!r} that keeps the control cells too), or leave dose_col unset to "
         "pool the doses on purpose"
     )
@@ -219,11 +276,19 @@ def check_one_dose(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence
 
 def _read_dose(v: Any, atoms: tuple[str, ...], slots: list[str | None], schema: PerturbationSchema) -> tuple[float, ...]:
     """One cell's dose per atom (``atoms`` sorted) from its dose value ``v`` and its label's ``slots`` (``_label_slots``)."""
-    parts = [p for p in str(v).split(schema.combo_delimiter) if p.strip()] if not _is_blank(v) else []
+    if _is_blank(v):
+        raise InputDataError(f"dose_col {schema.dose_col!r}: perturbed cells of {schema.combo_delimiter.join(atoms)} have no dose ({v!r}); "
+                             "give every perturbed cell its dose (a control's is not read), or drop those cells (a data.filter "
+                             f"rule on {schema.dose_col!r})")
+    parts = [p for p in str(v).split(schema.combo_delimiter) if p.strip()]
     try:
         vals = [float(p) for p in parts]
     except ValueError as e:
-        raise InputDataError(f"dose_col {schema.dose_col!r}: cannot read dose {v!r} as a number or 'd1{schema.combo_delimiter}d2'") from e
+        unit = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([A-Za-z\u00b5\u03bc/%]+)\s*", parts[0]) if len(parts) == 1 else None
+        hint = (f"; doses are plain numbers in one unit, and {v!r} carries one ({unit.group(2)!r}): write them as numbers in "
+                f"one unit, e.g. adata.obs[{schema.dose_col!r}] = adata.obs[{schema.dose_col!r}].astype(str).str.replace("
+                f"{unit.group(2)!r}, '').astype(float) when every dose is in {unit.group(2)}") if unit else ""
+        raise InputDataError(f"dose_col {schema.dose_col!r}: cannot read dose {v!r} as a number or 'd1{schema.combo_delimiter}d2'{hint}") from e
     if not all(math.isfinite(x) for x in vals):  # 'inf' and '1e400' reached the dose tensors as inf
         raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} is not a finite number; fix or drop those cells")
     written = [s for s in slots if s is not None]

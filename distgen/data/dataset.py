@@ -18,19 +18,22 @@ import torch
 
 from distgen.data.conditions import (
     batch_labels,
+    check_dose_labels,
     check_label_forms,
     check_min_cells,
-    check_one_dose,
     condition_string,
     context_labels,
     control_like_atoms,
+    dose_label,
     handle_missing_labels,
     label_warnings,
     missing_control_message,
     modality_warnings,
     parse_atoms,
+    parse_dose_label,
     parse_doses,
     pooled_context_warnings,
+    several_doses,
     spacing_warnings,
 )
 from distgen.data.doses import DoseRecord, dose_record, resolve_doses
@@ -159,6 +162,11 @@ class PerturbationData:
     library_genes
         The genes whose counts ``normalize_total`` summed per cell (every gene of the input), kept
         through gene selection; None when the input was not normalised here. ``encode`` compares them.
+    dosed
+        Some perturbed (condition, context) holds cells at several doses (``schema.dose_col``): each (condition, doses,
+        context) is then a population of its own, and ``conditions`` label every perturbed cell with its atoms and their
+        doses (``distgen.data.conditions.dose_label``: ``dex@10``, ``A@1+B@3``). ``atoms_of``, ``base_condition`` and
+        ``label_atoms`` read such labels back; the model's input stays the atoms, the dose a number.
     """
 
     adata: ad.AnnData
@@ -170,6 +178,7 @@ class PerturbationData:
     scale: str
     fitted: dict[str, np.ndarray] = field(default_factory=dict)
     library_genes: tuple[str, ...] | None = None
+    dosed: bool = False
     _doses: dict[str | None, DoseRecord] = field(default_factory=dict, init=False, repr=False, compare=False)  # dose_record's
 
     @property
@@ -266,9 +275,12 @@ class PerturbationData:
                 "cannot be matched to controls; drop them (adata = adata[~adata.obs[...].isin([...])]) or merge contexts"
             )
         batches = batch_labels(obs, schema.batch_col)
-        check_min_cells(conditions, contexts, schema.min_cells)
         doses = parse_doses(obs, schema, atoms)
-        check_one_dose(conditions, contexts, doses, schema)
+        dosed = schema.dose_col is not None and not several_doses(conditions, contexts, doses).empty
+        if dosed:  # a condition at several doses in a context: each dose its own population, labelled atom@dose
+            check_dose_labels(schema)
+            conditions = np.array([dose_label(a, d, schema.combo_delimiter) for a, d in zip(atoms, doses)], dtype=object)
+        check_min_cells(conditions, contexts, schema.min_cells)
 
         if kind == "genes":
             _warn_if_empty_cells(x, adata.obs_names, is_ctrl, conditions, contexts, schema.expression)
@@ -303,7 +315,7 @@ class PerturbationData:
         if select is not None:
             stand_in = torch.zeros(()).expand(len(atoms), len(genes))  # no memory: the values are x's
             outline = cls(ad.AnnData(obs=pd.DataFrame(index=obs.index)), schema, CellTable(stand_in, labels, info, dict(meta)),
-                          conditions, contexts, batches, scale)
+                          conditions, contexts, batches, scale, dosed=dosed)
             chosen = select(outline, x)
             if chosen is not None:
                 names, fitted_on, name = chosen
@@ -338,7 +350,7 @@ class PerturbationData:
             var = var.iloc[cols].copy()
         processed = ad.AnnData(X=sp.csr_matrix(dense) if sp.issparse(x) else dense, obs=new_obs, var=var)
         return cls(processed, schema, table, conditions, contexts, batches, scale, fitted,
-                   library_genes=tuple(genes) if library is not None else None)
+                   library_genes=tuple(genes) if library is not None else None, dosed=dosed)
 
     @classmethod
     def read_h5ad(cls, path: str, schema: PerturbationSchema | None = None) -> PerturbationData:
@@ -360,7 +372,10 @@ class PerturbationData:
         ``Dataset.labels`` reads the training cells' doses as the range.
         """
         atoms, written, ctx, bat = self.label_atoms(conditions, contexts, batches, "labels_for")
-        dose = resolve_doses(self.dose_record(), atoms, ctx, doses, written, "labels_for")
+        read = [parse_dose_label(c, self.schema.combo_delimiter) if self.dosed and c not in ("control", *self.schema.control_labels)
+                else None for c in conditions]
+        tagged = [None if r is None else r[1] for r in read]
+        dose = resolve_doses(self.dose_record(), atoms, ctx, doses, written, "labels_for", tagged)
         return _labels(atoms, dose, np.array(ctx, dtype=object), np.array(bat, dtype=object), self.info)
 
     def label_atoms(self, conditions: Sequence[str], contexts: Sequence[str] | None = None, batches: Sequence[str] | None = None,
@@ -369,7 +384,9 @@ class PerturbationData:
         of the data's); ``InputKeyError`` naming labels the data has no id for. ``labels_for`` without the doses."""
         delim = self.schema.combo_delimiter
         controls = {*self.schema.control_labels, "control"}
-        written = [tuple(a.strip() for a in c.split(delim) if a.strip() and a.strip() not in controls) for c in conditions]
+        read = [parse_dose_label(c, delim) if self.dosed and c not in controls else None for c in conditions]  # dex@10: its atoms
+        written = [r[0] if r is not None else tuple(a.strip() for a in c.split(delim) if a.strip() and a.strip() not in controls)
+                   for c, r in zip(conditions, read)]
         atoms = [tuple(sorted(set(w))) for w in written]
         n = len(conditions)
         ctx = list(contexts) if contexts is not None else [self.info.contexts[0]] * n
@@ -495,7 +512,30 @@ class PerturbationData:
         return np.asarray(self.adata.obs_names.astype(str), dtype=str)
 
     def atoms_of(self, condition: str) -> tuple[str, ...]:
+        """The atoms of one of ``conditions`` (a population label, its doses dropped when ``dosed``)."""
+        if self.dosed:
+            return self.dose_of(condition)[0]
         return () if condition == "control" else tuple(condition.split(self.schema.combo_delimiter))
+
+    def dose_of(self, condition: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """``(atoms, doses)`` of a population label of ``dosed`` data (``dex@10``); ``InputKeyError`` for a label without doses."""
+        read = parse_dose_label(condition, self.schema.combo_delimiter)
+        if read is None:
+            raise InputKeyError(f"{condition!r} is not a population of this data: its conditions are at several doses, each "
+                                f"population written atom@dose (e.g. {next((c for c in self.conditions if c != 'control'), 'dex@10')!r})")
+        return read
+
+    def base_condition(self, condition: str) -> str:
+        """The condition of a population label without its doses (``A@1+B@3`` -> ``A+B``); the label itself unless ``dosed``."""
+        return condition_string(self.atoms_of(condition), self.schema.combo_delimiter) if self.dosed else condition
+
+    @property
+    def base_conditions(self) -> np.ndarray:
+        """``[N]`` each cell's condition without doses (``conditions`` unless ``dosed``): what a condition split holds out."""
+        if not self.dosed:
+            return self.conditions
+        table = {c: self.base_condition(c) for c in pd.unique(self.conditions)}
+        return np.array([table[c] for c in self.conditions.tolist()], dtype=object)
 
     @property
     def cells_hash(self) -> str:
@@ -530,7 +570,7 @@ class PerturbationData:
         if fitted_on is not None:
             fitted[name] = np.sort(np.asarray(fitted_on, dtype=np.int64))
         return PerturbationData(self.adata[:, idx].copy(), self.schema, table, self.conditions, self.contexts, self.batches, self.scale, fitted,
-                                self.library_genes)
+                                self.library_genes, self.dosed)
 
 
 #: ``select`` of ``PerturbationData.from_anndata``: ``(outline, x) -> (genes, fitted_on, name)`` or None (every gene).

@@ -50,6 +50,9 @@ class DoseRecord:
     recorded: Mapping[tuple[tuple[str, ...], str], tuple[float, ...]]
     ranges: Mapping[str, tuple[float, float]]
     trained: str
+    several: Mapping[tuple[tuple[str, ...], str], tuple[tuple[float, ...], ...]] = dataclasses.field(default_factory=dict)
+    """Per perturbed (atoms, context) measured at several doses, those doses (sorted): such a condition is asked by its
+    population label (``dex@10``) or with its dose given, never at "its recorded dose"."""
 
 
 def dose_record(labels: ConditionLabels, info: DataInfo, column: str | None, train: np.ndarray | None = None,
@@ -72,9 +75,13 @@ def dose_record(labels: ConditionLabels, info: DataInfo, column: str | None, tra
         return pd.DataFrame(rows[mask]).drop_duplicates().to_numpy().tolist()  # type: ignore[no-any-return]
 
     recorded: dict[tuple[tuple[str, ...], str], tuple[float, ...]] = {}
+    seen: dict[tuple[tuple[str, ...], str], set[tuple[float, ...]]] = {}
     for r in unique(perturbed):  # each slot's dose with its own atom, by name: a PAD before an atom, or atoms out of order, pair right
         slots = sorted((info.perturbations[int(i)], float(d)) for i, d in zip(r[:p], r[p : 2 * p]) if i >= 0)
-        recorded[(tuple(a for a, _ in slots), info.contexts[int(r[-1])])] = tuple(d for _, d in slots)
+        key = (tuple(a for a, _ in slots), info.contexts[int(r[-1])])
+        recorded[key] = tuple(d for _, d in slots)
+        seen.setdefault(key, set()).add(recorded[key])
+    several = {k: tuple(sorted(v)) for k, v in seen.items() if len(v) > 1}
     in_train: np.ndarray = perturbed.copy()
     if train is not None:
         in_train[:] = False
@@ -87,11 +94,12 @@ def dose_record(labels: ConditionLabels, info: DataInfo, column: str | None, tra
                 name, d = info.perturbations[int(i)], float(d)
                 lo, hi = ranges.get(name, (d, d))
                 ranges[name] = (min(lo, d), max(hi, d))
-    return DoseRecord(column, recorded, ranges, trained)
+    return DoseRecord(column, recorded, ranges, trained, several)
 
 
 def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts: Sequence[str], doses: Any,
-                  written: Sequence[Sequence[str]] | None = None, where: str = "labels") -> list[tuple[float, ...]]:
+                  written: Sequence[Sequence[str]] | None = None, where: str = "labels",
+                  tagged: Sequence[tuple[float, ...] | None] | None = None) -> list[tuple[float, ...]]:
     """Per condition, one dose per atom (in the order of ``atoms``: sorted), for asking a model.
 
     Parameters
@@ -109,6 +117,10 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
         Per condition its atoms in the order written (default: ``atoms``).
     where
         The call, named in errors and warnings.
+    tagged
+        Per condition the doses its population label carries (``dex@10``: data at several doses per condition,
+        ``distgen.data.conditions.dose_label``; one per atom of ``atoms``, sorted) or None: asked at them where ``doses``
+        gives none (and, as given doses, warned about outside the training range: a held-out top dose is extrapolated).
     """
     n = len(atoms)
     spelt: list[tuple[str, ...]] = [tuple(a) for a in (atoms if written is None else written)]
@@ -125,6 +137,10 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
             raise DoseError(f"{where}: doses has {counted(len(entries), 'entry', 'entries')} for {counted(n, 'condition')}; give one per "
                             "condition (None: its recorded dose; a number: each of its atoms; a list: one per atom), or one "
                             "number for all")
+    if tagged is not None:  # a population label's own doses, in the order of its (sorted) atoms
+        for i, t in enumerate(tagged):
+            if t is not None and entries[i] is None and atoms[i]:
+                entries[i], spelt[i] = list(t), tuple(atoms[i])
     out: list[tuple[float, ...]] = []
     for a, w, ctx, entry in zip(atoms, spelt, contexts, entries):
         name = "+".join(w) if w else "control"
@@ -153,7 +169,8 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
 
 
 def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequence[str], doses: Any, *,
-                control: str = "control", delimiters: Sequence[str] = (), where: str = "predict") -> list[tuple[float, ...]] | None:
+                control: str = "control", delimiters: Sequence[str] = (), where: str = "predict",
+                dosed: bool = False) -> list[tuple[float, ...]] | None:
     """Per predicted group (its canonical condition, ``A+B``, and its context) the dose per atom (sorted) it is asked at;
     None when ``doses`` is None (each group at the dose its cells carry).
 
@@ -163,9 +180,48 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
     ``delimiters`` (``B_A``); each is a number (every atom) or one number per atom in the order the key writes them (``B+A``
     at ``[2, 5]``: B at 2, A at 5); a condition not named is asked at its own dose. A condition no group holds, or one named
     twice, is a ``DoseError``; the rest is ``resolve_doses``'s (checked, doses outside the training range warned about once).
+
+    ``dosed``: the groups are populations of data at several doses per condition, labelled ``dex@10``
+    (``distgen.data.conditions.dose_label``). A mapping's key is then a population label (that group) or a condition
+    without doses (``dex``: every group of it, whatever its measured dose; a population label named too wins).
     """
     if doses is None:
         return None
+    if dosed:
+        from distgen.data.conditions import condition_string, parse_dose_label
+
+        read = [parse_dose_label(c, COMBO) for c in conditions]
+        atoms = [r[0] if r is not None else tuple(c.split(COMBO)) for c, r in zip(conditions, read)]
+        if isinstance(doses, Mapping):  # a condition without doses names each of its populations
+            base = [condition_string(a, COMBO) for a in atoms]
+            labels, bases = set(conditions), set(base)
+            keys = {str(k): v for k, v in doses.items()}
+            by_base: dict[str, str] = {}
+            for k in keys:
+                if k in labels:
+                    continue
+                b = canonical_condition(k, control, delimiters, ())
+                if b not in bases:
+                    raise DoseError(f"{where}: doses names {k!r}, neither a population predicted nor a condition of one "
+                                    f"({listing(sorted(bases)[:8])}{' ...' if len(bases) > 8 else ''}); write a condition as "
+                                    "they do (A+B), or one population by its label (dex@10)")
+                if b in by_base:
+                    raise DoseError(f"{where}: doses names the condition {b} twice ({by_base[b]!r} and {k!r}); give it one dose")
+                by_base[b] = k
+            entries_: list[Any] = []
+            spelt_: list[tuple[str, ...]] = []
+            for c, a, b in zip(conditions, atoms, base):
+                if c in keys:
+                    entries_.append(keys[c])
+                    spelt_.append(tuple(a))
+                elif b in by_base:
+                    entries_.append(keys[by_base[b]])
+                    spelt_.append(_written(by_base[b], control, delimiters))
+                else:
+                    entries_.append(None)
+                    spelt_.append(tuple(a))
+            return resolve_doses(record, atoms, contexts, entries_, spelt_, where, read_tags(read))
+        return resolve_doses(record, atoms, contexts, doses, None, where, read_tags(read))
     atoms = [tuple(c.split(COMBO)) for c in conditions]  # predicted groups are perturbed, their atoms sorted
     spelt: list[tuple[str, ...]] | None = None
     if isinstance(doses, Mapping):
@@ -194,6 +250,11 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
     return resolve_doses(record, atoms, contexts, entries, spelt, where)
 
 
+def read_tags(read: Sequence[tuple[tuple[str, ...], tuple[float, ...]] | None]) -> list[tuple[float, ...] | None]:
+    """Per ``parse_dose_label`` result its doses (None where a label carried none): ``resolve_doses``'s ``tagged``."""
+    return [None if r is None else r[1] for r in read]
+
+
 def _written(label: str, control: str, delimiters: Sequence[str]) -> tuple[str, ...]:
     """The atoms of ``label`` in the order it writes them (``canonical_condition``'s split, not sorted; repeats once)."""
     parts = [label]
@@ -220,6 +281,13 @@ def _recorded(record: DoseRecord, atoms: tuple[str, ...], context: str, name: st
     """The recorded dose of ``atoms`` in ``context`` (dose 1 without a dose column); ``DoseError`` when it has none."""
     if record.column is None or not atoms:
         return tuple(1.0 for _ in atoms)
+    several = record.several.get((atoms, context))
+    if several is not None:
+        from distgen.data.conditions import dose_label
+
+        raise DoseError(f"{where}: {name} was measured at {counted(len(several), 'dose')} in {context} ({', '.join(map(_shown, several[:6]))}"
+                        f"{' ...' if len(several) > 6 else ''}), each a population of its own: ask one by its label ("
+                        f"{dose_label(atoms, several[-1])}) or give the dose to ask it at (doses=...)")
     hit = record.recorded.get((atoms, context))
     if hit is not None:
         return hit

@@ -53,19 +53,27 @@ def check_split(split: Split, data: PerturbationData) -> None:
     _warn_duplicated_cells(data, test_pert, seen)
 
     cond, ctx, bat = data.conditions, data.contexts, data.batches
+    base = getattr(data, "base_conditions", data.conditions)  # a condition without its doses: all doses of a held-out condition are held out
+    delim = data.schema.combo_delimiter
+
+    def atoms_of(c: str) -> tuple[str, ...]:
+        return tuple(c.split(delim))
 
     def keys(idx: np.ndarray, *cols: np.ndarray) -> set[tuple[str, ...]]:
         return set(zip(*(c[idx] for c in cols)))
 
     kind = split.kind
     if kind in ("random_conditions", "unseen_single") or kind.startswith("combo_seen"):
-        leaked = keys(test_pert, cond) & keys(seen_pert, cond)
+        leaked = keys(test_pert, base) & keys(seen_pert, base)
         what = "condition"
+    elif kind == "held_out_dose":
+        leaked = keys(test_pert, cond, ctx) & keys(seen_pert, cond, ctx)
+        what = "(condition at its doses, context) population"
     elif kind == "held_out_context":
         leaked = keys(test_pert, ctx) & keys(seen_pert, ctx)
         what = "context (perturbed cells)"
     elif kind == "held_out_context_perturbation":
-        leaked = keys(test_pert, cond, ctx) & keys(seen_pert, cond, ctx)
+        leaked = keys(test_pert, base, ctx) & keys(seen_pert, base, ctx)
         what = "(condition, context) pair"
     elif kind == "held_out_batch":
         leaked = keys(test_pert, bat) & keys(seen_pert, bat)
@@ -79,17 +87,16 @@ def check_split(split: Split, data: PerturbationData) -> None:
     if found != set(split.test_groups):
         raise LeakageError("split.test_groups do not match the conditions of its test cells; the file was edited or the data changed")
 
-    delim = data.schema.combo_delimiter
     if kind == "unseen_single" or kind.startswith("combo_seen"):
-        train_singles = {c for c in set(cond[seen_pert]) if delim not in c}
-        train_atoms = {a for c in set(cond[seen_pert]) for a in data.atoms_of(c)}
-        test_singles = {c for c in set(cond[test_pert]) if delim not in c}
+        train_singles = {c for c in set(base[seen_pert]) if delim not in c}
+        train_atoms = {a for c in set(base[seen_pert]) for a in atoms_of(c)}
+        test_singles = {c for c in set(base[test_pert]) if delim not in c}
         if test_singles & train_atoms:
             raise LeakageError(f"held-out single(s) {sorted(test_singles & train_atoms)[:3]} appear in training combinations")
         if kind.startswith("combo_seen"):
             k = int(kind[-1])
-            bad = {c: seen_count(data.atoms_of(c), train_singles) for c in set(cond[test_pert]) if delim in c}
-            bad = {c: n for c, n in bad.items() if n != k and not set(data.atoms_of(c)) & test_singles}
+            bad = {c: seen_count(atoms_of(c), train_singles) for c in set(base[test_pert]) if delim in c}
+            bad = {c: n for c, n in bad.items() if n != k and not set(atoms_of(c)) & test_singles}
             if bad:
                 raise LeakageError(f"{kind}: test combination(s) {bad} do not have exactly {k} constituent(s) seen as singles")
 

@@ -22,8 +22,9 @@ import torch
 
 from distgen.config import ConfigError
 from distgen.data.batches import TableBatches
+from distgen.data.conditions import dose_label, parse_dose_label
 from distgen.data.dataset import PerturbationData
-from distgen.data.doses import DoseRecord, resolve_doses
+from distgen.data.doses import DoseRecord, read_tags, resolve_doses
 from distgen.data.groups import Group, control_draw, held_out_groups
 from distgen.data.sampler import condition_groups
 from distgen.data.section import BUNDLED, DataSection, data_section
@@ -58,6 +59,9 @@ def _canonical_conditions(data: PerturbationData) -> np.ndarray:
     if clash:
         raise InputDataError(f"perturbation atoms {clash[:5]} contain {COMBO!r}, distgen's combination delimiter in predictions "
                          "and evaluations; rename them")
+    if data.dosed:  # dex@10, A@1_B@3 -> A@1+B@3
+        dosed = {c: dose_label(*data.dose_of(c), COMBO) for c in set(data.conditions.tolist())}
+        return np.array([dosed[c] for c in data.conditions.tolist()], dtype=object)
     table = {c: canonical(data.atoms_of(c), data.info.control_label) for c in set(data.conditions.tolist())}
     return np.array([table[c] for c in data.conditions.tolist()], dtype=object)
 
@@ -255,7 +259,9 @@ class Dataset:
         recorded in that context needs its dose given.
         """
         control = self.info.control_label
-        written = [() if c == control else tuple(c.split(COMBO)) for c in conditions]
+        # a population label (dex@10) carries its atoms and doses; a condition without doses is asked at the doses given
+        read = [parse_dose_label(c, COMBO) if self.data.dosed and c != control else None for c in conditions]
+        written = [() if c == control else r[0] if r is not None else tuple(c.split(COMBO)) for c, r in zip(conditions, read)]
         atoms = [tuple(sorted(set(w))) for w in written]
         if batches is None:
             if len(self.info.batches) > 1:
@@ -263,7 +269,7 @@ class Dataset:
                 raise ValueError(f"Dataset.labels: the data has {len(self.info.batches)} batches ({shown}); give the batch of every condition")
             batches = [self.info.batches[0]] * len(atoms)
         labels = labels_in(self.info, atoms, list(contexts), list(batches))  # unknown labels first, then the doses
-        dose = resolve_doses(self.dose_record(), atoms, list(contexts), doses, written, "Dataset.labels")
+        dose = resolve_doses(self.dose_record(), atoms, list(contexts), doses, written, "Dataset.labels", read_tags(read))
         return dataclasses.replace(labels, dose=labels_in(self.info, atoms, list(contexts), list(batches), dose).dose)
 
     def dose_record(self) -> DoseRecord:

@@ -35,7 +35,10 @@ def condition_groups(table: CellTable, control_sets: str = "none") -> tuple[list
     if control_sets not in CONTROL_SETS:
         raise ValueError(f"control_sets must be one of {CONTROL_SETS}, got {control_sets!r}")
     lab = table.labels
-    key = torch.cat([lab.perturbation, lab.context[:, None], lab.batch[:, None]], 1)
+    # a condition at several doses is a group per dose: the doses' codes last, so that a group's key, and the groups' order,
+    # are those of (perturbation, context, batch) wherever each has one dose
+    dose = torch.unique(lab.dose, dim=0, return_inverse=True)[1] if lab.dose.numel() else torch.zeros(len(lab.context), dtype=torch.long)
+    key = torch.cat([lab.perturbation, lab.context[:, None], lab.batch[:, None], dose.reshape(-1, 1).to(lab.context.dtype)], 1)
     uniq, inv = torch.unique(key, dim=0, return_inverse=True)
     order = torch.argsort(inv, stable=True)
     counts = torch.bincount(inv, minlength=uniq.shape[0])

@@ -30,6 +30,7 @@ SPLIT_KINDS = (
     "held_out_context",
     "held_out_context_perturbation",
     "held_out_batch",
+    "held_out_dose",
 )
 
 

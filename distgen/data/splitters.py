@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from distgen.data.groups import draw_order
 from distgen.data.schema import CONTEXT_SEPARATOR
@@ -58,10 +59,12 @@ def seen_count(atoms: Sequence[str], train_singles: set[str]) -> int:
 
 def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: dict[str, Any]) -> np.ndarray:
     """``[N]`` bool: perturbed cells held out for test."""
-    cond, ctx, bat = data.conditions, data.contexts, data.batches
+    # a condition without its doses (data at several doses per condition, dex@10): a condition held out is held out at
+    # every dose, so no dose of it leaks into training
+    cond, ctx, bat = getattr(data, "base_conditions", data.conditions), data.contexts, data.batches
     pert = ~data.is_control
     conds = sorted(set(cond[pert]))
-    atoms = {c: data.atoms_of(c) for c in conds}
+    atoms = {c: tuple(c.split(data.schema.combo_delimiter)) for c in conds}
     singles = [c for c in conds if len(atoms[c]) == 1]
     combos = [c for c in conds if len(atoms[c]) > 1]
     if kind == "random_conditions":
@@ -126,7 +129,24 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
         if len(test_b) == len(batches):
             raise InputDataError("held_out_batch would hold out every batch; lower test_frac")
         return pert & np.isin(bat, test_b)
+    if kind == "held_out_dose":
+        return pert & _top_doses(data, rng, p)
     raise ValueError(f"unknown split kind {kind!r}; available: {list(SPLIT_KINDS)}")
+
+
+def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, Any]) -> np.ndarray:
+    """``[N]`` bool: the cells at the highest dose of the held-out conditions, in each context where the condition was
+    measured at several doses (chemCPA's held-out dose: the model has seen the drug at its lower doses)."""
+    if not getattr(data, "dosed", False):
+        raise InputDataError("split kind 'held_out_dose' needs conditions measured at several doses in a context (data.schema.dose_col "
+                             "with several doses per condition); this data has one dose per (condition, context). Use random_conditions")
+    pops = pd.DataFrame({"p": data.conditions, "b": data.base_conditions, "k": data.contexts})[~data.is_control].drop_duplicates()
+    pops["dose"] = [data.dose_of(c)[1] for c in pops["p"]]
+    pops = pops[pops.groupby(["b", "k"])["p"].transform("size") > 1]
+    eligible = sorted(set(pops["b"]))
+    chosen = set(_choose(eligible, p["test_frac"], rng, p["test_conditions"], "conditions measured at several doses"))
+    top = {(max(zip(grp["dose"], grp["p"]))[1], k) for (b, k), grp in pops.groupby(["b", "k"], sort=True) if b in chosen}
+    return np.array([(c, k) in top for c, k in zip(data.conditions.tolist(), data.contexts.tolist())], dtype=bool)
 
 
 def make_split(

@@ -283,6 +283,8 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
     if conditions is None:
         raise ConfigError(f"split part must be train, val or test, got {part!r}")
     data = dataset.data
+    if getattr(data, "dosed", False):  # populations at their doses (dex@10): the model embeds their atoms
+        conditions = list(dict.fromkeys(data.base_condition(c) for c in conditions))
     groups = split.test_groups if part == "test" else None
     idx = dataset.indices(part)
     held = idx[~data.is_control[idx]]
@@ -290,18 +292,33 @@ def check_split(model: Any, dataset: Any, part: str = "test", allow_unembedded: 
         model, dataset, list(conditions), delimiter=data.schema.combo_delimiter,
         contexts=sorted(set(data.contexts[held].tolist())), batches=sorted(set(data.batches[held].tolist())),
         control_contexts=sorted(set(data.contexts[data.is_control].tolist())),
-        test_contexts=sorted({ctx for _, ctx in groups}) if groups else None, allow_unembedded=allow_unembedded) + ignored_doses(model, dataset, asked)
+        test_contexts=sorted({ctx for _, ctx in groups}) if groups else None, allow_unembedded=allow_unembedded) + ignored_doses(
+            model, dataset, asked, allow_unembedded)
 
 
-def ignored_doses(model: Any, dataset: Any, asked: bool = False) -> list[str]:
+def ignored_doses(model: Any, dataset: Any, asked: bool = False, allow_unembedded: bool = False) -> list[str]:
     """One note when the training cells of ``dataset`` carry doses other than 1 (``schema.dose_col``), or other doses are
     ``asked`` (``doses=``, ``--dose``), and no conditioner of ``model`` reads doses (``distgen.conditioners.dose.dose_blind``):
     each atom would be one condition whatever its dose, and a group asked at its own dose predicted as at any other.
-    Empty otherwise."""
+    Empty otherwise. Data holding conditions at several doses (``PerturbationData.dosed``: a population per dose) is a
+    ``ConfigError`` for such a model unless ``allow_unembedded`` (then the note says so)."""
     column = dataset.data.schema.dose_col
     if column is None:
         return []
-    return dose_blind_note(model, column, dataset.dose_record().ranges, "the training cells", asked)
+    notes = dose_blind_note(model, column, dataset.dose_record().ranges, "the training cells", asked)
+    several = dataset.dose_record().several if getattr(dataset.data, "dosed", False) else {}
+    if notes and several:  # a population per dose: a dose-blind model predicts one population for all of them
+        (atoms, ctx), ds = next(iter(sorted(several.items())))
+        text = (f"dose_col {column!r}: the data holds conditions at several doses, each a population of its own scored on its own "
+                f"({counted(len(several), 'condition')} in a context, e.g. {'+'.join(atoms)} in {ctx} at "
+                f"{listing('+'.join(f'{x:g}' for x in d) for d in ds[:5])}), but no part of this model that embeds perturbations "
+                "reads doses, so it would predict one population for every dose of a condition. Use a conditioner that reads doses "
+                "(onehot, which multiplies by the dose; gene_vocab or embedding_table with dose: log, linear or learned), or leave "
+                f"data.schema.dose_col unset to pool the doses; {ALLOW_OPTION}=true runs it anyway")
+        if not allow_unembedded:
+            raise ConfigError(text)
+        return [text]
+    return notes
 
 
 def dose_blind_note(model: Any, column: str | None, ranges: Mapping[str, tuple[float, float]], whose: str,

@@ -121,7 +121,7 @@ def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, se
     the group's cells are the same whichever other groups are predicted with it.
 
     The group is asked at ``dose`` (``[P]`` per atom, as ``Dataset.labels`` resolves it), by default at the dose its cells
-    carry (``Dataset.labels``: one per (condition, context), ``distgen.data.conditions.check_one_dose``).
+    carry (``Dataset.labels``: one per population; data at several doses per condition is a group per dose, ``dex@10``).
 
     NaN or inf in the generated cells is a ``NonFiniteSamplesError`` naming the group and ``weights``
     (the checkpoint they came from), never a silently written prediction.
@@ -263,7 +263,8 @@ def dose_table(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tenso
     outside the training range warned about once for the whole prediction).
     """
     asked = group_doses(dataset.dose_record(), [g.condition for g in groups], [g.context for g in groups], doses,
-                        control=dataset.info.control_label, delimiters=[dataset.data.schema.combo_delimiter])
+                        control=dataset.info.control_label, delimiters=[dataset.data.schema.combo_delimiter],
+                        dosed=dataset.data.dosed)
     if asked is None:
         return None
     width = max([len(d) for d in asked] + [1])

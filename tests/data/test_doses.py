@@ -70,14 +70,19 @@ def _sciplex(doses: list[float]) -> ad.AnnData:
     return a
 
 
-def test_a_condition_at_several_doses_is_refused_naming_them_and_the_ways_out():
-    """sci-Plex: a drug at four doses was one population (trained as a mix, predicted at dose 1, scored against all
-    four) without a word."""
+def test_a_condition_at_several_doses_is_a_population_per_dose():
+    """sci-Plex: a drug at four doses was refused (h104: it was one population before that, trained as a mix); now each
+    dose is a population of its own, labelled drug@dose, its cells at their dose, the atom one."""
     schema = PerturbationSchema(control_labels=("vehicle",), context_cols=("cell_type",), dose_col="dose", perturbation_type="chemical")
-    with pytest.raises(InputDataError, match=r"(?s)dose_col 'dose': 4 perturbed \(condition, context\) groups hold cells at several doses "
-                                             r"\(dex @ ct1: doses \[10, 100\].*dose into the perturbation label.*leave dose_col unset"):
-        PerturbationData.from_anndata(_sciplex([10.0, 100.0]), schema)
-    one = PerturbationData.from_anndata(_sciplex([100.0]), schema)  # one dose per condition (controls at 0): read
+    data = PerturbationData.from_anndata(_sciplex([10.0, 100.0]), schema)
+    assert data.dosed
+    assert set(data.conditions) == {"control", "dex@10", "dex@100", "saha@10", "saha@100"}
+    assert data.info.perturbations == ("dex", "saha")
+    assert _dose_of(data, "dex@100") == {"dex": 100.0}
+    assert _dose_of(data, "dex@10") == {"dex": 10.0}
+    assert set(data.base_conditions) == {"control", "dex", "saha"}
+    one = PerturbationData.from_anndata(_sciplex([100.0]), schema)  # one dose per condition (controls at 0): labels as ever
+    assert not one.dosed and set(one.conditions) == {"control", "dex", "saha"}
     assert _dose_of(one, "dex") == {"dex": 100.0}
     pooled = PerturbationData.from_anndata(_sciplex([10.0, 100.0]), PerturbationSchema(control_labels=("vehicle",), context_cols=("cell_type",),
                                                                                       perturbation_type="chemical"))
@@ -99,7 +104,8 @@ def test_the_streaming_reader_refuses_several_doses_too(tmp_path):
     path = tmp_path / "sciplex.h5ad"
     _sciplex([10.0, 100.0]).write_h5ad(path)
     schema = PerturbationSchema(control_labels=("vehicle",), context_cols=("cell_type",), dose_col="dose", perturbation_type="chemical")
-    with pytest.raises(InputDataError, match=r"hold cells at several doses \(dex @ ct1: doses \[10, 100\]"):
+    with pytest.raises(InputDataError, match=r"hold cells at several doses \(dex @ ct1: doses \[10, 100\].*keeps one population "
+                                             r"per \(condition, context\); the in-memory load"):
         DiskCells(str(path), schema)
     one = tmp_path / "one.h5ad"
     _sciplex([100.0]).write_h5ad(one)

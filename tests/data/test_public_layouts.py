@@ -52,9 +52,10 @@ def test_sciplex_layout():
     a = _adata(rows, 4)
     schema = PerturbationSchema(perturbation_col="product_name", control_labels=("Vehicle",), context_cols=("cell_type",),
                                 dose_col="dose", perturbation_type="chemical")
-    with pytest.raises(InputDataError, match=r"4 perturbed \(condition, context\) groups hold cells at several doses"):
-        PerturbationData.from_anndata(a, schema)
-    lab = a.obs["product_name"].astype(str)  # the way out the message gives: the dose in the label
+    dosed = _quiet(a.copy(), schema)  # a population per dose (h104; was refused), the drug one atom, the dose a number
+    assert set(dosed.conditions) == {"control", "Dex@10", "Dex@1000", "SAHA@10", "SAHA@1000"} and dosed.info.perturbations == ("Dex", "SAHA")
+    assert dosed.table.labels.dose[int(np.flatnonzero(dosed.conditions == "Dex@1000")[0]), 0] == 1000.0
+    lab = a.obs["product_name"].astype(str)  # the dose in the label: one atom per dose, as before
     a.obs["product_name"] = lab.where(lab == "Vehicle", lab + "_" + a.obs["dose"].astype(str))
     data = _quiet(a, schema)
     assert set(data.conditions) == {"control", "Dex_10.0", "Dex_1000.0", "SAHA_10.0", "SAHA_1000.0"}

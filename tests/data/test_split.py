@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from distgen.data import SPLIT_KINDS, LeakageError, PerturbationData, Split, highly_variable_genes, make_split
 
-TINY_KINDS = [k for k in SPLIT_KINDS if k != "combo_seen1"]  # the tiny data has seen0 and seen2 pairs only
+TINY_KINDS = [k for k in SPLIT_KINDS if k not in ("combo_seen1", "held_out_dose")]  # the tiny data has seen0 and seen2 pairs only, one dose
 
 
 @pytest.fixture

@@ -1,0 +1,158 @@
+"""Several doses per (condition, context): a population per dose, labelled ``atom@dose`` (h104).
+
+sci-Plex (Srivatsan et al. 2020) measures each drug at four doses in three cell lines; such data was refused
+(``check_one_dose``). Now each (condition, doses, context) is a population of its own: the model's input stays the atoms
+with the dose as a number, the labels users see carry the dose (``dexa@10``, ``dexa@10+saha@100``).
+"""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from distgen.data import Dataset, PerturbationData, PerturbationSchema, make_split
+from distgen.data.conditions import dose_label, parse_dose_label
+from distgen.data.doses import DoseError
+from distgen.data.sampler import condition_groups
+from distgen.errors import InputDataError, LabelError
+
+DRUGS = ("dexa", "saha", "nutlin")
+LEVELS = (1.0, 10.0, 100.0, 1000.0)
+SCHEMA = PerturbationSchema(perturbation_col="drug", control_labels=("vehicle",), context_cols=("cell_line",), dose_col="dose",
+                            perturbation_type="chemical")
+
+
+def sciplex(n: int = 5, combo_dose: str = "100+10") -> ad.AnnData:
+    """Vehicle (dose 0) and three drugs at four doses in two cell lines, and ``saha+dexa`` at a dose per slot."""
+    rows = []
+    for ct in ("A549", "K562"):
+        rows += [("vehicle", ct, "0")] * (2 * n)
+        rows += [(d, ct, f"{x:g}") for d in DRUGS for x in LEVELS for _ in range(n)]
+        rows += [("saha+dexa", ct, combo_dose)] * n
+    obs = pd.DataFrame(rows, columns=["drug", "cell_line", "dose"], index=[f"c{i}" for i in range(len(rows))])
+    x = np.random.default_rng(0).poisson(3.0, (len(rows), 6)).astype(np.float32)
+    return ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
+
+
+def _doses_of(data: PerturbationData, label: str) -> set[tuple[tuple[str, float], ...]]:
+    out = set()
+    for i in np.flatnonzero(data.conditions == label):
+        ids = data.table.labels.perturbation[i].tolist()
+        out.add(tuple((data.info.perturbations[j], float(d)) for j, d in zip(ids, data.table.labels.dose[i].tolist()) if j >= 0))
+    return out
+
+
+def test_each_dose_is_a_population_with_the_atoms_as_input_and_the_dose_a_number():
+    data = PerturbationData.from_anndata(sciplex(), SCHEMA)
+    assert data.dosed
+    assert data.info.perturbations == ("dexa", "nutlin", "saha")  # the atoms, not one per dose
+    pops = set(data.conditions.tolist())
+    assert {f"{d}@{x:g}" for d in DRUGS for x in LEVELS} | {"control", "dexa@10+saha@100"} == pops
+    assert _doses_of(data, "saha@1000") == {(("saha", 1000.0),)}
+    assert _doses_of(data, "dexa@10+saha@100") == {(("dexa", 10.0), ("saha", 100.0))}  # per slot: saha+dexa at 100+10
+    assert data.base_condition("dexa@10+saha@100") == "dexa+saha" and data.atoms_of("dexa@1") == ("dexa",)
+    assert set(data.base_conditions[~data.is_control]) == {*DRUGS, "dexa+saha"}
+
+
+@pytest.mark.parametrize("atoms,doses", [(("A",), (10.0,)), (("A", "B"), (1.0, 3.0)), (("A1", "A"), (0.1, 1e-7)), (("x@5",), (2.5e20,)),
+                                         (("B", "A"), (1 / 3, 0.0))])
+def test_a_population_label_reads_back_exactly_and_is_its_own_sorted_form(atoms, doses):
+    label = dose_label(atoms, doses)
+    assert "e" not in label.replace(atoms[0], "")  # positional: an exponent's '+' would read as a combination
+    got = parse_dose_label(label)
+    assert got is not None
+    assert dict(zip(*got)) == dict(zip(atoms, doses))  # the very floats
+    assert "+".join(sorted(label.split("+"))) == label  # readers that sort a label's parts leave it as it is
+
+
+def test_the_delimiter_of_the_data_is_kept_and_predictions_use_plus():
+    a = sciplex(combo_dose="100_10")
+    a.obs["drug"] = a.obs["drug"].str.replace("+", "_", regex=False)
+    data = PerturbationData.from_anndata(a, PerturbationSchema(**{**SCHEMA.to_dict(), "combo_delimiter": "_"}))
+    assert "dexa@10_saha@100" in set(data.conditions)
+    from distgen.data.prepared import cells_of
+
+    assert "dexa@10+saha@100" in set(cells_of(data, np.arange(data.n_cells)).conditions)
+
+
+def test_a_delimiter_that_a_dose_is_written_with_is_refused():
+    a = sciplex(combo_dose="10")
+    a.obs["drug"] = a.obs["drug"].str.replace("+", ".", regex=False)
+    with pytest.raises(LabelError, match=r"combo_delimiter '\.' is written inside such labels"):
+        PerturbationData.from_anndata(a, PerturbationSchema(**{**SCHEMA.to_dict(), "combo_delimiter": "."}))
+
+
+def test_training_sets_are_drawn_per_dose():
+    data = PerturbationData.from_anndata(sciplex(), SCHEMA)
+    groups, _ = condition_groups(data.table)
+    for g in groups:
+        assert len(set(data.conditions[g.numpy()].tolist())) == 1  # one population each, never a mix of doses
+    assert len(groups) == 2 * (len(DRUGS) * len(LEVELS) + 1)
+
+
+def test_one_dose_per_condition_keeps_the_labels_and_the_groups():
+    """A dose column with one dose per (condition, context) reads as before: labels without doses, the same groups."""
+    a = sciplex()
+    keep = (a.obs["dose"].isin(["0", "100", "100+10"])).to_numpy()
+    one = PerturbationData.from_anndata(a[keep].copy(), SCHEMA)
+    assert not one.dosed and set(one.conditions) == {"control", *DRUGS, "dexa+saha"}
+    pooled = PerturbationData.from_anndata(a[keep].copy(), PerturbationSchema(**{**SCHEMA.to_dict(), "dose_col": None}))
+    g1, f1 = condition_groups(one.table)
+    g2, f2 = condition_groups(pooled.table)
+    assert torch.equal(f1, f2) and all(torch.equal(x, y) for x, y in zip(g1, g2))
+
+
+def test_bad_doses_are_refused_or_read_as_documented():
+    a = sciplex()
+    a.obs.loc[a.obs.index[(a.obs["drug"] == "dexa").to_numpy()][:2], "dose"] = np.nan  # a perturbed cell without a dose
+    with pytest.raises(InputDataError, match=r"perturbed cells of dexa have no dose \(nan\); give every perturbed cell its dose"):
+        PerturbationData.from_anndata(a, SCHEMA)
+    a = sciplex()
+    a.obs["dose"] = a.obs["dose"].astype(str) + "uM"  # units: refused, naming the fix
+    a.obs.loc[(a.obs["drug"] == "saha+dexa").to_numpy(), "dose"] = "100+10"
+    with pytest.raises(InputDataError, match=r"carries one \('uM'\).*str.replace\('uM', ''\).astype\(float\)"):
+        PerturbationData.from_anndata(a, SCHEMA)
+    a = sciplex()
+    vehicle = (a.obs["drug"] == "vehicle").to_numpy()
+    a.obs.loc[vehicle, "dose"] = np.where(np.arange(vehicle.sum()) % 2, "0.1", "0")  # controls' doses: no perturbation to dose
+    data = PerturbationData.from_anndata(a, SCHEMA)
+    assert set(data.conditions[data.is_control]) == {"control"}
+    assert float(data.table.labels.dose[torch.from_numpy(data.is_control)].abs().sum()) == 0.0
+
+
+def test_a_condition_split_holds_every_dose_of_a_held_out_condition():
+    data = PerturbationData.from_anndata(sciplex(), SCHEMA)
+    s = make_split(data, "random_conditions", test_conditions=["nutlin"], val_frac=0.2)
+    assert set(s.test_conditions) == {f"nutlin@{x:g}" for x in LEVELS}
+    assert not any(c.startswith("nutlin@") for c in (*s.train_conditions, *s.val_conditions))
+    s.check_leakage(data)
+    r = make_split(data, "random_conditions", seed=4, test_frac=0.5)
+    held = {data.base_condition(c) for c in r.test_conditions}
+    assert held and not held & {data.base_condition(c) for c in r.train_conditions}
+    r.check_leakage(data)
+
+
+def test_held_out_dose_holds_out_the_top_dose_in_each_context():
+    data = PerturbationData.from_anndata(sciplex(), SCHEMA)
+    s = make_split(data, "held_out_dose", test_conditions=["dexa", "saha"], val_frac=0.0)
+    assert set(s.test_groups) == {(f"{d}@1000", k) for d in ("dexa", "saha") for k in ("A549", "K562")}
+    assert {"dexa@100", "saha@1", "nutlin@1000"} <= set(s.train_conditions)
+    s.check_leakage(data)
+    picked = make_split(data, "held_out_dose", seed=1, test_frac=0.3)  # a third of the drugs, chosen by the seed
+    assert len({data.base_condition(c) for c in picked.test_conditions}) == 1
+    with pytest.raises(InputDataError, match="'held_out_dose' needs conditions measured at several doses"):
+        one = sciplex()
+        make_split(PerturbationData.from_anndata(one[one.obs["dose"].isin(["0", "10", "100+10"]).to_numpy()].copy(), SCHEMA), "held_out_dose")
+
+
+def test_labels_take_the_dose_of_the_population_label(tmp_path):
+    sciplex().write_h5ad(tmp_path / "s.h5ad")
+    ds = Dataset.load({"dataset": str(tmp_path / "s.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4,
+                       "split": {"kind": "held_out_dose", "test_conditions": ["dexa"], "val_frac": 0.0}})
+    lab = ds.labels(["dexa@10", "dexa@10+saha@100"], ["A549", "K562"], ["all", "all"])
+    assert lab.dose[0, 0].item() == 10.0 and sorted(lab.dose[1, :2].tolist()) == [10.0, 100.0]
+    assert ds.data.labels_for(["saha@100"], ["A549"]).dose[0, 0].item() == 100.0
+    with pytest.raises(DoseError, match=r"dexa was measured at 4 doses in A549 \(1, 10, 100, 1000\).*\(dexa@1000\)"):
+        ds.labels(["dexa"], ["A549"], ["all"])  # which dose? never a guess
+    assert ds.labels(["dexa"], ["A549"], ["all"], doses=[30.0]).dose[0, 0].item() == 30.0
