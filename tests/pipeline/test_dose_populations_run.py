@@ -1,0 +1,104 @@
+"""Several doses per condition end to end (h104): train, predict and evaluate a population per dose.
+
+A drug at four doses in two cell lines, and a combination at a dose per slot (``tests/data/test_dose_populations.py``
+checks the loading and the splits): each held-out (condition, doses, context) is predicted at its own dose and scored
+against its own cells, labelled ``atom@dose`` in the prediction files and the metrics.
+"""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import distgen
+from distgen.cli import main
+from distgen.config import ConfigError, save_yaml
+from distgen.data import Dataset
+from distgen.pipeline.predict import predict
+
+from ..data.test_dose_populations import SCHEMA, sciplex
+
+EVAL = ["--metrics", "mse", "--no-plots", "--no-ceiling", "--baselines", "", "--quiet"]
+SPLIT = {"kind": "held_out_dose", "test_conditions": ["dexa", "saha"], "val_frac": 0.0, "seed": 0}
+
+
+def _config(path: str, conditioner: dict) -> dict:
+    return {"model": {"name": "generator", "conditioner": conditioner, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+                      "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}}},
+            "data": {"dataset": path, "schema": SCHEMA.to_dict(), "split": SPLIT, "set_size": 4},
+            "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory):
+    out = tmp_path_factory.mktemp("doses") / "sciplex.h5ad"
+    sciplex().write_h5ad(out)
+    return str(out)
+
+
+class DoseSpy:
+    """Hands back its control cells and records each (atoms, context) dose it is asked at."""
+
+    def __init__(self, info):
+        self.info, self.asked = info, {}
+
+    def predict(self, control, control_mask, labels):
+        for p, d, c in zip(labels.perturbation.tolist(), labels.dose.tolist(), labels.context.tolist()):
+            key = ("+".join(f"{self.info.perturbations[a]}@{x:g}" for a, x in zip(p, d) if a >= 0), self.info.contexts[c])
+            self.asked[key] = self.asked.get(key, 0) + 1
+        return control.clone()
+
+    def can_predict(self, atoms):
+        return [True] * len(atoms)
+
+
+def test_each_population_is_asked_at_its_dose_and_a_dose_request_reaches_every_dose(path):
+    ds = Dataset.load({"dataset": path, "schema": SCHEMA.to_dict(), "set_size": 4,
+                       "split": {**SPLIT, "kind": "random_conditions", "test_conditions": ["nutlin", "saha+dexa"]}})
+    spy = DoseSpy(ds.info)
+    cells = predict(spy, ds, seed=0)
+    held = {(g.condition, g.context) for g in ds.groups("test")}
+    assert held == {(c, k) for c in ("nutlin@1", "nutlin@10", "nutlin@100", "nutlin@1000", "dexa@10+saha@100") for k in ("A549", "K562")}
+    assert set(spy.asked) == held  # each population at its own dose, per atom for the combination
+    truth = ds.truth("test")
+    for c, k in held:  # as many cells per population as it has real ones: paired by dose
+        assert ((cells.conditions == c) & (cells.contexts == k)).sum() == ((truth.conditions == c) & (truth.contexts == k)).sum() > 0
+    spy = DoseSpy(ds.info)
+    predict(spy, ds, seed=0, doses={"nutlin": 3.0, "dexa@10+saha@100": [1.0, 2.0]})  # a bare condition: every dose of it
+    assert set(spy.asked) == {(c, k) for c in ("nutlin@3", "dexa@1+saha@2") for k in ("A549", "K562")}
+    with pytest.raises(distgen.data.doses.DoseError, match="doses names 'dexa', neither a population predicted nor a condition of one"):
+        predict(DoseSpy(ds.info), ds, seed=0, doses={"dexa": 3.0})
+
+
+def test_train_predict_evaluate_score_each_dose_on_its_own(path, tmp_path):
+    cfg = save_yaml(_config(path, {"name": "onehot", "dim": 8}), tmp_path / "t.yaml")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    pred, real = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+    with pytest.warns(distgen.data.doses.DoseExtrapolationWarning, match="dexa asked at 1000, the training cells carry it at 1 to 100"):
+        assert main(["predict", str(tmp_path / "run"), "--out", str(pred), "--real", str(real)]) == 0
+    p, r = ad.read_h5ad(pred), ad.read_h5ad(real)
+    col = p.uns["distgen"]["pert_col"]
+    held = {"dexa@1000", "saha@1000"}
+    assert set(p.obs[col].astype(str)) - {p.uns["distgen"]["control"]} == held == set(r.obs[col].astype(str)) - {r.uns["distgen"]["control"]}
+    assert main(["evaluate", "--pred", str(pred), "--real", str(real), "--out", str(tmp_path / "eval"), *EVAL]) == 0
+    rows = pd.read_csv(tmp_path / "eval" / "metrics.csv")
+    assert set(rows["perturbation"]) == {f"{c} @ {k}" for c in held for k in ("A549", "K562")}
+    assert np.isfinite(rows["mse"]).all()
+
+
+def test_a_dose_blind_model_is_refused_on_data_at_several_doses(path, tmp_path, capsys):
+    """A model that reads no dose would predict one population for all four doses of a drug: refused before training."""
+    blind = {"name": "embedding_table", "dim": 8, "hidden": 8, "table": {"dexa": [1.0, 0.0], "saha": [0.0, 1.0], "nutlin": [1.0, 1.0]}}
+    cfg = save_yaml(_config(path, blind), tmp_path / "t.yaml")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "conditions at several doses" in err and "would predict one population for every dose" in err
+    assert "gene_vocab or embedding_table with dose: log" in err and "preflight.allow_unembedded=true runs it anyway" in err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    ds = Dataset.load(_config(path, {})["data"])
+    model = distgen.build(_config(path, blind), ds)
+    from distgen.models.preflight import check_split
+
+    with pytest.raises(ConfigError, match="would predict one population for every dose"):
+        check_split(model, ds)
+    assert any("would predict one population" in n for n in check_split(model, ds, allow_unembedded=True))
