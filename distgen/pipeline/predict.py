@@ -240,7 +240,23 @@ def predict(
         gathered = [None] * env.world_size  # type: ignore[list-item]
         dist.all_gather_object(gathered, mine)
     cells = {i: c for part_ in gathered for i, c in part_.items()}
-    return generated_cells(dataset, groups, [cells[i] for i in range(len(groups))], panel)
+    return generated_cells(dataset, groups, [cells[i] for i in range(len(groups))], panel, asked_labels(dataset, groups, asked))
+
+
+def asked_labels(dataset: Dataset, groups: list[Group], asked: torch.Tensor | None) -> list[str] | None:
+    """For data at several doses per condition asked at other doses: each group's population label at the doses asked
+    (``dexa@1000`` asked at 5 is written ``dexa@5``: its label names the dose its cells were generated at, so it is never
+    scored against the measured ``dexa@1000``; two groups asked at one dose share one label). None otherwise."""
+    if asked is None or not dataset.data.dosed:
+        return None
+    from distgen.data.conditions import dose_label, parse_dose_label
+    from distgen.types import COMBO
+
+    out = []
+    for g, row in zip(groups, asked.tolist()):
+        read = parse_dose_label(g.condition, COMBO)
+        out.append(g.condition if read is None else dose_label(read[0], row[: len(read[0])], COMBO))
+    return out
 
 
 def said_origin(run_dir: Path) -> dict[str, str]:
@@ -271,8 +287,10 @@ def dose_table(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tenso
     return torch.tensor([list(d) + [0.0] * (width - len(d)) for d in asked], dtype=torch.float32)
 
 
-def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarray], genes: np.ndarray | None = None) -> Cells:
-    """One generated array per group, labelled, followed by the groups' real control pool (``genes``: a panel's columns)."""
+def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarray], genes: np.ndarray | None = None,
+                    labels: list[str] | None = None) -> Cells:
+    """One generated array per group, labelled (``labels``, default each group's condition), followed by the groups' real
+    control pool (``genes``: a panel's columns)."""
     pool = dataset.control_pool(groups)
     data = dataset.data
     n = [len(c) for c in cells]
@@ -282,7 +300,7 @@ def generated_cells(dataset: Dataset, groups: list[Group], cells: list[np.ndarra
         controls, names = controls[:, torch.from_numpy(genes)], [names[i] for i in genes]
     return Cells(
         torch.cat([torch.from_numpy(np.concatenate(cells)), controls]),
-        [g.condition for g, k in zip(groups, n) for _ in range(k)] + [dataset.info.control_label] * len(pool),
+        [c for c, k in zip(labels or [g.condition for g in groups], n) for _ in range(k)] + [dataset.info.control_label] * len(pool),
         names,
         [g.context for g, k in zip(groups, n) for _ in range(k)] + data.contexts[pool].tolist(),
         [g.batch for g, k in zip(groups, n) for _ in range(k)] + data.batches[pool].tolist(),

@@ -133,7 +133,9 @@ def test_inapplicable_kinds_fail_clearly(norman, kang):
             make_split(kang, kind)
     with pytest.raises(ValueError, match="needs combinations"):
         make_split(kang, "combo_seen2")
-    assert set(NORMAN_KINDS) | set(MUSCAT_KINDS) == set(SPLIT_KINDS)
+    with pytest.raises(ValueError, match="'held_out_dose' needs conditions measured at several doses"):
+        make_split(norman, "held_out_dose")  # no dose column: tests/data/test_dose_populations.py splits doses
+    assert set(NORMAN_KINDS) | set(MUSCAT_KINDS) | {"held_out_dose"} == set(SPLIT_KINDS)
 
 
 def test_kang_train_only_hvgs_and_sampling(kang):

@@ -64,8 +64,12 @@ def test_each_population_is_asked_at_its_dose_and_a_dose_request_reaches_every_d
     for c, k in held:  # as many cells per population as it has real ones: paired by dose
         assert ((cells.conditions == c) & (cells.contexts == k)).sum() == ((truth.conditions == c) & (truth.contexts == k)).sum() > 0
     spy = DoseSpy(ds.info)
-    predict(spy, ds, seed=0, doses={"nutlin": 3.0, "dexa@10+saha@100": [1.0, 2.0]})  # a bare condition: every dose of it
+    other = predict(spy, ds, seed=0, doses={"nutlin": 3.0, "dexa@10+saha@100": [1.0, 2.0]})  # a bare condition: every dose of it
     assert set(spy.asked) == {(c, k) for c in ("nutlin@3", "dexa@1+saha@2") for k in ("A549", "K562")}
+    # labelled at the dose asked, never as the measured population it is not
+    assert set(other.conditions[~other.is_control]) == {"nutlin@3", "dexa@1+saha@2"}
+    assert ((other.conditions == "nutlin@3") & (other.contexts == "A549")).sum() == sum(
+        ((truth.conditions == f"nutlin@{x:g}") & (truth.contexts == "A549")).sum() for x in (1, 10, 100, 1000))
     with pytest.raises(distgen.data.doses.DoseError, match="doses names 'dexa', neither a population predicted nor a condition of one"):
         predict(DoseSpy(ds.info), ds, seed=0, doses={"dexa": 3.0})
 
