@@ -248,32 +248,6 @@ def check_dose_labels(schema: PerturbationSchema) -> None:
                          "labels; choose another PerturbationSchema.combo_delimiter (the default '+')")
 
 
-def check_one_dose(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence[tuple[float, ...]], schema: PerturbationSchema,
-                   where: str = "") -> None:
-    """Refuse (``InputDataError``) a perturbed (condition, context) whose cells carry several doses (``schema.dose_col``), for
-    readers that keep one population per (condition, context): the on-disk cells (``DiskCells``: streaming training, ``distgen
-    predict RUN --data FILE``). ``PerturbationData`` (the in-memory load) reads such data, one population per dose.
-    """
-    if schema.dose_col is None:
-        return
-    several = several_doses(conditions, contexts, doses)
-    if several.empty:
-        return
-
-    def shown(ds: list[tuple[float, ...]]) -> str:
-        return "[" + ", ".join(schema.combo_delimiter.join(f"{x:g}" for x in d) for d in sorted(ds)[:6]) + (", ..." if len(ds) > 6 else "") + "]"
-
-    ex = "; ".join(f"{c} @ {k}: doses {shown(ds)}" for (c, k), ds in list(several.items())[:3])
-    dcol = schema.dose_col
-    raise InputDataError(
-        f"dose_col {dcol!r}: {counted(len(several), 'perturbed (condition, context) group')} hold cells at several doses ({ex}). "
-        f"{where or 'The on-disk reader (streaming training, distgen predict RUN --data FILE)'} keeps one population per (condition, context); the in-memory load (distgen train / run, "
-        "distgen.load_data) reads each dose as a population of its own (labelled atom@dose, docs/data.md 'Doses'). Otherwise "
-        f"keep one dose per condition (a data.filter rule on {dcol!r} that keeps the control cells too), or leave dose_col unset to "
-        "pool the doses on purpose"
-    )
-
-
 def _read_dose(v: Any, atoms: tuple[str, ...], slots: list[str | None], schema: PerturbationSchema) -> tuple[float, ...]:
     """One cell's dose per atom (``atoms`` sorted) from its dose value ``v`` and its label's ``slots`` (``_label_slots``)."""
     if _is_blank(v):

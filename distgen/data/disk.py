@@ -21,24 +21,26 @@ from distgen.data.conditions import (
     CONTEXT_COLUMNS,
     MODALITY_COLUMNS,
     batch_labels,
+    check_dose_labels,
     check_label_forms,
     check_min_cells,
-    check_one_dose,
     condition_string,
     context_labels,
+    dose_label,
     handle_missing_labels,
     label_warnings,
     modality_warnings,
     parse_atoms,
     parse_doses,
     pooled_context_warnings,
+    several_doses,
 )
 from distgen.data.expression import check_sparse_format, check_unique_genes
 from distgen.data.groups import draw_order
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import DistgenError, InputDataError, InputKeyError, warn
 from distgen.seeds import content_keys
-from distgen.types import PAD, ConditionLabels, DataInfo, canonical
+from distgen.types import COMBO, PAD, ConditionLabels, DataInfo, canonical
 
 
 def backed_rows(dataset: Any, mask: np.ndarray) -> Any:
@@ -288,6 +290,15 @@ class DiskCells:
         inv = inv.reshape(-1)
         self.condition_names = np.array([condition_string(a, s.combo_delimiter) for a in atoms], dtype=object)
         self.canonical_names = np.array([canonical(a, self.info.control_label) for a in atoms], dtype=object)  # joined by +
+        ctx_codes_ = ctx_codes.reshape(-1)
+        seen = np.unique(np.stack([inv.reshape(-1), ctx_codes_], 1), axis=0)  # distinct (label, context): not a tuple per cell
+        # a condition at several doses in a context: a population per dose, labelled atom@dose, as PerturbationData reads it
+        self.dosed = s.dose_col is not None and not several_doses(self.condition_names[seen[:, 0]], ctx_names[seen[:, 1]],
+                                                                   [doses[i] for i in seen[:, 0]]).empty
+        if self.dosed:
+            check_dose_labels(s)
+            self.condition_names = np.array([dose_label(a, d, s.combo_delimiter) for a, d in zip(atoms, doses)], dtype=object)
+            self.canonical_names = np.array([dose_label(a, d, COMBO) for a, d in zip(atoms, doses)], dtype=object)
         self.condition_codes = inv
         self.is_control = np.array([len(a) == 0 for a in atoms])[inv]
         if not self.is_control.any():
@@ -295,8 +306,6 @@ class DiskCells:
         # as in memory (PerturbationData): a group of fewer than min_cells cells is refused at load, a context with a single
         # control cell included (its perturbed groups would all be predicted from that one cell)
         check_min_cells(self.condition_names[inv], ctx, s.min_cells)
-        seen = np.unique(np.stack([inv, ctx_codes.reshape(-1)], 1), axis=0)  # distinct (label, context): not a tuple per cell
-        check_one_dose(self.condition_names[seen[:, 0]], ctx_names[seen[:, 1]], [doses[i] for i in seen[:, 0]], s)
         self.labels = ConditionLabels(
             torch.from_numpy(upert[inv]), torch.from_numpy(udose[inv]), torch.from_numpy(ctx_codes.astype(np.int64)), torch.from_numpy(bat_codes.astype(np.int64))
         )

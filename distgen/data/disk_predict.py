@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from distgen.data.conditions import dose_label, parse_dose_label
 from distgen.data.disk import DiskCells, control_rows
 from distgen.data.disk_split import split_rows
 from distgen.data.doses import dose_record, group_doses, with_doses
@@ -180,8 +181,10 @@ def predict_to_disk(
     if not groups:
         where = "" if split is None else f" in split part {part!r}"
         raise InputDataError(f"{cells.path} has no perturbed cells{where} to predict")
+    atoms_of = {g.condition: _atoms(g.condition, cells) for g in groups}  # a population label (dexa@10) is its atoms to a model
     if translate is not None:
-        translate.check([g.condition for g in groups], [g.context for g in groups], [g.batch for g in groups], cells.schema, str(cells.path))
+        translate.check([COMBO.join(atoms_of[g.condition]) for g in groups], [g.context for g in groups], [g.batch for g in groups],
+                        cells.schema, str(cells.path))
     asked = None
     if doses is not None:  # the file's recorded doses, the training ranges; resolved before any work, as in memory
         firsts = np.array([g.cells[0] for g in groups], dtype=np.int64)  # one dose per (condition, context): a cell says it
@@ -191,7 +194,7 @@ def predict_to_disk(
         if trained_doses is not None:
             record = dataclasses.replace(record, ranges={str(a): (float(r[0]), float(r[1])) for a, r in trained_doses.items()})
         asked = group_doses(record, [g.condition for g in groups], [g.context for g in groups], doses,
-                            control=info.control_label, delimiters=[cells.schema.combo_delimiter])
+                            control=info.control_label, delimiters=[cells.schema.combo_delimiter], dosed=cells.dosed)
     with_batch = len(info.batches) > 1
     first_param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     device = first_param.device if first_param is not None else torch.device("cpu")  # the model's, as in memory
@@ -217,14 +220,16 @@ def predict_to_disk(
                 sets = -(-n // set_size)
                 drawn = g.controls[control_draw(len(g.controls), sets * set_size, g.condition, g.context, g.batch)]
                 step = sets if sets_per_call is None else sets_per_call
-                label = file_label(g.condition, info.control_label, delimiter)
+                # a population of several doses asked at another is written at the dose asked (as distgen.predict writes it)
+                name = dose_label(atoms_of[g.condition], asked[gi], COMBO) if asked is not None and cells.dosed else g.condition
+                label = file_label(name, info.control_label, delimiter)
                 for j, first in enumerate(range(0, sets, step)):
                     k = min(step, sets - first)
                     picked = np.searchsorted(pool_rows, drawn[first * set_size : (first + k) * set_size])
                     control = torch.from_numpy(pool[picked].toarray()).reshape(k, set_size, -1)
                     labels = lab.index(torch.full((k,), int(g.cells[0]), dtype=torch.long))
                     if asked is not None:  # by atom name, in the file's vocabulary, before translating to the model's
-                        labels = with_doses(labels, info.perturbations, dict(zip(g.condition.split(COMBO), asked[gi])))
+                        labels = with_doses(labels, info.perturbations, dict(zip(atoms_of[g.condition], asked[gi])))
                     labels = labels if translate is None else translate(labels)
                     torch.manual_seed(group_seed(seed, g.condition, g.context, g.batch, 1) if j == 0 else
                                       label_seed(seed, (g.condition, g.context, g.batch, str(j)), 1))
@@ -240,13 +245,22 @@ def predict_to_disk(
         with ChunkedWriter(real, info.genes, chunk_rows=1024, with_batch=with_batch, combo_delimiter=delimiter, perturbation_type=cells.schema.perturbation_type, kind="real",
                            scale=scale) as truth:
             for g in groups:
-                label = file_label(g.condition, info.control_label, delimiter)
+                # a population of several doses asked at another is written at the dose asked (as distgen.predict writes it)
+                name = dose_label(atoms_of[g.condition], asked[gi], COMBO) if asked is not None and cells.dosed else g.condition
+                label = file_label(name, info.control_label, delimiter)
                 for i in range(0, len(g.cells), 16384):
                     rows = g.cells[i : i + 16384]
                     x = cells.read(rows).toarray()
                     truth.append(x if values is None else values.real(x, rows), [label] * rows.size, [g.context] * rows.size, "real", [g.batch] * rows.size)
             write_controls(truth)
     return Path(out)
+
+
+def _atoms(condition: str, cells: DiskCells) -> tuple[str, ...]:
+    """The atoms (sorted) of a group's canonical condition: ``A+B``, or a population label ``A@1+B@3`` of data at several
+    doses per condition."""
+    read = parse_dose_label(condition, COMBO) if cells.dosed else None
+    return read[0] if read is not None else tuple(condition.split(COMBO))
 
 
 def _condition_rows(cells: DiskCells, conditions: Sequence[str]) -> np.ndarray:

@@ -3,7 +3,7 @@
 Every way of asking a model for a condition resolves its doses here: ``distgen predict`` and ``distgen.predict`` (each
 held-out group through ``Dataset.labels``, ``distgen.pipeline.predict.generate_group``), ``Dataset.labels`` and
 ``PerturbationData.labels_for`` (the labels of ``model.predict(control, mask, labels)``). Without ``doses`` a (condition,
-context) is asked at the dose its cells carry (one per perturbed (condition, context): ``check_one_dose``), so Python and
+context) is asked at the dose its cells carry (one per population: a condition at several doses is a population per dose, ``dexa@10``), so Python and
 the command line ask the same; data without a dose column is at dose 1 everywhere. ``doses`` asks others (a dose the
 model never saw, a dose-response curve): each is checked (finite, >= 0, one per atom, none for a control, none other than
 1 where the data has no dose column) and one outside the doses an atom was trained at warns

@@ -147,14 +147,21 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     ctx = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()]
     bat = np.asarray(cells.info.batches, dtype=object)[cells.labels.batch.numpy()]
     contexts, batches = sorted(set(ctx[pert].tolist())), sorted(set(bat[pert].tolist()))
-    translate.check(predicted, contexts, batches, cells.schema, str(data))
+    if cells.dosed:  # population labels (dexa@10): the model is asked their atoms
+        from distgen.data.conditions import condition_string, parse_dose_label
+
+        atoms = [parse_dose_label(c) for c in predicted]
+        as_atoms = list(dict.fromkeys(c if a is None else condition_string(a[0]) for c, a in zip(predicted, atoms)))
+    else:
+        as_atoms = predicted
+    translate.check(as_atoms, contexts, batches, cells.schema, str(data))
     lacking = sorted(set(contexts) - set(ctx[cells.is_control].tolist()))
     if lacking:
         raise InputDataError(f"{data} has no control cells of context(s) {listing(lacking)}, where it holds perturbed cells to predict: "
                              "each group is generated from the file's own control cells of its context. Add that context's control "
                              "cells to the file, or leave its perturbed cells out")
     check_empty_controls(cells, ctx, contexts, str(data))
-    check_embeddable(run.model, record, run.config, predicted, contexts, batches, str(data))
+    check_embeddable(run.model, record, run.config, as_atoms, contexts, batches, str(data))
     check_doses(run.model, record, cells, pert, doses, str(data))
     check_depth(record, cells, str(data))
     values: FileCounts | _AsRead | None = None

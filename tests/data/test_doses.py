@@ -98,16 +98,25 @@ def test_a_dose_per_context_is_one_dose_per_group():
     assert set(data.table.labels.dose[np.flatnonzero(ct2), 0].tolist()) == {5.0}
 
 
-def test_the_streaming_reader_refuses_several_doses_too(tmp_path):
+def test_the_streaming_reader_reads_a_population_per_dose_as_memory_does(tmp_path):
+    """``DiskCells`` refused several doses per (condition, context); it now labels them as the in-memory load does, and a
+    split of the file on disk is the split of the file in memory (h104)."""
+    from distgen.data import make_split
     from distgen.data.disk import DiskCells
+    from distgen.data.disk_split import disk_split
 
     path = tmp_path / "sciplex.h5ad"
-    _sciplex([10.0, 100.0]).write_h5ad(path)
+    a = _sciplex([10.0, 100.0])
+    a.write_h5ad(path)
     schema = PerturbationSchema(control_labels=("vehicle",), context_cols=("cell_type",), dose_col="dose", perturbation_type="chemical")
-    with pytest.raises(InputDataError, match=r"hold cells at several doses \(dex @ ct1: doses \[10, 100\].*keeps one population "
-                                             r"per \(condition, context\); the in-memory load"):
-        DiskCells(str(path), schema)
+    cells = DiskCells(str(path), schema)
+    mem = PerturbationData.from_anndata(a, schema)
+    assert cells.dosed and list(cells.condition_names[cells.condition_codes]) == list(mem.conditions)
+    for kind in ("held_out_dose", "random_conditions"):
+        on_disk, in_memory = disk_split(cells, kind=kind, seed=2, test_frac=0.5), make_split(mem, kind=kind, seed=2, test_frac=0.5)
+        assert on_disk.hash == in_memory.hash and on_disk.test_groups == in_memory.test_groups
     one = tmp_path / "one.h5ad"
     _sciplex([100.0]).write_h5ad(one)
     cells = DiskCells(str(one), schema)
+    assert not cells.dosed and set(cells.condition_names) == {"control", "dex", "saha"}
     assert set(cells.labels.dose[~pd.Series(cells.is_control).to_numpy(), 0].tolist()) == {100.0}

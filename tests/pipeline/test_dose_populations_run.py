@@ -88,6 +88,10 @@ def test_train_predict_evaluate_score_each_dose_on_its_own(path, tmp_path):
     rows = pd.read_csv(tmp_path / "eval" / "metrics.csv")
     assert set(rows["perturbation"]) == {f"{c} @ {k}" for c in held for k in ("A549", "K562")}
     assert np.isfinite(rows["mse"]).all()
+    other = tmp_path / "other.h5ad"  # another file (here the training file itself): each population at its own dose
+    assert main(["predict", str(tmp_path / "run"), "--data", path, "--out", str(other)]) == 0
+    got = set(ad.read_h5ad(other).obs[col].astype(str))
+    assert {f"{d}@{x:g}" for d in ("dexa", "saha", "nutlin") for x in (1, 10, 100, 1000)} | {"dexa@10+saha@100"} <= got
 
 
 def test_a_dose_blind_model_is_refused_on_data_at_several_doses(path, tmp_path, capsys):
@@ -106,3 +110,27 @@ def test_a_dose_blind_model_is_refused_on_data_at_several_doses(path, tmp_path, 
     with pytest.raises(ConfigError, match="would predict one population for every dose"):
         check_split(model, ds)
     assert any("would predict one population" in n for n in check_split(model, ds, allow_unembedded=True))
+
+
+def test_the_streaming_predictor_predicts_each_population_as_memory_does(path, tmp_path):
+    """``predict_to_disk`` on the file: the same held-out populations, each at its own dose, and the same cells."""
+    from distgen.data.disk import DiskCells
+    from distgen.data.disk_split import disk_split
+    from distgen.data.streaming import predict_to_disk
+
+    ds = Dataset.load({"dataset": path, "schema": SCHEMA.to_dict(), "set_size": 4, "split": SPLIT})
+    mem_spy, disk_spy = DoseSpy(ds.info), DoseSpy(ds.info)
+    cells = predict(mem_spy, ds, seed=0)
+    disk = DiskCells(path, ds.data.schema)
+    out = predict_to_disk(disk_spy, disk, tmp_path / "pred.h5ad", set_size=4, seed=0, split=disk_split(disk, **SPLIT))
+    assert mem_spy.asked.keys() == disk_spy.asked.keys() == {(f"{d}@1000", k) for d in ("dexa", "saha") for k in ("A549", "K562")}
+    written = ad.read_h5ad(out)
+    col = written.uns["distgen"]["pert_col"]
+    for c in ("dexa@1000", "saha@1000"):
+        for k in ("A549", "K562"):
+            a = written.X[((written.obs[col] == c) & (written.obs["celltype"] == k)).to_numpy()]
+            b = cells.X.numpy()[(cells.conditions == c) & (cells.contexts == k)]
+            assert a.shape == b.shape and np.array_equal(np.asarray(a.todense() if hasattr(a, "todense") else a), b)
+    asked = predict_to_disk(DoseSpy(ds.info), disk, tmp_path / "at.h5ad", set_size=4, seed=0, split=disk_split(disk, **SPLIT),
+                            doses={"dexa": 50.0})  # written at the dose asked, as in memory
+    assert set(ad.read_h5ad(asked).obs[col].astype(str)) >= {"dexa@50", "saha@1000"}
