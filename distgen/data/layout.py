@@ -37,6 +37,7 @@ from distgen.types.layout import (
     CONTROL,
     CONTROL_LABELS,
     DELIMITER_KEY,
+    DOSE_COLUMNS,
     KIND_COL,
     PERT_COL,
     PERT_COLS,
@@ -591,8 +592,31 @@ def read_pair(
         raise InputDataError(f"the files record different value scales ({said}); write them at one scale "
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
     check_gene_names(files)
+    info.notes += dose_pooling_note(files["real"].obs, pert_col, control, col)
     cells = {k: _cells(a, pert_col, control, col, k, delimiters, words) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
+
+
+def dose_pooling_note(obs: pd.DataFrame, pert_col: str, control: str, celltype_col: str | None) -> list[str]:
+    """A note when a truth column of ``DOSE_COLUMNS`` holds several values within one perturbation label (in one cell
+    type): the evaluation pairs populations by their label, so that label's doses are scored as one population. distgen
+    writes such data as a population per dose (``dexa@10``, ``distgen.data.conditions.dose_label``). ``[]`` or one note."""
+    found = [c for c in DOSE_COLUMNS if c in obs.columns and c != pert_col]
+    if not found:
+        return []
+    col = found[0]
+    keys = [obs[pert_col].astype(str), *([obs[celltype_col].astype(str)] if celltype_col else [])]
+    frame = pd.DataFrame({"p": keys[0].to_numpy(), "k": keys[1].to_numpy() if len(keys) > 1 else "", "d": obs[col].astype(str).to_numpy()})
+    frame = frame[frame["p"] != control].drop_duplicates()
+    per = frame.groupby(["p", "k"], sort=True)["d"].nunique()
+    several = per[per > 1]
+    if several.empty:
+        return []
+    (p, k), n = several.index[0], int(several.iloc[0])
+    return [f"the truth's obs[{col!r}] holds several doses within {len(several)} perturbation label(s) (e.g. {p!r}{f' in {k}' if k else ''}: "
+            f"{n} doses): populations are paired by their label, so each label's doses are scored as one population. To score "
+            f"each dose on its own, write the dose into the label in both files as distgen does (atom@dose: dexa@10; "
+            f"distgen.data.conditions.dose_label), or train on the data with data.schema.dose_col: {col}, whose predictions are so labelled"]
 
 
 def check_shapes(files: dict[str, ad.AnnData], pert_col: str | None = None) -> None:

@@ -24,6 +24,7 @@ from distgen.types.layout import (
     CELLTYPE_COL,
     CONTROL_LABELS,
     DELIMITER_KEY,
+    DOSE_COLUMNS,
     MISSING_STRINGS,
     PERT_COLS,
     PERTURBATION_TYPE_KEY,
@@ -192,6 +193,8 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 return None
             check_pair(_scale(fp, TRUTH_KEY), _scale(fr, TRUTH_KEY), pred, real)
             cols = {k: _columns(f["obs"]) for k, f in files.items()}
+            if any(c in DOSE_COLUMNS for c in cols["real"]):  # read_pair says whether the doses are pooled (dose_pooling_note)
+                return None
             if pert_col is None:
                 found = [c for c in PERT_COLS if all(c in cs for cs in cols.values())]
                 if len(found) != 1:  # none, or several: anndata's reader refuses them when their labels differ

@@ -77,6 +77,11 @@ def looks_like_celltype(column: str) -> bool:
 POOLED_NOTE = "contexts pooled"
 
 
+#: ``obs`` columns that usually hold a cell's dose (sci-Plex ``dose``, GEARS ``dose_val``): ``distgen.data.layout``'s
+#: ``dose_pooling_note`` reads them (and the fast pair reader leaves a truth with one to it).
+DOSE_COLUMNS = ("dose", "dose_val", "dose_value")
+
+
 def pooled_contexts_note(columns: Iterable[str], values: Callable[[str], Iterable[str] | None]) -> list[str]:
     """A note when contexts are pooled although the truth has a column named like a cell type with 2+ values.
 

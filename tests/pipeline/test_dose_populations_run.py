@@ -134,3 +134,19 @@ def test_the_streaming_predictor_predicts_each_population_as_memory_does(path, t
     asked = predict_to_disk(DoseSpy(ds.info), disk, tmp_path / "at.h5ad", set_size=4, seed=0, split=disk_split(disk, **SPLIT),
                             doses={"dexa": 50.0})  # written at the dose asked, as in memory
     assert set(ad.read_h5ad(asked).obs[col].astype(str)) >= {"dexa@50", "saha@1000"}
+
+
+def test_evaluating_files_whose_labels_pool_doses_says_so(tmp_path):
+    """Files in cell-eval's layout with the dose in a column of its own: scored by label, so the doses are pooled; the
+    evaluation says so and how to keep them apart (a distgen prediction labels each dose: dexa@10)."""
+    rng = np.random.default_rng(1)
+    rows = [("ctrl", "0")] * 20 + [("dexa", d) for d in ("10", "100") for _ in range(10)] + [("saha", "5")] * 10
+    obs = pd.DataFrame(rows, columns=["target", "dose"], index=[f"c{i}" for i in range(len(rows))])
+    files = []
+    for name in ("pred", "real"):
+        a = ad.AnnData(X=rng.poisson(2.0, (len(rows), 6)).astype(np.float32), obs=obs.copy(), var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
+        a.X = np.log1p(a.X)
+        a.write_h5ad(tmp_path / f"{name}.h5ad")
+        files.append(str(tmp_path / f"{name}.h5ad"))
+    with pytest.warns(UserWarning, match=r"obs\['dose'\] holds several doses within 1 perturbation label\(s\) \(e.g. 'dexa': 2 doses\)"):
+        assert main(["evaluate", "--pred", files[0], "--real", files[1], "--out", str(tmp_path / "eval"), "--control", "ctrl", *EVAL]) == 0
