@@ -92,6 +92,9 @@ def test_train_predict_evaluate_score_each_dose_on_its_own(path, tmp_path):
     assert main(["predict", str(tmp_path / "run"), "--data", path, "--out", str(other)]) == 0
     got = set(ad.read_h5ad(other).obs[col].astype(str))
     assert {f"{d}@{x:g}" for d in ("dexa", "saha", "nutlin") for x in (1, 10, 100, 1000)} | {"dexa@10+saha@100"} <= got
+    some = tmp_path / "some.h5ad"  # --perturbations: a bare condition names each of its populations, a label one
+    assert main(["predict", str(tmp_path / "run"), "--data", path, "--out", str(some), "--perturbations", "nutlin", "dexa@1"]) == 0
+    assert set(ad.read_h5ad(some).obs[col].astype(str)) - {p.uns["distgen"]["control"]} == {f"nutlin@{x:g}" for x in (1, 10, 100, 1000)} | {"dexa@1"}
 
 
 def test_a_dose_blind_model_is_refused_on_data_at_several_doses(path, tmp_path, capsys):
