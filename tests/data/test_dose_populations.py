@@ -156,3 +156,20 @@ def test_labels_take_the_dose_of_the_population_label(tmp_path):
     with pytest.raises(DoseError, match=r"dexa was measured at 4 doses in A549 \(1, 10, 100, 1000\).*\(dexa@1000\)"):
         ds.labels(["dexa"], ["A549"], ["all"])  # which dose? never a guess
     assert ds.labels(["dexa"], ["A549"], ["all"], doses=[30.0]).dose[0, 0].item() == 30.0
+
+
+@pytest.mark.parametrize("kind,kw,held", [
+    ("held_out_context_perturbation", {"test_groups": [("dexa", "A549")]}, {("dexa", "A549")}),
+    ("unseen_single", {"test_conditions": ["dexa"]}, {("dexa", k) for k in ("A549", "K562")} | {("dexa+saha", k) for k in ("A549", "K562")}),
+    ("combo_seen2", {}, {("dexa+saha", k) for k in ("A549", "K562")}),
+    ("held_out_context", {"test_contexts": ["K562"]}, {(c, "K562") for c in (*DRUGS, "dexa+saha")}),
+])
+def test_every_condition_kind_holds_out_a_condition_at_all_its_doses(kind, kw, held):
+    data = PerturbationData.from_anndata(sciplex(), SCHEMA)
+    s = make_split(data, kind, seed=1, **kw)
+    s.check_leakage(data)
+    assert {(data.base_condition(c), k) for c, k in s.test_groups} == held
+    doses = {data.base_condition(c): set() for c, _ in s.test_groups}
+    for c, _ in s.test_groups:
+        doses[data.base_condition(c)].add(c)
+    assert all(len(v) == (1 if "+" in b else len(LEVELS)) for b, v in doses.items())  # every dose of each held-out condition
