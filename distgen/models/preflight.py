@@ -308,17 +308,25 @@ def ignored_doses(model: Any, dataset: Any, asked: bool = False, allow_unembedde
     notes = dose_blind_note(model, column, dataset.dose_record().ranges, "the training cells", asked)
     several = dataset.dose_record().several if getattr(dataset.data, "dosed", False) else {}
     if notes and several:  # a population per dose: a dose-blind model predicts one population for all of them
-        (atoms, ctx), ds = next(iter(sorted(several.items())))
-        text = (f"dose_col {column!r}: the data holds conditions at several doses, each a population of its own scored on its own "
-                f"({counted(len(several), 'condition')} in a context, e.g. {'+'.join(atoms)} in {ctx} at "
-                f"{listing('+'.join(f'{x:g}' for x in d) for d in ds[:5])}), but no part of this model that embeds perturbations "
-                "reads doses, so it would predict one population for every dose of a condition. Use a conditioner that reads doses "
-                "(onehot, which multiplies by the dose; gene_vocab or embedding_table with dose: log, linear or learned), or leave "
-                f"data.schema.dose_col unset to pool the doses; {ALLOW_OPTION}=true runs it anyway")
-        if not allow_unembedded:
-            raise ConfigError(text)
-        return [text]
+        return several_doses_refusal(column, several, "the data", allow_unembedded)
     return notes
+
+
+def several_doses_refusal(column: str, several: Mapping[tuple[tuple[str, ...], str], Sequence[tuple[float, ...]]], whose: str,
+                          allow_unembedded: bool = False) -> list[str]:
+    """For a model that reads no dose, given data at several doses per condition (``several``: ``DoseRecord.several``): a
+    ``ConfigError`` (it would predict one population for every dose of a condition) naming the fix, or with
+    ``allow_unembedded`` the same words as a note."""
+    (atoms, ctx), ds = next(iter(sorted(several.items())))
+    text = (f"dose_col {column!r}: {whose} holds conditions at several doses, each a population of its own scored on its own "
+            f"({counted(len(several), 'condition')} in a context, e.g. {'+'.join(atoms)} in {ctx} at "
+            f"{listing('+'.join(f'{x:g}' for x in d) for d in ds[:5])}), but no part of this model that embeds perturbations "
+            "reads doses, so it would predict one population for every dose of a condition. Use a conditioner that reads doses "
+            "(onehot, which multiplies by the dose; gene_vocab or embedding_table with dose: log, linear or learned), or leave "
+            f"data.schema.dose_col unset to pool the doses; {ALLOW_OPTION}=true runs it anyway")
+    if not allow_unembedded:
+        raise ConfigError(text)
+    return [text]
 
 
 def dose_blind_note(model: Any, column: str | None, ranges: Mapping[str, tuple[float, float]], whose: str,

@@ -167,7 +167,7 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
                              "cells to the file, or leave its perturbed cells out")
     check_empty_controls(cells, ctx, contexts, str(data))
     check_embeddable(run.model, record, run.config, as_atoms, contexts, batches, str(data))
-    check_doses(run.model, record, cells, pert, doses, str(data))
+    check_doses(run.model, record, cells, pert, doses, str(data), bool((run.config.get("preflight") or {}).get("allow_unembedded", False)))
     check_depth(record, cells, str(data))
     values: FileCounts | _AsRead | None = None
     if record.scale == "counts":  # data.schema.normalize: false: the model reads and writes counts
@@ -331,11 +331,13 @@ def check_embeddable(model: Any, record: DataRecord, config: dict[str, Any], con
         print(note, file=sys.stderr)
 
 
-def check_doses(model: Any, record: DataRecord, cells: DiskCells, rows: np.ndarray, doses: Any, path: str) -> None:
+def check_doses(model: Any, record: DataRecord, cells: DiskCells, rows: np.ndarray, doses: Any, path: str, allow: bool = False) -> None:
     """The doses' notes, printed before any work: the pre-flight's note (``distgen.models.preflight.dose_blind_note``) when
     the model reads no dose and the cells to predict (``rows``: ``[N]`` bool) carry doses other than 1 or ``doses`` asks
     others (``distgen predict`` on the run's split says the same of its training cells), and that nothing is warned of
-    doses outside the training range when the run's data record predates ``dose_ranges``."""
+    doses outside the training range when the run's data record predates ``dose_ranges``. Cells at several doses per
+    condition (a population per dose) are refused for such a model (``ConfigError``) unless ``allow`` (the run's
+    ``preflight.allow_unembedded``), as ``distgen train`` refuses them."""
     from distgen.conditioners.dose import dose_blind
     from distgen.data.doses import dose_record
     from distgen.models.preflight import dose_blind_note
@@ -344,8 +346,13 @@ def check_doses(model: Any, record: DataRecord, cells: DiskCells, rows: np.ndarr
     if column is None:
         return
     if dose_blind(model):  # the rows' doses matter to the note only: not read for a model that reads doses (~0.5 s per 1M cells)
-        ranges = dose_record(cells.labels.index(torch.from_numpy(np.flatnonzero(rows))), cells.info, column).ranges  # those rows only
-        for note in dose_blind_note(model, column, ranges, f"the cells of {path} to predict", doses is not None):
+        record_ = dose_record(cells.labels.index(torch.from_numpy(np.flatnonzero(rows))), cells.info, column)  # those rows only
+        notes = dose_blind_note(model, column, record_.ranges, f"the cells of {path} to predict", doses is not None)
+        if notes and cells.dosed and record_.several:  # a population per dose: one prediction for all of them
+            from distgen.models.preflight import several_doses_refusal
+
+            notes = several_doses_refusal(column, record_.several, path, allow)
+        for note in notes:
             print(note, file=sys.stderr)
     if doses is not None and record.dose_ranges is None:
         print("note: the run's data record (data_record.json) was written before distgen recorded the doses of the training "

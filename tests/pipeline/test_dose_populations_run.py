@@ -153,3 +153,19 @@ def test_evaluating_files_whose_labels_pool_doses_says_so(tmp_path):
         files.append(str(tmp_path / f"{name}.h5ad"))
     with pytest.warns(UserWarning, match=r"obs\['dose'\] holds several doses within 1 perturbation label\(s\) \(e.g. 'dexa': 2 doses\)"):
         assert main(["evaluate", "--pred", files[0], "--real", files[1], "--out", str(tmp_path / "eval"), "--control", "ctrl", *EVAL]) == 0
+
+
+def test_a_dose_blind_run_is_refused_a_file_at_several_doses(path, tmp_path, capsys):
+    """Trained at one dose per drug (a note), then asked a file with four: one prediction for every dose, refused."""
+    one = sciplex()
+    one = one[one.obs["dose"].isin(["0", "100", "100+10"]).to_numpy()].copy()
+    one.write_h5ad(tmp_path / "one.h5ad")
+    blind = {"name": "embedding_table", "dim": 8, "hidden": 8, "table": {"dexa": [1.0, 0.0], "saha": [0.0, 1.0], "nutlin": [1.0, 1.0]}}
+    cfg = _config(str(tmp_path / "one.h5ad"), blind)
+    cfg["data"]["split"] = {"kind": "random_conditions", "test_conditions": ["nutlin"], "val_frac": 0.0}
+    assert main(["train", str(save_yaml(cfg, tmp_path / "t.yaml")), "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), "--data", path, "--out", str(tmp_path / "p.h5ad")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} holds conditions at several doses" in err and "would predict one population for every dose" in err
+    assert not (tmp_path / "p.h5ad").exists()
