@@ -195,7 +195,14 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
         if isinstance(doses, Mapping):  # a condition without doses names each of its populations
             base = [condition_string(a, COMBO) for a in atoms]
             labels, bases = set(conditions), set(base)
-            keys = {str(k): v for k, v in doses.items()}
+            keys: dict[str, Any] = {}
+            order: dict[str, tuple[str, ...]] = {}  # a label key's atoms in the order it writes them
+            for k, v in doses.items():  # a population label in any part order (saha@100+dexa@10) is that population
+                sorted_ = canonical_condition(str(k), control, delimiters, ())
+                name = sorted_ if sorted_ in labels and str(k) not in labels else str(k)
+                keys[name] = v
+                if name in labels:
+                    order[name] = tuple(part.rpartition("@")[0] for part in _written(str(k), control, delimiters))
             by_base: dict[str, str] = {}
             for k in keys:
                 if k in labels:
@@ -213,7 +220,7 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
             for c, a, b in zip(conditions, atoms, base):
                 if c in keys:
                     entries_.append(keys[c])
-                    spelt_.append(tuple(a))
+                    spelt_.append(order[c])
                 elif b in by_base:
                     entries_.append(keys[by_base[b]])
                     spelt_.append(_written(by_base[b], control, delimiters))

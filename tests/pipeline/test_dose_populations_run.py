@@ -64,7 +64,7 @@ def test_each_population_is_asked_at_its_dose_and_a_dose_request_reaches_every_d
     for c, k in held:  # as many cells per population as it has real ones: paired by dose
         assert ((cells.conditions == c) & (cells.contexts == k)).sum() == ((truth.conditions == c) & (truth.contexts == k)).sum() > 0
     spy = DoseSpy(ds.info)
-    other = predict(spy, ds, seed=0, doses={"nutlin": 3.0, "dexa@10+saha@100": [1.0, 2.0]})  # a bare condition: every dose of it
+    other = predict(spy, ds, seed=0, doses={"nutlin": 3.0, "saha@100+dexa@10": [2.0, 1.0]})  # a bare condition: every dose of it
     assert set(spy.asked) == {(c, k) for c in ("nutlin@3", "dexa@1+saha@2") for k in ("A549", "K562")}
     # labelled at the dose asked, never as the measured population it is not
     assert set(other.conditions[~other.is_control]) == {"nutlin@3", "dexa@1+saha@2"}
