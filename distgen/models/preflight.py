@@ -319,7 +319,7 @@ def several_doses_refusal(column: str, several: Mapping[tuple[tuple[str, ...], s
     ``allow_unembedded`` the same words as a note."""
     (atoms, ctx), ds = next(iter(sorted(several.items())))
     text = (f"dose_col {column!r}: {whose} holds conditions at several doses, each a population of its own scored on its own "
-            f"({counted(len(several), 'condition')} in a context, e.g. {'+'.join(atoms)} in {ctx} at "
+            f"({counted(len(several), '(condition, context) pair')}, e.g. {'+'.join(atoms)} in {ctx} at "
             f"{listing('+'.join(f'{x:g}' for x in d) for d in ds[:5])}), but no part of this model that embeds perturbations "
             "reads doses, so it would predict one population for every dose of a condition. Use a conditioner that reads doses "
             "(onehot, which multiplies by the dose; gene_vocab or embedding_table with dose: log, linear or learned), or leave "
