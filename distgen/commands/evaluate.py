@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             out["normalised_note"] = v["normalised_caution"]
         test = v.get("vs_strongest_baseline") or {}
         if test.get("verdict"):  # a mean ahead of the baseline's is not a win: the paired verdict says whether there is one
-            out["vs_strongest_baseline"] = {k: test.get(k) for k in ("baseline", "verdict", "wilcoxon_p", "holm_p")}
+            out["vs_strongest_baseline"] = {k: test.get(k) for k in ("baseline", "verdict", "claim", "wilcoxon_p", "claim_p", "holm_p")}
         return out
 
     print(json.dumps(clean_nan({k: said(v) for k, v in head.items()}), indent=1, default=str))

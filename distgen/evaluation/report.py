@@ -206,17 +206,18 @@ def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[st
     if len(tested) > 1 and named:
         kept = [k for k in named if tested[k]["holm_p"] < alpha]
         out += ["", f"{len(named)} of the {len(tested)} metrics tested against their strongest baseline name a winner, each at "
-                f"p < {alpha:.2g} on its own; {len(kept)} {'keeps its' if len(kept) == 1 else 'keep theirs'} after Holm's "
+                f"a claim p < {alpha:.2g} on its own; {len(kept)} {'keeps its' if len(kept) == 1 else 'keep theirs'} after Holm's "
                 f"adjustment for the {len(tested)} tests" + (f" ({', '.join(md.inline(k) for k in kept)})" if kept else "")
                 + ". Two equally good predictions get a winner on some metric far more often than on one (docs/metrics.md)."]
-    from distgen.evaluation.uncertainty import runner_up_note
+    from distgen.evaluation.uncertainty import runner_up_notes
 
-    unranked = [f"- {md.inline(k, True)}: {md.inline(said)}" for k, r in rows.items()
-                if (said := runner_up_note(r.get("vs_strongest_baseline") or {}, level))]
+    sentences, grouped = runner_up_notes(rows, level)
+    unranked = [f"- {md.inline(k, True)}: {md.inline(said)}" for k, said in sentences.items()]
     if unranked:
         out += ["", "The strongest baseline is the one with the best mean; on these metrics it is not told apart from the "
-                "next one by mean (their paired interval holds 0), so which of the two the verdict is against is a pick of "
-                "the data's noise:", "", *unranked]
+                "next one by mean (their paired interval holds 0), so which of the two the difference and the verdict are "
+                "against is a pick of the data's noise:", "", *unranked]
+    out += [line for said in grouped for line in ("", md.inline(said))]
     few = sorted({int(r["ci_n"]) for r in rows.values() if isinstance(r.get("ci_n"), int | float) and 2 <= r["ci_n"] < FEW_VALUES})
     if few:
         out += ["", f"Some intervals rest on {listing(str(n) for n in few)} perturbation(s): at so few, a nominal {level:.0%} interval "
@@ -264,12 +265,16 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
         return f"[{fmt_value(v[0])}, {fmt_value(v[1])}]" if v else "-"
 
     head = ["metric", f"model {level:.0%} CI", "n", "ceiling band (min-max over splits)", "vs strongest baseline", "mean difference",
-            "CI", "Wilcoxon p", "Holm p", "pairs", "margin", "verdict"]
+            "CI", "Wilcoxon p", "claim p", "Holm p", "pairs", "margin", "verdict"]
     lines = ["", f"## Uncertainty ({counted(summary.get('ceiling_splits', 0), 'ceiling split')}; studentized bootstrap over perturbations; "
              "paired Wilcoxon signed-rank test per perturbation)", "",
-             f"verdict: model or baseline only where p < {1 - level:.2g}, |mean difference| > margin (the ceiling band's std, the "
-             "replicate's own spread, at least 1e-6 of the metric's size) and the signed ranks favour the mean's side; negligible where the CI lies within +-margin "
-             "(shown to be smaller than it, not estimated so); else inconclusive.", "",
+             f"verdict: model or baseline only where the claim p < {1 - level:.2g}, |mean difference| > margin (the ceiling band's "
+             "std, the replicate's own spread, at least 1e-6 of the metric's size) and the signed ranks favour the mean's side; "
+             "negligible where the CI lies within +-margin (shown to be smaller than it, not estimated so); else inconclusive. "
+             "The strongest baseline is picked on these data, so its own Wilcoxon p is not the verdict's: 'model' claims the "
+             "model is better than every baseline (claim p: the largest of its per-baseline Wilcoxon p, each on the model's side, "
+             "an intersection-union test that needs no adjustment), 'baseline' that the strongest beats the model (claim p: its "
+             "Wilcoxon p after Holm's adjustment over the baselines). Holm p: the claim p adjusted over the metrics tested.", "",
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for name, r in rows.items():
         b = r.get("ceiling_band") or {}
@@ -277,7 +282,8 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
         n_ci = r.get("ci_n", "-")
         cells = [md.cell(name), interval(r["model_ci"]), fmt_value(n_ci), interval([b["min"], b["max"]]) if b else "-",
                  md.cell(fmt_value(t.get("baseline"))), fmt_value(t.get("mean_difference")), interval(t.get("ci")),
-                 fmt_value(t.get("wilcoxon_p")), fmt_value(t.get("holm_p")), fmt_value(t.get("n")), fmt_value(t.get("margin")),
+                 fmt_value(t.get("wilcoxon_p")), fmt_value(t.get("claim_p")), fmt_value(t.get("holm_p")), fmt_value(t.get("n")),
+                 fmt_value(t.get("margin")),
                  fmt_value(t.get("verdict"))]
         lines.append("| " + " | ".join(cells) + " |")
     lines += claims_lines(rows, level)

@@ -41,7 +41,7 @@ from distgen.evaluation.intervals import (
     signed_rank,
 )
 from distgen.evaluation.suite import MetricTable, run_metrics
-from distgen.wording import counted
+from distgen.wording import counted, listing
 
 #: Default number of half-splits of the ceiling (bootstrap resamples and interval level: ``intervals.N_BOOT``, ``LEVEL``).
 CEILING_SPLITS = 5
@@ -244,8 +244,12 @@ def min_pairs(alpha: float) -> int:
     return n
 
 
-def verdict(test: Mapping[str, Any], higher_is_better: bool | None, width: float, alpha: float) -> tuple[str, str | None]:
+def verdict(test: Mapping[str, Any], higher_is_better: bool | None, width: float, alpha: float,
+            p: float | None = None) -> tuple[str, str | None]:
     """``(verdict, winner)`` of a ``paired_test`` of ``a - b`` under the margin ``width``.
+
+    ``p``: the p-value of the claim a named side makes, where it is not the test's own ``wilcoxon_p``: against several
+    baselines, ``baseline_claim``'s ``claim_p``; across a sweep's table, Holm's adjusted p. The test's own p is the default.
 
     * ``negligible``: the interval of the mean difference lies within ``[-width, width]`` (an equivalence
       test: the two one-sided tests at ``(1 - level) / 2`` each), so "no practical difference" is shown, not
@@ -260,7 +264,8 @@ def verdict(test: Mapping[str, Any], higher_is_better: bool | None, width: float
       rejects for the side opposite the mean difference, a significant difference not shown to be within the
       margin); ``no pairs`` without a defined pair.
     """
-    d, p = test["mean_difference"], test["wilcoxon_p"]
+    d = test["mean_difference"]
+    p = test["wilcoxon_p"] if p is None else p
     lo, hi = test["ci"]
     if not test["n"] or math.isnan(d):
         return "no pairs", None
@@ -274,6 +279,48 @@ def verdict(test: Mapping[str, Any], higher_is_better: bool | None, width: float
         winner = "a" if (d > 0) == higher_is_better else "b"
         return winner, winner
     return "inconclusive", None
+
+
+#: The two claims a verdict against several baselines can make (``baseline_claim``), as ``summary.json`` names them.
+CLAIM_MODEL, CLAIM_BASELINE = "model beats every baseline", "strongest baseline beats the model"
+
+
+def baseline_claim(tests: Mapping[str, Mapping[str, Any]], best: str, higher_is_better: bool | None) -> dict[str, Any]:
+    """The claim a verdict against the strongest of several baselines makes, and its p-value (``claim``, ``claim_p``, ``family``).
+
+    ``tests``: ``{baseline: paired_test(model, baseline)}`` for every baseline with a score (the family: ``calibrate``
+    counts baselines with identical values once), ``best`` (one of them) the strongest by mean. The strongest is picked on the data the test then uses,
+    so the strongest's own p does not hold its level: with three baselines as good as the model, the strongest was named
+    better than the model in about twice the nominal share of evaluations (``docs/metrics.md``, "Claims against several
+    baselines"). Which claim is tested follows the side of the mean difference against the strongest:
+
+    * the model ahead: ``CLAIM_MODEL``, an intersection-union test (Berger 1982): the model is better than each baseline,
+      so ``claim_p`` is the largest of the per-baseline p-values, each taken as 1 where the mean difference or the
+      signed ranks against that baseline do not favour the model, NaN where one is untestable (fewer than 2 pairs).
+      Rejecting only where every component rejects keeps the level without adjustment, whichever baseline is strongest;
+    * the strongest ahead: ``CLAIM_BASELINE``: the strongest's p adjusted (``holm``) over the family, so that naming
+      whichever baseline the data made strongest keeps the chance of a false claim at most the level.
+
+    No direction (a diagnostic): ``claim`` is "" and ``claim_p`` the strongest's own p.
+    """
+    family = sorted(tests)
+    own = tests[best]
+    d = own["mean_difference"]
+    if higher_is_better is None or not math.isfinite(d) or d == 0:
+        return {"claim": "", "claim_p": own["wilcoxon_p"], "family": family}
+    if (d > 0) == higher_is_better:
+        ps = []
+        for b in family:
+            t = tests[b]
+            side = int(np.sign(t["mean_difference"])) if math.isfinite(t["mean_difference"]) else 0
+            favours = side != 0 and (side > 0) == higher_is_better and t.get("rank_direction", 0) in (0, side)
+            if t["n"] < 2:
+                ps.append(math.nan)
+            else:
+                ps.append(float(t["wilcoxon_p"]) if favours and math.isfinite(t["wilcoxon_p"]) else 1.0)
+        return {"claim": CLAIM_MODEL, "claim_p": math.nan if any(math.isnan(q) for q in ps) else max(ps), "family": family}
+    adjusted = dict(zip(family, holm([tests[b]["wilcoxon_p"] for b in family])))
+    return {"claim": CLAIM_BASELINE, "claim_p": adjusted[best], "family": family}
 
 
 def runner_up(row: Mapping[str, Any], name: str, baselines: Mapping[str, MetricTable], n_boot: int = N_BOOT,
@@ -299,9 +346,48 @@ def runner_up(row: Mapping[str, Any], name: str, baselines: Mapping[str, MetricT
             "told_apart": bool(apart)}
 
 
+def runner_up_notes(rows: Mapping[str, Mapping[str, Any]], level: float = 0.95) -> tuple[dict[str, str], list[str]]:
+    """The runner-up notes of a run's metrics (``summary["metrics"]``), no more of them than say something: ``(sentences,
+    grouped)``.
+
+    ``sentences``: ``{metric: runner_up_note}`` where the strongest baseline is not told apart from the runner-up and that
+    matters to the verdict. ``grouped``: at most two sentences naming the other metrics where it is not told apart either,
+    without the numbers each (they are in ``summary.json``, ``vs_strongest_baseline.runner_up``): those whose verdict names
+    the model (``CLAIM_MODEL`` holds against every baseline, so which is strongest does not change it), and those over
+    fewer pairs than the paired test needs (``min_pairs``: there nothing is told apart, and summary.md says so once). A run
+    on 1-2 perturbations had one long sentence per metric, each saying the same thing.
+    """
+    alpha = 1.0 - level
+    sentences: dict[str, str] = {}
+    moot: list[str] = []
+    few: dict[str, int] = {}
+    for name, row in rows.items():
+        test = row.get("vs_strongest_baseline") or {}
+        said = runner_up_note(test, level)
+        if not said:
+            continue
+        n = (test.get("runner_up") or {}).get("n") or 0
+        if test.get("verdict") == "model" and test.get("claim") == CLAIM_MODEL:
+            moot.append(name)
+        elif int(n) < min_pairs(alpha):
+            few[name] = int(n)
+        else:
+            sentences[name] = said
+    grouped = []
+    if moot:
+        grouped.append(f"The strongest baseline is not told apart from the runner-up on {listing(moot)}, where the model is "
+                       "shown better than every baseline, so the pick does not change the verdict.")
+    if few:
+        counts = listing(str(v) for v in sorted(set(few.values())))
+        grouped.append(f"Over {counts} perturbation(s) (fewer than the {min_pairs(alpha)} a paired test needs) no baseline is "
+                       f"told apart from the next: the strongest on {listing(few)} is so by its mean alone.")
+    return sentences, grouped
+
+
 def runner_up_note(test: Mapping[str, Any], level: float = 0.95) -> str:
     """Where the strongest baseline is not told apart from the runner-up (``vs_strongest_baseline.runner_up``): a sentence
-    saying so, with their paired difference and interval; "" where it is told apart, or there is no runner-up."""
+    saying so, with their paired difference and interval; "" where it is told apart, or there is no runner-up.
+    ``runner_up_notes`` says which of a run's notes are given in full."""
     second = test.get("runner_up")
     if not isinstance(second, Mapping) or second.get("told_apart") is not False:
         return ""
@@ -310,7 +396,8 @@ def runner_up_note(test: Mapping[str, Any], level: float = 0.95) -> str:
     n = second.get("n") or 0
     return (f"strongest baseline {test.get('baseline')} not told apart from {second.get('baseline')} (paired difference "
             f"{nums[0]:.3g}, {level:.0%} CI [{nums[1]:.3g}, {nums[2]:.3g}] over {counted(int(n), 'perturbation')}): it is "
-            "the strongest by its mean alone, and the verdict is against one of two baselines the data do not rank")
+            "the strongest by its mean alone, and the difference and the verdict are against one of two baselines the data do not "
+            "rank")
 
 
 def _aligned(table: MetricTable, name: str, perts: Sequence[str]) -> list[float]:
@@ -327,9 +414,10 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
     ``model_ci`` is cut at the metric's ``bounds`` and the paired difference's ``ci`` at their ``difference_bounds``.
 
     ``vs_strongest_baseline``: the model minus the strongest baseline, paired per perturbation
-    (``paired_test``; ``holm_p``: its p adjusted for every metric so tested, ``holm``), with ``better`` = whether the mean
-    difference points the metric's good way, and
-    ``verdict`` (``model``, ``baseline``, ``negligible``, ``inconclusive``: see ``verdict``) under ``margin``:
+    (``paired_test``: its difference, interval and own ``wilcoxon_p``), with ``better`` = whether the mean
+    difference points the metric's good way; ``claim``, ``claim_p`` and ``family``: the claim a named side makes against
+    every baseline and its p (``baseline_claim``; ``holm_p``: ``claim_p`` adjusted for every metric so tested, ``holm``);
+    ``verdict`` (``model``, ``baseline``, ``negligible``, ``inconclusive``: see ``verdict``, at ``claim_p``) under ``margin``:
     the ceiling band's ``std`` (the replicate's spread), never below the numerical tolerance
     (``margin_source`` says which), and ``runner_up`` (``runner_up``): whether that baseline is told apart from the
     next one by mean.
@@ -343,14 +431,17 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
             row["ceiling_band"] = band(ceilings, name)
         best = row.get("strongest_baseline")
         if best and best in baselines and name in baselines[best].values:
-            test = paired_test(model.values[name], baselines[best].values[name], n_boot, level, seed, bounds)
+            tests = {b: paired_test(model.values[name], baselines[b].values[name], n_boot, level, seed, bounds)
+                     for b in _distinct_scored(row, name, baselines, best)}
+            test = dict(tests[best])
             diff = test["mean_difference"]
             test["baseline"] = best
             test["better"] = bool(diff > 0 if row["higher_is_better"] else diff < 0) if not math.isnan(diff) else None
             noise = (row.get("ceiling_band") or {}).get("std", math.nan)
             test["margin"], test["margin_source"] = margin([row["model"], row["baselines"].get(best, math.nan)], noise)
             hib = None if row.get("diagnostic") else row["higher_is_better"]
-            said, _ = verdict(test, hib, test["margin"], 1.0 - level)
+            test.update(baseline_claim(tests, best, hib))
+            said, _ = verdict(test, hib, test["margin"], 1.0 - level, p=test["claim_p"])
             test["verdict"] = {"a": "model", "b": "baseline"}.get(said, said)
             second = runner_up(row, name, baselines, n_boot, level, seed, bounds)
             if second is not None:
@@ -371,6 +462,28 @@ def calibrate(rows: dict[str, dict[str, Any]], model: MetricTable, baselines: Ma
                 f"the ceiling - {best} gap, the score's scale, is {res['gap']:.3g} with a {level:.0%} interval "
                 f"[{lo:.3g}, {hi:.3g}] over {counted(res['n'], 'perturbation')}: not told apart from 0, so the score divides by "
                 "noise and its size means nothing")
-    tested = [t for t in (r.get("vs_strongest_baseline") for r in rows.values()) if t and math.isfinite(t["wilcoxon_p"])]
-    for t, adjusted in zip(tested, holm([t["wilcoxon_p"] for t in tested])):
-        t["holm_p"] = adjusted  # over the metrics tested against their strongest baseline (``holm``)
+    tested = [t for t in (r.get("vs_strongest_baseline") for r in rows.values()) if t and math.isfinite(t["claim_p"])]
+    for t, adjusted in zip(tested, holm([t["claim_p"] for t in tested])):
+        t["holm_p"] = adjusted  # each metric's claim p, over the metrics tested against their baselines (``holm``)
+
+
+def _distinct_scored(row: Mapping[str, Any], name: str, baselines: Mapping[str, MetricTable], best: str) -> list[str]:
+    """The baselines the model's verdict on ``name`` is against: those with a finite mean there (``row["baselines"]``) and
+    values of ``name``, the strongest ``best`` first; a baseline whose values equal an earlier one's (identical
+    predictions: ``baseline_aliases``) is left out, so that it does not count twice in Holm's family."""
+    means = row.get("baselines") or {}
+    names = [best] + [b for b in means if b != best]
+    out: list[str] = []
+    seen: list[np.ndarray] = []
+    for b in names:
+        if b not in baselines or name not in baselines[b].values:
+            continue
+        v = means.get(b)
+        if b != best and not (isinstance(v, int | float) and math.isfinite(v)):
+            continue
+        vals = np.asarray(baselines[b].values[name], dtype=np.float64)
+        if any(vals.shape == o.shape and np.array_equal(vals, o, equal_nan=True) for o in seen):
+            continue
+        seen.append(vals)
+        out.append(b)
+    return out

@@ -33,7 +33,7 @@ from distgen.data.prepared import Dataset
 from distgen.errors import warn
 from distgen.evaluation.calibration import REPLICATES
 from distgen.evaluation.score import score
-from distgen.evaluation.uncertainty import CEILING_SPLITS, runner_up_note, small_unshown
+from distgen.evaluation.uncertainty import CEILING_SPLITS, CLAIM_MODEL, runner_up_notes, small_unshown
 from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
@@ -351,14 +351,19 @@ class _StageClock:
 
 
 def _verdict_words(test: Mapping[str, Any], level: float = 0.95) -> str:
-    """``vs control: model better (p 0.003, Holm 0.01)``: the paired verdict against the strongest baseline, in words."""
+    """``vs control: model better, and than each of the 3 baselines (p 0.003, Holm 0.01)``: the paired verdict against the
+    strongest baseline, in words, with the p of its claim (``claim_p``: every baseline, or Holm over them) and Holm's over
+    the metrics."""
     said = {"model": "model better", "baseline": "baseline better", "negligible": "no practical difference",
             "inconclusive": "not shown either way"}.get(str(test["verdict"]), str(test["verdict"]))
     width = test.get("margin")
     if (test["verdict"] == "inconclusive" and isinstance(width, int | float) and isinstance(test.get("ci"), list | tuple)
             and small_unshown(_numbers(test), float(width), 1.0 - level)):
         said = "a real difference, within the margin by its estimate only (not shown to be negligible)"
-    p, q = test.get("wilcoxon_p"), test.get("holm_p")
+    family = test.get("family") or []
+    if test["verdict"] == "model" and test.get("claim") == CLAIM_MODEL and len(family) > 1:
+        said = f"model better, and than each of the {len(family)} baselines"
+    p, q = test.get("claim_p", test.get("wilcoxon_p")), test.get("holm_p")  # the p of the claim made (baseline_claim)
     ps = [f"{k} {float(v):.2g}" for k, v in (("p", p), ("Holm", q)) if isinstance(v, int | float) and v == v]
     return f"vs {test.get('baseline')}: {said}" + (f" ({', '.join(ps)})" if ps else "")
 
@@ -391,6 +396,8 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] | None = None) -> 
     """
     rows = []
     metrics = summary.get("metrics", {})
+    levels = [float(m["ci_level"]) for m in metrics.values() if isinstance(m, Mapping) and m.get("ci_level")]
+    level = levels[0] if levels else 0.95
     if names is None:
         from distgen.evaluation.suite import DEFAULT_METRICS
 
@@ -399,6 +406,7 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] | None = None) -> 
     for alias, why in (summary.get("baseline_aliases") or {}).items():
         if isinstance(why, Mapping) and why.get("same_as"):
             aliases.setdefault(str(why["same_as"]), []).append(str(alias))
+    sentences, grouped = runner_up_notes({n: metrics[n] for n in names if isinstance(metrics.get(n), Mapping)}, level)
     for name in names:
         m = metrics.get(name)
         if not m:
@@ -431,12 +439,12 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] | None = None) -> 
         test = m.get("vs_strongest_baseline")
         if isinstance(test, Mapping) and test.get("verdict"):
             level = float(m.get("ci_level") or 0.95)
-            cells.append(_verdict_words(test, level))
-            unranked = runner_up_note(test, level)
-            if unranked:
-                notes.append(unranked)
+            cells.append(_verdict_words(test, float(m.get("ci_level") or 0.95)))
+            if name in sentences:
+                notes.append(sentences[name])
         rows.append("  ".join(cells))
         rows += [f"    {n}" for n in dict.fromkeys(notes)]
+    rows += grouped
     d = summary.get("training_diverged")
     if d:  # the scores above are a diverged model's: said where they are read, not only in the notes
         rows.append(f"DIVERGED: the training loss exploded at step {d['step']:.0f} ({d['loss']:.4g}, first step {d['first_loss']:.4g}); "

@@ -19,7 +19,7 @@ from distgen.atomic import atomic_write_text
 from distgen.config import ConfigError
 from distgen.evaluation.calibration import why_undefined
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.uncertainty import runner_up_note
+from distgen.evaluation.uncertainty import runner_up_notes
 from distgen.glyphs import stand_ins
 from distgen.report import cells as cellfigs
 from distgen.report import figures, training
@@ -161,17 +161,20 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
         background += ('<p class="note">† The normalised score compares means over the same conditions: those where the model, '
                        "the best baseline and the ceiling are all defined, so it is not computed from the means in the row. "
                        "The means it used:</p><ul>" + "".join(f"<li>{f}</li>" for f in fewer) + "</ul>")
-    unranked = [f"{escape(name)}: {escape(said)}" for name in names
-                if (said := runner_up_note(rows[name].get("vs_strongest_baseline") or {}, float(rows[name].get("ci_level") or 0.95)))]
+    level = float(next((rows[n].get("ci_level") for n in names if rows[n].get("ci_level")), 0.95))
+    sentences, grouped = runner_up_notes({n: rows[n] for n in names}, level)
+    unranked = [f"{escape(name)}: {escape(said)}" for name, said in sentences.items()]
     if unranked:
         background += ('<p class="note">The best baseline is the one with the best mean; on these metrics it is not told apart '
                        "from the next one (their paired interval over the conditions holds 0), so which of the two the colour "
                        "is against is a pick of the data's noise:</p><ul>" + "".join(f"<li>{u}</li>" for u in unranked) + "</ul>")
+    background += "".join(f'<p class="note">{escape(said)}</p>' for said in grouped)
     if undefined:
         background += ('<p class="note">A reference\'s nan in the table:</p><ul>' + "".join(f"<li>{u}</li>" for u in undefined) + "</ul>")
-    return ("<h3>All metrics</h3><p class=\"note\">Means over held-out conditions. Blue: the model beats the best baseline, "
-            "vermillion: the best baseline beats the model, each by the paired verdict (summary.md's uncertainty table: Wilcoxon "
-            "p < 0.05 over the conditions and a difference above the margin); uncoloured: no verdict either way (a larger mean "
+    return ("<h3>All metrics</h3><p class=\"note\">Means over held-out conditions. Blue: the model beats every baseline "
+            "(a paired Wilcoxon p < 0.05 over the conditions against each, on the model's side) and the best by more than the "
+            "margin; vermillion: the best baseline beats the model (its Wilcoxon p < 0.05 after Holm's adjustment over the "
+            "baselines, and more than the margin): summary.md's uncertainty table, claim p; uncoloured: no verdict either way (a larger mean "
             "alone is not evidence: two equally good predictions have the model's mean ahead on about half the metrics)."
             + _claims_note(rows, names) + "</p>" + table(head, out) + background)
 
