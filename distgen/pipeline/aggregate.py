@@ -45,8 +45,20 @@ class Comparison:
     rank_direction: int = 0  # the side the signed ranks favour (Wilcoxon over perturbations; 0 over seeds: a t-test has the mean's)
     #: ``uncertainty.verdict``, the single-run rule: "variant" / "reference" (p < 0.05, |mean_diff| > margin, the ranks on the
     #: mean's side), "negligible" (the interval inside +-margin), "inconclusive"; else ``better``'s "tie", "no direction",
-    #: "one pair: no test", "no shared pairs"
+    #: "one pair: no test", "no shared pairs". In a sweep's table (``summary_markdown``) the p it reads is ``p_holm``.
     verdict: str = ""
+    #: the verdict at this test's own p (``p_value``), as if it were the only one: where it names a side and ``verdict`` does
+    #: not, the side is a lead that Holm's adjustment for the table does not keep (``report.sweep.verdict_words`` says so)
+    verdict_alone: str = ""
+
+
+def comparison_verdict(c: Comparison, p: float, level: float = LEVEL) -> str:
+    """``uncertainty.verdict`` of a tested comparison at the p-value ``p`` (its own, or Holm's over a table) in the sweep's
+    words: ``variant`` / ``reference`` / ``negligible`` / ``inconclusive`` / ``no direction``."""
+    test = {"n": c.n_units, "mean_difference": c.mean_diff, "wilcoxon_p": p, "ci": (c.ci_low, c.ci_high),
+            "rank_direction": c.rank_direction}
+    said, _ = verdict(test, metric_direction(c.metric), c.margin, 1.0 - level)
+    return {"a": "variant", "b": "reference"}.get(said, said)
 
 
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
@@ -127,11 +139,10 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
         better = "no direction"
     stat, p = (math.nan, math.nan) if res is None else (float(res.statistic), float(res.pvalue))
     lo, hi = mean_interval(diffs, unit, level, bounds=difference_bounds(metric_bounds(metric)))
-    said, _ = verdict({"n": int(diffs.size), "mean_difference": md, "wilcoxon_p": p, "ci": (lo, hi), "rank_direction": direction},
-                      higher, width, 1.0 - level)
-    said = {"a": "variant", "b": "reference"}.get(said, said)
-    return Comparison(variant, metric, n_pairs, md, stat, p, better, test, diffs.size, ci_low=lo, ci_high=hi, margin=width,
-                      margin_source=source, rank_direction=direction, verdict=said)
+    c = Comparison(variant, metric, n_pairs, md, stat, p, better, test, diffs.size, ci_low=lo, ci_high=hi, margin=width,
+                   margin_source=source, rank_direction=direction)
+    c.verdict = c.verdict_alone = comparison_verdict(c, p, level)
+    return c
 
 
 def identical_variants(rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str]) -> dict[str, str]:
@@ -222,6 +233,8 @@ def summary_markdown(
                    for v in variants if v != reference for m in metrics]
     for c, adjusted in zip(comparisons, holm([c.p_value for c in comparisons])):
         c.p_holm = adjusted
+        if math.isfinite(adjusted):  # the table's verdicts read Holm's p: a side named anywhere on it is a claim of the family
+            c.verdict = comparison_verdict(c, adjusted)
     if comparisons:
         lines += ["", "## Paired comparison against the reference",
                   "", "With two or more seeds the unit is the seed: a t-test of the per-seed mean differences (a run's training noise "
@@ -231,11 +244,12 @@ def summary_markdown(
                   "apart). p is per metric and variant; p (Holm) adjusts it for all the tests of this table (Holm's step-down: "
                   "where it is below 0.05 the chance that any of these claims is a false one is at most 5%). mean_diff = variant "
                   "- reference (mean of the tested differences), with its 95% interval over the same units; pairs: "
-                  "(seed, perturbation) pairs. verdict (the rule of a single run against its baselines and of distgen compare): "
-                  "variant or reference only where p < 0.05, |mean_diff| > margin and the signed ranks favour the mean's side; "
-                  "negligible where the interval lies within +-margin (shown, not estimated); else inconclusive, with the side "
-                  "the mean favours. margin: the runs' split-half replicate spread of the metric (ceiling_band.std; the larger "
-                  "of the two variants'), else the numerical tolerance.", "",
+                  "(seed, perturbation) pairs. verdict (the rule of a single run against its baselines and of distgen compare, "
+                  "at the table's Holm p): variant or reference only where p (Holm) < 0.05, |mean_diff| > margin and the signed "
+                  "ranks favour the mean's side, so that the chance of any false side named in this table is at most 5%; "
+                  "negligible where the interval lies within +-margin (shown, not estimated; per comparison); else inconclusive, "
+                  "with the side the mean favours. margin: the runs' split-half replicate spread of the metric (ceiling_band.std; "
+                  "the larger of the two variants'), else the numerical tolerance.", "",
                   "| variant | metric | test | pairs | mean_diff | 95% CI | statistic | p | p (Holm) | margin | verdict |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in comparisons:
@@ -246,12 +260,14 @@ def summary_markdown(
                          f"{md.cell(verdict_words(c.__dict__))} |")
         tested = [c for c in comparisons if not math.isnan(c.p_value)]
         named = [c for c in tested if c.verdict in ("variant", "reference")]
-        if len(tested) > 1 and named:
-            kept = sum(c.p_holm < 0.05 for c in named)
-            lines += ["", f"A side is named in {len(named)} of the {len(tested)} tests; after Holm's adjustment for the {len(tested)} "
-                      f"tests, {kept} keep p < 0.05. Were all the variants equally good, p < 0.05 somewhere would come in about "
-                      f"{1 - 0.95 ** len(tested):.0%} of sweeps with independent tests (at most {min(1.0, 0.05 * len(tested)):.0%} "
-                      "however they depend)."]
+        leads = [c for c in tested if c.verdict_alone in ("variant", "reference") and c not in named]
+        if len(tested) > 1 and (named or leads):
+            lines += ["", f"A side is named in {len(named)} of the {len(tested)} tests (at Holm's p)" + (
+                f"; {len(leads)} more would be at their own p < 0.05 alone ("
+                + ", ".join(f"{md.code(c.variant)} {md.cell(c.metric)}" for c in leads) + "): leads, not findings" if leads else "")
+                + f". Were all the variants equally good, p < 0.05 somewhere in the table would come in about "
+                f"{1 - 0.95 ** len(tested):.0%} of sweeps with independent tests (at most {min(1.0, 0.05 * len(tested)):.0%} "
+                "however they depend); at Holm's p, in at most 5%."]
         if any(c.test == "Wilcoxon over perturbations" and c.verdict in ("variant", "reference") for c in comparisons):
             lines += ["", "With one seed a named side says these two runs differ; whether the setting does needs seeds: two "
                       "equally good variants whose runs each carry a training offset of 0.3 x the per-perturbation noise were told "

@@ -178,8 +178,8 @@ def _comparison(inp: SweepInputs, variant: str, metric: str) -> Mapping[str, Any
 def named_side(c: Mapping[str, Any], alpha: float = 0.05) -> str | None:
     """``variant`` or ``reference`` where the comparison names a better side, else None.
 
-    By its ``verdict`` (``distgen.pipeline.aggregate.paired_comparison``: the single-run rule, p < ``alpha``, beyond the
-    margin and the signed ranks on the mean's side); a ``summary.json`` written before the verdict: p < ``alpha`` and the
+    By its ``verdict`` (``distgen.pipeline.aggregate.summary_markdown``: the single-run rule at the table's Holm p < ``alpha``,
+    beyond the margin and the signed ranks on the mean's side); a ``summary.json`` written before the verdict: p < ``alpha`` and the
     side of the mean (``better``), as the page coloured then."""
     if "verdict" in c:
         said = str(c.get("verdict"))
@@ -192,6 +192,7 @@ def named_side(c: Mapping[str, Any], alpha: float = 0.05) -> str | None:
 def verdict_words(c: Mapping[str, Any], alpha: float = 0.05) -> str:
     """The verdict column of the page and of ``summary.md``: ``variant better`` / ``reference better`` / ``negligible`` /
     ``inconclusive (mean favours X)`` / ``tie`` ... of one comparison (``summary.json``'s, or a ``Comparison``'s fields).
+    The verdict reads the table's Holm p; one that its own p alone would have named (``verdict_alone``) says so.
 
     A side named over the conditions of one seed says so (``one seed: these runs``: training noise alone tells two runs
     apart). An inconclusive verdict names the side of the mean difference (no finding), and why where the signed ranks and the
@@ -211,7 +212,9 @@ def verdict_words(c: Mapping[str, Any], alpha: float = 0.05) -> str:
         return said
     p, d, width, ranks = number("p_value"), number("mean_diff"), number("margin"), number("rank_direction")
     why = ""
-    if p < alpha and ranks and ranks != np.sign(d):
+    if c.get("verdict_alone") in ("variant", "reference"):  # named at its own p, not at the table's Holm p
+        why = f"; p < {alpha:.2g} on its own, not after Holm's adjustment for the table"
+    elif p < alpha and ranks and ranks != np.sign(d):
         why = "; the signed ranks favour the other side"
     elif p < alpha and abs(d) <= width:
         why = "; significant, within the margin by its estimate only"
@@ -225,7 +228,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
 
     Over the same units as the sweep's paired test (``distgen.evaluation.uncertainty.sweep_units``): the per-seed
     mean differences with two or more seeds, the per-condition differences with one. Blue: the verdict names the variant
-    better (``named_side``: p < ``alpha``, beyond the margin, the ranks on the mean's side), vermillion: the reference, grey:
+    better (``named_side``: Holm's p < ``alpha``, beyond the margin, the ranks on the mean's side), vermillion: the reference, grey:
     neither.
     """
     from distgen.evaluation.uncertainty import sweep_units
@@ -309,15 +312,15 @@ def render_sweep(inp: SweepInputs) -> str:
         comp = table(["variant", "metric", "pairs", "mean difference", "95% CI", "p", "p (Holm)", "margin", "verdict"],
                      comp_rows) if comp_rows else ""
         if comp_rows:
-            comp += ('<p class="note">verdict, the rule of a single run against its baselines (and of distgen compare): a side '
-                     "is named only where p &lt; 0.05, the mean difference exceeds the margin (the runs' split-half replicate "
+            comp += ('<p class="note">verdict, the rule of a single run against its baselines (and of distgen compare) at the '
+                     "table's Holm p: a side is named only where p (Holm) &lt; 0.05, the mean difference exceeds the margin (the runs' split-half replicate "
                      "spread of the metric, else the numerical tolerance) and the signed ranks favour the mean's side; "
                      "negligible only where the 95% interval lies within ±margin; else inconclusive, with the side the mean "
                      "favours. With one seed the test is of these two runs, not of the setting.</p>")
         if len(comp_rows) > 1:
             comp += ('<p class="note">p is per test; p (Holm) is adjusted for all the tests of this table (Holm\'s step-down): '
-                     "where it is below 0.05 the chance that any of these claims is false is at most 5%. Colours follow the "
-                     "verdict, which uses the unadjusted p.</p>")
+                     "where it is below 0.05 the chance that any of these claims is false is at most 5%. Verdicts and colours "
+                     "use p (Holm); a side the test's own p alone would name is said in its verdict as a lead.</p>")
         sections.append(Section("paired", "Paired comparison against the reference", diffs + comp))
     uneven = coverage_notes(inp.rows, inp.variants, inp.reference, inp.metrics)
     if uneven:
