@@ -271,7 +271,8 @@ def summary_markdown(
         if any(c.test == "Wilcoxon over perturbations" and c.verdict in ("variant", "reference") for c in comparisons):
             lines += ["", "With one seed a named side says these two runs differ; whether the setting does needs seeds: two "
                       "equally good variants whose runs each carry a training offset of 0.3 x the per-perturbation noise were told "
-                      "apart in 22.5% of one-seed tests at 20 perturbations (docs/report.md, \"Sweep page\")."]
+                      "apart in 22.5% of one-seed tests at 20 perturbations at each test's own p, 10.4% at Holm's over a table of 6 "
+                      "(docs/report.md, \"Sweep page\")."]
     from distgen.report.sweep import coverage_notes
 
     uneven = coverage_notes(rows, variants, reference, metrics)
