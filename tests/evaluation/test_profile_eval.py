@@ -595,9 +595,14 @@ def test_the_profile_page_is_drawn_once_the_cells_are_freed(tmp_path, monkeypatc
     alive: list[int] = []
     write = pages.write_profile_page
 
-    def census(out):
+    def large() -> set[int]:
         gc.collect()
-        alive.append(sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor) and o.untyped_storage().nbytes() >= smallest))
+        return {id(o) for o in gc.get_objects() if isinstance(o, torch.Tensor) and o.untyped_storage().nbytes() >= smallest}
+
+    before = large()  # tensors other tests of this process left alive (module caches, fixtures) are not the pair's
+
+    def census(out):
+        alive.append(len(large() - before))
         return write(out)
 
     monkeypatch.setattr(pages, "write_profile_page", census)
