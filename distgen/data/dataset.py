@@ -39,6 +39,7 @@ from distgen.data.conditions import (
 from distgen.data.doses import DoseRecord, dose_record, resolve_doses
 from distgen.data.expression import (
     RAW_SOURCES,
+    check_normalisable,
     check_unique_genes,
     check_values,
     expression_var,
@@ -288,7 +289,10 @@ class PerturbationData:
             _warn_if_empty_cells(x, adata.obs_names, is_ctrl, conditions, contexts, schema.expression)
         library = None
         if scale == "counts" and schema.normalize:
-            library = np.asarray(x.sum(1), dtype=np.float64).ravel()  # what normalize_total divides by: --counts inverts it
+            check_normalisable(len(genes), schema.expression)
+            # what normalize_total divides by (--counts inverts it), summed in float64: float16 counts overflowed to inf past a
+            # total of 65,504, and the run then refused its own library column
+            library = np.asarray(x.sum(1, dtype=np.float64), dtype=np.float64).ravel()
             with warnings.catch_warnings():  # scanpy's "Some cells have zero counts": _warn_if_empty_cells said which
                 warnings.filterwarnings("ignore", message="Some cells have zero counts")
                 x = _lognormalize(x, schema.target_sum)

@@ -250,7 +250,7 @@ class DiskCells:
             srt, inverse = np.unique(rows[i : i + 16384], return_inverse=True)
             x = self._stored(srt)
             x = x if summed is None else x[:, summed]
-            out[i : i + 16384] = np.asarray(x.sum(axis=1), dtype=np.float64).reshape(-1)[inverse.reshape(-1)]
+            out[i : i + 16384] = np.asarray(x.sum(axis=1, dtype=np.float64), dtype=np.float64).reshape(-1)[inverse.reshape(-1)]
         return out
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from distgen.errors import InputDataError, InputKeyError, warn
+from distgen.logscale import extra_log1p, whole_ratio_cells
 from distgen.types.layout import blank_message, blank_names, form_key
 
 #: Largest value still plausible for log1p-normalised expression.
@@ -126,12 +127,30 @@ def check_values(x: Any, source: str, allow_negative: bool = False, has_raw: boo
     if v.size and not np.isfinite(v).all():
         n = int((~np.isfinite(v)).sum())
         raise InputDataError(f"expression {source!r} has {n} NaN/inf values; remove or impute them before loading (e.g. np.nan_to_num)")
+    top = float(np.abs(v).max()) if v.size else 0.0
+    if top > float(np.finfo(np.float32).max):  # float64 values past float32's range: inf in distgen's table, then NaN
+        raise InputDataError(
+            f"expression {source!r} holds values up to {top:.3g}, beyond float32's range ({float(np.finfo(np.float32).max):.3g}) "
+            "in which distgen holds cells (they would become inf, and every normalised value of their cells NaN); no "
+            "expression reaches it: check how the matrix was made, or load the raw counts (PerturbationSchema.expression)")
     if not allow_negative and v.size and float(v.min()) < 0:
         raise InputDataError(
             f"expression {source!r} has negative values (min {float(v.min()):.3g}); distgen expects counts or log1p-normalised "
             "values. Scaled/centred data (sc.pp.scale) cannot be used: load the unscaled values instead"
             + (" (this AnnData has a .raw, where scanpy keeps them before scaling: expression: raw)" if has_raw and source not in RAW_SOURCES
                else " (a layer: PerturbationSchema.expression)")
+        )
+
+
+def check_normalisable(n_genes: int, source: str) -> None:
+    """Refuse counts of a single gene for ``normalize_total``: a cell's counts over one gene sum to that count, so every
+    cell with a count would become ``log1p(target_sum)`` and every other 0, whatever was measured (``InputDataError``)."""
+    if n_genes == 1:
+        raise InputDataError(
+            f"expression {source!r} holds counts of 1 gene: normalize_total divides each cell by its total over the genes given, "
+            "which for one gene is its own count, so every cell with a count would read log1p(target_sum) and the rest 0 (the "
+            "count itself lost). Normalise over the whole transcriptome first and load the log values of this gene "
+            "(sc.pp.normalize_total, sc.pp.log1p, then adata[:, [gene]]), or keep more genes"
         )
 
 
@@ -183,23 +202,12 @@ def log_base(x: Any, max_rows: int = 200, min_cells: int = 10) -> tuple[float, s
     dense = _sample_rows(x, max_rows)
     if not dense.size or float(dense.max()) >= LOG_MAX:
         return None
-    whole = np.zeros(len(LOG_BASES))
-    n = 0
-    for row in dense:
-        v = row[row > 0]
-        if v.size < 5:
-            continue
-        n += 1
-        for i, (base, _) in enumerate(LOG_BASES):
-            u = np.power(base, v) - 1.0
-            q = u / u.min()
-            q = q[q <= 50]  # small ratios: float32 storage keeps them within 0.01 of whole numbers
-            # a cell whose smallest count is 2 (3, 4) gives halves (thirds, quarters)
-            whole[i] += any(float(np.mean(np.abs(q * k - np.round(q * k)) < 0.01)) > 0.95 for k in (1, 2, 3, 4))
+    whole = [whole_ratio_cells(dense, lambda v, b=base: np.power(b, v) - 1.0) for base, _ in LOG_BASES]
+    n = whole[0][1]
     if n < min_cells:
         return None
-    best = int(np.argmax(whole))
-    return LOG_BASES[best] if whole[best] >= 0.9 * n else None
+    best = int(np.argmax([w for w, _ in whole]))
+    return LOG_BASES[best] if whole[best][0] >= 0.9 * n else None
 
 
 def log1p_of_unnormalised_counts(x: Any, max_rows: int = 200, min_cells: int = 10) -> bool:
@@ -302,6 +310,16 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], targe
 def check_log_base(x: Any, source: str, target_sum: float | None) -> None:
     """Refuse log values in another base than e; warn when they were normalised to another total than ``target_sum``."""
     found = log_base(x)
+    extra = extra_log1p(_sample_rows(x, 200)) if found is None else 0
+    if extra:
+        undo = "np.expm1(" * extra + "adata.X" + ")" * extra
+        raise InputDataError(
+            f"expression {source!r} was log-transformed {extra + 1} times: {'np.expm1 of these values' if extra == 1 else f'np.expm1 applied {extra} times'} "
+            "gives log1p-normalised values (each cell's expm1 of those are its counts over one size factor), so these are "
+            f"log1p of {'them' if extra == 1 else 'log1p of them'}, squeezed towards 0 (a log1p value of 7 reads as "
+            f"{np.log1p(7.0) if extra == 1 else np.log1p(np.log1p(7.0)):.2g}). Undo the extra log first: adata.X = {undo} "
+            "(a layer: the same on adata.layers[...]), or load the raw counts (PerturbationSchema.expression)"
+        )
     if found is not None and found[0] != float(np.e):
         base, name = found
         raise InputDataError(
