@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from distgen.evaluation.io import ScaleMismatchError, check_same_scale, check_scale, sample_rows
+from distgen.logscale import extra_log1p
 
 #: Share of a prediction's values below 0 up to which a refusal also says how to score them as a model's output
 #: (scaled or centred data has about half its values below 0).
@@ -47,6 +48,8 @@ INTEGER_SHARE = 0.999
 GENERATED_SCALE_FACTOR = 1.3
 #: Quantile of the values compared by ``check_generated_scale``, next to their mean.
 GENERATED_QUANTILE = 0.99
+#: Rows of a file ``check_logged_once`` reads.
+LOGGED_ONCE_ROWS = 200
 
 
 def _fmt(total: float) -> str:
@@ -84,6 +87,23 @@ def check_nonnegative(x: torch.Tensor | np.ndarray, name: str, scale: str = "log
         "the values look scaled or centred (scanpy.pp.scale, z-scores, regress_out or a reconstruction), and log1p of them "
         "is NaN. Evaluate the unscaled values (the layer or adata.raw saved before scanpy.pp.scale)." + model
     )
+
+
+def check_logged_once(x: torch.Tensor | np.ndarray, name: str) -> None:
+    """Refuse log-normalised ``name`` cells that were log-transformed more than once (``distgen.logscale.extra_log1p`` on
+    up to ``LOGGED_ONCE_ROWS`` cells spread over the file): ``log1p`` of log1p values is fractional, non-negative and
+    small, so every range check passes it, and a truth and a prediction logged twice alike pass the comparisons too;
+    every score, and the DE tests' fold changes (``expm1`` of the values), would be read on a squeezed scale.
+    """
+    sample = np.asarray(sample_rows(torch.as_tensor(x).detach().cpu().numpy(), LOGGED_ONCE_ROWS), dtype=np.float64)
+    extra = extra_log1p(sample[np.isfinite(sample).all(1)] if sample.ndim == 2 else sample)
+    if extra:
+        undo = "np.expm1(" * extra + "adata.X" + ")" * extra
+        raise ScaleMismatchError(
+            f"the {name} cells were log-transformed {extra + 1} times: {undo.replace('adata.X', 'X')} gives log1p-normalised "
+            "values (each cell's expm1 of those are its counts over one size factor), so these are log1p of log-normalised "
+            f"values, squeezed towards 0 (a log1p value of 7 reads as {np.log1p(7.0) if extra == 1 else np.log1p(np.log1p(7.0)):.2g}). "
+            f"Undo the extra log in the {name} file (adata.X = {undo}; adata.write_h5ad(...)) and evaluate again")
 
 
 def signature(x: torch.Tensor | np.ndarray) -> tuple[str, float] | None:
@@ -290,6 +310,7 @@ def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[
             continue
         if scale == "lognorm" and name not in generated:
             check_scale(c.X, name, strict=True)  # small raw counts too (eval_data's own check takes integers above 30 only)
+            check_logged_once(c.X, name)
         if name in generated:
             check_generated_scale(c, truth if truth is not None else cells.get("real"), name)
             low = float(c.X.min()) if c.X.numel() else 0.0

@@ -15,6 +15,10 @@ _BLOCK = 2**23
 #: Why a discrimination score is NaN when fewer than two conditions are scored together.
 FEWER_THAN_TWO = ("fewer than 2 conditions with a real effect in this context: the rank of the own effect among "
                   "one is always first, so the score would be 1.0 for any prediction")
+#: Why a discrimination score is NaN when the perturbation's own target genes, which it leaves out, are every gene.
+NO_GENE_LEFT = ("every gene of the files is a target of this perturbation, which the score leaves out (exclude): no gene is "
+                "left to compare effects on, and every distance would be 0, ranking the own effect first (1.0) for any "
+                "prediction")
 #: Why a cosine discrimination score is NaN for a prediction whose effect is exactly zero (docs/metrics.md).
 ZERO_EFFECT = ("the predicted effect is zero (the prediction's mean equals its controls' mean): a cosine distance needs a "
                "direction, so every real effect is equally far; cell-eval 0.8.2 puts them all at distance 1 and ranks the tie by "
@@ -103,14 +107,22 @@ class _Discrimination(Metric):
             if self.single_condition == "reference" and data.n_perts == 1:  # cell-eval 0.8.2: 1 - 0 / 1
                 return MetricResult.from_values(torch.ones(1, dtype=torch.float64), FEWER_THAN_TWO)
             return MetricResult.from_values(torch.full((data.n_perts,), float("nan"), dtype=torch.float64), FEWER_THAN_TWO)
-        rank = ((d < own[:, None]) & valid_q[None]).sum(-1).to(torch.float64)
+        # an exact tie with another real effect counts half (a midrank), not as the prediction's win: a diverged prediction
+        # (1e30 in every gene) is as far from every real effect to float precision, and took 1.0 (first) before
+        closer = ((d < own[:, None]) & valid_q[None]).sum(-1).to(torch.float64)
+        tied = ((d == own[:, None]) & valid_q[None]).sum(-1).to(torch.float64) - valid_q.to(torch.float64)  # less its own
+        rank = closer + 0.5 * tied.clamp_min(0)
         score = 1.0 - rank / n_valid
         score = torch.where(torch.isfinite(own), score, torch.full_like(score, float("nan")))
+        no_gene = ~keep.any(-1)  # every gene left out: every distance 0, the own effect ranked first whatever was predicted
+        score = torch.where(no_gene, torch.full_like(score, float("nan")), score)
         result = MetricResult.from_values(score, "predicted or real effect undefined (no cells or zero norm)")
         if self.metric == "cosine":  # a zero predicted effect (a prediction equal to its controls) has no direction
             zero = ((pred * keep).abs().sum(-1) == 0) & torch.isfinite(pred).all(-1)
             for p in zero.nonzero().flatten().tolist():
                 result.reasons[p] = ZERO_EFFECT
+        for p in no_gene.nonzero().flatten().tolist():  # before any other reason: no effect is seen on no gene
+            result.reasons[p] = NO_GENE_LEFT
         return result
 
 
