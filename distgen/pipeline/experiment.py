@@ -27,11 +27,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load_config, load_yaml, preset_of, save_yaml
 from distgen.data import layout
 from distgen.data.prepared import Dataset
-from distgen.errors import warn
+from distgen.errors import InputDataError, warn
 from distgen.evaluation.calibration import REPLICATES
+from distgen.evaluation.io import MIN_CELLS
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS, CLAIM_MODEL, runner_up_notes, small_unshown
 from distgen.models import models
@@ -187,6 +190,7 @@ def _run(
             "evaluate: {counts: nb} or distgen predict --counts also writes counts), or train with distgen train and score "
             "the counts with distgen evaluate --profile vcc2026"
         )
+    check_test_controls(dataset)  # the evaluation's rule, before any training instead of after it
     seed = int((doc.get("train") or {}).get("seed", 0))
     if is_trainable(doc["model"]):
         resume = bool(list_checkpoints(out / "train" / "checkpoints"))  # an earlier attempt got this far: continue it
@@ -258,6 +262,22 @@ def _run(
 
 #: a fitted model's ``diagnostics`` in a run folder (``FittedModel``)
 FIT_FILE = "fit.json"
+
+
+def check_test_controls(dataset: Dataset) -> None:
+    """Refuse held-out contexts whose truth holds a single control cell (``InputDataError``), before training: the
+    evaluation refuses them (``distgen.evaluation.io.check_controls``), which came after the whole training. Only a
+    ``data.schema.min_cells`` of 1 lets such a file load."""
+    truth = dataset.truth("test")
+    contexts = np.asarray(truth.contexts)
+    for ctx in sorted(set(contexts.tolist())):
+        n = int(np.asarray(truth.is_control)[contexts == ctx].sum())
+        if 0 < n < MIN_CELLS:
+            raise InputDataError(
+                f"context {ctx!r} has {n} control cell(s) for its held-out groups (data.schema.min_cells="
+                f"{dataset.data.schema.min_cells} let the file load); the evaluation needs at least {MIN_CELLS} per context: "
+                "every perturbation's delta is taken from the control mean, which one cell cannot give. Add control cells, "
+                "drop the context (data.filter), or hold out groups of other contexts")
 
 
 def write_fit_diagnostics(model: Any, path: Path) -> bool:
