@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load_config, load_yaml, preset_of, save_yaml
 from distgen.data import layout
@@ -190,7 +191,7 @@ def _run(
             "evaluate: {counts: nb} or distgen predict --counts also writes counts), or train with distgen train and score "
             "the counts with distgen evaluate --profile vcc2026"
         )
-    check_test_controls(dataset)  # the evaluation's rule, before any training instead of after it
+    check_scorable_truth(dataset)  # the evaluation's rules, before any training instead of after it
     seed = int((doc.get("train") or {}).get("seed", 0))
     if is_trainable(doc["model"]):
         resume = bool(list_checkpoints(out / "train" / "checkpoints"))  # an earlier attempt got this far: continue it
@@ -264,20 +265,32 @@ def _run(
 FIT_FILE = "fit.json"
 
 
-def check_test_controls(dataset: Dataset) -> None:
-    """Refuse held-out contexts whose truth holds a single control cell (``InputDataError``), before training: the
-    evaluation refuses them (``distgen.evaluation.io.check_controls``), which came after the whole training. Only a
-    ``data.schema.min_cells`` of 1 lets such a file load."""
+def check_scorable_truth(dataset: Dataset) -> None:
+    """Refuse, before training, held-out cells the evaluation cannot score (``InputDataError``): a context whose truth holds a
+    single control cell (``distgen.evaluation.io.check_controls`` refuses it), or held-out groups of one cell each (each
+    scored NaN: a population needs ``MIN_CELLS``). Both came after the whole training; only a ``data.schema.min_cells``
+    of 1 lets such a file load."""
     truth = dataset.truth("test")
-    contexts = np.asarray(truth.contexts)
+    contexts, is_control = np.asarray(truth.contexts), np.asarray(truth.is_control)
+    min_cells = dataset.data.schema.min_cells
     for ctx in sorted(set(contexts.tolist())):
-        n = int(np.asarray(truth.is_control)[contexts == ctx].sum())
+        n = int(is_control[contexts == ctx].sum())
         if 0 < n < MIN_CELLS:
             raise InputDataError(
-                f"context {ctx!r} has {n} control cell(s) for its held-out groups (data.schema.min_cells="
-                f"{dataset.data.schema.min_cells} let the file load); the evaluation needs at least {MIN_CELLS} per context: "
-                "every perturbation's delta is taken from the control mean, which one cell cannot give. Add control cells, "
-                "drop the context (data.filter), or hold out groups of other contexts")
+                f"context {ctx!r} has {n} control cell(s) for its held-out groups (data.schema.min_cells={min_cells} let the "
+                f"file load); the evaluation needs at least {MIN_CELLS} per context: every perturbation's delta is taken from "
+                "the control mean, which one cell cannot give. Add control cells, drop the context (data.filter), or hold out "
+                "groups of other contexts")
+    sizes = pd.Series(list(zip(np.asarray(truth.conditions)[~is_control], contexts[~is_control]))).value_counts()
+    if len(sizes) and int(sizes.max()) < MIN_CELLS:
+        capped = dataset.max_cells is not None and dataset.max_cells < MIN_CELLS
+        raise InputDataError(
+            f"every held-out group has fewer than {MIN_CELLS} cells (e.g. "
+            f"{', '.join(f'{c} @ {x}: {n}' for (c, x), n in list(sizes.items())[:3])}): each would be scored NaN, since a "
+            "population needs several cells. "
+            + (f"predict.max_cells_per_condition={dataset.max_cells} (--max-cells) keeps that many per group: set it to "
+               f"{MIN_CELLS} or more" if capped else
+               f"data.schema.min_cells={min_cells} let the file load: hold out groups with more cells, or add cells"))
 
 
 def write_fit_diagnostics(model: Any, path: Path) -> bool:
