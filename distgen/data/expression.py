@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -190,6 +191,11 @@ def _sample_rows(x: Any, max_rows: int) -> np.ndarray:
     return np.asarray(rows.toarray() if sp.issparse(rows) else rows, dtype=np.float64)
 
 
+def _undo_log(base: float) -> Callable[[np.ndarray], np.ndarray]:
+    """``v -> base ** v - 1``: what undoes ``log_base(1 + x)``."""
+    return lambda v: np.power(base, v) - 1.0
+
+
 def log_base(x: Any, max_rows: int = 200, min_cells: int = 10) -> tuple[float, str] | None:
     """``(base, name)`` of ``log_base(1 + c / s)`` values ``x`` [N, G] of counts ``c`` scaled per cell; None when unclear.
 
@@ -202,7 +208,7 @@ def log_base(x: Any, max_rows: int = 200, min_cells: int = 10) -> tuple[float, s
     dense = _sample_rows(x, max_rows)
     if not dense.size or float(dense.max()) >= LOG_MAX:
         return None
-    whole = [whole_ratio_cells(dense, lambda v, b=base: np.power(b, v) - 1.0) for base, _ in LOG_BASES]
+    whole = [whole_ratio_cells(dense, _undo_log(base)) for base, _ in LOG_BASES]
     n = whole[0][1]
     if n < min_cells:
         return None
