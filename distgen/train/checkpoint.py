@@ -119,8 +119,10 @@ def save_checkpoint(
     state: Mapping[str, Any],
     ema_state: Mapping[str, Tensor] | None = None,
     keep: int = 2,
+    spare: Path | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` under ``ckpt_dir`` atomically; prune to the newest ``keep``."""
+    """Write checkpoint ``step`` under ``ckpt_dir`` atomically; prune to the newest ``keep``, sparing ``spare`` (the last
+    checkpoint written before a training diverged: pruning it left only checkpoints of the diverged model)."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
     tmp = ckpt_dir / f".{name}.tmp"
@@ -148,7 +150,8 @@ def save_checkpoint(
             ) from None
         raise
     for old in list_checkpoints(ckpt_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if spare is None or old.name != Path(spare).name:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 

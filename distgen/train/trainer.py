@@ -271,11 +271,18 @@ class Trainer:
             }
             path = save_checkpoint(
                 self.ckpt_dir, self.step, {k.removeprefix(PREFIX): v for k, v in msd.items()}, osd, rng_state(), state,
-                self.ema.state_dict() if self.ema else None, keep=self.opts.keep_checkpoints,
+                self.ema.state_dict() if self.ema else None, keep=self.opts.keep_checkpoints, spare=self._before_divergence(),
             )
         D.barrier()
         self.last_checkpoint = path or (self.ckpt_dir / f"step_{self.step:08d}" if self.ckpt_dir else None)
         return path
+
+    def _before_divergence(self) -> Path | None:
+        """The newest checkpoint written before the step the loss began to diverge at (None: not diverging, or none)."""
+        if not self.diverged or self.ckpt_dir is None:
+            return None
+        earlier = [p for p in list_checkpoints(self.ckpt_dir) if int(p.name.rsplit("_", 1)[-1]) < self.diverged["step"]]
+        return earlier[-1] if earlier else None
 
     def restore(self, ckpt: Checkpoint | str | Path) -> None:
         """Continue from a checkpoint of the same config (exactly: weights, optimizer, schedule, EMA, RNG)."""
@@ -413,7 +420,9 @@ class Trainer:
         since = f", diverging since step {d['step']:.0f} (loss {d['loss']:.4g}, {d['loss'] / max(abs(d['first_loss']), FLOOR):.3g} times the first step's)" if d else ""
         last = str(self.last_checkpoint) if self.last_checkpoint else "none saved yet"
         if d and self.last_checkpoint is not None and int(self.last_checkpoint.name.rsplit("_", 1)[-1]) >= d["step"]:
-            last += f" (written after the loss began to diverge at step {d['step']:.0f}: take an earlier one)"
+            earlier = self._before_divergence()
+            last += (f" (written after the loss began to diverge at step {d['step']:.0f}: "
+                     + (f"take the one written before it, {earlier.name})" if earlier else "none was written before it: train again)"))
         last_out = self.loss_module.last
         named = {k: v for k, v in last_out.parts.items() if k != "loss"} if last_out is not None else {}
         parts = ", ".join(f"{k} {v:.4g}" for k, v in zip(named, host_floats(list(named.values()))))

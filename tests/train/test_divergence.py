@@ -12,6 +12,7 @@ from torch import nn
 
 from distgen.errors import DivergenceWarning
 from distgen.train import NonFiniteLossError, fit
+from distgen.train.checkpoint import list_checkpoints, load_checkpoint
 from distgen.train.trainer import DIVERGENCE_FACTOR
 from distgen.types import CellTable
 
@@ -73,7 +74,23 @@ def test_nan_after_divergence_says_since_when_and_that_the_last_checkpoint_is_af
         fit(make_model(), table, set_size=4, run_dir=tmp_path, checkpoint_every=3, callbacks=[poison], **{**BASE, "lr": 10.0})
     msg = str(err.value)
     assert "diverging since step 2" in msg and "step_00000003 (written after the loss began to diverge at step 2" in msg
+    assert "none was written before it: train again" in msg  # "take an earlier one" when there was none
     assert "train.grad_clip=1" in msg and "set train.grad_clip" not in msg  # clipping is on: not suggested again
+
+
+def test_nan_after_divergence_names_the_checkpoint_written_before_it(table, make_model, tmp_path):
+    def poison(trainer, step):
+        if step == 4:
+            with torch.no_grad():
+                trainer.model.backbone.inp.weight.fill_(float("nan"))
+
+    # a checkpoint every step, two kept: the diverging steps pruned step 1, the only one of the model before it
+    with pytest.warns(DivergenceWarning), pytest.raises(NonFiniteLossError) as err:
+        fit(make_model(), table, set_size=4, run_dir=tmp_path, checkpoint_every=1, callbacks=[poison], **{**BASE, "lr": 10.0})
+    msg = str(err.value)
+    assert "(written after the loss began to diverge at step 2: take the one written before it, step_00000001)" in msg
+    assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step_00000001", "step_00000003", "step_00000004"]
+    load_checkpoint(tmp_path / "checkpoints" / "step_00000001")  # whole: its digests check
 
 
 class NanValidation(nn.Module):
