@@ -244,10 +244,8 @@ def predict_to_disk(
     if real is not None:
         with ChunkedWriter(real, info.genes, chunk_rows=1024, with_batch=with_batch, combo_delimiter=delimiter, perturbation_type=cells.schema.perturbation_type, kind="real",
                            scale=scale) as truth:
-            for g in groups:
-                # a population of several doses asked at another is written at the dose asked (as distgen.predict writes it)
-                name = dose_label(atoms_of[g.condition], asked[gi], COMBO) if asked is not None and cells.dosed else g.condition
-                label = file_label(name, info.control_label, delimiter)
+            for g in groups:  # the measured cells under their own labels, whatever dose they were asked at (as in memory)
+                label = file_label(g.condition, info.control_label, delimiter)
                 for i in range(0, len(g.cells), 16384):
                     rows = g.cells[i : i + 16384]
                     x = cells.read(rows).toarray()

@@ -169,3 +169,24 @@ def test_a_dose_blind_run_is_refused_a_file_at_several_doses(path, tmp_path, cap
     err = capsys.readouterr().err
     assert f"{path} holds conditions at several doses" in err and "would predict one population for every dose" in err
     assert not (tmp_path / "p.h5ad").exists()
+
+
+def test_the_streaming_truth_keeps_each_population_at_its_measured_dose(path, tmp_path):
+    """``predict_to_disk(real=...)`` asked at another dose: the prediction is written at the dose asked, the truth stays the
+    measured cells under their own labels (as ``distgen predict RUN --real`` writes it in memory): labelled at the dose asked,
+    measured saha@1000 was scored as saha@50, and every group took the dose of the last one asked."""
+    from distgen.data.disk import DiskCells
+    from distgen.data.disk_split import disk_split
+    from distgen.data.streaming import predict_to_disk
+
+    ds = Dataset.load({"dataset": path, "schema": SCHEMA.to_dict(), "set_size": 4, "split": SPLIT})
+    disk = DiskCells(path, ds.data.schema)
+    pred = predict_to_disk(DoseSpy(ds.info), disk, tmp_path / "at.h5ad", set_size=4, seed=0, split=disk_split(disk, **SPLIT),
+                           doses={"saha": 50.0}, real=tmp_path / "real.h5ad")
+    written, truth = ad.read_h5ad(pred), ad.read_h5ad(tmp_path / "real.h5ad")
+    col = written.uns["distgen"]["pert_col"]
+    assert set(written.obs[col].astype(str)) - {"non-targeting"} == {"dexa@1000", "saha@50"}
+    assert set(truth.obs[col].astype(str)) - {"non-targeting"} == {"dexa@1000", "saha@1000"}
+    measured = ds.truth("test")
+    for c in ("dexa@1000", "saha@1000"):
+        assert (truth.obs[col] == c).sum() == (measured.conditions == c).sum()
