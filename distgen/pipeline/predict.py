@@ -230,8 +230,9 @@ def predict(
         model.eval()
     env = D.init_from_env(device)
     panel = gene_panel(dataset, groups, genes)
-    asked = dose_table(dataset, groups, doses)
-    mine = {i: generate_group(model, dataset, g, m, seed, device, panel, weights, None if asked is None else asked[i])
+    asked = asked_doses(dataset, groups, doses)
+    table = None if asked is None else dose_tensor(asked)
+    mine = {i: generate_group(model, dataset, g, m, seed, device, panel, weights, None if table is None else table[i])
             for i, g in enumerate(groups) if i % env.world_size == env.rank}
     gathered = [mine]
     if env.distributed:
@@ -243,17 +244,20 @@ def predict(
     return generated_cells(dataset, groups, [cells[i] for i in range(len(groups))], panel, asked_labels(dataset, groups, asked))
 
 
-def asked_labels(dataset: Dataset, groups: list[Group], asked: torch.Tensor | None) -> list[str] | None:
+def asked_labels(dataset: Dataset, groups: list[Group], asked: list[tuple[float, ...]] | None) -> list[str] | None:
     """For data at several doses per condition asked at other doses: each group's population label at the doses asked
     (``dexa@1000`` asked at 5 is written ``dexa@5``: its label names the dose its cells were generated at, so it is never
-    scored against the measured ``dexa@1000``; two groups asked at one dose share one label). None otherwise."""
+    scored against the measured ``dexa@1000``; two groups asked at one dose share one label). None otherwise.
+
+    ``asked`` is ``asked_doses``'s, as resolved (float64), not the model's float32 tensor: ``dexa@0.3`` at its own dose
+    stays ``dexa@0.3`` (float32 wrote it ``dexa@0.30000001192092896``, a label the truth does not hold)."""
     if asked is None or not dataset.data.dosed:
         return None
     from distgen.data.conditions import dose_label, parse_dose_label
     from distgen.types import COMBO
 
     out = []
-    for g, row in zip(groups, asked.tolist()):
+    for g, row in zip(groups, asked):
         read = parse_dose_label(g.condition, COMBO)
         out.append(g.condition if read is None else dose_label(read[0], row[: len(read[0])], COMBO))
     return out
@@ -271,18 +275,20 @@ def said_origin(run_dir: Path) -> dict[str, str]:
     return origin[1]
 
 
-def dose_table(dataset: Dataset, groups: list[Group], doses: Any) -> torch.Tensor | None:
-    """``[len(groups), P]`` the dose per atom each group is asked at, or None (each at its own, ``generate_group``'s default).
+def asked_doses(dataset: Dataset, groups: list[Group], doses: Any) -> list[tuple[float, ...]] | None:
+    """Per group the dose per atom (sorted) it is asked at, or None (each at its own, ``generate_group``'s default).
 
     ``doses`` is ``predict``'s: None, a number, or a mapping ``{condition: dose}``; resolved in one call to
     ``distgen.data.doses.group_doses`` (what ``predict_to_disk(doses=)`` and ``Dataset.labels`` ask too: checked, and doses
     outside the training range warned about once for the whole prediction).
     """
-    asked = group_doses(dataset.dose_record(), [g.condition for g in groups], [g.context for g in groups], doses,
-                        control=dataset.info.control_label, delimiters=[dataset.data.schema.combo_delimiter],
-                        dosed=dataset.data.dosed)
-    if asked is None:
-        return None
+    return group_doses(dataset.dose_record(), [g.condition for g in groups], [g.context for g in groups], doses,
+                       control=dataset.info.control_label, delimiters=[dataset.data.schema.combo_delimiter],
+                       dosed=dataset.data.dosed)
+
+
+def dose_tensor(asked: list[tuple[float, ...]]) -> torch.Tensor:
+    """``[len(asked), P]`` ``asked_doses``'s doses as the model reads them (float32, padded with 0)."""
     width = max([len(d) for d in asked] + [1])
     return torch.tensor([list(d) + [0.0] * (width - len(d)) for d in asked], dtype=torch.float32)
 

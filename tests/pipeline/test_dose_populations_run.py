@@ -190,3 +190,20 @@ def test_the_streaming_truth_keeps_each_population_at_its_measured_dose(path, tm
     measured = ds.truth("test")
     for c in ("dexa@1000", "saha@1000"):
         assert (truth.obs[col] == c).sum() == (measured.conditions == c).sum()
+
+
+def test_a_population_asked_at_a_dose_float32_cannot_hold_keeps_its_label(tmp_path):
+    """Doses 0.1 and 0.3 have no float32: asked at saha 0.1, saha's population is written ``saha@0.1`` and dexa's, at its own
+    0.3, stays ``dexa@0.3`` (the labels were made from the model's float32 doses: ``saha@0.10000000149011612`` and
+    ``dexa@0.30000001192092896``, labels no truth holds, so dexa's prediction was never scored)."""
+    rows = []
+    for ct in ("A549", "K562"):
+        rows += [("vehicle", ct, "0")] * 10
+        rows += [(d, ct, x) for d in ("dexa", "saha") for x in ("0.1", "0.2", "0.3") for _ in range(5)]
+    obs = pd.DataFrame(rows, columns=["drug", "cell_line", "dose"], index=[f"c{i}" for i in range(len(rows))])
+    x = np.random.default_rng(0).poisson(3.0, (len(rows), 6)).astype(np.float32)
+    ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)])).write_h5ad(tmp_path / "d.h5ad")
+    ds = Dataset.load({"dataset": str(tmp_path / "d.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4, "split": SPLIT})
+    assert {g.condition for g in ds.groups("test")} == {"dexa@0.3", "saha@0.3"}
+    cells = predict(DoseSpy(ds.info), ds, seed=0, doses={"saha": 0.1}, preflight=False)
+    assert set(cells.conditions.tolist()) - {"control"} == {"dexa@0.3", "saha@0.1"}
