@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from distgen.data.schema import COMMON_CONTROL_LABELS, CONTEXT_SEPARATOR, PerturbationSchema
-from distgen.errors import InputDataError, LabelError, warn
+from distgen.errors import InputDataError, InputKeyError, LabelError, warn
 from distgen.types.layout import (  # with the layout's vocabulary: importable without anndata
     MISSING_STRINGS,
     form_message,
@@ -226,6 +226,42 @@ def parse_dose_label(label: str, delimiter: str = "+") -> tuple[tuple[str, ...],
         pairs.append((atom, value))
     pairs.sort()
     return tuple(a for a, _ in pairs), tuple(d for _, d in pairs)
+
+
+class PopulationLabels:
+    """Reads back the per-cell ``conditions`` of data at several doses per condition (``dosed``: each population labelled
+    ``dose_label``'s ``dex@10``) for ``PerturbationData`` and the streaming split's ``DiskLabels`` alike: their atoms, doses
+    and condition without doses. A subclass has ``dosed``, ``schema`` and ``conditions``."""
+
+    dosed: bool
+    schema: PerturbationSchema
+    conditions: np.ndarray
+
+    def atoms_of(self, condition: str) -> tuple[str, ...]:
+        """The atoms of one of ``conditions`` (a population label, its doses dropped when ``dosed``)."""
+        if self.dosed:
+            return self.dose_of(condition)[0]
+        return () if condition == CONTROL else tuple(condition.split(self.schema.combo_delimiter))
+
+    def dose_of(self, condition: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """``(atoms, doses)`` of a population label of ``dosed`` data (``dex@10``); ``InputKeyError`` for a label without doses."""
+        read = parse_dose_label(condition, self.schema.combo_delimiter)
+        if read is None:
+            raise InputKeyError(f"{condition!r} is not a population of this data: its conditions are at several doses, each "
+                                f"population written atom@dose (e.g. {next((c for c in self.conditions if c != CONTROL), 'dex@10')!r})")
+        return read
+
+    def base_condition(self, condition: str) -> str:
+        """The condition of a population label without its doses (``A@1+B@3`` -> ``A+B``); the label itself unless ``dosed``."""
+        return condition_string(self.atoms_of(condition), self.schema.combo_delimiter) if self.dosed else condition
+
+    @property
+    def base_conditions(self) -> np.ndarray:
+        """``[N]`` each cell's condition without doses (``conditions`` unless ``dosed``): what a condition split holds out."""
+        if not self.dosed:
+            return self.conditions
+        table = {c: self.base_condition(c) for c in pd.unique(self.conditions)}
+        return np.array([table[c] for c in self.conditions.tolist()], dtype=object)
 
 
 def several_doses(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence[tuple[float, ...]]) -> pd.Series:

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import torch
 
 from distgen.data.conditions import (
+    PopulationLabels,
     batch_labels,
     check_dose_labels,
     check_label_forms,
@@ -144,7 +145,7 @@ def _lognormalize(x: Any, target_sum: float) -> Any:
 
 
 @dataclass
-class PerturbationData:
+class PerturbationData(PopulationLabels):
     """A validated perturbation dataset: tensors for models, AnnData kept for ``distgen.data`` only.
 
     Attributes
@@ -516,32 +517,6 @@ class PerturbationData:
     def cell_names(self) -> np.ndarray:
         """``[N]`` the cells' names (``obs_names``, unique): what a split identifies its cells by (``cells_hash``)."""
         return np.asarray(self.adata.obs_names.astype(str), dtype=str)
-
-    def atoms_of(self, condition: str) -> tuple[str, ...]:
-        """The atoms of one of ``conditions`` (a population label, its doses dropped when ``dosed``)."""
-        if self.dosed:
-            return self.dose_of(condition)[0]
-        return () if condition == "control" else tuple(condition.split(self.schema.combo_delimiter))
-
-    def dose_of(self, condition: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
-        """``(atoms, doses)`` of a population label of ``dosed`` data (``dex@10``); ``InputKeyError`` for a label without doses."""
-        read = parse_dose_label(condition, self.schema.combo_delimiter)
-        if read is None:
-            raise InputKeyError(f"{condition!r} is not a population of this data: its conditions are at several doses, each "
-                                f"population written atom@dose (e.g. {next((c for c in self.conditions if c != 'control'), 'dex@10')!r})")
-        return read
-
-    def base_condition(self, condition: str) -> str:
-        """The condition of a population label without its doses (``A@1+B@3`` -> ``A+B``); the label itself unless ``dosed``."""
-        return condition_string(self.atoms_of(condition), self.schema.combo_delimiter) if self.dosed else condition
-
-    @property
-    def base_conditions(self) -> np.ndarray:
-        """``[N]`` each cell's condition without doses (``conditions`` unless ``dosed``): what a condition split holds out."""
-        if not self.dosed:
-            return self.conditions
-        table = {c: self.base_condition(c) for c in pd.unique(self.conditions)}
-        return np.array([table[c] for c in self.conditions.tolist()], dtype=object)
 
     @property
     def cells_hash(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distgen.data.conditions import condition_string, parse_dose_label
+from distgen.data.conditions import PopulationLabels
 from distgen.data.disk import DiskCells
 from distgen.data.split import Split
 from distgen.data.splitters import make_split
@@ -23,7 +23,7 @@ from distgen.data.splitters import make_split
 __all__ = ["DiskLabels", "disk_split", "split_rows"]
 
 
-class DiskLabels:
+class DiskLabels(PopulationLabels):
     """The labels of a ``DiskCells`` as ``make_split`` reads a ``PerturbationData``: per-row condition, context, batch, name."""
 
     def __init__(self, cells: DiskCells) -> None:
@@ -35,7 +35,7 @@ class DiskLabels:
         self.contexts = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()].astype(str)
         self.batches = np.asarray(cells.info.batches, dtype=object)[cells.labels.batch.numpy()].astype(str)
         self.is_control = cells.is_control
-        self._dosed, self._path = bool(getattr(cells, "dosed", False)), cells.path
+        self.dosed = bool(getattr(cells, "dosed", False))  # PopulationLabels reads its labels back
         obs = cells._open()["obs"]
         index = obs.attrs.get("_index", "_index")  # the obs column holding the cell names (anndata's encoding)
         self._names = [str(n) for n in read_elem(obs[index])]  # the names only, not every obs column
@@ -44,34 +44,6 @@ class DiskLabels:
     def cell_names(self) -> np.ndarray:
         """``[N]`` the cells' names (obs names), as ``PerturbationData.cell_names``."""
         return np.asarray(self._names, dtype=str)
-
-    @property
-    def dosed(self) -> bool:
-        """``PerturbationData.dosed``: some condition holds cells at several doses in a context (labels ``atom@dose``)."""
-        return bool(self._dosed)
-
-    def dose_of(self, condition: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
-        read = parse_dose_label(condition, self.schema.combo_delimiter)
-        if read is None:
-            raise KeyError(f"{condition!r} is not a population label (atom@dose) of {self._path}")
-        return read
-
-    def atoms_of(self, condition: str) -> tuple[str, ...]:
-        if self.dosed:
-            return self.dose_of(condition)[0]
-        return () if condition == "control" else tuple(condition.split(self.schema.combo_delimiter))
-
-    def base_condition(self, condition: str) -> str:
-        """``PerturbationData.base_condition``: a population label without its doses."""
-        return condition_string(self.atoms_of(condition), self.schema.combo_delimiter) if self.dosed else condition
-
-    @property
-    def base_conditions(self) -> np.ndarray:
-        """``PerturbationData.base_conditions``: each row's condition without doses."""
-        if not self.dosed:
-            return self.conditions
-        table = {c: self.base_condition(c) for c in pd.unique(self.conditions)}
-        return np.array([table[c] for c in self.conditions.tolist()], dtype=object)
 
     def groups(self, include_control: bool = False) -> dict[tuple[str, str, str], np.ndarray]:
         """``(condition, context, batch) -> rows``, as ``PerturbationData.groups``."""
