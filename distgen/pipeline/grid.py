@@ -114,6 +114,15 @@ def expand(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None
     """
     if variants is not None:
         named = parse_variants(variants)
+        varied = [k for k in grid if k != SEED_KEY]
+        for name, overrides in named.items():  # applied first, so an axis over the same setting replaced it in every run
+            for x in overrides:
+                key = x.split("=", 1)[0].strip()
+                hit = next((a for a in varied if a == key or key.startswith(a + ".")), None)  # one below it refines it: kept
+                if hit is not None:
+                    raise ConfigError(f"sweep.variants.{name}: {x!r} sets what the grid axis {hit} varies, so the axis would "
+                                      f"replace it in every run of {name}; vary it in the variants only (a variant per "
+                                      "value), or drop the axis")
         runs = []
         for name, overrides in named.items():
             for r in expand(grid, seeds):

@@ -24,6 +24,19 @@ def test_variants_are_one_factor_at_a_time_each_at_every_seed():
     assert crossed[3].overrides == ("x.y=1", "train.lr=0.2", "train.seed=3")
 
 
+def test_a_variant_setting_what_a_grid_axis_varies_is_refused():
+    """The grid's overrides come after a variant's: ``ot`` crossed with a coupling axis ran independent and sinkhorn, never
+    exact_ot, under the name ot."""
+    grid = {"model.coupling.name": ["independent", "sinkhorn"]}
+    with pytest.raises(ConfigError, match=r"grid axis model\.coupling\.name varies"):
+        expand(grid, [0], {"preset": [], "ot": "model.coupling.name=exact_ot"})
+    with pytest.raises(ConfigError, match=r"grid axis model\.coupling varies"):  # the axis replaces the whole component
+        expand({"model.coupling": [{"name": "independent"}]}, [0], {"preset": [], "ot": "model.coupling.name=exact_ot"})
+    assert len(expand({"train.lr": [0.1, 0.2]}, [0], {"preset": [], "ot": "model.coupling.name=exact_ot"})) == 4
+    refined = expand({"model.dynamics.solver.steps": [5, 10]}, [0], {"preset": [], "ode": "model.dynamics={name: flow_matching}"})
+    assert refined[3].overrides == ("model.dynamics={name: flow_matching}", "model.dynamics.solver.steps=10", "train.seed=0")
+
+
 @pytest.mark.parametrize("variants, match", [
     ({}, "non-empty mapping"),
     (["model.coupling.name=exact_ot"], "non-empty mapping"),
