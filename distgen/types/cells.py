@@ -88,20 +88,8 @@ class Cells:
         x = torch.as_tensor(np.ascontiguousarray(X)) if isinstance(X, np.ndarray) else X
         if x.dim() != 2:
             raise ValueError(f"Cells.X must be [N, G], got shape {tuple(x.shape)}")
-        n = int(x.shape[0])
-        genes = tuple(str(g) for g in genes)
-        if len(genes) != x.shape[1]:
-            raise ValueError(f"Cells.X has {x.shape[1]} gene columns but {len(genes)} gene names were given")
-        if len(set(genes)) != len(genes):
-            dup = sorted({g for g in genes if genes.count(g) > 1})[:5]
-            raise ValueError(f"Cells.genes has duplicated names {dup}; make them unique")
         object.__setattr__(self, "X", x)
-        object.__setattr__(self, "conditions", _labels(conditions, n, "conditions"))
-        object.__setattr__(self, "contexts", _labels(contexts, n, "contexts"))
-        object.__setattr__(self, "batches", _labels(batches, n, "batches"))
-        object.__setattr__(self, "genes", genes)
-        object.__setattr__(self, "control", str(control))
-        object.__setattr__(self, "names", None if names is None else _labels(names, n, "names"))
+        _set_labels(self, int(x.shape[0]), int(x.shape[1]), conditions, genes, contexts, batches, control, names)
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -256,18 +244,9 @@ class IndexedCells(Cells):
             raise ValueError(f"IndexedCells needs a [M, G] base and [N] rows, got {tuple(base.shape)} and {idx.shape}")
         if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= base.shape[0]):
             raise ValueError(f"IndexedCells rows must index the base's {base.shape[0]} rows, got {int(idx.min())}..{int(idx.max())}")
-        genes = tuple(str(g) for g in genes)
-        if len(genes) != base.shape[1]:
-            raise ValueError(f"Cells.X has {base.shape[1]} gene columns but {len(genes)} gene names were given")
-        n = len(idx)
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "rows", idx)
-        object.__setattr__(self, "conditions", _labels(conditions, n, "conditions"))
-        object.__setattr__(self, "contexts", _labels(contexts, n, "contexts"))
-        object.__setattr__(self, "batches", _labels(batches, n, "batches"))
-        object.__setattr__(self, "genes", genes)
-        object.__setattr__(self, "control", str(control))
-        object.__setattr__(self, "names", None if names is None else _labels(names, n, "names"))
+        _set_labels(self, len(idx), int(base.shape[1]), conditions, genes, contexts, batches, control, names)
 
     @property  # type: ignore[override]
     def X(self) -> Tensor:
@@ -292,6 +271,25 @@ class IndexedCells(Cells):
     def block(self, start: int, stop: int) -> Cells:
         """The cells of rows ``start:stop``: rows of the same base (nothing gathered)."""
         return self.subset(np.arange(len(self))[start:stop])
+
+
+def _set_labels(cells: Cells, n: int, width: int, conditions: Sequence[str] | np.ndarray, genes: Sequence[str],
+                contexts: Sequence[str] | np.ndarray | None, batches: Sequence[str] | np.ndarray | None, control: str,
+                names: Sequence[str] | np.ndarray | None) -> None:
+    """Check and set every field of ``cells`` but its values (``n`` rows, ``width`` gene columns): ``Cells``'s and
+    ``IndexedCells``'s alike."""
+    genes = tuple(str(g) for g in genes)
+    if len(genes) != width:
+        raise ValueError(f"Cells.X has {width} gene columns but {len(genes)} gene names were given")
+    if len(set(genes)) != len(genes):
+        dup = sorted({g for g in genes if genes.count(g) > 1})[:5]
+        raise ValueError(f"Cells.genes has duplicated names {dup}; make them unique")
+    object.__setattr__(cells, "conditions", _labels(conditions, n, "conditions"))
+    object.__setattr__(cells, "contexts", _labels(contexts, n, "contexts"))
+    object.__setattr__(cells, "batches", _labels(batches, n, "batches"))
+    object.__setattr__(cells, "genes", genes)
+    object.__setattr__(cells, "control", str(control))
+    object.__setattr__(cells, "names", None if names is None else _labels(names, n, "names"))
 
 
 def labels_in(
