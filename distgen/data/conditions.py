@@ -186,6 +186,10 @@ def parse_doses(obs: pd.DataFrame, schema: PerturbationSchema, atoms: list[tuple
     return out
 
 
+#: The largest dose a model can read (its dose tensors are float32): one beyond reads as inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 #: Between an atom and its dose in the label of a population of data at several doses per condition (``dex@10``,
 #: ``A@1+B@3``): ``dose_label``, read back by ``parse_dose_label``.
 DOSE_TAG = "@"
@@ -301,6 +305,9 @@ def _read_dose(v: Any, atoms: tuple[str, ...], slots: list[str | None], schema: 
         raise InputDataError(f"dose_col {schema.dose_col!r}: cannot read dose {v!r} as a number or 'd1{schema.combo_delimiter}d2'{hint}") from e
     if not all(math.isfinite(x) for x in vals):  # 'inf' and '1e400' reached the dose tensors as inf
         raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} is not a finite number; fix or drop those cells")
+    if any(abs(x) > FLOAT32_MAX for x in vals):  # '1e39' too: the dose tensors are float32
+        raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} is beyond the largest float32 ({FLOAT32_MAX:.4g}), as which "
+                             f"models read doses (inf); write the doses in a larger unit (adata.obs[{schema.dose_col!r}] / 1e6, say)")
     written = [s for s in slots if s is not None]
     if len(vals) == 1:
         pairs = [(s, vals[0]) for s in written]

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from distgen.data.conditions import FLOAT32_MAX
 from distgen.errors import DistgenWarning, UsageError, warn
 from distgen.types import COMBO, ConditionLabels, DataInfo
 from distgen.types.layout import canonical_condition
@@ -163,6 +164,9 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
                 inside = f" (in {name})" if len(a) > 1 else ""
                 raise DoseError(f"{where}: dose {v!r} of {atom}{inside} is not a finite number >= 0; a dose is an amount "
                                 "(0: none of it)")
+            if v > FLOAT32_MAX:  # the model reads doses as float32: it read inf
+                raise DoseError(f"{where}: dose {v!r} of {name} is beyond the largest float32 ({FLOAT32_MAX:.4g}), as which the "
+                                "model reads it (inf); give it in the unit of the training data's dose column")
         out.append(tuple(by_atom[x] for x in a))
     _check_asked(record, atoms, out, [e is not None for e in entries], where)
     return out

@@ -121,6 +121,22 @@ def test_bad_doses_are_refused_or_read_as_documented():
     assert float(data.table.labels.dose[torch.from_numpy(data.is_control)].abs().sum()) == 0.0
 
 
+def test_a_dose_beyond_float32_is_refused_not_read_as_inf(tmp_path):
+    """Models read doses as float32: 1e39 is finite as a float but inf there, in the data and asked alike (it reached the
+    dose tensors as inf); 1e21 and 1e-7 read as themselves."""
+    a = sciplex()
+    a.obs.loc[(a.obs["drug"] == "dexa").to_numpy() & (a.obs["dose"] == "1000").to_numpy(), "dose"] = "1e39"
+    with pytest.raises(InputDataError, match="beyond the largest float32"):
+        PerturbationData.from_anndata(a, SCHEMA)
+    sciplex().write_h5ad(tmp_path / "d.h5ad")
+    ds = Dataset.load({"dataset": str(tmp_path / "d.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4})
+    with pytest.raises(DoseError, match="beyond the largest float32"):
+        ds.labels(["dexa@10"], ["A549"], doses=[1e39])
+    with pytest.warns(UserWarning):  # outside the training range
+        assert ds.labels(["dexa@10", "dexa@10"], ["A549"] * 2, doses=[1e21, 1e-7]).dose[:, 0].tolist() == [
+            float(np.float32(1e21)), float(np.float32(1e-7))]
+
+
 def test_a_condition_split_holds_every_dose_of_a_held_out_condition():
     data = PerturbationData.from_anndata(sciplex(), SCHEMA)
     s = make_split(data, "random_conditions", test_conditions=["nutlin"], val_frac=0.2)
