@@ -496,6 +496,49 @@ _Dumper.add_implicit_resolver(_FLOAT_TAG, _SCI_FLOAT, list("-+0123456789."))
 _Dumper.add_implicit_resolver(_FLOAT_TAG, _NON_FINITE, list("-+nNiI"))
 
 
+def flat_settings(doc: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys (lists kept as values; an empty mapping below the top is a value)."""
+    if isinstance(doc, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in doc.items():
+            out.update(flat_settings(v, f"{prefix}{k}."))
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: doc}
+
+
+def settings_diff(config: Mapping[str, Any], preset: Mapping[str, Any], skip: Sequence[str] = ("sweep",),
+                  missing: Any = None) -> list[tuple[str, Any, Any]]:
+    """``[(dotted key, preset value, config value)]`` where ``config`` differs from ``preset`` (two config documents).
+
+    A component node whose ``name`` changed is one entry (its other keys belong to another component); the top-level
+    sections ``skip`` are left out; a key one side does not set shows ``missing`` there (the constructor's default)."""
+    run, base = flat_settings(config), flat_settings(preset)
+    replaced = {k.removesuffix(".name") for k in run if k.endswith(".name") and k in base and run[k] != base[k]}
+    out: list[tuple[str, Any, Any]] = []
+    for key in sorted(set(run) | set(base)):
+        if any(key.startswith(r + ".") and key != r + ".name" for r in replaced):
+            continue
+        if key.split(".")[0] in skip:
+            continue
+        a, b = base.get(key, missing), run.get(key, missing)
+        if a != b:
+            out.append((key, a, b))
+    return out
+
+
+def result_settings(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` (a run's config document) without what does not change its result (progress bars), as plain values."""
+    import json
+
+    plain: dict[str, Any] = json.loads(json.dumps(doc, default=str))
+    train = plain.get("train")
+    if isinstance(train, dict):
+        train.pop("progress", None)
+        if not train:
+            del plain["train"]
+    return plain
+
+
 def sci_number(text: object) -> float | None:
     """The float a plain (unquoted) ``text`` such as ``1e3`` reads as in a config now, when distgen before 2026-12-05
     (plain PyYAML) read it as the string ``text``; None for any other value.

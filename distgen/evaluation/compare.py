@@ -230,25 +230,13 @@ def run_settings(path: str | Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(doc, dict) and doc:
-        return {k: v for key, value in doc.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
-    return {prefix[:-1]: doc}
-
-
 def settings_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``[(dotted key, A's value, B's value)]`` of two resolved run configs; a component whose ``name`` differs is one entry
-    (its other keys are another component's); the ``sweep`` and ``description`` sections are left out (they do not run)."""
-    fa, fb = _flat(a), _flat(b)
-    replaced = {k.removesuffix(".name") for k in fa if k.endswith(".name") and k in fb and fa[k] != fb[k]}
-    out = []
-    for key in sorted(set(fa) | set(fb)):
-        if key.split(".")[0] in {"sweep", "description"} or any(key.startswith(r + ".") and key != r + ".name" for r in replaced):
-            continue
-        va, vb = fa.get(key, UNSET), fb.get(key, UNSET)
-        if va != vb:
-            out.append((key, va, vb))
-    return out
+    """``[(dotted key, A's value, B's value)]`` of two resolved run configs (``distgen.config.settings_diff``): a component
+    whose ``name`` differs is one entry (its other keys are another component's); the ``sweep`` and ``description``
+    sections and progress bars are left out (they change no result)."""
+    from distgen.config import result_settings, settings_diff
+
+    return settings_diff(result_settings(b), result_settings(a), skip=("sweep", "description"), missing=UNSET)
 
 
 class _Unset:

@@ -30,7 +30,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load_config, load_yaml, preset_of, save_yaml
+from distgen.config import (
+    ConfigError,
+    InertSettingWarning,
+    explicit_keys,
+    load_config,
+    load_yaml,
+    preset_of,
+    result_settings,
+    save_yaml,
+)
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.errors import InputDataError, warn
@@ -308,17 +317,6 @@ def _unique(notes: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def _comparable(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """``doc`` without what does not change an experiment's result (progress bars)."""
-    plain: dict[str, Any] = json.loads(json.dumps(doc, default=str))
-    train = plain.get("train")
-    if isinstance(train, dict):
-        train.pop("progress", None)
-        if not train:
-            del plain["train"]
-    return plain
-
-
 def check_same_experiment(out: str | Path, doc: Mapping[str, Any]) -> None:
     """Refuse ``out`` when its ``experiment.yaml`` was written for another config (``ConfigError`` naming the keys).
 
@@ -335,7 +333,7 @@ def check_same_experiment(out: str | Path, doc: Mapping[str, Any]) -> None:
         previous = load_yaml(path)
     except (ConfigError, OSError, ValueError):
         return  # an unreadable earlier record (cut short while written): this run replaces it
-    diff = config_diff(_comparable(previous), _comparable(doc))
+    diff = config_diff(result_settings(previous), result_settings(doc))
     if diff:
         shown = "; ".join(diff[:3]) + (f" (+{len(diff) - 3} more)" if len(diff) > 3 else "")
         raise ConfigError(f"{out} holds an experiment of another config ({shown}); rerun with that config to resume it, "

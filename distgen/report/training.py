@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from distgen.config import flat_settings, settings_diff
 from distgen.report.style import MODEL, NEUTRAL, metric_info
 
 _PALETTE = ("#0072B2", "#E69F00", "#CC79A7", "#009E73", "#A6761D", "#56B4E9")
@@ -91,31 +91,6 @@ def training_figure(log: Sequence[Mapping[str, float]], ncols: int = 3) -> Figur
     return fig
 
 
-def flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys (lists kept as values)."""
-    if isinstance(doc, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in doc.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-        return out if out or not prefix else {prefix[:-1]: {}}
-    return {prefix[:-1]: doc}
-
-
-def config_diff(config: Mapping[str, Any], preset: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``[(dotted key, preset value, run value)]`` where the run differs from the preset.
-
-    A component node whose ``name`` changed is one entry (its other keys belong to another
-    component); a key the preset does not set shows ``None`` there (the constructor's default).
-    """
-    run, base = flatten(config), flatten(preset)
-    replaced = {k.removesuffix(".name") for k in run if k.endswith(".name") and k in base and run[k] != base[k]}
-    out: list[tuple[str, Any, Any]] = []
-    for key in sorted(set(run) | set(base)):
-        if any(key.startswith(r + ".") and key != r + ".name" for r in replaced):
-            continue
-        if key.split(".")[0] == "sweep":
-            continue
-        a, b = base.get(key), run.get(key)
-        if a != b:
-            out.append((key, a, b))
-    return out
+#: Dotted keys of a config (``distgen.config.flat_settings``) and its differences from another (``settings_diff``).
+flatten = flat_settings
+config_diff = settings_diff

@@ -450,3 +450,17 @@ def test_two_run_folders_are_compared_with_what_their_settings_differ_in(tmp_pat
     assert "model.backbone.name ('pad_transformer' vs 'mlp')" in mlp and "d_model" not in mlp and "hidden" not in mlp
     assert "data.set_size (16 vs 8)" in mlp and "data settings differ" in mlp and "train.seed" not in mlp
     assert said("a", "files") == []
+
+
+def test_runs_differing_only_in_their_progress_bars_have_the_same_settings(tmp_path):
+    """``train.progress`` changes no result (``distgen sweep --json`` and ``distgen run`` of a config record it false, a
+    plain run true): two such runs were said to differ in 1 setting, their difference read as that setting's effect."""
+    from distgen.config import save_yaml
+
+    rows = {f"P{i}": {"mse": 1.0 + i / 10} for i in range(4)}
+    base = {"model": {"name": "generator"}, "train": {"seed": 0, "steps": 20}}
+    for name, progress in (("a", True), ("b", False)):
+        evaluation_folder(tmp_path / name / "eval", rows, {"mse": False})
+        save_yaml({**base, "train": {**base["train"], "progress": progress}}, tmp_path / name / "experiment.yaml")
+    (note,) = [n for n in compare(tmp_path / "a", tmp_path / "b")["notes"] if "setting" in n]
+    assert note.startswith("A and B were run with the same settings")
