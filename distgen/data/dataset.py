@@ -313,6 +313,8 @@ class PerturbationData(PopulationLabels):
         )
         labels = _labels(atoms, doses, contexts, batches, info)
         meta: dict[str, Any] = {"scale": scale_out, "source_scale": scale}
+        if dosed:  # a population per dose: the closed-form baselines read the doses (distgen.models.baselines.effects.is_dosed)
+            meta["dosed"] = True
         if scale == "log" and kind == "genes":
             total = normalised_total(x)  # log1p input's normalize_total target, when it can be told (every gene kept)
             if total is not None:

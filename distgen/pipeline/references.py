@@ -28,6 +28,7 @@ from distgen.errors import InputDataError, warn
 from distgen.evaluation.io import check_scale, label_note
 from distgen.models import models
 from distgen.models.base import FittedModel, checked_prediction
+from distgen.models.baselines.effects import is_dosed
 from distgen.seeds import content_keys
 from distgen.types import Cells, CellTable, ConditionLabels, DataInfo, IndexedCells, labels_in, vocabulary
 
@@ -151,6 +152,8 @@ def fit_references(
             model.fit(train)
             fitted[name] = model
         refs[name] = reference_cells(model, truth, labels)
+    if train is not None and is_dosed(train):
+        notes += dose_rule_notes(fitted)
     conditions = sorted(set(truth.conditions[~truth.is_control].tolist()))
     atoms = sorted({a for c in conditions for a in truth.atoms(c)})
     for name, model in fitted.items():
@@ -158,6 +161,15 @@ def fit_references(
         if unseen:
             notes.append(f"baseline {name!r} cannot predict atoms {unseen[:8]}{'...' if len(unseen) > 8 else ''} (uses its fallback)")
     return refs, notes
+
+
+def dose_rule_notes(fitted: dict[str, FittedModel]) -> list[str]:
+    """One note per baseline fitted on data at several doses (``docs/data.md``, "Doses"): how it predicts a population at a
+    dose, its ``dose_rule`` (``additive``: its atoms' effects at the nearest training dose; ``mean_perturbation``: dose-blind),
+    or that it declares none (a plugin's): the report never presents a dose-blind reference without saying so."""
+    return [f"baseline {name!r} on data at several doses: "
+            + (getattr(model, "dose_rule", None) or "declares no dose_rule, so how it reads doses is not known (it may be dose-blind)")
+            for name, model in fitted.items()]
 
 
 def dataset_references(dataset: Dataset, truth: Cells, names: Sequence[str] = DEFAULT_BASELINES) -> tuple[dict[str, Cells], list[str]]:

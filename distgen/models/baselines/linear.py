@@ -15,7 +15,7 @@ from torch import Tensor
 
 from distgen.capabilities import ModelCapabilities
 from distgen.models.base import FittedModel
-from distgen.models.baselines.effects import add_effects, atoms_of, condition_effects
+from distgen.models.baselines.effects import POOLED_DOSE_RULE, add_effects, atoms_of, condition_effects
 from distgen.types import CellTable, ConditionLabels
 
 
@@ -23,6 +23,7 @@ class LinearBaseline(FittedModel):
     """Bilinear ridge model on a PCA gene embedding (Ahlmann-Eltze et al. 2025); ``K`` dims, ridge ``ridge``."""
 
     capabilities = ModelCapabilities(supports_unseen_perturbations=True)
+    dose_rule = POOLED_DOSE_RULE  # it predicts no dose (docs/data.md, "Doses")
 
     def __init__(self, n_components: int = 10, ridge: float = 0.1) -> None:
         if n_components < 1 or ridge < 0:

@@ -6,7 +6,16 @@ import torch
 from torch import Tensor
 
 from distgen.models.base import FittedModel
-from distgen.models.baselines.effects import add_effects, atoms_of, condition_effects
+from distgen.models.baselines.effects import (
+    NEAREST_DOSE_RULE,
+    add_effects,
+    atoms_of,
+    condition_effects,
+    dosed_atoms_of,
+    is_dosed,
+    nearest_dose,
+    single_dose_effects,
+)
 from distgen.models.baselines.noncontrol_mean import noncontrol_effect
 from distgen.types import CellTable, ConditionLabels
 
@@ -19,11 +28,15 @@ class MatchingMeanBaseline(FittedModel):
     single perturbation seen in training gets its own training mean. Atoms never seen alone are
     skipped; a condition with none seen falls back to the non-control mean (``noncontrol_mean``), and
     ``can_predict`` reports those atoms as False. Effects are measured within contexts and averaged
-    (``condition_effects``), then added to the given context's controls.
+    (``condition_effects``), then added to the given context's controls. On data at several doses each atom's effect is
+    the one at the dose asked, or at its nearest training dose (``dose_rule``, as ``additive``).
     """
+
+    dose_rule = NEAREST_DOSE_RULE
 
     def __init__(self) -> None:
         self.singles: dict[int, Tensor] = {}
+        self.dosed: dict[int, dict[float, Tensor]] | None = None  # {atom: {dose: effect}} on data at several doses
         self.fallback: Tensor | None = None
         self.atom_names: tuple[str, ...] = ()
 
@@ -33,6 +46,7 @@ class MatchingMeanBaseline(FittedModel):
         if not effects:
             raise ValueError("matching_mean: the training cells contain no perturbed cells")
         self.singles = {atoms[0]: e for atoms, e in effects.items() if len(atoms) == 1}
+        self.dosed = single_dose_effects(train) if is_dosed(train) else None
         self.fallback = noncontrol_effect(train)
         self.atom_names = train.info.perturbations
         return self
@@ -41,9 +55,13 @@ class MatchingMeanBaseline(FittedModel):
         if self.fallback is None:
             raise RuntimeError("matching_mean: call fit(train) before predict")
         eff = torch.zeros(len(labels), control.shape[-1], dtype=torch.float64)
-        for b, row in enumerate(labels.perturbation):
+        for b, (row, dose) in enumerate(zip(labels.perturbation, labels.dose)):
             atoms = atoms_of(row)
-            seen = [self.singles[a] for a in atoms if a in self.singles]
+            if self.dosed is not None:
+                dosed = self.dosed
+                seen = [dosed[a][nearest_dose(dosed[a], d)] for a, d in dosed_atoms_of(row, dose) if a in dosed]
+            else:
+                seen = [self.singles[a] for a in atoms if a in self.singles]
             if seen:
                 eff[b] = torch.stack(seen).mean(0)
             elif atoms:

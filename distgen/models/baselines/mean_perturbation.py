@@ -7,7 +7,7 @@ from torch import Tensor
 
 from distgen.capabilities import ModelCapabilities
 from distgen.models.base import FittedModel
-from distgen.models.baselines.effects import condition_effects, shift_perturbed
+from distgen.models.baselines.effects import POOLED_DOSE_RULE, condition_effects, shift_perturbed
 from distgen.types import CellTable, ConditionLabels
 
 
@@ -19,6 +19,7 @@ class MeanPerturbationBaseline(FittedModel):
     """
 
     capabilities = ModelCapabilities(supports_unseen_perturbations=True)
+    dose_rule = POOLED_DOSE_RULE  # it predicts no dose (docs/data.md, "Doses")
 
     def __init__(self) -> None:
         self.effect: Tensor | None = None

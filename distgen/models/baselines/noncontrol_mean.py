@@ -7,7 +7,7 @@ from torch import Tensor
 
 from distgen.capabilities import ModelCapabilities
 from distgen.models.base import FittedModel
-from distgen.models.baselines.effects import shift_perturbed
+from distgen.models.baselines.effects import POOLED_DOSE_RULE, shift_perturbed
 from distgen.types import CellTable, ConditionLabels
 
 
@@ -39,6 +39,7 @@ class NonControlMeanBaseline(FittedModel):
     """
 
     capabilities = ModelCapabilities(supports_unseen_perturbations=True)
+    dose_rule = POOLED_DOSE_RULE  # it predicts no dose (docs/data.md, "Doses")
 
     def __init__(self) -> None:
         self.effect: Tensor | None = None
