@@ -16,12 +16,14 @@ spread of the controls, and a model and a baseline differ only by what they do w
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from distgen.data.conditions import parse_dose_label
 from distgen.data.groups import draw_order
 from distgen.data.prepared import Dataset, control_draw
 from distgen.errors import InputDataError, warn
@@ -30,7 +32,7 @@ from distgen.models import models
 from distgen.models.base import FittedModel, checked_prediction
 from distgen.models.baselines.effects import is_dosed
 from distgen.seeds import content_keys
-from distgen.types import Cells, CellTable, ConditionLabels, DataInfo, IndexedCells, labels_in, vocabulary
+from distgen.types import COMBO, Cells, CellTable, ConditionLabels, DataInfo, IndexedCells, labels_in, vocabulary
 
 #: Baselines scored by default (``control`` needs no training cells; the others do): the references a 2026
 #: paper must report (``noncontrol_mean``: Systema's mean of all perturbed cells). ``matching_mean`` is opt-in.
@@ -135,10 +137,12 @@ def _baseline(name: str) -> FittedModel:
 
 def fit_references(
     train: CellTable | None, truth: Cells, labels: Labeller, names: Sequence[str] = DEFAULT_BASELINES,
+    atoms: Callable[[str], Sequence[str]] | None = None,
 ) -> tuple[dict[str, Cells], list[str]]:
     """Fit each baseline of ``names`` on ``train`` and predict ``truth``'s groups: ``({name: Cells}, notes)``.
 
-    Without training cells only baselines that need none (``control``) are scored; the notes say so.
+    Without training cells only baselines that need none (``control``) are scored; the notes say so. ``atoms(condition)``
+    names a condition's atoms in ``train``'s vocabulary (``truth.atoms``, or the atoms of ``atom@dose`` labels).
     """
     refs: dict[str, Cells] = {}
     notes: list[str] = []
@@ -155,9 +159,9 @@ def fit_references(
     if train is not None and is_dosed(train):
         notes += dose_rule_notes(fitted)
     conditions = sorted(set(truth.conditions[~truth.is_control].tolist()))
-    atoms = sorted({a for c in conditions for a in truth.atoms(c)})
+    asked = sorted({a for c in conditions for a in (atoms or truth.atoms)(c)})
     for name, model in fitted.items():
-        unseen = [a for a, ok in zip(atoms, model.can_predict(atoms)) if not ok]
+        unseen = [a for a, ok in zip(asked, model.can_predict(asked)) if not ok]
         if unseen:
             notes.append(f"baseline {name!r} cannot predict atoms {unseen[:8]}{'...' if len(unseen) > 8 else ''} (uses its fallback)")
     return refs, notes
@@ -214,6 +218,22 @@ def check_held_out_not_in_training(train: Cells, truth: Cells) -> None:
         )
 
 
+def population_doses(truth: Cells, train: Cells | None) -> dict[str, tuple[tuple[str, ...], tuple[float, ...]]] | None:
+    """``{label: (atoms, doses)}`` when every perturbed label of ``truth`` and ``train`` is a population at a dose, ``atom@dose``
+    (``dexa@10``, ``dexa@10+saha@100``: what distgen writes for data at several doses, ``docs/data.md`` "Doses"), so the
+    baselines of ``distgen evaluate --train`` fit on the atoms at their doses; None otherwise (each label its own atoms)."""
+    out: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {}
+    for cells in (truth, train):
+        if cells is None:
+            continue
+        for c in set(cells.conditions[~cells.is_control].tolist()):
+            parsed = parse_dose_label(c, COMBO)
+            if parsed is None:
+                return None
+            out[c] = parsed
+    return out or None
+
+
 def cells_references(
     train: Cells | None, truth: Cells, names: Sequence[str] = DEFAULT_BASELINES,
 ) -> tuple[dict[str, Cells], list[str]]:
@@ -233,16 +253,32 @@ def cells_references(
             raise InputDataError(f"the training cells have no control cells labelled {train.control!r}; baselines need them")
         train = train.relabel_control(truth.control)
         check_held_out_not_in_training(train, truth)
+    dosed = population_doses(truth, train)
     info: DataInfo = vocabulary([truth] if train is None else [train, truth])
-    table = train.to_table(info) if train is not None else None
+    if dosed is not None:  # atom@dose labels: the atoms are the drugs, each population at its dose
+        drugs = tuple(sorted({a for atoms, _ in dosed.values() for a in atoms}))
+        info = dataclasses.replace(info, perturbations=drugs, perturbation_type="genetic" if set(drugs) & set(truth.genes) else "chemical")
+    table = None
+    if train is not None and dosed is not None:
+        parsed = [dosed[c] if c != train.control else ((), ()) for c in train.conditions.tolist()]
+        table = CellTable(train.X.to(torch.float32), labels_in(info, [a for a, _ in parsed], train.contexts.tolist(), train.batches.tolist(),
+                                                               [d for _, d in parsed]), info, {"dosed": True})
+    elif train is not None:
+        table = train.to_table(info)
+
+    def atoms_of(condition: str) -> Sequence[str]:
+        return dosed[condition][0] if dosed is not None and condition in dosed else truth.atoms(condition)
 
     def labels(conditions: list[str], contexts: list[str], batches: list[str]) -> ConditionLabels:
+        if dosed is not None:
+            return labels_in(info, [atoms_of(c) for c in conditions], contexts, batches,
+                             [dosed[c][1] if c in dosed else () for c in conditions])
         return labels_in(info, [truth.atoms(c) for c in conditions], contexts, batches)
 
-    refs, notes = fit_references(table, truth, labels, names)
+    refs, notes = fit_references(table, truth, labels, names, atoms_of)
     if train is not None:  # training atoms that are the truth's spelled another way ('a' for 'A'): the baselines never matched them
-        trained = {a for c in set(train.conditions[~train.is_control].tolist()) for a in train.atoms(c)}
-        evaluated = sorted({a for c in set(truth.conditions[~truth.is_control].tolist()) for a in truth.atoms(c)})
+        trained = {a for c in set(train.conditions[~train.is_control].tolist()) for a in (atoms_of if dosed else train.atoms)(c)}
+        evaluated = sorted({a for c in set(truth.conditions[~truth.is_control].tolist()) for a in atoms_of(c)})
         unseen = sorted(trained - set(evaluated))
         if (hint := label_note(unseen, [a for a in evaluated if a not in trained], "training file")) is not None:
             notes.append(f"the training file's perturbations are not the truth's: {hint}")

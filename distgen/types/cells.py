@@ -201,8 +201,9 @@ class Cells:
         """These cells as a ``CellTable`` in the vocabulary ``info`` (dose 1 per atom); unknown labels are errors.
 
         Dose 1 because a ``Cells`` carries no dose (nor does the cell-eval layout it is read from). What reads such a table
-        reads no dose: the closed-form baselines of ``distgen evaluate --train`` never look at ``labels.dose``
-        (``tests/pipeline/test_predict_doses.py`` holds each of them to it). A model fitted on ``Cells``
+        reads no dose: the closed-form baselines never look at ``labels.dose`` on such a table (no ``meta['dosed']``;
+        ``tests/pipeline/test_predict_doses.py`` holds each of them to it); ``distgen evaluate --train`` reads the doses of
+        ``atom@dose`` labels itself (``distgen.pipeline.references.population_doses``). A model fitted on ``Cells``
         (``distgen.fit(model, cells)``) learns every atom at dose 1: fit a dose-reading model on a ``Dataset``
         (``schema.dose_col``) instead (``docs/data.md``, "Doses")."""
         if tuple(self.genes) != tuple(info.genes):

@@ -95,3 +95,19 @@ def test_the_report_says_each_baselines_dose_rule_on_dosed_data_only(dataset, tm
     assert not is_dosed(one.train_table) and AdditiveBaseline().fit(one.train_table).dosed is None
     _, notes = dataset_references(one, one.truth("test"), ("additive", "mean_perturbation"))
     assert not any("several doses" in n for n in notes)
+
+
+def test_evaluate_train_on_files_reads_atom_at_dose_labels_as_the_run_does(dataset):
+    """``distgen evaluate --train`` (``cells_references``) on cells labelled ``atom@dose``: the atoms are the drugs, each
+    population at its dose, so its references are the run's (``dataset_references``), not 'dexa@1000' as an unseen atom."""
+    from distgen.pipeline.references import cells_references
+
+    truth = dataset.truth("test")
+    names = ("additive", "matching_mean", "mean_perturbation")
+    run, run_notes = dataset_references(dataset, truth, names)
+    files, notes = cells_references(dataset.train_cells(), truth, names)
+    for name in names:
+        assert np.array_equal(files[name].conditions, run[name].conditions)
+        assert torch.allclose(files[name].X, run[name].X, atol=1e-5), name
+    assert not any("cannot predict" in n for n in notes)  # dexa@1000 is dexa, seen at 1 to 100
+    assert [n for n in notes if "several doses" in n] == [n for n in run_notes if "several doses" in n]
