@@ -592,26 +592,109 @@ def read_pair(
         raise InputDataError(f"the files record different value scales ({said}); write them at one scale "
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
     check_gene_names(files)
-    info.notes += dose_pooling_note(files["real"].obs, pert_col, control, col)
+    info.notes += split_doses(files, pert_col, control, col, words)
     cells = {k: _cells(a, pert_col, control, col, k, delimiters, words) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
 
 
-def dose_pooling_note(obs: pd.DataFrame, pert_col: str, control: str, celltype_col: str | None) -> list[str]:
-    """A note when a truth column of ``DOSE_COLUMNS`` holds several values within one perturbation label (in one cell
-    type): the evaluation pairs populations by their label, so that label's doses are scored as one population. distgen
-    writes such data as a population per dose (``dexa@10``, ``distgen.data.conditions.dose_label``). ``[]`` or one note."""
-    found = [c for c in DOSE_COLUMNS if c in obs.columns and c != pert_col]
-    if not found:
-        return []
-    col = found[0]
+def dose_column(obs: pd.DataFrame, pert_col: str) -> str | None:
+    """The first of ``DOSE_COLUMNS`` that ``obs`` has (not the perturbation column), or None."""
+    return next((c for c in DOSE_COLUMNS if c in obs.columns and c != pert_col), None)
+
+
+def doses_within_labels(obs: pd.DataFrame, pert_col: str, control: str, celltype_col: str | None) -> tuple[str, pd.Series] | None:
+    """``(dose column, {(label, cell type): number of doses})`` of the perturbation labels whose cells carry several doses in
+    one cell type, or None when every label has one dose there (or ``obs`` has no column of ``DOSE_COLUMNS``)."""
+    col = dose_column(obs, pert_col)
+    if col is None:
+        return None
     keys = [obs[pert_col].astype(str), *([obs[celltype_col].astype(str)] if celltype_col else [])]
     frame = pd.DataFrame({"p": keys[0].to_numpy(), "k": keys[1].to_numpy() if len(keys) > 1 else "", "d": obs[col].astype(str).to_numpy()})
     frame = frame[frame["p"] != control].drop_duplicates()
     per = frame.groupby(["p", "k"], sort=True)["d"].nunique()
     several = per[per > 1]
-    if several.empty:
+    return None if several.empty else (col, several)
+
+
+def _dose_labelled(obs: pd.DataFrame, pert_col: str, control: str) -> bool:
+    """Whether every perturbed label of ``obs`` is a population at a dose, ``atom@dose`` (as distgen writes data at several doses)."""
+    from distgen.data.conditions import parse_dose_label
+
+    labels = set(obs[pert_col].astype(str).tolist()) - {control}
+    return bool(labels) and all(parse_dose_label(v) is not None for v in labels)
+
+
+def with_dose_labels(adata: ad.AnnData, pert_col: str, control: str, dose_col: str, controls: Sequence[str], name: str) -> ad.AnnData:
+    """``adata`` (its matrix shared, not copied) with each perturbed cell's label written as its population at its dose,
+    ``atom@dose`` (``dexa`` at 10: ``dexa@10``; ``saha+dexa`` at ``100+10``: ``dexa@10+saha@100``), read from ``obs[dose_col]``
+    as the training loader reads a dose column (``distgen.data.conditions.parse_doses``); controls keep their label."""
+    from distgen.data.conditions import dose_label, parse_doses
+    from distgen.data.doses import DoseError
+    from distgen.data.schema import PerturbationSchema
+
+    obs = adata.obs
+    labels = obs[pert_col].astype(str).to_numpy()
+    canon = {v: canonical_condition(v, control, (), controls) for v in pd.unique(labels)}
+    atoms = [() if canon[v] == control else tuple(canon[v].split(COMBO)) for v in labels]
+    schema = PerturbationSchema(perturbation_col=pert_col, control_labels=tuple(dict.fromkeys((control, *controls))), dose_col=dose_col)
+    try:
+        doses = parse_doses(obs, schema, atoms)
+    except (DoseError, ValueError) as err:
+        raise InputDataError(f"the {name} file's obs[{dose_col!r}]: {err}") from None
+    out = obs.copy()
+    out[pert_col] = [v if not a else dose_label(a, d) for v, a, d in zip(labels, atoms, doses)]
+    return ad.AnnData(X=adata.X, obs=out, var=adata.var)
+
+
+def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, celltype_col: str | None, controls: Sequence[str]) -> list[str]:
+    """Score a population per (label, dose) when the files carry the dose in a column of ``DOSE_COLUMNS``: ``files`` relabelled
+    in place (``with_dose_labels``) and a note saying so; ``[]`` when no file holds several doses within a label.
+
+    The truth at several doses within a label is split by its dose column, and so is the prediction: by its own dose
+    column, or it is already labelled ``atom@dose``; a prediction with neither is refused (which of its cells is which dose
+    cannot be told). A prediction at several doses within a label is refused unless the truth can be split the same way.
+    The training file (``--train``) is relabelled when it carries the dose column."""
+    real, pred = files["real"].obs, files["pred"].obs
+    several = doses_within_labels(real, pert_col, control, celltype_col)
+    several_pred = doses_within_labels(pred, pert_col, control, celltype_col)
+    if several is None and several_pred is None:
         return []
+    split = {k for k, a in files.items() if dose_column(a.obs, pert_col) is not None}
+    if several is None:  # the prediction's cells of one label carry several doses, the truth's one (or none)
+        assert several_pred is not None
+        (p, k), n = several_pred[1].index[0], int(several_pred[1].iloc[0])
+        if "real" not in split and not _dose_labelled(real, pert_col, control):
+            raise InputDataError(
+                f"the prediction's obs[{several_pred[0]!r}] holds several doses within {len(several_pred[1])} perturbation label(s) "
+                f"(e.g. {p!r}{f' in {k}' if k else ''}: {n} doses), but the truth has no dose column ({', '.join(DOSE_COLUMNS)}) nor "
+                "atom@dose labels: which truth cells each dose is scored against cannot be told. Add the truth's dose column "
+                "(or label both files atom@dose, dexa@10), or keep in the prediction only the dose the truth was measured at")
+    elif "pred" not in split:
+        if not _dose_labelled(pred, pert_col, control):
+            (p, k), n = several[1].index[0], int(several[1].iloc[0])
+            raise InputDataError(
+                f"the truth's obs[{several[0]!r}] holds several doses within {len(several[1])} perturbation label(s) (e.g. {p!r}"
+                f"{f' in {k}' if k else ''}: {n} doses), but the prediction has no dose column ({', '.join(DOSE_COLUMNS)}) and "
+                "its labels carry no dose (atom@dose): which of its cells to pair with which dose cannot be told (scoring them "
+                "against the doses pooled is no score of any dose). Add the prediction's dose column, or write each dose into "
+                "its labels as distgen does (dexa@10; distgen.data.conditions.dose_label)")
+    for k in sorted(split):
+        files[k] = with_dose_labels(files[k], pert_col, control, str(dose_column(files[k].obs, pert_col)), controls,
+                                    {"real": "truth", "pred": "prediction"}.get(k, k))
+    return [f"doses: the {' and '.join({'real': 'truth', 'pred': 'prediction'}.get(k, k) for k in sorted(split))} carry several doses "
+            "within a perturbation label in a dose column: each (label, dose) is scored as a population of its own, labelled "
+            "atom@dose (dexa@10), as distgen labels data at several doses"]
+
+
+def dose_pooling_note(obs: pd.DataFrame, pert_col: str, control: str, celltype_col: str | None) -> list[str]:
+    """A note when a truth column of ``DOSE_COLUMNS`` holds several values within one perturbation label (in one cell
+    type): pairing by label would score that label's doses as one population (``read_pair`` splits them,
+    ``split_doses``; a reader that cannot says so). distgen writes such data as a population per dose (``dexa@10``,
+    ``distgen.data.conditions.dose_label``). ``[]`` or one note."""
+    found = doses_within_labels(obs, pert_col, control, celltype_col)
+    if found is None:
+        return []
+    col, several = found
     (p, k), n = several.index[0], int(several.iloc[0])
     return [f"the truth's obs[{col!r}] holds several doses within {len(several)} perturbation label(s) (e.g. {p!r}{f' in {k}' if k else ''}: "
             f"{n} doses): populations are paired by their label, so each label's doses are scored as one population. To score "

@@ -193,7 +193,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 return None
             check_pair(_scale(fp, TRUTH_KEY), _scale(fr, TRUTH_KEY), pred, real)
             cols = {k: _columns(f["obs"]) for k, f in files.items()}
-            if any(c in DOSE_COLUMNS for c in cols["real"]):  # read_pair says whether the doses are pooled (dose_pooling_note)
+            if any(c in DOSE_COLUMNS for cs in cols.values() for c in cs):  # read_pair splits the doses (layout.split_doses)
                 return None
             if pert_col is None:
                 found = [c for c in PERT_COLS if all(c in cs for cs in cols.values())]

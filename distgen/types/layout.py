@@ -78,7 +78,7 @@ POOLED_NOTE = "contexts pooled"
 
 
 #: ``obs`` columns that usually hold a cell's dose (sci-Plex ``dose``, GEARS ``dose_val``): ``distgen.data.layout``'s
-#: ``dose_pooling_note`` reads them (and the fast pair reader leaves a truth with one to it).
+#: ``split_doses`` reads them (and the fast pair reader leaves a pair with one to it).
 DOSE_COLUMNS = ("dose", "dose_val", "dose_value")
 
 

@@ -139,9 +139,10 @@ def test_the_streaming_predictor_predicts_each_population_as_memory_does(path, t
     assert set(ad.read_h5ad(asked).obs[col].astype(str)) >= {"dexa@50", "saha@1000"}
 
 
-def test_evaluating_files_whose_labels_pool_doses_says_so(tmp_path):
-    """Files in cell-eval's layout with the dose in a column of its own: scored by label, so the doses are pooled; the
-    evaluation says so and how to keep them apart (a distgen prediction labels each dose: dexa@10)."""
+def test_evaluating_files_with_a_dose_column_scores_each_dose(tmp_path):
+    """Files in cell-eval's layout with the dose in a column of its own: each (label, dose) scored on its own, labelled as
+    distgen labels it (dexa@10), and the evaluation says so (was: scored by label, the doses pooled, with a note).
+    ``tests/evaluation/test_evaluate_doses.py`` has the pairings and refusals."""
     rng = np.random.default_rng(1)
     rows = [("ctrl", "0")] * 20 + [("dexa", d) for d in ("10", "100") for _ in range(10)] + [("saha", "5")] * 10
     obs = pd.DataFrame(rows, columns=["target", "dose"], index=[f"c{i}" for i in range(len(rows))])
@@ -151,8 +152,9 @@ def test_evaluating_files_whose_labels_pool_doses_says_so(tmp_path):
         a.X = np.log1p(a.X)
         a.write_h5ad(tmp_path / f"{name}.h5ad")
         files.append(str(tmp_path / f"{name}.h5ad"))
-    with pytest.warns(UserWarning, match=r"obs\['dose'\] holds several doses within 1 perturbation label\(s\) \(e.g. 'dexa': 2 doses\)"):
+    with pytest.warns(UserWarning, match=r"each \(label, dose\) is scored as a population of its own"):
         assert main(["evaluate", "--pred", files[0], "--real", files[1], "--out", str(tmp_path / "eval"), "--control", "ctrl", *EVAL]) == 0
+    assert set(pd.read_csv(tmp_path / "eval" / "metrics.csv")["perturbation"]) == {"dexa@10", "dexa@100", "saha@5"}
 
 
 def test_a_dose_blind_run_is_refused_a_file_at_several_doses(path, tmp_path, capsys):

@@ -1,0 +1,97 @@
+"""``distgen evaluate`` on files with the dose in a column of its own (``dose``, ``dose_val``, ``dose_value``).
+
+Each (label, dose) is scored as a population of its own when the truth holds several doses within a label and the
+prediction can be paired dose by dose (its own dose column, or ``atom@dose`` labels); a prediction that cannot be is
+refused, never scored against the doses pooled. Files at one dose per label are read as before.
+"""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgen.cli import main
+from distgen.data.layout import read_pair
+from distgen.errors import InputDataError
+
+EVAL = ["--metrics", "mse", "--no-plots", "--no-ceiling", "--baselines", "", "--quiet", "--control", "ctrl"]
+ROWS = [("ctrl", "0")] * 20 + [("dexa", d) for d in ("10", "100") for _ in range(10)] + [("saha+dexa", "5+10")] * 10
+
+
+def _truth(col: str = "dose") -> ad.AnnData:
+    obs = pd.DataFrame(ROWS, columns=["target", col], index=[f"c{i}" for i in range(len(ROWS))])
+    x = np.random.default_rng(1).poisson(2.0, (len(ROWS), 6)).astype(np.float32)
+    x[obs[col] == "100", 0] += 30  # dexa at 100 far from dexa at 10 on g0: pooled or swapped doses cannot score 0
+    return ad.AnnData(X=np.log1p(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
+
+
+def _write(tmp_path, **files: ad.AnnData) -> dict[str, str]:
+    out = {}
+    for name, a in files.items():
+        a.write_h5ad(tmp_path / f"{name}.h5ad")
+        out[name] = str(tmp_path / f"{name}.h5ad")
+    return out
+
+
+def _scores(tmp_path, files: dict[str, str]) -> pd.Series:
+    assert main(["evaluate", "--pred", files["pred"], "--real", files["real"], "--out", str(tmp_path / "eval"), *EVAL]) == 0
+    rows = pd.read_csv(tmp_path / "eval" / "metrics.csv")
+    return rows.set_index("perturbation")["mse"]
+
+
+@pytest.mark.parametrize("col", ["dose", "dose_val"])
+def test_each_label_and_dose_is_scored_on_its_own_when_both_files_carry_the_dose(tmp_path, col):
+    truth = _truth(col)
+    pred = truth[np.random.default_rng(2).permutation(truth.n_obs)].copy()  # the truth's cells, rows shuffled
+    mse = _scores(tmp_path, _write(tmp_path, pred=pred, real=truth))
+    assert set(mse.index) == {"dexa@10", "dexa@100", "dexa@10+saha@5"}  # saha+dexa at 5+10: a dose per slot
+    assert np.allclose(mse.to_numpy(), 0.0, atol=1e-10)  # each dose paired with its own cells
+    summary = (tmp_path / "eval" / "summary.json").read_text()
+    assert "each (label, dose) is scored as a population of its own" in summary
+
+
+def test_a_prediction_labelled_atom_at_dose_pairs_with_a_truth_dose_column(tmp_path):
+    truth = _truth()
+    pred = truth.copy()
+    pred.obs["target"] = ["ctrl" if t == "ctrl" else {"10": "dexa@10", "100": "dexa@100", "5+10": "dexa@10+saha@5"}[d]
+                          for t, d in zip(pred.obs["target"], pred.obs["dose"])]
+    del pred.obs["dose"]
+    mse = _scores(tmp_path, _write(tmp_path, pred=pred, real=truth))
+    assert set(mse.index) == {"dexa@10", "dexa@100", "dexa@10+saha@5"} and np.allclose(mse.to_numpy(), 0.0, atol=1e-10)
+
+
+def test_one_side_with_doses_that_cannot_be_paired_is_refused(tmp_path, capsys):
+    truth = _truth()
+    pred = truth.copy()
+    del pred.obs["dose"]  # bare labels, no dose: which dexa cells are which dose?
+    files = _write(tmp_path, pred=pred, real=truth)
+    with pytest.raises(InputDataError, match=r"the truth's obs\['dose'\] holds several doses within 1 perturbation label.*"
+                                             r"the prediction has no dose column"):
+        read_pair(files["pred"], files["real"], "target", "ctrl")
+    assert main(["evaluate", "--pred", files["pred"], "--real", files["real"], "--out", str(tmp_path / "e"), *EVAL]) == 2
+    assert "Add the prediction's dose column" in capsys.readouterr().err
+    files = _write(tmp_path, pred=truth, real=pred)  # the other way round: a prediction at several doses, a dose-free truth
+    with pytest.raises(InputDataError, match=r"the prediction's obs\['dose'\] holds several doses.*the truth has no dose column"):
+        read_pair(files["pred"], files["real"], "target", "ctrl")
+
+
+def test_a_dose_column_with_one_dose_per_label_changes_nothing(tmp_path):
+    truth = _truth()
+    one = truth[truth.obs["dose"] != "100"].copy()
+    pred, real, _, info = read_pair(one, one.copy(), "target", "ctrl")
+    assert set(real.conditions) == {"ctrl", "dexa", "dexa+saha"} and not any("dose" in n for n in info.notes)
+
+
+def test_a_training_file_with_the_dose_column_fits_the_baselines_per_dose(tmp_path):
+    """``--train`` with the dose column: relabelled too, so ``additive`` adds dexa@10's and saha@5's effects for the
+    combination (``distgen.pipeline.references.population_doses``) and the report carries each baseline's dose rule."""
+    truth = _truth()
+    rows = [("ctrl", "0")] * 20 + [("dexa", d) for d in ("10", "100") for _ in range(10)] + [("saha", "5")] * 10
+    obs = pd.DataFrame(rows, columns=["target", "dose"], index=[f"t{i}" for i in range(len(rows))])
+    train = ad.AnnData(X=np.log1p(np.random.default_rng(3).poisson(2.0, (len(rows), 6)).astype(np.float32)), obs=obs, var=truth.var.copy())
+    files = _write(tmp_path, pred=truth.copy(), real=truth, train=train)
+    assert main(["evaluate", "--pred", files["pred"], "--real", files["real"], "--train", files["train"], "--out", str(tmp_path / "eval"),
+                 *EVAL[:4], "--baselines", "additive,mean_perturbation", "--quiet", "--control", "ctrl"]) == 0
+    summary = (tmp_path / "eval" / "summary.json").read_text()
+    assert "baseline 'additive' on data at several doses" in summary and "nearest training dose" in summary
+    assert "cannot predict" not in summary
