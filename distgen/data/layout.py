@@ -669,37 +669,20 @@ def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, cellt
                 f"(e.g. {p!r}{f' in {k}' if k else ''}: {n} doses), but the truth has no dose column ({', '.join(DOSE_COLUMNS)}) nor "
                 "atom@dose labels: which truth cells each dose is scored against cannot be told. Add the truth's dose column "
                 "(or label both files atom@dose, dexa@10), or keep in the prediction only the dose the truth was measured at")
-    elif "pred" not in split:
-        if not _dose_labelled(pred, pert_col, control):
-            (p, k), n = several[1].index[0], int(several[1].iloc[0])
-            raise InputDataError(
-                f"the truth's obs[{several[0]!r}] holds several doses within {len(several[1])} perturbation label(s) (e.g. {p!r}"
-                f"{f' in {k}' if k else ''}: {n} doses), but the prediction has no dose column ({', '.join(DOSE_COLUMNS)}) and "
-                "its labels carry no dose (atom@dose): which of its cells to pair with which dose cannot be told (scoring them "
-                "against the doses pooled is no score of any dose). Add the prediction's dose column, or write each dose into "
-                "its labels as distgen does (dexa@10; distgen.data.conditions.dose_label)")
+    elif "pred" not in split and not _dose_labelled(pred, pert_col, control):
+        (p, k), n = several[1].index[0], int(several[1].iloc[0])
+        raise InputDataError(
+            f"the truth's obs[{several[0]!r}] holds several doses within {len(several[1])} perturbation label(s) (e.g. {p!r}"
+            f"{f' in {k}' if k else ''}: {n} doses), but the prediction has no dose column ({', '.join(DOSE_COLUMNS)}) and "
+            "its labels carry no dose (atom@dose): which of its cells to pair with which dose cannot be told (scoring them "
+            "against the doses pooled is no score of any dose). Add the prediction's dose column, or write each dose into "
+            "its labels as distgen does (dexa@10; distgen.data.conditions.dose_label)")
     for k in sorted(split):
         files[k] = with_dose_labels(files[k], pert_col, control, str(dose_column(files[k].obs, pert_col)), controls,
                                     {"real": "truth", "pred": "prediction"}.get(k, k))
     return [f"doses: the {' and '.join({'real': 'truth', 'pred': 'prediction'}.get(k, k) for k in sorted(split))} carry several doses "
             "within a perturbation label in a dose column: each (label, dose) is scored as a population of its own, labelled "
             "atom@dose (dexa@10), as distgen labels data at several doses"]
-
-
-def dose_pooling_note(obs: pd.DataFrame, pert_col: str, control: str, celltype_col: str | None) -> list[str]:
-    """A note when a truth column of ``DOSE_COLUMNS`` holds several values within one perturbation label (in one cell
-    type): pairing by label would score that label's doses as one population (``read_pair`` splits them,
-    ``split_doses``; a reader that cannot says so). distgen writes such data as a population per dose (``dexa@10``,
-    ``distgen.data.conditions.dose_label``). ``[]`` or one note."""
-    found = doses_within_labels(obs, pert_col, control, celltype_col)
-    if found is None:
-        return []
-    col, several = found
-    (p, k), n = several.index[0], int(several.iloc[0])
-    return [f"the truth's obs[{col!r}] holds several doses within {len(several)} perturbation label(s) (e.g. {p!r}{f' in {k}' if k else ''}: "
-            f"{n} doses): populations are paired by their label, so each label's doses are scored as one population. To score "
-            f"each dose on its own, write the dose into the label in both files as distgen does (atom@dose: dexa@10; "
-            f"distgen.data.conditions.dose_label), or train on the data with data.schema.dose_col: {col}, whose predictions are so labelled"]
 
 
 def check_shapes(files: dict[str, ad.AnnData], pert_col: str | None = None) -> None:

@@ -78,7 +78,7 @@ def test_one_side_with_doses_that_cannot_be_paired_is_refused(tmp_path, capsys):
 def test_a_dose_column_with_one_dose_per_label_changes_nothing(tmp_path):
     truth = _truth()
     one = truth[truth.obs["dose"] != "100"].copy()
-    pred, real, _, info = read_pair(one, one.copy(), "target", "ctrl")
+    _, real, _, info = read_pair(one, one.copy(), "target", "ctrl")
     assert set(real.conditions) == {"ctrl", "dexa", "dexa+saha"} and not any("dose" in n for n in info.notes)
 
 
