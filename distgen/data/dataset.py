@@ -123,7 +123,8 @@ def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray, condition
                          "point PerturbationSchema.expression at the matrix that holds the values (a layer, raw)")
     if empty.any():
         groups = pd.DataFrame({"c": conditions.astype(str), "k": contexts.astype(str), "e": empty}).groupby(["c", "k"], sort=True)["e"]
-        whole = [f"{c} @ {k} ({n} cells)" for (c, k), n in groups.size().items() if groups.get_group((c, k)).all()]
+        stats = groups.agg(["size", "all"])  # one pass over the groups (get_group per group: ~0.1 ms each, 1.2 s at 720 groups)
+        whole = [f"{c} @ {k} ({n} cells)" for (c, k), n in stats.loc[stats["all"], "size"].items()]
         warn(
             f"{int(empty.sum())} of {counted(len(empty), 'cell')} {'has' if int(empty.sum()) == 1 else 'have'} no expression at all (every gene 0; e.g. "
             f"{[str(n) for n in names[empty][:3]]}; {int((empty & is_ctrl).sum())} of them controls, which predictions start "
