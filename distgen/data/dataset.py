@@ -494,7 +494,8 @@ class PerturbationData(PopulationLabels):
         out_scale = "log" if scale == "counts" and schema.normalize else scale
         if kind == "genes" and out_scale == "log" and self.table.meta.get("scale") == "log":
             self._warn_depth(torch.from_numpy(dense), contexts, np.array([not a for a in atoms], dtype=bool))
-        return CellTable(torch.from_numpy(dense), labels, self.info, {"scale": out_scale})
+        meta: dict[str, Any] = {"scale": out_scale, **({"dosed": True} if self.dosed else {})}  # a baseline fitted on them reads doses
+        return CellTable(torch.from_numpy(dense), labels, self.info, meta)
 
     def _warn_depth(self, cells: torch.Tensor, contexts: np.ndarray, control: np.ndarray) -> None:
         """Warn when encoded log1p ``cells`` [N, G] sit on another depth scale than this dataset's cells of their context."""

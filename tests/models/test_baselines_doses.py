@@ -111,3 +111,8 @@ def test_evaluate_train_on_files_reads_atom_at_dose_labels_as_the_run_does(datas
         assert torch.allclose(files[name].X, run[name].X, atol=1e-5), name
     assert not any("cannot predict" in n for n in notes)  # dexa@1000 is dexa, seen at 1 to 100
     assert [n for n in notes if "several doses" in n] == [n for n in run_notes if "several doses" in n]
+
+
+def test_cells_encoded_with_dosed_data_are_dosed_for_the_baselines(dataset):
+    table = dataset.data.encode(sciplex(n=2))
+    assert is_dosed(table) and AdditiveBaseline().fit(table).dosed is not None
