@@ -276,6 +276,10 @@ def cells_references(
         return labels_in(info, [truth.atoms(c) for c in conditions], contexts, batches)
 
     refs, notes = fit_references(table, truth, labels, names, atoms_of)
+    if train is not None and dosed is None and population_doses(truth, None) is not None:
+        notes.append("the truth's labels carry doses (atom@dose) but some of the training file's do not: the baselines read each "
+                     "truth label as an atom of its own and predict it from their fallbacks; give the training file its dose "
+                     "column (dose, dose_val, dose_value) or atom@dose labels")
     if train is not None:  # training atoms that are the truth's spelled another way ('a' for 'A'): the baselines never matched them
         trained = {a for c in set(train.conditions[~train.is_control].tolist()) for a in (atoms_of if dosed else train.atoms)(c)}
         evaluated = sorted({a for c in set(truth.conditions[~truth.is_control].tolist()) for a in atoms_of(c)})

@@ -95,3 +95,19 @@ def test_a_training_file_with_the_dose_column_fits_the_baselines_per_dose(tmp_pa
     summary = (tmp_path / "eval" / "summary.json").read_text()
     assert "baseline 'additive' on data at several doses" in summary and "nearest training dose" in summary
     assert "cannot predict" not in summary
+
+
+def test_a_dose_labelled_truth_with_a_dose_free_training_file_says_the_baselines_cannot_match(tmp_path):
+    from distgen.pipeline.references import cells_references
+
+    truth = _truth()
+    rows = [("ctrl", "0")] * 20 + [("dexa", "10")] * 10
+    obs = pd.DataFrame(rows, columns=["target", "dose"], index=[f"t{i}" for i in range(len(rows))])
+    train = ad.AnnData(X=np.log1p(np.random.default_rng(3).poisson(2.0, (len(rows), 6)).astype(np.float32)), obs=obs, var=truth.var.copy())
+    _, real, train_c, _ = read_pair(truth.copy(), truth, "target", "ctrl", train=train[:, :].copy())
+    del train.obs["dose"]
+    _, _, bare, _ = read_pair(truth.copy(), truth, "target", "ctrl", train=train)
+    _, notes = cells_references(train_c, real, ("additive",))
+    assert not any("training file's do not" in n for n in notes)
+    _, notes = cells_references(bare, real, ("additive",))
+    assert any("the truth's labels carry doses (atom@dose) but some of the training file's do not" in n for n in notes)
