@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -278,14 +278,23 @@ def several_doses(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence[
     return per[per.map(len) > 1]
 
 
-def check_dose_labels(schema: PerturbationSchema) -> None:
+def check_dose_labels(schema: PerturbationSchema, atoms: Iterable[str] = ()) -> None:
     """Refuse (``LabelError``) data at several doses per condition whose labels could not carry the dose unambiguously:
-    a ``combo_delimiter`` that a dose or the ``@`` is written with (``.``, ``@``, a digit)."""
+    a ``combo_delimiter`` that a dose or the ``@`` is written with (``.``, ``@``, a digit), or an atom of ``atoms`` that is
+    itself written ``name@number`` (``x@5`` at dose 2 is ``x@5@2``, but a user's ``x@5`` would read as ``x`` at dose 5)."""
     delim = schema.combo_delimiter
     if delim == DOSE_TAG or delim == "." or any(ch.isdigit() or ch == "-" for ch in delim):
         raise LabelError(f"dose_col {schema.dose_col!r}: the data holds conditions at several doses, labelled atom{DOSE_TAG}dose "
                          f"(dex{DOSE_TAG}10, A{DOSE_TAG}1{delim}B{DOSE_TAG}3), but combo_delimiter {delim!r} is written inside such "
                          "labels; choose another PerturbationSchema.combo_delimiter (the default '+')")
+    tagged = sorted(a for a in set(atoms) if parse_dose_label(a) is not None)
+    if tagged:
+        col = schema.perturbation_cols[0]
+        raise LabelError(f"dose_col {schema.dose_col!r}: the data holds conditions at several doses, labelled atom{DOSE_TAG}dose, but "
+                         f"{counted(len(tagged), 'perturbation')} already read as a dose label ({', '.join(map(repr, tagged[:5]))}"
+                         f"{' ...' if len(tagged) > 5 else ''}): asking for {tagged[0]!r} would mean another population. Rename them "
+                         f"without '{DOSE_TAG}' before a number, e.g. adata.obs[{col!r}] = adata.obs[{col!r}].astype(str)"
+                         f".str.replace('{DOSE_TAG}', '_at_')")
 
 
 def _read_dose(v: Any, atoms: tuple[str, ...], slots: list[str | None], schema: PerturbationSchema) -> tuple[float, ...]:

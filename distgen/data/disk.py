@@ -296,7 +296,7 @@ class DiskCells:
         self.dosed = s.dose_col is not None and not several_doses(self.condition_names[seen[:, 0]], ctx_names[seen[:, 1]],
                                                                    [doses[i] for i in seen[:, 0]]).empty
         if self.dosed:
-            check_dose_labels(s)
+            check_dose_labels(s, {x for a in atoms for x in a})
             self.condition_names = np.array([dose_label(a, d, s.combo_delimiter) for a, d in zip(atoms, doses)], dtype=object)
             self.canonical_names = np.array([dose_label(a, d, COMBO) for a, d in zip(atoms, doses)], dtype=object)
         self.condition_codes = inv

@@ -83,6 +83,27 @@ def test_a_delimiter_that_a_dose_is_written_with_is_refused():
         PerturbationData.from_anndata(a, PerturbationSchema(**{**SCHEMA.to_dict(), "combo_delimiter": "."}))
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_perturbation_already_written_like_a_dose_label_is_refused(tmp_path, streamed):
+    """At several doses ``x@5`` at dose 2 is labelled ``x@5@2``, and a user's ``x@5`` (``--perturbations``, ``--dose``,
+    ``Dataset.labels``) would read as ``x`` at dose 5: refused at loading, naming the perturbation and a rename."""
+    from distgen.data.disk import DiskCells
+
+    a = sciplex()
+    a.obs["drug"] = a.obs["drug"].astype(str).str.replace("nutlin", "nutlin@5", regex=False)
+    with pytest.raises(LabelError, match=r"'nutlin@5'.*str\.replace\('@', '_at_'\)"):
+        if streamed:
+            a.write_h5ad(tmp_path / "d.h5ad")
+            DiskCells(tmp_path / "d.h5ad", SCHEMA)
+        else:
+            PerturbationData.from_anndata(a, SCHEMA)
+    fixed = a.copy()
+    fixed.obs["drug"] = fixed.obs["drug"].astype(str).str.replace("@", "_at_")
+    assert "nutlin_at_5@10" in set(PerturbationData.from_anndata(fixed, SCHEMA).conditions.tolist())  # the rename given loads
+    one = a[(a.obs["dose"] == "10").to_numpy() | (a.obs["drug"] == "vehicle").to_numpy()].copy()  # one dose each: no dose labels
+    assert "nutlin@5" in set(PerturbationData.from_anndata(one, SCHEMA).conditions.tolist())
+
+
 def test_training_sets_are_drawn_per_dose():
     data = PerturbationData.from_anndata(sciplex(), SCHEMA)
     groups, _ = condition_groups(data.table)
