@@ -345,7 +345,7 @@ def prediction_provenance(seed: int, part: str, max_cells: int | None, **options
     return out
 
 
-def dose_text(doses: Any) -> str | None:
+def doses_provenance(doses: Any) -> str | None:
     """``doses`` as a prediction file records them (``provenance["doses"]``): None when not asked."""
     return None if doses is None else str(dict(doses) if isinstance(doses, Mapping) else doses)
 
@@ -727,7 +727,7 @@ def _predict_run(
                 print(note, file=sys.stderr)
         ckpt = resolve_checkpoint(checkpoint or run_dir)
         provenance = prediction_provenance(seed, part, dataset.max_cells, run=str(run_dir), checkpoint=ckpt.name, weights=weights,
-                                           sampling=sampling, genes=genes, counts=counts, doses=dose_text(doses), **said_origin(run_dir))
+                                           sampling=sampling, genes=genes, counts=counts, doses=doses_provenance(doses), **said_origin(run_dir))
         if real is None:
             write_cells(dataset, written, out, "pred", scale, provenance)
         else:

@@ -45,7 +45,7 @@ from distgen.errors import InputDataError, InputKeyError, warn
 from distgen.pipeline.outputs import check_distinct, check_output_file
 from distgen.pipeline.predict import (
     _inside,
-    dose_text,
+    doses_provenance,
     open_run,
     predict_section,
     prediction_provenance,
@@ -179,7 +179,7 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
         values = FileCounts(cells, obs, record, counts, seed)
     ckpt = resolve_checkpoint(checkpoint or run_dir)
     provenance = prediction_provenance(seed, "file", cap, run=str(run_dir), data=str(data), checkpoint=ckpt.name, weights=weights,
-                                       sampling=sampling, counts=counts, perturbations=wanted, doses=dose_text(doses), **said_origin(run_dir))
+                                       sampling=sampling, counts=counts, perturbations=wanted, doses=doses_provenance(doses), **said_origin(run_dir))
     predict_to_disk(run.model, cells, out, record.set_size, seed=seed, max_cells=cap, weights=ckpt, real=real,
                     conditions=wanted, values=values, provenance=provenance, doses=doses, trained_doses=record.dose_ranges)
     for note in run.warnings:
