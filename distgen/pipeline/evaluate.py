@@ -270,8 +270,6 @@ def _in_labels_of(cells: Cells, truth: Cells) -> Cells:
     ``distgen.predict(..., out=...)`` writes no cell-type column for data with one context, so its file read back
     has the context ``"all"``; against the ``Dataset`` it came from (context ``k562``) every group looked missing.
     """
-    import dataclasses
-
     from distgen.types.cells import ALL
 
     changes: dict[str, Any] = {}
@@ -279,7 +277,7 @@ def _in_labels_of(cells: Cells, truth: Cells) -> Cells:
         mine, theirs = set(getattr(cells, field).tolist()), set(getattr(truth, field).tolist())
         if mine == {ALL} and len(theirs) == 1 and theirs != {ALL}:
             changes[field] = np.full(len(cells), next(iter(theirs)), dtype=object)
-    return dataclasses.replace(cells, **changes) if changes else cells
+    return cells.relabelled(**changes) if changes else cells
 
 
 def _name(source: Any) -> str:

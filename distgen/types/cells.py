@@ -8,6 +8,7 @@ convert between the two through a vocabulary.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,9 @@ from distgen.types.tensors import PAD, CellTable, ConditionLabels, DataInfo
 from distgen.wording import counted
 
 COMBO = "+"  #: the delimiter of a canonical combination label (``"A+B"``)
+#: The labels ``Cells.relabelled`` replaces (every field but the values and the genes).
+LABEL_FIELDS = ("conditions", "contexts", "batches", "control", "names")
+
 ALL = "all"  #: the context (or batch) label of data without contexts (or batches); also "every context"
 
 
@@ -182,6 +186,14 @@ class Cells:
             np.concatenate([c.names for c in items if c.names is not None]) if named else None,
         )
 
+    def relabelled(self, **labels: Any) -> Cells:
+        """The same values with some labels replaced (``conditions``, ``contexts``, ``batches``, ``control``, ``names``;
+        checked as at construction): ``dataclasses.replace`` for labels, which an ``IndexedCells`` keeps as rows of its base."""
+        unknown = sorted(set(labels) - set(LABEL_FIELDS))
+        if unknown:
+            raise TypeError(f"relabelled() replaces labels only ({', '.join(LABEL_FIELDS)}), got {unknown}")
+        return dataclasses.replace(self, **labels)
+
     def relabel_control(self, control: str) -> Cells:
         """The same cells with the control condition renamed to ``control``."""
         conds = np.where(self.is_control, control, self.conditions).astype(object)
@@ -272,6 +284,15 @@ class IndexedCells(Cells):
     def block(self, start: int, stop: int) -> Cells:
         """The cells of rows ``start:stop``: rows of the same base (nothing gathered)."""
         return self.subset(np.arange(len(self))[start:stop])
+
+    def relabelled(self, **labels: Any) -> Cells:
+        """The same rows of the same base with some labels replaced (``Cells.relabelled``; nothing gathered)."""
+        unknown = sorted(set(labels) - set(LABEL_FIELDS))
+        if unknown:
+            raise TypeError(f"relabelled() replaces labels only ({', '.join(LABEL_FIELDS)}), got {unknown}")
+        now = {f: getattr(self, f) for f in LABEL_FIELDS} | labels
+        return IndexedCells(self.base, self.rows, now["conditions"], self.genes, now["contexts"], now["batches"], now["control"],
+                            now["names"])
 
 
 def _set_labels(cells: Cells, n: int, width: int, conditions: Sequence[str] | np.ndarray, genes: Sequence[str],

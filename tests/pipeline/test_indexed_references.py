@@ -6,6 +6,7 @@ table it replaced (that table is still built for any baseline that changes a cel
 check ``IndexedCells`` against the ``Cells`` it stands for.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -110,6 +111,25 @@ def test_indexed_cells_do_what_the_gathered_cells_do():
     assert same_predictions(ref, plain) and not same_predictions(ref, Cells(plain.X + 1, plain.conditions, plain.genes, plain.contexts))
     with pytest.raises(ValueError, match="rows must index"):
         IndexedCells(truth.X, [len(truth)], ["P"], truth.genes)
+
+
+def test_indexed_cells_are_relabelled_as_rows_of_their_base():
+    """``dataclasses.replace`` cannot rebuild an ``IndexedCells`` (its constructor takes the base and rows, not ``X``):
+    ``relabelled`` keeps the rows, and the evaluation's relabelling of a file's context goes through it."""
+    truth = _truth(3)
+    rows = np.arange(0, len(truth), 2)
+    ref = IndexedCells(truth.X, rows, truth.conditions[rows], truth.genes, truth.contexts[rows], truth.batches[rows], truth.control)
+    with pytest.raises(TypeError):
+        dataclasses.replace(ref, contexts=np.full(len(ref), "k562", dtype=object))
+    got = ref.relabelled(contexts=np.full(len(ref), "k562", dtype=object))
+    assert isinstance(got, IndexedCells) and got.base is truth.X and set(got.contexts.tolist()) == {"k562"}
+    _same_cells(got.relabelled(contexts=ref.contexts), ref)
+    plain = truth.subset(rows).relabelled(contexts=np.full(len(ref), "k562", dtype=object))
+    assert torch.equal(plain.X, got.X) and plain.contexts.tolist() == got.contexts.tolist()
+    with pytest.raises(TypeError, match="labels only"):
+        ref.relabelled(X=truth.X)
+    with pytest.raises(ValueError):  # checked as at construction
+        ref.relabelled(conditions=["P"])
 
 
 def test_same_predictions_by_blocks_is_the_whole_table_comparison(monkeypatch):
