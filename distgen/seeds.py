@@ -96,4 +96,24 @@ def content_order(X: Any, genes: Sequence[str]) -> Tensor:
     return torch.from_numpy(ranks)
 
 
-__all__ = ["content_keys", "content_order", "label_seed"]
+#: An odd 64-bit multiplier (the golden ratio's, as SplitMix64 uses) that scatters salted keys before they are ranked.
+_SCATTER = np.uint64(0x9E3779B97F4A7C15)
+
+
+def content_subset(keys: np.ndarray, cap: int, seed: int = 0) -> Tensor:
+    """Indices of at most ``cap`` of the rows whose ``content_keys`` are ``keys [N]`` (all when ``N <= cap``), in an
+    order of their values: the rows first in an order of their keys salted by ``seed`` (a pseudo-random subset).
+
+    The same cells in another row or gene order give the same cells in the same order (identical rows are
+    interchangeable), another ``seed`` another subset. What a figure that shows a sample of cells draws it by, in that
+    order (``distgen.evaluation.report.pick_rows``, ``distgen.report.cells``): a subset by position, drawn in row
+    order, gave another figure for the same file saved in another row order.
+    """
+    salt = np.uint64(label_seed(seed, ("content_subset",)))
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64
+        mixed = (np.asarray(keys, dtype=np.uint64) ^ salt) * _SCATTER
+    mixed ^= mixed >> np.uint64(31)
+    return torch.from_numpy(np.argsort(mixed, kind="stable")[: max(cap, 0)].astype(np.int64))
+
+
+__all__ = ["content_keys", "content_order", "content_subset", "label_seed"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from distgen import markdown as md
@@ -22,6 +23,7 @@ from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import finite_rows
 from distgen.evaluation.pca import principal_axes
 from distgen.evaluation.suite import MetricTable
+from distgen.seeds import content_keys, content_subset
 from distgen.wording import counted, listing
 
 #: The file that marks a folder as an evaluation's from its first write (``Report.write``, ``distgen evaluate --out``):
@@ -328,20 +330,20 @@ def _savefig(fig: Any, path: str) -> None:
         fig.savefig(tmp, dpi=110, format="png")
 
 
-def pick_rows(blocks: Sequence[torch.Tensor], max_cells: int) -> torch.Tensor:
-    """``max_cells`` evenly spaced rows of the blocks stacked (all rows when fewer), gathered from each block: the rows
-    ``torch.cat(blocks)[linspace]`` holds, without the copy of every cell that stacking them makes."""
-    sizes = [int(b.shape[0]) for b in blocks]
-    total = sum(sizes)
-    if total <= max_cells:
-        return blocks[0] if len(blocks) == 1 else torch.cat(list(blocks))
-    rows = torch.linspace(0, total - 1, max_cells).round().long()
-    parts, start = [], 0
-    for b, n in zip(blocks, sizes):
-        mine = rows[(rows >= start) & (rows < start + n)] - start
-        parts.append(b[mine.to(b.device)])
-        start += n
-    return torch.cat(parts)
+def pick_rows(blocks: Sequence[torch.Tensor], max_cells: int, genes: Sequence[str]) -> torch.Tensor:
+    """At most ``max_cells`` rows of the blocks stacked, gathered from each block without the copy of every cell that
+    stacking them makes: a subset chosen, and ordered, by the cells' values (``distgen.seeds.content_subset``, genes
+    ``genes`` by name), so the same files in another row or gene order draw the same figure. Before 2026-12-06 they were
+    evenly spaced rows in row order, and a truth saved in another row order drew another ``embedding_overlay.png``."""
+    rows = content_subset(np.concatenate([content_keys(b, genes) for b in blocks]), max_cells)
+    parts, start, where = [], 0, []
+    for b in blocks:
+        mine = (rows >= start) & (rows < start + b.shape[0])
+        parts.append(b[(rows[mine] - start).to(b.device)])
+        where.append(torch.nonzero(mine).flatten())
+        start += int(b.shape[0])
+    out = torch.cat(parts)
+    return out[torch.argsort(torch.cat(where)).to(out.device)]  # row k of out is rows[k]
 
 
 def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, out: str, max_cells: int) -> list[str]:
@@ -383,7 +385,8 @@ def _plots(plt: Any, data: EvalData | Sequence[EvalData], table: MetricTable, ou
     _savefig(fig, files[-1])
     plt.close(fig)
 
-    real_x, pred_x = pick_rows([d.real.X for d in datas], max_cells), pick_rows([d.pred.X for d in datas], max_cells)
+    genes = datas[0].genes
+    real_x, pred_x = pick_rows([d.real.X for d in datas], max_cells, genes), pick_rows([d.pred.X for d in datas], max_cells, genes)
     pred_x = pred_x[finite_rows(pred_x)]  # torch.isfinite(pred_x) made a copy of it (its abs) and three bool tables
     if real_x.shape[0] >= 3 and pred_x.shape[0] >= 1:
         centred = real_x.to(torch.float64, copy=True)  # a copy: real_x can be the cells themselves; one float64 table, not 4

@@ -21,6 +21,7 @@ from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import finite_rows
 from distgen.evaluation.pca import principal_axes
 from distgen.report.style import CONTROL, MODEL, REAL, short_label, short_labels
+from distgen.seeds import content_keys, content_subset
 
 CellIndex = Mapping[str, tuple[EvalData, int]]
 
@@ -38,11 +39,12 @@ def pick_conditions(strength: Mapping[str, float], k: int = 3) -> list[tuple[str
     return out
 
 
-def _rows(n: int, cap: int, seed: int) -> torch.Tensor:
-    """At most ``cap`` of ``n`` row indices, a seeded random subset (all when ``n <= cap``)."""
-    if n <= cap:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:cap].sort().values
+def _rows(x: torch.Tensor, genes: Sequence[str], cap: int, seed: int) -> torch.Tensor:
+    """At most ``cap`` row indices of ``x [n, G]``, chosen and ordered by the cells' values
+    (``distgen.seeds.content_subset``), so the same cells in another row or gene order are drawn alike. Before
+    2026-12-06 a seeded random subset of positions in row order: a truth saved in another row order drew other cells,
+    another PCA and other population means in the report's embedding figure."""
+    return content_subset(content_keys(x, genes), cap, seed)
 
 
 class RealPCA:
@@ -50,16 +52,17 @@ class RealPCA:
 
     def __init__(self, datas: Sequence[EvalData], max_cells: int = 4000, seed: int = 0) -> None:
         blocks = [t for d in datas for t in (d.real.X, d.real.control)]
-        rows, start = _rows(sum(int(t.shape[0]) for t in blocks), max_cells, seed), 0
-        # the chosen rows of the stacked cells, gathered block by block into one float64 table (no float64 copy of every
-        # cell, no float32 copy of the chosen ones), centred and squared in place: one table of the picked cells at a time
-        # (four were: the float32 picks, the float64 ones, the centred ones and their squares, ~200 MB at 2,000 genes)
+        rows = content_subset(np.concatenate([content_keys(t, datas[0].genes) for t in blocks]), max_cells, seed)
+        # the chosen rows of the stacked cells, in the order content_subset gives them, gathered block by block into one
+        # float64 table (no float64 copy of every cell, no float32 copy of the chosen ones), centred and squared in place:
+        # one table of the picked cells at a time (four were: the float32 picks, the float64 ones, the centred ones and
+        # their squares, ~200 MB at 2,000 genes)
         x = torch.empty(len(rows), blocks[0].shape[1], dtype=torch.float64, device=blocks[0].device)
-        at = 0
+        start = 0
         for t in blocks:
-            mine = rows[(rows >= start) & (rows < start + t.shape[0])] - start
-            x[at : at + len(mine)] = t[mine.to(t.device)]
-            at, start = at + len(mine), start + int(t.shape[0])
+            mine = (rows >= start) & (rows < start + t.shape[0])
+            x[mine.to(x.device)] = t[(rows[mine] - start).to(t.device)].to(torch.float64)
+            start += int(t.shape[0])
         finite = finite_rows(x)  # torch.isfinite(x) made a float64 copy of x (its abs) and three bool tables
         if not bool(finite.all()):
             x = x[finite]
@@ -85,7 +88,7 @@ def embedding_figure(index: CellIndex, picks: Sequence[tuple[str, str]], model_n
     for _, p in picks:
         data, i = index[p]
         real, pred, ctrl = data.real.cells(i), data.pred.cells(i), data.real.control
-        groups.append(tuple(pca.project(x[_rows(x.shape[0], max_cells, seed)]) for x in (ctrl, real, pred)))
+        groups.append(tuple(pca.project(x[_rows(x, data.genes, max_cells, seed)]) for x in (ctrl, real, pred)))
     pooled = np.concatenate([np.concatenate(g) for g in groups])
     lo, hi = np.nanpercentile(pooled, 0.5, axis=0), np.nanpercentile(pooled, 99.5, axis=0)
     pad = 0.06 * (hi - lo + 1e-12)

@@ -19,7 +19,7 @@ from distgen.evaluation.io import eval_data
 from distgen.evaluation.report import pick_rows
 from distgen.evaluation.suite import run_metrics
 from distgen.pipeline.evaluate import load_pair
-from distgen.seeds import content_order
+from distgen.seeds import content_keys, content_order, content_subset
 from distgen.types import Cells
 
 from .synth import CONTROL, make_pair
@@ -113,15 +113,16 @@ def test_pick_rows_are_the_rows_of_the_stacked_blocks(sizes, cap):
     gen = torch.Generator().manual_seed(sum(sizes))
     blocks = [torch.randn(n, 3, generator=gen) for n in sizes]
     stacked = torch.cat(blocks)
-    want = stacked if stacked.shape[0] <= cap else stacked[torch.linspace(0, stacked.shape[0] - 1, cap).round().long()]
-    assert torch.equal(pick_rows(blocks, cap), want)
+    genes = ("a", "b", "c")
+    want = stacked[content_subset(content_keys(stacked, genes), cap)]  # the rows chosen by value, in that order
+    assert torch.equal(pick_rows(blocks, cap, genes), want)
 
 
 def test_the_report_pca_takes_the_rows_it_took_from_the_stacked_float64_table(data):
     from distgen.report.cells import RealPCA, _rows
 
     x = torch.cat([data.real.X, data.real.control]).to(torch.float64)
-    x = x[_rows(x.shape[0], 100, 2)]
+    x = x[_rows(torch.cat([data.real.X, data.real.control]), data.genes, 100, 2)]
     assert torch.equal(RealPCA([data], max_cells=100, seed=2).mean, x.mean(0))
 
 
