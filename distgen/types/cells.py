@@ -9,7 +9,7 @@ convert between the two through a vocabulary.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,9 +189,7 @@ class Cells:
     def relabelled(self, **labels: Any) -> Cells:
         """The same values with some labels replaced (``conditions``, ``contexts``, ``batches``, ``control``, ``names``;
         checked as at construction): ``dataclasses.replace`` for labels, which an ``IndexedCells`` keeps as rows of its base."""
-        unknown = sorted(set(labels) - set(LABEL_FIELDS))
-        if unknown:
-            raise TypeError(f"relabelled() replaces labels only ({', '.join(LABEL_FIELDS)}), got {unknown}")
+        _check_label_fields(labels)
         return dataclasses.replace(self, **labels)
 
     def relabel_control(self, control: str) -> Cells:
@@ -287,12 +285,17 @@ class IndexedCells(Cells):
 
     def relabelled(self, **labels: Any) -> Cells:
         """The same rows of the same base with some labels replaced (``Cells.relabelled``; nothing gathered)."""
-        unknown = sorted(set(labels) - set(LABEL_FIELDS))
-        if unknown:
-            raise TypeError(f"relabelled() replaces labels only ({', '.join(LABEL_FIELDS)}), got {unknown}")
+        _check_label_fields(labels)
         now = {f: getattr(self, f) for f in LABEL_FIELDS} | labels
         return IndexedCells(self.base, self.rows, now["conditions"], self.genes, now["contexts"], now["batches"], now["control"],
                             now["names"])
+
+
+def _check_label_fields(labels: Mapping[str, Any]) -> None:
+    """``TypeError`` unless every key of ``labels`` is one ``Cells.relabelled`` replaces (``LABEL_FIELDS``)."""
+    unknown = sorted(set(labels) - set(LABEL_FIELDS))
+    if unknown:
+        raise TypeError(f"relabelled() replaces labels only ({', '.join(LABEL_FIELDS)}), got {unknown}")
 
 
 def _set_labels(cells: Cells, n: int, width: int, conditions: Sequence[str] | np.ndarray, genes: Sequence[str],
