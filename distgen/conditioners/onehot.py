@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from distgen.capabilities import ConditionerCapabilities
 from distgen.conditioners.base import Conditioner, pool_slots
+from distgen.conditioners.dose import DoseEncoding
 from distgen.types import ConditionLabels, DataInfo
 
 
@@ -29,9 +30,13 @@ class OneHotConditioner(Conditioner):
         ``"sum"`` or ``"mean"`` over the atoms of a combination.
     use_context, use_batch
         Add a learned context / batch embedding.
+    dose, dose_scale
+        How an atom's dose scales its vector (``distgen.conditioners.dose``): ``linear`` (default: times the dose),
+        ``log`` (times ``log1p(dose / dose_scale)``: doses spread over decades, sci-Plex's 10-10,000 nM), ``learned``
+        (a Hill curve per atom) or ``none`` (dose-blind).
     """
 
-    capabilities = ConditionerCapabilities(embeds_batches=None, embeds_contexts=None, reads_dose=True)  # use_batch, use_context
+    capabilities = ConditionerCapabilities(embeds_batches=None, embeds_contexts=None, reads_dose=None)  # use_batch, use_context, dose
 
     def __init__(
         self,
@@ -41,6 +46,8 @@ class OneHotConditioner(Conditioner):
         pool: str = "sum",
         use_context: bool = True,
         use_batch: bool = False,
+        dose: str = "linear",
+        dose_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if pool not in ("sum", "mean"):
@@ -54,13 +61,14 @@ class OneHotConditioner(Conditioner):
         self.pert = nn.Embedding(max(1, info.n_perturbations), dim)
         self.context = nn.Embedding(len(info.contexts), dim) if use_context else None
         self.batch = nn.Embedding(len(info.batches), dim) if use_batch else None
-        self.capabilities = ConditionerCapabilities(embeds_batches=use_batch, embeds_contexts=use_context, reads_dose=True)
+        self.dose = DoseEncoding(dim, dose, dose_scale)  # no parameter unless learned: linear's checkpoints are as before
+        self.capabilities = ConditionerCapabilities(embeds_batches=use_batch, embeds_contexts=use_context, reads_dose=dose != "none")
         nn.init.normal_(self.pert.weight, std=dim**-0.5)
         self._init_null()
 
     def embed(self, labels: ConditionLabels) -> Tensor:
         ids = labels.perturbation
-        e = pool_slots(self.pert(ids.clamp_min(0)) * labels.dose[..., None], ids, self.pool)
+        e = pool_slots(self.dose(self.pert(ids.clamp_min(0)), labels.dose), ids, self.pool)
         if self.context is not None:
             e = e + self.context(labels.context)
         if self.batch is not None:

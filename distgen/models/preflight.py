@@ -312,6 +312,11 @@ def ignored_doses(model: Any, dataset: Any, asked: bool = False, allow_unembedde
     return notes
 
 
+#: The conditioners that read doses, as the dose refusals and notes name them (``distgen.conditioners.dose``).
+DOSE_READERS = ("onehot, gene_vocab or embedding_table with dose: linear, log or learned; onehot reads linear by default, and doses "
+                "spread over decades want log: 'model.conditioner={name: onehot, dose: log}' on the command line")
+
+
 def several_doses_refusal(column: str, several: Mapping[tuple[tuple[str, ...], str], Sequence[tuple[float, ...]]], whose: str,
                           allow_unembedded: bool = False) -> list[str]:
     """For a model that reads no dose, given data at several doses per condition (``several``: ``DoseRecord.several``): a
@@ -322,7 +327,7 @@ def several_doses_refusal(column: str, several: Mapping[tuple[tuple[str, ...], s
             f"({counted(len(several), '(condition, context) pair')}, e.g. {'+'.join(atoms)} in {ctx} at "
             f"{listing('+'.join(f'{x:g}' for x in d) for d in ds[:5])}), but no part of this model that embeds perturbations "
             "reads doses, so it would predict one population for every dose of a condition. Use a conditioner that reads doses "
-            "(onehot, which multiplies by the dose; gene_vocab or embedding_table with dose: log, linear or learned), or leave "
+            f"({DOSE_READERS}), or leave "
             f"data.schema.dose_col unset to pool the doses; {ALLOW_OPTION}=true runs it anyway")
     if not allow_unembedded:
         raise ConfigError(text)
@@ -346,8 +351,7 @@ def dose_blind_note(model: Any, column: str | None, ranges: Mapping[str, tuple[f
     also = ", and other doses are asked (doses=, --dose)" if asked else ""
     return [f"dose_col {column!r}: {carry}{also}, but no part of this model that embeds perturbations reads them "
             f"({listing(blind)}): an atom is one condition to it at every dose, so the doses change no prediction. Use a "
-            "model whose conditioner reads them (onehot, which multiplies by the dose; gene_vocab or embedding_table with "
-            "dose: log, linear or learned), or leave data.schema.dose_col unset"]
+            f"model whose conditioner reads them ({DOSE_READERS}), or leave data.schema.dose_col unset"]
 
 
 def check_prediction(

@@ -61,3 +61,36 @@ def test_gene_vocab_says_whether_it_reads_the_dose(mode):
     changed = not torch.allclose(c(labels), c(dataclasses.replace(labels, dose=labels.dose * 3.0)))
     assert c.capabilities.reads_dose is changed is (mode != "none")
     assert dose_blind(torch.nn.ModuleList([c])) == (["GeneVocabConditioner (dose: none)"] if mode == "none" else None)
+
+
+@pytest.mark.parametrize("mode", ["none", "linear", "log", "learned"])
+def test_onehot_reads_the_dose_as_its_dose_option_says(mode):
+    """``onehot`` multiplied by the raw dose only (sci-Plex's 10-10,000 nM gave vectors 1,000x apart); ``dose: log`` and
+    ``learned`` as the other conditioners read it, ``none`` dose-blind (the pre-flight names it)."""
+    import dataclasses
+
+    from distgen.conditioners.base import conditioners
+    from distgen.conditioners.dose import dose_blind
+    from distgen.testing.fixtures import tiny_info, tiny_labels
+
+    c = conditioners.get("onehot")(tiny_info(), dim=8, dose=mode, use_context=False)
+    labels = tiny_labels(4)
+    changed = not torch.allclose(c(labels), c(dataclasses.replace(labels, dose=labels.dose * 3.0)))
+    assert c.capabilities.reads_dose is changed is (mode != "none")
+    assert (dose_blind(torch.nn.ModuleList([c])) is None) is (mode != "none")
+    if mode == "log":  # each atom's vector times log1p(dose / scale), before pooling: the same embedding as linear at that weight
+        lin = conditioners.get("onehot")(tiny_info(), dim=8, use_context=False)
+        lin.load_state_dict(c.state_dict())
+        torch.testing.assert_close(c.embed(labels), lin.embed(dataclasses.replace(labels, dose=log_dose(labels.dose))))
+
+
+def test_onehot_default_reads_the_dose_linearly_as_before_and_keeps_its_checkpoint_keys():
+    from distgen.conditioners.base import conditioners
+    from distgen.testing.fixtures import tiny_info, tiny_labels
+
+    c = conditioners.get("onehot")(tiny_info(), dim=8)
+    labels = tiny_labels(4)
+    ids = labels.perturbation
+    rows = c.pert(ids.clamp_min(0)) * labels.dose[..., None] * (ids >= 0)[..., None]
+    torch.testing.assert_close(c.embed(labels), rows.sum(1) + c.context(labels.context))
+    assert set(c.state_dict()) == {k for k in c.state_dict() if not k.startswith("dose.")}  # no dose parameter unless learned

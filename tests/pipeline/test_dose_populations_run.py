@@ -104,7 +104,7 @@ def test_a_dose_blind_model_is_refused_on_data_at_several_doses(path, tmp_path, 
     assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "conditions at several doses" in err and "would predict one population for every dose" in err
-    assert "gene_vocab or embedding_table with dose: log" in err and "preflight.allow_unembedded=true runs it anyway" in err
+    assert "'model.conditioner={name: onehot, dose: log}'" in err and "preflight.allow_unembedded=true runs it anyway" in err
     assert not (tmp_path / "run" / "checkpoints").exists()
     ds = Dataset.load(_config(path, {})["data"])
     model = distgen.build(_config(path, blind), ds)

@@ -154,7 +154,7 @@ def test_a_model_whose_conditioner_ignores_doses_is_named_before_training(held):
 
     blind = notes({"name": "embedding_table", "table": table, "dim": 8, "hidden": 8})
     assert len(blind) == 1 and "no part of this model that embeds perturbations reads them (EmbeddingTableConditioner (dose: none))" in blind[0]
-    assert "nutlin 5" in blind[0] and "dose: log, linear or learned" in blind[0]
+    assert "nutlin 5" in blind[0] and "dose: linear, log or learned" in blind[0] and "{name: onehot, dose: log}" in blind[0]
     assert notes({"name": "embedding_table", "table": table, "dim": 8, "hidden": 8, "dose": "log"}) == []
     assert notes({"name": "onehot", "dim": 8}) == []
     for preset, part in (("perturbdiff", "CovariateConditioner"), ("scdfm", "PADTransformer (perturbation tokens)")):
