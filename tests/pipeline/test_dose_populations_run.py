@@ -209,3 +209,22 @@ def test_a_population_asked_at_a_dose_float32_cannot_hold_keeps_its_label(tmp_pa
     assert {g.condition for g in ds.groups("test")} == {"dexa@0.3", "saha@0.3"}
     cells = predict(DoseSpy(ds.info), ds, seed=0, doses={"saha": 0.1}, preflight=False)
     assert set(cells.conditions.tolist()) - {"control"} == {"dexa@0.3", "saha@0.1"}
+
+
+def test_a_held_out_top_dose_asked_at_another_dose_warns_only_about_the_dose_asked(path):
+    """``distgen predict RUN --dose 3000`` on a ``held_out_dose`` split warned about 3000 (asked) and also about 1000 (the
+    held-out groups' own dose, which the request replaces): the extrapolation it names must be the one it makes."""
+    import warnings
+
+    from distgen.data.doses import DoseExtrapolationWarning
+
+    ds = Dataset.load({"dataset": path, "schema": SCHEMA.to_dict(), "set_size": 4, "split": SPLIT})
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        predict(DoseSpy(ds.info), ds, seed=0, doses=3000.0)
+    said = [str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
+    assert said and all("asked at 3000" in m for m in said) and not any("asked at 1000" in m for m in said), said
+    with warnings.catch_warnings(record=True) as seen:  # asked at its own dose, the held-out top dose is an extrapolation
+        warnings.simplefilter("always")
+        predict(DoseSpy(ds.info), ds, seed=0)
+    assert any("asked at 1000" in str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning))
