@@ -11,9 +11,8 @@ from distgen.models.baselines.effects import (
     add_effects,
     atoms_of,
     condition_effects,
-    dosed_atoms_of,
+    effects_at_doses,
     is_dosed,
-    nearest_dose,
     single_dose_effects,
 )
 from distgen.types import CellTable, ConditionLabels
@@ -57,9 +56,8 @@ class AdditiveBaseline(FittedModel):
         eff = torch.zeros(len(labels), control.shape[-1], dtype=torch.float64)
         for b, (row, dose) in enumerate(zip(labels.perturbation, labels.dose)):
             if self.dosed is not None:
-                for a, d in dosed_atoms_of(row, dose):
-                    if a in self.dosed:
-                        eff[b] += self.dosed[a][nearest_dose(self.dosed[a], d)]
+                for e in effects_at_doses(self.dosed, row, dose):
+                    eff[b] += e
                 continue
             for a in atoms_of(row):
                 if a in self.singles:

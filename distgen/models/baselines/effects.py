@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -86,6 +86,12 @@ def nearest_dose(measured: Iterable[float], dose: float) -> float:
     if dose > 0 and doses[0] > 0:
         return min(doses, key=lambda m: abs(math.log(m) - math.log(dose)))
     return min(doses, key=lambda m: abs(m - dose))
+
+
+def effects_at_doses(dosed: Mapping[int, Mapping[float, Tensor]], row: Tensor, dose: Tensor) -> list[Tensor]:
+    """The effect alone (``single_dose_effects``) of each atom of one ``[P]`` perturbation row that ``dosed`` holds, at its
+    ``[P]`` dose when measured there, else at its nearest training dose (``nearest_dose``), in atom order."""
+    return [dosed[a][nearest_dose(dosed[a], d)] for a, d in dosed_atoms_of(row, dose) if a in dosed]
 
 
 #: What a dose-reading baseline (``additive``, ``matching_mean``) does on data at several doses (its ``dose_rule``).

@@ -11,9 +11,8 @@ from distgen.models.baselines.effects import (
     add_effects,
     atoms_of,
     condition_effects,
-    dosed_atoms_of,
+    effects_at_doses,
     is_dosed,
-    nearest_dose,
     single_dose_effects,
 )
 from distgen.models.baselines.noncontrol_mean import noncontrol_effect
@@ -58,8 +57,7 @@ class MatchingMeanBaseline(FittedModel):
         for b, (row, dose) in enumerate(zip(labels.perturbation, labels.dose)):
             atoms = atoms_of(row)
             if self.dosed is not None:
-                dosed = self.dosed
-                seen = [dosed[a][nearest_dose(dosed[a], d)] for a, d in dosed_atoms_of(row, dose) if a in dosed]
+                seen = effects_at_doses(self.dosed, row, dose)
             else:
                 seen = [self.singles[a] for a in atoms if a in self.singles]
             if seen:
