@@ -332,11 +332,17 @@ def runner_up(row: Mapping[str, Any], name: str, baselines: Mapping[str, MetricT
     not show. ``paired_test`` of the strongest minus the runner-up over the perturbations both define: ``baseline`` (the
     runner-up), ``mean_difference``, ``ci``, ``n``, and ``told_apart``: True only where the interval lies wholly on the
     strongest's better side of 0 (an interval holding 0, or NaN with fewer than 2 pairs, is not told apart).
+    A baseline with the strongest's very values of ``name`` (``_distinct_scored``: one baseline to the verdict) is not a
+    runner-up: their difference is 0 everywhere, and the verdict against either is the same.
     """
     best, hib = row.get("strongest_baseline"), row.get("higher_is_better")
+    if not best or best not in baselines or name not in baselines[best].values or row.get("diagnostic"):
+        return None
+    own = np.asarray(baselines[best].values[name], dtype=np.float64)
     means = {b: v for b, v in (row.get("baselines") or {}).items()
-             if b != best and b in baselines and name in baselines[b].values and isinstance(v, int | float) and math.isfinite(v)}
-    if not best or best not in baselines or not means or row.get("diagnostic"):
+             if b != best and b in baselines and name in baselines[b].values and isinstance(v, int | float) and math.isfinite(v)
+             and not _same_values(baselines[b].values[name], own)}
+    if not means:
         return None
     second = (max if hib else min)(means, key=means.__getitem__)
     test = paired_test(baselines[best].values[name], baselines[second].values[name], n_boot, level, seed, bounds)
@@ -482,8 +488,14 @@ def _distinct_scored(row: Mapping[str, Any], name: str, baselines: Mapping[str, 
         if b != best and not (isinstance(v, int | float) and math.isfinite(v)):
             continue
         vals = np.asarray(baselines[b].values[name], dtype=np.float64)
-        if any(vals.shape == o.shape and np.array_equal(vals, o, equal_nan=True) for o in seen):
+        if any(_same_values(vals, o) for o in seen):
             continue
         seen.append(vals)
         out.append(b)
     return out
+
+
+def _same_values(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> bool:
+    """Whether two baselines' values of a metric are the same, NaN where the other is NaN (one baseline to a verdict)."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return x.shape == y.shape and bool(np.array_equal(x, y, equal_nan=True))

@@ -277,6 +277,31 @@ def test_the_page_leaves_ties_out_of_its_sign_test():
     assert rates["before"] >= 3 * max(rates["now"], 0.05)
 
 
+def test_a_baseline_with_the_strongest_values_is_not_its_runner_up():
+    """Two baselines with the same values (one to the verdict: ``_distinct_scored``) are not ranked against each other: the
+    runner-up is the next distinct baseline. Before, the twin was the runner-up, 'not told apart' over a difference of 0
+    everywhere, and summary.md said the verdict was 'against one of two baselines the data do not rank'."""
+    from distgen.evaluation.calibration import summarise
+    from distgen.evaluation.uncertainty import calibrate, runner_up_notes
+
+    rng = np.random.default_rng(5)
+    perts = tuple(f"P{i}" for i in range(30))
+    base = rng.uniform(1, 2, 30)
+    tables = {k: MetricTable(perts=perts, values={"mse": v.tolist()}) for k, v in
+              (("model", base + 0.5), ("linear", base), ("mean_perturbation", base.copy()), ("control", base + 0.2))}
+    baselines = {k: v for k, v in tables.items() if k != "model"}
+    rows = summarise(tables["model"], baselines, None)
+    calibrate(rows, tables["model"], baselines, None, n_boot=100)
+    test = rows["mse"]["vs_strongest_baseline"]
+    assert test["verdict"] == "baseline" and test["baseline"] in ("linear", "mean_perturbation")
+    assert test["runner_up"]["baseline"] == "control" and test["runner_up"]["told_apart"]
+    assert runner_up_notes(rows) == ({}, [])
+    only_twins = {k: baselines[k] for k in ("linear", "mean_perturbation")}
+    rows = summarise(tables["model"], only_twins, None)
+    calibrate(rows, tables["model"], only_twins, None, n_boot=100)
+    assert "runner_up" not in rows["mse"]["vs_strongest_baseline"]
+
+
 def _two_baselines(gap: float, seed: int, n: int = 20) -> dict:
     from distgen.evaluation.calibration import summarise
     from distgen.evaluation.uncertainty import calibrate
