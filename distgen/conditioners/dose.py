@@ -84,9 +84,18 @@ def dose_blind(model: object) -> list[str] | None:
     tokens = [m for m in modules if not isinstance(m, Conditioner) and getattr(getattr(m, "capabilities", None), "embeds_perturbations", False) is True]
     if not found + tokens or any(m.capabilities.reads_dose is not False for m in found):
         return None
-    modes = [getattr(getattr(getattr(m, "combine", None), "dose", None), "mode", None) for m in found]
+    modes = [_dose_mode(m) for m in found]
     return [type(m).__name__ + (f" (dose: {mode})" if mode else "") for m, mode in zip(found, modes)] + [
         f"{type(m).__name__} (perturbation tokens)" for m in tokens]
+
+
+def _dose_mode(conditioner: nn.Module) -> str | None:
+    """The ``mode`` of a conditioner's ``DoseEncoding``: its own (``onehot``: ``.dose``) or its combiner's (``.combine.dose``)."""
+    for owner in (conditioner, getattr(conditioner, "combine", None)):
+        enc = getattr(owner, "dose", None)
+        if isinstance(enc, DoseEncoding):
+            return enc.mode
+    return None
 
 
 __all__ = ["DOSE_MODES", "DoseEncoding", "dose_blind", "hill", "log_dose"]
