@@ -653,13 +653,15 @@ def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, cellt
     The truth at several doses within a label is split by its dose column, and so is the prediction: by its own dose
     column, or it is already labelled ``atom@dose``; a prediction with neither is refused (which of its cells is which dose
     cannot be told). A prediction at several doses within a label is refused unless the truth can be split the same way.
-    The training file (``--train``) is relabelled when it carries the dose column."""
+    The training file (``--train``) is relabelled when it carries the dose column. A file whose labels are all ``atom@dose``
+    already is left as it is, whatever dose column it also carries."""
     real, pred = files["real"].obs, files["pred"].obs
     several = doses_within_labels(real, pert_col, control, celltype_col)
     several_pred = doses_within_labels(pred, pert_col, control, celltype_col)
     if several is None and several_pred is None:
         return []
-    split = {k for k, a in files.items() if dose_column(a.obs, pert_col) is not None}
+    # a file already labelled atom@dose keeps its labels, its dose column too (dosed again, dexa@10 read dexa@10@10)
+    split = {k for k, a in files.items() if dose_column(a.obs, pert_col) is not None and not _dose_labelled(a.obs, pert_col, control)}
     if several is None:  # the prediction's cells of one label carry several doses, the truth's one (or none)
         assert several_pred is not None
         (p, k), n = several_pred[1].index[0], int(several_pred[1].iloc[0])
@@ -682,7 +684,7 @@ def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, cellt
                                     {"real": "truth", "pred": "prediction"}.get(k, k))
     return [f"doses: the {' and '.join({'real': 'truth', 'pred': 'prediction'}.get(k, k) for k in sorted(split))} carry several doses "
             "within a perturbation label in a dose column: each (label, dose) is scored as a population of its own, labelled "
-            "atom@dose (dexa@10), as distgen labels data at several doses"]
+            "atom@dose (dexa@10), as distgen labels data at several doses"] if split else []
 
 
 def check_shapes(files: dict[str, ad.AnnData], pert_col: str | None = None) -> None:

@@ -50,12 +50,16 @@ def test_each_label_and_dose_is_scored_on_its_own_when_both_files_carry_the_dose
     assert "each (label, dose) is scored as a population of its own" in summary
 
 
-def test_a_prediction_labelled_atom_at_dose_pairs_with_a_truth_dose_column(tmp_path):
+@pytest.mark.parametrize("keep_column", [False, True])
+def test_a_prediction_labelled_atom_at_dose_pairs_with_a_truth_dose_column(tmp_path, keep_column):
+    """Its own dose column kept too (the truth's obs copied, then relabelled): the labels are not dosed twice (dexa@10@10,
+    which paired with no truth label, before)."""
     truth = _truth()
     pred = truth.copy()
     pred.obs["target"] = ["ctrl" if t == "ctrl" else {"10": "dexa@10", "100": "dexa@100", "5+10": "dexa@10+saha@5"}[d]
                           for t, d in zip(pred.obs["target"], pred.obs["dose"])]
-    del pred.obs["dose"]
+    if not keep_column:
+        del pred.obs["dose"]
     mse = _scores(tmp_path, _write(tmp_path, pred=pred, real=truth))
     assert set(mse.index) == {"dexa@10", "dexa@100", "dexa@10+saha@5"} and np.allclose(mse.to_numpy(), 0.0, atol=1e-10)
 
