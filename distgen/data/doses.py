@@ -100,7 +100,7 @@ def dose_record(labels: ConditionLabels, info: DataInfo, column: str | None, tra
 
 def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts: Sequence[str], doses: Any,
                   written: Sequence[Sequence[str]] | None = None, where: str = "labels",
-                  tagged: Sequence[tuple[float, ...] | None] | None = None) -> list[tuple[float, ...]]:
+                  tagged: Sequence[tuple[float, ...] | None] | None = None, warn_range: bool = True) -> list[tuple[float, ...]]:
     """Per condition, one dose per atom (in the order of ``atoms``: sorted), for asking a model.
 
     Parameters
@@ -122,6 +122,8 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
         Per condition the doses its population label carries (``dex@10``: data at several doses per condition,
         ``distgen.data.conditions.dose_label``; one per atom of ``atoms``, sorted) or None: asked at them where ``doses``
         gives none (and, as given doses, warned about outside the training range: a held-out top dose is extrapolated).
+    warn_range
+        False: no ``DoseExtrapolationWarning`` (a caller that replaces these doses by others, and warns about those).
     """
     n = len(atoms)
     spelt: list[tuple[str, ...]] = [tuple(a) for a in (atoms if written is None else written)]
@@ -168,7 +170,8 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
                 raise DoseError(f"{where}: dose {v!r} of {name} is beyond the largest float32 ({FLOAT32_MAX:.4g}), as which the "
                                 "model reads it (inf); give it in the unit of the training data's dose column")
         out.append(tuple(by_atom[x] for x in a))
-    _check_asked(record, atoms, out, [e is not None for e in entries], where)
+    if warn_range:
+        _check_asked(record, atoms, out, [e is not None for e in entries], where)
     return out
 
 

@@ -247,7 +247,7 @@ class Dataset:
         return source, val
 
     def labels(self, conditions: Sequence[str], contexts: Sequence[str], batches: Sequence[str] | None = None,
-               doses: Any = None) -> ConditionLabels:
+               doses: Any = None, *, warn_range: bool = True) -> ConditionLabels:
         """``ConditionLabels`` of canonical conditions (``A+B``) in ``contexts`` and ``batches``: what a model is asked.
 
         ``batches`` may be left out only when the data has a single batch. Each condition is asked at the dose its cells
@@ -256,7 +256,8 @@ class Dataset:
         condition at it), or one entry per condition, None (its recorded dose), a number (each of its atoms) or one number per
         atom in the order the condition writes them; checked (``distgen.data.doses.resolve_doses``), and a dose outside those
         an atom's training cells carry warns (``DoseExtrapolationWarning``, naming the range). A condition the data never
-        recorded in that context needs its dose given.
+        recorded in that context needs its dose given. ``warn_range=False``: no such warning (a caller that replaces the
+        doses by others it warns about, ``distgen.pipeline.predict.generate_group``).
         """
         control = self.info.control_label
         # a population label (dex@10) carries its atoms and doses; a condition without doses is asked at the doses given
@@ -269,7 +270,7 @@ class Dataset:
                 raise ValueError(f"Dataset.labels: the data has {len(self.info.batches)} batches ({shown}); give the batch of every condition")
             batches = [self.info.batches[0]] * len(atoms)
         labels = labels_in(self.info, atoms, list(contexts), list(batches))  # unknown labels first, then the doses
-        dose = resolve_doses(self.dose_record(), atoms, list(contexts), doses, written, "Dataset.labels", read_tags(read))
+        dose = resolve_doses(self.dose_record(), atoms, list(contexts), doses, written, "Dataset.labels", read_tags(read), warn_range)
         return dataclasses.replace(labels, dose=labels_in(self.info, atoms, list(contexts), list(batches), dose).dose)
 
     def dose_record(self) -> DoseRecord:

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import sys
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from torch import nn
 from distgen.conditioners import table_record
 from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
-from distgen.data.doses import DoseExtrapolationWarning, group_doses
+from distgen.data.doses import group_doses
 from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.record import RECORD_FILE, DataRecord
@@ -132,10 +131,10 @@ def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, se
     pick = torch.from_numpy(group.controls[control_draw(len(group.controls), k * set_size, group.condition, group.context, group.batch)])
     control = dataset.data.table.X[pick].reshape(k, set_size, -1).to(device)
     # the group's own labels, its recorded dose included (as predict_to_disk reads them), unless asked at another dose
-    with warnings.catch_warnings():
-        if dose is not None:  # its own dose is replaced by the one asked (asked_doses warns about that one): a held-out
-            warnings.simplefilter("ignore", DoseExtrapolationWarning)  # top dose it is not asked at is no extrapolation
-        labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k)
+    # asked at another dose, its own is replaced (asked_doses warns about the one asked): a held-out top dose it is not asked
+    # at is no extrapolation. Not a warnings.catch_warnings per group: leaving one resets Python's once-per-place record,
+    # so every warning of the model's generation was printed once per group
+    labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k, warn_range=dose is None)
     if dose is not None:
         labels = dataclasses.replace(labels, dose=dose[: labels.dose.shape[1]].expand_as(labels.dose).clone())
     labels = labels.to(device)

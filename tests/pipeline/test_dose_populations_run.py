@@ -228,3 +228,28 @@ def test_a_held_out_top_dose_asked_at_another_dose_warns_only_about_the_dose_ask
         warnings.simplefilter("always")
         predict(DoseSpy(ds.info), ds, seed=0)
     assert any("asked at 1000" in str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning))
+
+
+def test_a_warning_of_the_model_is_said_once_whatever_the_number_of_groups(path):
+    """Python prints a warning once per place (the default filter); a ``warnings.catch_warnings`` entered per group (to
+    quiet the held-out dose's own warning under --dose) reset that record on leaving, so a warning the model gave while
+    generating was printed once per group, with or without --dose."""
+    import warnings
+
+    from distgen.data.doses import DoseExtrapolationWarning
+
+    class Noisy(DoseSpy):
+        def predict(self, control, control_mask, labels):
+            warnings.warn("a warning of the model's generation", UserWarning, stacklevel=1)  # one place
+            return super().predict(control, control_mask, labels)
+
+    ds = Dataset.load({"dataset": path, "schema": SCHEMA.to_dict(), "set_size": 4, "split": SPLIT})
+    assert len(ds.groups("test")) > 1
+    for doses in (None, 3000.0):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("default")
+            predict(Noisy(ds.info), ds, seed=0, doses=doses)
+        ours = [w for w in seen if "model's generation" in str(w.message)]
+        assert len(ours) == 1, (doses, len(ours))
+        said = [str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
+        assert said and all("asked at 3000" in m for m in said) if doses else any("asked at 1000" in m for m in said)
