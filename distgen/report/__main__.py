@@ -93,20 +93,24 @@ def _read_cells(pred: Path, real: Path, summary: dict[str, Any]) -> Any:
     """``EvalData`` of the pair as the evaluation grouped it (one per recorded context); None when the contexts are not there."""
     from distgen.data import layout
     from distgen.evaluation.io import align, eval_data, grouped, rows_of_context
+    from distgen.evaluation.normalization import generated_files
 
-    pred_c, real_c, _, _ = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"),
-                                            celltype_col=summary.get("celltype_col"))  # the column the evaluation scored by
+    pred_c, real_c, _, info = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"),
+                                               celltype_col=summary.get("celltype_col"))  # the column the evaluation scored by
+    # a model's predictions (uns['distgen']['kind'] == 'pred') are scored as generated, off the data's range included, as
+    # distgen evaluate scored them: their scale check refused a run's own page ('apply scanpy.pp.log1p to the pred cells')
+    check = "pred" not in generated_files(info.kinds)
     # rows as eval_data groups them: its populations are slices of these tables, the only copy of each (io.grouped)
     pred_c = grouped(align(pred_c, real_c)[0])  # one after the other: one table's copy at a time
     real_c = grouped(real_c)
     contexts = [str(c) for c in summary.get("contexts") or []]
     if not contexts:
-        return eval_data(pred_c, real_c)
+        return eval_data(pred_c, real_c, check_pred_scale=check)
     # scored per context: one EvalData per context, as the evaluation made them (rows "condition @ context");
     # files whose contexts are not those (another cell-type column) cannot be matched to the rows
     if not set(contexts) <= set(map(str, real_c.contexts.tolist())):
         return None
-    return [eval_data(rows_of_context(pred_c, c), rows_of_context(real_c, c)) for c in contexts]
+    return [eval_data(rows_of_context(pred_c, c), rows_of_context(real_c, c), check_pred_scale=check) for c in contexts]
 
 
 def _recorded_preset(eval_dir: Path) -> str | None:
