@@ -211,6 +211,15 @@ def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[st
                 f"a claim p < {alpha:.2g} on its own; {len(kept)} {'keeps its' if len(kept) == 1 else 'keep theirs'} after Holm's "
                 f"adjustment for the {len(tested)} tests" + (f" ({', '.join(md.inline(k) for k in kept)})" if kept else "")
                 + ". Two equally good predictions get a winner on some metric far more often than on one (docs/metrics.md)."]
+    held = [(k, t) for k, t in ((k, r.get("vs_strongest_baseline") or {}) for k, r in rows.items())
+            if t.get("held_by") and t.get("verdict") == "inconclusive" and isinstance(t.get("wilcoxon_p"), int | float)
+            and t["wilcoxon_p"] < alpha]
+    if held:
+        out += ["", f"Ahead of the strongest baseline at its own Wilcoxon p < {alpha:.2g} but not shown better than every "
+                "baseline (the claim p is the largest per-baseline p, docs/metrics.md): the claim is held back by"]
+        out += [""] + [f"- {md.inline(k, True)}: {md.inline(str(t['held_by']))} ("
+                       + (f"claim p {float(t['claim_p']):.2g}" if isinstance(t.get("claim_p"), int | float) and t["claim_p"] == t["claim_p"]
+                          else "fewer than 2 perturbations scored by both: untestable") + ")" for k, t in held]
     from distgen.evaluation.uncertainty import runner_up_notes
 
     sentences, grouped = runner_up_notes(rows, level)
