@@ -87,6 +87,8 @@ def check_split(split: Split, data: PerturbationData) -> None:
     if found != set(split.test_groups):
         raise LeakageError("split.test_groups do not match the conditions of its test cells; the file was edited or the data changed")
 
+    if kind == "held_out_dose":
+        _check_held_doses(split, data, test_pert, seen_pert)
     if kind == "unseen_single" or kind.startswith("combo_seen"):
         train_singles = {c for c in set(base[seen_pert]) if delim not in c}
         train_atoms = {a for c in set(base[seen_pert]) for a in atoms_of(c)}
@@ -108,6 +110,25 @@ def check_split(split: Split, data: PerturbationData) -> None:
                 f"statistic {stat!r} was fitted on {len(bad_cells)} validation/test cell(s); refit it on split.train only "
                 "(e.g. highly_variable_genes(data, n_top, fit_on=split.train))"
             )
+
+
+def _check_held_doses(split: Split, data: PerturbationData, test_pert: np.ndarray, seen_pert: np.ndarray) -> None:
+    """A ``held_out_dose`` split keeps its promise: each held-out population's condition trains at another dose in its
+    context, and its dose lies where ``test_doses`` says (``top``: above every training dose; ``interior``: between two)."""
+    which = split.params.get("test_doses", "top")
+    cond, ctx = data.conditions, data.contexts
+    trained: dict[tuple[str, str], set[tuple[float, ...]]] = {}
+    for c, k in {(str(c), str(k)) for c, k in zip(cond[seen_pert], ctx[seen_pert])}:
+        trained.setdefault((data.base_condition(c), k), set()).add(data.dose_of(c)[1])
+    for c, k in sorted({(str(c), str(k)) for c, k in zip(cond[test_pert], ctx[test_pert])}):
+        b, d = data.base_condition(c), data.dose_of(c)[1]
+        doses = trained.get((b, k), set())
+        if not doses:
+            raise LeakageError(f"held_out_dose: {c!r} in {k} is held out but {b!r} trains at no other dose there: a held-out dose "
+                               "is of a condition the model has seen at its other doses")
+        if (which == "top" and not d > max(doses)) or (which == "interior" and not min(doses) < d < max(doses)):
+            raise LeakageError(f"held_out_dose (test_doses={which}): {c!r} in {k} is not {'above' if which == 'top' else 'between'} the "
+                               f"training doses of {b!r} there ({sorted(doses)}); the file was edited or the data changed")
 
 
 #: Held-out cells with fewer nonzero values than this are not compared: near-empty cells coincide by chance.

@@ -85,6 +85,13 @@ def check_split_values(split: Mapping[str, Any]) -> None:
         v = split.get(name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v < 1.0):
             raise ConfigError(f"data.split.{name} must be in [0, 1), got {v!r}")
+    if split.get("test_doses") is not None:
+        from distgen.data.splitters import held_doses
+
+        try:
+            held_doses(split["test_doses"], kind)
+        except ValueError as err:
+            raise ConfigError(f"data.split.{err}") from None
 
 
 def data_section(section: Mapping[str, Any] | None) -> DataSection:

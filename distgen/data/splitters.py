@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from distgen.data.conditions import dose_text
 from distgen.data.groups import draw_order
 from distgen.data.schema import CONTEXT_SEPARATOR
 from distgen.data.split import SPLIT_KINDS, Split
@@ -134,19 +135,100 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
     raise ValueError(f"unknown split kind {kind!r}; available: {list(SPLIT_KINDS)}")
 
 
+def held_doses(value: Any, kind: str = "held_out_dose") -> str | list[float]:
+    """``test_doses`` as a split records it: ``"top"``, ``"interior"`` or the sorted distinct doses (floats); ``ValueError``
+    naming the three forms for anything else, or for another split kind."""
+    if kind != "held_out_dose":
+        raise ValueError(f"test_doses applies to split kind 'held_out_dose' only (got kind {kind!r}); drop test_doses or use "
+                         "kind held_out_dose")
+    if isinstance(value, str) and value in ("top", "interior"):
+        return value
+    items = [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+    try:
+        if isinstance(items, str | bytes) or not len(items) or any(isinstance(x, bool) for x in items):
+            raise TypeError
+        out = sorted({float(x) for x in items})
+    except (TypeError, ValueError):
+        raise ValueError(f"test_doses must be 'top' (the highest dose: extrapolation), 'interior' (the doses between the lowest "
+                         f"and highest: interpolation) or measured doses (a number or a list of numbers), got {value!r}") from None
+    if not all(np.isfinite(x) and x >= 0 for x in out):
+        raise ValueError(f"test_doses: doses are finite numbers >= 0, got {value!r}")
+    return out
+
+
+def _dose_text(doses: Sequence[float] | tuple[float, ...]) -> str:
+    return "+".join(dose_text(d) for d in doses)
+
+
 def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, Any]) -> np.ndarray:
-    """``[N]`` bool: the cells at the highest dose of the held-out conditions, in each context where the condition was
-    measured at several doses (chemCPA's held-out dose: the model has seen the drug at its lower doses)."""
+    """``[N]`` bool: the held-out doses of the held-out conditions, in each context where the condition was measured at
+    several doses. ``test_doses`` (``p``): absent or ``top``, the highest dose (chemCPA's held-out dose: the model has seen
+    the drug at its lower doses, and extrapolates); ``interior``, every dose strictly between a condition's lowest and
+    highest in that context (interpolation: each held-out dose lies between two training doses); a list of numbers,
+    those measured doses (a population of a combination matches a number when every atom is at it)."""
     if not getattr(data, "dosed", False):
         raise InputDataError("split kind 'held_out_dose' needs conditions measured at several doses in a context (data.schema.dose_col "
                              "with several doses per condition); this data has one dose per (condition, context). Use random_conditions")
+    which = p.get("test_doses", "top")
     pops = pd.DataFrame({"p": data.conditions, "b": data.base_conditions, "k": data.contexts})[~data.is_control].drop_duplicates()
     pops["dose"] = [data.dose_of(c)[1] for c in pops["p"]]
     pops = pops[pops.groupby(["b", "k"])["p"].transform("size") > 1]
-    eligible = sorted(set(pops["b"]))
-    chosen = set(_choose(eligible, p["test_frac"], rng, p["test_conditions"], "conditions measured at several doses"))
-    top = {(max(zip(grp["dose"], grp["p"]))[1], k) for (b, k), grp in pops.groupby(["b", "k"], sort=True) if b in chosen}
+    by_group = {bk: sorted(grp["dose"]) for bk, grp in pops.groupby(["b", "k"], sort=True)}
+    label = {(d, b, k): c for c, b, k, d in zip(pops["p"], pops["b"], pops["k"], pops["dose"])}
+    measured: dict[str, set[float]] = {}
+    for (b, _), ds in by_group.items():
+        measured.setdefault(b, set()).update(x for d in ds for x in set(d) if len(set(d)) == 1)
+
+    def held(b: str, k: str) -> list[tuple[float, ...]]:
+        ds = by_group[(b, k)]
+        if which == "top":
+            return [ds[-1]]
+        if which == "interior":
+            return ds[1:-1]
+        return [d for d in ds if len(set(d)) == 1 and d[0] in which]
+
+    def fits(b: str) -> bool:  # a condition the request can be made of (in some context)
+        if which == "top":
+            return True
+        if which == "interior":
+            return any(len(ds) >= 3 for (bb, _), ds in by_group.items() if bb == b)
+        return set(which) <= measured.get(b, set())
+
+    everyone = sorted(set(pops["b"]))
+    if p["test_conditions"] is not None:
+        for b in p["test_conditions"]:
+            if b not in everyone or fits(b):
+                continue
+            where = "; ".join(f"{_dose_text_list(ds)} in {k}" for (bb, k), ds in by_group.items() if bb == b)
+            if which == "interior":
+                raise InputDataError(f"held_out_dose with test_doses=interior: {b!r} has no interior dose (measured at {where}): an "
+                                     "interior dose needs three doses or more in a context, the lowest and highest training. Hold out "
+                                     "its top dose (test_doses: top) or leave it out of test_conditions")
+            missing = sorted(set(which) - measured.get(b, set()))
+            raise InputDataError(f"held_out_dose: test_doses {_dose_text_list([(m,) for m in missing])} is not a measured dose of {b!r} (measured at {where}); "
+                                 f"give doses it was measured at (data.split.test_doses), or leave {b!r} out of test_conditions")
+    eligible = [b for b in everyone if fits(b)]
+    if not eligible:
+        what = ("three doses or more in a context (test_doses=interior: an interior dose between two training doses)" if which == "interior"
+                else f"every dose of test_doses ({_dose_text_list([(w,) for w in which])})")
+        raise InputDataError(f"held_out_dose: no condition is measured at {what}; the conditions at several doses are "
+                             f"{everyone[:10]}. Choose doses they were measured at, or test_doses: top")
+    chosen = set(_choose(eligible if p["test_conditions"] is None else everyone, p["test_frac"], rng, p["test_conditions"],
+                         "conditions measured at several doses"))
+    top: set[tuple[str, str]] = set()
+    for (b, k), ds in by_group.items():
+        if b not in chosen:
+            continue
+        out = held(b, k)
+        if len(out) == len(ds):
+            raise InputDataError(f"held_out_dose: test_doses {_dose_text_list(out)} would hold out every dose of "
+                                 f"{b!r} in {k} ({_dose_text_list(ds)}), leaving none of its doses to train on; hold out fewer doses")
+        top |= {(label[(d, b, k)], k) for d in out}
     return np.array([(c, k) in top for c, k in zip(data.conditions.tolist(), data.contexts.tolist())], dtype=bool)
+
+
+def _dose_text_list(doses: Sequence[tuple[float, ...]]) -> str:
+    return ", ".join(_dose_text(d) for d in doses)
 
 
 def make_split(
@@ -161,6 +243,7 @@ def make_split(
     test_contexts: Sequence[str] | None = None,
     test_batches: Sequence[str] | None = None,
     test_groups: Sequence[tuple[str, str]] | None = None,
+    test_doses: str | float | Sequence[float] | None = None,
 ) -> Split:
     """Make a split of ``kind`` (one of ``SPLIT_KINDS``), deterministic under ``seed``.
 
@@ -175,6 +258,11 @@ def make_split(
     of the same cells (at other row indices), and a file whose rows are in name order the picks of its row order. Not
     their values: a split is tied to the cells' names and labels (``data_hash``), so the values of held-out cells, the
     layer read or the normalisation do not move it.
+
+    ``test_doses`` (``held_out_dose`` only) says which doses of a held-out condition are held out, in each context where
+    it was measured at several: ``"top"`` (the default: its highest, extrapolation), ``"interior"`` (every dose strictly
+    between its lowest and highest: interpolation) or measured doses (a number or a list). Left out, the split and its
+    record are those of before (no ``test_doses`` key in ``params``).
     """
     if kind not in SPLIT_KINDS:
         raise ValueError(f"unknown split kind {kind!r}; available: {list(SPLIT_KINDS)}")
@@ -191,6 +279,8 @@ def make_split(
         "test_batches": [str(b).strip() for b in test_batches] if test_batches is not None else None,
         "test_groups": [[_canonical(g[0], data), *(_trimmed_context(k, data) for k in g[1:])] for g in test_groups] if test_groups is not None else None,
     }
+    if test_doses is not None:
+        params["test_doses"] = held_doses(test_doses, kind)
     rng = np.random.default_rng(seed)
     test = _test_mask(data, kind, rng, params)
     if not test.any():

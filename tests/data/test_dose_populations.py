@@ -210,3 +210,53 @@ def test_every_condition_kind_holds_out_a_condition_at_all_its_doses(kind, kw, h
     for c, _ in s.test_groups:
         doses[data.base_condition(c)].add(c)
     assert all(len(v) == (1 if "+" in b else len(LEVELS)) for b, v in doses.items())  # every dose of each held-out condition
+
+
+def test_held_out_dose_interpolates_interior_or_listed_doses_and_records_them(tmp_path):
+    """``test_doses``: ``interior`` holds out the doses between a condition's lowest and highest (interpolation), a list
+    the doses named; the lowest and highest (or the others) train. Left out, the split and its record are as before."""
+    from distgen.data.split import LeakageError, Split
+
+    data = PerturbationData.from_anndata(sciplex(), SCHEMA)
+    inner = make_split(data, "held_out_dose", test_conditions=["dexa"], val_frac=0.0, test_doses="interior")
+    assert set(inner.test_groups) == {(f"dexa@{x:g}", k) for x in LEVELS[1:-1] for k in ("A549", "K562")}
+    assert {f"dexa@{LEVELS[0]:g}", f"dexa@{LEVELS[-1]:g}"} <= set(inner.train_conditions)
+    inner.check_leakage(data)
+    assert Split.load(inner.save(tmp_path / "s.json")).params["test_doses"] == "interior"
+    listed = make_split(data, "held_out_dose", test_conditions=["dexa", "saha"], val_frac=0.0, test_doses=[10, 1000.0])
+    assert set(listed.test_groups) == {(f"{d}@{x}", k) for d in ("dexa", "saha") for x in (10, 1000) for k in ("A549", "K562")}
+    assert listed.params["test_doses"] == [10.0, 1000.0]
+    listed.check_leakage(data)
+    assert make_split(data, "held_out_dose", test_conditions=["dexa"], test_doses=10).test_groups == (("dexa@10", "A549"), ("dexa@10", "K562"))
+    default = make_split(data, "held_out_dose", test_conditions=["dexa"])
+    assert "test_doses" not in default.params  # the default's record (and hash) is the one made before test_doses existed
+    assert set(default.test_groups) == set(make_split(data, "held_out_dose", test_conditions=["dexa"], test_doses="top").test_groups)
+    # a split whose held-out dose is not where its record says is refused by the leakage check
+    forged = Split.from_dict({**listed.to_dict(), "params": {**listed.params, "test_doses": "interior"}})
+    with pytest.raises(LeakageError, match=r"'dexa@1000' in A549 is not between the training doses"):
+        forged.check_leakage(data)
+
+
+def test_impossible_dose_hold_outs_are_refused_naming_the_fix():
+    data = PerturbationData.from_anndata(sciplex(), SCHEMA)
+    with pytest.raises(InputDataError, match=r"test_doses 300 is not a measured dose of 'dexa' \(measured at 1, 10, 100, 1000 in A549.*give doses it was measured at"):
+        make_split(data, "held_out_dose", test_conditions=["dexa"], test_doses=[10, 300])
+    with pytest.raises(InputDataError, match=r"would hold out every dose of 'dexa' in A549 \(1, 10, 100, 1000\).*hold out fewer doses"):
+        make_split(data, "held_out_dose", test_conditions=["dexa"], test_doses=list(LEVELS))
+    two = sciplex()
+    two = PerturbationData.from_anndata(two[two.obs["dose"].isin(["0", "10", "1000", "100+10"]).to_numpy()].copy(), SCHEMA)
+    with pytest.raises(InputDataError, match=r"'dexa' has no interior dose \(measured at 10, 1000 in A549; 10, 1000 in K562\).*test_doses: top"):
+        make_split(two, "held_out_dose", test_conditions=["dexa"], test_doses="interior")
+    with pytest.raises(InputDataError, match="no condition is measured at three doses or more"):
+        make_split(two, "held_out_dose", test_doses="interior")
+    with pytest.raises(ValueError, match="test_doses applies to split kind 'held_out_dose' only"):
+        make_split(data, "random_conditions", test_doses="interior")
+    with pytest.raises(ValueError, match=r"test_doses must be 'top'.*'interior'.*a number or a list"):
+        make_split(data, "held_out_dose", test_doses="middle")
+    from distgen.config import ConfigError
+    from distgen.data.section import check_split_values
+
+    with pytest.raises(ConfigError, match=r"data\.split\.test_doses must be"):
+        check_split_values({"kind": "held_out_dose", "test_doses": "middle"})
+    with pytest.raises(ConfigError, match="test_doses applies to split kind 'held_out_dose' only"):
+        check_split_values({"kind": "random_conditions", "test_doses": [10]})

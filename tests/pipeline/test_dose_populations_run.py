@@ -253,3 +253,26 @@ def test_a_warning_of_the_model_is_said_once_whatever_the_number_of_groups(path)
         assert len(ours) == 1, (doses, len(ours))
         said = [str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
         assert said and all("asked at 3000" in m for m in said) if doses else any("asked at 1000" in m for m in said)
+
+
+def test_an_interior_dose_split_trains_predicts_and_evaluates_without_extrapolating(path, tmp_path):
+    """``test_doses: interior`` end to end: the doses between the lowest and highest are held out, predicted at their own
+    dose (inside the training range: no extrapolation warning) and scored each on its own; split.json records the choice."""
+    import json
+    import warnings
+
+    from distgen.data.doses import DoseExtrapolationWarning
+
+    cfg = _config(path, {"name": "onehot", "dim": 8, "dose": "log"})
+    cfg["data"]["split"] = {**SPLIT, "test_conditions": ["dexa"], "test_doses": "interior"}
+    assert main(["train", str(save_yaml(cfg, tmp_path / "t.yaml")), "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "split.json").read_text())["params"]["test_doses"] == "interior"
+    pred, real = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["predict", str(tmp_path / "run"), "--out", str(pred), "--real", str(real)]) == 0
+    assert not [w for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
+    assert main(["evaluate", "--pred", str(pred), "--real", str(real), "--out", str(tmp_path / "eval"), *EVAL]) == 0
+    rows = pd.read_csv(tmp_path / "eval" / "metrics.csv")
+    assert set(rows["perturbation"]) == {f"dexa@{x} @ {k}" for x in (10, 100) for k in ("A549", "K562")}
+    assert np.isfinite(rows["mse"]).all()
