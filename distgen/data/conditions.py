@@ -278,6 +278,25 @@ def several_doses(conditions: np.ndarray, contexts: np.ndarray, doses: Sequence[
     return per[per.map(len) > 1]
 
 
+def check_float32_doses(atoms: Sequence[tuple[str, ...]], doses: Sequence[tuple[float, ...]], schema: PerturbationSchema) -> None:
+    """Refuse (``InputDataError``) two doses of one atom that are distinct numbers but one float32 (``1`` and
+    ``1.0000000000000002``): labelled as two populations (``dex@1``, ``dex@1.0000000000000002``), they would reach a model,
+    whose dose tensors are float32, as one dose. Per atom, in any context: which of them a model asked ``dex@1`` answers
+    could not be told. Called on data at several doses per condition (``dosed``), whose labels carry the doses."""
+    seen: dict[tuple[str, np.float32], float] = {}
+    for a, d in set(zip(atoms, doses)):
+        for atom, x in zip(a, d):
+            other = seen.setdefault((atom, np.float32(x)), x)
+            if other != x:
+                lo, hi = sorted((other, x))
+                col = schema.dose_col
+                raise InputDataError(
+                    f"dose_col {col!r}: {atom!r} is at doses {dose_text(lo)} and {dose_text(hi)}, distinct numbers but one float32 "
+                    f"({dose_text(float(np.float32(x)))}), as which models read doses: they would be two populations the model reads "
+                    f"as one dose. Write them as one number, rounded to the precision meant, e.g. adata.obs[{col!r}] = "
+                    f"adata.obs[{col!r}].astype(float).round(6) (a 'd1{schema.combo_delimiter}d2' column: round each part)")
+
+
 def check_dose_labels(schema: PerturbationSchema, atoms: Iterable[str] = ()) -> None:
     """Refuse (``LabelError``) data at several doses per condition whose labels could not carry the dose unambiguously:
     a ``combo_delimiter`` that a dose or the ``@`` is written with (``.``, ``@``, a digit), or an atom of ``atoms`` that is

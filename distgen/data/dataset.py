@@ -20,6 +20,7 @@ from distgen.data.conditions import (
     PopulationLabels,
     batch_labels,
     check_dose_labels,
+    check_float32_doses,
     check_label_forms,
     check_min_cells,
     condition_string,
@@ -282,6 +283,7 @@ class PerturbationData(PopulationLabels):
         dosed = schema.dose_col is not None and not several_doses(conditions, contexts, doses).empty
         if dosed:  # a condition at several doses in a context: each dose its own population, labelled atom@dose
             check_dose_labels(schema, {x for a in set(atoms) for x in a})
+            check_float32_doses(atoms, doses, schema)
             named: dict[tuple[tuple[str, ...], tuple[float, ...]], str] = {}  # once per distinct (atoms, doses): not per cell
             conditions = np.array([named.get((a, d)) or named.setdefault((a, d), dose_label(a, d, schema.combo_delimiter))
                                    for a, d in zip(atoms, doses)], dtype=object)

@@ -22,6 +22,7 @@ from distgen.data.conditions import (
     MODALITY_COLUMNS,
     batch_labels,
     check_dose_labels,
+    check_float32_doses,
     check_label_forms,
     check_min_cells,
     condition_string,
@@ -297,6 +298,7 @@ class DiskCells:
                                                                    [doses[i] for i in seen[:, 0]]).empty
         if self.dosed:
             check_dose_labels(s, {x for a in atoms for x in a})
+            check_float32_doses(atoms, doses, s)
             self.condition_names = np.array([dose_label(a, d, s.combo_delimiter) for a, d in zip(atoms, doses)], dtype=object)
             self.canonical_names = np.array([dose_label(a, d, COMBO) for a, d in zip(atoms, doses)], dtype=object)
         self.condition_codes = inv

@@ -158,6 +158,29 @@ def test_a_dose_beyond_float32_is_refused_not_read_as_inf(tmp_path):
             float(np.float32(1e21)), float(np.float32(1e-7))]
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_two_doses_equal_as_float32_are_refused_naming_both(tmp_path, streamed):
+    """1 and 1.0000000000000002 are two float64 doses, so two populations (``dexa@1``, ``dexa@1.0000000000000002``), but
+    one float32, as which models read doses: the model would read them as one dose. Refused at loading, naming both."""
+    from distgen.data.disk import DiskCells
+
+    a = sciplex()
+    dexa10 = np.flatnonzero(((a.obs["drug"] == "dexa") & (a.obs["dose"] == "10")).to_numpy())
+    a.obs["dose"] = a.obs["dose"].astype(object)
+    a.obs.iloc[dexa10[:3], a.obs.columns.get_loc("dose")] = "1.0000000000000002"  # three of dexa@10's cells in A549
+    assert float("1.0000000000000002") != 1.0 and np.float32(float("1.0000000000000002")) == np.float32(1.0)
+    with pytest.raises(InputDataError, match=r"'dexa' is at doses 1 and 1\.0000000000000002, distinct numbers but one float32.*round\(6\)"):
+        if streamed:
+            a.write_h5ad(tmp_path / "d.h5ad")
+            DiskCells(tmp_path / "d.h5ad", SCHEMA)
+        else:
+            PerturbationData.from_anndata(a, SCHEMA)
+    a.obs["dose"] = a.obs["dose"].astype(str).astype(object)  # (writing made it categorical)
+    one = (a.obs["drug"] != "saha+dexa").to_numpy()  # the fix given (a single-dose column) loads, as one population
+    a.obs.loc[one, "dose"] = a.obs.loc[one, "dose"].astype(float).round(6).astype(str)
+    assert "dexa@1.0000000000000002" not in set(PerturbationData.from_anndata(a, SCHEMA).conditions.tolist())
+
+
 def test_a_condition_split_holds_every_dose_of_a_held_out_condition():
     data = PerturbationData.from_anndata(sciplex(), SCHEMA)
     s = make_split(data, "random_conditions", test_conditions=["nutlin"], val_frac=0.2)
