@@ -465,6 +465,32 @@ def read(
                   control_words(control_named(files.values(), given, control)))
 
 
+def read_beside(
+    source: Any, other: Cells, name: str, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None,
+) -> tuple[Cells, list[str]]:
+    """``read`` of one file scored against ``other`` (cells not read from a file: a ``Dataset``'s truth, ``Cells``), with the
+    dose rule of ``read_pair`` (``split_doses``): a file whose dose column holds several doses within a label, or that is
+    scored against populations labelled ``atom@dose``, is read a population per (label, dose). ``name`` is ``"pred"`` or
+    ``"real"``, the file's side; returns the cells and ``split_doses``'s notes. ``distgen.evaluate(pred_file, dataset)``
+    scored such a file's doses pooled (or paired none) where ``distgen evaluate`` on the same files scored each dose."""
+    adata = as_anndata(source)
+    files = {name: adata}
+    check_shapes(files, pert_col)
+    pert_col = guess_pert_col(files, pert_col)
+    given = control
+    control = guess_control(files, pert_col, control, name)
+    if celltype_col is None and CELLTYPE_COL in adata.obs.columns:
+        celltype_col = CELLTYPE_COL
+    words = control_words(control_named(files.values(), given, control))
+    ctrl = np.asarray(other.is_control)
+    stub = {pert_col: np.where(ctrl, control, np.asarray(other.conditions, dtype=object))}
+    if celltype_col is not None:
+        stub[celltype_col] = np.asarray(other.contexts, dtype=object).astype(str)
+    files["pred" if name == "real" else "real"] = ad.AnnData(obs=pd.DataFrame(stub, index=[str(i) for i in range(len(ctrl))]))
+    notes = split_doses(files, pert_col, control, celltype_col, words)
+    return _cells(files[name], pert_col, control, celltype_col, name, recorded_delimiters([adata]), words), notes
+
+
 def control_named(files: Iterable[Any], given: str | None, control: str) -> bool:
     """Whether the control label was named: given (``--control``), or recorded by a file distgen wrote
     (``uns["distgen"]["control"]``). Then a usual control word inside a combination (``DMSO`` of ``DMSO+drugA`` when the
@@ -658,10 +684,16 @@ def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, cellt
     real, pred = files["real"].obs, files["pred"].obs
     several = doses_within_labels(real, pert_col, control, celltype_col)
     several_pred = doses_within_labels(pred, pert_col, control, celltype_col)
-    if several is None and several_pred is None:
-        return []
     # a file already labelled atom@dose keeps its labels, its dose column too (dosed again, dexa@10 read dexa@10@10)
     split = {k for k, a in files.items() if dose_column(a.obs, pert_col) is not None and not _dose_labelled(a.obs, pert_col, control)}
+    if several is None and several_pred is None:
+        if not ("pred" in split and _dose_labelled(real, pert_col, control)):
+            return []
+        # a truth labelled atom@dose (distgen's, a Dataset's) and a prediction at one dose per label in a dose column: its
+        # labels (dexa at 1000) are relabelled to pair (dexa@1000), as they are when some label holds several doses
+        files["pred"] = with_dose_labels(files["pred"], pert_col, control, str(dose_column(pred, pert_col)), controls, "prediction")
+        return ["doses: the truth's populations are labelled atom@dose (dexa@10) and the prediction carries its doses in a dose "
+                "column: its cells are labelled atom@dose from it to pair with them"]
     if several is None:  # the prediction's cells of one label carry several doses, the truth's one (or none)
         assert several_pred is not None
         (p, k), n = several_pred[1].index[0], int(several_pred[1].iloc[0])
@@ -682,7 +714,7 @@ def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, cellt
     for k in sorted(split):
         files[k] = with_dose_labels(files[k], pert_col, control, str(dose_column(files[k].obs, pert_col)), controls,
                                     {"real": "truth", "pred": "prediction"}.get(k, k))
-    return [f"doses: the {' and '.join({'real': 'truth', 'pred': 'prediction'}.get(k, k) for k in sorted(split))} carry several doses "
+    return [f"doses: the {' and '.join({'real': 'truth', 'pred': 'prediction'}.get(k, k) for k in sorted(split))} {'carries' if len(split) == 1 else 'carry'} several doses "
             "within a perturbation label in a dose column: each (label, dose) is scored as a population of its own, labelled "
             "atom@dose (dexa@10), as distgen labels data at several doses"] if split else []
 

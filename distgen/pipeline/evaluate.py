@@ -213,32 +213,41 @@ def evaluate(
     kinds: dict[str, str] = {}
     bases: dict[str, float] = {}
 
-    def read(source: Any, name: str) -> Cells:
+    doses: list[str] = []  # split_doses's notes: a file at several doses read a population per (label, dose), as the CLI reads it
+
+    def read(source: Any, name: str, beside: Cells | None = None) -> Cells:
         adata = layout.as_anndata(source, f"{name} file")
         adatas[name] = adata
-        files[name] = layout.read(adata, **layout_options, name=name)
+        if beside is not None:
+            files[name], said = layout.read_beside(adata, beside, name, **layout_options)
+            doses.extend(said)
+        else:
+            files[name] = layout.read(adata, **layout_options, name=name)
         if (kind := layout.recorded_scale(adata, "kind")) is not None:
             kinds[name] = kind
         if (base := layout.recorded_log_base(adata)) is not None:
             bases[name] = base
         return files[name]
 
-    pred_c = pred if isinstance(pred, Cells) else read(pred, "pred")
+    truth_c: Cells | None = truth.truth(part) if isinstance(truth, Dataset) else truth if isinstance(truth, Cells) else None
+    pred_c = pred if isinstance(pred, Cells) else read(pred, "pred", truth_c)
     if not isinstance(pred, Cells):
         check_not_means(pred_c)
     if isinstance(truth, Dataset):
-        truth_c = truth.truth(part)
+        assert truth_c is not None
         if "pred" in files:  # a file of a one-context (one-batch) dataset has no such column: its cells are that context's
             pred_c = _in_labels_of(pred_c, truth_c)
         _check_gene_names(adatas, pred_c, truth_c)
         refs, notes = dataset_references(truth, truth_c, baselines)
     else:
-        truth_c = truth if isinstance(truth, Cells) else read(truth, "real")
+        truth_c = truth if isinstance(truth, Cells) else read(truth, "real", pred_c if isinstance(pred, Cells) else None)
         train_c = train if isinstance(train, Cells) or train is None else read(train, "training")
         _check_gene_names(adatas, pred_c, truth_c, train_c)
         refs, notes = cells_references(train_c, truth_c, baselines)
         del train_c  # fitted on: not held while scoring (files['training'] is dropped after the value checks)
-    notes = check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c) + notes
+    for note in doses:
+        warn(note)
+    notes = doses + check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c) + notes
     # the tables read here are this call's: grouped as scored, they are the only copies (io.grouped); the caller's are kept
     pred_c = grouped(pred_c) if "pred" in files else pred_c
     truth_c = grouped(truth_c) if "real" in files else truth_c

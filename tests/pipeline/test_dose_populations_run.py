@@ -276,3 +276,34 @@ def test_an_interior_dose_split_trains_predicts_and_evaluates_without_extrapolat
     rows = pd.read_csv(tmp_path / "eval" / "metrics.csv")
     assert set(rows["perturbation"]) == {f"dexa@{x} @ {k}" for x in (10, 100) for k in ("A549", "K562")}
     assert np.isfinite(rows["mse"]).all()
+
+
+@pytest.mark.parametrize("held", ["nutlin", "dexa"])  # four doses within the label; one (the held-out top dose) per label
+def test_the_api_scores_a_file_with_a_dose_column_against_a_dataset_as_the_cli_does(path, tmp_path, held):
+    """``distgen.evaluate(pred_file, dataset)`` read a prediction file whose labels are bare (``nutlin``) with the dose in a
+    column of its own as it was: its labels paired none of the dataset's populations (``nutlin@10``), where ``distgen
+    evaluate`` on that file and the dataset's truth file scores each (label, dose). Both now give the same metrics."""
+    from distgen.pipeline.predict import write_cells
+
+    split = {**SPLIT, "test_conditions": [held]} if held == "dexa" else {**SPLIT, "kind": "random_conditions", "test_conditions": [held]}
+    ds = Dataset.load({"dataset": path, "schema": SCHEMA.to_dict(), "set_size": 4, "split": split})
+    real = tmp_path / "real.h5ad"
+    write_cells(ds, ds.truth("test"), real, "real")
+    truth = ad.read_h5ad(real)
+    col, control = truth.uns["distgen"]["pert_col"], truth.uns["distgen"]["control"]
+    pred = truth[np.random.default_rng(0).permutation(truth.n_obs)].copy()  # another tool's file: bare labels, a dose column
+    labels = pred.obs[col].astype(str)
+    pred.obs["dose"] = ["0" if v == control else v.partition("@")[2] for v in labels]
+    pred.obs[col] = [v.partition("@")[0] for v in labels]
+    pred.X = pred.X + 0.25 * np.random.default_rng(1).random(pred.X.shape).astype(np.float32)  # not a copy of the truth
+    del pred.uns["distgen"]
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    assert main(["evaluate", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(real), "--out", str(tmp_path / "cli"),
+                 *EVAL, "--control", control]) == 0
+    with pytest.warns(UserWarning, match="doses:"):
+        distgen.evaluate(str(tmp_path / "pred.h5ad"), ds, tmp_path / "api", metric_names=["mse"], make_plots=False, ceiling=False,
+                         baselines=[], progress=False, control=control)
+    cli, api = (pd.read_csv(tmp_path / d / "metrics.csv").set_index("perturbation")["mse"].sort_index() for d in ("cli", "api"))
+    assert set(cli.index) == {f"{g} @ {k}" for g, k in ds.split.test_groups}
+    assert np.isfinite(cli).all()
+    pd.testing.assert_series_equal(cli, api)
