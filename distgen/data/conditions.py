@@ -323,6 +323,11 @@ def _read_dose(v: Any, atoms: tuple[str, ...], slots: list[str | None], schema: 
                              "give every perturbed cell its dose (a control's is not read), or drop those cells (a data.filter "
                              f"rule on {schema.dose_col!r})")
     parts = [p for p in str(v).split(schema.combo_delimiter) if p.strip()]
+    if any("_" in p for p in parts):  # float('100_10') is 10010: '_' is a digit separator to Python, a delimiter to a file
+        raise InputDataError(f"dose_col {schema.dose_col!r}: dose {v!r} holds '_', which would read as a digit separator "
+                             f"({parts[0].strip()!r} as a number); a dose per slot of a combination is written with the "
+                             f"combo_delimiter ({schema.combo_delimiter!r}): set PerturbationSchema.combo_delimiter='_' if "
+                             "the labels are written with it, else write each dose as a plain number")
     try:
         vals = [float(p) for p in parts]
     except ValueError as e:

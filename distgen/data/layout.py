@@ -467,11 +467,12 @@ def read(
 
 def read_beside(
     source: Any, other: Cells, name: str, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None,
+    delimiters: Sequence[str] = (),
 ) -> tuple[Cells, list[str]]:
     """``read`` of one file scored against ``other`` (cells not read from a file: a ``Dataset``'s truth, ``Cells``), with the
     dose rule of ``read_pair`` (``split_doses``): a file whose dose column holds several doses within a label, or that is
     scored against populations labelled ``atom@dose``, is read a population per (label, dose). ``name`` is ``"pred"`` or
-    ``"real"``, the file's side; returns the cells and ``split_doses``'s notes. ``distgen.evaluate(pred_file, dataset)``
+    ``"real"``, the file's side; ``delimiters``: combination delimiters besides the file's record (a dataset's); returns the cells and ``split_doses``'s notes. ``distgen.evaluate(pred_file, dataset)``
     scored such a file's doses pooled (or paired none) where ``distgen evaluate`` on the same files scored each dose."""
     adata = as_anndata(source)
     files = {name: adata}
@@ -487,8 +488,9 @@ def read_beside(
     if celltype_col is not None:
         stub[celltype_col] = np.asarray(other.contexts, dtype=object).astype(str)
     files["pred" if name == "real" else "real"] = ad.AnnData(obs=pd.DataFrame(stub, index=[str(i) for i in range(len(ctrl))]))
-    notes = split_doses(files, pert_col, control, celltype_col, words)
-    return _cells(files[name], pert_col, control, celltype_col, name, recorded_delimiters([adata]), words), notes
+    delimiters = tuple(sorted({*recorded_delimiters([adata]), *(d for d in delimiters if d and d != COMBO)}))
+    notes = split_doses(files, pert_col, control, celltype_col, words, delimiters)
+    return _cells(files[name], pert_col, control, celltype_col, name, delimiters, words), notes
 
 
 def control_named(files: Iterable[Any], given: str | None, control: str) -> bool:
@@ -618,7 +620,7 @@ def read_pair(
         raise InputDataError(f"the files record different value scales ({said}); write them at one scale "
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
     check_gene_names(files)
-    info.notes += split_doses(files, pert_col, control, col, words)
+    info.notes += split_doses(files, pert_col, control, col, words, delimiters)
     cells = {k: _cells(a, pert_col, control, col, k, delimiters, words) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
 
@@ -650,19 +652,29 @@ def _dose_labelled(obs: pd.DataFrame, pert_col: str, control: str) -> bool:
     return bool(labels) and all(parse_dose_label(v) is not None for v in labels)
 
 
-def with_dose_labels(adata: ad.AnnData, pert_col: str, control: str, dose_col: str, controls: Sequence[str], name: str) -> ad.AnnData:
+def with_dose_labels(adata: ad.AnnData, pert_col: str, control: str, dose_col: str, controls: Sequence[str], name: str,
+                     delimiters: Sequence[str] = ()) -> ad.AnnData:
     """``adata`` (its matrix shared, not copied) with each perturbed cell's label written as its population at its dose,
     ``atom@dose`` (``dexa`` at 10: ``dexa@10``; ``saha+dexa`` at ``100+10``: ``dexa@10+saha@100``), read from ``obs[dose_col]``
-    as the training loader reads a dose column (``distgen.data.conditions.parse_doses``); controls keep their label."""
+    as the training loader reads a dose column (``distgen.data.conditions.parse_doses``); controls keep their label.
+
+    A combination's atoms, and its dose per slot, are split on the delimiter the file records (``uns["distgen"]
+    ["combo_delimiter"]``, as distgen writes data whose schema declares one: ``saha_dexa`` at ``100_10``), else on the one
+    of ``delimiters`` (the other files' record, or the dataset's schema), else on ``+``. Split on ``+`` only, ``saha_dexa``
+    was one atom and its dose ``100_10`` the number 10010 (Python's ``float`` reads ``_`` as a digit separator)."""
     from distgen.data.conditions import dose_label, parse_doses
     from distgen.data.doses import DoseError
     from distgen.data.schema import PerturbationSchema
 
     obs = adata.obs
+    own = recorded_scale(adata, DELIMITER_KEY)
+    others = [d for d in dict.fromkeys(delimiters) if d]
+    delim = str(own) if own else others[0] if len(others) == 1 else COMBO
     labels = obs[pert_col].astype(str).to_numpy()
-    canon = {v: canonical_condition(v, control, (), controls) for v in pd.unique(labels)}
+    canon = {v: canonical_condition(v, control, (delim,), controls) for v in pd.unique(labels)}
     atoms = [() if canon[v] == control else tuple(canon[v].split(COMBO)) for v in labels]
-    schema = PerturbationSchema(perturbation_col=pert_col, control_labels=tuple(dict.fromkeys((control, *controls))), dose_col=dose_col)
+    schema = PerturbationSchema(perturbation_col=pert_col, control_labels=tuple(dict.fromkeys((control, *controls))), dose_col=dose_col,
+                                combo_delimiter=delim)
     try:
         doses = parse_doses(obs, schema, atoms)
     except (DoseError, ValueError) as err:
@@ -672,7 +684,8 @@ def with_dose_labels(adata: ad.AnnData, pert_col: str, control: str, dose_col: s
     return ad.AnnData(X=adata.X, obs=out, var=adata.var)
 
 
-def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, celltype_col: str | None, controls: Sequence[str]) -> list[str]:
+def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, celltype_col: str | None, controls: Sequence[str],
+                delimiters: Sequence[str] = ()) -> list[str]:
     """Score a population per (label, dose) when the files carry the dose in a column of ``DOSE_COLUMNS``: ``files`` relabelled
     in place (``with_dose_labels``) and a note saying so; ``[]`` when no file holds several doses within a label.
 
@@ -691,7 +704,8 @@ def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, cellt
             return []
         # a truth labelled atom@dose (distgen's, a Dataset's) and a prediction at one dose per label in a dose column: its
         # labels (dexa at 1000) are relabelled to pair (dexa@1000), as they are when some label holds several doses
-        files["pred"] = with_dose_labels(files["pred"], pert_col, control, str(dose_column(pred, pert_col)), controls, "prediction")
+        files["pred"] = with_dose_labels(files["pred"], pert_col, control, str(dose_column(pred, pert_col)), controls, "prediction",
+                                         delimiters)
         return ["doses: the truth's populations are labelled atom@dose (dexa@10) and the prediction carries its doses in a dose "
                 "column: its cells are labelled atom@dose from it to pair with them"]
     if several is None:  # the prediction's cells of one label carry several doses, the truth's one (or none)
@@ -713,7 +727,7 @@ def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, cellt
             "its labels as distgen does (dexa@10; distgen.data.conditions.dose_label)")
     for k in sorted(split):
         files[k] = with_dose_labels(files[k], pert_col, control, str(dose_column(files[k].obs, pert_col)), controls,
-                                    {"real": "truth", "pred": "prediction"}.get(k, k))
+                                    {"real": "truth", "pred": "prediction"}.get(k, k), delimiters)
     return [f"doses: the {' and '.join({'real': 'truth', 'pred': 'prediction'}.get(k, k) for k in sorted(split))} {'carries' if len(split) == 1 else 'carry'} several doses "
             "within a perturbation label in a dose column: each (label, dose) is scored as a population of its own, labelled "
             "atom@dose (dexa@10), as distgen labels data at several doses"] if split else []

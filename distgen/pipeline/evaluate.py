@@ -219,7 +219,7 @@ def evaluate(
         adata = layout.as_anndata(source, f"{name} file")
         adatas[name] = adata
         if beside is not None:
-            files[name], said = layout.read_beside(adata, beside, name, **layout_options)
+            files[name], said = layout.read_beside(adata, beside, name, **layout_options, delimiters=delimiters)
             doses.extend(said)
         else:
             files[name] = layout.read(adata, **layout_options, name=name)
@@ -229,6 +229,7 @@ def evaluate(
             bases[name] = base
         return files[name]
 
+    delimiters = (truth.data.schema.combo_delimiter,) if isinstance(truth, Dataset) else ()  # a file beside it: its combinations
     truth_c: Cells | None = truth.truth(part) if isinstance(truth, Dataset) else truth if isinstance(truth, Cells) else None
     pred_c = pred if isinstance(pred, Cells) else read(pred, "pred", truth_c)
     if not isinstance(pred, Cells):

@@ -115,3 +115,44 @@ def test_a_dose_labelled_truth_with_a_dose_free_training_file_says_the_baselines
     assert not any("training file's do not" in n for n in notes)
     _, notes = cells_references(bare, real, ("additive",))
     assert any("the truth's labels carry doses (atom@dose) but some of the training file's do not" in n for n in notes)
+
+
+@pytest.mark.parametrize("recorded", ["file", "dataset"])
+def test_a_file_with_another_combination_delimiter_splits_its_combinations_and_their_doses_on_it(tmp_path, recorded):
+    """Files whose combinations are written with another delimiter (``saha_dexa`` at ``5_10``, as distgen writes data whose
+    schema declares ``_``) were relabelled splitting on ``+`` only: ``saha_dexa`` one atom at the dose ``5_10``, which
+    Python's float reads as 5010 (``saha_dexa@510``... a population of no drug at no dose). The file's recorded delimiter
+    (or, for ``distgen.evaluate`` against a dataset, the dataset's schema) splits both."""
+    truth = _truth()
+    truth.obs["target"] = truth.obs["target"].astype(str).str.replace("+", "_", regex=False)
+    truth.obs["dose"] = truth.obs["dose"].astype(str).str.replace("+", "_", regex=False)
+    if recorded == "file":
+        truth.uns["distgen"] = {"combo_delimiter": "_"}
+        pred = truth[np.random.default_rng(2).permutation(truth.n_obs)].copy()
+        mse = _scores(tmp_path, _write(tmp_path, pred=pred, real=truth))
+        assert set(mse.index) == {"dexa@10", "dexa@100", "dexa@10+saha@5"} and np.allclose(mse.to_numpy(), 0.0, atol=1e-10)
+        return
+    import distgen
+    from distgen.data import Dataset, PerturbationSchema
+
+    schema = PerturbationSchema(perturbation_col="target", control_labels=("ctrl",), dose_col="dose", combo_delimiter="_")
+    saha = truth[(truth.obs["dose"] == "10").to_numpy()].copy()  # a training condition: saha at 5
+    saha.obs = pd.DataFrame({"target": "saha", "dose": "5"}, index=[f"s{i}" for i in range(saha.n_obs)])
+    ad.concat([truth, saha]).write_h5ad(tmp_path / "data.h5ad")
+    ds = Dataset.load({"dataset": str(tmp_path / "data.h5ad"), "schema": schema.to_dict(), "set_size": 4,
+                       "split": {"kind": "random_conditions", "test_conditions": ["dexa", "saha_dexa"], "val_frac": 0.0}})
+    pred = truth[np.random.default_rng(2).permutation(truth.n_obs)].copy()  # another tool's file: no record of '_'
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    with pytest.warns(UserWarning, match="doses:"):
+        report = distgen.evaluate(str(tmp_path / "pred.h5ad"), ds, metric_names=["mse"], make_plots=False, ceiling=False, baselines=[],
+                                  progress=False, control="ctrl")
+    assert set(report.table.conditions()) == {"dexa@10", "dexa@100", "dexa@10+saha@5"}
+
+
+def test_a_dose_with_an_underscore_is_refused_not_read_as_a_digit_separator():
+    from distgen.data import PerturbationData, PerturbationSchema
+
+    truth = _truth()
+    truth.obs["dose"] = truth.obs["dose"].astype(str).str.replace("+", "_", regex=False)
+    with pytest.raises(InputDataError, match=r"dose '5_10' holds '_'.*combo_delimiter='_'"):
+        PerturbationData.from_anndata(truth, PerturbationSchema(perturbation_col="target", control_labels=("ctrl",), dose_col="dose"))
