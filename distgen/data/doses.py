@@ -140,10 +140,13 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
             raise DoseError(f"{where}: doses has {counted(len(entries), 'entry', 'entries')} for {counted(n, 'condition')}; give one per "
                             "condition (None: its recorded dose; a number: each of its atoms; a list: one per atom), or one "
                             "number for all")
+    measured = [False] * n  # asked at its own measured dose (a population label of the data): not a dose a caller chose
     if tagged is not None:  # a population label's own doses, in the order of its (sorted) atoms
         for i, t in enumerate(tagged):
             if t is not None and entries[i] is None and atoms[i]:
                 entries[i], spelt[i] = list(t), tuple(atoms[i])
+                key = (tuple(atoms[i]), contexts[i])
+                measured[i] = tuple(t) in record.several.get(key, ()) or record.recorded.get(key) == tuple(t)
     out: list[tuple[float, ...]] = []
     for a, w, ctx, entry in zip(atoms, spelt, contexts, entries):
         name = "+".join(w) if w else "control"
@@ -171,7 +174,7 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
                                 "model reads it (inf); give it in the unit of the training data's dose column")
         out.append(tuple(by_atom[x] for x in a))
     if warn_range:
-        _check_asked(record, atoms, out, [e is not None for e in entries], where)
+        _check_asked(record, atoms, out, [e is not None for e in entries], where, measured)
     return out
 
 
@@ -314,8 +317,13 @@ def _recorded(record: DoseRecord, atoms: tuple[str, ...], context: str, name: st
 
 
 def _check_asked(record: DoseRecord, atoms: Sequence[tuple[str, ...]],
-                 doses: list[tuple[float, ...]], given: list[bool], where: str) -> None:
-    """Refuse doses other than 1 without a dose column; warn once per call about doses outside an atom's training range."""
+                 doses: list[tuple[float, ...]], given: list[bool], where: str, measured: Sequence[bool] = ()) -> None:
+    """Refuse doses other than 1 without a dose column; warn once per call about doses outside an atom's training range.
+
+    ``measured``: per condition, whether its dose is its own measured one (a population of the data asked by its label,
+    ``dex@1000``): outside the training range that is a population held out at a dose training never reached (the top
+    dose of ``held_out_dose``), worded so (the model extrapolates there and the measured cells score it), not as a dose
+    a caller asked."""
     if record.column is None:
         bad = sorted({(a, d) for at, ds, g in zip(atoms, doses, given) if g for a, d in zip(at, ds) if d != 1.0})
         if bad:
@@ -324,11 +332,19 @@ def _check_asked(record: DoseRecord, atoms: Sequence[tuple[str, ...]],
                             "Leave doses out, or train on data with doses (data.schema.dose_col: the obs column holding them)")
         return
     outside: dict[str, set[float]] = {}
-    for at, ds, g in zip(atoms, doses, given):
+    held: dict[str, set[float]] = {}
+    own = list(measured) or [False] * len(atoms)
+    for at, ds, g, m in zip(atoms, doses, given, own):
         for a, d in zip(at, ds):
             lo, hi = record.ranges.get(a, (d, d))  # an atom never trained: the pre-flight's business, not the dose's
             if g and not lo <= d <= hi:
-                outside.setdefault(a, set()).add(d)
+                (held if m else outside).setdefault(a, set()).add(d)
+    if held:
+        said = "; ".join(f"{a} measured at {', '.join(f'{d:g}' for d in sorted(ds)[:4])}, {record.trained} carry it at "
+                         f"{_span(record.ranges[a])}" for a, ds in sorted(held.items())[:5])
+        warn(f"{where}: populations predicted at their own measured dose, outside the range {record.trained} carry ({said}): "
+             "no training cell is at such a dose (a held-out top dose, as held_out_dose holds out), so the model extrapolates "
+             "its dose response there; their measured cells are what scores it", DoseExtrapolationWarning)
     if outside:
         said = "; ".join(f"{a} asked at {', '.join(f'{d:g}' for d in sorted(ds)[:4])}, {record.trained} carry it at "
                          f"{_span(record.ranges[a])}" for a, ds in sorted(outside.items())[:5])

@@ -131,10 +131,10 @@ def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, se
     pick = torch.from_numpy(group.controls[control_draw(len(group.controls), k * set_size, group.condition, group.context, group.batch)])
     control = dataset.data.table.X[pick].reshape(k, set_size, -1).to(device)
     # the group's own labels, its recorded dose included (as predict_to_disk reads them), unless asked at another dose
-    # asked at another dose, its own is replaced (asked_doses warns about the one asked): a held-out top dose it is not asked
-    # at is no extrapolation. Not a warnings.catch_warnings per group: leaving one resets Python's once-per-place record,
-    # so every warning of the model's generation was printed once per group
-    labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k, warn_range=dose is None)
+    # asked_doses warned, once for the prediction, of a dose outside the training range (the one asked, or the group's own,
+    # a held-out top dose). Not a warnings.catch_warnings per group: leaving one resets Python's once-per-place record, so
+    # every warning of the model's generation was printed once per group
+    labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k, warn_range=False)
     if dose is not None:
         labels = dataclasses.replace(labels, dose=dose[: labels.dose.shape[1]].expand_as(labels.dose).clone())
     labels = labels.to(device)
@@ -285,6 +285,14 @@ def asked_doses(dataset: Dataset, groups: list[Group], doses: Any) -> list[tuple
     ``distgen.data.doses.group_doses`` (what ``predict_to_disk(doses=)`` and ``Dataset.labels`` ask too: checked, and doses
     outside the training range warned about once for the whole prediction).
     """
+    if doses is None and dataset.data.dosed:  # each group at its own measured dose: resolved here only to warn, once, of
+        from distgen.data.conditions import parse_dose_label  # a held-out dose outside the training range (worded as such)
+        from distgen.data.doses import read_tags, resolve_doses
+        from distgen.types import COMBO
+
+        read = [parse_dose_label(g.condition, COMBO) for g in groups]
+        resolve_doses(dataset.dose_record(), [r[0] if r is not None else () for r in read], [g.context for g in groups], None,
+                      None, "predict", read_tags(read))
     return group_doses(dataset.dose_record(), [g.condition for g in groups], [g.context for g in groups], doses,
                        control=dataset.info.control_label, delimiters=[dataset.data.schema.combo_delimiter],
                        dosed=dataset.data.dosed)

@@ -78,7 +78,7 @@ def test_train_predict_evaluate_score_each_dose_on_its_own(path, tmp_path):
     cfg = save_yaml(_config(path, {"name": "onehot", "dim": 8}), tmp_path / "t.yaml")
     assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
     pred, real = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
-    with pytest.warns(distgen.data.doses.DoseExtrapolationWarning, match="dexa asked at 1000, the training cells carry it at 1 to 100"):
+    with pytest.warns(distgen.data.doses.DoseExtrapolationWarning, match="dexa measured at 1000, the training cells carry it at 1 to 100"):
         assert main(["predict", str(tmp_path / "run"), "--out", str(pred), "--real", str(real)]) == 0
     p, r = ad.read_h5ad(pred), ad.read_h5ad(real)
     col = p.uns["distgen"]["pert_col"]
@@ -224,10 +224,13 @@ def test_a_held_out_top_dose_asked_at_another_dose_warns_only_about_the_dose_ask
         predict(DoseSpy(ds.info), ds, seed=0, doses=3000.0)
     said = [str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
     assert said and all("asked at 3000" in m for m in said) and not any("asked at 1000" in m for m in said), said
-    with warnings.catch_warnings(record=True) as seen:  # asked at its own dose, the held-out top dose is an extrapolation
+    with warnings.catch_warnings(record=True) as seen:  # at its own dose, the held-out top dose is an extrapolation
         warnings.simplefilter("always")
         predict(DoseSpy(ds.info), ds, seed=0)
-    assert any("asked at 1000" in str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning))
+    said = [str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
+    assert len(said) == 1, said  # once for the prediction, not once per group
+    assert said[0].startswith("predict: populations predicted at their own measured dose") and "asked" not in said[0]
+    assert "dexa measured at 1000, the training cells carry it at 1 to 100; saha measured at 1000" in said[0]
 
 
 def test_a_warning_of_the_model_is_said_once_whatever_the_number_of_groups(path):
@@ -307,3 +310,25 @@ def test_the_api_scores_a_file_with_a_dose_column_against_a_dataset_as_the_cli_d
     assert set(cli.index) == {f"{g} @ {k}" for g, k in ds.split.test_groups}
     assert np.isfinite(cli).all()
     pd.testing.assert_series_equal(cli, api)
+
+
+def test_a_held_out_top_dose_is_warned_of_as_measured_and_a_dose_asked_as_asked(path):
+    """Predicting a ``held_out_dose`` run's own held-out top dose warned "Dataset.labels: ... dexa asked at 1000", once per
+    group, worded for a request nobody made. It is now one warning for the prediction, saying the populations are at
+    their own measured dose; a label asked at a dose of no population (``dexa@3000``) keeps the request's wording."""
+    import warnings
+
+    from distgen.data.doses import DoseExtrapolationWarning
+
+    ds = Dataset.load({"dataset": path, "schema": SCHEMA.to_dict(), "set_size": 4, "split": SPLIT})
+    with pytest.warns(DoseExtrapolationWarning, match=r"^Dataset\.labels: populations predicted at their own measured dose.*dexa measured at 1000"):
+        ds.labels(["dexa@1000"], ["A549"])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ds.labels(["dexa@3000"], ["A549"])
+    said = [str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
+    assert len(said) == 1 and "dexa asked at 3000, the training cells carry it at 1 to 100" in said[0], said
+    with warnings.catch_warnings(record=True) as seen:  # inside the range: nothing to say
+        warnings.simplefilter("always")
+        ds.labels(["dexa@10"], ["A549"])
+    assert not [w for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
