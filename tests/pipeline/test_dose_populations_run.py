@@ -255,7 +255,7 @@ def test_a_warning_of_the_model_is_said_once_whatever_the_number_of_groups(path)
         ours = [w for w in seen if "model's generation" in str(w.message)]
         assert len(ours) == 1, (doses, len(ours))
         said = [str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
-        assert said and all("asked at 3000" in m for m in said) if doses else any("asked at 1000" in m for m in said)
+        assert said and all("asked at 3000" in m for m in said) if doses else any("measured at 1000" in m for m in said)
 
 
 def test_an_interior_dose_split_trains_predicts_and_evaluates_without_extrapolating(path, tmp_path):
