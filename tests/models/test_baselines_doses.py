@@ -72,6 +72,21 @@ def test_a_held_out_dose_is_predicted_from_the_nearest_training_dose_not_the_dos
         assert torch.allclose(_predicted_effect(model, dataset, f"dexa@{dose:g}"), _effect(train, "dexa", dose).float().double(), atol=1e-5)
 
 
+@pytest.mark.parametrize("cls", [AdditiveBaseline, MatchingMeanBaseline])
+def test_an_atom_asked_at_dose_0_adds_no_effect(dataset, cls):
+    """Dose 0 is none of the drug: the nearest training dose (the lowest, 1) gave it that dose's effect. A combination with
+    one atom at 0 is the other atom alone."""
+    train = dataset.train_table
+    model = cls().fit(train)
+    labels = dataset.labels(["dexa"], ["A549"], doses=0.0)
+    got = model.predict(torch.zeros(1, 3, dataset.info.n_genes), torch.ones(1, 3, dtype=torch.bool), labels)[0, 0].double()
+    assert torch.allclose(got, torch.zeros_like(got), atol=1e-6)
+    assert _predicted_effect(model, dataset, "dexa@1").abs().max() > 0.1  # the lowest dose's effect is not nothing
+    both = dataset.labels(["dexa+saha"], ["A549"], doses=[[0.0, 100.0]])  # matching_mean: the mean over the atoms given
+    got = model.predict(torch.zeros(1, 3, dataset.info.n_genes), torch.ones(1, 3, dtype=torch.bool), both)[0, 0].double()
+    assert torch.allclose(got, _effect(train, "saha", 100.0).float().double(), atol=1e-5)
+
+
 def test_a_combination_adds_its_atoms_effects_at_their_own_doses(dataset):
     train = dataset.train_table
     model = AdditiveBaseline().fit(train)

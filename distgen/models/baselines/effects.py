@@ -90,13 +90,23 @@ def nearest_dose(measured: Iterable[float], dose: float) -> float:
 
 def effects_at_doses(dosed: Mapping[int, Mapping[float, Tensor]], row: Tensor, dose: Tensor) -> list[Tensor]:
     """The effect alone (``single_dose_effects``) of each atom of one ``[P]`` perturbation row that ``dosed`` holds, at its
-    ``[P]`` dose when measured there, else at its nearest training dose (``nearest_dose``), in atom order."""
-    return [dosed[a][nearest_dose(dosed[a], d)] for a, d in dosed_atoms_of(row, dose) if a in dosed]
+    ``[P]`` dose when measured there, else at its nearest training dose (``nearest_dose``), in atom order. An atom asked at
+    dose 0 that training did not measure at 0 adds nothing (none of it given; the nearest dose, the lowest measured, was
+    its effect until 2026-12-06)."""
+    return [dosed[a][nearest_dose(dosed[a], d)] for a, d in dosed_atoms_of(row, dose)
+            if a in dosed and (d != 0.0 or 0.0 in dosed[a])]
+
+
+def none_given(dosed: Mapping[int, Mapping[float, Tensor]], row: Tensor, dose: Tensor) -> bool:
+    """Whether every atom of one ``[P]`` perturbation row is asked at dose 0, a dose training did not measure it at: none of
+    any atom is given, so the condition is the control (``effects_at_doses`` has no effect for such an atom)."""
+    atoms = dosed_atoms_of(row, dose)
+    return bool(atoms) and all(d == 0.0 and 0.0 not in dosed.get(a, {}) for a, d in atoms)
 
 
 #: What a dose-reading baseline (``additive``, ``matching_mean``) does on data at several doses (its ``dose_rule``).
 NEAREST_DOSE_RULE = ("each atom's effect alone at the asked dose when training measured it there, else at its nearest training "
-                     "dose (log scale; a held-out highest dose is predicted from the next one down)")
+                     "dose (log scale; a held-out highest dose is predicted from the next one down; at dose 0, no effect)")
 #: What a baseline that reads no dose does on such data.
 POOLED_DOSE_RULE = "dose-blind: every dose of a condition gets the one prediction, fitted on its training doses pooled"
 

@@ -13,6 +13,7 @@ from distgen.models.baselines.effects import (
     condition_effects,
     effects_at_doses,
     is_dosed,
+    none_given,
     single_dose_effects,
 )
 from distgen.models.baselines.noncontrol_mean import noncontrol_effect
@@ -57,6 +58,8 @@ class MatchingMeanBaseline(FittedModel):
         for b, (row, dose) in enumerate(zip(labels.perturbation, labels.dose)):
             atoms = atoms_of(row)
             if self.dosed is not None:
+                if none_given(self.dosed, row, dose):  # every atom at dose 0: the control, not the non-control fallback
+                    continue
                 seen = effects_at_doses(self.dosed, row, dose)
             else:
                 seen = [self.singles[a] for a in atoms if a in self.singles]
