@@ -238,9 +238,12 @@ def _seed(value: Any, where: str) -> int:
     """
     import numbers
 
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
     from distgen.config import ConfigError
+
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if not -(2**63) <= int(value) < 2**63:  # written into the prediction's provenance (HDF5 int64): failed there, after the work
+            raise ConfigError(f"{where} must fit a 64-bit integer (from -2**63 to 2**63 - 1), got {int(value)}")
+        return int(value)
 
     hint = f" Write {int(value)}." if isinstance(value, float) and value.is_integer() else ""
     raise ConfigError(f"{where} must be a whole number, got {type(value).__name__} {value!r}.{hint}")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distgen.commands.argtypes import max_cells_arg
+from distgen.commands.argtypes import max_cells_arg, seed_arg
 
 EXAMPLE = """examples:
   distgen predict runs/scdfm --out pred.h5ad                       # test split, newest checkpoint, EMA weights
@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="checkpoint directory (default: the newest in RUN_DIR)")
     p.add_argument("--weights", default="ema", choices=("ema", "raw"), help="EMA weights when the run kept them (default) or raw")
     p.add_argument("--real", help="also write the real cells of the same groups, same layout, to this .h5ad")
-    p.add_argument("--seed", type=int, help="sampling seed (default: the run's train.seed)")
+    p.add_argument("--seed", type=seed_arg, help="sampling seed (default: the run's train.seed)")
     p.add_argument("--genes", default=None, help="predict only a gene panel: 'hvg:N' (the N most variable genes of the predicted "
                    "groups' real and control cells, scDFM's evaluation panel) or a file of gene names (default: all genes)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out/--real file that is not a previous "

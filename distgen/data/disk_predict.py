@@ -126,7 +126,9 @@ def predict_to_disk(
 
     ``real`` also writes the ground truth in the same layout, chunk by chunk: each group's real cells (those it mirrors,
     ``max_cells`` applied), then the same control cells, the truth ``distgen evaluate --pred OUT --real REAL`` scores
-    the prediction against (as ``distgen predict --real`` writes it in memory).
+    the prediction against (as ``distgen predict --real`` writes it in memory). The two are renamed into place together,
+    each recording the truth's fingerprint (``distgen.data.layout.publish_pair``): an error leaves both paths as they were.
+    ``out`` and ``real`` may not be the file read, nor a folder (``OutputPathError``, before any work).
 
     NaN or inf in a group's generated cells is a ``NonFiniteSamplesError`` naming the group and ``weights`` (the
     checkpoint they came from, when given), as in memory: nothing is written to ``out`` (the partial file is removed).
@@ -144,11 +146,12 @@ def predict_to_disk(
     ``DataRecord.dose_ranges``) gives those ranges, by default the file's cells of ``split``'s training part; without
     either nothing is known of training and nothing is warned. ``real`` stays the measured cells, at their own dose.
     """
-    from distgen.data.layout import CONTROL, ChunkedWriter
+    from distgen.data.layout import CONTROL, ChunkedWriter, publish_pair
 
     if set_size < 1 or (sets_per_call is not None and sets_per_call < 1) or control_pool < 1:
         raise ValueError(f"need set_size, sets_per_call (or None) and control_pool >= 1; got {set_size}, {sets_per_call}, {control_pool}")
     cells = in_model_genes(model, source if isinstance(source, DiskCells) else DiskCells(source, schema))
+    _check_outputs(cells.path, out, real)
     info, lab = cells.info, cells.labels
     translate = LabelTranslation.between(model, info)  # the file's label ids as the model's (another file: other vocabularies)
     if split is None:
@@ -212,8 +215,10 @@ def predict_to_disk(
 
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
     scale = "lognorm" if values is None else values.scale
-    with ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter, perturbation_type=cells.schema.perturbation_type,
-                       scale=scale, provenance=provenance) as writer:
+    pred_writer = ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter,
+                                perturbation_type=cells.schema.perturbation_type, scale=scale, provenance=provenance,
+                                publish=real is None)  # with a truth: the two renamed together (publish_pair)
+    with pred_writer as writer:
         with torch.no_grad():
             for gi, g in enumerate(groups):
                 n = len(g.cells)
@@ -242,16 +247,43 @@ def predict_to_disk(
                     writer.append(x, [label] * kept, [g.context] * kept, "predicted", [g.batch] * kept)
         write_controls(writer)
     if real is not None:
-        with ChunkedWriter(real, info.genes, chunk_rows=1024, with_batch=with_batch, combo_delimiter=delimiter, perturbation_type=cells.schema.perturbation_type, kind="real",
-                           scale=scale) as truth:
-            for g in groups:  # the measured cells under their own labels, whatever dose they were asked at (as in memory)
-                label = file_label(g.condition, info.control_label, delimiter)
-                for i in range(0, len(g.cells), 16384):
-                    rows = g.cells[i : i + 16384]
-                    x = cells.read(rows).toarray()
-                    truth.append(x if values is None else values.real(x, rows), [label] * rows.size, [g.context] * rows.size, "real", [g.batch] * rows.size)
-            write_controls(truth)
+        real_writer = ChunkedWriter(real, info.genes, chunk_rows=1024, with_batch=with_batch, combo_delimiter=delimiter,
+                                    perturbation_type=cells.schema.perturbation_type, kind="real", scale=scale, publish=False)
+        try:
+            with real_writer as truth:
+                for g in groups:  # the measured cells under their own labels, whatever dose they were asked at (as in memory)
+                    label = file_label(g.condition, info.control_label, delimiter)
+                    for i in range(0, len(g.cells), 16384):
+                        rows = g.cells[i : i + 16384]
+                        x = cells.read(rows).toarray()
+                        truth.append(x if values is None else values.real(x, rows), [label] * rows.size, [g.context] * rows.size, "real", [g.batch] * rows.size)
+                write_controls(truth)
+        except BaseException:
+            pred_writer.discard()  # no prediction without its truth: both paths stay as they were
+            raise
+        publish_pair(pred_writer, real_writer)
     return Path(out)
+
+
+def _check_outputs(source: str | Path, out: str | Path, real: str | Path | None) -> None:
+    """``OutputPathError`` before any work for an output that is a folder, the file read (``out=source`` replaced the data
+    with its prediction) or the other output."""
+    from distgen.errors import OutputPathError
+
+    read = Path(source).absolute().resolve()
+    seen: set[Path] = set()
+    for name, p in (("out", out), ("real", real)):
+        if p is None:
+            continue
+        at = Path(p).absolute().resolve()
+        if at == read:
+            raise OutputPathError(f"{name}={str(p)!r} is the file predicted from: writing there would replace its cells with the "
+                                  "prediction; give another path")
+        if Path(p).is_dir():
+            raise OutputPathError(f"{name}={str(p)!r} is a folder; give a file path such as {str(Path(p) / 'pred.h5ad')!r}")
+        if at in seen:
+            raise OutputPathError(f"out and real are the same file {str(p)!r}; give them different paths")
+        seen.add(at)
 
 
 def _atoms(condition: str, cells: DiskCells) -> tuple[str, ...]:

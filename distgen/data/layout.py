@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distgen.atomic import atomic_path
+from distgen.atomic import atomic_path, share_mode, temp_beside
 from distgen.errors import InputDataError
 from distgen.types import ALL, Cells
 from distgen.types.cells import COMBO
@@ -239,13 +239,21 @@ class ChunkedWriter:
     ``append(rows, conditions, contexts, kind, batches)`` adds rows (``conditions`` already in the file's
     labels: ``CONTROL`` for controls); on a clean exit the file (dense ``X``, ``obs`` with
     ``PERT_COL``, ``CELLTYPE_COL``, ``BATCH_COL`` when ``with_batch``, and ``KIND_COL``) replaces ``path`` atomically;
-    on an error the partial file is removed and ``path`` stays as it was.
+    on an error the partial file is removed and ``path`` stays as it was. The rows go to a hidden temp file beside
+    ``path`` (``distgen.atomic.temp_beside``: its folder made, the mode of a plain write, a name no ``*.h5ad`` pattern
+    picks up when a kill leaves it); it was ``path.partial``, and a ``--out`` in a folder not yet made was an h5py error.
+
+    ``publish=False`` keeps the finished temp file for ``publish_pair`` (a prediction and its truth renamed together,
+    each recording the truth's fingerprint, as ``write_pair`` writes them); ``discard`` removes it. A ``kind="real"``
+    writer records its own ``truth_digest`` (``digest``).
     """
 
     def __init__(self, path: str | os.PathLike[str], genes: Sequence[str], chunk_rows: int = 1024, with_batch: bool = False,
                  combo_delimiter: str = COMBO, kind: str = "pred", scale: str = "lognorm",
-                 provenance: Mapping[str, Any] | None = None, perturbation_type: str | None = None) -> None:
+                 provenance: Mapping[str, Any] | None = None, perturbation_type: str | None = None, publish: bool = True) -> None:
         check_perturbation_type(perturbation_type)
+        self.publish = publish
+        self.digest: str | None = None  # a truth's fingerprint (kind "real"), once written
         self.perturbation_type = perturbation_type  # uns["distgen"]["perturbation_type"], as to_anndata records it
         self.path = Path(path)
         self.provenance = dict(provenance) if provenance else None  # uns["distgen"]["provenance"], as write() records it
@@ -263,7 +271,9 @@ class ChunkedWriter:
     def __enter__(self) -> ChunkedWriter:
         import h5py
 
-        self._tmp = self.path.with_name(self.path.name + ".partial")
+        fd, tmp = temp_beside(self.path)  # the folder made, the mode of a plain write, a hidden name
+        os.close(fd)
+        self._tmp = Path(tmp)
         self._file = h5py.File(self._tmp, "w")
         self._file.attrs["encoding-type"], self._file.attrs["encoding-version"] = "anndata", "0.1.0"
         g = len(self.genes)
@@ -297,17 +307,64 @@ class ChunkedWriter:
                 write_elem(self._file, "obs", object_strings(obs))  # pandas 3 makes the categories its string dtype
                 write_elem(self._file, "var", pd.DataFrame(index=pd.Index(self.genes, dtype=object)))
                 meta: dict[str, Any] = {"scale": self.scale, "kind": self.kind, "pert_col": PERT_COL, "control": CONTROL}
+                if self.kind == "real":
+                    self.digest = meta[TRUTH_KEY] = self._truth_digest(obs)
                 if self.provenance:
                     meta[PROVENANCE_KEY] = self.provenance
                 if self.perturbation_type is not None:
                     meta[PERTURBATION_TYPE_KEY] = self.perturbation_type
                 write_elem(self._file, "uns", {"distgen": {**meta, **({DELIMITER_KEY: self.combo_delimiter} if self.combo_delimiter != COMBO else {})}})
-        finally:
+        except BaseException:
             self._file.close()
-        if exc_type is None:
-            self._tmp.replace(self.path)
-        else:  # a half-written file is no prediction: nothing is left behind (the target, if any, is untouched)
             self._tmp.unlink(missing_ok=True)
+            raise
+        self._file.close()
+        if exc_type is not None:  # a half-written file is no prediction: nothing is left behind (the target, if any, is untouched)
+            self._tmp.unlink(missing_ok=True)
+        elif self.publish:
+            self._publish()
+
+    def _truth_digest(self, obs: pd.DataFrame) -> str:
+        """``truth_digest`` of the file as anndata reads it back: its shape, dense float32 ``X`` (read back in blocks of
+        rows: the shape comes first), cell and gene names, and ``obs`` columns."""
+        import hashlib
+
+        full = hashlib.sha256(repr((len(self.conditions), len(self.genes))).encode())
+        for i in range(0, self._x.shape[0], 16384):
+            full.update(np.ascontiguousarray(self._x[i : i + 16384], dtype=np.float32).tobytes())
+        for labels in (obs.index, self.genes, *(obs[c] for c in obs.columns)):
+            full.update("\x00".join(map(str, labels)).encode())
+            full.update(b"\x01")
+        return full.hexdigest()[:16]
+
+    def _publish(self) -> None:
+        share_mode(self._tmp)
+        with open(self._tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        self._tmp.replace(self.path)
+
+    def discard(self) -> None:
+        """Remove a finished, unpublished temp file (``publish=False``)."""
+        self._tmp.unlink(missing_ok=True)
+
+
+def publish_pair(pred: ChunkedWriter, real: ChunkedWriter) -> None:
+    """Record ``real``'s fingerprint in ``pred`` (``uns["distgen"]["truth"]``, as ``write_pair`` records it) and rename both
+    into place, the truth first: ``distgen evaluate`` refuses a prediction beside another truth (a kill between the renames).
+    Both writers finished with ``publish=False``; on an error both temp files are removed."""
+    import h5py
+    from anndata.io import write_elem
+
+    try:
+        if real.digest is None:
+            raise ValueError("publish_pair needs a finished truth writer (kind='real')")
+        with h5py.File(pred._tmp, "a") as f:
+            write_elem(f["uns"]["distgen"], TRUTH_KEY, real.digest)
+        real._publish()
+        pred._publish()
+    finally:
+        pred.discard()
+        real.discard()
 
 
 # ---------------------------------------------------------------------------------------------- reading

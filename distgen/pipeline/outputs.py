@@ -128,9 +128,30 @@ def check_output_file(path: str | Path, command: str, kind: str, overwrite: bool
     from distgen.data.layout import written_kinds  # anndata's import is paid only when an .h5ad is in the way
 
     kinds = written_kinds(path)
+    if kinds is not None and "predicted" in kinds:  # the chunked writer's row kind (--data, predict_to_disk) for "pred"
+        kinds = kinds | {"pred"}
     if kinds is None or kind not in kinds:
         raise OutputPathError(f"{str(path)!r} exists and is not a previous {kind} output of distgen {command}; "
                               "pass --overwrite to replace it, or choose another path")
+
+
+def check_not_inputs(outputs: Sequence[tuple[str, str | Path | None]], inputs: Sequence[tuple[str, str | Path | None]]) -> None:
+    """Refuse an output that is one of the command's input files (``OutputPathError``), with or without ``--overwrite``.
+
+    ``distgen predict RUN --data new.h5ad --out new.h5ad`` was refused as "not a previous prediction ... pass --overwrite",
+    and with ``--overwrite`` replaced the user's data file by its own prediction (the training file alike, as ``--real``).
+    ``outputs`` and ``inputs``: ``(option, path)`` pairs; ``None`` paths are skipped."""
+    seen = {}
+    for name, p in inputs:
+        if p is not None and Path(p).exists():
+            seen[Path(p).absolute().resolve()] = (name, p)
+    for name, p in outputs:
+        if p is None:
+            continue
+        hit = seen.get(Path(p).absolute().resolve())
+        if hit is not None:
+            raise OutputPathError(f"{name} {str(p)!r} is {hit[0]} {str(hit[1])!r}, which distgen predict reads: writing there "
+                                  "would replace that data with the prediction (--overwrite included); give another path")
 
 
 def check_distinct(paths: Sequence[str | Path | None], what: Sequence[str]) -> None:

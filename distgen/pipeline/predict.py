@@ -42,7 +42,7 @@ from distgen.errors import DistgenRuntimeWarning, DivergenceWarning, InputDataEr
 from distgen.models.base import checked_prediction, is_untrained
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
-from distgen.pipeline.outputs import check_distinct, check_output_file
+from distgen.pipeline.outputs import check_distinct, check_not_inputs, check_output_file
 from distgen.train import distributed as D
 from distgen.train.checkpoint import (
     CheckpointError,
@@ -685,12 +685,26 @@ def predict_run(
         check_model(counts)
     run_dir = run_folder(run_dir)  # a distgen run folder -> its train/, as distgen.load_run finds it
     check_distinct([out, real], ["--out", "--real"])
+    check_not_inputs([("--out", out), ("--real", real)], read_files(run_dir, train_data))
     check_output_file(out, "predict", "pred", overwrite)
     if real is not None:
         check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
     with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext(), float32_default():
         return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells, sampling, train_data, doses)
+
+
+def read_files(run_dir: Path, train_data: str | Path | None = None) -> list[tuple[str, str | Path | None]]:
+    """``(what, path)`` of the data files a prediction from ``run_dir`` may read: ``--train-data`` and the run's training
+    file (its ``config.yaml`` ``data.dataset``, a bundled name left out), for ``check_not_inputs``."""
+    files: list[tuple[str, str | Path | None]] = [("--train-data", train_data)]
+    try:
+        recorded = (load_yaml(run_dir / "config.yaml").get("data") or {}).get("dataset")
+    except Exception:
+        recorded = None
+    if isinstance(recorded, str) and recorded not in BUNDLED:
+        files.append(("the run's training file", recorded))
+    return files
 
 
 def _inside(path: Path, folder: Path) -> bool:

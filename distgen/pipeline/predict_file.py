@@ -42,13 +42,14 @@ from distgen.data.groups import Group, group_seed
 from distgen.data.h5ad import readable_by_rows
 from distgen.data.record import DataRecord
 from distgen.errors import InputDataError, InputKeyError, warn
-from distgen.pipeline.outputs import check_distinct, check_output_file
+from distgen.pipeline.outputs import check_distinct, check_not_inputs, check_output_file
 from distgen.pipeline.predict import (
     _inside,
     doses_provenance,
     open_run,
     predict_section,
     prediction_provenance,
+    read_files,
     run_folder,
     said_origin,
     sampling_overrides,
@@ -110,6 +111,7 @@ def predict_file(
     if D.env_from_torchrun().distributed:
         raise ConfigError("distgen predict --data runs in one process: start it without torchrun")
     check_distinct([out, real], ["--out", "--real"])
+    check_not_inputs([("--out", out), ("--real", real)], [("--data", data), *read_files(run_dir, train_data)])
     check_output_file(out, "predict", "pred", overwrite)
     if real is not None:
         check_output_file(real, "predict", "real", overwrite)
