@@ -97,7 +97,12 @@ def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.nd
         if n < 1:  # was exit 1 from inside hvg_indices ('needs n_top_genes >= 1')
             raise ConfigError(f"--genes hvg:N needs N >= 1 (the number of most variable genes to predict), got {spec!r}")
         cells = np.unique(np.concatenate([*(g.cells for g in groups), *(g.controls for g in groups)]))
-        return np.sort(hvg_indices(dataset.data.table.X[torch.from_numpy(cells)].numpy(), n))
+        kept = np.sort(hvg_indices(dataset.data.table.X[torch.from_numpy(cells)].numpy(), n))
+        if len(kept) > n:  # scanpy's seurat flavour keeps every gene tied at the cut (genes alone in a dispersion bin tie at 1)
+            warn(f"--genes {spec}: {len(kept)} genes are predicted, not {n}: scanpy's highly_variable_genes (flavour seurat, "
+                 f"as scDFM's panel) keeps every gene whose normalised dispersion ties the {n}th; give a file of gene names "
+                 "for an exact panel")
+        return kept
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(f"--genes must be 'all', 'hvg:N' or a file of gene names, got {spec!r} (no such file)")

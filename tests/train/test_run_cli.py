@@ -1,5 +1,6 @@
 """``distgen train`` / ``distgen predict`` end to end on the bundled Norman K562 data (in-process CLI)."""
 
+import warnings
 import json
 
 import anndata as ad
@@ -174,3 +175,29 @@ def test_resume_refuses_data_changed_since_the_run_started(tmp_path, capsys):
     assert main(["predict", out, "--out", str(tmp_path / "p.h5ad")]) == 1
     err = capsys.readouterr().err
     assert "cannot predict it on other data" in err and "predict_to_disk(run.model, FILE, OUT" in err  # the way to predict another file
+
+
+def test_an_hvg_panel_larger_than_asked_says_so():
+    """scanpy's seurat flavour keeps every gene tied at the cut (genes alone in a dispersion bin tie at 1): hvg:5 gave 10 of
+    40 genes without a word. The panel is kept (scDFM's is chosen so) and a warning says how many and why."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pytest
+    import torch
+
+    from distgen.data.preprocess import hvg_indices
+    from distgen.errors import DistgenWarning
+    from distgen.pipeline.predict import gene_panel
+
+    rng = np.random.default_rng(2)
+    x = np.log1p(rng.poisson(rng.gamma(0.5, 2, size=40), size=(60, 40))).astype(np.float32)
+    assert len(hvg_indices(x, 5)) > 5  # the ties this test is about
+    data = SimpleNamespace(data=SimpleNamespace(table=SimpleNamespace(X=torch.from_numpy(x))))
+    groups = [SimpleNamespace(cells=np.arange(30), controls=np.arange(30, 60))]
+    with pytest.warns(DistgenWarning, match=r"--genes hvg:5: \d+ genes are predicted, not 5"):
+        kept = gene_panel(data, groups, "hvg:5")
+    assert len(kept) > 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(gene_panel(data, groups, "hvg:40")) == 40  # all genes: no ties to speak of
