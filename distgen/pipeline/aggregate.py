@@ -199,10 +199,54 @@ def verdict_words(c: Mapping[str, Any]) -> str:
     return words(c)
 
 
+#: The verdict of a comparison whose variant was scored on other real data than the reference (``truth_mismatch``).
+TRUTHS_DIFFER = "truths differ"
+
+
+def truth_record(summary: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a run's evaluation was scored on, from its ``eval/summary.json``: ``n_genes``, ``profile``, ``no_target_genes``
+    and the per-condition digests of the real cells (``truth_digests``); ``{}`` without a summary."""
+    if not isinstance(summary, Mapping):
+        return {}
+    digests = summary.get("truth_digests")
+    return {"n_genes": summary.get("n_genes"), "profile": summary.get("profile") or "distgen",
+            "no_target_genes": summary.get("no_target_genes"),
+            "digests": dict(digests) if isinstance(digests, Mapping) else {}}
+
+
+def truth_mismatch(truths: Mapping[str, Mapping[int, Mapping[str, Any]]], variant: str, reference: str) -> str | None:
+    """Why ``variant``'s runs were scored on other real data than ``reference``'s at the same seed, or None.
+
+    ``truths``: ``{variant: {seed: truth_record}}``. Other genes (``data.hvg``, another gene list), another profile, or other
+    real cells under a shared condition label (``data.split``, ``data.min_cells``, another data file: the
+    ``truth_digests`` differ) make a row of the variant another observation than the reference's row of that label, as
+    ``distgen compare`` refuses such a pair: a sweep paired them and named a side without a word."""
+    a, b = truths.get(variant, {}), truths.get(reference, {})
+    for seed in sorted(set(a) & set(b)):
+        ta, tb = a[seed], b[seed]
+        if not ta or not tb:
+            continue
+        if ta.get("n_genes") is not None and tb.get("n_genes") is not None and ta["n_genes"] != tb["n_genes"]:
+            return f"scored on {ta['n_genes']} genes, the reference on {tb['n_genes']} (seed {seed})"
+        if ta.get("profile") != tb.get("profile"):
+            return f"scored under profile {ta.get('profile')!r}, the reference under {tb.get('profile')!r} (seed {seed})"
+        if ta.get("no_target_genes") is not None and tb.get("no_target_genes") is not None \
+                and bool(ta["no_target_genes"]) != bool(tb["no_target_genes"]):
+            return f"scored {'without' if ta['no_target_genes'] else 'with'} each perturbation's own gene, the reference " \
+                   f"{'without' if tb['no_target_genes'] else 'with'} it (seed {seed})"
+        da, db = ta.get("digests") or {}, tb.get("digests") or {}
+        shared = sorted(set(da) & set(db))
+        other = [k for k in shared if da[k] != db[k]]
+        if other:
+            return (f"{len(other)} of {len(shared)} shared condition(s) scored on other real cells than the reference's "
+                    f"(seed {seed}; e.g. {', '.join(other[:3])}: other cells, genes or control cells)")
+    return None
+
+
 def summary_markdown(
     rows: Sequence[dict[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str], failed: Sequence[str] = (),
     failures: Mapping[str, str] | None = None, diverged: Sequence[tuple[str, int, str]] = (),
-    noise: Mapping[str, Mapping[str, float]] | None = None,
+    noise: Mapping[str, Mapping[str, float]] | None = None, truths: Mapping[str, Mapping[int, Mapping[str, Any]]] | None = None,
 ) -> tuple[str, list[Comparison]]:
     """The sweep's ``summary.md`` text and the comparisons it reports.
 
@@ -210,8 +254,11 @@ def summary_markdown(
     loss exploded: their scores stay in the tables (a setting that diverges is a result) and their variant is marked.
     ``noise``: ``{variant: {metric: split-half replicate spread}}`` (``replicate_noise``); a comparison's margin is the larger
     of its two variants' (as ``distgen compare`` takes the larger of its two evaluations').
+    ``truths``: ``{variant: {seed: truth_record}}``; a variant scored on other real data than the reference
+    (``truth_mismatch``) gets the verdict ``truths differ`` on every metric, outside the Holm family, and a section saying why.
     """
     noise = noise or {}
+    apart = {v: why for v in variants if v != reference and (why := truth_mismatch(truths or {}, v, reference))}
     failures = failures or {}
     n_diverged = {v: sum(1 for d in diverged if d[0] == v) for v in variants}
     lines = ["# Sweep summary", "", f"Reference variant: {md.code(reference)}. Values: mean +/- sd over seeds of the per-run mean over perturbations.",
@@ -231,7 +278,11 @@ def summary_markdown(
         lines.append(f"| {md.cell(var)}{mark} | {n_seeds} | " + " | ".join(cells) + " |")
     comparisons = [paired_comparison(rows, v, reference, m, pair_noise(noise, v, reference, m))
                    for v in variants if v != reference for m in metrics]
-    for c, adjusted in zip(comparisons, holm([c.p_value for c in comparisons])):
+    for c in comparisons:
+        if c.variant in apart:  # not paired observations: no test of the table, no side named
+            c.verdict = c.verdict_alone = TRUTHS_DIFFER
+    family = [c for c in comparisons if c.variant not in apart]
+    for c, adjusted in zip(family, holm([c.p_value for c in family])):
         c.p_holm = adjusted
         if math.isfinite(adjusted):  # the table's verdicts read Holm's p: a side named anywhere on it is a claim of the family
             c.verdict = comparison_verdict(c, adjusted)
@@ -258,7 +309,7 @@ def summary_markdown(
             lines.append(f"| {md.cell(c.variant)} | {md.cell(c.metric)} | {test} | {c.n_pairs} | {fmt(c.mean_diff)} | {ci} | "
                          f"{fmt(c.statistic)} | {fmt(c.p_value, 3)} | {fmt(c.p_holm, 3)} | {fmt(c.margin, 2) if c.test else '-'} | "
                          f"{md.cell(verdict_words(c.__dict__))} |")
-        tested = [c for c in comparisons if not math.isnan(c.p_value)]
+        tested = [c for c in family if not math.isnan(c.p_value)]
         named = [c for c in tested if c.verdict in ("variant", "reference")]
         leads = [c for c in tested if c.verdict_alone in ("variant", "reference") and c not in named]
         if len(tested) > 1 and (named or leads):
@@ -273,6 +324,15 @@ def summary_markdown(
                       "equally good variants whose runs each carry a training offset of 0.3 x the per-perturbation noise were told "
                       "apart in 22.5% of one-seed tests at 20 perturbations at each test's own p, 10.4% at Holm's over a table of 6 "
                       "(docs/report.md, \"Sweep page\")."]
+    if apart:
+        lines += ["", "## Variants scored on other real data", "",
+                  "These variants were evaluated on other genes or other real cells than the reference (a setting of `data:` such "
+                  "as `hvg`, `split` or the data file changes what is scored), so a row of one is not the same observation as the "
+                  "reference's row of that label: the means above are each over its own truth, and the paired comparison names no "
+                  f"side (verdict `{TRUTHS_DIFFER}`, left out of the Holm adjustment), as `distgen compare` refuses such a pair. "
+                  "Compare settings of the data by what each is for (a held-out score on one fixed truth), or make the data setting "
+                  "the base of separate sweeps.", ""]
+        lines += [f"- {md.code(v)}: {md.inline(why)}" for v, why in apart.items()]
     from distgen.report.sweep import coverage_notes
 
     uneven = coverage_notes(rows, variants, reference, metrics)

@@ -35,6 +35,8 @@ from distgen.pipeline.aggregate import (
     read_metrics_csv,
     replicate_noise,
     summary_markdown,
+    truth_mismatch,
+    truth_record,
     write_results,
 )
 from distgen.pipeline.grid import Run, expand, parse_variants
@@ -355,6 +357,7 @@ def _sweep(
     rows = []
     diverged: list[tuple[str, int, str]] = []
     summaries: dict[str, list[dict[str, Any]]] = {}  # each finished run's eval/summary.json: the margin's replicate spread
+    truths: dict[str, dict[int, dict[str, Any]]] = {}  # what each finished run was scored on (truth_mismatch)
     for r in runs:
         path = out / "runs" / r.slug / METRICS_FILE
         if (out / "runs" / r.slug / DONE_FILE).exists() and path.exists():
@@ -363,6 +366,7 @@ def _sweep(
             doc = run_summary(out / "runs" / r.slug)
             if doc is not None:
                 summaries.setdefault(r.variant, []).append(doc)
+            truths.setdefault(r.variant, {})[r.seed] = truth_record(doc)
             d = training_diverged(out / "runs" / r.slug)
             g = None if d else generation_diverged(doc)
             if g:  # training went well, sampling did not: the variant's scores are those of cells far off the data
@@ -385,7 +389,12 @@ def _sweep(
               "evaluate a run again with distgen run CONFIG OVERRIDES --out RUN --metrics ...", file=sys.stderr)
     write_results(rows, out / "results.csv")
     text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed, result.failures, diverged,
-                                                replicate_noise(summaries, present))
+                                                replicate_noise(summaries, present), truths)
+    apart = {v: why for v in variants if v != reference and (why := truth_mismatch(truths, v, reference))}
+    for v, why in apart.items():
+        if why:
+            print(f"warning: sweep variant {v} was {why}: its rows are not paired with the reference's, so no side is named "
+                  "(verdict 'truths differ'; see summary.md)", file=sys.stderr)
     atomic_write_text(out / "summary.md", text)
     same = identical_variants(rows, variants, present)
     for v, other in same.items():
@@ -394,7 +403,7 @@ def _sweep(
     atomic_write_text(out / "summary.json", json_text({
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "failures": result.failures, "diverged": result.diverged, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
-        "metrics_not_computed": absent,
+        "metrics_not_computed": absent, "truths_differ": apart,
     }))
     plot_summary(rows, variants, present, out / "summary.png")
     write_sweep_page(out, present)  # report.html: one row per variant, paired tests as intervals

@@ -70,6 +70,9 @@ class SweepInputs:
     failures, diverged
         ``{run: error}`` of failed runs, and ``{run: {"variant", "seed", "step", "loss", "first_loss", ...}}`` of finished
         runs whose training loss exploded (``summary.json["failures"]``, ``["diverged"]``).
+    truths_differ
+        ``{variant: why}``: variants scored on other real data than the reference (other genes, other real cells under a
+        shared label; ``summary.json["truths_differ"]``, ``distgen.pipeline.aggregate.truth_mismatch``): no side is named.
     """
 
     rows: list[dict[str, Any]]
@@ -82,6 +85,7 @@ class SweepInputs:
     identical: Mapping[str, str] = field(default_factory=dict)
     failures: Mapping[str, str] = field(default_factory=dict)
     diverged: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    truths_differ: Mapping[str, str] = field(default_factory=dict)
     title: str = "distgen sweep report"
 
 
@@ -322,6 +326,14 @@ def render_sweep(inp: SweepInputs) -> str:
                      "where it is below 0.05 the chance that any of these claims is false is at most 5%. Verdicts and colours "
                      "use p (Holm); a side the test's own p alone would name is said in its verdict as a lead.</p>")
         sections.append(Section("paired", "Paired comparison against the reference", diffs + comp))
+    if inp.truths_differ:
+        items = "".join(f"<li><code>{escape(v)}</code>: {escape(why)}</li>" for v, why in inp.truths_differ.items())
+        sections.append(Section("truths", "Variants scored on other real data", (
+            "<p>These variants were evaluated on other genes or other real cells than the reference (a setting of "
+            "<code>data:</code> such as <code>hvg</code>, <code>split</code> or the data file changes what is scored), so a "
+            "row of one is not the same observation as the reference's row of that label: their means are each over its own "
+            "truth, and the paired comparison names no side (verdict <em>truths differ</em>), as <code>distgen compare</code> "
+            f"refuses such a pair.</p><ul>{items}</ul>")))
     uneven = coverage_notes(inp.rows, inp.variants, inp.reference, inp.metrics)
     if uneven:
         sections.append(Section("uneven", "Conditions scored on one side only", (
@@ -394,7 +406,8 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
                        failed=list(summary.get("failed", [])),
                        identical={str(k): str(v) for k, v in (summary.get("identical") or {}).items()},
                        failures={str(k): str(v) for k, v in (summary.get("failures") or {}).items()},
-                       diverged={str(k): v for k, v in (summary.get("diverged") or {}).items() if isinstance(v, Mapping)})
+                       diverged={str(k): v for k, v in (summary.get("diverged") or {}).items() if isinstance(v, Mapping)},
+                       truths_differ={str(k): str(v) for k, v in (summary.get("truths_differ") or {}).items()})
 
 
 def run_references(runs_dir: Path, metrics: Sequence[str]) -> dict[str, dict[str, tuple[float, float, float]]]:
