@@ -96,13 +96,22 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
         raise MismatchedEvaluations(f"{folder / 'metrics.csv'} has {len(twice)} perturbation label(s) on more than one row "
                                     f"(e.g. {twice[:5]}); a row must be one perturbation (or condition @ context) to be paired")
     values: dict[str, dict[str, float]] = {name: {} for name in names}
+    text: dict[str, list[tuple[str, str]]] = {}  # column -> [(row label, value)] that are not numbers
     for row in rows:
         for name in names:
             raw = row.get(name, "")
             try:
                 values[name][row["perturbation"]] = float(raw) if raw not in ("", None) else math.nan
             except ValueError:
-                values.pop(name, None)  # not a numeric column
+                text.setdefault(name, []).append((row["perturbation"], raw))
+    for name, cells in text.items():
+        if len(cells) < len(rows):  # numbers on other rows: a value edited by hand, not a text column (it crashed: 'error: mse')
+            label, raw = cells[0]
+            raise MismatchedEvaluations(
+                f"{folder / 'metrics.csv'} holds {raw!r} in column {name!r} on the row {label!r} ({counted(len(cells), 'row')} "
+                f"of {len(rows)} not a number): a metric value must be a number, or empty for NaN; write the evaluation again "
+                "(distgen evaluate --out) or correct the value")
+        values.pop(name, None)  # not a numeric column
     summary["row_contexts"] = {row["perturbation"]: row.get("context") or "" for row in rows}
     summary["row_cells_real"] = {row["perturbation"]: row.get("n_cells_real") or "" for row in rows}
     return {k: v for k, v in values.items() if v}, summary
@@ -294,6 +303,31 @@ def _one_values(values: dict[str, float], contexts: dict[str, str], keys: list[s
     return out
 
 
+def edited_table(values: dict[str, dict[str, float]], summary: dict[str, Any], most: int = 3) -> list[str]:
+    """The metrics whose ``metrics.csv`` column no longer gives the mean its ``summary.json`` records (``model``: the mean
+    over the rows where it is defined, written from the same table), as ``'mse (0.371 over the table, 0.588 recorded)'``.
+
+    The table was changed after the evaluation (rows removed, values edited, columns swapped or renamed into another's
+    place) or belongs to another evaluation: the comparison reads the table, and says so. A metric without a recorded
+    ``model`` mean (another tool's summary) is not checked."""
+    from distgen.evaluation.uncertainty import numerical_tolerance
+
+    recorded = summary.get("metrics") if isinstance(summary.get("metrics"), dict) else {}
+    out = []
+    for name, by_row in values.items():
+        row = recorded.get(name)
+        if not isinstance(row, dict) or "model" not in row:
+            continue
+        said = math.nan if row["model"] is None else row["model"]  # JSON null: NaN (no row defined)
+        if not isinstance(said, int | float):
+            continue
+        mean = _mean([v for v in by_row.values() if not math.isnan(v)])
+        both_nan = math.isnan(mean) and math.isnan(said)
+        if not both_nan and not abs(mean - said) <= 1e3 * numerical_tolerance(mean, said):
+            out.append(f"{name} ({fmt_value(mean)} over the table, {fmt_value(said)} recorded)")
+    return out
+
+
 def _mean(v: list[float]) -> float:
     return sum(v) / len(v) if v else math.nan
 
@@ -327,6 +361,15 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
         raise MismatchedEvaluations(f"{run_a} and {run_b} share no perturbation (e.g. A: {sorted(perts_a)[:5]}, "
                                     f"B: {sorted(perts_b)[:5]}); compare evaluations of the same held-out groups{spelt}")
     notes = check_pairable(run_a, run_b, sa, sb, shared)
+    for side, run, values, summary in (("A", run_a, a, sa), ("B", run_b, b, sb)):
+        edited = edited_table(values, summary)
+        if edited:  # a column swapped, a value or row edited by hand: compared without a word before
+            said = (f"{side}'s metrics.csv ({evaluation_folder(run)}) does not give the means its summary.json records for "
+                    f"{counted(len(edited), 'metric')} ({listing(edited[:3], '; ')}): the table was changed after the evaluation (rows "
+                    "removed, values edited, columns swapped) or is another evaluation's; this comparison reads the table as it "
+                    "is now; write the evaluation again to compare what it scored")
+            notes.insert(0, said)
+            warn(said)
     said = settings_note(run_a, run_b)
     if said:
         notes.append(said)

@@ -1,0 +1,79 @@
+"""``distgen compare`` of an evaluation whose metrics.csv was edited by hand (comparison round, 2026-12-06).
+
+A value edited to text crashed it (``distgen compare: error: mse``, exit 1); columns swapped, values or rows edited were
+compared without a word. ``summary.json`` records each metric's mean over the table it was written with (``model``): a
+table that no longer gives it is said, in the notes and as a warning."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from distgen.cli import main
+from distgen.evaluation import score
+from distgen.evaluation.compare import compare
+from distgen.types import Cells
+
+METRICS = ["mse", "pearson_delta"]
+
+
+def _population(seed, noise=0.3):
+    rng = np.random.default_rng(seed)
+    effects = np.random.default_rng(7).normal(0, 1.0, (8, 10))
+    rows, conds = [rng.normal(1.0, 0.3, (60, 10))], ["control"] * 60
+    for p in range(8):
+        rows.append(rng.normal(1.0 + effects[p], noise, (20, 10)))
+        conds += [f"P{p}"] * 20
+    return Cells(torch.tensor(np.concatenate(rows), dtype=torch.float32), conds, [f"g{i}" for i in range(10)])
+
+
+@pytest.fixture(scope="module")
+def evals(tmp_path_factory):
+    root = tmp_path_factory.mktemp("edited")
+    truth = _population(0)
+    score(_population(1), truth, metrics=METRICS, ceiling=False).write(root / "a", make_plots=False)
+    score(_population(2, noise=0.6), truth, metrics=METRICS, ceiling=False).write(root / "b", make_plots=False)
+    return root
+
+
+def edited(evals, name, edit):
+    out = evals / name
+    shutil.copytree(evals / "b", out, dirs_exist_ok=True)
+    table = pd.read_csv(out / "metrics.csv", dtype={"perturbation": str})
+    edit(table).to_csv(out / "metrics.csv", index=False)
+    return out
+
+
+def test_a_metric_value_edited_to_text_is_refused_naming_it(evals, capsys):
+    def text(t):
+        t["mse"] = t["mse"].astype(object)
+        t.loc[2, "mse"] = "oops"
+        return t
+
+    assert main(["compare", str(evals / "a"), str(edited(evals, "text", text))]) == 2  # was 1: "error: mse"
+    err = capsys.readouterr().err
+    assert "'oops' in column 'mse' on the row 'P2'" in err and "1 row of 8 not a number" in err
+
+
+def test_a_column_of_text_on_every_row_is_not_a_metric(evals):
+    res = compare(evals / "a", edited(evals, "comment", lambda t: t.assign(comment="looked at")))
+    assert "comment" not in res["metrics"] and res["metrics"]["mse"]["n"] == 8
+
+
+@pytest.mark.parametrize("name, edit, said", [
+    ("swapped", lambda t: t.rename(columns={"mse": "pearson_delta", "pearson_delta": "mse"}), "mse (0."),
+    ("row_dropped", lambda t: t.iloc[1:], "mse (0."),
+    ("nan", lambda t: t.assign(mse=[np.nan] + list(t["mse"][1:])), "1 metric (mse (0."),
+])
+def test_a_table_that_no_longer_gives_its_recorded_means_is_said(evals, name, edit, said):
+    with pytest.warns(UserWarning, match="does not give the means its summary.json records"):
+        res = compare(evals / "a", edited(evals, name, edit))
+    assert res["notes"][0].startswith("B's metrics.csv") and said in res["notes"][0]
+
+
+def test_an_unedited_or_reordered_table_says_nothing(evals):
+    for folder in (evals / "b", edited(evals, "reordered", lambda t: t.iloc[::-1])):
+        res = compare(evals / "a", folder)
+        assert not any("metrics.csv" in n for n in res["notes"])
