@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_a", help="evaluation folder A (distgen evaluate --out, or a distgen run folder with eval/)")
     p.add_argument("run_b", help="evaluation folder B")
+    p.add_argument("more", nargs="*", default=[], help=argparse.SUPPRESS)  # a third folder: refused with what to do (run)
     p.add_argument("--out", default=None, help="folder to write compare.json and compare.md to")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--margin", type=_margin, action="append", default=[], metavar="METRIC=VALUE",
@@ -62,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
     from distgen.evaluation.compare import compare, markdown
     from distgen.evaluation.report import clean_nan
 
+    if args.more:  # argparse said only "unrecognized arguments: C"
+        from distgen.config import ConfigError
+
+        folders = [args.run_a, args.run_b, *args.more]
+        raise ConfigError(
+            f"compare pairs two evaluations, got {len(folders)} ({', '.join(folders[:4])}{', ...' if len(folders) > 4 else ''}); "
+            f"compare each against one reference (distgen compare {folders[0]} {folders[1]}, then distgen compare {folders[0]} "
+            f"{folders[2]}, ...), and read a winner of several such comparisons as one of several tests, or run the settings as "
+            "named variants of one distgen sweep, whose table adjusts its p-values for all of them (Holm)")
     given: dict[str, list[float]] = {}
     for name, width in args.margin:
         given.setdefault(name, []).append(width)

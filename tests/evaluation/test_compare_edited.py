@@ -77,3 +77,10 @@ def test_an_unedited_or_reordered_table_says_nothing(evals):
     for folder in (evals / "b", edited(evals, "reordered", lambda t: t.iloc[::-1])):
         res = compare(evals / "a", folder)
         assert not any("metrics.csv" in n for n in res["notes"])
+
+
+def test_three_folders_are_refused_saying_how_to_compare_several(evals, capsys):
+    a, b = str(evals / "a"), str(evals / "b")
+    assert main(["compare", a, b, a]) == 2  # argparse said only "unrecognized arguments"
+    err = capsys.readouterr().err
+    assert "compare pairs two evaluations, got 3" in err and f"distgen compare {a} {b}" in err and "distgen sweep" in err
