@@ -227,19 +227,19 @@ def truth_mismatch(truths: Mapping[str, Mapping[int, Mapping[str, Any]]], varian
         if not ta or not tb:
             continue
         if ta.get("n_genes") is not None and tb.get("n_genes") is not None and ta["n_genes"] != tb["n_genes"]:
-            return f"scored on {ta['n_genes']} genes, the reference on {tb['n_genes']} (seed {seed})"
+            return f"scored on {ta['n_genes']} genes, the reference on {tb['n_genes']} (run seed {seed})"
         if ta.get("profile") != tb.get("profile"):
-            return f"scored under profile {ta.get('profile')!r}, the reference under {tb.get('profile')!r} (seed {seed})"
+            return f"scored under profile {ta.get('profile')!r}, the reference under {tb.get('profile')!r} (run seed {seed})"
         if ta.get("no_target_genes") is not None and tb.get("no_target_genes") is not None \
                 and bool(ta["no_target_genes"]) != bool(tb["no_target_genes"]):
             return f"scored {'without' if ta['no_target_genes'] else 'with'} each perturbation's own gene, the reference " \
-                   f"{'without' if tb['no_target_genes'] else 'with'} it (seed {seed})"
+                   f"{'without' if tb['no_target_genes'] else 'with'} it (run seed {seed})"
         da, db = ta.get("digests") or {}, tb.get("digests") or {}
         shared = sorted(set(da) & set(db))
         other = [k for k in shared if da[k] != db[k]]
         if other:
             return (f"{len(other)} of {len(shared)} shared condition(s) scored on other real cells than the reference's "
-                    f"(seed {seed}; e.g. {', '.join(other[:3])}: other cells, genes or control cells)")
+                    f"(run seed {seed}; e.g. {', '.join(other[:3])}: other cells, genes or control cells)")
     return None
 
 

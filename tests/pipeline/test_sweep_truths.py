@@ -48,7 +48,7 @@ GRID = {"description": ["good", "bad"], "train.seed": [0, 1, 2]}
 
 
 @pytest.mark.parametrize("truth, said", [
-    (lambda run: (48 if "bad" in run.variant else 32, "x"), "scored on 48 genes, the reference on 32"),
+    (lambda run: (48 if "bad" in run.variant else 32, "x"), "scored on 48 genes, the reference on 32 (run seed 0)"),
     (lambda run: (32, run.variant), "10 of 10 shared condition(s) scored on other real cells"),
 ])
 def test_a_variant_scored_on_another_truth_gets_no_side(tmp_path, base, capsys, truth, said):
