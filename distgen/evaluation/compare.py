@@ -350,6 +350,8 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
     a, sa = load_evaluation(run_a)
     b, sb = load_evaluation(run_b)
     shared_metrics = [m for m in a if m in b]
+    if profile_of(sa) != profile_of(sb):  # the cause, not its symptom "no metric in common" (names differ by profile)
+        check_pairable(run_a, run_b, sa, sb, [])
     if not shared_metrics:
         raise MismatchedEvaluations(f"{run_a} and {run_b} have no metric in common (A: {sorted(a)[:8]}, B: {sorted(b)[:8]})")
     perts_a = set().union(*(set(v) for v in a.values()))

@@ -84,3 +84,16 @@ def test_three_folders_are_refused_saying_how_to_compare_several(evals, capsys):
     assert main(["compare", a, b, a]) == 2  # argparse said only "unrecognized arguments"
     err = capsys.readouterr().err
     assert "compare pairs two evaluations, got 3" in err and f"distgen compare {a} {b}" in err and "distgen sweep" in err
+
+
+def test_evaluations_under_other_profiles_are_refused_for_the_profile_not_their_metric_names(evals, tmp_path):
+    import json
+
+    other = tmp_path / "ce2"
+    shutil.copytree(evals / "b", other)
+    table = pd.read_csv(other / "metrics.csv").rename(columns={"mse": "de_wilcoxon_direction_coverage"})
+    table.drop(columns=["pearson_delta"]).to_csv(other / "metrics.csv", index=False)
+    summary = json.loads((other / "summary.json").read_text())
+    (other / "summary.json").write_text(json.dumps({**summary, "profile": "celleval2", "metrics": {}}))
+    with pytest.raises(ValueError, match=r"scored under profile 'distgen' and .* under 'celleval2'"):  # was: no metric in common
+        compare(evals / "a", other)
