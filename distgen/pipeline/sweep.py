@@ -209,6 +209,10 @@ def sweep(
         raise ConfigError(f"sweep: reference variant {reference!r} is not in the grid; variants: {', '.join(names)}")
     out = Path(out)
     docs = check_cells(config, runs, metrics)  # every problem of every cell, before a folder is made or a run starts
+    for v, other in same_config_variants(runs, docs).items():  # said after the runs only ('Variants without effect')
+        print(f"warning: sweep variant {v} resolves to the same config as {other} at every seed (an override that sets the "
+              "value the config already has, or no override): its runs repeat the other's, which tells apart nothing but "
+              "run-to-run nondeterminism; give it the setting it is meant to change", file=sys.stderr)
     global _STOP
     _STOP = StopOnSignal()
     with RunLock(out, "sweep"), _STOP:
@@ -279,6 +283,22 @@ def adopt_former_folders(out: Path, runs: Sequence[Run]) -> list[str]:
         print(f"note: {out}: {len(notes)} run folder(s) renamed to the folder naming of 2026-12-05 (values as read, lists "
               f"joined by +): {'; '.join(notes[:4])}{' ...' if len(notes) > 4 else ''}", file=sys.stderr)
     return notes
+
+
+def same_config_variants(runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """``{variant: earlier variant}`` for each variant whose resolved run document equals an earlier variant's at every seed
+    (``--variant a --variant b`` without overrides, or an override that sets the config's own value)."""
+    by_variant: dict[str, dict[int, str]] = {}
+    for r in runs:
+        by_variant.setdefault(r.variant, {})[r.seed] = json.dumps(docs.get(r.slug), sort_keys=True, default=str)
+    out: dict[str, str] = {}
+    names = list(by_variant)
+    for i, v in enumerate(names):
+        for earlier in names[:i]:
+            if earlier not in out and by_variant[v] == by_variant[earlier]:
+                out[v] = earlier
+                break
+    return out
 
 
 def check_cells(config: str | Path, runs: Sequence[Run], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
