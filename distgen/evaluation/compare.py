@@ -58,6 +58,12 @@ def evaluation_folder(path: str | Path) -> Path:
     for folder in (p / "eval", p):
         if (folder / "metrics.csv").is_file() and (folder / "summary.json").is_file():
             return folder
+    if (p / "manifest.json").is_file() and (p / "checkpoints").is_dir():  # a run's train/: its metrics.csv is the loss log
+        fix = (f"pass the run folder ({p.parent}) or its eval/" if (p.parent / "eval" / "metrics.csv").is_file() else
+               f"evaluate it first (distgen predict {p} --out pred.h5ad --real real.h5ad, then distgen evaluate --pred pred.h5ad "
+               "--real real.h5ad --out EVAL) and pass EVAL")
+        raise FileNotFoundError(f"{path} is a training folder (checkpoints, manifest.json; its metrics.csv logs the training "
+                                f"loss), not an evaluation; {fix}")
     for folder in (p / "eval", p):  # an evaluation killed before its summary.json (written last): say so, not "none"
         if (folder / ".distgen-evaluation").is_file() or (folder / "metrics.csv").is_file():
             raise FileNotFoundError(f"{folder} holds an evaluation that did not finish (no summary.json, which is written last: "

@@ -97,3 +97,18 @@ def test_evaluations_under_other_profiles_are_refused_for_the_profile_not_their_
     (other / "summary.json").write_text(json.dumps({**summary, "profile": "celleval2", "metrics": {}}))
     with pytest.raises(ValueError, match=r"scored under profile 'distgen' and .* under 'celleval2'"):  # was: no metric in common
         compare(evals / "a", other)
+
+
+@pytest.mark.parametrize("with_eval", [True, False])
+def test_a_training_folder_is_not_called_an_unfinished_evaluation(evals, tmp_path, capsys, with_eval):
+    run = tmp_path / "run"
+    (run / "train" / "checkpoints").mkdir(parents=True)
+    (run / "train" / "manifest.json").write_text("{}")
+    (run / "train" / "metrics.csv").write_text("step,loss\n2,1.8\n")  # the loss log
+    if with_eval:
+        shutil.copytree(evals / "b", run / "eval")
+    assert main(["compare", str(evals / "a"), str(run / "train")]) == 1
+    err = capsys.readouterr().err
+    # was: "holds an evaluation that did not finish ... run the evaluation again into it" (into the training folder)
+    assert "is a training folder" in err and "did not finish" not in err
+    assert (f"pass the run folder ({run})" in err) == with_eval and ("evaluate it first" in err) != with_eval
