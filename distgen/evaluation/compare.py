@@ -318,7 +318,8 @@ def edited_table(values: dict[str, dict[str, float]], summary: dict[str, Any], m
     ``model`` mean (another tool's summary) is not checked."""
     from distgen.evaluation.uncertainty import numerical_tolerance
 
-    recorded = summary.get("metrics") if isinstance(summary.get("metrics"), dict) else {}
+    listed = summary.get("metrics")
+    recorded: dict[str, Any] = listed if isinstance(listed, dict) else {}
     out = []
     for name, by_row in values.items():
         row = recorded.get(name)
@@ -372,12 +373,12 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
     for side, run, values, summary in (("A", run_a, a, sa), ("B", run_b, b, sb)):
         edited = edited_table(values, summary)
         if edited:  # a column swapped, a value or row edited by hand: compared without a word before
-            said = (f"{side}'s metrics.csv ({evaluation_folder(run)}) does not give the means its summary.json records for "
-                    f"{counted(len(edited), 'metric')} ({listing(edited[:3], '; ')}): the table was changed after the evaluation (rows "
-                    "removed, values edited, columns swapped) or is another evaluation's; this comparison reads the table as it "
-                    "is now; write the evaluation again to compare what it scored")
-            notes.insert(0, said)
-            warn(said)
+            changed = (f"{side}'s metrics.csv ({evaluation_folder(run)}) does not give the means its summary.json records for "
+                       f"{counted(len(edited), 'metric')} ({listing(edited[:3], '; ')}): the table was changed after the evaluation (rows "
+                       "removed, values edited, columns swapped) or is another evaluation's; this comparison reads the table as it "
+                       "is now; write the evaluation again to compare what it scored")
+            notes.insert(0, changed)
+            warn(changed)
     said = settings_note(run_a, run_b)
     if said:
         notes.append(said)
