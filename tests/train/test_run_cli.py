@@ -1,7 +1,7 @@
 """``distgen train`` / ``distgen predict`` end to end on the bundled Norman K562 data (in-process CLI)."""
 
-import warnings
 import json
+import warnings
 
 import anndata as ad
 import numpy as np
