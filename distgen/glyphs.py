@@ -171,13 +171,29 @@ def short_label(label: str, width: int = LABEL_WIDTH) -> str:
     """``label`` as a figure shows it: cut in the middle with ``…`` when longer than ``width`` (the start and the end,
     where combinations and doses differ, both kept); whitespace runs (a newline in a label) read as one space;
     characters that no font of the active theme draws written as escapes (``\\u57fa``: ``glyphs.drawable``), never
-    drawn as empty boxes. A label holding right-to-left letters (Arabic, Hebrew) is set left to right as a whole, as
-    the page's tables show it (``ltr``)."""
-    text = drawable(" ".join(str(label).split()) or str(label))
-    if len(text) > width:
+    drawn as empty boxes, and never cut inside one (the cut falls between characters, so it may leave a few characters
+    fewer). A label holding right-to-left letters (Arabic, Hebrew) is set left to right as a whole, as the page's tables
+    show it (``ltr``)."""
+    text = " ".join(str(label).split()) or str(label)
+    gone = set(missing(text))
+    pieces = [escape(ch) if ch in gone else ch for ch in text]  # what each character is written as: cut between them
+    if sum(map(len, pieces)) > width:
         head = (width - 1) // 2
-        text = text[:head] + "…" + text[len(text) - (width - 1 - head):]
-    return ltr(text)
+        start, end = _fitting(pieces, head), _fitting(pieces[::-1], width - 1 - head)
+        return ltr("".join(start) + "…" + "".join(end[::-1]))
+    return ltr("".join(pieces))
+
+
+def _fitting(pieces: Sequence[str], room: int) -> list[str]:
+    """The leading ``pieces`` whose written lengths add up to at most ``room``: a cut falls between characters, never
+    inside an escape (``\\u0645`` cut to ``\\u06`` read as another character's broken escape)."""
+    out: list[str] = []
+    for piece in pieces:
+        room -= len(piece)
+        if room < 0:
+            break
+        out.append(piece)
+    return out
 
 
 #: Unicode's LEFT-TO-RIGHT ISOLATE and POP DIRECTIONAL ISOLATE: invisible, no glyph needed.

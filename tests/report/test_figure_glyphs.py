@@ -197,3 +197,21 @@ def test_a_character_the_bold_face_lacks_is_not_drawn_as_a_box_in_bold():
         fig.subplots().set_title(short_label(name), fontweight="bold")  # as figures._title and the families' titles
         fig.savefig(io.BytesIO(), format="png")
     assert _boxes(caught) == []
+
+
+_ESCAPE = re.compile(r"\\u[0-9a-f]{4}|\\U[0-9a-f]{8}")
+
+
+def test_a_long_label_is_never_cut_inside_an_escape(base_only):
+    """A long label of characters no font draws was cut wherever the 40th character fell: ``\\u57fa`` cut to ``\\u5``
+    (or ``\\u06`` of ``\\u0645``), a broken escape in the figure that reads as another character. The cut falls between
+    the written characters now, whatever the offset of the escapes and the width."""
+    for lead in range(8):
+        for width in (12, 17, 25, 40, 41):
+            label = "a" * lead + "基因敲除🧬" * 12 + "z" * lead
+            whole = glyphs.drawable(label)
+            shown = glyphs.short_label(label, width)
+            assert len(shown) <= width and "…" in shown
+            assert "\\" not in _ESCAPE.sub("", shown), (lead, width, shown)  # every escape whole
+            start, end = shown.split("…")
+            assert whole.startswith(start) and whole.endswith(end)
