@@ -398,14 +398,17 @@ def plot_summary(rows: Sequence[dict[str, Any]], variants: Sequence[str], metric
 
 
 def _plot_summary(plt: Any, rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str], path: Path) -> None:
+    from distgen.glyphs import short_labels
+
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    names, titles = short_labels(variants), dict(zip(metrics, short_labels(metrics)))  # cut and escaped, as the page's
     for ax, m in zip(axes[0], metrics):
         sm = seed_means(rows, m)
         means = [np.mean(list(sm.get(v, {}).values()) or [np.nan]) for v in variants]
         sds = [np.std(list(sm.get(v, {}).values()), ddof=1) if len(sm.get(v, {})) > 1 else 0.0 for v in variants]
         ax.bar(range(len(variants)), means, yerr=sds, capsize=3, color="#4C72B0")
-        ax.set_xticks(range(len(variants)), variants, rotation=45, ha="right", fontsize=7)
-        ax.set_title(f"{m} {_arrow(m)}\nmean ± sd over seeds", fontsize=8)  # sd of the seeds, not an interval of the mean
+        ax.set_xticks(range(len(variants)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_title(f"{titles[m]} {_arrow(m)}\nmean ± sd over seeds", fontsize=8)  # sd of the seeds, not an interval of the mean
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

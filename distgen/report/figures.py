@@ -28,6 +28,7 @@ from distgen.report.style import (
     baseline_look,
     ceiling_look,
     metric_info,
+    metric_labels,
     model_look,
     short_label,
     short_labels,
@@ -109,11 +110,13 @@ def headline_figure(inputs: ReportInputs, metrics: Sequence[str] | Mapping[str, 
     fig = Figure(figsize=(label_w + panel_width * cols, panel_h * sum(grid) + 0.32 * len(groups) + 0.3), layout="constrained")
     subfigs = fig.subfigures(len(groups), 1, height_ratios=[g * panel_h + 0.32 for g in grid], squeeze=False)[:, 0]
     band_what = ""
+    titles = metric_labels(m for names in groups.values() for m in names)
     for sf, (family, names), n_rows in zip(subfigs, groups.items(), grid):
         sf.suptitle(family, x=0.0, ha="left", fontweight="bold", fontsize=9.5, color="#333333")
         axes = sf.subplots(n_rows, cols, squeeze=False, sharey=True).ravel()
         for k, (ax, metric) in enumerate(zip(axes, names)):
-            band_what = _headline_panel(ax, metric, sources, pos[0] if pos else None, rows_summary.get(metric)) or band_what
+            band_what = _headline_panel(ax, metric, sources, pos[0] if pos else None, rows_summary.get(metric),
+                                        titles[metric]) or band_what
             if k % cols == 0:
                 ax.set_yticks(range(len(sources)), shown)
                 for lab, (look, _, _) in zip(ax.get_yticklabels(), sources):
@@ -129,8 +132,9 @@ def headline_figure(inputs: ReportInputs, metrics: Sequence[str] | Mapping[str, 
 
 
 def _headline_panel(ax: Any, metric: str, sources: Sequence[tuple[Look, Any, bool]], positive: Reference | None,
-                    row: Mapping[str, Any] | None) -> str:
-    """Draw one metric's panel; returns what the positive band shows ("" when none)."""
+                    row: Mapping[str, Any] | None, title: str) -> str:
+    """Draw one metric's panel (``title``: its name as the figure writes it); returns what the positive band shows
+    ("" when none)."""
     info = metric_info(metric)
     xs: list[float] = []
     for y, (look, table, is_model) in enumerate(sources):
@@ -154,8 +158,8 @@ def _headline_panel(ax: Any, metric: str, sources: Sequence[tuple[Look, Any, boo
     if fx.size:
         span = float(fx.max() - fx.min()) or max(abs(float(fx.max())), 1e-12)
         ax.set_xlim(float(fx.min()) - 0.06 * span, float(fx.max()) + 0.06 * span)
-    ax.set_xlabel(info.axis_label)
-    _title(ax, metric, _normalised_text(row, metric))
+    ax.set_xlabel(f"{title} ({info.direction})")
+    _title(ax, title, _normalised_text(row, metric))
     ax.tick_params(axis="y", length=0)
     return what
 
@@ -206,6 +210,7 @@ def per_condition_figure(inputs: ReportInputs, metrics: Sequence[str], order: Se
             lab.set_color(WORSE)
     axes[0].set_ylim(n - 0.5, -0.5)
     handles: dict[str, Any] = {short_label(inputs.model_name): Line2D([], [], marker="o", color=MODEL, ls="", ms=5)}
+    titles = metric_labels(metrics)
     for ax, metric in zip(axes[1:], metrics):
         info = metric_info(metric)
         ref = _best_reference(inputs, metric)
@@ -222,11 +227,11 @@ def per_condition_figure(inputs: ReportInputs, metrics: Sequence[str], order: Se
                     ax.plot([b, m], [yi, yi], color=MODEL if advantage(m, b, info.higher_is_better) >= 0 else WORSE, lw=1.2, zorder=2)
             ax.scatter(bv, y, marker=look.marker, color=look.color, s=22, zorder=3)
             handles[short_label(look.label)] = Line2D([], [], marker=look.marker, color=look.color, ls="", ms=5)
-            ax.set_title(f"{metric}\nvs {short_label(ref.name)}", fontsize=8)
+            ax.set_title(f"{titles[metric]}\nvs {short_label(ref.name)}", fontsize=8)
         else:
-            ax.set_title(metric, fontsize=8)
+            ax.set_title(titles[metric], fontsize=8)
         ax.scatter(model_v, y, marker="o", color=MODEL, s=26, edgecolors="white", linewidths=0.6, zorder=4)
-        ax.set_xlabel(f"{info.name}\n({info.direction})")  # on one line, 'overlap_at_N (higher is better)' ran into the next panel's
+        ax.set_xlabel(f"{titles[metric]}\n({info.direction})")  # on one line, 'overlap_at_N (higher is better)' ran into the next panel's
         value_axis(ax, nbins=4)
         ax.grid(axis="y", color="#F2F2F2", lw=0.5)
         ax.tick_params(axis="y", length=0)
@@ -260,6 +265,7 @@ def advantage_figure(inputs: ReportInputs, metrics: Sequence[str], strength: Map
     handles: dict[str, Any] = {
         f"{short_label(inputs.model_name)} − baseline (model better)": Line2D([], [], marker="o", color=MODEL, ls="", ms=4.5),
         "(baseline better)": Line2D([], [], marker="o", color=WORSE, ls="", ms=4.5)}
+    titles = metric_labels(metrics)
     for ax, metric in zip(axes, metrics):
         info = metric_info(metric)
         ref = _best_reference(inputs, metric)
@@ -277,8 +283,8 @@ def advantage_figure(inputs: ReportInputs, metrics: Sequence[str], strength: Map
         ax.axhline(0, color="#888888", lw=0.8, zorder=1)
         ax.set_xlabel(strength_label)
         value_axis(ax, "y")
-        ax.set_title(f"{metric} vs {short_label(ref.name)}", fontsize=8)
-        ax.set_ylabel(f"{metric} advantage over {short_label(ref.name)}\n(oriented: > 0 = model better)", fontsize=7.5)
+        ax.set_title(f"{titles[metric]} vs {short_label(ref.name)}", fontsize=8)
+        ax.set_ylabel(f"{titles[metric]} advantage over {short_label(ref.name)}\n(oriented: > 0 = model better)", fontsize=7.5)
         ax.grid(axis="y")
     # one legend above the panels (each panel's baseline is in its title): a legend in each 2.35-inch panel, naming the
     # model and the baseline, was wider than the panel for a 40-character name and collapsed the layout

@@ -349,12 +349,13 @@ def _no_training_story(inputs: ReportInputs) -> str:
 
 
 def figure_texts(inputs: ReportInputs, genes: bool = True) -> list[str]:
-    """The labels the page's figures may draw: conditions, contexts, the model, references, metrics and (``genes``)
-    the genes of the cells."""
+    """The labels the page's figures may draw: conditions, contexts, the model, references, metrics, the training
+    curves' names (a run's) and (``genes``) the genes of the cells."""
     datas = [] if inputs.cells is None or not genes else [inputs.cells] if isinstance(inputs.cells, EvalData) else list(inputs.cells)
     refs = [t for r in inputs.references for t in (r.name, r.label)]
+    curves = [t for title, keys in training.panels(inputs.run.log) for t in (title, *keys)] if inputs.run is not None else []
     return list(dict.fromkeys([*map(str, inputs.model.perts), *map(str, inputs.summary.get("contexts") or []), inputs.model_name,
-                               *refs, *inputs.metric_names(), *(str(g) for d in datas for g in d.genes)]))
+                               *refs, *inputs.metric_names(), *curves, *(str(g) for d in datas for g in d.genes)]))
 
 
 def _v(v: object) -> str:

@@ -85,9 +85,15 @@ class MetricInfo:
         return "higher is better" if self.higher_is_better else "lower is better"
 
     @property
+    def label(self) -> str:
+        """The name as a figure writes it (``short_label``: a plugin metric's long or non-Latin name is cut and escaped
+        as a condition's is; tables keep the whole name). ``metric_labels`` keeps the names of one figure distinct."""
+        return short_label(self.name)
+
+    @property
     def axis_label(self) -> str:
-        """``"mse (lower is better)"``: every value axis of a report says which way is good."""
-        return f"{self.name} ({self.direction})"
+        """``"mse (lower is better)"``: every value axis of a report says which way is good (the name as ``label``)."""
+        return f"{self.label} ({self.direction})"
 
     def better(self, a: float, b: float) -> bool:
         """True when ``a`` is strictly better than ``b`` (NaN is never better; nothing is without a direction)."""
@@ -103,6 +109,14 @@ FAMILY_OF_LEVEL = {
     "global": "Across perturbations",
     "distribution": "Distributions of cells",
 }
+
+
+def metric_labels(names: Iterable[str]) -> dict[str, str]:
+    """``{metric: how figures write it}``: the names through ``short_labels`` as condition labels go (cut, escaped,
+    distinct: two long names alike at both ends get a digest). Before, metric names reached titles and axes whole: a
+    plugin metric named in a script no font draws was a row of boxes, a 300-character name a figure's width."""
+    unique = list(dict.fromkeys(map(str, names)))
+    return dict(zip(unique, short_labels(unique)))
 
 
 def metric_info(name: str) -> MetricInfo:

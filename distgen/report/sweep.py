@@ -36,6 +36,7 @@ from distgen.report.style import (
     WORSE,
     baseline_look,
     metric_info,
+    metric_labels,
     short_label,
     short_labels,
     theme,
@@ -141,6 +142,7 @@ def values_figure(inp: SweepInputs) -> Figure:
         "seed (mean over conditions)": Line2D([], [], marker="o", mfc="none", color=MODEL, ls="", ms=4),
         "mean over seeds": Line2D([], [], marker="D", color=MODEL, ls="", ms=5),
     }
+    titles = metric_labels(inp.metrics)
     for ax, metric in zip(axes, inp.metrics):
         sm = seed_means(inp.rows, metric)
         for yi, var in zip(y, inp.variants):
@@ -160,8 +162,8 @@ def values_figure(inp: SweepInputs) -> Figure:
                 look = baseline_look(name.split(" (=")[0])
                 ax.axvline(v, color=look.color, lw=1.0, ls="--", zorder=1)
                 handles[short_label(name)] = Line2D([], [], color=look.color, lw=1.0, ls="--")
-        ax.set_xlabel(metric_info(metric).axis_label)
-        ax.set_title(metric, fontsize=8.5, loc="left", fontweight="bold")
+        ax.set_xlabel(f"{titles[metric]} ({metric_info(metric).direction})")
+        ax.set_title(titles[metric], fontsize=8.5, loc="left", fontweight="bold")
         ax.tick_params(axis="y", length=0)
         value_axis(ax, nbins=4)
     labels = [f"{s} (reference)" if v == inp.reference else s for v, s in zip(inp.variants, short_labels(inp.variants))]
@@ -243,6 +245,7 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
     fig = Figure(figsize=(2.3 * len(inp.metrics) + 1.4, 0.95 + 0.34 * len(others)), layout="constrained")
     axes = fig.subplots(1, len(inp.metrics), sharey=True, squeeze=False)[0]
     y = np.arange(len(others))
+    titles = metric_labels(inp.metrics)
     for ax, metric in zip(axes, inp.metrics):
         info = metric_info(metric)
         for yi, var in zip(y, others):
@@ -258,9 +261,9 @@ def differences_figure(inp: SweepInputs, alpha: float = 0.05) -> Figure | None:
             if not math.isnan(p):
                 ax.annotate(f"p={p:.2g}", (hi if math.isfinite(hi) else m, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=6.5, color=color)
         ax.axvline(0, color="#888888", lw=0.8, zorder=1)
-        ax.set_xlabel(f"{metric}: variant − reference\n({info.direction})", labelpad=9)
+        ax.set_xlabel(f"{titles[metric]}: variant − reference\n({info.direction})", labelpad=9)
         value_axis(ax, nbins=4)
-        ax.set_title(metric, fontsize=8.5, loc="left", fontweight="bold")
+        ax.set_title(titles[metric], fontsize=8.5, loc="left", fontweight="bold")
         ax.tick_params(axis="y", length=0)
         ax.margins(x=0.18)
     axes[0].set_yticks(y, short_labels(others))
@@ -283,7 +286,7 @@ def render_sweep(inp: SweepInputs) -> str:
                        "with a 95% interval over seeds (each seed's mean difference, Student t: it holds 0 exactly where p >= 0.05; one seed: "
                        "a bootstrap interval over conditions); p: the paired test of the "
                        "sweep summary (t-test over seeds; one seed: Wilcoxon signed-rank over conditions).", alt="sweep differences")
-    head = ["variant", "seeds", *[metric_info(m).axis_label for m in inp.metrics]]
+    head = ["variant", "seeds", *[f"{m} ({metric_info(m).direction})" for m in inp.metrics]]  # tables: the whole names
     rows = []
     for var in inp.variants:
         same = f" (= {inp.identical[var]}: no effect)" if var in inp.identical else ""

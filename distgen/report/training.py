@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from distgen.config import flat_settings, settings_diff
-from distgen.report.style import MODEL, NEUTRAL, metric_info
+from distgen.report.style import MODEL, NEUTRAL, metric_info, short_label
 
 _PALETTE = ("#0072B2", "#E69F00", "#CC79A7", "#009E73", "#A6761D", "#56B4E9")
 
@@ -69,10 +69,10 @@ def training_figure(log: Sequence[Mapping[str, float]], ncols: int = 3) -> Figur
             positive &= bool((y > 0).all())
             color = _PALETTE[j % len(_PALETTE)] if len(keys) > 1 else (MODEL if key != "lr" else NEUTRAL)
             if key.startswith("val_") or key == "lr" or y.size < 8:  # a schedule is drawn as it is, never smoothed
-                ax.plot(x, y, color=color, lw=1.3, marker="o" if y.size < 30 else None, ms=3, label=key)
+                ax.plot(x, y, color=color, lw=1.3, marker="o" if y.size < 30 else None, ms=3, label=short_label(key))
             else:
                 ax.plot(x, y, color=color, lw=0.6, alpha=0.3)
-                ax.plot(x, _smooth(y), color=color, lw=1.4, label=key)
+                ax.plot(x, _smooth(y), color=color, lw=1.4, label=short_label(key))
         if positive and title in ("training loss", "validation loss", "grad_norm"):
             ax.set_yscale("log")
         ax.set_xlabel("step")
@@ -81,8 +81,8 @@ def training_figure(log: Sequence[Mapping[str, float]], ncols: int = 3) -> Figur
         elif keys[0].startswith("val_"):
             ax.set_ylabel(f"validation {metric_info(title).axis_label}")
         else:
-            ax.set_ylabel(title)
-        ax.set_title(title, loc="left", fontsize=8)
+            ax.set_ylabel(short_label(title))
+        ax.set_title(short_label(title), loc="left", fontsize=8)  # a plugin metric's or loss term's name, as labels are
         ax.grid(axis="both")
         if len(keys) > 1:
             ax.legend(fontsize=6.5)

@@ -215,3 +215,106 @@ def test_a_long_label_is_never_cut_inside_an_escape(base_only):
             assert "\\" not in _ESCAPE.sub("", shown), (lead, width, shown)  # every escape whole
             start, end = shown.split("…")
             assert whole.startswith(start) and whole.endswith(end)
+
+
+#: A plugin metric's name in a script no installed font may draw, long enough to be cut (it reached titles and axes whole).
+PLUGIN_METRIC = "指標_" + "分布間の距離" * 12 + "_終"
+
+
+@pytest.fixture
+def plugin_metric_inputs():
+    from distgen.capabilities import MetricCapabilities
+    from distgen.evaluation.metrics import metrics
+    from distgen.evaluation.metrics.base import Metric
+
+    class _LongNamed(Metric):
+        """A plugin-like metric (lower is better) whose values the test supplies."""
+
+        capabilities = MetricCapabilities(higher_is_better=False)
+
+        def compute(self, data):
+            raise NotImplementedError
+
+    metrics.add(PLUGIN_METRIC, _LongNamed)
+    try:
+        inputs = _inputs(labels=["P0", "P1", "P2", "P3", "P4", "P5"], model_name="model", baseline="control")
+        for table in (inputs.model, *(r.table for r in inputs.references)):
+            table.values = {PLUGIN_METRIC: [v * 1.5 for v in table.values["mse"]], **table.values}  # first: a headline panel
+        yield inputs
+    finally:
+        metrics.unregister(PLUGIN_METRIC)
+
+
+def _figure_texts(fig) -> list[str]:
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+def test_a_plugin_metric_name_is_labelled_as_conditions_are(base_only, plugin_metric_inputs):
+    """Metric names bypassed ``short_label``: a plugin metric named in CJK was a row of boxes (or escapes 700 characters
+    wide) in every panel title and axis. Now each figure writes the short form, and the page lists the whole name."""
+    from distgen.report import figures
+    from distgen.report.explain import condition_strength, flagged
+    from distgen.report.page import per_condition_metrics
+    from distgen.report.style import metric_labels
+
+    inputs = plugin_metric_inputs
+    short = short_label(PLUGIN_METRIC)
+    assert len(short) <= glyphs.LABEL_WIDTH and metric_labels([PLUGIN_METRIC, "mse"]) == {PLUGIN_METRIC: short, "mse": "mse"}
+    assert PLUGIN_METRIC in per_condition_metrics(inputs)
+    strength, _ = condition_strength(inputs)
+    order = list(inputs.model.perts)
+    with theme([PLUGIN_METRIC]), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        made = [figures.headline_figure(inputs, [PLUGIN_METRIC, "mse"]),
+                figures.per_condition_figure(inputs, per_condition_metrics(inputs), order, strength, flagged(inputs)),
+                figures.advantage_figure(inputs, per_condition_metrics(inputs), strength)]
+        texts = [t for fig in made for t in _figure_texts(fig)]
+    assert _boxes(caught) == []
+    for fig in made:
+        assert any(short in t for t in _figure_texts(fig))  # the panel names it, in the short form
+    whole = glyphs.drawable(PLUGIN_METRIC)
+    assert not any(PLUGIN_METRIC in t or whole[: glyphs.LABEL_WIDTH + 1] in t for t in texts)
+    assert "\\" not in re.sub(r"\\u[0-9a-f]{4}", "", "".join(texts))  # every escape whole
+    html, boxes = _render(inputs)
+    assert boxes == []
+    assert f"<code>{whole}</code></td><td>{PLUGIN_METRIC}</td>" in unescape(html)  # "Labels in figures": the whole name
+
+
+def test_the_sweep_figures_write_a_plugin_metric_name_short(base_only, plugin_metric_inputs):
+    from distgen.report.sweep import SweepInputs, differences_figure, render_sweep, values_figure
+
+    variants = ["a", "b"]
+    rows = [{"variant": v, "seed": s, "perturbation": f"P{p}", PLUGIN_METRIC: 0.01 + 0.001 * (vi + s + p)}
+            for vi, v in enumerate(variants) for s in range(2) for p in range(4)]
+    inp = SweepInputs(rows, variants, variants[0], [PLUGIN_METRIC])
+    with theme([PLUGIN_METRIC]):
+        texts = [t for fig in (values_figure(inp), differences_figure(inp)) for t in _figure_texts(fig)]
+    assert any(short_label(PLUGIN_METRIC) in t for t in texts) and not any(PLUGIN_METRIC in t for t in texts)
+    assert max(map(len, texts)) < 2 * glyphs.LABEL_WIDTH
+    html = unescape(render_sweep(inp))
+    assert f"<td>{PLUGIN_METRIC}</td>" in html and f"{PLUGIN_METRIC} (lower is better)" in html  # the tables: whole
+
+
+def test_the_training_curves_and_the_sweep_bars_write_long_names_short(base_only, tmp_path, monkeypatch):
+    """The training figure's panels (``val_<metric>``, a plugin's loss term) and the sweep's ``summary.png`` (variant and
+    metric names) wrote them whole too."""
+    import matplotlib.pyplot as plt
+
+    from distgen.pipeline.aggregate import plot_summary
+    from distgen.report.training import training_figure
+
+    log = [{"step": s, "loss": 1.0 / (s + 1), f"val_{PLUGIN_METRIC}": 0.5 + 0.01 * s} for s in range(12)]
+    with theme([PLUGIN_METRIC]):
+        texts = _figure_texts(training_figure(log))
+    assert any(short_label(PLUGIN_METRIC) in t for t in texts) and not any(PLUGIN_METRIC in t for t in texts)
+
+    shown = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: shown.extend(_figure_texts(fig)))
+    variants = ["model.encoder.name=" + "x" * 200, "名前=" + "🧬" * 30]
+    rows = [{"variant": v, "seed": s, "perturbation": "P0", PLUGIN_METRIC: 0.1 * s} for v in variants for s in range(2)]
+    plot_summary(rows, variants, [PLUGIN_METRIC], tmp_path / "summary.png")
+    assert shown and max(map(len, shown)) <= 2 * glyphs.LABEL_WIDTH
+    assert not any(v in t for t in shown for v in [*variants, PLUGIN_METRIC])
