@@ -234,26 +234,32 @@ def evaluate(
     pred_c = pred if isinstance(pred, Cells) else read(pred, "pred", truth_c)
     if not isinstance(pred, Cells):
         check_not_means(pred_c)
+    train_c = None
     if isinstance(truth, Dataset):
         assert truth_c is not None
         if "pred" in files:  # a file of a one-context (one-batch) dataset has no such column: its cells are that context's
             pred_c = _in_labels_of(pred_c, truth_c)
         _check_gene_names(adatas, pred_c, truth_c)
-        refs, notes = dataset_references(truth, truth_c, baselines)
     else:
         truth_c = truth if isinstance(truth, Cells) else read(truth, "real", pred_c if isinstance(pred, Cells) else None)
         train_c = train if isinstance(train, Cells) or train is None else read(train, "training")
         _check_gene_names(adatas, pred_c, truth_c, train_c)
-        refs, notes = cells_references(train_c, truth_c, baselines)
-        del train_c  # fitted on: not held while scoring (files['training'] is dropped after the value checks)
+    adatas.clear()  # the files as read (their X is the tables' storage)
     for note in doses:
         warn(note)
-    notes = doses + check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c) + notes
-    # the tables read here are this call's: grouped as scored, they are the only copies (io.grouped); the caller's are kept
-    pred_c = grouped(pred_c) if "pred" in files else pred_c
-    truth_c = grouped(truth_c) if "real" in files else truth_c
+    value_notes = doses + check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c)
+    # the tables read here are this call's: grouped as scored (before the references, which index the truth's table: the
+    # control baseline's cells are its rows), they are the only copies (io.grouped), as in evaluate_files; the caller's are kept
+    from_files = set(files)
     files.clear()
-    adatas.clear()
+    pred_c = grouped(pred_c) if "pred" in from_files else pred_c
+    truth_c = grouped(truth_c) if "real" in from_files else truth_c
+    if isinstance(truth, Dataset):
+        refs, notes = dataset_references(truth, truth_c, baselines)
+    else:
+        refs, notes = cells_references(train_c, truth_c, baselines)
+        del train_c  # fitted on: not held while scoring
+    notes = value_notes + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
                    interpolated=interpolated, replicate=replicate, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))

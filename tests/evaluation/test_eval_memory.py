@@ -291,3 +291,43 @@ def test_evaluate_files_holds_one_copy_of_each_table_while_scoring(tmp_path, mon
     evaluate_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), ceiling=False, progress=False, make_plots=False,
                    metric_names=["mse"])
     assert seen == [2, 3]  # the model's metrics; the control baseline's, its rows gathered
+
+
+def test_the_api_with_a_prediction_in_memory_holds_the_truth_once_as_the_cli(tmp_path, monkeypatch):
+    """``distgen.evaluate(pred=Cells, truth=path)`` built the references before grouping the truth it read: the control
+    baseline (rows of the truth's table, ``IndexedCells``) kept the table as read alive beside its grouped copy, one
+    truth table more than ``distgen evaluate`` on the same files while scoring ([3, 4] storages, the CLI's [2, 3]).
+    Grouped first now, as ``evaluate_files``; the scores are those of the files' path, bit for bit."""
+    import gc
+    import importlib
+
+    from distgen.data import layout
+    from distgen.evaluation.io import grouped
+    from distgen.pipeline.evaluate import evaluate, evaluate_files
+
+    score_module = importlib.import_module("distgen.evaluation.score")
+    real_a, pred_a = make_pair(seed=6, n_genes=60, n_ctrl=60, n_cells=30, combos=True)
+    real_a.write_h5ad(tmp_path / "real.h5ad")
+    pred_a.write_h5ad(tmp_path / "pred.h5ad")
+    table = real_a.n_obs * real_a.n_vars * 4
+    seen: list[int] = []
+    run = score_module.run_metrics
+
+    def census(data, *args, **kwargs):
+        gc.collect()
+        storages = {o.untyped_storage().data_ptr() for o in gc.get_objects()
+                    if isinstance(o, torch.Tensor) and o.untyped_storage().nbytes() >= table // 2}
+        seen.append(len(storages))
+        return run(data, *args, **kwargs)
+
+    options = {"ceiling": False, "progress": False, "make_plots": False, "metric_names": ["mse", "pearson_delta"]}
+    pred = grouped(layout.read(layout.as_anndata(str(tmp_path / "pred.h5ad"), "pred file"), name="pred"))  # as scored
+    monkeypatch.setattr(score_module, "run_metrics", census)
+    api = evaluate(pred, str(tmp_path / "real.h5ad"), **options)
+    assert seen == [2, 3]  # the caller's prediction and the truth; the control baseline's rows gathered
+    monkeypatch.setattr(score_module, "run_metrics", run)
+    files = evaluate_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), **options)
+    _same_values(api.table, files.table)
+    assert api.references.keys() == files.references.keys()
+    for name, ref in files.references.items():
+        _same_values(api.references[name], ref)
