@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -347,7 +348,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         codes = np.array([-1 if c else index[v] for v, c in zip(cells.conditions.tolist(), cells.is_control.tolist())], dtype=np.int64)
         pop = Population.from_codes(x.to(torch.float32), torch.from_numpy(codes), len(perts))
         if not finite_rows(pop.control).all():  # the other rows: flag_invalid
-            raise InputDataError(f"the {side} control cells contain NaN or inf values; fix the input")
+            raise InputDataError(f"the {side} control cells contain NaN or inf values ({PAST_FLOAT32}); fix the input")
         pops[side] = pop
     data = EvalData(real=pops["real"], pred=pops[name], perts=tuple(perts), targets=tuple(truth.atoms(p) for p in perts),
                     genes=tuple(truth.genes))
@@ -364,6 +365,20 @@ def finite_rows(x: torch.Tensor) -> torch.Tensor:
         bad = (~ok).nonzero().flatten()
         ok[bad] = torch.isfinite(x[bad]).all(-1)
     return ok
+
+
+#: What the NaN/inf warnings and refusals add: how a finite number of a file becomes inf in distgen's float32 tables.
+PAST_FLOAT32 = f"a value past float32's range (±{float(np.finfo(np.float32).max):.3g}, e.g. 1e300 in a float64 file) is read as inf"
+
+
+@contextmanager
+def float32_reads() -> Iterator[None]:
+    """Read files to evaluate into float32 tables without numpy's "overflow encountered in cast": a float64 value past
+    float32's range becomes inf, which the evaluation flags by name (its perturbation NaN, with distgen's warning, which
+    says ``PAST_FLOAT32``; a profile refuses it). numpy's own RuntimeWarning named a line of distgen, not the file or the
+    cells, and printed beside distgen's."""
+    with np.errstate(over="ignore"):
+        yield
 
 
 def flag_invalid(data: EvalData, min_cells: int = MIN_CELLS) -> None:

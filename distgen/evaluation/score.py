@@ -22,7 +22,15 @@ from distgen.errors import InputDataError, warn
 from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, REPLICATES, interpolated_duplicate_data, reference_data, summarise
 from distgen.evaluation.digest import summary_digests
-from distgen.evaluation.io import align, check_controls, eval_data, generated_range_note, rows_of_context, spelled_pairs
+from distgen.evaluation.io import (
+    PAST_FLOAT32,
+    align,
+    check_controls,
+    eval_data,
+    generated_range_note,
+    rows_of_context,
+    spelled_pairs,
+)
 from distgen.evaluation.report import Report
 from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import (
@@ -176,7 +184,7 @@ def score(
         if groups:  # otherwise only a NaN count in summary.md: the means leave these groups out, which can flatter a model
             shown = ", ".join(groups[:5]) + (f" and {len(groups) - 5} more" if len(groups) > 5 else "")
             warn(f"the {'prediction' if side == 'pred' else 'truth'} holds NaN or inf values in {len(groups)} perturbation(s) "
-                 f"({shown}): their metrics are NaN and left out of every mean (see the notes of the summary)")
+                 f"({shown}): their metrics are NaN and left out of every mean (see the notes of the summary); {PAST_FLOAT32}")
     if unpredicted:  # only a note before: the model's means leave these out while the baselines' keep them (hard ones flatter it)
         shown = ", ".join(unpredicted[:5]) + (f" and {len(unpredicted) - 5} more" if len(unpredicted) > 5 else "")
         warn(f"the prediction has no (or too few) cells of {len(unpredicted)} truth perturbation(s) ({shown}): their metrics are NaN "

@@ -18,7 +18,7 @@ import numpy as np
 from distgen.data import layout
 from distgen.data.prepared import Dataset
 from distgen.errors import InputDataError, warn
-from distgen.evaluation.io import PERFECT_WORDS, grouped, same_source
+from distgen.evaluation.io import PERFECT_WORDS, float32_reads, grouped, same_source
 from distgen.evaluation.normalization import check_files, generated_files
 from distgen.evaluation.report import Report
 from distgen.evaluation.score import score
@@ -65,7 +65,8 @@ def evaluate_files(
         check_output_folder(out, "evaluate", overwrite)
     # a file on another scale than scored is refused naming the layer or raw that holds the right one, when one does
     with output_folder(out), scale_hints({"pred": pred, "real": real, "training": train}):
-        pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
+        with float32_reads():  # a float64 value past float32's range: inf, that group NaN with distgen's warning naming it
+            pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
         if (same := one_truth_note(pred, real, pred_c, real_c)) is not None:  # the CLI scored it perfect without a word
             info.notes.append(same)
         check_not_means(pred_c)
@@ -218,11 +219,12 @@ def evaluate(
     def read(source: Any, name: str, beside: Cells | None = None) -> Cells:
         adata = layout.as_anndata(source, f"{name} file")
         adatas[name] = adata
-        if beside is not None:
-            files[name], said = layout.read_beside(adata, beside, name, **layout_options, delimiters=delimiters)
-            doses.extend(said)
-        else:
-            files[name] = layout.read(adata, **layout_options, name=name)
+        with float32_reads():  # as evaluate_files reads them
+            if beside is not None:
+                files[name], said = layout.read_beside(adata, beside, name, **layout_options, delimiters=delimiters)
+                doses.extend(said)
+            else:
+                files[name] = layout.read(adata, **layout_options, name=name)
         if (kind := layout.recorded_scale(adata, "kind")) is not None:
             kinds[name] = kind
         if (base := layout.recorded_log_base(adata)) is not None:

@@ -13,7 +13,17 @@ from typing import Any
 
 from distgen.errors import InputDataError, warn
 from distgen.evaluation.evaldata import EvalData
-from distgen.evaluation.io import MIN_CELLS, PERFECT_WORDS, align, check_counts, check_scale, eval_data, same_source
+from distgen.evaluation.io import (
+    MIN_CELLS,
+    PAST_FLOAT32,
+    PERFECT_WORDS,
+    align,
+    check_counts,
+    check_scale,
+    eval_data,
+    float32_reads,
+    same_source,
+)
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
 from distgen.types import Cells
@@ -32,14 +42,15 @@ def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str |
     """
     from distgen.evaluation.h5pair import read_pair_fast
 
-    fast = read_pair_fast(pred, real, pert_col, control, celltype_col, guess_celltype=False)  # h5py only; None: anndata
-    info: Any
-    if fast is not None:
-        pred_c, real_c, info = fast
-    else:
-        from distgen.data import layout
+    with float32_reads():  # a float64 value past float32's range: inf, refused by name (reference_rules), no numpy warning
+        fast = read_pair_fast(pred, real, pert_col, control, celltype_col, guess_celltype=False)  # h5py only; None: anndata
+        info: Any
+        if fast is not None:
+            pred_c, real_c, info = fast
+        else:
+            from distgen.data import layout
 
-        pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=celltype_col, guess_celltype=False)
+            pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=celltype_col, guess_celltype=False)
     recorded = sorted(set(info.scales.values()))
     if recorded and recorded != [scale]:
         from distgen.evaluation.io import value_scale
@@ -189,7 +200,7 @@ def reference_rules(data: EvalData, profile: Any, context: str | None = None) ->
         flag_invalid(data, min_cells=1)
         if data.invalid:  # with every perturbation predicted and one cell enough, only NaN or inf values are left
             bad = [f"{data.perts[p]} ({why})" for p, why in sorted(data.invalid.items())]
-            raise InputDataError(f"{len(bad)} perturbation(s) hold NaN or inf values: {bad[:10]}. Profile {profile.name!r} refuses "
+            raise InputDataError(f"{len(bad)} perturbation(s) hold NaN or inf values: {bad[:10]} ({PAST_FLOAT32}). Profile {profile.name!r} refuses "
                              f"the pair as {profile.reference} does (it rejects a matrix with NaN or inf): scored without them, "
                              "the means would be over the other perturbations, and a model would gain by emitting NaN where it "
                              "fails. Fix the predictions (or the truth)" + ("" if profile.scale == "counts" else

@@ -92,11 +92,12 @@ def _mismatch(cells: Any, summary: dict[str, Any], eval_dir: Path) -> str:
 def _read_cells(pred: Path, real: Path, summary: dict[str, Any]) -> Any:
     """``EvalData`` of the pair as the evaluation grouped it (one per recorded context); None when the contexts are not there."""
     from distgen.data import layout
-    from distgen.evaluation.io import align, eval_data, grouped, rows_of_context
+    from distgen.evaluation.io import align, eval_data, float32_reads, grouped, rows_of_context
     from distgen.evaluation.normalization import generated_files
 
-    pred_c, real_c, _, info = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"),
-                                               celltype_col=summary.get("celltype_col"))  # the column the evaluation scored by
+    with float32_reads():  # as the evaluation read them
+        pred_c, real_c, _, info = layout.read_pair(pred, real, summary.get("pert_col"), summary.get("control"),
+                                                   celltype_col=summary.get("celltype_col"))  # the column the evaluation scored by
     # a model's predictions (uns['distgen']['kind'] == 'pred') are scored as generated, off the data's range included, as
     # distgen evaluate scored them: their scale check refused a run's own page ('apply scanpy.pp.log1p to the pred cells')
     check = "pred" not in generated_files(info.kinds)

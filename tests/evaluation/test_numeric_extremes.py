@@ -96,3 +96,72 @@ def test_a_prediction_as_far_from_every_real_effect_ranks_at_chance_not_first(me
     res = metric().compute(data)
     assert float(res.values[2]) == pytest.approx(1 - 0.5 * 4 / 5)  # four ties, half each, among five real effects
     assert all(float(res.values[i]) == 1.0 for i in (0, 1, 3, 4))  # the others are as before
+
+
+def _past_float32(a: ad.AnnData) -> ad.AnnData:
+    """``a`` as float64 with 1e300 in 5 cells of perturbation G0 (a diverged model's file): inf in distgen's float32 table."""
+    x = np.asarray(a.X, dtype=np.float64).copy()
+    rows = np.flatnonzero(a.obs["target"].to_numpy() == "G0")[:5]
+    x[rows, :5] = 1e300
+    a = a.copy()
+    a.X = x
+    return a
+
+
+def _said(caught) -> tuple[list[str], list[str]]:
+    """(distgen's warnings, any other warning that reached the user: numpy's RuntimeWarning among them)."""
+    from distgen.errors import DistgenWarning
+
+    ours = [str(w.message) for w in caught if issubclass(w.category, DistgenWarning)]
+    return ours, [f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, DistgenWarning)]
+
+
+@pytest.mark.parametrize("side", ["pred", "real"])
+def test_values_past_float32_in_a_file_are_one_warning_naming_the_perturbation(tmp_path, side):
+    """1e300 in a float64 file became inf with numpy's "overflow encountered in cast" (a RuntimeWarning naming a line of
+    distgen/data/layout.py) printed beside distgen's NaN/inf warning. Now the group is NaN with distgen's one warning, which
+    names it and says how a finite number became inf; nothing else is printed."""
+    import warnings
+
+    import pandas as pd
+
+    pred, real = _pair()
+    pred, real = (_past_float32(pred), real) if side == "pred" else (pred, _past_float32(real))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _evaluate(tmp_path, pred, real) == 0
+    ours, others = _said(caught)
+    assert others == []
+    (said,) = [w for w in ours if "NaN or inf" in w]
+    assert "1 perturbation(s) (G0)" in said and "float32's range" in said and said.startswith(
+        "the prediction" if side == "pred" else "the truth")
+    rows = pd.read_csv(tmp_path / "ev" / "metrics.csv").set_index("perturbation")
+    assert np.isnan(rows.loc["G0", "mse"]) and np.isfinite(rows.drop(index="G0")["mse"]).all()
+
+
+def test_values_past_float32_through_the_api_and_a_profile(tmp_path):
+    """The Python API reading an AnnData beside Cells (``pipeline.evaluate.evaluate``'s own reader) says the same, and a
+    reference profile, which refuses NaN or inf, refuses it naming float32's range, without numpy's warning."""
+    import warnings
+
+    from distgen.data import layout
+    from distgen.errors import InputDataError
+    from distgen.pipeline.evaluate import evaluate
+    from distgen.pipeline.profile_eval import evaluate_profile_files
+
+    pred, real = _pair()
+    pred = _past_float32(pred)
+    truth = layout.read(real, name="real")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = evaluate(pred, truth, baselines=[], ceiling=False, progress=False, make_plots=False, metric_names=["mse"])
+    ours, others = _said(caught)
+    assert others == [] and any("(G0)" in w and "float32's range" in w for w in ours)
+    assert np.isnan(report.table.values["mse"][report.table.perts.index("G0")])
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    real.write_h5ad(tmp_path / "real.h5ad")
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(InputDataError, match=r"G0.*float32's range"):
+        warnings.simplefilter("always")
+        evaluate_profile_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), str(tmp_path / "prof"), "cell-eval-0.8.2",
+                               progress=False)
+    assert _said(caught)[1] == []
