@@ -38,7 +38,7 @@ from distgen.evaluation.intervals import LEVEL, N_BOOT, holm
 from distgen.evaluation.io import PERFECT_WORDS
 from distgen.evaluation.report import fmt_value
 from distgen.evaluation.suite import ROW_SEPARATOR
-from distgen.evaluation.uncertainty import margin, paired_test, small_unshown, verdict
+from distgen.evaluation.uncertainty import magnitude, margin, paired_test, small_unshown, verdict
 from distgen.types.layout import form_hint, form_pairs
 from distgen.wording import counted, listing
 
@@ -430,7 +430,8 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
         test = paired_test(xa, xb, n_boot, level, seed, _capability(name, "bounds", None, profile))  # ci cut at the difference's range
         pairs = [(x, y) for x, y in zip(xa, xb) if math.isfinite(x) and math.isfinite(y)]
         mean_a, mean_b = _mean([x for x, _ in pairs]), _mean([y for _, y in pairs])
-        width, source = margin([mean_a, mean_b], _noise(name, sa, sb), margins.get(name))
+        sizes = [magnitude(x for x, _ in pairs), magnitude(y for _, y in pairs)]  # values of both signs: their means can cancel
+        width, source = margin([mean_a, mean_b, *sizes], _noise(name, sa, sb), margins.get(name))
         said, better = verdict(test, hib, width, alpha)
         if name in panel_bound:
             said, better = "panels differ", None

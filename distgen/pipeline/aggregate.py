@@ -84,14 +84,15 @@ def _arrow(name: str) -> str:
     return {True: "(up)", False: "(down)", None: "(no direction)"}[metric_direction(name)]
 
 
-def seed_means(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, dict[int, float]]:
-    """``{variant: {seed: mean over perturbations}}`` of one metric (NaNs skipped)."""
+def seed_means(rows: Sequence[dict[str, Any]], metric: str, absolute: bool = False) -> dict[str, dict[int, float]]:
+    """``{variant: {seed: mean over perturbations}}`` of one metric (NaNs skipped); ``absolute``: of ``|value|`` (the size
+    the numerical tolerance scales with, ``uncertainty.magnitude``)."""
     acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         v = r.get(metric, math.nan)
         if isinstance(v, float) and not math.isnan(v):
             acc[r["variant"]][int(r["seed"])].append(v)
-    return {var: {s: float(np.mean(vs)) for s, vs in by_seed.items()} for var, by_seed in acc.items()}
+    return {var: {s: float(np.mean(np.abs(vs) if absolute else vs)) for s, vs in by_seed.items()} for var, by_seed in acc.items()}
 
 
 def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: str, metric: str,
@@ -116,7 +117,8 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
                           said, verdict=said)
     test = "t over seeds" if unit == "seed" else "Wilcoxon over perturbations"
     means = seed_means(rows, metric)
-    size = [float(np.mean(list(means.get(v, {}).values()) or [math.nan])) for v in (variant, reference)]
+    size = [float(np.mean(list(m.get(v, {}).values()) or [math.nan])) for m in (means, seed_means(rows, metric, absolute=True))
+            for v in (variant, reference)]  # the means and their magnitudes: a two-signed metric's means can cancel
     width, source = margin(size, noise)
     # a tie: every difference below what the inputs resolve (np.allclose's absolute 1e-8 called a metric of size 1e-8
     # tied however the variants differed)
