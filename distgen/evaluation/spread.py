@@ -1,46 +1,76 @@
 """Distribution-over-distributions metrics: compare the SPREAD of several populations per condition.
 
-Given ``R`` generated populations for one condition (e.g. one per seed, donor or batch context) and
-``S`` real replicate populations (donors, batches), a model can match each mean population yet
-collapse the between-replicate variation. These metrics look one level up, at the populations as
-points in the RKHS of a kernel (kernel mean embeddings; distances between them are MMDs):
+Given ``R`` generated populations for one condition (e.g. one per donor, batch or seed) and ``S``
+real replicate populations (donors, batches), a model can match each mean population yet collapse
+the between-replicate variation. These metrics look one level up, at the populations as points in
+the RKHS of a cell kernel (kernel mean embeddings; distances between them are MMDs):
 
 * ``population_mmd2``: MMD^2 between the two SETS of populations, with the Gaussian kernel
   ``K(P, Q) = exp(-MMD^2(P, Q) / (2 s^2))`` on populations (``s^2`` = median of the real-real MMD^2s);
-* ``spread_ratio``: mean pairwise MMD between generated populations / the same among real ones
-  (1 = same spread, < 1 = too little between-replicate variation);
-* ``replicate_coverage``: fraction of held-out real replicates that some generated population is
-  closer to than the nearest other real replicate (a population-level coverage, cf. Naeem et al. 2020).
+* ``spread_ratio``: root mean square of the pairwise MMDs between generated populations over the same
+  among real ones (1 = same spread, < 1 = too little between-replicate variation);
+* ``replicate_coverage``: fraction of real replicates that some generated population is closer to
+  than the nearest other real replicate (a population-level coverage, cf. Naeem et al. 2020).
+
+Every population distance is the **unbiased** MMD^2 (U-statistic), clamped at 0. The biased one adds
+``(E k(x, x) - E k(x, x')) (1/n + 1/m)`` to every distance, a floor set by the populations' sizes, not
+their difference: two draws of one population looked apart, a collapsed generator (one law for every
+donor) scored a spread ratio of 0.25 instead of about 0, and a generator writing more cells than a small
+donor has looked less spread than the truth (``tests/evaluation/test_spread.py``). Each population
+needs at least 2 cells. The cell kernel's data-dependent parameters (RBF median bandwidths) come from
+all real cells pooled, so every distance is measured in one RKHS; the energy kernel has none.
+
+Undefined cases are refused or NaN, never a number: fewer than 2 generated or real populations
+(``population_mmd2``, ``spread_ratio``) or fewer than 2 real ones (``replicate_coverage``) raise
+``ValueError``; real populations that do not differ (mean real-real MMD^2 <= 0: a ratio 0/0 or x/0, and no
+bandwidth for ``population_mmd2``) give NaN.
+
+``spread_scores`` applies them to labelled cells (``distgen.types.Cells``): one row per (condition,
+context) of the truth, the populations being its batches (the run's ``data.schema.batch_col``; the
+``batch`` column of a file).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor
 
 from distgen.kernels.base import Kernel
 from distgen.kernels.distances import mmd2
 
+#: The spread metrics, in report order.
+SPREAD_METRICS = ("spread_ratio", "population_mmd2", "replicate_coverage")
+
 
 def pairwise_mmd2(a: Tensor, b: Tensor, kernel: Kernel, a_mask: Tensor | None = None, b_mask: Tensor | None = None,
-                  ref: Tensor | None = None, ref_mask: Tensor | None = None) -> Tensor:
-    """``[A, B]`` biased MMD^2 between populations ``a [A, n, D]`` and ``b [B, m, D]`` (masks optional).
+                  ref: Tensor | None = None, ref_mask: Tensor | None = None, unbiased: bool = False) -> Tensor:
+    """``[A, B]`` MMD^2 between populations ``a [A, n, D]`` and ``b [B, m, D]`` (masks optional), clamped at 0.
 
     Kernel hyper-parameters come from one shared reference set ``ref [r, D]`` (default: all of ``b``
-    pooled), so every entry is measured in the same RKHS.
+    pooled), so every entry is measured in the same RKHS. Computed one row of ``a`` at a time (an
+    ``[A * B, n, D]`` copy of the cells is never made). ``unbiased``: U-statistic (needs 2 cells per
+    population) instead of the V-statistic.
     """
-    na, nb = a.shape[0], b.shape[0]
     a_mask = torch.ones(a.shape[:2], dtype=torch.bool) if a_mask is None else a_mask
     b_mask = torch.ones(b.shape[:2], dtype=torch.bool) if b_mask is None else b_mask
     if ref is None:
         ref, ref_mask = b.reshape(1, -1, b.shape[-1]), b_mask.reshape(1, -1)
     elif ref.dim() == 2:
         ref, ref_mask = ref[None], None if ref_mask is None else ref_mask[None]
-    x = a[:, None].expand(na, nb, *a.shape[1:]).reshape(na * nb, *a.shape[1:])
-    y = b[None].expand(na, nb, *b.shape[1:]).reshape(na * nb, *b.shape[1:])
-    xm = a_mask[:, None].expand(na, nb, a.shape[1]).reshape(na * nb, -1)
-    ym = b_mask[None].expand(na, nb, b.shape[1]).reshape(na * nb, -1)
-    return mmd2(x, y, kernel, xm, ym, unbiased=False, ref=ref, ref_mask=ref_mask).reshape(na, nb).clamp_min(0.0)
+    if unbiased:
+        for name, m in (("a", a_mask), ("b", b_mask)):
+            if bool((m.sum(1) < 2).any()):
+                raise ValueError(f"population {int((m.sum(1) < 2).nonzero()[0])} of {name} has fewer than 2 cells: "
+                                 "the unbiased MMD^2 needs at least 2 per population")
+    nb = b.shape[0]
+    rows = [mmd2(a[i : i + 1].expand(nb, *a.shape[1:]), b, kernel, a_mask[i : i + 1].expand(nb, -1), b_mask,
+                 unbiased=unbiased, ref=ref, ref_mask=ref_mask) for i in range(a.shape[0])]
+    return torch.stack(rows).clamp_min(0.0)
 
 
 def _off_diag_mean(d: Tensor) -> Tensor:
@@ -48,37 +78,186 @@ def _off_diag_mean(d: Tensor) -> Tensor:
     return (d.sum() - d.diagonal().sum()) / max(n * (n - 1), 1)
 
 
+def _need(gen: Tensor, real: Tensor, what: str, min_gen: int = 2) -> None:
+    if gen.shape[0] < min_gen or real.shape[0] < 2:
+        raise ValueError(f"{what} needs at least {min_gen} generated and 2 real populations, got {gen.shape[0]} and "
+                         f"{real.shape[0]}")
+
+
+def _ref(real: Tensor, real_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    return real.reshape(-1, real.shape[-1]), None if real_mask is None else real_mask.reshape(-1)
+
+
 def population_mmd2(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor | None = None, real_mask: Tensor | None = None) -> Tensor:
-    """MMD^2 (unbiased) between the set of generated and the set of real populations; needs >= 2 of each."""
-    if gen.shape[0] < 2 or real.shape[0] < 2:
-        raise ValueError(f"population_mmd2 needs at least 2 generated and 2 real populations, got {gen.shape[0]} and {real.shape[0]}")
-    ref = real.reshape(-1, real.shape[-1])
-    ref_mask = None if real_mask is None else real_mask.reshape(-1)
-    dgg = pairwise_mmd2(gen, gen, kernel, gen_mask, gen_mask, ref, ref_mask)
-    drr = pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask)
-    dgr = pairwise_mmd2(gen, real, kernel, gen_mask, real_mask, ref, ref_mask)
-    off = drr[~torch.eye(drr.shape[0], dtype=torch.bool)]
-    s2 = off.median().clamp_min(1e-12)
+    """MMD^2 (unbiased over populations) between the set of generated and the set of real populations; NaN when the
+    real populations do not differ (no bandwidth ``s``). Needs >= 2 of each."""
+    _need(gen, real, "population_mmd2")
+    ref, ref_mask = _ref(real, real_mask)
+    dgg = pairwise_mmd2(gen, gen, kernel, gen_mask, gen_mask, ref, ref_mask, unbiased=True)
+    drr = pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask, unbiased=True)
+    dgr = pairwise_mmd2(gen, real, kernel, gen_mask, real_mask, ref, ref_mask, unbiased=True)
+    s2 = drr[~torch.eye(drr.shape[0], dtype=torch.bool)].median()
+    if not bool(s2 > 0):
+        return torch.tensor(math.nan, dtype=drr.dtype)
     kgg, krr, kgr = (torch.exp(-d / (2 * s2)) for d in (dgg, drr, dgr))
     return _off_diag_mean(kgg) + _off_diag_mean(krr) - 2 * kgr.mean()
 
 
 def spread_ratio(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor | None = None, real_mask: Tensor | None = None) -> Tensor:
-    """Mean pairwise MMD between generated populations over that between real ones (1 = same spread)."""
-    ref = real.reshape(-1, real.shape[-1])
-    ref_mask = None if real_mask is None else real_mask.reshape(-1)
-    g = _off_diag_mean(pairwise_mmd2(gen, gen, kernel, gen_mask, gen_mask, ref, ref_mask).sqrt())
-    r = _off_diag_mean(pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask).sqrt())
-    return g / r.clamp_min(1e-12)
+    """``sqrt(mean MMD^2 among generated / mean MMD^2 among real)`` (1 = same spread); NaN when the real populations do
+    not differ. Needs >= 2 of each."""
+    _need(gen, real, "spread_ratio")
+    ref, ref_mask = _ref(real, real_mask)
+    g = _off_diag_mean(pairwise_mmd2(gen, gen, kernel, gen_mask, gen_mask, ref, ref_mask, unbiased=True))
+    r = _off_diag_mean(pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask, unbiased=True))
+    if not bool(r > 0):
+        return torch.tensor(math.nan, dtype=r.dtype)
+    return (g / r).sqrt()
 
 
 def replicate_coverage(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor | None = None, real_mask: Tensor | None = None) -> Tensor:
-    """Fraction of real replicates whose nearest generated population is within their nearest real neighbour's MMD."""
-    if real.shape[0] < 2:
-        raise ValueError("replicate_coverage needs at least 2 real replicate populations")
-    ref = real.reshape(-1, real.shape[-1])
-    ref_mask = None if real_mask is None else real_mask.reshape(-1)
-    drr = pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask)
+    """Fraction of real replicates whose nearest generated population is within their nearest real neighbour's MMD.
+    Needs >= 1 generated and >= 2 real populations."""
+    _need(gen, real, "replicate_coverage", min_gen=1)
+    ref, ref_mask = _ref(real, real_mask)
+    drr = pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask, unbiased=True)
     radius = (drr + torch.diag(torch.full((drr.shape[0],), float("inf"), dtype=drr.dtype))).min(1).values
-    dgr = pairwise_mmd2(gen, real, kernel, gen_mask, real_mask, ref, ref_mask)
+    dgr = pairwise_mmd2(gen, real, kernel, gen_mask, real_mask, ref, ref_mask, unbiased=True)
     return (dgr.min(0).values <= radius).to(torch.float64).mean()
+
+
+# --------------------------------------------------------------------------------------------------
+# Labelled cells: one row per (condition, context), its batches the populations
+# --------------------------------------------------------------------------------------------------
+
+#: Cells per population kept for the spread scores (a seeded subset in the order of the cells' values): the cost is
+#: quadratic in it, and the unbiased distances carry no bias from a cap, only more noise.
+MAX_POPULATION_CELLS = 500
+
+
+def populations(cells: Any, condition: str, context: str, cap: int = MAX_POPULATION_CELLS, seed: int = 0) -> tuple[list[str], Tensor, Tensor]:
+    """The batches of ``cells``' (``condition``, ``context``) group with at least 2 cells, as ``[P, n, G]`` float64 cells
+    padded with a ``[P, n]`` mask; at most ``cap`` cells a batch (``distgen.seeds.content_subset``: the same cells
+    whatever the row order)."""
+    from distgen.seeds import content_keys, content_subset
+
+    rows = np.flatnonzero((cells.conditions == condition) & (cells.contexts == context))
+    names, parts = [], []
+    for batch in sorted(set(cells.batches[rows].tolist())):
+        mine = rows[cells.batches[rows] == batch]
+        if len(mine) < 2:
+            continue
+        x = cells.X[torch.from_numpy(mine)].to(torch.float64)
+        if len(mine) > cap:
+            x = x[content_subset(content_keys(x, cells.genes), cap, seed)]
+        names.append(str(batch))
+        parts.append(x)
+    n = max((len(p) for p in parts), default=0)
+    out = torch.zeros(len(parts), n, len(cells.genes), dtype=torch.float64)
+    mask = torch.zeros(len(parts), n, dtype=torch.bool)
+    for i, p in enumerate(parts):
+        out[i, : len(p)], mask[i, : len(p)] = p, True
+    return names, out, mask
+
+
+def spread_row(gen: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor], kernel: Kernel) -> dict[str, Any]:
+    """The three metrics of generated populations ``(cells, mask)`` against real ones; NaN with ``note`` when undefined."""
+    out: dict[str, Any] = {"n_populations": int(gen[0].shape[0])}
+    why = []
+    for name, fn in (("spread_ratio", spread_ratio), ("population_mmd2", population_mmd2), ("replicate_coverage", replicate_coverage)):
+        try:
+            value = float(fn(gen[0], real[0], kernel, gen[1], real[1]))
+        except ValueError as err:
+            value = math.nan
+            why.append(str(err))
+        out[name] = value
+    if real[0].shape[0] >= 2 and math.isnan(out["spread_ratio"]) and not why:
+        why.append("the real populations do not differ (mean real-real MMD^2 <= 0): no spread to compare with")
+    if why:
+        out["note"] = "; ".join(dict.fromkeys(why))
+    return out
+
+
+def collapsed(cells: Any) -> Any:
+    """``cells`` with each (condition, context) group's perturbed cells pooled over its batches and that one population
+    copied under every batch label: a prediction with no between-batch variation (spread 0 by construction)."""
+    from distgen.types import Cells
+
+    pert = np.flatnonzero(~cells.is_control)
+    idx, bats = [], []
+    keys = sorted(set(zip(cells.conditions[pert].tolist(), cells.contexts[pert].tolist(), strict=True)))
+    for cond, ctx in keys:
+        rows = pert[(cells.conditions[pert] == cond) & (cells.contexts[pert] == ctx)]
+        for batch in sorted(set(cells.batches[rows].tolist())):
+            idx.append(rows)
+            bats += [batch] * len(rows)
+    i = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
+    return Cells(cells.X[torch.from_numpy(i)], cells.conditions[i], cells.genes, cells.contexts[i], np.asarray(bats, dtype=object),
+                 cells.control)
+
+
+def split_halves(cells: Any, seed: int = 0) -> tuple[Any, Any]:
+    """Two disjoint halves of every (condition, context, batch) group of ``cells``' perturbed cells (``floor(n/2)`` each,
+    in a seeded order of the cells' values): the real split-half, the spread scores' positive reference."""
+    from distgen.seeds import content_keys, content_subset
+
+    pert = np.flatnonzero(~cells.is_control)
+    a, b = [], []
+    groups = sorted(set(zip(cells.conditions[pert].tolist(), cells.contexts[pert].tolist(), cells.batches[pert].tolist(), strict=True)))
+    for cond, ctx, batch in groups:
+        rows = pert[(cells.conditions[pert] == cond) & (cells.contexts[pert] == ctx) & (cells.batches[pert] == batch)]
+        order = rows[content_subset(content_keys(cells.X[torch.from_numpy(rows)], cells.genes), len(rows), seed).numpy()]
+        h = len(rows) // 2
+        a.append(order[:h])
+        b.append(order[h : 2 * h])
+    return (cells.subset(np.concatenate(a)) if a else cells.subset(np.zeros(0, dtype=np.int64)),
+            cells.subset(np.concatenate(b)) if b else cells.subset(np.zeros(0, dtype=np.int64)))
+
+
+def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = None, kernel: str | Kernel = "energy", seed: int = 0,
+                  cap: int = MAX_POPULATION_CELLS, progress: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """Spread scores of ``pred`` (and each reference, and each collapsed to one population copied per batch) against the
+    truth's batches, per (condition, context) with at least 2 real batches; the split-half of the truth as the positive
+    reference. None when no group of the truth has 2 batches (nothing to score). ``kernel``: the cell kernel, a registered
+    name (default ``energy``: bandwidth-free, PerturbDiff's loss) or a ``Kernel``.
+
+    Returns ``{"kernel", "cells_per_population", "rows": {label: {"n_real": S, who: {metric..., n_populations, note?}}},
+    "means": {who: {metric: mean over rows, NaN left out}}, "roles": {who: role}}``; ``who``: ``model``, each reference,
+    ``model_collapsed`` and ``<reference>_collapsed``, ``split_half``.
+    """
+    from distgen.kernels import kernels
+
+    name = kernel if isinstance(kernel, str) else type(kernel).__name__
+    kernel = kernels.build(kernel) if isinstance(kernel, str) else kernel
+    pert = np.flatnonzero(~truth.is_control)
+    groups = sorted(set(zip(truth.conditions[pert].tolist(), truth.contexts[pert].tolist(), strict=True)))
+    groups = [(c, x) for c, x in groups if len(populations(truth, c, x, cap=2)[0]) >= 2]
+    if not groups:
+        return None
+    sides = {"model": pred, **dict(references or {})}
+    sides |= {f"{name}_collapsed": collapsed(cells) for name, cells in list(sides.items())}
+    half_a, half_b = split_halves(truth, seed)
+    roles = {"model": "model", "split_half": "positive", **{k: ("collapsed" if k.endswith("_collapsed") else "negative") for k in sides if k != "model"}}
+    rows: dict[str, Any] = {}
+    for cond, ctx in groups:
+        label = cond if ctx == "all" else f"{cond} @ {ctx}"
+        if progress is not None:
+            progress(f"spread of {label}")
+        _, rx, rm = populations(truth, cond, ctx, cap, seed)
+        row: dict[str, Any] = {"n_real": int(rx.shape[0])}
+        for who, cells in sides.items():
+            _, gx, gm = populations(cells, cond, ctx, cap, seed)
+            row[who] = spread_row((gx, gm), (rx, rm), kernel)
+        _, ax, am = populations(half_a, cond, ctx, cap, seed)
+        _, bx, bm = populations(half_b, cond, ctx, cap, seed)
+        row["split_half"] = spread_row((ax, am), (bx, bm), kernel)
+        rows[label] = row
+    whos = [*sides, "split_half"]
+    means = {who: {m: _nanmean([r[who][m] for r in rows.values()]) for m in SPREAD_METRICS} for who in whos}
+    return {"kernel": name, "cells_per_population": cap,
+            "rows": rows, "means": means, "roles": roles}
+
+
+def _nanmean(values: list[float]) -> float:
+    v = [x for x in values if not math.isnan(x)]
+    return float(np.mean(v)) if v else math.nan

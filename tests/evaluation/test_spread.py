@@ -1,34 +1,150 @@
-"""Population-level spread metrics: detect collapsed between-replicate variation."""
+"""Population-level spread metrics: detect collapsed between-replicate variation, and say when they cannot."""
 
+import math
+
+import numpy as np
+import pytest
 import torch
 
-from distgen.evaluation.spread import pairwise_mmd2, population_mmd2, replicate_coverage, spread_ratio
+from distgen.evaluation.spread import (
+    collapsed,
+    pairwise_mmd2,
+    population_mmd2,
+    replicate_coverage,
+    split_halves,
+    spread_ratio,
+    spread_scores,
+)
+from distgen.kernels import kernels
 from distgen.kernels.distances import mmd2
 from distgen.kernels.rbf import RBFKernel
+from distgen.types import Cells
 
 
-def _replicates(n_rep, shift_scale, seed, n=40, d=3):
+def _replicates(n_rep, shift_scale, seed, n=40, d=3, shifts=None):
     g = torch.Generator().manual_seed(seed)
-    shifts = torch.randn(n_rep, 1, d, generator=g, dtype=torch.float64) * shift_scale
+    if shifts is None:
+        shifts = torch.randn(n_rep, 1, d, generator=g, dtype=torch.float64) * shift_scale
     return torch.randn(n_rep, n, d, generator=g, dtype=torch.float64) + shifts
 
 
 def test_pairwise_matches_single_calls():
     a, b = _replicates(3, 1.0, 0), _replicates(2, 1.0, 1)
     k = RBFKernel(bandwidths=(1.0, 4.0))
-    d = pairwise_mmd2(a, b, k)
-    for i in range(3):
-        for j in range(2):
-            torch.testing.assert_close(d[i, j], mmd2(a[i : i + 1], b[j : j + 1], k, unbiased=False)[0].clamp_min(0))
+    for unbiased in (False, True):
+        d = pairwise_mmd2(a, b, k, unbiased=unbiased)
+        for i in range(3):
+            for j in range(2):
+                one = mmd2(a[i : i + 1], b[j : j + 1], k, unbiased=unbiased, ref=b.reshape(1, -1, 3))[0].clamp_min(0)
+                torch.testing.assert_close(d[i, j], one)
 
 
 def test_collapsed_generator_is_caught_by_spread_and_coverage():
     real = _replicates(6, 2.0, 0)
     good = _replicates(6, 2.0, 1)  # same law of replicate shifts
-    collapsed = _replicates(6, 0.0, 2) + real.mean((0, 1))  # every population at the average
+    collapsed_pops = _replicates(6, 0.0, 2) + real.mean((0, 1))  # every population at the average
     k = RBFKernel()
     assert 0.6 < spread_ratio(good, real, k) < 1.6
-    assert spread_ratio(collapsed, real, k) < 0.4
-    assert population_mmd2(collapsed, real, k) > population_mmd2(good, real, k)
+    assert spread_ratio(collapsed_pops, real, k) < 0.2
+    assert population_mmd2(collapsed_pops, real, k) > population_mmd2(good, real, k)
     assert replicate_coverage(real + 0.0, real, k) == 1.0
-    assert replicate_coverage(collapsed, real, k) < replicate_coverage(good, real, k) or replicate_coverage(good, real, k) == 1.0
+    assert replicate_coverage(collapsed_pops, real, k) < replicate_coverage(good, real, k) or replicate_coverage(good, real, k) == 1.0
+
+
+@pytest.mark.parametrize("kernel", ["energy", "rbf"])
+def test_spread_ratio_does_not_depend_on_population_sizes(kernel):
+    """A generator drawing the real populations' own laws scores about 1 whether it writes more or fewer cells than the
+    donors have; one law for every population (independent draws) scores about 0. The biased V-statistic read the
+    first as 0.80 (small real donors looked further apart than large generated ones) and the second as 0.17."""
+    k = kernels.build(kernel)
+    ratios, flat = [], []
+    for seed in range(4):
+        shifts = 0.6 * torch.randn(5, 1, 4, generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64)
+        real = _replicates(5, 1.0, seed, n=12, d=4, shifts=shifts)
+        gen = _replicates(5, 1.0, 50 + seed, n=150, d=4, shifts=shifts)  # the same laws, 12x the cells
+        ratios.append(float(spread_ratio(gen, real, k)))
+        flat.append(float(spread_ratio(_replicates(5, 0.0, 70 + seed, n=150, d=4), real, k)))
+    assert 0.88 < np.mean(ratios) < 1.12, ratios  # biased: 0.80 (energy), 0.83 (rbf)
+    assert np.mean(flat) < 0.12, flat  # biased: 0.17, 0.15
+
+
+def test_too_few_populations_are_refused_not_scored():
+    real, gen = _replicates(3, 1.0, 0), _replicates(3, 1.0, 1)
+    k = kernels.build("energy")
+    for fn in (spread_ratio, population_mmd2):
+        with pytest.raises(ValueError, match="at least 2 generated and 2 real"):
+            fn(gen, real[:1], k)  # one donor: there is no between-donor spread (was: g / 1e-12)
+        with pytest.raises(ValueError, match="at least 2 generated and 2 real"):
+            fn(gen[:1], real, k)  # one generated population (was: a spread ratio of 0, "collapsed")
+    with pytest.raises(ValueError, match="at least 1 generated and 2 real"):
+        replicate_coverage(gen, real[:1], k)
+    assert 0.0 <= float(replicate_coverage(gen[:1], real, k)) <= 1.0  # one generated population is a valid coverage
+
+
+def test_identical_real_populations_give_nan_not_a_number():
+    """Real populations that do not differ have no spread: 0/0 (and x/0) is NaN, and population_mmd2 has no bandwidth."""
+    one = _replicates(1, 0.0, 0, n=30)
+    real = one.expand(3, -1, -1).clone()
+    k = kernels.build("energy")
+    assert math.isnan(float(spread_ratio(real.clone(), real, k)))  # was 0 / 1e-12 = 0: "collapsed"
+    assert math.isnan(float(spread_ratio(_replicates(3, 1.0, 1, n=30), real, k)))  # was ~1e12
+    assert math.isnan(float(population_mmd2(_replicates(3, 1.0, 1, n=30), real, k)))
+
+
+def test_a_population_of_one_cell_is_refused():
+    real, gen = _replicates(3, 1.0, 0), _replicates(3, 1.0, 1)
+    mask = torch.ones(real.shape[:2], dtype=torch.bool)
+    mask[1, 1:] = False
+    with pytest.raises(ValueError, match="fewer than 2 cells"):
+        spread_ratio(gen, real, kernels.build("energy"), real_mask=mask)
+
+
+def _cells(seed=0, n=40, donors=("d1", "d2", "d3"), scale=1.0, genes=5):
+    g = torch.Generator().manual_seed(seed)
+    xs, conds, bats = [], [], []
+    for i, d in enumerate(donors):
+        shift = scale * (i - 1.0)
+        xs += [torch.randn(n, genes, generator=g) + 3.0 + shift, torch.randn(n, genes, generator=g) + shift]
+        conds += ["stim"] * n + ["control"] * n
+        bats += [d] * (2 * n)
+    return Cells(torch.cat(xs), np.asarray(conds, dtype=object), tuple(f"g{i}" for i in range(genes)),
+                 np.asarray(["T"] * len(conds), dtype=object), np.asarray(bats, dtype=object), "control")
+
+
+def test_spread_scores_of_labelled_cells():
+    truth, fresh = _cells(0), _cells(1)
+    out = spread_scores(fresh, truth, {"control": truth.controls().relabelled(conditions=np.asarray(["stim"] * 120, dtype=object))})
+    row = out["rows"]["stim @ T"]
+    assert row["n_real"] == 3
+    assert 0.6 < row["model"]["spread_ratio"] < 1.5  # fresh draws of the same donors
+    assert row["model_collapsed"]["spread_ratio"] == 0.0  # one population copied per donor: no spread at all
+    assert row["model_collapsed"]["replicate_coverage"] <= row["model"]["replicate_coverage"]
+    assert 0.6 < row["split_half"]["spread_ratio"] < 1.5
+    assert row["control"]["population_mmd2"] > row["model"]["population_mmd2"]  # unshifted controls sit elsewhere
+    assert out["roles"] == {"model": "model", "control": "negative", "model_collapsed": "collapsed",
+                            "control_collapsed": "collapsed", "split_half": "positive"}
+    assert set(out["means"]["model"]) == {"spread_ratio", "population_mmd2", "replicate_coverage"}
+
+
+def test_spread_scores_need_two_batches_and_ignore_row_order():
+    one = _cells(0, donors=("d1",))
+    assert spread_scores(one, one) is None
+    truth, pred = _cells(0), _cells(1)
+    perm = np.random.default_rng(0).permutation(len(truth.conditions))
+    a = spread_scores(pred, truth)
+    b = spread_scores(pred, truth.subset(perm))
+
+    def flat(out):
+        return {(w, m): v for w, r in out["rows"]["stim @ T"].items() if isinstance(r, dict) for m, v in r.items() if m != "note"}
+
+    assert flat(a) == pytest.approx(flat(b), rel=1e-9)  # the same cells: only the order of summation differs
+
+
+def test_split_halves_and_collapsed_keep_groups():
+    truth = _cells(0, n=41)
+    ha, hb = split_halves(truth)
+    assert len(ha.conditions) == len(hb.conditions) == 3 * 20
+    assert not set(ha.X[:, 0].tolist()) & set(hb.X[:, 0].tolist())  # disjoint halves
+    flat = collapsed(truth)
+    assert sorted(set(flat.batches.tolist())) == ["d1", "d2", "d3"]
+    assert len(flat.conditions) == 3 * 3 * 41 and not flat.is_control.any()
