@@ -165,6 +165,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
                  _normalised_cell(r), md.cell(fmt_value(r["strongest_baseline"])), str(r["n_nan"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += uncertainty_lines(summary)
+    lines += spread_lines(summary.get("spread"))
     unstable = [f"- {md.inline(name, True)}: {md.inline(r['normalised_caution'])}" for name, r in rows.items() if r.get("normalised_caution")]
     if unstable:
         lines += ["", "## Normalised scores without a scale (marked \\*)", "", *unstable]
@@ -190,6 +191,31 @@ def markdown(summary: Mapping[str, Any]) -> str:
     if summary.get("notes"):
         lines += ["", "## Notes", "", *[f"- {md.inline(n, True)}" for n in summary["notes"]]]
     return "\n".join(lines) + "\n"
+
+
+def spread_lines(spread: Mapping[str, Any] | None) -> list[str]:
+    """The ``summary.md`` section of the spread scores (``summary.json["spread"]``, ``distgen.evaluation.spread``): their
+    means over the groups with several real batches, per model, baseline, collapsed copy and the real split-half."""
+    if not spread:
+        return []
+    from distgen.evaluation.spread import SPREAD_METRICS
+
+    head = ["who", "role", *SPREAD_METRICS]
+    lines = ["", "## Spread across batches (distribution over distributions)", "",
+             f"Per group with several real batches ({counted(len(spread['rows']), 'group')}; batches: donors, plates... the data's "
+             f"batch column): the generated populations, one per batch, against the real ones ({md.inline(str(spread['kernel']))} "
+             "kernel, unbiased MMD^2 between populations, at most "
+             f"{spread['cells_per_population']} cells each). spread_ratio: 1 = as spread as the real batches, 0 = one population "
+             "for all; population_mmd2: lower is better; replicate_coverage: higher is better. `_collapsed`: the same cells "
+             "pooled and copied to every batch. split_half: one half of each real batch against the other (positive reference, "
+             "half depth).", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for who, means in spread["means"].items():
+        lines.append("| " + " | ".join([md.cell(who), spread["roles"].get(who, ""), *[fmt_value(means[m]) for m in SPREAD_METRICS]]) + " |")
+    notes = sorted({f"{who}: {r[who]['note']}" for r in spread["rows"].values() for who in spread["means"] if r[who].get("note")})
+    if notes:
+        lines += ["", *[f"- {md.inline(n, True)}" for n in notes]]
+    return lines
 
 
 #: Fewest values below which ``claims_lines`` says an interval of a mean undercovers skewed scores (``docs/metrics.md``).

@@ -32,6 +32,7 @@ from distgen.evaluation.io import (
     spelled_pairs,
 )
 from distgen.evaluation.report import Report
+from distgen.evaluation.spread import spread_scores
 from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import (
     STAGE_LINES_MIN,
@@ -203,6 +204,9 @@ def score(
         for name, row in rows.items():
             row["positive_references"] = {"interpolated_duplicate": interp.mean(name) if name in interp.values else float("nan")}
         positive["interpolated_duplicate"] = "positive"
+    # several populations (batches: donors, plates) per held-out group: the spread of the model's, the baselines' and the
+    # real split-half's populations (distgen.evaluation.spread); None (no key) when every group has one batch
+    spread = spread_scores(pred, truth, refs, seed=seed, progress=say)
     src = {"pred": "<Cells>", "real": "<Cells>", "pert_col": None, "control": truth.control, "celltype_col": None, **dict(sources or {})}
     summary: dict[str, Any] = {
         **{k: src[k] for k in SOURCE_KEYS},
@@ -225,6 +229,8 @@ def score(
     }
     if many:
         summary["contexts"] = contexts
+    if spread is not None:
+        summary["spread"] = spread
     from distgen.evaluation.metrics import metrics as registry
 
     if "mmd" in table.values:

@@ -1,0 +1,49 @@
+"""The spread scores in an evaluation: summary.json["spread"] and summary.md's section, when the truth has batches."""
+
+import json
+import math
+
+import numpy as np
+import torch
+
+from distgen.evaluation.score import score
+from distgen.types import Cells
+
+
+def _cells(seed, donors=("d1", "d2", "d3"), n=30, genes=6, flat=False):
+    g = torch.Generator().manual_seed(seed)
+    xs, conds, bats = [], [], []
+    for i, d in enumerate(donors):
+        shift = 0.0 if flat else 1.5 * (i - 1.0)
+        xs += [torch.randn(n, genes, generator=g).abs() + 2.0 + shift, torch.randn(n, genes, generator=g).abs() + shift]
+        conds += ["stim"] * n + ["control"] * n
+        bats += [d] * (2 * n)
+    x = torch.cat(xs).clamp_min(0)
+    return Cells(x, np.asarray(conds, dtype=object), tuple(f"g{i}" for i in range(genes)), None, np.asarray(bats, dtype=object), "control")
+
+
+def test_score_reports_spread_when_the_truth_has_batches(tmp_path):
+    truth = _cells(0)
+    pred = _cells(1)
+    report = score(pred, truth, {"control": truth}, metrics=["mse"], ceiling=False)
+    spread = report.summary["spread"]
+    assert list(spread["rows"]) == ["stim"]
+    assert spread["kernel"] == "energy"
+    assert set(spread["means"]) == {"model", "control", "model_collapsed", "control_collapsed", "split_half"}
+    assert spread["means"]["model_collapsed"]["spread_ratio"] == 0.0
+    assert 0.5 < spread["means"]["model"]["spread_ratio"] < 1.5
+    report.write(tmp_path, make_plots=False)
+    md = (tmp_path / "summary.md").read_text()
+    assert "## Spread across batches" in md and "| split_half | positive |" in md
+    assert json.loads((tmp_path / "summary.json").read_text())["spread"]["rows"]["stim"]["n_real"] == 3
+
+
+def test_no_spread_without_batches_and_nan_with_reason_when_batches_do_not_differ(tmp_path):
+    one = _cells(0, donors=("d1",))
+    assert "spread" not in score(_cells(1, donors=("d1",)), one, metrics=["mse"], ceiling=False).summary
+    truth = _cells(0, flat=True)  # donors drawn from one law: the real spread is estimated near 0
+    flat = truth.subset(np.flatnonzero(truth.batches == "d1"))
+    same = Cells.concat([flat.relabelled(batches=np.asarray([d] * len(flat.conditions), dtype=object)) for d in ("d1", "d2", "d3")])
+    spread = score(_cells(1), same, metrics=["mse"], ceiling=False).summary["spread"]  # three identical real batches
+    row = spread["rows"]["stim"]["model"]
+    assert math.isnan(row["spread_ratio"]) and "do not differ" in row["note"]
