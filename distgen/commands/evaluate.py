@@ -62,6 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="obs column of cell types / contexts, scored one by one against their own controls (default: celltype "
                    "when every file has it; other spellings such as cell_type are pooled, with a warning). With --profile: each "
                    "context a pair of its own, as cell-eval 0.8.2's run --celltype-col (without it a profile pools contexts)")
+    p.add_argument("--batch-col", default=None,
+                   help="obs column of the populations each group was measured in (donors, plates: default batch, as distgen "
+                   "writes it, when a file has it); with several per group the summary adds the spread scores "
+                   "(docs/metrics.md, 'Distribution-over-distributions')")
     p.add_argument("--pool-contexts", action="store_true", help="score conditions with their contexts pooled (no per-context scoring)")
     p.add_argument("--train", default=None, help="training cells (.h5ad) to fit the mean_perturbation, additive and linear baselines")
     p.add_argument("--baselines", default=BASELINES_ARG,
@@ -148,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         baselines=split(args.baselines) or [], metric_names=split(args.metrics), ceiling=not args.no_ceiling,
         seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet, celltype_col=args.celltype_col,
         by_context=not args.pool_contexts, ceiling_splits=args.ceiling_splits, overwrite=args.overwrite,
-        interpolated=args.interpolated, replicate=args.replicate,
+        interpolated=args.interpolated, replicate=args.replicate, batch_col=args.batch_col,
     ).summary
     if args.json:
         print(json_text(summary, indent=1))
@@ -181,7 +185,7 @@ def _page(args: argparse.Namespace) -> str:
 #: Options of the default evaluation that a ``--profile`` evaluation does not read: (attribute, option, its default).
 PROFILE_IGNORES = (("train", "--train", None), ("baselines", "--baselines", BASELINES_ARG),
                    ("metrics", "--metrics", None), ("no_ceiling", "--no-ceiling", False), ("pool_contexts", "--pool-contexts", False),
-                   ("ceiling_splits", "--ceiling-splits", 5), ("interpolated", "--interpolated", False))
+                   ("ceiling_splits", "--ceiling-splits", 5), ("interpolated", "--interpolated", False), ("batch_col", "--batch-col", None))
 
 
 def _inert_options(args: argparse.Namespace) -> None:

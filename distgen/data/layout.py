@@ -503,12 +503,14 @@ def recorded_log_base(adata: ad.AnnData) -> float | None:
 
 
 def read(
-    source: Any, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None, name: str = "input"
+    source: Any, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None, name: str = "input",
+    batch_col: str | None = None,
 ) -> Cells:
     """``Cells`` from an ``.h5ad`` path or AnnData in the cell-eval layout (controls keep the file's label).
 
     ``celltype_col`` gives the contexts (default: ``CELLTYPE_COL`` when the file has it, else one context);
-    the ``BATCH_COL`` column, when the file has it, the batches.
+    ``batch_col`` the batches (donors, plates: the populations the spread scores compare; default: the ``BATCH_COL``
+    column when the file has it, else one batch; a named column the file lacks is an error).
     """
     adata = as_anndata(source)
     files = {name: adata}
@@ -519,7 +521,7 @@ def read(
     if celltype_col is None and CELLTYPE_COL in adata.obs.columns:
         celltype_col = CELLTYPE_COL
     return _cells(adata, pert_col, control, celltype_col, name, recorded_delimiters(files.values()),
-                  control_words(control_named(files.values(), given, control)))
+                  control_words(control_named(files.values(), given, control)), batch_col)
 
 
 def read_beside(
@@ -591,7 +593,7 @@ def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: s
 
 
 def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, delimiters: Sequence[str] = (),
-           controls: Sequence[str] = CONTROL_LABELS) -> Cells:
+           controls: Sequence[str] = CONTROL_LABELS, batch_col: str | None = None) -> Cells:
     if celltype_col is not None and celltype_col == pert_col:  # every context would hold one condition and no controls
         raise InputDataError(f"the cell-type column and the perturbation column are both obs[{pert_col!r}]: each perturbation would "
                              "be a context of its own, without control cells; pass the column of cell types (--celltype-col), "
@@ -635,20 +637,25 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     conds = np.array([cache.setdefault(v, canonical_condition(v, control, delimiters, controls)) if v not in cache else cache[v] for v in labels],
                      dtype=object)
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None
-    batches = adata.obs[BATCH_COL].astype(str).to_numpy(dtype=object) if BATCH_COL in adata.obs.columns else None
+    if batch_col is not None and batch_col not in adata.obs.columns:
+        raise InputDataError(f"batch column {batch_col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}: "
+                             "name the column of donors / plates each file has (--batch-col), or leave it out")
+    bcol = batch_col if batch_col is not None else (BATCH_COL if BATCH_COL in adata.obs.columns else None)
+    batches = adata.obs[bcol].astype(str).to_numpy(dtype=object) if bcol is not None else None
     return Cells(torch.from_numpy(x), conds, genes, contexts, batches, control, np.asarray(adata.obs_names.astype(str), dtype=object))
 
 
 def read_pair(
     pred: Any, real: Any, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None,
-    train: Any = None, guess_celltype: bool = True,
+    train: Any = None, guess_celltype: bool = True, batch_col: str | None = None,
 ) -> tuple[Cells, Cells, Cells | None, LayoutInfo]:
     """A prediction, its truth (and optionally training cells) read with one shared column and control label.
 
     The column and label are guessed from the truth when not given; every file must hold control
     cells. Contexts come from ``celltype_col``, else (``guess_celltype``) from ``CELLTYPE_COL`` when every
     file has it; with no column the contexts are pooled, and a truth column named like a cell type gets a
-    note (``pooled_contexts_note``).
+    note (``pooled_contexts_note``). Batches come from ``batch_col`` (default ``BATCH_COL`` where a file has it): a
+    prediction and truth with several batches per group get the spread scores (``distgen.evaluation.spread``).
     """
     files = {"real": as_anndata(real, "real (ground-truth) file"), "pred": as_anndata(pred, "prediction file")}
     check_pair(recorded_scale(files["pred"], TRUTH_KEY), recorded_scale(files["real"], TRUTH_KEY), pred, real)
@@ -678,7 +685,9 @@ def read_pair(
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
     check_gene_names(files)
     info.notes += split_doses(files, pert_col, control, col, words, delimiters)
-    cells = {k: _cells(a, pert_col, control, col, k, delimiters, words) for k, a in files.items()}
+    # the training file may lack a named batch column: its baselines then predict every batch from the truth's own controls
+    cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, batch_col if k != "training" or batch_col in a.obs.columns else None)
+             for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
 
 

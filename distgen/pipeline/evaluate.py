@@ -50,6 +50,7 @@ def evaluate_files(
     overwrite: bool = False,
     interpolated: bool = False,
     replicate: str = "half-split",
+    batch_col: str | None = None,
 ) -> Report:
     """Evaluate ``pred`` against ``real`` (``.h5ad`` paths or AnnData) and, with ``out``, write the report there.
 
@@ -66,7 +67,7 @@ def evaluate_files(
     # a file on another scale than scored is refused naming the layer or raw that holds the right one, when one does
     with output_folder(out), scale_hints({"pred": pred, "real": real, "training": train}):
         with float32_reads():  # a float64 value past float32's range: inf, that group NaN with distgen's warning naming it
-            pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train)
+            pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train, batch_col=batch_col)
         if (same := one_truth_note(pred, real, pred_c, real_c)) is not None:  # the CLI scored it perfect without a word
             info.notes.append(same)
         check_not_means(pred_c)
@@ -153,7 +154,7 @@ def names_arg(value: Any, what: str) -> Any:
 
 
 #: Keyword arguments of ``evaluate`` that say how files are read (``distgen.data.layout.read``).
-LAYOUT_KEYS = ("pert_col", "control", "celltype_col")
+LAYOUT_KEYS = ("pert_col", "control", "celltype_col", "batch_col")
 #: Its other keyword arguments (named in the message for an unknown one).
 EVALUATE_ARGS = ("train", "baselines", "metric_names", "ceiling", "seed", "make_plots", "progress", "by_context", "part",
                  "ceiling_splits", "overwrite", "interpolated", "replicate")

@@ -47,3 +47,41 @@ def test_no_spread_without_batches_and_nan_with_reason_when_batches_do_not_diffe
     spread = score(_cells(1), same, metrics=["mse"], ceiling=False).summary["spread"]  # three identical real batches
     row = spread["rows"]["stim"]["model"]
     assert math.isnan(row["spread_ratio"]) and "do not differ" in row["note"]
+
+
+def _files(tmp_path, column):
+    import anndata as ad
+    import pandas as pd
+
+    paths = {}
+    for name, seed in (("pred", 1), ("real", 0)):
+        c = _cells(seed)
+        obs = pd.DataFrame({"condition": c.conditions.astype(str), column: c.batches.astype(str)},
+                           index=[f"{name}{i}" for i in range(len(c.conditions))])
+        paths[name] = tmp_path / f"{name}.h5ad"
+        ad.AnnData(np.log1p(c.X.numpy()), obs=obs, var=pd.DataFrame(index=list(c.genes))).write_h5ad(paths[name])
+    return paths
+
+
+def test_files_name_their_batch_column(tmp_path):
+    """A user's files keep donors in their own column: --batch-col names it (default: distgen's own 'batch' column);
+    without it the donors were pooled and no spread was scored, without a word."""
+    from distgen.cli import main
+    from distgen.errors import InputDataError
+    from distgen.pipeline.evaluate import evaluate
+
+    paths = _files(tmp_path, "donor")
+    base = dict(metric_names=["mse"], ceiling=False, make_plots=False, progress=False, baselines=["control"])
+    assert "spread" not in evaluate(str(paths["pred"]), str(paths["real"]), **base).summary
+    report = evaluate(str(paths["pred"]), str(paths["real"]), batch_col="donor", **base)
+    assert report.summary["spread"]["rows"]["stim"]["n_real"] == 3
+    try:
+        evaluate(str(paths["pred"]), str(paths["real"]), batch_col="plate", **base)
+    except InputDataError as err:
+        assert "batch column 'plate'" in str(err)
+    else:
+        raise AssertionError("a batch column the files lack was accepted")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--pred", str(paths["pred"]), "--real", str(paths["real"]), "--out", str(out), "--batch-col", "donor",
+                 "--metrics", "mse", "--no-ceiling", "--no-plots", "--baselines", "control", "--quiet"]) == 0
+    assert "## Spread across batches" in (out / "summary.md").read_text()
