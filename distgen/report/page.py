@@ -26,6 +26,7 @@ from distgen.report import figures, training
 from distgen.report.explain import BACKGROUND, condition_strength, flagged, headline_metrics, normalised_reason
 from distgen.report.html import Cell, Section, figure, labels_section, num, page, table
 from distgen.report.inputs import ReportInputs
+from distgen.report.spread import spread_section
 from distgen.report.stats import STRATUM_NAMES, advantage, mean_ci, strata
 from distgen.report.style import metric_info, theme
 from distgen.train.manifest import run_notes
@@ -398,6 +399,8 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
         lines.append(f"{counted(len(shown), 'label')} {'holds' if len(shown) == 1 else 'hold'} characters no installed font draws: the figures write those "
                      'characters as escapes (see <a href="#figure-labels">labels in figures</a>); tables give every label as written')
         parts.append(Section("figure-labels", "Labels in figures", labels_section(shown, "Gene names in the figures are written the same way.")))
+    if sections == SECTIONS and (spread := spread_section(s)) is not None:  # several batches per group: docs/metrics.md
+        parts.append(spread)
     notes = list(dict.fromkeys([*(str(n) for n in s.get("notes") or []), *(run_notes(inputs.run.manifest) if inputs.run else [])]))
     if notes and sections == SECTIONS:
         parts.append(Section("notes", "Notes", "<ul>" + "".join(f"<li>{escape(str(n))}</li>" for n in notes) + "</ul>"))

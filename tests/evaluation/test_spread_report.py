@@ -83,5 +83,7 @@ def test_files_name_their_batch_column(tmp_path):
         raise AssertionError("a batch column the files lack was accepted")
     out = tmp_path / "eval"
     assert main(["evaluate", "--pred", str(paths["pred"]), "--real", str(paths["real"]), "--out", str(out), "--batch-col", "donor",
-                 "--metrics", "mse", "--no-ceiling", "--no-plots", "--baselines", "control", "--quiet"]) == 0
+                 "--metrics", "mse", "--no-ceiling", "--baselines", "control", "--quiet"]) == 0
     assert "## Spread across batches" in (out / "summary.md").read_text()
+    page = (out / "report.html").read_text()
+    assert '<section id="spread">' in page and "<td>split_half</td><td>positive</td>" in page
