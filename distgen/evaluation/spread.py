@@ -92,10 +92,46 @@ def population_mmd2(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor 
     """MMD^2 (unbiased over populations) between the set of generated and the set of real populations; NaN when the
     real populations do not differ (no bandwidth ``s``). Needs >= 2 of each."""
     _need(gen, real, "population_mmd2")
+    d = _distances(gen, real, kernel, gen_mask, real_mask)
+    return population_mmd2_of(d["gg"], d["rr"], d["gr"])
+
+
+def spread_ratio(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor | None = None, real_mask: Tensor | None = None) -> Tensor:
+    """``sqrt(mean MMD^2 among generated / mean MMD^2 among real)`` (1 = same spread); NaN when the real populations do
+    not differ. Needs >= 2 of each."""
+    _need(gen, real, "spread_ratio")
+    d = _distances(gen, real, kernel, gen_mask, real_mask, cross=False)
+    return spread_ratio_of(d["gg"], d["rr"])
+
+
+def replicate_coverage(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor | None = None, real_mask: Tensor | None = None) -> Tensor:
+    """Fraction of real replicates whose nearest generated population is within their nearest real neighbour's MMD.
+    Needs >= 1 generated and >= 2 real populations."""
+    _need(gen, real, "replicate_coverage", min_gen=1)
+    d = _distances(gen, real, kernel, gen_mask, real_mask, within_gen=False)
+    return replicate_coverage_of(d["rr"], d["gr"])
+
+
+def _distances(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor | None, real_mask: Tensor | None, cross: bool = True,
+               within_gen: bool = True) -> dict[str, Tensor]:
+    """The unbiased MMD^2 matrices ``gg``, ``rr``, ``gr`` (each computed once), in the RKHS fixed by the real cells."""
     ref, ref_mask = _ref(real, real_mask)
-    dgg = pairwise_mmd2(gen, gen, kernel, gen_mask, gen_mask, ref, ref_mask, unbiased=True)
-    drr = pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask, unbiased=True)
-    dgr = pairwise_mmd2(gen, real, kernel, gen_mask, real_mask, ref, ref_mask, unbiased=True)
+    out = {"rr": pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask, unbiased=True)}
+    if within_gen:
+        out["gg"] = pairwise_mmd2(gen, gen, kernel, gen_mask, gen_mask, ref, ref_mask, unbiased=True)
+    if cross:
+        out["gr"] = pairwise_mmd2(gen, real, kernel, gen_mask, real_mask, ref, ref_mask, unbiased=True)
+    return out
+
+
+def spread_ratio_of(dgg: Tensor, drr: Tensor) -> Tensor:
+    """``spread_ratio`` from the ``[R, R]`` generated and ``[S, S]`` real MMD^2 matrices."""
+    g, r = _off_diag_mean(dgg), _off_diag_mean(drr)
+    return (g / r).sqrt() if bool(r > 0) else torch.tensor(math.nan, dtype=r.dtype)
+
+
+def population_mmd2_of(dgg: Tensor, drr: Tensor, dgr: Tensor) -> Tensor:
+    """``population_mmd2`` from the MMD^2 matrices (``dgr [R, S]``)."""
     s2 = drr[~torch.eye(drr.shape[0], dtype=torch.bool)].median()
     if not bool(s2 > 0):
         return torch.tensor(math.nan, dtype=drr.dtype)
@@ -103,26 +139,9 @@ def population_mmd2(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor 
     return _off_diag_mean(kgg) + _off_diag_mean(krr) - 2 * kgr.mean()
 
 
-def spread_ratio(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor | None = None, real_mask: Tensor | None = None) -> Tensor:
-    """``sqrt(mean MMD^2 among generated / mean MMD^2 among real)`` (1 = same spread); NaN when the real populations do
-    not differ. Needs >= 2 of each."""
-    _need(gen, real, "spread_ratio")
-    ref, ref_mask = _ref(real, real_mask)
-    g = _off_diag_mean(pairwise_mmd2(gen, gen, kernel, gen_mask, gen_mask, ref, ref_mask, unbiased=True))
-    r = _off_diag_mean(pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask, unbiased=True))
-    if not bool(r > 0):
-        return torch.tensor(math.nan, dtype=r.dtype)
-    return (g / r).sqrt()
-
-
-def replicate_coverage(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor | None = None, real_mask: Tensor | None = None) -> Tensor:
-    """Fraction of real replicates whose nearest generated population is within their nearest real neighbour's MMD.
-    Needs >= 1 generated and >= 2 real populations."""
-    _need(gen, real, "replicate_coverage", min_gen=1)
-    ref, ref_mask = _ref(real, real_mask)
-    drr = pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask, unbiased=True)
+def replicate_coverage_of(drr: Tensor, dgr: Tensor) -> Tensor:
+    """``replicate_coverage`` from the real ``[S, S]`` and generated-real ``[R, S]`` MMD^2 matrices."""
     radius = (drr + torch.diag(torch.full((drr.shape[0],), float("inf"), dtype=drr.dtype))).min(1).values
-    dgr = pairwise_mmd2(gen, real, kernel, gen_mask, real_mask, ref, ref_mask, unbiased=True)
     return (dgr.min(0).values <= radius).to(torch.float64).mean()
 
 
@@ -160,22 +179,31 @@ def populations(cells: Any, condition: str, context: str, cap: int = MAX_POPULAT
     return names, out, mask
 
 
-def spread_row(gen: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor], kernel: Kernel) -> dict[str, Any]:
-    """The three metrics of generated populations ``(cells, mask)`` against real ones; NaN with ``note`` when undefined."""
+def spread_row(gen: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor], kernel: Kernel, drr: Tensor | None = None) -> dict[str, Any]:
+    """The three metrics of generated populations ``(cells, mask)`` against real ones; NaN with ``note`` when undefined.
+    ``drr``: the real populations' MMD^2 matrix when already computed (one per group, shared by every side)."""
     out: dict[str, Any] = {"n_populations": int(gen[0].shape[0])}
+    n_gen, n_real = gen[0].shape[0], real[0].shape[0]
     why = []
-    for name, fn in (("spread_ratio", spread_ratio), ("population_mmd2", population_mmd2), ("replicate_coverage", replicate_coverage)):
-        try:
-            value = float(fn(gen[0], real[0], kernel, gen[1], real[1]))
-        except ValueError as err:
-            value = math.nan
-            why.append(str(err))
-        out[name] = value
-    if real[0].shape[0] >= 2 and math.isnan(out["spread_ratio"]) and not why:
-        why.append("the real populations do not differ (mean real-real MMD^2 <= 0): no spread to compare with")
+    if n_real < 2 or n_gen < 1:
+        why.append(f"needs at least 2 real and 1 generated populations (batches of 2+ cells), got {n_real} and {n_gen}")
+        return {**out, **dict.fromkeys(SPREAD_METRICS, math.nan), "note": why[0]}
+    ref, ref_mask = _ref(*real)
+    rr = drr if drr is not None else pairwise_mmd2(real[0], real[0], kernel, real[1], real[1], ref, ref_mask, unbiased=True)
+    gr = pairwise_mmd2(gen[0], real[0], kernel, gen[1], real[1], ref, ref_mask, unbiased=True)
+    out["replicate_coverage"] = float(replicate_coverage_of(rr, gr))
+    if n_gen < 2:
+        why.append(f"spread_ratio and population_mmd2 need at least 2 generated populations, got {n_gen}")
+        out["spread_ratio"] = out["population_mmd2"] = math.nan
+    else:
+        gg = pairwise_mmd2(gen[0], gen[0], kernel, gen[1], gen[1], ref, ref_mask, unbiased=True)
+        out["spread_ratio"] = float(spread_ratio_of(gg, rr))
+        out["population_mmd2"] = float(population_mmd2_of(gg, rr, gr))
+        if math.isnan(out["spread_ratio"]):
+            why.append("the real populations do not differ (mean real-real MMD^2 <= 0): no spread to compare with")
     if why:
-        out["note"] = "; ".join(dict.fromkeys(why))
-    return out
+        out["note"] = "; ".join(why)
+    return {k: out[k] for k in ("n_populations", *SPREAD_METRICS, *(["note"] if why else []))}
 
 
 def collapsed(cells: Any) -> Any:
@@ -245,9 +273,10 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
             progress(f"spread of {label}")
         _, rx, rm = populations(truth, cond, ctx, cap, seed)
         row: dict[str, Any] = {"n_real": int(rx.shape[0])}
+        drr = pairwise_mmd2(rx, rx, kernel, rm, rm, *_ref(rx, rm), unbiased=True)
         for who, cells in sides.items():
             _, gx, gm = populations(cells, cond, ctx, cap, seed)
-            row[who] = spread_row((gx, gm), (rx, rm), kernel)
+            row[who] = spread_row((gx, gm), (rx, rm), kernel, drr)
         _, ax, am = populations(half_a, cond, ctx, cap, seed)
         _, bx, bm = populations(half_b, cond, ctx, cap, seed)
         row["split_half"] = spread_row((ax, am), (bx, bm), kernel)
