@@ -12,7 +12,8 @@ the RKHS of a cell kernel (kernel mean embeddings; distances between them are MM
 * ``replicate_coverage``: fraction of real replicates that some generated population is closer to
   than the nearest other real replicate (a population-level coverage, cf. Naeem et al. 2020).
 
-Every population distance is the **unbiased** MMD^2 (U-statistic), clamped at 0. The biased one adds
+Every population distance is the **unbiased** MMD^2 (U-statistic); ``spread_ratio`` averages them before clamping
+the mean at 0 (clamping each pair first would bias a small spread upwards), the other two clamp each at 0. The biased one adds
 ``(E k(x, x) - E k(x, x')) (1/n + 1/m)`` to every distance, a floor set by the populations' sizes, not
 their difference: two draws of one population looked apart, a collapsed generator (one law for every
 donor) scored a spread ratio of 0.25 instead of about 0, and a generator writing more cells than a small
@@ -48,8 +49,8 @@ SPREAD_METRICS = ("spread_ratio", "population_mmd2", "replicate_coverage")
 
 
 def pairwise_mmd2(a: Tensor, b: Tensor, kernel: Kernel, a_mask: Tensor | None = None, b_mask: Tensor | None = None,
-                  ref: Tensor | None = None, ref_mask: Tensor | None = None, unbiased: bool = False) -> Tensor:
-    """``[A, B]`` MMD^2 between populations ``a [A, n, D]`` and ``b [B, m, D]`` (masks optional), clamped at 0.
+                  ref: Tensor | None = None, ref_mask: Tensor | None = None, unbiased: bool = False, clamp: bool = True) -> Tensor:
+    """``[A, B]`` MMD^2 between populations ``a [A, n, D]`` and ``b [B, m, D]`` (masks optional), clamped at 0 (``clamp``).
 
     Kernel hyper-parameters come from one shared reference set ``ref [r, D]`` (default: all of ``b``
     pooled), so every entry is measured in the same RKHS. Computed one row of ``a`` at a time (an
@@ -70,7 +71,8 @@ def pairwise_mmd2(a: Tensor, b: Tensor, kernel: Kernel, a_mask: Tensor | None = 
     nb = b.shape[0]
     rows = [mmd2(a[i : i + 1].expand(nb, *a.shape[1:]), b, kernel, a_mask[i : i + 1].expand(nb, -1), b_mask,
                  unbiased=unbiased, ref=ref, ref_mask=ref_mask) for i in range(a.shape[0])]
-    return torch.stack(rows).clamp_min(0.0)
+    out = torch.stack(rows)
+    return out.clamp_min(0.0) if clamp else out
 
 
 def _off_diag_mean(d: Tensor) -> Tensor:
@@ -116,22 +118,23 @@ def _distances(gen: Tensor, real: Tensor, kernel: Kernel, gen_mask: Tensor | Non
                within_gen: bool = True) -> dict[str, Tensor]:
     """The unbiased MMD^2 matrices ``gg``, ``rr``, ``gr`` (each computed once), in the RKHS fixed by the real cells."""
     ref, ref_mask = _ref(real, real_mask)
-    out = {"rr": pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask, unbiased=True)}
+    out = {"rr": pairwise_mmd2(real, real, kernel, real_mask, real_mask, ref, ref_mask, unbiased=True, clamp=False)}
     if within_gen:
-        out["gg"] = pairwise_mmd2(gen, gen, kernel, gen_mask, gen_mask, ref, ref_mask, unbiased=True)
+        out["gg"] = pairwise_mmd2(gen, gen, kernel, gen_mask, gen_mask, ref, ref_mask, unbiased=True, clamp=False)
     if cross:
-        out["gr"] = pairwise_mmd2(gen, real, kernel, gen_mask, real_mask, ref, ref_mask, unbiased=True)
+        out["gr"] = pairwise_mmd2(gen, real, kernel, gen_mask, real_mask, ref, ref_mask, unbiased=True, clamp=False)
     return out
 
 
 def spread_ratio_of(dgg: Tensor, drr: Tensor) -> Tensor:
     """``spread_ratio`` from the ``[R, R]`` generated and ``[S, S]`` real MMD^2 matrices."""
-    g, r = _off_diag_mean(dgg), _off_diag_mean(drr)
+    g, r = _off_diag_mean(dgg).clamp_min(0.0), _off_diag_mean(drr)  # means of the unbiased values, then clamped
     return (g / r).sqrt() if bool(r > 0) else torch.tensor(math.nan, dtype=r.dtype)
 
 
 def population_mmd2_of(dgg: Tensor, drr: Tensor, dgr: Tensor) -> Tensor:
     """``population_mmd2`` from the MMD^2 matrices (``dgr [R, S]``)."""
+    dgg, drr, dgr = (d.clamp_min(0.0) for d in (dgg, drr, dgr))  # a distance for the population kernel
     s2 = drr[~torch.eye(drr.shape[0], dtype=torch.bool)].median()
     if not bool(s2 > 0):
         return torch.tensor(math.nan, dtype=drr.dtype)
@@ -141,6 +144,7 @@ def population_mmd2_of(dgg: Tensor, drr: Tensor, dgr: Tensor) -> Tensor:
 
 def replicate_coverage_of(drr: Tensor, dgr: Tensor) -> Tensor:
     """``replicate_coverage`` from the real ``[S, S]`` and generated-real ``[R, S]`` MMD^2 matrices."""
+    drr, dgr = drr.clamp_min(0.0), dgr.clamp_min(0.0)
     radius = (drr + torch.diag(torch.full((drr.shape[0],), float("inf"), dtype=drr.dtype))).min(1).values
     return (dgr.min(0).values <= radius).to(torch.float64).mean()
 
@@ -189,14 +193,14 @@ def spread_row(gen: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor], kernel: 
         why.append(f"needs at least 2 real and 1 generated populations (batches of 2+ cells), got {n_real} and {n_gen}")
         return {**out, **dict.fromkeys(SPREAD_METRICS, math.nan), "note": why[0]}
     ref, ref_mask = _ref(*real)
-    rr = drr if drr is not None else pairwise_mmd2(real[0], real[0], kernel, real[1], real[1], ref, ref_mask, unbiased=True)
-    gr = pairwise_mmd2(gen[0], real[0], kernel, gen[1], real[1], ref, ref_mask, unbiased=True)
+    rr = drr if drr is not None else pairwise_mmd2(real[0], real[0], kernel, real[1], real[1], ref, ref_mask, unbiased=True, clamp=False)
+    gr = pairwise_mmd2(gen[0], real[0], kernel, gen[1], real[1], ref, ref_mask, unbiased=True, clamp=False)
     out["replicate_coverage"] = float(replicate_coverage_of(rr, gr))
     if n_gen < 2:
         why.append(f"spread_ratio and population_mmd2 need at least 2 generated populations, got {n_gen}")
         out["spread_ratio"] = out["population_mmd2"] = math.nan
     else:
-        gg = pairwise_mmd2(gen[0], gen[0], kernel, gen[1], gen[1], ref, ref_mask, unbiased=True)
+        gg = pairwise_mmd2(gen[0], gen[0], kernel, gen[1], gen[1], ref, ref_mask, unbiased=True, clamp=False)
         out["spread_ratio"] = float(spread_ratio_of(gg, rr))
         out["population_mmd2"] = float(population_mmd2_of(gg, rr, gr))
         if math.isnan(out["spread_ratio"]):
@@ -273,7 +277,7 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
             progress(f"spread of {label}")
         _, rx, rm = populations(truth, cond, ctx, cap, seed)
         row: dict[str, Any] = {"n_real": int(rx.shape[0])}
-        drr = pairwise_mmd2(rx, rx, kernel, rm, rm, *_ref(rx, rm), unbiased=True)
+        drr = pairwise_mmd2(rx, rx, kernel, rm, rm, *_ref(rx, rm), unbiased=True, clamp=False)
         for who, cells in sides.items():
             _, gx, gm = populations(cells, cond, ctx, cap, seed)
             row[who] = spread_row((gx, gm), (rx, rm), kernel, drr)
