@@ -212,7 +212,8 @@ def spread_lines(spread: Mapping[str, Any] | None) -> list[str]:
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for who, means in spread["means"].items():
         lines.append("| " + " | ".join([md.cell(who), spread["roles"].get(who, ""), *[fmt_value(means[m]) for m in SPREAD_METRICS]]) + " |")
-    notes = sorted({f"{who}: {r[who]['note']}" for r in spread["rows"].values() for who in spread["means"] if r[who].get("note")})
+    notes = [f"{label}: {r['note']}" for label, r in spread["rows"].items() if r.get("note")]
+    notes += sorted({f"{who}: {r[who]['note']}" for r in spread["rows"].values() for who in spread["means"] if r[who].get("note")})
     if notes:
         lines += ["", *[f"- {md.inline(n, True)}" for n in notes]]
     return lines

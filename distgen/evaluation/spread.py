@@ -153,6 +153,10 @@ def replicate_coverage_of(drr: Tensor, dgr: Tensor) -> Tensor:
 # Labelled cells: one row per (condition, context), its batches the populations
 # --------------------------------------------------------------------------------------------------
 
+#: Range of the real split-half's spread_ratio inside which a group's spread ratios are read as measured (outside it,
+#: half of each real batch does not reproduce the other half's spread: the batches differ by about the noise level).
+SPLIT_HALF_RANGE = (0.5, 2.0)
+
 #: Cells per population kept for the spread scores (a seeded subset in the order of the cells' values): the cost is
 #: quadratic in it, and the unbiased distances carry no bias from a cap, only more noise.
 MAX_POPULATION_CELLS = 500
@@ -284,6 +288,12 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
         _, ax, am = populations(half_a, cond, ctx, cap, seed)
         _, bx, bm = populations(half_b, cond, ctx, cap, seed)
         row["split_half"] = spread_row((ax, am), (bx, bm), kernel)
+        row["real_spread"] = float(_off_diag_mean(drr))  # mean unbiased MMD^2 between the real batches
+        half = row["split_half"]["spread_ratio"]
+        if not SPLIT_HALF_RANGE[0] <= half <= SPLIT_HALF_RANGE[1]:  # NaN included
+            row["note"] = (f"the real split-half's spread_ratio is {half:.3g}, outside [{SPLIT_HALF_RANGE[0]:g}, {SPLIT_HALF_RANGE[1]:g}]: "
+                           "the batches' differences are near the noise of their estimate at this depth, so no spread_ratio of "
+                           "this group measures between-batch variation")
         rows[label] = row
     whos = [*sides, "split_half"]
     means = {who: {m: _nanmean([r[who][m] for r in rows.values()]) for m in SPREAD_METRICS} for who in whos}

@@ -23,7 +23,8 @@ def spread_section(summary: Mapping[str, Any]) -> Section | None:
     from distgen.evaluation.spread import SPREAD_METRICS
 
     rows = [[who, spread["roles"].get(who, ""), *[num(means[m]) for m in SPREAD_METRICS]] for who, means in spread["means"].items()]
-    notes = sorted({f"{who}: {r[who]['note']}" for r in spread["rows"].values() for who in spread["means"] if r[who].get("note")})
+    notes = [f"{label}: {r['note']}" for label, r in spread["rows"].items() if r.get("note")]
+    notes += sorted({f"{who}: {r[who]['note']}" for r in spread["rows"].values() for who in spread["means"] if r[who].get("note")})
     lead = (f'<p class="lead">Means over {len(spread["rows"])} group(s) with several real batches (donors, plates); '
             f"{escape(str(spread['kernel']))} kernel, unbiased MMD² between populations, at most "
             f"{spread['cells_per_population']} cells a population.</p>")

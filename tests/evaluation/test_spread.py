@@ -148,3 +148,12 @@ def test_split_halves_and_collapsed_keep_groups():
     flat = collapsed(truth)
     assert sorted(set(flat.batches.tolist())) == ["d1", "d2", "d3"]
     assert len(flat.conditions) == 3 * 3 * 41 and not flat.is_control.any()
+
+
+def test_a_group_whose_batches_do_not_differ_measurably_says_so():
+    """Donors drawn from one law: the real split-half does not reproduce a spread, and the row says its spread ratios
+    measure nothing (Kang's stimulated CD4 T and B cells at 3 donors), instead of a ratio of two noise levels."""
+    truth = _cells(0, n=30, scale=0.0)
+    row = spread_scores(_cells(1, n=30), truth)["rows"]["stim @ T"]
+    assert "near the noise" in row.get("note", ""), row
+    assert "note" not in spread_scores(_cells(1), _cells(0, scale=3.0))["rows"]["stim @ T"]
