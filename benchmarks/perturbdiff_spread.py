@@ -11,8 +11,9 @@ control cells (``--matcher same_batch``: controls carry ``z`` through the baseli
 controls pooled over populations (``--matcher same_context``: ``z`` is invisible, any spread must
 come from the generator). With real held-out replicates ``R_p`` the script reports per condition
 
-* the suite's spread metrics (``distgen.evaluation.spread``, energy kernel): ``spread_ratio`` (mean
-  pairwise MMD among generated / among real populations; 1 = same spread), ``population_mmd2``
+* the suite's spread metrics (``distgen.evaluation.spread``, energy kernel): ``spread_ratio`` (root of the
+  mean unbiased pairwise MMD^2 among generated / among real populations; 1 = same spread; before 2026-12-06
+  the mean of biased MMDs, which the published tables hold), ``population_mmd2``
   (MMD^2 between the two sets of populations; 0 = same distribution over distributions) and
   ``replicate_coverage`` (fraction of real replicates that a generated population covers);
 * ``real_spread`` / ``gen_spread``: mean over pairs ``p < q`` of the *unbiased* energy distance
