@@ -162,16 +162,18 @@ SPLIT_HALF_RANGE = (0.5, 2.0)
 MAX_POPULATION_CELLS = 500
 
 
-def populations(cells: Any, condition: str, context: str, cap: int = MAX_POPULATION_CELLS, seed: int = 0) -> tuple[list[str], Tensor, Tensor]:
+def populations(cells: Any, condition: str, context: str, cap: int = MAX_POPULATION_CELLS, seed: int = 0,
+                pool: bool = False) -> tuple[list[str], Tensor, Tensor]:
     """The batches of ``cells``' (``condition``, ``context``) group with at least 2 cells, as ``[P, n, G]`` float64 cells
     padded with a ``[P, n]`` mask; at most ``cap`` cells a batch (``distgen.seeds.content_subset``: the same cells
-    whatever the row order)."""
+    whatever the row order). ``pool``: the group's batches as one population (named by its batches, ``|``-joined)."""
     from distgen.seeds import content_keys, content_subset
 
     rows = np.flatnonzero((cells.conditions == condition) & (cells.contexts == context))
+    batches = sorted(set(cells.batches[rows].tolist()))
     names, parts = [], []
-    for batch in sorted(set(cells.batches[rows].tolist())):
-        mine = rows[cells.batches[rows] == batch]
+    for batch in (["|".join(map(str, batches))] if pool else batches):
+        mine = rows if pool else rows[cells.batches[rows] == batch]
         if len(mine) < 2:
             continue
         x = cells.X[torch.from_numpy(mine)].to(torch.float64)
@@ -187,11 +189,14 @@ def populations(cells: Any, condition: str, context: str, cap: int = MAX_POPULAT
     return names, out, mask
 
 
-def spread_row(gen: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor], kernel: Kernel, drr: Tensor | None = None) -> dict[str, Any]:
+def spread_row(gen: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor], kernel: Kernel, drr: Tensor | None = None,
+               copies: int | None = None) -> dict[str, Any]:
     """The three metrics of generated populations ``(cells, mask)`` against real ones; NaN with ``note`` when undefined.
-    ``drr``: the real populations' MMD^2 matrix when already computed (one per group, shared by every side)."""
-    out: dict[str, Any] = {"n_populations": int(gen[0].shape[0])}
-    n_gen, n_real = gen[0].shape[0], real[0].shape[0]
+    ``drr``: the real populations' MMD^2 matrix when already computed (one per group, shared by every side).
+    ``copies``: ``gen`` is one population standing for that many identical ones (a collapsed prediction): its
+    distances are computed once, not once per copy."""
+    n_gen, n_real = (gen[0].shape[0] if copies is None else (copies if gen[0].shape[0] else 0)), real[0].shape[0]
+    out: dict[str, Any] = {"n_populations": int(n_gen)}
     why = []
     if n_real < 2 or n_gen < 1:
         why.append(f"needs at least 2 real and 1 generated populations (batches of 2+ cells), got {n_real} and {n_gen}")
@@ -199,12 +204,17 @@ def spread_row(gen: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor], kernel: 
     ref, ref_mask = _ref(*real)
     rr = drr if drr is not None else pairwise_mmd2(real[0], real[0], kernel, real[1], real[1], ref, ref_mask, unbiased=True, clamp=False)
     gr = pairwise_mmd2(gen[0], real[0], kernel, gen[1], real[1], ref, ref_mask, unbiased=True, clamp=False)
+    if copies is not None:
+        gr = gr.expand(copies, -1)
     out["replicate_coverage"] = float(replicate_coverage_of(rr, gr))
     if n_gen < 2:
         why.append(f"spread_ratio and population_mmd2 need at least 2 generated populations, got {n_gen}")
         out["spread_ratio"] = out["population_mmd2"] = math.nan
     else:
-        gg = pairwise_mmd2(gen[0], gen[0], kernel, gen[1], gen[1], ref, ref_mask, unbiased=True, clamp=False)
+        one = gen if copies is None else (gen[0][:1], gen[1][:1])
+        gg = pairwise_mmd2(one[0], one[0], kernel, one[1], one[1], ref, ref_mask, unbiased=True, clamp=False)
+        if copies is not None:
+            gg = gg.expand(copies, copies)
         out["spread_ratio"] = float(spread_ratio_of(gg, rr))
         out["population_mmd2"] = float(population_mmd2_of(gg, rr, gr))
         if math.isnan(out["spread_ratio"]):
@@ -270,10 +280,10 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
     groups = [(c, x) for c, x in groups if len(populations(truth, c, x, cap=2)[0]) >= 2]
     if not groups:
         return None
-    sides = {"model": pred, **dict(references or {})}
-    sides |= {f"{name}_collapsed": collapsed(cells) for name, cells in list(sides.items())}
+    sides = {"model": pred, **dict(references or {})}  # each also scored collapsed (collapsed(cells), computed pooled once)
     half_a, half_b = split_halves(truth, seed)
-    roles = {"model": "model", "split_half": "positive", **{k: ("collapsed" if k.endswith("_collapsed") else "negative") for k in sides if k != "model"}}
+    roles = {"model": "model", **{k: "negative" for k in sides if k != "model"}, **{f"{k}_collapsed": "collapsed" for k in sides},
+             "split_half": "positive"}
     rows: dict[str, Any] = {}
     for cond, ctx in groups:
         label = cond if ctx == "all" else f"{cond} @ {ctx}"
@@ -285,6 +295,10 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
         for who, cells in sides.items():
             _, gx, gm = populations(cells, cond, ctx, cap, seed)
             row[who] = spread_row((gx, gm), (rx, rm), kernel, drr)
+        for who, cells in sides.items():
+            _, px, pm = populations(cells, cond, ctx, cap, seed, pool=True)
+            copies = len(set(cells.batches[(cells.conditions == cond) & (cells.contexts == ctx)].tolist()))
+            row[f"{who}_collapsed"] = spread_row((px, pm), (rx, rm), kernel, drr, copies=copies)
         _, ax, am = populations(half_a, cond, ctx, cap, seed)
         _, bx, bm = populations(half_b, cond, ctx, cap, seed)
         row["split_half"] = spread_row((ax, am), (bx, bm), kernel)
@@ -295,7 +309,7 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
                            "the batches' differences are near the noise of their estimate at this depth, so no spread_ratio of "
                            "this group measures between-batch variation")
         rows[label] = row
-    whos = [*sides, "split_half"]
+    whos = list(roles)
     means = {who: {m: _nanmean([r[who][m] for r in rows.values()]) for m in SPREAD_METRICS} for who in whos}
     return {"kernel": name, "cells_per_population": cap,
             "rows": rows, "means": means, "roles": roles}
