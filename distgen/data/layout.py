@@ -526,12 +526,13 @@ def read(
 
 def read_beside(
     source: Any, other: Cells, name: str, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None,
-    delimiters: Sequence[str] = (),
+    delimiters: Sequence[str] = (), batch_col: str | None = None,
 ) -> tuple[Cells, list[str]]:
     """``read`` of one file scored against ``other`` (cells not read from a file: a ``Dataset``'s truth, ``Cells``), with the
     dose rule of ``read_pair`` (``split_doses``): a file whose dose column holds several doses within a label, or that is
     scored against populations labelled ``atom@dose``, is read a population per (label, dose). ``name`` is ``"pred"`` or
-    ``"real"``, the file's side; ``delimiters``: combination delimiters besides the file's record (a dataset's); returns the cells and ``split_doses``'s notes. ``distgen.evaluate(pred_file, dataset)``
+    ``"real"``, the file's side; ``delimiters``: combination delimiters besides the file's record (a dataset's); ``batch_col`` as
+    ``read``'s; returns the cells and ``split_doses``'s notes. ``distgen.evaluate(pred_file, dataset)``
     scored such a file's doses pooled (or paired none) where ``distgen evaluate`` on the same files scored each dose."""
     adata = as_anndata(source)
     files = {name: adata}
@@ -549,7 +550,7 @@ def read_beside(
     files["pred" if name == "real" else "real"] = ad.AnnData(obs=pd.DataFrame(stub, index=[str(i) for i in range(len(ctrl))]))
     delimiters = tuple(sorted({*recorded_delimiters([adata]), *(d for d in delimiters if d and d != COMBO)}))
     notes = split_doses(files, pert_col, control, celltype_col, words, delimiters)
-    return _cells(files[name], pert_col, control, celltype_col, name, delimiters, words), notes
+    return _cells(files[name], pert_col, control, celltype_col, name, delimiters, words, batch_col), notes
 
 
 def control_named(files: Iterable[Any], given: str | None, control: str) -> bool:

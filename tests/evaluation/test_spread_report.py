@@ -87,3 +87,19 @@ def test_files_name_their_batch_column(tmp_path):
     assert "## Spread across batches" in (out / "summary.md").read_text()
     page = (out / "report.html").read_text()
     assert '<section id="spread">' in page and "<td>split_half</td><td>positive</td>" in page
+
+
+
+def test_a_file_scored_against_cells_in_memory_reads_its_batch_column_too(tmp_path):
+    """``distgen.evaluate(pred=Cells, truth=file, batch_col=...)`` reads the file beside the cells (``layout.read_beside``,
+    the dose rule of files against populations): it took no batch column and failed with a TypeError."""
+    import anndata as ad
+
+    from distgen.data import layout
+    from distgen.pipeline.evaluate import evaluate
+
+    paths = _files(tmp_path, "donor")
+    pred = layout.read(ad.read_h5ad(paths["pred"]), batch_col="donor", name="pred")
+    report = evaluate(pred, str(paths["real"]), batch_col="donor", metric_names=["mse"], ceiling=False, make_plots=False,
+                      progress=False, baselines=["control"])
+    assert report.summary["spread"]["rows"]["stim"]["n_real"] == 3
