@@ -115,7 +115,8 @@ def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[st
 
 def _unknown(kind: str, names: Sequence[str]) -> str:
     plural = {"batch": "batches"}.get(kind, kind + "s") if len(names) > 1 else kind
-    return f"unknown {plural} " + ", ".join(repr(str(n)) for n in names[:8])  # str: numpy's np.str_('C') printed as such + (f" ... ({len(names)} in all)" if len(names) > 8 else "")
+    # str: numpy's np.str_('C') was printed as such
+    return f"unknown {plural} " + ", ".join(repr(str(n)) for n in names[:8]) + (f" ... ({len(names)} in all)" if len(names) > 8 else "")
 
 
 #: Separators other files join a combination's atoms with (``KLF1_MAP2K6``, ``KLF1|MAP2K6``).
