@@ -734,10 +734,8 @@ def with_dose_labels(adata: ad.AnnData, pert_col: str, control: str, dose_col: s
     from distgen.data.schema import PerturbationSchema
 
     obs = adata.obs
-    own = recorded_scale(adata, DELIMITER_KEY)
-    others = [d for d in dict.fromkeys(delimiters) if d]
-    delim = str(own) if own else others[0] if len(others) == 1 else COMBO
     labels = obs[pert_col].astype(str).to_numpy()
+    delim = _dose_delimiter(adata, delimiters, labels, obs[dose_col], control)
     canon = {v: canonical_condition(v, control, (delim,), controls) for v in pd.unique(labels)}
     atoms = [() if canon[v] == control else tuple(canon[v].split(COMBO)) for v in labels]
     schema = PerturbationSchema(perturbation_col=pert_col, control_labels=tuple(dict.fromkeys((control, *controls))), dose_col=dose_col,
@@ -749,6 +747,28 @@ def with_dose_labels(adata: ad.AnnData, pert_col: str, control: str, dose_col: s
     out = obs.copy()
     out[pert_col] = [v if not a else dose_label(a, d) for v, a, d in zip(labels, atoms, doses)]
     return ad.AnnData(X=adata.X, obs=out, var=adata.var)
+
+
+def _dose_delimiter(adata: ad.AnnData, delimiters: Sequence[str], labels: np.ndarray, doses: pd.Series, control: str) -> str:
+    """The delimiter ``with_dose_labels`` splits a combination and its dose per slot on: the file's record, else the one of
+    ``+`` and ``delimiters`` that its dose column (else its labels) is written with, else the one other delimiter given.
+
+    A file that records none is written by another tool: against a dataset (or a truth) whose combinations are written
+    ``saha_dexa``, its own may still be ``saha+dexa`` at ``5+10``, which was refused ("cannot read dose '5+10' as a number
+    or 'd1_d2'") once the other side's delimiter was taken for it."""
+    own = recorded_scale(adata, DELIMITER_KEY)
+    if own:
+        return str(own)
+    others = [d for d in dict.fromkeys(delimiters) if d and d != COMBO]
+    if not others:
+        return COMBO
+    perturbed = labels != control
+    written = (pd.unique(doses.astype(str).to_numpy()[perturbed]), pd.unique(labels[perturbed]))
+    for texts in written:  # a dose column's '1e+06' holds '+' too: then the labels tell
+        used = [d for d in (*others, COMBO) if any(d in str(t) for t in texts)]
+        if len(used) == 1:
+            return used[0]
+    return others[0] if len(others) == 1 else COMBO
 
 
 def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, celltype_col: str | None, controls: Sequence[str],

@@ -156,3 +156,33 @@ def test_a_dose_with_an_underscore_is_refused_not_read_as_a_digit_separator():
     truth.obs["dose"] = truth.obs["dose"].astype(str).str.replace("+", "_", regex=False)
     with pytest.raises(InputDataError, match=r"dose '5_10' holds '_'.*combo_delimiter='_'"):
         PerturbationData.from_anndata(truth, PerturbationSchema(perturbation_col="target", control_labels=("ctrl",), dose_col="dose"))
+
+
+@pytest.mark.parametrize("recorded", ["file", "dataset"])
+def test_a_prediction_written_with_plus_pairs_with_a_truth_written_with_another_delimiter(tmp_path, recorded):
+    """Another tool's prediction writes its combinations ``saha+dexa`` at ``5+10`` (no record of a delimiter) against a
+    truth whose combinations are ``saha_dexa`` at ``5_10`` (recorded by the file, or the dataset's schema): the other
+    side's ``_`` was taken for the prediction's own, and its dose ``5+10`` refused as not 'd1_d2' (4b7a6e5)."""
+    truth = _truth()
+    pred = truth[np.random.default_rng(2).permutation(truth.n_obs)].copy()  # '+' labels and doses, nothing recorded
+    truth.obs["target"] = truth.obs["target"].astype(str).str.replace("+", "_", regex=False)
+    truth.obs["dose"] = truth.obs["dose"].astype(str).str.replace("+", "_", regex=False)
+    if recorded == "file":
+        truth.uns["distgen"] = {"combo_delimiter": "_"}
+        mse = _scores(tmp_path, _write(tmp_path, pred=pred, real=truth))
+        assert set(mse.index) == {"dexa@10", "dexa@100", "dexa@10+saha@5"} and np.allclose(mse.to_numpy(), 0.0, atol=1e-10)
+        return
+    import distgen
+    from distgen.data import Dataset, PerturbationSchema
+
+    schema = PerturbationSchema(perturbation_col="target", control_labels=("ctrl",), dose_col="dose", combo_delimiter="_")
+    saha = truth[(truth.obs["dose"] == "10").to_numpy()].copy()
+    saha.obs = pd.DataFrame({"target": "saha", "dose": "5"}, index=[f"s{i}" for i in range(saha.n_obs)])
+    ad.concat([truth, saha]).write_h5ad(tmp_path / "data.h5ad")
+    ds = Dataset.load({"dataset": str(tmp_path / "data.h5ad"), "schema": schema.to_dict(), "set_size": 4,
+                       "split": {"kind": "random_conditions", "test_conditions": ["dexa", "saha_dexa"], "val_frac": 0.0}})
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    with pytest.warns(UserWarning, match="doses:"):
+        report = distgen.evaluate(str(tmp_path / "pred.h5ad"), ds, metric_names=["mse"], make_plots=False, ceiling=False, baselines=[],
+                                  progress=False, control="ctrl")
+    assert set(report.table.conditions()) == {"dexa@10", "dexa@100", "dexa@10+saha@5"}
