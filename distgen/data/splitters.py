@@ -184,14 +184,14 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
         if which == "top":
             return [ds[-1]]
         if which == "interior":
-            return ds[1:-1]
+            return interior_doses(ds)
         return [d for d in ds if len(set(d)) == 1 and d[0] in which]
 
     def fits(b: str) -> bool:  # a condition the request can be made of (in some context)
         if which == "top":
             return True
         if which == "interior":
-            return any(len(ds) >= 3 for (bb, _), ds in by_group.items() if bb == b)
+            return any(interior_doses(ds) for (bb, _), ds in by_group.items() if bb == b)
         return set(which) <= measured.get(b, set())
 
     everyone = sorted(set(pops["b"]))
@@ -202,7 +202,8 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
             where = "; ".join(f"{_dose_text_list(ds)} in {k}" for (bb, k), ds in by_group.items() if bb == b)
             if which == "interior":
                 raise InputDataError(f"held_out_dose with test_doses=interior: {b!r} has no interior dose (measured at {where}): an "
-                                     "interior dose needs three doses or more in a context, the lowest and highest training. Hold out "
+                                     "interior dose needs three doses or more in a context, the lowest and highest training (of a "
+                                     "combination, a dose between two others in every slot). Hold out "
                                      "its top dose (test_doses: top) or leave it out of test_conditions")
             missing = sorted(set(which) - measured.get(b, set()))
             raise InputDataError(f"held_out_dose: test_doses {_dose_text_list([(m,) for m in missing])} is not a measured dose of {b!r} (measured at {where}); "
@@ -225,6 +226,19 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
                                  f"{b!r} in {k} ({_dose_text_list(ds)}), leaving none of its doses to train on; hold out fewer doses")
         top |= {(label[(d, b, k)], k) for d in out}
     return np.array([(c, k) in top for c, k in zip(data.conditions.tolist(), data.contexts.tolist())], dtype=bool)
+
+
+def between(lo: Sequence[float], dose: Sequence[float], hi: Sequence[float]) -> bool:
+    """Whether ``dose`` lies between ``lo`` and ``hi`` in every slot (one number per atom of a combination), being neither."""
+    return tuple(lo) != tuple(dose) != tuple(hi) and all(a <= x <= b for a, x, b in zip(lo, dose, hi, strict=True))
+
+
+def interior_doses(doses: Sequence[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """The doses of ``doses`` (one tuple per population of a condition in a context) that lie between two others in every
+    slot: for one atom, all but the lowest and highest. For a combination, not an order of tuples: ``(1, 1000)`` between
+    ``(1, 1)`` and ``(1000, 1)`` as tuples is above both in its second slot (an extrapolation held out as interior).
+    Holding them all out leaves each between two training doses (a lowest and a highest, which are never interior)."""
+    return [d for d in doses if any(between(lo, d, hi) for lo in doses for hi in doses)]
 
 
 def _dose_text_list(doses: Sequence[tuple[float, ...]]) -> str:

@@ -283,3 +283,30 @@ def test_impossible_dose_hold_outs_are_refused_naming_the_fix():
         check_split_values({"kind": "held_out_dose", "test_doses": "middle"})
     with pytest.raises(ConfigError, match="test_doses applies to split kind 'held_out_dose' only"):
         check_split_values({"kind": "random_conditions", "test_doses": [10]})
+
+
+def test_an_interior_dose_of_a_combination_lies_between_two_training_doses_in_every_slot(tmp_path):
+    """``dexa@1+saha@1000`` sorts between ``dexa@1+saha@1`` and ``dexa@1000+saha@1`` as a tuple of doses, but its saha is
+    above both: it was held out as 'interior' (interpolation) and passed the leakage check. Of a combination, an interior
+    dose is one between two others in every slot; a split claiming otherwise is refused."""
+    from distgen.data.split import LeakageError, Split
+
+    a = sciplex()
+    combo = np.flatnonzero((a.obs["drug"] == "saha+dexa").to_numpy())
+    a.obs["dose"] = a.obs["dose"].astype(str).astype(object)
+    a = ad.concat([a, *(a[combo].copy() for _ in range(4))], index_unique="-")  # saha+dexa at five dose pairs
+    combo = np.flatnonzero((a.obs["drug"] == "saha+dexa").to_numpy())
+    for i, dose in enumerate(("1+1", "1000+1", "1+1000", "10+10", "100+100")):  # saha+dexa: saha's dose first
+        a.obs.iloc[combo[i::5], a.obs.columns.get_loc("dose")] = dose
+    data = PerturbationData.from_anndata(a, SCHEMA)
+    s = make_split(data, "held_out_dose", test_conditions=["dexa+saha"], val_frac=0.0, test_doses="interior")
+    # was the middle of the tuples in order: dexa@1+saha@1000 and dexa@100+saha@100 too, above every other in a slot
+    assert set(s.test_groups) == {("dexa@10+saha@10", k) for k in ("A549", "K562")}
+    s.check_leakage(data)
+    top = make_split(data, "held_out_dose", test_conditions=["dexa+saha"], val_frac=0.0)  # dexa@1000+saha@1: not between
+    forged = Split.from_dict({**top.to_dict(), "params": {**top.params, "test_doses": "interior"}})
+    with pytest.raises(LeakageError, match=r"'dexa@1000\+saha@1' in A549 is not between the training doses"):
+        forged.check_leakage(data)
+    corner = a[~a.obs["dose"].isin(["10+10", "100+100"]).to_numpy()].copy()  # three pairs, none between two others in both slots
+    with pytest.raises(InputDataError, match=r"'dexa\+saha' has no interior dose.*between two others in every slot"):
+        make_split(PerturbationData.from_anndata(corner, SCHEMA), "held_out_dose", test_conditions=["dexa+saha"], test_doses="interior")
