@@ -32,6 +32,19 @@ def default_mode() -> int:
     return 0o666 & ~mask
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file: equal once resolved (a symlink, ``..``, a relative path), or, both existing, one
+    file under two names (a hard link; another case of the name on a case-insensitive file system, as macOS and Windows
+    have by default, where ``Data.h5ad`` is ``data.h5ad`` and a write to one replaces the other)."""
+    pa, pb = os.path.realpath(os.path.abspath(a)), os.path.realpath(os.path.abspath(b))
+    if pa == pb:
+        return True
+    try:
+        return os.path.samefile(pa, pb)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
 def share_mode(path: str | os.PathLike[str]) -> None:
     """Give ``path`` ``default_mode``: for a file a library created with a mode of its own (``0600``)."""
     os.chmod(path, default_mode())

@@ -268,22 +268,21 @@ def predict_to_disk(
 def _check_outputs(source: str | Path, out: str | Path, real: str | Path | None) -> None:
     """``OutputPathError`` before any work for an output that is a folder, the file read (``out=source`` replaced the data
     with its prediction) or the other output."""
+    from distgen.atomic import same_file
     from distgen.errors import OutputPathError
 
-    read = Path(source).absolute().resolve()
-    seen: set[Path] = set()
+    seen: list[str | Path] = []
     for name, p in (("out", out), ("real", real)):
         if p is None:
             continue
-        at = Path(p).absolute().resolve()
-        if at == read:
+        if same_file(p, source):  # a symlink, hard link or another case of the name too
             raise OutputPathError(f"{name}={str(p)!r} is the file predicted from: writing there would replace its cells with the "
                                   "prediction; give another path")
         if Path(p).is_dir():
             raise OutputPathError(f"{name}={str(p)!r} is a folder; give a file path such as {str(Path(p) / 'pred.h5ad')!r}")
-        if at in seen:
+        if any(same_file(p, q) for q in seen):
             raise OutputPathError(f"out and real are the same file {str(p)!r}; give them different paths")
-        seen.add(at)
+        seen.append(p)
 
 
 def _atoms(condition: str, cells: DiskCells) -> tuple[str, ...]:

@@ -141,14 +141,13 @@ def check_not_inputs(outputs: Sequence[tuple[str, str | Path | None]], inputs: S
     ``distgen predict RUN --data new.h5ad --out new.h5ad`` was refused as "not a previous prediction ... pass --overwrite",
     and with ``--overwrite`` replaced the user's data file by its own prediction (the training file alike, as ``--real``).
     ``outputs`` and ``inputs``: ``(option, path)`` pairs; ``None`` paths are skipped."""
-    seen = {}
-    for name, p in inputs:
-        if p is not None and Path(p).exists():
-            seen[Path(p).absolute().resolve()] = (name, p)
+    from distgen.atomic import same_file
+
+    read = [(name, p) for name, p in inputs if p is not None and Path(p).exists()]
     for name, p in outputs:
         if p is None:
             continue
-        hit = seen.get(Path(p).absolute().resolve())
+        hit = next(((n, q) for n, q in read if same_file(p, q)), None)  # a symlink, hard link or another case of the name
         if hit is not None:
             raise OutputPathError(f"{name} {str(p)!r} is {hit[0]} {str(hit[1])!r}, which distgen predict reads: writing there "
                                   "would replace that data with the prediction (--overwrite included); give another path")
@@ -156,14 +155,16 @@ def check_not_inputs(outputs: Sequence[tuple[str, str | Path | None]], inputs: S
 
 def check_distinct(paths: Sequence[str | Path | None], what: Sequence[str]) -> None:
     """Refuse two outputs of one command at the same path (the second would replace the first)."""
-    seen: dict[Path, str] = {}
+    from distgen.atomic import same_file
+
+    seen: list[tuple[str | Path, str]] = []
     for p, name in zip(paths, what):
         if p is None:
             continue
-        key = Path(p).absolute().resolve()
-        if key in seen:
-            raise OutputPathError(f"{seen[key]} and {name} are the same file {str(p)!r}; give them different paths")
-        seen[key] = name
+        hit = next((n for q, n in seen if same_file(p, q)), None)
+        if hit is not None:
+            raise OutputPathError(f"{hit} and {name} are the same file {str(p)!r}; give them different paths")
+        seen.append((p, name))
 
 
 @contextlib.contextmanager

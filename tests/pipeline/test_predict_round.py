@@ -177,3 +177,25 @@ def test_predict_to_disk_refuses_to_write_over_the_file_it_reads(run, tmp_path):
         with pytest.raises(OutputPathError):
             predict_to_disk(loaded.model, mine, out, 4, schema=schema, real=real)
     assert mine.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["new.h5ad"]
+
+
+def test_an_input_under_another_name_is_refused_as_an_output(run, tmp_path, capsys):
+    """A hard link of the data read was taken for another file (paths were compared resolved, not as files): the same
+    check a case-insensitive file system (macOS, Windows) needs, where ``Data.h5ad`` is ``data.h5ad`` and the output's
+    rename replaced the data read."""
+    import os
+
+    from distgen.data.disk_predict import predict_to_disk
+    from distgen.data.record import DataRecord
+    from distgen.errors import OutputPathError
+    from distgen.pipeline.predict import open_run
+
+    mine = _counts(tmp_path / "new.h5ad", seed=5)
+    other = tmp_path / "other.h5ad"
+    os.link(mine, other)
+    assert main(["predict", str(run / "run"), "--data", str(mine), "--out", str(other), "--overwrite"]) == 1
+    assert "--data" in capsys.readouterr().err
+    loaded = open_run(run / "run", None, "ema", "cpu", [], need_data=False, read_data=False)
+    with pytest.raises(OutputPathError, match="is the file predicted from"):
+        predict_to_disk(loaded.model, mine, other, 4, schema=DataRecord.load(run / "run").schema)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.h5ad", "other.h5ad"]
