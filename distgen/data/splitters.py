@@ -177,7 +177,8 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
     label = {(d, b, k): c for c, b, k, d in zip(pops["p"], pops["b"], pops["k"], pops["dose"])}
     measured: dict[str, set[float]] = {}
     for (b, _), ds in by_group.items():
-        measured.setdefault(b, set()).update(x for d in ds for x in set(d) if len(set(d)) == 1)
+        measured.setdefault(b, set()).update(_f32(d[0]) for d in ds if len(set(d)) == 1)
+    asked = set() if isinstance(which, str) else {_f32(w) for w in which}  # as models read doses (a float32 column: 0.3 is 0.30000001192092896)
 
     def held(b: str, k: str) -> list[tuple[float, ...]]:
         ds = by_group[(b, k)]
@@ -185,14 +186,14 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
             return [ds[-1]]
         if which == "interior":
             return interior_doses(ds)
-        return [d for d in ds if len(set(d)) == 1 and d[0] in which]
+        return [d for d in ds if len(set(d)) == 1 and _f32(d[0]) in asked]
 
     def fits(b: str) -> bool:  # a condition the request can be made of (in some context)
         if which == "top":
             return True
         if which == "interior":
             return any(interior_doses(ds) for (bb, _), ds in by_group.items() if bb == b)
-        return set(which) <= measured.get(b, set())
+        return asked <= measured.get(b, set())
 
     everyone = sorted(set(pops["b"]))
     if p["test_conditions"] is not None:
@@ -205,7 +206,7 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
                                      "interior dose needs three doses or more in a context, the lowest and highest training (of a "
                                      "combination, a dose between two others in every slot). Hold out "
                                      "its top dose (test_doses: top) or leave it out of test_conditions")
-            missing = sorted(set(which) - measured.get(b, set()))
+            missing = sorted(w for w in which if _f32(w) not in measured.get(b, set()))
             raise InputDataError(f"held_out_dose: test_doses {_dose_text_list([(m,) for m in missing])} is not a measured dose of {b!r} (measured at {where}); "
                                  f"give doses it was measured at (data.split.test_doses), or leave {b!r} out of test_conditions")
     eligible = [b for b in everyone if fits(b)]
@@ -239,6 +240,11 @@ def interior_doses(doses: Sequence[tuple[float, ...]]) -> list[tuple[float, ...]
     ``(1, 1)`` and ``(1000, 1)`` as tuples is above both in its second slot (an extrapolation held out as interior).
     Holding them all out leaves each between two training doses (a lowest and a highest, which are never interior)."""
     return [d for d in doses if any(between(lo, d, hi) for lo in doses for hi in doses)]
+
+
+def _f32(dose: float) -> float:
+    """A dose as models read it (float32): a listed ``test_doses`` matches a measured dose equal to it there."""
+    return float(np.float32(dose))
 
 
 def _dose_text_list(doses: Sequence[tuple[float, ...]]) -> str:

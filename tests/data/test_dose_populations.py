@@ -310,3 +310,19 @@ def test_an_interior_dose_of_a_combination_lies_between_two_training_doses_in_ev
     corner = a[~a.obs["dose"].isin(["10+10", "100+100"]).to_numpy()].copy()  # three pairs, none between two others in both slots
     with pytest.raises(InputDataError, match=r"'dexa\+saha' has no interior dose.*between two others in every slot"):
         make_split(PerturbationData.from_anndata(corner, SCHEMA), "held_out_dose", test_conditions=["dexa+saha"], test_doses="interior")
+
+
+def test_listed_doses_match_a_float32_dose_column():
+    """A dose column stored as float32 (as h5ad files often hold it) labels 0.3 as ``dexa@0.30000001192092896``; a listed
+    ``test_doses: [0.3]`` was refused as 'not a measured dose (measured at ..., 0.30000001192092896, ...)'. Doses are matched
+    as models read them, float32 (two doses one float32 apart are refused at loading, so the match is unambiguous)."""
+    a = sciplex()
+    a = a[~a.obs["dose"].astype(str).str.contains("+", regex=False).to_numpy()].copy()
+    a.obs["dose"] = a.obs["dose"].astype(str).map({"0": 0.0, "1": 0.1, "10": 0.3, "100": 3.3, "1000": 30.0}).astype(np.float32)
+    data = PerturbationData.from_anndata(a, SCHEMA)
+    s = make_split(data, "held_out_dose", test_conditions=["dexa"], val_frac=0.0, test_doses=[0.3])
+    assert {data.dose_of(c)[1] for c, _ in s.test_groups} == {(float(np.float32(0.3)),)}
+    assert s.params["test_doses"] == [0.3]  # recorded as asked
+    s.check_leakage(data)
+    with pytest.raises(InputDataError, match=r"test_doses 0\.4 is not a measured dose of 'dexa'"):
+        make_split(data, "held_out_dose", test_conditions=["dexa"], test_doses=[0.3, 0.4])
