@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distgen.data.conditions import FLOAT32_MAX
+from distgen.data.conditions import FLOAT32_MAX, dose_text
 from distgen.errors import DistgenWarning, UsageError, warn
 from distgen.types import COMBO, ConditionLabels, DataInfo
 from distgen.types.layout import canonical_condition
@@ -340,11 +340,14 @@ def _check_asked(record: DoseRecord, atoms: Sequence[tuple[str, ...]],
             if g and not lo <= d <= hi:
                 (held if m else outside).setdefault(a, set()).add(d)
     if held:
-        said = "; ".join(f"{a} measured at {', '.join(f'{d:g}' for d in sorted(ds)[:4])}, {record.trained} carry it at "
+        said = "; ".join(f"{a} measured at {', '.join(dose_text(d) for d in sorted(ds)[:4])}, {record.trained} carry it at "
                          f"{_span(record.ranges[a])}" for a, ds in sorted(held.items())[:5])
+        which = ("above" if all(d > record.ranges[a][1] for a, ds in held.items() for d in ds) else
+                 "below" if all(d < record.ranges[a][0] for a, ds in held.items() for d in ds) else "above or below")
         warn(f"{where}: populations predicted at their own measured dose, outside the range {record.trained} carry ({said}): "
-             "no training cell is at such a dose (a held-out top dose, as held_out_dose holds out), so the model extrapolates "
-             "its dose response there; their measured cells are what scores it", DoseExtrapolationWarning)
+             f"no training cell is at such a dose (a held-out dose {which} every training dose: held_out_dose's top dose, or "
+             "one listed in test_doses), so the model extrapolates its dose response there; their measured cells are what "
+             "scores it", DoseExtrapolationWarning)
     if outside:
         said = "; ".join(f"{a} asked at {', '.join(f'{d:g}' for d in sorted(ds)[:4])}, {record.trained} carry it at "
                          f"{_span(record.ranges[a])}" for a, ds in sorted(outside.items())[:5])

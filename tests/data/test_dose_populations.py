@@ -326,3 +326,15 @@ def test_listed_doses_match_a_float32_dose_column():
     s.check_leakage(data)
     with pytest.raises(InputDataError, match=r"test_doses 0\.4 is not a measured dose of 'dexa'"):
         make_split(data, "held_out_dose", test_conditions=["dexa"], test_doses=[0.3, 0.4])
+
+
+def test_a_held_out_lowest_dose_is_warned_about_as_below_the_training_doses(tmp_path):
+    """``test_doses: [1]`` holds out the lowest dose; predicting it at its own dose was worded 'a held-out top dose'."""
+    from distgen.data.doses import DoseExtrapolationWarning
+
+    sciplex().write_h5ad(tmp_path / "s.h5ad")
+    ds = Dataset.load({"dataset": str(tmp_path / "s.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4,
+                       "split": {"kind": "held_out_dose", "test_conditions": ["dexa"], "val_frac": 0.0, "test_doses": [1]}})
+    with pytest.warns(DoseExtrapolationWarning, match=r"dexa measured at 1, .*a held-out dose below every training dose") as seen:
+        ds.labels(["dexa@1"], ["A549"], ["all"])
+    assert not any("a held-out top dose" in str(w.message) for w in seen)
