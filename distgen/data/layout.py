@@ -512,16 +512,21 @@ def read(
     ``batch_col`` the batches (donors, plates: the populations the spread scores compare; default: the ``BATCH_COL``
     column when the file has it, else one batch; a named column the file lacks is an error).
     """
+    adata, pert_col, control, celltype_col, words = _one_file(source, pert_col, control, celltype_col, name)
+    return _cells(adata, pert_col, control, celltype_col, name, recorded_delimiters([adata]), words, batch_col)
+
+
+def _one_file(source: Any, pert_col: str | None, control: str | None, celltype_col: str | None,
+              name: str) -> tuple[ad.AnnData, str, str, str | None, tuple[str, ...]]:
+    """One file's AnnData, perturbation column, control label, cell-type column and control words, as ``read`` takes them."""
     adata = as_anndata(source)
     files = {name: adata}
     check_shapes(files, pert_col)
-    pert_col = guess_pert_col(files, pert_col)
-    given = control
-    control = guess_control(files, pert_col, control, name)
+    col = guess_pert_col(files, pert_col)
+    label = guess_control(files, col, control, name)
     if celltype_col is None and CELLTYPE_COL in adata.obs.columns:
         celltype_col = CELLTYPE_COL
-    return _cells(adata, pert_col, control, celltype_col, name, recorded_delimiters(files.values()),
-                  control_words(control_named(files.values(), given, control)), batch_col)
+    return adata, col, label, celltype_col, control_words(control_named([adata], control, label))
 
 
 def read_beside(
@@ -534,15 +539,8 @@ def read_beside(
     ``"real"``, the file's side; ``delimiters``: combination delimiters besides the file's record (a dataset's); ``batch_col`` as
     ``read``'s; returns the cells and ``split_doses``'s notes. ``distgen.evaluate(pred_file, dataset)``
     scored such a file's doses pooled (or paired none) where ``distgen evaluate`` on the same files scored each dose."""
-    adata = as_anndata(source)
+    adata, pert_col, control, celltype_col, words = _one_file(source, pert_col, control, celltype_col, name)
     files = {name: adata}
-    check_shapes(files, pert_col)
-    pert_col = guess_pert_col(files, pert_col)
-    given = control
-    control = guess_control(files, pert_col, control, name)
-    if celltype_col is None and CELLTYPE_COL in adata.obs.columns:
-        celltype_col = CELLTYPE_COL
-    words = control_words(control_named(files.values(), given, control))
     ctrl = np.asarray(other.is_control)
     stub = {pert_col: np.where(ctrl, control, np.asarray(other.conditions, dtype=object))}
     if celltype_col is not None:
