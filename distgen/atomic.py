@@ -57,7 +57,7 @@ def temp_beside(path: str | os.PathLike[str]) -> tuple[int, str]:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.fchmod(fd, default_mode())
+    os.chmod(tmp, default_mode())  # not os.fchmod: Windows has it from Python 3.13 only (every output failed there)
     return fd, tmp
 
 
