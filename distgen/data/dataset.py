@@ -42,6 +42,7 @@ from distgen.data.doses import DoseRecord, dose_record, resolve_doses
 from distgen.data.expression import (
     RAW_SOURCES,
     check_normalisable,
+    check_unique_cells,
     check_unique_genes,
     check_values,
     expression_var,
@@ -228,13 +229,7 @@ class PerturbationData(PopulationLabels):
             )
         if adata.n_obs == 0:
             raise InputDataError("the AnnData has no cells")
-        if not adata.obs_names.is_unique:
-            names = adata.obs_names[adata.obs_names.duplicated()]
-            raise InputDataError(
-                f"{len(names)} cell name(s) occur more than once, e.g. {names.unique().tolist()[:5]}; the split, the written files and "
-                "the leakage checks identify cells by name. Make them unique first: adata.obs_names_make_unique(), or concatenate "
-                "lanes with anndata.concat(..., index_unique='-')"
-            )
+        check_unique_cells(adata.obs_names, "the AnnData")
         keep = handle_missing_labels(obs, schema)
         if keep is not None:
             adata = adata[keep].copy()

@@ -37,7 +37,7 @@ from distgen.data.conditions import (
     pooled_context_warnings,
     several_doses,
 )
-from distgen.data.expression import check_sparse_format, check_unique_genes
+from distgen.data.expression import check_sparse_format, check_unique_cells, check_unique_genes
 from distgen.data.groups import draw_order
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import DistgenError, InputDataError, InputKeyError, warn
@@ -103,6 +103,7 @@ class DiskCells:
         self._root: Any = None
         self._pid = -1
         self._ds: tuple[int, Any] | None = None
+        self._stamp = file_stamp(self.path)  # what the labels read below describe; every later open checks it
         root = self._open()
         if not hasattr(root["obs"], "keys") or not hasattr(root["var"], "keys"):  # h5py/zarr groups have keys, legacy tables not
             raise ValueError(f"{self.path} is stored in an older anndata encoding (before anndata 0.7: obs and var as tables, not "
@@ -115,6 +116,8 @@ class DiskCells:
                                 "own columns, the rest kept: dataclasses.replace(schema, perturbation_col=..., context_cols=(...,))")
         extra = [c for c in (*MODALITY_COLUMNS, *CONTEXT_COLUMNS) if c in root["obs"] and c not in self.schema.required_columns()]  # for the warnings
         obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in [*self.schema.required_columns(), *extra]})
+        obs.index = cell_names(root)  # as in memory: unique (the split and the leakage checks name cells), messages name them
+        check_unique_cells(obs.index, str(self.path))
         var_names = [str(g) for g in read_elem(root["var"]).index]
         check_unique_genes(var_names, str(self.path))
         self.n_cells = len(obs)
@@ -138,7 +141,16 @@ class DiskCells:
 
     # ------------------------------------------------------------------ file access
     def _open(self) -> Any:
-        """The root group, (re)opened once per process (h5py handles do not survive ``fork``)."""
+        """The root group, (re)opened once per process (h5py handles do not survive ``fork``); refused when the file
+        changed since this ``DiskCells`` read its labels (``file_stamp``): its rows would be read under the old labels."""
+        if file_stamp(self.path) != self._stamp:
+            from distgen.errors import InputFileError
+
+            raise InputFileError(
+                f"{str(self.path)!r} changed since it was opened (it was written again, replaced or modified: its size, time or "
+                "identity differ), so its rows no longer match the cell labels read then; open it again with "
+                "DiskCells(path, schema) and restart what reads it (training, prediction), or keep the file unchanged while "
+                "they run (write a new file beside it)")
         if self._root is None or self._pid != os.getpid():
             if self.path.suffix == ".zarr" or self.path.is_dir():
                 import zarr
@@ -259,6 +271,7 @@ class DiskCells:
         if self._root is not None and hasattr(self._root, "close"):
             self._root.close()
         self._root = None
+        self._ds = None  # anndata's sparse dataset holds the closed file: the next read opens both again
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_root": None, "_pid": -1, "_ds": None}
@@ -321,6 +334,33 @@ class DiskCells:
         order = np.argsort(key, kind="stable")
         bounds = np.flatnonzero(np.diff(key[order])) + 1
         return [g for g in np.split(order, bounds) if not self.is_control[g[0]]]
+
+
+def file_stamp(path: Path) -> tuple[int, ...]:
+    """What tells a changed file from the one opened: device, inode, size and modification time (ns) of an ``.h5ad``;
+    of a ``.zarr`` store, of its folder and of each entry at its top (``obs``, ``X``, ``.zattrs``...: anndata writes a
+    store again as a new folder). A file modified in place within one tick of the file system's clock is not told apart.
+    """
+    out: list[int] = []
+    entries = [path]
+    if path.is_dir():
+        entries += sorted(path.iterdir())
+    for p in entries:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return (-1,)
+        out += [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    return tuple(out)
+
+
+def cell_names(root: Any) -> pd.Index:
+    """``[N]`` the cells' names (``obs_names``) of an open h5ad/zarr root, as text."""
+    from anndata.io import read_elem
+
+    obs = root["obs"]
+    stored = np.asarray(read_elem(obs[obs.attrs.get("_index", "_index")]))
+    return pd.Index(stored.astype(str) if stored.dtype.kind in "OUS" else [str(n) for n in stored], dtype=object)
 
 
 def _log_normalize(x: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:

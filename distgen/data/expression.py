@@ -80,6 +80,17 @@ def check_unique_genes(genes: Any, where: str = "the data") -> None:
         warn(message)
 
 
+def check_unique_cells(names: pd.Index, where: str = "the AnnData") -> None:
+    """Raise on a cell name (``obs_names``) that occurs more than once: the split, the written files and the leakage checks
+    identify cells by name (in memory and on disk alike)."""
+    if not names.is_unique:
+        dup = names[names.duplicated()]
+        raise InputDataError(
+            f"{where}: {len(dup)} cell name(s) occur more than once, e.g. {dup.unique().tolist()[:5]}; the split, the written "
+            "files and the leakage checks identify cells by name. Make them unique first: adata.obs_names_make_unique(), or "
+            "concatenate lanes with anndata.concat(..., index_unique='-')")
+
+
 #: Ways one gene is written twice in one file: (what differs, a name spelled one way). Letter case is not one of them:
 #: ``TP53`` and ``Tp53`` are different genes in a mixed-species panel.
 _GENE_FORMS: tuple[tuple[str, Any], ...] = (

@@ -1,0 +1,118 @@
+"""Streaming round, 2026-12-06: the on-disk path (``DiskCells`` and what reads through it) gives what the in-memory
+path gives on the same file, and refuses what it refuses.
+
+Before: a file with a duplicated cell name streamed (the in-memory load refuses it: the split, the written files and
+the leakage checks identify cells by name; on disk a shuffled copy of it gave other batches, the name order being
+ambiguous); a file replaced or rewritten after a ``DiskCells`` opened it was read, by a ``DataLoader`` worker or any
+reopened copy, with the labels of the old file (another cell's values under a cell's condition, without a word); a
+missing label was named by its row number (``'3'``), not by the cell's name as in memory.
+"""
+
+import os
+import pickle
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from distgen.data import PerturbationData, PerturbationSchema
+from distgen.data.disk import DiskCells
+from distgen.errors import InputDataError, InputFileError
+
+SCHEMA = PerturbationSchema(perturbation_col="perturbation", context_cols=("cell_type",), batch_col="batch")
+
+
+def _adata(seed: int = 0, shuffle: bool = False) -> ad.AnnData:
+    """Counts (every row distinct) of control, A, B, A+B in ct1/ct2 x b1/b2."""
+    rng = np.random.default_rng(seed)
+    rows = [(c, t, b) for c in ("control", "A", "B", "A+B") for t in ("ct1", "ct2") for b in ("b1", "b2") for _ in range(6)]
+    obs = pd.DataFrame(rows, columns=["perturbation", "cell_type", "batch"], index=[f"c{i}" for i in range(len(rows))])
+    x = rng.poisson(2.0, (len(rows), 12)).astype(np.float32)
+    x[:, 0] = np.arange(len(rows)) + 1
+    a = ad.AnnData(X=sp.csr_matrix(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(12)]))
+    return a[rng.permutation(a.n_obs)].copy() if shuffle else a
+
+
+def test_a_duplicated_cell_name_is_refused_on_disk_as_in_memory(tmp_path):
+    a = _adata()
+    a.obs_names = [f"c{i % 40}" for i in range(a.n_obs)]
+    path = tmp_path / "dup.h5ad"
+    a.write_h5ad(path)
+    with pytest.raises(InputDataError, match="occur more than once") as mem:
+        PerturbationData.from_anndata(ad.read_h5ad(path), SCHEMA)
+    with pytest.raises(InputDataError, match="occur more than once") as disk:
+        DiskCells(path, SCHEMA)
+    assert "obs_names_make_unique" in str(disk.value) and "'c0'" in str(disk.value) and "'c0'" in str(mem.value)
+
+
+def test_a_missing_label_on_disk_is_named_by_the_cell_as_in_memory(tmp_path):
+    a = _adata()
+    a.obs["cell_type"] = a.obs["cell_type"].astype(object)
+    a.obs.loc["c30", "cell_type"] = np.nan
+    path = tmp_path / "nan.h5ad"
+    a.write_h5ad(path)
+    with pytest.raises(InputDataError, match="'c30'"):
+        DiskCells(path, SCHEMA)
+
+
+def _replace(path, adata):
+    adata.write_h5ad(str(path) + ".new")
+    os.replace(str(path) + ".new", path)
+
+
+def test_a_file_replaced_after_it_was_opened_is_refused_where_it_is_read_again(tmp_path):
+    path = tmp_path / "atlas.h5ad"
+    _adata().write_h5ad(path)
+    cells = DiskCells(path, SCHEMA)
+    before = cells.read(np.arange(8)).toarray()
+    _replace(path, _adata(shuffle=True))  # same names and labels, other row order: the old labels fit other rows now
+    worker = pickle.loads(pickle.dumps(cells))  # as a DataLoader worker (spawn) or any reopened copy gets it
+    with pytest.raises(InputFileError, match="changed since") as err:
+        worker.read(np.arange(8))
+    assert str(path) in str(err.value) and "DiskCells" in str(err.value)
+    with pytest.raises(InputFileError, match="changed since"):  # the open handle too: the labels are the old file's
+        cells.read(np.arange(8))
+    again = DiskCells(path, SCHEMA)  # opened anew: read as it is now
+    assert not np.array_equal(again.read(np.arange(8)).toarray(), before)
+
+
+def test_a_file_rewritten_in_place_after_it_was_opened_is_refused(tmp_path):
+    import h5py
+
+    path = tmp_path / "atlas.h5ad"
+    _adata().write_h5ad(path)
+    cells = DiskCells(path, SCHEMA)
+    cells.close()
+    st = os.stat(path)
+    with h5py.File(path, "r+") as f:
+        f["X"]["data"][:3] = 99.0
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # at least one tick later, on any file system
+    with pytest.raises(InputFileError, match="changed since"):
+        cells.read(np.arange(3))
+
+
+@pytest.mark.parametrize("store", ["h5ad", "zarr"])
+def test_an_unchanged_file_reopened_reads_as_before(tmp_path, store):
+    path = tmp_path / f"atlas.{store}"
+    getattr(_adata(), f"write_{store}")(path)
+    cells = DiskCells(path, SCHEMA)
+    before = cells.read(np.arange(20)).toarray()
+    cells.close()
+    worker = pickle.loads(pickle.dumps(cells))
+    assert np.array_equal(worker.read(np.arange(20)).toarray(), before)
+    assert np.array_equal(cells.read(np.arange(20)).toarray(), before)
+
+
+def test_a_zarr_store_written_again_after_it_was_opened_is_refused(tmp_path):
+    path = tmp_path / "atlas.zarr"
+    _adata().write_zarr(path)
+    cells = DiskCells(path, SCHEMA)
+    cells.close()
+    import shutil
+
+    shutil.rmtree(path)
+    _adata(shuffle=True).write_zarr(path)  # as anndata writes a store again: a new folder at the same path
+    with pytest.raises(InputFileError, match="changed since"):
+        cells.read(np.arange(3))
