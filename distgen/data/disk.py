@@ -8,6 +8,7 @@ per row when the file holds counts. ``distgen.data.streaming`` builds cell sets 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -363,10 +364,36 @@ def cell_names(root: Any) -> pd.Index:
     return pd.Index(stored.astype(str) if stored.dtype.kind in "OUS" else [str(n) for n in stored], dtype=object)
 
 
+_NORMALISED_IN: set[int] = set()  # processes that normalised rows here (the check below runs once in each)
+
+
+def _refuse_inherited_openmp() -> None:
+    """In a ``DataLoader`` worker forked from a process whose numba threads run on GNU OpenMP (scanpy's ``normalize_total``
+    ran there), scanpy's next parallel kernel kills the worker ("fork() called from a process already using GNU OpenMP");
+    the loader then said only that a worker "exited unexpectedly". Say why, and what to do, before that kernel runs."""
+    from torch.utils.data import get_worker_info
+
+    par = sys.modules.get("numba.np.ufunc.parallel")
+    if get_worker_info() is None or par is None or not getattr(par, "_is_initialized", False):
+        return
+    if getattr(par, "_threading_layer", None) != "omp":
+        return
+    raise DistgenError(
+        "this DataLoader worker was forked from a process whose numba threads run on GNU OpenMP (scanpy's normalize_total "
+        "or another numba kernel ran there before the workers started), and the raw counts it reads are normalised by such "
+        "a kernel, which would kill it: start Python with NUMBA_THREADING_LAYER=workqueue (or set os.environ"
+        "['NUMBA_THREADING_LAYER'] = 'workqueue' before scanpy runs), or read with num_workers=0, or stream a file of "
+        "log-normalised values")
+
+
 def _log_normalize(x: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
     """Row-wise ``log1p(normalize_total)`` through scanpy (row-local: no statistic crosses cells)."""
     import anndata as ad
     import scanpy as sc
+
+    if os.getpid() not in _NORMALISED_IN:
+        _refuse_inherited_openmp()
+        _NORMALISED_IN.add(os.getpid())
 
     tmp = ad.AnnData(X=x)
     with warnings.catch_warnings():  # scanpy's "Some cells have zero counts", raw on stderr of --data: distgen says which

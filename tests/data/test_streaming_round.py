@@ -116,3 +116,34 @@ def test_a_zarr_store_written_again_after_it_was_opened_is_refused(tmp_path):
     _adata(shuffle=True).write_zarr(path)  # as anndata writes a store again: a new folder at the same path
     with pytest.raises(InputFileError, match="changed since"):
         cells.read(np.arange(3))
+
+
+_WORKERS_AFTER_SCANPY = """
+import sys, numpy as np
+from distgen.data import PerturbationSchema
+from distgen.data.disk import DiskCells
+from distgen.data.streaming import StreamBatches
+cells = DiskCells(sys.argv[1], PerturbationSchema(perturbation_col="perturbation", context_cols=("cell_type",), batch_col="batch"))
+cells.read(np.arange(10))  # raw counts normalised here, in the parent: numba's threads start
+source = StreamBatches(cells, set_size=4, sets_per_batch=2, num_workers=1, chunk_cells=7)
+try:
+    print("batch", tuple(source.batch(0).shape))
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.parametrize("layer", ["omp", "workqueue"])
+def test_workers_forked_after_scanpy_ran_say_why_instead_of_dying(tmp_path, layer):
+    import subprocess
+    import sys
+
+    path = tmp_path / "counts.h5ad"
+    _adata().write_h5ad(path)
+    env = {**os.environ, "NUMBA_THREADING_LAYER": layer, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", _WORKERS_AFTER_SCANPY, str(path)], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    if layer == "omp":  # before: "RuntimeError DataLoader worker (pid(s) ...) exited unexpectedly"
+        assert "DistgenError" in done.stdout and "NUMBA_THREADING_LAYER=workqueue" in done.stdout, done.stdout + done.stderr
+    else:
+        assert "batch (2, 4, 12)" in done.stdout, done.stdout + done.stderr
