@@ -38,7 +38,7 @@ from distgen.data.conditions import (
     pooled_context_warnings,
     several_doses,
 )
-from distgen.data.expression import check_sparse_format, check_unique_cells, check_unique_genes
+from distgen.data.expression import RAW_SOURCES, check_sparse_format, check_unique_cells, check_unique_genes
 from distgen.data.groups import draw_order
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import DistgenError, InputDataError, InputKeyError, warn
@@ -119,8 +119,11 @@ class DiskCells:
         obs = pd.DataFrame({c: read_elem(root["obs"][c]) for c in [*self.schema.required_columns(), *extra]})
         obs.index = cell_names(root)  # as in memory: unique (the split and the leakage checks name cells), messages name them
         check_unique_cells(obs.index, str(self.path))
-        var_names = [str(g) for g in read_elem(root["var"]).index]
-        check_unique_genes(var_names, str(self.path))
+        raw = self.schema.expression in RAW_SOURCES  # .raw has its own genes (scanpy keeps them there before scaling X)
+        if raw and ("raw" not in root or "X" not in root["raw"] or "var" not in root["raw"]):
+            raise InputKeyError(f"expression={self.schema.expression!r}: {self.path} has no .raw (raw/X and raw/var)")
+        var_names = [str(g) for g in read_elem(root["raw"]["var"] if raw else root["var"]).index]
+        check_unique_genes(var_names, f"{self.path}'s raw" if raw else str(self.path))
         self.n_cells = len(obs)
         self.columns: np.ndarray | None = None
         self._library: tuple[np.ndarray, np.ndarray] | None = None  # (file columns summed, kept columns among them)
@@ -180,9 +183,12 @@ class DiskCells:
                 raise InputKeyError(f"{self.path} has no X; stream a layer instead (PerturbationSchema.expression = 'layers/<name>'"
                                + (f"; layers: {layers})" if layers else ")"))
             return root["X"]
+        if src in RAW_SOURCES:
+            return root["raw"]["X"]
         layer = src[7:] if src.startswith("layers/") else src
         if src.startswith("obsm/") or "layers" not in root or layer not in root["layers"]:
-            raise InputKeyError(f"expression={src!r}: streaming reads 'X' or a layer ('layers/<name>') of {self.path}")
+            raise InputKeyError(f"expression={src!r}: streaming reads 'X', 'raw' or a layer ('layers/<name>') of {self.path}"
+                               + (f"; layers: {sorted(root['layers'].keys())}" if "layers" in root else ""))
         return root["layers"][layer]
 
     def _describe_matrix(self, root: Any) -> None:

@@ -147,3 +147,26 @@ def test_workers_forked_after_scanpy_ran_say_why_instead_of_dying(tmp_path, laye
         assert "DistgenError" in done.stdout and "NUMBA_THREADING_LAYER=workqueue" in done.stdout, done.stdout + done.stderr
     else:
         assert "batch (2, 4, 12)" in done.stdout, done.stdout + done.stderr
+
+
+def test_raw_counts_stream_as_they_load_in_memory(tmp_path):
+    import scanpy as sc
+    import torch
+
+    a = _adata()
+    a.raw = a.copy()  # the counts, every gene
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    a = a[:, :5].copy()  # X: fewer genes, scaled, as scanpy leaves a file
+    sc.pp.scale(a)
+    path = tmp_path / "raw.h5ad"
+    a.write_h5ad(path)
+    schema = PerturbationSchema(perturbation_col="perturbation", context_cols=("cell_type",), batch_col="batch", expression="raw")
+    mem = PerturbationData.from_anndata(ad.read_h5ad(path), schema)
+    disk = DiskCells(path, schema)  # before: "streaming reads 'X' or a layer"
+    assert disk.info == mem.info and len(disk.info.genes) == 12
+    assert torch.equal(disk.labels.perturbation, mem.table.labels.perturbation)
+    assert np.array_equal(disk.read(np.arange(disk.n_cells)).toarray(), mem.table.X.numpy())
+    _adata().write_h5ad(tmp_path / "plain.h5ad")
+    with pytest.raises(KeyError, match="has no .raw"):
+        DiskCells(tmp_path / "plain.h5ad", schema)
