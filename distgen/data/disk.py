@@ -38,7 +38,7 @@ from distgen.data.conditions import (
     pooled_context_warnings,
     several_doses,
 )
-from distgen.data.expression import RAW_SOURCES, check_sparse_format, check_unique_cells, check_unique_genes
+from distgen.data.expression import RAW_SOURCES, check_unique_cells, check_unique_genes
 from distgen.data.groups import draw_order
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import DistgenError, InputDataError, InputKeyError, warn
@@ -255,11 +255,30 @@ class DiskCells:
             mask = np.zeros(self._n_rows, dtype=bool)
             mask[srt] = True
             out = backed_rows(self._ds[1], mask)  # anndata reads each contiguous run of rows as one slice
-            check_sparse_format(out, f"{self.path}: {self.schema.expression}")  # a column index past the genes read silently
         else:
             rows = elem[srt] if hasattr(elem, "id") else elem.oindex[srt, :]
             out = sp.csr_matrix(np.asarray(rows, dtype=np.float32))  # scipy.sparse has no float16 (a dense float16 X)
-        return sp.csr_matrix(out, dtype=np.float32)
+        self._check_read(out, srt)
+        out = sp.csr_matrix(out, dtype=np.float32)
+        if not out.has_canonical_format:  # a value stored twice is one value of the dense matrix, as in memory: summed
+            out.sum_duplicates()  # before log1p (log1p of each part summed is another number)
+        return out
+
+    def _check_read(self, x: sp.csr_matrix, srt: np.ndarray) -> None:
+        """Refuse in every read what the in-memory load refuses in the whole matrix (the file was described from its first
+        2,000 rows only): a malformed matrix, NaN/inf/negative values, and, in a file read as counts (``scale='auto'``),
+        a value that is not a whole number."""
+        from distgen.data.expression import check_values
+
+        where = f"{self.path}: {self.schema.expression} (rows {int(srt[0])}-{int(srt[-1])})" if srt.size else str(self.path)
+        check_values(x, where)  # a column index past the genes read silently, NaN reached scanpy, a negative value streamed
+        if getattr(self, "scale", None) == "counts" and self.schema.scale == "auto" and x.nnz:
+            v = x.data
+            if float(np.abs(v - np.round(v)).max()) >= 1e-6:
+                raise InputDataError(
+                    f"{where} holds values that are not whole numbers, though the file's first rows are counts: the in-memory "
+                    "load would not read it as counts either. Fractional counts (SoupX, CellBender) are read with "
+                    "PerturbationSchema(scale='counts'); a file mixing counts and log values must be written again from one")
 
     def library_sizes(self, rows: np.ndarray) -> np.ndarray:
         """``[len(rows)]`` stored totals of the given rows over the genes ``normalize_total`` sums (``library_genes``, else

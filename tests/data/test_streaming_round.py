@@ -170,3 +170,50 @@ def test_raw_counts_stream_as_they_load_in_memory(tmp_path):
     _adata().write_h5ad(tmp_path / "plain.h5ad")
     with pytest.raises(KeyError, match="has no .raw"):
         DiskCells(tmp_path / "plain.h5ad", schema)
+
+
+def _late_value(tmp_path, value, n=2600):
+    """Counts of 2,600 cells with ``value`` at row 2,400: past the 2,000 rows a DiskCells describes the file from."""
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"perturbation": np.repeat(["control", "A", "B"], [1000, 800, 800]), "cell_type": "ct1", "batch": "b1"},
+                       index=[f"c{i}" for i in range(n)])
+    x = rng.poisson(2.0, (n, 10)).astype(np.float32)
+    x[2400, 3] = value
+    path = tmp_path / "late.h5ad"
+    ad.AnnData(X=sp.csr_matrix(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(10)])).write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize(("value", "said"), [(np.nan, "NaN/inf"), (np.inf, "NaN/inf"), (-3.0, "negative values"),
+                                             (0.37, "not whole numbers")])
+def test_a_bad_value_past_the_rows_a_file_is_described_from_is_refused_when_streamed(tmp_path, value, said):
+    from distgen.data.streaming import StreamBatches
+
+    path = _late_value(tmp_path, value)
+    with pytest.raises(InputDataError):  # in memory, the whole matrix is checked
+        PerturbationData.from_anndata(ad.read_h5ad(path), SCHEMA)
+    source = StreamBatches(DiskCells(path, SCHEMA), set_size=64, sets_per_batch=4)
+    # before: NaN and inf ended in scanpy's "Input contains NaN", -3 and 0.37 were streamed as counts without a word
+    with pytest.raises(InputDataError, match=said) as err:
+        for step in range(source.steps_per_epoch):
+            source.batch(step)
+    assert str(path) in str(err.value)
+
+
+def test_a_value_stored_twice_in_a_sparse_row_streams_as_it_loads_in_memory(tmp_path):
+    x = _adata().X.toarray()
+    m = sp.csr_matrix(x)
+    # row 1 holds its first stored entry twice (5 more counts), as a hand-written or concatenated matrix may
+    at = m.indptr[1]
+    indices = np.insert(m.indices, at, m.indices[at])
+    data = np.insert(m.data, at, 5.0)
+    indptr = m.indptr.copy()
+    indptr[2:] += 1
+    a = _adata()
+    a.X = sp.csr_matrix((data, indices, indptr), shape=m.shape)
+    assert not a.X.has_canonical_format
+    path = tmp_path / "dup_entries.h5ad"
+    a.write_h5ad(path)
+    mem = PerturbationData.from_anndata(ad.read_h5ad(path), SCHEMA).table.X.numpy()
+    disk = DiskCells(path, SCHEMA).read(np.arange(a.n_obs)).toarray()
+    assert np.array_equal(disk, mem)  # before: log1p of each part, summed (row 1 off by up to 5.8)
