@@ -168,7 +168,7 @@ def test_raw_counts_stream_as_they_load_in_memory(tmp_path):
     assert torch.equal(disk.labels.perturbation, mem.table.labels.perturbation)
     assert np.array_equal(disk.read(np.arange(disk.n_cells)).toarray(), mem.table.X.numpy())
     _adata().write_h5ad(tmp_path / "plain.h5ad")
-    with pytest.raises(KeyError, match="has no .raw"):
+    with pytest.raises(KeyError, match=r"has no \.raw"):
         DiskCells(tmp_path / "plain.h5ad", schema)
 
 
