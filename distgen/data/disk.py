@@ -279,6 +279,15 @@ class DiskCells:
                     f"{where} holds values that are not whole numbers, though the file's first rows are counts: the in-memory "
                     "load would not read it as counts either. Fractional counts (SoupX, CellBender) are read with "
                     "PerturbationSchema(scale='counts'); a file mixing counts and log values must be written again from one")
+        if getattr(self, "scale", None) == "log" and self.schema.scale == "auto" and x.nnz:
+            from distgen.data.expression import LOG_MAX
+
+            top = float(x.data.max())
+            if top >= LOG_MAX:
+                raise InputDataError(
+                    f"{where} holds values up to {top:.4g}, though the file's first rows are log values (below {LOG_MAX}): the "
+                    "in-memory load would not read it as log values either. Values normalised but not log-transformed need "
+                    "log1p; a file mixing scales must be written again from one")
 
     def library_sizes(self, rows: np.ndarray) -> np.ndarray:
         """``[len(rows)]`` stored totals of the given rows over the genes ``normalize_total`` sums (``library_genes``, else

@@ -200,6 +200,24 @@ def test_a_bad_value_past_the_rows_a_file_is_described_from_is_refused_when_stre
     assert str(path) in str(err.value)
 
 
+def test_an_unlogged_value_past_the_rows_a_log_file_is_described_from_is_refused_when_streamed(tmp_path):
+    from distgen.data.streaming import StreamBatches
+
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"perturbation": np.repeat(["control", "A", "B"], [1000, 800, 800]), "cell_type": "ct1", "batch": "b1"},
+                       index=[f"c{i}" for i in range(2600)])
+    x = np.log1p(rng.poisson(2.0, (2600, 10)).astype(np.float32) * 1.7)
+    x[2400] = np.expm1(x[2400]) * 100.0  # one cell normalised but never logged
+    path = tmp_path / "late_log.h5ad"
+    ad.AnnData(X=sp.csr_matrix(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(10)])).write_h5ad(path)
+    with pytest.raises(InputDataError):
+        PerturbationData.from_anndata(ad.read_h5ad(path), SCHEMA)
+    source = StreamBatches(DiskCells(path, SCHEMA), set_size=64, sets_per_batch=4)
+    with pytest.raises(InputDataError, match="not read it as log values"):  # before: streamed as log values
+        for step in range(source.steps_per_epoch):
+            source.batch(step)
+
+
 def test_a_value_stored_twice_in_a_sparse_row_streams_as_it_loads_in_memory(tmp_path):
     x = _adata().X.toarray()
     m = sp.csr_matrix(x)
