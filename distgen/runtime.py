@@ -23,6 +23,12 @@ slower on an idle machine for small models. A short spin keeps both (``docs/benc
   does not use polars; plugins and user code that do get the same bound. A pool that started before
   the setting (JAX computed in this process before ``import distgen``) keeps its size.
 
+It also asks numba for a fork-safe threading layer (``NUMBA_THREADING_LAYER=forksafe``: TBB where installed, else numba's
+workqueue) before numba is imported, unless the user chose a layer: under GNU OpenMP, numba's default on Linux without TBB,
+a ``DataLoader`` worker forked after scanpy's ``normalize_total`` ran in its parent was killed at its first normalisation
+(streaming raw counts with ``num_workers > 0``; docs/reliability.md, "Streaming round"). Row-wise kernels give the same
+values under either layer.
+
 The user keeps control: ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` or ``KMP_BLOCKTIME`` already set are
 left alone, ``DISTGEN_THREADS=N`` fixes the thread count of every pool above, ``torch.set_num_threads(k)``
 with ``k`` at most the usable CPUs is kept (and becomes the other pools' count), a library's own
@@ -52,6 +58,9 @@ POOL_VARIABLES = {
 }
 #: a user's value of any of these keeps distgen from changing the BLAS threads of numpy and scipy
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+#: numba's threading layer distgen asks for before numba loads (a user's NUMBA_THREADING_LAYER is kept): one that survives
+#: a fork (DataLoader workers), TBB where installed, else workqueue; GNU OpenMP's does not
+NUMBA_LAYER = ("NUMBA_THREADING_LAYER", "forksafe")
 #: the pool variables distgen set and their values, kept in the environment too (``MARK``) so that a child process
 #: (``distgen sweep`` runs each cell in one) tells them from a user's: a later call may change its own, never the user's
 MARK = "DISTGEN_THREADS_SET"
@@ -74,6 +83,8 @@ def configure_environment() -> bool:
         return False
     with contextlib.suppress(ValueError):  # a malformed DISTGEN_THREADS: apply_threads says so; importing distgen never fails
         bound_pools(requested_threads() or usable_cpus())
+    if "numba" not in sys.modules and NUMBA_LAYER[0] not in os.environ:  # read when numba starts its threads
+        os.environ[NUMBA_LAYER[0]] = NUMBA_LAYER[1]
     if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
         return False
     done = False

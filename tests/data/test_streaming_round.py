@@ -133,14 +133,17 @@ except Exception as exc:
 """
 
 
-@pytest.mark.parametrize("layer", ["omp", "workqueue"])
+@pytest.mark.parametrize("layer", ["omp", "workqueue", None])
 def test_workers_forked_after_scanpy_ran_say_why_instead_of_dying(tmp_path, layer):
+    """None: the user chose no layer, and importing distgen asks numba for a fork-safe one (``runtime.NUMBA_LAYER``): the
+    workers read. Before, numba's default on Linux without TBB (GNU OpenMP) killed them."""
     import subprocess
     import sys
 
     path = tmp_path / "counts.h5ad"
     _adata().write_h5ad(path)
-    env = {**os.environ, "NUMBA_THREADING_LAYER": layer, "OMP_NUM_THREADS": "1"}
+    env = {**{k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}, "OMP_NUM_THREADS": "1",
+           **({"NUMBA_THREADING_LAYER": layer} if layer else {})}
     done = subprocess.run([sys.executable, "-c", _WORKERS_AFTER_SCANPY, str(path)], capture_output=True, text=True, env=env,
                           timeout=300, check=False)
     if layer == "omp":  # before: "RuntimeError DataLoader worker (pid(s) ...) exited unexpectedly"
