@@ -25,6 +25,7 @@ one value over all of them) gets no verdict: its values differ with the panel al
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import math
@@ -36,7 +37,7 @@ from distgen.errors import UsageError, warn
 from distgen.evaluation.digest import TRUTH_DIGESTS
 from distgen.evaluation.intervals import LEVEL, N_BOOT, holm
 from distgen.evaluation.io import PERFECT_WORDS
-from distgen.evaluation.report import fmt_value
+from distgen.evaluation.report import FINGERPRINT_TOLERANCE, ROW_FINGERPRINTS, fmt_value, row_fingerprint, same_fingerprint
 from distgen.evaluation.suite import ROW_SEPARATOR
 from distgen.evaluation.uncertainty import magnitude, margin, paired_test, small_unshown, verdict
 from distgen.types.layout import form_hint, form_pairs
@@ -118,9 +119,51 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
                 f"of {len(rows)} not a number): a metric value must be a number, or empty for NaN; write the evaluation again "
                 "(distgen evaluate --out) or correct the value")
         values.pop(name, None)  # not a numeric column
+    moved, summary["rows_edited"] = row_changes(rows, summary)
+    if moved:  # paired by label, every moved value would be compared with another condition's: silent before
+        shown = listing(f"{label!r} holds those of {other!r}" for label, other in moved[:3])
+        raise MismatchedEvaluations(
+            f"{folder / 'metrics.csv'}: {counted(len(moved), 'row')} of {len(rows)} hold the values the evaluation wrote for another "
+            f"label ({shown}; summary.json row_fingerprints): its perturbation column was sorted or edited apart from the values "
+            "(a spreadsheet sort of one column), so a row's values are not its label's; write the evaluation again "
+            "(distgen evaluate --out), or restore the file")
     summary["row_contexts"] = {row["perturbation"]: row.get("context") or "" for row in rows}
     summary["row_cells_real"] = {row["perturbation"]: row.get("n_cells_real") or "" for row in rows}
     return {k: v for k, v in values.items() if v}, summary
+
+
+def row_changes(rows: list[dict[str, str]], summary: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(moved, edited)``: the rows of ``metrics.csv`` whose numbers are not those ``summary.json`` records for their label
+    (``ROW_FINGERPRINTS``): ``moved`` ``[(label, other label)]`` where they are another label's, ``edited`` the other labels.
+
+    Nothing for an evaluation from before row fingerprints, or a table without a column they were taken over (a column
+    renamed or removed: said by the metric lists and ``edited_table``); a row under a label the evaluation did not write is
+    left to the pairing. One pass over the table, a sum per row."""
+    found = summary.get(ROW_FINGERPRINTS)
+    recorded = found.get("rows") if isinstance(found, dict) else None
+    columns = found.get("columns") if isinstance(found, dict) else None
+    if not isinstance(recorded, dict) or not isinstance(columns, list) or not rows or any(c not in rows[0] for c in columns):
+        return [], []
+    columns = [str(c) for c in columns]
+    by_value = sorted((float(v[0]), str(k)) for k, v in recorded.items()
+                      if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int | float))
+    keys = [v for v, _ in by_value]
+    moved, edited = [], []
+    for row in rows:
+        label = row["perturbation"]
+        if label not in recorded:
+            continue
+        mine = row_fingerprint(row, columns)
+        if same_fingerprint(mine, recorded[label]):
+            continue
+        width = FINGERPRINT_TOLERANCE * mine[2] + 1e-300  # the recorded rows within the tolerance of this one (FINGERPRINT_TOLERANCE)
+        near = by_value[bisect.bisect_left(keys, mine[0] - width):bisect.bisect_right(keys, mine[0] + width)]
+        others = [k for _, k in near if k != label and same_fingerprint(mine, recorded[k])]
+        if others:
+            moved.append((label, others[0]))
+        else:
+            edited.append(label)
+    return moved, edited
 
 
 def profile_of(summary: dict[str, Any]) -> str:
@@ -372,11 +415,20 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
     notes = check_pairable(run_a, run_b, sa, sb, shared)
     for side, run, values, summary in (("A", run_a, a, sa), ("B", run_b, b, sb)):
         edited = edited_table(values, summary)
+        rows = summary.get("rows_edited") or []
+        on_rows = (f"{counted(len(rows), 'row')} ({listing([repr(r) for r in rows[:3]])}) hold other values than the evaluation "
+                   "wrote (summary.json row_fingerprints)") if rows else ""
         if edited:  # a column swapped, a value or row edited by hand: compared without a word before
             changed = (f"{side}'s metrics.csv ({evaluation_folder(run)}) does not give the means its summary.json records for "
-                       f"{counted(len(edited), 'metric')} ({listing(edited[:3], '; ')}): the table was changed after the evaluation (rows "
-                       "removed, values edited, columns swapped) or is another evaluation's; this comparison reads the table as it "
-                       "is now; write the evaluation again to compare what it scored")
+                       f"{counted(len(edited), 'metric')} ({listing(edited[:3], '; ')})" + (f", and {on_rows}" if on_rows else "")
+                       + ": the table was changed after the evaluation (rows removed, values edited, columns swapped) or is "
+                       "another evaluation's; this comparison reads the table as it is now; write the evaluation again to compare "
+                       "what it scored")
+        elif rows:  # values exchanged within a column keep its mean: the row digests see them
+            changed = (f"{side}'s metrics.csv ({evaluation_folder(run)}): {on_rows}: values were edited after the evaluation "
+                       "(or exchanged between rows); this comparison reads the table as it is now; write the evaluation again "
+                       "to compare what it scored")
+        if edited or rows:
             notes.insert(0, changed)
             warn(changed)
     said = settings_note(run_a, run_b)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -54,19 +55,82 @@ def fmt_value(v: Any) -> str:
     return str(v)
 
 
-def write_csv(table: MetricTable, path: str) -> None:
-    """One row per perturbation: counts, metric values and the reasons for NaNs."""
+#: ``summary.json`` key: ``{"columns": [...], "rows": {label: [fingerprint, finite cells]}}`` of each ``metrics.csv`` row's
+#: numbers other than its label (``row_fingerprint``), as written. ``distgen compare`` checks each row it reads against its
+#: label's: a spreadsheet sort of the ``perturbation`` column alone moves every value to another condition while every
+#: column's mean (``compare.edited_table``) and every label's ``truth_digests`` stay the same.
+ROW_FINGERPRINTS = "row_fingerprints"
+#: Relative difference of two fingerprints below which they are one row's: a table written again with 6 significant digits
+#: or more (a spreadsheet's save) keeps its rows' fingerprints; a value edited by more than about 1e-5 of the row does not.
+FINGERPRINT_TOLERANCE = 1e-5
+
+
+def _column_weight(column: str) -> float:
+    """A fixed weight in [1, 2) per column name: values exchanged between two columns change the row's fingerprint."""
+    return 1.0 + int(hashlib.blake2b(column.encode(), digest_size=4).hexdigest(), 16) / 2**32
+
+
+def _number(text: Any) -> float:
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def row_fingerprint(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[float, int, float]:
+    """``(sum of w_c x value, finite cells, sum of |w_c x value|)`` over ``row``'s cells in ``columns`` (numbers; text and
+    NaN left out): the first two are recorded, the third scales the tolerance of a comparison (``same_fingerprint``).
+    Equal for two rows of equal values, so a row that holds another label's values is told from an edited one."""
+    total = size = 0.0
+    n = 0
+    for c in columns:
+        v = _number(row.get(c))
+        if math.isfinite(v):
+            total += _column_weight(c) * v
+            size += abs(_column_weight(c) * v)
+            n += 1
+    return total, n, size
+
+
+def same_fingerprint(found: tuple[float, int, float], recorded: Any) -> bool:
+    """Whether a row's ``row_fingerprint`` is the one recorded (``[fingerprint, finite cells]``), to ``FINGERPRINT_TOLERANCE``;
+    True where nothing checkable is recorded."""
+    if not isinstance(recorded, list | tuple) or len(recorded) != 2 or not isinstance(recorded[1], int | float):
+        return True
+    total, n, size = found
+    if n != int(recorded[1]):
+        return False
+    if n == 0 or not isinstance(recorded[0], int | float) or not math.isfinite(total):
+        return True
+    return abs(total - float(recorded[0])) <= FINGERPRINT_TOLERANCE * size + 1e-300
+
+
+def table_row_fingerprints(text: str) -> dict[str, Any]:
+    """``ROW_FINGERPRINTS`` of a ``metrics.csv`` text: every column but ``perturbation``, each row's by its label."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = sorted(c for c in (reader.fieldnames or []) if c != "perturbation")
+    rows = {}
+    for row in reader:
+        total, n, _ = row_fingerprint(row, columns)
+        rows[row["perturbation"]] = [total if math.isfinite(total) else None, n]  # JSON has no inf (a sum past 1e308)
+    return {"columns": columns, "rows": rows}
+
+
+def write_csv(table: MetricTable, path: str) -> dict[str, Any]:
+    """One row per perturbation: counts, metric values and the reasons for NaNs. Returns the table's ``ROW_FINGERPRINTS``,
+    for ``summary.json``."""
     rows = table.rows()
-    write_rows(rows, path, list(rows[0]) if rows else ["perturbation"])
+    return table_row_fingerprints(write_rows(rows, path, list(rows[0]) if rows else ["perturbation"]))
 
 
-def write_rows(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], fieldnames: Sequence[str]) -> None:
-    """A csv table of ``rows`` at ``path``, written whole or not at all (``distgen.atomic``)."""
+def write_rows(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], fieldnames: Sequence[str]) -> str:
+    """A csv table of ``rows`` at ``path``, written whole or not at all (``distgen.atomic``); returns its text."""
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=list(fieldnames))
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(path, buf.getvalue(), newline="")
+    return buf.getvalue()
 
 
 #: Columns of ``metrics.csv`` / a sweep's ``results.csv`` that hold labels or text, never numbers: a perturbation
@@ -485,7 +549,7 @@ class Report:
         out = os.fspath(out)
         Path(out).mkdir(parents=True, exist_ok=True)
         mark_evaluation(out)
-        write_csv(self.table, os.path.join(out, "metrics.csv"))
+        self.summary[ROW_FINGERPRINTS] = write_csv(self.table, os.path.join(out, "metrics.csv"))
         extra = {**self.references, **self.positives}
         if self.ceiling is not None:
             extra["ceiling"] = self.ceiling

@@ -329,7 +329,7 @@ def _score_files(pred: Any, real: Any, out: Path, prof: Any, pert_col: str | Non
     call's, freed when it returns."""
     from distgen.evaluation.digest import summary_digests
     from distgen.evaluation.profiles import run_profile
-    from distgen.evaluation.report import write_csv, write_json
+    from distgen.evaluation.report import ROW_FINGERPRINTS, write_csv, write_json
     from distgen.evaluation.suite import check_row_contexts, context_rows, merge_tables, row_label
     from distgen.pipeline.outputs import EVALUATE_OUTPUTS, context_prefix
 
@@ -380,14 +380,15 @@ def _score_files(pred: Any, real: Any, out: Path, prof: Any, pert_col: str | Non
         for ctx, t in tables.items():
             write_csv(t, str(out / files[ctx][0]))
         table = merge_tables([context_rows(t, lambda p, c=ctx: row_label(p, c), ctx) for ctx, t in tables.items()])
-    write_csv(table, str(out / "metrics.csv"))
+    written = write_csv(table, str(out / "metrics.csv"))
     summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
                                "control": info.control, "celltype_col": celltype_col,
                                "no_target_genes": bool(no_target_genes) and prof.name in CELLEVAL2_PROFILES,  # read by those only
                                "n_perturbations": len(table.perts),
                                "n_genes": len(next(iter(datas.values())).genes),
                                "metrics": {c: table.mean(c) for c in table.values}, "notes": list(info.notes),
-                               **summary_digests(datas, row_label if celltype_col is not None else (lambda p, c: p))}
+                               **summary_digests(datas, row_label if celltype_col is not None else (lambda p, c: p)),
+                               ROW_FINGERPRINTS: written}
     if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
         summary["pred_provenance"] = info.provenance
     if celltype_col is None:

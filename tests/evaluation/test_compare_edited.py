@@ -112,3 +112,53 @@ def test_a_training_folder_is_not_called_an_unfinished_evaluation(evals, tmp_pat
     # was: "holds an evaluation that did not finish ... run the evaluation again into it" (into the training folder)
     assert "is a training folder" in err and "did not finish" not in err
     assert (f"pass the run folder ({run})" in err) == with_eval and ("evaluate it first" in err) != with_eval
+
+
+def test_a_label_column_sorted_on_its_own_is_refused_naming_the_file(evals, capsys):
+    """A spreadsheet sort of the perturbation column alone moves every value to another condition; every column's mean and
+    every label's truth digest stay the same, so it was compared silently (comparison round, left over)."""
+    def sort_labels(t):
+        t["perturbation"] = t["perturbation"].iloc[::-1].to_numpy()
+        return t
+
+    folder = edited(evals, "labels_sorted", sort_labels)
+    assert main(["compare", str(evals / "a"), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert str(folder / "metrics.csv") in err and "8 rows of 8 hold the values the evaluation wrote for another label" in err
+    import re
+
+    pairs = re.findall(r"'P(\d)' holds those of 'P(\d)'", " ".join(err.split()))
+    assert pairs and all(int(a) + int(b) == 7 for a, b in pairs)  # each row names the label whose values it holds
+
+
+def test_values_exchanged_within_a_column_keep_its_mean_and_are_said(evals):
+    def exchange(t):
+        t.loc[[0, 1], "mse"] = t.loc[[1, 0], "mse"].to_numpy()
+        return t
+
+    with pytest.warns(UserWarning, match=r"2 rows \('P0', 'P1'\) hold other values than the evaluation wrote"):
+        res = compare(evals / "a", edited(evals, "exchanged", exchange))
+    assert res["notes"][0].startswith("B's metrics.csv")
+
+
+def test_a_table_written_again_with_fewer_digits_or_without_row_digests_compares_as_before(evals, tmp_path):
+    import json
+
+    def six_digits(t):  # a spreadsheet's save: 6 significant digits, not Python's 17
+        for c in ("mse", "pearson_delta"):
+            t[c] = [float(f"{v:.6g}") for v in t[c]]
+        return t
+
+    rounded = edited(evals, "rounded", six_digits)
+    res = compare(evals / "a", rounded)
+    assert not any("metrics.csv" in n for n in res["notes"])
+    old = tmp_path / "old"
+    shutil.copytree(evals / "b", old)
+    summary = json.loads((old / "summary.json").read_text())
+    assert "row_fingerprints" in summary
+    (old / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "row_fingerprints"}))
+    table = pd.read_csv(old / "metrics.csv", dtype={"perturbation": str})
+    table["perturbation"] = table["perturbation"].iloc[::-1].to_numpy()
+    table.to_csv(old / "metrics.csv", index=False)
+    assert compare(evals / "a", old)["n_shared"] == 8  # an older evaluation: the checks it had
+
