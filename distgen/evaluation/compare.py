@@ -34,7 +34,7 @@ from typing import Any
 
 from distgen import markdown as md
 from distgen.errors import UsageError, warn
-from distgen.evaluation.digest import TRUTH_DIGESTS
+from distgen.evaluation.digest import PRED_DIGESTS, TRUTH_DIGESTS
 from distgen.evaluation.intervals import LEVEL, N_BOOT, holm
 from distgen.evaluation.io import PERFECT_WORDS
 from distgen.evaluation.report import FINGERPRINT_TOLERANCE, ROW_FINGERPRINTS, fmt_value, row_fingerprint, same_fingerprint
@@ -335,6 +335,16 @@ def _digests(summary: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
+def same_prediction(sa: dict[str, Any], sb: dict[str, Any], shared: list[str]) -> bool:
+    """Whether both evaluations record the same digest of the predicted cells (``summary.json`` ``pred_digests``, with the
+    prediction's control cells) on every shared row: one prediction file (or a copy) evaluated twice. False for evaluations
+    from before the digests."""
+    da, db = (s.get(PRED_DIGESTS) for s in (sa, sb))
+    if not isinstance(da, dict) or not isinstance(db, dict) or not shared:
+        return False
+    return all(p in da and p in db and da[p] == db[p] for p in shared)
+
+
 def panel_dependent(name: str, profile: str = DEFAULT_PROFILE) -> bool:
     """Whether metric ``name`` measures a perturbation against the other perturbations of its evaluation
     (``MetricCapabilities.min_perturbations >= 2``: a discrimination rank, a correlation across perturbations) or is one
@@ -436,6 +446,10 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
         notes.append(said)
     if evaluation_folder(run_a).resolve() == evaluation_folder(run_b).resolve():  # said nothing: every verdict 'inconclusive'
         notes.insert(0, f"A and B are one evaluation ({evaluation_folder(run_a)}): every difference is 0; give two evaluations")
+    elif same_prediction(sa, sb, shared):  # verdicts 'negligible': true, and no comparison of two models
+        notes.insert(0, f"A and B scored the same predicted cells on all {counted(len(shared), 'shared row')} (their summary.json "
+                        "pred_digests agree): one prediction evaluated twice, so no difference here is between models; "
+                        "compare evaluations of two predictions")
     margins = dict(margins or {})
     unknown = sorted(set(margins) - set(shared_metrics))
     if unknown:

@@ -162,3 +162,10 @@ def test_a_table_written_again_with_fewer_digits_or_without_row_digests_compares
     table.to_csv(old / "metrics.csv", index=False)
     assert compare(evals / "a", old)["n_shared"] == 8  # an older evaluation: the checks it had
 
+
+def test_one_prediction_evaluated_twice_is_said(evals, tmp_path):
+    truth = _population(0)
+    score(_population(2, noise=0.6), truth, metrics=METRICS, ceiling=False, seed=5).write(tmp_path / "again", make_plots=False)
+    res = compare(evals / "b", tmp_path / "again")
+    assert "scored the same predicted cells on all 8 shared rows" in res["notes"][0]
+    assert not any("same predicted cells" in n for n in compare(evals / "a", evals / "b")["notes"])
