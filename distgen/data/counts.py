@@ -179,6 +179,42 @@ def library_sizes(obs: Mapping[str, Any] | Any, n: int, target_sum: float) -> tu
                                            f"taken at the normalised depth target_sum={target_sum:g}")
 
 
+#: ``PerturbationData.adata.layers`` key: the raw counts of ``LARGE_COUNT`` or more, as stored (a sparse table, every other
+#: entry left out), kept when counts are normalised at load. A count recovered from its float32 log value is exact only
+#: up to about 2.6e5 (5e7 came back as 49,999,976); ``stored_counts`` writes these as they were.
+LARGE_COUNTS_LAYER = "distgen_large_counts"
+#: Counts at or above this are kept as stored (``LARGE_COUNTS_LAYER``): 4x below the first count seen inexact (2.6e5).
+LARGE_COUNT = 65536.0
+
+
+def large_counts(x: Any) -> Any:
+    """``[N, G]`` CSR (float64) of the entries of counts ``x`` (dense or sparse) at or above ``LARGE_COUNT``, the rest left
+    out: one comparison over the stored values, and a table of the few kept."""
+    import scipy.sparse as sp
+
+    n, g = x.shape
+    if sp.issparse(x):
+        csr = x.tocsr()
+        keep = np.flatnonzero(np.asarray(csr.data) >= LARGE_COUNT)
+        rows = np.searchsorted(csr.indptr, keep, side="right") - 1
+        cols, vals = np.asarray(csr.indices)[keep], np.asarray(csr.data)[keep]
+    else:
+        a = np.asarray(x)
+        rows, cols = np.nonzero(a >= LARGE_COUNT)
+        vals = a[rows, cols]
+    return sp.csr_matrix((np.asarray(vals, dtype=np.float64), (rows, cols)), shape=(n, g))
+
+
+def stored_counts(out: np.ndarray, large: Any, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``out`` (``[len(rows), len(columns)]`` counts of real cells rebuilt from log values) with the entries ``large``
+    (``large_counts`` of the whole table) holds for ``rows`` and ``columns`` written as stored, rounded; in place."""
+    if large is None or large.nnz == 0:
+        return out
+    part = large[np.asarray(rows, dtype=np.int64)][:, np.asarray(columns, dtype=np.int64)].tocoo()
+    out[part.row, part.col] = np.rint(part.data)
+    return out
+
+
 def draw_sizes(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` library sizes drawn with replacement from ``pool`` (the matched control cells' sizes)."""
     pool = np.asarray(pool, dtype=np.float64)

@@ -286,12 +286,15 @@ class PerturbationData(PopulationLabels):
 
         if kind == "genes":
             _warn_if_empty_cells(x, adata.obs_names, is_ctrl, conditions, contexts, schema.expression)
-        library = None
+        library = large = None
         if scale == "counts" and schema.normalize:
             check_normalisable(len(genes), schema.expression)
             # what normalize_total divides by (--counts inverts it), summed in float64: float16 counts overflowed to inf past a
             # total of 65,504, and the run then refused its own library column
             library = np.asarray(x.sum(1, dtype=np.float64), dtype=np.float64).ravel()
+            from distgen.data.counts import large_counts
+
+            large = large_counts(x)  # what the float32 log values cannot give back exactly (--counts writes them as stored)
             with warnings.catch_warnings():  # scanpy's "Some cells have zero counts": _warn_if_empty_cells said which
                 warnings.filterwarnings("ignore", message="Some cells have zero counts")
                 x = _lognormalize(x, schema.target_sum)
@@ -356,6 +359,10 @@ class PerturbationData(PopulationLabels):
         if cols is not None:
             var = var.iloc[cols].copy()
         processed = ad.AnnData(X=sp.csr_matrix(dense) if sp.issparse(x) else dense, obs=new_obs, var=var)
+        if library is not None and large.nnz:
+            from distgen.data.counts import LARGE_COUNTS_LAYER
+
+            processed.layers[LARGE_COUNTS_LAYER] = large if cols is None else large[:, cols]
         return cls(processed, schema, table, conditions, contexts, batches, scale, fitted,
                    library_genes=tuple(genes) if library is not None else None, dosed=dosed)
 

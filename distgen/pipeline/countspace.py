@@ -17,6 +17,7 @@ cells in ``Dataset.groups(part)`` order, then the control pool.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from distgen.data import counts as C
@@ -55,7 +56,7 @@ def prediction_counts(dataset: Dataset, pred: Cells, part: str = "test", model: 
         size = C.draw_sizes(sizes[g.controls], k, rng)
         out[start:start + k] = C.to_counts(x[start:start + k], size, target_sum, model, theta, rng)
         start += k
-    out[start:] = C.to_counts(x[start:], sizes[pool], target_sum, "round")
+    out[start:] = _stored(dataset, C.to_counts(x[start:], sizes[pool], target_sum, "round"), pool, pred.genes)
     notes += [f"counts ({model}): library sizes from {source}; generated cells draw theirs from their group's control pool"]
     return _with_x(pred, out), notes
 
@@ -67,7 +68,25 @@ def truth_counts(dataset: Dataset, truth: Cells, part: str = "test") -> Cells:
     if len(rows) != len(truth):
         raise ValueError(f"the truth has {counted(len(truth), 'row')} but split part {part!r} has {len(rows)}")
     sizes, _ = dataset_sizes(dataset)
-    return _with_x(truth, C.to_counts(truth.X.numpy(), sizes[rows], counts_target_sum(dataset)[0], "round"))
+    return _with_x(truth, _stored(dataset, C.to_counts(truth.X.numpy(), sizes[rows], counts_target_sum(dataset)[0], "round"),
+                                  rows, truth.genes))
+
+
+def _stored(dataset: Dataset, out: np.ndarray, rows: np.ndarray, genes: list[str]) -> np.ndarray:
+    """``out``, real cells' counts rebuilt from their log values, with the counts the data kept as stored at load
+    (``distgen.data.counts.LARGE_COUNTS_LAYER``: those the float32 log values cannot give back) written as they were."""
+    adata = dataset.data.adata
+    large = adata.layers[C.LARGE_COUNTS_LAYER] if C.LARGE_COUNTS_LAYER in adata.layers else None
+    if large is None:
+        return out
+    cols = pd.Index([str(g) for g in adata.var_names]).get_indexer([str(g) for g in genes])
+    found = cols >= 0
+    if not found.all():  # a gene the table lacks (not from this data): its counts stay as rebuilt
+        out_found = out[:, found]
+        C.stored_counts(out_found, large, rows, cols[found])
+        out[:, found] = out_found
+        return out
+    return C.stored_counts(out, large, rows, cols)
 
 
 def _with_x(cells: Cells, x: np.ndarray) -> Cells:

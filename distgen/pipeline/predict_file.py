@@ -181,7 +181,8 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
         values = FileCounts(cells, obs, record, counts, seed)
     ckpt = resolve_checkpoint(checkpoint or run_dir)
     provenance = prediction_provenance(seed, "file", cap, run=str(run_dir), data=str(data), checkpoint=ckpt.name, weights=weights,
-                                       sampling=sampling, counts=counts, perturbations=wanted, doses=doses_provenance(doses), **said_origin(run_dir))
+                                       sampling=sampling, counts=counts, perturbations=wanted, doses=doses_provenance(doses),
+                                       **said_origin(run_dir))
     predict_to_disk(run.model, cells, out, record.set_size, seed=seed, max_cells=cap, weights=ckpt, real=real,
                     conditions=wanted, values=values, provenance=provenance, doses=doses, trained_doses=record.dose_ranges)
     for note in run.warnings:
@@ -433,6 +434,12 @@ class FileCounts:
         return C.to_counts(x, size[start : start + len(x)], self.target_sum, self.model, self.theta, rng)
 
     def real(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """A real cell's counts: as the file stores them when it holds counts (rounded), else rebuilt from its log values at
+        its library size (rebuilt from float32 log values, a count above about 2.6e5 was off: 5e7 came back as 49,999,976)."""
+        if self._cells is not None:
+            stored = self._cells.read(np.asarray(rows, dtype=np.int64), log=False).toarray()
+            if stored.shape == x.shape:
+                return np.rint(stored).astype(np.float32)
         return C.to_counts(x, self.sizes(rows), self.target_sum, "round")
 
 
