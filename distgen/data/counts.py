@@ -175,8 +175,32 @@ def library_sizes(obs: Mapping[str, Any] | Any, n: int, target_sum: float) -> tu
                                  "missing, infinite or negative; fill in those cells' sizes, drop the cells, or rename the "
                                  "column if it holds something else")
             return s, f"obs[{col!r}]"
-    return np.full(n, float(target_sum)), (f"no library sizes recorded (none of {', '.join(LIBRARY_COLS)} in obs): every cell "
+    return np.full(n, float(target_sum)), (f"{NO_SIZES} (none of {', '.join(LIBRARY_COLS)} in obs): every cell "
                                            f"taken at the normalised depth target_sum={target_sum:g}")
+
+
+#: How ``library_sizes`` names the case of no recorded size (its source's first words).
+NO_SIZES = "no library sizes recorded"
+#: ``uns["distgen"]["provenance"]`` key of a ``--counts`` prediction: where its cells' library sizes came from
+#: (``sizes_provenance``), so that ``distgen evaluate`` can say depths that were not measured.
+SIZES_KEY = "library_sizes"
+#: Its value where none was recorded: every cell, real and generated, at the normalised depth.
+UNMEASURED = "not measured: every cell at the normalised depth (target_sum)"
+
+
+def sizes_provenance(source: str) -> str:
+    """The ``SIZES_KEY`` record of a ``library_sizes`` source: ``UNMEASURED``, or ``measured: <source>``."""
+    return UNMEASURED if source.startswith(NO_SIZES) else f"measured: {source}"
+
+
+def unmeasured_note(provenance: Mapping[str, Any] | None) -> str | None:
+    """What ``distgen evaluate`` says of a prediction file whose provenance records ``UNMEASURED`` depths, else None."""
+    if not provenance or provenance.get(SIZES_KEY) != UNMEASURED:
+        return None
+    return ("the prediction's counts were written by distgen predict --counts from a run without library sizes (its "
+            f"provenance {SIZES_KEY}: {UNMEASURED}): every cell, real and generated, is at one depth, not a measured one, so "
+            "scores that read depth (totals, the DE tests of counts) are of that depth; train on raw counts (or a file "
+            "with a library-size column such as total_counts) for measured depths")
 
 
 #: ``PerturbationData.adata.layers`` key: the raw counts of ``LARGE_COUNT`` or more, as stored (a sparse table, every other

@@ -70,6 +70,10 @@ def evaluate_files(
             pred_c, real_c, train_c, info = layout.read_pair(pred, real, pert_col, control, celltype_col, train, batch_col=batch_col)
         if (same := one_truth_note(pred, real, pred_c, real_c)) is not None:  # the CLI scored it perfect without a word
             info.notes.append(same)
+        from distgen.data.counts import unmeasured_note
+
+        if (depths := unmeasured_note(info.provenance)) is not None:  # --counts without library sizes: said once, below
+            info.notes.append(depths)
         check_not_means(pred_c)
         for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
             warn(note)

@@ -756,8 +756,15 @@ def _predict_run(
             for note in notes:
                 print(note, file=sys.stderr)
         ckpt = resolve_checkpoint(checkpoint or run_dir)
+        sizes = None
+        if counts is not None:  # where the counts' depths came from, in the file (stderr said it only)
+            from distgen.data.count_fit import dataset_sizes
+            from distgen.data.counts import sizes_provenance
+
+            sizes = sizes_provenance(dataset_sizes(dataset)[1])
         provenance = prediction_provenance(seed, part, dataset.max_cells, run=str(run_dir), checkpoint=ckpt.name, weights=weights,
-                                           sampling=sampling, genes=genes, counts=counts, doses=doses_provenance(doses), **said_origin(run_dir))
+                                           sampling=sampling, genes=genes, counts=counts, doses=doses_provenance(doses),
+                                           library_sizes=sizes, **said_origin(run_dir))
         if real is None:
             write_cells(dataset, written, out, "pred", scale, provenance)
         else:

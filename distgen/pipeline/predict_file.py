@@ -182,6 +182,7 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     ckpt = resolve_checkpoint(checkpoint or run_dir)
     provenance = prediction_provenance(seed, "file", cap, run=str(run_dir), data=str(data), checkpoint=ckpt.name, weights=weights,
                                        sampling=sampling, counts=counts, perturbations=wanted, doses=doses_provenance(doses),
+                                       library_sizes=values.sizes_record if isinstance(values, FileCounts) else None,
                                        **said_origin(run_dir))
     predict_to_disk(run.model, cells, out, record.set_size, seed=seed, max_cells=cap, weights=ckpt, real=real,
                     conditions=wanted, values=values, provenance=provenance, doses=doses, trained_doses=record.dose_ranges)
@@ -409,6 +410,7 @@ class FileCounts:
         else:
             self.target_sum, self.notes = record.target_sum, list(record.target_notes)
             self._obs_sizes, source = C.library_sizes(obs, len(obs), self.target_sum)
+        self.sizes_record = C.sizes_provenance(source)  # the prediction file's provenance library_sizes
         self.theta = None
         if model == "nb":  # fitted on the run's training cells with its train.seed (DataRecord.dispersions: recorded at training)
             self.theta = record.dispersions()

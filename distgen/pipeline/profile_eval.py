@@ -355,6 +355,12 @@ def _score_files(pred: Any, real: Any, out: Path, prof: Any, pert_col: str | Non
         files = {ctx: [f"{context_prefix(ctx)}_metrics.csv", *([f"{context_prefix(ctx)}_vcc2026_score.csv"] if prof.name == "vcc2026" else [])]
                  for ctx in by_context}
         check_output_folder(out, "evaluate", overwrite, names=[*EVALUATE_OUTPUTS, *(f for fs in files.values() for f in fs)])
+    from distgen.data.counts import unmeasured_note
+
+    depths = unmeasured_note(info.provenance)  # --counts of a run without library sizes: summary.json, the page, stderr
+    if depths:
+        info.notes.append(depths)
+        warn(depths)
     if same_source(pred, real):  # warned above; kept in summary.json, where distgen compare reads it
         info.notes.append(f"evaluate: the prediction and the truth are the same file ({pred}): {PERFECT_WORDS}")
     elif all(_one_population(d) for d in datas.values()):  # a copy of the truth: said as one file given twice

@@ -1,0 +1,73 @@
+"""``--counts`` on a run trained without library sizes (log values only) puts every cell at one depth and said so on
+stderr only (prediction round, 2026-12-06, left over): the prediction file now records where its depths came from
+(``uns["distgen"]["provenance"]["library_sizes"]``) and ``distgen evaluate`` says, once, that they are not measured."""
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from distgen.cli import main
+from distgen.config import save_yaml
+from distgen.data.counts import SIZES_KEY, UNMEASURED
+from tests.pipeline.test_counts_exact import _counts
+
+NOT_MEASURED = "every cell, real and generated, is at one depth, not a measured one"
+
+
+def _train(root, data):
+    cfg = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+                     "dynamics": {"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 1}}},
+           "data": {"dataset": str(data), "schema": {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"],
+                                                     "perturbation_type": "chemical"},
+                    "split": {"kind": "combo_seen2", "test_conditions": ["P1+P2"]}, "set_size": 4},
+           "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
+    assert main(["train", str(save_yaml(cfg, root / f"{data.stem}.yaml")), "--out", str(root / data.stem)]) == 0
+    return root / data.stem
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("depths")
+    counts = _counts(root / "counts.h5ad")
+    a = ad.read_h5ad(counts)
+    a.X = np.log1p(a.X / a.X.sum(1, keepdims=True) * 1e4).astype(np.float32)  # log values, no library-size column
+    a.write_h5ad(root / "lognorm.h5ad")
+    return {"counts": _train(root, counts), "lognorm": _train(root, root / "lognorm.h5ad"), "root": root}
+
+
+@pytest.mark.parametrize("with_data", [False, True])
+def test_the_file_records_its_depths_and_evaluate_says_once_they_are_not_measured(runs, tmp_path, capsys, with_data):
+    pred, real = tmp_path / "p.h5ad", tmp_path / "r.h5ad"
+    args = ["--data", str(runs["root"] / "lognorm.h5ad")] if with_data else []
+    assert main(["predict", str(runs["lognorm"]), *args, "--counts", "round", "--out", str(pred), "--real", str(real)]) == 0
+    assert ad.read_h5ad(pred).uns["distgen"]["provenance"][SIZES_KEY] == UNMEASURED
+    said = _said(["evaluate", "--pred", str(pred), "--real", str(real), "--profile", "vcc2026", "--no-target-genes",
+                  "--out", str(tmp_path / "e"), "--quiet"])
+    assert sum(NOT_MEASURED in " ".join(w.split()) for w in said) == 1, said
+    import json
+
+    notes = json.loads((tmp_path / "e" / "summary.json").read_text())["notes"]
+    assert sum(NOT_MEASURED in n for n in notes) == 1
+    assert NOT_MEASURED in " ".join((tmp_path / "e" / "report.html").read_text().split())  # the page's notes
+
+
+def test_measured_depths_are_recorded_as_such_and_not_noted(runs, tmp_path, capsys):
+    pred, real = tmp_path / "p.h5ad", tmp_path / "r.h5ad"
+    assert main(["predict", str(runs["counts"]), "--counts", "round", "--out", str(pred), "--real", str(real)]) == 0
+    assert ad.read_h5ad(pred).uns["distgen"]["provenance"][SIZES_KEY].startswith("measured: ")
+    said = _said(["evaluate", "--pred", str(pred), "--real", str(real), "--profile", "vcc2026", "--no-target-genes",
+                  "--out", str(tmp_path / "e"), "--quiet"])
+    assert not any(NOT_MEASURED in " ".join(w.split()) for w in said)
+
+
+def _said(argv):
+    """The warnings and stderr lines of ``distgen argv`` (which must succeed)."""
+    import contextlib
+    import io
+    import warnings
+
+    err = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(err):
+        warnings.simplefilter("always")
+        assert main(argv) == 0
+    return [str(w.message) for w in caught] + err.getvalue().splitlines()
