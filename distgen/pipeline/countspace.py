@@ -76,7 +76,7 @@ def _stored(dataset: Dataset, out: np.ndarray, rows: np.ndarray, genes: list[str
     """``out``, real cells' counts rebuilt from their log values, with the counts the data kept as stored at load
     (``distgen.data.counts.LARGE_COUNTS_LAYER``: those the float32 log values cannot give back) written as they were."""
     adata = dataset.data.adata
-    large = adata.layers[C.LARGE_COUNTS_LAYER] if C.LARGE_COUNTS_LAYER in adata.layers else None
+    large = adata.layers.get(C.LARGE_COUNTS_LAYER)
     if large is None:
         return out
     cols = pd.Index([str(g) for g in adata.var_names]).get_indexer([str(g) for g in genes])
