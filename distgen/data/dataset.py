@@ -286,7 +286,8 @@ class PerturbationData(PopulationLabels):
 
         if kind == "genes":
             _warn_if_empty_cells(x, adata.obs_names, is_ctrl, conditions, contexts, schema.expression)
-        library = large = None
+        library = None
+        large: Any = None  # counts of LARGE_COUNT or more, as stored (distgen.data.counts.large_counts)
         if scale == "counts" and schema.normalize:
             check_normalisable(len(genes), schema.expression)
             # what normalize_total divides by (--counts inverts it), summed in float64: float16 counts overflowed to inf past a
@@ -359,7 +360,7 @@ class PerturbationData(PopulationLabels):
         if cols is not None:
             var = var.iloc[cols].copy()
         processed = ad.AnnData(X=sp.csr_matrix(dense) if sp.issparse(x) else dense, obs=new_obs, var=var)
-        if library is not None and large.nnz:
+        if library is not None and large is not None and large.nnz:
             from distgen.data.counts import LARGE_COUNTS_LAYER
 
             processed.layers[LARGE_COUNTS_LAYER] = large if cols is None else large[:, cols]

@@ -16,6 +16,8 @@ cells in ``Dataset.groups(part)`` order, then the control pool.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
@@ -72,7 +74,7 @@ def truth_counts(dataset: Dataset, truth: Cells, part: str = "test") -> Cells:
                                   rows, truth.genes))
 
 
-def _stored(dataset: Dataset, out: np.ndarray, rows: np.ndarray, genes: list[str]) -> np.ndarray:
+def _stored(dataset: Dataset, out: np.ndarray, rows: np.ndarray, genes: Sequence[str]) -> np.ndarray:
     """``out``, real cells' counts rebuilt from their log values, with the counts the data kept as stored at load
     (``distgen.data.counts.LARGE_COUNTS_LAYER``: those the float32 log values cannot give back) written as they were."""
     adata = dataset.data.adata
