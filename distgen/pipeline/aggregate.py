@@ -50,6 +50,10 @@ class Comparison:
     #: the verdict at this test's own p (``p_value``), as if it were the only one: where it names a side and ``verdict`` does
     #: not, the side is a lead that Holm's adjustment for the table does not keep (``report.sweep.verdict_words`` says so)
     verdict_alone: str = ""
+    #: over seeds: the per-seed differences are one value (a constant shift, no seed-to-seed spread): p is 0 and t undefined
+    #: (NaN: a division by zero spread; JSON has no inf), not scipy's t-test, which warned "Precision loss ... nearly
+    #: identical" on such data and gave t of 1e16
+    constant_shift: bool = False
 
 
 def comparison_verdict(c: Comparison, p: float, level: float = LEVEL) -> str:
@@ -127,7 +131,10 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
         return Comparison(variant, metric, n_pairs, d, math.nan, math.nan, "tie", test, diffs.size, ci_low=d, ci_high=d,
                           margin=width, margin_source=source, verdict="tie")
     direction = 0
-    if unit == "seed":
+    flat = unit == "seed" and float(np.ptp(diffs)) <= numerical_tolerance(*size)  # the same difference at every seed
+    if flat:  # no spread over seeds: p 0, t undefined (summary_markdown says so once, in the sweep's words)
+        res = None
+    elif unit == "seed":
         res = ttest_1samp(diffs, 0.0)
     elif diffs.size < 2:
         res = None
@@ -140,9 +147,11 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
     if higher is None:  # a count or a property of the real data (diagnostic), or an unknown metric: no value is better
         better = "no direction"
     stat, p = (math.nan, math.nan) if res is None else (float(res.statistic), float(res.pvalue))
+    if flat:
+        stat, p = math.nan, 0.0
     lo, hi = mean_interval(diffs, unit, level, bounds=difference_bounds(metric_bounds(metric)))
     c = Comparison(variant, metric, n_pairs, md, stat, p, better, test, diffs.size, ci_low=lo, ci_high=hi, margin=width,
-                   margin_source=source, rank_direction=direction)
+                   margin_source=source, rank_direction=direction, constant_shift=flat)
     c.verdict = c.verdict_alone = comparison_verdict(c, p, level)
     return c
 
@@ -321,6 +330,14 @@ def summary_markdown(
                 + f". Were all the variants equally good, p < 0.05 somewhere in the table would come in about "
                 f"{1 - 0.95 ** len(tested):.0%} of sweeps with independent tests (at most {min(1.0, 0.05 * len(tested)):.0%} "
                 "however they depend); at Holm's p, in at most 5%."]
+        shifted = [c for c in comparisons if c.constant_shift]
+        if shifted:
+            lines += ["", "The same difference at every seed (no spread over seeds, a constant shift): "
+                      + ", ".join(f"{md.code(c.variant)} {md.cell(c.metric)} ({fmt(c.mean_diff)} at each of {c.n_units} seeds)"
+                                  for c in shifted)
+                      + ". Its t divides by a spread of zero (no statistic shown) and p is 0 by arithmetic: the seeds agree on "
+                      "the shift exactly, which says nothing of its size beyond these runs (a setting that changes every output "
+                      "by one amount, or runs that share their randomness)."]
         if any(c.test == "Wilcoxon over perturbations" and c.verdict in ("variant", "reference") for c in comparisons):
             lines += ["", "With one seed a named side says these two runs differ; whether the setting does needs seeds: two "
                       "equally good variants whose runs each carry a training offset of 0.3 x the per-perturbation noise were told "
@@ -340,7 +357,9 @@ def summary_markdown(
     uneven = coverage_notes(rows, variants, reference, metrics)
     if uneven:
         lines += ["", "## Conditions scored on one side only", "",
-                  "A NaN on one side only: the means above are over each variant's own scored perturbations, the paired "
+                  "Scored on one side only: the other side's value is NaN (too few cells, a degenerate denominator) or the other "
+                  "side has no row of the condition (its runs held out other conditions); each line counts both. The means "
+                  "above are over each variant's own scored perturbations, the paired "
                   "comparison over those both scored. A variant NaN where it would do worst has a better mean without being "
                   "better, and even the paired comparison favours it (which pairs are left out depends on its own values: "
                   "equal to the reference and NaN on its worst 30%, it was named better in 9.5% of simulated comparisons "

@@ -111,7 +111,8 @@ def paired_differences(rows: Sequence[Mapping[str, Any]], variant: str, referenc
 
 
 def coverage_notes(rows: Sequence[Mapping[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str]) -> list[str]:
-    """One line per (variant, metric) whose scored (seed, condition) pairs differ from the reference's (a NaN on one side).
+    """One line per (variant, metric) whose scored (seed, condition) pairs differ from the reference's: a NaN on one side, or
+    a condition one side has no row of (another panel of held-out conditions), counted apart.
 
     The table's means are over each variant's own scored conditions, the paired comparison over those both scored: a
     variant NaN on its hardest conditions has a better mean without being better (the comparison leaves them out)."""
@@ -119,7 +120,18 @@ def coverage_notes(rows: Sequence[Mapping[str, Any]], variants: Sequence[str], r
         return {(int(r["seed"]), str(r["perturbation"])) for r in rows
                 if r["variant"] == name and isinstance(r.get(metric), int | float) and math.isfinite(r[metric])}
 
+    def present(name: str) -> set[tuple[int, str]]:
+        return {(int(r["seed"]), str(r["perturbation"])) for r in rows if r["variant"] == name}
+
+    def why(only: set[tuple[int, str]], other: set[tuple[int, str]], side: str) -> str:
+        if not only:
+            return ""
+        nan, absent = len(only & other), len(only - other)  # the other side has the row (its value NaN), or has none
+        parts = ([f"{nan} NaN for the {side}"] if nan else []) + ([f"{absent} without a row of the {side}"] if absent else [])
+        return f" ({'; '.join(parts)})"
+
     out = []
+    rows_of = {v: present(v) for v in variants}
     for m in metrics:
         ref = scored(reference, m)
         for v in variants:
@@ -128,7 +140,8 @@ def coverage_notes(rows: Sequence[Mapping[str, Any]], variants: Sequence[str], r
             own = scored(v, m)
             if own != ref and own and ref:
                 out.append(f"{v}, {m}: {len(own & ref)} (seed, condition) pairs scored by both; {len(own - ref)} by the variant "
-                           f"only, {len(ref - own)} by the reference only")
+                           f"only{why(own - ref, rows_of[reference], 'reference')}, {len(ref - own)} by the reference only"
+                           f"{why(ref - own, rows_of[v], 'variant')}")
     return out
 
 
@@ -340,7 +353,9 @@ def render_sweep(inp: SweepInputs) -> str:
     uneven = coverage_notes(inp.rows, inp.variants, inp.reference, inp.metrics)
     if uneven:
         sections.append(Section("uneven", "Conditions scored on one side only", (
-            "<p>A NaN (too few cells, a degenerate denominator) on one side only: the means of the table are over each "
+            "<p>Scored on one side only: the other side's value is NaN (too few cells, a degenerate denominator) or the "
+            "other side has no row of the condition (its runs held out other conditions); each line counts both. The means "
+            "of the table are over each "
             "variant's own scored conditions, the paired comparison over those both scored. A variant NaN where it would "
             "do worst has a better mean without being better, and even the paired comparison favours it (which pairs are "
             "left out depends on its own values: a variant equal to the reference, NaN on its worst 30%, was named better "

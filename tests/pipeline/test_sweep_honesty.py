@@ -271,3 +271,40 @@ if __name__ == "__main__":
     p.add_argument("--family", action="store_true", help="only the family-wise table (verdicts at Holm's p against each test's own)")
     a = p.parse_args()
     family(a.reps) if a.family else main(a.reps)
+
+
+def test_one_side_only_counts_a_nan_apart_from_a_condition_never_scored():
+    """'Conditions scored on one side only' said "a NaN on one side" also where one side never scored the condition (its
+    runs held out another panel); each line now counts the two (comparison round, 2026-12-06, left over)."""
+    from distgen.pipeline.aggregate import summary_markdown
+
+    rows = sweep_rows(np.random.default_rng(3), n=10, seeds=2, variants=2)
+    rows = [r for r in rows if not (r["variant"] == "v1" and r["perturbation"] == "P9")]  # v1 never scored P9
+    for r in rows:
+        if r["variant"] == "v1" and r["perturbation"] == "P8":
+            r["mse"] = float("nan")  # v1 scored P8, its mse undefined
+    text, _ = summary_markdown(rows, ["v0", "v1"], "v0", ["mse"])
+    assert "v1, mse: 16 (seed, condition) pairs scored by both; 0 by the variant only, 4 by the reference only (2 NaN for " \
+           "the variant; 2 without a row of the variant)" in text
+    assert "or the other side has no row of the condition" in text
+
+
+def test_a_constant_shift_over_seeds_is_said_once_without_scipys_warning():
+    """Every seed's difference the same: scipy's t-test printed its raw "Precision loss ... nearly identical" warning; the
+    sweep now takes t = inf, p = 0 and says so once in summary.md."""
+    import warnings
+
+    from distgen.pipeline.aggregate import summary_markdown
+
+    rows = sweep_rows(np.random.default_rng(4), n=8, seeds=3, variants=1)
+    rows += [{**r, "variant": "v1", "mse": r["mse"] + 0.2} for r in rows]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's RuntimeWarning was raised here
+        text, comps = summary_markdown(rows, ["v0", "v1"], "v0", ["mse", "pearson_delta"])
+    shift = next(c for c in comps if c.metric == "mse")
+    assert shift.constant_shift and shift.p_value == 0.0 and shift.verdict == "reference"
+    assert text.count("The same difference at every seed") == 1 and "`v1` mse (0.2 at each of 3 seeds)" in text
+    assert not next(c for c in comps if c.metric == "pearson_delta").constant_shift  # equal: a tie, not a shift
+    from distgen.evaluation.report import json_text
+
+    json_text([c.__dict__ for c in comps])  # summary.json takes no inf (a t of inf would fail the sweep's last write)
