@@ -217,6 +217,10 @@ def large_counts(x: Any) -> Any:
     import scipy.sparse as sp
 
     n, g = x.shape
+    dtype = np.dtype(x.dtype)
+    top = np.finfo(dtype).max if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else np.inf
+    if float(top) < LARGE_COUNT:  # float16, (u)int16: no count this large (and comparing with it overflows the cast)
+        return sp.csr_matrix((n, g), dtype=np.float64)
     if sp.issparse(x):
         csr = x.tocsr()
         keep = np.flatnonzero(np.asarray(csr.data) >= LARGE_COUNT)

@@ -75,6 +75,8 @@ def test_large_counts_keeps_only_what_float32_logs_lose():
     for table in (x, sp.csr_matrix(x)):
         kept = large_counts(table)
         assert kept.nnz == 2 and kept[0, 1] == LARGE_COUNT and kept[1, 0] == BIG
+    for small in (np.float16, np.uint16):  # cannot hold such a count (the comparison overflowed float16's cast)
+        assert large_counts(np.full((2, 2), 60000, dtype=small)).nnz == 0
     out = np.zeros((2, 2))
     stored_counts(out, large_counts(x), np.array([1, 0]), np.array([0, 1]))  # rows reversed, two columns
     assert out.tolist() == [[BIG, 0.0], [0.0, LARGE_COUNT]]
