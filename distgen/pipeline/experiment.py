@@ -244,8 +244,11 @@ def _run(
 
         pred_counts, count_notes = prediction_counts(dataset, pred, "test", str(ev["counts"]), seed)
         notes = [*notes, *count_notes]
+        from distgen.data.count_fit import dataset_sizes
+        from distgen.data.counts import SIZES_KEY, sizes_provenance
+
         write_pair(dataset, pred_counts, truth_counts(dataset, truth), out / "pred_counts.h5ad", out / "real_counts.h5ad", "counts",
-                   {**provenance, "counts": str(ev["counts"])})
+                   {**provenance, "counts": str(ev["counts"]), SIZES_KEY: sizes_provenance(dataset_sizes(dataset)[1])})
     clock.lap(stage)
     ev_seed = int(ev.get("seed", 0))
     refs, ref_notes = dataset_references(dataset, truth, ev.get("baselines", DEFAULT_BASELINES))

@@ -49,7 +49,8 @@ def test_distgen_run_records_the_seed_of_its_predictions(tmp_path):
     assert main(["run", str(cfg), "--out", str(tmp_path / "exp")]) == 0
     rec = _provenance(tmp_path / "exp" / "pred.h5ad")
     assert (rec["seed"], rec["model"], rec["max_cells"]) == (4, "additive", 500)
-    assert _provenance(tmp_path / "exp" / "pred_counts.h5ad") == {**rec, "counts": "round"}
+    assert _provenance(tmp_path / "exp" / "pred_counts.h5ad") == {**rec, "counts": "round",  # the bundled file's sizes
+                                                                  "library_sizes": "measured: obs['ncounts']"}
 
 
 def test_an_evaluation_records_the_predictions_provenance_and_its_own_seed(made, tmp_path):
