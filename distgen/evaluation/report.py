@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -65,6 +66,7 @@ ROW_FINGERPRINTS = "row_fingerprints"
 FINGERPRINT_TOLERANCE = 1e-5
 
 
+@functools.lru_cache(maxsize=4096)
 def _column_weight(column: str) -> float:
     """A fixed weight in [1, 2) per column name: values exchanged between two columns change the row's fingerprint."""
     return 1.0 + int(hashlib.blake2b(column.encode(), digest_size=4).hexdigest(), 16) / 2**32
