@@ -46,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_a", help="evaluation folder A (distgen evaluate --out, or a distgen run folder with eval/)")
     p.add_argument("run_b", help="evaluation folder B")
-    p.add_argument("more", nargs="*", default=[], help=argparse.SUPPRESS)  # a third folder: refused with what to do (run)
+    p.add_argument("more", nargs="*", default=[], metavar="MORE",
+                   help="no third folder: compare takes two (each against one reference, or variants of one distgen sweep, "
+                        "which adjusts for all its tests); given more, it says so")
     p.add_argument("--out", default=None, help="folder to write compare.json and compare.md to")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--margin", type=_margin, action="append", default=[], metavar="METRIC=VALUE",
