@@ -162,18 +162,65 @@ SPLIT_HALF_RANGE = (0.5, 2.0)
 MAX_POPULATION_CELLS = 500
 
 
+class _Groups:
+    """Row indices of ``cells`` per (condition, context) and batch, built in one pass over the table.
+
+    ``by[(condition, context)][batch]``: that group's rows of that batch, ascending (as ``np.flatnonzero`` of the row
+    masks gives them). Labels are matched by hash and equality, as ``set`` and ``==`` match them; the spread scores look
+    groups up here instead of comparing every label of the table for each group and side (~15 scans a group).
+    """
+
+    def __init__(self, cells: Any) -> None:
+        self.cells = cells
+        self.by: dict[tuple[Any, Any], dict[Any, np.ndarray]] = {}
+        n = len(cells.conditions)
+        if n == 0:
+            return
+        keys = [_codes(cells.conditions), _codes(cells.contexts), _codes(cells.batches)]
+        code = keys[0][1]
+        for uniques, c in keys[1:]:
+            code = code * len(uniques) + c
+        order = np.argsort(code, kind="stable")  # each group's rows ascending
+        bounds = np.flatnonzero(np.diff(code[order])) + 1
+        for part in np.split(order, bounds):
+            i = int(part[0])
+            cond, ctx, batch = cells.conditions[i], cells.contexts[i], cells.batches[i]
+            self.by.setdefault((cond, ctx), {})[batch] = part
+
+    def batches(self, condition: Any, context: Any) -> dict[Any, np.ndarray]:
+        """``{batch: rows}`` of one group (empty when the table has none of it)."""
+        return self.by.get((condition, context), {})
+
+
+def _codes(values: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """Distinct labels (in order of appearance) and each row's ``int64`` code."""
+    index: dict[Any, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values.tolist()), dtype=np.int64, count=len(values))
+    return list(index), codes
+
+
 def populations(cells: Any, condition: str, context: str, cap: int = MAX_POPULATION_CELLS, seed: int = 0,
                 pool: bool = False) -> tuple[list[str], Tensor, Tensor]:
     """The batches of ``cells``' (``condition``, ``context``) group with at least 2 cells, as ``[P, n, G]`` float64 cells
     padded with a ``[P, n]`` mask; at most ``cap`` cells a batch (``distgen.seeds.content_subset``: the same cells
     whatever the row order). ``pool``: the group's batches as one population (named by its batches, ``|``-joined)."""
+    rows = np.flatnonzero((cells.conditions == condition) & (cells.contexts == context))
+    by_batch = {b: rows[cells.batches[rows] == b] for b in set(cells.batches[rows].tolist())}
+    return _populations(cells, by_batch, cap, seed, pool)
+
+
+def _populations(cells: Any, by_batch: dict[Any, np.ndarray], cap: int, seed: int, pool: bool = False) -> tuple[list[str], Tensor, Tensor]:
+    """``populations`` of one group given its ``{batch: rows}`` (``_Groups.batches``)."""
     from distgen.seeds import content_keys, content_subset
 
-    rows = np.flatnonzero((cells.conditions == condition) & (cells.contexts == context))
-    batches = sorted(set(cells.batches[rows].tolist()))
+    batches = sorted(by_batch)
+    if pool:
+        pooled = np.sort(np.concatenate([by_batch[b] for b in batches])) if batches else np.zeros(0, dtype=np.int64)
+        items = [("|".join(map(str, batches)), pooled)]
+    else:
+        items = [(b, by_batch[b]) for b in batches]
     names, parts = [], []
-    for batch in (["|".join(map(str, batches))] if pool else batches):
-        mine = rows if pool else rows[cells.batches[rows] == batch]
+    for batch, mine in items:
         if len(mine) < 2:
             continue
         x = cells.X[torch.from_numpy(mine)].to(torch.float64)
@@ -242,22 +289,28 @@ def collapsed(cells: Any) -> Any:
                  cells.control)
 
 
-def split_halves(cells: Any, seed: int = 0) -> tuple[Any, Any]:
+def split_halves(cells: Any, seed: int = 0, groups: _Groups | None = None) -> tuple[Any, Any]:
     """Two disjoint halves of every (condition, context, batch) group of ``cells``' perturbed cells (``floor(n/2)`` each,
-    in a seeded order of the cells' values): the real split-half, the spread scores' positive reference."""
+    in a seeded order of the cells' values): the real split-half, the spread scores' positive reference. ``groups``:
+    ``cells``' row index when already built."""
     from distgen.seeds import content_keys, content_subset
 
-    pert = np.flatnonzero(~cells.is_control)
+    groups = _Groups(cells) if groups is None else groups
     a, b = [], []
-    groups = sorted(set(zip(cells.conditions[pert].tolist(), cells.contexts[pert].tolist(), cells.batches[pert].tolist(), strict=True)))
-    for cond, ctx, batch in groups:
-        rows = pert[(cells.conditions[pert] == cond) & (cells.contexts[pert] == ctx) & (cells.batches[pert] == batch)]
+    keys = sorted((cond, ctx, batch) for (cond, ctx), by_batch in groups.by.items() if cond != cells.control for batch in by_batch)
+    for cond, ctx, batch in keys:
+        rows = groups.by[(cond, ctx)][batch]
         order = rows[content_subset(content_keys(cells.X[torch.from_numpy(rows)], cells.genes), len(rows), seed).numpy()]
         h = len(rows) // 2
         a.append(order[:h])
         b.append(order[h : 2 * h])
     return (cells.subset(np.concatenate(a)) if a else cells.subset(np.zeros(0, dtype=np.int64)),
             cells.subset(np.concatenate(b)) if b else cells.subset(np.zeros(0, dtype=np.int64)))
+
+
+def _sizes(by_batch: dict[Any, np.ndarray], cap: int) -> list[int]:
+    """Cells of each population ``_populations`` keeps (batches of 2+ cells, at most ``cap`` each)."""
+    return [min(len(r), cap) for r in by_batch.values() if len(r) >= 2]
 
 
 def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = None, kernel: str | Kernel = "energy", seed: int = 0,
@@ -275,13 +328,14 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
 
     name = kernel if isinstance(kernel, str) else type(kernel).__name__
     kernel = kernels.build(kernel) if isinstance(kernel, str) else kernel
-    pert = np.flatnonzero(~truth.is_control)
-    groups = sorted(set(zip(truth.conditions[pert].tolist(), truth.contexts[pert].tolist(), strict=True)))
-    groups = [(c, x) for c, x in groups if len(populations(truth, c, x, cap=2)[0]) >= 2]
+    t_idx = _Groups(truth)  # each table's rows grouped once: no scan of the whole table per group and side
+    groups = sorted(key for key, by_batch in t_idx.by.items() if key[0] != truth.control and len(_sizes(by_batch, 2)) >= 2)
     if not groups:
         return None
     sides = {"model": pred, **dict(references or {})}  # each also scored collapsed (collapsed(cells), computed pooled once)
-    half_a, half_b = split_halves(truth, seed)
+    s_idx = {who: _Groups(cells) for who, cells in sides.items()}
+    half_a, half_b = split_halves(truth, seed, t_idx)
+    a_idx, b_idx = _Groups(half_a), _Groups(half_b)
     roles = {"model": "model", **{k: "negative" for k in sides if k != "model"}, **{f"{k}_collapsed": "collapsed" for k in sides},
              "split_half": "positive"}
     rows: dict[str, Any] = {}
@@ -289,18 +343,18 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
         label = cond if ctx == "all" else f"{cond} @ {ctx}"
         if progress is not None:
             progress(f"spread of {label}")
-        _, rx, rm = populations(truth, cond, ctx, cap, seed)
+        _, rx, rm = _populations(truth, t_idx.batches(cond, ctx), cap, seed)
         row: dict[str, Any] = {"n_real": int(rx.shape[0])}
         drr = pairwise_mmd2(rx, rx, kernel, rm, rm, *_ref(rx, rm), unbiased=True, clamp=False)
         for who, cells in sides.items():
-            _, gx, gm = populations(cells, cond, ctx, cap, seed)
+            _, gx, gm = _populations(cells, s_idx[who].batches(cond, ctx), cap, seed)
             row[who] = spread_row((gx, gm), (rx, rm), kernel, drr)
         for who, cells in sides.items():
-            _, px, pm = populations(cells, cond, ctx, cap, seed, pool=True)
-            copies = len(set(cells.batches[(cells.conditions == cond) & (cells.contexts == ctx)].tolist()))
-            row[f"{who}_collapsed"] = spread_row((px, pm), (rx, rm), kernel, drr, copies=copies)
-        _, ax, am = populations(half_a, cond, ctx, cap, seed)
-        _, bx, bm = populations(half_b, cond, ctx, cap, seed)
+            mine = s_idx[who].batches(cond, ctx)
+            _, px, pm = _populations(cells, mine, cap, seed, pool=True)
+            row[f"{who}_collapsed"] = spread_row((px, pm), (rx, rm), kernel, drr, copies=len(mine))
+        _, ax, am = _populations(half_a, a_idx.batches(cond, ctx), cap, seed)
+        _, bx, bm = _populations(half_b, b_idx.batches(cond, ctx), cap, seed)
         row["split_half"] = spread_row((ax, am), (bx, bm), kernel)
         row["real_spread"] = float(_off_diag_mean(drr))  # mean unbiased MMD^2 between the real batches
         half = row["split_half"]["spread_ratio"]

@@ -10,6 +10,7 @@ from distgen.evaluation.spread import (
     collapsed,
     pairwise_mmd2,
     population_mmd2,
+    populations,
     replicate_coverage,
     split_halves,
     spread_ratio,
@@ -157,3 +158,75 @@ def test_a_group_whose_batches_do_not_differ_measurably_says_so():
     row = spread_scores(_cells(1, n=30), truth)["rows"]["stim @ T"]
     assert "near the noise" in row.get("note", ""), row
     assert "note" not in spread_scores(_cells(1), _cells(0, scale=3.0))["rows"]["stim @ T"]
+
+
+def _ragged(seed):
+    """Two contexts, four batches (one with an int label) of uneven sizes, some of 0 or 1 cell, rows shuffled."""
+    rng = np.random.default_rng(seed)
+    xs, conds, ctxs, bats = [], [], [], []
+    for ctx in ("T", "B"):
+        for cond in ("control", "s1", "s2", "s3"):
+            for j, bat in enumerate(("d1", "d2", "d3", "d4")):
+                n = 1 if (cond, bat) == ("s3", "d1") else 0 if (cond, ctx, bat) == ("s2", "B", "d2") else int(rng.integers(2, 9))
+                xs.append(rng.normal(size=(n, 6)) + 0.7 * j)
+                conds += [cond] * n
+                ctxs += [ctx] * n
+                bats += [bat] * n
+    perm = rng.permutation(len(conds))
+    x = torch.tensor(np.concatenate(xs)[perm], dtype=torch.float32)
+    return Cells(x, np.asarray(conds, dtype=object)[perm], tuple(f"g{i}" for i in range(6)), np.asarray(ctxs, dtype=object)[perm],
+                 np.asarray(bats, dtype=object)[perm], "control")
+
+
+def _scanning_spread_scores(pred, truth, references, cap):
+    """The spread scores as first written: every population found by scanning the whole table (``populations``)."""
+    from distgen.evaluation.spread import SPLIT_HALF_RANGE, _off_diag_mean, _ref, spread_row
+    from distgen.seeds import content_keys, content_subset
+
+    pert = np.flatnonzero(~truth.is_control)
+    groups = sorted(set(zip(truth.conditions[pert].tolist(), truth.contexts[pert].tolist(), strict=True)))
+    groups = [(c, x) for c, x in groups if len(populations(truth, c, x, cap=2)[0]) >= 2]
+    a, b = [], []
+    for cond, ctx, batch in sorted(set(zip(truth.conditions[pert].tolist(), truth.contexts[pert].tolist(),
+                                           truth.batches[pert].tolist(), strict=True))):
+        rows = pert[(truth.conditions[pert] == cond) & (truth.contexts[pert] == ctx) & (truth.batches[pert] == batch)]
+        order = rows[content_subset(content_keys(truth.X[torch.from_numpy(rows)], truth.genes), len(rows), 0).numpy()]
+        h = len(rows) // 2
+        a.append(order[:h])
+        b.append(order[h : 2 * h])
+    half_a, half_b = truth.subset(np.concatenate(a)), truth.subset(np.concatenate(b))
+    sides, kernel, rows_out = {"model": pred, **references}, kernels.build("energy"), {}
+    for cond, ctx in groups:
+        _, rx, rm = populations(truth, cond, ctx, cap)
+        row = {"n_real": int(rx.shape[0])}
+        drr = pairwise_mmd2(rx, rx, kernel, rm, rm, *_ref(rx, rm), unbiased=True, clamp=False)
+        for who, cells in sides.items():
+            row[who] = spread_row(populations(cells, cond, ctx, cap)[1:], (rx, rm), kernel, drr)
+        for who, cells in sides.items():
+            copies = len(set(cells.batches[(cells.conditions == cond) & (cells.contexts == ctx)].tolist()))
+            row[f"{who}_collapsed"] = spread_row(populations(cells, cond, ctx, cap, pool=True)[1:], (rx, rm), kernel, drr, copies=copies)
+        row["split_half"] = spread_row(populations(half_a, cond, ctx, cap)[1:], populations(half_b, cond, ctx, cap)[1:], kernel)
+        row["real_spread"] = float(_off_diag_mean(drr))
+        half = row["split_half"]["spread_ratio"]
+        if not SPLIT_HALF_RANGE[0] <= half <= SPLIT_HALF_RANGE[1]:
+            row["note"] = "outside"
+        rows_out[f"{cond} @ {ctx}"] = row
+    return rows_out
+
+
+@pytest.mark.parametrize("cap", [500, 3])
+def test_rows_grouped_once_give_the_values_of_scanning_the_table(cap):
+    """spread_scores groups each table's rows once (_Groups) instead of scanning it per group and side: every value is
+    the one the scanning implementation gave, bit for bit (uneven batches, 1-cell and missing batches, two contexts)."""
+    truth, pred, ref = _ragged(0), _ragged(1), _ragged(2)
+    new = spread_scores(pred, truth, {"r": ref}, cap=cap)["rows"]
+    old = _scanning_spread_scores(pred, truth, {"r": ref}, cap)
+    assert list(new) == list(old) and len(new) >= 4
+    for label, row in old.items():
+        for who, val in row.items():
+            if who == "note":
+                assert ("note" in new[label]) == ("note" in row)
+            elif isinstance(val, dict):
+                assert [repr(v) for v in new[label][who].items()] == [repr(v) for v in val.items()], (label, who)
+            else:
+                assert repr(new[label][who]) == repr(val)
