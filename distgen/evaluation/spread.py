@@ -199,6 +199,12 @@ def _codes(values: np.ndarray) -> tuple[list[Any], np.ndarray]:
     return list(index), codes
 
 
+def _rows_of(cells: Any, rows: np.ndarray) -> Tensor:
+    """``cells.X[rows]``, gathering only those rows: ``cells.X`` of an ``IndexedCells`` (the control baseline's prediction)
+    gathers its whole table each time it is read, once per group and side before (a table of the truth's size each)."""
+    return cells.subset(rows).X
+
+
 def populations(cells: Any, condition: str, context: str, cap: int = MAX_POPULATION_CELLS, seed: int = 0,
                 pool: bool = False) -> tuple[list[str], Tensor, Tensor]:
     """The batches of ``cells``' (``condition``, ``context``) group with at least 2 cells, as ``[P, n, G]`` float64 cells
@@ -223,7 +229,7 @@ def _populations(cells: Any, by_batch: dict[Any, np.ndarray], cap: int, seed: in
     for batch, mine in items:
         if len(mine) < 2:
             continue
-        x = cells.X[torch.from_numpy(mine)].to(torch.float64)
+        x = _rows_of(cells, mine).to(torch.float64)
         if len(mine) > cap:
             x = x[content_subset(content_keys(x, cells.genes), cap, seed)]
         names.append(str(batch))
@@ -285,7 +291,7 @@ def collapsed(cells: Any) -> Any:
             idx.append(rows)
             bats += [batch] * len(rows)
     i = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
-    return Cells(cells.X[torch.from_numpy(i)], cells.conditions[i], cells.genes, cells.contexts[i], np.asarray(bats, dtype=object),
+    return Cells(_rows_of(cells, i), cells.conditions[i], cells.genes, cells.contexts[i], np.asarray(bats, dtype=object),
                  cells.control)
 
 
@@ -300,7 +306,7 @@ def split_halves(cells: Any, seed: int = 0, groups: _Groups | None = None) -> tu
     keys = sorted((cond, ctx, batch) for (cond, ctx), by_batch in groups.by.items() if cond != cells.control for batch in by_batch)
     for cond, ctx, batch in keys:
         rows = groups.by[(cond, ctx)][batch]
-        order = rows[content_subset(content_keys(cells.X[torch.from_numpy(rows)], cells.genes), len(rows), seed).numpy()]
+        order = rows[content_subset(content_keys(_rows_of(cells, rows), cells.genes), len(rows), seed).numpy()]
         h = len(rows) // 2
         a.append(order[:h])
         b.append(order[h : 2 * h])

@@ -216,11 +216,16 @@ def _scanning_spread_scores(pred, truth, references, cap):
 
 @pytest.mark.parametrize("cap", [500, 3])
 def test_rows_grouped_once_give_the_values_of_scanning_the_table(cap):
-    """spread_scores groups each table's rows once (_Groups) instead of scanning it per group and side: every value is
-    the one the scanning implementation gave, bit for bit (uneven batches, 1-cell and missing batches, two contexts)."""
-    truth, pred, ref = _ragged(0), _ragged(1), _ragged(2)
-    new = spread_scores(pred, truth, {"r": ref}, cap=cap)["rows"]
-    old = _scanning_spread_scores(pred, truth, {"r": ref}, cap)
+    """spread_scores groups each table's rows once (_Groups) instead of scanning it per group and side, and gathers only a
+    group's rows of an IndexedCells reference (not its whole table): every value is the one the scanning implementation
+    gave, bit for bit (uneven batches, 1-cell and missing batches, two contexts)."""
+    from distgen.types.cells import IndexedCells
+
+    truth, pred, ref, other = _ragged(0), _ragged(1), _ragged(2), _ragged(3)
+    back = np.arange(len(other))[::-1].copy()  # a reference of rows of another table (the control baseline's IndexedCells)
+    indexed = IndexedCells(other.X, back, other.conditions[back], other.genes, other.contexts[back], other.batches[back], "control")
+    new = spread_scores(pred, truth, {"r": ref, "i": indexed}, cap=cap)["rows"]
+    old = _scanning_spread_scores(pred, truth, {"r": ref, "i": indexed}, cap)
     assert list(new) == list(old) and len(new) >= 4
     for label, row in old.items():
         for who, val in row.items():
