@@ -194,7 +194,8 @@ def evaluate(pred: Any, truth: Any, out: str | Path | None = None, **kwargs: Any
     held-out cells; baselines fitted on its training cells), ``Cells`` or a path/AnnData (then
     ``train=`` fits the baselines, as ``distgen evaluate --train``). Keyword arguments: ``train``,
     ``baselines``, ``metric_names``, ``ceiling``, ``seed``, ``make_plots``, ``progress``,
-    ``by_context``, ``part``, and for files ``pert_col``, ``control``, ``celltype_col``.
+    ``by_context``, ``part``, ``spread`` (``auto``, ``on``, ``off``: the spread scores across batches), and for files
+    ``pert_col``, ``control``, ``celltype_col``, ``batch_col``.
     """
     from distgen.pipeline.evaluate import evaluate as _evaluate
 

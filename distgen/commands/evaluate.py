@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="obs column of the populations each group was measured in (donors, plates: default batch, as distgen "
                    "writes it, when a file has it); with several per group the summary adds the spread scores "
                    "(docs/metrics.md, 'Distribution-over-distributions')")
+    p.add_argument("--spread", choices=("auto", "on", "off"), default="auto",
+                   help="the spread scores of groups with several batches: auto (default: scored when their estimated work is "
+                   "within a budget of about a minute on one core, else skipped with a note in summary.md), on, off")
     p.add_argument("--pool-contexts", action="store_true", help="score conditions with their contexts pooled (no per-context scoring)")
     p.add_argument("--train", default=None, help="training cells (.h5ad) to fit the mean_perturbation, additive and linear baselines")
     p.add_argument("--baselines", default=BASELINES_ARG,
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         baselines=split(args.baselines) or [], metric_names=split(args.metrics), ceiling=not args.no_ceiling,
         seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet, celltype_col=args.celltype_col,
         by_context=not args.pool_contexts, ceiling_splits=args.ceiling_splits, overwrite=args.overwrite,
-        interpolated=args.interpolated, replicate=args.replicate, batch_col=args.batch_col,
+        interpolated=args.interpolated, replicate=args.replicate, batch_col=args.batch_col, spread=args.spread,
     ).summary
     if args.json:
         print(json_text(summary, indent=1))
@@ -185,7 +188,8 @@ def _page(args: argparse.Namespace) -> str:
 #: Options of the default evaluation that a ``--profile`` evaluation does not read: (attribute, option, its default).
 PROFILE_IGNORES = (("train", "--train", None), ("baselines", "--baselines", BASELINES_ARG),
                    ("metrics", "--metrics", None), ("no_ceiling", "--no-ceiling", False), ("pool_contexts", "--pool-contexts", False),
-                   ("ceiling_splits", "--ceiling-splits", 5), ("interpolated", "--interpolated", False), ("batch_col", "--batch-col", None))
+                   ("ceiling_splits", "--ceiling-splits", 5), ("interpolated", "--interpolated", False), ("batch_col", "--batch-col", None),
+                   ("spread", "--spread", "auto"))
 
 
 def _inert_options(args: argparse.Namespace) -> None:

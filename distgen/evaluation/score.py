@@ -32,7 +32,7 @@ from distgen.evaluation.io import (
     spelled_pairs,
 )
 from distgen.evaluation.report import Report
-from distgen.evaluation.spread import spread_scores
+from distgen.evaluation.spread import scored_spread, spread_mode
 from distgen.evaluation.strata import response_strength, stratify
 from distgen.evaluation.suite import (
     STAGE_LINES_MIN,
@@ -73,6 +73,7 @@ def score(
     interpolated: bool = False,
     generated: bool = False,
     replicate: str = "half-split",
+    spread: str | bool = "auto",
 ) -> Report:
     """Score ``pred`` against ``truth`` next to each reference and the ceiling.
 
@@ -107,6 +108,10 @@ def score(
         output on a ``Dataset``, or a file distgen wrote as a prediction, ``uns["distgen"]["kind"] == "pred"``):
         values beyond the log range are reported in a note as the model's divergence, not refused as a file on
         another scale.
+    spread
+        The spread scores across batches (``distgen.evaluation.spread``) of groups with several batches: ``"auto"`` (default)
+        when their estimated work (``spread_work``) is within ``SPREAD_BUDGET``, else skipped with a note saying how to ask
+        for them; ``"on"`` always; ``"off"`` never (``True``/``False`` read as on/off).
     notes
         Notes to carry into the report (pre-flight warnings, baselines not scored...).
     sources
@@ -122,6 +127,7 @@ def score(
     t0 = time.perf_counter()
     if replicate not in REPLICATES:
         raise ValueError(f"replicate must be one of {', '.join(REPLICATES)}, got {replicate!r}")
+    spread = spread_mode(spread)
     references = dict(references or {})
     pred, report_notes = align(pred, truth)
     refs = {}
@@ -205,8 +211,11 @@ def score(
             row["positive_references"] = {"interpolated_duplicate": interp.mean(name) if name in interp.values else float("nan")}
         positive["interpolated_duplicate"] = "positive"
     # several populations (batches: donors, plates) per held-out group: the spread of the model's, the baselines' and the
-    # real split-half's populations (distgen.evaluation.spread); None (no key) when every group has one batch
-    spread = spread_scores(pred, truth, refs, seed=seed, progress=say)
+    # real split-half's populations (distgen.evaluation.spread); None (no key) when every group has one batch, when off, or
+    # when auto found the work over its budget (then a note says so and how to ask for them)
+    spread_out, spread_note = scored_spread(pred, truth, refs, spread, seed=seed, progress=say)
+    if spread_note is not None:
+        report_notes.append(spread_note)
     src = {"pred": "<Cells>", "real": "<Cells>", "pert_col": None, "control": truth.control, "celltype_col": None, **dict(sources or {})}
     summary: dict[str, Any] = {
         **{k: src[k] for k in SOURCE_KEYS},
@@ -229,8 +238,8 @@ def score(
     }
     if many:
         summary["contexts"] = contexts
-    if spread is not None:
-        summary["spread"] = spread
+    if spread_out is not None:
+        summary["spread"] = spread_out
     from distgen.evaluation.metrics import metrics as registry
 
     if "mmd" in table.values:

@@ -314,9 +314,61 @@ def split_halves(cells: Any, seed: int = 0, groups: _Groups | None = None) -> tu
             cells.subset(np.concatenate(b)) if b else cells.subset(np.zeros(0, dtype=np.int64)))
 
 
+#: ``spread_work`` units charged per ``mmd2`` call (one per row of a ``pairwise_mmd2``): its fixed cost, a few ms on one core.
+CALL_WORK = 10**7
+
+
+def _pair_work(a: int, n: int, b: int, m: int, genes: int) -> int:
+    """Work of ``pairwise_mmd2`` of ``a`` populations of ``n`` (padded) cells against ``b`` of ``m``: the kernel-entry x gene
+    products of each of the ``a * b`` pairs' ``n x n``, ``m x m`` and ``n x m`` blocks, and ``CALL_WORK`` per ``mmd2`` call."""
+    return a * b * (n * n + m * m + n * m) * genes + a * CALL_WORK
+
+
 def _sizes(by_batch: dict[Any, np.ndarray], cap: int) -> list[int]:
     """Cells of each population ``_populations`` keeps (batches of 2+ cells, at most ``cap`` each)."""
     return [min(len(r), cap) for r in by_batch.values() if len(r) >= 2]
+
+
+def spread_work(truth: Any, sides: dict[str, Any], cap: int = MAX_POPULATION_CELLS) -> dict[str, Any]:
+    """How much ``spread_scores`` of ``sides`` (the model and each reference) against ``truth`` computes, before computing it.
+
+    Returns ``{"groups": G, "work": W}``: the (condition, context) groups with 2+ real batches of 2+ cells, and the sum over
+    them of ``_pair_work`` for every MMD^2 matrix scored (real-real; per side generated-real and generated-generated, and
+    its pooled population against the real ones; the split-half's three), at the padded sizes they are computed at. The
+    cost of the scores is about proportional to ``W`` (``SPREAD_SECONDS_PER_WORK``); it depends only on the labels and the
+    group sizes, so whether ``spread="auto"`` scores a pair is the same on every machine.
+    """
+    t_idx = _Groups(truth)
+    s_idx = {k: _Groups(v) for k, v in sides.items()}
+    return _work(truth, t_idx, s_idx, cap)
+
+
+def _work(truth: Any, t_idx: _Groups, s_idx: dict[str, _Groups], cap: int) -> dict[str, Any]:
+    genes = len(truth.genes)
+    groups, work = 0, 0
+    for (cond, ctx), by_batch in t_idx.by.items():
+        if cond == truth.control:
+            continue
+        real = _sizes(by_batch, cap)
+        if len(real) < 2:
+            continue
+        groups += 1
+        s, n = len(real), max(real)
+        work += _pair_work(s, n, s, n, genes)
+        halves = [min(len(r) // 2, cap) for r in by_batch.values() if len(r) // 2 >= 2]
+        if len(halves) >= 2:  # the split-half (spread_row): its real-real, generated-real and generated-generated matrices
+            work += 3 * _pair_work(len(halves), max(halves), len(halves), max(halves), genes)
+        for idx in s_idx.values():  # as spread_row computes them: gr with 1+ populations, gg with 2+
+            gen_batches = idx.batches(cond, ctx)
+            gen = _sizes(gen_batches, cap)
+            if gen:
+                g = max(gen)
+                work += _pair_work(len(gen), g, s, n, genes) + (_pair_work(len(gen), g, len(gen), g, genes) if len(gen) >= 2 else 0)
+            pooled = sum(len(r) for r in gen_batches.values())  # the collapsed copy: one population, as many copies as batches
+            if pooled >= 2:
+                p = min(pooled, cap)
+                work += _pair_work(1, p, s, n, genes) + (_pair_work(1, p, 1, p, genes) if len(gen_batches) >= 2 else 0)
+    return {"groups": groups, "work": int(work)}
 
 
 def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = None, kernel: str | Kernel = "energy", seed: int = 0,
@@ -373,6 +425,56 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
     means = {who: {m: _nanmean([r[who][m] for r in rows.values()]) for m in SPREAD_METRICS} for who in whos}
     return {"kernel": name, "cells_per_population": cap,
             "rows": rows, "means": means, "roles": roles}
+
+
+#: ``spread=`` of an evaluation: ``auto`` scores the spread when ``spread_work`` is within ``SPREAD_BUDGET`` (else a note says
+#: why not and how to ask), ``on`` always, ``off`` never. A YAML ``on``/``off`` reads as true/false: both are taken.
+SPREAD_MODES = ("auto", "on", "off")
+
+#: ``spread="auto"``'s budget in ``spread_work`` units: about a minute of one busy core (``SPREAD_SECONDS_PER_WORK``;
+#: docs/metrics.md has the measurements), e.g. 50 groups of 3 batches x 50 cells x 1,000 genes with one baseline (5.0e10)
+#: are scored, 500 of them (5.0e11) are not. A fixed count, not a clock: the same pair is scored or skipped on every machine.
+SPREAD_BUDGET = 10**11
+
+#: Seconds per ``spread_work`` unit on one core of a busy 2-core box (2.3e-10 to 8.3e-10 measured, docs/metrics.md): only
+#: for the time the skip note estimates.
+SPREAD_SECONDS_PER_WORK = 5e-10
+
+
+def spread_mode(value: Any, where: str = "spread") -> str:
+    """``value`` as one of ``SPREAD_MODES`` (``True``/``False``: ``on``/``off``, as YAML reads them); ``ValueError`` otherwise."""
+    if value is True or value is False:
+        return "on" if value else "off"
+    if isinstance(value, str) and value in SPREAD_MODES:
+        return value
+    raise ValueError(f"{where} must be one of {', '.join(SPREAD_MODES)} (or true/false), got {value!r}")
+
+
+def scored_spread(pred: Any, truth: Any, references: dict[str, Any] | None = None, mode: Any = "auto", seed: int = 0,
+                  budget: int | None = None, progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """``(spread_scores(...), None)`` as ``mode`` asks, or ``(None, note)`` when ``auto`` skipped a pair whose ``spread_work``
+    is over ``budget`` (default ``SPREAD_BUDGET``); ``(None, None)`` when off or nothing has several batches."""
+    from distgen.wording import counted
+
+    mode = spread_mode(mode)
+    if mode == "off":
+        return None, None
+    budget = SPREAD_BUDGET if budget is None else budget
+    if mode == "auto":
+        est = spread_work(truth, {"model": pred, **dict(references or {})})
+        if est["work"] > budget:
+            secs = est["work"] * SPREAD_SECONDS_PER_WORK
+            groups = counted(est["groups"], "(condition, context) group")
+            return None, (f"spread scores not computed: {groups} with several batches, an "
+                          f"estimated work of {est['work']:.3g} (about {_duration(secs)} on one core), over the "
+                          f"automatic budget of {budget:.3g} (spread auto); ask for them with --spread on "
+                          "(distgen.evaluate(..., spread='on'); evaluate: {spread: on} in a run config), or silence this note "
+                          "with --spread off (docs/metrics.md, 'Distribution-over-distributions')")
+    return spread_scores(pred, truth, references, seed=seed, progress=progress), None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def _nanmean(values: list[float]) -> float:

@@ -51,6 +51,7 @@ def evaluate_files(
     interpolated: bool = False,
     replicate: str = "half-split",
     batch_col: str | None = None,
+    spread: str | bool = "auto",
 ) -> Report:
     """Evaluate ``pred`` against ``real`` (``.h5ad`` paths or AnnData) and, with ``out``, write the report there.
 
@@ -62,6 +63,7 @@ def evaluate_files(
     ``celltype`` when every file has it) and are scored one by one unless ``by_context=False``.
     """
     baselines, metric_names = names_arg(baselines, "baselines"), names_arg(metric_names, "metric_names")
+    spread = spread_arg(spread)
     if out is not None:
         check_output_folder(out, "evaluate", overwrite)
     # a file on another scale than scored is refused naming the layer or raw that holds the right one, when one does
@@ -87,7 +89,7 @@ def evaluate_files(
         notes = value_notes + notes
         report = score(
             pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
-            notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate,
+            notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, spread=spread,
             sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control, "celltype_col": info.celltype_col},
             generated="pred" in generated_files(info.kinds),
         )
@@ -140,6 +142,17 @@ def check_not_means(pred: Cells, name: str = "prediction") -> None:
         "pearson_delta,mse (metric_names=[...] in the API): the distributional and DE metrics need sampled cells")
 
 
+def spread_arg(value: Any) -> str:
+    """``spread`` as one of ``auto``, ``on``, ``off`` (``True``/``False`` as on/off), refused before any file is read."""
+    from distgen.config import ConfigError
+    from distgen.evaluation.spread import spread_mode
+
+    try:
+        return spread_mode(value, "evaluate: spread")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def names_arg(value: Any, what: str) -> Any:
     """``baselines`` or ``metric_names`` as a list of names, the same name twice computed once. One text is refused, as
     ``distgen.evaluate`` refuses it (``metric_names="mse"`` was read letter by letter as a metric ``'m'``); an empty list
@@ -161,7 +174,7 @@ def names_arg(value: Any, what: str) -> Any:
 LAYOUT_KEYS = ("pert_col", "control", "celltype_col", "batch_col")
 #: Its other keyword arguments (named in the message for an unknown one).
 EVALUATE_ARGS = ("train", "baselines", "metric_names", "ceiling", "seed", "make_plots", "progress", "by_context", "part",
-                 "ceiling_splits", "overwrite", "interpolated", "replicate")
+                 "ceiling_splits", "overwrite", "interpolated", "replicate", "spread")
 
 
 def evaluate(
@@ -182,6 +195,7 @@ def evaluate(
     overwrite: bool = False,
     interpolated: bool = False,
     replicate: str = "half-split",
+    spread: str | bool = "auto",
     **layout_options: Any,
 ) -> Report:
     """Evaluate a prediction against its truth, next to the baselines and the ceiling (the ``distgen.evaluate`` API).
@@ -190,9 +204,12 @@ def evaluate(
     ``Dataset`` (its held-out ``part``; baselines fitted on its training cells), ``Cells``, or a
     path/AnnData. ``train`` (``Cells``, path or AnnData) fits the baselines when ``truth`` is not a
     ``Dataset``. Files take ``pert_col``, ``control`` and ``celltype_col``. With ``out`` the report
-    files are written there (not into a run folder; over other files only with ``overwrite``).
+    files are written there (not into a run folder; over other files only with ``overwrite``). ``spread``: the spread
+    scores of groups with several batches, ``"auto"`` (within a work budget, else a note), ``"on"`` or ``"off"``
+    (``distgen.evaluation.score``).
     """
     baselines, metric_names = names_arg(baselines, "baselines"), names_arg(metric_names, "metric_names")
+    spread = spread_arg(spread)
     unknown = sorted(set(layout_options) - set(LAYOUT_KEYS))
     if unknown:  # swallowed by **layout_options, a typo (metrics= for metric_names=) was ignored: every metric was computed
         import difflib
@@ -208,7 +225,8 @@ def evaluate(
                                       control=layout_options.get("control") or layout.CONTROL)
         return evaluate_files(pred, truth, out, train=train, baselines=baselines, metric_names=metric_names, ceiling=ceiling,
                               seed=seed, make_plots=make_plots, progress=progress, by_context=by_context, overwrite=overwrite,
-                              ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, **layout_options)
+                              ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, spread=spread,
+                              **layout_options)
     if same_source(pred, truth):
         warn(f"evaluate: the prediction and the truth are the same {_name(pred)}: every score is that of a perfect "
              "prediction; pass the generated cells as pred (distgen.predict) and the measured ones as truth")
@@ -269,7 +287,7 @@ def evaluate(
     notes = value_notes + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
-                   interpolated=interpolated, replicate=replicate, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))
+                   interpolated=interpolated, replicate=replicate, spread=spread, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))
     if out is not None:
         clear_evaluation(out)
         report.write(out, make_plots)

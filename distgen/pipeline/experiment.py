@@ -68,7 +68,7 @@ from distgen.warned import recorded_warnings
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
 EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated",
-                 "replicate")
+                 "replicate", "spread")
 #: Written (last) into an experiment folder once its evaluation is complete.
 DONE_FILE = "DONE"
 
@@ -86,6 +86,13 @@ def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"evaluate.counts must be one of {', '.join(COUNT_MODELS)}, got {ev['counts']!r}")
     if not isinstance(ev.get("interpolated", False), bool):
         raise ConfigError(f"evaluate.interpolated must be true or false, got {ev['interpolated']!r}")
+    if "spread" in ev:  # auto | on | off (YAML reads on/off as true/false: taken as such)
+        from distgen.evaluation.spread import spread_mode
+
+        try:
+            ev["spread"] = spread_mode(ev["spread"], "evaluate.spread")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if ev.get("replicate", "half-split") not in REPLICATES:
         raise ConfigError(f"evaluate.replicate must be one of {', '.join(REPLICATES)}, got {ev['replicate']!r}")
     return ev
@@ -255,7 +262,7 @@ def _run(
     report = score(
         pred, truth, refs, by_context=bool(ev.get("by_context", True)), ceiling=bool(ev.get("ceiling", True)), seed=ev_seed,
         ceiling_splits=int(ev.get("ceiling_splits", CEILING_SPLITS)), interpolated=bool(ev.get("interpolated", False)), generated=True,
-        replicate=str(ev.get("replicate", "half-split")),
+        replicate=str(ev.get("replicate", "half-split")), spread=ev.get("spread", "auto"),
         metrics=metrics if metrics is not None else ev.get("metrics"), progress=progress, notes=_unique([*notes, *ref_notes, *dataset.notes(), *(w for w in warned if w not in dataset.load_warnings)]),
         sources={"pred": str(out / "pred.h5ad"), "real": str(out / "real.h5ad"), "pert_col": layout.PERT_COL, "control": layout.CONTROL},
     )

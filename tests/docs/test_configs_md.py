@@ -89,7 +89,7 @@ def test_the_evaluate_section_lists_every_key_and_its_defaults():
     (comment,) = re.findall(r"baselines: .*# default: all but (\w+)", block)
     assert tuple(b for b in ev["baselines"] if b != comment) == DEFAULT_BASELINES
     defaults = {k: p.default for k, p in inspect.signature(score).parameters.items()}
-    for key in ("ceiling", "ceiling_splits", "replicate", "interpolated", "seed", "by_context"):
+    for key in ("ceiling", "ceiling_splits", "replicate", "interpolated", "seed", "by_context", "spread"):
         assert ev[key] == defaults[key], f"configs.md evaluate.{key}: {ev[key]!r}, score()'s default is {defaults[key]!r}"
     assert ev["plots"] is True
     from distgen.data.counts import COUNT_MODELS

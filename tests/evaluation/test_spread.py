@@ -235,3 +235,24 @@ def test_rows_grouped_once_give_the_values_of_scanning_the_table(cap):
                 assert [repr(v) for v in new[label][who].items()] == [repr(v) for v in val.items()], (label, who)
             else:
                 assert repr(new[label][who]) == repr(val)
+
+
+def test_spread_work_counts_every_kernel_block_computed(monkeypatch):
+    """spread_work, the estimate spread='auto' decides by, is the work spread_scores then does: each pairwise_mmd2 call's
+    populations x padded sizes x genes, recorded as it runs (uneven batches, a cap below some batches)."""
+    import distgen.evaluation.spread as sp
+
+    truth, pred, ref = _ragged(0), _ragged(1), _ragged(2)
+    done = []
+    real = sp.pairwise_mmd2
+
+    def counting(a, b, *args, **kw):
+        done.append(sp._pair_work(a.shape[0], a.shape[1], b.shape[0], b.shape[1], a.shape[2]))
+        return real(a, b, *args, **kw)
+
+    monkeypatch.setattr(sp, "pairwise_mmd2", counting)
+    for cap in (500, 5):
+        done.clear()
+        sp.spread_scores(pred, truth, {"r": ref}, cap=cap)
+        est = sp.spread_work(truth, {"model": pred, "r": ref}, cap=cap)
+        assert est["work"] == sum(done) and est["groups"] == 6

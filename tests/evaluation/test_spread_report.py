@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from distgen.evaluation.score import score
@@ -103,3 +104,53 @@ def test_a_file_scored_against_cells_in_memory_reads_its_batch_column_too(tmp_pa
     report = evaluate(pred, str(paths["real"]), batch_col="donor", metric_names=["mse"], ceiling=False, make_plots=False,
                       progress=False, baselines=["control"])
     assert report.summary["spread"]["rows"]["stim"]["n_real"] == 3
+
+
+def test_spread_on_off_and_auto_over_its_budget_say_what_they_did(tmp_path, monkeypatch):
+    """spread='off' scores no spread and says nothing; 'auto' over its budget skips it with one note (summary.json and
+    summary.md) naming the estimate and how to ask for it; 'on' scores it whatever the budget; True/False read as on/off."""
+    import distgen.evaluation.spread as sp
+
+    truth, pred = _cells(0), _cells(1)
+    base = dict(metrics=["mse"], ceiling=False)
+    off = score(pred, truth, {"control": truth}, spread="off", **base).summary
+    assert "spread" not in off and not any("spread" in n for n in off["notes"])
+    assert "spread" in score(pred, truth, {"control": truth}, **base).summary  # auto, within the default budget
+    monkeypatch.setattr(sp, "SPREAD_BUDGET", 0)
+    report = score(pred, truth, {"control": truth}, spread="auto", **base)
+    assert "spread" not in report.summary
+    said = [n for n in report.summary["notes"] if n.startswith("spread scores not computed")]
+    assert len(said) == 1 and "1 (condition, context) group with several batches" in said[0] and "--spread on" in said[0]
+    report.write(tmp_path, make_plots=False)
+    assert "spread scores not computed" in (tmp_path / "summary.md").read_text()
+    assert any(n.startswith("spread scores not computed") for n in json.loads((tmp_path / "summary.json").read_text())["notes"])
+    for on in ("on", True):
+        assert score(pred, truth, {"control": truth}, spread=on, **base).summary["spread"]["rows"]["stim"]["n_real"] == 3
+    assert "spread" not in score(pred, truth, {"control": truth}, spread=False, **base).summary
+    with pytest.raises(ValueError, match="spread must be one of auto, on, off"):
+        score(pred, truth, spread="yes", **base)
+
+
+def test_spread_option_of_the_cli_the_api_and_a_run_config(tmp_path):
+    """--spread off/on on the command line, spread= in distgen.evaluate (refused before any file is read when unknown) and
+    evaluate: {spread: ...} in a run config (YAML's on/off are booleans: taken as such)."""
+    import yaml
+
+    from distgen.cli import main
+    from distgen.config import ConfigError
+    from distgen.pipeline.evaluate import evaluate
+    from distgen.pipeline.experiment import evaluate_section
+
+    paths = _files(tmp_path, "batch")
+    args = ["evaluate", "--pred", str(paths["pred"]), "--real", str(paths["real"]), "--metrics", "mse", "--no-ceiling",
+            "--baselines", "control", "--quiet", "--no-plots"]
+    assert main([*args, "--out", str(tmp_path / "off"), "--spread", "off"]) == 0
+    assert "spread" not in json.loads((tmp_path / "off" / "summary.json").read_text())
+    assert main([*args, "--out", str(tmp_path / "on"), "--spread", "on"]) == 0
+    assert json.loads((tmp_path / "on" / "summary.json").read_text())["spread"]["rows"]["stim"]["n_real"] == 3
+    with pytest.raises(ConfigError, match="spread must be one of"):
+        evaluate(str(tmp_path / "missing.h5ad"), str(paths["real"]), spread="sometimes")
+    for text, mode in (("off", "off"), ("on", "on"), ("auto", "auto"), ("false", "off")):
+        assert evaluate_section(yaml.safe_load(f"evaluate: {{spread: {text}}}"))["spread"] == mode
+    with pytest.raises(ConfigError, match=r"evaluate\.spread must be one of"):
+        evaluate_section({"evaluate": {"spread": "maybe"}})
