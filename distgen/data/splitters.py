@@ -226,7 +226,28 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
             raise InputDataError(f"held_out_dose: test_doses {_dose_text_list(out)} would hold out every dose of "
                                  f"{b!r} in {k} ({_dose_text_list(ds)}), leaving none of its doses to train on; hold out fewer doses")
         top |= {(label[(d, b, k)], k) for d in out}
+    _warn_trained_elsewhere(data, top)
     return np.array([(c, k) in top for c, k in zip(data.conditions.tolist(), data.contexts.tolist())], dtype=bool)
+
+
+def _warn_trained_elsewhere(data: PerturbationData, held: set[tuple[str, str]]) -> None:
+    """Warn when a held-out population (``dexa@1000`` in A549) trains in another context (``dexa@1000`` in HEK, where the
+    drug may have one dose only): ``held_out_dose`` holds a dose out per context, so the model has seen the drug at that
+    very dose, and the score is not one of a dose it never saw."""
+    pert = ~np.asarray(data.is_control)
+    present = set(zip(np.asarray(data.conditions)[pert].tolist(), np.asarray(data.contexts)[pert].tolist()))
+    elsewhere = {c: sorted(k2 for c2, k2 in present if c2 == c and (c2, k2) not in held) for c, _ in held}
+    shown = sorted((c, ks) for c, ks in elsewhere.items() if ks)
+    if not shown:
+        return
+    from distgen.errors import warn
+
+    said = "; ".join(f"{c} held out in {', '.join(sorted(k for c2, k in held if c2 == c))} trains in {', '.join(ks)}"
+                     for c, ks in shown[:5])
+    more = f" (and {len(shown) - 5} more)" if len(shown) > 5 else ""
+    warn(f"held_out_dose holds doses out per context, and {len(shown)} held-out population(s) train in another context at the "
+         f"same dose: {said}{more}. The model sees the drug at that very dose, so its score there is not one of an unseen dose; "
+         "to hold a dose out everywhere, put every context of the condition in the test (or drop those contexts' cells)")
 
 
 def between(lo: Sequence[float], dose: Sequence[float], hi: Sequence[float]) -> bool:

@@ -206,6 +206,27 @@ def test_held_out_dose_holds_out_the_top_dose_in_each_context():
         make_split(PerturbationData.from_anndata(one[one.obs["dose"].isin(["0", "10", "100+10"]).to_numpy()].copy(), SCHEMA), "held_out_dose")
 
 
+def test_a_held_out_dose_trained_in_another_context_is_warned_about():
+    """held_out_dose works per context: a cell line where dexa was measured at 1000 only trains dexa@1000, so the model has
+    seen the drug at the held-out dose of the other lines. The split stays (the user's choice) and a warning names it."""
+    import warnings
+
+    from distgen.errors import DistgenWarning
+
+    a = sciplex()
+    hek = a[(a.obs["cell_line"] == "A549").to_numpy() & a.obs["dose"].isin(["0", "1000"]).to_numpy()].copy()
+    hek.obs["cell_line"] = "HEK"
+    hek = hek[(hek.obs["drug"] != "saha").to_numpy()].copy()
+    hek.obs_names = [f"h{i}" for i in range(hek.n_obs)]
+    data = PerturbationData.from_anndata(ad.concat([a, hek]), SCHEMA)
+    with pytest.warns(DistgenWarning, match=r"dexa@1000 held out in A549, K562 trains in HEK"):
+        s = make_split(data, "held_out_dose", test_conditions=["dexa"], val_frac=0.0)
+    assert ("dexa@1000", "HEK") not in set(s.test_groups) and ("dexa@1000", "A549") in set(s.test_groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DistgenWarning)
+        make_split(PerturbationData.from_anndata(sciplex(), SCHEMA), "held_out_dose", test_conditions=["dexa"], val_frac=0.0)
+
+
 def test_labels_take_the_dose_of_the_population_label(tmp_path):
     sciplex().write_h5ad(tmp_path / "s.h5ad")
     ds = Dataset.load({"dataset": str(tmp_path / "s.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4,
