@@ -249,7 +249,7 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
             f"{len(differ)} shared perturbation(s) were scored against different numbers of real cells in {run_a} and {run_b} "
             f"(n_cells_real: {show}): not the same truth, so a row of one is not paired with the row of the other; compare "
             "evaluations of the same truth")
-    da, db = (_digests(s) for s in (sa, sb))
+    da, db = (recorded_truth_digests(s) for s in (sa, sb))
     other = [p for p in shared if da.get(p) and db.get(p) and da[p] != db[p]]
     if other:  # same labels and cell counts, other cells (another draw, a rewritten file): not paired observations
         raise MismatchedEvaluations(
@@ -329,7 +329,7 @@ def settings_note(run_a: str | Path, run_b: str | Path, most: int = 6) -> str | 
     return text
 
 
-def _digests(summary: dict[str, Any]) -> dict[str, str]:
+def recorded_truth_digests(summary: dict[str, Any]) -> dict[str, str]:
     """``summary.json``'s digests of each row's real cells (``distgen.evaluation.digest``); empty in older evaluations."""
     found = summary.get(TRUTH_DIGESTS)
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}

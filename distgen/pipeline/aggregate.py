@@ -219,10 +219,10 @@ def truth_record(summary: Mapping[str, Any] | None) -> dict[str, Any]:
     and the per-condition digests of the real cells (``truth_digests``); ``{}`` without a summary."""
     if not isinstance(summary, Mapping):
         return {}
-    digests = summary.get("truth_digests")
-    return {"n_genes": summary.get("n_genes"), "profile": summary.get("profile") or "distgen",
-            "no_target_genes": summary.get("no_target_genes"),
-            "digests": dict(digests) if isinstance(digests, Mapping) else {}}
+    from distgen.evaluation.compare import profile_of, recorded_truth_digests  # compare's reading of the same record
+
+    return {"n_genes": summary.get("n_genes"), "profile": profile_of(dict(summary)), "no_target_genes": summary.get("no_target_genes"),
+            "digests": recorded_truth_digests(dict(summary))}
 
 
 def truth_mismatch(truths: Mapping[str, Mapping[int, Mapping[str, Any]]], variant: str, reference: str) -> str | None:
