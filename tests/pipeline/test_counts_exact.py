@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from distgen.cli import main
-from distgen.config import save_yaml
 from distgen.data.counts import LARGE_COUNT, large_counts, stored_counts
+
+from .test_predict_round import train_tiny
 
 GENES = [f"G{i}" for i in range(20)]
 BIG = 5e7
@@ -38,15 +39,7 @@ def _counts(path):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("exact")
-    data = _counts(root / "train.h5ad")
-    cfg = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-                     "dynamics": {"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 1}}},
-           "data": {"dataset": str(data), "schema": {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"],
-                                                     "perturbation_type": "chemical"},
-                    "split": {"kind": "combo_seen2", "test_conditions": ["P1+P2"]}, "set_size": 4},
-           "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
-    assert main(["train", str(save_yaml(cfg, root / "t.yaml")), "--out", str(root / "run")]) == 0
-    return root
+    return train_tiny(root, _counts(root / "train.h5ad"))
 
 
 def _real_rows(path, kind_value):

@@ -35,10 +35,9 @@ def _counts(path, seed=0, empty_controls=0):
     return path
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("round")
-    data = _counts(root / "train.h5ad")
+def train_tiny(root, data):
+    """A tiny generator (onehot, MLP 16x1, one Euler step) trained 2 steps on the counts file ``data`` into ``root / "run"``,
+    ``P1+P2`` held out (its cells in both cell types); returns ``root``."""
     cfg = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
                      "dynamics": {"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 1}}},
            "data": {"dataset": str(data), "schema": {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"],
@@ -47,6 +46,12 @@ def run(tmp_path_factory):
            "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
     assert main(["train", str(save_yaml(cfg, root / "t.yaml")), "--out", str(root / "run")]) == 0
     return root
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("round")
+    return train_tiny(root, _counts(root / "train.h5ad"))
 
 
 def test_an_output_that_is_an_input_file_is_refused_even_with_overwrite(run, tmp_path, capsys):
