@@ -7,22 +7,15 @@ import numpy as np
 import pytest
 
 from distgen.cli import main
-from distgen.config import save_yaml
 from distgen.data.counts import SIZES_KEY, UNMEASURED
 from tests.pipeline.test_counts_exact import _counts
+from tests.pipeline.test_predict_round import train_tiny
 
 NOT_MEASURED = "every cell, real and generated, is at one depth, not a measured one"
 
 
 def _train(root, data):
-    cfg = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
-                     "dynamics": {"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 1}}},
-           "data": {"dataset": str(data), "schema": {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"],
-                                                     "perturbation_type": "chemical"},
-                    "split": {"kind": "combo_seen2", "test_conditions": ["P1+P2"]}, "set_size": 4},
-           "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
-    assert main(["train", str(save_yaml(cfg, root / f"{data.stem}.yaml")), "--out", str(root / data.stem)]) == 0
-    return root / data.stem
+    return train_tiny(root, data, out=data.stem) / data.stem
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,8 @@ def _counts(path, seed=0, empty_controls=0):
     return path
 
 
-def train_tiny(root, data):
-    """A tiny generator (onehot, MLP 16x1, one Euler step) trained 2 steps on the counts file ``data`` into ``root / "run"``,
+def train_tiny(root, data, out="run"):
+    """A tiny generator (onehot, MLP 16x1, one Euler step) trained 2 steps on the counts file ``data`` into ``root / out``,
     ``P1+P2`` held out (its cells in both cell types); returns ``root``."""
     cfg = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
                      "dynamics": {"name": "flow_matching", "source": "control", "solver": {"name": "euler", "steps": 1}}},
@@ -44,7 +44,7 @@ def train_tiny(root, data):
                                                      "perturbation_type": "chemical"},
                     "split": {"kind": "combo_seen2", "test_conditions": ["P1+P2"]}, "set_size": 4},
            "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
-    assert main(["train", str(save_yaml(cfg, root / "t.yaml")), "--out", str(root / "run")]) == 0
+    assert main(["train", str(save_yaml(cfg, root / f"{out}.yaml")), "--out", str(root / out)]) == 0
     return root
 
 
