@@ -259,18 +259,14 @@ def test_from_codes_takes_grouped_rows_as_slices_and_others_as_copies(controls):
     assert not _shares(Population.from_codes(x.t().contiguous().t(), codes, 6).X, x)  # a non-contiguous table: copied
 
 
-def test_evaluate_files_holds_one_copy_of_each_table_while_scoring(tmp_path, monkeypatch):
-    """While the model's metrics run, the evaluation holds the prediction and the truth once each: the tables as read are
-    grouped in their place (``io.grouped``), no grouped copy beside them, and the ``control`` baseline is rows of the truth
-    (``IndexedCells``), gathered only while it is scored. Before, 5 tables (the two as read, their grouped copies, the
-    baseline's) were alive there, then 3 (the baseline's table held throughout)."""
+
+def _table_census(tmp_path, monkeypatch):
+    """Write a pair (``pred.h5ad``, ``real.h5ad``) into ``tmp_path`` and count, at each ``run_metrics`` call, the distinct
+    tensor storages of at least half a table's bytes alive in the process: ``(seen, stop)``, ``stop()`` restoring it."""
     import gc
     import importlib
 
-    from distgen.pipeline.evaluate import evaluate_files
-
     score_module = importlib.import_module("distgen.evaluation.score")  # the module (the package exports the function)
-
     real_a, pred_a = make_pair(seed=6, n_genes=60, n_ctrl=60, n_cells=30, combos=True)
     real_a.write_h5ad(tmp_path / "real.h5ad")
     pred_a.write_h5ad(tmp_path / "pred.h5ad")
@@ -280,14 +276,22 @@ def test_evaluate_files_holds_one_copy_of_each_table_while_scoring(tmp_path, mon
 
     def census(data, *args, **kwargs):
         gc.collect()
-        storages = {}
-        for obj in gc.get_objects():
-            if isinstance(obj, torch.Tensor) and obj.untyped_storage().nbytes() >= table // 2:
-                storages[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
-        seen.append(len(storages))
+        seen.append(len({o.untyped_storage().data_ptr() for o in gc.get_objects()
+                         if isinstance(o, torch.Tensor) and o.untyped_storage().nbytes() >= table // 2}))
         return run(data, *args, **kwargs)
 
     monkeypatch.setattr(score_module, "run_metrics", census)
+    return seen, lambda: monkeypatch.setattr(score_module, "run_metrics", run)
+
+def test_evaluate_files_holds_one_copy_of_each_table_while_scoring(tmp_path, monkeypatch):
+    """While the model's metrics run, the evaluation holds the prediction and the truth once each: the tables as read are
+    grouped in their place (``io.grouped``), no grouped copy beside them, and the ``control`` baseline is rows of the truth
+    (``IndexedCells``), gathered only while it is scored. Before, 5 tables (the two as read, their grouped copies, the
+    baseline's) were alive there, then 3 (the baseline's table held throughout)."""
+
+    from distgen.pipeline.evaluate import evaluate_files
+
+    seen, _ = _table_census(tmp_path, monkeypatch)
     evaluate_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), ceiling=False, progress=False, make_plots=False,
                    metric_names=["mse"])
     assert seen == [2, 3]  # the model's metrics; the control baseline's, its rows gathered
@@ -298,34 +302,17 @@ def test_the_api_with_a_prediction_in_memory_holds_the_truth_once_as_the_cli(tmp
     baseline (rows of the truth's table, ``IndexedCells``) kept the table as read alive beside its grouped copy, one
     truth table more than ``distgen evaluate`` on the same files while scoring ([3, 4] storages, the CLI's [2, 3]).
     Grouped first now, as ``evaluate_files``; the scores are those of the files' path, bit for bit."""
-    import gc
-    import importlib
 
     from distgen.data import layout
     from distgen.evaluation.io import grouped
     from distgen.pipeline.evaluate import evaluate, evaluate_files
 
-    score_module = importlib.import_module("distgen.evaluation.score")
-    real_a, pred_a = make_pair(seed=6, n_genes=60, n_ctrl=60, n_cells=30, combos=True)
-    real_a.write_h5ad(tmp_path / "real.h5ad")
-    pred_a.write_h5ad(tmp_path / "pred.h5ad")
-    table = real_a.n_obs * real_a.n_vars * 4
-    seen: list[int] = []
-    run = score_module.run_metrics
-
-    def census(data, *args, **kwargs):
-        gc.collect()
-        storages = {o.untyped_storage().data_ptr() for o in gc.get_objects()
-                    if isinstance(o, torch.Tensor) and o.untyped_storage().nbytes() >= table // 2}
-        seen.append(len(storages))
-        return run(data, *args, **kwargs)
-
     options = {"ceiling": False, "progress": False, "make_plots": False, "metric_names": ["mse", "pearson_delta"]}
+    seen, stop = _table_census(tmp_path, monkeypatch)
     pred = grouped(layout.read(layout.as_anndata(str(tmp_path / "pred.h5ad"), "pred file"), name="pred"))  # as scored
-    monkeypatch.setattr(score_module, "run_metrics", census)
     api = evaluate(pred, str(tmp_path / "real.h5ad"), **options)
     assert seen == [2, 3]  # the caller's prediction and the truth; the control baseline's rows gathered
-    monkeypatch.setattr(score_module, "run_metrics", run)
+    stop()
     files = evaluate_files(str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"), **options)
     _same_values(api.table, files.table)
     assert api.references.keys() == files.references.keys()
