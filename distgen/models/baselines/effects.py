@@ -93,15 +93,19 @@ def effects_at_doses(dosed: Mapping[int, Mapping[float, Tensor]], row: Tensor, d
     ``[P]`` dose when measured there, else at its nearest training dose (``nearest_dose``), in atom order. An atom asked at
     dose 0 that training did not measure at 0 adds nothing (none of it given; the nearest dose, the lowest measured, was
     its effect until 2026-12-06)."""
-    return [dosed[a][nearest_dose(dosed[a], d)] for a, d in dosed_atoms_of(row, dose)
-            if a in dosed and (d != 0.0 or 0.0 in dosed[a])]
+    return [dosed[a][nearest_dose(dosed[a], d)] for a, d in dosed_atoms_of(row, dose) if a in dosed and not _none_of(dosed, a, d)]
+
+
+def _none_of(dosed: Mapping[int, Mapping[float, Tensor]], atom: int, dose: float) -> bool:
+    """Whether ``atom`` asked at ``dose`` is none of it: dose 0, where training did not measure it."""
+    return dose == 0.0 and 0.0 not in dosed.get(atom, {})
 
 
 def none_given(dosed: Mapping[int, Mapping[float, Tensor]], row: Tensor, dose: Tensor) -> bool:
     """Whether every atom of one ``[P]`` perturbation row is asked at dose 0, a dose training did not measure it at: none of
     any atom is given, so the condition is the control (``effects_at_doses`` has no effect for such an atom)."""
     atoms = dosed_atoms_of(row, dose)
-    return bool(atoms) and all(d == 0.0 and 0.0 not in dosed.get(a, {}) for a, d in atoms)
+    return bool(atoms) and all(_none_of(dosed, a, d) for a, d in atoms)
 
 
 #: What a dose-reading baseline (``additive``, ``matching_mean``) does on data at several doses (its ``dose_rule``).
