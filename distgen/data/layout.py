@@ -577,8 +577,8 @@ def condition_order(adata: ad.AnnData, pert_col: str, control: str, delimiters: 
     return tuple(dict.fromkeys(canonical_condition(v, control, delimiters, controls) for v in labels))
 
 
-def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str) -> None:
-    """Refuse cells whose perturbation (or cell-type) label is missing: NaN, None, empty or a "no value" string.
+def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, batch_col: str | None = None) -> None:
+    """Refuse cells whose perturbation (or cell-type, or batch) label is missing: NaN, None, empty or a "no value" string.
 
     The training loader's rule (``distgen.data.conditions.handle_missing_labels``): a missing label is
     never read as a control, a perturbation called ``"nan"`` or a context ``"nan"``; the
@@ -587,7 +587,8 @@ def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: s
     from distgen.data.conditions import handle_missing_labels
     from distgen.data.schema import PerturbationSchema
 
-    schema = PerturbationSchema(perturbation_col=pert_col, control_labels=(control,), context_cols=(celltype_col,) if celltype_col else ())
+    schema = PerturbationSchema(perturbation_col=pert_col, control_labels=(control,), context_cols=(celltype_col,) if celltype_col else (),
+                                batch_col=batch_col)
     handle_missing_labels(adata.obs, schema, source=f"the {name} file", can_drop=False)
 
 
@@ -611,7 +612,12 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     col = celltype_col
     if col is not None and col not in adata.obs.columns:
         raise InputDataError(f"cell-type column {col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}")
-    check_labels(adata, pert_col, control, col, name)
+    if batch_col is not None and batch_col not in adata.obs.columns:
+        raise InputDataError(f"batch column {batch_col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}: "
+                             "name the column of donors / plates each file has (--batch-col), or leave it out")
+    bcol = batch_col if batch_col is not None else (BATCH_COL if BATCH_COL in adata.obs.columns else None)
+    # a cell without a batch label was a batch 'nan' (or ''): one more donor population in the spread scores
+    check_labels(adata, pert_col, control, col, name, bcol)
     if adata.X is None:
         layers = sorted(adata.layers.keys())
         raise InputDataError(f"the {name} file has no expression matrix (adata.X is None{f'; layers: {layers}' if layers else ''}); "
@@ -636,11 +642,9 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     conds = np.array([cache.setdefault(v, canonical_condition(v, control, delimiters, controls)) if v not in cache else cache[v] for v in labels],
                      dtype=object)
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None
-    if batch_col is not None and batch_col not in adata.obs.columns:
-        raise InputDataError(f"batch column {batch_col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}: "
-                             "name the column of donors / plates each file has (--batch-col), or leave it out")
-    bcol = batch_col if batch_col is not None else (BATCH_COL if BATCH_COL in adata.obs.columns else None)
-    batches = adata.obs[bcol].astype(str).to_numpy(dtype=object) if bcol is not None else None
+    from distgen.data.conditions import batch_labels
+
+    batches = batch_labels(adata.obs, bcol) if bcol is not None else None  # trimmed, as the run's loader reads them
     return Cells(torch.from_numpy(x), conds, genes, contexts, batches, control, np.asarray(adata.obs_names.astype(str), dtype=object))
 
 

@@ -154,3 +154,42 @@ def test_spread_option_of_the_cli_the_api_and_a_run_config(tmp_path):
         assert evaluate_section(yaml.safe_load(f"evaluate: {{spread: {text}}}"))["spread"] == mode
     with pytest.raises(ConfigError, match=r"evaluate\.spread must be one of"):
         evaluate_section({"evaluate": {"spread": "maybe"}})
+
+
+@pytest.mark.parametrize("missing", [np.nan, "", "NA"])
+def test_a_cell_without_a_batch_label_is_refused_not_read_as_a_donor(tmp_path, missing):
+    """A file's batch column with missing values (NaN, empty, 'NA') was read as a batch 'nan' (or ''): the unlabelled cells
+    became one more donor population and moved every spread score, without a word. The run's loader refuses them
+    (``handle_missing_labels``); the evaluation's reader now does too, naming the column."""
+    import anndata as ad
+
+    from distgen.data.conditions import MissingLabelError
+    from distgen.pipeline.evaluate import evaluate
+
+    paths = _files(tmp_path, "donor")
+    real = ad.read_h5ad(paths["real"])
+    donor = real.obs["donor"].astype(object).to_numpy()
+    donor[:5] = missing
+    real.obs["donor"] = donor
+    real.write_h5ad(paths["real"])
+    with pytest.raises(MissingLabelError, match="'donor'"):
+        evaluate(str(paths["pred"]), str(paths["real"]), batch_col="donor", metric_names=["mse"], ceiling=False, make_plots=False,
+                 progress=False, baselines=["control"])
+
+
+def test_batch_labels_of_a_file_are_trimmed_as_the_run_reads_them(tmp_path):
+    """'d1 ' and 'd1' are one donor to the run's loader (``batch_labels`` trims); the evaluation's reader kept them apart, so
+    one donor's cells were scored as two populations."""
+    import anndata as ad
+
+    from distgen.pipeline.evaluate import evaluate
+
+    paths = _files(tmp_path, "donor")
+    real = ad.read_h5ad(paths["real"])
+    donor = real.obs["donor"].astype(str).to_numpy(dtype=object)
+    donor[::2] = [f"{d} " for d in donor[::2]]
+    real.obs["donor"] = donor
+    real.write_h5ad(paths["real"])
+    report = evaluate(str(paths["pred"]), str(paths["real"]), batch_col="donor", metric_names=["mse"], ceiling=False,
+                      make_plots=False, progress=False, baselines=["control"])
+    assert report.summary["spread"]["rows"]["stim"]["n_real"] == 3
