@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from distgen.errors import InputDataError, warn
@@ -213,7 +214,10 @@ def score(
     # several populations (batches: donors, plates) per held-out group: the spread of the model's, the baselines' and the
     # real split-half's populations (distgen.evaluation.spread); None (no key) when every group has one batch, when off, or
     # when auto found the work over its budget (then a note says so and how to ask for them)
-    spread_out, spread_note = scored_spread(pred, truth, refs, spread, seed=seed, progress=say)
+    # by_context=False (--pool-contexts): each condition's populations are its batches with their contexts pooled, as the
+    # metrics pool them (per context, a prediction without context labels had no population in any row)
+    spread_sides = (pred, truth, refs) if by_context else (_pooled(pred), _pooled(truth), {k: _pooled(v) for k, v in refs.items()})
+    spread_out, spread_note = scored_spread(*spread_sides, spread, seed=seed, progress=say)
     if spread_note is not None:
         report_notes.append(spread_note)
     src = {"pred": "<Cells>", "real": "<Cells>", "pert_col": None, "control": truth.control, "celltype_col": None, **dict(sources or {})}
@@ -246,6 +250,11 @@ def score(
         mmd: Any = registry.get("mmd")()  # the MMD metric carries its kernel
         summary["kernel"] = mmd.kernel.describe()
     return Report(table, base_tables, ceil_table, summary, datas, started=t0, positives={"interpolated_duplicate": interp} if interpolated else {})
+
+
+def _pooled(cells: Cells) -> Cells:
+    """``cells`` with every context label ``ALL`` (the spread scores of ``by_context=False``)."""
+    return cells.relabelled(contexts=np.full(len(cells.conditions), ALL, dtype=object))
 
 
 def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:

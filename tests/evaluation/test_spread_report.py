@@ -193,3 +193,22 @@ def test_batch_labels_of_a_file_are_trimmed_as_the_run_reads_them(tmp_path):
     report = evaluate(str(paths["pred"]), str(paths["real"]), batch_col="donor", metric_names=["mse"], ceiling=False,
                       make_plots=False, progress=False, baselines=["control"])
     assert report.summary["spread"]["rows"]["stim"]["n_real"] == 3
+
+
+def _typed(seed, ctx=True):
+    """Two cell types x three donors; ``ctx=False``: the same cells without their cell-type labels."""
+    c = Cells.concat([_cells(seed + i).relabelled(contexts=np.asarray([t] * 180, dtype=object)) for i, t in enumerate(("T", "B"))])
+    return c if ctx else c.relabelled(contexts=np.asarray(["all"] * len(c.conditions), dtype=object))
+
+
+def test_pooled_contexts_pool_the_spread_populations_too():
+    """by_context=False (--pool-contexts) scores each condition with its contexts pooled; the spread kept one row per
+    (condition, context), so a prediction without cell-type labels had no population in any row: every model spread NaN
+    with the note 'got 3 and 0' generated populations, though it held three donors' cells."""
+    truth = _typed(0)
+    spread = score(_typed(10, ctx=False), truth, metrics=["mse"], ceiling=False, by_context=False).summary["spread"]
+    assert list(spread["rows"]) == ["stim"]
+    row = spread["rows"]["stim"]
+    assert row["n_real"] == 3 and row["model"]["n_populations"] == 3 and math.isfinite(row["model"]["spread_ratio"])
+    per_type = score(_typed(10), truth, metrics=["mse"], ceiling=False).summary["spread"]  # by context: one row a cell type
+    assert sorted(per_type["rows"]) == ["stim @ B", "stim @ T"]
