@@ -453,7 +453,8 @@ def spread_mode(value: Any, where: str = "spread") -> str:
 def scored_spread(pred: Any, truth: Any, references: dict[str, Any] | None = None, mode: Any = "auto", seed: int = 0,
                   budget: int | None = None, progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any] | None, str | None]:
     """``(spread_scores(...), None)`` as ``mode`` asks, or ``(None, note)`` when ``auto`` skipped a pair whose ``spread_work``
-    is over ``budget`` (default ``SPREAD_BUDGET``); ``(None, None)`` when off or nothing has several batches."""
+    is over ``budget`` (default ``SPREAD_BUDGET``), or when the truth has several batches but no group in 2 of them (the note
+    says so); ``(None, None)`` when off or the truth has one batch."""
     from distgen.wording import counted
 
     mode = spread_mode(mode)
@@ -470,7 +471,23 @@ def scored_spread(pred: Any, truth: Any, references: dict[str, Any] | None = Non
                           f"automatic budget of {budget:.3g} (spread auto); ask for them with --spread on "
                           "(distgen.evaluate(..., spread='on'); evaluate: {spread: on} in a run config), or silence this note "
                           "with --spread off (docs/metrics.md, 'Distribution-over-distributions')")
-    return spread_scores(pred, truth, references, seed=seed, progress=progress), None
+    out = spread_scores(pred, truth, references, seed=seed, progress=progress)
+    if out is None:
+        return None, _unshared_batches_note(truth)
+    return out, None
+
+
+def _unshared_batches_note(truth: Any) -> str | None:
+    """A note when the truth's perturbed cells carry several batch labels but no (condition, context) group has 2 batches of
+    2+ cells (each group in one batch: batch confounded with condition), so no spread was scored; None otherwise."""
+    from distgen.wording import counted
+
+    batches = set(truth.batches[~truth.is_control].tolist())
+    if len(batches) < 2:
+        return None
+    return (f"spread scores not computed: the truth's perturbed cells are in {counted(len(batches), 'batch', 'batches')} but no (condition, "
+            "context) group has 2 batches of 2+ cells, so no group yields several real populations to compare (each group is "
+            "in one batch); the spread needs the same condition measured in several batches (donors, plates)")
 
 
 def _duration(seconds: float) -> str:

@@ -212,3 +212,17 @@ def test_pooled_contexts_pool_the_spread_populations_too():
     assert row["n_real"] == 3 and row["model"]["n_populations"] == 3 and math.isfinite(row["model"]["spread_ratio"])
     per_type = score(_typed(10), truth, metrics=["mse"], ceiling=False).summary["spread"]  # by context: one row a cell type
     assert sorted(per_type["rows"]) == ["stim @ B", "stim @ T"]
+
+
+def test_batches_that_never_share_a_group_are_said_not_silently_skipped(tmp_path):
+    """A batch column whose batches each hold other conditions (one batch per group: plate confounded with perturbation)
+    gave no spread and no word: the user who named the column could not tell it from a run without one."""
+    a, b = _cells(0, donors=("p1",)), _cells(1, donors=("p2",))
+    truth = Cells.concat([a, b.relabelled(conditions=np.where(b.is_control, "control", "other").astype(object))])
+    report = score(truth, truth, metrics=["mse"], ceiling=False)
+    assert "spread" not in report.summary
+    said = [n for n in report.summary["notes"] if "spread" in n]
+    assert len(said) == 1 and "in 2 batches but" in said[0] and "no (condition, context) group" in said[0]
+    assert not any("spread" in n for n in score(truth, truth, metrics=["mse"], ceiling=False, spread="off").summary["notes"])
+    one = _cells(0, donors=("d1",))
+    assert not any("spread" in n for n in score(one, one, metrics=["mse"], ceiling=False).summary["notes"])
