@@ -6,7 +6,8 @@ the between-replicate variation. These metrics look one level up, at the populat
 the RKHS of a cell kernel (kernel mean embeddings; distances between them are MMDs):
 
 * ``population_mmd2``: MMD^2 between the two SETS of populations, with the Gaussian kernel
-  ``K(P, Q) = exp(-MMD^2(P, Q) / (2 s^2))`` on populations (``s^2`` = median of the real-real MMD^2s);
+  ``K(P, Q) = exp(-MMD^2(P, Q) / (2 s^2))`` on populations (``s^2`` = median of the off-diagonal real-real
+  MMD^2s clamped at 0, the lower one of an even count as ``torch.median`` takes it);
 * ``spread_ratio``: root mean square of the pairwise MMDs between generated populations over the same
   among real ones (1 = same spread, < 1 = too little between-replicate variation);
 * ``replicate_coverage``: fraction of real replicates that some generated population is closer to

@@ -256,3 +256,73 @@ def test_spread_work_counts_every_kernel_block_computed(monkeypatch):
         sp.spread_scores(pred, truth, {"r": ref}, cap=cap)
         est = sp.spread_work(truth, {"model": pred, "r": ref}, cap=cap)
         assert est["work"] == sum(done) and est["groups"] == 6
+
+
+def test_auto_scores_at_its_budget_and_skips_one_unit_over():
+    """``auto`` scores a pair whose ``spread_work`` equals the budget ("within") and skips it, with the note, one unit over."""
+    from distgen.evaluation.spread import scored_spread, spread_work
+
+    truth, pred = _ragged(0), _ragged(1)
+    w = spread_work(truth, {"model": pred})["work"]
+    out, note = scored_spread(pred, truth, mode="auto", budget=w)
+    assert out is not None and note is None
+    out, note = scored_spread(pred, truth, mode="auto", budget=w - 1)
+    assert out is None and note.startswith("spread scores not computed") and f"{w:.3g}" in note
+    assert scored_spread(pred, truth, mode="on", budget=0)[0] is not None
+
+
+def _loop_mmd2(x, y, k):
+    """Unbiased MMD^2 by a plain double loop over cells (numpy), independent of distgen's kernels and Gram sums."""
+    n, m = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    return xx + yy - 2 * sum(k(a, b) for a in x for b in y) / (n * m)
+
+
+def _padded(pops):
+    n = max(len(p) for p in pops)
+    x = torch.zeros(len(pops), n, pops[0].shape[1], dtype=torch.float64)
+    mask = torch.zeros(len(pops), n, dtype=torch.bool)
+    for i, p in enumerate(pops):
+        x[i, : len(p)], mask[i, : len(p)] = torch.from_numpy(p), True
+    return x, mask
+
+
+@pytest.mark.parametrize("kernel", ["energy", "rbf"])
+def test_the_three_metrics_match_a_double_loop_on_ragged_populations(kernel):
+    """Second-engineer check: every MMD^2 (padded, ragged populations) and the three metrics built from them agree with a
+    numpy double loop. The energy kernel is -|x - y|; the RBF is scDFM's mean over sigma^2 = {0.5, 1, 2, 4} x the median
+    squared distance among the real cells pooled (off-diagonal pairs; torch's lower median); the population kernel's s^2 is
+    the lower median of the off-diagonal real-real MMD^2s clamped at 0."""
+    rng = np.random.default_rng(3)
+    real = [rng.normal(size=(n, 3)) + 0.8 * i for i, n in enumerate((5, 8, 3, 6))]
+    gen = [rng.normal(size=(n, 3)) + 0.5 * i for i, n in enumerate((4, 7, 2))]
+    if kernel == "energy":
+        def k(a, b):
+            return -np.sqrt(((a - b) ** 2).sum())
+    else:
+        pooled = np.concatenate(real)
+        d2 = np.sort([((a - b) ** 2).sum() for i, a in enumerate(pooled) for j, b in enumerate(pooled) if i != j])
+        med = d2[(len(d2) - 1) // 2]
+
+        def k(a, b):
+            return np.mean([np.exp(-((a - b) ** 2).sum() / (2 * s * med)) for s in (0.5, 1, 2, 4)])
+    (gx, gm), (rx, rm), kern = _padded(gen), _padded(real), kernels.build(kernel)
+    d = {name: np.array([[_loop_mmd2(a, b, k) for b in bs] for a in as_]) for name, as_, bs in
+         (("gg", gen, gen), ("rr", real, real), ("gr", gen, real))}
+    got = pairwise_mmd2(gx, rx, kern, gm, rm, rx.reshape(-1, 3), rm.reshape(-1), unbiased=True, clamp=False)
+    assert np.allclose(got.numpy(), d["gr"], rtol=1e-10, atol=1e-12)
+
+    def off(m):
+        return m[~np.eye(len(m), dtype=bool)]
+
+    c = {name: np.maximum(v, 0) for name, v in d.items()}
+    ratio = np.sqrt(max(off(d["gg"]).mean(), 0) / off(d["rr"]).mean())
+    s2 = np.sort(off(c["rr"]))[(len(off(c["rr"])) - 1) // 2]
+    kk = {name: np.exp(-v / (2 * s2)) for name, v in c.items()}
+    pop = off(kk["gg"]).mean() + off(kk["rr"]).mean() - 2 * kk["gr"].mean()
+    radius = [min(c["rr"][i, j] for j in range(len(real)) if j != i) for i in range(len(real))]
+    cover = np.mean([c["gr"][:, j].min() <= radius[j] for j in range(len(real))])
+    assert float(spread_ratio(gx, rx, kern, gm, rm)) == pytest.approx(ratio, rel=1e-9, abs=1e-12)
+    assert float(population_mmd2(gx, rx, kern, gm, rm)) == pytest.approx(pop, rel=1e-9)
+    assert float(replicate_coverage(gx, rx, kern, gm, rm)) == cover
