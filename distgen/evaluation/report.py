@@ -276,8 +276,17 @@ def spread_lines(spread: Mapping[str, Any] | None) -> list[str]:
              "pooled and copied to every batch. split_half: one half of each real batch against the other (positive reference, "
              "half depth).", "",
              "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    ivs = spread.get("intervals") or {}
+
+    def cell(who: str, m: str, mean: float) -> str:  # the mean, and its interval over groups where there is one
+        lo, hi = (ivs.get(who) or {}).get(m) or (math.nan, math.nan)
+        return fmt_value(mean) + (f" [{fmt_value(lo)}, {fmt_value(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else "")
+
     for who, means in spread["means"].items():
-        lines.append("| " + " | ".join([md.cell(who), spread["roles"].get(who, ""), *[fmt_value(means[m]) for m in SPREAD_METRICS]]) + " |")
+        lines.append("| " + " | ".join([md.cell(who), spread["roles"].get(who, ""), *[cell(who, m, means[m]) for m in SPREAD_METRICS]]) + " |")
+    if any(math.isfinite(v) for iv in ivs.values() for pair in iv.values() for v in pair):
+        lines += ["", "[lo, hi]: 95% interval of the mean over the groups (studentized bootstrap; Student t at 3 groups or fewer): "
+                  "how far it would move with other groups like these, not the noise of one group's estimate."]
     notes = [f"{label}: {r['note']}" for label, r in spread["rows"].items() if r.get("note")]
     notes += sorted({f"{who}: {r[who]['note']}" for r in spread["rows"].values() for who in spread["means"] if r[who].get("note")})
     if notes:

@@ -380,8 +380,10 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
     name (default ``energy``: bandwidth-free, PerturbDiff's loss) or a ``Kernel``.
 
     Returns ``{"kernel", "cells_per_population", "rows": {label: {"n_real": S, who: {metric..., n_populations, note?}}},
-    "means": {who: {metric: mean over rows, NaN left out}}, "roles": {who: role}}``; ``who``: ``model``, each reference,
-    ``model_collapsed`` and ``<reference>_collapsed``, ``split_half``.
+    "means": {who: {metric: mean over rows, NaN left out}}, "intervals": {who: {metric: [lo, hi]}}, "roles": {who: role}}``;
+    ``who``: ``model``, each reference, ``model_collapsed`` and ``<reference>_collapsed``, ``split_half``. ``intervals``: of
+    each mean over the groups (``_interval``; NaN below 2 groups): how far it would move with other groups like these, not
+    the estimation noise of one group's value (the split-half row measures that).
     """
     from distgen.kernels import kernels
 
@@ -424,8 +426,24 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
         rows[label] = row
     whos = list(roles)
     means = {who: {m: _nanmean([r[who][m] for r in rows.values()]) for m in SPREAD_METRICS} for who in whos}
+    intervals = {who: {m: _interval([r[who][m] for r in rows.values()], m, seed) for m in SPREAD_METRICS} for who in whos}
     return {"kernel": name, "cells_per_population": cap,
-            "rows": rows, "means": means, "roles": roles}
+            "rows": rows, "means": means, "intervals": intervals, "roles": roles}
+
+
+#: The range each spread metric can take (``intervals``' cut): a ratio of root mean squares, a fraction; ``population_mmd2``
+#: (a difference of means of kernel values in ``(0, 1]``) is left uncut.
+SPREAD_BOUNDS: dict[str, tuple[float, float] | None] = {"spread_ratio": (0.0, math.inf), "population_mmd2": None,
+                                                        "replicate_coverage": (0.0, 1.0)}
+
+
+def _interval(values: list[float], metric: str, seed: int) -> list[float]:
+    """``[lo, hi]``: the studentized bootstrap interval over groups of their mean (``intervals.bootstrap_ci``, the interval of
+    the other metrics' means over perturbations, Student t at 3 groups or fewer); NaN below 2 groups with a value."""
+    from distgen.evaluation.intervals import bootstrap_ci
+
+    lo, hi = bootstrap_ci(values, seed=seed, bounds=SPREAD_BOUNDS[metric])
+    return [float(lo), float(hi)]
 
 
 #: ``spread=`` of an evaluation: ``auto`` scores the spread when ``spread_work`` is within ``SPREAD_BUDGET`` (else a note says

@@ -226,3 +226,25 @@ def test_batches_that_never_share_a_group_are_said_not_silently_skipped(tmp_path
     assert not any("spread" in n for n in score(truth, truth, metrics=["mse"], ceiling=False, spread="off").summary["notes"])
     one = _cells(0, donors=("d1",))
     assert not any("spread" in n for n in score(one, one, metrics=["mse"], ceiling=False).summary["notes"])
+
+
+def test_each_spread_mean_has_its_interval_over_groups(tmp_path):
+    """The means over groups carry the interval of a mean over groups (the studentized bootstrap of the other metrics' means
+    over perturbations, cut at each metric's range); below 2 groups it is NaN and the tables show the mean alone."""
+    from distgen.evaluation.intervals import bootstrap_ci
+
+    truth = _typed(0)
+    report = score(_typed(10), truth, {"control": truth}, metrics=["mse"], ceiling=False)
+    spread = report.summary["spread"]
+    values = [r["model"]["spread_ratio"] for r in spread["rows"].values()]
+    lo, hi = spread["intervals"]["model"]["spread_ratio"]
+    assert len(values) == 2 and lo <= spread["means"]["model"]["spread_ratio"] <= hi and lo < hi
+    assert (lo, hi) == pytest.approx(bootstrap_ci(values, bounds=(0.0, math.inf)))
+    assert 0.0 <= spread["intervals"]["control"]["replicate_coverage"][0] <= spread["intervals"]["control"]["replicate_coverage"][1] <= 1.0
+    report.write(tmp_path, make_plots=False)
+    assert "95% interval of the mean over the groups" in (tmp_path / "summary.md").read_text()
+    one = score(_cells(1), _cells(0), metrics=["mse"], ceiling=False).summary["spread"]
+    assert all(math.isnan(v) for v in one["intervals"]["model"]["spread_ratio"])
+    from distgen.evaluation.report import spread_lines
+
+    assert not any(" [" in line for line in spread_lines(one) if line.startswith("| model"))
