@@ -156,6 +156,7 @@ def replicate_coverage_of(drr: Tensor, dgr: Tensor) -> Tensor:
 
 #: Range of the real split-half's spread_ratio inside which a group's spread ratios are read as measured (outside it,
 #: half of each real batch does not reproduce the other half's spread: the batches differ by about the noise level).
+#: A rule of thumb (a factor of 2 either way, read off Kang), not a test with an error rate: docs/metrics.md says why.
 SPLIT_HALF_RANGE = (0.5, 2.0)
 
 #: Cells per population kept for the spread scores (a seeded subset in the order of the cells' values): the cost is
