@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from distgen.data.split import DuplicateCellWarning, LeakageError, Split
-from distgen.data.splitters import between, seen_count
+from distgen.data.splitters import between, dominates, seen_count
 from distgen.errors import warn
 
 if TYPE_CHECKING:
@@ -114,8 +114,8 @@ def check_split(split: Split, data: PerturbationData) -> None:
 
 def _check_held_doses(split: Split, data: PerturbationData, test_pert: np.ndarray, seen_pert: np.ndarray) -> None:
     """A ``held_out_dose`` split keeps its promise: each held-out population's condition trains at another dose in its
-    context, and its dose lies where ``test_doses`` says (``top``: above every training dose; ``interior``: between two,
-    in every slot of a combination)."""
+    context, and its dose lies where ``test_doses`` says (``top``: above every training dose; ``interior``: between two;
+    both in every slot of a combination)."""
     which = split.params.get("test_doses", "top")
     cond, ctx = data.conditions, data.contexts
     trained: dict[tuple[str, str], set[tuple[float, ...]]] = {}
@@ -127,9 +127,14 @@ def _check_held_doses(split: Split, data: PerturbationData, test_pert: np.ndarra
         if not doses:
             raise LeakageError(f"held_out_dose: {c!r} in {k} is held out but {b!r} trains at no other dose there: a held-out dose "
                                "is of a condition the model has seen at its other doses")
-        if (which == "top" and not d > max(doses)) or (which == "interior" and not any(between(lo, d, hi) for lo in doses for hi in doses)):
+        # judged slot by slot, a combination as interior_doses judges it: top is at or above every training dose in every slot
+        top_ok = all(dominates(d, t) for t in doses)
+        if (which == "top" and not top_ok) or (which == "interior" and not any(between(lo, d, hi) for lo in doses for hi in doses)):
+            slots = ", in every slot" if len(d) > 1 else ""
             raise LeakageError(f"held_out_dose (test_doses={which}): {c!r} in {k} is not {'above' if which == 'top' else 'between'} the "
-                               f"training doses of {b!r} there ({sorted(doses)}); the file was edited or the data changed")
+                               f"training doses of {b!r} there ({sorted(doses)}{slots}); the file was edited or the data changed (or, "
+                               "for a combination's top dose, the split was made by a distgen that ordered dose pairs as tuples: "
+                               "make the split again)")
 
 
 #: Held-out cells with fewer nonzero values than this are not compared: near-empty cells coincide by chance.

@@ -183,14 +183,14 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
     def held(b: str, k: str) -> list[tuple[float, ...]]:
         ds = by_group[(b, k)]
         if which == "top":
-            return [ds[-1]]
+            return top_doses(ds)
         if which == "interior":
             return interior_doses(ds)
         return [d for d in ds if len(set(d)) == 1 and _f32(d[0]) in asked]
 
     def fits(b: str) -> bool:  # a condition the request can be made of (in some context)
         if which == "top":
-            return True
+            return any(top_doses(ds) for (bb, _), ds in by_group.items() if bb == b)
         if which == "interior":
             return any(interior_doses(ds) for (bb, _), ds in by_group.items() if bb == b)
         return asked <= measured.get(b, set())
@@ -201,6 +201,11 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
             if b not in everyone or fits(b):
                 continue
             where = "; ".join(f"{_dose_text_list(ds)} in {k}" for (bb, k), ds in by_group.items() if bb == b)
+            if which == "top":
+                raise InputDataError(f"held_out_dose with test_doses=top: {b!r} has no top dose (measured at {where}): of a "
+                                     "combination, the top dose is the one at the highest dose of every slot at once, and none "
+                                     "is measured. Hold out measured doses by name (test_doses: ['d1+d2'], one dose per atom "
+                                     "in the order of the population label) or leave it out of test_conditions")
             if which == "interior":
                 raise InputDataError(f"held_out_dose with test_doses=interior: {b!r} has no interior dose (measured at {where}): an "
                                      "interior dose needs three doses or more in a context, the lowest and highest training (of a "
@@ -212,6 +217,7 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
     eligible = [b for b in everyone if fits(b)]
     if not eligible:
         what = ("three doses or more in a context (test_doses=interior: an interior dose between two training doses)" if which == "interior"
+                else "a top dose (test_doses=top: of a combination, at the highest dose of every slot at once)" if which == "top"
                 else f"every dose of test_doses ({_dose_text_list([(w,) for w in which])})")
         raise InputDataError(f"held_out_dose: no condition is measured at {what}; the conditions at several doses are "
                              f"{everyone[:10]}. Choose doses they were measured at, or test_doses: top")
@@ -248,6 +254,19 @@ def _warn_trained_elsewhere(data: PerturbationData, held: set[tuple[str, str]]) 
     warn(f"held_out_dose holds doses out per context, and {len(shown)} held-out population(s) train in another context at the "
          f"same dose: {said}{more}. The model sees the drug at that very dose, so its score there is not one of an unseen dose; "
          "to hold a dose out everywhere, put every context of the condition in the test (or drop those contexts' cells)")
+
+
+def dominates(dose: Sequence[float], other: Sequence[float]) -> bool:
+    """Whether ``dose`` is at or above ``other`` in every slot (one number per atom of a combination), being not it."""
+    return tuple(dose) != tuple(other) and all(x >= y for x, y in zip(dose, other, strict=True))
+
+
+def top_doses(doses: Sequence[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """The dose of ``doses`` (one tuple per population of a condition in a context) above every other in every slot, or
+    none: for one atom, the highest. For a combination, not the last of the tuples in order: ``(1000, 1)`` sorts above
+    ``(1, 1000)`` but is below it in its second slot (held out, the model would have trained at a higher dose of that
+    atom, in this combination). Judged slot by slot as ``interior_doses`` is."""
+    return [d for d in doses if all(dominates(d, o) for o in doses if o != d)] if len(doses) > 1 else []
 
 
 def between(lo: Sequence[float], dose: Sequence[float], hi: Sequence[float]) -> bool:

@@ -310,7 +310,7 @@ def test_an_interior_dose_of_a_combination_lies_between_two_training_doses_in_ev
     """``dexa@1+saha@1000`` sorts between ``dexa@1+saha@1`` and ``dexa@1000+saha@1`` as a tuple of doses, but its saha is
     above both: it was held out as 'interior' (interpolation) and passed the leakage check. Of a combination, an interior
     dose is one between two others in every slot; a split claiming otherwise is refused."""
-    from distgen.data.split import LeakageError, Split
+    from distgen.data.split import LeakageError
 
     a = sciplex()
     combo = np.flatnonzero((a.obs["drug"] == "saha+dexa").to_numpy())
@@ -324,8 +324,7 @@ def test_an_interior_dose_of_a_combination_lies_between_two_training_doses_in_ev
     # was the middle of the tuples in order: dexa@1+saha@1000 and dexa@100+saha@100 too, above every other in a slot
     assert set(s.test_groups) == {("dexa@10+saha@10", k) for k in ("A549", "K562")}
     s.check_leakage(data)
-    top = make_split(data, "held_out_dose", test_conditions=["dexa+saha"], val_frac=0.0)  # dexa@1000+saha@1: not between
-    forged = Split.from_dict({**top.to_dict(), "params": {**top.params, "test_doses": "interior"}})
+    forged = _forged(data, {("dexa@1000+saha@1", k) for k in ("A549", "K562")}, {"test_doses": "interior"})  # not between
     with pytest.raises(LeakageError, match=r"'dexa@1000\+saha@1' in A549 is not between the training doses"):
         forged.check_leakage(data)
     corner = a[~a.obs["dose"].isin(["10+10", "100+100"]).to_numpy()].copy()  # three pairs, none between two others in both slots
@@ -359,3 +358,56 @@ def test_a_held_out_lowest_dose_is_warned_about_as_below_the_training_doses(tmp_
     with pytest.warns(DoseExtrapolationWarning, match=r"dexa measured at 1, .*a held-out dose below every training dose") as seen:
         ds.labels(["dexa@1"], ["A549"], ["all"])
     assert not any("a held-out top dose" in str(w.message) for w in seen)
+
+
+def _combo_at(pairs_by_context: dict[str, tuple[str, ...]]) -> ad.AnnData:
+    """``sciplex()`` with ``saha+dexa`` in each cell line at the dose pairs given (written saha's dose first)."""
+    a = sciplex()
+    a.obs["dose"] = a.obs["dose"].astype(str).astype(object)
+    keep = (a.obs["drug"] != "saha+dexa").to_numpy()
+    parts = [a[keep].copy()]
+    for ct, pairs in pairs_by_context.items():
+        one = a[((a.obs["drug"] == "saha+dexa") & (a.obs["cell_line"] == ct)).to_numpy()]
+        for dose in pairs:
+            b = one.copy()
+            b.obs["dose"] = dose
+            b.obs_names = [f"{n}-{ct}-{dose}" for n in b.obs_names]
+            parts.append(b)
+    return ad.concat(parts)
+
+
+def _forged(data: PerturbationData, held: set[tuple[str, str]], params: dict) -> "object":
+    """A held_out_dose split holding out exactly the populations ``held`` (as an edited split file would)."""
+    from distgen.data.split import Split
+
+    test = np.array([(c, k) in held for c, k in zip(data.conditions.tolist(), data.contexts.tolist())])
+    real = make_split(data, "held_out_dose", test_conditions=["dexa"], val_frac=0.0)
+    conds = lambda m: sorted(set(data.conditions[m & ~data.is_control].tolist()))  # noqa: E731
+    return Split.from_dict({**real.to_dict(), "params": {**real.params, **params}, "train": np.flatnonzero(~test).tolist(),
+                            "val": [], "test": np.flatnonzero(test).tolist(), "train_conditions": conds(~test),
+                            "val_conditions": [], "test_conditions": conds(test), "test_groups": sorted(map(list, held))})
+
+
+def test_the_top_dose_of_a_combination_is_above_every_other_in_every_slot():
+    """``test_doses: top`` took a combination's last dose tuple in order: of ``dexa+saha`` at (1, 1), (1, 1000) and
+    (1000, 1) it held out ``dexa@1000+saha@1``, below ``dexa@1+saha@1000`` in saha, and the leakage check agreed (tuples
+    again). The top dose is now judged slot by slot, as ``interior`` is: the population at the highest dose of every slot
+    at once; a context without one trains every dose, a condition without one anywhere is refused by name, never picked."""
+    from distgen.data.split import LeakageError
+
+    corner = ("1+1", "1+1000", "1000+1")  # saha+dexa: saha's dose first
+    data = PerturbationData.from_anndata(_combo_at({"A549": corner, "K562": (*corner, "1000+1000")}), SCHEMA)
+    s = make_split(data, "held_out_dose", test_conditions=["dexa+saha"], val_frac=0.0)
+    assert set(s.test_groups) == {("dexa@1000+saha@1000", "K562")}  # A549 has no top: its three pairs train
+    assert {"dexa@1000+saha@1", "dexa@1+saha@1000"} <= set(s.train_conditions)
+    s.check_leakage(data)
+    only_corner = PerturbationData.from_anndata(_combo_at({"A549": corner, "K562": corner}), SCHEMA)
+    with pytest.raises(InputDataError, match=r"'dexa\+saha' has no top dose \(measured at 1\+1, 1\+1000, 1000\+1 in A549.*test_conditions"):
+        make_split(only_corner, "held_out_dose", test_conditions=["dexa+saha"])
+    for seed in range(6):  # drawn by test_frac: never a condition without a top dose
+        picked = make_split(only_corner, "held_out_dose", seed=seed, test_frac=0.9, val_frac=0.0)
+        assert "dexa+saha" not in {only_corner.base_condition(c) for c in picked.test_conditions}
+        picked.check_leakage(only_corner)
+    forged = _forged(only_corner, {("dexa@1000+saha@1", k) for k in ("A549", "K562")}, {})
+    with pytest.raises(LeakageError, match=r"'dexa@1000\+saha@1' in A549 is not above the training doses.*in every slot"):
+        forged.check_leakage(only_corner)
