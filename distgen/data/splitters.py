@@ -135,25 +135,47 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
     raise ValueError(f"unknown split kind {kind!r}; available: {list(SPLIT_KINDS)}")
 
 
-def held_doses(value: Any, kind: str = "held_out_dose") -> str | list[float]:
-    """``test_doses`` as a split records it: ``"top"``, ``"interior"`` or the sorted distinct doses (floats); ``ValueError``
-    naming the three forms for anything else, or for another split kind."""
+def held_doses(value: Any, kind: str = "held_out_dose") -> str | list[float | str]:
+    """``test_doses`` as a split records it: ``"top"``, ``"interior"`` or the distinct measured doses, numbers (floats,
+    sorted) then doses per slot of a combination (``"5+10"``: one number per atom, in the order of the population label,
+    its atoms sorted as text; written back as the label writes doses, sorted); ``ValueError`` naming the forms for
+    anything else, or for another split kind."""
     if kind != "held_out_dose":
         raise ValueError(f"test_doses applies to split kind 'held_out_dose' only (got kind {kind!r}); drop test_doses or use "
                          "kind held_out_dose")
     if isinstance(value, str) and value in ("top", "interior"):
         return value
-    items = [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+    items = [value] if isinstance(value, int | float | str) and not isinstance(value, bool) else value
+    forms = ("test_doses must be 'top' (the highest dose: extrapolation), 'interior' (the doses between the lowest and "
+             "highest: interpolation) or measured doses (a number or a list of numbers; of a combination, also 'd1+d2', one dose "
+             f"per atom in the order of its population label: dexa@5+saha@10 is '5+10'), got {value!r}")
     try:
-        if isinstance(items, str | bytes) or not len(items) or any(isinstance(x, bool) for x in items):
+        if isinstance(items, bytes) or not len(items) or any(isinstance(x, bool) for x in items):
             raise TypeError
-        out = sorted({float(x) for x in items})
-    except (TypeError, ValueError):
-        raise ValueError(f"test_doses must be 'top' (the highest dose: extrapolation), 'interior' (the doses between the lowest "
-                         f"and highest: interpolation) or measured doses (a number or a list of numbers), got {value!r}") from None
-    if not all(np.isfinite(x) and x >= 0 for x in out):
+        numbers: set[float] = set()
+        slots: set[tuple[float, ...]] = set()
+        for x in items:
+            if isinstance(x, str):
+                parts: list[Any] = x.split("+")
+                if any(not p.strip() or "_" in p for p in parts):
+                    raise ValueError  # '5+', '1_000' (a digit separator to Python)
+            else:
+                parts = [x]
+            read = tuple(float(p) for p in parts)
+            (slots.add(read) if len(read) > 1 else numbers.add(read[0]))
+    except (TypeError, ValueError, AttributeError):
+        raise ValueError(forms) from None
+    if not all(np.isfinite(x) and x >= 0 for x in (*numbers, *(d for t in slots for d in t))):
         raise ValueError(f"test_doses: doses are finite numbers >= 0, got {value!r}")
-    return out
+    return [*sorted(numbers), *(_dose_text(t) for t in sorted(slots))]
+
+
+def listed_doses(which: Sequence[float | str]) -> tuple[set[float], set[tuple[float, ...]]]:
+    """A recorded list of ``test_doses`` (``held_doses``) read as models read doses (float32): the numbers (each matches
+    a population whose atoms are all at it) and the doses per slot (each matches a combination at them, slot by slot)."""
+    numbers = {_f32(float(w)) for w in which if not isinstance(w, str) or "+" not in w}
+    slots = {tuple(_f32(float(p)) for p in w.split("+")) for w in which if isinstance(w, str) and "+" in w}
+    return numbers, slots
 
 
 def _dose_text(doses: Sequence[float] | tuple[float, ...]) -> str:
@@ -175,10 +197,15 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
     pops = pops[pops.groupby(["b", "k"])["p"].transform("size") > 1]
     by_group = {bk: sorted(grp["dose"]) for bk, grp in pops.groupby(["b", "k"], sort=True)}
     label = {(d, b, k): c for c, b, k, d in zip(pops["p"], pops["b"], pops["k"], pops["dose"])}
-    measured: dict[str, set[float]] = {}
+    measured: dict[str, set[tuple[float, ...]]] = {}  # per condition its doses (per slot) in any context, as models read them
     for (b, _), ds in by_group.items():
-        measured.setdefault(b, set()).update(_f32(d[0]) for d in ds if len(set(d)) == 1)
-    asked = set() if isinstance(which, str) else {_f32(w) for w in which}  # as models read doses (a float32 column: 0.3 is 0.30000001192092896)
+        measured.setdefault(b, set()).update(_f32s(d) for d in ds)
+    # as models read doses (a float32 column: 0.3 is 0.30000001192092896); a number matches every atom at it, 'd1+d2' slot by slot
+    asked, asked_slots = (set(), set()) if isinstance(which, str) else listed_doses(which)
+
+    def wanted(b: str) -> set[tuple[float, ...]]:  # the listed doses of b: 'd1+d2' of its size, else the numbers (every atom at it)
+        n = len(b.split(data.schema.combo_delimiter))
+        return {t for t in asked_slots if len(t) == n} or {(w,) * n for w in asked}
 
     def held(b: str, k: str) -> list[tuple[float, ...]]:
         ds = by_group[(b, k)]
@@ -186,14 +213,14 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
             return top_doses(ds)
         if which == "interior":
             return interior_doses(ds)
-        return [d for d in ds if len(set(d)) == 1 and _f32(d[0]) in asked]
+        return [d for d in ds if _f32s(d) in wanted(b)]
 
     def fits(b: str) -> bool:  # a condition the request can be made of (in some context)
         if which == "top":
             return any(top_doses(ds) for (bb, _), ds in by_group.items() if bb == b)
         if which == "interior":
             return any(interior_doses(ds) for (bb, _), ds in by_group.items() if bb == b)
-        return asked <= measured.get(b, set())
+        return bool(wanted(b)) and wanted(b) <= measured.get(b, set())
 
     everyone = sorted(set(pops["b"]))
     if p["test_conditions"] is not None:
@@ -211,14 +238,20 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
                                      "interior dose needs three doses or more in a context, the lowest and highest training (of a "
                                      "combination, a dose between two others in every slot). Hold out "
                                      "its top dose (test_doses: top) or leave it out of test_conditions")
-            missing = sorted(w for w in which if _f32(w) not in measured.get(b, set()))
-            raise InputDataError(f"held_out_dose: test_doses {_dose_text_list([(m,) for m in missing])} is not a measured dose of {b!r} (measured at {where}); "
-                                 f"give doses it was measured at (data.split.test_doses), or leave {b!r} out of test_conditions")
+            if not wanted(b):
+                n = len(b.split(data.schema.combo_delimiter))
+                raise InputDataError(f"held_out_dose: test_doses {_listed(which)} names no dose of {b!r}, a condition of "
+                                     f"{n} atoms (measured at {where}): a dose per slot ('d1+d2') applies to combinations of as "
+                                     f"many atoms; add a dose of it, or leave {b!r} out of test_conditions")
+            missing = [w for w in which if _f32s(_slots_of(w, b, data)) in wanted(b) - measured.get(b, set())]
+            raise InputDataError(f"held_out_dose: test_doses {_listed(missing)} is not a measured dose of {b!r} (measured at {where}); "
+                                 f"give doses it was measured at (data.split.test_doses; of a combination, one dose per atom in "
+                                 f"the order of its population label), or leave {b!r} out of test_conditions")
     eligible = [b for b in everyone if fits(b)]
     if not eligible:
         what = ("three doses or more in a context (test_doses=interior: an interior dose between two training doses)" if which == "interior"
                 else "a top dose (test_doses=top: of a combination, at the highest dose of every slot at once)" if which == "top"
-                else f"every dose of test_doses ({_dose_text_list([(w,) for w in which])})")
+                else f"every dose of test_doses ({_listed(which)}) that applies to it")
         raise InputDataError(f"held_out_dose: no condition is measured at {what}; the conditions at several doses are "
                              f"{everyone[:10]}. Choose doses they were measured at, or test_doses: top")
     chosen = set(_choose(eligible if p["test_conditions"] is None else everyone, p["test_frac"], rng, p["test_conditions"],
@@ -287,6 +320,38 @@ def _f32(dose: float) -> float:
     return float(np.float32(dose))
 
 
+def _check_slot_order(conditions: Sequence[str] | None, which: str | list[float | str], data: PerturbationData) -> None:
+    """Refuse a dose per slot (``'5+10'``) beside a combination of ``test_conditions`` written in another order than its
+    population label's (``saha+dexa``: the label is ``dexa@5+saha@10``): which atom is at 5 would be read silently the
+    other way round from what the condition's order suggests."""
+    if isinstance(which, str) or conditions is None:
+        return
+    slots = [t for t in listed_doses(which)[1] if len(set(t)) > 1]
+    delim = data.schema.combo_delimiter
+    for c in conditions:
+        atoms = [a.strip() for a in str(c).split(delim)]
+        if len(atoms) > 1 and atoms != sorted(atoms) and any(len(t) == len(atoms) for t in slots):
+            raise InputDataError(f"held_out_dose: test_doses gives doses per slot ({_listed([w for w in which if isinstance(w, str)])}), "
+                                 f"read in the order of a population label's atoms (sorted as text: {delim.join(sorted(atoms))}), "
+                                 f"but test_conditions writes {str(c)!r}: write it {delim.join(sorted(atoms))!r} so the doses "
+                                 "read in the order written")
+
+
+def _f32s(doses: Sequence[float]) -> tuple[float, ...]:
+    return tuple(_f32(d) for d in doses)
+
+
+def _slots_of(w: float | str, condition: str, data: PerturbationData) -> tuple[float, ...]:
+    """A recorded ``test_doses`` entry as one dose per atom of ``condition`` (a number: every atom at it)."""
+    if isinstance(w, str) and "+" in w:
+        return tuple(float(p) for p in w.split("+"))
+    return (float(w),) * len(condition.split(data.schema.combo_delimiter))
+
+
+def _listed(which: Sequence[float | str]) -> str:
+    return ", ".join(w if isinstance(w, str) else dose_text(w) for w in which)
+
+
 def _dose_text_list(doses: Sequence[tuple[float, ...]]) -> str:
     return ", ".join(_dose_text(d) for d in doses)
 
@@ -341,6 +406,7 @@ def make_split(
     }
     if test_doses is not None:
         params["test_doses"] = held_doses(test_doses, kind)
+        _check_slot_order(test_conditions, params["test_doses"], data)
     rng = np.random.default_rng(seed)
     test = _test_mask(data, kind, rng, params)
     if not test.any():

@@ -411,3 +411,30 @@ def test_the_top_dose_of_a_combination_is_above_every_other_in_every_slot():
     forged = _forged(only_corner, {("dexa@1000+saha@1", k) for k in ("A549", "K562")}, {})
     with pytest.raises(LeakageError, match=r"'dexa@1000\+saha@1' in A549 is not above the training doses.*in every slot"):
         forged.check_leakage(only_corner)
+
+
+def test_listed_doses_of_a_combination_are_given_per_slot(tmp_path):
+    """``test_doses`` had no way to name ``dexa@5+saha@10``: a number matched a combination only with every atom at it. A
+    dose per slot is written ``'d1+d2'``, in the order of the population label (atoms sorted as text), recorded so, matched
+    as float32 slot by slot and held to by the leakage check; the wrong count, a bad part, or a combination written in
+    another order beside it is refused naming the fix."""
+    from distgen.data.split import Split
+
+    pairs = ("1+1", "10+5", "100+100")  # saha+dexa, saha first: dexa@1+saha@1, dexa@5+saha@10, dexa@100+saha@100
+    data = PerturbationData.from_anndata(_combo_at({"A549": pairs, "K562": pairs}), SCHEMA)
+    s = make_split(data, "held_out_dose", test_conditions=["dexa+saha", "dexa"], val_frac=0.0, test_doses=["5+10", 1000])
+    assert set(s.test_groups) == {(c, k) for c in ("dexa@5+saha@10", "dexa@1000") for k in ("A549", "K562")}
+    assert s.params["test_doses"] == [1000.0, "5+10"]
+    s.check_leakage(data)
+    assert Split.load(s.save(tmp_path / "s.json")).params["test_doses"] == [1000.0, "5+10"]
+    with pytest.raises(InputDataError, match=r"test_doses 10\+5 is not a measured dose of 'dexa\+saha' \(measured at 1\+1, 5\+10, 100\+100 in A549"):
+        make_split(data, "held_out_dose", test_conditions=["dexa+saha"], test_doses="10+5")  # saha's dose first: not measured
+    with pytest.raises(InputDataError, match=r"test_conditions writes 'saha\+dexa': write it 'dexa\+saha'"):
+        make_split(data, "held_out_dose", test_conditions=["saha+dexa"], test_doses="5+10")
+    with pytest.raises(InputDataError, match=r"names no dose of 'dexa', a condition of 1 atoms"):
+        make_split(data, "held_out_dose", test_conditions=["dexa"], test_doses="5+10")
+    for bad in ("5+", "5+ten", "1_0+5", ["5+10", True]):
+        with pytest.raises(ValueError, match=r"of a combination, also 'd1\+d2'"):
+            make_split(data, "held_out_dose", test_conditions=["dexa+saha"], test_doses=bad)
+    drawn = make_split(data, "held_out_dose", seed=0, test_frac=0.01, val_frac=0.0, test_doses="5+10")  # only dexa+saha fits
+    assert {data.base_condition(c) for c in drawn.test_conditions} == {"dexa+saha"}
