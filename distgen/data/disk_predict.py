@@ -18,7 +18,7 @@ import torch
 from distgen.data.conditions import dose_label, parse_dose_label
 from distgen.data.disk import DiskCells, control_rows
 from distgen.data.disk_split import split_rows
-from distgen.data.doses import dose_record, group_doses, with_doses
+from distgen.data.doses import dose_record, group_doses, read_tags, resolve_doses, with_doses
 from distgen.data.foreign import LabelTranslation, in_model_genes
 from distgen.data.groups import Group, control_draw, group_seed, held_out_groups
 from distgen.data.schema import PerturbationSchema
@@ -189,15 +189,22 @@ def predict_to_disk(
         translate.check([COMBO.join(atoms_of[g.condition]) for g in groups], [g.context for g in groups], [g.batch for g in groups],
                         cells.schema, str(cells.path))
     asked = None
-    if doses is not None:  # the file's recorded doses, the training ranges; resolved before any work, as in memory
+    if doses is not None or cells.dosed:  # the file's recorded doses, the training ranges; resolved before any work, as in memory
         firsts = np.array([g.cells[0] for g in groups], dtype=np.int64)  # one dose per (condition, context): a cell says it
         trained = np.zeros(0, dtype=np.int64) if split is None or trained_doses is not None else train
         rows = np.concatenate([firsts, trained])
         record = dose_record(lab.index(torch.from_numpy(rows)), info, cells.schema.dose_col, np.arange(firsts.size, rows.size))
         if trained_doses is not None:
             record = dataclasses.replace(record, ranges={str(a): (float(r[0]), float(r[1])) for a, r in trained_doses.items()})
-        asked = group_doses(record, [g.condition for g in groups], [g.context for g in groups], doses,
-                            control=info.control_label, delimiters=[cells.schema.combo_delimiter], dosed=cells.dosed)
+        if doses is None:
+            # each population at its own measured dose: resolved only to warn, once, of a held-out dose outside the training
+            # range, as distgen.predict's asked_doses does (before, only a prediction with doses= read the record)
+            read = [parse_dose_label(g.condition, COMBO) for g in groups]
+            resolve_doses(record, [r[0] if r is not None else () for r in read], [g.context for g in groups], None, None,
+                          "predict", read_tags(read))
+        else:
+            asked = group_doses(record, [g.condition for g in groups], [g.context for g in groups], doses,
+                                control=info.control_label, delimiters=[cells.schema.combo_delimiter], dosed=cells.dosed)
     with_batch = len(info.batches) > 1
     first_param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     device = first_param.device if first_param is not None else torch.device("cpu")  # the model's, as in memory

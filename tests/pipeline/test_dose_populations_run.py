@@ -332,3 +332,35 @@ def test_a_held_out_top_dose_is_warned_of_as_measured_and_a_dose_asked_as_asked(
         warnings.simplefilter("always")
         ds.labels(["dexa@10"], ["A549"])
     assert not [w for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
+
+
+def test_the_streaming_predictor_warns_of_a_held_out_top_dose_as_memory_does(path, tmp_path):
+    """``distgen.predict`` on a held_out_dose split warns, once, that the held-out populations are at their own measured
+    dose outside the training range; ``predict_to_disk`` without ``doses=`` said nothing (its dose record was read only
+    when doses were asked). Both now warn the same, from the training part of the split or a run's ``trained_doses``;
+    without either nothing is known of training and nothing is said."""
+    import warnings
+
+    from distgen.data.disk import DiskCells
+    from distgen.data.disk_split import disk_split
+    from distgen.data.doses import DoseExtrapolationWarning
+    from distgen.data.streaming import predict_to_disk
+
+    ds = Dataset.load({"dataset": path, "schema": SCHEMA.to_dict(), "set_size": 4, "split": SPLIT})
+    disk = DiskCells(path, ds.data.schema)
+
+    def said(run) -> list[str]:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            run()
+        return [str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
+
+    memory = said(lambda: predict(DoseSpy(ds.info), ds, seed=0))
+    split = disk_split(disk, **SPLIT)
+    on_disk = said(lambda: predict_to_disk(DoseSpy(ds.info), disk, tmp_path / "p.h5ad", set_size=4, seed=0, split=split))
+    assert len(memory) == 1 and len(on_disk) == 1, (memory, on_disk)
+    assert on_disk[0].split(":", 1)[1] == memory[0].split(":", 1)[1]  # the same words, after the caller's name
+    ranges = {"dexa": (1.0, 100.0), "saha": (1.0, 100.0), "nutlin": (1.0, 1000.0)}  # a run's DataRecord.dose_ranges
+    by_run = said(lambda: predict_to_disk(DoseSpy(ds.info), disk, tmp_path / "q.h5ad", set_size=4, seed=0, trained_doses=ranges))
+    assert len(by_run) == 1 and "dexa measured at 1000" in by_run[0]
+    assert said(lambda: predict_to_disk(DoseSpy(ds.info), disk, tmp_path / "r.h5ad", set_size=4, seed=0)) == []
