@@ -789,6 +789,16 @@ def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, cellt
     # a file already labelled atom@dose keeps its labels, its dose column too (dosed again, dexa@10 read dexa@10@10)
     split = {k for k, a in files.items() if dose_column(a.obs, pert_col) is not None and not _dose_labelled(a.obs, pert_col, control)}
     if several is None and several_pred is None:
+        if {"real", "pred"} <= split:  # one dose per label on each side: paired bare, which holds only if they are one dose
+            _refuse_other_doses(files, pert_col, control, celltype_col, controls, delimiters)
+            return []
+        if "real" in split and _dose_labelled(pred, pert_col, control):
+            # a prediction labelled atom@dose (dexa@10) and a truth at one dose per label in a dose column (dexa at 10):
+            # the truth is relabelled from it to pair dose by dose (read bare, dexa@10 paired with nothing)
+            files["real"] = with_dose_labels(files["real"], pert_col, control, str(dose_column(real, pert_col)), controls, "truth",
+                                             delimiters)
+            return ["doses: the prediction's populations are labelled atom@dose (dexa@10) and the truth carries its doses in a "
+                    "dose column: its cells are labelled atom@dose from it to pair with them"]
         if not ("pred" in split and _dose_labelled(real, pert_col, control)):
             return []
         # a truth labelled atom@dose (distgen's, a Dataset's) and a prediction at one dose per label in a dose column: its
@@ -820,6 +830,36 @@ def split_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, cellt
     return [f"doses: the {' and '.join({'real': 'truth', 'pred': 'prediction'}.get(k, k) for k in sorted(split))} {'carries' if len(split) == 1 else 'carry'} several doses "
             "within a perturbation label in a dose column: each (label, dose) is scored as a population of its own, labelled "
             "atom@dose (dexa@10), as distgen labels data at several doses"] if split else []
+
+
+def _refuse_other_doses(files: dict[str, ad.AnnData], pert_col: str, control: str, celltype_col: str | None,
+                        controls: Sequence[str], delimiters: Sequence[str]) -> None:
+    """Refuse a prediction and a truth that each carry one dose per label (in a cell type) in a dose column, but not the
+    same one for a label they share (``dexa`` predicted at 10, measured at 100): read bare, as files at one dose per label
+    are, the prediction was scored against cells of another dose, silently."""
+    from distgen.data.conditions import parse_dose_label
+
+    def doses(key: str) -> dict[tuple[str, str], tuple[str, tuple[float, ...]]]:
+        a = files[key]
+        dosed = with_dose_labels(a, pert_col, control, str(dose_column(a.obs, pert_col)), controls,
+                                 {"real": "truth", "pred": "prediction"}[key], delimiters).obs
+        cell = dosed[celltype_col].astype(str).to_numpy() if celltype_col and celltype_col in dosed.columns else np.full(len(dosed), "")
+        out = {}
+        for label, k in set(zip(dosed[pert_col].astype(str).tolist(), cell.tolist())):
+            read = parse_dose_label(label)
+            if label != control and read is not None:
+                out[(COMBO.join(read[0]), str(k))] = (label, tuple(float(np.float32(d)) for d in read[1]))
+        return out
+
+    truth, pred = doses("real"), doses("pred")  # equal as models read doses (float32): a float32 column's 0.3 is 0.3
+    other = sorted((key, pred[key][0], truth[key][0]) for key in pred.keys() & truth.keys() if pred[key][1] != truth[key][1])
+    if other:
+        (b, k), p, t = other[0]
+        raise InputDataError(
+            f"the prediction and the truth carry a dose column, but {len(other)} shared perturbation label(s) are at other doses "
+            f"in the two (e.g. {b}{f' in {k}' if k else ''}: predicted as {p}, measured as {t}): read as one label, the "
+            "prediction would be scored against the cells of another dose. Predict each at the truth's dose, or label both "
+            "files atom@dose (dexa@10; distgen.data.conditions.dose_label) to score the shared doses only")
 
 
 def check_shapes(files: dict[str, ad.AnnData], pert_col: str | None = None) -> None:

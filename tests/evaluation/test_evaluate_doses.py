@@ -186,3 +186,41 @@ def test_a_prediction_written_with_plus_pairs_with_a_truth_written_with_another_
         report = distgen.evaluate(str(tmp_path / "pred.h5ad"), ds, metric_names=["mse"], make_plots=False, ceiling=False, baselines=[],
                                   progress=False, control="ctrl")
     assert set(report.table.conditions()) == {"dexa@10", "dexa@100", "dexa@10+saha@5"}
+
+
+def _at(truth: ad.AnnData, dose: str) -> ad.AnnData:
+    """``truth``'s ctrl and dexa cells with every dexa cell's dose column set to ``dose`` (one dose per label)."""
+    out = truth[truth.obs["target"].isin(["ctrl", "dexa"]).to_numpy()].copy()
+    out.obs["dose"] = ["0" if t == "ctrl" else dose for t in out.obs["target"]]
+    return out
+
+
+def test_one_dose_per_label_on_both_sides_at_other_doses_is_refused_not_paired(tmp_path, capsys):
+    """Both files at one dose per label read bare, so a prediction of dexa at 10 was scored against the truth's dexa at
+    100, silently (its own dose column said 10). Now refused naming both; the same dose (10 and 10.0, a float32 0.3 and a
+    float64 0.3) pairs as before, bare."""
+    truth = _truth()
+    with pytest.raises(InputDataError, match=r"1 shared perturbation label\(s\) are at other doses.*dexa: predicted as dexa@10, "
+                                             r"measured as dexa@100"):
+        read_pair(_at(truth, "10"), _at(truth, "100"), "target", "ctrl")
+    files = _write(tmp_path, pred=_at(truth, "10"), real=_at(truth, "100"))
+    assert main(["evaluate", "--pred", files["pred"], "--real", files["real"], "--out", str(tmp_path / "e"), *EVAL]) == 2
+    assert "Predict each at the truth's dose" in capsys.readouterr().err
+    _, real, _, info = read_pair(_at(truth, "10.0"), _at(truth, "10"), "target", "ctrl")
+    assert set(real.conditions) == {"ctrl", "dexa"} and not any("dose" in n for n in info.notes)
+    pred, real_ = _at(truth, "0"), _at(truth, "0")
+    pred.obs["dose"] = np.where(pred.obs["target"] == "ctrl", 0.0, 0.3).astype(np.float32)
+    real_.obs["dose"] = np.where(real_.obs["target"] == "ctrl", 0.0, 0.3)
+    _, real, _, _ = read_pair(pred, real_, "target", "ctrl")
+    assert set(real.conditions) == {"ctrl", "dexa"}
+
+
+def test_a_prediction_labelled_atom_at_dose_pairs_with_a_truth_at_one_dose_per_label(tmp_path):
+    """A prediction labelled ``dexa@100`` against a truth ``dexa`` with its dose column at 100: read bare, they paired
+    nothing; the truth is now relabelled from its column, so the dose pairs with its own cells (and another would not)."""
+    truth = _at(_truth(), "100")
+    pred = truth.copy()
+    pred.obs["target"] = ["ctrl" if t == "ctrl" else "dexa@100" for t in pred.obs["target"]]
+    del pred.obs["dose"]
+    mse = _scores(tmp_path, _write(tmp_path, pred=pred, real=truth))
+    assert list(mse.index) == ["dexa@100"] and np.allclose(mse.to_numpy(), 0.0, atol=1e-10)
