@@ -146,7 +146,10 @@ def resolve_doses(record: DoseRecord, atoms: Sequence[tuple[str, ...]], contexts
             if t is not None and entries[i] is None and atoms[i]:
                 entries[i], spelt[i] = list(t), tuple(atoms[i])
                 key = (tuple(atoms[i]), contexts[i])
-                measured[i] = tuple(t) in record.several.get(key, ()) or record.recorded.get(key) == tuple(t)
+                # as models read doses (float32, the record's doses come from the dose tensors): a float64 column's 0.1 is
+                # labelled dex@0.1, recorded as float32(0.1), and is its own measured dose (it was worded as a dose asked)
+                own = {_f32s(d) for d in (*record.several.get(key, ()), *([record.recorded[key]] if key in record.recorded else []))}
+                measured[i] = _f32s(t) in own
     out: list[tuple[float, ...]] = []
     for a, w, ctx, entry in zip(atoms, spelt, contexts, entries):
         name = "+".join(w) if w else "control"
@@ -290,6 +293,10 @@ def with_doses(labels: ConditionLabels, names: Sequence[str], dose: Mapping[str,
     return dataclasses.replace(labels, dose=torch.tensor(rows, dtype=labels.dose.dtype).reshape(labels.dose.shape))
 
 
+def _f32s(doses: Sequence[float]) -> tuple[float, ...]:
+    return tuple(float(np.float32(d)) for d in doses)
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
@@ -337,7 +344,7 @@ def _check_asked(record: DoseRecord, atoms: Sequence[tuple[str, ...]],
     for at, ds, g, m in zip(atoms, doses, given, own):
         for a, d in zip(at, ds):
             lo, hi = record.ranges.get(a, (d, d))  # an atom never trained: the pre-flight's business, not the dose's
-            if g and not lo <= d <= hi:
+            if g and not lo <= float(np.float32(d)) <= hi:  # as the model reads it: the ranges are of float32 dose tensors
                 (held if m else outside).setdefault(a, set()).add(d)
     if held:
         said = "; ".join(f"{a} measured at {', '.join(dose_text(d) for d in sorted(ds)[:4])}, {record.trained} carry it at "

@@ -438,3 +438,30 @@ def test_listed_doses_of_a_combination_are_given_per_slot(tmp_path):
             make_split(data, "held_out_dose", test_conditions=["dexa+saha"], test_doses=bad)
     drawn = make_split(data, "held_out_dose", seed=0, test_frac=0.01, val_frac=0.0, test_doses="5+10")  # only dexa+saha fits
     assert {data.base_condition(c) for c in drawn.test_conditions} == {"dexa+saha"}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_held_out_dose_of_a_float_column_is_worded_as_measured(tmp_path, dtype):
+    """A float64 dose column's 0.1 is labelled ``dexa@0.1`` and recorded as the float32 the model reads
+    (0.10000000149011612): held out by ``test_doses: [0.1]`` and asked by its label, it was worded as a dose a caller
+    chose ('dexa asked at 0.1 ... no measured cell checks it') though its measured cells score it. Compared as float32."""
+    import warnings
+
+    from distgen.data.doses import DoseExtrapolationWarning
+
+    a = sciplex()
+    a = a[~a.obs["dose"].astype(str).str.contains("+", regex=False).to_numpy()].copy()
+    a.obs["dose"] = a.obs["dose"].astype(str).map({"0": 0.0, "1": 0.1, "10": 0.3, "100": 3.3, "1000": 30.0}).astype(dtype)
+    a.write_h5ad(tmp_path / "s.h5ad")
+    ds = Dataset.load({"dataset": str(tmp_path / "s.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4,
+                       "split": {"kind": "held_out_dose", "test_conditions": ["dexa"], "val_frac": 0.0, "test_doses": [0.1]}})
+    lowest = min((c for c in set(ds.data.conditions) if c.startswith("dexa@")), key=lambda c: ds.data.dose_of(c)[1])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ds.labels([lowest], ["A549"], ["all"])
+    said = [str(w.message) for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
+    assert len(said) == 1 and "populations predicted at their own measured dose" in said[0] and "asked at" not in said[0], said
+    with warnings.catch_warnings(record=True) as seen:  # a training dose asked by a caller is inside the range, as float32
+        warnings.simplefilter("always")
+        ds.labels(["dexa"], ["A549"], ["all"], doses=[0.3])
+    assert not [w for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
