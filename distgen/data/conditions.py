@@ -232,6 +232,22 @@ def parse_dose_label(label: str, delimiter: str = "+") -> tuple[tuple[str, ...],
     return tuple(a for a, _ in pairs), tuple(d for _, d in pairs)
 
 
+def population_of(label: str, labels: Iterable[str], delimiter: str = "+") -> str | None:
+    """The one of ``labels`` (population labels, ``dose_label``'s) that ``label`` names, matched as models read doses,
+    float32: ``dexa@0.3`` names a float32 dose column's ``dexa@0.30000001192092896`` (the label written from it); None
+    when ``label`` is not a dose label or names none of them. Unambiguous: two doses of an atom one float32 apart are
+    refused at loading (``check_float32_doses``)."""
+    read = parse_dose_label(label, delimiter)
+    if read is None:
+        return None
+    want = (read[0], tuple(np.float32(d) for d in read[1]))
+    for other in labels:
+        got = parse_dose_label(other, delimiter)
+        if got is not None and (got[0], tuple(np.float32(d) for d in got[1])) == want:
+            return other
+    return None
+
+
 class PopulationLabels:
     """Reads back the per-cell ``conditions`` of data at several doses per condition (``dosed``: each population labelled
     ``dose_label``'s ``dex@10``) for ``PerturbationData`` and the streaming split's ``DiskLabels`` alike: their atoms, doses

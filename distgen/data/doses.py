@@ -201,7 +201,7 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
     if doses is None:
         return None
     if dosed:
-        from distgen.data.conditions import condition_string, parse_dose_label
+        from distgen.data.conditions import condition_string, parse_dose_label, population_of
 
         read = [parse_dose_label(c, COMBO) for c in conditions]
         atoms = [r[0] if r is not None else tuple(c.split(COMBO)) for c, r in zip(conditions, read)]
@@ -213,6 +213,8 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
             for k, v in doses.items():  # a population label in any part order (saha@100+dexa@10) is that population
                 sorted_ = canonical_condition(str(k), control, delimiters, ())
                 name = sorted_ if sorted_ in labels and str(k) not in labels else str(k)
+                if name not in labels:  # its dose as models read it: dex@0.3 is a float32 column's dex@0.30000001192092896
+                    name = population_of(sorted_, labels, COMBO) or name
                 keys[name] = v
                 if name in labels:
                     order[name] = tuple(part.rpartition("@")[0] for part in _written(str(k), control, delimiters))

@@ -145,10 +145,17 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
                               "not a perturbation to predict; name perturbed conditions of the file")
     held_set = set(held)
     if wanted is not None and cells.dosed:  # a condition without doses (dexa) names each of its populations (dexa@10, ...)
-        from distgen.data.conditions import condition_string, parse_dose_label
+        from distgen.data.conditions import condition_string, parse_dose_label, population_of
 
         base = {h: condition_string(r[0]) if (r := parse_dose_label(h)) is not None else h for h in held}
-        wanted = list(dict.fromkeys(x for w in wanted for x in ([w] if w in held_set else [h for h in held if base[h] == w] or [w])))
+
+        def named(w: str) -> list[str]:  # a label; the same population written otherwise (dexa@0.3 for a float32 column's
+            if w in held_set:  # dexa@0.30000001192092896); a condition without doses: each of its populations
+                return [w]
+            same = population_of(w, held)
+            return [same] if same is not None else [h for h in held if base[h] == w] or [w]
+
+        wanted = list(dict.fromkeys(x for w in wanted for x in named(w)))
     predicted = [c for c in (held if wanted is None else wanted) if c in held_set]  # one FILE lacks: predict_to_disk refuses it
     pert = np.isin(cells.canonical_names[cells.condition_codes], predicted) & ~cells.is_control
     ctx = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()]

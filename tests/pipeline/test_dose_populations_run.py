@@ -95,6 +95,9 @@ def test_train_predict_evaluate_score_each_dose_on_its_own(path, tmp_path):
     some = tmp_path / "some.h5ad"  # --perturbations: a bare condition names each of its populations, a label one
     assert main(["predict", str(tmp_path / "run"), "--data", path, "--out", str(some), "--perturbations", "nutlin", "dexa@1"]) == 0
     assert set(ad.read_h5ad(some).obs[col].astype(str)) - {p.uns["distgen"]["control"]} == {f"nutlin@{x:g}" for x in (1, 10, 100, 1000)} | {"dexa@1"}
+    # a label written with its dose in another form (as a float32 column's 0.30000001192092896 is written 0.3) names it too
+    assert main(["predict", str(tmp_path / "run"), "--data", path, "--out", str(some), "--perturbations", "saha@10.0"]) == 0
+    assert set(ad.read_h5ad(some).obs[col].astype(str)) - {p.uns["distgen"]["control"]} == {"saha@10"}
 
 
 def test_a_dose_blind_model_is_refused_on_data_at_several_doses(path, tmp_path, capsys):
@@ -364,3 +367,24 @@ def test_the_streaming_predictor_warns_of_a_held_out_top_dose_as_memory_does(pat
     by_run = said(lambda: predict_to_disk(DoseSpy(ds.info), disk, tmp_path / "q.h5ad", set_size=4, seed=0, trained_doses=ranges))
     assert len(by_run) == 1 and "dexa measured at 1000" in by_run[0]
     assert said(lambda: predict_to_disk(DoseSpy(ds.info), disk, tmp_path / "r.h5ad", set_size=4, seed=0)) == []
+
+
+def test_a_population_of_a_float32_dose_column_is_named_by_its_short_dose(tmp_path):
+    """A float32 dose column labels 0.3 as ``dexa@0.30000001192092896`` (the label of stored runs; kept). Named as a user
+    writes it, ``dexa@0.3``, in ``doses=`` it was refused as 'neither a population predicted nor a condition'; it names
+    that population now (matched as float32, as models read doses), and ``population_of`` is the one rule."""
+    from distgen.data.conditions import population_of
+
+    a = sciplex()
+    a = a[~a.obs["dose"].astype(str).str.contains("+", regex=False).to_numpy()].copy()
+    a.obs["dose"] = a.obs["dose"].astype(str).map({"0": 0.0, "1": 0.1, "10": 0.3, "100": 3.3, "1000": 30.0}).astype(np.float32)
+    a.write_h5ad(tmp_path / "f32.h5ad")
+    ds = Dataset.load({"dataset": str(tmp_path / "f32.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4,
+                       "split": {**SPLIT, "test_conditions": ["dexa"], "test_doses": [0.3]}})
+    long = "dexa@0.30000001192092896"
+    assert {g.condition for g in ds.groups("test")} == {long}
+    spy = DoseSpy(ds.info)
+    predict(spy, ds, seed=0, doses={"dexa@0.3": 5.0})
+    assert {k for k, _ in spy.asked} == {"dexa@5"}
+    assert population_of("dexa@0.3", [long, "dexa@30"]) == long and population_of("dexa@0.4", [long]) is None
+    assert population_of("dexa", [long]) is None
