@@ -145,6 +145,7 @@ def row_changes(rows: list[dict[str, str]], summary: dict[str, Any]) -> tuple[li
     if not isinstance(recorded, dict) or not isinstance(columns, list) or not rows or any(c not in rows[0] for c in columns):
         return [], []
     columns = [str(c) for c in columns]
+    form = str((found or {}).get("form") or "linear")  # records from before FINGERPRINT_FORM: the linear sums
     by_value = sorted((float(v[0]), str(k)) for k, v in recorded.items()
                       if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int | float))
     keys = [v for v, _ in by_value]
@@ -153,7 +154,7 @@ def row_changes(rows: list[dict[str, str]], summary: dict[str, Any]) -> tuple[li
         label = row["perturbation"]
         if label not in recorded:
             continue
-        mine = row_fingerprint(row, columns)
+        mine = row_fingerprint(row, columns, form)
         if same_fingerprint(mine, recorded[label]):
             continue
         width = FINGERPRINT_TOLERANCE * mine[2] + 1e-300  # the recorded rows within the tolerance of this one (FINGERPRINT_TOLERANCE)

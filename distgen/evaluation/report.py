@@ -56,8 +56,8 @@ def fmt_value(v: Any) -> str:
     return str(v)
 
 
-#: ``summary.json`` key: ``{"columns": [...], "rows": {label: [fingerprint, finite cells]}}`` of each ``metrics.csv`` row's
-#: numbers other than its label (``row_fingerprint``), as written. ``distgen compare`` checks each row it reads against its
+#: ``summary.json`` key: ``{"columns": [...], "rows": {label: [fingerprint, finite cells]}, "form": "log"}`` of each
+#: ``metrics.csv`` row's numbers other than its label (``row_fingerprint``), as written. ``distgen compare`` checks each row it reads against its
 #: label's: a spreadsheet sort of the ``perturbation`` column alone moves every value to another condition while every
 #: column's mean (``compare.edited_table``) and every label's ``truth_digests`` stay the same.
 ROW_FINGERPRINTS = "row_fingerprints"
@@ -79,17 +79,39 @@ def _number(text: Any) -> float:
         return math.nan
 
 
-def row_fingerprint(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[float, int, float]:
-    """``(sum of w_c x value, finite cells, sum of |w_c x value|)`` over ``row``'s cells in ``columns`` (numbers; text and
+#: ``ROW_FINGERPRINTS["form"]`` of the fingerprints written now (``row_fingerprint``); a record without it has ``"linear"`` ones.
+FINGERPRINT_FORM = "log"
+
+
+def _log_size(v: float) -> float:
+    """``v`` on a scale where a relative change is an absolute one: ``sign(v) (1 + ln(|v| / 1e-300))`` (0 for 0; linear
+    below 1e-300). A value rounded to 6 significant digits moves by at most 5e-6 here, whatever its size."""
+    a = abs(v)
+    g = a / 1e-300 if a <= 1e-300 else 1.0 + math.log(a) + 300 * math.log(10)
+    return math.copysign(g, v)
+
+
+def row_fingerprint(row: Mapping[str, Any], columns: Sequence[str], form: str = FINGERPRINT_FORM) -> tuple[float, int, float]:
+    """``(sum of w_c x g(value), finite cells, tolerance scale)`` over ``row``'s cells in ``columns`` (numbers; text and
     NaN left out): the first two are recorded, the third scales the tolerance of a comparison (``same_fingerprint``).
-    Equal for two rows of equal values, so a row that holds another label's values is told from an edited one."""
+    Equal for two rows of equal values, so a row that holds another label's values is told from an edited one.
+
+    ``form`` ``"log"`` (written now): ``g`` is ``_log_size``, so each cell counts by its relative change and the tolerance
+    is the sum of the weights. ``"linear"`` (the first records, 2026-12-06): ``g(v) = v``, tolerance scaled by the sum of
+    ``|w_c x value|``, where a row's large numbers (``n_cells_real`` of 3,000) hid an edit of its small ones: a
+    ``perturbation`` column sorted on its own over metrics ~1e-3 was compared silently."""
     total = size = 0.0
     n = 0
     for c in columns:
         v = _number(row.get(c))
         if math.isfinite(v):
-            total += _column_weight(c) * v
-            size += abs(_column_weight(c) * v)
+            w = _column_weight(c)
+            if form == "linear":
+                total += w * v
+                size += abs(w * v)
+            else:
+                total += w * _log_size(v)
+                size += w
             n += 1
     return total, n, size
 
@@ -115,7 +137,7 @@ def table_row_fingerprints(text: str) -> dict[str, Any]:
     for row in reader:
         total, n, _ = row_fingerprint(row, columns)
         rows[row["perturbation"]] = [total if math.isfinite(total) else None, n]  # JSON has no inf (a sum past 1e308)
-    return {"columns": columns, "rows": rows}
+    return {"columns": columns, "rows": rows, "form": FINGERPRINT_FORM}
 
 
 def write_csv(table: MetricTable, path: str) -> dict[str, Any]:

@@ -169,3 +169,48 @@ def test_one_prediction_evaluated_twice_is_said(evals, tmp_path):
     res = compare(evals / "b", tmp_path / "again")
     assert "scored the same predicted cells on all 8 shared rows" in res["notes"][0]
     assert not any("same predicted cells" in n for n in compare(evals / "a", evals / "b")["notes"])
+
+
+def _table(labels, cells, mse):
+    lines = ["perturbation,n_cells_real,n_cells_pred,mse,pearson_delta"]
+    lines += [f"{p},{n},{n},{m!r},{0.999 - m!r}" for p, n, m in zip(labels, cells, mse)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_sorted_label_column_is_found_beside_large_cell_counts():
+    """A row's fingerprint summed its numbers: 3,000 cells per row set a tolerance (1e-5 of the row's size) above every
+    difference of metrics ~1e-4, so a perturbation column sorted on its own compared silently on real-sized data. Each
+    value now counts by its relative change."""
+    import csv
+    import io
+
+    from distgen.evaluation.compare import row_changes
+    from distgen.evaluation.report import table_row_fingerprints
+
+    labels = [f"P{i}" for i in range(8)]
+    mse = [1.36e-4, 8.7e-5, 9.1e-5, 2.99e-4, 1.14e-4, 1.82e-4, 1.0e-4, 7.1e-5]
+    summary = {"row_fingerprints": table_row_fingerprints(_table(labels, [3000] * 8, mse))}
+    resorted = list(csv.DictReader(io.StringIO(_table(labels[::-1], [3000] * 8, mse))))
+    moved, edited_rows = row_changes(resorted, summary)
+    assert sorted(moved) == sorted(zip(labels[::-1], labels)) and not edited_rows
+    nudged = list(csv.DictReader(io.StringIO(_table(labels, [3000] * 8, [mse[0] * 1.01] + mse[1:]))))
+    assert row_changes(nudged, summary) == ([], ["P0"])  # one value edited by 1%: noted
+    six = list(csv.DictReader(io.StringIO(_table(labels, [3000] * 8, [float(f"{m * 1.0000012:.6g}") for m in mse]))))
+    assert row_changes(six, summary) == ([], [])  # saved again at 6 significant digits: the same rows
+
+
+def test_fingerprints_recorded_before_the_log_form_are_checked_as_written():
+    import csv
+    import io
+
+    from distgen.evaluation.compare import row_changes
+    from distgen.evaluation.report import row_fingerprint
+
+    labels = ["P0", "P1", "P2"]
+    text = _table(labels, [20, 20, 20], [0.5, 0.9, 0.1])
+    columns = ["mse", "n_cells_pred", "n_cells_real", "pearson_delta"]
+    rows = {r["perturbation"]: list(row_fingerprint(r, columns, "linear")[:2]) for r in csv.DictReader(io.StringIO(text))}
+    summary = {"row_fingerprints": {"columns": columns, "rows": rows}}  # no "form": the first records' linear sums
+    assert row_changes(list(csv.DictReader(io.StringIO(text))), summary) == ([], [])
+    resorted = list(csv.DictReader(io.StringIO(_table(labels[::-1], [20, 20, 20], [0.5, 0.9, 0.1]))))
+    assert sorted(row_changes(resorted, summary)[0]) == [("P0", "P2"), ("P2", "P0")]
