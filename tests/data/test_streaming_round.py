@@ -238,3 +238,27 @@ def test_a_value_stored_twice_in_a_sparse_row_streams_as_it_loads_in_memory(tmp_
     mem = PerturbationData.from_anndata(ad.read_h5ad(path), SCHEMA).table.X.numpy()
     disk = DiskCells(path, SCHEMA).read(np.arange(a.n_obs)).toarray()
     assert np.array_equal(disk, mem)  # before: log1p of each part, summed (row 1 off by up to 5.8)
+
+
+def test_a_log2_file_after_natural_log_first_rows_is_refused_on_disk_as_in_memory(tmp_path):
+    """The log base was told from the file's first 2,000 rows on disk, from 200 rows spread over the whole matrix in
+    memory: natural-log first rows over a log2 rest streamed as natural log (every later value 1.44x too large)."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    counts = rng.poisson(rng.gamma(2.0, 1.0, (n, 12))).astype(np.float64) + (np.arange(12) < 5)  # 5+ non-zeros a cell
+    normalised = counts / counts.sum(1, keepdims=True) * 1e4
+    x = np.log1p(normalised) / np.log(2.0)
+    x[:2000] = np.log1p(normalised[:2000])  # the rows a DiskCells was described from: natural log
+    obs = pd.DataFrame({"perturbation": np.repeat(["control", "A", "B"], [n - 2000, 1000, 1000]), "cell_type": "ct1",
+                        "batch": "b1"}, index=[f"c{i}" for i in range(n)])
+    path = tmp_path / "late_log2.h5ad"
+    ad.AnnData(X=sp.csr_matrix(x.astype(np.float32)), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(12)])).write_h5ad(path)
+    with pytest.raises(InputDataError, match="log2"):
+        PerturbationData.from_anndata(ad.read_h5ad(path), SCHEMA)
+    with pytest.raises(InputDataError, match="log2"):  # before: opened, and streamed as natural log
+        DiskCells(path, SCHEMA)
+    small = tmp_path / "ln.h5ad"  # natural log throughout, fewer cells than the sample: opens as before
+    x[:] = np.log1p(normalised)
+    ad.AnnData(X=sp.csr_matrix(x[:150].astype(np.float32)), obs=obs.iloc[:150].assign(perturbation=["control"] * 100 + ["A"] * 50),
+               var=pd.DataFrame(index=[f"g{i}" for i in range(12)])).write_h5ad(small)
+    assert DiskCells(small, SCHEMA).scale == "log"
