@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from types import ModuleType
 
 import torch
@@ -48,13 +47,16 @@ def wasserstein2(x: Tensor, y: Tensor, num_itermax: int | None = None) -> Tensor
     a = torch.full((n,), 1.0 / n, dtype=x.dtype, device=x.device)
     b = torch.full((k,), 1.0 / k, dtype=x.dtype, device=x.device)
     itermax = int(num_itermax or max(1_000_000, 50 * n * k))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        w2sq = ot.emd2(a, b, cost, numItermax=itermax)
-    for w in caught:
-        if "numItermax" in str(w.message) or "not converge" in str(w.message).lower():
-            raise RuntimeError(f"wasserstein2: the exact OT solver stopped at num_itermax={itermax} before optimality "
-                               f"(n={n}, k={k}); raise num_itermax")
+    # the solver's status read from its log, not from its warnings: a warnings.catch_warnings per call reset Python's
+    # once-per-place warning record (every earlier warning of the run shown again after each W2), and swallowed every
+    # other warning of POT's; an infeasible or unbounded status (codes 0, 2) returned its cost as a distance
+    w2sq, log = ot.emd2(a, b, cost, numItermax=itermax, log=True)
+    code = int(log.get("result_code", 1))
+    if code == 3:
+        raise RuntimeError(f"wasserstein2: the exact OT solver stopped at num_itermax={itermax} before optimality "
+                           f"(n={n}, k={k}); raise num_itermax")
+    if code != 1:
+        raise RuntimeError(f"wasserstein2: the exact OT solver found no optimal plan (n={n}, k={k}): {log.get('warning')}")
     return torch.as_tensor(w2sq).clamp_min(0).sqrt()
 
 

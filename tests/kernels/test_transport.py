@@ -55,3 +55,38 @@ def test_divergence_debiased_and_differentiable():
     s.backward()
     assert tx.grad is not None and bool(torch.isfinite(tx.grad).all()) and float(tx.grad.abs().sum()) > 0
     assert abs(float(sinkhorn_divergence(ty, ty.clone(), reg=2.0))) < 1e-9  # a set against itself
+
+
+def _once_here() -> None:
+    import warnings
+
+    warnings.warn("said once here", UserWarning, stacklevel=1)
+
+
+def test_wasserstein2_keeps_pythons_once_per_place_warning_record():
+    """A ``warnings.catch_warnings`` around each ``ot.emd2`` reset the record: a warning shown once per place was shown
+    again after every W2 (the evaluation scores W2 per perturbation)."""
+    import warnings
+
+    from distgen.kernels.transport import wasserstein2
+
+    x, y = (torch.tensor(v, dtype=torch.float64) for v in sets())
+    wasserstein2(x, y)  # POT imported (an import may set filters: once, not per call)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")
+        _once_here()
+        w = wasserstein2(x, y)
+        _once_here()
+    assert sum("said once here" in str(s.message) for s in seen) == 1
+    import ot
+
+    exact = ot.emd2(np.full(17, 1 / 17), np.full(23, 1 / 23), ((x[:, None] - y[None]) ** 2).sum(-1).numpy())
+    assert float(w) == pytest.approx(float(np.sqrt(exact)), rel=1e-12)
+
+
+def test_wasserstein2_refuses_a_solver_stopped_before_optimality():
+    from distgen.kernels.transport import wasserstein2
+
+    x, y = (torch.tensor(v, dtype=torch.float64) for v in sets())
+    with pytest.warns(UserWarning, match="numItermax"), pytest.raises(RuntimeError, match="num_itermax=3 before optimality"):
+        wasserstein2(x, y, num_itermax=3)
