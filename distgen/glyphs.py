@@ -214,14 +214,16 @@ def ltr(text: str) -> str:
 def short_labels(labels: Sequence[str], width: int = LABEL_WIDTH) -> list[str]:
     """``short_label`` of each label, distinct as the labels are: labels whose cuts collide (a long common start and
     end) get a short digest of the whole label after the cut (``…#1a2b3c``), so no two rows of a figure read alike.
-    At most ``width + 10`` characters each; tables and CSVs keep the whole labels."""
+    At most ``width + 10`` characters each, not counting the two invisible isolates of a right-to-left label (``ltr``);
+    tables and CSVs keep the whole labels."""
     out = [short_label(lab, width) for lab in labels]
     seen: dict[str, set[str]] = {}
     for lab, cut in zip(labels, out):
         seen.setdefault(cut, set()).add(str(lab))
     for i, (lab, cut) in enumerate(zip(labels, out)):
         if len(seen[cut]) > 1:
-            out[i] = f"{cut} #{zlib.crc32(str(lab).encode()):08x}"[: width + 10]
+            out[i] = f"{cut} #{zlib.crc32(str(lab).encode()):08x}"  # whole: cut to width + 10, a right-to-left label's
+            # isolates (2 characters) took the digest's last two digits
     if len(set(out)) < len(set(map(str, labels))):  # digests that collide too: the position tells them apart
         out = [f"{cut} [{i}]" for i, cut in enumerate(out)]
     return out

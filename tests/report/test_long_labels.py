@@ -83,3 +83,17 @@ def test_the_advantage_figure_keeps_its_layout_with_a_long_model_name(long_input
         fig = figures.advantage_figure(long_inputs, per_condition_metrics(long_inputs), strength)
         fig.savefig(io.BytesIO(), format="png")
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+
+
+def test_right_to_left_twins_keep_their_whole_digest():
+    """A right-to-left label is set between two invisible isolates (``glyphs.ltr``); the digest after a colliding cut was
+    sliced to ``width + 10`` characters with them counted, so it lost its last two hex digits."""
+    from distgen.glyphs import LRI, PDI
+
+    twins = ["مرحبا" * 3 + "x" * 30 + f"{i}" + "y" * 30 + "مرحبا" * 3 for i in range(2)]
+    out = short_labels(twins)
+    assert len(set(out)) == 2 and all(o.startswith(LRI) and len(o.replace(LRI, "").replace(PDI, "")) <= BOUND for o in out)
+    import re
+    import zlib
+
+    assert [re.search(r"#([0-9a-f]+)$", o).group(1) for o in out] == [f"{zlib.crc32(t.encode()):08x}" for t in twins]
