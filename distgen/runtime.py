@@ -24,7 +24,7 @@ slower on an idle machine for small models. A short spin keeps both (``docs/benc
   the setting (JAX computed in this process before ``import distgen``) keeps its size.
 
 It also asks numba for a fork-safe threading layer (``NUMBA_THREADING_LAYER=forksafe``: TBB where installed, else numba's
-workqueue) before numba is imported, unless the user chose a layer: under GNU OpenMP, numba's default on Linux without TBB,
+workqueue) before numba starts its threads (numba imported first, by ``import scanpy``, included), unless the user chose a layer: under GNU OpenMP, numba's default on Linux without TBB,
 a ``DataLoader`` worker forked after scanpy's ``normalize_total`` ran in its parent was killed at its first normalisation
 (streaming raw counts with ``num_workers > 0``; docs/reliability.md, "Streaming round"). Row-wise kernels give the same
 values under either layer.
@@ -44,6 +44,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 OFF = "DISTGEN_THREADING"
 THREADS = "DISTGEN_THREADS"
@@ -72,6 +73,12 @@ def enabled() -> bool:
     return os.environ.get(OFF, "on").strip().lower() not in ("off", "0", "false", "no")
 
 
+def _numba_threads_started() -> bool:
+    """Whether numba's parallel threads started in this process (their layer is then fixed)."""
+    par = sys.modules.get("numba.np.ufunc.parallel")
+    return bool(getattr(par, "_is_initialized", False))
+
+
 def configure_environment() -> bool:
     """Set short OpenMP spin-waits (``WAIT_SETTINGS``) if torch is not loaded yet and the user set none, and the
     pool variables (``bound_pools``: ``DISTGEN_THREADS``, else the usable CPUs) before JAX, numba or polars start.
@@ -83,8 +90,11 @@ def configure_environment() -> bool:
         return False
     with contextlib.suppress(ValueError):  # a malformed DISTGEN_THREADS: apply_threads says so; importing distgen never fails
         bound_pools(requested_threads() or usable_cpus())
-    if "numba" not in sys.modules and NUMBA_LAYER[0] not in os.environ:  # read when numba starts its threads
+    if NUMBA_LAYER[0] not in os.environ and not _numba_threads_started():  # read when numba starts its threads
         os.environ[NUMBA_LAYER[0]] = NUMBA_LAYER[1]
+        config: Any = sys.modules.get("numba.core.config")
+        if config is not None:  # numba imported first (scanpy before distgen): it read the variable already; its threads
+            config.THREADING_LAYER = NUMBA_LAYER[1]  # read this at their start (numba.np.ufunc.parallel._launch_threads)
     if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
         return False
     done = False

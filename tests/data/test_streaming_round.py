@@ -133,10 +133,12 @@ except Exception as exc:
 """
 
 
-@pytest.mark.parametrize("layer", ["omp", "workqueue", None])
-def test_workers_forked_after_scanpy_ran_say_why_instead_of_dying(tmp_path, layer):
+@pytest.mark.parametrize("layer, scanpy_first", [("omp", False), ("workqueue", False), (None, False), (None, True)])
+def test_workers_forked_after_scanpy_ran_say_why_instead_of_dying(tmp_path, layer, scanpy_first):
     """None: the user chose no layer, and importing distgen asks numba for a fork-safe one (``runtime.NUMBA_LAYER``): the
-    workers read. Before, numba's default on Linux without TBB (GNU OpenMP) killed them."""
+    workers read. Before, numba's default on Linux without TBB (GNU OpenMP) killed them. ``scanpy_first``: numba was
+    imported before distgen (``import scanpy`` first, as notebooks do), its threads not started: the layer is asked for
+    all the same (before: the variable was set only where numba was not imported yet, and the worker got the error)."""
     import subprocess
     import sys
 
@@ -144,7 +146,8 @@ def test_workers_forked_after_scanpy_ran_say_why_instead_of_dying(tmp_path, laye
     _adata().write_h5ad(path)
     env = {**{k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}, "OMP_NUM_THREADS": "1",
            **({"NUMBA_THREADING_LAYER": layer} if layer else {})}
-    done = subprocess.run([sys.executable, "-c", _WORKERS_AFTER_SCANPY, str(path)], capture_output=True, text=True, env=env,
+    script = ("import scanpy\n" if scanpy_first else "") + _WORKERS_AFTER_SCANPY
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, env=env,
                           timeout=300, check=False)
     if layer == "omp":  # before: "RuntimeError DataLoader worker (pid(s) ...) exited unexpectedly"
         assert "DistgenError" in done.stdout and "NUMBA_THREADING_LAYER=workqueue" in done.stdout, done.stdout + done.stderr
