@@ -30,6 +30,9 @@ from distgen.backbones.pad_layers import Adapter, Decoder, Fusion, GeneAdaLN, PA
 from distgen.capabilities import BackboneCapabilities
 from distgen.types import CellTable, ConditionLabels, DataInfo
 
+#: Neighbours per gene of the co-expression graph ``prepare`` builds when ``graph_k`` is left out (scDFM: 30).
+DEFAULT_GRAPH_K = 30
+
 ENCODINGS = ("auto", "gene", "table")
 MISSING = ("error", "extend")
 POOLS = ("mean", "sum", "padded_mean")
@@ -122,7 +125,7 @@ class PADTransformer(Backbone):
         attention: str = "differential",
         attention_impl: str = "fused",
         graph: bool = True,
-        graph_k: int = 30,
+        graph_k: int = DEFAULT_GRAPH_K,
         perturbation_encoding: str = "auto",
         missing_perturbation_genes: str = "error",
         pool: str = "mean",
@@ -148,6 +151,12 @@ class PADTransformer(Backbone):
             raise ValueError(f"pad_transformer: d_model={d_model} must be divisible by heads={heads}")
         if layers < 1 or graph_k < 1:
             raise ValueError(f"pad_transformer: layers and graph_k must be >= 1, got layers={layers}, graph_k={graph_k}")
+        if not graph and graph_k != DEFAULT_GRAPH_K:  # an ablation over graph_k would measure nothing
+            from distgen.config import InertSettingWarning
+            from distgen.errors import warn
+
+            warn(f"pad_transformer: graph_k={graph_k} has no effect with graph: false (it is the neighbours per gene of the gene "
+                 "graph); remove it or set graph: true", InertSettingWarning)
         if perturbation_encoding == "auto":
             perturbation_encoding = "gene" if info.perturbation_type == "genetic" else "table"
         if perturbation_encoding == "gene" and info.perturbation_type != "genetic":

@@ -20,6 +20,8 @@ from distgen.capabilities import ConditionerCapabilities
 from distgen.conditioners.base import Conditioner, pool_slots
 from distgen.conditioners.embedding_table import resolve_names
 from distgen.conditioners.tables import load_embedding_table
+from distgen.config import InertSettingWarning
+from distgen.errors import warn
 from distgen.types import ConditionLabels, DataInfo
 
 
@@ -93,6 +95,21 @@ class CovariateConditioner(Conditioner):
             raise ValueError("covariate: perturbation='table' needs perturbation_table (a path or a mapping atom -> vector)")
         if part_dim < 1:
             raise ValueError(f"covariate: part_dim must be >= 1, got {part_dim}")
+        inert = []  # an ablation over any of these would measure nothing
+        if perturbation == "onehot" and perturbation_table is not None:
+            inert.append("perturbation_table has no effect with perturbation: onehot (a learned row per atom); set perturbation: table "
+                         "to use it, or remove it")
+        if perturbation == "onehot" and key_column is not None:
+            inert.append(f"key_column={key_column!r} has no effect with perturbation: onehot (it names the key column of "
+                         "perturbation_table's file); remove it")
+        if perturbation == "table" and onehot_std is not None:
+            inert.append(f"onehot_std={onehot_std} has no effect with perturbation: table (it is the initial spread of the learned "
+                         "one-hot rows); remove it")
+        if not use_context and context_table is not None:
+            inert.append("context_table has no effect with use_context: false (no context is embedded); set use_context: true to "
+                         "use it, or remove it")
+        for note in inert:
+            warn(f"covariate: {note}", InertSettingWarning)
         if onehot_std is not None and not onehot_std > 0:
             raise ValueError(f"covariate: onehot_std must be > 0 or null, got {onehot_std}")
         self.dim = int(n_genes if dim is None else dim)

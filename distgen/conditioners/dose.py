@@ -45,6 +45,12 @@ class DoseEncoding(nn.Module):
             raise ValueError(f"dose: mode must be one of {DOSE_MODES}, got {mode!r}")
         if scale <= 0:
             raise ValueError(f"dose: scale must be > 0, got {scale}")
+        if scale != 1.0 and mode in ("none", "linear"):  # an ablation over dose_scale would measure nothing
+            from distgen.config import InertSettingWarning
+            from distgen.errors import warn
+
+            warn(f"dose_scale={scale} has no effect with dose: {mode} (it is the dose unit of dose: log and the initial EC50 of "
+                 "dose: learned); remove it, or set dose: log or learned", InertSettingWarning)
         self.mode = mode
         self.scale = float(scale)
         self.curve = nn.Linear(dim, 2) if mode == "learned" else None

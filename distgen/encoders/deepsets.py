@@ -13,6 +13,9 @@ from distgen.encoders.base import Encoder, masked_mean
 
 POOLS = ("mean", "max", "attention")
 
+#: Heads of the attention pooling when left out (``heads`` is read by ``pool: attention`` only).
+DEFAULT_HEADS = 4
+
 
 def _mlp(n_in: int, hidden: int, n_out: int, depth: int) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -65,7 +68,7 @@ class DeepSetsEncoder(Encoder):
         hidden: int = 128,
         depth: int = 2,
         pool: str = "mean",
-        heads: int = 4,
+        heads: int = DEFAULT_HEADS,
         frozen: bool = False,
     ) -> None:
         super().__init__()
@@ -77,6 +80,12 @@ class DeepSetsEncoder(Encoder):
             raise ValueError(f"deepsets: heads must be >= 1 for attention pooling, got {heads}")
         if pool == "attention" and hidden % heads:
             raise ValueError(f"deepsets: hidden={hidden} must be divisible by heads={heads} for attention pooling")
+        if pool != "attention" and heads != DEFAULT_HEADS:  # an ablation over heads would measure nothing
+            from distgen.config import InertSettingWarning
+            from distgen.errors import warn
+
+            warn(f"deepsets: heads={heads} has no effect with pool: {pool} (only attention pooling has heads); remove it or set "
+                 "pool: attention", InertSettingWarning)
         self.dim = dim
         self.n_genes = n_genes
         self.pool_kind = pool

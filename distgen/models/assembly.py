@@ -218,6 +218,13 @@ def tie_gene_embeddings(model: Generator) -> bool:
     table = getattr(model.backbone, "gene_embedding", None)
     tie = getattr(model.conditioner, "tie_gene_embedding", None)
     if table is None or tie is None or not isinstance(table, nn.Module):
+        if tie is not None and getattr(model.conditioner, "share_gene_embedding", True) is False:
+            from distgen.config import InertSettingWarning
+            from distgen.errors import warn
+
+            warn(f"conditioner {_name(model.conditioner)}: share_gene_embedding=false has no effect with backbone "
+                 f"{_name(model.backbone)}, which has no gene-token table to share (the conditioner's own table is used "
+                 "either way); remove it", InertSettingWarning)
         return False
     width = getattr(model.backbone, "gene_embedding_dim", None) or getattr(table, "embedding_dim", None)
     if width is None:

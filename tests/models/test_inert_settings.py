@@ -1,0 +1,76 @@
+"""Settings that another setting makes inert are warned about, naming both (ablation-settings round, 2026-12-07).
+
+Each of these was accepted and read by nothing: a sweep over it gave identical runs and a table saying the setting does not
+matter. The component-level sweep over every parameter is ``tests/test_settings_effect.py``; these are the combinations a
+component cannot see on its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from distgen.config import InertSettingWarning
+from distgen.models.generator import build_model
+from distgen.testing.fixtures import tiny_info
+
+
+def _model(conditioner: dict, backbone: dict) -> list[str]:
+    node = {"name": "generator", "conditioner": conditioner, "backbone": backbone,
+            "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_model(node, tiny_info())
+    return [str(w.message) for w in caught if issubclass(w.category, InertSettingWarning)]
+
+
+PAD = {"name": "pad_transformer", "d_model": 8, "heads": 2, "layers": 1, "graph": False, "dropout": 0.0,
+       "use_condition_embedding": True}
+
+
+def test_share_gene_embedding_off_is_inert_without_gene_tokens():
+    said = _model({"name": "gene_vocab", "dim": 8, "share_gene_embedding": False}, {"name": "mlp", "hidden": 8, "depth": 1})
+    assert any("share_gene_embedding=false has no effect with backbone" in m for m in said), said
+
+
+def test_share_gene_embedding_off_with_gene_tokens_is_read_and_not_warned():
+    assert not _model({"name": "gene_vocab", "dim": 8, "share_gene_embedding": False}, PAD)
+    assert not _model({"name": "gene_vocab", "dim": 8}, {"name": "mlp", "hidden": 8, "depth": 1})  # the default says nothing
+
+
+@pytest.mark.parametrize("conditioner, words", [
+    ({"name": "onehot", "dim": 8, "dose_scale": 100.0}, "dose_scale=100.0 has no effect with dose: linear"),
+    ({"name": "gene_vocab", "dim": 8, "dose_scale": 100.0}, "dose_scale=100.0 has no effect with dose: none"),
+    ({"name": "covariate", "part_dim": 4, "dim": 8, "perturbation_table": {"G0": [1.0]}}, "perturbation_table has no effect"),
+    ({"name": "covariate", "part_dim": 4, "dim": 8, "use_context": False, "context_table": {"ctxA": [1.0], "ctxB": [0.0]}},
+     "context_table has no effect with use_context: false"),
+])
+def test_a_conditioner_setting_its_mode_does_not_read_is_warned_about(conditioner, words):
+    said = _model(conditioner, {"name": "mlp", "hidden": 8, "depth": 1})
+    assert any(words in m for m in said), said
+
+
+def test_dose_scale_where_it_is_read_says_nothing():
+    assert not _model({"name": "onehot", "dim": 8, "dose": "log", "dose_scale": 100.0}, {"name": "mlp", "hidden": 8, "depth": 1})
+
+
+def test_graph_k_without_the_graph_and_deepsets_heads_without_attention_are_warned_about():
+    said = _model({"name": "gene_vocab", "dim": 8}, {**PAD, "graph_k": 5})
+    assert any("graph_k=5 has no effect with graph: false" in m for m in said), said
+    from distgen.config import build_component
+
+    with pytest.warns(InertSettingWarning, match="heads=2 has no effect with pool: mean"):
+        build_component("encoders", {"name": "deepsets", "heads": 2}, n_genes=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InertSettingWarning)
+        build_component("encoders", {"name": "deepsets", "pool": "attention", "heads": 2, "hidden": 8}, n_genes=12)
+
+
+def test_the_cli_says_it(tmp_path):
+    from distgen.cli import main
+
+    with pytest.warns(InertSettingWarning, match="key_column='gene' has no effect with perturbation: onehot"):
+        code = main(["train", "perturbdiff-small", "--out", str(tmp_path / "r"), "train.steps=1", "train.progress=false",
+                     "model.conditioner.key_column=gene"])
+    assert code == 0
