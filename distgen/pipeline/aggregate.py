@@ -182,6 +182,29 @@ def identical_variants(rows: Sequence[dict[str, Any]], variants: Sequence[str], 
     return out
 
 
+def inert_axes(variant_overrides: Mapping[str, Sequence[str]], identical: Mapping[str, str]) -> dict[str, list[str]]:
+    """``{axis: [values]}`` for each grid axis whose values all gave the same results wherever the other settings were equal.
+
+    ``variant_overrides`` maps each variant to its overrides (``key=value``; seeds left out), ``identical`` is
+    ``identical_variants``' answer. An axis is inert when, in every group of variants that agree on every other override,
+    each variant's results equal the group's first one's: none of its values changed anything (a parameter the model
+    does not read in this configuration). "Variants without effect" lists the pairs; this names the setting.
+    """
+    root = {v: identical.get(v, v) for v in variant_overrides}
+    parsed = {v: dict(x.split("=", 1) for x in ov if "=" in x) for v, ov in variant_overrides.items()}
+    keys = list(dict.fromkeys(k for p in parsed.values() for k in p))
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        for v, p in parsed.items():
+            groups.setdefault(tuple(sorted((k, x) for k, x in p.items() if k != key)), []).append(v)
+        values = list(dict.fromkeys(parsed[v].get(key, "(as configured)") for v in parsed))
+        varied = [g for g in groups.values() if len({parsed[v].get(key) for v in g}) > 1]
+        if len(values) > 1 and varied and all(len({root[v] for v in g}) == 1 for g in varied):
+            out[key] = values
+    return out
+
+
 def fmt(x: float, digits: int = 4) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
 

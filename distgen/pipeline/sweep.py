@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distgen import markdown as md
 from distgen.config import ConfigError, load_config, save_yaml
 from distgen.errors import Interrupted, clip_message, short
 from distgen.evaluation.report import json_text
@@ -31,6 +32,7 @@ from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
     Comparison,
     identical_variants,
+    inert_axes,
     plot_summary,
     read_metrics_csv,
     replicate_noise,
@@ -39,7 +41,7 @@ from distgen.pipeline.aggregate import (
     truth_record,
     write_results,
 )
-from distgen.pipeline.grid import Run, expand, parse_variants
+from distgen.pipeline.grid import SEED_KEY, Run, expand, parse_variants
 from distgen.pipeline.pages import write_sweep_page
 from distgen.train.lock import LOCK_NAME, RunLock, RunLockedError, describe, read_holder
 from distgen.train.state_io import atomic_write_text
@@ -415,15 +417,25 @@ def _sweep(
         if why:
             print(f"warning: sweep variant {v} was {why}: its rows are not paired with the reference's, so no side is named "
                   "(verdict 'truths differ'; see summary.md)", file=sys.stderr)
-    atomic_write_text(out / "summary.md", text)
     same = identical_variants(rows, variants, present)
+    axes = inert_axes({r.variant: tuple(x for x in r.overrides if not x.startswith(f"{SEED_KEY}=")) for r in result.runs
+                       if r.variant in variants}, same)
+    if axes:
+        text = text.rstrip("\n") + "\n\n## Settings without effect\n\n" + "".join(
+            f"- {md.code(k)}: every value ({', '.join(md.code(v) for v in vals)}) gave the same results wherever the other "
+            "settings were equal: the model does not read it in this configuration\n" for k, vals in axes.items())
+    atomic_write_text(out / "summary.md", text)
     for v, other in same.items():
         print(f"warning: sweep variant {v} gave exactly the results of {other} (every seed, perturbation and metric): the "
               "setting that tells them apart had no effect (see summary.md)", file=sys.stderr)
+    for k, vals in axes.items():
+        print(f"warning: sweep setting {k} had no effect: each of its values ({', '.join(vals)}) gave exactly the same results "
+              "wherever the other settings were equal (a setting the model does not read in this configuration; see summary.md)",
+              file=sys.stderr)
     atomic_write_text(out / "summary.json", json_text({
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "failures": result.failures, "diverged": result.diverged, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
-        "metrics_not_computed": absent, "truths_differ": apart,
+        "inert_settings": axes, "metrics_not_computed": absent, "truths_differ": apart,
     }))
     plot_summary(rows, variants, present, out / "summary.png")
     write_sweep_page(out, present)  # report.html: one row per variant, paired tests as intervals
