@@ -129,6 +129,14 @@ def score(
     if replicate not in REPLICATES:
         raise ValueError(f"replicate must be one of {', '.join(REPLICATES)}, got {replicate!r}")
     spread = spread_mode(spread)
+    if not ceiling:  # read by the ceiling only (ceiling_splits also by the interpolated duplicate): a comparison over them measures nothing
+        from distgen.config import InertSettingWarning
+
+        inert = [f"replicate={replicate}"] if replicate != "half-split" else []
+        inert += [f"ceiling_splits={ceiling_splits}"] if ceiling_splits != CEILING_SPLITS and not interpolated else []
+        if inert:
+            warn(f"{' and '.join(inert)} {'has' if len(inert) == 1 else 'have'} no effect without the ceiling (evaluate.ceiling: "
+                 "false, --no-ceiling): they choose how the ceiling is drawn; remove them or score the ceiling", InertSettingWarning)
     references = dict(references or {})
     pred, report_notes = align(pred, truth)
     refs = {}
