@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import inspect
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -382,12 +383,29 @@ def check_group_sizes(model: Any, train: Any, val: Any = None) -> None:
 def _check_sampling(section: Mapping[str, Any], dataset: Dataset) -> None:
     """A config's set sampling must be the Dataset's (it samples the sets); say how to make them agree."""
     ours = dataset.section.to_dict()
+    for key in DATASET_KEYS:  # the Dataset holds the cells: another data set, panel or split in the config was read by nothing
+        if section.get(key) is not None and key in ours and _differs(section[key], ours[key]):
+            raise ConfigError(
+                f"fit: the config's data.{key}={section[key]!r} differs from the Dataset's {ours[key]!r}, whose cells are trained on, "
+                "so the config's would have no effect; load the Dataset from the config's data: section (distgen.load_data(**doc['data']))"
+            )
     for key, value in section.items():
         if key not in DATASET_KEYS and key in ours and ours[key] != value:
             raise ConfigError(
                 f"fit: the config's data.{key}={value!r} differs from the Dataset's {ours[key]!r}, which samples the sets; "
                 "load the Dataset from the config's data: section (distgen.load_data(**doc['data']))"
             )
+
+
+def _differs(given: Any, held: Any) -> bool:
+    """Whether a config's ``data:`` value names something else than the Dataset's (a mapping: any key it sets; a path: as text)."""
+    if isinstance(given, Mapping) and isinstance(held, Mapping):
+        return any(k in held and _differs(v, held[k]) for k, v in given.items())
+    if isinstance(given, str | os.PathLike) and isinstance(held, str | os.PathLike):
+        return os.path.expanduser(os.fspath(given)) != os.path.expanduser(os.fspath(held))
+    if isinstance(given, list | tuple) and isinstance(held, list | tuple):
+        return list(given) != list(held)
+    return bool(given != held)
 
 
 def _warn(messages: list[str]) -> None:
