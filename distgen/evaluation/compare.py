@@ -119,18 +119,68 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
                 f"of {len(rows)} not a number): a metric value must be a number, or empty for NaN; write the evaluation again "
                 "(distgen evaluate --out) or correct the value")
         values.pop(name, None)  # not a numeric column
-    moved, summary["rows_edited"] = row_changes(rows, summary)
-    if moved:  # paired by label, every moved value would be compared with another condition's: silent before
-        shown = listing(f"{label!r} holds those of {other!r}" for label, other in moved[:3])
-        raise MismatchedEvaluations(
-            f"{folder / 'metrics.csv'}: {counted(len(moved), 'row')} of {len(rows)} hold the values the evaluation wrote for another "
-            f"label ({shown}; summary.json row_fingerprints): its perturbation column was sorted or edited apart from the values "
-            "(a spreadsheet sort of one column), so a row's values are not its label's; write the evaluation again "
-            "(distgen evaluate --out), or restore the file")
+    summary["rows_edited"] = refuse_moved_rows(folder / "metrics.csv", rows, summary)
     summary["row_contexts"] = {row["perturbation"]: row.get("context") or "" for row in rows}
     summary["row_cells_real"] = {row["perturbation"]: row.get("n_cells_real") or "" for row in rows}
     return {k: v for k, v in values.items() if v}, summary
 
+
+
+def refuse_moved_rows(path: str | Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """The labels of ``metrics.csv`` rows (``path``, read as ``rows``) edited after the evaluation (``row_changes``);
+    ``MismatchedEvaluations`` where a row holds the values recorded for another label. ``distgen compare``, a sweep's
+    aggregation and ``python -m distgen.report`` read a table through this one check."""
+    moved, edited = row_changes(rows, summary)
+    if moved:  # paired by label, every moved value would be compared with another condition's: silent before
+        shown = listing(f"{label!r} holds those of {other!r}" for label, other in moved[:3])
+        raise MismatchedEvaluations(
+            f"{path}: {counted(len(moved), 'row')} of {len(rows)} hold the values the evaluation wrote for another "
+            f"label ({shown}; summary.json row_fingerprints): its perturbation column was sorted or edited apart from the values "
+            "(a spreadsheet sort of one column), so a row's values are not its label's; write the evaluation again "
+            "(distgen evaluate --out), or restore the file")
+    return edited
+
+
+def changed_table_note(where: str, values: dict[str, dict[str, float]], summary: dict[str, Any],
+                       reader: str = "this comparison") -> str | None:
+    """What a ``metrics.csv`` (named by ``where``, e.g. ``"A's metrics.csv (FOLDER)"``) changed since its evaluation wrote it:
+    metrics whose column no longer gives the recorded mean (``edited_table``) and rows whose numbers are not those recorded
+    (``summary["rows_edited"]``, from ``refuse_moved_rows``); None when neither. ``reader`` names what reads the table."""
+    edited = edited_table(values, summary)
+    rows = summary.get("rows_edited") or []
+    on_rows = (f"{counted(len(rows), 'row')} ({listing([repr(r) for r in rows[:3]])}) hold other values than the evaluation "
+               "wrote (summary.json row_fingerprints)") if rows else ""
+    if edited:  # a column swapped, a value or row edited by hand: compared without a word before
+        return (f"{where} does not give the means its summary.json records for "
+                f"{counted(len(edited), 'metric')} ({listing(edited[:3], '; ')})" + (f", and {on_rows}" if on_rows else "")
+                + f": the table was changed after the evaluation (rows removed, values edited, columns swapped) or is "
+                f"another evaluation's; {reader} reads the table as it is now; write the evaluation again to use "
+                "what it scored")
+    if rows:  # values exchanged within a column keep its mean: the row digests see them
+        return (f"{where}: {on_rows}: values were edited after the evaluation (or exchanged between rows); {reader} reads "
+                "the table as it is now; write the evaluation again to use what it scored")
+    return None
+
+
+def check_table(path: str | Path, rows: list[dict[str, Any]], summary: dict[str, Any] | None, where: str,
+                reader: str) -> str | None:
+    """``refuse_moved_rows`` and ``changed_table_note`` of a ``metrics.csv`` read elsewhere than by ``load_evaluation`` (a
+    sweep's runs, a report's page): ``rows`` as text or numbers; the metrics are those ``summary["metrics"]`` lists.
+    Nothing is checked without a summary (an evaluation that recorded none)."""
+    if not isinstance(summary, dict) or not rows:
+        return None
+    summary = {**summary, "rows_edited": refuse_moved_rows(path, rows, summary)}
+    listed = summary.get("metrics")
+    names = [c for c in rows[0] if c not in INFO_COLUMNS and isinstance(listed, dict) and c in listed]
+    values = {name: {str(row["perturbation"]): _as_number(row.get(name)) for row in rows} for name in names}
+    return changed_table_note(where, values, summary, reader)
+
+
+def _as_number(v: Any) -> float:
+    try:
+        return float(v) if v not in ("", None) else math.nan
+    except (TypeError, ValueError):
+        return math.nan
 
 def row_changes(rows: list[dict[str, str]], summary: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
     """``(moved, edited)``: the rows of ``metrics.csv`` whose numbers are not those ``summary.json`` records for their label
@@ -425,21 +475,8 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
                                     f"B: {sorted(perts_b)[:5]}); compare evaluations of the same held-out groups{spelt}")
     notes = check_pairable(run_a, run_b, sa, sb, shared)
     for side, run, values, summary in (("A", run_a, a, sa), ("B", run_b, b, sb)):
-        edited = edited_table(values, summary)
-        rows = summary.get("rows_edited") or []
-        on_rows = (f"{counted(len(rows), 'row')} ({listing([repr(r) for r in rows[:3]])}) hold other values than the evaluation "
-                   "wrote (summary.json row_fingerprints)") if rows else ""
-        if edited:  # a column swapped, a value or row edited by hand: compared without a word before
-            changed = (f"{side}'s metrics.csv ({evaluation_folder(run)}) does not give the means its summary.json records for "
-                       f"{counted(len(edited), 'metric')} ({listing(edited[:3], '; ')})" + (f", and {on_rows}" if on_rows else "")
-                       + ": the table was changed after the evaluation (rows removed, values edited, columns swapped) or is "
-                       "another evaluation's; this comparison reads the table as it is now; write the evaluation again to compare "
-                       "what it scored")
-        elif rows:  # values exchanged within a column keep its mean: the row digests see them
-            changed = (f"{side}'s metrics.csv ({evaluation_folder(run)}): {on_rows}: values were edited after the evaluation "
-                       "(or exchanged between rows); this comparison reads the table as it is now; write the evaluation again "
-                       "to compare what it scored")
-        if edited or rows:
+        changed = changed_table_note(f"{side}'s metrics.csv ({evaluation_folder(run)})", values, summary)
+        if changed:
             notes.insert(0, changed)
             warn(changed)
     said = settings_note(run_a, run_b)

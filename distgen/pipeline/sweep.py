@@ -380,12 +380,18 @@ def _sweep(
     diverged: list[tuple[str, int, str]] = []
     summaries: dict[str, list[dict[str, Any]]] = {}  # each finished run's eval/summary.json: the margin's replicate spread
     truths: dict[str, dict[int, dict[str, Any]]] = {}  # what each finished run was scored on (truth_mismatch)
+    tables_edited: dict[str, str] = {}  # runs whose metrics.csv is not what their evaluation wrote (compare.check_table)
     for r in runs:
         path = out / "runs" / r.slug / METRICS_FILE
         if (out / "runs" / r.slug / DONE_FILE).exists() and path.exists():
-            for row in read_metrics_csv(path):
-                rows.append({"variant": r.variant, "seed": r.seed, **row})
+            table = read_metrics_csv(path)
             doc = run_summary(out / "runs" / r.slug)
+            edited = run_table_note(path, table, doc, r.slug, out / "runs" / r.slug)
+            if edited:  # its rows are aggregated as they are now, and said (summary.md, summary.json, the page)
+                tables_edited[r.slug] = edited
+                print(f"warning: sweep: {clip_message(edited, 400)}", file=sys.stderr)
+            for row in table:
+                rows.append({"variant": r.variant, "seed": r.seed, **row})
             if doc is not None:
                 summaries.setdefault(r.variant, []).append(doc)
             truths.setdefault(r.variant, {})[r.seed] = truth_record(doc)
@@ -417,6 +423,9 @@ def _sweep(
         if why:
             print(f"warning: sweep variant {v} was {why}: its rows are not paired with the reference's, so no side is named "
                   "(verdict 'truths differ'; see summary.md)", file=sys.stderr)
+    if tables_edited:
+        text = text.rstrip("\n") + "\n\n## Tables edited after their evaluation\n\n" + "".join(
+            f"- `{slug}`: {why}\n" for slug, why in tables_edited.items())
     same = identical_variants(rows, variants, present)
     axes = inert_axes({r.variant: tuple(x for x in r.overrides if not x.startswith(f"{SEED_KEY}=")) for r in result.runs
                        if r.variant in variants}, same)
@@ -435,7 +444,7 @@ def _sweep(
     atomic_write_text(out / "summary.json", json_text({
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "failures": result.failures, "diverged": result.diverged, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
-        "inert_settings": axes, "metrics_not_computed": absent, "truths_differ": apart,
+        "inert_settings": axes, "metrics_not_computed": absent, "truths_differ": apart, "tables_edited": tables_edited,
     }))
     plot_summary(rows, variants, present, out / "summary.png")
     write_sweep_page(out, present)  # report.html: one row per variant, paired tests as intervals
@@ -457,6 +466,19 @@ def failure_reason(run_dir: Path) -> str | None:
     last = max((i for i, line in enumerate(lines) if line.startswith("$ ")), default=-1)
     errors = [line.split(": error: ", 1)[1] for line in lines[last + 1 :] if ": error: " in line]
     return errors[-1].strip() if errors else None
+
+
+def run_table_note(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any] | None, slug: str,
+                   run_dir: Path) -> str | None:
+    """What a finished run's ``eval/metrics.csv`` changed since its evaluation wrote it, read with ``distgen compare``'s check
+    (``compare.check_table``: the row fingerprints and recorded means of its ``summary.json``), or None; a row holding
+    another label's values is refused (``MismatchedEvaluations``, exit 2), naming the run to redo."""
+    from distgen.evaluation.compare import MismatchedEvaluations, check_table
+
+    try:
+        return check_table(path, rows, summary, f"run {slug}'s metrics.csv ({path})", "the sweep's summary")
+    except MismatchedEvaluations as e:
+        raise MismatchedEvaluations(f"sweep: {e}; or remove {run_dir} and run the sweep again to redo that run") from None
 
 
 def run_summary(run_dir: Path) -> dict[str, Any] | None:

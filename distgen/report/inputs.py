@@ -262,6 +262,21 @@ def read_run_dir(run_dir: str | Path, preset: Mapping[str, Any] | None = None, p
                      manifest=manifest, timings=timings)
 
 
+def table_checked(eval_dir: Path, raw: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` with a first note (and a warning) where ``eval_dir/metrics.csv`` is not what the evaluation wrote, read
+    with ``distgen compare``'s check (``compare.check_table``: ``raw``'s row fingerprints and means); a row holding another
+    label's values is refused (``MismatchedEvaluations``). The page shows the table as it is now."""
+    from distgen.errors import warn
+    from distgen.evaluation.compare import check_table
+
+    path = eval_dir / "metrics.csv"
+    note = check_table(path, read_rows(path, ("perturbation",)), raw, f"{path}", "this page")
+    if not note:
+        return summary
+    warn(note)
+    return {**summary, "notes": [note, *(summary.get("notes") or [])]}
+
+
 def load_eval_dir(
     eval_dir: str | Path,
     run_dir: str | Path | None = None,
@@ -290,6 +305,7 @@ def load_eval_dir(
                          "metrics.csv and summary.json (distgen compare pairs two of them)")
     summary = _nan_from_null(raw)
     model = read_metric_table(eval_dir / "metrics.csv", list(summary.get("metrics", {})))
+    summary = table_checked(eval_dir, raw, summary)
     tables = read_long_tables(eval_dir / "calibration.csv", model.perts) if (eval_dir / "calibration.csv").is_file() else {}
     ceiling = tables.pop("ceiling", None)
     if run_dir is None and (eval_dir.parent / "train" / "config.yaml").is_file():

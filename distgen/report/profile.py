@@ -101,6 +101,9 @@ def render_profile(eval_dir: str | os.PathLike[str]) -> str:
     summary = check_summary(read_json(eval_dir / "summary.json"), eval_dir / "summary.json")
     read_rows(eval_dir / "metrics.csv", ("perturbation",))  # a damaged table is refused naming it
     rows = read_table_csv(eval_dir / "metrics.csv")
+    from distgen.report.inputs import table_checked
+
+    summary = table_checked(eval_dir, summary, summary)
     metrics = [c for c in (rows[0] if rows else {}) if c not in ROW_COLUMNS]
     contexts = [str(c) for c in summary.get("contexts") or []]
     lines = [f"profile <code>{escape(str(summary.get('profile')))}</code>: the numbers of {escape(str(summary.get('reference')))} "

@@ -74,6 +74,9 @@ class SweepInputs:
     truths_differ
         ``{variant: why}``: variants scored on other real data than the reference (other genes, other real cells under a
         shared label; ``summary.json["truths_differ"]``, ``distgen.pipeline.aggregate.truth_mismatch``): no side is named.
+    tables_edited
+        ``{run: why}``: finished runs whose ``eval/metrics.csv`` is not what their evaluation wrote (``summary.json
+        ["tables_edited"]``, ``distgen.evaluation.compare.check_table``): aggregated as they are now, and said.
     """
 
     rows: list[dict[str, Any]]
@@ -87,6 +90,7 @@ class SweepInputs:
     failures: Mapping[str, str] = field(default_factory=dict)
     diverged: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     truths_differ: Mapping[str, str] = field(default_factory=dict)
+    tables_edited: Mapping[str, str] = field(default_factory=dict)
     title: str = "distgen sweep report"
 
 
@@ -350,6 +354,12 @@ def render_sweep(inp: SweepInputs) -> str:
             "row of one is not the same observation as the reference's row of that label: their means are each over its own "
             "truth, and the paired comparison names no side (verdict <em>truths differ</em>), as <code>distgen compare</code> "
             f"refuses such a pair.</p><ul>{items}</ul>")))
+    if inp.tables_edited:
+        items = "".join(f"<li><code>{escape(r)}</code>: {escape(why)}</li>" for r, why in inp.tables_edited.items())
+        sections.append(Section("edited", "Tables edited after their evaluation", (
+            "<p>These runs' <code>eval/metrics.csv</code> no longer hold what their evaluation wrote (their "
+            "<code>summary.json</code> records each row's numbers and each metric's mean): the sweep aggregated the tables as "
+            f"they are now. Remove a run's folder and run the sweep again to redo it.</p><ul>{items}</ul>")))
     uneven = coverage_notes(inp.rows, inp.variants, inp.reference, inp.metrics)
     if uneven:
         sections.append(Section("uneven", "Conditions scored on one side only", (
@@ -425,7 +435,8 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
                        identical={str(k): str(v) for k, v in (summary.get("identical") or {}).items()},
                        failures={str(k): str(v) for k, v in (summary.get("failures") or {}).items()},
                        diverged={str(k): v for k, v in (summary.get("diverged") or {}).items() if isinstance(v, Mapping)},
-                       truths_differ={str(k): str(v) for k, v in (summary.get("truths_differ") or {}).items()})
+                       truths_differ={str(k): str(v) for k, v in (summary.get("truths_differ") or {}).items()},
+                       tables_edited={str(k): str(v) for k, v in (summary.get("tables_edited") or {}).items()})
 
 
 def run_references(runs_dir: Path, metrics: Sequence[str]) -> dict[str, dict[str, tuple[float, float, float]]]:
