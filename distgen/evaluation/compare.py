@@ -263,24 +263,44 @@ def _noise(name: str, *summaries: dict[str, Any]) -> float:
     return max(spreads) if spreads else math.nan
 
 
-def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb: dict[str, Any], shared: list[str]) -> list[str]:
-    """Refuse two evaluations whose shared rows are not the same observations (``MismatchedEvaluations``); notes otherwise."""
+def scored_apart(sa: dict[str, Any], sb: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first of ``profile``, ``no_target_genes`` (as bool), ``n_genes`` that two evaluation summaries (or
+    ``aggregate.truth_record``s) record differently, with A's and B's values; None when they agree or one does not say.
+    ``check_pairable`` refuses such a pair; a sweep's ``truth_mismatch`` gives the variant no side."""
     pa, pb = profile_of(sa), profile_of(sb)
     if pa != pb:
-        raise MismatchedEvaluations(
-            f"{run_a} was scored under profile {pa!r} and {run_b} under {pb!r}: a metric of the same name is defined "
-            "differently there (value scale, preset conventions), so their rows are not paired observations; evaluate both "
-            "with the same --profile (or both without)")
+        return "profile", pa, pb
     ta, tb = sa.get("no_target_genes"), sb.get("no_target_genes")
     if ta is not None and tb is not None and bool(ta) != bool(tb):
-        yes, no = (run_a, run_b) if ta else (run_b, run_a)
+        return "no_target_genes", bool(ta), bool(tb)
+    ga, gb = sa.get("n_genes"), sb.get("n_genes")
+    if ga is not None and gb is not None and ga != gb:
+        return "n_genes", ga, gb
+    return None
+
+
+def other_truth_cells(da: dict[str, str], db: dict[str, str], shared: list[str]) -> list[str]:
+    """The ``shared`` rows whose recorded truth digests (``recorded_truth_digests``) both sides have and differ: other real
+    cells under one label."""
+    return [p for p in shared if da.get(p) and db.get(p) and da[p] != db[p]]
+
+
+def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb: dict[str, Any], shared: list[str]) -> list[str]:
+    """Refuse two evaluations whose shared rows are not the same observations (``MismatchedEvaluations``); notes otherwise."""
+    apart = scored_apart(sa, sb)
+    if apart is not None and apart[0] == "profile":
+        raise MismatchedEvaluations(
+            f"{run_a} was scored under profile {apart[1]!r} and {run_b} under {apart[2]!r}: a metric of the same name is defined "
+            "differently there (value scale, preset conventions), so their rows are not paired observations; evaluate both "
+            "with the same --profile (or both without)")
+    if apart is not None and apart[0] == "no_target_genes":
+        yes, no = (run_a, run_b) if apart[1] else (run_b, run_a)
         raise MismatchedEvaluations(
             f"{yes} was scored with --no-target-genes and {no} without: one keeps each perturbation's own gene in its scores "
             "and the other leaves it out, so a metric of the same name is defined differently; evaluate both the same way")
-    ga, gb = sa.get("n_genes"), sb.get("n_genes")
-    if ga is not None and gb is not None and ga != gb:
-        raise MismatchedEvaluations(f"{run_a} was scored on {ga} genes and {run_b} on {gb}: not the same truth; compare "
-                                    "evaluations of the same truth file")
+    if apart is not None:
+        raise MismatchedEvaluations(f"{run_a} was scored on {apart[1]} genes and {run_b} on {apart[2]}: not the same truth; "
+                                    "compare evaluations of the same truth file")
     ctrl_a, ctrl_b = sa.get("control"), sb.get("control")
     if ctrl_a and ctrl_b and ctrl_a != ctrl_b:
         conds = {run: {k.removesuffix(f"{ROW_SEPARATOR}{ctx}") if ctx else k for k, ctx in s["row_contexts"].items()}
@@ -301,7 +321,7 @@ def check_pairable(run_a: str | Path, run_b: str | Path, sa: dict[str, Any], sb:
             f"(n_cells_real: {show}): not the same truth, so a row of one is not paired with the row of the other; compare "
             "evaluations of the same truth")
     da, db = (recorded_truth_digests(s) for s in (sa, sb))
-    other = [p for p in shared if da.get(p) and db.get(p) and da[p] != db[p]]
+    other = other_truth_cells(da, db, shared)
     if other:  # same labels and cell counts, other cells (another draw, a rewritten file): not paired observations
         raise MismatchedEvaluations(
             f"{len(other)} of {len(shared)} shared perturbation(s) were scored on other real cells in {run_a} than in {run_b} "

@@ -255,22 +255,24 @@ def truth_mismatch(truths: Mapping[str, Mapping[int, Mapping[str, Any]]], varian
     real cells under a shared condition label (``data.split``, ``data.min_cells``, another data file: the
     ``truth_digests`` differ) make a row of the variant another observation than the reference's row of that label, as
     ``distgen compare`` refuses such a pair: a sweep paired them and named a side without a word."""
+    from distgen.evaluation.compare import other_truth_cells, scored_apart  # compare's checks, read with the sweep's words
+
     a, b = truths.get(variant, {}), truths.get(reference, {})
     for seed in sorted(set(a) & set(b)):
         ta, tb = a[seed], b[seed]
         if not ta or not tb:
             continue
-        if ta.get("n_genes") is not None and tb.get("n_genes") is not None and ta["n_genes"] != tb["n_genes"]:
-            return f"scored on {ta['n_genes']} genes, the reference on {tb['n_genes']} (run seed {seed})"
-        if ta.get("profile") != tb.get("profile"):
-            return f"scored under profile {ta.get('profile')!r}, the reference under {tb.get('profile')!r} (run seed {seed})"
-        if ta.get("no_target_genes") is not None and tb.get("no_target_genes") is not None \
-                and bool(ta["no_target_genes"]) != bool(tb["no_target_genes"]):
-            return f"scored {'without' if ta['no_target_genes'] else 'with'} each perturbation's own gene, the reference " \
-                   f"{'without' if tb['no_target_genes'] else 'with'} it (run seed {seed})"
+        apart = scored_apart(dict(ta), dict(tb))
+        if apart is not None and apart[0] == "n_genes":
+            return f"scored on {apart[1]} genes, the reference on {apart[2]} (run seed {seed})"
+        if apart is not None and apart[0] == "profile":
+            return f"scored under profile {apart[1]!r}, the reference under {apart[2]!r} (run seed {seed})"
+        if apart is not None:
+            return f"scored {'without' if apart[1] else 'with'} each perturbation's own gene, the reference " \
+                   f"{'without' if apart[2] else 'with'} it (run seed {seed})"
         da, db = ta.get("digests") or {}, tb.get("digests") or {}
         shared = sorted(set(da) & set(db))
-        other = [k for k in shared if da[k] != db[k]]
+        other = other_truth_cells(da, db, shared)
         if other:
             return (f"{len(other)} of {len(shared)} shared condition(s) scored on other real cells than the reference's "
                     f"(run seed {seed}; e.g. {', '.join(other[:3])}: other cells, genes or control cells)")

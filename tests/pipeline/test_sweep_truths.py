@@ -83,3 +83,26 @@ def test_truth_mismatch_reads_what_each_run_recorded():
     assert "1 of 2 shared condition(s)" in truth_mismatch({"v": {0: other}, "r": {0: one}}, "v", "r")
     profile = truth_record({"n_genes": 33, "profile": "celleval2"})
     assert "profile 'celleval2'" in truth_mismatch({"v": {0: profile}, "r": {0: one}}, "v", "r")
+
+
+@pytest.mark.parametrize("sa, sb", [
+    ({"n_genes": 32}, {"n_genes": 48}),
+    ({"n_genes": 32, "profile": "celleval2"}, {"n_genes": 32}),
+    ({"n_genes": 32, "no_target_genes": True}, {"n_genes": 32, "no_target_genes": False}),
+    ({"n_genes": 32, "truth_digests": {"A": "1"}}, {"n_genes": 32, "truth_digests": {"A": "2"}}),
+    ({"n_genes": 32, "truth_digests": {"A": "1"}}, {"n_genes": 32, "truth_digests": {"A": "1"}}),
+    ({"n_genes": 32}, {"n_genes": None, "no_target_genes": None}),
+])
+def test_the_sweep_and_compare_refuse_the_same_pairs(sa, sb):
+    """One place (``compare.scored_apart``, ``other_truth_cells``) owns what makes two evaluations' rows other observations:
+    the sweep's ``truth_mismatch`` said it in its own copy of ``check_pairable``'s checks, which could drift."""
+    from distgen.evaluation.compare import MismatchedEvaluations, check_pairable
+
+    rows = {"row_cells_real": {}, "row_contexts": {}}
+    try:
+        check_pairable("A", "B", {**sa, **rows}, {**sb, **rows}, ["A"])
+        refused = False
+    except MismatchedEvaluations:
+        refused = True
+    said = truth_mismatch({"v": {0: truth_record(sa)}, "r": {0: truth_record(sb)}}, "v", "r")
+    assert (said is not None) == refused
