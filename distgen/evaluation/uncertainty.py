@@ -311,8 +311,9 @@ def baseline_claim(tests: Mapping[str, Mapping[str, Any]], best: str, higher_is_
       so ``claim_p`` is the largest of the per-baseline p-values, each taken as 1 where the mean difference or the
       signed ranks against that baseline do not favour the model, NaN where one is untestable (fewer than 2 pairs).
       Rejecting only where every component rejects keeps the level without adjustment, whichever baseline is strongest.
-      ``held_by``: the baseline that sets ``claim_p`` (an untestable one first) where it is not the strongest, so a
-      report can say which baseline holds the claim back when the strongest's own p is small;
+      ``held_by``: the baseline that sets ``claim_p`` (the untestable ones, else the one with the largest p) where it is
+      not the strongest, so a report can say which baseline holds the claim back when the strongest's own p is small;
+      several tied there are all named (``"a and b (tied)"``);
     * the strongest ahead: ``CLAIM_BASELINE``: the strongest's p adjusted (``holm``) over the family, so that naming
       whichever baseline the data made strongest keeps the chance of a false claim at most the level.
 
@@ -335,10 +336,11 @@ def baseline_claim(tests: Mapping[str, Mapping[str, Any]], best: str, higher_is_
                 ps.append(float(t["wilcoxon_p"]) if favours and math.isfinite(t["wilcoxon_p"]) else 1.0)
         claim_p = math.nan if any(math.isnan(q) for q in ps) else max(ps)
         out = {"claim": CLAIM_MODEL, "claim_p": claim_p, "family": family}
-        # the baseline the claim rests on: the untestable one, else the one with the largest p (the claim's own)
-        held = next((b for b, q in zip(family, ps) if math.isnan(q)), None) if math.isnan(claim_p) else family[ps.index(claim_p)]
-        if held is not None and held != best and len(family) > 1:
-            out["held_by"] = held
+        # the baselines the claim rests on: the untestable ones, else those with the largest p (the claim's own); every one
+        # tied there, not the family's first (a tie at p 1 between two baselines the model is not ahead of named one)
+        held = [b for b, q in zip(family, ps) if (math.isnan(q) if math.isnan(claim_p) else q == claim_p)]
+        if held and best not in held and len(family) > 1:
+            out["held_by"] = held[0] if len(held) == 1 else f"{listing(held[:-1])} and {held[-1]} (tied)"
         return out
     adjusted = dict(zip(family, holm([tests[b]["wilcoxon_p"] for b in family])))
     return {"claim": CLAIM_BASELINE, "claim_p": adjusted[best], "family": family}

@@ -547,3 +547,17 @@ def test_summary_md_names_the_baseline_that_holds_back_a_claim_against_every_bas
     assert "held_by" not in baseline_claim({"control": _t(-0.3, 0.04), "additive": _t(-0.5, 0.01)}, "control", False)
     untestable = baseline_claim({"control": _t(-0.3, 0.01), "additive": _t(-0.5, math.nan, n=1)}, "control", False)
     assert untestable["held_by"] == "additive"
+
+
+def test_a_claim_held_back_by_baselines_tied_at_its_p_names_them_all():
+    """Two baselines the model is not ahead of both count p 1, and two untestable ones both leave no p: ``held_by`` named
+    the family's first alone, as if the other did not hold the claim back."""
+    from distgen.evaluation.uncertainty import baseline_claim
+
+    tied = baseline_claim({"control": _t(-0.3, 0.01), "additive": _t(0.1, 0.2), "linear": _t(0.2, 0.3)}, "control", False)
+    assert tied["claim_p"] == 1.0 and tied["held_by"] == "additive and linear (tied)"  # was "additive"
+    untestable = baseline_claim({"control": _t(-0.3, 0.01), "additive": _t(-0.5, math.nan, n=1),
+                                 "linear": _t(-0.5, math.nan, n=0)}, "control", False)
+    assert untestable["held_by"] == "additive and linear (tied)"
+    one = baseline_claim({"control": _t(-0.3, 0.01), "additive": _t(0.1, 0.2), "linear": _t(-0.2, 0.03)}, "control", False)
+    assert one["held_by"] == "additive"
