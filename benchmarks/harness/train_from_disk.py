@@ -66,6 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = TrainOptions(steps=a.steps, sets_per_batch=sets, grad_accum=a.grad_accum, precision=a.precision, checkpoint_every=a.checkpoint_every or max(a.steps, 1),
                         progress=False, log_every=max(1, a.steps // 5))
     trainer = Trainer(model, source, opts, run_dir=a.out, info=source.info)
+    if a.out is not None and trainer.env.is_main:  # what predict_to_disk(fingerprint=...) checks the file against later
+        from distgen.data.disk_fingerprint import content_fingerprint
+        from distgen.train.state_io import atomic_write_text
+
+        atomic_write_text(Path(a.out) / "data_fingerprint.json", json.dumps(
+            {"path": str(Path(a.path).resolve()), "content_fingerprint": content_fingerprint(cells)}, indent=1))
     t = time.perf_counter()
     result = trainer.fit(resume=found[-1] if a.resume else None)
     dt = time.perf_counter() - t

@@ -98,6 +98,7 @@ def predict_to_disk(
     provenance: dict[str, Any] | None = None,
     doses: Any = None,
     trained_doses: Mapping[str, tuple[float, float]] | None = None,
+    fingerprint: str | None = None,
 ) -> Path:
     """Generate every perturbed group of an on-disk AnnData (of a split's ``part``), written chunk by chunk.
 
@@ -145,6 +146,11 @@ def predict_to_disk(
     (``DoseExtrapolationWarning``): ``trained_doses`` (``{atom: (lowest, highest)}``, e.g. a run's
     ``DataRecord.dose_ranges``) gives those ranges, by default the file's cells of ``split``'s training part; without
     either nothing is known of training and nothing is warned. ``real`` stays the measured cells, at their own dose.
+
+    ``fingerprint`` (``distgen.data.disk_fingerprint.content_fingerprint`` of the file when the run trained on it, e.g. the
+    ``content_fingerprint`` that ``benchmarks.harness.train_from_disk --out`` records in ``data_fingerprint.json``) is
+    checked before any work: a file rewritten since with the same names and labels but other values is an
+    ``InputDataError`` (``split`` checks the names and labels only).
     """
     from distgen.data.layout import CONTROL, ChunkedWriter, publish_pair
 
@@ -152,6 +158,10 @@ def predict_to_disk(
         raise ValueError(f"need set_size, sets_per_call (or None) and control_pool >= 1; got {set_size}, {sets_per_call}, {control_pool}")
     cells = in_model_genes(model, source if isinstance(source, DiskCells) else DiskCells(source, schema))
     _check_outputs(cells.path, out, real)
+    if fingerprint is not None:
+        from distgen.data.disk_fingerprint import check_fingerprint
+
+        check_fingerprint(cells, fingerprint)
     info, lab = cells.info, cells.labels
     translate = LabelTranslation.between(model, info)  # the file's label ids as the model's (another file: other vocabularies)
     if split is None:

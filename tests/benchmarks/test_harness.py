@@ -72,6 +72,15 @@ def test_train_from_disk_runs_the_trainer_on_a_file(tmp_path, capsys):
     assert train_main([str(path), "--steps", "1", "--sets-per-batch", "2", "--set-size", "8", "--workers", "0", "--split", split]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 < out["train_cells"] < 2000  # the split's training cells only
+    from distgen.data import PerturbationSchema
+    from distgen.data.disk import DiskCells
+    from distgen.data.disk_fingerprint import content_fingerprint
+
+    run = tmp_path / "run"  # --out records the file's fingerprint, which predict_to_disk(fingerprint=...) checks
+    assert train_main([str(path), "--steps", "1", "--sets-per-batch", "2", "--set-size", "8", "--workers", "0", "--out", str(run)]) == 0
+    recorded = json.loads((run / "data_fingerprint.json").read_text())["content_fingerprint"]
+    schema = PerturbationSchema(perturbation_col="perturbation", context_cols=("cell_type",), batch_col="batch")
+    assert recorded == content_fingerprint(DiskCells(path, schema))
 
 
 @pytest.mark.slow  # 4 torchrun launches of 2 CPU processes
