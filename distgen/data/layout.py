@@ -17,6 +17,7 @@ API write goes through ``write``; every file that ``distgen evaluate`` reads goe
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distgen.atomic import atomic_path, share_mode, temp_beside
+from distgen.atomic import atomic_path, atomic_write_text, share_mode, temp_beside
 from distgen.errors import InputDataError
 from distgen.types import ALL, Cells
 from distgen.types.cells import COMBO
@@ -55,6 +56,7 @@ from distgen.types.layout import (
     file_label,
     form_message,
     form_twins,
+    pair_marker,
     pooled_contexts_note,
     spacing_message,
     spacing_twins,
@@ -222,14 +224,19 @@ def write_pair(pred: Cells, real: Cells, pred_path: str | os.PathLike[str], real
     (``uns["distgen"]["truth"]``), both are written whole to hidden temp files, then renamed into place.
 
     A kill between the two renames can leave a new file beside an older one; their records then differ (unless the older
-    one was written with the same truth, when the pair is still right) and ``check_pair`` refuses to score them.
+    one was written with the same truth, when the pair is still right) and ``check_pair`` refuses to score them. An older
+    file without a record (written before truth fingerprints) is told by the marker written before the renames and removed
+    after (``pair_marker``, as ``publish_pair``).
     ``provenance`` is recorded in the prediction only; ``layout``: ``to_anndata`` options."""
     pred_ad, real_ad = to_anndata(pred, "pred", provenance=provenance, **layout), to_anndata(real, "real", **layout)
     digest = truth_digest(real_ad)
     pred_ad.uns["distgen"][TRUTH_KEY] = real_ad.uns["distgen"][TRUTH_KEY] = digest
+    marker = pair_marker(pred_path)  # a kill between the renames leaves it: check_pair then refuses a half-new pair
     with atomic_path(real_path) as tmp_real, atomic_path(pred_path) as tmp_pred:
         write_h5ad(pred_ad, tmp_pred)
         write_h5ad(real_ad, tmp_real)
+        atomic_write_text(marker, json.dumps({"real": os.path.abspath(real_path), "truth": digest}))
+    os.unlink(marker)
     return pred_ad, real_ad
 
 
@@ -351,6 +358,8 @@ class ChunkedWriter:
 def publish_pair(pred: ChunkedWriter, real: ChunkedWriter) -> None:
     """Record ``real``'s fingerprint in ``pred`` (``uns["distgen"]["truth"]``, as ``write_pair`` records it) and rename both
     into place, the truth first: ``distgen evaluate`` refuses a prediction beside another truth (a kill between the renames).
+    A marker beside ``pred`` (``pair_marker``), written before the renames and removed after, says a kill between them
+    also where the earlier prediction records no truth (written before truth fingerprints): ``check_pair`` refuses it.
     Both writers finished with ``publish=False``; on an error both temp files are removed."""
     import h5py
     from anndata.io import write_elem
@@ -360,8 +369,11 @@ def publish_pair(pred: ChunkedWriter, real: ChunkedWriter) -> None:
             raise ValueError("publish_pair needs a finished truth writer (kind='real')")
         with h5py.File(pred._tmp, "a") as f:
             write_elem(f["uns"]["distgen"], TRUTH_KEY, real.digest)
+        marker = pair_marker(pred.path)  # a kill between the renames leaves it: check_pair then refuses a half-new pair
+        atomic_write_text(marker, json.dumps({"real": os.path.abspath(real.path), "truth": real.digest}))
         real._publish()
         pred._publish()
+        os.unlink(marker)
     finally:
         pred.discard()
         real.discard()

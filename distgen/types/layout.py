@@ -252,10 +252,45 @@ class MismatchedPair(UsageError, ValueError):
     """A prediction and a truth file that ``write_pair`` wrote with different truths (exit code 2)."""
 
 
+def pair_marker(pred: str | os.PathLike[str]) -> str:
+    """The file beside prediction ``pred`` that ``distgen.data.layout.publish_pair`` writes before renaming a pair into
+    place and removes after: ``{"real": the truth's absolute path, "truth": the new pair's fingerprint}``."""
+    head, name = os.path.split(os.path.abspath(os.fspath(pred)))
+    return os.path.join(head, f".{name}.pairing.json")
+
+
+def _publishing(pred: object, real: object) -> tuple[str, str] | None:
+    """``(fingerprint, marker)`` of a pair whose publishing over ``pred`` and ``real`` (paths) did not finish (its
+    ``pair_marker`` is still there, naming ``real``), or None."""
+    import json
+
+    if not isinstance(pred, str | os.PathLike) or not isinstance(real, str | os.PathLike):
+        return None
+    marker = pair_marker(pred)
+    try:
+        with open(marker, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    same = isinstance(doc, dict) and doc.get("real") == os.path.abspath(os.fspath(real))
+    return (str(doc["truth"]), marker) if same and isinstance(doc.get("truth"), str) else None
+
+
 def check_pair(pred_truth: str | None, real_truth: str | None, pred: object = "pred", real: object = "real") -> None:
     """Refuse a prediction and a truth whose ``write_pair`` records (``uns["distgen"]["truth"]``) differ: the prediction
     was written with another truth (a kill between the two files' renames, or files of two runs mixed up). Files
-    without the record (written alone, or by other tools) are not checked."""
+    without the record (written alone, or by other tools) are not checked, except where ``publish_pair``'s marker
+    (``pair_marker``) says a pair was being renamed over these paths and only one of them is the new one: a kill between
+    the renames over a pair from before truth fingerprints left the new truth beside the old prediction, which has no
+    record to differ."""
+    publishing = _publishing(pred, real)
+    pending, marker = publishing if publishing is not None else (None, "")
+    if pending is not None and (pred_truth == pending) != (real_truth == pending):
+        new, old = (real, pred) if real_truth == pending else (pred, real)
+        raise MismatchedPair(f"{_label(new)} is from a prediction whose files were being renamed into place when it stopped "
+                             f"({marker} is still there), and {_label(old)} is an earlier file: they are not one "
+                             "pair; write them again together (distgen predict RUN --out PRED --real REAL, or predict_to_disk "
+                             "with real=)")
     if pred_truth is None or real_truth is None or pred_truth == real_truth:
         return
     raise MismatchedPair(f"the prediction {_label(pred)} was written with another truth than {_label(real)} "
