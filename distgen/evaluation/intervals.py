@@ -67,7 +67,8 @@ def _bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = N_BOOT, le
     at 5 perturbations and 89-91% at 10 (normal scores; 74% and 80% with lognormal ones), this one 94% and
     96% (91% and 91%): ``docs/metrics.md``, "Calibration of the statistics". A resample whose values are all
     equal has no spread: its ``t*`` is infinite (its mean is off the sample's) or 0, and it is kept, not
-    dropped (dropping would leave only the well-spread resamples and narrow the interval). When that makes a
+    dropped (dropping would leave only the well-spread resamples and narrow the interval); a spread within the rounding
+    of the resampled means (about ``n`` float64 epsilons of the largest value) counts as none. When that makes a
     bound infinite (3 values or fewer, or nearly constant values) the Student t interval is returned instead.
     All values equal: ``(mean, mean)``. The values are sorted first: the interval is a function of the values, not of
     the order of the perturbations they come in (their labels' sort order, which renaming changes, moved a bound by up
@@ -85,7 +86,11 @@ def _bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = N_BOOT, le
     resamples = v[rng.integers(0, n, (n_boot, n))]
     dev = resamples.mean(1) - mean
     se_star = resamples.std(1, ddof=1) / math.sqrt(n)
-    flat = resamples.max(1) == resamples.min(1)  # no spread (its float std can be 1e-17, not 0: a t* of 1e16)
+    # no spread: none at all (its float std can be 1e-17, not 0: a t* of 1e16), or one below the rounding of the mean
+    # differences ``dev`` (about n float64 epsilons of the largest value): one perturbation at 1e52 and the others 1e-9
+    # apart gave resamples without it a se* of 1e-10 against a dev of 1e51, a t* of 1e61 and the bound 1e121
+    resolution = 4.0 * n * np.finfo(np.float64).eps * float(np.abs(v).max())
+    flat = (resamples.max(1) - resamples.min(1)) <= resolution
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(flat, np.sign(dev) * np.inf, dev / np.where(flat, 1.0, se_star))
         a = (1.0 - level) / 2.0

@@ -204,3 +204,19 @@ def test_tied_differences_get_scipys_exact_permutation_p_computed_by_convolution
         if tuple(int(x) for x in scipy.__version__.split(".")[:2]) >= (1, 13):
             scipys = wilcoxon(d)
             assert got.pvalue == scipys.pvalue and got.statistic == scipys.statistic
+
+
+def test_one_huge_difference_beside_tiny_ones_gets_a_finite_interval_about_its_mean():
+    """One perturbation's difference at 1e52, the others 1e-9 apart: the resamples without it had a se* of 1e-10 against a
+    mean shift of 1e51 (a spread within the rounding of that mean), t* of 1e61, and ``distgen compare`` printed the interval
+    [-1.1e51, 1.1e121] (comparison round, left over). Such a resample counts as one without spread, and the interval falls
+    back to Student t, as for nearly constant values."""
+    from scipy.stats import t as student
+
+    d = np.array([1e52] + [1e-9 * i for i in range(1, 9)])
+    lo, hi = bootstrap_ci(d)
+    assert math.isfinite(lo) and math.isfinite(hi)
+    half = float(student.ppf(0.975, d.size - 1)) * d.std(ddof=1) / math.sqrt(d.size)
+    assert lo == pytest.approx(d.mean() - half) and hi == pytest.approx(d.mean() + half)  # was hi ~ 2e111
+    res = paired_test(d + 1.0, np.ones_like(d))
+    assert all(math.isfinite(x) and abs(x) < 1e53 for x in res["ci"])
