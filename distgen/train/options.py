@@ -164,6 +164,15 @@ class TrainOptions:
             raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {self.ema_decay}")
         if len(self.betas) != 2:
             raise ConfigError(f"train.betas must be two floats [beta1, beta2], got {self.betas}")
+        # torch's optimizer checks these only when the trainer builds it, after the data is loaded and the run folder
+        # written, with a message that names no setting ("Invalid beta parameter at index 0: 1.5")
+        for i, beta in enumerate(self.betas):
+            if not 0.0 <= beta < 1.0:
+                raise ConfigError(f"train.betas[{i}] must be in [0, 1), got {beta} (Adam's moment decays; default [0.9, 0.999])")
+        if self.eps < 0:
+            raise ConfigError(f"train.eps must be >= 0, got {self.eps} (default 1e-8)")
+        if self.weight_decay < 0:
+            raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay} (0 disables it)")
         if self.minutes is not None and not self.minutes > 0:
             raise ConfigError(f"train.minutes must be > 0 or null, got {self.minutes}")
         if self.patience is not None and self.patience < 1:
@@ -186,6 +195,11 @@ class TrainOptions:
                 if getattr(self, key) != default:
                     out.append(f"train.{key}={getattr(self, key)} has no effect with train.ema_decay=null (no moving "
                                "average is kept); set train.ema_decay (e.g. 0.999)")
+        if self.warmup_steps >= self.steps:
+            decay = "" if self.schedule == "constant" else f" and the {self.schedule} decay never starts"
+            out.append(f"train.warmup_steps={self.warmup_steps} is not shorter than train.steps={self.steps}: the learning rate "
+                       f"never reaches train.lr={self.lr:g}{decay}; lower train.warmup_steps (train.steps sets the schedule's "
+                       "span, also when a run is resumed with more steps)")
         if self.weight_decay == 0 and not self.decay_norm_and_bias:
             out.append("train.decay_norm_and_bias=false has no effect with train.weight_decay=0 (nothing is decayed)")
         return out

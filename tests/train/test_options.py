@@ -21,6 +21,12 @@ def test_defaults_and_overrides():
         ({"betas": [0.9]}, "betas"),
         ({"ema_decay": 1.5}, "ema_decay"),
         ({"grad_accum": 0}, "grad_accum"),
+        # torch's optimizer refused these only when the trainer built it, after the run folder was written, naming no setting
+        ({"betas": [1.5, 0.9]}, r"train\.betas\[0\] must be in \[0, 1\), got 1\.5"),
+        ({"betas": [0.9, 1.0]}, r"train\.betas\[1\]"),
+        ({"betas": [-0.1, 0.9]}, r"train\.betas\[0\]"),
+        ({"eps": -1e-8}, r"train\.eps must be >= 0"),
+        ({"weight_decay": -0.1}, r"train\.weight_decay must be >= 0"),
     ],
 )
 def test_bad_sections_name_the_key(section, needle):
@@ -55,3 +61,21 @@ def test_settings_that_the_rest_of_the_section_makes_inert_warn():
         train_options({"schedule": "cosine", "min_lr_ratio": 0.02, "ema_decay": 0.99, "ema_every": 10, "weight_decay": 0.01,
                        "decay_norm_and_bias": False})
         train_options({"schedule": "constant"})
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant", "cosine_floor"])
+def test_a_warmup_as_long_as_the_run_is_said(schedule):
+    """warmup_steps >= steps: the learning rate never reaches train.lr (the warm-up is the whole run), which the schedule
+    itself shows."""
+    from distgen.config import InertSettingWarning
+    from distgen.train.schedule import lr_factor
+
+    with pytest.warns(InertSettingWarning, match=r"train\.warmup_steps=10 is not shorter than train\.steps=10: the learning rate never reaches"):
+        train_options({"steps": 10, "warmup_steps": 10, "schedule": schedule})
+    assert max(lr_factor(s, 10, 10, schedule) for s in range(10)) < 1.0  # the claim of the warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_options({"steps": 11, "warmup_steps": 10, "schedule": schedule})
+    assert max(lr_factor(s, 11, 10, schedule) for s in range(11)) == 1.0
