@@ -56,6 +56,10 @@ class ResumeShardsWarning(DistgenWarning):
     """A resume splits each global batch into another number of shards than the checkpoint's run did."""
 
 
+class NoGradientWarning(DistgenWarning):
+    """A component of the model received no gradient in a whole ``fit``: it was not trained."""
+
+
 class NonFiniteLossError(DistgenError, FloatingPointError):
     """Training produced a NaN/inf loss or gradient; the message names step, conditions, checkpoint."""
 
@@ -77,6 +81,8 @@ class TrainResult:
     #: ``{"step", "loss", "first_loss", "lr", "grad_norm", "grad_clip"}`` of the first step whose loss exceeded
     #: ``DIVERGENCE_FACTOR`` times the first step's (``Trainer.watch_divergence``); None while the loss stayed within it
     diverged: dict[str, Any] | None = None
+    #: trainable parameters that received no gradient in any step of this ``fit`` (names as ``model.named_parameters``)
+    no_gradient: list[str] = field(default_factory=list)
 
 
 def describe_conditions(labels: ConditionLabels, info: DataInfo | None, limit: int = 4) -> str:
@@ -234,6 +240,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self._stop = StopOnSignal(enabled=False)
         self.stop_requested = False
+        self._no_grad: dict[str, nn.Parameter] = {}  #: trainable parameters without a gradient so far in this fit
         self._bad_ranks: list[int] = []  #: the ranks whose loss was non-finite at the last step (named in the error)
         # one writer per run folder: a second process is refused, naming the holder (rank 0 writes)
         self._lock = RunLock(self.run_dir, "train").acquire() if self.run_dir is not None and self.env.is_main else None
@@ -368,6 +375,8 @@ class Trainer:
             self._non_finite("loss", bad_labels)
         if not math.isfinite(norm):
             self._non_finite("gradient norm", labels[-1])
+        if self._no_grad:  # cheap: only the parameters still without a gradient are looked at
+            self._no_grad = {n: p for n, p in self._no_grad.items() if p.grad is None}
         clipped_step(self.optimizer, params, norm_t, opts.grad_clip, norm)  # clip_grad_norm_ + step, the scaling pass avoided
         self.scheduler.step()
         if self.ema is not None:
@@ -502,6 +511,7 @@ class Trainer:
         window_parts: list[list[dict[str, Tensor | float]]] = []  # read back when a row is logged
         t0, s0 = time.perf_counter(), self.step
         t_first = t0
+        self._no_grad = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         cells_per_step = opts.sets_per_batch * getattr(self.train_source, "set_size", 0)
         # SIGINT/SIGTERM: finish the step, write a final checkpoint, raise Interrupted (distgen.train.interrupt)
         self._stop = StopOnSignal(enabled=self.ckpt_dir is not None, last_checkpoint=self.last_checkpoint)
@@ -569,11 +579,36 @@ class Trainer:
             mark_trained(self.model)  # distgen.predict no longer warns about initial weights
         result.checkpoint = self.last_checkpoint
         result.diverged = self.diverged
+        if self.step > s0:
+            result.no_gradient = sorted(self._no_grad)
+            self._warn_no_gradient(result.no_gradient, self.step - s0)
         result.seconds = time.perf_counter() - t0
         if result.stopped_by_budget and env.is_main:
             print(f"train: the budget train.minutes={opts.minutes:g} ran out at step {self.step} of {opts.steps}; "
                   f"checkpoint {self.last_checkpoint}", file=sys.stderr)
         return result
+
+    def _warn_no_gradient(self, names: Sequence[str], steps: int) -> None:
+        """Warn (``NoGradientWarning``) about each component of the model none of whose trainable parameters received a
+        gradient in ``steps`` steps: the loss does not depend on it (detached, unused, or a loss term of weight 0), so it
+        stayed at its initial weights while the run looked healthy. A single parameter without a gradient in a component
+        that learns (a null-condition embedding that condition dropout did not draw in a short run) is not warned about;
+        ``TrainResult.no_gradient`` lists every one."""
+        if not names or not self.env.is_main:
+            return
+        pending = set(names)
+        trainable: dict[str, list[str]] = {}
+        for n, p in self.model.named_parameters():
+            if p.requires_grad:
+                trainable.setdefault(n.split(".", 1)[0] if "." in n else "", []).append(n)
+        dead = {c: ns for c, ns in trainable.items() if all(n in pending for n in ns)}
+        for comp, ns in dead.items():
+            what = f"model.{comp}" if comp else f"{type(self.model).__name__}'s own parameters"
+            shown = ", ".join(ns[:4]) + (f" and {len(ns) - 4} more" if len(ns) > 4 else "")
+            warn(f"{what} received no gradient in {steps} training step{'s' if steps > 1 else ''} ({len(ns)} trainable "
+                 f"parameter{'s' if len(ns) > 1 else ''}: {shown}): the loss does not depend on it (a detached output, an "
+                 "unused component, or a loss term of weight 0), so it kept its initial weights. If that is meant, freeze it "
+                 "(requires_grad=False); otherwise check where its output leaves the loss", NoGradientWarning)
 
     def _estimate(self, t_first: float, s0: int) -> float:
         """Seconds to ``train.steps`` from the steps timed so far (printed on rank 0, with the budget's reach)."""

@@ -1,0 +1,45 @@
+"""A component that receives no gradient in a whole fit is said (``NoGradientWarning``), not trained silently at its initial
+weights; a healthy run, and a parameter without a gradient inside a component that learns, are not warned about
+(docs/training.md, "Failures")."""
+
+import warnings
+
+import pytest
+import torch
+
+from distgen.train import NoGradientWarning, fit
+
+BASE = {"steps": 3, "sets_per_batch": 4, "progress": False}
+
+
+def test_a_detached_component_is_named_and_keeps_its_weights(table, make_model):
+    model = make_model()
+    model.conditioner.register_forward_hook(lambda mod, inp, out: out.detach())  # a plugin's stray .detach()
+    before = {k: v.clone() for k, v in model.conditioner.state_dict().items()}
+    with pytest.warns(NoGradientWarning, match=r"model\.conditioner received no gradient in 3 training steps .*conditioner\.pert\.weight"):
+        res = fit(model, table, set_size=4, **BASE)
+    assert all(torch.equal(before[k], v) for k, v in model.conditioner.state_dict().items())  # what the warning says
+    assert set(res.no_gradient) == {n for n, p in model.named_parameters() if n.startswith("conditioner.") and p.requires_grad}
+    assert not any(n.startswith("backbone.") for n in res.no_gradient)
+
+
+def test_a_healthy_run_and_a_partly_unused_component_are_not_warned(table, make_model):
+    model = make_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoGradientWarning)
+        assert fit(model, table, set_size=4, **BASE).no_gradient == []
+    model = make_model()
+    extra = torch.nn.Parameter(torch.zeros(3))  # never used by the loss, beside parameters that learn
+    model.backbone.register_parameter("spare", extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoGradientWarning)
+        res = fit(model, table, set_size=4, **BASE)
+    assert res.no_gradient == ["backbone.spare"]  # listed, not warned: its component learns
+
+
+def test_a_frozen_component_is_not_warned(table, make_model):
+    model = make_model()
+    model.conditioner.requires_grad_(False)  # frozen on purpose
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoGradientWarning)
+        assert fit(model, table, set_size=4, **BASE).no_gradient == []
