@@ -60,6 +60,10 @@ class NoGradientWarning(DistgenWarning):
     """A component of the model received no gradient in a whole ``fit``: it was not trained."""
 
 
+class DetachedLossError(DistgenError, TypeError):
+    """A model's loss has no ``grad_fn``: it depends on no trainable parameter (exit 1, the message names the model)."""
+
+
 class NonFiniteLossError(DistgenError, FloatingPointError):
     """Training produced a NaN/inf loss or gradient; the message names step, conditions, checkpoint."""
 
@@ -344,6 +348,11 @@ class Trainer:
             with D.no_sync(self.wrapped, micro == opts.grad_accum - 1):  # forward and backward skip the all-reduce
                 with autocast(self.device, self.amp):
                     loss = self.wrapped(batch)
+                if not loss.requires_grad:  # torch said only "element 0 of tensors does not require grad and does not have a grad_fn"
+                    raise DetachedLossError(
+                        f"{type(self.model).__name__}.loss returned a loss that depends on no trainable parameter (it has no "
+                        "grad_fn: a constant, a value computed under torch.no_grad(), or a .detach()/.item() on the way), so "
+                        "there is nothing to train; return the loss as a tensor computed from the model's parameters")
                 (loss.float() / opts.grad_accum).backward()
             losses.append(loss.detach())
             labels.append(batch.labels)

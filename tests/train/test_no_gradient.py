@@ -43,3 +43,12 @@ def test_a_frozen_component_is_not_warned(table, make_model):
     with warnings.catch_warnings():
         warnings.simplefilter("error", NoGradientWarning)
         assert fit(model, table, set_size=4, **BASE).no_gradient == []
+
+
+def test_a_loss_that_depends_on_no_parameter_is_named(table, make_model):
+    from distgen.types import LossOutput
+
+    model = make_model()
+    model.loss = lambda batch: LossOutput(loss=torch.tensor(1.0), parts={})  # a plugin loss that lost its graph
+    with pytest.raises(TypeError, match=r"\.loss returned a loss that depends on no trainable parameter .*no grad_fn"):
+        fit(model, table, set_size=4, **BASE)
