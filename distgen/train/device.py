@@ -19,12 +19,15 @@ OOM_HINT = (
 
 def select_device(spec: str = "auto", local_rank: int = 0, where: str = "train.device") -> torch.device:
     """``"auto"``: ``cuda:<local_rank>`` when CUDA is present, else CPU; or an explicit device (``where`` names the setting)."""
+    given, spec = spec, str(spec).strip().lower()  # "CPU", "Cuda:1" as torch spells them
     if spec == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     try:
         device = torch.device(spec)
     except RuntimeError as exc:
-        raise ConfigError(f"{where}: {spec!r} is not a device ({exc}); use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"{where}: {given!r} is not a device ({exc}); use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):  # mps, xla, meta...: failed later inside torch ("Cannot copy out of meta tensor")
+        raise ConfigError(f"{where}={given!r}: distgen trains and predicts on the CPU or CUDA GPUs only; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"{where}={spec!r} but CUDA is not available here; use {where}=auto or cpu")

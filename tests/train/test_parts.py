@@ -18,6 +18,10 @@ def test_device_selection_and_precision():
     assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ConfigError, match="not a device"):
         select_device("tpu9")
+    assert select_device("CPU").type == "cpu" and select_device(" Cpu:0 ") == torch.device("cpu:0")  # refused before: 'CPU' is not a device
+    for other in ("mps", "meta", "xla"):  # failed later inside torch (meta: "Cannot copy out of meta tensor; no data!")
+        with pytest.raises(ConfigError, match=rf"train\.device='{other}': distgen trains and predicts on the CPU or CUDA GPUs only"):
+            select_device(other)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             select_device("cuda")
