@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from distgen.config import sci_number
-from distgen.errors import EXIT_USAGE, DiskFullError, DistgenError, free_space, short
+from distgen.errors import EXIT_USAGE, DiskFullError, DistgenError, DistgenWarning, free_space, short, warn
 
 # NonFiniteSamplesError and check_finite_samples lived here until 2026-12-05 (distgen.errors now, for the streaming predictor)
 from distgen.errors import NonFiniteSamplesError as NonFiniteSamplesError
@@ -240,10 +240,21 @@ def resolve_checkpoint(path: str | Path) -> Path:
         cand = ckpts / pointed
         if _STEP_DIR.fullmatch(pointed) and cand.is_dir():
             return cand
+    else:
+        pointed = ""
     found = list_checkpoints(ckpts)
     if not found:
         raise CheckpointError(f"no checkpoint found under {str(p)!r}; train first (distgen train ... --out {p})")
+    if _STEP_DIR.fullmatch(pointed) and _step_of(pointed) > _step_of(found[-1].name):
+        # a newest checkpoint deleted, or a copy of the run folder that lacks it: resuming or predicting from an older one
+        # was silent (a resume retrains the steps after it; predictions come from the older weights)
+        warn(f"{ckpts / 'latest'} names {pointed}, which is gone; using {found[-1].name}, the newest checkpoint there "
+             f"(step {_step_of(found[-1].name)}): a resume retrains the steps after it", DistgenWarning)
     return found[-1]
+
+
+def _step_of(name: str) -> int:
+    return int(name.rsplit("_", 1)[-1])
 
 
 @dataclass

@@ -1,0 +1,52 @@
+"""Resumes as a methods developer chains them: two interruptions in a row continue bit for bit (with every trainer state
+that a checkpoint carries: EMA with its cadence and epoch-end updates, grad_accum, a warm-up and plateau schedule, decay
+groups), and a run folder whose newest checkpoint is gone says which older one it continues (docs/training.md,
+"Checkpoints and exact resume")."""
+
+import shutil
+
+import pytest
+import torch
+
+from distgen.errors import DistgenWarning
+from distgen.train import fit, load_checkpoint
+from distgen.train.checkpoint import resolve_checkpoint
+
+RUN = {"steps": 9, "sets_per_batch": 4, "progress": False, "checkpoint_every": 3, "ema_decay": 0.9, "ema_every": 2,
+       "ema_epoch_end": True, "warmup_steps": 2, "schedule": "cosine_floor", "plateau_ratio": 0.1, "weight_decay": 0.01,
+       "decay_norm_and_bias": False, "grad_accum": 2}
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_at(step):
+    def cb(trainer, s):
+        if s == step:
+            raise Stop
+
+    return cb
+
+
+def test_two_resumes_in_a_row_equal_one_uninterrupted_run(table, make_model, tmp_path):
+    straight = fit(make_model(), table, set_size=4, run_dir=tmp_path / "a", **RUN)
+    for at, resume in ((3, None), (6, tmp_path / "b")):
+        with pytest.raises(Stop):
+            fit(make_model(seed=0 if resume is None else at), table, set_size=4, run_dir=tmp_path / "b", resume=resume, callbacks=[stop_at(at)], **RUN)
+    last = fit(make_model(seed=99), table, set_size=4, run_dir=tmp_path / "b", resume=tmp_path / "b", **RUN)
+    assert last.losses == straight.losses[6:]
+    a, b = load_checkpoint(straight.checkpoint), load_checkpoint(last.checkpoint)
+    assert a.state["ema_updates"] == b.state["ema_updates"] > 0
+    for x, y in ((a.model, b.model), (a.ema, b.ema)):
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_a_deleted_newest_checkpoint_is_said_not_skipped_silently(table, make_model, tmp_path):
+    fit(make_model(), table, set_size=4, run_dir=tmp_path, **{**RUN, "steps": 6})
+    shutil.rmtree(tmp_path / "checkpoints" / "step_00000006")  # latest still names it
+    with pytest.warns(DistgenWarning, match=r"latest names step_00000006, which is gone; using step_00000003, .*retrains"):
+        assert resolve_checkpoint(tmp_path).name == "step_00000003"
+    with pytest.warns(DistgenWarning, match="which is gone"):
+        res = fit(make_model(), table, set_size=4, run_dir=tmp_path, resume=tmp_path, **{**RUN, "steps": 6})
+    assert len(res.losses) == 3
