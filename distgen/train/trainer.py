@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from distgen.config import ConfigError
+from distgen.config import ConfigError, InertSettingWarning
 from distgen.errors import DistgenError, DistgenWarning, DivergenceWarning, Interrupted, warn
 from distgen.models.base import mark_trained
 from distgen.runtime import apply_threads
@@ -209,6 +209,12 @@ class Trainer:
         self.config = dict(config) if config is not None else {"train": options.to_dict()}
         self.fp_config = {k: v for k, v in self.config.items() if k != "train"} | {"train": options.fingerprint_dict()}
         self.fingerprint = fingerprint(self.fp_config)
+        if val is None and (options.val_every or options.patience is not None) and self.env.is_main:
+            # trained to the last step without a validation (nor early stopping), and nothing said so
+            asked = ", ".join(k for k, on in (("train.val_every", options.val_every), ("train.patience", options.patience is not None)) if on)
+            warn(f"{asked} set, but there are no validation cells: the run is never validated"
+                 + (" and never stops early" if options.patience is not None else "")
+                 + "; set data.split.val_frac (e.g. 0.1) or give fit(..., val=...), or unset " + asked, InertSettingWarning)
         self.metrics = resolve_metrics(options.val_metrics) if val is not None else {}
         self.maximize = higher_is_better(options.monitor, self.metrics) if val is not None else False
         self.n_shards = self.env.world_size * options.grad_accum

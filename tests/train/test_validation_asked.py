@@ -1,0 +1,22 @@
+"""Validation asked for (``val_every``, ``patience``) where there are no validation cells is said, not skipped silently
+(docs/training.md, "Failures")."""
+
+import warnings
+
+import pytest
+
+from distgen.train import fit
+
+BASE = {"steps": 3, "sets_per_batch": 4, "progress": False}
+
+
+def test_validation_asked_for_without_validation_cells_is_said(table, make_model):
+    """val_every (and patience) with no validation cells trained to the last step, never validated, without a word."""
+    from distgen.config import InertSettingWarning
+
+    with pytest.warns(InertSettingWarning, match=r"train\.val_every, train\.patience set, but there are no validation cells.*never stops early"):
+        res = fit(make_model(), table, set_size=4, val_every=1, patience=1, **BASE)
+    assert res.validations == [] and res.step == BASE["steps"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InertSettingWarning)
+        assert len(fit(make_model(), table, set_size=4, val=table, val_every=1, **BASE).validations) == BASE["steps"]
