@@ -517,6 +517,10 @@ class Trainer:
                 if self._lock is not None:  # a checkpoint that cannot be restored leaves the run folder free
                     self._lock.release()
                 raise
+        if resume is not None and self.step > opts.steps and env.is_main:  # nothing to train: the model stays the later one
+            warn(f"resumed at step {self.step}, past train.steps={opts.steps}: nothing was trained, and the model is the one of step "
+                 f"{self.step}, not of step {opts.steps}; for the model of an earlier step, resume one of its earlier checkpoints "
+                 "into a new folder (docs/training.md, \"Only forward\")", DistgenWarning)
         result = TrainResult(step=self.step)
         log = MetricsLog(self.run_dir / "metrics.csv", resume_step=self.step if resume is not None else None) if (env.is_main and self.run_dir) else None
         if log is not None and log.note and self.step == 0:

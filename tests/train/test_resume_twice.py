@@ -50,3 +50,16 @@ def test_a_deleted_newest_checkpoint_is_said_not_skipped_silently(table, make_mo
     with pytest.warns(DistgenWarning, match="which is gone"):
         res = fit(make_model(), table, set_size=4, run_dir=tmp_path, resume=tmp_path, **{**RUN, "steps": 6})
     assert len(res.losses) == 3
+
+
+def test_a_resume_with_fewer_steps_than_the_checkpoint_says_nothing_was_trained(table, make_model, tmp_path):
+    """Resuming a step-6 checkpoint with train.steps=4 returned the step-6 model as if it had trained to step 4."""
+    fit(make_model(), table, set_size=4, run_dir=tmp_path, **{**RUN, "steps": 6})
+    with pytest.warns(DistgenWarning, match=r"resumed at step 6, past train\.steps=4: nothing was trained.*model is the one of step 6"):
+        res = fit(make_model(), table, set_size=4, run_dir=tmp_path, resume=tmp_path, **{**RUN, "steps": 4})
+    assert res.losses == [] and res.step == 6
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DistgenWarning)  # a finished run resumed as it is: nothing to say
+        assert fit(make_model(), table, set_size=4, run_dir=tmp_path, resume=tmp_path, **{**RUN, "steps": 6}).losses == []
