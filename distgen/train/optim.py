@@ -27,7 +27,8 @@ IMPLS = ("auto", "fused", "foreach", "loop")
 def param_groups(named: Iterable[tuple[str, nn.Parameter]], weight_decay: float, decay_norm_and_bias: bool = True) -> list[dict[str, Any]]:
     """Parameter groups for Adam(W): all with ``weight_decay``, or (``decay_norm_and_bias=False``)
     decay only on matrices (``ndim >= 2``: Linear and embedding weights) and none on biases, norm
-    gains and other 1-D parameters (as PerturbDiff's official code)."""
+    gains and other 1-D parameters. Close to, not the same as, PerturbDiff's official groups, which exempt only biases
+    and ``nn.LayerNorm`` weights and so also decay its RMS qk-norm scales and null vectors (docs/perturbdiff.md)."""
     params = [(n, p) for n, p in named if p.requires_grad]
     if decay_norm_and_bias or weight_decay == 0.0:
         return [{"params": [p for _, p in params], "weight_decay": weight_decay}]

@@ -46,7 +46,7 @@ class TrainOptions:
         Optimizer hyper-parameters (the fastest kernel, fused or multi-tensor, is chosen for the device).
     decay_norm_and_bias
         Apply ``weight_decay`` to every parameter (True), or only to matrices (Linear and embedding
-        weights) and not to biases, norm gains and other 1-D parameters (False; PerturbDiff's code).
+        weights) and not to biases, norm gains and other 1-D parameters (False; near PerturbDiff's code, which also decays its 1-D norm scales and null vectors: docs/perturbdiff.md).
     schedule
         ``"cosine"`` (linear warm-up then cosine decay to ``min_lr_ratio * lr``), ``"constant"``
         (linear warm-up then flat) or ``"cosine_floor"`` (PerturbDiff's: warm-up from 0, cosine
