@@ -20,3 +20,12 @@ def test_validation_asked_for_without_validation_cells_is_said(table, make_model
     with warnings.catch_warnings():
         warnings.simplefilter("error", InertSettingWarning)
         assert len(fit(make_model(), table, set_size=4, val=table, val_every=1, **BASE).validations) == BASE["steps"]
+
+
+def test_an_early_stop_says_the_model_is_the_last_steps_not_the_best(table, make_model, capsys):
+    """patience stops `patience` validations after the best; the weights kept are the last step's (docs/data.md), which
+    nothing said: result.best_step named another step."""
+    res = fit(make_model(), table, set_size=4, val=table, val_every=2, patience=1, **{**BASE, "steps": 60, "lr": 0.3})
+    assert res.stopped_early and res.best_step is not None and res.best_step < res.step  # lr 0.3: the validation loss jumps
+    err = capsys.readouterr().err
+    assert f"stopped early at step {res.step}" in err and f"at step {res.best_step}; the model" in err and "not the best step's" in err
