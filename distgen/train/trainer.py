@@ -251,6 +251,7 @@ class Trainer:
         self._stop = StopOnSignal(enabled=False)
         self.stop_requested = False
         self._no_grad: dict[str, nn.Parameter] = {}  #: trainable parameters without a gradient so far in this fit
+        self._grad_seen = False  #: a step of this fit had a non-zero gradient norm
         self._bad_ranks: list[int] = []  #: the ranks whose loss was non-finite at the last step (named in the error)
         # one writer per run folder: a second process is refused, naming the holder (rank 0 writes)
         self._lock = RunLock(self.run_dir, "train").acquire() if self.run_dir is not None and self.env.is_main else None
@@ -390,6 +391,7 @@ class Trainer:
             self._non_finite("loss", bad_labels)
         if not math.isfinite(norm):
             self._non_finite("gradient norm", labels[-1])
+        self._grad_seen = self._grad_seen or norm != 0.0
         if self._no_grad:  # cheap: only the parameters still without a gradient are looked at
             self._no_grad = {n: p for n, p in self._no_grad.items() if p.grad is None}
         clipped_step(self.optimizer, params, norm_t, opts.grad_clip, norm)  # clip_grad_norm_ + step, the scaling pass avoided
@@ -531,6 +533,7 @@ class Trainer:
         t0, s0 = time.perf_counter(), self.step
         t_first = t0
         self._no_grad = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        self._grad_seen = False
         cells_per_step = opts.sets_per_batch * getattr(self.train_source, "set_size", 0)
         # SIGINT/SIGTERM: finish the step, write a final checkpoint, raise Interrupted (distgen.train.interrupt)
         self._stop = StopOnSignal(enabled=self.ckpt_dir is not None, last_checkpoint=self.last_checkpoint)
@@ -601,6 +604,11 @@ class Trainer:
         if self.step > s0:
             result.no_gradient = sorted(self._no_grad)
             self._warn_no_gradient(result.no_gradient, self.step - s0)
+            if not self._grad_seen and env.is_main and not result.no_gradient:
+                n = self.step - s0
+                warn(f"the gradient norm was 0 at every one of the {n} training step{'s' if n > 1 else ''} of this fit: the loss does not "
+                     "change with the weights (every loss term weighted 0, or the output multiplied by 0), so nothing was learned "
+                     "but weight decay; check the loss weights", NoGradientWarning)
         result.seconds = time.perf_counter() - t0
         if result.stopped_early and env.is_main and self.best_step is not None and self.best_step != self.step:
             # the weights kept are the last step's (docs/data.md: never a checkpoint chosen afterwards), which early stopping

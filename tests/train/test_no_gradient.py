@@ -53,3 +53,15 @@ def test_a_loss_that_depends_on_no_parameter_is_named(table, make_model):
     with pytest.raises(TypeError, match=r"\.loss returned a loss that depends on no trainable parameter .*no grad_fn"):
         fit(model, table, set_size=4, **BASE)
 
+
+
+def test_a_loss_with_zero_gradient_at_every_step_is_said(table, make_model):
+    """A loss that depends on the weights only through a factor 0 (every term weighted 0) trained on without a word."""
+    from distgen.types import LossOutput
+
+    model = make_model()
+    inner = model.loss
+    model.loss = lambda batch: LossOutput(loss=inner(batch).loss * 0.0, parts={})
+    with pytest.warns(NoGradientWarning, match=r"the gradient norm was 0 at every one of the 3 training steps"):
+        res = fit(model, table, set_size=4, **BASE)
+    assert res.no_gradient == [] and res.losses == [0.0, 0.0, 0.0]
