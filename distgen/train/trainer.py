@@ -321,6 +321,13 @@ class Trainer:
         msd = {PREFIX + k: v for k, v in ckpt.model.items()}
         set_full_state(self.loss_module, self.optimizer, msd, ckpt.optimizer, self.sharded)
         self.scheduler.load_state_dict({**ckpt.state["scheduler"], "lr_lambdas": [None]})
+        # the optimizer's saved lr is the next step's under the checkpoint's schedule; train.steps (its span) may have
+        # changed since (an extended run), so take this schedule's: before, the first step after extending a cosine run
+        # updated with the old schedule's last rate (0 with min_lr_ratio 0) while metrics.csv logged the new one.
+        # Unchanged steps give the same number (the same function of the same step): exact resumes stay exact
+        for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas, strict=True):
+            group["lr"] = base * factor(self.scheduler.last_epoch)  # type: ignore[misc]
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]  # type: ignore[attr-defined]
         if self.ema is not None:
             if ckpt.ema is None:
                 raise ConfigError(f"checkpoint {ckpt.path} has no EMA weights but train.ema_decay is set")

@@ -63,3 +63,20 @@ def test_a_resume_with_fewer_steps_than_the_checkpoint_says_nothing_was_trained(
     with warnings.catch_warnings():
         warnings.simplefilter("error", DistgenWarning)  # a finished run resumed as it is: nothing to say
         assert fit(make_model(), table, set_size=4, run_dir=tmp_path, resume=tmp_path, **{**RUN, "steps": 6}).losses == []
+
+
+def test_an_extended_run_updates_with_the_new_schedule_from_its_first_resumed_step(table, make_model, tmp_path, monkeypatch):
+    """steps 4 -> 8: the first resumed step used the 4-step cosine's last rate (0) while metrics.csv logged the 8-step one's."""
+    import distgen.train.trainer as T
+    from distgen.train.schedule import lr_factor
+
+    used = []
+    real = T.clipped_step
+    monkeypatch.setattr(T, "clipped_step", lambda opt, *a, **k: (used.append(opt.param_groups[0]["lr"]), real(opt, *a, **k))[1])
+    run = {"sets_per_batch": 4, "progress": False, "log_every": 1, "lr": 1e-3}
+    fit(make_model(), table, set_size=4, run_dir=tmp_path, steps=4, **run)
+    assert used[-1] == 0.0  # the 4-step cosine ends at 0
+    used.clear()
+    fit(make_model(), table, set_size=4, run_dir=tmp_path, steps=8, resume=tmp_path, **run)
+    assert used == pytest.approx([1e-3 * lr_factor(s, 8) for s in range(4, 8)], rel=1e-12)
+    assert used[0] > 0
