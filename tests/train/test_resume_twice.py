@@ -80,3 +80,14 @@ def test_an_extended_run_updates_with_the_new_schedule_from_its_first_resumed_st
     fit(make_model(), table, set_size=4, run_dir=tmp_path, steps=8, resume=tmp_path, **run)
     assert used == pytest.approx([1e-3 * lr_factor(s, 8) for s in range(4, 8)], rel=1e-12)
     assert used[0] > 0
+
+
+def test_fit_twice_without_resume_trains_on_from_the_weights_not_the_run(table, make_model):
+    """docs/training.md, Python: a second fit starts at step 0 (new optimizer and schedule, the same batches) from the
+    weights the first left, so its first loss is the first fit's model's, not a fresh model's."""
+    model = make_model()
+    first = fit(model, table, set_size=4, **{**RUN, "steps": 3, "ema_decay": None, "ema_every": 1, "ema_epoch_end": False})
+    second = fit(model, table, set_size=4, **{**RUN, "steps": 3, "ema_decay": None, "ema_every": 1, "ema_epoch_end": False})
+    fresh = fit(make_model(), table, set_size=4, **{**RUN, "steps": 3, "ema_decay": None, "ema_every": 1, "ema_epoch_end": False})
+    assert second.step == first.step == 3  # not 6: the step count restarts
+    assert fresh.losses == first.losses and second.losses != first.losses  # same batches, other (trained) weights
