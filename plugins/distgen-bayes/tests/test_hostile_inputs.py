@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from distgen.models.generator import build_model
-from distgen.types import CellTable, ConditionLabels
+from distgen.types import CellTable, ConditionLabels, DataInfo
 
 #: the bundled Norman data's columns, for a copy of it written as a file
 SCHEMA = {"perturbation_col": "condition", "control_labels": ["control"], "context_cols": ["cell_type"]}
@@ -218,3 +218,25 @@ def test_convergence_problems_case_table(diagnostics, said) -> None:
 
     got = convergence_problems(diagnostics)
     assert len(got) == len(said) and all(s in g for s, g in zip(said, got))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("n_components", 0), ("n_components", -3), ("guide_rank", 0), ("steps", 0), ("num_samples", 0), ("num_samples", -5),
+     ("num_warmup", -1), ("num_chains", 0), ("n_factors", -1), ("min_cells", 0), ("learning_rate", 0.0),
+     ("learning_rate", -0.1), ("target_accept", 1.5), ("target_accept", 0.0)],
+)
+def test_option_values_out_of_range_are_config_errors(key, value) -> None:
+    """Before: n_components 0, guide_rank 0 and min_cells 0 were silently raised to 1, learning_rate 0 and target_accept
+    1.5 were fitted, and num_samples 0, n_factors -1 and num_chains 0 crashed inside JAX after the data was summarised."""
+    from distgen.config import ConfigError
+
+    info = DataInfo(genes=("g0", "g1"), perturbations=("A",), contexts=("ctx",))
+    with pytest.raises(ConfigError, match=rf"bayes_hier\.{key}="):
+        build_model({"name": "bayes_hier", key: value}, info)
+
+
+def test_fit_steps_override_below_one_is_refused(synthetic) -> None:
+    table, _ = synthetic
+    with pytest.raises(ValueError, match=r"steps=0"):
+        build_model(FAST, table.info).fit(table, steps=0)

@@ -126,6 +126,7 @@ class BayesHierarchicalModel(FittedModel):
         ):
             if val not in ok:
                 raise ValueError(f"bayes_hier.{key}={val!r} is not known; expected one of {list(ok)}")
+        _check_ranges(self)
         self.basis: Basis | None = None
         self.posterior: Posterior | None = None
         self.within_var: Tensor | None = None  # [K] pooled within-population variance (standardised)
@@ -142,6 +143,8 @@ class BayesHierarchicalModel(FittedModel):
         from distgen_bayes.bridge import to_jax, to_torch
 
         seed = self.seed if seed is None else int(seed)
+        if steps is not None and int(steps) < 1:
+            raise ValueError(f"bayes_hier.fit: steps={steps}: expected an integer >= 1 (SVI steps)")
         pops = summarise(train.X, train.labels, self.min_cells)
         if pops.dropped:
             warnings.warn(self._dropped_message(pops), UserWarning, stacklevel=2)
@@ -403,6 +406,28 @@ def summarise_draws(draws: Tensor, level: float) -> dict[str, Tensor]:
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=draws.dtype)
     lo, hi = torch.quantile(draws, q, dim=0)
     return {"mean": draws.mean(0).float(), "lower": lo.float(), "upper": hi.float()}
+
+
+#: ``(attribute, smallest value, what it counts)`` of the integer options; below it a fit crashed inside JAX, or the
+#: value was silently raised (``n_components: 0`` fitted 1 axis, ``guide_rank: 0`` a rank-1 guide, ``min_cells: 0`` as 1).
+INT_MINIMA = (
+    ("n_components", 1, "principal axes"), ("guide_rank", 1, "the rank of the lowrank guide"), ("steps", 1, "SVI steps"),
+    ("num_samples", 1, "posterior draws"), ("num_warmup", 0, "NUTS warmup steps"), ("num_chains", 1, "NUTS chains"),
+    ("n_factors", 0, "replicate factors (0: none)"), ("min_cells", 1, "cells of the smallest population kept (1: all)"),
+)
+
+
+def _check_ranges(model: BayesHierarchicalModel) -> None:
+    """Refuse option values outside their range (a ``ValueError``: a config error, exit 2 in the CLI), naming the key."""
+    for key, low, what in INT_MINIMA:
+        val = getattr(model, key)
+        if val < low:
+            raise ValueError(f"bayes_hier.{key}={val}: expected an integer >= {low} ({what})")
+    if not (model.learning_rate > 0 and np.isfinite(model.learning_rate)):
+        raise ValueError(f"bayes_hier.learning_rate={model.learning_rate:g}: expected a positive step size (default 0.01)")
+    if not 0.0 < model.target_accept < 1.0:
+        raise ValueError(f"bayes_hier.target_accept={model.target_accept:g}: expected NUTS's target acceptance probability in (0, 1) "
+                         "(default 0.9)")
 
 
 def _check_level(level: float) -> None:
