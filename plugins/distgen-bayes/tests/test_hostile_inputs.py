@@ -240,3 +240,53 @@ def test_fit_steps_override_below_one_is_refused(synthetic) -> None:
     table, _ = synthetic
     with pytest.raises(ValueError, match=r"steps=0"):
         build_model(FAST, table.info).fit(table, steps=0)
+
+
+def test_direct_predict_of_an_unseen_atom_warns_instead_of_returning_controls_silently(fitted) -> None:
+    """Before: "E" (no training population) came back as the controls, and "A+E" as "A", without a word."""
+    from distgen.models.preflight import PreflightWarning
+
+    model = fitted
+    ctrl, mask = torch.rand(2, 4, model.info.n_genes) + 2, torch.ones(2, 4, dtype=torch.bool)
+    model.__dict__.pop("_unseen_checked", None)
+    with pytest.warns(PreflightWarning, match=r"bayes_hier.predict: E had no training population"):
+        out = model.predict(ctrl, mask, ConditionLabels.make([[4], [0, 4]]))
+    assert torch.equal(out[0], ctrl[0])  # what the warning says: the prior's mean, zero
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per atom and model; seen atoms never warn
+        model.predict(ctrl, mask, ConditionLabels.make([[4], [0]]))
+
+
+def test_predict_refuses_shapes_that_broadcast_and_integer_controls(fitted) -> None:
+    """Before: one label with three control sets (or three labels with one) was broadcast to [3, m, G], and int64 controls
+    got their fractional shift truncated."""
+    model, g = fitted, fitted.info.n_genes
+    ctrl, mask = torch.rand(3, 4, g) + 2, torch.ones(3, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="one set per label"):
+        model.predict(ctrl, mask, ConditionLabels.make([[0]]))
+    with pytest.raises(ValueError, match="one set per label"):
+        model.predict(ctrl[:1], mask[:1], ConditionLabels.make([[0], [1], [2]]))
+    with pytest.raises(ValueError, match=r"control.float\(\)"):
+        model.predict(ctrl.long(), mask, ConditionLabels.make([[0], [1], [2]]))
+    half = model.predict(ctrl.half(), mask, ConditionLabels.make([[0], [1], [2]]))
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    mask[0, 2:] = False  # padding is left as it is
+    out = model.predict(ctrl, mask, ConditionLabels.make([[0], [1], [2]]))
+    assert torch.equal(out[0, 2:], ctrl[0, 2:]) and not torch.equal(out[0, :2], ctrl[0, :2])
+
+
+def test_label_ids_outside_the_vocabulary_and_bad_cell_counts_are_refused(fitted) -> None:
+    """Before: perturbation id 99 was predicted as control; n_cells 0 or -3 gave NaN intervals, and n_cells [1] for
+    two labels was broadcast."""
+    model, g = fitted, fitted.info.n_genes
+    with pytest.raises(ValueError, match=r"perturbation id\(s\) \[99\]"):
+        model.predict(torch.rand(1, 2, g), torch.ones(1, 2, dtype=torch.bool), ConditionLabels.make([[99]]))
+    with pytest.raises(ValueError, match=r"perturbation id\(s\) \[99\]"):
+        model.posterior_intervals(ConditionLabels.make([[99]]))
+    for n in ([0], [-3]):
+        with pytest.raises(ValueError, match="positive cell counts"):
+            model.population_mean_intervals(ConditionLabels.make([[0]]), n_cells=torch.tensor(n))
+    with pytest.raises(ValueError, match="one per label"):
+        model.population_mean_intervals(ConditionLabels.make([[0], [1]]), n_cells=torch.tensor([30]))
+    iv = model.population_mean_intervals(ConditionLabels.make([[0], [1]]), n_cells=torch.tensor([30, 5]))
+    assert bool((iv["lower"] <= iv["upper"]).all()) and torch.isfinite(iv["lower"]).all()

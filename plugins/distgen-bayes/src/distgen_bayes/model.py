@@ -233,6 +233,15 @@ class BayesHierarchicalModel(FittedModel):
                     "predicts them, and the combinations holding them, from the prior")
         return msg + "; lower min_cells (1 keeps every population) to use these cells"
 
+    def _check_ids(self, labels: ConditionLabels) -> None:
+        """Refuse label ids outside the model's vocabularies (an unknown perturbation id was predicted as control)."""
+        for what, ids, vocab in (("perturbation", labels.perturbation, self.info.perturbations),
+                                 ("context", labels.context, self.info.contexts)):
+            bad = sorted({int(i) for i in ids[ids >= len(vocab)].tolist()})
+            if bad:
+                raise ValueError(f"bayes_hier: {what} id(s) {bad[:5]} are outside the model's {len(vocab)} {what}s: encode labels "
+                                 "with the training data's vocabulary (data.labels_for / data.encode)")
+
     def _fitted(self) -> tuple[Basis, Posterior]:
         if self.basis is None or self.posterior is None:
             raise RuntimeError("bayes_hier is not fitted: call fit(train) first")
@@ -252,6 +261,7 @@ class BayesHierarchicalModel(FittedModel):
         (``Posterior.effect``): the draws then have the same mean without those terms' Monte Carlo noise.
         """
         basis, post = self._fitted()
+        self._check_ids(labels)
         sets = atom_sets(labels.perturbation)
         f = post.factors(labels.batch.tolist(), generator, draw_unseen=replicate)
         z = (post.effects(sets, labels.context.tolist(), prior_terms)
@@ -281,6 +291,13 @@ class BayesHierarchicalModel(FittedModel):
             ``"genes"`` or the model's standardised ``"reduced"`` coordinates.
         """
         basis, post = self._fitted()
+        self._check_ids(labels)
+        if n_cells is not None:
+            n_cells = torch.as_tensor(n_cells)
+            if tuple(n_cells.shape) != (len(labels),) or not bool((n_cells > 0).all()):
+                raise ValueError(f"bayes_hier: n_cells must be [B] = [{len(labels)}] positive cell counts, one per label, got "
+                                 f"shape {tuple(n_cells.shape)} with smallest {n_cells.min().item() if n_cells.numel() else None} "
+                                 "(a count of 0 or below gave NaN intervals; a shorter tensor was broadcast)")
         sets, ctx = atom_sets(labels.perturbation), labels.context.tolist()
         batches: list[int | None] = [None] * len(sets) if new_replicate else labels.batch.tolist()
         f = post.factors(batches, generator, draw_unseen=True)
@@ -312,13 +329,43 @@ class BayesHierarchicalModel(FittedModel):
         """
         if control.shape[-1] != self.info.n_genes:
             raise ValueError(f"control cells have {control.shape[-1]} genes; the model was built for {self.info.n_genes}")
+        if control.dim() != 3 or control.shape[0] != len(labels) or tuple(control_mask.shape) != tuple(control.shape[:2]):
+            raise ValueError(f"bayes_hier.predict: control {tuple(control.shape)} and control_mask {tuple(control_mask.shape)} must be "
+                             f"[B, m, G] and [B, m] with B = {len(labels)}, one set per label (a shape mismatch was broadcast)")
+        if not control.is_floating_point():
+            raise ValueError(f"bayes_hier.predict: control cells are {control.dtype}; a shift is fractional and would be truncated "
+                             "in that dtype: pass control.float()")
+        self._check_ids(labels)
+        self._warn_unseen(labels)
         if self.prediction == "mean":
             shift = self.shift_draws(labels, prior_terms=False).mean(0)
         else:
             draws = self.shift_draws(labels, replicate=True)
             pick = torch.randint(draws.shape[0], (draws.shape[1],))
             shift = draws[pick, torch.arange(draws.shape[1])]
-        return control + shift.to(control.dtype).to(control.device)[:, None, :]
+        out = control + shift.to(control.dtype).to(control.device)[:, None, :]
+        return torch.where(control_mask.to(control.device)[..., None].bool(), out, control)  # padding left as is
+
+    def _warn_unseen(self, labels: ConditionLabels) -> None:
+        """Warn (once per atom and model) when ``labels`` name atoms training never saw: their mean shift is the prior's, zero.
+
+        ``distgen.predict`` and ``distgen run`` say so before predicting (pre-flight); a direct ``predict`` returned an
+        unseen atom's cells as the controls, and a combination holding one as its seen atoms alone, without a word.
+        """
+        from distgen.errors import warn
+        from distgen.models.preflight import PreflightWarning
+
+        ids = labels.perturbation
+        names = [self.info.perturbations[i] for i in torch.unique(ids[ids >= 0]).tolist()]
+        checked: set[str] = self.__dict__.setdefault("_unseen_checked", set())
+        new = [a for a in names if a not in checked]
+        checked.update(new)
+        bad = [a for a, ok in zip(new, self.can_predict(new)) if not ok]
+        if bad:
+            shown = ", ".join(bad[:8]) + (" ..." if len(bad) > 8 else "")
+            warn(f"bayes_hier.predict: {shown} had no training population: the model predicts their effect from its prior, "
+                 "whose mean is zero, so their cells are the controls (or, in a combination, the effect of its other atoms); "
+                 "check model.can_predict(atoms) before predicting", PreflightWarning)
 
     def posterior_intervals(self, labels: ConditionLabels, level: float = 0.9, replicate: bool = False) -> dict[str, Tensor]:
         """Per-gene posterior mean and central ``level`` interval of each condition's mean shift.
