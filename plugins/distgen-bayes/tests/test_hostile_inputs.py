@@ -212,6 +212,9 @@ def test_a_fit_that_did_not_converge_says_so(synthetic) -> None:
     ({"method": "nuts", "divergences": 0, "r_hat_max": 1.004, "ess_min": 300}, []),
     ({"method": "nuts", "divergences": 3, "r_hat_max": 1.004, "ess_min": 300}, ["3 divergent transition(s)"]),
     ({"method": "nuts", "divergences": 0, "r_hat_max": 1.2, "ess_min": 9}, ["split R-hat up to 1.200"]),
+    # before: a NaN R-hat (a site constant over its draws) and a 1-step SVI fit (elbo_rel_change 0) said nothing
+    ({"method": "nuts", "divergences": 0, "r_hat_max": float("nan"), "ess_min": 4}, ["split R-hat up to nan"]),
+    ({"method": "svi", "steps": 1, "elbo_rel_change": 0.0}, ["SVI ran 1 step(s), too few"]),
 ])
 def test_convergence_problems_case_table(diagnostics, said) -> None:
     from distgen_bayes.convergence import convergence_problems
@@ -224,7 +227,7 @@ def test_convergence_problems_case_table(diagnostics, said) -> None:
     ("key", "value"),
     [("n_components", 0), ("n_components", -3), ("guide_rank", 0), ("steps", 0), ("num_samples", 0), ("num_samples", -5),
      ("num_warmup", -1), ("num_chains", 0), ("n_factors", -1), ("min_cells", 0), ("learning_rate", 0.0),
-     ("learning_rate", -0.1), ("target_accept", 1.5), ("target_accept", 0.0)],
+     ("learning_rate", -0.1), ("target_accept", 1.5), ("target_accept", 0.0)],  # NUTS num_samples below 4: next test
 )
 def test_option_values_out_of_range_are_config_errors(key, value) -> None:
     """Before: n_components 0, guide_rank 0 and min_cells 0 were silently raised to 1, learning_rate 0 and target_accept
@@ -290,3 +293,13 @@ def test_label_ids_outside_the_vocabulary_and_bad_cell_counts_are_refused(fitted
         model.population_mean_intervals(ConditionLabels.make([[0], [1]]), n_cells=torch.tensor([30]))
     iv = model.population_mean_intervals(ConditionLabels.make([[0], [1]]), n_cells=torch.tensor([30, 5]))
     assert bool((iv["lower"] <= iv["upper"]).all()) and torch.isfinite(iv["lower"]).all()
+
+
+def test_nuts_with_fewer_than_four_draws_is_refused_at_build() -> None:
+    """Before: num_samples 2 or 3 ran warmup and sampling, then failed with a bare AssertionError inside numpyro's split R-hat."""
+    from distgen.config import ConfigError
+
+    info = DataInfo(genes=("g0", "g1"), perturbations=("A",), contexts=("ctx",))
+    with pytest.raises(ConfigError, match=r"num_samples=3: NUTS needs at least 4"):
+        build_model({"name": "bayes_hier", "inference": "nuts", "num_samples": 3}, info)
+    build_model({"name": "bayes_hier", "num_samples": 3}, info)  # SVI: any number of draws
