@@ -303,3 +303,23 @@ def test_nuts_with_fewer_than_four_draws_is_refused_at_build() -> None:
     with pytest.raises(ConfigError, match=r"num_samples=3: NUTS needs at least 4"):
         build_model({"name": "bayes_hier", "inference": "nuts", "num_samples": 3}, info)
     build_model({"name": "bayes_hier", "num_samples": 3}, info)  # SVI: any number of draws
+
+
+def test_non_finite_training_cells_are_named_not_blamed_on_the_learning_rate(synthetic) -> None:
+    """Before: one NaN (or inf) cell made SVI 'diverge at step 0', with the advice to lower learning_rate."""
+    table, _ = synthetic
+    for bad in (float("nan"), float("inf")):
+        x = table.X.clone()
+        x[5, 2] = bad
+        with pytest.raises(ValueError, match=r"1 training cell\(s\) hold NaN or inf"):
+            build_model(FAST, table.info).fit(CellTable(x, table.labels, table.info))
+
+
+def test_an_interval_from_one_draw_is_refused() -> None:
+    """Before: num_samples 1 gave lower == mean == upper, an interval of width zero."""
+    from distgen_bayes.model import summarise_draws
+
+    with pytest.raises(ValueError, match="at least 2 posterior draws"):
+        summarise_draws(torch.zeros(1, 3, 4), 0.9)
+    iv = summarise_draws(torch.randn(50, 3, 4, generator=torch.Generator().manual_seed(0)), 0.9)
+    assert bool((iv["lower"] < iv["upper"]).all())

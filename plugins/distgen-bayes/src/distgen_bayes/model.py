@@ -139,6 +139,10 @@ class BayesHierarchicalModel(FittedModel):
             warnings.warn(f"bayes_hier.fit ignores trainer options {sorted(kwargs)}", UserWarning, stacklevel=2)
         if train.X.shape[1] != self.info.n_genes:
             raise ValueError(f"training cells have {train.X.shape[1]} genes; the model was built for {self.info.n_genes}")
+        bad_cells = int((~torch.isfinite(train.X.float())).any(1).sum())  # float16 and integer tables alike
+        if bad_cells:
+            raise ValueError(f"bayes_hier.fit: {bad_cells} training cell(s) hold NaN or inf values (the fit diverged at step 0 "
+                             "and blamed learning_rate); drop or fix those cells")
         inference = _import_inference()
         from distgen_bayes.bridge import to_jax, to_torch
 
@@ -450,6 +454,9 @@ def _import_inference() -> Any:
 
 def summarise_draws(draws: Tensor, level: float) -> dict[str, Tensor]:
     """``[S, ...]`` draws -> posterior mean and central ``level`` interval, each ``[...]`` (float32)."""
+    if draws.shape[0] < 2:
+        raise ValueError(f"an interval needs at least 2 posterior draws, the model kept {draws.shape[0]} (a zero-width 'interval' "
+                         "was returned): raise num_samples")
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=draws.dtype)
     lo, hi = torch.quantile(draws, q, dim=0)
     return {"mean": draws.mean(0).float(), "lower": lo.float(), "upper": hi.float()}
