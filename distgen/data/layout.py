@@ -560,7 +560,7 @@ def read_beside(
     files["pred" if name == "real" else "real"] = ad.AnnData(obs=pd.DataFrame(stub, index=[str(i) for i in range(len(ctrl))]))
     delimiters = tuple(sorted({*recorded_delimiters([adata]), *(d for d in delimiters if d and d != COMBO)}))
     notes = split_doses(files, pert_col, control, celltype_col, words, delimiters)
-    return _cells(files[name], pert_col, control, celltype_col, name, delimiters, words, batch_col), notes
+    return _cells(files[name], pert_col, control, celltype_col, name, delimiters, words, batch_col, notes), notes
 
 
 def control_named(files: Iterable[Any], given: str | None, control: str) -> bool:
@@ -605,7 +605,7 @@ def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: s
 
 
 def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, delimiters: Sequence[str] = (),
-           controls: Sequence[str] = CONTROL_LABELS, batch_col: str | None = None) -> Cells:
+           controls: Sequence[str] = CONTROL_LABELS, batch_col: str | None = None, notes: list[str] | None = None) -> Cells:
     if celltype_col is not None and celltype_col == pert_col:  # every context would hold one condition and no controls
         raise InputDataError(f"the cell-type column and the perturbation column are both obs[{pert_col!r}]: each perturbation would "
                              "be a context of its own, without control cells; pass the column of cell types (--celltype-col), "
@@ -628,6 +628,14 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
         raise InputDataError(f"batch column {batch_col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}: "
                              "name the column of donors / plates each file has (--batch-col), or leave it out")
     bcol = batch_col if batch_col is not None else (BATCH_COL if BATCH_COL in adata.obs.columns else None)
+    if batch_col is None and bcol is not None and (note := unread_batch_note(adata.obs, bcol, name)) is not None:
+        bcol = None  # a column read only by its name, with unlabelled cells: not read (as a file without it), said
+        if notes is None:
+            from distgen.errors import warn
+
+            warn(note)
+        else:
+            notes.append(note)
     # a cell without a batch label was a batch 'nan' (or ''): one more donor population in the spread scores
     check_labels(adata, pert_col, control, col, name, bcol)
     if adata.X is None:
@@ -658,6 +666,22 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
 
     batches = batch_labels(adata.obs, bcol) if bcol is not None else None  # trimmed, as the run's loader reads them
     return Cells(torch.from_numpy(x), conds, genes, contexts, batches, control, np.asarray(adata.obs_names.astype(str), dtype=object))
+
+
+def unread_batch_note(obs: pd.DataFrame, column: str, name: str) -> str | None:
+    """A note when ``obs[column]``, a batch column read by its name alone (``BATCH_COL``, no ``--batch-col``), has cells
+    without a label (NaN, empty, 'NA'), or None. Such a column is not read: the evaluation scores as without it (no spread
+    scores, controls not matched by batch). Refusing the file (as a named column's missing labels are) refused files that
+    scored before, where the column means nothing to the user (its fix, removing the cells, could drop every control);
+    reading the unlabelled cells as a batch 'nan' made them one more donor population, without a word."""
+    from distgen.data.conditions import missing_mask
+
+    missing = missing_mask(obs[column].to_numpy(dtype=object))
+    if not missing.any():
+        return None
+    return (f"the {name} file's obs column {column!r} has {int(missing.sum())} of {counted(len(missing), 'cell')} without a label "
+            f"(NaN, empty or 'NA'): its batches are not read (no spread scores across batches, controls not matched by batch); "
+            f"to score them, label every cell and name the column (--batch-col {column}; batch_col={column!r} in Python)")
 
 
 def read_pair(
@@ -701,8 +725,8 @@ def read_pair(
     check_gene_names(files)
     info.notes += split_doses(files, pert_col, control, col, words, delimiters)
     # the training file may lack a named batch column: its baselines then predict every batch from the truth's own controls
-    cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, batch_col if k != "training" or batch_col in a.obs.columns else None)
-             for k, a in files.items()}
+    cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, batch_col if k != "training" or batch_col in a.obs.columns else None,
+                       info.notes) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
 
 

@@ -248,3 +248,32 @@ def test_each_spread_mean_has_its_interval_over_groups(tmp_path):
     from distgen.evaluation.report import spread_lines
 
     assert not any(" [" in line for line in spread_lines(one) if line.startswith("| model"))
+
+
+@pytest.mark.parametrize("spread", ["off", "auto"])
+def test_a_default_batch_column_with_unlabelled_cells_is_not_read_not_refused(tmp_path, spread):
+    """A file's own 'batch' column, read as its batches only because of its name (no --batch-col), with cells that lack a
+    label (here the controls', filled by another tool): the evaluation scored before, and must not now be refused (the
+    refusal's fix, removing the unlabelled cells, would drop every control). The column is not read, as a file without it,
+    and a note says so and how to read it (label the cells, name it with --batch-col); a named column is still refused."""
+    import anndata as ad
+
+    from distgen.data.conditions import MissingLabelError
+    from distgen.pipeline.evaluate import evaluate
+
+    paths = _files(tmp_path, "batch")
+    real = ad.read_h5ad(paths["real"])
+    batch = real.obs["batch"].astype(object).to_numpy()
+    batch[real.obs["condition"].to_numpy() == "control"] = np.nan
+    real.obs["batch"] = batch
+    real.write_h5ad(paths["real"])
+    base = dict(metric_names=["mse"], ceiling=False, make_plots=False, progress=False, baselines=["control"], spread=spread)
+    with pytest.warns(UserWarning, match=r"'batch'.*90 of 180 cells.*--batch-col batch"):
+        report = evaluate(str(paths["pred"]), str(paths["real"]), **base)
+    assert "spread" not in report.summary
+    assert any("--batch-col batch" in n for n in report.summary["notes"])
+    with pytest.warns(UserWarning, match="--batch-col batch"):  # a file read beside cells (distgen.evaluate of Cells)
+        from_cells = evaluate(_cells(1), str(paths["real"]), **base)
+    assert "spread" not in from_cells.summary and any("--batch-col batch" in n for n in from_cells.summary["notes"])
+    with pytest.raises(MissingLabelError, match="'batch'"):
+        evaluate(str(paths["pred"]), str(paths["real"]), batch_col="batch", **base)
