@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -137,8 +137,8 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
 
 def held_doses(value: Any, kind: str = "held_out_dose") -> str | list[float | str]:
     """``test_doses`` as a split records it: ``"top"``, ``"interior"`` or the distinct measured doses, numbers (floats,
-    sorted) then doses per slot of a combination (``"5+10"``: one number per atom, in the order of the population label,
-    its atoms sorted as text; written back as the label writes doses, sorted); ``ValueError`` naming the forms for
+    sorted) then doses per slot of a combination (``"5+10"``: one number per atom, in the order of the atoms sorted as text,
+    as ``dexa+saha`` writes them; written back as the label writes doses, sorted); ``ValueError`` naming the forms for
     anything else, or for another split kind."""
     if kind != "held_out_dose":
         raise ValueError(f"test_doses applies to split kind 'held_out_dose' only (got kind {kind!r}); drop test_doses or use "
@@ -148,7 +148,7 @@ def held_doses(value: Any, kind: str = "held_out_dose") -> str | list[float | st
     items = [value] if isinstance(value, int | float | str) and not isinstance(value, bool) else value
     forms = ("test_doses must be 'top' (the highest dose: extrapolation), 'interior' (the doses between the lowest and "
              "highest: interpolation) or measured doses (a number or a list of numbers; of a combination, also 'd1+d2', one dose "
-             f"per atom in the order of its population label: dexa@5+saha@10 is '5+10'), got {value!r}")
+             f"per atom, the atoms sorted as text: dexa@5+saha@10 is '5+10'), got {value!r}")
     try:
         if isinstance(items, bytes) or not len(items) or any(isinstance(x, bool) for x in items):
             raise TypeError
@@ -223,6 +223,8 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
         return bool(wanted(b)) and wanted(b) <= measured.get(b, set())
 
     everyone = sorted(set(pops["b"]))
+    if asked_slots:
+        _check_label_order(data, pops["p"], asked_slots, everyone if p["test_conditions"] is None else p["test_conditions"])
     if p["test_conditions"] is not None:
         for b in p["test_conditions"]:
             if b not in everyone or fits(b):
@@ -232,7 +234,7 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
                 raise InputDataError(f"held_out_dose with test_doses=top: {b!r} has no top dose (measured at {where}): of a "
                                      "combination, the top dose is the one at the highest dose of every slot at once, and none "
                                      "is measured. Hold out measured doses by name (test_doses: ['d1+d2'], one dose per atom "
-                                     "in the order of the population label) or leave it out of test_conditions")
+                                     "of the atoms sorted as text) or leave it out of test_conditions")
             if which == "interior":
                 raise InputDataError(f"held_out_dose with test_doses=interior: {b!r} has no interior dose (measured at {where}): an "
                                      "interior dose needs three doses or more in a context, the lowest and highest training (of a "
@@ -246,7 +248,7 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
             missing = [w for w in which if _f32s(_slots_of(w, b, data)) in wanted(b) - measured.get(b, set())]
             raise InputDataError(f"held_out_dose: test_doses {_listed(missing)} is not a measured dose of {b!r} (measured at {where}); "
                                  f"give doses it was measured at (data.split.test_doses; of a combination, one dose per atom in "
-                                 f"the order of its population label), or leave {b!r} out of test_conditions")
+                                 f"the order of its atoms sorted as text), or leave {b!r} out of test_conditions")
     eligible = [b for b in everyone if fits(b)]
     if not eligible:
         what = ("three doses or more in a context (test_doses=interior: an interior dose between two training doses)" if which == "interior"
@@ -335,6 +337,28 @@ def _check_slot_order(conditions: Sequence[str] | None, which: str | list[float 
                                  f"read in the order of a population label's atoms (sorted as text: {delim.join(sorted(atoms))}), "
                                  f"but test_conditions writes {str(c)!r}: write it {delim.join(sorted(atoms))!r} so the doses "
                                  "read in the order written")
+
+
+def _check_label_order(data: PerturbationData, labels: Iterable[str], slots: set[tuple[float, ...]], conditions: Iterable[str]) -> None:
+    """Refuse unequal doses per slot (``'10+5'``) of a condition of ``conditions`` whose population labels write its atoms in
+    another order than they are read in (the atoms sorted as text): ``dexa`` and ``dexa2`` are labelled ``dexa2@10+dexa@5``
+    (the parts sorted with their doses, '2' below '@'), so '10+5' written from the label would silently name
+    ``dexa2@5+dexa@10``, another population."""
+    delim = data.schema.combo_delimiter
+    wanted = set(map(str, conditions))
+    for c in labels:
+        atoms = data.dose_of(c)[0]
+        base = data.base_condition(c)
+        if base not in wanted or not any(len(t) == len(atoms) and len(set(t)) > 1 for t in slots):
+            continue
+        written = tuple(part.strip().rpartition("@")[0] for part in str(c).split(delim))
+        if written != atoms:
+            raise InputDataError(f"held_out_dose: test_doses gives doses per slot ({_listed([_dose_text(t) for t in sorted(slots)])}), "
+                                 f"read in the order {', '.join(atoms)} (the atoms of {base!r} sorted as text), but the population "
+                                 f"labels of {base!r} write them in another order ({c!r}): which atom is at which dose is "
+                                 f"ambiguous. Hold out its populations by equal doses, test_doses: top or interior, or rename "
+                                 f"an atom so that no name starts another")
+
 
 
 def _f32s(doses: Sequence[float]) -> tuple[float, ...]:

@@ -465,3 +465,29 @@ def test_a_held_out_dose_of_a_float_column_is_worded_as_measured(tmp_path, dtype
         warnings.simplefilter("always")
         ds.labels(["dexa"], ["A549"], ["all"], doses=[0.3])
     assert not [w for w in seen if issubclass(w.category, DoseExtrapolationWarning)]
+
+
+def test_doses_per_slot_are_refused_where_the_label_writes_the_atoms_in_another_order():
+    """A dose per slot ('d1+d2') is read in the order of the condition's atoms sorted as text. Where one atom's name
+    starts another's and goes on with a character that sorts below '@' (dexa, dexa2), the population label writes them the
+    other way round (``dexa2@10+dexa@5``, the parts sorted with their doses): '10+5', written in the label's order, held
+    out ``dexa2@5+dexa@10``, another population, without a word. Such a condition's unequal per-slot doses are refused,
+    naming the order they are read in; equal doses ('5+5') and other conditions are unaffected."""
+    a = sciplex()
+    a.obs["dose"] = a.obs["dose"].astype(str).astype(object)
+    a.obs["drug"] = a.obs["drug"].astype(str).replace({"saha": "dexa2", "saha+dexa": "dexa2+dexa"}).astype(object)
+    one = a[(a.obs["drug"] == "dexa2+dexa").to_numpy()]
+    parts = [a[(a.obs["drug"] != "dexa2+dexa").to_numpy()].copy()]
+    for dose in ("1+1", "5+10", "10+5", "100+100"):  # dexa2+dexa: dexa2's dose first
+        b = one.copy()
+        b.obs["dose"] = dose
+        b.obs_names = [f"{n}-{dose}" for n in b.obs_names]
+        parts.append(b)
+    data = PerturbationData.from_anndata(ad.concat(parts), SCHEMA)
+    assert "dexa2@10+dexa@5" in set(data.conditions) and data.dose_of("dexa2@10+dexa@5") == (("dexa", "dexa2"), (5.0, 10.0))
+    with pytest.raises(InputDataError, match=r"per slot \(10\+5\), read in the order dexa, dexa2 .*labels of 'dexa\+dexa2' write them in another order \('dexa2@"):
+        make_split(data, "held_out_dose", test_conditions=["dexa+dexa2"], val_frac=0.0, test_doses="10+5")
+    with pytest.raises(InputDataError, match=r"'dexa\+dexa2'"):  # drawn: the same condition would be read the same way
+        make_split(data, "held_out_dose", seed=0, test_frac=0.01, val_frac=0.0, test_doses="10+5")
+    equal = make_split(data, "held_out_dose", test_conditions=["dexa+dexa2"], val_frac=0.0, test_doses="100+100")
+    assert {c for c, _ in equal.test_groups} == {"dexa2@100+dexa@100"}
