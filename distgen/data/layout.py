@@ -875,7 +875,7 @@ def _refuse_other_doses(files: dict[str, ad.AnnData], pert_col: str, control: st
     are, the prediction was scored against cells of another dose, silently."""
     from distgen.data.conditions import parse_dose_label
 
-    def doses(key: str) -> dict[tuple[str, str], tuple[str, tuple[float, ...]]]:
+    def doses(key: str) -> dict[tuple[str, str], tuple[str, tuple[Any, ...]]]:
         a = files[key]
         dosed = with_dose_labels(a, pert_col, control, str(dose_column(a.obs, pert_col)), controls,
                                  {"real": "truth", "pred": "prediction"}[key], delimiters).obs
@@ -887,7 +887,31 @@ def _refuse_other_doses(files: dict[str, ad.AnnData], pert_col: str, control: st
                 out[(COMBO.join(read[0]), str(k))] = (label, tuple(float(np.float32(d)) for d in read[1]))
         return out
 
-    truth, pred = doses("real"), doses("pred")  # equal as models read doses (float32): a float32 column's 0.3 is 0.3
+    def written(key: str) -> dict[tuple[str, str], tuple[str, tuple[Any, ...]]]:
+        # a column that is not doses to the loader (scPerturb's dose_value, NaN on a CRISPR screen; '10uM' with its unit):
+        # its values as written, a number as float32, missing ones left out (these files paired bare before the check)
+        from distgen.data.conditions import missing_mask
+
+        obs = files[key].obs
+        col = str(dose_column(obs, pert_col))
+        known = ~missing_mask(obs[col].to_numpy(dtype=object))
+        labels = obs[pert_col].astype(str).to_numpy()[known]
+        cell = obs[celltype_col].astype(str).to_numpy()[known] if celltype_col and celltype_col in obs.columns else np.full(len(labels), "")
+        out: dict[tuple[str, str], tuple[str, tuple[Any, ...]]] = {}
+        for label, k, v in set(zip(labels.tolist(), cell.tolist(), obs[col].astype(str).str.strip().to_numpy()[known].tolist())):
+            base = canonical_condition(label, control, delimiters, controls)
+            if base != control:
+                try:
+                    value: Any = float(np.float32(float(v)))
+                except ValueError:
+                    value = v
+                out[(base, str(k))] = (v, (value,))
+        return out
+
+    try:  # equal as models read doses (float32): a float32 column's 0.3 is 0.3
+        truth, pred = doses("real"), doses("pred")
+    except InputDataError:
+        truth, pred = written("real"), written("pred")
     other = sorted((key, pred[key][0], truth[key][0]) for key in pred.keys() & truth.keys() if pred[key][1] != truth[key][1])
     if other:
         (b, k), p, t = other[0]

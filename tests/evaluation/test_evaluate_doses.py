@@ -224,3 +224,27 @@ def test_a_prediction_labelled_atom_at_dose_pairs_with_a_truth_at_one_dose_per_l
     del pred.obs["dose"]
     mse = _scores(tmp_path, _write(tmp_path, pred=pred, real=truth))
     assert list(mse.index) == ["dexa@100"] and np.allclose(mse.to_numpy(), 0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize("column", ["dose", "dose_value"])
+def test_a_dose_column_without_readable_doses_on_both_sides_pairs_as_before(tmp_path, column):
+    """Files in scPerturb's layout carry ``dose_value`` on every screen, NaN for a CRISPR screen's cells, and others write
+    doses with their unit ('10uM'). Such pairs at one dose per label scored bare; the check that the two sides are at one
+    dose (``_refuse_other_doses``) read the column as doses and refused them ('perturbed cells of dexa have no dose',
+    'carries a unit'). A column that cannot be read as doses is compared as written (missing values left out): the same
+    pairs bare as before, another is refused as a numeric one is."""
+    def at(values: dict[str, object]) -> ad.AnnData:
+        a = _truth()
+        keep = (a.obs["target"] != "saha+dexa").to_numpy() & (a.obs["dose"] != "100").to_numpy()
+        a = a[keep].copy()
+        del a.obs["dose"]
+        a.obs[column] = [values.get(t, values["ctrl"]) for t in a.obs["target"]]
+        return a
+
+    for values in ({"ctrl": np.nan}, {"ctrl": "0uM", "dexa": "10uM"}, {"ctrl": np.nan, "dexa": "10uM"}):
+        _, real, _, _ = read_pair(at(values), at(values), "target", "ctrl")
+        assert set(real.conditions) == {"ctrl", "dexa"}
+    _, real, _, _ = read_pair(at({"ctrl": np.nan}), at({"ctrl": np.nan, "dexa": "10uM"}), "target", "ctrl")  # one side unknown
+    assert set(real.conditions) == {"ctrl", "dexa"}
+    with pytest.raises(InputDataError, match=r"dexa: predicted as 10uM, measured as 100uM"):
+        read_pair(at({"ctrl": "0uM", "dexa": "10uM"}), at({"ctrl": "0uM", "dexa": "100uM"}), "target", "ctrl")
