@@ -301,12 +301,13 @@ def spread_lines(spread: Mapping[str, Any] | None) -> list[str]:
     ivs = spread.get("intervals") or {}
 
     def cell(who: str, m: str, mean: float) -> str:  # the mean, and its interval over groups where there is one
-        lo, hi = (ivs.get(who) or {}).get(m) or (math.nan, math.nan)
+        # NaN (below 2 groups) is null in summary.json: a page written again from the folder reads None
+        lo, hi = (math.nan if v is None else float(v) for v in ((ivs.get(who) or {}).get(m) or (None, None)))
         return fmt_value(mean) + (f" [{fmt_value(lo)}, {fmt_value(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else "")
 
     for who, means in spread["means"].items():
         lines.append("| " + " | ".join([md.cell(who), spread["roles"].get(who, ""), *[cell(who, m, means[m]) for m in SPREAD_METRICS]]) + " |")
-    if any(math.isfinite(v) for iv in ivs.values() for pair in iv.values() for v in pair):
+    if any(v is not None and math.isfinite(v) for iv in ivs.values() for pair in iv.values() for v in pair):
         lines += ["", "[lo, hi]: 95% interval of the mean over the groups (studentized bootstrap; Student t at 3 groups or fewer): "
                   "how far it would move with other groups like these, not the noise of one group's estimate."]
     notes = [f"{label}: {r['note']}" for label, r in spread["rows"].items() if r.get("note")]

@@ -27,7 +27,8 @@ def spread_section(summary: Mapping[str, Any]) -> Section | None:
     ivs = spread.get("intervals") or {}
 
     def cell(who: str, m: str, mean: float) -> str:  # the mean, and its interval over groups where there is one
-        lo, hi = (ivs.get(who) or {}).get(m) or (math.nan, math.nan)
+        # NaN (below 2 groups) is null in summary.json: a page written again from the folder reads None
+        lo, hi = (math.nan if v is None else float(v) for v in ((ivs.get(who) or {}).get(m) or (None, None)))
         return num(mean) + (f" [{num(lo)}, {num(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else "")
 
     rows = [[who, spread["roles"].get(who, ""), *[cell(who, m, means[m]) for m in SPREAD_METRICS]] for who, means in spread["means"].items()]

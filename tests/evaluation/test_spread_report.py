@@ -277,3 +277,20 @@ def test_a_default_batch_column_with_unlabelled_cells_is_not_read_not_refused(tm
     assert "spread" not in from_cells.summary and any("--batch-col batch" in n for n in from_cells.summary["notes"])
     with pytest.raises(MissingLabelError, match="'batch'"):
         evaluate(str(paths["pred"]), str(paths["real"]), batch_col="batch", **base)
+
+
+def test_a_page_written_again_from_summary_json_reads_an_undefined_spread_interval(tmp_path):
+    """A spread mean over one group has no interval (NaN), which summary.json writes as null. The page written again from
+    the folder (python -m distgen.report, summary.md from the summary read back) took that null for a number and failed
+    with a TypeError; it shows the mean alone, as it does before the summary is written."""
+    from distgen.evaluation.report import spread_lines
+    from distgen.report.spread import spread_section
+
+    truth = _cells(0)
+    report = score(_cells(1), truth, {"control": truth}, metrics=["mse"], ceiling=False)
+    report.write(tmp_path, make_plots=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["spread"]["intervals"]["model"]["spread_ratio"] == [None, None]  # one group: no interval
+    assert spread_section(summary) is not None
+    lines = "\n".join(spread_lines(summary["spread"]))
+    assert "| model | model |" in lines and "[" not in lines.split("| model | model |")[1].split("\n")[0]
