@@ -679,9 +679,11 @@ def unread_batch_note(obs: pd.DataFrame, column: str, name: str) -> str | None:
     missing = missing_mask(obs[column].to_numpy(dtype=object))
     if not missing.any():
         return None
+    read_as = ("one generated population per group in the spread scores (the model's spread_ratio undefined)" if name == "pred" else
+               "no spread scores across batches, controls not matched by batch" if name == "real" else "baselines fitted without batches")
     return (f"the {name} file's obs column {column!r} has {int(missing.sum())} of {counted(len(missing), 'cell')} without a label "
-            f"(NaN, empty or 'NA'): its batches are not read (no spread scores across batches, controls not matched by batch); "
-            f"to score them, label every cell and name the column (--batch-col {column}; batch_col={column!r} in Python)")
+            f"(NaN, empty or 'NA'): its batches are not read, as in a file without the column ({read_as}); to score them, label "
+            f"every cell and name the column (--batch-col {column}; batch_col={column!r} in Python)")
 
 
 def read_pair(

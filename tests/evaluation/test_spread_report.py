@@ -277,6 +277,15 @@ def test_a_default_batch_column_with_unlabelled_cells_is_not_read_not_refused(tm
     assert "spread" not in from_cells.summary and any("--batch-col batch" in n for n in from_cells.summary["notes"])
     with pytest.raises(MissingLabelError, match="'batch'"):
         evaluate(str(paths["pred"]), str(paths["real"]), batch_col="batch", **base)
+    (tmp_path / "p").mkdir()
+    labelled = _files(tmp_path / "p", "batch")  # the prediction's column unlabelled, the truth's whole: its cells one population
+    pred = ad.read_h5ad(labelled["pred"])
+    pred.obs["batch"] = np.where(np.arange(pred.n_obs) < 3, None, pred.obs["batch"].astype(object).to_numpy())
+    pred.write_h5ad(labelled["pred"])
+    with pytest.warns(UserWarning, match=r"the pred file's obs column 'batch' has 3 of 180 cells.*one generated population per group"):
+        report = evaluate(str(labelled["pred"]), str(labelled["real"]), **base)
+    if spread == "auto":
+        assert report.summary["spread"]["rows"]["stim"]["model"]["n_populations"] == 1
 
 
 def test_a_page_written_again_from_summary_json_reads_an_undefined_spread_interval(tmp_path):
