@@ -392,7 +392,7 @@ def make_split(
     test_contexts: Sequence[str] | None = None,
     test_batches: Sequence[str] | None = None,
     test_groups: Sequence[tuple[str, str]] | None = None,
-    test_doses: str | float | Sequence[float] | None = None,
+    test_doses: str | float | Sequence[float | str] | None = None,
 ) -> Split:
     """Make a split of ``kind`` (one of ``SPLIT_KINDS``), deterministic under ``seed``.
 

@@ -491,3 +491,17 @@ def test_doses_per_slot_are_refused_where_the_label_writes_the_atoms_in_another_
         make_split(data, "held_out_dose", seed=0, test_frac=0.01, val_frac=0.0, test_doses="10+5")
     equal = make_split(data, "held_out_dose", test_conditions=["dexa+dexa2"], val_frac=0.0, test_doses="100+100")
     assert {c for c, _ in equal.test_groups} == {"dexa2@100+dexa@100"}
+
+
+@pytest.mark.parametrize("text", ["'5+10'", "['5+10']", "[1000, '5+10']", "[5+10]"])
+def test_a_config_names_doses_per_slot_as_the_docs_write_them(tmp_path, text):
+    """``data.split.test_doses: [1000, '5+10']`` (docs/data.md's form) was refused by the config's check of make_split's
+    signature ('expected str | float | Sequence[float] | None, got list'): only a bare '5+10' passed. A list may hold them."""
+    import yaml
+
+    pairs = ("1+1", "10+5", "100+100")  # saha+dexa, saha first: dexa@5+saha@10
+    _combo_at({"A549": pairs, "K562": pairs}).write_h5ad(tmp_path / "d.h5ad")
+    held = ["dexa+saha", "dexa"] if "1000" in text else ["dexa+saha"]
+    split = {"kind": "held_out_dose", "test_conditions": held, "val_frac": 0.0, **yaml.safe_load(f"test_doses: {text}")}
+    ds = Dataset.load({"dataset": str(tmp_path / "d.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4, "split": split})
+    assert ("dexa@5+saha@10", "A549") in set(ds.split.test_groups)
