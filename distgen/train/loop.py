@@ -11,7 +11,6 @@ import contextlib
 import difflib
 import inspect
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +21,7 @@ from distgen.atomic import atomic_write_text
 from distgen.config import ConfigError, InertSettingWarning, check_sections
 from distgen.couplings.independent import IndependentCoupling
 from distgen.data.batches import TableBatches
+from distgen.data.holds import holds
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
 from distgen.errors import warn
@@ -384,7 +384,7 @@ def _check_sampling(section: Mapping[str, Any], dataset: Dataset) -> None:
     """A config's set sampling must be the Dataset's (it samples the sets); say how to make them agree."""
     ours = dataset.section.to_dict()
     for key in DATASET_KEYS:  # the Dataset holds the cells: another data set, panel or split in the config was read by nothing
-        if section.get(key) is not None and key in ours and _differs(section[key], ours[key]):
+        if section.get(key) is not None and key in ours and not holds(dataset, key, section[key]):
             raise ConfigError(
                 f"fit: the config's data.{key}={section[key]!r} differs from the Dataset's {ours[key]!r}, whose cells are trained on, "
                 "so the config's would have no effect; load the Dataset from the config's data: section (distgen.load_data(**doc['data']))"
@@ -395,17 +395,6 @@ def _check_sampling(section: Mapping[str, Any], dataset: Dataset) -> None:
                 f"fit: the config's data.{key}={value!r} differs from the Dataset's {ours[key]!r}, which samples the sets; "
                 "load the Dataset from the config's data: section (distgen.load_data(**doc['data']))"
             )
-
-
-def _differs(given: Any, held: Any) -> bool:
-    """Whether a config's ``data:`` value names something else than the Dataset's (a mapping: any key it sets; a path: as text)."""
-    if isinstance(given, Mapping) and isinstance(held, Mapping):
-        return any(k in held and _differs(v, held[k]) for k, v in given.items())
-    if isinstance(given, str | os.PathLike) and isinstance(held, str | os.PathLike):
-        return os.path.expanduser(os.fspath(given)) != os.path.expanduser(os.fspath(held))
-    if isinstance(given, list | tuple) and isinstance(held, list | tuple):
-        return list(given) != list(held)
-    return bool(given != held)
 
 
 def _warn(messages: list[str]) -> None:
