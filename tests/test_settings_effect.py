@@ -89,7 +89,6 @@ NO_EFFECT_HERE: dict[tuple[str, str, str], str] = {
     ("couplings", "sinkhorn", "num_itermax"): "Sinkhorn on a 6 x 6 plan stops at stop_threshold before either limit",
     ("couplings", "sinkhorn", "stop_threshold"): "a 6 x 6 plan converges to the same float32 pairs at 1e-9 or 2e-9",
     # read only with inputs the fixtures do not hold
-    ("conditioners", "embedding_table", "key_column"): "names a column of a table file; a mapping table has no columns",
     ("conditioners", "embedding_table", "case_sensitive"): "the fixtures' atoms are spelt as in the table",
     ("conditioners", "gene_vocab", "case_sensitive"): "the fixtures' atoms are spelt as their genes",
     ("conditioners", "gene_vocab", "share_gene_embedding"): "read when a backbone has gene tokens (pad_transformer); "

@@ -102,6 +102,9 @@ class CovariateConditioner(Conditioner):
         if perturbation == "onehot" and key_column is not None:
             inert.append(f"key_column={key_column!r} has no effect with perturbation: onehot (it names the key column of "
                          "perturbation_table's file); remove it")
+        if perturbation == "table" and isinstance(perturbation_table, Mapping) and key_column is not None:
+            inert.append(f"key_column={key_column!r} has no effect with perturbation_table given as a mapping (it names the key "
+                         "column of a table file); remove it")
         if perturbation == "table" and onehot_std is not None:
             inert.append(f"onehot_std={onehot_std} has no effect with perturbation: table (it is the initial spread of the learned "
                          "one-hot rows); remove it")

@@ -88,6 +88,12 @@ class EmbeddingTableConditioner(Conditioner):
         super().__init__()
         if dim < 1 or hidden < 1:
             raise ValueError(f"embedding_table: dim and hidden must be >= 1, got dim={dim}, hidden={hidden}")
+        if isinstance(table, Mapping) and key_column is not None:  # an ablation over key_column would measure nothing
+            from distgen.config import InertSettingWarning
+            from distgen.errors import warn
+
+            warn(f"embedding_table: key_column={key_column!r} has no effect with a table given as a mapping (it names the key "
+                 "column of a table file); remove it", InertSettingWarning)
         src: str | Path | Mapping[str, Any] = table
         vectors = load_embedding_table(src, key_column, what="embedding_table: table", kept_in_state=True)  # buffers
         self.dim = dim

@@ -74,3 +74,19 @@ def test_the_cli_says_it(tmp_path):
         code = main(["train", "perturbdiff-small", "--out", str(tmp_path / "r"), "train.steps=1", "train.progress=false",
                      "model.conditioner.key_column=gene"])
     assert code == 0
+
+
+# Review (helper 131): key_column names the key column of a table *file*; with a table given as a mapping it was read by
+# nothing (embedding_table's was allow-listed in tests/test_settings_effect.py as "a mapping table has no columns").
+TABLE = {"G0": [0.0, 1.0], "G1": [1.0, 0.0], "G2": [0.3, 0.3], "G3": [-1.0, 0.2]}
+
+
+@pytest.mark.parametrize("conditioner", [
+    {"name": "embedding_table", "dim": 8, "hidden": 8, "table": TABLE, "key_column": "gene"},
+    {"name": "covariate", "part_dim": 4, "dim": 8, "perturbation": "table", "perturbation_table": TABLE, "key_column": "gene"},
+])
+def test_key_column_with_a_mapping_table_is_warned_about(conditioner):
+    said = _model(conditioner, {"name": "mlp", "hidden": 8, "depth": 1})
+    assert any("key_column='gene' has no effect with" in m and "mapping" in m for m in said), said
+    rest = {k: v for k, v in conditioner.items() if k != "key_column"}
+    assert not _model(rest, {"name": "mlp", "hidden": 8, "depth": 1})  # the mapping alone says nothing
