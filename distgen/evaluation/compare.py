@@ -37,7 +37,15 @@ from distgen.errors import UsageError, warn
 from distgen.evaluation.digest import PRED_DIGESTS, TRUTH_DIGESTS
 from distgen.evaluation.intervals import LEVEL, N_BOOT, holm
 from distgen.evaluation.io import PERFECT_WORDS
-from distgen.evaluation.report import FINGERPRINT_TOLERANCE, ROW_FINGERPRINTS, fmt_value, row_fingerprint, same_fingerprint
+from distgen.evaluation.report import (
+    FINGERPRINT_TOLERANCE,
+    ROW_FINGERPRINTS,
+    ROW_KEYS,
+    fmt_value,
+    row_fingerprint,
+    row_key,
+    same_fingerprint,
+)
 from distgen.evaluation.suite import ROW_SEPARATOR
 from distgen.evaluation.uncertainty import magnitude, margin, paired_test, small_unshown, verdict
 from distgen.types.layout import form_hint, form_pairs
@@ -185,6 +193,8 @@ def _as_number(v: Any) -> float:
 def row_changes(rows: list[dict[str, str]], summary: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
     """``(moved, edited)``: the rows of ``metrics.csv`` whose numbers are not those ``summary.json`` records for their label
     (``ROW_FINGERPRINTS``): ``moved`` ``[(label, other label)]`` where they are another label's, ``edited`` the other labels.
+    A label is the row's ``row_key`` over the key columns the record names (``"keys"``: a sweep's ``results.csv`` is keyed
+    by variant, seed and perturbation), else its ``perturbation``.
 
     Nothing for an evaluation from before row fingerprints, or a table without a column they were taken over (a column
     renamed or removed: said by the metric lists and ``edited_table``); a row under a label the evaluation did not write is
@@ -195,20 +205,24 @@ def row_changes(rows: list[dict[str, str]], summary: dict[str, Any]) -> tuple[li
     if not isinstance(recorded, dict) or not isinstance(columns, list) or not rows or any(c not in rows[0] for c in columns):
         return [], []
     columns = [str(c) for c in columns]
+    named = found.get("keys") if isinstance(found, dict) else None
+    keys = [str(k) for k in named] if isinstance(named, list) else list(ROW_KEYS)
+    if any(k not in rows[0] for k in keys):
+        return [], []
     form = str((found or {}).get("form") or "linear")  # records from before FINGERPRINT_FORM: the linear sums
     by_value = sorted((float(v[0]), str(k)) for k, v in recorded.items()
                       if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int | float))
-    keys = [v for v, _ in by_value]
+    values = [v for v, _ in by_value]
     moved, edited = [], []
     for row in rows:
-        label = row["perturbation"]
+        label = row_key(row, keys)
         if label not in recorded:
             continue
         mine = row_fingerprint(row, columns, form)
         if same_fingerprint(mine, recorded[label]):
             continue
         width = FINGERPRINT_TOLERANCE * mine[2] + 1e-300  # the recorded rows within the tolerance of this one (FINGERPRINT_TOLERANCE)
-        near = by_value[bisect.bisect_left(keys, mine[0] - width):bisect.bisect_right(keys, mine[0] + width)]
+        near = by_value[bisect.bisect_left(values, mine[0] - width):bisect.bisect_right(values, mine[0] + width)]
         others = [k for _, k in near if k != label and same_fingerprint(mine, recorded[k])]
         if others:
             moved.append((label, others[0]))

@@ -129,15 +129,31 @@ def same_fingerprint(found: tuple[float, int, float], recorded: Any) -> bool:
     return abs(total - float(recorded[0])) <= FINGERPRINT_TOLERANCE * size + 1e-300
 
 
-def table_row_fingerprints(text: str) -> dict[str, Any]:
-    """``ROW_FINGERPRINTS`` of a ``metrics.csv`` text: every column but ``perturbation``, each row's by its label."""
+#: The columns that name a row of a table whose ``ROW_FINGERPRINTS`` record no ``"keys"`` (a ``metrics.csv``).
+ROW_KEYS = ("perturbation",)
+#: The columns that name a row of a sweep's ``results.csv`` (its ``summary.json`` ``row_fingerprints`` are keyed by them).
+RESULT_KEYS = ("variant", "seed", "perturbation")
+
+
+def row_key(row: Mapping[str, Any], keys: Sequence[str] = ROW_KEYS) -> str:
+    """The label of ``row`` under which its fingerprint is recorded: its ``perturbation`` for a ``metrics.csv``; for more
+    key columns (a sweep's ``results.csv``: variant, seed, perturbation) the JSON list of their texts as written."""
+    if tuple(keys) == ROW_KEYS:
+        return str(row["perturbation"])
+    return json.dumps([str(row.get(k, "")) for k in keys])
+
+
+def table_row_fingerprints(text: str, keys: Sequence[str] = ROW_KEYS) -> dict[str, Any]:
+    """``ROW_FINGERPRINTS`` of a csv text (a ``metrics.csv``; a sweep's ``results.csv`` with ``keys`` variant, seed and
+    perturbation): every column but the ``keys``, each row's by its ``row_key``."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = sorted(c for c in (reader.fieldnames or []) if c != "perturbation")
+    columns = sorted(c for c in (reader.fieldnames or []) if c not in keys)
     rows = {}
     for row in reader:
         total, n, _ = row_fingerprint(row, columns)
-        rows[row["perturbation"]] = [total if math.isfinite(total) else None, n]  # JSON has no inf (a sum past 1e308)
-    return {"columns": columns, "rows": rows, "form": FINGERPRINT_FORM}
+        rows[row_key(row, keys)] = [total if math.isfinite(total) else None, n]  # JSON has no inf (a sum past 1e308)
+    out = {"columns": columns, "rows": rows, "form": FINGERPRINT_FORM}
+    return out if tuple(keys) == ROW_KEYS else {**out, "keys": list(keys)}
 
 
 def write_csv(table: MetricTable, path: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from distgen import markdown as md
 from distgen.evaluation.intervals import LEVEL, difference_bounds, holm, mean_interval, rank_direction, signed_rank
-from distgen.evaluation.report import read_table_csv
+from distgen.evaluation.report import RESULT_KEYS, read_table_csv, table_row_fingerprints
 from distgen.evaluation.uncertainty import margin, metric_bounds, numerical_tolerance, sweep_units, verdict
 from distgen.train.state_io import atomic_write_text
 
@@ -209,8 +209,10 @@ def fmt(x: float, digits: int = 4) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
 
 
-def write_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """All (variant, seed, perturbation) rows with every metric column, as CSV (replaced whole: never half-written)."""
+def write_results(rows: Sequence[dict[str, Any]], path: Path) -> dict[str, Any]:
+    """All (variant, seed, perturbation) rows with every metric column, as CSV (replaced whole: never half-written).
+    Returns the table's row fingerprints keyed by ``RESULT_KEYS`` (``table_row_fingerprints``), for ``summary.json``: the
+    report reads ``results.csv`` and checks its rows against them (``distgen.report.sweep.results_table_note``)."""
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
@@ -219,6 +221,7 @@ def write_results(rows: Sequence[dict[str, Any]], path: Path) -> None:
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(path, text.getvalue())
+    return table_row_fingerprints(text.getvalue(), RESULT_KEYS)
 
 
 #: What ``summary.md`` says of the numbers it reports: they are test-split scores, not a selection criterion.

@@ -27,7 +27,7 @@ from typing import Any
 from distgen import markdown as md
 from distgen.config import ConfigError, load_config, save_yaml
 from distgen.errors import Interrupted, clip_message, short
-from distgen.evaluation.report import json_text
+from distgen.evaluation.report import ROW_FINGERPRINTS, json_text
 from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
     Comparison,
@@ -415,7 +415,7 @@ def _sweep(
         print(f"warning: sweep: {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not in the summary: no finished run "
               "computed it (a run evaluates its config's evaluate.metrics); add it there and run the sweep in a new --out, or "
               "evaluate a run again with distgen run CONFIG OVERRIDES --out RUN --metrics ...", file=sys.stderr)
-    write_results(rows, out / "results.csv")
+    fingerprints = write_results(rows, out / "results.csv")
     text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed, result.failures, diverged,
                                                 replicate_noise(summaries, present), truths)
     apart = {v: why for v in variants if v != reference and (why := truth_mismatch(truths, v, reference))}
@@ -445,6 +445,7 @@ def _sweep(
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "failures": result.failures, "diverged": result.diverged, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
         "inert_settings": axes, "metrics_not_computed": absent, "truths_differ": apart, "tables_edited": tables_edited,
+        ROW_FINGERPRINTS: fingerprints,
     }))
     plot_summary(rows, variants, present, out / "summary.png")
     write_sweep_page(out, present)  # report.html: one row per variant, paired tests as intervals

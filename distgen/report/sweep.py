@@ -24,7 +24,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from distgen.atomic import atomic_write_text
-from distgen.evaluation.report import read_table_csv
+from distgen.errors import warn
+from distgen.evaluation.report import RESULT_KEYS, ROW_FINGERPRINTS, read_table_csv, row_key
 from distgen.glyphs import stand_ins
 from distgen.report.files import check_summary, read_json, read_rows
 from distgen.report.html import Cell, Section, figure, labels_section, num, page, table
@@ -42,7 +43,7 @@ from distgen.report.style import (
     theme,
     value_axis,
 )
-from distgen.wording import counted
+from distgen.wording import counted, listing
 
 
 @dataclass
@@ -420,9 +421,10 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "results.csv").is_file() or not (sweep_dir / "summary.json").is_file():
         raise FileNotFoundError(f"{sweep_dir} is not a finished sweep folder (results.csv and summary.json are written by distgen sweep)")
-    read_rows(sweep_dir / "results.csv", ("variant", "seed"))  # a damaged table is refused naming it
+    text_rows = read_rows(sweep_dir / "results.csv", ("variant", "seed"))  # a damaged table is refused naming it
     rows = read_table_csv(sweep_dir / "results.csv")  # variant and perturbation labels as written (``001`` is not 1)
     summary = check_summary(read_json(sweep_dir / "summary.json"), sweep_dir / "summary.json")
+    edited = results_table_note(sweep_dir / "results.csv", text_rows, summary)
     if not isinstance(summary.get("variants"), list) or "reference" not in summary:
         raise ValueError(f"{sweep_dir / 'summary.json'} lacks 'variants' or 'reference': it is not the summary distgen sweep "
                          "writes; run distgen sweep again on the folder (finished runs are reused)")
@@ -436,7 +438,55 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
                        failures={str(k): str(v) for k, v in (summary.get("failures") or {}).items()},
                        diverged={str(k): v for k, v in (summary.get("diverged") or {}).items() if isinstance(v, Mapping)},
                        truths_differ={str(k): str(v) for k, v in (summary.get("truths_differ") or {}).items()},
-                       tables_edited={str(k): str(v) for k, v in (summary.get("tables_edited") or {}).items()})
+                       tables_edited={**({"results.csv": edited} if edited else {}),
+                                      **{str(k): str(v) for k, v in (summary.get("tables_edited") or {}).items()}})
+
+
+def _shown_key(label: str) -> str:
+    """A ``results.csv`` row label (``row_key``: the JSON list of variant, seed, perturbation) as ``variant/seed/perturbation``."""
+    try:
+        return "/".join(json.loads(label))
+    except (ValueError, TypeError):
+        return label
+
+
+def results_table_note(path: Path, rows: list[dict[str, str]], summary: Mapping[str, Any]) -> str | None:
+    """What a sweep's ``results.csv`` (``rows`` as text) changed since the sweep wrote it, against the row fingerprints its
+    ``summary.json`` records (``ROW_FINGERPRINTS``, keyed by variant, seed and perturbation; ``compare.row_changes``):
+    ``MismatchedEvaluations`` where rows hold the values of other (variant, seed, perturbation) keys (a sort of one column),
+    a note naming the rows edited, removed or added, None when none (or a sweep from before the fingerprints)."""
+    from distgen.evaluation.compare import MismatchedEvaluations, refuse_moved_rows, row_changes
+
+    found = summary.get(ROW_FINGERPRINTS)
+    if not isinstance(found, dict) or not isinstance(found.get("rows"), dict) or not rows:
+        return None
+    named = found.get("keys")
+    keys = [str(k) for k in named] if isinstance(named, list) else list(RESULT_KEYS)
+    if any(k not in rows[0] for k in keys):
+        return None
+    try:
+        edited = [_shown_key(k) for k in refuse_moved_rows(path, rows, dict(summary))]
+    except MismatchedEvaluations:  # said again with the sweep's keys and fix (the evaluation's names another command)
+        moved, _ = row_changes(rows, dict(summary))
+        shown = listing(f"{_shown_key(a)!r} holds those of {_shown_key(b)!r}" for a, b in moved[:3])
+        raise MismatchedEvaluations(
+            f"{path}: {counted(len(moved), 'row')} of {len(rows)} hold the values the sweep wrote for another "
+            f"variant/seed/perturbation ({shown}; summary.json row_fingerprints): a column was sorted or edited apart from the "
+            "values, so a row's numbers are not its label's; run distgen sweep again on the folder (finished runs are "
+            "reused) to write the table again, or restore the file") from None
+    present = {row_key(r, keys) for r in rows}
+    removed = [_shown_key(k) for k in found["rows"] if k not in present]
+    added = [_shown_key(k) for k in present if k not in found["rows"]]
+    parts = [f"{counted(len(v), 'row')} {what} ({listing([repr(x) for x in v[:3]])})"
+             for v, what in ((edited, "hold other values than the sweep wrote"), (removed, "removed"), (added, "added"))
+             if v]
+    if not parts:
+        return None
+    note = (f"{path}: {'; '.join(parts)} (summary.json row_fingerprints, by variant/seed/perturbation): the table was "
+            "changed after the sweep wrote it; this page draws it as it is now; run distgen sweep again on the folder "
+            "(finished runs are reused) to write it as scored")
+    warn(note)
+    return note
 
 
 def run_references(runs_dir: Path, metrics: Sequence[str]) -> dict[str, dict[str, tuple[float, float, float]]]:

@@ -1,0 +1,109 @@
+"""A sweep records the row fingerprints of its ``results.csv`` in ``summary.json`` (keyed by variant, seed and
+perturbation, ``compare.row_changes``), and ``python -m distgen.report SWEEP`` checks them: a hand-edited results.csv was
+drawn as written (ablation-settings round, 2026-12-07)."""
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from distgen.config import save_yaml
+from distgen.evaluation.compare import MismatchedEvaluations
+from distgen.evaluation.report import RESULT_KEYS, ROW_FINGERPRINTS, table_row_fingerprints
+from distgen.pipeline.sweep import METRICS_FILE, sweep
+from distgen.report.sweep import load_sweep_dir
+
+GRID = {"description": ["good", "bad"], "train.seed": [0, 1]}
+
+
+def runner(config, run, run_dir):
+    """A run's eval/metrics.csv and the summary.json its evaluation writes (6 perturbations; values by variant and seed)."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["perturbation", "mse", "pearson_delta"])
+    for i in range(6):
+        w.writerow([f"P{i}", 1.0 + 0.1 * i + 0.01 * run.seed + (0.5 if "bad" in run.variant else 0.0), 0.5 - 0.03 * i])
+    text = buf.getvalue()
+    (run_dir / METRICS_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (run_dir / METRICS_FILE).write_text(text, newline="")
+    values = [float(r["mse"]) for r in csv.DictReader(io.StringIO(text))]
+    (run_dir / "eval" / "summary.json").write_text(json.dumps(
+        {"n_genes": 10, "metrics": {"mse": {"model": sum(values) / len(values)}}, "row_fingerprints": table_row_fingerprints(text)}))
+    return 0
+
+
+@pytest.fixture(scope="module")
+def swept_once(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    base = str(save_yaml({"model": {"name": "control"}}, tmp / "base.yaml"))
+    sweep(base, GRID, tmp / "sw", runner=runner, metrics=["mse"], progress=False)
+    return tmp / "sw"
+
+
+@pytest.fixture
+def swept(swept_once, tmp_path):
+    return Path(shutil.copytree(swept_once, tmp_path / "sw"))
+
+
+def rewrite(path, edit):
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    edit(rows)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_the_summary_records_one_fingerprint_per_variant_seed_and_perturbation(swept):
+    record = json.loads((swept / "summary.json").read_text())[ROW_FINGERPRINTS]
+    assert record["keys"] == list(RESULT_KEYS)
+    with (swept / "results.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(record["rows"]) == len(rows) == 2 * 2 * 6  # 2 variants x 2 seeds x 6 perturbations, none merged
+    assert record == table_row_fingerprints((swept / "results.csv").read_text(), RESULT_KEYS)
+
+
+def test_an_unedited_results_table_is_drawn_without_a_note(swept, recwarn):
+    assert "results.csv" not in load_sweep_dir(swept).tables_edited
+
+
+def test_a_value_edited_by_hand_is_named_on_the_page(swept):
+    def nudge(rows):
+        rows[3]["mse"] = str(float(rows[3]["mse"]) * 0.5)  # a worse variant made to look better
+
+    rewrite(swept / "results.csv", nudge)
+    with pytest.warns(UserWarning, match="hold other values than the sweep wrote"):
+        inp = load_sweep_dir(swept)  # was drawn as written, without a word
+    note = inp.tables_edited["results.csv"]
+    with (swept / "results.csv").open(newline="") as fh:
+        row = list(csv.DictReader(fh))[3]
+    assert f"{row['variant']}/{row['seed']}/{row['perturbation']}" in note and "1 row" in note
+
+
+def test_rows_removed_are_named(swept):
+    rewrite(swept / "results.csv", lambda rows: rows.pop(0))
+    with pytest.warns(UserWarning, match="removed"):
+        assert "1 row removed" in load_sweep_dir(swept).tables_edited["results.csv"]
+
+
+def test_the_variant_column_sorted_on_its_own_is_refused(swept):
+    def swap_variants(rows):  # each row's numbers now stand under the other variant's name
+        names = sorted({r["variant"] for r in rows})
+        for r in rows:
+            r["variant"] = names[1 - names.index(r["variant"])]
+
+    rewrite(swept / "results.csv", swap_variants)
+    with pytest.raises(MismatchedEvaluations, match="hold the values the sweep wrote for another variant/seed/perturbation"):
+        load_sweep_dir(swept)
+
+
+def test_a_sweep_from_before_the_fingerprints_is_read_as_before(swept, recwarn):
+    doc = json.loads((swept / "summary.json").read_text())
+    del doc[ROW_FINGERPRINTS]
+    (swept / "summary.json").write_text(json.dumps(doc))
+    rewrite(swept / "results.csv", lambda rows: rows.pop(0))
+    assert "results.csv" not in load_sweep_dir(swept).tables_edited
