@@ -34,8 +34,8 @@ from distgen.testing.checks import example_node, injected, tiny_condition
 from distgen.testing.fixtures import tiny_batch, tiny_info, tiny_labels, tiny_table
 
 #: Kinds whose components are built on the tiny fixtures here (models: the fitted baselines and the generator). Metrics
-#: are left to their own tests for now: their options (``preset``, ``control_source``, ``exclude``, ``fdr``) need
-#: evaluation data shaped for each (DE calls near the threshold, one-condition tables); see docs/reliability.md.
+#: are probed in tests/evaluation/test_metric_settings_effect.py: their options (``preset``, ``control_source``,
+#: ``exclude``, ``fdr``, ``k``) need evaluation data shaped for them (DE calls near the threshold, one-condition tables).
 KINDS_PROBED = tuple(k for k in KINDS if k != "metrics")
 
 #: (kind, name, parameter) -> the other value tried, where the generic choice (a flipped bool, another Literal value,

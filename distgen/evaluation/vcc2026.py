@@ -141,7 +141,13 @@ def aggregate(table: MetricTable, names: Sequence[str] = VCC2026_METRICS) -> dic
 
 
 def _params(control_source: str | None = None) -> dict[str, dict[str, Any]]:
-    return {n: {"preset": "vcc2026", "control_source": control_source} for n in VCC2026_METRICS}
+    """Each metric's parameters: the vcc2026 preset, and ``control_source`` where the metric reads a control of the
+    prediction (the others would warn that it has no effect: ``check_control_source_read``)."""
+    from distgen.evaluation.metrics.base import metrics as registered
+
+    return {n: {"preset": "vcc2026", **({"control_source": control_source}
+                                        if getattr(registered.get(n), "reads_control_source", True) else {})}
+            for n in VCC2026_METRICS}
 
 
 def require_counts(data: EvalData) -> None:

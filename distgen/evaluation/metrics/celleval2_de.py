@@ -23,7 +23,7 @@ from distgen.capabilities import CORRELATION, FRACTION, NONNEGATIVE, UNBOUNDED, 
 from distgen.evaluation.de import DETable, de_table, prepare_reference
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.base import Metric, MetricResult
-from distgen.evaluation.metrics.celleval2_settings import Settings, own_gene_columns, settings_for
+from distgen.evaluation.metrics.celleval2_settings import Settings, check_control_source_read, own_gene_columns, settings_for
 from distgen.evaluation.metrics.stats import average_precision_rows, average_ranks, pearson_rows, roc_auc_rows
 
 
@@ -108,8 +108,12 @@ class _DE(Metric):
     example_data: ClassVar[str] = "tiny_eval_de"
     worst: ClassVar[float | None] = None
 
+    #: whether a value reads the prediction's side (else ``control_source`` warns: ``check_control_source_read``)
+    reads_control_source: ClassVar[bool] = True
+
     def __init__(self, preset: str = "v2", control_source: str | None = None) -> None:
         self.settings = settings_for(preset, control_source)
+        check_control_source_read(self, control_source)
 
     #: the definition: ``(prep, settings) -> ([P] values, {p: reason})``; set by ``_define``
     definition: ClassVar[Any] = None
@@ -226,7 +230,8 @@ DEFINED: dict[str, type[Metric]] = {}
 
 def _define(name: str, doc: str, fn: Any, hib: bool = True, gate: str | None = None, worst: float | None = None,
             v1: str | None = None, level: str = "de", module: str = __name__, diagnostic: bool = False,
-            min_perturbations: int | None = None, bounds: tuple[float, float] = UNBOUNDED) -> type[Metric]:
+            min_perturbations: int | None = None, bounds: tuple[float, float] = UNBOUNDED,
+            reads_control_source: bool = True) -> type[Metric]:
     """The metric class ``name`` (``DeWilcoxon...``) from a definition, set as an attribute of ``module``.
 
     ``v1`` (the cell-eval 0.8.2 name) and ``level`` document the definition; a correlation across
@@ -237,7 +242,8 @@ def _define(name: str, doc: str, fn: Any, hib: bool = True, gate: str | None = N
     caps = MetricCapabilities(higher_is_better=hib, min_perturbations=need, diagnostic=diagnostic, per_perturbation=level != "global",
                               bounds=bounds)
     cls = type("".join(w.title() for w in name.split("_")), (_DE,),
-               {"__doc__": doc, "capabilities": caps, "gate": gate, "worst": worst, "definition": staticmethod(fn), "__module__": module})
+               {"__doc__": doc, "capabilities": caps, "gate": gate, "worst": worst, "definition": staticmethod(fn), "__module__": module,
+                "reads_control_source": reads_control_source})
     setattr(sys.modules[module], cls.__name__, cls)
     DEFINED[name] = cls
     return cls
@@ -416,7 +422,7 @@ for _kind in ("overlap", "precision"):
         _define(f"de_wilcoxon_{_suffix}", f"Top-{_k or 'N'} DE gene {_what} significant genes (cell-eval2).",
                   _overlap(_k, _kind), v1=f"{_kind}_at_{_k or 'N'}", bounds=FRACTION)
 _define("de_wilcoxon_nsig_counts_real", "Number of significant genes of the real cells (cell-eval2).", _nsig("real"),
-          v1="de_nsig_counts_real", diagnostic=True, bounds=NONNEGATIVE)
+          v1="de_nsig_counts_real", diagnostic=True, bounds=NONNEGATIVE, reads_control_source=False)
 _define("de_wilcoxon_nsig_counts_pred", "Number of significant genes of the predicted cells (cell-eval2).", _nsig("pred"),
           v1="de_nsig_counts_pred", diagnostic=True, bounds=NONNEGATIVE)
 _define("de_wilcoxon_nsig_spearman", "Spearman, across perturbations, of the numbers of significant genes (one value).",

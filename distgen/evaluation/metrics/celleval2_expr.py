@@ -26,7 +26,7 @@ from distgen.capabilities import CORRELATION, FRACTION, NONNEGATIVE, UNBOUNDED, 
 from distgen.evaluation.de import log1p_
 from distgen.evaluation.evaldata import EvalData, Population, segment_sums
 from distgen.evaluation.metrics.base import Metric, MetricResult
-from distgen.evaluation.metrics.celleval2_settings import Settings, own_gene_columns, settings_for
+from distgen.evaluation.metrics.celleval2_settings import Settings, check_control_source_read, own_gene_columns, settings_for
 from distgen.evaluation.metrics.discrimination import FEWER_THAN_TWO, check_single_condition
 from distgen.evaluation.metrics.stats import pearson_rows
 
@@ -241,8 +241,12 @@ def unbiased_distance(data: EvalData, s: Settings) -> Tensor:
 class _CE2(Metric):
     """A cell-eval2 metric computed under one preset's settings (``preset``: ``v2``, ``vcc2026``, ...)."""
 
+    #: whether a value reads a control of the prediction (else ``control_source`` warns: ``check_control_source_read``)
+    reads_control_source: ClassVar[bool] = True
+
     def __init__(self, preset: str = "v2", control_source: str | None = None) -> None:
         self.settings = settings_for(preset, control_source)
+        check_control_source_read(self, control_source)
 
 
 def _caps(hib: bool, diagnostic: bool = False, bounds: tuple[float, float] = UNBOUNDED, **_notes: Any) -> MetricCapabilities:
@@ -257,6 +261,7 @@ class ExprMSEUnbiased(_CE2):
     """Mean squared error of the profiles per gene with both sides' sampling noise removed (jackknife)."""
 
     capabilities = _caps(False)
+    reads_control_source: ClassVar[bool] = False
 
     def compute(self, data: EvalData) -> MetricResult:
         return MetricResult.from_values(unbiased_mse(data, self.settings, capped=False), "no predicted or real cells")
@@ -266,6 +271,7 @@ class ExprMSEUnbiasedCapped(_CE2):
     """``expr_mse_unbiased`` with the prediction's noise correction capped (<= the real one, <= its spread)."""
 
     capabilities = _caps(False)
+    reads_control_source: ClassVar[bool] = False
 
     def compute(self, data: EvalData) -> MetricResult:
         return MetricResult.from_values(unbiased_mse(data, self.settings, capped=True), "no predicted or real cells")
@@ -275,6 +281,7 @@ class ExprDistanceUnbiased(_CE2):
     """Squared distance per gene of the real profile from the real control, sampling noise removed."""
 
     capabilities = _caps(True, diagnostic=True)
+    reads_control_source: ClassVar[bool] = False
 
     def compute(self, data: EvalData) -> MetricResult:
         return MetricResult.from_values(unbiased_distance(data, self.settings), "no real cells")
@@ -284,6 +291,7 @@ class ExprMSEUnbiasedCappedNorm(_CE2):
     """``sum_p expr_mse_unbiased_capped / sum_p expr_distance_unbiased`` (one value: a ratio of sums; 1 = predicting the control)."""
 
     capabilities = _caps(False, level="global", aggregate="ratio_of_sums")
+    reads_control_source: ClassVar[bool] = False
 
     def compute(self, data: EvalData) -> MetricResult:
         num, den = unbiased_mse(data, self.settings, capped=True), unbiased_distance(data, self.settings)
@@ -298,6 +306,7 @@ class ExprRealMassRatio(_CE2):
     """``sum_g expm1(real profile) / target``: 1 under ``bulk_lognorm`` by construction (a diagnostic)."""
 
     capabilities = _caps(True, diagnostic=True)
+    reads_control_source: ClassVar[bool] = False
 
     def compute(self, data: EvalData) -> MetricResult:
         prof = profiles(data, self.settings)
@@ -328,6 +337,7 @@ class ExprMSE(_PlainError):
 
     capabilities = _caps(False, bounds=NONNEGATIVE, celleval_v1="mse")
     kind: ClassVar[str] = "mse"
+    reads_control_source: ClassVar[bool] = False  # the profiles, no delta
 
 
 class ExprMAE(_PlainError):
@@ -335,6 +345,7 @@ class ExprMAE(_PlainError):
 
     capabilities = _caps(False, bounds=NONNEGATIVE, celleval_v1="mae")
     kind: ClassVar[str] = "mae"
+    reads_control_source: ClassVar[bool] = False  # the profiles, no delta
 
 
 class DeltaMSE(_PlainError):

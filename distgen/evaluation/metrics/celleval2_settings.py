@@ -100,6 +100,20 @@ def settings_for(preset: str, control_source: str | None = None) -> Settings:
     return s
 
 
+def check_control_source_read(metric: Any, control_source: str | None) -> None:
+    """An ``InertSettingWarning`` where ``control_source`` is given to a metric that reads no control of the prediction
+    (``reads_control_source = False``: the expression errors, the real side's DE counts): an ablation over it changed
+    nothing, silently (ablation-settings round, 2026-12-07)."""
+    if control_source is None or getattr(metric, "reads_control_source", True):
+        return
+    from distgen.config import InertSettingWarning
+    from distgen.errors import warn
+
+    warn(f"metric {type(metric).__name__}: control_source={control_source!r} has no effect: it compares no effect against a "
+         "control of the prediction (only profiles, or only the real cells); remove control_source, or use a delta metric "
+         "(delta_mse, pds_*, de_wilcoxon_*) to ablate it", InertSettingWarning)
+
+
 def own_gene_columns(data: EvalData) -> torch.Tensor:
     """``[P]`` column of the gene named like each perturbation label, ``-1`` where none is (cell-eval2's rule; computed once).
 

@@ -92,6 +92,9 @@ class _Discrimination(Metric):
         if exclude not in ("atoms", "label", "none"):
             raise ValueError(f"exclude must be 'atoms' (all target genes), 'label' (cell-eval) or 'none', got {exclude!r}")
         self.exclude = exclude
+        if control not in ("own", "real"):  # was refused only when computed, after the run had predicted
+            raise ValueError(f"control must be 'own' (each file's own controls, cell-eval) or 'real' (the real controls for "
+                             f"both), got {control!r}")
         self.control = control
         self.single_condition = check_single_condition(single_condition)
 
