@@ -360,7 +360,9 @@ def render_sweep(inp: SweepInputs) -> str:
         sections.append(Section("edited", "Tables edited after their evaluation", (
             "<p>These runs' <code>eval/metrics.csv</code> no longer hold what their evaluation wrote (their "
             "<code>summary.json</code> records each row's numbers and each metric's mean): the sweep aggregated the tables as "
-            f"they are now. Remove a run's folder and run the sweep again to redo it.</p><ul>{items}</ul>")))
+            "they are now. Remove a run's folder and run the sweep again to redo it. An entry <code>results.csv</code> is the "
+            "sweep's own table, checked against the row fingerprints its <code>summary.json</code> records: this page draws "
+            f"it as it is now.</p><ul>{items}</ul>")))
     uneven = coverage_notes(inp.rows, inp.variants, inp.reference, inp.metrics)
     if uneven:
         sections.append(Section("uneven", "Conditions scored on one side only", (

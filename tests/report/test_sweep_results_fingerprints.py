@@ -107,3 +107,12 @@ def test_a_sweep_from_before_the_fingerprints_is_read_as_before(swept, recwarn):
     (swept / "summary.json").write_text(json.dumps(doc))
     rewrite(swept / "results.csv", lambda rows: rows.pop(0))
     assert "results.csv" not in load_sweep_dir(swept).tables_edited
+
+
+def test_the_page_names_the_edited_results_table(swept, tmp_path):
+    from distgen.report.sweep import render_sweep
+
+    rewrite(swept / "results.csv", lambda rows: rows.pop(0))
+    with pytest.warns(UserWarning):
+        html = render_sweep(load_sweep_dir(swept))
+    assert "<code>results.csv</code>: " in html and "1 row removed" in html
