@@ -610,8 +610,10 @@ class Trainer:
         result.diverged = self.diverged
         if self.step > s0:
             result.no_gradient = sorted(self._no_grad)
-            self._warn_no_gradient(result.no_gradient, self.step - s0)
-            if not self._grad_seen and env.is_main and not result.no_gradient:
+            warned = self._warn_no_gradient(result.no_gradient, self.step - s0)
+            # not "and not result.no_gradient": a parameter merely listed (the null embedding of a model without condition
+            # dropout, in every fit) silenced this warning for a loss weighted 0
+            if not self._grad_seen and env.is_main and not warned:
                 n = self.step - s0
                 warn(f"the gradient norm was 0 at every one of the {n} training step{'s' if n > 1 else ''} of this fit: the loss does not "
                      "change with the weights (every loss term weighted 0, or the output multiplied by 0), so nothing was learned "
@@ -628,14 +630,14 @@ class Trainer:
                   f"checkpoint {self.last_checkpoint}", file=sys.stderr)
         return result
 
-    def _warn_no_gradient(self, names: Sequence[str], steps: int) -> None:
+    def _warn_no_gradient(self, names: Sequence[str], steps: int) -> bool:
         """Warn (``NoGradientWarning``) about each component of the model none of whose trainable parameters received a
         gradient in ``steps`` steps: the loss does not depend on it (detached, unused, or a loss term of weight 0), so it
         stayed at its initial weights while the run looked healthy. A single parameter without a gradient in a component
         that learns (a null-condition embedding that condition dropout did not draw in a short run) is not warned about;
-        ``TrainResult.no_gradient`` lists every one."""
+        ``TrainResult.no_gradient`` lists every one. Returns whether a component was warned about."""
         if not names or not self.env.is_main:
-            return
+            return False
         pending = set(names)
         trainable: dict[str, list[str]] = {}
         for n, p in self.model.named_parameters():
@@ -649,6 +651,7 @@ class Trainer:
                  f"parameter{'s' if len(ns) > 1 else ''}: {shown}): the loss does not depend on it (a detached output, an "
                  "unused component, or a loss term of weight 0), so it kept its initial weights. If that is meant, freeze it "
                  "(requires_grad=False); otherwise check where its output leaves the loss", NoGradientWarning)
+        return bool(dead)
 
     def _estimate(self, t_first: float, s0: int) -> float:
         """Seconds to ``train.steps`` from the steps timed so far (printed on rank 0, with the budget's reach)."""

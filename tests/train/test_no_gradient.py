@@ -9,6 +9,8 @@ import torch
 
 from distgen.train import NoGradientWarning, fit
 
+from .conftest import TINY_GENERATOR
+
 BASE = {"steps": 3, "sets_per_batch": 4, "progress": False}
 
 
@@ -65,3 +67,18 @@ def test_a_loss_with_zero_gradient_at_every_step_is_said(table, make_model):
     with pytest.warns(NoGradientWarning, match=r"the gradient norm was 0 at every one of the 3 training steps"):
         res = fit(model, table, set_size=4, **BASE)
     assert res.no_gradient == [] and res.losses == [0.0, 0.0, 0.0]
+
+
+def test_a_zero_gradient_is_said_also_when_a_parameter_is_listed(table):
+    """Without condition dropout (scdfm's presets) the null embedding gets no gradient in any fit: it is listed in
+    ``no_gradient``, and that listing silenced the zero-gradient warning, so a loss weighted 0 trained on without a word."""
+    from distgen.models.generator import build_model
+    from distgen.types import LossOutput
+
+    torch.manual_seed(0)
+    model = build_model(TINY_GENERATOR, table.info)  # p_drop_condition 0: conditioner.null is never used
+    inner = model.loss
+    model.loss = lambda batch: LossOutput(loss=inner(batch).loss * 0.0, parts={})
+    with pytest.warns(NoGradientWarning, match=r"the gradient norm was 0 at every one of the 3 training steps"):
+        res = fit(model, table, set_size=4, **BASE)
+    assert res.no_gradient == ["conditioner.null"]  # listed, its component not warned about
