@@ -623,8 +623,9 @@ class Trainer:
             # the weights kept are the last step's (docs/data.md: never a checkpoint chosen afterwards), which early stopping
             # users often take for the best one's; the best step is checkpointed only when it falls on checkpoint_every
             print(f"train: stopped early at step {self.step}: {opts.monitor} did not improve for {opts.patience} validation(s) after "
-                  f"its best, {self.best:.4g} at step {self.best_step}; the model (and checkpoint {self.last_checkpoint}) is step "
-                  f"{self.step}'s, not the best step's", file=sys.stderr)
+                  f"its best, {self.best:.4g} at step {self.best_step}; the model"
+                  + (f" (and checkpoint {self.last_checkpoint})" if self.last_checkpoint is not None else "")
+                  + f" is step {self.step}'s, not the best step's", file=sys.stderr)
         if result.stopped_by_budget and env.is_main:
             print(f"train: the budget train.minutes={opts.minutes:g} ran out at step {self.step} of {opts.steps}; "
                   f"checkpoint {self.last_checkpoint}", file=sys.stderr)

@@ -29,3 +29,11 @@ def test_an_early_stop_says_the_model_is_the_last_steps_not_the_best(table, make
     assert res.stopped_early and res.best_step is not None and res.best_step < res.step  # lr 0.3: the validation loss jumps
     err = capsys.readouterr().err
     assert f"stopped early at step {res.step}" in err and f"at step {res.best_step}; the model" in err and "not the best step's" in err
+    assert "checkpoint None" not in err  # a fit without run_dir writes no checkpoint: none is named
+
+
+def test_an_early_stop_names_the_checkpoint_of_a_run_folder(table, make_model, capsys, tmp_path):
+    res = fit(make_model(), table, set_size=4, val=table, val_every=2, patience=1, run_dir=tmp_path,
+              **{**BASE, "steps": 60, "lr": 0.3})
+    assert res.stopped_early and res.checkpoint is not None and res.checkpoint.name == f"step_{res.step:08d}"
+    assert f"the model (and checkpoint {res.checkpoint}) is step {res.step}'s" in capsys.readouterr().err
