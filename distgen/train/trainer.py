@@ -645,6 +645,10 @@ class Trainer:
             if p.requires_grad:
                 trainable.setdefault(n.split(".", 1)[0] if "." in n else "", []).append(n)
         dead = {c: ns for c, ns in trainable.items() if all(n in pending for n in ns)}
+        if "" in dead and len(dead) < len(trainable):
+            # the model's own parameters are not a component: a null vector of its own is unused without condition
+            # dropout while every component learns (listed in no_gradient, not warned, as one inside a component)
+            del dead[""]
         for comp, ns in dead.items():
             what = f"model.{comp}" if comp else f"{type(self.model).__name__}'s own parameters"
             shown = ", ".join(ns[:4]) + (f" and {len(ns) - 4} more" if len(ns) > 4 else "")

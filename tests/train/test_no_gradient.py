@@ -82,3 +82,14 @@ def test_a_zero_gradient_is_said_also_when_a_parameter_is_listed(table):
     with pytest.warns(NoGradientWarning, match=r"the gradient norm was 0 at every one of the 3 training steps"):
         res = fit(model, table, set_size=4, **BASE)
     assert res.no_gradient == ["conditioner.null"]  # listed, its component not warned about
+
+
+def test_an_unused_parameter_of_the_model_itself_is_listed_not_warned(table, make_model):
+    """A plugin model's own (top-level) null vector, unused without condition dropout, was warned about as if it were a
+    whole component that learned nothing, at the end of every fit, while every component of the model learned."""
+    model = make_model()
+    model.register_parameter("null_vector", torch.nn.Parameter(torch.zeros(8)))  # the model's own, used by no loss
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoGradientWarning)
+        res = fit(model, table, set_size=4, **BASE)
+    assert res.no_gradient == ["null_vector"]
