@@ -7,6 +7,6 @@
 from distgen.train.checkpoint import CheckpointError, load_checkpoint
 from distgen.train.loop import fit
 from distgen.train.options import TrainOptions, train_options
-from distgen.train.trainer import NoGradientWarning, NonFiniteLossError, Trainer, TrainResult
+from distgen.train.trainer import DetachedLossError, NoGradientWarning, NonFiniteLossError, Trainer, TrainResult
 
-__all__ = ["CheckpointError", "NoGradientWarning", "NonFiniteLossError", "TrainOptions", "TrainResult", "Trainer", "fit", "load_checkpoint", "train_options"]
+__all__ = ["CheckpointError", "DetachedLossError", "NoGradientWarning", "NonFiniteLossError", "TrainOptions", "TrainResult", "Trainer", "fit", "load_checkpoint", "train_options"]
