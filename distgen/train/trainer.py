@@ -583,7 +583,7 @@ class Trainer:
                     vals = D.broadcast_values(self.validate())
                     result.validations.append({"step": self.step, **vals})
                     row.update(vals)
-                    stop = self._early_stop(vals)
+                    stop = self._early_stop(vals) or out_of_time  # the patience count is kept either way; a budget run out still stops
                 if row and log is not None:
                     log.log(self.step, row)
                 if self.ckpt_dir is not None and (self.step % opts.checkpoint_every == 0 or self.step == opts.steps or stop):

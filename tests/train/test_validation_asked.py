@@ -37,3 +37,11 @@ def test_an_early_stop_names_the_checkpoint_of_a_run_folder(table, make_model, c
               **{**BASE, "steps": 60, "lr": 0.3})
     assert res.stopped_early and res.checkpoint is not None and res.checkpoint.name == f"step_{res.step:08d}"
     assert f"the model (and checkpoint {res.checkpoint}) is step {res.step}'s" in capsys.readouterr().err
+
+
+def test_a_time_budget_spent_at_a_validation_step_stops_there(table, make_model):
+    """train.minutes run out at a step that also validates: the validation's 'no early stop' overwrote the budget's stop,
+    so the run trained one step more than its budget (to the next step without validation)."""
+    res = fit(make_model(), table, set_size=4, val=table, val_every=1, minutes=1e-9, **{**BASE, "steps": 5})
+    assert res.stopped_by_budget and not res.stopped_early
+    assert res.step == 1 and len(res.validations) == 1
