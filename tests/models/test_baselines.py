@@ -105,3 +105,19 @@ def test_every_fitted_baseline_refuses_to_predict_before_fit():
     for name in ("additive", "linear", "mean_perturbation", "noncontrol_mean", "matching_mean"):
         with pytest.raises(RuntimeError, match=rf"{name}: call fit\(train\) before predict"):
             models.get(name)().predict(control, mask, labels)
+
+
+@pytest.mark.parametrize("name", ["additive", "linear", "matching_mean", "mean_perturbation", "noncontrol_mean"])
+def test_integer_control_cells_get_the_whole_shift(name):
+    """Integer controls (counts) are shifted in float32: the shift was cast to the controls' dtype and truncated."""
+    table = tiny_table(n_per_condition=8)
+    model = models.get(name)().fit(table)
+    ctrl = table.X[table.is_control][None].expand(2, -1, -1)
+    mask = torch.ones(ctrl.shape[:2], dtype=torch.bool)
+    labels = ConditionLabels.make([[0], [PAD]])
+    as_int = ctrl.round().to(torch.int64)
+    want = model.predict(as_int.float(), mask, labels)
+    got = model.predict(as_int, mask, labels)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want)
+    assert not torch.equal(got[0], got[0].round())  # a fractional shift, kept

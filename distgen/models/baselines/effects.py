@@ -116,8 +116,13 @@ POOLED_DOSE_RULE = "dose-blind: every dose of a condition gets the one predictio
 
 
 def add_effects(control: Tensor, control_mask: Tensor, effects: Tensor) -> Tensor:
-    """``control [B, m, G] + effects [B, G]`` on real cells (padding left as is), in the control's dtype."""
-    out = control + effects[:, None, :].to(control.dtype)
+    """``control [B, m, G] + effects [B, G]`` on real cells (padding left as is), in the control's float dtype.
+
+    Integer control cells (counts) give float32 cells, the dtype ``CellTable`` reads every other dtype as: a shift is
+    fractional, and adding it in the controls' integer dtype truncated it (a baseline's prediction silently rounded)."""
+    dtype = control.dtype if control.is_floating_point() else torch.float32
+    control = control.to(dtype)
+    out = control + effects[:, None, :].to(dtype)
     return torch.where(control_mask[..., None], out, control)
 
 
