@@ -605,7 +605,9 @@ def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: s
 
 
 def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, delimiters: Sequence[str] = (),
-           controls: Sequence[str] = CONTROL_LABELS, batch_col: str | None = None, notes: list[str] | None = None) -> Cells:
+           controls: Sequence[str] = CONTROL_LABELS, batch_col: str | None = None, notes: list[str] | None = None,
+           read_default_batch: bool = True) -> Cells:
+    """One file's cells; ``read_default_batch=False``: no batches when ``batch_col`` is None (not ``BATCH_COL``'s)."""
     if celltype_col is not None and celltype_col == pert_col:  # every context would hold one condition and no controls
         raise InputDataError(f"the cell-type column and the perturbation column are both obs[{pert_col!r}]: each perturbation would "
                              "be a context of its own, without control cells; pass the column of cell types (--celltype-col), "
@@ -627,7 +629,7 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
     if batch_col is not None and batch_col not in adata.obs.columns:
         raise InputDataError(f"batch column {batch_col!r} is not in the {name} file's obs columns {list(adata.obs.columns)}: "
                              "name the column of donors / plates each file has (--batch-col), or leave it out")
-    bcol = batch_col if batch_col is not None else (BATCH_COL if BATCH_COL in adata.obs.columns else None)
+    bcol = batch_col if batch_col is not None else (BATCH_COL if read_default_batch and BATCH_COL in adata.obs.columns else None)
     if batch_col is None and bcol is not None and (note := unread_batch_note(adata.obs, bcol, name)) is not None:
         bcol = None  # a column read only by its name, with unlabelled cells: not read (as a file without it), said
         if notes is None:
@@ -726,9 +728,15 @@ def read_pair(
                          "(distgen predict --counts MODEL --real REAL writes both in counts)")
     check_gene_names(files)
     info.notes += split_doses(files, pert_col, control, col, words, delimiters)
-    # the training file may lack a named batch column: its baselines then predict every batch from the truth's own controls
-    cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, batch_col if k != "training" or batch_col in a.obs.columns else None,
-                       info.notes) for k, a in files.items()}
+    # the training file may lack a named batch column: its cells are then read without batches (never by its own 'batch'
+    # column, which the user did not name) and its baselines predict every batch from the truth's own controls, said
+    unbatched = batch_col is not None and "training" in files and batch_col not in files["training"].obs.columns
+    if unbatched:
+        own = f"; its own {BATCH_COL!r} column is not read" if BATCH_COL in files["training"].obs.columns else ""
+        info.notes.append(f"the training file has no obs column {batch_col!r} (--batch-col): its cells are read without batches "
+                          f"(baselines fitted without batches){own}; add the column to the training file to fit them per batch")
+    cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, None if k == "training" and unbatched else batch_col,
+                       info.notes, read_default_batch=not (k == "training" and unbatched)) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
 
 

@@ -303,3 +303,20 @@ def test_a_page_written_again_from_summary_json_reads_an_undefined_spread_interv
     assert spread_section(summary) is not None
     lines = "\n".join(spread_lines(summary["spread"]))
     assert "| model | model |" in lines and "[" not in lines.split("| model | model |")[1].split("\n")[0]
+
+
+def test_a_training_file_without_the_named_batch_column_is_not_read_by_its_own_batch_column(tmp_path):
+    """``--batch-col donor`` with a training file that lacks 'donor': its cells were read by its own 'batch' column, one the
+    user did not name (another meaning: plates, lanes), without a word. They are now read without batches, with a note."""
+    import anndata as ad
+
+    from distgen.data.layout import read_pair
+
+    paths = _files(tmp_path, "donor")
+    train = ad.read_h5ad(paths["real"])
+    train.obs = train.obs.rename(columns={"donor": "batch"}).assign(batch=lambda o: "plate_" + o["batch"].astype(str))
+    _, real, training, info = read_pair(str(paths["pred"]), str(paths["real"]), pert_col="condition", control="control",
+                                        train=train, batch_col="donor")
+    assert set(real.batches.tolist()) == {"d1", "d2", "d3"}
+    assert not any(str(b).startswith("plate_") for b in training.batches.tolist())
+    assert any("'donor'" in n and "training file" in n and "'batch' column is not read" in n for n in info.notes)
