@@ -323,3 +323,47 @@ def test_an_interval_from_one_draw_is_refused() -> None:
         summarise_draws(torch.zeros(1, 3, 4), 0.9)
     iv = summarise_draws(torch.randn(50, 3, 4, generator=torch.Generator().manual_seed(0)), 0.9)
     assert bool((iv["lower"] < iv["upper"]).all())
+
+
+def _two_context_table(synthetic) -> CellTable:
+    """The synthetic cells, with a second context in the vocabulary that no training cell is in."""
+    table, _ = synthetic
+    i = table.info
+    info = DataInfo(genes=i.genes, perturbations=i.perturbations, contexts=("ctx", "unseen_ctx"), batches=i.batches)
+    return CellTable(table.X, table.labels, info)
+
+
+def test_a_context_without_training_cells_warns_naming_it(synthetic) -> None:
+    """Before: predict and posterior_intervals gave a context never seen in training the atoms' shared effect without a word
+    (population_mean_draws refuses it)."""
+    from distgen.models.preflight import PreflightWarning
+
+    table = _two_context_table(synthetic)
+    model = build_model(FAST, table.info).fit(table)
+    g = table.info.n_genes
+    ctrl, mask = torch.rand(2, 4, g) + 2, torch.ones(2, 4, dtype=torch.bool)
+    unseen = ConditionLabels.make([[0], [1]], context=[1, 1])
+    with pytest.warns(PreflightWarning, match=r"bayes_hier.predict: context\(s\) unseen_ctx had no training cells.*\(ctx\)"):
+        model.predict(ctrl, mask, unseen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per context and model; a seen context never warns
+        model.predict(ctrl, mask, unseen)
+        model.predict(ctrl, mask, ConditionLabels.make([[0], [1]], context=[0, 0]))
+    model.__dict__.pop("_unseen_contexts_checked")
+    with pytest.warns(PreflightWarning, match=r"bayes_hier.posterior_intervals: context\(s\) unseen_ctx"):
+        model.posterior_intervals(unseen)
+    with pytest.raises(ValueError, match="no training cells"):
+        model.population_mean_draws(unseen)
+
+
+def test_intervals_use_the_fit_seed_not_the_constructor_seed(synthetic) -> None:
+    """fit(seed=1) drew the posterior with seed 1 but population_mean_intervals and posterior_intervals seeded their draws
+    from model.seed (0): the same posterior gave other intervals than model.seed=1 did."""
+    table, _ = synthetic
+    by_fit = build_model(FAST, table.info).fit(table, seed=1)
+    by_model = build_model({**FAST, "seed": 1}, table.info).fit(table)
+    labels = ConditionLabels.make([[0], [0, 1]], batch=[0, 0])
+    for name in ("population_mean_intervals", "posterior_intervals"):
+        a, b = getattr(by_fit, name)(labels), getattr(by_model, name)(labels)
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], msg=f"{name}[{k}]")

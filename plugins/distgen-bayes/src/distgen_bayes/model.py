@@ -319,7 +319,7 @@ class BayesHierarchicalModel(FittedModel):
     ) -> dict[str, Tensor]:
         """Posterior predictive mean and central ``level`` interval of population means, each ``[B, G]``."""
         _check_level(level)
-        g = torch.Generator().manual_seed(self.seed)
+        g = torch.Generator().manual_seed(self._fitted()[1].seed)  # the fit's seed (fit(seed=...) overrides model.seed)
         return summarise_draws(self.population_mean_draws(labels, n_cells, new_replicate, space, g), level)
 
     # ------------------------------------------------------------------ contract
@@ -341,6 +341,7 @@ class BayesHierarchicalModel(FittedModel):
                              "in that dtype: pass control.float()")
         self._check_ids(labels)
         self._warn_unseen(labels)
+        self._warn_unseen_contexts(labels, "predict")
         if self.prediction == "mean":
             shift = self.shift_draws(labels, prior_terms=False).mean(0)
         else:
@@ -349,6 +350,28 @@ class BayesHierarchicalModel(FittedModel):
             shift = draws[pick, torch.arange(draws.shape[1])]
         out = control + shift.to(control.dtype).to(control.device)[:, None, :]
         return torch.where(control_mask.to(control.device)[..., None].bool(), out, control)  # padding left as is
+
+    def _warn_unseen_contexts(self, labels: ConditionLabels, where: str) -> None:
+        """Warn (once per context and model) when ``labels`` name contexts training never saw (no training cells).
+
+        Such a context has no baseline and its context interactions are the prior's, mean zero: its shift is the atoms'
+        effect shared by the training contexts. ``population_mean_draws`` refuses it; ``predict`` and
+        ``posterior_intervals`` gave it without a word.
+        """
+        from distgen.errors import warn
+        from distgen.models.preflight import PreflightWarning
+
+        seen = set(self._fitted()[1].design.contexts)
+        done: set[int] = self.__dict__.setdefault("_unseen_contexts_checked", set())
+        new = sorted(set(labels.context.tolist()) - done)
+        done.update(new)
+        unseen = [self.info.contexts[c] for c in new if c not in seen]
+        if unseen:
+            known = ", ".join(self.info.contexts[c] for c in sorted(seen))
+            warn(f"bayes_hier.{where}: context(s) {', '.join(unseen[:8])}{' ...' if len(unseen) > 8 else ''} had no training "
+                 f"cells: the model predicts their shifts from the atoms' effect shared by the training contexts ({known}), "
+                 "with no term of their own (its prior's mean, zero); population_mean_draws refuses such a context",
+                 PreflightWarning)
 
     def _warn_unseen(self, labels: ConditionLabels) -> None:
         """Warn (once per atom and model) when ``labels`` name atoms training never saw: their mean shift is the prior's, zero.
@@ -378,7 +401,10 @@ class BayesHierarchicalModel(FittedModel):
         the shift of a new replicate population (posterior predictive).
         """
         _check_level(level)
-        draws = self.shift_draws(labels, replicate=replicate, generator=torch.Generator().manual_seed(self.seed))
+        self._check_ids(labels)
+        self._warn_unseen_contexts(labels, "posterior_intervals")
+        seed = self._fitted()[1].seed  # the fit's seed (fit(seed=...) overrides model.seed)
+        draws = self.shift_draws(labels, replicate=replicate, generator=torch.Generator().manual_seed(seed))
         return summarise_draws(draws, level)
 
     def can_predict(self, atoms: list[str]) -> list[bool]:
