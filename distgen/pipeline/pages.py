@@ -17,7 +17,7 @@ from typing import Any
 
 from distgen.errors import DistgenRuntimeWarning, warn
 from distgen.evaluation.report import Report
-from distgen.types import canonical
+from distgen.types import COMBO, canonical
 
 #: File name of the page inside an evaluation or sweep folder.
 PAGE = "report.html"
@@ -29,21 +29,30 @@ def unembeddable(model: Any, dataset: Any, part: str = "test") -> dict[str, Any]
     Asks the same question as the pre-flight check (``distgen.models.preflight.preflight``) of the
     trained or fitted model; empty when every atom can be embedded (or the model cannot be asked).
     """
+    from distgen.data.conditions import dose_label
     from distgen.models.preflight import preflight
 
     conditions = {"train": dataset.split.train_conditions, "val": dataset.split.val_conditions,
                   "test": dataset.split.test_conditions}[part]
-    delimiter = dataset.data.schema.combo_delimiter
+    data = dataset.data
+    delimiter = data.schema.combo_delimiter
+    # the rows as the metric tables name them (A+B, whatever the data's delimiter; a population at its doses dex@10+sah@5)
+    # and what pre-flight asks of each: its condition (at several doses, without them: the model embeds atoms, not dex@10)
+    if getattr(data, "dosed", False):
+        read = {c: data.dose_of(c) for c in conditions if c != dataset.info.control_label}
+        rows = {dose_label(atoms, doses, COMBO): data.base_condition(c) for c, (atoms, doses) in read.items()}
+    else:
+        rows = {canonical(c.split(delimiter)): c for c in conditions}
     try:
-        rep = preflight(model, list(conditions), delimiter=delimiter, control_label=dataset.info.control_label,
+        rep = preflight(model, list(dict.fromkeys(rows.values())), delimiter=delimiter, control_label=dataset.info.control_label,
                         info=dataset.info, strict=False)
     except TypeError:  # a model with neither can_embed nor can_predict: nothing to say
         return {}
     if not rep.n_missing:
         return {}
-    missing = set(rep.missing_atoms)
-    return {"component": rep.component,  # conditions named as the metric tables name them (A+B, whatever the data's delimiter)
-            "conditions": {canonical(c.split(delimiter)): [a for a in c.split(delimiter) if a in missing] for c in rep.not_embeddable}}
+    missing, lacking = set(rep.missing_atoms), set(rep.not_embeddable)
+    return {"component": rep.component,
+            "conditions": {row: [a for a in c.split(delimiter) if a in missing] for row, c in rows.items() if c in lacking}}
 
 
 def run_facts(preset: str | None, model: Any, dataset: Any) -> dict[str, Any]:

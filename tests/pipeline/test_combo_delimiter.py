@@ -89,3 +89,35 @@ def test_the_report_flags_unembeddable_combinations_under_the_name_the_metric_ta
 
     ds = Dataset.load({"dataset": underscored, "schema": SCHEMA, "split": {"kind": "combo_seen2", "test_conditions": ["G1_G2"], "seed": 0}})
     assert unembeddable(NoG2(), ds)["conditions"] == {"G1+G2": ["G2"]}  # the metrics table's row: G1+G2 (it read G1_G2)
+
+
+@pytest.mark.parametrize("delim", ["+", "_"])
+def test_unembeddable_rows_of_data_at_several_doses_name_their_atoms_not_their_populations(tmp_path, delim):
+    """At several doses a held-out condition is a population per dose (dexa@10+saha@100): ``unembeddable`` asked pre-flight
+    about 'dexa@10' and 'saha@100' as atoms, which no model knows, so every held-out population of a run on such data was
+    flagged on its report as unembeddable (the additive baseline, which predicts dexa+saha from dexa and saha alone,
+    included). Now its condition is asked (dexa+saha) and its row is named as the metric table names it."""
+    from distgen.pipeline.pages import unembeddable
+
+    class NoNutlin:
+        def predict(self, control, mask, labels):
+            return control
+
+        def can_predict(self, atoms):
+            return [a in ("dexa", "saha") for a in atoms]  # the atoms it knows, as a model's vocabulary
+
+    rows = []
+    for ct in ("A549", "K562"):
+        rows += [("vehicle", ct, "0")] * 10
+        rows += [(d, ct, str(x)) for d in ("dexa", "saha", "nutlin") for x in (1, 10) for _ in range(5)]
+        rows += [(f"saha{delim}dexa", ct, f"{x}{delim}{y}") for x, y in ((100, 10), (10, 1)) for _ in range(5)]
+    obs = pd.DataFrame(rows, columns=["drug", "cell_line", "dose"], index=[f"c{i}" for i in range(len(rows))])
+    x = np.random.default_rng(0).poisson(3.0, (len(rows), 6)).astype(np.float32)
+    path = tmp_path / "d.h5ad"
+    ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)])).write_h5ad(path)
+    schema = {"perturbation_col": "drug", "control_labels": ["vehicle"], "context_cols": ["cell_line"], "dose_col": "dose",
+              "combo_delimiter": delim, "perturbation_type": "chemical"}
+    ds = Dataset.load({"dataset": str(path), "schema": schema,
+                       "split": {"kind": "random_conditions", "test_conditions": [f"dexa{delim}saha", "nutlin"], "seed": 0}})
+    assert unembeddable(NoNutlin(), ds) == {"component": "NoNutlin", "conditions": {"nutlin@1": ["nutlin"], "nutlin@10": ["nutlin"]}}
+    assert {g.condition for g in ds.groups()} >= {"nutlin@1", "dexa@1+saha@10"}  # the rows those keys name
