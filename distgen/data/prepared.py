@@ -248,7 +248,8 @@ class Dataset:
 
     def labels(self, conditions: Sequence[str], contexts: Sequence[str], batches: Sequence[str] | None = None,
                doses: Any = None, *, warn_range: bool = True) -> ConditionLabels:
-        """``ConditionLabels`` of canonical conditions (``A+B``) in ``contexts`` and ``batches``: what a model is asked.
+        """``ConditionLabels`` of canonical conditions (``A+B``; also as the data writes them, ``A_B`` with ``combo_delimiter='_'``)
+        in ``contexts`` and ``batches``: what a model is asked.
 
         ``batches`` may be left out only when the data has a single batch. Each condition is asked at the dose its cells
         carry in its context (``schema.dose_col``; dose 1 without one): the dose ``distgen predict`` and ``distgen.predict``
@@ -260,6 +261,9 @@ class Dataset:
         doses by others it warns about, ``distgen.pipeline.predict.generate_group``).
         """
         control = self.info.control_label
+        delim = self.data.schema.combo_delimiter
+        if delim != COMBO:  # the data's own spelling (A_B, dex@10_sah@5, as its split files write them) is the same condition
+            conditions = [c if c == control else COMBO.join(p.strip() for p in str(c).split(delim)) for c in conditions]
         # a population label (dex@10) carries its atoms and doses; a condition without doses is asked at the doses given
         read = [parse_dose_label(c, COMBO) if self.data.dosed and c != control else None for c in conditions]
         written = [() if c == control else r[0] if r is not None else tuple(c.split(COMBO)) for c, r in zip(conditions, read)]

@@ -91,6 +91,24 @@ def test_the_report_flags_unembeddable_combinations_under_the_name_the_metric_ta
     assert unembeddable(NoG2(), ds)["conditions"] == {"G1+G2": ["G2"]}  # the metrics table's row: G1+G2 (it read G1_G2)
 
 
+def _dosed(tmp_path, delim):
+    """Three drugs at two doses and saha+dexa at two dose pairs in two cell lines, combinations joined by ``delim``;
+    dexa+saha and nutlin held out at every dose."""
+    rows = []
+    for ct in ("A549", "K562"):
+        rows += [("vehicle", ct, "0")] * 10
+        rows += [(d, ct, str(x)) for d in ("dexa", "saha", "nutlin") for x in (1, 10) for _ in range(5)]
+        rows += [(f"saha{delim}dexa", ct, f"{x}{delim}{y}") for x, y in ((100, 10), (10, 1)) for _ in range(5)]
+    obs = pd.DataFrame(rows, columns=["drug", "cell_line", "dose"], index=[f"c{i}" for i in range(len(rows))])
+    x = np.random.default_rng(0).poisson(3.0, (len(rows), 6)).astype(np.float32)
+    path = tmp_path / "d.h5ad"
+    ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)])).write_h5ad(path)
+    schema = {"perturbation_col": "drug", "control_labels": ["vehicle"], "context_cols": ["cell_line"], "dose_col": "dose",
+              "combo_delimiter": delim, "perturbation_type": "chemical"}
+    return Dataset.load({"dataset": str(path), "schema": schema,
+                         "split": {"kind": "random_conditions", "test_conditions": [f"dexa{delim}saha", "nutlin"], "seed": 0}})
+
+
 @pytest.mark.parametrize("delim", ["+", "_"])
 def test_unembeddable_rows_of_data_at_several_doses_name_their_atoms_not_their_populations(tmp_path, delim):
     """At several doses a held-out condition is a population per dose (dexa@10+saha@100): ``unembeddable`` asked pre-flight
@@ -106,18 +124,38 @@ def test_unembeddable_rows_of_data_at_several_doses_name_their_atoms_not_their_p
         def can_predict(self, atoms):
             return [a in ("dexa", "saha") for a in atoms]  # the atoms it knows, as a model's vocabulary
 
-    rows = []
-    for ct in ("A549", "K562"):
-        rows += [("vehicle", ct, "0")] * 10
-        rows += [(d, ct, str(x)) for d in ("dexa", "saha", "nutlin") for x in (1, 10) for _ in range(5)]
-        rows += [(f"saha{delim}dexa", ct, f"{x}{delim}{y}") for x, y in ((100, 10), (10, 1)) for _ in range(5)]
-    obs = pd.DataFrame(rows, columns=["drug", "cell_line", "dose"], index=[f"c{i}" for i in range(len(rows))])
-    x = np.random.default_rng(0).poisson(3.0, (len(rows), 6)).astype(np.float32)
-    path = tmp_path / "d.h5ad"
-    ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)])).write_h5ad(path)
-    schema = {"perturbation_col": "drug", "control_labels": ["vehicle"], "context_cols": ["cell_line"], "dose_col": "dose",
-              "combo_delimiter": delim, "perturbation_type": "chemical"}
-    ds = Dataset.load({"dataset": str(path), "schema": schema,
-                       "split": {"kind": "random_conditions", "test_conditions": [f"dexa{delim}saha", "nutlin"], "seed": 0}})
+    ds = _dosed(tmp_path, delim)
     assert unembeddable(NoNutlin(), ds) == {"component": "NoNutlin", "conditions": {"nutlin@1": ["nutlin"], "nutlin@10": ["nutlin"]}}
     assert {g.condition for g in ds.groups()} >= {"nutlin@1", "dexa@1+saha@10"}  # the rows those keys name
+
+
+def test_dataset_labels_read_the_data_s_own_spelling_of_a_combination(tmp_path):
+    """``Dataset.labels`` read only ``A+B``: with ``combo_delimiter='_'`` the data's own ``dexa@10_saha@100`` (its split files'
+    spelling, what ``PerturbationData.labels_for`` reads) was refused as an unknown atom 'dexa@10_saha'."""
+    ds = _dosed(tmp_path, "_")
+    for plus, own, doses in (("dexa@10+saha@100", "dexa@10_saha@100", None), ("saha+dexa", "saha_dexa", [[100, 10]]),
+                             ("dexa+saha", "dexa_saha", [[3, 30]])):
+        a, b = ds.labels([plus], ["A549"], doses=doses), ds.labels([own], ["A549"], doses=doses)
+        assert a.perturbation.tolist() == b.perturbation.tolist() and a.dose.tolist() == b.dose.tolist()
+    assert ds.labels(["saha_dexa"], ["A549"], doses=[[100, 10]]).dose.tolist() == [[10.0, 100.0]]  # each dose to its atom
+
+
+def test_the_same_dosed_data_labelled_either_way_scores_the_same(tmp_path):
+    """The data's spelling (split, conditions) and the canonical one (groups, predictions, evaluation) meet in predict and
+    evaluate: no population is missed or paired with another, in memory or through the written files."""
+    import distgen
+
+    scores = {}
+    for delim, name in (("+", "plus"), ("_", "under")):
+        (tmp_path / name).mkdir()
+        ds = _dosed(tmp_path / name, delim)
+        model = distgen.build({"name": "additive"}, ds)
+        distgen.fit(model, ds)
+        pred = distgen.predict(model, ds, out=tmp_path / name / "pred.h5ad", real=tmp_path / name / "real.h5ad")
+        kw = {"metric_names": ["mse", "pearson_delta"], "ceiling": False, "make_plots": False, "progress": False, "baselines": ["control"]}
+        for how, rep in (("cells", distgen.evaluate(pred, ds, **kw)),
+                         ("files", distgen.evaluate(str(tmp_path / name / "pred.h5ad"), str(tmp_path / name / "real.h5ad"), **kw))):
+            scores[(name, how)] = {r["perturbation"]: (r["mse"], r["pearson_delta"], r["n_cells_real"]) for r in rep.table.rows()}
+    rows = scores[("plus", "cells")]
+    assert {p.split(" @ ")[0] for p in rows} == {"dexa@1+saha@10", "dexa@10+saha@100", "nutlin@1", "nutlin@10"}
+    assert scores[("under", "cells")] == scores[("under", "files")] == scores[("plus", "files")] == rows
