@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -367,3 +368,28 @@ def test_intervals_use_the_fit_seed_not_the_constructor_seed(synthetic) -> None:
         a, b = getattr(by_fit, name)(labels), getattr(by_model, name)(labels)
         for k in a:
             torch.testing.assert_close(a[k], b[k], msg=f"{name}[{k}]")
+
+
+class _StubMCMC:
+    """``nuts_diagnostics``'s view of an MCMC run: site ``a`` mixed (R-hat ~1), site ``b`` constant over its draws."""
+
+    num_chains, num_samples = 2, 500
+
+    def get_samples(self, group_by_chain: bool = False) -> dict:
+        rng = np.random.default_rng(0)
+        return {"a": rng.normal(size=(2, 500, 3)), "b": np.ones((2, 500, 2))}
+
+    def get_extra_fields(self) -> dict:
+        return {"diverging": np.zeros(1000, dtype=bool)}
+
+
+def test_a_constant_site_after_a_mixed_one_is_the_nan_headline_r_hat() -> None:
+    """Before (review of 2026-12-07): the headline R-hat was Python's max over sites, which keeps a NaN only when it comes
+    first, so a stuck site listed after a mixed one read as converged and convergence_problems said nothing."""
+    from distgen_bayes.convergence import convergence_problems
+    from distgen_bayes.inference import nuts_diagnostics
+
+    d = nuts_diagnostics(_StubMCMC())
+    assert np.isnan(d["per_site"]["b"]["r_hat_max"]) and d["per_site"]["a"]["r_hat_max"] < 1.01
+    assert np.isnan(d["r_hat_max"])
+    assert any("split R-hat up to nan" in m for m in convergence_problems(d))

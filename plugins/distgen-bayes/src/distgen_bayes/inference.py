@@ -8,6 +8,7 @@ it has started, and worker processes would do so).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -141,17 +142,21 @@ def nuts_diagnostics(mcmc: MCMC) -> dict[str, Any]:
     in different rotations while every prediction (which depends on ``W W^T``) agrees.
     """
     summary = numpyro.diagnostics.summary(mcmc.get_samples(group_by_chain=True), group_by_chain=True)
-    per_site = {
-        name: {"r_hat_max": float(np.nanmax(s["r_hat"])), "ess_min": float(np.nanmin(s["n_eff"]))} for name, s in summary.items()
-    }
+    with warnings.catch_warnings():  # a site constant over its draws: all-NaN, kept NaN (numpy's RuntimeWarning says less)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_site = {
+            name: {"r_hat_max": float(np.nanmax(s["r_hat"])), "ess_min": float(np.nanmin(s["n_eff"]))} for name, s in summary.items()
+        }
     identified = {k: v for k, v in per_site.items() if k not in ROTATION_INVARIANT} or per_site
     diverging = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
     return {
         "method": "nuts",
         "num_chains": mcmc.num_chains,
         "num_samples": mcmc.num_samples,
-        "r_hat_max": max(v["r_hat_max"] for v in identified.values()),
-        "ess_min": min(v["ess_min"] for v in identified.values()),
+        # np.max/np.min, not max/min: a NaN site (constant draws) is the headline wherever it stands; Python's max kept
+        # NaN only when it came first, so a stuck site after a mixed one read as converged (2026-12-07 review)
+        "r_hat_max": float(np.max([v["r_hat_max"] for v in identified.values()])),
+        "ess_min": float(np.min([v["ess_min"] for v in identified.values()])),
         "divergences": diverging,
         "per_site": per_site,
     }
