@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -476,11 +476,15 @@ def results_table_note(path: Path, rows: list[dict[str, str]], summary: Mapping[
             f"variant/seed/perturbation ({shown}; summary.json row_fingerprints): a column was sorted or edited apart from the "
             "values, so a row's numbers are not its label's; run distgen sweep again on the folder (finished runs are "
             "reused) to write the table again, or restore the file") from None
-    present = {row_key(r, keys) for r in rows}
+    labels = [row_key(r, keys) for r in rows]
+    present = set(labels)
     removed = [_shown_key(k) for k in found["rows"] if k not in present]
     added = [_shown_key(k) for k in present if k not in found["rows"]]
+    # a row pasted twice matches its fingerprint and was averaged twice without a word (2026-12-07 review)
+    repeated = [_shown_key(k) for k, n in Counter(labels).items() if n > 1]
     parts = [f"{counted(len(v), 'row')} {what} ({listing([repr(x) for x in v[:3]])})"
-             for v, what in ((edited, "hold other values than the sweep wrote"), (removed, "removed"), (added, "added"))
+             for v, what in ((edited, "hold other values than the sweep wrote"), (removed, "removed"), (added, "added"),
+                             (repeated, "on more than one line"))
              if v]
     if not parts:
         return None

@@ -116,3 +116,25 @@ def test_the_page_names_the_edited_results_table(swept, tmp_path):
     with pytest.warns(UserWarning):
         html = render_sweep(load_sweep_dir(swept))
     assert "<code>results.csv</code>: " in html and "1 row removed" in html
+
+
+def test_a_row_pasted_twice_is_named_on_the_page(swept):
+    """Review of 2026-12-07: a row on two lines matched its fingerprint, was said nowhere and drawn (averaged) twice."""
+    rewrite(swept / "results.csv", lambda rows: rows.insert(0, dict(rows[5])))
+    with (swept / "results.csv").open(newline="") as fh:
+        row = next(iter(csv.DictReader(fh)))
+    with pytest.warns(UserWarning, match="on more than one line"):
+        note = load_sweep_dir(swept).tables_edited["results.csv"]
+    assert f"{row['variant']}/{row['seed']}/{row['perturbation']}" in note and "1 row on more than one line" in note
+
+
+def test_rows_reordered_or_resaved_by_pandas_are_not_a_change(swept, recwarn):
+    """Rows in another order, or the table re-saved by pandas (other float text, every field quoted), hold the values the
+    sweep wrote: no note, no refusal."""
+    import csv as csv_module
+
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(swept / "results.csv")
+    frame.sample(frac=1.0, random_state=0).to_csv(swept / "results.csv", index=False, quoting=csv_module.QUOTE_ALL,
+                                                    float_format="%.15g")
+    assert "results.csv" not in load_sweep_dir(swept).tables_edited
