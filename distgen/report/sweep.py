@@ -466,6 +466,12 @@ def results_table_note(path: Path, rows: list[dict[str, str]], summary: Mapping[
     keys = [str(k) for k in named] if isinstance(named, list) else list(RESULT_KEYS)
     if any(k not in rows[0] for k in keys):
         return None
+    recorded = found.get("columns")
+    gone = [str(c) for c in recorded if c not in rows[0]] if isinstance(recorded, list) else []
+    if gone:  # read as empty cells: row_changes checked nothing once a column the fingerprints cover was dropped, so a
+        # text column (nan_reasons) removed hid every value edited by hand (2026-12-07 review); text adds nothing to a
+        # fingerprint, a number column removed leaves its rows unequal to theirs (and is named)
+        rows = [{**dict.fromkeys(gone, ""), **r} for r in rows]
     try:
         edited = [_shown_key(k) for k in refuse_moved_rows(path, rows, dict(summary))]
     except MismatchedEvaluations:  # said again with the sweep's keys and fix (the evaluation's names another command)
@@ -486,6 +492,8 @@ def results_table_note(path: Path, rows: list[dict[str, str]], summary: Mapping[
              for v, what in ((edited, "hold other values than the sweep wrote"), (removed, "removed"), (added, "added"),
                              (repeated, "on more than one line"))
              if v]
+    if gone:
+        parts.append(f"{counted(len(gone), 'column')} removed ({listing([repr(c) for c in gone[:3]])})")
     if not parts:
         return None
     note = (f"{path}: {'; '.join(parts)} (summary.json row_fingerprints, by variant/seed/perturbation): the table was "

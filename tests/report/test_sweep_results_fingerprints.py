@@ -138,3 +138,44 @@ def test_rows_reordered_or_resaved_by_pandas_are_not_a_change(swept, recwarn):
     frame.sample(frac=1.0, random_state=0).to_csv(swept / "results.csv", index=False, quoting=csv_module.QUOTE_ALL,
                                                     float_format="%.15g")
     assert "results.csv" not in load_sweep_dir(swept).tables_edited
+
+
+def test_a_value_edited_with_a_column_removed_is_still_named(swept):
+    """Review of 2026-12-07: a table without one of the columns its fingerprints cover was not checked at all, so an
+    edited value drawn as written once any column (a text one too) was dropped."""
+    def drop_and_nudge(rows):
+        for r in rows:
+            r["note"] = "text"  # a column the sweep never wrote, and one it wrote dropped
+            del r["pearson_delta"]
+        rows[3]["mse"] = str(float(rows[3]["mse"]) * 0.5)
+
+    rewrite(swept / "results.csv", drop_and_nudge)
+    with pytest.warns(UserWarning, match="column removed"):
+        note = load_sweep_dir(swept).tables_edited["results.csv"]
+    assert "1 column removed ('pearson_delta')" in note and "hold other values than the sweep wrote" in note
+
+
+def test_a_text_column_removed_leaves_the_other_rows_unflagged(swept_once, tmp_path):
+    """A column that holds no number (text, NaN) adds nothing to a fingerprint: with it removed, only the edited row is named."""
+    import json
+
+    sw = Path(shutil.copytree(swept_once, tmp_path / "sw"))
+
+    def add_text(rows):
+        for r in rows:
+            r["nan_reasons"] = ""
+
+    rewrite(sw / "results.csv", add_text)  # the table and its fingerprints as a sweep with a nan_reasons column writes them
+    doc = json.loads((sw / "summary.json").read_text())
+    doc[ROW_FINGERPRINTS] = table_row_fingerprints((sw / "results.csv").read_text(), RESULT_KEYS)
+    (sw / "summary.json").write_text(json.dumps(doc))
+
+    def drop_and_nudge(rows):
+        for r in rows:
+            del r["nan_reasons"]
+        rows[3]["mse"] = str(float(rows[3]["mse"]) * 0.5)
+
+    rewrite(sw / "results.csv", drop_and_nudge)
+    with pytest.warns(UserWarning, match="1 row hold"):
+        note = load_sweep_dir(sw).tables_edited["results.csv"]
+    assert "1 column removed ('nan_reasons')" in note
