@@ -3,7 +3,6 @@ perturbation, ``compare.row_changes``), and ``python -m distgen.report SWEEP`` c
 drawn as written (ablation-settings round, 2026-12-07)."""
 
 import csv
-import io
 import json
 import shutil
 from pathlib import Path
@@ -13,26 +12,9 @@ import pytest
 from distgen.config import save_yaml
 from distgen.evaluation.compare import MismatchedEvaluations
 from distgen.evaluation.report import RESULT_KEYS, ROW_FINGERPRINTS, table_row_fingerprints
-from distgen.pipeline.sweep import METRICS_FILE, sweep
+from distgen.pipeline.sweep import sweep
 from distgen.report.sweep import load_sweep_dir
-
-GRID = {"description": ["good", "bad"], "train.seed": [0, 1]}
-
-
-def runner(config, run, run_dir):
-    """A run's eval/metrics.csv and the summary.json its evaluation writes (6 perturbations; values by variant and seed)."""
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf)
-    w.writerow(["perturbation", "mse", "pearson_delta"])
-    for i in range(6):
-        w.writerow([f"P{i}", 1.0 + 0.1 * i + 0.01 * run.seed + (0.5 if "bad" in run.variant else 0.0), 0.5 - 0.03 * i])
-    text = buf.getvalue()
-    (run_dir / METRICS_FILE).parent.mkdir(parents=True, exist_ok=True)
-    (run_dir / METRICS_FILE).write_text(text, newline="")
-    values = [float(r["mse"]) for r in csv.DictReader(io.StringIO(text))]
-    (run_dir / "eval" / "summary.json").write_text(json.dumps(
-        {"n_genes": 10, "metrics": {"mse": {"model": sum(values) / len(values)}}, "row_fingerprints": table_row_fingerprints(text)}))
-    return 0
+from tests.pipeline.test_sweep_table_checks import GRID, rewrite, runner  # one stand-in sweep runner and csv edit
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +28,6 @@ def swept_once(tmp_path_factory):
 @pytest.fixture
 def swept(swept_once, tmp_path):
     return Path(shutil.copytree(swept_once, tmp_path / "sw"))
-
-
-def rewrite(path, edit):
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    edit(rows)
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 def test_the_summary_records_one_fingerprint_per_variant_seed_and_perturbation(swept):
