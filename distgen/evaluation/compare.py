@@ -128,6 +128,7 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
                 "(distgen evaluate --out) or correct the value")
         values.pop(name, None)  # not a numeric column
     summary["rows_edited"] = refuse_moved_rows(folder / "metrics.csv", rows, summary)
+    summary["columns_removed"] = removed_columns(rows, summary)
     summary["row_contexts"] = {row["perturbation"]: row.get("context") or "" for row in rows}
     summary["row_cells_real"] = {row["perturbation"]: row.get("n_cells_real") or "" for row in rows}
     return {k: v for k, v in values.items() if v}, summary
@@ -153,20 +154,25 @@ def changed_table_note(where: str, values: dict[str, dict[str, float]], summary:
                        reader: str = "this comparison") -> str | None:
     """What a ``metrics.csv`` (named by ``where``, e.g. ``"A's metrics.csv (FOLDER)"``) changed since its evaluation wrote it:
     metrics whose column no longer gives the recorded mean (``edited_table``) and rows whose numbers are not those recorded
-    (``summary["rows_edited"]``, from ``refuse_moved_rows``); None when neither. ``reader`` names what reads the table."""
+    (``summary["rows_edited"]``, from ``refuse_moved_rows``), and the columns its fingerprints cover that it no longer has
+    (``summary["columns_removed"]``, ``removed_columns``); None when none. ``reader`` names what reads the table."""
     edited = edited_table(values, summary)
     rows = summary.get("rows_edited") or []
-    on_rows = (f"{counted(len(rows), 'row')} ({listing([repr(r) for r in rows[:3]])}) hold other values than the evaluation "
-               "wrote (summary.json row_fingerprints)") if rows else ""
+    gone = summary.get("columns_removed") or []
+    on_rows = "; ".join(part for part in (
+        f"{counted(len(rows), 'row')} ({listing([repr(r) for r in rows[:3]])}) hold other values than the evaluation wrote "
+        "(summary.json row_fingerprints)" if rows else "",
+        f"{counted(len(gone), 'column')} removed ({listing([repr(c) for c in gone[:3]])})" if gone else "") if part)
     if edited:  # a column swapped, a value or row edited by hand: compared without a word before
         return (f"{where} does not give the means its summary.json records for "
                 f"{counted(len(edited), 'metric')} ({listing(edited[:3], '; ')})" + (f", and {on_rows}" if on_rows else "")
                 + f": the table was changed after the evaluation (rows removed, values edited, columns swapped) or is "
                 f"another evaluation's; {reader} reads the table as it is now; write the evaluation again to use "
                 "what it scored")
-    if rows:  # values exchanged within a column keep its mean: the row digests see them
-        return (f"{where}: {on_rows}: values were edited after the evaluation (or exchanged between rows); {reader} reads "
-                "the table as it is now; write the evaluation again to use what it scored")
+    if rows or gone:  # values exchanged within a column keep its mean: the row digests see them
+        return (f"{where}: {on_rows}: values were edited after the evaluation (or exchanged between rows"
+                + (", columns removed" if gone else "") + f"); {reader} reads the table as it is now; write the evaluation "
+                "again to use what it scored")
     return None
 
 
@@ -177,7 +183,8 @@ def check_table(path: str | Path, rows: list[dict[str, Any]], summary: dict[str,
     Nothing is checked without a summary (an evaluation that recorded none)."""
     if not isinstance(summary, dict) or not rows:
         return None
-    summary = {**summary, "rows_edited": refuse_moved_rows(path, rows, summary)}
+    summary = {**summary, "rows_edited": refuse_moved_rows(path, rows, summary),
+               "columns_removed": removed_columns(rows, summary)}
     listed = summary.get("metrics")
     names = [c for c in rows[0] if c not in INFO_COLUMNS and isinstance(listed, dict) and c in listed]
     values = {name: {str(row["perturbation"]): _as_number(row.get(name)) for row in rows} for name in names}
@@ -190,19 +197,28 @@ def _as_number(v: Any) -> float:
     except (TypeError, ValueError):
         return math.nan
 
+def removed_columns(rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """The columns ``summary.json``'s ``ROW_FINGERPRINTS`` cover that the table (``rows``) no longer has, as recorded."""
+    found = summary.get(ROW_FINGERPRINTS)
+    columns = found.get("columns") if isinstance(found, dict) else None
+    return [str(c) for c in columns if c not in rows[0]] if isinstance(columns, list) and rows else []
+
+
 def row_changes(rows: list[dict[str, str]], summary: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
     """``(moved, edited)``: the rows of ``metrics.csv`` whose numbers are not those ``summary.json`` records for their label
     (``ROW_FINGERPRINTS``): ``moved`` ``[(label, other label)]`` where they are another label's, ``edited`` the other labels.
     A label is the row's ``row_key`` over the key columns the record names (``"keys"``: a sweep's ``results.csv`` is keyed
     by variant, seed and perturbation), else its ``perturbation``.
 
-    Nothing for an evaluation from before row fingerprints, or a table without a column they were taken over (a column
-    renamed or removed: said by the metric lists and ``edited_table``); a row under a label the evaluation did not write is
-    left to the pairing. One pass over the table, a sum per row."""
+    Nothing for an evaluation from before row fingerprints. A column they were taken over that the table no longer has
+    (``removed_columns``) is read as empty: a text column adds nothing to a fingerprint, a number column removed leaves
+    its rows unequal to theirs (before, any removed column turned the check off, and values exchanged between two rows of
+    another column compared silently). A row under a label the evaluation did not write is left to the pairing. One pass
+    over the table, a sum per row."""
     found = summary.get(ROW_FINGERPRINTS)
     recorded = found.get("rows") if isinstance(found, dict) else None
     columns = found.get("columns") if isinstance(found, dict) else None
-    if not isinstance(recorded, dict) or not isinstance(columns, list) or not rows or any(c not in rows[0] for c in columns):
+    if not isinstance(recorded, dict) or not isinstance(columns, list) or not rows:
         return [], []
     columns = [str(c) for c in columns]
     named = found.get("keys") if isinstance(found, dict) else None

@@ -214,3 +214,39 @@ def test_fingerprints_recorded_before_the_log_form_are_checked_as_written():
     assert row_changes(list(csv.DictReader(io.StringIO(text))), summary) == ([], [])
     resorted = list(csv.DictReader(io.StringIO(_table(labels[::-1], [20, 20, 20], [0.5, 0.9, 0.1]))))
     assert sorted(row_changes(resorted, summary)[0]) == [("P0", "P2"), ("P2", "P0")]
+
+
+@pytest.mark.parametrize("dropped, rows_said", [
+    ("nan_reasons", r"2 rows \('P0', 'P1'\) hold other values"),  # text adds nothing to a fingerprint: the two rows alone
+    ("pearson_delta", r"8 rows \('P0', 'P1', 'P2'\) hold other values"),  # a number column removed: every row unequal
+])
+def test_values_exchanged_with_a_column_removed_are_said(evals, dropped, rows_said):
+    """Review of 2026-12-07: a table without one of the columns its fingerprints cover was not checked at all, so values
+    exchanged between two rows (which keep the column's mean) compared silently once any column was dropped."""
+    def drop_and_exchange(t):
+        t.loc[[0, 1], "mse"] = t.loc[[1, 0], "mse"].to_numpy()
+        return t.drop(columns=[dropped])
+
+    with pytest.warns(UserWarning, match=rows_said):
+        res = compare(evals / "a", edited(evals, f"dropped_{dropped}", drop_and_exchange))
+    assert res["notes"][0].startswith("B's metrics.csv") and f"1 column removed ('{dropped}')" in res["notes"][0]
+
+
+def test_a_label_column_sorted_with_a_text_column_removed_is_still_refused(evals, capsys):
+    def drop_and_sort(t):
+        t["perturbation"] = t["perturbation"].iloc[::-1].to_numpy()
+        return t.drop(columns=["nan_reasons"])
+
+    assert main(["compare", str(evals / "a"), str(edited(evals, "sorted_dropped", drop_and_sort))]) == 2
+    assert "8 rows of 8 hold the values the evaluation wrote for another label" in capsys.readouterr().err
+
+
+def test_a_table_resaved_or_reordered_without_a_text_column_names_only_the_column(evals):
+    import csv as csv_module
+
+    out = edited(evals, "resaved_dropped", lambda t: t.iloc[::-1].drop(columns=["nan_reasons"]))
+    table = pd.read_csv(out / "metrics.csv", dtype={"perturbation": str})
+    table.to_csv(out / "metrics.csv", index=False, quoting=csv_module.QUOTE_ALL, float_format="%.15g")
+    with pytest.warns(UserWarning, match="1 column removed"):
+        res = compare(evals / "a", out)
+    assert "1 column removed ('nan_reasons')" in res["notes"][0] and "hold other values" not in res["notes"][0]

@@ -79,3 +79,16 @@ def test_a_profile_page_checks_its_table_too(tmp_path, capsys):
     with pytest.warns(UserWarning, match="hold other values than the evaluation wrote"):
         assert "hold other values than the evaluation wrote" in render_profile(folder)
     shutil.rmtree(folder)
+
+
+def test_values_exchanged_with_a_column_removed_are_said_on_the_page(tmp_path):
+    """Review of 2026-12-07: a table without a column its fingerprints cover (here the text ``nan_reasons``) was not
+    checked, so values exchanged between two rows were drawn without a word."""
+    folder = _edited(tmp_path, lambda t: _exchange(t).drop(columns=["nan_reasons"]))
+    said = "2 rows ('P0', 'P1') hold other values than the evaluation wrote (summary.json row_fingerprints); " \
+           "1 column removed ('nan_reasons')"
+    with pytest.warns(UserWarning, match=re.escape(said)):
+        assert main([str(folder), "--no-cells"]) == 0
+    from html import unescape
+
+    assert said in unescape((folder / "report.html").read_text())
