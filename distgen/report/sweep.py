@@ -457,7 +457,7 @@ def results_table_note(path: Path, rows: list[dict[str, str]], summary: Mapping[
     ``summary.json`` records (``ROW_FINGERPRINTS``, keyed by variant, seed and perturbation; ``compare.row_changes``):
     ``MismatchedEvaluations`` where rows hold the values of other (variant, seed, perturbation) keys (a sort of one column),
     a note naming the rows edited, removed or added, None when none (or a sweep from before the fingerprints)."""
-    from distgen.evaluation.compare import MismatchedEvaluations, refuse_moved_rows, row_changes
+    from distgen.evaluation.compare import MismatchedEvaluations, refuse_moved_rows, removed_columns, row_changes
 
     found = summary.get(ROW_FINGERPRINTS)
     if not isinstance(found, dict) or not isinstance(found.get("rows"), dict) or not rows:
@@ -466,12 +466,7 @@ def results_table_note(path: Path, rows: list[dict[str, str]], summary: Mapping[
     keys = [str(k) for k in named] if isinstance(named, list) else list(RESULT_KEYS)
     if any(k not in rows[0] for k in keys):
         return None
-    recorded = found.get("columns")
-    gone = [str(c) for c in recorded if c not in rows[0]] if isinstance(recorded, list) else []
-    if gone:  # read as empty cells: row_changes checked nothing once a column the fingerprints cover was dropped, so a
-        # text column (nan_reasons) removed hid every value edited by hand (2026-12-07 review); text adds nothing to a
-        # fingerprint, a number column removed leaves its rows unequal to theirs (and is named)
-        rows = [{**dict.fromkeys(gone, ""), **r} for r in rows]
+    gone = removed_columns(rows, dict(summary))  # row_changes reads them as empty (text adds nothing to a fingerprint)
     try:
         edited = [_shown_key(k) for k in refuse_moved_rows(path, rows, dict(summary))]
     except MismatchedEvaluations:  # said again with the sweep's keys and fix (the evaluation's names another command)
