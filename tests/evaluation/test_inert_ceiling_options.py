@@ -21,14 +21,17 @@ from tests.evaluation.test_score import METRICS, _population
 ])
 def test_a_ceiling_option_without_the_ceiling_is_warned_about(kw, words):
     truth, pred = _population(0), _population(1, noise=0.05)
-    with pytest.warns(InertSettingWarning, match=words):
-        score(pred, truth, metrics=METRICS, ceiling=False, **kw)
+    with pytest.warns(InertSettingWarning, match=words) as said:
+        rep = score(pred, truth, metrics=METRICS, ceiling=False, **kw)
+    assert sum(issubclass(w.category, InertSettingWarning) for w in said) == 1  # said once, for the option given
+    assert rep.ceiling is None  # and indeed no ceiling was drawn with it
 
 
 def test_read_options_say_nothing():
     truth, pred = _population(0), _population(1, noise=0.05)
     with warnings.catch_warnings():
         warnings.simplefilter("error", InertSettingWarning)
-        score(pred, truth, metrics=METRICS, ceiling=False)
+        assert score(pred, truth, metrics=METRICS, ceiling=False).ceiling is None
         score(pred, truth, metrics=METRICS, ceiling=False, ceiling_splits=2, interpolated=True)  # the duplicate reads it
-        score(pred, truth, metrics=METRICS, ceiling=True, ceiling_splits=2, replicate="extrapolated")
+        drawn = score(pred, truth, metrics=METRICS, ceiling=True, ceiling_splits=2, replicate="extrapolated")
+    assert drawn.ceiling is not None and drawn.ceiling.perts == drawn.table.perts  # the options were read: a ceiling drawn
