@@ -348,7 +348,7 @@ def render_sweep(inp: SweepInputs) -> str:
                      "use p (Holm); a side the test's own p alone would name is said in its verdict as a lead.</p>")
         sections.append(Section("paired", "Paired comparison against the reference", diffs + comp))
     if inp.truths_differ:
-        items = "".join(f"<li><code>{escape(v)}</code>: {escape(why)}</li>" for v, why in inp.truths_differ.items())
+        items = _why_items(inp.truths_differ)
         sections.append(Section("truths", "Variants scored on other real data", (
             "<p>These variants were evaluated on other genes or other real cells than the reference (a setting of "
             "<code>data:</code> such as <code>hvg</code>, <code>split</code> or the data file changes what is scored), so a "
@@ -356,7 +356,7 @@ def render_sweep(inp: SweepInputs) -> str:
             "truth, and the paired comparison names no side (verdict <em>truths differ</em>), as <code>distgen compare</code> "
             f"refuses such a pair.</p><ul>{items}</ul>")))
     if inp.tables_edited:
-        items = "".join(f"<li><code>{escape(r)}</code>: {escape(why)}</li>" for r, why in inp.tables_edited.items())
+        items = _why_items(inp.tables_edited)
         sections.append(Section("edited", "Tables edited after their evaluation", (
             "<p>These runs' <code>eval/metrics.csv</code> no longer hold what their evaluation wrote (their "
             "<code>summary.json</code> records each row's numbers and each metric's mean): the sweep aggregated the tables as "
@@ -450,6 +450,11 @@ def _shown_key(label: str) -> str:
         return "/".join(json.loads(label))
     except (ValueError, TypeError):
         return label
+
+
+def _why_items(named: Mapping[str, str]) -> str:
+    """``<li>`` items of a page section that names things and why (variants whose truths differ, tables edited)."""
+    return "".join(f"<li><code>{escape(k)}</code>: {escape(why)}</li>" for k, why in named.items())
 
 
 def results_table_note(path: Path, rows: list[dict[str, str]], summary: Mapping[str, Any]) -> str | None:
