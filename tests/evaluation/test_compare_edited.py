@@ -9,24 +9,18 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from distgen.cli import main
 from distgen.evaluation import score
 from distgen.evaluation.compare import compare
-from distgen.types import Cells
+from tests.evaluation.test_compare import _population as population
 
 METRICS = ["mse", "pearson_delta"]
 
 
 def _population(seed, noise=0.3):
-    rng = np.random.default_rng(seed)
-    effects = np.random.default_rng(7).normal(0, 1.0, (8, 10))
-    rows, conds = [rng.normal(1.0, 0.3, (60, 10))], ["control"] * 60
-    for p in range(8):
-        rows.append(rng.normal(1.0 + effects[p], noise, (20, 10)))
-        conds += [f"P{p}"] * 20
-    return Cells(torch.tensor(np.concatenate(rows), dtype=torch.float32), conds, [f"g{i}" for i in range(10)])
+    """8 perturbations of 10 genes (``test_compare``'s populations: the same effects)."""
+    return population(seed, range(8), noise)
 
 
 @pytest.fixture(scope="module")

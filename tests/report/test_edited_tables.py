@@ -5,24 +5,17 @@ and one whose label column was sorted on its own showed every value under anothe
 import re
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from distgen.evaluation import score
 from distgen.report.__main__ import main
-from distgen.types import Cells
+from tests.evaluation.test_compare import _population as population
 
 
 def _population(seed, noise=0.3):
-    rng = np.random.default_rng(seed)
-    effects = np.random.default_rng(7).normal(0, 1.0, (6, 10))
-    rows, conds = [rng.normal(1.0, 0.3, (40, 10))], ["control"] * 40
-    for p in range(6):
-        rows.append(rng.normal(1.0 + effects[p], noise, (15, 10)))
-        conds += [f"P{p}"] * 15
-    return Cells(torch.tensor(np.concatenate(rows), dtype=torch.float32), conds, [f"g{i}" for i in range(10)])
+    """6 perturbations of 10 genes (``test_compare``'s populations: the same effects)."""
+    return population(seed, range(6), noise)
 
 
 def _edited(root, edit):
