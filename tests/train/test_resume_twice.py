@@ -11,29 +11,18 @@ import torch
 from distgen.errors import DistgenWarning
 from distgen.train import fit, load_checkpoint
 from distgen.train.checkpoint import resolve_checkpoint
+from tests.train.test_checkpoint import Killed, kill_at  # a callback that stops the fit after a step
 
 RUN = {"steps": 9, "sets_per_batch": 4, "progress": False, "checkpoint_every": 3, "ema_decay": 0.9, "ema_every": 2,
        "ema_epoch_end": True, "warmup_steps": 2, "schedule": "cosine_floor", "plateau_ratio": 0.1, "weight_decay": 0.01,
        "decay_norm_and_bias": False, "grad_accum": 2}
 
 
-class Stop(Exception):
-    pass
-
-
-def stop_at(step):
-    def cb(trainer, s):
-        if s == step:
-            raise Stop
-
-    return cb
-
-
 def test_two_resumes_in_a_row_equal_one_uninterrupted_run(table, make_model, tmp_path):
     straight = fit(make_model(), table, set_size=4, run_dir=tmp_path / "a", **RUN)
     for at, resume in ((3, None), (6, tmp_path / "b")):
-        with pytest.raises(Stop):
-            fit(make_model(seed=0 if resume is None else at), table, set_size=4, run_dir=tmp_path / "b", resume=resume, callbacks=[stop_at(at)], **RUN)
+        with pytest.raises(Killed):
+            fit(make_model(seed=0 if resume is None else at), table, set_size=4, run_dir=tmp_path / "b", resume=resume, callbacks=[kill_at(at)], **RUN)
     last = fit(make_model(seed=99), table, set_size=4, run_dir=tmp_path / "b", resume=tmp_path / "b", **RUN)
     assert last.losses == straight.losses[6:]
     a, b = load_checkpoint(straight.checkpoint), load_checkpoint(last.checkpoint)
