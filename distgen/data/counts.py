@@ -96,7 +96,7 @@ def to_counts(
         theta = np.clip(np.nan_to_num(theta, nan=THETA_MAX, posinf=THETA_MAX), THETA_MIN, THETA_MAX)
         lam = rng.gamma(np.broadcast_to(theta, mu.shape), mu / theta)  # mean mu, variance mu^2 / theta
         out = rng.poisson(lam).astype(np.float64)
-    return out.astype(np.float32)
+    return as_float32_counts(out, f"counts ({model})")
 
 
 def _check_expected(mu: np.ndarray, x: np.ndarray) -> None:
@@ -239,8 +239,61 @@ def stored_counts(out: np.ndarray, large: Any, rows: np.ndarray, columns: np.nda
     if large is None or large.nnz == 0:
         return out
     part = large[np.asarray(rows, dtype=np.int64)][:, np.asarray(columns, dtype=np.int64)].tocoo()
-    out[part.row, part.col] = np.rint(part.data)
+    out[part.row, part.col] = as_float32_counts(np.rint(part.data), "stored counts")
     return out
+
+
+#: The largest integer float32 holds exactly (2**24 = 16,777,216): a count, or a running sum of counts (a library size),
+#: above it is rounded to a neighbouring even (then multiple-of-4...) number in float32.
+FLOAT32_EXACT = float(2**24)
+
+
+def deep_rows(x: Any) -> tuple[np.ndarray, np.ndarray, Any] | None:
+    """The rows of counts ``x`` whose library size exceeds ``FLOAT32_EXACT``: ``(rows, float64 sizes, their counts as
+    float64)``, taken before scanpy's ``normalize_total`` (which scales ``x`` in place); None when there is none."""
+    import scipy.sparse as sp
+
+    sizes = np.asarray(x.sum(axis=1, dtype=np.float64), dtype=np.float64).reshape(-1)
+    rows = np.flatnonzero(sizes > FLOAT32_EXACT)
+    if not rows.size:
+        return None
+    part = sp.csr_matrix(x[rows], dtype=np.float64) if sp.issparse(x) else np.array(x[rows], dtype=np.float64)
+    return rows, sizes[rows], part
+
+
+def exact_deep_rows(out: Any, deep: tuple[np.ndarray, np.ndarray, Any] | None, target_sum: float) -> Any:
+    """``out`` (``log1p(normalize_total(x))`` from scanpy, whose float32 running sums round a library size past
+    ``FLOAT32_EXACT``) with the ``deep`` rows (``deep_rows(x)``) computed from float64 sums; in place. A sparse ``out``
+    keeps ``x``'s sparsity structure (scanpy scales the stored values); the other rows are left as scanpy gave them."""
+    import scipy.sparse as sp
+
+    if deep is None:
+        return out
+    rows, sizes, part = deep
+    if not sp.issparse(out):
+        out[rows] = np.log1p(np.asarray(part) / sizes[:, None] * float(target_sum))
+        return out
+    for i, r in enumerate(rows):
+        a, b = out.indptr[r], out.indptr[r + 1]
+        if b - a != part.indptr[i + 1] - part.indptr[i]:
+            raise ValueError("exact_deep_rows: out does not have the sparsity structure of the counts")
+        out.data[a:b] = np.log1p(part.data[part.indptr[i] : part.indptr[i + 1]] / sizes[i] * float(target_sum))
+    return out
+
+
+def as_float32_counts(counts: np.ndarray, where: str) -> np.ndarray:
+    """``counts`` (whole numbers) as float32, the dtype predictions are written in, with a ``DistgenWarning`` naming ``where``
+    when one exceeds ``FLOAT32_EXACT``: float32 holds it to the nearest even (or coarser) number, not exactly."""
+    c = np.asarray(counts)
+    top = float(c.max()) if c.size else 0.0
+    if top > FLOAT32_EXACT:
+        from distgen.errors import warn
+
+        warn(f"{where}: {int((c > FLOAT32_EXACT).sum())} count(s) exceed 2**24 = 16,777,216 (largest {top:.0f}), which float32, "
+             "the dtype counts are written in, does not hold exactly: they are written to the nearest float32 (off by up to "
+             f"{np.spacing(np.float32(top)):.0f}); such counts are not single-cell UMI counts: check the library sizes and the "
+             "predictions' scale")
+    return c.astype(np.float32)
 
 
 def draw_sizes(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

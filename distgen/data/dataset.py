@@ -138,13 +138,16 @@ def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray, condition
 
 
 def _lognormalize(x: Any, target_sum: float) -> Any:
-    """log1p(normalize_total(x)) through scanpy, on a throwaway AnnData."""
+    """log1p(normalize_total(x)) through scanpy, on a throwaway AnnData (a library size past 2**24 summed in float64)."""
     import scanpy as sc
 
+    from distgen.data.counts import deep_rows, exact_deep_rows
+
+    deep = deep_rows(x)
     tmp = ad.AnnData(X=x.astype(np.float32, copy=True) if sp.issparse(x) else np.array(x, dtype=np.float32, copy=True))
     sc.pp.normalize_total(tmp, target_sum=target_sum)
     sc.pp.log1p(tmp)
-    return tmp.X
+    return exact_deep_rows(tmp.X, deep, target_sum)  # a cell whose library exceeds 2**24: from float64 sums, not scanpy's float32
 
 
 @dataclass

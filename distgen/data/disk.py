@@ -518,12 +518,15 @@ def _log_normalize(x: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
         _refuse_inherited_openmp()
         _NORMALISED_IN.add(os.getpid())
 
+    from distgen.data.counts import deep_rows, exact_deep_rows
+
+    deep = deep_rows(x)  # before scanpy scales x in place
     tmp = ad.AnnData(X=x)
     with warnings.catch_warnings():  # scanpy's "Some cells have zero counts", raw on stderr of --data: distgen says which
         warnings.filterwarnings("ignore", message="Some cells have zero counts")  # (check_empty_controls, as in memory)
         sc.pp.normalize_total(tmp, target_sum=target_sum)
     sc.pp.log1p(tmp)
-    return sp.csr_matrix(tmp.X, dtype=np.float32)
+    return exact_deep_rows(sp.csr_matrix(tmp.X, dtype=np.float32), deep, target_sum)  # a library past 2**24: float64 sums
 
 
 def control_rows(cells: DiskCells, size: int, seed: int = 0, least: int = 1, within: np.ndarray | None = None) -> np.ndarray:

@@ -448,7 +448,7 @@ class FileCounts:
         if self._cells is not None:
             stored = self._cells.read(np.asarray(rows, dtype=np.int64), log=False).toarray()
             if stored.shape == x.shape:
-                return np.rint(stored).astype(np.float32)
+                return C.as_float32_counts(np.rint(stored), f"{self._cells.path}'s stored counts")
         return C.to_counts(x, self.sizes(rows), self.target_sum, "round")
 
 

@@ -17,7 +17,7 @@ import zarr
 
 from distgen.data import PerturbationSchema
 from distgen.data.disk import DiskCells, file_stamp, stamp_matches
-from distgen.errors import InputFileError
+from distgen.errors import InputDataError, InputFileError
 
 SCHEMA = PerturbationSchema(perturbation_col="perturbation", context_cols=("cell_type",), batch_col="batch")
 
@@ -92,3 +92,99 @@ def test_an_older_top_level_zarr_stamp_is_still_checked_as_written(tmp_path):
     assert not stamp_matches(path, old)
     with pytest.raises(InputFileError, match="changed since"):
         cells.read(np.arange(3))
+
+
+def _fingerprint(tmp_path, name, adata, form=None):
+    from distgen.data.disk_fingerprint import content_fingerprint
+
+    path = tmp_path / name
+    adata.write_h5ad(path)
+    cells = DiskCells(path, SCHEMA)
+    return content_fingerprint(cells) if form is None else content_fingerprint(cells, form=form)
+
+
+def test_the_content_fingerprint_depends_on_the_values_not_their_storage(tmp_path):
+    base = _fingerprint(tmp_path, "csr32.h5ad", _adata())
+    assert _fingerprint(tmp_path, "dense32.h5ad", _adata(dense=True)) == base
+    assert _fingerprint(tmp_path, "csr64.h5ad", _adata(dtype=np.float64)) == base  # counts: exactly equal in float32
+    assert _fingerprint(tmp_path, "dense64.h5ad", _adata(dense=True, dtype=np.float64)) == base
+    zeros = _adata()  # a CSR matrix holding explicit zeros: the same matrix
+    x = zeros.X.toarray()
+    r, c = np.nonzero(x == 0)
+    m = sp.csr_matrix(x)
+    m = sp.csr_matrix((np.r_[m.data, np.zeros(r.size, np.float32)], (np.r_[m.nonzero()[0], r], np.r_[m.nonzero()[1], c])),
+                      shape=x.shape)
+    zeros.X = m
+    assert zeros.X.nnz > _adata().X.nnz
+    assert _fingerprint(tmp_path, "zeros.h5ad", zeros) == base
+    edited = _adata(dense=True)
+    edited.X[17, 5] += 1  # one value of one (sampled: every row of a small file) cell, dense
+    assert _fingerprint(tmp_path, "edited.h5ad", edited) != base
+
+
+def test_an_older_content_fingerprint_is_checked_as_written(tmp_path):
+    from distgen.data.disk_fingerprint import check_fingerprint
+
+    old = _fingerprint(tmp_path, "a.h5ad", _adata(), form=1)
+    assert ":" not in old and len(old) == 16
+    cells = DiskCells(tmp_path / "a.h5ad", SCHEMA)
+    check_fingerprint(cells, old)  # a run recorded before: the same file passes
+    check_fingerprint(cells, _fingerprint(tmp_path, "b.h5ad", _adata()))
+    _adata(dense=True).write_h5ad(tmp_path / "dense.h5ad")  # the old form tells storage apart, as it did
+    with pytest.raises(InputDataError, match="not the file the run trained on"):
+        check_fingerprint(DiskCells(tmp_path / "dense.h5ad", SCHEMA), old)
+    with pytest.raises(InputDataError, match="form this distgen does not know"):
+        check_fingerprint(cells, "9:0123456789abcdef")
+
+
+def _deep(n_genes: int = 3000) -> ad.AnnData:
+    """Counts with cell 0's library size about 3e7 (odd counts: a float32 running sum past 2**24 rounds)."""
+    rng = np.random.default_rng(3)
+    rows = [(c, t, b) for c in ("control", "A") for t in ("ct1",) for b in ("b1",) for _ in range(4)]
+    obs = pd.DataFrame(rows, columns=["perturbation", "cell_type", "batch"], index=[f"c{i}" for i in range(len(rows))])
+    x = rng.poisson(2.0, (len(rows), n_genes)).astype(np.float32)
+    x[0] = 2 * rng.integers(4000, 6000, n_genes) + 1
+    return ad.AnnData(X=sp.csr_matrix(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]))
+
+
+def test_a_library_of_3e7_counts_is_normalised_with_its_exact_size_on_disk_and_in_memory(tmp_path):
+    from distgen.data.dataset import _lognormalize
+
+    a = _deep()
+    counts = a.X.toarray().astype(np.float64)
+    size = counts.sum(1)
+    assert size[0] > 2.5e7
+    exact = np.log1p(counts / size[:, None] * 1e4).astype(np.float32)
+    path = tmp_path / "deep.h5ad"
+    a.write_h5ad(path)
+    cells = DiskCells(path, SCHEMA)
+    streamed = cells.read(np.arange(a.n_obs)).toarray()
+    assert np.array_equal(streamed[0], exact[0])  # the float32 running sum was off: values one float32 step away
+    assert cells.library_sizes(np.arange(1))[0] == size[0]
+    memory = _lognormalize(ad.read_h5ad(path).X, 1e4)  # what PerturbationData.from_anndata normalises counts with
+    assert np.array_equal(memory.toarray(), streamed)
+    assert np.array_equal(_lognormalize(a.X.toarray(), 1e4), streamed)  # dense in memory too
+    small = _adata()  # cells of ordinary depth: as before, bit for bit (scanpy's float32 normalisation)
+    import scanpy as sc
+
+    ref = ad.AnnData(X=small.X.copy())
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    sc.pp.log1p(ref)
+    assert np.array_equal(_lognormalize(small.X, 1e4).toarray(), ref.X.toarray())
+
+
+def test_a_count_past_float32s_exact_range_is_written_with_a_warning():
+    import warnings
+
+    from distgen.data.counts import stored_counts, to_counts
+    from distgen.errors import DistgenWarning
+
+    x = np.log1p(np.array([[1e4, 1.0]]))  # all of a 3e7 library in one gene: an expected count of 3e7 (odd: 30,000,001)
+    with pytest.warns(DistgenWarning, match="exceed 2\\*\\*24"):
+        to_counts(x, 30_000_001.0, 1e4, "round")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert to_counts(x, 16_000_000.0, 1e4, "round")[0, 0] == 16_000_000  # within the exact range: no word, exact
+    large = sp.csr_matrix(np.array([[30_000_001.0, 0.0]]))
+    with pytest.warns(DistgenWarning, match="stored counts"):
+        stored_counts(np.zeros((1, 2), np.float32), large, np.array([0]), np.array([0, 1]))
