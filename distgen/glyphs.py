@@ -121,12 +121,22 @@ def active_families() -> tuple[str, ...]:
     (``sans-serif``) stands for the first installed font of its list, as matplotlib reads it."""
     import matplotlib
 
+    return families_of(matplotlib.rcParams["font.family"])
+
+
+def families_of(names: Sequence[str], every: bool = False) -> tuple[str, ...]:
+    """The installed families of the font family list ``names`` (a text's ``FontProperties.get_family()``, or
+    ``font.family``): a generic name stands for the first installed font of its matplotlib list, or, ``every``, for all
+    of them (the chain matplotlib draws a text with: each installed family of the list, in order)."""
+    import matplotlib
+
     params: Any = matplotlib.rcParams  # typed by literal keys; these are built
     installed = {name for name, _ in installed_fonts()}
     out: list[str] = []
-    for fam in params["font.family"]:
+    for fam in names:
         if fam in ("serif", "sans-serif", "cursive", "fantasy", "monospace"):
-            out += [next((f for f in params[f"font.{fam}"] if f in installed), BASE)]
+            listed = [f for f in params[f"font.{fam}"] if f in installed] or [BASE]
+            out += listed if every else listed[:1]
         elif fam in installed:
             out.append(fam)
     return tuple(dict.fromkeys(out)) or (BASE,)

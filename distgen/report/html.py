@@ -18,7 +18,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from distgen.glyphs import MISSING_WARNING
+from distgen.glyphs import MISSING_WARNING, families_of, missing
 
 CSS = """
 :root { --model: #0072B2; --worse: #D55E00; --ceiling: #009E73; --ink: #1d1d1f; --muted: #6e6e73; --rule: #e3e3e6; }
@@ -71,20 +71,42 @@ def embed(fig: Figure, fmt: str = "svg", dpi: int = 150) -> bytes:
     return buf.getvalue()
 
 
+def _texts(fig: Figure) -> list[Any]:
+    """The visible, non-empty ``Text`` artists of ``fig``, its axes' tick labels made first (they are made at a draw)."""
+    from matplotlib.text import Text
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.get_ticklabels(minor=False), axis.get_ticklabels(minor=True)
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+
+
+def drawn_as_boxes(fig: Figure) -> list[str]:
+    """The distinct characters of ``fig``'s text that no font of their text's family chain draws (``glyphs.missing`` over
+    each ``Text`` artist's own families): what matplotlib draws as boxes. TeX-like math (between ``$``) is left out."""
+    out: list[str] = []
+    for t in _texts(fig):
+        text = str(t.get_text())
+        if t.get_usetex():
+            continue
+        if text.count("$") >= 2 and (text.count("$") - text.count(r"\$")) % 2 == 0:
+            text = re.sub(r"(?<!\\)\$.*?(?<!\\)\$", "", text)  # mathtext draws with its own fonts
+        out += missing(text, families_of(t.get_fontproperties().get_family(), every=True))
+    return list(dict.fromkeys(out))
+
+
 def embed_checked(fig: Figure, fmt: str = "svg", dpi: int = 150) -> tuple[bytes, list[str]]:
-    """``(embed(fig, fmt, dpi), characters drawn as boxes)``: the characters matplotlib warned have no glyph in the
-    figure's fonts (other warnings pass on)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    """``(embed(fig, fmt, dpi), characters drawn as boxes)``: the characters of the figure's ``Text`` artists that their
+    fonts lack (``drawn_as_boxes``, from the fonts' coverage, before and after the draw). matplotlib's own "Glyph ...
+    missing from font(s)" warning for them is left out (the caption names them); every other warning passes on."""
+    before = drawn_as_boxes(fig)
+    if not before:  # the common case: no warning machinery around the draw
         raw = embed(fig, fmt, dpi)
-    boxes: list[str] = []
-    for w in caught:
-        found = re.match(r"Glyph (\d+) .*" + MISSING_WARNING, str(w.message))
-        if found is not None:
-            boxes.append(chr(int(found.group(1))))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return raw, list(dict.fromkeys(boxes))
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*" + MISSING_WARNING)
+            raw = embed(fig, fmt, dpi)
+    return raw, list(dict.fromkeys([*before, *drawn_as_boxes(fig)]))
 
 
 def figure(fig: Figure | None, caption: str, alt: str, fmt: str = "svg", dpi: int = 150) -> str:

@@ -318,3 +318,29 @@ def test_the_training_curves_and_the_sweep_bars_write_long_names_short(base_only
     plot_summary(rows, variants, [PLUGIN_METRIC], tmp_path / "summary.png")
     assert shown and max(map(len, shown)) <= 2 * glyphs.LABEL_WIDTH
     assert not any(v in t for t in shown for v in [*variants, PLUGIN_METRIC])
+
+
+def test_boxes_are_found_from_the_texts_fonts_not_from_warnings():
+    """Storage round 2: ``embed_checked`` finds the characters a figure draws as boxes from its ``Text`` artists' font
+    coverage (before, from matplotlib's warnings, caught per figure, which takes the process's warning filters); a
+    figure whose fonts draw every character gets no note and no warning machinery around its draw."""
+    from matplotlib.figure import Figure
+
+    from distgen.report.html import drawn_as_boxes, embed_checked
+
+    lacking = next(chr(cp) for cp in range(0x4E00, 0x9FFF) if glyphs.missing(chr(cp), glyphs.families_of(["DejaVu Sans"])))
+    fig = Figure()
+    ax = fig.subplots()
+    ax.set_xticks([0, 1], ["plain", f"x{lacking}"])  # a tick label: made at the draw
+    ax.set_title("$\\alpha$ is math")
+    assert drawn_as_boxes(fig) == ([lacking] if glyphs.missing(lacking, glyphs.families_of(["sans-serif"], every=True)) else [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's glyph warning is not let out; the box is named
+        raw, boxes = embed_checked(fig)
+    assert boxes == drawn_as_boxes(fig) and raw
+    ok = Figure()
+    ok.subplots().set_title("Müller Δ −2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        raw, boxes = embed_checked(ok)
+    assert boxes == [] and raw.startswith(b"<?xml")
