@@ -450,8 +450,8 @@ def file_stamp(path: Path) -> tuple[int, ...]:
     to a temporary file renamed into its folder, and deletes an empty one: the folder's time changes) and a digest of
     every file below (a chunk rewritten in place: ``X/data/0``, ``obs/<col>/codes/0``, ``layers/counts/...``). A file
     modified in place within one tick of the file system's clock is not told apart. Cost: a listing and a ``stat`` of
-    every entry of the store (25 ms for the 722 of a 200,000 x 2,000 CSR store; ``stamp_matches`` with the store's
-    folders, at each read, 20 ``stat`` calls: docs/reliability.md, "Storage round 2").
+    every entry of the store (20-25 ms for the 721 of a 200,000 x 2,000 CSR store; ``stamp_matches`` with the store's
+    folders, at each read, 19 ``stat`` calls and the top entries: docs/reliability.md, "Storage round 2").
     """
     return store_stamp(path)[0]
 
