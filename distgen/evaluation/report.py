@@ -302,7 +302,7 @@ def spread_lines(spread: Mapping[str, Any] | None) -> list[str]:
     means over the groups with several real batches, per model, baseline, collapsed copy and the real split-half."""
     if not spread:
         return []
-    from distgen.evaluation.spread import SPREAD_METRICS
+    from distgen.evaluation.spread import SPREAD_METRICS, batch_test_line
 
     head = ["who", "role", *SPREAD_METRICS]
     lines = ["", "## Spread across batches (distribution over distributions)", "",
@@ -326,6 +326,9 @@ def spread_lines(spread: Mapping[str, Any] | None) -> list[str]:
     if any(v is not None and math.isfinite(v) for iv in ivs.values() for pair in iv.values() for v in pair):
         lines += ["", "[lo, hi]: 95% interval of the mean over the groups (studentized bootstrap; Student t at 3 groups or fewer): "
                   "how far it would move with other groups like these, not the noise of one group's estimate."]
+    tested = batch_test_line(spread)
+    if tested:
+        lines += ["", tested]
     notes = [f"{label}: {r['note']}" for label, r in spread["rows"].items() if r.get("note")]
     notes += sorted({f"{who}: {r[who]['note']}" for r in spread["rows"].values() for who in spread["means"] if r[who].get("note")})
     if notes:

@@ -35,6 +35,7 @@ context) of the truth, the populations being its batches (the run's ``data.schem
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -154,10 +155,15 @@ def replicate_coverage_of(drr: Tensor, dgr: Tensor) -> Tensor:
 # Labelled cells: one row per (condition, context), its batches the populations
 # --------------------------------------------------------------------------------------------------
 
-#: Range of the real split-half's spread_ratio inside which a group's spread ratios are read as measured (outside it,
-#: half of each real batch does not reproduce the other half's spread: the batches differ by about the noise level).
-#: A rule of thumb (a factor of 2 either way, read off Kang), not a test with an error rate: docs/metrics.md says why.
-SPLIT_HALF_RANGE = (0.5, 2.0)
+#: The permutation test of "the real batches differ" (``batch_permutation_test``), which decides whether a group's spread
+#: ratios measure between-batch variation: permutations of the batch labels among a group's real cells (as scored), the
+#: level at which a group's real spread is read as distinguishable from noise. 199 permutations put p on a grid of 1/200.
+SPREAD_PERMUTATIONS = 199
+SPREAD_ALPHA = 0.05
+
+#: Cells of a group the permutation test holds at most (the first of each batch's scored cells, in their seeded order, an
+#: equal share each): its Gram matrix is ``cells^2`` float64 (4,000 cells: 128 MB); the statistic stays unbiased, only noisier.
+PERMUTATION_CELLS = 4000
 
 #: Cells per population kept for the spread scores (a seeded subset in the order of the cells' values): the cost is
 #: quadratic in it, and the unbiased distances carry no bias from a cap, only more noise.
@@ -279,6 +285,73 @@ def spread_row(gen: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor], kernel: 
     return {k: out[k] for k in ("n_populations", *SPREAD_METRICS, *(["note"] if why else []))}
 
 
+def _test_sizes(sizes: list[int], max_cells: int) -> list[int]:
+    """Cells of each batch the permutation test keeps: all of them when they total at most ``max_cells``, else the largest
+    equal share each (a batch smaller than its share keeps all of its cells, the rest shared among the others)."""
+    if sum(sizes) <= max_cells:
+        return list(sizes)
+    keep, left = [0] * len(sizes), max_cells
+    for done, i in enumerate(sorted(range(len(sizes)), key=lambda j: sizes[j])):  # smallest first: its spare share passes on
+        keep[i] = min(sizes[i], left // (len(sizes) - done))
+        left -= keep[i]
+    return keep
+
+
+def _between_means(gram: np.ndarray, labels: np.ndarray, n_batches: int) -> np.ndarray:
+    """The mean unbiased MMD^2 over ordered pairs of distinct batches (``_off_diag_mean`` of the real-real matrix) for each
+    row of ``labels [P, N]`` (a batch index per cell), from the cells' ``[N, N]`` Gram matrix; batch sizes as in each row."""
+    diag = np.diagonal(gram)
+    off = ~np.eye(n_batches, dtype=bool)
+    out = np.empty(len(labels))
+    for start in range(0, len(labels), 16):  # 16 labellings at a time: one-hot [16, N, S] and K @ Z of that size
+        lab = labels[start : start + 16]
+        z = np.zeros((len(lab), lab.shape[1], n_batches))
+        np.put_along_axis(z, lab[:, :, None], 1.0, axis=2)
+        kz = (gram @ z.transpose(1, 0, 2).reshape(lab.shape[1], -1)).reshape(lab.shape[1], len(lab), n_batches)
+        sums = z.transpose(0, 2, 1) @ kz.transpose(1, 0, 2)  # [p, S, S] block sums of the Gram matrix, batch by batch
+        n = z.sum(1)  # [p, S]
+        within = (np.diagonal(sums, axis1=1, axis2=2) - z.transpose(0, 2, 1) @ diag) / (n * (n - 1))
+        cross = sums / (n[:, :, None] * n[:, None, :])
+        pair = within[:, :, None] + within[:, None, :] - 2 * cross
+        out[start : start + len(lab)] = pair[:, off].mean(1)
+    return out
+
+
+def batch_permutation_test(real: Tensor, mask: Tensor, kernel: Kernel, permutations: int = SPREAD_PERMUTATIONS,
+                           seed: int | list[int] = 0, max_cells: int = PERMUTATION_CELLS) -> dict[str, Any]:
+    """Permutation test of "the real batches differ" for one group's real populations ``real [S, n, G]`` (``mask [S, n]``),
+    as the spread scores hold them: the statistic is the mean unbiased MMD^2 between the batches (``spread_ratio``'s
+    denominator, ``real_spread``), recomputed from one Gram matrix of the group's cells for ``permutations`` random
+    reassignments of the batch labels among its cells (batch sizes kept; seeded by ``seed``). The kernel's data-dependent
+    parameters come from the real cells pooled, as scored, which no permutation changes. Over ``max_cells`` cells, an equal
+    share of each batch's first cells (``_test_sizes``). Returns ``{"p", "statistic", "cells"}``: ``p = (1 + #{permuted >=
+    observed}) / (1 + permutations)`` (a permuted value within 1e-9 of the Gram matrix's scale of the observed one counts as
+    reaching it: a labelling that only renames the batches gives the observed value up to rounding), in ``(0, 1]``."""
+    sizes = [int(v) for v in mask.sum(1).tolist()]
+    if len(sizes) < 2 or min(sizes) < 2:
+        raise ValueError(f"the permutation test needs at least 2 batches of 2+ cells, got sizes {sizes}")
+    keep = _test_sizes(sizes, max_cells)
+    cells = torch.cat([real[i][mask[i]][:k] for i, k in enumerate(keep)])
+    ref, ref_mask = _ref(real, mask)
+    bound = kernel.bind(ref[None], None if ref_mask is None else ref_mask[None])
+    gram = torch.cat([bound.gram(cells[i : i + 1024][None], cells[None])[0] for i in range(0, len(cells), 1024)]).numpy()
+    labels = np.repeat(np.arange(len(keep)), keep)
+    rng = np.random.default_rng(seed)
+    stats = _between_means(gram, np.stack([labels, *(rng.permutation(labels) for _ in range(permutations))]), len(keep))
+    observed, null = stats[0], stats[1:]
+    tol = 1e-9 * float(np.abs(gram).max())
+    p = (1 + int((null >= observed - tol).sum())) / (1 + permutations)
+    return {"p": p, "statistic": float(observed), "cells": int(len(cells))}
+
+
+def _permutation_work(sizes: list[int], genes: int, permutations: int = SPREAD_PERMUTATIONS,
+                      max_cells: int = PERMUTATION_CELLS) -> int:
+    """``spread_work`` units of ``batch_permutation_test`` on populations of ``sizes`` cells: the Gram matrix's entries x genes,
+    and each labelling's ``K @ Z`` (entries x batches)."""
+    n = sum(_test_sizes(sizes, max_cells))
+    return n * n * genes + (permutations + 1) * n * n * len(sizes)
+
+
 def collapsed(cells: Any) -> Any:
     """``cells`` with each (condition, context) group's perturbed cells pooled over its batches and that one population
     copied under every batch label: a prediction with no between-batch variation (spread 0 by construction)."""
@@ -356,7 +429,7 @@ def _work(truth: Any, t_idx: _Groups, s_idx: dict[str, _Groups], cap: int) -> di
             continue
         groups += 1
         s, n = len(real), max(real)
-        work += _pair_work(s, n, s, n, genes)
+        work += _pair_work(s, n, s, n, genes) + _permutation_work(real, genes)
         halves = [min(len(r) // 2, cap) for r in by_batch.values() if len(r) // 2 >= 2]
         if len(halves) >= 2:  # the split-half (spread_row): its real-real, generated-real and generated-generated matrices
             work += 3 * _pair_work(len(halves), max(halves), len(halves), max(halves), genes)
@@ -387,6 +460,7 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
     the estimation noise of one group's value (the split-half row measures that).
     """
     from distgen.kernels import kernels
+    from distgen.wording import counted
 
     name = kernel if isinstance(kernel, str) else type(kernel).__name__
     kernel = kernels.build(kernel) if isinstance(kernel, str) else kernel
@@ -419,17 +493,57 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
         _, bx, bm = _populations(half_b, b_idx.batches(cond, ctx), cap, seed)
         row["split_half"] = spread_row((ax, am), (bx, bm), kernel)
         row["real_spread"] = float(_off_diag_mean(drr))  # mean unbiased MMD^2 between the real batches
-        half = row["split_half"]["spread_ratio"]
-        if not SPLIT_HALF_RANGE[0] <= half <= SPLIT_HALF_RANGE[1]:  # NaN included
-            row["note"] = (f"the real split-half's spread_ratio is {half:.3g}, outside [{SPLIT_HALF_RANGE[0]:g}, {SPLIT_HALF_RANGE[1]:g}]: "
-                           "the batches' differences are near the noise of their estimate at this depth, so no spread_ratio of "
-                           "this group measures between-batch variation")
+        # do the real batches differ beyond noise? batch labels permuted among the group's cells (its own seeded stream)
+        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=[seed, zlib.crc32(label.encode())])
+        why = []
+        if row["batch_test"]["p"] > SPREAD_ALPHA:
+            why.append(f"the real batches' spread is not distinguishable from noise (permutation p = {row['batch_test']['p']:.3g} > "
+                       f"{SPREAD_ALPHA:g}, {SPREAD_PERMUTATIONS} permutations of the batch labels among this group's cells), so no "
+                       "spread_ratio of this group measures between-batch variation")
+        short = sorted(str(b) for b, r in t_idx.batches(cond, ctx).items() if 2 <= len(r) < 4)
+        if short:  # in the full-depth scores, not in the split-half: a half of 1 cell has no unbiased MMD^2
+            why.append(f"the split-half leaves out {counted(len(short), 'batch', 'batches')} of fewer than 4 cells "
+                       f"({', '.join(short[:5])}{', ...' if len(short) > 5 else ''}): a half of 1 cell has no unbiased MMD^2, so "
+                       f"the split-half compares {row['split_half']['n_populations']} batches where the scores compare {row['n_real']}")
+        if why:
+            row["note"] = "; ".join(why)
         rows[label] = row
     whos = list(roles)
     means = {who: {m: _nanmean([r[who][m] for r in rows.values()]) for m in SPREAD_METRICS} for who in whos}
     intervals = {who: {m: _interval([r[who][m] for r in rows.values()], m, seed) for m in SPREAD_METRICS} for who in whos}
-    return {"kernel": name, "cells_per_population": cap,
-            "rows": rows, "means": means, "intervals": intervals, "roles": roles}
+    tested = [r["batch_test"]["p"] for r in rows.values()]
+    batch_test = {"permutations": SPREAD_PERMUTATIONS, "alpha": SPREAD_ALPHA, "seed": seed, "groups": len(tested),
+                  "distinguishable": sum(p <= SPREAD_ALPHA for p in tested),
+                  "statistic": "mean unbiased MMD^2 between the real batches (real_spread)"}
+    out: dict[str, Any] = {"kernel": name, "cells_per_population": cap, "rows": rows, "means": means, "intervals": intervals,
+                           "roles": roles, "batch_test": batch_test}
+    unshared = _unshared_labels(truth, t_idx, s_idx["model"], groups)
+    if unshared:
+        out["batch_labels_note"] = unshared
+    return out
+
+
+def _unshared_labels(truth: Any, t_idx: _Groups, p_idx: _Groups, groups: list[tuple[Any, Any]]) -> str | None:
+    """A note when, in some scored groups, the prediction's batch labels share none with the truth's; None otherwise. The
+    scores pair no batches by label (sets of populations are compared), so they are defined; but a prediction made from the
+    truth's batches' controls carries their labels, and none shared says it was not (another column, other donors)."""
+    from distgen.wording import counted
+
+    apart = []
+    for cond, ctx in groups:
+        mine, theirs = set(p_idx.batches(cond, ctx)), set(t_idx.batches(cond, ctx))
+        if mine and not mine & theirs:
+            apart.append((cond if ctx == "all" else f"{cond} @ {ctx}", sorted(map(str, mine)), sorted(map(str, theirs))))
+    if not apart:
+        return None
+    label, mine, theirs = apart[0]
+    show = (lambda v: ", ".join(v[:4]) + (", ..." if len(v) > 4 else ""))
+    return (f"spread: in {len(apart)} of {counted(len(groups), 'scored group')} the prediction's batch labels share none with the "
+            f"truth's (e.g. {label}: prediction {show(mine)}; truth {show(theirs)}). The spread scores compare the two sets of "
+            "populations without pairing batches by label, so they are scored, but a prediction generated from the truth's "
+            "batches' controls carries their labels: these populations were made from other batches (other donors), or the "
+            "files' batch columns name different things. Check that --batch-col (the run's data.schema.batch_col) names the same "
+            "column in both files, or predict from the truth's batches (docs/metrics.md, 'Distribution-over-distributions')")
 
 
 #: The range each spread metric can take (``intervals``' cut): a ratio of root mean squares, a fraction; ``population_mmd2``
@@ -474,7 +588,8 @@ def scored_spread(pred: Any, truth: Any, references: dict[str, Any] | None = Non
                   budget: int | None = None, progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any] | None, str | None]:
     """``(spread_scores(...), None)`` as ``mode`` asks, or ``(None, note)`` when ``auto`` skipped a pair whose ``spread_work``
     is over ``budget`` (default ``SPREAD_BUDGET``), or when the truth has several batches but no group in 2 of them (the note
-    says so); ``(None, None)`` when off or the truth has one batch."""
+    says so); ``(None, None)`` when off or the truth has one batch; ``(scores, note)`` when the prediction's batch labels
+    share none with the truth's in some group (``_unshared_labels``)."""
     from distgen.wording import counted
 
     mode = spread_mode(mode)
@@ -494,7 +609,7 @@ def scored_spread(pred: Any, truth: Any, references: dict[str, Any] | None = Non
     out = spread_scores(pred, truth, references, seed=seed, progress=progress)
     if out is None:
         return None, _unshared_batches_note(truth)
-    return out, None
+    return out, out.get("batch_labels_note")
 
 
 def _unshared_batches_note(truth: Any) -> str | None:
@@ -508,6 +623,22 @@ def _unshared_batches_note(truth: Any) -> str | None:
     return (f"spread scores not computed: the truth's perturbed cells are in {counted(len(batches), 'batch', 'batches')} but no (condition, "
             "context) group has 2 batches of 2+ cells, so no group yields several real populations to compare (each group is "
             "in one batch); the spread needs the same condition measured in several batches (donors, plates)")
+
+
+def batch_test_line(spread: Any) -> str | None:
+    """One sentence on ``spread["batch_test"]`` (how many groups' real batches differ beyond noise) for summary.md and the
+    page; None for a summary written before the test (or without it)."""
+    from distgen.wording import counted
+
+    test = spread.get("batch_test") if isinstance(spread, dict) else None
+    if not test:
+        return None
+    return (f"Real batches distinguishable from noise in {test['distinguishable']} of {counted(test['groups'], 'group')} "
+            f"(permutation test: {test['permutations']} permutations of the batch labels among each group's real cells, seed "
+            f"{test['seed']}; statistic the mean unbiased MMD^2 between the batches; p = (1 + #permuted >= observed) / "
+            f"(1 + permutations) <= {test['alpha']:g}; about {test['alpha'] * test['groups']:.2g} expected by chance if no "
+            "group's batches differed). A group above the level has a note: its spread ratios measure noise, not between-batch "
+            "variation.")
 
 
 def _duration(seconds: float) -> str:

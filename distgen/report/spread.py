@@ -22,7 +22,7 @@ def spread_section(summary: Mapping[str, Any]) -> Section | None:
     spread = summary.get("spread")
     if not spread:
         return None
-    from distgen.evaluation.spread import SPREAD_METRICS
+    from distgen.evaluation.spread import SPREAD_METRICS, batch_test_line
 
     ivs = spread.get("intervals") or {}
 
@@ -37,5 +37,6 @@ def spread_section(summary: Mapping[str, Any]) -> Section | None:
     lead = (f'<p class="lead">Means over {len(spread["rows"])} group(s) with several real batches (donors, plates); '
             f"{escape(str(spread['kernel']))} kernel, unbiased MMD² between populations, at most "
             f"{spread['cells_per_population']} cells a population.</p>")
-    tail = f"<p>{escape(LEGEND)}</p>" + ("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else "")
+    tested = batch_test_line(spread)
+    tail = f"<p>{escape(LEGEND)}</p>" + (f"<p>{escape(tested)}</p>" if tested else "") + ("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else "")
     return Section("spread", "Spread across batches", lead + table(["who", "role", *SPREAD_METRICS], rows) + tail)

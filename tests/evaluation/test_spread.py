@@ -1,6 +1,7 @@
 """Population-level spread metrics: detect collapsed between-replicate variation, and say when they cannot."""
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -152,12 +153,85 @@ def test_split_halves_and_collapsed_keep_groups():
 
 
 def test_a_group_whose_batches_do_not_differ_measurably_says_so():
-    """Donors drawn from one law: the real split-half does not reproduce a spread, and the row says its spread ratios
-    measure nothing (Kang's stimulated CD4 T and B cells at 3 donors), instead of a ratio of two noise levels."""
+    """Donors drawn from one law: the permutation test does not reject "the batches do not differ", and the row says its
+    spread ratios measure nothing (Kang's stimulated CD4 T and B cells at 3 donors), instead of a ratio of two noise levels."""
     truth = _cells(0, n=30, scale=0.0)
+    out = spread_scores(_cells(1, n=30), truth)
+    row = out["rows"]["stim @ T"]
+    assert row["batch_test"]["p"] > 0.05 and "not distinguishable from noise" in row.get("note", ""), row
+    assert out["batch_test"]["groups"] == 1 and out["batch_test"]["distinguishable"] == 0
+    far = spread_scores(_cells(1), _cells(0, scale=3.0))
+    assert "note" not in far["rows"]["stim @ T"] and far["batch_test"]["distinguishable"] == 1
+
+
+def _null_groups(count, shift, seed, sizes=(15, 12, 18), genes=4):
+    """``count`` groups of real batches of ``sizes`` cells; batch i's law shifted by ``shift * i`` (0: no between-batch spread)."""
+    g = torch.Generator().manual_seed(seed)
+    n = max(sizes)
+    for _ in range(count):
+        x = torch.randn(len(sizes), n, genes, generator=g, dtype=torch.float64)
+        x += shift * torch.arange(len(sizes), dtype=torch.float64)[:, None, None]
+        mask = torch.arange(n)[None, :] < torch.tensor(sizes)[:, None]
+        yield x, mask
+
+
+@pytest.mark.parametrize("kernel", ["energy", "rbf"])
+def test_permutation_test_holds_its_level_when_batches_do_not_differ(kernel):
+    """200 groups whose batches are drawn from one law: the p-values are about uniform (Kolmogorov-Smirnov), and the count
+    rejected at 0.05 is inside the binomial(200, 0.05) central 99.9% range; uneven batch sizes, +1-corrected p."""
+    from scipy import stats
+
+    from distgen.evaluation.spread import SPREAD_PERMUTATIONS, batch_permutation_test
+
+    k = kernels.build(kernel)
+    ps = np.array([batch_permutation_test(x, m, k, seed=i)["p"] for i, (x, m) in enumerate(_null_groups(200, 0.0, 7))])
+    assert ps.min() >= 1 / (SPREAD_PERMUTATIONS + 1) and ps.max() <= 1.0
+    rejected = int((ps <= 0.05).sum())
+    lo, hi = stats.binom.ppf([0.0005, 0.9995], 200, 0.05)
+    assert lo <= rejected <= hi, (rejected, lo, hi)
+    assert stats.kstest(ps, "uniform").pvalue > 1e-3, np.sort(ps)[::20]
+
+
+def test_permutation_test_rejects_a_large_spread_and_measures_the_scored_statistic():
+    """Batches 1.5 sd apart: every group rejects, at the smallest p the permutations allow (1/200). The statistic is the
+    mean unbiased MMD^2 between the batches that spread_ratio divides by (the row's real_spread), to rounding; the same
+    seed gives the same p, and the test refuses a single batch."""
+    from distgen.evaluation.spread import SPREAD_PERMUTATIONS, _off_diag_mean, _ref, batch_permutation_test
+
+    k = kernels.build("energy")
+    for i, (x, m) in enumerate(_null_groups(20, 1.5, 3)):
+        out = batch_permutation_test(x, m, k, seed=i)
+        assert out["p"] == 1 / (SPREAD_PERMUTATIONS + 1)
+        drr = pairwise_mmd2(x, x, k, m, m, *_ref(x, m), unbiased=True, clamp=False)
+        assert out["statistic"] == pytest.approx(float(_off_diag_mean(drr)), rel=1e-9)
+    x, m = next(_null_groups(1, 0.0, 5))
+    assert batch_permutation_test(x, m, k, seed=4) == batch_permutation_test(x, m, k, seed=4)
+    with pytest.raises(ValueError, match="at least 2 batches"):
+        batch_permutation_test(x[:1], m[:1], k)
+
+
+def test_permutation_test_caps_its_cells_by_equal_shares():
+    """Over PERMUTATION_CELLS, each batch keeps an equal share (a small batch all of its cells, its spare share passed on)."""
+    from distgen.evaluation.spread import _test_sizes, batch_permutation_test
+
+    assert _test_sizes([5, 6], 100) == [5, 6]
+    assert _test_sizes([10, 3000, 2000], 4000) == [10, 1995, 1995]
+    assert sum(_test_sizes([7, 9, 400, 401], 100)) == 100
+    x, m = next(_null_groups(1, 1.0, 2, sizes=(40, 30, 50)))
+    out = batch_permutation_test(x, m, kernels.build("energy"), max_cells=60)
+    assert out["cells"] == 60 and out["p"] <= 0.05
+
+
+def test_a_spread_row_names_batches_the_split_half_leaves_out():
+    """A batch of 2 or 3 cells is in the full-depth scores but not in the split-half (a half of 1 cell has no unbiased
+    MMD^2): the row says so, naming it, where nothing was said before."""
+    truth = _cells(0, n=30, donors=("d1", "d2", "d3", "d4"), scale=3.0)
+    stim = np.flatnonzero((truth.conditions == "stim") & (truth.batches == "d4"))
+    truth = truth.subset(np.setdiff1d(np.arange(len(truth.conditions)), stim[3:]))  # d4: 3 stimulated cells
     row = spread_scores(_cells(1, n=30), truth)["rows"]["stim @ T"]
-    assert "near the noise" in row.get("note", ""), row
-    assert "note" not in spread_scores(_cells(1), _cells(0, scale=3.0))["rows"]["stim @ T"]
+    assert row["n_real"] == 4 and row["split_half"]["n_populations"] == 3
+    assert "split-half leaves out 1 batch of fewer than 4 cells (d4)" in row.get("note", ""), row
+    assert "split-half" not in spread_scores(_cells(1, n=30), _cells(0, n=30, scale=3.0))["rows"]["stim @ T"].get("note", "")
 
 
 def _ragged(seed):
@@ -180,7 +254,7 @@ def _ragged(seed):
 
 def _scanning_spread_scores(pred, truth, references, cap):
     """The spread scores as first written: every population found by scanning the whole table (``populations``)."""
-    from distgen.evaluation.spread import SPLIT_HALF_RANGE, _off_diag_mean, _ref, spread_row
+    from distgen.evaluation.spread import SPREAD_ALPHA, _off_diag_mean, _ref, batch_permutation_test, spread_row
     from distgen.seeds import content_keys, content_subset
 
     pert = np.flatnonzero(~truth.is_control)
@@ -207,9 +281,11 @@ def _scanning_spread_scores(pred, truth, references, cap):
             row[f"{who}_collapsed"] = spread_row(populations(cells, cond, ctx, cap, pool=True)[1:], (rx, rm), kernel, drr, copies=copies)
         row["split_half"] = spread_row(populations(half_a, cond, ctx, cap)[1:], populations(half_b, cond, ctx, cap)[1:], kernel)
         row["real_spread"] = float(_off_diag_mean(drr))
-        half = row["split_half"]["spread_ratio"]
-        if not SPLIT_HALF_RANGE[0] <= half <= SPLIT_HALF_RANGE[1]:
-            row["note"] = "outside"
+        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=[0, zlib.crc32(f"{cond} @ {ctx}".encode())])
+        short = [b for b in set(truth.batches[pert][(truth.conditions[pert] == cond) & (truth.contexts[pert] == ctx)].tolist())
+                 if 2 <= int(((truth.conditions[pert] == cond) & (truth.contexts[pert] == ctx) & (truth.batches[pert] == b)).sum()) < 4]
+        if row["batch_test"]["p"] > SPREAD_ALPHA or short:
+            row["note"] = "not distinguishable or short batches"
         rows_out[f"{cond} @ {ctx}"] = row
     return rows_out
 
@@ -251,6 +327,13 @@ def test_spread_work_counts_every_kernel_block_computed(monkeypatch):
         return real(a, b, *args, **kw)
 
     monkeypatch.setattr(sp, "pairwise_mmd2", counting)
+    tested = sp.batch_permutation_test
+
+    def counting_test(real, mask, *args, **kw):  # the permutation test on the populations it is given, as scored
+        done.append(sp._permutation_work([int(v) for v in mask.sum(1)], real.shape[2]))
+        return tested(real, mask, *args, **kw)
+
+    monkeypatch.setattr(sp, "batch_permutation_test", counting_test)
     for cap in (500, 5):
         done.clear()
         sp.spread_scores(pred, truth, {"r": ref}, cap=cap)

@@ -320,3 +320,38 @@ def test_a_training_file_without_the_named_batch_column_is_not_read_by_its_own_b
     assert set(real.batches.tolist()) == {"d1", "d2", "d3"}
     assert not any(str(b).startswith("plate_") for b in training.batches.tolist())
     assert any("'donor'" in n and "training file" in n and "'batch' column is not read" in n for n in info.notes)
+
+
+def test_a_prediction_whose_batch_labels_share_none_with_the_truth_says_so(tmp_path):
+    """The spread scores pair no batches by label, so a prediction labelled x1..x3 against a truth of d1..d3 was scored as
+    if made from those donors, without a word. Now the scores stay (defined: sets of populations are compared) and a note
+    in summary.json and summary.md names the labels and the fix; none when the labels are shared."""
+    truth = _cells(0)
+    apart = score(_cells(1, donors=("x1", "x2", "x3")), truth, {"control": truth}, metrics=["mse"], ceiling=False)
+    same = score(_cells(1), truth, {"control": truth}, metrics=["mse"], ceiling=False)
+    assert apart.summary["spread"]["means"]["model"] == same.summary["spread"]["means"]["model"]  # unpaired: the same numbers
+    notes = [n for n in apart.summary["notes"] if "share none" in n]
+    assert len(notes) == 1 and "prediction x1, x2, x3; truth d1, d2, d3" in notes[0] and "--batch-col" in notes[0]
+    apart.write(tmp_path, make_plots=False)
+    assert (tmp_path / "summary.md").read_text().count("share none") == 1  # in the notes, once
+    assert not [n for n in same.summary["notes"] if "share none" in n]
+    assert "batch_labels_note" not in same.summary["spread"]
+    some = score(_cells(1, donors=("d1", "x2", "x3")), truth, {"control": truth}, metrics=["mse"], ceiling=False)
+    assert not [n for n in some.summary["notes"] if "share none" in n]  # one shared: made from the truth's batches, in part
+
+
+def test_the_batch_permutation_test_is_summarised_in_the_report(tmp_path):
+    """summary.json["spread"]["batch_test"] records the test (permutations, seed, alpha, groups, how many distinguishable);
+    summary.md and the page's spread section say how many groups' real batches differ beyond noise."""
+    from distgen.evaluation.spread import SPREAD_PERMUTATIONS
+    from distgen.report.spread import spread_section
+
+    truth = _cells(0)
+    report = score(_cells(1), truth, {"control": truth}, metrics=["mse"], ceiling=False)
+    test = report.summary["spread"]["batch_test"]
+    assert test["permutations"] == SPREAD_PERMUTATIONS and test["alpha"] == 0.05 and test["groups"] == 1
+    assert test["distinguishable"] == 1 and report.summary["spread"]["rows"]["stim"]["batch_test"]["p"] == 1 / 200
+    report.write(tmp_path, make_plots=False)
+    md = (tmp_path / "summary.md").read_text()
+    assert "distinguishable from noise in 1 of 1 group" in md
+    assert "distinguishable from noise in 1 of 1 group" in spread_section(report.summary).body
