@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -341,7 +341,7 @@ def batch_permutation_test(real: Tensor, mask: Tensor, kernel: Kernel, permutati
     observed, null = stats[0], stats[1:]
     tol = 1e-9 * float(np.abs(gram).max())
     p = (1 + int((null >= observed - tol).sum())) / (1 + permutations)
-    return {"p": p, "statistic": float(observed), "cells": int(len(cells))}
+    return {"p": p, "statistic": float(observed), "cells": len(cells)}
 
 
 def _permutation_work(sizes: list[int], genes: int, permutations: int = SPREAD_PERMUTATIONS,
@@ -529,15 +529,18 @@ def _unshared_labels(truth: Any, t_idx: _Groups, p_idx: _Groups, groups: list[tu
     truth's batches' controls carries their labels, and none shared says it was not (another column, other donors)."""
     from distgen.wording import counted
 
-    apart = []
+    apart: list[tuple[str, list[str], list[str]]] = []
     for cond, ctx in groups:
-        mine, theirs = set(p_idx.batches(cond, ctx)), set(t_idx.batches(cond, ctx))
-        if mine and not mine & theirs:
-            apart.append((cond if ctx == "all" else f"{cond} @ {ctx}", sorted(map(str, mine)), sorted(map(str, theirs))))
+        ours, real = set(p_idx.batches(cond, ctx)), set(t_idx.batches(cond, ctx))
+        if ours and not ours & real:
+            apart.append((cond if ctx == "all" else f"{cond} @ {ctx}", sorted(map(str, ours)), sorted(map(str, real))))
     if not apart:
         return None
     label, mine, theirs = apart[0]
-    show = (lambda v: ", ".join(v[:4]) + (", ..." if len(v) > 4 else ""))
+
+    def show(v: list[str]) -> str:
+        return ", ".join(v[:4]) + (", ..." if len(v) > 4 else "")
+
     return (f"spread: in {len(apart)} of {counted(len(groups), 'scored group')} the prediction's batch labels share none with the "
             f"truth's (e.g. {label}: prediction {show(mine)}; truth {show(theirs)}). The spread scores compare the two sets of "
             "populations without pairing batches by label, so they are scored, but a prediction generated from the truth's "
@@ -639,6 +642,52 @@ def batch_test_line(spread: Any) -> str | None:
             f"(1 + permutations) <= {test['alpha']:g}; about {test['alpha'] * test['groups']:.2g} expected by chance if no "
             "group's batches differed). A group above the level has a note: its spread ratios measure noise, not between-batch "
             "variation.")
+
+
+def spread_over_seeds(by_variant: Mapping[str, Mapping[int, Any]], who: str = "model") -> dict[str, Any]:
+    """A sweep's spread scores: ``{variant: {seed: summary.json["spread"] of that run, or None}}`` as ``{variant: {"seeds":
+    {seed: {metric: the run's mean over its groups, "groups": G, "distinguishable": k or None}}, "mean": {metric: mean over
+    seeds}, "sd": {metric: sd over seeds (n - 1; NaN below 2 seeds)}, "n_seeds": n}}``, of ``who`` (the model). Variants
+    whose runs scored no spread are left out; a run's NaN mean (no group defined it) is left out of its variant's mean."""
+    out: dict[str, Any] = {}
+    for variant, by_seed in by_variant.items():
+        per: dict[str, dict[str, Any]] = {}
+        for seed, spread in sorted(by_seed.items()):
+            means = spread.get("means") if isinstance(spread, Mapping) else None
+            if not isinstance(means, Mapping) or not isinstance(means.get(who), Mapping):
+                continue
+            test = spread.get("batch_test") or {}
+            per[str(seed)] = {**{m: _number(means[who].get(m)) for m in SPREAD_METRICS}, "groups": len(spread.get("rows") or {}),
+                              "distinguishable": test.get("distinguishable")}
+        if not per:
+            continue
+        values = {m: [v[m] for v in per.values() if not math.isnan(v[m])] for m in SPREAD_METRICS}
+        out[variant] = {"seeds": per, "mean": {m: float(np.mean(v)) if v else math.nan for m, v in values.items()},
+                        "sd": {m: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan for m, v in values.items()},
+                        "n_seeds": len(per)}
+    return out
+
+
+def seeds_cell(v: Mapping[str, Any], metric: str, pm: str = "+/-") -> str:
+    """One variant's ``metric`` of ``spread_over_seeds``: ``mean +/- sd``, ``mean (1 seed: no sd)``, or ``- (no value)`` (NaN in
+    every run)."""
+    mean, sd = (_number(v[k].get(metric)) for k in ("mean", "sd"))
+    if math.isnan(mean):
+        return "- (no value)"
+    if not math.isnan(sd):
+        return f"{mean:.4g} {pm} {sd:.2g}"
+    return f"{mean:.4g} (1 seed: no sd)" if v["n_seeds"] == 1 else f"{mean:.4g} (1 seed with a value: no sd)"
+
+
+def distinguishable_counts(v: Mapping[str, Any]) -> str:
+    """Each seed's ``distinguishable/groups`` of one variant of ``spread_over_seeds`` (``?`` for a run scored before the test)."""
+    return ", ".join(f"{'?' if d.get('distinguishable') is None else d['distinguishable']}/{d.get('groups')}"
+                     for d in (v.get("seeds") or {}).values())
+
+
+def _number(value: Any) -> float:
+    """A mean read back from summary.json: a number, or NaN (``null`` is how NaN is written)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
 
 
 def _duration(seconds: float) -> str:

@@ -282,6 +282,26 @@ def truth_mismatch(truths: Mapping[str, Mapping[int, Mapping[str, Any]]], varian
     return None
 
 
+def spread_seed_lines(spread: Mapping[str, Any]) -> list[str]:
+    """The sweep's ``summary.md`` section of its runs' spread scores (``distgen.evaluation.spread.spread_over_seeds``): per
+    variant the model's mean +/- sd over seeds of each run's mean over its groups; [] when no run scored them."""
+    if not spread:
+        return []
+    from distgen.evaluation.spread import SPREAD_METRICS, distinguishable_counts, seeds_cell
+
+    lines = ["", "## Spread across batches (over seeds)", "",
+             "Each run's spread scores of the model (its eval/summary.json `spread`: the mean over the (condition, context) groups "
+             "with several real batches), mean +/- sd over seeds. spread_ratio: 1 = as spread as the real batches, 0 = one "
+             "population for all; population_mmd2: lower is better; replicate_coverage: higher is better. distinguishable: "
+             "groups whose real batches differ beyond noise (permutation test at 0.05), of the groups scored, per seed. Not "
+             "tested between variants (read each run's eval/summary.md for its baselines and split-half).", "",
+             "| variant | seeds | " + " | ".join(SPREAD_METRICS) + " | distinguishable |", "|---|---|" + "---|" * (len(SPREAD_METRICS) + 1)]
+    for var, v in spread.items():
+        cells = [seeds_cell(v, m) for m in SPREAD_METRICS]
+        lines.append(f"| {md.cell(var)} | {v['n_seeds']} | " + " | ".join(cells) + f" | {distinguishable_counts(v)} |")
+    return lines
+
+
 def summary_markdown(
     rows: Sequence[dict[str, Any]], variants: Sequence[str], reference: str, metrics: Sequence[str], failed: Sequence[str] = (),
     failures: Mapping[str, str] | None = None, diverged: Sequence[tuple[str, int, str]] = (),

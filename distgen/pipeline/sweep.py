@@ -28,6 +28,7 @@ from distgen import markdown as md
 from distgen.config import ConfigError, load_config, save_yaml
 from distgen.errors import Interrupted, clip_message, short
 from distgen.evaluation.report import ROW_FINGERPRINTS, json_text
+from distgen.evaluation.spread import spread_over_seeds
 from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
     Comparison,
@@ -36,6 +37,7 @@ from distgen.pipeline.aggregate import (
     plot_summary,
     read_metrics_csv,
     replicate_noise,
+    spread_seed_lines,
     summary_markdown,
     truth_mismatch,
     truth_record,
@@ -380,6 +382,7 @@ def _sweep(
     diverged: list[tuple[str, int, str]] = []
     summaries: dict[str, list[dict[str, Any]]] = {}  # each finished run's eval/summary.json: the margin's replicate spread
     truths: dict[str, dict[int, dict[str, Any]]] = {}  # what each finished run was scored on (truth_mismatch)
+    spreads: dict[str, dict[int, Any]] = {}  # each finished run's spread scores (eval/summary.json "spread"), if any
     tables_edited: dict[str, str] = {}  # runs whose metrics.csv is not what their evaluation wrote (compare.check_table)
     for r in runs:
         path = out / "runs" / r.slug / METRICS_FILE
@@ -395,6 +398,7 @@ def _sweep(
             if doc is not None:
                 summaries.setdefault(r.variant, []).append(doc)
             truths.setdefault(r.variant, {})[r.seed] = truth_record(doc)
+            spreads.setdefault(r.variant, {})[r.seed] = (doc or {}).get("spread")
             d = training_diverged(out / "runs" / r.slug)
             g = None if d else generation_diverged(doc)
             if g:  # training went well, sampling did not: the variant's scores are those of cells far off the data
@@ -426,6 +430,9 @@ def _sweep(
     if tables_edited:
         text = text.rstrip("\n") + "\n\n## Tables edited after their evaluation\n\n" + "".join(
             f"- `{slug}`: {why}\n" for slug, why in tables_edited.items())
+    spread = spread_over_seeds({v: spreads[v] for v in variants if v in spreads})
+    if spread:
+        text = text.rstrip("\n") + "\n" + "\n".join(spread_seed_lines(spread)) + "\n"
     same = identical_variants(rows, variants, present)
     axes = inert_axes({r.variant: tuple(x for x in r.overrides if not x.startswith(f"{SEED_KEY}=")) for r in result.runs
                        if r.variant in variants}, same)
@@ -445,6 +452,7 @@ def _sweep(
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "failures": result.failures, "diverged": result.diverged, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
         "inert_settings": axes, "metrics_not_computed": absent, "truths_differ": apart, "tables_edited": tables_edited,
+        "spread": spread,
         ROW_FINGERPRINTS: fingerprints,
     }))
     plot_summary(rows, variants, present, out / "summary.png")

@@ -78,6 +78,9 @@ class SweepInputs:
     tables_edited
         ``{run: why}``: finished runs whose ``eval/metrics.csv`` is not what their evaluation wrote (``summary.json
         ["tables_edited"]``, ``distgen.evaluation.compare.check_table``): aggregated as they are now, and said.
+    spread
+        ``{variant: {"seeds", "mean", "sd", "n_seeds"}}``: the runs' spread scores of the model over seeds
+        (``summary.json["spread"]``, ``distgen.evaluation.spread.spread_over_seeds``); empty when no run scored them.
     """
 
     rows: list[dict[str, Any]]
@@ -92,6 +95,7 @@ class SweepInputs:
     diverged: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     truths_differ: Mapping[str, str] = field(default_factory=dict)
     tables_edited: Mapping[str, str] = field(default_factory=dict)
+    spread: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     title: str = "distgen sweep report"
 
 
@@ -333,6 +337,8 @@ def render_sweep(inp: SweepInputs) -> str:
                           Cell(num(width, 2) if isinstance(width, int | float) else "–", "num"), verdict_words(c)])
     body = values + "<h3>Mean ± sd over seeds</h3>" + table(head, rows)
     sections = [Section("variants", "Variants", body)]
+    if inp.spread:
+        sections.append(spread_seed_section(inp.spread))
     if diffs:
         comp = table(["variant", "metric", "pairs", "mean difference", "95% CI", "p", "p (Holm)", "margin", "verdict"],
                      comp_rows) if comp_rows else ""
@@ -410,6 +416,22 @@ def render_sweep(inp: SweepInputs) -> str:
     return page(inp.title, lines, sections)
 
 
+def spread_seed_section(spread: Mapping[str, Mapping[str, Any]]) -> Section:
+    """The page's "Spread across batches (over seeds)": per variant the model's spread scores, mean ± sd over seeds."""
+    from distgen.evaluation.spread import SPREAD_METRICS, distinguishable_counts, seeds_cell
+
+    rows: list[list[Cell | str]] = [
+        [var, Cell(str(v.get("n_seeds")), "num"), *[Cell(seeds_cell(v, m, "±"), "num") for m in SPREAD_METRICS], distinguishable_counts(v)]
+        for var, v in spread.items()]
+    return Section("spread", "Spread across batches (over seeds)", (
+        "<p>Each run's spread scores of the model (its evaluation's mean over the (condition, context) groups with several "
+        "real batches), mean ± sd over seeds. spread_ratio: 1 = as spread as the real batches, 0 = one population for all; "
+        "population_mmd2: lower is better; replicate_coverage: higher is better. distinguishable: groups whose real batches "
+        "differ beyond noise (permutation test at 0.05) of those scored, per seed. Not tested between variants: each "
+        "run's report has its baselines and split-half.</p>"
+        + table(["variant", "seeds", *SPREAD_METRICS, "distinguishable"], rows)))
+
+
 def write_sweep_report(inp: SweepInputs, path: str | Path) -> Path:
     """Write the sweep page (e.g. ``SWEEP/report.html``); returns the path."""
     path = Path(path)
@@ -440,6 +462,7 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
                        failures={str(k): str(v) for k, v in (summary.get("failures") or {}).items()},
                        diverged={str(k): v for k, v in (summary.get("diverged") or {}).items() if isinstance(v, Mapping)},
                        truths_differ={str(k): str(v) for k, v in (summary.get("truths_differ") or {}).items()},
+                       spread={str(k): v for k, v in (summary.get("spread") or {}).items() if isinstance(v, Mapping)},
                        tables_edited={**({"results.csv": edited} if edited else {}),
                                       **{str(k): str(v) for k, v in (summary.get("tables_edited") or {}).items()}})
 
