@@ -35,7 +35,6 @@ context) of the truth, the populations being its batches (the run's ``data.schem
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -160,6 +159,9 @@ def replicate_coverage_of(drr: Tensor, dgr: Tensor) -> Tensor:
 #: level at which a group's real spread is read as distinguishable from noise. 199 permutations put p on a grid of 1/200.
 SPREAD_PERMUTATIONS = 199
 SPREAD_ALPHA = 0.05
+#: Each group's permutations are seeded by ``distgen.seeds.label_seed(seed, (PERMUTATION_STREAM, group label))``: its own
+#: stream, whichever other groups are scored (any integer ``seed``, negative ones included).
+PERMUTATION_STREAM = "batch_permutation_test"
 
 #: Cells of a group the permutation test holds at most (the first of each batch's scored cells, in their seeded order, an
 #: equal share each): its Gram matrix is ``cells^2`` float64 (4,000 cells: 128 MB); the statistic stays unbiased, only noisier.
@@ -318,7 +320,7 @@ def _between_means(gram: np.ndarray, labels: np.ndarray, n_batches: int) -> np.n
 
 
 def batch_permutation_test(real: Tensor, mask: Tensor, kernel: Kernel, permutations: int = SPREAD_PERMUTATIONS,
-                           seed: int | list[int] = 0, max_cells: int = PERMUTATION_CELLS) -> dict[str, Any]:
+                           seed: int = 0, max_cells: int = PERMUTATION_CELLS) -> dict[str, Any]:
     """Permutation test of "the real batches differ" for one group's real populations ``real [S, n, G]`` (``mask [S, n]``),
     as the spread scores hold them: the statistic is the mean unbiased MMD^2 between the batches (``spread_ratio``'s
     denominator, ``real_spread``), recomputed from one Gram matrix of the group's cells for ``permutations`` random
@@ -460,6 +462,7 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
     the estimation noise of one group's value (the split-half row measures that).
     """
     from distgen.kernels import kernels
+    from distgen.seeds import label_seed
     from distgen.wording import counted
 
     name = kernel if isinstance(kernel, str) else type(kernel).__name__
@@ -494,7 +497,7 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
         row["split_half"] = spread_row((ax, am), (bx, bm), kernel)
         row["real_spread"] = float(_off_diag_mean(drr))  # mean unbiased MMD^2 between the real batches
         # do the real batches differ beyond noise? batch labels permuted among the group's cells (its own seeded stream)
-        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=[seed, zlib.crc32(label.encode())])
+        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=label_seed(seed, (PERMUTATION_STREAM, label)))
         why = []
         if row["batch_test"]["p"] > SPREAD_ALPHA:
             why.append(f"the real batches' spread is not distinguishable from noise (permutation p = {row['batch_test']['p']:.3g} > "

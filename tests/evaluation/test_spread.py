@@ -1,7 +1,6 @@
 """Population-level spread metrics: detect collapsed between-replicate variation, and say when they cannot."""
 
 import math
-import zlib
 
 import numpy as np
 import pytest
@@ -254,8 +253,15 @@ def _ragged(seed):
 
 def _scanning_spread_scores(pred, truth, references, cap):
     """The spread scores as first written: every population found by scanning the whole table (``populations``)."""
-    from distgen.evaluation.spread import SPREAD_ALPHA, _off_diag_mean, _ref, batch_permutation_test, spread_row
-    from distgen.seeds import content_keys, content_subset
+    from distgen.evaluation.spread import (
+        PERMUTATION_STREAM,
+        SPREAD_ALPHA,
+        _off_diag_mean,
+        _ref,
+        batch_permutation_test,
+        spread_row,
+    )
+    from distgen.seeds import content_keys, content_subset, label_seed
 
     pert = np.flatnonzero(~truth.is_control)
     groups = sorted(set(zip(truth.conditions[pert].tolist(), truth.contexts[pert].tolist(), strict=True)))
@@ -281,7 +287,7 @@ def _scanning_spread_scores(pred, truth, references, cap):
             row[f"{who}_collapsed"] = spread_row(populations(cells, cond, ctx, cap, pool=True)[1:], (rx, rm), kernel, drr, copies=copies)
         row["split_half"] = spread_row(populations(half_a, cond, ctx, cap)[1:], populations(half_b, cond, ctx, cap)[1:], kernel)
         row["real_spread"] = float(_off_diag_mean(drr))
-        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=[0, zlib.crc32(f"{cond} @ {ctx}".encode())])
+        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=label_seed(0, (PERMUTATION_STREAM, f"{cond} @ {ctx}")))
         short = [b for b in set(truth.batches[pert][(truth.conditions[pert] == cond) & (truth.contexts[pert] == ctx)].tolist())
                  if 2 <= int(((truth.conditions[pert] == cond) & (truth.contexts[pert] == ctx) & (truth.batches[pert] == b)).sum()) < 4]
         if row["batch_test"]["p"] > SPREAD_ALPHA or short:
@@ -409,3 +415,14 @@ def test_the_three_metrics_match_a_double_loop_on_ragged_populations(kernel):
     assert float(spread_ratio(gx, rx, kern, gm, rm)) == pytest.approx(ratio, rel=1e-9, abs=1e-12)
     assert float(population_mmd2(gx, rx, kern, gm, rm)) == pytest.approx(pop, rel=1e-9)
     assert float(replicate_coverage(gx, rx, kern, gm, rm)) == cover
+
+
+def test_the_permutation_test_takes_any_integer_seed_and_a_group_its_own_stream():
+    """A negative evaluation seed is a seed (numpy's generators refuse negative entropy); a group's p is the same whether
+    or not another group is scored beside it."""
+    truth = _cells(0, n=20, scale=0.3)
+    assert 0 < spread_scores(_cells(1, n=20), truth, seed=-3)["rows"]["stim @ T"]["batch_test"]["p"] <= 1
+    other = truth.relabelled(conditions=np.where(truth.conditions == "stim", "stim2", truth.conditions).astype(object))
+    both = Cells.concat([truth, other.subset(np.flatnonzero(other.conditions == "stim2"))])
+    assert (spread_scores(_cells(1, n=20), both)["rows"]["stim @ T"]["batch_test"]
+            == spread_scores(_cells(1, n=20), truth)["rows"]["stim @ T"]["batch_test"])
