@@ -235,14 +235,16 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return p
     ckpts = p / "checkpoints" if (p / "checkpoints").is_dir() else p
     latest = ckpts / "latest"
-    if latest.is_file():
-        pointed = latest.read_text(errors="replace").strip()
-        cand = ckpts / pointed
-        if _STEP_DIR.fullmatch(pointed) and cand.is_dir():
-            return cand
-    else:
-        pointed = ""
+    pointed = latest.read_text(errors="replace").strip() if latest.is_file() else ""
     found = list_checkpoints(ckpts)
+    if _STEP_DIR.fullmatch(pointed) and (ckpts / pointed).is_dir():
+        if found and _step_of(found[-1].name) > _step_of(pointed):
+            # a kill between renaming a checkpoint into place and replacing latest: the newer one is complete (it has
+            # its state.json, written before the rename); going back to the pointer retrained the steps after it
+            warn(f"{latest} names {pointed}, but {found[-1].name} is newer and complete (a kill between writing it and "
+                 f"updating latest leaves this); using {found[-1].name}", DistgenWarning)
+            return found[-1]
+        return ckpts / pointed
     if not found:
         raise CheckpointError(f"no checkpoint found under {str(p)!r}; train first (distgen train ... --out {p})")
     if _STEP_DIR.fullmatch(pointed) and _step_of(pointed) > _step_of(found[-1].name):

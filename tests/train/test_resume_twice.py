@@ -80,3 +80,21 @@ def test_fit_twice_without_resume_trains_on_from_the_weights_not_the_run(table, 
     fresh = fit(make_model(), table, set_size=4, **{**RUN, "steps": 3, "ema_decay": None, "ema_every": 1, "ema_epoch_end": False})
     assert second.step == first.step == 3  # not 6: the step count restarts
     assert fresh.losses == first.losses and second.losses != first.losses  # same batches, other (trained) weights
+
+
+def test_a_latest_pointer_left_behind_by_a_kill_resumes_from_the_newest_complete_checkpoint(table, make_model, tmp_path):
+    """A kill between renaming a checkpoint into place and updating checkpoints/latest left latest naming the one before:
+    a resume went back to it and trained the steps after it again (same numbers, redundant work), predict took its weights."""
+    fit(make_model(), table, set_size=4, run_dir=tmp_path, **{**RUN, "steps": 6})
+    (tmp_path / "checkpoints" / "latest").write_text("step_00000003\n")  # as a kill before the pointer update leaves it
+    with pytest.warns(DistgenWarning, match=r"latest names step_00000003, but step_00000006 is newer and complete"):
+        assert resolve_checkpoint(tmp_path).name == "step_00000006"
+    with pytest.warns(DistgenWarning, match="newer and complete"):
+        res = fit(make_model(), table, set_size=4, run_dir=tmp_path, resume=tmp_path, **{**RUN, "steps": 6})
+    assert res.losses == [] and res.step == 6
+    (tmp_path / "checkpoints" / "latest").write_text("step_00000006\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DistgenWarning)  # a pointer naming the newest: nothing to say
+        assert resolve_checkpoint(tmp_path).name == "step_00000006"
