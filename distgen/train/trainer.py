@@ -541,6 +541,7 @@ class Trainer:
         t_first = t0
         self._no_grad = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         self._grad_seen = False
+        weights0 = self._weights_norm() if self.step < opts.steps else 0.0  # for _check_final_weights (one read a fit)
         cells_per_step = opts.sets_per_batch * getattr(self.train_source, "set_size", 0)
         # SIGINT/SIGTERM: finish the step, write a final checkpoint, raise Interrupted (distgen.train.interrupt)
         self._stop = StopOnSignal(enabled=self.ckpt_dir is not None, last_checkpoint=self.last_checkpoint)
@@ -586,6 +587,8 @@ class Trainer:
                     stop = self._early_stop(vals) or out_of_time  # the patience count is kept either way; a budget run out still stops
                 if row and log is not None:
                     log.log(self.step, row)
+                if self.step == opts.steps or stop:  # no later loss shows an update that overflowed: look at the weights
+                    self._check_final_weights(lr, norm, weights0)
                 if self.ckpt_dir is not None and (self.step % opts.checkpoint_every == 0 or self.step == opts.steps or stop):
                     self.save()
                 for cb in self.callbacks:
@@ -657,6 +660,30 @@ class Trainer:
                  "unused component, or a loss term of weight 0), so it kept its initial weights. If that is meant, freeze it "
                  "(requires_grad=False); otherwise check where its output leaves the loss", NoGradientWarning)
         return bool(dead)
+
+    def _weights_norm(self) -> float:
+        """The largest magnitude of a trainable parameter (NaN when one is: one device read; every rank takes part under
+        FSDP). The max norm, not the 2-norm: squares of weights of 1e30 overflow float32, so the 2-norm of finite weights is inf."""
+        norm = torch.nn.utils.get_total_norm([p.detach() for p in self.wrapped.parameters() if p.requires_grad], math.inf)
+        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+    def _check_final_weights(self, lr: float, grad: float, norm0: float) -> None:
+        """After the last step of a fit: weights that are not finite stop the run before they are checkpointed
+        (``NonFiniteLossError``), weights whose largest magnitude grew past ``DIVERGENCE_FACTOR`` times the fit's first (``norm0``) are a
+        ``DivergenceWarning``. Every earlier update is checked by the next step's loss; the last one has none (a one-step
+        run with ``lr: 1e40`` finished with inf weights, ``1e30`` with weights of 1e30, without a word)."""
+        norm = self._weights_norm()
+        clip = "train.grad_clip=null" if self.opts.grad_clip is None else f"train.grad_clip={self.opts.grad_clip:g}"
+        if not math.isfinite(norm):
+            last = str(self.last_checkpoint) if self.last_checkpoint else "none saved yet"
+            raise NonFiniteLossError(
+                f"the weights after step {self.step} are not finite (the update of lr {lr:.3g}, {clip}, gradient norm "
+                f"{grad:.4g}, overflowed; the loss before it was {self.last_loss:.4g}); they were not checkpointed. Last "
+                f"checkpoint: {last}. To fix: lower train.lr" + (" or set train.grad_clip (e.g. 1.0)" if self.opts.grad_clip is None else ""))
+        if self.diverged is None and norm0 > 0 and norm > DIVERGENCE_FACTOR * max(norm0, FLOOR) and self.env.is_main:
+            warn(f"the weights after step {self.step} reach {norm:.4g} in magnitude, {norm / norm0:.3g} times their norm (largest "
+                 f"magnitude) at the start of this fit ({norm0:.4g}; lr {lr:.3g}, {clip}): the last updates diverged and no later loss shows it, so the "
+                 "checkpoint and predictions come from a diverged model: lower train.lr", DivergenceWarning)
 
     def _estimate(self, t_first: float, s0: int) -> float:
         """Seconds to ``train.steps`` from the steps timed so far (printed on rank 0, with the budget's reach)."""

@@ -142,3 +142,19 @@ def test_nan_at_the_first_step_does_not_blame_the_learning_rate_and_names_the_lo
     msg = str(err.value)
     assert "at step 1" in msg and "learning rate is not the cause" in msg and "lower train.lr" not in msg
     assert "loss terms: " in msg and "distribution " in msg and "weight that overflows float32" in msg
+
+
+def test_weights_that_overflow_at_the_last_step_stop_the_run_before_its_checkpoint(table, make_model, tmp_path):
+    """A one-step run with lr 1e40 (Adam moves every weight by about lr): the weights became inf and the run finished
+    without a word (no later loss to turn NaN), writing them as its checkpoint."""
+    with pytest.raises(NonFiniteLossError, match=r"weights after step 1 are not finite.*lower train\.lr") as err:
+        fit(make_model(), table, set_size=4, run_dir=tmp_path, **{**BASE, "steps": 1, "lr": 1e40, "grad_clip": None})
+    assert "Last checkpoint: none saved yet" in str(err.value)
+    assert list_checkpoints(tmp_path / "checkpoints") == []  # the inf weights were not written
+
+
+def test_weights_that_explode_at_the_last_step_are_warned(table, make_model):
+    """lr 1e30 for one step: weights of 1e30, finite, no loss after them; the run finished without a word."""
+    with pytest.warns(DivergenceWarning, match=r"the weights after step 1 reach .* times their norm .* at the start of this fit"):
+        res = fit(make_model(), table, set_size=4, **{**BASE, "steps": 1, "lr": 1e30, "grad_clip": None})
+    assert res.step == 1 and res.diverged is None  # not a loss divergence: the warning is the record (manifest warnings)
