@@ -128,7 +128,8 @@ def load_run(
     or its genes or label vocabularies differ. ``train_data`` is where the training file is now when it moved (its
     content hash must be the run's; ``distgen predict --train-data``). Without the training file, a run that holds a data
     record (``data_record.json``, written at training) loads its model and ``.record`` (enough to predict another file:
-    ``distgen predict RUN --data FILE``), and ``.data`` raises, naming ``train_data=``; a run without one is refused. ``checkpoint`` (default: the newest), ``weights`` (``"ema"`` when the run
+    ``distgen predict RUN --data FILE``), and ``.data`` raises, naming ``train_data=``; a run without one is refused. ``checkpoint`` (default ``"last"``: the newest; ``"best"``: the best validation step's, kept by early stopping's
+    ``train.monitor``; or a checkpoint folder), ``weights`` (``"ema"`` when the run
     kept an average, else ``"raw"``), ``device`` (default: the run's ``train.device``) and ``sampling`` (``KEY=VALUE``
     under ``model.dynamics.{guidance,sampler,solver}``) are ``distgen predict``'s options. The predictions that
     ``distgen predict RUN`` writes are ``predict(run.model, run.data, seed=run.seed, max_cells=run.max_cells)``.

@@ -159,3 +159,13 @@ def test_a_python_fit_folder_of_a_model_built_otherwise_is_told_how_to_load_its_
     with warnings.catch_warnings():
         warnings.simplefilter("error", distgen.errors.DistgenRuntimeWarning)  # loaded weights: no "never trained" warning
         assert torch.equal(distgen.predict(again, data, max_cells=4).X, distgen.predict(model, data, max_cells=4).X)
+
+
+def test_predict_checkpoint_best_of_a_run_that_never_validated_is_refused(trained, tmp_path, capsys):
+    """val_every 0: no step was judged best; --checkpoint best is a usage error naming the fix, not the last weights."""
+    from distgen.train.checkpoint import NoBestCheckpointError
+
+    assert main(["predict", str(trained / "run"), "--checkpoint", "best", "--out", str(tmp_path / "p.h5ad")]) == 2
+    assert "never validated" in capsys.readouterr().err and not (tmp_path / "p.h5ad").exists()
+    with pytest.raises(NoBestCheckpointError, match="never validated"):
+        distgen.load_run(trained / "run", checkpoint="best")

@@ -16,6 +16,7 @@ EXAMPLE = """examples:
   distgen predict runs/exp --out pred2.h5ad                        # a distgen run --out folder: its train/ run
   distgen predict runs/scdfm --out pred.h5ad --real real.h5ad      # also the matching ground truth
   distgen predict runs/scdfm --out val.h5ad --split val --checkpoint runs/scdfm/checkpoints/step_00001000
+  distgen predict runs/scdfm --out best.h5ad --checkpoint best     # the best validation step's weights (train.patience runs)
   torchrun --nproc-per-node 4 -m distgen predict runs/scdfm --out pred.h5ad   # conditions split over ranks
   distgen predict runs/scdfm --out pred.h5ad --real real.h5ad --counts nb   # raw counts, for cell-eval2's vcc2026 preset
   cell-eval2 run -ap pred.h5ad -ar real.h5ad                       # or: distgen evaluate --pred ... --real ...
@@ -73,7 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "copied from another machine): read instead of the path the run recorded, its content checked against the "
                    "run's hash (another file is refused). Needed to predict the run's split; --data needs it only for a run "
                    "trained or imported before distgen kept a data record (data_record.json)")
-    p.add_argument("--checkpoint", help="checkpoint directory (default: the newest in RUN_DIR)")
+    p.add_argument("--checkpoint", help="checkpoint directory, or 'last' (the default: the newest in RUN_DIR) or 'best' (the "
+                   "checkpoint of the best validation step, train.monitor as early stopping judges it; refused for a run that "
+                   "never validated)")
     p.add_argument("--weights", default="ema", choices=("ema", "raw"), help="EMA weights when the run kept them (default) or raw")
     p.add_argument("--real", help="also write the real cells of the same groups, same layout, to this .h5ad")
     p.add_argument("--seed", type=seed_arg, help="sampling seed (default: the run's train.seed)")

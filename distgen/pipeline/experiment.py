@@ -226,13 +226,14 @@ def _run(
         if diverged:  # also when the warning was shown before a checkpoint this run resumed from
             notes = [*notes, divergence_message(diverged)]
         clock.lap("train")
+        trained_result = trained.result
         pred = predict(model, dataset, "test", seed, preflight=False, weights=trained.result.checkpoint)
         provenance = prediction_provenance(seed, "test", dataset.max_cells,  # the run is the train/ folder beside the file
                                            checkpoint=Path(trained.result.checkpoint).name if trained.result.checkpoint else None,
                                            weights="ema")
         stage = "predict"
     else:
-        diverged = None
+        diverged, trained_result = None, None
         model = build_model(doc["model"], dataset.info, dataset.seen_perturbations())
         fit(model, dataset, config=doc, preflight=False)  # fit: options, seed from train.seed (fit_options)
         notes = check_split(model, dataset, "test", allow)  # a fitted model answers can_predict once fitted
@@ -268,6 +269,8 @@ def _run(
     )
     report.summary.update(pages.run_facts(preset, model, dataset))  # preset, unembeddable atoms
     report.summary["training_diverged"] = diverged  # TrainResult.diverged: where the loss exploded (distgen sweep marks the run)
+    if trained_result is not None:  # which weights these scores are of (the last step's, also under early stopping)
+        report.summary["weights"] = evaluated_weights(trained_result, (doc.get("train") or {}).get("ema_decay") is not None)
     make_plots = plots and bool(ev.get("plots", True))
     clear_evaluation(out / "eval")  # evaluating again (other --metrics, no plots): none of the earlier files stay
     summary = report.write(out / "eval", make_plots)
@@ -278,6 +281,27 @@ def _run(
         pages.write_run_page(out, report)
     atomic_write_text(out / DONE_FILE, json.dumps({"metrics": list(metrics) if metrics is not None else None}) + "\n")
     return summary
+
+
+def evaluated_weights(result: Any, ema: bool) -> dict[str, Any]:
+    """``summary.json`` ``weights``: the step whose weights ``distgen run`` scored (the training's last: the model it holds,
+    also when ``train.patience`` stopped it), its checkpoint, whether they are the EMA average, and the best validation
+    (``train.monitor``'s value, step and checkpoint: ``distgen predict OUT --checkpoint best`` predicts from it)."""
+    name = lambda p: Path(p).name if p else None  # noqa: E731
+    return {"which": "last", "step": result.step, "checkpoint": name(result.checkpoint), "ema": ema,
+            "stopped_early": result.stopped_early, "best": result.best, "best_step": result.best_step,
+            "best_checkpoint": name(result.best_checkpoint)}
+
+
+def weights_line(w: Mapping[str, Any]) -> str:
+    """The printed summary's line saying which weights were scored (``evaluated_weights``)."""
+    line = (f"weights: step {w['step']}'s (the last{', stopped early' if w.get('stopped_early') else ''}"
+            f"{', EMA average' if w.get('ema') else ''}; checkpoint {w.get('checkpoint') or 'none'})")
+    if w.get("best_step") is not None and w["best_step"] != w["step"]:
+        best = w.get("best")
+        line += (f"; the best validation ({'' if best is None else f'{best:.4g} '}at step {w['best_step']}) is not these"
+                 + (": distgen predict OUT --checkpoint best predicts from it" if w.get("best_checkpoint") else ""))
+    return line
 
 
 #: a fitted model's ``diagnostics`` in a run folder (``FittedModel``)
@@ -486,6 +510,9 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] | None = None) -> 
         rows.append("  ".join(cells))
         rows += [f"    {n}" for n in dict.fromkeys(notes)]
     rows += grouped
+    w = summary.get("weights")
+    if isinstance(w, Mapping) and w.get("step") is not None:  # which weights were scored: said where the scores are read
+        rows.append(weights_line(w))
     d = summary.get("training_diverged")
     if d:  # the scores above are a diverged model's: said where they are read, not only in the notes
         rows.append(f"DIVERGED: the training loss exploded at step {d['step']:.0f} ({d['loss']:.4g}, first step {d['first_loss']:.4g}); "

@@ -48,6 +48,7 @@ from distgen.train.checkpoint import (
     CheckpointError,
     check_config_matches,
     check_finite_samples,
+    chosen_checkpoint,
     load_checkpoint,
     resolve_checkpoint,
 )
@@ -547,7 +548,8 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
     """Load a trained run: its data (checked to be the data it was trained on), model and checkpoint weights.
 
     ``distgen predict`` and ``distgen.load_run`` both load a run through here. ``device`` defaults to the run's
-    ``train.device`` (``auto``: CUDA when present); ``checkpoint``, ``weights`` and ``sampling`` are ``load_run_model``'s.
+    ``train.device`` (``auto``: CUDA when present); ``checkpoint``, ``weights`` and ``sampling`` are ``load_run_model``'s, and
+    ``checkpoint`` may also be ``"best"`` (the best validation step's checkpoint, ``best_checkpoint``) or ``"last"`` (the newest).
     ``train_data`` is where the training file is now when it moved (its content hash must be the run's). Without the
     training file, a run that holds a data record (``data_record.json``) loads without its cells when not ``need_data``
     (``LoadedRun.data`` then raises); otherwise ``TrainingDataMissing`` names ``--train-data``. ``read_data`` false (with
@@ -558,6 +560,7 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
     safe (``distgen.pipeline.kept_record``).
     """
     run_dir = run_folder(run_dir)
+    checkpoint = chosen_checkpoint(run_dir, checkpoint)  # best / last -> a folder / the newest (distgen.load_run's checkpoint=)
     config = load_yaml(run_dir / "config.yaml")
     raw = dict(config.get("data") or {})
     recorded = os.path.expanduser(str(raw.get("dataset", DataSection().dataset)))  # where the training file was
@@ -689,6 +692,7 @@ def predict_run(
 
         check_model(counts)
     run_dir = run_folder(run_dir)  # a distgen run folder -> its train/, as distgen.load_run finds it
+    checkpoint = chosen_checkpoint(run_dir, checkpoint)  # best / last -> a folder / the newest
     check_distinct([out, real], ["--out", "--real"])
     check_not_inputs([("--out", out), ("--real", real)], read_files(run_dir, train_data))
     check_output_file(out, "predict", "pred", overwrite)

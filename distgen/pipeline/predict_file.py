@@ -55,7 +55,7 @@ from distgen.pipeline.predict import (
     sampling_overrides,
 )
 from distgen.train import distributed as D
-from distgen.train.checkpoint import resolve_checkpoint
+from distgen.train.checkpoint import chosen_checkpoint, resolve_checkpoint
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.types.layout import canonical_condition
@@ -105,6 +105,7 @@ def predict_file(
     if counts is not None:
         C.check_model(counts)
     run_dir = run_folder(run_dir)
+    checkpoint = chosen_checkpoint(run_dir, checkpoint)  # best / last -> a folder / the newest
     data = Path(os.path.expanduser(data))  # os.path leaves '~nouser/...' as written; Path.expanduser raised RuntimeError
     if not data.exists():
         raise ConfigError(f"--data {str(data)!r}: no such file; give the .h5ad (or .zarr) file whose perturbations to predict")

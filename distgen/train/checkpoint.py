@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,10 +119,12 @@ def save_checkpoint(
     state: Mapping[str, Any],
     ema_state: Mapping[str, Tensor] | None = None,
     keep: int = 2,
-    spare: Path | None = None,
+    spare: Path | str | Sequence[Path | str] | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` under ``ckpt_dir`` atomically; prune to the newest ``keep``, sparing ``spare`` (the last
-    checkpoint written before a training diverged: pruning it left only checkpoints of the diverged model)."""
+    """Write checkpoint ``step`` under ``ckpt_dir`` atomically; prune to the newest ``keep``, sparing ``spare`` (checkpoints
+    or their names: the last one written before a training diverged, whose pruning left only checkpoints of the diverged
+    model; the best step's under early stopping, ``state.json`` ``best_checkpoint``)."""
+    spared = {Path(x).name for x in ([spare] if isinstance(spare, Path | str) else spare or ())}
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
     tmp = ckpt_dir / f".{name}.tmp"
@@ -150,7 +152,7 @@ def save_checkpoint(
             ) from None
         raise
     for old in list_checkpoints(ckpt_dir)[:-keep]:
-        if spare is None or old.name != Path(spare).name:
+        if old.name not in spared:
             shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -253,6 +255,52 @@ def resolve_checkpoint(path: str | Path) -> Path:
         warn(f"{ckpts / 'latest'} names {pointed}, which is gone; using {found[-1].name}, the newest checkpoint there "
              f"(step {_step_of(found[-1].name)}): a resume retrains the steps after it", DistgenWarning)
     return found[-1]
+
+
+class NoBestCheckpointError(CheckpointError):
+    """``--checkpoint best`` for a run that kept no checkpoint of a best step: it never validated, or was trained before
+    distgen kept one (exit code 2: the run is fine, the choice is not available)."""
+
+    exit_code = EXIT_USAGE
+
+
+#: What ``--checkpoint`` (``distgen predict``) and ``checkpoint=`` (``distgen.load_run``) take besides a folder.
+CHECKPOINT_CHOICES = ("last", "best")
+
+
+def chosen_checkpoint(run_dir: str | Path, checkpoint: str | Path | None) -> str | Path | None:
+    """``checkpoint`` as ``load_checkpoint`` takes it: ``"best"`` -> the run's best-step checkpoint (``best_checkpoint``),
+    ``"last"`` or None -> None (the newest), anything else (a checkpoint folder) as given."""
+    if isinstance(checkpoint, str) and checkpoint in CHECKPOINT_CHOICES:
+        return best_checkpoint(run_dir) if checkpoint == "best" else None
+    return checkpoint
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint of the best validation step of a run (``train.monitor`` at its best, as early stopping judges it).
+
+    The run's newest checkpoint records it (``state.json`` ``best_checkpoint``); the trainer writes a checkpoint at every
+    validation that improves ``train.monitor`` and spares the best one from pruning. A run that never validated, or that
+    was trained before such checkpoints were kept, has none: ``NoBestCheckpointError`` says so and what to use."""
+    newest, state = read_checkpoint_state(run_dir)
+    name = state.get("best_checkpoint")
+    if not isinstance(name, str) or not _STEP_DIR.fullmatch(name):
+        if state.get("best_step") is None:
+            raise NoBestCheckpointError(
+                f"{run_dir} has no best checkpoint: its training never validated (train.val_every 0, or no validation cells), "
+                "so no step was judged best. Use its last checkpoint (--checkpoint last, the default), or train with "
+                "train.val_every set and validation cells (data.split.val_frac)")
+        raise NoBestCheckpointError(
+            f"{run_dir} has no best checkpoint: its best validation was at step {state['best_step']}, but it was trained before "
+            "distgen kept the best step's checkpoint (2026-12-07), and only one that fell on train.checkpoint_every is there "
+            f"({', '.join(p.name for p in list_checkpoints(newest.parent))}). Use --checkpoint last (the default) or one of those")
+    best = newest.parent / name
+    if not (best / "state.json").is_file():
+        raise NoBestCheckpointError(
+            f"{run_dir}: its best checkpoint {name} (step {_step_of(name)}, train.monitor at its best) is gone from "
+            f"{newest.parent}; training spares it from pruning, so it was deleted or the run folder copied without it. "
+            "Use --checkpoint last (the default)")
+    return best
 
 
 def _step_of(name: str) -> int:

@@ -92,13 +92,18 @@ def _has_tensorboard() -> bool:
 
 def record_training(path: Path, result: TrainResult, opts: TrainOptions) -> None:
     """Add what the training did (steps reached, wall time, estimate, whether the budget stopped it, where the loss
-    diverged: ``TrainResult.diverged``, null when it did not) to the manifest."""
+    diverged: ``TrainResult.diverged``, null when it did not; the best validation, its step and checkpoint, whether
+    ``train.patience`` stopped it) to the manifest."""
     manifest = json.loads(path.read_text())
     manifest["training"] = {"steps": opts.steps, "steps_done": result.step, "seconds": round(result.seconds, 1),
                             "estimate_s": None if result.estimate_s is None else round(result.estimate_s, 1),
                             "minutes": opts.minutes, "stopped_by_budget": result.stopped_by_budget,
                             "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-                            "diverged": result.diverged}
+                            "diverged": result.diverged,
+                            # early stopping's judge: the best train.monitor, its step and checkpoint (--checkpoint best)
+                            "monitor": opts.monitor if result.best_step is not None else None, "best": result.best,
+                            "best_step": result.best_step, "stopped_early": result.stopped_early,
+                            "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None}
     atomic_write_text(path, json.dumps(manifest, indent=1, default=str))
 
 

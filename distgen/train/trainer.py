@@ -79,6 +79,9 @@ class TrainResult:
     best_step: int | None = None
     validations: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    #: the checkpoint of ``best_step`` (written when the validation improved, spared from pruning; None without a run folder
+    #: or a validation): ``distgen predict RUN --checkpoint best``
+    best_checkpoint: Path | None = None
     stopped_by_budget: bool = False  #: ``train.minutes`` ran out before ``train.steps``
     seconds: float = 0.0  #: wall seconds of this ``fit``
     estimate_s: float | None = None  #: the time to ``train.steps`` estimated after the first steps
@@ -242,6 +245,8 @@ class Trainer:
         self.step = 0
         self.best: float | None = None
         self.best_step: int | None = None
+        #: the checkpoint of the best validation (``step_XXXXXXXX``), written at the step it improved and spared from pruning
+        self.best_checkpoint: str | None = None
         self.bad_validations = 0
         self.first_loss: float | None = None  #: the loss of the run's first step: what divergence is measured against
         self.last_loss: float | None = None  #: the loss of the last finished step (named when a later one is NaN)
@@ -270,6 +275,8 @@ class Trainer:
     def save(self) -> Path | None:
         """Checkpoint the current step (every rank takes part; rank 0 writes)."""
         msd, osd = get_full_state(self.loss_module, self.optimizer, self.sharded)
+        if self.best_step is not None and self.best_step == self.step:  # this step's validation is the best so far
+            self.best_checkpoint = f"step_{self.step:08d}"
         checksums = D.param_checksums(self.loss_module) if not self.sharded else []
         path = None
         if self.env.is_main and self.ckpt_dir is not None:
@@ -281,6 +288,7 @@ class Trainer:
                 "ema_updates": self.ema.updates if self.ema else 0,
                 "best": self.best,
                 "best_step": self.best_step,
+                "best_checkpoint": self.best_checkpoint,  # kept from pruning; distgen predict --checkpoint best
                 "bad_validations": self.bad_validations,
                 "first_loss": self.first_loss,
                 "diverged": self.diverged,
@@ -289,7 +297,8 @@ class Trainer:
             }
             path = save_checkpoint(
                 self.ckpt_dir, self.step, {k.removeprefix(PREFIX): v for k, v in msd.items()}, osd, rng_state(), state,
-                self.ema.state_dict() if self.ema else None, keep=self.opts.keep_checkpoints, spare=self._before_divergence(),
+                self.ema.state_dict() if self.ema else None, keep=self.opts.keep_checkpoints,
+                spare=[p for p in (self._before_divergence(), self.best_checkpoint) if p is not None],
             )
         D.barrier()
         self.last_checkpoint = path or (self.ckpt_dir / f"step_{self.step:08d}" if self.ckpt_dir else None)
@@ -335,6 +344,7 @@ class Trainer:
         set_rng_state(ckpt.rng)
         self.step = ckpt.step
         self.best, self.best_step = ckpt.state.get("best"), ckpt.state.get("best_step")
+        self.best_checkpoint = ckpt.state.get("best_checkpoint")  # None from a checkpoint written before it was kept
         self.bad_validations = int(ckpt.state.get("bad_validations", 0))
         self.first_loss, self.diverged = ckpt.state.get("first_loss"), ckpt.state.get("diverged")
         self.last_checkpoint = ckpt.path
@@ -578,6 +588,7 @@ class Trainer:
                 out_of_time = self._out_of_time(t0) if opts.minutes is not None and self.step < opts.steps else False
                 result.stopped_by_budget = out_of_time
                 stop = out_of_time
+                improved = False  # this step's validation improved train.monitor: its checkpoint is the best (spared from pruning)
                 if self.val_source is not None and opts.val_every and (self.step % opts.val_every == 0 or self.step == opts.steps):
                     # rank 0's numbers on every rank: the ranks validate the same sets with the same weights, but one
                     # rank deciding to stop (train.patience) while another trains on would leave the other hanging
@@ -585,11 +596,12 @@ class Trainer:
                     result.validations.append({"step": self.step, **vals})
                     row.update(vals)
                     stop = self._early_stop(vals) or out_of_time  # the patience count is kept either way; a budget run out still stops
+                    improved = self.best_step == self.step
                 if row and log is not None:
                     log.log(self.step, row)
                 if self.step == opts.steps or stop:  # no later loss shows an update that overflowed: look at the weights
                     self._check_final_weights(lr, norm, weights0)
-                if self.ckpt_dir is not None and (self.step % opts.checkpoint_every == 0 or self.step == opts.steps or stop):
+                if self.ckpt_dir is not None and (self.step % opts.checkpoint_every == 0 or self.step == opts.steps or stop or improved):
                     self.save()
                 for cb in self.callbacks:
                     cb(self, self.step)
@@ -610,6 +622,7 @@ class Trainer:
         if self.step > 0:
             mark_trained(self.model)  # distgen.predict no longer warns about initial weights
         result.checkpoint = self.last_checkpoint
+        result.best_checkpoint = self.ckpt_dir / self.best_checkpoint if self.ckpt_dir is not None and self.best_checkpoint else None
         result.diverged = self.diverged
         if self.step > s0:
             result.no_gradient = sorted(self._no_grad)
@@ -623,12 +636,15 @@ class Trainer:
                      "but weight decay; check the loss weights", NoGradientWarning)
         result.seconds = time.perf_counter() - t0
         if result.stopped_early and env.is_main and self.best_step is not None and self.best_step != self.step:
-            # the weights kept are the last step's (docs/data.md: never a checkpoint chosen afterwards), which early stopping
-            # users often take for the best one's; the best step is checkpointed only when it falls on checkpoint_every
+            # the weights kept are the last step's (the default of distgen predict, as of distgen run), which early stopping
+            # users often take for the best one's; a run folder keeps the best step's checkpoint too (--checkpoint best)
+            best = result.best_checkpoint
             print(f"train: stopped early at step {self.step}: {opts.monitor} did not improve for {opts.patience} validation(s) after "
                   f"its best, {self.best:.4g} at step {self.best_step}; the model"
                   + (f" (and checkpoint {self.last_checkpoint})" if self.last_checkpoint is not None else "")
-                  + f" is step {self.step}'s, not the best step's", file=sys.stderr)
+                  + f" is step {self.step}'s, not the best step's"
+                  + (f"; the best step's is checkpoint {best} (distgen predict RUN --checkpoint best)" if best is not None else ""),
+                  file=sys.stderr)
         if result.stopped_by_budget and env.is_main:
             print(f"train: the budget train.minutes={opts.minutes:g} ran out at step {self.step} of {opts.steps}; "
                   f"checkpoint {self.last_checkpoint}", file=sys.stderr)

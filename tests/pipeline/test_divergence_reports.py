@@ -38,6 +38,20 @@ def test_a_healthy_run_records_no_divergence(tmp_path):
     cfg = save_yaml({**TINY, "evaluate": {"plots": False, "ceiling": False}}, tmp_path / "t.yaml")
     summary = run_experiment(str(cfg), tmp_path / "exp", progress=False, metrics=["mse"], plots=False)
     assert summary["training_diverged"] is None and "DIVERGED" not in headline(summary)
+    # which weights were scored: the last step's, said in summary.json and the printed headline (no validation: no best)
+    w = json.loads((tmp_path / "exp" / "eval" / "summary.json").read_text())["weights"]
+    assert (w["which"], w["step"], w["checkpoint"], w["ema"], w["best_step"]) == ("last", 2, "step_00000002", False, None)
+    assert "weights: step 2's (the last; checkpoint step_00000002)" in headline(summary)
+
+
+def test_the_headline_says_the_scored_weights_are_not_the_best_validations():
+    from distgen.pipeline.experiment import weights_line
+
+    w = {"which": "last", "step": 10, "checkpoint": "step_00000010", "ema": True, "stopped_early": True, "best": 2.12,
+         "best_step": 6, "best_checkpoint": "step_00000006"}
+    line = weights_line(w)
+    assert line.startswith("weights: step 10's (the last, stopped early, EMA average; checkpoint step_00000010)")
+    assert "best validation (2.12 at step 6) is not these" in line and "--checkpoint best" in line
 
 
 class Runner:

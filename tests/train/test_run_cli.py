@@ -201,3 +201,24 @@ def test_an_hvg_panel_larger_than_asked_says_so():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(gene_panel(data, groups, "hvg:40")) == 40  # all genes: no ties to speak of
+
+
+def test_predict_checkpoint_best_takes_the_best_validation_steps_weights(run, tmp_path):
+    """distgen predict RUN --checkpoint best (and distgen.load_run(RUN, checkpoint="best")): the checkpoint of the best
+    validation, recorded in the manifest; the default stays the newest (last)."""
+    import torch
+
+    import distgen
+    from distgen.train import load_checkpoint
+
+    root, _ = run
+    d = root / "run"
+    training = json.loads((d / "manifest.json").read_text())["training"]
+    assert training["monitor"] == "val_loss" and training["best_step"] in (2, 4, 6)  # an earlier test extends it to 6
+    best = d / "checkpoints" / f"step_{training['best_step']:08d}"
+    assert training["best_checkpoint"] == str(best)
+    loaded = distgen.load_run(d, checkpoint="best")
+    ema = load_checkpoint(best).ema
+    assert ema is not None and all(torch.equal(loaded.model.state_dict()[k], v) for k, v in ema.items())
+    assert main(["predict", str(d), "--checkpoint", "best", "--out", str(tmp_path / "best.h5ad")]) == 0
+    assert ad.read_h5ad(tmp_path / "best.h5ad").uns["distgen"]["provenance"]["checkpoint"] == best.name

@@ -36,7 +36,10 @@ def test_an_early_stop_names_the_checkpoint_of_a_run_folder(table, make_model, c
     res = fit(make_model(), table, set_size=4, val=table, val_every=2, patience=1, run_dir=tmp_path,
               **{**BASE, "steps": 60, "lr": 0.3})
     assert res.stopped_early and res.checkpoint is not None and res.checkpoint.name == f"step_{res.step:08d}"
-    assert f"the model (and checkpoint {res.checkpoint}) is step {res.step}'s" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"the model (and checkpoint {res.checkpoint}) is step {res.step}'s" in err
+    assert res.best_checkpoint is not None and res.best_checkpoint.name == f"step_{res.best_step:08d}"
+    assert f"the best step's is checkpoint {res.best_checkpoint} (distgen predict RUN --checkpoint best)" in err
 
 
 def test_a_time_budget_spent_at_a_validation_step_stops_there(table, make_model):

@@ -1,0 +1,81 @@
+"""Early stopping keeps the best step's checkpoint: written when a validation improves ``train.monitor``, spared from
+pruning, recorded in ``state.json`` (``best_checkpoint``) and the manifest, kept across resumes, and chosen by
+``distgen predict RUN --checkpoint best`` / ``distgen.load_run(RUN, checkpoint="best")`` (docs/training.md, "Early
+stopping")."""
+
+import json
+
+import pytest
+import torch
+
+from distgen.train import fit, load_checkpoint
+from distgen.train.checkpoint import NoBestCheckpointError, best_checkpoint, chosen_checkpoint, list_checkpoints
+from tests.train.test_checkpoint import Killed, kill_at
+
+# lr 0.01: the validation loss of the tiny model is best at step 6 and higher at 8 and 10; patience 2 stops at step 10
+RUN = {"steps": 60, "sets_per_batch": 4, "progress": False, "val_every": 2, "patience": 2, "lr": 0.01, "keep_checkpoints": 1,
+       "checkpoint_every": 1}
+
+
+def weights_by_step(store):
+    def cb(trainer, step):
+        store[step] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+    return cb
+
+
+def test_the_best_step_is_checkpointed_spared_from_pruning_and_loads_its_weights(table, make_model, tmp_path):
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+    res = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path, callbacks=[weights_by_step(seen)], **RUN)
+    assert res.stopped_early and res.best_step is not None and res.best_step < res.step
+    assert res.best_checkpoint == tmp_path / "checkpoints" / f"step_{res.best_step:08d}"
+    # keep_checkpoints 1 with a checkpoint every step: only the newest and the best are left
+    assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == [f"step_{res.best_step:08d}", f"step_{res.step:08d}"]
+    assert best_checkpoint(tmp_path) == res.best_checkpoint == chosen_checkpoint(tmp_path, "best")
+    assert chosen_checkpoint(tmp_path, "last") is None
+    best = load_checkpoint(best_checkpoint(tmp_path))
+    assert best.step == res.best_step and best.state["best"] == res.best
+    want = seen[res.best_step]
+    assert best.model.keys() == want.keys() and all(torch.equal(best.model[k], want[k]) for k in want)
+    assert not all(torch.equal(best.model[k], seen[res.step][k]) for k in want)  # not the last step's
+    assert load_checkpoint(tmp_path).state["best_checkpoint"] == res.best_checkpoint.name
+
+
+@pytest.mark.parametrize(("lr", "at", "beaten"), [(0.01, 7, False), (0.03, 3, True)])
+def test_a_resume_keeps_the_earlier_best_unless_beaten(table, make_model, tmp_path, lr, at, beaten):
+    """Killed after a best validation (step 6 of lr 0.01, kept to the end; step 2 of lr 0.03, beaten from step 6 on)."""
+    run = {**RUN, "lr": lr}
+    straight = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path / "a", **run)
+    with pytest.raises(Killed):
+        fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path / "b", callbacks=[kill_at(at)], **run)
+    before = load_checkpoint(tmp_path / "b").state["best_checkpoint"]
+    assert (before != f"step_{straight.best_step:08d}") == beaten and before == f"step_{at - 1:08d}"
+    res = fit(make_model(seed=5), table, set_size=4, val=table, run_dir=tmp_path / "b", resume=tmp_path / "b", **run)
+    assert (tmp_path / "b" / "checkpoints" / before).exists() != beaten  # a beaten best is pruned like any checkpoint
+    assert (res.step, res.best_step, res.best) == (straight.step, straight.best_step, straight.best)
+    assert res.best_checkpoint == tmp_path / "b" / "checkpoints" / f"step_{straight.best_step:08d}"
+    a, b = load_checkpoint(straight.best_checkpoint), load_checkpoint(best_checkpoint(tmp_path / "b"))
+    assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
+
+
+def test_best_is_refused_for_a_run_that_never_validated(table, make_model, tmp_path):
+    fit(make_model(), table, set_size=4, run_dir=tmp_path, steps=3, sets_per_batch=4, progress=False)
+    with pytest.raises(NoBestCheckpointError, match=r"never validated.*--checkpoint last.*train\.val_every") as err:
+        best_checkpoint(tmp_path)
+    assert err.value.exit_code == 2
+
+
+def test_a_best_checkpoint_that_is_gone_is_refused_naming_it(table, make_model, tmp_path):
+    res = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path, **RUN)
+    import shutil
+
+    shutil.rmtree(res.best_checkpoint)
+    with pytest.raises(NoBestCheckpointError, match=rf"best checkpoint {res.best_checkpoint.name} .* is gone"):
+        best_checkpoint(tmp_path)
+
+
+def test_the_manifest_records_the_best(table, make_model, tmp_path):
+    """fit of a CellTable writes no training record; distgen train's manifest is tested in test_run_cli.py."""
+    res = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path, **RUN)
+    state = json.loads((res.checkpoint / "state.json").read_text())
+    assert (state["best_step"], state["best_checkpoint"]) == (res.best_step, res.best_checkpoint.name)
