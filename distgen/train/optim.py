@@ -15,7 +15,7 @@ limit, and with the fused kernel the scale is applied inside the update.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -88,6 +88,32 @@ def grad_norm(params: Iterable[torch.Tensor]) -> torch.Tensor:
     return torch.nn.utils.get_total_norm(grads)
 
 
+def grad_norms(params: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
+    """``grad_norm(params)`` (the same number, bit for bit: ``get_total_norm``'s grouping and kernels) with what it is made
+    of: each gradient's norm, stacked, and the position in ``params`` of each (those with a gradient, in the stack's order).
+
+    The per-gradient norms are computed by any global norm anyway; keeping them lets the trainer see which parameters got
+    a gradient of exactly 0 at every step (``Trainer``'s no-gradient check) without another pass over the gradients.
+    """
+    from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype, _has_foreach_support
+
+    with_grad = [i for i, p in enumerate(params) if p.grad is not None]
+    grads = [params[i].grad for i in with_grad]
+    if not grads:
+        return torch.zeros(()), None, []
+    first_device = grads[0].device  # type: ignore[union-attr]
+    norms: list[torch.Tensor] = []
+    order: list[int] = []
+    for (device, _), ([tensors], idx) in _group_tensors_by_device_and_dtype([grads], with_indices=True).items():  # type: ignore[list-item]
+        if _has_foreach_support(tensors, device):  # type: ignore[arg-type]
+            norms.extend(torch._foreach_norm(tensors, 2.0))  # type: ignore[arg-type]
+        else:
+            norms.extend(torch.linalg.vector_norm(g, 2.0) for g in tensors)  # type: ignore[arg-type]
+        order.extend(with_grad[i] for i in idx)
+    stacked = torch.stack([n.to(first_device) for n in norms])
+    return torch.linalg.vector_norm(stacked, 2.0), stacked, order
+
+
 def clipped_step(optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor], norm: torch.Tensor, max_norm: float | None,
                  norm_value: float | None = None) -> None:
     """Scale the gradients of ``params`` to global norm at most ``max_norm`` (``None``: no limit) and step.
@@ -122,4 +148,4 @@ def optimizer_impl(optimizer: torch.optim.Optimizer) -> str:
     return "fused" if d.get("fused") else "foreach" if d.get("foreach") else "loop" if d.get("foreach") is False else "default"
 
 
-__all__ = ["IMPLS", "choose_impl", "clipped_step", "grad_norm", "make_optimizer", "optimizer_impl", "param_groups"]
+__all__ = ["IMPLS", "choose_impl", "clipped_step", "grad_norm", "grad_norms", "make_optimizer", "optimizer_impl", "param_groups"]

@@ -41,7 +41,7 @@ from distgen.train.ema import EMA
 from distgen.train.interrupt import StopOnSignal
 from distgen.train.lock import RunLock
 from distgen.train.logger import MetricsLog, duration, progress_bar
-from distgen.train.optim import clipped_step, grad_norm, make_optimizer
+from distgen.train.optim import clipped_step, grad_norms, make_optimizer
 from distgen.train.options import TrainOptions, compile_mode
 from distgen.train.schedule import make_scheduler
 from distgen.train.state_dicts import get_full_state, set_full_state
@@ -90,6 +90,9 @@ class TrainResult:
     diverged: dict[str, Any] | None = None
     #: trainable parameters that received no gradient in any step of this ``fit`` (names as ``model.named_parameters``)
     no_gradient: list[str] = field(default_factory=list)
+    #: trainable parameters whose gradient was exactly 0 at every step of this ``fit`` that gave them one (their output
+    #: multiplied by 0, a term weighted 0): they learned nothing either; not those of ``no_gradient``
+    zero_gradient: list[str] = field(default_factory=list)
 
 
 def describe_conditions(labels: ConditionLabels, info: DataInfo | None, limit: int = 4) -> str:
@@ -257,6 +260,10 @@ class Trainer:
         self.stop_requested = False
         self._no_grad: dict[str, nn.Parameter] = {}  #: trainable parameters without a gradient so far in this fit
         self._grad_seen = False  #: a step of this fit had a non-zero gradient norm
+        #: per parameter (``self.wrapped.parameters()`` order) the sum of its gradient's norms over this fit's steps, on the
+        #: device: read once at the end (``_zero_gradient``), from the norms the step's clipping computes anyway
+        self._grad_sums: Tensor | None = None
+        self._grad_index: dict[tuple[int, ...], Tensor] = {}  #: positions of the parameters with a gradient, on the device
         self._bad_ranks: list[int] = []  #: the ranks whose loss was non-finite at the last step (named in the error)
         # one writer per run folder: a second process is refused, naming the holder (rank 0 writes)
         self._lock = RunLock(self.run_dir, "train").acquire() if self.run_dir is not None and self.env.is_main else None
@@ -383,7 +390,9 @@ class Trainer:
             last = self.loss_module.last
             parts.append(detached_parts(last.parts, type(self.model).__name__) if last is not None else {})
         params = list(self.wrapped.parameters())
-        norm_t = grad_norm(params)
+        norm_t, per_param, order = grad_norms(params)
+        if per_param is not None:  # no read: summed on the device, looked at once at the end of the fit
+            self._sum_grad_norms(per_param, order, len(params))
         norm_local = norm_t.full_tensor() if hasattr(norm_t, "full_tensor") else norm_t  # FSDP: a DTensor
         dev = losses[0].device
         *values, norm = torch.stack([*(v.reshape(()).to(torch.float64) for v in losses),
@@ -551,6 +560,7 @@ class Trainer:
         t_first = t0
         self._no_grad = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         self._grad_seen = False
+        self._grad_sums, self._grad_index = None, {}
         weights0 = self._weights_norm() if self.step < opts.steps else 0.0  # for _check_final_weights (one read a fit)
         cells_per_step = opts.sets_per_batch * getattr(self.train_source, "set_size", 0)
         # SIGINT/SIGTERM: finish the step, write a final checkpoint, raise Interrupted (distgen.train.interrupt)
@@ -626,7 +636,9 @@ class Trainer:
         result.diverged = self.diverged
         if self.step > s0:
             result.no_gradient = sorted(self._no_grad)
-            warned = self._warn_no_gradient(result.no_gradient, self.step - s0)
+            result.zero_gradient = self._zero_gradient()
+            # a gradient norm of 0 at every step (every parameter's gradient 0) is said once below, not per component
+            warned = self._warn_no_gradient(result.no_gradient, self.step - s0, result.zero_gradient if self._grad_seen else [])
             # not "and not result.no_gradient": a parameter merely listed (the null embedding of a model without condition
             # dropout, in every fit) silenced this warning for a loss weighted 0
             if not self._grad_seen and env.is_main and not warned:
@@ -650,20 +662,48 @@ class Trainer:
                   f"checkpoint {self.last_checkpoint}", file=sys.stderr)
         return result
 
-    def _warn_no_gradient(self, names: Sequence[str], steps: int) -> bool:
+    def _sum_grad_norms(self, norms: Tensor, order: list[int], n_params: int) -> None:
+        """Add this step's per-gradient norms (``grad_norms``) to ``_grad_sums`` at the positions ``order``, on the device.
+        The index tensor of a pattern of parameters with a gradient is made once (a host-to-device copy, no read)."""
+        local = norms.to_local() if hasattr(norms, "to_local") else norms  # FSDP: this rank's shards' norms (summed at the end)
+        if self._grad_sums is None:
+            self._grad_sums = torch.zeros(n_params, dtype=torch.float32, device=local.device)
+        key = tuple(order)
+        index = self._grad_index.get(key)
+        if index is None:
+            index = torch.tensor(order, dtype=torch.long, device=local.device)
+            if len(self._grad_index) < 16:  # a few patterns (a null embedding used on some steps only)
+                self._grad_index[key] = index
+        self._grad_sums.index_add_(0, index, local.detach().to(torch.float32))
+
+    def _zero_gradient(self) -> list[str]:
+        """The trainable parameters (model names) that got a gradient in this fit, exactly 0 at every step (one read)."""
+        if self._grad_sums is None:
+            return []
+        sums = self._grad_sums
+        if self.env.distributed:  # FSDP: each rank summed its shards; DDP: the same on every rank (0 stays 0)
+            D.all_reduce_sum(sums)
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        params = list(self.wrapped.parameters())
+        return sorted(names[id(params[i])] for i, v in enumerate(sums.tolist())
+                      if v == 0.0 and id(params[i]) in names and names[id(params[i])] not in self._no_grad and params[i].requires_grad)
+
+    def _warn_no_gradient(self, names: Sequence[str], steps: int, zero: Sequence[str] = ()) -> bool:
         """Warn (``NoGradientWarning``) about each component of the model none of whose trainable parameters received a
         gradient in ``steps`` steps: the loss does not depend on it (detached, unused, or a loss term of weight 0), so it
         stayed at its initial weights while the run looked healthy. A single parameter without a gradient in a component
         that learns (a null-condition embedding that condition dropout did not draw in a short run) is not warned about;
-        ``TrainResult.no_gradient`` lists every one. Returns whether a component was warned about."""
-        if not names or not self.env.is_main:
+        ``TrainResult.no_gradient`` lists every one. A component whose parameters got gradients of exactly 0 at every step
+        (``zero``: its output multiplied by 0 while the others learn; ``TrainResult.zero_gradient``) is warned about alike.
+        Returns whether a component was warned about."""
+        if not (names or zero) or not self.env.is_main:
             return False
-        pending = set(names)
+        pending, zeros = set(names), set(zero)
         trainable: dict[str, list[str]] = {}
         for n, p in self.model.named_parameters():
             if p.requires_grad:
                 trainable.setdefault(n.split(".", 1)[0] if "." in n else "", []).append(n)
-        dead = {c: ns for c, ns in trainable.items() if all(n in pending for n in ns)}
+        dead = {c: ns for c, ns in trainable.items() if all(n in pending or n in zeros for n in ns)}
         if "" in dead and len(dead) < len(trainable):
             # the model's own parameters are not a component: a null vector of its own is unused without condition
             # dropout while every component learns (listed in no_gradient, not warned, as one inside a component)
@@ -671,10 +711,17 @@ class Trainer:
         for comp, ns in dead.items():
             what = f"model.{comp}" if comp else f"{type(self.model).__name__}'s own parameters"
             shown = ", ".join(ns[:4]) + (f" and {len(ns) - 4} more" if len(ns) > 4 else "")
-            warn(f"{what} received no gradient in {steps} training step{'s' if steps > 1 else ''} ({len(ns)} trainable "
-                 f"parameter{'s' if len(ns) > 1 else ''}: {shown}): the loss does not depend on it (a detached output, an "
-                 "unused component, or a loss term of weight 0), so it kept its initial weights. If that is meant, freeze it "
-                 "(requires_grad=False); otherwise check where its output leaves the loss", NoGradientWarning)
+            params = f"{len(ns)} trainable parameter{'s' if len(ns) > 1 else ''}: {shown}"
+            if any(n in zeros for n in ns):
+                warn(f"{what} received a gradient of exactly 0 at every one of the {steps} training step{'s' if steps > 1 else ''} "
+                     f"of this fit ({params}) while the rest of the model learned: the loss does not change with it (its output "
+                     "multiplied by 0, or feeding only a loss term of weight 0), so it learned nothing (weight decay aside). If "
+                     "that is meant, freeze it (requires_grad=False); otherwise check where its output is scaled away", NoGradientWarning)
+                continue
+            warn(f"{what} received no gradient in {steps} training step{'s' if steps > 1 else ''} ({params}): the loss does not "
+                 "depend on it (a detached output, an unused component, or a loss term of weight 0), so it kept its initial "
+                 "weights. If that is meant, freeze it (requires_grad=False); otherwise check where its output leaves the loss",
+                 NoGradientWarning)
         return bool(dead)
 
     def _weights_norm(self) -> float:

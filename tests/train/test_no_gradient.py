@@ -95,3 +95,19 @@ def test_an_unused_parameter_of_the_model_itself_is_listed_not_warned(table, mak
         warnings.simplefilter("error", NoGradientWarning)
         res = fit(model, table, set_size=4, **BASE)
     assert res.no_gradient == ["null_vector"]
+
+
+def test_a_component_whose_gradient_is_zero_at_every_step_is_named(table, make_model):
+    """The conditioner's output multiplied by 0 while the backbone learns: its parameters get gradients, exactly 0 at every
+    step, so the no-gradient check (gradients that are None) and the all-zero check (the global norm) both missed it."""
+    model = make_model()
+    model.conditioner.register_forward_hook(lambda mod, inp, out: out * 0.0)
+    before = {k: v.clone() for k, v in model.conditioner.state_dict().items()}
+    with pytest.warns(NoGradientWarning, match=r"model\.conditioner received a gradient of exactly 0 at every one of the 3 "
+                                               r"training steps .*conditioner\.pert\.weight") as caught:
+        res = fit(model, table, set_size=4, **BASE)
+    assert all(torch.equal(before[k], v) for k, v in model.conditioner.state_dict().items())  # nothing learned (no decay)
+    conditioner = {n for n, p in model.named_parameters() if n.startswith("conditioner.") and p.requires_grad}
+    # the backbone's projection of the (zeroed) condition gets 0 too: listed, not warned, since the backbone learns
+    assert set(res.zero_gradient) == conditioner | {"backbone.cond.weight"} and res.no_gradient == []
+    assert [str(w.message).split(" ")[0] for w in caught if issubclass(w.category, NoGradientWarning)] == ["model.conditioner"]

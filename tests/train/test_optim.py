@@ -155,3 +155,22 @@ def test_grad_norm_is_the_clip_norm_and_zero_without_gradients():
     net(torch.randn(8, 6)).pow(2).mean().backward()
     want = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in net.parameters()))
     assert float(grad_norm(net.parameters())) == pytest.approx(float(want), rel=1e-6)
+
+
+def test_grad_norms_is_the_global_norm_bit_for_bit_with_each_gradients_norm():
+    """The trainer clips with grad_norms' total (it keeps the per-gradient norms for the no-gradient check): it must be
+    get_total_norm's number exactly, also with gradients of several dtypes (grouped, so reordered) and missing ones."""
+    from distgen.train.optim import grad_norms
+
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(n, dtype=dt)) for n, dt in
+              ((5, torch.float32), (7, torch.float64), (3, torch.float32), (4, torch.bfloat16), (6, torch.float64))]
+    for i, p in enumerate(params):
+        if i != 2:  # one without a gradient
+            p.grad = torch.randn_like(p) * (i + 1)
+    total, per, order = grad_norms(params)
+    assert torch.equal(total, torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
+    assert sorted(order) == [0, 1, 3, 4] and per is not None and len(per) == 4
+    for k, i in enumerate(order):
+        assert torch.equal(per[k], torch.linalg.vector_norm(params[i].grad, 2.0).to(per.dtype))
+    assert grad_norms([torch.nn.Parameter(torch.ones(2))])[1] is None
