@@ -53,6 +53,30 @@ def _trimmed_context(context: str, data: PerturbationData) -> str:
     return CONTEXT_SEPARATOR.join(p.strip() for p in str(context).split(CONTEXT_SEPARATOR))
 
 
+def _check_given_pairs(given: Sequence[tuple[Any, ...]], pairs: Sequence[tuple[str, str]], n_ctx: dict[str, int]) -> None:
+    """Refuse given ``held_out_context_perturbation`` pairs that cannot all be held out with their condition training in
+    another context: a condition measured in one context only, or every context of a condition given (the last pair was
+    dropped without a word until 2026-12-07)."""
+    where: dict[str, list[str]] = {}
+    for c, k in pairs:
+        where.setdefault(c, []).append(k)
+    lonely = sorted({str(g[0]) for g in given if tuple(g) in set(pairs) and n_ctx.get(str(g[0]), 0) < 2})
+    if lonely:
+        raise InputDataError(f"held_out_context_perturbation holds a pair out while its condition trains in another context, but "
+                             f"{lonely[:5]} {'is' if len(lonely) == 1 else 'are'} measured in one context only "
+                             f"({', '.join(f'{c!r} in {where[c][0]!r}' for c in lonely[:5])}); use held_out_context or "
+                             "random_conditions to hold such a condition out")
+    asked: dict[str, set[str]] = {}
+    for g in given:
+        asked.setdefault(str(g[0]), set()).add(str(g[1]) if len(g) > 1 else "")
+    every = sorted(c for c, ks in asked.items() if c in where and set(where[c]) <= ks)
+    if every:
+        c = every[0]
+        raise InputDataError(f"held_out_context_perturbation: the pairs given hold out {c!r} in every context it was measured in "
+                             f"({', '.join(map(repr, sorted(where[c])))}), so {c!r} would have no training context to be learnt "
+                             "from; keep one of its contexts in training, or hold the condition out with random_conditions")
+
+
 def seen_count(atoms: Sequence[str], train_singles: set[str]) -> int:
     """How many atoms of a combination are seen as singles in training (GEARS ``seen0/1/2``)."""
     return sum(a in train_singles for a in atoms)
@@ -97,7 +121,14 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
         contexts = sorted(set(ctx))
         if len(contexts) < 2:
             raise InputDataError(f"split kind 'held_out_context' needs >= 2 contexts; the data has {contexts} (set context_cols)")
-        test_ctx = _choose(contexts, p["test_frac"], rng, p["test_contexts"], "contexts")
+        # a context of control cells only has nothing to hold out: drawn, it gave an empty test set (or fewer held-out
+        # contexts than test_frac asks); given, it is named
+        perturbed = sorted(set(ctx[pert]))
+        idle = sorted(set(p["test_contexts"] or ()) & (set(contexts) - set(perturbed)))
+        if idle:
+            raise InputDataError(f"contexts {idle[:5]} hold control cells only, so held_out_context has no perturbed cells of them "
+                                 f"to hold out; hold out contexts with perturbed cells: {perturbed[:20]}")
+        test_ctx = _choose(perturbed, p["test_frac"], rng, p["test_contexts"], "contexts")
         if len(test_ctx) == len(contexts):
             raise InputDataError("held_out_context would hold out every context, leaving nothing to train on; lower test_frac")
         return pert & np.isin(ctx, test_ctx)
@@ -111,6 +142,8 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
                 "in another context); none are. Use held_out_context or random_conditions instead"
             )
         given = [tuple(g) for g in p["test_groups"]] if p["test_groups"] is not None else None
+        if given:
+            _check_given_pairs(given, pairs, n_ctx)
         order = _choose(eligible, 1.0, rng, given, "(condition, context) pairs") if given else [eligible[i] for i in rng.permutation(len(eligible))]
         want = len(order) if given else _n_pick(len(eligible), p["test_frac"])
         left = dict(n_ctx)
@@ -418,6 +451,9 @@ def make_split(
     for name, v in (("test_frac", test_frac), ("val_frac", val_frac), ("holdout_controls", holdout_controls), ("holdout_singles", holdout_singles)):
         if not 0.0 <= v < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {v}")
+    for given_name, given in (("test_conditions", test_conditions), ("test_contexts", test_contexts), ("test_batches", test_batches)):
+        if isinstance(given, str):  # read as its letters before ('ct2': the contexts 'c', 't', '2')
+            raise InputDataError(f"{given_name} is one text, {given!r}; give a list, even of one item: [{given!r}]")
     params: dict[str, Any] = {
         "test_frac": test_frac,
         "val_frac": val_frac,
