@@ -147,6 +147,11 @@ def score(
     report_notes += alias_notes(aliases)
     contexts = _contexts(pred, truth, by_context)
     many = len(contexts) > 1
+    if many:  # controls of a context that are the truth's controls of another: the context labels are not the truth's
+        _check_context_controls(pred, truth)
+    if not by_context and (mixed := _pooled_mixtures(pred, truth)):
+        warn(mixed)
+        report_notes.append(mixed)
     say = _stage_lines(progress, pred, truth, t0)
     if many:  # rows "condition @ context": refused before any scoring when two could read alike
         check_row_contexts(contexts)
@@ -290,14 +295,100 @@ def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:
 
 
 
+def _context_key(context: str) -> str:
+    """A context as ``_context_spelling`` compares it: NFKC, trimmed, case-folded, a number as its value (``1.0`` is ``1``:
+    a float column written where the truth has integers or text)."""
+    key = unicodedata.normalize("NFKC", context).strip().casefold()
+    try:
+        number = float(key)
+    except ValueError:
+        return key
+    return repr(number) if np.isfinite(number) else key
+
+
 def _context_spelling(extra: set[str], truth: Sequence[str]) -> str | None:
-    """The fix when some of the prediction's contexts are truth contexts in another letter case, Unicode form or with
-    surrounding whitespace (``K562`` for ``k562``), or None; distgen never matches them itself."""
-    pairs = spelled_pairs(sorted(extra), truth, lambda c: unicodedata.normalize("NFKC", c).strip().casefold())
+    """The fix when some of the prediction's contexts are truth contexts in another letter case, Unicode form, number
+    spelling (``1.0`` for ``1``) or with surrounding whitespace (``K562`` for ``k562``), or None; distgen never matches them
+    itself."""
+    pairs = spelled_pairs(sorted(extra), truth, _context_key)
     if not pairs:
         return None
     return (f"{len(pairs)} of its contexts are truth contexts spelled another way (e.g. {pairs[0][0]!r} for {pairs[0][1]!r}: "
-            "letter case, whitespace or the Unicode form); write the prediction's contexts as the truth writes them")
+            "letter case, whitespace, the Unicode form or a number written another way, as a float column writes 1 as 1.0); "
+            "write the prediction's contexts as the truth writes them")
+
+
+#: The most control cells of a prediction's context whose rows ``_check_context_controls`` looks up among the truth's.
+CONTROL_ROWS_CHECKED = 64
+
+
+def _row_keys(x: Any) -> list[bytes]:
+    """One key per row of ``x``: its float32 bytes (equal rows, equal keys)."""
+    a = np.ascontiguousarray(torch.as_tensor(x).detach().cpu().to(torch.float32).numpy())
+    return [r.tobytes() for r in a]
+
+
+def _check_context_controls(pred: Cells, truth: Cells) -> None:
+    """Refuse a prediction whose control cells of a context are the truth's control cells of another context and none of
+    its own (``InputDataError``): its context labels are not the truth's (a categorical written against another order of
+    its categories), and every delta of those contexts would be taken from another cell type's controls. Predictions carry
+    the truth's controls (cell-eval's layout, ``distgen predict``), so the rows are compared exactly; a prediction whose
+    controls are other cells is not judged here. Until 2026-12-07 such a file was scored without a word."""
+    t_ctrl = np.flatnonzero(np.asarray(truth.is_control))
+    p_ctrl = np.flatnonzero(np.asarray(pred.is_control))
+    if not t_ctrl.size or not p_ctrl.size:
+        return
+    where: dict[bytes, set[str]] = {}
+    for key, k in zip(_row_keys(truth.X[torch.as_tensor(t_ctrl)]), truth.contexts[t_ctrl].tolist()):
+        where.setdefault(key, set()).add(str(k))
+    p_ctx = np.asarray(pred.contexts)[p_ctrl].astype(str)
+    for k in sorted(set(p_ctx.tolist())):
+        rows = p_ctrl[p_ctx == k][:CONTROL_ROWS_CHECKED]
+        found = [where[key] for key in _row_keys(pred.X[torch.as_tensor(rows)]) if key in where]
+        homes = set().union(*found) if found else set()
+        if found and k not in homes and len(homes) == 1:
+            other = next(iter(homes))
+            raise InputDataError(
+                f"the prediction's control cells of context {k!r} are the truth's control cells of context {other!r} "
+                f"({len(found)} of the {len(rows)} looked up, none of those of context {k!r}): the prediction's context labels are not "
+                "the truth's (a categorical column written against another order of its categories?), and each context is "
+                "scored against its own controls; write each cell's context as the truth writes it and evaluate again")
+
+
+def _pooled_mixtures(pred: Cells, truth: Cells) -> str | None:
+    """With contexts pooled, a note naming the conditions whose cells the prediction spreads over the contexts in other
+    proportions than the truth (more than 10 percentage points in all), or None: a pooled score then compares two mixtures,
+    and a prediction right in every context scores as wrong (pearson_delta 0.99 per context, 0.01 pooled, with the truth's
+    cells 94% of one cell type and the prediction's 50%)."""
+    if len(set(truth.contexts.tolist())) < 2 or len(set(pred.contexts.tolist())) < 2:
+        return None
+    def shares(cells: Cells, cond: str) -> dict[str, float]:
+        ks = np.asarray(cells.contexts)[np.asarray(cells.conditions) == cond].astype(str)
+        if not ks.size:
+            return {}
+        names, counts = np.unique(ks, return_counts=True)
+        return dict(zip(names.tolist(), (counts / counts.sum()).tolist(), strict=True))
+
+    off = []
+    for cond in sorted(set(truth.conditions.tolist())):
+        t, p = shares(truth, cond), shares(pred, cond)
+        if not p:
+            continue
+        gap = 0.5 * sum(abs(t.get(k, 0.0) - p.get(k, 0.0)) for k in set(t) | set(p))
+        if gap > 0.1:
+            off.append((gap, cond, t, p))
+    if not off:
+        return None
+    off.sort(key=lambda o: (-o[0], o[1]))
+    _, cond, t, p = off[0]
+
+    def said(d: dict[str, float]) -> str:
+        return ", ".join(f"{v:.0%} {k}" for k, v in sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))[:4])
+
+    return (f"contexts pooled (--pool-contexts, by_context=False) in other proportions than the truth's for {len(off)} "
+            f"condition(s): {cond!r} is {said(t)} of the truth's cells and {said(p)} of the prediction's, so its pooled scores "
+            "compare two mixtures (a prediction right in every context scores as wrong); score each context on its own "
+            "(leave out --pool-contexts), or predict each context's cells in the truth's proportions")
 
 
 def _add_strata(rows: dict[str, dict[str, Any]], table: MetricTable, bases: Mapping[str, MetricTable],
