@@ -154,7 +154,7 @@ def _case_hints(unknown: Sequence[str], vocab: Sequence[str]) -> list[str]:
     pairs = [(u, folded[u.lower()]) for u in unknown if u.lower() in folded and u not in dict(forms)]
     if not pairs:
         return hints
-    shown = ", ".join(f"{u!r} is {k!r}" for u, k in pairs[:5])
+    shown = ", ".join(f"{str(u)!r} is {str(k)!r}" for u, k in pairs[:5])
     return [*hints, f"labels are compared with their case: {shown} in the training file (spell them as the training file does)"]
 
 

@@ -721,7 +721,13 @@ def read_pair(
                       perturbation_types={k: t for k, a in files.items() if (t := recorded_scale(a, PERTURBATION_TYPE_KEY)) is not None})
     if col is None:
         obs = files["real"].obs
-        info.notes += pooled_contexts_note(map(str, obs.columns), lambda c: obs[c].astype(str).tolist())
+        pooled = pooled_contexts_note(map(str, obs.columns), lambda c: obs[c].astype(str).tolist())
+        if pooled and guess_celltype and "training" in files and all(CELLTYPE_COL in files[k].obs.columns for k in ("pred", "real")) \
+                and CELLTYPE_COL not in files["training"].obs.columns:  # the reason, which the note alone did not give
+            pooled = [f"{pooled[0]}; the prediction and the truth have it, but the training file (--train) has no {CELLTYPE_COL!r} "
+                      f"column, so every file was read pooled: add the column to the training file (or pass --celltype-col "
+                      f"{CELLTYPE_COL}, which then asks for it)"]
+        info.notes += pooled
     if len(set(info.scales.values())) > 1:
         said = ", ".join(f"{k}: {s}" for k, s in info.scales.items())
         raise InputDataError(f"the files record different value scales ({said}); write them at one scale "

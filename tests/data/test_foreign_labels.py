@@ -15,3 +15,11 @@ def test_more_than_eight_unknown_labels_are_counted():
     text = unknown_labels_message([("A",)] * 20, contexts, ["b0"] * 20, PerturbationSchema(), info)
     assert text is not None and "unknown contexts 'C00'" in text and "np.str_" not in text
     assert "... (20 in all)" in text
+
+
+def test_a_context_in_another_case_is_named_without_numpy_types():
+    """The contexts round: ``b`` for the training file's ``B`` was said as "np.str_('b') is 'B'" (anndata gives numpy
+    strings)."""
+    info = DataInfo(genes=("g0", "g1"), perturbations=("A",), contexts=("A", "B"), batches=("b0",))
+    text = unknown_labels_message([("A",)], [np.str_("b")], ["b0"], PerturbationSchema(), info)
+    assert text is not None and "'b' is 'B'" in text and "np.str_" not in text

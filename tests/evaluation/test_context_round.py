@@ -83,3 +83,13 @@ def test_a_context_written_as_a_float_names_the_truth_spelling():
     pred.obs["celltype"] = pred.obs["celltype"].map({"B": 1.0, "C": 2.0}).astype(float)
     with pytest.raises(InputDataError, match=r"'1\.0' for '1'"):
         distgen.evaluate(pred, truth, celltype_col="celltype", **FAST)
+
+
+def test_contexts_pooled_because_the_training_file_lacks_the_column_say_so():
+    """``--train`` without the ``celltype`` column that the prediction and the truth have: every file was read with its
+    contexts pooled and the warning said only "the truth has cell-type column 'celltype' ... not used", without why."""
+    truth = _truth()
+    train = _truth(seed=3)
+    del train.obs["celltype"]
+    with pytest.warns(DistgenWarning, match=r"training file.*no 'celltype' column"):
+        distgen.evaluate(_resampled(truth), truth, train=train, **{**FAST, "baselines": ["mean_perturbation"]})
