@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -929,6 +930,16 @@ def _refuse_other_doses(files: dict[str, ad.AnnData], pert_col: str, control: st
     except InputDataError:
         truth, pred = written("real"), written("pred")
     other = sorted((key, pred[key][0], truth[key][0]) for key in pred.keys() & truth.keys() if pred[key][1] != truth[key][1])
+    spelt = [(key, p, t) for key, p, t in other if _same_number(p, t)]
+    if spelt:  # 10 and '10uM': one number, written with a unit on one side only (or two units): not told apart by distgen
+        (b, k), p, t = spelt[0]
+        col = str(dose_column(files["real"].obs, pert_col))
+        raise InputDataError(
+            f"the prediction and the truth write their dose column otherwise: {len(spelt)} shared perturbation label(s) are at "
+            f"one number written two ways (e.g. {b}{f' in {k}' if k else ''}: {p!r} in the prediction, {t!r} in the truth), "
+            "which distgen cannot tell to be one dose (a unit is not read). Write the two columns one way, e.g. the numbers "
+            f"alone in both: adata.obs[{col!r}] = adata.obs[{col!r}].astype(str).str.removesuffix('uM').astype(float) (with "
+            "the unit the column carries), or the truth's spelling in the prediction; then evaluate again")
     if other:
         (b, k), p, t = other[0]
         raise InputDataError(
@@ -936,6 +947,23 @@ def _refuse_other_doses(files: dict[str, ad.AnnData], pert_col: str, control: st
             f"in the two (e.g. {b}{f' in {k}' if k else ''}: predicted as {p}, measured as {t}): read as one label, the "
             "prediction would be scored against the cells of another dose. Predict each at the truth's dose, or label both "
             "files atom@dose (dexa@10; distgen.data.conditions.dose_label) to score the shared doses only")
+
+
+#: A number and what follows it in a dose written with a unit (``10uM``, ``0.5 mg/ml``).
+_NUMBER_AND_UNIT = re.compile(r"^\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*(.*?)\s*$")
+
+
+def _same_number(a: str, b: str) -> bool:
+    """Whether two written doses that differ as text are one number written otherwise: a unit on one side only, or one
+    unit spaced otherwise (``10`` and ``10uM``, ``10 uM`` and ``10uM``; not ``10uM`` and ``10nM``); the numbers read as
+    float32, as models read doses."""
+    ma, mb = _NUMBER_AND_UNIT.match(str(a)), _NUMBER_AND_UNIT.match(str(b))
+    if ma is None or mb is None or (not ma.group(2) and not mb.group(2)):
+        return False
+    ua, ub = (m.group(2).replace(" ", "") for m in (ma, mb))
+    if ua and ub and ua != ub:  # 10uM and 10nM: other doses
+        return False
+    return bool(np.float32(float(ma.group(1))) == np.float32(float(mb.group(1))))
 
 
 def check_shapes(files: dict[str, ad.AnnData], pert_col: str | None = None) -> None:

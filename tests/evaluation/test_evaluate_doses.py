@@ -248,3 +248,23 @@ def test_a_dose_column_without_readable_doses_on_both_sides_pairs_as_before(tmp_
     assert set(real.conditions) == {"ctrl", "dexa"}
     with pytest.raises(InputDataError, match=r"dexa: predicted as 10uM, measured as 100uM"):
         read_pair(at({"ctrl": "0uM", "dexa": "10uM"}), at({"ctrl": "0uM", "dexa": "100uM"}), "target", "ctrl")
+
+
+def test_one_dose_written_with_and_without_its_unit_is_refused_as_two_spellings(tmp_path):
+    """A prediction at dose ``10`` and a truth at ``10uM`` (h130): refused as other doses, with 'predict each at the truth's
+    dose' -- which it was. The refusal now names the two spellings and how to write them one way; two doses that are other
+    numbers (``10uM`` and ``100uM``) or other units (``10uM``, ``10nM``) are still refused as other doses."""
+    def at(dexa: object, ctrl: object = "0uM") -> ad.AnnData:
+        a = _truth()
+        a = a[(a.obs["target"] != "saha+dexa").to_numpy() & (a.obs["dose"] != "100").to_numpy()].copy()
+        a.obs["dose"] = [dexa if t == "dexa" else ctrl for t in a.obs["target"]]
+        return a
+
+    for pred, real in ((at(10.0, 0.0), at("10uM")), (at("10 uM"), at("10uM"))):
+        with pytest.raises(InputDataError, match=r"one number written two ways \(e\.g\. dexa: '10(\.0| uM)' in the prediction, "
+                                                 r"'10uM' in the truth\).*str\.removesuffix\('uM'\)") as err:
+            read_pair(pred, real, "target", "ctrl")
+        assert "Predict each at the truth's dose" not in str(err.value)
+    for pred, real in ((at("10uM"), at("100uM")), (at("10nM"), at("10uM"))):
+        with pytest.raises(InputDataError, match=r"at other doses in the two"):
+            read_pair(pred, real, "target", "ctrl")
