@@ -129,12 +129,34 @@ def _check_held_doses(split: Split, data: PerturbationData, test_pert: np.ndarra
                                "is of a condition the model has seen at its other doses")
         # judged slot by slot, a combination as interior_doses judges it: top is at or above every training dose in every slot
         top_ok = all(dominates(d, t) for t in doses)
+        if which == "top" and not top_ok and len(d) > 1 and all(d > t for t in doses):
+            raise LeakageError(_tuple_order_top(c, k, b, d, doses, data.dose_of(c)[0]))
         if (which == "top" and not top_ok) or (which == "interior" and not any(between(lo, d, hi) for lo in doses for hi in doses)):
             slots = ", in every slot" if len(d) > 1 else ""
             raise LeakageError(f"held_out_dose (test_doses={which}): {c!r} in {k} is not {'above' if which == 'top' else 'between'} the "
                                f"training doses of {b!r} there ({sorted(doses)}{slots}); the file was edited or the data changed (or, "
                                "for a combination's top dose, the split was made by a distgen that ordered dose pairs as tuples: "
                                "make the split again)")
+
+
+def _tuple_order_top(label: str, context: str, base: str, dose: tuple[float, ...], trained: set[tuple[float, ...]],
+                     atoms: tuple[str, ...]) -> str:
+    """Why a split file holds out ``label`` in ``context`` as the top dose of the combination ``base`` though it is not
+    above the training doses in every slot: it is the last of the condition's dose pairs in tuple order, which is how
+    distgen picked a combination's top dose before it judged it slot by slot. A split made since never holds it out."""
+    from distgen.data.conditions import dose_text
+
+    higher = sorted(t for t in trained if not all(x >= y for x, y in zip(dose, t)))
+    slot = next(i for i, (x, y) in enumerate(zip(dose, higher[0])) if y > x)
+    pair = "+".join(dose_text(x) for x in higher[0])
+    return (f"held_out_dose (test_doses=top): this split holds out {label!r} in {context} as the top dose of {base!r}, but "
+            f"{base!r} trains there at {pair} ({'+'.join(atoms)}), higher in {atoms[slot]!r} ({dose_text(higher[0][slot])} "
+            f"against {dose_text(dose[slot])}): the split was made by a distgen that took a combination's top dose as the last "
+            "of its dose pairs in tuple order (first slot first). Its test set is not a top dose (the model trained at a "
+            f"higher dose of {atoms[slot]!r} in this combination), so the scores of a run on it do not measure what "
+            "test_doses: top promises. Make the split again from its data.split settings (kind: held_out_dose, test_doses: "
+            "top; not this split file) and train again: a combination's top dose is now the pair at or above every other "
+            "in every slot (a context without one trains all its doses; a condition without one anywhere is refused by name)")
 
 
 #: Held-out cells with fewer nonzero values than this are not compared: near-empty cells coincide by chance.

@@ -409,7 +409,7 @@ def test_the_top_dose_of_a_combination_is_above_every_other_in_every_slot():
         assert "dexa+saha" not in {only_corner.base_condition(c) for c in picked.test_conditions}
         picked.check_leakage(only_corner)
     forged = _forged(only_corner, {("dexa@1000+saha@1", k) for k in ("A549", "K562")}, {})
-    with pytest.raises(LeakageError, match=r"'dexa@1000\+saha@1' in A549 is not above the training doses.*in every slot"):
+    with pytest.raises(LeakageError, match=r"'dexa@1000\+saha@1' in A549 as the top dose.*higher in 'saha'"):
         forged.check_leakage(only_corner)
 
 
@@ -505,3 +505,22 @@ def test_a_config_names_doses_per_slot_as_the_docs_write_them(tmp_path, text):
     split = {"kind": "held_out_dose", "test_conditions": held, "val_frac": 0.0, **yaml.safe_load(f"test_doses: {text}")}
     ds = Dataset.load({"dataset": str(tmp_path / "d.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4, "split": split})
     assert ("dexa@5+saha@10", "A549") in set(ds.split.test_groups)
+
+
+def test_a_split_file_holding_out_a_combination_top_dose_by_tuple_order_is_refused_saying_so():
+    """A split file made before the top dose of a combination was judged slot by slot holds out its last dose pair in tuple
+    order (``dexa@1000+saha@1`` of (1, 1), (1, 1000), (1000, 1)). The leakage check refused it, guessing at 'edited or the data
+    changed (or ... tuples)'; it now says what happened: which pair trains higher in which atom, that the split was made by
+    tuple order, and how to remake it. A held-out pair that is not the last in tuple order keeps the generic refusal."""
+    from distgen.data.split import LeakageError
+
+    corner = ("1+1", "1+1000", "1000+1")  # saha+dexa: saha's dose first
+    data = PerturbationData.from_anndata(_combo_at({"A549": corner, "K562": corner}), SCHEMA)
+    old = _forged(data, {("dexa@1000+saha@1", k) for k in ("A549", "K562")}, {})
+    with pytest.raises(LeakageError, match=r"holds out 'dexa@1000\+saha@1' in A549 as the top dose of 'dexa\+saha', but 'dexa\+saha' "
+                                           r"trains there at 1\+1000 \(dexa\+saha\), higher in 'saha' \(1000 against 1\): the split was "
+                                           r"made by a distgen that took .* tuple order.*Make the split again from its data\.split settings"):
+        old.check_leakage(data)
+    edited = _forged(data, {("dexa@1+saha@1000", k) for k in ("A549", "K562")}, {})  # not last in tuple order: not that story
+    with pytest.raises(LeakageError, match=r"is not above the training doses.*the file was edited or the data changed"):
+        edited.check_leakage(data)
