@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -195,10 +195,26 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 DOSE_TAG = "@"
 
 
-def dose_text(dose: float) -> str:
-    """A dose as a label writes it: the shortest positional decimal that reads back as the same float (``10``, ``0.1``,
-    ``0.0000001``; never an exponent, whose ``+`` would read as a combination)."""
+def exact_dose_text(dose: float) -> str:
+    """A dose as the shortest positional decimal that reads back as the same float64 (``0.30000001192092896`` for a float32
+    0.3): how labels were written before the short float32 form (``legacy_dose_label``) and how two doses that differ only
+    past float32 are named apart in messages."""
     return str(np.format_float_positional(float(dose), trim="-"))
+
+
+def dose_text(dose: float) -> str:
+    """A dose as a label writes it: the shortest positional decimal that reads back as the same dose (``10``, ``0.1``,
+    ``0.0000001``; never an exponent, whose ``+`` would read as a combination). A dose that is a float32 value (a float32
+    dose column's 0.3 is 0.30000001192092896) is written as the shortest decimal that reads back as that float32,
+    ``0.3``; any other as the shortest that reads back as the same float64. Either text, read as a float and then as
+    float32 (as models read doses), is the dose's float32: two doses that differ in float32 never share a text."""
+    value = float(dose)
+    single = np.float32(value)
+    if math.isfinite(value) and float(single) == value:
+        short = str(np.format_float_positional(single, trim="-"))
+        if np.float32(float(short)) == single:  # read as labels are read (float64, then float32): the same float32
+            return short
+    return exact_dose_text(value)
 
 
 def dose_label(atoms: Sequence[str], doses: Sequence[float], delimiter: str = "+") -> str:
@@ -206,9 +222,52 @@ def dose_label(atoms: Sequence[str], doses: Sequence[float], delimiter: str = "+
     parts sorted as text and joined by ``delimiter`` (``dex@10``, ``A@1+B@3``; ``"control"`` for no atom).
 
     Sorted as text, a label is its own canonical form: readers that split a label on the delimiter and sort its parts
-    (the evaluation's, cell-eval's) give it back unchanged. ``parse_dose_label`` reads it back, exactly."""
+    (the evaluation's, cell-eval's) give it back unchanged. ``parse_dose_label`` reads it back: the same atoms, and doses
+    that are the same float32 (``dose_text``; exactly the same float64 unless a dose is a float32 value)."""
     parts = sorted(f"{a}{DOSE_TAG}{dose_text(d)}" for a, d in zip(atoms, doses, strict=True))
     return delimiter.join(parts) if parts else CONTROL
+
+
+def legacy_dose_label(atoms: Sequence[str], doses: Sequence[float], delimiter: str = "+") -> str:
+    """``dose_label`` as distgen wrote it before the short float32 form: each dose's ``exact_dose_text``
+    (``dexa@0.30000001192092896`` for a float32 column's 0.3). What ``cells_hash`` hashes, so that the data hash of a
+    run, split file or streamed fingerprint stored before the change still matches the same data."""
+    parts = sorted(f"{a}{DOSE_TAG}{exact_dose_text(d)}" for a, d in zip(atoms, doses, strict=True))
+    return delimiter.join(parts) if parts else CONTROL
+
+
+def legacy_labels(named: Mapping[tuple[tuple[str, ...], tuple[float, ...]], str], delimiter: str = "+") -> dict[str, str]:
+    """``{label: legacy label}`` of the populations ``named`` (``(atoms, doses) -> dose_label``) whose label distgen wrote
+    otherwise before float32 doses were written short (``legacy_dose_label``); empty when none does (no float32 dose).
+    One-to-one: ``check_float32_doses`` refuses two doses of an atom that are one float32."""
+    out = {}
+    for (atoms, doses), label in named.items():
+        old = legacy_dose_label(atoms, doses, delimiter)
+        if old != label:
+            out[label] = old
+    return out
+
+
+#: A dose in a label (``@`` and the number, never an exponent) and what ends it: the end, or a delimiter (never a digit
+#: or ``.``: ``check_dose_labels``).
+_LABEL_DOSE = re.compile(r"@(-?[0-9]+(?:\.[0-9]+)?)(?=$|[^0-9.])")
+
+
+def current_label(label: str) -> str:
+    """A population label as this distgen writes it: a dose label stored by an earlier version with a float32 dose's
+    long text (``dexa@0.30000001192092896``, from a split file, a run's records, a metrics.csv or a prediction) is
+    ``dexa@0.3``; any other label unchanged (a current one, ``dexa``, ``control``, and a dose not written as
+    ``legacy_dose_label`` wrote it: ``dexa@10.0`` stays). Only the doses' text changes, so any delimiter works and the
+    parts keep their order. Called where a stored label meets the data's: split loading and the leakage check,
+    pre-flight, pages, the pairing of a prediction with its truth, and the comparison of two evaluations."""
+
+    def short(m: re.Match[str]) -> str:
+        text = m.group(1)
+        value = float(text)
+        return f"{DOSE_TAG}{dose_text(value)}" if exact_dose_text(value) == text else m.group(0)
+
+    text = str(label)
+    return _LABEL_DOSE.sub(short, text) if DOSE_TAG in text else text
 
 
 def parse_dose_label(label: str, delimiter: str = "+") -> tuple[tuple[str, ...], tuple[float, ...]] | None:
@@ -234,7 +293,8 @@ def parse_dose_label(label: str, delimiter: str = "+") -> tuple[tuple[str, ...],
 
 def population_of(label: str, labels: Iterable[str], delimiter: str = "+") -> str | None:
     """The one of ``labels`` (population labels, ``dose_label``'s) that ``label`` names, matched as models read doses,
-    float32: ``dexa@0.3`` names a float32 dose column's ``dexa@0.30000001192092896`` (the label written from it); None
+    float32: ``dexa@0.30000001192092896`` (a float32 dose column's 0.3 as earlier versions labelled it) and ``dexa@0.3000000``
+    name ``dexa@0.3``; None
     when ``label`` is not a dose label or names none of them. Unambiguous: two doses of an atom one float32 apart are
     refused at loading (``check_float32_doses``)."""
     read = parse_dose_label(label, delimiter)
@@ -307,8 +367,8 @@ def check_float32_doses(atoms: Sequence[tuple[str, ...]], doses: Sequence[tuple[
                 lo, hi = sorted((other, x))
                 col = schema.dose_col
                 raise InputDataError(
-                    f"dose_col {col!r}: {atom!r} is at doses {dose_text(lo)} and {dose_text(hi)}, distinct numbers but one float32 "
-                    f"({dose_text(float(np.float32(x)))}), as which models read doses: they would be two populations the model reads "
+                    f"dose_col {col!r}: {atom!r} is at doses {exact_dose_text(lo)} and {exact_dose_text(hi)}, distinct numbers but "
+                    f"one float32 ({dose_text(float(np.float32(x)))}), as which models read doses: they would be two populations the model reads "
                     f"as one dose. Write them as one number, rounded to the precision meant, e.g. adata.obs[{col!r}] = "
                     f"adata.obs[{col!r}].astype(float).round(6) (a 'd1{schema.combo_delimiter}d2' column: round each part)")
 

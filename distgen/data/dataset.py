@@ -29,6 +29,7 @@ from distgen.data.conditions import (
     dose_label,
     handle_missing_labels,
     label_warnings,
+    legacy_labels,
     missing_control_message,
     modality_warnings,
     parse_atoms,
@@ -175,6 +176,10 @@ class PerturbationData(PopulationLabels):
         context) is then a population of its own, and ``conditions`` label every perturbed cell with its atoms and their
         doses (``distgen.data.conditions.dose_label``: ``dex@10``, ``A@1+B@3``). ``atoms_of``, ``base_condition`` and
         ``label_atoms`` read such labels back; the model's input stays the atoms, the dose a number.
+    legacy_labels
+        Population label -> the label distgen wrote for it before float32 doses were written short (``dexa@0.3`` ->
+        ``dexa@0.30000001192092896``), for the labels that differ: ``cells_hash`` hashes the earlier labels, so split
+        files, run manifests and fingerprints stored before still match (``conditions.legacy_labels``).
     """
 
     adata: ad.AnnData
@@ -187,6 +192,7 @@ class PerturbationData(PopulationLabels):
     fitted: dict[str, np.ndarray] = field(default_factory=dict)
     library_genes: tuple[str, ...] | None = None
     dosed: bool = False
+    legacy_labels: dict[str, str] = field(default_factory=dict)
     _doses: dict[str | None, DoseRecord] = field(default_factory=dict, init=False, repr=False, compare=False)  # dose_record's
 
     @property
@@ -279,12 +285,14 @@ class PerturbationData(PopulationLabels):
         batches = batch_labels(obs, schema.batch_col)
         doses = parse_doses(obs, schema, atoms)
         dosed = schema.dose_col is not None and not several_doses(conditions, contexts, doses).empty
+        legacy: dict[str, str] = {}
         if dosed:  # a condition at several doses in a context: each dose its own population, labelled atom@dose
             check_dose_labels(schema, {x for a in set(atoms) for x in a})
             check_float32_doses(atoms, doses, schema)
             named: dict[tuple[tuple[str, ...], tuple[float, ...]], str] = {}  # once per distinct (atoms, doses): not per cell
             conditions = np.array([named.get((a, d)) or named.setdefault((a, d), dose_label(a, d, schema.combo_delimiter))
                                    for a, d in zip(atoms, doses)], dtype=object)
+            legacy = legacy_labels(named, schema.combo_delimiter)
         check_min_cells(conditions, contexts, schema.min_cells)
 
         if kind == "genes":
@@ -329,7 +337,7 @@ class PerturbationData(PopulationLabels):
         if select is not None:
             stand_in = torch.zeros(()).expand(len(atoms), len(genes))  # no memory: the values are x's
             outline = cls(ad.AnnData(obs=pd.DataFrame(index=obs.index)), schema, CellTable(stand_in, labels, info, dict(meta)),
-                          conditions, contexts, batches, scale, dosed=dosed)
+                          conditions, contexts, batches, scale, dosed=dosed, legacy_labels=legacy)
             chosen = select(outline, x)
             if chosen is not None:
                 names, fitted_on, name = chosen
@@ -368,7 +376,7 @@ class PerturbationData(PopulationLabels):
 
             processed.layers[LARGE_COUNTS_LAYER] = large if cols is None else large[:, cols]
         return cls(processed, schema, table, conditions, contexts, batches, scale, fitted,
-                   library_genes=tuple(genes) if library is not None else None, dosed=dosed)
+                   library_genes=tuple(genes) if library is not None else None, dosed=dosed, legacy_labels=legacy)
 
     @classmethod
     def read_h5ad(cls, path: str, schema: PerturbationSchema | None = None) -> PerturbationData:
@@ -534,10 +542,13 @@ class PerturbationData(PopulationLabels):
     def cells_hash(self) -> str:
         """Hash of the cells (names, conditions, contexts, batches): what a ``Split`` is tied to.
 
-        Gene selection does not change it, so a split stays valid after ``highly_variable_genes``.
+        Gene selection does not change it, so a split stays valid after ``highly_variable_genes``. Population labels are
+        hashed as distgen wrote them before float32 doses were written short (``legacy_labels``): the hash of data at
+        float32 doses is the one stored in earlier split files and runs.
         """
         h = hashlib.sha256()
-        for part in (tuple(map(str, self.adata.obs_names)), tuple(self.conditions), tuple(self.contexts), tuple(self.batches)):
+        conditions = tuple(self.conditions) if not self.legacy_labels else tuple(self.legacy_labels.get(c, c) for c in self.conditions)
+        for part in (tuple(map(str, self.adata.obs_names)), conditions, tuple(self.contexts), tuple(self.batches)):
             h.update("\x1f".join(map(str, part)).encode())
             h.update(b"\x1e")
         return h.hexdigest()[:16]
@@ -563,7 +574,7 @@ class PerturbationData(PopulationLabels):
         if fitted_on is not None:
             fitted[name] = np.sort(np.asarray(fitted_on, dtype=np.int64))
         return PerturbationData(self.adata[:, idx].copy(), self.schema, table, self.conditions, self.contexts, self.batches, self.scale, fitted,
-                                self.library_genes, self.dosed)
+                                self.library_genes, self.dosed, dict(self.legacy_labels))
 
 
 #: ``select`` of ``PerturbationData.from_anndata``: ``(outline, x) -> (genes, fitted_on, name)`` or None (every gene).

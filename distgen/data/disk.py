@@ -33,6 +33,7 @@ from distgen.data.conditions import (
     dose_label,
     handle_missing_labels,
     label_warnings,
+    legacy_labels,
     modality_warnings,
     parse_atoms,
     parse_doses,
@@ -354,10 +355,13 @@ class DiskCells:
         # a condition at several doses in a context: a population per dose, labelled atom@dose, as PerturbationData reads it
         self.dosed = s.dose_col is not None and not several_doses(self.condition_names[seen[:, 0]], ctx_names[seen[:, 1]],
                                                                    [doses[i] for i in seen[:, 0]]).empty
+        self.legacy_labels: dict[str, str] = {}
         if self.dosed:
             check_dose_labels(s, {x for a in atoms for x in a})
             check_float32_doses(atoms, doses, s)
             self.condition_names = np.array([dose_label(a, d, s.combo_delimiter) for a, d in zip(atoms, doses)], dtype=object)
+            # what cells_hash hashes (distgen.data.conditions.legacy_labels): a float32 dose's label as written before
+            self.legacy_labels = legacy_labels(dict(zip(zip(atoms, doses), self.condition_names)), s.combo_delimiter)
             self.canonical_names = np.array([dose_label(a, d, COMBO) for a, d in zip(atoms, doses)], dtype=object)
         self.condition_codes = inv
         self.is_control = np.array([len(a) == 0 for a in atoms])[inv]

@@ -36,6 +36,7 @@ class DiskLabels(PopulationLabels):
         self.batches = np.asarray(cells.info.batches, dtype=object)[cells.labels.batch.numpy()].astype(str)
         self.is_control = cells.is_control
         self.dosed = bool(getattr(cells, "dosed", False))  # PopulationLabels reads its labels back
+        self.legacy_labels: dict[str, str] = dict(getattr(cells, "legacy_labels", {}))  # as PerturbationData.legacy_labels
         obs = cells._open()["obs"]
         index = obs.attrs.get("_index", "_index")  # the obs column holding the cell names (anndata's encoding)
         self._names = [str(n) for n in read_elem(obs[index])]  # the names only, not every obs column
@@ -55,7 +56,9 @@ class DiskLabels(PopulationLabels):
     def cells_hash(self) -> str:
         """``PerturbationData.cells_hash`` of the same file loaded in memory (cell names and labels)."""
         h = hashlib.sha256()
-        for part in (tuple(self._names), tuple(self.conditions), tuple(self.contexts), tuple(self.batches)):
+        legacy = self.legacy_labels  # hashed as PerturbationData.cells_hash hashes them: as written before short float32 doses
+        conditions = tuple(self.conditions) if not legacy else tuple(legacy.get(c, c) for c in self.conditions)
+        for part in (tuple(self._names), conditions, tuple(self.contexts), tuple(self.batches)):
             h.update("\x1f".join(map(str, part)).encode())
             h.update(b"\x1e")
         return h.hexdigest()[:16]

@@ -213,7 +213,7 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
             for k, v in doses.items():  # a population label in any part order (saha@100+dexa@10) is that population
                 sorted_ = canonical_condition(str(k), control, delimiters, ())
                 name = sorted_ if sorted_ in labels and str(k) not in labels else str(k)
-                if name not in labels:  # its dose as models read it: dex@0.3 is a float32 column's dex@0.30000001192092896
+                if name not in labels:  # its dose as models read it: dex@0.30000001192092896 (an earlier label) is dex@0.3
                     name = population_of(sorted_, labels, COMBO) or name
                 keys[name] = v
                 if name in labels:

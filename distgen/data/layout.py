@@ -707,6 +707,7 @@ def read_pair(
         files["training"] = as_anndata(train, "training file")
     check_shapes(files, pert_col)
     pert_col = guess_pert_col(files, pert_col)
+    files = {k: current_dose_labels(a, pert_col) for k, a in files.items()}  # dexa@0.30000001192092896 of an earlier distgen: dexa@0.3
     given = control
     control = guess_control(files, pert_col, control, "real")
     words = control_words(control_named(files.values(), given, control))
@@ -745,6 +746,28 @@ def read_pair(
     cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, None if k == "training" and unbatched else batch_col,
                        info.notes, read_default_batch=not (k == "training" and unbatched)) for k, a in files.items()}
     return cells["pred"], cells["real"], cells.get("training"), info
+
+
+def current_dose_labels(adata: ad.AnnData, pert_col: str) -> ad.AnnData:
+    """``adata`` (its matrix shared, not copied) with its labels as this distgen writes them
+    (``distgen.data.conditions.current_label``): a prediction or truth written by an earlier distgen labels a float32
+    dose's population ``dexa@0.30000001192092896``, which now pairs with ``dexa@0.3``. ``adata`` itself when no label
+    changes."""
+    from distgen.data.conditions import current_label
+
+    column = adata.obs[pert_col]
+    labels = column.astype(str)
+    now = {v: current_label(v) for v in pd.unique(labels.to_numpy())}
+    if all(k == v for k, v in now.items()):
+        return adata
+    out = adata.obs.copy()
+    cats = [str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype) else None
+    renamed = [now.get(c, current_label(c)) for c in cats] if cats is not None else None
+    if cats is not None and renamed is not None and len(set(renamed)) == len(renamed) and all(isinstance(c, str) for c in column.cat.categories):
+        out[pert_col] = column.cat.rename_categories(renamed)  # the file's order of its labels kept (condition_order)
+    else:
+        out[pert_col] = labels.map(now).to_numpy()
+    return ad.AnnData(X=adata.X, obs=out, var=adata.var, uns=adata.uns)
 
 
 def dose_column(obs: pd.DataFrame, pert_col: str) -> str | None:

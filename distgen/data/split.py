@@ -6,7 +6,7 @@ import gzip
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -159,7 +159,21 @@ class Split:
                              "restore it from a copy, or make the split again from its data.split settings") from None
         if "hash" in d and d["hash"] != split.hash:
             raise ValueError(f"split file {os.fspath(path)!r} is corrupt or was edited: stored hash {d['hash']} != content hash {split.hash}")
-        return split
+        return split.current_labels()  # checked as stored; then labelled as the data now is (dexa@0.30000001192092896 -> dexa@0.3)
+
+    def current_labels(self) -> Split:
+        """This split with its population labels as this distgen writes them (``conditions.current_label``): a split file
+        written before float32 doses were labelled short holds ``dexa@0.30000001192092896`` where the data now says
+        ``dexa@0.3``. The same cells and ``data_hash`` (which hashes the earlier labels); ``self`` when nothing changes."""
+        from distgen.data.conditions import current_label
+
+        def labels(xs: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(current_label(x) for x in xs)
+
+        now: dict[str, Any] = {"train_conditions": labels(self.train_conditions), "val_conditions": labels(self.val_conditions),
+                               "test_conditions": labels(self.test_conditions),
+                               "test_groups": tuple((current_label(c), k) for c, k in self.test_groups)}
+        return self if all(v == getattr(self, k) for k, v in now.items()) else replace(self, **now)
 
     # ------------------------------------------------------------------ checks
     def summary(self) -> dict[str, Any]:

@@ -175,6 +175,16 @@ def _natsorted(values: set[str]) -> list[str]:
     return list(natsorted(values))
 
 
+def _earlier_labels(present: dict[str, set[Any]]) -> bool:
+    """Whether some label is a dose label written by an earlier distgen (``dexa@0.30000001192092896``, now ``dexa@0.3``)."""
+    dosed = [str(v) for vs in present.values() for v in vs if "@" in str(v)]
+    if not dosed:
+        return False
+    from distgen.data.conditions import current_label  # only for labels with doses: the fast path stays light
+
+    return any(current_label(v) != v for v in dosed)
+
+
 def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
                    celltype_col: str | None = None, guess_celltype: bool = True) -> tuple[Cells, Cells, LayoutInfo] | None:
     """``(pred, real, info)`` as ``layout.read_pair(pred, real, pert_col, control, celltype_col, guess_celltype=...)``
@@ -204,6 +214,8 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 return None
             labels = {k: _column(f["obs"], pert_col) for k, f in files.items()}
             present = {k: set(v[0].tolist()) for k, v in labels.items()}
+            if _earlier_labels(present):
+                return None  # labels of an earlier distgen (dexa@0.30000001192092896): read_pair writes them as now (layout.current_dose_labels)
             given = control
             if control is None:
                 hits = [c for c in CONTROL_LABELS if c in present["real"]]

@@ -31,12 +31,42 @@ def read_cells(eval_dir: Path) -> Any:
     pred, real = _locate(summary.get("pred"), eval_dir), _locate(summary.get("real"), eval_dir)
     if pred is None or real is None:
         return None
-    cells = _read_cells(pred, real, summary)
+    cells = _as_scored(_read_cells(pred, real, summary), summary, eval_dir)
     if cells is not None and (why := _mismatch(cells, summary, eval_dir)):
         print(f"{PROG}: warning: {pred} and {real} are not the files this evaluation scored ({why}); the distributions "
               "section is left empty", file=sys.stderr)
         return None
     return cells
+
+
+def _as_scored(cells: Any, summary: dict[str, Any], eval_dir: Path) -> Any:
+    """``cells`` with each perturbation under the label ``eval_dir/metrics.csv`` gives it: an evaluation of an earlier
+    distgen labels a float32 dose's row ``dexa@0.30000001192092896``, while its files are read back as ``dexa@0.3``
+    (``layout.read_pair``); the page keeps the evaluation's own labels throughout (metrics, calibration, summary)."""
+    import dataclasses
+
+    from distgen.data.conditions import current_label
+    from distgen.evaluation.evaldata import EvalData
+    from distgen.evaluation.suite import row_label
+    from distgen.report.files import read_rows
+
+    if cells is None or not (eval_dir / "metrics.csv").is_file():
+        return cells
+    rows = [str(r.get("perturbation", "")) for r in read_rows(eval_dir / "metrics.csv", ("perturbation",))]
+    written = {current_label(r): r for r in rows if current_label(r) != r}
+    if not written:
+        return cells
+    datas = [cells] if isinstance(cells, EvalData) else list(cells)
+    names = [str(c) for c in summary.get("contexts") or []]
+    out = []
+    for k, d in enumerate(datas):  # rows as _mismatch reads them: "condition @ context" when scored per context
+        if len(datas) > 1:
+            was = {row_label(p, names[k]): p for p in d.perts}
+            back = {p: written[r].removesuffix(row_label("", names[k])) for r, p in was.items() if r in written}
+        else:
+            back = {p: written[p] for p in d.perts if p in written}
+        out.append(dataclasses.replace(d, perts=tuple(back.get(p, p) for p in d.perts)))
+    return out[0] if isinstance(cells, EvalData) else out
 
 
 def _locate(name: Any, eval_dir: Path) -> Path | None:

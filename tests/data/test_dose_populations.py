@@ -341,7 +341,8 @@ def test_listed_doses_match_a_float32_dose_column():
     a.obs["dose"] = a.obs["dose"].astype(str).map({"0": 0.0, "1": 0.1, "10": 0.3, "100": 3.3, "1000": 30.0}).astype(np.float32)
     data = PerturbationData.from_anndata(a, SCHEMA)
     s = make_split(data, "held_out_dose", test_conditions=["dexa"], val_frac=0.0, test_doses=[0.3])
-    assert {data.dose_of(c)[1] for c, _ in s.test_groups} == {(float(np.float32(0.3)),)}
+    # the label is dexa@0.3 (its text reads back as the float32 the model reads: docs/data.md "Doses")
+    assert {tuple(np.float32(x) for x in data.dose_of(c)[1]) for c, _ in s.test_groups} == {(np.float32(0.3),)}
     assert s.params["test_doses"] == [0.3]  # recorded as asked
     s.check_leakage(data)
     with pytest.raises(InputDataError, match=r"test_doses 0\.4 is not a measured dose of 'dexa'"):
@@ -524,3 +525,45 @@ def test_a_split_file_holding_out_a_combination_top_dose_by_tuple_order_is_refus
     edited = _forged(data, {("dexa@1+saha@1000", k) for k in ("A549", "K562")}, {})  # not last in tuple order: not that story
     with pytest.raises(LeakageError, match=r"is not above the training doses.*the file was edited or the data changed"):
         edited.check_leakage(data)
+
+
+def test_a_float32_dose_is_labelled_by_its_shortest_float32_text_and_two_float32_doses_never_share_a_label(tmp_path):
+    """A float32 dose column labelled 0.3 as ``dexa@0.30000001192092896`` (the float64 of the float32). Its label is the
+    shortest text that reads back as that float32, ``dexa@0.3``; in memory and streamed alike, with the data hash of the
+    long labels that earlier split files and runs store. Any dose's text read back (as float64, then float32, as labels are
+    read) is its float32, so two doses that differ in float32 never share a label; two that are one float32 (0.3 and
+    0.30000001192092896 written in one column) are refused at loading, named apart."""
+    from distgen.data.conditions import dose_label, dose_text
+    from distgen.data.disk import DiskCells
+    from distgen.data.disk_split import DiskLabels
+
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 0x7F800000, 20000, dtype=np.uint32).view(np.float32)  # every finite non-negative float32
+    singles = np.concatenate([bits, np.float32([0.1, 0.3, 3.3, 1e-7, 16777217.0, 3.4e38])])
+    wide = np.concatenate([rng.random(5000) * 10.0 ** rng.integers(-8, 9, 5000), [0.3, 0.1 + 0.2]])
+    for d in [*map(float, singles), *map(float, wide)]:
+        text = dose_text(d)
+        assert np.float32(float(text)) == np.float32(d) and "e" not in text.lower() and "+" not in text
+    texts = {dose_text(float(x)) for x in singles}
+    assert len(texts) == len(set(singles.tolist()))  # one label per float32
+    assert [dose_text(float(np.float32(x))) for x in (0.3, 3.3, 0.1, 30.0)] == ["0.3", "3.3", "0.1", "30"]
+    assert dose_text(0.1 + 0.2) == "0.30000000000000004" and dose_text(0.3) == "0.3"  # float64 doses as before
+    assert dose_label(["saha", "dexa"], [float(np.float32(3.3)), float(np.float32(0.3))]) == "dexa@0.3+saha@3.3"
+
+    a = sciplex()
+    a = a[~a.obs["dose"].astype(str).str.contains("+", regex=False).to_numpy()].copy()
+    a.obs["dose"] = a.obs["dose"].astype(str).map({"0": 0.0, "1": 0.1, "10": 0.3, "100": 3.3, "1000": 30.0}).astype(np.float32)
+    a.write_h5ad(tmp_path / "f.h5ad")
+    data = PerturbationData.from_anndata(a, SCHEMA)
+    disk = DiskCells(tmp_path / "f.h5ad", SCHEMA)
+    short = {f"{d}@{x}" for d in DRUGS for x in ("0.1", "0.3", "3.3", "30")}
+    assert set(data.conditions.tolist()) - {"control"} == short == set(disk.condition_names.tolist()) - {"control"}
+    assert _doses_of(data, "dexa@0.3") == {(("dexa", float(np.float32(0.3))),)}  # the model's dose is the float32 itself
+    assert DiskLabels(disk).cells_hash == data.cells_hash
+    assert data.legacy_labels["dexa@0.3"] == "dexa@0.30000001192092896" and "nutlin@30" not in data.legacy_labels
+
+    a.obs["dose"] = a.obs["dose"].astype(float).astype(str).astype(object)  # 0.3 and the float64 of its float32, one column
+    dexa = np.flatnonzero(((a.obs["drug"] == "dexa") & (a.obs["dose"] == "0.30000001192092896")).to_numpy())
+    a.obs.iloc[dexa[:3], a.obs.columns.get_loc("dose")] = "0.3"
+    with pytest.raises(InputDataError, match=r"'dexa' is at doses 0\.3 and 0\.30000001192092896, distinct numbers but one float32"):
+        PerturbationData.from_anndata(a, SCHEMA)

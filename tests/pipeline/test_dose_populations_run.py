@@ -370,9 +370,10 @@ def test_the_streaming_predictor_warns_of_a_held_out_top_dose_as_memory_does(pat
 
 
 def test_a_population_of_a_float32_dose_column_is_named_by_its_short_dose(tmp_path):
-    """A float32 dose column labels 0.3 as ``dexa@0.30000001192092896`` (the label of stored runs; kept). Named as a user
-    writes it, ``dexa@0.3``, in ``doses=`` it was refused as 'neither a population predicted nor a condition'; it names
-    that population now (matched as float32, as models read doses), and ``population_of`` is the one rule."""
+    """A float32 dose column labelled 0.3 as ``dexa@0.30000001192092896`` (``dexa@0.3`` since the dose labels round). Named
+    as a user writes it, ``dexa@0.3``, in ``doses=`` it was refused as 'neither a population predicted nor a condition';
+    it names that population (matched as float32, as models read doses), and so does the earlier long label, copied from
+    an earlier report: ``population_of`` is the one rule."""
     from distgen.data.conditions import population_of
 
     a = sciplex()
@@ -382,9 +383,120 @@ def test_a_population_of_a_float32_dose_column_is_named_by_its_short_dose(tmp_pa
     ds = Dataset.load({"dataset": str(tmp_path / "f32.h5ad"), "schema": SCHEMA.to_dict(), "set_size": 4,
                        "split": {**SPLIT, "test_conditions": ["dexa"], "test_doses": [0.3]}})
     long = "dexa@0.30000001192092896"
-    assert {g.condition for g in ds.groups("test")} == {long}
-    spy = DoseSpy(ds.info)
-    predict(spy, ds, seed=0, doses={"dexa@0.3": 5.0})
-    assert {k for k, _ in spy.asked} == {"dexa@5"}
-    assert population_of("dexa@0.3", [long, "dexa@30"]) == long and population_of("dexa@0.4", [long]) is None
-    assert population_of("dexa", [long]) is None
+    assert {g.condition for g in ds.groups("test")} == {"dexa@0.3"}
+    for name in ("dexa@0.3", long):
+        spy = DoseSpy(ds.info)
+        predict(spy, ds, seed=0, doses={name: 5.0})
+        assert {k for k, _ in spy.asked} == {"dexa@5"}
+    assert population_of(long, ["dexa@0.3", "dexa@30"]) == "dexa@0.3" and population_of("dexa@0.4", ["dexa@0.3"]) is None
+    assert population_of("dexa", ["dexa@0.3"]) is None
+
+
+def _float32_doses(tmp_path) -> str:
+    """``sciplex()`` less its combination, the doses a float32 column: 0.1, 0.3, 3.3, 30 (0.3 is 0.30000001192092896)."""
+    a = sciplex()
+    a = a[~a.obs["dose"].astype(str).str.contains("+", regex=False).to_numpy()].copy()
+    a.obs["dose"] = a.obs["dose"].astype(str).map({"0": 0.0, "1": 0.1, "10": 0.3, "100": 3.3, "1000": 30.0}).astype(np.float32)
+    out = tmp_path / "f32.h5ad"
+    a.write_h5ad(out)
+    return str(out)
+
+
+#: The label of a float32 dose column's 0.3 as distgen wrote it before the short form (split files, runs, metrics of then).
+LONG = "dexa@0.30000001192092896"
+
+
+def _long(text: str) -> str:
+    """``text`` with each float32 dose of ``_float32_doses`` that is not a short float64 written long, as Python writes the
+    float64 of the float32 (``0.3``: ``0.30000001192092896``): the labels of earlier versions."""
+    import re
+
+    return re.sub(r"@(0\.1|0\.3|3\.3)(?![0-9])", lambda m: f"@{float(np.float32(m.group(1)))!r}", text)
+
+
+def test_float32_doses_are_labelled_short_and_a_run_with_the_long_labels_still_works(tmp_path, capsys):
+    """A float32 dose column labelled its 0.3 ``dexa@0.30000001192092896`` everywhere (split, predictions, metrics.csv).
+    It is ``dexa@0.3`` now; a run folder, split file, prediction and metrics.csv written with the long label (built here by
+    writing it into them) still loads, resumes, predicts, evaluates and compares, and its data hash is the one stored
+    (the cells' names and the long labels: no 'data changed' refusal)."""
+    import hashlib
+    import json
+
+    from distgen.data.split import Split
+    from distgen.evaluation.compare import compare
+
+    path = _float32_doses(tmp_path)
+    doc = _config(path, {"name": "onehot", "dim": 8})
+    doc["data"]["split"] = {**SPLIT, "test_conditions": ["dexa"], "test_doses": [0.3]}
+    cfg = save_yaml(doc, tmp_path / "t.yaml")
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(run)]) == 0
+    split = json.loads((run / "split.json").read_text())
+    assert {c for c, _ in split["test_groups"]} == {"dexa@0.3"} and "dexa@0.3" in split["test_conditions"]
+    ds = Dataset.load({**doc["data"], "split": str(run / "split.json")})
+    assert "dexa@0.3" in set(ds.data.conditions) and not any("0000000" in c for c in set(ds.data.conditions))
+    # the data hash is of the long labels, as stored by runs and split files of earlier versions
+    h = hashlib.sha256()
+    for part in (list(map(str, ds.data.adata.obs_names)), [_long(c) for c in ds.data.conditions], list(ds.data.contexts), list(ds.data.batches)):
+        h.update("\x1f".join(map(str, part)).encode())
+        h.update(b"\x1e")
+    assert ds.data.cells_hash == h.hexdigest()[:16] == split["data_hash"]
+
+    pred, real = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+    assert main(["predict", str(run), "--out", str(pred), "--real", str(real)]) == 0
+    col, control = (ad.read_h5ad(pred).uns["distgen"][k] for k in ("pert_col", "control"))
+    assert set(ad.read_h5ad(pred).obs[col].astype(str)) - {control} == {"dexa@0.3"}
+    assert main(["evaluate", "--pred", str(pred), "--real", str(real), "--out", str(tmp_path / "new"), *EVAL]) == 0
+    new = pd.read_csv(tmp_path / "new" / "metrics.csv").set_index("perturbation")["mse"]
+    assert set(new.index) == {"dexa@0.3 @ A549", "dexa@0.3 @ K562"}
+
+    # an earlier version's run folder: its split file holds the long labels (hash consistent, as it wrote them)
+    old = Split.from_dict({**split, "train_conditions": [_long(c) for c in split["train_conditions"]],
+                           "test_conditions": [_long(c) for c in split["test_conditions"]],
+                           "test_groups": [[_long(c), k] for c, k in split["test_groups"]]})
+    old.save(run / "split.json")
+    assert LONG in (run / "split.json").read_text()
+    loaded = Split.load(run / "split.json")
+    assert {c for c, _ in loaded.test_groups} == {"dexa@0.3"}
+    loaded.check_leakage(ds.data)
+    old.check_leakage(ds.data)  # a split built by hand from the long labels too
+    assert Dataset.load({**doc["data"], "split": str(run / "split.json")}).split.test_groups == ds.split.test_groups
+    assert main(["train", str(cfg), "train.steps=3", "--out", str(run), "--resume"]) == 0  # resumed, not 'data changed'
+    again = tmp_path / "again.h5ad"
+    assert main(["predict", str(run), "--out", str(again)]) == 0
+    assert set(ad.read_h5ad(again).obs[col].astype(str)) - {control} == {"dexa@0.3"}
+
+    # an earlier version's prediction (long labels) scored against a truth written now: paired, the same scores
+    p = ad.read_h5ad(pred)
+    p.obs[col] = p.obs[col].astype(str).map(_long)
+    p.write_h5ad(tmp_path / "old_pred.h5ad")
+    assert main(["evaluate", "--pred", str(tmp_path / "old_pred.h5ad"), "--real", str(real), "--out", str(tmp_path / "mixed"), *EVAL]) == 0
+    mixed = pd.read_csv(tmp_path / "mixed" / "metrics.csv").set_index("perturbation")["mse"]
+    assert mixed.sort_index().equals(new.sort_index())
+
+    # an earlier version's evaluation (metrics.csv and summary.json written with the long label) compared with a new one
+    (tmp_path / "old").mkdir()
+    for name in ("metrics.csv", "summary.json"):
+        (tmp_path / "old" / name).write_text(_long((tmp_path / "new" / name).read_text()))
+    assert LONG in (tmp_path / "old" / "metrics.csv").read_text() and LONG in (tmp_path / "old" / "summary.json").read_text()
+    result = compare(tmp_path / "old", tmp_path / "new", n_boot=50)
+    assert result["n_shared"] == 2
+
+    # the page of an earlier evaluation folder whose files hold the long labels: its cells (read back as dexa@0.3) are
+    # shown under the evaluation's own rows; before, "the loaded cells name none of the evaluated conditions"
+    from distgen.report.__main__ import main as report
+
+    r = ad.read_h5ad(real)
+    r.obs[col] = r.obs[col].astype(str).map(_long)
+    r.write_h5ad(tmp_path / "old_real.h5ad")
+    (tmp_path / "page").mkdir()
+    for name in ("metrics.csv", "summary.json", "calibration.csv"):
+        (tmp_path / "page" / name).write_text(_long((tmp_path / "mixed" / name).read_text()))
+    summary = json.loads((tmp_path / "page" / "summary.json").read_text())
+    summary["real"] = str(tmp_path / "old_real.h5ad")
+    (tmp_path / "page" / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert report([str(tmp_path / "page"), "--out", str(tmp_path / "page" / "r.html")]) == 0
+    page = (tmp_path / "page" / "r.html").read_text()
+    assert "not the files this evaluation scored" not in capsys.readouterr().err
+    assert LONG in page and "name none of the evaluated conditions" not in page and "section is left empty" not in page
