@@ -527,3 +527,26 @@ def test_the_margin_comes_from_the_runs_replicate_spread(tmp_path, base):
         assert line.endswith(f"| {std:.2g} | {said}{' better (one seed: these runs)' if said == 'reference' else ''} |")
         html = (out / "report.html").read_text()
         assert ("<td>negligible</td>" in html) == (said == "negligible")
+
+
+def test_runs_of_an_earlier_version_with_long_float32_dose_labels_pair_with_new_runs(tmp_path, base):
+    """A sweep resumed across the dose-label change holds finished runs whose metrics.csv labels a float32 dose
+    ``dexa@0.30000001192092896`` and new runs that label it ``dexa@0.3``: one perturbation, paired (its rows were unpaired,
+    the comparison short of them)."""
+    def runner(config, run, run_dir):
+        rng = np.random.default_rng(run.seed)
+        old = "bad" in run.variant  # as a run written by an earlier distgen
+        (run_dir / METRICS_FILE).parent.mkdir(parents=True, exist_ok=True)
+        with (run_dir / METRICS_FILE).open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["perturbation", "mse"])
+            for p in ("dexa@0.30000001192092896" if old else "dexa@0.3", "dexa@10", "saha@3.299999952316284" if old else "saha@3.3"):
+                w.writerow([p, 1.0 + (0.5 if old else 0.0) + rng.normal(0, 0.01)])
+        return 0
+
+    res = sweep(base, {"description": ["good", "bad"], "train.seed": [0, 1]}, tmp_path / "sw", runner=runner, metrics=["mse"],
+                progress=False)
+    (cmp,) = res.comparisons
+    assert cmp.n_pairs == 2 * 3
+    rows = list(csv.DictReader((tmp_path / "sw" / "results.csv").open()))
+    assert {r["perturbation"] for r in rows} == {"dexa@0.3", "dexa@10", "saha@3.3"}
