@@ -100,7 +100,8 @@ class PADTransformer(Backbone):
         once per cell: every cell draws its own dropout of the gene and perturbation token embeddings;
         the encoder's layers after the q/k/v projections then run on ``[cells, tokens, d]``) or
         ``"shared"`` (one draw for the whole batch, the embedding computed once: cheaper, but the
-        dropout noise is common to all cells of a step). Eval mode and dropout 0 are unaffected.
+        dropout noise is common to all cells of a step). Eval mode and dropout 0 are unaffected:
+        ``per_cell`` with ``dropout: 0`` or ``graph: false`` warns (``InertSettingWarning``).
     """
 
     capabilities = BackboneCapabilities(gene_subsampling=True, embeds_perturbations=True, supports_unseen_perturbations=None)
@@ -151,12 +152,19 @@ class PADTransformer(Backbone):
             raise ValueError(f"pad_transformer: d_model={d_model} must be divisible by heads={heads}")
         if layers < 1 or graph_k < 1:
             raise ValueError(f"pad_transformer: layers and graph_k must be >= 1, got layers={layers}, graph_k={graph_k}")
-        if not graph and graph_k != DEFAULT_GRAPH_K:  # an ablation over graph_k would measure nothing
+        inert = []  # an ablation over any of these would measure nothing
+        if not graph and graph_k != DEFAULT_GRAPH_K:
+            inert.append(f"graph_k={graph_k} has no effect with graph: false (it is the neighbours per gene of the gene graph); "
+                         "remove it or set graph: true")
+        if gene_dropout == "per_cell" and not (graph and dropout > 0):  # per-cell draws of the graph encoder's dropout
+            inert.append(f"gene_dropout=per_cell has no effect with {'graph: false' if not graph else f'dropout: {dropout}'} (it "
+                         "draws the graph gene encoder's dropout per cell); remove it, or set graph: true and dropout > 0")
+        if inert:
             from distgen.config import InertSettingWarning
             from distgen.errors import warn
 
-            warn(f"pad_transformer: graph_k={graph_k} has no effect with graph: false (it is the neighbours per gene of the gene "
-                 "graph); remove it or set graph: true", InertSettingWarning)
+            for note in inert:
+                warn(f"pad_transformer: {note}", InertSettingWarning)
         if perturbation_encoding == "auto":
             perturbation_encoding = "gene" if info.perturbation_type == "genetic" else "table"
         if perturbation_encoding == "gene" and info.perturbation_type != "genetic":

@@ -32,6 +32,8 @@ class AtomCombiner(nn.Module):
         Add a learned context / batch embedding.
     heads
         Heads of attention pooling.
+    owner
+        The conditioner's registered name (named in the dose encoding's warnings).
     """
 
     def __init__(
@@ -44,9 +46,11 @@ class AtomCombiner(nn.Module):
         use_context: bool = True,
         use_batch: bool = False,
         heads: int = 1,
+        *,
+        owner: str = "",
     ) -> None:
         super().__init__()
-        self.dose = DoseEncoding(dim, dose, dose_scale)
+        self.dose = DoseEncoding(dim, dose, dose_scale, owner=owner)
         self.pool = SlotPool(dim, pool, heads)
         self.context = nn.Embedding(len(info.contexts), dim) if use_context else None
         self.batch = nn.Embedding(len(info.batches), dim) if use_batch else None

@@ -37,9 +37,12 @@ class DoseEncoding(nn.Module):
         One of ``none``, ``linear``, ``log``, ``learned``.
     scale
         Dose unit for ``log`` (``log1p(dose / scale)``) and the initial EC50 of ``learned``.
+    owner
+        The conditioner's registered name, for the warning about a ``dose_scale`` that has no effect (an ablation
+        grid names the component whose setting it is).
     """
 
-    def __init__(self, dim: int, mode: str = "none", scale: float = 1.0) -> None:
+    def __init__(self, dim: int, mode: str = "none", scale: float = 1.0, *, owner: str = "") -> None:
         super().__init__()
         if mode not in DOSE_MODES:
             raise ValueError(f"dose: mode must be one of {DOSE_MODES}, got {mode!r}")
@@ -49,7 +52,7 @@ class DoseEncoding(nn.Module):
             from distgen.config import InertSettingWarning
             from distgen.errors import warn
 
-            warn(f"dose_scale={scale} has no effect with dose: {mode} (it is the dose unit of dose: log and the initial EC50 of "
+            warn(f"{owner + ': ' if owner else ''}dose_scale={scale} has no effect with dose: {mode} (it is the dose unit of dose: log and the initial EC50 of "
                  "dose: learned); remove it, or set dose: log or learned", InertSettingWarning)
         self.mode = mode
         self.scale = float(scale)

@@ -115,7 +115,7 @@ class EmbeddingTableConditioner(Conditioner):
         #: buffers filled from a table file (a run's loading compares them with its checkpoint's: ``table_record``)
         self.table_sources = {} if isinstance(table, Mapping) else {"atom_vectors": (str(table), key_column)}
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        self.combine = AtomCombiner(info, dim, pool, dose, dose_scale, use_context, use_batch, heads=1)
+        self.combine = AtomCombiner(info, dim, pool, dose, dose_scale, use_context, use_batch, heads=1, owner="embedding_table")
         self.capabilities = self.capabilities.replace(embeds_batches=use_batch, embeds_contexts=use_context, reads_dose=dose != "none")
         self._init_null()
 

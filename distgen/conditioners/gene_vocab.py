@@ -96,7 +96,7 @@ class GeneVocabConditioner(Conditioner):
         nn.init.normal_(self.own.weight, std=dim**-0.5)
         self.proj: nn.Module = nn.Identity()
         self._shared: list[nn.Module] = []  # a plain list: the backbone owns (and saves) a tied table
-        self.combine = AtomCombiner(info, dim, pool, dose, dose_scale, use_context, use_batch, heads=1)
+        self.combine = AtomCombiner(info, dim, pool, dose, dose_scale, use_context, use_batch, heads=1, owner="gene_vocab")
         self.capabilities = ConditionerCapabilities(supports_unseen_perturbations=False, embeds_batches=use_batch, embeds_contexts=use_context,
                                                     reads_dose=dose != "none")
         self._init_null()

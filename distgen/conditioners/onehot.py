@@ -61,7 +61,7 @@ class OneHotConditioner(Conditioner):
         self.pert = nn.Embedding(max(1, info.n_perturbations), dim)
         self.context = nn.Embedding(len(info.contexts), dim) if use_context else None
         self.batch = nn.Embedding(len(info.batches), dim) if use_batch else None
-        self.dose = DoseEncoding(dim, dose, dose_scale)  # no parameter unless learned: linear's checkpoints are as before
+        self.dose = DoseEncoding(dim, dose, dose_scale, owner="onehot")  # no parameter unless learned: linear's checkpoints are as before
         self.capabilities = ConditionerCapabilities(embeds_batches=use_batch, embeds_contexts=use_context, reads_dose=dose != "none")
         nn.init.normal_(self.pert.weight, std=dim**-0.5)
         self._init_null()

@@ -90,3 +90,29 @@ def test_key_column_with_a_mapping_table_is_warned_about(conditioner):
     assert any("key_column='gene' has no effect with" in m and "mapping" in m for m in said), said
     rest = {k: v for k, v in conditioner.items() if k != "key_column"}
     assert not _model(rest, {"name": "mlp", "hidden": 8, "depth": 1})  # the mapping alone says nothing
+
+
+@pytest.mark.parametrize("backbone, said", [
+    ({"dropout": 0.0, "graph": True}, "dropout: 0.0"),
+    ({"dropout": 0.1, "graph": False}, "graph: false"),
+])
+def test_per_cell_gene_dropout_without_dropout_or_graph_is_inert(backbone, said):
+    # scdfm-small carried it at dropout 0 (round 2): per-cell and shared draws of no dropout are the same numbers
+    msgs = _model({"name": "onehot", "dim": 8}, {**PAD, **backbone, "gene_dropout": "per_cell"})
+    assert any("pad_transformer: gene_dropout=per_cell has no effect" in m and said in m for m in msgs), msgs
+
+
+def test_per_cell_gene_dropout_read_with_graph_and_dropout_is_not_warned():
+    assert not _model({"name": "onehot", "dim": 8}, {**PAD, "graph": True, "graph_k": 2, "dropout": 0.1, "gene_dropout": "per_cell"})
+    assert not _model({"name": "onehot", "dim": 8}, {**PAD, "gene_dropout": "shared"})  # the default at dropout 0 says nothing
+
+
+@pytest.mark.parametrize("preset", sorted(__import__("distgen.config", fromlist=["_"]).preset_names()))
+def test_no_preset_builds_with_a_setting_that_has_no_effect(preset):
+    # a preset is what an ablation starts from: a warning there would be in every run of every sweep
+    from distgen.api import build
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build(preset, tiny_info())
+    assert not [str(w.message) for w in caught if issubclass(w.category, InertSettingWarning)]
