@@ -51,6 +51,17 @@ CEILING_SPLITS = 5
 #: the inputs resolve, whatever a test on it says (a constant 2e-9 on every perturbation gives p = 2 / 2**n).
 NUMERIC_RTOL, NUMERIC_ATOL = 1e-6, 1e-12
 
+#: Two variants' values of one metric are "the same results" (``distgen.pipeline.aggregate.identical_variants``, behind a
+#: sweep's "Variants without effect" and "Settings without effect") when they differ by at most this part of the
+#: metric's size: the mean ``|value|`` over both variants' rows of that metric (at least ``NUMERIC_ATOL``). Exact
+#: equality was right on the CPU, where a run is bit for bit reproducible, and blind on a GPU, where two runs of one
+#: config differ in their last digits (accumulation orders of atomics, cuDNN's algorithm choice): no variant was ever
+#: named there. Float32 holds about 7 digits and a run sums them over many steps, so 1e-5 leaves room above a GPU's
+#: reordering, while a setting that does anything moves a metric far more (a change of 0.1% on one perturbation of
+#: typical size is 100 times this). Not yet measured on a GPU: if two runs of one config differ by more, the check stays
+#: blind there; it does not call an effect inert.
+SAME_RESULTS_RTOL = 1e-5
+
 
 def split_seed(seed: int, i: int) -> int:
     """Seed of half-split ``i`` (split 0 is the single split distgen used before: ``seed`` itself)."""

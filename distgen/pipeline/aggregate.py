@@ -16,7 +16,15 @@ import numpy as np
 from distgen import markdown as md
 from distgen.evaluation.intervals import LEVEL, difference_bounds, holm, mean_interval, rank_direction, signed_rank
 from distgen.evaluation.report import RESULT_KEYS, read_table_csv, table_row_fingerprints
-from distgen.evaluation.uncertainty import margin, metric_bounds, numerical_tolerance, sweep_units, verdict
+from distgen.evaluation.uncertainty import (
+    NUMERIC_ATOL,
+    SAME_RESULTS_RTOL,
+    margin,
+    metric_bounds,
+    numerical_tolerance,
+    sweep_units,
+    verdict,
+)
 from distgen.train.state_io import atomic_write_text
 
 #: Metrics shown in summaries unless others are asked for.
@@ -159,18 +167,41 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
 def identical_variants(rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str]) -> dict[str, str]:
     """``{variant: earlier variant}`` for each variant whose every (seed, perturbation, metric) value equals an earlier one's.
 
-    Exactly equal tables mean the two runs generated the same cells: whatever setting tells the variants apart
-    had no effect (a parameter the model never reads, or two settings that coincide on this data, e.g.
-    ``data.matcher`` ``random`` and ``same_batch`` on data with one context and one batch).
+    Equal tables mean the two runs generated the same cells: whatever setting tells the variants apart had no effect (a
+    parameter the model never reads, or two settings that coincide on this data, e.g. ``data.matcher`` ``random`` and
+    ``same_batch`` on data with one context and one batch). Numbers are equal within ``SAME_RESULTS_RTOL`` of their
+    metric's size (so that runs on a GPU, which differ in their last digits, are compared as the CPU's are); NaN equals
+    NaN, anything else must be equal as written.
     """
 
-    def table(name: str) -> dict[tuple[int, str, str], float]:
+    def table(name: str) -> dict[tuple[int, str, str], Any]:
         return {(int(r["seed"]), str(r["perturbation"]), m): r[m] for r in rows if r["variant"] == name for m in metrics if m in r}
 
-    def same(a: dict[tuple[int, str, str], float], b: dict[tuple[int, str, str], float]) -> bool:
-        return bool(a) and a.keys() == b.keys() and all(
-            a[k] == b[k] or (isinstance(a[k], float) and isinstance(b[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a
-        )
+    def number(x: Any) -> float | None:
+        return float(x) if isinstance(x, int | float | np.floating | np.integer) and not isinstance(x, bool) else None
+
+    def size(*tables: dict[tuple[int, str, str], Any]) -> dict[str, float]:
+        """Each metric's mean ``|value|`` over the finite values of ``tables``: the size its rounding scales with."""
+        seen: dict[str, list[float]] = defaultdict(list)
+        for t in tables:
+            for (_, _, m), x in t.items():
+                if (f := number(x)) is not None and math.isfinite(f):
+                    seen[m].append(abs(f))
+        return {m: sum(v) / len(v) for m, v in seen.items()}
+
+    def same(a: dict[tuple[int, str, str], Any], b: dict[tuple[int, str, str], Any]) -> bool:
+        if not a or a.keys() != b.keys():
+            return False
+        scale = size(a, b)
+        for k, x in a.items():
+            y = b[k]
+            fx, fy = number(x), number(y)
+            if fx is None or fy is None or not (math.isfinite(fx) and math.isfinite(fy)):
+                if not (x == y or (fx is not None and fy is not None and math.isnan(fx) and math.isnan(fy))):
+                    return False
+            elif abs(fx - fy) > max(NUMERIC_ATOL, SAME_RESULTS_RTOL * scale.get(k[2], 0.0)):
+                return False
+        return True
 
     tables = {v: table(v) for v in variants}
     out: dict[str, str] = {}
@@ -416,7 +447,8 @@ def summary_markdown(
     same = identical_variants(rows, variants, metrics)
     if same:
         lines += ["", "## Variants without effect", "",
-                  "These variants gave exactly the same value as another for every seed, perturbation and metric: the runs "
+                  "These variants gave the same value as another for every seed, perturbation and metric (within "
+                  f"{SAME_RESULTS_RTOL:g} of each metric's size, the last digits in which runs on a GPU differ): the runs "
                   "generated the same cells, so the setting that tells them apart had no effect (a parameter the model does "
                   "not read, or two settings that coincide on this data).", ""]
         lines += [f"- {md.code(v)} = {md.code(other)}" for v, other in same.items()]

@@ -30,6 +30,8 @@ from distgen.data.conditions import current_label
 from distgen.errors import Interrupted, clip_message, short
 from distgen.evaluation.report import ROW_FINGERPRINTS, json_text
 from distgen.evaluation.spread import spread_over_seeds
+
+from distgen.evaluation.uncertainty import SAME_RESULTS_RTOL
 from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
     Comparison,
@@ -443,10 +445,11 @@ def _sweep(
             "settings were equal: the model does not read it in this configuration\n" for k, vals in axes.items())
     atomic_write_text(out / "summary.md", text)
     for v, other in same.items():
-        print(f"warning: sweep variant {v} gave exactly the results of {other} (every seed, perturbation and metric): the "
-              "setting that tells them apart had no effect (see summary.md)", file=sys.stderr)
+        print(f"warning: sweep variant {v} gave the results of {other} (every seed, perturbation and metric, within "
+              f"{SAME_RESULTS_RTOL:g} of each metric's size): the setting that tells them apart had no effect (see summary.md)",
+              file=sys.stderr)
     for k, vals in axes.items():
-        print(f"warning: sweep setting {k} had no effect: each of its values ({', '.join(vals)}) gave exactly the same results "
+        print(f"warning: sweep setting {k} had no effect: each of its values ({', '.join(vals)}) gave the same results "
               "wherever the other settings were equal (a setting the model does not read in this configuration; see summary.md)",
               file=sys.stderr)
     atomic_write_text(out / "summary.json", json_text({

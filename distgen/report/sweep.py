@@ -26,6 +26,7 @@ from matplotlib.patches import Patch
 from distgen.atomic import atomic_write_text
 from distgen.errors import warn
 from distgen.evaluation.report import RESULT_KEYS, ROW_FINGERPRINTS, read_table_csv, row_key
+from distgen.evaluation.uncertainty import SAME_RESULTS_RTOL
 from distgen.glyphs import stand_ins
 from distgen.report.files import check_summary, read_json, read_rows
 from distgen.report.html import Cell, Section, figure, labels_section, num, page, table
@@ -384,7 +385,8 @@ def render_sweep(inp: SweepInputs) -> str:
     if inp.identical:
         items = "".join(f"<li><code>{escape(v)}</code> = <code>{escape(o)}</code></li>" for v, o in inp.identical.items())
         sections.append(Section("identical", "Variants without effect", (
-            "<p>These variants gave exactly the same value as another for every seed, perturbation and metric: the runs "
+            "<p>These variants gave the same value as another for every seed, perturbation and metric (within "
+            f"{SAME_RESULTS_RTOL:g} of each metric's size, the last digits in which runs on a GPU differ): the runs "
             "generated the same cells, so the setting that tells them apart had no effect (a parameter the model does not "
             "read, or two settings that coincide on this data). Their differences above are not evidence about the "
             f"setting.</p><ul>{items}</ul>")))
@@ -407,7 +409,7 @@ def render_sweep(inp: SweepInputs) -> str:
              f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"]
     if inp.identical:
         n = len(inp.identical)
-        lines.append(f"<strong>{counted(n, 'variant')} gave exactly another's results</strong> (the setting had no "
+        lines.append(f"<strong>{counted(n, 'variant')} gave another's results</strong> (the setting had no "
                      "effect): see <a href=\"#identical\">Variants without effect</a>")
     if shown:
         lines.append(f"{counted(len(shown), 'label')} {'holds' if len(shown) == 1 else 'hold'} characters no installed font draws: the figures write those "

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 
-from distgen.pipeline.aggregate import inert_axes
+import pytest
+
+from distgen.pipeline.aggregate import identical_variants, inert_axes
 from distgen.pipeline.sweep import sweep
 from tests.pipeline.test_sweep import FakeRunner, base  # noqa: F401  (the fixture)
 
@@ -38,3 +40,41 @@ def test_the_sweep_names_the_setting_in_summary_json_md_and_stderr(tmp_path, bas
     assert summary["inert_settings"] == {"x-note": ["one", "two"]}
     assert "## Settings without effect" in (res.out / "summary.md").read_text()
     assert "sweep setting x-note had no effect" in capsys.readouterr().err
+
+
+def _rows(values: dict[str, list[float]], metric: str = "mmd") -> list[dict]:
+    """Two seeds x len(values) perturbations per variant: ``values[variant]`` in (seed, perturbation) order."""
+    return [{"variant": v, "seed": i // 3, "perturbation": f"P{i % 3}", metric: x} for v, xs in values.items() for i, x in enumerate(xs)]
+
+
+BASE = [0.31, 1.7e-4, 2.4, 0.29, -3.0e-3, 2.5]  # sizes of several orders and both signs, as an MMD or a delta metric
+
+
+def test_runs_differing_in_their_last_digits_give_the_same_results():
+    # round 2: on a GPU two runs of one config differ in their last digits; exact equality named no variant and no axis
+    noisy = [x * (1 + 1e-7 * (-1) ** i) for i, x in enumerate(BASE)]  # 1e-7 relative, both ways
+    drift = [x + 1e-7 * 2.4 for x in BASE]  # and the same absolute drift on the small values (3e-3 moved by 8e-5 of itself)
+    rows = _rows({"b=x": BASE, "b=y": noisy, "b=z": drift})
+    assert identical_variants(rows, ["b=x", "b=y", "b=z"], ["mmd"]) == {"b=y": "b=x", "b=z": "b=x"}
+    ov = {"b=x": ("m.b=x",), "b=y": ("m.b=y",), "b=z": ("m.b=z",)}
+    assert inert_axes(ov, identical_variants(rows, list(ov), ["mmd"])) == {"m.b": ["x", "y", "z"]}
+
+
+@pytest.mark.parametrize("moved", [
+    lambda xs: [xs[0] * 1.001, *xs[1:]],  # 0.1% on one perturbation of one seed
+    lambda xs: [*xs[:1], xs[1] * 2, *xs[2:]],  # a small value doubled (its size is far below the metric's)
+    lambda xs: [*xs[:4], xs[4] + 1e-3, xs[5]],  # a sign-changing value moved by a third of itself
+    lambda xs: [*xs[:5], float("nan")],  # a value that became NaN
+])
+def test_a_real_effect_is_not_called_inert(moved):
+    rows = _rows({"b=x": BASE, "b=y": moved(list(BASE))})
+    assert identical_variants(rows, ["b=x", "b=y"], ["mmd"]) == {}
+    assert inert_axes({"b=x": ("m.b=x",), "b=y": ("m.b=y",)}, identical_variants(rows, ["b=x", "b=y"], ["mmd"])) == {}
+
+
+def test_the_tolerance_is_per_metric():
+    # a metric of size 1e3 beside one of size 1e-4: the large one's tolerance does not hide a change of the small one
+    rows = [{**a, **b} for a, b in zip(_rows({"x": [1e3] * 6, "y": [1e3] * 6}, "n_cells"),
+                                       _rows({"x": [1e-4] * 6, "y": [1e-4] * 5 + [1.1e-4]}), strict=True)]
+    assert identical_variants(rows, ["x", "y"], ["n_cells", "mmd"]) == {}
+    assert identical_variants(rows, ["x", "y"], ["n_cells"]) == {"y": "x"}
