@@ -66,6 +66,10 @@ def _canonical_conditions(data: PerturbationData) -> np.ndarray:
     return np.array([table[c] for c in data.conditions.tolist()], dtype=object)
 
 
+#: ``CellTable.meta`` key of a ``Dataset.train_table``: a weak reference to the Dataset it was taken from.
+ORIGIN = "from_dataset"
+
+
 @dataclass
 class Dataset:
     """A loaded dataset with its split and train-fitted preprocessing: what a run trains, predicts and scores on.
@@ -155,8 +159,14 @@ class Dataset:
     @property
     def train_table(self) -> CellTable:
         """The training cells (perturbed and control) as a ``CellTable``, in the order of their names (``by_name``): what
-        models fit on and training batches are drawn from."""
-        return self.data.table.subset(self.by_name("train"))
+        models fit on and training batches are drawn from. Its ``meta[ORIGIN]`` is a weak reference to this Dataset, so
+        that ``distgen.fit(model, table, config=doc)`` can check the config's ``data.dataset``/``schema``/``split``/``hvg``
+        against the data the table came from (``distgen.data.holds``)."""
+        import weakref
+
+        table = self.data.table.subset(self.by_name("train"))
+        table.meta[ORIGIN] = weakref.ref(self)
+        return table
 
     def by_name(self, part: str) -> torch.Tensor:
         """The row indices of split ``part`` in the order of their cells' names (``obs_names``, unique).

@@ -165,6 +165,7 @@ def _fit(
         _check_sampling(doc.get("data") or {}, data)
         source, val_source = data.sources(opts.sets_per_batch, opts.val_sets, opts.seed)
     else:
+        _check_table_data(doc.get("data") or {}, table)
         ds = data_section({k: v for k, v in (doc.get("data") or {}).items() if k not in DATASET_KEYS})
         set_size = ds.set_size if set_size is None else set_size
         matcher = ds.matcher if matcher is None else matcher
@@ -383,18 +384,39 @@ def check_group_sizes(model: Any, train: Any, val: Any = None) -> None:
 def _check_sampling(section: Mapping[str, Any], dataset: Dataset) -> None:
     """A config's set sampling must be the Dataset's (it samples the sets); say how to make them agree."""
     ours = dataset.section.to_dict()
-    for key in DATASET_KEYS:  # the Dataset holds the cells: another data set, panel or split in the config was read by nothing
-        if section.get(key) is not None and key in ours and not holds(dataset, key, section[key]):
-            raise ConfigError(
-                f"fit: the config's data.{key}={section[key]!r} differs from the Dataset's {ours[key]!r}, whose cells are trained on, "
-                "so the config's would have no effect; load the Dataset from the config's data: section (distgen.load_data(**doc['data']))"
-            )
+    _check_held(section, dataset, "the Dataset's {}, whose cells are trained on", "the Dataset")
     for key, value in section.items():
         if key not in DATASET_KEYS and key in ours and ours[key] != value:
             raise ConfigError(
                 f"fit: the config's data.{key}={value!r} differs from the Dataset's {ours[key]!r}, which samples the sets; "
                 "load the Dataset from the config's data: section (distgen.load_data(**doc['data']))"
             )
+
+
+def _check_table_data(section: Mapping[str, Any], table: CellTable) -> None:
+    """A config's ``data.dataset``/``schema``/``split``/``hvg`` beside training cells given as a ``CellTable``.
+
+    The table is trained on as given, so a config naming other data was read by nothing (``data.hvg: 64`` beside a table
+    of 500 genes). A table taken from a Dataset (``Dataset.train_table``, ``meta[ORIGIN]``) is checked as that Dataset is
+    (by meaning, ``distgen.data.holds``). Any other table is not: its data set, schema, split and gene selection cannot be
+    known from its cells (not even ``hvg`` from its gene count: the panel keeps perturbed genes beside the HVGs).
+    """
+    from distgen.data.prepared import ORIGIN
+
+    ref = table.meta.get(ORIGIN)
+    dataset = ref() if callable(ref) else None
+    if isinstance(dataset, Dataset):
+        _check_held(section, dataset, "{} of the Dataset whose training cells were given (train_table)", "the data")
+
+
+def _check_held(section: Mapping[str, Any], dataset: Dataset, whose: str, what: str) -> None:
+    """Refuse a config's ``data.dataset``/``schema``/``split``/``hvg`` that ``dataset`` does not hold (by meaning)."""
+    ours = dataset.section.to_dict()
+    for key in DATASET_KEYS:  # the Dataset holds the cells: another data set, panel or split in the config was read by nothing
+        if section.get(key) is not None and key in ours and not holds(dataset, key, section[key]):
+            raise ConfigError(
+                f"fit: the config's data.{key}={section[key]!r} differs from {whose.format(repr(ours[key]))}, so the config's would "
+                f"have no effect; load {what} from the config's data: section (distgen.load_data(**doc['data']))")
 
 
 def _warn(messages: list[str]) -> None:
