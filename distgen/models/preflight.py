@@ -12,7 +12,9 @@ some training set, every batch it is asked to predict.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -491,6 +493,30 @@ def _rows_message(model: Any, dataset: Any, kind: str, names: Sequence[str]) -> 
             f"{registered_name(model.conditioner, 'conditioners')} has untrained rows for them; "
             f"ignore {row.plural} with model.conditioner.{row.option}=false{sets}{table}")
 
+#: Ids of the models whose prediction runs inside a pipeline pre-flight's scope (``preflight_checked``).
+_CHECKED: ContextVar[tuple[int, ...]] = ContextVar("distgen_preflight_checked", default=())
+
+
+@contextmanager
+def preflight_checked(model: Any) -> Iterator[None]:
+    """Within: ``model``'s held-out atoms were checked (``check_split``) and the ones it cannot predict named, once.
+
+    ``distgen.predict`` wraps its generation in it, so that a model that also says so itself on ``predict`` (the
+    distgen-bayes plugin's unseen-atom warning, for direct calls) can leave it to the pre-flight
+    (``checked_by_preflight``): the same fact was printed twice on a first call.
+    """
+    token = _CHECKED.set((*_CHECKED.get(), id(model)))
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
+
+def checked_by_preflight(model: Any) -> bool:
+    """Whether ``model`` predicts within ``preflight_checked(model)``: a pre-flight has named what it cannot predict."""
+    return id(model) in _CHECKED.get()
+
+
 __all__ = [
     "ALLOW_OPTION",
     "ROW_KINDS",
@@ -500,10 +526,12 @@ __all__ = [
     "RowKind",
     "check_prediction",
     "check_split",
+    "checked_by_preflight",
     "conditions_of",
     "deciders",
     "embeddable",
     "preflight",
+    "preflight_checked",
     "registered_name",
     "training_controls",
     "untrained_batches",

@@ -50,7 +50,7 @@ from distgen.evaluation.uncertainty import CEILING_SPLITS, CLAIM_MODEL, runner_u
 from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
-from distgen.models.preflight import check_split
+from distgen.models.preflight import check_split, preflight_checked
 from distgen.pipeline import pages
 from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.outputs import clear_evaluation
@@ -240,7 +240,8 @@ def _run(
         start()
         write_fit_diagnostics(model, out / FIT_FILE)
         dataset.split.save(out / "split.json")
-        pred = predict(model, dataset, "test", seed, preflight=False)
+        with preflight_checked(model):  # check_split named what it cannot predict (the notes): the model need not say it again
+            pred = predict(model, dataset, "test", seed, preflight=False)
         provenance = prediction_provenance(seed, "test", dataset.max_cells, model=str(doc["model"].get("name")))
         stage = "fit_predict"
     if not D.env_from_torchrun().is_main:

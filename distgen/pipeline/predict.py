@@ -41,7 +41,7 @@ from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.errors import DistgenRuntimeWarning, DivergenceWarning, InputDataError, warn
 from distgen.models.base import checked_prediction, is_untrained
 from distgen.models.generator import build_model
-from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, vocabulary_differences
+from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, preflight_checked, vocabulary_differences
 from distgen.pipeline.outputs import check_distinct, check_not_inputs, check_output_file
 from distgen.train import distributed as D
 from distgen.train.checkpoint import (
@@ -241,8 +241,9 @@ def predict(
     panel = gene_panel(dataset, groups, genes)
     asked = asked_doses(dataset, groups, doses)
     table = None if asked is None else dose_tensor(asked)
-    mine = {i: generate_group(model, dataset, g, m, seed, device, panel, weights, None if table is None else table[i])
-            for i, g in enumerate(groups) if i % env.world_size == env.rank}
+    with preflight_checked(model) if preflight else contextlib.nullcontext():  # the model need not say again what pre-flight said
+        mine = {i: generate_group(model, dataset, g, m, seed, device, panel, weights, None if table is None else table[i])
+                for i, g in enumerate(groups) if i % env.world_size == env.rank}
     gathered = [mine]
     if env.distributed:
         import torch.distributed as dist
@@ -740,8 +741,9 @@ def _predict_run(
     allow = bool((config.get("preflight") or {}).get("allow_unembedded", False))
     for note in check_split(model, dataset, part, allow, asked=doses is not None):
         print(note, file=sys.stderr)
-    pred = predict(model, dataset, part, seed, preflight=False, genes=genes, weights=resolve_checkpoint(checkpoint or run_dir),
-                   doses=doses)
+    with preflight_checked(model):  # the notes above named what it cannot predict: the model need not say it again
+        pred = predict(model, dataset, part, seed, preflight=False, genes=genes, weights=resolve_checkpoint(checkpoint or run_dir),
+                       doses=doses)
     env = D.env_from_torchrun()
     result = None
     if env.is_main:

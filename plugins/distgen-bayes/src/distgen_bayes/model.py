@@ -377,16 +377,19 @@ class BayesHierarchicalModel(FittedModel):
         """Warn (once per atom and model) when ``labels`` name atoms training never saw: their mean shift is the prior's, zero.
 
         ``distgen.predict`` and ``distgen run`` say so before predicting (pre-flight); a direct ``predict`` returned an
-        unseen atom's cells as the controls, and a combination holding one as its seen atoms alone, without a word.
+        unseen atom's cells as the controls, and a combination holding one as its seen atoms alone, without a word. Within
+        their pre-flight's scope (``distgen.models.preflight.preflight_checked``) it is not said again.
         """
         from distgen.errors import warn
-        from distgen.models.preflight import PreflightWarning
+        from distgen.models.preflight import PreflightWarning, checked_by_preflight
 
         ids = labels.perturbation
         names = [self.info.perturbations[i] for i in torch.unique(ids[ids >= 0]).tolist()]
         checked: set[str] = self.__dict__.setdefault("_unseen_checked", set())
         new = [a for a in names if a not in checked]
         checked.update(new)
+        if checked_by_preflight(self):  # distgen.predict's pre-flight named them already (it was said twice on a first call)
+            return
         bad = [a for a, ok in zip(new, self.can_predict(new)) if not ok]
         if bad:
             shown = ", ".join(bad[:8]) + (" ..." if len(bad) > 8 else "")
