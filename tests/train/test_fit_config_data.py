@@ -23,13 +23,17 @@ def loaded():
     return doc, distgen.load_data(**doc["data"])
 
 
+# Round 2: the Dataset's training cells given as a CellTable (data.train_table, as examples/swap_dynamics.py does) were
+# trained on whatever the config's data: section said (the table path read only its set-sampling keys).
+@pytest.mark.parametrize("given, said", [("dataset", "the Dataset's .*load the Dataset"),
+                                         ("train_table", ".* of the Dataset whose training cells were given .*load the data")])
 @pytest.mark.parametrize("override, key", [("data.hvg=48", "data.hvg=48"), ("data.split.seed=1", "data.split")])
-def test_a_data_setting_the_dataset_does_not_hold_is_refused(loaded, override, key):
+def test_a_data_setting_the_dataset_does_not_hold_is_refused(loaded, override, key, given, said):
     _, data = loaded
     doc = load_config("perturbdiff-small", [*TINY, override])
     model = distgen.build(doc["model"], data)
-    with pytest.raises(ConfigError, match=rf"{key}.* differs from the Dataset's .*load the Dataset from the config's data: section"):
-        distgen.fit(model, data, config=doc)
+    with pytest.raises(ConfigError, match=rf"{key}.* differs from {said} from the config's data: section"):
+        distgen.fit(model, data if given == "dataset" else data.train_table, config=doc)
 
 
 def test_the_config_the_dataset_was_loaded_from_trains(loaded):
@@ -94,17 +98,6 @@ def test_a_dataset_loaded_from_a_split_file_holds_the_arguments_that_made_it(loa
     other = {**doc, "data": {**doc["data"], "split": {**doc["data"]["split"], "seed": 3}}}
     with pytest.raises(ConfigError, match=r"data\.split.* differs from the Dataset's"):
         distgen.fit(distgen.build(doc["model"], from_file), from_file, config=other)
-
-
-# Round 2: the Dataset's training cells given as a CellTable (data.train_table, as examples/swap_dynamics.py does) were
-# trained on whatever the config's data: section said (the table path read only its set-sampling keys).
-@pytest.mark.parametrize("override, key", [("data.hvg=48", "data.hvg=48"), ("data.split.seed=1", "data.split")])
-def test_a_data_setting_the_tables_dataset_does_not_hold_is_refused(loaded, override, key):
-    _, data = loaded
-    doc = load_config("perturbdiff-small", [*TINY, override])
-    model = distgen.build(doc["model"], data)
-    with pytest.raises(ConfigError, match=rf"{key}.* differs from .* of the Dataset whose training cells were given"):
-        distgen.fit(model, data.train_table, config=doc)
 
 
 def test_the_tables_dataset_loaded_from_the_config_trains(loaded):
