@@ -30,7 +30,6 @@ from distgen.data.conditions import current_label
 from distgen.errors import Interrupted, clip_message, short
 from distgen.evaluation.report import ROW_FINGERPRINTS, json_text
 from distgen.evaluation.spread import spread_over_seeds
-
 from distgen.evaluation.uncertainty import SAME_RESULTS_RTOL
 from distgen.pipeline.aggregate import (
     SUMMARY_METRICS,
