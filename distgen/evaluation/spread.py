@@ -35,7 +35,7 @@ context) of the truth, the populations being its batches (the run's ``data.schem
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -163,8 +163,8 @@ SPREAD_ALPHA = 0.05
 #: stream, whichever other groups are scored (any integer ``seed``, negative ones included).
 PERMUTATION_STREAM = "batch_permutation_test"
 
-#: Cells of a group the permutation test holds at most (the first of each batch's scored cells, in their seeded order, an
-#: equal share each): its Gram matrix is ``cells^2`` float64 (4,000 cells: 128 MB); the statistic stays unbiased, only noisier.
+#: Cells of a group the permutation test holds at most (an equal share of each batch's scored cells, the first in a seeded
+#: order of their values: a pseudo-random subset whatever the row order): its Gram matrix is ``cells^2`` float64 (4,000 cells: 128 MB); the statistic stays unbiased, only noisier.
 PERMUTATION_CELLS = 4000
 
 #: Cells per population kept for the spread scores (a seeded subset in the order of the cells' values): the cost is
@@ -320,20 +320,26 @@ def _between_means(gram: np.ndarray, labels: np.ndarray, n_batches: int) -> np.n
 
 
 def batch_permutation_test(real: Tensor, mask: Tensor, kernel: Kernel, permutations: int = SPREAD_PERMUTATIONS,
-                           seed: int = 0, max_cells: int = PERMUTATION_CELLS) -> dict[str, Any]:
+                           seed: int = 0, max_cells: int = PERMUTATION_CELLS, genes: Sequence[str] | None = None) -> dict[str, Any]:
     """Permutation test of "the real batches differ" for one group's real populations ``real [S, n, G]`` (``mask [S, n]``),
     as the spread scores hold them: the statistic is the mean unbiased MMD^2 between the batches (``spread_ratio``'s
     denominator, ``real_spread``), recomputed from one Gram matrix of the group's cells for ``permutations`` random
     reassignments of the batch labels among its cells (batch sizes kept; seeded by ``seed``). The kernel's data-dependent
-    parameters come from the real cells pooled, as scored, which no permutation changes. Over ``max_cells`` cells, an equal
-    share of each batch's first cells (``_test_sizes``). Returns ``{"p", "statistic", "cells"}``: ``p = (1 + #{permuted >=
+    parameters come from the real cells pooled, as scored, which no permutation changes. Each batch's cells are taken in a
+    seeded order of their values (``distgen.seeds.content_subset`` of their ``content_keys`` under ``genes``, default the
+    positions' names), so the same cells in another row order give the same p; over ``max_cells`` cells, an equal share of
+    each batch, the first in that order (a pseudo-random subset, never the first rows of a sorted file) (``_test_sizes``). Returns ``{"p", "statistic", "cells"}``: ``p = (1 + #{permuted >=
     observed}) / (1 + permutations)`` (a permuted value within 1e-9 of the Gram matrix's scale of the observed one counts as
     reaching it: a labelling that only renames the batches gives the observed value up to rounding), in ``(0, 1]``."""
     sizes = [int(v) for v in mask.sum(1).tolist()]
     if len(sizes) < 2 or min(sizes) < 2:
         raise ValueError(f"the permutation test needs at least 2 batches of 2+ cells, got sizes {sizes}")
+    from distgen.seeds import content_keys, content_subset
+
     keep = _test_sizes(sizes, max_cells)
-    cells = torch.cat([real[i][mask[i]][:k] for i, k in enumerate(keep)])
+    names = [str(j) for j in range(real.shape[2])] if genes is None else list(genes)
+    mine = [real[i][mask[i]] for i in range(len(keep))]
+    cells = torch.cat([x[content_subset(content_keys(x, names), k, seed)] for x, k in zip(mine, keep, strict=True)])
     ref, ref_mask = _ref(real, mask)
     bound = kernel.bind(ref[None], None if ref_mask is None else ref_mask[None])
     gram = torch.cat([bound.gram(cells[i : i + 1024][None], cells[None])[0] for i in range(0, len(cells), 1024)]).numpy()
@@ -497,7 +503,8 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
         row["split_half"] = spread_row((ax, am), (bx, bm), kernel)
         row["real_spread"] = float(_off_diag_mean(drr))  # mean unbiased MMD^2 between the real batches
         # do the real batches differ beyond noise? batch labels permuted among the group's cells (its own seeded stream)
-        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=label_seed(seed, (PERMUTATION_STREAM, label)))
+        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=label_seed(seed, (PERMUTATION_STREAM, label)),
+                                                   genes=truth.genes)
         why = []
         if row["batch_test"]["p"] > SPREAD_ALPHA:
             why.append(f"the real batches' spread is not distinguishable from noise (permutation p = {row['batch_test']['p']:.3g} > "

@@ -287,7 +287,8 @@ def _scanning_spread_scores(pred, truth, references, cap):
             row[f"{who}_collapsed"] = spread_row(populations(cells, cond, ctx, cap, pool=True)[1:], (rx, rm), kernel, drr, copies=copies)
         row["split_half"] = spread_row(populations(half_a, cond, ctx, cap)[1:], populations(half_b, cond, ctx, cap)[1:], kernel)
         row["real_spread"] = float(_off_diag_mean(drr))
-        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=label_seed(0, (PERMUTATION_STREAM, f"{cond} @ {ctx}")))
+        row["batch_test"] = batch_permutation_test(rx, rm, kernel, seed=label_seed(0, (PERMUTATION_STREAM, f"{cond} @ {ctx}")),
+                                                   genes=truth.genes)
         short = [b for b in set(truth.batches[pert][(truth.conditions[pert] == cond) & (truth.contexts[pert] == ctx)].tolist())
                  if 2 <= int(((truth.conditions[pert] == cond) & (truth.contexts[pert] == ctx) & (truth.batches[pert] == b)).sum()) < 4]
         if row["batch_test"]["p"] > SPREAD_ALPHA or short:
@@ -426,3 +427,36 @@ def test_the_permutation_test_takes_any_integer_seed_and_a_group_its_own_stream(
     both = Cells.concat([truth, other.subset(np.flatnonzero(other.conditions == "stim2"))])
     assert (spread_scores(_cells(1, n=20), both)["rows"]["stim @ T"]["batch_test"]
             == spread_scores(_cells(1, n=20), truth)["rows"]["stim @ T"]["batch_test"])
+
+
+def test_the_permutation_test_gives_one_p_whatever_the_row_order_of_the_truth():
+    """The same cells in another row order are the same group: its p is the same (before, the seeded permutations were
+    applied to the cells in row order, so a shuffled file gave p 0.005, 0.01 or 0.02 for one group, and the note at 0.05
+    could come and go with the row order). The spread scores themselves were already order-free."""
+    truth, pred = _cells(0, n=30, scale=0.3), _cells(1, n=30)
+    first = spread_scores(pred, truth)["rows"]["stim @ T"]["batch_test"]
+    for s in range(1, 4):
+        perm = np.random.default_rng(s).permutation(len(truth.conditions))
+        again = spread_scores(pred, truth.subset(perm))["rows"]["stim @ T"]["batch_test"]
+        assert again["p"] == first["p"] and again["cells"] == first["cells"], (s, again, first)
+        assert again["statistic"] == pytest.approx(first["statistic"], rel=1e-12)
+
+
+def test_the_permutation_tests_subset_over_its_cap_does_not_follow_the_row_order():
+    """Over max_cells the test keeps a share of each batch: a seeded pseudo-random share, not the first cells in row order.
+    Batches from one law whose rows are sorted by a gene (a file sorted by expression or cell type) and of uneven sizes:
+    the first 10 cells of a sorted batch of 200 are more extreme than those of a sorted batch of 20, so the first-in-row-order
+    share rejected "the batches do not differ" in all 20 groups (0 of the same cells unsorted); now about 5% of them, and
+    the p of sorted and unsorted rows is the same."""
+    from distgen.evaluation.spread import batch_permutation_test
+
+    k = kernels.build("energy")
+    rejected = 0
+    for i, (x, m) in enumerate(_null_groups(20, 0.0, 11, sizes=(200, 20, 100), genes=2)):
+        ordered = x.clone()
+        for b, n in enumerate(m.sum(1).tolist()):
+            ordered[b, :n] = x[b, :n][x[b, :n, 0].argsort()]
+        p = batch_permutation_test(ordered, m, k, seed=i, max_cells=30)["p"]
+        assert p == batch_permutation_test(x, m, k, seed=i, max_cells=30)["p"]
+        rejected += p <= 0.05
+    assert rejected <= 5, rejected  # binomial(20, 0.05): P(> 5) ~ 3e-4
