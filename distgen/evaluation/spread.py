@@ -536,13 +536,16 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
 def _unshared_labels(truth: Any, t_idx: _Groups, p_idx: _Groups, groups: list[tuple[Any, Any]]) -> str | None:
     """A note when, in some scored groups, the prediction's batch labels share none with the truth's; None otherwise. The
     scores pair no batches by label (sets of populations are compared), so they are defined; but a prediction made from the
-    truth's batches' controls carries their labels, and none shared says it was not (another column, other donors)."""
+    truth's batches' controls carries their labels, and none shared says it was not (another column, other donors). A
+    prediction read without batches (every label ``ALL``) has no labels to share: its one population a group is said by
+    the rows, not here."""
+    from distgen.types.cells import ALL
     from distgen.wording import counted
 
     apart: list[tuple[str, list[str], list[str]]] = []
     for cond, ctx in groups:
         ours, real = set(p_idx.batches(cond, ctx)), set(t_idx.batches(cond, ctx))
-        if ours and not ours & real:
+        if ours and ours != {ALL} and not ours & real:  # {ALL}: read without batches, no labels to share (the row says got 1)
             apart.append((cond if ctx == "all" else f"{cond} @ {ctx}", sorted(map(str, ours)), sorted(map(str, real))))
     if not apart:
         return None

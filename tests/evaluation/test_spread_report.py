@@ -340,6 +340,21 @@ def test_a_prediction_whose_batch_labels_share_none_with_the_truth_says_so(tmp_p
     assert not [n for n in some.summary["notes"] if "share none" in n]  # one shared: made from the truth's batches, in part
 
 
+
+def test_a_prediction_without_batch_labels_is_not_said_to_be_made_from_other_batches():
+    """A prediction read without batches (no batch column, or one with unlabelled cells: every cell's label is ``all``) has
+    no batch labels to share: the note said its labels 'share none with the truth's (prediction all; truth d1, d2, d3)' and
+    that its populations 'were made from other batches (other donors)'. Its one population per group is said by the row
+    ('at least 2 generated populations, got 1'); no 'share none' note."""
+    from distgen.types import Cells
+
+    truth, pred = _cells(0), _cells(1)
+    bare = Cells(pred.X, pred.conditions, pred.genes, pred.contexts, None, pred.control)
+    out = score(bare, truth, {"control": truth}, metrics=["mse"], ceiling=False)
+    assert not [n for n in out.summary["notes"] if "share none" in n], out.summary["notes"]
+    assert "batch_labels_note" not in out.summary["spread"]
+    assert any("got 1" in r["model"].get("note", "") for r in out.summary["spread"]["rows"].values())
+
 def test_the_batch_permutation_test_is_summarised_in_the_report(tmp_path):
     """summary.json["spread"]["batch_test"] records the test (permutations, seed, alpha, groups, how many distinguishable);
     summary.md and the page's spread section say how many groups' real batches differ beyond noise."""
