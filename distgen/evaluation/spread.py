@@ -660,8 +660,9 @@ def batch_test_line(spread: Any) -> str | None:
 def spread_over_seeds(by_variant: Mapping[str, Mapping[int, Any]], who: str = "model") -> dict[str, Any]:
     """A sweep's spread scores: ``{variant: {seed: summary.json["spread"] of that run, or None}}`` as ``{variant: {"seeds":
     {seed: {metric: the run's mean over its groups, "groups": G, "distinguishable": k or None}}, "mean": {metric: mean over
-    seeds}, "sd": {metric: sd over seeds (n - 1; NaN below 2 seeds)}, "n_seeds": n}}``, of ``who`` (the model). Variants
-    whose runs scored no spread are left out; a run's NaN mean (no group defined it) is left out of its variant's mean."""
+    seeds}, "sd": {metric: sd over seeds (n - 1; NaN below 2 seeds)}, "n_seeds": n, "n_runs": N}}``, of ``who`` (the model);
+    ``N``: the variant's runs given, ``n`` of them with spread scores. Variants whose runs scored no spread are left out; a
+    run's NaN mean (no group defined it) is left out of its variant's mean."""
     out: dict[str, Any] = {}
     for variant, by_seed in by_variant.items():
         per: dict[str, dict[str, Any]] = {}
@@ -677,8 +678,16 @@ def spread_over_seeds(by_variant: Mapping[str, Mapping[int, Any]], who: str = "m
         values = {m: [v[m] for v in per.values() if not math.isnan(v[m])] for m in SPREAD_METRICS}
         out[variant] = {"seeds": per, "mean": {m: float(np.mean(v)) if v else math.nan for m, v in values.items()},
                         "sd": {m: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan for m, v in values.items()},
-                        "n_seeds": len(per)}
+                        "n_seeds": len(per), "n_runs": len(by_seed)}
     return out
+
+
+def seeds_count(v: Mapping[str, Any]) -> str:
+    """One variant's seeds of ``spread_over_seeds``: ``n``, or ``n of N`` when only ``n`` of its ``N`` runs scored the spread
+    (a run evaluated before the scores existed, or skipped by ``spread: auto``); ``n`` for a summary written before
+    ``n_runs``."""
+    runs = v.get("n_runs")
+    return f"{v.get('n_seeds')} of {runs}" if isinstance(runs, int) and runs != v.get("n_seeds") else str(v.get("n_seeds"))
 
 
 def seeds_cell(v: Mapping[str, Any], metric: str, pm: str = "+/-") -> str:

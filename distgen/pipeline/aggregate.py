@@ -318,18 +318,18 @@ def spread_seed_lines(spread: Mapping[str, Any]) -> list[str]:
     variant the model's mean +/- sd over seeds of each run's mean over its groups; [] when no run scored them."""
     if not spread:
         return []
-    from distgen.evaluation.spread import SPREAD_METRICS, distinguishable_counts, seeds_cell
+    from distgen.evaluation.spread import SPREAD_METRICS, distinguishable_counts, seeds_cell, seeds_count
 
     lines = ["", "## Spread across batches (over seeds)", "",
              "Each run's spread scores of the model (its eval/summary.json `spread`: the mean over the (condition, context) groups "
              "with several real batches), mean +/- sd over seeds. spread_ratio: 1 = as spread as the real batches, 0 = one "
              "population for all; population_mmd2: lower is better; replicate_coverage: higher is better. distinguishable: "
-             "groups whose real batches differ beyond noise (permutation test at 0.05), of the groups scored, per seed. Not "
-             "tested between variants (read each run's eval/summary.md for its baselines and split-half).", "",
+             "groups whose real batches differ beyond noise (permutation test at 0.05), of the groups scored, per seed. seeds: "
+             "`n of N` when only n of the variant's N runs scored the spread (the others are left out). Not tested between variants (read each run's eval/summary.md for its baselines and split-half).", "",
              "| variant | seeds | " + " | ".join(SPREAD_METRICS) + " | distinguishable |", "|---|---|" + "---|" * (len(SPREAD_METRICS) + 1)]
     for var, v in spread.items():
         cells = [seeds_cell(v, m) for m in SPREAD_METRICS]
-        lines.append(f"| {md.cell(var)} | {v['n_seeds']} | " + " | ".join(cells) + f" | {distinguishable_counts(v)} |")
+        lines.append(f"| {md.cell(var)} | {seeds_count(v)} | " + " | ".join(cells) + f" | {distinguishable_counts(v)} |")
     return lines
 
 

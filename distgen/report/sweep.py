@@ -420,16 +420,17 @@ def render_sweep(inp: SweepInputs) -> str:
 
 def spread_seed_section(spread: Mapping[str, Mapping[str, Any]]) -> Section:
     """The page's "Spread across batches (over seeds)": per variant the model's spread scores, mean ± sd over seeds."""
-    from distgen.evaluation.spread import SPREAD_METRICS, distinguishable_counts, seeds_cell
+    from distgen.evaluation.spread import SPREAD_METRICS, distinguishable_counts, seeds_cell, seeds_count
 
     rows: list[list[Cell | str]] = [
-        [var, Cell(str(v.get("n_seeds")), "num"), *[Cell(seeds_cell(v, m, "±"), "num") for m in SPREAD_METRICS], distinguishable_counts(v)]
+        [var, Cell(seeds_count(v), "num"), *[Cell(seeds_cell(v, m, "±"), "num") for m in SPREAD_METRICS], distinguishable_counts(v)]
         for var, v in spread.items()]
     return Section("spread", "Spread across batches (over seeds)", (
         "<p>Each run's spread scores of the model (its evaluation's mean over the (condition, context) groups with several "
         "real batches), mean ± sd over seeds. spread_ratio: 1 = as spread as the real batches, 0 = one population for all; "
         "population_mmd2: lower is better; replicate_coverage: higher is better. distinguishable: groups whose real batches "
-        "differ beyond noise (permutation test at 0.05) of those scored, per seed. Not tested between variants: each "
+        "differ beyond noise (permutation test at 0.05) of those scored, per seed. seeds: “n of N” when only n of the "
+        "variant's N runs scored the spread (the others are left out). Not tested between variants: each "
         "run's report has its baselines and split-half.</p>"
         + table(["variant", "seeds", *SPREAD_METRICS, "distinguishable"], rows)))
 

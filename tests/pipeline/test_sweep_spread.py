@@ -102,3 +102,18 @@ def test_spread_over_seeds_leaves_out_runs_without_scores_and_nan_means():
     assert out["v"]["mean"]["population_mmd2"] == 0.2 and np.isnan(out["v"]["sd"]["population_mmd2"])  # one value: no sd
     assert out["v"]["seeds"]["0"]["distinguishable"] is None and out["v"]["seeds"]["1"]["distinguishable"] == 0
     assert distinguishable_counts(out["v"]) == "?/1, 0/1"  # a run scored before the permutation test: unknown, not 0
+
+
+def test_a_variant_whose_runs_scored_spread_in_some_seeds_only_says_how_many():
+    """A run without spread scores (evaluated before they existed, or skipped by spread auto) was left out of its variant's
+    mean over seeds and the table said "2" seeds where the variant has 3, the missing seed unsaid. Now ``n_runs`` counts
+    the variant's finished runs and the seeds column says "2 of 3"."""
+    from distgen.pipeline.aggregate import spread_seed_lines
+    from distgen.report.sweep import spread_seed_section
+
+    one = {"means": {"model": {"spread_ratio": 0.5, "population_mmd2": 0.1, "replicate_coverage": 1.0}}, "rows": {"a": {}}}
+    out = spread_over_seeds({"v": {0: one, 1: one, 2: None}, "w": {0: one}})
+    assert out["v"]["n_seeds"] == 2 and out["v"]["n_runs"] == 3 and out["w"]["n_runs"] == 1
+    lines = "\n".join(spread_seed_lines(out))
+    assert "| v | 2 of 3 |" in lines and "| w | 1 |" in lines
+    assert ">2 of 3<" in spread_seed_section(out).body
