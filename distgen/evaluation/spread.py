@@ -164,7 +164,8 @@ SPREAD_ALPHA = 0.05
 PERMUTATION_STREAM = "batch_permutation_test"
 
 #: Cells of a group the permutation test holds at most (an equal share of each batch's scored cells, the first in a seeded
-#: order of their values: a pseudo-random subset whatever the row order): its Gram matrix is ``cells^2`` float64 (4,000 cells: 128 MB); the statistic stays unbiased, only noisier.
+#: order of their values: a pseudo-random subset whatever the row order; at least 2 a batch, so over 2,000 batches more):
+#: its Gram matrix is ``cells^2`` float64 (4,000 cells: 128 MB); the statistic stays unbiased, only noisier.
 PERMUTATION_CELLS = 4000
 
 #: Cells per population kept for the spread scores (a seeded subset in the order of the cells' values): the cost is
@@ -289,12 +290,13 @@ def spread_row(gen: tuple[Tensor, Tensor], real: tuple[Tensor, Tensor], kernel: 
 
 def _test_sizes(sizes: list[int], max_cells: int) -> list[int]:
     """Cells of each batch the permutation test keeps: all of them when they total at most ``max_cells``, else the largest
-    equal share each (a batch smaller than its share keeps all of its cells, the rest shared among the others)."""
+    equal share each (a batch smaller than its share keeps all of its cells, the rest shared among the others), never
+    fewer than 2 (a batch of 1 cell has no unbiased within-batch term: over ``max_cells / 2`` batches the cap yields)."""
     if sum(sizes) <= max_cells:
         return list(sizes)
     keep, left = [0] * len(sizes), max_cells
     for done, i in enumerate(sorted(range(len(sizes)), key=lambda j: sizes[j])):  # smallest first: its spare share passes on
-        keep[i] = min(sizes[i], left // (len(sizes) - done))
+        keep[i] = min(sizes[i], max(2, left // (len(sizes) - done)))
         left -= keep[i]
     return keep
 

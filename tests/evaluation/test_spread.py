@@ -460,3 +460,16 @@ def test_the_permutation_tests_subset_over_its_cap_does_not_follow_the_row_order
         assert p == batch_permutation_test(x, m, k, seed=i, max_cells=30)["p"]
         rejected += p <= 0.05
     assert rejected <= 5, rejected  # binomial(20, 0.05): P(> 5) ~ 3e-4
+
+
+def test_the_permutation_tests_cap_keeps_two_cells_of_every_batch():
+    """Over max_cells with more than max_cells / 2 batches, the equal share fell below 2 cells: batches of 1 cell have no
+    unbiased within-batch term, the statistic was NaN, no permuted value reached it and p was 1/200, "the real batches
+    differ" said of batches drawn from one law. Now every batch keeps at least 2 cells (the cap yields to that)."""
+    from distgen.evaluation.spread import _test_sizes, batch_permutation_test
+
+    assert _test_sizes([2] * 2500, 4000) == [2] * 2500 and _test_sizes([3] * 5000, 4000) == [2] * 5000
+    assert _test_sizes([2, 50, 50], 5) == [2, 2, 2]
+    x, m = next(_null_groups(1, 0.0, 3, sizes=(3, 3, 3, 3)))
+    out = batch_permutation_test(x, m, kernels.build("energy"), max_cells=6)
+    assert out["cells"] == 8 and math.isfinite(out["statistic"]) and out["p"] > 1 / 200, out
