@@ -103,7 +103,7 @@ PROFILES: dict[str, Profile] = {
     "cell-eval-0.7.6": Profile("cell-eval-0.7.6", dict(CELLEVAL076_NAMES), "lognorm", "cell-eval2 0.20.0, preset cell-eval-0.7.6",
                                _preset(CELLEVAL076_NAMES.values(), "cell-eval-0.7.6")),
     "cell-eval-0.8.2": Profile("cell-eval-0.8.2", _same(CELLEVAL082), "lognorm", "cell-eval 0.8.2, profile full",
-                               {f"discrimination_score_{m}": {"exclude": "label", "single_condition": "reference"}
+                               {f"discrimination_score_{m}": {"exclude": "label", "single_condition": "reference", "ties": "position"}
                                 for m in ("l1", "l2", "cosine")}),
     "distgen": Profile("distgen", _same(DEFAULT_METRICS), "lognorm", "cell-eval 0.8.2 conventions plus distributional metrics",
                        strict=False),

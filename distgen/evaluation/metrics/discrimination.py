@@ -26,6 +26,9 @@ ZERO_EFFECT = ("the predicted effect is zero (the prediction's mean equals its c
 #: ``single_condition`` values: ``"nan"`` (distgen: NaN with ``FEWER_THAN_TWO``) or ``"reference"`` (cell-eval 0.8.2's and
 #: cell-eval2's 1.0, the rank of the own effect among one: the reference profiles report it, with ``TRIVIAL_NOTE``).
 SINGLE_CONDITION = ("nan", "reference")
+#: ``ties`` values: ``"midrank"`` (an exactly tied real effect counts half) or ``"position"`` (cell-eval 0.8.2: the own real
+#: effect's position in numpy's ``argsort`` of the distance row, an order set by the sort, not by the prediction).
+TIES = ("midrank", "position")
 #: The note a reference profile writes for a context with one perturbation (``distgen.pipeline.profile_eval``).
 TRIVIAL_NOTE = ("a single perturbation is scored in this context: its discrimination scores ({names}) are 1.0, as {reference} "
                 "reports them, for ANY prediction (the rank of the own effect among one is always first); the value is "
@@ -85,10 +88,28 @@ def _l1_distances(pred: Tensor, real: Tensor, keep: Tensor) -> Tensor:
     return d
 
 
+def argsort_positions(d: Tensor, valid: Tensor) -> Tensor:
+    """``[P]``: the position of column ``p`` in numpy's ``argsort`` of row ``p`` of ``d`` over the ``valid`` columns (cell-eval
+    0.8.2's rank: exact ties fall in the order the sort leaves them); NaN where column ``p`` is not valid."""
+    import numpy as np
+
+    dn, cols = d.detach().cpu().numpy(), np.flatnonzero(valid.cpu().numpy())
+    out = torch.full((d.shape[0],), float("nan"), dtype=torch.float64)
+    for p in range(d.shape[0]):
+        hit = np.flatnonzero(cols[np.argsort(dn[p, cols])] == p)
+        if hit.size:
+            out[p] = float(hit[0])
+    return out
+
+
 class _Discrimination(Metric):
     metric: ClassVar[str] = "l1"
 
-    def __init__(self, exclude: str = "atoms", control: str = "own", single_condition: str = "nan") -> None:
+    def __init__(self, exclude: str = "atoms", control: str = "own", single_condition: str = "nan", ties: str = "midrank") -> None:
+        if ties not in TIES:
+            raise ValueError(f"ties must be 'midrank' (an exact tie counts half) or 'position' (numpy's argsort position, as "
+                             f"cell-eval 0.8.2 ranks), got {ties!r}")
+        self.ties = ties
         if exclude not in ("atoms", "label", "none"):
             raise ValueError(f"exclude must be 'atoms' (all target genes), 'label' (cell-eval) or 'none', got {exclude!r}")
         self.exclude = exclude
@@ -114,7 +135,7 @@ class _Discrimination(Metric):
         # (1e30 in every gene) is as far from every real effect to float precision, and took 1.0 (first) before
         closer = ((d < own[:, None]) & valid_q[None]).sum(-1).to(torch.float64)
         tied = ((d == own[:, None]) & valid_q[None]).sum(-1).to(torch.float64) - valid_q.to(torch.float64)  # less its own
-        rank = closer + 0.5 * tied.clamp_min(0)
+        rank = closer + 0.5 * tied.clamp_min(0) if self.ties == "midrank" else argsort_positions(d, valid_q)
         score = 1.0 - rank / n_valid
         score = torch.where(torch.isfinite(own), score, torch.full_like(score, float("nan")))
         no_gene = ~keep.any(-1)  # every gene left out: every distance 0, the own effect ranked first whatever was predicted
@@ -153,8 +174,9 @@ class DiscriminationCosine(_Discrimination):
 def _realctrl(base: type[_Discrimination], metric: str) -> type[_Discrimination]:
     """``base`` with the predicted delta taken against the REAL controls."""
 
-    def _init(self: _Discrimination, exclude: str = "atoms", control: str = "real", single_condition: str = "nan") -> None:
-        _Discrimination.__init__(self, exclude, control, single_condition)
+    def _init(self: _Discrimination, exclude: str = "atoms", control: str = "real", single_condition: str = "nan",
+              ties: str = "midrank") -> None:
+        _Discrimination.__init__(self, exclude, control, single_condition, ties)
 
     doc = f"{(base.__doc__ or '').splitlines()[0].rstrip('.')}; the predicted delta against the REAL controls."
     caps = MetricCapabilities(higher_is_better=True, min_perturbations=2, bounds=FRACTION)
