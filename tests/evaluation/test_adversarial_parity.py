@@ -53,3 +53,79 @@ def test_cell_eval_0_8_2_profile_breaks_an_exact_tie_by_argsort_position(name, d
 def test_discrimination_ties_option_is_checked():
     with pytest.raises(ValueError, match="ties must be 'midrank'"):
         metrics.get("discrimination_score_l1")(ties="first")
+
+
+
+@pytest.mark.parametrize(("profile", "perfect"), [
+    ("celleval2", {"expr_mae": 0.0, "expr_mse": 0.0, "delta_mse": 0.0, "delta_pearson": 1.0, "pds_l1": 1.0, "pds_l2": 1.0,
+                   "pds_cosine": 1.0, "de_wilcoxon_sig_jaccard": 1.0, "de_wilcoxon_direction_match": 1.0}),
+    ("cell-eval-0.8.2", {"mse": 0.0, "mae": 0.0, "mse_delta": 0.0, "pearson_delta": 1.0, "discrimination_score_l1": 1.0,
+                         "discrimination_score_l2": 1.0, "discrimination_score_cosine": 1.0, "de_direction_match": 1.0}),
+])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_prediction_equal_to_the_truth_scores_perfectly_on_generated_pairs(profile, perfect, seed, tmp_path):
+    # the generator's pred_is_real case (pred.h5ad holds the truth's cells): by definition a zero error, a correlation of 1,
+    # the first rank, equal significant sets; NaN only where the definition leaves it undefined (a gate, no significant gene)
+    import pandas as pd
+
+    from distgen.errors import DistgenWarning
+    from distgen.pipeline.profile_eval import evaluate_profile_files
+
+    from .adversarial import write_case
+
+    pred, real = write_case("pred_is_real", seed, tmp_path, COUNTS[profile])
+    with pytest.warns(DistgenWarning, match="copy of the truth"):
+        evaluate_profile_files(pred, real, tmp_path / "dg", profile, page=False)
+    table = pd.read_csv(tmp_path / "dg" / "metrics.csv", dtype={"perturbation": str}).set_index("perturbation")
+    assert len(table) == 8
+    for name, value in perfect.items():
+        got = table[name].dropna()
+        assert len(got) >= (4 if name.startswith("de_") else 8), name
+        np.testing.assert_allclose(got.to_numpy(), value, atol=1e-12, err_msg=name)
+
+# ------------------------------------------------------------------------------------------------ the references
+#: seeds of the reference sweep: 0 in the slow stage; DISTGEN_ADVERSARIAL_SEEDS="0,1,2" for a larger one
+SEEDS = [int(s) for s in __import__("os").environ.get("DISTGEN_ADVERSARIAL_SEEDS", "0").split(",")]
+
+
+@pytest.mark.slow
+@pytest.mark.celleval
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_adversarial_case_matches_the_reference(case, profile, seed, tmp_path):
+    from .adversarial import _exe, differences, write_case
+
+    ref = "cell_eval" if profile == "cell-eval-0.8.2" else "cell_eval2"
+    pytest.importorskip(ref)
+    if _exe(ref.replace("_", "-")) is None:
+        pytest.skip(f"the {ref} command is not installed")
+    pred, real = write_case(case, seed, tmp_path, COUNTS[profile])
+    bad, compared, note = differences(profile, pred, real, tmp_path)
+    assert not bad, f"disagreements (metric, perturbation, reference, distgen): {bad[:12]}"
+    assert compared > 40 or note.startswith("both refuse"), (compared, note)  # not vacuous
+
+
+def test_a_non_positive_total_real_effect_leaves_the_ratio_of_sums_nan_with_its_sum(tmp_path):
+    # 96% zeros, ~0.4 counts a gene: the jackknife noise exceeds the real effects, sum_p expr_distance_unbiased < 0.
+    # cell-eval2 refuses the whole pair ("... is not positive, so the ratio of sums is undefined"); distgen scores the rest
+    # and leaves expr_mse_unbiased_capped_norm NaN with a reason that names the sum (it gave a generic reason before)
+    import re
+
+    import pandas as pd
+
+    from distgen.pipeline.profile_eval import evaluate_profile_files
+
+    from .adversarial import write_case
+
+    pred, real = write_case("sparse99", 0, tmp_path, counts=True)
+    summary = evaluate_profile_files(pred, real, tmp_path / "dg", "celleval2", page=False)
+    table = pd.read_csv(tmp_path / "dg" / "metrics.csv", dtype={"perturbation": str})
+    total = float(table["expr_distance_unbiased"].sum())
+    assert total < 0 and table["expr_mse_unbiased_capped_norm"].isna().all()
+    assert summary["metrics"]["expr_mse_unbiased_capped_norm"] is None or math.isnan(summary["metrics"]["expr_mse_unbiased_capped_norm"])
+    reason = table["nan_reasons"].iloc[0]
+    found = re.search(r"sum of expr_distance_unbiased over 8 perturbations is (-?[0-9.e+-]+), not positive", reason)
+    assert found and float(found.group(1)) == pytest.approx(total, rel=1e-6), reason
+    assert "cell-eval2 refuses" in reason
+    assert table["expr_mae"].notna().all()  # the other metrics are scored

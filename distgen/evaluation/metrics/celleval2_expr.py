@@ -298,7 +298,14 @@ class ExprMSEUnbiasedCappedNorm(_CE2):
         ok = torch.isfinite(num) & torch.isfinite(den)
         d = float(den[ok].sum())
         value = float(num[ok].sum()) / d if bool(ok.any()) and d > 0 else float("nan")
-        why = "no perturbation with both components, or a non-positive total real effect"
+        if not bool(ok.any()):
+            why = "no perturbation has both expr_mse_unbiased_capped and expr_distance_unbiased (cell-eval2 refuses such a pair)"
+        elif not d > 0:  # the noise correction exceeds the real effects: no measurable aggregate effect at this depth
+            why = (f"the sum of expr_distance_unbiased over {int(ok.sum())} perturbations is {d!r}, not positive: the real "
+                   "cells carry no measurable aggregate effect beyond their sampling noise, so the ratio of sums is undefined "
+                   "(cell-eval2 refuses such a pair)")
+        else:
+            why = "the ratio of sums is not finite"
         return MetricResult.from_values(torch.full((data.n_perts,), value if math.isfinite(value) else float("nan"), dtype=torch.float64), why)
 
 
