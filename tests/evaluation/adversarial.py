@@ -288,8 +288,15 @@ def differences(profile: str, pred: str, real: str, folder: Path, tol: float = 1
     try:
         summary = evaluate_profile_files(pred, real, folder / "dg", profile, no_target_genes=no_target_genes, page=False)
         mine_err = None
-    except Exception as e:  # noqa: BLE001 - a refusal is compared with the reference's
+    except Exception as e:  # a refusal is compared with the reference's
         summary, mine_err = None, f"{type(e).__name__}: {e}"
+    if ref is None and summary is not None and "is not positive, so the ratio of sums" in stderr:
+        # documented (docs/metrics.md): cell-eval2 refuses a pair whose total real effect is not positive; distgen scores
+        # the rest and leaves expr_mse_unbiased_capped_norm NaN with the reason
+        value = summary["metrics"].get("expr_mse_unbiased_capped_norm")
+        undefined = value is None or math.isnan(value)
+        return ([] if undefined else [("refusal", "-", "non-positive total real effect", value)]), 0, \
+            "documented: cell-eval2 refuses a non-positive total real effect, distgen reports the ratio NaN"
     if ref is None or summary is None:
         if (ref is None) == (summary is None):
             return [], 0, f"both refuse: ref={stderr.strip().splitlines()[-1][:160]!r} distgen={mine_err[:160]!r}"

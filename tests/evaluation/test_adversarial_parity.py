@@ -12,13 +12,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from scipy.spatial.distance import cdist
 
 from distgen.evaluation.metrics import metrics
 from distgen.evaluation.profiles import resolve_profile
 
-from .adversarial import CASES, COUNTS, PROFILES, make_case
+from .adversarial import CASES, COUNTS, PROFILES
 from .test_metrics import _data
 
 
@@ -103,7 +102,7 @@ def test_adversarial_case_matches_the_reference(case, profile, seed, tmp_path):
     pred, real = write_case(case, seed, tmp_path, COUNTS[profile])
     bad, compared, note = differences(profile, pred, real, tmp_path)
     assert not bad, f"disagreements (metric, perturbation, reference, distgen): {bad[:12]}"
-    assert compared > 40 or note.startswith("both refuse"), (compared, note)  # not vacuous
+    assert compared > 40 or note.startswith(("both refuse", "documented")), (compared, note)  # not vacuous
 
 
 def test_a_non_positive_total_real_effect_leaves_the_ratio_of_sums_nan_with_its_sum(tmp_path):

@@ -26,7 +26,7 @@ import torch
 from distgen.config import INJECTED, ConfigError, InertSettingWarning, build_component, signature_schema
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.celleval2_settings import PRESETS, settings_for
-from distgen.evaluation.metrics.discrimination import SINGLE_CONDITION
+from distgen.evaluation.metrics.discrimination import SINGLE_CONDITION, TIES
 from distgen.registry import registry
 from distgen.testing.checks import example_node
 
@@ -37,6 +37,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "exclude": ("atoms", "label", "none"),
     "control": ("own", "real"),
     "single_condition": SINGLE_CONDITION,
+    "ties": TIES,
     "preset": tuple(PRESETS),
     "control_source": (None, "real", "pred"),
 }
@@ -144,8 +145,15 @@ SEEDS = (0, 1, 2)
 
 
 def data_for(option: str, seed: int = 0) -> EvalData:
-    """The probe's data for ``option``: one condition for ``single_condition`` (what it decides), else ``probe_data``."""
-    return probe_data(n_perts=1, combination=False, seed=seed) if option == "single_condition" else probe_data(seed=seed)
+    """The probe's data for ``option``: one condition for ``single_condition`` (what it decides); for ``ties``, ``G2``'s
+    cells replaced by ``G1``'s on both sides (one real effect twice: an exact tie); else ``probe_data``."""
+    if option == "single_condition":
+        return probe_data(n_perts=1, combination=False, seed=seed)
+    data = probe_data(seed=seed)
+    if option == "ties":
+        for pop in (data.real, data.pred):
+            pop.X[2 * N_CELLS : 3 * N_CELLS] = pop.X[N_CELLS : 2 * N_CELLS]
+    return data
 
 
 def observe(name: str, node: dict[str, Any], data: EvalData) -> list[Any]:
