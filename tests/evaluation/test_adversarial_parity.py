@@ -128,3 +128,16 @@ def test_a_non_positive_total_real_effect_leaves_the_ratio_of_sums_nan_with_its_
     assert found and float(found.group(1)) == pytest.approx(total, rel=1e-6), reason
     assert "cell-eval2 refuses" in reason
     assert table["expr_mae"].notna().all()  # the other metrics are scored
+
+
+@pytest.mark.parametrize("name", ["pds_l1", "pds_l2", "pds_cosine"])
+def test_pds_is_nan_when_the_panel_exclusion_leaves_no_gene(name):
+    # every measured gene is some perturbation's target (adversarial.py: many_perts, 50 perturbations over 20 genes):
+    # cell-eval2's panel-scope exclusion leaves no gene, every distance is 0 and the rank is the same for any prediction;
+    # cell-eval2 refuses ("would remove every one of the 20 measured gene(s)"), the profile gave 0.5 for every perturbation
+    rng = np.random.default_rng(0)
+    real = rng.uniform(1, 3, (4, 4))
+    data = _data(real + rng.normal(0, 0.5, real.shape), real, ctrl_pred=1.0, ctrl_real=1.0)  # perturbations g0..g3 = genes
+    res = metrics.get(name)(preset="v2").compute(data)
+    assert np.isnan(res.values.numpy()).all()
+    assert all("every measured gene is the target of some perturbation" in res.reasons[p] for p in range(4))

@@ -470,6 +470,12 @@ def discrimination(data: EvalData, s: Settings, metric: str) -> Tensor:
     return out
 
 
+#: Why a PDS is NaN when the panel-scope exclusion leaves no gene (cell-eval2 refuses such a pair).
+PANEL_EMPTY = ("every measured gene is the target of some perturbation ({n} genes): the panel-scope exclusion leaves no gene "
+               "to compare effects on, every distance is 0 and the rank is the same for any prediction (cell-eval2 refuses "
+               "such a pair; pass --no-target-genes if the labels name no gene)")
+
+
 class _PDS(_CE2):
     """``single_condition``: ``"nan"`` (a rank among one real effect is NaN with the reason) or ``"reference"``
     (cell-eval2's 1.0, which the reference profiles report with a note that it is trivial)."""
@@ -483,6 +489,11 @@ class _PDS(_CE2):
 
     def compute(self, data: EvalData) -> MetricResult:
         values = discrimination(data, self.settings, self.distance)
+        s = self.settings
+        if s.exclude_target_gene and s.exclusion_scope == "panel":
+            cols = own_gene_columns(data)[data.real.counts > 0]
+            if len(data.genes) and int(torch.unique(cols[cols >= 0]).numel()) == len(data.genes):
+                return MetricResult.from_values(torch.full_like(values, float("nan")), PANEL_EMPTY.format(n=len(data.genes)))
         if int((data.real.counts > 0).sum()) < 2 and self.single_condition == "nan":  # a rank among one: no information
             return MetricResult.from_values(torch.full_like(values, float("nan")), FEWER_THAN_TWO)
         return MetricResult.from_values(values, "no predicted or real cells")
