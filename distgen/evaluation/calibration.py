@@ -221,7 +221,8 @@ def normalised(model: float, baseline: float, ceiling: float) -> tuple[float, st
             return float("nan"), f"{what} score undefined"
     if same_scale(ceiling, baseline):
         return float("nan"), f"the ceiling equals the baseline up to rounding ({ceiling!r} vs {baseline!r}): no range to scale by"
-    return (model - baseline) / (ceiling - baseline), ""
+    # + 0.0: a model equal to the baseline on a lower-is-better metric is 0 / negative = -0.0, printed "-0" (worse)
+    return (model - baseline) / (ceiling - baseline) + 0.0, ""
 
 
 def why_undefined(table: MetricTable | None, name: str) -> str:

@@ -183,7 +183,7 @@ def normalised_interval(model: Sequence[float], baseline: Sequence[float], ceili
     ratio = ratio[np.isfinite(ratio)]
     a = (1.0 - level) / 2.0
     if ratio.size:
-        out["ci"] = [float(np.quantile(ratio, a)), float(np.quantile(ratio, 1.0 - a))]
+        out["ci"] = [float(np.quantile(ratio, a)) + 0.0, float(np.quantile(ratio, 1.0 - a)) + 0.0]  # -0.0 read "-0"
         out["stable"] = True
     return out
 
