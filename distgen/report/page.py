@@ -62,7 +62,8 @@ def _headline(inputs: ReportInputs) -> str:
              "overlapping intervals are not a test: the table's colours are the paired verdicts); the green band is the positive reference "
              "(the ceiling: how well one half of the real cells predicts the other). "
              "normalised = (model − best baseline) / (ceiling − best baseline): 0 = as good as the best baseline, "
-             "1 = as good as the data agree with themselves." + _band_note(inputs, rows) + _few_conditions_note(len(inputs.model.perts))
+             "1 = as good as the data agree with themselves." + _band_note(inputs, rows)
+             + _few_conditions_note(len(inputs.model.perts), [r.get("ci_n") for r in rows.values()])
              + "</p>"]
     parts.append(_references_text(inputs))
     head = headline_metrics(inputs.metric_names())
@@ -83,12 +84,24 @@ def _band_note(inputs: ReportInputs, rows: dict[str, Any]) -> str:
             "model inside the band is not shown to be as good as the data allow.")
 
 
-def _few_conditions_note(n: int) -> str:
-    """A sentence for the headline when its intervals rest on few conditions (``evaluation.report.FEW_VALUES``), else ``""``."""
+def _few_conditions_note(n: int, counts: Sequence[Any] = ()) -> str:
+    """A sentence for the headline when its intervals rest on few conditions (``evaluation.report.FEW_VALUES``), else ``""``.
+
+    ``counts``: each metric's ``ci_n`` (the values its interval is over). A metric undefined on most of many conditions
+    rests on few values too: summary.md said so ("Some intervals rest on 6 perturbation(s)") while the page, counting the
+    rows, did not."""
     from distgen.evaluation.report import FEW_VALUES
 
     if n >= FEW_VALUES:
-        return ""
+        few = sorted({int(c) for c in counts if isinstance(c, int | float) and 2 <= c < FEW_VALUES})
+        out = ""
+        if few:
+            out += (f" Some intervals rest on {listing(str(c) for c in few)} conditions (a metric undefined on the others): at "
+                    "so few, a nominal 95% interval covers the mean less often when the scores are skewed (docs/metrics.md), "
+                    "and the paired test against a baseline cannot reject below 6.")
+        if any(isinstance(c, int | float) and c == 1 for c in counts):
+            out += " A metric defined on one condition only has no interval (a single value has no spread to measure)."
+        return out
     if n < 2:
         return " One condition: no interval (a single value has no spread to measure)."
     return (f" These intervals rest on {n} conditions: at so few, a nominal 95% interval covers the mean less often when "

@@ -33,3 +33,28 @@ def test_a_model_equal_to_the_best_baseline_scores_plus_zero_not_minus_zero():
     html = render(ReportInputs.from_evaluation(model, bases, ceiling, summary), sections=("headline",))
     table = html.split("<h3>All metrics</h3>", 1)[1].split("</table>", 1)[0]
     assert ">-0" not in table and "[-0" not in table
+
+
+def _headline_lead(model: MetricTable, bases: dict[str, MetricTable], ceiling: MetricTable) -> str:
+    summary = {"pred": "p", "real": "r", "n_perturbations": len(model.perts), "n_genes": 10, "control": "ctrl", "notes": []}
+    summary["metrics"] = summarise(model, bases, ceiling)
+    calibrate(summary["metrics"], model, bases, [ceiling])
+    html = render(ReportInputs.from_evaluation(model, bases, ceiling, summary), sections=("headline",))
+    return html.split('<p class="lead">', 1)[1].split("</p>", 1)[0], markdown(summary)
+
+
+def test_the_page_warns_of_intervals_over_few_values_where_nan_leaves_few_of_many_conditions():
+    """12 conditions, the model's mse defined on 6: summary.md said "Some intervals rest on 6 perturbation(s)", while the
+    page's lead counted the 12 rows and said nothing (its note is for under 10)."""
+    values = [math.nan] * 6 + MSE[6:]
+    lead, md_text = _headline_lead(_table(values), {"control": _table([2 * v for v in MSE])}, _table([v * 0.2 for v in MSE]))
+    assert "rest on 6 perturbation(s)" in md_text  # what summary.md says, independently of the page
+    assert "6 conditions" in lead, lead
+    # one metric defined on a single condition of 12: no interval, said on the page as in summary.md
+    one = [math.nan] * 11 + MSE[11:]
+    lead, md_text = _headline_lead(_table(one), {"control": _table([2 * v for v in MSE])}, _table([v * 0.2 for v in MSE]))
+    assert "defined on one perturbation only has no interval" in md_text
+    assert "one condition only" in lead, lead
+    # every metric defined on all 12: nothing said
+    lead, _ = _headline_lead(_table(MSE), {"control": _table([2 * v for v in MSE])}, _table([v * 0.2 for v in MSE]))
+    assert "rest on" not in lead and "no interval" not in lead
