@@ -23,7 +23,7 @@ def check_split(split: Split, data: PerturbationData) -> None:
     promised number of seen constituents; every recorded fitted statistic (``data.fitted``) used
     training cells only.
     """
-    split = split.current_labels()  # a split built from an earlier file's labels (dexa@0.30000001192092896): as the data's
+    split = split.labelled_as(data)  # an earlier split file's labels (dexa@0.30000001192092896) as the data's, when it is dosed
     if split.data_hash != data.cells_hash or split.n_cells != data.n_cells:
         raise LeakageError(
             f"split was made for dataset {split.data_hash} ({split.n_cells} cells), not this one ({data.cells_hash}, {data.n_cells} cells); "

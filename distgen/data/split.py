@@ -159,12 +159,20 @@ class Split:
                              "restore it from a copy, or make the split again from its data.split settings") from None
         if "hash" in d and d["hash"] != split.hash:
             raise ValueError(f"split file {os.fspath(path)!r} is corrupt or was edited: stored hash {d['hash']} != content hash {split.hash}")
-        return split.current_labels()  # checked as stored; then labelled as the data now is (dexa@0.30000001192092896 -> dexa@0.3)
+        return split  # as stored: its labels meet the data's in labelled_as (the leakage check, Dataset loading)
+
+    def labelled_as(self, data: Any) -> Split:
+        """This split with its population labels as ``data`` (a ``PerturbationData`` or ``DiskLabels``) writes them:
+        ``current_labels`` when the data is at several doses per condition (``dosed``: every label a ``dose_label``), else
+        ``self``. Data without doses keeps its labels as written, so a perturbation named ``x@0.30000001192092896`` there
+        is not rewritten (``tests/data/test_dose_populations.py::test_a_split_of_data_without_doses_keeps_labels_that_read_as_long_float32_doses``)."""
+        return self.current_labels() if getattr(data, "dosed", False) else self
 
     def current_labels(self) -> Split:
         """This split with its population labels as this distgen writes them (``conditions.current_label``): a split file
         written before float32 doses were labelled short holds ``dexa@0.30000001192092896`` where the data now says
-        ``dexa@0.3``. The same cells and ``data_hash`` (which hashes the earlier labels); ``self`` when nothing changes."""
+        ``dexa@0.3``. The same cells and ``data_hash`` (which hashes the earlier labels); ``self`` when nothing changes.
+        Only for labels of data at several doses (``labelled_as``)."""
         from distgen.data.conditions import current_label
 
         def labels(xs: tuple[str, ...]) -> tuple[str, ...]:

@@ -567,3 +567,32 @@ def test_a_float32_dose_is_labelled_by_its_shortest_float32_text_and_two_float32
     a.obs.iloc[dexa[:3], a.obs.columns.get_loc("dose")] = "0.3"
     with pytest.raises(InputDataError, match=r"'dexa' is at doses 0\.3 and 0\.30000001192092896, distinct numbers but one float32"):
         PerturbationData.from_anndata(a, SCHEMA)
+
+
+def test_a_split_of_data_without_doses_keeps_labels_that_read_as_long_float32_doses(tmp_path):
+    """Data with one dose per condition (or no dose column) keeps its labels as written, ``@`` and digits included: a
+    perturbation named ``dexa@0.30000001192092896`` (an earlier distgen's prediction used as data, say) is no dose label,
+    and its split file must load and pass the leakage check. ``Split.load`` rewrote it to ``dexa@0.3`` (the form of now of
+    an earlier float32 dose label) whatever the data, so a split just made and saved was refused ('test_groups do not
+    match the conditions of its test cells'); the labels of a split are rewritten only against data at several doses."""
+    from distgen.data.split import Split
+
+    rows = []
+    for ct in ("A549", "K562"):
+        rows += [("vehicle", ct)] * 10 + [(d, ct) for d in ("dexa@0.30000001192092896", "saha@1", "tp53") for _ in range(5)]
+    obs = pd.DataFrame(rows, columns=["drug", "cell_line"], index=[f"c{i}" for i in range(len(rows))])
+    a = ad.AnnData(X=np.random.default_rng(0).poisson(3.0, (len(rows), 6)).astype(np.float32), obs=obs,
+                   var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
+    schema = PerturbationSchema(perturbation_col="drug", control_labels=("vehicle",), context_cols=("cell_line",),
+                                perturbation_type="chemical")
+    data = PerturbationData.from_anndata(a, schema)
+    assert not data.dosed and "dexa@0.30000001192092896" in set(data.conditions)
+    split = make_split(data, "random_conditions", test_conditions=["dexa@0.30000001192092896"], val_frac=0.0)
+    split.check_leakage(data)
+    split.save(tmp_path / "s.json")
+    loaded = Split.load(tmp_path / "s.json")
+    loaded.check_leakage(data)
+    assert loaded.test_conditions == ("dexa@0.30000001192092896",)
+    a.write_h5ad(tmp_path / "a.h5ad")
+    assert Dataset.load({"dataset": str(tmp_path / "a.h5ad"), "schema": schema.to_dict(), "split": str(tmp_path / "s.json"), "set_size": 4}
+                        ).split.test_conditions == ("dexa@0.30000001192092896",)
