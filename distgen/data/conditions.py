@@ -270,6 +270,15 @@ def current_label(label: str) -> str:
     return _LABEL_DOSE.sub(short, text) if DOSE_TAG in text else text
 
 
+def current_labels(labels: Iterable[str]) -> dict[str, str]:
+    """``{label: current_label(label)}`` of labels read together (one file's, one evaluation's rows, one run's table);
+    every label unchanged when the rewrite would make two of them one (``x@0.3`` and ``x@0.30000001192092896`` both
+    written: two populations of data without doses, named so by the user; an earlier distgen never wrote both, as it
+    refused two doses of an atom that are one float32)."""
+    now = {str(k): current_label(str(k)) for k in labels}
+    return now if len(set(now.values())) == len(now) else {k: k for k in now}
+
+
 def parse_dose_label(label: str, delimiter: str = "+") -> tuple[tuple[str, ...], tuple[float, ...]] | None:
     """``(atoms sorted, doses)`` of a ``dose_label`` (``"A@1+B@3"`` -> ``(("A", "B"), (1.0, 3.0))``); ``((), ())`` for
     ``"control"``; None when some part carries no ``@number`` (not a dose label)."""

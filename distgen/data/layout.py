@@ -752,17 +752,17 @@ def current_dose_labels(adata: ad.AnnData, pert_col: str) -> ad.AnnData:
     """``adata`` (its matrix shared, not copied) with its labels as this distgen writes them
     (``distgen.data.conditions.current_label``): a prediction or truth written by an earlier distgen labels a float32
     dose's population ``dexa@0.30000001192092896``, which now pairs with ``dexa@0.3``. ``adata`` itself when no label
-    changes."""
-    from distgen.data.conditions import current_label
+    changes, or when the rewrite would make two of its labels one (``conditions.current_labels``)."""
+    from distgen.data.conditions import current_labels
 
     column = adata.obs[pert_col]
     labels = column.astype(str)
-    now = {v: current_label(v) for v in pd.unique(labels.to_numpy())}
+    cats = [str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype) else None
+    now = current_labels(set(pd.unique(labels.to_numpy()).tolist()) | set(cats or ()))
     if all(k == v for k, v in now.items()):
         return adata
     out = adata.obs.copy()
-    cats = [str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype) else None
-    renamed = [now.get(c, current_label(c)) for c in cats] if cats is not None else None
+    renamed = [now[c] for c in cats] if cats is not None else None
     if cats is not None and renamed is not None and len(set(renamed)) == len(renamed) and all(isinstance(c, str) for c in column.cat.categories):
         out[pert_col] = column.cat.rename_categories(renamed)  # the file's order of its labels kept (condition_order)
     else:

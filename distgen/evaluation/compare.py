@@ -139,17 +139,18 @@ def current_rows(values: dict[str, dict[str, float]], summary: dict[str, Any]) -
     an evaluation of an earlier distgen labels a float32 dose's row ``dexa@0.30000001192092896``, now ``dexa@0.3``, so its
     rows pair with a new evaluation's. Read after the row checks (``row_fingerprints`` hold the labels as written); the
     digests are of the cells, not of the labels, so only their keys change."""
-    from distgen.data.conditions import current_label
+    from distgen.data.conditions import current_labels
 
-    labels = {k for v in values.values() for k in v} | set(summary["row_contexts"])
-    now = {k: current_label(k) for k in labels}
+    keys = ("row_contexts", "row_cells_real", TRUTH_DIGESTS, PRED_DIGESTS)
+    labels = {k for v in values.values() for k in v} | {str(k) for key in keys if isinstance(summary.get(key), dict) for k in summary[key]}
+    now = current_labels(labels)  # unchanged where two rows would become one (two populations named so by the user)
     if all(k == v for k, v in now.items()):
         return values, summary
     out = {name: {now.get(k, k): x for k, x in v.items()} for name, v in values.items()}
     summary = dict(summary)
-    for key in ("row_contexts", "row_cells_real", TRUTH_DIGESTS, PRED_DIGESTS):
+    for key in keys:
         if isinstance(summary.get(key), dict):
-            summary[key] = {now.get(k, current_label(str(k))): x for k, x in summary[key].items()}
+            summary[key] = {now.get(str(k), str(k)): x for k, x in summary[key].items()}
     return out, summary
 
 
@@ -451,10 +452,13 @@ def settings_note(run_a: str | Path, run_b: str | Path, most: int = 6) -> str | 
 
 def recorded_truth_digests(summary: dict[str, Any]) -> dict[str, str]:
     """``summary.json``'s digests of each row's real cells (``distgen.evaluation.digest``); empty in older evaluations."""
-    from distgen.data.conditions import current_label  # an earlier distgen's dexa@0.30000001192092896 is dexa@0.3's row
+    from distgen.data.conditions import current_labels  # an earlier distgen's dexa@0.30000001192092896 is dexa@0.3's row
 
     found = summary.get(TRUTH_DIGESTS)
-    return {current_label(str(k)): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    if not isinstance(found, dict):
+        return {}
+    now = current_labels(found)
+    return {now[str(k)]: str(v) for k, v in found.items()}
 
 
 def same_prediction(sa: dict[str, Any], sb: dict[str, Any], shared: list[str]) -> bool:

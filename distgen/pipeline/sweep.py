@@ -26,7 +26,7 @@ from typing import Any
 
 from distgen import markdown as md
 from distgen.config import ConfigError, load_config, save_yaml
-from distgen.data.conditions import current_label
+from distgen.data.conditions import current_labels
 from distgen.errors import Interrupted, clip_message, short
 from distgen.evaluation.report import ROW_FINGERPRINTS, json_text
 from distgen.evaluation.spread import spread_over_seeds
@@ -395,8 +395,9 @@ def _sweep(
             if edited:  # its rows are aggregated as they are now, and said (summary.md, summary.json, the page)
                 tables_edited[r.slug] = edited
                 print(f"warning: sweep: {clip_message(edited, 400)}", file=sys.stderr)
-            for row in table:  # a run of an earlier distgen labels a float32 dose dexa@0.30000001192092896: dexa@0.3, as new runs
-                rows.append({"variant": r.variant, "seed": r.seed, **row, "perturbation": current_label(str(row["perturbation"]))})
+            now = current_labels(str(row["perturbation"]) for row in table)  # an earlier distgen's dexa@0.30000001192092896: dexa@0.3
+            for row in table:
+                rows.append({"variant": r.variant, "seed": r.seed, **row, "perturbation": now[str(row["perturbation"])]})
             if doc is not None:
                 summaries.setdefault(r.variant, []).append(doc)
             truths.setdefault(r.variant, {})[r.seed] = truth_record(doc)

@@ -45,7 +45,7 @@ def _as_scored(cells: Any, summary: dict[str, Any], eval_dir: Path) -> Any:
     (``layout.read_pair``); the page keeps the evaluation's own labels throughout (metrics, calibration, summary)."""
     import dataclasses
 
-    from distgen.data.conditions import current_label
+    from distgen.data.conditions import current_labels
     from distgen.evaluation.evaldata import EvalData
     from distgen.evaluation.suite import row_label
     from distgen.report.files import read_rows
@@ -53,7 +53,7 @@ def _as_scored(cells: Any, summary: dict[str, Any], eval_dir: Path) -> Any:
     if cells is None or not (eval_dir / "metrics.csv").is_file():
         return cells
     rows = [str(r.get("perturbation", "")) for r in read_rows(eval_dir / "metrics.csv", ("perturbation",))]
-    written = {current_label(r): r for r in rows if current_label(r) != r}
+    written = {now: r for r, now in current_labels(rows).items() if now != r}
     if not written:
         return cells
     datas = [cells] if isinstance(cells, EvalData) else list(cells)

@@ -268,3 +268,22 @@ def test_one_dose_written_with_and_without_its_unit_is_refused_as_two_spellings(
     for pred, real in ((at("10uM"), at("100uM")), (at("10nM"), at("10uM"))):
         with pytest.raises(InputDataError, match=r"at other doses in the two"):
             read_pair(pred, real, "target", "ctrl")
+
+
+def test_two_labels_one_of_them_an_earlier_float32_dose_spelling_are_not_merged(tmp_path):
+    """A file whose labels carry no dose column and hold both ``x@0.3`` and ``x@0.30000001192092896`` (two populations of
+    data without doses, named so by the user) is scored as two rows. The rewrite of an earlier distgen's float32 dose
+    label (``x@0.30000001192092896`` -> ``x@0.3``, ``conditions.current_label``) merged them into one population, silently
+    (one row, its cells pooled); it is skipped for a file where it would make two labels one."""
+    rows = [("ctrl",)] * 20 + [("x@0.3",)] * 10 + [("x@0.30000001192092896",)] * 10
+    obs = pd.DataFrame(rows, columns=["target"], index=[f"c{i}" for i in range(len(rows))])
+    x = np.random.default_rng(1).poisson(2.0, (len(rows), 6)).astype(np.float32)
+    x[30:, 0] += 30  # the second population far from the first: pooled cells cannot score 0
+    truth = ad.AnnData(X=np.log1p(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
+    pred = truth[np.random.default_rng(2).permutation(truth.n_obs)].copy()
+    mse = _scores(tmp_path, _write(tmp_path, pred=pred, real=truth))
+    assert set(mse.index) == {"x@0.3", "x@0.30000001192092896"}
+    assert np.allclose(mse.to_numpy(), 0.0, atol=1e-10)
+    from distgen.evaluation.compare import compare
+
+    assert compare(tmp_path / "eval", tmp_path / "eval", n_boot=20)["n_shared"] == 2  # its two rows, not one of them
