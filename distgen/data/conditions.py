@@ -249,8 +249,8 @@ def legacy_labels(named: Mapping[tuple[tuple[str, ...], tuple[float, ...]], str]
 
 
 #: A dose in a label (``@`` and the number, never an exponent) and what ends it: the end, or a delimiter (never a digit
-#: or ``.``: ``check_dose_labels``).
-_LABEL_DOSE = re.compile(r"@(-?[0-9]+(?:\.[0-9]+)?)(?=$|[^0-9.])")
+#: or ``.``: ``check_dose_labels``). A number with an exponent (``1.100000023841858e-05``) is no dose label's: kept.
+_LABEL_DOSE = re.compile(r"@(-?[0-9]+(?:\.[0-9]+)?)(?=$|[^0-9.eE])")
 
 
 def current_label(label: str) -> str:

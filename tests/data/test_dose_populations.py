@@ -596,3 +596,25 @@ def test_a_split_of_data_without_doses_keeps_labels_that_read_as_long_float32_do
     a.write_h5ad(tmp_path / "a.h5ad")
     assert Dataset.load({"dataset": str(tmp_path / "a.h5ad"), "schema": schema.to_dict(), "split": str(tmp_path / "s.json"), "set_size": 4}
                         ).split.test_conditions == ("dexa@0.30000001192092896",)
+
+
+def test_current_label_rewrites_only_the_dose_text_of_an_earlier_float32_dose_label():
+    """``current_label`` turns a label as the earlier ``dose_label`` wrote a float32 dose into the one of now, and leaves
+    any other text: a float64 dose of 17 digits, ``10.0``, a unit, and a number with an exponent, which no dose label
+    holds (``1.100000023841858e-05``'s mantissa is a float32's long text: it was rewritten to ``1.1e-05``). Idempotent;
+    a label of now is never changed."""
+    from distgen.data.conditions import current_label, dose_label, legacy_dose_label
+
+    assert current_label("dexa@0.30000001192092896+saha@1") == "dexa@0.3+saha@1"
+    assert current_label("dexa@0.30000001192092896 @ A549") == "dexa@0.3 @ A549"  # a metrics row in a context
+    assert current_label("n@-0.30000001192092896") == "n@-0.3"
+    for kept in ("x@0.30000000000000004", "dexa@10.0", "a@10uM", "x@1e-05", "x@1.100000023841858e-05", "x@1.100000023841858E5",
+                 "control", "dexa", "x@0.3", "TP53@chr1:0.30000001192092896"):
+        assert current_label(kept) == kept, kept
+    rng = np.random.default_rng(1)
+    singles = rng.integers(0, 0x7F800000, 3000, dtype=np.uint32).view(np.float32)
+    for x in map(float, singles):
+        old, now = legacy_dose_label(["b", "a"], [x, 1.0]), dose_label(["b", "a"], [x, 1.0])
+        assert current_label(old) == now and current_label(now) == now
+    for x in rng.random(1000) * 10.0 ** rng.integers(-8, 9, 1000):
+        assert current_label(dose_label(["a"], [float(x)])) == dose_label(["a"], [float(x)])
