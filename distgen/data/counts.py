@@ -264,7 +264,9 @@ def deep_rows(x: Any) -> tuple[np.ndarray, np.ndarray, Any] | None:
 def exact_deep_rows(out: Any, deep: tuple[np.ndarray, np.ndarray, Any] | None, target_sum: float) -> Any:
     """``out`` (``log1p(normalize_total(x))`` from scanpy, whose float32 running sums round a library size past
     ``FLOAT32_EXACT``) with the ``deep`` rows (``deep_rows(x)``) computed from float64 sums; in place. A sparse ``out``
-    keeps ``x``'s sparsity structure (scanpy scales the stored values); the other rows are left as scanpy gave them."""
+    keeps its sparsity structure: each stored value of a deep row is set from its own gene's count, read by column (scanpy
+    may store a row otherwise than ``x``: its columns sorted, a value stored twice summed, a stored zero kept or not); a
+    gene stored twice in ``out`` gets its value once. The other rows are left as scanpy gave them."""
     import scipy.sparse as sp
 
     if deep is None:
@@ -275,9 +277,14 @@ def exact_deep_rows(out: Any, deep: tuple[np.ndarray, np.ndarray, Any] | None, t
         return out
     for i, r in enumerate(rows):
         a, b = out.indptr[r], out.indptr[r + 1]
-        if b - a != part.indptr[i + 1] - part.indptr[i]:
-            raise ValueError("exact_deep_rows: out does not have the sparsity structure of the counts")
-        out.data[a:b] = np.log1p(part.data[part.indptr[i] : part.indptr[i + 1]] / sizes[i] * float(target_sum))
+        counts = np.zeros(out.shape[1], dtype=np.float64)
+        np.add.at(counts, part.indices[part.indptr[i] : part.indptr[i + 1]], part.data[part.indptr[i] : part.indptr[i + 1]])
+        cols = out.indices[a:b]
+        if np.setdiff1d(np.flatnonzero(counts), cols).size:
+            raise ValueError("exact_deep_rows: out does not store every non-zero count of the deep rows")
+        first = np.zeros(b - a, dtype=bool)
+        first[np.unique(cols, return_index=True)[1]] = True
+        out.data[a:b] = np.where(first, np.log1p(counts[cols] / sizes[i] * float(target_sum)), 0.0)
     return out
 
 

@@ -188,3 +188,35 @@ def test_a_count_past_float32s_exact_range_is_written_with_a_warning():
     large = sp.csr_matrix(np.array([[30_000_001.0, 0.0]]))
     with pytest.warns(DistgenWarning, match="stored counts"):
         stored_counts(np.zeros((1, 2), np.float32), large, np.array([0]), np.array([0, 1]))
+
+
+@pytest.mark.parametrize("layout", ["unsorted", "stored zero", "stored twice"])
+def test_a_deep_row_stored_out_of_order_is_normalised_by_column_in_memory(layout):
+    """Review of storage round 2: ``exact_deep_rows`` wrote the float64 values of a deep row over scanpy's output by
+    position, but scanpy's copy of a CSR matrix sorts its columns (and sums values stored twice), ``x[rows]`` keeps them
+    as stored: a deep row with unsorted column indices, or a stored zero among its values, got its values in the wrong
+    genes (log values off by up to 9) without a word. Each value must sit in its own gene, as the float64 sums give it."""
+    from distgen.data.dataset import _lognormalize
+
+    x = _deep().X.astype(np.float64).toarray()
+    n = int((x[0] > 0).sum())  # row 0, the deep one, stores every gene
+    assert n == x.shape[1] and x[0].sum() > 2**24
+    exact = np.log1p(x / x.sum(1, keepdims=True) * 1e4)
+    m = sp.csr_matrix(x)
+    r0 = slice(m.indptr[0], m.indptr[1])
+    data, indices, indptr = m.data.copy(), m.indices.copy(), m.indptr.copy()
+    if layout == "unsorted":  # row 0 (the deep one) with its columns in reverse order
+        data[r0], indices[r0] = data[r0][::-1].copy(), indices[r0][::-1].copy()
+    elif layout == "stored zero":  # a zero stored first in row 0, in gene 5 (one more entry)
+        data, indices = np.r_[0.0, data], np.r_[5, indices]
+        indptr = np.r_[0, indptr[1:] + 1]
+    else:  # gene 7's count of row 0 stored as two parts, the second at the row's end
+        half = data[7] // 2
+        data = np.r_[data[:7], data[7] - half, data[8:n], half, data[n:]]
+        indices = np.r_[indices[:n], 7, indices[n:]]
+        indptr = np.r_[0, indptr[1:] + 1]
+    odd = sp.csr_matrix((data, indices, indptr), shape=m.shape)
+    assert np.array_equal(odd.toarray(), x)  # the same matrix, stored otherwise
+    got = _lognormalize(odd, 1e4)
+    assert np.allclose(np.asarray(got.toarray(), dtype=np.float64), exact, rtol=1e-6, atol=1e-6)
+    assert np.array_equal(got.toarray()[0], _lognormalize(m, 1e4).toarray()[0])  # as the sorted, plain row gives it
