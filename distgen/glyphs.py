@@ -39,12 +39,12 @@ def needs_glyph(ch: str) -> bool:
 
 
 @cache
-def _charmap(path: str) -> frozenset[int]:
+def _charmap(path: str, face: int = 0) -> frozenset[int]:
     from matplotlib.ft2font import FT2Font
 
     try:
-        font = FT2Font(path)
-    except (OSError, RuntimeError, ValueError):  # an unreadable font file: it draws nothing
+        font = FT2Font(path, face_index=face) if face else FT2Font(path)  # a face of a collection (.ttc) beyond its first
+    except (OSError, RuntimeError, ValueError, TypeError):  # an unreadable font file (or face): it draws nothing
         return frozenset()
     return frozenset(font.get_charmap()) if font.scalable else frozenset()
 
@@ -124,10 +124,9 @@ def active_families() -> tuple[str, ...]:
     return families_of(matplotlib.rcParams["font.family"])
 
 
-def families_of(names: Sequence[str], every: bool = False) -> tuple[str, ...]:
-    """The installed families of the font family list ``names`` (a text's ``FontProperties.get_family()``, or
-    ``font.family``): a generic name stands for the first installed font of its matplotlib list, or, ``every``, for all
-    of them (the chain matplotlib draws a text with: each installed family of the list, in order)."""
+def families_of(names: Sequence[str]) -> tuple[str, ...]:
+    """The installed families of the font family list ``names`` (``font.family``): a generic name stands for the first
+    installed font of its matplotlib list."""
     import matplotlib
 
     params: Any = matplotlib.rcParams  # typed by literal keys; these are built
@@ -135,11 +134,39 @@ def families_of(names: Sequence[str], every: bool = False) -> tuple[str, ...]:
     out: list[str] = []
     for fam in names:
         if fam in ("serif", "sans-serif", "cursive", "fantasy", "monospace"):
-            listed = [f for f in params[f"font.{fam}"] if f in installed] or [BASE]
-            out += listed if every else listed[:1]
+            out.append(next((f for f in params[f"font.{fam}"] if f in installed), BASE))
         elif fam in installed:
             out.append(fam)
     return tuple(dict.fromkeys(out)) or (BASE,)
+
+
+def text_fonts(prop: Any) -> tuple[str, ...]:
+    """The font files matplotlib draws a text of ``FontProperties`` ``prop`` with, in the order it tries them: for each
+    family of the text the one font ``findfont`` resolves it to (a generic name, ``sans-serif``, to the best installed font
+    of its ``font.sans-serif`` list: one font, never the list), its weight and style included (a bold title: the bold
+    face); the default family's font when none resolves. As ``FontManager._find_fonts_by_props`` builds the chain."""
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    out: list[str] = []
+    for fam in prop.get_family():
+        one = prop.copy()
+        one.set_family(fam)
+        try:
+            out.append(manager.findfont(one, fallback_to_default=False))
+        except ValueError:  # not installed: matplotlib skips it too
+            continue
+    if not out:
+        one = prop.copy()
+        one.set_family(manager.defaultFamily["ttf"])
+        out.append(manager.findfont(one))
+    return tuple(dict.fromkeys(out))
+
+
+def missing_from(text: str, fonts: Sequence[str]) -> list[str]:
+    """The distinct characters of ``text`` that none of the font files ``fonts`` (``text_fonts``) draws."""
+    maps = [_charmap(str(f), int(getattr(f, "face_index", 0) or 0)) for f in fonts]
+    return list(dict.fromkeys(ch for ch in str(text) if needs_glyph(ch) and not any(ord(ch) in m for m in maps)))
 
 
 def missing(text: str, families: Sequence[str] | None = None) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from distgen.glyphs import MISSING_WARNING, families_of, missing
+from distgen.glyphs import MISSING_WARNING, missing_from, text_fonts
 
 CSS = """
 :root { --model: #0072B2; --worse: #D55E00; --ceiling: #009E73; --ink: #1d1d1f; --muted: #6e6e73; --rule: #e3e3e6; }
@@ -82,8 +82,9 @@ def _texts(fig: Figure) -> list[Any]:
 
 
 def drawn_as_boxes(fig: Figure) -> list[str]:
-    """The distinct characters of ``fig``'s text that no font of their text's family chain draws (``glyphs.missing`` over
-    each ``Text`` artist's own families): what matplotlib draws as boxes. TeX-like math (between ``$``) is left out."""
+    """The distinct characters of ``fig``'s text that no font of their text's chain draws (``glyphs.missing_from`` over
+    the font files matplotlib resolves each ``Text`` artist's own properties to, ``glyphs.text_fonts``): what matplotlib
+    draws as boxes. TeX-like math (between ``$``) is left out."""
     out: list[str] = []
     for t in _texts(fig):
         text = str(t.get_text())
@@ -91,7 +92,7 @@ def drawn_as_boxes(fig: Figure) -> list[str]:
             continue
         if text.count("$") >= 2 and (text.count("$") - text.count(r"\$")) % 2 == 0:
             text = re.sub(r"(?<!\\)\$.*?(?<!\\)\$", "", text)  # mathtext draws with its own fonts
-        out += missing(text, families_of(t.get_fontproperties().get_family(), every=True))
+        out += missing_from(text, text_fonts(t.get_fontproperties()))
     return list(dict.fromkeys(out))
 
 

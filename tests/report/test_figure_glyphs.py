@@ -320,6 +320,17 @@ def test_the_training_curves_and_the_sweep_bars_write_long_names_short(base_only
     assert not any(v in t for t in shown for v in [*variants, PLUGIN_METRIC])
 
 
+def _warned_boxes(fig) -> list[str]:
+    """The characters matplotlib warns it draws as boxes when it draws ``fig`` (its own "Glyph ... missing" warnings)."""
+    from distgen.report.html import embed
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        embed(fig)
+    found = (re.match(r"Glyph (\d+) ", str(w.message)) for w in caught)
+    return list(dict.fromkeys(chr(int(m.group(1))) for m in found if m is not None))
+
+
 def test_boxes_are_found_from_the_texts_fonts_not_from_warnings():
     """Storage round 2: ``embed_checked`` finds the characters a figure draws as boxes from its ``Text`` artists' font
     coverage (before, from matplotlib's warnings, caught per figure, which takes the process's warning filters); a
@@ -329,11 +340,16 @@ def test_boxes_are_found_from_the_texts_fonts_not_from_warnings():
     from distgen.report.html import drawn_as_boxes, embed_checked
 
     lacking = next(chr(cp) for cp in range(0x4E00, 0x9FFF) if glyphs.missing(chr(cp), glyphs.families_of(["DejaVu Sans"])))
-    fig = Figure()
-    ax = fig.subplots()
-    ax.set_xticks([0, 1], ["plain", f"x{lacking}"])  # a tick label: made at the draw
-    ax.set_title("$\\alpha$ is math")
-    assert drawn_as_boxes(fig) == ([lacking] if glyphs.missing(lacking, glyphs.families_of(["sans-serif"], every=True)) else [])
+
+    def made() -> Figure:
+        fig = Figure()
+        ax = fig.subplots()
+        ax.set_xticks([0, 1], ["plain", f"x{lacking}"])  # a tick label: made at the draw
+        ax.set_title("$\\alpha$ is math")
+        return fig
+
+    fig = made()
+    assert drawn_as_boxes(fig) == _warned_boxes(made())  # what matplotlib itself warns of when it draws the same figure
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib's glyph warning is not let out; the box is named
         raw, boxes = embed_checked(fig)
@@ -344,3 +360,37 @@ def test_boxes_are_found_from_the_texts_fonts_not_from_warnings():
         warnings.simplefilter("error")
         raw, boxes = embed_checked(ok)
     assert boxes == [] and raw.startswith(b"<?xml")
+
+
+def test_a_generic_family_draws_with_its_first_installed_font_only():
+    """Review of storage round 2: matplotlib resolves each family of a text to one font (a generic ``sans-serif`` to the
+    best installed font of ``font.sans-serif``), never to every font of the list; ``drawn_as_boxes`` read the whole list
+    as the chain, so a character of the list's second font was not named in the caption, and matplotlib's glyph warning
+    reached the user (the warning-based check before named it). Here ``font.sans-serif`` names DejaVu Sans, then DejaVu
+    Sans Mono, which has a character DejaVu Sans lacks: matplotlib draws it as a box, and the caption must say so."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from distgen.report.html import drawn_as_boxes, embed_checked
+
+    fonts = dict(glyphs.installed_fonts())
+    if "DejaVu Sans Mono" not in fonts:
+        pytest.skip("needs DejaVu Sans Mono (matplotlib ships it)")
+    only_mono = sorted(glyphs._covered(("DejaVu Sans Mono",)) - glyphs._covered(("DejaVu Sans",)))
+    ch = chr(next(cp for cp in only_mono if glyphs.needs_glyph(chr(cp))))
+    with matplotlib.rc_context({"font.family": ["sans-serif"], "font.sans-serif": ["DejaVu Sans", "DejaVu Sans Mono"]}):
+        fig = Figure()
+        fig.subplots().set_title(f"arc {ch}")
+        warned = Figure()
+        warned.subplots().set_title(f"arc {ch}")
+        assert _warned_boxes(warned) == [ch]  # matplotlib draws it as a box (it takes DejaVu Sans alone for sans-serif)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            boxes = embed_checked(fig)[1]
+        assert boxes == [ch] and drawn_as_boxes(fig) == [ch]
+        assert not [w for w in caught if glyphs.MISSING_WARNING in str(w.message)]  # the caption names it: no warning
+        mono = Figure()  # a text whose own family list is the two fonts: matplotlib chains them, the character is drawn
+        mono.subplots().set_title(f"arc {ch}", fontfamily=["DejaVu Sans", "DejaVu Sans Mono"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert embed_checked(mono)[1] == []
