@@ -108,7 +108,7 @@ class DiskCells:
         self._ds: tuple[int, Any] | None = None
         # what the labels read below describe; every later open checks it (a zarr store's folders below: every read)
         self._stamp, self._folders = store_stamp(self.path)
-        root = self._open()
+        root = self._open(stamped=True)  # the stamp was taken just now: not a second walk of the store
         if not hasattr(root["obs"], "keys") or not hasattr(root["var"], "keys"):  # h5py/zarr groups have keys, legacy tables not
             raise ValueError(f"{self.path} is stored in an older anndata encoding (before anndata 0.7: obs and var as tables, not "
                              "groups), which streaming does not read; write it again with this anndata: "
@@ -147,12 +147,14 @@ class DiskCells:
         self._build_labels(obs, var_names)
 
     # ------------------------------------------------------------------ file access
-    def _open(self) -> Any:
+    def _open(self, stamped: bool = False) -> Any:
         """The root group, (re)opened once per process (h5py handles do not survive ``fork``); refused when the file
-        changed since this ``DiskCells`` read its labels (``file_stamp``): its rows would be read under the old labels."""
+        changed since this ``DiskCells`` read its labels (``file_stamp``): its rows would be read under the old labels.
+        ``stamped``: the stamp was taken just before (``__init__``), so the full check is left out."""
         # every file of a zarr store when (re)opening it (a process, a worker, after close), its folders at each read
         reopen = self._root is None or self._pid != os.getpid()
-        if not stamp_matches(self.path, self._stamp, None if reopen else getattr(self, "_folders", None)):  # none: pickled before
+        folders = None if reopen else getattr(self, "_folders", None)  # none: pickled by an older distgen (or reopening)
+        if not stamped and not stamp_matches(self.path, self._stamp, folders):
             from distgen.errors import InputFileError
 
             raise InputFileError(
