@@ -423,12 +423,13 @@ def _walk(path: Path) -> tuple[list[str], int, int]:
                 entries = sorted(it, key=lambda e: e.name)
             for e in entries:
                 rel = os.path.relpath(e.path, path)
+                st = os.stat(e.path, follow_symlinks=False)  # as _folder_digest reads it (DirEntry.stat: no inode on Windows)
                 if e.is_dir(follow_symlinks=False):
                     todo.append(Path(e.path))
                     folders.append(rel)
-                    hd.update(_entry(rel, e.stat(follow_symlinks=False)))
+                    hd.update(_entry(rel, st))
                 else:
-                    hf.update(_entry(rel, e.stat(follow_symlinks=False)))
+                    hf.update(_entry(rel, st))
     except OSError:
         return folders, -1, -1
     return folders, _int(hd), _int(hf)

@@ -242,3 +242,41 @@ def test_a_zarr_store_is_walked_once_when_opened_and_never_at_a_read(tmp_path, m
     assert len(walks) == 2  # the copy checks every file of the store once, at its own open
     copy.read(np.arange(5, 9))
     assert len(walks) == 2
+
+
+def test_the_per_read_folder_check_agrees_with_the_walk_where_scandir_gives_no_inode(tmp_path, monkeypatch):
+    """Review of storage round 2: the walk stamped each entry with ``os.scandir``'s ``DirEntry.stat()``, the per-read
+    check with ``os.stat``; on Windows ``DirEntry.stat()`` gives ``st_ino`` (and ``st_dev``) 0 where ``os.stat`` gives the
+    file's index, so every read of a zarr store there was refused as changed. Here ``scandir``'s entries are made to
+    answer as on Windows: a store only read must still be read."""
+    from distgen.data import disk
+
+    class WindowsEntry:
+        def __init__(self, entry):
+            self._e = entry
+            self.name, self.path = entry.name, entry.path
+
+        def is_dir(self, follow_symlinks=True):
+            return self._e.is_dir(follow_symlinks=follow_symlinks)
+
+        def stat(self, follow_symlinks=True):
+            st = list(self._e.stat(follow_symlinks=follow_symlinks))
+            st[1] = st[2] = 0  # st_ino, st_dev: 0 from DirEntry.stat() on Windows
+            return os.stat_result(st)
+
+    class Listing:
+        def __init__(self, folder):
+            self._it = real(folder)
+
+        def __enter__(self):
+            return (WindowsEntry(e) for e in self._it.__enter__())
+
+        def __exit__(self, *exc):
+            return self._it.__exit__(*exc)
+
+    real = os.scandir
+    _adata().write_zarr(tmp_path / "a.zarr")
+    monkeypatch.setattr(disk.os, "scandir", Listing)
+    cells = DiskCells(tmp_path / "a.zarr", SCHEMA)
+    assert cells.read(np.arange(5)).shape[0] == 5
+    assert cells.read(np.arange(5, 9)).shape[0] == 4
