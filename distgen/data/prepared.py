@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +67,32 @@ def _canonical_conditions(data: PerturbationData) -> np.ndarray:
     return np.array([table[c] for c in data.conditions.tolist()], dtype=object)
 
 
-#: ``CellTable.meta`` key of a ``Dataset.train_table``: a weak reference to the Dataset it was taken from.
+#: ``CellTable.meta`` key of a ``Dataset.train_table``: a ``DatasetOrigin``, a weak reference to the Dataset it was taken from.
 ORIGIN = "from_dataset"
+
+
+class DatasetOrigin:
+    """A weak reference to a ``Dataset`` (``CellTable.meta[ORIGIN]``) that pickles: called, it gives the Dataset or None.
+
+    A ``weakref.ref`` itself cannot be pickled, which made ``torch.save(data.train_table)`` and a
+    ``DataLoader(SetSampler(table), num_workers=k)`` under spawn or forkserver fail. Pickled, it is a reference to nothing
+    (the other process has no Dataset): its table is trained as given, as a table built otherwise is. Copies in this
+    process keep the reference.
+    """
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, dataset: Dataset | None = None) -> None:
+        self._ref = None if dataset is None else weakref.ref(dataset)
+
+    def __call__(self) -> Dataset | None:
+        return None if self._ref is None else self._ref()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DatasetOrigin, ())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DatasetOrigin:
+        return self
 
 
 @dataclass
@@ -159,13 +184,11 @@ class Dataset:
     @property
     def train_table(self) -> CellTable:
         """The training cells (perturbed and control) as a ``CellTable``, in the order of their names (``by_name``): what
-        models fit on and training batches are drawn from. Its ``meta[ORIGIN]`` is a weak reference to this Dataset, so
+        models fit on and training batches are drawn from. Its ``meta[ORIGIN]`` is a weak reference to this Dataset (``DatasetOrigin``), so
         that ``distgen.fit(model, table, config=doc)`` can check the config's ``data.dataset``/``schema``/``split``/``hvg``
         against the data the table came from (``distgen.data.holds``)."""
-        import weakref
-
         table = self.data.table.subset(self.by_name("train"))
-        table.meta[ORIGIN] = weakref.ref(self)
+        table.meta[ORIGIN] = DatasetOrigin(self)
         return table
 
     def by_name(self, part: str) -> torch.Tensor:
