@@ -397,6 +397,8 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     if (world_size is not None and isinstance(accum, int) and shards_of(state) == world_size * accum
             and isinstance(saved.get("train"), Mapping) and fingerprint({**saved, "train": {**saved["train"], "grad_accum": accum}}) == fp):
         return
+    if isinstance(saved, Mapping) and fingerprint(same_draws(saved, config)) == fp:
+        return
     diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
     legacy = legacy_hint(state.get("fingerprint_config", {}), config, "the config you resume with (and the run's config.yaml)") if diff else ""
@@ -404,6 +406,23 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
         f"checkpoint {str(path)!r} was written under a different config ({shown or 'fingerprint differs'}){legacy}. "
         + ("Or start a new run directory." if legacy else "Resume with the run's own config.yaml, or start a new run directory.")
     )
+
+
+def same_draws(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``saved`` with the spellings that draw the same numbers as ``config``'s written as ``config``'s.
+
+    ``pad_transformer``'s ``gene_dropout`` (``per_cell`` or ``shared``) draws nothing at ``dropout: 0`` or with
+    ``graph: false``: one trajectory either way (``scdfm-small`` changed from ``per_cell`` to ``shared`` on 2026-12-07
+    with bit-identical training; its runs from before resume under the preset's name).
+    """
+    model, now = saved.get("model"), config.get("model")
+    backbone = model.get("backbone") if isinstance(model, Mapping) else None
+    ours = now.get("backbone") if isinstance(now, Mapping) else None
+    if not (isinstance(backbone, Mapping) and isinstance(ours, Mapping) and backbone.get("name") == "pad_transformer"
+            and {backbone.get("gene_dropout"), ours.get("gene_dropout")} <= {"per_cell", "shared"}
+            and (backbone.get("dropout") == 0 or backbone.get("graph") is False)):
+        return saved
+    return {**saved, "model": {**model, "backbone": {**backbone, "gene_dropout": ours["gene_dropout"]}}}
 
 
 def read_checkpoint_state(path: str | Path) -> tuple[Path, dict[str, Any]]:
