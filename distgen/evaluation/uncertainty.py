@@ -52,8 +52,10 @@ CEILING_SPLITS = 5
 NUMERIC_RTOL, NUMERIC_ATOL = 1e-6, 1e-12
 
 #: Two variants' values of one metric are "the same results" (``distgen.pipeline.aggregate.identical_variants``, behind a
-#: sweep's "Variants without effect" and "Settings without effect") when they differ by at most this part of the
-#: metric's size: the mean ``|value|`` over both variants' rows of that metric (at least ``NUMERIC_ATOL``). Exact
+#: sweep's "Variants without effect" and "Settings without effect") when they differ by at most this part of their size:
+#: the larger ``|value|`` of the two, or, for a value nearer 0, the median ``|value|`` over both variants' rows of that
+#: metric (a value near 0 is rounded at the size of what it was computed from; the mean was one large value's, which hid
+#: a 0.1% change of every other); at least ``NUMERIC_ATOL``. Exact
 #: equality was right on the CPU, where a run is bit for bit reproducible, and blind on a GPU, where two runs of one
 #: config differ in their last digits (accumulation orders of atomics, cuDNN's algorithm choice): no variant was ever
 #: named there. Float32 holds about 7 digits and a run sums them over many steps, so 1e-5 leaves room above a GPU's

@@ -78,3 +78,15 @@ def test_the_tolerance_is_per_metric():
                                        _rows({"x": [1e-4] * 6, "y": [1e-4] * 5 + [1.1e-4]}), strict=True)]
     assert identical_variants(rows, ["x", "y"], ["n_cells", "mmd"]) == {}
     assert identical_variants(rows, ["x", "y"], ["n_cells"]) == {"y": "x"}
+
+
+def test_one_large_value_does_not_hide_a_change_of_the_others():
+    # review of round 2: the tolerance was 1e-5 of the metric's MEAN |value|, which one large value sets (a perturbation
+    # 1000 times the others', as an MSE or energy distance of a strong or diverged perturbation): a 0.1% change of a
+    # typical value (100 times the tolerance on its own scale) was called "no effect"
+    spread = [1e3, 1.0, 0.9, 1.1, 1.2, 0.8]
+    moved = [spread[0], spread[1] * 1.001, *spread[2:]]
+    assert identical_variants(_rows({"b=x": spread, "b=y": moved}), ["b=x", "b=y"], ["mmd"]) == {}
+    # while the large value's own last digits (1e-7 of itself, 1e-4 here: above 1e-5 of the others' size) are rounding
+    noisy = [spread[0] * (1 + 1e-7), *spread[1:]]
+    assert identical_variants(_rows({"b=x": spread, "b=y": noisy}), ["b=x", "b=y"], ["mmd"]) == {"b=y": "b=x"}
