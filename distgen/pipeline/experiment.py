@@ -237,6 +237,8 @@ def _run(
         model = build_model(doc["model"], dataset.info, dataset.seen_perturbations())
         fit(model, dataset, config=doc, preflight=False)  # fit: options, seed from train.seed (fit_options)
         notes = check_split(model, dataset, "test", allow)  # a fitted model answers can_predict once fitted
+        for note in notes:  # as distgen train and distgen predict print them (the model's predict no longer says it here)
+            print(note, file=sys.stderr)
         start()
         write_fit_diagnostics(model, out / FIT_FILE)
         dataset.split.save(out / "split.json")
