@@ -415,13 +415,14 @@ def same_draws(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[s
     ``graph: false``: one trajectory either way (``scdfm-small`` changed from ``per_cell`` to ``shared`` on 2026-12-07
     with bit-identical training; its runs from before resume under the preset's name).
     """
-    model, now = saved.get("model"), config.get("model")
+    model, now = saved.get("model") or {}, config.get("model")
     backbone = model.get("backbone") if isinstance(model, Mapping) else None
     ours = now.get("backbone") if isinstance(now, Mapping) else None
     if not (isinstance(backbone, Mapping) and isinstance(ours, Mapping) and backbone.get("name") == "pad_transformer"
             and {backbone.get("gene_dropout"), ours.get("gene_dropout")} <= {"per_cell", "shared"}
             and (backbone.get("dropout") == 0 or backbone.get("graph") is False)):
         return saved
+    assert isinstance(model, Mapping)
     return {**saved, "model": {**model, "backbone": {**backbone, "gene_dropout": ours["gene_dropout"]}}}
 
 

@@ -116,7 +116,7 @@ def test_the_train_table_pickles_and_its_copy_in_another_process_is_not_checked(
 
     import torch
 
-    doc, data = loaded
+    _, data = loaded
     table = data.train_table
     back = pickle.loads(pickle.dumps(table))
     torch.save(table, io.BytesIO())
