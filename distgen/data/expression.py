@@ -26,11 +26,27 @@ def _values(x: Any) -> np.ndarray:
     return np.asarray(x.data if sp.issparse(x) else x).ravel()
 
 
+def as_sparse_matrix(x: Any) -> Any:
+    """``x`` with a scipy sparse *array* (``csr_array``, ``csc_array``, ``coo_array``, ...; anndata keeps what it is given)
+    as the sparse *matrix* of the same values (CSR, or CSC for a CSC array); anything else as it is. Row slices, ``.sum(1)``
+    and scanpy's ``normalize_total`` give other shapes on the array kind (scanpy refused a ``csr_array`` of counts with
+    "Data matrix has wrong shape (N, 1)")."""
+    if not sp.issparse(x) or sp.isspmatrix(x):
+        return x
+    return sp.csc_matrix(x) if x.format == "csc" else sp.csr_matrix(x)
+
+
 def read_expression(adata: Any, source: str) -> tuple[Any, list[str], str]:
     """``(matrix [N, G], gene names, kind)`` for ``source`` = ``"X"``, ``"raw"``, a layer or ``"obsm/<key>"``.
 
-    ``kind`` is ``"genes"`` or ``"embedding"``. The matrix is returned as stored (dense or sparse).
+    ``kind`` is ``"genes"`` or ``"embedding"``. The matrix is returned as stored (dense or sparse; a scipy sparse array as
+    the sparse matrix of its format, ``as_sparse_matrix``).
     """
+    x, genes, kind = _stored_expression(adata, source)
+    return as_sparse_matrix(x), genes, kind
+
+
+def _stored_expression(adata: Any, source: str) -> tuple[Any, list[str], str]:
     if source == "X":
         if adata.X is None:
             layers = sorted(adata.layers.keys())
