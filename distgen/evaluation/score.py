@@ -320,6 +320,8 @@ def _context_spelling(extra: set[str], truth: Sequence[str]) -> str | None:
 
 #: The most control cells of a prediction's context whose rows ``_check_context_controls`` looks up among the truth's.
 CONTROL_ROWS_CHECKED = 64
+#: The truth's control rows read at a time by ``_check_context_controls`` (its memory beyond the files: one such block).
+_CONTROL_CHUNK = 4096
 
 
 def _row_keys(x: Any) -> list[bytes]:
@@ -328,29 +330,50 @@ def _row_keys(x: Any) -> list[bytes]:
     return [r.tobytes() for r in a]
 
 
+def _looked_up(pred: Cells, p_ctrl: np.ndarray) -> dict[str, list[bytes]]:
+    """Per context of the prediction, the keys of up to ``CONTROL_ROWS_CHECKED`` of its control cells, constant rows left
+    out (an all-zero cell, common in sparse data after HVG selection, is no one cell: it matches any other)."""
+    p_ctx = np.asarray(pred.contexts)[p_ctrl].astype(str)
+    out = {}
+    for k in sorted(set(p_ctx.tolist())):
+        rows = torch.as_tensor(p_ctrl[p_ctx == k][:CONTROL_ROWS_CHECKED])
+        x = pred.X[rows]
+        varied = (x.amax(dim=1) > x.amin(dim=1)).cpu().numpy() if x.shape[1] else np.zeros(len(rows), dtype=bool)
+        out[k] = [key for key, v in zip(_row_keys(x), varied.tolist(), strict=True) if v]
+    return out
+
+
 def _check_context_controls(pred: Cells, truth: Cells) -> None:
     """Refuse a prediction whose control cells of a context are the truth's control cells of another context and none of
     its own (``InputDataError``): its context labels are not the truth's (a categorical written against another order of
     its categories), and every delta of those contexts would be taken from another cell type's controls. Predictions carry
     the truth's controls (cell-eval's layout, ``distgen predict``), so the rows are compared exactly; a prediction whose
-    controls are other cells is not judged here. Until 2026-12-07 such a file was scored without a word."""
+    controls are other cells is not judged here. Until 2026-12-07 such a file was scored without a word.
+
+    Only rows that name one cell count: a row constant over the genes (all zero) or held by more than one of the truth's
+    control cells is left out, and at least half of a context's rows looked up must be the truth's. Before the review of
+    2026-12-07 one all-zero control of a prediction with controls of its own refused the file, and all-zero cells in the
+    truth's contexts hid swapped labels."""
     t_ctrl = np.flatnonzero(np.asarray(truth.is_control))
     p_ctrl = np.flatnonzero(np.asarray(pred.is_control))
     if not t_ctrl.size or not p_ctrl.size:
         return
-    where: dict[bytes, set[str]] = {}
-    for key, k in zip(_row_keys(truth.X[torch.as_tensor(t_ctrl)]), truth.contexts[t_ctrl].tolist()):
-        where.setdefault(key, set()).add(str(k))
-    p_ctx = np.asarray(pred.contexts)[p_ctrl].astype(str)
-    for k in sorted(set(p_ctx.tolist())):
-        rows = p_ctrl[p_ctx == k][:CONTROL_ROWS_CHECKED]
-        found = [where[key] for key in _row_keys(pred.X[torch.as_tensor(rows)]) if key in where]
-        homes = set().union(*found) if found else set()
-        if found and k not in homes and len(homes) == 1:
+    looked = _looked_up(pred, p_ctrl)
+    wanted = {key for keys in looked.values() for key in keys}
+    where: dict[bytes, list[str]] = {}  # only the rows looked up: the truth's controls are read a block at a time
+    for start in range(0, t_ctrl.size, _CONTROL_CHUNK):
+        idx = t_ctrl[start:start + _CONTROL_CHUNK]
+        for key, k in zip(_row_keys(truth.X[torch.as_tensor(idx)]), truth.contexts[idx].tolist(), strict=True):
+            if key in wanted:
+                where.setdefault(key, []).append(str(k))
+    for k, keys in looked.items():
+        found = [where[key][0] for key in keys if len(where.get(key, ())) == 1]
+        homes = set(found)
+        if keys and 2 * len(found) >= len(keys) and k not in homes and len(homes) == 1:
             other = next(iter(homes))
             raise InputDataError(
                 f"the prediction's control cells of context {k!r} are the truth's control cells of context {other!r} "
-                f"({len(found)} of the {len(rows)} looked up, none of those of context {k!r}): the prediction's context labels are not "
+                f"({len(found)} of the {len(keys)} looked up, none of those of context {k!r}): the prediction's context labels are not "
                 "the truth's (a categorical column written against another order of its categories?), and each context is "
                 "scored against its own controls; write each cell's context as the truth writes it and evaluate again")
 

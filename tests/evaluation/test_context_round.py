@@ -93,3 +93,42 @@ def test_contexts_pooled_because_the_training_file_lacks_the_column_say_so():
     del train.obs["celltype"]
     with pytest.warns(DistgenWarning, match=r"training file.*no 'celltype' column"):
         distgen.evaluate(_resampled(truth), truth, train=train, **{**FAST, "baselines": ["mean_perturbation"]})
+
+
+def _own_controls(truth, zero_in_truth: int, seed=5):
+    """A truth whose context B holds ``zero_in_truth`` all-zero control cells (a low-depth cell after HVG selection), and
+    a right prediction from another tool that writes control cells of its own, one of context C all zero."""
+    x = truth.X.copy()
+    x[np.flatnonzero((truth.obs["celltype"] == "B") & (truth.obs["target"] == "non-targeting"))[:zero_in_truth]] = 0
+    truth.X = x
+    pred = _resampled(truth)
+    ctrl = (pred.obs["target"] == "non-targeting").to_numpy()
+    p = pred.X.copy()
+    p[ctrl] += np.abs(np.random.default_rng(seed).normal(0, 0.01, p[ctrl].shape)).astype(np.float32)
+    p[np.flatnonzero(ctrl & (pred.obs["celltype"] == "C").to_numpy())[:1]] = 0
+    pred.X = p
+    return pred, truth
+
+
+@pytest.mark.parametrize("zero_in_truth", [1, 2])
+def test_a_prediction_with_controls_of_its_own_that_share_an_all_zero_cell_is_scored(zero_in_truth):
+    """Review of the swapped-label check: one all-zero control cell of the prediction's C, equal to the truth's all-zero
+    control(s) of B (common in sparse data), refused a right prediction ("control cells of context 'C' are the truth's
+    control cells of context 'B' (1 of the 40 looked up ...)")."""
+    pred, truth = _own_controls(_truth(), zero_in_truth)
+    right = distgen.evaluate(pred, truth, celltype_col="celltype", **FAST)
+    assert np.nanmin(right.table.values["pearson_delta"]) > 0.9
+
+
+def test_swapped_context_labels_are_refused_with_all_zero_cells_in_the_truth():
+    """The check still refuses swapped labels when the truth's controls hold all-zero cells in both contexts."""
+    truth = _truth()
+    x = truth.X.copy()
+    ctrl = (truth.obs["target"] == "non-targeting").to_numpy()
+    for ct in ("B", "C"):
+        x[np.flatnonzero(ctrl & (truth.obs["celltype"] == ct).to_numpy())[:3]] = 0
+    truth.X = x
+    pred = _resampled(truth)
+    pred.obs["celltype"] = pred.obs["celltype"].map({"B": "C", "C": "B"}).astype(str)
+    with pytest.raises(InputDataError, match=r"control cells of context 'B' are the truth's control cells of context 'C'"):
+        distgen.evaluate(pred, truth, celltype_col="celltype", **FAST)
