@@ -380,10 +380,13 @@ def _check_context_controls(pred: Cells, truth: Cells) -> None:
 
 def _pooled_mixtures(pred: Cells, truth: Cells) -> str | None:
     """With contexts pooled, a note naming the conditions whose cells the prediction spreads over the contexts in other
-    proportions than the truth (more than 10 percentage points in all), or None: a pooled score then compares two mixtures,
+    proportions than the truth (more than 10 percentage points in all), or None (also when the prediction names contexts
+    the truth lacks: pooled, its labels need not be the truth's, and a share of ``b_cells`` says nothing of ``B``): a pooled score then compares two mixtures,
     and a prediction right in every context scores as wrong (pearson_delta 0.99 per context, 0.01 pooled, with the truth's
     cells 94% of one cell type and the prediction's 50%)."""
     if len(set(truth.contexts.tolist())) < 2 or len(set(pred.contexts.tolist())) < 2:
+        return None
+    if not set(pred.contexts.tolist()) <= set(truth.contexts.tolist()):  # labels of its own (b_cells for B): not comparable
         return None
     def shares(cells: Cells, cond: str) -> dict[str, float]:
         ks = np.asarray(cells.contexts)[np.asarray(cells.conditions) == cond].astype(str)

@@ -132,3 +132,16 @@ def test_swapped_context_labels_are_refused_with_all_zero_cells_in_the_truth():
     pred.obs["celltype"] = pred.obs["celltype"].map({"B": "C", "C": "B"}).astype(str)
     with pytest.raises(InputDataError, match=r"control cells of context 'B' are the truth's control cells of context 'C'"):
         distgen.evaluate(pred, truth, celltype_col="celltype", **FAST)
+
+
+def test_contexts_pooled_under_other_names_are_not_said_to_differ_in_proportions():
+    """Review: a prediction whose cell types are named its own way (``b_cells`` for ``B``), pooled because of that, in the
+    truth's own proportions (50/50) was warned about as "50% B, 50% C of the truth's cells and 50% b_cells, 50% c_cells of
+    the prediction's": the proportions of labels the truth lacks cannot be compared."""
+    truth = _truth()
+    pred = _resampled(truth)
+    pred.obs["celltype"] = pred.obs["celltype"].map({"B": "b_cells", "C": "c_cells"}).astype(str)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DistgenWarning)
+        pooled = distgen.evaluate(pred, truth, celltype_col="celltype", by_context=False, **FAST)
+    assert not any("proportions" in n for n in pooled.summary["notes"])
