@@ -74,10 +74,12 @@ def missing_columns_message(obs: pd.DataFrame, schema: PerturbationSchema, info:
 
 
 def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[str], batches: Sequence[str],
-                           schema: PerturbationSchema, info: DataInfo, where: str = "the cells carry") -> str | None:
+                           schema: PerturbationSchema, info: DataInfo, where: str = "the cells carry",
+                           context_fix: str = "") -> str | None:
     """Error text for perturbations, contexts or batches the trained run has no id for (None when every label is known).
 
-    ``where`` starts the message (``"the cells to encode carry"``, ``"new.h5ad holds"``).
+    ``where`` starts the message (``"the cells to encode carry"``, ``"new.h5ad holds"``); ``context_fix`` ends the part on
+    unknown contexts (``LabelTranslation``: how a model that reads no context predicts them).
     """
     parts = []
     unknown_atoms = sorted({a for cell in atoms for a in cell} - set(info.perturbations))
@@ -107,7 +109,7 @@ def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[st
             hints = _case_hints(unknown, vocab)
             parts.append(f"{_unknown(name, unknown)} (not in the training file; known: {listing(list(vocab)[:10])}): "
                          f"the run has no {name} id for them (a {name} never trained on has no embedding)"
-                         + "".join(f"; {h}" for h in hints))
+                         + "".join(f"; {h}" for h in hints) + (context_fix if name == "context" else ""))
     if not parts:
         return None
     return f"{where} labels the trained run does not know: " + "; ".join(parts)
@@ -225,8 +227,10 @@ class LabelTranslation:
     unknown to the model map to ``-1`` and are refused by ``check`` before anything is generated.
     """
 
-    def __init__(self, ours: DataInfo, theirs: DataInfo) -> None:
+    def __init__(self, ours: DataInfo, theirs: DataInfo, new_contexts: bool = False) -> None:
         self.ours, self.theirs = ours, theirs
+        #: whether a context the model never trained on is predicted (a model that reads no context: ``reads_contexts``)
+        self.new_contexts = new_contexts
         self.maps = {name: _lookup(getattr(ours, name), getattr(theirs, name)) for name in ("perturbations", "contexts", "batches")}
 
     @classmethod
@@ -235,13 +239,15 @@ class LabelTranslation:
         ours = getattr(model, "info", None)
         if not isinstance(ours, DataInfo) or all(getattr(ours, n) == getattr(theirs, n) for n in ("perturbations", "contexts", "batches")):
             return None
-        return cls(ours, theirs)
+        return cls(ours, theirs, new_contexts=not reads_contexts(model))
 
     def check(self, conditions: Sequence[str], contexts: Sequence[str], batches: Sequence[str], schema: PerturbationSchema,
               where: str) -> None:
-        """Raise ``InputKeyError`` when a condition (atoms joined by ``+``), context or batch to predict is unknown to the model."""
+        """Raise ``InputKeyError`` when a condition (atoms joined by ``+``), context or batch to predict is unknown to the model
+        (a context only when the model reads contexts: ``new_contexts``)."""
         atoms = [tuple(a for a in c.split("+") if a) for c in conditions]
-        message = unknown_labels_message(atoms, list(contexts), list(batches), schema, self.ours, f"{where} holds")
+        message = unknown_labels_message(atoms, [] if self.new_contexts else list(contexts), list(batches), schema, self.ours,
+                                         f"{where} holds", context_fix=NEW_CONTEXT_FIX)
         if message:
             from distgen.errors import InputKeyError
 
@@ -252,6 +258,25 @@ class LabelTranslation:
         pert = torch.where(p >= 0, self.maps["perturbations"][p.clamp(min=0)], p)
         return dataclasses.replace(labels, perturbation=pert, context=self.maps["contexts"][labels.context],
                                    batch=self.maps["batches"][labels.batch])
+
+
+#: How a context the run never trained on can be predicted (the end of the refusal of one, for a model that reads contexts).
+NEW_CONTEXT_FIX = ("; a model that reads no context (model.conditioner.use_context: false, and no anchor_reference: training, as "
+                   "recipes/cell_type_transfer.yaml) predicts a new context from that context's own control cells in the file")
+
+
+def reads_contexts(model: object) -> bool:
+    """Whether ``model`` may read a cell's context label when it predicts; False only for a model that shows it does not: a
+    generator (an ``anchor``) whose conditioner holds no context module (``context`` None: ``use_context: false``, so no
+    embedding row and no ``context_table``) and whose anchor does not start from each context's training control mean
+    (``anchor_reference: training``). Such a model sees a context only through the control cells it is given, and predicts a
+    context it never trained on (a new donor or cell type of another file) from that context's own control cells. Any other
+    model (baselines with per-context means, the Bayesian plugin's, a conditioner that says nothing) is taken to read them."""
+    conditioner, anchor = getattr(model, "conditioner", None), getattr(model, "anchor", None)
+    if conditioner is None or anchor is None or getattr(anchor, "uses_training_controls", True):
+        return True
+    holder = getattr(conditioner, "combine", conditioner)  # gene_vocab keeps its context embedding in its AtomCombiner
+    return not hasattr(holder, "context") or holder.context is not None
 
 
 def _lookup(ours: Sequence[str], theirs: Sequence[str]) -> torch.Tensor:

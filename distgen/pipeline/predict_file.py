@@ -37,6 +37,7 @@ from distgen.data.foreign import (
     LabelTranslation,
     gene_hint,
     missing_columns_message,
+    reads_contexts,
 )
 from distgen.data.groups import Group, group_seed
 from distgen.data.h5ad import readable_by_rows
@@ -134,7 +135,8 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     record = run.record  # what the run keeps of its training data: the same made from the file or read from the run folder
     seed = run.seed if seed is None else int(seed)
     cells, obs = open_file(record, run.model, rows or data, data)
-    translate = LabelTranslation(run.model.info, cells.info)  # predict_to_disk's own, built here to check before any work
+    # predict_to_disk's own, built here to check before any work; a model that reads no context predicts new ones
+    translate = LabelTranslation(run.model.info, cells.info, new_contexts=not reads_contexts(run.model))
     held = sorted(set(cells.canonical_names[cells.condition_codes][~cells.is_control].tolist()))
     wanted = None
     if perturbations:
@@ -170,6 +172,9 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     else:
         as_atoms = predicted
     translate.check(as_atoms, contexts, batches, cells.schema, str(data))
+    if new := sorted(set(contexts) - set(run.model.info.contexts)):  # admitted by check: the model reads no context
+        print(f"note: context(s) {', '.join(repr(str(c)) for c in new[:8])} of {data} were not in the run's training file; the model reads no context "
+              "(use_context: false), so it predicts them from their own control cells in the file", file=sys.stderr)
     lacking = sorted(set(contexts) - set(ctx[cells.is_control].tolist()))
     if lacking:
         raise InputDataError(f"{data} has no control cells of context(s) {listing(lacking)}, where it holds perturbed cells to predict: "
