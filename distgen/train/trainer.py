@@ -264,6 +264,8 @@ class Trainer:
         #: device: read once at the end (``_zero_gradient``), from the norms the step's clipping computes anyway
         self._grad_sums: Tensor | None = None
         self._grad_index: dict[tuple[int, ...], Tensor] = {}  #: positions of the parameters with a gradient, on the device
+        self._grad_counted = 0  #: the steps of this fit summed in ``_grad_sums``
+        self._updates = 0  #: updates with a learning rate above 0 before this step (this fit's, and the steps resumed from)
         self._bad_ranks: list[int] = []  #: the ranks whose loss was non-finite at the last step (named in the error)
         # one writer per run folder: a second process is refused, naming the holder (rank 0 writes)
         self._lock = RunLock(self.run_dir, "train").acquire() if self.run_dir is not None and self.env.is_main else None
@@ -391,8 +393,11 @@ class Trainer:
             parts.append(detached_parts(last.parts, type(self.model).__name__) if last is not None else {})
         params = list(self.wrapped.parameters())
         norm_t, per_param, order = grad_norms(params)
-        if per_param is not None:  # no read: summed on the device, looked at once at the end of the fit
+        # no read: summed on the device, looked at once at the end of the fit; not before ZERO_GRADIENT_AFTER updates with a
+        # rate (a layer initialised to 0, adaLN-Zero's gate, gives what is behind it gradients of 0 until it has moved)
+        if per_param is not None and self._updates >= ZERO_GRADIENT_AFTER:
             self._sum_grad_norms(per_param, order, len(params))
+            self._grad_counted += 1
         norm_local = norm_t.full_tensor() if hasattr(norm_t, "full_tensor") else norm_t  # FSDP: a DTensor
         dev = losses[0].device
         *values, norm = torch.stack([*(v.reshape(()).to(torch.float64) for v in losses),
@@ -421,6 +426,7 @@ class Trainer:
         if self._no_grad:  # cheap: only the parameters still without a gradient are looked at
             self._no_grad = {n: p for n, p in self._no_grad.items() if p.grad is None}
         clipped_step(self.optimizer, params, norm_t, opts.grad_clip, norm)  # clip_grad_norm_ + step, the scaling pass avoided
+        self._updates += any(g["lr"] > 0 for g in self.optimizer.param_groups)  # host floats (cosine_floor's warm-up starts at 0)
         self.scheduler.step()
         if self.ema is not None:
             if self.step % self.opts.ema_every == 0:
@@ -561,6 +567,8 @@ class Trainer:
         self._no_grad = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         self._grad_seen = False
         self._grad_sums, self._grad_index = None, {}
+        self._grad_counted = 0  # the steps whose gradient norms are in _grad_sums
+        self._updates = self.step  # the steps before a resume moved the weights (only a warm-up's first step has rate 0)
         weights0 = self._weights_norm() if self.step < opts.steps else 0.0  # for _check_final_weights (one read a fit)
         cells_per_step = opts.sets_per_batch * getattr(self.train_source, "set_size", 0)
         # SIGINT/SIGTERM: finish the step, write a final checkpoint, raise Interrupted (distgen.train.interrupt)
@@ -713,8 +721,10 @@ class Trainer:
             shown = ", ".join(ns[:4]) + (f" and {len(ns) - 4} more" if len(ns) > 4 else "")
             params = f"{len(ns)} trainable parameter{'s' if len(ns) > 1 else ''}: {shown}"
             if any(n in zeros for n in ns):
-                warn(f"{what} received a gradient of exactly 0 at every one of the {steps} training step{'s' if steps > 1 else ''} "
-                     f"of this fit ({params}) while the rest of the model learned: the loss does not change with it (its output "
+                counted = self._grad_counted
+                first = f" after its first {ZERO_GRADIENT_AFTER} updates" if counted < steps else ""
+                warn(f"{what} received a gradient of exactly 0 at every one of the {counted} training step{'s' if counted > 1 else ''} "
+                     f"of this fit{first} ({params}) while the rest of the model learned: the loss does not change with it (its output "
                      "multiplied by 0, or feeding only a loss term of weight 0), so it learned nothing (weight decay aside). If "
                      "that is meant, freeze it (requires_grad=False); otherwise check where its output is scaled away", NoGradientWarning)
                 continue
@@ -813,6 +823,11 @@ ESTIMATE_AFTER = 3
 #: rates up to 0.1 stayed under 70 times the first loss, while 1.0 reached 1e8 times and 10 reached 1e16 times at step 2
 #: (examples/ablation_grid_tiny.yaml with lr 10: 7.6e18 times).
 DIVERGENCE_FACTOR = 1e3
+#: steps before this many updates with a learning rate above 0 are left out of the zero-gradient check: a layer initialised
+#: to 0 (adaLN-Zero's gates, a zero final layer) gives what lies behind it gradients of exactly 0 until an update moves it,
+#: and a chain of two such layers needs two (a smoke run of 1 or 2 steps of perturbdiff-small warned that its conditioner
+#: learned nothing)
+ZERO_GRADIENT_AFTER = 2
 FLOOR = 1e-6  #: the first step's loss magnitude below which the factor applies to this value instead
 
 

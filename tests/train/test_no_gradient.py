@@ -103,11 +103,36 @@ def test_a_component_whose_gradient_is_zero_at_every_step_is_named(table, make_m
     model = make_model()
     model.conditioner.register_forward_hook(lambda mod, inp, out: out * 0.0)
     before = {k: v.clone() for k, v in model.conditioner.state_dict().items()}
-    with pytest.warns(NoGradientWarning, match=r"model\.conditioner received a gradient of exactly 0 at every one of the 3 "
-                                               r"training steps .*conditioner\.pert\.weight") as caught:
+    with pytest.warns(NoGradientWarning, match=r"model\.conditioner received a gradient of exactly 0 at every one of the 1 "
+                                               r"training step of this fit after its first 2 updates .*conditioner\.pert\.weight") as caught:
         res = fit(model, table, set_size=4, **BASE)
     assert all(torch.equal(before[k], v) for k, v in model.conditioner.state_dict().items())  # nothing learned (no decay)
     conditioner = {n for n, p in model.named_parameters() if n.startswith("conditioner.") and p.requires_grad}
     # the backbone's projection of the (zeroed) condition gets 0 too: listed, not warned, since the backbone learns
     assert set(res.zero_gradient) == conditioner | {"backbone.cond.weight"} and res.no_gradient == []
     assert [str(w.message).split(" ")[0] for w in caught if issubclass(w.category, NoGradientWarning)] == ["model.conditioner"]
+
+
+@pytest.mark.parametrize("run", [{"steps": 1}, {"steps": 2, "schedule": "cosine_floor", "warmup_steps": 100}])
+def test_a_zero_initialised_gate_in_a_short_run_is_not_a_zero_gradient(table, make_model, run):
+    """adaLN-Zero (the perturbdiff presets): a gate initialised to 0 multiplies the conditioner's output, so at the first
+    step, and after steps with a learning rate of 0 (cosine_floor's warm-up starts at 0), the conditioner's gradients are
+    exactly 0; the first update with a rate opens the gate. A smoke run (`train.steps=1` or 2) warned that the conditioner
+    learned nothing: steps before two updates with a rate are not counted (listed in neither field)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoGradientWarning)
+        res = fit(model_with_gate(make_model), table, set_size=4, **{**BASE, **run})
+    assert res.zero_gradient == []
+    # once the gate is open the conditioner learns: a longer run with the gate is not warned either
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoGradientWarning)
+        res = fit(model_with_gate(make_model), table, set_size=4, **{**BASE, "steps": 4})
+    assert res.zero_gradient == []
+
+
+def model_with_gate(make_model):
+    """The tiny generator with its conditioner's output multiplied by a learnable gate that starts at 0 (adaLN-Zero)."""
+    model = make_model()
+    model.backbone.register_parameter("gate", torch.nn.Parameter(torch.zeros(())))
+    model.conditioner.register_forward_hook(lambda mod, inp, out: out * model.backbone.gate)
+    return model
