@@ -290,6 +290,13 @@ def best_checkpoint(run_dir: str | Path) -> Path:
                 f"{run_dir} has no best checkpoint: its training never validated (train.val_every 0, or no validation cells), "
                 "so no step was judged best. Use its last checkpoint (--checkpoint last, the default), or train with "
                 "train.val_every set and validation cells (data.split.val_frac)")
+        if state.get("best_kept") is False:
+            raise NoBestCheckpointError(
+                f"{run_dir} has no best checkpoint: its best validation was at step {state['best_step']}, but it was trained "
+                "without train.patience, and only early stopping checkpoints the validations that improve (checkpoints "
+                f"there: {', '.join(p.name for p in list_checkpoints(newest.parent))}). Use --checkpoint last (the default) or "
+                "one of those; to keep the best step's, train with train.patience set (a value larger than the validations "
+                "of the run never stops it)")
         raise NoBestCheckpointError(
             f"{run_dir} has no best checkpoint: its best validation was at step {state['best_step']}, but it was trained before "
             "distgen kept the best step's checkpoint (2026-12-07), and only one that fell on train.checkpoint_every is there "

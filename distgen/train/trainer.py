@@ -250,6 +250,9 @@ class Trainer:
         self.best_step: int | None = None
         #: the checkpoint of the best validation (``step_XXXXXXXX``), written at the step it improved and spared from pruning
         self.best_checkpoint: str | None = None
+        #: only early stopping (train.patience) checkpoints an improving validation: validation alone monitors, without a
+        #: full checkpoint (optimizer state, digests, a gather of every shard under FSDP) at each improvement
+        self.keep_best = options.patience is not None
         self.bad_validations = 0
         self.first_loss: float | None = None  #: the loss of the run's first step: what divergence is measured against
         self.last_loss: float | None = None  #: the loss of the last finished step (named when a later one is NaN)
@@ -284,7 +287,7 @@ class Trainer:
     def save(self) -> Path | None:
         """Checkpoint the current step (every rank takes part; rank 0 writes)."""
         msd, osd = get_full_state(self.loss_module, self.optimizer, self.sharded)
-        if self.best_step is not None and self.best_step == self.step:  # this step's validation is the best so far
+        if self.keep_best and self.best_step is not None and self.best_step == self.step:  # this step's validation is the best so far
             self.best_checkpoint = f"step_{self.step:08d}"
         checksums = D.param_checksums(self.loss_module) if not self.sharded else []
         path = None
@@ -298,6 +301,7 @@ class Trainer:
                 "best": self.best,
                 "best_step": self.best_step,
                 "best_checkpoint": self.best_checkpoint,  # kept from pruning; distgen predict --checkpoint best
+                "best_kept": self.keep_best,  # false: validated without train.patience (best_checkpoint's refusal says so)
                 "bad_validations": self.bad_validations,
                 "first_loss": self.first_loss,
                 "diverged": self.diverged,
@@ -614,7 +618,7 @@ class Trainer:
                     result.validations.append({"step": self.step, **vals})
                     row.update(vals)
                     stop = self._early_stop(vals) or out_of_time  # the patience count is kept either way; a budget run out still stops
-                    improved = self.best_step == self.step
+                    improved = self.keep_best and self.best_step == self.step
                 if row and log is not None:
                     log.log(self.step, row)
                 if self.step == opts.steps or stop:  # no later loss shows an update that overflowed: look at the weights

@@ -79,3 +79,16 @@ def test_the_manifest_records_the_best(table, make_model, tmp_path):
     res = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path, **RUN)
     state = json.loads((res.checkpoint / "state.json").read_text())
     assert (state["best_step"], state["best_checkpoint"]) == (res.best_step, res.best_checkpoint.name)
+
+
+def test_validation_without_patience_writes_no_checkpoint_of_its_own_and_best_says_why(table, make_model, tmp_path):
+    """Validation alone (no train.patience) monitors; it does not pay a full checkpoint (optimizer state, digests; a gather
+    of every shard under FSDP) at each validation that improves, nor move the resume points off checkpoint_every. The
+    best is still recorded; --checkpoint best names train.patience as the way to keep its checkpoint."""
+    run = {**RUN, "steps": 10, "patience": None, "checkpoint_every": 5, "keep_checkpoints": 2}
+    res = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path, **run)
+    assert res.best_step is not None and res.best_checkpoint is None  # recorded, not checkpointed on its own
+    assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step_00000005", "step_00000010"]
+    with pytest.raises(NoBestCheckpointError, match=rf"best validation was at step {res.best_step}.*without train\.patience.*train\.patience") as err:
+        best_checkpoint(tmp_path)
+    assert err.value.exit_code == 2

@@ -36,9 +36,10 @@ def test_resume_is_exact(table, make_model, tmp_path):
     assert not same_params(straight, killed)
     resumed = make_model(seed=123)  # fresh weights: everything must come from the checkpoint
     res = fit(resumed, table, set_size=4, val=table, val_every=4, run_dir=tmp_path / "b", resume=tmp_path / "b", **RUN)
-    # resumed at step 12, the last checkpoint before the kill: its validation improved val_loss, so it was checkpointed as
-    # the best (before best checkpoints were kept, the last one was step 10's, of checkpoint_every)
-    assert len(res.losses) == 8 and res.best_checkpoint is not None
+    # resumed at step 10, the last checkpoint of checkpoint_every before the kill: validation without train.patience writes
+    # no checkpoint of its own (an improving one at step 12 was written by the first pass of the best checkpoint)
+    assert len(res.losses) == 10 and res.best_checkpoint is None
+    assert [p.name for p in list_checkpoints(tmp_path / "a" / "checkpoints")] == ["step_00000015", "step_00000020"]
     assert same_params(straight, resumed)
     a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
     assert all(torch.equal(a.ema[k], b.ema[k]) for k in a.ema)

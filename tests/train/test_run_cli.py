@@ -18,7 +18,8 @@ CONFIG = {
     "model": TINY_GENERATOR,
     "data": {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 8},
     "train": {"steps": 4, "sets_per_batch": 2, "checkpoint_every": 2, "log_every": 2, "progress": False,
-              "val_every": 2, "val_sets": 2, "val_metrics": ["mse"], "ema_decay": 0.9},
+              "val_every": 2, "val_sets": 2, "val_metrics": ["mse"], "ema_decay": 0.9,
+              "patience": 100},  # never stops in these steps; keeps the best step's checkpoint (--checkpoint best)
 }
 
 
