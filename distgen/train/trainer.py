@@ -289,6 +289,9 @@ class Trainer:
         msd, osd = get_full_state(self.loss_module, self.optimizer, self.sharded)
         if self.keep_best and self.best_step is not None and self.best_step == self.step:  # this step's validation is the best so far
             self.best_checkpoint = f"step_{self.step:08d}"
+        elif self.best_checkpoint is not None and self.best_checkpoint != f"step_{self.best_step or 0:08d}":
+            # beaten where no best is checkpointed (resumed without train.patience): it would name a step that is not the best
+            self.best_checkpoint = None
         checksums = D.param_checksums(self.loss_module) if not self.sharded else []
         path = None
         if self.env.is_main and self.ckpt_dir is not None:

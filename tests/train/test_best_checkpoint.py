@@ -92,3 +92,18 @@ def test_validation_without_patience_writes_no_checkpoint_of_its_own_and_best_sa
     with pytest.raises(NoBestCheckpointError, match=rf"best validation was at step {res.best_step}.*without train\.patience.*train\.patience") as err:
         best_checkpoint(tmp_path)
     assert err.value.exit_code == 2
+
+
+def test_a_resume_without_patience_never_names_a_beaten_best(table, make_model, tmp_path):
+    """Trained under train.patience, resumed without it: a later validation that beats the best writes no checkpoint, so
+    the carried-on best_checkpoint named a step that was no longer the best (--checkpoint best loaded the wrong weights)."""
+    fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path, **{**RUN, "steps": 2, "patience": 100, "checkpoint_every": 100})
+    before = load_checkpoint(tmp_path).state
+    assert before["best_checkpoint"] == "step_00000002"
+    res = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path, resume=tmp_path,
+              **{**RUN, "steps": 10, "patience": None, "checkpoint_every": 100})
+    assert res.best_step != 2  # beaten after the resume (lr 0.01: best at step 6)
+    state = load_checkpoint(tmp_path).state
+    assert state["best_checkpoint"] is None and res.best_checkpoint is None
+    with pytest.raises(NoBestCheckpointError, match=r"without train\.patience"):
+        best_checkpoint(tmp_path)
