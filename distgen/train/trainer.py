@@ -743,9 +743,17 @@ class Trainer:
 
     def _weights_norm(self) -> float:
         """The largest magnitude of a trainable parameter (NaN when one is: one device read; every rank takes part under
-        FSDP). The max norm, not the 2-norm: squares of weights of 1e30 overflow float32, so the 2-norm of finite weights is inf."""
-        norm = torch.nn.utils.get_total_norm([p.detach() for p in self.wrapped.parameters() if p.requires_grad], math.inf)
-        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+        FSDP). The max norm, not the 2-norm: squares of weights of 1e30 overflow float32, so the 2-norm of finite weights is inf.
+        Each rank's own shards, the empty ones left out: under FSDP a parameter with fewer rows than ranks has an empty shard
+        on some rank, where ``get_total_norm(..., inf)`` raised ("cannot compute the infinity norm on an empty tensor")."""
+        local = [p.detach() for p in self.wrapped.parameters() if p.requires_grad]
+        local = [t.to_local() if hasattr(t, "to_local") else t for t in local]  # FSDP: a DTensor's shard on this rank
+        peaks = [t.abs().amax().float().to(self.device) for t in local if t.numel() > 0]
+        peak = torch.stack(peaks).amax() if peaks else torch.zeros((), device=self.device)
+        if self.sharded:  # the ranks hold different shards: the largest over all (NaN as inf, so no rank's is lost)
+            peak = torch.nan_to_num(peak, nan=math.inf).reshape(1)
+            torch.distributed.all_reduce(peak, op=torch.distributed.ReduceOp.MAX)
+        return float(peak.reshape(()))
 
     def _check_final_weights(self, lr: float, grad: float, norm0: float) -> None:
         """After the last step of a fit: weights that are not finite stop the run before they are checkpointed
