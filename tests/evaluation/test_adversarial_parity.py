@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.distance import cdist
 
 from distgen.evaluation.metrics import metrics
@@ -47,6 +48,29 @@ def test_cell_eval_0_8_2_profile_breaks_an_exact_tie_by_argsort_position(name, d
     assert got[1] != got[2] and got[1] + got[2] == pytest.approx(2 * (1 - 0.5 / 5))  # split, not shared; the mean of a midrank
     default = metrics.get(name)().compute(data).values.numpy()  # distgen's own evaluation keeps the midrank
     assert default[1] == default[2] == pytest.approx(1 - 0.5 / 5)
+
+
+@pytest.mark.parametrize("x_dtype", [torch.float32, torch.float64])
+def test_position_ties_sort_a_row_built_like_cell_eval_0_8_2s(x_dtype, monkeypatch):
+    # numpy's default argsort is not stable and orders ties by its (CPU-dependent, vectorised) sort: distgen reproduces the
+    # reference's order on any machine only if it sorts the same kind of row. cell-eval 0.8.2 sorts, per perturbation, a
+    # 1-D row of all P distances: float64 for L1 (scipy's cdist), float32 for L2/cosine when X is float32 (sklearn keeps
+    # float32; polars keeps float32 means). distgen sorted float64 rows for all three
+    import dataclasses
+
+    data, _, _ = _tied_pair()
+    cast = {f: dataclasses.replace(getattr(data, f), X=getattr(data, f).X.to(x_dtype),
+                                   control=getattr(data, f).control.to(x_dtype)) for f in ("real", "pred")}
+    data = dataclasses.replace(data, **cast)
+    seen = []
+    real_argsort = np.argsort
+    monkeypatch.setattr(np, "argsort", lambda a, *k, **kw: seen.append((a.dtype, a.shape, a.flags.c_contiguous, k, kw))
+                        or real_argsort(a, *k, **kw))
+    for name in ("discrimination_score_l1", "discrimination_score_l2", "discrimination_score_cosine"):
+        seen.clear()
+        metrics.get(name)(**resolve_profile("cell-eval-0.8.2").params[name]).compute(data)
+        want = np.float64 if name.endswith("l1") or x_dtype == torch.float64 else np.float32
+        assert seen == [(np.dtype(want), (5,), True, (), {})] * 5, (name, seen[:1])
 
 
 def test_discrimination_ties_option_is_checked():

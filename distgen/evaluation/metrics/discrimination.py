@@ -88,18 +88,35 @@ def _l1_distances(pred: Tensor, real: Tensor, keep: Tensor) -> Tensor:
     return d
 
 
-def argsort_positions(d: Tensor, valid: Tensor) -> Tensor:
+def argsort_positions(d: Tensor, valid: Tensor, dtype: object = None) -> Tensor:
     """``[P]``: the position of column ``p`` in numpy's ``argsort`` of row ``p`` of ``d`` over the ``valid`` columns (cell-eval
-    0.8.2's rank: exact ties fall in the order the sort leaves them); NaN where column ``p`` is not valid."""
+    0.8.2's rank: exact ties fall in the order the sort leaves them); NaN where column ``p`` is not valid.
+
+    The call mirrors cell-eval 0.8.2's (``metrics/_anndata.py``: ``np.argsort(distances)``): a contiguous 1-D row, one
+    entry a scored perturbation, in ``dtype`` (the reference's row dtype, ``reference_row_dtype``), the default kind.
+    numpy's default sort is not stable and its order of ties depends on the CPU's vectorised sort and numpy's version, not
+    only on the values; a comparison sort orders two rows alike when their entries compare alike, so distgen's position
+    equals the reference's on the machine both run on whenever the two rows have the same ties and the same order.
+    """
     import numpy as np
 
     dn, cols = d.detach().cpu().numpy(), np.flatnonzero(valid.cpu().numpy())
     out = torch.full((d.shape[0],), float("nan"), dtype=torch.float64)
     for p in range(d.shape[0]):
-        hit = np.flatnonzero(cols[np.argsort(dn[p, cols])] == p)
+        row = np.ascontiguousarray(dn[p, cols], dtype=dtype or dn.dtype)
+        hit = np.flatnonzero(cols[np.argsort(row)] == p)
         if hit.size:
             out[p] = float(hit[0])
     return out
+
+
+def reference_row_dtype(data: EvalData, metric: str) -> object:
+    """The dtype of cell-eval 0.8.2's distance row: scipy's ``cdist`` (L1) returns float64; sklearn's euclidean and cosine
+    distances keep float32 when both pseudobulk effects are float32 (polars keeps a float32 matrix's means float32)."""
+    import numpy as np
+
+    both32 = data.real.X.dtype == torch.float32 and data.pred.X.dtype == torch.float32
+    return np.float32 if metric != "l1" and both32 else np.float64
 
 
 class _Discrimination(Metric):
@@ -135,7 +152,7 @@ class _Discrimination(Metric):
         # (1e30 in every gene) is as far from every real effect to float precision, and took 1.0 (first) before
         closer = ((d < own[:, None]) & valid_q[None]).sum(-1).to(torch.float64)
         tied = ((d == own[:, None]) & valid_q[None]).sum(-1).to(torch.float64) - valid_q.to(torch.float64)  # less its own
-        rank = closer + 0.5 * tied.clamp_min(0) if self.ties == "midrank" else argsort_positions(d, valid_q)
+        rank = closer + 0.5 * tied.clamp_min(0) if self.ties == "midrank" else argsort_positions(d, valid_q, reference_row_dtype(data, self.metric))
         score = 1.0 - rank / n_valid
         score = torch.where(torch.isfinite(own), score, torch.full_like(score, float("nan")))
         no_gene = ~keep.any(-1)  # every gene left out: every distance 0, the own effect ranked first whatever was predicted
