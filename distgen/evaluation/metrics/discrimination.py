@@ -88,7 +88,7 @@ def _l1_distances(pred: Tensor, real: Tensor, keep: Tensor) -> Tensor:
     return d
 
 
-def argsort_positions(d: Tensor, valid: Tensor, dtype: object = None) -> Tensor:
+def argsort_positions(d: Tensor, valid: Tensor, dtype: str | None = None) -> Tensor:
     """``[P]``: the position of column ``p`` in numpy's ``argsort`` of row ``p`` of ``d`` over the ``valid`` columns (cell-eval
     0.8.2's rank: exact ties fall in the order the sort leaves them); NaN where column ``p`` is not valid.
 
@@ -110,13 +110,14 @@ def argsort_positions(d: Tensor, valid: Tensor, dtype: object = None) -> Tensor:
     return out
 
 
-def reference_row_dtype(data: EvalData, metric: str) -> object:
+def reference_row_dtype(data: EvalData, metric: str) -> str:
     """The dtype of cell-eval 0.8.2's distance row: scipy's ``cdist`` (L1) returns float64; sklearn's euclidean and cosine
-    distances keep float32 when both pseudobulk effects are float32 (polars keeps a float32 matrix's means float32)."""
-    import numpy as np
+    distances keep float32 when both pseudobulk effects are float32 (polars keeps a float32 matrix's means float32).
 
+    Judged from the cells as distgen holds them: the profiles read files as float32, so a float64 file's L2/cosine row is
+    float32 here and float64 in the reference (docs/metrics.md, "Exact ties")."""
     both32 = data.real.X.dtype == torch.float32 and data.pred.X.dtype == torch.float32
-    return np.float32 if metric != "l1" and both32 else np.float64
+    return "float32" if metric != "l1" and both32 else "float64"
 
 
 class _Discrimination(Metric):
