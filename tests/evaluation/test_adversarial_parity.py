@@ -125,7 +125,7 @@ def test_adversarial_case_matches_the_reference(case, profile, seed, tmp_path):
     """distgen's ``evaluate --profile`` against the reference on one generated case (``adversarial.py``).
 
     Under ``-m slow`` a subset of five (case, profile) runs (``SUBSET``: the runs that found the round's disagreements,
-    plus one vcc2026 run; ~2 min on an idle 2-core box). ``DISTGEN_ADVERSARIAL_FULL=1`` runs the full matrix, every case
+    plus one vcc2026 run; ~1 min on a 2-core box at load average 3). ``DISTGEN_ADVERSARIAL_FULL=1`` runs the full matrix, every case
     under every profile (68 runs, ~1 h on 2 cores); ``DISTGEN_ADVERSARIAL_SEEDS="0,1,2"`` repeats either with more seeds.
     """
     from .adversarial import _exe, differences, write_case
