@@ -41,3 +41,13 @@ def listing(labels: Iterable[object], sep: str = ", ") -> str:
 
 
 __all__ = ["counted", "listing"]
+
+
+#: What a row of a run scored per context counts: a (condition, context) pair, not a perturbation.
+ROW_NOUN = "(condition, context) row"
+
+
+def row_noun(contexts: Iterable[object] | None, noun: str = "perturbation") -> str:
+    """The noun of a count of a run's rows: ``noun`` with one context (a row is a condition), ``ROW_NOUN`` with several
+    (``contexts``: ``summary["contexts"]``), where "4 perturbations" would count 2 conditions in 2 contexts twice."""
+    return ROW_NOUN if len(list(contexts or ())) > 1 else noun

@@ -26,7 +26,7 @@ from distgen.evaluation.io import finite_rows
 from distgen.evaluation.pca import principal_axes
 from distgen.evaluation.suite import MetricTable
 from distgen.seeds import content_keys, content_subset
-from distgen.wording import counted, listing
+from distgen.wording import counted, listing, row_noun
 
 #: The file that marks a folder as an evaluation's from its first write (``Report.write``, ``distgen evaluate --out``):
 #: a rerun into a folder an interrupted evaluation left without ``summary.json`` writes it again, no ``--overwrite``.
@@ -244,7 +244,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
     lines = [
         "# distgen evaluate",
         "",
-        f"prediction {md.code(summary['pred'])} vs truth {md.code(summary['real'])}: {counted(summary['n_perturbations'], 'perturbation')}, "
+        f"prediction {md.code(summary['pred'])} vs truth {md.code(summary['real'])}: {_rows_counted(summary)}, "
         f"{counted(summary['n_genes'], 'gene')} ("
         + (f"{md.code(summary['pert_col'])}, " if summary.get("pert_col") else "")
         + f"control {md.code(summary['control'])})."
@@ -340,9 +340,20 @@ def spread_lines(spread: Mapping[str, Any] | None) -> list[str]:
 FEW_VALUES = 10
 
 
-def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[str]:
+def _rows_counted(summary: Mapping[str, Any]) -> str:
+    """The header's count of rows: ``4 perturbations``, or with several contexts ``4 (condition, context) rows of 2
+    perturbations`` (``n_conditions``; a summary.json written before it: the rows alone)."""
+    n = summary["n_perturbations"]
+    noun = row_noun(summary.get("contexts"))
+    if noun == "perturbation" or not isinstance(summary.get("n_conditions"), int):
+        return counted(n, noun)
+    return f"{counted(n, noun)} of {counted(summary['n_conditions'], 'perturbation')}"
+
+
+def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float, noun: str = "perturbation") -> list[str]:
     """What the uncertainty table does not say by itself: how many verdicts name a winner against how many survive Holm's
-    adjustment for the metrics tested, and which intervals rest on fewer than ``FEW_VALUES`` values."""
+    adjustment for the metrics tested, and which intervals rest on fewer than ``FEW_VALUES`` values. ``noun``: what a
+    value is (``wording.row_noun``)."""
     out = []
     tested = {k: r["vs_strongest_baseline"] for k, r in rows.items()
               if isinstance(r.get("vs_strongest_baseline"), Mapping) and r["vs_strongest_baseline"].get("holm_p") is not None
@@ -366,7 +377,7 @@ def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[st
                           else "fewer than 2 perturbations scored by both: untestable") + ")" for k, t in held]
     from distgen.evaluation.uncertainty import runner_up_notes
 
-    sentences, grouped = runner_up_notes(rows, level)
+    sentences, grouped = runner_up_notes(rows, level, noun)
     unranked = [f"- {md.inline(k, True)}: {md.inline(said)}" for k, said in sentences.items()]
     if unranked:
         out += ["", "The strongest baseline is the one with the best mean; on these metrics it is not told apart from the "
@@ -375,7 +386,7 @@ def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[st
     out += [line for said in grouped for line in ("", md.inline(said))]
     few = sorted({int(r["ci_n"]) for r in rows.values() if isinstance(r.get("ci_n"), int | float) and 2 <= r["ci_n"] < FEW_VALUES})
     if few:
-        out += ["", f"Some intervals rest on {listing(str(n) for n in few)} perturbation(s): at so few, a nominal {level:.0%} interval "
+        out += ["", f"Some intervals rest on {listing(str(n) for n in few)} {noun}(s): at so few, a nominal {level:.0%} interval "
                 "of a mean covers it less often when the scores are skewed (lognormal scores: 84% at 3, about 90% at 5-8; normal ones "
                 "about 95%; docs/metrics.md)."]
     from distgen.evaluation.uncertainty import min_pairs
@@ -384,7 +395,7 @@ def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float) -> list[st
     short = sorted({int(t["n"]) for r in rows.values() for t in [r.get("vs_strongest_baseline") or {}]
                     if isinstance(t.get("n"), int | float) and 0 < t["n"] < need})
     if short:
-        out += ["", f"A paired test over {listing(str(n) for n in short)} perturbation(s) cannot reach p < {alpha:.2g} (the "
+        out += ["", f"A paired test over {listing(str(n) for n in short)} {noun}(s) cannot reach p < {alpha:.2g} (the "
                 f"two-sided Wilcoxon test needs at least {need}): its verdict is inconclusive whatever the difference, even where "
                 "its interval leaves out 0; score more perturbations to decide."]
     flat = [k for k, r in rows.items() if isinstance(r.get("ci_n"), int | float) and r["ci_n"] >= 2
@@ -441,7 +452,7 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
                  fmt_value(t.get("margin")),
                  fmt_value(t.get("verdict"))]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += claims_lines(rows, level)
+    lines += claims_lines(rows, level, row_noun(summary.get("contexts")))
     roles = summary.get("reference_roles")
     if roles:
         lines += ["", "References: " + ", ".join(f"{md.inline(k)} ({md.inline(v)})" for k, v in roles.items()) + "."]

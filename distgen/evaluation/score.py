@@ -255,6 +255,8 @@ def score(
     }
     if many:
         summary["contexts"] = contexts
+        # the rows are (condition, context) pairs: how many conditions they are of (summary.md's header)
+        summary["n_conditions"] = len({str(p) for d in datas for p in d.perts})
     if spread_out is not None:
         summary["spread"] = spread_out
     from distgen.evaluation.metrics import metrics as registry

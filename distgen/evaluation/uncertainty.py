@@ -388,7 +388,8 @@ def runner_up(row: Mapping[str, Any], name: str, baselines: Mapping[str, MetricT
             "told_apart": bool(apart)}
 
 
-def runner_up_notes(rows: Mapping[str, Mapping[str, Any]], level: float = 0.95) -> tuple[dict[str, str], list[str]]:
+def runner_up_notes(rows: Mapping[str, Mapping[str, Any]], level: float = 0.95,
+                    noun: str = "perturbation") -> tuple[dict[str, str], list[str]]:
     """The runner-up notes of a run's metrics (``summary["metrics"]``), no more of them than say something: ``(sentences,
     grouped)``.
 
@@ -397,7 +398,8 @@ def runner_up_notes(rows: Mapping[str, Mapping[str, Any]], level: float = 0.95) 
     without the numbers each (they are in ``summary.json``, ``vs_strongest_baseline.runner_up``): those whose verdict names
     the model (``CLAIM_MODEL`` holds against every baseline, so which is strongest does not change it), and those over
     fewer pairs than the paired test needs (``min_pairs``: there nothing is told apart, and summary.md says so once). A run
-    on 1-2 perturbations had one long sentence per metric, each saying the same thing.
+    on 1-2 perturbations had one long sentence per metric, each saying the same thing. ``noun``: what a pair is
+    (``wording.row_noun``: a "(condition, context) row" where the run scored several contexts).
     """
     alpha = 1.0 - level
     sentences: dict[str, str] = {}
@@ -405,7 +407,7 @@ def runner_up_notes(rows: Mapping[str, Mapping[str, Any]], level: float = 0.95) 
     few: dict[str, int] = {}
     for name, row in rows.items():
         test = row.get("vs_strongest_baseline") or {}
-        said = runner_up_note(test, level)
+        said = runner_up_note(test, level, noun)
         if not said:
             continue
         n = (test.get("runner_up") or {}).get("n") or 0
@@ -421,12 +423,12 @@ def runner_up_notes(rows: Mapping[str, Mapping[str, Any]], level: float = 0.95) 
                        "shown better than every baseline, so the pick does not change the verdict.")
     if few:
         counts = listing(str(v) for v in sorted(set(few.values())))
-        grouped.append(f"Over {counts} perturbation(s) (fewer than the {min_pairs(alpha)} a paired test needs) no baseline is "
+        grouped.append(f"Over {counts} {noun}(s) (fewer than the {min_pairs(alpha)} a paired test needs) no baseline is "
                        f"told apart from the next: the strongest on {listing(few)} is so by its mean alone.")
     return sentences, grouped
 
 
-def runner_up_note(test: Mapping[str, Any], level: float = 0.95) -> str:
+def runner_up_note(test: Mapping[str, Any], level: float = 0.95, noun: str = "perturbation") -> str:
     """Where the strongest baseline is not told apart from the runner-up (``vs_strongest_baseline.runner_up``): a sentence
     saying so, with their paired difference and interval; "" where it is told apart, or there is no runner-up.
     ``runner_up_notes`` says which of a run's notes are given in full."""
@@ -437,7 +439,7 @@ def runner_up_note(test: Mapping[str, Any], level: float = 0.95) -> str:
     nums = [math.nan if v is None else float(v) for v in (second.get("mean_difference"), *ci)]
     n = second.get("n") or 0
     return (f"strongest baseline {test.get('baseline')} not told apart from {second.get('baseline')} (paired difference "
-            f"{nums[0]:.3g}, {level:.0%} CI [{nums[1]:.3g}, {nums[2]:.3g}] over {counted(int(n), 'perturbation')}): it is "
+            f"{nums[0]:.3g}, {level:.0%} CI [{nums[1]:.3g}, {nums[2]:.3g}] over {counted(int(n), noun)}): it is "
             "the strongest by its mean alone, and the difference and the verdict are against one of two baselines the data do not "
             "rank")
 

@@ -65,6 +65,7 @@ from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import divergence_message
 from distgen.warned import recorded_warnings
+from distgen.wording import row_noun
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
 EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated",
@@ -474,7 +475,8 @@ def headline(summary: Mapping[str, Any], names: Sequence[str] | None = None) -> 
     for alias, why in (summary.get("baseline_aliases") or {}).items():
         if isinstance(why, Mapping) and why.get("same_as"):
             aliases.setdefault(str(why["same_as"]), []).append(str(alias))
-    sentences, grouped = runner_up_notes({n: metrics[n] for n in names if isinstance(metrics.get(n), Mapping)}, level)
+    sentences, grouped = runner_up_notes({n: metrics[n] for n in names if isinstance(metrics.get(n), Mapping)}, level,
+                                         row_noun(summary.get("contexts")))
     for name in names:
         m = metrics.get(name)
         if not m:

@@ -30,7 +30,7 @@ from distgen.report.spread import spread_section
 from distgen.report.stats import STRATUM_NAMES, advantage, mean_ci, strata
 from distgen.report.style import metric_info, theme
 from distgen.train.manifest import run_notes
-from distgen.wording import counted, listing
+from distgen.wording import counted, listing, row_noun
 
 
 def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
@@ -63,7 +63,8 @@ def _headline(inputs: ReportInputs) -> str:
              "(the ceiling: how well one half of the real cells predicts the other). "
              "normalised = (model − best baseline) / (ceiling − best baseline): 0 = as good as the best baseline, "
              "1 = as good as the data agree with themselves." + _band_note(inputs, rows)
-             + _few_conditions_note(len(inputs.model.perts), [r.get("ci_n") for r in rows.values()])
+             + _few_conditions_note(len(inputs.model.perts), [r.get("ci_n") for r in rows.values()],
+                                    row_noun(inputs.summary.get("contexts"), "condition"))
              + "</p>"]
     parts.append(_references_text(inputs))
     head = headline_metrics(inputs.metric_names())
@@ -84,27 +85,28 @@ def _band_note(inputs: ReportInputs, rows: dict[str, Any]) -> str:
             "model inside the band is not shown to be as good as the data allow.")
 
 
-def _few_conditions_note(n: int, counts: Sequence[Any] = ()) -> str:
+def _few_conditions_note(n: int, counts: Sequence[Any] = (), noun: str = "condition") -> str:
     """A sentence for the headline when its intervals rest on few conditions (``evaluation.report.FEW_VALUES``), else ``""``.
 
     ``counts``: each metric's ``ci_n`` (the values its interval is over). A metric undefined on most of many conditions
     rests on few values too: summary.md said so ("Some intervals rest on 6 perturbation(s)") while the page, counting the
-    rows, did not."""
+    rows, did not. ``noun``: what a row is (``wording.row_noun``: a "(condition, context) row" where the run scored
+    several contexts)."""
     from distgen.evaluation.report import FEW_VALUES
 
     if n >= FEW_VALUES:
         few = sorted({int(c) for c in counts if isinstance(c, int | float) and 2 <= c < FEW_VALUES})
         out = ""
         if few:
-            out += (f" Some intervals rest on {listing(str(c) for c in few)} conditions (a metric undefined on the others): at "
+            out += (f" Some intervals rest on {listing(str(c) for c in few)} {noun}s (a metric undefined on the others): at "
                     "so few, a nominal 95% interval covers the mean less often when the scores are skewed (docs/metrics.md), "
                     "and the paired test against a baseline cannot reject below 6.")
         if any(isinstance(c, int | float) and c == 1 for c in counts):
-            out += " A metric defined on one condition only has no interval (a single value has no spread to measure)."
+            out += f" A metric defined on one {noun} only has no interval (a single value has no spread to measure)."
         return out
     if n < 2:
-        return " One condition: no interval (a single value has no spread to measure)."
-    return (f" These intervals rest on {n} conditions: at so few, a nominal 95% interval covers the mean less often when "
+        return f" One {noun}: no interval (a single value has no spread to measure)."
+    return (f" These intervals rest on {n} {noun}s: at so few, a nominal 95% interval covers the mean less often when "
             "the scores are skewed (84% at 3 lognormal scores, about 90% at 5-8; docs/metrics.md), and the paired test "
             "against a baseline cannot reject below 6.")
 
@@ -176,7 +178,7 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
                        "the best baseline and the ceiling are all defined, so it is not computed from the means in the row. "
                        "The means it used:</p><ul>" + "".join(f"<li>{f}</li>" for f in fewer) + "</ul>")
     level = float(next((rows[n].get("ci_level") for n in names if rows[n].get("ci_level")), 0.95))
-    sentences, grouped = runner_up_notes({n: rows[n] for n in names}, level)
+    sentences, grouped = runner_up_notes({n: rows[n] for n in names}, level, row_noun(inputs.summary.get("contexts"), "condition"))
     unranked = [f"{escape(name)}: {escape(said)}" for name, said in sentences.items()]
     if unranked:
         background += ('<p class="note">The best baseline is the one with the best mean; on these metrics it is not told apart '

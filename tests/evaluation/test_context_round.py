@@ -145,3 +145,25 @@ def test_contexts_pooled_under_other_names_are_not_said_to_differ_in_proportions
         warnings.simplefilter("error", DistgenWarning)
         pooled = distgen.evaluate(pred, truth, celltype_col="celltype", by_context=False, **FAST)
     assert not any("proportions" in n for n in pooled.summary["notes"])
+
+
+def test_counts_of_rows_scored_per_context_are_called_rows_not_perturbations():
+    """One perturbation in two contexts is 2 (condition, context) rows: summary.md and the page called them "2
+    perturbations" ("A paired test over 2 perturbation(s)"); with one context the wording stays "perturbation"."""
+    from distgen.evaluation.report import markdown
+    from distgen.report.page import _few_conditions_note
+
+    truth = _truth()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = distgen.evaluate(_resampled(truth), truth, celltype_col="celltype", **FAST).summary
+    text = markdown(summary)
+    assert "2 (condition, context) rows of 1 perturbation," in text
+    assert "A paired test over 2 (condition, context) row(s)" in text and "Some intervals rest on 2 (condition, context) row(s)" in text
+    assert "2 perturbation" not in text
+    assert "rest on 2 (condition, context) rows" in _few_conditions_note(2, (), "(condition, context) row")
+    assert "rest on 2 conditions" in _few_conditions_note(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pooled = distgen.evaluate(_resampled(truth), truth, by_context=False, **FAST).summary
+    assert "1 perturbation," in markdown(pooled) and "(condition, context)" not in markdown(pooled)
