@@ -63,6 +63,12 @@ NUMERIC_RTOL, NUMERIC_ATOL = 1e-6, 1e-12
 #: typical size is 100 times this). Not yet measured on a GPU: if two runs of one config differ by more, the check stays
 #: blind there; it does not call an effect inert.
 SAME_RESULTS_RTOL = 1e-5
+#: What summary.md and the sweep page say of variants whose results equal another's (``aggregate.identical_variants``):
+#: what was checked (the results, within ``SAME_RESULTS_RTOL``), not that the runs generated the same cells.
+WITHOUT_EFFECT = (f"These variants gave results equal within {SAME_RESULTS_RTOL:g} of each metric's size (the last digits in "
+                  "which runs on a GPU differ) to another's, for every seed, perturbation and metric; the results were "
+                  "compared, not the generated cells: the setting that tells them apart had no effect on these results (a "
+                  "parameter the model does not read, or two settings that coincide on this data).")
 
 
 def split_seed(seed: int, i: int) -> int:

@@ -19,6 +19,7 @@ from distgen.evaluation.report import RESULT_KEYS, read_table_csv, table_row_fin
 from distgen.evaluation.uncertainty import (
     NUMERIC_ATOL,
     SAME_RESULTS_RTOL,
+    WITHOUT_EFFECT,
     margin,
     metric_bounds,
     numerical_tolerance,
@@ -167,11 +168,12 @@ def paired_comparison(rows: Sequence[dict[str, Any]], variant: str, reference: s
 def identical_variants(rows: Sequence[dict[str, Any]], variants: Sequence[str], metrics: Sequence[str]) -> dict[str, str]:
     """``{variant: earlier variant}`` for each variant whose every (seed, perturbation, metric) value equals an earlier one's.
 
-    Equal tables mean the two runs generated the same cells: whatever setting tells the variants apart had no effect (a
-    parameter the model never reads, or two settings that coincide on this data, e.g. ``data.matcher`` ``random`` and
+    Equal tables mean whatever setting tells the variants apart had no effect on the results (a parameter the model never
+    reads, or two settings that coincide on this data, e.g. ``data.matcher`` ``random`` and
     ``same_batch`` on data with one context and one batch). Numbers are equal within ``SAME_RESULTS_RTOL`` of their
     size (its own, or its metric's median ``|value|`` for a value near 0), so that runs on a GPU, which differ in their
-    last digits, are compared as the CPU's are; NaN equals NaN, anything else must be equal as written.
+    last digits, are compared as the CPU's are; NaN equals NaN, anything else must be equal as written. Equal results
+    are what is checked, not that the runs generated the same cells, and what summary.md says (``uncertainty.WITHOUT_EFFECT``).
     """
 
     def table(name: str) -> dict[tuple[int, str, str], Any]:
@@ -447,11 +449,7 @@ def summary_markdown(
         lines += [f"- {md.inline(line)}" for line in uneven]
     same = identical_variants(rows, variants, metrics)
     if same:
-        lines += ["", "## Variants without effect", "",
-                  "These variants gave the same value as another for every seed, perturbation and metric (within "
-                  f"{SAME_RESULTS_RTOL:g} of each metric's size, the last digits in which runs on a GPU differ): the runs "
-                  "generated the same cells, so the setting that tells them apart had no effect (a parameter the model does "
-                  "not read, or two settings that coincide on this data).", ""]
+        lines += ["", "## Variants without effect", "", WITHOUT_EFFECT, ""]
         lines += [f"- {md.code(v)} = {md.code(other)}" for v, other in same.items()]
     if diverged:
         lines += ["", "## Diverged runs", "", "Their training loss exploded (more than 1,000 times its first step's) but stayed finite, or "

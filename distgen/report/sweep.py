@@ -26,7 +26,7 @@ from matplotlib.patches import Patch
 from distgen.atomic import atomic_write_text
 from distgen.errors import warn
 from distgen.evaluation.report import RESULT_KEYS, ROW_FINGERPRINTS, read_table_csv, row_key
-from distgen.evaluation.uncertainty import SAME_RESULTS_RTOL
+from distgen.evaluation.uncertainty import WITHOUT_EFFECT
 from distgen.glyphs import stand_ins
 from distgen.report.files import check_summary, read_json, read_rows
 from distgen.report.html import Cell, Section, figure, labels_section, num, page, table
@@ -385,11 +385,7 @@ def render_sweep(inp: SweepInputs) -> str:
     if inp.identical:
         items = "".join(f"<li><code>{escape(v)}</code> = <code>{escape(o)}</code></li>" for v, o in inp.identical.items())
         sections.append(Section("identical", "Variants without effect", (
-            "<p>These variants gave the same value as another for every seed, perturbation and metric (within "
-            f"{SAME_RESULTS_RTOL:g} of each metric's size, the last digits in which runs on a GPU differ): the runs "
-            "generated the same cells, so the setting that tells them apart had no effect (a parameter the model does not "
-            "read, or two settings that coincide on this data). Their differences above are not evidence about the "
-            f"setting.</p><ul>{items}</ul>")))
+            f"<p>{escape(WITHOUT_EFFECT)} Their differences above are not evidence about the setting.</p><ul>{items}</ul>")))
     if inp.diverged:
         items = "".join(f"<li><code>{escape(str(d.get('variant')))}</code>, seed {escape(str(d.get('seed')))}: "
                         + (f"generation: {escape(str(d['generation']))}" if "generation" in d else  # sampling left the data's range

@@ -103,3 +103,24 @@ def test_one_seed_no_sd_nonsignificant_sides_and_variants_without_effect():
     assert "Variants without effect" in html and "weight=0</code> = <code>enc=set" in html
     md, _ = summary_markdown(rows, VARIANTS, VARIANTS[0], ["mse"])
     assert "+/- nan" not in md and "(1 seed: no sd)" in md
+
+
+def test_variants_equal_within_the_tolerance_are_not_said_to_have_generated_the_same_cells():
+    """Variants whose results differ by 1e-7 of each value (inside SAME_RESULTS_RTOL) are listed as without effect, but
+    summary.md and the page said "the runs generated the same cells", which nobody checked: they now say the results
+    were equal within the tolerance (docs/reliability.md, "Wording round")."""
+    from html import unescape
+
+    from distgen.evaluation.uncertainty import SAME_RESULTS_RTOL
+    from distgen.pipeline.aggregate import summary_markdown
+
+    rows = [r for r in _rows() if r["variant"] != "weight=0"]
+    rows += [{**r, "variant": "weight=0", "mse": r["mse"] * (1 + 1e-7), "pearson_delta": r["pearson_delta"] * (1 - 1e-7)}
+             for r in rows if r["variant"] == "enc=set"]
+    assert 1e-7 < SAME_RESULTS_RTOL
+    md, _ = summary_markdown(rows, VARIANTS, VARIANTS[0], ["mse", "pearson_delta"])
+    html = unescape(render_sweep(SweepInputs(rows, VARIANTS, VARIANTS[0], ["mse"], identical={"weight=0": "enc=set"})))
+    for text in (md, html):
+        assert "`weight=0` = `enc=set`" in text or "weight=0</code> = <code>enc=set" in text
+        assert "same cells" not in text
+        assert f"results equal within {SAME_RESULTS_RTOL:g}" in text
