@@ -11,7 +11,8 @@
   alike, as long as ``r`` is on the good side of ``c``: where it is not (a weak response, whose noisy
   half-split replicate scores worse than "no change"), the ratio of two negative gaps would call a baseline
   worse than no change "near-solved".
-* ``by_quantile``: rows of (stratum, range, n, model mean, baseline mean) over quantile bins of a key.
+* ``by_quantile``: rows of (stratum, range, n, model mean, baseline mean) over quantile bins of a key
+  (``quantile_bins``, the rule the report page's difficulty table uses too).
 * ``stratify``: both stratifications of one metric, plus the fraction of perturbations whose
   saturation is at least ``NEAR_SOLVED`` ("near-solved" by the baseline).
 """
@@ -54,6 +55,17 @@ def saturation(baseline: Sequence[float], control: Sequence[float], ceiling: Seq
     return out
 
 
+def quantile_bins(key: Sequence[float], n_bins: int = N_STRATA) -> tuple[np.ndarray, np.ndarray]:
+    """``(edges [n_bins + 1], bins [N])``: the quantile edges of ``key``'s finite values and each value's bin ``0..n_bins-1``
+    (``edges[i] <= value < edges[i + 1]``, the top edge in the last bin; equal values share a bin; a NaN key's bin is
+    meaningless, leave it out). The one rule for difficulty strata: ``by_quantile`` (``summary.md``) and the report
+    page's difficulty table (``report.stats.strata``) both cut here, so a condition is in the same stratum in both (8
+    conditions: 3/2/3; the page had cut by rank, 3/3/2). Needs at least one finite value."""
+    k = np.asarray(key, dtype=float)
+    edges = np.quantile(k[np.isfinite(k)], np.linspace(0, 1, n_bins + 1))
+    return edges, np.clip(np.searchsorted(edges, k, side="right") - 1, 0, n_bins - 1)
+
+
 def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence[float], n_bins: int = N_STRATA) -> list[dict[str, Any]]:
     """Rows per quantile bin of ``key`` (perturbations with a NaN key dropped): range, n, model and baseline means."""
     k = np.asarray(key, dtype=float)
@@ -64,8 +76,7 @@ def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence
     ok = np.isfinite(k)
     if not ok.any():
         return []
-    edges = np.quantile(k[ok], np.linspace(0, 1, n_bins + 1))
-    bins = np.clip(np.searchsorted(edges, k, side="right") - 1, 0, n_bins - 1)
+    edges, bins = quantile_bins(k, n_bins)
     rows = []
     for i in range(n_bins):
         sel = ok & (bins == i)

@@ -273,7 +273,8 @@ def _strata_table(inputs: ReportInputs, names: Sequence[str], strength: dict[str
                               _sign_class(wins, wins + losses)))
         rows.append(cells)
     head = ["difficulty stratum", "conditions", *[f"{n}: model better than {getattr(figures._best_reference(inputs, n), 'name', '–')}" for n in names]]
-    return ("<h3>By difficulty</h3><p class=\"note\">Conditions split into thirds by response strength; per stratum, on how many "
+    return ("<h3>By difficulty</h3><p class=\"note\">Conditions split into thirds by response strength (at its 1/3 and "
+            "2/3 quantiles, as summary.md's difficulty strata); per stratum, on how many "
             "conditions the model beats the best baseline (of those where both are defined), and its mean advantage (> 0: "
             "model better). Blue (vermillion): more (fewer) wins than losses by a two-sided sign test at p < 0.05 "
             "(scipy.stats.binomtest over the conditions that are not tied), per cell and not adjusted for the cells; "

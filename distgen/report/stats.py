@@ -78,10 +78,16 @@ def group_aliases(tables: Mapping[str, MetricTable]) -> dict[str, list[str]]:
 
 
 def strata(strength: Mapping[str, float], n: int = 3) -> dict[str, int]:
-    """Stratum ``0..n-1`` of each condition by rank of response strength (0 = weakest); fewer than ``n`` conditions: one each."""
-    order = sorted(strength, key=lambda p: (strength[p], p))
-    k = len(order)
-    return {p: min(n - 1, i * n // k) if k >= n else i for i, p in enumerate(order)}
+    """Stratum ``0..n-1`` of each condition by response strength (0 = weakest; finite strengths), cut where summary.md's
+    difficulty strata cut (``evaluation.strata.quantile_bins``: at quantile edges, equal strengths in one stratum), so a
+    condition is in the same stratum on the page as in summary.md; cut by rank before, 3/3/2 of 8 conditions against
+    summary.md's 3/2/3. No conditions: ``{}``."""
+    from distgen.evaluation.strata import quantile_bins
+
+    if not strength:
+        return {}
+    _, bins = quantile_bins(list(strength.values()), n)
+    return {p: int(b) for p, b in zip(strength, bins)}
 
 
 STRATUM_NAMES = {3: ("weakest third", "middle third", "strongest third")}

@@ -82,3 +82,29 @@ def test_score_leaves_weak_responses_out_of_the_near_solved_fraction():
               metrics=["mse"], ceiling_splits=1).summary
     st = s["metrics"]["mse"]["strata"]
     assert st["n_saturation"] < 9 and "ceiling is not better than the control baseline" in st["note"]
+
+
+def test_the_page_and_summary_put_each_condition_in_the_same_difficulty_stratum():
+    """8 conditions: the page cut them into thirds by rank (3/3/2) while summary.md's strata cut at quantile edges (3/2/3),
+    so the page's middle third held a condition summary.md put in the strongest (docs/reliability.md, "Wording round").
+    Both now use ``strata.quantile_bins``: the same members, and the page's counts are summary.md's ``n``."""
+    import re
+
+    from distgen.evaluation.strata import quantile_bins
+    from distgen.report.inputs import Reference, ReportInputs
+    from distgen.report.page import _strata_table
+    from distgen.evaluation.suite import MetricTable
+    from distgen.report.stats import strata
+
+    perts = tuple(f"P{i}" for i in range(8))
+    strength = {p: float(i) for i, p in enumerate(perts)}
+    model, base = [0.5] * 8, [0.4] * 8
+    rows = by_quantile(list(strength.values()), model, base, n_bins=3)
+    assert [r["n"] for r in rows] == [3, 2, 3]  # P0-P2 | P3-P4 | P5-P7: the quantile edges 2.33 and 4.67
+    _, bins = quantile_bins(list(strength.values()), 3)
+    assert strata(strength, 3) == {p: int(b) for p, b in zip(perts, bins)} == {**{p: 0 for p in perts[:3]}, "P3": 1, "P4": 1,
+                                                                                 **{p: 2 for p in perts[5:]}}
+    tables = [MetricTable(perts=perts, values={"mse": v}) for v in (model, base)]
+    summary = {"metrics": {"mse": {"strongest_baseline": "control", "higher_is_better": False}}}
+    html = _strata_table(ReportInputs(tables[0], [Reference("control", tables[1], "negative")], summary), ["mse"], strength)
+    assert [int(n) for n in re.findall(r'third</td><td class="num">(\d+)</td>', html)] == [r["n"] for r in rows]
