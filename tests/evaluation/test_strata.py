@@ -91,9 +91,9 @@ def test_the_page_and_summary_put_each_condition_in_the_same_difficulty_stratum(
     import re
 
     from distgen.evaluation.strata import quantile_bins
+    from distgen.evaluation.suite import MetricTable
     from distgen.report.inputs import Reference, ReportInputs
     from distgen.report.page import _strata_table
-    from distgen.evaluation.suite import MetricTable
     from distgen.report.stats import strata
 
     perts = tuple(f"P{i}" for i in range(8))

@@ -117,7 +117,7 @@ def test_variants_equal_within_the_tolerance_are_not_said_to_have_generated_the_
     rows = [r for r in _rows() if r["variant"] != "weight=0"]
     rows += [{**r, "variant": "weight=0", "mse": r["mse"] * (1 + 1e-7), "pearson_delta": r["pearson_delta"] * (1 - 1e-7)}
              for r in rows if r["variant"] == "enc=set"]
-    assert 1e-7 < SAME_RESULTS_RTOL
+    assert SAME_RESULTS_RTOL > 1e-7
     md, _ = summary_markdown(rows, VARIANTS, VARIANTS[0], ["mse", "pearson_delta"])
     html = unescape(render_sweep(SweepInputs(rows, VARIANTS, VARIANTS[0], ["mse"], identical={"weight=0": "enc=set"})))
     for text in (md, html):
