@@ -55,7 +55,7 @@ def saturation(baseline: Sequence[float], control: Sequence[float], ceiling: Seq
     return out
 
 
-def quantile_bins(key: Sequence[float], n_bins: int = N_STRATA) -> tuple[np.ndarray, np.ndarray]:
+def quantile_bins(key: Sequence[float] | np.ndarray, n_bins: int = N_STRATA) -> tuple[np.ndarray, np.ndarray]:
     """``(edges [n_bins + 1], bins [N])``: the quantile edges of ``key``'s finite values and each value's bin ``0..n_bins-1``
     (``edges[i] <= value < edges[i + 1]``, the top edge in the last bin; equal values share a bin; a NaN key's bin is
     meaningless, leave it out). The one rule for difficulty strata: ``by_quantile`` (``summary.md``) and the report
