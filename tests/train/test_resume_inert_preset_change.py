@@ -26,8 +26,9 @@ def _state(config: dict) -> dict:
 @pytest.mark.parametrize("dropout, graph", [(0.0, True), (0.1, False), (0.0, False)])
 def test_per_cell_and_shared_where_nothing_is_drawn_resume_each_other(tmp_path, dropout, graph):
     for saved, now in (("per_cell", "shared"), ("shared", "per_cell")):
-        current = _config(now, dropout, graph)
-        check_state_compatible(tmp_path, _state(_config(saved, dropout, graph)), current, fingerprint(current))
+        current, stored = _config(now, dropout, graph), _state(_config(saved, dropout, graph))
+        assert stored["fingerprint"] != fingerprint(current)  # the two configs differ: only same_draws lets this resume
+        check_state_compatible(tmp_path, stored, current, fingerprint(current))  # raises CheckpointConfigError before
 
 
 def test_per_cell_and_shared_with_dropout_drawn_are_other_trajectories(tmp_path):
