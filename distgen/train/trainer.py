@@ -248,7 +248,7 @@ class Trainer:
         self.step = 0
         self.best: float | None = None
         self.best_step: int | None = None
-        #: the checkpoint of the best validation (``step_XXXXXXXX``), written at the step it improved and spared from pruning
+        #: the checkpoint folder of the best validation (``step_`` and its step in 8 digits), written at the step it improved and spared from pruning
         self.best_checkpoint: str | None = None
         #: only early stopping (train.patience) checkpoints an improving validation: validation alone monitors, without a
         #: full checkpoint (optimizer state, digests, a gather of every shard under FSDP) at each improvement
