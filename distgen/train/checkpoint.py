@@ -38,6 +38,8 @@ from distgen.train.state_io import atomic_write_text, load_state, publish_dir, r
 FORMAT = 1
 FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "rng.json", "state.json")
 WEIGHT_FILES = ("model.safetensors", "ema.safetensors")
+#: The files a resume reads besides ``state.json`` (``resolve_checkpoint``'s ``reads``).
+RESUME_FILES = tuple(f for f in (*FILES, "ema.safetensors") if f != "state.json")
 #: Weight keys renamed since they were first written: ``{old: new}``, applied to the model and EMA weights
 #: when a checkpoint is read, so that runs trained before a rename still load (the generator's anchor
 #: state became the ``Anchor`` module's, ``distgen.models.anchor``, on 2026-12-04).
@@ -151,7 +153,9 @@ def save_checkpoint(
                 f"{kept}. Free some space (or lower train.keep_checkpoints) and resume with --resume"
             ) from None
         raise
-    for old in list_checkpoints(ckpt_dir)[:-keep]:
+    # a folder of a later step than this one is one a resume passed over as damaged (resolve_checkpoint): counting it among
+    # the kept ones deleted the checkpoints the resume wrote; it stays until this run writes its step over it
+    for old in [p for p in list_checkpoints(ckpt_dir) if _step_of(p.name) <= step][:-keep]:
         if old.name not in spared:
             shutil.rmtree(old, ignore_errors=True)
     return final
@@ -207,7 +211,7 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     """Complete checkpoint directories, oldest first (temp directories of killed writes ignored)."""
     if not ckpt_dir.is_dir():
         return []
-    return sorted(p for p in ckpt_dir.glob("step_*") if p.is_dir() and (p / "state.json").exists())
+    return sorted(p for p in ckpt_dir.glob("step_*") if _STEP_DIR.fullmatch(p.name) and p.is_dir() and (p / "state.json").exists())
 
 
 def check_run_folder(out: Path, resume: object, resume_option: str = "--resume", out_option: str = "--out") -> None:
@@ -225,8 +229,15 @@ def check_run_folder(out: Path, resume: object, resume_option: str = "--resume",
         raise RunFolderError(f"{resume_option}: {out} holds no checkpoint to resume from")
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory from a run directory, its ``checkpoints/`` folder or the directory itself."""
+def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) -> Path:
+    """A checkpoint directory from a run directory, its ``checkpoints/`` folder or the directory itself.
+
+    From a run folder, ``checkpoints/latest`` names it, or a newer complete checkpoint (a kill between writing it and
+    updating ``latest``). A checkpoint chosen over ``latest`` (or without one) whose files in ``reads`` (the weights, as
+    prediction reads them; ``RESUME_FILES`` for a resume) are missing or of another size than ``state.json`` recorded (an
+    interrupted copy) is passed over, with a warning naming it, for the newest one that is whole; the one ``latest``
+    names is not (its damage is refused when it is loaded, naming the others).
+    """
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint path {str(p)!r} does not exist")
@@ -239,22 +250,72 @@ def resolve_checkpoint(path: str | Path) -> Path:
     latest = ckpts / "latest"
     pointed = latest.read_text(errors="replace").strip() if latest.is_file() else ""
     found = list_checkpoints(ckpts)
+    damaged: list[str] = []
     if _STEP_DIR.fullmatch(pointed) and (ckpts / pointed).is_dir():
-        if found and _step_of(found[-1].name) > _step_of(pointed):
-            # a kill between renaming a checkpoint into place and replacing latest: the newer one is complete (it has
-            # its state.json, written before the rename); going back to the pointer retrained the steps after it
-            warn(f"{latest} names {pointed}, but {found[-1].name} is newer and complete (a kill between writing it and "
-                 f"updating latest leaves this); using {found[-1].name}", DistgenWarning)
-            return found[-1]
+        newer = [c for c in found if _step_of(c.name) > _step_of(pointed)]
+        for ckpt in reversed(newer):
+            reason = _damage(ckpt, reads)
+            if reason is None:
+                # a kill between renaming a checkpoint into place and replacing latest: the newer one is complete (it has
+                # its state.json, written before the rename); going back to the pointer retrained the steps after it
+                warn(f"{latest} names {pointed}, but {ckpt.name} is newer and complete (a kill between writing it and "
+                     f"updating latest leaves this); using {ckpt.name}" + (f"; {_passed_over(damaged)}" if damaged else ""), DistgenWarning)
+                return ckpt
+            damaged.append(f"{ckpt.name} ({reason})")
+        if damaged:
+            warn(f"{_passed_over(damaged)}; using {pointed}, the checkpoint {latest} names", DistgenWarning)
         return ckpts / pointed
     if not found:
         raise CheckpointError(f"no checkpoint found under {str(p)!r}; train first (distgen train ... --out {p})")
-    if _STEP_DIR.fullmatch(pointed) and _step_of(pointed) > _step_of(found[-1].name):
+    chosen = found[-1]
+    for ckpt in reversed(found):
+        reason = _damage(ckpt, reads)
+        if reason is None:
+            chosen = ckpt
+            break
+        damaged.append(f"{ckpt.name} ({reason})")
+    else:  # none is whole: the newest, whose load names its damage
+        damaged = []
+    if _STEP_DIR.fullmatch(pointed) and _step_of(pointed) > _step_of(chosen.name):
         # a newest checkpoint deleted, or a copy of the run folder that lacks it: resuming or predicting from an older one
         # was silent (a resume retrains the steps after it; predictions come from the older weights)
-        warn(f"{ckpts / 'latest'} names {pointed}, which is gone; using {found[-1].name}, the newest checkpoint there "
-             f"(step {_step_of(found[-1].name)}): a resume retrains the steps after it", DistgenWarning)
-    return found[-1]
+        warn(f"{ckpts / 'latest'} names {pointed}, which is gone; using {chosen.name}, the newest checkpoint there that is "
+             f"whole (step {_step_of(chosen.name)}): a resume retrains the steps after it" + (f"; {_passed_over(damaged)}" if damaged else ""), DistgenWarning)
+    elif damaged:
+        warn(f"{_passed_over(damaged)}; using {chosen.name}, the newest checkpoint there that is whole (step "
+             f"{_step_of(chosen.name)}): a resume retrains the steps after it", DistgenWarning)
+    return chosen
+
+
+def _passed_over(damaged: list[str]) -> str:
+    """``"passed over step_... (why), ...: damaged ..."``, the checkpoints ``resolve_checkpoint`` skipped ("" for none)."""
+    if not damaged:
+        return ""
+    return (f"passed over {', '.join(damaged)}: damaged (an interrupted copy or write); delete "
+            f"{'it' if len(damaged) == 1 else 'them'} or copy again")
+
+
+def _damage(ckpt: Path, reads: tuple[str, ...]) -> str | None:
+    """What is wrong with checkpoint folder ``ckpt`` for reading ``reads`` (None: whole), from file sizes alone: an unreadable
+    ``state.json``, a file it needs missing or of another size than ``state.json`` recorded. A same-size alteration is
+    left to the digest check of ``load_checkpoint``, which reads the files."""
+    try:
+        state = read_json(ckpt / "state.json")
+    except (OSError, ValueError):
+        return "state.json unreadable"
+    if not isinstance(state, dict):
+        return "state.json malformed"
+    recorded = state.get("files")
+    for name in reads:
+        if name == "ema.safetensors" and not state.get("has_ema"):
+            continue
+        path = ckpt / name
+        if not path.is_file():
+            return f"{name} missing"
+        entry = recorded.get(name) if isinstance(recorded, Mapping) else None
+        if isinstance(entry, Mapping) and path.stat().st_size != entry.get("bytes"):
+            return f"{name} has {path.stat().st_size} bytes, {entry.get('bytes')} were written"
+    return None
 
 
 class NoBestCheckpointError(CheckpointError):
@@ -335,7 +396,7 @@ def load_checkpoint(path: str | Path, weights_only: bool = False) -> Checkpoint:
 
     ``weights_only`` reads (and verifies) only the weights and ``state.json``, as prediction needs.
     """
-    ckpt = resolve_checkpoint(path)
+    ckpt = resolve_checkpoint(path, WEIGHT_FILES if weights_only else RESUME_FILES)
     needed = ("model.safetensors", "state.json") if weights_only else FILES
     missing = [f for f in needed if not (ckpt / f).exists()]
     if missing:
@@ -346,7 +407,7 @@ def load_checkpoint(path: str | Path, weights_only: bool = False) -> Checkpoint:
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             found = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise CheckpointError(f"checkpoint {str(ckpt)!r} has format {found!r}; this distgen reads {FORMAT}")
-        files = WEIGHT_FILES if weights_only else tuple(f for f in (*FILES, "ema.safetensors") if f != "state.json")
+        files = WEIGHT_FILES if weights_only else RESUME_FILES
         verify_digests(ckpt, state, files)
         m = _STEP_DIR.fullmatch(ckpt.name)
         if m and int(m.group(1)) != state.get("step"):
@@ -433,13 +494,13 @@ def same_draws(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[s
     return {**saved, "model": {**model, "backbone": {**backbone, "gene_dropout": ours["gene_dropout"]}}}
 
 
-def read_checkpoint_state(path: str | Path) -> tuple[Path, dict[str, Any]]:
+def read_checkpoint_state(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) -> tuple[Path, dict[str, Any]]:
     """(checkpoint folder, its ``state.json``) for a run folder, its ``checkpoints/`` or a checkpoint; no tensor is read.
 
     What a resume checks before it writes anything into the run folder (``distgen.train.run``); the
-    tensors are verified when the trainer loads them.
+    tensors are verified when the trainer loads them. ``reads``: as ``resolve_checkpoint``'s (``RESUME_FILES`` for a resume).
     """
-    ckpt = resolve_checkpoint(path)
+    ckpt = resolve_checkpoint(path, reads)
     try:
         state = read_json(ckpt / "state.json")
     except FileNotFoundError:

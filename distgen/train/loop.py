@@ -27,7 +27,7 @@ from distgen.data.section import data_section
 from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel, built_from
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
-from distgen.train.checkpoint import check_run_folder, read_checkpoint_state
+from distgen.train.checkpoint import RESUME_FILES, check_run_folder, read_checkpoint_state
 from distgen.train.device import float32_default
 from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
@@ -187,7 +187,7 @@ def _fit(
             assert trainer.run_dir is not None and isinstance(data, Dataset)
             resumed = None
             if resume is not None:  # what distgen train records of a resume: the checkpoint, its step, the settings changed
-                ckpt, state = read_checkpoint_state(resume)
+                ckpt, state = read_checkpoint_state(resume, RESUME_FILES)
                 resumed = resume_record(ckpt, state, whole_config)
             write_run_files(trainer.run_dir, whole[0], data, opts, trainer.env.world_size, str(trainer.device), resumed=resumed,
                             tables=whole[1])

@@ -32,6 +32,7 @@ from distgen.train import distributed as D
 from distgen.train.batches import mix_seed
 from distgen.train.checkpoint import FILES as CHECKPOINT_FILES
 from distgen.train.checkpoint import (
+    RESUME_FILES,
     CheckpointError,
     check_run_folder,
     check_state_compatible,
@@ -223,8 +224,8 @@ def resume_source(out: Path, resume: bool | str | Path) -> Path | None:
         return None
     ckpts = out / "checkpoints"
     if resume is True:
-        return resolve_checkpoint(out)
-    source = resolve_checkpoint(resume)
+        return resolve_checkpoint(out, RESUME_FILES)
+    source = resolve_checkpoint(resume, RESUME_FILES)
     found = list_checkpoints(ckpts)
     if not found:
         return source
