@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from distgen.data.prepared import Dataset
+    from distgen.data.prepared import Dataset, DatasetOrigin
+
+
+class NeedsCells(Exception):
+    """``holds`` cannot tell without the Dataset's cells: a ``DatasetOrigin`` whose Dataset is gone, asked about split
+    arguments other than the Dataset's (only making the split from the cells says whether they select the same ones)."""
 
 
 def _same_file(given: Any, held: Any) -> bool:
@@ -51,12 +56,13 @@ def _normal(value: Any) -> Any:
     return value
 
 
-def _same_split(given: Any, dataset: Dataset) -> bool:
+def _same_split(given: Any, dataset: Dataset | DatasetOrigin) -> bool:
     import inspect
 
     from distgen.data.split import Split
     from distgen.data.splitters import make_split
 
+    assert dataset.section is not None and dataset.split is not None
     held = dataset.section.split
     if isinstance(given, Mapping) and not isinstance(held, str | os.PathLike):
         # the keys the config sets, over the Dataset's arguments and make_split's defaults: a Dataset loaded with more
@@ -67,19 +73,26 @@ def _same_split(given: Any, dataset: Dataset) -> bool:
             return True
     if isinstance(given, str | os.PathLike) and isinstance(held, str | os.PathLike) and _same_file(given, held):
         return True
+    cells = getattr(dataset, "data", None)  # None: a DatasetOrigin (its Dataset gone), which kept the split, not the cells
+    if cells is None and not isinstance(given, str | os.PathLike):
+        raise NeedsCells
     try:  # a split file against arguments, two files, or arguments the kind does not read (a seed beside test_conditions): the cells of each part
         with warnings.catch_warnings():  # its warnings were said when the Dataset was loaded
             warnings.simplefilter("ignore")
-            split = Split.load(given) if isinstance(given, str | os.PathLike) else make_split(dataset.data, **dict(given))
+            split = Split.load(given) if isinstance(given, str | os.PathLike) else make_split(cells, **dict(given))
     except Exception:  # a split that cannot be made or read here is not the Dataset's
         return False
     ours_split = dataset.split
     return all(torch.equal(getattr(split, p), getattr(ours_split, p)) for p in ("train", "val", "test"))
 
 
-def holds(dataset: Dataset, key: str, given: Any) -> bool:
-    """Whether ``dataset`` holds the config's ``data.<key>`` (``dataset``, ``schema``, ``split`` or ``hvg``) = ``given``."""
+def holds(dataset: Dataset | DatasetOrigin, key: str, given: Any) -> bool:
+    """Whether ``dataset`` holds the config's ``data.<key>`` (``dataset``, ``schema``, ``split`` or ``hvg``) = ``given``.
+
+    ``dataset`` may be the ``DatasetOrigin`` of a table whose Dataset is gone (its section and split): ``NeedsCells`` where
+    the split's answer needs the cells."""
     section = dataset.section
+    assert section is not None
     if key == "dataset":
         return isinstance(given, str | os.PathLike) and _same_file(given, section.dataset)
     if key == "schema":

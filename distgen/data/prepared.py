@@ -78,12 +78,18 @@ class DatasetOrigin:
     ``DataLoader(SetSampler(table), num_workers=k)`` under spawn or forkserver fail. Pickled, it is a reference to nothing
     (the other process has no Dataset): its table is trained as given, as a table built otherwise is. Copies in this
     process keep the reference.
+
+    It also keeps the Dataset's ``section`` and ``split`` (small: the ``data:`` section and the parts' row indices), so
+    that a table whose Dataset was garbage-collected (``fit(model, load_data(...).train_table, config=doc)``) is still
+    checked against the config's ``data:`` keys (``distgen.data.holds``); a split check that needs the cells is refused.
     """
 
-    __slots__ = ("_ref",)
+    __slots__ = ("_ref", "section", "split")
 
     def __init__(self, dataset: Dataset | None = None) -> None:
         self._ref = None if dataset is None else weakref.ref(dataset)
+        self.section: DataSection | None = None if dataset is None else dataset.section
+        self.split: Split | None = None if dataset is None else dataset.split
 
     def __call__(self) -> Dataset | None:
         return None if self._ref is None else self._ref()

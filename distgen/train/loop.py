@@ -21,8 +21,8 @@ from distgen.atomic import atomic_write_text
 from distgen.config import ConfigError, InertSettingWarning, check_sections
 from distgen.couplings.independent import IndependentCoupling
 from distgen.data.batches import TableBatches
-from distgen.data.holds import holds
-from distgen.data.prepared import Dataset
+from distgen.data.holds import NeedsCells, holds
+from distgen.data.prepared import Dataset, DatasetOrigin
 from distgen.data.section import data_section
 from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel, built_from
@@ -400,20 +400,35 @@ def _check_table_data(section: Mapping[str, Any], table: CellTable) -> None:
     of 500 genes). A table taken from a Dataset (``Dataset.train_table``, ``meta[ORIGIN]``) is checked as that Dataset is
     (by meaning, ``distgen.data.holds``). Any other table is not: its data set, schema, split and gene selection cannot be
     known from its cells (not even ``hvg`` from its gene count: the panel keeps perturbed genes beside the HVGs).
+    A table whose Dataset was garbage-collected is checked against the ``data:`` section and split its ``DatasetOrigin``
+    kept (unchecked before 2026-12-07); a split only the cells could compare is refused, saying to keep the Dataset.
     """
     from distgen.data.prepared import ORIGIN
 
     ref = table.meta.get(ORIGIN)
     dataset = ref() if callable(ref) else None
+    whose = "{} of the Dataset whose training cells were given (train_table)"
     if isinstance(dataset, Dataset):
-        _check_held(section, dataset, "{} of the Dataset whose training cells were given (train_table)", "the data")
+        _check_held(section, dataset, whose, "the data")
+    elif isinstance(ref, DatasetOrigin) and ref.section is not None:
+        _check_held(section, ref, whose, "the data")
 
 
-def _check_held(section: Mapping[str, Any], dataset: Dataset, whose: str, what: str) -> None:
+def _check_held(section: Mapping[str, Any], dataset: Dataset | DatasetOrigin, whose: str, what: str) -> None:
     """Refuse a config's ``data.dataset``/``schema``/``split``/``hvg`` that ``dataset`` does not hold (by meaning)."""
+    assert dataset.section is not None
     ours = dataset.section.to_dict()
     for key in DATASET_KEYS:  # the Dataset holds the cells: another data set, panel or split in the config was read by nothing
-        if section.get(key) is not None and key in ours and not holds(dataset, key, section[key]):
+        try:
+            held = section.get(key) is None or key not in ours or holds(dataset, key, section[key])
+        except NeedsCells:
+            raise ConfigError(
+                f"fit: the config's data.{key}={section[key]!r} differs from {whose.format(repr(ours[key]))} and cannot be "
+                "checked: it might select the same cells, which only making the split from the data can tell, and the "
+                "Dataset the table was taken from was garbage-collected (the table keeps its data: section and split, not "
+                "its cells). Keep the Dataset (data = distgen.load_data(...); fit(model, data.train_table, ...)) or pass it "
+                "to fit") from None
+        if not held:
             raise ConfigError(
                 f"fit: the config's data.{key}={section[key]!r} differs from {whose.format(repr(ours[key]))}, so the config's would "
                 f"have no effect; load {what} from the config's data: section (distgen.load_data(**doc['data']))")

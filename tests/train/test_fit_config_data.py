@@ -126,3 +126,44 @@ def test_the_train_table_pickles_and_its_copy_in_another_process_is_not_checked(
     kept = copy.deepcopy(table)  # a copy in this process still knows its Dataset
     with pytest.raises(ConfigError, match=r"data\.hvg=48.* of the Dataset whose training cells were given"):
         distgen.fit(distgen.build(other["model"], data), kept, config=other)
+
+
+# Helper 154: the table holds a weak reference to its Dataset (pickling, memory); a Dataset garbage-collected before fit
+# (fit(model, distgen.load_data(...).train_table, config=doc)) left the config's data keys unchecked: data.hvg=48 beside
+# a table of 32 genes trained without a word. The table now keeps the Dataset's data: section and split to check against.
+def _orphan_table(data):
+    import dataclasses
+    import gc
+
+    from distgen.data.prepared import ORIGIN
+
+    gone = dataclasses.replace(data)  # the same cells, a Dataset of its own that nothing else references
+    table = gone.train_table
+    del gone
+    gc.collect()
+    assert table.meta[ORIGIN]() is None
+    return table
+
+
+@pytest.mark.parametrize("override, key", [("data.hvg=48", "data.hvg=48"), ("data.split.test_frac=0.5", "data.split")])
+def test_a_table_whose_dataset_is_gone_is_still_checked(loaded, override, key):
+    _, data = loaded
+    other = load_config("perturbdiff-small", [*TINY, override])
+    with pytest.raises(ConfigError, match=rf"{key}.* differs from .* of the Dataset whose training cells were given"):
+        distgen.fit(distgen.build(other["model"], data), _orphan_table(data), config=other)
+
+
+def test_a_table_whose_dataset_is_gone_trains_under_the_config_it_was_loaded_from(loaded, tmp_path):
+    doc, data = loaded
+    distgen.fit(distgen.build(doc["model"], data), _orphan_table(data), config=doc)
+    by_file = {**doc, "data": {**doc["data"], "split": _split_file(data, tmp_path)}}  # its split's cells, from a file
+    distgen.fit(distgen.build(doc["model"], data), _orphan_table(data), config=by_file)
+
+
+def test_a_split_that_needs_the_gone_datasets_cells_to_check_is_refused_clearly(loaded):
+    """Split arguments other than the Dataset's that might still make its split (a kind that does not read them) can only be
+    told apart by making the split from the cells, which went with the Dataset."""
+    doc, data = loaded
+    other = {**doc, "data": {**doc["data"], "split": {**doc["data"]["split"], "seed": 7}}}
+    with pytest.raises(ConfigError, match=r"data\.split.* cannot be checked.* garbage-collected.*Keep the Dataset"):
+        distgen.fit(distgen.build(doc["model"], data), _orphan_table(data), config=other)
