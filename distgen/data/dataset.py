@@ -54,9 +54,11 @@ from distgen.data.expression import (
 )
 from distgen.data.foreign import (
     DEPTH_FACTOR,
+    NEW_CONTEXT_FIX,
     depth_mismatches,
     gene_hint,
     missing_columns_message,
+    reads_contexts,
     text_var_columns,
     unknown_labels_message,
     without_version,
@@ -64,7 +66,7 @@ from distgen.data.foreign import (
 from distgen.data.h5ad import in_memory
 from distgen.data.memory import check_dense_fits
 from distgen.data.schema import PerturbationSchema
-from distgen.errors import InputDataError, InputKeyError, warn
+from distgen.errors import DistgenWarning, InputDataError, InputKeyError, warn
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
 from distgen.wording import counted
 
@@ -450,13 +452,16 @@ class PerturbationData(PopulationLabels):
             "zeros would feed the model values it never saw)." + gene_hint(genes, self.info.genes, var)
         )
 
-    def encode(self, adata: ad.AnnData) -> CellTable:
+    def encode(self, adata: ad.AnnData, model: object = None) -> CellTable:
         """Cells of another AnnData (e.g. controls to predict from) as a ``CellTable`` in this dataset's terms.
 
         The same schema and normalisation apply. The input must contain every training gene (extra
         genes are dropped after normalisation, as at load time: counts are normalised over every gene
         given, so a gene set other than the training file's warns that the scale differs); unknown
-        perturbations, contexts or batches are errors.
+        perturbations, contexts or batches are errors. A context never trained on is admitted, as ``distgen predict
+        --data`` admits it, for a ``model`` that reads no context (``distgen.data.foreign.reads_contexts``: it predicts the
+        context from that context's own control cells): the table's ``info.contexts`` gets it after the trained ones (a
+        new id, which such a model never reads), with a warning. Without ``model`` it is refused, saying how to pass one.
         """
         schema = self.schema
         missing = [c for c in schema.required_columns() if c not in adata.obs.columns]
@@ -500,18 +505,28 @@ class PerturbationData(PopulationLabels):
             warn(f"the cells to encode: {message}")
         doses = parse_doses(adata.obs, schema, atoms)
         contexts, batches = context_labels(adata.obs, schema.context_cols), batch_labels(adata.obs, schema.batch_col)
-        unknown = unknown_labels_message(atoms, contexts.tolist(), batches.tolist(), schema, self.info, "the cells to encode carry")
+        blind = model is not None and not reads_contexts(model)  # predicts a new context from its own controls (the CLI's rule)
+        fix = NEW_CONTEXT_FIX + ("" if model is not None else
+                                 "; Dataset.data.encode(adata, model=model) admits one for such a model (it cannot tell without it)")
+        unknown = unknown_labels_message(atoms, [] if blind else contexts.tolist(), batches.tolist(), schema, self.info,
+                                         "the cells to encode carry", context_fix=fix)
         if unknown:
             raise InputKeyError(unknown)
+        info = self.info
+        if new := sorted(set(contexts.tolist()) - set(info.contexts)):  # admitted above: the model reads no context
+            warn(f"the cells to encode: context(s) {', '.join(repr(str(c)) for c in new[:8])} were not in the training file; the "
+                 "model reads no context (use_context: false), so it predicts them from their own control cells given with "
+                 f"them (the table's info.contexts names them after the {len(info.contexts)} trained ones)", DistgenWarning)
+            info = dataclasses.replace(info, contexts=(*info.contexts, *map(str, new)))
         if kind == "genes" and dense.shape[0]:  # the load's rule (an all-zero matrix was encoded without a word)
             conds = np.array([condition_string(a, schema.combo_delimiter) for a in atoms], dtype=object)
             _warn_if_empty_cells(dense, adata.obs_names, np.array([not a for a in atoms], dtype=bool), conds, contexts, schema.expression)
-        labels = _labels(atoms, doses, contexts, batches, self.info)
+        labels = _labels(atoms, doses, contexts, batches, info)
         out_scale = "log" if scale == "counts" and schema.normalize else scale
         if kind == "genes" and out_scale == "log" and self.table.meta.get("scale") == "log":
             self._warn_depth(torch.from_numpy(dense), contexts, np.array([not a for a in atoms], dtype=bool))
         meta: dict[str, Any] = {"scale": out_scale, **({"dosed": True} if self.dosed else {})}  # a baseline fitted on them reads doses
-        return CellTable(torch.from_numpy(dense), labels, self.info, meta)
+        return CellTable(torch.from_numpy(dense), labels, info, meta)
 
     def _warn_depth(self, cells: torch.Tensor, contexts: np.ndarray, control: np.ndarray) -> None:
         """Warn when encoded log1p ``cells`` [N, G] sit on another depth scale than this dataset's cells of their context."""

@@ -83,3 +83,39 @@ def test_predict_to_disk_predicts_a_new_context_for_a_model_that_reads_none(runs
     other = open_run(embeds, None, "ema", "cpu", [], need_data=False, read_data=False).model
     with pytest.raises(InputKeyError, match="unknown context 'D'"):
         predict_to_disk(other, root / "new.h5ad", tmp_path / "q.h5ad", 4, schema=schema)
+
+
+# Helper 154: the in-memory path (Dataset.data.encode, what a Python caller predicting cells of a new AnnData uses)
+# refused a new context for every model, while distgen predict --data predicts it for a model that reads no context.
+def test_encode_admits_a_new_context_for_a_model_that_reads_none_and_refuses_it_as_the_cli_does(runs, capsys):
+    import torch
+
+    from distgen.errors import DistgenWarning, InputKeyError
+    from distgen.pipeline.predict import open_run
+
+    root, blind, embeds = runs
+    run = open_run(blind)
+    new = ad.read_h5ad(root / "new.h5ad")
+    with pytest.warns(DistgenWarning, match=r"context\(s\) 'D' .*the model reads no context"):
+        table = run.data.data.encode(new, model=run.model)
+    assert "D" not in run.model.info.contexts and table.info.contexts[-1] == "D"  # a new id, after the trained ones
+    is_d = torch.from_numpy((new.obs["cell_type"].astype(str) == "D").to_numpy())
+    assert [table.info.contexts[i] for i in table.labels.context[is_d].unique().tolist()] == ["D"]
+    kept = ~is_d  # the trained contexts keep their ids
+    assert [table.info.contexts[i] for i in table.labels.context[kept].tolist()] == new.obs["cell_type"].astype(str)[kept.numpy()].tolist()
+    control = table.X[is_d & (table.labels.perturbation[:, 0] < 0)][:8].unsqueeze(0)
+    picked = (is_d & (table.labels.perturbation[:, 0] >= 0)).nonzero()[0, 0]
+    out = run.model.predict(control, torch.ones(control.shape[:2], dtype=torch.bool), table.labels.index(slice(int(picked), int(picked) + 1)))
+    assert torch.isfinite(out).all()
+    cli = capsys  # the message a model that embeds contexts gets is the CLI's (unknown context, how to predict one)
+    assert main(["predict", str(embeds), "--data", str(root / "new.h5ad"), "--out", str(root / "q.h5ad")]) == 2
+    said = cli.readouterr().err
+    other = open_run(embeds)
+    for model in (other.model, None):  # no model: whether it reads contexts is unknown, so refused with how to say it
+        with pytest.raises(InputKeyError) as info:
+            other.data.data.encode(new, **({} if model is None else {"model": model}))
+        msg = str(info.value)
+        tail = "labels the trained run does not know: "
+        assert "unknown context 'D'" in msg and "use_context: false" in msg
+        assert msg.split(tail, 1)[1].startswith(said.split(tail, 1)[1].strip())  # the CLI's words (and, without a model, a hint)
+        assert ("encode(adata, model=model)" in msg) == (model is None)
