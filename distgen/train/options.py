@@ -99,7 +99,8 @@ class TrainOptions:
     check_memory
         Before building the model, estimate the memory of a training step (parameters with their
         gradients and optimizer state, input cells, activations; ``distgen.train.resources``) and
-        refuse a config that cannot fit on this machine. ``false`` tries anyway.
+        refuse a config that cannot fit on this machine. ``false`` tries anyway, without the estimate (its meta
+        builds took seconds of a tiny run's start on a loaded machine).
     """
 
     seed: int = 0

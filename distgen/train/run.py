@@ -137,9 +137,11 @@ def _train_model(
     if source is not None:
         check_same_data(out, dataset.data.hash, dataset.section.dataset, "resume")
         check_same_data(run_folder_of(source), dataset.data.hash, dataset.section.dataset, "resume")
-    # sizes that cannot fit fail here, in seconds, naming the knob (distgen.train.resources)
-    check_memory(resolved["model"], dataset.info, dataset.seen_perturbations(), opts, ds.set_size,
-                 select_device(opts.device, env.local_rank), env.world_size)
+    # sizes that cannot fit fail here, in seconds, naming the knob (distgen.train.resources); check_memory=false: nothing
+    # reads the estimate (it only refuses), and its meta builds took a large share of a tiny run on a loaded machine
+    if opts.check_memory:
+        check_memory(resolved["model"], dataset.info, dataset.seen_perturbations(), opts, ds.set_size,
+                     select_device(opts.device, env.local_rank), env.world_size)
     torch.manual_seed(mix_seed(opts.seed, INIT_KEY))  # initial weights depend on the seed only
     with table_record.collecting() as tables:  # the table files it reads: the run records their keys (embedding_tables.json)
         model = build_model(resolved["model"], dataset.info, dataset.seen_perturbations())

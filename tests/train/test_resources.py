@@ -126,3 +126,20 @@ def test_estimate_without_meta_support_still_checks_the_batch(monkeypatch):
     monkeypatch.setattr(R, "meta_build", unbuildable)
     est, problem = estimate_memory(MODEL, INFO, SEEN, sets_per_batch=4, set_size=8)
     assert problem is None and est.parameters is None and "parameters not estimated" in est.notes[0]
+
+
+def test_check_memory_false_skips_the_estimate(tmp_path, monkeypatch):
+    """Helper 154: distgen train ran the estimate (meta builds, a meta forward) with train.check_memory=false too, where
+    nothing reads it (it only refuses); a large share of a tiny run on a loaded machine. check_memory() itself still
+    returns it (test_refusal_can_be_overridden)."""
+    from distgen.train.run import train_run
+
+    calls = []
+    real = R.estimate_memory
+    monkeypatch.setattr(R, "estimate_memory", lambda *a, **k: calls.append(1) or real(*a, **k))
+    doc = {"model": MODEL, "data": {"dataset": "norman_k562", "hvg": 32, "set_size": 4, "split": {"kind": "combo_seen2", "seed": 0}},
+           "train": {"steps": 1, "sets_per_batch": 2, "progress": False}}
+    train_run(doc, tmp_path / "unchecked", ["train.check_memory=false"])
+    assert calls == []
+    train_run(doc, tmp_path / "checked")
+    assert calls == [1]
