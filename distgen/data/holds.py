@@ -73,13 +73,15 @@ def _same_split(given: Any, dataset: Dataset | DatasetOrigin) -> bool:
             return True
     if isinstance(given, str | os.PathLike) and isinstance(held, str | os.PathLike) and _same_file(given, held):
         return True
-    cells = getattr(dataset, "data", None)  # None: a DatasetOrigin (its Dataset gone), which kept the split, not the cells
+    from distgen.data.prepared import Dataset
+
+    cells = dataset.data if isinstance(dataset, Dataset) else None  # a DatasetOrigin (its Dataset gone) kept the split, not the cells
     if cells is None and not isinstance(given, str | os.PathLike):
         raise NeedsCells
     try:  # a split file against arguments, two files, or arguments the kind does not read (a seed beside test_conditions): the cells of each part
         with warnings.catch_warnings():  # its warnings were said when the Dataset was loaded
             warnings.simplefilter("ignore")
-            split = Split.load(given) if isinstance(given, str | os.PathLike) else make_split(cells, **dict(given))
+            split = Split.load(given) if isinstance(given, str | os.PathLike) or cells is None else make_split(cells, **dict(given))
     except Exception:  # a split that cannot be made or read here is not the Dataset's
         return False
     ours_split = dataset.split
