@@ -51,6 +51,7 @@ from distgen.train.checkpoint import (
     chosen_checkpoint,
     load_checkpoint,
     resolve_checkpoint,
+    weight_files,
 )
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
@@ -416,14 +417,14 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
         if diff:
             raise ConfigError(f"{run_dir} was trained on other vocabularies than this data's ({'; '.join(diff)}; from its "
                               "info.json): its label ids would name other atoms, contexts or batches. Predict with the run's data")
-    ckpt = load_checkpoint(checkpoint or run_dir, weights_only=True)
+    if weights not in ("ema", "raw"):
+        raise ConfigError(f"--weights must be ema or raw, got {weights!r}")
+    ckpt = load_checkpoint(checkpoint or run_dir, weights_only=True, ema=weights == "ema")  # raw: a damaged EMA file is not read
     check_config_matches(ckpt, config, str(run_dir / "config.yaml"))
     model_node = apply_overrides(config, sampling_overrides(sampling))["model"] if sampling else config["model"]
     seen = dataset.seen_perturbations() if isinstance(dataset, Dataset) else list(dataset.seen_perturbations)
     with table_record.recorded(table_record.read(run_dir), run_dir) as tables:  # table files: keys from the run, vectors from
         model = build_model(model_node, dataset.info, seen)  # the checkpoint (a file there is compared with them below)
-    if weights not in ("ema", "raw"):
-        raise ConfigError(f"--weights must be ema or raw, got {weights!r}")
     state = ckpt.ema if weights == "ema" and ckpt.ema is not None else ckpt.model
     missing = set(model.state_dict()) - set(ckpt.model)  # type: ignore[attr-defined]
     if missing:
@@ -481,6 +482,7 @@ class LoadedRun:
     max_cells: int | None
     record: DataRecord
     missing_data: str = ""  # why loaded_data is None
+    checkpoint: Path | None = None  # the checkpoint folder its weights came from (what a prediction's provenance names)
 
     @property
     def data(self) -> Dataset:
@@ -593,9 +595,11 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
         else:
             record = DataRecord.from_dataset(dataset, seed=run_seed, fit=False)  # the same record, its dispersions fitted when asked for
     assert record is not None
-    model = load_run_model(run_dir, dataset if dataset is not None else record, checkpoint, weights, torch.device(device),
+    # the folder, chosen once by what the weights read (raw: model.safetensors alone), is the one the provenance names
+    folder = resolve_checkpoint(checkpoint or run_dir, weight_files(weights != "raw"))
+    model = load_run_model(run_dir, dataset if dataset is not None else record, folder, weights, torch.device(device),
                            sampling_overrides(sampling))
-    return LoadedRun(model, dataset, config, run_dir, int((config.get("train") or {}).get("seed", 0)), cap, record, missing)
+    return LoadedRun(model, dataset, config, run_dir, int((config.get("train") or {}).get("seed", 0)), cap, record, missing, folder)
 
 
 def training_source(run_dir: Path, recorded: str, train_data: str | Path | None, record: DataRecord | None) -> tuple[str | None, str]:
@@ -742,7 +746,7 @@ def _predict_run(
     for note in check_split(model, dataset, part, allow, asked=doses is not None):
         print(note, file=sys.stderr)
     with preflight_checked(model):  # the notes above named what it cannot predict: the model need not say it again
-        pred = predict(model, dataset, part, seed, preflight=False, genes=genes, weights=resolve_checkpoint(checkpoint or run_dir),
+        pred = predict(model, dataset, part, seed, preflight=False, genes=genes, weights=run.checkpoint,
                        doses=doses)
     env = D.env_from_torchrun()
     result = None
@@ -761,7 +765,8 @@ def _predict_run(
             scale = "counts"
             for note in notes:
                 print(note, file=sys.stderr)
-        ckpt = resolve_checkpoint(checkpoint or run_dir)
+        ckpt = run.checkpoint
+        assert ckpt is not None
         sizes = None
         if counts is not None:  # where the counts' depths came from, in the file (stderr said it only)
             from distgen.data.count_fit import dataset_sizes

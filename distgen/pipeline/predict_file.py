@@ -56,7 +56,7 @@ from distgen.pipeline.predict import (
     sampling_overrides,
 )
 from distgen.train import distributed as D
-from distgen.train.checkpoint import chosen_checkpoint, resolve_checkpoint
+from distgen.train.checkpoint import chosen_checkpoint
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.types.layout import canonical_condition
@@ -192,7 +192,8 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
         values = _AsRead()
     elif counts is not None:
         values = FileCounts(cells, obs, record, counts, seed)
-    ckpt = resolve_checkpoint(checkpoint or run_dir)
+    ckpt = run.checkpoint
+    assert ckpt is not None
     provenance = prediction_provenance(seed, "file", cap, run=str(run_dir), data=str(data), checkpoint=ckpt.name, weights=weights,
                                        sampling=sampling, counts=counts, perturbations=wanted, doses=doses_provenance(doses),
                                        library_sizes=values.sizes_record if isinstance(values, FileCounts) else None,

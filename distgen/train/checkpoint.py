@@ -38,6 +38,8 @@ from distgen.train.state_io import atomic_write_text, load_state, publish_dir, r
 FORMAT = 1
 FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "rng.json", "state.json")
 WEIGHT_FILES = ("model.safetensors", "ema.safetensors")
+#: What a prediction from the raw weights reads besides ``state.json`` (``distgen predict --weights raw``).
+RAW_WEIGHT_FILES = ("model.safetensors",)
 #: The files a resume reads besides ``state.json`` (``resolve_checkpoint``'s ``reads``).
 RESUME_FILES = tuple(f for f in (*FILES, "ema.safetensors") if f != "state.json")
 #: Weight keys renamed since they were first written: ``{old: new}``, applied to the model and EMA weights
@@ -391,12 +393,23 @@ class Checkpoint:
         return int(self.state["step"])
 
 
-def load_checkpoint(path: str | Path, weights_only: bool = False) -> Checkpoint:
+def weight_files(ema: bool = True) -> tuple[str, ...]:
+    """The files a prediction reads besides ``state.json``: the raw and EMA weights, or (``ema`` False: ``--weights raw``)
+    the raw ones alone (``resolve_checkpoint``'s ``reads``)."""
+    return WEIGHT_FILES if ema else RAW_WEIGHT_FILES
+
+
+def load_checkpoint(path: str | Path, weights_only: bool = False, ema: bool = True) -> Checkpoint:
     """Load a checkpoint after checking it: missing, truncated or altered files raise ``CheckpointError`` naming the file.
 
-    ``weights_only`` reads (and verifies) only the weights and ``state.json``, as prediction needs.
+    ``weights_only`` reads (and verifies) only the weights and ``state.json``, as prediction needs; with ``ema`` False
+    only the raw weights (``Checkpoint.ema`` None: ``distgen predict --weights raw``, which a damaged EMA file does not
+    stop). A resume reads everything (``ema`` False is for ``weights_only``).
     """
-    ckpt = resolve_checkpoint(path, WEIGHT_FILES if weights_only else RESUME_FILES)
+    if not (ema or weights_only):
+        raise ValueError("load_checkpoint: ema=False reads no EMA weights, which a resume needs; pass weights_only=True")
+    files = weight_files(ema) if weights_only else RESUME_FILES
+    ckpt = resolve_checkpoint(path, files)
     needed = ("model.safetensors", "state.json") if weights_only else FILES
     missing = [f for f in needed if not (ckpt / f).exists()]
     if missing:
@@ -407,8 +420,15 @@ def load_checkpoint(path: str | Path, weights_only: bool = False) -> Checkpoint:
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             found = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise CheckpointError(f"checkpoint {str(ckpt)!r} has format {found!r}; this distgen reads {FORMAT}")
-        files = WEIGHT_FILES if weights_only else RESUME_FILES
-        verify_digests(ckpt, state, files)
+        if weights_only and ema and state.get("has_ema"):  # the raw weights first: a damaged EMA file then says they are whole
+            verify_digests(ckpt, state, RAW_WEIGHT_FILES)
+            try:
+                verify_digests(ckpt, state, ("ema.safetensors",))
+            except CheckpointError as exc:
+                raise CheckpointError(f"{exc}; its raw weights are whole: predict from them with --weights raw "
+                                      "(distgen.load_run(..., weights='raw'))") from None
+        else:
+            verify_digests(ckpt, state, files)
         m = _STEP_DIR.fullmatch(ckpt.name)
         if m and int(m.group(1)) != state.get("step"):
             raise CheckpointError(
@@ -417,10 +437,10 @@ def load_checkpoint(path: str | Path, weights_only: bool = False) -> Checkpoint:
             )
         current = "model.safetensors"
         model = load_file(str(ckpt / "model.safetensors"))
-        ema = None
-        if state.get("has_ema"):
+        loaded_ema = None
+        if state.get("has_ema") and (ema or not weights_only):
             current = "ema.safetensors"
-            ema = load_file(str(ckpt / "ema.safetensors"))
+            loaded_ema = load_file(str(ckpt / "ema.safetensors"))
         optimizer = rng = None
         if not weights_only:
             current = "optimizer.safetensors/json"
@@ -431,7 +451,7 @@ def load_checkpoint(path: str | Path, weights_only: bool = False) -> Checkpoint:
         raise CheckpointError(
             f"checkpoint {str(ckpt)!r} is corrupt or truncated ({current}: {str(exc)[:200]}); it cannot be used{_others(ckpt)}"
         ) from None
-    return Checkpoint(ckpt, state, renamed(model), optimizer, rng, None if ema is None else renamed(ema))
+    return Checkpoint(ckpt, state, renamed(model), optimizer, rng, None if loaded_ema is None else renamed(loaded_ema))
 
 
 def renamed(weights: dict[str, Tensor]) -> dict[str, Tensor]:
