@@ -51,7 +51,6 @@ from distgen.train.checkpoint import (
     chosen_checkpoint,
     load_checkpoint,
     resolve_checkpoint,
-    weight_files,
 )
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
@@ -595,8 +594,7 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
         else:
             record = DataRecord.from_dataset(dataset, seed=run_seed, fit=False)  # the same record, its dispersions fitted when asked for
     assert record is not None
-    # the folder, chosen once by what the weights read (raw: model.safetensors alone), is the one the provenance names
-    folder = resolve_checkpoint(checkpoint or run_dir, weight_files(weights != "raw"))
+    folder = resolve_checkpoint(checkpoint or run_dir)  # chosen once (the same for raw and EMA): the one the provenance names
     model = load_run_model(run_dir, dataset if dataset is not None else record, folder, weights, torch.device(device),
                            sampling_overrides(sampling))
     return LoadedRun(model, dataset, config, run_dir, int((config.get("train") or {}).get("seed", 0)), cap, record, missing, folder)

@@ -234,11 +234,13 @@ def check_run_folder(out: Path, resume: object, resume_option: str = "--resume",
 def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) -> Path:
     """A checkpoint directory from a run directory, its ``checkpoints/`` folder or the directory itself.
 
-    From a run folder, ``checkpoints/latest`` names it, or a newer complete checkpoint (a kill between writing it and
-    updating ``latest``). A checkpoint chosen over ``latest`` (or without one) whose files in ``reads`` (the weights, as
-    prediction reads them; ``RESUME_FILES`` for a resume) are missing or of another size than ``state.json`` recorded (an
-    interrupted copy) is passed over, with a warning naming it, for the newest one that is whole; the one ``latest``
-    names is not (its damage is refused when it is loaded, naming the others).
+    From a run folder, ``checkpoints/latest`` names it, or a newer checkpoint whole in every file (a kill between writing
+    it and updating ``latest``: it was written whole, then renamed into place); a newer one with any file missing or of
+    another size than ``state.json`` recorded (an interrupted copy) is passed over for ``latest``'s, with a warning naming
+    it, whatever the caller reads. Without ``latest`` (or with ``latest`` naming a folder that is gone), the newest one
+    whose files in ``reads`` (the weights, as prediction reads them; ``RESUME_FILES`` for a resume) are whole is chosen,
+    passing over, with a warning, the newer ones. The one ``latest`` names is never passed over (its damage is refused
+    when it is loaded, naming the others).
     """
     p = Path(path)
     if not p.exists():
@@ -256,7 +258,9 @@ def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) 
     if _STEP_DIR.fullmatch(pointed) and (ckpts / pointed).is_dir():
         newer = [c for c in found if _step_of(c.name) > _step_of(pointed)]
         for ckpt in reversed(newer):
-            reason = _damage(ckpt, reads)
+            # every file, not reads: a folder a resume passed over (a cut optimizer state) stays until the resumed run
+            # writes its step; taken by a prediction, it would stand in for the checkpoints of the run latest describes
+            reason = _damage(ckpt, RESUME_FILES)
             if reason is None:
                 # a kill between renaming a checkpoint into place and replacing latest: the newer one is complete (it has
                 # its state.json, written before the rename); going back to the pointer retrained the steps after it
@@ -393,23 +397,18 @@ class Checkpoint:
         return int(self.state["step"])
 
 
-def weight_files(ema: bool = True) -> tuple[str, ...]:
-    """The files a prediction reads besides ``state.json``: the raw and EMA weights, or (``ema`` False: ``--weights raw``)
-    the raw ones alone (``resolve_checkpoint``'s ``reads``)."""
-    return WEIGHT_FILES if ema else RAW_WEIGHT_FILES
-
-
 def load_checkpoint(path: str | Path, weights_only: bool = False, ema: bool = True) -> Checkpoint:
     """Load a checkpoint after checking it: missing, truncated or altered files raise ``CheckpointError`` naming the file.
 
     ``weights_only`` reads (and verifies) only the weights and ``state.json``, as prediction needs; with ``ema`` False
     only the raw weights (``Checkpoint.ema`` None: ``distgen predict --weights raw``, which a damaged EMA file does not
-    stop). A resume reads everything (``ema`` False is for ``weights_only``).
+    stop). The checkpoint a run folder resolves to is the same either way (the raw and EMA predictions of a run come from
+    one step). A resume reads everything (``ema`` False is for ``weights_only``).
     """
     if not (ema or weights_only):
         raise ValueError("load_checkpoint: ema=False reads no EMA weights, which a resume needs; pass weights_only=True")
-    files = weight_files(ema) if weights_only else RESUME_FILES
-    ckpt = resolve_checkpoint(path, files)
+    files = (WEIGHT_FILES if ema else RAW_WEIGHT_FILES) if weights_only else RESUME_FILES
+    ckpt = resolve_checkpoint(path, WEIGHT_FILES if weights_only else RESUME_FILES)
     needed = ("model.safetensors", "state.json") if weights_only else FILES
     missing = [f for f in needed if not (ckpt / f).exists()]
     if missing:
