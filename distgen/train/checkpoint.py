@@ -40,6 +40,8 @@ FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json", "rng.sa
 WEIGHT_FILES = ("model.safetensors", "ema.safetensors")
 #: What a prediction from the raw weights reads besides ``state.json`` (``distgen predict --weights raw``).
 RAW_WEIGHT_FILES = ("model.safetensors",)
+#: Said when the EMA weights of a checkpoint are damaged and its raw weights were read whole.
+RAW_WHOLE = "; its raw weights are whole: predict from them with --weights raw (distgen.load_run(..., weights='raw'))"
 #: The files a resume reads besides ``state.json`` (``resolve_checkpoint``'s ``reads``).
 RESUME_FILES = tuple(f for f in (*FILES, "ema.safetensors") if f != "state.json")
 #: Weight keys renamed since they were first written: ``{old: new}``, applied to the model and EMA weights
@@ -424,8 +426,7 @@ def load_checkpoint(path: str | Path, weights_only: bool = False, ema: bool = Tr
             try:
                 verify_digests(ckpt, state, ("ema.safetensors",))
             except CheckpointError as exc:
-                raise CheckpointError(f"{exc}; its raw weights are whole: predict from them with --weights raw "
-                                      "(distgen.load_run(..., weights='raw'))") from None
+                raise CheckpointError(f"{exc}{RAW_WHOLE}") from None
         else:
             verify_digests(ckpt, state, files)
         m = _STEP_DIR.fullmatch(ckpt.name)
@@ -449,6 +450,7 @@ def load_checkpoint(path: str | Path, weights_only: bool = False, ema: bool = Tr
     except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise CheckpointError(
             f"checkpoint {str(ckpt)!r} is corrupt or truncated ({current}: {str(exc)[:200]}); it cannot be used{_others(ckpt)}"
+            + (RAW_WHOLE if weights_only and current == "ema.safetensors" else "")  # read after the raw weights
         ) from None
     return Checkpoint(ckpt, state, renamed(model), optimizer, rng, None if loaded_ema is None else renamed(loaded_ema))
 
