@@ -144,7 +144,7 @@ def load_run(
 
 def predict(
     model: Any, data: Dataset, part: str = "test", seed: int = 0, out: str | Path | None = None, real: str | Path | None = None,
-    allow_unembedded: bool = False, max_cells: int | str | None = None, doses: Any = None,
+    allow_unembedded: bool = False, max_cells: int | str | None = None, doses: Any = None, overwrite: bool = False,
 ) -> Cells:
     """Generate every held-out (condition, context) group of ``data``'s split ``part``: ``Cells`` for ``evaluate``.
 
@@ -161,10 +161,15 @@ def predict(
     condition writes them; the other conditions at their own), e.g. a dose-response curve, one call per dose. A dose
     outside those the atom was trained at warns (``DoseExtrapolationWarning``); the truth (``real``) stays the measured
     cells at their own dose, and the prediction file records the doses asked.
+
+    ``out`` and ``real`` are checked before any work, as ``distgen predict`` checks ``--out`` and ``--real``: never the
+    data file (or split file) ``data`` was read from, nor a run folder's own file, nor a folder, nor one path for both; an
+    earlier output of the same kind is replaced (a re-run cell), another existing file only with ``overwrite``. The
+    caller's torch random state is left as it was (the cells depend on ``seed`` only).
     """
     from distgen.pipeline.predict import predict as _predict
     from distgen.pipeline.predict import prediction_provenance, write_cells, write_pair
-    from distgen.train.device import float32_default
+    from distgen.train.device import caller_random_state, float32_default
 
     apply_threads()
     seed = _seed(seed, "predict: seed")
@@ -175,7 +180,10 @@ def predict(
             raise ConfigError(f"predict: max_cells must be a number of cells >= 1, None or 'all', got {max_cells!r}")
         max_cells = None
     data = data.capped(max_cells) if max_cells is not None else data
-    with float32_default():  # the data and weights are float32 whatever the caller's default dtype
+    _check_outputs(data, out, real, overwrite)  # before the work: the data file itself was replaced by its prediction
+    # float32: the data and weights are float32 whatever the caller's default dtype; the forked random state: each group
+    # seeds torch's global generator (group_seed), which left the caller's stream at the last group's seed
+    with caller_random_state(), float32_default():
         cells = _predict(model, data, part, seed, allow_unembedded=allow_unembedded, doses=doses)
     asked = None if doses is None else str(dict(doses) if isinstance(doses, Mapping) else doses)
     provenance = prediction_provenance(seed, part, data.max_cells, model=type(model).__name__, doses=asked)
@@ -186,6 +194,23 @@ def predict(
     elif real is not None:
         write_cells(data, data.truth(part), real, "real")
     return cells
+
+
+def _check_outputs(data: Any, out: str | Path | None, real: str | Path | None, overwrite: bool) -> None:
+    """``predict``'s ``out``/``real`` checked as ``distgen predict`` checks ``--out``/``--real`` (``OutputPathError``)."""
+    if out is None and real is None:
+        return
+    from distgen.pipeline.outputs import check_distinct, check_not_inputs, check_output_file
+
+    check_distinct([out, real], ["out", "real"])
+    section = getattr(data, "section", None)
+    inputs = [(f"the {what} file", value) for what, value in (("data", getattr(section, "dataset", None)),
+                                                              ("split", getattr(section, "split", None)))
+              if isinstance(value, str | Path)]  # a bundled name or a split kind is no file there: skipped
+    check_not_inputs([("out", out), ("real", real)], inputs, "distgen.predict")
+    for path, kind in ((out, "pred"), (real, "real")):
+        if path is not None:
+            check_output_file(path, "predict", kind, overwrite)
 
 
 def evaluate(pred: Any, truth: Any, out: str | Path | None = None, **kwargs: Any) -> Report:

@@ -132,10 +132,11 @@ def check_output_file(path: str | Path, command: str, kind: str, overwrite: bool
         kinds = kinds | {"pred"}
     if kinds is None or kind not in kinds:
         raise OutputPathError(f"{str(path)!r} exists and is not a previous {kind} output of distgen {command}; "
-                              "pass --overwrite to replace it, or choose another path")
+                              "pass --overwrite (overwrite=True in Python) to replace it, or choose another path")
 
 
-def check_not_inputs(outputs: Sequence[tuple[str, str | Path | None]], inputs: Sequence[tuple[str, str | Path | None]]) -> None:
+def check_not_inputs(outputs: Sequence[tuple[str, str | Path | None]], inputs: Sequence[tuple[str, str | Path | None]],
+                     command: str = "distgen predict") -> None:
     """Refuse an output that is one of the command's input files (``OutputPathError``), with or without ``--overwrite``.
 
     ``distgen predict RUN --data new.h5ad --out new.h5ad`` was refused as "not a previous prediction ... pass --overwrite",
@@ -149,7 +150,7 @@ def check_not_inputs(outputs: Sequence[tuple[str, str | Path | None]], inputs: S
             continue
         hit = next(((n, q) for n, q in read if same_file(p, q)), None)  # a symlink, hard link or another case of the name
         if hit is not None:
-            raise OutputPathError(f"{name} {str(p)!r} is {hit[0]} {str(hit[1])!r}, which distgen predict reads: writing there "
+            raise OutputPathError(f"{name} {str(p)!r} is {hit[0]} {str(hit[1])!r}, which {command} reads: writing there "
                                   "would replace that data with the prediction (--overwrite included); give another path")
 
 

@@ -114,3 +114,17 @@ def float32_default() -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(previous)
+
+
+@contextlib.contextmanager
+def caller_random_state() -> Iterator[None]:
+    """Run the block on torch's global generators and give the caller's states back afterwards (also on an exception).
+
+    Training seeds each step and prediction each group with ``torch.manual_seed`` (their numbers depend on the seeds
+    only), which left a notebook's own random stream at the last step's or group's seed: after ``distgen.predict``
+    the caller's ``torch.rand`` gave the same numbers whatever the caller had seeded. The CPU generator and those of the
+    CUDA devices already in use are kept (a device first used inside the block had no state of the caller's).
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        yield

@@ -28,7 +28,7 @@ from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel, built_from
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
 from distgen.train.checkpoint import RESUME_FILES, check_run_folder, read_checkpoint_state
-from distgen.train.device import float32_default
+from distgen.train.device import caller_random_state, float32_default
 from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.run_files import record_training, resolved_model, resume_record, run_folder_of, write_run_files
@@ -105,13 +105,15 @@ def fit(
     TrainResult or None
         Per-step losses, validation history and the last checkpoint (None for a ``FittedModel``).
         A trained model leaves ``fit`` in evaluation mode, holding the weights that ``distgen predict``
-        uses: the exponential moving average when ``train.ema_decay`` is set.
+        uses: the exponential moving average when ``train.ema_decay`` is set. The caller's torch random state
+        is left as it was, also when the fit stops on an error or a ``KeyboardInterrupt``.
     """
     args = (model, data, options, run_dir, config, val, set_size, matcher, resume, callbacks, allow_unembedded, preflight, overrides)
-    if run_dir is None:  # nothing to record into (and the "shown once per place" memory is left alone)
-        return _fit(*args, [])
-    with recorded_warnings() as warned:  # every UserWarning shown goes to the run directory's manifest.json too
-        return _fit(*args, warned)
+    with caller_random_state():  # each step seeds torch's global generator: the caller's stream is given back
+        if run_dir is None:  # nothing to record into (and the "shown once per place" memory is left alone)
+            return _fit(*args, [])
+        with recorded_warnings() as warned:  # every UserWarning shown goes to the run directory's manifest.json too
+            return _fit(*args, warned)
 
 
 def _fit(

@@ -1,0 +1,123 @@
+"""The Python API as a notebook uses it (notebook user round, 2026-12-07): objects between the calls, cells re-run.
+
+``distgen.predict(..., out=)`` wrote over any file (the training data it had just read, a run folder's own
+``pred.h5ad``, someone else's file; ``out`` and ``real`` the same path) where ``distgen predict`` refuses each; ``predict``
+and ``fit`` re-seeded the caller's global torch random state (``build`` already left it as it was).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+
+import distgen
+from distgen.errors import OutputPathError
+
+DATA = {"hvg": 32, "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 4}
+TINY = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8},
+                  "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+                  "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 1}}},
+        "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A tiny generator fitted on a copy of the bundled Norman file, loaded from its path."""
+    from distgen.data import bundled
+
+    root = tmp_path_factory.mktemp("nb")
+    path = root / "cells.h5ad"
+    bundled.norman_k562().write_h5ad(path)
+    doc = {**TINY, "data": {**DATA, "dataset": str(path)}}
+    data = distgen.load_data(**doc["data"])
+    model = distgen.build(doc, data)
+    distgen.fit(model, data, config=doc)
+    return root, doc, data, model
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_predict_out_never_writes_over_the_data_it_reads(fitted):
+    root, _, data, model = fitted
+    before = _digest(root / "cells.h5ad")
+    for kw in ({"out": root / "cells.h5ad"}, {"real": root / "cells.h5ad"}):  # was: the training file replaced by the prediction
+        with pytest.raises(OutputPathError, match=r"cells\.h5ad.*which distgen\.predict reads"):
+            distgen.predict(model, data, max_cells=4, **kw, overwrite=True)
+    assert _digest(root / "cells.h5ad") == before
+
+
+def test_predict_out_refuses_another_file_a_folder_and_one_path_twice(fitted):
+    root, _, data, model = fitted
+    other = root / "notes.h5ad"
+    other.write_text("mine")
+    with pytest.raises(OutputPathError, match=r"exists and is not a previous pred output.*overwrite=True"):
+        distgen.predict(model, data, out=other, max_cells=4)
+    assert other.read_text() == "mine"
+    with pytest.raises(OutputPathError, match=r"is a folder"):  # was an IsADirectoryError after the whole prediction
+        distgen.predict(model, data, out=root, max_cells=4)
+    with pytest.raises(OutputPathError, match=r"out and real are the same file"):
+        distgen.predict(model, data, out=root / "same.h5ad", real=root / "same.h5ad", max_cells=4)
+    assert not (root / "same.h5ad").exists()
+    # a cell re-run writes over its own earlier prediction; overwrite=True over another file
+    first = distgen.predict(model, data, out=root / "pred.h5ad", real=root / "real.h5ad", max_cells=4)
+    again = distgen.predict(model, data, out=root / "pred.h5ad", real=root / "real.h5ad", max_cells=4, seed=1)
+    assert not torch.equal(first.X, again.X)
+    assert np.array_equal(np.asarray(ad.read_h5ad(root / "pred.h5ad").X), again.X.numpy())
+    distgen.predict(model, data, out=other, max_cells=4, overwrite=True)
+    assert ad.read_h5ad(other).n_obs == len(again)
+
+
+def test_predict_out_refuses_a_run_folder_s_own_file(fitted, tmp_path):
+    _, doc, data, model = fitted
+    run = tmp_path / "run"
+    distgen.fit(distgen.build(doc, data), data, config=doc, run_dir=run)
+    with pytest.raises(OutputPathError, match=r"metrics\.csv, a file of the train run folder"):
+        distgen.predict(model, data, out=run / "metrics.csv", max_cells=4, overwrite=True)
+    # a distgen run folder owns its pred.h5ad (a previous prediction: without the run check it was replaced as one)
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "experiment.yaml").write_text("model: {}\n")
+    distgen.predict(model, data, out=tmp_path / "pred.h5ad", max_cells=4)
+    (exp / "pred.h5ad").write_bytes((tmp_path / "pred.h5ad").read_bytes())
+    before = _digest(exp / "pred.h5ad")
+    with pytest.raises(OutputPathError, match=r"pred\.h5ad, a file of the experiment run folder"):
+        distgen.predict(model, data, out=exp / "pred.h5ad", max_cells=4, seed=3)
+    assert _digest(exp / "pred.h5ad") == before
+
+
+def test_predict_and_fit_leave_the_caller_s_random_state_as_it_was(fitted):
+    _, doc, data, model = fitted
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    distgen.predict(model, data, max_cells=4)
+    assert torch.equal(torch.rand(3), expected)  # was the stream of the last group's seed, whatever the caller had seeded
+    torch.manual_seed(5)
+    distgen.fit(distgen.build(doc, data), data, config=doc)
+    assert torch.equal(torch.rand(3), expected)
+    # and the results still do not depend on it
+    torch.manual_seed(1)
+    a = distgen.predict(model, data, max_cells=4)
+    torch.manual_seed(2)
+    assert torch.equal(distgen.predict(model, data, max_cells=4).X, a.X)
+
+
+def test_fit_interrupted_restores_the_caller_s_random_state_too(fitted):
+    _, doc, data, _ = fitted
+
+    def stop(trainer, step):
+        raise KeyboardInterrupt
+
+    torch.manual_seed(7)
+    expected = torch.rand(2)
+    torch.manual_seed(7)
+    with pytest.raises(KeyboardInterrupt):
+        distgen.fit(distgen.build(doc, data), data, config=doc, callbacks=[stop])
+    assert torch.equal(torch.rand(2), expected)
