@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import distgen
-from distgen.errors import OutputPathError
+from distgen.errors import InputDataError, OutputPathError
 
 DATA = {"hvg": 32, "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.9}, "set_size": 4}
 TINY = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8},
@@ -121,3 +121,27 @@ def test_fit_interrupted_restores_the_caller_s_random_state_too(fitted):
     with pytest.raises(KeyboardInterrupt):
         distgen.fit(distgen.build(doc, data), data, config=doc, callbacks=[stop])
     assert torch.equal(torch.rand(2), expected)
+
+
+def test_evaluate_names_what_it_takes_for_a_wrong_object(fitted):
+    _, _, data, model = fitted
+    pred = distgen.predict(model, data, max_cells=4)
+    for bad in (pred.X.numpy(), pred.X, data):
+        with pytest.raises(TypeError, match=r"evaluate: pred is Cells \(distgen\.predict\), an AnnData or an \.h5ad path, got"):
+            distgen.evaluate(bad, data.capped(4))
+    with pytest.raises(TypeError, match=r"evaluate: truth is a Dataset \(distgen\.load_data\), Cells, an AnnData or an \.h5ad path, got ndarray"):
+        distgen.evaluate(pred, pred.X.numpy())
+
+
+def test_a_missing_control_label_in_python_names_the_keyword(fitted, tmp_path):
+    _, _, data, model = fitted
+    distgen.predict(model, data, out=tmp_path / "p.h5ad", real=tmp_path / "r.h5ad", max_cells=4)
+    with pytest.raises(InputDataError, match=r"pass --control LABEL; control='LABEL' in Python"):
+        distgen.evaluate(tmp_path / "p.h5ad", tmp_path / "r.h5ad", control="ctrl", metric_names=["mse"], baselines=[],
+                         ceiling=False, make_plots=False, progress=False)
+
+
+def test_a_split_of_conditions_on_data_with_one_condition_says_to_hold_out_a_context():
+    # Kang PBMC (control vs stimulated, 7 cell types) with the default split: was "lower test_frac", which cannot help
+    with pytest.raises(InputDataError, match=r"one perturbed condition \('stimulated'\).*'kind': 'held_out_context', 'test_contexts': \['B'\]"):
+        distgen.load_data("kang_pbmc", hvg=32)

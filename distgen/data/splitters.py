@@ -413,6 +413,21 @@ def _dose_text_list(doses: Sequence[tuple[float, ...]]) -> str:
     return ", ".join(_dose_text(d) for d in doses)
 
 
+def _no_training_hint(data: PerturbationData, kind: str) -> str:
+    """What to change when a split trains on no perturbed cell: with one perturbed condition, held out by a split of
+    conditions, no ``test_frac`` helps (Kang's control vs stimulated was told "lower test_frac")."""
+    perturbed = sorted(set(data.conditions[~data.is_control]))
+    if len(perturbed) != 1 or kind not in ("random_conditions", "unseen_single"):
+        return "lower test_frac"
+    contexts = sorted(set(data.contexts[~data.is_control]))
+    if len(contexts) > 1:
+        return (f"the data has one perturbed condition ({perturbed[0]!r}), so a split of conditions holds out all of it; hold out "
+                f"contexts instead: split={{'kind': 'held_out_context', 'test_contexts': [{contexts[0]!r}]}} (contexts: "
+                f"{', '.join(map(repr, contexts[:10]))}{', ...' if len(contexts) > 10 else ''})")
+    return (f"the data has one perturbed condition ({perturbed[0]!r}) in one context, so there is nothing to hold out and train "
+            "on both: a split needs two perturbed conditions, or two contexts (held_out_context)")
+
+
 def make_split(
     data: PerturbationData,
     kind: str = "random_conditions",
@@ -488,7 +503,7 @@ def make_split(
             n_val = min(int(val_frac * len(free)), max(len(free) - 1, 0))
             part[rng.permutation(free)[:n_val]] = 1
     if not ((part == 0) & ~ctrl).any():
-        raise InputDataError(f"split {kind!r} leaves no perturbed cells for training; lower test_frac")
+        raise InputDataError(f"split {kind!r} leaves no perturbed cells for training; {_no_training_hint(data, kind)}")
 
     def conds_of(mask: np.ndarray) -> tuple[str, ...]:
         return tuple(sorted(set(data.conditions[mask & ~ctrl])))

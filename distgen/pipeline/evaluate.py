@@ -219,6 +219,7 @@ def evaluate(
         hints = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in close.items() if c)
         raise TypeError(f"evaluate: unknown keyword argument(s) {unknown}{' (' + hints + ')' if hints else ''}; it takes "
                         f"{', '.join(EVALUATE_ARGS)} and, for files, {', '.join(LAYOUT_KEYS)}")
+    _check_kinds(pred, truth)
     if not isinstance(pred, Cells) and not isinstance(truth, Cells | Dataset):  # evaluate_files warns of one file given twice
         if isinstance(train, Cells):  # read with the files, in their layout (the column and control label they use)
             train = layout.to_anndata(train, "train", pert_col=layout_options.get("pert_col") or layout.PERT_COL,
@@ -294,6 +295,22 @@ def evaluate(
         if make_plots:
             write_evaluation_page(out, report, pred)
     return report
+
+
+def _check_kinds(pred: Any, truth: Any) -> None:
+    """A ``TypeError`` naming what ``evaluate`` takes for ``pred`` and ``truth``: a numpy array, a tensor or a ``Dataset`` as
+    ``pred`` was told only "expected an .h5ad path or an AnnData" (after a warning that pred and truth were the same)."""
+    import anndata as ad
+
+    files = (str, os.PathLike, ad.AnnData)
+    for name, value, takes, kinds in (
+        ("pred", pred, "Cells (distgen.predict), an AnnData or an .h5ad path", (Cells, *files)),
+        ("truth", truth, "a Dataset (distgen.load_data), Cells, an AnnData or an .h5ad path", (Dataset, Cells, *files)),
+    ):
+        if not isinstance(value, kinds):
+            hint = (" (a prediction's values need its cells' labels: distgen.predict returns them as Cells; an AnnData with "
+                    "the labels in obs works too)") if name == "pred" else ""
+            raise TypeError(f"evaluate: {name} is {takes}, got {type(value).__name__}{hint}")
 
 
 def _check_gene_names(adatas: dict[str, Any], pred: Cells, truth: Cells, train: Cells | None = None) -> None:
