@@ -8,6 +8,7 @@ and ``fit`` re-seeded the caller's global torch random state (``build`` already 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import anndata as ad
@@ -145,3 +146,14 @@ def test_a_split_of_conditions_on_data_with_one_condition_says_to_hold_out_a_con
     # Kang PBMC (control vs stimulated, 7 cell types) with the default split: was "lower test_frac", which cannot help
     with pytest.raises(InputDataError, match=r"one perturbed condition \('stimulated'\).*'kind': 'held_out_context', 'test_contexts': \['B'\]"):
         distgen.load_data("kang_pbmc", hvg=32)
+
+
+def test_a_dataset_shows_itself_in_one_line(fitted):
+    _, _, data, _ = fitted
+    text = repr(data)
+    assert "\n" not in text and len(text) < 300  # was the whole AnnData and every split index: 79 lines
+    n = len(data.data.is_control)
+    assert re.fullmatch(rf"Dataset\('.*cells\.h5ad': {n} cells x {data.info.n_genes} genes, \d+ perturbations, 1 context; split 'combo_seen2': "
+                        rf"train {data.split.train.numel()}, val {data.split.val.numel()}, test {data.split.test.numel()} cells, "
+                        rf"{len(data.split.test_conditions)} held-out conditions\)", text), text
+    assert repr(data.capped(4)).endswith(", at most 4 cells per group)")

@@ -183,6 +183,16 @@ class Dataset:
         return cls(data, split, ds, filtered, load_warnings=said)
 
     # ------------------------------------------------------------------ what models see
+    def __repr__(self) -> str:
+        """One line a notebook shows: the file, its size and vocabularies, the split (the dataclass's printed the whole
+        AnnData and every split index, 79 lines for the bundled Norman file)."""
+        info, split = self.info, self.split
+        parts = ", ".join(f"{part} {int(getattr(split, part).numel())}" for part in ("train", "val", "test"))
+        cap = f", at most {counted(self.max_cells, 'cell')} per group" if self.max_cells is not None else ""
+        return (f"Dataset({self.section.dataset!r}: {counted(len(self.data.is_control), 'cell')} x {counted(info.n_genes, 'gene')}, "
+                f"{counted(len(info.perturbations), 'perturbation')}, {counted(len(info.contexts), 'context')}; split "
+                f"{split.kind!r}: {parts} cells, {counted(len(split.test_conditions), 'held-out condition')}{cap})")
+
     @property
     def info(self) -> DataInfo:
         return self.data.info
