@@ -157,3 +157,22 @@ def test_a_dataset_shows_itself_in_one_line(fitted):
                         rf"train {data.split.train.numel()}, val {data.split.val.numel()}, test {data.split.test.numel()} cells, "
                         rf"{len(data.split.test_conditions)} held-out conditions\)", text), text
     assert repr(data.capped(4)).endswith(", at most 4 cells per group)")
+
+
+def test_a_capped_prediction_scored_against_the_whole_truth_is_warned_about(fitted):
+    from distgen.errors import DistgenWarning
+
+    _, _, data, model = fitted
+    capped = distgen.predict(model, data, max_cells=10)
+    kw = {"metric_names": ["mse"], "baselines": [], "ceiling": False, "make_plots": False, "progress": False}
+    # was scored without a word: 10 generated cells a group against all 100 real ones (and their ceiling and baselines)
+    with pytest.warns(DistgenWarning, match=r"at most 10 generated cells a group where the truth has up to 100.*data\.capped\(10\)"):
+        distgen.evaluate(capped, data, **kw)
+    with pytest.warns(DistgenWarning, match=r"the truth has at most 10 cells a group where the prediction has up to 100.*max_cells=10"):
+        distgen.evaluate(distgen.predict(model, data), data.capped(10), **kw)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DistgenWarning)
+        distgen.evaluate(capped, data.capped(10), **kw)
+        distgen.evaluate(distgen.predict(model, data), data, **kw)

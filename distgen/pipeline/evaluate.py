@@ -265,6 +265,8 @@ def evaluate(
         assert truth_c is not None
         if "pred" in files:  # a file of a one-context (one-batch) dataset has no such column: its cells are that context's
             pred_c = _in_labels_of(pred_c, truth_c)
+        else:
+            _check_caps(pred_c, truth_c)
         _check_gene_names(adatas, pred_c, truth_c)
     else:
         truth_c = truth if isinstance(truth, Cells) else read(truth, "real", pred_c if isinstance(pred, Cells) else None)
@@ -295,6 +297,31 @@ def evaluate(
         if make_plots:
             write_evaluation_page(out, report, pred)
     return report
+
+
+def _check_caps(pred: Cells, truth: Cells) -> None:
+    """Warn when ``distgen.predict(..., max_cells=k)``'s cells meet a truth not capped alike (or the other way round).
+
+    Every group of the one then holds ``min(n, k)`` of the other's ``n`` cells: ten generated cells a group scored against
+    all hundred real ones (whose ceiling and baselines use all hundred) gave other scores than the pair ``distgen predict
+    --max-cells 10`` writes, without a word. Only that pattern warns; other counts (a model of one's own) are scored as given.
+    """
+    counts = [{k: len(v) for k, v in c.groups().items()} for c in (pred, truth)]
+    shared = sorted(set(counts[0]) & set(counts[1]))
+    if not shared:
+        return
+    for (small, large), side in ((counts, "pred"), (counts[::-1], "truth")):
+        k = max(small[g] for g in shared)
+        if k < max(large[g] for g in shared) and all(small[g] == min(large[g], k) for g in shared):
+            most = max(large[g] for g in shared)
+            if side == "pred":
+                warn(f"evaluate: the prediction has at most {k} generated cells a group where the truth has up to {most}: made with "
+                     f"max_cells={k}? Its scores, and the ceiling and baselines beside them, then use other real cells than "
+                     f"distgen predict --max-cells {k} pairs with it; evaluate against data.capped({k}) (the same cells)")
+            else:
+                warn(f"evaluate: the truth has at most {k} cells a group where the prediction has up to {most}: predict with "
+                     f"max_cells={k} for the prediction of the same cells")
+            return
 
 
 def _check_kinds(pred: Any, truth: Any) -> None:
