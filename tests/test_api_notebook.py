@@ -176,3 +176,17 @@ def test_a_capped_prediction_scored_against_the_whole_truth_is_warned_about(fitt
         warnings.simplefilter("error", DistgenWarning)
         distgen.evaluate(capped, data.capped(10), **kw)
         distgen.evaluate(distgen.predict(model, data), data, **kw)
+
+
+def test_predict_out_named_like_a_bundled_dataset_is_not_taken_for_its_data_file(fitted, tmp_path, monkeypatch):
+    # review (h161): a bundled name is no file (``distgen predict``'s read_files leaves it out); out='norman_k562' in the
+    # working folder, once written, was refused on the cell's re-run as "the data file 'norman_k562', which distgen.predict reads"
+    _, doc, _, _ = fitted
+    doc = {**doc, "data": {**doc["data"], "dataset": "norman_k562"}}
+    bundled_data = distgen.load_data(**doc["data"])
+    model = distgen.build(doc, bundled_data)
+    distgen.fit(model, bundled_data, config=doc)
+    monkeypatch.chdir(tmp_path)
+    for seed in (0, 1):  # the cell run twice: the second replaces the first's prediction
+        cells = distgen.predict(model, bundled_data, out="norman_k562", max_cells=4, seed=seed)
+        assert np.array_equal(np.asarray(ad.read_h5ad(tmp_path / "norman_k562").X), cells.X.numpy())
