@@ -190,3 +190,27 @@ def test_predict_out_named_like_a_bundled_dataset_is_not_taken_for_its_data_file
     for seed in (0, 1):  # the cell run twice: the second replaces the first's prediction
         cells = distgen.predict(model, bundled_data, out="norman_k562", max_cells=4, seed=seed)
         assert np.array_equal(np.asarray(ad.read_h5ad(tmp_path / "norman_k562").X), cells.X.numpy())
+
+
+def test_predict_refusing_its_data_file_names_the_python_keyword(fitted):
+    # review (h161): the refusal of out= the data file said "(--overwrite included)", a flag the Python call has not
+    root, _, data, model = fitted
+    with pytest.raises(OutputPathError, match=r"\(overwrite=True included\)") as err:
+        distgen.predict(model, data, out=root / "cells.h5ad", max_cells=4, overwrite=True)
+    assert "--overwrite" not in str(err.value)
+
+
+def test_fit_and_predict_leave_numpy_s_and_python_s_random_state_alone(fitted):
+    # review (h161): distgen draws from torch's generators and seeded numpy Generators only; the global ones are the caller's
+    import random
+
+    _, doc, data, _ = fitted
+    np.random.seed(11)
+    random.seed(11)
+    expected = (np.random.rand(3).tolist(), random.random())
+    np.random.seed(11)
+    random.seed(11)
+    model = distgen.build(doc, data)
+    distgen.fit(model, data, config=doc)
+    distgen.predict(model, data, max_cells=4)
+    assert (np.random.rand(3).tolist(), random.random()) == expected

@@ -150,8 +150,9 @@ def check_not_inputs(outputs: Sequence[tuple[str, str | Path | None]], inputs: S
             continue
         hit = next(((n, q) for n, q in read if same_file(p, q)), None)  # a symlink, hard link or another case of the name
         if hit is not None:
+            flag = "overwrite=True" if command.startswith("distgen.") else "--overwrite"  # distgen.predict: the keyword
             raise OutputPathError(f"{name} {str(p)!r} is {hit[0]} {str(hit[1])!r}, which {command} reads: writing there "
-                                  "would replace that data with the prediction (--overwrite included); give another path")
+                                  f"would replace that data with the prediction ({flag} included); give another path")
 
 
 def check_distinct(paths: Sequence[str | Path | None], what: Sequence[str]) -> None:
