@@ -200,16 +200,13 @@ def _check_outputs(data: Any, out: str | Path | None, real: str | Path | None, o
     """``predict``'s ``out``/``real`` checked as ``distgen predict`` checks ``--out``/``--real`` (``OutputPathError``)."""
     if out is None and real is None:
         return
-    from distgen.data.section import BUNDLED
     from distgen.pipeline.outputs import check_distinct, check_not_inputs, check_output_file
 
     check_distinct([out, real], ["out", "real"])
-    section = getattr(data, "section", None)
-    # a bundled name is no file (as distgen predict's read_files): out='norman_k562', once written, was refused on the
-    # cell's re-run as the data file; a split given as its make_split arguments is no file either
-    inputs = [(f"the {what} file", value) for what, value in (("data", getattr(section, "dataset", None)),
-                                                              ("split", getattr(section, "split", None)))
-              if isinstance(value, str | Path) and not (what == "data" and value in BUNDLED)]
+    # the files as load read them, made absolute then: the section keeps a relative path as written, which after a chdir
+    # named another file (out='../a/cells.h5ad', overwrite=True replaced the training file). A bundled name is no file
+    # (as distgen predict's read_files): out='norman_k562', once written, was refused on the cell's re-run as the data file
+    inputs = [(f"the {what} file", path) for what, path in getattr(data, "read_from", ())]
     check_not_inputs([("out", out), ("real", real)], inputs, "distgen.predict")
     for path, kind in ((out, "pred"), (real, "real")):
         if path is not None:

@@ -8,6 +8,7 @@ and ``fit`` re-seeded the caller's global torch random state (``build`` already 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -214,3 +215,22 @@ def test_fit_and_predict_leave_numpy_s_and_python_s_random_state_alone(fitted):
     distgen.fit(model, data, config=doc)
     distgen.predict(model, data, max_cells=4)
     assert (np.random.rand(3).tolist(), random.random()) == expected
+
+
+def test_predict_guards_the_data_file_after_the_notebook_changes_its_working_folder(fitted, tmp_path, monkeypatch):
+    # review (h161): a Dataset loaded from a relative path kept the path as written, and the data-file check read it from
+    # the new working folder: out='../nb0/cells.h5ad' with overwrite=True replaced the training file, and a prediction of
+    # the same name in the new folder was refused on its cell's re-run as the data file
+    root, doc, _, model = fitted
+    monkeypatch.chdir(root)
+    data = distgen.load_data(**{**doc["data"], "dataset": "cells.h5ad"})
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    before = _digest(root / "cells.h5ad")
+    with pytest.raises(OutputPathError, match=r"which distgen\.predict reads"):
+        distgen.predict(model, data, out=os.path.relpath(root / "cells.h5ad", here), max_cells=4, overwrite=True)
+    assert _digest(root / "cells.h5ad") == before
+    for seed in (0, 1):  # another cells.h5ad, in the new folder: written, then replaced by the cell's re-run
+        cells = distgen.predict(model, data, out="cells.h5ad", max_cells=4, seed=seed)
+        assert np.array_equal(np.asarray(ad.read_h5ad(here / "cells.h5ad").X), cells.X.numpy())

@@ -120,6 +120,10 @@ class Dataset:
     load_warnings
         What distgen warned while reading the cells (labels that look alike, a normalisation total other
         than ``target_sum``...): printed when loading, kept for the training manifest and the report's notes.
+    read_from
+        ``(what, absolute path)`` of the files ``load`` read (``"data"``, ``"split"``), made absolute when it read them:
+        ``distgen.predict(out=)`` never writes there, also after a notebook changes its working folder (``section``
+        keeps a relative path as written).
     """
 
     data: PerturbationData
@@ -128,6 +132,7 @@ class Dataset:
     filtered: dict[str, Any] | None = None
     max_cells: int | None = None
     load_warnings: tuple[str, ...] = ()
+    read_from: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
     _named: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)  # part -> by_name rows
     _doses: list[DoseRecord] = field(default_factory=list, init=False, repr=False, compare=False)  # dose_record, once made
 
@@ -180,7 +185,8 @@ class Dataset:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         split = made[0]
         split.check_leakage(data)
-        return cls(data, split, ds, filtered, load_warnings=said)
+        files = ([] if ds.dataset in BUNDLED else [("data", ds.dataset)]) + ([("split", source)] if isinstance(source, str | Path) else [])
+        return cls(data, split, ds, filtered, load_warnings=said, read_from=tuple((k, str(Path(f).absolute())) for k, f in files))
 
     # ------------------------------------------------------------------ what models see
     def __repr__(self) -> str:
