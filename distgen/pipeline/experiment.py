@@ -386,8 +386,8 @@ def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] 
     """
     check_same_experiment(out, doc)
     out = Path(out)
-    if not ((out / DONE_FILE).exists() and (out / "eval" / "summary.json").exists()):
-        return False
+    if not all((out / f).exists() for f in (DONE_FILE, "eval/summary.json", "eval/metrics.csv")):
+        return False  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
     try:
         record = json.loads((out / DONE_FILE).read_text())
     except ValueError:

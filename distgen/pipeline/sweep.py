@@ -342,7 +342,7 @@ def _sweep(
     result = SweepResult(out=out, runs=runs)
     todo = []
     for r in runs:
-        if (out / "runs" / r.slug / DONE_FILE).exists():
+        if finished_run(out / "runs" / r.slug):
             result.skipped.append(r.slug)
         else:
             todo.append(r)
@@ -358,8 +358,9 @@ def _sweep(
                 if not (run_dir / DONE_FILE).exists():  # distgen run writes it itself; other runners may not
                     atomic_write_text(run_dir / DONE_FILE, "ok\n")
                 return r, True
-            if NON_FINITE.search(failure_reason(run_dir) or ""):
-                break  # a NaN/inf loss recurs at the same step when its checkpoint is resumed: a retry only repeats it
+            if NOT_RETRIED.search(failure_reason(run_dir) or ""):
+                break  # a NaN/inf loss recurs at the same step when its checkpoint is resumed, a refused config is refused
+                # again (too large for the machine, a value only this cell has): a retry only repeats it
         return r, None if stop.signal is not None else False
 
     stopped: list[str] = []
@@ -466,19 +467,34 @@ def _sweep(
 
 #: How the error of a run that stopped on a NaN/inf loss or gradient begins (``NonFiniteLossError``; ``distgen.train.trainer``).
 NON_FINITE = re.compile(r"^non-finite (loss|gradient norm) at step ")
+#: Failures a retry repeats: a NaN/inf loss (at the same step of the resumed checkpoint) and a refusal of the run's config.
+NOT_RETRIED = re.compile(NON_FINITE.pattern + r"|^config error: ")
+#: The error line ``distgen.cli.report`` prints: ``distgen run: error: ...``, ``... config error: ...``, ``... internal error: ...``.
+_ERROR_LINE = re.compile(r"^distgen [\w-]+: (?:error: (.*)|((?:config|internal) error: .*))$")
 
 
 def failure_reason(run_dir: Path) -> str | None:
-    """The last ``distgen ...: error: ...`` line that the last attempt wrote to a run's ``log.txt`` (after its ``$ command``
-    line: the log keeps every attempt's), or None."""
+    """The last error line (``distgen run: error: ...``, shown without ``error:``; ``config error: ...``, ``internal error:
+    ...`` kept whole) that the last attempt wrote to a run's ``log.txt`` (after its ``$ command`` line: the log keeps every
+    attempt's), or None. Until 2026-12-07 only ``: error: `` lines were read: a run refused by its config (a model too
+    large for the machine) was reported as "no error in its log"."""
     try:
         tail = (run_dir / "log.txt").read_text(errors="replace")[-20000:]
     except OSError:
         return None
     lines = tail.splitlines()
     last = max((i for i, line in enumerate(lines) if line.startswith("$ ")), default=-1)
-    errors = [line.split(": error: ", 1)[1] for line in lines[last + 1 :] if ": error: " in line]
-    return errors[-1].strip() if errors else None
+    found = [m.group(1) if m.group(1) is not None else m.group(2) for line in lines[last + 1 :] if (m := _ERROR_LINE.match(line))]
+    if not found:  # a plugin's or an older distgen's line
+        found = [line.split(": error: ", 1)[1] for line in lines[last + 1 :] if ": error: " in line]
+    return found[-1].strip() if found else None
+
+
+def finished_run(run_dir: Path) -> bool:
+    """Whether a run folder holds a finished run the sweep can read: its ``DONE`` and its ``eval/metrics.csv``. A ``DONE``
+    without the table (removed since, a folder copied in part) was skipped as finished and its rows left out of the
+    results without a word until 2026-12-07; such a run is run again (``distgen run`` evaluates it again without training)."""
+    return (run_dir / DONE_FILE).exists() and (run_dir / METRICS_FILE).exists()
 
 
 def run_table_note(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any] | None, slug: str,

@@ -1,0 +1,73 @@
+"""A sweep while it runs and after (the sweep runtime round, 2026-12-07): runs whose results went missing after they
+finished, and what a failed run's log says (fast fake runner)."""
+
+import csv
+
+import pytest
+
+from distgen.pipeline.sweep import METRICS_FILE, failure_reason, sweep
+from tests.pipeline.test_sweep import FakeRunner, base  # noqa: F401  (the fixture)
+
+
+def _variants_in(results):
+    with open(results, newline="") as fh:
+        return {(row["variant"], row["seed"]) for row in csv.DictReader(fh)}
+
+
+def test_a_finished_run_whose_metrics_table_was_removed_is_run_again_not_dropped(tmp_path, base):  # noqa: F811
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    sweep(base, grid, out, seeds=[0], progress=False, runner=FakeRunner())
+    (out / "runs" / "description=bad__seed0" / METRICS_FILE).unlink()  # DONE kept: a cleanup, a partial copy of the folder
+    runner = FakeRunner()
+    res = sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
+    assert runner.calls == ["description=bad__seed0"]  # not skipped as finished: its results came back
+    assert "description=bad__seed0" in res.finished and "description=bad__seed0" not in res.skipped
+    assert _variants_in(out / "results.csv") == {("description=good", "0"), ("description=bad", "0")}
+
+
+def test_distgen_run_counts_an_experiment_without_its_metrics_table_as_unfinished(tmp_path):
+    from distgen.pipeline.experiment import DONE_FILE, experiment_document, is_finished
+    from distgen.config import save_yaml
+
+    cfg = save_yaml({"model": {"name": "control"}}, tmp_path / "c.yaml")
+    doc = experiment_document(str(cfg), [], progress=False)
+    out = tmp_path / "run"
+    (out / "eval").mkdir(parents=True)
+    save_yaml(doc, out / "experiment.yaml")
+    (out / DONE_FILE).write_text('{"metrics": null}\n')
+    (out / "eval" / "summary.json").write_text("{}")
+    (out / "eval" / "metrics.csv").write_text("perturbation,mse\nA,1\n")
+    assert is_finished(out, doc)
+    (out / "eval" / "metrics.csv").unlink()
+    assert not is_finished(out, doc)  # a sweep reading its rows would find none: evaluate again
+
+
+def test_the_reason_of_a_run_refused_by_its_config_is_read_from_its_log(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "log.txt").write_text(
+        "$ python -m distgen run c.yaml --out r\n"
+        "distgen run: config error: model.backbone.hidden=300,000 makes the model need at least 4.3 TB\n")
+    assert failure_reason(run) == "config error: model.backbone.hidden=300,000 makes the model need at least 4.3 TB"
+    (run / "log.txt").write_text("$ python -m distgen run c.yaml --out r\n"
+                                 "distgen run: internal error: KeyError: 'x' (at a.py:3)\n"
+                                 "  this is a bug in distgen or a plugin; rerun with --debug\n")
+    assert failure_reason(run) == "internal error: KeyError: 'x' (at a.py:3)"
+    (run / "log.txt").write_text("$ python -m distgen run c.yaml --out r\ndistgen run: error: boom\n")
+    assert failure_reason(run) == "boom"
+
+
+def test_a_run_refused_by_its_config_is_not_retried(tmp_path, base):  # noqa: F811
+    calls = []
+
+    def runner(config, run, run_dir):
+        calls.append(run.slug)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with (run_dir / "log.txt").open("a") as log:
+            log.write("$ distgen run\ndistgen run: config error: too large for this machine\n")
+        return 2
+
+    with pytest.raises(RuntimeError, match="no run finished"):
+        sweep(base, {"description": ["a"]}, tmp_path / "sw", seeds=[0], retries=2, progress=False, runner=runner)
+    assert calls == ["description=a__seed0"]  # the same config is refused the same way on a retry
