@@ -346,6 +346,10 @@ def _sweep(
             result.skipped.append(r.slug)
         else:
             todo.append(r)
+            if (by_hand := evaluated_with(out / "runs" / r.slug)) is not None:
+                print(f"note: sweep: run {r.slug} was evaluated with --metrics {' '.join(by_hand)} (by hand, after the sweep): "
+                      "its table is not the one its config's evaluate.metrics give, which the sweep compares; it is evaluated "
+                      "again with them (no step trained again)", file=sys.stderr)
 
     stop = _STOP
 
@@ -355,7 +359,7 @@ def _sweep(
             if stop.signal is not None:
                 return r, None  # interrupted: neither started again nor counted as failed
             if runner(str(config), r, run_dir) == 0 and (run_dir / METRICS_FILE).exists():
-                if not (run_dir / DONE_FILE).exists():  # distgen run writes it itself; other runners may not
+                if not finished_run(run_dir):  # distgen run writes it itself; other runners may not
                     atomic_write_text(run_dir / DONE_FILE, "ok\n")
                 return r, True
             if NOT_RETRIED.search(failure_reason(run_dir) or ""):
@@ -494,7 +498,19 @@ def finished_run(run_dir: Path) -> bool:
     """Whether a run folder holds a finished run the sweep can read: its ``DONE`` and its ``eval/metrics.csv``. A ``DONE``
     without the table (removed since, a folder copied in part) was skipped as finished and its rows left out of the
     results without a word until 2026-12-07; such a run is run again (``distgen run`` evaluates it again without training)."""
-    return (run_dir / DONE_FILE).exists() and (run_dir / METRICS_FILE).exists()
+    return (run_dir / DONE_FILE).exists() and (run_dir / METRICS_FILE).exists() and evaluated_with(run_dir) is None
+
+
+def evaluated_with(run_dir: Path) -> list[str] | None:
+    """The ``--metrics`` a finished run was last evaluated with (``distgen run ... --metrics``: its ``DONE`` record), or
+    None: its config's ``evaluate.metrics`` (what the sweep launches) or no record. A run evaluated again by hand with
+    other metrics was read as it was until 2026-12-07: a metric it lost showed as "- (no value)" for its variant."""
+    try:
+        record = json.loads((run_dir / DONE_FILE).read_text())
+    except (OSError, ValueError):
+        return None  # absent, or another runner's marker
+    metrics = record.get("metrics") if isinstance(record, dict) else None
+    return [str(m) for m in metrics] if isinstance(metrics, list) else None
 
 
 def run_table_note(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any] | None, slug: str,

@@ -71,3 +71,18 @@ def test_a_run_refused_by_its_config_is_not_retried(tmp_path, base):  # noqa: F8
     with pytest.raises(RuntimeError, match="no run finished"):
         sweep(base, {"description": ["a"]}, tmp_path / "sw", seeds=[0], retries=2, progress=False, runner=runner)
     assert calls == ["description=a__seed0"]  # the same config is refused the same way on a retry
+
+
+def test_a_run_evaluated_again_by_hand_with_other_metrics_is_evaluated_again_with_its_configs(tmp_path, base, capsys):  # noqa: F811
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    sweep(base, grid, out, seeds=[0], progress=False, runner=FakeRunner())
+    run = out / "runs" / "description=bad__seed0"
+    # `distgen run CONFIG ... --out RUN --metrics pearson_delta` by hand: its table lost mse, DONE records the metrics
+    (run / METRICS_FILE).write_text("perturbation,pearson_delta\nP0,0.1\n")
+    (run / "DONE").write_text('{"metrics": ["pearson_delta"]}\n')
+    runner = FakeRunner()
+    res = sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
+    assert runner.calls == ["description=bad__seed0"]  # not read as it is: the variant's mse would be '- (no value)'
+    assert "description=bad__seed0" in res.finished
+    assert "evaluated with --metrics pearson_delta" in capsys.readouterr().err
