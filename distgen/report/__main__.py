@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from distgen.report.profile import is_profile_dir, write_profile_report
 
-        if (folder / "results.csv").is_file():
+        if (folder / "results.csv").is_file() or (folder / "sweep.yaml").is_file():  # a sweep's, with its table or not
             from distgen.report.sweep import load_sweep_dir, write_sweep_report
 
             path = write_sweep_report(load_sweep_dir(folder), out)

@@ -443,6 +443,12 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
     """A sweep folder's ``results.csv`` and ``summary.json`` (and each finished run's ``eval/summary.json``) as ``SweepInputs``."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "results.csv").is_file() or not (sweep_dir / "summary.json").is_file():
+        lacks = " and ".join(f for f in ("results.csv", "summary.json") if not (sweep_dir / f).is_file())
+        if (sweep_dir / "sweep.yaml").is_file():  # was read as an evaluation folder: "write one with distgen evaluate"
+            raise FileNotFoundError(
+                f"{sweep_dir} is a sweep folder without its {lacks} (the sweep was interrupted, none of its runs finished, or "
+                "the file was removed): run the same distgen sweep command again on it, which reuses its finished runs and "
+                "writes them")
         raise FileNotFoundError(f"{sweep_dir} is not a finished sweep folder (results.csv and summary.json are written by distgen sweep)")
     text_rows = read_rows(sweep_dir / "results.csv", ("variant", "seed"))  # a damaged table is refused naming it
     rows = read_table_csv(sweep_dir / "results.csv")  # variant and perturbation labels as written (``001`` is not 1)

@@ -86,3 +86,14 @@ def test_a_run_evaluated_again_by_hand_with_other_metrics_is_evaluated_again_wit
     assert runner.calls == ["description=bad__seed0"]  # not read as it is: the variant's mse would be '- (no value)'
     assert "description=bad__seed0" in res.finished
     assert "evaluated with --metrics pearson_delta" in capsys.readouterr().err
+
+
+def test_the_report_of_a_sweep_folder_without_results_says_it_is_a_sweep(tmp_path, base, capsys):  # noqa: F811
+    from distgen.report.__main__ import main
+
+    out = tmp_path / "sw"
+    sweep(base, {"description": ["good", "bad"]}, out, seeds=[0], progress=False, runner=FakeRunner())
+    (out / "results.csv").unlink()  # removed, or the sweep was interrupted before writing it
+    assert main([str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "sweep" in err and "distgen sweep" in err and "distgen evaluate" not in err
