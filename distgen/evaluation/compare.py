@@ -77,6 +77,12 @@ def evaluation_folder(path: str | Path) -> Path:
         if (folder / ".distgen-evaluation").is_file() or (folder / "metrics.csv").is_file():
             raise FileNotFoundError(f"{folder} holds an evaluation that did not finish (no summary.json, which is written last: "
                                     "it was stopped or failed); run the evaluation again into it (no --overwrite needed)")
+    if (p / "sweep.yaml").is_file() and (p / "runs").is_dir():  # was "pass a folder written by distgen evaluate"
+        runs = sorted(q for q in (p / "runs").iterdir() if (q / "eval" / "summary.json").is_file())
+        raise FileNotFoundError(
+            f"{path} is a sweep folder: its summary.md and report.html already compare its variants (paired over seeds, Holm "
+            "over the table); to compare two of its runs, pass their folders"
+            + (f" ({', '.join(str(q) for q in runs[:2])}{', ...' if len(runs) > 2 else ''})" if runs else ""))
     raise FileNotFoundError(f"{path} holds no evaluation (metrics.csv and summary.json, or eval/ with them); "
                             "pass a folder written by distgen evaluate --out or distgen run")
 

@@ -97,3 +97,16 @@ def test_the_report_of_a_sweep_folder_without_results_says_it_is_a_sweep(tmp_pat
     assert main([str(out)]) != 0
     err = capsys.readouterr().err
     assert "sweep" in err and "distgen sweep" in err and "distgen evaluate" not in err
+
+
+def test_compare_of_a_sweep_folder_names_its_runs_and_its_own_comparison(tmp_path, base):  # noqa: F811
+    from distgen.evaluation.compare import evaluation_folder
+
+    out = tmp_path / "sw"
+    sweep(base, {"description": ["good", "bad"]}, out, seeds=[0], progress=False, runner=FakeRunner())
+    for run in (out / "runs").iterdir():
+        (run / "eval" / "summary.json").write_text("{}")  # distgen run writes it; the fake runner does not
+    with pytest.raises(FileNotFoundError) as e:
+        evaluation_folder(out)
+    said = str(e.value)
+    assert "sweep folder" in said and "summary.md" in said and str(out / "runs" / "description=good__seed0") in said
