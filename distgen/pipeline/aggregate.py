@@ -292,28 +292,53 @@ def truth_mismatch(truths: Mapping[str, Mapping[int, Mapping[str, Any]]], varian
     real cells under a shared condition label (``data.split``, ``data.min_cells``, another data file: the
     ``truth_digests`` differ) make a row of the variant another observation than the reference's row of that label, as
     ``distgen compare`` refuses such a pair: a sweep paired them and named a side without a word."""
-    from distgen.evaluation.compare import other_truth_cells, scored_apart  # compare's checks, read with the sweep's words
-
     a, b = truths.get(variant, {}), truths.get(reference, {})
     for seed in sorted(set(a) & set(b)):
-        ta, tb = a[seed], b[seed]
-        if not ta or not tb:
-            continue
-        apart = scored_apart(dict(ta), dict(tb))
-        if apart is not None and apart[0] == "n_genes":
-            return f"scored on {apart[1]} genes, the reference on {apart[2]} (run seed {seed})"
-        if apart is not None and apart[0] == "profile":
-            return f"scored under profile {apart[1]!r}, the reference under {apart[2]!r} (run seed {seed})"
-        if apart is not None:
-            return f"scored {'without' if apart[1] else 'with'} each perturbation's own gene, the reference " \
-                   f"{'without' if apart[2] else 'with'} it (run seed {seed})"
-        da, db = ta.get("digests") or {}, tb.get("digests") or {}
-        shared = sorted(set(da) & set(db))
-        other = other_truth_cells(da, db, shared)
-        if other:
-            return (f"{len(other)} of {len(shared)} shared condition(s) scored on other real cells than the reference's "
-                    f"(run seed {seed}; e.g. {', '.join(other[:3])}: other cells, genes or control cells)")
+        why = truths_apart(a[seed], b[seed], "the reference", f"run seed {seed}")
+        if why:
+            return why
     return None
+
+
+def truths_apart(ta: Mapping[str, Any], tb: Mapping[str, Any], other: str, where: str) -> str | None:
+    """Why a run whose ``truth_record`` is ``ta`` was scored on other real data than ``other`` (record ``tb``), or None
+    (also where either record is empty: an evaluation from before they were kept); ``where`` ends each reason."""
+    from distgen.evaluation.compare import other_truth_cells, scored_apart
+
+    if not ta or not tb:
+        return None
+    apart = scored_apart(dict(ta), dict(tb))
+    if apart is not None and apart[0] == "n_genes":
+        return f"scored on {apart[1]} genes, {other} on {apart[2]} ({where})"
+    if apart is not None and apart[0] == "profile":
+        return f"scored under profile {apart[1]!r}, {other} under {apart[2]!r} ({where})"
+    if apart is not None:
+        return f"scored {'without' if apart[1] else 'with'} each perturbation's own gene, {other} " \
+               f"{'without' if apart[2] else 'with'} it ({where})"
+    da, db = ta.get("digests") or {}, tb.get("digests") or {}
+    shared = sorted(set(da) & set(db))
+    found = other_truth_cells(da, db, shared)
+    if found:
+        return (f"{len(found)} of {len(shared)} shared condition(s) scored on other real cells than {other}'s "
+                f"({where}; e.g. {', '.join(found[:3])}: other cells, genes or control cells)")
+    return None
+
+
+def seeds_truth_mismatch(truths: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, str]:
+    """``{variant: why}`` for each variant whose runs were scored on other real data at one seed than at its first seed.
+
+    The seeds of a variant differ in ``train.seed`` alone, which leaves the test cells as they are; other real cells come
+    from a data file replaced between two invocations of the sweep (one extending its seeds, or re-running a failed run).
+    Its mean and sd over seeds then mix two data sets: until 2026-12-07 without a word."""
+    found = {}
+    for variant, by_seed in truths.items():
+        seeds = sorted(k for k, rec in by_seed.items() if rec)
+        for seed in seeds[1:]:
+            why = truths_apart(by_seed[seed], by_seed[seeds[0]], f"its run at seed {seeds[0]}", f"training seeds {seeds[0]} and {seed}")
+            if why:
+                found[variant] = f"its run at seed {seed} was {why}"
+                break
+    return found
 
 
 def spread_seed_lines(spread: Mapping[str, Any]) -> list[str]:

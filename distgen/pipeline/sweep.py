@@ -39,6 +39,7 @@ from distgen.pipeline.aggregate import (
     plot_summary,
     read_metrics_csv,
     replicate_noise,
+    seeds_truth_mismatch,
     spread_seed_lines,
     summary_markdown,
     truth_mismatch,
@@ -435,6 +436,17 @@ def _sweep(
         if why:
             print(f"warning: sweep variant {v} was {why}: its rows are not paired with the reference's, so no side is named "
                   "(verdict 'truths differ'; see summary.md)", file=sys.stderr)
+    seeds_apart = {v: why for v, why in seeds_truth_mismatch(truths).items() if v in variants}
+    for v, why in seeds_apart.items():
+        print(f"warning: sweep variant {v}: {why}; its mean and sd over seeds mix two data sets (the data file changed "
+              "between two invocations of the sweep?); see summary.md", file=sys.stderr)
+    if seeds_apart:
+        text = text.rstrip("\n") + "\n\n## Seeds scored on other real data\n\n" + (
+            "The runs of one variant differ in their training seed alone, yet these were scored on other real cells at one seed "
+            "than at another (a data file replaced between two invocations of this sweep, one that extended its seeds or ran "
+            "a failed run again): their mean and sd over seeds mix two data sets, and each seed's paired difference is over the "
+            "data of that seed. Sweep into a new --out to score every run on one version of the data.\n\n") + "".join(
+            f"- {md.code(v)}: {md.inline(why)}\n" for v, why in seeds_apart.items())
     if tables_edited:
         text = text.rstrip("\n") + "\n\n## Tables edited after their evaluation\n\n" + "".join(
             f"- `{slug}`: {why}\n" for slug, why in tables_edited.items())
@@ -460,7 +472,7 @@ def _sweep(
     atomic_write_text(out / "summary.json", json_text({
         "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "failures": result.failures, "diverged": result.diverged, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
-        "inert_settings": axes, "metrics_not_computed": absent, "truths_differ": apart, "tables_edited": tables_edited,
+        "inert_settings": axes, "metrics_not_computed": absent, "truths_differ": apart, "seeds_truths_differ": seeds_apart, "tables_edited": tables_edited,
         "spread": spread,
         ROW_FINGERPRINTS: fingerprints,
     }))

@@ -2,6 +2,7 @@
 finished, and what a failed run's log says (fast fake runner)."""
 
 import csv
+import json
 
 import pytest
 
@@ -110,3 +111,39 @@ def test_compare_of_a_sweep_folder_names_its_runs_and_its_own_comparison(tmp_pat
         evaluation_folder(out)
     said = str(e.value)
     assert "sweep folder" in said and "summary.md" in said and str(out / "runs" / "description=good__seed0") in said
+
+
+class DataChangedRunner(FakeRunner):
+    """FakeRunner that also writes each run's eval/summary.json with the digests of the real cells it was scored on:
+    ``self.version`` stands for the data file as it is when the run is made."""
+
+    version = "old"
+
+    def __call__(self, config, run, run_dir):
+        code = super().__call__(config, run, run_dir)
+        digests = {p: f"{self.version}-{p}" for p in ("P0", "P1", "P2", "P3", "P4", "P5", "P6", "P7")}
+        (run_dir / "eval" / "summary.json").write_text(json.dumps({"n_genes": 65, "truth_digests": digests}))
+        return code
+
+
+def test_seeds_of_a_variant_scored_on_other_real_data_are_named_not_averaged_silently(tmp_path, base, capsys):  # noqa: F811
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    sweep(base, grid, out, seeds=[0], progress=False, runner=DataChangedRunner())
+    runner = DataChangedRunner()
+    runner.version = "new"  # the data file was replaced before the sweep was extended by a seed
+    sweep(base, grid, out, seeds=[0, 1], progress=False, runner=runner)
+    assert runner.calls == ["description=good__seed1", "description=bad__seed1"]
+    err = capsys.readouterr().err
+    assert "description=good" in err and "seed 1" in err and "other real cells" in err
+    text = (out / "summary.md").read_text()
+    assert "## Seeds scored on other real data" in text
+    said = json.loads((out / "summary.json").read_text())["seeds_truths_differ"]
+    assert set(said) == {"description=good", "description=bad"}
+
+
+def test_seeds_scored_on_the_same_real_data_say_nothing(tmp_path, base, capsys):  # noqa: F811
+    out = tmp_path / "sw"
+    sweep(base, {"description": ["good", "bad"]}, out, seeds=[0, 1], progress=False, runner=DataChangedRunner())
+    assert "Seeds scored on other real data" not in (out / "summary.md").read_text()
+    assert json.loads((out / "summary.json").read_text())["seeds_truths_differ"] == {}
