@@ -28,8 +28,8 @@ def test_a_finished_run_whose_metrics_table_was_removed_is_run_again_not_dropped
 
 
 def test_distgen_run_counts_an_experiment_without_its_metrics_table_as_unfinished(tmp_path):
-    from distgen.pipeline.experiment import DONE_FILE, experiment_document, is_finished
     from distgen.config import save_yaml
+    from distgen.pipeline.experiment import DONE_FILE, experiment_document, is_finished
 
     cfg = save_yaml({"model": {"name": "control"}}, tmp_path / "c.yaml")
     doc = experiment_document(str(cfg), [], progress=False)
