@@ -76,6 +76,10 @@ class SweepInputs:
     truths_differ
         ``{variant: why}``: variants scored on other real data than the reference (other genes, other real cells under a
         shared label; ``summary.json["truths_differ"]``, ``distgen.pipeline.aggregate.truth_mismatch``): no side is named.
+    seeds_truths_differ
+        ``{variant: why}``: variants whose runs were scored on other real cells at one seed than at another (a data file
+        replaced between two invocations of the sweep; ``summary.json["seeds_truths_differ"]``,
+        ``distgen.pipeline.aggregate.seeds_truth_mismatch``): their mean and sd over seeds mix two data sets.
     tables_edited
         ``{run: why}``: finished runs whose ``eval/metrics.csv`` is not what their evaluation wrote (``summary.json
         ["tables_edited"]``, ``distgen.evaluation.compare.check_table``): aggregated as they are now, and said.
@@ -95,6 +99,7 @@ class SweepInputs:
     failures: Mapping[str, str] = field(default_factory=dict)
     diverged: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     truths_differ: Mapping[str, str] = field(default_factory=dict)
+    seeds_truths_differ: Mapping[str, str] = field(default_factory=dict)
     tables_edited: Mapping[str, str] = field(default_factory=dict)
     spread: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     title: str = "distgen sweep report"
@@ -362,6 +367,12 @@ def render_sweep(inp: SweepInputs) -> str:
             "row of one is not the same observation as the reference's row of that label: their means are each over its own "
             "truth, and the paired comparison names no side (verdict <em>truths differ</em>), as <code>distgen compare</code> "
             f"refuses such a pair.</p><ul>{items}</ul>")))
+    if inp.seeds_truths_differ:
+        sections.append(Section("seeds-apart", "Seeds scored on other real data", (
+            "<p>The runs of one variant differ in their training seed alone, yet these were scored on other real cells at one "
+            "seed than at another (a data file replaced between two invocations of this sweep): their mean and sd over seeds "
+            "mix two data sets, and each seed's paired difference is over the data of that seed. Sweep into a new "
+            f"<code>--out</code> to score every run on one version of the data.</p><ul>{_why_items(inp.seeds_truths_differ)}</ul>")))
     if inp.tables_edited:
         items = _why_items(inp.tables_edited)
         sections.append(Section("edited", "Tables edited after their evaluation", (
@@ -467,6 +478,7 @@ def load_sweep_dir(sweep_dir: str | Path, metrics: Sequence[str] | None = None) 
                        failures={str(k): str(v) for k, v in (summary.get("failures") or {}).items()},
                        diverged={str(k): v for k, v in (summary.get("diverged") or {}).items() if isinstance(v, Mapping)},
                        truths_differ={str(k): str(v) for k, v in (summary.get("truths_differ") or {}).items()},
+                       seeds_truths_differ={str(k): str(v) for k, v in (summary.get("seeds_truths_differ") or {}).items()},
                        spread={str(k): v for k, v in (summary.get("spread") or {}).items() if isinstance(v, Mapping)},
                        tables_edited={**({"results.csv": edited} if edited else {}),
                                       **{str(k): str(v) for k, v in (summary.get("tables_edited") or {}).items()}})

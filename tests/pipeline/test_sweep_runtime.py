@@ -147,3 +147,14 @@ def test_seeds_scored_on_the_same_real_data_say_nothing(tmp_path, base, capsys):
     sweep(base, {"description": ["good", "bad"]}, out, seeds=[0, 1], progress=False, runner=DataChangedRunner())
     assert "Seeds scored on other real data" not in (out / "summary.md").read_text()
     assert json.loads((out / "summary.json").read_text())["seeds_truths_differ"] == {}
+
+
+def test_the_sweep_page_names_seeds_scored_on_other_real_data(tmp_path, base):  # noqa: F811
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    sweep(base, grid, out, seeds=[0], progress=False, runner=DataChangedRunner())
+    runner = DataChangedRunner()
+    runner.version = "new"
+    sweep(base, grid, out, seeds=[0, 1], progress=False, runner=runner)
+    page = (out / "report.html").read_text()
+    assert "Seeds scored on other real data" in page and "its run at seed 1 was" in page
