@@ -343,14 +343,14 @@ def _sweep(
     result = SweepResult(out=out, runs=runs)
     todo = []
     for r in runs:
-        if finished_run(out / "runs" / r.slug):
+        if finished_run(out / "runs" / r.slug, metrics):
             result.skipped.append(r.slug)
         else:
             todo.append(r)
-            if (by_hand := evaluated_with(out / "runs" / r.slug)) is not None:
-                print(f"note: sweep: run {r.slug} was evaluated with --metrics {' '.join(by_hand)} (by hand, after the sweep): "
-                      "its table is not the one its config's evaluate.metrics give, which the sweep compares; it is evaluated "
-                      "again with them (no step trained again)", file=sys.stderr)
+            if lost := metrics_lost(out / "runs" / r.slug, metrics):
+                print(f"note: sweep: run {r.slug} was evaluated with --metrics {' '.join(evaluated_with(out / 'runs' / r.slug) or [])} "
+                      f"(by hand, after the sweep), without {', '.join(lost)}, which the sweep compares: it is evaluated again "
+                      "with its config's evaluate.metrics (no step trained again)", file=sys.stderr)
 
     stop = _STOP
 
@@ -360,7 +360,7 @@ def _sweep(
             if stop.signal is not None:
                 return r, None  # interrupted: neither started again nor counted as failed
             if runner(str(config), r, run_dir) == 0 and (run_dir / METRICS_FILE).exists():
-                if not finished_run(run_dir):  # distgen run writes it itself; other runners may not
+                if not finished_run(run_dir, metrics):  # distgen run writes it itself; other runners may not
                     atomic_write_text(run_dir / DONE_FILE, "ok\n")
                 return r, True
             if NOT_RETRIED.search(failure_reason(run_dir) or ""):
@@ -506,11 +506,25 @@ def failure_reason(run_dir: Path) -> str | None:
     return found[-1].strip() if found else None
 
 
-def finished_run(run_dir: Path) -> bool:
-    """Whether a run folder holds a finished run the sweep can read: its ``DONE`` and its ``eval/metrics.csv``. A ``DONE``
-    without the table (removed since, a folder copied in part) was skipped as finished and its rows left out of the
-    results without a word until 2026-12-07; such a run is run again (``distgen run`` evaluates it again without training)."""
-    return (run_dir / DONE_FILE).exists() and (run_dir / METRICS_FILE).exists() and evaluated_with(run_dir) is None
+def finished_run(run_dir: Path, metrics: Sequence[str] = ()) -> bool:
+    """Whether a run folder holds a finished run the sweep can read: its ``DONE`` and its ``eval/metrics.csv``, evaluated
+    with each of ``metrics`` (the ones the sweep compares; ``metrics_lost``). A ``DONE`` without the table (removed since,
+    a folder copied in part) was skipped as finished and its rows left out of the results without a word until 2026-12-07;
+    such a run is run again (``distgen run`` evaluates it again without training)."""
+    return (run_dir / DONE_FILE).exists() and (run_dir / METRICS_FILE).exists() and not metrics_lost(run_dir, metrics)
+
+
+def metrics_lost(run_dir: Path, metrics: Sequence[str]) -> list[str]:
+    """The ``metrics`` (those the sweep compares) a finished run lacks because it was evaluated again by hand with other
+    ``--metrics`` (``evaluated_with``); [] for a run its config's evaluation scored (no record) or one whose ``--metrics``
+    kept them all. Such a run is evaluated again with its config's metrics. A run evaluated by hand with more metrics (the
+    sweep's own advice for a metric no run computed) keeps its table: the review of 2026-12-07 found every such run
+    evaluated again without the metric it had just been given, and the warning back on each sweep."""
+    by_hand = evaluated_with(run_dir)
+    if by_hand is None:
+        return []
+    have = {m.strip() for m in by_hand}
+    return [m for m in metrics if m not in have]
 
 
 def evaluated_with(run_dir: Path) -> list[str] | None:

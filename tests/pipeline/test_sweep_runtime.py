@@ -74,6 +74,29 @@ def test_a_run_refused_by_its_config_is_not_retried(tmp_path, base):  # noqa: F8
     assert calls == ["description=a__seed0"]  # the same config is refused the same way on a retry
 
 
+
+@pytest.mark.parametrize("line", [
+    "distgen run: error: out of memory (CUDA out of memory. Tried to allocate 2.00 GiB). lower train.sets_per_batch",
+    "distgen run: internal error: RuntimeError: CUDA error: an illegal memory access was encountered (at x.py:1)",
+    "distgen run: error: /data/n.h5ad: [Errno 5] Input/output error",
+], ids=["out-of-memory", "device-error", "file-system-error"])
+def test_a_run_that_failed_otherwise_than_by_its_config_is_still_retried(tmp_path, base, line):  # noqa: F811
+    """Only a refused config and a NaN loss repeat on a retry; a failure of the machine (memory taken by another run, a
+    device or file-system error) is retried as before (review of the sweep runtime round)."""
+    fake = FakeRunner()
+
+    def runner(config, run, run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not fake.calls:
+            fake.calls.append(run.slug)
+            with (run_dir / "log.txt").open("a") as log:
+                log.write(f"$ distgen run\n{line}\n")
+            return 1
+        return fake(config, run, run_dir)
+
+    res = sweep(base, {"description": ["a"]}, tmp_path / "sw", seeds=[0], retries=1, progress=False, runner=runner)
+    assert fake.calls == ["description=a__seed0"] * 2 and res.finished == ["description=a__seed0"] and not res.failed
+
 def test_a_run_evaluated_again_by_hand_with_other_metrics_is_evaluated_again_with_its_configs(tmp_path, base, capsys):  # noqa: F811
     out = tmp_path / "sw"
     grid = {"description": ["good", "bad"]}
@@ -158,3 +181,29 @@ def test_the_sweep_page_names_seeds_scored_on_other_real_data(tmp_path, base):  
     sweep(base, grid, out, seeds=[0, 1], progress=False, runner=runner)
     page = (out / "report.html").read_text()
     assert "Seeds scored on other real data" in page and "its run at seed 1 was" in page
+
+
+def test_a_run_evaluated_again_with_the_metric_the_sweep_asked_for_is_kept_not_evaluated_again(tmp_path, base, capsys):  # noqa: F811
+    """The sweep's own advice for a metric no run computed ("evaluate a run again with distgen run CONFIG OVERRIDES --out
+    RUN --metrics ...") must stick: the run is read with the metric added, not evaluated again without it (review of the
+    sweep runtime round: every such run was launched again and lost the metric, the warning came back each time)."""
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    sweep(base, grid, out, seeds=[0], progress=False, runner=FakeRunner(), metrics=["mse", "pearson_delta", "edistance"])
+    assert "edistance is not in the summary" in capsys.readouterr().err
+    for slug in ("description=good__seed0", "description=bad__seed0"):  # the advice followed for each run
+        run = out / "runs" / slug
+        with (run / METRICS_FILE).open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        with (run / METRICS_FILE).open("w", newline="") as fh:
+            w = csv.DictWriter(fh, [*rows[0], "edistance"])
+            w.writeheader()
+            w.writerows({**row, "edistance": 0.25} for row in rows)
+        (run / "DONE").write_text('{"metrics": ["mse", "pearson_delta", "edistance"]}\n')
+    runner = FakeRunner()
+    res = sweep(base, grid, out, seeds=[0], progress=False, runner=runner, metrics=["mse", "pearson_delta", "edistance"])
+    assert runner.calls == [] and sorted(res.skipped) == ["description=bad__seed0", "description=good__seed0"]
+    err = capsys.readouterr().err
+    assert "not in the summary" not in err and "evaluated with --metrics" not in err
+    with open(out / "results.csv", newline="") as fh:
+        assert {row["edistance"] for row in csv.DictReader(fh)} == {"0.25"}
