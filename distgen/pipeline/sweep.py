@@ -427,7 +427,8 @@ def _sweep(
     if absent:  # asked for, but no run's evaluation has it: said, not silently left out of the summary
         print(f"warning: sweep: {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not in the summary: no finished run "
               "computed it (a run evaluates its config's evaluate.metrics); add it there and run the sweep in a new --out, or "
-              "evaluate a run again with distgen run CONFIG OVERRIDES --out RUN --metrics ...", file=sys.stderr)
+              f"evaluate its runs again with distgen run CONFIG OVERRIDES --out RUN --metrics {','.join(metrics)} (every metric "
+              "the summary compares: a run evaluated without one of them is evaluated again with its config's)", file=sys.stderr)
     fingerprints = write_results(rows, out / "results.csv")
     text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed, result.failures, diverged,
                                                 replicate_noise(summaries, present), truths)

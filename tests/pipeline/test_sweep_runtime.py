@@ -190,7 +190,8 @@ def test_a_run_evaluated_again_with_the_metric_the_sweep_asked_for_is_kept_not_e
     out = tmp_path / "sw"
     grid = {"description": ["good", "bad"]}
     sweep(base, grid, out, seeds=[0], progress=False, runner=FakeRunner(), metrics=["mse", "pearson_delta", "edistance"])
-    assert "edistance is not in the summary" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "edistance is not in the summary" in said and "--metrics mse,pearson_delta,edistance" in said  # what to run
     for slug in ("description=good__seed0", "description=bad__seed0"):  # the advice followed for each run
         run = out / "runs" / slug
         with (run / METRICS_FILE).open(newline="") as fh:
