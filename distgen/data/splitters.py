@@ -39,10 +39,13 @@ def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: 
 
 
 def _canonical(condition: str, data: PerturbationData) -> str:
-    """A held-out condition as the data spells it: a combination's atoms in canonical (sorted) order, spaces trimmed."""
+    """A held-out condition as the data spells it, read as loading reads a cell's label: a combination's atoms in canonical
+    (sorted) order, spaces trimmed, a repeated atom once and a control atom left out (GEARS ``A+ctrl`` is ``A``; a label
+    of control atoms only is kept as written, to be refused by name)."""
     delim = data.schema.combo_delimiter
     atoms = [a.strip() for a in str(condition).split(delim)]
-    return delim.join(sorted(atoms)) if len(atoms) > 1 and all(atoms) else str(condition).strip()
+    named = sorted({a for a in atoms if a not in set(data.schema.control_labels)})
+    return delim.join(named) if len(atoms) > 1 and all(atoms) and named else str(condition).strip()
 
 
 def _trimmed_context(context: str, data: PerturbationData) -> str:

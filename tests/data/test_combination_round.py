@@ -1,0 +1,48 @@
+"""Combinations as users' files write them (the combinations round, docs/reliability.md): GEARS ``A+ctrl`` labels, atoms in
+either order, a repeated atom, triples; what a split holds out and what it names."""
+
+import numpy as np
+import pytest
+
+from distgen.data import PerturbationData, PerturbationSchema, make_split
+from tests.data.conftest import make_adata
+
+GEARS = ("ctrl", "A+ctrl", "B+ctrl", "C+ctrl", "A+B", "B+C", "D+E")
+
+
+def _data(conditions=GEARS, control="ctrl"):
+    a = make_adata(conditions=conditions, contexts=("ct1",), batches=("b1",), n_per_group=4)
+    return PerturbationData.from_anndata(a, PerturbationSchema(context_cols=("cell_type",), control_labels=(control,)))
+
+
+@pytest.mark.parametrize(("given", "read"), [("A+ctrl", "A"), ("ctrl+A", "A"), ("A + ctrl", "A"), ("A+B+ctrl", "A+B"),
+                                             ("B+A+A", "A+B"), ("B + A", "A+B")])
+def test_a_held_out_condition_written_as_the_file_writes_it_is_the_condition_loading_reads(given, read):
+    """Loading reads a GEARS ``A+ctrl`` cell as ``A`` and ``A+A`` as ``A``; a ``test_conditions`` entry written the same way
+    was refused ("cannot be held out; eligible: [...]") until the combinations round."""
+    data = _data()
+    assert set(data.conditions) == {"control", "A", "B", "C", "A+B", "B+C", "D+E"}
+    kind = "unseen_single" if "+" not in read else "combo_seen2"
+    split = make_split(data, kind=kind, seed=0, test_conditions=[given])
+    assert read in split.test_conditions
+    assert set(data.conditions[split.test]) >= {read}
+    assert split.params["test_conditions"] == [read]  # recorded as held out
+
+
+def test_a_held_out_condition_of_control_atoms_only_is_still_refused():
+    with pytest.raises(Exception, match="cannot be held out"):
+        make_split(_data(), kind="random_conditions", seed=0, test_conditions=["ctrl+ctrl"])
+
+
+def test_combinations_in_either_order_make_one_held_out_condition_and_the_same_split():
+    plain = _data(("ctrl", "A", "B", "C", "A+B", "B+C"))
+    mixed = make_adata(conditions=("ctrl", "A", "B", "C", "A+B", "B+C"), contexts=("ct1",), batches=("b1",), n_per_group=4)
+    lab = mixed.obs["condition"].astype(str).to_numpy().copy()
+    rows = np.flatnonzero(lab == "B+C")
+    lab[rows[::2]] = "C+B"
+    mixed.obs["condition"] = lab
+    mixed_data = PerturbationData.from_anndata(mixed, PerturbationSchema(context_cols=("cell_type",), control_labels=("ctrl",)))
+    for seed in range(3):
+        a = make_split(plain, kind="combo_seen2", seed=seed, test_frac=0.5)
+        b = make_split(mixed_data, kind="combo_seen2", seed=seed, test_frac=0.5)
+        assert np.array_equal(np.sort(a.test), np.sort(b.test)) and a.test_conditions == b.test_conditions
