@@ -14,6 +14,7 @@ from distgen.data.schema import COMMON_CONTROL_LABELS, CONTEXT_SEPARATOR, Pertur
 from distgen.errors import InputDataError, InputKeyError, LabelError, warn
 from distgen.types.layout import (  # with the layout's vocabulary: importable without anndata
     MISSING_STRINGS,
+    OTHER_DELIMITERS,
     form_message,
     form_twins,
     spacing_twins,
@@ -533,7 +534,7 @@ def batch_labels(obs: pd.DataFrame, col: str | None) -> np.ndarray:
 
 
 #: Separators that combination labels are written with in the field (checked against ``combo_delimiter``).
-COMMON_DELIMITERS = ("+", "_", ";", ",", "|", "&", "/", ":")
+COMMON_DELIMITERS = ("+", *OTHER_DELIMITERS)
 
 
 def _variants(values: Sequence[str], key: Any) -> list[list[str]]:

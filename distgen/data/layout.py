@@ -53,6 +53,7 @@ from distgen.types.layout import (
     blank_names,
     canonical_condition,
     check_pair,
+    combination_notes,
     control_words,
     file_label,
     form_message,
@@ -664,6 +665,8 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
             raise InputDataError(form_message(forms, f"the {name} file's obs[{column!r}]", what, column))
     conds = np.array([cache.setdefault(v, canonical_condition(v, control, delimiters, controls)) if v not in cache else cache[v] for v in labels],
                      dtype=object)
+    if notes is not None:
+        notes += combination_notes(pd.Series(labels).value_counts().to_dict(), genes, control, delimiters, controls, pert_col, name)
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None
     from distgen.data.conditions import batch_labels
 

@@ -34,6 +34,7 @@ from distgen.types.layout import (
     blank_names,
     canonical_condition,
     check_pair,
+    combination_notes,
     control_words,
     form_twins,
     pooled_contexts_note,
@@ -266,6 +267,8 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 if contexts is not None and form_twins(set(np.asarray(contexts).tolist())):
                     return None  # the anndata reader refuses them, naming them
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
+                sizes = dict(zip(*np.unique(np.asarray(values if codes is None else np.asarray(cats)[codes]).astype(str), return_counts=True)))
+                notes += combination_notes(sizes, genes, control, delimiters, words, pert_col, k)
     except MismatchedPair:
         raise
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +139,79 @@ def spacing_twins(labels: Iterable[str], delimiters: Sequence[str] = ()) -> list
         key = tuple((d if j else "", a) for j, (d, a) in enumerate(kept))
         groups.setdefault(key, set()).add(label)
     return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
+#: Separators that combination labels are written with in the field besides ``+`` (``A_B``, ``A|B``), checked against the
+#: delimiter a file records or a schema declares (``distgen.data.conditions.label_warnings`` at loading,
+#: ``foreign_combinations`` at evaluation).
+OTHER_DELIMITERS = ("_", ";", ",", "|", "&", "/", ":")
+
+
+def merged_labels(labels: Iterable[str], control: str, delimiters: Sequence[str] = (),
+                  controls: Iterable[str] = CONTROL_LABELS) -> dict[str, list[str]]:
+    """``{condition: labels}`` for each condition that ``canonical_condition`` reads from 2+ distinct ``labels`` written
+    otherwise than by spacing (``spacing_twins``): atoms in another order (``A+B``, ``B+A``), a repeated atom (``A+A`` and
+    ``A``), a control atom (GEARS ``A+ctrl`` and ``A``). cell-eval scores each label as a perturbation of its own."""
+    controls = tuple(controls)
+    groups: dict[str, set[str]] = {}
+    for label in set(map(str, labels)):
+        groups.setdefault(canonical_condition(label, control, delimiters, controls), set()).add(label)
+    return {c: sorted(g) for c, g in sorted(groups.items()) if len(g) > 1}
+
+
+def merged_note(groups: dict[str, list[str]], counts: Callable[[str], int], column: str, name: str) -> str:
+    """What ``merged_labels`` found in the ``name`` file, with each label's cell count: said, not refused (one condition is
+    how distgen reads such labels everywhere, ``docs/data.md``)."""
+    said = "; ".join(" and ".join(f"{lab!r} ({counts(lab)} cells)" for lab in g) + f" as {c!r}" for c, g in list(groups.items())[:3])
+    more = f" (and {len(groups) - 3} more)" if len(groups) > 3 else ""
+    return (f"the {name} file's obs[{column!r}] names one condition in several ways: {said}{more}; each group is scored as one "
+            "condition with the cells of all its labels (cell-eval scores each label as a perturbation of its own); relabel "
+            "them if they are different conditions")
+
+
+def foreign_combinations(labels: Iterable[str], genes: Iterable[str], control: str,
+                         delimiters: Sequence[str] = ()) -> dict[str, list[str]]:
+    """``{separator: labels}``: labels without ``+`` that are not a gene but whose parts, split on a separator of
+    ``OTHER_DELIMITERS`` the files do not record (``delimiters``), are each a measured gene or another one-atom label of the
+    file (``A_B`` beside ``A`` and ``B``): read as one perturbation each, they look like combinations."""
+    labels = sorted({str(v) for v in labels} - {control})
+    gene_set = set(map(str, genes))
+    known = gene_set | {v.strip() for v in labels if not any(d in v for d in (COMBO, *OTHER_DELIMITERS))}
+    found: dict[str, list[str]] = {}
+    for label in labels:
+        if COMBO in label or label in gene_set:
+            continue
+        for d in OTHER_DELIMITERS:
+            parts = [p.strip() for p in label.split(d)]
+            if d not in delimiters and len(parts) > 1 and all(p in known for p in parts):
+                found.setdefault(d, []).append(label)
+                break
+    return found
+
+
+def foreign_note(found: dict[str, list[str]], column: str, name: str) -> str:
+    """What ``foreign_combinations`` found in the ``name`` file, and the two fixes."""
+    d, labels = next(iter(found.items()))
+    more = "".join(f"; joined by {k!r}: {v[:3]}" for k, v in list(found.items())[1:])
+    return (f"the {name} file's perturbation(s) {labels[:5]}{more} are scored as one perturbation each, but look like combinations "
+            f"joined by {d!r} (each part is a measured gene or another perturbation of the file): as one perturbation, none of "
+            "their atoms' genes is left out as a target gene, and a baseline fitted on --train cells reads each as never seen. "
+            f"If they are combinations, relabel them with '+' in every file (adata.obs[{column!r}] = "
+            f"adata.obs[{column!r}].astype(str).str.replace({d!r}, '+')) or record the delimiter in each "
+            f"(adata.uns.setdefault('distgen', {{}})['combo_delimiter'] = {d!r})")
+
+
+def combination_notes(sizes: Mapping[str, int], genes: Sequence[str], control: str, delimiters: Sequence[str],
+                      controls: Sequence[str], column: str, name: str) -> list[str]:
+    """Notes on a file's combination labels (``sizes``: cells per label) that are read otherwise than cell-eval reads them:
+    one condition written several ways (``merged_labels``), and, in the truth, labels that look like combinations joined by
+    a separator no file records (``foreign_combinations``). Both readers give them (``distgen.evaluation.h5pair``)."""
+    out = []
+    if merged := merged_labels(sizes.keys(), control, delimiters, controls):
+        out.append(merged_note(merged, lambda v: int(sizes[v]), column, name))
+    if name == "real" and (found := foreign_combinations(sizes.keys(), genes, control, delimiters)):
+        out.append(foreign_note(found, column, name))
+    return out
 
 
 def spacing_message(groups: Sequence[Sequence[str]], counts: Callable[[str], int], column: str, name: str) -> str:

@@ -1,0 +1,66 @@
+"""Combination labels in files to evaluate (the combinations round, docs/reliability.md): two spellings of one combination in
+one file (atoms in another order, a repeated atom, a GEARS control atom) are scored as one condition, and a label joined by
+another separator than ``+`` as one perturbation; both were silent, and cell-eval scores them otherwise. Each is now said
+in the summary's notes (and on stderr), by both readers."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgen.data import layout
+from distgen.evaluation.h5pair import read_pair_fast
+from distgen.pipeline.evaluate import evaluate
+
+GENES = ["A", "B", "C", "D"] + [f"g{i}" for i in range(8)]
+
+
+def _file(path, labels, seed):
+    rng = np.random.default_rng(seed)
+    x = np.log1p(rng.poisson(3.0, (len(labels), len(GENES)))).astype(np.float32)
+    a = ad.AnnData(X=x, obs=pd.DataFrame({"target": labels}, index=[f"c{i}" for i in range(len(labels))]), var=pd.DataFrame(index=GENES))
+    a.write_h5ad(path)
+    return str(path)
+
+
+def _pair(tmp_path, labels):
+    cells = [lab for lab in labels for _ in range(6)]
+    return _file(tmp_path / "pred.h5ad", cells, 0), _file(tmp_path / "real.h5ad", cells, 1)
+
+
+BASE = ["non-targeting", "A", "B", "C", "A+B"]
+
+
+@pytest.mark.parametrize(("extra", "read"), [("B+A", "A+B"), ("A+A", "A"), ("A+ctrl", "A")])
+def test_two_spellings_of_one_condition_in_a_file_are_named(tmp_path, extra, read):
+    pred, real = _pair(tmp_path, [*BASE, extra])
+    report = evaluate(pred, real, metric_names=["mse"], baselines=[], ceiling=False)
+    rows = {r["perturbation"]: r for r in report.table.rows()}
+    assert rows[read]["n_cells_real"] == 12 and extra not in rows  # pooled: the reading is unchanged
+    said = [n for n in report.summary["notes"] if extra in n]
+    assert said and repr(read) in said[0] and "cell-eval" in said[0], report.summary["notes"]
+    fast = read_pair_fast(pred, real)
+    assert fast is not None and any(extra in n for n in fast[2].notes)
+
+
+@pytest.mark.parametrize("sep", ["_", "|", ";"])
+def test_labels_joined_by_another_separator_are_named(tmp_path, sep):
+    pred, real = _pair(tmp_path, ["non-targeting", "A", "B", "C", f"A{sep}B", f"C{sep}D"])
+    report = evaluate(pred, real, metric_names=["mse"], baselines=[], ceiling=False)
+    assert f"A{sep}B" in report.table.perts  # still one perturbation, as before
+    said = [n for n in report.summary["notes"] if f"A{sep}B" in n]
+    assert said and repr(sep) in said[0] and "target gene" in said[0], report.summary["notes"]
+    fast = read_pair_fast(pred, real)
+    assert fast is not None and any(f"A{sep}B" in n for n in fast[2].notes)
+
+
+def test_plain_labels_and_a_recorded_delimiter_give_no_such_note(tmp_path):
+    pred, real = _pair(tmp_path, [*BASE, "C+D", "g0_g1"])  # g0_g1: a gene-like name of one file; parts are genes -> noted
+    notes = layout.read_pair(pred, real)[3].notes
+    assert not [n for n in notes if "A+B" in n or "C+D" in n]
+    for path in (pred, real):
+        a = ad.read_h5ad(path)
+        a.uns["distgen"] = {"combo_delimiter": "_"}
+        a.write_h5ad(path)
+    notes = layout.read_pair(pred, real)[3].notes
+    assert not [n for n in notes if "g0_g1" in n]  # the files say '_' joins combinations: read as g0+g1
