@@ -144,7 +144,7 @@ def spacing_twins(labels: Iterable[str], delimiters: Sequence[str] = ()) -> list
 #: Separators that combination labels are written with in the field besides ``+`` (``A_B``, ``A|B``), checked against the
 #: delimiter a file records or a schema declares (``distgen.data.conditions.label_warnings`` at loading,
 #: ``foreign_combinations`` at evaluation).
-OTHER_DELIMITERS = ("_", ";", ",", "|", "&", "/", ":")
+OTHER_DELIMITERS = ("_", ";", ",", "|", "&", "/", ":", "-")
 
 
 def merged_labels(labels: Iterable[str], control: str, delimiters: Sequence[str] = (),

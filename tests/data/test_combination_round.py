@@ -1,6 +1,8 @@
 """Combinations as users' files write them (the combinations round, docs/reliability.md): GEARS ``A+ctrl`` labels, atoms in
 either order, a repeated atom, triples; what a split holds out and what it names."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -46,3 +48,15 @@ def test_combinations_in_either_order_make_one_held_out_condition_and_the_same_s
         a = make_split(plain, kind="combo_seen2", seed=seed, test_frac=0.5)
         b = make_split(mixed_data, kind="combo_seen2", seed=seed, test_frac=0.5)
         assert np.array_equal(np.sort(a.test), np.sort(b.test)) and a.test_conditions == b.test_conditions
+
+
+def test_labels_joined_by_a_hyphen_are_named_at_loading():
+    """``A-B`` beside ``A`` and ``B`` with the default ``+``: read as one perturbation, as before, but now with the warning that
+    ``A_B`` gets (the hyphen was not among the separators checked); a hyphenated gene name (``HLA-A``) is not a combination."""
+    a = make_adata(conditions=("ctrl", "A", "B", "A-B", "HLA-A"), contexts=("ct1",), batches=("b1",), n_per_group=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = PerturbationData.from_anndata(a, PerturbationSchema(context_cols=("cell_type",), control_labels=("ctrl",)))
+    assert "A-B" in set(data.conditions)
+    said = [str(w.message) for w in caught if "look like combinations" in str(w.message)]
+    assert len(said) == 1 and "'A-B'" in said[0] and "'-'" in said[0] and "HLA-A" not in said[0]

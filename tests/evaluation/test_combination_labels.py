@@ -43,7 +43,7 @@ def test_two_spellings_of_one_condition_in_a_file_are_named(tmp_path, extra, rea
     assert fast is not None and any(extra in n for n in fast[2].notes)
 
 
-@pytest.mark.parametrize("sep", ["_", "|", ";"])
+@pytest.mark.parametrize("sep", ["_", "|", ";", "-"])
 def test_labels_joined_by_another_separator_are_named(tmp_path, sep):
     pred, real = _pair(tmp_path, ["non-targeting", "A", "B", "C", f"A{sep}B", f"C{sep}D"])
     report = evaluate(pred, real, metric_names=["mse"], baselines=[], ceiling=False)
