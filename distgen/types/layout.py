@@ -211,6 +211,28 @@ def combination_notes(sizes: Mapping[str, int], genes: Sequence[str], control: s
         out.append(merged_note(merged, lambda v: int(sizes[v]), column, name))
     if name == "real" and (found := foreign_combinations(sizes.keys(), genes, control, delimiters)):
         out.append(foreign_note(found, column, name))
+    if name == "real" and (read := control_atom_labels(sizes.keys(), control, delimiters, controls)):
+        shown = list(read.items())[:3]
+        out.append(f"the {name} file's labels {[k for k, _ in shown]}{' ...' if len(read) > 3 else ''} hold a control atom beside a "
+                   f"perturbation (GEARS) and are read without it, as {[v for _, v in shown]}: their atoms' genes are their target "
+                   "genes, left out where a metric leaves target genes out. cell-eval matches a label as written against the "
+                   "genes, so it leaves out none for such labels and its pds_* of them can differ; relabel them in both files "
+                   f"({shown[0][0]!r} as {shown[0][1]!r}) for cell-eval to score them as distgen does")
+    return out
+
+
+def control_atom_labels(labels: Iterable[str], control: str, delimiters: Sequence[str] = (),
+                        controls: Iterable[str] = CONTROL_LABELS) -> dict[str, str]:
+    """``{label: condition}`` for ``labels`` that ``canonical_condition`` reads without a control atom written beside a
+    perturbation (GEARS ``A+ctrl`` as ``A``)."""
+    controls = tuple(controls)
+    skip = {control.strip(), *controls}
+    extra = [d for d in delimiters if d and d != COMBO]
+    out = {}
+    for label in sorted(set(map(str, labels))):
+        parts = [a.strip() for a in re.split("|".join(map(re.escape, [COMBO, *extra])), label) if a.strip()]
+        if label.strip() != control.strip() and len(parts) > 1 and any(p in skip for p in parts) and not all(p in skip for p in parts):
+            out[label] = canonical_condition(label, control, delimiters, controls)
     return out
 
 

@@ -64,3 +64,16 @@ def test_plain_labels_and_a_recorded_delimiter_give_no_such_note(tmp_path):
         a.write_h5ad(path)
     notes = layout.read_pair(pred, real)[3].notes
     assert not [n for n in notes if "g0_g1" in n]  # the files say '_' joins combinations: read as g0+g1
+
+
+def test_gears_control_atoms_read_away_are_said_with_what_cell_eval_does_with_them(tmp_path):
+    """GEARS ``A+ctrl`` labels are scored as ``A`` (their target gene ``A`` left out where a metric leaves target genes out);
+    cell-eval matches the label as written against the genes, leaves out nothing and scored such a file's singles with
+    their own gene (pds_cosine 1.0 where distgen's cell-eval-0.8.2 profile gave 0.67-0.78 on the Norman pair): said."""
+    pred, real = _pair(tmp_path, ["ctrl", "A+ctrl", "B+ctrl", "C+ctrl", "A+B"])
+    report = evaluate(pred, real, metric_names=["mse"], baselines=[], ceiling=False)
+    assert {"A", "B", "C", "A+B"} == set(report.table.perts)
+    said = [n for n in report.summary["notes"] if "A+ctrl" in n]
+    assert len(said) == 1 and "cell-eval" in said[0] and "'A'" in said[0], report.summary["notes"]
+    fast = read_pair_fast(pred, real)
+    assert fast is not None and [n for n in fast[2].notes if "A+ctrl" in n] == said
