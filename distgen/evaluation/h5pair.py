@@ -267,7 +267,11 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 if contexts is not None and form_twins(set(np.asarray(contexts).tolist())):
                     return None  # the anndata reader refuses them, naming them
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
-                sizes = dict(zip(*np.unique(np.asarray(values if codes is None else np.asarray(cats)[codes]).astype(str), return_counts=True)))
+                if cats is not None and codes is not None:  # counted per category (anndata writes labels so), not per cell's text
+                    per = np.bincount(np.asarray(codes)[np.asarray(codes) >= 0], minlength=len(cats))
+                    sizes = {str(c): int(n) for c, n in zip(cats.tolist(), per.tolist()) if n}
+                else:
+                    sizes = {str(v): int(n) for v, n in zip(*np.unique(np.asarray(values).astype(str), return_counts=True))}
                 notes += combination_notes(sizes, genes, control, delimiters, words, pert_col, k)
     except MismatchedPair:
         raise
