@@ -85,6 +85,28 @@ def seen_count(atoms: Sequence[str], train_singles: set[str]) -> int:
     return sum(a in train_singles for a in atoms)
 
 
+def _warn_large_combinations(kind: str, large: list[str], test: set[str], train_singles: set[str], delim: str) -> None:
+    """Say how a ``combo_seen`` split placed combinations of three or more atoms: the kinds count the atoms seen as singles
+    whatever a combination's size (GEARS defines seen0/1/2 for pairs), so ``combo_seen2`` holds ``A+B+C`` with ``C`` never
+    seen alone, and a combination with every atom seen is in no kind. Silent until the review of the combinations round."""
+    if not large:
+        return
+    from distgen.errors import warn
+
+    def seen(c: str) -> str:
+        atoms = c.split(delim)
+        return f"{c!r} ({seen_count(atoms, train_singles)} of {len(atoms)} seen)"
+
+    held = [seen(c) for c in large if c in test]
+    every = [c for c in large if c not in test and seen_count(c.split(delim), train_singles) == len(c.split(delim))]
+    said = f"its test holds {', '.join(held[:5])}{' ...' if len(held) > 5 else ''}" if held else "its test holds none of them"
+    rest = (f"; {every[:5]}{' ...' if len(every) > 5 else ''} have every atom seen and are in no combo_seen kind (hold them out with "
+            "random_conditions and test_conditions)") if every else ""
+    warn(f"{kind} counts the atoms seen as singles in training whatever a combination's size (GEARS defines seen0/1/2 for pairs), "
+         f"and the data has {len(large)} combination(s) of three or more atoms: {said}{rest}. Read its scores as those of "
+         "combinations with that many atoms seen, not of pairs (docs/data.md, 'Splits')")
+
+
 def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: dict[str, Any]) -> np.ndarray:
     """``[N]`` bool: perturbed cells held out for test."""
     # a condition without its doses (data at several doses per condition, dex@10): a condition held out is held out at
@@ -119,6 +141,7 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
         # a training combination made only of held-out atoms would teach them: hold out any combo that holds a held-out single
         held_atoms = {atoms[c][0] for c in held_singles}
         test += [c for c in combos if set(atoms[c]) & held_atoms and c not in test]
+        _warn_large_combinations(kind, [c for c in combos if len(atoms[c]) > 2], set(test), train_singles, data.schema.combo_delimiter)
         return np.isin(cond, test)
     if kind == "held_out_context":
         contexts = sorted(set(ctx))
@@ -365,9 +388,11 @@ def _check_slot_order(conditions: Sequence[str] | None, which: str | list[float 
     if isinstance(which, str) or conditions is None:
         return
     slots = [t for t in listed_doses(which)[1] if len(set(t)) > 1]
-    delim = data.schema.combo_delimiter
+    delim, controls = data.schema.combo_delimiter, set(data.schema.control_labels)
     for c in conditions:
-        atoms = [a.strip() for a in str(c).split(delim)]
+        # the atoms in the order written, as _canonical reads them (a control atom left out, a repeated atom at its first
+        # place): 'saha+dexa+vehicle' was read as dexa+saha without this check until the review of the combinations round
+        atoms = list(dict.fromkeys(a for a in (p.strip() for p in str(c).split(delim)) if a not in controls))
         if len(atoms) > 1 and atoms != sorted(atoms) and any(len(t) == len(atoms) for t in slots):
             raise InputDataError(f"held_out_dose: test_doses gives doses per slot ({_listed([w for w in which if isinstance(w, str)])}), "
                                  f"read in the order of a population label's atoms (sorted as text: {delim.join(sorted(atoms))}), "

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from distgen.data import PerturbationData, PerturbationSchema, make_split
+from distgen.errors import DistgenWarning, InputDataError
 from tests.data.conftest import make_adata
 
 GEARS = ("ctrl", "A+ctrl", "B+ctrl", "C+ctrl", "A+B", "B+C", "D+E")
@@ -60,3 +61,36 @@ def test_labels_joined_by_a_hyphen_are_named_at_loading():
     assert "A-B" in set(data.conditions)
     said = [str(w.message) for w in caught if "look like combinations" in str(w.message)]
     assert len(said) == 1 and "'A-B'" in said[0] and "'-'" in said[0] and "HLA-A" not in said[0]
+
+
+@pytest.mark.parametrize("written", ["saha+dexa+vehicle", "vehicle+saha+dexa", "saha+dexa+saha"])
+def test_a_dose_per_slot_beside_a_condition_written_out_of_order_with_a_control_or_repeated_atom_is_refused(written):
+    """Review of the combinations round: ``saha+dexa`` beside ``test_doses: '5+10'`` is refused (which atom is at 5 would read
+    the other way round from the order written), but the same condition written with a control atom or a repeated atom
+    (``saha+dexa+vehicle``), accepted since the round read such entries as loading does, slipped past that check and held out
+    ``dexa@5+saha@10`` without a word (before the round the entry was refused as not a condition)."""
+    from tests.data.test_dose_populations import SCHEMA, _combo_at
+
+    pairs = ("1+1", "10+5", "100+100")  # saha+dexa, saha first: dexa@5+saha@10 is measured
+    data = PerturbationData.from_anndata(_combo_at({"A549": pairs, "K562": pairs}), SCHEMA)
+    with pytest.raises(InputDataError, match=r"write it 'dexa\+saha'"):
+        make_split(data, "held_out_dose", test_conditions=[written], test_doses="5+10")
+    ok = make_split(data, "held_out_dose", test_conditions=["dexa+saha+vehicle"], val_frac=0.0, test_doses="5+10")  # in order: read
+    assert {c for c, _ in ok.test_groups} == {"dexa@5+saha@10"}
+
+
+TRIPLES = ("ctrl", "A", "B", "C", "D", "A+B", "B+C", "A+B+C", "A+B+E", "C+D")
+
+
+def test_combo_seen_says_how_triples_are_counted():
+    """Review of the combinations round: ``combo_seen2`` (GEARS: a pair with both atoms seen) also held a triple with one
+    atom never seen alone, and a triple with every atom seen was in no kind, without a word. Kept (docs/data.md), said
+    when the data has combinations of three or more atoms."""
+    data = _data(TRIPLES)
+    with pytest.warns(DistgenWarning, match=r"combo_seen2 counts the atoms seen as singles.*'A\+B\+E' \(2 of 3 seen\)") as rec:
+        split = make_split(data, kind="combo_seen2", seed=0, test_conditions=["A+B", "A+B+E"])
+    assert "A+B+C" in str(rec[0].message) and "random_conditions" in str(rec[0].message)  # every atom seen: in no kind, named
+    assert {"A+B", "A+B+E"} <= set(split.test_conditions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pairs only: no word
+        make_split(_data(("ctrl", "A", "B", "C", "A+B", "B+C")), kind="combo_seen2", seed=0)
