@@ -562,7 +562,14 @@ def read_beside(
     files["pred" if name == "real" else "real"] = ad.AnnData(obs=pd.DataFrame(stub, index=[str(i) for i in range(len(ctrl))]))
     delimiters = tuple(sorted({*recorded_delimiters([adata]), *(d for d in delimiters if d and d != COMBO)}))
     notes = split_doses(files, pert_col, control, celltype_col, words, delimiters)
-    return _cells(files[name], pert_col, control, celltype_col, name, delimiters, words, batch_col, notes), notes
+    cells = _cells(files[name], pert_col, control, celltype_col, name, delimiters, words, batch_col, notes)
+    notes += combination_notes({name: _label_sizes(files[name], pert_col)}, cells.genes, control, delimiters, words, pert_col)
+    return cells, notes
+
+
+def _label_sizes(adata: ad.AnnData, pert_col: str) -> dict[str, int]:
+    """Cells per perturbation label of a file, as written (``combination_notes``)."""
+    return {str(k): int(v) for k, v in adata.obs[pert_col].astype(str).value_counts().items()}
 
 
 def control_named(files: Iterable[Any], given: str | None, control: str) -> bool:
@@ -665,8 +672,6 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
             raise InputDataError(form_message(forms, f"the {name} file's obs[{column!r}]", what, column))
     conds = np.array([cache.setdefault(v, canonical_condition(v, control, delimiters, controls)) if v not in cache else cache[v] for v in labels],
                      dtype=object)
-    if notes is not None:
-        notes += combination_notes(pd.Series(labels).value_counts().to_dict(), genes, control, delimiters, controls, pert_col, name)
     contexts = adata.obs[col].astype(str).to_numpy(dtype=object) if col is not None else None
     from distgen.data.conditions import batch_labels
 
@@ -748,6 +753,8 @@ def read_pair(
                           f"(baselines fitted without batches){own}; add the column to the training file to fit them per batch")
     cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, None if k == "training" and unbatched else batch_col,
                        info.notes, read_default_batch=not (k == "training" and unbatched)) for k, a in files.items()}
+    info.notes += combination_notes({k: _label_sizes(a, pert_col) for k, a in files.items()}, cells["real"].genes, control, delimiters,
+                                    words, pert_col)
     return cells["pred"], cells["real"], cells.get("training"), info
 
 

@@ -246,6 +246,7 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             order_labels = [str(c) for c in cats if c in present["real"]] if cats is not None else _natsorted(present["real"])
             order = tuple(dict.fromkeys(canonical_condition(v, control, delimiters, words) for v in order_labels))
             cells = {}
+            sizes: dict[str, dict[str, int]] = {}  # cells per label of each file, for the notes on combination labels
             names = {k: [str(g) for g in _index(f["var"])] for k, f in files.items()}
             if set(names["pred"]) != set(names["real"]):  # different genes: the anndata reader says what differs and why
                 return None
@@ -269,10 +270,10 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
                 cells[k] = Cells(x, conds, genes, contexts, None, control, None)  # cell names: not needed to score
                 if cats is not None and codes is not None:  # counted per category (anndata writes labels so), not per cell's text
                     per = np.bincount(np.asarray(codes)[np.asarray(codes) >= 0], minlength=len(cats))
-                    sizes = {str(c): int(n) for c, n in zip(cats.tolist(), per.tolist()) if n}
+                    sizes[k] = {str(c): int(n) for c, n in zip(cats.tolist(), per.tolist()) if n}
                 else:
-                    sizes = {str(v): int(n) for v, n in zip(*np.unique(np.asarray(values).astype(str), return_counts=True))}
-                notes += combination_notes(sizes, genes, control, delimiters, words, pert_col, k)
+                    sizes[k] = {str(v): int(n) for v, n in zip(*np.unique(np.asarray(values).astype(str), return_counts=True))}
+            notes += combination_notes(sizes, names["real"], control, delimiters, words, pert_col)
     except MismatchedPair:
         raise
     except (_Unsupported, OSError, KeyError, ValueError, TypeError):

@@ -77,3 +77,33 @@ def test_gears_control_atoms_read_away_are_said_with_what_cell_eval_does_with_th
     assert len(said) == 1 and "cell-eval" in said[0] and "'A'" in said[0], report.summary["notes"]
     fast = read_pair_fast(pred, real)
     assert fast is not None and [n for n in fast[2].notes if "A+ctrl" in n] == said
+
+
+def test_gears_control_atoms_of_no_measured_gene_give_no_such_note(tmp_path):
+    """Review of the combinations round: the GEARS note fired on every file with ``X+ctrl`` labels, also where no atom is a
+    measured gene (drugs, a gene outside the panel): there cell-eval and distgen leave out the same genes (none), so the
+    note's "its pds_* of them can differ" was false. Only labels whose atoms name a measured gene are noted."""
+    pred, real = _pair(tmp_path, ["ctrl", "drugX+ctrl", "drugY+ctrl", "drugX+drugY", "A+ctrl"])
+    report = evaluate(pred, real, metric_names=["mse"], baselines=[], ceiling=False)
+    said = [n for n in report.summary["notes"] if "control atom" in n]
+    assert len(said) == 1 and "'A+ctrl'" in said[0] and "drugX" not in said[0], report.summary["notes"]
+    fast = read_pair_fast(pred, real)
+    assert fast is not None and [n for n in fast[2].notes if "control atom" in n] == said
+    pred, real = _pair(tmp_path, ["ctrl", "drugX+ctrl", "drugY+ctrl", "drugX+drugY"])
+    assert not [n for n in evaluate(pred, real, metric_names=["mse"], baselines=[], ceiling=False).summary["notes"] if "control atom" in n]
+    assert not [n for n in read_pair_fast(pred, real)[2].notes if "control atom" in n]
+
+
+def test_one_condition_named_alike_in_both_files_is_said_once(tmp_path):
+    """Review of the combinations round: a pair whose files both write ``A+B`` and ``B+A`` got the same note twice, once per
+    file (in summary.json / summary.md, and on the page under each row it names); said once, naming both files and each
+    file's cells. A file of its own spelling keeps a note of its own."""
+    pred, real = _pair(tmp_path, [*BASE, "B+A"])
+    for notes in (evaluate(pred, real, metric_names=["mse"], baselines=[], ceiling=False).summary["notes"], read_pair_fast(pred, real)[2].notes,
+                  layout.read_pair(pred, real)[3].notes):
+        said = [n for n in notes if "'B+A'" in n]
+        assert len(said) == 1 and "pred and real files'" in said[0] and "'B+A' (6 and 6 cells)" in said[0], notes
+    _file(tmp_path / "pred.h5ad", [lab for lab in [*BASE, "A+B"] for _ in range(6)], 0)  # the prediction writes one spelling
+    for notes in (read_pair_fast(pred, real)[2].notes, layout.read_pair(pred, real)[3].notes):
+        said = [n for n in notes if "'B+A'" in n]
+        assert len(said) == 1 and said[0].startswith("the real file's") and "'B+A' (6 cells)" in said[0], notes
