@@ -568,8 +568,13 @@ def read_beside(
 
 
 def _label_sizes(adata: ad.AnnData, pert_col: str) -> dict[str, int]:
-    """Cells per perturbation label of a file, as written (``combination_notes``)."""
-    return {str(k): int(v) for k, v in adata.obs[pert_col].astype(str).value_counts().items()}
+    """Cells per perturbation label of a file, as written (``combination_notes``): counted on the column as it is (per
+    category of a categorical one), the labels then written as text, as ``_cells`` reads them."""
+    out: dict[str, int] = {}
+    for k, v in adata.obs[pert_col].value_counts(sort=False).items():
+        if v:
+            out[str(k)] = out.get(str(k), 0) + int(v)
+    return out
 
 
 def control_named(files: Iterable[Any], given: str | None, control: str) -> bool:
