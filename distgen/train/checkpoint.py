@@ -350,7 +350,8 @@ def best_checkpoint(run_dir: str | Path) -> Path:
 
     The run's newest checkpoint records it (``state.json`` ``best_checkpoint``); the trainer writes a checkpoint at every
     validation that improves ``train.monitor`` and spares the best one from pruning. A run that never validated, or that
-    was trained before such checkpoints were kept, has none: ``NoBestCheckpointError`` says so and what to use."""
+    was trained before such checkpoints were kept, has none: ``NoBestCheckpointError`` says so and what to use (a run
+    trained before whose best step fell on ``train.checkpoint_every`` gives that step's checkpoint)."""
     newest, state = read_checkpoint_state(run_dir)
     name = state.get("best_checkpoint")
     if not isinstance(name, str) or not _STEP_DIR.fullmatch(name):
@@ -366,6 +367,11 @@ def best_checkpoint(run_dir: str | Path) -> Path:
                 f"there: {', '.join(p.name for p in list_checkpoints(newest.parent))}). Use --checkpoint last (the default) or "
                 "one of those; to keep the best step's, train with train.patience set (a value larger than the validations "
                 "of the run never stops it)")
+        on_schedule = newest.parent / f"step_{int(state['best_step']):08d}"
+        if (on_schedule / "state.json").is_file():
+            # trained before the best step's checkpoint was recorded, but it fell on train.checkpoint_every: the
+            # checkpoint of that step holds that step's weights
+            return on_schedule
         raise NoBestCheckpointError(
             f"{run_dir} has no best checkpoint: its best validation was at step {state['best_step']}, but it was trained before "
             "distgen kept the best step's checkpoint (2026-12-07), and only one that fell on train.checkpoint_every is there "
@@ -486,7 +492,7 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     if (world_size is not None and isinstance(accum, int) and shards_of(state) == world_size * accum
             and isinstance(saved.get("train"), Mapping) and fingerprint({**saved, "train": {**saved["train"], "grad_accum": accum}}) == fp):
         return
-    if isinstance(saved, Mapping) and fingerprint(same_draws(saved, config)) == fp:
+    if isinstance(saved, Mapping) and fingerprint(same_draws(added_since(saved, config), config)) == fp:
         return
     diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
@@ -495,6 +501,28 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
         f"checkpoint {str(path)!r} was written under a different config ({shown or 'fingerprint differs'}){legacy}. "
         + ("Or start a new run directory." if legacy else "Resume with the run's own config.yaml, or start a new run directory.")
     )
+
+
+#: Settings added to a component after runs were trained without them, with the default that computes what those runs
+#: computed: ``{component: {key: default}}`` (``onehot``'s dose settings, 2026-12-06: "as before: same values").
+ADDED_SINCE: dict[str, dict[str, Any]] = {"onehot": {"dose": "linear", "dose_scale": 1.0}}
+
+
+def added_since(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``saved`` as the distgen of now records it, where it was written before settings that change nothing were there:
+    a conditioner without a key of ``ADDED_SINCE`` gets it where ``config`` has its default, and ``model.coupling:
+    null`` (built as ``independent``) is written ``config``'s ``{name: independent}``."""
+    model, now = saved.get("model"), config.get("model")
+    if not (isinstance(model, Mapping) and isinstance(now, Mapping)):
+        return saved
+    model = dict(model)
+    cond, ours = model.get("conditioner"), now.get("conditioner")
+    if isinstance(cond, Mapping) and isinstance(ours, Mapping) and cond.get("name") == ours.get("name"):
+        added = {k: v for k, v in ADDED_SINCE.get(str(cond.get("name")), {}).items() if k not in cond and ours.get(k) == v}
+        model["conditioner"] = {**cond, **added}
+    if "coupling" in model and model["coupling"] is None and now.get("coupling") == {"name": "independent"}:
+        model["coupling"] = {"name": "independent"}
+    return {**saved, "model": model}
 
 
 def same_draws(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:

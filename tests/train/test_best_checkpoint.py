@@ -107,3 +107,34 @@ def test_a_resume_without_patience_never_names_a_beaten_best(table, make_model, 
     assert state["best_checkpoint"] is None and res.best_checkpoint is None
     with pytest.raises(NoBestCheckpointError, match=r"without train\.patience"):
         best_checkpoint(tmp_path)
+
+
+def _as_before_best_checkpoints(run_dir):
+    """Edit the newest checkpoint's state.json as distgen wrote it before it kept the best step's checkpoint (before
+    2026-12-07: ``best``/``best_step`` recorded, no ``best_checkpoint``/``best_kept``)."""
+    newest = load_checkpoint(run_dir).path
+    state = json.loads((newest / "state.json").read_text())
+    del state["best_checkpoint"], state["best_kept"]
+    (newest / "state.json").write_text(json.dumps(state))
+    return state["best_step"]
+
+
+def test_an_earlier_run_whose_best_step_fell_on_a_checkpoint_gives_that_checkpoint(table, make_model, tmp_path):
+    """An earlier run folder (old-versions round): its best step is recorded and, on a checkpoint_every step, its
+    checkpoint is there with that step's weights; --checkpoint best refused it as 'trained before distgen kept' one."""
+    res = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path, **RUN)
+    step = _as_before_best_checkpoints(tmp_path)
+    assert step == res.best_step
+    best = best_checkpoint(tmp_path)
+    assert best == tmp_path / "checkpoints" / f"step_{step:08d}" and load_checkpoint(best).step == step
+
+
+def test_an_earlier_run_whose_best_step_has_no_checkpoint_is_refused_naming_those_there(table, make_model, tmp_path):
+    res = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path, **{**RUN, "checkpoint_every": 5})
+    step = _as_before_best_checkpoints(tmp_path)
+    assert step % 5 != 0 and step == res.best_step
+    import shutil
+
+    shutil.rmtree(res.best_checkpoint)  # an earlier distgen checkpointed on train.checkpoint_every only
+    with pytest.raises(NoBestCheckpointError, match=rf"step {step}, but it was trained before distgen kept"):
+        best_checkpoint(tmp_path)
