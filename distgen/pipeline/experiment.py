@@ -200,7 +200,11 @@ def _run(
         save_yaml(doc, out / "experiment.yaml")
         (out / DONE_FILE).unlink(missing_ok=True)
 
-    dataset = Dataset.load(doc.get("data")).capped(predict_section(doc)["max_cells_per_condition"])  # the cap: prediction and scoring only
+    # a resumed training continues on the split it began with (train/split.json, as distgen train --resume reads it): the
+    # split the config's settings draw now can differ where an earlier distgen's splitter drew another
+    stored = out / "train" / "split.json"
+    resuming = is_trainable(doc["model"]) and stored.is_file() and bool(list_checkpoints(out / "train" / "checkpoints"))
+    dataset = Dataset.load(doc.get("data"), stored if resuming else None).capped(predict_section(doc)["max_cells_per_condition"])  # the cap: prediction and scoring only
     if dataset.data.table.meta.get("scale") == "counts":
         raise ConfigError(
             "data.schema.normalize: false keeps the raw counts, but distgen run scores log-normalised expression (every metric "

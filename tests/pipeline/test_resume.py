@@ -99,6 +99,29 @@ def test_a_run_stopped_after_training_resumes_from_its_final_checkpoint_without_
     assert set(summary["metrics"]) == set(METRICS)
 
 
+def test_a_resumed_run_trains_and_predicts_on_the_split_its_training_began_with(tmp_path, crash_after_first_checkpoint):
+    """Old run folders round: a run folder made by an earlier distgen whose splitter drew another split from the same
+    settings (f8c2e3d changed the val_frac pick, 2026-12-05) was resumed by distgen run on the split made now: the
+    resumed steps trained on other cells than the first ones (test cells among them) and the prediction was of another
+    test set, without a word (caught only where data.hvg made the data hash differ). The run's train/split.json is read,
+    as distgen train --resume reads it. Here the stored split is one of another seed (test conditions differ)."""
+    from distgen.data import Dataset
+
+    doc = {**TINY, "data": {**DATA, "hvg": None, "split": {**DATA["split"], "test_frac": 0.5}}}
+    cfg = save_yaml(doc, tmp_path / "tiny.yaml")
+    out = tmp_path / "exp"
+    with pytest.raises(Crash):
+        run(str(cfg), out, progress=False, metrics=METRICS, plots=False)
+    crash_after_first_checkpoint["disarm"]()
+    other = Dataset.load({**doc["data"], "split": {**doc["data"]["split"], "seed": 1}}).split
+    now = Dataset.load(doc["data"]).split
+    assert {c for c, _ in other.test_groups} != {c for c, _ in now.test_groups}
+    other.save(out / "train" / "split.json")  # as an earlier distgen's splitter drew it
+    run(str(cfg), out, progress=False, metrics=METRICS, plots=False)
+    predicted = set(ad.read_h5ad(out / "pred.h5ad").obs["target"]) - {"non-targeting"}
+    assert predicted == {c for c, _ in other.test_groups}
+
+
 def test_a_run_folder_of_another_config_is_refused_before_any_work(tmp_path):
     cfg = save_yaml({"model": {"name": "control"}, "data": DATA, "evaluate": {"plots": False}}, tmp_path / "c.yaml")
     run(str(cfg), tmp_path / "exp", progress=False, metrics=METRICS, plots=False)
