@@ -361,6 +361,13 @@ class Trainer:
         self.step = ckpt.step
         self.best, self.best_step = ckpt.state.get("best"), ckpt.state.get("best_step")
         self.best_checkpoint = ckpt.state.get("best_checkpoint")  # None from a checkpoint written before it was kept
+        if ("best_checkpoint" not in ckpt.state and self.best_step is not None and self.ckpt_dir is not None
+                and ckpt.path.parent.resolve() == self.ckpt_dir.resolve()):
+            # written before it was kept: the best step's checkpoint, where it fell on checkpoint_every, is still the best
+            # step's (checkpoint.best_checkpoint gives it), and is spared from pruning like one kept since
+            on_schedule = f"step_{int(self.best_step):08d}"
+            if (self.ckpt_dir / on_schedule / "state.json").is_file():
+                self.best_checkpoint = on_schedule
         self.bad_validations = int(ckpt.state.get("bad_validations", 0))
         self.first_loss, self.diverged = ckpt.state.get("first_loss"), ckpt.state.get("diverged")
         self.last_checkpoint = ckpt.path

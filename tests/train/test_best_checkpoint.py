@@ -138,3 +138,22 @@ def test_an_earlier_run_whose_best_step_has_no_checkpoint_is_refused_naming_thos
     shutil.rmtree(res.best_checkpoint)  # an earlier distgen checkpointed on train.checkpoint_every only
     with pytest.raises(NoBestCheckpointError, match=rf"step {step}, but it was trained before distgen kept"):
         best_checkpoint(tmp_path)
+
+
+def test_an_earlier_run_resumed_keeps_its_best_steps_checkpoint_from_pruning(table, make_model, tmp_path):
+    """Review of the old run folders round: an earlier run whose best step (6) fell on a checkpoint gives it for
+    --checkpoint best, but once resumed by the distgen of now (which that round allowed), the resumed trainer did not
+    know that checkpoint was the best step's and pruned it with the others (keep_checkpoints), so --checkpoint best of
+    the same run was refused afterwards. The resume adopts it as the best checkpoint while it is the best."""
+    run = {**RUN, "keep_checkpoints": 5}
+    straight = fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path / "a", **RUN)
+    with pytest.raises(Killed):
+        fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path / "b", callbacks=[kill_at(7)], **run)
+    assert _as_before_best_checkpoints(tmp_path / "b") == straight.best_step == 6
+    assert best_checkpoint(tmp_path / "b").name == "step_00000006"  # before the resume: the on-schedule checkpoint
+    res = fit(make_model(seed=5), table, set_size=4, val=table, run_dir=tmp_path / "b", resume=tmp_path / "b", **RUN)
+    assert (res.step, res.best_step) == (straight.step, straight.best_step)
+    assert res.best_checkpoint == tmp_path / "b" / "checkpoints" / "step_00000006"
+    assert best_checkpoint(tmp_path / "b") == res.best_checkpoint  # was: pruned, "trained before distgen kept"
+    a, b = load_checkpoint(straight.best_checkpoint), load_checkpoint(best_checkpoint(tmp_path / "b"))
+    assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
