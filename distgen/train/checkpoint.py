@@ -492,7 +492,7 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     if (world_size is not None and isinstance(accum, int) and shards_of(state) == world_size * accum
             and isinstance(saved.get("train"), Mapping) and fingerprint({**saved, "train": {**saved["train"], "grad_accum": accum}}) == fp):
         return
-    if isinstance(saved, Mapping) and fingerprint(same_draws(added_since(saved, config), config)) == fp:
+    if isinstance(saved, Mapping) and fingerprint(read_as_now(saved, config)) == fp:
         return
     diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
@@ -506,6 +506,13 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
 #: Settings added to a component after runs were trained without them, with the default that computes what those runs
 #: computed: ``{component: {key: default}}`` (``onehot``'s dose settings, 2026-12-06: "as before: same values").
 ADDED_SINCE: dict[str, dict[str, Any]] = {"onehot": {"dose": "linear", "dose_scale": 1.0}}
+
+
+def read_as_now(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The config a checkpoint was trained with (``saved``) written as ``config`` writes what computes the same: the
+    settings added since at their defaults (``added_since``) and the spellings that draw the same numbers
+    (``same_draws``). A resume (``check_state_compatible``) and a prediction (``check_config_matches``) compare this."""
+    return same_draws(added_since(saved, config), config)
 
 
 def added_since(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -573,6 +580,7 @@ def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: st
     recorded = ckpt.state.get("config")
     if not isinstance(recorded, Mapping):
         return
+    recorded = read_as_now(recorded, config)  # a checkpoint from before a resume that rewrote config.yaml so (same model)
     norm = lambda doc: json.loads(json.dumps({k: doc.get(k) for k in sections}, sort_keys=True, default=str))  # noqa: E731
     diff = config_diff(norm(recorded), norm(config))
     if diff:

@@ -52,3 +52,29 @@ def test_an_earlier_run_with_another_change_beside_is_still_refused_naming_that_
     current["train"]["lr"] = 2e-3
     with pytest.raises(CheckpointConfigError, match=r"train\.lr: 0\.001 -> 0\.002"):
         check_state_compatible(tmp_path, stored, current, fingerprint(current))
+
+
+@pytest.mark.parametrize("kind", ["added since", "same draws"])
+def test_a_checkpoint_from_before_such_a_resume_still_predicts_under_the_rewritten_config_yaml(tmp_path, kind):
+    """Review of the old run folders round: resuming such a run rewrites its config.yaml with the settings of now
+    (``dose: linear``, ``coupling: {name: independent}``; scdfm-small's ``gene_dropout: shared``), while its checkpoints from
+    before the resume keep the config they were trained with. Predicting from one of them (``--checkpoint best`` where
+    the best step came before the resume, or ``--checkpoint step_...``) was refused as "config.yaml differs from the
+    config checkpoint ... was trained with (model.conditioner.dose: '<absent>' -> 'linear'; ...)": the same model. The
+    comparison reads the checkpoint's config as a resume does; any other change is still refused."""
+    from distgen.train.checkpoint import Checkpoint, check_config_matches
+
+    if kind == "added since":
+        now = _now()
+        trained = _earlier(now)["fingerprint_config"]
+    else:
+        backbone = {"name": "pad_transformer", "d_model": 64, "dropout": 0.0, "graph": True, "gene_dropout": "shared"}
+        now = {"model": {"name": "generator", "backbone": backbone, "coupling": {"name": "independent"}}, "data": {"set_size": 8}}
+        trained = copy.deepcopy(now)
+        trained["model"]["backbone"]["gene_dropout"] = "per_cell"
+    ckpt = Checkpoint(tmp_path, {"config": trained}, {}, None, None, None)
+    check_config_matches(ckpt, now, "run/config.yaml")  # raised CheckpointConfigError before
+    edited = copy.deepcopy(now)
+    edited["data"]["set_size"] = 4
+    with pytest.raises(CheckpointConfigError, match=r"data\.set_size: 8 -> 4"):
+        check_config_matches(ckpt, edited, "run/config.yaml")
