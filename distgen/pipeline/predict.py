@@ -50,6 +50,7 @@ from distgen.train.checkpoint import (
     check_finite_samples,
     chosen_checkpoint,
     load_checkpoint,
+    read_as_now,
     resolve_checkpoint,
 )
 from distgen.train.device import float32_default, select_device, setup_backends
@@ -405,7 +406,7 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
     """
     from distgen.config import apply_overrides
 
-    config = load_yaml(run_dir / "config.yaml")
+    config = dict(read_as_now(load_yaml(run_dir / "config.yaml")))  # an earlier distgen's spellings of what computes the same
     info_file = run_dir / "info.json"
     if info_file.exists():  # the weights are indexed by the run's genes and by its atom, context and batch ids
         saved = _run_info(info_file)

@@ -492,8 +492,10 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     if (world_size is not None and isinstance(accum, int) and shards_of(state) == world_size * accum
             and isinstance(saved.get("train"), Mapping) and fingerprint({**saved, "train": {**saved["train"], "grad_accum": accum}}) == fp):
         return
-    if isinstance(saved, Mapping) and fingerprint(read_as_now(saved, config)) == fp:
-        return
+    if isinstance(saved, Mapping):  # both as the distgen of now writes them (a run's own config.yaml keeps its spellings)
+        now = read_as_now(config)
+        if fingerprint(read_as_now(saved, now)) == fingerprint(now):
+            return
     diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
     legacy = legacy_hint(state.get("fingerprint_config", {}), config, "the config you resume with (and the run's config.yaml)") if diff else ""
@@ -503,33 +505,73 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     )
 
 
-#: Settings added to a component after runs were trained without them, with the default that computes what those runs
-#: computed: ``{component: {key: default}}`` (``onehot``'s dose settings, 2026-12-06: "as before: same values").
-ADDED_SINCE: dict[str, dict[str, Any]] = {"onehot": {"dose": "linear", "dose_scale": 1.0}}
+def read_as_now(saved: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """The config a run folder of an earlier distgen recorded (``saved``: a checkpoint's, or its ``config.yaml``) written as
+    distgen writes what computes the same now (``SAME_COMPUTATION``), and with ``config`` (the config it is compared
+    with) the spellings that draw the same numbers as ``config``'s (``same_draws``). A resume
+    (``check_state_compatible``), a prediction's check (``check_config_matches``) and the model a prediction builds
+    (``distgen.pipeline.predict.load_model``) read a stored config through this."""
+    model = saved.get("model")
+    if isinstance(model, Mapping):
+        model = dict(model)
+        for entry in SAME_COMPUTATION:
+            node = model if not entry.slot else model.get(entry.slot)
+            if isinstance(node, Mapping) and entry.applies(node):
+                node = {k: v for k, v in node.items() if k != entry.key} | ({} if entry.now is ABSENT else {entry.key: entry.now})
+                model = node if not entry.slot else {**model, entry.slot: node}
+        saved = {**saved, "model": model}
+    return saved if config is None else same_draws(saved, config)
 
 
-def read_as_now(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The config a checkpoint was trained with (``saved``) written as ``config`` writes what computes the same: the
-    settings added since at their defaults (``added_since``) and the spellings that draw the same numbers
-    (``same_draws``). A resume (``check_state_compatible``) and a prediction (``check_config_matches``) compare this."""
-    return same_draws(added_since(saved, config), config)
+ABSENT: Any = object()  #: a key a run folder did not write (trained before the setting was added)
 
 
-def added_since(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``saved`` as the distgen of now records it, where it was written before settings that change nothing were there:
-    a conditioner without a key of ``ADDED_SINCE`` gets it where ``config`` has its default, and ``model.coupling:
-    null`` (built as ``independent``) is written ``config``'s ``{name: independent}``."""
-    model, now = saved.get("model"), config.get("model")
-    if not (isinstance(model, Mapping) and isinstance(now, Mapping)):
-        return saved
-    model = dict(model)
-    cond, ours = model.get("conditioner"), now.get("conditioner")
-    if isinstance(cond, Mapping) and isinstance(ours, Mapping) and cond.get("name") == ours.get("name"):
-        added = {k: v for k, v in ADDED_SINCE.get(str(cond.get("name")), {}).items() if k not in cond and ours.get(k) == v}
-        model["conditioner"] = {**cond, **added}
-    if "coupling" in model and model["coupling"] is None and now.get("coupling") == {"name": "independent"}:
-        model["coupling"] = {"name": "independent"}
-    return {**saved, "model": model}
+@dataclass(frozen=True)
+class Respelled:
+    """A setting whose value in a run folder of an earlier distgen (``then``) computes what today's ``now`` computes.
+
+    ``slot``: the component node under ``model:`` (``""``: the model node itself); ``component``: its registered name
+    (None: any); ``where``: a condition on the stored node (``key=value``, the stored value) under which both compute the
+    same; ``since``: the commit and date of the change (docs, and the test that proves the equality)."""
+
+    slot: str
+    component: str | None
+    key: str
+    then: Any
+    now: Any
+    since: str
+    where: tuple[str, Any] | None = None
+
+    def applies(self, node: Mapping[str, Any]) -> bool:
+        if self.component is not None and node.get("name") != self.component:
+            return False
+        if self.where is not None and node.get(self.where[0], ABSENT) != self.where[1]:
+            return False
+        if self.then is ABSENT:
+            return self.key not in node
+        value = node.get(self.key, ABSENT)
+        return value is not ABSENT and type(value) is type(self.then) and value == self.then
+
+
+#: Every stored spelling the distgen of now reads as another that computes the same (one entry per setting; each has a
+#: test proving the equality, named in docs/training.md): settings added since with a default that computes what runs
+#: trained without them computed, and defaults written out before that are refused now as having no effect.
+SAME_COMPUTATION: tuple[Respelled, ...] = (
+    # onehot's dose settings (7383062, 2026-12-06): linear is "as before: same values" (tests/conditioners/test_dose.py)
+    Respelled("conditioner", "onehot", "dose", ABSENT, "linear", "7383062 2026-12-06"),
+    Respelled("conditioner", "onehot", "dose_scale", ABSENT, 1.0, "7383062 2026-12-06"),
+    # the generator's coupling null built the independent coupling, now named (90b1f78, 2026-12-06; tests/models/test_assembly.py)
+    Respelled("", None, "coupling", None, {"name": "independent"}, "90b1f78 2026-12-06"),
+    # cross_dit read time_scale only under time_input: scaled; since 93d835d (2026-12-05) it is refused under step
+    Respelled("backbone", "cross_dit", "time_scale", 1000.0, None, "93d835d 2026-12-05", where=("time_input", "step")),
+    # a distribution loss never reads kme's explicit-feature settings; their old defaults build the buffers None builds
+    # (8677cd8, 2026-12-05; tests/train/test_resume_earlier_presets.py)
+    Respelled("distribution_loss", "kme", "features", 256, None, "8677cd8 2026-12-05"),
+    Respelled("distribution_loss", "kme", "feature_map", "auto", None, "8677cd8 2026-12-05"),
+    Respelled("distribution_loss", "kme", "seed", 0, None, "8677cd8 2026-12-05"),
+    # a population encoder never reads kme's estimator setting (8677cd8)
+    Respelled("population_encoder", "kme", "unbiased", True, None, "8677cd8 2026-12-05"),
+)
 
 
 def same_draws(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -580,7 +622,9 @@ def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: st
     recorded = ckpt.state.get("config")
     if not isinstance(recorded, Mapping):
         return
-    recorded = read_as_now(recorded, config)  # a checkpoint from before a resume that rewrote config.yaml so (same model)
+    # both as the distgen of now writes them: a checkpoint from before a resume that rewrote config.yaml so is the same model
+    config = read_as_now(config)
+    recorded = read_as_now(recorded, config)
     norm = lambda doc: json.loads(json.dumps({k: doc.get(k) for k in sections}, sort_keys=True, default=str))  # noqa: E731
     diff = config_diff(norm(recorded), norm(config))
     if diff:

@@ -78,3 +78,12 @@ def test_a_checkpoint_from_before_such_a_resume_still_predicts_under_the_rewritt
     edited["data"]["set_size"] = 4
     with pytest.raises(CheckpointConfigError, match=r"data\.set_size: 8 -> 4"):
         check_config_matches(ckpt, edited, "run/config.yaml")
+
+
+def test_an_earlier_run_resumes_with_its_own_config_yaml_which_writes_coupling_null(tmp_path):
+    """The run's own config.yaml (an earlier distgen wrote ``coupling: null``) resolves today with the dose defaults added
+    and the null kept: the same model as the checkpoint's, read either way."""
+    current = _now()
+    current["model"]["coupling"] = None
+    stored = _earlier(_now())
+    check_state_compatible(tmp_path, stored, current, fingerprint(current))
