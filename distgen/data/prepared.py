@@ -169,7 +169,7 @@ class Dataset:
             # the split needs the cells' labels only; data.hvg is chosen on its training cells before the table is dense
             with warnings.catch_warnings(record=True) as theirs:
                 warnings.simplefilter("always")
-                split = Split.load(source).labelled_as(outline) if isinstance(source, str | Path) else make_split(outline, **(source or {}))
+                split = Split.load_for(source, outline) if isinstance(source, str | Path) else make_split(outline, **(source or {}))
                 made.append(split)
                 genes = None if ds.hvg is None else hvg_before_densifying(outline, x, ds.hvg, fit_on=split.train)
             later.extend(theirs)

@@ -161,6 +161,18 @@ class Split:
             raise ValueError(f"split file {os.fspath(path)!r} is corrupt or was edited: stored hash {d['hash']} != content hash {split.hash}")
         return split  # as stored: its labels meet the data's in labelled_as (the leakage check, Dataset loading)
 
+    @classmethod
+    def load_for(cls, path: str | os.PathLike[str], data: Any) -> Split:
+        """``load`` for ``data`` (``labelled_as``), refusing a file made for another number of cells: its indices would name
+        other cells, or none (a run's ``split.json`` read after its data file changed)."""
+        split = cls.load(path)
+        n = getattr(data, "n_cells", None)
+        if isinstance(n, int) and n != split.n_cells:
+            raise ValueError(f"split file {os.fspath(path)!r} was made for data of {split.n_cells} cells, but the data has {n}: "
+                             "the data changed since the split was made (a changed file, or data.filter); use the data it was "
+                             "made for, or make a new split (for a run: train a new run)")
+        return split.labelled_as(data)
+
     def labelled_as(self, data: Any) -> Split:
         """This split with its population labels as ``data`` (a ``PerturbationData`` or ``DiskLabels``) writes them:
         ``current_labels`` when the data is at several doses per condition (``dosed``: every label a ``dose_label``), else
