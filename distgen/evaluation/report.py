@@ -197,6 +197,10 @@ def read_table_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
+#: ``calibration.csv``'s source of the ceiling's split ``i`` (0: the split seeded by ``seed``; docs/metrics.md).
+CEILING_SPLIT = "ceiling_split_{}"
+
+
 def write_long_csv(tables: Mapping[str, MetricTable], path: str) -> None:
     """``source, perturbation, metric, value`` for the baselines and the ceiling."""
     buf = io.StringIO(newline="")
@@ -590,6 +594,9 @@ class Report:
     positives
         ``{name: table}`` of positive references other than the ceiling (``interpolated_duplicate`` with
         ``--interpolated``): written to ``calibration.csv`` and drawn on the page, never a baseline.
+    ceiling_splits
+        The ceiling's table of each split (``ceiling`` is their mean): written to ``calibration.csv`` as sources
+        ``ceiling_split_<i>`` (``CEILING_SPLIT``), from which ``summary.json``'s ``ceiling_band`` is recomputed.
     """
 
     table: MetricTable
@@ -599,6 +606,7 @@ class Report:
     data: list[EvalData] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     positives: dict[str, MetricTable] = field(default_factory=dict)
+    ceiling_splits: list[MetricTable] = field(default_factory=list)
 
     @property
     def metrics(self) -> dict[str, dict[str, Any]]:
@@ -617,6 +625,8 @@ class Report:
         extra = {**self.references, **self.positives}
         if self.ceiling is not None:
             extra["ceiling"] = self.ceiling
+            if len(self.ceiling_splits) > 1:  # one split is the ceiling itself
+                extra.update({CEILING_SPLIT.format(i): t for i, t in enumerate(self.ceiling_splits)})
         write_long_csv(extra, os.path.join(out, "calibration.csv"))
         if make_plots:
             self.summary["plots"] = [os.path.basename(f) for f in plots(self.data, self.table, out)]

@@ -264,7 +264,8 @@ def score(
     if "mmd" in table.values:
         mmd: Any = registry.get("mmd")()  # the MMD metric carries its kernel
         summary["kernel"] = mmd.kernel.describe()
-    return Report(table, base_tables, ceil_table, summary, datas, started=t0, positives={"interpolated_duplicate": interp} if interpolated else {})
+    return Report(table, base_tables, ceil_table, summary, datas, started=t0, positives={"interpolated_duplicate": interp} if interpolated else {},
+                  ceiling_splits=splits)
 
 
 def _pooled(cells: Cells) -> Cells:

@@ -308,6 +308,9 @@ def load_eval_dir(
     summary = table_checked(eval_dir, raw, summary)
     tables = read_long_tables(eval_dir / "calibration.csv", model.perts) if (eval_dir / "calibration.csv").is_file() else {}
     ceiling = tables.pop("ceiling", None)
+    named = {b for row in summary.get("metrics", {}).values() for b in (row.get("baselines") or {})}
+    for src in [s for s in tables if re.fullmatch(r"ceiling_split_\d+", s) and s not in named]:
+        del tables[src]  # the ceiling's splits (the band's values; summary.json holds the band), not a baseline
     if run_dir is None and (eval_dir.parent / "train" / "config.yaml").is_file():
         run_dir = eval_dir.parent / "train"
     run = read_run_dir(run_dir, preset, preset_name) if run_dir is not None else None
