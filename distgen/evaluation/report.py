@@ -24,6 +24,7 @@ from distgen.atomic import atomic_path, atomic_write_text
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.io import finite_rows
 from distgen.evaluation.pca import principal_axes
+from distgen.evaluation.strata import N_STRATA
 from distgen.evaluation.suite import MetricTable
 from distgen.seeds import content_keys, content_subset
 from distgen.wording import counted, listing, row_noun
@@ -460,21 +461,31 @@ def uncertainty_lines(summary: Mapping[str, Any]) -> list[str]:
     roles = summary.get("reference_roles")
     if roles:
         lines += ["", "References: " + ", ".join(f"{md.inline(k)} ({md.inline(v)})" for k, v in roles.items()) + "."]
+    return lines + strata_lines(rows)
+
+
+def strata_lines(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``summary.md``'s difficulty strata table of the metric rows that have ``strata`` (``evaluation.strata.stratify``), with
+    their notes; a stratum left empty by equal values at an edge has no entry, and the entries then name their stratum."""
     strata = {name: r["strata"] for name, r in rows.items() if r.get("strata")}
-    if strata:
-        thr = next(iter(strata.values()))["near_solved_threshold"]
-        head = ["metric", "baseline", "by response strength (model / baseline, tertiles low to high)",
-                "by baseline saturation (model / baseline, tertiles low to high)", f"near-solved (saturation >= {thr:g})"]
-        lines += ["", "## Difficulty strata (response = distance of the real mean from control; saturation = baseline's share "
-                  "of the control-to-ceiling range)", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-        for name, st in strata.items():
-            def tiers(key: str, st: dict[str, Any] = st) -> str:
-                return "; ".join(f"{fmt_value(b['model'])} / {fmt_value(b['baseline'])} (n={b['n']})" for b in st[key]) or "-"
-            lines.append(f"| {md.cell(name)} | {md.cell(st['baseline'])} | {tiers('by_response')} | {tiers('by_saturation')} | "
-                         f"{fmt_value(st['near_solved_fraction'])}" + (f" (of {st['n_saturation']})" if "n_saturation" in st else "") + " |")
-        noted = [f"- {md.inline(name)}: {md.inline(st['note'], True)}" for name, st in strata.items() if st.get("note")]
-        if noted:
-            lines += ["", *noted]
+    if not strata:
+        return []
+    thr = next(iter(strata.values()))["near_solved_threshold"]
+    head = ["metric", "baseline", "by response strength (model / baseline, tertiles low to high)",
+            "by baseline saturation (model / baseline, tertiles low to high)", f"near-solved (saturation >= {thr:g})"]
+    lines = ["", "## Difficulty strata (response = distance of the real mean from control; saturation = baseline's share "
+             "of the control-to-ceiling range)", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for name, st in strata.items():
+        def tiers(key: str, st: Mapping[str, Any] = st) -> str:
+            bins = st[key]
+            gaps = len(bins) < N_STRATA and bool(bins)  # an empty stratum left out: name each entry's
+            return "; ".join(f"{fmt_value(b['model'])} / {fmt_value(b['baseline'])} (n={b['n']}"
+                             + (f", stratum {b['stratum']} of {N_STRATA})" if gaps else ")") for b in bins) or "-"
+        lines.append(f"| {md.cell(name)} | {md.cell(st['baseline'])} | {tiers('by_response')} | {tiers('by_saturation')} | "
+                     f"{fmt_value(st['near_solved_fraction'])}" + (f" (of {st['n_saturation']})" if "n_saturation" in st else "") + " |")
+    noted = [f"- {md.inline(name)}: {md.inline(st['note'], True)}" for name, st in strata.items() if st.get("note")]
+    if noted:
+        lines += ["", *noted]
     return lines
 
 

@@ -60,14 +60,41 @@ def quantile_bins(key: Sequence[float] | np.ndarray, n_bins: int = N_STRATA) -> 
     (``edges[i] <= value < edges[i + 1]``, the top edge in the last bin; equal values share a bin; a NaN key's bin is
     meaningless, leave it out). The one rule for difficulty strata: ``by_quantile`` (``summary.md``) and the report
     page's difficulty table (``report.stats.strata``) both cut here, so a condition is in the same stratum in both (8
-    conditions: 3/2/3; the page had cut by rank, 3/3/2). Needs at least one finite value."""
+    conditions: 3/2/3; the page had cut by rank, 3/3/2). Needs at least one finite value.
+
+    Equal values across an edge: a value that two or more edges fall on (6 of 8 conditions with one strength put both
+    tertile edges on it) takes the lowest of those edges' bins, so the values above it stay above it; the bins between
+    are empty. Before, it took the highest (all 8 in the strongest third, 6 of them the weakest). ``tie_note`` says when a
+    bin is empty; ``by_quantile`` and the page leave empty bins out."""
     k = np.asarray(key, dtype=float)
     edges = np.quantile(k[np.isfinite(k)], np.linspace(0, 1, n_bins + 1))
-    return edges, np.clip(np.searchsorted(edges, k, side="right") - 1, 0, n_bins - 1)
+    bins = np.searchsorted(edges, k, side="right") - 1
+    lo = np.searchsorted(edges, k, side="left")
+    on_many = bins - lo >= 1  # the value equals two or more edges (edges[lo] .. edges[bins])
+    bins = np.where(on_many, lo, bins)
+    return edges, np.clip(bins, 0, n_bins - 1)
+
+
+def tie_note(key: Sequence[float] | np.ndarray, n_bins: int = N_STRATA, what: str = "value", noun: str = "conditions") -> str:
+    """A sentence when some of ``quantile_bins``'s ``n_bins`` bins of ``key``'s finite values are empty (equal values
+    at an edge, which stay in one bin), else ``""``: how many bins hold values and the largest group of equal values."""
+    k = np.asarray(key, dtype=float)
+    k = k[np.isfinite(k)]
+    if not k.size:
+        return ""
+    _, bins = quantile_bins(k, n_bins)
+    held = np.unique(bins).size
+    if held == n_bins:
+        return ""
+    values, counts = np.unique(k, return_counts=True)
+    top = int(np.argmax(counts))
+    return (f"{int(counts[top])} {noun} share the {what} {float(values[top]):g}, and equal {what}s stay in one stratum, so "
+            f"{held} of {n_bins} strata hold {noun} (the empty ones are not shown)")
 
 
 def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence[float], n_bins: int = N_STRATA) -> list[dict[str, Any]]:
-    """Rows per quantile bin of ``key`` (perturbations with a NaN key dropped): range, n, model and baseline means."""
+    """Rows per quantile bin of ``key`` (perturbations with a NaN key dropped): range, n, model and baseline means; a bin
+    left empty by equal values at an edge has no row (``tie_note`` says so)."""
     k = np.asarray(key, dtype=float)
     m = np.asarray(model, dtype=float)
     b = np.asarray(baseline, dtype=float)
@@ -80,6 +107,8 @@ def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence
     rows = []
     for i in range(n_bins):
         sel = ok & (bins == i)
+        if not sel.any():
+            continue
         rows.append({
             "stratum": i + 1,
             "low": float(edges[i]),
@@ -97,8 +126,10 @@ def stratify(model: Sequence[float], baseline: Sequence[float], control: Sequenc
     """One metric's difficulty strata (see the module docstring); ``higher_is_better``: the metric's direction
     (``saturation`` is then NaN where the ceiling is not better than the control baseline, counted in ``note``)."""
     out: dict[str, Any] = {"by_response": by_quantile(strength, model, baseline, n_bins), "near_solved_threshold": threshold}
+    notes = [f"by response strength: {t}" for t in [tie_note(strength, n_bins, "strength", "perturbations")] if t]
     if control is None or ceiling is None:
-        out.update(by_saturation=[], near_solved_fraction=float("nan"), note="saturation needs the control baseline and the ceiling")
+        out.update(by_saturation=[], near_solved_fraction=float("nan"),
+                   note="; ".join([*notes, "saturation needs the control baseline and the ceiling"]))
         return out
     sat = saturation(baseline, control, ceiling, higher_is_better)
     finite = [s for s in sat if not math.isnan(s)]
@@ -106,9 +137,12 @@ def stratify(model: Sequence[float], baseline: Sequence[float], control: Sequenc
         below = sum(1 for c, r in zip(control, ceiling) if not (math.isnan(c) or math.isnan(r) or same_scale(r, c))
                     and ((r < c) if higher_is_better else (r > c)))
         if below:
-            out["note"] = (f"{below} perturbation(s) whose ceiling is not better than the control baseline (a response too weak "
+            notes.append(f"{below} perturbation(s) whose ceiling is not better than the control baseline (a response too weak "
                            "for the half-split replicate to beat 'no change') have no saturation")
     out["by_saturation"] = by_quantile(sat, model, baseline, n_bins)
+    notes += [f"by saturation: {t}" for t in [tie_note(sat, n_bins, "saturation", "perturbations")] if t]
+    if notes:
+        out["note"] = "; ".join(notes)
     out["near_solved_fraction"] = sum(s >= threshold for s in finite) / len(finite) if finite else float("nan")
     out["n_saturation"] = len(finite)
     return out

@@ -19,6 +19,7 @@ from distgen.atomic import atomic_write_text
 from distgen.config import ConfigError
 from distgen.evaluation.calibration import why_undefined
 from distgen.evaluation.evaldata import EvalData
+from distgen.evaluation.strata import tie_note
 from distgen.evaluation.uncertainty import runner_up_notes
 from distgen.glyphs import stand_ins
 from distgen.report import cells as cellfigs
@@ -254,10 +255,13 @@ def _strata_table(inputs: ReportInputs, names: Sequence[str], strength: dict[str
     if len(finite) < 3:
         return ""
     st = strata(finite, 3)
+    tied = tie_note(list(finite.values()), 3, "strength")
     idx = {p: i for i, p in enumerate(inputs.model.perts)}
     rows = []
     for s, label in enumerate(STRATUM_NAMES[3]):
         members = [p for p, k in st.items() if k == s]
+        if not members:  # left empty by equal strengths at an edge (quantile_bins): said under the table
+            continue
         cells: list[Cell | str] = [label, Cell(str(len(members)), "num")]
         for name in names:
             ref = figures._best_reference(inputs, name)
@@ -279,7 +283,7 @@ def _strata_table(inputs: ReportInputs, names: Sequence[str], strength: dict[str
             "model better). Blue (vermillion): more (fewer) wins than losses by a two-sided sign test at p < 0.05 "
             "(scipy.stats.binomtest over the conditions that are not tied), per cell and not adjusted for the cells; "
             "uncoloured: not shown to differ from a coin toss (more than half of a few conditions often is one).</p>"
-            + table(head, rows))
+            + table(head, rows) + (f'<p class="note">{escape(tied[0].upper() + tied[1:])}.</p>' if tied else ""))
 
 
 def _sign_class(wins: int, n: int) -> str:

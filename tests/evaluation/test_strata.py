@@ -108,3 +108,52 @@ def test_the_page_and_summary_put_each_condition_in_the_same_difficulty_stratum(
     summary = {"metrics": {"mse": {"strongest_baseline": "control", "higher_is_better": False}}}
     html = _strata_table(ReportInputs(tables[0], [Reference("control", tables[1], "negative")], summary), ["mse"], strength)
     assert [int(n) for n in re.findall(r'third</td><td class="num">(\d+)</td>', html)] == [r["n"] for r in rows]
+
+
+def _page_counts(strength, model, base):
+    import re
+
+    from distgen.evaluation.suite import MetricTable
+    from distgen.report.inputs import Reference, ReportInputs
+    from distgen.report.page import _strata_table
+
+    perts = tuple(strength)
+    tables = [MetricTable(perts=perts, values={"mse": v}) for v in (model, base)]
+    summary = {"metrics": {"mse": {"strongest_baseline": "control", "higher_is_better": False}}}
+    html = _strata_table(ReportInputs(tables[0], [Reference("control", tables[1], "negative")], summary), ["mse"], strength)
+    return [int(n) for n in re.findall(r'</td><td class="num">(\d+)</td>', html)], html
+
+
+def test_equal_strengths_at_a_quantile_edge_leave_no_empty_stratum_unsaid():
+    """6 of 8 conditions with one strength: both tertile edges fall on it. Before, every condition went to the strongest
+    third and the page showed "0 conditions" in the weakest and middle thirds (summary.md n=0) without a word; the six
+    equal (weakest) strengths were called the strongest. Now equal strengths at an edge form one stratum of their own,
+    empty strata are not shown, and the page and summary.md say why."""
+    from distgen.evaluation.strata import quantile_bins
+
+    key = [1.0] * 6 + [2.0, 3.0]
+    _, bins = quantile_bins(key, 3)
+    assert list(bins[:6]) == [0] * 6 and bins[6] == bins[7] == 2  # the tied weakest in the weakest stratum, not the strongest
+    rows = by_quantile(key, [0.5] * 8, [0.4] * 8, n_bins=3)
+    assert [(r["stratum"], r["n"]) for r in rows] == [(1, 6), (3, 2)]  # no n=0 row
+    st = stratify([0.5] * 8, [0.4] * 8, None, None, key)
+    assert "6 perturbations share the strength 1" in st["note"] and "2 of 3 strata" in st["note"]
+    counts, html = _page_counts({f"P{i}": v for i, v in enumerate(key)}, [0.5] * 8, [0.4] * 8)
+    assert counts == [6, 2] and 0 not in counts
+    assert "6 conditions share the strength 1" in html and "2 of 3 strata" in html
+    # the markdown shows the note under the table
+    from distgen.evaluation.report import strata_lines
+
+    md = "\n".join(strata_lines({"mse": {"strata": {**st, "baseline": "control"}}}))
+    assert "6 perturbations share the strength 1" in md and "(n=6, stratum 1 of 3)" in md
+
+
+def test_distinct_strengths_keep_three_strata_and_no_note():
+    key = [float(i) for i in range(8)]
+    st = stratify([0.5] * 8, [0.4] * 8, None, None, key)
+    assert [r["n"] for r in st["by_response"]] == [3, 2, 3] and "share" not in st.get("note", "")
+    counts, html = _page_counts({f"P{i}": v for i, v in enumerate(key)}, [0.5] * 8, [0.4] * 8)
+    assert counts == [3, 2, 3] and "share the strength" not in html
+    # ties inside a stratum (not at an edge) change nothing
+    key2 = [1.0, 1.0, 2.0, 4.0, 5.0, 6.0, 8.0, 8.0]
+    assert [r["n"] for r in by_quantile(key2, [0.5] * 8, [0.4] * 8)] == [3, 2, 3]
