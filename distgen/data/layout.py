@@ -720,7 +720,10 @@ def read_pair(
         files["training"] = as_anndata(train, "training file")
     check_shapes(files, pert_col)
     pert_col = guess_pert_col(files, pert_col)
-    files = {k: current_dose_labels(a, pert_col) for k, a in files.items()}  # dexa@0.30000001192092896 of an earlier distgen: dexa@0.3
+    # dexa@0.30000001192092896 of an earlier distgen: dexa@0.3, decided over every file's labels together (one label, one
+    # population in every file: a training file holding both spellings kept them while the truth's long one was rewritten)
+    together = set().union(*(file_labels(a, pert_col) for a in files.values()))
+    files = {k: current_dose_labels(a, pert_col, together) for k, a in files.items()}
     given = control
     control = guess_control(files, pert_col, control, "real")
     words = control_words(control_named(files.values(), given, control))
@@ -763,17 +766,27 @@ def read_pair(
     return cells["pred"], cells["real"], cells.get("training"), info
 
 
-def current_dose_labels(adata: ad.AnnData, pert_col: str) -> ad.AnnData:
+def file_labels(adata: ad.AnnData, pert_col: str) -> set[str]:
+    """The labels of ``adata``'s ``pert_col``: its values' and, for a categorical column, its categories'."""
+    column = adata.obs[pert_col]
+    cats = [str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype) else []
+    return set(pd.unique(column.astype(str).to_numpy()).tolist()) | set(cats)
+
+
+def current_dose_labels(adata: ad.AnnData, pert_col: str, together: Iterable[str] | None = None) -> ad.AnnData:
     """``adata`` (its matrix shared, not copied) with its labels as this distgen writes them
     (``distgen.data.conditions.current_label``): a prediction or truth written by an earlier distgen labels a float32
     dose's population ``dexa@0.30000001192092896``, which now pairs with ``dexa@0.3``. ``adata`` itself when no label
-    changes, or when the rewrite would make two of its labels one (``conditions.current_labels``)."""
+    changes, or when the rewrite would make two labels one (``conditions.current_labels``) among ``together`` (the labels
+    of every file read with this one, ``file_labels``; default this file's): files read together are rewritten alike."""
     from distgen.data.conditions import current_labels
 
     column = adata.obs[pert_col]
     labels = column.astype(str)
     cats = [str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype) else None
-    now = current_labels(set(pd.unique(labels.to_numpy()).tolist()) | set(cats or ()))
+    mine = file_labels(adata, pert_col)
+    every = current_labels(mine | set(together or ()))
+    now = {k: every[k] for k in mine}
     if all(k == v for k, v in now.items()):
         return adata
     out = adata.obs.copy()
