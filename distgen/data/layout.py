@@ -620,8 +620,9 @@ def check_labels(adata: ad.AnnData, pert_col: str, control: str, celltype_col: s
 
 def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | None, name: str, delimiters: Sequence[str] = (),
            controls: Sequence[str] = CONTROL_LABELS, batch_col: str | None = None, notes: list[str] | None = None,
-           read_default_batch: bool = True) -> Cells:
-    """One file's cells; ``read_default_batch=False``: no batches when ``batch_col`` is None (not ``BATCH_COL``'s)."""
+           read_default_batch: bool = True, dtype: Any = np.float32) -> Cells:
+    """One file's cells (``X`` as ``dtype``); ``read_default_batch=False``: no batches when ``batch_col`` is None (not
+    ``BATCH_COL``'s)."""
     if celltype_col is not None and celltype_col == pert_col:  # every context would hold one condition and no controls
         raise InputDataError(f"the cell-type column and the perturbation column are both obs[{pert_col!r}]: each perturbation would "
                              "be a context of its own, without control cells; pass the column of cell types (--celltype-col), "
@@ -663,7 +664,7 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
 
     check_sparse_format(adata.X, f"the {name} file's X")
     raw = adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X
-    x = np.ascontiguousarray(np.asarray(raw, dtype=np.float32))
+    x = np.ascontiguousarray(np.asarray(raw, dtype=dtype))
     cache: dict[str, str] = {}
     labels = adata.obs[pert_col].astype(str).to_numpy()
     twins = spacing_twins(pd.unique(labels).tolist(), delimiters)
@@ -704,7 +705,7 @@ def unread_batch_note(obs: pd.DataFrame, column: str, name: str) -> str | None:
 
 def read_pair(
     pred: Any, real: Any, pert_col: str | None = None, control: str | None = None, celltype_col: str | None = None,
-    train: Any = None, guess_celltype: bool = True, batch_col: str | None = None,
+    train: Any = None, guess_celltype: bool = True, batch_col: str | None = None, keep_float64: bool = False,
 ) -> tuple[Cells, Cells, Cells | None, LayoutInfo]:
     """A prediction, its truth (and optionally training cells) read with one shared column and control label.
 
@@ -713,6 +714,8 @@ def read_pair(
     file has it; with no column the contexts are pooled, and a truth column named like a cell type gets a
     note (``pooled_contexts_note``). Batches come from ``batch_col`` (default ``BATCH_COL`` where a file has it): a
     prediction and truth with several batches per group get the spread scores (``distgen.evaluation.spread``).
+    ``keep_float64``: when a file's ``X`` is float64, every file is read as float64 (else float32), for a reference profile
+    that scores in the file's dtype (``Profile.file_dtype``).
     """
     files = {"real": as_anndata(real, "real (ground-truth) file"), "pred": as_anndata(pred, "prediction file")}
     check_pair(recorded_scale(files["pred"], TRUTH_KEY), recorded_scale(files["real"], TRUTH_KEY), pred, real)
@@ -759,8 +762,10 @@ def read_pair(
         own = f"; its own {BATCH_COL!r} column is not read" if BATCH_COL in files["training"].obs.columns else ""
         info.notes.append(f"the training file has no obs column {batch_col!r} (--batch-col): its cells are read without batches "
                           f"(baselines fitted without batches){own}; add the column to the training file to fit them per batch")
+    wide = keep_float64 and any(getattr(a.X, "dtype", None) == np.float64 for a in files.values())
     cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, None if k == "training" and unbatched else batch_col,
-                       info.notes, read_default_batch=not (k == "training" and unbatched)) for k, a in files.items()}
+                       info.notes, read_default_batch=not (k == "training" and unbatched), dtype=np.float64 if wide else np.float32)
+             for k, a in files.items()}
     info.notes += combination_notes({k: _label_sizes(a, pert_col) for k, a in files.items()}, cells["real"].genes, control, delimiters,
                                     words, pert_col)
     return cells["pred"], cells["real"], cells.get("training"), info

@@ -106,6 +106,13 @@ def _columns(group: Any) -> list[str]:
     return [c.decode() if isinstance(c, bytes) else str(c) for c in np.asarray(order).ravel().tolist()]
 
 
+def _x_dtype(node: Any) -> Any:
+    """The dtype of an ``X`` node's values (dense: the array's; sparse: its ``data``'s); None for another encoding."""
+    if hasattr(node, "dtype"):
+        return node.dtype
+    return node["data"].dtype if "data" in node else None
+
+
 def _matrix(node: Any) -> np.ndarray:
     """``X`` as a dense C-ordered float32 array."""
     kind = _attr(node, "encoding-type")
@@ -187,12 +194,14 @@ def _earlier_labels(present: dict[str, set[Any]]) -> bool:
 
 
 def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
-                   celltype_col: str | None = None, guess_celltype: bool = True) -> tuple[Cells, Cells, LayoutInfo] | None:
+                   celltype_col: str | None = None, guess_celltype: bool = True,
+                   keep_float64: bool = False) -> tuple[Cells, Cells, LayoutInfo] | None:
     """``(pred, real, info)`` as ``layout.read_pair(pred, real, pert_col, control, celltype_col, guess_celltype=...)``
     gives them, or None (use it): a ``celltype_col`` missing from a file is left to it, which names the columns.
 
     The cells carry no names (``Cells.names`` is None): decoding one string per cell costs more than
-    the rest of the file, and scoring does not read them."""
+    the rest of the file, and scoring does not read them. ``keep_float64``: a file with a float64 ``X`` is left to
+    ``layout.read_pair`` (None), which reads it in float64."""
     if not all(isinstance(s, str | os.PathLike) and os.path.isfile(s) for s in (pred, real)):
         return None
     try:
@@ -250,6 +259,8 @@ def read_pair_fast(pred: Any, real: Any, pert_col: str | None = None, control: s
             names = {k: [str(g) for g in _index(f["var"])] for k, f in files.items()}
             if set(names["pred"]) != set(names["real"]):  # different genes: the anndata reader says what differs and why
                 return None
+            if keep_float64 and any(_x_dtype(f["X"]) == np.float64 for f in files.values()):
+                return None  # read as float64 by layout.read_pair (a profile scoring in the file's dtype)
             for k, f in files.items():
                 genes = names[k]
                 if len(set(genes)) != len(genes) or blank_names(genes):  # the anndata reader refuses them, naming the fix

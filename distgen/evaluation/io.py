@@ -304,7 +304,7 @@ def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -
 
 
 def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True,
-              real: Population | None = None) -> EvalData:
+              real: Population | None = None, keep_float64: bool = False) -> EvalData:
     """``EvalData`` of one population pair, grouped by condition (contexts pooled: split by context first).
 
     Perturbations are the truth's conditions, sorted; each side's control cells are its own.
@@ -314,7 +314,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     ``check_pred_scale=False`` skips comparing the two scales, for predictions a model generated in
     log space (their range is the model's, not a sign of a file on another scale). ``real``: the truth's cells already
     grouped (``Population``) by an earlier ``eval_data`` of the same ``truth``, used as they are (no second copy of the
-    truth: ``calibration.reference_data``, one per baseline).
+    truth: ``calibration.reference_data``, one per baseline). ``keep_float64``: cells whose ``X`` is float64 are grouped in
+    float64 (a reference profile scoring a float64 file as its reference does: ``Profile.file_dtype``), else float32.
     """
     if scale not in ("lognorm", "counts"):
         raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
@@ -346,7 +347,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         if side in pops:
             continue
         codes = np.array([-1 if c else index[v] for v, c in zip(cells.conditions.tolist(), cells.is_control.tolist())], dtype=np.int64)
-        pop = Population.from_codes(x.to(torch.float32), torch.from_numpy(codes), len(perts))
+        x = x if keep_float64 and x.dtype == torch.float64 else x.to(torch.float32)
+        pop = Population.from_codes(x, torch.from_numpy(codes), len(perts))
         if not finite_rows(pop.control).all():  # the other rows: flag_invalid
             raise InputDataError(f"the {side} control cells contain NaN or inf values ({PAST_FLOAT32}); fix the input")
         pops[side] = pop

@@ -73,6 +73,10 @@ class Profile:
     truth perturbation without predicted cells is refused (as cell-eval2 and cell-eval 0.8.2 refuse
     it) and a perturbation with one cell on a side is scored (as both score it). Not strict (the
     ``distgen`` profile): such perturbations are NaN with the reason, as in the default evaluation.
+
+    ``file_dtype``: a pair with a float64 ``X`` is read and scored in float64 (both sides), as the reference computes on
+    such files (cell-eval 0.8.2: its L2/cosine distance rows are float64 there, and two distances within float32's
+    resolution are not a tie); otherwise, and always for float32 files, the values are read as float32.
     """
 
     name: str
@@ -81,6 +85,7 @@ class Profile:
     reference: str
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     strict: bool = True
+    file_dtype: bool = False
 
 
 def _same(names: tuple[str, ...]) -> dict[str, str]:
@@ -104,7 +109,7 @@ PROFILES: dict[str, Profile] = {
                                _preset(CELLEVAL076_NAMES.values(), "cell-eval-0.7.6")),
     "cell-eval-0.8.2": Profile("cell-eval-0.8.2", _same(CELLEVAL082), "lognorm", "cell-eval 0.8.2, profile full",
                                {f"discrimination_score_{m}": {"exclude": "label", "single_condition": "reference", "ties": "position"}
-                                for m in ("l1", "l2", "cosine")}),
+                                for m in ("l1", "l2", "cosine")}, file_dtype=True),
     "distgen": Profile("distgen", _same(DEFAULT_METRICS), "lognorm", "cell-eval 0.8.2 conventions plus distributional metrics",
                        strict=False),
 }

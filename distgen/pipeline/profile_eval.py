@@ -32,25 +32,28 @@ from distgen.wording import counted
 
 
 def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None, scale: str = "lognorm",
-               celltype_col: str | None = None) -> tuple[Cells, Cells, Any]:
+               celltype_col: str | None = None, keep_float64: bool = False) -> tuple[Cells, Cells, Any]:
     """A prediction/truth file pair read, checked at ``scale`` and aligned: ``(pred, real, info)``.
 
     Contexts come from ``celltype_col`` only (no column is guessed: a profile pools contexts unless told);
     pooled, a truth column named like a cell type gets ``info.notes`` a ``pooled_contexts_note``.
     ``scale``: ``"lognorm"`` (raw counts refused) or ``"counts"`` (raw counts on both sides, fractional
-    values refused).
+    values refused). ``keep_float64`` (a profile's ``file_dtype``): a pair where a file's ``X`` is float64 is read as
+    float64 on both sides (else float32).
     """
     from distgen.evaluation.h5pair import read_pair_fast
 
     with float32_reads():  # a float64 value past float32's range: inf, refused by name (reference_rules), no numpy warning
-        fast = read_pair_fast(pred, real, pert_col, control, celltype_col, guess_celltype=False)  # h5py only; None: anndata
+        fast = read_pair_fast(pred, real, pert_col, control, celltype_col, guess_celltype=False,  # h5py only; None: anndata
+                              keep_float64=keep_float64)
         info: Any
         if fast is not None:
             pred_c, real_c, info = fast
         else:
             from distgen.data import layout
 
-            pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=celltype_col, guess_celltype=False)
+            pred_c, real_c, _, info = layout.read_pair(pred, real, pert_col, control, celltype_col=celltype_col, guess_celltype=False,
+                                                       keep_float64=keep_float64)
     recorded = sorted(set(info.scales.values()))
     if recorded and recorded != [scale]:
         from distgen.evaluation.io import value_scale
@@ -76,22 +79,23 @@ def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str |
 
 
 def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
-              scale: str = "lognorm") -> tuple[EvalData, Any]:
+              scale: str = "lognorm", keep_float64: bool = False) -> tuple[EvalData, Any]:
     """A prediction/truth file pair as one ``EvalData`` (contexts pooled), with what was read and any notes.
 
     ``scale``: ``"lognorm"`` (raw counts refused) or ``"counts"`` (raw counts on both sides, fractional
     values refused). The truth's condition order (``LayoutInfo.condition_order``, the order cell-eval2
     visits groups in) is kept in ``data.cache["group_order"]``. A truth with a cell-type column gets a
-    note that contexts were pooled (``info.notes``).
+    note that contexts were pooled (``info.notes``). ``keep_float64``: ``read_files``'; the values are then scored in
+    float64 (``eval_data``).
     """
-    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale)
-    data = eval_data(pred_c, real_c, scale=scale)
+    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, keep_float64=keep_float64)
+    data = eval_data(pred_c, real_c, scale=scale, keep_float64=keep_float64)
     data.cache["group_order"] = info.condition_order
     return data, info
 
 
 def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None = None, control: str | None = None,
-                  scale: str = "lognorm") -> tuple[dict[str, EvalData], Any]:
+                  scale: str = "lognorm", keep_float64: bool = False) -> tuple[dict[str, EvalData], Any]:
     """A file pair split by ``celltype_col``: ``{context: EvalData}`` (sorted), each context its own pair with its own controls.
 
     As cell-eval 0.8.2's ``run --celltype-col`` splits both files and evaluates each cell type on its own.
@@ -103,7 +107,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     """
     from distgen.pipeline.outputs import CONTEXT_SUFFIXES, MAX_FILE_NAME, context_prefix, long_context_names
 
-    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col)
+    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col, keep_float64)
     check = check_counts if scale == "counts" else check_scale
     check(real_c.X, "real")  # a whole file on the wrong scale is said of the file, not of its first context
     check(pred_c.X, "pred")
@@ -142,7 +146,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     datas, empty = {}, []
     for ctx in contexts:
         try:
-            data = eval_data(pred_c.of_context(ctx), real_c.of_context(ctx), scale=scale)
+            data = eval_data(pred_c.of_context(ctx), real_c.of_context(ctx), scale=scale, keep_float64=keep_float64)
         except ValueError as e:
             raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
         if not data.n_perts:
@@ -336,14 +340,14 @@ def _score_files(pred: Any, real: Any, out: Path, prof: Any, pert_col: str | Non
     datas: dict[str, EvalData]  # by context; "" (no context is named so: a missing label) when contexts are pooled
     files: dict[str, list[str]] = {}
     if celltype_col is None:
-        data, info = load_pair(pred, real, pert_col, control, scale=prof.scale)
+        data, info = load_pair(pred, real, pert_col, control, scale=prof.scale, keep_float64=prof.file_dtype)
         reported_pooled_note(info)
         no_target_genes = recorded_no_targets(info, prof, no_target_genes)
         info.notes += reference_rules(data, prof)
         info.notes += target_resolution(data, prof, no_target_genes)
         datas = {"": data}
     else:
-        by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale)
+        by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale, keep_float64=prof.file_dtype)
         no_target_genes = recorded_no_targets(info, prof, no_target_genes)
         check_row_contexts(list(by_context), celltype_col)  # rows "condition @ context", refused before any scoring
         datas = dict(by_context)

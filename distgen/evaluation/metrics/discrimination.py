@@ -114,8 +114,8 @@ def reference_row_dtype(data: EvalData, metric: str) -> str:
     """The dtype of cell-eval 0.8.2's distance row: scipy's ``cdist`` (L1) returns float64; sklearn's euclidean and cosine
     distances keep float32 when both pseudobulk effects are float32 (polars keeps a float32 matrix's means float32).
 
-    Judged from the cells as distgen holds them: the profiles read files as float32, so a float64 file's L2/cosine row is
-    float32 here and float64 in the reference (docs/metrics.md, "Exact ties")."""
+    Judged from the cells as distgen holds them: the ``cell-eval-0.8.2`` profile holds a float64 file's cells in float64
+    (``Profile.file_dtype``), so its row is float64 as the reference's (docs/metrics.md, "Exact ties")."""
     both32 = data.real.X.dtype == torch.float32 and data.pred.X.dtype == torch.float32
     return "float32" if metric != "l1" and both32 else "float64"
 
