@@ -280,6 +280,19 @@ def current_labels(labels: Iterable[str]) -> dict[str, str]:
     return now if len(set(now.values())) == len(now) else {k: k for k in now}
 
 
+def current_labels_of_files(label_sets: Iterable[Iterable[str]]) -> dict[str, str]:
+    """``current_labels`` of several files read together (a prediction, its truth, a training file): one rewrite for every
+    file, so a label names one population in all of them. Every label unchanged when the rewrite would make two labels of
+    one file one (that file names two populations so); labels of different files that become one (an earlier distgen's
+    prediction beside a truth written now) are the same population, and are rewritten."""
+    sets = [{str(k) for k in labels} for labels in label_sets]
+    every = set().union(*sets)
+    now = {k: current_label(k) for k in every}
+    if any(len({now[k] for k in labels}) != len(labels) for labels in sets):
+        return {k: k for k in every}
+    return now
+
+
 def parse_dose_label(label: str, delimiter: str = "+") -> tuple[tuple[str, ...], tuple[float, ...]] | None:
     """``(atoms sorted, doses)`` of a ``dose_label`` (``"A@1+B@3"`` -> ``(("A", "B"), (1.0, 3.0))``); ``((), ())`` for
     ``"control"``; None when some part carries no ``@number`` (not a dose label)."""

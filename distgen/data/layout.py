@@ -723,9 +723,11 @@ def read_pair(
         files["training"] = as_anndata(train, "training file")
     check_shapes(files, pert_col)
     pert_col = guess_pert_col(files, pert_col)
-    # dexa@0.30000001192092896 of an earlier distgen: dexa@0.3, decided over every file's labels together (one label, one
-    # population in every file: a training file holding both spellings kept them while the truth's long one was rewritten)
-    together = set().union(*(file_labels(a, pert_col) for a in files.values()))
+    # dexa@0.30000001192092896 of an earlier distgen: dexa@0.3, decided for every file together (one label, one population
+    # in every file: a training file holding both spellings kept them while the truth's long one was rewritten)
+    from distgen.data.conditions import current_labels_of_files
+
+    together = current_labels_of_files(file_labels(a, pert_col) for a in files.values())
     files = {k: current_dose_labels(a, pert_col, together) for k, a in files.items()}
     given = control
     control = guess_control(files, pert_col, control, "real")
@@ -778,20 +780,19 @@ def file_labels(adata: ad.AnnData, pert_col: str) -> set[str]:
     return set(pd.unique(column.astype(str).to_numpy()).tolist()) | set(cats)
 
 
-def current_dose_labels(adata: ad.AnnData, pert_col: str, together: Iterable[str] | None = None) -> ad.AnnData:
+def current_dose_labels(adata: ad.AnnData, pert_col: str, together: Mapping[str, str] | None = None) -> ad.AnnData:
     """``adata`` (its matrix shared, not copied) with its labels as this distgen writes them
     (``distgen.data.conditions.current_label``): a prediction or truth written by an earlier distgen labels a float32
     dose's population ``dexa@0.30000001192092896``, which now pairs with ``dexa@0.3``. ``adata`` itself when no label
-    changes, or when the rewrite would make two labels one (``conditions.current_labels``) among ``together`` (the labels
-    of every file read with this one, ``file_labels``; default this file's): files read together are rewritten alike."""
+    changes, or when the rewrite would make two of its labels one (``conditions.current_labels``). ``together``: the
+    rewrite of every file read with this one (``conditions.current_labels_of_files``), so that they are rewritten alike."""
     from distgen.data.conditions import current_labels
 
     column = adata.obs[pert_col]
     labels = column.astype(str)
     cats = [str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype) else None
     mine = file_labels(adata, pert_col)
-    every = current_labels(mine | set(together or ()))
-    now = {k: every[k] for k in mine}
+    now = {k: together.get(k, k) for k in mine} if together is not None else current_labels(mine)
     if all(k == v for k, v in now.items()):
         return adata
     out = adata.obs.copy()
