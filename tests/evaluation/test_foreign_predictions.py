@@ -290,3 +290,25 @@ def test_a_blank_gene_name_is_refused_with_a_fix_that_works(tmp_path, capsys, na
     keep = ~np.isin(np.arange(pred.n_vars), [5])  # the message's fix, on both files
     pp, rp = _write(tmp_path, pred[:, keep].copy(), real[:, keep].copy())
     assert _evaluate(tmp_path, pp, rp, *FEW) == 0
+
+
+@pytest.mark.parametrize("profile", ["celleval2", "vcc2026", "cell-eval-0.7.6", "cell-eval-0.8.2", "distgen"])
+def test_every_profile_refuses_duplicated_gene_names_naming_them(tmp_path, profile):
+    """Duplicated gene names (docs/metrics.md, "Duplicated gene names"): cell-eval2 (``full``, ``vcc2026``, ``cell-eval-0.7.6``)
+    refuses such a pair; cell-eval 0.8.2 scores it, its DE tables joined per (perturbation, gene name), so a repeated name
+    fans out on the joins. Every profile refuses it here, naming the genes and the fix that keeps the first column."""
+    import numpy as np
+
+    from distgen.errors import InputDataError
+    from distgen.pipeline.profile_eval import evaluate_profile_files
+
+    from .adversarial import COUNTS, _base, write_side
+
+    pred, real = _base(np.random.default_rng(3), n_genes=30)
+    for s in (pred, real):
+        s["X"] = np.concatenate([s["X"], s["X"][:, 5:8]], axis=1)
+        s["genes"] = list(s["genes"]) + list(s["genes"][:3])
+    counts = COUNTS.get(profile, False)
+    p, r = write_side(pred, tmp_path / "pred.h5ad", counts), write_side(real, tmp_path / "real.h5ad", counts)
+    with pytest.raises(InputDataError, match=r"duplicated gene names in var_names \('G0', 'G1', 'G2'\).*~adata\.var_names\.duplicated\(\)"):
+        evaluate_profile_files(p, r, tmp_path / "dg", profile, page=False)
