@@ -764,13 +764,24 @@ def read_pair(
         own = f"; its own {BATCH_COL!r} column is not read" if BATCH_COL in files["training"].obs.columns else ""
         info.notes.append(f"the training file has no obs column {batch_col!r} (--batch-col): its cells are read without batches "
                           f"(baselines fitted without batches){own}; add the column to the training file to fit them per batch")
-    wide = keep_float64 and any(getattr(a.X, "dtype", None) == np.float64 for a in files.values())
+    # a value past float32's range (1e300: a diverged model) is read as float32 still: inf, refused naming it (PAST_FLOAT32)
+    wide = keep_float64 and any(getattr(a.X, "dtype", None) == np.float64 for a in files.values()) and not any(
+        _past_float32(a.X) for a in files.values())
     cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, None if k == "training" and unbatched else batch_col,
                        info.notes, read_default_batch=not (k == "training" and unbatched), dtype=np.float64 if wide else np.float32)
              for k, a in files.items()}
     info.notes += combination_notes({k: _label_sizes(a, pert_col) for k, a in files.items()}, cells["real"].genes, control, delimiters,
                                     words, pert_col)
     return cells["pred"], cells["real"], cells.get("training"), info
+
+
+def _past_float32(x: Any) -> bool:
+    """Whether a float64 ``X`` (dense or sparse) holds a finite value past float32's range."""
+    if getattr(x, "dtype", None) != np.float64:
+        return False
+    values = np.abs(np.asarray(x.data if hasattr(x, "tocsr") else x))
+    values = values[np.isfinite(values)]
+    return bool(values.size) and float(values.max()) > float(np.finfo(np.float32).max)
 
 
 def file_labels(adata: ad.AnnData, pert_col: str) -> set[str]:
