@@ -10,6 +10,7 @@ on its own, against that context's control cells, as cell-eval does per cell typ
 from __future__ import annotations
 
 import platform
+import re
 import sys
 import time
 import unicodedata
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.errors import InputDataError, warn
+from distgen.errors import InputDataError, UsageError, warn
 from distgen.evaluation.aliases import alias_notes, distinct_references
 from distgen.evaluation.calibration import INTERPOLATION_ALPHA, REPLICATES, interpolated_duplicate_data, reference_data, summarise
 from distgen.evaluation.digest import summary_digests
@@ -138,6 +139,10 @@ def score(
             warn(f"{' and '.join(inert)} {'has' if len(inert) == 1 else 'have'} no effect without the ceiling (evaluate.ceiling: "
                  "false, --no-ceiling): they choose how the ceiling is drawn; remove them or score the ceiling", InertSettingWarning)
     references = dict(references or {})
+    reserved = [n for n in references if n in ("ceiling", "interpolated_duplicate") or re.fullmatch(r"ceiling_split_\d+", str(n))]
+    if reserved:  # calibration.csv keys its tables by these names: the reference's table was overwritten there
+        raise UsageError(f"reference {reserved[0]!r} has a name calibration.csv gives the ceiling's tables ('ceiling', "
+                         "'ceiling_split_<i>', 'interpolated_duplicate'): rename the reference")
     pred, report_notes = align(pred, truth)
     refs = {}
     for name, ref in references.items():

@@ -42,3 +42,14 @@ def test_the_report_does_not_read_a_ceiling_split_as_a_baseline(tmp_path):
     names = [r.name for r in inputs.references]
     assert names == ["shifted", "ceiling"]
     assert not math.isnan(inputs.references[1].table.values["mse"][0])
+
+
+@pytest.mark.parametrize("name", ["ceiling", "ceiling_split_0", "interpolated_duplicate"])
+def test_a_reference_named_like_a_calibration_source_is_refused(name):
+    """calibration.csv keys its tables by source: a baseline named ``ceiling`` (or ``ceiling_split_0``) was overwritten by
+    the ceiling's table (its split's) in the file, without a word. Refused now, naming the reserved names."""
+    from distgen.errors import UsageError
+
+    truth, pred, bad = _population(0), _population(1, noise=0.05), _population(2, shift=-1.0)
+    with pytest.raises(UsageError, match=rf"reference {name!r}.*calibration.csv.*rename"):
+        score(pred, truth, {name: bad}, metrics=METRICS, ceiling_splits=2, interpolated=name == "interpolated_duplicate")
