@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -282,15 +283,16 @@ def current_labels(labels: Iterable[str]) -> dict[str, str]:
 
 def current_labels_of_files(label_sets: Iterable[Iterable[str]]) -> dict[str, str]:
     """``current_labels`` of several files read together (a prediction, its truth, a training file): one rewrite for every
-    file, so a label names one population in all of them. Every label unchanged when the rewrite would make two labels of
-    one file one (that file names two populations so); labels of different files that become one (an earlier distgen's
-    prediction beside a truth written now) are the same population, and are rewritten."""
+    file, so a label names one population in all of them. The labels that would become one label of one file
+    (``x@0.3`` and ``x@0.30000001192092896`` both in it: that file names two populations so) are kept, in every file;
+    labels of different files that become one (an earlier distgen's prediction beside a truth written now) are the same
+    population, and are rewritten. Only the labels of such a clash are kept: another label's rewrite goes on (the
+    evaluation names a pair of labels kept apart so, ``evaluation.io.label_note``)."""
     sets = [{str(k) for k in labels} for labels in label_sets]
     every = set().union(*sets)
     now = {k: current_label(k) for k in every}
-    if any(len({now[k] for k in labels}) != len(labels) for labels in sets):
-        return {k: k for k in every}
-    return now
+    clashing = {t for labels in sets for t, n in Counter(now[k] for k in labels).items() if n > 1}
+    return {k: k if now[k] in clashing else now[k] for k in every}
 
 
 def parse_dose_label(label: str, delimiter: str = "+") -> tuple[tuple[str, ...], tuple[float, ...]] | None:

@@ -294,7 +294,18 @@ def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -
     """The fix for ``name`` perturbation labels that are truth labels spelled another way (case, a combination delimiter
     such as ``KLF1_MAP2K6`` for ``KLF1+MAP2K6``, the Unicode form: ``é`` composed or decomposed, ``µ`` and ``μ``), or None.
     distgen never matches such labels itself (``_`` is part of many single labels, and case can tell genes of two species
-    apart); labels that look alike but differ in their code points would otherwise be reported as missing from the truth."""
+    apart); labels that look alike but differ in their code points would otherwise be reported as missing from the truth.
+    Labels that differ only in a float32 dose's text (``x@0.30000001192092896``, an earlier distgen's, for ``x@0.3``) are
+    read as one (``layout.read_pair``) unless a file read with them holds both spellings: that is said."""
+    from distgen.data.conditions import current_label
+
+    doses = spelled_pairs(extra, perts, current_label)
+    if doses:
+        return (f"{len(doses)} of them name a truth perturbation with its dose written another way (e.g. "
+                f"{_shown(*doses[0], 'for')}: an earlier distgen wrote a float32 dose's full text), and they were not read "
+                "as one because a file read with them holds both spellings (two populations named so): relabel that file's "
+                f"populations so that no two labels differ only in a dose's text, or write the {name}'s labels as the truth "
+                "writes them")
     pairs = spelled_pairs(extra, perts, _label_key)
     if not pairs:
         return None

@@ -317,3 +317,43 @@ def test_a_training_file_with_both_spellings_of_a_dose_keeps_its_labels_consiste
     # files without the collision are still rewritten together: every file's long label is x@0.3
     _, real, train_c, _ = read_pair(truth.copy(), truth, "target", "ctrl", train=file([long], long))
     assert set(real.conditions.tolist()) - {"ctrl"} == {"x@0.3"} == set(train_c.conditions.tolist()) - {"ctrl"}
+
+
+def _spelled(labels, far="x@0.30000001192092896"):
+    """Control and ten cells per label; ``far``'s cells far from the rest on g0."""
+    rows = [("ctrl",)] * 20 + [(lab,) for lab in labels for _ in range(10)]
+    obs = pd.DataFrame(rows, columns=["target"], index=[f"c{i}" for i in range(len(rows))])
+    x = np.random.default_rng(len(labels)).poisson(2.0, (len(rows), 6)).astype(np.float32)
+    for i, lab in enumerate(labels):
+        if lab == far:
+            x[20 + 10 * i : 30 + 10 * i, 0] += 30
+    return ad.AnnData(X=np.log1p(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
+
+
+def test_both_spellings_of_another_label_in_the_training_file_do_not_stop_this_labels_rewrite():
+    """The training file names two populations ``y@0.3`` and ``y@0.30000001192092896`` (kept apart); the truth, written by
+    an earlier distgen, labels x's population ``x@0.30000001192092896`` and the prediction, written now, ``x@0.3``. The
+    rewrite was refused for every label when one file would merge two of its labels, so x's labels stayed apart and the
+    prediction was refused as holding a perturbation the truth lacks (before the rewrite was decided over the files
+    together each file was rewritten on its own and the pair was read). Only the labels that one file would merge are
+    kept now; x's are rewritten in every file."""
+    long_x, long_y = "x@0.30000001192092896", "y@0.30000001192092896"
+    pred, truth, train = _spelled(["x@0.3"]), _spelled([long_x]), _spelled([long_x, "y@0.3", long_y])
+    pred_c, real_c, train_c, _ = read_pair(pred, truth, "target", "ctrl", train=train)
+    assert train_c is not None
+    assert set(pred_c.conditions.tolist()) == set(real_c.conditions.tolist()) == {"ctrl", "x@0.3"}
+    assert set(train_c.conditions.tolist()) == {"ctrl", "x@0.3", "y@0.3", long_y}  # y's two populations stay two
+
+
+def test_a_dose_spelling_kept_apart_by_a_file_with_both_is_named_when_the_pair_differs(tmp_path, capsys):
+    """The training file holds both spellings of x's dose (two populations), so neither is rewritten; a prediction written
+    by an earlier distgen (long label) beside a truth written now (short label) then differs from it by the dose's text
+    only. The refusal said only that the prediction has a perturbation the truth lacks; it now names the two spellings
+    and why they were not read as one."""
+    long = "x@0.30000001192092896"
+    files = _write(tmp_path, pred=_spelled([long]), real=_spelled(["x@0.3"]), train=_spelled(["x@0.3", long]))
+    code = main(["evaluate", "--pred", files["pred"], "--real", files["real"], "--train", files["train"], "--out",
+                 str(tmp_path / "eval"), *EVAL])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'x@0.30000001192092896' for 'x@0.3'" in err and "both" in err, err
