@@ -27,6 +27,7 @@ import numpy as np
 
 from distgen.evaluation.calibration import same_scale
 from distgen.evaluation.evaldata import EvalData
+from distgen.wording import counted
 
 #: Saturation at or above which a perturbation counts as near-solved by the baseline.
 NEAR_SOLVED = 0.8
@@ -64,32 +65,37 @@ def quantile_bins(key: Sequence[float] | np.ndarray, n_bins: int = N_STRATA) -> 
 
     Equal values across an edge: a value that two or more edges fall on (6 of 8 conditions with one strength put both
     tertile edges on it) takes the lowest of those edges' bins, so the values above it stay above it; the bins between
-    are empty. Before, it took the highest (all 8 in the strongest third, 6 of them the weakest). ``tie_note`` says when a
-    bin is empty; ``by_quantile`` and the page leave empty bins out."""
+    are empty. Before, it took the highest (all 8 in the strongest third, 6 of them the weakest). A value on the top edge
+    (the largest, nothing above it) stays in the last bin. ``tie_note`` says when a bin is empty; ``by_quantile`` and
+    the page leave empty bins out."""
     k = np.asarray(key, dtype=float)
     edges = np.quantile(k[np.isfinite(k)], np.linspace(0, 1, n_bins + 1))
     bins = np.searchsorted(edges, k, side="right") - 1
     lo = np.searchsorted(edges, k, side="left")
-    on_many = bins - lo >= 1  # the value equals two or more edges (edges[lo] .. edges[bins])
+    on_many = (bins - lo >= 1) & (bins < n_bins)  # the value equals two or more edges (edges[lo] .. edges[bins]), not the top
     bins = np.where(on_many, lo, bins)
     return edges, np.clip(bins, 0, n_bins - 1)
 
 
-def tie_note(key: Sequence[float] | np.ndarray, n_bins: int = N_STRATA, what: str = "value", noun: str = "conditions") -> str:
-    """A sentence when some of ``quantile_bins``'s ``n_bins`` bins of ``key``'s finite values are empty (equal values
-    at an edge, which stay in one bin), else ``""``: how many bins hold values and the largest group of equal values."""
+def tie_note(key: Sequence[float] | np.ndarray, n_bins: int = N_STRATA, what: str = "value", noun: str = "condition") -> str:
+    """A sentence when some of ``quantile_bins``'s ``n_bins`` bins of ``key``'s finite values are empty, else ``""``: how
+    many bins hold values and why: the largest group of equal values that several edges fall on (they stay in one bin),
+    or fewer values than bins (one or two conditions: no tie)."""
     k = np.asarray(key, dtype=float)
     k = k[np.isfinite(k)]
     if not k.size:
         return ""
-    _, bins = quantile_bins(k, n_bins)
+    edges, bins = quantile_bins(k, n_bins)
     held = np.unique(bins).size
     if held == n_bins:
         return ""
+    shown = f"{held} of {n_bins} strata hold {noun}s (the empty ones are not shown)"
     values, counts = np.unique(k, return_counts=True)
-    top = int(np.argmax(counts))
-    return (f"{int(counts[top])} {noun} share the {what} {float(values[top]):g}, and equal {what}s stay in one stratum, so "
-            f"{held} of {n_bins} strata hold {noun} (the empty ones are not shown)")
+    tied = [(int(c), float(v)) for v, c in zip(values, counts) if c > 1 and int(np.sum(edges == v)) >= 2]
+    if not tied:
+        return f"{counted(k.size, noun)} for {n_bins} strata, so {shown}"
+    n, value = max(tied)
+    return f"{n} {noun}s share the {what} {value:g}, and equal {what}s stay in one stratum, so {shown}"
 
 
 def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence[float], n_bins: int = N_STRATA) -> list[dict[str, Any]]:
@@ -126,7 +132,7 @@ def stratify(model: Sequence[float], baseline: Sequence[float], control: Sequenc
     """One metric's difficulty strata (see the module docstring); ``higher_is_better``: the metric's direction
     (``saturation`` is then NaN where the ceiling is not better than the control baseline, counted in ``note``)."""
     out: dict[str, Any] = {"by_response": by_quantile(strength, model, baseline, n_bins), "near_solved_threshold": threshold}
-    notes = [f"by response strength: {t}" for t in [tie_note(strength, n_bins, "strength", "perturbations")] if t]
+    notes = [f"by response strength: {t}" for t in [tie_note(strength, n_bins, "strength", "perturbation")] if t]
     if control is None or ceiling is None:
         out.update(by_saturation=[], near_solved_fraction=float("nan"),
                    note="; ".join([*notes, "saturation needs the control baseline and the ceiling"]))
@@ -140,7 +146,7 @@ def stratify(model: Sequence[float], baseline: Sequence[float], control: Sequenc
             notes.append(f"{below} perturbation(s) whose ceiling is not better than the control baseline (a response too weak "
                            "for the half-split replicate to beat 'no change') have no saturation")
     out["by_saturation"] = by_quantile(sat, model, baseline, n_bins)
-    notes += [f"by saturation: {t}" for t in [tie_note(sat, n_bins, "saturation", "perturbations")] if t]
+    notes += [f"by saturation: {t}" for t in [tie_note(sat, n_bins, "saturation", "perturbation")] if t]
     if notes:
         out["note"] = "; ".join(notes)
     out["near_solved_fraction"] = sum(s >= threshold for s in finite) / len(finite) if finite else float("nan")

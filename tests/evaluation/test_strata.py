@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from distgen.evaluation import score
@@ -157,3 +158,27 @@ def test_distinct_strengths_keep_three_strata_and_no_note():
     # ties inside a stratum (not at an edge) change nothing
     key2 = [1.0, 1.0, 2.0, 4.0, 5.0, 6.0, 8.0, 8.0]
     assert [r["n"] for r in by_quantile(key2, [0.5] * 8, [0.4] * 8)] == [3, 2, 3]
+
+
+def test_equal_strongest_strengths_stay_in_the_strongest_stratum():
+    """6 of 8 conditions share the largest strength: the top two tertile edges fall on it. fc7dbfe put them in the strongest
+    third (rightly: nothing is above them); the rule "the lowest of the edges' strata" called them the middle third and
+    left the strongest empty. A tied value on the top edge stays in the strongest stratum."""
+    from distgen.evaluation.strata import quantile_bins
+
+    key = [1.0, 2.0] + [3.0] * 6
+    _, bins = quantile_bins(key, 3)
+    assert list(bins) == [0, 0] + [2] * 6
+    assert [(r["stratum"], r["n"]) for r in by_quantile(key, [0.5] * 8, [0.4] * 8, n_bins=3)] == [(1, 2), (3, 6)]
+    counts, html = _page_counts({f"P{i}": v for i, v in enumerate(key)}, [0.5] * 8, [0.4] * 8)
+    assert counts == [2, 6] and "strongest third" in html and "middle third" not in html
+
+
+@pytest.mark.parametrize("key", [[0.3], [0.3, 0.7]])
+def test_fewer_conditions_than_strata_are_not_said_to_share_a_strength(key):
+    """One or two conditions of distinct strengths leave a stratum empty without any tie: the note said "1 perturbations
+    share the strength 0.3, and equal strengths stay in one stratum"; it now says there are fewer conditions than strata."""
+    st = stratify([0.5] * len(key), [0.4] * len(key), None, None, key)
+    assert "share" not in st["note"] and "1 perturbations" not in st["note"]
+    assert f"{len(key)} perturbation" in st["note"] and "3 strata" in st["note"]
+    assert sum(r["n"] for r in st["by_response"]) == len(key)
