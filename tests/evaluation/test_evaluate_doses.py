@@ -290,21 +290,24 @@ def test_two_labels_one_of_them_an_earlier_float32_dose_spelling_are_not_merged(
     assert compare(tmp_path / "eval", tmp_path / "eval", n_boot=20)["n_shared"] == 2  # its two rows, not one of them
 
 
+def _spelled(labels, far="x@0.30000001192092896"):
+    """Control and ten cells per label; ``far``'s cells far from the rest on g0."""
+    rows = [("ctrl",)] * 20 + [(lab,) for lab in labels for _ in range(10)]
+    obs = pd.DataFrame(rows, columns=["target"], index=[f"c{i}" for i in range(len(rows))])
+    x = np.random.default_rng(len(labels)).poisson(2.0, (len(rows), 6)).astype(np.float32)
+    for i, lab in enumerate(labels):
+        if lab == far:
+            x[20 + 10 * i : 30 + 10 * i, 0] += 30
+    return ad.AnnData(X=np.log1p(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
+
+
 def test_a_training_file_with_both_spellings_of_a_dose_keeps_its_labels_consistent_with_the_truth(tmp_path):
     """The training file holds ``x@0.3`` and ``x@0.30000001192092896`` (two populations named so by the user), the truth and
     the prediction only the long one (written by an earlier distgen). Each file's labels were rewritten on their own: the
     truth's became ``x@0.3`` while the training file kept both (its rewrite would merge two), so the truth's population was
     paired with the training file's OTHER population, the baselines fitted on the wrong cells without a word. The rewrite
     is now decided over the labels of every file together: one label means one population in every file."""
-    def file(labels, far):
-        rows = [("ctrl",)] * 20 + [(lab,) for lab in labels for _ in range(10)]
-        obs = pd.DataFrame(rows, columns=["target"], index=[f"c{i}" for i in range(len(rows))])
-        x = np.random.default_rng(len(labels)).poisson(2.0, (len(rows), 6)).astype(np.float32)
-        for i, lab in enumerate(labels):
-            if lab == far:
-                x[20 + 10 * i : 30 + 10 * i, 0] += 30
-        return ad.AnnData(X=np.log1p(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
-
+    file = _spelled
     long = "x@0.30000001192092896"
     truth = file([long], long)
     train = file(["x@0.3", long], long)
@@ -317,17 +320,6 @@ def test_a_training_file_with_both_spellings_of_a_dose_keeps_its_labels_consiste
     # files without the collision are still rewritten together: every file's long label is x@0.3
     _, real, train_c, _ = read_pair(truth.copy(), truth, "target", "ctrl", train=file([long], long))
     assert set(real.conditions.tolist()) - {"ctrl"} == {"x@0.3"} == set(train_c.conditions.tolist()) - {"ctrl"}
-
-
-def _spelled(labels, far="x@0.30000001192092896"):
-    """Control and ten cells per label; ``far``'s cells far from the rest on g0."""
-    rows = [("ctrl",)] * 20 + [(lab,) for lab in labels for _ in range(10)]
-    obs = pd.DataFrame(rows, columns=["target"], index=[f"c{i}" for i in range(len(rows))])
-    x = np.random.default_rng(len(labels)).poisson(2.0, (len(rows), 6)).astype(np.float32)
-    for i, lab in enumerate(labels):
-        if lab == far:
-            x[20 + 10 * i : 30 + 10 * i, 0] += 30
-    return ad.AnnData(X=np.log1p(x), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(6)]))
 
 
 def test_both_spellings_of_another_label_in_the_training_file_do_not_stop_this_labels_rewrite():
