@@ -15,7 +15,10 @@ from distgen.data import Dataset, bundled
 def test_a_split_file_of_data_with_more_cells_is_refused_naming_both_counts(tmp_path):
     bundled.norman_k562().write_h5ad(tmp_path / "d.h5ad")
     section = {"dataset": str(tmp_path / "d.h5ad"), "hvg": 64, "split": {"kind": "combo_seen2", "seed": 0, "test_frac": 0.5}}
-    Dataset.load(section).split.save(tmp_path / "split.json")
+    made = Dataset.load(section)
+    made.split.save(tmp_path / "split.json")
+    again = Dataset.load(section, tmp_path / "split.json")  # the same data: the file reads back to the same cells
+    assert list(again.split.test) == list(made.split.test) and list(again.split.train) == list(made.split.train)
     cells = ad.read_h5ad(tmp_path / "d.h5ad")
     cells[50:].copy().write_h5ad(tmp_path / "d.h5ad")  # the file changed since: 50 cells fewer
     with pytest.raises(ValueError, match=rf"split file .*split\.json' was made for data of {cells.n_obs} cells, but the data "
