@@ -50,20 +50,47 @@ def sample_rows(x: Any, n: int = SCALE_SAMPLE_ROWS) -> Any:
     return x[np.linspace(0, len(x) - 1, n).round().astype(np.int64)]
 
 
+#: How far a raw count may lie from the nearest integer: cell-eval2 0.20.0's integrality tolerance (``cell_eval2.norm._INT_ATOL``,
+#: absolute), as the values' own dtype holds it (``count_atol``). Counts a float64 transform left dust on (``100.0000005``,
+#: ``0.9999995``) are counts; ``0.5`` or a value ``1e-5`` off are not. Decides counts everywhere: ``check_counts``,
+#: ``value_scale``, ``check_scale``, ``stored_scales.looks``, ``normalization.signature``.
+COUNT_ATOL = 1e-6
+
+
+def count_atol(dtype: Any) -> float:
+    """``COUNT_ATOL`` as a value of ``dtype`` holds it (float32's ``1e-6`` is ``9.99999997e-07``), as cell-eval2 compares."""
+    dt = np.dtype(dtype)
+    return float(dt.type(COUNT_ATOL)) if np.issubdtype(dt, np.floating) else COUNT_ATOL
+
+
+def off_integer(values: np.ndarray, atol: float) -> np.ndarray:
+    """Which values lie further than ``atol`` from the nearest integer (NaN and infinities do not: they are judged elsewhere).
+
+    Computed in the values' own floating dtype, as cell-eval2 computes it (no float64 copy of a float32 sample);
+    integers are never off."""
+    v = np.asarray(values)
+    if not np.issubdtype(v.dtype, np.floating):
+        return np.zeros(v.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.abs(v - np.rint(v)) > v.dtype.type(atol)
+
+
 def value_scale(x: torch.Tensor | np.ndarray) -> tuple[str, float]:
     """(``"counts"`` | ``"log"`` | ``"normalized"`` | ``"empty"``, max) of the finite values of up to 2,000 rows of ``x`` (``sample_rows``).
 
-    Integer-valued with some value above 1 is ``counts``; fractional is ``log`` below ``LOG_MAX`` and
-    ``normalized`` (normalised but not log-transformed) above; all zeros/ones says nothing (``empty``).
+    Integer-valued (within ``COUNT_ATOL`` of an integer) with some value above 1 is ``counts``; fractional is ``log``
+    below ``LOG_MAX`` and ``normalized`` (normalised but not log-transformed) above; all zeros/ones says nothing (``empty``).
     """
-    sample = np.asarray(sample_rows(x), dtype=np.float64)
+    raw = np.asarray(sample_rows(x))
+    atol = count_atol(raw.dtype)
+    sample = np.asarray(raw, dtype=np.float64)
     finite = sample[np.isfinite(sample)]
     if not finite.size:
         return "empty", 0.0
     vmax = float(finite.max())
     head = finite[:5000]  # a fraction early on settles it (log data); else every value is checked
-    if bool(np.all(head == np.floor(head))) and bool(np.all(finite == np.floor(finite))):
-        return ("counts", vmax) if vmax > 1 else ("empty", vmax)
+    if not bool(off_integer(head, atol).any()) and not bool(off_integer(finite, atol).any()):
+        return ("counts", vmax) if np.rint(vmax) > 1 else ("empty", vmax)
     return ("log" if vmax < LOG_MAX else "normalized"), vmax
 
 
@@ -132,27 +159,32 @@ def check_scale(x: torch.Tensor | np.ndarray, name: str, strict: bool = False) -
     sample = np.asarray(sample_rows(x))
     if sample.size == 0 or sample.max() <= floor:  # the common case in one pass (a NaN maximum takes the exact rule)
         return
+    atol = count_atol(sample.dtype)
     flat = sample.ravel()
     head = flat[:5000]
     head = head[np.isfinite(head)]
-    if not bool(np.all(head == np.floor(head))):  # a fraction early on: log values
+    if bool(off_integer(head, atol).any()):  # a fraction early on: log values
         return
     finite = flat[np.isfinite(flat)]
-    if finite.size and finite.max() > floor and np.all(finite == np.floor(finite)):
+    if finite.size and np.rint(finite.max()) > floor and not off_integer(finite, atol).any():
         raise ValueScaleError(f"the {name} cells look like raw counts (integers up to {finite.max():.0f}); distgen evaluates "
                               "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first", name, "lognorm")
 
 
 def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
-    """Refuse fractional or negative values (in up to 2,000 rows spread over ``x``) where raw counts are scored (cell-eval2's v2 and vcc2026 profiles)."""
+    """Refuse fractional or negative values (in up to 2,000 rows spread over ``x``) where raw counts are scored (cell-eval2's v2 and vcc2026 profiles).
+
+    Fractional: further than ``COUNT_ATOL`` from the nearest integer, in ``x``'s dtype, as cell-eval2 0.20.0 decides;
+    values within it (dust a float64 transform left) are scored as stored, unrounded, as cell-eval2 scores them."""
     sample = np.asarray(sample_rows(x))
     if sample.size == 0:
         return
+    atol = count_atol(sample.dtype)
     if sample.min() >= 0:  # no NaN (it makes the minimum NaN) and nothing negative: only a fraction can fail (+inf passes)
-        bad = bool((sample != np.floor(sample)).any())
+        bad = bool(off_integer(sample, atol).any())
     else:  # the exact rule on the finite values
         finite = sample[np.isfinite(sample)]
-        bad = bool(finite.size and (finite.min() < 0 or bool((finite != np.floor(finite)).any())))
+        bad = bool(finite.size and (finite.min() < 0 or bool(off_integer(finite, atol).any())))
     if bad:
         raise ValueScaleError(f"the {name} cells hold fractional or negative values, but this evaluation scores RAW COUNTS "
                               "(the vcc2026 / cell-eval2 counts profiles): pass raw-count predictions and the raw-count truth, "

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.evaluation.io import ScaleMismatchError, check_same_scale, check_scale, sample_rows
+from distgen.evaluation.io import ScaleMismatchError, check_same_scale, check_scale, count_atol, off_integer, sample_rows
 from distgen.logscale import extra_log1p
 
 #: Share of a prediction's values below 0 up to which a refusal also says how to score them as a model's output
@@ -113,10 +113,11 @@ def signature(x: torch.Tensor | np.ndarray) -> tuple[str, float] | None:
     ``("log2", total)``: ``2**x - 1`` does; ``("counts", 0)``: ``expm1(x)`` is integer (``log1p`` without
     ``normalize_total``). Needs 5 cells with expression and a value above ``log1p(1)``.
     """
-    sample = np.asarray(sample_rows(torch.as_tensor(x).detach().cpu().numpy(), SAMPLE_ROWS), dtype=np.float64)
+    raw = sample_rows(torch.as_tensor(x).detach().cpu().numpy(), SAMPLE_ROWS)
+    sample = np.asarray(raw, dtype=np.float64)
     if sample.ndim != 2 or sample.size == 0 or not np.isfinite(sample).all() or sample.min() < 0 or sample.max() > 50:
         return None
-    if bool(np.all(sample == np.floor(sample))):  # integers are counts (distgen.evaluation.io.value_scale), not logged values
+    if not off_integer(sample, count_atol(raw.dtype)).any():  # integers are counts (distgen.evaluation.io.value_scale), not logged values
         return None
     for base, undo in (("ln", np.expm1), ("log2", lambda v: np.exp2(v) - 1.0)):
         totals = undo(sample).sum(1)

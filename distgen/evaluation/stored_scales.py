@@ -27,20 +27,25 @@ def _sample(node: Any) -> np.ndarray | None:
         node = node.get("data")
     if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "fiub":
         return None
+    dtype = node.dtype if node.dtype.kind == "f" else np.float64  # a float keeps its dtype: ``looks`` judges counts in it
     if node.ndim == 1:
-        return np.asarray(node[: min(SAMPLE, node.shape[0])], dtype=np.float64)
+        return np.asarray(node[: min(SAMPLE, node.shape[0])], dtype=dtype)
     if node.ndim == 2 and node.shape[1]:
         rows = max(1, min(node.shape[0], SAMPLE // node.shape[1]))
-        return np.asarray(node[:rows], dtype=np.float64).ravel()
+        return np.asarray(node[:rows], dtype=dtype).ravel()
     return None
 
 
 def looks(values: np.ndarray) -> str | None:
-    """``"counts"`` (non-negative integers, some above 0), ``"lognorm"`` (non-negative, fractional, below 30) or None."""
+    """``"counts"`` (non-negative integers, some above 0), ``"lognorm"`` (non-negative, fractional, below 30) or None.
+
+    Integers within ``io.COUNT_ATOL`` in the values' dtype, as cell-eval2 0.20.0 takes counts (``io.check_counts``)."""
+    from distgen.evaluation.io import count_atol, off_integer
+
     v = values[np.isfinite(values)]
     if not v.size or v.min() < 0 or v.max() <= 0:
         return None
-    if np.all(v == np.floor(v)):
+    if not off_integer(v, count_atol(v.dtype)).any():
         return "counts"
     return "lognorm" if v.max() < 30 else None
 
