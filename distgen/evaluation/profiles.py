@@ -77,8 +77,9 @@ class Profile:
     ``file_dtype``: a pair with a float64 ``X`` is read and scored in float64 (both sides), as the reference computes on
     such files (cell-eval 0.8.2: its L2/cosine distance rows are float64 there, and two distances within float32's
     resolution are not a tie; cell-eval2's ``cell-eval-0.7.6`` preset: its pseudobulks and Wilcoxon tests read the values
-    as stored); otherwise, and always for float32 files, the values are read as float32. The counts profiles leave it off:
-    whole numbers below 2**24 are the same in float32, and cell-eval2 sums counts in float64 for either dtype.
+    as stored; its counts presets ``full`` and ``vcc2026`` too: they accept counts within 1e-6 of an integer and score the
+    stored float64 values, whose dust float32 would round away); otherwise, and always for float32 files, the values are
+    read as float32.
     """
 
     name: str
@@ -105,8 +106,8 @@ def _preset(names: Any, preset: str) -> dict[str, dict[str, Any]]:
 
 PROFILES: dict[str, Profile] = {
     "celleval2": Profile("celleval2", _same(CELLEVAL2_FULL), "counts", "cell-eval2 0.20.0, profile full (v2)",
-                         _preset(CELLEVAL2_FULL, "v2")),
-    "vcc2026": Profile("vcc2026", _same(VCC2026), "counts", "cell-eval2 0.20.0, preset vcc2026", _preset(VCC2026, "vcc2026")),
+                         _preset(CELLEVAL2_FULL, "v2"), file_dtype=True),
+    "vcc2026": Profile("vcc2026", _same(VCC2026), "counts", "cell-eval2 0.20.0, preset vcc2026", _preset(VCC2026, "vcc2026"), file_dtype=True),
     "cell-eval-0.7.6": Profile("cell-eval-0.7.6", dict(CELLEVAL076_NAMES), "lognorm", "cell-eval2 0.20.0, preset cell-eval-0.7.6",
                                _preset(CELLEVAL076_NAMES.values(), "cell-eval-0.7.6"), file_dtype=True),
     "cell-eval-0.8.2": Profile("cell-eval-0.8.2", _same(CELLEVAL082), "lognorm", "cell-eval 0.8.2, profile full",

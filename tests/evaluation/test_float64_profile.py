@@ -7,7 +7,7 @@ only, and the argsort position (the score) differed. Here P0's predicted effect 
 (1, 0.5) and 0.5 - 5e-9 from P1's (0.5 + 5e-9, 1) by L1 and L2, and nearer P1's by cosine too (by ~2.5e-8 relative): in
 float64 P1's is closer (P0 ranks second: 1 - 1/3); read as float32 the two are one (2.5 and 2.5 + 5e-9 are one float32)
 and the own effect came first (1.0). Float32 files are read and scored as before. The counts profiles (``celleval2``,
-``vcc2026``) read whole numbers, the same in either dtype, and stay float32."""
+``vcc2026``) read a float64 file in float64 too since 2026-12-07 (counts with float dust: ``test_count_dust.py``)."""
 
 from __future__ import annotations
 
@@ -77,12 +77,12 @@ def test_a_float64_file_is_ranked_in_float64_and_a_float32_file_as_before(tmp_pa
 
 
 def test_which_profiles_score_a_float64_file_in_float64():
-    # cell-eval 0.8.2 and cell-eval2's log-scale preset compute on a float64 file's values; the counts profiles read
-    # whole numbers, which float32 holds exactly below 2**24 (cell-eval2's sums are float64 for either dtype: a float64
-    # file of counts and its float32 copy score the same there, bit for bit); distgen's own profile reads float32
+    # cell-eval 0.8.2 and cell-eval2's presets compute on a float64 file's values: its counts presets too, which accept
+    # counts within 1e-6 of an integer and score that dust as stored (float32 rounds it away from 2 up:
+    # tests/evaluation/test_count_dust.py); distgen's own profile reads float32
     from distgen.evaluation.profiles import PROFILES
 
-    assert {n for n, p in PROFILES.items() if p.file_dtype} == {"cell-eval-0.8.2", "cell-eval-0.7.6"}
+    assert {n for n, p in PROFILES.items() if p.file_dtype} == {"cell-eval-0.8.2", "cell-eval-0.7.6", "celleval2", "vcc2026"}
 
 
 def test_the_default_evaluation_still_reads_a_float64_file_as_float32(tmp_path):
@@ -132,7 +132,7 @@ def test_a_float64_near_tie_agrees_with_cell_eval2s_log_preset(tmp_path):
 @pytest.mark.celleval
 @pytest.mark.parametrize("profile", ["celleval2", "vcc2026"])
 def test_a_float64_count_file_scores_as_its_float32_copy_in_cell_eval2_and_here(tmp_path, profile):
-    # the counts profiles stay float32: cell-eval2 sums and normalises counts in float64 whatever the file's dtype, so a
+    # cell-eval2 sums and normalises counts in float64 whatever the file's dtype, so a
     # float64 count file and its float32 copy give it the same bits; distgen agrees with it at the tie level (1e-12)
     import anndata as ad
     import pandas as pd
