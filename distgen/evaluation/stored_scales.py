@@ -37,7 +37,7 @@ def _sample(node: Any) -> np.ndarray | None:
 
 
 def looks(values: np.ndarray) -> str | None:
-    """``"counts"`` (non-negative integers, some above 0), ``"lognorm"`` (non-negative, fractional, below 30) or None.
+    """``"counts"`` (non-negative integers, some 1 or more), ``"lognorm"`` (non-negative, fractional, below 30) or None.
 
     Integers within ``io.COUNT_ATOL`` in the values' dtype, as cell-eval2 0.20.0 takes counts (``io.check_counts``)."""
     from distgen.evaluation.io import count_atol, off_integer
@@ -45,7 +45,7 @@ def looks(values: np.ndarray) -> str | None:
     v = values[np.isfinite(values)]
     if not v.size or v.min() < 0 or v.max() <= 0:
         return None
-    if not off_integer(v, count_atol(v.dtype)).any():
+    if np.rint(v.max()) >= 1 and not off_integer(v, count_atol(v.dtype)).any():  # all within 1e-6 of 0 is no count
         return "counts"
     return "lognorm" if v.max() < 30 else None
 

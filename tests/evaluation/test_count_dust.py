@@ -103,6 +103,31 @@ def test_ones_with_dust_are_no_count_scale(dtype):
     check_scale(x.astype(dtype), "real", strict=True)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_values_all_below_the_tolerance_are_no_stored_counts(dtype):
+    # a layer of tiny values (proportions, counts scaled by 1e-8) lies within 1e-6 of 0 everywhere: it holds no count of
+    # 1 or more, so stored_scales must not hint that it "looks like raw counts" (it did, after the 1e-6 rule came in);
+    # a count layer with dust still does
+    from distgen.evaluation.stored_scales import looks
+
+    assert looks((COUNTS * 1e-8).astype(dtype).ravel()) == "lognorm"
+    assert looks(_dusted(dtype, 1e-7).ravel()) == "counts"
+
+
+def test_off_integer_keeps_one_temporary_the_size_of_its_input():
+    # value_scale / check_counts run it on up to 2,000 whole rows: v - rint(v) then abs made two more full-size copies
+    import tracemalloc
+
+    from distgen.evaluation.io import off_integer
+
+    x = np.full((500, 2000), 3.0)  # 8 MB
+    tracemalloc.start()
+    off_integer(x, 1e-6)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1.5 * x.nbytes
+
+
 @pytest.mark.slow
 @pytest.mark.celleval
 @pytest.mark.parametrize(("profile", "dust"), [("celleval2", 1e-7), ("vcc2026", 1e-7), ("celleval2", 5e-6)])
