@@ -492,10 +492,9 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     if (world_size is not None and isinstance(accum, int) and shards_of(state) == world_size * accum
             and isinstance(saved.get("train"), Mapping) and fingerprint({**saved, "train": {**saved["train"], "grad_accum": accum}}) == fp):
         return
-    if isinstance(saved, Mapping):  # both as the distgen of now writes them (a run's own config.yaml keeps its spellings)
-        now = read_as_now(config)
-        if fingerprint(read_as_now(saved, now)) == fingerprint(now):
-            return
+    # both as the distgen of now writes them (a run's own config.yaml keeps its spellings)
+    if isinstance(saved, Mapping) and fingerprint(read_as_now(saved)) == fingerprint(read_as_now(config)):
+        return
     diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
     legacy = legacy_hint(state.get("fingerprint_config", {}), config, "the config you resume with (and the run's config.yaml)") if diff else ""
@@ -505,12 +504,12 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     )
 
 
-def read_as_now(saved: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-    """The config a run folder of an earlier distgen recorded (``saved``: a checkpoint's, or its ``config.yaml``) written as
-    distgen writes what computes the same now (``SAME_COMPUTATION``), and with ``config`` (the config it is compared
-    with) the spellings that draw the same numbers as ``config``'s (``same_draws``). A resume
-    (``check_state_compatible``), a prediction's check (``check_config_matches``) and the model a prediction builds
-    (``distgen.pipeline.predict.load_model``) read a stored config through this."""
+def read_as_now(saved: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A config (``saved``: a checkpoint's, a run folder's ``config.yaml``, or the one it is compared with) written as
+    distgen writes what computes the same now (``SAME_COMPUTATION``). A resume (``check_state_compatible``) and a
+    prediction's check (``check_config_matches``) read both sides through this, so two spellings of one computation
+    compare equal whichever side holds which; the model a prediction builds (``distgen.pipeline.predict.load_model``)
+    is built from it."""
     model = saved.get("model")
     if isinstance(model, Mapping):
         model = dict(model)
@@ -520,7 +519,7 @@ def read_as_now(saved: Mapping[str, Any], config: Mapping[str, Any] | None = Non
                 node = {k: v for k, v in node.items() if k != entry.key} | ({} if entry.now is ABSENT else {entry.key: entry.now})
                 model = node if not entry.slot else {**model, entry.slot: node}
         saved = {**saved, "model": model}
-    return saved if config is None else same_draws(saved, config)
+    return saved
 
 
 ABSENT: Any = object()  #: a key a run folder did not write (trained before the setting was added)
@@ -571,25 +570,12 @@ SAME_COMPUTATION: tuple[Respelled, ...] = (
     Respelled("distribution_loss", "kme", "seed", 0, None, "8677cd8 2026-12-05"),
     # a population encoder never reads kme's estimator setting (8677cd8)
     Respelled("population_encoder", "kme", "unbiased", True, None, "8677cd8 2026-12-05"),
+    # pad_transformer's gene_dropout draws nothing at dropout 0 or without the graph: per_cell and shared are one trajectory
+    # (scdfm-small changed per_cell -> shared on 2026-12-07 with bit-identical training;
+    # tests/train/test_resume_inert_preset_change.py)
+    Respelled("backbone", "pad_transformer", "gene_dropout", "per_cell", "shared", "scdfm-small 2026-12-07", where=("dropout", 0)),
+    Respelled("backbone", "pad_transformer", "gene_dropout", "per_cell", "shared", "scdfm-small 2026-12-07", where=("graph", False)),
 )
-
-
-def same_draws(saved: Mapping[str, Any], config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``saved`` with the spellings that draw the same numbers as ``config``'s written as ``config``'s.
-
-    ``pad_transformer``'s ``gene_dropout`` (``per_cell`` or ``shared``) draws nothing at ``dropout: 0`` or with
-    ``graph: false``: one trajectory either way (``scdfm-small`` changed from ``per_cell`` to ``shared`` on 2026-12-07
-    with bit-identical training; its runs from before resume under the preset's name).
-    """
-    model, now = saved.get("model") or {}, config.get("model")
-    backbone = model.get("backbone") if isinstance(model, Mapping) else None
-    ours = now.get("backbone") if isinstance(now, Mapping) else None
-    if not (isinstance(backbone, Mapping) and isinstance(ours, Mapping) and backbone.get("name") == "pad_transformer"
-            and {backbone.get("gene_dropout"), ours.get("gene_dropout")} <= {"per_cell", "shared"}
-            and (backbone.get("dropout") == 0 or backbone.get("graph") is False)):
-        return saved
-    assert isinstance(model, Mapping)
-    return {**saved, "model": {**model, "backbone": {**backbone, "gene_dropout": ours["gene_dropout"]}}}
 
 
 def read_checkpoint_state(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) -> tuple[Path, dict[str, Any]]:
@@ -624,7 +610,7 @@ def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: st
         return
     # both as the distgen of now writes them: a checkpoint from before a resume that rewrote config.yaml so is the same model
     config = read_as_now(config)
-    recorded = read_as_now(recorded, config)
+    recorded = read_as_now(recorded)
     norm = lambda doc: json.loads(json.dumps({k: doc.get(k) for k in sections}, sort_keys=True, default=str))  # noqa: E731
     diff = config_diff(norm(recorded), norm(config))
     if diff:

@@ -27,7 +27,7 @@ def _state(config: dict) -> dict:
 def test_per_cell_and_shared_where_nothing_is_drawn_resume_each_other(tmp_path, dropout, graph):
     for saved, now in (("per_cell", "shared"), ("shared", "per_cell")):
         current, stored = _config(now, dropout, graph), _state(_config(saved, dropout, graph))
-        assert stored["fingerprint"] != fingerprint(current)  # the two configs differ: only same_draws lets this resume
+        assert stored["fingerprint"] != fingerprint(current)  # the two configs differ: only the table (SAME_COMPUTATION) lets this resume
         check_state_compatible(tmp_path, stored, current, fingerprint(current))  # raises CheckpointConfigError before
 
 
