@@ -43,11 +43,13 @@ SCALE_SAMPLE_ROWS = 2000
 def sample_rows(x: Any, n: int = SCALE_SAMPLE_ROWS) -> Any:
     """Up to ``n`` rows of ``x`` spread evenly over all of it (first and last included), not its first ``n``.
 
-    Files are often sorted by group (controls first): the first rows can be one group on its own scale.
+    Files are often sorted by group (controls first): the first rows can be one group on its own scale. A scipy sparse
+    matrix gives its rows as a sparse matrix (``_sampled``).
     """
-    if len(x) <= n:
+    total = x.shape[0] if hasattr(x, "shape") else len(x)  # a sparse matrix has no len()
+    if total <= n:
         return x
-    return x[np.linspace(0, len(x) - 1, n).round().astype(np.int64)]
+    return x[np.linspace(0, total - 1, n).round().astype(np.int64)]
 
 
 #: How far a raw count may lie from the nearest integer: cell-eval2 0.20.0's integrality tolerance (``cell_eval2.norm._INT_ATOL``,
@@ -67,7 +69,12 @@ def off_integer(values: np.ndarray, atol: float) -> np.ndarray:
     """Which values lie further than ``atol`` from the nearest integer (NaN and infinities do not: they are judged elsewhere).
 
     Computed in the values' own floating dtype, as cell-eval2 computes it (no float64 copy of a float32 sample);
-    integers are never off."""
+    integers are never off. A scipy sparse matrix gives a sparse matrix of its format and shape, True where a stored value
+    is off (from its ``data`` alone: an implicit zero is an integer); it raised TypeError."""
+    if _is_sparse(values):
+        out = values.copy()
+        out.data = off_integer(values.data, atol)
+        return out
     v = np.asarray(values)
     if not np.issubdtype(v.dtype, np.floating):
         return np.zeros(v.shape, dtype=bool)
@@ -78,13 +85,37 @@ def off_integer(values: np.ndarray, atol: float) -> np.ndarray:
         return d > v.dtype.type(atol)
 
 
+def _is_sparse(x: Any) -> bool:
+    """Whether ``x`` is a scipy sparse matrix or array (scipy imported only when ``x`` comes from it)."""
+    if not type(x).__module__.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+
+    return bool(scipy.sparse.issparse(x))
+
+
+def _sampled(x: Any) -> np.ndarray:
+    """The values of up to ``SCALE_SAMPLE_ROWS`` rows of ``x`` (``sample_rows``) that the scale checks judge: a dense
+    ``x``'s rows as an array; a scipy sparse ``x``'s stored values (``data``, duplicates summed, never densified) and one
+    0 when the rows hold an implicit zero, in the matrix's dtype. Every check asks only for the values' minimum, maximum
+    and integrality, which one zero answers for all the implicit ones (a sparse input raised TypeError)."""
+    if not _is_sparse(x):
+        return np.asarray(sample_rows(x))
+    rows = sample_rows(x.tocsr())
+    rows.sum_duplicates()
+    values = np.asarray(rows.data)
+    if rows.nnz < rows.shape[0] * rows.shape[1]:
+        values = np.append(values, np.zeros(1, dtype=values.dtype))
+    return values
+
+
 def value_scale(x: torch.Tensor | np.ndarray) -> tuple[str, float]:
     """(``"counts"`` | ``"log"`` | ``"normalized"`` | ``"empty"``, max) of the finite values of up to 2,000 rows of ``x`` (``sample_rows``).
 
     Integer-valued (within ``COUNT_ATOL`` of an integer) with some value above 1 is ``counts``; fractional is ``log``
     below ``LOG_MAX`` and ``normalized`` (normalised but not log-transformed) above; all zeros/ones says nothing (``empty``).
     """
-    raw = np.asarray(sample_rows(x))
+    raw = _sampled(x)
     atol = count_atol(raw.dtype)
     sample = np.asarray(raw, dtype=np.float64)
     finite = sample[np.isfinite(sample)]
@@ -159,7 +190,7 @@ def check_scale(x: torch.Tensor | np.ndarray, name: str, strict: bool = False) -
     loader already read at a declared scale, ``PerturbationSchema.scale='log'``) integers above 30 only.
     """
     floor = 1.0 if strict else 30.0
-    sample = np.asarray(sample_rows(x))
+    sample = _sampled(x)
     if sample.size == 0 or sample.max() <= floor:  # the common case in one pass (a NaN maximum takes the exact rule)
         return
     atol = count_atol(sample.dtype)
@@ -179,7 +210,7 @@ def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
 
     Fractional: further than ``COUNT_ATOL`` from the nearest integer, in ``x``'s dtype, as cell-eval2 0.20.0 decides;
     values within it (dust a float64 transform left) are scored as stored, unrounded, as cell-eval2 scores them."""
-    sample = np.asarray(sample_rows(x))
+    sample = _sampled(x)
     if sample.size == 0:
         return
     atol = count_atol(sample.dtype)
