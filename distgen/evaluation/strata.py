@@ -100,7 +100,10 @@ def tie_note(key: Sequence[float] | np.ndarray, n_bins: int = N_STRATA, what: st
 
 def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence[float], n_bins: int = N_STRATA) -> list[dict[str, Any]]:
     """Rows per quantile bin of ``key`` (perturbations with a NaN key dropped): range, n, model and baseline means; a bin
-    left empty by equal values at an edge has no row (``tie_note`` says so)."""
+    left empty by equal values at an edge has no row (``tie_note`` says so). The range (``low``, ``high``) is the
+    smallest and largest key the bin holds, so it holds exactly the bin's own values: the quantile edges, printed before,
+    began the bin above a tie at the tied value it does not hold (``[1, 2, 2, 2, 2, 2, 2, 9]``: 2..9 for the top third,
+    which holds 9 alone) and closed every bin at the next one's first value."""
     k = np.asarray(key, dtype=float)
     m = np.asarray(model, dtype=float)
     b = np.asarray(baseline, dtype=float)
@@ -109,7 +112,7 @@ def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence
     ok = np.isfinite(k)
     if not ok.any():
         return []
-    edges, bins = quantile_bins(k, n_bins)
+    _, bins = quantile_bins(k, n_bins)
     rows = []
     for i in range(n_bins):
         sel = ok & (bins == i)
@@ -117,8 +120,8 @@ def by_quantile(key: Sequence[float], model: Sequence[float], baseline: Sequence
             continue
         rows.append({
             "stratum": i + 1,
-            "low": float(edges[i]),
-            "high": float(edges[i + 1]),
+            "low": float(k[sel].min()),
+            "high": float(k[sel].max()),
             "n": int(sel.sum()),
             "model": _nanmean(m[sel]),
             "baseline": _nanmean(b[sel]),

@@ -67,3 +67,24 @@ def test_sparse_rows_are_sampled_as_dense_rows():
     dense = np.full((SCALE_SAMPLE_ROWS * 3, 4), 0.5)
     dense[1::3] = 7.0  # rows the evenly spread sample partly reads
     assert value_scale(sp.csr_matrix(dense)) == value_scale(dense)
+
+
+@pytest.mark.parametrize("key", [[1, 2, 2, 2, 2, 2, 2, 9], [1] * 6 + [2, 3], [1, 2] + [3] * 6, [0.5, 1, 2, 3, 4, 5, 7, 8],
+                                 [1, 1, 2, 2, 3, 3, 4, 4, 5], [3.0, float("nan"), 1.0, 2.0, 2.0, 5.0]],
+                         ids=["tie_in_the_middle", "tie_lowest", "tie_highest", "distinct", "pairs", "nan"])
+def test_a_strata_range_holds_exactly_its_own_values(key):
+    """Each stratum's printed ``low``..``high`` (summary.json's ``by_response``) holds exactly the values of its own
+    conditions: beside a tie, the stratum above started at the tied value (``[1, 2*6, 9]``: the top third was printed
+    2..9 holding only 9, the lowest 1..2 holding only 1, while the six 2s were in the middle)."""
+    from distgen.evaluation.strata import N_STRATA, by_quantile, quantile_bins
+
+    k = np.asarray(key, dtype=float)
+    rows = by_quantile(k, k, k, N_STRATA)
+    _, bins = quantile_bins(k, N_STRATA)
+    finite = np.isfinite(k)
+    assert sum(r["n"] for r in rows) == int(finite.sum())
+    for r in rows:
+        own = k[finite & (bins == r["stratum"] - 1)]
+        inside = k[finite & (k >= r["low"]) & (k <= r["high"])]
+        assert sorted(inside) == sorted(own), r
+        assert r["low"] == own.min() and r["high"] == own.max()
