@@ -16,8 +16,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import re
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,34 +258,25 @@ def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) 
     latest = ckpts / "latest"
     pointed = latest.read_text(errors="replace").strip() if latest.is_file() else ""
     found = list_checkpoints(ckpts)
-    damaged: list[str] = []
     if _STEP_DIR.fullmatch(pointed) and (ckpts / pointed).is_dir():
-        newer = [c for c in found if _step_of(c.name) > _step_of(pointed)]
-        for ckpt in reversed(newer):
-            # every file, not reads: a folder a resume passed over (a cut optimizer state) stays until the resumed run
-            # writes its step; taken by a prediction, it would stand in for the checkpoints of the run latest describes
-            reason = _damage(ckpt, RESUME_FILES)
-            if reason is None:
-                # a kill between renaming a checkpoint into place and replacing latest: the newer one is complete (it has
-                # its state.json, written before the rename); going back to the pointer retrained the steps after it
-                warn(f"{latest} names {pointed}, but {ckpt.name} is newer and complete (a kill between writing it and "
-                     f"updating latest leaves this); using {ckpt.name}" + (f"; {_passed_over(damaged)}" if damaged else ""), DistgenWarning)
-                return ckpt
-            damaged.append(f"{ckpt.name} ({reason})")
+        # every file, not reads: a folder a resume passed over (a cut optimizer state) stays until the resumed run
+        # writes its step; taken by a prediction, it would stand in for the checkpoints of the run latest describes
+        whole, damaged = _newest_whole([c for c in found if _step_of(c.name) > _step_of(pointed)], RESUME_FILES)
+        if whole is not None:
+            # a kill between renaming a checkpoint into place and replacing latest: the newer one is complete (it has
+            # its state.json, written before the rename); going back to the pointer retrained the steps after it
+            warn(f"{latest} names {pointed}, but {whole.name} is newer and complete (a kill between writing it and "
+                 f"updating latest leaves this); using {whole.name}" + (f"; {_passed_over(damaged)}" if damaged else ""), DistgenWarning)
+            return whole
         if damaged:
             warn(f"{_passed_over(damaged)}; using {pointed}, the checkpoint {latest} names", DistgenWarning)
         return ckpts / pointed
     if not found:
         raise CheckpointError(f"no checkpoint found under {str(p)!r}; train first (distgen train ... --out {p})")
-    chosen = found[-1]
-    for ckpt in reversed(found):
-        reason = _damage(ckpt, reads)
-        if reason is None:
-            chosen = ckpt
-            break
-        damaged.append(f"{ckpt.name} ({reason})")
-    else:  # none is whole: the newest, whose load names its damage
-        damaged = []
+    whole, damaged = _newest_whole(found, reads)
+    if whole is None:  # none is whole: the newest, whose load names its damage
+        whole, damaged = found[-1], []
+    chosen = whole
     if _STEP_DIR.fullmatch(pointed) and _step_of(pointed) > _step_of(chosen.name):
         # a newest checkpoint deleted, or a copy of the run folder that lacks it: resuming or predicting from an older one
         # was silent (a resume retrains the steps after it; predictions come from the older weights)
@@ -293,6 +286,18 @@ def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) 
         warn(f"{_passed_over(damaged)}; using {chosen.name}, the newest checkpoint there that is whole (step "
              f"{_step_of(chosen.name)}): a resume retrains the steps after it", DistgenWarning)
     return chosen
+
+
+def _newest_whole(ckpts: list[Path], reads: tuple[str, ...]) -> tuple[Path | None, list[str]]:
+    """``(chosen, passed_over)``: the newest of ``ckpts`` (oldest first) whose files in ``reads`` are whole (``_damage``),
+    None when none is, and ``"step_... (why)"`` of each newer one passed over, newest first (all of them when none is whole)."""
+    passed_over: list[str] = []
+    for ckpt in reversed(ckpts):
+        reason = _damage(ckpt, reads)
+        if reason is None:
+            return ckpt, passed_over
+        passed_over.append(f"{ckpt.name} ({reason})")
+    return None, passed_over
 
 
 def _passed_over(damaged: list[str]) -> str:
@@ -317,12 +322,19 @@ def _damage(ckpt: Path, reads: tuple[str, ...]) -> str | None:
     for name in reads:
         if name == "ema.safetensors" and not state.get("has_ema"):
             continue
-        path = ckpt / name
-        if not path.is_file():
+        try:
+            found: os.stat_result | None = (ckpt / name).stat()  # one stat: whether it is a file, and its size
+        except OSError as e:  # as Path.is_file: absent (or a broken link) is missing; another error is raised
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+                raise
+            found = None
+        except ValueError:  # a name the file system cannot encode, as Path.is_file
+            found = None
+        if found is None or not stat.S_ISREG(found.st_mode):
             return f"{name} missing"
         entry = recorded.get(name) if isinstance(recorded, Mapping) else None
-        if isinstance(entry, Mapping) and path.stat().st_size != entry.get("bytes"):
-            return f"{name} has {path.stat().st_size} bytes, {entry.get('bytes')} were written"
+        if isinstance(entry, Mapping) and found.st_size != entry.get("bytes"):
+            return f"{name} has {found.st_size} bytes, {entry.get('bytes')} were written"
     return None
 
 
