@@ -53,7 +53,6 @@ from distgen.types.layout import (
     blank_names,
     canonical_condition,
     check_pair,
-    combination_notes,
     control_words,
     file_label,
     form_message,
@@ -563,6 +562,8 @@ def read_beside(
     delimiters = tuple(sorted({*recorded_delimiters([adata]), *(d for d in delimiters if d and d != COMBO)}))
     notes = split_doses(files, pert_col, control, celltype_col, words, delimiters)
     cells = _cells(files[name], pert_col, control, celltype_col, name, delimiters, words, batch_col, notes)
+    from distgen.evaluation.label_notes import combination_notes  # the evaluation's notes: imported where said
+
     notes += combination_notes({name: _label_sizes(files[name], pert_col)}, cells.genes, control, delimiters, words, pert_col)
     return cells, notes
 
@@ -770,6 +771,8 @@ def read_pair(
     cells = {k: _cells(a, pert_col, control, col, k, delimiters, words, None if k == "training" and unbatched else batch_col,
                        info.notes, read_default_batch=not (k == "training" and unbatched), dtype=np.float64 if wide else np.float32)
              for k, a in files.items()}
+    from distgen.evaluation.label_notes import combination_notes  # the evaluation's notes: imported where said
+
     info.notes += combination_notes({k: _label_sizes(a, pert_col) for k, a in files.items()}, cells["real"].genes, control, delimiters,
                                     words, pert_col)
     return cells["pred"], cells["real"], cells.get("training"), info

@@ -145,7 +145,7 @@ def current_rows(values: dict[str, dict[str, float]], summary: dict[str, Any]) -
     an evaluation of an earlier distgen labels a float32 dose's row ``dexa@0.30000001192092896``, now ``dexa@0.3``, so its
     rows pair with a new evaluation's. Read after the row checks (``row_fingerprints`` hold the labels as written); the
     digests are of the cells, not of the labels, so only their keys change."""
-    from distgen.data.conditions import current_labels
+    from distgen.types.doses import current_labels
 
     keys = ("row_contexts", "row_cells_real", TRUTH_DIGESTS, PRED_DIGESTS)
     labels = {k for v in values.values() for k in v} | {str(k) for key in keys if isinstance(summary.get(key), dict) for k in summary[key]}
@@ -458,7 +458,7 @@ def settings_note(run_a: str | Path, run_b: str | Path, most: int = 6) -> str | 
 
 def recorded_truth_digests(summary: dict[str, Any]) -> dict[str, str]:
     """``summary.json``'s digests of each row's real cells (``distgen.evaluation.digest``); empty in older evaluations."""
-    from distgen.data.conditions import current_labels  # an earlier distgen's dexa@0.30000001192092896 is dexa@0.3's row
+    from distgen.types.doses import current_labels  # an earlier distgen's dexa@0.30000001192092896 is dexa@0.3's row
 
     found = summary.get(TRUTH_DIGESTS)
     if not isinstance(found, dict):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from distgen.evaluation.label_notes import combination_notes
 from distgen.types import COMBO, Cells
 from distgen.types.layout import (
     CELLTYPE_COL,
@@ -34,7 +35,6 @@ from distgen.types.layout import (
     blank_names,
     canonical_condition,
     check_pair,
-    combination_notes,
     control_words,
     form_twins,
     pooled_contexts_note,
@@ -188,7 +188,7 @@ def _earlier_labels(present: dict[str, set[Any]]) -> bool:
     dosed = [str(v) for vs in present.values() for v in vs if "@" in str(v)]
     if not dosed:
         return False
-    from distgen.data.conditions import current_label  # only for labels with doses: the fast path stays light
+    from distgen.types.doses import current_label  # only for labels with doses: the fast path stays light
 
     return any(current_label(v) != v for v in dosed)
 

@@ -363,7 +363,7 @@ def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -
     apart); labels that look alike but differ in their code points would otherwise be reported as missing from the truth.
     Labels that differ only in a float32 dose's text (``x@0.30000001192092896``, an earlier distgen's, for ``x@0.3``) are
     read as one (``layout.read_pair``) unless a file read with them holds both spellings: that is said."""
-    from distgen.data.conditions import current_label
+    from distgen.types.doses import current_label
 
     doses = spelled_pairs(extra, perts, current_label)
     if doses:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,21 +159,6 @@ def merged_labels(labels: Iterable[str], control: str, delimiters: Sequence[str]
     return {c: sorted(g) for c, g in sorted(groups.items()) if len(g) > 1}
 
 
-def merged_note(groups: dict[str, list[str]], counts: Mapping[str, Mapping[str, int]], column: str) -> str:
-    """What ``merged_labels`` found alike in the files of ``counts`` (``{file: {label: cells}}``, one file or several in the
-    order to name them), with each label's cell count in each: said, not refused (one condition is how distgen reads such
-    labels everywhere, ``docs/data.md``)."""
-    names = list(counts)
-    said = "; ".join(" and ".join(f"{lab!r} ({' and '.join(str(int(counts[n][lab])) for n in names)} cells)" for lab in g) + f" as {c!r}"
-                     for c, g in list(groups.items())[:3])
-    more = f" (and {len(groups) - 3} more)" if len(groups) > 3 else ""
-    who = f"the {names[0]} file's obs[{column!r}] names" if len(names) == 1 else \
-        f"the {', '.join(names[:-1])} and {names[-1]} files' obs[{column!r}] name"
-    return (f"{who} one condition in several ways: {said}{more}; each group is scored as one "
-            "condition with the cells of all its labels (cell-eval scores each label as a perturbation of its own); relabel "
-            "them if they are different conditions")
-
-
 def foreign_combinations(labels: Iterable[str], genes: Iterable[str], control: str,
                          delimiters: Sequence[str] = ()) -> dict[str, list[str]]:
     """``{separator: labels}``: labels without ``+`` that are not a gene but whose parts, split on a separator of
@@ -192,54 +177,6 @@ def foreign_combinations(labels: Iterable[str], genes: Iterable[str], control: s
                 found.setdefault(d, []).append(label)
                 break
     return found
-
-
-def foreign_note(found: dict[str, list[str]], column: str, name: str) -> str:
-    """What ``foreign_combinations`` found in the ``name`` file, and the two fixes."""
-    d, labels = next(iter(found.items()))
-    more = "".join(f"; joined by {k!r}: {v[:3]}" for k, v in list(found.items())[1:])
-    return (f"the {name} file's perturbation(s) {labels[:5]}{more} are scored as one perturbation each, but look like combinations "
-            f"joined by {d!r} (each part is a measured gene or another perturbation of the file): as one perturbation, none of "
-            "their atoms' genes is left out as a target gene, and a baseline fitted on --train cells reads each as never seen. "
-            f"If they are combinations, relabel them with '+' in every file (adata.obs[{column!r}] = "
-            f"adata.obs[{column!r}].astype(str).str.replace({d!r}, '+')) or record the delimiter in each "
-            f"(adata.uns.setdefault('distgen', {{}})['combo_delimiter'] = {d!r})")
-
-
-#: The order in which notes name the files of a pair (and the training file beside them).
-FILE_ORDER = ("pred", "real", "training")
-
-
-def combination_notes(sizes: Mapping[str, Mapping[str, int]], genes: Sequence[str], control: str, delimiters: Sequence[str],
-                      controls: Sequence[str], column: str) -> list[str]:
-    """Notes on the files' combination labels (``sizes``: ``{file: {label: cells}}``, files named as in ``FILE_ORDER``) that
-    are read otherwise than cell-eval reads them: one condition written several ways (``merged_labels``; said once for the
-    files that write it alike, where each file got the same note until the review of the combinations round), and, in the
-    truth, labels that look like combinations joined by a separator no file records (``foreign_combinations``) and GEARS
-    control atoms beside a measured gene's atom (``control_atom_labels``). Both readers give them (``distgen.evaluation.h5pair``)."""
-    out = []
-    files = sorted(sizes, key=lambda n: (FILE_ORDER.index(n) if n in FILE_ORDER else len(FILE_ORDER), n))
-    merged = {n: merged_labels(sizes[n].keys(), control, delimiters, controls) for n in files}
-    said: set[str] = set()
-    for n in files:
-        if merged[n] and n not in said:
-            alike = [m for m in files if merged[m] == merged[n]]
-            said.update(alike)
-            out.append(merged_note(merged[n], {m: sizes[m] for m in alike}, column))
-    real = sizes.get("real")
-    if real is not None and (found := foreign_combinations(real.keys(), genes, control, delimiters)):
-        out.append(foreign_note(found, column, "real"))
-    gene_set = set(map(str, genes))
-    read = {k: v for k, v in control_atom_labels(real.keys() if real is not None else (), control, delimiters, controls).items()
-            if any(a in gene_set for a in v.split(COMBO))}  # no measured gene: cell-eval leaves out what distgen does (none)
-    if read:
-        shown = list(read.items())[:3]
-        out.append(f"the real file's labels {[k for k, _ in shown]}{' ...' if len(read) > 3 else ''} hold a control atom beside a "
-                   f"perturbation (GEARS) and are read without it, as {[v for _, v in shown]}: their atoms' genes are their target "
-                   "genes, left out where a metric leaves target genes out. cell-eval matches a label as written against the "
-                   "genes, so it leaves out none for such labels and its pds_* of them can differ; relabel them in both files "
-                   f"({shown[0][0]!r} as {shown[0][1]!r}) for cell-eval to score them as distgen does")
-    return out
 
 
 def control_atom_labels(labels: Iterable[str], control: str, delimiters: Sequence[str] = (),
