@@ -72,9 +72,10 @@ def off_integer(values: np.ndarray, atol: float) -> np.ndarray:
     integers are never off. A scipy sparse matrix gives a sparse matrix of its format and shape, True where a stored value
     is off (from its ``data`` alone: an implicit zero is an integer); it raised TypeError."""
     if _is_sparse(values):
-        out = values.copy()
-        out.data = off_integer(values.data, atol)
-        return out
+        sparse: Any = values  # a scipy sparse matrix or array: not an ndarray
+        out = sparse.copy()
+        out.data = off_integer(sparse.data, atol)
+        return out  # type: ignore[no-any-return]
     v = np.asarray(values)
     if not np.issubdtype(v.dtype, np.floating):
         return np.zeros(v.shape, dtype=bool)
@@ -135,11 +136,21 @@ def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.n
     """Refuse a prediction and a truth on different value scales (``ScaleMismatchError`` with the fix).
 
     Scored as they are, count-scale predictions against log-scale truth give an mse in the billions
-    and no warning; this names both scales (with their maxima) and what to apply to which file.
+    and no warning; this names both scales (with their maxima) and what to apply to which file. A side whose values are all
+    zeros and ones (``value_scale``'s ``empty``) is compared with none, but raw counts beside it are refused (they were
+    scored as log-normalised values where the counts' own check refuses integers above 30 only: ``eval_data``).
     """
     (ps, pmax), (ts, tmax) = value_scale(pred), value_scale(truth)
-    if "empty" in (ps, ts) or ps == ts:
+    if ps == ts:
         return
+    if "empty" in (ps, ts):  # one side says nothing of its scale; raw counts beside it are still raw counts
+        if "counts" not in (ps, ts):
+            return
+        side, vmax, other, omax = (name, pmax, "real", tmax) if ps == "counts" else ("real", tmax, name, pmax)
+        raise PairScaleError(
+            f"the {side} cells are raw counts (integers, max {vmax:.4g}) and the {other} cells hold only zeros and ones (or values "
+            f"within {COUNT_ATOL:g} of them, max {omax:.4g}), which say nothing of their scale: distgen evaluates log-normalised "
+            f"expression: apply scanpy.pp.normalize_total then scanpy.pp.log1p to the {side} cells", side, "lognorm")
     fix = {"counts": "scanpy.pp.normalize_total then scanpy.pp.log1p", "normalized": "scanpy.pp.log1p"}
     wrong, side = (ps, name) if ts == "log" else (ts, "real") if ps == "log" else (ps, name)
     how = f"apply {fix[wrong]} to the {side} cells" if wrong in fix else "bring both files to the same scale"

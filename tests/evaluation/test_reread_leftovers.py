@@ -88,3 +88,59 @@ def test_a_strata_range_holds_exactly_its_own_values(key):
         inside = k[finite & (k >= r["low"]) & (k <= r["high"])]
         assert sorted(inside) == sorted(own), r
         assert r["low"] == own.min() and r["high"] == own.max()
+
+
+def _write(path, x, scale=None):
+    import anndata as ad
+    import pandas as pd
+
+    n = x.shape[0]
+    labels = ["non-targeting"] * (n // 3) + ["A"] * (n // 3) + ["B"] * (n - 2 * (n // 3))
+    a = ad.AnnData(x.astype(np.float32), obs=pd.DataFrame({"target": labels}, index=[f"c{i}" for i in range(n)]),
+                   var=pd.DataFrame(index=[f"g{j}" for j in range(x.shape[1])]))
+    if scale:
+        a.uns["distgen"] = {"scale": scale}
+    a.write_h5ad(path)
+    return path
+
+
+NEAR_ZERO = (np.random.default_rng(0).poisson(3, (12, 6)) > 0) * 1e-8  # every value within 1e-6 of 0: value_scale's 'empty'
+
+
+def test_an_all_near_zero_file_recorded_as_counts_is_not_called_log_normalised(tmp_path):
+    """A log-scale profile on files that record counts but hold values all within 1e-6 of 0: refused for the record, with
+    the counts profile as the fix. While value_scale read such values as 'log' (before e81d6fd), the refusal said the record
+    contradicted the data, calling values of 1e-8 'log-normalised (fractional)' and telling the user to rewrite the record."""
+    from distgen.errors import InputDataError
+    from distgen.evaluation.io import value_scale
+    from distgen.pipeline.profile_eval import read_files
+
+    assert value_scale(NEAR_ZERO)[0] == "empty"
+    pred = _write(tmp_path / "pred.h5ad", NEAR_ZERO, "counts")
+    real = _write(tmp_path / "real.h5ad", NEAR_ZERO, "counts")
+    with pytest.raises(InputDataError) as e:
+        read_files(pred, real, scale="lognorm")
+    assert "record counts values" in str(e.value) and "counts profile" in str(e.value)
+    assert "contradicts" not in str(e.value)
+
+
+@pytest.mark.parametrize("counts_side", ["real", "pred"])
+def test_an_all_near_zero_file_beside_small_counts_is_refused_naming_the_counts(counts_side):
+    """In the Python API (``eval_data``, as ``distgen.evaluation.score`` calls it) a prediction or truth of values all within
+    1e-6 of 0 or 1 (``value_scale``'s 'empty') beside raw counts of at most 30 was scored as log-normalised, without a word:
+    'empty' skipped the pair's comparison and the counts' own check refuses integers above 30 only there (the CLI's
+    stricter file check refused them). Now the counts are refused, naming their file and the fix."""
+    import torch
+
+    from distgen.evaluation.io import ValueScaleError, eval_data
+    from distgen.types import Cells
+
+    counts = np.random.default_rng(1).poisson(3, (12, 6)).astype(np.float32)
+    near = NEAR_ZERO.astype(np.float32)
+    conds = ["control"] * 4 + ["A"] * 4 + ["B"] * 4
+    genes = [f"g{j}" for j in range(6)]
+    pred, real = (near, counts) if counts_side == "real" else (counts, near)
+    with pytest.raises(ValueScaleError) as e:
+        eval_data(Cells(torch.from_numpy(pred), conds, genes), Cells(torch.from_numpy(real), conds, genes))
+    assert e.value.side == counts_side and "raw counts" in str(e.value) and "log1p" in str(e.value)
+    eval_data(Cells(torch.from_numpy(near), conds, genes), Cells(torch.from_numpy(np.log1p(counts)), conds, genes))  # no counts: scored
