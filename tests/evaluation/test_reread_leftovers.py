@@ -15,7 +15,7 @@ def _outcome(check, x):
     """What a check says of ``x``: its result, or the class and text of its refusal."""
     try:
         return check(x)
-    except Exception as e:  # noqa: BLE001 - the refusal is the outcome compared
+    except Exception as e:  # the refusal is the outcome compared
         return type(e).__name__, str(e)
 
 
@@ -109,8 +109,9 @@ NEAR_ZERO = (np.random.default_rng(0).poisson(3, (12, 6)) > 0) * 1e-8  # every v
 
 def test_an_all_near_zero_file_recorded_as_counts_is_not_called_log_normalised(tmp_path):
     """A log-scale profile on files that record counts but hold values all within 1e-6 of 0: refused for the record, with
-    the counts profile as the fix. While value_scale read such values as 'log' (before e81d6fd), the refusal said the record
-    contradicted the data, calling values of 1e-8 'log-normalised (fractional)' and telling the user to rewrite the record."""
+    the counts profile as the fix. While value_scale read such values as 'log' (before d982c5e, the 1e-6 count
+    tolerance), the refusal said the record contradicted the data, calling values of 1e-8 'log-normalised (fractional)'
+    and telling the user to rewrite the record."""
     from distgen.errors import InputDataError
     from distgen.evaluation.io import value_scale
     from distgen.pipeline.profile_eval import read_files
