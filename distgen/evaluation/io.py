@@ -138,7 +138,8 @@ def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.n
     Scored as they are, count-scale predictions against log-scale truth give an mse in the billions
     and no warning; this names both scales (with their maxima) and what to apply to which file. A side whose values are all
     zeros and ones (``value_scale``'s ``empty``) is compared with none, but raw counts beside it are refused (they were
-    scored as log-normalised values where the counts' own check refuses integers above 30 only: ``eval_data``).
+    scored as log-normalised values where the counts' own check refuses integers above 30 only: ``eval_data``); a side
+    without a finite value (NaN or inf only, also ``empty``) is left to the check that names those (``check_controls``).
     """
     (ps, pmax), (ts, tmax) = value_scale(pred), value_scale(truth)
     if ps == ts:
@@ -146,11 +147,14 @@ def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.n
     if "empty" in (ps, ts):  # one side says nothing of its scale; raw counts beside it are still raw counts
         if "counts" not in (ps, ts):
             return
-        side, vmax, other, omax = (name, pmax, "real", tmax) if ps == "counts" else ("real", tmax, name, pmax)
+        side, vmax, other, x = (name, pmax, "real", truth) if ps == "counts" else ("real", tmax, name, pred)
+        held = _whole_values_words(x)
+        if held is None:  # no finite value (NaN or inf only): the evaluation names those (check_controls)
+            return
         raise PairScaleError(
-            f"the {side} cells are raw counts (integers, max {vmax:.4g}) and the {other} cells hold only zeros and ones (or values "
-            f"within {COUNT_ATOL:g} of them, max {omax:.4g}), which say nothing of their scale: distgen evaluates log-normalised "
-            f"expression: apply scanpy.pp.normalize_total then scanpy.pp.log1p to the {side} cells", side, "lognorm")
+            f"the {side} cells are raw counts (integers, max {vmax:.4g}) and the {other} cells hold {held}, which say nothing "
+            f"of their scale: distgen evaluates log-normalised expression: apply scanpy.pp.normalize_total then "
+            f"scanpy.pp.log1p to the {side} cells", side, "lognorm")
     fix = {"counts": "scanpy.pp.normalize_total then scanpy.pp.log1p", "normalized": "scanpy.pp.log1p"}
     wrong, side = (ps, name) if ts == "log" else (ts, "real") if ps == "log" else (ps, name)
     how = f"apply {fix[wrong]} to the {side} cells" if wrong in fix else "bring both files to the same scale"
@@ -158,6 +162,19 @@ def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.n
         f"the {name} cells are {_SCALE_WORDS[ps]} (max {pmax:.4g}) but the real cells are {_SCALE_WORDS[ts]} (max {tmax:.4g}); "
         f"scores across scales are meaningless: {how} (distgen evaluates log-normalised expression)",
         "real" if side == "real" else name, "lognorm")
+
+
+def _whole_values_words(x: Any) -> str | None:
+    """What an ``empty`` side (``value_scale``: whole numbers up to 1) holds, in words with its finite range: "only zeros and
+    ones (...)", or "only whole numbers of at most 1 (min -1, max 0)" with one below 0; None without a finite value."""
+    sample = np.asarray(_sampled(x), dtype=np.float64)
+    finite = sample[np.isfinite(sample)]
+    if not finite.size:
+        return None
+    low, high = float(finite.min()) + 0.0, float(finite.max()) + 0.0  # + 0.0: -0.0 prints as 0
+    if low >= -COUNT_ATOL:
+        return f"only zeros and ones (or values within {COUNT_ATOL:g} of them, max {high:.4g})"
+    return f"only whole numbers of at most 1 (min {low:.4g}, max {high:.4g})"
 
 
 #: How ``generated_range_note`` begins (after a context's ``ctx: ``): ``distgen sweep`` marks such runs' variants.
