@@ -70,12 +70,13 @@ def off_integer(values: np.ndarray, atol: float) -> np.ndarray:
 
     Computed in the values' own floating dtype, as cell-eval2 computes it (no float64 copy of a float32 sample);
     integers are never off. A scipy sparse matrix gives a sparse matrix of its format and shape, True where a stored value
-    is off (from its ``data`` alone: an implicit zero is an integer); it raised TypeError."""
+    is off (from its stored values alone, duplicates summed, on a copy: an implicit zero is an integer); it raised TypeError."""
     if _is_sparse(values):
         sparse: Any = values  # a scipy sparse matrix or array: not an ndarray
-        out = sparse.copy()
-        out.data = off_integer(sparse.data, atol)
-        return out  # type: ignore[no-any-return]
+        out = sparse.tocoo(copy=True)  # every format (LIL and DOK hold no flat data); a duplicate's parts are not its value
+        out.sum_duplicates()
+        out.data = off_integer(out.data, atol)
+        return out.asformat(sparse.format)  # type: ignore[no-any-return]
     v = np.asarray(values)
     if not np.issubdtype(v.dtype, np.floating):
         return np.zeros(v.shape, dtype=bool)
@@ -103,7 +104,9 @@ def _sampled(x: Any) -> np.ndarray:
     if not _is_sparse(x):
         return np.asarray(sample_rows(x))
     rows = sample_rows(x.tocsr())
-    rows.sum_duplicates()
+    if not rows.has_canonical_format:  # summed on a copy: a CSR x of at most SCALE_SAMPLE_ROWS rows is the caller's matrix
+        rows = rows.copy()
+        rows.sum_duplicates()
     values = np.asarray(rows.data)
     if rows.nnz < rows.shape[0] * rows.shape[1]:
         values = np.append(values, np.zeros(1, dtype=values.dtype))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 CONDS = ["control"] * 4 + ["A"] * 4 + ["B"] * 4
 GENES = [f"g{j}" for j in range(6)]
@@ -47,3 +48,55 @@ def test_raw_counts_beside_negative_whole_numbers_are_refused_saying_what_those_
     msg = str(e.value)
     assert e.value.side == "pred" and "raw counts" in msg
     assert "zeros and ones" not in msg and "min -1" in msg and "max 0" in msg
+
+
+def _non_canonical():
+    """A CSR matrix with a duplicate entry (0.5 + 0.5 at one place: the value 1) and unsorted column indices."""
+    data = np.array([0.5, 0.5, 3.0, 2.0, 1.0])
+    indices = np.array([2, 2, 0, 3, 1])
+    indptr = np.array([0, 3, 3, 5])
+    m = sp.csr_matrix((data, indices, indptr), shape=(3, 4))
+    assert not m.has_canonical_format
+    return m
+
+
+def test_the_scale_checks_leave_a_sparse_input_as_it_was():
+    """The checks read a caller's matrix: summing its duplicates in place (the first pass's reading did, for a CSR matrix of
+    at most 2,000 rows) rewrote the caller's data, indices and indptr."""
+    from distgen.evaluation.io import check_counts, check_scale, value_scale
+
+    m = _non_canonical()
+    before = (m.data.copy(), m.indices.copy(), m.indptr.copy())
+    assert value_scale(m) == value_scale(m.toarray())
+    check_counts(m, "real")
+    with pytest.raises(Exception, match="raw counts"):
+        check_scale(m, "real", strict=True)
+    after = (m.data, m.indices, m.indptr)
+    for b, a in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("fmt", ["csr_matrix", "csc_matrix", "coo_matrix", "lil_matrix", "dok_matrix", "bsr_matrix", "csr_array"])
+def test_off_integer_of_a_sparse_matrix_is_that_of_its_values(fmt):
+    """off_integer of any scipy sparse format says of each value what it says of the dense values, in the input's format: a
+    duplicate entry (0.5 twice, the value 1) was called off an integer, and LIL/DOK raised (IndexError, AttributeError)."""
+    from distgen.evaluation.io import off_integer
+
+    m = _non_canonical()
+    dense = m.toarray()
+    dense_off = off_integer(dense, 1e-6)
+    got = off_integer(m if fmt == "csr_matrix" else getattr(sp, fmt)(m), 1e-6)
+    assert sp.issparse(got) and got.format == getattr(sp, fmt)(m).format
+    np.testing.assert_array_equal(got.toarray(), dense_off)
+    assert dense_off.sum() == 0  # 1, 3, 2, 1: all integers
+
+
+def test_off_integer_of_a_sparse_matrix_leaves_it_as_it_was():
+    """Nor does off_integer rewrite the caller's matrix."""
+    from distgen.evaluation.io import off_integer
+
+    m = _non_canonical()
+    before = (m.data.copy(), m.indices.copy(), m.indptr.copy())
+    off_integer(m, 1e-6)
+    for b, a in zip(before, (m.data, m.indices, m.indptr)):
+        np.testing.assert_array_equal(a, b)
