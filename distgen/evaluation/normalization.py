@@ -27,7 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from distgen.evaluation.io import ScaleMismatchError, check_same_scale, check_scale, count_atol, off_integer, sample_rows
+from distgen.evaluation.io import (
+    COUNT_ATOL,
+    ScaleMismatchError,
+    check_same_scale,
+    check_scale,
+    count_atol,
+    off_integer,
+    sample_rows,
+)
 from distgen.logscale import extra_log1p
 
 #: Share of a prediction's values below 0 up to which a refusal also says how to score them as a model's output
@@ -228,14 +236,19 @@ def check_control_scale(pred: Any, real: Any, name: str = "pred", scale: str = "
     ``GENERATED_QUANTILE`` quantile of the control values (the genes both files hold) are both further than
     ``GENERATED_SCALE_FACTOR`` from the truth's, the same way: another batch or a model's reconstruction of the controls
     moves one of them a little, a log base moves both by one factor. An all-zero ``X`` (the predictions left in a layer
-    or ``obsm``) is refused whatever its controls.
+    or ``obsm``) is refused whatever its controls, as is one of values all within ``io.COUNT_ATOL`` of 0 (zeros by the count
+    rule; such dust was scored until 2026-12-07).
     """
     if pred is None or real is None:
         return
     x = torch.as_tensor(pred.X)
-    if x.numel() and not bool(torch.isnan(x).all()) and float(torch.nan_to_num(x, nan=0.0).abs().max()) == 0.0:
+    top = float(torch.nan_to_num(x, nan=0.0).abs().max()) if x.numel() and not bool(torch.isnan(x).all()) else None
+    # zeros as the count rule reads them (io.COUNT_ATOL): a file of 1e-8 dust was scored where one of zeros was refused
+    atol = float(torch.tensor(COUNT_ATOL, dtype=x.dtype)) if x.is_floating_point() else COUNT_ATOL  # io.count_atol, in x's dtype
+    if top is not None and top <= atol:
+        dust = f" (or values within {COUNT_ATOL:g} of 0, at most {top:.3g} from it)" if top > 0 else ""
         raise ScaleMismatchError(
-            f"the {name} file's X holds only zeros ({x.shape[0]} cells x {x.shape[1]} genes): no prediction is in it (a tool may "
+            f"the {name} file's X holds only zeros{dust} ({x.shape[0]} cells x {x.shape[1]} genes): no prediction is in it (a tool may "
             f"keep its predictions in a layer or in obsm); set adata.X to the predicted expression "
             f"({'log-normalised' if scale == 'lognorm' else 'raw counts'}, with the truth's control cells beside it) and write the file again")
     if scale != "lognorm":  # raw counts: cell-eval2's counts profiles normalise each pseudobulk, so another depth is no error

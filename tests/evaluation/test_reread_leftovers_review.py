@@ -100,3 +100,22 @@ def test_off_integer_of_a_sparse_matrix_leaves_it_as_it_was():
     off_integer(m, 1e-6)
     for b, a in zip(before, (m.data, m.indices, m.indptr)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("scale", ["counts", "lognorm"])
+def test_a_prediction_of_values_within_the_count_tolerance_of_zero_holds_no_prediction(scale):
+    """A prediction whose X is all within 1e-6 of 0 (the first pass's 'left'): the count rule reads such values as zeros
+    (cell-eval2's tolerance), but only an X of exact zeros was refused as holding no prediction, so under a counts profile
+    a file of 1e-8 dust was scored as a prediction of zero counts while the same file of zeros was refused."""
+    import torch
+
+    from distgen.evaluation.io import ScaleMismatchError
+    from distgen.evaluation.normalization import check_control_scale
+    from distgen.types import Cells
+
+    near = ((SMALL_COUNTS > 2) * 1e-8).astype(np.float32)
+    real = SMALL_COUNTS if scale == "counts" else np.log1p(SMALL_COUNTS)
+    with pytest.raises(ScaleMismatchError, match=r"holds only zeros \(or values within 1e-06 of 0, at most 1e-08 from it\)"):
+        check_control_scale(Cells(torch.from_numpy(near), CONDS, GENES), Cells(torch.from_numpy(real), CONDS, GENES), scale=scale)
+    small = np.where(SMALL_COUNTS > 2, 2e-6, 0.0).astype(np.float32)  # past the tolerance: not zeros
+    check_control_scale(Cells(torch.from_numpy(small), CONDS, GENES), Cells(torch.from_numpy(SMALL_COUNTS), CONDS, GENES), scale="counts")
