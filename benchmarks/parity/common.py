@@ -53,3 +53,55 @@ def table(rows: list[Row]) -> str:
     body = [f"| {r.model} | {r.check}{' (' + r.note + ')' if r.note else ''} | {r.max_abs:.2e} | {r.scale:.3g} | {r.rel:.2e} | "
             f"{'yes' if r.ok else 'NO'} |" for r in rows]
     return "\n".join([head, *body])
+
+
+def init_law(model: str, ours: torch.nn.Module, official: dict[str, torch.Tensor], documented: dict[str, str] | None = None,
+             min_numel: int = 64) -> Row:
+    """Row for the initialisation law: each freshly built distgen parameter against the freshly built official one
+    mapped onto it (``official``: the mapping's state for ``ours``). A constant official tensor (zero biases, unit
+    gains, zero-initialised gates) must come out identical; any other must not be constant and must have the same
+    standard deviation and mean magnitude within sampling noise, ``4 / sqrt(numel)`` relative (the mean magnitude
+    over the standard deviation is 0.87 for a uniform law, 0.80 for a normal one: a coarse check of the law's shape);
+    tensors under ``min_numel`` elements are only checked for being non-constant. ``documented``: parameters whose
+    initialisation differs on purpose (name -> where it is documented); they are reported, not failed."""
+    documented = documented or {}
+    bad, known, checked = [], [], 0
+    for name, p in ours.named_parameters():
+        if name in documented:
+            known.append(f"{name} ({documented[name]})")
+            continue
+        o, d = official[name].detach().double(), p.detach().double()
+        if o.shape != d.shape:
+            raise AssertionError(f"{model} / {name}: shape {tuple(d.shape)} vs official {tuple(o.shape)}")
+        if bool((o == o.flatten()[0]).all()):
+            if not torch.equal(o, d):
+                bad.append(f"{name} (official constant {float(o.flatten()[0]):g})")
+            continue
+        if bool((d == d.flatten()[0]).all()):
+            bad.append(f"{name} (constant, official random)")
+            continue
+        if d.numel() < min_numel:
+            continue
+        checked += 1
+        tol = 4 / d.numel() ** 0.5
+        for what, a, b in (("std", d.std(), o.std()), ("mean |w|", d.abs().mean(), o.abs().mean())):
+            if abs(float(a / b) - 1) > tol:
+                bad.append(f"{name} ({what} {float(a):.3g} vs official {float(b):.3g})")
+    note = (f"{checked} random tensors compared, {len(list(ours.parameters()))} in all" + (f"; documented: {', '.join(known)}" if known else "")
+            + (f"; differ: {', '.join(bad)}" if bad else ""))
+    return exact(model, "initialisation law, every parameter (constants exact; std and mean |w| within 4/sqrt(n))", not bad, note)
+
+
+def lr_schedule(model: str, check: str, ours: list[float], official: list[float], note: str = "") -> Row:
+    """Row for two learning-rate sequences, one value per optimizer step."""
+    return compare(model, check, torch.tensor(ours, dtype=torch.float64), torch.tensor(official, dtype=torch.float64), note)
+
+
+def lrs(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> list[float]:
+    """The learning rate each of ``steps`` optimizer steps uses (a scheduler stepped once per optimizer step)."""
+    out = []
+    for _ in range(steps):
+        out.append(float(optimizer.param_groups[0]["lr"]))
+        optimizer.step()
+        scheduler.step()
+    return out

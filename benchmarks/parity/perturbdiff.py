@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import torch
 
-from benchmarks.parity.common import Row, compare, exact, jitter_
-from benchmarks.parity.shim import official_tree
+from benchmarks.parity.common import Row, compare, exact, init_law, jitter_, lr_schedule, lrs
+from benchmarks.parity.shim import function_from, official_tree
 from distgen.api import build
 from distgen.models.official import perturbdiff as mapping
-from distgen.types import ConditionLabels, DataInfo
+from distgen.types import ConditionLabels, DataInfo, SetBatch
 
 G, D, DEPTH, HEADS, PART = 10, 16, 3, 4, 8
 PERTS, CONTEXTS, BATCHES = ("IFNB", "IL2", "TNF"), ("B", "T"), ("d1", "d2", "d3")
@@ -22,16 +22,22 @@ CODES = {"pert_dict": {"PBS": 0, "TNF": 1, "IFNB": 2, "IL2": 3}, "cell_type_dict
 def _official(imp):
     main = imp("src.models.cross_dit.cross_dit_main")
     cov = imp("src.models.covariate_encoding")
-    cfg = SimpleNamespace(dit_num_heads=HEADS, separate_embedder=False, hidden_num=[G, D], dit_depth=DEPTH, use_gene_embedding=False,
-                          gene_embedding_type="linear", Block_type="MM_DiT", use_class_silu=False, predict_xstart=True, p_drop_control=0.0,
-                          cutoff=1e-4, dataset_dict=None)
-    cov_cfg = SimpleNamespace(pert_encoding="onehot", drug_encoding="onehot", replogle_gene_encoding="onehot", celltype_encoding="onehot",
-                              batch_encoding="onehot", hidden_dim=PART, num_pert=len(CODES["pert_dict"]), num_celltype=2, num_batch=3, output_dim=G)
+    cfg, cov_cfg = _configs()
     torch.manual_seed(0)
     net, enc = main.Cross_DiT(cfg), cov.CovEncoder(cov_cfg)
     jitter_(net, 0.1)
     jitter_(enc, 0.1, seed=1)
     return net.eval(), enc.eval()
+
+
+def _configs() -> tuple[SimpleNamespace, SimpleNamespace]:
+    """The official model and covariate-encoder configs at the harness's sizes (``configs/model/base.yaml`` otherwise)."""
+    cfg = SimpleNamespace(dit_num_heads=HEADS, separate_embedder=False, hidden_num=[G, D], dit_depth=DEPTH, use_gene_embedding=False,
+                          gene_embedding_type="linear", Block_type="MM_DiT", use_class_silu=False, predict_xstart=True, p_drop_control=0.0,
+                          cutoff=1e-4, dataset_dict=None)
+    cov_cfg = SimpleNamespace(pert_encoding="onehot", drug_encoding="onehot", replogle_gene_encoding="onehot", celltype_encoding="onehot",
+                              batch_encoding="onehot", hidden_dim=PART, num_pert=len(CODES["pert_dict"]), num_celltype=2, num_batch=3, output_dim=G)
+    return cfg, cov_cfg
 
 
 def _labels(n: int, pert: str, ctx: str, batch: str) -> tuple[ConditionLabels, tuple[torch.Tensor, ...]]:
@@ -59,6 +65,9 @@ def run(repo: Path) -> list[Row]:
         rows += _network(net, enc, model)
         rows += _loss(model)
         rows += _ddim(imp, net, enc, model)
+        rows += _training_step(imp, net, enc, model)
+        rows += _optimisation(imp, model)
+    rows.append(_schedule(repo))  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
     return rows
 
 
@@ -123,3 +132,167 @@ def _ddim(imp, net, enc, model) -> list[Row]:
     got = model.dynamics.sample(model.bind(cond, null), noise, mask)
     return [compare("PerturbDiff", "DDIM eta 0, steps 99..0 from noise, CFG strength 1, clipping 1e-4, self-conditioning",
                     got.cells, want, f"{got.nfe} network calls")]
+
+
+def _official_draws(seed: int, dropped: bool) -> bool:
+    """Whether ``training_losses`` self-conditions after ``manual_seed(seed)`` (its coins: ``rand(1) < p_drop_cond``
+    when ``p_drop_cond > 0``, then ``rand(1) > 0.5``)."""
+    torch.manual_seed(seed)
+    if dropped:
+        torch.rand(1)
+    return bool((torch.rand(1) > 0.5).item())
+
+
+def _training_step(imp, net, enc, model) -> list[Row]:
+    """One training step on the same batch: the official ``training_losses`` + the Lightning module's sum vs ``Generator.loss``.
+
+    The official loss of a step is ``mean(mse1 + MMD_loss_factor * mmd1)`` (``_compute_loss`` / ``training_step`` with the
+    uniform schedule sampler's unit weights): per-set MSE of the x0 prediction, geomloss ``energy`` between the sets.
+    Both sides get the same sets, noise, steps and coins (condition dropped or not: ``p_drop_cond`` 1 or 0; self-conditioning
+    on or off: the official coin read off the seed, distgen's ``self_condition`` 1 or 0). Compares the loss and every
+    gradient (official gradients mapped like weights) in all four cases. The official energy term is evaluated in float64
+    (the network stays float32), for the reason given in ``_loss``: in float32 geomloss leaves each cell's distance to
+    itself at rounding noise (here 1.2e-5 of the loss on 16 cells x 10 genes, all of the difference).
+    """
+    from geomloss import SamplesLoss
+
+    official_energy = SamplesLoss(loss="energy", blur=0.05)
+
+    def energy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return official_energy(a.double(), b.double()).to(a.dtype)
+
+    core = imp("src.models.diffusion.diffusion_core")
+    sched = imp("src.models.diffusion.diffusion_schedules")
+    diffusion = core.GaussianDiffusion(betas=sched.get_named_beta_schedule("linear", 1000), model_mean_type=core.ModelMeanType.START_X,
+                                       model_var_type=core.ModelVarType.FIXED_LARGE, loss_type=core.LossType.MSE, rescale_timesteps=False)
+    net.model_cfg.no_mse_loss = False
+    g = torch.Generator().manual_seed(21)
+    b, m = 3, 16
+    x_start, ctrl = torch.rand(b, m, G, generator=g) * 2, torch.rand(b, m, G, generator=g) * 2
+    labels, codes = _labels(b, "IFNB", "B", "d2")
+    mask = torch.ones(b, m, dtype=torch.bool)
+    batch = SetBatch(target=x_start, target_mask=mask, control=ctrl, control_mask=mask, labels=labels, gene_ids=torch.arange(G))
+    dyn = model.dynamics
+    saved = (model.input_scale, model.p_drop_condition, dyn.self_condition)
+    rows = []
+    try:
+        model.input_scale = 1.0  # the harness hands both sides the network's inputs
+        for dropped in (False, True):
+            for self_cond in (False, True):
+                seed = next(s for s in range(100) if _official_draws(s, dropped) == self_cond)
+                # distgen: its own step draw (read back from extras["t"]), the official noise, the same coins
+                noise = torch.randn(b, m, G, generator=g)
+                model.p_drop_condition, dyn.self_condition = float(dropped), float(self_cond)
+                dyn.draw_source = lambda x1, c, noise=noise: noise  # type: ignore[method-assign]
+                model.train()
+                model.zero_grad(set_to_none=True)
+                out = model.loss(batch)
+                out.loss.backward()
+                steps = (1000 * (1 - out.extras["t"][:, 0].double()) - 1).round().long()
+                # official: the same steps and noise; its coins from the seed
+                net.zero_grad(set_to_none=True)
+                enc.zero_grad(set_to_none=True)
+                cond_in = {"batch_emb": enc(*codes), "cont_emb": ctrl, "gene_emb": None, "ds_name": ["toy"] * b}
+                torch.manual_seed(seed)
+                terms = diffusion.training_losses(net, x_start, steps, self_condition=cond_in, noise=noise, p_drop_cond=float(dropped),
+                                                  MMD_loss_fn=energy)
+                want = (terms["loss1"] + terms["mmd1"] * 1.0).mean()  # MMD_loss_factor 1, unit weights
+                want.backward()
+                what = f"{'condition dropped' if dropped else 'with covariates'}, {'self-conditioned' if self_cond else 'no self-conditioning'}"
+                rows.append(compare("PerturbDiff", f"training loss on one batch (x0 MSE + geomloss energy), {what}", out.loss, want,
+                                    f"{b} sets x {m} cells, steps {steps.tolist()}"))
+                rows.append(_gradients(net, enc, model, what))
+    finally:
+        del dyn.draw_source
+        model.input_scale, model.p_drop_condition, dyn.self_condition = saved
+        model.eval()
+    return rows
+
+
+def _gradients(net, enc, model, what: str) -> Row:
+    """Every distgen gradient against the official one mapped like its weight (``None`` counts as zero)."""
+    def grads(module, prefix):
+        return {f"{prefix}.{k}": (p.grad if p.grad is not None else torch.zeros_like(p)) for k, p in module.named_parameters()}
+
+    sd = {f"model.{k}": v for k, v in net.state_dict().items()} | {f"cov_encoder.{k}": v for k, v in enc.state_dict().items()}
+    mapped, _ = mapping.map_state(sd | grads(net, "model") | grads(enc, "cov_encoder"), model, CODES)
+    ours = {k: (p.grad if p.grad is not None else torch.zeros_like(p)) for k, p in model.named_parameters()}
+    flat_ours = torch.cat([ours[k].flatten() for k in ours])
+    flat_want = torch.cat([mapped[k].flatten() for k in ours])
+    worst = max(ours, key=lambda k: float((ours[k] - mapped[k]).abs().max()))
+    return compare("PerturbDiff", f"gradients of that loss, all parameters ({what})", flat_ours, flat_want, f"{len(ours)} tensors; worst {worst}")
+
+
+def _official_decay_names(*modules: torch.nn.Module) -> set[str]:
+    """The names ``configure_optimizers`` decays: every parameter outside ``nn.LayerNorm`` modules (transformers'
+    ``get_parameter_names(module, [LayerNorm])``, relative to each module, the two modules' names pooled as the code
+    pools them), less any whose name holds ``bias``, ``layer_norm`` or ``layernorm``."""
+    def names(module: torch.nn.Module) -> list[str]:
+        out = [n for n, _ in module.named_parameters(recurse=False)]
+        for child_name, child in module.named_children():
+            if not isinstance(child, torch.nn.LayerNorm):
+                out += [f"{child_name}.{n}" for n in names(child)]
+        return out
+
+    pooled = {n for m in modules for n in names(m)}
+    return {n for n in pooled if "bias" not in n and "layer_norm" not in n and "layernorm" not in n}
+
+
+def _optimisation(imp, model) -> list[Row]:
+    """Initialisation and weight-decay groups of the preset against the official code's."""
+    from distgen.config import load_config
+    from distgen.train.optim import param_groups
+    from distgen.train.options import train_options
+
+    rows = []
+    # --- initialisation: both freshly built (the harness's other rows jitter the official weights)
+    main = imp("src.models.cross_dit.cross_dit_main")
+    cov = imp("src.models.covariate_encoding")
+    cfg, cov_cfg = _configs()
+    info = model.info
+    torch.manual_seed(1)
+    net, enc = main.Cross_DiT(cfg), cov.CovEncoder(cov_cfg)
+    torch.manual_seed(2)
+    fresh = build("perturbdiff", info, [f"model.backbone.dim={D}", f"model.backbone.depth={DEPTH}", f"model.backbone.heads={HEADS}",
+                                         f"model.conditioner.part_dim={PART}"])
+    sd = {f"model.{k}": v for k, v in net.state_dict().items()} | {f"cov_encoder.{k}": v for k, v in enc.state_dict().items()}
+    mapped, _ = mapping.map_state(sd, fresh, CODES)
+    rows.append(init_law("PerturbDiff", fresh, mapped, {"conditioner.control": "zeros, official table row 0 N(0, 1): never read in training"}))
+    # --- weight decay: which parameters each side decays (official flags mapped like weights)
+    decayed = _official_decay_names(net, enc)
+    flags = {f"model.{n}": torch.full_like(p, float(n in decayed)) for n, p in net.named_parameters()}
+    flags |= {f"cov_encoder.{n}": torch.full_like(p, float(n in decayed)) for n, p in enc.named_parameters()}
+    flagged, _ = mapping.map_state(sd | flags, fresh, CODES)
+    train = train_options(load_config("perturbdiff")["train"])
+    groups = param_groups(fresh.named_parameters(), train.weight_decay, train.decay_norm_and_bias)
+    ours = {id(p): g["weight_decay"] > 0 for g in groups for p in g["params"]}
+    params = dict(fresh.named_parameters())
+    mixed = [n for n in params if flagged[n].min() != flagged[n].max()]  # a distgen tensor made of decayed and undecayed pieces
+    differ = [n for n, p in params.items() if bool(flagged[n].min() > 0.5) != ours[id(p)]]
+    # documented (docs/perturbdiff.md, "Where distgen differs"): the official groups also decay the 1-D parameters
+    documented = not mixed and all(bool(flagged[n].min() > 0.5) and params[n].ndim < 2 for n in differ)
+    rows.append(exact("PerturbDiff", "AdamW weight-decay groups (official: all but biases and LayerNorm weights)", documented,
+                      f"{len(differ)} tensors decayed officially, not by the preset (documented: 1-D): {', '.join(differ)}"
+                      + (f"; mixed: {', '.join(mixed)}" if mixed else "")))
+    return rows
+
+
+def _schedule(repo: Path) -> Row:
+    """The official ``get_cosine_schedule_with_warmup`` with ``configs/optimization/scheduler/cosine.yaml`` vs the preset's."""
+    import math
+
+    from distgen.config import load_config
+    from distgen.train.options import train_options
+    from distgen.train.schedule import make_scheduler
+
+    train = train_options(load_config("perturbdiff")["train"])
+
+    ns = function_from(repo / "src" / "common" / "utils.py", ("get_cosine_schedule_with_warmup",), {"math": math})
+    total = 3000
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=train.lr)
+    want = lrs(opt, ns["get_cosine_schedule_with_warmup"](opt, num_warmup_steps=200, num_training_steps=total, min_ratio=0.1,
+                                                          plateau_ratio=0.1), total)
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=train.lr)
+    got = lrs(opt, make_scheduler(opt, total, train.warmup_steps, train.schedule, train.min_lr_ratio, train.plateau_ratio), total)
+    return lr_schedule("PerturbDiff", "learning rate at every step (warm-up 200, plateau 0.1, cosine floored at 0.1)", got, want,
+                       f"{total} steps, lr {train.lr:g}")

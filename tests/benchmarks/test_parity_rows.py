@@ -1,0 +1,54 @@
+"""The parity harness's statistical rows (``benchmarks/parity/common.py``) on modules built here: they pass on the same
+initialisation law and fail, naming the tensor, on a different one (the official code is not needed)."""
+
+import torch
+
+from benchmarks.parity.common import init_law, lrs
+
+
+def _pair(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.LayerNorm(64), torch.nn.Linear(64, 32))
+    with torch.no_grad():
+        for lin in (m[0], m[2]):
+            torch.nn.init.xavier_uniform_(lin.weight)
+            lin.bias.zero_()
+    return m
+
+
+def test_the_same_law_from_other_draws_passes():
+    row = init_law("toy", _pair(0), _pair(1).state_dict())
+    assert row.ok, row.note
+    assert "2 random tensors compared" in row.note
+
+
+def test_a_wider_uniform_or_a_normal_law_or_a_moved_constant_fails_naming_the_tensor():
+    ours = _pair(0)
+    with torch.no_grad():
+        ours[0].weight.mul_(1.22)  # the width the split fusion matrices had before 2026-12-04
+    row = init_law("toy", ours, _pair(1).state_dict())
+    assert not row.ok and "0.weight (std" in row.note
+    ours = _pair(0)
+    with torch.no_grad():  # a normal law of the same standard deviation: mean |w| / std 0.80 instead of 0.87
+        ours[0].weight.copy_(torch.randn(64, 64) * float(_pair(1)[0].weight.std()))
+    row = init_law("toy", ours, _pair(1).state_dict())
+    assert not row.ok and "0.weight (mean |w|" in row.note
+    ours = _pair(0)
+    with torch.no_grad():
+        ours[1].bias.add_(0.01)
+    row = init_law("toy", ours, _pair(1).state_dict())
+    assert not row.ok and "1.bias (official constant 0)" in row.note
+
+
+def test_a_documented_difference_is_reported_not_failed():
+    ours = _pair(0)
+    with torch.no_grad():
+        ours[1].bias.add_(0.01)
+    row = init_law("toy", ours, _pair(1).state_dict(), {"1.bias": "on purpose"})
+    assert row.ok and "documented: 1.bias (on purpose)" in row.note
+
+
+def test_lrs_reads_the_rate_each_optimizer_step_uses():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (s + 1))
+    assert lrs(opt, sched, 3) == [1.0, 0.5, 1.0 / 3]
