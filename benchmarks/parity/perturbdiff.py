@@ -68,6 +68,7 @@ def run(repo: Path) -> list[Row]:
         rows += _training_step(imp, net, enc, model)
         rows += _optimisation(imp, model)
     rows.append(_schedule(repo))  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
+    rows.append(_ema(repo))
     return rows
 
 
@@ -296,3 +297,53 @@ def _schedule(repo: Path) -> Row:
     got = lrs(opt, make_scheduler(opt, total, train.warmup_steps, train.schedule, train.min_lr_ratio, train.plateau_ratio), total)
     return lr_schedule("PerturbDiff", "learning rate at every step (warm-up 200, plateau 0.1, cosine floored at 0.1)", got, want,
                        f"{total} steps, lr {train.lr:g}")
+
+
+def _ema(repo: Path) -> Row:
+    """The EMA of a short distgen training run against the official ``EMAWeightAveraging(decay 0.99, update_steps 10)``
+    callback (``lightning_factories.py`` + ``weight_averaging_callback.py``, Lightning's hooks driven by hand) fed the
+    same raw weights after every optimizer step, with the same epochs: three full epochs of the preset's
+    ``sampling: partition`` on a tiny table (the partial last epoch is a documented difference, so none here)."""
+    import copy
+
+    from distgen.config import load_config
+    from distgen.data.batches import TableBatches
+    from distgen.testing.fixtures import tiny_table
+    from distgen.train.options import train_options
+    from distgen.train.trainer import Trainer
+
+    table = tiny_table(n_per_condition=12)
+    torch.manual_seed(3)
+    model = build("perturbdiff", table.info, ["model.backbone.dim=16", "model.backbone.depth=1", "model.backbone.heads=2",
+                                               "model.conditioner.part_dim=4", "model.dynamics.clip_denoised=null"])
+    source = TableBatches(table, 4, 2, sampling="partition")
+    epoch = source.steps_per_epoch
+    steps = 3 * epoch
+    preset = load_config("perturbdiff")["train"]
+    options = train_options(preset, steps=steps, warmup_steps=0, lr=0.1, progress=False, seed=0)
+    trainer = Trainer(model, source, options)
+    raw: list[dict[str, torch.Tensor]] = []
+    trainer.optimizer.register_step_post_hook(lambda *_: raw.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()}))
+    trainer.fit()
+    assert trainer.ema is not None and len(raw) == steps
+    with official_tree(repo, stub_packages=("src.models", "src.common", "src.models.lightning"), lightning=True) as imp:
+        factories = imp("src.models.lightning.lightning_factories")
+        callback = factories.EMAWeightAveraging(decay=preset["ema_decay"], update_steps=preset["ema_every"])
+        module = copy.deepcopy(model)
+        module.device = torch.device("cpu")  # what the callback reads off a LightningModule
+        state = SimpleNamespace(global_step=0, current_epoch=0)
+        callback.setup(state, module, "fit")
+        for i, weights in enumerate(raw):  # Lightning: optimizer step, on_train_batch_end, and at an epoch's end on_train_epoch_end
+            module.load_state_dict(weights)
+            state.global_step = i + 1
+            callback.on_train_batch_end(state, module, None, None, i % epoch)
+            if (i + 1) % epoch == 0:
+                state.current_epoch = (i + 1) // epoch - 1
+                callback.on_train_epoch_end(state, module)
+        averaged = callback._average_model.module.state_dict()
+    keys = [k for k in trainer.ema.shadow if trainer.ema.shadow[k].is_floating_point()]
+    ours = torch.cat([trainer.ema.shadow[k].flatten() for k in keys])
+    want = torch.cat([averaged[k].flatten() for k in keys])
+    updates = int(callback._average_model.n_averaged)
+    return compare("PerturbDiff", "EMA weights after training (decay 0.99 every 10 steps and at each epoch's end, first update a copy)",
+                   ours, want, f"{steps} steps in {epoch}-step epochs; {trainer.ema.updates} updates, official {updates}")

@@ -115,11 +115,33 @@ def standin_modules() -> dict[str, types.ModuleType]:
     return mods
 
 
+class CallbackStandin:
+    """``pytorch_lightning.callbacks.callback.Callback``: the hooks the official EMA callback overrides, nothing more."""
+
+
+def lightning_standins() -> dict[str, types.ModuleType]:
+    """The ``pytorch_lightning`` names PerturbDiff's ``weight_averaging_callback.py`` imports (the ``Callback`` base,
+    ``is_overridden``, rank-zero logging, ``STEP_OUTPUT``), for driving that callback by hand without Lightning."""
+    def quiet(*_: Any, **__: Any) -> None:
+        return None
+
+    names = ("pytorch_lightning", "pytorch_lightning.callbacks", "pytorch_lightning.utilities")
+    mods = {n: _module(n, __path__=[]) for n in names}
+    mods |= {
+        "pytorch_lightning.callbacks.callback": _module("pytorch_lightning.callbacks.callback", Callback=CallbackStandin),
+        "pytorch_lightning.utilities.model_helpers": _module("pytorch_lightning.utilities.model_helpers", is_overridden=lambda *a, **k: False),
+        "pytorch_lightning.utilities.rank_zero": _module("pytorch_lightning.utilities.rank_zero", rank_zero_info=quiet, rank_zero_warn=quiet),
+        "pytorch_lightning.utilities.types": _module("pytorch_lightning.utilities.types", STEP_OUTPUT=Any),
+    }
+    return mods
+
+
 @contextlib.contextmanager
-def official_tree(src_root: Path, stub_packages: tuple[str, ...] = ()) -> Iterator[Any]:
+def official_tree(src_root: Path, stub_packages: tuple[str, ...] = (), lightning: bool = False) -> Iterator[Any]:
     """Import from an official checkout's ``src`` package; every ``src*`` and stand-in module is removed on exit.
 
     ``stub_packages`` (dotted names under ``src``) are registered empty so their ``__init__`` does not run.
+    ``lightning``: also register ``lightning_standins`` (where no ``pytorch_lightning`` is installed).
     """
     root = Path(src_root).resolve()
     if not (root / "src").is_dir():
@@ -128,6 +150,8 @@ def official_tree(src_root: Path, stub_packages: tuple[str, ...] = ()) -> Iterat
     for k in saved:
         del sys.modules[k]
     added = standin_modules()
+    if lightning and importlib.util.find_spec("pytorch_lightning") is None:
+        added |= lightning_standins()
     for name in ("src", *stub_packages):
         added[name] = _module(name, __path__=[str(root / name.replace(".", "/"))])
     clash = [k for k in added if k in sys.modules and not k.startswith("src")]
