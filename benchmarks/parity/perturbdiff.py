@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -12,6 +13,9 @@ from benchmarks.parity.shim import function_from, official_tree
 from distgen.api import build
 from distgen.models.official import perturbdiff as mapping
 from distgen.types import ConditionLabels, DataInfo, SetBatch
+
+if TYPE_CHECKING:
+    from distgen.train.trainer import Trainer
 
 G, D, DEPTH, HEADS, PART = 10, 16, 3, 4, 8
 PERTS, CONTEXTS, BATCHES = ("IFNB", "IL2", "TNF"), ("B", "T"), ("d1", "d2", "d3")
@@ -299,13 +303,10 @@ def _schedule(repo: Path) -> Row:
                        f"{total} steps, lr {train.lr:g}")
 
 
-def _ema(repo: Path) -> Row:
-    """The EMA of a short distgen training run against the official ``EMAWeightAveraging(decay 0.99, update_steps 10)``
-    callback (``lightning_factories.py`` + ``weight_averaging_callback.py``, Lightning's hooks driven by hand) fed the
-    same raw weights after every optimizer step, with the same epochs: three full epochs of the preset's
-    ``sampling: partition`` on a tiny table (the partial last epoch is a documented difference, so none here)."""
-    import copy
-
+def ema_training_run() -> tuple[Trainer, list[dict[str, torch.Tensor]], int]:
+    """A short distgen training run with the preset's EMA options: three full epochs of the preset's
+    ``sampling: partition`` on a tiny table (the partial last epoch is a documented difference, so none here). Returns
+    the trainer, the raw weights after every optimizer step and the steps per epoch."""
     from distgen.config import load_config
     from distgen.data.batches import TableBatches
     from distgen.testing.fixtures import tiny_table
@@ -319,17 +320,33 @@ def _ema(repo: Path) -> Row:
     source = TableBatches(table, 4, 2, sampling="partition")
     epoch = source.steps_per_epoch
     steps = 3 * epoch
-    preset = load_config("perturbdiff")["train"]
-    options = train_options(preset, steps=steps, warmup_steps=0, lr=0.1, progress=False, seed=0)
+    # on the CPU wherever it runs (train.device auto would take a GPU; the official side's copy is on the CPU)
+    options = train_options(load_config("perturbdiff")["train"], steps=steps, warmup_steps=0, lr=0.1, progress=False, seed=0,
+                            device="cpu")
     trainer = Trainer(model, source, options)
     raw: list[dict[str, torch.Tensor]] = []
     trainer.optimizer.register_step_post_hook(lambda *_: raw.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()}))
     trainer.fit()
     assert trainer.ema is not None and len(raw) == steps
+    return trainer, raw, epoch
+
+
+def _ema(repo: Path) -> Row:
+    """The EMA of a short distgen training run (``ema_training_run``) against the official
+    ``EMAWeightAveraging(decay 0.99, update_steps 10)`` callback (``lightning_factories.py`` +
+    ``weight_averaging_callback.py``, Lightning's hooks driven by hand) fed the same raw weights after every optimizer
+    step, with the same epochs."""
+    import copy
+
+    from distgen.config import load_config
+
+    preset = load_config("perturbdiff")["train"]
+    trainer, raw, epoch = ema_training_run()
+    steps = len(raw)
     with official_tree(repo, stub_packages=("src.models", "src.common", "src.models.lightning"), lightning=True) as imp:
         factories = imp("src.models.lightning.lightning_factories")
         callback = factories.EMAWeightAveraging(decay=preset["ema_decay"], update_steps=preset["ema_every"])
-        module = copy.deepcopy(model)
+        module = copy.deepcopy(trainer.model)
         module.device = torch.device("cpu")  # what the callback reads off a LightningModule
         state = SimpleNamespace(global_step=0, current_epoch=0)
         callback.setup(state, module, "fit")

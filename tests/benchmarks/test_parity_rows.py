@@ -1,9 +1,14 @@
 """The parity harness's statistical rows (``benchmarks/parity/common.py``) on modules built here: they pass on the same
 initialisation law and fail, naming the tensor, on a different one (the official code is not needed)."""
 
+import importlib.machinery
+import sys
+import types
+
 import torch
 
 from benchmarks.parity.common import init_law, lrs
+from benchmarks.parity.shim import CallbackStandin, official_tree
 
 
 def _pair(seed: int) -> torch.nn.Module:
@@ -52,3 +57,29 @@ def test_lrs_reads_the_rate_each_optimizer_step_uses():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (s + 1))
     assert lrs(opt, sched, 3) == [1.0, 0.5, 1.0 / 3]
+
+
+def test_the_lightning_standins_serve_where_lightning_is_installed(tmp_path, monkeypatch):
+    """The EMA row drives the official callback by hand with a distgen model, which an installed Lightning's
+    ``is_overridden`` refuses ("Expected a parent": the whole harness stopped there where the official environment was
+    installed); the stand-ins serve either way, and the installed package is back on exit."""
+    (tmp_path / "src").mkdir()
+    installed = types.ModuleType("pytorch_lightning")
+    installed.__spec__ = importlib.machinery.ModuleSpec("pytorch_lightning", None)
+    monkeypatch.setitem(sys.modules, "pytorch_lightning", installed)
+    with official_tree(tmp_path, lightning=True) as imp:
+        assert imp("pytorch_lightning.callbacks.callback").Callback is CallbackStandin
+        assert imp("pytorch_lightning.utilities.model_helpers").is_overridden("configure_model", torch.nn.Linear(1, 1)) is False
+    assert sys.modules["pytorch_lightning"] is installed
+    assert "pytorch_lightning.callbacks.callback" not in sys.modules
+
+
+def test_the_ema_rows_training_run_stays_on_the_cpu_where_cuda_is_present(monkeypatch):
+    """The harness compares on the CPU: the EMA row's distgen run must not follow ``train.device: auto`` onto a GPU (its
+    weights were then compared with the official callback's CPU copy: a device mismatch)."""
+    from benchmarks.parity import perturbdiff
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    trainer, raw, epoch = perturbdiff.ema_training_run()
+    assert trainer.device == torch.device("cpu") and len(raw) == 3 * epoch
+    assert all(v.device.type == "cpu" for v in trainer.ema.shadow.values())
