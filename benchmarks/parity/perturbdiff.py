@@ -71,7 +71,8 @@ def run(repo: Path) -> list[Row]:
         rows += _ddim(imp, net, enc, model)
         rows += _training_step(imp, net, enc, model)
         rows += _optimisation(imp, model)
-    rows.append(_schedule(repo))  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
+    rows.append(_settings(repo))  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
+    rows.append(_schedule(repo))
     rows.append(_ema(repo))
     return rows
 
@@ -282,8 +283,58 @@ def _optimisation(imp, model) -> list[Row]:
     return rows
 
 
+def official_settings(repo: Path) -> SimpleNamespace:
+    """The official training settings, read from the checkout: the optimizer
+    (``configs/optimization/optimizer/adam.yaml``), the learning-rate schedule (``.../scheduler/cosine.yaml``), gradient
+    clipping (``configs/trainer/base.yaml``: Lightning's ``gradient_clip_val``, by norm) and the EMA callback's decay
+    and cadence (``lightning.ema.decay`` / ``update_steps`` of the README's training commands; ``configs/lightning``'s
+    decay 0 switches it off). The learning-rate and EMA rows feed these, not the preset's, to the official code."""
+    import re
+
+    import yaml
+
+    def config(path: str) -> dict:
+        return yaml.safe_load((repo / "configs" / path).read_text())
+
+    readme = (repo / "README.md").read_text()
+
+    def command(key: str) -> str:
+        found = set(re.findall(rf"^lightning\.ema\.{key}=(\S+)\s*$", readme, re.M))
+        if len(found) != 1:
+            raise LookupError(f"{repo / 'README.md'}: expected one value of lightning.ema.{key} in its commands, found {sorted(found)}")
+        return found.pop()
+
+    opt, sched = config("optimization/optimizer/adam.yaml"), config("optimization/scheduler/cosine.yaml")
+    return SimpleNamespace(optimizer="AdamW" if opt["adam_w_mode"] else "Adam", lr=float(opt["lr"]), betas=tuple(float(b) for b in opt["betas"]),
+                           eps=float(opt["eps"]), weight_decay=float(opt["weight_decay"]), warmup_steps=int(sched["num_warmup_steps"]),
+                           min_ratio=float(sched["min_ratio"]), plateau_ratio=float(sched["plateau_ratio"]),
+                           grad_clip=float(config("trainer/base.yaml")["gradient_clip_val"]), ema_decay=float(command("decay")),
+                           ema_every=int(command("update_steps")))
+
+
+def _settings(repo: Path) -> Row:
+    """The preset's optimizer (as the trainer builds it), gradient clipping and EMA settings vs ``official_settings``."""
+    from distgen.config import load_config
+    from distgen.train.optim import make_optimizer
+    from distgen.train.options import train_options
+
+    official = official_settings(repo)
+    train = train_options(load_config("perturbdiff")["train"])
+    weights = [("w", torch.nn.Parameter(torch.zeros(3, 3))), ("b", torch.nn.Parameter(torch.zeros(3)))]
+    opt = make_optimizer(weights, train.optimizer, train.lr, (float(train.betas[0]), float(train.betas[1])), train.eps, train.weight_decay,
+                         train.decay_norm_and_bias)
+    group = opt.param_groups[0]  # the decayed group (the matrices)
+    ours = {"optimizer": type(opt).__name__, "lr": group["lr"], "betas": tuple(group["betas"]), "eps": group["eps"],
+            "weight_decay": group["weight_decay"], "grad_clip": train.grad_clip, "ema_decay": train.ema_decay, "ema_every": train.ema_every}
+    want = {k: getattr(official, k) for k in ours}
+    differ = [f"{k} {ours[k]} vs official {want[k]}" for k in ours if ours[k] != want[k]]
+    return exact("PerturbDiff", "training settings: optimizer, lr, betas, eps, weight decay, gradient-norm clip, EMA decay and cadence",
+                 not differ, "; ".join(differ) or ", ".join(f"{k} {v}" for k, v in want.items()))
+
+
 def _schedule(repo: Path) -> Row:
-    """The official ``get_cosine_schedule_with_warmup`` with ``configs/optimization/scheduler/cosine.yaml`` vs the preset's."""
+    """The official ``get_cosine_schedule_with_warmup`` with ``configs/optimization/scheduler/cosine.yaml`` and the
+    official learning rate vs the preset's schedule and rate."""
     import math
 
     from distgen.config import load_config
@@ -291,16 +342,16 @@ def _schedule(repo: Path) -> Row:
     from distgen.train.schedule import make_scheduler
 
     train = train_options(load_config("perturbdiff")["train"])
-
+    official = official_settings(repo)
     ns = function_from(repo / "src" / "common" / "utils.py", ("get_cosine_schedule_with_warmup",), {"math": math})
     total = 3000
-    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=train.lr)
-    want = lrs(opt, ns["get_cosine_schedule_with_warmup"](opt, num_warmup_steps=200, num_training_steps=total, min_ratio=0.1,
-                                                          plateau_ratio=0.1), total)
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=official.lr)
+    want = lrs(opt, ns["get_cosine_schedule_with_warmup"](opt, num_warmup_steps=official.warmup_steps, num_training_steps=total,
+                                                          min_ratio=official.min_ratio, plateau_ratio=official.plateau_ratio), total)
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=train.lr)
     got = lrs(opt, make_scheduler(opt, total, train.warmup_steps, train.schedule, train.min_lr_ratio, train.plateau_ratio), total)
-    return lr_schedule("PerturbDiff", "learning rate at every step (warm-up 200, plateau 0.1, cosine floored at 0.1)", got, want,
-                       f"{total} steps, lr {train.lr:g}")
+    return lr_schedule("PerturbDiff", f"learning rate at every step (lr {official.lr:g}, warm-up {official.warmup_steps}, plateau "
+                       f"{official.plateau_ratio:g}, cosine floored at {official.min_ratio:g})", got, want, f"{total} steps; preset lr {train.lr:g}")
 
 
 def ema_training_run() -> tuple[Trainer, list[dict[str, torch.Tensor]], int]:
@@ -332,20 +383,18 @@ def ema_training_run() -> tuple[Trainer, list[dict[str, torch.Tensor]], int]:
 
 
 def _ema(repo: Path) -> Row:
-    """The EMA of a short distgen training run (``ema_training_run``) against the official
-    ``EMAWeightAveraging(decay 0.99, update_steps 10)`` callback (``lightning_factories.py`` +
-    ``weight_averaging_callback.py``, Lightning's hooks driven by hand) fed the same raw weights after every optimizer
-    step, with the same epochs."""
+    """The EMA of a short distgen training run (``ema_training_run``, the preset's EMA options) against the official
+    ``EMAWeightAveraging`` callback with the official decay and cadence (``official_settings``: 0.99, every 10;
+    ``lightning_factories.py`` + ``weight_averaging_callback.py``, Lightning's hooks driven by hand) fed the same raw
+    weights after every optimizer step, with the same epochs."""
     import copy
 
-    from distgen.config import load_config
-
-    preset = load_config("perturbdiff")["train"]
+    official = official_settings(repo)
     trainer, raw, epoch = ema_training_run()
     steps = len(raw)
     with official_tree(repo, stub_packages=("src.models", "src.common", "src.models.lightning"), lightning=True) as imp:
         factories = imp("src.models.lightning.lightning_factories")
-        callback = factories.EMAWeightAveraging(decay=preset["ema_decay"], update_steps=preset["ema_every"])
+        callback = factories.EMAWeightAveraging(decay=official.ema_decay, update_steps=official.ema_every)
         module = copy.deepcopy(trainer.model)
         module.device = torch.device("cpu")  # what the callback reads off a LightningModule
         state = SimpleNamespace(global_step=0, current_epoch=0)

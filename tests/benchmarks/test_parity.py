@@ -32,3 +32,24 @@ def test_perturbdiff_parity():
 
     rows = perturbdiff.run(_repo("DISTGEN_PARITY_PERTURBDIFF"))
     assert rows and all(r.ok for r in rows), [r for r in rows if not r.ok]
+
+
+@pytest.mark.parametrize(("key", "value", "row"), [("ema_every", 11, "_ema"), ("ema_decay", 0.9, "_ema"), ("lr", 1e-3, "_schedule"),
+                                                   ("warmup_steps", 100, "_schedule"), ("grad_clip", 0.5, "_settings"),
+                                                   ("betas", [0.9, 0.999], "_settings"), ("weight_decay", 0.02, "_settings")])
+def test_perturbdiff_training_rows_hold_the_preset_to_the_official_values(monkeypatch, key, value, row):
+    """The EMA, learning-rate and settings rows take the official values from the checkout (its configs and README
+    commands), so a preset off them fails its row (the EMA and learning-rate rows once fed the preset's own values to
+    the official code, and passed on ``ema_every: 11``, ``ema_decay: 0.9`` or ``lr: 1e-3``)."""
+    import distgen.config
+    from benchmarks.parity import perturbdiff
+
+    repo = _repo("DISTGEN_PARITY_PERTURBDIFF")
+    load = distgen.config.load_config
+
+    def off(source, overrides=()):
+        return load(source, [*overrides, f"train.{key}={value}"] if source == "perturbdiff" else overrides)
+
+    monkeypatch.setattr(distgen.config, "load_config", off)
+    got = getattr(perturbdiff, row)(repo)
+    assert not got.ok, got
