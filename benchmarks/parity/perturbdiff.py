@@ -69,7 +69,7 @@ def run(repo: Path) -> list[Row]:
         rows += _network(net, enc, model)
         rows += _loss(model)
         rows += _ddim(imp, net, enc, model)
-        rows += _training_step(imp, net, enc, model)
+        rows += _training_step(repo, imp, net, enc, model)
         rows += _optimisation(imp, model)
     rows.append(_settings(repo))  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
     rows.append(_schedule(repo))
@@ -149,7 +149,7 @@ def _official_draws(seed: int, dropped: bool) -> bool:
     return bool((torch.rand(1) > 0.5).item())
 
 
-def _training_step(imp, net, enc, model) -> list[Row]:
+def _training_step(repo, imp, net, enc, model) -> list[Row]:
     """One training step on the same batch: the official ``training_losses`` + the Lightning module's sum vs ``Generator.loss``.
 
     The official loss of a step is ``mean(mse1 + MMD_loss_factor * mmd1)`` (``_compute_loss`` / ``training_step`` with the
@@ -163,6 +163,7 @@ def _training_step(imp, net, enc, model) -> list[Row]:
     from geomloss import SamplesLoss
 
     official_energy = SamplesLoss(loss="energy", blur=0.05)
+    factor = official_settings(repo).mmd_factor  # MMD_loss_factor, 1.0
 
     def energy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return official_energy(a.double(), b.double()).to(a.dtype)
@@ -202,7 +203,7 @@ def _training_step(imp, net, enc, model) -> list[Row]:
                 torch.manual_seed(seed)
                 terms = diffusion.training_losses(net, x_start, steps, self_condition=cond_in, noise=noise, p_drop_cond=float(dropped),
                                                   MMD_loss_fn=energy)
-                want = (terms["loss1"] + terms["mmd1"] * 1.0).mean()  # MMD_loss_factor 1, unit weights
+                want = (terms["loss1"] + terms["mmd1"] * factor).mean()  # unit weights (the uniform sampler)
                 want.backward()
                 what = f"{'condition dropped' if dropped else 'with covariates'}, {'self-conditioned' if self_cond else 'no self-conditioning'}"
                 rows.append(compare("PerturbDiff", f"training loss on one batch (x0 MSE + geomloss energy), {what}", out.loss, want,
@@ -286,9 +287,11 @@ def _optimisation(imp, model) -> list[Row]:
 def official_settings(repo: Path) -> SimpleNamespace:
     """The official training settings, read from the checkout: the optimizer
     (``configs/optimization/optimizer/adam.yaml``), the learning-rate schedule (``.../scheduler/cosine.yaml``), gradient
-    clipping (``configs/trainer/base.yaml``: Lightning's ``gradient_clip_val``, by norm) and the EMA callback's decay
+    clipping (``configs/trainer/base.yaml``: Lightning's ``gradient_clip_val``, by norm), the EMA callback's decay
     and cadence (``lightning.ema.decay`` / ``update_steps`` of the README's training commands; ``configs/lightning``'s
-    decay 0 switches it off). The learning-rate and EMA rows feed these, not the preset's, to the official code."""
+    decay 0 switches it off), the CFG drop rate (``configs/model/base.yaml``), the data scale (the commands'
+    ``data.normalize_counts``) and the distribution-loss factor (``configs/optimization/base.yaml``). The learning-rate,
+    EMA and training-step rows feed these, not the preset's, to the official code."""
     import re
 
     import yaml
@@ -299,36 +302,41 @@ def official_settings(repo: Path) -> SimpleNamespace:
     readme = (repo / "README.md").read_text()
 
     def command(key: str) -> str:
-        found = set(re.findall(rf"^lightning\.ema\.{key}=(\S+)\s*$", readme, re.M))
+        found = set(re.findall(rf"^{re.escape(key)}=(\S+)\s*$", readme, re.M))
         if len(found) != 1:
-            raise LookupError(f"{repo / 'README.md'}: expected one value of lightning.ema.{key} in its commands, found {sorted(found)}")
+            raise LookupError(f"{repo / 'README.md'}: expected one value of {key} in its commands, found {sorted(found)}")
         return found.pop()
 
     opt, sched = config("optimization/optimizer/adam.yaml"), config("optimization/scheduler/cosine.yaml")
     return SimpleNamespace(optimizer="AdamW" if opt["adam_w_mode"] else "Adam", lr=float(opt["lr"]), betas=tuple(float(b) for b in opt["betas"]),
                            eps=float(opt["eps"]), weight_decay=float(opt["weight_decay"]), warmup_steps=int(sched["num_warmup_steps"]),
                            min_ratio=float(sched["min_ratio"]), plateau_ratio=float(sched["plateau_ratio"]),
-                           grad_clip=float(config("trainer/base.yaml")["gradient_clip_val"]), ema_decay=float(command("decay")),
-                           ema_every=int(command("update_steps")))
+                           grad_clip=float(config("trainer/base.yaml")["gradient_clip_val"]), ema_decay=float(command("lightning.ema.decay")),
+                           ema_every=int(command("lightning.ema.update_steps")), p_drop_cond=float(config("model/base.yaml")["p_drop_cond"]),
+                           input_scale=1 / float(command("data.normalize_counts")),
+                           mmd_factor=float(config("optimization/base.yaml")["MMD_loss_factor"]))
 
 
 def _settings(repo: Path) -> Row:
-    """The preset's optimizer (as the trainer builds it), gradient clipping and EMA settings vs ``official_settings``."""
+    """The preset's optimizer (as the trainer builds it), gradient clipping, EMA, CFG drop rate and input scale vs
+    ``official_settings``."""
     from distgen.config import load_config
     from distgen.train.optim import make_optimizer
     from distgen.train.options import train_options
 
     official = official_settings(repo)
-    train = train_options(load_config("perturbdiff")["train"])
+    preset = load_config("perturbdiff")
+    train = train_options(preset["train"])
     weights = [("w", torch.nn.Parameter(torch.zeros(3, 3))), ("b", torch.nn.Parameter(torch.zeros(3)))]
     opt = make_optimizer(weights, train.optimizer, train.lr, (float(train.betas[0]), float(train.betas[1])), train.eps, train.weight_decay,
                          train.decay_norm_and_bias)
     group = opt.param_groups[0]  # the decayed group (the matrices)
     ours = {"optimizer": type(opt).__name__, "lr": group["lr"], "betas": tuple(group["betas"]), "eps": group["eps"],
-            "weight_decay": group["weight_decay"], "grad_clip": train.grad_clip, "ema_decay": train.ema_decay, "ema_every": train.ema_every}
+            "weight_decay": group["weight_decay"], "grad_clip": train.grad_clip, "ema_decay": train.ema_decay, "ema_every": train.ema_every,
+            "p_drop_cond": preset["model"]["p_drop_condition"], "input_scale": preset["model"]["input_scale"]}
     want = {k: getattr(official, k) for k in ours}
     differ = [f"{k} {ours[k]} vs official {want[k]}" for k in ours if ours[k] != want[k]]
-    return exact("PerturbDiff", "training settings: optimizer, lr, betas, eps, weight decay, gradient-norm clip, EMA decay and cadence",
+    return exact("PerturbDiff", "settings: optimizer, lr, betas, eps, weight decay, gradient-norm clip, EMA decay and cadence, CFG drop rate, input scale",
                  not differ, "; ".join(differ) or ", ".join(f"{k} {v}" for k, v in want.items()))
 
 

@@ -34,9 +34,10 @@ def test_perturbdiff_parity():
     assert rows and all(r.ok for r in rows), [r for r in rows if not r.ok]
 
 
-@pytest.mark.parametrize(("key", "value", "row"), [("ema_every", 11, "_ema"), ("ema_decay", 0.9, "_ema"), ("lr", 1e-3, "_schedule"),
-                                                   ("warmup_steps", 100, "_schedule"), ("grad_clip", 0.5, "_settings"),
-                                                   ("betas", [0.9, 0.999], "_settings"), ("weight_decay", 0.02, "_settings")])
+@pytest.mark.parametrize(("key", "value", "row"), [("train.ema_every", 11, "_ema"), ("train.ema_decay", 0.9, "_ema"), ("train.lr", 1e-3, "_schedule"),
+                                                   ("train.warmup_steps", 100, "_schedule"), ("train.grad_clip", 0.5, "_settings"),
+                                                   ("train.betas", [0.9, 0.999], "_settings"), ("train.weight_decay", 0.02, "_settings"),
+                                                   ("model.p_drop_condition", 0.3, "_settings"), ("model.input_scale", 1.0, "_settings")])
 def test_perturbdiff_training_rows_hold_the_preset_to_the_official_values(monkeypatch, key, value, row):
     """The EMA, learning-rate and settings rows take the official values from the checkout (its configs and README
     commands), so a preset off them fails its row (the EMA and learning-rate rows once fed the preset's own values to
@@ -48,7 +49,7 @@ def test_perturbdiff_training_rows_hold_the_preset_to_the_official_values(monkey
     load = distgen.config.load_config
 
     def off(source, overrides=()):
-        return load(source, [*overrides, f"train.{key}={value}"] if source == "perturbdiff" else overrides)
+        return load(source, [*overrides, f"{key}={value}"] if source == "perturbdiff" else overrides)
 
     monkeypatch.setattr(distgen.config, "load_config", off)
     got = getattr(perturbdiff, row)(repo)
