@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from distgen.train.trainer import Trainer
 
 G, D, DEPTH, HEADS, PART = 10, 16, 3, 4, 8
+#: the initialisation row's sizes (genes, width, depth, heads, part): every random tensor 64+ elements, so the one-hot
+#: tables, null and token vectors and the control layer's bound are compared by law, not only for being random
+INIT_SIZES = (128, 128, 3, 4, 64)
 PERTS, CONTEXTS, BATCHES = ("IFNB", "IL2", "TNF"), ("B", "T"), ("d1", "d2", "d3")
 #: the official codes (name -> code); the distgen data lists names in another order
 CODES = {"pert_dict": {"PBS": 0, "TNF": 1, "IFNB": 2, "IL2": 3}, "cell_type_dict": {"T": 0, "B": 1}, "batch_dict": {"d3": 0, "d1": 1, "d2": 2}}
@@ -34,13 +37,13 @@ def _official(imp):
     return net.eval(), enc.eval()
 
 
-def _configs() -> tuple[SimpleNamespace, SimpleNamespace]:
+def _configs(g: int = G, d: int = D, depth: int = DEPTH, heads: int = HEADS, part: int = PART) -> tuple[SimpleNamespace, SimpleNamespace]:
     """The official model and covariate-encoder configs at the harness's sizes (``configs/model/base.yaml`` otherwise)."""
-    cfg = SimpleNamespace(dit_num_heads=HEADS, separate_embedder=False, hidden_num=[G, D], dit_depth=DEPTH, use_gene_embedding=False,
+    cfg = SimpleNamespace(dit_num_heads=heads, separate_embedder=False, hidden_num=[g, d], dit_depth=depth, use_gene_embedding=False,
                           gene_embedding_type="linear", Block_type="MM_DiT", use_class_silu=False, predict_xstart=True, p_drop_control=0.0,
                           cutoff=1e-4, dataset_dict=None)
     cov_cfg = SimpleNamespace(pert_encoding="onehot", drug_encoding="onehot", replogle_gene_encoding="onehot", celltype_encoding="onehot",
-                              batch_encoding="onehot", hidden_dim=PART, num_pert=len(CODES["pert_dict"]), num_celltype=2, num_batch=3, output_dim=G)
+                              batch_encoding="onehot", hidden_dim=part, num_pert=len(CODES["pert_dict"]), num_celltype=2, num_batch=3, output_dim=g)
     return cfg, cov_cfg
 
 
@@ -70,7 +73,7 @@ def run(repo: Path) -> list[Row]:
         rows += _loss(model)
         rows += _ddim(imp, net, enc, model)
         rows += _training_step(repo, imp, net, enc, model)
-        rows += _optimisation(imp, model)
+        rows += _optimisation(imp)
     rows.append(_settings(repo))  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
     rows.append(_schedule(repo))
     rows.append(_ema(repo))
@@ -245,23 +248,24 @@ def _official_decay_names(*modules: torch.nn.Module) -> set[str]:
     return {n for n in pooled if "bias" not in n and "layer_norm" not in n and "layernorm" not in n}
 
 
-def _optimisation(imp, model) -> list[Row]:
+def _optimisation(imp) -> list[Row]:
     """Initialisation and weight-decay groups of the preset against the official code's."""
     from distgen.config import load_config
     from distgen.train.optim import param_groups
     from distgen.train.options import train_options
 
     rows = []
-    # --- initialisation: both freshly built (the harness's other rows jitter the official weights)
+    # --- initialisation: both freshly built (the harness's other rows jitter the official weights), at INIT_SIZES
     main = imp("src.models.cross_dit.cross_dit_main")
     cov = imp("src.models.covariate_encoding")
-    cfg, cov_cfg = _configs()
-    info = model.info
+    g, d, depth, heads, part = INIT_SIZES
+    cfg, cov_cfg = _configs(g, d, depth, heads, part)
+    info = DataInfo(genes=tuple(f"g{i}" for i in range(g)), perturbations=PERTS, contexts=CONTEXTS, batches=BATCHES)
     torch.manual_seed(1)
     net, enc = main.Cross_DiT(cfg), cov.CovEncoder(cov_cfg)
     torch.manual_seed(2)
-    fresh = build("perturbdiff", info, [f"model.backbone.dim={D}", f"model.backbone.depth={DEPTH}", f"model.backbone.heads={HEADS}",
-                                         f"model.conditioner.part_dim={PART}"])
+    fresh = build("perturbdiff", info, [f"model.backbone.dim={d}", f"model.backbone.depth={depth}", f"model.backbone.heads={heads}",
+                                         f"model.conditioner.part_dim={part}"])
     sd = {f"model.{k}": v for k, v in net.state_dict().items()} | {f"cov_encoder.{k}": v for k, v in enc.state_dict().items()}
     mapped, _ = mapping.map_state(sd, fresh, CODES)
     rows.append(init_law("PerturbDiff", fresh, mapped, {"conditioner.control": "zeros, official table row 0 N(0, 1): never read in training"}))

@@ -54,3 +54,21 @@ def test_perturbdiff_training_rows_hold_the_preset_to_the_official_values(monkey
     monkeypatch.setattr(distgen.config, "load_config", off)
     got = getattr(perturbdiff, row)(repo)
     assert not got.ok, got
+
+
+@pytest.mark.parametrize("override", ["model.conditioner.onehot_std=0.125", "model.backbone.control_init=xavier"])
+def test_perturbdiff_initialisation_row_catches_the_presets_init_settings(monkeypatch, override):
+    """The preset's two settings that give the official initialisation (the N(0, 1) one-hot table, the control layer at
+    the code's 2G-input bound) fail the initialisation row when undone: its models are built large enough that those
+    tensors are compared by law (at the harness's network sizes the table had 24 elements and the control layer's bound
+    was 1.18x off: both passed)."""
+    import distgen.api
+    from benchmarks.parity import perturbdiff
+    from benchmarks.parity.shim import official_tree
+
+    repo = _repo("DISTGEN_PARITY_PERTURBDIFF")
+    build = distgen.api.build
+    monkeypatch.setattr(perturbdiff, "build", lambda name, info, overrides=(): build(name, info, [*overrides, override]))
+    with official_tree(repo, stub_packages=("src.models", "src.common")) as imp:
+        row = perturbdiff._optimisation(imp)[0]
+    assert "initialisation law" in row.check and not row.ok, row
