@@ -105,3 +105,20 @@ def lrs(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LR
         optimizer.step()
         scheduler.step()
     return out
+
+
+def discrete_law(model: str, check: str, draws: torch.Tensor, p: torch.Tensor, note: str = "") -> Row:
+    """Row for draws of integers against a law ``p`` on ``0..len(p) - 1``: no draw outside it, no value the law expects
+    20+ times left undrawn (probability below e^-20 each), and Pearson's chi-square of the counts below its mean plus 6
+    standard deviations (``k - 1`` degrees of freedom: mean ``k - 1``, sd ``sqrt(2 (k - 1))``; fixed seeds make the row
+    deterministic)."""
+    k, n = len(p), draws.numel()
+    outside = int(((draws < 0) | (draws >= k)).sum())
+    counts = torch.bincount(draws.clamp(0, k - 1).flatten(), minlength=k).double()
+    expected = n * p.double()
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    limit = (k - 1) + 6 * (2 * (k - 1)) ** 0.5
+    missing = int(((counts == 0) & (expected >= 20)).sum())
+    ok = outside == 0 and missing == 0 and chi2 < limit
+    detail = f"{n} draws, {outside} outside 0..{k - 1}, {missing} values never drawn, chi2 {chi2:.0f} on {k - 1} df (pass below {limit:.0f})"
+    return exact(model, check, ok, detail + (f"; {note}" if note else ""))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from benchmarks.parity.common import Row, compare, exact, init_law, jitter_, lr_schedule, lrs
+from benchmarks.parity.common import Row, compare, discrete_law, exact, init_law, jitter_, lr_schedule, lrs
 from benchmarks.parity.shim import function_from, official_tree
 from distgen.api import build
 from distgen.models.official import perturbdiff as mapping
@@ -73,6 +73,7 @@ def run(repo: Path) -> list[Row]:
         rows += _loss(model)
         rows += _ddim(imp, net, enc, model)
         rows += _training_step(repo, imp, net, enc, model)
+        rows.append(_time_steps(imp, model))
         rows += _optimisation(imp)
     rows.append(_settings(repo))  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
     rows.append(_schedule(repo))
@@ -122,12 +123,17 @@ def _loss(model) -> list[Row]:
     return [compare("PerturbDiff", "energy loss (geomloss 'energy' = 1/2 biased energy distance), float64", got, want, "3 sets")]
 
 
-@torch.no_grad()
-def _ddim(imp, net, enc, model) -> list[Row]:
+def _official_diffusion(imp):
+    """The official ``GaussianDiffusion`` as ``create_diffusion`` builds it for the README's runs (linear, 1,000 steps, x0)."""
     core = imp("src.models.diffusion.diffusion_core")
     sched = imp("src.models.diffusion.diffusion_schedules")
-    diffusion = core.GaussianDiffusion(betas=sched.get_named_beta_schedule("linear", 1000), model_mean_type=core.ModelMeanType.START_X,
-                                       model_var_type=core.ModelVarType.FIXED_LARGE, loss_type=core.LossType.MSE, rescale_timesteps=False)
+    return core.GaussianDiffusion(betas=sched.get_named_beta_schedule("linear", 1000), model_mean_type=core.ModelMeanType.START_X,
+                                  model_var_type=core.ModelVarType.FIXED_LARGE, loss_type=core.LossType.MSE, rescale_timesteps=False)
+
+
+@torch.no_grad()
+def _ddim(imp, net, enc, model) -> list[Row]:
+    diffusion = _official_diffusion(imp)
     _, _, ctrl = _inputs(b=2, m=6, seed=9)
     b, m, _ = ctrl.shape
     labels, codes = _labels(b, "TNF", "T", "d1")
@@ -171,10 +177,7 @@ def _training_step(repo, imp, net, enc, model) -> list[Row]:
     def energy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return official_energy(a.double(), b.double()).to(a.dtype)
 
-    core = imp("src.models.diffusion.diffusion_core")
-    sched = imp("src.models.diffusion.diffusion_schedules")
-    diffusion = core.GaussianDiffusion(betas=sched.get_named_beta_schedule("linear", 1000), model_mean_type=core.ModelMeanType.START_X,
-                                       model_var_type=core.ModelVarType.FIXED_LARGE, loss_type=core.LossType.MSE, rescale_timesteps=False)
+    diffusion = _official_diffusion(imp)
     net.model_cfg.no_mse_loss = False
     g = torch.Generator().manual_seed(21)
     b, m = 3, 16
@@ -217,6 +220,28 @@ def _training_step(repo, imp, net, enc, model) -> list[Row]:
         model.input_scale, model.p_drop_condition, dyn.self_condition = saved
         model.eval()
     return rows
+
+
+def _time_steps(imp, model) -> Row:
+    """Training time steps: distgen's draws (``Generator.loss`` on 200,000 one-cell sets, the step read back from
+    ``extras["t"]``) against the official ``UniformSampler``'s law (``weights / sum``, the probabilities its ``sample``
+    draws from), whose loss weights must all be 1 (the training-step rows weight every set by 1)."""
+    sampler = imp("src.models.resampling").UniformSampler(_official_diffusion(imp))
+    w = torch.as_tensor(sampler.weights(), dtype=torch.float64)
+    _, weights = sampler.sample(4096, "cpu")
+    labels, _ = _labels(20_000, "IL2", "T", "d1")
+    x = torch.rand(20_000, 1, G, generator=torch.Generator().manual_seed(5))
+    mask = torch.ones(20_000, 1, dtype=torch.bool)
+    batch = SetBatch(target=x, target_mask=mask, control=x, control_mask=mask, labels=labels, gene_ids=torch.arange(G))
+    torch.manual_seed(6)
+    draws = []
+    with torch.no_grad():
+        for _ in range(10):
+            t = model.loss(batch).extras["t"][:, 0].double()
+            draws.append((1000 * (1 - t) - 1).round().long())
+    row = discrete_law("PerturbDiff", "training time steps: distgen's draws against the official UniformSampler's law (1/1000 on 0..999)",
+                       torch.cat(draws), w / w.sum(), f"official loss weights {sorted(set(weights.tolist()))}")
+    return row if bool((weights == 1).all()) else exact(row.model, row.check, False, row.note)
 
 
 def _gradients(net, enc, model, what: str) -> Row:

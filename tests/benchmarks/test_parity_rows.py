@@ -7,7 +7,7 @@ import types
 
 import torch
 
-from benchmarks.parity.common import init_law, lrs
+from benchmarks.parity.common import discrete_law, init_law, lrs
 from benchmarks.parity.shim import CallbackStandin, official_tree
 
 
@@ -83,3 +83,18 @@ def test_the_ema_rows_training_run_stays_on_the_cpu_where_cuda_is_present(monkey
     trainer, raw, epoch = perturbdiff.ema_training_run()
     assert trainer.device == torch.device("cpu") and len(raw) == 3 * epoch
     assert all(v.device.type == "cpu" for v in trainer.ema.shadow.values())
+
+
+def test_the_discrete_law_row_passes_draws_of_the_law_and_fails_a_shifted_or_narrower_support():
+    p = torch.full((1000,), 1e-3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    assert discrete_law("toy", "steps", torch.randint(1000, (200_000,), generator=g), p).ok
+    row = discrete_law("toy", "steps", torch.randint(999, (200_000,), generator=g), p)  # step 999 never drawn
+    assert not row.ok and "1 values never drawn" in row.note
+    row = discrete_law("toy", "steps", torch.randint(500, (200_000,), generator=g) * 2, p)  # even steps only
+    assert not row.ok and "500 values never drawn" in row.note
+    skewed = torch.cat([torch.randint(1000, (190_000,), generator=g), torch.randint(500, (10_000,), generator=g)])  # 5 % more weight low
+    row = discrete_law("toy", "steps", skewed, p)
+    assert not row.ok and "0 values never drawn" in row.note
+    row = discrete_law("toy", "steps", torch.randint(1, 1001, (200_000,), generator=g), p)  # steps 1..1000
+    assert not row.ok and "outside" in row.note
