@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,12 @@ def main(argv: list[str] | None = None) -> int:
         from distgen.config import ConfigError
 
         usage = isinstance(e, ConfigError)
-        print(f"{p.prog}: {'config error' if usage else 'error'}: {_message(e)}", file=sys.stderr)
+        message = _message(e)
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and e.filename is not None \
+                and Path(e.filename).parent == out.parent:  # the page's temp file beside it: say where to write instead
+            message = (f"{out.parent} is not writable (read-only, or another user's), so the page cannot be written to "
+                       f"{out}; write it elsewhere: --out OTHER/report.html (the folder is only read)")
+        print(f"{p.prog}: {'config error' if usage else 'error'}: {message}", file=sys.stderr)
         return 2 if usage else int(getattr(e, "exit_code", 1))
     return 0
 

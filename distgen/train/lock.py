@@ -43,6 +43,33 @@ class RunLockedError(DistgenError):
     """The run folder is locked by another process (exit code 1)."""
 
 
+class FolderNotWritableError(DistgenError, PermissionError):
+    """The folder to write into (and lock) cannot be written: read-only, or another user's (exit code 1)."""
+
+
+#: What each purpose writes into its folder, and where to write instead (``FolderNotWritableError``).
+_WRITES = {
+    "train": ("a resume writes its checkpoints, metrics.csv and manifest.json into the run folder",
+              "copy the run to a folder you can write (cp -r {folder} NEW) and resume the copy, or continue it in a new "
+              "folder: distgen train CONFIG --out NEW --resume {folder}/checkpoints/STEP (its newest: checkpoints/latest)"),
+    "predict": ("writing a prediction into the run folder takes its lock",
+                "write it outside the run folder (--out OTHER/pred.h5ad): predicting from a run into another folder only "
+                "reads it"),
+    "run": ("distgen run writes its training, predictions and evaluation into its --out folder",
+            "copy the folder to one you can write and run there, or give another --out; distgen predict FOLDER --out "
+            "OTHER/pred.h5ad and distgen evaluate --out OTHER read a read-only run"),
+    "sweep": ("distgen sweep writes its runs and tables into its --out folder",
+              "copy the sweep folder to one you can write and run the sweep there; python -m distgen.report FOLDER --out "
+              "OTHER/report.html reads a read-only sweep"),
+}
+
+
+def not_writable(folder: Path, purpose: str) -> FolderNotWritableError:
+    """The error for a ``purpose`` (train, predict, run, sweep) that cannot write into ``folder``."""
+    what, fix = _WRITES.get(purpose, (f"distgen {purpose} writes into it", "choose a folder you can write"))
+    return FolderNotWritableError(f"{folder} is not writable (read-only, or another user's): {what}; {fix.format(folder=folder)}")
+
+
 def _identity(purpose: str) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
@@ -110,7 +137,12 @@ class RunLock:
         """Take the lock or raise ``RunLockedError`` naming the holder; returns ``self``."""
         if self.held:
             return self
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except PermissionError as exc:
+            raise FolderNotWritableError(
+                f"{exc.filename or self.folder} is not writable (read-only, or another user's), so {self.folder} cannot be "
+                "made in it; choose a folder you can write") from None
         key = self.path.resolve()
         if key in _HELD:
             _HELD[key][1] += 1
@@ -170,6 +202,10 @@ class RunLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except FileNotFoundError:  # the folder itself is gone since acquire made it
                 raise self._moved({}) from None
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise not_writable(self.folder, self.purpose) from None
+                raise
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -207,6 +243,8 @@ class RunLock:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileNotFoundError:  # the folder itself is gone since acquire made it
                 raise self._moved({}) from None
+            except PermissionError:
+                raise not_writable(self.folder, self.purpose) from None
             except FileExistsError:
                 info = read_holder(self.folder) or {}
                 if is_stale(info):

@@ -1,0 +1,88 @@
+"""A run folder made read-only (``chmod -R a-w``: an archived run, a shared results folder) and used from there:
+predicting and evaluating into another folder read it only; writing into it (a resume, a prediction or a report
+inside it) is refused saying the folder is not writable and where to write instead (was: "permission denied:
+'RUN/.distgen.lock'", a hidden file the user never named, or a report's hidden temp file)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from distgen.cli import main
+
+from .conftest import EVAL
+
+pytestmark = pytest.mark.slow  # each runs the CLI in a process that cannot write read-only folders (5-10 s a call)
+
+
+def _without_write_rights() -> list[str]:
+    """The prefix that runs a command unable to write into read-only folders (root writes anywhere: drop the capabilities)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root writes into read-only folders and setpriv is not there to drop that right")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*_without_write_rights(), sys.executable, "-m", "distgen", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def _read_only_copy(folder: Path, to: Path) -> Path:
+    shutil.copytree(folder, to)
+    for p in [to, *to.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~0o222)
+    return to
+
+
+@pytest.fixture
+def read_only_run(made, tmp_path):
+    ro = _read_only_copy(made / "run", tmp_path / "archive" / "run")
+    yield ro
+    for p in [ro, *ro.rglob("*")]:
+        p.chmod(p.stat().st_mode | 0o200)
+
+
+def test_a_read_only_run_predicts_into_another_folder_and_refuses_one_inside_it_naming_the_fix(read_only_run, made, tmp_path):
+    done = _cli("predict", str(read_only_run), "--out", str(tmp_path / "p.h5ad"))
+    assert done.returncode == 0, done.stderr
+    inside = _cli("predict", str(read_only_run), "--out", str(read_only_run / "pred.h5ad"))
+    assert inside.returncode == 1
+    err = inside.stderr
+    assert "Traceback" not in err and ".distgen.lock" not in err
+    assert f"{read_only_run} is not writable" in err and "--out" in err and "outside the run folder" in err
+    assert not (read_only_run / "pred.h5ad").exists()
+
+
+def test_a_resume_of_a_read_only_run_says_it_needs_a_writable_folder(read_only_run, made):
+    done = _cli("train", str(made / "t.yaml"), "--out", str(read_only_run), "--resume")
+    assert done.returncode == 1
+    err = done.stderr
+    assert "Traceback" not in err and ".distgen.lock" not in err
+    assert f"{read_only_run} is not writable" in err and "a resume writes" in err
+    assert f"--resume {read_only_run / 'checkpoints'}" in err  # the branch into a new folder, which works read-only
+
+
+def test_a_report_of_a_read_only_evaluation_folder_says_to_write_it_elsewhere(made, tmp_path):
+    ev = tmp_path / "ev"
+    assert main(["evaluate", "--pred", str(made / "pred.h5ad"), "--real", str(made / "real.h5ad"), "--out", str(ev), *EVAL]) == 0
+    ro = _read_only_copy(ev, tmp_path / "archive" / "ev")
+    try:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        refused = subprocess.run([*_without_write_rights(), sys.executable, "-m", "distgen.report", str(ro)],
+                                 capture_output=True, text=True, env=env, timeout=300)
+        assert refused.returncode == 1
+        assert ".report.html" not in refused.stderr.replace("report.html ", "")  # no hidden temp file named
+        assert f"{ro} is not writable" in refused.stderr and "--out" in refused.stderr
+        elsewhere = subprocess.run([*_without_write_rights(), sys.executable, "-m", "distgen.report", str(ro), "--out",
+                                    str(tmp_path / "page.html")], capture_output=True, text=True, env=env, timeout=300)
+        assert elsewhere.returncode == 0, elsewhere.stderr
+        assert (tmp_path / "page.html").stat().st_size > 0
+    finally:
+        for p in [ro, *ro.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
