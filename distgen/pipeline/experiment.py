@@ -376,10 +376,33 @@ def check_same_experiment(out: str | Path, doc: Mapping[str, Any]) -> None:
     except (ConfigError, OSError, ValueError):
         return  # an unreadable earlier record (cut short while written): this run replaces it
     diff = config_diff(result_settings(previous), result_settings(doc))
+    moved = ""
+    if diff and all(d.startswith("data.dataset:") for d in diff):  # the file's path alone: the data, if its content is the run's
+        moved = same_data_moved(out, doc)
+        if not moved:
+            return
     if diff:
         shown = "; ".join(diff[:3]) + (f" (+{len(diff) - 3} more)" if len(diff) > 3 else "")
-        raise ConfigError(f"{out} holds an experiment of another config ({shown}); rerun with that config to resume it, "
-                          "or choose another --out")
+        raise ConfigError(f"{out} holds an experiment of another config ({shown}){moved}; rerun with that config to resume "
+                          "it, or choose another --out")
+
+
+def same_data_moved(out: Path, doc: Mapping[str, Any]) -> str:
+    """'' when ``doc``'s data file (another path than the experiment's) holds the data the experiment trained on (its
+    ``train/manifest.json`` hash, read with its ``train/split.json``): a file moved or a run folder copied elsewhere.
+    Otherwise why not, as a clause for the refusal."""
+    from distgen.train.manifest import read_manifest
+
+    manifest = out / "train" / "manifest.json"
+    want = (read_manifest(manifest).get("data") or {}).get("data_hash") if manifest.is_file() else None
+    if not want:
+        return " (it records no data hash to tell whether the file at the new path holds the same data)"
+    split = out / "train" / "split.json"
+    try:
+        got = Dataset.load(doc.get("data"), split if split.is_file() else None).data.hash
+    except (ConfigError, OSError, ValueError) as exc:
+        return f" (the file at the new path could not be read as its data: {str(exc)[:200]})"
+    return "" if got == want else f" (the file at the new path holds other data: hash {got}, the run's {want})"
 
 
 def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> bool:

@@ -20,7 +20,9 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -490,6 +492,39 @@ def shards_of(state: Mapping[str, Any]) -> int | None:
     return int(world) * int(accum) if isinstance(world, int) and isinstance(accum, int) else None
 
 
+#: ``data.dataset`` (as the config gives it) whose content was checked against the run's recorded hash (``same_data_at``).
+_CHECKED_DATA: ContextVar[str | None] = ContextVar("checked_data", default=None)
+
+
+@contextmanager
+def same_data_at(dataset: str) -> Iterator[None]:
+    """Within the block, a checkpoint whose config differs from the one resumed with only by ``data.dataset`` is the
+    same run when that config's ``data.dataset`` is ``dataset``: the caller checked that file's content against the
+    run's recorded hash (``distgen.train.manifest.check_same_data``), so the file moved, the data did not (a run copied
+    to another machine, or a relative path read from another folder)."""
+    token = _CHECKED_DATA.set(dataset)
+    try:
+        yield
+    finally:
+        _CHECKED_DATA.reset(token)
+
+
+def without_data_path(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``config`` without ``data.dataset``: where the file was read from, which its content hash stands for."""
+    data = config.get("data")
+    if not isinstance(data, Mapping) or "dataset" not in data:
+        return config
+    return {**config, "data": {k: v for k, v in data.items() if k != "dataset"}}
+
+
+def _moved_data_only(saved: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    """Whether ``saved`` and ``config`` differ only by a data path whose content was checked (``same_data_at``)."""
+    data = config.get("data")
+    checked = _CHECKED_DATA.get()
+    return (checked is not None and isinstance(data, Mapping) and data.get("dataset") == checked
+            and fingerprint(read_as_now(without_data_path(saved))) == fingerprint(read_as_now(without_data_path(config))))
+
+
 def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping[str, Any], fp: str,
                            world_size: int | None = None) -> None:
     """``check_compatible`` from a checkpoint's ``state.json`` alone (``read_checkpoint_state``), before any tensor is read.
@@ -506,6 +541,8 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
         return
     # both as the distgen of now writes them (a run's own config.yaml keeps its spellings)
     if isinstance(saved, Mapping) and fingerprint(read_as_now(saved)) == fingerprint(read_as_now(config)):
+        return
+    if isinstance(saved, Mapping) and _moved_data_only(saved, config):
         return
     diff = config_diff(state.get("fingerprint_config", {}), config)
     shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
@@ -621,8 +658,10 @@ def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: st
     if not isinstance(recorded, Mapping):
         return
     # both as the distgen of now writes them: a checkpoint from before a resume that rewrote config.yaml so is the same model
-    config = read_as_now(config)
-    recorded = read_as_now(recorded)
+    # ... and where the data file was read from is not the model: the data a prediction reads is checked by its content
+    # (the run's recorded hash), so a run resumed after its file moved predicts from its checkpoints of before the move
+    config = read_as_now(without_data_path(config))
+    recorded = read_as_now(without_data_path(recorded))
     norm = lambda doc: json.loads(json.dumps({k: doc.get(k) for k in sections}, sort_keys=True, default=str))  # noqa: E731
     diff = config_diff(norm(recorded), norm(config))
     if diff:

@@ -101,15 +101,16 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: str) -> None:
+def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: str) -> bool:
     """Refuse to ``doing`` (``"predict"``, ``"resume"``) a run on data other than the data it was trained on.
 
     ``data_hash`` is the content hash of the data now loaded (``PerturbationData.hash``: cells, labels and
-    values); the run's is in its ``manifest.json`` (no manifest: nothing to compare).
+    values); the run's is in its ``manifest.json`` (no manifest: nothing to compare). True when the run records a hash
+    and it is ``data_hash`` (the data is the run's whatever path it was read from), False when nothing was compared.
     """
     manifest = Path(run_dir) / "manifest.json"
     if not manifest.exists():
-        return
+        return False
     want = (read_manifest(manifest).get("data") or {}).get("data_hash")
     if want and want != data_hash:
         raise ValueError(
@@ -120,3 +121,4 @@ def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: st
                "distgen.data.streaming.predict_to_disk(run.model, FILE, OUT, schema=run.data.data.schema) or "
                "run.data.data.encode(adata); docs/your_data.md, section 7)" if doing == "predict" else "")
         )
+    return bool(want)

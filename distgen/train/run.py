@@ -40,6 +40,7 @@ from distgen.train.checkpoint import (
     list_checkpoints,
     read_checkpoint_state,
     resolve_checkpoint,
+    same_data_at,
     verify_digests,
 )
 from distgen.train.device import float32_default, select_device
@@ -134,9 +135,10 @@ def _train_model(
         if source is not None:  # the run's own split: this folder's, or that of the run the checkpoint comes from
             split_file = next((f for f in (out / "split.json", run_folder_of(source) / "split.json") if f.exists()), None)
         dataset = Dataset.load(ds, split_file)
+    checked = False  # the data's content is the run's (its recorded hash): the data.dataset path may have moved
     if source is not None:
-        check_same_data(out, dataset.data.hash, dataset.section.dataset, "resume")
-        check_same_data(run_folder_of(source), dataset.data.hash, dataset.section.dataset, "resume")
+        checked = check_same_data(out, dataset.data.hash, dataset.section.dataset, "resume")
+        checked = check_same_data(run_folder_of(source), dataset.data.hash, dataset.section.dataset, "resume") or checked
     # sizes that cannot fit fail here, in seconds, naming the knob (distgen.train.resources); check_memory=false: nothing
     # reads the estimate (it only refuses), and its meta builds took a large share of a tiny run on a loaded machine
     if opts.check_memory:
@@ -170,7 +172,8 @@ def _train_model(
         if source is not None:
             fp_config = {k: v for k, v in trainer_config.items() if k != "train"} | {"train": opts.fingerprint_dict()}
             source, state = read_checkpoint_state(source)
-            check_state_compatible(source, state, fp_config, fingerprint(fp_config), env.world_size)
+            with same_data_at(ds.dataset) if checked else contextlib.nullcontext():
+                check_state_compatible(source, state, fp_config, fingerprint(fp_config), env.world_size)
             record = resume_record(source, state, trainer_config)
         if before_training is not None:
             before_training()
@@ -179,7 +182,8 @@ def _train_model(
             write_run_files(out, resolved, dataset, opts, env.world_size, str(device), resumed=record, notes=notes, tables=tables,
                             preset=preset)
             written = True
-        result = fit(model, dataset, opts, out, config=trainer_config, resume=source, preflight=False)
+        with same_data_at(ds.dataset) if checked else contextlib.nullcontext():
+            result = fit(model, dataset, opts, out, config=trainer_config, resume=source, preflight=False)
     except BaseException:
         D.shutdown(wait=False)  # another rank may never reach a barrier; torchrun stops the group
         if written:  # a run stopped by an error keeps what it warned before it (a refused one wrote no manifest)

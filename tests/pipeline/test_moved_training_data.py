@@ -1,0 +1,72 @@
+"""A run whose training file moved (another folder, another machine, a relative path read from elsewhere), continued
+with a config that names the file where it is now: the path is not the data, its content is (the run's recorded hash).
+
+Before: ``distgen train --resume`` refused "written under a different config (data.dataset: 'a/cells.h5ad' ->
+'b/cells.h5ad'). Resume with the run's own config.yaml", whose path is the one that is gone; ``distgen run`` (and a
+sweep's runs) refused "holds an experiment of another config (data.dataset ...)": such a run could not be continued at
+all. Another file at the new path is still refused."""
+
+import shutil
+
+import pytest
+
+from distgen.cli import main
+from distgen.config import save_yaml
+from distgen.data import bundled
+
+from .conftest import TINY
+
+EVAL = ["--metrics", "mse", "--no-progress"]
+
+
+def _config(path, data, steps):
+    return save_yaml({**TINY, "data": {**TINY["data"], "dataset": str(data)}, "train": {**TINY["train"], "steps": steps},
+                      "evaluate": {"ceiling": False, "baselines": []}}, path)
+
+
+@pytest.fixture(scope="module")
+def moved(tmp_path_factory):
+    """A 2-step run and a finished experiment trained on ``first/cells.h5ad``, then the file moved to ``now/cells.h5ad``,
+    and ``other.h5ad``: the same cells with other values."""
+    root = tmp_path_factory.mktemp("moved")
+    (root / "first").mkdir()
+    (root / "now").mkdir()
+    adata = bundled.norman_k562()
+    adata.write_h5ad(root / "first" / "cells.h5ad")
+    assert main(["train", str(_config(root / "t.yaml", root / "first" / "cells.h5ad", 2)), "--out", str(root / "run")]) == 0
+    assert main(["run", str(root / "t.yaml"), "--out", str(root / "exp"), *EVAL]) == 0
+    shutil.move(root / "first" / "cells.h5ad", root / "now" / "cells.h5ad")
+    adata.X = adata.X * 1.01
+    adata.write_h5ad(root / "other.h5ad")
+    return root
+
+
+def test_a_run_whose_training_file_moved_resumes_with_a_config_naming_its_new_path(moved, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(moved / "run", run)
+    assert main(["train", str(_config(tmp_path / "t4.yaml", moved / "now" / "cells.h5ad", 4)), "--out", str(run), "--resume"]) == 0
+    assert (run / "checkpoints" / "step_00000004").is_dir()
+    # config.yaml names the file where it is now; the checkpoint of before the move still predicts under it
+    assert "now" in (run / "config.yaml").read_text()
+    for ckpt in ("step_00000002", "step_00000004"):
+        assert main(["predict", str(run), "--checkpoint", str(run / "checkpoints" / ckpt), "--out", str(tmp_path / f"{ckpt}.h5ad")]) == 0
+    capsys.readouterr()
+    other = tmp_path / "other_run"
+    shutil.copytree(moved / "run", other)
+    assert main(["train", str(_config(tmp_path / "o.yaml", moved / "other.h5ad", 4)), "--out", str(other), "--resume"]) != 0
+    assert "changed since this run was trained" in capsys.readouterr().err
+    assert not (other / "checkpoints" / "step_00000004").exists()
+
+
+def test_a_finished_experiment_whose_training_file_moved_is_read_with_a_config_naming_its_new_path(moved, tmp_path, capsys):
+    exp = tmp_path / "exp"
+    shutil.copytree(moved / "exp", exp)
+    capsys.readouterr()
+    assert main(["run", str(_config(tmp_path / "t.yaml", moved / "now" / "cells.h5ad", 2)), "--out", str(exp), *EVAL]) == 0
+    (exp / "DONE").unlink()  # unfinished: continued (evaluated again, nothing trained) on the moved file
+    assert main(["run", str(tmp_path / "t.yaml"), "--out", str(exp), *EVAL]) == 0
+    assert (exp / "DONE").exists()
+    capsys.readouterr()
+    assert main(["run", str(_config(tmp_path / "o.yaml", moved / "other.h5ad", 2)), "--out", str(exp), *EVAL]) == 2
+    err = capsys.readouterr().err
+    assert "holds an experiment of another config (data.dataset" in err and "holds other data" in err
