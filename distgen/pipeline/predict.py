@@ -393,7 +393,7 @@ def sampling_overrides(overrides: Any) -> list[str]:
 
 
 def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str | Path | None, weights: str, device: torch.device,
-                   sampling: Any = ()) -> nn.Module:
+                   sampling: Any = (), data_checked: bool = False) -> nn.Module:
     """The run's model with checkpoint weights (EMA weights unless ``weights='raw'``).
 
     ``dataset`` is the run's training data, or its ``DataRecord`` (what the run folder keeps of it: the vocabularies and
@@ -402,7 +402,8 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
     The run's ``config.yaml`` must still describe the model and data the checkpoint was trained
     with (``check_config_matches``): an edited config is an error naming the changed keys.
     ``sampling`` (``KEY=VALUE`` under ``SAMPLING_PATHS``) builds the model with other sampling
-    settings (guidance weight, sampler, ODE solver) around the same weights.
+    settings (guidance weight, sampler, ODE solver) around the same weights. ``data_checked``: the data was compared with
+    the run's recorded content hash (or not read), so a checkpoint naming another ``data.dataset`` path is accepted.
     """
     from distgen.config import apply_overrides
 
@@ -420,7 +421,7 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
     if weights not in ("ema", "raw"):
         raise ConfigError(f"--weights must be ema or raw, got {weights!r}")
     ckpt = load_checkpoint(checkpoint or run_dir, weights_only=True, ema=weights == "ema")  # raw: a damaged EMA file is not read
-    check_config_matches(ckpt, config, str(run_dir / "config.yaml"))
+    check_config_matches(ckpt, config, str(run_dir / "config.yaml"), data_checked=data_checked)
     model_node = apply_overrides(config, sampling_overrides(sampling))["model"] if sampling else config["model"]
     seen = dataset.seen_perturbations() if isinstance(dataset, Dataset) else list(dataset.seen_perturbations)
     with table_record.recorded(table_record.read(run_dir), run_dir) as tables:  # table files: keys from the run, vectors from
@@ -574,7 +575,7 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
         device = select_device((config.get("train") or {}).get("device", "auto"), D.env_from_torchrun().local_rank)
     elif isinstance(device, str):  # load_run(device="cuda") on a CPU build ended in torch's AssertionError
         device = select_device(device, D.env_from_torchrun().local_rank, where="device")
-    dataset = None
+    dataset, checked = None, False
     if not (need_data or read_data) and record is not None and train_data is None:
         source, missing = None, (f"the training file of {run_dir} was not read: it was loaded for predicting another file, which "
                                  f"reads only its {RECORD_FILE}; distgen.load_run(RUN) reads the file")
@@ -584,9 +585,8 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
     else:
         split_file = run_dir / "split.json"
         dataset = Dataset.load(data_section({**raw, "dataset": source}), split_file if split_file.exists() else None)
-        if train_data is not None:
-            check_moved_data(run_dir, dataset.data.hash, str(train_data), recorded, record)
-        check_same_data(run_dir, dataset.data.hash, dataset.section.dataset, "predict")
+        checked = train_data is not None and check_moved_data(run_dir, dataset.data.hash, str(train_data), recorded, record)
+        checked = check_same_data(run_dir, dataset.data.hash, dataset.section.dataset, "predict") or checked
         run_seed = int((config.get("train") or {}).get("seed", 0))
         if record is None and not (need_data or read_data) and train_data is None:  # a run trained before records: made once, kept
             from distgen.pipeline.kept_record import keep_record
@@ -596,8 +596,10 @@ def open_run(run_dir: str | Path, checkpoint: str | Path | None = None, weights:
             record = DataRecord.from_dataset(dataset, seed=run_seed, fit=False)  # the same record, its dispersions fitted when asked for
     assert record is not None
     folder = resolve_checkpoint(checkpoint or run_dir)  # chosen once (the same for raw and EMA): the one the provenance names
+    # where the training file was read from is left out of the config check when its content was compared with the run's
+    # recorded hash, or when no training file was read (the run's data record): a run whose file moved predicts
     model = load_run_model(run_dir, dataset if dataset is not None else record, folder, weights, torch.device(device),
-                           sampling_overrides(sampling))
+                           sampling_overrides(sampling), data_checked=checked or dataset is None)
     return LoadedRun(model, dataset, config, run_dir, int((config.get("train") or {}).get("seed", 0)), cap, record, missing, folder)
 
 
@@ -641,14 +643,16 @@ def _recorded_hash(run_dir: Path, record: DataRecord | None) -> str | None:
     return record.data_hash if record is not None else None
 
 
-def check_moved_data(run_dir: Path, data_hash: str, given: str, recorded: str, record: DataRecord | None) -> None:
-    """``ConfigError`` (exit 2) when ``--train-data`` holds other data than the run's training file: both paths and hashes."""
+def check_moved_data(run_dir: Path, data_hash: str, given: str, recorded: str, record: DataRecord | None) -> bool:
+    """``ConfigError`` (exit 2) when ``--train-data`` holds other data than the run's training file: both paths and hashes.
+    True when a recorded hash was compared (and matched), False when the run records none."""
     want = _recorded_hash(run_dir, record)
     if want and want != data_hash:
         raise ConfigError(
             f"--train-data {given!r} is not the training file of {run_dir}: its data (read with the run's data: section) "
             f"hash {data_hash}, the run's training file {recorded!r} had hash {want} (its manifest.json). Give the file the "
             "run was trained on (a copy of it, unchanged), or train a new run on this one")
+    return bool(want)
 
 
 def predict_run(

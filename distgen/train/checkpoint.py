@@ -646,22 +646,27 @@ def read_checkpoint_state(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILE
     return ckpt, state
 
 
-def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: str, sections: tuple[str, ...] = ("model", "data")) -> None:
+def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: str, sections: tuple[str, ...] = ("model", "data"),
+                         data_checked: bool = False) -> None:
     """Reject predicting with a config whose ``sections`` differ from the ones ``ckpt`` was trained with.
 
     ``config`` is the run's resolved config as read now (``source`` names where from, e.g.
     ``runs/a/config.yaml``); the checkpoint keeps the config it was trained under in ``state.json``.
     An edited ``config.yaml`` would otherwise build a model the weights do not fit (a raw size
-    mismatch) or, worse, one they fit silently with other data settings.
+    mismatch) or, worse, one they fit silently with other data settings. ``data_checked``: the caller compared the data
+    it read with the run's recorded content hash (or read none), so ``data.dataset`` (where the file was) is left out.
     """
     recorded = ckpt.state.get("config")
     if not isinstance(recorded, Mapping):
         return
     # both as the distgen of now writes them: a checkpoint from before a resume that rewrote config.yaml so is the same model
-    # ... and where the data file was read from is not the model: the data a prediction reads is checked by its content
-    # (the run's recorded hash), so a run resumed after its file moved predicts from its checkpoints of before the move
-    config = read_as_now(without_data_path(config))
-    recorded = read_as_now(without_data_path(recorded))
+    # ... and where the data file was read from is not the model when the caller compared the data's content with the
+    # run's recorded hash (``data_checked``): a run resumed after its file moved predicts from its checkpoints of before
+    # the move. Without that comparison (a run copied without manifest.json) the path is all that ties the data to the run
+    if data_checked:
+        config, recorded = without_data_path(config), without_data_path(recorded)
+    config = read_as_now(config)
+    recorded = read_as_now(recorded)
     norm = lambda doc: json.loads(json.dumps({k: doc.get(k) for k in sections}, sort_keys=True, default=str))  # noqa: E731
     diff = config_diff(norm(recorded), norm(config))
     if diff:

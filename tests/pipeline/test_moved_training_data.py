@@ -70,3 +70,23 @@ def test_a_finished_experiment_whose_training_file_moved_is_read_with_a_config_n
     assert main(["run", str(_config(tmp_path / "o.yaml", moved / "other.h5ad", 2)), "--out", str(exp), *EVAL]) == 2
     err = capsys.readouterr().err
     assert "holds an experiment of another config (data.dataset" in err and "holds other data" in err
+
+
+def test_a_run_without_its_manifest_is_not_predicted_on_a_file_its_config_was_edited_to_name(moved, tmp_path, capsys):
+    """Review (helper 177): the prediction's config check left ``data.dataset`` out for every run, on the ground that the
+    data is checked by its content; a run copied without ``manifest.json`` (which holds that hash) whose ``config.yaml``
+    was edited to name another file then predicted that file's cells without a word (e0d0346 refused: the config
+    differs from the checkpoint's). The path is left out only when the data read was compared with a recorded hash."""
+    run = tmp_path / "run"
+    shutil.copytree(moved / "run", run)
+    (run / "manifest.json").unlink()
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace(str(moved / "first" / "cells.h5ad"), str(moved / "other.h5ad")))
+    assert str(moved / "other.h5ad") in config.read_text()
+    capsys.readouterr()
+    assert main(["predict", str(run), "--out", str(tmp_path / "pred.h5ad")]) != 0
+    assert "differs from the config checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "pred.h5ad").exists()
+    # the file where it moved to, named in config.yaml, is still read (its content is compared with the run's record)
+    config.write_text(config.read_text().replace(str(moved / "other.h5ad"), str(moved / "now" / "cells.h5ad")))
+    assert main(["predict", str(run), "--out", str(tmp_path / "pred.h5ad"), "--train-data", str(moved / "now" / "cells.h5ad")]) == 0
