@@ -22,7 +22,7 @@ from pathlib import Path
 
 from distgen.data.prepared import Dataset
 from distgen.data.record import RECORD_FILE, DataRecord
-from distgen.train.lock import RunLock, RunLockedError
+from distgen.train.lock import FolderNotWritableError, RunLock, RunLockedError
 from distgen.train.manifest import read_manifest
 
 
@@ -41,6 +41,9 @@ def keep_record(run_dir: Path, dataset: Dataset, seed: int) -> DataRecord:
                 print(f"note: {run_dir} held no data record ({RECORD_FILE}: runs trained before distgen kept one); it was made from "
                       "the run's training file (its content hash is the run's) and kept in the run folder: predicting other files "
                       "reads it from now on, not the training file", file=sys.stderr)
+    except FolderNotWritableError:  # its message advises a prediction written into the run folder: not this one
+        print(f"note: the data record made from the training file was not kept in {run_dir} (it is not writable: read-only, or "
+              "another user's); the next prediction of another file reads the training file again", file=sys.stderr)
     except (RunLockedError, OSError) as exc:
         print(f"note: the data record made from the training file was not kept in {run_dir} ({str(exc)[:200]}); the next "
               "prediction of another file reads the training file again", file=sys.stderr)

@@ -214,13 +214,23 @@ def main(argv: list[str] | None = None) -> int:
 
         usage = isinstance(e, ConfigError)
         message = _message(e)
-        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and e.filename is not None \
-                and Path(e.filename).parent == out.parent:  # the page's temp file beside it: say where to write instead
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and _page_file(e.filename, out):
+            # the page's temp file beside it (distgen.atomic): say where to write instead
             message = (f"{out.parent} is not writable (read-only, or another user's), so the page cannot be written to "
                        f"{out}; write it elsewhere: --out OTHER/report.html (the folder is only read)")
         print(f"{p.prog}: {'config error' if usage else 'error'}: {message}", file=sys.stderr)
         return 2 if usage else int(getattr(e, "exit_code", 1))
     return 0
+
+
+def _page_file(filename: object, out: Path) -> bool:
+    """Whether ``filename`` (an ``OSError``'s) is the temporary file the page ``out`` is written through (``distgen.atomic``:
+    made in ``out``'s folder, so refused there when the folder is not writable); an input file in the same folder that
+    cannot be read is not."""
+    if not isinstance(filename, str):
+        return False
+    path = Path(filename)
+    return path.parent == out.parent and path.name.startswith(f".{out.name}.") and path.name.endswith(".tmp")
 
 
 def _window_size(text: str) -> tuple[int, int]:

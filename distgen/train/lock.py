@@ -64,9 +64,17 @@ _WRITES = {
 }
 
 
+#: What a folder holds when it is a run of each purpose (``_WRITES``'s advice is for such a folder, not for a new one).
+_HOLDS = {"train": "checkpoints", "predict": "checkpoints", "run": "experiment.yaml", "sweep": "sweep.yaml"}
+
+
 def not_writable(folder: Path, purpose: str) -> FolderNotWritableError:
-    """The error for a ``purpose`` (train, predict, run, sweep) that cannot write into ``folder``."""
-    what, fix = _WRITES.get(purpose, (f"distgen {purpose} writes into it", "choose a folder you can write"))
+    """The error for a ``purpose`` (train, predict, run, sweep) that cannot write into ``folder``; a folder that holds no
+    run yet (a new ``--out``) is told to choose another, not how to continue a run it does not hold."""
+    if purpose not in _WRITES or not (folder / _HOLDS[purpose]).exists():
+        return FolderNotWritableError(f"{folder} is not writable (read-only, or another user's): distgen {purpose} writes "
+                                      "into it; choose a folder you can write (--out)")
+    what, fix = _WRITES[purpose]
     return FolderNotWritableError(f"{folder} is not writable (read-only, or another user's): {what}; {fix.format(folder=folder)}")
 
 
@@ -139,10 +147,11 @@ class RunLock:
             return self
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-        except PermissionError as exc:
+        except PermissionError as exc:  # exc.filename: the folder mkdir could not make, so its parent is the one not writable
+            parent = Path(exc.filename).parent if exc.filename else self.folder.parent
             raise FolderNotWritableError(
-                f"{exc.filename or self.folder} is not writable (read-only, or another user's), so {self.folder} cannot be "
-                "made in it; choose a folder you can write") from None
+                f"{parent} is not writable (read-only, or another user's), so {self.folder} cannot be made in it; choose a "
+                "folder you can write (--out)") from None
         key = self.path.resolve()
         if key in _HELD:
             _HELD[key][1] += 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from distgen.cli import main
+from distgen.data import bundled
 
 from .conftest import EVAL
 
@@ -83,6 +84,64 @@ def test_a_report_of_a_read_only_evaluation_folder_says_to_write_it_elsewhere(ma
                                     str(tmp_path / "page.html")], capture_output=True, text=True, env=env, timeout=300)
         assert elsewhere.returncode == 0, elsewhere.stderr
         assert (tmp_path / "page.html").stat().st_size > 0
+    finally:
+        for p in [ro, *ro.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+
+
+# Review (helper 177): messages of the first pass that said something untrue for inputs it did not try.
+
+
+def test_a_new_training_into_a_read_only_folder_is_not_told_to_resume(made, tmp_path):
+    """An empty read-only --out (and one to be made inside it): a new run, not a resume. The first pass said "a resume
+    writes its checkpoints ... distgen train CONFIG --out NEW --resume FOLDER/checkpoints/STEP" (no run there), and for the
+    folder to be made "FOLDER/sub is not writable ..., so FOLDER/sub cannot be made in it" (the folder not writable is
+    FOLDER, FOLDER/sub does not exist)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    empty.chmod(0o555)
+    try:
+        done = _cli("train", str(made / "t.yaml"), "--out", str(empty))
+        assert done.returncode == 1
+        assert f"{empty} is not writable" in done.stderr and "resume" not in done.stderr and "--out" in done.stderr
+        inside = _cli("train", str(made / "t.yaml"), "--out", str(empty / "a" / "b"))
+        assert inside.returncode == 1
+        assert f"{empty} is not writable" in inside.stderr and f"{empty / 'a'} is not writable" not in inside.stderr
+        assert f"so {empty / 'a' / 'b'} cannot be made" in inside.stderr
+    finally:
+        empty.chmod(0o755)
+
+
+def test_a_report_of_a_folder_with_an_unreadable_input_names_that_file_not_a_write(made, tmp_path):
+    """A report whose input cannot be read (metrics.csv without read rights) beside the page: the first pass said the
+    folder "is not writable, so the page cannot be written" (any permission error of a file in the page's folder)."""
+    ev = tmp_path / "ev"
+    assert main(["evaluate", "--pred", str(made / "pred.h5ad"), "--real", str(made / "real.h5ad"), "--out", str(ev), *EVAL]) == 0
+    (ev / "metrics.csv").chmod(0o200)
+    try:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([*_without_write_rights(), sys.executable, "-m", "distgen.report", str(ev), "--no-cells"],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 1
+        assert "metrics.csv" in done.stderr and "not writable" not in done.stderr
+    finally:
+        (ev / "metrics.csv").chmod(0o644)
+
+
+def test_a_record_not_kept_in_a_read_only_run_is_not_told_to_predict_elsewhere(made, tmp_path):
+    """A run trained before data records, read-only, predicting another file into another folder: the record made from
+    its training file cannot be kept in it. The first pass's note quoted the lock's advice for a prediction written into
+    the run folder ("write it outside the run folder (--out OTHER/pred.h5ad)"), which this prediction already does."""
+    run = tmp_path / "run"
+    shutil.copytree(made / "run", run)
+    (run / "data_record.json").unlink()
+    ro = _read_only_copy(run, tmp_path / "archive" / "run")
+    try:
+        bundled.norman_k562().write_h5ad(tmp_path / "cells.h5ad")
+        done = _cli("predict", str(ro), "--data", str(tmp_path / "cells.h5ad"), "--out", str(tmp_path / "p.h5ad"))
+        assert done.returncode == 0, done.stderr
+        assert f"not kept in {ro}" in done.stderr and "not writable" in done.stderr
+        assert "write it outside" not in done.stderr and "takes its lock" not in done.stderr and ".distgen.lock" not in done.stderr
     finally:
         for p in [ro, *ro.rglob("*")]:
             p.chmod(p.stat().st_mode | 0o200)
