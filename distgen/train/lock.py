@@ -68,14 +68,16 @@ _WRITES = {
 _HOLDS = {"train": "checkpoints", "predict": "checkpoints", "run": "experiment.yaml", "sweep": "sweep.yaml"}
 
 
-def not_writable(folder: Path, purpose: str) -> FolderNotWritableError:
+def not_writable(folder: Path, purpose: str, lock_file: Path | None = None) -> FolderNotWritableError:
     """The error for a ``purpose`` (train, predict, run, sweep) that cannot write into ``folder``; a folder that holds no
-    run yet (a new ``--out``) is told to choose another, not how to continue a run it does not hold."""
+    run yet (a new ``--out``) is told to choose another, not how to continue a run it does not hold. ``lock_file``: the
+    lock file is there and cannot be opened for writing (another user's, or the folder read-only): named, not the folder."""
+    head = (f"{lock_file}, the lock file of {folder}, cannot be written (another user's, left by a process of theirs, or "
+            "the folder is read-only)" if lock_file is not None else f"{folder} is not writable (read-only, or another user's)")
     if purpose not in _WRITES or not (folder / _HOLDS[purpose]).exists():
-        return FolderNotWritableError(f"{folder} is not writable (read-only, or another user's): distgen {purpose} writes "
-                                      "into it; choose a folder you can write (--out)")
+        return FolderNotWritableError(f"{head}: distgen {purpose} writes into it; choose a folder you can write (--out)")
     what, fix = _WRITES[purpose]
-    return FolderNotWritableError(f"{folder} is not writable (read-only, or another user's): {what}; {fix.format(folder=folder)}")
+    return FolderNotWritableError(f"{head}: {what}; {fix.format(folder=folder)}")
 
 
 def _identity(purpose: str) -> dict[str, Any]:
@@ -213,7 +215,7 @@ class RunLock:
                 raise self._moved({}) from None
             except OSError as exc:
                 if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                    raise not_writable(self.folder, self.purpose) from None
+                    raise not_writable(self.folder, self.purpose, self.path if self.path.exists() else None) from None
                 raise
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -145,3 +145,18 @@ def test_a_record_not_kept_in_a_read_only_run_is_not_told_to_predict_elsewhere(m
     finally:
         for p in [ro, *ro.rglob("*")]:
             p.chmod(p.stat().st_mode | 0o200)
+
+
+def test_a_lock_file_left_by_another_user_in_a_writable_folder_is_named_not_the_folder(tmp_path):
+    """A shared, writable folder holding another user's lock file (its process killed): the first pass said the folder "is
+    not writable" (e0d0346 named the lock file, truly); the file is named again."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / ".distgen.lock").write_text("{}")
+    (folder / ".distgen.lock").chmod(0o444)
+    code = ("from distgen.train.lock import RunLock\ntry:\n    RunLock(%r, 'train').acquire()\nexcept PermissionError as e:\n"
+            "    print(e)\n" % str(folder))
+    done = subprocess.run([*_without_write_rights(), sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert str(folder / ".distgen.lock") in done.stdout and f"{folder} is not writable" not in done.stdout
