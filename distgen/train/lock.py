@@ -51,7 +51,7 @@ class FolderNotWritableError(DistgenError, PermissionError):
 _WRITES = {
     "train": ("a resume writes its checkpoints, metrics.csv and manifest.json into the run folder",
               "copy the run to a folder you can write (cp -r {folder} NEW) and resume the copy, or continue it in a new "
-              "folder: distgen train CONFIG --out NEW --resume {folder}/checkpoints/STEP (its newest: checkpoints/latest)"),
+              "folder: distgen train CONFIG --out NEW --resume {folder}/checkpoints/STEP (its newest: --resume {folder})"),
     "predict": ("writing a prediction into the run folder takes its lock",
                 "write it outside the run folder (--out OTHER/pred.h5ad): predicting from a run into another folder only "
                 "reads it"),

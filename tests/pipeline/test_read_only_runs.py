@@ -60,13 +60,19 @@ def test_a_read_only_run_predicts_into_another_folder_and_refuses_one_inside_it_
     assert not (read_only_run / "pred.h5ad").exists()
 
 
-def test_a_resume_of_a_read_only_run_says_it_needs_a_writable_folder(read_only_run, made):
+def test_a_resume_of_a_read_only_run_says_it_needs_a_writable_folder(read_only_run, made, tmp_path):
     done = _cli("train", str(made / "t.yaml"), "--out", str(read_only_run), "--resume")
     assert done.returncode == 1
     err = done.stderr
     assert "Traceback" not in err and ".distgen.lock" not in err
     assert f"{read_only_run} is not writable" in err and "a resume writes" in err
     assert f"--resume {read_only_run / 'checkpoints'}" in err  # the branch into a new folder, which works read-only
+    # review (helper 177): the first pass added "(its newest: checkpoints/latest)", and --resume RUN/checkpoints/latest is
+    # refused ("is a file"); the run folder itself is the newest checkpoint's name, and the branch from it works read-only
+    assert "checkpoints/latest" not in err and f"(its newest: --resume {read_only_run})" in err
+    branch = _cli("train", str(made / "t.yaml"), "train.steps=3", "--out", str(tmp_path / "branch"), "--resume", str(read_only_run))
+    assert branch.returncode == 0, branch.stderr
+    assert (tmp_path / "branch" / "checkpoints" / "step_00000003").is_dir()
 
 
 def test_a_report_of_a_read_only_evaluation_folder_says_to_write_it_elsewhere(made, tmp_path):
