@@ -391,10 +391,9 @@ def same_data_moved(out: Path, doc: Mapping[str, Any]) -> str:
     """'' when ``doc``'s data file (another path than the experiment's) holds the data the experiment trained on (its
     ``train/manifest.json`` hash, read with its ``train/split.json``): a file moved or a run folder copied elsewhere.
     Otherwise why not, as a clause for the refusal."""
-    from distgen.train.manifest import read_manifest
+    from distgen.train.manifest import recorded_data_hash
 
-    manifest = out / "train" / "manifest.json"
-    want = (read_manifest(manifest).get("data") or {}).get("data_hash") if manifest.is_file() else None
+    want = recorded_data_hash(out / "train")
     if not want:
         return " (it records no data hash to tell whether the file at the new path holds the same data)"
     split = out / "train" / "split.json"

@@ -23,15 +23,14 @@ from pathlib import Path
 from distgen.data.prepared import Dataset
 from distgen.data.record import RECORD_FILE, DataRecord
 from distgen.train.lock import FolderNotWritableError, RunLock, RunLockedError
-from distgen.train.manifest import read_manifest
+from distgen.train.manifest import recorded_data_hash
 
 
 def keep_record(run_dir: Path, dataset: Dataset, seed: int) -> DataRecord:
     """The record of ``dataset`` (the run's training data, read at its recorded path) for a run that holds none, written into
     ``run_dir`` when that is safe (module docstring); the record either way."""
-    manifest = run_dir / "manifest.json"
-    want = (read_manifest(manifest).get("data") or {}).get("data_hash") if manifest.is_file() else None
-    if not want or str(want) != str(dataset.data.hash):  # nothing proves this file is the training data: made, not kept
+    want = recorded_data_hash(run_dir)
+    if not want or want != str(dataset.data.hash):  # nothing proves this file is the training data: made, not kept
         return DataRecord.from_dataset(dataset, seed=seed, fit=False)
     record = DataRecord.from_dataset(dataset, seed=seed)  # dispersions fitted now, as training fits them
     try:

@@ -55,7 +55,7 @@ from distgen.train.checkpoint import (
 )
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
-from distgen.train.manifest import WARNINGS_KEY, check_same_data, read_manifest
+from distgen.train.manifest import WARNINGS_KEY, check_same_data, recorded_data_hash
 from distgen.types import Cells
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
@@ -635,12 +635,7 @@ def training_source(run_dir: Path, recorded: str, train_data: str | Path | None,
 
 
 def _recorded_hash(run_dir: Path, record: DataRecord | None) -> str | None:
-    manifest = run_dir / "manifest.json"
-    if manifest.is_file():
-        h = (read_manifest(manifest).get("data") or {}).get("data_hash")
-        if h:
-            return str(h)
-    return record.data_hash if record is not None else None
+    return recorded_data_hash(run_dir) or (record.data_hash if record is not None else None)
 
 
 def check_moved_data(run_dir: Path, data_hash: str, given: str, recorded: str, record: DataRecord | None) -> bool:

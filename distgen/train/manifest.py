@@ -101,6 +101,13 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def recorded_data_hash(run_dir: str | Path) -> str | None:
+    """The content hash of the data ``run_dir`` was trained on (its ``manifest.json``; None without one, or without a hash)."""
+    manifest = Path(run_dir) / "manifest.json"
+    want = (read_manifest(manifest).get("data") or {}).get("data_hash") if manifest.is_file() else None
+    return str(want) if want else None
+
+
 def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: str) -> bool:
     """Refuse to ``doing`` (``"predict"``, ``"resume"``) a run on data other than the data it was trained on.
 
@@ -108,10 +115,7 @@ def check_same_data(run_dir: str | Path, data_hash: str, dataset: str, doing: st
     values); the run's is in its ``manifest.json`` (no manifest: nothing to compare). True when the run records a hash
     and it is ``data_hash`` (the data is the run's whatever path it was read from), False when nothing was compared.
     """
-    manifest = Path(run_dir) / "manifest.json"
-    if not manifest.exists():
-        return False
-    want = (read_manifest(manifest).get("data") or {}).get("data_hash")
+    want = recorded_data_hash(run_dir)
     if want and want != data_hash:
         raise ValueError(
             f"the data of {dataset!r} changed since this run was trained (hash {data_hash} != {want}): cannot {doing} it on other "

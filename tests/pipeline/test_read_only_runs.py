@@ -160,8 +160,8 @@ def test_a_lock_file_left_by_another_user_in_a_writable_folder_is_named_not_the_
     folder.mkdir()
     (folder / ".distgen.lock").write_text("{}")
     (folder / ".distgen.lock").chmod(0o444)
-    code = ("from distgen.train.lock import RunLock\ntry:\n    RunLock(%r, 'train').acquire()\nexcept PermissionError as e:\n"
-            "    print(e)\n" % str(folder))
+    code = (f"from distgen.train.lock import RunLock\ntry:\n    RunLock({str(folder)!r}, 'train').acquire()\n"
+            "except PermissionError as e:\n    print(e)\n")
     done = subprocess.run([*_without_write_rights(), sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
