@@ -153,7 +153,7 @@ def parse_atoms(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequence[s
     return out
 
 
-def _label_slots(values: tuple[Any, ...], schema: PerturbationSchema) -> list[str | None]:
+def label_slots(values: tuple[Any, ...], schema: PerturbationSchema) -> list[str | None]:
     """The slots of one cell's label in the order written: the parts of ``A+B`` (GEARS ``A+ctrl`` included), or one per
     parallel column; a control or blank slot is None. What a per-slot dose ``d1+d2`` is read against."""
     controls = set(schema.control_labels)
@@ -187,7 +187,7 @@ def parse_doses(obs: pd.DataFrame, schema: PerturbationSchema, atoms: list[tuple
         key = (v, *values)
         hit = cache.get(key)
         if hit is None:
-            hit = _read_dose(v, a, _label_slots(tuple(values), schema), schema)
+            hit = _read_dose(v, a, label_slots(tuple(values), schema), schema)
             cache[key] = hit
         out.append(hit)
     return out
@@ -351,7 +351,7 @@ def check_dose_labels(schema: PerturbationSchema, atoms: Iterable[str] = ()) -> 
 
 
 def _read_dose(v: Any, atoms: tuple[str, ...], slots: list[str | None], schema: PerturbationSchema) -> tuple[float, ...]:
-    """One cell's dose per atom (``atoms`` sorted) from its dose value ``v`` and its label's ``slots`` (``_label_slots``)."""
+    """One cell's dose per atom (``atoms`` sorted) from its dose value ``v`` and its label's ``slots`` (``label_slots``)."""
     if _is_blank(v):
         raise InputDataError(f"dose_col {schema.dose_col!r}: perturbed cells of {schema.combo_delimiter.join(atoms)} have no dose ({v!r}); "
                              "give every perturbed cell its dose (a control's is not read), or drop those cells (a data.filter "

@@ -32,6 +32,7 @@ from distgen.data.conditions import (
     context_labels,
     dose_label,
     handle_missing_labels,
+    label_slots,
     label_warnings,
     legacy_labels,
     modality_warnings,
@@ -93,6 +94,9 @@ class DiskCells:
     condition_codes, condition_names, canonical_names
         Per-cell condition as codes ``[N]`` into ``condition_names`` (atoms joined by the schema's
         ``combo_delimiter``) and ``canonical_names`` (joined by ``+``, as predictions are grouped).
+    written_names
+        Per code, the atoms in the order the file writes them, joined by ``+`` (``MAP2K6+KLF1``; a control or repeated
+        atom dropped, as reading drops it): the label a prediction from the file gives its group (``predict_to_disk``).
     """
 
     def __init__(self, path: str | Path, schema: PerturbationSchema | None = None, genes: Sequence[str] | None = None,
@@ -352,6 +356,9 @@ class DiskCells:
         inv = inv.reshape(-1)
         self.condition_names = np.array([condition_string(a, s.combo_delimiter) for a in atoms], dtype=object)
         self.canonical_names = np.array([canonical(a, self.info.control_label) for a in atoms], dtype=object)  # joined by +
+        slots = [label_slots(tuple(row), s) for row in small[list(s.perturbation_cols)].itertuples(index=False, name=None)]
+        self.written_names = np.array([COMBO.join(dict.fromkeys(x for x in w if x is not None)) if a else self.info.control_label
+                                       for w, a in zip(slots, atoms)], dtype=object)
         ctx_codes_ = ctx_codes.reshape(-1)
         seen = np.unique(np.stack([inv.reshape(-1), ctx_codes_], 1), axis=0)  # distinct (label, context): not a tuple per cell
         # a condition at several doses in a context: a population per dose, labelled atom@dose, as PerturbationData reads it

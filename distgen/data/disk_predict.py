@@ -231,6 +231,7 @@ def predict_to_disk(
                           bat[rows].tolist())
 
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
+    written = _written(groups, cells)  # per condition its atoms in the file's order (MAP2K6+KLF1)
     scale = "lognorm" if values is None else values.scale
     pred_writer = ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter,
                                 perturbation_type=cells.schema.perturbation_type, scale=scale, provenance=provenance,
@@ -244,7 +245,7 @@ def predict_to_disk(
                 step = sets if sets_per_call is None else sets_per_call
                 # a population of several doses asked at another is written at the dose asked (as distgen.predict writes it)
                 name = dose_label(atoms_of[g.condition], asked[gi], COMBO) if asked is not None and cells.dosed else g.condition
-                label = file_label(name, info.control_label, delimiter)
+                label = file_label(written[g.condition] if name == g.condition else name, info.control_label, delimiter)
                 for j, first in enumerate(range(0, sets, step)):
                     k = min(step, sets - first)
                     picked = np.searchsorted(pool_rows, drawn[first * set_size : (first + k) * set_size])
@@ -269,7 +270,7 @@ def predict_to_disk(
         try:
             with real_writer as truth:
                 for g in groups:  # the measured cells under their own labels, whatever dose they were asked at (as in memory)
-                    label = file_label(g.condition, info.control_label, delimiter)
+                    label = file_label(written[g.condition], info.control_label, delimiter)
                     for i in range(0, len(g.cells), 16384):
                         rows = g.cells[i : i + 16384]
                         x = cells.read(rows).toarray()
@@ -307,6 +308,21 @@ def _atoms(condition: str, cells: DiskCells) -> tuple[str, ...]:
     doses per condition."""
     read = parse_dose_label(condition, COMBO) if cells.dosed else None
     return read[0] if read is not None else tuple(condition.split(COMBO))
+
+
+def _written(groups: Sequence[Any], cells: DiskCells) -> dict[str, str]:
+    """Per condition of ``groups``, the label it is written with: its atoms in the order the file writes them, where all
+    its cells (of every context and batch) write them in one order (cell-eval matches labels as written, so a truth
+    labelled ``MAP2K6+KLF1`` pairs with the prediction); the condition (sorted) where they write two orders (``A+B`` and
+    ``B+A``: one condition in distgen, two in cell-eval, said by ``distgen evaluate``) and for data at several doses per
+    condition (population labels ``A@1+B@3``)."""
+    codes: dict[str, set[int]] = {}
+    for g in groups:
+        codes.setdefault(g.condition, set()).update(np.unique(cells.condition_codes[g.cells]).tolist())
+    if cells.dosed:
+        return {c: c for c in codes}
+    orders = {c: {str(cells.written_names[k]) for k in ks} for c, ks in codes.items()}
+    return {c: next(iter(o)) if len(o) == 1 else c for c, o in orders.items()}
 
 
 def _condition_rows(cells: DiskCells, conditions: Sequence[str]) -> np.ndarray:
