@@ -511,8 +511,15 @@ def finished_run(run_dir: Path, metrics: Sequence[str] = ()) -> bool:
     """Whether a run folder holds a finished run the sweep can read: its ``DONE`` and its ``eval/metrics.csv``, evaluated
     with each of ``metrics`` (the ones the sweep compares; ``metrics_lost``). A ``DONE`` without the table (removed since,
     a folder copied in part) was skipped as finished and its rows left out of the results without a word until 2026-12-07;
-    such a run is run again (``distgen run`` evaluates it again without training)."""
-    return (run_dir / DONE_FILE).exists() and (run_dir / METRICS_FILE).exists() and not metrics_lost(run_dir, metrics)
+    such a run is run again (``distgen run`` evaluates it again without training). So is a run ``distgen run`` finished
+    (its ``DONE`` record) whose ``eval/summary.json`` went missing: it was read without its truth record (the truth checks
+    skipped it) until the leftovers round of 2026-12-07, where ``distgen run`` counts it as unfinished; another runner's
+    run (the sweep's own ``DONE``) needs no summary."""
+    if not ((run_dir / DONE_FILE).exists() and (run_dir / METRICS_FILE).exists()):
+        return False
+    if _run_record(run_dir) is not None and not (run_dir / "eval" / "summary.json").exists():
+        return False
+    return not metrics_lost(run_dir, metrics)
 
 
 def metrics_lost(run_dir: Path, metrics: Sequence[str]) -> list[str]:
@@ -532,12 +539,18 @@ def evaluated_with(run_dir: Path) -> list[str] | None:
     """The ``--metrics`` a finished run was last evaluated with (``distgen run ... --metrics``: its ``DONE`` record), or
     None: its config's ``evaluate.metrics`` (what the sweep launches) or no record. A run evaluated again by hand with
     other metrics was read as it was until 2026-12-07: a metric it lost showed as "- (no value)" for its variant."""
+    record = _run_record(run_dir)
+    metrics = record.get("metrics") if record is not None else None
+    return [str(m) for m in metrics] if isinstance(metrics, list) else None
+
+
+def _run_record(run_dir: Path) -> dict[str, Any] | None:
+    """The ``DONE`` record ``distgen run`` writes (``{"metrics": ...}``), or None: absent, or another runner's marker."""
     try:
         record = json.loads((run_dir / DONE_FILE).read_text())
     except (OSError, ValueError):
-        return None  # absent, or another runner's marker
-    metrics = record.get("metrics") if isinstance(record, dict) else None
-    return [str(m) for m in metrics] if isinstance(metrics, list) else None
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def run_table_note(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any] | None, slug: str,

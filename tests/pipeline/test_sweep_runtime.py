@@ -201,6 +201,7 @@ def test_a_run_evaluated_again_with_the_metric_the_sweep_asked_for_is_kept_not_e
             w.writeheader()
             w.writerows({**row, "edistance": 0.25} for row in rows)
         (run / "DONE").write_text('{"metrics": ["mse", "pearson_delta", "edistance"]}\n')
+        (run / "eval" / "summary.json").write_text("{}")  # distgen run's evaluation writes one beside its table
     runner = FakeRunner()
     res = sweep(base, grid, out, seeds=[0], progress=False, runner=runner, metrics=["mse", "pearson_delta", "edistance"])
     assert runner.calls == [] and sorted(res.skipped) == ["description=bad__seed0", "description=good__seed0"]
@@ -208,3 +209,34 @@ def test_a_run_evaluated_again_with_the_metric_the_sweep_asked_for_is_kept_not_e
     assert "not in the summary" not in err and "evaluated with --metrics" not in err
     with open(out / "results.csv", newline="") as fh:
         assert {row["edistance"] for row in csv.DictReader(fh)} == {"0.25"}
+
+
+class RunLikeRunner(FakeRunner):
+    """As ``distgen run`` finishes a run: ``eval/summary.json`` beside the table and a ``DONE`` record of its metrics."""
+
+    def __call__(self, config, run, run_dir):
+        code = super().__call__(config, run, run_dir)
+        if code == 0:
+            (run_dir / "eval" / "summary.json").write_text(json.dumps({"truth": {"cells": run.slug}}))
+            (run_dir / "DONE").write_text(json.dumps({"metrics": None}) + "\n")
+        return code
+
+
+def test_a_run_whose_summary_was_removed_is_run_again_not_read_without_its_truth_record(tmp_path, base):  # noqa: F811
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    sweep(base, grid, out, seeds=[0], progress=False, runner=RunLikeRunner())
+    (out / "runs" / "description=bad__seed0" / "eval" / "summary.json").unlink()  # DONE and metrics.csv kept
+    runner = RunLikeRunner()
+    res = sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
+    assert runner.calls == ["description=bad__seed0"]  # as distgen run counts it: evaluated again, its truth checked
+    assert "description=bad__seed0" in res.finished and (out / "runs" / "description=bad__seed0" / "eval" / "summary.json").exists()
+
+
+def test_another_runners_run_without_a_summary_is_still_finished(tmp_path, base):  # noqa: F811
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    sweep(base, grid, out, seeds=[0], progress=False, runner=FakeRunner())  # writes no summary.json; the sweep writes DONE
+    runner = FakeRunner()
+    sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
+    assert runner.calls == []
