@@ -7,6 +7,7 @@ import argparse
 EXAMPLE = """examples:
   distgen sweep scdfm-small --grid model.distribution_weight=[0.0,0.5] --grid train.seed=[0,1,2] --out sweeps/mmd
   distgen sweep my_sweep.yaml --out sweeps/enc --jobs 2         # grid read from the file's `sweep:` section
+  distgen sweep my_sweep.yaml train.steps=50 --out sweeps/short # base overrides for every run, after the config
   distgen sweep my_sweep.yaml --out sweeps/enc                  # again: finished runs are skipped,
                                                                 # interrupted ones resume from their checkpoint
   distgen sweep scdfm-small --variant preset --variant ot model.coupling.name=exact_ot --grid train.seed=[0,1] --out sweeps/ot
@@ -41,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", help="preset name or YAML config (may hold a `sweep:` section with grid/variants/seeds/reference)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of the base config for every run (train.steps=50), after "
+                   "the config; recorded in sweep.yaml (an extended sweep without them is refused as a changed config)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=[V1,V2]", help="a grid axis; repeat for more axes")
     p.add_argument("--variant", action="append", nargs="+", default=[], metavar=("NAME", "OVERRIDE"),
                    help="a named variant, one factor at a time: NAME then its overrides (none: the config as written); "
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     grid = parse_grid_args(args.grid)
     variants = parse_variant_args(args.variant)
     res = sweep(args.config, grid, args.out, reference=args.reference, jobs=args.jobs, retries=args.retries,
-                metrics=metric_names(args.metrics) or None, progress=not args.json, variants=variants)
+                metrics=metric_names(args.metrics) or None, progress=not args.json, variants=variants,
+                overrides=args.overrides)
     if args.json:
         print((res.out / "summary.json").read_text())
     else:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from distgen import markdown as md
-from distgen.config import ConfigError, load_config, save_yaml
+from distgen.config import ConfigError, check_repeated_overrides, load_config, load_yaml, save_yaml
 from distgen.data.conditions import current_labels
 from distgen.errors import Interrupted, clip_message, short
 from distgen.evaluation.report import ROW_FINGERPRINTS, json_text
@@ -162,6 +162,7 @@ def sweep(
     runner: Runner = subprocess_runner,
     progress: bool = True,
     variants: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
 ) -> SweepResult:
     """Run ``config`` at every cell of ``grid`` and aggregate.
 
@@ -187,8 +188,13 @@ def sweep(
         Runs at a time, each in its own process.
     retries
         Times a failed run is retried before it is reported as failed.
+    overrides
+        Dotted overrides of the base config (``train.steps=50``), given to every run before its own; recorded in
+        ``sweep.yaml``. One over a setting an axis or variant varies (the run's own would replace it), over ``sweep.*``
+        or over ``base`` is refused; a sweep extended without them is refused as a changed base config is.
     """
-    doc = load_config(config)
+    overrides = check_repeated_overrides(list(overrides))
+    doc = load_config(config, [x for x in overrides if not x.strip().startswith(("sweep.", "sweep=", "base="))])
     spec = doc.get("sweep") or {}
     if not isinstance(spec, Mapping) or not isinstance(spec.get("grid") or {}, Mapping):
         raise ConfigError("sweep: the `sweep:` section must be a mapping like {grid: {dotted.key: [v1, v2]}, seeds: [0, 1]}, "
@@ -209,6 +215,8 @@ def sweep(
         asked = (doc.get("evaluate") or {}).get("metrics") if isinstance(doc.get("evaluate"), Mapping) else None
         metrics = [asked] if isinstance(asked, str) else list(asked) if isinstance(asked, list) and asked else SUMMARY_METRICS
     runs = expand(grid, seeds, variants)
+    if overrides:
+        runs = with_base_overrides(runs, overrides)
     names = list(dict.fromkeys(r.variant for r in runs))
     if reference is None:
         reference = names[0]
@@ -224,7 +232,40 @@ def sweep(
     _STOP = StopOnSignal()
     with RunLock(out, "sweep"), _STOP:
         return _sweep(config, grid, seeds, reference, runs, names, out, jobs, retries, metrics, runner, progress, docs,
-                      variants)
+                      variants, overrides)
+
+
+def with_base_overrides(runs: Sequence[Run], overrides: Sequence[str]) -> list[Run]:
+    """``runs`` with the sweep's base ``overrides`` before each run's own; ``ConfigError`` for one that sets what a run's
+    own overrides set (an axis, a variant, the seed: it would be replaced in those runs), the ``sweep`` section (give the
+    grid with ``--grid``) or ``base`` (a grid axis ``base=[...]`` or the config itself chooses it)."""
+    import dataclasses
+
+    own = {x.split("=", 1)[0].strip() for r in runs for x in r.overrides if "=" in x}
+    for text in overrides:
+        key = text.split("=", 1)[0].strip()
+        if key == "base" or key == "sweep" or key.startswith("sweep."):
+            raise ConfigError(f"sweep: base override {text!r} sets {key!r}, which chooses the sweep itself; give the config "
+                              "to sweep as the first argument, and the grid with --grid / --variant / the sweep: section")
+        hit = next((k for k in sorted(own) if k == key or key.startswith(k + ".") or k.startswith(key + ".")), None)
+        if hit is not None:
+            raise ConfigError(f"sweep: base override {text!r} sets what the sweep varies ({hit}, an axis, a variant or the "
+                              "seeds), so each run's own value would replace it; drop it, or vary it in the grid")
+    return [dataclasses.replace(r, overrides=(*overrides, *r.overrides)) for r in runs]
+
+
+def recorded_overrides_hint(out: Path, overrides: Sequence[str]) -> str:
+    """Where ``out``'s ``sweep.yaml`` records other base overrides than ``overrides``: a sentence naming both (a sweep
+    extended without the ``train.steps=50`` it was started with is refused as a changed config), else ''."""
+    try:
+        recorded = (load_yaml(out / "sweep.yaml") or {}).get("overrides") or []
+    except (ConfigError, OSError, ValueError, AttributeError):
+        return ""
+    if not isinstance(recorded, list) or [str(x) for x in recorded] == list(overrides):
+        return ""
+    now = " ".join(overrides) if overrides else "none"
+    return (f". The sweep was started with the base override(s) {' '.join(map(str, recorded))} ({out / 'sweep.yaml'}), "
+            f"given now: {now}; give the same after the config to extend it")
 
 
 def check_keeps_finished_runs(out: Path, runs: Sequence[Run]) -> None:
@@ -328,16 +369,20 @@ def check_cells(config: str | Path, runs: Sequence[Run], metrics: Sequence[str])
 def _sweep(
     config: str | Path, grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None, reference: str, runs: list[Run],
     variants: list[str], out: Path, jobs: int, retries: int, metrics: Sequence[str], runner: Runner, progress: bool,
-    docs: Mapping[str, Mapping[str, Any]], named: Mapping[str, Any] | None = None,
+    docs: Mapping[str, Mapping[str, Any]], named: Mapping[str, Any] | None = None, overrides: Sequence[str] = (),
 ) -> SweepResult:
     from distgen.pipeline.experiment import check_same_experiment
 
     adopt_former_folders(out, runs)
     for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
-        check_same_experiment(out / "runs" / r.slug, docs[r.slug])
+        try:
+            check_same_experiment(out / "runs" / r.slug, docs[r.slug])
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}{recorded_overrides_hint(out, overrides)}") from None
     check_keeps_finished_runs(out, runs)
     save_yaml({"config": str(config), "grid": grid, "seeds": seeds, "reference": reference,
-               **({"variants": {k: list(v) for k, v in parse_variants(named).items()}} if named is not None else {})},
+               **({"variants": {k: list(v) for k, v in parse_variants(named).items()}} if named is not None else {}),
+               **({"overrides": list(overrides)} if overrides else {})},
               out / "sweep.yaml")
 
     result = SweepResult(out=out, runs=runs)

@@ -1,0 +1,78 @@
+"""Base-config overrides given to a sweep (``distgen sweep grid.yaml train.steps=50``, ``sweep(..., overrides=)``): every
+run gets them before its own, ``sweep.yaml`` records them, and an extended sweep without them is refused as a changed base
+config is (fake runner: no training)."""
+
+import pytest
+
+from distgen.cli import main
+from distgen.config import ConfigError, load_yaml, save_yaml
+from distgen.pipeline.sweep import sweep
+from tests.pipeline.test_sweep import FakeRunner
+
+
+class Recorder(FakeRunner):
+    """Records each run's overrides and writes its ``experiment.yaml`` as ``distgen run`` does (the resolved config)."""
+
+    def __init__(self):
+        super().__init__()
+        self.overrides = {}
+
+    def __call__(self, config, run, run_dir):
+        from distgen.pipeline.experiment import experiment_document
+
+        self.overrides[run.slug] = run.overrides
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(experiment_document(config, run.overrides, progress=False), run_dir / "experiment.yaml")
+        return super().__call__(config, run, run_dir)
+
+
+@pytest.fixture
+def base(tmp_path):
+    return str(save_yaml({"model": {"name": "control"}, "train": {"steps": 7}}, tmp_path / "base.yaml"))
+
+
+def test_each_run_gets_the_base_overrides_before_its_own_and_the_sweep_records_them(tmp_path, base):
+    runner = Recorder()
+    sweep(base, {"description": ["good", "bad"]}, tmp_path / "sw", seeds=[0], progress=False, runner=runner,
+          overrides=["train.steps=50"])
+    assert runner.overrides == {"description=good__seed0": ("train.steps=50", "description=good", "train.seed=0"),
+                                "description=bad__seed0": ("train.steps=50", "description=bad", "train.seed=0")}
+    assert load_yaml(tmp_path / "sw" / "sweep.yaml")["overrides"] == ["train.steps=50"]
+
+
+def test_an_extended_sweep_without_the_base_overrides_is_refused_naming_the_setting(tmp_path, base):
+    sweep(base, {"description": ["good"]}, tmp_path / "sw", seeds=[0], progress=False, runner=Recorder(),
+          overrides=["train.steps=50"])
+    runner = Recorder()
+    with pytest.raises(ConfigError, match=r"steps.*started with the base override\(s\) train.steps=50"):
+        sweep(base, {"description": ["good"]}, tmp_path / "sw", seeds=[0, 1], progress=False, runner=runner)
+    assert runner.overrides == {}
+    sweep(base, {"description": ["good"]}, tmp_path / "sw", seeds=[0, 1], progress=False, runner=runner, overrides=["train.steps=50"])
+    assert list(runner.overrides) == ["description=good__seed1"]  # the same overrides again: only the new seed runs
+
+
+def test_a_base_override_of_a_setting_an_axis_or_variant_varies_is_refused(tmp_path, base):
+    with pytest.raises(ConfigError, match="description"):
+        sweep(base, {"description": ["good", "bad"]}, tmp_path / "a", seeds=[0], progress=False, runner=FakeRunner(),
+              overrides=["description=x"])
+    with pytest.raises(ConfigError, match="train.seed"):
+        sweep(base, {"description": ["good"]}, tmp_path / "b", seeds=[0, 1], progress=False, runner=FakeRunner(),
+              overrides=["train.seed=3"])
+    with pytest.raises(ConfigError, match="sweep"):
+        sweep(base, {"description": ["good"]}, tmp_path / "c", seeds=[0], progress=False, runner=FakeRunner(),
+              overrides=["sweep.seeds=[0,1]"])
+
+
+def test_the_command_line_takes_base_overrides_after_the_config(tmp_path, base, monkeypatch):
+    import distgen.pipeline.sweep as S
+
+    seen = {}
+
+    def fake(config, grid=None, out="sweep", **kw):
+        seen.update(kw, config=config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(S, "sweep", fake)
+    with pytest.raises(SystemExit):
+        main(["sweep", base, "train.steps=50", "--grid", "description=[a,b]", "--out", str(tmp_path / "sw")])
+    assert seen["config"] == base and seen["overrides"] == ["train.steps=50"]
