@@ -115,6 +115,7 @@ def flagged(inputs: ReportInputs) -> dict[str, list[str]]:
     for note in map(str, inputs.summary.get("notes") or []):
         if note.startswith("baseline "):
             continue  # about a baseline's fallback, not the model's conditions (listed under Notes)
+        rows: list[str] = []
         for p in table.perts:
             # a plain substring test first: the pattern below is compiled only for the few conditions a note can name
             # (every pattern for every note was notes x conditions compilations: 22 s for 400 notes x 1,600 conditions)
@@ -125,7 +126,10 @@ def flagged(inputs: ReportInputs) -> dict[str, list[str]]:
                 continue  # already listed from the table's reasons
             if p in unembedded and "pre-flight" in note:
                 continue  # already listed, atom by atom
-            out.setdefault(p, []).append(note)
+            rows.append(p)
+        first = min(rows, default="")  # the page lists flagged rows by name: the note in full under the first it names
+        for p in rows:  # (a note naming several rows was repeated in full under each until 2026-12-07)
+            out.setdefault(p, []).append(note if p == first else f"the note under {first} names it too")
     return out
 
 

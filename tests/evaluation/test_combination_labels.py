@@ -107,3 +107,19 @@ def test_one_condition_named_alike_in_both_files_is_said_once(tmp_path):
     for notes in (read_pair_fast(pred, real)[2].notes, layout.read_pair(pred, real)[3].notes):
         said = [n for n in notes if "'B+A'" in n]
         assert len(said) == 1 and said[0].startswith("the real file's") and "'B+A' (6 cells)" in said[0], notes
+
+
+def test_the_page_gives_a_note_naming_several_conditions_once_not_under_each_row(tmp_path):
+    """Leftover of the combinations round: a note naming two conditions (two spellings each) was repeated in full under
+    each flagged row it names; now in full under the first, the others point to it (and it stays under Notes)."""
+    from distgen.cli import main
+
+    pred, real = _pair(tmp_path, [*BASE, "B+A", "A+C", "C+A"])
+    assert main(["evaluate", "--pred", pred, "--real", real, "--out", str(tmp_path / "ev"), "--metrics", "mse"]) == 0
+    page = (tmp_path / "ev" / "report.html").read_text()
+    flagged = page.split("<h3>Flagged conditions</h3>", 1)[1].split("</table>", 1)[0]
+    assert flagged.count("name one condition in several ways") == 1
+    rows = {r.split("</td>", 1)[0].rsplit(">", 1)[1]: r for r in flagged.split("<tr>")[2:]}
+    assert "several ways" in rows["A+B"] and "the note under A+B names it too" in rows["A+C"]
+    notes = page.split('<section id="notes">', 1)[1]
+    assert notes.count("name one condition in several ways") == 1
