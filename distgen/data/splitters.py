@@ -13,6 +13,7 @@ from distgen.data.groups import draw_order
 from distgen.data.schema import CONTEXT_SEPARATOR
 from distgen.data.split import SPLIT_KINDS, Split
 from distgen.errors import InputDataError
+from distgen.types import COMBO
 from distgen.types.layout import form_hint, form_pairs
 
 if TYPE_CHECKING:
@@ -30,12 +31,26 @@ def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: 
         if unknown:
             forms = form_pairs([u for u in unknown if isinstance(u, str)], [i for i in items if isinstance(i, str)])
             raise InputDataError(f"{what} {unknown[:5]} cannot be held out; eligible: {items[:20]}"
-                                 + (f"; {form_hint(forms, 'the data')}" if forms else ""))
+                                 + (f"; {form_hint(forms, 'the data')}" if forms else "") + _empty_atom_hint(unknown, items))
         return sorted(given)
     if not items:
         return []
     pick = rng.permutation(len(items))[: _n_pick(len(items), frac)]
     return sorted(items[i] for i in pick)
+
+
+def _empty_atom_hint(unknown: Sequence[Any], items: Sequence[Any]) -> str:
+    """For entries of ``unknown`` with an empty atom (``A++B``, ``A+B+``): why they are not read as loading reads such a
+    label (an empty atom may be one left out, ``A+C+B``), and the condition the named atoms make where the data has it."""
+    hints = []
+    for u in unknown:
+        parts = [p.strip() for p in str(u).split(COMBO)] if isinstance(u, str) else []
+        if len(parts) > 1 and not all(parts):
+            named = COMBO.join(sorted(set(p for p in parts if p)))
+            hints.append(f"{u!r} has an empty atom (two delimiters in a row, or one at an end), which may be an atom left out, "
+                         "so it is not read as loading reads such a label"
+                         + (f"; write {named!r} if that is meant" if named in set(items) else ""))
+    return "; " + "; ".join(hints) if hints else ""
 
 
 def _canonical(condition: str, data: PerturbationData) -> str:

@@ -94,3 +94,11 @@ def test_combo_seen_says_how_triples_are_counted():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # pairs only: no word
         make_split(_data(("ctrl", "A", "B", "C", "A+B", "B+C")), kind="combo_seen2", seed=0)
+
+
+@pytest.mark.parametrize("given", ["A++B", "A+B+", "+A+B", "A+ +B"])
+def test_a_held_out_condition_with_an_empty_atom_is_refused_saying_so(given):
+    """Leftover of the combinations round: ``A++B`` (loading reads such a label as ``A+B``) is refused, since an empty atom
+    may be one left out (``A+C+B``); the refusal said only "cannot be held out; eligible: [...]"."""
+    with pytest.raises(InputDataError, match=r"empty atom.*write 'A\+B' if that is meant"):
+        make_split(_data(), kind="combo_seen2", seed=0, test_conditions=[given])
