@@ -15,6 +15,7 @@ import difflib
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -48,7 +49,7 @@ from distgen.pipeline.aggregate import (
 )
 from distgen.pipeline.grid import SEED_KEY, Run, expand, parse_variants
 from distgen.pipeline.pages import write_sweep_page
-from distgen.train.lock import LOCK_NAME, RunLock, RunLockedError, describe, read_holder
+from distgen.train.lock import LOCK_NAME, RunLock, RunLockedError, describe, pid_alive, read_holder
 from distgen.train.state_io import atomic_write_text
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
@@ -235,6 +236,34 @@ def sweep(
                       variants, overrides)
 
 
+def kill_hint(holder: Mapping[str, Any]) -> str:
+    """``': kill PID'`` for a holder that names its pid, else ''."""
+    return f": kill {holder['pid']}" if holder.get("pid") else ""
+
+
+def live_holder(run_dir: Path) -> dict[str, Any] | None:
+    """Who holds ``run_dir``'s run lock now (``read_holder``'s record, ``{}`` unreadable), or None: no lock file, or one
+    no live process holds (a killed run's: its own run takes it over). Probed with ``flock`` without taking the lock over
+    or writing; where ``flock`` is missing, a holder alive on this host (``RunLock``'s own rule there)."""
+    path = run_dir / LOCK_NAME
+    if not path.exists():
+        return None
+    try:
+        import fcntl
+
+        with path.open("a") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return read_holder(run_dir) or {}
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return None
+    except (ImportError, OSError):
+        info = read_holder(run_dir) or {}
+        alive = info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and pid_alive(info["pid"])
+        return info if alive else None
+
+
 def with_base_overrides(runs: Sequence[Run], overrides: Sequence[str]) -> list[Run]:
     """``runs`` with the sweep's base ``overrides`` before each run's own; ``ConfigError`` for one that sets what a run's
     own overrides set (an axis, a variant, the seed: it would be replaced in those runs), the ``sweep`` section (give the
@@ -399,8 +428,17 @@ def _sweep(
 
     stop = _STOP
 
+    busy: dict[str, str] = {}
+
     def attempt(r: Run) -> tuple[Run, bool | None]:
         run_dir = out / "runs" / r.slug
+        if (holder := live_holder(run_dir)) is not None:  # an earlier sweep's run going on after a kill -9 of that sweep
+            busy[r.slug] = (f"not started: its folder is in use by {describe(holder)}, which is still writing its log.txt (a run "
+                            "an earlier sweep started and left going, e.g. when that sweep was killed with kill -9); nothing was "
+                            "written there now. Wait for that process to finish (or stop it"
+                            f"{kill_hint(holder)}), then run the sweep again: a "
+                            "finished run is read, a stopped one resumes at its checkpoint")
+            return r, False
         for _ in range(retries + 1):
             if stop.signal is not None:
                 return r, None  # interrupted: neither started again nor counted as failed
@@ -418,7 +456,7 @@ def _sweep(
         for i, (r, ok) in enumerate(pool.map(attempt, todo), 1):
             (result.finished if ok else stopped if ok is None else result.failed).append(r.slug)
             if ok is False:
-                result.failures[r.slug] = failure_reason(out / "runs" / r.slug) or "no error in its log"
+                result.failures[r.slug] = busy.get(r.slug) or failure_reason(out / "runs" / r.slug) or "no error in its log"
             if progress:
                 status = "done" if ok else "stopped (resumes when the sweep is run again)" if ok is None else \
                     f"FAILED: {clip_message(result.failures[r.slug], 300)} (log: {out / 'runs' / r.slug / 'log.txt'})"

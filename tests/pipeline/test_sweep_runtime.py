@@ -240,3 +240,34 @@ def test_another_runners_run_without_a_summary_is_still_finished(tmp_path, base)
     runner = FakeRunner()
     sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
     assert runner.calls == []
+
+
+def test_a_run_still_written_by_an_earlier_sweeps_orphan_is_not_started_nor_written_to(tmp_path, base):  # noqa: F811
+    """Leftover of the sweep runtime round: after ``kill -9`` of a sweep alone its run goes on; the same command run again
+    launched ``distgen run`` into the folder, which was refused, and both appended to the one ``log.txt`` (the refusal in
+    the middle of the live run's log). Now the sweep sees the folder in use, starts nothing and writes nothing there, and
+    says whose it is and what to do."""
+    import subprocess
+    import sys
+
+    from tests.pipeline.test_sweep import HOLDER
+
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    busy = out / "runs" / "description=bad__seed0"
+    busy.mkdir(parents=True)
+    (busy / "log.txt").write_text("$ distgen run ... (the orphan's log)\n")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(busy)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        runner = FakeRunner()
+        res = sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
+        assert runner.calls == ["description=good__seed0"] and res.failed == ["description=bad__seed0"]
+        why = res.failures["description=bad__seed0"]
+        assert f"pid {holder.pid}" in why and "not started" in why and "run the sweep again" in why
+        assert (busy / "log.txt").read_text() == "$ distgen run ... (the orphan's log)\n"  # nothing appended
+    finally:
+        holder.communicate("")
+    runner = FakeRunner()
+    sweep(base, grid, out, seeds=[0], progress=False, runner=runner)  # once it has finished: run (here: by the fake)
+    assert runner.calls == ["description=bad__seed0"]
