@@ -55,7 +55,7 @@ def test_a_base_override_of_a_setting_an_axis_or_variant_varies_is_refused(tmp_p
     with pytest.raises(ConfigError, match="description"):
         sweep(base, {"description": ["good", "bad"]}, tmp_path / "a", seeds=[0], progress=False, runner=FakeRunner(),
               overrides=["description=x"])
-    with pytest.raises(ConfigError, match="train.seed"):
+    with pytest.raises(ConfigError, match=r"train\.seed"):
         sweep(base, {"description": ["good"]}, tmp_path / "b", seeds=[0, 1], progress=False, runner=FakeRunner(),
               overrides=["train.seed=3"])
     with pytest.raises(ConfigError, match="sweep"):
