@@ -231,7 +231,9 @@ def predict_to_disk(
                           bat[rows].tolist())
 
     delimiter = cells.schema.combo_delimiter  # written as the file labels its combinations (A_B), read back as A+B
-    written = _written(groups, cells)  # per condition its atoms in the file's order (MAP2K6+KLF1)
+    # a whole file (distgen predict --data): per condition its atoms in the file's order (MAP2K6+KLF1), for cell-eval against
+    # that file; a split's part (a streaming run) is written sorted, as the in-memory run writes it
+    written = _written(groups, cells) if split is None else {g.condition: g.condition for g in groups}
     scale = "lognorm" if values is None else values.scale
     pred_writer = ChunkedWriter(out, info.genes, chunk_rows=max(1, min(set_size, 1024)), with_batch=with_batch, combo_delimiter=delimiter,
                                 perturbation_type=cells.schema.perturbation_type, scale=scale, provenance=provenance,

@@ -36,3 +36,15 @@ def test_a_prediction_from_a_file_writes_each_combination_as_the_file_does(tmp_p
     assert _labels(pred) == _labels(real) == written
     back = layout.read(pred)
     assert {"KLF1+MAP2K6", "G1+G3", "G2+G4", "G5+G6"} <= set(back.conditions)  # read back order-free, as before
+
+
+def test_a_runs_streamed_split_keeps_the_sorted_label_as_the_in_memory_run_writes_it(tmp_path):
+    from distgen.data.disk_split import disk_split
+    from distgen.data.streaming import DiskCells
+
+    data = _file(tmp_path / "d.h5ad", ["ctrl", "MAP2K6", "KLF1", "MAP2K6+KLF1", "G1", "G2"])
+    disk = DiskCells(data, PerturbationSchema(**SCHEMA))
+    split = disk_split(disk, kind="random_conditions", test_conditions=["MAP2K6+KLF1"], val_frac=0.0, seed=0)
+    pred, real = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+    predict_to_disk(ControlBaseline(), disk, pred, set_size=4, split=split, real=real)
+    assert _labels(pred) == _labels(real) == {"KLF1+MAP2K6"}
