@@ -13,7 +13,6 @@ from distgen.data.groups import draw_order
 from distgen.data.schema import CONTEXT_SEPARATOR
 from distgen.data.split import SPLIT_KINDS, Split
 from distgen.errors import InputDataError
-from distgen.types import COMBO
 from distgen.types.layout import form_hint, form_pairs
 
 if TYPE_CHECKING:
@@ -24,14 +23,16 @@ def _n_pick(n: int, frac: float) -> int:
     return max(1, round(frac * n)) if n else 0
 
 
-def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: Sequence[Any] | None, what: str) -> list[Any]:
+def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: Sequence[Any] | None, what: str,
+            delimiter: str | None = None) -> list[Any]:
     items = sorted(items)
     if given is not None:
         unknown = sorted(set(given) - set(items))
         if unknown:
             forms = form_pairs([u for u in unknown if isinstance(u, str)], [i for i in items if isinstance(i, str)])
             raise InputDataError(f"{what} {unknown[:5]} cannot be held out; eligible: {items[:20]}"
-                                 + (f"; {form_hint(forms, 'the data')}" if forms else "") + _empty_atom_hint(unknown, items))
+                                 + (f"; {form_hint(forms, 'the data')}" if forms else "")
+                                 + (_empty_atom_hint(unknown, items, delimiter) if delimiter else ""))
         return sorted(given)
     if not items:
         return []
@@ -39,14 +40,16 @@ def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: 
     return sorted(items[i] for i in pick)
 
 
-def _empty_atom_hint(unknown: Sequence[Any], items: Sequence[Any]) -> str:
-    """For entries of ``unknown`` with an empty atom (``A++B``, ``A+B+``): why they are not read as loading reads such a
-    label (an empty atom may be one left out, ``A+C+B``), and the condition the named atoms make where the data has it."""
+def _empty_atom_hint(unknown: Sequence[Any], items: Sequence[Any], delimiter: str) -> str:
+    """For held-out conditions of ``unknown`` with an empty atom (``A++B``, ``A+B+``; split on the data's ``delimiter``): why
+    they are not read as loading reads such a label (an empty atom may be one left out, ``A+C+B``), and the condition the
+    named atoms make where the data has it. Conditions only: a context ``CD4+`` has no atoms (until the review of the
+    combinations leftovers round every name not found was split on ``+``)."""
     hints = []
     for u in unknown:
-        parts = [p.strip() for p in str(u).split(COMBO)] if isinstance(u, str) else []
+        parts = [p.strip() for p in str(u).split(delimiter)] if isinstance(u, str) else []
         if len(parts) > 1 and not all(parts):
-            named = COMBO.join(sorted(set(p for p in parts if p)))
+            named = delimiter.join(sorted(set(p for p in parts if p)))
             hints.append(f"{u!r} has an empty atom (two delimiters in a row, or one at an end), which may be an atom left out, "
                          "so it is not read as loading reads such a label"
                          + (f"; write {named!r} if that is meant" if named in set(items) else ""))
@@ -133,10 +136,10 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
     singles = [c for c in conds if len(atoms[c]) == 1]
     combos = [c for c in conds if len(atoms[c]) > 1]
     if kind == "random_conditions":
-        test = _choose(conds, p["test_frac"], rng, p["test_conditions"], "conditions")
+        test = _choose(conds, p["test_frac"], rng, p["test_conditions"], "conditions", data.schema.combo_delimiter)
         return np.isin(cond, test)
     if kind == "unseen_single":
-        held = set(_choose(singles, p["test_frac"], rng, p["test_conditions"], "single perturbations"))
+        held = set(_choose(singles, p["test_frac"], rng, p["test_conditions"], "single perturbations", data.schema.combo_delimiter))
         test = [c for c in conds if set(atoms[c]) & held]
         return np.isin(cond, test)
     if kind.startswith("combo_seen"):
@@ -152,7 +155,7 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
                 f"no combination has exactly {k} constituent(s) seen as singles in training (seen counts: {counts}); "
                 "use another combo_seen kind or hold out singles with holdout_singles > 0"
             )
-        test = _choose(eligible, p["test_frac"], rng, p["test_conditions"], f"seen{k} combinations") + list(held_singles)
+        test = _choose(eligible, p["test_frac"], rng, p["test_conditions"], f"seen{k} combinations", data.schema.combo_delimiter) + list(held_singles)
         # a training combination made only of held-out atoms would teach them: hold out any combo that holds a held-out single
         held_atoms = {atoms[c][0] for c in held_singles}
         test += [c for c in combos if set(atoms[c]) & held_atoms and c not in test]
@@ -331,7 +334,7 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
         raise InputDataError(f"held_out_dose: no condition is measured at {what}; the conditions at several doses are "
                              f"{everyone[:10]}. Choose doses they were measured at, or test_doses: top")
     chosen = set(_choose(eligible if p["test_conditions"] is None else everyone, p["test_frac"], rng, p["test_conditions"],
-                         "conditions measured at several doses"))
+                         "conditions measured at several doses", data.schema.combo_delimiter))
     top: set[tuple[str, str]] = set()
     for (b, k), ds in by_group.items():
         if b not in chosen:

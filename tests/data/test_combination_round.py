@@ -102,3 +102,20 @@ def test_a_held_out_condition_with_an_empty_atom_is_refused_saying_so(given):
     may be one left out (``A+C+B``); the refusal said only "cannot be held out; eligible: [...]"."""
     with pytest.raises(InputDataError, match=r"empty atom.*write 'A\+B' if that is meant"):
         make_split(_data(), kind="combo_seen2", seed=0, test_conditions=[given])
+
+
+def test_a_held_out_context_or_condition_with_a_plus_that_is_no_delimiter_is_not_said_to_have_an_empty_atom():
+    """Review of the combinations leftovers round: the empty-atom hint read ``+`` as the delimiter wherever a name was not
+    found, so a context ``CD4+`` (cell types write ``+``) or a condition ``A+`` of data joined by ``_`` was said to have "an
+    empty atom (two delimiters in a row, or one at an end)"; it is about conditions, split on the data's own delimiter."""
+    a = make_adata(conditions=("ctrl", "A", "B", "A_B"), contexts=("CD4+ T", "CD8+ T"), batches=("b1",), n_per_group=4)
+    data = PerturbationData.from_anndata(a, PerturbationSchema(context_cols=("cell_type",), control_labels=("ctrl",),
+                                                               combo_delimiter="_"))
+    with pytest.raises(InputDataError, match="cannot be held out") as ctx:
+        make_split(data, kind="held_out_context", seed=0, test_contexts=["CD4+"])
+    assert "empty atom" not in str(ctx.value)
+    with pytest.raises(InputDataError, match="cannot be held out") as cond:
+        make_split(data, kind="random_conditions", seed=0, test_conditions=["A+"])
+    assert "empty atom" not in str(cond.value)
+    with pytest.raises(InputDataError, match=r"empty atom.*write 'A_B' if that is meant"):  # the data's delimiter
+        make_split(data, kind="combo_seen2", seed=0, test_conditions=["A__B"])
