@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from distgen import markdown as md
-from distgen.config import ConfigError, check_repeated_overrides, load_config, load_yaml, save_yaml
+from distgen.config import ConfigError, check_overrides, check_repeated_overrides, load_config, load_yaml, save_yaml
 from distgen.data.conditions import current_labels
 from distgen.errors import Interrupted, clip_message, short
 from distgen.evaluation.report import ROW_FINGERPRINTS, json_text
@@ -194,7 +194,7 @@ def sweep(
         ``sweep.yaml``. One over a setting an axis or variant varies (the run's own would replace it), over ``sweep.*``
         or over ``base`` is refused; a sweep extended without them is refused as a changed base config is.
     """
-    overrides = check_repeated_overrides(list(overrides))
+    overrides = check_repeated_overrides(list(check_overrides(overrides)))
     doc = load_config(config, [x for x in overrides if not x.strip().startswith(("sweep.", "sweep=", "base="))])
     spec = doc.get("sweep") or {}
     if not isinstance(spec, Mapping) or not isinstance(spec.get("grid") or {}, Mapping):
@@ -239,6 +239,18 @@ def sweep(
 def kill_hint(holder: Mapping[str, Any]) -> str:
     """``': kill PID'`` for a holder that names its pid, else ''."""
     return f": kill {holder['pid']}" if holder.get("pid") else ""
+
+
+def busy_reason(holder: Mapping[str, Any]) -> str:
+    """Why a run whose folder ``holder`` (``live_holder``) holds was not started: a ``distgen run``'s holder is the run an
+    earlier sweep left going (after a ``kill -9`` of that sweep alone); another command (``distgen predict RUN``) is named
+    as itself (until the review of 2026-12-07 every holder was said to be such a run writing its log)."""
+    orphan = holder.get("purpose") == "run"
+    what = (", which is still writing its log.txt (a run an earlier sweep started and left going, e.g. when that sweep was "
+            "killed with kill -9)") if orphan else ""
+    return (f"not started: its folder is in use by {describe(dict(holder))}{what}; nothing was written there now. Wait for that "
+            f"process to finish (or stop it{kill_hint(holder)}), then run the sweep again: a finished run is read, a stopped one "
+            "resumes at its checkpoint")
 
 
 def live_holder(run_dir: Path) -> dict[str, Any] | None:
@@ -433,11 +445,7 @@ def _sweep(
     def attempt(r: Run) -> tuple[Run, bool | None]:
         run_dir = out / "runs" / r.slug
         if (holder := live_holder(run_dir)) is not None:  # an earlier sweep's run going on after a kill -9 of that sweep
-            busy[r.slug] = (f"not started: its folder is in use by {describe(holder)}, which is still writing its log.txt (a run "
-                            "an earlier sweep started and left going, e.g. when that sweep was killed with kill -9); nothing was "
-                            "written there now. Wait for that process to finish (or stop it"
-                            f"{kill_hint(holder)}), then run the sweep again: a "
-                            "finished run is read, a stopped one resumes at its checkpoint")
+            busy[r.slug] = busy_reason(holder)
             return r, False
         for _ in range(retries + 1):
             if stop.signal is not None:

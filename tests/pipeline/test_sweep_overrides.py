@@ -76,3 +76,11 @@ def test_the_command_line_takes_base_overrides_after_the_config(tmp_path, base, 
     with pytest.raises(SystemExit):
         main(["sweep", base, "train.steps=50", "--grid", "description=[a,b]", "--out", str(tmp_path / "sw")])
     assert seen["config"] == base and seen["overrides"] == ["train.steps=50"]
+
+
+def test_base_overrides_given_as_one_string_are_refused_saying_to_give_a_list(tmp_path, base):
+    """Review: ``sweep(..., overrides="train.steps=50")`` was read character by character ("override 't' must look like
+    dotted.key=value"); refused as ``distgen.run`` refuses it, naming the list to give."""
+    with pytest.raises(TypeError, match=r"\['train.steps=50'\]"):
+        sweep(base, {"description": ["good"]}, tmp_path / "sw", seeds=[0], progress=False, runner=FakeRunner(),
+              overrides="train.steps=50")

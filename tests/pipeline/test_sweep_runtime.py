@@ -271,3 +271,26 @@ def test_a_run_still_written_by_an_earlier_sweeps_orphan_is_not_started_nor_writ
     runner = FakeRunner()
     sweep(base, grid, out, seeds=[0], progress=False, runner=runner)  # once it has finished: run (here: by the fake)
     assert runner.calls == ["description=bad__seed0"]
+
+
+def test_a_run_folder_held_by_another_command_is_not_called_an_earlier_sweeps_run(tmp_path, base):  # noqa: F811
+    """Review of the leftovers round: a run folder in use by ``distgen predict RUN`` (its lock's purpose) was said to be held
+    by a process "still writing its log.txt (a run an earlier sweep started and left going ...)"; it names the command."""
+    import subprocess
+    import sys
+
+    from tests.pipeline.test_sweep import HOLDER
+
+    out = tmp_path / "sw"
+    busy = out / "runs" / "description=bad__seed0"
+    busy.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.replace('"run"', '"predict"'), str(busy)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = sweep(base, {"description": ["good", "bad"]}, out, seeds=[0], progress=False, runner=FakeRunner())
+        why = res.failures["description=bad__seed0"]
+        assert f"distgen predict (pid {holder.pid}" in why and "not started" in why and "run the sweep again" in why
+        assert "log.txt" not in why and "earlier sweep" not in why
+    finally:
+        holder.communicate("")
