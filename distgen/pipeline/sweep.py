@@ -421,6 +421,8 @@ def _sweep(
         except ConfigError as exc:
             raise ConfigError(f"{exc}{recorded_overrides_hint(out, overrides)}") from None
     check_keeps_finished_runs(out, runs)
+    if SEED_KEY in grid:  # the axis replaces sweep.seeds: the seeds the runs use (the config's were recorded until 2026-12-07)
+        seeds = list(dict.fromkeys(r.seed for r in runs))
     save_yaml({"config": str(config), "grid": grid, "seeds": seeds, "reference": reference,
                **({"variants": {k: list(v) for k, v in parse_variants(named).items()}} if named is not None else {}),
                **({"overrides": list(overrides)} if overrides else {})},

@@ -84,3 +84,15 @@ def test_base_overrides_given_as_one_string_are_refused_saying_to_give_a_list(tm
     with pytest.raises(TypeError, match=r"\['train.steps=50'\]"):
         sweep(base, {"description": ["good"]}, tmp_path / "sw", seeds=[0], progress=False, runner=FakeRunner(),
               overrides="train.steps=50")
+
+
+def test_sweep_yaml_records_the_seeds_the_runs_use(tmp_path):
+    """Left by the leftovers round: ``sweep.yaml`` recorded the config's ``sweep.seeds`` beside a grid whose ``train.seed``
+    axis replaced them (the runs used [5], the record said [0, 1]); it records the seeds its runs use."""
+    config = str(save_yaml({"model": {"name": "control"}, "sweep": {"seeds": [0, 1]}}, tmp_path / "base.yaml"))
+    runner = Recorder()
+    sweep(config, {"description": ["good"], "train.seed": [5]}, tmp_path / "sw", progress=False, runner=runner)
+    assert list(runner.overrides) == ["description=good__seed5"]
+    assert load_yaml(tmp_path / "sw" / "sweep.yaml")["seeds"] == [5]
+    sweep(config, {"description": ["good"]}, tmp_path / "sw2", progress=False, runner=Recorder())
+    assert load_yaml(tmp_path / "sw2" / "sweep.yaml")["seeds"] == [0, 1]  # no axis: the config's, as before
