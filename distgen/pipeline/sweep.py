@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import signal
 import socket
@@ -262,18 +263,30 @@ def live_holder(run_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return _alive_holder(run_dir)
+    try:
+        fd = os.open(path, os.O_RDONLY)  # never created here: a lock released since the check stays released
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _alive_holder(run_dir)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return read_holder(run_dir) or {}
+    except OSError:  # no flock on this file system
+        return _alive_holder(run_dir)
+    finally:
+        os.close(fd)  # drops the probe's lock with it
+    return None
 
-        with path.open("a") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return read_holder(run_dir) or {}
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-            return None
-    except (ImportError, OSError):
-        info = read_holder(run_dir) or {}
-        alive = info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and pid_alive(info["pid"])
-        return info if alive else None
+
+def _alive_holder(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir``'s lock holder where it is alive on this host (``RunLock``'s rule without ``flock``), else None."""
+    info = read_holder(run_dir) or {}
+    alive = info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and pid_alive(info["pid"])
+    return info if alive else None
 
 
 def with_base_overrides(runs: Sequence[Run], overrides: Sequence[str]) -> list[Run]:

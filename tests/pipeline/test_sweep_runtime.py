@@ -294,3 +294,47 @@ def test_a_run_folder_held_by_another_command_is_not_called_an_earlier_sweeps_ru
         assert "log.txt" not in why and "earlier sweep" not in why
     finally:
         holder.communicate("")
+
+
+def test_probing_a_run_folders_lock_never_creates_a_lock_file(tmp_path, monkeypatch):
+    """Review: ``live_holder`` checked that the lock file exists, then opened it for appending; a lock released (its file
+    removed) in between was created again, empty, by the probe (on a file system without ``flock`` an empty lock file
+    refuses every later run of the folder: "its lock file is empty or unreadable")."""
+    from pathlib import Path
+
+    from distgen.pipeline.sweep import live_holder
+    from distgen.train.lock import LOCK_NAME
+
+    run = tmp_path / "run"
+    run.mkdir()
+    real = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self: True if self.name == LOCK_NAME else real(self))  # released in between
+    assert live_holder(run) is None
+    assert not (run / LOCK_NAME).is_file()
+
+
+def test_without_flock_a_run_folders_holder_is_the_live_process_its_lock_file_names(tmp_path, monkeypatch):
+    """Review (a guard of 8feb270's fallback, untested): where ``flock`` fails (a file system without it) the holder is the
+    process the lock file names when it is alive on this host, as ``RunLock`` decides there."""
+    import errno
+    import fcntl
+    import json
+    import os
+    import socket
+
+    from distgen.pipeline.sweep import live_holder
+    from distgen.train.lock import LOCK_NAME
+
+    def no_flock(*a):
+        raise OSError(errno.ENOLCK, "no locks")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    run = tmp_path / "run"
+    run.mkdir()
+    me = {"purpose": "run", "pid": os.getpid(), "host": socket.gethostname()}
+    (run / LOCK_NAME).write_text(json.dumps(me))
+    assert live_holder(run)["pid"] == os.getpid()
+    (run / LOCK_NAME).write_text(json.dumps({**me, "pid": 2**22 + 7}))  # above Linux's pid_max: no such process
+    assert live_holder(run) is None
+    (run / LOCK_NAME).write_text(json.dumps({**me, "host": "elsewhere"}))  # another host's: not ours to judge (its run refuses)
+    assert live_holder(run) is None
