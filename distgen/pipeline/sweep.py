@@ -301,11 +301,29 @@ def with_base_overrides(runs: Sequence[Run], overrides: Sequence[str]) -> list[R
         if key == "base" or key == "sweep" or key.startswith("sweep."):
             raise ConfigError(f"sweep: base override {text!r} sets {key!r}, which chooses the sweep itself; give the config "
                               "to sweep as the first argument, and the grid with --grid / --variant / the sweep: section")
-        hit = next((k for k in sorted(own) if k == key or key.startswith(k + ".") or k.startswith(key + ".")), None)
+        hit = next((k for k in sorted(own) if k == key or key.startswith(k + ".")), None)
         if hit is not None:
             raise ConfigError(f"sweep: base override {text!r} sets what the sweep varies ({hit}, an axis, a variant or the "
                               "seeds), so each run's own value would replace it; drop it, or vary it in the grid")
+        inside = sorted(k for k in own if k.startswith(key + "."))
+        if inside:  # train={steps: 3} beside train.seed: not replaced, but the section every run then sets keys of
+            raise ConfigError(f"sweep: base override {text!r} replaces the whole {key} section, which holds what the sweep "
+                              f"varies ({', '.join(inside[:3])}: an axis, a variant or the seeds); set the keys inside it one "
+                              f"by one ({_one_by_one(key, text.split('=', 1)[1])})")
     return [dataclasses.replace(r, overrides=(*overrides, *r.overrides)) for r in runs]
+
+
+def _one_by_one(key: str, raw: str) -> str:
+    """A section override's value as one override per key (``train={steps: 3}`` -> ``train.steps=3``), else ``KEY.NAME=VALUE``."""
+    from distgen.config import parse_yaml
+
+    try:
+        value = parse_yaml(raw, key, override=True)
+    except ConfigError:
+        value = None
+    if isinstance(value, Mapping) and value:
+        return " ".join(f"{key}.{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in value.items())
+    return f"{key}.NAME=VALUE"
 
 
 def recorded_overrides_hint(out: Path, overrides: Sequence[str]) -> str:

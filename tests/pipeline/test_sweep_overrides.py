@@ -96,3 +96,13 @@ def test_sweep_yaml_records_the_seeds_the_runs_use(tmp_path):
     assert load_yaml(tmp_path / "sw" / "sweep.yaml")["seeds"] == [5]
     sweep(config, {"description": ["good"]}, tmp_path / "sw2", progress=False, runner=Recorder())
     assert load_yaml(tmp_path / "sw2" / "sweep.yaml")["seeds"] == [0, 1]  # no axis: the config's, as before
+
+
+def test_a_base_override_of_a_whole_section_the_sweep_varies_inside_says_so(tmp_path, base):
+    """Review: ``train={steps: 3}`` beside the seeds (``train.seed``, set by every run after it) was refused saying "each
+    run's own value would replace it", which it would not (the run's ``train.seed`` is set inside the replaced section);
+    refused still, saying that it replaces the section holding what the sweep varies and to set its keys one by one."""
+    with pytest.raises(ConfigError, match=r"replaces the whole train section.*train\.seed.*train\.steps=3") as exc:
+        sweep(base, {"description": ["good"]}, tmp_path / "a", seeds=[0], progress=False, runner=FakeRunner(),
+              overrides=["train={steps: 3}"])
+    assert "would replace it" not in str(exc.value)
