@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from distgen.types.cells import COMBO
-from distgen.types.layout import control_atom_labels, foreign_combinations, merged_labels
+from distgen.types.layout import control_atom_labels, crossed_labels, foreign_combinations, merged_labels
 
 
 def merged_note(groups: dict[str, list[str]], counts: Mapping[str, Mapping[str, int]], column: str) -> str:
@@ -57,6 +57,8 @@ def combination_notes(sizes: Mapping[str, Mapping[str, int]], genes: Sequence[st
             alike = [m for m in files if merged[m] == merged[n]]
             said.update(alike)
             out.append(merged_note(merged[n], {m: sizes[m] for m in alike}, column))
+    if (crossed := crossed_labels(sizes, merged, control, delimiters, controls)):
+        out.append(crossed_note(crossed, column))
     real = sizes.get("real")
     if real is not None and (found := foreign_combinations(real.keys(), genes, control, delimiters)):
         out.append(foreign_note(found, column, "real"))
@@ -66,6 +68,14 @@ def combination_notes(sizes: Mapping[str, Mapping[str, int]], genes: Sequence[st
     if read:
         out.append(control_atom_note(read))
     return out
+
+
+def crossed_note(crossed: Sequence[tuple[str, str]], column: str) -> str:
+    """What ``crossed_labels`` found: combinations the prediction and the truth write with their atoms in two orders."""
+    pairs = "; ".join(f"{p!r} in the prediction, {r!r} in the truth" for p, r in crossed[:3])
+    return (f"the pred and real files write {len(crossed)} combination(s) with their atoms in another order ({pairs}"
+            f"{' ...' if len(crossed) > 3 else ''}): distgen scores each as one condition; cell-eval matches labels as "
+            f"written and pairs none of them, so relabel one file for cell-eval (obs[{column!r}])")
 
 
 def control_atom_note(read: Mapping[str, str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,6 +177,30 @@ def foreign_combinations(labels: Iterable[str], genes: Iterable[str], control: s
                 found.setdefault(d, []).append(label)
                 break
     return found
+
+
+def crossed_labels(sizes: Mapping[str, Mapping[str, int]], merged: Mapping[str, Mapping[str, Any]], control: str,
+                   delimiters: Sequence[str], controls: Sequence[str]) -> list[tuple[str, str]]:
+    """``[(pred label, real label)]`` of the combinations each of the two files writes one way, the two ways apart (``B+A``
+    predicted from a file by ``distgen predict --data``, ``A+B`` in a truth written sorted): one condition to distgen, none
+    paired by cell-eval. A condition a file writes several ways is named by ``merged_note`` instead."""
+    pred, real = sizes.get("pred"), sizes.get("real")
+    if pred is None or real is None:
+        return []
+    taken = {c for n in ("pred", "real") for c in merged.get(n, {})}
+    skip = {control.strip(), *controls}
+    split = "|".join(map(re.escape, [COMBO, *(d for d in delimiters if d and d != COMBO)]))
+
+    def order(label: str) -> list[str]:  # the atoms as written, a control or repeated atom aside (spacing is not order)
+        return list(dict.fromkeys(a.strip() for a in re.split(split, label) if a.strip() and a.strip() not in skip))
+
+    ours = {canonical_condition(k, control, delimiters, controls): k for k in map(str, pred)}
+    out = []
+    for label in map(str, real):
+        c = canonical_condition(label, control, delimiters, controls)
+        if c in ours and c not in taken and COMBO in c and order(ours[c]) != order(label):
+            out.append((ours[c], label))
+    return sorted(out)
 
 
 def control_atom_labels(labels: Iterable[str], control: str, delimiters: Sequence[str] = (),

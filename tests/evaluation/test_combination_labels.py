@@ -123,3 +123,19 @@ def test_the_page_gives_a_note_naming_several_conditions_once_not_under_each_row
     assert "several ways" in rows["A+B"] and "the note under A+B names it too" in rows["A+C"]
     notes = page.split('<section id="notes">', 1)[1]
     assert notes.count("name one condition in several ways") == 1
+
+
+def test_a_combination_each_file_writes_in_another_order_is_named(tmp_path):
+    """Review of the leftovers round: ``distgen predict RUN --data FILE`` now writes FILE's order (``B+A``), so a prediction
+    scored against a truth written sorted (the run's ``real.h5ad``: ``A+B``) pairs one condition in distgen and none in
+    cell-eval, which matches labels as written; neither reader said so (only two spellings inside one file were named)."""
+    cells = lambda labels: [lab for lab in labels for _ in range(6)]  # noqa: E731
+    pred = _file(tmp_path / "pred.h5ad", cells(["non-targeting", "A", "B", "B+A", "C+A"]), 0)
+    real = _file(tmp_path / "real.h5ad", cells(["non-targeting", "A", "B", "A+B", "C+A"]), 1)
+    for notes in (read_pair_fast(pred, real)[2].notes, layout.read_pair(pred, real)[3].notes):
+        said = [n for n in notes if "'B+A'" in n]
+        assert len(said) == 1 and "'A+B'" in said[0] and "cell-eval" in said[0], notes
+        assert not any("'C+A'" in n for n in notes)  # written alike in both: nothing to say
+    pred = _file(tmp_path / "p2.h5ad", cells(["non-targeting", "A", "B", "A+B", "C+A+ctrl"]), 0)
+    real = _file(tmp_path / "r2.h5ad", cells(["non-targeting", "A", "B", "A + B", "C+A"]), 1)
+    assert not any("another order" in n for n in read_pair_fast(pred, real)[2].notes)  # spacing, a control atom: not order
