@@ -1,7 +1,7 @@
 """``Cells`` <-> the cell-eval AnnData layout: the one edge where populations become files.
 
-``cell-eval2 run -ap pred.h5ad -ar real.h5ad`` (defaults ``--pert-col target --control non-targeting``)
-expects, in both files: the same genes in the same order (``var_names``), a perturbation column in
+``cell-eval2 run -ap pred.h5ad -ar real.h5ad`` (defaults ``--pert-col target --control non-targeting``; add
+``--input-type lognorm`` for log-normalised files, since cell-eval2 reads counts by default) expects, in both files: the same genes in the same order (``var_names``), a perturbation column in
 ``obs`` with the *same set* of labels, control cells labelled ``non-targeting`` in each file, and
 values at one scale (log-normalised, or raw counts for its ``vcc2026`` preset); with
 ``--celltype-col``, a cell-type column. ``write`` produces exactly that, with the default names
