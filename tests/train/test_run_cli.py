@@ -223,3 +223,15 @@ def test_predict_checkpoint_best_takes_the_best_validation_steps_weights(run, tm
     assert ema is not None and all(torch.equal(loaded.model.state_dict()[k], v) for k, v in ema.items())
     assert main(["predict", str(d), "--checkpoint", "best", "--out", str(tmp_path / "best.h5ad")]) == 0
     assert ad.read_h5ad(tmp_path / "best.h5ad").uns["distgen"]["provenance"]["checkpoint"] == best.name
+
+
+def test_a_resume_with_no_step_left_says_so_and_how_to_continue(tmp_path, capsys):
+    """A finished run resumed at its own train.steps trained nothing: the line said 'last loss n/a'."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({**CONFIG, "train": {**CONFIG["train"], "steps": 2, "val_every": 0}}))
+    out = str(tmp_path / "run")
+    assert main(["train", str(cfg), "--out", out]) == 0
+    assert "last loss n/a" not in capsys.readouterr().out  # a run that trained reports its loss
+    assert main(["train", str(cfg), "--out", out, "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "n/a" not in said and "already at step 2" in said and "train.steps" in said
