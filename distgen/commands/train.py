@@ -43,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from distgen.train.distributed import env_from_torchrun
 
     if env_from_torchrun().is_main:
-        if not res.losses and not res.stopped_by_budget and not res.stopped_early:  # resumed at its train.steps ("last loss n/a")
-            print(f"nothing trained: the run is already at step {res.step}, its train.steps; to continue it, resume with a "
-                  f"larger train.steps (e.g. train.steps={2 * res.step}); checkpoint {res.checkpoint}")
+        if not res.losses and not res.stopped_by_budget and not res.stopped_early:  # resumed at or past train.steps ("last loss n/a")
+            where = "its train.steps" if res.step == res.train_steps else f"past train.steps={res.train_steps}"
+            print(f"nothing trained: the run is already at step {res.step}, {where}; to continue it, resume with a train.steps "
+                  f"above {res.step} (e.g. train.steps={2 * res.step}); checkpoint {res.checkpoint}")
             return 0
         stop = " (early stop)" if res.stopped_early else ""
         diverged = f" (DIVERGED at step {res.diverged['step']:.0f}: loss {res.diverged['loss']:.4g})" if res.diverged else ""

@@ -74,6 +74,7 @@ class TrainResult:
 
     losses: list[float] = field(default_factory=list)
     step: int = 0
+    train_steps: int | None = None  #: the ``train.steps`` this fit trained towards (``step`` may be past it after a resume)
     stopped_early: bool = False
     best: float | None = None
     best_step: int | None = None
@@ -569,7 +570,7 @@ class Trainer:
             warn(f"resumed at step {self.step}, past train.steps={opts.steps}: nothing was trained, and the model is the one of step "
                  f"{self.step}, not of step {opts.steps}; for the model of an earlier step, resume one of its earlier checkpoints "
                  "into a new folder (docs/training.md, \"Only forward\")", DistgenWarning)
-        result = TrainResult(step=self.step)
+        result = TrainResult(step=self.step, train_steps=opts.steps)
         log = MetricsLog(self.run_dir / "metrics.csv", resume_step=self.step if resume is not None else None) if (env.is_main and self.run_dir) else None
         if log is not None and log.note and self.step == 0:
             print(f"note: {log.note}", file=sys.stderr)

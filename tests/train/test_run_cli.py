@@ -10,6 +10,7 @@ import yaml
 
 from distgen.cli import main
 from distgen.config import ConfigError
+from distgen.errors import DistgenWarning
 from distgen.train.run import resolve_document
 
 from .conftest import TINY_GENERATOR
@@ -235,3 +236,17 @@ def test_a_resume_with_no_step_left_says_so_and_how_to_continue(tmp_path, capsys
     assert main(["train", str(cfg), "--out", out, "--resume"]) == 0
     said = capsys.readouterr().out
     assert "n/a" not in said and "already at step 2" in said and "train.steps" in said
+
+
+def test_a_resume_past_train_steps_does_not_call_the_runs_step_its_train_steps(tmp_path, capsys):
+    """Resumed at step 2 with train.steps=1 (review of the line above): it said 'already at step 2, its train.steps'."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({**CONFIG, "train": {**CONFIG["train"], "steps": 2, "val_every": 0}}))
+    out = str(tmp_path / "run")
+    assert main(["train", str(cfg), "--out", out]) == 0
+    capsys.readouterr()
+    with pytest.warns(DistgenWarning, match="past train.steps=1"):
+        assert main(["train", str(cfg), "train.steps=1", "--out", out, "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "nothing trained" in said and "past train.steps=1" in said
+    assert "its train.steps" not in said and "train.steps=4" in said  # the larger value to continue with: above 2
