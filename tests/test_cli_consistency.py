@@ -53,6 +53,16 @@ def test_help_exits_0_with_an_example(command, capsys):
     assert f"distgen {command}" in epilog.split("examples:", 1)[1], f"distgen {command}: the examples must invoke the command"
 
 
+def test_predict_help_says_how_its_files_are_scored(capsys):
+    """The cell-eval2 line names the scale flag distgen's log-normalised files need, and distgen evaluate stays named
+    (38d0e44 replaced the line's 'or: distgen evaluate --pred ... --real ...' with the flag: the only pointer to it)."""
+    code, out, _ = exit_code(["predict", "--help"], capsys)
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.strip().startswith("cell-eval2 run"))
+    assert "--input-type lognorm" in line
+    assert "distgen evaluate --pred" in out
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_option_is_explained(command):
     parser = SUB.choices[command]

@@ -20,6 +20,7 @@ EXAMPLE = """examples:
   torchrun --nproc-per-node 4 -m distgen predict runs/scdfm --out pred.h5ad   # conditions split over ranks
   distgen predict runs/scdfm --out pred.h5ad --real real.h5ad --counts nb   # raw counts, for cell-eval2's vcc2026 preset
   cell-eval2 run -ap pred.h5ad -ar real.h5ad                       # counts; add --input-type lognorm without --counts
+  distgen evaluate --pred pred.h5ad --real real.h5ad --out eval    # or distgen's own scoring (docs/metrics.md)
   distgen predict runs/scdfm --data new.h5ad --out new_pred.h5ad   # another file's perturbations, from its own control cells
   distgen predict runs/scdfm --data new.h5ad --perturbations KLF1 KLF1+MAP2K6 --out new_pred.h5ad --real new_real.h5ad
   distgen predict runs/sciplex --out at1000.h5ad --dose 1000                # every held-out drug at dose 1000
