@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 #: SVI: the largest change of the mean loss between the last two tenths of the steps, as a fraction of the
 #: loss's range over the fit, for a trace that has flattened (converged fits measured here: 0.001 to 0.004;
 #: 200 of the 3,000 steps a fit needed on 1,400 cells of Norman K562/A172 data: 0.032)
@@ -40,9 +42,126 @@ def convergence_problems(diagnostics: Mapping[str, Any], steps_knob: str = "step
             out.append(f"bayes_hier: NUTS had {d['divergences']} divergent transition(s) after warmup: the draws may miss part of "
                        "the posterior; raise target_accept (e.g. 0.95) or num_warmup")
         if not d.get("r_hat_max", 1.0) <= R_HAT:  # NaN (constant draws of a site) is no proof of agreement
-            out.append(f"bayes_hier: NUTS chains disagree (split R-hat up to {d['r_hat_max']:.3f}, above {R_HAT}; smallest effective "
+            out.append(f"bayes_hier: NUTS chains disagree (rank-normalised split R-hat up to {d['r_hat_max']:.3f}, above {R_HAT}; smallest effective "
                        f"sample size {d.get('ess_min', float('nan')):.0f}): raise num_warmup and num_samples")
     return out
 
 
-__all__ = ["R_HAT", "SVI_MIN_STEPS", "SVI_REL_CHANGE", "convergence_problems"]
+# ---------------------------------------------------------------------------------------------- NUTS chain diagnostics
+# Vehtari, Gelman, Simpson, Carpenter, Buerkner (2021), "Rank-normalization, folding, and localization: an improved R-hat
+# for assessing convergence of MCMC", Bayesian Analysis 16(2). Draws are ``[chains, draws, ...]``; each function is
+# computed per trailing element. numpyro's ``summary`` gives the classic split R-hat and an ESS of unsplit chains whose
+# first autocorrelation pair is never truncated: negative for antithetic chains (which NUTS gives) and short ones.
+
+
+def _split(x: np.ndarray) -> np.ndarray:
+    """``[2M, N // 2, ...]``: each chain's first and last halves as chains of their own (an odd draw in the middle dropped)."""
+    half = x.shape[1] // 2
+    return np.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
+
+
+def _rank_normal(x: np.ndarray) -> np.ndarray:
+    """Normal scores of the pooled ranks of each element's (split) draws (ties share their average rank; Blom's offsets)."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    m, n = x.shape[:2]
+    ranks = rankdata(x.reshape(m * n, -1), method="average", axis=0).reshape(x.shape)
+    return ndtri((ranks - 0.375) / (m * n + 0.25))
+
+
+def _within_and_pooled(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, var+)``: mean within-chain variance, and the pooled estimate ``(N-1)/N W + B/N`` of the posterior variance."""
+    m, n = x.shape[:2]
+    within = x.var(axis=1, ddof=1).mean(axis=0)
+    between_n = x.mean(axis=1).var(axis=0, ddof=1) if m > 1 else np.zeros_like(within)
+    return within, within * (n - 1) / n + between_n
+
+
+def _rhat(x: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within, pooled = _within_and_pooled(x)
+        return np.sqrt(pooled / within)
+
+
+def _finite_varying(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per element: ``(all draws finite, draws not all one value)``."""
+    flat = x.reshape(x.shape[0] * x.shape[1], -1)
+    finite = np.isfinite(flat).all(axis=0)
+    with np.errstate(invalid="ignore"):
+        varying = np.ptp(np.where(finite, flat, 0.0), axis=0) >= np.finfo(np.float64).resolution
+    return finite.reshape(x.shape[2:]), varying.reshape(x.shape[2:])
+
+
+def rank_split_rhat(draws: np.ndarray) -> np.ndarray:
+    """Rank-normalised split R-hat: the larger of the bulk (ranks) and tail (ranks of ``|x - median|``) R-hats.
+
+    Flags chains of one mean but different spread, which the classic split R-hat reads as converged. One chain is
+    compared with itself (its two halves, as numpyro and Stan do; arviz gives NaN below two chains). NaN where a draw is
+    not finite or every draw is one value (a stuck sampler is no proof of agreement), as arviz gives.
+    """
+    x = np.asarray(draws, dtype=np.float64)
+    if x.ndim < 2 or x.shape[1] < 4:
+        raise ValueError(f"R-hat needs draws [chains, draws >= 4, ...], got shape {x.shape}")
+    finite, varying = _finite_varying(x)
+    safe = np.where(finite, x, 0.0)
+    bulk = _rhat(_rank_normal(_split(safe)))
+    tail = _rhat(_rank_normal(_split(np.abs(safe - np.median(safe.reshape(-1, *x.shape[2:]), axis=0)))))
+    return np.where(finite & varying, np.fmax(bulk, tail), np.nan)  # fmax: folded draws all one value (chains stuck apart) leave the bulk's
+
+
+def _autocorrelation(x: np.ndarray) -> np.ndarray:
+    """``[N, ...]``: the combined autocorrelation of split chains at each lag (Stan's estimator: biased autocovariances,
+    ``1 - (W - mean autocovariance) / var+``)."""
+    n = x.shape[1]
+    centred = x - x.mean(axis=1, keepdims=True)
+    size = 1 << (2 * n - 1).bit_length()
+    spectrum = np.fft.rfft(centred, n=size, axis=1)
+    acov = np.fft.irfft(spectrum * np.conj(spectrum), n=size, axis=1)[:, :n] / n
+    within, pooled = _within_and_pooled(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = 1.0 - (within - acov.mean(axis=0)) / pooled
+    rho[0] = 1.0
+    return rho
+
+
+def _ess_of(rho: np.ndarray, total: int) -> float:
+    """ESS of one element from its autocorrelations: Geyer's initial positive sequence of pair sums
+    ``rho[2p] + rho[2p+1]`` (to the first negative pair), made monotone, with the positive even half of the first pair
+    left out kept (the improvement for antithetic chains); ``tau`` capped below at ``1 / log10(total)``."""
+    n = len(rho)
+    kept = np.zeros(n)
+    kept[:2] = 1.0, rho[1]
+    pair, even, pair_sum = 1, 1.0, 1.0 + rho[1]
+    while 2 * pair < n - 2 and pair_sum > 0:
+        even, pair_sum = rho[2 * pair], rho[2 * pair] + rho[2 * pair + 1]
+        if pair_sum >= 0:
+            kept[2 * pair : 2 * pair + 2] = rho[2 * pair : 2 * pair + 2]
+        pair += 1
+    last = 2 * (pair - 1)  # the last pair computed: only its even lag counts, and only when positive
+    if even > 0:
+        kept[last] = even
+    for p in range(1, pair - 1):  # monotone: no pair sum above the one before it
+        if kept[2 * p] + kept[2 * p + 1] > kept[2 * p - 2] + kept[2 * p - 1]:
+            kept[2 * p] = kept[2 * p + 1] = (kept[2 * p - 2] + kept[2 * p - 1]) / 2
+    tau = -1.0 + 2.0 * kept[:last].sum() + kept[last]
+    return total / max(tau, 1.0 / np.log10(total))
+
+
+def ess_bulk(draws: np.ndarray) -> np.ndarray:
+    """Bulk effective sample size: of the rank-normalised split chains (a positive count, at most ``S log10 S``).
+
+    Every draw one value: ``S`` (no Monte Carlo error, as arviz gives); a draw not finite: NaN.
+    """
+    x = np.asarray(draws, dtype=np.float64)
+    if x.ndim < 2 or x.shape[1] < 4:
+        raise ValueError(f"an effective sample size needs draws [chains, draws >= 4, ...], got shape {x.shape}")
+    finite, varying = _finite_varying(x)
+    z = _rank_normal(_split(np.where(finite, x, 0.0)))
+    rho = _autocorrelation(z).reshape(z.shape[1], -1)
+    total = z.shape[0] * z.shape[1]
+    ess = np.array([_ess_of(rho[:, i], total) for i in range(rho.shape[1])]).reshape(x.shape[2:])
+    return np.where(finite, np.where(varying, ess, float(x.shape[0] * x.shape[1])), np.nan)
+
+
+__all__ = ["R_HAT", "SVI_MIN_STEPS", "SVI_REL_CHANGE", "convergence_problems", "ess_bulk", "rank_split_rhat"]
