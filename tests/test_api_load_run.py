@@ -169,3 +169,16 @@ def test_predict_checkpoint_best_of_a_run_that_never_validated_is_refused(traine
     assert "never validated" in capsys.readouterr().err and not (tmp_path / "p.h5ad").exists()
     with pytest.raises(NoBestCheckpointError, match="never validated"):
         distgen.load_run(trained / "run", checkpoint="best")
+
+
+def test_counts_of_a_fitted_run_name_the_config_key_that_writes_them(tmp_path, capsys):
+    """``distgen evaluate --profile vcc2026`` of a run's log-normalised pair says to write counts with ``distgen predict
+    --counts``, which refuses a fitted model's run (not saved) with the refit recipe: that recipe did not say how to get
+    the run's pair in raw counts (the run's ``evaluate: {counts: MODEL}``, as the Bayesian plugin's runs need)."""
+    fitted = tmp_path / "fitted"
+    fitted.mkdir()
+    (fitted / "experiment.yaml").write_text(yaml.safe_dump({"model": {"name": "bayes_hier"}}))
+    argv = ["predict", str(fitted), "--out", str(tmp_path / "c.h5ad"), "--real", str(tmp_path / "r.h5ad"), "--counts", "nb"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "which fits itself" in err and "evaluate: {counts: nb}" in err

@@ -516,7 +516,9 @@ def run_folder(path: str | Path) -> Path:
         raise ConfigError(
             f"{path} holds the experiment of model {name!r}, which fits itself (a FittedModel) and is not saved; refit it on the "
             f"run's split: doc = distgen.load_config('{path / 'experiment.yaml'}'); data = distgen.load_data(**{{**doc['data'], "
-            f"'split': '{path / 'split.json'}'}}); model = distgen.build(doc, data); distgen.fit(model, data, config=doc)"
+            f"'split': '{path / 'split.json'}'}}); model = distgen.build(doc, data); distgen.fit(model, data, config=doc). Its "
+            "test split in raw counts (for the counts profiles, as distgen predict --counts writes them): add evaluate: "
+            "{counts: nb} (or poisson, round) to the experiment and distgen run it again (OUT/pred_counts.h5ad, real_counts.h5ad)"
         )
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; give the --out folder of distgen train or distgen run")
