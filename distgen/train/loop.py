@@ -265,6 +265,11 @@ def fit_options(model: Any, doc: Mapping[str, Any]) -> dict[str, Any]:
         return options
     if "seed" in params:
         options["seed"] = int(train["seed"])
+        node = doc.get("model")
+        own = node.get("seed") if isinstance(node, Mapping) else None
+        if own is not None and own != options["seed"]:  # ran at train.seed without a word: a sweep grid over it gave one fit
+            warn(f"model.seed={own} has no effect on the fit: train.seed={options['seed']} seeds it (the replicate axis of "
+                 f"distgen sweep); to fit at {own}, set fit: {{seed: {own}}} or train.seed={own}", InertSettingWarning)
     return options
 
 

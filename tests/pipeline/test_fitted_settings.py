@@ -168,3 +168,21 @@ def test_distgen_run_fits_through_the_same_rule(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="stopped"):
         experiment.run("scdfm-small", tmp_path / "r", ["model.name=additive", "train.seed=4", "data.hvg=32"], progress=False)
     assert seen["config"]["train"]["seed"] == 4
+
+
+def test_a_model_seed_that_train_seed_overrides_is_named():
+    """``model.seed: 5`` beside ``train.seed: 0`` (every run of a sweep sets train.seed, its replicate axis): the fit ran at
+    0 without a word, so a sweep grid over ``model.seed`` gave identical runs, told only after they ran ("Settings
+    without effect"). Now an ``InertSettingWarning`` names both keys and ``fit: {seed: ...}``; equal seeds say nothing."""
+    import distgen
+
+    table = tiny_table()
+    model = Seeded()
+    with pytest.warns(InertSettingWarning, match=r"model\.seed=5 .*train\.seed=0.*fit: \{seed: 5\}"):
+        distgen.fit(model, table, config={"model": {"seed": 5}, "train": {"seed": 0}})
+    assert model.seed == 0  # the rule is unchanged: train.seed seeds the fit
+    for doc in ({"model": {"seed": 3}, "train": {"seed": 3}}, {"model": {"seed": 5}, "train": {"seed": 0}, "fit": {"seed": 5}},
+                {"model": {"seed": 5}}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InertSettingWarning)
+            distgen.fit(Seeded(), table, config=doc)
