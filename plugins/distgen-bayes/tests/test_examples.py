@@ -30,3 +30,21 @@ def test_no_example_run_sets_a_setting_with_no_effect(name, overrides):
     config = str(EXAMPLES / name)
     doc = experiment_document(config, list(overrides), progress=False)
     assert fitted_inert_settings(config, list(overrides), doc) == []
+
+
+@pytest.mark.parametrize("name, overrides", _cells(), ids=lambda v: v if isinstance(v, str) else "+".join(v) or "as-is")
+def test_no_example_sets_a_model_seed_that_a_sweep_seed_overrides(name, overrides):
+    """norman_combo.yaml set ``model.seed: 0``, which every seed of a sweep but 0 (models_sweep.yaml's 1 and 2) overrides
+    with its ``train.seed``: each such run warned 'model.seed=0 has no effect on the fit'. The default seed is 0 as well."""
+    import warnings
+
+    from distgen.config import InertSettingWarning
+    from distgen.train.loop import fit_options
+    from distgen_bayes.model import BayesHierarchicalModel
+
+    doc = experiment_document(str(EXAMPLES / name), [*overrides, "train.seed=1"], progress=False)
+    if (doc.get("model") or {}).get("name") != "bayes_hier":
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InertSettingWarning)
+        assert fit_options(BayesHierarchicalModel, doc)["seed"] == 1
