@@ -508,7 +508,7 @@ def _check_ranges(model: BayesHierarchicalModel) -> None:
             raise ValueError(f"bayes_hier.{key}={val}: expected an integer >= {low} ({what})")
     if not (model.learning_rate > 0 and np.isfinite(model.learning_rate)):
         raise ValueError(f"bayes_hier.learning_rate={model.learning_rate:g}: expected a positive step size (default 0.01)")
-    if model.inference == "nuts" and model.num_samples < 4:  # numpyro's split R-hat needs 4 draws per chain (a bare AssertionError)
+    if model.inference == "nuts" and model.num_samples < 4:  # split R-hat and bulk ESS need 4 draws per chain (convergence.rank_split_rhat)
         raise ValueError(f"bayes_hier.num_samples={model.num_samples}: NUTS needs at least 4 draws per chain for its split R-hat")
     if not 0.0 < model.target_accept < 1.0:
         raise ValueError(f"bayes_hier.target_accept={model.target_accept:g}: expected NUTS's target acceptance probability in (0, 1) "
