@@ -135,7 +135,8 @@ def _fit(
     if isinstance(model, FittedModel):
         if isinstance(options, TrainOptions):
             raise TypeError(f"fit: {type(model).__name__} fits itself; give its fit: options as a mapping, not TrainOptions")
-        given = {**fit_options(model, doc), **dict(options or {}), **overrides}
+        caller = {**dict(options or {}), **overrides}
+        given = {**fit_options(model, doc, caller), **caller}
         errors, inert = fit_option_problems(type(model), given)
         if errors:
             raise ConfigError("; ".join(errors))
@@ -246,18 +247,20 @@ def record_warnings(trainer: Trainer, data: Any, warned: Sequence[str]) -> None:
     add_warnings(path, [w for w in warned if w not in said])
 
 
-def fit_options(model: Any, doc: Mapping[str, Any]) -> dict[str, Any]:
+def fit_options(model: Any, doc: Mapping[str, Any], caller: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``fit:`` options of a fitted model under config ``doc``, with ``seed`` from ``train.seed`` where it applies.
 
     A fitted model whose ``fit`` takes a ``seed`` (a stochastic fit: ``bayes_hier``'s SVI or NUTS) gets the
     config's ``train.seed`` when the config sets one and ``fit:`` does not: that is the replicate axis of
     ``distgen sweep``, which otherwise left the fit at the model's own seed, so every "seed" of a sweep
     repeated one fit (its spread over seeds read 0). Without ``train.seed`` the model keeps its own seed.
-    ``fit`` (Python) and ``distgen run``/``sweep`` apply this one rule.
+    ``fit`` (Python) and ``distgen run``/``sweep`` apply this one rule. ``caller``: the options ``fit``'s caller gives
+    beside the config (they win over it): a ``seed`` among them is the fit's, so ``train.seed`` is neither applied nor
+    named as overriding ``model.seed``.
     """
     options = dict(doc.get("fit") or {})
     train = doc.get("train") or {}
-    if "seed" in options or not isinstance(train, Mapping) or train.get("seed") is None:
+    if "seed" in options or "seed" in (caller or {}) or not isinstance(train, Mapping) or train.get("seed") is None:
         return options
     try:
         params = inspect.signature(model.fit).parameters

@@ -186,3 +186,19 @@ def test_a_model_seed_that_train_seed_overrides_is_named():
         with warnings.catch_warnings():
             warnings.simplefilter("error", InertSettingWarning)
             distgen.fit(Seeded(), table, config=doc)
+
+
+def test_a_seed_the_caller_gives_is_not_called_overridden_by_train_seed():
+    """Review of the warning above: ``distgen.fit(model, data, {"seed": 5}, config=doc)`` or ``fit(..., seed=5)`` fits at
+    the caller's 5 (``options`` and keyword overrides win over the config), yet the warning said ``model.seed=5 has no
+    effect on the fit: train.seed=0 seeds it``, which was untrue: the fit ran at model.seed's value."""
+    import distgen
+
+    table = tiny_table()
+    doc = {"model": {"seed": 5}, "train": {"seed": 0}}
+    for options, overrides in (({"seed": 5}, {}), (None, {"seed": 5}), ({"seed": 9}, {})):
+        model = Seeded()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InertSettingWarning)
+            distgen.fit(model, table, options, config=doc, **overrides)
+        assert model.seed == (options or overrides)["seed"]
