@@ -136,7 +136,7 @@ def run_nuts(
 
 
 def nuts_diagnostics(mcmc: MCMC) -> dict[str, Any]:
-    """Worst split R-hat and smallest effective sample size over every identified latent scalar, per site too.
+    """Worst rank-normalised split R-hat and smallest bulk ESS over every identified latent scalar, per site too.
 
     Sites identified only up to a rotation of the replicate factors (``ROTATION_INVARIANT``) are
     listed per site but left out of the headline ``r_hat_max`` / ``ess_min``: chains may settle
@@ -144,8 +144,8 @@ def nuts_diagnostics(mcmc: MCMC) -> dict[str, Any]:
     """
     # rank-normalised split R-hat and bulk ESS (Vehtari et al. 2021, as arviz's defaults), not numpyro's summary: its ESS
     # was negative for antithetic or short chains and its classic split R-hat missed chains of unequal spread
-    samples = {k: np.asarray(v, dtype=np.float64) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    with warnings.catch_warnings():  # a site constant over its draws: all-NaN, kept NaN (numpy's RuntimeWarning says less)
+    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}  # in float64 one site at a time
+    with warnings.catch_warnings():  # a site constant over its draws: R-hat all-NaN, kept NaN (numpy's RuntimeWarning says less)
         warnings.simplefilter("ignore", RuntimeWarning)
         per_site = {
             name: {"r_hat_max": float(np.nanmax(rank_split_rhat(s))), "ess_min": float(np.nanmin(ess_bulk(s)))}
