@@ -8,6 +8,8 @@ C=constraints/cpu.txt   # pins the CPU build of torch; without it pip pulls ~3 G
 python -m pip install -q --upgrade pip
 python -m pip install -q -c "$C" -e ".[dev,celleval]"
 for plugin in plugins/*/; do
+  plugin=${plugin%/}
+  if grep -q '^test = ' "$plugin/pyproject.toml"; then plugin="$plugin[test]"; fi   # a plugin's test extra (distgen-bayes: arviz)
   python -m pip install -q -c "$C" -e "$plugin"
 done
 if [ "${1:-}" != "--no-quickstart" ]; then
