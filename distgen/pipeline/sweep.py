@@ -466,6 +466,9 @@ def _sweep(
             result.skipped.append(r.slug)
         else:
             todo.append(r)
+            if gone := removed_part(out / "runs" / r.slug):
+                print(f"note: sweep: run {r.slug} has no {gone} (removed since it finished): it is evaluated again "
+                      "(no step trained again)", file=sys.stderr)
             if lost := metrics_lost(out / "runs" / r.slug, metrics):
                 print(f"note: sweep: run {r.slug} was evaluated with --metrics {' '.join(evaluated_with(out / 'runs' / r.slug) or [])} "
                       f"(by hand, after the sweep), without {', '.join(lost)}, which the sweep compares: it is evaluated again "
@@ -639,11 +642,22 @@ def finished_run(run_dir: Path, metrics: Sequence[str] = ()) -> bool:
     (its ``DONE`` record) whose ``eval/summary.json`` went missing: it was read without its truth record (the truth checks
     skipped it) until the leftovers round of 2026-12-07, where ``distgen run`` counts it as unfinished; another runner's
     run (the sweep's own ``DONE``) needs no summary."""
-    if not ((run_dir / DONE_FILE).exists() and (run_dir / METRICS_FILE).exists()):
-        return False
-    if _run_record(run_dir) is not None and not (run_dir / "eval" / "summary.json").exists():
+    if not (run_dir / DONE_FILE).exists() or removed_part(run_dir) is not None:
         return False
     return not metrics_lost(run_dir, metrics)
+
+
+def removed_part(run_dir: Path) -> str | None:
+    """The file a finished run (its ``DONE``) lacks that makes ``finished_run`` run it again (``eval/metrics.csv``; a
+    ``distgen run`` run's ``eval/summary.json``), or None. The sweep says so when it runs such a run again: it did so
+    without a word until 2026-12-07 (helper 181)."""
+    if not (run_dir / DONE_FILE).exists():
+        return None
+    if not (run_dir / METRICS_FILE).exists():
+        return "eval/metrics.csv"
+    if _run_record(run_dir) is not None and not (run_dir / "eval" / "summary.json").exists():
+        return "eval/summary.json"
+    return None
 
 
 def metrics_lost(run_dir: Path, metrics: Sequence[str]) -> list[str]:

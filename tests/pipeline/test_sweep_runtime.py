@@ -338,3 +338,21 @@ def test_without_flock_a_run_folders_holder_is_the_live_process_its_lock_file_na
     assert live_holder(run) is None
     (run / LOCK_NAME).write_text(json.dumps({**me, "host": "elsewhere"}))  # another host's: not ours to judge (its run refuses)
     assert live_holder(run) is None
+
+
+@pytest.mark.parametrize("removed", ["eval/summary.json", "eval/metrics.csv"])
+def test_a_finished_run_run_again_for_a_removed_file_is_said_why(tmp_path, base, capsys, removed):  # noqa: F811
+    """Leftover of helper 172's round: a finished run whose ``eval/summary.json`` (or ``metrics.csv``) was removed is run
+    again (``distgen run`` evaluates it again, no step trained) without a word in the sweep's output; now a note names the
+    run, the file and that nothing is trained again."""
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    sweep(base, grid, out, seeds=[0], progress=False, runner=RunLikeRunner())
+    (out / "runs" / "description=bad__seed0" / removed).unlink()
+    capsys.readouterr()
+    runner = RunLikeRunner()
+    sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
+    err = capsys.readouterr().err
+    assert runner.calls == ["description=bad__seed0"]
+    assert f"run description=bad__seed0 has no {removed}" in err and "evaluated again" in err
+    assert "description=good__seed0" not in err
