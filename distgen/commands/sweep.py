@@ -110,4 +110,10 @@ def metric_names(values: list[str] | None) -> list[str] | None:
     the comma form; the sweep read it as one unknown metric ``'mse,pearson_delta'``)."""
     if values is None:
         return None
+    from distgen.config import ConfigError
+
+    if overrides := [value for value in values if "=" in value]:  # --metrics takes every word up to the next option
+        raise ConfigError(f"--metrics {' '.join(values)}: {', '.join(map(repr, overrides))} "
+                          f"{'is a config override, not a metric' if len(overrides) == 1 else 'are config overrides, not metrics'}: --metrics takes every word up to the next option, so write base overrides right after "
+                          "the config (distgen sweep CONFIG train.steps=50 --metrics mse ...) or after another option")
     return [name for value in values for name in (part.strip() for part in value.split(",")) if name]

@@ -106,3 +106,40 @@ def test_a_base_override_of_a_whole_section_the_sweep_varies_inside_says_so(tmp_
         sweep(base, {"description": ["good"]}, tmp_path / "a", seeds=[0], progress=False, runner=FakeRunner(),
               overrides=["train={steps: 3}"])
     assert "would replace it" not in str(exc.value)
+
+
+def _parsed(monkeypatch, argv):
+    import distgen.pipeline.sweep as S
+
+    seen = {}
+
+    def fake(config, grid=None, out="sweep", **kw):
+        seen.update(kw, config=config, grid=grid)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(S, "sweep", fake)
+    with pytest.raises(SystemExit):
+        main(argv)
+    return seen
+
+
+def test_base_overrides_after_an_option_are_the_sweeps_and_a_variants_own_stay_the_variants(tmp_path, base, monkeypatch):
+    """Leftover of the first wave (helper 171 saw "unrecognized arguments: train.steps=3" before helper 172's round): a base
+    override written after --grid or --out is the sweep's; one written after a --variant's overrides is that variant's."""
+    out = str(tmp_path / "sw")
+    seen = _parsed(monkeypatch, ["sweep", base, "--grid", "description=[a,b]", "train.steps=3", "--out", out])
+    assert seen["overrides"] == ["train.steps=3"] and seen["grid"] == {"description": ["a", "b"]}
+    seen = _parsed(monkeypatch, ["sweep", base, "--out", out, "train.steps=3"])
+    assert seen["overrides"] == ["train.steps=3"]
+    seen = _parsed(monkeypatch, ["sweep", base, "--variant", "a", "description=x", "train.steps=3", "--out", out, "model.name=mean"])
+    assert seen["variants"] == {"a": ["description=x", "train.steps=3"]} and seen["overrides"] == ["model.name=mean"]
+
+
+def test_an_override_read_as_a_metric_name_says_where_to_write_it(tmp_path, base, capsys):
+    """``--metrics mse train.steps=3``: --metrics takes every word up to the next option, so the override was read as a
+    metric ("unknown metric 'train.steps=3'"); now the message says it is an override and where to write it."""
+    code = main(["sweep", base, "--grid", "description=[a,b]", "--metrics", "mse", "train.steps=3", "--out", str(tmp_path / "sw")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'train.steps=3'" in err and "override" in err and "right after the config" in err
+    assert not (tmp_path / "sw").exists()
