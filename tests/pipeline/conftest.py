@@ -1,5 +1,8 @@
 """Shared by the pipeline tests that need a trained run and its predictions on disk (a tiny generator, 2 steps)."""
 
+import os
+import shutil
+
 import pytest
 
 from distgen.cli import main
@@ -12,6 +15,16 @@ TINY = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 
         "data": DATA, "train": {"steps": 2, "sets_per_batch": 2, "progress": False}}
 #: The cheapest `distgen evaluate` options: one metric, no figures, ceiling or baselines.
 EVAL = ["--metrics", "mse", "--no-plots", "--no-ceiling", "--baselines", "", "--quiet"]
+
+
+def without_write_rights() -> list[str]:
+    """The prefix that runs a command unable to write into read-only folders (root writes anywhere: drop the capabilities;
+    CI runs as root)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root writes into read-only folders and setpriv is not there to drop that right")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
 
 
 @pytest.fixture(scope="module")

@@ -14,23 +14,14 @@ import pytest
 from distgen.cli import main
 from distgen.data import bundled
 
-from .conftest import EVAL
+from .conftest import EVAL, without_write_rights
 
 pytestmark = pytest.mark.slow  # each runs the CLI in a process that cannot write read-only folders (5-10 s a call)
 
 
-def _without_write_rights() -> list[str]:
-    """The prefix that runs a command unable to write into read-only folders (root writes anywhere: drop the capabilities)."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("root writes into read-only folders and setpriv is not there to drop that right")
-    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
-
-
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*_without_write_rights(), sys.executable, "-m", "distgen", *args], capture_output=True, text=True,
+    return subprocess.run([*without_write_rights(), sys.executable, "-m", "distgen", *args], capture_output=True, text=True,
                           env=env, timeout=300)
 
 
@@ -81,12 +72,12 @@ def test_a_report_of_a_read_only_evaluation_folder_says_to_write_it_elsewhere(ma
     ro = _read_only_copy(ev, tmp_path / "archive" / "ev")
     try:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        refused = subprocess.run([*_without_write_rights(), sys.executable, "-m", "distgen.report", str(ro)],
+        refused = subprocess.run([*without_write_rights(), sys.executable, "-m", "distgen.report", str(ro)],
                                  capture_output=True, text=True, env=env, timeout=300)
         assert refused.returncode == 1
         assert ".report.html" not in refused.stderr.replace("report.html ", "")  # no hidden temp file named
         assert f"{ro} is not writable" in refused.stderr and "--out" in refused.stderr
-        elsewhere = subprocess.run([*_without_write_rights(), sys.executable, "-m", "distgen.report", str(ro), "--out",
+        elsewhere = subprocess.run([*without_write_rights(), sys.executable, "-m", "distgen.report", str(ro), "--out",
                                     str(tmp_path / "page.html")], capture_output=True, text=True, env=env, timeout=300)
         assert elsewhere.returncode == 0, elsewhere.stderr
         assert (tmp_path / "page.html").stat().st_size > 0
@@ -126,7 +117,7 @@ def test_a_report_of_a_folder_with_an_unreadable_input_names_that_file_not_a_wri
     (ev / "metrics.csv").chmod(0o200)
     try:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        done = subprocess.run([*_without_write_rights(), sys.executable, "-m", "distgen.report", str(ev), "--no-cells"],
+        done = subprocess.run([*without_write_rights(), sys.executable, "-m", "distgen.report", str(ev), "--no-cells"],
                               capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 1
         assert "metrics.csv" in done.stderr and "not writable" not in done.stderr
@@ -162,7 +153,7 @@ def test_a_lock_file_left_by_another_user_in_a_writable_folder_is_named_not_the_
     (folder / ".distgen.lock").chmod(0o444)
     code = (f"from distgen.train.lock import RunLock\ntry:\n    RunLock({str(folder)!r}, 'train').acquire()\n"
             "except PermissionError as e:\n    print(e)\n")
-    done = subprocess.run([*_without_write_rights(), sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+    done = subprocess.run([*without_write_rights(), sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
     assert str(folder / ".distgen.lock") in done.stdout and f"{folder} is not writable" not in done.stdout
