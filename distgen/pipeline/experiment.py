@@ -15,7 +15,9 @@ Rerunning the same command on the same ``out`` is safe: a finished experiment (`
 written last) is not run again (its summary is returned), an unfinished one continues training from
 the newest checkpoint of ``out/train`` and then predicts and evaluates again. ``out`` must hold an
 experiment of the same config (``experiment.yaml``); another config is refused before any work, as
-is a config with any problem (``distgen.pipeline.checks``: all listed at once). The folder is locked for the duration (``distgen.train.lock``): a second process is refused.
+is a config with any problem (``distgen.pipeline.checks``: all listed at once). The folder is locked for the duration (``distgen.train.lock``): a second process is refused. A
+finished experiment in a folder that cannot be locked (read-only, another user's) is read without the lock
+(``finished_without_lock``): printing its summary only reads.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
 from distgen.train.device import float32_default
-from distgen.train.lock import RunLock
+from distgen.train.lock import FolderNotWritableError, RunLock
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
@@ -149,6 +151,12 @@ def _checked_run(
                 print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
                 return finished_summary(out)
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
+    except FolderNotWritableError:
+        if (summary := finished_without_lock(out, doc, metrics)) is None:
+            raise
+        print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again (read without its lock: "
+              "the folder is not writable)", file=sys.stderr)
+        return summary
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # refused before anything was written: no folder that looks like a run
@@ -420,6 +428,21 @@ def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] 
         return False
     wanted = list(metrics) if metrics is not None else None
     return isinstance(record, dict) and record.get("metrics") == wanted
+
+
+def finished_without_lock(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None) -> dict[str, Any] | None:
+    """The summary of a finished experiment in a folder whose lock cannot be taken (read-only, another user's), or None.
+    Printing it only reads (a read-only archived run was refused at its lock until 2026-12-07). A writer of the folder (its
+    owner re-running it) removes ``DONE`` first and writes it last, so ``DONE`` is read again after the summary: gone or
+    changed, the summary may be of a run being rewritten, and None is returned (the caller's refusal stands)."""
+    try:
+        if not is_finished(out, doc, metrics):
+            return None
+        record = (out / DONE_FILE).read_bytes()
+        summary = finished_summary(out)
+        return summary if (out / DONE_FILE).read_bytes() == record else None
+    except (OSError, ValueError):
+        return None
 
 
 def finished_summary(out: str | Path) -> dict[str, Any]:

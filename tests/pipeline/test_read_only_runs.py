@@ -157,3 +157,28 @@ def test_a_lock_file_left_by_another_user_in_a_writable_folder_is_named_not_the_
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
     assert str(folder / ".distgen.lock") in done.stdout and f"{folder} is not writable" not in done.stdout
+
+
+def test_a_finished_experiment_in_a_read_only_folder_prints_its_summary_and_an_unfinished_one_is_refused(made, tmp_path):
+    """Left by the portability round: ``distgen run`` of a finished experiment only prints its summary, yet a read-only
+    folder was refused at its lock ("is not writable ... distgen run writes ..."). Now ``DONE`` is read without the lock
+    where the lock cannot be taken; an unfinished experiment there (``DONE`` gone) is still refused saying so."""
+    exp = tmp_path / "exp"
+    args = ["--metrics", "mse", "--no-plots", "--no-progress"]
+    assert main(["run", str(made / "t.yaml"), "--out", str(exp), *args]) == 0
+    ro = _read_only_copy(exp, tmp_path / "archive" / "exp")
+    shutil.copytree(exp, tmp_path / "part")
+    (tmp_path / "part" / "DONE").unlink()
+    part = _read_only_copy(tmp_path / "part", tmp_path / "archive" / "part")
+    try:
+        done = _cli("run", str(made / "t.yaml"), "--out", str(ro), *args)
+        assert done.returncode == 0, done.stderr
+        assert "already holds this finished experiment" in done.stderr and "mse" in done.stdout
+        assert not (ro / ".distgen.lock").exists()
+        refused = _cli("run", str(made / "t.yaml"), "--out", str(part), *args)
+        assert refused.returncode == 1
+        assert f"{part} is not writable" in refused.stderr and "Traceback" not in refused.stderr
+    finally:
+        for folder in (ro, part):
+            for p in [folder, *folder.rglob("*")]:
+                p.chmod(p.stat().st_mode | 0o200)
