@@ -145,3 +145,36 @@ def test_nuts_diagnostics_report_the_rank_normalised_values() -> None:
     assert d["per_site"]["mu0"]["ess_min"] > 0
     assert d["ess_min"] > 0
     assert d["per_site"]["sigma_rep"]["r_hat_max"] > 1.1 and d["r_hat_max"] > 1.1
+
+
+def test_rank_diagnostics_are_rhat_and_ess_to_the_bit() -> None:
+    """One rank normalisation of the split draws serves both (``rank_diagnostics``): the same values as
+    ``rank_split_rhat`` and ``ess_bulk`` called alone, bit for bit, constant and non-finite draws included."""
+    from distgen_bayes.convergence import rank_diagnostics
+
+    cases = {**_cases(), "site 2x50x3x2": np.random.default_rng(3).normal(size=(2, 50, 3, 2)),
+             "nan": np.array([[0.0, 1, np.nan, 2, 3], [1, 2, 3, 4, 5]]), "constant": np.ones((2, 6))}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for x in cases.values():
+            r, e = rank_diagnostics(x)
+            np.testing.assert_array_equal(r, rank_split_rhat(x))
+            np.testing.assert_array_equal(e, ess_bulk(x))
+
+
+def test_nuts_diagnostics_rank_normalise_each_site_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The split draws' ranks once (shared by R-hat and ESS) and the folded draws' once: three times a site before."""
+    pytest.importorskip("numpyro")
+    import distgen_bayes.convergence as C
+    from distgen_bayes.inference import nuts_diagnostics
+
+    calls = []
+    real = C._rank_normal
+    monkeypatch.setattr(C, "_rank_normal", lambda x: calls.append(x.shape) or real(x))
+    rng = np.random.default_rng(2)
+    draws = {"a": rng.normal(size=(2, 40, 3)), "b": rng.normal(size=(2, 40))}
+    mcmc = SimpleNamespace(num_chains=2, num_samples=40, get_samples=lambda group_by_chain=True: draws,
+                           get_extra_fields=lambda: {"diverging": np.zeros((2, 40), bool)})
+    d = nuts_diagnostics(mcmc)
+    assert len(calls) == 4
+    assert d["per_site"]["a"]["r_hat_max"] == float(np.nanmax(rank_split_rhat(draws["a"])))
+    assert d["per_site"]["b"]["ess_min"] == float(np.nanmin(ess_bulk(draws["b"])))

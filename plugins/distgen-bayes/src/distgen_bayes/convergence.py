@@ -107,6 +107,33 @@ def _finite_varying(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return finite.reshape(x.shape[2:]), varying.reshape(x.shape[2:])
 
 
+def _checked(draws: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, finite, varying, split)``: the draws in float64, per element whether all are finite and not all one value, and
+    the split chains (a non-finite element's draws as 0, so that the others are ranked as they are)."""
+    x = np.asarray(draws, dtype=np.float64)
+    if x.ndim < 2 or x.shape[1] < 4:
+        raise ValueError(f"{what} needs draws [chains, draws >= 4, ...], got shape {x.shape}")
+    finite, varying = _finite_varying(x)
+    return x, finite, varying, _split(np.where(finite, x, 0.0))
+
+
+def _rhat(split: np.ndarray, z: np.ndarray, finite: np.ndarray, varying: np.ndarray) -> np.ndarray:
+    """The rank-normalised split R-hat from the split draws and their normal scores ``z`` (``_rank_normal(split)``)."""
+    from numpyro.diagnostics import gelman_rubin
+
+    folded = np.abs(split - np.median(split.reshape(-1, *split.shape[2:]), axis=0))
+    bulk, tail = gelman_rubin(z), gelman_rubin(_rank_normal(folded))
+    return np.where(finite & varying, np.fmax(bulk, tail), np.nan)  # fmax: folded draws all one value (chains stuck apart) leave the bulk's
+
+
+def _ess(x: np.ndarray, z: np.ndarray, finite: np.ndarray, varying: np.ndarray) -> np.ndarray:
+    """The bulk ESS from the draws and the normal scores ``z`` of their split chains (``_rank_normal(split)``)."""
+    rho = _autocorrelation(z).reshape(z.shape[1], -1)
+    total = z.shape[0] * z.shape[1]
+    ess = np.array([_ess_of(rho[:, i], total) for i in range(rho.shape[1])]).reshape(x.shape[2:])
+    return np.where(finite, np.where(varying, ess, float(x.shape[0] * x.shape[1])), np.nan)
+
+
 def rank_split_rhat(draws: np.ndarray) -> np.ndarray:
     """Rank-normalised split R-hat: the larger of the bulk (ranks) and tail (ranks of ``|x - median|``) R-hats.
 
@@ -116,16 +143,8 @@ def rank_split_rhat(draws: np.ndarray) -> np.ndarray:
     halves, as numpyro and Stan do; arviz gives NaN below two chains). NaN where a draw is not finite or every draw is
     one value (a stuck sampler is no proof of agreement), as arviz gives.
     """
-    from numpyro.diagnostics import gelman_rubin
-
-    x = np.asarray(draws, dtype=np.float64)
-    if x.ndim < 2 or x.shape[1] < 4:
-        raise ValueError(f"R-hat needs draws [chains, draws >= 4, ...], got shape {x.shape}")
-    finite, varying = _finite_varying(x)
-    split = _split(np.where(finite, x, 0.0))
-    folded = np.abs(split - np.median(split.reshape(-1, *x.shape[2:]), axis=0))
-    bulk, tail = gelman_rubin(_rank_normal(split)), gelman_rubin(_rank_normal(folded))
-    return np.where(finite & varying, np.fmax(bulk, tail), np.nan)  # fmax: folded draws all one value (chains stuck apart) leave the bulk's
+    _, finite, varying, split = _checked(draws, "R-hat")
+    return _rhat(split, _rank_normal(split), finite, varying)
 
 
 def _autocorrelation(x: np.ndarray) -> np.ndarray:
@@ -168,15 +187,16 @@ def ess_bulk(draws: np.ndarray) -> np.ndarray:
 
     Every draw one value: ``S`` (no Monte Carlo error, as arviz gives); a draw not finite: NaN.
     """
-    x = np.asarray(draws, dtype=np.float64)
-    if x.ndim < 2 or x.shape[1] < 4:
-        raise ValueError(f"an effective sample size needs draws [chains, draws >= 4, ...], got shape {x.shape}")
-    finite, varying = _finite_varying(x)
-    z = _rank_normal(_split(np.where(finite, x, 0.0)))
-    rho = _autocorrelation(z).reshape(z.shape[1], -1)
-    total = z.shape[0] * z.shape[1]
-    ess = np.array([_ess_of(rho[:, i], total) for i in range(rho.shape[1])]).reshape(x.shape[2:])
-    return np.where(finite, np.where(varying, ess, float(x.shape[0] * x.shape[1])), np.nan)
+    x, finite, varying, split = _checked(draws, "an effective sample size")
+    return _ess(x, _rank_normal(split), finite, varying)
 
 
-__all__ = ["R_HAT", "SVI_MIN_STEPS", "SVI_REL_CHANGE", "convergence_problems", "ess_bulk", "rank_split_rhat"]
+def rank_diagnostics(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rank_split_rhat(draws), ess_bulk(draws))``, the same values to the bit, with the split draws ranked once for
+    both (``nuts_diagnostics``: one site's draws are ranked twice, not three times)."""
+    x, finite, varying, split = _checked(draws, "R-hat and an effective sample size")
+    z = _rank_normal(split)
+    return _rhat(split, z, finite, varying), _ess(x, z, finite, varying)
+
+
+__all__ = ["R_HAT", "SVI_MIN_STEPS", "SVI_REL_CHANGE", "convergence_problems", "ess_bulk", "rank_diagnostics", "rank_split_rhat"]

@@ -19,7 +19,7 @@ import numpy as np
 import numpyro
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, autoguide, init_to_feasible, init_to_median
 
-from distgen_bayes.convergence import ess_bulk, rank_split_rhat
+from distgen_bayes.convergence import rank_diagnostics
 from distgen_bayes.hierarchical import POSTERIOR_SITES, ROTATION_INVARIANT, Priors, population_model
 
 GUIDES: dict[str, Callable[..., Any]] = {
@@ -148,8 +148,8 @@ def nuts_diagnostics(mcmc: MCMC) -> dict[str, Any]:
     with warnings.catch_warnings():  # a site constant over its draws: R-hat all-NaN, kept NaN (numpy's RuntimeWarning says less)
         warnings.simplefilter("ignore", RuntimeWarning)
         per_site = {
-            name: {"r_hat_max": float(np.nanmax(rank_split_rhat(s))), "ess_min": float(np.nanmin(ess_bulk(s)))}
-            for name, s in samples.items() if s.size
+            name: {"r_hat_max": float(np.nanmax(rhat)), "ess_min": float(np.nanmin(ess))}
+            for name, s in samples.items() if s.size for rhat, ess in [rank_diagnostics(s)]
         }
     identified = {k: v for k, v in per_site.items() if k not in ROTATION_INVARIANT} or per_site
     diverging = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
