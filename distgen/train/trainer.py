@@ -81,7 +81,7 @@ class TrainResult:
     validations: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
     #: the checkpoint of ``best_step`` (written when the validation improved, spared from pruning; None without a run folder
-    #: or a validation): ``distgen predict RUN --checkpoint best``
+    #: or a validation, or when the run folder lacks it: a copy without it, resumed): ``distgen predict RUN --checkpoint best``
     best_checkpoint: Path | None = None
     stopped_by_budget: bool = False  #: ``train.minutes`` ran out before ``train.steps``
     seconds: float = 0.0  #: wall seconds of this ``fit``
@@ -655,7 +655,9 @@ class Trainer:
         if self.step > 0:
             mark_trained(self.model)  # distgen.predict no longer warns about initial weights
         result.checkpoint = self.last_checkpoint
-        result.best_checkpoint = self.ckpt_dir / self.best_checkpoint if self.ckpt_dir is not None and self.best_checkpoint else None
+        best_dir = self.ckpt_dir / self.best_checkpoint if self.ckpt_dir is not None and self.best_checkpoint else None
+        # a run copied without its best step's checkpoint and resumed still records the name: not given as a checkpoint
+        result.best_checkpoint = best_dir if best_dir is not None and (best_dir / "state.json").is_file() else None
         result.diverged = self.diverged
         if self.step > s0:
             result.no_gradient = sorted(self._no_grad)
@@ -678,7 +680,9 @@ class Trainer:
                   f"its best, {self.best:.4g} at step {self.best_step}; the model"
                   + (f" (and checkpoint {self.last_checkpoint})" if self.last_checkpoint is not None else "")
                   + f" is step {self.step}'s, not the best step's"
-                  + (f"; the best step's is checkpoint {best} (distgen predict RUN --checkpoint best)" if best is not None else ""),
+                  + (f"; the best step's is checkpoint {best} (distgen predict RUN --checkpoint best)" if best is not None else
+                     f"; step {self.best_step}'s checkpoint ({self.best_checkpoint}) is not in {self.ckpt_dir} (a copy of the "
+                     "run without it?), so there is no best checkpoint to predict from" if best_dir is not None else ""),
                   file=sys.stderr)
         if result.stopped_by_budget and env.is_main:
             print(f"train: the budget train.minutes={opts.minutes:g} ran out at step {self.step} of {opts.steps}; "

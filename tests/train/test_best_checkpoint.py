@@ -157,3 +157,25 @@ def test_an_earlier_run_resumed_keeps_its_best_steps_checkpoint_from_pruning(tab
     assert best_checkpoint(tmp_path / "b") == res.best_checkpoint  # was: pruned, "trained before distgen kept"
     a, b = load_checkpoint(straight.best_checkpoint), load_checkpoint(best_checkpoint(tmp_path / "b"))
     assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
+
+
+def test_a_resume_of_a_copy_without_its_best_checkpoint_does_not_name_it(table, make_model, tmp_path, capsys):
+    """Left by the portability round (not reproduced there): a run copied without its best step's checkpoint (killed at
+    step 9, after its best at 6), resumed, stopped early saying "the best step's is checkpoint COPY/checkpoints/step_6 (distgen predict
+    RUN --checkpoint best)", a folder not in the copy, and gave it as ``best_checkpoint``. Now the line says the best
+    step's checkpoint is not in the run folder, and ``best_checkpoint`` is None."""
+    import shutil
+
+    with pytest.raises(Killed):
+        fit(make_model(), table, set_size=4, val=table, run_dir=tmp_path / "a", callbacks=[kill_at(9)], **RUN)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    best = load_checkpoint(tmp_path / "b").state["best_checkpoint"]
+    assert best == "step_00000006"
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / best)
+    capsys.readouterr()
+    res = fit(make_model(seed=5), table, set_size=4, val=table, run_dir=tmp_path / "b", resume=tmp_path / "b", **RUN)
+    err = capsys.readouterr().err
+    assert res.stopped_early and res.best_step == 6
+    assert res.best_checkpoint is None
+    assert f"checkpoint {tmp_path / 'b' / 'checkpoints' / best} (" not in err and "--checkpoint best" not in err
+    assert "stopped early" in err and f"step 6's checkpoint ({best}) is not in {tmp_path / 'b' / 'checkpoints'}" in err
