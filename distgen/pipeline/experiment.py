@@ -61,7 +61,7 @@ from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
 from distgen.train.device import float32_default
-from distgen.train.lock import FolderNotWritableError, RunLock
+from distgen.train.lock import LOCK_NAME, FolderNotWritableError, RunLock
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
@@ -146,17 +146,19 @@ def _checked_run(
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
     created = not out.exists()
     try:
-        with RunLock(out, "run"), float32_default():  # whatever the caller's torch default dtype
-            if is_finished(out, doc, metrics):
-                print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
-                return finished_summary(out)
-            return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
-    except FolderNotWritableError:
-        if (summary := finished_without_lock(out, doc, metrics)) is None:
-            raise
-        print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again (read without its lock: "
-              "the folder is not writable)", file=sys.stderr)
-        return summary
+        try:
+            with RunLock(out, "run"), float32_default():  # whatever the caller's torch default dtype
+                if is_finished(out, doc, metrics):
+                    print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
+                    return finished_summary(out)
+                return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
+        except FolderNotWritableError:  # refused as before where not finished, and past the clean-up below (review: it was not)
+            if (summary := finished_without_lock(out, doc, metrics)) is None:
+                raise
+            why = f"its lock file {LOCK_NAME} cannot be written" if (out / LOCK_NAME).exists() else "the folder is not writable"
+            print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again (read without its lock: "
+                  f"{why})", file=sys.stderr)
+            return summary
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # refused before anything was written: no folder that looks like a run

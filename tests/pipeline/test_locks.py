@@ -106,3 +106,41 @@ def test_the_lock_of_a_killed_run_is_stale_and_taken_over(tmp_path, hold, capsys
     with pytest.warns(UserWarning, match=f"stale lock of distgen run \\(pid {proc.pid}"):
         assert main(["run", str(cfg), "--out", str(tmp_path / "exp"), "--metrics", "mse", "--no-progress"]) == 0
     assert (tmp_path / "exp" / "DONE").exists() and not (tmp_path / "exp" / LOCK_NAME).exists()
+
+
+def _lock_refused_as_not_writable(monkeypatch):
+    """The lock of any folder refused as ``distgen.train.lock`` refuses one it cannot write (root writes into read-only
+    folders, so the refusal is made here; ``test_read_only_runs.py`` makes it for real, in slow tests)."""
+    from distgen.train.lock import RunLock, not_writable
+
+    def refused(self):
+        raise not_writable(self.folder, self.purpose, self.path if self.path.exists() else None)
+
+    monkeypatch.setattr(RunLock, "_take", refused)
+
+
+def test_a_run_refused_at_the_lock_as_not_writable_leaves_no_folder_it_made(tmp_path, monkeypatch, capsys):
+    """Review of helper 181's round (helper 185): the new read-without-lock path of a finished experiment re-raised the
+    refusal past the clean-up, so a --out the run had made was left behind, empty (made under ``umask 0222``, then refused
+    at its lock: 0c06e41 removed it, as ``run``'s docstring promises)."""
+    cfg = save_yaml(FITTED, tmp_path / "c.yaml")
+    _lock_refused_as_not_writable(monkeypatch)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "new" / "exp"), "--metrics", "mse", "--no-progress"]) == 1
+    assert "is not writable" in capsys.readouterr().err
+    assert not (tmp_path / "new" / "exp").exists()
+
+
+def test_a_finished_run_whose_lock_file_is_another_users_is_read_saying_so(tmp_path, monkeypatch, capsys):
+    """Review of helper 181's round (helper 185): a finished experiment in a writable folder whose lock file is another
+    user's (left by a process of theirs) is read without the lock; the note said "the folder is not writable", which it
+    is: it now names the lock file."""
+    cfg = save_yaml(FITTED, tmp_path / "c.yaml")
+    args = ["run", str(cfg), "--out", str(tmp_path / "exp"), "--metrics", "mse", "--no-progress"]
+    assert main(args) == 0
+    (tmp_path / "exp" / LOCK_NAME).write_text("{}")  # another user's: this process cannot open it for writing
+    _lock_refused_as_not_writable(monkeypatch)
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "already holds this finished experiment" in err
+    assert "not writable" not in err and f"its lock file {LOCK_NAME} cannot be written" in err
