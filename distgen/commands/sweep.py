@@ -66,11 +66,14 @@ def run(args: argparse.Namespace) -> int:
     from distgen.pipeline.grid import parse_grid_args
     from distgen.pipeline.sweep import sweep
 
-    if args.config is None:  # --variant takes every word up to the next option, a config written after it included
+    if args.config is None:  # --variant and --metrics take every word up to the next option, a config written after one included
         last = args.variant[-1] if args.variant else []
         eaten = f" ({last[-1]!r} was read as an override of --variant {last[0]})" if len(last) > 1 and "=" not in last[-1] else ""
+        if not eaten and args.metrics and "=" not in args.metrics[-1]:
+            eaten = f" ({args.metrics[-1]!r} was read as a metric of --metrics)"
         raise ConfigError(f"distgen sweep needs a config (a preset name or a YAML file){eaten}; give it before the first "
-                          "--variant, e.g. distgen sweep scdfm-small --variant preset --variant ot model.coupling.name=exact_ot --out DIR")
+                          "--variant or --metrics, e.g. distgen sweep scdfm-small --variant preset --variant ot "
+                          "model.coupling.name=exact_ot --out DIR")
     grid = parse_grid_args(args.grid)
     variants = parse_variant_args(args.variant)
     res = sweep(args.config, grid, args.out, reference=args.reference, jobs=args.jobs, retries=args.retries,
@@ -115,5 +118,6 @@ def metric_names(values: list[str] | None) -> list[str] | None:
     if overrides := [value for value in values if "=" in value]:  # --metrics takes every word up to the next option
         raise ConfigError(f"--metrics {' '.join(values)}: {', '.join(map(repr, overrides))} "
                           f"{'is a config override, not a metric' if len(overrides) == 1 else 'are config overrides, not metrics'}: --metrics takes every word up to the next option, so write base overrides right after "
-                          "the config (distgen sweep CONFIG train.steps=50 --metrics mse ...) or after another option")
+                          "the config (distgen sweep CONFIG train.steps=50 --metrics mse ...) or after an option of one value "
+                          "(--out DIR train.steps=50), not after --variant's overrides (they would be that variant's)")
     return [name for value in values for name in (part.strip() for part in value.split(",")) if name]

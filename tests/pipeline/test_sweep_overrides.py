@@ -143,3 +143,25 @@ def test_an_override_read_as_a_metric_name_says_where_to_write_it(tmp_path, base
     assert code == 2
     assert "'train.steps=3'" in err and "override" in err and "right after the config" in err
     assert not (tmp_path / "sw").exists()
+
+
+def test_where_to_write_an_override_read_as_a_metric_is_advice_that_works(tmp_path, base, capsys, monkeypatch):
+    """Review of helper 181's round (helper 185): the message said to write the override "right after the config ... or
+    after another option"; after a --variant's overrides it is that variant's (``nargs="+"``), not the sweep's. The advice
+    now names an option of one value, and following it gives the sweep the override."""
+    out = str(tmp_path / "sw")
+    code = main(["sweep", base, "--variant", "a", "description=x", "--metrics", "mse", "train.steps=3", "--out", out])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "after another option" not in err and "--out DIR train.steps=50" in err and "--variant" in err
+    seen = _parsed(monkeypatch, ["sweep", base, "--variant", "a", "description=x", "--metrics", "mse", "--out", out, "train.steps=3"])
+    assert seen["overrides"] == ["train.steps=3"] and seen["variants"] == {"a": ["description=x"]}
+
+
+def test_a_config_read_as_a_metric_is_named_as_such(tmp_path, base, capsys):
+    """Review of helper 181's round (helper 185): ``distgen sweep --metrics mse CONFIG`` (the config after --metrics, which
+    takes every word up to the next option) said "give it before the first --variant", an option not given."""
+    assert main(["sweep", "--metrics", "mse", base, "--out", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err
+    assert f"{base!r} was read as a metric of --metrics" in err and "before the first --variant or --metrics" in err
+    assert not (tmp_path / "sw").exists()
