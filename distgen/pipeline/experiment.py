@@ -436,13 +436,16 @@ def finished_without_lock(out: Path, doc: Mapping[str, Any], metrics: Sequence[s
     """The summary of a finished experiment in a folder whose lock cannot be taken (read-only, another user's), or None.
     Printing it only reads (a read-only archived run was refused at its lock until 2026-12-07). A writer of the folder (its
     owner re-running it) removes ``DONE`` first and writes it last, so ``DONE`` is read again after the summary: gone or
-    changed, the summary may be of a run being rewritten, and None is returned (the caller's refusal stands)."""
+    changed, the summary may be of a run being rewritten, and None is returned (the caller's refusal stands). Another
+    config's experiment is refused as it is with the lock (``ConfigError``)."""
     try:
         if not is_finished(out, doc, metrics):
             return None
         record = (out / DONE_FILE).read_bytes()
         summary = finished_summary(out)
         return summary if (out / DONE_FILE).read_bytes() == record else None
+    except ConfigError:  # another config's experiment: experiment.yaml is never rewritten to another config, so this
+        raise  # refusal holds without the lock (it said "not writable: copy the folder and run there" until the review)
     except (OSError, ValueError):
         return None
 

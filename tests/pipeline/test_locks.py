@@ -144,3 +144,16 @@ def test_a_finished_run_whose_lock_file_is_another_users_is_read_saying_so(tmp_p
     err = capsys.readouterr().err
     assert "already holds this finished experiment" in err
     assert "not writable" not in err and f"its lock file {LOCK_NAME} cannot be written" in err
+
+
+def test_a_read_only_folder_holding_another_configs_experiment_says_so(tmp_path, monkeypatch, capsys):
+    """Left by helper 181's round: a read-only folder holding another config's finished experiment was refused as not
+    writable ("copy the folder to one you can write and run there"), advice that then meets the other-config refusal.
+    ``experiment.yaml`` is never rewritten to another config, so that refusal is read without the lock too."""
+    cfg = save_yaml(FITTED, tmp_path / "c.yaml")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "exp"), "--metrics", "mse", "--no-progress"]) == 0
+    _lock_refused_as_not_writable(monkeypatch)
+    capsys.readouterr()
+    assert main(["run", str(cfg), "data.hvg=24", "--out", str(tmp_path / "exp"), "--metrics", "mse", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "holds an experiment of another config (data.hvg" in err and "not writable" not in err
