@@ -48,10 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from distgen.config import check_repeated_overrides
     from distgen.evaluation.report import json_text
     from distgen.pipeline import experiment
+    from distgen.train.distributed import env_from_torchrun
 
     overrides = [*check_repeated_overrides(args.overrides), *([f"predict.max_cells_per_condition={'null' if args.max_cells == 'all' else args.max_cells}"] if args.max_cells is not None else [])]
     summary = experiment.run(args.config, args.out, overrides, progress=not args.no_progress,
                              metrics=args.metrics.split(",") if args.metrics else None, plots=not args.no_plots)
+    if not env_from_torchrun().is_main:  # under torchrun rank 0 scores and reports; the others' summary is empty
+        return 0
     if args.json:
         print(json_text(summary, indent=1))  # NaN as null: strict JSON, as summary.json
     else:

@@ -235,7 +235,7 @@ def _run(
             )
         if resume:
             print(f"note: resuming the training in {out / 'train'} from its newest checkpoint", file=sys.stderr)
-        trained = train_model(doc, out / "train", dataset, resume=resume, before_training=start, preset=preset)
+        trained = train_model(doc, out / "train", dataset, resume=resume, before_training=start, preset=preset, keep_group=True)
         model, notes = trained.model, trained.notes
         diverged = trained.result.diverged
         if diverged:  # also when the warning was shown before a checkpoint this run resumed from
@@ -261,6 +261,7 @@ def _run(
             pred = predict(model, dataset, "test", seed, preflight=False)
         provenance = prediction_provenance(seed, "test", dataset.max_cells, model=str(doc["model"].get("name")))
         stage = "fit_predict"
+    D.shutdown()  # every rank has its share of the prediction (the training's group, kept for it); rank 0 writes and scores
     if not D.env_from_torchrun().is_main:
         return {}
     truth = dataset.truth("test")

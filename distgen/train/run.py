@@ -100,7 +100,7 @@ class TrainedRun:
 
 def train_model(
     doc: Mapping[str, Any], out: str | Path, dataset: Dataset | None = None, resume: bool | str | Path = False,
-    before_training: Callable[[], None] | None = None, preset: str | None = None,
+    before_training: Callable[[], None] | None = None, preset: str | None = None, keep_group: bool = False,
 ) -> TrainedRun:
     """Train the model of a loaded config document into run directory ``out``.
 
@@ -114,15 +114,17 @@ def train_model(
     they were. ``before_training`` is called once every check passed, before anything is
     written (``distgen run`` records its experiment there, so a refused run leaves no record). ``preset``: the preset
     the config derives from (``distgen.config.preset_of``), kept in the manifest for the report's "changed from the
-    preset" table.
+    preset" table. ``keep_group``: under ``torchrun``, stay in the process group after a training that ended well, for
+    the caller's next collective step (``distgen run`` predicts on every rank, then leaves it): leaving it and joining a
+    new group in the same processes could fail to connect (a new gloo mesh, on the keys of the old one).
     """
     with recorded_warnings() as warned:  # every UserWarning shown goes to the manifest's warnings too
-        return _train_model(doc, Path(out), dataset, resume, before_training, warned, preset)
+        return _train_model(doc, Path(out), dataset, resume, before_training, warned, preset, keep_group)
 
 
 def _train_model(
     doc: Mapping[str, Any], out: Path, dataset: Dataset | None, resume: bool | str | Path,
-    before_training: Callable[[], None] | None, warned: list[str], preset: str | None = None,
+    before_training: Callable[[], None] | None, warned: list[str], preset: str | None = None, keep_group: bool = False,
 ) -> TrainedRun:
     """``train_model``; ``warned``: the warnings shown so far (``recorded_warnings``), for the manifest."""
     resolved, opts, ds = resolve_document(doc)
@@ -196,7 +198,8 @@ def _train_model(
         raise
     if lock is not None:
         lock.release()
-    D.shutdown()
+    if not keep_group:
+        D.shutdown()
     assert result is not None  # a TrainableModel always goes through the trainer
     if result.stopped_by_budget:
         notes = [*notes, f"training stopped by its budget train.minutes={opts.minutes:g} at step {result.step} of {opts.steps} "

@@ -312,3 +312,26 @@ def test_a_two_rank_checkpoint_resumes_exactly_on_one_process_with_the_same_shar
     assert any("trained with 2" in w for w in manifest["warnings"])
     with pytest.raises(Exception, match=r"train\.grad_accum: 1 -> 4"):  # 1 x 4 shards: still another config
         train_run(cfg, tmp_path / "four", ["train.grad_accum=4"], resume=ckpt)
+
+
+@pytest.mark.slow
+def test_distgen_run_under_two_ranks_trains_predicts_and_scores_once_like_one_process(ddp_run, tmp_path):
+    """``torchrun -m distgen run`` (train, predict, evaluate in one command): until 2026-12-07 it crashed after the training
+    (the training left the process group and the prediction joined a new one, whose gloo mesh failed to connect: "internal
+    error"). Now the ranks share the prediction's groups and rank 0 alone writes and scores: the same files and numbers as
+    one process with the same global batch (2 ranks x 1 = 1 process x 2 micro-batches: the same weights)."""
+    import anndata as ad
+    import numpy as np
+
+    from distgen.pipeline.experiment import run as run_experiment
+
+    _, cfg = ddp_run
+    proc = torchrun(2, "run", str(cfg), "--out", str(tmp_path / "two"), "--metrics", "mse,pearson_delta", "--no-plots", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("report:") == 1  # one evaluation, by rank 0
+    run_experiment(cfg, tmp_path / "one", ["train.grad_accum=2"], progress=False, metrics=["mse", "pearson_delta"], plots=False)
+    two, one = (json.loads((tmp_path / d / "eval" / "summary.json").read_text()) for d in ("two", "one"))
+    assert two["metrics"] == one["metrics"] and two["baselines"] == one["baselines"] and two["weights"] == one["weights"]
+    a, b = ad.read_h5ad(tmp_path / "two" / "pred.h5ad"), ad.read_h5ad(tmp_path / "one" / "pred.h5ad")
+    assert list(a.obs_names) == list(b.obs_names)
+    np.testing.assert_array_equal(np.asarray(a.X), np.asarray(b.X))
