@@ -56,11 +56,11 @@ from distgen.models.preflight import check_split, preflight_checked
 from distgen.pipeline import pages
 from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.outputs import clear_evaluation
-from distgen.pipeline.predict import predict, predict_section, prediction_provenance, write_pair
+from distgen.pipeline.predict import load_run_model, predict, predict_section, prediction_provenance, write_pair
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
-from distgen.train.device import float32_default
+from distgen.train.device import float32_default, select_device
 from distgen.train.lock import LOCK_NAME, FolderNotWritableError, RunLock
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
@@ -197,6 +197,12 @@ def experiment_document(config: str | Path | Mapping[str, Any], overrides: Seque
     return doc
 
 
+def _dtensor() -> type:
+    from torch.distributed.tensor import DTensor
+
+    return DTensor
+
+
 def _run(
     doc: dict[str, Any], out: Path, ev: Mapping[str, Any], allow: bool, metrics: Sequence[str] | None, plots: bool, progress: bool,
     preset: str | None, warned: Sequence[str] = (),
@@ -242,6 +248,10 @@ def _run(
             notes = [*notes, divergence_message(diverged)]
         clock.lap("train")
         trained_result = trained.result
+        if D.env_from_torchrun().distributed and any(isinstance(p, _dtensor()) for p in model.parameters()):  # FSDP left each rank its shards; each predicts its own groups
+            D.barrier()  # rank 0 wrote the last checkpoint (the gathered weights): every rank reads the whole model from it
+            device = select_device((doc.get("train") or {}).get("device", "auto"), D.env_from_torchrun().local_rank)
+            model = load_run_model(out / "train", dataset, trained.result.checkpoint, "ema", device)
         pred = predict(model, dataset, "test", seed, preflight=False, weights=trained.result.checkpoint)
         provenance = prediction_provenance(seed, "test", dataset.max_cells,  # the run is the train/ folder beside the file
                                            checkpoint=Path(trained.result.checkpoint).name if trained.result.checkpoint else None,
