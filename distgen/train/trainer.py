@@ -574,6 +574,11 @@ class Trainer:
         log = MetricsLog(self.run_dir / "metrics.csv", resume_step=self.step if resume is not None else None) if (env.is_main and self.run_dir) else None
         if log is not None and log.note and self.step == 0:
             print(f"note: {log.note}", file=sys.stderr)
+        if env.is_main and self.n_shards > 1:  # the same global batch on any number of ranks: say how it is cut
+            ranks = f"{env.world_size} {'rank' if env.world_size == 1 else 'ranks'}" if env.distributed else "1 process"
+            print(f"batch: {opts.sets_per_batch} sets per step (train.sets_per_batch, the global batch) = {ranks} x {opts.grad_accum} "
+                  f"micro-batch{'es' if opts.grad_accum > 1 else ''} (train.grad_accum) x {opts.sets_per_batch // self.n_shards} "
+                  f"set{'s' if opts.sets_per_batch // self.n_shards > 1 else ''}", file=sys.stderr)
         bar = progress_bar(opts.steps, self.step, opts.progress and env.is_main)
         window: list[float] = []
         window_parts: list[list[dict[str, Tensor | float]]] = []  # read back when a row is logged
