@@ -141,8 +141,10 @@ def _checked_run(
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
     preset = preset_of(config, overrides)
-    if not D.env_from_torchrun().is_main:
+    if not D.env_from_torchrun().is_main:  # under torchrun: the same steps as rank 0, which alone writes (and locks)
         with float32_default():
+            if is_finished(out, doc, metrics):  # rank 0 skips it below (reading the same files): a rank that trained on
+                return {}  # would wait for rank 0 in the prediction forever (and its start() removed the DONE)
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
     created = not out.exists()
     try:
@@ -209,9 +211,13 @@ def _run(
 ) -> dict[str, Any]:
     """The run itself; ``warned``: the warnings shown so far (``recorded_warnings``, filled as the run goes), for the notes."""
     clock = _StageClock()
+    writer = D.env_from_torchrun().is_main  # under torchrun every rank trains and predicts its share; rank 0 writes
 
     def start() -> None:
-        """Every check passed: ``out`` becomes this experiment's folder (``experiment.yaml``, no ``DONE`` yet)."""
+        """Every check passed: ``out`` becomes this experiment's folder (``experiment.yaml``, no ``DONE`` yet). Rank 0's
+        alone under torchrun: two ranks renaming one temporary file crashed one of them."""
+        if not writer:
+            return
         out.mkdir(parents=True, exist_ok=True)
         save_yaml(doc, out / "experiment.yaml")
         (out / DONE_FILE).unlink(missing_ok=True)
@@ -265,14 +271,15 @@ def _run(
         for note in notes:  # as distgen train and distgen predict print them (the model's predict no longer says it here)
             print(note, file=sys.stderr)
         start()
-        write_fit_diagnostics(model, out / FIT_FILE)
-        dataset.split.save(out / "split.json")
+        if writer:
+            write_fit_diagnostics(model, out / FIT_FILE)
+            dataset.split.save(out / "split.json")
         with preflight_checked(model):  # check_split named what it cannot predict (the notes): the model need not say it again
             pred = predict(model, dataset, "test", seed, preflight=False)
         provenance = prediction_provenance(seed, "test", dataset.max_cells, model=str(doc["model"].get("name")))
         stage = "fit_predict"
     D.shutdown()  # every rank has its share of the prediction (the training's group, kept for it); rank 0 writes and scores
-    if not D.env_from_torchrun().is_main:
+    if not writer:
         return {}
     truth = dataset.truth("test")
     write_pair(dataset, pred, truth, out / "pred.h5ad", out / "real.h5ad", provenance=provenance)  # one pair: never a new pred beside an old real

@@ -335,6 +335,13 @@ def test_distgen_run_under_two_ranks_trains_predicts_and_scores_once_like_one_pr
     a, b = ad.read_h5ad(tmp_path / "two" / "pred.h5ad"), ad.read_h5ad(tmp_path / "one" / "pred.h5ad")
     assert list(a.obs_names) == list(b.obs_names)
     np.testing.assert_array_equal(np.asarray(a.X), np.asarray(b.X))
+    # run again: every rank skips the finished experiment (until 2026-12-07 rank 1 resumed it, deleted its DONE and waited
+    # for rank 0 in the prediction until torchrun's timeout; review, helper 184)
+    done = (tmp_path / "two" / "DONE").read_text()
+    again = torchrun(2, "run", str(cfg), "--out", str(tmp_path / "two"), "--metrics", "mse,pearson_delta", "--no-plots", "--no-progress",
+                     timeout=120)
+    assert again.returncode == 0 and "already holds this finished experiment" in again.stderr, again.stderr[-3000:]
+    assert again.stdout.count("report:") == 1 and (tmp_path / "two" / "DONE").read_text() == done
 
 
 @pytest.mark.slow

@@ -1,0 +1,67 @@
+"""Under torchrun, ``distgen run`` on a rank other than 0 writes nothing into the experiment folder and follows rank 0's
+decision to skip a finished experiment.
+
+The rank is set through torchrun's variables with a world of one process (``RANK=1``, ``WORLD_SIZE=1``): the code takes
+the paths of a rank other than 0 without a process group. The training and the prediction, whose shares need the real
+world size, are replaced by a stop (the training's after its ``before_training`` call, where ``distgen run`` records the
+experiment): everything ``distgen run`` writes before it is what these tests look at.
+"""
+
+import pytest
+import yaml
+
+from distgen.pipeline import experiment
+
+from ..train.conftest import MODEL
+
+DATA = {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0, "val_frac": 0.0}, "set_size": 8}
+TRAINED = {"model": MODEL, "data": DATA,
+           "train": {"steps": 1, "sets_per_batch": 2, "log_every": 1, "progress": False, "check_memory": False}}
+FITTED = {"model": {"name": "additive"}, "data": DATA}
+
+
+class Stop(Exception):
+    """Raised in place of the prediction."""
+
+
+def _stop(*args, **kwargs):
+    raise Stop
+
+
+def _train_then_stop(*args, before_training=None, **kwargs):
+    before_training()
+    raise Stop
+
+
+def _as_rank_1(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setattr(experiment, "train_model", _train_then_stop)
+    monkeypatch.setattr(experiment, "predict", _stop)
+
+
+@pytest.mark.parametrize("doc", [TRAINED, FITTED], ids=["trained", "fitted"])
+def test_a_rank_other_than_0_writes_nothing_into_the_experiment_folder(tmp_path, monkeypatch, doc):
+    """Until 2026-12-07 every rank wrote ``experiment.yaml`` (and, for a fitted model, ``fit.json`` and ``split.json``): two
+    ranks renaming one ``.experiment.yaml.tmp`` crashed ``torchrun -m distgen run`` at random ("'.../.experiment.yaml.tmp'
+    does not exist"), seen in 1 of 2 runs of the FSDP test. Rank 0 alone writes, as docs/training.md says."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    _as_rank_1(monkeypatch)
+    with pytest.raises(Stop):
+        experiment.run(cfg, tmp_path / "out", progress=False, metrics=["mse"], plots=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_rank_other_than_0_skips_a_finished_experiment_as_rank_0_does(tmp_path, monkeypatch):
+    """Until 2026-12-07 ``torchrun -m distgen run`` of a finished experiment hung: rank 0 said "already holds this
+    finished experiment" and returned, while rank 1 resumed the training, deleted the experiment's ``DONE`` and waited
+    for rank 0 in the prediction forever. Every rank now reads the same ``DONE`` and skips the run."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(TRAINED))
+    out = tmp_path / "out"
+    experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+    done = (out / experiment.DONE_FILE).read_text()
+    _as_rank_1(monkeypatch)
+    assert experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False) == {}
+    assert (out / experiment.DONE_FILE).read_text() == done
