@@ -245,7 +245,7 @@ def _run(
                 "running it again would train a new model from scratch and replace them (and train/metrics.csv). Restore the "
                 "checkpoints, or run into a new --out"
             )
-        if resume:
+        if resume and writer:  # once under torchrun
             print(f"note: resuming the training in {out / 'train'} from its newest checkpoint", file=sys.stderr)
         trained = train_model(doc, out / "train", dataset, resume=resume, before_training=start, preset=preset, keep_group=True)
         model, notes = trained.model, trained.notes

@@ -65,3 +65,18 @@ def test_a_rank_other_than_0_skips_a_finished_experiment_as_rank_0_does(tmp_path
     _as_rank_1(monkeypatch)
     assert experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False) == {}
     assert (out / experiment.DONE_FILE).read_text() == done
+
+
+def test_a_resumed_run_says_it_resumes_once(tmp_path, monkeypatch, capsys):
+    """``note: resuming the training in ...`` was printed by every rank (twice under ``torchrun --nproc-per-node 2``);
+    rank 0 says it, as it says the trainer's resume warning."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(TRAINED))
+    out = tmp_path / "out"
+    experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+    (out / experiment.DONE_FILE).unlink()  # stopped after its training: run again, it resumes
+    capsys.readouterr()
+    _as_rank_1(monkeypatch)
+    with pytest.raises(Stop):
+        experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+    assert "resuming" not in capsys.readouterr().err
