@@ -25,10 +25,27 @@ CONFIG = {
 }
 
 
+def launch(cmd, timeout, env):
+    """``subprocess.run(cmd, capture_output=True, text=True)``, but a launcher that runs past ``timeout`` gets SIGTERM
+    first, which it passes on to its workers: ``subprocess.run`` SIGKILLs it, and the ranks (each in a session of its
+    own) were left waiting on each other long after the test had failed."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def torchrun(n, *args, timeout=300):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", "-m", "distgen", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    return launch(cmd, timeout, env)
 
 
 def scenario(name, out, timeout=180):
@@ -37,7 +54,7 @@ def scenario(name, out, timeout=180):
     script = Path(__file__).with_name("ddp_scenarios.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script), name, str(out)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = launch(cmd, timeout, env)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"{name}: the ranks hung ({timeout} s); written: {sorted(p.name for p in out.iterdir())}") from exc
     return proc.returncode, {int(p.stem[4:]): json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))}
