@@ -12,13 +12,16 @@ cells by their values, so the same cells in another row (or gene) order are draw
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 
 def label_seed(seed: int, labels: Sequence[str], stream: int = 0) -> int:
@@ -43,8 +46,9 @@ def content_keys(X: Any, genes: Sequence[str]) -> np.ndarray:
     at most 4 million at a time. Identical rows get equal keys; distinct rows collide with probability about 2**-64.
     """
     mult = _gene_multipliers(genes)
-    if sp.issparse(X):
-        return _sparse_keys(sp.csr_matrix(X), mult)
+    sparse = sys.modules.get("scipy.sparse")  # not imported here (~0.1 s of a cold distgen evaluate): a matrix of it has imported it
+    if sparse is not None and sparse.issparse(X):
+        return _sparse_keys(sparse.csr_matrix(X), mult)
     x: Any = X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
     keys = np.empty(x.shape[0], dtype=np.uint64)
     step = max(1, min(1024, 4_000_000 // max(len(mult), 1)))  # a block's buffer: at most 32 MB
