@@ -14,7 +14,6 @@ import sys
 import numpy as np
 
 
-
 def _pair(tmp_path):
     import anndata as ad
     import pandas as pd
