@@ -34,15 +34,37 @@ def whole_ratios(values: np.ndarray, undo: Callable[[np.ndarray], np.ndarray]) -
 
 def whole_ratio_cells(dense: np.ndarray, undo: Callable[[np.ndarray], np.ndarray]) -> tuple[int, int]:
     """``(cells whose values pass whole_ratios, cells looked at)`` over the rows of ``dense`` [n, G] with 5 or more
-    non-zero values."""
-    passed = looked = 0
-    for row in dense:
-        v = row[row > 0]
-        if v.size < 5:
-            continue
-        looked += 1
-        passed += whole_ratios(v, undo)
-    return passed, looked
+    non-zero values.
+
+    The rows' positive values in one flat array (row after row), with ``whole_ratios``'s elementwise arithmetic and
+    per-row reductions (``ufunc.reduceat``): the same counts, without a Python loop over the rows (it cost ~5 ms of every
+    ``distgen evaluate`` per file on Kang's 200 x 1,267 sample; a dense block form was slower still)."""
+    x = np.asarray(dense)
+    if x.ndim != 2:  # the rows of a vector are single values: none has 5 positive ones
+        return 0, 0
+    pos = x > 0
+    n = pos.sum(1)
+    rows = n >= 5
+    looked = int(rows.sum())
+    if not looked:
+        return 0, 0
+    n = n[rows]
+    u = undo(np.asarray(x[pos & rows[:, None]], dtype=np.float64))  # row-major: each row's positive values in order
+    starts = np.concatenate(([0], np.cumsum(n)[:-1]))
+    ok = np.logical_and.reduceat(np.isfinite(u), starts)
+    with np.errstate(invalid="ignore"):  # a row with NaN is not ok, and not read further
+        low = np.minimum.reduceat(u, starts)
+        ok &= low > 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # rows not ok are not read
+        q = u / np.repeat(np.where(ok, low, 1.0), n)
+        kept = q <= 50
+        size = np.add.reduceat(kept, starts, dtype=np.int64)  # an ok row keeps its smallest value (ratio 1): size >= 1
+        whole = np.zeros(looked, dtype=bool)
+        for k in (1, 2, 3, 4):
+            qk = q * k
+            hit = kept & (np.abs(qk - np.round(qk)) < 0.01)
+            whole |= np.add.reduceat(hit, starts, dtype=np.int64) / size > 0.95  # np.mean's share: count / size in float64
+    return int((whole & ok).sum()), looked
 
 
 def extra_log1p(dense: np.ndarray, min_cells: int = 10) -> int:
