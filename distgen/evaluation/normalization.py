@@ -201,13 +201,16 @@ def _scale_stats(cells: Any, genes: list[str]) -> tuple[float, float] | None:
     if not rows.size:
         return None
     x = torch.as_tensor(cells.X)[torch.from_numpy(sample_rows(rows, SAMPLE_ROWS))]
-    values = np.asarray(x[:, [index[g] for g in genes]].detach().cpu().numpy(), dtype=np.float64).ravel()
+    if list(cells.genes) != genes:  # the file's own columns in its own order (the common case) need no gather
+        x = x[:, [index[g] for g in genes]]
+    values = np.asarray(x.detach().cpu().numpy(), dtype=np.float64).ravel()
     values = values[np.isfinite(values)]
     if values.size > 2_000_000:  # a strided subset keeps the quantile cheap on wide files
         values = values[:: values.size // 2_000_000 + 1]
     if not values.size:
         return None
-    return float(values.mean()), float(np.quantile(values, GENERATED_QUANTILE))
+    # overwrite_input: values is this function's own copy (the quantile partitions it in place, not a copy of it)
+    return float(values.mean()), float(np.quantile(values, GENERATED_QUANTILE, overwrite_input=True))
 
 
 def _control_stats(pred: Any, real: Any) -> tuple[tuple[float, float], tuple[float, float], list[str]] | None:
