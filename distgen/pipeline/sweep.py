@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -50,7 +48,7 @@ from distgen.pipeline.aggregate import (
 )
 from distgen.pipeline.grid import SEED_KEY, Run, expand, parse_variants
 from distgen.pipeline.pages import write_sweep_page
-from distgen.train.lock import LOCK_NAME, RunLock, RunLockedError, describe, pid_alive, read_holder
+from distgen.train.lock import LOCK_NAME, RunLock, RunLockedError, describe, live_holder, read_holder
 from distgen.train.state_io import atomic_write_text
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
@@ -252,41 +250,6 @@ def busy_reason(holder: Mapping[str, Any]) -> str:
     return (f"not started: its folder is in use by {describe(dict(holder))}{what}; nothing was written there now. Wait for that "
             f"process to finish (or stop it{kill_hint(holder)}), then run the sweep again: a finished run is read, a stopped one "
             "resumes at its checkpoint")
-
-
-def live_holder(run_dir: Path) -> dict[str, Any] | None:
-    """Who holds ``run_dir``'s run lock now (``read_holder``'s record, ``{}`` unreadable), or None: no lock file, or one
-    no live process holds (a killed run's: its own run takes it over). Probed with ``flock`` without taking the lock over
-    or writing; where ``flock`` is missing, a holder alive on this host (``RunLock``'s own rule there)."""
-    path = run_dir / LOCK_NAME
-    if not path.exists():
-        return None
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return _alive_holder(run_dir)
-    try:
-        fd = os.open(path, os.O_RDONLY)  # never created here: a lock released since the check stays released
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return _alive_holder(run_dir)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return read_holder(run_dir) or {}
-    except OSError:  # no flock on this file system
-        return _alive_holder(run_dir)
-    finally:
-        os.close(fd)  # drops the probe's lock with it
-    return None
-
-
-def _alive_holder(run_dir: Path) -> dict[str, Any] | None:
-    """``run_dir``'s lock holder where it is alive on this host (``RunLock``'s rule without ``flock``), else None."""
-    info = read_holder(run_dir) or {}
-    alive = info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and pid_alive(info["pid"])
-    return info if alive else None
 
 
 def with_base_overrides(runs: Sequence[Run], overrides: Sequence[str]) -> list[Run]:

@@ -210,7 +210,7 @@ class RunLock:
             return None
         for _ in range(100):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd, made = _open_or_make(self.path)
             except FileNotFoundError:  # the folder itself is gone since acquire made it
                 raise self._moved({}) from None
             except OSError as exc:
@@ -226,6 +226,9 @@ class RunLock:
             except OSError as exc:
                 os.close(fd)
                 if exc.errno in _UNSUPPORTED:
+                    if made:  # the empty file this open made would read as an unreadable holder: exclusive mode makes its own
+                        with contextlib.suppress(OSError):
+                            self.path.unlink()
                     self._take_exclusive()
                     return None
                 raise
@@ -257,8 +260,11 @@ class RunLock:
             except PermissionError:
                 raise not_writable(self.folder, self.purpose) from None
             except FileExistsError:
-                info = read_holder(self.folder) or {}
-                if is_stale(info):
+                found = probe_holder(self.folder)
+                if found is None:  # released since the open: try again
+                    continue
+                info, held = found
+                if not held:
                     warn(f"{self.folder}: removing the stale lock of {describe(info)}, which is no longer running")
                     with contextlib.suppress(FileNotFoundError):
                         self.path.unlink()
@@ -274,6 +280,61 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
         os.fsync(fd)
+
+
+def _open_or_make(path: Path) -> tuple[int, bool]:
+    """``path`` open for reading and writing, made when missing; and whether this call made it."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+    except FileExistsError:
+        return os.open(path, os.O_RDWR), False
+
+
+def probe_holder(folder: str | Path) -> tuple[dict[str, Any], bool] | None:
+    """What ``folder``'s lock file records (``{}`` empty, garbage or unreadable) and whether a live process holds it, or
+    None without a lock file. The one liveness rule of ``RunLock`` and ``distgen sweep`` (``live_holder``): ``flock``
+    answers where the file system has it (a killed holder's lock is free, whichever host the file names); without it,
+    ``is_stale``'s rule: held unless the file names a process of this host that is gone (another host's holder, or an
+    unreadable record, cannot be judged from here and counts as held). Never creates, writes or takes over the file."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return _recorded_holder(path)
+    try:
+        fd = os.open(path, os.O_RDONLY)  # never O_CREAT: a lock released since stays released
+    except FileNotFoundError:
+        return None
+    except OSError:  # unreadable (another user's): judged by its record, which then says nothing
+        return _recorded_holder(path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # shares nothing with a taker: closed (and dropped) below
+        except BlockingIOError:
+            return _parse(os.pread(fd, 4096, 0).decode(errors="replace")), True
+        except OSError:  # no flock on this file system
+            return _recorded_holder(path)
+        return _parse(os.pread(fd, 4096, 0).decode(errors="replace")), False
+    finally:
+        os.close(fd)
+
+
+def _recorded_holder(path: Path) -> tuple[dict[str, Any], bool] | None:
+    """``probe_holder`` without ``flock``: the lock file's record, held unless ``is_stale``; None without the file."""
+    try:
+        info = _parse(path.read_text(errors="replace"))
+    except FileNotFoundError:
+        return None
+    except OSError:  # unreadable: nothing says its holder is gone
+        return {}, True
+    return info, not is_stale(info)
+
+
+def live_holder(folder: str | Path) -> dict[str, Any] | None:
+    """Who holds ``folder``'s lock now (its record, ``{}`` unreadable), or None: no lock file, or one no live process holds
+    (``probe_holder``'s rule, which ``RunLock`` takes over)."""
+    found = probe_holder(folder)
+    return found[0] if found is not None and found[1] else None
 
 
 def _now_at(fd: int) -> Path | None:
