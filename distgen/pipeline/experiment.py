@@ -22,7 +22,9 @@ finished experiment in a folder that cannot be locked (read-only, another user's
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -415,21 +417,57 @@ def check_same_experiment(out: str | Path, doc: Mapping[str, Any]) -> None:
                           "it, or choose another --out")
 
 
+#: ``same_data_moved``'s record of the file it checked, beside ``experiment.yaml`` (which keeps the path trained on).
+MOVED_RECORD = "data_moved.json"
+
+
 def same_data_moved(out: Path, doc: Mapping[str, Any]) -> str:
     """'' when ``doc``'s data file (another path than the experiment's) holds the data the experiment trained on (its
     ``train/manifest.json`` hash, read with its ``train/split.json``): a file moved or a run folder copied elsewhere.
-    Otherwise why not, as a clause for the refusal."""
+    Otherwise why not, as a clause for the refusal.
+
+    A file found to hold that data is recorded in ``out/data_moved.json`` (its absolute path and ``file_stamp``, with the
+    hash it matched; rank 0 writes it, where the folder can be written): a later run of the experiment with the same path
+    reads the record instead of hashing the file again (every later ``run``/``sweep`` of a finished experiment did, as
+    ``experiment.yaml`` still names the old path), unless the file's stamp (inode, size, modification time) changed."""
     from distgen.train.manifest import recorded_data_hash
 
     want = recorded_data_hash(out / "train")
     if not want:
         return " (it records no data hash to tell whether the file at the new path holds the same data)"
+    checked = _moved_record(doc, want)
+    if checked is not None and _read_json(out / MOVED_RECORD) == checked:
+        return ""
     split = out / "train" / "split.json"
     try:
         got = Dataset.load(doc.get("data"), split if split.is_file() else None).data.hash
     except (ConfigError, OSError, ValueError) as exc:
         return f" (the file at the new path could not be read as its data: {str(exc)[:200]})"
-    return "" if got == want else f" (the file at the new path holds other data: hash {got}, the run's {want})"
+    if got != want:
+        return f" (the file at the new path holds other data: hash {got}, the run's {want})"
+    if checked is not None and checked == _moved_record(doc, want) and D.env_from_torchrun().is_main:
+        with contextlib.suppress(OSError):  # a read-only folder: hashed again next time, as before
+            atomic_write_text(out / MOVED_RECORD, json.dumps(checked, indent=1) + "\n")
+    return ""
+
+
+def _moved_record(doc: Mapping[str, Any], data_hash: str) -> dict[str, Any] | None:
+    """What ``data_moved.json`` says of ``doc``'s data file holding ``data_hash`` (None: not a file or store on disk)."""
+    from distgen.data.disk import file_stamp
+
+    dataset = (doc.get("data") or {}).get("dataset")
+    if not isinstance(dataset, str) or not os.path.exists(path := os.path.abspath(os.path.expanduser(dataset))):
+        return None
+    stamp = file_stamp(Path(path))
+    return None if stamp == (-1,) else {"dataset": path, "stamp": list(stamp), "data_hash": data_hash}
+
+
+def _read_json(path: Path) -> Any:
+    """``path``'s JSON, or None (missing, unreadable, damaged: the file is hashed again and the record rewritten)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> bool:

@@ -90,3 +90,49 @@ def test_a_run_without_its_manifest_is_not_predicted_on_a_file_its_config_was_ed
     # the file where it moved to, named in config.yaml, is still read (its content is compared with the run's record)
     config.write_text(config.read_text().replace(str(moved / "other.h5ad"), str(moved / "now" / "cells.h5ad")))
     assert main(["predict", str(run), "--out", str(tmp_path / "pred.h5ad"), "--train-data", str(moved / "now" / "cells.h5ad")]) == 0
+
+
+@pytest.fixture
+def hashes(monkeypatch):
+    """Each load of the data by ``same_data_moved`` (the hash of the file at the new path), counted."""
+    from distgen.pipeline import experiment
+
+    calls = []
+    real = experiment.Dataset.load
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(experiment.Dataset, "load", counted)
+    return calls
+
+
+def test_a_finished_experiment_whose_training_file_moved_hashes_it_once_not_at_every_run(moved, tmp_path, hashes, capsys):
+    """Helper 188 (the last note's "work done twice"): ``experiment.yaml`` keeps the path the experiment was trained on, so
+    every later ``distgen run`` (and every sweep, twice: its pre-check and the run) of the finished experiment hashed the
+    moved file again (a full read of it). The file checked is now recorded (``data_moved.json``: its path and stamp, with
+    the hash it matched); the next run reads that record and no file."""
+    exp = tmp_path / "exp"
+    shutil.copytree(moved / "exp", exp)
+    config = _config(tmp_path / "t.yaml", moved / "now" / "cells.h5ad", 2)
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    assert len(hashes) == 1
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    assert len(hashes) == 1  # read the record: the file at the new path is the one checked, unchanged
+    assert "already holds this finished experiment" in capsys.readouterr().err
+
+
+def test_a_moved_training_file_changed_after_it_was_checked_is_still_refused(moved, tmp_path, hashes, capsys):
+    exp = tmp_path / "exp"
+    shutil.copytree(moved / "exp", exp)
+    data = tmp_path / "cells.h5ad"
+    shutil.copy(moved / "now" / "cells.h5ad", data)
+    config = _config(tmp_path / "t.yaml", data, 2)
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    shutil.copy(moved / "other.h5ad", data)  # other values at the checked path
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 2
+    err = capsys.readouterr().err
+    assert "holds an experiment of another config (data.dataset" in err and "holds other data" in err
+    assert len(hashes) == 2
