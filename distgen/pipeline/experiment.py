@@ -16,8 +16,8 @@ written last) is not run again (its summary is returned), an unfinished one cont
 the newest checkpoint of ``out/train`` and then predicts and evaluates again. ``out`` must hold an
 experiment of the same config (``experiment.yaml``); another config is refused before any work, as
 is a config with any problem (``distgen.pipeline.checks``: all listed at once). The folder is locked for the duration (``distgen.train.lock``): a second process is refused. A
-finished experiment in a folder that cannot be locked (read-only, another user's) is read without the lock
-(``finished_without_lock``): printing its summary only reads.
+finished experiment is read before the lock, by every rank (``finished_or_none``): printing its summary only reads, so a
+folder that cannot be locked (read-only, another user's) is read too.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
 from distgen.train.device import float32_default, select_device
-from distgen.train.lock import LOCK_NAME, FolderNotWritableError, RunLock
+from distgen.train.lock import RunLock
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
@@ -143,27 +143,26 @@ def _checked_run(
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
     preset = preset_of(config, overrides)
-    if not D.env_from_torchrun().is_main:  # under torchrun: the same steps as rank 0, which alone writes (and locks)
+    main = D.env_from_torchrun().is_main
+    # every rank reads a finished experiment the same way, before any lock: rank 0 prints its summary, the others return
+    # (a rank that trained on would wait for rank 0 in the prediction forever, and its start() removed the DONE); a
+    # read-only folder, or one whose lock file is another user's, is read so too (it was refused at its lock until
+    # 2026-12-07); another config's experiment is refused here (ConfigError), as it is under the lock
+    if (summary := finished_or_none(out, doc, metrics)) is not None:
+        if main:
+            print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
+        return summary if main else {}
+    if not main:  # under torchrun: the same steps as rank 0, which alone writes (and locks)
         with float32_default():
-            if is_finished(out, doc, metrics):  # rank 0 skips it below (reading the same files): a rank that trained on
-                return {}  # would wait for rank 0 in the prediction forever (and its start() removed the DONE)
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
     created = not out.exists()
     try:
-        try:
-            with RunLock(out, "run"), float32_default():  # whatever the caller's torch default dtype
-                if is_finished(out, doc, metrics):
-                    print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
-                    return finished_summary(out)
-                return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
-        except FolderNotWritableError:  # refused as before where not finished, and past the clean-up below (review: it was not)
-            if (summary := finished_without_lock(out, doc, metrics)) is None:
-                raise
-            why = f"its lock file {LOCK_NAME} cannot be written" if (out / LOCK_NAME).exists() else "the folder is not writable"
-            print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again (read without its lock: "
-                  f"{why})", file=sys.stderr)
-            return summary
-    except BaseException:
+        with RunLock(out, "run"), float32_default():  # whatever the caller's torch default dtype
+            if is_finished(out, doc, metrics):  # finished by another process between the read above and the lock
+                print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
+                return finished_summary(out)
+            return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
+    except BaseException:  # FolderNotWritableError included: an unfinished experiment in a folder that cannot be written
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # refused before anything was written: no folder that looks like a run
         raise
@@ -488,20 +487,21 @@ def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] 
     return isinstance(record, dict) and record.get("metrics") == wanted
 
 
-def finished_without_lock(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None) -> dict[str, Any] | None:
-    """The summary of a finished experiment in a folder whose lock cannot be taken (read-only, another user's), or None.
-    Printing it only reads (a read-only archived run was refused at its lock until 2026-12-07). A writer of the folder (its
-    owner re-running it) removes ``DONE`` first and writes it last, so ``DONE`` is read again after the summary: gone or
-    changed, the summary may be of a run being rewritten, and None is returned (the caller's refusal stands). Another
-    config's experiment is refused as it is with the lock (``ConfigError``)."""
+def finished_or_none(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None) -> dict[str, Any] | None:
+    """The summary of ``out`` when it holds this experiment finished (with ``metrics``), read without its lock; else None.
+    It only reads, so it needs no lock (a finished read-only archived run was refused at its lock until 2026-12-07). A
+    writer of the folder (its owner re-running it with other metrics) removes ``DONE`` first and writes it last, so
+    ``DONE`` is read again after the summary: gone or changed, the summary may be of a run being rewritten, and None is
+    returned (the caller then takes the lock, which that writer holds). Another config's experiment is refused
+    (``ConfigError``): ``experiment.yaml`` is never rewritten to another config, so this holds without the lock."""
     try:
         if not is_finished(out, doc, metrics):
             return None
         record = (out / DONE_FILE).read_bytes()
         summary = finished_summary(out)
         return summary if (out / DONE_FILE).read_bytes() == record else None
-    except ConfigError:  # another config's experiment: experiment.yaml is never rewritten to another config, so this
-        raise  # refusal holds without the lock (it said "not writable: copy the folder and run there" until the review)
+    except ConfigError:
+        raise
     except (OSError, ValueError):
         return None
 
