@@ -190,7 +190,7 @@ def test_one_site_of_elements_whose_sequences_stop_at_different_lags_matches_arv
         columns = [rng.normal(size=(chains, n)), _ar1(rng, chains, n, 0.5), _ar1(rng, chains, n, 0.99),
                    _antithetic(rng, chains, n), rng.integers(0, 3, size=(chains, n)).astype(float),
                    rng.exponential(size=(chains, n)) ** 3]
-        site = np.stack(columns + [np.full((chains, n), 2.0), np.where(np.arange(n) == 1, np.nan, columns[0])], axis=-1)
+        site = np.stack([*columns, np.full((chains, n), 2.0), np.where(np.arange(n) == 1, np.nan, columns[0])], axis=-1)
         got = ess_bulk(site)
         for i, x in enumerate(columns):
             assert float(got[i]) == pytest.approx(float(az.ess(x, method="bulk")), rel=1e-9), (chains, n, i)
