@@ -46,7 +46,7 @@ from distgen.config import (
 )
 from distgen.data import layout
 from distgen.data.prepared import Dataset
-from distgen.errors import InputDataError, warn
+from distgen.errors import InputDataError, clip_message, warn
 from distgen.evaluation.calibration import REPLICATES
 from distgen.evaluation.io import MIN_CELLS
 from distgen.evaluation.score import score
@@ -479,12 +479,32 @@ def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] 
     out = Path(out)
     if not all((out / f).exists() for f in (DONE_FILE, "eval/summary.json", "eval/metrics.csv")):
         return False  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
+    check_finished_record(out)
     try:
         record = json.loads((out / DONE_FILE).read_text())
     except ValueError:
         return False
     wanted = list(metrics) if metrics is not None else None
     return isinstance(record, dict) and record.get("metrics") == wanted
+
+
+def check_finished_record(out: Path) -> None:
+    """Refuse a finished experiment (``DONE``) whose ``experiment.yaml`` is missing or cannot be read (``ConfigError`` naming
+    the file and the fix): which config it ran cannot be told, and until 2026-12-07 (helper 189) ``check_same_experiment``
+    passed over such a record (as one cut short while written) and ``DONE`` made the folder a finished experiment of any
+    config asked, its summary returned as theirs. Without ``DONE`` an unreadable record is still replaced by the new run."""
+    path = out / "experiment.yaml"
+    try:
+        doc = load_yaml(path)
+        if isinstance(doc, Mapping) and "model" in doc:
+            return
+        why = "it holds no experiment config (no model section)"
+    except (ConfigError, OSError, ValueError) as exc:
+        why = "it is missing" if not path.exists() else f"it cannot be read ({clip_message(str(exc), 200)})"
+    raise ConfigError(
+        f"{out} holds a finished experiment ({DONE_FILE}) but its record {path} of the config it ran is not usable: {why}, so "
+        "whether it is this config's cannot be told. Restore that file (the config the experiment ran with, e.g. from a "
+        f"copy of the folder), or remove {out / DONE_FILE} to continue the experiment with this config, or choose another --out")
 
 
 def finished_or_none(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None) -> dict[str, Any] | None:

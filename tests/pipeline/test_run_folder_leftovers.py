@@ -1,0 +1,50 @@
+"""Run-folder leftovers of the last closing note (helper 189): a ``DONE`` beside an ``experiment.yaml`` that cannot be
+read was taken as a finished experiment of whatever config asked, and its summary returned as that config's."""
+
+import json
+
+import pytest
+
+from distgen.config import ConfigError, save_yaml
+from distgen.pipeline.experiment import DONE_FILE, is_finished
+
+from .conftest import TINY
+
+
+def _finished_folder(tmp_path, record_text):
+    out = tmp_path / "exp"
+    (out / "eval").mkdir(parents=True)
+    (out / "eval" / "summary.json").write_text(json.dumps({"metrics": {"mse": {"model": 0.5}}}))
+    (out / "eval" / "metrics.csv").write_text("perturbation,mse\nA,0.5\n")
+    (out / DONE_FILE).write_text(json.dumps({"metrics": None}))
+    if record_text is not None:
+        (out / "experiment.yaml").write_text(record_text)
+    return out
+
+
+@pytest.mark.parametrize("record", ["model: {name: [unclosed\n", "\x00\xff not yaml: [", None])
+def test_done_beside_an_unreadable_or_missing_experiment_record_is_not_taken_as_finished(tmp_path, record):
+    """Before: True (the unreadable record was skipped as "cut short while written", then DONE said finished), so
+    ``distgen run`` of ANY config returned this folder's summary as its own."""
+    out = _finished_folder(tmp_path, record)
+    with pytest.raises(ConfigError) as err:
+        is_finished(out, dict(TINY))
+    msg = str(err.value)
+    assert str(out / "experiment.yaml") in msg and DONE_FILE in msg and "--out" in msg
+
+
+def test_done_beside_an_unreadable_record_is_refused_by_run_before_any_work(tmp_path):
+    from distgen.pipeline.experiment import run
+
+    out = _finished_folder(tmp_path, "model: {name: [unclosed\n")
+    cfg = save_yaml(TINY, tmp_path / "t.yaml")
+    with pytest.raises(ConfigError, match=r"experiment\.yaml"):
+        run(cfg, out, progress=False, plots=False)  # before: returned the folder's summary as this config's
+    assert (out / DONE_FILE).exists() and not (out / "train").exists()
+
+
+def test_an_unreadable_record_without_done_is_still_replaced_by_the_new_run(tmp_path):
+    """The earlier rule (a record cut short while written, nothing finished) stays: not refused."""
+    out = _finished_folder(tmp_path, "model: {name: [unclosed\n")
+    (out / DONE_FILE).unlink()
+    assert is_finished(out, dict(TINY)) is False
