@@ -167,6 +167,31 @@ def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.n
         "real" if side == "real" else name, "lognorm")
 
 
+def check_holds_prediction(x: torch.Tensor | np.ndarray, name: str = "pred", scale: str = "lognorm") -> None:
+    """Refuse a prediction whose ``X`` holds only zeros, or only values within ``COUNT_ATOL`` of 0 (zeros by the count rule:
+    such dust was scored until 2026-12-07), NaN aside (``ScaleMismatchError``): no prediction is in it (a tool may keep its
+    predictions in a layer or ``obsm``). The one rule of the CLI's file check (``normalization.check_control_scale``) and
+    of the Python API (``eval_data``, which ``distgen.evaluation.score`` calls): the API scored such a prediction until
+    helper 189. An ``X`` of NaN only is left to the check that names NaN."""
+    x = torch.as_tensor(x)
+    if not x.numel() or x.dtype == torch.bool:
+        return
+    lo, hi = torch.aminmax(x)  # one pass, no copy (the common case: a real prediction is past the bound at once)
+    top = max(-float(lo), float(hi))
+    if top != top:  # a NaN somewhere: judged on the other values
+        if bool(torch.isnan(x).all()):
+            return
+        top = float(torch.nan_to_num(x, nan=0.0).abs().max())
+    atol = float(torch.tensor(COUNT_ATOL, dtype=x.dtype)) if x.is_floating_point() else COUNT_ATOL  # count_atol, in x's dtype
+    if top > atol:
+        return
+    dust = f" (or values within {COUNT_ATOL:g} of 0, at most {top:.3g} from it)" if top > 0 else ""
+    raise ScaleMismatchError(
+        f"the {name} file's X holds only zeros{dust} ({x.shape[0]} cells x {x.shape[1]} genes): no prediction is in it (a tool may "
+        f"keep its predictions in a layer or in obsm); set adata.X to the predicted expression "
+        f"({'log-normalised' if scale == 'lognorm' else 'raw counts'}, with the truth's control cells beside it) and write the file again")
+
+
 def _whole_values_words(x: Any) -> str | None:
     """What an ``empty`` side (``value_scale``: whole numbers up to 1) holds, in words with its finite range: "only zeros and
     ones (...)", or "only whole numbers of at most 1 (min -1, max 0)" with one below 0; None without a finite value."""
@@ -432,6 +457,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     pred_x, truth_x = pred.X, truth.X  # read once: a reference's rows may be gathered when read (types.IndexedCells)
     if scale == "lognorm" and check_pred_scale:  # first: two scales are named together, with what to apply to which file
         check_same_scale(pred_x, truth_x, name)
+    if check_pred_scale:  # a model's own output (generated) is left to its own checks, as the CLI leaves a generated file
+        check_holds_prediction(pred_x, name, scale)
     check = check_counts if scale == "counts" else check_scale
     check(truth_x, "real")
     check(pred_x, name)

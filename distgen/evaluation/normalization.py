@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from distgen.evaluation.io import (
-    COUNT_ATOL,
     ScaleMismatchError,
+    check_holds_prediction,
     check_same_scale,
     check_scale,
     count_atol,
@@ -244,16 +244,7 @@ def check_control_scale(pred: Any, real: Any, name: str = "pred", scale: str = "
     """
     if pred is None or real is None:
         return
-    x = torch.as_tensor(pred.X)
-    top = float(torch.nan_to_num(x, nan=0.0).abs().max()) if x.numel() and not bool(torch.isnan(x).all()) else None
-    # zeros as the count rule reads them (io.COUNT_ATOL): a file of 1e-8 dust was scored where one of zeros was refused
-    atol = float(torch.tensor(COUNT_ATOL, dtype=x.dtype)) if x.is_floating_point() else COUNT_ATOL  # io.count_atol, in x's dtype
-    if top is not None and top <= atol:
-        dust = f" (or values within {COUNT_ATOL:g} of 0, at most {top:.3g} from it)" if top > 0 else ""
-        raise ScaleMismatchError(
-            f"the {name} file's X holds only zeros{dust} ({x.shape[0]} cells x {x.shape[1]} genes): no prediction is in it (a tool may "
-            f"keep its predictions in a layer or in obsm); set adata.X to the predicted expression "
-            f"({'log-normalised' if scale == 'lognorm' else 'raw counts'}, with the truth's control cells beside it) and write the file again")
+    check_holds_prediction(pred.X, name, scale)
     if scale != "lognorm":  # raw counts: cell-eval2's counts profiles normalise each pseudobulk, so another depth is no error
         return
     stats = _control_stats(pred, real)

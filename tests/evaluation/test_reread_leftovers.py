@@ -133,7 +133,7 @@ def test_an_all_near_zero_file_beside_small_counts_is_refused_naming_the_counts(
     stricter file check refused them). Now the counts are refused, naming their file and the fix."""
     import torch
 
-    from distgen.evaluation.io import ValueScaleError, eval_data
+    from distgen.evaluation.io import ScaleMismatchError, ValueScaleError, eval_data
     from distgen.types import Cells
 
     counts = np.random.default_rng(1).poisson(3, (12, 6)).astype(np.float32)
@@ -144,4 +144,7 @@ def test_an_all_near_zero_file_beside_small_counts_is_refused_naming_the_counts(
     with pytest.raises(ValueScaleError) as e:
         eval_data(Cells(torch.from_numpy(pred), conds, genes), Cells(torch.from_numpy(real), conds, genes))
     assert e.value.side == counts_side and "raw counts" in str(e.value) and "log1p" in str(e.value)
-    eval_data(Cells(torch.from_numpy(near), conds, genes), Cells(torch.from_numpy(np.log1p(counts)), conds, genes))  # no counts: scored
+    eval_data(Cells(torch.from_numpy(np.log1p(counts)), conds, genes), Cells(torch.from_numpy(near), conds, genes))  # no counts: scored
+    # a prediction of such dust holds no prediction (helper 189: the CLI's rule, io.check_holds_prediction, in the API too)
+    with pytest.raises(ScaleMismatchError, match="holds only zeros"):
+        eval_data(Cells(torch.from_numpy(near), conds, genes), Cells(torch.from_numpy(np.log1p(counts)), conds, genes))
