@@ -27,11 +27,18 @@ from distgen.data.section import data_section
 from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel, built_from
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
-from distgen.train.checkpoint import RESUME_FILES, check_run_folder, read_checkpoint_state
+from distgen.train.checkpoint import RESUME_FILES, check_run_folder, read_checkpoint_state, same_data_at
 from distgen.train.device import caller_random_state, float32_default
 from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
-from distgen.train.run_files import record_training, resolved_model, resume_record, run_folder_of, write_run_files
+from distgen.train.run_files import (
+    record_training,
+    resolved_model,
+    resume_record,
+    resumed_on_same_data,
+    run_folder_of,
+    write_run_files,
+)
 from distgen.train.trainer import Trainer, TrainResult, describe_conditions, python_resume_option
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
 from distgen.warned import recorded_warnings
@@ -179,10 +186,14 @@ def _fit(
     check_group_sizes(model, source, val_source if opts.val_every else None)
     if run_dir is not None:  # before the trainer locks the folder: a refused fit leaves it (and its manifest) as it was
         check_run_folder(Path(run_dir), resume, python_resume_option(Path(run_dir)), "run_dir")
+    checked = False  # a resume on the run's data (its recorded hash), read from wherever data.dataset names it now
+    if resume is not None and isinstance(data, Dataset):
+        checked = resumed_on_same_data(None if run_dir is None else Path(run_dir), Path(resume), data.data.hash, data.section.dataset)
     whole = whole_run(model, data, run_dir, resume, opts, allow_unembedded)
     whole_config = {} if whole is None else {k: v for k, v in whole[0].items() if k != "preflight"}  # as distgen train's
     trainer_config = config if whole is None else whole_config
-    with float32_default():  # the batches are float32 whatever the caller's default dtype (the model's own draws follow it)
+    moved = same_data_at(data.section.dataset) if checked and isinstance(data, Dataset) else contextlib.nullcontext()
+    with float32_default(), moved:  # the batches are float32 whatever the caller's default dtype (the model's own draws follow it)
         trainer = Trainer(model, source, opts, val=val_source, run_dir=run_dir, config=trainer_config, info=table.info,
                           callbacks=callbacks)
         keep = trainer.run_dir is not None and trainer.env.is_main

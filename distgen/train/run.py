@@ -46,10 +46,17 @@ from distgen.train.checkpoint import (
 from distgen.train.device import float32_default, select_device
 from distgen.train.lock import RunLock
 from distgen.train.loop import check_group_sizes, check_set_size, fit, fit_option_problems
-from distgen.train.manifest import add_warnings, check_same_data
+from distgen.train.manifest import add_warnings
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.resources import check_memory
-from distgen.train.run_files import record_training, resolved_model, resume_record, run_folder_of, write_run_files
+from distgen.train.run_files import (
+    record_training,
+    resolved_model,
+    resume_record,
+    resumed_on_same_data,
+    run_folder_of,
+    write_run_files,
+)
 from distgen.train.trainer import TrainResult
 from distgen.warned import recorded_warnings
 
@@ -139,8 +146,7 @@ def _train_model(
         dataset = Dataset.load(ds, split_file)
     checked = False  # the data's content is the run's (its recorded hash): the data.dataset path may have moved
     if source is not None:
-        checked = check_same_data(out, dataset.data.hash, dataset.section.dataset, "resume")
-        checked = check_same_data(run_folder_of(source), dataset.data.hash, dataset.section.dataset, "resume") or checked
+        checked = resumed_on_same_data(out, source, dataset.data.hash, dataset.section.dataset)
     # sizes that cannot fit fail here, in seconds, naming the knob (distgen.train.resources); check_memory=false: nothing
     # reads the estimate (it only refuses), and its meta builds took a large share of a tiny run on a loaded machine
     if opts.check_memory:

@@ -18,7 +18,7 @@ from distgen.config import resolve_node, save_yaml
 from distgen.data.prepared import Dataset
 from distgen.data.record import DataRecord
 from distgen.train.checkpoint import config_diff
-from distgen.train.manifest import build_manifest, read_manifest
+from distgen.train.manifest import build_manifest, check_same_data, read_manifest
 from distgen.train.options import TrainOptions
 from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import TrainResult
@@ -39,6 +39,17 @@ def run_folder_of(path: Path) -> Path:
     if not (path / "checkpoints").is_dir() and path.parent.name == "checkpoints":
         return path.parent.parent
     return path
+
+
+def resumed_on_same_data(out: Path | None, source: Path, data_hash: str, dataset: str) -> bool:
+    """Refuse a resume from ``source`` (a checkpoint or run folder) into ``out`` on data other than the run's (``ValueError``,
+    ``check_same_data``: each folder's recorded hash); True when a recorded hash matched ``data_hash``, so the data is the
+    run's wherever ``dataset`` now names it (``checkpoint.same_data_at``: a moved file). ``distgen train --resume`` and
+    ``distgen.fit(..., resume=)`` both read it (fit compared the path only until helper 189)."""
+    checked = False
+    for folder in dict.fromkeys(f for f in (out, run_folder_of(source)) if f is not None):
+        checked = check_same_data(folder, data_hash, dataset, "resume") or checked
+    return checked
 
 
 def resume_record(source: Path, state: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:

@@ -136,3 +136,31 @@ def test_a_moved_training_file_changed_after_it_was_checked_is_still_refused(mov
     err = capsys.readouterr().err
     assert "holds an experiment of another config (data.dataset" in err and "holds other data" in err
     assert len(hashes) == 2
+
+def _fit_resumed(moved, tmp_path, data_file):
+    """``distgen.fit(..., resume=)`` of a copy of the run, from Python, with a config naming ``data_file``."""
+    import distgen
+    from distgen.config import load_config
+
+    run = tmp_path / "run"
+    shutil.copytree(moved / "run", run)
+    doc = load_config(_config(tmp_path / "t4.yaml", data_file, 4))
+    data = distgen.load_data(**doc["data"])
+    model = distgen.build(doc, data)
+    return run, lambda: distgen.fit(model, data, config=doc, run_dir=run, resume=run)
+
+
+def test_fit_resumes_a_run_whose_training_file_moved_as_distgen_train_does(moved, tmp_path):
+    """Helper 189: ``distgen train --resume`` accepted the moved file by its content hash (``same_data_at``), ``distgen.fit``
+    refused it ("written under a different config (data.dataset: ...)")."""
+    run, resume = _fit_resumed(moved, tmp_path, moved / "now" / "cells.h5ad")
+    result = resume()
+    assert result is not None and result.step == 4
+    assert (run / "checkpoints" / "step_00000004").is_dir() and "now" in (run / "config.yaml").read_text()
+
+
+def test_fit_refuses_to_resume_on_other_data_at_the_new_path(moved, tmp_path):
+    run, resume = _fit_resumed(moved, tmp_path, moved / "other.h5ad")
+    with pytest.raises(ValueError, match="changed since this run was trained"):
+        resume()
+    assert not (run / "checkpoints" / "step_00000004").exists()
