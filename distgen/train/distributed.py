@@ -7,7 +7,11 @@ torchrun's own rendezvous flags (``--nnodes``, ``--rdzv-endpoint``); nothing her
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +46,19 @@ def env_from_torchrun() -> DistEnv:
 
 #: The process group's backends on CUDA: each device type its own.
 BACKEND_CUDA = "cpu:gloo,cuda:nccl"
+
+
+@contextlib.contextmanager
+def said_by_main(env: DistEnv) -> Iterator[None]:
+    """Within the block, a rank other than 0 shows no warning and prints nothing on stderr: checks every rank makes alike
+    (a resume's choice of checkpoint, the pre-flight), whose notes rank 0 says once. Errors are raised as ever. Until
+    helper 189 ``distgen train`` under torchrun printed them once per rank."""
+    if env.is_main:
+        yield
+        return
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def init_from_env(device: torch.device) -> DistEnv:

@@ -138,7 +138,8 @@ def _train_model(
     allow = bool(resolved.get("preflight", {}).get("allow_unembedded", False))
     env = D.env_from_torchrun()
     check_run_folder(out, resume)  # a folder with checkpoints needs --resume; --resume needs one (RunFolderError, exit 2)
-    source = resume_source(out, resume)  # the checkpoint a resume continues (refusing one that would overwrite later work)
+    with D.said_by_main(env):  # its warnings (latest names a checkpoint that is gone...) once, by rank 0
+        source = resume_source(out, resume)  # the checkpoint a resume continues (refusing one that would overwrite later work)
     if dataset is None:
         split_file = None
         if source is not None:  # the run's own split: this folder's, or that of the run the checkpoint comes from
@@ -166,9 +167,10 @@ def _train_model(
         raise ConfigError("; ".join(errors))
     for note in inert:  # a fit: section shared with fitted models (a sweep)
         warn(note, InertSettingWarning)
-    notes = check_split(model, dataset, "test", allow)
-    for note in notes:
-        print(note, file=sys.stderr)
+    with D.said_by_main(env):  # every rank checks; rank 0 says the notes
+        notes = check_split(model, dataset, "test", allow)
+        for note in notes:
+            print(note, file=sys.stderr)
     trainer_config = {k: v for k, v in resolved.items() if k not in ("preflight", "predict")}  # not part of the checkpoint fingerprint
     # one writer: the folder is locked before anything is written (a second process is refused, leaving the files of the
     # run in progress as they are), and a resume is checked against its checkpoint's config before config.yaml is replaced
