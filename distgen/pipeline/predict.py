@@ -38,7 +38,7 @@ from distgen.data.groups import group_seed
 from distgen.data.prepared import Dataset, Group, control_draw
 from distgen.data.record import RECORD_FILE, DataRecord
 from distgen.data.section import BUNDLED, DataSection, data_section
-from distgen.errors import DistgenRuntimeWarning, DivergenceWarning, InputDataError, warn
+from distgen.errors import DistgenRuntimeWarning, DivergenceWarning, InputDataError, UsageError, warn
 from distgen.models.base import checked_prediction, is_untrained
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, preflight_checked, vocabulary_differences
@@ -158,6 +158,27 @@ def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, se
     return cells  # type: ignore[no-any-return]
 
 
+def check_whole_model(model: Any) -> None:
+    """Refuse a model whose parameters are FSDP shards (``DTensor``: ``distgen.fit`` under torchrun with
+    ``train.strategy=fsdp`` trains the caller's model in place, sharded), naming the fix (``UsageError``). Predicting with
+    it crashed inside the model ("got mixed torch.Tensor and DTensor") until helper 189; ``distgen run`` reads the whole
+    weights of the checkpoint instead (``load_run_model``), and so can a Python caller (``distgen.load_run``)."""
+    parameters = getattr(model, "parameters", None)
+    if not callable(parameters):
+        return
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch without distributed tensors holds none
+        return
+    if any(isinstance(p, DTensor) for p in parameters()):
+        raise UsageError(
+            f"the {type(model).__name__}'s parameters are FSDP shards (DTensor): distgen.fit under torchrun with "
+            "train.strategy=fsdp trains the model in place, sharded across the ranks, and predicting needs the whole model. "
+            "Read the whole weights that rank 0 wrote at the last step: give fit a run_dir (distgen.fit(model, data, "
+            "run_dir=RUN_DIR, ...)), then run = distgen.load_run(RUN_DIR) and distgen.predict(run.model, run.data) on any "
+            "rank, as distgen run does; or train with train.strategy=ddp, which leaves every rank the whole model")
+
+
 def predict(
     model: Any,
     dataset: Dataset,
@@ -220,6 +241,7 @@ def predict(
         raise TypeError(f"predict: data must be a Dataset (distgen.load_data: its split says what to predict), got {type(dataset).__name__}; "
                         "to generate from control cells of your own, call model.predict(control, mask, labels) on tensors "
                         "(Dataset.data.encode(adata) reads an AnnData in the model's terms)")
+    check_whole_model(model)
     check_vocabulary(model, dataset.info, "predict")
     if is_untrained(model):  # a model distgen.build made, never fit nor loaded: random weights, scored as a model
         warn(f"predict: this {type(model).__name__} was built (distgen.build) and never trained nor given weights, so its cells "

@@ -112,7 +112,9 @@ def fit(
     TrainResult or None
         Per-step losses, validation history and the last checkpoint (None for a ``FittedModel``).
         A trained model leaves ``fit`` in evaluation mode, holding the weights that ``distgen predict``
-        uses: the exponential moving average when ``train.ema_decay`` is set. The caller's torch random state
+        uses: the exponential moving average when ``train.ema_decay`` is set. Under torchrun with ``train.strategy=fsdp``
+        the model is trained sharded in place and keeps its shards (``distgen.predict`` refuses it): predict with
+        ``distgen.load_run(run_dir).model``, the whole weights rank 0 wrote. The caller's torch random state
         is left as it was, also when the fit stops on an error or a ``KeyboardInterrupt``.
     """
     args = (model, data, options, run_dir, config, val, set_size, matcher, resume, callbacks, allow_unembedded, preflight, overrides)
