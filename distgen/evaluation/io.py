@@ -147,6 +147,12 @@ def check_same_scale(pred: torch.Tensor | np.ndarray, truth: torch.Tensor | np.n
     (ps, pmax), (ts, tmax) = value_scale(pred), value_scale(truth)
     if ps == ts:
         return
+    if "counts" in (ps, ts) and (below := _below_zero_words(pred if ps == "counts" else truth)):  # not counts, whatever else
+        side = name if ps == "counts" else "real"
+        raise PairScaleError(
+            f"the {side} cells hold whole numbers with values below 0 ({below}): neither raw counts nor log-normalised "
+            "expression, which distgen evaluates; write that file's log-normalised expression (scanpy.pp.normalize_total "
+            "then scanpy.pp.log1p of its raw counts) and evaluate again", side, "lognorm")
     if "empty" in (ps, ts):  # one side says nothing of its scale; raw counts beside it are still raw counts
         if "counts" not in (ps, ts):
             return
@@ -190,6 +196,17 @@ def check_holds_prediction(x: torch.Tensor | np.ndarray, name: str = "pred", sca
         f"the {name} file's X holds only zeros{dust} ({x.shape[0]} cells x {x.shape[1]} genes): no prediction is in it (a tool may "
         f"keep its predictions in a layer or in obsm); set adata.X to the predicted expression "
         f"({'log-normalised' if scale == 'lognorm' else 'raw counts'}, with the truth's control cells beside it) and write the file again")
+
+
+def _below_zero_words(x: Any) -> str | None:
+    """``"min -3, max 5"`` of a side ``value_scale`` calls ``counts`` (whole numbers above 1) when some are below 0 (more
+    than ``COUNT_ATOL``), else None. Such values were called "raw counts" with the fix "apply normalize_total then log1p",
+    which gives NaN below 0 (until helper 189)."""
+    sample = np.asarray(_sampled(x), dtype=np.float64)
+    finite = sample[np.isfinite(sample)]
+    if not finite.size or float(finite.min()) >= -COUNT_ATOL:
+        return None
+    return f"min {float(finite.min()):.4g}, max {float(finite.max()):.4g}"
 
 
 def _whole_values_words(x: Any) -> str | None:

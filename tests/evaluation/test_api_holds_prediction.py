@@ -46,3 +46,21 @@ def test_a_prediction_with_nan_beside_dust_is_refused_and_one_of_nan_only_is_lef
         eval_data(Cells(x, CONDS, GENES), TRUTH)
     with pytest.raises(Exception, match="NaN"):
         eval_data(Cells(torch.full((12, 6), float("nan")), CONDS, GENES), TRUTH)
+
+
+@pytest.mark.parametrize("other", ["empty", "log"])
+def test_whole_numbers_below_0_are_refused_but_not_called_raw_counts(other):
+    """Integers with values below 0 beside an 'empty' side (zeros and ones) or log values: refused (neither is
+    log-normalised expression), but the message called them "raw counts" and said to apply normalize_total then log1p,
+    which gives NaN for the values below 0 (helper 189)."""
+    from distgen.evaluation.io import PairScaleError, check_same_scale
+
+    rng = np.random.default_rng(0)
+    neg = rng.integers(-3, 6, (20, 6)).astype(np.float32)
+    side = (rng.random((20, 6)) > 0.5).astype(np.float32) if other == "empty" else np.log1p(rng.poisson(3, (20, 6))).astype(np.float32)
+    with pytest.raises(PairScaleError) as err:
+        check_same_scale(neg, side)
+    msg = str(err.value)
+    assert "below 0 (min -3" in msg and "are raw counts" not in msg and "log1p to the pred" not in msg
+    with pytest.raises(PairScaleError, match="are raw counts"):  # true counts are still named so, with the fix
+        check_same_scale(np.abs(neg), side)
