@@ -6,7 +6,8 @@ retry also continues where a crash left off). The results table is rebuilt from 
 ``eval/metrics.csv`` each time: every (variant, seed, perturbation) row appears exactly once. A
 sweep folder holding runs of another config is refused before anything runs, as is a grid with any
 problem in any cell (all listed at once, with the runs they affect); the folder is locked while the
-sweep runs (``distgen.train.lock``).
+sweep runs (``distgen.train.lock``). A finished sweep in a folder that cannot be locked (read-only, another user's) is
+read without the lock (``finished_sweep_without_lock``): nothing is left to run or to write.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from distgen import markdown as md
 from distgen.config import ConfigError, check_overrides, check_repeated_overrides, load_config, load_yaml, save_yaml
 from distgen.data.conditions import current_labels
 from distgen.errors import Interrupted, clip_message, short
-from distgen.evaluation.report import ROW_FINGERPRINTS, json_text
+from distgen.evaluation.report import ROW_FINGERPRINTS, json_text, read_table_csv
 from distgen.evaluation.spread import spread_over_seeds
 from distgen.evaluation.uncertainty import SAME_RESULTS_RTOL
 from distgen.pipeline.aggregate import (
@@ -48,7 +49,7 @@ from distgen.pipeline.aggregate import (
 )
 from distgen.pipeline.grid import SEED_KEY, Run, expand, parse_variants
 from distgen.pipeline.pages import write_sweep_page
-from distgen.train.lock import LOCK_NAME, RunLock, RunLockedError, describe, live_holder, read_holder
+from distgen.train.lock import LOCK_NAME, FolderNotWritableError, RunLock, RunLockedError, describe, live_holder, read_holder
 from distgen.train.state_io import atomic_write_text
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
@@ -230,9 +231,72 @@ def sweep(
               "run-to-run nondeterminism; give it the setting it is meant to change", file=sys.stderr)
     global _STOP
     _STOP = StopOnSignal()
-    with RunLock(out, "sweep"), _STOP:
+    try:
+        lock = RunLock(out, "sweep").acquire()
+    except FolderNotWritableError:  # a finished sweep is only read (as distgen run reads a finished experiment)
+        if (finished := finished_sweep_without_lock(out, runs, docs, metrics, reference, names)) is None:
+            raise
+        return finished
+    with lock, _STOP:
         return _sweep(config, grid, seeds, reference, runs, names, out, jobs, retries, metrics, runner, progress, docs,
                       variants, overrides)
+
+
+def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],
+                                reference: str, variants: Sequence[str]) -> SweepResult | None:
+    """The result of a finished sweep in a folder whose lock cannot be taken (read-only, another user's), said on stderr with
+    where a report can be written; None (the caller's refusal stands) unless nothing is left to do: its ``summary.json``
+    holds exactly these runs, reference, variants and metrics, none failed, each run is finished for ``metrics``
+    (``finished_run``; a ``distgen run`` run read as ``experiment.finished_or_none`` reads it, which refuses another
+    config's), and ``results.csv`` holds each run's ``eval/metrics.csv`` rows as they are now (a run evaluated again since is
+    not in the summary). Refused at the lock until helper 189."""
+    from distgen.pipeline.experiment import finished_or_none
+
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+        slugs = [r.slug for r in runs]
+        if (not isinstance(summary, dict) or sorted([*summary.get("finished", []), *summary.get("skipped", [])]) != sorted(slugs)
+                or summary.get("failed") or summary.get("reference") != reference or summary.get("variants") != list(variants)
+                or summary_metrics_of(summary) != list(metrics)):
+            return None
+        for r in runs:
+            run_dir = out / "runs" / r.slug
+            if not finished_run(run_dir, metrics):
+                return None
+            if _run_record(run_dir) is not None and finished_or_none(run_dir, docs[r.slug], evaluated_with(run_dir)) is None:
+                return None
+        if not (out / "summary.md").is_file() or not _results_hold_runs(out, runs, metrics):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    print(f"note: {out} already holds this finished sweep; nothing run, its summary read without its lock ({out} cannot be "
+          f"written). To write a report elsewhere: python -m distgen.report {out} --out OTHER/report.html", file=sys.stderr)
+    fields = set(Comparison.__dataclass_fields__)
+    comparisons = [Comparison(**{k: (float("nan") if v is None else v) for k, v in c.items() if k in fields})
+                   for c in summary.get("comparisons") or []]
+    return SweepResult(out=out, runs=list(runs), skipped=slugs, diverged=dict(summary.get("diverged") or {}),
+                       comparisons=comparisons)
+
+
+def summary_metrics_of(summary: Mapping[str, Any]) -> list[str] | None:
+    """The metrics a sweep's ``summary.json`` compared, where it records them (``compared_metrics``, since helper 189; not
+    ``metrics``, which names a run's evaluation summary), else None."""
+    found = summary.get("compared_metrics")
+    return [str(m) for m in found] if isinstance(found, list) else None
+
+
+def _results_hold_runs(out: Path, runs: Sequence[Run], metrics: Sequence[str]) -> bool:
+    """Whether ``results.csv`` holds each run's ``eval/metrics.csv`` rows, as they are now, for ``metrics``."""
+    table = read_table_csv(out / "results.csv")
+    for r in runs:
+        rows = read_metrics_csv(out / "runs" / r.slug / METRICS_FILE)
+        now = current_labels(str(row["perturbation"]) for row in rows)
+        want = sorted((now[str(row["perturbation"])], *(repr(row.get(m)) for m in metrics)) for row in rows)
+        got = sorted((str(row["perturbation"]), *(repr(row.get(m)) for m in metrics)) for row in table
+                     if str(row.get("variant")) == r.variant and float(row.get("seed")) == float(r.seed))
+        if want != got:
+            return False
+    return True
 
 
 def kill_hint(holder: Mapping[str, Any]) -> str:
@@ -561,7 +625,7 @@ def _sweep(
               "wherever the other settings were equal (a setting the model does not read in this configuration; see summary.md)",
               file=sys.stderr)
     atomic_write_text(out / "summary.json", json_text({
-        "reference": reference, "variants": variants, "finished": result.finished, "skipped": result.skipped,
+        "reference": reference, "variants": variants, "compared_metrics": list(metrics), "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "failures": result.failures, "diverged": result.diverged, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
         "inert_settings": axes, "metrics_not_computed": absent, "truths_differ": apart, "seeds_truths_differ": seeds_apart, "tables_edited": tables_edited,
         "spread": spread,
