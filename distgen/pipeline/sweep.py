@@ -267,13 +267,15 @@ def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[st
                 return None
         if not (out / "summary.md").is_file() or not _results_hold_runs(out, runs, metrics):
             return None
-    except (OSError, ValueError, KeyError, TypeError):
+        fields = set(Comparison.__dataclass_fields__)
+        comparisons = []
+        for c in summary.get("comparisons") or []:
+            values: dict[str, Any] = {k: (float("nan") if v is None else v) for k, v in c.items() if k in fields}  # JSON null: NaN
+            comparisons.append(Comparison(**values))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     print(f"note: {out} already holds this finished sweep; nothing run, its summary read without its lock ({out} cannot be "
           f"written). To write a report elsewhere: python -m distgen.report {out} --out OTHER/report.html", file=sys.stderr)
-    fields = set(Comparison.__dataclass_fields__)
-    comparisons = [Comparison(**{k: (float("nan") if v is None else v) for k, v in c.items() if k in fields})
-                   for c in summary.get("comparisons") or []]
     return SweepResult(out=out, runs=list(runs), skipped=slugs, diverged=dict(summary.get("diverged") or {}),
                        comparisons=comparisons)
 
@@ -293,7 +295,7 @@ def _results_hold_runs(out: Path, runs: Sequence[Run], metrics: Sequence[str]) -
         now = current_labels(str(row["perturbation"]) for row in rows)
         want = sorted((now[str(row["perturbation"])], *(repr(row.get(m)) for m in metrics)) for row in rows)
         got = sorted((str(row["perturbation"]), *(repr(row.get(m)) for m in metrics)) for row in table
-                     if str(row.get("variant")) == r.variant and float(row.get("seed")) == float(r.seed))
+                     if str(row.get("variant")) == r.variant and float(str(row.get("seed"))) == float(r.seed))
         if want != got:
             return False
     return True
