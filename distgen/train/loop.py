@@ -31,14 +31,7 @@ from distgen.train.checkpoint import RESUME_FILES, check_run_folder, read_checkp
 from distgen.train.device import caller_random_state, float32_default
 from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
-from distgen.train.run_files import (
-    record_training,
-    resolved_model,
-    resume_record,
-    resumed_on_same_data,
-    run_folder_of,
-    write_run_files,
-)
+from distgen.train.run_files import record_training, resolved_model, resume_record, run_folder_of, write_run_files
 from distgen.train.trainer import Trainer, TrainResult, describe_conditions, python_resume_option
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
 from distgen.warned import recorded_warnings
@@ -190,6 +183,8 @@ def _fit(
         check_run_folder(Path(run_dir), resume, python_resume_option(Path(run_dir)), "run_dir")
     checked = False  # a resume on the run's data (its recorded hash), read from wherever data.dataset names it now
     if resume is not None and isinstance(data, Dataset):
+        from distgen.train.run_files import resumed_on_same_data  # distgen train's check of a resume's data
+
         checked = resumed_on_same_data(None if run_dir is None else Path(run_dir), Path(resume), data.data.hash, data.section.dataset)
     whole = whole_run(model, data, run_dir, resume, opts, allow_unembedded)
     whole_config = {} if whole is None else {k: v for k, v in whole[0].items() if k != "preflight"}  # as distgen train's
