@@ -262,6 +262,8 @@ def test_resume_under_two_ranks_continues_the_same_trajectory(ddp_run, tmp_path)
     shutil.rmtree(run / "checkpoints" / "step_00000006")  # as if killed after step 3's checkpoint
     proc = torchrun(2, "train", str(cfg), "--out", str(run), "--resume")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # checkpoints/latest names the removed step 6: said once, by rank 0 (each rank said it until helper 189)
+    assert proc.stderr.count("which is gone") == 1, proc.stderr[-3000:]
     for name in ("model.safetensors", "optimizer.safetensors"):
         a = load_file(str(root / "ddp" / "checkpoints" / "step_00000006" / name))
         b = load_file(str(run / "checkpoints" / "step_00000006" / name))
