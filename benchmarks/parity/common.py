@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -56,16 +57,22 @@ def table(rows: list[Row]) -> str:
 
 
 def init_law(model: str, ours: torch.nn.Module, official: dict[str, torch.Tensor], documented: dict[str, str] | None = None,
-             min_numel: int = 64) -> Row:
+             min_numel: int = 64, extra: Sequence[tuple[torch.nn.Module, dict[str, torch.Tensor]]] = (),
+             pool: Callable[[str], str] | None = None) -> Row:
     """Row for the initialisation law: each freshly built distgen parameter against the freshly built official one
     mapped onto it (``official``: the mapping's state for ``ours``). A constant official tensor (zero biases, unit
     gains, zero-initialised gates) must come out identical; any other must not be constant and must have the same
     standard deviation and mean magnitude within sampling noise, ``4 / sqrt(numel)`` relative (the mean magnitude
-    over the standard deviation is 0.87 for a uniform law, 0.80 for a normal one: a coarse check of the law's shape);
-    tensors under ``min_numel`` elements are only checked for being non-constant. ``documented``: parameters whose
-    initialisation differs on purpose (name -> where it is documented); they are reported, not failed."""
+    over the standard deviation is 0.87 for a uniform law, 0.80 for a normal one: a coarse check of the law's shape).
+    Tensors under ``min_numel`` elements are checked for being non-constant, and compared by the same law once pooled:
+    over the further fresh builds ``extra`` (pairs like ``ours`` and ``official``), and across the names that ``pool``
+    maps to one key (e.g. the four lambda vectors of every layer); a pool still under ``min_numel`` is named in the
+    note as checked for randomness only. ``documented``: parameters whose initialisation differs on purpose (name ->
+    where it is documented); they are reported, not failed."""
     documented = documented or {}
+    key = pool or (lambda name: name)
     bad, known, checked = [], [], 0
+    pooled: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
     for name, p in ours.named_parameters():
         if name in documented:
             known.append(f"{name} ({documented[name]})")
@@ -81,15 +88,33 @@ def init_law(model: str, ours: torch.nn.Module, official: dict[str, torch.Tensor
             bad.append(f"{name} (constant, official random)")
             continue
         if d.numel() < min_numel:
+            mine, theirs = pooled.setdefault(key(name), ([], []))
+            for module, state in ((ours, official), *extra):
+                mine.append(dict(module.named_parameters())[name].detach().double().flatten())
+                theirs.append(state[name].detach().double().flatten())
             continue
         checked += 1
-        tol = 4 / d.numel() ** 0.5
-        for what, a, b in (("std", d.std(), o.std()), ("mean |w|", d.abs().mean(), o.abs().mean())):
-            if abs(float(a / b) - 1) > tol:
-                bad.append(f"{name} ({what} {float(a):.3g} vs official {float(b):.3g})")
-    note = (f"{checked} random tensors compared, {len(list(ours.parameters()))} in all" + (f"; documented: {', '.join(known)}" if known else "")
+        bad += _law_differs(name, d, o)
+    few = []
+    for name, (mine, theirs) in pooled.items():
+        d, o = torch.cat(mine), torch.cat(theirs)
+        if d.numel() < min_numel:
+            few.append(f"{name} ({d.numel()})")
+            continue
+        checked += 1
+        bad += _law_differs(f"{name} (pooled, {d.numel()} values)", d, o)
+    note = (f"{checked} random tensors compared, {len(list(ours.parameters()))} in all"
+            + (f"; {len(pooled) - len(few)} of them pools of small tensors over {1 + len(extra)} builds" if pooled else "")
+            + (f"; randomness only: {', '.join(few)}" if few else "") + (f"; documented: {', '.join(known)}" if known else "")
             + (f"; differ: {', '.join(bad)}" if bad else ""))
     return exact(model, "initialisation law, every parameter (constants exact; std and mean |w| within 4/sqrt(n))", not bad, note)
+
+
+def _law_differs(name: str, d: torch.Tensor, o: torch.Tensor) -> list[str]:
+    """``init_law``'s comparison of one random tensor (or pool) ``d`` with the official ``o``: what differs."""
+    tol = 4 / d.numel() ** 0.5
+    return [f"{name} ({what} {float(a):.3g} vs official {float(b):.3g})"
+            for what, a, b in (("std", d.std(), o.std()), ("mean |w|", d.abs().mean(), o.abs().mean())) if abs(float(a / b) - 1) > tol]
 
 
 def lr_schedule(model: str, check: str, ours: list[float], official: list[float], note: str = "") -> Row:
@@ -122,3 +147,4 @@ def discrete_law(model: str, check: str, draws: torch.Tensor, p: torch.Tensor, n
     ok = outside == 0 and missing == 0 and chi2 < limit
     detail = f"{n} draws, {outside} outside 0..{k - 1}, {missing} values never drawn, chi2 {chi2:.0f} on {k - 1} df (pass below {limit:.0f})"
     return exact(model, check, ok, detail + (f"; {note}" if note else ""))
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -202,17 +203,32 @@ def _training_step(repo, imp, official, model, vocab, order) -> list[Row]:
     return rows
 
 
-def _init(origin, mask_path, info, vocab) -> Row:
+#: further fresh builds of each side for the initialisation row: its tensors under 64 elements (the 4-element lambda
+#: vectors, the 32-element value encoders and decoder output) are compared by law pooled over these builds
+INIT_BUILDS = 12
+
+
+def _lambda_pool(name: str) -> str:
+    """One pool per block kind for the four lambda vectors of every layer (one law, ``N(0, 0.1^2)``, officially)."""
+    return re.sub(r"\.\d+\.attn\.lambda_[qk][12]$", ".#.attn.lambda_*", name)
+
+
+def _init(origin, mask_path, info, vocab, builds: int = INIT_BUILDS, overrides: tuple[str, ...] = ()) -> Row:
     """Initialisation law: a freshly built official model (its ``initialize_weights``: Xavier-uniform Linear weights,
     zero biases; ``nn.Embedding`` N(0, 1), ``nn.MultiheadAttention``'s own Xavier ``in_proj``, lambda vectors N(0, 0.1^2))
-    mapped onto a freshly built preset model, parameter by parameter."""
-    torch.manual_seed(1)
-    official = origin.model(ntoken=NTOKEN, d_model=D, nhead=HEADS, nlayers=LAYERS, dropout=0.1, fusion_method="differential_perceiver",
-                            perturbation_function="crisper", mask_path=str(mask_path))
-    torch.manual_seed(2)
-    fresh = build("scdfm", info, [f"model.backbone.d_model={D}", f"model.backbone.heads={HEADS}", f"model.backbone.layers={LAYERS}"])
-    state, _ = mapping.map_state(official.state_dict(), fresh, vocab)
-    return init_law("scDFM", fresh, state)
+    mapped onto a freshly built preset model, parameter by parameter; the small tensors pooled over ``builds`` more
+    fresh pairs (``init_law``'s ``extra``), the lambda vectors also across layers and the four names."""
+    def pair(seed: int):
+        torch.manual_seed(seed)
+        official = origin.model(ntoken=NTOKEN, d_model=D, nhead=HEADS, nlayers=LAYERS, dropout=0.1, fusion_method="differential_perceiver",
+                                perturbation_function="crisper", mask_path=str(mask_path))
+        torch.manual_seed(seed + 1)
+        fresh = build("scdfm", info, [f"model.backbone.d_model={D}", f"model.backbone.heads={HEADS}", f"model.backbone.layers={LAYERS}",
+                                      *overrides])
+        return fresh, mapping.map_state(official.state_dict(), fresh, vocab)[0]
+
+    fresh, state = pair(1)
+    return init_law("scDFM", fresh, state, extra=[pair(100 + 2 * i) for i in range(builds)], pool=_lambda_pool)
 
 
 def _optimisation() -> list[Row]:

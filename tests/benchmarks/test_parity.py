@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +73,27 @@ def test_perturbdiff_initialisation_row_catches_the_presets_init_settings(monkey
     with official_tree(repo, stub_packages=("src.models", "src.common")) as imp:
         row = perturbdiff._optimisation(imp)[0]
     assert "initialisation law" in row.check and not row.ok, row
+
+
+@pytest.mark.parametrize("law", ["wider", "uniform"])
+def test_scdfm_initialisation_row_compares_the_small_tensors_by_law(monkeypatch, law):
+    """scDFM's 4-element lambda vectors (official ``N(0, 0.1^2)``) were checked for being random only (under the row's
+    64 elements): drawn at twice the spread, or uniform on [0, 0.1), they passed. Now they are pooled over fresh builds
+    and across layers and names, and either law fails the initialisation row."""
+    import distgen.backbones.differential_attention as da
+    from benchmarks.parity import scdfm
+
+    repo = _repo("DISTGEN_PARITY_SCDFM")
+    init = da.DifferentialAttention.__init__
+
+    def off(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if hasattr(self, "lambda_q1"):
+            with torch.no_grad():
+                for name in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"):
+                    p = getattr(self, name)
+                    p.copy_(p * 2 if law == "wider" else torch.rand_like(p) * 0.1)
+
+    monkeypatch.setattr(da.DifferentialAttention, "__init__", off)
+    rows = [r for r in scdfm.run(repo) if "initialisation law" in r.check]
+    assert len(rows) == 1 and not rows[0].ok and "lambda" in rows[0].note, rows

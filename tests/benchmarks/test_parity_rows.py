@@ -98,3 +98,33 @@ def test_the_discrete_law_row_passes_draws_of_the_law_and_fails_a_shifted_or_nar
     assert not row.ok and "0 values never drawn" in row.note
     row = discrete_law("toy", "steps", torch.randint(1, 1001, (200_000,), generator=g), p)  # steps 1..1000
     assert not row.ok and "outside" in row.note
+
+
+class _Lambdas(torch.nn.Module):
+    """Four 4-element vectors per layer, ``N(0, scale^2)`` (or uniform on [0, scale)), like differential attention's."""
+
+    def __init__(self, seed: int, scale: float = 0.1, uniform: bool = False) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        draw = (lambda: torch.rand(4, generator=g) * scale) if uniform else (lambda: torch.randn(4, generator=g) * scale)
+        self.vecs = torch.nn.ParameterList([torch.nn.Parameter(draw()) for _ in range(8)])
+
+
+def _pool(name: str) -> str:
+    return "vecs.*"
+
+
+def test_small_tensors_are_compared_by_law_once_pooled_over_builds_and_names():
+    """Tensors under 64 elements were only checked for being random: twice the spread or a uniform law passed. Pooled
+    over 12 more builds and across names (416 values a side) the same law passes and either other law fails."""
+    def extra(scale=0.1, uniform=False):
+        return [(_Lambdas(10 + i, scale, uniform), _Lambdas(50 + i).state_dict()) for i in range(12)]
+
+    row = init_law("toy", _Lambdas(0), _Lambdas(1).state_dict(), extra=extra(), pool=_pool)
+    assert row.ok and "1 random tensors compared" in row.note and "1 of them pools of small tensors over 13 builds" in row.note, row.note
+    for scale, uniform in ((0.2, False), (0.1, True)):
+        row = init_law("toy", _Lambdas(0, scale, uniform), _Lambdas(1).state_dict(), extra=extra(scale, uniform), pool=_pool)
+        assert not row.ok and "vecs.* (pooled, 416 values)" in row.note, row.note
+    row = init_law("toy", _Lambdas(0, 0.2), _Lambdas(1).state_dict())  # one build, by name: randomness only, as before
+    assert row.ok and "randomness only: vecs.0 (4)" in row.note, row.note
+
