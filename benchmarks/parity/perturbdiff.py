@@ -313,42 +313,112 @@ def _optimisation(imp) -> list[Row]:
     return rows
 
 
-def official_settings(repo: Path) -> SimpleNamespace:
-    """The official training settings, read from the checkout: the optimizer
-    (``configs/optimization/optimizer/adam.yaml``), the learning-rate schedule (``.../scheduler/cosine.yaml``), gradient
-    clipping (``configs/trainer/base.yaml``: Lightning's ``gradient_clip_val``, by norm), the EMA callback's decay
-    and cadence (``lightning.ema.decay`` / ``update_steps`` of the README's training commands; ``configs/lightning``'s
-    decay 0 switches it off), the CFG drop rate (``configs/model/base.yaml``), the data scale (the commands'
-    ``data.normalize_counts``) and the distribution-loss factor (``configs/optimization/base.yaml``). The learning-rate,
-    EMA and training-step rows feed these, not the preset's, to the official code."""
+#: the README's training command the preset follows (its section heading) and the script it runs
+RUN_SECTION, RUN_SCRIPT = "From Scratch on PBMC", "rawdata_diffusion_training.py"
+
+
+class OfficialSettingError(LookupError):
+    """A setting the harness reads from the official checkout is not there (or not once): names the key and the file."""
+
+
+def readme_run(readme: Path, section: str = RUN_SECTION, script: str = RUN_SCRIPT) -> dict[str, tuple[str, int]]:
+    """The Hydra overrides of the README's training command under the heading holding ``section``: its
+    ``python ...script`` line and continuation lines, each ``$BLOCK`` expanded from the README's ``BLOCK="..."``
+    definitions, later overrides winning (as Hydra applies them). Returns ``key -> (value, line number)``; values lose
+    their quotes, a trailing backslash and a ``# comment``. Raises ``OfficialSettingError`` naming the file and the
+    section, block or script that is missing."""
     import re
 
+    if not readme.is_file():
+        raise OfficialSettingError(f"{readme}: no such file (the harness reads the official training command from the checkout's README)")
+    lines = readme.read_text().splitlines()
+
+    def item(text: str) -> tuple[str, str] | None:
+        text = re.sub(r"(^|\s)#.*$", "", text).strip().rstrip("\\").strip()
+        m = re.fullmatch(r"(?:export\s+)?([\w.\[\]-]+)=(.*)", text)
+        return (m.group(1), m.group(2).strip().strip("\"'")) if m else None
+
+    blocks: dict[str, list[tuple[str, str, int]]] = {}
+    name = None
+    for i, line in enumerate(lines, 1):
+        m = re.fullmatch(r"\s*(\w+)=\"\s*", line)
+        if name is None and m:
+            name, blocks[m.group(1)] = m.group(1), []
+        elif name is not None and line.strip() == '"':
+            name = None
+        elif name is not None and (kv := item(line)) is not None:
+            blocks[name].append((*kv, i))
+    heading = next((i for i, line in enumerate(lines) if line.startswith("#") and section in line), None)
+    if heading is None:
+        raise OfficialSettingError(f"{readme}: no heading holding {section!r} (the training command the preset follows)")
+    end = next((i for i in range(heading + 1, len(lines)) if re.match(r"#{1,3} ", lines[i])), len(lines))
+    start = next((i for i in range(heading, end) if re.search(rf"python\s+\S*{re.escape(script)}", lines[i])), None)
+    if start is None:
+        raise OfficialSettingError(f"{readme}: no `python ...{script}` command under {lines[heading].strip()!r}")
+    run: dict[str, tuple[str, int]] = {}
+    i = start
+    while True:
+        for token in lines[i].replace(script, " ").split():
+            if token.startswith("$"):
+                block = token.strip("${}\"")
+                if block not in blocks:
+                    raise OfficialSettingError(f"{readme}: the command under {lines[heading].strip()!r} (line {start + 1}) expands "
+                                               f"${block}, which the README does not define as {block}=\"...\"")
+                run |= {k: (v, n) for k, v, n in blocks[block]}
+            elif (kv := item(token)) is not None:
+                run[kv[0]] = (kv[1], i + 1)
+        if not lines[i].rstrip().endswith("\\") or i + 1 >= end:
+            return run
+        i += 1
+
+
+def official_settings(repo: Path) -> SimpleNamespace:
+    """The official training settings of the README's "From Scratch on PBMC" run (``readme_run``), read from the
+    checkout: each Hydra key takes the command's override where it has one, else the config file's value: the
+    optimizer (``configs/optimization/optimizer/adam.yaml``), the learning-rate schedule (``.../scheduler/cosine.yaml``),
+    gradient clipping (``configs/trainer/base.yaml``: Lightning's ``gradient_clip_val``, by norm), the CFG and
+    control-stream drop rates (``configs/model/base.yaml``), the distribution-loss factor
+    (``configs/optimization/base.yaml``); the EMA callback's decay and cadence (``lightning.ema.decay`` /
+    ``update_steps``; ``configs/lightning``'s decay 0 switches it off) and the data scale (``data.normalize_counts``)
+    from the command only. The learning-rate, EMA, coin and training-step rows feed these, not the preset's, to the
+    official code. A key found in neither raises ``OfficialSettingError`` naming the key and the files."""
     import yaml
 
-    def config(path: str) -> dict:
-        return yaml.safe_load((repo / "configs" / path).read_text())
+    readme = repo / "README.md"
+    run = readme_run(readme)
 
-    readme = (repo / "README.md").read_text()
+    def value(key: str, file: str | None = None) -> str:
+        """``key`` (dotted Hydra path) from the command, else from ``configs/FILE`` (its last part)."""
+        if key in run:
+            return run[key][0]
+        where = f"the command under {RUN_SECTION!r} in {readme}"
+        if file is None:
+            raise OfficialSettingError(f"{key}: not set by {where} (no config default is read for it)")
+        path = repo / "configs" / file
+        loaded = yaml.safe_load(path.read_text()) if path.is_file() else None
+        leaf = key.rsplit(".", 1)[-1]
+        if not isinstance(loaded, dict) or leaf not in loaded:
+            raise OfficialSettingError(f"{key}: not set by {where}, and {path} " + ("has no key " + repr(leaf) if path.is_file() else "does not exist"))
+        return str(loaded[leaf]) if not isinstance(loaded[leaf], list) else ",".join(map(str, loaded[leaf]))
 
-    def command(key: str) -> str:
-        found = set(re.findall(rf"^{re.escape(key)}=(\S+)\s*$", readme, re.M))
-        if len(found) != 1:
-            raise LookupError(f"{repo / 'README.md'}: expected one value of {key} in its commands, found {sorted(found)}")
-        return found.pop()
-
-    opt, sched = config("optimization/optimizer/adam.yaml"), config("optimization/scheduler/cosine.yaml")
-    return SimpleNamespace(optimizer="AdamW" if opt["adam_w_mode"] else "Adam", lr=float(opt["lr"]), betas=tuple(float(b) for b in opt["betas"]),
-                           eps=float(opt["eps"]), weight_decay=float(opt["weight_decay"]), warmup_steps=int(sched["num_warmup_steps"]),
-                           min_ratio=float(sched["min_ratio"]), plateau_ratio=float(sched["plateau_ratio"]),
-                           grad_clip=float(config("trainer/base.yaml")["gradient_clip_val"]), ema_decay=float(command("lightning.ema.decay")),
-                           ema_every=int(command("lightning.ema.update_steps")), p_drop_cond=float(config("model/base.yaml")["p_drop_cond"]),
-                           input_scale=1 / float(command("data.normalize_counts")),
-                           mmd_factor=float(config("optimization/base.yaml")["MMD_loss_factor"]))
+    opt, sched = "optimization/optimizer/adam.yaml", "optimization/scheduler/cosine.yaml"
+    return SimpleNamespace(optimizer="AdamW" if value("optimization.optimizer.adam_w_mode", opt).lower() == "true" else "Adam",
+                           lr=float(value("optimization.optimizer.lr", opt)),
+                           betas=tuple(float(b) for b in value("optimization.optimizer.betas", opt).strip("[]").split(",")),
+                           eps=float(value("optimization.optimizer.eps", opt)), weight_decay=float(value("optimization.optimizer.weight_decay", opt)),
+                           warmup_steps=int(value("optimization.scheduler.num_warmup_steps", sched)),
+                           min_ratio=float(value("optimization.scheduler.min_ratio", sched)),
+                           plateau_ratio=float(value("optimization.scheduler.plateau_ratio", sched)),
+                           grad_clip=float(value("trainer.gradient_clip_val", "trainer/base.yaml")), ema_decay=float(value("lightning.ema.decay")),
+                           ema_every=int(value("lightning.ema.update_steps")), p_drop_cond=float(value("model.p_drop_cond", "model/base.yaml")),
+                           p_drop_control=float(value("model.p_drop_control", "model/base.yaml")),
+                           input_scale=1 / float(value("data.normalize_counts")),
+                           mmd_factor=float(value("optimization.MMD_loss_factor", "optimization/base.yaml")))
 
 
 def _settings(repo: Path) -> Row:
     """The preset's optimizer (as the trainer builds it), gradient clipping, EMA, CFG drop rate and input scale vs
-    ``official_settings``."""
+    ``official_settings``; and the official control-stream drop rate against distgen's none (0)."""
     from distgen.config import load_config
     from distgen.train.optim import make_optimizer
     from distgen.train.options import train_options
@@ -362,10 +432,12 @@ def _settings(repo: Path) -> Row:
     group = opt.param_groups[0]  # the decayed group (the matrices)
     ours = {"optimizer": type(opt).__name__, "lr": group["lr"], "betas": tuple(group["betas"]), "eps": group["eps"],
             "weight_decay": group["weight_decay"], "grad_clip": train.grad_clip, "ema_decay": train.ema_decay, "ema_every": train.ema_every,
-            "p_drop_cond": preset["model"]["p_drop_condition"], "input_scale": preset["model"]["input_scale"]}
+            "p_drop_cond": preset["model"]["p_drop_condition"], "input_scale": preset["model"]["input_scale"],
+            "p_drop_control": 0.0}  # distgen has no control-stream dropout
     want = {k: getattr(official, k) for k in ours}
     differ = [f"{k} {ours[k]} vs official {want[k]}" for k in ours if ours[k] != want[k]]
-    return exact("PerturbDiff", "settings: optimizer, lr, betas, eps, weight decay, gradient-norm clip, EMA decay and cadence, CFG drop rate, input scale",
+    return exact("PerturbDiff", "settings: optimizer, lr, betas, eps, weight decay, gradient-norm clip, EMA decay and cadence, CFG drop rate, input scale, "
+                 "control-stream drop rate (none in distgen)",
                  not differ, "; ".join(differ) or ", ".join(f"{k} {v}" for k, v in want.items()))
 
 
