@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from benchmarks.parity.common import Row, compare, discrete_law, exact, init_law, jitter_, lr_schedule, lrs
+from benchmarks.parity.common import Row, compare, discrete_law, exact, init_law, jitter_, lr_schedule, lrs, same_law
 from benchmarks.parity.shim import function_from, official_tree
 from distgen.api import build
 from distgen.models.official import perturbdiff as mapping
@@ -61,10 +61,8 @@ def run(repo: Path) -> list[Row]:
         keys = {f"model.{k}": tuple(v.shape) for k, v in net.state_dict().items()} | {f"cov_encoder.{k}": tuple(v.shape) for k, v in enc.state_dict().items()}
         want = mapping.official_keys(G, D, DEPTH, HEADS, len(CODES["pert_dict"]), 2, 3, PART)
         rows.append(exact("PerturbDiff", "official state-dict keys and shapes = mapping's list", keys == want, f"{len(keys)} keys"))
-        info = DataInfo(genes=tuple(f"g{i}" for i in range(G)), perturbations=PERTS, contexts=CONTEXTS, batches=BATCHES)
         torch.manual_seed(0)
-        model = build("perturbdiff", info, [f"model.backbone.dim={D}", f"model.backbone.depth={DEPTH}", f"model.backbone.heads={HEADS}",
-                                            f"model.conditioner.part_dim={PART}"])
+        model = harness_model()
         sd = {f"model.{k}": v for k, v in net.state_dict().items()} | {f"cov_encoder.{k}": v for k, v in enc.state_dict().items()}
         state, _ = mapping.map_state(sd, model, CODES)
         model.load_state_dict(state)
@@ -73,12 +71,20 @@ def run(repo: Path) -> list[Row]:
         rows += _loss(model)
         rows += _ddim(imp, net, enc, model)
         rows += _training_step(repo, imp, net, enc, model)
+        rows += coins(repo, imp)
         rows.append(_time_steps(imp, model))
         rows += _optimisation(imp)
     rows.append(_settings(repo))  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
     rows.append(_schedule(repo))
     rows.append(_ema(repo))
     return rows
+
+
+def harness_model(overrides: tuple[str, ...] = ()):
+    """The ``perturbdiff`` preset at the harness's sizes (``overrides`` appended)."""
+    info = DataInfo(genes=tuple(f"g{i}" for i in range(G)), perturbations=PERTS, contexts=CONTEXTS, batches=BATCHES)
+    return build("perturbdiff", info, [f"model.backbone.dim={D}", f"model.backbone.depth={DEPTH}", f"model.backbone.heads={HEADS}",
+                                       f"model.conditioner.part_dim={PART}", *overrides])
 
 
 def _inputs(b: int = 2, m: int = 7, seed: int = 0):
@@ -220,6 +226,91 @@ def _training_step(repo, imp, net, enc, model) -> list[Row]:
         model.input_scale, model.p_drop_condition, dyn.self_condition = saved
         model.eval()
     return rows
+
+
+#: training steps each side runs for the coin rows (a rate 0.1 off the official one fails at this count: z 4.5, chi2 20)
+COIN_STEPS = 1000
+
+
+def coins(repo, imp, overrides: tuple[str, ...] = (), steps: int = COIN_STEPS) -> list[Row]:
+    """The two per-step coins of training, by running both codes for ``steps`` steps on their own seeded draws:
+    the official ``training_losses`` (``p_drop_cond`` from ``official_settings``, the self-conditioning coin
+    ``rand(1) > 0.5`` its own) and distgen's ``Generator.loss`` with the model's (the preset's) settings.
+
+    What each step did is read off the network calls, not off either code's flags: a self-conditioned step calls the
+    network twice (a no-grad first pass, then the pass fed its estimate; distgen: ``x_self_cond`` on the second
+    call only), one that is not calls it once; a dropped condition reaches the official network as ``batch_emb None``
+    and distgen's backbone as ``Condition.drop``. One coin per batch: every set of a step dropped or none, in every
+    call of that step (a per-set draw, ``condition_dropout: set``, mixes them: an impossible step). The RNG calls of
+    the two codes differ (distgen also draws its noise and steps from the global generator), so the draws are
+    compared by law: each coin's rate, and the joint law of the two (independent coins on both sides), by a chi-square
+    test of homogeneity (``same_law``)."""
+    official = official_settings(repo)
+    diffusion = _official_diffusion(imp)
+    # one block each (the coins do not depend on the network; a deeper one only costs time), the preset's settings
+    cfg, cov_cfg = _configs(depth=1)
+    cfg.p_drop_control = official.p_drop_control  # the run's (0: no third coin)
+    torch.manual_seed(40)
+    net, enc = imp("src.models.cross_dit.cross_dit_main").Cross_DiT(cfg), imp("src.models.covariate_encoding").CovEncoder(cov_cfg)
+    model = harness_model(("model.backbone.depth=1", *overrides))
+    b, m = 2, 4
+    x, ctrl = torch.rand(b, m, G, generator=torch.Generator().manual_seed(41)), torch.rand(b, m, G, generator=torch.Generator().manual_seed(42))
+    labels, codes = _labels(b, "TNF", "B", "d1")
+    mask = torch.ones(b, m, dtype=torch.bool)
+    batch = SetBatch(target=x, target_mask=mask, control=ctrl, control_mask=mask, labels=labels, gene_ids=torch.arange(G))
+    calls: list[tuple[bool, ...]] = []  # per network call: (self-conditioned input, dropped flag of each set)
+
+    def official_call(module, args, kwargs):
+        dropped = kwargs["self_condition"].get("batch_emb") is None
+        calls.append((bool(args[0][..., G:].abs().sum() > 0), *([dropped] * b)))
+
+    def distgen_call(module, args, kwargs):
+        drop = args[2].drop
+        calls.append(("x_self_cond" in kwargs, *(drop.tolist() if drop is not None else [False] * b)))
+
+    def outcome() -> int:
+        """``2 * dropped + self-conditioned`` for the step whose calls were recorded; 4 for an impossible step."""
+        seen, first = list(calls), calls[0]
+        calls.clear()
+        flags = set(first[1:])
+        if len(flags) != 1 or any(c[1:] != first[1:] for c in seen) or first[0]:
+            return 4
+        if len(seen) == 2 and seen[1][0]:
+            return 2 * flags.pop() + 1
+        return 2 * flags.pop() if len(seen) == 1 else 4
+
+    theirs, ours = [], []
+    noise = torch.randn(b, m, G, generator=torch.Generator().manual_seed(43))
+    t = torch.full((b,), 500)
+    net.model_cfg.no_mse_loss = False
+    net.register_forward_pre_hook(official_call, with_kwargs=True)
+    torch.manual_seed(44)
+    with torch.no_grad():
+        emb = enc(*codes)
+        for _ in range(steps):
+            cond_in = {"batch_emb": emb, "cont_emb": ctrl, "gene_emb": None, "ds_name": ["toy"] * b}
+            diffusion.training_losses(net, x, t, self_condition=cond_in, noise=noise, p_drop_cond=official.p_drop_cond,
+                                      MMD_loss_fn=lambda a, c: a.new_zeros(a.shape[0]))
+            theirs.append(outcome())
+    model.backbone.register_forward_pre_hook(distgen_call, with_kwargs=True)
+    model.train()
+    torch.manual_seed(45)
+    with torch.no_grad():
+        for _ in range(steps):
+            model.loss(batch)
+            ours.append(outcome())
+    a, o = torch.tensor(ours), torch.tensor(theirs)
+
+    def coin(codes: torch.Tensor, bit: int) -> torch.Tensor:
+        return torch.where(codes > 3, 2, (codes >> bit) & 1)
+
+    dyn = model.dynamics
+    preset = f"preset self_condition {dyn.self_condition:g}, p_drop_condition {model.p_drop_condition:g} ({model.condition_dropout})"
+    return [same_law("PerturbDiff", "self-conditioning coin: share of training steps self-conditioned (official: rand(1) > 0.5), "
+                     "run on both sides", coin(a, 0), coin(o, 0), 2, preset),
+            same_law("PerturbDiff", f"condition-dropout coin: one per batch, share of steps dropped (official p_drop_cond "
+                     f"{official.p_drop_cond:g}), run on both sides", coin(a, 1), coin(o, 1), 2, preset),
+            same_law("PerturbDiff", "joint law of the two coins (kept, kept+self-cond., dropped, dropped+self-cond.)", a, o, 4)]
 
 
 def _time_steps(imp, model) -> Row:

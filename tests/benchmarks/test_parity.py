@@ -75,6 +75,22 @@ def test_perturbdiff_initialisation_row_catches_the_presets_init_settings(monkey
     assert "initialisation law" in row.check and not row.ok, row
 
 
+@pytest.mark.parametrize(("override", "row"), [("model.dynamics.self_condition=0.35", 0), ("model.p_drop_condition=0.35", 1),
+                                               ("model.condition_dropout=set", 1)])
+def test_perturbdiff_coin_rows_catch_the_presets_coins(override, row):
+    """The self-conditioning and condition-dropout rows run both codes' training steps and compare the coins' law:
+    a preset self-conditioning or dropping at 0.35 instead of the official 0.5, or drawing one dropout coin per set
+    instead of one per batch, fails its row and the joint row (these two stages were checked by reading before)."""
+    from benchmarks.parity import perturbdiff
+    from benchmarks.parity.shim import official_tree
+
+    repo = _repo("DISTGEN_PARITY_PERTURBDIFF")
+    with official_tree(repo, stub_packages=("src.models", "src.common")) as imp:
+        rows = perturbdiff.coins(repo, imp, (override,))
+    assert not rows[row].ok and not rows[2].ok, rows
+    assert rows[1 - row].ok or override.startswith("model.condition_dropout"), rows
+
+
 @pytest.mark.parametrize("law", ["wider", "uniform"])
 def test_scdfm_initialisation_row_compares_the_small_tensors_by_law(monkeypatch, law):
     """scDFM's 4-element lambda vectors (official ``N(0, 0.1^2)``) were checked for being random only (under the row's

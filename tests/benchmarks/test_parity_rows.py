@@ -7,7 +7,7 @@ import types
 
 import torch
 
-from benchmarks.parity.common import discrete_law, init_law, lrs
+from benchmarks.parity.common import discrete_law, init_law, lrs, same_law
 from benchmarks.parity.shim import CallbackStandin, official_tree
 
 
@@ -128,3 +128,23 @@ def test_small_tensors_are_compared_by_law_once_pooled_over_builds_and_names():
     row = init_law("toy", _Lambdas(0, 0.2), _Lambdas(1).state_dict())  # one build, by name: randomness only, as before
     assert row.ok and "randomness only: vecs.0 (4)" in row.note, row.note
 
+
+def test_the_same_law_row_compares_two_samples_of_outcomes():
+    """Two codes' coin outcomes: the same rate passes, a rate 0.1 off at 1,000 draws a side fails, and an impossible
+    outcome (a step neither code can take) fails however the shares look."""
+    g = torch.Generator().manual_seed(0)
+
+    def coins(p, n=1000):
+        return (torch.rand(n, generator=g) < p).long()
+
+    assert same_law("toy", "coin", coins(0.5), coins(0.5), 2).ok
+    row = same_law("toy", "coin", coins(0.4), coins(0.5), 2)
+    assert not row.ok and "0 impossible" in row.note
+    odd = coins(0.5)
+    odd[3] = 2
+    row = same_law("toy", "coin", odd, coins(0.5), 2)
+    assert not row.ok and "1 impossible" in row.note
+    joint = torch.randint(4, (1000,), generator=g)
+    assert same_law("toy", "joint", joint, torch.randint(4, (1000,), generator=g), 4).ok
+    dependent = torch.where(torch.rand(1000, generator=g) < 0.5, 0, 3)  # both coins always equal: two of four outcomes
+    assert not same_law("toy", "joint", dependent, torch.randint(4, (1000,), generator=g), 4).ok
