@@ -78,6 +78,20 @@ def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str |
     return pred_c, real_c, info
 
 
+def _generated(info: Any, pred_c: Any, real_c: Any, scale: str, where: str = "") -> bool:
+    """Whether the pred file is a model's predictions (``uns["distgen"]["kind"] == "pred"``), whose log-space values may
+    leave the log range (a diverging model): then not refused as another scale (``read_files`` checked its control cells
+    against the truth's), but scored as ``distgen evaluate`` scores it, with ``generated_range_note`` in ``info.notes``."""
+    from distgen.evaluation.io import generated_range_note
+    from distgen.evaluation.normalization import generated_files
+
+    if scale != "lognorm" or "pred" not in generated_files(info.kinds):
+        return False
+    if (note := generated_range_note(pred_c.X, real_c.X)) is not None:
+        info.notes.append(where + note)
+    return True
+
+
 def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
               scale: str = "lognorm", keep_float64: bool = False) -> tuple[EvalData, Any]:
     """A prediction/truth file pair as one ``EvalData`` (contexts pooled), with what was read and any notes.
@@ -89,7 +103,8 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     float64 (``eval_data``).
     """
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, keep_float64=keep_float64)
-    data = eval_data(pred_c, real_c, scale=scale, keep_float64=keep_float64)
+    generated = _generated(info, pred_c, real_c, scale)
+    data = eval_data(pred_c, real_c, scale=scale, keep_float64=keep_float64, check_pred_scale=not generated)
     data.cache["group_order"] = info.condition_order
     return data, info
 
@@ -146,7 +161,9 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     datas, empty = {}, []
     for ctx in contexts:
         try:
-            data = eval_data(pred_c.of_context(ctx), real_c.of_context(ctx), scale=scale, keep_float64=keep_float64)
+            pc, rc = pred_c.of_context(ctx), real_c.of_context(ctx)
+            generated = _generated(info, pc, rc, scale, f"{ctx}: ")
+            data = eval_data(pc, rc, scale=scale, keep_float64=keep_float64, check_pred_scale=not generated)
         except ValueError as e:
             raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
         if not data.n_perts:

@@ -277,3 +277,29 @@ def test_a_generated_prediction_read_on_its_own_is_checked_against_the_truth_it_
 
         distgen.evaluate(_generated(pred), truth, baselines=[], metric_names=METRICS, ceiling=False, make_plots=False,
                          progress=False, pert_col="target", control=CONTROL)
+
+
+def test_a_diverged_generated_prediction_is_scored_by_a_profile_as_by_the_default_evaluation(raw, tmp_path):
+    # a briefly trained model's predictions (distgen run's pred.h5ad, uns['distgen']['kind'] == 'pred') that reach 21 in log
+    # space: the default evaluation scored them with a note, `--profile cell-eval-0.8.2` (pooled or --celltype-col) refused
+    # them as "normalised but not log-transformed: apply scanpy.pp.log1p to the pred cells", log1p of log values
+    pred, real = _pair(raw)
+    x = pred.X.copy()
+    x[(pred.obs["target"] != CONTROL).to_numpy(), :3] = 21.0  # generated cells only: the controls are measured ones
+    pred.X = x
+    pred, real = _generated(pred), real.copy()
+    default = _eval(pred, real)
+    assert any("predictions reach 21" in n for n in default.summary["notes"])
+    data, info = load_pair(pred, real, "target", CONTROL)
+    assert any("predictions reach 21" in n for n in info.notes)
+    assert data.n_perts == 3
+    for name, a in (("pred", pred), ("real", real)):
+        a.obs["celltype"] = np.where(np.arange(a.n_obs) % 2 == 0, "T", "B")
+        a.write_h5ad(tmp_path / f"{name}.h5ad")
+    for extra in ([], ["--celltype-col", "celltype"]):
+        out = tmp_path / f"ev{len(extra)}"
+        code = main(["evaluate", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(tmp_path / "real.h5ad"), "--out", str(out),
+                     "--profile", "cell-eval-0.8.2", "--quiet", *extra])
+        assert code == 0, extra
+        assert len(pd.read_csv(out / "metrics.csv")) == 3 * (1 + len(extra) // 2)  # every perturbation (of each context)
+        assert "predictions reach 21" in (out / "summary.json").read_text()
