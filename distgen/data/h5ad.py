@@ -117,12 +117,48 @@ def older_encoding(path: Path) -> bool:
         return False
 
 
+def csc_matrices(path: Path) -> list[str]:
+    """The expression matrices of ``.h5ad`` ``path`` (``X``, ``raw/X``, ``layers/<name>``) stored as CSC (column-major, as R
+    converters and ``adata.X.tocsc()`` write them), which ``distgen.data.disk.DiskCells`` cannot read by rows."""
+    if path.is_dir() or path.suffix == ".zarr":
+        return []
+    import h5py
+
+    found: list[str] = []
+    try:
+        with h5py.File(path, "r") as root:
+            names = ["X", "raw/X"] + [f"layers/{k}" for k in (root["layers"].keys() if "layers" in root else ())]
+            for name in names:
+                elem = root.get(name)
+                if elem is not None and elem.attrs.get("encoding-type", "") == "csc_matrix":
+                    found.append(name)
+    except OSError:  # not HDF5: the reader that follows names what it is
+        return []
+    return found
+
+
+def _as_csr(adata: Any) -> None:
+    """Every CSC expression matrix of ``adata`` (``X``, ``raw.X``, layers) converted to CSR in place."""
+    import scipy.sparse as sp
+
+    if sp.issparse(adata.X) and adata.X.format == "csc":
+        adata.X = adata.X.tocsr()
+    if adata.raw is not None and sp.issparse(adata.raw.X) and adata.raw.X.format == "csc":
+        adata.raw = type(adata)(X=adata.raw.X.tocsr(), obs=adata.obs[[]], var=adata.raw.var)
+    for key in list(adata.layers.keys()):
+        if sp.issparse(adata.layers[key]) and adata.layers[key].format == "csc":
+            adata.layers[key] = adata.layers[key].tocsr()
+
+
 @contextlib.contextmanager
 def readable_by_rows(path: Path, what: str) -> Iterator[Path]:
-    """``path``, or, for a file in anndata's older encoding (``older_encoding``), a temporary copy of it written again in
-    the current one (read whole once, as training reads a file), removed on exit; a note on stderr says so and how to
-    write the file once for all. ``what`` names the file in the note (``"--data"``)."""
-    if not older_encoding(path):
+    """``path``, or, for a file in anndata's older encoding (``older_encoding``) or with a CSC expression matrix
+    (``csc_matrices``), a temporary copy of it written again in the current encoding, as CSR (read whole once, as
+    training reads a file), removed on exit; a note on stderr says so and how to write the file once for all. ``what``
+    names the file in the note (``"--data"``)."""
+    older = older_encoding(path)
+    csc = [] if older else csc_matrices(path)
+    if not older and not csc:
         yield path
         return
     import warnings
@@ -131,8 +167,17 @@ def readable_by_rows(path: Path, what: str) -> Iterator[Path]:
         copy = Path(tmp) / path.name
         with warnings.catch_warnings():  # anndata's FutureWarnings about moving legacy uns entries: the note below says what matters
             warnings.simplefilter("ignore", FutureWarning)
-            read_h5ad(path, what).write_h5ad(copy)
-        print(f"note: {what} {str(path)!r} is stored in an older anndata encoding (before anndata 0.7), which cannot be read by "
-              f"rows: it was read whole and written again in the current one at {str(copy)!r} for this command (removed after it). "
-              "To skip that step: anndata.read_h5ad(path).write_h5ad(new_path)", file=sys.stderr)
+            adata = read_h5ad(path, what)
+            _as_csr(adata)
+            adata.write_h5ad(copy)
+        if older:
+            print(f"note: {what} {str(path)!r} is stored in an older anndata encoding (before anndata 0.7), which cannot be read by "
+                  f"rows: it was read whole and written again in the current one at {str(copy)!r} for this command (removed after it). "
+                  "To skip that step: anndata.read_h5ad(path).write_h5ad(new_path)", file=sys.stderr)
+        else:
+            fix = "; ".join("adata.X = adata.X.tocsr()" if m == "X" else "raw = adata.raw.to_adata(); raw.X = raw.X.tocsr(); adata.raw = raw"
+                            if m == "raw/X" else f"adata.layers[{m[7:]!r}] = adata.layers[{m[7:]!r}].tocsr()" for m in csc)
+            print(f"note: {what} {str(path)!r} stores {', '.join(csc)} as CSC (column-major), which cannot be read by rows: it was "
+                  f"read whole and written again as CSR at {str(copy)!r} for this command (removed after it). To skip that step: "
+                  f"adata = anndata.read_h5ad(path); {fix}; adata.write_h5ad(new_path)", file=sys.stderr)
         yield copy

@@ -132,6 +132,29 @@ def test_a_file_in_the_older_anndata_encoding_is_read_whole_with_a_note_and_give
         np.testing.assert_array_equal(got[c], ref[c])
 
 
+def test_a_csc_file_is_read_whole_with_a_note_and_gives_the_same_cells(made, capsys):
+    """A CSC file (scipy's column-major sparse matrix, as R converters and ``adata.X.tocsc()`` write it) trains (the load
+    reads it whole) but was refused as --data: "the matrix is CSC ... or write_large_synthetic-style chunked CSR appends".
+    It is now read whole once, written again as CSR in a temporary folder (removed after), said in a note, and predicted
+    as the same cells as the dense file."""
+    import scipy.sparse as sp
+
+    def to_csc(b):
+        b.X = sp.csc_matrix(_dense(b))
+
+    csc = _other(made, "csc.h5ad", conditions=SOME, edit=to_csc)
+    out = made / "csc_pred.h5ad"
+    assert main(["predict", str(made / "run"), "--data", str(csc), "--perturbations", *SOME, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "CSC" in err and "adata.X = adata.X.tocsr()" in err
+    copy = err.split("written again as CSR at '")[1].split("'")[0]
+    assert not pathlib.Path(copy).exists()
+    ref, got = _groups(made / "orig_pred.h5ad"), _groups(out)
+    assert sorted(got) == sorted(SOME)
+    for c in SOME:
+        np.testing.assert_array_equal(got[c], ref[c])
+
+
 def test_a_refused_file_in_the_older_encoding_is_named_as_given_not_as_its_temporary_copy(made, capsys):
     """A refusal of such a file (here: a gene the run reads is missing) named the temporary copy it was read through
     (/tmp/distgen-.../older.h5ad), removed by the time the message is read; it names the file given."""
