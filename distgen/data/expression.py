@@ -282,6 +282,22 @@ def normalised_total(x: Any, max_rows: int = 200, rtol: float = 1e-3) -> float |
     return mean if mean > 0 and float(np.abs(sums - mean).max()) <= rtol * mean else None
 
 
+def few_above_log_range(x: Any) -> str:
+    """A hint for fractional ``x`` refused as normalised but not log-transformed when only a few of its stored non-zero values
+    (under 1%) reach ``LOG_MAX``: then they may be log values of another transform than log1p of ``normalize_total`` (scater's
+    ``logcounts`` are log2 of counts over size factors, which pass 20 in a cell with a tiny size factor), which
+    ``sc.pp.log1p`` would log a second time. Empty otherwise."""
+    v = _values(x)
+    v = v[np.isfinite(v) & (v != 0)]
+    n = int((v >= LOG_MAX).sum())
+    if not v.size or n >= 0.01 * v.size:
+        return ""
+    return (f". Only {n} of its {v.size} non-zero values ({n / v.size:.2%}) reach {LOG_MAX:g} (max {float(v.max()):.4g}): if these are "
+            "log values of another transform (scater's logcounts, log2 of counts over size factors, pass 20 in cells with a tiny "
+            "size factor), do not apply sc.pp.log1p to them (that logs them twice): give the raw counts instead "
+            "(PerturbationSchema.expression: the counts layer, or adata.X = adata.layers['counts'])")
+
+
 def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], target_sum: float | None = None) -> str:
     """Check the declared scale against the values; return ``"counts"`` or ``"log"``.
 
@@ -307,6 +323,7 @@ def resolve_scale(x: Any, declared: str, source: str, uns: dict[str, Any], targe
             f"expression {source!r} is fractional with values >= {LOG_MAX}: normalised but not log-transformed. "
             "Apply sc.pp.log1p yourself or load the raw counts layer (PerturbationSchema.expression); if these are "
             "fractional counts (e.g. ambient-corrected by SoupX or CellBender), declare them: PerturbationSchema.scale='counts'"
+            + few_above_log_range(x)
         )
     if declared == "counts" and found != "counts":
         raise InputDataError(

@@ -393,3 +393,24 @@ def test_control_labels_with_a_suffix_are_named_as_candidates(tiny_adata, label,
     tiny_adata.obs["condition"] = tiny_adata.obs["condition"].replace({"control": label, "A": "NTRK1"})
     with pytest.raises(ValueError, match=rf"no control cells.*look like controls: \['{shown}'\]"):
         PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
+
+
+def test_log2_values_over_size_factors_above_the_log_range_are_not_told_to_be_logged_again(tiny_adata):
+    """Zhao 2021's scater logcounts (log2 of counts over size factors) reach 21.7 in the few cells with a tiny size factor:
+    they were refused as "normalised but not log-transformed. Apply sc.pp.log1p yourself", which logs log values twice
+    (and log1p of them loaded without a word). The refusal now says only a few values reach 20, and to give the counts."""
+    x = np.asarray(tiny_adata.X, dtype=np.float64)
+    sf = np.full(x.shape[0], 1.0)
+    sf[0] = 1e-5  # one cell with a tiny size factor: its values pass 20
+    x[0, 0] = max(x[0, 0], 20.0)
+    tiny_adata.X = np.log2(1 + x / sf[:, None]).astype(np.float32)
+    assert 0 < (tiny_adata.X >= 20).sum() < 0.01 * (tiny_adata.X != 0).sum()
+    with pytest.raises(ValueError, match=r"Only \d+ of its \d+ non-zero values .* reach 20 .* do not apply sc.pp.log1p"):
+        PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
+
+
+def test_normalised_values_mostly_above_the_log_range_get_no_log_hint(tiny_adata):
+    tiny_adata.X = tiny_adata.X / tiny_adata.X.sum(1, keepdims=True) * 1e4
+    with pytest.raises(ValueError, match="not log-transformed") as e:
+        PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
+    assert "Only" not in str(e.value)
