@@ -172,6 +172,11 @@ def predict(
     from distgen.train.device import caller_random_state, float32_default
 
     apply_threads()
+    if not isinstance(data, Dataset):
+        from distgen.data.prepared import refuse_anndata
+
+        refuse_anndata("predict", data)
+        raise TypeError(f"predict: data must be the Dataset distgen.load_data returns (a loaded run's: run.data), got {type(data).__name__}")
     seed = _seed(seed, "predict: seed")
     if isinstance(max_cells, str):  # "all" as distgen predict --max-cells all and predict.max_cells_per_condition: all
         if max_cells != "all":

@@ -131,3 +131,17 @@ def test_seen_perturbations_given_as_one_text_is_refused(small):
 def test_load_run_sampling_given_as_one_text_is_refused_with_the_list_to_write():
     with pytest.raises(ConfigError, match=r"load_run: sampling is a list, got the text 'model\.dynamics\.sampler\.eta=0\.5'; write \["):
         distgen.load_run("no-such-run", sampling="model.dynamics.sampler.eta=0.5")  # "--sampling ... got 'm'" before
+
+
+def test_an_anndata_given_where_predict_and_fit_take_a_dataset_is_refused_naming_the_way(small):
+    # unseen-data round (Zhao 2021): distgen.predict(run.model, adata) of a backed or in-memory AnnData ended in
+    # "AttributeError: 'AnnData' object has no attribute 'capped'" (and fit in another AttributeError)
+    import anndata as ad
+
+    doc, data = small
+    model = distgen.build(doc, data)
+    adata = ad.AnnData(np.zeros((3, 2), dtype=np.float32))
+    for call in (lambda: distgen.predict(model, adata, max_cells=2), lambda: distgen.predict(model, adata),
+                 lambda: distgen.fit(model, adata, steps=1)):
+        with pytest.raises(TypeError, match=r"must be the Dataset distgen\.load_data returns.*got an AnnData.*--data"):
+            call()

@@ -22,7 +22,7 @@ from distgen.config import ConfigError, InertSettingWarning, check_sections
 from distgen.couplings.independent import IndependentCoupling
 from distgen.data.batches import TableBatches
 from distgen.data.holds import NeedsCells, holds
-from distgen.data.prepared import Dataset, DatasetOrigin
+from distgen.data.prepared import Dataset, DatasetOrigin, refuse_anndata
 from distgen.data.section import data_section
 from distgen.errors import warn
 from distgen.models.base import FittedModel, PerturbationModel, built_from
@@ -131,6 +131,7 @@ def _fit(
     if "base" in doc:
         raise ConfigError("fit: config holds base:, which is read when a config is loaded; pass distgen.load_config(...)'s document")
     check_sections(doc)  # a typo (trian:) would leave its settings unused
+    refuse_anndata("fit", data)
     check = isinstance(data, Dataset) and preflight
     if not isinstance(model, FittedModel) and isinstance(data, Dataset | CellTable):  # a fitted model learns anew;
         check_vocabulary(model, data.info, "fit")  # Cells are read in the model's own vocabularies (_table)
