@@ -215,12 +215,13 @@ class DiskCells:
         if self.sparse:
             self._check_indptr(elem)
         first = self.read(np.arange(min(self.n_cells, 2000)), log=False)
-        from distgen.data.expression import check_log_base, check_values, detect_scale
+        from distgen.data.expression import check_log_base, check_values, detect_scale, few_above_log_range
 
         check_values(first, self.schema.expression)
         found = detect_scale(first)
         if found == "normalized":
-            raise InputDataError(f"{self.path}: values are normalised but not log-transformed; apply log1p or stream the counts layer")
+            raise InputDataError(f"{self.path}: values are normalised but not log-transformed; apply log1p or stream the counts layer"
+                                 + few_above_log_range(first))
         if found == "log":  # log2 / log10 values would be read as log1p, too large (the message gives the conversion)
             # on the rows the in-memory load looks at (200 spread over the whole file, not over its first 2,000): a file
             # whose first rows are natural log and the rest log2 streamed as natural log (each later value 1.44x too large)

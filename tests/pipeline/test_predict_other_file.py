@@ -359,3 +359,18 @@ def test_a_counts_run_with_a_gene_selection_normalises_another_file_as_its_train
     assert main(["predict", str(run), "--data", str(tmp_path / "no_b.h5ad"), "--out", str(tmp_path / "no_b_pred.h5ad")]) == 2
     err = capsys.readouterr().err
     assert "no_b.h5ad has no control cells of context(s) B" in err and "Add that context's control cells" in err
+
+
+def test_log_values_of_another_transform_past_20_are_not_told_to_be_logged_again(made, capsys):
+    """--data FILE whose X holds log values of another transform, a few past 20 (Zhao 2021's scater logcounts: max 21.65):
+    refused as "normalised but not log-transformed; apply log1p", which logs log values twice. The refusal now says only a
+    few values reach 20 and not to apply log1p."""
+    genes = _genes(made)
+
+    def log2_like(b):
+        x = _dense(b) / np.log(2)
+        x[0, list(b.var_names).index(genes[0])] = 21.0  # a gene of the run: the one value past 20
+        b.X = x.astype(np.float32)
+
+    err = _refused(made, capsys, _other(made, "log2_like.h5ad", conditions=SOME, edit=log2_like))
+    assert "not log-transformed" in err and "do not apply sc.pp.log1p" in err, err
