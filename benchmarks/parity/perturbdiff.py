@@ -413,54 +413,91 @@ class OfficialSettingError(LookupError):
 
 
 def readme_run(readme: Path, section: str = RUN_SECTION, script: str = RUN_SCRIPT) -> dict[str, tuple[str, int]]:
-    """The Hydra overrides of the README's training command under the heading holding ``section``: its
-    ``python ...script`` line and continuation lines, each ``$BLOCK`` expanded from the README's ``BLOCK="..."``
-    definitions, later overrides winning (as Hydra applies them). Returns ``key -> (value, line number)``; values lose
-    their quotes, a trailing backslash and a ``# comment``. Raises ``OfficialSettingError`` naming the file and the
-    section, block or script that is missing."""
+    """The Hydra overrides of the README's training command under the heading holding ``section``: the line running
+    ``script`` and its continuation lines, each ``$BLOCK`` expanded from the README's last ``BLOCK="..."`` definition
+    before the command, later overrides winning (as Hydra applies them). Read as a shell reads them: headings only
+    outside code blocks (a ``# ...`` in one is a shell comment), a definition ends at its closing quote (on its own line
+    or after the last override, or on the opening line), words split at white space (two overrides on a line are two).
+    Returns ``key -> (value, line number)``; values lose their quotes, a trailing backslash and a ``# comment``. Raises
+    ``OfficialSettingError`` naming the file and the section, block or script that is missing."""
     import re
 
     if not readme.is_file():
         raise OfficialSettingError(f"{readme}: no such file (the harness reads the official training command from the checkout's README)")
     lines = readme.read_text().splitlines()
+    code, inside = [], False  # per line: inside a ``` code block (the fence lines count as inside)
+    for line in lines:
+        fence = line.lstrip().startswith("```")
+        code.append(inside or fence)
+        inside ^= fence
 
-    def item(text: str) -> tuple[str, str] | None:
-        text = re.sub(r"(^|\s)#.*$", "", text).strip().rstrip("\\").strip()
-        m = re.fullmatch(r"(?:export\s+)?([\w.\[\]-]+)=(.*)", text)
-        return (m.group(1), m.group(2).strip().strip("\"'")) if m else None
+    def words(text: str, n: int) -> list[tuple[str, int]]:
+        """The words of line ``n``'s ``text``, a ``# comment`` and a lone backslash dropped."""
+        return [(w, n) for w in re.sub(r"(^|\s)#.*$", "", text).split() if w != "\\"]
 
-    blocks: dict[str, list[tuple[str, str, int]]] = {}
-    name = None
-    for i, line in enumerate(lines, 1):
-        m = re.fullmatch(r"\s*(\w+)=\"\s*", line)
-        if name is None and m:
-            name, blocks[m.group(1)] = m.group(1), []
-        elif name is not None and line.strip() == '"':
-            name = None
-        elif name is not None and (kv := item(line)) is not None:
-            blocks[name].append((*kv, i))
-    heading = next((i for i, line in enumerate(lines) if line.startswith("#") and section in line), None)
+    def value(i: int, rest: str) -> tuple[list[tuple[str, int]], int]:
+        """The words of the quoted value opening with ``rest`` on line ``i`` (0-based), and the line it closes on."""
+        found, quoted = [], True
+        for j in range(i, len(lines)):
+            text, part = rest if j == i else lines[j], ""
+            for k, c in enumerate(text):
+                if c == '"' and (k == 0 or text[k - 1] != "\\"):
+                    quoted = not quoted
+                elif not quoted and c.isspace():
+                    return found + words(part, j + 1), j
+                else:
+                    part += c
+            found += words(part, j + 1)
+            if not quoted:
+                return found, j
+        return found, len(lines) - 1
+
+    defined: dict[str, list[tuple[int, list[tuple[str, int]]]]] = {}  # name -> (line, words) of each definition
+    i = 0
+    while i < len(lines):
+        m = re.match(r"\s*(?:export\s+)?(\w+)=\"(.*)$", lines[i])
+        if m:
+            found, last = value(i, m.group(2))
+            defined.setdefault(m.group(1), []).append((i, found))
+            i = last
+        i += 1
+    heading = next((i for i, line in enumerate(lines) if not code[i] and line.startswith("#") and section in line), None)
     if heading is None:
         raise OfficialSettingError(f"{readme}: no heading holding {section!r} (the training command the preset follows)")
-    end = next((i for i in range(heading + 1, len(lines)) if re.match(r"#{1,3} ", lines[i])), len(lines))
-    start = next((i for i in range(heading, end) if re.search(rf"python\s+\S*{re.escape(script)}", lines[i])), None)
+    title = lines[heading].strip()
+    end = next((i for i in range(heading + 1, len(lines)) if not code[i] and re.match(r"#{1,3} ", lines[i])), len(lines))
+    runs = re.compile(rf"(^|[\s/]){re.escape(script)}(\s|$)")
+    start = next((i for i in range(heading, end) if runs.search(lines[i])), None)
     if start is None:
-        raise OfficialSettingError(f"{readme}: no `python ...{script}` command under {lines[heading].strip()!r}")
-    run: dict[str, tuple[str, int]] = {}
+        raise OfficialSettingError(f"{readme}: no `python ...{script}` command under {title!r}")
+
+    def expand(found: list[tuple[str, int]], before: int) -> list[tuple[str, int]]:
+        """``found`` with each ``$BLOCK`` word replaced by the words of its last definition before line ``before``."""
+        out = []
+        for w, n in found:
+            m = re.fullmatch(r"\"?\$\{?(\w+)\}?\"?", w)
+            if m is None:
+                out.append((w, n))
+                continue
+            earlier = [(line, block) for line, block in defined.get(m.group(1), []) if line < before]
+            if not earlier:
+                raise OfficialSettingError(f"{readme}: the command under {title!r} (line {start + 1}) expands ${m.group(1)}, which the "
+                                           f"README does not define as {m.group(1)}=\"...\" before line {before + 1}")
+            out += expand(earlier[-1][1], earlier[-1][0])
+        return out
+
+    first = runs.search(lines[start])
+    command = words(lines[start][first.end() if first else 0:], start + 1)  # the words after the script's
     i = start
-    while True:
-        for token in lines[i].replace(script, " ").split():
-            if token.startswith("$"):
-                block = token.strip("${}\"")
-                if block not in blocks:
-                    raise OfficialSettingError(f"{readme}: the command under {lines[heading].strip()!r} (line {start + 1}) expands "
-                                               f"${block}, which the README does not define as {block}=\"...\"")
-                run |= {k: (v, n) for k, v, n in blocks[block]}
-            elif (kv := item(token)) is not None:
-                run[kv[0]] = (kv[1], i + 1)
-        if not lines[i].rstrip().endswith("\\") or i + 1 >= end:
-            return run
+    while lines[i].rstrip().endswith("\\") and i + 1 < end:
         i += 1
+        command += words(lines[i], i + 1)
+    run: dict[str, tuple[str, int]] = {}
+    for w, n in expand(command, start):
+        m = re.fullmatch(r"\+{0,2}([\w.\[\]/@-]+)=(.*)", w.rstrip("\\"))
+        if m:
+            run[m.group(1)] = (m.group(2).strip("\"'"), n)
+    return run
 
 
 def official_settings(repo: Path) -> SimpleNamespace:
@@ -478,21 +515,40 @@ def official_settings(repo: Path) -> SimpleNamespace:
     readme = repo / "README.md"
     run = readme_run(readme)
 
-    def value(key: str, file: str | None = None) -> str:
-        """``key`` (dotted Hydra path) from the command, else from ``configs/FILE`` (its last part)."""
+    where = f"the command under {RUN_SECTION!r} in {readme}"
+
+    def chosen(group: str) -> str:
+        """The config file of Hydra ``group`` (``a/b`` nested) under ``configs/``, as the run composes it: the command's
+        ``group=choice``, else the ``defaults`` list of the config above it (the entry script's for a top group)."""
+        if group in run:
+            return f"{group}/{run[group][0]}.yaml"
+        above, _, leaf = group.rpartition("/")
+        path = repo / "configs" / (chosen(above) if above else f"{Path(RUN_SCRIPT).stem}.yaml")
+        loaded = yaml.safe_load(path.read_text()) if path.is_file() else None
+        listed = loaded.get("defaults") if isinstance(loaded, dict) else None
+        picks = [d[leaf] for d in listed if isinstance(d, dict) and leaf in d] if isinstance(listed, list) else []
+        if len(picks) != 1:
+            raise OfficialSettingError(f"the config group {group}: the command selects none and {path} "
+                                       + (f"lists no default for {leaf!r}" if path.is_file() else "does not exist"))
+        return f"{group}/{picks[0]}.yaml"
+
+    def value(key: str, group: str | None = None) -> str:
+        """``key`` (dotted Hydra path) from the command, else from the file ``group``'s choice (its last part)."""
         if key in run:
             return run[key][0]
-        where = f"the command under {RUN_SECTION!r} in {readme}"
-        if file is None:
+        if group is None:
             raise OfficialSettingError(f"{key}: not set by {where} (no config default is read for it)")
-        path = repo / "configs" / file
+        try:
+            path = repo / "configs" / chosen(group)
+        except OfficialSettingError as e:
+            raise OfficialSettingError(f"{key}: not set by {where}; {e}") from None
         loaded = yaml.safe_load(path.read_text()) if path.is_file() else None
         leaf = key.rsplit(".", 1)[-1]
         if not isinstance(loaded, dict) or leaf not in loaded:
             raise OfficialSettingError(f"{key}: not set by {where}, and {path} " + ("has no key " + repr(leaf) if path.is_file() else "does not exist"))
         return str(loaded[leaf]) if not isinstance(loaded[leaf], list) else ",".join(map(str, loaded[leaf]))
 
-    opt, sched = "optimization/optimizer/adam.yaml", "optimization/scheduler/cosine.yaml"
+    opt, sched = "optimization/optimizer", "optimization/scheduler"
     return SimpleNamespace(optimizer="AdamW" if value("optimization.optimizer.adam_w_mode", opt).lower() == "true" else "Adam",
                            lr=float(value("optimization.optimizer.lr", opt)),
                            betas=tuple(float(b) for b in value("optimization.optimizer.betas", opt).strip("[]").split(",")),
@@ -500,11 +556,11 @@ def official_settings(repo: Path) -> SimpleNamespace:
                            warmup_steps=int(value("optimization.scheduler.num_warmup_steps", sched)),
                            min_ratio=float(value("optimization.scheduler.min_ratio", sched)),
                            plateau_ratio=float(value("optimization.scheduler.plateau_ratio", sched)),
-                           grad_clip=float(value("trainer.gradient_clip_val", "trainer/base.yaml")), ema_decay=float(value("lightning.ema.decay")),
-                           ema_every=int(value("lightning.ema.update_steps")), p_drop_cond=float(value("model.p_drop_cond", "model/base.yaml")),
-                           p_drop_control=float(value("model.p_drop_control", "model/base.yaml")),
+                           grad_clip=float(value("trainer.gradient_clip_val", "trainer")), ema_decay=float(value("lightning.ema.decay")),
+                           ema_every=int(value("lightning.ema.update_steps")), p_drop_cond=float(value("model.p_drop_cond", "model")),
+                           p_drop_control=float(value("model.p_drop_control", "model")),
                            input_scale=1 / float(value("data.normalize_counts")),
-                           mmd_factor=float(value("optimization.MMD_loss_factor", "optimization/base.yaml")))
+                           mmd_factor=float(value("optimization.MMD_loss_factor", "optimization")))
 
 
 def _settings(repo: Path) -> Row:

@@ -13,7 +13,8 @@ CONFIGS = {
     "optimization/scheduler/cosine.yaml": "min_ratio: 0.1\nplateau_ratio: 0.1\nnum_warmup_steps: 200\n",
     "trainer/base.yaml": "gradient_clip_val: 1.0\n",
     "model/base.yaml": "p_drop_cond: 0.5\np_drop_control: 0.5\n",
-    "optimization/base.yaml": "MMD_loss_factor: 1.0\n",
+    "optimization/base.yaml": "defaults:\n  - _self_\n  - optimizer: adam\n  - scheduler: cosine\nMMD_loss_factor: 1.0\n",
+    "rawdata_diffusion_training.yaml": "defaults:\n  - _self_\n  - trainer: base\n  - optimization: base\n  - model: base\nrun_name: x\n",
 }
 
 README = textwrap.dedent('''\
@@ -103,3 +104,79 @@ def test_a_checkout_without_a_readme_names_it(tmp_path):
     (checkout(tmp_path) / "README.md").unlink()
     with pytest.raises(OfficialSettingError, match=r"README\.md: no such file"):
         official_settings(tmp_path)
+
+
+def _layout(blocks: str, command: str, after: str = "") -> str:
+    """A README with shared ``blocks``, then the PBMC section holding ``command`` (a code block), then ``after``."""
+    return (f"# PerturbDiff\n\n```bash\n{blocks}```\n\n### 1.1) From Scratch on PBMC\n\n```bash\n{command}```\n\n"
+            f"### 3) Pretraining\n\n```bash\n{after}```\n")
+
+
+SCRIPT = "python ./src/apps/run/rawdata_diffusion_training.py \\\n"
+
+
+def _overrides(tmp_path, readme: str) -> dict[str, str]:
+    (tmp_path / "README.md").write_text(readme)
+    return {k: v for k, (v, _) in readme_run(tmp_path / "README.md").items()}
+
+
+def test_a_shell_comment_in_the_commands_code_block_is_not_a_heading(tmp_path):
+    """Review (helper 193): a ``# ...`` shell comment in the section's code block ended the section, and the command
+    after it was refused as missing ("no `python ...` command under ..."), where the earlier reader found the keys."""
+    readme = _layout('A="\nlightning.ema.decay=0.99\n"\n', "# train from scratch on one node\n" + SCRIPT + "$A\n")
+    assert _overrides(tmp_path, readme) == {"lightning.ema.decay": "0.99"}
+
+
+def test_a_block_closed_on_its_last_line_does_not_swallow_the_next(tmp_path):
+    """Review (helper 193): ``A="...\\nkey=v"`` (the closing quote on the last override's line, as a shell reads it)
+    left the block open, so the next block's lines were read as A's: the command expanding $A got B's EMA decay 0.5
+    instead of 0.99 without a word (the earlier reader refused the two values)."""
+    readme = _layout('A="\nlightning.ema.update_steps=10\nlightning.ema.decay=0.99"\nB="\nlightning.ema.decay=0.5\n"\n',
+                     SCRIPT + "$A \\\ndata.normalize_counts=10\n")
+    assert _overrides(tmp_path, readme) == {"lightning.ema.update_steps": "10", "lightning.ema.decay": "0.99", "data.normalize_counts": "10"}
+
+
+def test_a_one_line_block_and_two_overrides_on_a_line_are_read_as_the_shell_splits_them(tmp_path):
+    """Review (helper 193): ``B="k=v"`` on one line was not seen as a block (the command expanding it was refused with
+    "does not define"), and ``k1=v1 k2=v2`` on one block line gave k1 the value "v1 k2=v2" (k2 lost)."""
+    readme = _layout('A="\ntrainer.devices=[0] lightning.ema.decay=0.99\n"\nB="data.normalize_counts=10 lightning.ema.update_steps=10"\n',
+                     SCRIPT + "$A \\\n${B}\n")
+    assert _overrides(tmp_path, readme) == {"trainer.devices": "[0]", "lightning.ema.decay": "0.99", "data.normalize_counts": "10",
+                                            "lightning.ema.update_steps": "10"}
+
+
+def test_a_block_takes_its_definition_before_the_command_and_a_comment_is_not_read(tmp_path):
+    """Review (helper 193): a block defined again after the command (another section reusing the name) replaced the
+    definition the command runs with, and a ``key=value`` inside the command's trailing comment was read as an override."""
+    readme = _layout('A="\nlightning.ema.decay=0.99\n"\n', SCRIPT + "$A \\\nlightning.ema.update_steps=10  # was lightning.ema.decay=0.9\n",
+                     after='A="\nlightning.ema.decay=0.5\n"\n' + SCRIPT + "$A\n")
+    assert _overrides(tmp_path, readme) == {"lightning.ema.decay": "0.99", "lightning.ema.update_steps": "10"}
+
+
+def test_the_config_files_are_the_ones_the_command_and_the_defaults_lists_select(tmp_path):
+    """Review (helper 193): the settings were read from fixed files (``model/base.yaml``, ``optimizer/adam.yaml``, ...);
+    a command selecting another model or optimizer config (``model=big``, ``optimization/optimizer=adamw2``) was read
+    from the base files without a word. Now each group's file is the command's choice, else its defaults list's."""
+    readme = README.replace("lightning.ema.update_steps=20\n", "lightning.ema.update_steps=20 \\\nmodel=big \\\noptimization/optimizer=adamw2\n")
+    repo = checkout(tmp_path, readme)
+    (repo / "configs/model/big.yaml").write_text("p_drop_cond: 0.3\np_drop_control: 0.25\n")
+    (repo / "configs/optimization/optimizer/adamw2.yaml").write_text("betas: [0.8,0.9]\neps: 1.0e-06\nadam_w_mode: false\nweight_decay: 0.0\n")
+    got = official_settings(repo)
+    assert (got.p_drop_cond, got.p_drop_control) == (0.3, 0.0)  # the command's p_drop_control still wins over big.yaml
+    assert (got.betas, got.eps, got.optimizer, got.lr) == ((0.8, 0.9), 1e-06, "Adam", 0.0002)
+
+
+def test_a_group_without_a_choice_names_the_config_that_should_list_it(tmp_path):
+    repo = checkout(tmp_path)
+    (repo / "configs/rawdata_diffusion_training.yaml").write_text("defaults:\n  - _self_\n  - optimization: base\n")
+    with pytest.raises(OfficialSettingError, match=r"trainer\.gradient_clip_val: not set by .*README\.md; the config group trainer: "
+                                                   r"the command selects none and .*rawdata_diffusion_training\.yaml lists no default"):
+        official_settings(repo)
+
+
+def test_a_command_run_by_another_launcher_and_forced_overrides_are_read(tmp_path):
+    """Review (helper 193): only a ``python ...script`` line was taken for the command (``torchrun ...script`` was
+    refused as missing) and a ``++key=value`` override was dropped (``+`` was outside the key pattern)."""
+    readme = _layout('A="\nlightning.ema.decay=0.99\n"\n',
+                     "torchrun --nproc_per_node 4 ./src/apps/run/rawdata_diffusion_training.py \\\n$A \\\n++lightning.ema.decay=0.9\n")
+    assert _overrides(tmp_path, readme) == {"lightning.ema.decay": "0.9"}
