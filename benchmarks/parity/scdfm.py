@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from benchmarks.parity.common import Row, compare, exact, init_law, jitter_, lr_schedule, lrs
+from benchmarks.parity.common import Row, compare, exact, init_law, jitter_, lr_schedule, lrs, same_law
 from benchmarks.parity.shim import function_from, official_tree
 from distgen.api import build
 from distgen.backbones.base import Condition
@@ -30,7 +30,8 @@ def _data(seed: int = 0) -> tuple[list[str], dict[str, int], np.ndarray]:
     return genes, vocab, x
 
 
-def run(repo: Path) -> list[Row]:
+def run(repo: Path, overrides: tuple[str, ...] = ()) -> list[Row]:
+    """Every row; ``overrides`` are appended to the preset model's (the rows that compare its settings then fail)."""
     rows: list[Row] = []
     genes, vocab, x = _data()
     with official_tree(repo) as imp, tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +60,7 @@ def run(repo: Path) -> list[Row]:
         info = DataInfo(genes=tuple(order), perturbations=("G03", "G07", "G11"))
         torch.manual_seed(0)
         model = build("scdfm", info, [f"model.backbone.d_model={D}", f"model.backbone.heads={HEADS}", f"model.backbone.layers={LAYERS}",
-                                      "model.backbone.dropout=0.0", "model.genes_per_step=12", "model.dynamics.solver.steps=19"])
+                                      "model.backbone.dropout=0.0", "model.genes_per_step=12", "model.dynamics.solver.steps=19", *overrides])
         state, _ = mapping.map_state(official.state_dict(), model, vocab)
         model.load_state_dict(state)
         model.backbone.set_gene_graph(mapping.graph_from_mask(mask, order, vocab))
@@ -67,6 +68,7 @@ def run(repo: Path) -> list[Row]:
         rows += _network(official, model, vocab, order)
         rows += _losses_and_sampler(repo, imp, official, model, vocab, order)
         rows += _training_step(repo, imp, official, model, vocab, order)
+        rows.append(_times(repo, imp, official, model, vocab, order))
         rows.append(_init(origin, mask_path, info, vocab))
     rows += _optimisation()  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
     return rows
@@ -158,21 +160,12 @@ def _training_step(repo, imp, official, model, vocab, order) -> list[Row]:
     ``randn_like`` (x0) in that order after the seed, and distgen's side is given exactly those draws.
     Compares the loss and every parameter's gradient (official gradients mapped like weights).
     """
-    affine = imp("src.flow_matching.path.affine")
-    sched = imp("src.flow_matching.path.scheduler.scheduler")
-    gene_ids = torch.tensor([vocab[s] for s in order])
-    config = SimpleNamespace(infer_top_gene=12, use_mmd_loss=True, gamma=0.5)
-    ns = function_from(repo / "src" / "script" / "run.py", ("train_step", "pairwise_sq_dists", "median_sigmas", "mmd2_unbiased_multi_sigma"),
-                       {"config": config, "gene_ids": gene_ids, "path": affine.AffineProbPath(scheduler=sched.CondOTScheduler())})
-    g = torch.Generator().manual_seed(13)
-    b = 16
-    target = torch.log1p(torch.poisson(torch.rand(b, len(order), generator=g) * 4, generator=g))
-    control = torch.log1p(torch.poisson(torch.rand(b, len(order), generator=g) * 4, generator=g))
-    atoms = ["G03", "G11"]
-    pert = torch.tensor([[vocab[a] for a in atoms]]).repeat(b, 1)
+    train_step, _ = _official_train_step(repo, imp, vocab, order)
+    target, control, pert, atoms = _step_batch(vocab, order)
+    b = len(target)
     official.zero_grad(set_to_none=True)
     torch.manual_seed(17)
-    want = ns["train_step"](control, target, pert, official, None, SimpleNamespace(device=torch.device("cpu")), noise_type="Gaussian")
+    want = train_step(control, target, pert, official, None, SimpleNamespace(device=torch.device("cpu")), noise_type="Gaussian")
     want.backward()
     torch.manual_seed(17)  # the same draws, in train_step's order
     cols = torch.randperm(len(order))[:12]
@@ -201,6 +194,66 @@ def _training_step(repo, imp, official, model, vocab, order) -> list[Row]:
     flat_want = torch.cat([mapped[k].flatten() for k in ours])
     rows.append(compare("scDFM", "gradients of that loss, all parameters", flat_ours, flat_want, f"{len(ours)} tensors; worst {worst}"))
     return rows
+
+
+def _official_train_step(repo, imp, vocab, order):
+    """The official ``train_step`` of ``run.py`` (12 genes a step, MMD weight 0.5) on a CondOT path, and the times it
+    drew (each call's ``t``, recorded as the path samples it)."""
+    affine = imp("src.flow_matching.path.affine")
+    sched = imp("src.flow_matching.path.scheduler.scheduler")
+    path, drawn = affine.AffineProbPath(scheduler=sched.CondOTScheduler()), []
+
+    def sample(t, x_0, x_1):
+        drawn.append(t.detach().clone())
+        return path.sample(t=t, x_0=x_0, x_1=x_1)
+
+    config = SimpleNamespace(infer_top_gene=12, use_mmd_loss=True, gamma=0.5)
+    ns = function_from(repo / "src" / "script" / "run.py", ("train_step", "pairwise_sq_dists", "median_sigmas", "mmd2_unbiased_multi_sigma"),
+                       {"config": config, "gene_ids": torch.tensor([vocab[s] for s in order]), "path": SimpleNamespace(sample=sample)})
+    return ns["train_step"], drawn
+
+
+def _step_batch(vocab, order, b: int = 16):
+    """The training rows' cells: ``b`` targets and controls (log1p counts), their perturbation's vocabulary ids, atoms."""
+    g = torch.Generator().manual_seed(13)
+    target = torch.log1p(torch.poisson(torch.rand(b, len(order), generator=g) * 4, generator=g))
+    control = torch.log1p(torch.poisson(torch.rand(b, len(order), generator=g) * 4, generator=g))
+    atoms = ["G03", "G11"]
+    return target, control, torch.tensor([[vocab[a] for a in atoms]]).repeat(b, 1), atoms
+
+
+#: training steps each side runs for the time row (16 cells a step: 3,200 times a side)
+TIME_STEPS, TIME_BINS = 200, 10
+
+
+def _times(repo, imp, official, model, vocab, order, steps: int = TIME_STEPS) -> Row:
+    """Training times by law, both codes run: the official ``train_step`` (its ``torch.rand(B)``, read off the path it
+    samples) and distgen's ``Generator.loss`` (the preset's time sampler, read back from ``extras["t"]``), ``steps``
+    seeded steps of 16 cells each. Each time counts in one of ``TIME_BINS`` equal bins of [0, 1); a time outside them
+    is impossible, and so is every time of a step whose cells all share one (a draw per set, not per cell: the same
+    marginal law). The two samples' bin counts are compared by a chi-square test of homogeneity (``same_law``)."""
+    train_step, drawn = _official_train_step(repo, imp, vocab, order)
+    target, control, pert, atoms = _step_batch(vocab, order)
+    mask = torch.ones(1, len(target), dtype=torch.bool)
+    batch = SetBatch(target=target[None], target_mask=mask, control=control[None], control_mask=mask,
+                     labels=_labels(model.info.perturbations, atoms), gene_ids=torch.arange(len(order)))
+
+    def codes(t: torch.Tensor) -> torch.Tensor:
+        shared = t.numel() > 1 and bool((t == t.flatten()[0]).all())
+        inside = (t >= 0) & (t < 1)
+        return torch.where(inside & ~torch.tensor(shared), (t * TIME_BINS).floor().long().clamp(max=TIME_BINS - 1), TIME_BINS).flatten()
+
+    torch.manual_seed(18)
+    with torch.no_grad():
+        for _ in range(steps):
+            train_step(control, target, pert, official, None, SimpleNamespace(device=torch.device("cpu")), noise_type="Gaussian")
+        theirs = torch.cat([codes(t) for t in drawn])
+        torch.manual_seed(19)
+        ours = torch.cat([codes(model.loss(batch).extras["t"].detach()) for _ in range(steps)])
+    sampler = model.dynamics.time_sampler
+    return same_law("scDFM", f"training times: official torch.rand per cell against distgen's, run on both sides ({TIME_BINS} bins of [0, 1); "
+                    "a step sharing one time is impossible)", ours, theirs, TIME_BINS,
+                    f"preset time sampler {type(sampler).__name__}")
 
 
 #: further fresh builds of each side for the initialisation row: its tensors under 64 elements (the 4-element lambda

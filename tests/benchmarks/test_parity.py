@@ -113,3 +113,22 @@ def test_scdfm_initialisation_row_compares_the_small_tensors_by_law(monkeypatch,
     monkeypatch.setattr(da.DifferentialAttention, "__init__", off)
     rows = [r for r in scdfm.run(repo) if "initialisation law" in r.check]
     assert len(rows) == 1 and not rows[0].ok and "lambda" in rows[0].note, rows
+
+
+@pytest.mark.parametrize("change", ["logit_normal", "one t per set"])
+def test_scdfm_time_row_runs_both_codes_and_compares_the_law(monkeypatch, change):
+    """scDFM's training times were read, not run (the training-step rows hand both sides the same ``t``). The time row
+    runs the official ``train_step`` and distgen's ``Generator.loss`` and compares their times by law: the preset's
+    sampler changed to ``logit_normal``, or one time drawn per set instead of per cell (the same marginal law), fails."""
+    from benchmarks.parity import scdfm
+
+    repo = _repo("DISTGEN_PARITY_SCDFM")
+    overrides: tuple[str, ...] = ()
+    if change == "logit_normal":
+        overrides = ("model.dynamics.time_sampler=logit_normal",)
+    else:
+        from distgen.dynamics.time_samplers import UniformTime
+
+        monkeypatch.setattr(UniformTime, "sample", lambda self, shape, device, dtype: torch.rand(shape[:1] + (1,) * (len(shape) - 1)).expand(shape))
+    rows = [r for r in scdfm.run(repo, overrides) if "training times" in r.check]
+    assert len(rows) == 1 and not rows[0].ok, rows
