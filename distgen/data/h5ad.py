@@ -117,9 +117,22 @@ def older_encoding(path: Path) -> bool:
         return False
 
 
-def csc_matrices(path: Path) -> list[str]:
+def stored_name(expression: str) -> str:
+    """The element of an ``.h5ad`` file that ``PerturbationSchema.expression`` reads (as ``DiskCells`` finds it): ``X``,
+    ``raw/X`` or ``layers/<name>``."""
+    from distgen.data.expression import RAW_SOURCES
+
+    if expression == "X":
+        return "X"
+    if expression in RAW_SOURCES:
+        return "raw/X"
+    return expression if expression.startswith("layers/") else f"layers/{expression}"
+
+
+def csc_matrices(path: Path, reads: str | None = None) -> list[str]:
     """The expression matrices of ``.h5ad`` ``path`` (``X``, ``raw/X``, ``layers/<name>``) stored as CSC (column-major, as R
-    converters and ``adata.X.tocsc()`` write them), which ``distgen.data.disk.DiskCells`` cannot read by rows."""
+    converters and ``adata.X.tocsc()`` write them), which ``distgen.data.disk.DiskCells`` cannot read by rows; ``reads``
+    (a ``PerturbationSchema.expression``): only the matrix it names (the others are never read by rows)."""
     if path.is_dir() or path.suffix == ".zarr":
         return []
     import h5py
@@ -128,7 +141,7 @@ def csc_matrices(path: Path) -> list[str]:
     try:
         with h5py.File(path, "r") as root:
             names = ["X", "raw/X"] + [f"layers/{k}" for k in (root["layers"].keys() if "layers" in root else ())]
-            for name in names:
+            for name in names if reads is None else [stored_name(reads)]:
                 elem = root.get(name)
                 if elem is not None and elem.attrs.get("encoding-type", "") == "csc_matrix":
                     found.append(name)
@@ -151,13 +164,13 @@ def _as_csr(adata: Any) -> None:
 
 
 @contextlib.contextmanager
-def readable_by_rows(path: Path, what: str) -> Iterator[Path]:
+def readable_by_rows(path: Path, what: str, reads: str | None = None) -> Iterator[Path]:
     """``path``, or, for a file in anndata's older encoding (``older_encoding``) or with a CSC expression matrix
-    (``csc_matrices``), a temporary copy of it written again in the current encoding, as CSR (read whole once, as
-    training reads a file), removed on exit; a note on stderr says so and how to write the file once for all. ``what``
-    names the file in the note (``"--data"``)."""
+    (``csc_matrices``; with ``reads``, a ``PerturbationSchema.expression``: the matrix it names only), a temporary copy of it
+    written again in the current encoding, as CSR (read whole once, as training reads a file), removed on exit; a note on
+    stderr says so and how to write the file once for all. ``what`` names the file in the note (``"--data"``)."""
     older = older_encoding(path)
-    csc = [] if older else csc_matrices(path)
+    csc = [] if older else csc_matrices(path, reads)
     if not older and not csc:
         yield path
         return

@@ -118,15 +118,17 @@ def predict_file(
     if real is not None:
         check_output_file(real, "predict", "real", overwrite)
     into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
-    with RunLock(run_dir, "predict") if into_run else contextlib.nullcontext(), float32_default(), readable_by_rows(data, "--data") as rows:
+    with RunLock(run_dir, "predict") if into_run else contextlib.nullcontext(), float32_default(), contextlib.ExitStack() as files:
         return _predict_file(run_dir, data, Path(out), perturbations, checkpoint, weights, real, seed, counts, max_cells, sampling,
-                             train_data, doses, rows)
+                             train_data, doses, files=files)
 
 
 def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[str] | None, checkpoint: str | Path | None,
                   weights: str, real: str | Path | None, seed: int | None, counts: str | None, max_cells: int | str | None,
-                  sampling: list[str], train_data: str | Path | None = None, doses: Any = None, rows: Path | None = None) -> Path:
-    """``predict_file``'s work; ``rows`` is ``data`` as read by rows (a copy in anndata's current encoding, for an older file)."""
+                  sampling: list[str], train_data: str | Path | None = None, doses: Any = None, *,
+                  files: contextlib.ExitStack) -> Path:
+    """``predict_file``'s work; ``files`` holds ``data`` as read by rows (``readable_by_rows``: a temporary copy for a file in
+    anndata's older encoding or whose matrix the run reads is CSC) until the caller's ``with`` ends."""
     config = load_yaml(run_dir / "config.yaml")
     cap = predict_section(config if max_cells is None else {"predict": {"max_cells_per_condition": max_cells}})["max_cells_per_condition"]
     device = select_device((config.get("train") or {}).get("device", "auto"), 0)
@@ -134,7 +136,9 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     run = open_run(run_dir, checkpoint, weights, device, sampling, train_data=train_data, need_data=False, read_data=False)
     record = run.record  # what the run keeps of its training data: the same made from the file or read from the run folder
     seed = run.seed if seed is None else int(seed)
-    cells, obs = open_file(record, run.model, rows or data, data)
+    # the run's own matrix of the file decides whether it is copied (a CSC layer it never reads was streamed as it is)
+    rows = files.enter_context(readable_by_rows(data, "--data", reads=record.schema.expression))
+    cells, obs = open_file(record, run.model, rows, data)
     # predict_to_disk's own, built here to check before any work; a model that reads no context predicts new ones
     translate = LabelTranslation(run.model.info, cells.info, new_contexts=not reads_contexts(run.model))
     held = sorted(set(cells.canonical_names[cells.condition_codes][~cells.is_control].tolist()))

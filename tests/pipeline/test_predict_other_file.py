@@ -155,6 +155,27 @@ def test_a_csc_file_is_read_whole_with_a_note_and_gives_the_same_cells(made, cap
         np.testing.assert_array_equal(got[c], ref[c])
 
 
+def test_a_csc_layer_the_run_does_not_read_leaves_the_file_read_by_rows(made, capsys):
+    """Review of the CSC copy: a file whose X (what the run reads) is CSR but which holds another matrix as CSC (a layer the
+    run never reads, as R converters leave them) streamed by rows before; the first pass read the whole file into memory
+    and wrote a copy of it to a temporary folder, with a note calling the file unreadable by rows. Only the matrix the run
+    reads decides now: no copy, no note, the same cells."""
+    import scipy.sparse as sp
+
+    def csc_layer(b):
+        b.layers["spliced"] = sp.csc_matrix(_dense(b))
+
+    path = _other(made, "csc_layer.h5ad", conditions=SOME, edit=csc_layer)
+    out = made / "csc_layer_pred.h5ad"
+    assert main(["predict", str(made / "run"), "--data", str(path), "--perturbations", *SOME, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "CSC" not in err and "written again" not in err, err
+    ref, got = _groups(made / "orig_pred.h5ad"), _groups(out)
+    assert sorted(got) == sorted(SOME)
+    for c in SOME:
+        np.testing.assert_array_equal(got[c], ref[c])
+
+
 def test_a_refused_file_in_the_older_encoding_is_named_as_given_not_as_its_temporary_copy(made, capsys):
     """A refusal of such a file (here: a gene the run reads is missing) named the temporary copy it was read through
     (/tmp/distgen-.../older.h5ad), removed by the time the message is read; it names the file given."""
