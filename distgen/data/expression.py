@@ -282,6 +282,22 @@ def normalised_total(x: Any, max_rows: int = 200, rtol: float = 1e-3) -> float |
     return mean if mean > 0 and float(np.abs(sums - mean).max()) <= rtol * mean else None
 
 
+def scaled_counts(x: Any, max_rows: int = 200) -> bool:
+    """Whether most of up to ``max_rows`` cells of ``x`` (those with two or more distinct non-zero values) hold counts
+    scaled per cell (``sc.pp.normalize_total``): each non-zero value a whole multiple (1 to 6 times) of a cell's own step,
+    its smallest value over ``k``. Log values of counts (``log1p``, scater's ``log2`` of counts over size factors) are not."""
+    rows = _sample_rows(x, max_rows)
+    tested = scaled = 0
+    for row in rows:
+        v = row[np.isfinite(row) & (row > 0)]
+        if np.unique(v).size < 2:  # one value (or none): a multiple of itself whatever the transform
+            continue
+        tested += 1
+        ratio = v / v.min()
+        scaled += any(bool(np.all(np.abs(ratio * k - np.round(ratio * k)) <= 1e-3 + 1e-6 * ratio * k)) for k in range(1, 7))  # float32's
+    return tested > 0 and scaled > tested / 2
+
+
 def few_above_log_range(x: Any) -> str:
     """A hint for fractional ``x`` refused as normalised but not log-transformed when only a few of its stored non-zero values
     (under 1%) reach ``LOG_MAX``: then they may be log values of another transform than log1p of ``normalize_total`` (scater's
@@ -290,9 +306,9 @@ def few_above_log_range(x: Any) -> str:
     v = _values(x)
     v = v[np.isfinite(v) & (v != 0)]
     n = int((v >= LOG_MAX).sum())
-    if not v.size or n >= 0.01 * v.size:
+    if not v.size or n >= 0.01 * v.size or scaled_counts(x):  # normalize_total of shallow cells: log1p is the fix
         return ""
-    return (f". Only {n} of its {v.size} non-zero values ({n / v.size:.2%}) reach {LOG_MAX:g} (max {float(v.max()):.4g}): if these are "
+    return (f". Only {n} of its {v.size} non-zero values ({100 * n / v.size:.2g}%) reach {LOG_MAX:g} (max {float(v.max()):.4g}): if these are "
             "log values of another transform (scater's logcounts, log2 of counts over size factors, pass 20 in cells with a tiny "
             "size factor), do not apply sc.pp.log1p to them (that logs them twice): give the raw counts instead "
             "(PerturbationSchema.expression: the counts layer, or adata.X = adata.layers['counts'])")
