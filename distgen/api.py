@@ -167,16 +167,12 @@ def predict(
     earlier output of the same kind is replaced (a re-run cell), another existing file only with ``overwrite``. The
     caller's torch random state is left as it was (the cells depend on ``seed`` only).
     """
+    from distgen.pipeline.predict import check_predict_data, prediction_provenance, write_cells, write_pair
     from distgen.pipeline.predict import predict as _predict
-    from distgen.pipeline.predict import prediction_provenance, write_cells, write_pair
     from distgen.train.device import caller_random_state, float32_default
 
     apply_threads()
-    if not isinstance(data, Dataset):
-        from distgen.data.prepared import refuse_anndata
-
-        refuse_anndata("predict", data)
-        raise TypeError(f"predict: data must be the Dataset distgen.load_data returns (a loaded run's: run.data), got {type(data).__name__}")
+    check_predict_data(data)  # before data.capped: an AnnData ended in "AttributeError: ... no attribute 'capped'"
     seed = _seed(seed, "predict: seed")
     if isinstance(max_cells, str):  # "all" as distgen predict --max-cells all and predict.max_cells_per_condition: all
         if max_cells != "all":

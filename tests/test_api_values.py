@@ -143,5 +143,22 @@ def test_an_anndata_given_where_predict_and_fit_take_a_dataset_is_refused_naming
     adata = ad.AnnData(np.zeros((3, 2), dtype=np.float32))
     for call in (lambda: distgen.predict(model, adata, max_cells=2), lambda: distgen.predict(model, adata),
                  lambda: distgen.fit(model, adata, steps=1)):
-        with pytest.raises(TypeError, match=r"must be the Dataset distgen\.load_data returns.*got an AnnData.*--data"):
+        with pytest.raises(TypeError, match=r"must be a Dataset \(distgen\.load_data.*got an AnnData.*--data"):
+            call()
+
+
+def test_what_fit_and_predict_take_is_said_truly_when_given_something_else(small):
+    """Review of the AnnData refusal: fit takes a Dataset, a CellTable or Cells (d385726 said so for an AnnData), but the
+    first pass told it "must be the Dataset distgen.load_data returns"; and distgen.predict given another object (here the
+    training CellTable) lost the pipeline's words on generating from one's own control cells (model.predict on tensors)."""
+    import anndata as ad
+
+    doc, data = small
+    model = distgen.build(doc, data)
+    adata = ad.AnnData(np.zeros((3, 2), dtype=np.float32))
+    with pytest.raises(TypeError, match=r"fit: data must be a Dataset \(distgen\.load_data\), a CellTable or Cells, got an AnnData"):
+        distgen.fit(model, adata, steps=1)
+    for call in (lambda: distgen.predict(model, data.train_table), lambda: distgen.predict(model, data.train_table, max_cells=2)):
+        with pytest.raises(TypeError, match=r"predict: data must be a Dataset .*got CellTable; to generate from control cells of "
+                                            r"your own, call model\.predict\(control, mask, labels\)"):
             call()

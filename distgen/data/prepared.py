@@ -71,14 +71,14 @@ def _canonical_conditions(data: PerturbationData) -> np.ndarray:
 ORIGIN = "from_dataset"
 
 
-def refuse_anndata(call: str, data: Any) -> None:
-    """``TypeError`` naming the ways in when ``data`` is an AnnData (in memory, backed or a view) where ``call`` takes the
-    ``Dataset`` of ``distgen.load_data``: an AnnData has no split, so ``distgen.predict`` ended in ``AttributeError: 'AnnData'
-    object has no attribute 'capped'``."""
+def refuse_anndata(call: str, data: Any, takes: str) -> None:
+    """``TypeError`` naming the ways in when ``data`` is an AnnData (in memory, backed or a view) where ``call`` takes
+    ``takes`` (said as it is, e.g. "a Dataset (distgen.load_data), a CellTable or Cells"): an AnnData has no split, so
+    ``distgen.predict(..., max_cells=N)`` ended in ``AttributeError: 'AnnData' object has no attribute 'capped'``."""
     if not type(data).__module__.startswith("anndata"):
         return
     raise TypeError(
-        f"{call}: data must be the Dataset distgen.load_data returns (a loaded run's: run.data), got an AnnData. Its cells: write "
+        f"{call}: data must be {takes}, got an AnnData. Its cells: write "
         "it (adata.write_h5ad('cells.h5ad'); a backed AnnData is its file, adata.filename) and load it with distgen.load_data("
         "'cells.h5ad', split=..., schema=...); to predict every perturbed group of a file from its own control cells with a "
         "trained run, distgen predict RUN --data cells.h5ad (docs/your_data.md, section 7); cells in a loaded dataset's terms: "

@@ -35,7 +35,7 @@ from distgen.config import ConfigError, load_yaml
 from distgen.data import layout
 from distgen.data.doses import group_doses
 from distgen.data.groups import group_seed
-from distgen.data.prepared import Dataset, Group, control_draw
+from distgen.data.prepared import Dataset, Group, control_draw, refuse_anndata
 from distgen.data.record import RECORD_FILE, DataRecord
 from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.errors import DistgenRuntimeWarning, DivergenceWarning, InputDataError, UsageError, warn
@@ -179,6 +179,20 @@ def check_whole_model(model: Any) -> None:
             "rank, as distgen run does; or train with train.strategy=ddp, which leaves every rank the whole model")
 
 
+#: What ``predict`` (and ``distgen.predict``) take as their data, as their refusals say it.
+PREDICT_TAKES = "a Dataset (distgen.load_data: its split says what to predict; a loaded run's: run.data)"
+
+
+def check_predict_data(dataset: Any) -> None:
+    """``TypeError`` unless ``dataset`` is a ``Dataset``, naming the ways in (an AnnData: ``refuse_anndata``)."""
+    if isinstance(dataset, Dataset):
+        return
+    refuse_anndata("predict", dataset, PREDICT_TAKES)
+    raise TypeError(f"predict: data must be {PREDICT_TAKES}, got {type(dataset).__name__}; to generate from control cells of your "
+                    "own, call model.predict(control, mask, labels) on tensors (Dataset.data.encode(adata) reads an AnnData in the "
+                    "model's terms)")
+
+
 def predict(
     model: Any,
     dataset: Dataset,
@@ -237,10 +251,7 @@ def predict(
     """
     if not callable(getattr(model, "predict", None)):
         raise TypeError(f"predict: {type(model).__name__} has no predict(control, control_mask, labels) method")
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"predict: data must be a Dataset (distgen.load_data: its split says what to predict), got {type(dataset).__name__}; "
-                        "to generate from control cells of your own, call model.predict(control, mask, labels) on tensors "
-                        "(Dataset.data.encode(adata) reads an AnnData in the model's terms)")
+    check_predict_data(dataset)
     check_whole_model(model)
     check_vocabulary(model, dataset.info, "predict")
     if is_untrained(model):  # a model distgen.build made, never fit nor loaded: random weights, scored as a model

@@ -131,7 +131,7 @@ def _fit(
     if "base" in doc:
         raise ConfigError("fit: config holds base:, which is read when a config is loaded; pass distgen.load_config(...)'s document")
     check_sections(doc)  # a typo (trian:) would leave its settings unused
-    refuse_anndata("fit", data)
+    refuse_anndata("fit", data, FIT_TAKES)
     check = isinstance(data, Dataset) and preflight
     if not isinstance(model, FittedModel) and isinstance(data, Dataset | CellTable):  # a fitted model learns anew;
         check_vocabulary(model, data.info, "fit")  # Cells are read in the model's own vocabularies (_table)
@@ -458,6 +458,10 @@ def _warn(messages: list[str]) -> None:
         warn(m, PreflightWarning)
 
 
+#: What ``fit`` takes as its data, as its refusals say it.
+FIT_TAKES = "a Dataset (distgen.load_data), a CellTable or Cells"
+
+
 def _table(model: Any, data: Dataset | CellTable | Cells) -> CellTable:
     if isinstance(data, Dataset):
         return data.train_table
@@ -466,7 +470,7 @@ def _table(model: Any, data: Dataset | CellTable | Cells) -> CellTable:
     if isinstance(data, Cells):
         info = getattr(model, "info", None)
         return data.to_table(info if isinstance(info, DataInfo) else vocabulary([data]))
-    raise TypeError(f"fit: data must be a Dataset (distgen.load_data), a CellTable or Cells, got {type(data).__name__}")
+    raise TypeError(f"fit: data must be {FIT_TAKES}, got {type(data).__name__}")
 
 
 def prepare(model: nn.Module | PerturbationModel, train: CellTable) -> None:
