@@ -428,6 +428,6 @@ def test_shallow_counts_normalised_to_the_median_total_keep_the_log1p_advice(tin
     x[:3, :2] = [40, 1]  # three cells of one deep gene: past 20 once scaled to the median total
     tiny_adata.X = (x / x.sum(1, keepdims=True) * np.median(x.sum(1))).astype(np.float32)
     assert 0 < (tiny_adata.X >= 20).sum() < 0.01 * (tiny_adata.X != 0).sum()
-    with pytest.raises(ValueError, match="not log-transformed. Apply sc.pp.log1p yourself") as e:
+    with pytest.raises(ValueError, match=r"not log-transformed\. Apply sc\.pp\.log1p yourself") as e:
         PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
     assert "do not apply sc.pp.log1p" not in str(e.value), str(e.value)
