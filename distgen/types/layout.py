@@ -266,7 +266,9 @@ def form_message(groups: Sequence[Sequence[str]], where: str, what: str, column:
 def blank_names(names: Iterable[str]) -> list[int]:
     """Positions of ``names`` that print as nothing: empty, whitespace only, or invisible format characters only
     (``form_key`` of them, stripped, is empty: ``""``, ``" "``, a zero-width space, an ideographic space)."""
-    return [i for i, n in enumerate(map(str, names)) if not form_key(n).strip()]
+    # an ASCII name is its own form_key (NFKC keeps ASCII, which holds no format character): stripped as it is, no
+    # per-character walk (a 1,267-gene file took ~1.2 ms a side of every evaluation's pair read)
+    return [i for i, n in enumerate(map(str, names)) if not (n.strip() if n.isascii() else form_key(n).strip())]
 
 
 def blank_message(names: Sequence[str], positions: Sequence[int], where: str) -> str:

@@ -29,6 +29,16 @@ def test_blank_names_finds_names_that_print_as_nothing_only():
     assert blank_names(["A", *BLANKS, "B ", " B", "\u200bB", "0", "nan"]) == list(range(1, 1 + len(BLANKS)))
 
 
+def test_blank_names_of_ascii_names_as_the_unicode_rule_reads_them():
+    """ASCII names take a fast path (helper 187): every ASCII character alone, in a name and beside spaces, is read as the
+    per-character rule (``form_key``, stripped) reads it."""
+    from distgen.types.layout import form_key
+
+    names = [c for c in map(chr, range(128))] + [f" {chr(i)}\t" for i in range(128)] + ["", " \x0b\x0c\x1c\x1f ", "\x00", "\x7f"]
+    assert blank_names(names) == [i for i, n in enumerate(names) if not form_key(n).strip()]
+    assert blank_names(["\x1c", "\x85", "\u00ad", "\u00a0", "\u2028"]) == [0, 1, 2, 3, 4]  # separators, soft hyphen, NEL
+
+
 @pytest.mark.parametrize("name", BLANKS)
 def test_a_blank_gene_name_is_refused_in_memory_naming_its_column_and_the_fix(name):
     adata = _with_gene(name)
