@@ -303,3 +303,24 @@ def test_a_diverged_generated_prediction_is_scored_by_a_profile_as_by_the_defaul
         assert code == 0, extra
         assert len(pd.read_csv(out / "metrics.csv")) == 3 * (1 + len(extra) // 2)  # every perturbation (of each context)
         assert "predictions reach 21" in (out / "summary.json").read_text()
+
+def test_load_pair_compares_the_two_scales_once(raw, monkeypatch):
+    """``read_files`` (``check_files``) compares the pair's scales; ``eval_data`` compared the same files again (align only
+    reorders genes, which no scale decision reads): 4 ``value_scale`` calls for a log pair, now 2 (helper 187). A model's
+    predictions (``uns['distgen']['kind'] == 'pred'``), which ``check_files`` does not compare, are still compared once."""
+    import distgen.evaluation.io as io
+
+    calls = []
+    scale = io.value_scale
+    monkeypatch.setattr(io, "value_scale", lambda x: calls.append(1) or scale(x))
+    pred, real = _pair(raw)
+    assert load_pair(pred, real, "target", CONTROL)[0].n_perts == 3
+    assert len(calls) == 2
+    calls.clear()
+    pred.uns["distgen"] = {"kind": "pred"}
+    assert load_pair(pred, real, "target", CONTROL)[0].n_perts == 3
+    assert len(calls) == 2
+    perturbed = (pred.obs["target"] != CONTROL).to_numpy()
+    pred.X[perturbed] = pred.X[perturbed] * 100  # generated values beyond any log value: as before, refused by eval_data's comparison
+    with pytest.raises(ScaleMismatchError, match="normalised but not log-transformed"):
+        load_pair(pred, real, "target", CONTROL)
