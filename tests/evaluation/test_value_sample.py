@@ -123,3 +123,34 @@ def test_control_scale_refuses_zeros_and_dust_with_or_without_nan(fill):
             N.check_control_scale(Cells(x, labels, genes, control="ctrl"), real)
         except ScaleMismatchError as err:  # a value off 0: never refused as a file of zeros
             assert "holds only zeros" not in str(err)
+
+
+@pytest.mark.parametrize("kind", ["log1p_counts", "log2", "ln1e4"])
+def test_the_shared_sample_keeps_the_checks_memory_near_one_float64_copy_per_file(kind):
+    """Review of helper 187's round (helper 197): ``signature`` kept ``expm1`` AND ``2**x - 1`` of the whole float64 sample
+    alive through its counts test, so a log1p-of-counts file (no constant total: every step runs) peaked at 5.1 float64
+    samples in ``signature`` and 6.1 in ``check_files`` (2.97 for both before the round: 2,000 rows x 36,601 genes is
+    ~0.6 GB a sample). Bounds: one float64 copy of each file (the shared sample, by design) plus ~2 for the work."""
+    import tracemalloc
+
+    from distgen.types.cells import Cells
+
+    rng = np.random.default_rng(3)
+    n, g = 2000, 600
+    counts = rng.poisson(0.5, (n, g)).astype(np.float32)
+    x = _variants(counts)[kind]
+    unit = n * g * 8  # one float64 sample
+    labels = np.array(["ctrl"] * 600 + ["A"] * 1400)
+    genes = [f"g{i}" for i in range(g)]
+    pred, real = (Cells(torch.as_tensor(x.copy()), labels, genes, control="ctrl") for _ in range(2))
+    tracemalloc.start()
+    try:
+        N.signature(pred.X)
+        one = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        N.check_files({"pred": pred, "real": real})
+        both = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert one < 3.4 * unit, one / unit
+    assert both < 4.4 * unit, both / unit
