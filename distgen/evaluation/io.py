@@ -101,7 +101,10 @@ def _sampled(x: Any) -> np.ndarray:
     """The values of up to ``SCALE_SAMPLE_ROWS`` rows of ``x`` (``sample_rows``) that the scale checks judge: a dense
     ``x``'s rows as an array; a scipy sparse ``x``'s stored values (``data``, duplicates summed, never densified) and one
     0 when the rows hold an implicit zero, in the matrix's dtype. Every check asks only for the values' minimum, maximum
-    and integrality, which one zero answers for all the implicit ones (a sparse input raised TypeError)."""
+    and integrality, which one zero answers for all the implicit ones (a sparse input raised TypeError). A ``ValueSample``
+    is read as drawn (its ``raw``: no second draw)."""
+    if isinstance(x, ValueSample):
+        return x.raw
     if not _is_sparse(x):
         return np.asarray(sample_rows(x))
     rows = sample_rows(x.tocsr())
@@ -300,7 +303,7 @@ def check_scale(x: torch.Tensor | np.ndarray | ValueSample, name: str, strict: b
     loader already read at a declared scale, ``PerturbationSchema.scale='log'``) integers above 30 only.
     """
     floor = 1.0 if strict else 30.0
-    sample = x.raw if isinstance(x, ValueSample) else _sampled(x)
+    sample = _sampled(x)  # a ValueSample: as drawn
     if sample.size == 0 or sample.max() <= floor:  # the common case in one pass (a NaN maximum takes the exact rule)
         return
     atol = count_atol(sample.dtype)

@@ -94,7 +94,13 @@ def test_check_files_draws_each_files_sample_once(monkeypatch):
     real = Cells(torch.as_tensor(x.copy()), labels, [f"g{i}" for i in range(30)], control="ctrl")
     calls = []
     draw = io._sampled
-    monkeypatch.setattr(io, "_sampled", lambda v: calls.append(1) or draw(v))
+
+    def counted(v):
+        if not isinstance(v, ValueSample):  # a ValueSample is read as drawn, not drawn again
+            calls.append(1)
+        return draw(v)
+
+    monkeypatch.setattr(io, "_sampled", counted)
     rows = io.sample_rows
     monkeypatch.setattr(N, "sample_rows", lambda v, n=io.SCALE_SAMPLE_ROWS: calls.append(2) or rows(v, n))
     assert N.check_files({"pred": pred, "real": real}) == []
@@ -172,3 +178,21 @@ def test_an_integer_x_holding_its_types_minimum_is_not_refused_as_zeros(dtype):
         N.check_control_scale(Cells(x, labels, genes, control="ctrl"), real)
     except ScaleMismatchError as err:
         assert "holds only zeros" not in str(err)
+
+
+def test_a_value_sample_given_where_a_files_values_are_taken_is_read_as_drawn(monkeypatch):
+    """Review (helper 197): ``check_same_scale`` turns both sides into ``ValueSample``s and hands them to its helpers; a
+    helper that drew its own sample (``io._sampled``, as helper 189's ``_below_zero_words`` does in a parallel round) got a
+    ``ValueSample`` and raised ``TypeError`` (no ``shape``/``len``). ``_sampled`` now reads a sample as drawn, no second draw."""
+    rng = np.random.default_rng(4)
+    x = np.log1p(rng.poisson(0.5, (3000, 20)).astype(np.float32))
+    for form in (x, torch.as_tensor(x), sp.csr_matrix(x)):
+        s = ValueSample(form)
+        calls = []
+        rows = io.sample_rows
+        monkeypatch.setattr(io, "sample_rows", lambda v, n=io.SCALE_SAMPLE_ROWS: calls.append(1) or rows(v, n))
+        got = io._sampled(s)
+        monkeypatch.setattr(io, "sample_rows", rows)
+        assert got is s.raw and not calls
+        assert np.array_equal(got, io._sampled(form))
+        io.check_scale(s, "pred", strict=True)  # log values: no refusal, from the sample as from the file
