@@ -186,11 +186,17 @@ def test_a_value_sample_given_where_a_files_values_are_taken_is_read_as_drawn(mo
     ``ValueSample`` and raised ``TypeError`` (no ``shape``/``len``). ``_sampled`` now reads a sample as drawn, no second draw."""
     rng = np.random.default_rng(4)
     x = np.log1p(rng.poisson(0.5, (3000, 20)).astype(np.float32))
+    calls: list[int] = []
+    rows = io.sample_rows
+
+    def counted(v, n=io.SCALE_SAMPLE_ROWS):
+        calls.append(1)
+        return rows(v, n)
+
     for form in (x, torch.as_tensor(x), sp.csr_matrix(x)):
         s = ValueSample(form)
-        calls = []
-        rows = io.sample_rows
-        monkeypatch.setattr(io, "sample_rows", lambda v, n=io.SCALE_SAMPLE_ROWS: calls.append(1) or rows(v, n))
+        calls.clear()
+        monkeypatch.setattr(io, "sample_rows", counted)
         got = io._sampled(s)
         monkeypatch.setattr(io, "sample_rows", rows)
         assert got is s.raw and not calls
