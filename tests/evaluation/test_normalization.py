@@ -304,10 +304,12 @@ def test_a_diverged_generated_prediction_is_scored_by_a_profile_as_by_the_defaul
         assert len(pd.read_csv(out / "metrics.csv")) == 3 * (1 + len(extra) // 2)  # every perturbation (of each context)
         assert "predictions reach 21" in (out / "summary.json").read_text()
 
+
 def test_load_pair_compares_the_two_scales_once(raw, monkeypatch):
     """``read_files`` (``check_files``) compares the pair's scales; ``eval_data`` compared the same files again (align only
     reorders genes, which no scale decision reads): 4 ``value_scale`` calls for a log pair, now 2 (helper 187). A model's
-    predictions (``uns['distgen']['kind'] == 'pred'``), which ``check_files`` does not compare, are still compared once."""
+    log-space predictions (``uns['distgen']['kind'] == 'pred'``), which ``check_files`` does not compare, are scored with
+    the 'predictions reach' note (helper 191's ``_generated``; merged by the lead), at no more calls."""
     import distgen.evaluation.io as io
 
     calls = []
@@ -320,17 +322,3 @@ def test_load_pair_compares_the_two_scales_once(raw, monkeypatch):
     pred.uns["distgen"] = {"kind": "pred"}
     assert load_pair(pred, real, "target", CONTROL)[0].n_perts == 3
     assert len(calls) == 2
-
-
-def test_load_pair_still_compares_a_generated_predictions_scale(raw):
-    """A model's predictions (``check_files`` does not compare their scale) are compared by ``eval_data`` in ``load_pair``
-    as at d385726 (helper 187 kept it; split out by helper 197). MERGE NOTE: helper 191's round (``profile_eval._generated``)
-    scores such diverged predictions with a note instead; where that round is merged, this test goes (its
-    ``test_a_diverged_generated_prediction_is_scored_by_a_profile_as_by_the_default_evaluation`` replaces it) and
-    ``load_pair`` passes ``check_pred_scale=False`` for every pair."""
-    pred, real = _pair(raw)
-    pred.uns["distgen"] = {"kind": "pred"}
-    perturbed = (pred.obs["target"] != CONTROL).to_numpy()
-    pred.X[perturbed] = pred.X[perturbed] * 100  # generated values beyond any log value: refused by eval_data's comparison
-    with pytest.raises(ScaleMismatchError, match="normalised but not log-transformed"):
-        load_pair(pred, real, "target", CONTROL)
