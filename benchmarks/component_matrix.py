@@ -261,7 +261,7 @@ def combinations(presets: Sequence[str] = PRESETS, fitted_options: bool = False)
     """Every combination the walk covers, from the registries: per preset, the preset, single swaps, the swaps with
     the fix their refusal names (``ADVICE``), then pairs. ``fitted_options``: also each ``Literal`` value and ``bool``
     flip of each whole model's own options (on the first preset only: a fitted model reads no other part of it; off by
-    default, ``bayes_hier`` spends some 20 s compiling with XLA per fit)."""
+    default, ``bayes_hier`` spends some 35 s compiling with XLA per fit on a 2-core AMD EPYC box, 2026-12-07)."""
     from distgen.config import resolve_node
     from distgen.registry import registry
 
@@ -646,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="regular expression: walk the combinations whose 'preset | label' matches")
     p.add_argument("--preset", action="append", choices=PRESETS, help="walk this preset only (repeatable)")
     p.add_argument("--no-rerun", action="store_true", help="skip the re-run from the saved config.yaml (half the time)")
-    p.add_argument("--fitted-options", action="store_true", help="also each option of each whole model (bayes_hier: ~1 min each)")
+    p.add_argument("--fitted-options", action="store_true", help="also each option of each whole model (bayes_hier: ~1.5 min each, two fits)")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
     p.add_argument("--summary", action="store_true", help="also print one markdown row per place (docs/concepts.md)")
     p.add_argument("--detail", type=int, default=160, help="characters of each row's detail (default 160)")
