@@ -220,7 +220,7 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                info = _parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+                info = _read_record(fd)
                 os.close(fd)
                 raise self._refuse(info) from None
             except OSError as exc:
@@ -238,12 +238,12 @@ class RunLock:
                 same = False
             if not same:  # the holder released (and removed) it between our open and our lock: retry
                 if not self.folder.is_dir():  # ... and moved or removed the folder (a sweep renaming a former run folder)
-                    info, moved_to = _parse(os.pread(fd, 4096, 0).decode(errors="replace")), _now_at(fd)
+                    info, moved_to = _read_record(fd), _now_at(fd)
                     os.close(fd)
                     raise self._moved(info, moved_to)
                 os.close(fd)
                 continue
-            previous = _parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+            previous = _read_record(fd)
             if previous:
                 warn(f"{self.folder}: taking over the stale lock of {describe(previous)}, which ended without releasing it")
             self._write(fd)
@@ -283,11 +283,25 @@ class RunLock:
 
 
 def _open_or_make(path: Path) -> tuple[int, bool]:
-    """``path`` open for reading and writing, made when missing; and whether this call made it."""
+    """``path`` open for reading and writing, made when missing; and whether this call made it. A file removed between
+    the two opens (its holder released it) is made again, as one ``O_CREAT`` open did (review: it was refused as a folder
+    moved or removed); ``FileNotFoundError`` only when the folder is gone."""
+    for _ in range(100):
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            pass
+        with contextlib.suppress(FileNotFoundError):
+            return os.open(path, os.O_RDWR), False
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644), False  # made and removed 100 times over: the one open of before
+
+
+def _read_record(fd: int) -> dict[str, Any]:
+    """The holder recorded in the lock file open as ``fd`` (``{}``: empty, garbage, or not a file to read)."""
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
-    except FileExistsError:
-        return os.open(path, os.O_RDWR), False
+        return _parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+    except OSError:  # a .distgen.lock that is a folder
+        return {}
 
 
 def probe_holder(folder: str | Path) -> tuple[dict[str, Any], bool] | None:
@@ -303,7 +317,7 @@ def probe_holder(folder: str | Path) -> tuple[dict[str, Any], bool] | None:
         return _recorded_holder(path)
     try:
         fd = os.open(path, os.O_RDONLY)  # never O_CREAT: a lock released since stays released
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no lock file, or the run's path is a file: nothing holds it
         return None
     except OSError:  # unreadable (another user's): judged by its record, which then says nothing
         return _recorded_holder(path)
@@ -311,10 +325,10 @@ def probe_holder(folder: str | Path) -> tuple[dict[str, Any], bool] | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # shares nothing with a taker: closed (and dropped) below
         except BlockingIOError:
-            return _parse(os.pread(fd, 4096, 0).decode(errors="replace")), True
+            return _read_record(fd), True
         except OSError:  # no flock on this file system
             return _recorded_holder(path)
-        return _parse(os.pread(fd, 4096, 0).decode(errors="replace")), False
+        return _read_record(fd), False
     finally:
         os.close(fd)
 
@@ -323,7 +337,7 @@ def _recorded_holder(path: Path) -> tuple[dict[str, Any], bool] | None:
     """``probe_holder`` without ``flock``: the lock file's record, held unless ``is_stale``; None without the file."""
     try:
         info = _parse(path.read_text(errors="replace"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError:  # unreadable: nothing says its holder is gone
         return {}, True

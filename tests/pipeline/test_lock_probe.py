@@ -171,3 +171,43 @@ def test_in_a_read_only_folder_the_probe_answers_and_runlock_says_not_writable(t
     assert first == "None"
     assert second.startswith("refused:") and ("not writable" in second or "cannot be written" in second)
     assert (run / LOCK_NAME).exists() == bool(record)
+
+
+def test_a_lock_file_removed_between_the_two_opens_is_made_again(tmp_path, monkeypatch):
+    """Review of helper 188's round (helper 195): ``RunLock`` now opens its lock file in two steps (make it exclusively,
+    else open the one there, to know whether it made it); a holder that released its lock (removing the file) between the
+    two made the second open fail, read as "the folder was moved or removed" and the run refused. The one open of before
+    (``O_CREAT``) made the file again; so does a retry now."""
+    run = tmp_path / "run"
+    _write(run, "")  # the file of a holder that is releasing it
+    real_open = os.open
+    released = []
+
+    def release_now(path, flags, *a, **k):  # the holder removes its file at this very moment (before or after this open)
+        if Path(path).name != LOCK_NAME or released:
+            return real_open(path, flags, *a, **k)
+        released.append(flags)
+        if flags & os.O_EXCL:
+            try:
+                return real_open(path, flags, *a, **k)
+            finally:
+                os.unlink(path)
+        os.unlink(path)
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "open", release_now)
+    with RunLock(run, "run"):
+        assert json.loads((run / LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert released and not (run / LOCK_NAME).exists()
+
+
+def test_a_run_path_that_is_a_file_or_a_lock_path_that_is_a_folder_holds_nothing(tmp_path, mode):
+    """Review (helper 195): the old sweep probe answered None (no holder) for a ``runs/SLUG`` that is a file (the run then
+    fails with its own error) and for a ``.distgen.lock`` that is a folder; the shared probe called the first held by "another
+    process (its lock file is empty or unreadable)", which is untrue, and crashed on the second (``IsADirectoryError`` from
+    reading the folder's record)."""
+    (tmp_path / "afile").write_text("not a run folder")
+    assert live_holder(tmp_path / "afile") is None
+    if mode == "flock":  # without flock a folder's record cannot be read: held, as for RunLock (an unreadable record)
+        (tmp_path / "run" / LOCK_NAME).mkdir(parents=True)
+        assert live_holder(tmp_path / "run") is None
