@@ -130,8 +130,9 @@ def unreadable(monkeypatch):
 
 
 def test_an_unreadable_lock_file_is_held_for_the_sweep_and_refused_with_a_message(tmp_path, mode, unreadable):
-    """Found by helper 188: without flock (and in the sweep always) an unreadable lock file raised a bare PermissionError
-    from ``read_holder``; nothing says its holder is gone, so it is held (``{}``: described as unreadable)."""
+    """Found by helper 188: in the sweep's probe an unreadable lock file raised a bare PermissionError from
+    ``read_holder``; nothing says its holder is gone, so it is held (``{}``: described as unreadable). ``RunLock`` refused
+    it as not writable in both modes before too (review: its open for writing fails first; only the probe crashed)."""
     run = tmp_path / "run"
     run.mkdir()
     (run / LOCK_NAME).write_bytes(b"{}")
