@@ -49,7 +49,7 @@ from distgen.pipeline.aggregate import (
 )
 from distgen.pipeline.grid import SEED_KEY, Run, expand, parse_variants
 from distgen.pipeline.pages import write_sweep_page
-from distgen.train.lock import LOCK_NAME, FolderNotWritableError, RunLock, RunLockedError, describe, live_holder, read_holder
+from distgen.train.lock import LOCK_NAME, FolderNotWritableError, RunLock, RunLockedError, describe, live_holder
 from distgen.train.state_io import atomic_write_text
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
@@ -411,10 +411,10 @@ def adopt_former_folders(out: Path, runs: Sequence[Run]) -> list[str]:
         lock = RunLock(old, "sweep")
         try:
             lock.acquire()  # not while a run of it is still going, and none starts in it until it is renamed
-        except RunLockedError:
+        except RunLockedError as refused:
             raise RunLockedError(
                 f"{out}: runs/{r.former_slug} (the folder of run {r.slug} before 2026-12-05) is in use by "
-                f"{describe(read_holder(old) or {})}: it is renamed runs/{r.slug} only while no process holds it; wait for "
+                f"{describe(refused.holder)}: it is renamed runs/{r.slug} only while no process holds it; wait for "
                 "that process to finish, then run the sweep again"
             ) from None
         try:

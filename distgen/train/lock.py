@@ -40,7 +40,12 @@ _HELD: dict[Path, list[Any]] = {}
 
 
 class RunLockedError(DistgenError):
-    """The run folder is locked by another process (exit code 1)."""
+    """The run folder is locked by another process (exit code 1); ``holder``: what its lock file said when refused (``{}``
+    when unknown), for a caller that words its own refusal (the file may be gone by the time it would read it again)."""
+
+    def __init__(self, message: str, holder: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.holder: dict[str, Any] = holder or {}
 
 
 class FolderNotWritableError(DistgenError, PermissionError):
@@ -192,7 +197,7 @@ class RunLock:
         fix = "wait for it to finish or choose another --out"
         if remote:
             fix += f"; if that process is gone, delete {self.path}"
-        return RunLockedError(f"{self.folder} is in use by {describe(info)}; {fix}")
+        return RunLockedError(f"{self.folder} is in use by {describe(info)}; {fix}", info)
 
     def _moved(self, info: dict[str, Any], moved_to: Path | None = None) -> RunLockedError:
         """The folder was renamed or removed (by the holder ``info``, when known) while this process took its lock."""

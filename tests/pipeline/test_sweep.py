@@ -330,6 +330,28 @@ def test_a_former_folder_in_use_is_not_renamed_and_the_sweep_says_by_whom(tmp_pa
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(FORMER.values())
 
 
+def test_a_former_folder_whose_holder_let_go_after_refusing_is_named_by_the_refusals_holder(tmp_path, base, monkeypatch):
+    """Review of helper 188's round (helper 195), its leftover: the refusal to rename a former folder in use read the lock
+    file again for the holder's name; a holder that had let go in between (its file removed) was then "another process
+    (its lock file is empty or unreadable)". The name now comes with the refusal (``RunLockedError.holder``)."""
+    from distgen.train.lock import RunLock, RunLockedError
+
+    out = tmp_path / "sw"
+    _former_sweep(out, base)
+    gone = {"pid": 4242, "host": "node7", "purpose": "run", "since": "2026-12-07 12:00:00"}
+
+    real_take = RunLock._take
+
+    def refused_then_released(self):  # refused by a live holder, which has finished (and removed its file) since
+        if self.folder.name != "description=good,x-sizes=-64,-64__seed0":
+            return real_take(self)
+        raise self._refuse(gone)
+
+    monkeypatch.setattr(RunLock, "_take", refused_then_released)
+    with pytest.raises(RunLockedError, match=r"before 2026-12-05\) is in use by distgen run \(pid 4242 on node7"):
+        sweep(base, OLD_GRID, out, runner=FakeRunner(), progress=False)
+
+
 def test_a_former_folder_is_renamed_while_its_lock_is_held_so_no_run_starts_in_it_in_between(tmp_path, base, monkeypatch):
     """The sweep took the folder's lock and let it go before renaming it: a run started in between locked the folder and
     wrote into it while the sweep moved it away. Now the lock is held across the rename: a run that tries then is
