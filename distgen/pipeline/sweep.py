@@ -472,12 +472,14 @@ def _sweep(
     variants: list[str], out: Path, jobs: int, retries: int, metrics: Sequence[str], runner: Runner, progress: bool,
     docs: Mapping[str, Mapping[str, Any]], named: Mapping[str, Any] | None = None, overrides: Sequence[str] = (),
 ) -> SweepResult:
-    from distgen.pipeline.experiment import check_same_experiment
+    from distgen.pipeline.experiment import check_finished_record, check_same_experiment
 
     adopt_former_folders(out, runs)
     for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
         try:
             check_same_experiment(out / "runs" / r.slug, docs[r.slug])
+            if made_by_distgen_run(out / "runs" / r.slug):  # finished: which config it ran must be told (helper 196)
+                check_finished_record(out / "runs" / r.slug)
         except ConfigError as exc:
             raise ConfigError(f"{exc}{recorded_overrides_hint(out, overrides)}") from None
     check_keeps_finished_runs(out, runs)
@@ -709,6 +711,13 @@ def evaluated_with(run_dir: Path) -> list[str] | None:
     record = _run_record(run_dir)
     metrics = record.get("metrics") if record is not None else None
     return [str(m) for m in metrics] if isinstance(metrics, list) else None
+
+
+def made_by_distgen_run(run_dir: Path) -> bool:
+    """Whether ``distgen run`` finished this run folder: its ``DONE`` record beside its ``experiment.yaml`` or its
+    ``timings.json`` (written just before ``DONE``). Such a folder's config is told by its ``experiment.yaml``
+    (``experiment.check_finished_record``); another runner's (the sweep's plain ``DONE``, or a record alone) records none."""
+    return _run_record(run_dir) is not None and any((run_dir / f).exists() for f in ("experiment.yaml", "timings.json"))
 
 
 def _run_record(run_dir: Path) -> dict[str, Any] | None:

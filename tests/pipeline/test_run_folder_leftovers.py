@@ -48,3 +48,34 @@ def test_an_unreadable_record_without_done_is_still_replaced_by_the_new_run(tmp_
     out = _finished_folder(tmp_path, "model: {name: [unclosed\n")
     (out / DONE_FILE).unlink()
     assert is_finished(out, dict(TINY)) is False
+
+
+@pytest.mark.parametrize("record", ["model: {name: [unclosed\n", None])
+def test_a_sweep_refuses_a_finished_run_beside_an_unreadable_or_missing_experiment_record(tmp_path, record):
+    """Review (helper 196): the sweep's own path had the same hole. A run ``distgen run`` finished (its ``DONE`` record)
+    whose ``experiment.yaml`` is unreadable or gone passed ``check_same_experiment`` and ``finished_run``: the sweep of ANY
+    config skipped it and took its rows as its own (checked with a real ``distgen run`` sweep of TINY, then another
+    backbone). A run another runner finished (the sweep's plain ``DONE``, or a ``DONE`` record without ``experiment.yaml``
+    or ``timings.json``: tests/pipeline/test_sweep_runtime.py's runners) records no config and is still read."""
+    from distgen.pipeline.sweep import sweep
+
+    from .test_sweep import FakeRunner
+
+    base = str(save_yaml({"model": {"name": "control"}}, tmp_path / "base.yaml"))
+    out = tmp_path / "sw"
+    grid = {"train.seed": [0, 1]}
+    sweep(base, grid, out, runner=FakeRunner(), metrics=["mse"], progress=False)
+    assert sweep(base, grid, out, runner=FakeRunner(), metrics=["mse"], progress=False).skipped  # plain DONE: still read
+    run = out / "runs" / "base__seed0"
+    (run / DONE_FILE).write_text(json.dumps({"metrics": None}))  # as distgen run writes it, beside its record
+    (run / "eval" / "summary.json").write_text(json.dumps({"metrics": {}}))
+    (run / "timings.json").write_text("{}\n")  # distgen run writes it just before DONE
+    if record is not None:
+        (run / "experiment.yaml").write_text(record)
+
+    def never(config, r, run_dir):
+        raise AssertionError(f"run {r.slug} started")
+
+    with pytest.raises(ConfigError) as err:
+        sweep(base, grid, out, runner=never, metrics=["mse"], progress=False)  # before: base__seed0 skipped, its rows read
+    assert str(run / "experiment.yaml") in str(err.value)
