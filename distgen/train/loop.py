@@ -29,6 +29,7 @@ from distgen.models.base import FittedModel, PerturbationModel, built_from
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary
 from distgen.train.checkpoint import RESUME_FILES, check_run_folder, read_checkpoint_state, same_data_at
 from distgen.train.device import caller_random_state, float32_default
+from distgen.train.distributed import env_from_torchrun, said_by_main
 from distgen.train.manifest import add_warnings, build_manifest
 from distgen.train.options import TrainOptions, train_options
 from distgen.train.run_files import record_training, resolved_model, resume_record, run_folder_of, write_run_files
@@ -454,8 +455,11 @@ def _check_held(section: Mapping[str, Any], dataset: Dataset | DatasetOrigin, wh
 
 
 def _warn(messages: list[str]) -> None:
-    for m in messages:
-        warn(m, PreflightWarning)
+    """The pre-flight notes as ``PreflightWarning``s, by rank 0 alone under torchrun (every rank checks alike; each warned
+    them until helper 196, as ``distgen train`` printed them before ``said_by_main``)."""
+    with said_by_main(env_from_torchrun()):
+        for m in messages:
+            warn(m, PreflightWarning)
 
 
 #: What ``fit`` takes as its data, as its refusals say it.

@@ -55,3 +55,24 @@ def test_a_rank_other_than_0_says_neither(latest_gone, monkeypatch, capsys):
     err, seen = _resume_as(1, latest_gone, monkeypatch, capsys)
     assert NOTE not in err
     assert not any("which is gone" in m for m in seen)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_distgen_fit_warns_its_preflight_note_on_rank_0_alone(rank, monkeypatch):
+    """Review (helper 196): ``distgen.fit`` from Python under torchrun warned its pre-flight notes (``PreflightWarning``)
+    on every rank, as ``distgen train`` printed them before 573405d. Rank 0 still warns; rank 1 did too before."""
+    import distgen
+    from distgen.models.preflight import PreflightWarning
+    from distgen.train import loop
+
+    data = distgen.load_data(**DATA)
+    model = distgen.build({"model": MODEL}, data)
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setattr(loop, "check_split", lambda *a, **k: [NOTE])
+    monkeypatch.setattr(loop, "Trainer", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+    with warnings.catch_warnings(record=True) as seen, pytest.raises(Stop):
+        warnings.simplefilter("always")
+        distgen.fit(model, data, options=DOC["train"])
+    said = [w for w in seen if issubclass(w.category, PreflightWarning) and NOTE in str(w.message)]
+    assert len(said) == (1 if rank == 0 else 0)
