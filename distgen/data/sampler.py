@@ -88,6 +88,8 @@ class SetSamplerBase(IterableDataset):  # type: ignore[type-arg]
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         self.m, self.b, self.seed, self.rank, self.world_size, self.sampling = set_size, sets_per_batch, seed, rank, world_size, sampling
+        if isinstance(matcher, str):
+            matchers.verify(matcher)  # a plugin's first use: its cheap checks, naming it, before any batch
         self.matcher = matchers.build(matcher, **(matcher_params or {})) if isinstance(matcher, str) else matcher
         self.epoch = 0
 

@@ -158,3 +158,4 @@ def _check_matcher(ds: DataSection) -> None:
     except ConfigError as err:
         raise ConfigError(f"{err} The parameters belong to data.matcher={ds.matcher!r} (a preset may set them for its own "
                           "matcher): when changing data.matcher, set data.matcher_params=null or give the new matcher's") from None
+    matchers.verify(ds.matcher)  # a plugin's matcher: its cheap checks before any data is read

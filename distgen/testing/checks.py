@@ -180,7 +180,18 @@ def _dynamics(dyn: Any) -> list[str]:
 
 def _couplings(cp: Any) -> list[str]:
     b = tiny_batch()
-    return _tensor("pair(x0, x1, mask)", cp.pair(torch.randn_like(b.target), b.target, b.target_mask), tuple(b.target.shape))
+    x0 = torch.randn_like(b.target)
+    out = cp.pair(x0, b.target, b.target_mask)
+    found = _tensor("pair(x0, x1, mask)", out, tuple(b.target.shape))
+    if found:
+        return found
+    for i, m in enumerate(b.target_mask):  # a coupling reorders each set's own real cells; padding stays put
+        if not torch.equal(out[i][m].sort(dim=0).values, x0[i][m].sort(dim=0).values):
+            return [f"pair(x0, x1, mask) did not return set {i}'s own source cells reordered within each set (a coupling pairs "
+                    "each set's targets with a permutation of that set's real source cells, never another set's)"]
+        if not torch.equal(out[i][~m], x0[i][~m]):
+            return [f"pair(x0, x1, mask) moved the padded positions of set {i} (mask False); leave them in place"]
+    return []
 
 
 def _metrics(m: Any) -> list[str]:

@@ -1,0 +1,169 @@
+"""A methods developer composing models: presets built by hand from their parts, and plugin parts of the kinds a
+model is assembled from (couplings, matchers) held to their contracts at first use.
+
+Cases from docs/reliability.md, "Composition round": a coupling that pairs source cells of one set with another
+set's targets trained without a word; a matcher with the wrong signature, count or indices failed deep in the
+sampler (an internal error, or "control_mask must be (2, 7)") without naming the plugin.
+"""
+
+import pytest
+import torch
+
+import distgen
+from distgen.backbones.cross_dit import CrossDiT
+from distgen.backbones.pad_transformer import PADTransformer
+from distgen.conditioners.covariate import CovariateConditioner
+from distgen.couplings.base import Coupling
+from distgen.couplings.independent import IndependentCoupling
+from distgen.data.matching import ControlMatcher
+from distgen.dynamics.diffusion import Diffusion
+from distgen.dynamics.diffusion_samplers import DDIMOfficialTruncated
+from distgen.dynamics.flow_matching import FlowMatching
+from distgen.dynamics.noise_schedules import LinearSchedule
+from distgen.dynamics.ode_solvers import RK4
+from distgen.dynamics.paths import CondOTPath
+from distgen.dynamics.time_samplers import UniformTime
+from distgen.encoders.kme import KernelMeanEmbedding
+from distgen.kernels.energy import EnergyKernel
+from distgen.kernels.rbf import RBFKernel
+from distgen.models.generator import Generator
+from distgen.testing import checks, tiny_batch, tiny_info, tiny_table
+
+
+# ---------------------------------------------------------------------------- presets by hand
+def _perturbdiff_small(info, seen):
+    """perturbdiff-small written out part by part, as docs/perturbdiff.md and the preset files describe it."""
+    g = info.n_genes
+    cond = CovariateConditioner(info, g, seen, perturbation="onehot", part_dim=32, use_context=True, use_batch=True, dim=128,
+                                onehot_std=None)
+    net = CrossDiT(g, cond.dim, dim=64, depth=2, heads=4, mlp_ratio=4.0, qk_norm=True, block="parallel", self_conditioning=True,
+                   output="relu", time_input="step", timesteps=1000, null_condition=True, control_init="xavier",
+                   token_bias="folded")
+    dyn = Diffusion(schedule=LinearSchedule(1000, 1e-4, 0.02), prediction="x0", self_condition=0.5, guidance=2.0,
+                    sampler=DDIMOfficialTruncated(start_step=99, eta=0.0), clip_denoised=1e-4)
+    return Generator(info, net, dyn, conditioner=cond, coupling=IndependentCoupling(),
+                     distribution_loss=KernelMeanEmbedding(g, kernel=EnergyKernel(), unbiased=False), distribution_weight=0.5,
+                     p_drop_condition=0.5, condition_dropout="set", input_scale=0.1)
+
+
+def _scdfm_small(info, seen):
+    """scdfm-small written out part by part."""
+    net = PADTransformer(info, seen_perturbations=seen, d_model=64, heads=4, layers=2, mlp_ratio=4, dropout=0.0,
+                         attention="differential", graph=True, graph_k=20, perturbation_encoding="auto",
+                         missing_perturbation_genes="extend", pool="padded_mean", gene_dropout="shared")
+    dyn = FlowMatching(source="noise", path=CondOTPath(0.0), prediction="velocity", time_sampler=UniformTime(),
+                       solver=RK4(5), clamp_min=0.0)
+    return Generator(info, net, dyn, coupling=IndependentCoupling(),
+                     distribution_loss=KernelMeanEmbedding(info.n_genes, kernel=RBFKernel(scales=[0.5, 1, 2, 4]), unbiased=True),
+                     distribution_weight=0.5, genes_per_step=128, predict_genes=128)
+
+
+@pytest.mark.parametrize(("preset", "by_hand"), [("perturbdiff-small", _perturbdiff_small), ("scdfm-small", _scdfm_small)])
+def test_a_preset_built_by_hand_from_its_parts_is_the_registered_preset(preset, by_hand):
+    """The same parameters (names, shapes, count), and with the preset's weights the same loss parts and cells."""
+    info = tiny_info()
+    seen = list(info.perturbations)
+    registered, hand = distgen.build(preset, info, seen_perturbations=seen), by_hand(info, seen)
+    shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
+    assert shapes(hand) == shapes(registered)
+    assert sum(p.numel() for p in hand.parameters()) == sum(p.numel() for p in registered.parameters())
+    hand.load_state_dict(registered.state_dict())
+    for m in (hand, registered):
+        m.prepare(tiny_table())
+    parts, cells = [], []
+    for m in (hand, registered):
+        m.train()
+        torch.manual_seed(3)
+        parts.append({k: float(v) for k, v in m.loss(tiny_batch()).parts.items()})
+        m.eval()
+        torch.manual_seed(5)
+        b = tiny_batch()
+        cells.append(m.predict(b.control, b.control_mask, b.labels))
+    assert parts[0] == parts[1] and parts[0]["distribution"] != 0.0
+    torch.testing.assert_close(cells[0], cells[1], rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------- couplings
+class _AcrossSets(Coupling):
+    """Pairs each set's targets with the source cells of another set (the sets reversed)."""
+
+    def pair(self, x0, x1, mask):
+        return x0.flip(0)
+
+
+class _WritesPadding(Coupling):
+    """The real cells kept, the padded positions overwritten."""
+
+    def pair(self, x0, x1, mask):
+        return torch.where(mask[..., None], x0, torch.zeros_like(x0))
+
+
+class _Reverse(Coupling):
+    """A within-set permutation of the real cells (a valid coupling)."""
+
+    def pair(self, x0, x1, mask):
+        out = x0.clone()
+        for b in range(x0.shape[0]):
+            idx = mask[b].nonzero().flatten()
+            out[b, idx] = x0[b, idx.flip(0)]
+        return out
+
+
+def test_a_coupling_that_pairs_cells_across_sets_fails_the_cheap_checks():
+    """Before: only the shape was checked, so a coupling mixing sets trained with another condition's source cells."""
+    found = checks.problems("couplings", _AcrossSets())
+    assert found and "within each set" in found[0]
+    found = checks.problems("couplings", _WritesPadding())
+    assert found and "padded" in found[0]
+    assert checks.problems("couplings", _Reverse()) == []
+    for name in ("independent", "exact_ot", "sinkhorn"):
+        assert checks.check_component("couplings", name) == []
+
+
+# ---------------------------------------------------------------------------- matchers
+PLUGIN_MATCHERS = '''
+import torch
+from distgen.data.matching import ControlMatcher
+
+class FewerCells(ControlMatcher):
+    def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None):
+        return torch.arange(max(n - 1, 0))
+
+class OutOfPool(ControlMatcher):
+    def match(self, context, batch, pool_context, pool_batch, n, generator, target=None, pool_x=None):
+        return torch.full((n,), len(pool_context) + 5)
+
+class OldSignature(ControlMatcher):
+    def match(self, context, n, generator):
+        return torch.zeros(n, dtype=torch.long)
+'''
+
+
+def test_a_plugin_matcher_is_checked_when_a_data_section_or_a_sampler_names_it(plugins):
+    """Before: "control_mask must be (2, 7), got (2, 8)", "index 53 is out of bounds" and an internal TypeError at the
+    first batch, none naming the plugin; now PluginCheckError naming it, at load and when a sampler is built."""
+    plugins.install("fake-matchers", "fake_matchers", PLUGIN_MATCHERS,
+                    {"fewer": "fake_matchers:FewerCells", "out_of_pool": "fake_matchers:OutOfPool",
+                     "old_signature": "fake_matchers:OldSignature"}, "distgen.matchers")
+    code = """
+from distgen.data.section import data_section
+from distgen.data.sampler import SetSampler
+from distgen.testing import tiny_table
+for name in ["fewer", "out_of_pool", "old_signature", "random"]:
+    for where, call in [("section", lambda: data_section({"matcher": name})),
+                        ("sampler", lambda: SetSampler(tiny_table(), set_size=4, matcher=name))]:
+        try:
+            call()
+            print("OK", name, where)
+        except Exception as exc:
+            print("RAISED", name, where, type(exc).__name__, str(exc).replace(chr(10), " "))
+"""
+    out = plugins.run(code)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for name, what in [("fewer", "expected (10,)"), ("out_of_pool", "outside the control pool"), ("old_signature", "TypeError")]:
+        for where in ("section", "sampler"):
+            line = next(x for x in lines if x.split()[1:3] == [name, where])
+            assert line.startswith("RAISED") and "PluginCheckError" in line, line
+            assert f"matchers component {name!r} from plugin 'fake-matchers'" in line and what in line, line
+    assert "OK random section" in lines and "OK random sampler" in lines
