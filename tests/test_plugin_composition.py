@@ -167,3 +167,15 @@ for name in ["fewer", "out_of_pool", "old_signature", "random"]:
             assert line.startswith("RAISED") and "PluginCheckError" in line, line
             assert f"matchers component {name!r} from plugin 'fake-matchers'" in line and what in line, line
     assert "OK random section" in lines and "OK random sampler" in lines
+
+
+def test_a_misspelt_matcher_is_refused_with_the_name_it_was_probably_meant_to_be():
+    """Before: "unknown matcher 'same_contxt'; available: ..." (every other misspelt name gets a suggestion)."""
+    from distgen.config import ConfigError
+    from distgen.data.section import data_section
+
+    with pytest.raises(ConfigError, match=r"unknown matcher 'same_contxt'\. Did you mean 'same_context'\? Available: .*random"):
+        data_section({"matcher": "same_contxt"})
+    with pytest.raises(ConfigError, match=r"unknown matcher 'zzz'; available: .*random") as err:
+        data_section({"matcher": "zzz"})
+    assert "Did you mean" not in str(err.value)

@@ -149,10 +149,14 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
 
 def _check_matcher(ds: DataSection) -> None:
     """``data.matcher`` is a registered matcher and ``data.matcher_params`` are its parameters (checked at load, not at fit)."""
+    import difflib
+
     from distgen.data.matching import matchers
 
     if ds.matcher not in matchers.names():
-        raise ConfigError(f"data.matcher: unknown matcher {ds.matcher!r}; available: {', '.join(matchers.names())}")
+        close = difflib.get_close_matches(str(ds.matcher), matchers.names(), n=1)
+        hint = f". Did you mean {close[0]!r}? Available" if close else "; available"
+        raise ConfigError(f"data.matcher: unknown matcher {ds.matcher!r}{hint}: {', '.join(matchers.names())}")
     try:
         validate_params(matchers.get(ds.matcher), ds.matcher_params or {}, "data.matcher_params")
     except ConfigError as err:

@@ -132,7 +132,7 @@ def test_matcher_params_are_checked_against_the_matcher_at_load():
 
     with pytest.raises(ConfigError, match=r"unknown key 'replacement'.*data.matcher='nearest'.*data.matcher_params=null"):
         data_section({"matcher": "nearest", "matcher_params": {"replacement": True}})
-    with pytest.raises(ConfigError, match="unknown matcher 'nearst'; available: nearest"):
+    with pytest.raises(ConfigError, match=r"unknown matcher 'nearst'\. Did you mean 'nearest'\? Available: nearest"):
         data_section({"matcher": "nearst"})
     assert data_section({"matcher": "nearest", "matcher_params": {"k": 3}}).matcher_params == {"k": 3}
     assert data_section({"matcher": "same_batch", "matcher_params": {"replacement": True}}).matcher == "same_batch"
