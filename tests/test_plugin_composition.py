@@ -179,3 +179,40 @@ def test_a_misspelt_matcher_is_refused_with_the_name_it_was_probably_meant_to_be
     with pytest.raises(ConfigError, match=r"unknown matcher 'zzz'; available: .*random") as err:
         data_section({"matcher": "zzz"})
     assert "Did you mean" not in str(err.value)
+
+
+# ---------------------------------------------------------------------------- conditioners
+def _undeclared_context_conditioner():
+    from distgen.conditioners.base import Conditioner, pool_slots
+
+    class ContextRows(Conditioner):
+        """An atom table plus a context table; declares nothing (embeds_contexts is False by default)."""
+
+        def __init__(self, info, dim: int = 8) -> None:
+            super().__init__()
+            self.dim = dim
+            self.table = torch.nn.Embedding(len(info.perturbations), dim)
+            self.context = torch.nn.Embedding(len(info.contexts), dim)
+            self._init_null()
+
+        def embed(self, labels):
+            ids = labels.perturbation
+            return pool_slots(self.table(ids.clamp_min(0)), ids, "sum") + self.context(labels.context)
+
+        def can_embed(self, atoms):
+            return [True for _ in atoms]
+
+    return ContextRows(tiny_info())
+
+
+def test_a_conditioner_that_embeds_contexts_without_declaring_it_fails_the_cheap_checks():
+    """Before: only embeds_batches was checked at first use, so a plugin's learned context rows went undeclared (the
+    default), and a held-out context with data.control_sets=none, refused for onehot, was predicted from an untrained row."""
+    found = checks.problems("conditioners", _undeclared_context_conditioner())
+    assert found and "embeds_contexts is False" in found[0] and "only one context trains" in found[0]
+    for name in ("onehot", "gene_vocab", "covariate", "embedding_table"):
+        assert checks.check_component("conditioners", name) == []
+        assert checks.problems("conditioners", checks.make("conditioners", name, use_context=False)) == []
+    # frozen context vectors (a context table) hold no learned row per context: embeds_contexts False is right
+    table = {"ctxA": [0.3, -1.2, 0.5, 0.9], "ctxB": [1.1, 0.2, -0.7, 0.4]}
+    assert checks.problems("conditioners", checks.make("conditioners", "covariate", context_table=table)) == []

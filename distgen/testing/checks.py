@@ -131,7 +131,28 @@ def _conditioners(c: Any) -> list[str]:
     if declared is not changed:
         out.append(f"capabilities.embeds_batches is {declared!r} but swapping the batches {'changes' if changed else 'keeps'} "
                    "the embedding; declare what the conditioner does")
+    declared, rows = getattr(resolve(c), "embeds_contexts", None), _context_rows(c, labels)
+    if declared is not rows:  # trusted as embeds_batches is; frozen context vectors (a context table) hold no learned row
+        out.append(f"capabilities.embeds_contexts is {declared!r} but the conditioner {'has' if rows else 'has no'} learned "
+                   "parameters that only one context trains (a learned row per context); declare what the conditioner does")
     return out
+
+
+def _context_rows(c: Any, labels: Any) -> bool:
+    """Whether some trainable entries of ``c`` get a gradient from context 0 only and others from context 1 only
+    (a learned row per context; frozen context vectors through a shared layer train the same entries for both)."""
+    params = [p for p in c.parameters() if p.requires_grad]
+    if not params:
+        return False
+    w = torch.randn(labels.context.shape[0], c.dim, generator=torch.Generator().manual_seed(3))
+    support = []
+    with torch.enable_grad():
+        for ctx in (0, 1):
+            out = c(dataclasses.replace(labels, context=torch.full_like(labels.context, ctx)))
+            grads = torch.autograd.grad((out * w.to(out)).sum(), params, allow_unused=True)
+            support.append([torch.zeros_like(p, dtype=torch.bool) if g is None else g != 0 for g, p in zip(grads, params, strict=True)])
+    only = [any(bool((a & ~b).any()) for a, b in zip(x, y, strict=True)) for x, y in ((support[0], support[1]), (support[1], support[0]))]
+    return all(only)
 
 
 def _backbones(net: Any) -> list[str]:
