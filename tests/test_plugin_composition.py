@@ -15,7 +15,6 @@ from distgen.backbones.pad_transformer import PADTransformer
 from distgen.conditioners.covariate import CovariateConditioner
 from distgen.couplings.base import Coupling
 from distgen.couplings.independent import IndependentCoupling
-from distgen.data.matching import ControlMatcher
 from distgen.dynamics.diffusion import Diffusion
 from distgen.dynamics.diffusion_samplers import DDIMOfficialTruncated
 from distgen.dynamics.flow_matching import FlowMatching
@@ -216,3 +215,39 @@ def test_a_conditioner_that_embeds_contexts_without_declaring_it_fails_the_cheap
     # frozen context vectors (a context table) hold no learned row per context: embeds_contexts False is right
     table = {"ctxA": [0.3, -1.2, 0.5, 0.9], "ctxB": [1.1, 0.2, -0.7, 0.4]}
     assert checks.problems("conditioners", checks.make("conditioners", "covariate", context_table=table)) == []
+
+
+# ---------------------------------------------------------------------------- dynamics
+def _wrapped_flow_matching(detach: bool):
+    from distgen.dynamics.base import Dynamics
+
+    class Wrapped(Dynamics):
+        """Flow matching with its loss doubled, by composition (a plugin's way to change a built-in)."""
+
+        def __init__(self) -> None:
+            self.inner = FlowMatching(solver={"name": "euler", "steps": 2})
+
+        def draw_source(self, x1, control):
+            return self.inner.draw_source(x1, control)
+
+        def loss(self, field, x1, mask, source, coupling):
+            out = self.inner.loss(field, x1, mask, source, coupling)
+            out.loss = 2 * out.loss
+            if detach:
+                out.extras["x1_hat"] = out.extras["x1_hat"].detach()
+            return out
+
+        def sample(self, field, x0, mask):
+            return self.inner.sample(field, x0, mask)
+
+    return Wrapped()
+
+
+def test_a_dynamics_whose_data_estimate_carries_no_gradient_fails_the_cheap_checks():
+    """Before: a plugin dynamics returning extras['x1_hat'] detached trained with scdfm's distribution loss computed,
+    logged and training nothing (the same loss values, distribution_weight an inert ablation), without a word."""
+    found = checks.problems("dynamics", _wrapped_flow_matching(detach=True))
+    assert found and "x1_hat" in found[0] and "gradient" in found[0]
+    assert checks.problems("dynamics", _wrapped_flow_matching(detach=False)) == []
+    for name in ("flow_matching", "diffusion"):
+        assert checks.check_component("dynamics", name) == []

@@ -190,7 +190,11 @@ def _dynamics(dyn: Any) -> list[str]:
     b = tiny_batch()
     out = dyn.loss(field, b.target, b.target_mask, dyn.draw_source(b.target, b.control), make("couplings", "independent"))
     problems = _tensor("loss(...).loss", out.loss, ())
-    problems += _tensor('loss(...).extras["x1_hat"]', out.extras.get("x1_hat"), tuple(b.target.shape))
+    x1_hat = out.extras.get("x1_hat")
+    problems += _tensor('loss(...).extras["x1_hat"]', x1_hat, tuple(b.target.shape))
+    if not problems and not x1_hat.requires_grad:  # a distribution loss on it would be computed, logged and train nothing
+        problems.append('loss(...).extras["x1_hat"] carries no gradient to the network (detached?): a distribution loss '
+                        "on it would train nothing; return the estimate computed from the field's output")
     with torch.no_grad():
         s = dyn.sample(field.eval(), dyn.draw_source(b.control, b.control), b.control_mask)
     problems += _tensor("sample(...).cells", s.cells, tuple(b.control.shape))
