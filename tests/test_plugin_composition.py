@@ -217,6 +217,79 @@ def test_a_conditioner_that_embeds_contexts_without_declaring_it_fails_the_cheap
     assert checks.problems("conditioners", checks.make("conditioners", "covariate", context_table=table)) == []
 
 
+def _frozen_context_conditioner(kind: str, seed: int = 0):
+    """Frozen context vectors (a zero-shot context encoder, embeds_contexts False as the docs say) read through ReLU
+    layers; or (kind "frozen_only") frozen atom vectors whose only trainable parameter is the null embedding."""
+    from distgen.conditioners.base import Conditioner, pool_slots
+
+    info = tiny_info()
+
+    class Frozen(Conditioner):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dim = 8
+            self.register_buffer("ctx_vec", torch.tensor([[0.3, -1.2, 0.5, 0.9], [1.1, 0.2, -0.7, 0.4]]))
+            self.register_buffer("atom_vec", torch.randn(len(info.perturbations), 8))
+            self.table = torch.nn.Embedding(len(info.perturbations), 8)
+            self.ctx = torch.nn.Linear(4, 8)
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(8 + 4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+            if kind == "frozen_only":
+                for p in self.parameters():
+                    p.requires_grad_(False)
+            self._init_null()
+
+        def embed(self, labels):
+            ids = labels.perturbation
+            if kind == "frozen_only":
+                return pool_slots(self.atom_vec[ids.clamp_min(0)], ids, "sum")
+            atoms = pool_slots(self.table(ids.clamp_min(0)), ids, "sum")
+            if kind == "relu_branch":  # a context branch: frozen vector -> Linear -> ReLU
+                return atoms + torch.relu(self.ctx(self.ctx_vec[labels.context]))
+            return self.mlp(torch.cat([atoms, self.ctx_vec[labels.context]], -1))  # "relu_mlp"
+
+        def can_embed(self, atoms):
+            return [True for _ in atoms]
+
+    torch.manual_seed(seed)
+    return Frozen()
+
+
+@pytest.mark.parametrize(("kind", "seed"), [("relu_branch", 0), *[("relu_mlp", s) for s in range(5)], ("frozen_only", 0)])
+def test_frozen_context_vectors_read_through_relu_layers_pass_the_cheap_checks(kind, seed):
+    """Review (helper 198): the first pass judged "a learned row per context" by which entries got a gradient at the
+    initial weights, so a ReLU unit off for one context counted as that context's row, and a plugin that reads frozen
+    context vectors through ReLU layers, declaring embeds_contexts False as the docs say, was refused (relu_branch, and
+    relu_mlp for 3 of 5 seeds); a conditioner whose only trainable parameter is the unused null embedding was refused
+    with "raised RuntimeError: element 0 of tensors does not require grad"."""
+    assert checks.problems("conditioners", _frozen_context_conditioner(kind, seed)) == []
+
+
+def test_learned_context_rows_read_through_relu_layers_still_fail_the_cheap_checks():
+    """The refusal the composition round added still holds when the learned rows are read through ReLU layers."""
+    from distgen.conditioners.base import Conditioner
+
+    info = tiny_info()
+
+    class Rows(Conditioner):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dim = 8
+            self.context = torch.nn.Embedding(len(info.contexts), 8)
+            self.mlp = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU())
+            self._init_null()
+
+        def embed(self, labels):
+            return self.mlp(self.context(labels.context)) + labels.perturbation.clamp_min(0).sum(1, keepdim=True).float()
+
+        def can_embed(self, atoms):
+            return [True for _ in atoms]
+
+    for seed in range(3):
+        torch.manual_seed(seed)
+        found = checks.problems("conditioners", Rows())
+        assert found and "embeds_contexts is False" in found[0], seed
+
+
 # ---------------------------------------------------------------------------- dynamics
 def _wrapped_flow_matching(detach: bool):
     from distgen.dynamics.base import Dynamics

@@ -134,25 +134,43 @@ def _conditioners(c: Any) -> list[str]:
     declared, rows = getattr(resolve(c), "embeds_contexts", None), _context_rows(c, labels)
     if declared is not rows:  # trusted as embeds_batches is; frozen context vectors (a context table) hold no learned row
         out.append(f"capabilities.embeds_contexts is {declared!r} but the conditioner {'has' if rows else 'has no'} learned "
-                   "parameters that only one context trains (a learned row per context); declare what the conditioner does")
+                   "parameters that only one context trains (a learned row per context); declare what the conditioner does (frozen "
+                   "context vectors with exact zeros in different places count as such rows: give example_params vectors without "
+                   "zeros)")
     return out
 
 
 def _context_rows(c: Any, labels: Any) -> bool:
     """Whether some trainable entries of ``c`` get a gradient from context 0 only and others from context 1 only
-    (a learned row per context; frozen context vectors through a shared layer train the same entries for both)."""
-    params = [p for p in c.parameters() if p.requires_grad]
-    if not params:
+    (a learned row per context; frozen context vectors through a shared layer train the same entries for both).
+
+    An entry counts for a context when it gets a gradient at the initial weights or at any of ``_POINTS`` random
+    weights around them: a ReLU unit that one context leaves off at the initial weights is on at others (so it is no
+    row of the other context), while a row the context index picks is never reached by another context.
+    """
+    named = {n: p.detach() for n, p in c.named_parameters() if p.requires_grad}
+    if not named:
         return False
-    w = torch.randn(labels.context.shape[0], c.dim, generator=torch.Generator().manual_seed(3))
-    support = []
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(labels.context.shape[0], c.dim, generator=g)
+    support = [{n: torch.zeros_like(p, dtype=torch.bool) for n, p in named.items()} for _ in (0, 1)]
     with torch.enable_grad():
-        for ctx in (0, 1):
-            out = c(dataclasses.replace(labels, context=torch.full_like(labels.context, ctx)))
-            grads = torch.autograd.grad((out * w.to(out)).sum(), params, allow_unused=True)
-            support.append([torch.zeros_like(p, dtype=torch.bool) if g is None else g != 0 for g, p in zip(grads, params, strict=True)])
-    only = [any(bool((a & ~b).any()) for a, b in zip(x, y, strict=True)) for x, y in ((support[0], support[1]), (support[1], support[0]))]
-    return all(only)
+        for k in range(_POINTS):
+            point = {n: (p if k == 0 else p + torch.randn(p.shape, generator=g).to(p) * (1 + float(p.abs().max())))
+                     .clone().requires_grad_() for n, p in named.items()}
+            for ctx in (0, 1):
+                out = torch.func.functional_call(c, point, (dataclasses.replace(labels, context=torch.full_like(labels.context, ctx)),))
+                if not out.requires_grad:  # no trainable entry reaches the embedding (e.g. only the unused null row)
+                    continue
+                grads = torch.autograd.grad((out * w.to(out)).sum(), list(point.values()), allow_unused=True)
+                for n, grad in zip(point, grads, strict=True):
+                    if grad is not None:
+                        support[ctx][n] |= grad != 0
+    return all(any(bool((a[n] & ~b[n]).any()) for n in named) for a, b in ((support[0], support[1]), (support[1], support[0])))
+
+
+#: weight points (the initial ones and random ones around them) at which ``_context_rows`` reads the gradients
+_POINTS = 16
 
 
 def _backbones(net: Any) -> list[str]:
