@@ -324,3 +324,13 @@ def test_a_dynamics_whose_data_estimate_carries_no_gradient_fails_the_cheap_chec
     assert checks.problems("dynamics", _wrapped_flow_matching(detach=False)) == []
     for name in ("flow_matching", "diffusion"):
         assert checks.check_component("dynamics", name) == []
+
+
+@pytest.mark.parametrize(("kind", "name"), [("dynamics", "flow_matching"), ("dynamics", "diffusion"), ("conditioners", "onehot"),
+                                            ("conditioners", "covariate")])
+def test_the_cheap_checks_pass_a_good_component_first_built_under_inference_mode(kind, name):
+    """Review (helper 198): the new gradient checks (x1_hat, context rows) read no gradient under torch.inference_mode,
+    so a plugin dynamics or conditioner first built there (distgen.load_run inside a notebook's inference block) was
+    refused: "x1_hat carries no gradient", "embeds_contexts is True but ... no learned parameters"."""
+    with torch.inference_mode():
+        assert checks.check_component(kind, name) == []

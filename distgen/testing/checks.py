@@ -379,8 +379,11 @@ def problems(kind: str, obj: Any) -> list[str]:
 
 
 def check_component(kind: str, name: str) -> list[str]:
-    """Build ``name`` on tiny data and run the cheap checks, without touching the caller's random state."""
-    with torch.random.fork_rng(devices=[]):
+    """Build ``name`` on tiny data and run the cheap checks, without touching the caller's random state.
+
+    Inference mode is switched off for the check (a first build under ``torch.inference_mode`` would leave the gradient
+    checks nothing to read and refuse a good component)."""
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
         try:
             obj = make(kind, name)
         except Exception as exc:  # cannot be built on tiny data (e.g. it needs a file): nothing cheap to check
