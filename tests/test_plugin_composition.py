@@ -334,3 +334,30 @@ def test_the_cheap_checks_pass_a_good_component_first_built_under_inference_mode
     refused: "x1_hat carries no gradient", "embeds_contexts is True but ... no learned parameters"."""
     with torch.inference_mode():
         assert checks.check_component(kind, name) == []
+
+
+def test_a_conditioner_that_needs_its_weights_in_range_passes_the_context_rows_check():
+    """Review (helper 198): the context-rows check reads gradients at random weights around the initial ones too; a
+    conditioner that refuses weights out of its range there (a Cholesky factor of a learned covariance) must not be
+    refused for what its own weights never are."""
+    from distgen.conditioners.base import Conditioner, pool_slots
+
+    info = tiny_info()
+
+    class Cholesky(Conditioner):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dim = 4
+            self.table = torch.nn.Embedding(len(info.perturbations), 4)
+            self.cov = torch.nn.Parameter(torch.eye(4))
+            self._init_null()
+
+        def embed(self, labels):
+            ids = labels.perturbation
+            return pool_slots(self.table(ids.clamp_min(0)), ids, "sum") @ torch.linalg.cholesky(self.cov).T
+
+        def can_embed(self, atoms):
+            return [True for _ in atoms]
+
+    torch.manual_seed(0)
+    assert checks.problems("conditioners", Cholesky()) == []

@@ -158,15 +158,26 @@ def _context_rows(c: Any, labels: Any) -> bool:
         for k in range(_POINTS):
             point = {n: (p if k == 0 else p + torch.randn(p.shape, generator=g).to(p) * (1 + float(p.abs().max())))
                      .clone().requires_grad_() for n, p in named.items()}
-            for ctx in (0, 1):
-                out = torch.func.functional_call(c, point, (dataclasses.replace(labels, context=torch.full_like(labels.context, ctx)),))
-                if not out.requires_grad:  # no trainable entry reaches the embedding (e.g. only the unused null row)
-                    continue
-                grads = torch.autograd.grad((out * w.to(out)).sum(), list(point.values()), allow_unused=True)
-                for n, grad in zip(point, grads, strict=True):
-                    if grad is not None:
-                        support[ctx][n] |= grad != 0
+            try:
+                grads = [_embedding_grads(c, point, dataclasses.replace(labels, context=torch.full_like(labels.context, ctx)), w)
+                         for ctx in (0, 1)]
+            except Exception:
+                if k == 0:
+                    raise
+                continue  # weights the conditioner refuses (a Cholesky factor of a random matrix): not its own, skipped
+            for ctx, found in enumerate(grads):
+                for n, grad in found.items():
+                    support[ctx][n] |= grad != 0
     return all(any(bool((a[n] & ~b[n]).any()) for n in named) for a, b in ((support[0], support[1]), (support[1], support[0])))
+
+
+def _embedding_grads(c: Any, point: dict[str, Tensor], labels: Any, w: Tensor) -> dict[str, Tensor]:
+    """Gradients of ``(c(labels) * w).sum()`` at the weights ``point``, by name (none when no trainable entry is read)."""
+    out = torch.func.functional_call(c, point, (labels,))
+    if not out.requires_grad:  # no trainable entry reaches the embedding (e.g. only the unused null row)
+        return {}
+    grads = torch.autograd.grad((out * w.to(out)).sum(), list(point.values()), allow_unused=True)
+    return {n: grad for n, grad in zip(point, grads, strict=True) if grad is not None}
 
 
 #: weight points (the initial ones and random ones around them) at which ``_context_rows`` reads the gradients
