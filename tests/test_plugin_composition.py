@@ -217,41 +217,54 @@ def test_a_conditioner_that_embeds_contexts_without_declaring_it_fails_the_cheap
     assert checks.problems("conditioners", checks.make("conditioners", "covariate", context_table=table)) == []
 
 
-def _frozen_context_conditioner(kind: str, seed: int = 0):
-    """Frozen context vectors (a zero-shot context encoder, embeds_contexts False as the docs say) read through ReLU
-    layers; or (kind "frozen_only") frozen atom vectors whose only trainable parameter is the null embedding."""
-    from distgen.conditioners.base import Conditioner, pool_slots
+def _tiny_conditioner(dim: int, parts, embed):
+    """A plugin-style conditioner of width ``dim``: ``parts(module)`` adds its weights, ``embed(module, labels)`` embeds."""
+    from distgen.conditioners.base import Conditioner
 
-    info = tiny_info()
-
-    class Frozen(Conditioner):
+    class Tiny(Conditioner):
         def __init__(self) -> None:
             super().__init__()
-            self.dim = 8
-            self.register_buffer("ctx_vec", torch.tensor([[0.3, -1.2, 0.5, 0.9], [1.1, 0.2, -0.7, 0.4]]))
-            self.register_buffer("atom_vec", torch.randn(len(info.perturbations), 8))
-            self.table = torch.nn.Embedding(len(info.perturbations), 8)
-            self.ctx = torch.nn.Linear(4, 8)
-            self.mlp = torch.nn.Sequential(torch.nn.Linear(8 + 4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
-            if kind == "frozen_only":
-                for p in self.parameters():
-                    p.requires_grad_(False)
+            self.dim = dim
+            parts(self)
             self._init_null()
 
         def embed(self, labels):
-            ids = labels.perturbation
-            if kind == "frozen_only":
-                return pool_slots(self.atom_vec[ids.clamp_min(0)], ids, "sum")
-            atoms = pool_slots(self.table(ids.clamp_min(0)), ids, "sum")
-            if kind == "relu_branch":  # a context branch: frozen vector -> Linear -> ReLU
-                return atoms + torch.relu(self.ctx(self.ctx_vec[labels.context]))
-            return self.mlp(torch.cat([atoms, self.ctx_vec[labels.context]], -1))  # "relu_mlp"
+            return embed(self, labels)
 
         def can_embed(self, atoms):
             return [True for _ in atoms]
 
+    return Tiny()
+
+
+def _frozen_context_conditioner(kind: str, seed: int = 0):
+    """Frozen context vectors (a zero-shot context encoder, embeds_contexts False as the docs say) read through ReLU
+    layers; or (kind "frozen_only") frozen atom vectors whose only trainable parameter is the null embedding."""
+    from distgen.conditioners.base import pool_slots
+
+    info = tiny_info()
+
+    def parts(m):
+        m.register_buffer("ctx_vec", torch.tensor([[0.3, -1.2, 0.5, 0.9], [1.1, 0.2, -0.7, 0.4]]))
+        m.register_buffer("atom_vec", torch.randn(len(info.perturbations), 8))
+        m.table = torch.nn.Embedding(len(info.perturbations), 8)
+        m.ctx = torch.nn.Linear(4, 8)
+        m.mlp = torch.nn.Sequential(torch.nn.Linear(8 + 4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+        if kind == "frozen_only":
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+    def embed(m, labels):
+        ids = labels.perturbation
+        if kind == "frozen_only":
+            return pool_slots(m.atom_vec[ids.clamp_min(0)], ids, "sum")
+        atoms = pool_slots(m.table(ids.clamp_min(0)), ids, "sum")
+        if kind == "relu_branch":  # a context branch: frozen vector -> Linear -> ReLU
+            return atoms + torch.relu(m.ctx(m.ctx_vec[labels.context]))
+        return m.mlp(torch.cat([atoms, m.ctx_vec[labels.context]], -1))  # "relu_mlp"
+
     torch.manual_seed(seed)
-    return Frozen()
+    return _tiny_conditioner(8, parts, embed)
 
 
 @pytest.mark.parametrize(("kind", "seed"), [("relu_branch", 0), *[("relu_mlp", s) for s in range(5)], ("frozen_only", 0)])
@@ -266,27 +279,18 @@ def test_frozen_context_vectors_read_through_relu_layers_pass_the_cheap_checks(k
 
 def test_learned_context_rows_read_through_relu_layers_still_fail_the_cheap_checks():
     """The refusal the composition round added still holds when the learned rows are read through ReLU layers."""
-    from distgen.conditioners.base import Conditioner
-
     info = tiny_info()
 
-    class Rows(Conditioner):
-        def __init__(self) -> None:
-            super().__init__()
-            self.dim = 8
-            self.context = torch.nn.Embedding(len(info.contexts), 8)
-            self.mlp = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU())
-            self._init_null()
+    def parts(m):
+        m.context = torch.nn.Embedding(len(info.contexts), 8)
+        m.mlp = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU())
 
-        def embed(self, labels):
-            return self.mlp(self.context(labels.context)) + labels.perturbation.clamp_min(0).sum(1, keepdim=True).float()
-
-        def can_embed(self, atoms):
-            return [True for _ in atoms]
+    def embed(m, labels):
+        return m.mlp(m.context(labels.context)) + labels.perturbation.clamp_min(0).sum(1, keepdim=True).float()
 
     for seed in range(3):
         torch.manual_seed(seed)
-        found = checks.problems("conditioners", Rows())
+        found = checks.problems("conditioners", _tiny_conditioner(8, parts, embed))
         assert found and "embeds_contexts is False" in found[0], seed
 
 
@@ -340,24 +344,17 @@ def test_a_conditioner_that_needs_its_weights_in_range_passes_the_context_rows_c
     """Review (helper 198): the context-rows check reads gradients at random weights around the initial ones too; a
     conditioner that refuses weights out of its range there (a Cholesky factor of a learned covariance) must not be
     refused for what its own weights never are."""
-    from distgen.conditioners.base import Conditioner, pool_slots
+    from distgen.conditioners.base import pool_slots
 
     info = tiny_info()
 
-    class Cholesky(Conditioner):
-        def __init__(self) -> None:
-            super().__init__()
-            self.dim = 4
-            self.table = torch.nn.Embedding(len(info.perturbations), 4)
-            self.cov = torch.nn.Parameter(torch.eye(4))
-            self._init_null()
+    def parts(m):
+        m.table = torch.nn.Embedding(len(info.perturbations), 4)
+        m.cov = torch.nn.Parameter(torch.eye(4))
 
-        def embed(self, labels):
-            ids = labels.perturbation
-            return pool_slots(self.table(ids.clamp_min(0)), ids, "sum") @ torch.linalg.cholesky(self.cov).T
-
-        def can_embed(self, atoms):
-            return [True for _ in atoms]
+    def embed(m, labels):
+        ids = labels.perturbation
+        return pool_slots(m.table(ids.clamp_min(0)), ids, "sum") @ torch.linalg.cholesky(m.cov).T
 
     torch.manual_seed(0)
-    assert checks.problems("conditioners", Cholesky()) == []
+    assert checks.problems("conditioners", _tiny_conditioner(4, parts, embed)) == []
