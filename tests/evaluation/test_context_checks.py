@@ -1,0 +1,79 @@
+"""``--celltype-col`` (``load_contexts``): the refusals and notes that are per context, pinned before the whole-file
+checks were made once (helper 200): each context is its own pair, so a context on another scale, a context whose
+prediction is all zeros and a generated prediction that diverges in one context are still said of that context."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distgen.errors import InputDataError
+from distgen.pipeline.profile_eval import load_contexts
+
+from .test_profile_eval import _two_contexts
+
+CONTROL = "non-targeting"
+
+
+def _with(a, context, change, generated=False):
+    """``a`` with ``change(values)`` applied to the rows of ``context``."""
+    a = a.copy()
+    rows = (a.obs["cell_type"] == context).to_numpy()
+    x = np.asarray(a.X).copy()
+    x[rows] = change(x[rows])
+    a.X = x
+    if generated:
+        a.uns["distgen"] = {"kind": "pred"}
+    return a
+
+
+def _load(pred, real, scale="lognorm"):
+    return load_contexts(pred, real, "cell_type", "target", CONTROL, scale=scale)
+
+
+@pytest.mark.parametrize("side", ["pred", "real"])
+def test_one_context_of_whole_numbers_beside_log_values_is_refused_naming_that_context(side):
+    real, pred = _two_contexts()
+    context = "B/x" if side == "pred" else "T"
+    if side == "pred":
+        pred = _with(pred, context, np.rint)  # whole numbers up to 9: the file as a whole still reads as log values
+    else:
+        real = _with(real, context, np.rint)
+    with pytest.raises(InputDataError, match=rf"^context '{context}' of 'cell_type': the pred cells are "
+                                             + ("raw counts" if side == "pred" else "log-normalised")):
+        _load(pred, real)
+
+
+def test_one_context_whose_prediction_is_all_zeros_is_refused_naming_that_context():
+    real, pred = _two_contexts()
+    with pytest.raises(InputDataError, match=r"^context 'B/x' of 'cell_type': the pred file's X holds only zeros \(150 cells"):
+        _load(_with(pred, "B/x", np.zeros_like), real)
+
+
+def test_a_generated_prediction_that_diverges_in_one_context_is_scored_with_that_contexts_note():
+    real, pred = _two_contexts()
+    perturbed = (pred.obs["target"] != CONTROL).to_numpy() & (pred.obs["cell_type"] == "B/x").to_numpy()
+    x = np.asarray(pred.X).copy()
+    x[np.flatnonzero(perturbed)[:3]] += 40.0  # three generated cells far past any log value
+    pred = pred.copy()
+    pred.X, pred.uns["distgen"] = x, {"kind": "pred"}
+    datas, info = _load(pred, real)
+    assert sorted(datas) == ["B/x", "T"]
+    reach = [n for n in info.notes if "predictions reach" in n]
+    assert len(reach) == 1 and reach[0].startswith("B/x: the model's predictions reach 4"), reach
+
+
+def test_a_generated_prediction_with_one_context_of_whole_numbers_is_scored_without_a_scale_comparison():
+    real, pred = _two_contexts()
+    datas, info = _load(_with(pred, "B/x", np.rint, generated=True), real)  # a model's output: its own range, no comparison
+    assert sorted(datas) == ["B/x", "T"] and not [n for n in info.notes if "predictions reach" in n]
+
+
+def test_one_context_of_fractions_in_small_counts_files_is_refused_as_the_files():
+    real, pred = (np.rint(np.expm1(a.X)) for a in _two_contexts())
+    real_a, pred_a = _two_contexts()
+    real_a.X, pred_a.X = real, pred
+    pred_a = _with(pred_a, "T", lambda v: v + 0.5 * (v > 3))  # fractions in T's cells only
+    # a file of at most 2,000 rows is read whole by the file's own check: said of the file (no context can say more)
+    with pytest.raises(InputDataError, match=r"^the pred cells hold fractional or negative values"):
+        _load(pred_a, real_a, scale="counts")
