@@ -318,7 +318,7 @@ def check_scale(x: torch.Tensor | np.ndarray | ValueSample, name: str, strict: b
                               "log-normalised expression: run scanpy.pp.normalize_total and scanpy.pp.log1p first", name, "lognorm")
 
 
-def check_counts(x: torch.Tensor | np.ndarray, name: str) -> None:
+def check_counts(x: torch.Tensor | np.ndarray | ValueSample, name: str) -> None:
     """Refuse fractional or negative values (in up to 2,000 rows spread over ``x``) where raw counts are scored (cell-eval2's v2 and vcc2026 profiles).
 
     Fractional: further than ``COUNT_ATOL`` from the nearest integer, in ``x``'s dtype, as cell-eval2 0.20.0 decides;
@@ -512,13 +512,16 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     if pred.genes != truth.genes:
         raise ValueError("eval_data: pred and truth genes differ; align them first (distgen.evaluation.io.align)")
     pred_x, truth_x = pred.X, truth.X  # read once: a reference's rows may be gathered when read (types.IndexedCells)
+    # log scale: one sample of each side's values, drawn once for the scale comparison and the raw-count check (each drew
+    # its own until helper 200; the same rows, so the same decisions)
+    pred_s, truth_s = (ValueSample(pred_x), ValueSample(truth_x)) if scale == "lognorm" else (pred_x, truth_x)
     if scale == "lognorm" and check_pred_scale:  # first: two scales are named together, with what to apply to which file
-        check_same_scale(pred_x, truth_x, name)
+        check_same_scale(pred_s, truth_s, name)
     if check_pred_scale:  # a model's own output (generated) is left to its own checks, as the CLI leaves a generated file
         check_holds_prediction(pred_x, name, scale)
     check = check_counts if scale == "counts" else check_scale
-    check(truth_x, "real")
-    check(pred_x, name)
+    check(truth_s, "real")
+    check(pred_s, name)
     check_controls(truth, "real")
     check_controls(pred, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))

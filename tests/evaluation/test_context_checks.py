@@ -77,3 +77,36 @@ def test_one_context_of_fractions_in_small_counts_files_is_refused_as_the_files(
     # a file of at most 2,000 rows is read whole by the file's own check: said of the file (no context can say more)
     with pytest.raises(InputDataError, match=r"^the pred cells hold fractional or negative values"):
         _load(pred_a, real_a, scale="counts")
+
+
+def test_the_whole_files_are_checked_for_raw_counts_once(monkeypatch):
+    """check_files' strict check of a file read for a log-scale evaluation refuses all that load_contexts' own whole-file
+    check_scale refused (the same rows; align only reorders genes): it ran a second time on each file until helper 200.
+    A model's predictions (generated), which check_files leaves to their own check, are still checked here."""
+    import distgen.pipeline.profile_eval as pe
+
+    seen: list[str] = []
+    real_check = pe.check_scale
+    monkeypatch.setattr(pe, "check_scale", lambda x, name, *a, **k: (seen.append(name), real_check(x, name, *a, **k))[1])
+    real, pred = _two_contexts()
+    _load(pred, real)
+    assert seen == []
+    _load(_with(pred, "T", lambda v: v, generated=True), real)
+    assert seen == ["pred"]
+
+
+def test_each_contexts_values_are_sampled_once_per_side(monkeypatch):
+    """eval_data draws one sample of each side (io.ValueSample) for the pair's scale comparison and each side's raw-count
+    check (each drew its own until helper 200: four draws of a context's values where two decide the same)."""
+    import distgen.evaluation.io as io
+
+    draws: list[int] = []
+    real_sampled = io._sampled
+    monkeypatch.setattr(io, "_sampled", lambda x: (draws.append(0) if not isinstance(x, io.ValueSample) else None, real_sampled(x))[1])
+    from distgen.pipeline.profile_eval import read_files
+
+    real, pred = _two_contexts()
+    pc, rc, _ = read_files(pred, real, "target", CONTROL, celltype_col="cell_type")
+    draws.clear()
+    assert io.eval_data(pc.of_context("T"), rc.of_context("T")).n_perts
+    assert len(draws) == 2
