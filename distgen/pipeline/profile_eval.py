@@ -126,9 +126,8 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     from the control mean), two contexts whose file names would coincide, and a context whose pair is
     invalid (e.g. predicted perturbations the truth's context lacks: the error names the context).
     """
-    from distgen.pipeline.outputs import CONTEXT_SUFFIXES, MAX_FILE_NAME, context_prefix, long_context_names
-
     from distgen.evaluation.normalization import generated_files
+    from distgen.pipeline.outputs import CONTEXT_SUFFIXES, MAX_FILE_NAME, context_prefix, long_context_names
 
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col, keep_float64)
     # a whole file on the wrong scale is said of the file, not of its first context: at log scale read_files' check_files
