@@ -110,3 +110,36 @@ def test_each_contexts_values_are_sampled_once_per_side(monkeypatch):
     draws.clear()
     assert io.eval_data(pc.of_context("T"), rc.of_context("T")).n_perts
     assert len(draws) == 2
+
+
+def test_two_whole_files_of_small_raw_counts_are_still_refused_as_the_files():
+    """Review (helper 202): load_contexts no longer runs its own whole-file check_scale at log scale, relying on
+    check_files' strict one (integers above 1). Two files of raw counts all at most 30 agree in scale (no comparison
+    refuses them) and pass the looser rule every context is checked by (integers above 30): check_files' strict check
+    is all that refuses them, said of the file, not of a context."""
+    real, pred = _two_contexts()
+    small = lambda v: np.minimum(np.rint(np.expm1(v)), 30)  # noqa: E731  whole numbers 0..30 in every cell
+    pred, real = (_with(_with(a, "T", small), "B/x", small) for a in (pred, real))
+    with pytest.raises(InputDataError, match=r"^the pred cells look like raw counts \(integers up to 30\)"):
+        _load(pred, real)
+
+
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")  # check_holds_prediction's float(), as before
+def test_a_prediction_that_requires_grad_is_checked_as_its_detached_values_at_log_scale():
+    """Review (helper 202): eval_data's one ValueSample per side detaches a tensor, where check_scale's own draw called
+    numpy() on it: a log-scale prediction with requires_grad (a model's output taken without torch.no_grad) raised
+    RuntimeError until helper 200; it is now checked and scored as its detached values are, refusals included."""
+    import torch
+
+    from distgen.evaluation.io import eval_data
+    from distgen.pipeline.profile_eval import read_files
+
+    real, pred = _two_contexts()
+    pc, rc, _ = read_files(pred, real, "target", CONTROL, celltype_col="cell_type")
+    pc, rc = pc.of_context("T"), rc.of_context("T")
+    graded = type(pc)(pc.X.clone().requires_grad_(True), pc.conditions, pc.genes, pc.contexts, pc.batches, pc.control, pc.names)
+    assert torch.equal(eval_data(graded, rc).pred.X.detach(), eval_data(pc, rc).pred.X)
+    counts = type(pc)(torch.round(torch.expm1(pc.X)).requires_grad_(True), pc.conditions, pc.genes, pc.contexts, pc.batches,
+                      pc.control, pc.names)
+    with pytest.raises(InputDataError, match=r"the pred cells are raw counts"):
+        eval_data(counts, rc)
