@@ -269,12 +269,12 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
         if key in injected and key in schema:
             raise ConfigError(f"{where}.{key}: {key!r} is filled in from the data at assembly and cannot be set in a config")
         if key not in schema:
-            import difflib
+            from distgen.wording import near
 
             moved = getattr(fn, "moved_params", {}).get(key) if isinstance(key, str) else None
             if moved:
                 raise ConfigError(f"{where}: {key!r} is no longer a parameter here; {moved}.")
-            close = difflib.get_close_matches(key, allowed, n=1) if isinstance(key, str) else []
+            close = near(key, allowed) if isinstance(key, str) else []
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{where}: unknown key {short(key)}.{hint} Valid keys: {', '.join(allowed) or '(none)'}.{_catch_all_note(fn)}")
         hint_t, default_t = schema[key]
@@ -853,12 +853,12 @@ ANCHOR_PREFIX = "x-"
 
 def check_sections(doc: Mapping[str, Any]) -> None:
     """Refuse a top-level key no command reads (a typo such as ``trian:`` would otherwise leave its settings unused)."""
-    import difflib
+    from distgen.wording import near
 
     unknown = sorted(str(k) for k in set(doc) - set(RUN_SECTIONS) - OTHER_SECTIONS if not str(k).startswith(ANCHOR_PREFIX))
     if unknown:
         known = [*RUN_SECTIONS, *sorted(OTHER_SECTIONS)]
-        close = [m for k in unknown for m in difflib.get_close_matches(k, known, n=1)]
+        close = [m for k in unknown for m in near(k, known)]
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ConfigError(
             f"unknown top-level section(s) {unknown}.{hint} A run config has {', '.join(RUN_SECTIONS)} (and base:), and the other "
@@ -949,8 +949,12 @@ def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chai
         text = str(source)
         ident, file = _source_id(text)
         if file is None:
+            from distgen.wording import near
+
+            meant = near(text, preset_names())
             raise ConfigError(
-                f"{text!r} is neither a config file nor a preset. Presets: {', '.join(preset_names()) or '(none)'}."
+                f"{text!r} is neither a config file nor a preset.{f' Did you mean {meant[0]!r}?' if meant else ''} "
+                f"Presets: {', '.join(preset_names()) or '(none)'}."
                 + _recipe_hint(text)
             )
         if ident in chain:

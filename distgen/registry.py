@@ -15,7 +15,6 @@ import (even one that calls ``sys.exit``) warns and is skipped, so ``import dist
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata as md
 import inspect
@@ -27,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from distgen.capabilities import Capabilities, resolve
 from distgen.errors import DistgenRuntimeWarning, warn
-from distgen.wording import counted
+from distgen.wording import counted, near
 
 T = TypeVar("T")
 
@@ -317,7 +316,7 @@ class Registry(Generic[T]):
             raise PluginLoadError(broken[0].error)
         if not entries:
             avail = self.names()
-            close = difflib.get_close_matches(name, avail, n=1)
+            close = near(name, avail)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             hint += self._declared_elsewhere(name)
             if not hint:  # neither a typo nor a misdeclared plugin: perhaps a plugin that is not installed here
@@ -351,9 +350,9 @@ class Registry(Generic[T]):
             if ep.group in groups:
                 out.append(f" Plugin {provider!r} provides {name!r} as a {ep.group.removeprefix('distgen.')} component, not {self.kind}.")
             else:
-                near = difflib.get_close_matches(ep.group, groups, n=1)
+                meant = near(ep.group, groups)
                 out.append(f" Plugin {provider!r} declares {name!r} in the entry-point group {ep.group!r}, which distgen does not "
-                           f"read{f' (did you mean {near[0]!r}?)' if near else ''}: fix [project.entry-points] in its pyproject.toml "
+                           f"read{f' (did you mean {meant[0]!r}?)' if meant else ''}: fix [project.entry-points] in its pyproject.toml "
                            "and reinstall it.")
         return "".join(out)
 
@@ -458,10 +457,10 @@ def misdeclared(kind: str | None = None) -> list[str]:
     for ep, provider, _ in _all_entry_points(tuple(sys.path)):
         if ep.group in groups:
             continue
-        near = difflib.get_close_matches(ep.group, groups, n=1, cutoff=0.6)
-        if kind is not None and (not near or near[0] != f"distgen.{kind}"):
+        close = near(ep.group, groups)
+        if kind is not None and (not close or close[0] != f"distgen.{kind}"):
             continue
-        meant = f" (did you mean {near[0]!r}?)" if near else f" (the groups are {', '.join(groups)})"
+        meant = f" (did you mean {close[0]!r}?)" if close else f" (the groups are {', '.join(groups)})"
         out.append(f"plugin {provider!r} declares {ep.name!r} = {ep.value!r} in the entry-point group {ep.group!r}, which distgen "
                    f"does not read{meant}: fix [project.entry-points] in its pyproject.toml and reinstall it")
     return out
@@ -532,7 +531,7 @@ def registry(kind: str) -> Registry[Any]:
     """The registry of ``kind`` (``"encoders"``, ``"kernels"``...); imports the kind's interface module."""
     home = HOMES.get(kind)
     if home is None:
-        close = difflib.get_close_matches(kind, KINDS, n=1)
+        close = near(kind, KINDS)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownComponentError(f"unknown component kind {kind!r}.{hint} Kinds: {', '.join(KINDS)}.")
     module, _, attr = home.partition(":")

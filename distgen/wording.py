@@ -8,7 +8,9 @@ counts are the noun plus ``s``; give ``plural`` for any other (``counted(n, "ent
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections.abc import Iterable
 
 
@@ -40,7 +42,43 @@ def listing(labels: Iterable[object], sep: str = ", ") -> str:
     return sep.join(out)
 
 
-__all__ = ["counted", "listing"]
+def folded(name: object) -> str:
+    """``name`` with case and separators (``-``, ``_``, spaces) left out: ``Cross_DiT``, ``cross-dit`` and ``crossdit``
+    fold alike. Used only to suggest a name (``near``), never to accept one."""
+    return re.sub(r"[-_\s]+", "", str(name).casefold())
+
+
+def near(name: object, choices: Iterable[object], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The names among ``choices`` a user who typed ``name`` most likely meant, best first, at most ``n``: those equal
+    to it up to case and separators (``RANDOM`` -> ``random``, ``scdfm_small`` -> ``scdfm-small``) first, then
+    ``difflib``'s close matches (``cutoff`` as there) of the name as typed and of its folded form.
+
+    Every "Did you mean" of distgen takes its names from here, so a name differing only in case or separator gets a
+    suggestion in every registry, config key and option. The suggestion goes in the error message; the wrong spelling
+    is never accepted.
+    """
+    text = str(name)
+    names = [str(c) for c in dict.fromkeys(choices) if str(c) != text]
+    by_fold: dict[str, list[str]] = {}
+    for c in names:
+        by_fold.setdefault(folded(c), []).append(c)
+    found = list(by_fold.get(folded(text), []))
+    found += difflib.get_close_matches(text, names, n=n, cutoff=cutoff)
+    for f in difflib.get_close_matches(folded(text), list(by_fold), n=n, cutoff=cutoff):
+        found += by_fold[f]
+    return list(dict.fromkeys(found))[:n]
+
+
+def did_you_mean(names: object, choices: Iterable[object]) -> str:
+    """``" Did you mean 'x'?"`` for the name (or each of a list of names) a user typed wrong, from ``near``; ``""`` when
+    none is near. Appended to an error message that already says the name is unknown and lists the choices."""
+    choices = list(choices)
+    typed = [names] if isinstance(names, str) or not isinstance(names, Iterable) else list(names)
+    meant = list(dict.fromkeys(m for t in typed for m in near(t, choices)))
+    return f" Did you mean {', '.join(map(repr, meant))}?" if meant else ""
+
+
+__all__ = ["counted", "did_you_mean", "folded", "listing", "near"]
 
 
 #: What a row of a run scored per context counts: a (condition, context) pair, not a perturbation.

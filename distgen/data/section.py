@@ -120,9 +120,9 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
         if ds.split in SPLIT_KINDS:
             raise ConfigError(f"data.split: {ds.split!r} is a split kind, and a plain string is a split file; write "
                               f"data.split={{kind: {ds.split}}} (in YAML, split: {{kind: {ds.split}, seed: 0}})")
-        import difflib
+        from distgen.wording import near
 
-        close = difflib.get_close_matches(ds.split, SPLIT_KINDS, n=1, cutoff=0.75)
+        close = near(ds.split, SPLIT_KINDS, cutoff=0.75)
         if close:  # a misspelt kind read as a file name: "No such file or directory: 'combo_sen2'"
             raise ConfigError(f"data.split: there is no split file {ds.split!r}; did you mean the split kind {close[0]!r}? Write "
                               f"data.split={{kind: {close[0]}}} (in YAML, split: {{kind: {close[0]}, seed: 0}})")
@@ -149,12 +149,11 @@ def data_section(section: Mapping[str, Any] | None) -> DataSection:
 
 def _check_matcher(ds: DataSection) -> None:
     """``data.matcher`` is a registered matcher and ``data.matcher_params`` are its parameters (checked at load, not at fit)."""
-    import difflib
-
     from distgen.data.matching import matchers
+    from distgen.wording import near
 
     if ds.matcher not in matchers.names():
-        close = difflib.get_close_matches(str(ds.matcher), matchers.names(), n=1)
+        close = near(ds.matcher, matchers.names())
         hint = f". Did you mean {close[0]!r}? Available" if close else "; available"
         raise ConfigError(f"data.matcher: unknown matcher {ds.matcher!r}{hint}: {', '.join(matchers.names())}")
     try:

@@ -123,7 +123,11 @@ def resolve_profile(name: str) -> Profile:
     """The profile called ``name`` (or an alias: ``default``/``v2``/``full`` -> ``celleval2``)."""
     key = ALIASES.get(name, name)
     if key not in PROFILES:
-        raise ValueError(f"unknown metric profile {name!r}; choose one of {sorted([*PROFILES, *ALIASES])}")
+        from distgen.wording import near
+
+        meant = near(name, [*PROFILES, *ALIASES])
+        raise ValueError(f"unknown metric profile {name!r}.{f' Did you mean {meant[0]!r}?' if meant else ''} "
+                         f"Choose one of {sorted([*PROFILES, *ALIASES])}")
     return PROFILES[key]
 
 

@@ -32,7 +32,7 @@ def metric_problems(names: Sequence[str] | None, where: str = "metrics") -> list
         return []
     if isinstance(names, str) or not isinstance(names, Sequence):
         return [f"{where}: expected a list of metric names, got {names!r}"]
-    import difflib
+    from distgen.wording import near
 
     problems = []
     for name in names:
@@ -42,7 +42,7 @@ def metric_problems(names: Sequence[str] | None, where: str = "metrics") -> list
             if str(name) in registry:  # known, but its plugin cannot be loaded: that message says why
                 problems.append(f"{where}: {_text(exc)}")
                 continue
-            close = difflib.get_close_matches(str(name), registry.names(), n=3)
+            close = near(name, registry.names(), n=3)
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
             problems.append(f"{where}: unknown metric {str(name)!r}{hint}; 'distgen components --kind metrics' lists them")
             continue

@@ -212,10 +212,10 @@ def evaluate(
     spread = spread_arg(spread)
     unknown = sorted(set(layout_options) - set(LAYOUT_KEYS))
     if unknown:  # swallowed by **layout_options, a typo (metrics= for metric_names=) was ignored: every metric was computed
-        import difflib
+        from distgen.wording import near
 
         known = [*LAYOUT_KEYS, *EVALUATE_ARGS]
-        close = {k: difflib.get_close_matches(k, known, n=1, cutoff=0.5) for k in unknown}
+        close = {k: near(k, known, cutoff=0.5) for k in unknown}
         hints = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in close.items() if c)
         raise TypeError(f"evaluate: unknown keyword argument(s) {unknown}{' (' + hints + ')' if hints else ''}; it takes "
                         f"{', '.join(EVALUATE_ARGS)} and, for files, {', '.join(LAYOUT_KEYS)}")

@@ -69,7 +69,7 @@ from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import divergence_message
 from distgen.warned import recorded_warnings
-from distgen.wording import row_noun
+from distgen.wording import did_you_mean, row_noun
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
 EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated",
@@ -83,12 +83,12 @@ def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
     ev = dict(doc.get("evaluate") or {})
     unknown = sorted(set(ev) - set(EVALUATE_KEYS))
     if unknown:
-        raise ConfigError(f"evaluate: unknown key(s) {unknown}; allowed: {', '.join(EVALUATE_KEYS)}")
+        raise ConfigError(f"evaluate: unknown key(s) {unknown}.{did_you_mean(unknown, EVALUATE_KEYS)} Allowed: {', '.join(EVALUATE_KEYS)}")
     if ev.get("counts"):
         from distgen.data.counts import COUNT_MODELS
 
         if ev["counts"] not in COUNT_MODELS:
-            raise ConfigError(f"evaluate.counts must be one of {', '.join(COUNT_MODELS)}, got {ev['counts']!r}")
+            raise ConfigError(f"evaluate.counts must be one of {', '.join(COUNT_MODELS)}, got {ev['counts']!r}.{did_you_mean(ev['counts'], COUNT_MODELS)}")
     if not isinstance(ev.get("interpolated", False), bool):
         raise ConfigError(f"evaluate.interpolated must be true or false, got {ev['interpolated']!r}")
     if "spread" in ev:  # auto | on | off (YAML reads on/off as true/false: taken as such)
@@ -99,7 +99,7 @@ def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
         except ValueError as e:
             raise ConfigError(str(e)) from None
     if ev.get("replicate", "half-split") not in REPLICATES:
-        raise ConfigError(f"evaluate.replicate must be one of {', '.join(REPLICATES)}, got {ev['replicate']!r}")
+        raise ConfigError(f"evaluate.replicate must be one of {', '.join(REPLICATES)}, got {ev['replicate']!r}.{did_you_mean(ev['replicate'], REPLICATES)}")
     return ev
 
 

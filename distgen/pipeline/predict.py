@@ -57,6 +57,7 @@ from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.train.manifest import WARNINGS_KEY, check_same_data, recorded_data_hash
 from distgen.types import Cells
+from distgen.wording import did_you_mean
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
 PREDICT_KEYS = ("max_cells_per_condition",)
@@ -72,7 +73,7 @@ def predict_section(doc: Any) -> dict[str, Any]:
     section = dict((doc or {}).get("predict") or {})
     unknown = sorted(set(section) - set(PREDICT_KEYS))
     if unknown:
-        raise ConfigError(f"predict: unknown key(s) {unknown}; allowed: {', '.join(PREDICT_KEYS)}")
+        raise ConfigError(f"predict: unknown key(s) {unknown}.{did_you_mean(unknown, PREDICT_KEYS)} Allowed: {', '.join(PREDICT_KEYS)}")
     n = section.setdefault("max_cells_per_condition", DEFAULT_MAX_CELLS)
     if n == "all":
         n = section["max_cells_per_condition"] = None

@@ -12,7 +12,6 @@ read without the lock (``finished_sweep_without_lock``): nothing is left to run 
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import signal
@@ -51,6 +50,7 @@ from distgen.pipeline.grid import SEED_KEY, Run, expand, parse_variants
 from distgen.pipeline.pages import write_sweep_page
 from distgen.train.lock import LOCK_NAME, FolderNotWritableError, RunLock, RunLockedError, describe, live_holder
 from distgen.train.state_io import atomic_write_text
+from distgen.wording import near
 
 #: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
 METRICS_FILE = Path("eval") / "metrics.csv"
@@ -205,7 +205,7 @@ def sweep(
         raise ConfigError(f"sweep: unknown key(s) {', '.join(map(repr, unknown))} in the `sweep:` section; it takes "
                           f"{', '.join(sorted(SWEEP_KEYS))}"
                           + "".join(f" (did you mean {m!r} for {k!r}?)" for k in unknown
-                                    for m in difflib.get_close_matches(k, SWEEP_KEYS, n=1)))
+                                    for m in near(k, sorted(SWEEP_KEYS))))
     grid = {**dict(spec.get("grid") or {}), **dict(grid or {})}
     variants = variants if variants is not None else spec.get("variants")
     seeds = seeds if seeds is not None else spec.get("seeds")

@@ -31,7 +31,7 @@ from distgen.report.spread import spread_section
 from distgen.report.stats import STRATUM_NAMES, advantage, mean_ci, strata
 from distgen.report.style import metric_info, theme
 from distgen.train.manifest import run_notes
-from distgen.wording import counted, listing, row_noun
+from distgen.wording import counted, did_you_mean, listing, row_noun
 
 
 def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
@@ -395,7 +395,7 @@ def render(inputs: ReportInputs, sections: tuple[str, ...] = SECTIONS) -> str:
     """The report as an HTML string (``sections``: which of ``SECTIONS`` to include)."""
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"unknown report section(s) {unknown}; choose from {', '.join(SECTIONS)}")  # a ValueError too
+        raise ConfigError(f"unknown report section(s) {unknown}.{did_you_mean(unknown, SECTIONS)} Choose from {', '.join(SECTIONS)}")  # a ValueError too
     s = inputs.summary
     lines = []
     if s.get("pred") or s.get("real"):

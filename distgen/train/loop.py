@@ -8,7 +8,6 @@ says which it is by its type (``distgen.models.base``); nothing in ``distgen.mod
 from __future__ import annotations
 
 import contextlib
-import difflib
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +35,7 @@ from distgen.train.run_files import record_training, resolved_model, resume_reco
 from distgen.train.trainer import Trainer, TrainResult, describe_conditions, python_resume_option
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
 from distgen.warned import recorded_warnings
+from distgen.wording import near
 
 #: ``data:`` keys that describe the dataset itself, not how its cells are sampled into sets.
 DATASET_KEYS = ("dataset", "schema", "split", "hvg")
@@ -336,7 +336,7 @@ def fit_option_problems(cls: type, options: Mapping[str, Any], name: str | None 
                 f"it takes {', '.join(own)}" if own else "it takes no fit: keys")
             inert.append(f"fit.{key} has no effect on model {name!r} ({why}); it is a fit: key of {', '.join(takers)}")
             continue
-        close = difflib.get_close_matches(key, sorted({k for keys in others.values() for k in keys} | set(own)), n=1)
+        close = near(key, sorted({k for keys in others.values() for k in keys} | set(own)))
         hint = f" Did you mean {close[0]!r}?" if close else ""
         takes = f"takes {', '.join(own)}" if own else "takes no fit: keys"
         errors.append(f"fit: unknown key {key!r} for model {name!r}, which {takes}; no registered fitted model takes it.{hint}")

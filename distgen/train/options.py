@@ -13,6 +13,7 @@ from typing import Any
 
 from distgen.config import ConfigError, InertSettingWarning, plain_values, validate_params
 from distgen.errors import warn
+from distgen.wording import did_you_mean
 
 #: Keys that may change between a checkpoint and its resume (they steer the run, not its result).
 RUN_CONTROL_KEYS = frozenset(
@@ -224,7 +225,7 @@ def compile_mode(value: bool | str) -> str | None:
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(f"train.{key}: expected one of {', '.join(allowed)}, got {value!r}")
+        raise ConfigError(f"train.{key}: expected one of {', '.join(allowed)}, got {value!r}.{did_you_mean(value, allowed)}")
 
 
 def train_options(section: Mapping[str, Any] | TrainOptions | None = None, **overrides: Any) -> TrainOptions:

@@ -59,6 +59,7 @@ from distgen.train.run_files import (
 )
 from distgen.train.trainer import TrainResult
 from distgen.warned import recorded_warnings
+from distgen.wording import did_you_mean
 
 SECTIONS = RUN_SECTIONS
 PREFLIGHT_KEYS = ("allow_unembedded",)  #: keys of the optional ``preflight:`` section
@@ -72,7 +73,7 @@ def preflight_section(doc: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"preflight: must be a mapping like {{allow_unembedded: true}}, got {section!r}")
     unknown = sorted(set(section) - set(PREFLIGHT_KEYS))
     if unknown:
-        raise ConfigError(f"preflight: unknown key(s) {unknown}; allowed: {', '.join(PREFLIGHT_KEYS)}")
+        raise ConfigError(f"preflight: unknown key(s) {unknown}.{did_you_mean(unknown, PREFLIGHT_KEYS)} Allowed: {', '.join(PREFLIGHT_KEYS)}")
     allow = section.get("allow_unembedded", False)
     if not isinstance(allow, bool):
         raise ConfigError(f"preflight.allow_unembedded must be true or false, got {allow!r}")

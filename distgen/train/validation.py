@@ -12,6 +12,7 @@ from torch import nn
 from distgen.config import ConfigError
 from distgen.train.batches import BatchSource, mix_seed
 from distgen.types import SetBatch
+from distgen.wording import did_you_mean
 
 VAL_STEP = 0  #: validation uses the first batch of its own (differently seeded) source: the same sets every time
 
@@ -24,7 +25,8 @@ def resolve_metrics(names: Sequence[str]) -> dict[str, Any]:
     out = {}
     for name in names:
         if name not in reg:
-            raise ConfigError(f"train.val_metrics: unknown metric {name!r}. Available: {', '.join(reg.names())}.")
+            raise ConfigError(f"train.val_metrics: unknown metric {name!r}.{did_you_mean(name, reg.names())} Available: "
+                              f"{', '.join(reg.names())}.")
         out[name] = reg.get(name)()
     return out
 

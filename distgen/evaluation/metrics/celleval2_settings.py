@@ -91,7 +91,11 @@ def settings_for(preset: str, control_source: str | None = None) -> Settings:
     cell-eval2's split-half replicate scores one real half against the other).
     """
     if preset not in PRESETS:
-        raise ValueError(f"unknown cell-eval2 preset {preset!r}; choose one of {sorted(PRESETS)}")
+        from distgen.wording import near
+
+        meant = near(preset, PRESETS)
+        raise ValueError(f"unknown cell-eval2 preset {preset!r}.{f' Did you mean {meant[0]!r}?' if meant else ''} "
+                         f"Choose one of {sorted(PRESETS)}")
     s = PRESETS[preset]
     if control_source is not None:
         if control_source not in ("real", "pred"):
