@@ -152,8 +152,9 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
         # case folded: on a case-insensitive file system (macOS, Windows) T_metrics.csv and t_metrics.csv are one file
         if (other := prefixes.setdefault(context_prefix(ctx).casefold(), ctx)) != ctx:
             raise InputDataError(f"contexts {other!r} and {ctx!r} would write the same files ({context_prefix(ctx)}_metrics.csv: "
-                             "'/' becomes '-', as cell-eval 0.8.2 names them, and names that differ only in case are one file on "
-                             "a case-insensitive file system, macOS' and Windows'); rename one of them in both files")
+                             "'/' becomes '-', as cell-eval 0.8.2 names them, characters a file name may not hold are written %XX "
+                             "(| as %7C), and names that differ only in case are one file on a case-insensitive file system, macOS' "
+                             "and Windows'); rename one of them in both files")
     if long := long_context_names(contexts):  # refused before any scoring, not a traceback-like OSError at the first write
         raise InputDataError(f"{len(long)} context(s) of {celltype_col!r} named too long for a file name (e.g. "
                              f"{long[0][:60]!r}..., {len(long[0].encode())} bytes; each context's table is "
@@ -419,8 +420,8 @@ def _score_files(pred: Any, real: Any, out: Path, prof: Any, pert_col: str | Non
     if celltype_col is None:
         table = tables[""]
     else:
-        for ctx, t in tables.items():
-            write_csv(t, str(out / files[ctx][0]))
+        for ctx, t in tables.items():  # the label in a context column: the file name may hold it encoded (context_prefix)
+            write_csv(context_rows(t, lambda p: p, ctx), str(out / files[ctx][0]))
         table = merge_tables([context_rows(t, lambda p, c=ctx: row_label(p, c), ctx) for ctx, t in tables.items()])
     written = write_csv(table, str(out / "metrics.csv"))
     summary: dict[str, Any] = {"profile": prof.name, "reference": prof.reference, "scale": prof.scale, "pert_col": info.pert_col,
@@ -454,8 +455,9 @@ def _score_files(pred: Any, real: Any, out: Path, prof: Any, pert_col: str | Non
     if scores:
         rows = []
         for ctx, result in scores.items():
-            _write_vcc2026(out / files[ctx][1], result.rows())
-            rows += [{"context": ctx, **r} for r in result.rows()]
+            mine = [{"context": ctx, **r} for r in result.rows()]  # the label: the file name may hold it encoded
+            _write_vcc2026(out / files[ctx][1], mine)
+            rows += mine
             summary["per_context"][ctx]["vcc2026"] = _vcc2026_summary(result, seed)
             if result.averaged_note():
                 summary["notes"].append(f"{ctx}: vcc2026 avg_score is the {result.averaged_note()} (reasons in {files[ctx][1]})")

@@ -181,6 +181,7 @@ def test_celltype_col_scores_each_context_as_its_own_pair(tmp_path, profile):
         alone = evaluate_profile_files(_sub(pred, keep_p), _sub(real, keep_r), tmp_path / f"alone{ctx[0]}", profile)
         mine = pd.read_csv(out / summary["per_context"][ctx]["files"][0]).set_index("perturbation")
         ref = pd.read_csv(tmp_path / f"alone{ctx[0]}" / "metrics.csv").set_index("perturbation")
+        assert set(mine.pop("context")) == {ctx}  # the label, which the file name may hold encoded
         pd.testing.assert_frame_equal(mine, ref)
         assert summary["per_context"][ctx]["metrics"] == alone["metrics"]
     combined = pd.read_csv(out / "metrics.csv")
@@ -191,6 +192,41 @@ def test_celltype_col_scores_each_context_as_its_own_pair(tmp_path, profile):
     # the contexts differ: pooling them would be another number
     pooled = evaluate_profile_files(pred, real, tmp_path / "pooled", profile)
     assert abs(pooled["metrics"]["mse_delta"] - summary["metrics"]["mse_delta"]) > 1e-3
+
+
+def test_context_file_names_are_safe_on_every_file_system_and_never_shared():
+    """A context label becomes a file name (``context_prefix``): before, 'B cells|107' was written as is, a name Windows
+    refuses (as it refuses ``: * ? " < > \\``) and a shell reads as a pipe. Now those characters (and control characters)
+    are percent-encoded; a label without them keeps cell-eval 0.8.2's name ('/' becomes '-')."""
+    from distgen.pipeline.outputs import UNSAFE_IN_FILE_NAMES, context_prefix
+
+    for safe, name in (("T", "T"), ("B/x", "B-x"), ("HepG2-C3A", "HepG2-C3A"), ("B cells", "B cells"), ("CD4+ T (naïve)", "CD4+ T (naïve)"),
+                       ("a,b=c", "a,b=c"), ("50%", "50%")):
+        assert context_prefix(safe) == name
+    unsafe = ["a|b", "a:b", "a*b", "a?b", 'a"b', "a<b", "a>b", "a\\b", "a\nb", "a\tb", "a\x7fb"]
+    names = [context_prefix(label) for label in unsafe]
+    assert names[0] == "a%7Cb" and names[1] == "a%3Ab"
+    for name in names:
+        assert not set(name) & set(UNSAFE_IN_FILE_NAMES) and name.isprintable(), name
+    every = [*unsafe, "a-b", "a_b", "a b", "ab", "a%b"]
+    assert len({context_prefix(label).casefold() for label in every}) == len(every)  # no two of them share a file
+
+
+def test_a_context_with_unsafe_characters_gets_a_safe_file_that_holds_its_label(tmp_path):
+    real, pred = _two_contexts(names=("B cells|107", "T:1"))
+    summary = evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+    files = {ctx: part["files"][0] for ctx, part in summary["per_context"].items()}
+    assert files == {"B cells|107": "B cells%7C107_metrics.csv", "T:1": "T%3A1_metrics.csv"}
+    for ctx, name in files.items():  # the label itself is kept in the file, as in metrics.csv
+        table = pd.read_csv(tmp_path / "out" / name, keep_default_na=False)
+        assert set(table["context"]) == {ctx} and list(table.columns[:2]) == ["perturbation", "context"]
+
+
+def test_contexts_whose_encoded_file_names_coincide_are_refused(tmp_path):
+    real, pred = _two_contexts(names=("a|b", "a%7Cb"))
+    with pytest.raises(ValueError, match=r"contexts 'a%7Cb' and 'a\|b' would write the same files"):
+        evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*_metrics.csv"))
 
 
 def test_celltype_col_refuses_contexts_missing_from_a_file_naming_them(tmp_path):
@@ -269,8 +305,8 @@ def test_cell_eval2_profiles_per_context_say_so_and_pool_no_vcc2026_score(tmp_pa
         both = pd.read_csv(tmp_path / "out" / "vcc2026_score.csv")
         for ctx in ("K562", "RPE1"):
             one = pd.read_csv(tmp_path / "out" / f"{ctx}_vcc2026_score.csv")
-            mine = both[both["context"] == ctx].drop(columns="context").reset_index(drop=True)
-            pd.testing.assert_frame_equal(mine, one)
+            mine = both[both["context"] == ctx].reset_index(drop=True)
+            pd.testing.assert_frame_equal(mine, one)  # the context's rows, its label in a context column as in the combined file
             score = summary["per_context"][ctx]["vcc2026"]["avg_score"]
             assert score == pytest.approx(float(one.loc[one["metric"] == "avg_score", "from_replicate"].iloc[0]))
     else:
