@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -50,13 +51,14 @@ UNSAFE_IN_FILE_NAMES = '\\:*?"<>|'
 
 def context_prefix(context: str) -> str:
     """The file-name prefix of ``context``'s tables: cell-eval 0.8.2's (``/`` becomes ``-``, as in ``HepG2-C3A``), with
-    each of ``UNSAFE_IN_FILE_NAMES`` and each control character written as ``%XX`` (its UTF-8 bytes in hex:
+    each of ``UNSAFE_IN_FILE_NAMES`` and each control character (Unicode category Cc: not a no-break or other space,
+    nor a format character, which every system writes as is) written as ``%XX`` (its UTF-8 bytes in hex:
     ``B cells|107`` -> ``B cells%7C107``), so that the file can be written, copied and typed on every system. A label
     without them keeps cell-eval's name. Two labels that still meet in one name (``a|b`` and ``a%7Cb``, ``a/b`` and
     ``a-b``, ``T`` and ``t``) are refused before scoring (``profile_eval``); the label itself is the ``context`` column
     of the file and the key of ``summary.json``'s ``per_context``."""
-    return "".join("".join(f"%{b:02X}" for b in ch.encode()) if ch in UNSAFE_IN_FILE_NAMES or not ch.isprintable() else ch
-                   for ch in context.replace("/", "-"))
+    return "".join("".join(f"%{b:02X}" for b in ch.encode()) if ch in UNSAFE_IN_FILE_NAMES or unicodedata.category(ch) == "Cc"
+                   else ch for ch in context.replace("/", "-"))
 
 
 #: The longest file name (bytes) an output may have: most file systems' 255, less the 14 of ``distgen.atomic``'s hidden

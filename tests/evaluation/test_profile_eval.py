@@ -212,6 +212,19 @@ def test_context_file_names_are_safe_on_every_file_system_and_never_shared():
     assert len({context_prefix(label).casefold() for label in every}) == len(every)  # no two of them share a file
 
 
+def test_context_file_names_keep_unicode_spaces_and_format_characters_a_file_name_may_hold():
+    """Review (helper 203): the first pass encoded every character ``str.isprintable`` calls unprintable, which is not
+    only control characters: a no-break space (``B\u00a0cells``, common in labels pasted from a spreadsheet), CJK's
+    ideographic space, a zero-width joiner or a soft hyphen renamed a label every system writes as is, and a lone
+    surrogate (a label read with ``surrogateescape``) crashed with UnicodeEncodeError. Only control characters (Cc)
+    and ``UNSAFE_IN_FILE_NAMES`` are encoded, as the docs say."""
+    from distgen.pipeline.outputs import context_prefix
+
+    for label in ("B\u00a0cells", "a\u3000b", "\u2009thin", "CD4\u200dT", "soft\u00adhyphen", "\ue000priv", "bad\udcff"):
+        assert context_prefix(label) == label
+    assert [context_prefix(c) for c in ("a\x00b", "a\x1fb", "a\x85b", "a\x9fb")] == ["a%00b", "a%1Fb", "a%C2%85b", "a%C2%9Fb"]
+
+
 def test_a_context_with_unsafe_characters_gets_a_safe_file_that_holds_its_label(tmp_path):
     real, pred = _two_contexts(names=("B cells|107", "T:1"))
     summary = evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
