@@ -951,7 +951,8 @@ def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chai
         if file is None:
             from distgen.wording import near
 
-            meant = near(text, preset_names())
+            # a preset for a name only: a path or a file name (suffix) is the user's own config, which no preset is
+            meant = near(text, preset_names()) if Path(text).name == text and not Path(text).suffix else []
             raise ConfigError(
                 f"{text!r} is neither a config file nor a preset.{f' Did you mean {meant[0]!r}?' if meant else ''} "
                 f"Presets: {', '.join(preset_names()) or '(none)'}."

@@ -54,6 +54,15 @@ def test_a_preset_in_another_case_is_refused_with_its_name(typed):
         load_config(typed)
 
 
+@pytest.mark.parametrize("typed", ["configs/scdfm-small.yaml", "my_scdfm_small.yaml", "scdfm_small.yml", "runs/SCDFM-small"])
+def test_a_missing_config_file_is_not_offered_a_preset(typed):
+    """Review (helper 203): a config file that is not there (a path, or a name with a suffix) was answered "Did you mean
+    'scdfm-small'?": the preset is another config than the user's file, so taking the advice runs something else."""
+    with pytest.raises(ConfigError, match="neither a config file nor a preset") as err:
+        load_config(typed)
+    assert "Did you mean" not in str(err.value)
+
+
 def test_a_config_key_or_section_in_another_case_is_refused_with_its_name():
     from distgen.pipeline.checks import check_experiment
 
