@@ -111,6 +111,9 @@ def test_an_evaluate_keyword_in_another_case_is_refused_with_its_name():
 
     with pytest.raises(TypeError, match=r"'Metric_Names': did you mean 'metric_names'\?"):
         evaluate("p.h5ad", "r.h5ad", Metric_Names=["mse"])
+    # review (helper 203): the line above was suggested before the fix too (difflib at cutoff 0.5); this one was not
+    with pytest.raises(TypeError, match=r"'METRIC_NAMES': did you mean 'metric_names'\?"):
+        evaluate("p.h5ad", "r.h5ad", METRIC_NAMES=["mse"])
 
 
 @pytest.mark.parametrize("override,message", [
