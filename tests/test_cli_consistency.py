@@ -92,7 +92,7 @@ CONFIG_ERRORS = [  # (argv, words the message must contain): config and usage er
     (["train", "scdfm-small", "model.backbone.nope=1", "--out", "t"], ["unknown key 'nope'", "Valid keys"]),
     (["run", "missing.yaml", "--out", "r"], ["missing.yaml"]),
     (["run", "scdfm-small", "data.dataset=missing.h5ad", "--out", "r"], ["data.dataset", "missing.h5ad"]),
-    (["run", "scdfm-small", "evaluate.nope=1", "--out", "r"], ["evaluate", "nope", "allowed"]),
+    (["run", "scdfm-small", "evaluate.nope=1", "--out", "r"], ["evaluate", "nope", "Allowed"]),
     (["sweep", "missing.yaml", "--out", "s"], ["missing.yaml"]),
     (["sweep", "scdfm-small", "--grid", "nokey", "--out", "s"], ["--grid", "dotted.key=[v1,v2,...]"]),
     (["sweep", "scdfm-small", "--jobs", "0", "--out", "s"], ["jobs must be >= 1"]),
