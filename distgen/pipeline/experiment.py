@@ -152,6 +152,9 @@ def _checked_run(
         if main:
             print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
         return summary if main else {}
+    if main and (out / DONE_FILE).exists() and (damaged := damaged_finished_file(out)):
+        print(f"note: {out} holds this experiment finished ({DONE_FILE}) but {damaged}: it is predicted and evaluated again "
+              "(no step trained again)", file=sys.stderr)
     if not main:  # under torchrun: the same steps as rank 0, which alone writes (and locks)
         with float32_default():
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
@@ -480,6 +483,8 @@ def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] 
     if not all((out / f).exists() for f in (DONE_FILE, "eval/summary.json", "eval/metrics.csv")):
         return False  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
     check_finished_record(out)
+    if damaged_finished_file(out) is not None:
+        return False  # every rank reads the same files: all predict and evaluate again (rank 0 says why)
     try:
         record = json.loads((out / DONE_FILE).read_text())
     except ValueError:
@@ -526,13 +531,44 @@ def finished_or_none(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] |
         return None
 
 
+#: The files of a finished experiment ``finished_summary`` reads (``timings.json`` where present).
+SUMMARY_FILES = ("eval/summary.json", "timings.json")
+
+
+def _finished_json(out: Path, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """``(document, None)`` of ``out/name`` (None when ``timings.json`` is absent), or ``(None, why)`` naming the file."""
+    path = out / name
+    if name == "timings.json" and not path.exists():
+        return None, None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return None, f"{path} cannot be read ({clip_message(str(exc), 120)})"
+    return (doc, None) if isinstance(doc, dict) else (None, f"{path} cannot be read (it holds no JSON object)")
+
+
+def damaged_finished_file(out: Path) -> str | None:
+    """Why a finished experiment's summary cannot be returned (``SUMMARY_FILES``: one cut short or edited), naming the file;
+    None when both read. ``is_finished`` counts such an experiment as unfinished, on every rank: it is predicted and
+    evaluated again, which writes them again. Until 2026-12-07 (helper 199) ``distgen run`` stopped with "error: Expecting
+    property name ..." naming no file, while the other ranks under torchrun went on to train."""
+    for name in SUMMARY_FILES:
+        if (why := _finished_json(out, name)[1]) is not None:
+            return why
+    return None
+
+
 def finished_summary(out: str | Path) -> dict[str, Any]:
-    """The evaluation summary of a finished experiment (as ``run`` returned it)."""
+    """The evaluation summary of a finished experiment (as ``run`` returned it); ``ConfigError`` naming a file of
+    ``SUMMARY_FILES`` that cannot be read (run the experiment again: it is evaluated again)."""
     out = Path(out)
-    summary: dict[str, Any] = json.loads((out / "eval" / "summary.json").read_text())
-    timings = out / "timings.json"
-    if timings.exists():
-        summary["timings_s"] = json.loads(timings.read_text())
+    summary, why = _finished_json(out, "eval/summary.json")
+    timings, why = (None, why) if why else _finished_json(out, "timings.json")
+    if summary is None or why:
+        raise ConfigError(f"{why}: run the experiment again (distgen run with its config and --out {out}) to evaluate it "
+                          "again, no step trained again")
+    if timings is not None:
+        summary["timings_s"] = timings
     return summary
 
 

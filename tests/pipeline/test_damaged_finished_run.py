@@ -1,0 +1,71 @@
+"""A finished experiment (``DONE``) whose ``eval/summary.json`` or ``timings.json`` cannot be read (cut short, edited by
+hand): until 2026-12-07 (helper 199) ``distgen run`` stopped with ``error: Expecting property name enclosed in double
+quotes`` without naming the file, after saying the experiment was finished; under torchrun the other ranks, which read
+the folder before the lock, took it as unfinished and went on to train while rank 0 stopped. Now every rank counts it
+as unfinished, rank 0 names the file, and the experiment is predicted and evaluated again (training is not repeated):
+its summary is written again, as a user rerunning the command expects. The same folder in a sweep is run again, said."""
+
+import json
+
+import pytest
+import yaml
+
+from distgen.pipeline import experiment
+
+from .test_run_other_ranks import FITTED, TRAINED, Stop, _as_rank_1
+
+DAMAGED = ["eval/summary.json", "timings.json"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished fitted experiment (fast) and its config."""
+    root = tmp_path_factory.mktemp("finished")
+    cfg = root / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(FITTED))
+    experiment.run(cfg, root / "out", progress=False, metrics=["mse"], plots=False)
+    return cfg, root / "out"
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("damaged", DAMAGED)
+def test_a_damaged_finished_file_is_named_and_the_experiment_evaluated_again(finished, tmp_path, capsys, damaged):
+    cfg, src = finished
+    out = _copy(src, tmp_path / "out")
+    (out / damaged).write_text("{bad")
+    capsys.readouterr()
+    summary = experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+    err = capsys.readouterr().err
+    assert str(out / damaged) in err and "cannot be read" in err and "evaluated again" in err
+    assert "already holds this finished experiment" not in err
+    assert summary["metrics"]["mse"]["model"] == json.loads((src / "eval" / "summary.json").read_text())["metrics"]["mse"]["model"]
+    json.loads((out / damaged).read_text())  # written again, whole
+
+
+@pytest.mark.parametrize("damaged", DAMAGED)
+def test_every_rank_takes_a_damaged_finished_experiment_as_unfinished(tmp_path, monkeypatch, damaged):
+    """Rank 1 decides as rank 0 does (``is_finished`` is what both read): it goes on to the training here, where rank 0
+    evaluates again (above), instead of training alone while rank 0 stopped with an error."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(TRAINED))
+    out = tmp_path / "out"
+    experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+    (out / damaged).write_text("[1, 2")
+    assert not experiment.is_finished(out, experiment.experiment_document(cfg, (), False), ["mse"])
+    _as_rank_1(monkeypatch)
+    with pytest.raises(Stop):
+        experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+
+
+def test_finished_summary_names_a_file_it_cannot_read(finished, tmp_path):
+    _, src = finished
+    out = _copy(src, tmp_path / "out")
+    (out / "timings.json").write_text("[]")
+    with pytest.raises(experiment.ConfigError, match="timings.json"):
+        experiment.finished_summary(out)
