@@ -498,7 +498,7 @@ def _sweep(
         else:
             todo.append(r)
             if gone := removed_part(out / "runs" / r.slug):
-                print(f"note: sweep: run {r.slug} has no {gone} (removed since it finished): it is evaluated again "
+                print(f"note: sweep: run {r.slug}: {gone}: it is evaluated again "
                       "(no step trained again)", file=sys.stderr)
             if lost := metrics_lost(out / "runs" / r.slug, metrics):
                 print(f"note: sweep: run {r.slug} was evaluated with --metrics {' '.join(evaluated_with(out / 'runs' / r.slug) or [])} "
@@ -679,16 +679,21 @@ def finished_run(run_dir: Path, metrics: Sequence[str] = ()) -> bool:
 
 
 def removed_part(run_dir: Path) -> str | None:
-    """The file a finished run (its ``DONE``) lacks that makes ``finished_run`` run it again (``eval/metrics.csv``; a
-    ``distgen run`` run's ``eval/summary.json``), or None. The sweep says so when it runs such a run again: it did so
-    without a word until 2026-12-07 (helper 181)."""
+    """Why ``finished_run`` runs a finished run (its ``DONE``) again, naming the file (``eval/metrics.csv`` removed; a
+    ``distgen run`` run's ``eval/summary.json`` removed, or it or ``timings.json`` unreadable: ``experiment.damaged_finished_file``,
+    until helper 199 skipped as finished), or None. The sweep says so when it runs such a run again: it did so without a
+    word until 2026-12-07 (helper 181)."""
+    from distgen.pipeline.experiment import damaged_finished_file
+
     if not (run_dir / DONE_FILE).exists():
         return None
     if not (run_dir / METRICS_FILE).exists():
-        return "eval/metrics.csv"
-    if _run_record(run_dir) is not None and not (run_dir / "eval" / "summary.json").exists():
-        return "eval/summary.json"
-    return None
+        return "it has no eval/metrics.csv (removed since it finished)"
+    if _run_record(run_dir) is None:
+        return None
+    if not (run_dir / "eval" / "summary.json").exists():
+        return "it has no eval/summary.json (removed since it finished)"
+    return damaged_finished_file(run_dir)
 
 
 def metrics_lost(run_dir: Path, metrics: Sequence[str]) -> list[str]:

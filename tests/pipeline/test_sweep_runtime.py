@@ -354,5 +354,36 @@ def test_a_finished_run_run_again_for_a_removed_file_is_said_why(tmp_path, base,
     sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
     err = capsys.readouterr().err
     assert runner.calls == ["description=bad__seed0"]
-    assert f"run description=bad__seed0 has no {removed}" in err and "evaluated again" in err
+    assert f"run description=bad__seed0: it has no {removed}" in err and "evaluated again" in err
     assert "description=good__seed0" not in err
+
+
+def test_a_finished_run_with_a_damaged_summary_is_run_again_and_said_why(tmp_path, base, capsys):  # noqa: F811
+    """Helper 199: a ``distgen run`` run whose ``eval/summary.json`` cannot be read was skipped as finished (its summary
+    then read as none); ``distgen run`` evaluates such a run again, and the sweep says so."""
+    damaged = "eval/summary.json"
+    out = tmp_path / "sw"
+    grid = {"description": ["good", "bad"]}
+    sweep(base, grid, out, seeds=[0], progress=False, runner=RunLikeRunner())
+    (out / "runs" / "description=bad__seed0" / damaged).write_text("{bad")
+    capsys.readouterr()
+    runner = RunLikeRunner()
+    sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
+    err = capsys.readouterr().err
+    assert runner.calls == ["description=bad__seed0"]
+    assert f"description=bad__seed0" in err and f"{damaged} cannot be read" in err and "evaluated again" in err
+
+
+def test_a_finished_runs_damaged_timings_make_it_run_again(tmp_path):
+    """``timings.json`` is part of the summary ``distgen run`` returns of a finished run (``finished_summary``): one that
+    cannot be read makes the run unfinished for the sweep as for ``distgen run`` (helper 199)."""
+    from distgen.pipeline.sweep import finished_run, removed_part
+
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    (run / "eval" / "metrics.csv").write_text("perturbation,mse\nA,1\n")
+    (run / "eval" / "summary.json").write_text("{}")
+    (run / "DONE").write_text(json.dumps({"metrics": None}))
+    assert finished_run(run) and removed_part(run) is None
+    (run / "timings.json").write_text('{"train": 1')
+    assert not finished_run(run) and f"{run / 'timings.json'} cannot be read" in removed_part(run)
