@@ -18,15 +18,16 @@ from typing import Any
 FIX = "write the folder again (distgen evaluate ... --out FOLDER --overwrite, or distgen sweep), or restore the file"
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    """A JSON object file (``summary.json``); ``ValueError`` naming the file when it is not valid JSON or not an object."""
+def read_json(path: str | Path, fix: str = FIX) -> dict[str, Any]:
+    """A JSON object file (``summary.json``); ``ValueError`` naming the file when it is not valid JSON or not an object,
+    with ``fix`` (how to get the file back)."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}): the file is damaged; {FIX}") from None
+        raise ValueError(f"{path} is not valid JSON ({exc}): the file is damaged; {fix}") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{path} holds a JSON {type(raw).__name__}, not the object distgen writes: {FIX}")
+        raise ValueError(f"{path} holds a JSON {type(raw).__name__}, not the object distgen writes: {fix}")
     return raw
 
 

@@ -8,7 +8,6 @@ when they are still there, the prediction and truth files and the run directory 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -241,6 +240,11 @@ def _read_yaml(path: Path) -> dict[str, Any] | None:
     return dict(yaml.safe_load(path.read_text()) or {}) if path.is_file() else None
 
 
+#: How to get a run folder's damaged ``train/manifest.json`` or ``timings.json`` back (the report reads, never writes them).
+RUN_FIX = ("restore the file from a copy of the run, or run the experiment again (distgen run: a damaged timings.json makes "
+           "it evaluate again, no step trained)")
+
+
 def read_run_dir(run_dir: str | Path, preset: Mapping[str, Any] | None = None, preset_name: str | None = None) -> RunRecord:
     """A run directory (``config.yaml``, ``manifest.json``, ``metrics.csv``) and its experiment folder's files.
 
@@ -256,8 +260,9 @@ def read_run_dir(run_dir: str | Path, preset: Mapping[str, Any] | None = None, p
                 if "step" in row and not math.isnan(row["step"]):
                     log.setdefault(int(row["step"]), {}).update({k: v for k, v in row.items() if not math.isnan(v)})
     config = _read_yaml(run_dir.parent / "experiment.yaml") or _read_yaml(run_dir / "config.yaml")
-    manifest = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").is_file() else None
-    timings = json.loads((run_dir.parent / "timings.json").read_text()) if (run_dir.parent / "timings.json").is_file() else None
+    # a damaged one is named (until helper 199: "Expecting property name ..." alone)
+    manifest = read_json(run_dir / "manifest.json", RUN_FIX) if (run_dir / "manifest.json").is_file() else None
+    timings = read_json(run_dir.parent / "timings.json", RUN_FIX) if (run_dir.parent / "timings.json").is_file() else None
     return RunRecord(path=run_dir, log=[log[s] for s in sorted(log)], config=config, preset=preset, preset_name=preset_name,
                      manifest=manifest, timings=timings)
 

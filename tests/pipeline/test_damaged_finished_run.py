@@ -67,5 +67,5 @@ def test_finished_summary_names_a_file_it_cannot_read(finished, tmp_path):
     _, src = finished
     out = _copy(src, tmp_path / "out")
     (out / "timings.json").write_text("[]")
-    with pytest.raises(experiment.ConfigError, match="timings.json"):
+    with pytest.raises(experiment.ConfigError, match=r"timings\.json"):
         experiment.finished_summary(out)

@@ -371,7 +371,7 @@ def test_a_finished_run_with_a_damaged_summary_is_run_again_and_said_why(tmp_pat
     sweep(base, grid, out, seeds=[0], progress=False, runner=runner)
     err = capsys.readouterr().err
     assert runner.calls == ["description=bad__seed0"]
-    assert f"description=bad__seed0" in err and f"{damaged} cannot be read" in err and "evaluated again" in err
+    assert "description=bad__seed0" in err and f"{damaged} cannot be read" in err and "evaluated again" in err
 
 
 def test_a_finished_runs_damaged_timings_make_it_run_again(tmp_path):

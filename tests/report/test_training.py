@@ -45,3 +45,22 @@ def test_config_diff_lists_changed_keys_and_a_replaced_component_once():
     diff = config_diff(run, preset)
     assert diff == [("model.encoder.name", "kme", "set_transformer"), ("train.seed", None, 3), ("train.steps", 1500, 200)]
     assert config_diff(preset, preset) == []
+
+
+def test_a_damaged_timings_or_manifest_is_refused_naming_the_file(tmp_path):
+    """Helper 199: ``python -m distgen.report OUT/eval`` of a run whose ``timings.json`` or ``train/manifest.json`` cannot be
+    read stopped with "error: Expecting property name enclosed in double quotes" naming no file."""
+    import re
+
+    import pytest
+
+    run = _run_dir(tmp_path)
+    for path in (run.parent / "timings.json", run / "manifest.json"):
+        good = path.read_text()
+        path.write_text("{bad")
+        with pytest.raises(ValueError, match=re.escape(str(path)) + " is not valid JSON.*restore the file"):
+            read_run_dir(run)
+        path.write_text("[1]")
+        with pytest.raises(ValueError, match=re.escape(f"{path} holds a JSON list")):
+            read_run_dir(run)
+        path.write_text(good)
