@@ -63,7 +63,7 @@ from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
 from distgen.train.device import float32_default, select_device
-from distgen.train.lock import RunLock
+from distgen.train.lock import RunLock, RunLockedError
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
@@ -429,7 +429,7 @@ def same_data_moved(out: Path, doc: Mapping[str, Any]) -> str:
     Otherwise why not, as a clause for the refusal.
 
     A file found to hold that data is recorded in ``out/data_moved.json`` (its absolute path and ``file_stamp``, with the
-    hash it matched; rank 0 writes it, where the folder can be written): a later run of the experiment with the same path
+    hash it matched; rank 0 writes it, under the folder's lock, where it can take it: ``_record_moved``): a later run of the experiment with the same path
     reads the record instead of hashing the file again (every later ``run``/``sweep`` of a finished experiment did, as
     ``experiment.yaml`` still names the old path), unless the file's stamp (inode, size, modification time) changed."""
     from distgen.train.manifest import recorded_data_hash
@@ -448,9 +448,18 @@ def same_data_moved(out: Path, doc: Mapping[str, Any]) -> str:
     if got != want:
         return f" (the file at the new path holds other data: hash {got}, the run's {want})"
     if checked is not None and checked == _moved_record(doc, want) and D.env_from_torchrun().is_main:
-        with contextlib.suppress(OSError):  # a read-only folder: hashed again next time, as before
-            atomic_write_text(out / MOVED_RECORD, json.dumps(checked, indent=1) + "\n")
+        _record_moved(out, checked)
     return ""
+
+
+def _record_moved(out: Path, checked: Mapping[str, Any]) -> None:
+    """Write ``data_moved.json`` under ``out``'s lock (re-entrant: the run's own where it holds it). A folder another process
+    holds, or one that cannot be written (read-only, another user's), keeps no record: the file is hashed again next time.
+    Until 2026-12-07 (helper 199) the read before the lock (``finished_or_none``, said to only read) wrote it into a folder
+    another process held; harmless (each version is true of the file, checked by its stamp, and replaced whole) but a
+    write where none was said."""
+    with contextlib.suppress(OSError, RunLockedError), RunLock(out, "run"):
+        atomic_write_text(out / MOVED_RECORD, json.dumps(checked, indent=1) + "\n")
 
 
 def _moved_record(doc: Mapping[str, Any], data_hash: str) -> dict[str, Any] | None:

@@ -164,3 +164,32 @@ def test_fit_refuses_to_resume_on_other_data_at_the_new_path(moved, tmp_path):
     with pytest.raises(ValueError, match="changed since this run was trained"):
         resume()
     assert not (run / "checkpoints" / "step_00000004").exists()
+
+
+def test_the_moved_file_record_is_written_under_the_lock_only(moved, tmp_path, hashes):
+    """Helper 199: ``data_moved.json`` was written by the read before the lock (``finished_or_none``), so a run of a finished
+    experiment whose folder another process holds (running it with other metrics, say) wrote into that folder, and the
+    read said to "only read" did not. The record is a cache each of whose versions is true (the file's stamp is checked
+    when it is read, and it is replaced whole), so two writers lost nothing; it is now written only by a process that
+    holds the folder's lock (or can take it): a folder held by another process is read and hashed, not written."""
+    import subprocess
+    import sys
+
+    from distgen.pipeline.experiment import MOVED_RECORD
+
+    exp = tmp_path / "exp"
+    shutil.copytree(moved / "exp", exp)
+    config = _config(tmp_path / "t.yaml", moved / "now" / "cells.h5ad", 2)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from distgen.train.lock import RunLock; "
+                               f"RunLock({str(exp)!r}, 'run').acquire(); print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0  # finished: read without the lock
+        assert not (exp / MOVED_RECORD).exists()
+    finally:
+        holder.communicate("")
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    assert (exp / MOVED_RECORD).is_file() and len(hashes) == 2  # hashed again (no record), then recorded
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    assert len(hashes) == 2
