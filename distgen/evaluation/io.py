@@ -214,12 +214,13 @@ def check_same_scale(pred: torch.Tensor | np.ndarray | ValueSample, truth: torch
         "real" if side == "real" else name, "lognorm")
 
 
-def check_holds_prediction(x: torch.Tensor | np.ndarray, name: str = "pred", scale: str = "lognorm") -> None:
+def check_holds_prediction(x: torch.Tensor | np.ndarray, name: str = "pred", scale: str = "lognorm", context: str | None = None) -> None:
     """Refuse a prediction whose ``X`` holds only zeros, or only values within ``COUNT_ATOL`` of 0 (zeros by the count rule:
     such dust was scored until 2026-12-07), NaN aside (``ScaleMismatchError``): no prediction is in it (a tool may keep its
     predictions in a layer or ``obsm``). The one rule of the CLI's file check (``normalization.check_control_scale``) and
     of the Python API (``eval_data``, which ``distgen.evaluation.score`` calls): the API scored such a prediction until
-    helper 189. An ``X`` of NaN only is left to the check that names NaN."""
+    helper 189. An ``X`` of NaN only is left to the check that names NaN. ``context``: ``x`` is that context's cells (scored
+    per context), named (until helper 199 the message said "the pred file's X" with the context's cell count)."""
     x = torch.as_tensor(x)
     if not x.numel() or x.dtype == torch.bool:
         return
@@ -233,8 +234,9 @@ def check_holds_prediction(x: torch.Tensor | np.ndarray, name: str = "pred", sca
     if top > atol:
         return
     dust = f" (or values within {COUNT_ATOL:g} of 0, at most {top:.3g} from it)" if top > 0 else ""
+    where = f" in context {context!r}" if context is not None else ""  # the cells counted below are that context's
     raise ScaleMismatchError(
-        f"the {name} file's X holds only zeros{dust} ({x.shape[0]} cells x {x.shape[1]} genes): no prediction is in it (a tool may "
+        f"the {name} file's X holds only zeros{where}{dust} ({x.shape[0]} cells x {x.shape[1]} genes): no prediction is in it (a tool may "
         f"keep its predictions in a layer or in obsm); set adata.X to the predicted expression "
         f"({'log-normalised' if scale == 'lognorm' else 'raw counts'}, with the truth's control cells beside it) and write the file again")
 
@@ -494,7 +496,7 @@ def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -
 
 
 def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True,
-              real: Population | None = None, keep_float64: bool = False) -> EvalData:
+              real: Population | None = None, keep_float64: bool = False, context: str | None = None) -> EvalData:
     """``EvalData`` of one population pair, grouped by condition (contexts pooled: split by context first).
 
     Perturbations are the truth's conditions, sorted; each side's control cells are its own.
@@ -506,6 +508,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     grouped (``Population``) by an earlier ``eval_data`` of the same ``truth``, used as they are (no second copy of the
     truth: ``calibration.reference_data``, one per baseline). ``keep_float64``: cells whose ``X`` is float64 are grouped in
     float64 (a reference profile scoring a float64 file as its reference does: ``Profile.file_dtype``), else float32.
+    ``context``: the cells are that context's (scored per context), named where a check refuses them.
     """
     if scale not in ("lognorm", "counts"):
         raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
@@ -518,7 +521,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     if scale == "lognorm" and check_pred_scale:  # first: two scales are named together, with what to apply to which file
         check_same_scale(pred_s, truth_s, name)
     if check_pred_scale:  # a model's own output (generated) is left to its own checks, as the CLI leaves a generated file
-        check_holds_prediction(pred_x, name, scale)
+        check_holds_prediction(pred_x, name, scale, context)
     check = check_counts if scale == "counts" else check_scale
     check(truth_s, "real")
     check(pred_s, name)

@@ -181,7 +181,7 @@ def score(
         if many:
             check_controls(truth_c, "real", f" of context {ctx!r}")
             check_controls(pred_c, "pred", f" of context {ctx!r}")
-        data = eval_data(pred_c, truth_c, check_pred_scale=not generated)
+        data = eval_data(pred_c, truth_c, check_pred_scale=not generated, context=ctx if many else None)
         if generated and (note := generated_range_note(pred_c.X, truth_c.X)) is not None:
             report_notes.append(f"{ctx}: {note}" if many else note)
         label = (lambda p, c=ctx: row_label(p, c)) if many else (lambda p: p)

@@ -142,7 +142,7 @@ def _read_cells(pred: Path, real: Path, summary: dict[str, Any]) -> Any:
     # files whose contexts are not those (another cell-type column) cannot be matched to the rows
     if not set(contexts) <= set(map(str, real_c.contexts.tolist())):
         return None
-    return [eval_data(rows_of_context(pred_c, c), rows_of_context(real_c, c), check_pred_scale=check) for c in contexts]
+    return [eval_data(rows_of_context(pred_c, c), rows_of_context(real_c, c), check_pred_scale=check, context=c) for c in contexts]
 
 
 def _recorded_preset(eval_dir: Path) -> str | None:
