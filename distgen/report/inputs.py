@@ -297,6 +297,9 @@ def load_eval_dir(
     """
     eval_dir = Path(eval_dir)
     missing = [f for f in ("metrics.csv", "summary.json") if not (eval_dir / f).is_file()]
+    if missing and (eval_dir / "eval" / "summary.json").is_file():  # a distgen run folder (until helper 199: "write one")
+        raise FileNotFoundError(f"{eval_dir} is a run folder, not an evaluation folder: its evaluation is in {eval_dir / 'eval'}: "
+                                f"python -m distgen.report {eval_dir / 'eval'}")
     if missing:
         raise FileNotFoundError(f"{eval_dir} is not an evaluation folder: {', '.join(missing)} missing; "
                                 "write one with distgen evaluate --out FOLDER")

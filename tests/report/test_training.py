@@ -64,3 +64,18 @@ def test_a_damaged_timings_or_manifest_is_refused_naming_the_file(tmp_path):
         with pytest.raises(ValueError, match=re.escape(f"{path} holds a JSON list")):
             read_run_dir(run)
         path.write_text(good)
+
+
+def test_a_run_folder_given_for_its_evaluation_is_pointed_at_its_eval_folder(tmp_path):
+    """Helper 199: ``python -m distgen.report OUT`` of a ``distgen run`` folder said "is not an evaluation folder:
+    metrics.csv, summary.json missing; write one with distgen evaluate", the evaluation being in ``OUT/eval``."""
+    import pytest
+
+    from distgen.report.inputs import load_eval_dir
+
+    run = _run_dir(tmp_path)
+    (run.parent / "eval").mkdir()
+    for name in ("metrics.csv", "summary.json"):
+        (run.parent / "eval" / name).write_text("")
+    with pytest.raises(FileNotFoundError, match=r"its evaluation is in .*eval: python -m distgen\.report .*eval"):
+        load_eval_dir(run.parent)
