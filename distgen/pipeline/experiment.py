@@ -152,9 +152,6 @@ def _checked_run(
         if main:
             print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
         return summary if main else {}
-    if main and (out / DONE_FILE).exists() and (damaged := damaged_finished_file(out)):
-        print(f"note: {out} holds this experiment finished ({DONE_FILE}) but {damaged}: it is predicted and evaluated again "
-              "(no step trained again)", file=sys.stderr)
     if not main:  # under torchrun: the same steps as rank 0, which alone writes (and locks)
         with float32_default():
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
@@ -164,6 +161,10 @@ def _checked_run(
             if is_finished(out, doc, metrics):  # finished by another process between the read above and the lock
                 print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
                 return finished_summary(out)
+            if (out / DONE_FILE).exists() and (damaged := damaged_finished_file(out)):  # said under the lock (review: before
+                # it, a read-only folder or one another process held said so and was then refused)
+                print(f"note: {out} holds this experiment finished ({DONE_FILE}) but {damaged}: it is predicted and evaluated "
+                      "again (no step trained again)", file=sys.stderr)
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
     except BaseException:  # FolderNotWritableError included: an unfinished experiment in a folder that cannot be written
         if created and out.is_dir() and not any(out.iterdir()):
@@ -532,11 +533,17 @@ def finished_or_none(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] |
         if not is_finished(out, doc, metrics):
             return None
         record = (out / DONE_FILE).read_bytes()
-        summary = finished_summary(out)
-        return summary if (out / DONE_FILE).read_bytes() == record else None
     except ConfigError:
         raise
     except (OSError, ValueError):
+        return None
+    try:  # a summary changed since is_finished read it whole (a writer rewriting the folder): the lock decides
+        summary = finished_summary(out)
+    except (OSError, ValueError):  # ConfigError included (review: it escaped here and stopped the run)
+        return None
+    try:
+        return summary if (out / DONE_FILE).read_bytes() == record else None
+    except OSError:
         return None
 
 

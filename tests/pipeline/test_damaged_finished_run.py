@@ -69,3 +69,39 @@ def test_finished_summary_names_a_file_it_cannot_read(finished, tmp_path):
     (out / "timings.json").write_text("[]")
     with pytest.raises(experiment.ConfigError, match=r"timings\.json"):
         experiment.finished_summary(out)
+
+
+def test_the_evaluated_again_note_is_not_printed_where_the_lock_refuses_the_run(finished, tmp_path, capsys, monkeypatch):
+    """Review (helper 204): the note "it is predicted and evaluated again" was printed before the folder's lock, so a
+    folder that cannot be written (read-only, another user's) or that another process holds said so and was then refused
+    ("is not writable" / "is in use"). It is now said under the lock, where the experiment is evaluated again."""
+    cfg, src = finished
+    out = _copy(src, tmp_path / "out")
+    (out / "eval/summary.json").write_text("{bad")
+
+    class Held:
+        def __init__(self, *a, **k):
+            pass
+
+        def __enter__(self):
+            raise experiment.RunLockedError(f"{out} is in use by another process")
+
+        def __exit__(self, *a):
+            return False
+
+    monkeypatch.setattr(experiment, "RunLock", Held)
+    capsys.readouterr()
+    with pytest.raises(experiment.RunLockedError):
+        experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+    assert "evaluated again" not in capsys.readouterr().err
+
+
+def test_a_summary_changed_while_read_before_the_lock_leaves_the_decision_to_the_lock(finished, tmp_path, monkeypatch):
+    """Review (helper 204): ``finished_or_none`` returns None for a summary that changes while it is read (a writer rewriting
+    the folder; the lock then decides), as it did before helper 199; ``finished_summary``'s new ``ConfigError`` escaped it
+    and stopped the run with "cannot be read" where the files were whole when ``is_finished`` read them."""
+    cfg, src = finished
+    out = _copy(src, tmp_path / "out")
+    (out / "timings.json").write_text('{"train": 1')  # as seen by the second read only: the first one is told it reads
+    monkeypatch.setattr(experiment, "damaged_finished_file", lambda out: None)
+    assert experiment.finished_or_none(out, experiment.experiment_document(cfg, (), False), ["mse"]) is None
