@@ -177,7 +177,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
         try:
             pc, rc = pred_c.of_context(ctx), real_c.of_context(ctx)
             model_output = _generated(info, pc, rc, scale, f"{ctx}: ")
-            data = eval_data(pc, rc, scale=scale, keep_float64=keep_float64, check_pred_scale=not model_output, context=ctx)
+            data = eval_data(pc, rc, scale=scale, keep_float64=keep_float64, check_pred_scale=not model_output)  # the context is named below
         except ValueError as e:
             raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
         if not data.n_perts:
