@@ -105,6 +105,8 @@ def _sampled(x: Any) -> np.ndarray:
     is read as drawn (its ``raw``: no second draw)."""
     if isinstance(x, ValueSample):
         return x.raw
+    if isinstance(x, torch.Tensor):  # a tensor that requires grad has no numpy view (check_counts raised RuntimeError)
+        return np.asarray(sample_rows(x.detach()).cpu().numpy())
     if not _is_sparse(x):
         return np.asarray(sample_rows(x))
     rows = sample_rows(x.tocsr())
@@ -221,7 +223,7 @@ def check_holds_prediction(x: torch.Tensor | np.ndarray, name: str = "pred", sca
     of the Python API (``eval_data``, which ``distgen.evaluation.score`` calls): the API scored such a prediction until
     helper 189. An ``X`` of NaN only is left to the check that names NaN. ``context``: ``x`` is that context's cells (scored
     per context), named (until helper 199 the message said "the pred file's X" with the context's cell count)."""
-    x = torch.as_tensor(x)
+    x = torch.as_tensor(x).detach()  # float() of a tensor that requires grad warns
     if not x.numel() or x.dtype == torch.bool:
         return
     lo, hi = torch.aminmax(x)  # one pass, no copy (the common case: a real prediction is past the bound at once)
@@ -495,6 +497,19 @@ def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -
             "joined by '+')")
 
 
+@contextmanager
+def in_context(context: str | None, prefix: str | None = None) -> Iterator[None]:
+    """A refusal of a file's value scale (``ValueScaleError``) raised inside names ``context`` (``prefix``: the words put
+    before it, default ``context 'c': ``) and keeps its class and ``side``, which ``stored_scales.scale_hints`` reads to
+    name the layer holding the right values (a per-context refusal lost both until helper 206)."""
+    try:
+        yield
+    except ValueScaleError as e:
+        if context is None and prefix is None:
+            raise
+        raise type(e)((prefix if prefix is not None else f"context {context!r}: ") + str(e), e.side, e.want) from e
+
+
 def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True,
               real: Population | None = None, keep_float64: bool = False, context: str | None = None) -> EvalData:
     """``EvalData`` of one population pair, grouped by condition (contexts pooled: split by context first).
@@ -514,17 +529,20 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
     if pred.genes != truth.genes:
         raise ValueError("eval_data: pred and truth genes differ; align them first (distgen.evaluation.io.align)")
-    pred_x, truth_x = pred.X, truth.X  # read once: a reference's rows may be gathered when read (types.IndexedCells)
+    # read once: a reference's rows may be gathered when read (types.IndexedCells); detached: a prediction that requires
+    # grad (a model's output in the Python API) is scored as its values (check_counts and the digests raised on it)
+    pred_x, truth_x = pred.X.detach(), truth.X.detach()
     # log scale: one sample of each side's values, drawn once for the scale comparison and the raw-count check (each drew
     # its own until helper 200; the same rows, so the same decisions)
     pred_s, truth_s = (ValueSample(pred_x), ValueSample(truth_x)) if scale == "lognorm" else (pred_x, truth_x)
-    if scale == "lognorm" and check_pred_scale:  # first: two scales are named together, with what to apply to which file
-        check_same_scale(pred_s, truth_s, name)
-    if check_pred_scale:  # a model's own output (generated) is left to its own checks, as the CLI leaves a generated file
-        check_holds_prediction(pred_x, name, scale, context)
-    check = check_counts if scale == "counts" else check_scale
-    check(truth_s, "real")
-    check(pred_s, name)
+    with in_context(context):
+        if scale == "lognorm" and check_pred_scale:  # first: two scales are named together, with what to apply to which file
+            check_same_scale(pred_s, truth_s, name)
+        if check_pred_scale:  # a model's own output (generated) is left to its own checks, as the CLI leaves a generated file
+            check_holds_prediction(pred_x, name, scale, context)
+        check = check_counts if scale == "counts" else check_scale
+        check(truth_s, "real")
+        check(pred_s, name)
     check_controls(truth, "real")
     check_controls(pred, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))

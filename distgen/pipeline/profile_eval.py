@@ -17,6 +17,7 @@ from distgen.evaluation.io import (
     MIN_CELLS,
     PAST_FLOAT32,
     PERFECT_WORDS,
+    ValueScaleError,
     align,
     check_counts,
     check_scale,
@@ -178,6 +179,8 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
             pc, rc = pred_c.of_context(ctx), real_c.of_context(ctx)
             model_output = _generated(info, pc, rc, scale, f"{ctx}: ")
             data = eval_data(pc, rc, scale=scale, keep_float64=keep_float64, check_pred_scale=not model_output)  # the context is named below
+        except ValueScaleError as e:  # the class and the file's side kept: scale_hints names the layer holding the right values
+            raise type(e)(f"context {ctx!r} of {celltype_col!r}: {e}", e.side, e.want) from e
         except ValueError as e:
             raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
         if not data.n_perts:
