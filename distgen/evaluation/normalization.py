@@ -22,6 +22,7 @@ silently wrong:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -322,9 +323,27 @@ def check_generated_scale(pred: Any, real: Any, name: str = "pred") -> None:
             "scanpy.pp.log1p, unscaled), or evaluate both files at one scale")
 
 
+@dataclass
+class FileChecks:
+    """What ``check_files`` made of the files it was given: its notes, and which of the checks ``io.eval_data`` (and the
+    per-context reader, ``pipeline.profile_eval.load_contexts``) would make again it already made, so that they read it
+    here rather than re-derive the rule (until helper 206 both restated it by hand)."""
+
+    #: Notes for the report (a model's predictions below 0).
+    notes: list[str] = field(default_factory=list)
+    #: The files whose value scale was checked on its own (``check_scale(strict=True)``: log-normalised files a model did
+    #: not generate); a file not named here still needs ``check_scale`` (or, at counts scale, ``check_counts``).
+    scales: tuple[str, ...] = ()
+    #: Whether the prediction was compared with the truth: ``check_same_scale`` (log scale) and ``check_holds_prediction``
+    #: (``check_control_scale``), as ``eval_data(check_pred_scale=True)`` compares them. False for a model's predictions
+    #: (``generated``), which ``check_generated_scale`` checks instead, and without both files.
+    pair: bool = False
+
+
 def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[str, ...] = (),
-                log_bases: dict[str, float] | None = None, truth: Any = None) -> list[str]:
-    """The value checks of files read for evaluation (``{name: Cells}``: ``pred``, ``real``, ``training``); notes.
+                log_bases: dict[str, float] | None = None, truth: Any = None) -> FileChecks:
+    """The value checks of files read for evaluation (``{name: Cells}``: ``pred``, ``real``, ``training``); what was
+    checked, with the notes (``FileChecks``).
 
     Negative values are refused (``check_nonnegative``), except in predictions a model generated
     (``generated``: the names of files marked as predictions, ``uns["distgen"]["kind"] == "pred"``), where a model's
@@ -334,6 +353,7 @@ def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[
     (``log_bases``: ``LayoutInfo.log_bases``, ``check_log_bases``).
     """
     notes = []
+    scaled = []
     # one sample of each file's values (io.ValueSample), shared by the checks below that read one
     samples = {k: ValueSample(c.X) for k, c in cells.items() if c is not None} if scale == "lognorm" else {}
     if scale == "lognorm" and cells.get("pred") is not None and cells.get("real") is not None and "pred" not in generated:
@@ -343,6 +363,7 @@ def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[
             continue
         if scale == "lognorm" and name not in generated:
             check_scale(samples[name], name, strict=True)  # small raw counts too (eval_data's own check takes integers above 30 only)
+            scaled.append(name)
             check_logged_once(c.X, name)
         if name in generated:
             check_generated_scale(c, truth if truth is not None else cells.get("real"), name)
@@ -354,6 +375,10 @@ def check_files(cells: dict[str, Any], scale: str = "lognorm", generated: tuple[
     if scale == "lognorm" and cells.get("pred") is not None and cells.get("real") is not None:
         check_log_bases(log_bases or {})
         check_same_normalization(samples["pred"], samples["real"])
-    if cells.get("pred") is not None and "pred" not in generated:  # generated: check_generated_scale above
-        check_control_scale(cells["pred"], truth if truth is not None else cells.get("real"), scale=scale)
-    return notes
+    against = truth if truth is not None else cells.get("real")
+    held = cells.get("pred") is not None and against is not None and "pred" not in generated  # generated: check_generated_scale above
+    if held:  # check_holds_prediction, and at log scale the control cells' scale
+        check_control_scale(cells["pred"], against, scale=scale)
+    # eval_data's comparison is check_holds_prediction and, at log scale, check_same_scale (made above with both files)
+    pair = held and (scale != "lognorm" or cells.get("real") is not None)
+    return FileChecks(notes, tuple(scaled), pair)

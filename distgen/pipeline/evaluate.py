@@ -80,7 +80,7 @@ def evaluate_files(
         for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
             warn(note)
         value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
-                                  log_bases=info.log_bases)
+                                  log_bases=info.log_bases).notes
         # rows as the scoring groups them: its grouped cells are slices of these, the only copy of each table (io.grouped)
         pred_c = grouped(pred_c)  # one after the other: one table's copy at a time
         real_c = grouped(real_c)
@@ -275,7 +275,7 @@ def evaluate(
     adatas.clear()  # the files as read (their X is the tables' storage)
     for note in doses:
         warn(note)
-    value_notes = doses + check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c)
+    value_notes = doses + check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c).notes
     # the tables read here are this call's: grouped as scored (before the references, which index the truth's table: the
     # control baseline's cells are its rows), they are the only copies (io.grouped), as in evaluate_files; the caller's are kept
     from_files = set(files)

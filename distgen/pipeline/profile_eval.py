@@ -73,7 +73,8 @@ def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str |
         raise InputDataError(f"the files record {recorded[0]} values (uns['distgen']['scale']) but this evaluation scores {scale}: {fix}")
     from distgen.evaluation.normalization import check_files, generated_files
 
-    info.notes += check_files({"pred": pred_c, "real": real_c}, scale, generated_files(info.kinds), info.log_bases)
+    info.checks = check_files({"pred": pred_c, "real": real_c}, scale, generated_files(info.kinds), info.log_bases)
+    info.notes += info.checks.notes
     pred_c, notes = align(pred_c, real_c)
     info.notes += notes
     return pred_c, real_c, info
@@ -104,14 +105,11 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     float64 (``eval_data``).
     """
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, keep_float64=keep_float64)
-    from distgen.evaluation.normalization import generated_files
-
-    # read_files' check_files compared the two scales unless the prediction is a model's (generated): not again here (the
-    # genes' order, all that align changes, decides nothing in the comparison); a model's log-space predictions are scored
-    # with the 'predictions reach' note (helper 191), a model's counts compared here
+    # what read_files' check_files compared (info.checks.pair) is not compared again here (the genes' order, all that align
+    # changes, decides nothing in the comparison); a model's log-space predictions are scored with the 'predictions reach'
+    # note (helper 191), a model's counts compared here
     noted = _generated(info, pred_c, real_c, scale)
-    data = eval_data(pred_c, real_c, scale=scale, keep_float64=keep_float64,
-                     check_pred_scale="pred" in generated_files(info.kinds) and not noted)
+    data = eval_data(pred_c, real_c, scale=scale, keep_float64=keep_float64, check_pred_scale=not info.checks.pair and not noted)
     data.cache["group_order"] = info.condition_order
     return data, info
 
@@ -127,19 +125,15 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     from the control mean), two contexts whose file names would coincide, and a context whose pair is
     invalid (e.g. predicted perturbations the truth's context lacks: the error names the context).
     """
-    from distgen.evaluation.normalization import generated_files
     from distgen.pipeline.outputs import CONTEXT_SUFFIXES, MAX_FILE_NAME, context_prefix, long_context_names
 
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col, keep_float64)
-    # a whole file on the wrong scale is said of the file, not of its first context: at log scale read_files' check_files
-    # made the stricter check (integers above 1, not 30) on the same rows of each file a model did not generate (align only
-    # reorders genes), so only a generated file is checked here (both were checked twice until helper 200); counts: here
-    generated = generated_files(info.kinds)
+    # a whole file on the wrong scale is said of the file, not of its first context: a file whose scale read_files'
+    # check_files checked (info.checks.scales: the stricter check, integers above 1, on the same rows; align only reorders
+    # genes) is not checked again (both were checked twice until helper 200); the others here (a model's file, counts)
     for side, cells in (("real", real_c), ("pred", pred_c)):
-        if scale == "counts":
-            check_counts(cells.X, side)
-        elif side in generated:
-            check_scale(cells.X, side)
+        if side not in info.checks.scales:
+            (check_counts if scale == "counts" else check_scale)(cells.X, side)
     side_contexts = {side: set(c.contexts.tolist()) for side, c in (("real", real_c), ("pred", pred_c))}
     only_real, only_pred = sorted(side_contexts["real"] - side_contexts["pred"]), sorted(side_contexts["pred"] - side_contexts["real"])
     if only_real or only_pred:

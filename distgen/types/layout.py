@@ -66,6 +66,9 @@ class LayoutInfo:
     #: The perturbation type each file records in ``uns["distgen"]["perturbation_type"]`` (``genetic`` or ``chemical``:
     #: written by ``distgen predict`` from the run's schema); files that record none are absent.
     perturbation_types: dict[str, str] = field(default_factory=dict)
+    #: What the evaluation's file checks checked (``distgen.evaluation.normalization.FileChecks``, set by
+    #: ``pipeline.profile_eval.read_files``): the loaders compare what it did not, reading it rather than its rule.
+    checks: Any = None
 
 
 def looks_like_celltype(column: str) -> bool:

@@ -90,3 +90,45 @@ def test_a_per_context_scale_mismatch_keeps_its_side_and_names_the_layer(tmp_pat
         distgen.evaluate(pred, real, None, celltype_col="celltype", ceiling=False, metric_names=["mse"], baselines=[],
                          progress=False, make_plots=False)
     assert err.value.side == "pred" and "context 'c2'" in str(err.value) and "adata.layers['logcounts']" in str(err.value)
+
+
+def _cells(x, conds=CONDS):
+    return Cells(torch.from_numpy(np.asarray(x, dtype=np.float32)), conds, GENES)
+
+
+@pytest.mark.parametrize("scale,generated,scales,pair", [
+    ("lognorm", (), ("pred", "real"), True),
+    ("lognorm", ("pred",), ("real",), False),
+    ("counts", (), (), True),
+    ("counts", ("pred",), (), False),
+])
+def test_check_files_records_what_it_compared(scale, generated, scales, pair):
+    """``check_files`` says which files' scale it checked and whether it compared the pair; the loaders read that."""
+    from distgen.evaluation.normalization import check_files
+
+    x = np.log1p(COUNTS) if scale == "lognorm" else COUNTS
+    got = check_files({"pred": _cells(x), "real": _cells(x)}, scale, generated)
+    assert (got.scales, got.pair, got.notes) == (scales, pair, [])
+
+
+@pytest.mark.parametrize("pair", [True, False])
+def test_load_pair_and_load_contexts_compare_what_check_files_did_not(monkeypatch, tmp_path, pair):
+    """The loaders read ``FileChecks`` (``info.checks``) instead of restating ``check_files``' rule."""
+    import distgen.evaluation.normalization as N
+    import distgen.pipeline.profile_eval as P
+
+    pred, real = _context_pair(tmp_path)
+    import anndata as ad
+
+    p = ad.read_h5ad(pred)
+    p.X = p.layers["logcounts"]
+    p.write_h5ad(pred)
+    seen, checked = [], []
+    real_eval, real_files = P.eval_data, N.check_files
+    monkeypatch.setattr(P, "eval_data", lambda *a, **k: seen.append(k["check_pred_scale"]) or real_eval(*a, **k))
+    monkeypatch.setattr(P, "check_scale", lambda x, side: checked.append(side))
+    monkeypatch.setattr(N, "check_files", lambda *a, **k: N.FileChecks([], ("real",), pair) if real_files(*a, **k) else None)
+    P.load_pair(pred, real)
+    assert seen == [not pair]
+    P.load_contexts(pred, real, "celltype")
+    assert checked == ["pred"]

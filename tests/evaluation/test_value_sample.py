@@ -103,7 +103,7 @@ def test_check_files_draws_each_files_sample_once(monkeypatch):
     monkeypatch.setattr(io, "_sampled", counted)
     rows = io.sample_rows
     monkeypatch.setattr(N, "sample_rows", lambda v, n=io.SCALE_SAMPLE_ROWS: calls.append(2) or rows(v, n))
-    assert N.check_files({"pred": pred, "real": real}) == []
+    assert N.check_files({"pred": pred, "real": real}).notes == []
     assert calls.count(1) == 2  # one draw per file
     assert calls.count(2) == 2 + 2  # check_logged_once's 200 rows and _scale_stats' control rows, each file
 
