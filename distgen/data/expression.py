@@ -282,19 +282,41 @@ def normalised_total(x: Any, max_rows: int = 200, rtol: float = 1e-3) -> float |
     return mean if mean > 0 and float(np.abs(sums - mean).max()) <= rtol * mean else None
 
 
+#: Largest count a cell's smallest non-zero count may be for ``scaled_counts`` to find the cell's step from the gap
+#: between its values (a deeper cell's values are too close together to tell multiples of one step from log values).
+MAX_STEP_DIVISOR = 1000
+
+
+def _step_divisors(v: np.ndarray) -> set[int]:
+    """The counts ``k`` a row's smallest non-zero value ``v.min()`` may be of one step ``v.min() / k``: 1 to 6 (a shallow
+    cell's smallest counts) and the one the row's smallest gap between distinct values gives (two consecutive counts
+    differ by one step: a deep cell or a panel of highly expressed genes, whose smallest count is above 6; helper 206)."""
+    ks = set(range(1, 7))
+    u = np.unique(v)
+    gap = float(np.diff(u).min())
+    if gap > 0:
+        k = int(round(float(u[0]) / gap))
+        if 6 < k <= MAX_STEP_DIVISOR:
+            ks.add(k)
+    return ks
+
+
 def scaled_counts(x: Any, max_rows: int = 200) -> bool:
-    """Whether most of up to ``max_rows`` cells of ``x`` (those with two or more distinct non-zero values) hold counts
-    scaled per cell (``sc.pp.normalize_total``): each non-zero value a whole multiple (1 to 6 times) of a cell's own step,
-    its smallest value over ``k``. Log values of counts (``log1p``, scater's ``log2`` of counts over size factors) are not."""
+    """Whether most of up to ``max_rows`` cells of ``x`` (those with three or more distinct non-zero values; two when the
+    smallest is one of 1 to 6 steps) hold counts scaled per cell (``sc.pp.normalize_total``): each non-zero value a whole
+    multiple of a cell's own step, its smallest value over ``k`` (``_step_divisors``: 1 to 6, or the count the smallest gap
+    between its values gives). Log values of counts (``log1p``, scater's ``log2`` of counts over size factors) are not.
+    Until helper 206 only ``k`` of 1 to 6 were tried: counts of cells whose smallest count is above 6 were missed."""
     rows = _sample_rows(x, max_rows)
     tested = scaled = 0
     for row in rows:
-        v = row[np.isfinite(row) & (row > 0)]
+        v = row[np.isfinite(row) & (row > 0)].astype(np.float64)
         if np.unique(v).size < 2:  # one value (or none): a multiple of itself whatever the transform
             continue
         tested += 1
         ratio = v / v.min()
-        scaled += any(bool(np.all(np.abs(ratio * k - np.round(ratio * k)) <= 1e-3 + 1e-6 * ratio * k)) for k in range(1, 7))  # float32's
+        ks = _step_divisors(v) if np.unique(v).size >= 3 else range(1, 7)  # two values: any gap divides them
+        scaled += any(bool(np.all(np.abs(ratio * k - np.round(ratio * k)) <= 1e-3 + 1e-6 * ratio * k)) for k in ks)  # float32's
     return tested > 0 and scaled > tested / 2
 
 
