@@ -87,6 +87,14 @@ def _sparse_keys(x: sp.csr_matrix, mult: np.ndarray) -> np.ndarray:
     return keys
 
 
+def name_keys(names: Sequence[str]) -> np.ndarray:
+    """``[N]`` uint64 keys of cells from their names (``obs_names``: unique in memory and streaming), BLAKE2b: what a
+    capped group's draw is ordered by (``distgen.data.groups.held_out_groups``), so that it depends on which cells they
+    are and not on how their values are stored (counts or log1p, another normalisation total)."""
+    return np.array([int.from_bytes(hashlib.blake2b(str(n).encode(), digest_size=8).digest(), "little") for n in names],
+                    dtype=np.uint64)
+
+
 def content_order(X: Any, genes: Sequence[str]) -> Tensor:
     """``[N]`` ranks of the rows of ``X [N, G]`` by ``content_keys``: an order that does not depend on the row or gene order.
 
@@ -120,4 +128,4 @@ def content_subset(keys: np.ndarray, cap: int, seed: int = 0) -> Tensor:
     return torch.from_numpy(np.argsort(mixed, kind="stable")[: max(cap, 0)].astype(np.int64))
 
 
-__all__ = ["content_keys", "content_order", "content_subset", "label_seed"]
+__all__ = ["content_keys", "content_order", "content_subset", "label_seed", "name_keys"]

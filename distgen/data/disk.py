@@ -150,6 +150,10 @@ class DiskCells:
         self._describe_matrix(root)
         self._build_labels(obs, var_names)
 
+    def cell_names(self) -> np.ndarray:
+        """``[N]`` the cells' names (``obs_names``, unique: checked when opened), read from the file (not kept in memory)."""
+        return np.asarray(cell_names(self._open()), dtype=object)
+
     # ------------------------------------------------------------------ file access
     def _open(self, stamped: bool = False) -> Any:
         """The root group, (re)opened once per process (h5py handles do not survive ``fork``); refused when the file

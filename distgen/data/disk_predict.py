@@ -24,7 +24,7 @@ from distgen.data.groups import Group, control_draw, group_seed, held_out_groups
 from distgen.data.schema import PerturbationSchema
 from distgen.data.split import Split
 from distgen.errors import InputDataError, check_finite_samples
-from distgen.seeds import content_keys, label_seed
+from distgen.seeds import content_keys, label_seed, name_keys
 from distgen.types import COMBO
 from distgen.types.layout import file_label
 
@@ -75,7 +75,13 @@ def disk_groups(cells: DiskCells, pool: np.ndarray, max_cells: int | None = None
     if keys is None:
         def keys(rows: np.ndarray) -> np.ndarray:
             return content_keys(cells.read(rows), info.genes)
-    return held_out_groups(pert, conditions, ctx, bat, own_controls, keys, max_cells)
+    named = None
+    if max_cells is not None:  # a capped group's cells are drawn by their names (obs_names), read from the file once
+        all_names = cells.cell_names()
+
+        def named(rows: np.ndarray) -> np.ndarray:
+            return name_keys(all_names[rows])
+    return held_out_groups(pert, conditions, ctx, bat, own_controls, keys, max_cells, named)
 
 
 def predict_to_disk(

@@ -87,6 +87,7 @@ def held_out_groups(
     own_controls: Callable[[str, str | None], np.ndarray],
     keys: Callable[[np.ndarray], np.ndarray],
     max_cells: int | None = None,
+    names: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[Group]:
     """The (condition, context, batch) groups of the perturbed ``rows``, sorted, with their control pools.
 
@@ -101,13 +102,16 @@ def held_out_groups(
         (``batch=None``: of the context, any batch); empty when there are none.
     keys
         Sorted rows -> their ``distgen.seeds.content_keys`` (on the genes predicted): each control pool is put in
-        ``draw_order``, so that ``control_draw`` picks the same cells whatever the row order of the table, and a
-        capped group's cells are drawn in that order too. Asked for the control pools, and for the cells of a
-        (condition, context) only when ``max_cells`` caps it.
+        ``draw_order``, so that ``control_draw`` picks the same cells whatever the row order of the table. Asked for
+        the control pools (and, without ``names``, for the cells of a capped group).
     max_cells
         At most this many cells per condition in a context, over its batches: a fixed random subset
-        (seeded by the labels, drawn from the cells in ``draw_order``, so the same cells whatever the row order),
-        so the kept cells keep the batch mix of the real ones.
+        (seeded by the labels, drawn from the cells in the order of ``names``, so the same cells whatever the row order
+        and however their values are stored), so the kept cells keep the batch mix of the real ones.
+    names
+        Sorted rows -> keys of the cells' names (``distgen.seeds.name_keys`` of ``obs_names``), asked for the cells of a
+        (condition, context) only when ``max_cells`` caps it. Until helper 206 the capped draw was ordered by ``keys``
+        (the values): the same cells stored as counts and as log1p kept other cells. None: ``keys``.
 
     A group is predicted from ``own_controls(context, batch)``; when that is empty, from the union of
     the pools of the context's other batches among the groups, else from ``own_controls(context, None)``
@@ -126,7 +130,7 @@ def held_out_groups(
         cells = rows[np.sort(members)]
         if max_cells is not None and len(cells) > max_cells:
             rng = np.random.default_rng(zlib.crc32(f"{cond}\x1f{ctx}".encode()))
-            cells = np.sort(rng.choice(cells[draw_order(keys(cells))], max_cells, replace=False))
+            cells = np.sort(rng.choice(cells[draw_order((names or keys)(cells))], max_cells, replace=False))
         found += [(cond, ctx, str(b), cells[bat[cells] == b]) for b in sorted(set(bat[cells].tolist()))]
 
     def ordered(pool: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from distgen.data.sampler import condition_groups
 from distgen.data.section import BUNDLED, DataSection, data_section
 from distgen.data.split import Split
 from distgen.errors import DistgenWarning, InputDataError
-from distgen.seeds import content_keys
+from distgen.seeds import content_keys, name_keys
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
 from distgen.wording import counted, listing
 
@@ -449,7 +449,7 @@ class Dataset:
             return train_ctrl[:0]  # type: ignore[no-any-return]
 
         return held_out_groups(pert, _canonical_conditions(data), data.contexts, data.batches, own_controls, self.content_keys,
-                               self.max_cells)
+                               self.max_cells, lambda rows: name_keys(data.cell_names[rows]))
 
     def content_keys(self, rows: np.ndarray) -> np.ndarray:
         """``distgen.seeds.content_keys`` of the cells ``rows`` (on the dataset's genes): the order of a group's control
