@@ -295,7 +295,7 @@ def _step_divisors(v: np.ndarray) -> set[int]:
     u = np.unique(v)
     gap = float(np.diff(u).min())
     if gap > 0:
-        k = int(round(float(u[0]) / gap))
+        k = round(float(u[0]) / gap)
         if 6 < k <= MAX_STEP_DIVISOR:
             ks.add(k)
     return ks
