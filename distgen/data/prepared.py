@@ -448,8 +448,14 @@ class Dataset:
                     return ctrl[keep]  # type: ignore[no-any-return]
             return train_ctrl[:0]  # type: ignore[no-any-return]
 
+        named = None
+        if self.max_cells is not None:  # a capped group's cells are drawn by their names: the table's, taken once
+            names = data.cell_names
+
+            def named(rows: np.ndarray) -> np.ndarray:
+                return name_keys(names[rows])
         return held_out_groups(pert, _canonical_conditions(data), data.contexts, data.batches, own_controls, self.content_keys,
-                               self.max_cells, lambda rows: name_keys(data.cell_names[rows]))
+                               self.max_cells, named)
 
     def content_keys(self, rows: np.ndarray) -> np.ndarray:
         """``distgen.seeds.content_keys`` of the cells ``rows`` (on the dataset's genes): the order of a group's control
