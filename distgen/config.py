@@ -925,14 +925,16 @@ def _recipe_hint(text: str) -> str:
     not to the working directory or the config (docs/your_data.md names them so)."""
     name = Path(text).name if Path(text).suffix else f"{Path(text).name}.yaml"
     recipe = _RECIPE_DIR / name
-    if recipe.is_file():
+    if recipe.is_file() and name in (p.name for p in _RECIPE_DIR.iterdir()):  # its exact name, whatever the file system
         return f" The recipe {name} is {recipe}: give that path in base: (a relative base: is read next to the config, then from the working directory)."
     return ""
 
 
 def _source_id(text: str) -> tuple[str, Path | None]:
     """``(identity, file)`` of a config reference: a preset or a file (resolved path)."""
-    if (_PRESET_DIR / f"{text}.yaml").exists() and not Path(text).exists():
+    # a preset by its exact name, not by a file test: on a case-insensitive file system (macOS, Windows) presets/X.yaml
+    # "exists" for SCDFM-small too, which Linux refuses (and a path such as ../x would reach outside the presets)
+    if text in preset_names() and not Path(text).exists():
         return f"preset {text}", _PRESET_DIR / f"{text}.yaml"
     if Path(text).exists():
         return str(Path(text).resolve()), Path(text)

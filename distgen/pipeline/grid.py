@@ -194,6 +194,12 @@ def parse_variants(variants: Any) -> dict[str, tuple[str, ...]]:
         if not isinstance(name, str) or not name or _slug(name) != name:
             raise ConfigError(f"sweep.variants: the name {name!r} names a run folder: use letters, digits and _ . , = + - "
                               f"only (e.g. {_slug(str(name))!r})")
+        from distgen.pipeline.outputs import windows_device
+
+        if windows_device(f"{name}__seed0"):  # con.1__seed0 is the device CON there: the folder cannot be made or copied
+            raise ConfigError(f"sweep.variants: the name {name!r} names a run folder ({name}__seed0) that Windows reads as its "
+                              f"device {name.split('.', 1)[0].upper()!r} (the name up to the first dot counts): rename the variant "
+                              f"(e.g. {name.replace('.', '_', 1)!r})")
         items = [] if value is None else [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
             raise ConfigError(f"sweep.variants.{name}: expected an override 'key=value' or a list of them ([] for the "

@@ -49,6 +49,17 @@ CONTEXT_SUFFIXES = ("_metrics.csv", "_vcc2026_score.csv")
 UNSAFE_IN_FILE_NAMES = '\\:*?"<>|'
 
 
+#: Windows' device names (in upper case): a file whose name up to its first dot, trailing spaces dropped, is one of them in
+#: any case (``nul.txt``, ``Com1.tar.gz``) opens the device there, so such a file cannot be written or copied onto Windows.
+WINDOWS_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for i in (*range(10), "\u00b9", "\u00b2", "\u00b3"))})
+
+
+def windows_device(name: str) -> bool:
+    """Whether Windows reads the file name ``name`` as a device (``WINDOWS_DEVICE_NAMES``): ``CON.x`` and ``nul .1`` are,
+    ``CON_metrics.csv`` and ``console.x`` are not."""
+    return name.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_DEVICE_NAMES
+
+
 def context_prefix(context: str) -> str:
     """The file-name prefix of ``context``'s tables: cell-eval 0.8.2's (``/`` becomes ``-``, as in ``HepG2-C3A``), with
     each of ``UNSAFE_IN_FILE_NAMES`` and each control character (Unicode category Cc: not a no-break or other space,
@@ -56,9 +67,15 @@ def context_prefix(context: str) -> str:
     ``B cells|107`` -> ``B cells%7C107``), so that the file can be written, copied and typed on every system. A label
     without them keeps cell-eval's name. Two labels that still meet in one name (``a|b`` and ``a%7Cb``, ``a/b`` and
     ``a-b``, ``T`` and ``t``) are refused before scoring (``profile_eval``); the label itself is the ``context`` column
-    of the file and the key of ``summary.json``'s ``per_context``."""
-    return "".join("".join(f"%{b:02X}" for b in ch.encode()) if ch in UNSAFE_IN_FILE_NAMES or unicodedata.category(ch) == "Cc"
-                   else ch for ch in context.replace("/", "-"))
+    of the file and the key of ``summary.json``'s ``per_context``.
+
+    A label whose text up to its first dot is a Windows device name (``CON.x``, ``nul .1``: ``windows_device``) has that
+    dot written ``%2E`` (``CON%2Ex_metrics.csv``): Windows would open the device for ``CON.x_metrics.csv``. ``CON`` alone
+    keeps its name (``CON_metrics.csv`` is no device), and a label ending in a space or a dot is never a file name's end
+    (the suffix follows), so both keep cell-eval's name."""
+    prefix = "".join("".join(f"%{b:02X}" for b in ch.encode()) if ch in UNSAFE_IN_FILE_NAMES or unicodedata.category(ch) == "Cc"
+                     else ch for ch in context.replace("/", "-"))
+    return prefix.replace(".", "%2E", 1) if windows_device(prefix + CONTEXT_SUFFIXES[0]) else prefix
 
 
 #: The longest file name (bytes) an output may have: most file systems' 255, less the 14 of ``distgen.atomic``'s hidden

@@ -179,8 +179,25 @@ class TrainOptions:
             raise ConfigError(f"train.minutes must be > 0 or null, got {self.minutes}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"train.patience must be >= 1 or null, got {self.patience}")
+        self._check_val_metrics()
         for message in self.inert():
             warn(message, InertSettingWarning)
+
+    def _check_val_metrics(self) -> None:
+        """``val_metrics`` registered metrics and ``monitor`` one of them (or ``val_loss``): caught with the other settings
+        (``check_experiment``, ``train_options``), not when the trainer is built after the data is loaded."""
+        from distgen.registry import registry
+
+        reg = registry("metrics")
+        for name in self.val_metrics:
+            if name not in reg:
+                raise ConfigError(f"train.val_metrics: unknown metric {name!r}.{did_you_mean(name, reg.names())} "
+                                  "'distgen components --kind metrics' lists them")
+        watched = ("val_loss", *(f"val_{m}" for m in self.val_metrics))
+        if self.monitor != "val_loss" and self.monitor.removeprefix("val_") not in self.val_metrics:  # as higher_is_better reads it
+            raise ConfigError(f"train.monitor={self.monitor!r} is neither val_loss nor one of train.val_metrics "
+                              f"{list(self.val_metrics)} (as val_<metric>).{did_you_mean(self.monitor, watched)} To stop on "
+                              "another metric, name it in both (train.val_metrics=[mse,pearson_delta] train.monitor=val_pearson_delta)")
 
     def inert(self) -> list[str]:
         """Settings given a non-default value that have no effect with the others (``InertSettingWarning``)."""

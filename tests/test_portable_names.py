@@ -1,0 +1,98 @@
+"""Names distgen writes as files, as a run folder copied to Windows or to a case-insensitive macOS volume sees them
+(helper 208): Windows' reserved device names, presets looked up independently of the file system's case rules, and a
+misspelt validation metric caught by the config check."""
+
+from __future__ import annotations
+
+import pytest
+
+from distgen.config import ConfigError
+from distgen.train.options import train_options
+
+#: Windows' device names: a file whose name up to its first dot (trailing spaces dropped) is one of these, in any case,
+#: cannot be created there (``NUL.txt`` is the device ``NUL``).
+RESERVED = ["CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10)), "COM\u00b9", "LPT\u00b3"]
+
+
+def _stem(file_name: str) -> str:
+    """What Windows compares with its device names: the name up to its first dot, trailing spaces dropped, in upper case."""
+    return file_name.split(".", 1)[0].rstrip(" ").upper()
+
+
+@pytest.mark.parametrize("label", ["CON.x", "nul.1", "Aux .b", "com1.", "LPT9.tar.gz", "prn . ", "COM\u00b9.a", "con ..x"])
+def test_a_context_named_like_a_windows_device_gets_a_file_windows_can_create(label):
+    """Before, ``CON.x`` wrote ``CON.x_metrics.csv``: Windows reads it as the console device ``CON`` (only the name up to its
+    first dot counts), so a copied run folder lost the table (or a copy failed). Now the first dot is written %2E."""
+    from distgen.pipeline.outputs import CONTEXT_SUFFIXES, context_prefix
+
+    for suffix in CONTEXT_SUFFIXES:
+        name = context_prefix(label) + suffix
+        assert _stem(name) not in {r.upper() for r in RESERVED}, name
+    assert "%2E" in context_prefix(label)
+
+
+@pytest.mark.parametrize("label", [*RESERVED, "con", "Nul", "CON ", "T.", "T ", "x.CON", "CONSOLE.x", "COM10.x", "LPT.x", "CON_x.y",
+                                   "a.b", "...", " CON.x"])
+def test_other_context_names_are_unchanged(label):
+    """``CON`` alone writes ``CON_metrics.csv`` (its name up to the first dot is ``CON_metrics``, no device), a label ending in
+    a space or dot is never a file name's end (the suffix follows): cell-eval's names are kept for all of them."""
+    from distgen.pipeline.outputs import context_prefix
+
+    assert context_prefix(label) == label
+
+
+def test_contexts_that_meet_after_encoding_or_in_case_are_refused_before_scoring():
+    """``CON.x`` and a literal ``CON%2Ex`` (or ``con%2ex``), like ``T`` and ``t``, would be one file on a case-insensitive
+    file system: refused by the check that refuses ``a|b`` and ``a%7Cb`` (names compared case-folded)."""
+    from distgen.pipeline.outputs import context_prefix
+
+    for a, b in (("CON.x", "CON%2Ex"), ("CON.x", "con%2ex"), ("CD4", "cd4")):
+        assert context_prefix(a).casefold() == context_prefix(b).casefold()
+
+
+@pytest.mark.parametrize("name", ["con.1", "NUL.v2", "Aux.a,b"])
+def test_a_sweep_variant_named_like_a_windows_device_is_refused(name):
+    """A variant names a run folder ``{name}__seed0``: ``con.1__seed0`` is the device ``CON`` on Windows."""
+    from distgen.pipeline.grid import parse_variants
+
+    with pytest.raises(ConfigError, match="Windows"):
+        parse_variants({name: []})
+    assert parse_variants({"con": [], "console.1": []})  # no device: kept
+
+
+@pytest.mark.parametrize("typed", ["SCDFM-small", "Scdfm-Small", "PERTURBDIFF"])
+def test_a_preset_in_another_case_is_refused_on_every_file_system(typed, monkeypatch, tmp_path):
+    """Presets were looked up as files (``presets/{name}.yaml`` exists): on a case-insensitive file system (macOS, Windows)
+    ``SCDFM-small`` loaded the preset, on Linux it was refused. Simulated here by a file-existence check that ignores case."""
+    import pathlib
+
+    from distgen import config as cfg
+
+    real_exists = pathlib.Path.exists
+
+    def case_blind_exists(self, *a, **k):
+        if self.parent == cfg._PRESET_DIR:
+            return any(p.name.casefold() == self.name.casefold() for p in cfg._PRESET_DIR.iterdir())
+        return real_exists(self, *a, **k)
+
+    monkeypatch.setattr(pathlib.Path, "exists", case_blind_exists)
+    monkeypatch.setattr(pathlib.Path, "is_file", case_blind_exists)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=f"Did you mean '{typed.lower()}'"):
+        cfg.load_config(typed)
+    assert cfg.load_config(typed.lower())  # the preset's own name still loads
+
+
+@pytest.mark.parametrize(("key", "value", "meant"), [("val_metrics", ["MSE"], "mse"), ("val_metrics", ["pearson-delta"], "pearson_delta"),
+                                                     ("monitor", "val_MSE", "val_mse")])
+def test_a_misspelt_validation_metric_is_caught_by_the_config_check(key, value, meant):
+    """``train.val_metrics: [MSE]`` passed ``check_experiment`` and was refused by ``resolve_metrics`` when the trainer was
+    built: after the data was loaded and the run folder written (``experiment.yaml``, ``train/config.yaml``...)."""
+    from distgen.config import load_config
+    from distgen.pipeline.checks import check_experiment
+
+    doc = load_config("scdfm-small", [f"train.{key}={value}"])
+    with pytest.raises(ConfigError, match=f"train.{key}.*Did you mean '{meant}'"):
+        check_experiment(doc)
+    with pytest.raises(ConfigError, match=f"Did you mean '{meant}'"):  # the Python API's options alike
+        train_options({key: value})
