@@ -96,3 +96,22 @@ def test_a_misspelt_validation_metric_is_caught_by_the_config_check(key, value, 
         check_experiment(doc)
     with pytest.raises(ConfigError, match=f"Did you mean '{meant}'"):  # the Python API's options alike
         train_options({key: value})
+
+
+def test_labels_for_a_context_the_data_lacks_says_what_predicts_it():
+    """docs/your_data.md had ``encode(adata, model=)`` admit a new context and then ``labels_for([...], contexts=[...])``
+    ask for it: that was refused saying only that the run has no id for it (helper 208). The refusal stays (the data has no
+    id for it); it now says what a model that reads no context predicts it with, and where the encoded cells' labels are."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from distgen.data import PerturbationData, PerturbationSchema
+    from distgen.errors import InputKeyError
+
+    obs = pd.DataFrame({"pert": ["ctrl", "A", "ctrl", "A"] * 2, "ct": ["K", "K", "R", "R"] * 2})
+    adata = ad.AnnData(np.random.default_rng(0).poisson(3, (8, 3)).astype(np.float32), obs=obs)
+    data = PerturbationData.from_anndata(adata, PerturbationSchema(perturbation_col="pert", control_labels=("ctrl",),
+                                                                   context_cols=("ct",)))
+    with pytest.raises(InputKeyError, match=r"unknown context 'D'.*encode\(adata, model=model\).*contexts=\['K'\]"):
+        data.labels_for(["A"], contexts=["D"])

@@ -1137,7 +1137,7 @@ def write_predictions(
     labels = [str(v) for v in conditions]
     if data is not None:
         data.check_genes(genes)
-        data.label_atoms(list(conditions), list(contexts) if contexts is not None else None)  # known labels (no dose asked)
+        data.label_atoms(list(conditions), list(contexts) if contexts is not None else None, where="write_predictions")  # known labels
         delimiter = data.schema.combo_delimiter  # the data's labels (A_B): written as the data writes them, like its truth
         labels = [canonical_condition(v, "control", (delimiter,), data.schema.control_labels) for v in labels]
     if not np.isfinite(x).all() or not np.isfinite(c).all():

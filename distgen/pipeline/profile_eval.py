@@ -148,7 +148,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
         if (other := prefixes.setdefault(context_prefix(ctx).casefold(), ctx)) != ctx:
             raise InputDataError(f"contexts {other!r} and {ctx!r} would write the same files ({context_prefix(ctx)}_metrics.csv: "
                              "'/' becomes '-', as cell-eval 0.8.2 names them, characters a file name may not hold are written %XX "
-                             "(| as %7C), and names that differ only in case are one file on a case-insensitive file system, macOS' "
+                             "(| as %7C, and the first dot after a Windows device name such as CON.x as %2E), and names that differ only in case are one file on a case-insensitive file system, macOS' "
                              "and Windows'); rename one of them in both files")
     if long := long_context_names(contexts):  # refused before any scoring, not a traceback-like OSError at the first write
         raise InputDataError(f"{len(long)} context(s) of {celltype_col!r} named too long for a file name (e.g. "

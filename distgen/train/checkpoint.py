@@ -263,7 +263,9 @@ def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) 
     if _STEP_DIR.fullmatch(pointed) and (ckpts / pointed).is_dir():
         # every file, not reads: a folder a resume passed over (a cut optimizer state) stays until the resumed run
         # writes its step; taken by a prediction, it would stand in for the checkpoints of the run latest describes
-        whole, damaged = _newest_whole([c for c in found if _step_of(c.name) > _step_of(pointed)], RESUME_FILES)
+        # and by digests: a preallocating copy cut short leaves every size right (its load would refuse it); read only here,
+        # for a folder newer than latest (rare), as the one latest names is checked when it is loaded
+        whole, damaged = _newest_whole([c for c in found if _step_of(c.name) > _step_of(pointed)], RESUME_FILES, digests=True)
         if whole is not None:
             # a kill between renaming a checkpoint into place and replacing latest: the newer one is complete (it has
             # its state.json, written before the rename); going back to the pointer retrained the steps after it
@@ -290,12 +292,12 @@ def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) 
     return chosen
 
 
-def _newest_whole(ckpts: list[Path], reads: tuple[str, ...]) -> tuple[Path | None, list[str]]:
+def _newest_whole(ckpts: list[Path], reads: tuple[str, ...], digests: bool = False) -> tuple[Path | None, list[str]]:
     """``(chosen, passed_over)``: the newest of ``ckpts`` (oldest first) whose files in ``reads`` are whole (``_damage``),
     None when none is, and ``"step_... (why)"`` of each newer one passed over, newest first (all of them when none is whole)."""
     passed_over: list[str] = []
     for ckpt in reversed(ckpts):
-        reason = _damage(ckpt, reads)
+        reason = _damage(ckpt, reads, digests)
         if reason is None:
             return ckpt, passed_over
         passed_over.append(f"{ckpt.name} ({reason})")
@@ -310,10 +312,11 @@ def _passed_over(damaged: list[str]) -> str:
             f"{'it' if len(damaged) == 1 else 'them'} or copy again")
 
 
-def _damage(ckpt: Path, reads: tuple[str, ...]) -> str | None:
-    """What is wrong with checkpoint folder ``ckpt`` for reading ``reads`` (None: whole), from file sizes alone: an unreadable
-    ``state.json``, a file it needs missing or of another size than ``state.json`` recorded. A same-size alteration is
-    left to the digest check of ``load_checkpoint``, which reads the files."""
+def _damage(ckpt: Path, reads: tuple[str, ...], digests: bool = False) -> str | None:
+    """What is wrong with checkpoint folder ``ckpt`` for reading ``reads`` (None: whole), from file sizes: an unreadable
+    ``state.json``, a file it needs missing or of another size than ``state.json`` recorded; with ``digests`` also a file
+    whose sha256 differs from the recorded one (it reads the files). Otherwise a same-size alteration is left to the
+    digest check of ``load_checkpoint``."""
     try:
         state = read_json(ckpt / "state.json")
     except (OSError, ValueError):
@@ -337,6 +340,8 @@ def _damage(ckpt: Path, reads: tuple[str, ...]) -> str | None:
         entry = recorded.get(name) if isinstance(recorded, Mapping) else None
         if isinstance(entry, Mapping) and found.st_size != entry.get("bytes"):
             return f"{name} has {found.st_size} bytes, {entry.get('bytes')} were written"
+        if digests and isinstance(entry, Mapping) and entry.get("sha256") and file_digest(ckpt / name) != entry["sha256"]:
+            return f"{name} changed after it was written: its sha256 differs from state.json's"
     return None
 
 

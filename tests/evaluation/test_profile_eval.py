@@ -671,3 +671,17 @@ def test_the_profile_page_imports_neither_the_evaluation_page_nor_the_training_p
             "assert not heavy, heavy; from distgen.report import ReportInputs, render, write_report; "
             "import distgen.report.page as p; assert render is p.render and write_report is p.write_report")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_context_named_like_a_windows_device_gets_a_file_windows_can_create_and_case_twins_are_refused(tmp_path):
+    """``CON.x`` wrote ``CON.x_metrics.csv``, the console device on Windows (helper 208): now ``CON%2Ex_metrics.csv``, the
+    label in its ``context`` column; ``CON`` alone keeps ``CON_metrics.csv`` (no device). ``CD4`` and ``cd4`` are one file on
+    a case-insensitive file system: refused before scoring (case-folded names)."""
+    real, pred = _two_contexts(names=("CON.x", "CON"))
+    summary = evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type")
+    files = {ctx: part["files"][0] for ctx, part in summary["per_context"].items()}
+    assert files == {"CON.x": "CON%2Ex_metrics.csv", "CON": "CON_metrics.csv"}
+    assert set(pd.read_csv(tmp_path / "out" / files["CON.x"], keep_default_na=False)["context"]) == {"CON.x"}
+    real, pred = _two_contexts(names=("CD4", "cd4"))
+    with pytest.raises(ValueError, match=r"contexts 'CD4' and 'cd4' would write the same files.*differ only in case"):
+        evaluate_profile_files(pred, real, tmp_path / "out2", "cell-eval-0.8.2", celltype_col="cell_type")
