@@ -217,6 +217,7 @@ def _run(
     """The run itself; ``warned``: the warnings shown so far (``recorded_warnings``, filled as the run goes), for the notes."""
     clock = _StageClock()
     writer = D.env_from_torchrun().is_main  # under torchrun every rank trains and predicts its share; rank 0 writes
+    earlier = _finished_json(out, "timings.json")[0] or {}  # a finished experiment's, kept for the stages not run again
 
     def start() -> None:
         """Every check passed: ``out`` becomes this experiment's folder (``experiment.yaml``, no ``DONE`` yet). Rank 0's
@@ -257,7 +258,7 @@ def _run(
         diverged = trained.result.diverged
         if diverged:  # also when the warning was shown before a checkpoint this run resumed from
             notes = [*notes, divergence_message(diverged)]
-        clock.lap("train")
+        clock.lap("train" if trained.result.losses else "reload")  # no step trained: the final checkpoint read, no training
         trained_result = trained.result
         if D.env_from_torchrun().distributed and any(isinstance(p, _dtensor()) for p in model.parameters()):  # FSDP left each rank its shards; each predicts its own groups
             D.barrier()  # rank 0 wrote the last checkpoint (the gathered weights): every rank reads the whole model from it
@@ -316,8 +317,8 @@ def _run(
     clear_evaluation(out / "eval")  # evaluating again (other --metrics, no plots): none of the earlier files stay
     summary = report.write(out / "eval", make_plots)
     clock.lap("evaluate")
-    summary["timings_s"] = clock.laps
-    (out / "timings.json").write_text(json.dumps(clock.laps, indent=1) + "\n")
+    summary["timings_s"] = timings = stage_timings(earlier, clock.laps)
+    (out / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     if make_plots:  # eval/report.html: the evaluation and the training story of this run
         pages.write_run_page(out, report)
     atomic_write_text(out / DONE_FILE, json.dumps({"metrics": list(metrics) if metrics is not None else None}) + "\n")
@@ -586,6 +587,20 @@ def finished_summary(out: str | Path) -> dict[str, Any]:
     if timings is not None:
         summary["timings_s"] = timings
     return summary
+
+
+#: Stages every run of an experiment runs (an earlier run's seconds for them are replaced, never kept).
+STAGES_RUN_AGAIN = ("predict", "fit_predict", "evaluate")
+
+
+def stage_timings(earlier: Mapping[str, Any], laps: Mapping[str, float]) -> dict[str, float]:
+    """``timings.json`` of a run whose stages took ``laps``: the stages it did not run again (the training, when it resumed
+    at its last step: its lap is ``reload``, the data and the final checkpoint read) keep their ``earlier`` seconds (those
+    of a finished experiment evaluated again). Until helper 205 a re-evaluation wrote its own laps alone: the training's
+    ``train: 2.45`` became the reload's ``0.39``, without a word."""
+    kept = {k: v for k, v in earlier.items() if k not in laps and k not in ("reload", *STAGES_RUN_AGAIN)
+            and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {**kept, **laps}
 
 
 class _StageClock:
