@@ -52,12 +52,15 @@ BACKEND_CUDA = "cpu:gloo,cuda:nccl"
 def said_by_main(env: DistEnv) -> Iterator[None]:
     """Within the block, a rank other than 0 shows no warning and prints nothing on stderr: checks every rank makes alike
     (a resume's choice of checkpoint, the pre-flight), whose notes rank 0 says once. Errors are raised as ever. Until
-    helper 189 ``distgen train`` under torchrun printed them once per rank."""
+    helper 189 ``distgen train`` under torchrun printed them once per rank.
+
+    The warning filters hold on every rank: a warning made an error (``python -W error``) raises on each alike. Until
+    helper 205 the other ranks ignored every warning here, so such a warning stopped rank 0 alone and the others went on,
+    to wait for it in the training forever. A rank other than 0 records its warnings (shown nowhere) instead."""
     if env.is_main:
         yield
         return
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True), contextlib.redirect_stderr(io.StringIO()):
         yield
 
 

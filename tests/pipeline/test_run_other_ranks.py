@@ -80,3 +80,35 @@ def test_a_resumed_run_says_it_resumes_once(tmp_path, monkeypatch, capsys):
     with pytest.raises(Stop):
         experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
     assert "resuming" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_warning_made_an_error_raises_on_every_rank_alike(monkeypatch, rank):
+    """Helper 205: under ``python -W error`` a warning inside ``said_by_main`` (a resume's note, the pre-flight's) raised on
+    rank 0 only: the other ranks ignored every warning there and went on, to wait for rank 0 in the training forever. Every
+    rank now follows the warning filters (an error is an error on each); a rank other than 0 still shows none."""
+    import warnings
+
+    from distgen.train.distributed import env_from_torchrun, said_by_main
+
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="a note"), said_by_main(env_from_torchrun()):
+            warnings.warn("a note", UserWarning, stacklevel=1)
+
+
+def test_a_rank_other_than_0_still_shows_no_warning(monkeypatch, capsys):
+    import warnings
+
+    from distgen.train.distributed import env_from_torchrun, said_by_main
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with said_by_main(env_from_torchrun()):
+            warnings.warn("a note", UserWarning, stacklevel=1)
+            print("said", file=__import__("sys").stderr)
+    assert shown == [] and capsys.readouterr().err == ""
