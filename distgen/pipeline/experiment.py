@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ from distgen.evaluation.calibration import REPLICATES
 from distgen.evaluation.io import MIN_CELLS
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS, CLAIM_MODEL, runner_up_notes, small_unshown
+from distgen.jsonfile import parse_json_object, read_json
 from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
@@ -148,19 +149,26 @@ def _checked_run(
     # (a rank that trained on would wait for rank 0 in the prediction forever, and its start() removed the DONE); a
     # read-only folder, or one whose lock file is another user's, is read so too (it was refused at its lock until
     # 2026-12-07); another config's experiment is refused here (ConfigError), as it is under the lock
-    if (summary := finished_or_none(out, doc, metrics)) is not None:
+    read = _finished_unlocked(out, doc, metrics)
+    if read.summary is not None:
         if main:
             print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
-        return summary if main else {}
+            if read.moved is not None:  # the data file it found at a new path, for the next run to read, not hash: recorded
+                # where the folder's lock can be taken now (a folder held, read-only or another user's keeps no record)
+                with contextlib.suppress(OSError, RunLockedError), RunLock(out, "run"):
+                    record_moved(out, read.moved)
+        return read.summary if main else {}
     if not main:  # under torchrun: the same steps as rank 0, which alone writes (and locks)
         with float32_default():
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
     created = not out.exists()
     try:
         with RunLock(out, "run"), float32_default():  # whatever the caller's torch default dtype
-            if is_finished(out, doc, metrics):  # finished by another process between the read above and the lock
+            locked = read_finished(out, doc, metrics, read.moved)  # again, under the lock (read.moved: not hashed again)
+            record_moved(out, locked.moved)  # under the lock it holds (until helper 205 the check took the lock to write this)
+            if locked.summary is not None:  # finished by another process between the read above and the lock
                 print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
-                return finished_summary(out)
+                return locked.summary
             if (out / DONE_FILE).exists() and (damaged := damaged_finished_file(out)):  # said under the lock (review: before
                 # it, a read-only folder or one another process held said so and was then refused)
                 print(f"note: {out} holds this experiment finished ({DONE_FILE}) but {damaged}: it is predicted and evaluated "
@@ -393,75 +401,83 @@ def _unique(notes: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def check_same_experiment(out: str | Path, doc: Mapping[str, Any]) -> None:
+def check_same_experiment(out: str | Path, doc: Mapping[str, Any], known: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """Refuse ``out`` when its ``experiment.yaml`` was written for another config (``ConfigError`` naming the keys).
 
     A folder whose earlier run stopped before producing anything (no checkpoint, prediction or evaluation:
     e.g. refused by the preflight or a data check) is not refused: the new config replaces that record.
+
+    It only reads. Returns the ``data_moved.json`` record of the data file it found, by its hash, to hold the experiment's
+    data at a new path (``same_data_moved``), for the run that holds the folder's lock to write; None when there is none to
+    write. ``known``: such a record found before (before the lock), trusted while the file's stamp is the same.
+    Until helper 205 the check wrote the record itself, taking the folder's lock for it: a sweep's check made a
+    ``distgen run`` into that folder at that instant fail "in use".
     """
     out = Path(out)
     path = out / "experiment.yaml"
     if not path.exists():
-        return
+        return None
     if not (list_checkpoints(out / "train" / "checkpoints") or (out / "pred.h5ad").exists() or (out / "eval").exists()):
-        return
+        return None
     try:
         previous = load_yaml(path)
     except (ConfigError, OSError, ValueError):
-        return  # an unreadable earlier record (cut short while written): this run replaces it
+        return None  # an unreadable earlier record (cut short while written): this run replaces it
     diff = config_diff(result_settings(previous), result_settings(doc))
-    moved = ""
+    moved, record = "", None
     if diff and all(d.startswith("data.dataset:") for d in diff):  # the file's path alone: the data, if its content is the run's
-        moved = same_data_moved(out, doc)
+        moved, record = same_data_moved(out, doc, known)
         if not moved:
-            return
+            return record
     if diff:
         shown = "; ".join(diff[:3]) + (f" (+{len(diff) - 3} more)" if len(diff) > 3 else "")
         raise ConfigError(f"{out} holds an experiment of another config ({shown}){moved}; rerun with that config to resume "
                           "it, or choose another --out")
+    return None
 
 
 #: ``same_data_moved``'s record of the file it checked, beside ``experiment.yaml`` (which keeps the path trained on).
 MOVED_RECORD = "data_moved.json"
 
 
-def same_data_moved(out: Path, doc: Mapping[str, Any]) -> str:
-    """'' when ``doc``'s data file (another path than the experiment's) holds the data the experiment trained on (its
-    ``train/manifest.json`` hash, read with its ``train/split.json``): a file moved or a run folder copied elsewhere.
-    Otherwise why not, as a clause for the refusal.
+def same_data_moved(out: Path, doc: Mapping[str, Any], known: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any] | None]:
+    """``('', record)`` when ``doc``'s data file (another path than the experiment's) holds the data the experiment trained
+    on (its ``train/manifest.json`` hash, read with its ``train/split.json``): a file moved or a run folder copied elsewhere.
+    Otherwise ``(why not, None)``, the why as a clause for the refusal.
 
-    A file found to hold that data is recorded in ``out/data_moved.json`` (its absolute path and ``file_stamp``, with the
-    hash it matched; rank 0 writes it, under the folder's lock, where it can take it: ``_record_moved``): a later run of the experiment with the same path
-    reads the record instead of hashing the file again (every later ``run``/``sweep`` of a finished experiment did, as
-    ``experiment.yaml`` still names the old path), unless the file's stamp (inode, size, modification time) changed."""
+    ``record``: what ``out/data_moved.json`` is to say of the file (its absolute path and ``file_stamp``, with the hash it
+    matched), or None when it says so already (or the file has no stamp). ``distgen run`` writes it under the folder's lock
+    (``_checked_run``; this only reads): a later run of the experiment with the same path reads the record instead of
+    hashing the file again (every later ``run``/``sweep`` of a finished experiment did, as ``experiment.yaml`` still names
+    the old path), unless the file's stamp (inode, size, modification time) changed. ``known``: a record this process
+    found before, trusted as the file's under the same rule."""
     from distgen.train.manifest import recorded_data_hash
 
     want = recorded_data_hash(out / "train")
     if not want:
-        return " (it records no data hash to tell whether the file at the new path holds the same data)"
+        return " (it records no data hash to tell whether the file at the new path holds the same data)", None
     checked = _moved_record(doc, want)
-    if checked is not None and _read_json(out / MOVED_RECORD) == checked:
-        return ""
+    if checked is not None and read_json(out / MOVED_RECORD)[0] == checked:
+        return "", None
+    if checked is not None and known == checked:
+        return "", checked
     split = out / "train" / "split.json"
     try:
         got = Dataset.load(doc.get("data"), split if split.is_file() else None).data.hash
     except (ConfigError, OSError, ValueError) as exc:
-        return f" (the file at the new path could not be read as its data: {str(exc)[:200]})"
+        return f" (the file at the new path could not be read as its data: {str(exc)[:200]})", None
     if got != want:
-        return f" (the file at the new path holds other data: hash {got}, the run's {want})"
-    if checked is not None and checked == _moved_record(doc, want) and D.env_from_torchrun().is_main:
-        _record_moved(out, checked)
-    return ""
+        return f" (the file at the new path holds other data: hash {got}, the run's {want})", None
+    return "", checked if checked is not None and checked == _moved_record(doc, want) else None
 
 
-def _record_moved(out: Path, checked: Mapping[str, Any]) -> None:
-    """Write ``data_moved.json`` under ``out``'s lock (re-entrant: the run's own where it holds it). A folder another process
-    holds, or one that cannot be written (read-only, another user's), keeps no record: the file is hashed again next time.
-    Until 2026-12-07 (helper 199) the read before the lock (``finished_or_none``, said to only read) wrote it into a folder
-    another process held; harmless (each version is true of the file, checked by its stamp, and replaced whole) but a
-    write where none was said."""
-    with contextlib.suppress(OSError, RunLockedError), RunLock(out, "run"):
-        atomic_write_text(out / MOVED_RECORD, json.dumps(checked, indent=1) + "\n")
+def record_moved(out: Path, record: Mapping[str, Any] | None) -> None:
+    """Write ``data_moved.json`` (``same_data_moved``'s record, None: nothing to write) by a writer of ``out``: ``distgen run``
+    under ``out``'s lock (``_checked_run``), ``distgen sweep`` under its own (``_sweep``, for its run folders). A folder that
+    cannot be written keeps no record: the file is hashed again next time."""
+    if record is not None:
+        with contextlib.suppress(OSError):
+            atomic_write_text(out / MOVED_RECORD, json.dumps(record, indent=1) + "\n")
 
 
 def _moved_record(doc: Mapping[str, Any], data_hash: str) -> dict[str, Any] | None:
@@ -475,33 +491,49 @@ def _moved_record(doc: Mapping[str, Any], data_hash: str) -> dict[str, Any] | No
     return None if stamp == (-1,) else {"dataset": path, "stamp": list(stamp), "data_hash": data_hash}
 
 
-def _read_json(path: Path) -> Any:
-    """``path``'s JSON, or None (missing, unreadable, damaged: the file is hashed again and the record rewritten)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> bool:
     """True when ``out`` holds this experiment, evaluated with ``metrics`` and complete.
 
     Raises ``ConfigError`` when ``out`` holds an experiment of another config. Other metrics than
     the finished evaluation's mean evaluating again (training is not repeated).
     """
-    check_same_experiment(out, doc)
+    return read_finished(out, doc, metrics).summary is not None
+
+
+class Finished(NamedTuple):
+    """What ``read_finished`` read of a run folder."""
+
+    #: the summary ``run`` returned (``eval/summary.json`` with ``timings.json`` as ``timings_s``); None: not finished
+    summary: dict[str, Any] | None
+    #: ``DONE``'s bytes as read before the summary (None when it could not be read)
+    done: bytes | None
+    #: ``data_moved.json``'s record to write (``check_same_experiment``)
+    moved: dict[str, Any] | None
+
+
+def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None,
+                  known: Mapping[str, Any] | None = None) -> Finished:
+    """``out`` read once: its summary when it holds this experiment, evaluated with ``metrics`` and complete (the documents
+    parsed once; until helper 205 ``is_finished`` parsed them and ``finished_summary`` again). Only reads (no lock).
+
+    Raises ``ConfigError`` when ``out`` holds an experiment of another config, or a finished one whose record is not usable
+    (``check_finished_record``). An evaluation part-removed, a damaged ``SUMMARY_FILES`` (``damaged_finished_file``: every
+    rank reads the same files, all predict and evaluate again; rank 0 says why) or other metrics is not finished."""
     out = Path(out)
+    moved = check_same_experiment(out, doc, known)
     if not all((out / f).exists() for f in (DONE_FILE, "eval/summary.json", "eval/metrics.csv")):
-        return False  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
+        return Finished(None, None, moved)  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
     check_finished_record(out)
-    if damaged_finished_file(out) is not None:
-        return False  # every rank reads the same files: all predict and evaluate again (rank 0 says why)
     try:
-        record = json.loads((out / DONE_FILE).read_text())
-    except ValueError:
-        return False
+        done = (out / DONE_FILE).read_bytes()  # before the summary: a writer removes DONE first and writes it last
+    except OSError:
+        return Finished(None, None, moved)
+    summary, _ = _read_summary(out)
+    record, _ = parse_json_object(done)
     wanted = list(metrics) if metrics is not None else None
-    return isinstance(record, dict) and record.get("metrics") == wanted
+    if summary is None or record is None or record.get("metrics") != wanted:
+        return Finished(None, done, moved)
+    return Finished(summary, done, moved)
 
 
 def check_finished_record(out: Path) -> None:
@@ -524,31 +556,33 @@ def check_finished_record(out: Path) -> None:
 
 
 def finished_or_none(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None) -> dict[str, Any] | None:
-    """The summary of ``out`` when it holds this experiment finished (with ``metrics``), read without its lock; else None.
-    It only reads, so it needs no lock (a finished read-only archived run was refused at its lock until 2026-12-07). A
-    writer of the folder (its owner re-running it with other metrics) removes ``DONE`` first and writes it last, so
-    ``DONE`` is read again after the summary: gone or changed, the summary may be of a run being rewritten, and None is
-    returned (the caller then takes the lock, which that writer holds). Another config's experiment is refused
-    (``ConfigError``): ``experiment.yaml`` is never rewritten to another config, so this holds without the lock."""
+    """The summary of ``out`` when it holds this experiment finished (with ``metrics``), read without its lock; else None."""
+    return _finished_unlocked(out, doc, metrics).summary
+
+
+def _finished_unlocked(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None) -> Finished:
+    """``read_finished`` without the folder's lock. It only reads, so it needs no lock (a finished read-only archived run
+    was refused at its lock until 2026-12-07). A writer of the folder (its owner re-running it with other metrics) removes
+    ``DONE`` first and writes it last, so ``DONE`` is read before the summary and again after it: gone or changed, the
+    summary may be of a run being rewritten, and no summary is returned (the caller then takes the lock, which that writer
+    holds). Another config's experiment is refused (``ConfigError``): ``experiment.yaml`` is never rewritten to another
+    config, so this holds without the lock."""
     try:
-        if not is_finished(out, doc, metrics):
-            return None
-        record = (out / DONE_FILE).read_bytes()
+        read = read_finished(out, doc, metrics)
     except ConfigError:
         raise
-    except (OSError, ValueError):
-        return None
-    try:  # a summary changed since is_finished read it whole (a writer rewriting the folder): the lock decides
-        summary = finished_summary(out)
-    except (OSError, ValueError):  # ConfigError included (review: it escaped here and stopped the run)
-        return None
+    except (OSError, ValueError):  # a file that cannot be read now (as before helper 205): the lock decides
+        return Finished(None, None, None)
+    if read.summary is None:
+        return read
     try:
-        return summary if (out / DONE_FILE).read_bytes() == record else None
+        same = (out / DONE_FILE).read_bytes() == read.done
     except OSError:
-        return None
+        same = False
+    return read if same else read._replace(summary=None)
 
 
-#: The files of a finished experiment ``finished_summary`` reads (``timings.json`` where present).
+#: The files of a finished experiment ``read_finished`` reads (``timings.json`` where present).
 SUMMARY_FILES = ("eval/summary.json", "timings.json")
 
 
@@ -557,35 +591,37 @@ def _finished_json(out: Path, name: str) -> tuple[dict[str, Any] | None, str | N
     path = out / name
     if name == "timings.json" and not path.exists():
         return None, None
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        return None, f"{path} cannot be read ({clip_message(str(exc), 120)})"
-    return (doc, None) if isinstance(doc, dict) else (None, f"{path} cannot be read (it holds no JSON object)")
+    return read_json(path, clip=120)
+
+
+def _read_summary(out: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(summary, None)``: ``eval/summary.json`` with ``timings.json`` as ``timings_s`` (as ``run`` returned it), or
+    ``(None, why)`` naming the first file of ``SUMMARY_FILES`` that cannot be read."""
+    summary, why = _finished_json(out, "eval/summary.json")
+    timings, why = (None, why) if why else _finished_json(out, "timings.json")
+    if summary is None or why:
+        return None, why
+    if timings is not None:
+        summary["timings_s"] = timings
+    return summary, None
 
 
 def damaged_finished_file(out: Path) -> str | None:
     """Why a finished experiment's summary cannot be returned (``SUMMARY_FILES``: one cut short or edited), naming the file;
-    None when both read. ``is_finished`` counts such an experiment as unfinished, on every rank: it is predicted and
+    None when both read. ``read_finished`` counts such an experiment as unfinished, on every rank: it is predicted and
     evaluated again, which writes them again. Until 2026-12-07 (helper 199) ``distgen run`` stopped with "error: Expecting
     property name ..." naming no file, while the other ranks under torchrun went on to train."""
-    for name in SUMMARY_FILES:
-        if (why := _finished_json(out, name)[1]) is not None:
-            return why
-    return None
+    return _read_summary(out)[1]
 
 
 def finished_summary(out: str | Path) -> dict[str, Any]:
     """The evaluation summary of a finished experiment (as ``run`` returned it); ``ConfigError`` naming a file of
     ``SUMMARY_FILES`` that cannot be read (run the experiment again: it is evaluated again)."""
     out = Path(out)
-    summary, why = _finished_json(out, "eval/summary.json")
-    timings, why = (None, why) if why else _finished_json(out, "timings.json")
-    if summary is None or why:
+    summary, why = _read_summary(out)
+    if summary is None:
         raise ConfigError(f"{why}: run the experiment again (distgen run with its config and --out {out}) to evaluate it "
                           "again, no step trained again")
-    if timings is not None:
-        summary["timings_s"] = timings
     return summary
 
 

@@ -472,12 +472,14 @@ def _sweep(
     variants: list[str], out: Path, jobs: int, retries: int, metrics: Sequence[str], runner: Runner, progress: bool,
     docs: Mapping[str, Mapping[str, Any]], named: Mapping[str, Any] | None = None, overrides: Sequence[str] = (),
 ) -> SweepResult:
-    from distgen.pipeline.experiment import check_finished_record, check_same_experiment
+    from distgen.pipeline.experiment import check_finished_record, check_same_experiment, record_moved
 
     adopt_former_folders(out, runs)
     for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
         try:
-            check_same_experiment(out / "runs" / r.slug, docs[r.slug])
+            # the data file found at a new path is recorded by the sweep, under its own lock (its run folders are its to
+            # write, as their DONE), taking no run folder's: a finished run is skipped, so its check is where it is hashed
+            record_moved(out / "runs" / r.slug, check_same_experiment(out / "runs" / r.slug, docs[r.slug]))
             if made_by_distgen_run(out / "runs" / r.slug):  # finished: which config it ran must be told (helper 196)
                 check_finished_record(out / "runs" / r.slug)
         except ConfigError as exc:

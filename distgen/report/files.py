@@ -9,10 +9,11 @@ what is wrong (``ValueError``; exit 1 with one line, as an unreadable input), wh
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from distgen.jsonfile import parse_json_object
 
 #: What a damaged file's message ends with: how to get the folder back.
 FIX = "write the folder again (distgen evaluate ... --out FOLDER --overwrite, or distgen sweep), or restore the file"
@@ -22,13 +23,12 @@ def read_json(path: str | Path, fix: str = FIX) -> dict[str, Any]:
     """A JSON object file (``summary.json``); ``ValueError`` naming the file when it is not valid JSON or not an object,
     with ``fix`` (how to get the file back)."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}): the file is damaged; {fix}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path} holds a JSON {type(raw).__name__}, not the object distgen writes: {fix}")
-    return raw
+    raw, why = parse_json_object(path.read_bytes())  # OSError as before: the caller's (a missing file is its own message)
+    if raw is not None:
+        return raw
+    if str(why).startswith("not valid JSON"):
+        raise ValueError(f"{path} is {why}: the file is damaged; {fix}")
+    raise ValueError(f"{path} holds {str(why).removesuffix(', not an object')}, not the object distgen writes: {fix}")
 
 
 def read_rows(path: str | Path, required: Sequence[str] = (), nonempty: bool = True) -> list[dict[str, str]]:

@@ -102,6 +102,26 @@ def test_a_summary_changed_while_read_before_the_lock_leaves_the_decision_to_the
     and stopped the run with "cannot be read" where the files were whole when ``is_finished`` read them."""
     cfg, src = finished
     out = _copy(src, tmp_path / "out")
-    (out / "timings.json").write_text('{"train": 1')  # as seen by the second read only: the first one is told it reads
-    monkeypatch.setattr(experiment, "damaged_finished_file", lambda out: None)
+    real = experiment._read_summary
+
+    def rewritten(folder):  # a writer starts while the summary is read: it removes DONE first
+        summary = real(folder)
+        (out / experiment.DONE_FILE).unlink()
+        return summary
+
+    monkeypatch.setattr(experiment, "_read_summary", rewritten)
     assert experiment.finished_or_none(out, experiment.experiment_document(cfg, (), False), ["mse"]) is None
+
+
+def test_a_finished_experiment_is_read_once(finished, tmp_path, monkeypatch):
+    """Helper 205 (the last note's "work done twice"): ``is_finished`` parsed ``eval/summary.json`` and ``timings.json`` to
+    tell whether they are whole, and ``finished_summary`` parsed them again to return them. ``read_finished`` reads each
+    once and returns what it read."""
+    cfg, src = finished
+    out = _copy(src, tmp_path / "out")
+    reads = []
+    real = experiment._finished_json
+    monkeypatch.setattr(experiment, "_finished_json", lambda folder, name: reads.append(name) or real(folder, name))
+    summary = experiment.finished_or_none(out, experiment.experiment_document(cfg, (), False), ["mse"])
+    assert summary is not None and summary["timings_s"] == json.loads((out / "timings.json").read_text())
+    assert sorted(reads) == sorted(experiment.SUMMARY_FILES)

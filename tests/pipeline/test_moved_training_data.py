@@ -193,3 +193,82 @@ def test_the_moved_file_record_is_written_under_the_lock_only(moved, tmp_path, h
     assert (exp / MOVED_RECORD).is_file() and len(hashes) == 2  # hashed again (no record), then recorded
     assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
     assert len(hashes) == 2
+
+
+@pytest.fixture
+def no_lock(monkeypatch):
+    """``RunLock`` in ``distgen.pipeline.experiment`` made to fail the test when taken."""
+    from distgen.pipeline import experiment
+
+    def refused(*args, **kwargs):
+        raise AssertionError(f"a lock was taken: RunLock{args}")
+
+    monkeypatch.setattr(experiment, "RunLock", refused)
+
+
+def test_the_finished_check_takes_no_lock_and_writes_nothing(moved, tmp_path, hashes, no_lock):
+    """Helper 205 (the last note's "a check that writes"): ``check_same_experiment`` (a sweep's check of its run folders,
+    ``is_finished``, ``finished_or_none``) took the run folder's lock to write ``data_moved.json`` (``_record_moved``), so a
+    ``distgen run`` into that folder at that instant was refused "in use". The check now only reads and returns the record
+    it checked; ``distgen run`` writes it under its own lock."""
+    from distgen.pipeline.experiment import (
+        MOVED_RECORD,
+        check_same_experiment,
+        experiment_document,
+        finished_or_none,
+        is_finished,
+    )
+
+    exp = tmp_path / "exp"
+    shutil.copytree(moved / "exp", exp)
+    doc = experiment_document(_config(tmp_path / "t.yaml", moved / "now" / "cells.h5ad", 2), (), False)
+    record = check_same_experiment(exp, doc)
+    assert record is not None and record["dataset"] == str(moved / "now" / "cells.h5ad")
+    assert is_finished(exp, doc, ["mse"])
+    assert finished_or_none(exp, doc, ["mse"]) is not None
+    assert not (exp / MOVED_RECORD).exists() and len(hashes) == 3
+
+
+def test_an_unfinished_experiment_on_a_moved_file_hashes_it_once_and_records_it(moved, tmp_path, hashes):
+    """The read before the lock hashed the file; the check under the lock reuses what it found (the file's stamp unchanged)
+    and the run records it: the data is read once for the check (then once more by the run itself)."""
+    from distgen.pipeline.experiment import MOVED_RECORD
+
+    exp = tmp_path / "exp"
+    shutil.copytree(moved / "exp", exp)
+    (exp / "DONE").unlink()
+    config = _config(tmp_path / "t.yaml", moved / "now" / "cells.h5ad", 2)
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    assert (exp / MOVED_RECORD).is_file() and len(hashes) == 2  # the check's hash, and the run's own load
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    assert len(hashes) == 2
+
+
+def test_a_sweep_records_the_moved_file_of_its_finished_run_under_its_own_lock(moved, tmp_path, hashes, no_lock):
+    """A sweep skips its finished runs (no ``distgen run`` is started for them): its check of the run folder is where the
+    moved file is hashed, and the sweep, which holds its folder's lock, records it (its run folders are its to write, as
+    their ``DONE``), taking no run folder's lock: the next sweep reads the record and hashes nothing."""
+    from distgen.config import load_yaml
+    from distgen.pipeline.experiment import MOVED_RECORD
+    from distgen.pipeline.sweep import sweep
+
+    def copied(config, run, run_dir):  # the runner of the first sweep: the finished experiment, made elsewhere
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.copytree(moved / "exp", run_dir)
+        doc = load_yaml(run_dir / "experiment.yaml")  # the run's own settings, its data at the path it was trained on
+        save_yaml({**doc, "description": "a", "train": {**doc["train"], "seed": 0}}, run_dir / "experiment.yaml")
+        return 0
+
+    config = _config(tmp_path / "t.yaml", moved / "now" / "cells.h5ad", 2)
+    out = tmp_path / "sw"
+    sweep(str(config), {"description": ["a"]}, out, seeds=[0], runner=copied, metrics=["mse"], progress=False)
+    (run_dir,) = (out / "runs").iterdir()
+    assert not (run_dir / MOVED_RECORD).exists() and hashes == []
+
+    def never(config, run, run_dir):
+        raise AssertionError("a finished run was run again")
+
+    sweep(str(config), {"description": ["a"]}, out, seeds=[0], runner=never, metrics=["mse"], progress=False)
+    assert (run_dir / MOVED_RECORD).is_file() and len(hashes) == 1
+    sweep(str(config), {"description": ["a"]}, out, seeds=[0], runner=never, metrics=["mse"], progress=False)
+    assert len(hashes) == 1

@@ -1,0 +1,42 @@
+"""The one reader of the small JSON files distgen writes (a run folder's records and summaries): the document, or why not
+naming the file; each caller chooses to raise that (with its own fix) or to pass over the file.
+
+Until helper 205 four readers did this with their own rules (``experiment._read_json``: None on any failure;
+``experiment._finished_json``: the reason; ``report.files.read_json``: raised, with a fix).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from distgen.errors import clip_message
+
+
+def parse_json_object(text: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """``(document, None)`` of JSON ``text`` holding an object, or ``(None, why)``: ``'not valid JSON (DETAIL)'`` (damaged
+    text: cut short, edited, not UTF-8) or ``'a JSON TYPE, not an object'``."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        return None, f"not valid JSON ({exc})"
+    if not isinstance(doc, dict):
+        return None, f"a JSON {type(doc).__name__}, not an object"
+    return doc, None
+
+
+def read_json(path: str | Path, clip: int = 200) -> tuple[dict[str, Any] | None, str | None]:
+    """``(document, None)`` of the JSON object file ``path``, or ``(None, why)`` naming it: ``'PATH cannot be read (DETAIL)'``
+    (missing, not readable, not valid JSON; DETAIL clipped to ``clip`` characters) or ``'PATH cannot be read (it holds no
+    JSON object)'``."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        return None, f"{path} cannot be read ({clip_message(str(exc), clip)})"
+    doc, why = parse_json_object(raw)
+    if why is None:
+        return doc, None
+    if why.startswith("not valid JSON"):
+        return None, f"{path} cannot be read ({clip_message(why[len('not valid JSON ('):-1], clip)})"
+    return None, f"{path} cannot be read (it holds no JSON object)"
