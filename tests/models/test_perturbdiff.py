@@ -148,3 +148,14 @@ def test_kang_benchmark_script_runs(tmp_path):
     assert set(run["scores"]) == {"model", "control", "mean_shift", "ceiling"}
     # the real other half is closer to the held-out stimulated cells than unstimulated controls are
     assert run["scores"]["ceiling"]["edistance"] < run["scores"]["control"]["edistance"]
+
+
+@pytest.mark.parametrize("name", ["perturbdiff", "scdfm"])
+def test_the_faithful_presets_train_in_full_fp32_as_the_official_code(name):
+    """The official trainers compute in full fp32 (PerturbDiff: Lightning ``precision: 32-true``; scDFM: ``Accelerator()``
+    with no mixed precision; neither sets TF32 or a float32 matmul precision, so torch's "highest" applies). The presets
+    said ``precision: fp32`` but kept ``train.tf32``'s default true: TF32 matmuls (10-bit mantissa) on CUDA."""
+    from distgen.train.options import train_options
+
+    opts = train_options(load_config(name)["train"])
+    assert (opts.precision, opts.tf32) == ("fp32", False)
