@@ -183,9 +183,9 @@ def _pandas_compat() -> None:
 
 
 def function_from(path: Path, names: tuple[str, ...], namespace: dict[str, Any]) -> dict[str, Any]:
-    """Execute only the top-level ``def``s ``names`` of a script in ``namespace``; returns the namespace."""
+    """Execute only the top-level ``def``s and ``class``es ``names`` of a script in ``namespace``; returns the namespace."""
     tree = ast.parse(Path(path).read_text())
-    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name in names]
     missing = set(names) - {n.name for n in defs}
     if missing:
         raise LookupError(f"{path} defines no {sorted(missing)}")
