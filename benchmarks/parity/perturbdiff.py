@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -73,10 +74,14 @@ def run(repo: Path) -> list[Row]:
         rows += _training_step(repo, imp, net, enc, model)
         rows += coins(repo, imp)
         rows.append(_time_steps(imp, model))
+        rows += _precision(repo, imp, net, enc)
         rows += _optimisation(imp)
     rows.append(_settings(repo))  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
     rows.append(_schedule(repo))
     rows.append(_ema(repo))
+    from benchmarks.parity.batching import perturbdiff_rows
+
+    rows += perturbdiff_rows(repo)
     return rows
 
 
@@ -225,6 +230,63 @@ def _training_step(repo, imp, net, enc, model) -> list[Row]:
         del dyn.draw_source
         model.input_scale, model.p_drop_condition, dyn.self_condition = saved
         model.eval()
+    return rows
+
+
+#: what would make the official trainer compute in another precision than Lightning's ``trainer.precision`` says
+LOWER_PRECISION = re.compile(r"autocast|\.half\(\)|bfloat16|float16|set_float32_matmul_precision|allow_tf32|mixed_precision")
+
+
+def lower_precision(repo: Path) -> list[str]:
+    """Where the official sources under ``src/`` could compute below fp32 (``LOWER_PRECISION``): ``file: match``."""
+    return sorted({f"{f.relative_to(repo)}: {m.group(0)}" for f in (repo / "src").rglob("*.py")
+                   for m in LOWER_PRECISION.finditer(f.read_text(errors="replace"))})
+
+
+def _precision(repo: Path, imp, net, enc) -> list[Row]:
+    """Precision: the official trainer's ``trainer.precision`` (the command's, else ``configs/trainer``'s: Lightning
+    ``32-true``, no autocast) and no lower-precision call in its sources, against the preset's ``train.precision: fp32``;
+    and the one float64 step it has: ``training_losses`` draws its noise as ``randn_like(x, dtype=float64)`` when given
+    none (as ``_compute_loss`` calls it), so ``x_t`` reaches the network in float64. Runs the official loss that way
+    and with the same draw rounded to float32 (what the training-step rows give both codes, and the preset computes),
+    the coins after it unchanged, on four seeds."""
+    from distgen.config import load_config
+    from distgen.train.options import train_options
+
+    official = official_settings(repo)
+    train = train_options(load_config("perturbdiff")["train"])
+    lower = lower_precision(repo)
+    rows = [exact("PerturbDiff", "precision: official trainer.precision (Lightning) and no autocast/half/bf16/TF32 in src/ vs the preset's "
+                  "train.precision and train.tf32", official.precision == "32-true" and (train.precision, train.tf32) == ("fp32", False) and not lower,
+                  f"official {official.precision}; preset {train.precision}, tf32 {train.tf32}" + (f"; lower precision in {', '.join(lower[:3])}" if lower else ""))]
+    from geomloss import SamplesLoss
+
+    energy = SamplesLoss(loss="energy", blur=0.05)
+    diffusion = _official_diffusion(imp)
+    net.model_cfg.no_mse_loss = False
+    g = torch.Generator().manual_seed(23)
+    b, m = 3, 16
+    x_start, ctrl = torch.rand(b, m, G, generator=g) * 2, torch.rand(b, m, G, generator=g) * 2
+    _, codes = _labels(b, "IFNB", "B", "d2")
+    steps = torch.tensor([10, 500, 990])
+    seen: list[torch.dtype] = []
+    hook = net.register_forward_pre_hook(lambda _m, args: seen.append(args[0].dtype))
+    f64, f32 = [], []
+    try:
+        with torch.no_grad():
+            for seed in range(4):
+                for rounded in (False, True):
+                    cond = {"batch_emb": enc(*codes), "cont_emb": ctrl, "gene_emb": None, "ds_name": ["toy"] * b}
+                    torch.manual_seed(seed)
+                    noise = torch.randn_like(x_start, dtype=torch.float64).float() if rounded else None
+                    terms = diffusion.training_losses(net, x_start, steps, self_condition=cond, noise=noise, p_drop_cond=0.0,
+                                                      MMD_loss_fn=lambda a, c: energy(a.double(), c.double()).to(a.dtype))
+                    (f32 if rounded else f64).append((terms["loss1"] + terms["mmd1"]).mean())
+    finally:
+        hook.remove()
+    inputs = sorted({str(d).replace("torch.", "") for d in seen})
+    rows.append(compare("PerturbDiff", "training loss with the official float64 noise (noise=None, as its trainer) vs the same draw in float32",
+                        torch.stack(f32), torch.stack(f64), f"4 seeds, self-conditioning coins as drawn; x_t reaches the network as {', '.join(inputs)}"))
     return rows
 
 
@@ -560,7 +622,8 @@ def official_settings(repo: Path) -> SimpleNamespace:
                            ema_every=int(value("lightning.ema.update_steps")), p_drop_cond=float(value("model.p_drop_cond", "model")),
                            p_drop_control=float(value("model.p_drop_control", "model")),
                            input_scale=1 / float(value("data.normalize_counts")),
-                           mmd_factor=float(value("optimization.MMD_loss_factor", "optimization")))
+                           mmd_factor=float(value("optimization.MMD_loss_factor", "optimization")),
+                           precision=value("trainer.precision", "trainer"))
 
 
 def _settings(repo: Path) -> Row:

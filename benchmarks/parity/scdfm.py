@@ -30,8 +30,9 @@ def _data(seed: int = 0) -> tuple[list[str], dict[str, int], np.ndarray]:
     return genes, vocab, x
 
 
-def run(repo: Path, overrides: tuple[str, ...] = ()) -> list[Row]:
-    """Every row; ``overrides`` are appended to the preset model's (the rows that compare its settings then fail)."""
+def run(repo: Path, overrides: tuple[str, ...] = (), data_rows: bool = True) -> list[Row]:
+    """Every row; ``overrides`` are appended to the preset model's (the rows that compare its settings then fail).
+    ``data_rows=False`` leaves out the batching rows on a real dataset and the evaluation rows (about a minute)."""
     rows: list[Row] = []
     genes, vocab, x = _data()
     with official_tree(repo) as imp, tempfile.TemporaryDirectory() as tmp:
@@ -69,8 +70,15 @@ def run(repo: Path, overrides: tuple[str, ...] = ()) -> list[Row]:
         rows += _losses_and_sampler(repo, imp, official, model, vocab, order)
         rows += _training_step(repo, imp, official, model, vocab, order)
         rows.append(_times(repo, imp, official, model, vocab, order))
+        rows += _dropout(official, model, vocab, order, mapping.graph_from_mask(mask, order, vocab), overrides)
         rows.append(_init(origin, mask_path, info, vocab))
+    rows.append(_precision(repo))
     rows += _optimisation()  # outside the tree: the stand-in triton must not meet torch.optim's lazy dynamo import
+    if data_rows:
+        from benchmarks.parity.batching import scdfm_rows
+
+        rows += scdfm_rows(repo)
+        rows += _evaluation(repo)
     return rows
 
 
@@ -256,6 +264,62 @@ def _times(repo, imp, official, model, vocab, order, steps: int = TIME_STEPS) ->
                     f"preset time sampler {type(sampler).__name__}")
 
 
+#: forward passes a side for the dropout rows (train mode, one seed each)
+DROPOUT_DRAWS = 300
+
+
+@torch.no_grad()
+def _dropout(official, model, vocab, order, graph: torch.Tensor, overrides: tuple[str, ...] = (), draws: int = DROPOUT_DRAWS) -> list[Row]:
+    """Dropout in training, by law (the two codes draw their masks in another order and shape, so not draw for draw):
+    the official network built with ``dropout=0.1`` (``run.py``'s default) and the preset's backbone at its own
+    ``dropout`` and ``gene_dropout``, the same weights, both in train mode, ``draws`` seeded forward passes each on one
+    input. Compared: the spread of each output around its mean over the draws (std pooled over every output; the same
+    dropout rate gives the same spread) and the correlation of two cells' deviations (each cell its own gene-encoder
+    draw gives a correlation near the official one; one draw for the whole batch correlates them). Tolerances:
+    std ratio within 10 %, correlations within 0.1."""
+    pick, off_ids, x_t, ctrl, t = _inputs(order, vocab)
+    n = x_t.shape[0]
+    atoms = ["G03", "G11"]
+    pert = torch.tensor([[vocab[a] for a in atoms]]).repeat(n, 1)
+    torch.manual_seed(0)
+    train_model = build("scdfm", model.info, [f"model.backbone.d_model={D}", f"model.backbone.heads={HEADS}", f"model.backbone.layers={LAYERS}",
+                                              "model.genes_per_step=12", *overrides])
+    train_model.backbone.set_gene_graph(graph)
+    train_model.load_state_dict(model.state_dict())
+    bb = train_model.backbone
+    cond = Condition(gene_ids=pick, control=ctrl[None], control_mask=torch.ones(1, n, dtype=torch.bool),
+                     labels=_labels(model.info.perturbations, atoms))
+    official.train()
+    train_model.train()
+    try:
+        theirs, ours = [], []
+        for seed in range(draws):
+            torch.manual_seed(1000 + seed)
+            theirs.append(official(off_ids.repeat(n, 1), x_t, t, ctrl, pert))
+            torch.manual_seed(5000 + seed)
+            ours.append(train_model.backbone(x_t[None], t[None], cond)[0])
+    finally:
+        official.eval()
+    o, d = torch.stack(theirs).double(), torch.stack(ours).double()
+
+    def spread(x: torch.Tensor) -> float:
+        return float((x - x.mean(0)).pow(2).mean().sqrt())
+
+    def cells_corr(x: torch.Tensor) -> float:
+        dev = (x - x.mean(0)).flatten(2)
+        a, b = dev[:, 0].flatten(), dev[:, 1].flatten()
+        return float((a * b).mean() / (a.pow(2).mean() * b.pow(2).mean()).sqrt())
+
+    ratio = spread(d) / spread(o)
+    rows = [exact("scDFM", f"dropout in training, by law: spread of the outputs over {draws} train-mode passes (official dropout 0.1, "
+                  "preset backbone.dropout; within 10 %)", abs(ratio - 1) < 0.1,
+                  f"std distgen {spread(d):.4g}, official {spread(o):.4g} (ratio {ratio:.3f}); preset gene_dropout {bb.gene_dropout}")]
+    co, cd = cells_corr(o), cells_corr(d)
+    rows.append(exact("scDFM", "dropout in training, by law: correlation of two cells' deviations (the gene encoder's draw per cell; within 0.1)",
+                      abs(co - cd) < 0.1, f"distgen {cd:.3f}, official {co:.3f}"))
+    return rows
+
+
 #: further fresh builds of each side for the initialisation row: its tensors under 64 elements (the 4-element lambda
 #: vectors, the 32-element value encoders and decoder output) are compared by law pooled over these builds
 INIT_BUILDS = 12
@@ -317,4 +381,99 @@ def _optimisation() -> list[Row]:
     off, at = max((abs(a - b) / b, i) for i, (a, b) in enumerate(zip(got, official)))
     rows.append(lr_schedule("scDFM", "learning rate at every step = CosineAnnealingLR(T_max = steps - 1, eta_min 1e-6)", got, want,
                             f"{total} steps; against the official T_max = steps: at most {off:.2%} apart, at step {at} (documented)"))
+    return rows
+
+
+def _precision(repo: Path) -> Row:
+    """Precision: ``run.py`` builds ``Accelerator(kwargs_handlers=...)`` with no ``mixed_precision`` (accelerate's default:
+    none) and nothing under ``src/`` autocasts, halves or allows TF32, so it trains in full fp32; the preset's
+    ``train.precision`` and ``train.tf32`` against that."""
+    import ast
+
+    from benchmarks.parity.perturbdiff import lower_precision
+    from distgen.config import load_config
+    from distgen.train.options import train_options
+
+    tree = ast.parse((repo / "src" / "script" / "run.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "Accelerator"]
+    mixed = [k.arg for c in calls for k in c.keywords if k.arg in ("mixed_precision", "fp16", "cpu")]
+    lower = lower_precision(repo)
+    train = train_options(load_config("scdfm")["train"])
+    ok = len(calls) == 1 and not mixed and not lower and (train.precision, train.tf32) == ("fp32", False)
+    return exact("scDFM", "precision: run.py's Accelerator without mixed precision, no autocast/half/bf16/TF32 in src/ vs the preset's "
+                 "train.precision and train.tf32", ok, f"{len(calls)} Accelerator call(s), mixed-precision arguments {mixed or 'none'}; "
+                 f"lower precision in src/: {', '.join(lower[:3]) or 'none'}; preset {train.precision}, tf32 {train.tf32}")
+
+
+#: the metrics ``pick_eval_score`` reads for its single-metric schemes (``scheme`` names ``agg_results`` columns)
+EVAL_SCHEMES = ("mse", "mae", "pearson_delta", "mse_delta")
+
+
+def _eval_pair(n_genes: int = 60, n_real: int = 50, n_pred: int = 128, seed: int = 4):
+    """A prediction/truth pair laid out as the official ``test()`` writes it: the control cells in both files (the
+    prediction's are the same control cells), then per condition its real cells and 128 generated ones."""
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    base = rng.gamma(2.0, 1.0, n_genes)
+    ctrl = np.log1p(rng.poisson(base, (n_real, n_genes)))
+    real, pred, real_obs, pred_obs = [ctrl], [ctrl], ["control"] * n_real, ["control"] * n_real
+    for name in ("G03", "G07", "G03+G11"):
+        effect = rng.normal(0, 0.8, n_genes) * (rng.random(n_genes) < 0.3)
+        real.append(np.log1p(rng.poisson(base * np.exp(effect), (n_real, n_genes))))
+        pred.append(np.log1p(rng.poisson(base * np.exp(0.6 * effect + rng.normal(0, 0.2, n_genes)), (n_pred, n_genes))))
+        real_obs += [name] * n_real
+        pred_obs += [name] * n_pred
+    var = pd.DataFrame(index=[f"g{i}" for i in range(n_genes)])
+
+    def adata(x, obs):
+        return ad.AnnData(X=np.vstack(x).astype(np.float32), obs=pd.DataFrame({"perturbation": obs}, index=[f"c{i}" for i in range(len(obs))]),
+                          var=var)
+
+    return adata(pred, pred_obs), adata(real, real_obs)
+
+
+def _evaluation(repo: Path) -> list[Row]:
+    """Evaluation as the official ``test()`` computes it: cell-eval's ``MetricsEvaluator(pred, real, control_pert="control",
+    pert_col="perturbation").compute()`` (its defaults), per perturbation, against distgen's metrics of the same names on
+    the same pair (``load_pair`` + ``run_metrics``); and the one number ``test()`` returns and prints,
+    ``pick_eval_score(agg_results, scheme)`` (``src/utils/utils.py``), against distgen's mean over perturbations.
+    Skipped rows name why when cell-eval is not installed."""
+    try:
+        from cell_eval import MetricsEvaluator
+    except ImportError:
+        return [exact("scDFM", "evaluation: official test()'s cell-eval metrics", False, "cell-eval is not installed: pip install cell-eval==0.8.2")]
+    import contextlib
+    import io
+    import warnings
+
+    from distgen.evaluation.suite import run_metrics
+    from distgen.pipeline.evaluate import load_pair
+
+    pred, real = _eval_pair()
+    ns = function_from(repo / "src" / "utils" / "utils.py", ("pick_eval_score",), {})
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        ev = MetricsEvaluator(adata_pred=pred.copy(), adata_real=real.copy(), control_pert="control", pert_col="perturbation", num_threads=1,
+                              outdir=tmp)
+        results, agg = ev.compute(write_csv=False)  # its defaults, as test() calls it
+    theirs = results.to_pandas().set_index("perturbation")
+    data, _ = load_pair(pred, real, "perturbation", "control")
+    ours = run_metrics(data, names=list(EVAL_SCHEMES))
+    perts = list(ours.perts)
+    got = torch.tensor([[ours.values[m][perts.index(p)] for m in EVAL_SCHEMES] for p in perts], dtype=torch.float64)
+    want = torch.tensor([[float(theirs.loc[p, m]) for m in EVAL_SCHEMES] for p in perts], dtype=torch.float64)
+    rows = [compare("scDFM", f"evaluation: official test()'s cell-eval metrics per perturbation ({', '.join(EVAL_SCHEMES)}) vs distgen's",
+                    got, want, f"{len(perts)} perturbations, 128 generated cells each, control cells in both files")]
+    table = agg.to_pandas()
+    mean_row = table.index[table["statistic"] == "mean"][0]
+    picked = [float(ns["pick_eval_score"](agg, m)) for m in EVAL_SCHEMES]
+    means = [float(table.loc[mean_row, m]) for m in EVAL_SCHEMES]
+    ours_mean = [ours.mean(m) for m in EVAL_SCHEMES]
+    first = str(table["statistic"].iloc[0])
+    rows.append(compare("scDFM", "evaluation: the score test() returns, pick_eval_score(agg_results, scheme), vs distgen's mean over perturbations",
+                        torch.tensor(ours_mean, dtype=torch.float64), torch.tensor(means, dtype=torch.float64),
+                        f"compared with agg_results' 'mean' row; the official pick_eval_score reads its first row, '{first}': "
+                        + ", ".join(f"{m} {v:g}" for m, v in zip(EVAL_SCHEMES, picked)) + " (documented)"))
     return rows

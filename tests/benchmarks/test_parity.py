@@ -132,3 +132,68 @@ def test_scdfm_time_row_runs_both_codes_and_compares_the_law(monkeypatch, change
         monkeypatch.setattr(UniformTime, "sample", lambda self, shape, device, dtype: torch.rand(shape[:1] + (1,) * (len(shape) - 1)).expand(shape))
     rows = [r for r in scdfm.run(repo, overrides) if "training times" in r.check]
     assert len(rows) == 1 and not rows[0].ok, rows
+
+
+@pytest.mark.parametrize(("override", "row"), [("data.set_size=32", "batch content"), ("data.replacement=false", "repeated target cells"),
+                                               ("data.matcher_params.replacement=false", "repeated control cells")])
+def test_scdfm_batching_rows_run_the_official_preparation_and_catch_the_presets_data_settings(monkeypatch, override, row):
+    """scDFM's data preparation and batching (``run.py``'s ``__main__``: ``Data``, ``TrainSampler``,
+    ``PerturbationDataset``) were read, not run. The batching rows run them on a real dataset and compare each step's
+    content and laws with the preset's batches: 32 cells a set, or target or control cells drawn without replacement
+    (the preset's controls were, until this row ran) each fail their row."""
+    import distgen.config
+    from benchmarks.parity import batching
+
+    repo = _repo("DISTGEN_PARITY_SCDFM")
+    load = distgen.config.load_config
+    monkeypatch.setattr(distgen.config, "load_config", lambda source, overrides=(): load(source, [*overrides, override] if source == "scdfm" else overrides))
+    rows = batching.scdfm_rows(repo, steps=300)
+    assert not next(r for r in rows if row in r.check).ok, rows
+
+
+@pytest.mark.parametrize(("override", "row"), [("data.sampling=condition", "cell sets of every epoch"), ("data.matcher=random", "control cell paired")])
+def test_perturbdiff_batching_rows_drive_the_official_sampler_and_catch_the_presets_data_settings(monkeypatch, override, row):
+    """PerturbDiff's batching (the Lightning data module's sampler and control pairing) was read, not run: the rows
+    drive the official ``CellSetBatchSampler`` and ``mapping_cells`` without Lightning; a preset drawing sets by
+    condition instead of partitioning every group, or pairing controls of any cell type and batch, fails its row."""
+    import distgen.config
+    from benchmarks.parity import batching
+
+    repo = _repo("DISTGEN_PARITY_PERTURBDIFF")
+    load = distgen.config.load_config
+    monkeypatch.setattr(distgen.config, "load_config",
+                        lambda source, overrides=(): load(source, [*overrides, override] if source == "perturbdiff" else overrides))
+    rows = batching.perturbdiff_rows(repo, epochs=10)
+    assert not next(r for r in rows if row in r.check).ok, rows
+
+
+@pytest.mark.parametrize("override", ["model.backbone.dropout=0.2", "model.backbone.gene_dropout=shared"])
+def test_scdfm_dropout_rows_run_both_networks_in_training_mode(override):
+    """Dropout was off on both sides of every row (``eval()``). The dropout rows run the official network (dropout 0.1)
+    and the preset's backbone in train mode and compare the outputs' spread and the two cells' correlation: a preset at
+    dropout 0.2, or one dropout draw shared by the batch's cells, fails."""
+    from benchmarks.parity import scdfm
+
+    rows = [r for r in scdfm.run(_repo("DISTGEN_PARITY_SCDFM"), (override,), data_rows=False) if "dropout in training" in r.check]
+    assert len(rows) == 2 and not all(r.ok for r in rows), rows
+
+
+@pytest.mark.parametrize("model", ["scdfm", "perturbdiff"])
+def test_precision_rows_hold_the_preset_to_full_fp32(monkeypatch, model):
+    """The precision rows (read before) compare the official trainers' precision with the preset's: TF32 matmuls, which
+    the presets had until this row was run, fail them."""
+    import distgen.config
+    from benchmarks.parity import perturbdiff, scdfm
+
+    load = distgen.config.load_config
+    monkeypatch.setattr(distgen.config, "load_config", lambda source, overrides=(): load(source, [*overrides, "train.tf32=true"] if source == model else overrides))
+    if model == "scdfm":
+        row = scdfm._precision(_repo("DISTGEN_PARITY_SCDFM"))
+    else:
+        from benchmarks.parity.shim import official_tree
+
+        repo = _repo("DISTGEN_PARITY_PERTURBDIFF")
+        with official_tree(repo, stub_packages=("src.models", "src.common")) as imp:
+            net, enc = perturbdiff._official(imp)
+            row = perturbdiff._precision(repo, imp, net, enc)[0]
+    assert not row.ok and "tf32 True" in row.note, row
