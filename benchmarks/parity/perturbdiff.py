@@ -169,6 +169,17 @@ def _official_draws(seed: int, dropped: bool) -> bool:
     return bool((torch.rand(1) > 0.5).item())
 
 
+def _step_inputs(imp, net, seed: int, b: int = 3, m: int = 16):
+    """The official diffusion (the network's MSE term on) and one training batch: ``b`` sets of ``m`` target and control
+    cells drawn from a generator seeded ``seed`` (returned, for later draws), their distgen labels and official codes."""
+    diffusion = _official_diffusion(imp)
+    net.model_cfg.no_mse_loss = False
+    g = torch.Generator().manual_seed(seed)
+    x_start, ctrl = torch.rand(b, m, G, generator=g) * 2, torch.rand(b, m, G, generator=g) * 2
+    labels, codes = _labels(b, "IFNB", "B", "d2")
+    return diffusion, g, x_start, ctrl, labels, codes
+
+
 def _training_step(repo, imp, net, enc, model) -> list[Row]:
     """One training step on the same batch: the official ``training_losses`` + the Lightning module's sum vs ``Generator.loss``.
 
@@ -188,12 +199,8 @@ def _training_step(repo, imp, net, enc, model) -> list[Row]:
     def energy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return official_energy(a.double(), b.double()).to(a.dtype)
 
-    diffusion = _official_diffusion(imp)
-    net.model_cfg.no_mse_loss = False
-    g = torch.Generator().manual_seed(21)
-    b, m = 3, 16
-    x_start, ctrl = torch.rand(b, m, G, generator=g) * 2, torch.rand(b, m, G, generator=g) * 2
-    labels, codes = _labels(b, "IFNB", "B", "d2")
+    diffusion, g, x_start, ctrl, labels, codes = _step_inputs(imp, net, 21)
+    b, m = x_start.shape[:2]
     mask = torch.ones(b, m, dtype=torch.bool)
     batch = SetBatch(target=x_start, target_mask=mask, control=ctrl, control_mask=mask, labels=labels, gene_ids=torch.arange(G))
     dyn = model.dynamics
@@ -262,12 +269,8 @@ def _precision(repo: Path, imp, net, enc) -> list[Row]:
     from geomloss import SamplesLoss
 
     energy = SamplesLoss(loss="energy", blur=0.05)
-    diffusion = _official_diffusion(imp)
-    net.model_cfg.no_mse_loss = False
-    g = torch.Generator().manual_seed(23)
-    b, m = 3, 16
-    x_start, ctrl = torch.rand(b, m, G, generator=g) * 2, torch.rand(b, m, G, generator=g) * 2
-    _, codes = _labels(b, "IFNB", "B", "d2")
+    diffusion, _, x_start, ctrl, _, codes = _step_inputs(imp, net, 23)
+    b = x_start.shape[0]
     steps = torch.tensor([10, 500, 990])
     seen: list[torch.dtype] = []
     hook = net.register_forward_pre_hook(lambda _m, args: seen.append(args[0].dtype))

@@ -11,7 +11,7 @@ from benchmarks.parity.perturbdiff import OfficialSettingError, official_setting
 CONFIGS = {
     "optimization/optimizer/adam.yaml": "lr: 0.0001\nbetas: [0.9,0.98]\neps: 1.0e-08\nadam_w_mode: true\nweight_decay: 0.01\n",
     "optimization/scheduler/cosine.yaml": "min_ratio: 0.1\nplateau_ratio: 0.1\nnum_warmup_steps: 200\n",
-    "trainer/base.yaml": "gradient_clip_val: 1.0\n",
+    "trainer/base.yaml": "gradient_clip_val: 1.0\nprecision: 32-true\n",
     "model/base.yaml": "p_drop_cond: 0.5\np_drop_control: 0.5\n",
     "optimization/base.yaml": "defaults:\n  - _self_\n  - optimizer: adam\n  - scheduler: cosine\nMMD_loss_factor: 1.0\n",
     "rawdata_diffusion_training.yaml": "defaults:\n  - _self_\n  - trainer: base\n  - optimization: base\n  - model: base\nrun_name: x\n",
@@ -180,3 +180,11 @@ def test_a_command_run_by_another_launcher_and_forced_overrides_are_read(tmp_pat
     readme = _layout('A="\nlightning.ema.decay=0.99\n"\n',
                      "torchrun --nproc_per_node 4 ./src/apps/run/rawdata_diffusion_training.py \\\n$A \\\n++lightning.ema.decay=0.9\n")
     assert _overrides(tmp_path, readme) == {"lightning.ema.decay": "0.9"}
+
+
+def test_the_trainers_precision_is_the_commands_else_the_trainer_configs(tmp_path):
+    """The precision rows compare the official ``trainer.precision`` with the preset's: from ``configs/trainer``
+    where the command sets none, and the command's ``trainer.precision=...`` where it does."""
+    assert official_settings(checkout(tmp_path)).precision == "32-true"
+    readme = README.replace("lightning.ema.update_steps=20\n", "lightning.ema.update_steps=20 trainer.precision=bf16-mixed\n")
+    assert official_settings(checkout(tmp_path / "mixed", readme)).precision == "bf16-mixed"
