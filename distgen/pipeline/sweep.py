@@ -263,6 +263,7 @@ def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[st
             run_dir = out / "runs" / r.slug
             if not finished_run(run_dir, metrics):
                 return None
+            check_run_folder(run_dir, docs[r.slug])  # another config's, or one whose config cannot be told: refused
             if _run_record(run_dir) is not None and finished_or_none(run_dir, docs[r.slug], evaluated_with(run_dir)) is None:
                 return None
         if not (out / "summary.md").is_file() or not _results_hold_runs(out, runs, metrics):
@@ -472,16 +473,14 @@ def _sweep(
     variants: list[str], out: Path, jobs: int, retries: int, metrics: Sequence[str], runner: Runner, progress: bool,
     docs: Mapping[str, Mapping[str, Any]], named: Mapping[str, Any] | None = None, overrides: Sequence[str] = (),
 ) -> SweepResult:
-    from distgen.pipeline.experiment import check_finished_record, check_same_experiment, record_moved
+    from distgen.pipeline.experiment import record_moved
 
     adopt_former_folders(out, runs)
     for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
         try:
             # the data file found at a new path is recorded by the sweep, under its own lock (its run folders are its to
             # write, as their DONE), taking no run folder's: a finished run is skipped, so its check is where it is hashed
-            record_moved(out / "runs" / r.slug, check_same_experiment(out / "runs" / r.slug, docs[r.slug]))
-            if made_by_distgen_run(out / "runs" / r.slug):  # finished: which config it ran must be told (helper 196)
-                check_finished_record(out / "runs" / r.slug)
+            record_moved(out / "runs" / r.slug, check_run_folder(out / "runs" / r.slug, docs[r.slug]))
         except ConfigError as exc:
             raise ConfigError(f"{exc}{recorded_overrides_hint(out, overrides)}") from None
     check_keeps_finished_runs(out, runs)
@@ -520,8 +519,7 @@ def _sweep(
             if stop.signal is not None:
                 return r, None  # interrupted: neither started again nor counted as failed
             if runner(str(config), r, run_dir) == 0 and (run_dir / METRICS_FILE).exists():
-                if not finished_run(run_dir, metrics):  # distgen run writes it itself; other runners may not
-                    atomic_write_text(run_dir / DONE_FILE, "ok\n")
+                record_run(run_dir, docs[r.slug], metrics)  # distgen run writes both itself; other runners may not
                 return r, True
             if NOT_RETRIED.search(failure_reason(run_dir) or ""):
                 break  # a NaN/inf loss recurs at the same step when its checkpoint is resumed, a refused config is refused
@@ -720,11 +718,30 @@ def evaluated_with(run_dir: Path) -> list[str] | None:
     return [str(m) for m in metrics] if isinstance(metrics, list) else None
 
 
-def made_by_distgen_run(run_dir: Path) -> bool:
-    """Whether ``distgen run`` finished this run folder: its ``DONE`` record beside its ``experiment.yaml`` or its
-    ``timings.json`` (written just before ``DONE``). Such a folder's config is told by its ``experiment.yaml``
-    (``experiment.check_finished_record``); another runner's (the sweep's plain ``DONE``, or a record alone) records none."""
-    return _run_record(run_dir) is not None and any((run_dir / f).exists() for f in ("experiment.yaml", "timings.json"))
+def check_run_folder(run_dir: Path, doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Refuse (``ConfigError``) a run folder that holds another config's run (its ``experiment.yaml``:
+    ``experiment.check_same_experiment``) or a finished run (``DONE``) whose ``experiment.yaml`` is missing or unreadable,
+    so that which config it ran cannot be told (``experiment.check_finished_record``), whichever runner made it: the sweep
+    records the config of another runner's run beside the ``DONE`` it writes (``record_run``). Until helper 209 only a
+    ``distgen run`` run (its ``DONE`` record beside its ``experiment.yaml`` or ``timings.json``) was checked for a record
+    (helper 196), and another runner's was read as finished for any config, its rows taken as the asking sweep's.
+    Returns ``check_same_experiment``'s ``data_moved.json`` record for the caller to write where it may (or None)."""
+    from distgen.pipeline.experiment import check_finished_record, check_same_experiment
+
+    moved = check_same_experiment(run_dir, doc)
+    if (run_dir / DONE_FILE).exists():
+        check_finished_record(run_dir)
+    return moved
+
+
+def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str]) -> None:
+    """Finish a run another runner made (it returned 0 and left ``eval/metrics.csv`` but wrote no ``DONE``, or no
+    ``experiment.yaml``): its config ``doc`` as ``experiment.yaml`` where there is none (``distgen run`` writes its own),
+    then the sweep's plain ``DONE``, written last, unless the run finished itself (``finished_run``)."""
+    if not (run_dir / "experiment.yaml").exists():
+        save_yaml(dict(doc), run_dir / "experiment.yaml")
+    if not finished_run(run_dir, metrics):
+        atomic_write_text(run_dir / DONE_FILE, "ok\n")
 
 
 def _run_record(run_dir: Path) -> dict[str, Any] | None:

@@ -55,8 +55,8 @@ def test_a_sweep_refuses_a_finished_run_beside_an_unreadable_or_missing_experime
     """Review (helper 196): the sweep's own path had the same hole. A run ``distgen run`` finished (its ``DONE`` record)
     whose ``experiment.yaml`` is unreadable or gone passed ``check_same_experiment`` and ``finished_run``: the sweep of ANY
     config skipped it and took its rows as its own (checked with a real ``distgen run`` sweep of TINY, then another
-    backbone). A run another runner finished (the sweep's plain ``DONE``, or a ``DONE`` record without ``experiment.yaml``
-    or ``timings.json``: tests/pipeline/test_sweep_runtime.py's runners) records no config and is still read."""
+    backbone). A run another runner finished is read with the ``experiment.yaml`` the sweep writes beside its ``DONE`` (helper
+    209; before, it recorded no config and was read for any config)."""
     from distgen.pipeline.sweep import sweep
 
     from .test_sweep import FakeRunner
@@ -72,6 +72,8 @@ def test_a_sweep_refuses_a_finished_run_beside_an_unreadable_or_missing_experime
     (run / "timings.json").write_text("{}\n")  # distgen run writes it just before DONE
     if record is not None:
         (run / "experiment.yaml").write_text(record)
+    else:  # the sweep records another runner's config since helper 209
+        (run / "experiment.yaml").unlink()
 
     def never(config, r, run_dir):
         raise AssertionError(f"run {r.slug} started")
@@ -79,3 +81,45 @@ def test_a_sweep_refuses_a_finished_run_beside_an_unreadable_or_missing_experime
     with pytest.raises(ConfigError) as err:
         sweep(base, grid, out, runner=never, metrics=["mse"], progress=False)  # before: base__seed0 skipped, its rows read
     assert str(run / "experiment.yaml") in str(err.value)
+
+
+def _never(config, r, run_dir):
+    raise AssertionError(f"run {r.slug} started")
+
+
+def test_a_sweep_of_another_config_refuses_runs_another_runner_finished(tmp_path):
+    """The closing note's "Run folders" hole (helper 209): a run another runner finished (the sweep's own plain ``DONE``,
+    no ``experiment.yaml``) was read as finished for ANY config: a sweep of another model into the same folder skipped it
+    and took its rows as its own. The sweep now records the run's config (``experiment.yaml``, as ``distgen run`` does)
+    beside the ``DONE`` it writes, and a sweep of another config is refused naming the folder."""
+    from distgen.pipeline.sweep import sweep
+
+    from .test_sweep import FakeRunner
+
+    first = str(save_yaml({"model": {"name": "control"}}, tmp_path / "first.yaml"))
+    other = str(save_yaml({"model": {"name": "additive"}}, tmp_path / "other.yaml"))
+    out = tmp_path / "sw"
+    sweep(first, {}, out, seeds=[0], runner=FakeRunner(), metrics=["mse"], progress=False)
+    assert sweep(first, {}, out, seeds=[0], runner=FakeRunner(), metrics=["mse"], progress=False).skipped  # its own: read
+    with pytest.raises(ConfigError) as err:  # before: skipped as finished, the control rows summarised as additive's
+        sweep(other, {}, out, seeds=[0], runner=_never, metrics=["mse"], progress=False)
+    assert str(out / "runs" / "base__seed0") in str(err.value) and "model.name" in str(err.value)
+
+
+def test_a_sweep_refuses_a_run_finished_without_a_record_of_its_config(tmp_path):
+    """A run folder whose ``DONE`` has no ``experiment.yaml`` beside it (another runner's, of a sweep before helper 209) is
+    refused for every config, naming the file and the fixes, as ``distgen run`` refuses it (helper 189): which config it ran
+    cannot be told."""
+    from distgen.pipeline.sweep import sweep
+
+    from .test_sweep import FakeRunner
+
+    base = str(save_yaml({"model": {"name": "control"}}, tmp_path / "base.yaml"))
+    out = tmp_path / "sw"
+    sweep(base, {}, out, seeds=[0], runner=FakeRunner(), metrics=["mse"], progress=False)
+    run = out / "runs" / "base__seed0"
+    (run / "experiment.yaml").unlink(missing_ok=True)
+    with pytest.raises(ConfigError) as err:  # before: read as finished
+        sweep(base, {}, out, seeds=[0], runner=_never, metrics=["mse"], progress=False)
+    msg = str(err.value)
+    assert str(run / "experiment.yaml") in msg and str(run / DONE_FILE) in msg and "--out" in msg
