@@ -152,9 +152,9 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
                               "not a perturbation to predict; name perturbed conditions of the file")
     held_set = set(held)
     if wanted is not None and cells.dosed:  # a condition without doses (dexa) names each of its populations (dexa@10, ...)
-        from distgen.data.conditions import condition_string, parse_dose_label, population_of
+        from distgen.data.conditions import population_of
 
-        base = {h: condition_string(r[0]) if (r := parse_dose_label(h)) is not None else h for h in held}
+        base = {h: without_doses(h) for h in held}
 
         def named(w: str) -> list[str]:  # a label; the same population written otherwise (dexa@0.3 for a float32 column's
             if w in held_set:  # dexa@0.30000001192092896); a condition without doses: each of its populations
@@ -168,13 +168,8 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     ctx = np.asarray(cells.info.contexts, dtype=object)[cells.labels.context.numpy()]
     bat = np.asarray(cells.info.batches, dtype=object)[cells.labels.batch.numpy()]
     contexts, batches = sorted(set(ctx[pert].tolist())), sorted(set(bat[pert].tolist()))
-    if cells.dosed:  # population labels (dexa@10): the model is asked their atoms
-        from distgen.data.conditions import condition_string, parse_dose_label
-
-        atoms = [parse_dose_label(c) for c in predicted]
-        as_atoms = list(dict.fromkeys(c if a is None else condition_string(a[0]) for c, a in zip(predicted, atoms)))
-    else:
-        as_atoms = predicted
+    # population labels (dexa@10): the model is asked their atoms
+    as_atoms = list(dict.fromkeys(without_doses(c) for c in predicted)) if cells.dosed else predicted
     translate.check(as_atoms, contexts, batches, cells.schema, str(data))
     if new := sorted(set(contexts) - set(run.model.info.contexts)):  # admitted by check: the model reads no context
         print(f"note: context(s) {', '.join(repr(str(c)) for c in new[:8])} of {data} were not in the run's training file; the model reads no context "
@@ -213,6 +208,16 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
         for note in values.notes:
             print(note, file=sys.stderr)
     return out
+
+
+def without_doses(label: str) -> str:
+    """The condition a population label names, its doses dropped (``dexa@10+B@1`` -> ``B+dexa``); a label that is not a
+    dose label as it is. One rule for ``_predict_file``'s two readings of a dosed file's labels (the conditions a
+    ``--perturbations`` without doses names, the atoms the model is asked), which were written twice until helper 209."""
+    from distgen.data.conditions import condition_string, parse_dose_label
+
+    read = parse_dose_label(label)
+    return label if read is None else condition_string(read[0])
 
 
 def file_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
