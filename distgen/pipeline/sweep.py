@@ -591,10 +591,9 @@ def _sweep(
     text, result.comparisons = summary_markdown(rows, variants, reference, present, result.failed, result.failures, diverged,
                                                 replicate_noise(summaries, present), truths)
     apart = {v: why for v in variants if v != reference and (why := truth_mismatch(truths, v, reference))}
-    for v, why in apart.items():
-        if why:
-            print(f"warning: sweep variant {v} was {why}: its rows are not paired with the reference's, so no side is named "
-                  "(verdict 'truths differ'; see summary.md)", file=sys.stderr)
+    for v, why in apart.items():  # each why is a sentence (the comprehension keeps only those)
+        print(f"warning: sweep variant {v} was {why}: its rows are not paired with the reference's, so no side is named "
+              "(verdict 'truths differ'; see summary.md)", file=sys.stderr)
     seeds_apart = {v: why for v, why in seeds_truth_mismatch(truths).items() if v in variants}
     for v, why in seeds_apart.items():
         print(f"warning: sweep variant {v}: {why}; its mean and sd over seeds mix two data sets (the data file changed "
