@@ -234,6 +234,7 @@ def sweep(
     try:
         lock = RunLock(out, "sweep").acquire()
     except FolderNotWritableError:  # a finished sweep is only read (as distgen run reads a finished experiment)
+        check_run_folders(out, runs, docs, overrides)  # another config's run is named, not only refused as not writable
         if (finished := finished_sweep_without_lock(out, runs, docs, metrics, reference, names)) is None:
             raise
         return finished
@@ -263,7 +264,6 @@ def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[st
             run_dir = out / "runs" / r.slug
             if not finished_run(run_dir, metrics):
                 return None
-            check_run_folder(run_dir, docs[r.slug])  # another config's, or one whose config cannot be told: refused
             if _run_record(run_dir) is not None and finished_or_none(run_dir, docs[r.slug], evaluated_with(run_dir)) is None:
                 return None
         if not (out / "summary.md").is_file() or not _results_hold_runs(out, runs, metrics):
@@ -476,13 +476,10 @@ def _sweep(
     from distgen.pipeline.experiment import record_moved
 
     adopt_former_folders(out, runs)
-    for r in runs:  # a folder left by a sweep of another config is never mixed into this one's results
-        try:
-            # the data file found at a new path is recorded by the sweep, under its own lock (its run folders are its to
-            # write, as their DONE), taking no run folder's: a finished run is skipped, so its check is where it is hashed
-            record_moved(out / "runs" / r.slug, check_run_folder(out / "runs" / r.slug, docs[r.slug]))
-        except ConfigError as exc:
-            raise ConfigError(f"{exc}{recorded_overrides_hint(out, overrides)}") from None
+    # the data file found at a new path is recorded by the sweep, under its own lock (its run folders are its to write,
+    # as their DONE), taking no run folder's: a finished run is skipped, so its check is where it is hashed (helper 205)
+    for slug, moved in check_run_folders(out, runs, docs, overrides).items():  # another config's folder is never mixed in
+        record_moved(out / "runs" / slug, moved)
     check_keeps_finished_runs(out, runs)
     if SEED_KEY in grid:  # the axis replaces sweep.seeds: the seeds the runs use (the config's were recorded until 2026-12-07)
         seeds = list(dict.fromkeys(r.seed for r in runs))
@@ -730,6 +727,23 @@ def check_run_folder(run_dir: Path, doc: Mapping[str, Any]) -> dict[str, Any] | 
     moved = check_same_experiment(run_dir, doc)
     if (run_dir / DONE_FILE).exists():
         check_finished_record(run_dir)
+    return moved
+
+
+def check_run_folders(
+    out: Path, runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]], overrides: Sequence[str],
+) -> dict[str, dict[str, Any] | None]:
+    """``check_run_folder`` of each run's folder under ``out``, the refusal naming the base overrides ``sweep.yaml`` records
+    where they differ from ``overrides`` (``recorded_overrides_hint``). Before any run, and before a finished sweep whose
+    lock cannot be taken is read (``finished_sweep_without_lock``), which until helper 209 checked no runner-made folder
+    and refused another config's ``distgen run`` folder as not writable only. Returns each run's ``data_moved.json``
+    record (``check_run_folder``) by slug, for the sweep to write under its lock; the read-only read writes none."""
+    moved: dict[str, dict[str, Any] | None] = {}
+    for r in runs:
+        try:
+            moved[r.slug] = check_run_folder(out / "runs" / r.slug, docs[r.slug])
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}{recorded_overrides_hint(out, overrides)}") from None
     return moved
 
 

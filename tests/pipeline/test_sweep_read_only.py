@@ -103,3 +103,16 @@ def test_a_finished_sweep_in_a_read_only_folder_prints_its_summary(finished, bas
     assert done.returncode == 0, done.stderr
     assert "description=bad" in done.stdout and "already holds this finished sweep" in done.stderr
     assert not (finished / ".distgen.lock").exists()
+
+
+def test_a_finished_read_only_sweep_asked_by_another_config_is_refused_naming_the_run_folder(finished, tmp_path, monkeypatch):
+    """Helper 209: runs another runner finished recorded no config, so a read-only finished sweep was returned to a sweep
+    of ANY config (its control rows as another model's). Now each run folder is checked as in a writable sweep, before the
+    read: another config's is refused naming the folder and the setting, not only as 'not writable'."""
+    from distgen.config import ConfigError, save_yaml
+
+    other = str(save_yaml({"model": {"name": "additive"}}, tmp_path / "other.yaml"))
+    monkeypatch.setattr(sweep_module, "RunLock", Refused)
+    with pytest.raises(ConfigError) as err:  # before: the control sweep returned as the additive one's
+        sweep(other, GRID, finished, runner=_never, metrics=["mse", "pearson_delta"], progress=False)
+    assert str(finished / "runs") in str(err.value) and "model.name" in str(err.value)
