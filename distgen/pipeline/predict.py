@@ -22,7 +22,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -732,14 +732,23 @@ def predict_run(
         check_model(counts)
     run_dir = run_folder(run_dir)  # a distgen run folder -> its train/, as distgen.load_run finds it
     checkpoint = chosen_checkpoint(run_dir, checkpoint)  # best / last -> a folder / the newest
+    into_run = checked_outputs(run_dir, out, real, overwrite, read_files(run_dir, train_data))
+    with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext(), float32_default():
+        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells, sampling, train_data, doses)
+
+
+def checked_outputs(run_dir: Path, out: str | Path, real: str | Path | None, overwrite: bool,
+                    inputs: Sequence[tuple[str, str | Path | None]]) -> bool:
+    """Check a prediction's ``out`` and ``real`` before any work: two paths, neither one of ``inputs`` (``(what, path)``:
+    ``read_files``, ``--data``) nor a run's own file, nor an existing file that is not a previous prediction (truth) unless
+    ``overwrite`` (``distgen.pipeline.outputs``). Returns whether either lies in ``run_dir``, whose lock the caller then
+    takes. One place for ``predict_run`` and ``predict_file`` (each wrote these six lines until helper 209)."""
     check_distinct([out, real], ["--out", "--real"])
-    check_not_inputs([("--out", out), ("--real", real)], read_files(run_dir, train_data))
+    check_not_inputs([("--out", out), ("--real", real)], inputs)
     check_output_file(out, "predict", "pred", overwrite)
     if real is not None:
         check_output_file(real, "predict", "real", overwrite)
-    into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
-    with RunLock(run_dir, "predict") if into_run and D.env_from_torchrun().is_main else contextlib.nullcontext(), float32_default():
-        return _predict_run(run_dir, out, part, checkpoint, weights, real, seed, genes, counts, max_cells, sampling, train_data, doses)
+    return any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
 
 
 def read_files(run_dir: Path, train_data: str | Path | None = None) -> list[tuple[str, str | Path | None]]:

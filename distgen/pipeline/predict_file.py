@@ -43,9 +43,8 @@ from distgen.data.groups import Group, group_seed
 from distgen.data.h5ad import readable_by_rows
 from distgen.data.record import DataRecord
 from distgen.errors import InputDataError, InputKeyError, warn
-from distgen.pipeline.outputs import check_distinct, check_not_inputs, check_output_file
 from distgen.pipeline.predict import (
-    _inside,
+    checked_outputs,
     doses_provenance,
     open_run,
     predict_section,
@@ -112,12 +111,7 @@ def predict_file(
         raise ConfigError(f"--data {str(data)!r}: no such file; give the .h5ad (or .zarr) file whose perturbations to predict")
     if D.env_from_torchrun().distributed:
         raise ConfigError("distgen predict --data runs in one process: start it without torchrun")
-    check_distinct([out, real], ["--out", "--real"])
-    check_not_inputs([("--out", out), ("--real", real)], [("--data", data), *read_files(run_dir, train_data)])
-    check_output_file(out, "predict", "pred", overwrite)
-    if real is not None:
-        check_output_file(real, "predict", "real", overwrite)
-    into_run = any(p is not None and _inside(Path(p), run_dir) for p in (out, real))
+    into_run = checked_outputs(run_dir, out, real, overwrite, [("--data", data), *read_files(run_dir, train_data)])
     with RunLock(run_dir, "predict") if into_run else contextlib.nullcontext(), float32_default(), contextlib.ExitStack() as files:
         return _predict_file(run_dir, data, Path(out), perturbations, checkpoint, weights, real, seed, counts, max_cells, sampling,
                              train_data, doses, files=files)
