@@ -217,7 +217,10 @@ def euclidean_edistance(x: Tensor, y: Tensor) -> Tensor:
     ``2 E|x - y| - E|x - x'| - E|y - y'|``, Euclidean, within-set means over all pairs with the zero diagonal
     (cell-eval's and pertpy 1.4's convention), the within-set sums from half the products (``euclidean_sum``)."""
     n, m = x.shape[0], y.shape[0]
-    return 2 * euclidean_sum(x, y) / (n * m) - euclidean_sum(x) / n**2 - euclidean_sum(y) / m**2
+    with torch.no_grad():
+        x_sq, y_sq = sq_norms(x), sq_norms(y)  # each set's squared norms once, for its two sums
+    return (2 * euclidean_sum(x, y, x_sq=x_sq, y_sq=y_sq) / (n * m) - euclidean_sum(x, x_sq=x_sq) / n**2
+            - euclidean_sum(y, x_sq=y_sq) / m**2)
 
 
 def sq_energy_distance(x: Tensor, y: Tensor, unbiased: bool = False) -> Tensor:

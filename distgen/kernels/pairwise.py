@@ -42,7 +42,8 @@ def dists(x: Tensor, y: Tensor) -> Tensor:
     return safe_sqrt(sq_dists(x, y))
 
 
-def euclidean_sum(x: Tensor, y: Tensor | None = None, block: int = 256) -> Tensor:
+def euclidean_sum(x: Tensor, y: Tensor | None = None, block: int = 256, *, x_sq: Tensor | None = None,
+                  y_sq: Tensor | None = None) -> Tensor:
     """Sum of the Euclidean distances between every row of ``x [n, D]`` and every row of ``y [m, D]`` (no autograd).
 
     ``y`` None: over all ``n^2`` ordered pairs of rows of ``x``, the zero diagonal included (each
@@ -52,14 +53,21 @@ def euclidean_sum(x: Tensor, y: Tensor | None = None, block: int = 256) -> Tenso
     ``block x m`` whatever ``n``; the self-distances are set to exactly 0. Accumulates in ``x``'s dtype:
     pass float64 where it matters (as every expansion of ``|x - y|^2``, nearly identical rows keep a
     round-off of order ``sqrt(eps) |x|``: measured 1.5e-7 |x| in float64, 3e-3 |x| in float32, at 2,000 columns).
+
+    ``x_sq``, ``y_sq``: ``sq_norms(x)``, ``sq_norms(y)`` when the caller has them (a set summed against several others,
+    and against itself: an E-distance's control, each perturbation's cells); the same numbers, not computed again.
     """
     if x.dim() != 2 or (y is not None and (y.dim() != 2 or y.shape[1] != x.shape[1])):
         raise ValueError(f"euclidean_sum needs [n, D] and [m, D] matrices, got {tuple(x.shape)} and "
                          f"{None if y is None else tuple(y.shape)}")
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
+    for given, of in ((x_sq, x), (y_sq, y)):
+        if given is not None and (of is None or given.shape != of.shape[:1]):
+            raise ValueError(f"euclidean_sum: squared norms of shape {tuple(given.shape)} given for "
+                             f"{'no matrix' if of is None else f'a matrix of {of.shape[0]} rows'}")
     with torch.no_grad():
-        x_sq = sq_norms(x)
+        x_sq = sq_norms(x) if x_sq is None else x_sq
         if y is None:  # blocks (i, j >= i) of x against itself; those off the diagonal stand for (j, i) as well
             total = x.new_zeros(())
             buf = x.new_empty(min(block, x.shape[0]) ** 2)
@@ -71,7 +79,7 @@ def euclidean_sum(x: Tensor, y: Tensor | None = None, block: int = 256) -> Tenso
                     else:
                         total += 2.0 * d.sum()
             return total
-        y_sq = sq_norms(y)
+        y_sq = sq_norms(y) if y_sq is None else y_sq
         buf = x.new_empty(min(block, x.shape[0]) * y.shape[0])
         total = x.new_zeros(())
         for i in range(0, x.shape[0], block):

@@ -99,3 +99,24 @@ def test_the_control_cells_as_every_prediction_are_nan_in_any_row_order():
     assert PearsonEDistance().from_control(pred).abs().max() > 0  # the rounding
     same = EvalData(real=data.real, pred=pred, perts=data.perts, targets=data.targets, genes=data.genes)
     assert torch.isnan(PearsonEDistance().compute(same).values).all()
+
+
+def test_from_control_sharing_the_squared_norms_is_bit_for_bit_the_three_sums():
+    """Each set's squared norms are computed once for its sums (the control's for every perturbation): the E-distances are
+    bit for bit those of the three plain sums per perturbation, more controls than one block of ``euclidean_sum`` included."""
+    from distgen.kernels.pairwise import euclidean_sum
+
+    gen = torch.Generator().manual_seed(11)
+    sizes = [300, 1, 57, 0, 260]
+    cells = torch.rand(sum(sizes), 30, generator=gen, dtype=torch.float64).mul(3).log1p()
+    pop = Population(X=cells, offsets=torch.tensor([0, *np.cumsum(sizes).tolist()]),
+                     control=torch.rand(530, 30, generator=gen, dtype=torch.float64).mul(3).log1p())
+    e = PearsonEDistance().from_control(pop)
+    c, m = pop.control, pop.control.shape[0]
+    for p, n in enumerate(sizes):
+        if n == 0:
+            assert torch.isnan(e[p])
+            continue
+        x = pop.cells(p)
+        plain = 2 * euclidean_sum(x, c) / (n * m) - euclidean_sum(x) / n**2 - euclidean_sum(c) / m**2
+        assert e[p].item() == plain.item()

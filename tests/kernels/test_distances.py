@@ -205,6 +205,27 @@ def test_euclidean_sum_self_distance_is_exactly_zero_and_shapes_are_checked():
         euclidean_sum(torch.zeros(3, 4), block=0)
 
 
+def test_euclidean_sum_with_the_caller_s_squared_norms_gives_the_same_bits():
+    """The E-distances pass each set's squared norms to its two sums (computed once): the very numbers the sums computed
+    themselves, so every sum is bit for bit the one without them; norms of another size are refused, not broadcast."""
+    from distgen.kernels.distances import euclidean_edistance
+    from distgen.kernels.pairwise import euclidean_sum, sq_norms
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(301, 40, generator=g, dtype=torch.float64) * (torch.rand(301, 40, generator=g) < 0.3)
+    y = torch.rand(517, 40, generator=g, dtype=torch.float64) * (torch.rand(517, 40, generator=g) < 0.3)
+    x_sq, y_sq = sq_norms(x), sq_norms(y)
+    assert euclidean_sum(x, y, x_sq=x_sq, y_sq=y_sq).item() == euclidean_sum(x, y).item()
+    assert euclidean_sum(x, x_sq=x_sq).item() == euclidean_sum(x).item()
+    n, m = x.shape[0], y.shape[0]
+    by_hand = 2 * euclidean_sum(x, y) / (n * m) - euclidean_sum(x) / n**2 - euclidean_sum(y) / m**2
+    assert euclidean_edistance(x, y).item() == by_hand.item()
+    with pytest.raises(ValueError, match="squared norms of shape"):
+        euclidean_sum(x, y, y_sq=x_sq)
+    with pytest.raises(ValueError, match="no matrix"):
+        euclidean_sum(x, y_sq=y_sq)
+
+
 @pytest.mark.parametrize("unbiased", [False, True])
 def test_sq_energy_distance_closed_form_equals_the_pairwise_definition(unbiased):
     from distgen.kernels.distances import sq_energy_distance
