@@ -1,0 +1,60 @@
+"""The ten overlap / precision metrics rank the two DE tables once per side and threshold (``de_metrics.top_rank``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from distgen.evaluation.evaldata import EvalData, Population
+from distgen.evaluation.metrics import de_metrics
+
+OVERLAPS = [de_metrics.OverlapAtN, de_metrics.OverlapAt50, de_metrics.OverlapAt100, de_metrics.OverlapAt200,
+            de_metrics.OverlapAt500, de_metrics.PrecisionAtN, de_metrics.PrecisionAt50, de_metrics.PrecisionAt100,
+            de_metrics.PrecisionAt200, de_metrics.PrecisionAt500]
+
+
+def population(seed: int, shift: float, genes: int = 60) -> Population:
+    gen = torch.Generator().manual_seed(seed)
+    sizes = [30, 25, 35]
+    up = torch.zeros(genes)
+    up[: genes // 2] = torch.linspace(0.2, shift, genes // 2)  # graded responses: lfc ranks of several sizes
+    x = [torch.rand(n, genes, generator=gen).mul(2).log1p() + (p + 1) * up / 3 for p, n in enumerate(sizes)]
+    return Population(X=torch.cat(x), offsets=torch.tensor([0, *np.cumsum(sizes).tolist()]),
+                      control=torch.rand(50, genes, generator=gen).mul(2).log1p())
+
+
+def data(pred_seed: int) -> EvalData:
+    return EvalData(real=population(0, 2.0), pred=population(pred_seed, 1.5), perts=("a", "b", "c"), targets=((),) * 3,
+                    genes=tuple(f"g{i}" for i in range(60)))
+
+
+def test_the_tables_are_ranked_once_and_every_value_is_that_of_its_own_ranking(monkeypatch):
+    calls = []
+    plain = de_metrics.top_rank
+
+    def counted(de, fdr=de_metrics.FDR):
+        calls.append(fdr)
+        return plain(de, fdr)
+
+    fresh = {cls.__name__: cls().compute(data(1)).values for cls in OVERLAPS}  # each on its own EvalData: ranked anew
+    assert any(bool((v > 0).any()) for v in fresh.values())  # significant genes: the ranks decide something
+    fresh_01 = de_metrics.OverlapAt50(fdr=0.01).compute(data(1)).values
+    monkeypatch.setattr(de_metrics, "top_rank", counted)
+    shared = data(1)
+    for cls in OVERLAPS:
+        assert torch.equal(cls().compute(shared).values, fresh[cls.__name__]), cls.__name__
+    assert len(calls) == 2  # one real, one pred ranking for the ten metrics
+    assert torch.equal(de_metrics.OverlapAt50(fdr=0.01).compute(shared).values, fresh_01)  # another threshold: its own ranking
+    assert len(calls) == 4
+
+
+def test_a_replaced_prediction_is_ranked_again():
+    """calibration replaces a half's prediction and drops the cache keys ending in "/pred": the ranking goes with them."""
+    shared = data(1)
+    de_metrics.PrecisionAt50().compute(shared)
+    other = data(7)
+    shared.pred = other.pred
+    for key in [k for k in shared.cache if k.endswith("/pred")]:
+        del shared.cache[key]
+    for cls in OVERLAPS:
+        assert torch.equal(cls().compute(shared).values, cls().compute(data(7)).values), cls.__name__
