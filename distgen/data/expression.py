@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -294,11 +295,27 @@ def _step_divisors(v: np.ndarray) -> set[int]:
     ks = set(range(1, 7))
     u = np.unique(v)
     gap = float(np.diff(u).min())
-    if gap > 0:
+    if gap > 0 and not _decimal_step(gap):  # a gap of 1, 0.1, 0.01, 0.001: whole or rounded values, not a cell's own step
         k = round(float(u[0]) / gap)
         if 6 < k <= MAX_STEP_DIVISOR:
             ks.add(k)
     return ks
+
+
+def _decimal_step(step: float) -> bool:
+    """Whether ``step`` is 1, 0.1, 0.01 or 0.001 (float32's precision): the grid of values stored as whole numbers or
+    rounded to a few decimals, which every value of such a row is a multiple of whatever the transform (helper 212)."""
+    e = round(math.log10(step))
+    return -3 <= e <= 0 and abs(step / 10.0**e - 1) <= 1e-4
+
+
+def _rounded_row(v: np.ndarray) -> bool:
+    """Whether every value of a row is a whole multiple of 0.01 (float32's precision; judged when its smallest is under 100,
+    where float32 resolves 0.01 finely enough): values stored rounded to one or two decimals, or whole numbers. Every one of them is a whole multiple of a small step (0.01 / k) whatever they are (log
+    values included), so such a row tells nothing about scaling per cell and is not counted (helper 212: rounded log values
+    were read as scaled counts)."""
+    steps = v / 0.01
+    return float(v.min()) < 100 and bool(np.all(np.abs(steps - np.round(steps)) <= 1e-4 + 1e-6 * steps))
 
 
 def scaled_counts(x: Any, max_rows: int = 200) -> bool:
@@ -306,12 +323,16 @@ def scaled_counts(x: Any, max_rows: int = 200) -> bool:
     smallest is one of 1 to 6 steps) hold counts scaled per cell (``sc.pp.normalize_total``): each non-zero value a whole
     multiple of a cell's own step, its smallest value over ``k`` (``_step_divisors``: 1 to 6, or the count the smallest gap
     between its values gives). Log values of counts (``log1p``, scater's ``log2`` of counts over size factors) are not.
-    Until helper 206 only ``k`` of 1 to 6 were tried: counts of cells whose smallest count is above 6 were missed."""
+    Until helper 206 only ``k`` of 1 to 6 were tried: counts of cells whose smallest count is above 6 were missed. A row of
+    whole numbers or of values rounded to one or two decimals is not counted (``_rounded_row``), and a gap of 1, 0.1, 0.01 or 0.001 gives
+    no step (``_decimal_step``): rounded or whole-number log values were read as scaled counts (helper 212)."""
     rows = _sample_rows(x, max_rows)
     tested = scaled = 0
     for row in rows:
         v = row[np.isfinite(row) & (row > 0)].astype(np.float64)
         if np.unique(v).size < 2:  # one value (or none): a multiple of itself whatever the transform
+            continue
+        if _rounded_row(v):  # whole or rounded values: multiples of 0.01 / k whatever they are, counts or log values
             continue
         tested += 1
         ratio = v / v.min()

@@ -2,7 +2,9 @@
 panel of highly expressed genes) were not recognised, so their refusal as "normalised but not log-transformed" got the
 hint for log values ("do not apply sc.pp.log1p to them"), whose fix is the opposite of the right one."""
 
+import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 
 from distgen.data import PerturbationData, PerturbationSchema
@@ -36,3 +38,37 @@ def test_deep_counts_normalised_to_the_median_total_keep_the_log1p_advice(tiny_a
     with pytest.raises(ValueError, match=r"not log-transformed\. Apply sc\.pp\.log1p yourself") as e:
         PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
     assert "do not apply sc.pp.log1p" not in str(e.value), str(e.value)
+
+
+def _deep_logcounts(seed=5, shape=(200, 300)):
+    """scater-like ``logcounts`` (log2 of counts over size factors, + 1) of deep cells: many distinct values per cell."""
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(rng.uniform(8, 300, (1, shape[1])), shape).astype(np.float64)
+    sf = x.sum(1) / x.sum(1).mean()
+    return x, np.log2(1 + x / sf[:, None])
+
+
+@pytest.mark.parametrize("decimals", [1, 2])
+def test_log_values_rounded_to_a_few_decimals_are_not_scaled_counts(decimals):
+    """Review of helper 206's smallest-gap step (helper 212): log values stored rounded (1 or 2 decimals, as some tools and
+    data portals write them) are all whole multiples of the rounding step (0.1, 0.01), and in a deep cell the smallest gap
+    between its values is that step, so they were read as counts normalised per cell (a54a3de: not)."""
+    x, logcounts = _deep_logcounts()
+    assert not scaled_counts(np.round(logcounts, decimals).astype(np.float32))
+    cpm = x / x.sum(1, keepdims=True) * 1e6
+    assert not scaled_counts(np.round(np.log1p(cpm), decimals).astype(np.float32))
+    assert not scaled_counts(np.round(np.log2(cpm + 1)).astype(np.float32))  # whole-number log2: the step 1 is no scaling either
+    assert scaled_counts((x / x.sum(1, keepdims=True) * 1e4).astype(np.float32))  # the deep counts themselves still are
+
+
+def test_rounded_log2_values_above_the_log_range_keep_the_do_not_log_again_hint(tiny_adata):
+    """The consequence: deep cells' scater logcounts stored to two decimals, a few past 20 (a tiny size factor), were refused
+    with only "Apply sc.pp.log1p yourself", which logs log values twice (the hint helper 191 added was dropped)."""
+    _, logcounts = _deep_logcounts(shape=(tiny_adata.n_obs, 300))
+    logcounts[0, :3] = [20.5, 21.0, 21.6]
+    adata = ad.AnnData(np.round(logcounts, 2).astype(np.float32), obs=tiny_adata.obs,
+                       var=pd.DataFrame(index=["A", "B", "C", "D", "E"] + [f"g{i}" for i in range(295)]))
+    assert 0 < (adata.X >= 20).sum() < 0.01 * (adata.X != 0).sum()
+    with pytest.raises(ValueError, match="not log-transformed") as e:
+        PerturbationData.from_anndata(adata, PerturbationSchema(context_cols=("cell_type",)))
+    assert "do not apply sc.pp.log1p" in str(e.value), str(e.value)
