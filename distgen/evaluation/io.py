@@ -497,17 +497,22 @@ def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -
             "joined by '+')")
 
 
+def scale_error_in(e: ValueScaleError, prefix: str) -> ValueScaleError:
+    """``e`` with ``prefix`` before its message (where it was raised: a context), its class and ``side`` kept, which
+    ``stored_scales.scale_hints`` reads to name the layer holding the right values (a per-context refusal lost both until
+    helper 206)."""
+    return type(e)(prefix + str(e), e.side, e.want)
+
+
 @contextmanager
-def in_context(context: str | None, prefix: str | None = None) -> Iterator[None]:
-    """A refusal of a file's value scale (``ValueScaleError``) raised inside names ``context`` (``prefix``: the words put
-    before it, default ``context 'c': ``) and keeps its class and ``side``, which ``stored_scales.scale_hints`` reads to
-    name the layer holding the right values (a per-context refusal lost both until helper 206)."""
+def in_context(context: str | None) -> Iterator[None]:
+    """A refusal of a file's value scale (``ValueScaleError``) raised inside names ``context`` (``scale_error_in``)."""
     try:
         yield
     except ValueScaleError as e:
-        if context is None and prefix is None:
+        if context is None:
             raise
-        raise type(e)((prefix if prefix is not None else f"context {context!r}: ") + str(e), e.side, e.want) from e
+        raise scale_error_in(e, f"context {context!r}: ") from e
 
 
 def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True,

@@ -24,6 +24,7 @@ from distgen.evaluation.io import (
     eval_data,
     float32_reads,
     same_source,
+    scale_error_in,
 )
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
@@ -174,7 +175,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
             model_output = _generated(info, pc, rc, scale, f"{ctx}: ")
             data = eval_data(pc, rc, scale=scale, keep_float64=keep_float64, check_pred_scale=not model_output)  # the context is named below
         except ValueScaleError as e:  # the class and the file's side kept: scale_hints names the layer holding the right values
-            raise type(e)(f"context {ctx!r} of {celltype_col!r}: {e}", e.side, e.want) from e
+            raise scale_error_in(e, f"context {ctx!r} of {celltype_col!r}: ") from e
         except ValueError as e:
             raise (InputDataError if isinstance(e, InputDataError) else ValueError)(f"context {ctx!r} of {celltype_col!r}: {e}") from e  # the data's problem stays one (exit 2)
         if not data.n_perts:
