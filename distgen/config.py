@@ -766,9 +766,8 @@ def preset_of(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Seq
 
     A ``base=NAME`` override replaces the document's own ``base`` (as ``distgen.config.load_config`` does).
     """
-    names = set(preset_names())
     src: Any = config
-    if not (isinstance(config, str) and config in names and not Path(config).exists()):
+    if not (isinstance(config, str) and names_preset(config)):
         for text in overrides:
             parts, value = parse_override(text)
             if parts == ["base"] and isinstance(value, str):
@@ -781,7 +780,7 @@ def preset_of(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Seq
         if not isinstance(src, str | os.PathLike):
             return None
         text = str(src)
-        if text in names and not Path(text).exists():
+        if names_preset(text):
             return text
         path = here / text if here is not None and not Path(text).is_absolute() and (here / text).is_file() else Path(text)
         if not path.is_file():
@@ -930,18 +929,31 @@ def _recipe_hint(text: str) -> str:
     return ""
 
 
-def _source_id(text: str) -> tuple[str, Path | None]:
-    """``(identity, file)`` of a config reference: a preset or a file (resolved path)."""
-    # a preset by its exact name, not by a file test: on a case-insensitive file system (macOS, Windows) presets/X.yaml
-    # "exists" for SCDFM-small too, which Linux refuses (and a path such as ../x would reach outside the presets)
-    if text in preset_names() and not Path(text).exists():
+def names_preset(text: str) -> bool:
+    """Whether the config reference ``text`` (as typed, or a ``base:``) names a bundled preset: its exact name (not a file
+    test: on a case-insensitive file system, macOS' or Windows', presets/X.yaml "exists" for SCDFM-small too), unless a file
+    of that exact name is in the working directory (that file is meant). A folder is no config (an official ``scDFM``
+    checkout, which such a file system also finds as ``scdfm``), nor is a file in another case."""
+    if text not in preset_names():
+        return False
+    try:
+        return not (Path(text).is_file() and text in os.listdir("."))
+    except OSError:  # an unreadable working directory: no file of ours there
+        return True
+
+
+def _source_id(text: str, preset_base: bool = False) -> tuple[str, Path | None]:
+    """``(identity, file)`` of a config reference: a preset or a file (resolved path). ``preset_base``: the ``base:`` of a
+    preset, which names a preset whatever the working directory holds."""
+    if text in preset_names() if preset_base else names_preset(text):
         return f"preset {text}", _PRESET_DIR / f"{text}.yaml"
     if Path(text).exists():
         return str(Path(text).resolve()), Path(text)
     return text, None
 
 
-def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chain: tuple[str, ...]) -> dict[str, Any]:
+def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chain: tuple[str, ...],
+          preset_base: bool = False) -> dict[str, Any]:
     here: Path | None = None
     if isinstance(source, Mapping):
         check_expanded_size(source, "config")
@@ -949,7 +961,7 @@ def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chai
         ident = "<mapping>"
     else:
         text = str(source)
-        ident, file = _source_id(text)
+        ident, file = _source_id(text, preset_base)
         if file is None:
             from distgen.wording import near
 
@@ -969,12 +981,13 @@ def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chai
         here = None if ident.startswith("preset ") else file.parent
     rest = []
     base = doc.pop("base", None)
+    own_base = ident.startswith("preset ")  # a preset's base: is a preset (one typed in base= is looked up as typed)
     for text in overrides:
         parts, value = parse_override(text)
         if parts == ["base"]:
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"override {short(text)}: base must be a preset name or a config path")
-            base = value
+            base, own_base = value, False
         else:
             rest.append(text)
     if base is not None and not isinstance(base, str):
@@ -982,7 +995,7 @@ def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chai
     if isinstance(base, str) and here is not None and not Path(base).is_absolute() and (here / base).is_file():
         base = str(here / base)
     if base is not None:
-        inherited = _load(base, (), (*chain, ident))
+        inherited = _load(base, (), (*chain, ident), preset_base=own_base)
         if isinstance(doc.get("sweep"), dict) and isinstance(inherited.get("sweep"), dict):
             for key in ("grid", "variants"):  # a declared grid (variants) replaces the inherited one: axes do not merge
                 if key in doc["sweep"]:

@@ -115,3 +115,66 @@ def test_labels_for_a_context_the_data_lacks_says_what_predicts_it():
                                                                    context_cols=("ct",)))
     with pytest.raises(InputKeyError, match=r"unknown context 'D'.*encode\(adata, model=model\).*contexts=\['K'\]"):
         data.labels_for(["A"], contexts=["D"])
+
+
+# review (helper 211): what the first pass left file-system dependent
+
+
+def _clean_preset(name):
+    """``name`` loaded from a working directory that holds nothing."""
+    from distgen.config import load_config
+
+    return load_config(name)
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_it(monkeypatch, tmp_path):
+    """A folder ``scdfm`` in the working directory (a checkout of the official code) was taken for the config the name
+    ``scdfm`` means, also as ``scdfm-small``'s own ``base: scdfm``: ``distgen run scdfm-small`` was refused "config file
+    'scdfm' is a folder". On macOS and Windows the official checkout ``scDFM`` is that folder (helper 211)."""
+    from distgen.config import load_config, preset_of
+
+    expected = {n: _clean_preset(n) for n in ("scdfm", "scdfm-small")}
+    (tmp_path / "scdfm").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for name, doc in expected.items():
+        assert load_config(name) == doc
+        assert preset_of(name) == name
+
+
+def test_a_presets_own_base_is_the_preset_whatever_the_working_directory_holds(monkeypatch, tmp_path):
+    """A file named ``scdfm`` in the working directory is the config ``distgen run scdfm`` means (docs/configs.md), but
+    ``scdfm-small``'s own ``base: scdfm`` names the shipped preset: it read that file instead (helper 211)."""
+    from distgen.config import load_config
+
+    expected = _clean_preset("scdfm-small")
+    (tmp_path / "scdfm").write_text("train: {steps: 7}\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config("scdfm-small") == expected
+    assert load_config("scdfm") == {"train": {"steps": 7}}  # the name typed: the file, as documented
+
+
+def test_a_preset_name_is_a_file_only_in_its_own_case(monkeypatch, tmp_path):
+    """On a case-insensitive file system a file ``SCDFM`` "exists" as ``scdfm``: ``distgen run scdfm`` read it there and the
+    preset on Linux. A file shadows a preset only under the preset's exact name (simulated: a case-blind file test)."""
+    import pathlib
+
+    from distgen.config import load_config
+
+    expected = _clean_preset("scdfm")
+    (tmp_path / "SCDFM").write_text("train: {steps: 7}\n")
+    real_exists, real_is_file = pathlib.Path.exists, pathlib.Path.is_file
+
+    def case_blind(real):
+        def test(self, *a, **k):
+            here = (tmp_path / self) if not self.is_absolute() else self
+            if here.parent == tmp_path and not real(here):
+                return any(p.name.casefold() == here.name.casefold() and real(p) for p in tmp_path.iterdir())
+            return real(self, *a, **k)
+        return test
+
+    monkeypatch.setattr(pathlib.Path, "exists", case_blind(real_exists))
+    monkeypatch.setattr(pathlib.Path, "is_file", case_blind(real_is_file))
+    monkeypatch.chdir(tmp_path)
+    assert pathlib.Path("scdfm").is_file()  # the simulation: the file system answers for any case
+    assert load_config("scdfm") == expected
+
