@@ -178,3 +178,22 @@ def test_a_preset_name_is_a_file_only_in_its_own_case(monkeypatch, tmp_path):
     assert pathlib.Path("scdfm").is_file()  # the simulation: the file system answers for any case
     assert load_config("scdfm") == expected
 
+
+def test_a_validation_metric_named_as_the_monitor_names_it_is_told_to_drop_val():
+    """``train.val_metrics: [val_mse]`` (as ``train.monitor`` and metrics.csv name it) got "Did you mean 'delta_mse'?", another
+    metric (helper 211)."""
+    with pytest.raises(ConfigError, match=r"unknown metric 'val_mse'\. Did you mean 'mse'\?") as caught:
+        train_options({"val_metrics": ["val_mse"]})
+    assert "delta_mse" not in str(caught.value)
+
+
+def test_the_trainer_refuses_options_changed_after_their_check_with_the_same_words():
+    """``TrainOptions`` fields can be set after the check (a dataclass): the trainer's own check says what the config check
+    says, from one function (helper 211: the two had been written twice)."""
+    from distgen.train.validation import higher_is_better, resolve_metrics
+
+    with pytest.raises(ConfigError, match=r"train\.val_metrics: unknown metric 'MSE'\. Did you mean 'mse'\?"):
+        resolve_metrics(["MSE"])
+    with pytest.raises(ConfigError, match=r"train\.monitor='val_MSE' is neither val_loss.*Did you mean 'val_mse'\?"):
+        higher_is_better("val_MSE", resolve_metrics(["mse"]))
+

@@ -7,7 +7,7 @@ the key named (through ``distgen.config.validate_params``) and checks value rang
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,18 +186,8 @@ class TrainOptions:
     def _check_val_metrics(self) -> None:
         """``val_metrics`` registered metrics and ``monitor`` one of them (or ``val_loss``): caught with the other settings
         (``check_experiment``, ``train_options``), not when the trainer is built after the data is loaded."""
-        from distgen.registry import registry
-
-        reg = registry("metrics")
-        for name in self.val_metrics:
-            if name not in reg:
-                raise ConfigError(f"train.val_metrics: unknown metric {name!r}.{did_you_mean(name, reg.names())} "
-                                  "'distgen components --kind metrics' lists them")
-        watched = ("val_loss", *(f"val_{m}" for m in self.val_metrics))
-        if self.monitor != "val_loss" and self.monitor.removeprefix("val_") not in self.val_metrics:  # as higher_is_better reads it
-            raise ConfigError(f"train.monitor={self.monitor!r} is neither val_loss nor one of train.val_metrics "
-                              f"{list(self.val_metrics)} (as val_<metric>).{did_you_mean(self.monitor, watched)} To stop on "
-                              "another metric, name it in both (train.val_metrics=[mse,pearson_delta] train.monitor=val_pearson_delta)")
+        check_val_metrics(self.val_metrics)
+        check_monitor(self.monitor, self.val_metrics)
 
     def inert(self) -> list[str]:
         """Settings given a non-default value that have no effect with the others (``InertSettingWarning``)."""
@@ -229,6 +219,31 @@ class TrainOptions:
     def fingerprint_dict(self) -> dict[str, Any]:
         """The settings that define the training trajectory (``RUN_CONTROL_KEYS`` left out)."""
         return {k: v for k, v in self.to_dict().items() if k not in RUN_CONTROL_KEYS}
+
+
+def check_val_metrics(names: Sequence[str]) -> None:
+    """Refuse (``ConfigError``) a name in ``train.val_metrics`` that is no registered metric, with a did-you-mean: the one
+    check of the config (``TrainOptions``) and of the trainer (``validation.resolve_metrics``)."""
+    from distgen.registry import registry
+
+    known = registry("metrics").names()
+    for name in names:
+        if name not in known:
+            bare = name.removeprefix("val_")  # val_mse: as train.monitor and metrics.csv name it, not the metric's name
+            hint = (f" Did you mean {bare!r}? (metrics are named without val_, which train.monitor and metrics.csv add)"
+                    if bare != name and bare in known else did_you_mean(name, known))
+            raise ConfigError(f"train.val_metrics: unknown metric {name!r}.{hint} 'distgen components --kind metrics' lists them")
+
+
+def check_monitor(monitor: str, val_metrics: Sequence[str]) -> None:
+    """Refuse a ``train.monitor`` that is neither ``val_loss`` nor one of ``val_metrics`` (``val_mse`` or ``mse``), as the
+    trainer reads it (``validation.higher_is_better``)."""
+    if monitor == "val_loss" or monitor.removeprefix("val_") in val_metrics:
+        return
+    watched = ("val_loss", *(f"val_{m}" for m in val_metrics))
+    raise ConfigError(f"train.monitor={monitor!r} is neither val_loss nor one of train.val_metrics {list(val_metrics)} (as "
+                      f"val_<metric>).{did_you_mean(monitor, watched)} To stop on another metric, name it in both "
+                      "(train.val_metrics=[mse,pearson_delta] train.monitor=val_pearson_delta)")
 
 
 #: ``train.compile`` as a string: a ``torch.compile`` mode

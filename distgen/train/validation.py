@@ -9,10 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from distgen.config import ConfigError
 from distgen.train.batches import BatchSource, mix_seed
+from distgen.train.options import check_monitor, check_val_metrics
 from distgen.types import SetBatch
-from distgen.wording import did_you_mean
 
 VAL_STEP = 0  #: validation uses the first batch of its own (differently seeded) source: the same sets every time
 
@@ -21,23 +20,16 @@ def resolve_metrics(names: Sequence[str]) -> dict[str, Any]:
     """Instances of the registered evaluation metrics named in ``train.val_metrics``."""
     from distgen.registry import registry
 
+    check_val_metrics(names)  # TrainOptions checked them; its fields may have been set since
     reg = registry("metrics")
-    out = {}
-    for name in names:
-        if name not in reg:
-            raise ConfigError(f"train.val_metrics: unknown metric {name!r}.{did_you_mean(name, reg.names())} Available: "
-                              f"{', '.join(reg.names())}.")
-        out[name] = reg.get(name)()
-    return out
+    return {name: reg.get(name)() for name in names}
 
 
 def higher_is_better(monitor: str, metrics: dict[str, Any]) -> bool:
     if monitor == "val_loss":
         return False
-    key = monitor.removeprefix("val_")
-    if key not in metrics:
-        raise ConfigError(f"train.monitor={monitor!r} is neither val_loss nor one of train.val_metrics {sorted(metrics)}")
-    return bool(metrics[key].higher_is_better)
+    check_monitor(monitor, list(metrics))
+    return bool(metrics[monitor.removeprefix("val_")].higher_is_better)
 
 
 @torch.no_grad()
