@@ -197,3 +197,23 @@ def test_the_trainer_refuses_options_changed_after_their_check_with_the_same_wor
     with pytest.raises(ConfigError, match=r"train\.monitor='val_MSE' is neither val_loss.*Did you mean 'val_mse'\?"):
         higher_is_better("val_MSE", resolve_metrics(["mse"]))
 
+
+def test_labels_for_a_miscased_context_gets_the_case_hint_alone():
+    """``labels_for(contexts=['k'])`` with a trained ``K``: the case hint says the fix; the first pass appended the hint for
+    cells of a new context as well (ask any trained context), noise for a typo (helper 211)."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from distgen.data import PerturbationData, PerturbationSchema
+    from distgen.errors import InputKeyError
+
+    obs = pd.DataFrame({"pert": ["ctrl", "A", "ctrl", "A"] * 2, "ct": ["K", "K", "R", "R"] * 2})
+    adata = ad.AnnData(np.random.default_rng(0).poisson(3, (8, 3)).astype(np.float32), obs=obs)
+    data = PerturbationData.from_anndata(adata, PerturbationSchema(perturbation_col="pert", control_labels=("ctrl",),
+                                                                   context_cols=("ct",)))
+    with pytest.raises(InputKeyError, match=r"'k' is 'K' in the training file") as caught:
+        data.labels_for(["A"], contexts=["k"])
+    assert "encode(adata" not in str(caught.value)
+    with pytest.raises(InputKeyError, match=r"'k' is 'K'.*encode\(adata, model=model\)"):  # a new one beside it: both said
+        data.labels_for(["A", "A"], contexts=["k", "D"])

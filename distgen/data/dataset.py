@@ -59,6 +59,7 @@ from distgen.data.foreign import (
     gene_hint,
     missing_columns_message,
     reads_contexts,
+    respelt,
     text_var_columns,
     unknown_labels_message,
     without_version,
@@ -420,10 +421,12 @@ class PerturbationData(PopulationLabels):
         ctx = list(contexts) if contexts is not None else [self.info.contexts[0]] * n
         bat = list(batches) if batches is not None else [self.info.batches[0]] * n
         # a context the data lacks (cells of a new donor encode(adata, model=) admitted): what predicts it, not only "no id"
+        lacking = [c for c in dict.fromkeys(ctx) if c not in set(self.info.contexts)]
         fix = (f"; {where} asks only the data's contexts: for cells of another context that encode(adata, model=model) admitted "
                "(a model that reads no context predicts from the control cells given, whatever the context id), ask any "
                f"trained one, e.g. contexts={[self.info.contexts[0]]!r}; the encoded cells' own labels are table.labels"
-               ) if where == "labels_for" else ""  # not for write_predictions(data=): its cells keep their own labels
+               ) if where == "labels_for" and set(lacking) - respelt(lacking, self.info.contexts) else ""
+        # not for write_predictions(data=), whose cells keep their own labels, nor for a typo alone (the case hint says it)
         unknown = unknown_labels_message(atoms, ctx, bat, self.schema, self.info, f"{where}: the conditions carry", context_fix=fix)
         if unknown:
             raise InputKeyError(unknown)

@@ -149,6 +149,12 @@ def _known(kind: str, names: Sequence[str]) -> str:
     return f"{len(names)} {kind}{'s' if len(names) != 1 else ''}: {shown}"
 
 
+def respelt(unknown: Sequence[str], vocab: Sequence[str]) -> set[str]:
+    """The labels of ``unknown`` that are one of ``vocab`` in another form or case (``_case_hints`` says which)."""
+    folded = {v.lower() for v in vocab}
+    return {*dict(form_pairs(unknown, vocab)), *(u for u in unknown if u.lower() in folded)}
+
+
 def _case_hints(unknown: Sequence[str], vocab: Sequence[str]) -> list[str]:
     forms = form_pairs(unknown, vocab)
     hints = [form_hint(forms, "the training file")] if forms else []
