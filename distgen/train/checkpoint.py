@@ -243,8 +243,9 @@ def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) 
     From a run folder, ``checkpoints/latest`` names it, or a newer checkpoint whole in every file (a kill between writing
     it and updating ``latest``: it was written whole, then renamed into place); a newer one with any file missing or of
     another size than ``state.json`` recorded (an interrupted copy) is passed over for ``latest``'s, with a warning naming
-    it, whatever the caller reads. Without ``latest`` (or with ``latest`` naming a folder that is gone), the newest one
-    whose files in ``reads`` (the weights, as prediction reads them; ``RESUME_FILES`` for a resume) are whole is chosen,
+    it, whatever the caller reads; the size of each file and its sha256 are compared with ``state.json``'s. Without
+    ``latest`` (or with ``latest`` naming a folder that is gone), the newest one whose files in ``reads`` (the weights, as
+    prediction reads them; ``RESUME_FILES`` for a resume) are whole, sizes and digests, is chosen,
     passing over, with a warning, the newer ones. The one ``latest`` names is never passed over (its damage is refused
     when it is loaded, naming the others).
     """
@@ -263,8 +264,8 @@ def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) 
     if _STEP_DIR.fullmatch(pointed) and (ckpts / pointed).is_dir():
         # every file, not reads: a folder a resume passed over (a cut optimizer state) stays until the resumed run
         # writes its step; taken by a prediction, it would stand in for the checkpoints of the run latest describes
-        # and by digests: a preallocating copy cut short leaves every size right (its load would refuse it); read only here,
-        # for a folder newer than latest (rare), as the one latest names is checked when it is loaded
+        # and by digests: a preallocating copy cut short leaves every size right (its load would refuse it); read only for a
+        # folder newer than latest, or without latest (both rare), as the one latest names is checked when it is loaded
         whole, damaged = _newest_whole([c for c in found if _step_of(c.name) > _step_of(pointed)], RESUME_FILES, digests=True)
         if whole is not None:
             # a kill between renaming a checkpoint into place and replacing latest: the newer one is complete (it has
@@ -277,7 +278,7 @@ def resolve_checkpoint(path: str | Path, reads: tuple[str, ...] = WEIGHT_FILES) 
         return ckpts / pointed
     if not found:
         raise CheckpointError(f"no checkpoint found under {str(p)!r}; train first (distgen train ... --out {p})")
-    whole, damaged = _newest_whole(found, reads)
+    whole, damaged = _newest_whole(found, reads, digests=True)  # no (or a stale) latest: rare; the newest whole is read twice
     if whole is None:  # none is whole: the newest, whose load names its damage
         whole, damaged = found[-1], []
     chosen = whole

@@ -91,19 +91,34 @@ def test_after_a_resume_past_a_folder_with_a_cut_optimizer_state_predictions_com
         assert resolve_checkpoint(run).name == read_checkpoint_state(run, RESUME_FILES)[0].name == "step_00000014"
 
 
-def test_a_same_size_damaged_checkpoint_newer_than_latest_is_passed_over(run, table, make_model):
-    """An interrupted copy by a tool that sets each file's size first (a preallocating copy: the tail left zeros) has every
-    size right: the size-only check took step_15 as "newer and complete", and its load then refused it (digest), so predict
-    and resume failed although latest's step 10 was whole (helper 208). A folder newer than latest is now checked by its
-    digests too (only there: the one latest names is loaded and checked anyway)."""
+def _zero_tail_copy_as_step_15(run):
+    """A step_00000015 folder as a preallocating copy cut short leaves it: every size right, the weights' tail zeros."""
     src, dst = run / "checkpoints" / "step_00000010", run / "checkpoints" / "step_00000015"
     shutil.copytree(src, dst)
     (dst / "state.json").write_text(json.dumps({**json.loads((dst / "state.json").read_text()), "step": 15}))
     data = bytearray((dst / "model.safetensors").read_bytes())
     data[len(data) // 2:] = bytes(len(data) - len(data) // 2)
     (dst / "model.safetensors").write_bytes(bytes(data))
+
+
+def test_a_same_size_damaged_checkpoint_newer_than_latest_is_passed_over(run, table, make_model):
+    """An interrupted copy by a tool that sets each file's size first (a preallocating copy: the tail left zeros) has every
+    size right: the size-only check took step_15 as "newer and complete", and its load then refused it (digest), so predict
+    and resume failed although latest's step 10 was whole (helper 208). A folder newer than latest is now checked by its
+    digests too (the one latest names is loaded and checked anyway)."""
+    _zero_tail_copy_as_step_15(run)
     with pytest.warns(DistgenWarning, match=r"passed over step_00000015 \(model\.safetensors changed after it was written"):
         assert load_checkpoint(run, weights_only=True).step == 10
     with pytest.warns(DistgenWarning, match="step_00000015"):
         res = fit(make_model(), table, set_size=4, run_dir=run, resume=run, config=CONFIG, **{**RUN, "steps": 15})
     assert res.step == 15 and len(res.losses) == 5  # trained on from step 10
+
+
+def test_without_a_pointer_a_same_size_damaged_newest_checkpoint_is_passed_over(run):
+    """With ``latest`` gone, the newest folder was still judged by sizes alone: a preallocating copy cut short (every size
+    right) was chosen and its load refused it, though step 10 was whole (helper 211; helper 208 checked digests only for a
+    folder newer than ``latest``). That path is as rare, so the newest candidate is read once more there too."""
+    _zero_tail_copy_as_step_15(run)
+    (run / "checkpoints" / "latest").unlink()
+    with pytest.warns(DistgenWarning, match=r"passed over step_00000015 \(model\.safetensors changed after it was written"):
+        assert load_checkpoint(run, weights_only=True).step == 10
