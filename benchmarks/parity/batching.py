@@ -92,7 +92,7 @@ def _scdfm_rows(repo: Path, data: Path, steps: int) -> list[Row]:
             tgt = [name_to_row[n] for n in item["tgt_cell_id"]]
             src = [name_to_row[n] for n in item["src_cell_id"]]
             conds = {str(cell_cond[j]) for j in tgt}
-            bad += int(len(tgt) != 48 or len(src) != 48 or len(conds) != 1 or any(cell_cond[j] != "control+control" for j in src))
+            bad += _bad_step(tgt, src, conds, code, cell_cond)
             theirs_cond.append(code.get(next(iter(conds)), -1))
             theirs_rep.append(48 - len(set(tgt)))
             theirs_ctrl_rep.append(48 - len(set(src)))
@@ -122,6 +122,22 @@ def _scdfm_rows(repo: Path, data: Path, steps: int) -> list[Row]:
     return rows
 
 
+def _bad_step(tgt: list[int], src: list[int], conds: set[str], code: dict[str, int], cell_cond: np.ndarray) -> int:
+    """1 unless a step holds 48 target cells of one training condition (a set of control cells as targets, as
+    ``data.control_sets`` would add, is not one) and 48 control cells."""
+    return int(len(tgt) != 48 or len(src) != 48 or len(conds) != 1 or bool(conds - set(code))
+               or any(cell_cond[j] != "control+control" for j in src))
+
+
+def _data_section(preset: dict):
+    """The preset's ``data:`` section as training reads it (defaults filled in): the batches below are built from it
+    with every sampler setting training passes, so that a preset key the rows did not name still reaches them."""
+    from distgen.data.section import data_section
+    from distgen.train.loop import DATASET_KEYS
+
+    return data_section({k: v for k, v in (preset.get("data") or {}).items() if k not in DATASET_KEYS})
+
+
 def _distgen_scdfm_batches(adata_train, train_cond: np.ndarray, conditions: list[str], steps: int):
     """distgen's batches of the ``scdfm`` preset on the official training cells: each cell's row index is its only gene
     (the batches carry values, so a cell is known by its value); the same conditions."""
@@ -130,7 +146,7 @@ def _distgen_scdfm_batches(adata_train, train_cond: np.ndarray, conditions: list
     from distgen.types import CellTable, ConditionLabels, DataInfo
 
     preset = load_config("scdfm")
-    data, train = preset["data"], preset["train"]
+    ds = _data_section(preset)
     atoms = sorted({a for c in conditions for a in c.split("+") if a != "control"})
     index = {a: i for i, a in enumerate(atoms)}
     pert = torch.full((len(train_cond), 2), -1, dtype=torch.long)
@@ -141,9 +157,8 @@ def _distgen_scdfm_batches(adata_train, train_cond: np.ndarray, conditions: list
     labels = ConditionLabels(pert, (pert >= 0).float(), torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long))
     info = DataInfo(genes=("cell",), perturbations=tuple(atoms))
     table = CellTable(torch.arange(n, dtype=torch.float32)[:, None], labels, info)
-    source = TableBatches(table, int(data["set_size"]), int(train["sets_per_batch"]), data.get("matcher", "random"), seed=0,
-                          sampling=data.get("sampling", "condition"), replacement=bool(data.get("replacement", False)),
-                          matcher_params=data.get("matcher_params"))
+    source = TableBatches(table, ds.set_size, int(preset["train"]["sets_per_batch"]), ds.matcher, 0, control_sets=ds.control_sets,
+                          **ds.sampler_options())
     code = {c: i for i, c in enumerate(conditions)}
     cond, rep, ctrl_rep, bad = [], [], [], 0
     for step in range(steps):
@@ -151,7 +166,7 @@ def _distgen_scdfm_batches(adata_train, train_cond: np.ndarray, conditions: list
         tgt = b.target[0, b.target_mask[0], 0].long().tolist()
         src = b.control[0, b.control_mask[0], 0].long().tolist()
         conds = {str(train_cond[j]) for j in tgt}
-        bad += int(len(tgt) != 48 or len(src) != 48 or len(conds) != 1 or any(train_cond[j] != "control+control" for j in src))
+        bad += _bad_step(tgt, src, conds, code, train_cond)
         cond.append(code.get(next(iter(conds)), -1))
         rep.append(48 - len(set(tgt)))
         ctrl_rep.append(48 - len(set(src)))
@@ -174,7 +189,8 @@ def _gene_panel(raw, official_genes: list[str]) -> Row:
 
 #: PerturbDiff toy layout: (perturbation, cell type, batch) group sizes, control cells per (cell type, batch), set size
 PD_GROUPS = {(p, c, b): 5 + 3 * p + 4 * c + 7 * b for p in range(3) for c in range(2) for b in range(2)}
-PD_CONTROLS, PD_SET, PD_EPOCHS = 6, 8, 40
+#: (more controls a pool than cells a set, so that drawing a set's controls without replacement is possible and seen)
+PD_CONTROLS, PD_SET, PD_EPOCHS = 12, 8, 40
 
 
 def _quiet_logger():
@@ -243,14 +259,17 @@ def perturbdiff_rows(repo: Path, epochs: int = PD_EPOCHS) -> list[Row]:
     sampler = ns["CellSetBatchSampler"](dataset, shuffle=True, seed=0)
     key_of = {i: (int(pert_a[i]), int(ct_a[i]), int(b_a[i])) for i in range(len(pert_a))}
     np.random.seed(2)
-    theirs_sets, theirs_ctrl = [], []
+    theirs_sets, theirs_ctrl, theirs_rep = [], [], []
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
         cells = [local for _, local, _ in sampler]
         sets = [cells[i:i + PD_SET] for i in range(0, len(cells), PD_SET)]
         theirs_sets.append(sets)
-        theirs_ctrl += [(key_of[j], int(core["mapping_cells"](dataset, ds, j))) for s in sets for j in s]
-    ours_sets, ours_ctrl = _distgen_partition(pert_a, ct_a, b_a, epochs)
+        for s in sets:
+            pairs = [(key_of[j], int(core["mapping_cells"](dataset, ds, j))) for j in s]
+            theirs_ctrl += pairs
+            theirs_rep.append(len(pairs) - len({ctl for _, ctl in pairs}))
+    ours_sets, ours_ctrl, ours_rep = _distgen_partition(pert_a, ct_a, b_a, epochs)
     rows = []
     problems = {side: _partition_problems(sets_by_epoch, key_of, n_pert) for side, sets_by_epoch in (("official", theirs_sets), ("distgen", ours_sets))}
     rows.append(exact("PerturbDiff", "cell sets of every epoch, both codes run (official CellSetBatchSampler): one (perturbation, cell type, batch) "
@@ -269,6 +288,9 @@ def perturbdiff_rows(repo: Path, epochs: int = PD_EPOCHS) -> list[Row]:
     rows.append(same_law("PerturbDiff", "control cell paired with each perturbed cell (official mapping_cells vs distgen matcher same_batch): "
                          "its position in the cell type and batch's control pool (another pool impossible)",
                          codes(ours_ctrl), codes(theirs_ctrl), PD_CONTROLS))
+    rows.append(same_law("PerturbDiff", "repeated control cells within a set (each perturbed cell's control drawn on its own, with "
+                         f"replacement, from a pool of {PD_CONTROLS})", torch.tensor(ours_rep), torch.tensor(theirs_rep), PD_SET,
+                         f"mean repeats distgen {np.mean(ours_rep):.2f}, official {np.mean(theirs_rep):.2f}"))
     return rows
 
 
@@ -301,16 +323,16 @@ def _distgen_partition(pert_a, ct_a, b_a, epochs: int):
     from distgen.data.batches import TableBatches
     from distgen.types import CellTable, ConditionLabels, DataInfo
 
-    data = load_config("perturbdiff")["data"]
+    ds = _data_section(load_config("perturbdiff"))
     n = len(pert_a)
     p = torch.tensor(pert_a)[:, None]
     labels = ConditionLabels(p, (p >= 0).float(), torch.tensor(ct_a), torch.tensor(b_a))
     table = CellTable(torch.arange(n, dtype=torch.float32)[:, None], labels, DataInfo(genes=("cell",), perturbations=("P0", "P1", "P2"),
                                                                                    contexts=("c0", "c1"), batches=("b0", "b1")))
-    source = TableBatches(table, PD_SET, 1, data["matcher"], seed=0, sampling=data["sampling"], matcher_params=data.get("matcher_params"))
+    source = TableBatches(table, PD_SET, 1, ds.matcher, 0, control_sets=ds.control_sets, **ds.sampler_options())  # the toy's set size
     per_epoch = source.steps_per_epoch
     key_of = {i: (int(pert_a[i]), int(ct_a[i]), int(b_a[i])) for i in range(n)}
-    sets_by_epoch, pairs = [], []
+    sets_by_epoch, pairs, repeats = [], [], []
     for epoch in range(epochs):
         sets = []
         for k in range(per_epoch):
@@ -319,5 +341,6 @@ def _distgen_partition(pert_a, ct_a, b_a, epochs: int):
             ctls = b.control[0, b.control_mask[0], 0].long().tolist()
             sets.append(cells)
             pairs += [(key_of[c], ctl) for c, ctl in zip(cells, ctls)]
+            repeats.append(len(ctls) - len(set(ctls)))
         sets_by_epoch.append(sets)
-    return sets_by_epoch, pairs
+    return sets_by_epoch, pairs, repeats

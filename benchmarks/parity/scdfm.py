@@ -472,7 +472,8 @@ def _evaluation(repo: Path) -> list[Row]:
     means = [float(table.loc[mean_row, m]) for m in EVAL_SCHEMES]
     ours_mean = [ours.mean(m) for m in EVAL_SCHEMES]
     first = str(table["statistic"].iloc[0])
-    rows.append(compare("scDFM", "evaluation: the score test() returns, pick_eval_score(agg_results, scheme), vs distgen's mean over perturbations",
+    rows.append(compare("scDFM", "evaluation: agg_results' mean row (the official test()'s summary table) vs distgen's mean over perturbations; "
+                        "the score test() returns, pick_eval_score(agg_results, scheme), is not compared: it reads the first row",
                         torch.tensor(ours_mean, dtype=torch.float64), torch.tensor(means, dtype=torch.float64),
                         f"compared with agg_results' 'mean' row; the official pick_eval_score reads its first row, '{first}': "
                         + ", ".join(f"{m} {v:g}" for m, v in zip(EVAL_SCHEMES, picked)) + " (documented)"))

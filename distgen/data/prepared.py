@@ -304,8 +304,7 @@ class Dataset:
     def sources(self, sets_per_batch: int, val_sets: int, seed: int) -> tuple[TableBatches, TableBatches | None]:
         """Training batches and (when the split has perturbed validation cells) fixed validation batches."""
         ds = self.section
-        kw: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params,
-                              "replacement": ds.replacement}
+        kw = ds.sampler_options()
         train = self.train_table
         source = TableBatches(train, ds.set_size, sets_per_batch, ds.matcher, seed, control_sets=ds.control_sets, **kw)
         val = None

@@ -73,6 +73,12 @@ class DataSection:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def sampler_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``TableBatches`` this section sets besides set size, matcher and control sets
+        (training and validation batches alike; the parity harness builds the presets' batches with them too)."""
+        return {"sampling": self.sampling, "sets_per_epoch": self.sets_per_epoch, "matcher_params": self.matcher_params,
+                "replacement": self.replacement}
+
 
 def check_split_values(split: Mapping[str, Any]) -> None:
     """The kind and fractions of a ``data.split`` mapping, refused as config errors before any data is read."""

@@ -176,8 +176,7 @@ def _fit(
         ds = data_section({k: v for k, v in (doc.get("data") or {}).items() if k not in DATASET_KEYS})
         set_size = ds.set_size if set_size is None else set_size
         matcher = ds.matcher if matcher is None else matcher
-        sampler: dict[str, Any] = {"sampling": ds.sampling, "sets_per_epoch": ds.sets_per_epoch, "matcher_params": ds.matcher_params,
-                                   "replacement": ds.replacement}  # as Dataset.sources: data.replacement was ignored here
+        sampler = ds.sampler_options()  # as Dataset.sources (data.replacement was once ignored here)
         source = TableBatches(table, set_size, opts.sets_per_batch, matcher, opts.seed, control_sets=ds.control_sets, **sampler)
         val_source = TableBatches(val, set_size, opts.val_sets, matcher, opts.seed + 1, **sampler) if val is not None else None
     check_group_sizes(model, source, val_source if opts.val_every else None)

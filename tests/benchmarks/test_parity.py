@@ -135,27 +135,35 @@ def test_scdfm_time_row_runs_both_codes_and_compares_the_law(monkeypatch, change
 
 
 @pytest.mark.parametrize(("override", "row"), [("data.set_size=32", "batch content"), ("data.replacement=false", "repeated target cells"),
-                                               ("data.matcher_params.replacement=false", "repeated control cells")])
+                                               ("data.matcher_params.replacement=false", "repeated control cells"),
+                                               ("data.control_sets=all", "batch content"), ("data.sampling=cell", "condition of a step")])
 def test_scdfm_batching_rows_run_the_official_preparation_and_catch_the_presets_data_settings(monkeypatch, override, row):
     """scDFM's data preparation and batching (``run.py``'s ``__main__``: ``Data``, ``TrainSampler``,
     ``PerturbationDataset``) were read, not run. The batching rows run them on a real dataset and compare each step's
     content and laws with the preset's batches: 32 cells a set, or target or control cells drawn without replacement
-    (the preset's controls were, until this row ran) each fail their row."""
+    (the preset's controls were, until this row ran) each fail their row. Review (helper 214): the rows built the
+    preset's batches from the keys they named, so ``control_sets: all`` (control cells as a step's targets) passed the
+    content row; conditions drawn by their cell counts (``sampling: cell``) must fail the condition law at the row's
+    1,500 steps (chi2 345 on 28 df)."""
     import distgen.config
     from benchmarks.parity import batching
 
     repo = _repo("DISTGEN_PARITY_SCDFM")
     load = distgen.config.load_config
     monkeypatch.setattr(distgen.config, "load_config", lambda source, overrides=(): load(source, [*overrides, override] if source == "scdfm" else overrides))
-    rows = batching.scdfm_rows(repo, steps=300)
+    rows = batching.scdfm_rows(repo, steps=batching.SCDFM_STEPS if "condition" in row else 300)
     assert not next(r for r in rows if row in r.check).ok, rows
 
 
-@pytest.mark.parametrize(("override", "row"), [("data.sampling=condition", "cell sets of every epoch"), ("data.matcher=random", "control cell paired")])
+@pytest.mark.parametrize(("override", "row"), [("data.sampling=condition", "cell sets of every epoch"), ("data.matcher=random", "control cell paired"),
+                                               ("data.control_sets=all", "cell sets of every epoch"),
+                                               ("data.matcher_params.replacement=false", "repeated control cells within a set")])
 def test_perturbdiff_batching_rows_drive_the_official_sampler_and_catch_the_presets_data_settings(monkeypatch, override, row):
     """PerturbDiff's batching (the Lightning data module's sampler and control pairing) was read, not run: the rows
     drive the official ``CellSetBatchSampler`` and ``mapping_cells`` without Lightning; a preset drawing sets by
-    condition instead of partitioning every group, or pairing controls of any cell type and batch, fails its row."""
+    condition instead of partitioning every group, or pairing controls of any cell type and batch, fails its row.
+    Review (helper 214): control sets and a set's controls drawn without replacement (6 controls a pool for sets of 8,
+    so both draws were the same) passed every row."""
     import distgen.config
     from benchmarks.parity import batching
 
