@@ -64,7 +64,7 @@ from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.train import distributed as D
 from distgen.train.checkpoint import config_diff, list_checkpoints
 from distgen.train.device import float32_default, select_device
-from distgen.train.lock import RunLock, RunLockedError
+from distgen.train.lock import RunLock
 from distgen.train.loop import fit
 from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
@@ -153,10 +153,9 @@ def _checked_run(
     if read.summary is not None:
         if main:
             print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
-            if read.moved is not None:  # the data file it found at a new path, for the next run to read, not hash: recorded
-                # where the folder's lock can be taken now (a folder held, read-only or another user's keeps no record)
-                with contextlib.suppress(OSError, RunLockedError), RunLock(out, "run"):
-                    record_moved(out, read.moved)
+            # the data file it found at a new path, for the next run to read, not hash; written without the folder's lock
+            # (review, helper 213: the moment's lock refused a `distgen run` started then, and took over a stale lock file)
+            record_moved(out, read.moved)
         return read.summary if main else {}
     if not main:  # under torchrun: the same steps as rank 0, which alone writes (and locks)
         with float32_default():
@@ -472,9 +471,13 @@ def same_data_moved(out: Path, doc: Mapping[str, Any], known: Mapping[str, Any] 
 
 
 def record_moved(out: Path, record: Mapping[str, Any] | None) -> None:
-    """Write ``data_moved.json`` (``same_data_moved``'s record, None: nothing to write) by a writer of ``out``: ``distgen run``
-    under ``out``'s lock (``_checked_run``), ``distgen sweep`` under its own (``_sweep``, for its run folders). A folder that
-    cannot be written keeps no record: the file is hashed again next time."""
+    """Write ``data_moved.json`` (``same_data_moved``'s record, None: nothing to write): ``distgen run`` (``_checked_run``:
+    under ``out``'s lock, or without it for a finished experiment it only reads), ``distgen sweep`` under its own lock
+    (``_sweep``, for its run folders). No lock is needed: the record is true of the file whoever writes it (its path, stamp
+    and the hash it matched; read only where all three still hold) and is published whole, so two writers leave a true
+    one, and a folder's holder never reads it. A folder that cannot be written keeps no record: the file is hashed again
+    next time. Review (helper 213): helper 205's ``distgen run`` of a finished experiment took the folder's lock for a
+    moment to write it, which refused a ``distgen run`` started into the folder then and took over a stale lock file."""
     if record is not None:
         with contextlib.suppress(OSError):
             atomic_write_text(out / MOVED_RECORD, json.dumps(record, indent=1) + "\n")

@@ -75,6 +75,8 @@ def test_the_evaluated_again_note_is_not_printed_where_the_lock_refuses_the_run(
     """Review (helper 204): the note "it is predicted and evaluated again" was printed before the folder's lock, so a
     folder that cannot be written (read-only, another user's) or that another process holds said so and was then refused
     ("is not writable" / "is in use"). It is now said under the lock, where the experiment is evaluated again."""
+    from distgen.train.lock import RunLockedError
+
     cfg, src = finished
     out = _copy(src, tmp_path / "out")
     (out / "eval/summary.json").write_text("{bad")
@@ -84,14 +86,14 @@ def test_the_evaluated_again_note_is_not_printed_where_the_lock_refuses_the_run(
             pass
 
         def __enter__(self):
-            raise experiment.RunLockedError(f"{out} is in use by another process")
+            raise RunLockedError(f"{out} is in use by another process")
 
         def __exit__(self, *a):
             return False
 
     monkeypatch.setattr(experiment, "RunLock", Held)
     capsys.readouterr()
-    with pytest.raises(experiment.RunLockedError):
+    with pytest.raises(RunLockedError):
         experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
     assert "evaluated again" not in capsys.readouterr().err
 
