@@ -16,9 +16,10 @@ from distgen.errors import clip_message
 
 def parse_json_object(text: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
     """``(document, None)`` of JSON ``text`` holding an object, or ``(None, why)``: ``'not valid JSON (DETAIL)'`` (damaged
-    text: cut short, edited, not UTF-8) or ``'a JSON TYPE, not an object'``."""
-    try:
-        doc = json.loads(text)
+    text: cut short, edited, not UTF-8; bytes are decoded as UTF-8, a byte-order mark refused) or ``'a JSON TYPE, not an
+    object'``."""
+    try:  # bytes as UTF-8 only, as the readers before (json.loads would also take UTF-16/32 and skip a BOM: review, h213)
+        doc = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         return None, f"not valid JSON ({exc})"
     if not isinstance(doc, dict):
