@@ -636,7 +636,11 @@ def stage_timings(earlier: Mapping[str, Any], laps: Mapping[str, float]) -> dict
     """``timings.json`` of a run whose stages took ``laps``: the stages it did not run again (the training, when it resumed
     at its last step: its lap is ``reload``, the data and the final checkpoint read) keep their ``earlier`` seconds (those
     of a finished experiment evaluated again). Until helper 205 a re-evaluation wrote its own laps alone: the training's
-    ``train: 2.45`` became the reload's ``0.39``, without a word."""
+    ``train: 2.45`` became the reload's ``0.39``, without a word. Only a run that reloaded the trained model (its lap
+    ``reload``) keeps an earlier ``train``: review (helper 213), a fitted model run into a folder whose replaced experiment
+    (another config, that left nothing but its files) had left ``timings.json`` recorded that experiment's training."""
+    if "reload" not in laps:
+        return dict(laps)
     kept = {k: v for k, v in earlier.items() if k not in laps and k not in ("reload", *STAGES_RUN_AGAIN)
             and isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {**kept, **laps}

@@ -59,3 +59,19 @@ def test_a_damaged_timings_file_is_not_replaced_by_a_reload_called_training(fini
     experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
     after = json.loads((out / "timings.json").read_text())
     assert "train" not in after and set(after) == {"reload", "predict", "evaluate"}
+
+
+def test_an_earlier_configs_training_time_is_not_kept_for_a_fitted_model(tmp_path):
+    """Review (helper 213): ``stage_timings`` kept every earlier stage the re-run did not lap, so a fitted model run into a
+    folder whose earlier experiment (another config, replaced as it left no checkpoint, prediction or evaluation) left its
+    ``timings.json`` recorded that experiment's ``train`` seconds as its own. The training's time is kept only where this
+    run reloaded the trained model (its lap is ``reload``)."""
+    out = tmp_path / "exp"
+    out.mkdir()
+    save_yaml({**TINY, "train": {**TINY["train"], "seed": 7}}, out / "experiment.yaml")
+    (out / "timings.json").write_text(json.dumps({"train": 1234.5, "predict": 1.0, "evaluate": 1.0}))
+    cfg = save_yaml({**TINY, "model": {"name": "additive"}, "train": {"seed": 0},
+                     "evaluate": {"ceiling": False, "baselines": []}}, tmp_path / "fitted.yaml")
+    summary = experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+    after = json.loads((out / "timings.json").read_text())
+    assert set(after) == {"fit_predict", "evaluate"} and summary["timings_s"] == after
