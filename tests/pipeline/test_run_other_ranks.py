@@ -112,3 +112,25 @@ def test_a_rank_other_than_0_still_shows_no_warning(monkeypatch, capsys):
             warnings.warn("a note", UserWarning, stacklevel=1)
             print("said", file=__import__("sys").stderr)
     assert shown == [] and capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("action", ["default", "once", "module"])
+def test_a_warning_recorded_on_another_rank_is_shown_there_again_outside(monkeypatch, action):
+    """Review (helper 213): a rank other than 0 now records its warnings inside ``said_by_main`` (helper 205) where it
+    ignored them. Recording under ``default``/``once``/``module`` marks the warning as shown in the registries that
+    hide repeats; the same warning after the block (which every rank shows itself) is still shown, as it was when ignored."""
+    import warnings
+
+    from distgen.train.distributed import env_from_torchrun, said_by_main
+
+    def note():
+        warnings.warn("a note of this rank", UserWarning, stacklevel=1)
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter(action)
+        with said_by_main(env_from_torchrun()):
+            note()
+        note()
+    assert [str(w.message) for w in shown] == ["a note of this rank"]
