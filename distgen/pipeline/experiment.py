@@ -407,8 +407,7 @@ def check_same_experiment(out: str | Path, doc: Mapping[str, Any], known: Mappin
     e.g. refused by the preflight or a data check) is not refused: the new config replaces that record.
 
     It only reads. Returns the ``data_moved.json`` record of the data file it found, by its hash, to hold the experiment's
-    data at a new path (``same_data_moved``), for the run that holds the folder's lock to write; None when there is none to
-    write. ``known``: such a record found before (before the lock), trusted while the file's stamp is the same.
+    data at a new path (``same_data_moved``), for its caller to write (``record_moved``); None when there is none to write. ``known``: such a record found before (before the lock), trusted while the file's stamp is the same.
     Until helper 205 the check wrote the record itself, taking the folder's lock for it: a sweep's check made a
     ``distgen run`` into that folder at that instant fail "in use".
     """
@@ -445,8 +444,8 @@ def same_data_moved(out: Path, doc: Mapping[str, Any], known: Mapping[str, Any] 
     Otherwise ``(why not, None)``, the why as a clause for the refusal.
 
     ``record``: what ``out/data_moved.json`` is to say of the file (its absolute path and ``file_stamp``, with the hash it
-    matched), or None when it says so already (or the file has no stamp). ``distgen run`` writes it under the folder's lock
-    (``_checked_run``; this only reads): a later run of the experiment with the same path reads the record instead of
+    matched), or None when it says so already (or the file has no stamp). ``distgen run`` and ``distgen sweep`` write it
+    (``record_moved``; this only reads): a later run of the experiment with the same path reads the record instead of
     hashing the file again (every later ``run``/``sweep`` of a finished experiment did, as ``experiment.yaml`` still names
     the old path), unless the file's stamp (inode, size, modification time) changed. ``known``: a record this process
     found before, trusted as the file's under the same rule."""
