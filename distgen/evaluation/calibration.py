@@ -36,9 +36,16 @@ def reference_data(data: EvalData, reference: Cells, truth: Cells) -> EvalData:
     """
     ref = eval_data(reference, truth, "pred", real=data.real)
     new = EvalData(real=data.real, pred=ref.pred, perts=data.perts, targets=data.targets, genes=data.genes,
-                   cache={k: v for k, v in data.cache.items() if k.endswith("/real") or k in ("log1p",)})
+                   cache=real_side_cache(data))
     flag_invalid(new)
     return new
+
+
+def real_side_cache(data: EvalData) -> dict[str, Any]:
+    """What of ``data``'s cache another prediction of the same real cells may reuse: the results of the real side alone
+    (keys ending in ``/real``) and the log flag. Every other result is dropped, whatever its key: cell-eval2's prepared DE
+    (``ce2/de/...``) and profiles (``ce2/profiles/...``) hold both sides under one key."""
+    return {k: v for k, v in data.cache.items() if k.endswith("/real") or k == "log1p"}
 
 
 #: The label the control cells are split under (``half_split``); no perturbation label holds a control character.
@@ -198,8 +205,7 @@ def interpolated_duplicate_data(data: EvalData, seed: int = 0, alpha: float = IN
     shift = (1.0 - alpha) * (pooled - means)
     X = (X64 + shift[dup.codes()]).to(dup.X.dtype)
     half.pred = Population(X=X, offsets=dup.offsets, control=dup.control)
-    for key in [k for k in half.cache if k.endswith("/pred")]:
-        del half.cache[key]
+    half.cache = real_side_cache(half)  # a result cached of the half's prediction (under any key) is not the duplicate's
     return half
 
 

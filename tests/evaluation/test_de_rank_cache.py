@@ -49,12 +49,15 @@ def test_the_tables_are_ranked_once_and_every_value_is_that_of_its_own_ranking(m
 
 
 def test_a_replaced_prediction_is_ranked_again():
-    """calibration replaces a half's prediction and drops the cache keys ending in "/pred": the ranking goes with them."""
+    """calibration replaces a half's prediction and keeps only the real side's cache (``real_side_cache``): the prediction's
+    ranking goes, the truth's (key ending in "/real") is reused."""
+    from distgen.evaluation.calibration import real_side_cache
+
     shared = data(1)
     de_metrics.PrecisionAt50().compute(shared)
     other = data(7)
     shared.pred = other.pred
-    for key in [k for k in shared.cache if k.endswith("/pred")]:
-        del shared.cache[key]
+    shared.cache = real_side_cache(shared)
+    assert "de/top_rank/0.05/real" in shared.cache
     for cls in OVERLAPS:
         assert torch.equal(cls().compute(shared).values, cls().compute(data(7)).values), cls.__name__

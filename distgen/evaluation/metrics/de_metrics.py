@@ -51,7 +51,8 @@ class _Overlap(Metric):
     def compute(self, data: EvalData) -> MetricResult:
         real, pred = de_tables(data)
         # the ten overlap / precision metrics rank the same two tables: once per side and threshold (read-only after; keys
-        # end with the side, as the tables': a replaced prediction drops its "/pred" keys, a shared truth keeps "/real")
+        # end with the side, as the tables': another prediction of the same truth keeps only the "/real" ones,
+        # calibration.real_side_cache)
         sig_r, rank_r = data.cached(f"de/top_rank/{self.fdr!r}/real", lambda: top_rank(real, self.fdr))
         sig_p, rank_p = data.cached(f"de/top_rank/{self.fdr!r}/pred", lambda: top_rank(pred, self.fdr))
         n = (sig_r if self.kind == "overlap" else sig_p).sum(-1)
