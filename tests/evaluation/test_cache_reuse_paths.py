@@ -109,6 +109,7 @@ def test_each_interpolated_duplicate_is_scored_afresh_and_not_as_its_split(model
         got = values(run_metrics(interp, METRICS))
         assert_same(got, values(run_metrics(fresh(interp), METRICS)), f"interpolated duplicate {i}")
         assert_differs(got, half_values, f"interpolated duplicate {i} against its split")
+        assert_differs(got, model_values, f"interpolated duplicate {i} against the model")
 
 
 def test_a_replaced_prediction_drops_every_cached_result_of_its_evaldata(monkeypatch):

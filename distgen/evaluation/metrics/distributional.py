@@ -177,7 +177,7 @@ class PearsonEDistance(Metric):
         e = torch.full((pop.n_perts,), float("nan"), dtype=torch.float64)
         ctrl = subsample(pop.control, self.max_cells, genes).to(torch.float64)
         # sums of distances by blocks through one buffer, within-set terms from half the products (euclidean_sum)
-        c_sq = sq_norms(ctrl)  # the squared norms of each set once (each sum computed them again: ~a fifth of it on Kang)
+        c_sq = sq_norms(ctrl)  # each set's squared norms once (each sum computed them again: 2-10% of it on Kang)
         sigma_c = euclidean_sum(ctrl, x_sq=c_sq) / ctrl.shape[0] ** 2  # the control's within-set term, once (as cell-eval)
         for p in range(pop.n_perts):
             x = pop.cells(p)
