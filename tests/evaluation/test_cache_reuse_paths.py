@@ -16,7 +16,13 @@ import pytest
 import torch
 
 from distgen.evaluation import score
-from distgen.evaluation.calibration import ceiling_data, interpolated_duplicate_data, reference_data
+from distgen.evaluation.calibration import (
+    ceiling_data,
+    extrapolated_table,
+    interpolated_duplicate_data,
+    reference_data,
+    shared_control_data,
+)
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.io import eval_data
 from distgen.evaluation.suite import run_metrics
@@ -98,6 +104,18 @@ def test_each_ceiling_split_is_scored_afresh(model):
         assert_same(got, values(run_metrics(fresh(ceiling_data(data, split_seed(0, i))), METRICS)), f"split {i}")
         assert_differs(got, model_values, f"split {i} against the model")
     assert_differs(tables[0], tables[1], "split 1 against split 0")
+
+
+def test_each_extrapolated_replicate_split_is_scored_afresh(model):
+    """``replicate="extrapolated"``: halves and quarters with all the real controls on both sides (``shared_control_data``)."""
+    data, model_values = model
+    tables = [values(t) for t in ceiling_tables(data, METRICS, seed=0, n_splits=5, replicate="extrapolated")]
+    n_cells = data.real.counts.tolist()
+    for i, got in enumerate(tables):
+        half, quarter = (run_metrics(fresh(shared_control_data(data, split_seed(0, i), k)), METRICS) for k in (2, 4))
+        assert_same(got, values(extrapolated_table(half, quarter, n_cells)), f"extrapolated split {i}")
+        assert_differs(got, model_values, f"extrapolated split {i} against the model")
+    assert_differs(tables[0], tables[1], "extrapolated split 1 against split 0")
 
 
 def test_each_interpolated_duplicate_is_scored_afresh_and_not_as_its_split(model):
