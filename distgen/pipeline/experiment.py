@@ -423,7 +423,7 @@ def check_same_experiment(out: str | Path, doc: Mapping[str, Any], known: Mappin
         return None  # an unreadable earlier record (cut short while written): this run replaces it
     diff = config_diff(result_settings(previous), result_settings(doc))
     moved, record = "", None
-    if diff and all(d.startswith("data.dataset:") for d in diff):  # the file's path alone: the data, if its content is the run's
+    if moved_only(diff):  # the file's path alone: the data, if its content is the run's
         moved, record = same_data_moved(out, doc, known)
         if not moved:
             return record
@@ -432,6 +432,13 @@ def check_same_experiment(out: str | Path, doc: Mapping[str, Any], known: Mappin
         raise ConfigError(f"{out} holds an experiment of another config ({shown}){moved}; rerun with that config to resume "
                           "it, or choose another --out")
     return None
+
+
+def moved_only(diff: Sequence[str]) -> bool:
+    """Whether a ``config_diff`` of two experiment records changes the data file's path alone (``data.dataset``): the same
+    experiment when the file at the new path holds its data (``same_data_moved``). Read by ``check_same_experiment`` and
+    ``sweep.stale_record``."""
+    return bool(diff) and all(d.startswith("data.dataset:") for d in diff)
 
 
 #: ``same_data_moved``'s record of the file it checked, beside ``experiment.yaml`` (which keeps the path trained on).
@@ -557,12 +564,15 @@ def check_finished_record(out: Path) -> None:
         f"copy of the folder), or remove {out / DONE_FILE} to continue the experiment with this config, or choose another --out")
 
 
-def finished_or_none(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None) -> dict[str, Any] | None:
-    """The summary of ``out`` when it holds this experiment finished (with ``metrics``), read without its lock; else None."""
-    return _finished_unlocked(out, doc, metrics).summary
+def finished_or_none(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None,
+                     known: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The summary of ``out`` when it holds this experiment finished (with ``metrics``), read without its lock; else None.
+    ``known``: the ``data_moved.json`` record a check of ``out`` found before (``check_same_experiment``), not hashed again."""
+    return _finished_unlocked(out, doc, metrics, known).summary
 
 
-def _finished_unlocked(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None) -> Finished:
+def _finished_unlocked(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None,
+                       known: Mapping[str, Any] | None = None) -> Finished:
     """``read_finished`` without the folder's lock. It only reads, so it needs no lock (a finished read-only archived run
     was refused at its lock until 2026-12-07). A writer of the folder (its owner re-running it with other metrics) removes
     ``DONE`` first and writes it last, so ``DONE`` is read before the summary and again after it: gone or changed, the
@@ -570,7 +580,7 @@ def _finished_unlocked(out: Path, doc: Mapping[str, Any], metrics: Sequence[str]
     holds). Another config's experiment is refused (``ConfigError``): ``experiment.yaml`` is never rewritten to another
     config, so this holds without the lock."""
     try:
-        read = read_finished(out, doc, metrics)
+        read = read_finished(out, doc, metrics, known)
     except ConfigError:
         raise
     except (OSError, ValueError):  # a file that cannot be read now (as before helper 205): the lock decides

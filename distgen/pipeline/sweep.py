@@ -12,6 +12,7 @@ read without the lock (``finished_sweep_without_lock``): nothing is left to run 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -25,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from distgen import markdown as md
-from distgen.config import ConfigError, check_overrides, check_repeated_overrides, load_config, load_yaml, save_yaml
+from distgen.config import (
+    ConfigError,
+    check_overrides,
+    check_repeated_overrides,
+    load_config,
+    load_yaml,
+    result_settings,
+    save_yaml,
+)
 from distgen.data.conditions import current_labels
 from distgen.errors import Interrupted, clip_message, short
 from distgen.evaluation.report import ROW_FINGERPRINTS, json_text, read_table_csv
@@ -164,6 +173,7 @@ def sweep(
     progress: bool = True,
     variants: Mapping[str, Any] | None = None,
     overrides: Sequence[str] = (),
+    adopt_unrecorded: bool = False,
 ) -> SweepResult:
     """Run ``config`` at every cell of ``grid`` and aggregate.
 
@@ -193,6 +203,11 @@ def sweep(
         Dotted overrides of the base config (``train.steps=50``), given to every run before its own; recorded in
         ``sweep.yaml``. One over a setting an axis or variant varies (the run's own would replace it), over ``sweep.*``
         or over ``base`` is refused; a sweep extended without them is refused as a changed base config is.
+    adopt_unrecorded
+        Take the runs another runner finished before the sweep recorded a run's config (``unrecorded_runs``: the sweep's
+        ``DONE`` without ``experiment.yaml``, from before 2026-12-07) as runs of this config: the sweep writes their
+        ``experiment.yaml`` and reads them as finished. Without it such a folder is refused: which config it ran cannot
+        be told. Give it only for runs that ran this config: their rows become this sweep's.
     """
     overrides = check_repeated_overrides(list(check_overrides(overrides)))
     doc = load_config(config, [x for x in overrides if not x.strip().startswith(("sweep.", "sweep=", "base="))])
@@ -234,23 +249,26 @@ def sweep(
     try:
         lock = RunLock(out, "sweep").acquire()
     except FolderNotWritableError:  # a finished sweep is only read (as distgen run reads a finished experiment)
-        check_run_folders(out, runs, docs, overrides)  # another config's run is named, not only refused as not writable
-        if (finished := finished_sweep_without_lock(out, runs, docs, metrics, reference, names)) is None:
+        # another config's run is named, not only refused as not writable; a moved data file checked here is not hashed again
+        moved = check_run_folders(out, runs, docs, overrides, adopt_unrecorded)
+        if (finished := finished_sweep_without_lock(out, runs, docs, metrics, reference, names, moved)) is None:
             raise
         return finished
     with lock, _STOP:
         return _sweep(config, grid, seeds, reference, runs, names, out, jobs, retries, metrics, runner, progress, docs,
-                      variants, overrides)
+                      variants, overrides, adopt_unrecorded)
 
 
 def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],
-                                reference: str, variants: Sequence[str]) -> SweepResult | None:
+                                reference: str, variants: Sequence[str],
+                                moved: Mapping[str, Mapping[str, Any] | None] | None = None) -> SweepResult | None:
     """The result of a finished sweep in a folder whose lock cannot be taken (read-only, another user's), said on stderr with
     where a report can be written; None (the caller's refusal stands) unless nothing is left to do: its ``summary.json``
     holds exactly these runs, reference, variants and metrics, none failed, each run is finished for ``metrics``
     (``finished_run``; a ``distgen run`` run read as ``experiment.finished_or_none`` reads it, which refuses another
     config's), and ``results.csv`` holds each run's ``eval/metrics.csv`` rows as they are now (a run evaluated again since is
-    not in the summary). Refused at the lock until helper 189."""
+    not in the summary). Refused at the lock until helper 189. ``moved``: the ``data_moved.json`` records ``check_run_folders``
+    found, by slug (a moved data file is hashed once, not again by ``finished_or_none``: twice until helper 215)."""
     from distgen.pipeline.experiment import finished_or_none
 
     try:
@@ -264,7 +282,8 @@ def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[st
             run_dir = out / "runs" / r.slug
             if not finished_run(run_dir, metrics):
                 return None
-            if _run_record(run_dir) is not None and finished_or_none(run_dir, docs[r.slug], evaluated_with(run_dir)) is None:
+            known = (moved or {}).get(r.slug)
+            if _run_record(run_dir) is not None and finished_or_none(run_dir, docs[r.slug], evaluated_with(run_dir), known) is None:
                 return None
         if not (out / "summary.md").is_file() or not _results_hold_runs(out, runs, metrics):
             return None
@@ -472,10 +491,16 @@ def _sweep(
     config: str | Path, grid: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None, reference: str, runs: list[Run],
     variants: list[str], out: Path, jobs: int, retries: int, metrics: Sequence[str], runner: Runner, progress: bool,
     docs: Mapping[str, Mapping[str, Any]], named: Mapping[str, Any] | None = None, overrides: Sequence[str] = (),
+    adopt_unrecorded: bool = False,
 ) -> SweepResult:
     from distgen.pipeline.experiment import record_moved
 
     adopt_former_folders(out, runs)
+    if adopt_unrecorded and (adopted := unrecorded_runs(out, runs)):  # the caller says they ran this config: recorded
+        for slug in adopted:
+            save_yaml(dict(docs[slug]), out / "runs" / slug / "experiment.yaml")
+        print(f"note: sweep: {len(adopted)} run(s) another runner finished without a record of their config taken as this "
+              f"config's (adopt_unrecorded): {', '.join(adopted[:4])}{' ...' if len(adopted) > 4 else ''}", file=sys.stderr)
     # the data file found at a new path is recorded by the sweep, under its own lock (its run folders are its to write,
     # as their DONE), taking no run folder's: a finished run is skipped, so its check is where it is hashed (helper 205)
     for slug, moved in check_run_folders(out, runs, docs, overrides).items():  # another config's folder is never mixed in
@@ -512,11 +537,12 @@ def _sweep(
         if (holder := live_holder(run_dir)) is not None:  # an earlier sweep's run going on after a kill -9 of that sweep
             busy[r.slug] = busy_reason(holder)
             return r, False
+        left = record_stamp(run_dir)  # a record the run leaves as it is (not distgen run's, which writes its own)
         for _ in range(retries + 1):
             if stop.signal is not None:
                 return r, None  # interrupted: neither started again nor counted as failed
             if runner(str(config), r, run_dir) == 0 and (run_dir / METRICS_FILE).exists():
-                record_run(run_dir, docs[r.slug], metrics)  # distgen run writes both itself; other runners may not
+                record_run(run_dir, docs[r.slug], metrics, left)  # distgen run writes both itself; other runners may not
                 return r, True
             if NOT_RETRIED.search(failure_reason(run_dir) or ""):
                 break  # a NaN/inf loss recurs at the same step when its checkpoint is resumed, a refused config is refused
@@ -731,15 +757,34 @@ def check_run_folder(run_dir: Path, doc: Mapping[str, Any]) -> dict[str, Any] | 
 
 
 def check_run_folders(
-    out: Path, runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]], overrides: Sequence[str],
+    out: Path, runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]], overrides: Sequence[str], adopt: bool = False,
 ) -> dict[str, dict[str, Any] | None]:
     """``check_run_folder`` of each run's folder under ``out``, the refusal naming the base overrides ``sweep.yaml`` records
     where they differ from ``overrides`` (``recorded_overrides_hint``). Before any run, and before a finished sweep whose
     lock cannot be taken is read (``finished_sweep_without_lock``), which until helper 209 checked no runner-made folder
     and refused another config's ``distgen run`` folder as not writable only. Returns each run's ``data_moved.json``
-    record (``check_run_folder``) by slug, for the sweep to write under its lock; the read-only read writes none."""
+    record (``check_run_folder``) by slug, for the sweep to write under its lock; the read-only read writes none.
+
+    Runs another runner finished before the sweep recorded their config (``unrecorded_runs``) are refused all at once,
+    naming each and the fix that keeps them (``adopt_unrecorded``; until helper 215 one refusal a run, saying to restore a
+    record that was never written, or to remove ``DONE``, which runs the run again); with ``adopt`` they are not checked
+    (the sweep has recorded this config in them, or reads them as this config's where it cannot write)."""
+    unrecorded = unrecorded_runs(out, runs)
+    if unrecorded and not adopt:
+        shown = ", ".join(unrecorded[:6]) + (f" (+{len(unrecorded) - 6} more)" if len(unrecorded) > 6 else "")
+        first = out / "runs" / unrecorded[0]
+        raise ConfigError(
+            f"{out / 'runs'} holds {len(unrecorded)} run(s) another runner finished ({DONE_FILE}) before the sweep recorded "
+            f"the config a run ran (experiment.yaml, since 2026-12-07): {shown} (e.g. {first / DONE_FILE} without "
+            f"{first / 'experiment.yaml'}); which config they ran cannot be told. If "
+            "they ran this sweep's config, run it again with adopt_unrecorded=True (distgen.sweep): it records this config "
+            f"in them and reads them as finished. Otherwise remove their {DONE_FILE} to run them again (their results are "
+            f"replaced), or sweep into another --out{recorded_overrides_hint(out, overrides)}")
     moved: dict[str, dict[str, Any] | None] = {}
     for r in runs:
+        if r.slug in unrecorded:
+            moved[r.slug] = None
+            continue
         try:
             moved[r.slug] = check_run_folder(out / "runs" / r.slug, docs[r.slug])
         except ConfigError as exc:
@@ -747,14 +792,58 @@ def check_run_folders(
     return moved
 
 
-def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str]) -> None:
+def unrecorded_runs(out: Path, runs: Sequence[Run]) -> list[str]:
+    """The runs (slugs) whose folder holds a run another runner finished without a record of its config: a ``DONE`` but no
+    ``experiment.yaml`` (the sweep wrote none for another runner until helper 209), and not ``distgen run``'s ``DONE``
+    record beside its ``timings.json`` (whose ``experiment.yaml`` was written and is gone: restoring it is the fix)."""
+    def unrecorded(run_dir: Path) -> bool:
+        if not (run_dir / DONE_FILE).exists() or (run_dir / "experiment.yaml").exists():
+            return False
+        return _run_record(run_dir) is None or not (run_dir / "timings.json").exists()
+
+    return [r.slug for r in runs if unrecorded(out / "runs" / r.slug)]
+
+
+def record_stamp(run_dir: Path) -> tuple[int, ...]:
+    """``file_stamp`` of ``run_dir``'s ``experiment.yaml`` (``(-1,)`` when there is none), taken before its run."""
+    from distgen.data.disk import file_stamp
+
+    return file_stamp(run_dir / "experiment.yaml")
+
+
+def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], before: tuple[int, ...] | None = None) -> None:
     """Finish a run another runner made (it returned 0 and left ``eval/metrics.csv`` but wrote no ``DONE``, or no
-    ``experiment.yaml``): its config ``doc`` as ``experiment.yaml`` where there is none (``distgen run`` writes its own),
-    then the sweep's plain ``DONE``, written last, unless the run finished itself (``finished_run``)."""
-    if not (run_dir / "experiment.yaml").exists():
-        save_yaml(dict(doc), run_dir / "experiment.yaml")
+    ``experiment.yaml``): its config ``doc`` as ``experiment.yaml`` where there is none (``distgen run`` writes its own) or
+    where the run left a stale record of another config as it was (``before``: ``record_stamp`` before the run;
+    ``stale_record``), then the sweep's plain ``DONE``, written last, unless the run finished itself (``finished_run``).
+    A record the run wrote (``distgen run``'s, of the config file as it read it) is never replaced."""
+    path = run_dir / "experiment.yaml"
+    if not path.exists() or (before is not None and record_stamp(run_dir) == before and stale_record(path, doc)):
+        # a folder the sweep cannot write: a runner's own DONE stays unrecorded (the next sweep names it and the fix);
+        # the DONE the sweep writes is refused below as before (until helper 215 this write raised out of the sweep)
+        with contextlib.suppress(OSError):
+            save_yaml(dict(doc), path)
     if not finished_run(run_dir, metrics):
         atomic_write_text(run_dir / DONE_FILE, "ok\n")
+
+
+def stale_record(path: Path, doc: Mapping[str, Any]) -> bool:
+    """Whether ``path`` is a distgen experiment record (a mapping with a ``model`` section) of another config than ``doc``,
+    beyond the data file's path: one the check before the run let stand because its folder had produced nothing
+    (``experiment.check_same_experiment``; a ``distgen run`` refused before training). A runner that wrote no record of its
+    own left it, and until helper 215 it stayed beside the run's results: that config's sweep read them as its own, and
+    this one's was refused as another config. A file of the runner's own (not such a record) is left as it is."""
+    from distgen.pipeline.experiment import moved_only
+    from distgen.train.checkpoint import config_diff
+
+    try:
+        previous = load_yaml(path)
+    except (ConfigError, OSError, ValueError):
+        return False
+    if not isinstance(previous, Mapping) or "model" not in previous:
+        return False
+    diff = config_diff(result_settings(previous), result_settings(doc))
+    return bool(diff) and not moved_only(diff)
 
 
 def _run_record(run_dir: Path) -> dict[str, Any] | None:
