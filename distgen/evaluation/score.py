@@ -76,6 +76,7 @@ def score(
     generated: bool = False,
     replicate: str = "half-split",
     spread: str | bool = "auto",
+    pair_checked: bool = False,
 ) -> Report:
     """Score ``pred`` against ``truth`` next to each reference and the ceiling.
 
@@ -114,6 +115,11 @@ def score(
         The spread scores across batches (``distgen.evaluation.spread``) of groups with several batches: ``"auto"`` (default)
         when their estimated work (``spread_work``) is within ``SPREAD_BUDGET``, else skipped with a note saying how to ask
         for them; ``"on"`` always; ``"off"`` never (``True``/``False`` read as on/off).
+    pair_checked
+        The caller already compared ``pred``'s scale with ``truth``'s over the whole files (``normalization.check_files``'s
+        ``FileChecks.pair``, as ``distgen evaluate`` does): a pooled pair (one context) is then not compared again; each
+        context of several is still compared on its own (a context on another scale is refused naming it). Default False:
+        cells given to ``score`` directly are compared here, once.
     notes
         Notes to carry into the report (pre-flight warnings, baselines not scored...).
     sources
@@ -181,7 +187,8 @@ def score(
         if many:
             check_controls(truth_c, "real", f" of context {ctx!r}")
             check_controls(pred_c, "pred", f" of context {ctx!r}")
-        data = eval_data(pred_c, truth_c, check_pred_scale=not generated, context=ctx if many else None)
+        # a pooled pair the caller's check_files compared (pair_checked) is not compared again (until helper 217 it was, twice)
+        data = eval_data(pred_c, truth_c, check_pred_scale=not generated and (many or not pair_checked), context=ctx if many else None)
         if generated and (note := generated_range_note(pred_c.X, truth_c.X)) is not None:
             report_notes.append(f"{ctx}: {note}" if many else note)
         label = (lambda p, c=ctx: row_label(p, c)) if many else (lambda p: p)

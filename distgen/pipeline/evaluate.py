@@ -79,8 +79,9 @@ def evaluate_files(
         check_not_means(pred_c)
         for note in info.notes:  # what reading the files found (a cell-type column it did not use): summary.json and stderr
             warn(note)
-        value_notes = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
-                                  log_bases=info.log_bases).notes
+        checks = check_files({"pred": pred_c, "real": real_c, "training": train_c}, generated=generated_files(info.kinds),
+                             log_bases=info.log_bases)
+        value_notes = checks.notes
         # rows as the scoring groups them: its grouped cells are slices of these, the only copy of each table (io.grouped)
         pred_c = grouped(pred_c)  # one after the other: one table's copy at a time
         real_c = grouped(real_c)
@@ -91,7 +92,7 @@ def evaluate_files(
             pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
             notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, spread=spread,
             sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control, "celltype_col": info.celltype_col},
-            generated="pred" in generated_files(info.kinds),
+            generated="pred" in generated_files(info.kinds), pair_checked=checks.pair,
         )
         if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
             report.summary["pred_provenance"] = info.provenance
@@ -275,7 +276,8 @@ def evaluate(
     adatas.clear()  # the files as read (their X is the tables' storage)
     for note in doses:
         warn(note)
-    value_notes = doses + check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c).notes
+    checks = check_files(files, generated=generated_files(kinds), log_bases=bases, truth=truth_c)
+    value_notes = doses + checks.notes
     # the tables read here are this call's: grouped as scored (before the references, which index the truth's table: the
     # control baseline's cells are its rows), they are the only copies (io.grouped), as in evaluate_files; the caller's are kept
     from_files = set(files)
@@ -290,7 +292,8 @@ def evaluate(
     notes = value_notes + notes
     report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                    progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
-                   interpolated=interpolated, replicate=replicate, spread=spread, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))
+                   interpolated=interpolated, replicate=replicate, spread=spread, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds),
+                   pair_checked=checks.pair)
     if out is not None:
         clear_evaluation(out)
         report.write(out, make_plots)

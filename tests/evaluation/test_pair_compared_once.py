@@ -1,0 +1,93 @@
+"""The prediction/truth pair's scales are compared once (helper 217).
+
+``distgen evaluate`` (``pipeline.evaluate.evaluate_files``) compares the pair in ``normalization.check_files``
+(``FileChecks.pair``); ``score`` compared it again in ``eval_data`` until helper 217. The Python API (``score`` on
+``Cells`` read by the caller) still compares it, once; each context of several is still compared on its own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import distgen.evaluation.io as io
+import distgen.evaluation.normalization as N
+from distgen.evaluation.io import ScaleMismatchError
+from distgen.types.cells import Cells
+
+
+def _pair(counts_pred: bool = False, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    genes = [f"g{i}" for i in range(30)]
+    labels = np.array(["ctrl"] * 30 + ["A"] * 30 + ["B"] * 30)
+
+    def lognorm(m):
+        tot = m.sum(1, keepdims=True)
+        tot[tot == 0] = 1
+        return np.log1p(m / tot * 1e4).astype(np.float32)
+
+    real = rng.poisson(2.0, (90, 30)).astype(np.float32)
+    pred = rng.poisson(2.0, (90, 30)).astype(np.float32)
+    pred_x = pred if counts_pred else lognorm(pred)
+    return (Cells(torch.as_tensor(pred_x), labels, genes, control="ctrl"),
+            Cells(torch.as_tensor(lognorm(real)), labels, genes, control="ctrl"))
+
+
+def _count(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    same = io.check_same_scale
+
+    def counted(*a, **k):
+        calls.append(1)
+        return same(*a, **k)
+
+    monkeypatch.setattr(io, "check_same_scale", counted)
+    monkeypatch.setattr(N, "check_same_scale", counted)
+    return calls
+
+
+def _write(cells: Cells, path) -> str:
+    import anndata as ad
+    import pandas as pd
+
+    a = ad.AnnData(cells.X.numpy(), obs=pd.DataFrame({"perturbation": cells.conditions}, index=[f"c{i}" for i in range(len(cells))]),
+                   var=pd.DataFrame(index=list(cells.genes)))
+    a.write_h5ad(path)
+    return str(path)
+
+
+def test_evaluate_files_compares_the_pair_once(monkeypatch, tmp_path):
+    """Failed before helper 217: 2 comparisons (check_files, then score's eval_data)."""
+    from distgen.pipeline.evaluate import evaluate_files
+
+    pred, real = _pair()
+    p, r = _write(pred, tmp_path / "pred.h5ad"), _write(real, tmp_path / "real.h5ad")
+    calls = _count(monkeypatch)
+    evaluate_files(p, r, baselines=[], ceiling=False, make_plots=False, metric_names=["mse"])
+    assert len(calls) == 1
+
+
+def test_score_on_cells_still_compares_the_pair_once(monkeypatch):
+    from distgen.evaluation.score import score
+
+    pred, real = _pair()
+    calls = _count(monkeypatch)
+    score(pred, real, ceiling=False, metrics=["mse"])
+    assert len(calls) == 1
+
+
+def test_score_on_cells_still_refuses_a_pair_on_two_scales():
+    from distgen.evaluation.score import score
+
+    pred, real = _pair(counts_pred=True)
+    with pytest.raises(ScaleMismatchError, match="scale"):
+        score(pred, real, ceiling=False, metrics=["mse"])
+
+
+def test_evaluate_files_still_refuses_a_pair_on_two_scales(tmp_path):
+    from distgen.pipeline.evaluate import evaluate_files
+
+    pred, real = _pair(counts_pred=True)
+    p, r = _write(pred, tmp_path / "pred.h5ad"), _write(real, tmp_path / "real.h5ad")
+    with pytest.raises(ScaleMismatchError):
+        evaluate_files(p, r, baselines=[], ceiling=False, make_plots=False, metric_names=["mse"])
