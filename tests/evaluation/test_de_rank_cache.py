@@ -61,3 +61,30 @@ def test_a_replaced_prediction_is_ranked_again():
     assert "de/top_rank/0.05/real" in shared.cache
     for cls in OVERLAPS:
         assert torch.equal(cls().compute(shared).values, cls().compute(data(7)).values), cls.__name__
+
+
+def _numpy_rank(de, fdr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ranking written out in numpy, int64: significant genes by |lfc| (float32) descending, ties in gene order."""
+    sig = de.significant(fdr).numpy()
+    key = np.where(sig, np.abs(de.lfc.numpy().astype(np.float32)), np.float32(-1.0))
+    order = np.argsort(-key, axis=-1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(key.shape[-1]), order.shape), axis=-1)
+    return torch.as_tensor(sig), torch.as_tensor(rank)
+
+
+def test_the_cached_ranks_are_int32_and_score_as_int64_ranks_do(monkeypatch):
+    """Helper 217: the cached rank was int64 ``[P, G]`` per side; int32 halves what EvalData holds, with the same values.
+    Failed before (int64)."""
+    shared = data(1)
+    values = {cls.__name__: cls().compute(shared).values for cls in OVERLAPS}
+    real, pred = de_metrics.de_tables(shared)
+    for side, table in (("real", real), ("pred", pred)):
+        sig, rank = shared.cache[f"de/top_rank/0.05/{side}"]
+        assert rank.dtype == torch.int32
+        ref_sig, ref_rank = _numpy_rank(table, 0.05)
+        assert torch.equal(sig, ref_sig) and torch.equal(rank.to(torch.int64), ref_rank)
+    monkeypatch.setattr(de_metrics, "top_rank", _numpy_rank)  # a fresh EvalData ranked in int64
+    for cls in OVERLAPS:
+        fresh = cls().compute(data(1)).values
+        assert fresh.dtype == values[cls.__name__].dtype and torch.equal(fresh, values[cls.__name__]), cls.__name__
