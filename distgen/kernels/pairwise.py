@@ -55,7 +55,8 @@ def euclidean_sum(x: Tensor, y: Tensor | None = None, block: int = 256, *, x_sq:
     round-off of order ``sqrt(eps) |x|``: measured 1.5e-7 |x| in float64, 3e-3 |x| in float32, at 2,000 columns).
 
     ``x_sq``, ``y_sq``: ``sq_norms(x)``, ``sq_norms(y)`` when the caller has them (a set summed against several others,
-    and against itself: an E-distance's control, each perturbation's cells); the same numbers, not computed again.
+    and against itself: an E-distance's control, each perturbation's cells); the same numbers, not computed again. Norms of
+    another shape, dtype or device than their matrix are refused (``ValueError``).
     """
     if x.dim() != 2 or (y is not None and (y.dim() != 2 or y.shape[1] != x.shape[1])):
         raise ValueError(f"euclidean_sum needs [n, D] and [m, D] matrices, got {tuple(x.shape)} and "
@@ -66,6 +67,11 @@ def euclidean_sum(x: Tensor, y: Tensor | None = None, block: int = 256, *, x_sq:
         if given is not None and (of is None or given.shape != of.shape[:1]):
             raise ValueError(f"euclidean_sum: squared norms of shape {tuple(given.shape)} given for "
                              f"{'no matrix' if of is None else f'a matrix of {of.shape[0]} rows'}")
+        if given is not None and of is not None and (given.dtype != of.dtype or given.device != of.device):
+            # summed as given: norms in a lower precision moved the sum without a word, another dtype or device of y_sq
+            # raised addmm's bare RuntimeError (until helper 217)
+            raise ValueError(f"euclidean_sum: squared norms ({given.dtype} on {given.device}) given for a matrix of "
+                             f"{of.dtype} on {of.device}: pass sq_norms of that matrix as it is (the same dtype and device)")
     with torch.no_grad():
         x_sq = sq_norms(x) if x_sq is None else x_sq
         if y is None:  # blocks (i, j >= i) of x against itself; those off the diagonal stand for (j, i) as well

@@ -226,6 +226,24 @@ def test_euclidean_sum_with_the_caller_s_squared_norms_gives_the_same_bits():
         euclidean_sum(x, y_sq=y_sq)
 
 
+@pytest.mark.parametrize("which", ["x_sq", "y_sq", "self"])
+@pytest.mark.parametrize("other", [torch.float32, torch.float16, torch.bfloat16, "meta"])
+def test_euclidean_sum_refuses_squared_norms_of_another_dtype_or_device(which, other):
+    """Helper 217: only the norms' shape was checked. float16 / bfloat16 (or float32) norms of float64 matrices were
+    summed without a word in the lower precision (x_sq: the sum moved in the 4th digit), y_sq of another dtype raised
+    addmm's bare RuntimeError, and norms on another device the same; now a ValueError names both and the fix."""
+    from distgen.kernels.pairwise import euclidean_sum, sq_norms
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(20, 5, generator=g, dtype=torch.float64)
+    y = torch.rand(15, 5, generator=g, dtype=torch.float64)
+    of = y if which == "y_sq" else x
+    norms = sq_norms(of).to(device="meta") if other == "meta" else sq_norms(of).to(other)
+    kw = {"y_sq": norms} if which == "y_sq" else {"x_sq": norms}
+    with pytest.raises(ValueError, match=r"squared norms .*(torch\.float64|cpu).*sq_norms"):
+        euclidean_sum(x, None if which == "self" else y, **kw)
+
+
 @pytest.mark.parametrize("unbiased", [False, True])
 def test_sq_energy_distance_closed_form_equals_the_pairwise_definition(unbiased):
     from distgen.kernels.distances import sq_energy_distance
