@@ -91,3 +91,16 @@ def test_evaluate_files_still_refuses_a_pair_on_two_scales(tmp_path):
     p, r = _write(pred, tmp_path / "pred.h5ad"), _write(real, tmp_path / "real.h5ad")
     with pytest.raises(ScaleMismatchError):
         evaluate_files(p, r, baselines=[], ceiling=False, make_plots=False, metric_names=["mse"])
+
+
+def test_score_still_compares_each_context_of_several(monkeypatch):
+    """pair_checked covers the whole files only: each context of several is compared on its own (named when refused)."""
+    from distgen.evaluation.score import score
+
+    pred, real = _pair()
+    ctx = np.array(["t1", "t2"] * 45)
+    pred = Cells(pred.X, pred.conditions, pred.genes, control="ctrl", contexts=ctx)
+    real = Cells(real.X, real.conditions, real.genes, control="ctrl", contexts=ctx)
+    calls = _count(monkeypatch)
+    score(pred, real, ceiling=False, metrics=["mse"], pair_checked=True)
+    assert len(calls) == 2
