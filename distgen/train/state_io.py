@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from distgen.atomic import atomic_write_text, share_mode
+from distgen.jsonfile import load_json
 
 __all__ = ["atomic_write_text", "flatten", "load_state", "publish_dir", "save_state", "unflatten"]
 
@@ -68,9 +69,13 @@ def save_state(obj: Any, path_stem: Path) -> None:
 
 
 def load_state(path_stem: Path) -> Any:
-    """Read a state written by ``save_state`` (tensors-only safetensors + JSON; no pickle)."""
+    """Read a state written by ``save_state`` (tensors-only safetensors + JSON; no pickle). Its JSON skeleton is an object
+    (``save_state`` writes the optimizer's and the generators' state dicts); another JSON value raises ``ValueError``."""
     tensors = load_file(str(path_stem.with_suffix(".safetensors")))
-    return unflatten(read_json(path_stem.with_suffix(".json")), tensors)
+    skeleton = read_json(path_stem.with_suffix(".json"))
+    if not isinstance(skeleton, dict):
+        raise ValueError(f"{path_stem.with_suffix('.json').name} holds a JSON {type(skeleton).__name__}, not an object")
+    return unflatten(skeleton, tensors)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -78,7 +83,10 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    """The JSON value of ``path`` (``distgen.jsonfile.load_json``: UTF-8 only); ``FileNotFoundError`` when it is missing,
+    another ``OSError`` or ``ValueError`` when it cannot be read: the checkpoint readers word "missing" and "corrupt" from
+    the exception type."""
+    return load_json(path)
 
 
 def publish_dir(tmp: Path, final: Path) -> None:
