@@ -79,9 +79,9 @@ def test_a_metric_in_another_case_is_refused_with_its_name():
     from distgen.pipeline.checks import metric_problems
 
     (problem,) = metric_problems(["PEARSON_DELTA"])
-    assert "unknown metric 'PEARSON_DELTA' (did you mean 'pearson_delta'" in problem
+    assert "unknown metric 'PEARSON_DELTA'. Did you mean 'pearson_delta'?" in problem  # worded as train.val_metrics (h218)
     (problem,) = metric_problems(["Pearson-Delta"])
-    assert "did you mean 'pearson_delta'" in problem
+    assert "Did you mean 'pearson_delta'?" in problem
 
 
 @pytest.mark.parametrize("typed,meant", [("CellEval2", "celleval2"), ("VCC2026", "vcc2026"), ("cell_eval_0.7.6", "cell-eval-0.7.6")])

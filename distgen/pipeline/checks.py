@@ -25,32 +25,16 @@ def _text(exc: BaseException, limit: int = 400) -> str:
 
 
 def metric_problems(names: Sequence[str] | None, where: str = "metrics") -> list[str]:
-    """Unknown metric names (each with the registry's hint)."""
-    from distgen.evaluation.metrics import metrics as registry
+    """Unknown metric names, plugin metrics that fail to load or their cheap checks: ``evaluation.metrics.base.metric_problem``
+    (the wording ``train.val_metrics`` gets too)."""
+    from distgen.evaluation.metrics.base import metric_problem
 
     if names is None:
         return []
     if isinstance(names, str) or not isinstance(names, Sequence):
         return [f"{where}: expected a list of metric names, got {names!r}"]
-    from distgen.wording import near
-
-    problems = []
-    for name in names:
-        try:
-            registry.get(str(name))
-        except RegistryError as exc:
-            if str(name) in registry:  # known, but its plugin cannot be loaded: that message says why
-                problems.append(f"{where}: {_text(exc)}")
-                continue
-            close = near(name, registry.names(), n=3)
-            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-            problems.append(f"{where}: unknown metric {str(name)!r}{hint}; 'distgen components --kind metrics' lists them")
-            continue
-        try:  # a plugin's metric: its cheap checks (tiny data, seconds at most) before any training, not after it
-            registry.verify(str(name))
-        except RegistryError as exc:  # the whole message: its fix comes last
-            problems.append(f"{where}: {_text(exc, 1200)}")
-    return problems
+    found = (metric_problem(name, where) for name in names)
+    return [clip_message(p.replace("\n", " "), 1200).rstrip(".") for p in found if p is not None]
 
 
 def config_problems(doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> list[str]:

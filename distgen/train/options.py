@@ -222,17 +222,14 @@ class TrainOptions:
 
 
 def check_val_metrics(names: Sequence[str]) -> None:
-    """Refuse (``ConfigError``) a name in ``train.val_metrics`` that is no registered metric, with a did-you-mean: the one
+    """Refuse (``ConfigError``) a name in ``train.val_metrics`` that is no registered metric (or a plugin's that fails to
+    load or its cheap checks), worded as for ``evaluate.metrics`` (``evaluation.metrics.base.metric_problem``): the one
     check of the config (``TrainOptions``) and of the trainer (``validation.resolve_metrics``)."""
-    from distgen.registry import registry
+    from distgen.evaluation.metrics.base import metric_problem
 
-    known = registry("metrics").names()
     for name in names:
-        if name not in known:
-            bare = name.removeprefix("val_")  # val_mse: as train.monitor and metrics.csv name it, not the metric's name
-            hint = (f" Did you mean {bare!r}? (metrics are named without val_, which train.monitor and metrics.csv add)"
-                    if bare != name and bare in known else did_you_mean(name, known))
-            raise ConfigError(f"train.val_metrics: unknown metric {name!r}.{hint} 'distgen components --kind metrics' lists them")
+        if (problem := metric_problem(name, "train.val_metrics")) is not None:
+            raise ConfigError(problem)
 
 
 def check_monitor(monitor: str, val_metrics: Sequence[str]) -> None:

@@ -43,7 +43,7 @@ def test_run_lists_every_problem_at_once_before_any_work(cfg, tmp_path, no_data)
         run(cfg, out, ["data.hvg=0", "model.backbone.foo=1"], metrics=["mse", "pearsn_delta"], progress=False)
     text = str(info.value)
     assert text.startswith("3 problems (found before any work): 1) data.hvg must be")
-    assert "backbone[mlp]: unknown key 'foo'" in text and "unknown metric 'pearsn_delta' (did you mean 'pearson_delta'" in text
+    assert "backbone[mlp]: unknown key 'foo'" in text and "unknown metric 'pearsn_delta'. Did you mean 'pearson_delta'?" in text
     assert not out.exists()  # no empty run folder left behind
 
 

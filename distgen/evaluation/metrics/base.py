@@ -214,3 +214,37 @@ metrics: Registry[Metric] = Registry(
         "w2": "distgen.evaluation.metrics.distributional:Wasserstein2",
     },
 )
+
+
+def metric_problem(name: object, where: str, verify: bool = True) -> str | None:
+    """Why metric ``name`` cannot be used, as ``'WHERE: ...'`` (None: it can): the one wording of an unknown metric for
+    ``evaluate.metrics``/``--metrics`` (``pipeline.checks.metric_problems``) and ``train.val_metrics``
+    (``train.options.check_val_metrics``), with ``wording.did_you_mean``'s name (``wording.near``), the bare name of a ``val_``-prefixed one and,
+    when nothing is near, how to install a plugin's metric; a plugin whose metric fails to load (or is provided twice)
+    gets the registry's message, and with ``verify`` a plugin's metric its cheap checks (``Registry.verify``)."""
+    import sys
+
+    from distgen.registry import RegistryError, UnknownComponentError
+    from distgen.wording import did_you_mean
+
+    text = str(name)
+    try:
+        metrics.get(text)
+    except UnknownComponentError:
+        known = metrics.names()
+        bare = text.removeprefix("val_")
+        if bare != text and bare in known:  # val_mse: as train.monitor and metrics.csv name it, not the metric's name
+            hint = f" Did you mean {bare!r}? (metrics are named without val_, which train.monitor and metrics.csv add)"
+        elif close := did_you_mean(text, known):
+            hint = close
+        else:
+            hint = f" If {text!r} comes from a plugin, install that package in this Python environment ({sys.executable})."
+        return f"{where}: unknown metric {text!r}.{hint} 'distgen components --kind metrics' lists them"
+    except RegistryError as exc:  # a plugin's metric that failed to load, or a name two plugins give: that message says why
+        return f"{where}: {str(exc).strip()}"
+    if verify:
+        try:  # a plugin's metric: its cheap checks (tiny data, seconds at most) before any training, not after it
+            metrics.verify(text)
+        except RegistryError as exc:  # the whole message: its fix comes last
+            return f"{where}: {str(exc).strip()}"
+    return None
