@@ -764,28 +764,34 @@ _PRESET_DIR = Path(__file__).parent / "models" / "presets"
 def preset_of(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str] = ()) -> str | None:
     """The preset a config derives from: the preset itself, else the end of its ``base:`` chain (None without one).
 
-    A ``base=NAME`` override replaces the document's own ``base`` (as ``distgen.config.load_config`` does).
+    A ``base=NAME`` override replaces the document's own ``base``, and a relative ``base`` found next to its config is
+    that file, even one named like a preset (as ``distgen.config.load_config`` reads them: helper 218).
     """
+    if isinstance(config, str) and names_preset(config):
+        return config
+    override: str | None = None
+    for text in overrides:
+        parts, value = parse_override(text)
+        if parts == ["base"] and isinstance(value, str):
+            override = value
     src: Any = config
-    if not (isinstance(config, str) and names_preset(config)):
-        for text in overrides:
-            parts, value = parse_override(text)
-            if parts == ["base"] and isinstance(value, str):
-                src = value
     here: Path | None = None
-    for _ in range(MAX_BASE_DEPTH + 1):
+    for depth in range(MAX_BASE_DEPTH + 1):
         if isinstance(src, Mapping):
-            src = src.get("base")
-            continue
-        if not isinstance(src, str | os.PathLike):
+            doc: Any = src
+            here = None
+        elif isinstance(src, str | os.PathLike):
+            text = str(src)
+            beside = here is not None and not Path(text).is_absolute() and (here / text).is_file()
+            if not beside and names_preset(text):
+                return text
+            path = here / text if here is not None and beside else Path(text)
+            if not path.is_file():
+                return None
+            doc, here = load_yaml(path), path.parent
+        else:
             return None
-        text = str(src)
-        if names_preset(text):
-            return text
-        path = here / text if here is not None and not Path(text).is_absolute() and (here / text).is_file() else Path(text)
-        if not path.is_file():
-            return None
-        src, here = load_yaml(path).get("base"), path.parent
+        src = override if depth == 0 and override is not None else doc.get("base")
     return None
 
 
