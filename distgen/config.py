@@ -17,7 +17,9 @@ Setting ``name`` to a different value replaces the node; params merge only when 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
+import functools
 import inspect
 import math
 import os
@@ -754,45 +756,29 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any], _path: tuple[
 
 
 def preset_names() -> list[str]:
-    """Names of the bundled presets (``distgen/models/presets/*.yaml``)."""
-    return sorted(p.stem for p in _PRESET_DIR.glob("*.yaml"))
+    """Names of the bundled presets (``distgen/models/presets/*.yaml``), sorted."""
+    return list(_bundled_presets())
+
+
+@functools.cache
+def _bundled_presets() -> tuple[str, ...]:
+    """The bundled presets' names, read from the package folder once per process (it does not change while distgen runs;
+    every config reference asks, and ``preset_names`` hands out a new list each call)."""
+    return tuple(sorted(p.stem for p in _PRESET_DIR.glob("*.yaml")))
 
 
 _PRESET_DIR = Path(__file__).parent / "models" / "presets"
 
 
 def preset_of(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str] = ()) -> str | None:
-    """The preset a config derives from: the preset itself, else the end of its ``base:`` chain (None without one).
+    """The preset a config derives from: the preset itself, else the first preset of its ``base:`` chain (None without one).
 
-    A ``base=NAME`` override replaces the document's own ``base``, and a relative ``base`` found next to its config is
-    that file, even one named like a preset (as ``distgen.config.load_config`` reads them: helper 218).
+    The chain is the one ``load_config(config, overrides)`` reads (``_base_chain``): a ``base=NAME`` override replaces
+    the document's own ``base``, and a relative ``base`` found next to its config is that file, even one named like a
+    preset. A chain ``load_config`` cannot read (a missing file, a cycle, a ``base`` that is no name) is refused here with
+    the same ``ConfigError``: such a config derives from no preset one could name.
     """
-    if isinstance(config, str) and names_preset(config):
-        return config
-    override: str | None = None
-    for text in overrides:
-        parts, value = parse_override(text)
-        if parts == ["base"] and isinstance(value, str):
-            override = value
-    src: Any = config
-    here: Path | None = None
-    for depth in range(MAX_BASE_DEPTH + 1):
-        if isinstance(src, Mapping):
-            doc: Any = src
-            here = None
-        elif isinstance(src, str | os.PathLike):
-            text = str(src)
-            beside = here is not None and not Path(text).is_absolute() and (here / text).is_file()
-            if not beside and names_preset(text):
-                return text
-            path = here / text if here is not None and beside else Path(text)
-            if not path.is_file():
-                return None
-            doc, here = load_yaml(path), path.parent
-        else:
-            return None
-        src = override if depth == 0 and override is not None else doc.get("base")
-    return None
+    return next((link.preset for link in _base_chain(config, check_overrides(overrides))[0] if link.preset), None)
 
 
 def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -808,7 +794,7 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
     A ``base:`` chain that comes back to a document already in it is refused, naming the cycle.
     The result is checked: known sections (``SECTIONS``) are mappings and no value is NaN.
     """
-    doc = _load(source, check_overrides(overrides), ())
+    doc = _load(source, check_overrides(overrides))
     check_document(doc)
     return doc
 
@@ -821,31 +807,15 @@ def explicit_keys(source: str | Path | Mapping[str, Any], overrides: Sequence[st
     key a preset carries.
     """
     keys: set[str] = set()
-    base_override = None
     for text in check_overrides(overrides):
         parts, value = parse_override(text)
-        if parts == ["base"]:
-            base_override = value
-        elif parts[0] == section:
+        if parts[0] == section:
             keys |= {parts[1]} if len(parts) > 1 else {str(k) for k in value} if isinstance(value, Mapping) else set()
-    src: Any = source
-    for depth in range(MAX_BASE_DEPTH + 1):
-        if isinstance(src, Mapping):
-            doc: Any = src
-            here = None
-        else:
-            ident, file = _source_id(str(src))
-            if file is None or ident.startswith("preset "):
-                break
-            doc = load_yaml(file)
-            here = file.parent
-        if isinstance(doc.get(section), Mapping):
-            keys |= {str(k) for k in doc[section]}
-        src = base_override if depth == 0 and base_override is not None else doc.get("base")
-        if not isinstance(src, str):
+    for link in _base_chain(source, overrides)[0]:
+        if link.preset:
             break
-        if here is not None and not Path(src).is_absolute() and (here / src).is_file():
-            src = str(here / src)
+        if isinstance(link.doc.get(section), Mapping):
+            keys |= {str(k) for k in link.doc[section]}
     return keys
 
 
@@ -939,8 +909,11 @@ def names_preset(text: str) -> bool:
     """Whether the config reference ``text`` (as typed, or a ``base:``) names a bundled preset: its exact name (not a file
     test: on a case-insensitive file system, macOS' or Windows', presets/X.yaml "exists" for SCDFM-small too), unless a file
     of that exact name is in the working directory (that file is meant). A folder is no config (an official ``scDFM``
-    checkout, which such a file system also finds as ``scdfm``), nor is a file in another case."""
-    if text not in preset_names():
+    checkout, which such a file system also finds as ``scdfm``), nor is a file in another case.
+
+    The presets' names are read once per process; the working directory is asked each call (it may change), with one
+    ``stat``, and listed only when a file of that name (in any case) is there."""
+    if text not in _bundled_presets():
         return False
     try:
         return not (Path(text).is_file() and text in os.listdir("."))
@@ -951,15 +924,33 @@ def names_preset(text: str) -> bool:
 def _source_id(text: str, preset_base: bool = False) -> tuple[str, Path | None]:
     """``(identity, file)`` of a config reference: a preset or a file (resolved path). ``preset_base``: the ``base:`` of a
     preset, which names a preset whatever the working directory holds."""
-    if text in preset_names() if preset_base else names_preset(text):
+    if text in _bundled_presets() if preset_base else names_preset(text):
         return f"preset {text}", _PRESET_DIR / f"{text}.yaml"
     if Path(text).exists():
         return str(Path(text).resolve()), Path(text)
     return text, None
 
 
-def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chain: tuple[str, ...],
-          preset_base: bool = False) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class _Link:
+    """One document of a ``base:`` chain as read: ``doc`` without its ``base:`` key; ``preset`` is the bundled preset's name
+    when the document is one (else None); ``ident`` names the document in a refused cycle (a preset, a resolved path or
+    ``<mapping>``)."""
+
+    ident: str
+    doc: dict[str, Any]
+    preset: str | None
+
+
+def _base_chain(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str], chain: tuple[str, ...] = (),
+                preset_base: bool = False) -> tuple[list[_Link], list[str]]:
+    """The documents of ``source``'s ``base:`` chain, ``source`` first, and the overrides other than ``base=``.
+
+    The one reader of a chain: ``load_config`` merges these documents, ``preset_of`` names the first preset among them and
+    ``explicit_keys`` reads the documents above it. A ``base=`` override replaces ``source``'s own ``base``; a relative
+    ``base`` found next to the file that names it is that file, else it is a preset name or a path from the working
+    directory; a preset's own ``base`` is a preset (``preset_base``) whatever the working directory holds.
+    """
     here: Path | None = None
     if isinstance(source, Mapping):
         check_expanded_size(source, "config")
@@ -1000,11 +991,21 @@ def _load(source: str | Path | Mapping[str, Any], overrides: Sequence[str], chai
         raise ConfigError(f"base: must be a preset name or a config path, got {short(base)}")
     if isinstance(base, str) and here is not None and not Path(base).is_absolute() and (here / base).is_file():
         base = str(here / base)
-    if base is not None:
-        inherited = _load(base, (), (*chain, ident), preset_base=own_base)
-        if isinstance(doc.get("sweep"), dict) and isinstance(inherited.get("sweep"), dict):
+    link = _Link(ident, doc, ident.removeprefix("preset ") if ident.startswith("preset ") else None)
+    if base is None:
+        return [link], rest
+    return [link, *_base_chain(base, (), (*chain, ident), preset_base=own_base)[0]], rest
+
+
+def _load(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The document of ``source``: its ``base:`` chain merged, the last base first, then the overrides."""
+    links, rest = _base_chain(source, overrides)
+    doc = links[-1].doc
+    for link in reversed(links[:-1]):
+        own = link.doc
+        if isinstance(own.get("sweep"), dict) and isinstance(doc.get("sweep"), dict):
             for key in ("grid", "variants"):  # a declared grid (variants) replaces the inherited one: axes do not merge
-                if key in doc["sweep"]:
-                    inherited["sweep"].pop(key, None)
-        doc = deep_merge(inherited, doc)
+                if key in own["sweep"]:
+                    doc["sweep"].pop(key, None)
+        doc = deep_merge(doc, own)
     return apply_overrides(doc, rest)

@@ -12,7 +12,7 @@ import pytest
 
 import distgen
 from distgen.cli import main
-from distgen.config import preset_of, save_yaml
+from distgen.config import ConfigError, preset_of, save_yaml
 from distgen.report import ReportInputs
 from distgen.report.explain import MIN_CELLS, flagged
 
@@ -147,7 +147,9 @@ def test_preset_of_follows_the_base_chain(tmp_path):
     assert preset_of(outer, ["base=perturbdiff-small", "train.seed=1"]) == "perturbdiff-small"
     assert preset_of({"base": "perturbdiff"}) == "perturbdiff"
     assert preset_of({"model": {"name": "additive"}}) is None
-    assert preset_of(save_yaml({"base": str(tmp_path / "missing.yaml")}, tmp_path / "broken.yaml")) is None
+    broken = save_yaml({"base": str(tmp_path / "missing.yaml")}, tmp_path / "broken.yaml")
+    with pytest.raises(ConfigError, match=r"missing\.yaml' is neither a config file nor a preset"):  # as load_config says
+        preset_of(broken)
 
 
 #: A one-hot conditioner on held-out single genes: their rows are never trained (run anyway with allow_unembedded).
