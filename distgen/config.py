@@ -931,6 +931,20 @@ def _source_id(text: str, preset_base: bool = False) -> tuple[str, Path | None]:
     return text, None
 
 
+def _beside(here: Path, base: str) -> bool:
+    """Whether the relative ``base:`` ``base`` of a config in folder ``here`` is a file next to it. A preset's name is such a
+    file only in its own case, as in the working directory (``names_preset``): on a case-insensitive file system, macOS' or
+    Windows', ``sub/scdfm-small`` "is" a file ``sub/SCDFM-small``."""
+    if Path(base).is_absolute() or not (here / base).is_file():
+        return False
+    if base not in _bundled_presets():
+        return True
+    try:
+        return base in os.listdir(here)
+    except OSError:  # an unreadable folder: no file of ours there
+        return False
+
+
 @dataclasses.dataclass(frozen=True)
 class _Link:
     """One document of a ``base:`` chain as read: ``doc`` without its ``base:`` key; ``preset`` is the bundled preset's name
@@ -989,7 +1003,7 @@ def _base_chain(source: str | os.PathLike[str] | Mapping[str, Any], overrides: S
             rest.append(text)
     if base is not None and not isinstance(base, str):
         raise ConfigError(f"base: must be a preset name or a config path, got {short(base)}")
-    if isinstance(base, str) and here is not None and not Path(base).is_absolute() and (here / base).is_file():
+    if isinstance(base, str) and here is not None and _beside(here, base):
         base = str(here / base)
     link = _Link(ident, doc, ident.removeprefix("preset ") if ident.startswith("preset ") else None)
     if base is None:

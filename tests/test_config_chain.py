@@ -125,3 +125,32 @@ def test_a_file_named_like_a_preset_is_seen_when_the_working_directory_changes(t
     monkeypatch.chdir(tree / "cwd")
     assert names_preset("scdfm-small") and preset_of("scdfm-small") == "scdfm-small"
     assert load_config("scdfm-small") != load_config("perturbdiff", ["train.seed=5"])
+
+
+def test_a_file_beside_the_config_in_another_case_is_not_the_preset_its_base_names(tree, monkeypatch):
+    """On a case-insensitive file system (macOS', Windows'; simulated) ``sub/scdfm-small`` "is" a file ``SCDFM-small``: a
+    ``base: scdfm-small`` read the preset when the config was given as ``uses.yaml`` from its folder (the working
+    directory is listed by exact name) and that other file when given by any other path. A preset's name is a file beside
+    the config only in its own case, as in the working directory."""
+    import os
+
+    sub = tree / "sub"
+    (sub / "uses.yaml").write_text("base: scdfm-small\n")
+    (sub / "SCDFM-small").write_text("base: perturbdiff\n")
+    expected = load_config("scdfm-small")
+    real = {name: getattr(pathlib.Path, name) for name in ("exists", "is_file")}
+
+    def case_blind(name):
+        def check(self, *a, **k):
+            path = pathlib.Path(os.path.abspath(self))
+            if path.parent == sub:
+                return any(p.name.casefold() == path.name.casefold() for p in sub.iterdir())
+            return real[name](self, *a, **k)
+        return check
+
+    for name in real:
+        monkeypatch.setattr(pathlib.Path, name, case_blind(name))
+    for where, config in ((tree / "cwd", sub / "uses.yaml"), (tree, "sub/uses.yaml"), (sub, "uses.yaml")):
+        monkeypatch.chdir(where)
+        assert preset_of(config) == "scdfm-small", (where, config)
+        assert load_config(config) == expected, (where, config)
