@@ -32,7 +32,7 @@ def test_a_context_named_like_a_windows_device_gets_a_file_windows_can_create(la
 
 
 @pytest.mark.parametrize("label", [*RESERVED, "con", "Nul", "CON ", "T.", "T ", "x.CON", "CONSOLE.x", "COM10.x", "LPT.x", "CON_x.y",
-                                   "a.b", "...", " CON.x"])
+                                   "a.b", "T..", " CON.x"])
 def test_other_context_names_are_unchanged(label):
     """``CON`` alone writes ``CON_metrics.csv`` (its name up to the first dot is ``CON_metrics``, no device), a label ending in
     a space or dot is never a file name's end (the suffix follows): cell-eval's names are kept for all of them."""
@@ -48,6 +48,43 @@ def test_contexts_that_meet_after_encoding_or_in_case_are_refused_before_scoring
 
     for a, b in (("CON.x", "CON%2Ex"), ("CON.x", "con%2ex"), ("CD4", "cd4")):
         assert context_prefix(a).casefold() == context_prefix(b).casefold()
+
+
+@pytest.mark.parametrize("label", ["CONIN$.x", "conout$.1", "ConIn$ .a", "CONOUT$.tar.gz"])
+def test_conin_and_conout_are_windows_devices_as_con_is(label):
+    """``CONIN$`` and ``CONOUT$`` name the console's input and output on Windows as ``CON`` names the console (Python's
+    ``ntpath.isreserved`` lists them with ``CON``): ``CONIN$.x_metrics.csv`` was written as is. Now its first dot is %2E."""
+    from distgen.pipeline.outputs import CONTEXT_SUFFIXES, context_prefix
+
+    for suffix in CONTEXT_SUFFIXES:
+        assert _stem(context_prefix(label) + suffix) not in {"CONIN$", "CONOUT$"}, context_prefix(label)
+    assert context_prefix(label) == label.replace(".", "%2E", 1)
+    assert context_prefix("CONIN$") == "CONIN$" and context_prefix("CONINx.1") == "CONINx.1"  # no device: kept
+
+
+@pytest.mark.parametrize(("label", "prefix"), [(".x", "%2Ex"), (".", "%2E"), ("..", "%2E."), ("...", "%2E.."), ("._x", "%2E_x"),
+                                               (".CON.x", "%2ECON.x"), (".a|b", "%2Ea%7Cb")])
+def test_a_context_starting_with_a_dot_gets_a_file_that_is_not_hidden(label, prefix):
+    """``.x`` wrote ``.x_metrics.csv``, a hidden file (``ls``, Finder and Explorer's default view leave it out), and ``.``
+    wrote ``._metrics.csv``, which macOS takes for the AppleDouble companion of ``metrics.csv`` when copying to a volume
+    without its metadata. Now the leading dot is written %2E, as the other characters a file name may not start with."""
+    from distgen.pipeline.outputs import context_prefix
+
+    assert context_prefix(label) == prefix
+    assert not (context_prefix(label) + "_metrics.csv").startswith(".")
+
+
+@pytest.mark.parametrize(("a", "b"), [("\u00c9", "e\u0301"), ("\u00c5", "a\u030a"), ("\u1e9e", "ss"), ("stra\u00dfe", "STRASSE"),
+                                      (".x", "%2Ex"), ("CONIN$.x", "conin$%2Ex")])
+def test_contexts_one_file_system_stores_as_one_name_share_a_file_key(a, b):
+    """macOS' file systems keep names in one Unicode form and compare them case-blind, so ``\u00c9`` (one character) and
+    ``e`` + a combining accent (two, lower case) are one file there: their file keys were apart (only case was folded). A
+    case-insensitive file system that folds case fully (Unicode's CaseFolding, as ``str.casefold``: Linux's casefold
+    folders) stores ``stra\u00dfe`` and ``STRASSE`` as one name too, so that pair stays refused."""
+    from distgen.pipeline.outputs import context_prefix, file_name_key
+
+    assert file_name_key(context_prefix(a)) == file_name_key(context_prefix(b))
+    assert file_name_key("T") != file_name_key("U")
 
 
 @pytest.mark.parametrize("name", ["con.1", "NUL.v2", "Aux.a,b"])
@@ -217,3 +254,4 @@ def test_labels_for_a_miscased_context_gets_the_case_hint_alone():
     assert "encode(adata" not in str(caught.value)
     with pytest.raises(InputKeyError, match=r"'k' is 'K'.*encode\(adata, model=model\)"):  # a new one beside it: both said
         data.labels_for(["A", "A"], contexts=["k", "D"])
+

@@ -37,8 +37,8 @@ refused, as the references refuse it. A profile pools cell types (contexts), wit
 truth has a cell-type column; with --celltype-col COL each context is scored as its own pair against
 its own control cells, as cell-eval 0.8.2's `run --celltype-col` does (celleval2/vcc2026: the profile
 run on each context alone): <context>_metrics.csv per context ('/' becomes '-', as cell-eval 0.8.2
-names its files; | : * ? " < >, backslash and control characters become %XX, and the dot after a Windows device
-name, CON.x -> CON%2Ex) with the label in a context column, metrics.csv
+names its files; | : * ? " < >, backslash and control characters become %XX, and a leading dot and the dot after a
+Windows device name, .x -> %2Ex, CON.x -> CON%2Ex) with the label in a context column, metrics.csv
 with every 'condition @ context' row and a context column, per_context in summary.json; vcc2026 gives
 one score per context (<context>_vcc2026_score.csv), no pooled vcc2026 score. Both files need the same contexts, each with 2+ control cells on both sides.
 """

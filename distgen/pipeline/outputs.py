@@ -50,8 +50,11 @@ UNSAFE_IN_FILE_NAMES = '\\:*?"<>|'
 
 
 #: Windows' device names (in upper case): a file whose name up to its first dot, trailing spaces dropped, is one of them in
-#: any case (``nul.txt``, ``Com1.tar.gz``) opens the device there, so such a file cannot be written or copied onto Windows.
-WINDOWS_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for i in (*range(10), "\u00b9", "\u00b2", "\u00b3"))})
+#: any case (``nul.txt``, ``Com1.tar.gz``, ``conin$.x``) opens the device there, so such a file cannot be written or copied
+#: onto Windows. ``CONIN$`` and ``CONOUT$`` are the console's input and output (listed with ``CON`` by Python's
+#: ``ntpath.isreserved``).
+WINDOWS_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                                  *(f"{d}{i}" for d in ("COM", "LPT") for i in (*range(10), "\u00b9", "\u00b2", "\u00b3"))})
 
 
 def windows_device(name: str) -> bool:
@@ -69,13 +72,42 @@ def context_prefix(context: str) -> str:
     ``a-b``, ``T`` and ``t``) are refused before scoring (``profile_eval``); the label itself is the ``context`` column
     of the file and the key of ``summary.json``'s ``per_context``.
 
-    A label whose text up to its first dot is a Windows device name (``CON.x``, ``nul .1``: ``windows_device``) has that
-    dot written ``%2E`` (``CON%2Ex_metrics.csv``): Windows would open the device for ``CON.x_metrics.csv``. ``CON`` alone
-    keeps its name (``CON_metrics.csv`` is no device), and a label ending in a space or a dot is never a file name's end
-    (the suffix follows), so both keep cell-eval's name."""
+    A label starting with a dot has that dot written ``%2E`` (``.x`` -> ``%2Ex_metrics.csv``): ``.x_metrics.csv`` is a
+    hidden file (``ls`` and the file browsers leave it out), and ``._metrics.csv`` (the label ``.``) is what macOS takes for
+    the AppleDouble companion of ``metrics.csv``. A label whose text up to its first dot is a Windows device name
+    (``CON.x``, ``nul .1``, ``CONIN$.x``: ``windows_device``) has that dot written ``%2E`` (``CON%2Ex_metrics.csv``):
+    Windows would open the device for ``CON.x_metrics.csv``. ``CON`` alone keeps its name (``CON_metrics.csv`` is no
+    device), and a label ending in a space or a dot is never a file name's end (the suffix follows), so both keep
+    cell-eval's name. The name is not decoded back: the label is read from the file's ``context`` column and from
+    ``summary.json``, which lists each context's files."""
     prefix = "".join("".join(f"%{b:02X}" for b in ch.encode()) if ch in UNSAFE_IN_FILE_NAMES or unicodedata.category(ch) == "Cc"
                      else ch for ch in context.replace("/", "-"))
+    if prefix.startswith("."):
+        prefix = "%2E" + prefix[1:]
     return prefix.replace(".", "%2E", 1) if windows_device(prefix + CONTEXT_SUFFIXES[0]) else prefix
+
+
+def file_name_key(name: str) -> str:
+    """What two file names share when some file system stores them as one file: ``name`` in one Unicode form (NFD), its
+    case folded fully (``str.casefold``: ``T`` -> ``t``, ``\u00df`` -> ``ss``). macOS' file systems compare names
+    case-blind and in one Unicode form (``\u00c9`` and ``E`` + a combining accent are one file), Windows' case-blind,
+    and Linux's case-insensitive (casefold) folders fold case fully, as Unicode's CaseFolding does (``stra\u00dfe`` and
+    ``STRASSE`` are one file there, two on Windows)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
+def one_file_reason(a: str, b: str) -> str:
+    """Why the file names ``a`` and ``b`` (equal by ``file_name_key``) are one file, in words for a message."""
+    if a == b:
+        return "the same name once encoded"
+    nfd_a, nfd_b = unicodedata.normalize("NFD", a), unicodedata.normalize("NFD", b)
+    if len(a) == len(b) and all(x.casefold() == y.casefold() for x, y in zip(a, b)):
+        return "names that differ only in case are one file on a case-insensitive file system, macOS' and Windows'"
+    if nfd_a == nfd_b or (len(nfd_a) == len(nfd_b) and all(x.casefold() == y.casefold() for x, y in zip(nfd_a, nfd_b))):
+        return ("names that differ only in Unicode form (a letter with its accent as one character or as two), and case, "
+                "are one file on macOS, whose file systems compare names in one Unicode form and case-blind")
+    return ("names equal once case is folded fully (\u00df as ss, as Unicode's CaseFolding folds it) are one file in a Linux "
+            "case-insensitive (casefold) folder, which folds case fully (Windows keeps them apart)")
 
 
 #: The longest file name (bytes) an output may have: most file systems' 255, less the 14 of ``distgen.atomic``'s hidden

@@ -126,7 +126,14 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     from the control mean), two contexts whose file names would coincide, and a context whose pair is
     invalid (e.g. predicted perturbations the truth's context lacks: the error names the context).
     """
-    from distgen.pipeline.outputs import CONTEXT_SUFFIXES, MAX_FILE_NAME, context_prefix, long_context_names
+    from distgen.pipeline.outputs import (
+        CONTEXT_SUFFIXES,
+        MAX_FILE_NAME,
+        context_prefix,
+        file_name_key,
+        long_context_names,
+        one_file_reason,
+    )
 
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col, keep_float64)
     # a whole file on the wrong scale is said of the file, not of its first context: a file whose scale read_files'
@@ -145,12 +152,13 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     contexts = sorted(side_contexts["real"])
     prefixes: dict[str, str] = {}
     for ctx in contexts:
-        # case folded: on a case-insensitive file system (macOS, Windows) T_metrics.csv and t_metrics.csv are one file
-        if (other := prefixes.setdefault(context_prefix(ctx).casefold(), ctx)) != ctx:
-            raise InputDataError(f"contexts {other!r} and {ctx!r} would write the same files ({context_prefix(ctx)}_metrics.csv: "
-                             "'/' becomes '-', as cell-eval 0.8.2 names them, characters a file name may not hold are written %XX "
-                             "(| as %7C, and the first dot after a Windows device name such as CON.x as %2E), and names that differ only in case are one file on a case-insensitive file system, macOS' "
-                             "and Windows'); rename one of them in both files")
+        # compared as a file system may store them (file_name_key): T_metrics.csv and t_metrics.csv are one file on macOS and Windows
+        if (other := prefixes.setdefault(file_name_key(context_prefix(ctx)), ctx)) != ctx:
+            raise InputDataError(f"contexts {other!r} and {ctx!r} would write the same files ({context_prefix(other)}_metrics.csv and "
+                             f"{context_prefix(ctx)}_metrics.csv: {one_file_reason(context_prefix(other), context_prefix(ctx))}; "
+                             "'/' becomes '-', as cell-eval 0.8.2 names them, and characters a file name may not hold are written %XX: "
+                             "| as %7C, a leading dot and the first dot after a Windows device name such as CON.x as %2E); "
+                             "rename one of them in both files")
     if long := long_context_names(contexts):  # refused before any scoring, not a traceback-like OSError at the first write
         raise InputDataError(f"{len(long)} context(s) of {celltype_col!r} named too long for a file name (e.g. "
                              f"{long[0][:60]!r}..., {len(long[0].encode())} bytes; each context's table is "

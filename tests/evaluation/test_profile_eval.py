@@ -685,3 +685,35 @@ def test_a_context_named_like_a_windows_device_gets_a_file_windows_can_create_an
     real, pred = _two_contexts(names=("CD4", "cd4"))
     with pytest.raises(ValueError, match=r"contexts 'CD4' and 'cd4' would write the same files.*differ only in case"):
         evaluate_profile_files(pred, real, tmp_path / "out2", "cell-eval-0.8.2", celltype_col="cell_type")
+
+
+def test_a_context_starting_with_a_dot_writes_a_visible_file_that_reads_back_and_replaces_the_old_hidden_one(tmp_path):
+    """``.x`` wrote the hidden ``.x_metrics.csv``; now ``%2Ex_metrics.csv``, its label read back from the file's ``context``
+    column and from ``summary.json``. A folder written before (its ``summary.json`` listing ``.x_metrics.csv``) is
+    evaluated again without ``--overwrite`` and keeps no hidden table beside the new one."""
+    import json
+    import shutil
+
+    real, pred = _two_contexts(names=(".x", "x"))
+    out = tmp_path / "out"
+    summary = evaluate_profile_files(pred, real, out, "cell-eval-0.8.2", celltype_col="cell_type", page=False)
+    assert {c: p["files"] for c, p in summary["per_context"].items()} == {".x": ["%2Ex_metrics.csv"], "x": ["x_metrics.csv"]}
+    assert set(pd.read_csv(out / "%2Ex_metrics.csv", keep_default_na=False)["context"]) == {".x"}
+    # the folder as the older code left it: the hidden table, listed in summary.json
+    shutil.move(out / "%2Ex_metrics.csv", out / ".x_metrics.csv")
+    doc = json.loads((out / "summary.json").read_text())
+    doc["per_context"][".x"]["files"] = [".x_metrics.csv"]
+    (out / "summary.json").write_text(json.dumps(doc))
+    evaluate_profile_files(pred, real, out, "cell-eval-0.8.2", celltype_col="cell_type", page=False)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != MARK]
+    assert (out / "%2Ex_metrics.csv").is_file()
+
+
+@pytest.mark.parametrize(("a", "b", "why"), [("\u00c9", "e\u0301", "Unicode form"), ("stra\u00dfe", "STRASSE", "folds case fully")])
+def test_contexts_a_file_system_stores_as_one_name_are_refused_saying_why(tmp_path, a, b, why):
+    """``\u00c9`` and ``e`` + a combining accent wrote two files, one file on macOS (its file systems compare names
+    case-blind and in one Unicode form): refused now, as ``T`` and ``t`` are. ``stra\u00dfe`` and ``STRASSE`` are one
+    name where case is folded fully (Linux's case-insensitive folders): refused as before, the message says so."""
+    real, pred = _two_contexts(names=(a, b))
+    with pytest.raises(ValueError, match=f"would write the same files.*{why}"):
+        evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type", page=False)
