@@ -255,3 +255,13 @@ def test_labels_for_a_miscased_context_gets_the_case_hint_alone():
     with pytest.raises(InputKeyError, match=r"'k' is 'K'.*encode\(adata, model=model\)"):  # a new one beside it: both said
         data.labels_for(["A", "A"], contexts=["k", "D"])
 
+
+@pytest.mark.parametrize("name", [".x", ".", "..", ".hidden.v2"])
+def test_a_sweep_variant_starting_with_a_dot_is_refused(name):
+    """A variant names a run folder ``{name}__seed0``: ``.x__seed0`` was made as a hidden folder (``ls`` and the file
+    browsers leave it out of the sweep's ``runs/``). Refused now, naming a rename, as a device name is."""
+    from distgen.pipeline.grid import parse_variants
+
+    with pytest.raises(ConfigError, match="hidden"):
+        parse_variants({name: []})
+    assert parse_variants({"x.": [], "a.b": []})  # a dot elsewhere: kept

@@ -182,7 +182,8 @@ def _refuse_shared_folders(runs: Sequence[Run]) -> None:
 def parse_variants(variants: Any) -> dict[str, tuple[str, ...]]:
     """``sweep.variants`` checked: ``{name: "key=value"}`` or ``{name: [key=value, ...]}`` -> ``{name: (override, ...)}``.
 
-    Each name becomes a run folder, so it must be a folder name already (letters, digits, ``_.,=+-``); an entry that is no
+    Each name becomes a run folder, so it must be a folder name already (letters, digits, ``_.,=+-``), not hidden (no
+    leading dot) and no Windows device (``windows_device``); an entry that is no
     ``key=value`` override, or that sets ``train.seed`` (the seeds are the sweep's ``seeds``), is refused naming it.
     """
     if not isinstance(variants, Mapping) or not variants:
@@ -194,6 +195,10 @@ def parse_variants(variants: Any) -> dict[str, tuple[str, ...]]:
         if not isinstance(name, str) or not name or _slug(name) != name:
             raise ConfigError(f"sweep.variants: the name {name!r} names a run folder: use letters, digits and _ . , = + - "
                               f"only (e.g. {_slug(str(name))!r})")
+        if name.startswith("."):  # .x__seed0 is a hidden folder: ls and the file browsers leave it out of runs/
+            raise ConfigError(f"sweep.variants: the name {name!r} names a run folder ({name}__seed0) that starts with a dot, a "
+                              f"hidden folder: rename the variant (e.g. {('v' + name).rstrip('.')!r}; in a sweep folder made before, rename its "
+                              f"runs/{name}__seed* folders alike)")
         from distgen.pipeline.outputs import windows_device
 
         if windows_device(f"{name}__seed0"):  # con.1__seed0 is the device CON there: the folder cannot be made or copied
