@@ -265,3 +265,47 @@ def test_a_sweep_variant_starting_with_a_dot_is_refused(name):
     with pytest.raises(ConfigError, match="hidden"):
         parse_variants({name: []})
     assert parse_variants({"x.": [], "a.b": []})  # a dot elsewhere: kept
+
+
+#: Labels a cell-type column may hold that are hostile to file names: empty-looking, dots, trailing dot/space, separators,
+#: control characters, device names, Unicode twins, emoji, long ones.
+HOSTILE = ["x", ".", "..", "...", ".x", "._x", "T.", "T ", " .x", "a/b", "a\\b", "a\x00b", "a\tb", "a|b", "a:b", "CON", "CON.x",
+           "CONIN$.x", "conout$", "nul .1", "\u00c9", "E\u0301x", "stra\u00dfe", "\U0001F9EC cells", "-x", "50%", "\u00e9" * 100,
+           "x" * 223, "x" * 224]
+
+
+def test_hostile_context_labels_get_names_every_system_writes_and_read_back_as_written(tmp_path):
+    """Each label's table name is one every system can create and lists (no leading dot, no device up to the first dot,
+    no character Windows refuses, no control character, no trailing dot or space) or is refused as too long; written
+    side by side here, each file holds its own label (none written over another): the label is read back from the
+    file, as distgen reads it from the ``context`` column."""
+    from distgen.pipeline.outputs import CONTEXT_SUFFIXES, MAX_FILE_NAME, UNSAFE_IN_FILE_NAMES, context_prefix, long_context_names
+
+    too_long = set(long_context_names(HOSTILE))
+    assert too_long == {"x" * 224}  # 223 bytes of context fit: 241 less the 18 of _vcc2026_score.csv
+    kept = [label for label in HOSTILE if label not in too_long]
+    for label in kept:
+        for suffix in CONTEXT_SUFFIXES:
+            name = context_prefix(label) + suffix
+            assert not name.startswith(".") and name[-1] not in ". " and len(name.encode()) <= MAX_FILE_NAME, name
+            assert _stem(name) not in {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}, name
+            assert not set(name) & set(UNSAFE_IN_FILE_NAMES + "/\x00\t"), name
+    for label in kept:
+        (tmp_path / (context_prefix(label) + CONTEXT_SUFFIXES[0])).write_bytes(label.encode())
+    read = {p.name: p.read_bytes().decode() for p in tmp_path.iterdir()}
+    assert sorted(read.values()) == sorted(kept)
+    assert not [n for n in read if n.startswith(".")]
+
+
+def test_hostile_context_labels_meet_in_one_file_key_only_where_a_file_system_joins_them():
+    """Pairs of the hostile list sharing a ``file_name_key`` are exactly those some file system stores as one file:
+    refused before scoring (``load_contexts``); every other pair keeps two files everywhere."""
+    from itertools import combinations
+
+    from distgen.pipeline.outputs import context_prefix, file_name_key
+
+    shared = {(a, b) for a, b in combinations(HOSTILE, 2) if file_name_key(context_prefix(a)) == file_name_key(context_prefix(b))}
+    assert shared == set()
+    extra = {"STRASSE": "stra\u00dfe", "e\u0301": "\u00c9", "%2Ex": ".x", "CONIN$%2Ex": "CONIN$.x", "a-b": "a/b", "t.": "T."}
+    for other, label in extra.items():
+        assert file_name_key(context_prefix(other)) == file_name_key(context_prefix(label)), (other, label)
