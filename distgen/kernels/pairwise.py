@@ -68,8 +68,8 @@ def euclidean_sum(x: Tensor, y: Tensor | None = None, block: int = 256, *, x_sq:
             raise ValueError(f"euclidean_sum: squared norms of shape {tuple(given.shape)} given for "
                              f"{'no matrix' if of is None else f'a matrix of {of.shape[0]} rows'}")
         if given is not None and of is not None and (given.dtype != of.dtype or given.device != of.device):
-            # summed as given: norms in a lower precision moved the sum without a word, another dtype or device of y_sq
-            # raised addmm's bare RuntimeError (until helper 217)
+            # refused, not summed as given: norms in a lower precision would move the sum without a word, and another dtype
+            # or device of y_sq would raise addmm's bare RuntimeError
             raise ValueError(f"euclidean_sum: squared norms ({given.dtype} on {given.device}) given for a matrix of "
                              f"{of.dtype} on {of.device}: pass sq_norms of that matrix as it is (the same dtype and device)")
     with torch.no_grad():

@@ -161,8 +161,8 @@ def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, se
 
 def check_whole_model(model: Any) -> None:
     """Refuse a model whose parameters are FSDP shards (``DTensor``: ``distgen.fit`` under torchrun with
-    ``train.strategy=fsdp`` trains the caller's model in place, sharded), naming the fix (``UsageError``). Predicting with
-    it crashed inside the model ("got mixed torch.Tensor and DTensor") until helper 189; ``distgen run`` reads the whole
+    ``train.strategy=fsdp`` trains the caller's model in place, sharded), naming the fix (``UsageError``), before predicting
+    with it crashes inside the model ("got mixed torch.Tensor and DTensor"); ``distgen run`` reads the whole
     weights of the checkpoint instead (``load_run_model``), and so can a Python caller (``distgen.load_run``)."""
     parameters = getattr(model, "parameters", None)
     if not callable(parameters):
@@ -742,7 +742,7 @@ def checked_outputs(run_dir: Path, out: str | Path, real: str | Path | None, ove
     """Check a prediction's ``out`` and ``real`` before any work: two paths, neither one of ``inputs`` (``(what, path)``:
     ``read_files``, ``--data``) nor a run's own file, nor an existing file that is not a previous prediction (truth) unless
     ``overwrite`` (``distgen.pipeline.outputs``). Returns whether either lies in ``run_dir``, whose lock the caller then
-    takes. One place for ``predict_run`` and ``predict_file`` (each wrote these six lines until helper 209)."""
+    takes. One place for ``predict_run`` and ``predict_file``."""
     check_distinct([out, real], ["--out", "--real"])
     check_not_inputs([("--out", out), ("--real", real)], inputs)
     check_output_file(out, "predict", "pred", overwrite)

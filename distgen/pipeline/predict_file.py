@@ -207,7 +207,7 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
 def without_doses(label: str) -> str:
     """The condition a population label names, its doses dropped (``dexa@10+B@1`` -> ``B+dexa``); a label that is not a
     dose label as it is. One rule for ``_predict_file``'s two readings of a dosed file's labels (the conditions a
-    ``--perturbations`` without doses names, the atoms the model is asked), which were written twice until helper 209."""
+    ``--perturbations`` without doses names, the atoms the model is asked)."""
     from distgen.data.conditions import condition_string, parse_dose_label
 
     read = parse_dose_label(label)

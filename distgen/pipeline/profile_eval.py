@@ -108,7 +108,7 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, keep_float64=keep_float64)
     # what read_files' check_files compared (info.checks.pair) is not compared again here (the genes' order, all that align
     # changes, decides nothing in the comparison); a model's log-space predictions are scored with the 'predictions reach'
-    # note (helper 191), a model's counts compared here
+    # note, a model's counts compared here
     noted = _generated(info, pred_c, real_c, scale)
     data = eval_data(pred_c, real_c, scale=scale, keep_float64=keep_float64, check_pred_scale=not info.checks.pair and not noted)
     data.cache["group_order"] = info.condition_order
@@ -138,7 +138,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col, keep_float64)
     # a whole file on the wrong scale is said of the file, not of its first context: a file whose scale read_files'
     # check_files checked (info.checks.scales: the stricter check, integers above 1, on the same rows; align only reorders
-    # genes) is not checked again (both were checked twice until helper 200); the others here (a model's file, counts)
+    # genes) is not checked again (one check per file); the others here (a model's file, counts)
     for side, cells in (("real", real_c), ("pred", pred_c)):
         if side not in info.checks.scales:
             (check_counts if scale == "counts" else check_scale)(cells.X, side)

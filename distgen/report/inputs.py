@@ -260,7 +260,7 @@ def read_run_dir(run_dir: str | Path, preset: Mapping[str, Any] | None = None, p
                 if "step" in row and not math.isnan(row["step"]):
                     log.setdefault(int(row["step"]), {}).update({k: v for k, v in row.items() if not math.isnan(v)})
     config = _read_yaml(run_dir.parent / "experiment.yaml") or _read_yaml(run_dir / "config.yaml")
-    # a damaged one is named (until helper 199: "Expecting property name ..." alone)
+    # a damaged one is refused naming the file and the fix, not with the parser's "Expecting property name ..." alone
     manifest = read_json(run_dir / "manifest.json", RUN_FIX) if (run_dir / "manifest.json").is_file() else None
     timings = read_json(run_dir.parent / "timings.json", RUN_FIX) if (run_dir.parent / "timings.json").is_file() else None
     return RunRecord(path=run_dir, log=[log[s] for s in sorted(log)], config=config, preset=preset, preset_name=preset_name,
@@ -297,7 +297,7 @@ def load_eval_dir(
     """
     eval_dir = Path(eval_dir)
     missing = [f for f in ("metrics.csv", "summary.json") if not (eval_dir / f).is_file()]
-    if missing and (eval_dir / "eval" / "summary.json").is_file():  # a distgen run folder (until helper 199: "write one")
+    if missing and (eval_dir / "eval" / "summary.json").is_file():  # a distgen run folder: point to its eval/, not "write one"
         raise FileNotFoundError(f"{eval_dir} is a run folder, not an evaluation folder: its evaluation is in {eval_dir / 'eval'}: "
                                 f"python -m distgen.report {eval_dir / 'eval'}")
     if missing:

@@ -51,12 +51,12 @@ BACKEND_CUDA = "cpu:gloo,cuda:nccl"
 @contextlib.contextmanager
 def said_by_main(env: DistEnv) -> Iterator[None]:
     """Within the block, a rank other than 0 shows no warning and prints nothing on stderr: checks every rank makes alike
-    (a resume's choice of checkpoint, the pre-flight), whose notes rank 0 says once. Errors are raised as ever. Until
-    helper 189 ``distgen train`` under torchrun printed them once per rank.
+    (a resume's choice of checkpoint, the pre-flight), whose notes rank 0 says once, not once per rank. Errors are raised
+    as ever.
 
-    The warning filters hold on every rank: a warning made an error (``python -W error``) raises on each alike. Until
-    helper 205 the other ranks ignored every warning here, so such a warning stopped rank 0 alone and the others went on,
-    to wait for it in the training forever. A rank other than 0 records its warnings (shown nowhere) instead."""
+    The warning filters hold on every rank: a warning made an error (``python -W error``) raises on each alike (were the
+    other ranks to ignore it, it would stop rank 0 alone and the others would wait for it in the training forever). A rank
+    other than 0 records its warnings (shown nowhere) instead of showing them."""
     if env.is_main:
         yield
         return

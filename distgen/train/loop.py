@@ -454,8 +454,8 @@ def _check_held(section: Mapping[str, Any], dataset: Dataset | DatasetOrigin, wh
 
 
 def _warn(messages: list[str]) -> None:
-    """The pre-flight notes as ``PreflightWarning``s, by rank 0 alone under torchrun (every rank checks alike; each warned
-    them until helper 196, as ``distgen train`` printed them before ``said_by_main``)."""
+    """The pre-flight notes as ``PreflightWarning``s, by rank 0 alone under torchrun (every rank checks alike; without
+    ``said_by_main`` each rank would warn them)."""
     with said_by_main(env_from_torchrun()):
         for m in messages:
             warn(m, PreflightWarning)

@@ -45,7 +45,7 @@ def resumed_on_same_data(out: Path | None, source: Path, data_hash: str, dataset
     """Refuse a resume from ``source`` (a checkpoint or run folder) into ``out`` on data other than the run's (``ValueError``,
     ``check_same_data``: each folder's recorded hash); True when a recorded hash matched ``data_hash``, so the data is the
     run's wherever ``dataset`` now names it (``checkpoint.same_data_at``: a moved file). ``distgen train --resume`` and
-    ``distgen.fit(..., resume=)`` both read it (fit compared the path only until helper 189)."""
+    ``distgen.fit(..., resume=)`` both read it (the recorded hash, not the data's path, decides)."""
     checked = False
     for folder in dict.fromkeys(f for f in (out, run_folder_of(source)) if f is not None):
         checked = check_same_data(folder, data_hash, dataset, "resume") or checked
