@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -283,62 +282,59 @@ def normalised_total(x: Any, max_rows: int = 200, rtol: float = 1e-3) -> float |
     return mean if mean > 0 and float(np.abs(sums - mean).max()) <= rtol * mean else None
 
 
-#: Largest count a cell's smallest non-zero count may be for ``scaled_counts`` to find the cell's step from the gap
-#: between its values (a deeper cell's values are too close together to tell multiples of one step from log values).
-MAX_STEP_DIVISOR = 1000
+#: Counts scaled per cell (``sc.pp.normalize_total``, counts over a size factor) are, in each cell, whole multiples
+#: ``n * s`` of one step ``s`` (the cell's factor), its smallest non-zero value ``n_min * s`` with a count ``n_min`` of 1
+#: to ``MAX_SMALLEST_COUNT``. ``scaled_counts`` looks for ``s`` as the cell's smallest value over ``n_min``, trying
+#: ``n_min`` of 1 to 6 (a shallow cell's smallest counts) and the number of the cell's smallest gaps between distinct
+#: values in its smallest value (two consecutive counts one step apart: a deep cell, a panel of highly expressed genes).
+#: A deeper cell's values are too close together to tell multiples of one step from log values.
+MAX_SMALLEST_COUNT = 1000
+#: The grids of values stored as whole numbers or rounded to one to three decimals. Every value of such a cell is a
+#: multiple of its grid step (and of that step over any ``k``) whatever the transform, log values included, so a step
+#: on this grid is the rounding's, not the cell's.
+ROUNDING_STEPS = (1.0, 0.1, 0.01, 0.001)
 
 
-def _step_divisors(v: np.ndarray) -> set[int]:
-    """The counts ``k`` a row's smallest non-zero value ``v.min()`` may be of one step ``v.min() / k``: 1 to 6 (a shallow
-    cell's smallest counts) and the one the row's smallest gap between distinct values gives (two consecutive counts
-    differ by one step: a deep cell or a panel of highly expressed genes, whose smallest count is above 6; helper 206)."""
-    ks = set(range(1, 7))
-    u = np.unique(v)
-    gap = float(np.diff(u).min())
-    if gap > 0 and not _decimal_step(gap):  # a gap of 1, 0.1, 0.01, 0.001: whole or rounded values, not a cell's own step
-        k = round(float(u[0]) / gap)
-        if 6 < k <= MAX_STEP_DIVISOR:
-            ks.add(k)
-    return ks
-
-
-def _decimal_step(step: float) -> bool:
-    """Whether ``step`` is 1, 0.1, 0.01 or 0.001 (float32's precision): the grid of values stored as whole numbers or
-    rounded to a few decimals, which every value of such a row is a multiple of whatever the transform (helper 212)."""
-    e = round(math.log10(step))
-    return -3 <= e <= 0 and abs(step / 10.0**e - 1) <= 1e-4
-
-
-def _rounded_row(v: np.ndarray) -> bool:
-    """Whether every value of a row is a whole multiple of 0.01 (float32's precision; judged when its smallest is under 100,
-    where float32 resolves 0.01 finely enough): values stored rounded to one or two decimals, or whole numbers. Every one of them is a whole multiple of a small step (0.01 / k) whatever they are (log
-    values included), so such a row tells nothing about scaling per cell and is not counted (helper 212: rounded log values
-    were read as scaled counts)."""
+def _on_rounding_grid(v: np.ndarray) -> bool:
+    """Whether every value of ``v`` is a whole multiple of 0.01 (values stored whole or rounded to one or two decimals),
+    judged when the smallest is under 100, where float32 resolves 0.01 finely enough."""
     steps = v / 0.01
     return float(v.min()) < 100 and bool(np.all(np.abs(steps - np.round(steps)) <= 1e-4 + 1e-6 * steps))
 
 
+def _rounding_step(step: float) -> bool:
+    """Whether ``step`` is one of ``ROUNDING_STEPS`` (to float32's precision)."""
+    return any(abs(step / s - 1) <= 1e-4 for s in ROUNDING_STEPS)
+
+
+def _cell_scaled(v: np.ndarray) -> bool | None:
+    """Whether a cell's non-zero values ``v`` (float64) are counts scaled by one factor (the rule above ``MAX_SMALLEST_COUNT``);
+    None when they cannot tell: fewer than two distinct values (one value is a multiple of itself whatever the transform),
+    or values on the rounding grid of 0.01 (``_on_rounding_grid``)."""
+    u = np.unique(v)
+    if u.size < 2 or _on_rounding_grid(v):
+        return None
+    ratio = v / u[0]
+    gap = float(np.diff(u).min())
+    # the gap's count is tried with three values or more: two values fit the step their gap gives by construction when
+    # that count is large (float32's tolerance below is then wider than their distance to the grid)
+    counts = {*range(1, 7), round(float(u[0]) / gap)} if u.size >= 3 else set(range(1, 7))
+    for n in sorted(c for c in counts if 1 <= c <= MAX_SMALLEST_COUNT):
+        if _rounding_step(float(u[0]) / n):
+            continue
+        if np.all(np.abs(ratio * n - np.round(ratio * n)) <= 1e-3 + 1e-6 * ratio * n):  # float32's precision
+            return True
+    return False
+
+
 def scaled_counts(x: Any, max_rows: int = 200) -> bool:
-    """Whether most of up to ``max_rows`` cells of ``x`` (those with three or more distinct non-zero values; two when the
-    smallest is one of 1 to 6 steps) hold counts scaled per cell (``sc.pp.normalize_total``): each non-zero value a whole
-    multiple of a cell's own step, its smallest value over ``k`` (``_step_divisors``: 1 to 6, or the count the smallest gap
-    between its values gives). Log values of counts (``log1p``, scater's ``log2`` of counts over size factors) are not.
-    Until helper 206 only ``k`` of 1 to 6 were tried: counts of cells whose smallest count is above 6 were missed. A row of
-    whole numbers or of values rounded to one or two decimals is not counted (``_rounded_row``), and a gap of 1, 0.1, 0.01 or 0.001 gives
-    no step (``_decimal_step``): rounded or whole-number log values were read as scaled counts (helper 212)."""
-    rows = _sample_rows(x, max_rows)
-    tested = scaled = 0
-    for row in rows:
-        v = row[np.isfinite(row) & (row > 0)].astype(np.float64)
-        if np.unique(v).size < 2:  # one value (or none): a multiple of itself whatever the transform
-            continue
-        if _rounded_row(v):  # whole or rounded values: multiples of 0.01 / k whatever they are, counts or log values
-            continue
-        tested += 1
-        ratio = v / v.min()
-        ks = _step_divisors(v) if np.unique(v).size >= 3 else range(1, 7)  # two values: any gap divides them
-        scaled += any(bool(np.all(np.abs(ratio * k - np.round(ratio * k)) <= 1e-3 + 1e-6 * ratio * k)) for k in ks)  # float32's
-    return tested > 0 and scaled > tested / 2
+    """Whether most of up to ``max_rows`` cells of ``x`` that can tell (``_cell_scaled``: finite non-zero values) hold
+    counts scaled per cell: each non-zero value a whole multiple of the cell's own step, at most ``MAX_SMALLEST_COUNT``
+    steps in its smallest value. Log values of counts (``log1p``, scater's ``log2`` of counts over size factors) are not;
+    nor are whole numbers or values rounded to one or two decimals (no cell of them tells)."""
+    verdicts = [_cell_scaled(row[np.isfinite(row) & (row > 0)]) for row in _sample_rows(x, max_rows)]
+    told = [s for s in verdicts if s is not None]
+    return bool(told) and sum(told) > len(told) / 2
 
 
 def few_above_log_range(x: Any) -> str:
