@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -291,7 +292,9 @@ def normalised_total(x: Any, max_rows: int = 200, rtol: float = 1e-3) -> float |
 MAX_SMALLEST_COUNT = 1000
 #: The grids of values stored as whole numbers or rounded to one to three decimals. Every value of such a cell is a
 #: multiple of its grid step (and of that step over any ``k``) whatever the transform, log values included, so a step
-#: on this grid is the rounding's, not the cell's.
+#: on this grid is the rounding's, not the cell's. So is a power of two (``_rounding_step``): a float's values between
+#: ``2**e`` and ``2**(e+1)`` are whole multiples of ``2**(e - bits)``, which bfloat16's 8 significant bits bring within
+#: ``MAX_SMALLEST_COUNT`` steps of the smallest value (log values stored at bfloat16's precision, a model's output).
 ROUNDING_STEPS = (1.0, 0.1, 0.01, 0.001)
 
 
@@ -303,8 +306,8 @@ def _on_rounding_grid(v: np.ndarray) -> bool:
 
 
 def _rounding_step(step: float) -> bool:
-    """Whether ``step`` is one of ``ROUNDING_STEPS`` (to float32's precision)."""
-    return any(abs(step / s - 1) <= 1e-4 for s in ROUNDING_STEPS)
+    """Whether ``step`` is one of ``ROUNDING_STEPS`` or a power of two (to float32's precision)."""
+    return any(abs(step / s - 1) <= 1e-4 for s in (*ROUNDING_STEPS, 2.0 ** round(math.log2(step))))
 
 
 def _cell_scaled(v: np.ndarray) -> bool | None:

@@ -72,3 +72,36 @@ def test_rounded_log2_values_above_the_log_range_keep_the_do_not_log_again_hint(
     with pytest.raises(ValueError, match="not log-transformed") as e:
         PerturbationData.from_anndata(adata, PerturbationSchema(context_cols=("cell_type",)))
     assert "do not apply sc.pp.log1p" in str(e.value), str(e.value)
+
+
+def _at_bfloat16_precision(x):
+    """``x`` rounded to bfloat16 (8 significant bits: a tensor of a model trained in bfloat16), back in float32."""
+    import torch
+
+    return torch.tensor(x).to(torch.bfloat16).float().numpy()
+
+
+def test_log_values_at_bfloat16_precision_are_not_scaled_counts():
+    """bfloat16 keeps 8 significant bits, so the values of a cell between 2**e and 2**(e+1) are whole multiples of
+    2**(e-7): log1p of CPM (about 7 to 13) lies on a grid of 1/32 to 1/16, whose step the smallest gap gives and which
+    divides every value, as the decimal grid of rounded values does."""
+    x, _ = _deep_logcounts()
+    log_cpm = np.log1p(x / x.sum(1, keepdims=True) * 1e6)
+    assert not scaled_counts(log_cpm.astype(np.float32))
+    assert not scaled_counts(_at_bfloat16_precision(log_cpm))
+    assert scaled_counts((x / x.sum(1, keepdims=True) * 1e4).astype(np.float32))
+
+
+def test_bfloat16_log_values_above_the_log_range_keep_the_do_not_log_again_hint(tiny_adata):
+    """The consequence: such values with a few past 20 were refused with only "Apply sc.pp.log1p yourself", which logs
+    log values twice; the same values in float32 get the hint not to."""
+    x, _ = _deep_logcounts(shape=(tiny_adata.n_obs, 300))
+    log_cpm = np.log1p(x / x.sum(1, keepdims=True) * 1e6)
+    log_cpm[0, :3] = [20.5, 21.0, 21.5]  # on bfloat16's grid of 1/8 there
+    var = pd.DataFrame(index=["A", "B", "C", "D", "E"] + [f"g{i}" for i in range(295)])
+    for values in (log_cpm.astype(np.float32), _at_bfloat16_precision(log_cpm)):
+        adata = ad.AnnData(values, obs=tiny_adata.obs, var=var)
+        assert 0 < (adata.X >= 20).sum() < 0.01 * (adata.X != 0).sum()
+        with pytest.raises(ValueError, match="not log-transformed") as e:
+            PerturbationData.from_anndata(adata, PerturbationSchema(context_cols=("cell_type",)))
+        assert "do not apply sc.pp.log1p" in str(e.value), str(e.value)
