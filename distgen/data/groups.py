@@ -110,8 +110,8 @@ def held_out_groups(
         and however their values are stored), so the kept cells keep the batch mix of the real ones.
     names
         Sorted rows -> keys of the cells' names (``distgen.seeds.name_keys`` of ``obs_names``), asked for the cells of a
-        (condition, context) only when ``max_cells`` caps it. Until helper 206 the capped draw was ordered by ``keys``
-        (the values): the same cells stored as counts and as log1p kept other cells. None: ``keys``.
+        (condition, context) only when ``max_cells`` caps it: the capped draw follows the names, so a capped group
+        keeps the same cells whether their values are stored as counts or as log1p. None: ``keys`` (the values) order it.
 
     A group is predicted from ``own_controls(context, batch)``; when that is empty, from the union of
     the pools of the context's other batches among the groups, else from ``own_controls(context, None)``

@@ -1,6 +1,7 @@
-"""``expression.scaled_counts`` (helper 206): counts normalised per cell whose smallest count is above 6 (a deep cell, a
-panel of highly expressed genes) were not recognised, so their refusal as "normalised but not log-transformed" got the
-hint for log values ("do not apply sc.pp.log1p to them"), whose fix is the opposite of the right one."""
+"""``expression.scaled_counts``: counts normalised per cell are recognised when a cell's smallest count is above 6 (a deep
+cell, a panel of highly expressed genes), so their refusal as "normalised but not log-transformed" keeps the advice to
+apply sc.pp.log1p; log values (rounded to a few decimals or at bfloat16's precision included) are not, so theirs keeps
+the hint for log values ("do not apply sc.pp.log1p to them"), whose fix is the opposite."""
 
 import anndata as ad
 import numpy as np
@@ -50,9 +51,9 @@ def _deep_logcounts(seed=5, shape=(200, 300)):
 
 @pytest.mark.parametrize("decimals", [1, 2])
 def test_log_values_rounded_to_a_few_decimals_are_not_scaled_counts(decimals):
-    """Review of helper 206's smallest-gap step (helper 212): log values stored rounded (1 or 2 decimals, as some tools and
-    data portals write them) are all whole multiples of the rounding step (0.1, 0.01), and in a deep cell the smallest gap
-    between its values is that step, so they were read as counts normalised per cell (a54a3de: not)."""
+    """Log values stored rounded (1 or 2 decimals, as some tools and data portals write them) are all whole multiples of
+    the rounding step (0.1, 0.01), which in a deep cell is also the smallest gap between its values: the rounding's step,
+    not the cell's."""
     x, logcounts = _deep_logcounts()
     assert not scaled_counts(np.round(logcounts, decimals).astype(np.float32))
     cpm = x / x.sum(1, keepdims=True) * 1e6
@@ -62,8 +63,8 @@ def test_log_values_rounded_to_a_few_decimals_are_not_scaled_counts(decimals):
 
 
 def test_rounded_log2_values_above_the_log_range_keep_the_do_not_log_again_hint(tiny_adata):
-    """The consequence: deep cells' scater logcounts stored to two decimals, a few past 20 (a tiny size factor), were refused
-    with only "Apply sc.pp.log1p yourself", which logs log values twice (the hint helper 191 added was dropped)."""
+    """Deep cells' scater logcounts stored to two decimals, a few past 20 (a tiny size factor), are refused with the hint
+    not to apply sc.pp.log1p (which would log log values twice), not with that advice alone."""
     _, logcounts = _deep_logcounts(shape=(tiny_adata.n_obs, 300))
     logcounts[0, :3] = [20.5, 21.0, 21.6]
     adata = ad.AnnData(np.round(logcounts, 2).astype(np.float32), obs=tiny_adata.obs,
@@ -93,8 +94,8 @@ def test_log_values_at_bfloat16_precision_are_not_scaled_counts():
 
 
 def test_bfloat16_log_values_above_the_log_range_keep_the_do_not_log_again_hint(tiny_adata):
-    """The consequence: such values with a few past 20 were refused with only "Apply sc.pp.log1p yourself", which logs
-    log values twice; the same values in float32 get the hint not to."""
+    """Such values with a few past 20 are refused with the hint not to apply sc.pp.log1p (which would log log values
+    twice), as the same values in float32 are."""
     x, _ = _deep_logcounts(shape=(tiny_adata.n_obs, 300))
     log_cpm = np.log1p(x / x.sum(1, keepdims=True) * 1e6)
     log_cpm[0, :3] = [20.5, 21.0, 21.5]  # on bfloat16's grid of 1/8 there
