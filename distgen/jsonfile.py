@@ -1,16 +1,17 @@
 """The one reader of the small JSON files distgen writes (a run folder's records and summaries): the document, or why not
 naming the file; each caller chooses to raise that (with its own fix) or to pass over the file.
 
-Until helper 205 four readers did this with their own rules (``experiment._read_json``: None on any failure;
-``experiment._finished_json``: the reason; ``report.files.read_json``: raised, with a fix); the checkpoint reader ``train.state_io.read_json`` (exceptions, so its
-callers word a missing file apart from a damaged one) joined with helper 218 as ``load_json``.
+Its readers: ``read_json`` (``(None, why)`` naming the file: the run folder's records, ``pipeline.experiment``),
+``parse_json_object`` (the document or a ``JsonProblem``: what is wrong, for a caller that words it, ``report.files.read_json``) and
+``load_json`` (exceptions, so that the checkpoint reader ``train.state_io.read_json`` words a missing file apart from a
+damaged one). Text is read as UTF-8 only.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from distgen.errors import clip_message
 
@@ -18,7 +19,7 @@ from distgen.errors import clip_message
 def decode_json(text: str | bytes) -> Any:
     """The JSON value of ``text`` (any type); bytes are decoded as UTF-8 only, a byte-order mark refused. Raises
     ``ValueError`` (``json.JSONDecodeError`` or ``UnicodeDecodeError``) with the decoder's detail for damaged text."""
-    # UTF-8 only, as the readers before (json.loads would also take UTF-16/32 bytes and skip a BOM: review, h213)
+    # UTF-8 only: json.loads would also take UTF-16/32 bytes and skip a BOM, reading a file an editor re-encoded
     return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
 
 
@@ -28,17 +29,26 @@ def load_json(path: str | Path) -> Any:
     return decode_json(Path(path).read_bytes())
 
 
-def parse_json_object(text: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """``(document, None)`` of JSON ``text`` holding an object, or ``(None, why)``: ``'not valid JSON (DETAIL)'`` (damaged
-    text: cut short, edited, not UTF-8; bytes are decoded as UTF-8, a byte-order mark refused) or ``'a JSON TYPE, not an
-    object'``."""
+class JsonProblem(NamedTuple):
+    """Why a JSON text holds no object: its ``kind`` and the ``detail`` a message carries."""
+
+    #: ``"invalid"``: not valid JSON (cut short, edited, not UTF-8); ``"not_object"``: valid JSON of another type.
+    kind: Literal["invalid", "not_object"]
+    #: The decoder's message (``"invalid"``), or the Python type name of the value held (``"not_object"``: ``list``).
+    detail: str
+
+
+def parse_json_object(text: str | bytes) -> dict[str, Any] | JsonProblem:
+    """The document of JSON ``text`` holding an object, or the ``JsonProblem``: ``"invalid"`` with the decoder's
+    detail (damaged text: cut short, edited, not UTF-8; bytes are decoded as UTF-8, a byte-order mark refused) or
+    ``"not_object"`` with the type of the value held."""
     try:
         doc = decode_json(text)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        return None, f"not valid JSON ({exc})"
+        return JsonProblem("invalid", str(exc))
     if not isinstance(doc, dict):
-        return None, f"a JSON {type(doc).__name__}, not an object"
-    return doc, None
+        return JsonProblem("not_object", type(doc).__name__)
+    return doc
 
 
 def read_json(path: str | Path, clip: int = 200) -> tuple[dict[str, Any] | None, str | None]:
@@ -49,9 +59,9 @@ def read_json(path: str | Path, clip: int = 200) -> tuple[dict[str, Any] | None,
         raw = Path(path).read_bytes()
     except OSError as exc:
         return None, f"{path} cannot be read ({clip_message(str(exc), clip)})"
-    doc, why = parse_json_object(raw)
-    if why is None:
+    doc = parse_json_object(raw)
+    if not isinstance(doc, JsonProblem):
         return doc, None
-    if why.startswith("not valid JSON"):
-        return None, f"{path} cannot be read ({clip_message(why[len('not valid JSON ('):-1], clip)})"
+    if doc.kind == "invalid":
+        return None, f"{path} cannot be read ({clip_message(doc.detail, clip)})"
     return None, f"{path} cannot be read (it holds no JSON object)"

@@ -51,7 +51,7 @@ from distgen.evaluation.calibration import REPLICATES
 from distgen.evaluation.io import MIN_CELLS
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS, CLAIM_MODEL, runner_up_notes, small_unshown
-from distgen.jsonfile import parse_json_object, read_json
+from distgen.jsonfile import JsonProblem, parse_json_object, read_json
 from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
@@ -538,9 +538,9 @@ def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str
     except OSError:
         return Finished(None, None, moved)
     summary, _ = _read_summary(out)
-    record, _ = parse_json_object(done)
+    record = parse_json_object(done)
     wanted = list(metrics) if metrics is not None else None
-    if summary is None or record is None or record.get("metrics") != wanted:
+    if summary is None or isinstance(record, JsonProblem) or record.get("metrics") != wanted:
         return Finished(None, done, moved)
     return Finished(summary, done, moved)
 

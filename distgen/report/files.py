@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distgen.jsonfile import parse_json_object
+from distgen.jsonfile import JsonProblem, parse_json_object
 
 #: What a damaged file's message ends with: how to get the folder back.
 FIX = "write the folder again (distgen evaluate ... --out FOLDER --overwrite, or distgen sweep), or restore the file"
@@ -23,12 +23,12 @@ def read_json(path: str | Path, fix: str = FIX) -> dict[str, Any]:
     """A JSON object file (``summary.json``); ``ValueError`` naming the file when it is not valid JSON or not an object,
     with ``fix`` (how to get the file back)."""
     path = Path(path)
-    raw, why = parse_json_object(path.read_bytes())  # OSError as before: the caller's (a missing file is its own message)
-    if raw is not None:
+    raw = parse_json_object(path.read_bytes())  # OSError is the caller's (a missing file is its own message)
+    if not isinstance(raw, JsonProblem):
         return raw
-    if str(why).startswith("not valid JSON"):
-        raise ValueError(f"{path} is {why}: the file is damaged; {fix}")
-    raise ValueError(f"{path} holds {str(why).removesuffix(', not an object')}, not the object distgen writes: {fix}")
+    if raw.kind == "invalid":
+        raise ValueError(f"{path} is not valid JSON ({raw.detail}): the file is damaged; {fix}")
+    raise ValueError(f"{path} holds a JSON {raw.detail}, not the object distgen writes: {fix}")
 
 
 def read_rows(path: str | Path, required: Sequence[str] = (), nonempty: bool = True) -> list[dict[str, str]]:
