@@ -33,6 +33,7 @@ from distgen.evaluation.io import (
     rows_of_context,
     spelled_pairs,
 )
+from distgen.evaluation.normalization import FileChecks
 from distgen.evaluation.report import Report
 from distgen.evaluation.spread import scored_spread, spread_mode
 from distgen.evaluation.strata import response_strength, stratify
@@ -76,7 +77,6 @@ def score(
     generated: bool = False,
     replicate: str = "half-split",
     spread: str | bool = "auto",
-    pair_checked: bool = False,
 ) -> Report:
     """Score ``pred`` against ``truth`` next to each reference and the ceiling.
 
@@ -84,7 +84,9 @@ def score(
     ----------
     pred, truth
         Generated and real cells of the same groups, each with its own control cells (the controls
-        the prediction was made from belong in both).
+        the prediction was made from belong in both). ``pred``'s value scale is compared with ``truth``'s, once (each
+        context of several on its own): a prediction on another scale is refused (``ScaleMismatchError``) unless
+        ``generated``.
     references
         ``{name: Cells}``: baselines' predictions of the same groups, made the same way as ``pred``.
     by_context
@@ -115,11 +117,6 @@ def score(
         The spread scores across batches (``distgen.evaluation.spread``) of groups with several batches: ``"auto"`` (default)
         when their estimated work (``spread_work``) is within ``SPREAD_BUDGET``, else skipped with a note saying how to ask
         for them; ``"on"`` always; ``"off"`` never (``True``/``False`` read as on/off).
-    pair_checked
-        The caller already compared ``pred``'s scale with ``truth``'s over the whole files (``normalization.check_files``'s
-        ``FileChecks.pair``, as ``distgen evaluate`` does): a pooled pair (one context) is then not compared again; each
-        context of several is still compared on its own (a context on another scale is refused naming it). Default False:
-        cells given to ``score`` directly are compared here, once.
     notes
         Notes to carry into the report (pre-flight warnings, baselines not scored...).
     sources
@@ -131,6 +128,38 @@ def score(
     Report
         Per-group tables of the model, each reference and the ceiling, and the summary; ``Report.write``
         puts ``metrics.csv``, ``calibration.csv``, ``summary.json``, ``summary.md`` and plots in a folder.
+    """
+    return score_checked(pred, truth, references, None, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metrics,
+                         progress=progress, notes=notes, sources=sources, ceiling_splits=ceiling_splits,
+                         interpolated=interpolated, generated=generated, replicate=replicate, spread=spread)
+
+
+def score_checked(
+    pred: Cells,
+    truth: Cells,
+    references: Mapping[str, Cells] | None,
+    checks: FileChecks | None,
+    *,
+    by_context: bool = True,
+    ceiling: bool = True,
+    seed: int = 0,
+    metrics: Sequence[str] | None = None,
+    progress: bool = False,
+    notes: Sequence[str] = (),
+    sources: Mapping[str, Any] | None = None,
+    ceiling_splits: int = CEILING_SPLITS,
+    interpolated: bool = False,
+    generated: bool = False,
+    replicate: str = "half-split",
+    spread: str | bool = "auto",
+) -> Report:
+    """``score`` of cells read from files that ``normalization.check_files`` checked: ``checks`` is what it returned for
+    them (``FileChecks``; None: nothing checked, as ``score`` passes). The comparison of the prediction's scale with the
+    truth's that it made over the whole files (``FileChecks.pair``) is not made again for a pooled pair (one context);
+    each context of several is still compared on its own (a context on another scale is refused naming it).
+
+    The pipeline's entry (``pipeline.evaluate``: ``distgen evaluate``, ``evaluate_files``, ``distgen.evaluate``), not
+    exported: cells given to the public ``score`` are compared there, once, and no argument of ``score`` skips it.
     """
     t0 = time.perf_counter()
     if replicate not in REPLICATES:
@@ -187,7 +216,8 @@ def score(
         if many:
             check_controls(truth_c, "real", f" of context {ctx!r}")
             check_controls(pred_c, "pred", f" of context {ctx!r}")
-        # a pooled pair the caller's check_files compared (pair_checked) is not compared again (until helper 217 it was, twice)
+        # a pooled pair that check_files compared (checks.pair) is not compared again: once per pair
+        pair_checked = checks is not None and checks.pair
         data = eval_data(pred_c, truth_c, check_pred_scale=not generated and (many or not pair_checked), context=ctx if many else None)
         if generated and (note := generated_range_note(pred_c.X, truth_c.X)) is not None:
             report_notes.append(f"{ctx}: {note}" if many else note)

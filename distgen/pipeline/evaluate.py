@@ -21,7 +21,7 @@ from distgen.errors import InputDataError, warn
 from distgen.evaluation.io import PERFECT_WORDS, float32_reads, grouped, same_source
 from distgen.evaluation.normalization import check_files, generated_files
 from distgen.evaluation.report import Report
-from distgen.evaluation.score import score
+from distgen.evaluation.score import score_checked
 from distgen.evaluation.stored_scales import scale_hints
 from distgen.evaluation.uncertainty import CEILING_SPLITS
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
@@ -88,11 +88,11 @@ def evaluate_files(
         refs, notes = cells_references(train_c, real_c, baselines)
         del train_c  # fitted on: not held while scoring
         notes = value_notes + notes
-        report = score(
-            pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
+        report = score_checked(
+            pred_c, real_c, refs, checks, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
             notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, spread=spread,
             sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control, "celltype_col": info.celltype_col},
-            generated="pred" in generated_files(info.kinds), pair_checked=checks.pair,
+            generated="pred" in generated_files(info.kinds),
         )
         if info.provenance:  # how the prediction was made (seed, checkpoint...), as its file records it
             report.summary["pred_provenance"] = info.provenance
@@ -290,10 +290,10 @@ def evaluate(
         refs, notes = cells_references(train_c, truth_c, baselines)
         del train_c  # fitted on: not held while scoring
     notes = value_notes + notes
-    report = score(pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
-                   progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)}, ceiling_splits=ceiling_splits,
-                   interpolated=interpolated, replicate=replicate, spread=spread, generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds),
-                   pair_checked=checks.pair)
+    report = score_checked(pred_c, truth_c, refs, checks, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
+                           progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)},
+                           ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, spread=spread,
+                           generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))
     if out is not None:
         clear_evaluation(out)
         report.write(out, make_plots)

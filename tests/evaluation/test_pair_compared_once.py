@@ -1,8 +1,9 @@
-"""The prediction/truth pair's scales are compared once (helper 217).
+"""The prediction/truth pair's scales are compared once.
 
 ``distgen evaluate`` (``pipeline.evaluate.evaluate_files``) compares the pair in ``normalization.check_files``
-(``FileChecks.pair``); ``score`` compared it again in ``eval_data`` until helper 217. The Python API (``score`` on
-``Cells`` read by the caller) still compares it, once; each context of several is still compared on its own."""
+(``FileChecks.pair``) and hands that ``FileChecks`` to ``score_checked``, which does not compare a pooled pair again. The
+public ``score`` (``Cells`` read by the caller) compares it, once, and has no argument that skips it; each context of
+several is still compared on its own."""
 
 from __future__ import annotations
 
@@ -46,18 +47,19 @@ def _count(monkeypatch) -> list[int]:
     return calls
 
 
-def _write(cells: Cells, path) -> str:
+def _write(cells: Cells, path, celltype=None) -> str:
     import anndata as ad
     import pandas as pd
 
-    a = ad.AnnData(cells.X.numpy(), obs=pd.DataFrame({"perturbation": cells.conditions}, index=[f"c{i}" for i in range(len(cells))]),
+    obs = {"perturbation": cells.conditions, **({"celltype": celltype} if celltype is not None else {})}
+    a = ad.AnnData(cells.X.numpy(), obs=pd.DataFrame(obs, index=[f"c{i}" for i in range(len(cells))]),
                    var=pd.DataFrame(index=list(cells.genes)))
     a.write_h5ad(path)
     return str(path)
 
 
 def test_evaluate_files_compares_the_pair_once(monkeypatch, tmp_path):
-    """Failed before helper 217: 2 comparisons (check_files, then score's eval_data)."""
+    """Not 2 comparisons (check_files, then score's eval_data)."""
     from distgen.pipeline.evaluate import evaluate_files
 
     pred, real = _pair()
@@ -93,14 +95,48 @@ def test_evaluate_files_still_refuses_a_pair_on_two_scales(tmp_path):
         evaluate_files(p, r, baselines=[], ceiling=False, make_plots=False, metric_names=["mse"])
 
 
-def test_score_still_compares_each_context_of_several(monkeypatch):
-    """pair_checked covers the whole files only: each context of several is compared on its own (named when refused)."""
+def test_score_has_no_argument_that_skips_the_comparison():
+    """A counts prediction against a log-normalised truth: ``score(pair_checked=True)`` (a keyword for the pipeline) scored
+    it without a word; no argument of the public ``score`` skips the comparison now."""
+    import inspect
+
     from distgen.evaluation.score import score
+
+    pred, real = _pair(counts_pred=True)
+    with pytest.raises(TypeError, match="pair_checked"):
+        score(pred, real, ceiling=False, metrics=["mse"], pair_checked=True)
+    assert not {"pair_checked", "checks"} & set(inspect.signature(score).parameters)
+
+
+def test_the_pipeline_entry_still_compares_each_context_of_several(monkeypatch):
+    """The files' FileChecks covers the whole files only: each context of several is compared on its own."""
+    from distgen.evaluation.normalization import FileChecks
+    from distgen.evaluation.score import score_checked
 
     pred, real = _pair()
     ctx = np.array(["t1", "t2"] * 45)
     pred = Cells(pred.X, pred.conditions, pred.genes, control="ctrl", contexts=ctx)
     real = Cells(real.X, real.conditions, real.genes, control="ctrl", contexts=ctx)
     calls = _count(monkeypatch)
-    score(pred, real, ceiling=False, metrics=["mse"], pair_checked=True)
+    score_checked(pred, real, None, FileChecks(pair=True), ceiling=False, metrics=["mse"])
     assert len(calls) == 2
+
+
+def test_evaluate_files_of_two_contexts_compares_the_files_once_and_each_context(monkeypatch, tmp_path):
+    from distgen.pipeline.evaluate import evaluate_files
+
+    pred, real = _pair()
+    ctx = np.array(["t1", "t2"] * 45)
+    p = _write(Cells(pred.X, pred.conditions, pred.genes, control="ctrl", contexts=ctx), tmp_path / "pred.h5ad", ctx)
+    r = _write(Cells(real.X, real.conditions, real.genes, control="ctrl", contexts=ctx), tmp_path / "real.h5ad", ctx)
+    calls = _count(monkeypatch)
+    report = evaluate_files(p, r, baselines=[], ceiling=False, make_plots=False, metric_names=["mse"], celltype_col="celltype")
+    assert report.summary["contexts"] == ["t1", "t2"] and len(calls) == 3
+
+
+def test_the_pipeline_entry_without_checks_compares_the_pair(monkeypatch):
+    from distgen.evaluation.score import score_checked
+
+    pred, real = _pair(counts_pred=True)
+    with pytest.raises(ScaleMismatchError, match="scale"):
+        score_checked(pred, real, None, None, ceiling=False, metrics=["mse"])
