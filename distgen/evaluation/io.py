@@ -124,7 +124,7 @@ class ValueSample:
     every check of that file that reads them (``value_scale``, ``check_scale``, ``check_same_scale``,
     ``normalization.signature``/``check_same_normalization``: ``normalization.check_files`` builds one per file), with the
     float64 copy and the facts those checks share computed once, on first use. Each check decides from it exactly as from
-    the file itself (until 2026-12-07 each drew and converted its own sample: ~1/4 of a warm Kang evaluation)."""
+    the file itself (a sample drawn and converted per check cost ~1/4 of a warm Kang evaluation)."""
 
     def __init__(self, x: Any) -> None:
         if isinstance(x, torch.Tensor):
@@ -218,11 +218,11 @@ def check_same_scale(pred: torch.Tensor | np.ndarray | ValueSample, truth: torch
 
 def check_holds_prediction(x: torch.Tensor | np.ndarray, name: str = "pred", scale: str = "lognorm", context: str | None = None) -> None:
     """Refuse a prediction whose ``X`` holds only zeros, or only values within ``COUNT_ATOL`` of 0 (zeros by the count rule:
-    such dust was scored until 2026-12-07), NaN aside (``ScaleMismatchError``): no prediction is in it (a tool may keep its
+    such dust is no prediction either), NaN aside (``ScaleMismatchError``): no prediction is in it (a tool may keep its
     predictions in a layer or ``obsm``). The one rule of the CLI's file check (``normalization.check_control_scale``) and
-    of the Python API (``eval_data``, which ``distgen.evaluation.score`` calls): the API scored such a prediction until
-    helper 189. An ``X`` of NaN only is left to the check that names NaN. ``context``: ``x`` is that context's cells (scored
-    per context), named (until helper 199 the message said "the pred file's X" with the context's cell count)."""
+    of the Python API (``eval_data``, which ``distgen.evaluation.score`` calls). An ``X`` of NaN only is left to the check
+    that names NaN. ``context``: ``x`` is that context's cells (scored per context), named in the message beside their
+    cell count (the context's, not the file's)."""
     x = torch.as_tensor(x).detach()  # float() of a tensor that requires grad warns
     if not x.numel() or x.dtype == torch.bool:
         return
@@ -245,8 +245,8 @@ def check_holds_prediction(x: torch.Tensor | np.ndarray, name: str = "pred", sca
 
 def _below_zero_words(x: Any) -> str | None:
     """``"min -3, max 5"`` of a side ``value_scale`` calls ``counts`` (whole numbers above 1) when some are below 0 (more
-    than ``COUNT_ATOL``), else None. Such values were called "raw counts" with the fix "apply normalize_total then log1p",
-    which gives NaN below 0 (until helper 189)."""
+    than ``COUNT_ATOL``), else None. Such values are not called "raw counts": that fix ("apply normalize_total then
+    log1p") gives NaN below 0."""
     sample = np.asarray(_sampled(x), dtype=np.float64)
     finite = sample[np.isfinite(sample)]
     if not finite.size or float(finite.min()) >= -COUNT_ATOL:
@@ -295,15 +295,16 @@ class PairScaleError(ScaleMismatchError, ValueScaleError):
     """A prediction and a truth on different scales (``check_same_scale``), naming the file on the wrong one (``side``): a
     ``ValueScaleError`` too, so the refusal names the layer or ``raw`` of that file that holds log-normalised values
     (``distgen.evaluation.stored_scales.scale_hints``; counts in ``X`` and ``layers['logcounts']`` beside them, as
-    Bioconductor and many other tools write them, was refused with a recipe to recompute what the file already holds)."""
+    Bioconductor and many other tools write them, is refused naming that layer, not with a recipe to recompute what the
+    file already holds)."""
 
 
 def check_scale(x: torch.Tensor | np.ndarray | ValueSample, name: str, strict: bool = False) -> None:
     """Refuse raw counts in up to 2,000 rows spread over ``x``: distgen evaluates log-normalised expression.
 
     ``strict`` (files read for evaluation, ``normalization.check_files``): whole numbers with some value above 1, however
-    small (``value_scale``'s rule); until 2026-12-06 only integers above 30 were refused, so raw counts of a shallow file
-    or of a panel of lowly expressed genes (every count <= 30) were scored as log-normalised values. Otherwise (cells a
+    small (``value_scale``'s rule), so that raw counts of a shallow file or of a panel of lowly expressed genes (every
+    count <= 30) are not scored as log-normalised values. Otherwise (cells a
     loader already read at a declared scale, ``PerturbationSchema.scale='log'``) integers above 30 only.
     """
     floor = 1.0 if strict else 30.0
@@ -499,8 +500,7 @@ def label_note(extra: Sequence[str], perts: Sequence[str], name: str = "pred") -
 
 def scale_error_in(e: ValueScaleError, prefix: str) -> ValueScaleError:
     """``e`` with ``prefix`` before its message (where it was raised: a context), its class and ``side`` kept, which
-    ``stored_scales.scale_hints`` reads to name the layer holding the right values (a per-context refusal lost both until
-    helper 206)."""
+    ``stored_scales.scale_hints`` reads to name the layer holding the right values (a per-context refusal keeps both)."""
     return type(e)(prefix + str(e), e.side, e.want)
 
 
@@ -537,8 +537,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     # read once: a reference's rows may be gathered when read (types.IndexedCells); detached: a prediction that requires
     # grad (a model's output in the Python API) is scored as its values (check_counts and the digests raised on it)
     pred_x, truth_x = pred.X.detach(), truth.X.detach()
-    # log scale: one sample of each side's values, drawn once for the scale comparison and the raw-count check (each drew
-    # its own until helper 200; the same rows, so the same decisions)
+    # log scale: one sample of each side's values, drawn once for the scale comparison and the raw-count check (the same
+    # rows, so the same decisions)
     pred_s, truth_s = (ValueSample(pred_x), ValueSample(truth_x)) if scale == "lognorm" else (pred_x, truth_x)
     with in_context(context):
         if scale == "lognorm" and check_pred_scale:  # first: two scales are named together, with what to apply to which file

@@ -132,7 +132,7 @@ def signature(x: torch.Tensor | np.ndarray | ValueSample) -> tuple[str, float] |
     # expm1 of every value, zeros included: numpy's vectorised expm1 over the whole sample is ~5x faster here than the
     # masked loop of ``where=sample != 0`` on Kang's 70% zeros (1.9 against 8.7 ms), which would give the same totals.
     # One whole-sample array at a time (the counts test's values are taken from expm1's before 2**x - 1 is made): both
-    # kept alive held 5 float64 samples at once on a log1p-of-counts file, against 3 before the shared sample.
+    # kept alive held 5 float64 samples at once on a log1p-of-counts file.
     undone = np.expm1(sample)
     if (sig := _constant_total("ln", undone)) is not None:
         return sig
@@ -264,7 +264,7 @@ def check_control_scale(pred: Any, real: Any, name: str = "pred", scale: str = "
     ``GENERATED_SCALE_FACTOR`` from the truth's, the same way: another batch or a model's reconstruction of the controls
     moves one of them a little, a log base moves both by one factor. An all-zero ``X`` (the predictions left in a layer
     or ``obsm``) is refused whatever its controls, as is one of values all within ``io.COUNT_ATOL`` of 0 (zeros by the count
-    rule; such dust was scored until 2026-12-07).
+    rule: such dust is no prediction either).
     """
     if pred is None or real is None:
         return
@@ -327,7 +327,7 @@ def check_generated_scale(pred: Any, real: Any, name: str = "pred") -> None:
 class FileChecks:
     """What ``check_files`` made of the files it was given: its notes, and which of the checks ``io.eval_data`` (and the
     per-context reader, ``pipeline.profile_eval.load_contexts``) would make again it already made, so that they read it
-    here rather than re-derive the rule (until helper 206 both restated it by hand)."""
+    here rather than re-derive the rule."""
 
     #: Notes for the report (a model's predictions below 0).
     notes: list[str] = field(default_factory=list)

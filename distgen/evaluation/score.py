@@ -248,7 +248,7 @@ def score_checked(
             shown = ", ".join(groups[:5]) + (f" and {len(groups) - 5} more" if len(groups) > 5 else "")
             warn(f"the {'prediction' if side == 'pred' else 'truth'} holds NaN or inf values in {len(groups)} perturbation(s) "
                  f"({shown}): their metrics are NaN and left out of every mean (see the notes of the summary); {PAST_FLOAT32}")
-    if unpredicted:  # only a note before: the model's means leave these out while the baselines' keep them (hard ones flatter it)
+    if unpredicted:  # warned, not only noted: the model's means leave these out while the baselines' keep them (hard ones flatter it)
         shown = ", ".join(unpredicted[:5]) + (f" and {len(unpredicted) - 5} more" if len(unpredicted) > 5 else "")
         warn(f"the prediction has no (or too few) cells of {len(unpredicted)} truth perturbation(s) ({shown}): their metrics are NaN "
              "and left out of the model's means, which the baselines' means include (the normalised scores and the paired tests "
@@ -393,12 +393,12 @@ def _check_context_controls(pred: Cells, truth: Cells) -> None:
     its own (``InputDataError``): its context labels are not the truth's (a categorical written against another order of
     its categories), and every delta of those contexts would be taken from another cell type's controls. Predictions carry
     the truth's controls (cell-eval's layout, ``distgen predict``), so the rows are compared exactly; a prediction whose
-    controls are other cells is not judged here. Until 2026-12-07 such a file was scored without a word.
+    controls are other cells is not judged here.
 
     Only rows that name one cell count: a row constant over the genes (all zero) or held by more than one of the truth's
-    control cells is left out, and at least half of a context's rows looked up must be the truth's. Before the review of
-    2026-12-07 one all-zero control of a prediction with controls of its own refused the file, and all-zero cells in the
-    truth's contexts hid swapped labels."""
+    control cells is left out, and at least half of a context's rows looked up must be the truth's: one all-zero control
+    of a prediction with controls of its own does not refuse the file, and all-zero cells in the truth's contexts do not
+    hide swapped labels."""
     t_ctrl = np.flatnonzero(np.asarray(truth.is_control))
     p_ctrl = np.flatnonzero(np.asarray(pred.is_control))
     if not t_ctrl.size or not p_ctrl.size:

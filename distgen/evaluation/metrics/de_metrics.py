@@ -34,7 +34,7 @@ def top_rank(de: DEResult, fdr: float = FDR) -> tuple[Tensor, Tensor]:
     """``(sig [P, G], rank [P, G])``: rank of each significant gene by ``|lfc|`` (float32, descending, stable).
 
     The rank is int32 (a gene count fits; compared with the int64 thresholds exactly): the overlap metrics keep it in the
-    ``EvalData`` cache per side, half the memory of the int64 ``argsort`` order (int64 until helper 217)."""
+    ``EvalData`` cache per side, half the memory of the int64 ``argsort`` order."""
     sig = de.significant(fdr)
     key = torch.where(sig, de.lfc.to(torch.float32).abs(), torch.tensor(-1.0))
     order = torch.argsort(-key, dim=-1, stable=True)
