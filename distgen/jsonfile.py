@@ -1,7 +1,7 @@
 """The one reader of the small JSON files distgen writes (a run folder's records and summaries): the document, or why not
 naming the file; each caller chooses to raise that (with its own fix) or to pass over the file.
 
-Its readers: ``read_json`` (``(None, why)`` naming the file: the run folder's records, ``pipeline.experiment``),
+Its readers: ``read_json`` (``(None, why)`` naming the file: the run folder's records, ``pipeline.run_folder``),
 ``parse_json_object`` (the document or a ``JsonProblem``: what is wrong, for a caller that words it, ``report.files.read_json``) and
 ``load_json`` (exceptions, so that the checkpoint reader ``train.state_io.read_json`` words a missing file apart from a
 damaged one). Text is read as UTF-8 only.

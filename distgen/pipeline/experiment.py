@@ -16,20 +16,20 @@ written last) is not run again (its summary is returned), an unfinished one cont
 the newest checkpoint of ``out/train`` and then predicts and evaluates again. ``out`` must hold an
 experiment of the same config (``experiment.yaml``); another config is refused before any work, as
 is a config with any problem (``distgen.pipeline.checks``: all listed at once). The folder is locked for the duration (``distgen.train.lock``): a second process is refused. A
-finished experiment is read before the lock, by every rank (``finished_or_none``): printing its summary only reads, so a
-folder that cannot be locked (read-only, another user's) is read too.
+finished experiment is read before the lock, by every rank (``run_folder.finished_unlocked``): printing its summary only
+reads, so a folder that cannot be locked (read-only, another user's) is read too. What a run folder holds and how it is
+read is ``distgen.pipeline.run_folder``; this module writes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,19 +39,16 @@ from distgen.config import (
     InertSettingWarning,
     explicit_keys,
     load_config,
-    load_yaml,
     preset_of,
-    result_settings,
     save_yaml,
 )
 from distgen.data import layout
 from distgen.data.prepared import Dataset
-from distgen.errors import InputDataError, clip_message, warn
+from distgen.errors import InputDataError, warn
 from distgen.evaluation.calibration import REPLICATES
 from distgen.evaluation.io import MIN_CELLS
 from distgen.evaluation.score import score
 from distgen.evaluation.uncertainty import CEILING_SPLITS, CLAIM_MODEL, runner_up_notes, small_unshown
-from distgen.jsonfile import JsonProblem, parse_json_object, read_json
 from distgen.models import models
 from distgen.models.base import is_trainable as _is_trainable
 from distgen.models.generator import build_model
@@ -61,8 +58,16 @@ from distgen.pipeline.checks import check_experiment
 from distgen.pipeline.outputs import clear_evaluation
 from distgen.pipeline.predict import load_run_model, predict, predict_section, prediction_provenance, write_pair
 from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
+from distgen.pipeline.run_folder import (
+    DONE_FILE,
+    MOVED_RECORD,
+    damaged_finished_file,
+    finished_unlocked,
+    read_finished,
+    recorded_timings,
+)
 from distgen.train import distributed as D
-from distgen.train.checkpoint import config_diff, list_checkpoints
+from distgen.train.checkpoint import list_checkpoints
 from distgen.train.device import float32_default, select_device
 from distgen.train.lock import RunLock
 from distgen.train.loop import fit
@@ -75,8 +80,6 @@ from distgen.wording import did_you_mean, row_noun
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
 EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated",
                  "replicate", "spread")
-#: Written (last) into an experiment folder once its evaluation is complete.
-DONE_FILE = "DONE"
 
 
 def evaluate_section(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,14 +150,14 @@ def _checked_run(
     main = D.env_from_torchrun().is_main
     # every rank reads a finished experiment the same way, before any lock: rank 0 prints its summary, the others return
     # (a rank that trained on would wait for rank 0 in the prediction forever, and its start() removed the DONE); a
-    # read-only folder, or one whose lock file is another user's, is read so too (it was refused at its lock until
-    # 2026-12-07); another config's experiment is refused here (ConfigError), as it is under the lock
-    read = _finished_unlocked(out, doc, metrics)
+    # read-only folder, or one whose lock file is another user's, is read so too (not refused at its lock); another
+    # config's experiment is refused here (ConfigError), as it is under the lock
+    read = finished_unlocked(out, doc, metrics)
     if read.summary is not None:
         if main:
             print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
             # the data file it found at a new path, for the next run to read, not hash; written without the folder's lock
-            # (review, helper 213: the moment's lock refused a `distgen run` started then, and took over a stale lock file)
+            # (taken for that moment, it would refuse a `distgen run` started then, and take over a stale lock file)
             record_moved(out, read.moved)
         return read.summary if main else {}
     if not main:  # under torchrun: the same steps as rank 0, which alone writes (and locks)
@@ -164,12 +167,12 @@ def _checked_run(
     try:
         with RunLock(out, "run"), float32_default():  # whatever the caller's torch default dtype
             locked = read_finished(out, doc, metrics, read.moved)  # again, under the lock (read.moved: not hashed again)
-            record_moved(out, locked.moved)  # under the lock it holds (until helper 205 the check took the lock to write this)
+            record_moved(out, locked.moved)  # under the lock it holds (the check only reads)
             if locked.summary is not None:  # finished by another process between the read above and the lock
                 print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
                 return locked.summary
-            if (out / DONE_FILE).exists() and (damaged := damaged_finished_file(out)):  # said under the lock (review: before
-                # it, a read-only folder or one another process held said so and was then refused)
+            if (out / DONE_FILE).exists() and (damaged := damaged_finished_file(out)):  # said under the lock (before it, a
+                # read-only folder or one another process holds would say so and then be refused)
                 print(f"note: {out} holds this experiment finished ({DONE_FILE}) but {damaged}: it is predicted and evaluated "
                       "again (no step trained again)", file=sys.stderr)
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)
@@ -224,7 +227,7 @@ def _run(
     """The run itself; ``warned``: the warnings shown so far (``recorded_warnings``, filled as the run goes), for the notes."""
     clock = _StageClock()
     writer = D.env_from_torchrun().is_main  # under torchrun every rank trains and predicts its share; rank 0 writes
-    earlier = _finished_json(out, "timings.json")[0] or {}  # a finished experiment's, kept for the stages not run again
+    earlier = recorded_timings(out)  # a finished experiment's, kept for the stages not run again
 
     def start() -> None:
         """Every check passed: ``out`` becomes this experiment's folder (``experiment.yaml``, no ``DONE`` yet). Rank 0's
@@ -400,241 +403,17 @@ def _unique(notes: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def check_same_experiment(out: str | Path, doc: Mapping[str, Any], known: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """Refuse ``out`` when its ``experiment.yaml`` was written for another config (``ConfigError`` naming the keys).
-
-    A folder whose earlier run stopped before producing anything (no checkpoint, prediction or evaluation:
-    e.g. refused by the preflight or a data check) is not refused: the new config replaces that record.
-
-    It only reads. Returns the ``data_moved.json`` record of the data file it found, by its hash, to hold the experiment's
-    data at a new path (``same_data_moved``), for its caller to write (``record_moved``); None when there is none to write. ``known``: such a record found before (before the lock), trusted while the file's stamp is the same.
-    Until helper 205 the check wrote the record itself, taking the folder's lock for it: a sweep's check made a
-    ``distgen run`` into that folder at that instant fail "in use".
-    """
-    out = Path(out)
-    path = out / "experiment.yaml"
-    if not path.exists():
-        return None
-    if not (list_checkpoints(out / "train" / "checkpoints") or (out / "pred.h5ad").exists() or (out / "eval").exists()):
-        return None
-    try:
-        previous = load_yaml(path)
-    except (ConfigError, OSError, ValueError):
-        return None  # an unreadable earlier record (cut short while written): this run replaces it
-    diff = config_diff(result_settings(previous), result_settings(doc))
-    moved, record = "", None
-    if moved_only(diff):  # the file's path alone: the data, if its content is the run's
-        moved, record = same_data_moved(out, doc, known)
-        if not moved:
-            return record
-    if diff:
-        shown = "; ".join(diff[:3]) + (f" (+{len(diff) - 3} more)" if len(diff) > 3 else "")
-        raise ConfigError(f"{out} holds an experiment of another config ({shown}){moved}; rerun with that config to resume "
-                          "it, or choose another --out")
-    return None
-
-
-def moved_only(diff: Sequence[str]) -> bool:
-    """Whether a ``config_diff`` of two experiment records changes the data file's path alone (``data.dataset``): the same
-    experiment when the file at the new path holds its data (``same_data_moved``). Read by ``check_same_experiment`` and
-    ``sweep.stale_record``."""
-    return bool(diff) and all(d.startswith("data.dataset:") for d in diff)
-
-
-#: ``same_data_moved``'s record of the file it checked, beside ``experiment.yaml`` (which keeps the path trained on).
-MOVED_RECORD = "data_moved.json"
-
-
-def same_data_moved(out: Path, doc: Mapping[str, Any], known: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any] | None]:
-    """``('', record)`` when ``doc``'s data file (another path than the experiment's) holds the data the experiment trained
-    on (its ``train/manifest.json`` hash, read with its ``train/split.json``): a file moved or a run folder copied elsewhere.
-    Otherwise ``(why not, None)``, the why as a clause for the refusal.
-
-    ``record``: what ``out/data_moved.json`` is to say of the file (its absolute path and ``file_stamp``, with the hash it
-    matched), or None when it says so already (or the file has no stamp). ``distgen run`` and ``distgen sweep`` write it
-    (``record_moved``; this only reads): a later run of the experiment with the same path reads the record instead of
-    hashing the file again (every later ``run``/``sweep`` of a finished experiment did, as ``experiment.yaml`` still names
-    the old path), unless the file's stamp (inode, size, modification time) changed. ``known``: a record this process
-    found before, trusted as the file's under the same rule."""
-    from distgen.train.manifest import recorded_data_hash
-
-    want = recorded_data_hash(out / "train")
-    if not want:
-        return " (it records no data hash to tell whether the file at the new path holds the same data)", None
-    checked = _moved_record(doc, want)
-    if checked is not None and read_json(out / MOVED_RECORD)[0] == checked:
-        return "", None
-    if checked is not None and known == checked:
-        return "", checked
-    split = out / "train" / "split.json"
-    try:
-        got = Dataset.load(doc.get("data"), split if split.is_file() else None).data.hash
-    except (ConfigError, OSError, ValueError) as exc:
-        return f" (the file at the new path could not be read as its data: {str(exc)[:200]})", None
-    if got != want:
-        return f" (the file at the new path holds other data: hash {got}, the run's {want})", None
-    return "", checked if checked is not None and checked == _moved_record(doc, want) else None
-
-
 def record_moved(out: Path, record: Mapping[str, Any] | None) -> None:
     """Write ``data_moved.json`` (``same_data_moved``'s record, None: nothing to write): ``distgen run`` (``_checked_run``:
     under ``out``'s lock, or without it for a finished experiment it only reads), ``distgen sweep`` under its own lock
     (``_sweep``, for its run folders). No lock is needed: the record is true of the file whoever writes it (its path, stamp
     and the hash it matched; read only where all three still hold) and is published whole, so two writers leave a true
     one, and a folder's holder never reads it. A folder that cannot be written keeps no record: the file is hashed again
-    next time. Review (helper 213): helper 205's ``distgen run`` of a finished experiment took the folder's lock for a
-    moment to write it, which refused a ``distgen run`` started into the folder then and took over a stale lock file."""
+    next time. Taking the folder's lock for a moment to write it would refuse a ``distgen run`` started into the folder
+    then, and take over a stale lock file beside a finished experiment."""
     if record is not None:
         with contextlib.suppress(OSError):
             atomic_write_text(out / MOVED_RECORD, json.dumps(record, indent=1) + "\n")
-
-
-def _moved_record(doc: Mapping[str, Any], data_hash: str) -> dict[str, Any] | None:
-    """What ``data_moved.json`` says of ``doc``'s data file holding ``data_hash`` (None: not a file or store on disk)."""
-    from distgen.data.disk import file_stamp
-
-    dataset = (doc.get("data") or {}).get("dataset")
-    if not isinstance(dataset, str) or not os.path.exists(path := os.path.abspath(os.path.expanduser(dataset))):
-        return None
-    stamp = file_stamp(Path(path))
-    return None if stamp == (-1,) else {"dataset": path, "stamp": list(stamp), "data_hash": data_hash}
-
-
-def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> bool:
-    """True when ``out`` holds this experiment, evaluated with ``metrics`` and complete.
-
-    Raises ``ConfigError`` when ``out`` holds an experiment of another config. Other metrics than
-    the finished evaluation's mean evaluating again (training is not repeated).
-    """
-    return read_finished(out, doc, metrics).summary is not None
-
-
-class Finished(NamedTuple):
-    """What ``read_finished`` read of a run folder."""
-
-    #: the summary ``run`` returned (``eval/summary.json`` with ``timings.json`` as ``timings_s``); None: not finished
-    summary: dict[str, Any] | None
-    #: ``DONE``'s bytes as read before the summary (None when it could not be read)
-    done: bytes | None
-    #: ``data_moved.json``'s record to write (``check_same_experiment``)
-    moved: dict[str, Any] | None
-
-
-def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None,
-                  known: Mapping[str, Any] | None = None) -> Finished:
-    """``out`` read once: its summary when it holds this experiment, evaluated with ``metrics`` and complete (the documents
-    parsed once; until helper 205 ``is_finished`` parsed them and ``finished_summary`` again). Only reads (no lock).
-
-    Raises ``ConfigError`` when ``out`` holds an experiment of another config, or a finished one whose record is not usable
-    (``check_finished_record``). An evaluation part-removed, a damaged ``SUMMARY_FILES`` (``damaged_finished_file``: every
-    rank reads the same files, all predict and evaluate again; rank 0 says why) or other metrics is not finished."""
-    out = Path(out)
-    moved = check_same_experiment(out, doc, known)
-    if not all((out / f).exists() for f in (DONE_FILE, "eval/summary.json", "eval/metrics.csv")):
-        return Finished(None, None, moved)  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
-    check_finished_record(out)
-    try:
-        done = (out / DONE_FILE).read_bytes()  # before the summary: a writer removes DONE first and writes it last
-    except OSError:
-        return Finished(None, None, moved)
-    summary, _ = _read_summary(out)
-    record = parse_json_object(done)
-    wanted = list(metrics) if metrics is not None else None
-    if summary is None or isinstance(record, JsonProblem) or record.get("metrics") != wanted:
-        return Finished(None, done, moved)
-    return Finished(summary, done, moved)
-
-
-def check_finished_record(out: Path) -> None:
-    """Refuse a finished experiment (``DONE``) whose ``experiment.yaml`` is missing or cannot be read (``ConfigError`` naming
-    the file and the fix): which config it ran cannot be told, and until 2026-12-07 (helper 189) ``check_same_experiment``
-    passed over such a record (as one cut short while written) and ``DONE`` made the folder a finished experiment of any
-    config asked, its summary returned as theirs. Without ``DONE`` an unreadable record is still replaced by the new run."""
-    path = out / "experiment.yaml"
-    try:
-        doc = load_yaml(path)
-        if isinstance(doc, Mapping) and "model" in doc:
-            return
-        why = "it holds no experiment config (no model section)"
-    except (ConfigError, OSError, ValueError) as exc:
-        why = "it is missing" if not path.exists() else f"it cannot be read ({clip_message(str(exc), 200)})"
-    raise ConfigError(
-        f"{out} holds a finished experiment ({DONE_FILE}) but its record {path} of the config it ran is not usable: {why}, so "
-        "whether it is this config's cannot be told. Restore that file (the config the experiment ran with, e.g. from a "
-        f"copy of the folder), or remove {out / DONE_FILE} to continue the experiment with this config, or choose another --out")
-
-
-def finished_or_none(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None,
-                     known: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """The summary of ``out`` when it holds this experiment finished (with ``metrics``), read without its lock; else None.
-    ``known``: the ``data_moved.json`` record a check of ``out`` found before (``check_same_experiment``), not hashed again."""
-    return _finished_unlocked(out, doc, metrics, known).summary
-
-
-def _finished_unlocked(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None,
-                       known: Mapping[str, Any] | None = None) -> Finished:
-    """``read_finished`` without the folder's lock. It only reads, so it needs no lock (a finished read-only archived run
-    was refused at its lock until 2026-12-07). A writer of the folder (its owner re-running it with other metrics) removes
-    ``DONE`` first and writes it last, so ``DONE`` is read before the summary and again after it: gone or changed, the
-    summary may be of a run being rewritten, and no summary is returned (the caller then takes the lock, which that writer
-    holds). Another config's experiment is refused (``ConfigError``): ``experiment.yaml`` is never rewritten to another
-    config, so this holds without the lock."""
-    try:
-        read = read_finished(out, doc, metrics, known)
-    except ConfigError:
-        raise
-    except (OSError, ValueError):  # a file that cannot be read now (as before helper 205): the lock decides
-        return Finished(None, None, None)
-    if read.summary is None:
-        return read
-    try:
-        same = (out / DONE_FILE).read_bytes() == read.done
-    except OSError:
-        same = False
-    return read if same else read._replace(summary=None)
-
-
-#: The files of a finished experiment ``read_finished`` reads (``timings.json`` where present).
-SUMMARY_FILES = ("eval/summary.json", "timings.json")
-
-
-def _finished_json(out: Path, name: str) -> tuple[dict[str, Any] | None, str | None]:
-    """``(document, None)`` of ``out/name`` (None when ``timings.json`` is absent), or ``(None, why)`` naming the file."""
-    path = out / name
-    if name == "timings.json" and not path.exists():
-        return None, None
-    return read_json(path, clip=120)
-
-
-def _read_summary(out: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """``(summary, None)``: ``eval/summary.json`` with ``timings.json`` as ``timings_s`` (as ``run`` returned it), or
-    ``(None, why)`` naming the first file of ``SUMMARY_FILES`` that cannot be read."""
-    summary, why = _finished_json(out, "eval/summary.json")
-    timings, why = (None, why) if why else _finished_json(out, "timings.json")
-    if summary is None or why:
-        return None, why
-    if timings is not None:
-        summary["timings_s"] = timings
-    return summary, None
-
-
-def damaged_finished_file(out: Path) -> str | None:
-    """Why a finished experiment's summary cannot be returned (``SUMMARY_FILES``: one cut short or edited), naming the file;
-    None when both read. ``read_finished`` counts such an experiment as unfinished, on every rank: it is predicted and
-    evaluated again, which writes them again. Until 2026-12-07 (helper 199) ``distgen run`` stopped with "error: Expecting
-    property name ..." naming no file, while the other ranks under torchrun went on to train."""
-    return _read_summary(out)[1]
-
-
-def finished_summary(out: str | Path) -> dict[str, Any]:
-    """The evaluation summary of a finished experiment (as ``run`` returned it); ``ConfigError`` naming a file of
-    ``SUMMARY_FILES`` that cannot be read (run the experiment again: it is evaluated again)."""
-    out = Path(out)
-    summary, why = _read_summary(out)
-    if summary is None:
-        raise ConfigError(f"{why}: run the experiment again (distgen run with its config and --out {out}) to evaluate it "
-                          "again, no step trained again")
-    return summary
 
 
 #: Stages every run of an experiment runs (an earlier run's seconds for them are replaced, never kept).
@@ -644,10 +423,10 @@ STAGES_RUN_AGAIN = ("predict", "fit_predict", "evaluate")
 def stage_timings(earlier: Mapping[str, Any], laps: Mapping[str, float]) -> dict[str, float]:
     """``timings.json`` of a run whose stages took ``laps``: the stages it did not run again (the training, when it resumed
     at its last step: its lap is ``reload``, the data and the final checkpoint read) keep their ``earlier`` seconds (those
-    of a finished experiment evaluated again). Until helper 205 a re-evaluation wrote its own laps alone: the training's
-    ``train: 2.45`` became the reload's ``0.39``, without a word. Only a run that reloaded the trained model (its lap
-    ``reload``) keeps an earlier ``train``: review (helper 213), a fitted model run into a folder whose replaced experiment
-    (another config, that left nothing but its files) had left ``timings.json`` recorded that experiment's training."""
+    of a finished experiment evaluated again), so a re-evaluation does not record the reload's seconds as the training's.
+    Only a run that reloaded the trained model (its lap ``reload``) keeps an earlier ``train``: a fitted model run into a
+    folder whose replaced experiment (another config, that left nothing but its files) left ``timings.json`` does not
+    record that experiment's training."""
     if "reload" not in laps:
         return dict(laps)
     kept = {k: v for k, v in earlier.items() if k not in laps and k not in ("reload", *STAGES_RUN_AGAIN)

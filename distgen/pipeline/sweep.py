@@ -7,7 +7,9 @@ retry also continues where a crash left off). The results table is rebuilt from 
 sweep folder holding runs of another config is refused before anything runs, as is a grid with any
 problem in any cell (all listed at once, with the runs they affect); the folder is locked while the
 sweep runs (``distgen.train.lock``). A finished sweep in a folder that cannot be locked (read-only, another user's) is
-read without the lock (``finished_sweep_without_lock``): nothing is left to run or to write.
+read without the lock (``finished_sweep_without_lock``): nothing is left to run or to write. What a run folder holds and
+whose it is (``DONE``, ``experiment.yaml``, the evaluation) is read by ``distgen.pipeline.run_folder``; this module
+writes the sweep's records in it (``record_run``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from distgen.config import (
     check_repeated_overrides,
     load_config,
     load_yaml,
-    result_settings,
     save_yaml,
 )
 from distgen.data.conditions import current_labels
@@ -57,13 +58,23 @@ from distgen.pipeline.aggregate import (
 )
 from distgen.pipeline.grid import SEED_KEY, Run, expand, parse_variants
 from distgen.pipeline.pages import write_sweep_page
+from distgen.pipeline.run_folder import (
+    DONE_FILE,
+    METRICS_FILE,
+    check_run_folder,
+    done_record,
+    evaluated_with,
+    finished_or_none,
+    finished_run,
+    metrics_lost,
+    record_stamp,
+    removed_part,
+    stale_record,
+    unrecorded_runs,
+)
 from distgen.train.lock import LOCK_NAME, FolderNotWritableError, RunLock, RunLockedError, describe, live_holder
 from distgen.train.state_io import atomic_write_text
 from distgen.wording import near
-
-#: Where ``distgen run`` leaves the per-perturbation metrics of one run, relative to its directory.
-METRICS_FILE = Path("eval") / "metrics.csv"
-DONE_FILE = "DONE"
 
 Runner = Callable[[str, Run, Path], int]
 
@@ -265,12 +276,10 @@ def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[st
     """The result of a finished sweep in a folder whose lock cannot be taken (read-only, another user's), said on stderr with
     where a report can be written; None (the caller's refusal stands) unless nothing is left to do: its ``summary.json``
     holds exactly these runs, reference, variants and metrics, none failed, each run is finished for ``metrics``
-    (``finished_run``; a ``distgen run`` run read as ``experiment.finished_or_none`` reads it, which refuses another
+    (``finished_run``; a ``distgen run`` run read as ``run_folder.finished_or_none`` reads it, which refuses another
     config's), and ``results.csv`` holds each run's ``eval/metrics.csv`` rows as they are now (a run evaluated again since is
-    not in the summary). Refused at the lock until helper 189. ``moved``: the ``data_moved.json`` records ``check_run_folders``
-    found, by slug (a moved data file is hashed once, not again by ``finished_or_none``: twice until helper 215)."""
-    from distgen.pipeline.experiment import finished_or_none
-
+    not in the summary). ``moved``: the ``data_moved.json`` records ``check_run_folders`` found, by slug (a moved data file
+    is hashed once, by that check, not again by ``finished_or_none``)."""
     try:
         summary = json.loads((out / "summary.json").read_text())
         slugs = [r.slug for r in runs]
@@ -283,7 +292,7 @@ def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[st
             if not finished_run(run_dir, metrics):
                 return None
             known = (moved or {}).get(r.slug)
-            if _run_record(run_dir) is not None and finished_or_none(run_dir, docs[r.slug], evaluated_with(run_dir), known) is None:
+            if done_record(run_dir) is not None and finished_or_none(run_dir, docs[r.slug], evaluated_with(run_dir), known) is None:
                 return None
         if not (out / "summary.md").is_file() or not _results_hold_runs(out, runs, metrics):
             return None
@@ -301,8 +310,8 @@ def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[st
 
 
 def summary_metrics_of(summary: Mapping[str, Any]) -> list[str] | None:
-    """The metrics a sweep's ``summary.json`` compared, where it records them (``compared_metrics``, since helper 189; not
-    ``metrics``, which names a run's evaluation summary), else None."""
+    """The metrics a sweep's ``summary.json`` compared, where it records them (``compared_metrics``; not ``metrics``, which
+    names a run's evaluation summary), else None: a sweep that predates the record."""
     found = summary.get("compared_metrics")
     return [str(m) for m in found] if isinstance(found, list) else None
 
@@ -329,7 +338,7 @@ def kill_hint(holder: Mapping[str, Any]) -> str:
 def busy_reason(holder: Mapping[str, Any]) -> str:
     """Why a run whose folder ``holder`` (``live_holder``) holds was not started: a ``distgen run``'s holder is the run an
     earlier sweep left going (after a ``kill -9`` of that sweep alone); another command (``distgen predict RUN``) is named
-    as itself (until the review of 2026-12-07 every holder was said to be such a run writing its log)."""
+    as itself, not said to be such a run writing its log."""
     orphan = holder.get("purpose") == "run"
     what = (", which is still writing its log.txt (a run an earlier sweep started and left going, e.g. when that sweep was "
             "killed with kill -9)") if orphan else ""
@@ -502,11 +511,11 @@ def _sweep(
         print(f"note: sweep: {len(adopted)} run(s) another runner finished without a record of their config taken as this "
               f"config's (adopt_unrecorded): {', '.join(adopted[:4])}{' ...' if len(adopted) > 4 else ''}", file=sys.stderr)
     # the data file found at a new path is recorded by the sweep, under its own lock (its run folders are its to write,
-    # as their DONE), taking no run folder's: a finished run is skipped, so its check is where it is hashed (helper 205)
+    # as their DONE), taking no run folder's: a finished run is skipped, so its check is where it is hashed
     for slug, moved in check_run_folders(out, runs, docs, overrides).items():  # another config's folder is never mixed in
         record_moved(out / "runs" / slug, moved)
     check_keeps_finished_runs(out, runs)
-    if SEED_KEY in grid:  # the axis replaces sweep.seeds: the seeds the runs use (the config's were recorded until 2026-12-07)
+    if SEED_KEY in grid:  # the axis replaces sweep.seeds: the seeds the runs use are recorded, not the config's
         seeds = list(dict.fromkeys(r.seed for r in runs))
     save_yaml({"config": str(config), "grid": grid, "seeds": seeds, "reference": reference,
                **({"variants": {k: list(v) for k, v in parse_variants(named).items()}} if named is not None else {}),
@@ -673,8 +682,8 @@ _ERROR_LINE = re.compile(r"^distgen [\w-]+: (?:error: (.*)|((?:config|internal) 
 def failure_reason(run_dir: Path) -> str | None:
     """The last error line (``distgen run: error: ...``, shown without ``error:``; ``config error: ...``, ``internal error:
     ...`` kept whole) that the last attempt wrote to a run's ``log.txt`` (after its ``$ command`` line: the log keeps every
-    attempt's), or None. Until 2026-12-07 only ``: error: `` lines were read: a run refused by its config (a model too
-    large for the machine) was reported as "no error in its log"."""
+    attempt's), or None. A run refused by its config (a model too large for the machine: ``config error: ...``) is
+    reported with that line, not as "no error in its log"."""
     try:
         tail = (run_dir / "log.txt").read_text(errors="replace")[-20000:]
     except OSError:
@@ -687,87 +696,18 @@ def failure_reason(run_dir: Path) -> str | None:
     return found[-1].strip() if found else None
 
 
-def finished_run(run_dir: Path, metrics: Sequence[str] = ()) -> bool:
-    """Whether a run folder holds a finished run the sweep can read: its ``DONE`` and its ``eval/metrics.csv``, evaluated
-    with each of ``metrics`` (the ones the sweep compares; ``metrics_lost``). A ``DONE`` without the table (removed since,
-    a folder copied in part) was skipped as finished and its rows left out of the results without a word until 2026-12-07;
-    such a run is run again (``distgen run`` evaluates it again without training). So is a run ``distgen run`` finished
-    (its ``DONE`` record) whose ``eval/summary.json`` went missing: it was read without its truth record (the truth checks
-    skipped it) until the leftovers round of 2026-12-07, where ``distgen run`` counts it as unfinished; another runner's
-    run (the sweep's own ``DONE``) needs no summary."""
-    if not (run_dir / DONE_FILE).exists() or removed_part(run_dir) is not None:
-        return False
-    return not metrics_lost(run_dir, metrics)
-
-
-def removed_part(run_dir: Path) -> str | None:
-    """Why ``finished_run`` runs a finished run (its ``DONE``) again, naming the file (``eval/metrics.csv`` removed; a
-    ``distgen run`` run's ``eval/summary.json`` removed, or it or ``timings.json`` unreadable: ``experiment.damaged_finished_file``,
-    until helper 199 skipped as finished), or None. The sweep says so when it runs such a run again: it did so without a
-    word until 2026-12-07 (helper 181)."""
-    from distgen.pipeline.experiment import damaged_finished_file
-
-    if not (run_dir / DONE_FILE).exists():
-        return None
-    if not (run_dir / METRICS_FILE).exists():
-        return "it has no eval/metrics.csv (removed since it finished)"
-    if _run_record(run_dir) is None:
-        return None
-    if not (run_dir / "eval" / "summary.json").exists():
-        return "it has no eval/summary.json (removed since it finished)"
-    return damaged_finished_file(run_dir)
-
-
-def metrics_lost(run_dir: Path, metrics: Sequence[str]) -> list[str]:
-    """The ``metrics`` (those the sweep compares) a finished run lacks because it was evaluated again by hand with other
-    ``--metrics`` (``evaluated_with``); [] for a run its config's evaluation scored (no record) or one whose ``--metrics``
-    kept them all. Such a run is evaluated again with its config's metrics. A run evaluated by hand with more metrics (the
-    sweep's own advice for a metric no run computed) keeps its table: the review of 2026-12-07 found every such run
-    evaluated again without the metric it had just been given, and the warning back on each sweep."""
-    by_hand = evaluated_with(run_dir)
-    if by_hand is None:
-        return []
-    have = {m.strip() for m in by_hand}
-    return [m for m in metrics if m not in have]
-
-
-def evaluated_with(run_dir: Path) -> list[str] | None:
-    """The ``--metrics`` a finished run was last evaluated with (``distgen run ... --metrics``: its ``DONE`` record), or
-    None: its config's ``evaluate.metrics`` (what the sweep launches) or no record. A run evaluated again by hand with
-    other metrics was read as it was until 2026-12-07: a metric it lost showed as "- (no value)" for its variant."""
-    record = _run_record(run_dir)
-    metrics = record.get("metrics") if record is not None else None
-    return [str(m) for m in metrics] if isinstance(metrics, list) else None
-
-
-def check_run_folder(run_dir: Path, doc: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Refuse (``ConfigError``) a run folder that holds another config's run (its ``experiment.yaml``:
-    ``experiment.check_same_experiment``) or a finished run (``DONE``) whose ``experiment.yaml`` is missing or unreadable,
-    so that which config it ran cannot be told (``experiment.check_finished_record``), whichever runner made it: the sweep
-    records the config of another runner's run beside the ``DONE`` it writes (``record_run``). Until helper 209 only a
-    ``distgen run`` run (its ``DONE`` record beside its ``experiment.yaml`` or ``timings.json``) was checked for a record
-    (helper 196), and another runner's was read as finished for any config, its rows taken as the asking sweep's.
-    Returns ``check_same_experiment``'s ``data_moved.json`` record for the caller to write where it may (or None)."""
-    from distgen.pipeline.experiment import check_finished_record, check_same_experiment
-
-    moved = check_same_experiment(run_dir, doc)
-    if (run_dir / DONE_FILE).exists():
-        check_finished_record(run_dir)
-    return moved
-
-
 def check_run_folders(
     out: Path, runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]], overrides: Sequence[str], adopt: bool = False,
 ) -> dict[str, dict[str, Any] | None]:
     """``check_run_folder`` of each run's folder under ``out``, the refusal naming the base overrides ``sweep.yaml`` records
     where they differ from ``overrides`` (``recorded_overrides_hint``). Before any run, and before a finished sweep whose
-    lock cannot be taken is read (``finished_sweep_without_lock``), which until helper 209 checked no runner-made folder
-    and refused another config's ``distgen run`` folder as not writable only. Returns each run's ``data_moved.json``
+    lock cannot be taken is read (``finished_sweep_without_lock``): a runner-made folder is checked too, and another
+    config's ``distgen run`` folder is refused as another config's, not as not writable. Returns each run's ``data_moved.json``
     record (``check_run_folder``) by slug, for the sweep to write under its lock; the read-only read writes none.
 
     Runs another runner finished before the sweep recorded their config (``unrecorded_runs``) are refused all at once,
-    naming each and the fix that keeps them (``adopt_unrecorded``; until helper 215 one refusal a run, saying to restore a
-    record that was never written, or to remove ``DONE``, which runs the run again); with ``adopt`` they are not checked
+    naming each and the fix that keeps them (``adopt_unrecorded``; not one refusal a run saying to restore a record that
+    was never written, or to remove ``DONE``, which runs the run again); with ``adopt`` they are not checked
     (the sweep has recorded this config in them, or reads them as this config's where it cannot write)."""
     unrecorded = unrecorded_runs(out, runs)
     if unrecorded and not adopt:
@@ -792,25 +732,6 @@ def check_run_folders(
     return moved
 
 
-def unrecorded_runs(out: Path, runs: Sequence[Run]) -> list[str]:
-    """The runs (slugs) whose folder holds a run another runner finished without a record of its config: a ``DONE`` but no
-    ``experiment.yaml`` (the sweep wrote none for another runner until helper 209), and not ``distgen run``'s ``DONE``
-    record beside its ``timings.json`` (whose ``experiment.yaml`` was written and is gone: restoring it is the fix)."""
-    def unrecorded(run_dir: Path) -> bool:
-        if not (run_dir / DONE_FILE).exists() or (run_dir / "experiment.yaml").exists():
-            return False
-        return _run_record(run_dir) is None or not (run_dir / "timings.json").exists()
-
-    return [r.slug for r in runs if unrecorded(out / "runs" / r.slug)]
-
-
-def record_stamp(run_dir: Path) -> tuple[int, ...]:
-    """``file_stamp`` of ``run_dir``'s ``experiment.yaml`` (``(-1,)`` when there is none), taken before its run."""
-    from distgen.data.disk import file_stamp
-
-    return file_stamp(run_dir / "experiment.yaml")
-
-
 def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], before: tuple[int, ...] | None = None) -> None:
     """Finish a run another runner made (it returned 0 and left ``eval/metrics.csv`` but wrote no ``DONE``, or no
     ``experiment.yaml``): its config ``doc`` as ``experiment.yaml`` where there is none (``distgen run`` writes its own) or
@@ -820,39 +741,11 @@ def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], be
     path = run_dir / "experiment.yaml"
     if not path.exists() or (before is not None and record_stamp(run_dir) == before and stale_record(path, doc)):
         # a folder the sweep cannot write: a runner's own DONE stays unrecorded (the next sweep names it and the fix);
-        # the DONE the sweep writes is refused below as before (until helper 215 this write raised out of the sweep)
+        # the DONE the sweep writes is refused below (this write does not raise out of the sweep)
         with contextlib.suppress(OSError):
             save_yaml(dict(doc), path)
     if not finished_run(run_dir, metrics):
         atomic_write_text(run_dir / DONE_FILE, "ok\n")
-
-
-def stale_record(path: Path, doc: Mapping[str, Any]) -> bool:
-    """Whether ``path`` is a distgen experiment record (a mapping with a ``model`` section) of another config than ``doc``,
-    beyond the data file's path: one the check before the run let stand because its folder had produced nothing
-    (``experiment.check_same_experiment``; a ``distgen run`` refused before training). A runner that wrote no record of its
-    own left it, and until helper 215 it stayed beside the run's results: that config's sweep read them as its own, and
-    this one's was refused as another config. A file of the runner's own (not such a record) is left as it is."""
-    from distgen.pipeline.experiment import moved_only
-    from distgen.train.checkpoint import config_diff
-
-    try:
-        previous = load_yaml(path)
-    except (ConfigError, OSError, ValueError):
-        return False
-    if not isinstance(previous, Mapping) or "model" not in previous:
-        return False
-    diff = config_diff(result_settings(previous), result_settings(doc))
-    return bool(diff) and not moved_only(diff)
-
-
-def _run_record(run_dir: Path) -> dict[str, Any] | None:
-    """The ``DONE`` record ``distgen run`` writes (``{"metrics": ...}``), or None: absent, or another runner's marker."""
-    try:
-        record = json.loads((run_dir / DONE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def run_table_note(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any] | None, slug: str,

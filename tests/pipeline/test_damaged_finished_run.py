@@ -10,7 +10,7 @@ import json
 import pytest
 import yaml
 
-from distgen.pipeline import experiment
+from distgen.pipeline import experiment, run_folder
 
 from .test_run_other_ranks import FITTED, TRAINED, Stop, _as_rank_1
 
@@ -57,7 +57,7 @@ def test_every_rank_takes_a_damaged_finished_experiment_as_unfinished(tmp_path, 
     out = tmp_path / "out"
     experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
     (out / damaged).write_text("[1, 2")
-    assert not experiment.is_finished(out, experiment.experiment_document(cfg, (), False), ["mse"])
+    assert not run_folder.is_finished(out, experiment.experiment_document(cfg, (), False), ["mse"])
     _as_rank_1(monkeypatch)
     with pytest.raises(Stop):
         experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
@@ -68,7 +68,7 @@ def test_finished_summary_names_a_file_it_cannot_read(finished, tmp_path):
     out = _copy(src, tmp_path / "out")
     (out / "timings.json").write_text("[]")
     with pytest.raises(experiment.ConfigError, match=r"timings\.json"):
-        experiment.finished_summary(out)
+        run_folder.finished_summary(out)
 
 
 def test_the_evaluated_again_note_is_not_printed_where_the_lock_refuses_the_run(finished, tmp_path, capsys, monkeypatch):
@@ -104,15 +104,15 @@ def test_a_summary_changed_while_read_before_the_lock_leaves_the_decision_to_the
     and stopped the run with "cannot be read" where the files were whole when ``is_finished`` read them."""
     cfg, src = finished
     out = _copy(src, tmp_path / "out")
-    real = experiment._read_summary
+    real = run_folder._read_summary
 
     def rewritten(folder):  # a writer starts while the summary is read: it removes DONE first
         summary = real(folder)
         (out / experiment.DONE_FILE).unlink()
         return summary
 
-    monkeypatch.setattr(experiment, "_read_summary", rewritten)
-    assert experiment.finished_or_none(out, experiment.experiment_document(cfg, (), False), ["mse"]) is None
+    monkeypatch.setattr(run_folder, "_read_summary", rewritten)
+    assert run_folder.finished_or_none(out, experiment.experiment_document(cfg, (), False), ["mse"]) is None
 
 
 def test_a_finished_experiment_is_read_once(finished, tmp_path, monkeypatch):
@@ -122,8 +122,8 @@ def test_a_finished_experiment_is_read_once(finished, tmp_path, monkeypatch):
     cfg, src = finished
     out = _copy(src, tmp_path / "out")
     reads = []
-    real = experiment._finished_json
-    monkeypatch.setattr(experiment, "_finished_json", lambda folder, name: reads.append(name) or real(folder, name))
-    summary = experiment.finished_or_none(out, experiment.experiment_document(cfg, (), False), ["mse"])
+    real = run_folder._finished_json
+    monkeypatch.setattr(run_folder, "_finished_json", lambda folder, name: reads.append(name) or real(folder, name))
+    summary = run_folder.finished_or_none(out, experiment.experiment_document(cfg, (), False), ["mse"])
     assert summary is not None and summary["timings_s"] == json.loads((out / "timings.json").read_text())
-    assert sorted(reads) == sorted(experiment.SUMMARY_FILES)
+    assert sorted(reads) == sorted(run_folder.SUMMARY_FILES)

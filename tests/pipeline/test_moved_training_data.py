@@ -178,7 +178,7 @@ def test_the_moved_file_record_is_written_under_the_lock_only(moved, tmp_path, h
     import subprocess
     import sys
 
-    from distgen.pipeline.experiment import MOVED_RECORD
+    from distgen.pipeline.run_folder import MOVED_RECORD
 
     exp = tmp_path / "exp"
     shutil.copytree(moved / "exp", exp)
@@ -213,13 +213,8 @@ def test_the_finished_check_takes_no_lock_and_writes_nothing(moved, tmp_path, ha
     ``is_finished``, ``finished_or_none``) took the run folder's lock to write ``data_moved.json`` (``_record_moved``), so a
     ``distgen run`` into that folder at that instant was refused "in use". The check now only reads and returns the record
     it checked; ``distgen run`` writes it under its own lock."""
-    from distgen.pipeline.experiment import (
-        MOVED_RECORD,
-        check_same_experiment,
-        experiment_document,
-        finished_or_none,
-        is_finished,
-    )
+    from distgen.pipeline.experiment import experiment_document
+    from distgen.pipeline.run_folder import MOVED_RECORD, check_same_experiment, finished_or_none, is_finished
 
     exp = tmp_path / "exp"
     shutil.copytree(moved / "exp", exp)
@@ -234,7 +229,7 @@ def test_the_finished_check_takes_no_lock_and_writes_nothing(moved, tmp_path, ha
 def test_an_unfinished_experiment_on_a_moved_file_hashes_it_once_and_records_it(moved, tmp_path, hashes):
     """The read before the lock hashed the file; the check under the lock reuses what it found (the file's stamp unchanged)
     and the run records it: the data is read once for the check (then once more by the run itself)."""
-    from distgen.pipeline.experiment import MOVED_RECORD
+    from distgen.pipeline.run_folder import MOVED_RECORD
 
     exp = tmp_path / "exp"
     shutil.copytree(moved / "exp", exp)
@@ -251,7 +246,7 @@ def test_a_sweep_records_the_moved_file_of_its_finished_run_under_its_own_lock(m
     moved file is hashed, and the sweep, which holds its folder's lock, records it (its run folders are its to write, as
     their ``DONE``), taking no run folder's lock: the next sweep reads the record and hashes nothing."""
     from distgen.config import load_yaml
-    from distgen.pipeline.experiment import MOVED_RECORD
+    from distgen.pipeline.run_folder import MOVED_RECORD
     from distgen.pipeline.sweep import sweep
 
     def copied(config, run, run_dir):  # the runner of the first sweep: the finished experiment, made elsewhere
@@ -282,7 +277,7 @@ def test_distgen_run_of_a_finished_experiment_takes_no_lock_and_records_the_move
     to write ``data_moved.json``, so a ``distgen run`` with other ``--metrics`` started into the folder at that moment was
     refused "in use" (the case the brief removed from the check). The record is true of the file whoever writes it (its
     stamp and the hash it matched, published whole): it is written without the lock, and the next read hashes nothing."""
-    from distgen.pipeline.experiment import MOVED_RECORD
+    from distgen.pipeline.run_folder import MOVED_RECORD
 
     exp = tmp_path / "exp"
     shutil.copytree(moved / "exp", exp)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from distgen.config import ConfigError, save_yaml
-from distgen.pipeline.experiment import DONE_FILE, is_finished
+from distgen.pipeline.run_folder import DONE_FILE, is_finished
 
 from .conftest import TINY
 

@@ -29,7 +29,8 @@ def test_a_finished_run_whose_metrics_table_was_removed_is_run_again_not_dropped
 
 def test_distgen_run_counts_an_experiment_without_its_metrics_table_as_unfinished(tmp_path):
     from distgen.config import save_yaml
-    from distgen.pipeline.experiment import DONE_FILE, experiment_document, is_finished
+    from distgen.pipeline.experiment import experiment_document
+    from distgen.pipeline.run_folder import DONE_FILE, is_finished
 
     cfg = save_yaml({"model": {"name": "control"}}, tmp_path / "c.yaml")
     doc = experiment_document(str(cfg), [], progress=False)
@@ -377,7 +378,7 @@ def test_a_finished_run_with_a_damaged_summary_is_run_again_and_said_why(tmp_pat
 def test_a_finished_runs_damaged_timings_make_it_run_again(tmp_path):
     """``timings.json`` is part of the summary ``distgen run`` returns of a finished run (``finished_summary``): one that
     cannot be read makes the run unfinished for the sweep as for ``distgen run`` (helper 199)."""
-    from distgen.pipeline.sweep import finished_run, removed_part
+    from distgen.pipeline.run_folder import finished_run, removed_part
 
     run = tmp_path / "run"
     (run / "eval").mkdir(parents=True)
