@@ -87,6 +87,27 @@ def test_contexts_one_file_system_stores_as_one_name_share_a_file_key(a, b):
     assert file_name_key("T") != file_name_key("U")
 
 
+@pytest.mark.parametrize(("a", "b", "said", "not_said"), [
+    ("Stra\u00dfe", "STRA\u1e9eE", "folds case fully", "Windows'"),  # neither letter has a one-letter upper case Windows maps
+    ("\u00df", "\u1e9e", "folds case fully", "Windows'"),
+    ("T", "t", "macOS' and Windows'", "Unicode form"),
+    ("\u03c3 T", "\u03a3 T", "macOS' and Windows'", "fully"),
+    ("a-\u00e9", "a-e\u0301", "Unicode form", ", and case"),  # same case: no case difference is named
+    ("\u00c9", "e\u0301", "Unicode form", "fully"),
+])
+def test_the_reason_two_names_are_one_file_says_only_what_holds(a, b, said, not_said):
+    """``one_file_reason`` names the file systems that join the pair: ``\u00df`` and ``\u1e9e`` fold to one name only where
+    case is folded fully (a Linux casefold folder); Windows upper-cases letter by letter and neither has a one-letter
+    upper case, so they are two files there, and the reason must not say "macOS' and Windows'". A pair of one case
+    differing in Unicode form alone is not said to differ in case."""
+    from distgen.pipeline.outputs import file_name_key, one_file_reason
+
+    assert file_name_key(a) == file_name_key(b)
+    reason = one_file_reason(a, b)
+    assert said in reason and not_said not in reason, reason
+    assert one_file_reason(b, a) == reason
+
+
 @pytest.mark.parametrize("name", ["con.1", "NUL.v2", "Aux.a,b"])
 def test_a_sweep_variant_named_like_a_windows_device_is_refused(name):
     """A variant names a run folder ``{name}__seed0``: ``con.1__seed0`` is the device ``CON`` on Windows."""

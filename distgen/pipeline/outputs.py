@@ -96,15 +96,24 @@ def file_name_key(name: str) -> str:
     return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
+def _case_twins(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ in case alone, letter by letter as Windows and macOS compare names: each pair of
+    letters equal or with one upper case (``\u03c3``, ``\u03c2`` and ``\u03a3`` are; ``\u00df``, whose upper case is
+    ``SS``, and ``\u1e9e`` are not)."""
+    return len(a) == len(b) and all(x == y or x.upper() == y.upper() for x, y in zip(a, b))
+
+
 def one_file_reason(a: str, b: str) -> str:
-    """Why the file names ``a`` and ``b`` (equal by ``file_name_key``) are one file, in words for a message."""
+    """Why the file names ``a`` and ``b`` (equal by ``file_name_key``) are one file, in words for a message: the file
+    systems named are those that join them (a pair that only a full case fold joins, ``stra\u00dfe`` and ``STRA\u1e9eE``,
+    is two files on Windows)."""
     if a == b:
         return "the same name once encoded"
-    nfd_a, nfd_b = unicodedata.normalize("NFD", a), unicodedata.normalize("NFD", b)
-    if len(a) == len(b) and all(x.casefold() == y.casefold() for x, y in zip(a, b)):
+    if _case_twins(a, b):
         return "names that differ only in case are one file on a case-insensitive file system, macOS' and Windows'"
-    if nfd_a == nfd_b or (len(nfd_a) == len(nfd_b) and all(x.casefold() == y.casefold() for x, y in zip(nfd_a, nfd_b))):
-        return ("names that differ only in Unicode form (a letter with its accent as one character or as two), and case, "
+    nfd_a, nfd_b = unicodedata.normalize("NFD", a), unicodedata.normalize("NFD", b)
+    if nfd_a == nfd_b or _case_twins(nfd_a, nfd_b):
+        return (f"names that differ only in Unicode form (a letter with its accent as one character or as two){'' if nfd_a == nfd_b else ', and case,'} "
                 "are one file on macOS, whose file systems compare names in one Unicode form and case-blind")
     return ("names equal once case is folded fully (\u00df as ss, as Unicode's CaseFolding folds it) are one file in a Linux "
             "case-insensitive (casefold) folder, which folds case fully (Windows keeps them apart)")
