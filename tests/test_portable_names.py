@@ -94,6 +94,7 @@ def test_contexts_one_file_system_stores_as_one_name_share_a_file_key(a, b):
     ("\u03c3 T", "\u03a3 T", "macOS' and Windows'", "fully"),
     ("a-\u00e9", "a-e\u0301", "Unicode form", ", and case"),  # same case: no case difference is named
     ("\u00c9", "e\u0301", "Unicode form", "fully"),
+    ("\u01c5x", "\u01c4x", "folds case fully", "Windows'"),  # title case Dz-caron: Windows upper-cases lower-case letters alone
 ])
 def test_the_reason_two_names_are_one_file_says_only_what_holds(a, b, said, not_said):
     """``one_file_reason`` names the file systems that join the pair: ``\u00df`` and ``\u1e9e`` fold to one name only where

@@ -96,11 +96,18 @@ def file_name_key(name: str) -> str:
     return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
+def _upcase(ch: str) -> str:
+    """``ch`` as Windows upper-cases a name, letter by letter: a lower-case letter with a one-letter upper case gets it
+    (``\u03c2`` -> ``\u03a3``), any other character (``\u00df``, whose upper case is ``SS``; the title-case ``\u01c5``)
+    stays."""
+    upper = ch.upper()
+    return upper if len(upper) == 1 and unicodedata.category(ch) == "Ll" else ch
+
+
 def _case_twins(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` differ in case alone, letter by letter as Windows and macOS compare names: each pair of
-    letters equal or with one upper case (``\u03c3``, ``\u03c2`` and ``\u03a3`` are; ``\u00df``, whose upper case is
-    ``SS``, and ``\u1e9e`` are not)."""
-    return len(a) == len(b) and all(x == y or x.upper() == y.upper() for x, y in zip(a, b))
+    """Whether ``a`` and ``b`` differ in case alone as Windows and macOS compare names, letter by letter (``_upcase``):
+    ``\u03c3``, ``\u03c2`` and ``\u03a3`` are twins; ``\u00df`` and ``\u1e9e``, ``\u01c5`` and ``\u01c4`` are not."""
+    return len(a) == len(b) and all(_upcase(x) == _upcase(y) for x, y in zip(a, b))
 
 
 def one_file_reason(a: str, b: str) -> str:
