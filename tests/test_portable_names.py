@@ -87,6 +87,21 @@ def test_contexts_one_file_system_stores_as_one_name_share_a_file_key(a, b):
     assert file_name_key("T") != file_name_key("U")
 
 
+@pytest.mark.parametrize(("a", "b"), [("T\u200ccell", "tcell"), ("B\u00adcells", "bcells"), ("\U0001F9EC\ufe0f cells", "\U0001F9EC cells"),
+                                      ("NK\u200d", "nk"), ("\ufeffx", "X")])
+def test_names_that_differ_in_invisible_characters_share_a_file_key(a, b):
+    """A Linux case-insensitive (casefold) folder ignores Unicode's default-ignorable code points (zero-width joiners and
+    spaces, soft hyphens, direction marks, variation selectors: ``fs/unicode/mkutf8data.c``'s ``ignore_init``) as it
+    folds case, so ``T`` + a zero-width non-joiner + ``cell`` and ``tcell`` are one file there: two tables were written,
+    one over the other in such a folder. Same-case twins are refused earlier by the label check; these differ in case
+    too, or in a variation selector, which that check keeps."""
+    from distgen.pipeline.outputs import context_prefix, file_name_key, one_file_reason
+
+    assert file_name_key(context_prefix(a)) == file_name_key(context_prefix(b))
+    assert "invisible" in one_file_reason(context_prefix(a), context_prefix(b))
+    assert file_name_key("T\u0600x") != file_name_key("Tx")  # a visible format sign (Arabic number sign) is not ignored
+
+
 @pytest.mark.parametrize(("a", "b", "said", "not_said"), [
     ("Stra\u00dfe", "STRA\u1e9eE", "folds case fully", "Windows'"),  # neither letter has a one-letter upper case Windows maps
     ("\u00df", "\u1e9e", "folds case fully", "Windows'"),

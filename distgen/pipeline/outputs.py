@@ -87,13 +87,27 @@ def context_prefix(context: str) -> str:
     return prefix.replace(".", "%2E", 1) if windows_device(prefix + CONTEXT_SUFFIXES[0]) else prefix
 
 
+#: Unicode's default-ignorable code points (``Default_Ignorable_Code_Point`` of ``DerivedCoreProperties.txt``), inclusive
+#: ranges: zero-width spaces and joiners, the soft hyphen, direction marks, variation selectors, fillers, tags. A Linux
+#: case-insensitive (casefold) folder drops them as it folds a name (``fs/unicode/mkutf8data.c``: ``ignore_init``).
+DEFAULT_IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+                     (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+                     (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+
+
+def _visible(name: str) -> str:
+    """``name`` without its default-ignorable code points (``DEFAULT_IGNORABLE``)."""
+    return "".join(ch for ch in name if not any(lo <= ord(ch) <= hi for lo, hi in DEFAULT_IGNORABLE))
+
+
 def file_name_key(name: str) -> str:
     """What two file names share when some file system stores them as one file: ``name`` in one Unicode form (NFD), its
-    case folded fully (``str.casefold``: ``T`` -> ``t``, ``\u00df`` -> ``ss``). macOS' file systems compare names
-    case-blind and in one Unicode form (``\u00c9`` and ``E`` + a combining accent are one file), Windows' case-blind,
-    and Linux's case-insensitive (casefold) folders fold case fully, as Unicode's CaseFolding does (``stra\u00dfe`` and
-    ``STRASSE`` are one file there, two on Windows)."""
-    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+    case folded fully (``str.casefold``: ``T`` -> ``t``, ``\u00df`` -> ``ss``), its default-ignorable code points dropped
+    (``DEFAULT_IGNORABLE``). macOS' file systems compare names case-blind and in one Unicode form (``\u00c9`` and ``E`` + a
+    combining accent are one file), Windows' case-blind, and Linux's case-insensitive (casefold) folders fold case fully,
+    as Unicode's CaseFolding does (``stra\u00dfe`` and ``STRASSE`` are one file there, two on Windows), ignoring those
+    invisible characters (``T`` + a zero-width joiner and ``t`` are one file there)."""
+    return _visible(unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold()))
 
 
 def _upcase(ch: str) -> str:
@@ -122,6 +136,11 @@ def one_file_reason(a: str, b: str) -> str:
     if nfd_a == nfd_b or _case_twins(nfd_a, nfd_b):
         return (f"names that differ only in Unicode form (a letter with its accent as one character or as two){'' if nfd_a == nfd_b else ', and case,'} "
                 "are one file on macOS, whose file systems compare names in one Unicode form and case-blind")
+    visible_a, visible_b = _visible(a), _visible(b)
+    if (visible_a, visible_b) != (a, b):
+        return (f"names that differ in invisible characters (Unicode's default-ignorable ones: zero-width spaces and joiners, soft "
+                f"hyphens, direction marks, variation selectors){', and in case,' if visible_a != visible_b else ''} are one file "
+                "in a Linux case-insensitive (casefold) folder, which ignores those characters as it folds case")
     return ("names equal once case is folded fully (\u00df as ss, as Unicode's CaseFolding folds it) are one file in a Linux "
             "case-insensitive (casefold) folder, which folds case fully (Windows keeps them apart)")
 

@@ -710,7 +710,7 @@ def test_a_context_starting_with_a_dot_writes_a_visible_file_that_reads_back_and
 
 
 @pytest.mark.parametrize(("a", "b", "why"), [("\u00c9", "e\u0301", "Unicode form"), ("stra\u00dfe", "STRASSE", "folds case fully"),
-                                             ("Stra\u00dfe", "STRA\u1e9eE", "folds case fully")])
+                                             ("Stra\u00dfe", "STRA\u1e9eE", "folds case fully"), ("T\u200ccell", "tcell", "invisible")])
 def test_contexts_a_file_system_stores_as_one_name_are_refused_saying_why(tmp_path, a, b, why):
     """``\u00c9`` and ``e`` + a combining accent wrote two files, one file on macOS (its file systems compare names
     case-blind and in one Unicode form): refused now, as ``T`` and ``t`` are. ``stra\u00dfe`` and ``STRASSE`` are one
