@@ -10,8 +10,9 @@ damaged one). Text is read as UTF-8 only.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from distgen.errors import clip_message
 
@@ -29,8 +30,10 @@ def load_json(path: str | Path) -> Any:
     return decode_json(Path(path).read_bytes())
 
 
-class JsonProblem(NamedTuple):
-    """Why a JSON text holds no object: its ``kind`` and the ``detail`` a message carries."""
+@dataclass(frozen=True, slots=True)
+class JsonProblem:
+    """Why a JSON text holds no object: its ``kind`` and the ``detail`` a message carries. Not a tuple: a caller that
+    unpacks the result as the old ``(document, why)`` pair fails rather than reading the kind as the document."""
 
     #: ``"invalid"``: not valid JSON (cut short, edited, not UTF-8); ``"not_object"``: valid JSON of another type.
     kind: Literal["invalid", "not_object"]

@@ -72,3 +72,11 @@ def test_parse_gives_damaged_text_its_kind_and_the_decoders_detail_apart(raw):
 @pytest.mark.parametrize(("raw", "kind"), OTHER_TYPES)
 def test_parse_gives_another_type_its_kind_and_the_type_apart(raw, kind):
     assert jsonfile.parse_json_object(raw) == jsonfile.JsonProblem("not_object", kind)
+
+
+@pytest.mark.parametrize("raw", [b"{bad", b"[1, 2]"])
+def test_a_problem_cannot_be_unpacked_as_the_old_document_and_reason_pair(raw):
+    """``parse_json_object`` returned ``(document, why)``; a caller still unpacking that pair (written against the old
+    return) would read the problem's kind as the document. A ``JsonProblem`` is not a pair: unpacking it fails."""
+    with pytest.raises(TypeError):
+        _doc, _why = jsonfile.parse_json_object(raw)
