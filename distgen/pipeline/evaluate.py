@@ -89,7 +89,7 @@ def evaluate_files(
         del train_c  # fitted on: not held while scoring
         notes = value_notes + notes
         report = score_checked(
-            pred_c, real_c, refs, checks, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
+            checks, pred_c, real_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names, progress=progress,
             notes=[*info.notes, *notes], ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, spread=spread,
             sources={"pred": _name(pred), "real": _name(real), "pert_col": info.pert_col, "control": info.control, "celltype_col": info.celltype_col},
             generated="pred" in generated_files(info.kinds),
@@ -290,7 +290,7 @@ def evaluate(
         refs, notes = cells_references(train_c, truth_c, baselines)
         del train_c  # fitted on: not held while scoring
     notes = value_notes + notes
-    report = score_checked(pred_c, truth_c, refs, checks, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
+    report = score_checked(checks, pred_c, truth_c, refs, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metric_names,
                            progress=progress, notes=notes, sources={"pred": _name(pred), "real": _name(truth)},
                            ceiling_splits=ceiling_splits, interpolated=interpolated, replicate=replicate, spread=spread,
                            generated=(isinstance(pred, Cells) and isinstance(truth, Dataset)) or "pred" in generated_files(kinds))

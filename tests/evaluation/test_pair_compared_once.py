@@ -118,7 +118,7 @@ def test_the_pipeline_entry_still_compares_each_context_of_several(monkeypatch):
     pred = Cells(pred.X, pred.conditions, pred.genes, control="ctrl", contexts=ctx)
     real = Cells(real.X, real.conditions, real.genes, control="ctrl", contexts=ctx)
     calls = _count(monkeypatch)
-    score_checked(pred, real, None, FileChecks(pair=True), ceiling=False, metrics=["mse"])
+    score_checked(FileChecks(pair=True), pred, real, ceiling=False, metrics=["mse"])
     assert len(calls) == 2
 
 
@@ -139,4 +139,33 @@ def test_the_pipeline_entry_without_checks_compares_the_pair(monkeypatch):
 
     pred, real = _pair(counts_pred=True)
     with pytest.raises(ScaleMismatchError, match="scale"):
-        score_checked(pred, real, None, None, ceiling=False, metrics=["mse"])
+        score_checked(None, pred, real, ceiling=False, metrics=["mse"])
+
+
+def test_score_lists_the_pipeline_entrys_parameters_but_checks():
+    """One parameter list: the public ``score`` is the pipeline's entry with ``checks`` None (not a second, hand-kept copy
+    of its keywords), and says so to ``inspect`` (``help``, the docs' tests) under its own name."""
+    import inspect
+
+    from distgen.evaluation.score import score, score_checked
+
+    whole = list(inspect.signature(score_checked).parameters.values())
+    assert whole[0].name == "checks"
+    assert list(inspect.signature(score).parameters.values()) == whole[1:]
+    assert score.__name__ == "score" and "checks" not in score.__annotations__
+
+
+def test_a_wrong_call_of_score_is_worded_for_score():
+    """A wrong call names ``score`` and its own parameters, not the pipeline's entry (whose ``checks`` would be
+    counted among the positional arguments)."""
+    from distgen.evaluation.normalization import FileChecks
+    from distgen.evaluation.score import score
+
+    pred, real = _pair(counts_pred=True)
+    with pytest.raises(TypeError, match=r"^score\(\): too many positional arguments") as e:
+        score(pred, real, None, FileChecks(pair=True), ceiling=False, metrics=["mse"])
+    with pytest.raises(TypeError, match=r"^score\(\): .*'pair_checked'"):
+        score(pred, real, ceiling=False, metrics=["mse"], pair_checked=True)
+    with pytest.raises(TypeError, match=r"^score\(\): missing a required argument: 'truth'"):
+        score(pred)  # type: ignore[call-arg]
+    assert "score_checked" not in str(e.value)
