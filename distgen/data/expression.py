@@ -292,10 +292,14 @@ def normalised_total(x: Any, max_rows: int = 200, rtol: float = 1e-3) -> float |
 MAX_SMALLEST_COUNT = 1000
 #: The grids of values stored as whole numbers or rounded to one to three decimals. Every value of such a cell is a
 #: multiple of its grid step (and of that step over any ``k``) whatever the transform, log values included, so a step
-#: on this grid is the rounding's, not the cell's. So is a power of two (``_rounding_step``): a float's values between
-#: ``2**e`` and ``2**(e+1)`` are whole multiples of ``2**(e - bits)``, which bfloat16's 8 significant bits bring within
-#: ``MAX_SMALLEST_COUNT`` steps of the smallest value (log values stored at bfloat16's precision, a model's output).
+#: on this grid is the rounding's, not the cell's (``_grid_step``).
 ROUNDING_STEPS = (1.0, 0.1, 0.01, 0.001)
+#: A float format's values between ``2**e`` and ``2**(e+1)`` are whole multiples of ``2**(e + 1 - bits)``: bfloat16's 8
+#: significant bits bring that power of two within ``MAX_SMALLEST_COUNT`` steps of a cell's smallest value (log values
+#: stored at bfloat16's precision, a model's output), so a power-of-two step is bfloat16's grid when every value of the
+#: cell fits in 8 significant bits. Counts scaled by a power of two do not when they hold a count that needs more (an
+#: odd count above 256); float16's 11 bits put its grid past ``MAX_SMALLEST_COUNT`` steps.
+BFLOAT16_BITS = 8
 
 
 def _on_rounding_grid(v: np.ndarray) -> bool:
@@ -305,9 +309,18 @@ def _on_rounding_grid(v: np.ndarray) -> bool:
     return float(v.min()) < 100 and bool(np.all(np.abs(steps - np.round(steps)) <= 1e-4 + 1e-6 * steps))
 
 
-def _rounding_step(step: float) -> bool:
-    """Whether ``step`` is one of ``ROUNDING_STEPS`` or a power of two (to float32's precision)."""
-    return any(abs(step / s - 1) <= 1e-4 for s in (*ROUNDING_STEPS, 2.0 ** round(math.log2(step))))
+def _within_bits(v: np.ndarray, bits: int) -> bool:
+    """Whether every value of ``v`` has at most ``bits`` significant bits (is exact in a float format of that precision)."""
+    mantissa = np.frexp(v)[0] * 2.0**bits
+    return bool(np.all(mantissa == np.round(mantissa)))
+
+
+def _grid_step(step: float, v: np.ndarray) -> bool:
+    """Whether ``step`` is the grid a cell's values ``v`` are stored on, not the cell's own: one of ``ROUNDING_STEPS``, or a
+    power of two when every value fits bfloat16's precision (``BFLOAT16_BITS``), each to float32's precision."""
+    if any(abs(step / s - 1) <= 1e-4 for s in ROUNDING_STEPS):
+        return True
+    return abs(step / 2.0 ** round(math.log2(step)) - 1) <= 1e-4 and _within_bits(v, BFLOAT16_BITS)
 
 
 def _cell_scaled(v: np.ndarray) -> bool | None:
@@ -323,7 +336,7 @@ def _cell_scaled(v: np.ndarray) -> bool | None:
     # that count is large (float32's tolerance below is then wider than their distance to the grid)
     counts = {*range(1, 7), round(float(u[0]) / gap)} if u.size >= 3 else set(range(1, 7))
     for n in sorted(c for c in counts if 1 <= c <= MAX_SMALLEST_COUNT):
-        if _rounding_step(float(u[0]) / n):
+        if _grid_step(float(u[0]) / n, u):
             continue
         if np.all(np.abs(ratio * n - np.round(ratio * n)) <= 1e-3 + 1e-6 * ratio * n):  # float32's precision
             return True

@@ -106,3 +106,22 @@ def test_bfloat16_log_values_above_the_log_range_keep_the_do_not_log_again_hint(
         with pytest.raises(ValueError, match="not log-transformed") as e:
             PerturbationData.from_anndata(adata, PerturbationSchema(context_cols=("cell_type",)))
         assert "do not apply sc.pp.log1p" in str(e.value), str(e.value)
+
+
+def _wide_counts(shape=(200, 300), seed=7):
+    """Deep counts of 7 to about 700 per gene: most cells hold odd counts above 256, which need more than bfloat16's 8
+    significant bits."""
+    rng = np.random.default_rng(seed)
+    return np.maximum(rng.poisson(rng.uniform(20, 600, (1, shape[1])), shape), 7).astype(np.float64)
+
+
+@pytest.mark.parametrize("factor", [0.125, 2.0**-10, 0.50002, 0.12501, 4.0002])
+def test_counts_scaled_by_a_power_of_two_or_near_one_are_scaled_counts(factor):
+    """A cell's step that is a power of two is bfloat16's grid only when its values fit bfloat16's 8 significant bits:
+    counts over exactly 8 (a cell of 80,000 counts normalised to 10,000) keep odd counts above 256, and a factor near a
+    power of two (0.50002) is none; in float32 and float64 alike."""
+    x = _wide_counts()
+    for dtype in (np.float32, np.float64):
+        assert scaled_counts((x * factor).astype(dtype)), (factor, dtype)
+    assert scaled_counts((_deep_counts((200, 300)) * 0.50002).astype(np.float32))  # counts under 256, factor not 2**k
+
