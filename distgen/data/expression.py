@@ -300,6 +300,9 @@ ROUNDING_STEPS = (1.0, 0.1, 0.01, 0.001)
 #: cell fits in 8 significant bits. Counts scaled by a power of two do not when they hold a count that needs more (an
 #: odd count above 256); float16's 11 bits put its grid past ``MAX_SMALLEST_COUNT`` steps.
 BFLOAT16_BITS = 8
+#: How close (relative) a cell's step must be to a grid step to be taken for it: the step is the cell's smallest value
+#: over a whole count, and float32 stores that value within ``2**-24`` (6e-8) of the one it stands for.
+GRID_RTOL = 1e-6
 
 
 def _on_rounding_grid(v: np.ndarray) -> bool:
@@ -317,10 +320,10 @@ def _within_bits(v: np.ndarray, bits: int) -> bool:
 
 def _grid_step(step: float, v: np.ndarray) -> bool:
     """Whether ``step`` is the grid a cell's values ``v`` are stored on, not the cell's own: one of ``ROUNDING_STEPS``, or a
-    power of two when every value fits bfloat16's precision (``BFLOAT16_BITS``), each to float32's precision."""
-    if any(abs(step / s - 1) <= 1e-4 for s in ROUNDING_STEPS):
+    power of two when every value fits bfloat16's precision (``BFLOAT16_BITS``), each to ``GRID_RTOL``."""
+    if any(abs(step / s - 1) <= GRID_RTOL for s in ROUNDING_STEPS):
         return True
-    return abs(step / 2.0 ** round(math.log2(step)) - 1) <= 1e-4 and _within_bits(v, BFLOAT16_BITS)
+    return abs(step / 2.0 ** round(math.log2(step)) - 1) <= GRID_RTOL and _within_bits(v, BFLOAT16_BITS)
 
 
 def _cell_scaled(v: np.ndarray) -> bool | None:

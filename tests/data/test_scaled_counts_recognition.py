@@ -125,3 +125,12 @@ def test_counts_scaled_by_a_power_of_two_or_near_one_are_scaled_counts(factor):
         assert scaled_counts((x * factor).astype(dtype)), (factor, dtype)
     assert scaled_counts((_deep_counts((200, 300)) * 0.50002).astype(np.float32))  # counts under 256, factor not 2**k
 
+
+@pytest.mark.parametrize("factor", [0.99997, 1.00005, 0.099996])
+def test_counts_scaled_by_a_factor_near_a_decimal_grid_step_are_scaled_counts(factor):
+    """A step within float32's precision of 1, 0.1, 0.01 or 0.001 is the grid of whole or rounded values; 0.99997 (a cell
+    whose total is within 0.01% of the median's) is the cell's own: its values (7 to about 25 counts) lie 2e-4 and more
+    off the whole numbers, which float32 resolves to 2e-6 there (a tolerance of 1e-4 took it for the grid of 1)."""
+    x = _deep_counts((200, 300))
+    for dtype in (np.float32, np.float64):
+        assert scaled_counts((x * factor).astype(dtype)), (factor, dtype)
