@@ -298,7 +298,8 @@ ROUNDING_STEPS = (1.0, 0.1, 0.01, 0.001)
 #: significant bits bring that power of two within ``MAX_SMALLEST_COUNT`` steps of a cell's smallest value (log values
 #: stored at bfloat16's precision, a model's output), so a power-of-two step is bfloat16's grid when every value of the
 #: cell fits in 8 significant bits. Counts scaled by a power of two do not when they hold a count that needs more (an
-#: odd count above 256); float16's 11 bits put its grid past ``MAX_SMALLEST_COUNT`` steps.
+#: odd count above 256); float16's 11 bits put its grid 1,024 to 2,047 steps in a cell's smallest value, past
+#: ``MAX_SMALLEST_COUNT``.
 BFLOAT16_BITS = 8
 #: How close (relative) a cell's step must be to a grid step to be taken for it: the step is the cell's smallest value
 #: over a whole count, and float32 stores that value within ``2**-24`` (6e-8) of the one it stands for.
