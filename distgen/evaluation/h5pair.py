@@ -124,13 +124,20 @@ def _matrix(node: Any) -> np.ndarray:
         n_rows, n_cols = (int(v) for v in node.attrs["shape"])
         n_major, n_minor = (n_rows, n_cols) if kind == "csr_matrix" else (n_cols, n_rows)
         data = node["data"][()]
-        indices = node["indices"][()].astype(np.int64)
+        indices = node["indices"][()]
         indptr = node["indptr"][()].astype(np.int64)
         if data.dtype.kind not in ("f", "i", "u", "b") or data.shape != indices.shape or indptr.shape != (n_major + 1,) or indptr[-1] != indices.size:
             raise _Unsupported("malformed sparse X")
-        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_minor):
+        if indices.dtype.kind not in ("i", "u"):
+            indices = indices.astype(np.int64)  # whole positions, as they are read elsewhere
+        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_minor):  # before the int32 cast
             raise _Unsupported("sparse X with out-of-range indices")
-        key = np.repeat(np.arange(len(indptr) - 1) * n_minor, np.diff(indptr)) + indices  # major * n_minor + minor
+        # positions as int32 where every one fits (anndata writes int32 indices): the temporaries below take half the
+        # bytes of int64 ones, which dominate reading a truth of many cells; the same positions, so the same array
+        itype: type[np.signedinteger[Any]] = np.int32 if max(n_rows * n_cols, n_rows, n_cols) <= np.iinfo(np.int32).max else np.int64
+        indices = indices.astype(itype, copy=False)
+        key = np.repeat(np.arange(n_major, dtype=itype) * n_minor, np.diff(indptr))  # major * n_minor + minor
+        key += indices
         if key.size > 1 and not bool((key[1:] > key[:-1]).all()):
             raise _Unsupported("non-canonical sparse X (unsorted or duplicate entries)")
         if kind == "csc_matrix":  # key -> the row-major position of (row = minor, column = major)

@@ -87,3 +87,43 @@ def test_fast_reader_steps_aside_for_what_it_does_not_read(tmp_path):
     assert h5pair.read_pair_fast(tmp_path / "text.h5ad", tmp_path / "real.h5ad") is None
     assert h5pair.read_pair_fast(pred, real) is None  # objects, not files
     assert h5pair.read_pair_fast(tmp_path / "pred.h5ad", tmp_path / "real.h5ad") is not None
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("index_dtype", ["int32", "int64", "uint32", "uint64", "int16", "float64"])
+def test_sparse_x_is_read_whatever_integer_type_its_positions_are_stored_in(tmp_path, fmt, index_dtype):
+    # anndata writes int32 positions, other writers int64 or unsigned ones; the dense matrix is the same for each
+    import h5py
+
+    rng = np.random.default_rng(3)
+    dense = ((rng.random((23, 17)) < 0.35) * rng.integers(1, 50, (23, 17))).astype(np.float32)
+    m = sp.csr_matrix(dense) if fmt == "csr" else sp.csc_matrix(dense)
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("X")
+        g.attrs["encoding-type"] = f"{fmt}_matrix"
+        g.attrs["shape"] = np.array(dense.shape)
+        g["data"], g["indices"], g["indptr"] = m.data, m.indices.astype(index_dtype), m.indptr.astype(np.int64)
+    with h5py.File(path) as f:
+        got = h5pair._matrix(f["X"])
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, dense)
+
+
+@pytest.mark.parametrize("bad", ["past_the_end", "negative", "wrapped_to_int32"])
+def test_sparse_x_with_positions_out_of_range_steps_aside(tmp_path, bad):
+    # checked on the stored values: a position 2^32 + 1 must not pass as 1 once the positions are held as int32
+    import h5py
+
+    dense = np.eye(4, 6, dtype=np.float32)
+    m = sp.csr_matrix(dense)
+    indices = m.indices.astype(np.int64)
+    indices[-1] = {"past_the_end": 6, "negative": -1, "wrapped_to_int32": 2**32 + 3}[bad]
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("X")
+        g.attrs["encoding-type"] = "csr_matrix"
+        g.attrs["shape"] = np.array(dense.shape)
+        g["data"], g["indices"], g["indptr"] = m.data, indices, m.indptr
+    with h5py.File(path) as f, pytest.raises(h5pair._Unsupported, match="out-of-range"):
+        h5pair._matrix(f["X"])
