@@ -21,6 +21,7 @@ import dataclasses
 import enum
 import functools
 import inspect
+import itertools
 import math
 import os
 import re
@@ -778,7 +779,7 @@ def preset_of(config: str | os.PathLike[str] | Mapping[str, Any], overrides: Seq
     preset. A chain ``load_config`` cannot read (a missing file, a cycle, a ``base`` that is no name) is refused here with
     the same ``ConfigError``: such a config derives from no preset one could name.
     """
-    return next((link.preset for link in _base_chain(config, check_overrides(overrides))[0] if link.preset), None)
+    return _first_preset(_base_chain(config, check_overrides(overrides))[0])
 
 
 def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -794,9 +795,32 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
     A ``base:`` chain that comes back to a document already in it is refused, naming the cycle.
     The result is checked: known sections (``SECTIONS``) are mappings and no value is NaN.
     """
-    doc = _load(source, check_overrides(overrides))
+    return read_config(source, overrides).doc
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedConfig:
+    """A config as one read of its ``base:`` chain gives it (``read_config``): ``doc`` is ``load_config``'s document,
+    ``preset`` is ``preset_of``'s answer and ``explicit_keys(section)`` is ``explicit_keys``' for that section."""
+
+    doc: dict[str, Any]
+    preset: str | None
+    user_keys: Mapping[Any, frozenset[str]]
+
+    def explicit_keys(self, section: str) -> set[str]:
+        """The keys of ``section`` the user set (``explicit_keys``)."""
+        return set(self.user_keys.get(section, ()))
+
+
+def read_config(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str] = ()) -> LoadedConfig:
+    """``load_config(source, overrides)`` with the preset it derives from and the keys the user set, from one read of the
+    ``base:`` chain: a config that can be read only once (a named pipe, ``/dev/stdin``, ``<(...)``) gives all three, and
+    no file is read twice. ``distgen train`` and ``distgen run`` load their config so."""
+    overrides = check_overrides(overrides)
+    links, rest = _base_chain(source, overrides)
+    doc = _merged(links, rest)
     check_document(doc)
-    return doc
+    return LoadedConfig(doc, _first_preset(links), _user_keys(links, overrides))
 
 
 def explicit_keys(source: str | Path | Mapping[str, Any], overrides: Sequence[str], section: str) -> set[str]:
@@ -806,17 +830,8 @@ def explicit_keys(source: str | Path | Mapping[str, Any], overrides: Sequence[st
     Lets a command warn about a setting the user chose that has no effect, without warning about every
     key a preset carries.
     """
-    keys: set[str] = set()
-    for text in check_overrides(overrides):
-        parts, value = parse_override(text)
-        if parts[0] == section:
-            keys |= {parts[1]} if len(parts) > 1 else {str(k) for k in value} if isinstance(value, Mapping) else set()
-    for link in _base_chain(source, overrides)[0]:
-        if link.preset:
-            break
-        if isinstance(link.doc.get(section), Mapping):
-            keys |= {str(k) for k in link.doc[section]}
-    return keys
+    overrides = check_overrides(overrides)
+    return set(_user_keys(_base_chain(source, overrides)[0], overrides).get(section, ()))
 
 
 #: The sections of a run document that ``distgen train`` reads, and those the other commands (and ``distgen.fit``/``run``) read.
@@ -1011,15 +1026,34 @@ def _base_chain(source: str | os.PathLike[str] | Mapping[str, Any], overrides: S
     return [link, *_base_chain(base, (), (*chain, ident), preset_base=own_base)[0]], rest
 
 
-def _load(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """The document of ``source``: its ``base:`` chain merged, the last base first, then the overrides."""
-    links, rest = _base_chain(source, overrides)
+def _merged(links: Sequence[_Link], overrides: Sequence[str]) -> dict[str, Any]:
+    """The document of a ``base:`` chain's ``links``: merged, the last base first, then ``overrides`` (the links are not
+    changed)."""
     doc = links[-1].doc
     for link in reversed(links[:-1]):
         own = link.doc
         if isinstance(own.get("sweep"), dict) and isinstance(doc.get("sweep"), dict):
-            for key in ("grid", "variants"):  # a declared grid (variants) replaces the inherited one: axes do not merge
-                if key in own["sweep"]:
-                    doc["sweep"].pop(key, None)
+            # a declared grid (variants) replaces the inherited one: axes do not merge
+            doc = {**doc, "sweep": {k: v for k, v in doc["sweep"].items() if not (k in ("grid", "variants") and k in own["sweep"])}}
         doc = deep_merge(doc, own)
-    return apply_overrides(doc, rest)
+    return apply_overrides(doc, overrides)
+
+
+def _first_preset(links: Sequence[_Link]) -> str | None:
+    """The first bundled preset of a ``base:`` chain (None: the chain has none)."""
+    return next((link.preset for link in links if link.preset), None)
+
+
+def _user_keys(links: Sequence[_Link], overrides: Sequence[str]) -> dict[Any, frozenset[str]]:
+    """Per section, the keys the user set in a ``base:`` chain's ``links`` above its first preset, or by an override
+    (``train.lr=...``, ``train={...}``; all of ``overrides``, ``base=`` too)."""
+    keys: dict[Any, set[str]] = {}
+    for text in overrides:
+        parts, value = parse_override(text)
+        keys.setdefault(parts[0], set()).update(
+            {parts[1]} if len(parts) > 1 else {str(k) for k in value} if isinstance(value, Mapping) else set())
+    for link in itertools.takewhile(lambda link: link.preset is None, links):
+        for section, node in link.doc.items():
+            if isinstance(node, Mapping):
+                keys.setdefault(section, set()).update(str(k) for k in node)
+    return {section: frozenset(found) for section, found in keys.items()}

@@ -37,9 +37,8 @@ import pandas as pd
 from distgen.config import (
     ConfigError,
     InertSettingWarning,
-    explicit_keys,
-    load_config,
-    preset_of,
+    LoadedConfig,
+    read_config,
     save_yaml,
 )
 from distgen.data import layout
@@ -140,13 +139,14 @@ def _checked_run(
     plots: bool, warned: list[str],
 ) -> dict[str, Any]:
     out = Path(out)
-    doc = experiment_document(config, overrides, progress)
+    loaded = read_config(config, overrides)  # one read of the chain: a piped config gives its preset and keys too
+    doc = _experiment_document(loaded.doc, progress)
     check_experiment(doc, metrics)  # every problem of the config, before a folder is made or data loaded
-    for note in fitted_inert_settings(config, overrides, doc):
+    for note in fitted_inert_settings(loaded, doc):
         warn(note, InertSettingWarning)
     ev = evaluate_section(doc)
     allow = bool(preflight_section(doc).get("allow_unembedded", False))
-    preset = preset_of(config, overrides)
+    preset = loaded.preset
     main = D.env_from_torchrun().is_main
     # every rank reads a finished experiment the same way, before any lock: rank 0 prints its summary, the others return
     # (a rank that trained on would wait for rank 0 in the prediction forever, and its start() removed the DONE); a
@@ -189,13 +189,14 @@ FITTED_TRAIN_KEYS = frozenset({"seed", "progress"})
 TRAINING_SAMPLING_KEYS = ("matcher", "matcher_params", "sampling", "sets_per_epoch", "replacement", "control_sets")
 
 
-def fitted_inert_settings(config: str | Path | Mapping[str, Any], overrides: Sequence[str], doc: Mapping[str, Any]) -> list[str]:
+def fitted_inert_settings(loaded: LoadedConfig, doc: Mapping[str, Any]) -> list[str]:
     """For a fitted model: the ``train:`` and set-sampling ``data:`` keys the user set (in their config or an override,
-    not inherited from a preset) that have no effect, as one message (empty for a trained model or none set)."""
+    not inherited from a preset; ``loaded``: the config as ``distgen.config.read_config`` read it) that have no effect,
+    as one message (empty for a trained model or none set). ``doc``: the experiment's document."""
     if is_trainable(doc["model"]):
         return []
-    train = sorted(explicit_keys(config, overrides, "train") - FITTED_TRAIN_KEYS)
-    data = sorted(explicit_keys(config, overrides, "data") & set(TRAINING_SAMPLING_KEYS))
+    train = sorted(loaded.explicit_keys("train") - FITTED_TRAIN_KEYS)
+    data = sorted(loaded.explicit_keys("data") & set(TRAINING_SAMPLING_KEYS))
     keys = [f"train.{k}" for k in train] + [f"data.{k}" for k in data]
     if not keys:
         return []
@@ -205,7 +206,11 @@ def fitted_inert_settings(config: str | Path | Mapping[str, Any], overrides: Seq
 
 def experiment_document(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
     """The config document ``run`` records in ``experiment.yaml`` (loaded, overridden, without ``sweep:``)."""
-    doc = load_config(config, overrides)
+    return _experiment_document(read_config(config, overrides).doc, progress)
+
+
+def _experiment_document(doc: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """``experiment_document`` of a loaded config document ``doc`` (changed in place)."""
     doc.pop("sweep", None)
     if not progress:
         doc.setdefault("train", {})["progress"] = False

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from distgen.conditioners import table_record
-from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, load_config, preset_of
+from distgen.config import RUN_SECTIONS, ConfigError, InertSettingWarning, check_sections, read_config
 from distgen.data.prepared import Dataset
 from distgen.data.section import data_section
 from distgen.errors import warn
@@ -227,7 +227,8 @@ def train_run(
 ) -> TrainResult:
     """Train the model of ``config`` (preset name, YAML path or mapping) into run directory ``out`` (``distgen train``)."""
     with float32_default():  # whatever the caller's torch default dtype (distgen.train.device.float32_default)
-        return train_model(load_config(config, overrides), out, resume=resume, preset=preset_of(config, overrides)).result
+        loaded = read_config(config, overrides)  # one read: a piped config gives its preset too
+        return train_model(loaded.doc, out, resume=resume, preset=loaded.preset).result
 
 
 def resume_source(out: Path, resume: bool | str | Path) -> Path | None:

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from distgen.cli import main
-from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load_config
+from distgen.config import ConfigError, InertSettingWarning, explicit_keys, load_config, read_config
 from distgen.models import models
 from distgen.models.base import FittedModel
 from distgen.pipeline.checks import config_problems
@@ -95,14 +95,14 @@ def test_explicit_keys_are_the_users_not_the_presets(tmp_path):
 
 def test_a_fitted_model_warns_about_the_training_keys_the_user_set():
     doc = load_config("scdfm-small", ["model.name=additive", "train.steps=5", "train.seed=3", "data.sampling=cell", "data.set_size=8"])
-    notes = fitted_inert_settings("scdfm-small", ["model.name=additive", "train.steps=5", "train.seed=3", "data.sampling=cell",
-                                                  "data.set_size=8"], doc)
+    notes = fitted_inert_settings(read_config("scdfm-small", ["model.name=additive", "train.steps=5", "train.seed=3",
+                                                              "data.sampling=cell", "data.set_size=8"]), doc)
     assert len(notes) == 1 and "train.steps, data.sampling have no effect" in notes[0] and "'additive'" in notes[0]
     assert "seed" not in notes[0] and "set_size" not in notes[0]  # the prediction's seed and sets still use them
     only_preset = load_config("scdfm-small", ["model.name=additive"])
-    assert fitted_inert_settings("scdfm-small", ["model.name=additive"], only_preset) == []  # the preset's train: is not the user's
+    assert fitted_inert_settings(read_config("scdfm-small", ["model.name=additive"]), only_preset) == []  # the preset's train: is not the user's
     trained = load_config("scdfm-small", ["train.steps=5"])
-    assert fitted_inert_settings("scdfm-small", ["train.steps=5"], trained) == []
+    assert fitted_inert_settings(read_config("scdfm-small", ["train.steps=5"]), trained) == []
 
 
 def test_distgen_run_warns_before_fitting(tmp_path, monkeypatch):
