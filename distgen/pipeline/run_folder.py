@@ -17,7 +17,6 @@ Everything here only reads: no lock is taken and no file written, so a folder th
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -164,9 +163,9 @@ def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str
     except OSError:
         return Finished(None, None, moved)
     summary, _ = _read_summary(out)
-    record = parse_json_object(done)
+    record = _done_of(done)
     wanted = list(metrics) if metrics is not None else None
-    if summary is None or isinstance(record, JsonProblem) or record.get("metrics") != wanted:
+    if summary is None or record is None or record.get("metrics") != wanted:
         return Finished(None, done, moved)
     return Finished(summary, done, moved)
 
@@ -265,12 +264,18 @@ def finished_summary(out: str | Path) -> dict[str, Any]:
 
 
 def done_record(run_dir: Path) -> dict[str, Any] | None:
-    """The ``DONE`` record ``distgen run`` writes (``{"metrics": ...}``), or None: absent, or another runner's marker."""
+    """The ``DONE`` record ``distgen run`` writes (``{"metrics": ...}``), or None: absent, unreadable, or another runner's
+    marker. Read as ``read_finished`` reads it (``_done_of``)."""
     try:
-        record = json.loads((run_dir / DONE_FILE).read_text())
-    except (OSError, ValueError):
+        return _done_of((run_dir / DONE_FILE).read_bytes())
+    except OSError:
         return None
-    return record if isinstance(record, dict) else None
+
+
+def _done_of(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object of a ``DONE``'s bytes (UTF-8, whatever the locale), or None: another runner's marker, or damaged."""
+    record = parse_json_object(raw)
+    return None if isinstance(record, JsonProblem) else record
 
 
 def finished_run(run_dir: Path, metrics: Sequence[str] = ()) -> bool:
