@@ -45,11 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from distgen.config import check_repeated_overrides
+    from distgen.config import ConfigError, check_repeated_overrides
     from distgen.evaluation.report import json_text
     from distgen.pipeline import experiment
     from distgen.train.distributed import env_from_torchrun
 
+    if args.metrics and (words := [o for o in args.overrides if "=" not in o]):  # --metrics takes one word
+        raise ConfigError(f"{words[0]!r} is not an override (dotted.key=value); if it is a metric, --metrics takes the names "
+                          f"in one word separated by commas: --metrics {','.join([args.metrics, *words])}")
     overrides = [*check_repeated_overrides(args.overrides), *([f"predict.max_cells_per_condition={'null' if args.max_cells == 'all' else args.max_cells}"] if args.max_cells is not None else [])]
     summary = experiment.run(args.config, args.out, overrides, progress=not args.no_progress,
                              metrics=args.metrics.split(",") if args.metrics else None, plots=not args.no_plots)

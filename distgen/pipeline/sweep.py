@@ -533,7 +533,7 @@ def _sweep(
                 print(f"note: sweep: run {r.slug}: {gone}: it is evaluated again "
                       "(no step trained again)", file=sys.stderr)
             if lost := metrics_lost(out / "runs" / r.slug, metrics):
-                print(f"note: sweep: run {r.slug} was evaluated with --metrics {' '.join(evaluated_with(out / 'runs' / r.slug) or [])} "
+                print(f"note: sweep: run {r.slug} was evaluated with --metrics {','.join(evaluated_with(out / 'runs' / r.slug) or [])} "
                       f"(by hand, after the sweep), without {', '.join(lost)}, which the sweep compares: it is evaluated again "
                       "with its config's evaluate.metrics (no step trained again)", file=sys.stderr)
 
