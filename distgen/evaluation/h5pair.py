@@ -122,30 +122,43 @@ def _matrix(node: Any) -> np.ndarray:
         return np.ascontiguousarray(node[()], dtype=np.float32)
     if kind in ("csr_matrix", "csc_matrix"):
         n_rows, n_cols = (int(v) for v in node.attrs["shape"])
-        n_major, n_minor = (n_rows, n_cols) if kind == "csr_matrix" else (n_cols, n_rows)
         data = node["data"][()]
         indices = node["indices"][()]
-        indptr = node["indptr"][()].astype(np.int64)
-        if data.dtype.kind not in ("f", "i", "u", "b") or data.shape != indices.shape or indptr.shape != (n_major + 1,) or indptr[-1] != indices.size:
+        if data.dtype.kind not in ("f", "i", "u", "b") or data.shape != indices.shape:
             raise _Unsupported("malformed sparse X")
-        if indices.dtype.kind not in ("i", "u"):
-            indices = indices.astype(np.int64)  # whole positions, as they are read elsewhere
-        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_minor):  # before the int32 cast
-            raise _Unsupported("sparse X with out-of-range indices")
-        # positions as int32 where every one fits (anndata writes int32 indices): the temporaries below take half the
-        # bytes of int64 ones, which dominate reading a truth of many cells; the same positions, so the same array
-        itype: type[np.signedinteger[Any]] = np.int32 if max(n_rows * n_cols, n_rows, n_cols) <= np.iinfo(np.int32).max else np.int64
-        indices = indices.astype(itype, copy=False)
-        key = np.repeat(np.arange(n_major, dtype=itype) * n_minor, np.diff(indptr))  # major * n_minor + minor
-        key += indices
-        if key.size > 1 and not bool((key[1:] > key[:-1]).all()):
-            raise _Unsupported("non-canonical sparse X (unsorted or duplicate entries)")
-        if kind == "csc_matrix":  # key -> the row-major position of (row = minor, column = major)
-            key = indices * n_cols + (key - indices) // n_minor
+        key = _positions(kind, n_rows, n_cols, indices, node["indptr"][()])
         out = np.zeros(n_rows * n_cols, dtype=np.float32)
         out[key] = data  # cast as np.asarray(data, dtype=float32) casts
         return out.reshape(n_rows, n_cols)
     raise _Unsupported(f"X encoding {kind!r}")
+
+
+def _positions(kind: str, n_rows: int, n_cols: int, indices: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """The row-major positions (``row * n_cols + column``) of a CSR/CSC matrix's stored entries, in stored order.
+
+    Raises ``_Unsupported`` for what scipy refuses (a negative shape, a pointer of another length, not starting at 0,
+    decreasing or not ending at the entries' count, a position outside the matrix) and for unsorted or duplicate
+    entries. int32 where every position of the matrix fits (anndata writes int32 indices): the temporaries below take
+    half the bytes of int64 ones, which dominate reading a truth of many cells; int64 otherwise."""
+    n_major, n_minor = (n_rows, n_cols) if kind == "csr_matrix" else (n_cols, n_rows)
+    indptr = indptr.astype(np.int64)
+    counts = np.diff(indptr)
+    if (n_rows < 0 or n_cols < 0 or indptr.shape != (n_major + 1,) or indptr[0] != 0 or indptr[-1] != indices.size
+            or (counts.size and int(counts.min()) < 0)):
+        raise _Unsupported("malformed sparse X")
+    if indices.dtype.kind not in ("i", "u"):
+        indices = indices.astype(np.int64)  # whole positions, as they are read elsewhere
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_minor):  # on the stored values: before any cast
+        raise _Unsupported("sparse X with out-of-range indices")
+    itype: type[np.signedinteger[Any]] = np.int32 if max(n_rows * n_cols, n_rows, n_cols) <= np.iinfo(np.int32).max else np.int64
+    indices = indices.astype(itype, copy=False)
+    key = np.repeat(np.arange(n_major, dtype=itype) * n_minor, counts)  # major * n_minor + minor
+    key += indices
+    if key.size > 1 and not bool((key[1:] > key[:-1]).all()):
+        raise _Unsupported("non-canonical sparse X (unsorted or duplicate entries)")
+    if kind == "csc_matrix":  # key -> the row-major position of (row = minor, column = major)
+        key = indices * n_cols + (key - indices) // n_minor
+    return key
 
 
 def _scale(f: Any, key: str = "scale") -> str | None:

@@ -127,3 +127,70 @@ def test_sparse_x_with_positions_out_of_range_steps_aside(tmp_path, bad):
         g["data"], g["indices"], g["indptr"] = m.data, indices, m.indptr
     with h5py.File(path) as f, pytest.raises(h5pair._Unsupported, match="out-of-range"):
         h5pair._matrix(f["X"])
+
+
+def _pair_with_index_pointer(tmp_path, indptr):
+    """A pred/truth pair of 4 cells x 3 genes whose truth X holds one non-zero (cell 1, gene 2) under ``indptr``."""
+    import anndata as ad
+    import h5py
+
+    x = np.zeros((4, 3), np.float32)
+    x[1, 2] = 5.0
+    obs = pd.DataFrame({"target": [CONTROL, CONTROL, "G0", "G0"]}, index=[f"c{i}" for i in range(4)])
+    for name in ("real", "pred"):
+        a = ad.AnnData(X=sp.csr_matrix(x), obs=obs)
+        a.var_names = ["G0", "G1", "G2"]
+        a.write_h5ad(tmp_path / f"{name}.h5ad")
+    with h5py.File(tmp_path / "real.h5ad", "r+") as f:
+        assert f["X/indptr"][()].tolist() == [0, 0, 1, 1, 1]  # the well-formed pointer
+        f["X/indptr"][...] = np.asarray(indptr)
+    return tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
+
+
+@pytest.mark.parametrize("indptr", [[-1, -1, 0, 0, 1], [1, 1, 1, 1, 1]], ids=["value_copied_to_two_cells", "value_dropped"])
+def test_sparse_x_whose_index_pointer_does_not_start_at_zero_is_left_to_the_anndata_reader(tmp_path, indptr):
+    # the pointer's differences spread the one stored value over two cells, or over none: the fast reader gave that
+    # matrix without a word, where the anndata reader refuses the file as malformed, naming the fix
+    from distgen.errors import InputDataError
+
+    pred, real = _pair_with_index_pointer(tmp_path, indptr)
+    assert h5pair.read_pair_fast(pred, real) is None
+    with pytest.raises(InputDataError, match="index pointer should start with 0"):
+        layout.read_pair(pred, real)
+
+
+def test_sparse_x_with_a_negative_declared_shape_steps_aside(tmp_path):
+    # a shape (-1, 3) with an empty pointer crashed the fast reader with an IndexError (not one it steps aside for)
+    import h5py
+
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("X")
+        g.attrs["encoding-type"] = "csr_matrix"
+        g.attrs["shape"] = np.array([-1, 3])
+        g["data"], g["indices"], g["indptr"] = np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, np.int64)
+    with h5py.File(path) as f, pytest.raises(h5pair._Unsupported, match="malformed"):
+        h5pair._matrix(f["X"])
+
+
+_SHAPES = [("csr_matrix", (1, 2**31 - 1)), ("csr_matrix", (3, 2**30)), ("csr_matrix", (2, 2**31 + 7)), ("csr_matrix", (46341, 46341)),
+           ("csc_matrix", (2**31 - 1, 1)), ("csc_matrix", (2**30, 3)), ("csc_matrix", (2**31 + 7, 2)), ("csc_matrix", (46341, 46341))]
+
+
+@pytest.mark.parametrize(("fmt", "shape", "index_dtype"), [
+    pytest.param(f, s, t, id=f"{f[:3]}-{s[0]}x{s[1]}-{t}") for f, s in _SHAPES for t in ("int32", "int64", "uint32") if max(s) - 1 <= np.iinfo(t).max])
+def test_sparse_positions_of_matrices_at_and_past_the_int32_range_are_exact(fmt, shape, index_dtype):
+    # the positions are held in int32 only where every position of the matrix fits: the corners of a matrix whose
+    # last position is 2^31 - 2 (int32) or past 2^31 (int64) land where row * n_cols + column says (the dense array
+    # would take gigabytes, so the positions are checked, not the array)
+    n_rows, n_cols = shape
+    corners = sorted({(r, c) for r in (0, n_rows - 1) for c in (0, n_cols - 1)})
+    if fmt == "csc_matrix":
+        corners = sorted(corners, key=lambda rc: (rc[1], rc[0]))
+    major = [rc[0] if fmt == "csr_matrix" else rc[1] for rc in corners]
+    n_major = n_rows if fmt == "csr_matrix" else n_cols
+    indices = np.array([rc[1] if fmt == "csr_matrix" else rc[0] for rc in corners])
+    indptr = np.searchsorted(np.array(major), np.arange(n_major + 1), side="left")
+    key = h5pair._positions(fmt, n_rows, n_cols, indices.astype(index_dtype), indptr)
+    assert key.min() >= 0
+    assert sorted(int(v) for v in key) == sorted(r * n_cols + c for r, c in corners)
