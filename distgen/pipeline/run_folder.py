@@ -264,8 +264,8 @@ def finished_summary(out: str | Path) -> dict[str, Any]:
 
 
 def done_record(run_dir: Path) -> dict[str, Any] | None:
-    """The ``DONE`` record ``distgen run`` writes (``{"metrics": ...}``), or None: absent, unreadable, or another runner's
-    marker. Read as ``read_finished`` reads it (``_done_of``)."""
+    """The ``DONE`` record ``distgen run`` writes (``{"metrics": ...}``), or None: absent, unreadable, the sweep's marker
+    of another runner's run, or damaged (``damaged_done``). Read as ``read_finished`` reads it (``_done_of``)."""
     try:
         return _done_of((run_dir / DONE_FILE).read_bytes())
     except OSError:
@@ -273,9 +273,30 @@ def done_record(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _done_of(raw: bytes) -> dict[str, Any] | None:
-    """The JSON object of a ``DONE``'s bytes (UTF-8, whatever the locale), or None: another runner's marker, or damaged."""
+    """The JSON object of a ``DONE``'s bytes (UTF-8, whatever the locale), or None: the sweep's marker, or damaged."""
     record = parse_json_object(raw)
     return None if isinstance(record, JsonProblem) else record
+
+
+#: The ``DONE`` the sweep writes for a run another runner finished (``sweep.record_run``); read with surrounding
+#: whitespace stripped.
+SWEEP_DONE = "ok"
+
+
+def damaged_done(run_dir: Path) -> str | None:
+    """Why ``run_dir``'s ``DONE`` is damaged, naming the file: it is neither ``distgen run``'s record (a JSON object:
+    ``_done_of``) nor the sweep's marker (``SWEEP_DONE``), e.g. cut short, a list, with a byte-order mark, empty. Both
+    are written whole (``atomic_write_text``), so only a hand edit makes one. ``distgen run`` and the sweep alike take
+    such a run as unfinished and evaluate it again, saying so. None: no ``DONE``, one of the two, or unreadable."""
+    path = run_dir / DONE_FILE
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if raw.strip() == SWEEP_DONE.encode() or _done_of(raw) is not None:
+        return None
+    return (f"{path} is neither distgen run's record (a JSON object) nor the sweep's marker ({SWEEP_DONE}): "
+            f"it holds {clip_message(repr(raw), 60)}")
 
 
 def finished_run(run_dir: Path, metrics: Sequence[str] = ()) -> bool:
@@ -284,20 +305,23 @@ def finished_run(run_dir: Path, metrics: Sequence[str] = ()) -> bool:
     a folder copied in part) is run again (``distgen run`` evaluates it again without training), not skipped with its
     rows left out of the results. So is a run ``distgen run`` finished (its ``DONE`` record) whose ``eval/summary.json``
     went missing (it would be read without its truth record, which the truth checks need), as ``distgen run`` counts it
-    unfinished; another runner's run (the sweep's own ``DONE``) needs no summary."""
+    unfinished, and a run whose ``DONE`` is damaged (``damaged_done``: neither of the two), which ``distgen run`` evaluates
+    again too; another runner's run (the sweep's own ``DONE``) needs no summary."""
     if not (run_dir / DONE_FILE).exists() or removed_part(run_dir) is not None:
         return False
     return not metrics_lost(run_dir, metrics)
 
 
 def removed_part(run_dir: Path) -> str | None:
-    """Why ``finished_run`` runs a finished run (its ``DONE``) again, naming the file (``eval/metrics.csv`` removed; a
-    ``distgen run`` run's ``eval/summary.json`` removed, or it or ``timings.json`` unreadable: ``damaged_finished_file``),
-    or None. The sweep says so when it runs such a run again."""
+    """Why ``finished_run`` runs a finished run (its ``DONE``) again, naming the file (``eval/metrics.csv`` removed;
+    ``DONE`` damaged: ``damaged_done``; a ``distgen run`` run's ``eval/summary.json`` removed, or it or ``timings.json``
+    unreadable: ``damaged_finished_file``), or None. The sweep says so when it runs such a run again."""
     if not (run_dir / DONE_FILE).exists():
         return None
     if not (run_dir / METRICS_FILE).exists():
         return "it has no eval/metrics.csv (removed since it finished)"
+    if (damaged := damaged_done(run_dir)) is not None:
+        return damaged
     if done_record(run_dir) is None:
         return None
     if not (run_dir / "eval" / "summary.json").exists():

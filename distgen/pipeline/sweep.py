@@ -61,6 +61,7 @@ from distgen.pipeline.pages import write_sweep_page
 from distgen.pipeline.run_folder import (
     DONE_FILE,
     METRICS_FILE,
+    SWEEP_DONE,
     check_run_folder,
     done_record,
     evaluated_with,
@@ -745,7 +746,7 @@ def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], be
         with contextlib.suppress(OSError):
             save_yaml(dict(doc), path)
     if not finished_run(run_dir, metrics):
-        atomic_write_text(run_dir / DONE_FILE, "ok\n")
+        atomic_write_text(run_dir / DONE_FILE, f"{SWEEP_DONE}\n")
 
 
 def run_table_note(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any] | None, slug: str,
