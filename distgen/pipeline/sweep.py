@@ -18,6 +18,7 @@ import contextlib
 import json
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -221,6 +222,7 @@ def sweep(
         ``experiment.yaml`` and reads them as finished. Without it such a folder is refused: which config it ran cannot
         be told. Give it only for runs that ran this config: their rows become this sweep's.
     """
+    check_config_readable_again(config)
     overrides = check_repeated_overrides(list(check_overrides(overrides)))
     doc = load_config(config, [x for x in overrides if not x.strip().startswith(("sweep.", "sweep=", "base="))])
     spec = doc.get("sweep") or {}
@@ -731,6 +733,21 @@ def check_run_folders(
         except ConfigError as exc:
             raise ConfigError(f"{exc}{recorded_overrides_hint(out, overrides)}") from None
     return moved
+
+
+def check_config_readable_again(config: str | Path) -> None:
+    """Refuse (``ConfigError`` naming it and the fix) a config that can be read only once: a pipe (``<(cat c.yaml)``,
+    ``/dev/stdin`` fed by one), a terminal or a socket. The sweep reads its config for its settings and again for each
+    run's document, and each run's ``distgen run`` reads it again, so the second read would find it empty. A preset
+    name, a file or a path that does not exist (refused by ``load_config``) passes."""
+    try:
+        mode = Path(config).stat().st_mode
+    except (OSError, ValueError):
+        return
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
+        raise ConfigError(f"sweep: the config {config} is a pipe (such as <(cat c.yaml), or /dev/stdin fed by one), which "
+                          "can be read once, but the sweep reads its config again for each run (and so does each run's "
+                          "distgen run): save the config to a file and sweep that file (distgen sweep c.yaml ...)")
 
 
 def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], before: tuple[int, ...] | None = None) -> None:
