@@ -74,7 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", default=None, help="training cells (.h5ad) to fit the mean_perturbation, additive and linear baselines")
     p.add_argument("--baselines", default=BASELINES_ARG,
                    help="comma-separated registered models ('' for none; matching_mean is Systema's opt-in combination baseline)")
-    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the full suite)")
+    p.add_argument("--metrics", nargs="+", default=None, metavar="NAME",
+                   help="metric names, separated by spaces or commas: --metrics mse pearson_delta or --metrics "
+                   "mse,pearson_delta (default: the full suite)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the half-split ceiling")
     p.add_argument("--ceiling-splits", type=positive_int, default=5, help="seeded disjoint half-splits the ceiling averages over (default 5; "
                    "summary.json reports their band)")
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s is not None else None  # noqa: E731
     summary = evaluate_files(
         args.pred, args.real, args.out, pert_col=args.pert_col, control=args.control, train=args.train,
-        baselines=split(args.baselines) or [], metric_names=split(args.metrics), ceiling=not args.no_ceiling,
+        baselines=split(args.baselines) or [], metric_names=split(",".join(args.metrics)) if args.metrics is not None else None, ceiling=not args.no_ceiling,
         seed=args.seed, make_plots=not args.no_plots, progress=not args.quiet, celltype_col=args.celltype_col,
         by_context=not args.pool_contexts, ceiling_splits=args.ceiling_splits, overwrite=args.overwrite,
         interpolated=args.interpolated, replicate=args.replicate, batch_col=args.batch_col, spread=args.spread,

@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", help="variant to compare the others against (default: the first)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, each a separate process (default 1)")
     p.add_argument("--retries", type=int, default=1, help="retries of a crashed run before it is reported; a retry resumes from its newest checkpoint (default 1)")
-    p.add_argument("--metrics", nargs="+", help="metrics to summarise, separated by spaces or commas (distgen run and "
-                   "evaluate take one word: mse,pearson_delta) (default: the config's evaluate.metrics where it sets them, "
+    p.add_argument("--metrics", nargs="+", help="metrics to summarise, separated by spaces or commas (distgen run takes "
+                   "one word: mse,pearson_delta) (default: the config's evaluate.metrics where it sets them, "
                    "else mse pearson_delta discrimination_score_l1 overlap_at_N edistance)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.set_defaults(run=run)
@@ -109,8 +109,8 @@ def parse_variant_args(values: list[list[str]]) -> dict[str, list[str]] | None:
 
 
 def metric_names(values: list[str] | None) -> list[str] | None:
-    """``--metrics`` as names: ``mse pearson_delta`` and ``mse,pearson_delta`` alike (``distgen run`` and ``evaluate`` take
-    the comma form; the sweep read it as one unknown metric ``'mse,pearson_delta'``)."""
+    """``--metrics`` as names: ``mse pearson_delta`` and ``mse,pearson_delta`` alike (``distgen run`` takes the
+    comma form, ``evaluate`` both; the sweep read it as one unknown metric ``'mse,pearson_delta'``)."""
     if values is None:
         return None
     from distgen.config import ConfigError

@@ -1,5 +1,5 @@
-"""``--metrics`` of ``distgen run`` and ``distgen sweep``: the sweep takes names separated by spaces or commas, ``distgen
-run`` (and ``evaluate``) one word of names separated by commas. The sweep's help said "separated by spaces or commas as in
+"""``--metrics`` of ``distgen run`` and ``distgen sweep``: the sweep and ``distgen evaluate`` take names separated by spaces
+or commas, ``distgen run`` one word of names separated by commas (a word after it is an override). The sweep's help said "separated by spaces or commas as in
 distgen run", and ``distgen run ... --metrics mse pearson_delta`` stopped with "override 'pearson_delta' must look like
 dotted.key=value": the word after ``--metrics`` read as an override, the help's form refused without naming the one taken."""
 
@@ -47,3 +47,24 @@ def test_the_sweeps_note_of_a_run_evaluated_by_hand_shows_the_metrics_as_distgen
     capsys.readouterr()
     sweep(base, {"description": ["a"]}, out, seeds=[0], progress=False, runner=FakeRunner(), metrics=["mse"])
     assert "evaluated with --metrics pearson_delta,edistance (" in capsys.readouterr().err
+
+
+def test_distgen_evaluate_takes_metrics_separated_by_spaces_as_by_commas(tmp_path, capsys):
+    """``distgen evaluate`` has no positional argument, so a word after ``--metrics`` can only be a metric: it stopped
+    with argparse's "unrecognized arguments: pearson_delta"; now both forms score the same metrics."""
+    from tests.evaluation.test_command import _write
+
+    paths = _write(tmp_path)
+    tables = {}
+    for form, words in (("spaces", ["mse", "pearson_delta"]), ("commas", ["mse,pearson_delta"]), ("both", ["mse,", "pearson_delta"])):
+        out = tmp_path / form
+        assert main(["evaluate", "--pred", paths["pred"], "--real", paths["real"], "--out", str(out), "--metrics", *words,
+                     "--no-ceiling", "--no-plots", "--quiet", "--baselines", ""]) == 0, capsys.readouterr().err
+        tables[form] = (out / "metrics.csv").read_text()
+        assert "pearson_delta" in tables[form].splitlines()[0] and "mse" in tables[form].splitlines()[0]
+    assert tables["spaces"] == tables["commas"] == tables["both"]
+
+
+def test_the_help_of_evaluate_and_the_sweep_name_both_forms():
+    assert "mse pearson_delta" in _help("evaluate") and "mse,pearson_delta" in _help("evaluate")
+    assert "distgen run takes one word" in _help("sweep")
