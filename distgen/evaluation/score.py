@@ -64,10 +64,23 @@ SOURCE_KEYS = ("pred", "real", "pert_col", "control", "celltype_col")
 P = ParamSpec("P")
 
 
+def _without_entry(doc: str, name: str) -> str:
+    """``doc`` (a numpy-style docstring) without the ``Parameters`` entry of ``name``: its line and the indented lines
+    under it, up to the next line at the entry's own indentation."""
+    lines = doc.splitlines(keepends=True)
+    at = next((i for i, line in enumerate(lines) if line.strip() == name), None)
+    if at is None:
+        return doc
+    indent = len(lines[at]) - len(lines[at].lstrip())
+    end = next((j for j in range(at + 1, len(lines))
+                if lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) <= indent), len(lines))
+    return "".join(lines[:at] + lines[end:])
+
+
 def _without_checks(body: Callable[Concatenate[FileChecks | None, P], Report]) -> Callable[P, Report]:
     """``body`` given None for its first argument (``checks``): nothing was checked before, so every comparison is made.
     The result keeps the rest of ``body``'s parameters, for type checkers (``P``) and for ``inspect.signature`` (``help``,
-    the docs' tests), under the name ``score``."""
+    the docs' tests), and its docstring without the ``checks`` entry, under the name ``score``."""
     whole = inspect.signature(body)
     sig = whole.replace(parameters=list(whole.parameters.values())[1:])
 
@@ -81,6 +94,7 @@ def _without_checks(body: Callable[Concatenate[FileChecks | None, P], Report]) -
 
     public.__signature__ = sig  # type: ignore[attr-defined]
     public.__annotations__ = {k: v for k, v in body.__annotations__.items() if k != "checks"}
+    public.__doc__ = _without_entry(body.__doc__ or "", "checks")
     public.__name__ = public.__qualname__ = "score"
     return public
 

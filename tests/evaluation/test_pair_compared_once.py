@@ -169,3 +169,35 @@ def test_a_wrong_call_of_score_is_worded_for_score():
     with pytest.raises(TypeError, match=r"^score\(\): missing a required argument: 'truth'"):
         score(pred)  # type: ignore[call-arg]
     assert "score_checked" not in str(e.value)
+
+
+def _documented(doc: str) -> list[str]:
+    """The names a numpy-style docstring's ``Parameters`` section documents (``pred, truth`` gives both)."""
+    import inspect
+
+    lines = inspect.cleandoc(doc).splitlines()
+    start = lines.index("Parameters") + 2  # past the dashes
+    names = []
+    for line in lines[start:]:
+        if line and not line[0].isspace():
+            if line.endswith(("Returns", "Raises")) or set(line) == {"-"}:
+                break
+            names += [n.strip() for n in line.split(",")]
+    return names
+
+
+def test_the_help_of_score_documents_only_its_own_parameters():
+    """``help(score)`` showed a ``checks`` entry (the pipeline entry's first parameter, which ``score`` does not take)
+    among its parameters: the docstring was ``score_checked``'s. Every parameter it documents is one of its own, and the
+    pipeline's entry still documents ``checks``."""
+    import inspect
+    import pydoc
+
+    from distgen.evaluation.score import score, score_checked
+
+    own = set(inspect.signature(score).parameters)
+    documented = _documented(score.__doc__ or "")
+    assert documented and set(documented) <= own, set(documented) - own
+    assert "checks" in _documented(score_checked.__doc__ or "")
+    text = pydoc.render_doc(score, renderer=pydoc.plaintext)
+    assert "score(pred" in text and "FileChecks" not in text and "score_checked" not in text
