@@ -7,12 +7,11 @@ import json
 import shutil
 
 import pytest
-import yaml
 
 from distgen.pipeline import experiment, run_folder
 from distgen.pipeline.sweep import sweep
 
-from .test_run_other_ranks import FITTED
+from .test_damaged_finished_run import finished  # noqa: F401  (the fixture)
 from .test_sweep import FakeRunner, base  # noqa: F401  (the fixture)
 
 DAMAGED = [b'{"metrics": nu', b"[]", b'\xef\xbb\xbf{"metrics": null}\n', b"", b"done\n", b'"ok"']
@@ -55,16 +54,7 @@ def test_damaged_done_says_why_only_of_a_damaged_marker(tmp_path):
         assert str(done) in (run_folder.damaged_done(tmp_path) or "")
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    root = tmp_path_factory.mktemp("finished")
-    cfg = root / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump(FITTED))
-    experiment.run(cfg, root / "out", progress=False, metrics=["mse"], plots=False)
-    return cfg, root / "out"
-
-
-def test_distgen_run_names_a_damaged_done_and_evaluates_again(finished, tmp_path, capsys):
+def test_distgen_run_names_a_damaged_done_and_evaluates_again(finished, tmp_path, capsys):  # noqa: F811
     """As the sweep does: the note names the file; the record is written again, whole."""
     cfg, src = finished
     out = tmp_path / "out"
