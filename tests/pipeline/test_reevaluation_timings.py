@@ -49,16 +49,26 @@ def test_a_re_evaluation_keeps_the_training_time_and_records_its_own(finished, t
 
 
 def test_a_damaged_timings_file_is_not_replaced_by_a_reload_called_training(finished, tmp_path):
-    """The training's time is lost with the file; the re-run does not call its reload the training."""
+    """The file's training time is lost with it; the re-run does not call its reload the training, and records the
+    training's seconds that the final checkpoint holds (``state.json`` ``train_seconds``, set here to a number no reload
+    takes); a checkpoint without them (written by an older distgen) leaves no ``train``."""
     import shutil
 
     cfg, made = finished
-    out = tmp_path / "exp"
-    shutil.copytree(made, out)
-    (out / "timings.json").write_text('{"train": 1')
-    experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
-    after = json.loads((out / "timings.json").read_text())
-    assert "train" not in after and set(after) == {"reload", "predict", "evaluate"}
+    for recorded in (4321.0, None):
+        out = tmp_path / f"exp_{recorded}"
+        shutil.copytree(made, out)
+        state_file = out / "train" / "checkpoints" / "step_00000002" / "state.json"
+        state = json.loads(state_file.read_text())
+        state["train_seconds"] = recorded
+        state_file.write_text(json.dumps(state))
+        (out / "timings.json").write_text('{"train": 1')
+        experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+        after = json.loads((out / "timings.json").read_text())
+        if recorded is None:
+            assert "train" not in after and set(after) == {"reload", "predict", "evaluate"}
+        else:
+            assert after["train"] == recorded and set(after) == {"train", "reload", "predict", "evaluate"}
 
 
 def test_an_earlier_configs_training_time_is_not_kept_for_a_fitted_model(tmp_path):

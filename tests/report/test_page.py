@@ -109,6 +109,15 @@ def test_replicate_band_and_training_section(inputs):
     assert "versions.torch" in html and "Time per stage" in html
 
 
+def test_a_partial_training_time_is_said_not_shown_as_seconds(inputs):
+    """``timings.json``'s ``train_partial: true`` (a resume from a checkpoint that recorded no seconds) is a flag: the
+    page says what it means instead of a number of seconds."""
+    run = RunRecord(log=[{"step": s, "loss": 1.0 / s} for s in range(1, 5)], timings={"train": 2.5, "train_partial": True})
+    html = render(ReportInputs(inputs.model, inputs.negatives, inputs.summary, cells=None, run=run))
+    row = html[html.index("train_partial"):].split("</tr>")[0]
+    assert "only the part since a resume" in row and ">True<" not in row
+
+
 def test_eval_dir_round_trip_and_module_entry_point(tmp_path, capsys):
     import distgen
     from distgen.report.__main__ import main
