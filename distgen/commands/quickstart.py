@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     page = out / "eval" / "report.html"
     if page.is_file():
         print(f"\nreport: {page}   (open it in a browser: headline, per perturbation, distributions, training)")
-    stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary.get("timings_s", {}).items())
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary.get("timings_s", {}).items() if not isinstance(v, bool))  # not a _partial flag
     print(f"\nheld-out combinations: {summary.get('n_perturbations')}  genes: {summary.get('n_genes')}  "
           f"({time.perf_counter() - t0:.0f} s: {stages})\n")
     print(experiment.headline(summary))

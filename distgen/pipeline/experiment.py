@@ -27,7 +27,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +276,10 @@ def _run(
         if diverged:  # also when the warning was shown before a checkpoint this run resumed from
             notes = [*notes, divergence_message(diverged)]
         clock.lap("train" if trained.result.losses else "reload")  # no step trained: the final checkpoint read, no training
+        if trained.result.losses:  # resumed: the training before the checkpoint (0 from scratch; None: not recorded)
+            clock.carry("train", trained.result.seconds_before)
+        elif trained.result.seconds_before is not None:  # the final checkpoint reloaded: the training it records
+            clock.recorded["train"] = trained.result.seconds_before
         trained_result = trained.result
         if D.env_from_torchrun().distributed and any(isinstance(p, _dtensor()) for p in model.parameters()):  # FSDP left each rank its shards; each predicts its own groups
             D.barrier()  # rank 0 wrote the last checkpoint (the gathered weights): every rank reads the whole model from it
@@ -334,7 +338,7 @@ def _run(
     clear_evaluation(out / "eval")  # evaluating again (other --metrics, no plots): none of the earlier files stay
     summary = report.write(out / "eval", make_plots)
     clock.lap("evaluate")
-    summary["timings_s"] = timings = stage_timings(earlier, clock.laps)
+    summary["timings_s"] = timings = stage_timings(earlier, clock.laps, clock.partial, clock.recorded)
     (out / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     if make_plots:  # eval/report.html: the evaluation and the training story of this run
         pages.write_run_page(out, report)
@@ -427,18 +431,32 @@ def record_moved(out: Path, record: Mapping[str, Any] | None) -> None:
 STAGES_RUN_AGAIN = ("predict", "fit_predict", "evaluate")
 
 
-def stage_timings(earlier: Mapping[str, Any], laps: Mapping[str, float]) -> dict[str, float]:
-    """``timings.json`` of a run whose stages took ``laps``: the stages it did not run again (the training, when it resumed
-    at its last step: its lap is ``reload``, the data and the final checkpoint read) keep their ``earlier`` seconds (those
-    of a finished experiment evaluated again), so a re-evaluation does not record the reload's seconds as the training's.
+#: ``timings.json``'s flag that its ``train`` seconds are only those since a resume: the checkpoint resumed from was
+#: written before checkpoints recorded the seconds trained (``state.json`` ``train_seconds``).
+TRAIN_PARTIAL = "train_partial"
+
+
+def stage_timings(
+    earlier: Mapping[str, Any], laps: Mapping[str, float], partial: Collection[str] = (), recorded: Mapping[str, float] | None = None,
+) -> dict[str, float | bool]:
+    """``timings.json`` of a run whose stages took ``laps`` (``partial``: the stages whose earlier seconds are unknown,
+    flagged ``<stage>_partial: true``): the stages it did not run again (the training, when it resumed at its last step:
+    its lap is ``reload``, the data and the final checkpoint read) keep their ``earlier`` seconds (those of a finished
+    experiment evaluated again) and flags, so a re-evaluation does not record the reload's seconds as the training's;
+    where ``earlier`` has none (no ``timings.json``: the run stopped after its training), the seconds the reloaded
+    checkpoint records (``recorded``: the training loop's, ``state.json`` ``train_seconds``).
     Only a run that reloaded the trained model (its lap ``reload``) keeps an earlier ``train``: a fitted model run into a
     folder whose replaced experiment (another config, that left nothing but its files) left ``timings.json`` does not
     record that experiment's training."""
+    flags: dict[str, float | bool] = {f"{stage}_partial": True for stage in partial}
     if "reload" not in laps:
-        return dict(laps)
-    kept = {k: v for k, v in earlier.items() if k not in laps and k not in ("reload", *STAGES_RUN_AGAIN)
-            and isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return {**kept, **laps}
+        return {**laps, **flags}
+    kept: dict[str, float | bool] = {k: v for k, v in earlier.items() if k not in laps and k not in ("reload", *STAGES_RUN_AGAIN)
+                                     and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if "train" in kept and earlier.get(TRAIN_PARTIAL) is True:  # the kept seconds stay flagged
+        kept[TRAIN_PARTIAL] = True
+    kept |= {k: round(v, 2) for k, v in (recorded or {}).items() if k not in kept and k not in laps}
+    return {**kept, **laps, **flags}
 
 
 class _StageClock:
@@ -447,11 +465,21 @@ class _StageClock:
     def __init__(self) -> None:
         self._last = time.perf_counter()
         self.laps: dict[str, float] = {}
+        self.partial: set[str] = set()  #: stages whose seconds before this run are unknown (``stage_timings``)
+        self.recorded: dict[str, float] = {}  #: seconds of stages not run again, as a reloaded checkpoint records them
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.laps[stage] = round(now - self._last, 2)
         self._last = now
+
+    def carry(self, stage: str, before: float | None) -> None:
+        """Add to ``stage``'s lap the seconds an earlier, interrupted run spent on it (a resumed training's, from its
+        checkpoint); ``None``: they are not recorded, and the stage is flagged partial."""
+        if before is None:
+            self.partial.add(stage)
+        else:
+            self.laps[stage] = round(self.laps[stage] + before, 2)
 
 
 def _verdict_words(test: Mapping[str, Any], level: float = 0.95) -> str:

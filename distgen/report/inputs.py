@@ -67,7 +67,7 @@ class RunRecord:
     preset: Mapping[str, Any] | None = None
     preset_name: str | None = None
     manifest: Mapping[str, Any] | None = None
-    timings: Mapping[str, float] | None = None
+    timings: Mapping[str, float | bool] | None = None
 
 
 @dataclass

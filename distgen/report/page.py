@@ -354,7 +354,10 @@ def _training(inputs: ReportInputs) -> str:
         flat = training.flatten(run.manifest)
         parts.append("<h3>Run manifest</h3>" + table(["field", "value"], [[Cell(k, html=f"<code>{escape(k)}</code>"), _v(v)] for k, v in flat.items()]))
     if run.timings:
-        parts.append("<h3>Time per stage</h3>" + table(["stage", "seconds"], [[k, Cell(num(v, 3), "num")] for k, v in run.timings.items()]))
+        # a ``<stage>_partial: true`` flag: the stage's seconds before a resume are not recorded (``timings.json``)
+        parts.append("<h3>Time per stage</h3>" + table(["stage", "seconds"], [
+            [k, "only the part since a resume (the checkpoint resumed from recorded no seconds)" if isinstance(v, bool) else Cell(num(v, 3), "num")]
+            for k, v in run.timings.items()]))
     return "".join(parts)
 
 

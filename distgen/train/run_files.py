@@ -104,9 +104,14 @@ def _has_tensorboard() -> bool:
 def record_training(path: Path, result: TrainResult, opts: TrainOptions) -> None:
     """Add what the training did (steps reached, wall time, estimate, whether the budget stopped it, where the loss
     diverged: ``TrainResult.diverged``, null when it did not; the best validation, its step and checkpoint, whether
-    ``train.patience`` stopped it) to the manifest."""
+    ``train.patience`` stopped it) to the manifest. ``seconds`` is the whole training's (a resume's and the seconds its
+    checkpoint records before it); ``seconds_partial``: the checkpoint resumed from records none, so ``seconds`` holds
+    only the training since (``seconds_this_run``: this process's training)."""
     manifest = json.loads(path.read_text())
-    manifest["training"] = {"steps": opts.steps, "steps_done": result.step, "seconds": round(result.seconds, 1),
+    total = result.seconds_total
+    manifest["training"] = {"steps": opts.steps, "steps_done": result.step,
+                            "seconds": round(result.seconds if total is None else total, 1),
+                            "seconds_this_run": round(result.seconds, 1), "seconds_partial": total is None,
                             "estimate_s": None if result.estimate_s is None else round(result.estimate_s, 1),
                             "minutes": opts.minutes, "stopped_by_budget": result.stopped_by_budget,
                             "checkpoint": str(result.checkpoint) if result.checkpoint else None,

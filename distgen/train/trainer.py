@@ -85,6 +85,9 @@ class TrainResult:
     best_checkpoint: Path | None = None
     stopped_by_budget: bool = False  #: ``train.minutes`` ran out before ``train.steps``
     seconds: float = 0.0  #: wall seconds of this ``fit``
+    #: wall seconds of the training before this ``fit``, as the checkpoint it resumed from records them (``state.json``
+    #: ``train_seconds``): 0 for a fit from scratch; None when that checkpoint records none (written before the record)
+    seconds_before: float | None = 0.0
     estimate_s: float | None = None  #: the time to ``train.steps`` estimated after the first steps
     #: ``{"step", "loss", "first_loss", "lr", "grad_norm", "grad_clip"}`` of the first step whose loss exceeded
     #: ``DIVERGENCE_FACTOR`` times the first step's (``Trainer.watch_divergence``); None while the loss stayed within it
@@ -94,6 +97,12 @@ class TrainResult:
     #: trainable parameters whose gradient was exactly 0 at every step of this ``fit`` that gave them one (their output
     #: multiplied by 0, a term weighted 0): they learned nothing either; not those of ``no_gradient``
     zero_gradient: list[str] = field(default_factory=list)
+
+    @property
+    def seconds_total(self) -> float | None:
+        """Wall seconds of the whole training of the model: ``seconds_before`` and this ``fit``'s (None: the seconds
+        before are not recorded)."""
+        return None if self.seconds_before is None else self.seconds_before + self.seconds
 
 
 def describe_conditions(labels: ConditionLabels, info: DataInfo | None, limit: int = 4) -> str:
@@ -260,6 +269,11 @@ class Trainer:
         self.diverged: dict[str, Any] | None = None  #: see ``TrainResult.diverged``
         self._warned_validation = False  #: a non-finite validation was said (once per trainer)
         self.last_checkpoint: Path | None = None
+        #: wall seconds of the training of the steps before the current ``fit`` (a checkpoint's ``train_seconds`` after a
+        #: ``restore``); None when the checkpoint restored records none. The training after a run's last checkpoint, lost
+        #: with an interruption, is not in it: those steps are trained again and counted then
+        self.trained_seconds: float | None = 0.0
+        self._fit_t0: float | None = None  #: ``perf_counter`` at the start of the current ``fit``'s training
         self._stop = StopOnSignal(enabled=False)
         self.stop_requested = False
         self._no_grad: dict[str, nn.Parameter] = {}  #: trainable parameters without a gradient so far in this fit
@@ -311,6 +325,7 @@ class Trainer:
                 "diverged": self.diverged,
                 "world_size": self.env.world_size,
                 "rank_checksums": checksums,
+                "train_seconds": self._seconds_so_far(),  # null: resumed from a checkpoint that recorded none
             }
             path = save_checkpoint(
                 self.ckpt_dir, self.step, {k.removeprefix(PREFIX): v for k, v in msd.items()}, osd, rng_state(), state,
@@ -320,6 +335,12 @@ class Trainer:
         D.barrier()
         self.last_checkpoint = path or (self.ckpt_dir / f"step_{self.step:08d}" if self.ckpt_dir else None)
         return path
+
+    def _seconds_so_far(self) -> float | None:
+        """Wall seconds of the training up to now: ``trained_seconds`` and the current ``fit``'s so far (None: unknown)."""
+        if self.trained_seconds is None:
+            return None
+        return round(self.trained_seconds + (time.perf_counter() - self._fit_t0 if self._fit_t0 is not None else 0.0), 3)
 
     def _before_divergence(self) -> Path | None:
         """The newest checkpoint written before the step the loss began to diverge at (None: not diverging, or none)."""
@@ -371,6 +392,11 @@ class Trainer:
                 self.best_checkpoint = on_schedule
         self.bad_validations = int(ckpt.state.get("bad_validations", 0))
         self.first_loss, self.diverged = ckpt.state.get("first_loss"), ckpt.state.get("diverged")
+        # absent (or null) in a checkpoint written before it was recorded; an edited value that is no number of seconds: unknown
+        recorded = ckpt.state.get("train_seconds")
+        self.trained_seconds = None
+        if isinstance(recorded, int | float) and not isinstance(recorded, bool) and math.isfinite(recorded) and recorded >= 0:
+            self.trained_seconds = float(recorded)
         self.last_checkpoint = ckpt.path
 
     # ------------------------------------------------------------------ loop
@@ -570,7 +596,7 @@ class Trainer:
             warn(f"resumed at step {self.step}, past train.steps={opts.steps}: nothing was trained, and the model is the one of step "
                  f"{self.step}, not of step {opts.steps}; for the model of an earlier step, resume one of its earlier checkpoints "
                  "into a new folder (docs/training.md, \"Only forward\")", DistgenWarning)
-        result = TrainResult(step=self.step, train_steps=opts.steps)
+        result = TrainResult(step=self.step, train_steps=opts.steps, seconds_before=self.trained_seconds)
         log = MetricsLog(self.run_dir / "metrics.csv", resume_step=self.step if resume is not None else None) if (env.is_main and self.run_dir) else None
         if log is not None and log.note and self.step == 0:
             print(f"note: {log.note}", file=sys.stderr)
@@ -583,7 +609,7 @@ class Trainer:
         window: list[float] = []
         window_parts: list[list[dict[str, Tensor | float]]] = []  # read back when a row is logged
         t0, s0 = time.perf_counter(), self.step
-        t_first = t0
+        t_first = self._fit_t0 = t0
         self._no_grad = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         self._grad_seen = False
         self._grad_sums, self._grad_index = None, {}
@@ -677,6 +703,9 @@ class Trainer:
                      "change with the weights (every loss term weighted 0, or the output multiplied by 0), so nothing was learned "
                      "but weight decay; check the loss weights", NoGradientWarning)
         result.seconds = time.perf_counter() - t0
+        self._fit_t0 = None
+        if self.trained_seconds is not None:
+            self.trained_seconds += result.seconds
         if result.stopped_early and env.is_main and self.best_step is not None and self.best_step != self.step:
             # the weights kept are the last step's (the default of distgen predict, as of distgen run), which early stopping
             # users often take for the best one's; a run folder keeps the best step's checkpoint too (--checkpoint best)
