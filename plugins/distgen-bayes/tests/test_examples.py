@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from distgen.config import load_yaml
+from distgen.config import load_yaml, read_config
 from distgen.pipeline.experiment import experiment_document, fitted_inert_settings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -29,7 +29,7 @@ def test_no_example_run_sets_a_setting_with_no_effect(name, overrides):
     changed no run of it. No example sets a key its run ignores."""
     config = str(EXAMPLES / name)
     doc = experiment_document(config, list(overrides), progress=False)
-    assert fitted_inert_settings(config, list(overrides), doc) == []
+    assert fitted_inert_settings(read_config(config, list(overrides)), doc) == []
 
 
 @pytest.mark.parametrize("name, overrides", _cells(), ids=lambda v: v if isinstance(v, str) else "+".join(v) or "as-is")
