@@ -262,15 +262,31 @@ def sweep(
     _STOP = StopOnSignal()
     try:
         lock = RunLock(out, "sweep").acquire()
-    except FolderNotWritableError:  # a finished sweep is only read (as distgen run reads a finished experiment)
+    except FolderNotWritableError as exc:  # a finished sweep is only read (as distgen run reads a finished experiment)
         # another config's run is named, not only refused as not writable; a moved data file checked here is not hashed again
         moved = check_run_folders(out, runs, docs, overrides, adopt_unrecorded)
         if (finished := finished_sweep_without_lock(out, runs, docs, metrics, reference, names, moved)) is None:
+            if damaged := damaged_runs_said(out, runs):
+                raise FolderNotWritableError(f"{exc}. {damaged}") from None
             raise
         return finished
     with lock, _STOP:
         return _sweep(config, grid, seeds, reference, runs, names, out, jobs, retries, metrics, runner, progress, docs,
                       variants, overrides, adopt_unrecorded)
+
+
+def damaged_runs_said(out: Path, runs: Sequence[Run]) -> str:
+    """Why a sweep folder that cannot be written is not read as finished when a finished run in it has a file damaged or
+    removed (``removed_part``: a hand-edited ``DONE``, a removed ``eval/metrics.csv`` or summary), naming each such run
+    folder and file: the sweep evaluates such a run again, which writes into the folder. "" when there is none (the
+    refusal says only that the folder is not writable: a run unfinished, another grid or other metrics)."""
+    said = [f"{out / 'runs' / r.slug}: {gone}" for r in runs if (gone := removed_part(out / "runs" / r.slug))]
+    if not said:
+        return ""
+    shown = "; ".join(said[:3]) + (f" (+{len(said) - 3} more)" if len(said) > 3 else "")
+    return (f"It is not read as a finished sweep because {len(said)} finished run(s) in it must be evaluated again (no "
+            f"step trained), which writes into the folder: {shown}. The sweep of a copy you can write (above) evaluates it "
+            "again, as would a sweep run by a user who can write the folder")
 
 
 def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],

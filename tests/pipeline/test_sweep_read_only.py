@@ -1,7 +1,7 @@
 """A finished sweep in a folder whose lock cannot be taken (read-only, another user's): ``distgen sweep`` of it only reads
 its results, as ``distgen run`` of a finished experiment does (``experiment.finished_or_none``), and says where a
-report can be written. Until helper 189 it was refused at the lock ("is not writable"). A sweep with anything left to do
-there, or asked for another grid, is still refused."""
+report can be written, rather than being refused at the lock ("is not writable"). A sweep with anything left to do
+there, or asked for another grid, is still refused; one refused because a finished run's file is damaged names that file."""
 
 import json
 import os
@@ -106,9 +106,9 @@ def test_a_finished_sweep_in_a_read_only_folder_prints_its_summary(finished, bas
 
 
 def test_a_finished_read_only_sweep_asked_by_another_config_is_refused_naming_the_run_folder(finished, tmp_path, monkeypatch):
-    """Helper 209: runs another runner finished recorded no config, so a read-only finished sweep was returned to a sweep
-    of ANY config (its control rows as another model's). Now each run folder is checked as in a writable sweep, before the
-    read: another config's is refused naming the folder and the setting, not only as 'not writable'."""
+    """A read-only finished sweep is read for its own config only: each run folder (a run another runner finished
+    included) is checked as in a writable sweep, before the read, and another config's is refused naming the folder and
+    the setting, not only as 'not writable' (not its control rows returned as another model's)."""
     from distgen.config import ConfigError, save_yaml
 
     other = str(save_yaml({"model": {"name": "additive"}}, tmp_path / "other.yaml"))
@@ -116,3 +116,41 @@ def test_a_finished_read_only_sweep_asked_by_another_config_is_refused_naming_th
     with pytest.raises(ConfigError) as err:  # before: the control sweep returned as the additive one's
         sweep(other, GRID, finished, runner=_never, metrics=["mse", "pearson_delta"], progress=False)
     assert str(finished / "runs") in str(err.value) and "model.name" in str(err.value)
+
+
+@pytest.mark.parametrize("raw", [b'{"metrics": nu', b"[]", b""])
+def test_a_read_only_sweep_holding_a_damaged_done_is_refused_naming_that_file(finished, base, monkeypatch, raw):
+    """A run's ``DONE`` hand-edited (``run_folder.damaged_done``) makes the sweep evaluate the run again, which a folder
+    that cannot be written refuses: the refusal names the run folder and the file, not only that the folder is not
+    writable (the sweep folder's mode alone does not say why a finished sweep is not read)."""
+    done = finished / "runs" / "description=bad__seed1" / DONE_FILE
+    done.write_bytes(raw)
+    monkeypatch.setattr(sweep_module, "RunLock", Refused)
+    with pytest.raises(FolderNotWritableError) as err:
+        sweep(base, GRID, finished, runner=_never, metrics=["mse", "pearson_delta"], progress=False)
+    said = str(err.value)
+    assert "is not writable" in said and str(done) in said and "evaluated again" in said  # before: "not writable" only
+    assert "copy the sweep folder" in said
+
+
+@pytest.mark.slow
+def test_a_really_read_only_sweep_with_a_damaged_done_says_so_on_the_command_line(finished, base):
+    """The same in a folder made read-only, by a process that cannot write it: the CLI's error line names the file."""
+    done = finished / "runs" / "description=good__seed0" / DONE_FILE
+    done.write_bytes(b"done\n")
+    code = ("import sys\nfrom distgen.cli import main\nfrom distgen.pipeline import sweep as s\n"
+            "def never(*a):\n    raise SystemExit('a run started')\n"
+            "s.subprocess_runner = never\n"
+            f"sys.exit(main(['sweep', {base!r}, '--grid', 'description=[good,bad]', '--grid', 'train.seed=[0,1]', '--out', "
+            f"{str(finished)!r}, '--metrics', 'mse', 'pearson_delta']))\n")
+    for p in [finished, *finished.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~0o222)
+    try:
+        ran = subprocess.run([*without_write_rights(), sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    finally:
+        for p in [finished, *finished.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+    assert ran.returncode != 0 and "a run started" not in ran.stderr, ran.stderr
+    assert "is not writable" in ran.stderr and str(done) in ran.stderr and "'done\\n'" in ran.stderr
+    assert done.read_bytes() == b"done\n" and not (finished / ".distgen.lock").exists()
