@@ -93,7 +93,10 @@ def same_data_moved(out: Path, doc: Mapping[str, Any], known: Mapping[str, Any] 
     matched), or None when it says so already (or the file has no stamp). ``distgen run`` and ``distgen sweep`` write it
     (``experiment.record_moved``; this only reads): a later run of the experiment with the same path reads the record
     instead of hashing the file again (``experiment.yaml`` still names the old path), unless the file's stamp (inode, size,
-    modification time) changed. ``known``: a record this process found before, trusted as the file's under the same rule."""
+    modification time) changed: the content is not read again, so the same file rewritten in place with as many bytes and
+    its time set back is trusted (only to read the finished experiment: whatever reads its cells compares their hash;
+    removing the record forces the check, docs/training.md). ``known``: a record this process found before, trusted as
+    the file's under the same rule."""
     from distgen.train.manifest import recorded_data_hash
 
     want = recorded_data_hash(out / "train")

@@ -73,10 +73,9 @@ def test_a_finished_experiment_whose_training_file_moved_is_read_with_a_config_n
 
 
 def test_a_run_without_its_manifest_is_not_predicted_on_a_file_its_config_was_edited_to_name(moved, tmp_path, capsys):
-    """Review (helper 177): the prediction's config check left ``data.dataset`` out for every run, on the ground that the
-    data is checked by its content; a run copied without ``manifest.json`` (which holds that hash) whose ``config.yaml``
-    was edited to name another file then predicted that file's cells without a word (e0d0346 refused: the config
-    differs from the checkpoint's). The path is left out only when the data read was compared with a recorded hash."""
+    """The prediction's config check leaves ``data.dataset`` out only when the data read was compared with a recorded
+    hash: a run copied without ``manifest.json`` (which holds that hash) whose ``config.yaml`` was edited to name another
+    file is refused as an edited config (the config differs from the checkpoint's), not predicted on that file's cells."""
     run = tmp_path / "run"
     shutil.copytree(moved / "run", run)
     (run / "manifest.json").unlink()
@@ -109,10 +108,10 @@ def hashes(monkeypatch):
 
 
 def test_a_finished_experiment_whose_training_file_moved_hashes_it_once_not_at_every_run(moved, tmp_path, hashes, capsys):
-    """Helper 188 (the last note's "work done twice"): ``experiment.yaml`` keeps the path the experiment was trained on, so
-    every later ``distgen run`` (and every sweep, twice: its pre-check and the run) of the finished experiment hashed the
-    moved file again (a full read of it). The file checked is now recorded (``data_moved.json``: its path and stamp, with
-    the hash it matched); the next run reads that record and no file."""
+    """``experiment.yaml`` keeps the path the experiment was trained on, so without a record every later ``distgen run``
+    (and every sweep, twice: its pre-check and the run) of the finished experiment would hash the moved file again (a
+    full read of it). The file checked is recorded (``data_moved.json``: its path and stamp, with the hash it matched);
+    the next run reads that record and no file."""
     exp = tmp_path / "exp"
     shutil.copytree(moved / "exp", exp)
     config = _config(tmp_path / "t.yaml", moved / "now" / "cells.h5ad", 2)
@@ -137,6 +136,71 @@ def test_a_moved_training_file_changed_after_it_was_checked_is_still_refused(mov
     assert "holds an experiment of another config (data.dataset" in err and "holds other data" in err
     assert len(hashes) == 2
 
+
+def _rewrite(src, data, how):
+    """Put ``src``'s bytes at ``data`` with ``data``'s modification time set back: written into the same inode, or a new
+    file renamed over it. Returns whether ``file_stamp`` (device, inode, size, modification time) is unchanged."""
+    import os
+
+    from distgen.data.disk import file_stamp
+
+    before, old = os.stat(data), file_stamp(data)
+    if how == "in place":
+        with open(data, "r+b") as f:
+            f.write(src.read_bytes())
+            f.truncate()
+    else:
+        shutil.copy(src, data.with_suffix(".tmp"))
+        os.replace(data.with_suffix(".tmp"), data)
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert data.read_bytes() == src.read_bytes()
+    return file_stamp(data) == old
+
+
+@pytest.mark.parametrize("how", ["in place", "renamed over it"])
+def test_what_the_moved_file_record_trusts_and_how_to_force_a_check(moved, tmp_path, hashes, capsys, how):
+    """``data_moved.json`` trusts the file's stamp (docs/training.md, "The data file may move"): other data of the same
+    size written into the same file with its modification time set back keeps the stamp, and a finished experiment is
+    read by its record without hashing the file; a file renamed over it (a new inode) is hashed again and refused.
+    Removing ``data_moved.json`` forces the check."""
+    from distgen.pipeline.run_folder import MOVED_RECORD
+
+    exp = tmp_path / "exp"
+    shutil.copytree(moved / "exp", exp)
+    data = tmp_path / "cells.h5ad"
+    shutil.copy(moved / "now" / "cells.h5ad", data)
+    assert data.stat().st_size == (moved / "other.h5ad").stat().st_size  # other values, the same number of bytes
+    config = _config(tmp_path / "t.yaml", data, 2)
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0 and len(hashes) == 1
+    kept = _rewrite(moved / "other.h5ad", data, how)
+    assert kept == (how == "in place")
+    capsys.readouterr()
+    if kept:  # trusted: the finished summary is printed (no cell of the file is read for it)
+        assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0 and len(hashes) == 1
+        assert "already holds this finished experiment" in capsys.readouterr().err
+        (exp / MOVED_RECORD).unlink()  # the way to force the check
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 2 and len(hashes) == 2
+    err = capsys.readouterr().err
+    assert "holds an experiment of another config (data.dataset" in err and "holds other data" in err
+
+
+def test_a_run_evaluated_again_hashes_the_data_it_reads_whatever_the_record_says(moved, tmp_path, hashes, capsys):
+    """The record lets a finished experiment be read, nothing more: evaluating it again with other ``--metrics`` reads the
+    file, and the data read is compared with the run's hash, so a file the record wrongly trusts (same stamp, other data)
+    is refused there rather than evaluated."""
+    exp = tmp_path / "exp"
+    shutil.copytree(moved / "exp", exp)
+    data = tmp_path / "cells.h5ad"
+    shutil.copy(moved / "now" / "cells.h5ad", data)
+    config = _config(tmp_path / "t.yaml", data, 2)
+    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    assert _rewrite(moved / "other.h5ad", data, "in place")
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(exp), "--metrics", "mse,pearson_delta", "--no-progress"]) == 1
+    assert "changed since this run was trained" in capsys.readouterr().err
+    assert not (exp / "eval" / "metrics.csv").read_text().count("pearson_delta")  # nothing evaluated on the other data
+
+
 def _fit_resumed(moved, tmp_path, data_file):
     """``distgen.fit(..., resume=)`` of a copy of the run, from Python, with a config naming ``data_file``."""
     import distgen
@@ -151,8 +215,8 @@ def _fit_resumed(moved, tmp_path, data_file):
 
 
 def test_fit_resumes_a_run_whose_training_file_moved_as_distgen_train_does(moved, tmp_path):
-    """Helper 189: ``distgen train --resume`` accepted the moved file by its content hash (``same_data_at``), ``distgen.fit``
-    refused it ("written under a different config (data.dataset: ...)")."""
+    """``distgen.fit(..., resume=)`` accepts the moved file by its content hash (``same_data_at``) as ``distgen train
+    --resume`` does, not refusing it as "written under a different config (data.dataset: ...)"."""
     run, resume = _fit_resumed(moved, tmp_path, moved / "now" / "cells.h5ad")
     result = resume()
     assert result is not None and result.step == 4
@@ -167,14 +231,10 @@ def test_fit_refuses_to_resume_on_other_data_at_the_new_path(moved, tmp_path):
 
 
 def test_the_moved_file_record_is_written_under_the_lock_only(moved, tmp_path, hashes):
-    """Helper 199: ``data_moved.json`` was written by the read before the lock (``finished_or_none``), so a run of a finished
-    experiment whose folder another process holds (running it with other metrics, say) wrote into that folder, and the
-    read said to "only read" did not. The record is a cache each of whose versions is true (the file's stamp is checked
-    when it is read, and it is replaced whole), so two writers lost nothing; it is now written only by a process that
-    holds the folder's lock (or can take it): a folder held by another process is read and hashed, not written.
-    Review (helper 213): taking the lock for that moment refused a ``distgen run`` started into the folder then (helper
-    205's brief) and took over a stale lock file; as the record is true whoever writes it, a finished experiment's read
-    now writes it without the lock, a held folder included, and the file is hashed once."""
+    """``data_moved.json`` is a cache each of whose versions is true (the file's stamp is checked when it is read, and it
+    is replaced whole), so two writers lose nothing: a finished experiment's read writes it without the folder's lock, a
+    folder another process holds included (taking the lock for that moment would refuse a ``distgen run`` started into
+    the folder then, and take over a stale lock file), and the file is hashed once."""
     import subprocess
     import sys
 
@@ -209,10 +269,9 @@ def no_lock(monkeypatch):
 
 
 def test_the_finished_check_takes_no_lock_and_writes_nothing(moved, tmp_path, hashes, no_lock):
-    """Helper 205 (the last note's "a check that writes"): ``check_same_experiment`` (a sweep's check of its run folders,
-    ``is_finished``, ``finished_or_none``) took the run folder's lock to write ``data_moved.json`` (``_record_moved``), so a
-    ``distgen run`` into that folder at that instant was refused "in use". The check now only reads and returns the record
-    it checked; ``distgen run`` writes it under its own lock."""
+    """``check_same_experiment`` (a sweep's check of its run folders, ``is_finished``, ``finished_or_none``) only reads and
+    returns the record it checked, taking no lock (taking the run folder's lock to write ``data_moved.json`` would refuse
+    a ``distgen run`` into that folder at that instant as "in use"); ``distgen run`` writes the record itself."""
     from distgen.pipeline.experiment import experiment_document
     from distgen.pipeline.run_folder import MOVED_RECORD, check_same_experiment, finished_or_none, is_finished
 
@@ -273,10 +332,10 @@ def test_a_sweep_records_the_moved_file_of_its_finished_run_under_its_own_lock(m
 
 def test_distgen_run_of_a_finished_experiment_takes_no_lock_and_records_the_moved_file(moved, tmp_path, hashes, no_lock,
                                                                                        capsys):
-    """Review (helper 213): helper 205 left ``distgen run`` of a finished experiment taking the folder's lock for a moment
-    to write ``data_moved.json``, so a ``distgen run`` with other ``--metrics`` started into the folder at that moment was
-    refused "in use" (the case the brief removed from the check). The record is true of the file whoever writes it (its
-    stamp and the hash it matched, published whole): it is written without the lock, and the next read hashes nothing."""
+    """``distgen run`` of a finished experiment writes ``data_moved.json`` without the folder's lock (taking it for a moment
+    would refuse a ``distgen run`` with other ``--metrics`` started into the folder at that moment as "in use"): the
+    record is true of the file whoever writes it (its stamp and the hash it matched, published whole), and the next read
+    hashes nothing."""
     from distgen.pipeline.run_folder import MOVED_RECORD
 
     exp = tmp_path / "exp"
@@ -289,9 +348,9 @@ def test_distgen_run_of_a_finished_experiment_takes_no_lock_and_records_the_move
 
 
 def test_a_stale_lock_beside_a_finished_experiment_on_a_moved_file_is_left_alone(moved, tmp_path, capsys):
-    """Review (helper 213): the moment's lock took over a stale lock file beside the finished experiment ("warning: taking
-    over the stale lock of ...", and under ``python -W error`` an internal error after the summary's note), where a
-    finished experiment is read without touching its lock (docs/training.md)."""
+    """A stale lock file beside a finished experiment is not taken over (no "warning: taking over the stale lock of ...",
+    which under ``python -W error`` is an internal error after the summary's note) when ``data_moved.json`` is written:
+    a finished experiment is read without touching its lock (docs/training.md)."""
     import json
     import socket
 
