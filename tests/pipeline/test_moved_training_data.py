@@ -122,13 +122,20 @@ def test_a_finished_experiment_whose_training_file_moved_hashes_it_once_not_at_e
     assert "already holds this finished experiment" in capsys.readouterr().err
 
 
-def test_a_moved_training_file_changed_after_it_was_checked_is_still_refused(moved, tmp_path, hashes, capsys):
+def _checked_copy(moved, tmp_path):
+    """A copy of the finished experiment and of the moved file, run once with a config naming the copy (which checks the
+    file and records it in ``data_moved.json``): (experiment folder, data file, config)."""
     exp = tmp_path / "exp"
     shutil.copytree(moved / "exp", exp)
     data = tmp_path / "cells.h5ad"
     shutil.copy(moved / "now" / "cells.h5ad", data)
     config = _config(tmp_path / "t.yaml", data, 2)
     assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    return exp, data, config
+
+
+def test_a_moved_training_file_changed_after_it_was_checked_is_still_refused(moved, tmp_path, hashes, capsys):
+    exp, data, config = _checked_copy(moved, tmp_path)
     shutil.copy(moved / "other.h5ad", data)  # other values at the checked path
     capsys.readouterr()
     assert main(["run", str(config), "--out", str(exp), *EVAL]) == 2
@@ -165,13 +172,8 @@ def test_what_the_moved_file_record_trusts_and_how_to_force_a_check(moved, tmp_p
     Removing ``data_moved.json`` forces the check."""
     from distgen.pipeline.run_folder import MOVED_RECORD
 
-    exp = tmp_path / "exp"
-    shutil.copytree(moved / "exp", exp)
-    data = tmp_path / "cells.h5ad"
-    shutil.copy(moved / "now" / "cells.h5ad", data)
-    assert data.stat().st_size == (moved / "other.h5ad").stat().st_size  # other values, the same number of bytes
-    config = _config(tmp_path / "t.yaml", data, 2)
-    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0 and len(hashes) == 1
+    exp, data, config = _checked_copy(moved, tmp_path)
+    assert len(hashes) == 1 and data.stat().st_size == (moved / "other.h5ad").stat().st_size  # other values, as many bytes
     kept = _rewrite(moved / "other.h5ad", data, how)
     assert kept == (how == "in place")
     capsys.readouterr()
@@ -188,12 +190,7 @@ def test_a_run_evaluated_again_hashes_the_data_it_reads_whatever_the_record_says
     """The record lets a finished experiment be read, nothing more: evaluating it again with other ``--metrics`` reads the
     file, and the data read is compared with the run's hash, so a file the record wrongly trusts (same stamp, other data)
     is refused there rather than evaluated."""
-    exp = tmp_path / "exp"
-    shutil.copytree(moved / "exp", exp)
-    data = tmp_path / "cells.h5ad"
-    shutil.copy(moved / "now" / "cells.h5ad", data)
-    config = _config(tmp_path / "t.yaml", data, 2)
-    assert main(["run", str(config), "--out", str(exp), *EVAL]) == 0
+    exp, data, config = _checked_copy(moved, tmp_path)
     assert _rewrite(moved / "other.h5ad", data, "in place")
     capsys.readouterr()
     assert main(["run", str(config), "--out", str(exp), "--metrics", "mse,pearson_delta", "--no-progress"]) == 1

@@ -84,9 +84,9 @@ def test_a_sweep_with_anything_to_do_in_such_a_folder_is_still_refused(finished,
         sweep(base, grid, finished, runner=_never, metrics=metrics, progress=False)
 
 
-@pytest.mark.slow
-def test_a_finished_sweep_in_a_read_only_folder_prints_its_summary(finished, base, tmp_path):
-    """The same with the folder made read-only, in a process that cannot write it (the CLI's lines: summary.md, the note)."""
+def _sweep_made_read_only(finished, base):
+    """``distgen sweep`` of ``finished`` (GRID, mse and pearson_delta) made read-only, in a process that cannot write it
+    (root's override rights dropped: ``without_write_rights``), no run started; the folder made writable again after."""
     code = ("import sys\nfrom distgen.cli import main\nfrom distgen.pipeline import sweep as s\n"
             "def never(*a):\n    raise SystemExit('a run started')\n"
             "s.subprocess_runner = never\n"
@@ -95,11 +95,17 @@ def test_a_finished_sweep_in_a_read_only_folder_prints_its_summary(finished, bas
     for p in [finished, *finished.rglob("*")]:
         p.chmod(p.stat().st_mode & ~0o222)
     try:
-        done = subprocess.run([*without_write_rights(), sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        return subprocess.run([*without_write_rights(), sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     finally:
         for p in [finished, *finished.rglob("*")]:
             p.chmod(p.stat().st_mode | 0o200)
+
+
+@pytest.mark.slow
+def test_a_finished_sweep_in_a_read_only_folder_prints_its_summary(finished, base, tmp_path):
+    """The same with the folder made read-only, in a process that cannot write it (the CLI's lines: summary.md, the note)."""
+    done = _sweep_made_read_only(finished, base)
     assert done.returncode == 0, done.stderr
     assert "description=bad" in done.stdout and "already holds this finished sweep" in done.stderr
     assert not (finished / ".distgen.lock").exists()
@@ -138,19 +144,7 @@ def test_a_really_read_only_sweep_with_a_damaged_done_says_so_on_the_command_lin
     """The same in a folder made read-only, by a process that cannot write it: the CLI's error line names the file."""
     done = finished / "runs" / "description=good__seed0" / DONE_FILE
     done.write_bytes(b"done\n")
-    code = ("import sys\nfrom distgen.cli import main\nfrom distgen.pipeline import sweep as s\n"
-            "def never(*a):\n    raise SystemExit('a run started')\n"
-            "s.subprocess_runner = never\n"
-            f"sys.exit(main(['sweep', {base!r}, '--grid', 'description=[good,bad]', '--grid', 'train.seed=[0,1]', '--out', "
-            f"{str(finished)!r}, '--metrics', 'mse', 'pearson_delta']))\n")
-    for p in [finished, *finished.rglob("*")]:
-        p.chmod(p.stat().st_mode & ~0o222)
-    try:
-        ran = subprocess.run([*without_write_rights(), sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    finally:
-        for p in [finished, *finished.rglob("*")]:
-            p.chmod(p.stat().st_mode | 0o200)
+    ran = _sweep_made_read_only(finished, base)
     assert ran.returncode != 0 and "a run started" not in ran.stderr, ran.stderr
     assert "is not writable" in ran.stderr and str(done) in ran.stderr and "'done\\n'" in ran.stderr
     assert done.read_bytes() == b"done\n" and not (finished / ".distgen.lock").exists()
