@@ -194,3 +194,27 @@ def test_sparse_positions_of_matrices_at_and_past_the_int32_range_are_exact(fmt,
     key = h5pair._positions(fmt, n_rows, n_cols, indices.astype(index_dtype), indptr)
     assert key.min() >= 0
     assert sorted(int(v) for v in key) == sorted(r * n_cols + c for r, c in corners)
+
+
+@pytest.mark.parametrize(("where", "bad"), [("indices", np.nan), ("indices", np.inf), ("indices", 1e30),
+                                           ("indptr", np.nan), ("indptr", -np.inf), ("indptr", 1e30), ("indices", 1 + 1j)])
+def test_sparse_positions_that_no_integer_holds_step_aside_without_a_warning(tmp_path, where, bad):
+    # a NaN, infinite, huge or complex position is refused on its stored value: casting it first made numpy warn
+    # ("invalid value encountered in cast"), an error under ``python -W error`` instead of the step aside
+    import warnings
+
+    import h5py
+
+    m = sp.csr_matrix(np.eye(4, 6, dtype=np.float32))
+    values = {"indices": m.indices.astype(type(bad)), "indptr": m.indptr.astype(type(bad))}
+    values[where][-1] = bad
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("X")
+        g.attrs["encoding-type"] = "csr_matrix"
+        g.attrs["shape"] = np.array(m.shape)
+        g["data"], g["indices"], g["indptr"] = m.data, values["indices"], values["indptr"]
+    with h5py.File(path) as f, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(h5pair._Unsupported):
+            h5pair._matrix(f["X"])
