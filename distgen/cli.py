@@ -24,7 +24,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from distgen.errors import EXIT_FAILURE, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, DistgenError, Interrupted, clip_message, free_space
+from distgen.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_USAGE,
+    DistgenError,
+    DistgenWarning,
+    Interrupted,
+    clip_message,
+    free_space,
+)
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "report"]
 
@@ -47,6 +57,9 @@ HINTS: dict[str, str] = {
         "checkpoint (--checkpoint), or the raw weights (--weights raw)"
     ),
 }
+#: What ends the message of a distgen warning raised as an exception: one the warning filters made an error.
+WARNING_AS_ERROR = ("a distgen warning, made an error by the warning filters: python -W error, PYTHONWARNINGS or "
+                    "warnings.simplefilter; the command stopped there")
 #: Built-in exceptions that distgen raises on purpose with a complete message (exit 1).
 PLAIN = (ValueError, LookupError, FloatingPointError)
 
@@ -209,6 +222,8 @@ def classify(exc: BaseException, command: str = "", argv: Sequence[str] = ()) ->
         return EXIT_USAGE, "config error: " + clip_message(str(exc))
     if isinstance(exc, DistgenError):
         return exc.exit_code, "error: " + clip_message(_text(exc))
+    if isinstance(exc, DistgenWarning):
+        return EXIT_FAILURE, f"error: {clip_message(_text(exc))} ({WARNING_AS_ERROR})"
     names = {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
     for name, code in KNOWN.items():
         if name in names:

@@ -26,8 +26,10 @@ Warnings distgen emits on purpose are of class ``DistgenWarning``, raised throug
 first line *outside* distgen that led there (the user's ``distgen.run(...)``, not a line of distgen's own code),
 in Python's usual ``file:line: Category: message`` form, so ``warnings.filterwarnings`` works on them as on any
 library's. The ``distgen`` command prints them as ``distgen COMMAND: warning: message`` (``distgen.cli``); other
-libraries' warnings keep Python's form there. distgen never replaces ``warnings.showwarning`` or
-``warnings.formatwarning`` for a Python session: those hooks are global, one per process, shared by every library.
+libraries' warnings keep Python's form there. A distgen warning that the warning filters raise as an exception
+(``python -W error``) ends the command as ``distgen COMMAND: error: message (a distgen warning, made an error by ...)``,
+exit code 1. distgen never replaces ``warnings.showwarning`` or ``warnings.formatwarning`` for a Python session: those
+hooks are global, one per process, shared by every library.
 """
 
 from __future__ import annotations

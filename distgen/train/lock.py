@@ -250,7 +250,11 @@ class RunLock:
                 continue
             previous = _read_record(fd)
             if previous:
-                warn(f"{self.folder}: taking over the stale lock of {describe(previous)}, which ended without releasing it")
+                try:
+                    warn(f"{self.folder}: taking over the stale lock of {describe(previous)}, which ended without releasing it")
+                except BaseException:  # the warning raised as an error (python -W error): the lock is not taken, nor kept
+                    os.close(fd)
+                    raise
             self._write(fd)
             return fd
         raise RunLockedError(f"{self.folder}: could not take the lock {self.path} (it keeps being replaced); retry")
@@ -289,8 +293,8 @@ class RunLock:
 
 def _open_or_make(path: Path) -> tuple[int, bool]:
     """``path`` open for reading and writing, made when missing; and whether this call made it. A file removed between
-    the two opens (its holder released it) is made again, as one ``O_CREAT`` open did (review: it was refused as a folder
-    moved or removed); ``FileNotFoundError`` only when the folder is gone."""
+    the two opens (its holder released it) is made again, as one ``O_CREAT`` open did, not taken for a folder moved or
+    removed; ``FileNotFoundError`` only when the folder is gone."""
     for _ in range(100):
         try:
             return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True

@@ -159,3 +159,21 @@ def test_a_read_only_folder_holding_another_configs_experiment_says_so(tmp_path,
     assert main(["run", str(cfg), "data.hvg=24", "--out", str(tmp_path / "exp"), "--metrics", "mse", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "holds an experiment of another config (data.hvg" in err and "not writable" not in err
+
+
+def test_a_stale_lock_taken_over_under_warnings_as_errors_ends_in_a_clear_message(tmp_path, hold, capsys):
+    # python -W error makes the stale lock's warning an error: the command stops there with that warning's message and
+    # what made it an error (was "internal error: DistgenWarning ... this is a bug in distgen"), nothing written
+    import warnings
+
+    cfg = save_yaml(FITTED, tmp_path / "c.yaml")
+    proc = hold(tmp_path / "exp", "run")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["run", str(cfg), "--out", str(tmp_path / "exp"), "--metrics", "mse", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"stale lock of distgen run (pid {proc.pid}" in err and "-W error" in err
+    assert "internal error" not in err and "bug" not in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == [LOCK_NAME]

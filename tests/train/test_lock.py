@@ -68,6 +68,30 @@ def test_lock_of_a_killed_process_is_stale_and_taken_over(holder):
     lock.release()
 
 
+@pytest.mark.parametrize("mode", ["flock", "exclusive"])
+def test_a_stale_lock_warning_made_an_error_leaves_the_lock_as_it_was(tmp_path, monkeypatch, mode):
+    # under python -W error the warning about taking over a stale lock raises: the lock file keeps its record and nothing
+    # of this process holds it (the flock mode kept the descriptor it had locked, so the same process, warnings no
+    # longer errors, was refused "in use" by the dead holder)
+    import warnings
+
+    from distgen.errors import DistgenWarning
+
+    if mode == "exclusive":
+        _no_flock(monkeypatch)
+    stale = json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "purpose": "run"})
+    (tmp_path / LOCK_NAME).write_text(stale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DistgenWarning, match="stale lock"):
+            RunLock(tmp_path).acquire()
+    assert (tmp_path / LOCK_NAME).read_text() == stale
+    with pytest.warns(UserWarning, match="stale lock"):
+        lock = RunLock(tmp_path).acquire()
+    assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+    lock.release()
+
+
 def test_reentrant_within_a_process(tmp_path):
     outer = RunLock(tmp_path).acquire()
     inner = RunLock(tmp_path, "run").acquire()
@@ -101,8 +125,7 @@ def test_cli_train_into_a_locked_folder_is_one_line_exit_1(holder, tmp_path, cap
 
 
 # ---------------------------------------------------------------------------------------------- without flock
-@pytest.fixture
-def no_flock(monkeypatch):
+def _no_flock(monkeypatch):
     import errno
     import fcntl
 
@@ -110,6 +133,11 @@ def no_flock(monkeypatch):
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", unsupported)
+
+
+@pytest.fixture
+def no_flock(monkeypatch):
+    _no_flock(monkeypatch)
 
 
 def _dead_pid():
