@@ -140,12 +140,20 @@ def check_sparse_format(x: Any, what: str) -> None:
     other cells (or past the array: scipy does not bounds-check there); the values would be scored or trained on as read."""
     if not sp.issparse(x) or x.format not in ("csr", "csc"):
         return
+    for name in ("indices", "indptr"):  # refused before scipy casts them: a NaN cast warns ("invalid value encountered in cast")
+        positions = getattr(x, name)
+        if positions.dtype.kind == "f" and positions.size and not bool((np.abs(positions) < 2.0**62).all()):
+            raise InputDataError(f"{what} is a malformed sparse {x.format.upper()} matrix (its {name} hold NaN, infinite or "
+                                 f"huge values): {_REWRITE}")
     try:  # on a shallow copy: check_format may re-type or trim the index arrays of the caller's matrix
         type(x)((x.data, x.indices, x.indptr), shape=x.shape, copy=False).check_format(full_check=True)
     except ValueError as e:
-        raise InputDataError(f"{what} is a malformed sparse {x.format.upper()} matrix ({e}): the file is damaged or was written by "
-                             "hand; write it again from the original data (adata.X = scipy.sparse.csr_matrix(dense); "
-                             "adata.write_h5ad(path))") from None
+        raise InputDataError(f"{what} is a malformed sparse {x.format.upper()} matrix ({e}): {_REWRITE}") from None
+
+
+#: The fix of a malformed sparse matrix (``check_sparse_format``).
+_REWRITE = ("the file is damaged or was written by hand; write it again from the original data (adata.X = "
+            "scipy.sparse.csr_matrix(dense); adata.write_h5ad(path))")
 
 
 def check_values(x: Any, source: str, allow_negative: bool = False, has_raw: bool = False) -> None:

@@ -273,12 +273,15 @@ def _malformed(path, how):
     import h5py
 
     with h5py.File(path, "r+") as f:
-        name = "indices" if how == "index" else "indptr"
+        name = "indices" if how in ("index", "nan_index") else "indptr"
         arr = f[f"X/{name}"][()]
         if how == "index":
             arr[5] = 999  # a column past the 30 genes
-        else:
+        elif how == "indptr":
             arr[3], arr[4] = arr[4], arr[3]  # a decreasing indptr
+        else:  # stored as floats, one of them NaN
+            arr = arr.astype(np.float64)
+            arr[3] = np.nan
         del f[f"X/{name}"]
         f[f"X/{name}"] = arr
 
@@ -299,6 +302,27 @@ def test_a_malformed_sparse_matrix_is_refused_not_scored(tmp_path, capsys, how, 
     assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "the pred file's X is a malformed sparse CSR matrix" in err
+
+
+@pytest.mark.parametrize("how", ["nan_index", "nan_indptr"])
+@pytest.mark.parametrize("profile", [None, "celleval2"])
+def test_a_nan_sparse_position_is_refused_without_a_warning(tmp_path, capsys, how, profile):
+    """A NaN position is refused before scipy casts it (which warned "invalid value encountered in cast": under ``python -W
+    error`` an internal error instead of the refusal)."""
+    import warnings
+
+    import scipy.sparse as sp
+
+    pred, real = _pair(counts=profile == "celleval2")
+    pred.X = sp.csr_matrix(pred.X)
+    pp, rp = _files(tmp_path, pred, real)
+    _malformed(pp, how)
+    more = ["--profile", profile] if profile else ["--baselines", "", "--no-ceiling"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "the pred file's X is a malformed sparse CSR matrix" in err and "NaN" in err and "internal error" not in err
 
 
 def test_a_malformed_sparse_matrix_is_refused_when_loading_data():
