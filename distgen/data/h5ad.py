@@ -73,7 +73,7 @@ def read_h5ad(path: str | Path, what: str = "data file") -> Any:
     if p.is_dir():
         try:
             return ad.read_zarr(p)
-        except MemoryError:
+        except (MemoryError, Warning):  # Warning: one the warning filters made an error (python -W error), not a damaged store
             raise
         except Exception as exc:  # a damaged store: zarr and anndata raise KeyError, ValueError...
             raise InputFileError(f"{what} {str(p)!r} is a zarr store that anndata cannot read "
@@ -81,7 +81,7 @@ def read_h5ad(path: str | Path, what: str = "data file") -> Any:
                                  "with adata.write_zarr(path) or adata.write_h5ad(path)") from None
     try:
         return ad.read_h5ad(p)
-    except MemoryError:
+    except (MemoryError, Warning):  # Warning: one the warning filters made an error (python -W error), not a damaged file
         raise
     except Exception as exc:  # h5py/anndata raise OSError, KeyError, TypeError... for damaged files
         if type(exc).__name__ == "IORegistryError":  # an encoding this anndata does not know: a newer anndata wrote it

@@ -59,3 +59,19 @@ def test_a_file_with_an_encoding_this_anndata_lacks_says_to_upgrade_anndata(tmp_
                        r".*not damaged: pip install -U anndata") as e:
         read_h5ad(path, "--pred")
     assert "damaged or not written by anndata" not in str(e.value)
+
+
+def test_a_warning_made_an_error_while_reading_is_not_called_a_damaged_file(tmp_path):
+    # under python -W error, anndata's "Variable names are not unique" raised inside read_h5ad was reported as "not a
+    # readable .h5ad file: ... truncated, damaged or not written by anndata": the warning now passes on as it is
+    import warnings
+
+    a = ad.AnnData(np.ones((2, 2), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a.var_names = ["G", "G"]
+    a.write_h5ad(tmp_path / "dup.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="Variable names are not unique"):
+            read_h5ad(tmp_path / "dup.h5ad")
