@@ -1,5 +1,6 @@
-"""Counts and lists of labels in text people read: ``counted(n, noun)`` (``1 condition``, ``2 conditions``) and
-``listing(labels)`` (``a, "b, c", d``: a label that holds the separator is quoted).
+"""Counts and lists of labels in text people read: ``counted(n, noun)`` (``1 condition``, ``2 conditions``),
+``listing(labels)`` (``a, "b, c", d``: a label that holds the separator is quoted) and ``first_of(labels, 3)``
+(``a, b, c (and 2 more)``: the first few of a longer list).
 
 Every message distgen prints or writes with a count (CLI lines, errors, notes, summary.md, the report) takes
 its noun from here, so a single condition is never "1 conditions". English plurals of the nouns distgen
@@ -11,7 +12,10 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 
 def counted(n: int | float | str | None, noun: str, plural: str | None = None, spec: str = "") -> str:
@@ -40,6 +44,23 @@ def listing(labels: Iterable[object], sep: str = ", ") -> str:
         plain = s and s == s.strip() and mark not in s and '"' not in s and s.isprintable() and s != "..."
         out.append(s if plain else json.dumps(s, ensure_ascii=False))
     return sep.join(out)
+
+
+def first_of(items: Sequence[_T], shown: int, sep: str = ", ", render: Callable[[_T], str] = str, total: int | None = None,
+             noun: str = "") -> str:
+    """The first ``shown`` of ``items``, each written by ``render``, joined by ``sep``, and ``" (and N more)"`` when the
+    list holds N more (``first_of("abcde", 3)`` -> ``"a, b, c (and 2 more)"``). ``total`` is the length of the whole list
+    when ``items`` holds only its first ones; ``noun`` names what is left out, counted (``"(and 1 more group)"``,
+    ``"(and 2 more groups)"``).
+
+    Every message that names the first few of a list (labels, runs, settings, tensors) ends it this way; ``render``
+    keeps how each label is written there (``repr``, ``ascii``, ``md.inline``).
+    """
+    n = len(items) if total is None else total
+    said = sep.join(render(x) for x in items[:shown])
+    if n <= shown:
+        return said
+    return f"{said} (and {counted(n - shown, 'more ' + noun) if noun else f'{n - shown} more'})"
 
 
 def folded(name: object) -> str:
@@ -78,7 +99,7 @@ def did_you_mean(names: object, choices: Iterable[object]) -> str:
     return f" Did you mean {', '.join(map(repr, meant))}?" if meant else ""
 
 
-__all__ = ["counted", "did_you_mean", "folded", "listing", "near"]
+__all__ = ["counted", "did_you_mean", "first_of", "folded", "listing", "near"]
 
 
 #: What a row of a run scored per context counts: a (condition, context) pair, not a perturbation.

@@ -77,3 +77,15 @@ def test_an_adaptive_solver_that_produces_nan_says_after_how_many_evaluations():
     solver = Dopri5()
     with pytest.raises(SolverBudgetError, match=r"after \d+ evaluations?[;( ]"):  # a message, not a TypeError
         solver.solve(lambda t, x: torch.full_like(x, math.nan), torch.zeros(2, 3))
+
+
+def test_first_of_names_the_first_few_and_counts_the_rest():
+    from distgen.wording import first_of
+
+    assert first_of("abcde", 3) == "a, b, c (and 2 more)"
+    assert first_of(["a", "b", "c"], 3) == "a, b, c" and first_of([], 2) == ""  # none left out: no tail
+    assert first_of(["x; y", "z"], 1, "; ", repr) == "'x; y' (and 1 more)"
+    assert first_of(["a", "b"], 2, total=7) == "a, b (and 5 more)"  # items hold only the first ones of 7
+    assert first_of("abcd", 3, noun="group") == "a, b, c (and 1 more group)"
+    assert first_of("abcde", 3, noun="group") == "a, b, c (and 2 more groups)"
+

@@ -25,7 +25,7 @@ from distgen.types.layout import (  # with the layout's vocabulary: importable w
     form_twins,
     spacing_twins,
 )
-from distgen.wording import counted
+from distgen.wording import counted, first_of
 
 CONTROL = "control"  #: canonical condition string of control cells
 
@@ -462,8 +462,7 @@ def context_labels(obs: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
             bad = sorted({v for v in pd.unique(values) if CONTEXT_SEPARATOR in v})
             if bad:
                 raise LabelError(
-                    f"context column {col!r} holds the value {bad[0]!r}"
-                    f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}, which contains {CONTEXT_SEPARATOR!r}, the separator "
+                    f"context column {col!r} holds the value {first_of(bad, 1, render=repr)}, which contains {CONTEXT_SEPARATOR!r}, the separator "
                     f"the values of the context columns {list(cols)} are joined with: ('a|b', 'c') and ('a', 'b|c') would be one "
                     f"context. Replace it in that column, e.g. adata.obs[{col!r}] = adata.obs[{col!r}].astype(str)"
                     f".str.replace({CONTEXT_SEPARATOR!r}, '/'), or give a single context column"

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from distgen.errors import InputDataError, InputKeyError, warn
 from distgen.logscale import extra_log1p, whole_ratio_cells
 from distgen.types.layout import blank_message, blank_names, form_key
+from distgen.wording import first_of
 
 #: Largest value still plausible for log1p-normalised expression.
 LOG_MAX = 20.0
@@ -128,7 +129,7 @@ def gene_twin_messages(genes: Any) -> list[str]:
             groups.setdefault(key(g), []).append(g)
         twins = [g for g in groups.values() if len(g) > 1]
         if twins:
-            said = "; ".join(" and ".join(map(ascii, g)) for g in twins[:3]) + (f" (and {len(twins) - 3} more)" if len(twins) > 3 else "")
+            said = first_of(twins, 3, "; ", lambda g: " and ".join(map(ascii, g)))
             out.append(f"gene names {said} differ only by {what}: each is read as a gene of its own. If they are one gene, keep one "
                        "column per gene (adata = adata[:, keep].copy()) or write the names one way before loading")
     return out

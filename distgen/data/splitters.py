@@ -14,6 +14,7 @@ from distgen.data.schema import CONTEXT_SEPARATOR
 from distgen.data.split import SPLIT_KINDS, Split
 from distgen.errors import InputDataError
 from distgen.types.layout import form_hint, form_pairs
+from distgen.wording import first_of
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -360,11 +361,10 @@ def _warn_trained_elsewhere(data: PerturbationData, held: set[tuple[str, str]]) 
         return
     from distgen.errors import warn
 
-    said = "; ".join(f"{c} held out in {', '.join(sorted(k for c2, k in held if c2 == c))} trains in {', '.join(ks)}"
-                     for c, ks in shown[:5])
-    more = f" (and {len(shown) - 5} more)" if len(shown) > 5 else ""
+    said = first_of(shown, 5, "; ", lambda cks: f"{cks[0]} held out in {', '.join(sorted(k for c2, k in held if c2 == cks[0]))} "
+                    f"trains in {', '.join(cks[1])}")
     warn(f"held_out_dose holds doses out per context, and {len(shown)} held-out population(s) train in another context at the "
-         f"same dose: {said}{more}. The model sees the drug at that very dose, so its score there is not one of an unseen dose; "
+         f"same dose: {said}. The model sees the drug at that very dose, so its score there is not one of an unseen dose; "
          "to hold a dose out everywhere, put every context of the condition in the test (or drop those contexts' cells)")
 
 

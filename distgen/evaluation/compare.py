@@ -49,7 +49,7 @@ from distgen.evaluation.report import (
 from distgen.evaluation.suite import ROW_SEPARATOR
 from distgen.evaluation.uncertainty import magnitude, margin, paired_test, small_unshown, verdict
 from distgen.types.layout import form_hint, form_pairs
-from distgen.wording import counted, listing
+from distgen.wording import counted, first_of, listing
 
 #: Non-metric columns of ``metrics.csv``.
 INFO_COLUMNS = ("perturbation", "nan_reasons", "n_cells_real", "n_cells_pred", "context")
@@ -443,7 +443,7 @@ def settings_note(run_a: str | Path, run_b: str | Path, most: int = 6) -> str | 
     if not diffs:
         return ("A and B were run with the same settings (experiment.yaml): a difference between them is run-to-run noise "
                 "(threads, hardware), not a setting's effect")
-    shown = ", ".join(f"{k} ({va!r} vs {vb!r})" for k, va, vb in diffs[:most]) + (f" and {len(diffs) - most} more" if len(diffs) > most else "")
+    shown = first_of(diffs, most, render=lambda d: f"{d[0]} ({d[1]!r} vs {d[2]!r})")
     text = f"the runs differ in {counted(len(diffs), 'setting')} (experiment.yaml): {shown}"
     if len(diffs) > 1:
         text += "; each difference below is of all of them together, not of one"

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from distgen.types.cells import COMBO
 from distgen.types.layout import control_atom_labels, crossed_labels, foreign_combinations, merged_labels
+from distgen.wording import first_of
 
 
 def merged_note(groups: dict[str, list[str]], counts: Mapping[str, Mapping[str, int]], column: str) -> str:
@@ -15,12 +16,11 @@ def merged_note(groups: dict[str, list[str]], counts: Mapping[str, Mapping[str, 
     order to name them), with each label's cell count in each: said, not refused (one condition is how distgen reads such
     labels everywhere, ``docs/data.md``)."""
     names = list(counts)
-    said = "; ".join(" and ".join(f"{lab!r} ({' and '.join(str(int(counts[n][lab])) for n in names)} cells)" for lab in g) + f" as {c!r}"
-                     for c, g in list(groups.items())[:3])
-    more = f" (and {len(groups) - 3} more)" if len(groups) > 3 else ""
+    said = first_of(list(groups.items()), 3, "; ", lambda cg: " and ".join(
+        f"{lab!r} ({' and '.join(str(int(counts[n][lab])) for n in names)} cells)" for lab in cg[1]) + f" as {cg[0]!r}")
     who = f"the {names[0]} file's obs[{column!r}] names" if len(names) == 1 else \
         f"the {', '.join(names[:-1])} and {names[-1]} files' obs[{column!r}] name"
-    return (f"{who} one condition in several ways: {said}{more}; each group is scored as one "
+    return (f"{who} one condition in several ways: {said}; each group is scored as one "
             "condition with the cells of all its labels (cell-eval scores each label as a perturbation of its own); relabel "
             "them if they are different conditions")
 

@@ -27,7 +27,7 @@ from distgen.evaluation.pca import principal_axes
 from distgen.evaluation.strata import N_STRATA
 from distgen.evaluation.suite import MetricTable
 from distgen.seeds import content_keys, content_subset
-from distgen.wording import counted, listing, row_noun
+from distgen.wording import counted, first_of, listing, row_noun
 
 #: The file that marks a folder as an evaluation's from its first write (``Report.write``, ``distgen evaluate --out``):
 #: a rerun into a folder an interrupted evaluation left without ``summary.json`` writes it again, no ``--overwrite``.
@@ -293,10 +293,9 @@ def markdown(summary: Mapping[str, Any]) -> str:
                   "The normalised score compares means over the same perturbations: those where the model, the strongest "
                   "baseline and the ceiling are all defined. Left out (model defined, the other side not):", ""]
         for name, c in fewer:
-            out = "; ".join(f"{md.inline(p)} ({md.inline(why)})" for p, why in list(c["left_out"].items())[:5])
-            more = f"; and {len(c['left_out']) - 5} more" if len(c["left_out"]) > 5 else ""
+            out = first_of(list(c["left_out"].items()), 5, "; ", lambda pw: f"{md.inline(pw[0])} ({md.inline(pw[1])})")
             lines.append(f"- {md.inline(name, True)}: over {c['n']} (model {fmt_value(c['model'])}, baseline {fmt_value(c['baseline'])}, "
-                         f"ceiling {fmt_value(c['ceiling'])}); left out: {out}{more}")
+                         f"ceiling {fmt_value(c['ceiling'])}); left out: {out}")
     if summary.get("notes"):
         lines += ["", "## Notes", "", *[f"- {md.inline(n, True)}" for n in summary["notes"]]]
     return "\n".join(lines) + "\n"

@@ -50,6 +50,7 @@ from distgen.evaluation.suite import (
 )
 from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table, split_seed
 from distgen.types import ALL, Cells
+from distgen.wording import first_of
 
 #: ``summary.json["ceiling"]``: what each replicate is.
 REPLICATE_TEXT = {
@@ -259,11 +260,11 @@ def score_checked(
         datas.append(data)
     for side, groups in non_finite.items():
         if groups:  # otherwise only a NaN count in summary.md: the means leave these groups out, which can flatter a model
-            shown = ", ".join(groups[:5]) + (f" and {len(groups) - 5} more" if len(groups) > 5 else "")
+            shown = first_of(groups, 5)
             warn(f"the {'prediction' if side == 'pred' else 'truth'} holds NaN or inf values in {len(groups)} perturbation(s) "
                  f"({shown}): their metrics are NaN and left out of every mean (see the notes of the summary); {PAST_FLOAT32}")
     if unpredicted:  # warned, not only noted: the model's means leave these out while the baselines' keep them (hard ones flatter it)
-        shown = ", ".join(unpredicted[:5]) + (f" and {len(unpredicted) - 5} more" if len(unpredicted) > 5 else "")
+        shown = first_of(unpredicted, 5)
         warn(f"the prediction has no (or too few) cells of {len(unpredicted)} truth perturbation(s) ({shown}): their metrics are NaN "
              "and left out of the model's means, which the baselines' means include (the normalised scores and the paired tests "
              "use the rows both have); predict every perturbation of the truth, or subset the truth to those predicted")

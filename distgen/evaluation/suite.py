@@ -14,6 +14,7 @@ from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.metrics import MetricResult, metrics
 from distgen.evaluation.metrics.base import result_problem
 from distgen.registry import PluginCheckError
+from distgen.wording import first_of
 
 #: Values (cells x genes, truth and prediction together) from which ``score(progress=True)`` says each stage on stderr
 #: (the model, each baseline, each ceiling split) and a profile evaluation each metric (``profiles.run_profile``): a
@@ -82,7 +83,7 @@ def check_row_contexts(contexts: Sequence[str], column: str | None = None) -> No
     if bad:
         where = f"column {column!r}" if column else "the context labels"
         raise LabelError(
-            f"context {bad[0]!r}{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''} of {where} holds {ROW_SEPARATOR!r}, the "
+            f"context {first_of(bad, 1, render=repr)} of {where} holds {ROW_SEPARATOR!r}, the "
             f"separator of the per-context row labels 'condition{ROW_SEPARATOR}context': ('a{ROW_SEPARATOR}b', 'c') and "
             f"('a', 'b{ROW_SEPARATOR}c') would be one row. Rename it in its column (e.g. obs[col].astype(str).str.replace("
             f"{ROW_SEPARATOR!r}, '/')), or score the contexts pooled (distgen evaluate --pool-contexts, by_context=False)"

@@ -14,6 +14,7 @@ from typing import Any
 from distgen.config import ConfigError, validate_node
 from distgen.errors import clip_message
 from distgen.registry import RegistryError
+from distgen.wording import first_of
 
 #: Errors that mean "this part of the config is wrong" (anything else is a bug and propagates).
 _CONFIG_ERRORS = (ConfigError, RegistryError, ValueError, TypeError, KeyError)
@@ -119,7 +120,7 @@ def check_sweep(cells: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) 
             where.setdefault(p, []).append(slug)
     problems = metric_problems(list(metrics), "sweep --metrics")
     for p, slugs in where.items():
-        runs = ", ".join(slugs[:4]) + (f" +{len(slugs) - 4} more" if len(slugs) > 4 else "")
+        runs = first_of(slugs, 4)
         problems.append(f"{p} (run{'s' if len(slugs) > 1 else ''} {runs})" if len(slugs) < len(cells) or len(cells) == 1 else f"{p} (every run)")
     if problems:
         raise ConfigError("sweep: " + summarise(problems, "found before any run"))

@@ -57,7 +57,7 @@ from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.train.manifest import WARNINGS_KEY, check_same_data, recorded_data_hash
 from distgen.types import Cells
-from distgen.wording import did_you_mean
+from distgen.wording import did_you_mean, first_of
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
 PREDICT_KEYS = ("max_cells_per_condition",)
@@ -477,7 +477,7 @@ def check_finite_weights(state: Mapping[str, torch.Tensor], path: Path, kind: st
     before such an update), so they come from elsewhere (an imported checkpoint), and would only give NaN cells later."""
     bad = [(k, int((~torch.isfinite(v)).sum())) for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        shown = ", ".join(f"{k} ({n} value{'s' if n > 1 else ''})" for k, n in bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+        shown = first_of(bad, 4, render=lambda kn: f"{kn[0]} ({kn[1]} value{'s' if kn[1] > 1 else ''})")
         raise CheckpointError(f"checkpoint {path} holds NaN or inf {kind + ' ' if kind else ''}weights in {len(bad)} tensor(s): "
                               f"{shown}; every prediction from it would be NaN. Use another checkpoint (--checkpoint)"
                               + (" or the raw weights (--weights raw)" if kind == "EMA" else ""))

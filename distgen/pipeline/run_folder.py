@@ -27,6 +27,7 @@ from distgen.data.prepared import Dataset
 from distgen.errors import clip_message
 from distgen.jsonfile import JsonProblem, parse_json_object, read_json
 from distgen.train.checkpoint import config_diff, list_checkpoints
+from distgen.wording import first_of
 
 if TYPE_CHECKING:
     from distgen.pipeline.grid import Run
@@ -71,7 +72,7 @@ def check_same_experiment(out: str | Path, doc: Mapping[str, Any], known: Mappin
         if not moved:
             return record
     if diff:
-        shown = "; ".join(diff[:3]) + (f" (+{len(diff) - 3} more)" if len(diff) > 3 else "")
+        shown = first_of(diff, 3, "; ")
         raise ConfigError(f"{out} holds an experiment of another config ({shown}){moved}; rerun with that config to resume "
                           "it, or choose another --out")
     return None

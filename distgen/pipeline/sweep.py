@@ -76,7 +76,7 @@ from distgen.pipeline.run_folder import (
 )
 from distgen.train.lock import LOCK_NAME, FolderNotWritableError, RunLock, RunLockedError, describe, live_holder
 from distgen.train.state_io import atomic_write_text
-from distgen.wording import near
+from distgen.wording import first_of, near
 
 Runner = Callable[[str, Run, Path], int]
 
@@ -283,7 +283,7 @@ def damaged_runs_said(out: Path, runs: Sequence[Run]) -> str:
     said = [f"{out / 'runs' / r.slug}: {gone}" for r in runs if (gone := removed_part(out / "runs" / r.slug))]
     if not said:
         return ""
-    shown = "; ".join(said[:3]) + (f" (+{len(said) - 3} more)" if len(said) > 3 else "")
+    shown = first_of(said, 3, "; ")
     return (f"It is not read as a finished sweep because {len(said)} finished run(s) in it must be evaluated again (no "
             f"step trained), which writes into the folder: {shown}. The sweep of a copy you can write (above) evaluates it "
             "again, as would a sweep run by a user who can write the folder")
@@ -430,7 +430,7 @@ def check_keeps_finished_runs(out: Path, runs: Sequence[Run]) -> None:
     slugs = {r.slug for r in runs}
     left_out = sorted(p.name for p in runs_dir.iterdir() if (p / DONE_FILE).exists() and p.name not in slugs)
     if left_out:
-        shown = ", ".join(left_out[:4]) + (f" (+{len(left_out) - 4} more)" if len(left_out) > 4 else "")
+        shown = first_of(left_out, 4)
         raise ConfigError(
             f"{out} holds finished runs this sweep's grid does not have ({shown}): its results.csv and summary would replace "
             f"theirs without them. Sweep into another --out, or give a grid that includes them (finished runs are reused)"
@@ -730,7 +730,7 @@ def check_run_folders(
     (the sweep has recorded this config in them, or reads them as this config's where it cannot write)."""
     unrecorded = unrecorded_runs(out, runs)
     if unrecorded and not adopt:
-        shown = ", ".join(unrecorded[:6]) + (f" (+{len(unrecorded) - 6} more)" if len(unrecorded) > 6 else "")
+        shown = first_of(unrecorded, 6)
         first = out / "runs" / unrecorded[0]
         raise ConfigError(
             f"{out / 'runs'} holds {len(unrecorded)} run(s) another runner finished ({DONE_FILE}) before the sweep recorded "

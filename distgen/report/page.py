@@ -31,7 +31,7 @@ from distgen.report.spread import spread_section
 from distgen.report.stats import STRATUM_NAMES, advantage, mean_ci, strata
 from distgen.report.style import metric_info, theme
 from distgen.train.manifest import run_notes
-from distgen.wording import counted, did_you_mean, listing, row_noun
+from distgen.wording import counted, did_you_mean, first_of, listing, row_noun
 
 
 def per_condition_metrics(inputs: ReportInputs, limit: int = 4) -> list[str]:
@@ -164,8 +164,7 @@ def _summary_table(inputs: ReportInputs, names: Sequence[str]) -> str:
             score += " †"
             fewer.append(f"{escape(name)}: over {common.get('n')} of {counted(len(inputs.model.perts), 'condition')} (model {num(common.get('model'))}, "
                          f"{escape(str(best))} {num(common.get('baseline'))}, ceiling {num(common.get('ceiling'))}); left out: "
-                         + escape("; ".join(f"{p} ({w})" for p, w in list((common.get("left_out") or {}).items())[:5])
-                                  + (f"; and {len(common['left_out']) - 5} more" if len(common.get("left_out") or {}) > 5 else "")))
+                         + escape(first_of(list((common.get("left_out") or {}).items()), 5, "; ", lambda pw: f"{pw[0]} ({pw[1]})")))
         cells += [Cell(score, "num"), Cell(why, "why")]
         out.append(cells)
         for r in negs:

@@ -38,6 +38,7 @@ from distgen.errors import EXIT_USAGE, DiskFullError, DistgenError, DistgenWarni
 from distgen.errors import NonFiniteSamplesError as NonFiniteSamplesError
 from distgen.errors import check_finite_samples as check_finite_samples
 from distgen.train.state_io import atomic_write_text, load_state, publish_dir, read_json, save_state, write_json
+from distgen.wording import first_of
 
 FORMAT = 1
 FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "rng.json", "state.json")
@@ -551,7 +552,7 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     if isinstance(saved, Mapping) and _moved_data_only(saved, config):
         return
     diff = config_diff(state.get("fingerprint_config", {}), config)
-    shown = "; ".join(diff[:8]) + (f"; ... {len(diff) - 8} more" if len(diff) > 8 else "")
+    shown = first_of(diff, 8, "; ")
     legacy = legacy_hint(state.get("fingerprint_config", {}), config, "the config you resume with (and the run's config.yaml)") if diff else ""
     raise CheckpointConfigError(
         f"checkpoint {str(path)!r} was written under a different config ({shown or 'fingerprint differs'}){legacy}. "
@@ -676,7 +677,7 @@ def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: st
     norm = lambda doc: json.loads(json.dumps({k: doc.get(k) for k in sections}, sort_keys=True, default=str))  # noqa: E731
     diff = config_diff(norm(recorded), norm(config))
     if diff:
-        shown = "; ".join(d[:160] for d in diff[:6]) + (f"; ... {len(diff) - 6} more" if len(diff) > 6 else "")
+        shown = first_of(diff, 6, "; ", lambda d: d[:160])
         legacy = legacy_hint(norm(recorded), norm(config), source)
         raise CheckpointConfigError(
             f"{source} differs from the config checkpoint {str(ckpt.path)!r} was trained with ({shown}){legacy}. "

@@ -35,7 +35,7 @@ from distgen.train.run_files import record_training, resolved_model, resume_reco
 from distgen.train.trainer import Trainer, TrainResult, describe_conditions, python_resume_option
 from distgen.types import Cells, CellTable, DataInfo, vocabulary
 from distgen.warned import recorded_warnings
-from distgen.wording import near
+from distgen.wording import first_of, near
 
 #: ``data:`` keys that describe the dataset itself, not how its cells are sampled into sets.
 DATASET_KEYS = ("dataset", "schema", "split", "hvg")
@@ -390,8 +390,7 @@ def check_group_sizes(model: Any, train: Any, val: Any = None) -> None:
 
         firsts = torch.tensor([f for _, f in small[:4]])
         names = describe_conditions(sampler.table.labels.index(firsts), sampler.table.info).split(", ")
-        shown = ", ".join(f"{n} ({c} cell{'s' if c > 1 else ''})" for n, (c, _) in zip(names, small)) + (
-            f" and {len(small) - 4} more" if len(small) > 4 else "")
+        shown = first_of([f"{n} ({c} cell{'s' if c > 1 else ''})" for n, (c, _) in zip(names, small)], 4, total=len(small))
         raise ConfigError(
             f"{len(small)} {what} condition(s) have fewer than {need} cells, the fewest per set this model's loss uses ({why}): "
             f"{shown}. Sets are drawn without replacement, so a set of such a condition would stop training when drawn. "

@@ -48,6 +48,7 @@ from distgen.train.state_dicts import get_full_state, set_full_state
 from distgen.train.state_io import rng_state, set_rng_state
 from distgen.train.validation import higher_is_better, resolve_metrics, validate
 from distgen.types import ConditionLabels, DataInfo
+from distgen.wording import first_of
 
 PREFIX = "model."  #: parameter names inside the ``LossModule`` wrapper
 
@@ -771,7 +772,7 @@ class Trainer:
             del dead[""]
         for comp, ns in dead.items():
             what = f"model.{comp}" if comp else f"{type(self.model).__name__}'s own parameters"
-            shown = ", ".join(ns[:4]) + (f" and {len(ns) - 4} more" if len(ns) > 4 else "")
+            shown = first_of(ns, 4)
             params = f"{len(ns)} trainable parameter{'s' if len(ns) > 1 else ''}: {shown}"
             if any(n in zeros for n in ns):
                 counted = self._grad_counted

@@ -15,6 +15,7 @@ from typing import Any
 
 from distgen.errors import UsageError
 from distgen.types.cells import COMBO, atoms_of, canonical
+from distgen.wording import first_of
 
 #: Column and label names written (cell-eval's defaults). The only place these names are defined.
 PERT_COL = "target"  #: cell-eval2's default ``--pert-col`` (distgen wrote ``target_gene``, cell-eval 0.8's, before)
@@ -276,7 +277,7 @@ def blank_names(names: Iterable[str]) -> list[int]:
 
 def blank_message(names: Sequence[str], positions: Sequence[int], where: str) -> str:
     """Why ``where``'s gene names at ``positions`` (``blank_names``) are refused, each escaped, and the fix."""
-    said = ", ".join(f"{i} ({str(names[i])!a})" for i in positions[:5]) + (f" and {len(positions) - 5} more" if len(positions) > 5 else "")
+    said = first_of(positions, 5, render=lambda i: f"{i} ({str(names[i])!a})")
     shown = list(positions[:20])
     return (f"{where} has {len(positions)} gene name(s) that are empty or blank (column {said}): a gene the files, tables "
             "and pages cannot name, which a file written and read again keeps as a nameless column. Name them "

@@ -19,6 +19,7 @@ from distgen.capabilities import ModelCapabilities
 from distgen.errors import DistgenError
 from distgen.models.base import FittedModel
 from distgen.types import CellTable, ConditionLabels, DataInfo
+from distgen.wording import first_of
 from distgen_bayes.basis import Basis, fit_basis
 from distgen_bayes.convergence import convergence_problems
 from distgen_bayes.design import Design
@@ -227,11 +228,10 @@ class BayesHierarchicalModel(FittedModel):
             cond = "+".join(info.perturbations[a] for a in s) or "control"
             return f"{cond} @ {info.contexts[c]} / {info.batches[b] if b < len(info.batches) else b}"
 
-        shown = ", ".join(f"{name(s, c, b)}: {n}" for s, c, b, n in pops.dropped[:3])
-        more = f" (+{len(pops.dropped) - 3} more)" if len(pops.dropped) > 3 else ""
+        shown = first_of(pops.dropped, 3, render=lambda d: f"{name(d[0], d[1], d[2])}: {d[3]}")
         msg = (f"bayes_hier: {len(pops.dropped)} population(s) (condition @ context / batch) have fewer than "
                f"min_cells={self.min_cells} cells and are left out of the fit ({sum(d[3] for d in pops.dropped)} cells), "
-               f"e.g. {shown}{more}")
+               f"e.g. {shown}")
         if lost:
             msg += (f"; perturbation(s) {[info.perturbations[a] for a in lost[:10]]} have no population left: the model "
                     "predicts them, and the combinations holding them, from the prior")
