@@ -89,3 +89,27 @@ def test_first_of_names_the_first_few_and_counts_the_rest():
     assert first_of("abcd", 3, noun="group") == "a, b, c (and 1 more group)"
     assert first_of("abcde", 3, noun="group") == "a, b, c (and 2 more groups)"
 
+
+def test_a_refusal_of_four_label_groups_says_one_more_group_not_groups():
+    from distgen.types.layout import form_message, spacing_message
+
+    groups = [[f"g{i}", f"g{i} "] for i in range(4)]
+    text = spacing_message(groups, lambda lab: 5, "condition", "prediction")
+    assert "(and 1 more group)." in text and "more groups" not in text
+    text = form_message(groups, "the file", "conditions", "condition")
+    assert "(and 1 more group) (shown" in text and "more groups" not in text
+    assert "(and 2 more groups)" in form_message([*groups, ["h", "h "]], "the file", "conditions", "condition")
+
+
+def test_a_batch_of_five_sets_is_named_with_one_more_set_not_sets():
+    import torch
+
+    from distgen.train.trainer import describe_conditions
+    from distgen.types import ConditionLabels
+
+    def sets(b):
+        return ConditionLabels(torch.full((b, 1), -1), torch.ones(b, 1), torch.zeros(b, dtype=torch.long), torch.zeros(b, dtype=torch.long))
+
+    assert describe_conditions(sets(5), None) == "control @ 0, control @ 0, control @ 0, control @ 0 (and 1 more set)"
+    assert describe_conditions(sets(6), None).endswith("control @ 0 (and 2 more sets)")
+    assert describe_conditions(sets(4), None) == "control @ 0, control @ 0, control @ 0, control @ 0"

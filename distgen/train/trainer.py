@@ -117,8 +117,7 @@ def describe_conditions(labels: ConditionLabels, info: DataInfo | None, limit: i
             atoms = "+".join(info.perturbations[a] for a in ids) or info.control_label
             ctx = info.contexts[int(labels.context[i])]
         names.append(f"{atoms} @ {ctx}")
-    more = f" (+{len(labels) - limit} more sets)" if len(labels) > limit else ""
-    return ", ".join(names) + more
+    return first_of(names, limit, total=len(labels), noun="set")
 
 
 def detached_parts(parts: Mapping[str, Any], owner: str) -> dict[str, Tensor | float]:

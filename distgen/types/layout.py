@@ -224,9 +224,8 @@ def control_atom_labels(labels: Iterable[str], control: str, delimiters: Sequenc
 
 def spacing_message(groups: Sequence[Sequence[str]], counts: Callable[[str], int], column: str, name: str) -> str:
     """Why a file whose labels ``spacing_twins`` groups is refused, with each spelling's cell count and the fix."""
-    said = "; ".join(" and ".join(f"{lab!r} ({counts(lab)} cells)" for lab in g) for g in groups[:3])
-    more = f" (and {len(groups) - 3} more groups)" if len(groups) > 3 else ""
-    return (f"the {name} file's obs[{column!r}] holds labels that differ only by surrounding spaces: {said}{more}. distgen "
+    said = first_of(groups, 3, "; ", lambda g: " and ".join(f"{lab!r} ({counts(lab)} cells)" for lab in g), noun="group")
+    return (f"the {name} file's obs[{column!r}] holds labels that differ only by surrounding spaces: {said}. distgen "
             "would read each group as one condition (trimmed), cell-eval as different conditions, so the cells of two "
             f"conditions would be pooled without a word. Rename one spelling in obs (if they are one condition: "
             f"adata.obs[{column!r}] = adata.obs[{column!r}].astype(str).str.strip()) and write the file again")
@@ -258,9 +257,8 @@ def form_twins(labels: Iterable[str]) -> list[list[str]]:
 def form_message(groups: Sequence[Sequence[str]], where: str, what: str, column: str) -> str:
     """Why labels that ``form_twins`` groups are refused: each group as ``ascii()`` writes it (their reprs look alike), what
     they would have been read as, and the fix for obs column ``column``."""
-    said = "; ".join(" and ".join(ascii(lab) for lab in g) for g in groups[:3])
-    more = f" (and {len(groups) - 3} more groups)" if len(groups) > 3 else ""
-    return (f"{where} holds labels that differ only in their Unicode form or in invisible characters: {said}{more} (shown "
+    said = first_of(groups, 3, "; ", lambda g: " and ".join(ascii(lab) for lab in g), noun="group")
+    return (f"{where} holds labels that differ only in their Unicode form or in invisible characters: {said} (shown "
             f"with escapes: they print alike, or nearly, for compatibility characters such as the micro sign or a superscript "
             f"'\u00b2' for '2'). They would be read as different {what} that tables, files and pages hardly tell "
             f"apart. Write each one way (if they are one label: import unicodedata; adata.obs[{column!r}] = "
