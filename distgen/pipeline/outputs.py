@@ -87,9 +87,12 @@ def context_prefix(context: str) -> str:
     return prefix.replace(".", "%2E", 1) if windows_device(prefix + CONTEXT_SUFFIXES[0]) else prefix
 
 
-#: Unicode's default-ignorable code points (``Default_Ignorable_Code_Point`` of ``DerivedCoreProperties.txt``), inclusive
-#: ranges: zero-width spaces and joiners, the soft hyphen, direction marks, variation selectors, fillers, tags. A Linux
-#: case-insensitive (casefold) folder drops them as it folds a name (``fs/unicode/mkutf8data.c``: ``ignore_init``).
+#: Unicode's default-ignorable code points, inclusive ranges: zero-width spaces and joiners, the soft hyphen, direction
+#: marks, variation selectors, fillers, tags. A Linux case-insensitive (casefold) folder drops them as it folds a name
+#: (``fs/unicode/mkutf8data.c``: ``ignore_init``). Python's ``unicodedata`` has no such property, so the ranges are copied
+#: from the ``Default_Ignorable_Code_Point`` lines of Unicode 14.0.0's ``DerivedCoreProperties.txt`` (the Unicode of
+#: Python 3.11's ``unicodedata``), adjacent ranges merged; ``tests/pipeline/test_default_ignorable.py`` derives the
+#: property from the running Python's ``unicodedata`` by the file's own rule and compares.
 DEFAULT_IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
                      (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
                      (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
