@@ -801,11 +801,12 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
 @dataclasses.dataclass(frozen=True)
 class LoadedConfig:
     """A config as one read of its ``base:`` chain gives it (``read_config``): ``doc`` is ``load_config``'s document,
-    ``preset`` is ``preset_of``'s answer and ``explicit_keys(section)`` is ``explicit_keys``' for that section."""
+    ``preset`` is ``preset_of``'s answer and ``explicit_keys(section)`` is ``explicit_keys``' for that section, from
+    ``user_keys`` (section name -> the keys of it the user set)."""
 
     doc: dict[str, Any]
     preset: str | None
-    user_keys: Mapping[Any, frozenset[str]]
+    user_keys: Mapping[str, frozenset[str]]
 
     def explicit_keys(self, section: str) -> set[str]:
         """The keys of ``section`` the user set (``explicit_keys``)."""
@@ -1044,16 +1045,17 @@ def _first_preset(links: Sequence[_Link]) -> str | None:
     return next((link.preset for link in links if link.preset), None)
 
 
-def _user_keys(links: Sequence[_Link], overrides: Sequence[str]) -> dict[Any, frozenset[str]]:
-    """Per section, the keys the user set in a ``base:`` chain's ``links`` above its first preset, or by an override
-    (``train.lr=...``, ``train={...}``; all of ``overrides``, ``base=`` too)."""
-    keys: dict[Any, set[str]] = {}
+def _user_keys(links: Sequence[_Link], overrides: Sequence[str]) -> dict[str, frozenset[str]]:
+    """Per section name, the keys the user set in a ``base:`` chain's ``links`` above its first preset, or by an override
+    (``train.lr=...``, ``train={...}``; all of ``overrides``, ``base=`` too). A YAML top-level key that is no text
+    (``1:``, ``null:``) names no section and is left out (``check_sections`` refuses it)."""
+    keys: dict[str, set[str]] = {}
     for text in overrides:
         parts, value = parse_override(text)
         keys.setdefault(parts[0], set()).update(
             {parts[1]} if len(parts) > 1 else {str(k) for k in value} if isinstance(value, Mapping) else set())
     for link in itertools.takewhile(lambda link: link.preset is None, links):
         for section, node in link.doc.items():
-            if isinstance(node, Mapping):
+            if isinstance(section, str) and isinstance(node, Mapping):
                 keys.setdefault(section, set()).update(str(k) for k in node)
     return {section: frozenset(found) for section, found in keys.items()}

@@ -140,3 +140,15 @@ def _presets_below(name):
             return out
         out.append(base)
         name = base
+
+
+def test_the_users_keys_are_kept_per_section_name_only(tmp_path):
+    """A YAML top-level key that is no text (``1:``, ``null:``) names no section: ``user_keys`` holds section names only
+    (the run refuses such a key as an unknown section, ``check_sections``)."""
+    from distgen.config import read_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("1: {a: 1}\nnull: {b: 2}\ntrain: {lr: 0.001}\n")
+    loaded = read_config(path, ["data.set_size=8"])
+    assert loaded.user_keys == {"train": frozenset({"lr"}), "data": frozenset({"set_size"})}
+    assert loaded.explicit_keys("train") == {"lr"} and loaded.explicit_keys("1") == set()
