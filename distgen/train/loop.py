@@ -388,8 +388,8 @@ def check_group_sizes(model: Any, train: Any, val: Any = None) -> None:
             continue
         import torch
 
-        firsts = torch.tensor([f for _, f in small[:4]])
-        names = describe_conditions(sampler.table.labels.index(firsts), sampler.table.info).split(", ")
+        # one condition at a time: a context label may hold ", ", the separator of describe_conditions' list
+        names = [describe_conditions(sampler.table.labels.index(torch.tensor([f])), sampler.table.info) for _, f in small[:4]]
         shown = first_of([f"{n} ({c} cell{'s' if c > 1 else ''})" for n, (c, _) in zip(names, small)], 4, total=len(small))
         raise ConfigError(
             f"{len(small)} {what} condition(s) have fewer than {need} cells, the fewest per set this model's loss uses ({why}): "

@@ -111,3 +111,19 @@ def test_distgen_train_warns_once_about_a_coupling_that_pairs_nothing(tmp_path, 
     assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
     coupling = [w for w in recwarn if issubclass(w.category, InertSettingWarning) and "model.coupling" in str(w.message)]
     assert len(coupling) == 1, [str(w.message) for w in coupling]
+
+
+def test_small_conditions_whose_context_holds_a_comma_are_named_whole():
+    """The refusal names each small condition with its own cell count: a context ``ctx, A`` stays one name (it was cut at
+    its comma and each piece paired with the next condition's count: ``G0 @ ctx (1 cell), A (1 cell)``)."""
+    import dataclasses
+
+    from distgen.testing.fixtures import tiny_table
+    from distgen.types import CellTable
+
+    one = tiny_table(n_per_condition=1)
+    one = CellTable(one.X, one.labels, dataclasses.replace(one.info, contexts=["ctx, A"]))
+    with pytest.raises(ConfigError) as err:
+        fit(_model(one), one, set_size=4, **RUN)
+    msg = str(err.value)
+    assert "G0 @ ctx, A (1 cell), G0+G1 @ ctx, A (1 cell), G1 @ ctx, A (1 cell), G2 @ ctx, A (1 cell)." in msg, msg
