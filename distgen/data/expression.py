@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from distgen.errors import InputDataError, InputKeyError, warn
 from distgen.logscale import extra_log1p, whole_ratio_cells
-from distgen.types.layout import blank_message, blank_names, form_key
+from distgen.types.layout import blank_message, blank_names, form_key, sparse_position_problem
 from distgen.wording import first_of
 
 #: Largest value still plausible for log1p-normalised expression.
@@ -136,16 +136,15 @@ def gene_twin_messages(genes: Any) -> list[str]:
 
 
 def check_sparse_format(x: Any, what: str) -> None:
-    """Refuse a malformed sparse matrix (``InputDataError``): indices outside the matrix, a decreasing ``indptr``, arrays of
-    mismatched lengths. anndata builds it from the file without a full check, and ``toarray`` then silently puts values in
+    """Refuse a malformed sparse matrix (``InputDataError``): positions stored as floats or another non-integer type
+    (``sparse_position_problem``), indices outside the matrix, a decreasing ``indptr``, arrays of mismatched lengths. anndata builds it from the file without a full check, and ``toarray`` then silently puts values in
     other cells (or past the array: scipy does not bounds-check there); the values would be scored or trained on as read."""
     if not sp.issparse(x) or x.format not in ("csr", "csc"):
         return
-    for name in ("indices", "indptr"):  # refused before scipy casts them: a NaN cast warns ("invalid value encountered in cast")
-        positions = getattr(x, name)
-        if positions.dtype.kind == "f" and positions.size and not bool((np.abs(positions) < 2.0**62).all()):
-            raise InputDataError(f"{what} is a malformed sparse {x.format.upper()} matrix (its {name} hold NaN, infinite or "
-                                 f"huge values): {_REWRITE}")
+    for name in ("indices", "indptr"):  # refused before scipy casts them (sparse_position_problem)
+        problem = sparse_position_problem(getattr(x, name))
+        if problem is not None:
+            raise InputDataError(f"{what} is a malformed sparse {x.format.upper()} matrix (its {name} {problem}): {_REWRITE}")
     try:  # on a shallow copy: check_format may re-type or trim the index arrays of the caller's matrix
         type(x)((x.data, x.indices, x.indptr), shape=x.shape, copy=False).check_format(full_check=True)
     except ValueError as e:

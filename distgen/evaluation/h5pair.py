@@ -39,6 +39,7 @@ from distgen.types.layout import (
     form_twins,
     pooled_contexts_note,
     spacing_twins,
+    sparse_position_problem,
 )
 
 
@@ -141,13 +142,12 @@ def _positions(kind: str, n_rows: int, n_cols: int, indices: np.ndarray, indptr:
     entries. int32 where every position of the matrix fits (anndata writes int32 indices): the temporaries below take
     half the bytes of int64 ones, which dominate reading a truth of many cells; int64 otherwise."""
     n_major, n_minor = (n_rows, n_cols) if kind == "csr_matrix" else (n_cols, n_rows)
-    indptr = _whole(indptr)
+    indptr = _integers(indptr).astype(np.int64)
     counts = np.diff(indptr)
     if (n_rows < 0 or n_cols < 0 or indptr.shape != (n_major + 1,) or indptr[0] != 0 or indptr[-1] != indices.size
             or (counts.size and int(counts.min()) < 0)):
         raise _Unsupported("malformed sparse X")
-    if indices.dtype.kind not in ("i", "u"):
-        indices = _whole(indices)  # whole positions, as they are read elsewhere
+    indices = _integers(indices)
     if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_minor):  # on the stored values: before any cast
         raise _Unsupported("sparse X with out-of-range indices")
     itype: type[np.signedinteger[Any]] = np.int32 if max(n_rows * n_cols, n_rows, n_cols) <= np.iinfo(np.int32).max else np.int64
@@ -161,15 +161,13 @@ def _positions(kind: str, n_rows: int, n_cols: int, indices: np.ndarray, indptr:
     return key
 
 
-def _whole(positions: np.ndarray) -> np.ndarray:
-    """Stored sparse positions as int64, a float one truncated as ``astype`` truncates; raises ``_Unsupported`` for one no
-    int64 holds (NaN, infinite, past 2^62) or of another type (complex, text), checked on the stored values: the cast
-    would warn first (``RuntimeWarning: invalid value encountered in cast``), an error under ``python -W error``."""
-    if positions.dtype.kind in ("i", "u", "b"):
-        return positions.astype(np.int64)
-    if positions.dtype.kind != "f" or (positions.size and not bool((np.abs(positions) < 2.0**62).all())):
-        raise _Unsupported("sparse X with positions that are not whole numbers")
-    return positions.astype(np.int64)
+def _integers(positions: np.ndarray) -> np.ndarray:
+    """Stored sparse positions as they are when they are integers; raises ``_Unsupported`` otherwise (floats, whole or not,
+    and other types: ``sparse_position_problem``, which the anndata reader refuses with)."""
+    problem = sparse_position_problem(positions)
+    if problem is not None:
+        raise _Unsupported(f"sparse X whose positions {problem}")
+    return positions
 
 
 def _scale(f: Any, key: str = "scale") -> str | None:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from distgen.errors import UsageError
 from distgen.types.cells import COMBO, atoms_of, canonical
 from distgen.wording import first_of
@@ -382,3 +384,22 @@ def check_pair(pred_truth: str | None, real_truth: str | None, pred: object = "p
 
 def _label(source: object) -> str:
     return repr(os.fspath(source)) if isinstance(source, str | os.PathLike) else "file"
+
+
+def sparse_position_problem(positions: np.ndarray) -> str | None:
+    """Why a sparse matrix's stored positions (its ``indices`` or ``indptr``) are unreadable, worded to follow "its
+    indices"; None for integer positions. Positions stored as floats are refused, whole or not: scipy truncates them in
+    ``check_format`` (1.5 reads as 1, -0.5 as 0) and refuses them when densifying ("unsupported data types in input"), and
+    anndata never writes them. Judged on the stored values without a cast: casting a NaN warns ("invalid value encountered
+    in cast"), an error under ``python -W error``. Both readers of a pair (``distgen.data.expression.check_sparse_format``,
+    ``distgen.evaluation.h5pair``) ask this."""
+    if positions.dtype.kind in ("i", "u", "b"):
+        return None
+    said = f"are stored as {positions.dtype} values, not integers"
+    if positions.dtype.kind != "f" or not positions.size:
+        return said
+    if not bool(np.isfinite(positions).all()):
+        return f"{said}, some of them NaN or infinite"
+    if not bool((positions == np.round(positions)).all()):
+        return f"{said}, some of them not whole numbers"
+    return said

@@ -273,12 +273,15 @@ def _malformed(path, how):
     import h5py
 
     with h5py.File(path, "r+") as f:
-        name = "indices" if how in ("index", "nan_index") else "indptr"
+        name = "indices" if how in ("index", "nan_index", "half_index") else "indptr"
         arr = f[f"X/{name}"][()]
         if how == "index":
             arr[5] = 999  # a column past the 30 genes
         elif how == "indptr":
             arr[3], arr[4] = arr[4], arr[3]  # a decreasing indptr
+        elif how == "half_index":  # stored as floats, one of them between two columns
+            arr = arr.astype(np.float64)
+            arr[3] += 0.5
         else:  # stored as floats, one of them NaN
             arr = arr.astype(np.float64)
             arr[3] = np.nan
@@ -323,6 +326,22 @@ def test_a_nan_sparse_position_is_refused_without_a_warning(tmp_path, capsys, ho
         assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "the pred file's X is a malformed sparse CSR matrix" in err and "NaN" in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("profile", [None, "celleval2"])
+def test_a_sparse_position_between_two_columns_is_refused_by_both_readers(tmp_path, capsys, profile):
+    """A float position 2.5: the fast ``--profile`` reader read it as column 2 and scored the file, the anndata reader
+    crashed in scipy ("unsupported data types in input", exit 1); both refuse it now, naming the positions' type."""
+    import scipy.sparse as sp
+
+    pred, real = _pair(counts=profile == "celleval2")
+    pred.X = sp.csr_matrix(pred.X)
+    pp, rp = _files(tmp_path, pred, real)
+    _malformed(pp, "half_index")
+    more = ["--profile", profile] if profile else ["--baselines", "", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "the pred file's X is a malformed sparse CSR matrix (its indices are stored as float64 values, not integers" in err
 
 
 def test_a_malformed_sparse_matrix_is_refused_when_loading_data():
