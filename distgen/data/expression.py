@@ -300,7 +300,7 @@ def normalised_total(x: Any, max_rows: int = 200, rtol: float = 1e-3) -> float |
 MAX_SMALLEST_COUNT = 1000
 #: The grids of values stored as whole numbers or rounded to one to three decimals. Every value of such a cell is a
 #: multiple of its grid step (and of that step over any ``k``) whatever the transform, log values included, so a step
-#: on this grid is the rounding's, not the cell's (``_grid_step``).
+#: on this grid is the rounding's, not the cell's (``_cell_scaled``).
 ROUNDING_STEPS = (1.0, 0.1, 0.01, 0.001)
 #: A float format's values between ``2**e`` and ``2**(e+1)`` are whole multiples of ``2**(e + 1 - bits)``: bfloat16's 8
 #: significant bits bring that power of two within ``MAX_SMALLEST_COUNT`` steps of a cell's smallest value (log values
@@ -327,18 +327,22 @@ def _within_bits(v: np.ndarray, bits: int) -> bool:
     return bool(np.all(mantissa == np.round(mantissa)))
 
 
-def _grid_step(step: float, v: np.ndarray) -> bool:
-    """Whether ``step`` is the grid a cell's values ``v`` are stored on, not the cell's own: one of ``ROUNDING_STEPS``, or a
-    power of two when every value fits bfloat16's precision (``BFLOAT16_BITS``), each to ``GRID_RTOL``."""
-    if any(abs(step / s - 1) <= GRID_RTOL for s in ROUNDING_STEPS):
-        return True
-    return abs(step / 2.0 ** round(math.log2(step)) - 1) <= GRID_RTOL and _within_bits(v, BFLOAT16_BITS)
+def _rounding_step(step: float) -> bool:
+    """Whether ``step`` is one of ``ROUNDING_STEPS``, to ``GRID_RTOL``."""
+    return any(abs(step / s - 1) <= GRID_RTOL for s in ROUNDING_STEPS)
+
+
+def _power_of_two(step: float) -> bool:
+    """Whether ``step`` is a power of two, to ``GRID_RTOL``."""
+    return abs(step / 2.0 ** round(math.log2(step)) - 1) <= GRID_RTOL
 
 
 def _cell_scaled(v: np.ndarray) -> bool | None:
     """Whether a cell's non-zero values ``v`` (float64) are counts scaled by one factor (the rule above ``MAX_SMALLEST_COUNT``);
     None when they cannot tell: fewer than two distinct values (one value is a multiple of itself whatever the transform),
-    or values on the rounding grid of 0.01 (``_on_rounding_grid``)."""
+    or values on the rounding grid of 0.01 (``_on_rounding_grid``). A candidate step on the grid the values are stored on is
+    the storage's, not the cell's, and is passed over: one of ``ROUNDING_STEPS``, or a power of two when every value fits
+    bfloat16's precision (``BFLOAT16_BITS``; asked once per cell, and only of a cell with a power-of-two candidate)."""
     u = np.unique(v)
     if u.size < 2 or _on_rounding_grid(v):
         return None
@@ -347,9 +351,16 @@ def _cell_scaled(v: np.ndarray) -> bool | None:
     # the gap's count is tried with three values or more: two values fit the step their gap gives by construction when
     # that count is large (float32's tolerance below is then wider than their distance to the grid)
     counts = {*range(1, 7), round(float(u[0]) / gap)} if u.size >= 3 else set(range(1, 7))
+    on_bfloat16: bool | None = None  # whether every value fits bfloat16's precision: the same for every candidate
     for n in sorted(c for c in counts if 1 <= c <= MAX_SMALLEST_COUNT):
-        if _grid_step(float(u[0]) / n, u):
+        step = float(u[0]) / n
+        if _rounding_step(step):
             continue
+        if _power_of_two(step):
+            if on_bfloat16 is None:
+                on_bfloat16 = _within_bits(u, BFLOAT16_BITS)
+            if on_bfloat16:
+                continue
         if np.all(np.abs(ratio * n - np.round(ratio * n)) <= 1e-3 + 1e-6 * ratio * n):  # float32's precision
             return True
     return False
