@@ -316,7 +316,14 @@ GRID_RTOL = 1e-6
 
 def _on_rounding_grid(v: np.ndarray) -> bool:
     """Whether every value of ``v`` is a whole multiple of 0.01 (values stored whole or rounded to one or two decimals),
-    judged when the smallest is under 100, where float32 resolves 0.01 finely enough."""
+    judged when the smallest is under 100, where float32 resolves 0.01 finely enough.
+
+    Values stored rounded meet two rules, which give other answers merged: a cell on this grid cannot tell (``None``),
+    and a candidate step equal to one of ``ROUNDING_STEPS`` is passed over in a cell that can (``_rounding_step``). On the
+    0.01 grid every divisor of the grid's step fits the values too (whole numbers are multiples of 1/2 to 1/6), so passing
+    over the grid's own step alone reads whole numbers and counts times 0.5 or 0.25 as scaled counts; and a cell on the
+    0.001 grid holds true steps (counts over 8: 0.125), so it must keep telling, while a dense cell of log values rounded
+    to three decimals (two of them 0.001 apart) would otherwise read as counts scaled by 0.001."""
     steps = v / 0.01
     return float(v.min()) < 100 and bool(np.all(np.abs(steps - np.round(steps)) <= 1e-4 + 1e-6 * steps))
 
