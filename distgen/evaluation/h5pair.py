@@ -163,7 +163,7 @@ def _positions(kind: str, n_rows: int, n_cols: int, indices: np.ndarray, indptr:
 
 def _integers(positions: np.ndarray) -> np.ndarray:
     """Stored sparse positions as they are when they are integers; raises ``_Unsupported`` otherwise (floats, whole or not,
-    and other types: ``sparse_position_problem``, which the anndata reader refuses with)."""
+    bool and other types: ``sparse_position_problem``, which the anndata reader refuses with)."""
     problem = sparse_position_problem(positions)
     if problem is not None:
         raise _Unsupported(f"sparse X whose positions {problem}")

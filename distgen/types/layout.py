@@ -390,10 +390,11 @@ def sparse_position_problem(positions: np.ndarray) -> str | None:
     """Why a sparse matrix's stored positions (its ``indices`` or ``indptr``) are unreadable, worded to follow "its
     indices"; None for integer positions. Positions stored as floats are refused, whole or not: scipy truncates them in
     ``check_format`` (1.5 reads as 1, -0.5 as 0) and refuses them when densifying ("unsupported data types in input"), and
-    anndata never writes them. Judged on the stored values without a cast: casting a NaN warns ("invalid value encountered
+    anndata never writes them; so are positions stored as bool (0 and 1 only: scipy sums the values of every column past
+    0 into column 1). Judged on the stored values without a cast: casting a NaN warns ("invalid value encountered
     in cast"), an error under ``python -W error``. Both readers of a pair (``distgen.data.expression.check_sparse_format``,
     ``distgen.evaluation.h5pair``) ask this."""
-    if positions.dtype.kind in ("i", "u", "b"):
+    if positions.dtype.kind in ("i", "u"):
         return None
     said = f"are stored as {positions.dtype} values, not integers"
     if positions.dtype.kind != "f" or not positions.size:

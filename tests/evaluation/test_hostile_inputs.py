@@ -344,6 +344,27 @@ def test_a_sparse_position_between_two_columns_is_refused_by_both_readers(tmp_pa
     assert "the pred file's X is a malformed sparse CSR matrix (its indices are stored as float64 values, not integers" in err
 
 
+@pytest.mark.parametrize("profile", [None, "celleval2"])
+def test_sparse_positions_stored_as_booleans_are_refused_by_both_readers(tmp_path, capsys, profile):
+    """Column indices stored as bool (every column past 0 read as 1): the anndata reader summed the values of each cell
+    into columns 0 and 1 and scored them (exit 0 under cell-eval2's profile, the fast reader having stepped aside for the
+    repeated positions); both refuse it now."""
+    import h5py
+    import scipy.sparse as sp
+
+    pred, real = _pair(counts=profile == "celleval2")
+    pred.X = sp.csr_matrix(pred.X)
+    pp, rp = _files(tmp_path, pred, real)
+    with h5py.File(pp, "r+") as f:
+        indices = f["X/indices"][()].astype(bool)
+        del f["X/indices"]
+        f["X/indices"] = indices
+    more = ["--profile", profile] if profile else ["--baselines", "", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "the pred file's X is a malformed sparse CSR matrix (its indices are stored as bool values, not integers" in err
+
+
 def test_a_malformed_sparse_matrix_is_refused_when_loading_data():
     import scipy.sparse as sp
 
