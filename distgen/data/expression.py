@@ -136,9 +136,10 @@ def gene_twin_messages(genes: Any) -> list[str]:
 
 
 def check_sparse_format(x: Any, what: str) -> None:
-    """Refuse a malformed sparse matrix (``InputDataError``): positions stored as floats or another non-integer type
-    (``sparse_position_problem``), indices outside the matrix, a decreasing ``indptr``, arrays of mismatched lengths. anndata builds it from the file without a full check, and ``toarray`` then silently puts values in
-    other cells (or past the array: scipy does not bounds-check there); the values would be scored or trained on as read."""
+    """Refuse a malformed sparse matrix (``InputDataError``): positions stored as floats, bool or another non-integer type
+    (``sparse_position_problem``), indices outside the matrix, a decreasing ``indptr``, arrays of mismatched lengths.
+    anndata builds it from the file without a full check, and ``toarray`` then silently puts values in other cells (or
+    past the array: scipy does not bounds-check there); the values would be scored or trained on as read."""
     if not sp.issparse(x) or x.format not in ("csr", "csc"):
         return
     for name in ("indices", "indptr"):  # refused before scipy casts them (sparse_position_problem)

@@ -1,4 +1,5 @@
-"""The cell-eval file layout's vocabulary: column and label names, what a pair read found, canonical labels.
+"""The cell-eval file layout's vocabulary: column and label names, what a pair read found, canonical labels, which
+stored sparse positions are readable.
 
 Importable without AnnData (``distgen.data.layout`` reads and writes the files with anndata;
 ``distgen.evaluation.h5pair`` reads well-formed pairs with h5py alone): both take these from here.
