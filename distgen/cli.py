@@ -57,9 +57,9 @@ HINTS: dict[str, str] = {
         "checkpoint (--checkpoint), or the raw weights (--weights raw)"
     ),
 }
-#: What ends the message of a distgen warning raised as an exception: one the warning filters made an error.
-WARNING_AS_ERROR = ("a distgen warning, made an error by the warning filters: python -W error, PYTHONWARNINGS or "
-                    "warnings.simplefilter; the command stopped there")
+#: What ends the message of a warning raised as an exception: one the warning filters made an error.
+FILTERS_MADE_IT_AN_ERROR = "made an error by the warning filters: python -W error, PYTHONWARNINGS or warnings.simplefilter"
+WARNING_AS_ERROR = f"a distgen warning, {FILTERS_MADE_IT_AN_ERROR}; the command stopped there"
 #: Built-in exceptions that distgen raises on purpose with a complete message (exit 1).
 PLAIN = (ValueError, LookupError, FloatingPointError)
 
@@ -224,6 +224,8 @@ def classify(exc: BaseException, command: str = "", argv: Sequence[str] = ()) ->
         return exc.exit_code, "error: " + clip_message(_text(exc))
     if isinstance(exc, DistgenWarning):
         return EXIT_FAILURE, f"error: {clip_message(_text(exc))} ({WARNING_AS_ERROR})"
+    if isinstance(exc, Warning):
+        return EXIT_FAILURE, "error: " + warning_made_an_error(exc)
     names = {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
     for name, code in KNOWN.items():
         if name in names:
@@ -238,6 +240,42 @@ def classify(exc: BaseException, command: str = "", argv: Sequence[str] = ()) ->
     if isinstance(exc, PLAIN):
         return EXIT_FAILURE, "error: " + clip_message(_text(exc))
     return EXIT_FAILURE, None
+
+
+def warning_made_an_error(exc: Warning) -> str:
+    """The message of another library's warning (numpy, anndata, pandas, torch...) or Python's that reached the boundary
+    as an exception: the filters made it one, as the user asked (nothing else raises a warning). Its class, the module
+    whose code raised it (the innermost frame: for numpy's arithmetic, the line that called numpy), whose bug it is not
+    or may be, and the ``-W`` filter that lets it print and go on. Python reads a ``-W`` class at start-up only among
+    the built-in ones (``anndata._warnings.OldFormatWarning`` is "Invalid -W option ignored"), so the filter names the
+    nearest built-in class of its MRO."""
+    cls = type(exc)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    builtin = next(c for c in cls.__mro__ if c.__module__ == "builtins").__name__
+    module, line = _raised_in(exc)
+    package = module.partition(".")[0] if module else None
+    origin = f" from {package} ({module}, line {line})" if module else ""
+    if package is None:
+        whose = "where it was raised is unknown: rerun with --debug for the traceback"
+    elif package.startswith("distgen"):
+        whose = ("raised by distgen's own code (or a plugin's): if the warning points to a mistake there, rerun with "
+                 "--debug for the traceback and report it")
+    else:
+        whose = f"raised by {package}'s code, not a bug in distgen"
+    return (f"{name}{origin}: {clip_message(_text(exc), 600)} (a warning, {FILTERS_MADE_IT_AN_ERROR}; the command stopped "
+            f"there)\n  {whose}; to let it print and go on, run without -W error, or keep other warnings errors with "
+            f'python -W error -W "default::{builtin}" -m distgen ... (PYTHONWARNINGS="error,default::{builtin}")')
+
+
+def _raised_in(exc: BaseException) -> tuple[str | None, int | None]:
+    """The module name and line of the innermost frame of ``exc``'s traceback (None, None without one)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None, None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__")
+    return (module, tb.tb_lineno) if isinstance(module, str) else (None, None)
 
 
 def _text(exc: BaseException) -> str:

@@ -28,7 +28,8 @@ in Python's usual ``file:line: Category: message`` form, so ``warnings.filterwar
 library's. The ``distgen`` command prints them as ``distgen COMMAND: warning: message`` (``distgen.cli``); other
 libraries' warnings keep Python's form there. A distgen warning that the warning filters raise as an exception
 (``python -W error``) ends the command as ``distgen COMMAND: error: message (a distgen warning, made an error by ...)``,
-exit code 1. distgen never replaces ``warnings.showwarning`` or ``warnings.formatwarning`` for a Python session: those
+exit code 1; another library's (numpy, anndata, pandas, torch...) as ``error: Class from PACKAGE (module, line N): message
+(a warning, made an error by ...)`` and a line saying whose code raised it and the ``-W`` filter that lets it print. distgen never replaces ``warnings.showwarning`` or ``warnings.formatwarning`` for a Python session: those
 hooks are global, one per process, shared by every library.
 """
 

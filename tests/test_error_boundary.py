@@ -113,6 +113,65 @@ def test_every_known_class_name_still_exists():
         assert isinstance(getattr(importlib.import_module(module), name), type), qualname
 
 
+def _origin_module_warning(module: str, code: str) -> Warning:
+    """The warning that ``code``, run as if it were a line of ``module``, raises under ``warnings.simplefilter("error")``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            exec(compile(code, module.replace(".", "/") + ".py", "exec"), {"__name__": module})
+        except Warning as w:
+            return w
+    raise AssertionError(f"{code!r} warned nothing")
+
+
+def test_a_third_party_warning_made_an_error_is_worded_as_one(tmp_path, capsys):
+    """Under ``python -W error`` anndata's "Variable names are not unique" (a ``UserWarning`` raised while reading a file
+    whose genes repeat a name) ended as "internal error: UserWarning: ... this is a bug in distgen". It is a warning the
+    user's filters made an error: said so, with where it came from and how to let it through, exit 1."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the same warning, said while the files are made
+        for name in ("pred", "real"):
+            ad.AnnData(np.ones((4, 2), dtype=np.float32), var=pd.DataFrame(index=["g", "g"])).write_h5ad(tmp_path / f"{name}.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, err = run_cli(["evaluate", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(tmp_path / "real.h5ad"),
+                             "--out", str(tmp_path / "e"), "--no-plots"], capsys)
+    assert code == EXIT_FAILURE
+    assert_short(err, "distgen evaluate: error: UserWarning from anndata", "Variable names are not unique",
+                 "made an error by the warning filters", "python -W error", "PYTHONWARNINGS", "not a bug in distgen",
+                 '-W "default::UserWarning"')
+    assert "internal error" not in err and "this is a bug" not in err
+
+
+@pytest.mark.parametrize("module,code,words", [
+    ("numpy.fake", "import numpy as np\nnp.log(np.zeros(1))", ["RuntimeWarning from numpy", "divide by zero",
+                                                                "not a bug in distgen", '-W "default::RuntimeWarning"']),
+    ("anndata.fake", "import anndata\nimport warnings\nwarnings.warn('old', anndata.OldFormatWarning)",
+     ["anndata._warnings.OldFormatWarning from anndata (anndata.fake, line 3): old", "not a bug in distgen", '-W "default::PendingDeprecationWarning"']),
+    ("distgen.evaluation.fake", "import numpy as np\nnp.log(np.zeros(1))",
+     ["RuntimeWarning from distgen (distgen.evaluation.fake, line 2)", "divide by zero", "--debug", "report it"]),
+])
+def test_a_warning_made_an_error_names_its_class_and_the_code_it_came_from(module, code, words):
+    """The class (module-qualified unless built in), the package whose code raised it, and the nearest built-in class for
+    a ``-W default::`` filter that lets it print (Python reads only built-in classes from ``-W`` at start-up). One raised
+    in distgen's own code is not called someone else's: the user is asked to report it."""
+    exc = _origin_module_warning(module, code)
+    got, message = classify(exc, "run")
+    assert got == EXIT_FAILURE and message is not None and message.startswith("error: ")
+    for w in words:
+        assert w in message, (w, message)
+    assert ("not a bug in distgen" in message) == (not module.startswith("distgen"))
+
+
+@pytest.mark.parametrize("exc", [AssertionError("x"), TypeError("f() takes 1 argument"), ZeroDivisionError("division")])
+def test_a_real_internal_error_is_still_called_one(exc):
+    assert classify(exc, "run") == (EXIT_FAILURE, None)
+
+
 @pytest.mark.parametrize("exc,code,words", [
     (OSError(errno.ENOSPC, "No space left on device", "/data/run/x.csv"), 1, ["no space left", "/data/run", "free:"]),
     (PermissionError(errno.EACCES, "Permission denied", "/ro/out"), 1, ["permission denied", "/ro/out"]),
