@@ -9,15 +9,13 @@ on its own, against that context's control cells, as cell-eval does per cell typ
 
 from __future__ import annotations
 
-import functools
-import inspect
 import platform
 import re
 import sys
 import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Concatenate, ParamSpec
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,46 +60,8 @@ REPLICATE_TEXT = {
 #: Provenance shown at the top of a report (``distgen run`` and ``distgen evaluate`` give file paths).
 SOURCE_KEYS = ("pred", "real", "pert_col", "control", "celltype_col")
 
-P = ParamSpec("P")
 
-
-def _without_entry(doc: str, name: str) -> str:
-    """``doc`` (a numpy-style docstring) without the ``Parameters`` entry of ``name``: its line and the indented lines
-    under it, up to the next line at the entry's own indentation."""
-    lines = doc.splitlines(keepends=True)
-    at = next((i for i, line in enumerate(lines) if line.strip() == name), None)
-    if at is None:
-        return doc
-    indent = len(lines[at]) - len(lines[at].lstrip())
-    end = next((j for j in range(at + 1, len(lines))
-                if lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) <= indent), len(lines))
-    return "".join(lines[:at] + lines[end:])
-
-
-def _without_checks(body: Callable[Concatenate[FileChecks | None, P], Report]) -> Callable[P, Report]:
-    """``body`` given None for its first argument (``checks``): nothing was checked before, so every comparison is made.
-    The result keeps the rest of ``body``'s parameters, for type checkers (``P``) and for ``inspect.signature`` (``help``,
-    the docs' tests), and its docstring without the ``checks`` entry, under the name ``score``."""
-    whole = inspect.signature(body)
-    sig = whole.replace(parameters=list(whole.parameters.values())[1:])
-
-    @functools.wraps(body)
-    def public(*args: P.args, **kwargs: P.kwargs) -> Report:
-        try:  # a wrong call is worded for score's own parameters (body's would count checks and name body)
-            sig.bind(*args, **kwargs)
-        except TypeError as e:
-            raise TypeError(f"score(): {e}") from None
-        return body(None, *args, **kwargs)
-
-    public.__signature__ = sig  # type: ignore[attr-defined]
-    public.__annotations__ = {k: v for k, v in body.__annotations__.items() if k != "checks"}
-    public.__doc__ = _without_entry(body.__doc__ or "", "checks")
-    public.__name__ = public.__qualname__ = "score"
-    return public
-
-
-def score_checked(
-    checks: FileChecks | None,
+def score(
     pred: Cells,
     truth: Cells,
     references: Mapping[str, Cells] | None = None,
@@ -123,12 +83,6 @@ def score_checked(
 
     Parameters
     ----------
-    checks
-        ``score_checked`` only (the pipeline's entry; the public ``score`` has no such argument and passes None): what
-        ``normalization.check_files`` compared of the files these cells were read from (``FileChecks``). The comparison
-        of ``pred``'s scale with ``truth``'s it made over the whole files (``FileChecks.pair``) is not made again for a
-        pooled pair (one context); each context of several is still compared on its own (a context on another scale is
-        refused naming it). None: nothing checked, the pair is compared here.
     pred, truth
         Generated and real cells of the same groups, each with its own control cells (the controls
         the prediction was made from belong in both). ``pred``'s value scale is compared with ``truth``'s, once (each
@@ -175,6 +129,43 @@ def score_checked(
     Report
         Per-group tables of the model, each reference and the ceiling, and the summary; ``Report.write``
         puts ``metrics.csv``, ``calibration.csv``, ``summary.json``, ``summary.md`` and plots in a folder.
+    """
+    return score_checked(None, pred, truth, references, by_context=by_context, ceiling=ceiling, seed=seed, metrics=metrics,
+                         progress=progress, notes=notes, sources=sources, ceiling_splits=ceiling_splits,
+                         interpolated=interpolated, generated=generated, replicate=replicate, spread=spread)
+
+
+def score_checked(
+    checks: FileChecks | None,
+    pred: Cells,
+    truth: Cells,
+    references: Mapping[str, Cells] | None = None,
+    *,
+    by_context: bool = True,
+    ceiling: bool = True,
+    seed: int = 0,
+    metrics: Sequence[str] | None = None,
+    progress: bool = False,
+    notes: Sequence[str] = (),
+    sources: Mapping[str, Any] | None = None,
+    ceiling_splits: int = CEILING_SPLITS,
+    interpolated: bool = False,
+    generated: bool = False,
+    replicate: str = "half-split",
+    spread: str | bool = "auto",
+) -> Report:
+    """``score`` for the pipeline (``evaluate_files``, ``distgen.evaluate``), which compared the files already.
+
+    Not exported: the public ``score`` passes None for ``checks``, so no argument of it skips a comparison. Every other
+    parameter, and the result, are ``score``'s.
+
+    Parameters
+    ----------
+    checks
+        What ``normalization.check_files`` compared of the files these cells were read from (``FileChecks``). The
+        comparison of ``pred``'s scale with ``truth``'s it made over the whole files (``FileChecks.pair``) is not made
+        again for a pooled pair (one context); each context of several is still compared on its own (a context on
+        another scale is refused naming it). None: nothing checked, the pair is compared here.
     """
     t0 = time.perf_counter()
     if replicate not in REPLICATES:
@@ -324,10 +315,6 @@ def score_checked(
     return Report(table, base_tables, ceil_table, summary, datas, started=t0, positives={"interpolated_duplicate": interp} if interpolated else {},
                   ceiling_splits=splits)
 
-
-#: The public entry: ``score_checked`` with ``checks`` None, so that the prediction's scale is compared with the truth's
-#: here and no argument skips it; its parameters are ``score_checked``'s other ones, typed and listed once.
-score = _without_checks(score_checked)
 
 
 def _pooled(cells: Cells) -> Cells:

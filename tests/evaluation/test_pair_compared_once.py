@@ -143,8 +143,8 @@ def test_the_pipeline_entry_without_checks_compares_the_pair(monkeypatch):
 
 
 def test_score_lists_the_pipeline_entrys_parameters_but_checks():
-    """One parameter list: the public ``score`` is the pipeline's entry with ``checks`` None (not a second, hand-kept copy
-    of its keywords), and says so to ``inspect`` (``help``, the docs' tests) under its own name."""
+    """``score`` and the pipeline's entry take the same parameters (names, kinds, defaults, annotations) but ``checks``:
+    a keyword added to one and not the other fails here."""
     import inspect
 
     from distgen.evaluation.score import score, score_checked
@@ -155,18 +155,39 @@ def test_score_lists_the_pipeline_entrys_parameters_but_checks():
     assert score.__name__ == "score" and "checks" not in score.__annotations__
 
 
+def test_score_passes_every_argument_to_the_pipeline_entry_with_checks_none(monkeypatch):
+    """``score`` hands each of its arguments, as given, to ``score_checked`` with ``checks`` None: a keyword forwarded
+    under another name, dropped, or left at its default fails here."""
+    import importlib
+    import inspect
+
+    S = importlib.import_module("distgen.evaluation.score")  # the module: distgen.evaluation.score is the function
+    got = {}
+
+    def entry(checks, pred, truth, references=None, **kwargs):
+        got.update(checks=checks, pred=pred, truth=truth, references=references, **kwargs)
+        return "report"
+
+    params = list(inspect.signature(S.score).parameters.values())
+    given = {p.name: object() for p in params}  # a value no default equals
+    monkeypatch.setattr(S, "score_checked", entry)
+    positional = [given[p.name] for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert S.score(*positional, **{p.name: given[p.name] for p in params if p.kind is p.KEYWORD_ONLY}) == "report"
+    assert got == {"checks": None, **given}
+
+
 def test_a_wrong_call_of_score_is_worded_for_score():
-    """A wrong call names ``score`` and its own parameters, not the pipeline's entry (whose ``checks`` would be
+    """A wrong call names ``score`` and counts its own parameters, not the pipeline's entry's (whose ``checks`` would be
     counted among the positional arguments)."""
     from distgen.evaluation.normalization import FileChecks
     from distgen.evaluation.score import score
 
     pred, real = _pair(counts_pred=True)
-    with pytest.raises(TypeError, match=r"^score\(\): too many positional arguments") as e:
-        score(pred, real, None, FileChecks(pair=True), ceiling=False, metrics=["mse"])
-    with pytest.raises(TypeError, match=r"^score\(\): .*'pair_checked'"):
-        score(pred, real, ceiling=False, metrics=["mse"], pair_checked=True)
-    with pytest.raises(TypeError, match=r"^score\(\): missing a required argument: 'truth'"):
+    with pytest.raises(TypeError, match=r"^score\(\) takes from 2 to 3 positional arguments but 4") as e:
+        score(pred, real, None, FileChecks(pair=True), ceiling=False, metrics=["mse"])  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"^score\(\) got an unexpected keyword argument 'pair_checked'"):
+        score(pred, real, ceiling=False, metrics=["mse"], pair_checked=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^score\(\) missing 1 required positional argument: 'truth'"):
         score(pred)  # type: ignore[call-arg]
     assert "score_checked" not in str(e.value)
 
