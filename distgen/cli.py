@@ -248,7 +248,7 @@ def warning_made_an_error(exc: Warning) -> str:
     whose code raised it (the innermost frame: for numpy's arithmetic, the line that called numpy), whose bug it is not
     or may be, and the ``-W`` filter that lets it print and go on. Python reads a ``-W`` class at start-up only among
     the built-in ones (``anndata._warnings.OldFormatWarning`` is "Invalid -W option ignored"), so the filter names the
-    nearest built-in class of its MRO."""
+    nearest built-in class of its MRO. Two lines: the warning's own line breaks are joined."""
     cls = type(exc)
     name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     builtin = next(c for c in cls.__mro__ if c.__module__ == "builtins").__name__
@@ -262,7 +262,8 @@ def warning_made_an_error(exc: Warning) -> str:
                  "--debug for the traceback and report it")
     else:
         whose = f"raised by {package}'s code, not a bug in distgen"
-    return (f"{name}{origin}: {clip_message(_text(exc), 600)} (a warning, {FILTERS_MADE_IT_AN_ERROR}; the command stopped "
+    text = " ".join(line.strip() for line in _text(exc).splitlines() if line.strip())  # the message's own breaks: one line
+    return (f"{name}{origin}: {clip_message(text, 600)} (a warning, {FILTERS_MADE_IT_AN_ERROR}; the command stopped "
             f"there)\n  {whose}; to let it print and go on, run without -W error, or keep other warnings errors with "
             f'python -W error -W "default::{builtin}" -m distgen ... (PYTHONWARNINGS="error,default::{builtin}")')
 

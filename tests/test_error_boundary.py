@@ -152,19 +152,23 @@ def test_a_third_party_warning_made_an_error_is_worded_as_one(tmp_path, capsys):
                                                                 "not a bug in distgen", '-W "default::RuntimeWarning"']),
     ("anndata.fake", "import anndata\nimport warnings\nwarnings.warn('old', anndata.OldFormatWarning)",
      ["anndata._warnings.OldFormatWarning from anndata (anndata.fake, line 3): old", "not a bug in distgen", '-W "default::PendingDeprecationWarning"']),
+    ("pandas.fake", "import warnings\nwarnings.warn('Moving element.\\nThis is where', FutureWarning)",
+     ["FutureWarning from pandas (pandas.fake, line 2): Moving element. This is where (a warning", '"default::FutureWarning"']),
     ("distgen.evaluation.fake", "import numpy as np\nnp.log(np.zeros(1))",
      ["RuntimeWarning from distgen (distgen.evaluation.fake, line 2)", "divide by zero", "--debug", "report it"]),
 ])
 def test_a_warning_made_an_error_names_its_class_and_the_code_it_came_from(module, code, words):
     """The class (module-qualified unless built in), the package whose code raised it, and the nearest built-in class for
-    a ``-W default::`` filter that lets it print (Python reads only built-in classes from ``-W`` at start-up). One raised
-    in distgen's own code is not called someone else's: the user is asked to report it."""
+    a ``-W default::`` filter that lets it print (Python reads only built-in classes from ``-W`` at start-up), in two
+    lines whatever line breaks the warning holds. One raised in distgen's own code is not called someone else's: the user
+    is asked to report it."""
     exc = _origin_module_warning(module, code)
     got, message = classify(exc, "run")
     assert got == EXIT_FAILURE and message is not None and message.startswith("error: ")
     for w in words:
         assert w in message, (w, message)
     assert ("not a bug in distgen" in message) == (not module.startswith("distgen"))
+    assert message.count("\n") == 1, message  # two lines, a warning's own line breaks (anndata's FutureWarning) joined
 
 
 @pytest.mark.parametrize("exc", [AssertionError("x"), TypeError("f() takes 1 argument"), ZeroDivisionError("division")])
