@@ -131,12 +131,13 @@ _STOP = StopOnSignal()  #: the running sweep's (``sweep`` replaces it); ``subpro
 
 
 def subprocess_runner(config: str, run: Run, run_dir: Path) -> int:
-    """Run one grid cell as ``python -m distgen run CONFIG OVERRIDES --out RUN_DIR`` (a fresh process).
+    """Run one grid cell as ``python -m distgen run CONFIG OVERRIDES --out RUN_DIR`` (a fresh process), with the sweep's own
+    ``-W`` options (``python -W error -m distgen sweep``: its runs' warnings are errors too, as ``PYTHONWARNINGS`` makes them).
 
     Returns its exit code; ``INTERRUPTED`` without starting it once the sweep was asked to stop (``StopOnSignal``).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "distgen", "run", config, *run.overrides, "--out", str(run_dir), "--no-progress"]
+    cmd = [sys.executable, *(f"-W{option}" for option in sys.warnoptions), "-m", "distgen", "run", config, *run.overrides, "--out", str(run_dir), "--no-progress"]
     stop = _STOP
     with (run_dir / "log.txt").open("a") as log:
         log.write("$ " + " ".join(cmd) + "\n")
