@@ -127,3 +127,21 @@ def test_small_conditions_whose_context_holds_a_comma_are_named_whole():
         fit(_model(one), one, set_size=4, **RUN)
     msg = str(err.value)
     assert "G0 @ ctx, A (1 cell), G0+G1 @ ctx, A (1 cell), G1 @ ctx, A (1 cell), G2 @ ctx, A (1 cell)." in msg, msg
+
+
+def test_more_small_conditions_than_named_are_counted():
+    """Eight small conditions (four in each of two contexts): four are named, the other four counted, and the count is of
+    the conditions, not of the names shown."""
+    import dataclasses
+
+    from distgen.testing.fixtures import tiny_table
+    from distgen.types import CellTable
+
+    two = tiny_table(n_per_condition=2)
+    labels = dataclasses.replace(two.labels, context=torch.arange(len(two.labels)) % 2)  # one cell of each in each context
+    table = CellTable(two.X, labels, dataclasses.replace(two.info, contexts=["ctx, A", "B"]))
+    with pytest.raises(ConfigError) as err:
+        fit(_model(table), table, set_size=4, **RUN)
+    msg = str(err.value)
+    assert msg.startswith("8 training condition(s) have fewer than 2 cells"), msg
+    assert "G0 @ ctx, A (1 cell), G0 @ B (1 cell), G0+G1 @ ctx, A (1 cell), G0+G1 @ B (1 cell) (and 4 more). Sets" in msg, msg
