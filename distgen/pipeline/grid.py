@@ -12,6 +12,7 @@ from typing import Any
 
 from distgen.config import ConfigError, dump_yaml, parse_yaml, plain_values
 from distgen.errors import short
+from distgen.wording import first_of
 
 SEED_KEY = "train.seed"
 
@@ -173,8 +174,11 @@ def _refuse_shared_folders(runs: Sequence[Run]) -> None:
         folders.setdefault(r.slug.casefold(), []).append(r)
     clashes = [group for group in folders.values() if len(group) > 1]
     if clashes:
-        shown = "; ".join(" and ".join(" ".join(r.overrides[:-1]) or "base" for r in group[:2]) + f" -> runs/{group[0].slug}"
-                          for group in clashes[:3])
+        def said(group: Sequence[Run]) -> str:
+            runs = first_of(group, 2, " and ", lambda r: " ".join(r.overrides[:-1]) or "base", noun="run")
+            return f"{runs} -> runs/{group[0].slug}"
+
+        shown = first_of(clashes, 3, "; ", said, noun="shared folder")
         raise ConfigError(f"grid: different runs would share one run folder ({shown}): their names differ only in characters "
                           "a folder name cannot keep, or in case; make the axis values distinct")
 
