@@ -53,8 +53,9 @@ def first_of(items: Sequence[_T], shown: int, sep: str = ", ", render: Callable[
     when ``items`` holds only its first ones; ``noun`` names what is left out, counted (``"(and 1 more group)"``,
     ``"(and 2 more groups)"``).
 
-    Every message that names the first few of a list (labels, runs, settings, tensors) ends it this way; ``render``
-    keeps how each label is written there (``repr``, ``ascii``, ``md.inline``).
+    The messages that name the first few of a list (labels, runs, settings, tensors) and count the rest end it this way
+    (some lists are still cut with a bare ``...``, uncounted); ``render`` keeps how each label is written there
+    (``repr``, ``ascii``, ``md.inline``).
     """
     n = len(items) if total is None else total
     said = sep.join(render(x) for x in items[:shown])
