@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from distgen.types.cells import COMBO
-from distgen.types.layout import control_atom_labels, crossed_labels, foreign_combinations, merged_labels
+from distgen.types.layout import control_atom_labels, crossed_labels, foreign_combinations, merged_labels, respaced_labels
 from distgen.wording import first_of
 
 
@@ -59,6 +59,8 @@ def combination_notes(sizes: Mapping[str, Mapping[str, int]], genes: Sequence[st
             out.append(merged_note(merged[n], {m: sizes[m] for m in alike}, column))
     if (crossed := crossed_labels(sizes, merged, control, delimiters, controls)):
         out.append(crossed_note(crossed, column))
+    if (respaced := respaced_labels(sizes, merged, control, delimiters, controls)):
+        out.append(respaced_note(respaced, column))
     real = sizes.get("real")
     if real is not None and (found := foreign_combinations(real.keys(), genes, control, delimiters)):
         out.append(foreign_note(found, column, "real"))
@@ -87,3 +89,12 @@ def control_atom_note(read: Mapping[str, str]) -> str:
             "genes, left out where a metric leaves target genes out. cell-eval matches a label as written against the "
             "genes, so it leaves out none for such labels and its pds_* of them can differ; relabel them in both files "
             f"({shown[0][0]!r} as {shown[0][1]!r}) for cell-eval to score them as distgen does")
+
+
+def respaced_note(respaced: Sequence[tuple[str, str]], column: str) -> str:
+    """What ``respaced_labels`` found: labels the prediction and the truth space otherwise."""
+    pairs = first_of(respaced, 3, sep="; ", render=lambda pr: f"{pr[0]!r} in the prediction, {pr[1]!r} in the truth")
+    return (f"the pred and real files space {len(respaced)} label(s) otherwise ({pairs}): "
+            "distgen scores each as one condition; cell-eval matches labels as written and pairs none of them (cell-eval2's "
+            "reference presets refuse such a pair: perturbation sets differ), so write the truth's labels in the pred file "
+            f"for cell-eval (adata.obs[{column!r}] = adata.obs[{column!r}].astype(str).replace({dict(respaced)!r}))")

@@ -191,23 +191,39 @@ def crossed_labels(sizes: Mapping[str, Mapping[str, int]], merged: Mapping[str, 
     """``[(pred label, real label)]`` of the combinations each of the two files writes one way, the two ways apart (``B+A``
     predicted from a file by ``distgen predict --data``, ``A+B`` in a truth written sorted): one condition to distgen, none
     paired by cell-eval. A condition a file writes several ways is named by ``merged_note`` instead."""
-    pred, real = sizes.get("pred"), sizes.get("real")
-    if pred is None or real is None:
-        return []
-    taken = {c for n in ("pred", "real") for c in merged.get(n, {})}
     skip = {control.strip(), *controls}
     split = "|".join(map(re.escape, [COMBO, *(d for d in delimiters if d and d != COMBO)]))
 
     def order(label: str) -> list[str]:  # the atoms as written, a control or repeated atom aside (spacing is not order)
         return list(dict.fromkeys(a.strip() for a in re.split(split, label) if a.strip() and a.strip() not in skip))
 
+    return sorted((p, r) for p, r in _paired_labels(sizes, merged, control, delimiters, controls)
+                  if COMBO in canonical_condition(r, control, delimiters, controls) and order(p) != order(r))
+
+
+def respaced_labels(sizes: Mapping[str, Mapping[str, int]], merged: Mapping[str, Mapping[str, Any]], control: str,
+                    delimiters: Sequence[str], controls: Sequence[str]) -> list[tuple[str, str]]:
+    """``[(pred label, real label)]`` of the labels each of the two files writes one way, the two ways apart only by
+    spacing (``'A '`` against ``'A'``, ``'A + B'`` against ``'A+B'``): one condition to distgen, none paired by cell-eval."""
+    return sorted((p, r) for p, r in _paired_labels(sizes, merged, control, delimiters, controls)
+                  if "".join(p.split()) == "".join(r.split()))
+
+
+def _paired_labels(sizes: Mapping[str, Mapping[str, int]], merged: Mapping[str, Mapping[str, Any]], control: str,
+                   delimiters: Sequence[str], controls: Sequence[str]) -> list[tuple[str, str]]:
+    """``[(pred label, real label)]``: one condition (``canonical_condition``) written otherwise by the prediction than by
+    the truth, each file writing it one way (a condition a file writes several ways is ``merged_note``'s)."""
+    pred, real = sizes.get("pred"), sizes.get("real")
+    if pred is None or real is None:
+        return []
+    taken = {c for n in ("pred", "real") for c in merged.get(n, {})}
     ours = {canonical_condition(k, control, delimiters, controls): k for k in map(str, pred)}
     out = []
     for label in map(str, real):
         c = canonical_condition(label, control, delimiters, controls)
-        if c in ours and c not in taken and COMBO in c and order(ours[c]) != order(label):
+        if c in ours and c not in taken and ours[c] != label:
             out.append((ours[c], label))
-    return sorted(out)
+    return out
 
 
 def control_atom_labels(labels: Iterable[str], control: str, delimiters: Sequence[str] = (),

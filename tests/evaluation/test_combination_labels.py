@@ -139,3 +139,21 @@ def test_a_combination_each_file_writes_in_another_order_is_named(tmp_path):
     pred = _file(tmp_path / "p2.h5ad", cells(["non-targeting", "A", "B", "A+B", "C+A+ctrl"]), 0)
     real = _file(tmp_path / "r2.h5ad", cells(["non-targeting", "A", "B", "A + B", "C+A"]), 1)
     assert not any("another order" in n for n in read_pair_fast(pred, real)[2].notes)  # spacing, a control atom: not order
+
+
+def test_a_label_each_file_spaces_otherwise_is_named(tmp_path):
+    """A prediction labelled ``'A '`` (or ``'A + B'``) against a truth labelled ``'A'`` (``'A+B'``) was paired as one
+    condition without a word; cell-eval2 matches labels as written and refuses such a pair under its vcc2026 preset
+    ("perturbation sets differ"), so a challenge entry scored by distgen would be refused by the official scorer. Both
+    readers now name the pair of spellings (the score is unchanged: one condition)."""
+    cells = lambda labels: [lab for lab in labels for _ in range(6)]  # noqa: E731
+    pred = _file(tmp_path / "pred.h5ad", cells(["non-targeting", "A ", "B", "A + B", "C"]), 0)
+    real = _file(tmp_path / "real.h5ad", cells(["non-targeting", "A", "B", "A+B", "C"]), 1)
+    for notes in (read_pair_fast(pred, real)[2].notes, layout.read_pair(pred, real)[3].notes):
+        said = [n for n in notes if "'A '" in n]
+        assert len(said) == 1 and "'A + B'" in said[0] and "'A+B'" in said[0] and "cell-eval" in said[0], notes
+        assert "replace({'A ': 'A', 'A + B': 'A+B'})" in said[0] and "another order" not in said[0]
+        assert not any("'B'" in n or "'C'" in n for n in notes)  # written alike in both: nothing to say
+    pred = _file(tmp_path / "p2.h5ad", cells(["non-targeting", "A", "B", "A+B+ctrl", "C"]), 0)
+    real = _file(tmp_path / "r2.h5ad", cells(["non-targeting", "A", "B", "A+B", "C"]), 1)
+    assert not any("spac" in n for n in read_pair_fast(pred, real)[2].notes)  # a control atom is not spacing
