@@ -343,6 +343,28 @@ def check_counts(x: torch.Tensor | np.ndarray | ValueSample, name: str) -> None:
                               "or evaluate log-normalised files with a log-scale profile", name, "counts")
 
 
+#: The most counts one cell (predicted or real) may hold where raw counts are scored: cell-eval2 0.20.0's v2 presets
+#: (``celleval2``, ``vcc2026``) refuse a pair with a cell past it (``max_counts_per_cell``); no cell holds a million molecules.
+MAX_COUNTS_PER_CELL = 1_000_000.0
+
+
+def check_cell_totals(cells: Cells, x: torch.Tensor, name: str) -> None:
+    """Refuse a cell of ``x`` (``cells``' values, raw counts) whose finite total exceeds ``MAX_COUNTS_PER_CELL``, naming the
+    first one's condition and total, as cell-eval2 refuses such a pair."""
+    totals = x.to(torch.float64).sum(-1) if x.numel() else x.new_zeros(0, dtype=torch.float64)
+    # NaN or inf: left to the check that names such perturbations (``reference_rules``)
+    over = torch.nonzero(torch.isfinite(totals) & (totals > MAX_COUNTS_PER_CELL)).flatten()
+    if not over.numel():
+        return
+    i = int(over[0])
+    raise InputDataError(f"the {name} file holds {counted(int(over.numel()), 'cell')} of more than {MAX_COUNTS_PER_CELL:,.0f} counts (first: "
+                         f"a cell of {str(cells.conditions[i])!r}, {float(totals[i]):.6g} counts), which cell-eval2's counts presets "
+                         "refuse (max_counts_per_cell): no cell holds that many molecules, so these are not raw counts of cells; "
+                         + ("pass the measured raw counts of the real cells (their counts layer, not scaled)" if name == "real" else
+                            "write the predictions at the depth of the real cells (distgen predict --counts draws each cell's "
+                            "library size from the matched controls)"))
+
+
 #: Words of the note an evaluation keeps when its prediction is its truth (``distgen.pipeline.evaluate.one_truth_note``):
 #: ``distgen compare`` finds them in a summary's notes.
 PERFECT_WORDS = "every score is that of a perfect prediction"
@@ -548,6 +570,9 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         check = check_counts if scale == "counts" else check_scale
         check(truth_s, "real")
         check(pred_s, name)
+        if scale == "counts":
+            check_cell_totals(truth, truth_x, "real")
+            check_cell_totals(pred, pred_x, name)
     check_controls(truth, "real")
     check_controls(pred, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))

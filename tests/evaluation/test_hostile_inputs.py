@@ -529,3 +529,35 @@ def test_labels_in_two_unicode_forms_in_one_file_are_refused_naming_both(tmp_pat
     assert not (tmp_path / "ev" / "metrics.csv").exists()
     with pytest.raises(InputDataError, match="Unicode form"):
         evaluate(pred, real, baselines=[], ceiling=False, metric_names=["mse"], celltype_col="celltype" if where == "celltype" else None)
+
+
+@pytest.mark.parametrize("profile", ["vcc2026", "celleval2"])
+def test_a_predicted_cell_past_a_million_counts_is_refused_as_cell_eval2_refuses_it(tmp_path, profile, capsys):
+    """A predicted cell of 2e6 counts (a perturbed one: the real controls are the ones scored) was scored without a word;
+    cell-eval2's v2 presets refuse it (``ScaleLimitError``: per-cell total exceeds max_counts_per_cell=1000000): no
+    single cell holds a million molecules, so such a file is not raw counts of cells."""
+    pred, real = _pair(counts=True)
+    x = np.asarray(pred.X).copy()
+    x[-1, 0] = 2e6
+    pred.X = x
+    pp, rp = _files(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, "--profile", profile, "--no-target-genes") == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "1,000,000" in err and "pred" in err and "C" in err, err
+    x[-1, 0] = 9e5  # below the limit: scored
+    pred.X = x
+    pp, rp = _files(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, "--profile", profile, "--no-target-genes", out="ok") == 0
+
+
+def test_a_real_cell_past_a_million_counts_is_refused_as_cell_eval2_refuses_it(tmp_path, capsys):
+    """The truth's cells likewise: cell-eval2's baseline and run refuse a real cell of 7e9 counts (``ScaleLimitError``);
+    distgen scored it (one more member without a scale)."""
+    pred, real = _pair(counts=True)
+    x = np.asarray(real.X).copy()
+    x[-1, 0] = 2e6
+    real.X = x
+    pp, rp = _files(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, "--profile", "vcc2026", "--no-target-genes") == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "1,000,000" in err and "real file" in err, err

@@ -16,9 +16,10 @@ GENES = [f"G{i}" for i in range(20)]
 BIG = 5e7
 
 
-def _counts(path):
-    """Raw counts of controls and P1, P2, P1+P2 in cell types A and B; every control holds 5e7 counts of G0 (and 12,345,678
-    of G1 in B: float32 holds it)."""
+def _counts(path, big=None, deep=12_345_678):
+    """Raw counts of controls and P1, P2, P1+P2 in cell types A and B; every control holds ``big`` (default ``BIG``, 5e7)
+    counts of G0 (and ``deep`` more of G1 in B: float32 holds 12,345,678)."""
+    big = BIG if big is None else big
     rng = np.random.default_rng(0)
     base = rng.gamma(1.0, 1.0, len(GENES)) + 0.05
     rows, labels, types = [], [], []
@@ -26,8 +27,8 @@ def _counts(path):
         for lab in ["control"] * 30 + [p for p in ("P1", "P2", "P1+P2") for _ in range(10)]:
             row = rng.poisson(base / base.sum() * rng.uniform(1000, 4000)).astype(np.float64)
             if lab == "control":
-                row[0] = BIG
-                row[1] += 12_345_678 if ct == "B" else 0
+                row[0] = big
+                row[1] += deep if ct == "B" else 0
             rows.append(row)
             labels.append(lab)
             types.append(ct)
