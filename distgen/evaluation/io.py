@@ -538,7 +538,8 @@ def in_context(context: str | None) -> Iterator[None]:
 
 
 def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "lognorm", check_pred_scale: bool = True,
-              real: Population | None = None, keep_float64: bool = False, context: str | None = None) -> EvalData:
+              real: Population | None = None, keep_float64: bool = False, context: str | None = None,
+              pred_controls: bool = True) -> EvalData:
     """``EvalData`` of one population pair, grouped by condition (contexts pooled: split by context first).
 
     Perturbations are the truth's conditions, sorted; each side's control cells are its own.
@@ -551,6 +552,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     truth: ``calibration.reference_data``, one per baseline). ``keep_float64``: cells whose ``X`` is float64 are grouped in
     float64 (a reference profile scoring a float64 file as its reference does: ``Profile.file_dtype``), else float32.
     ``context``: the cells are that context's (scored per context), named where a check refuses them.
+    ``pred_controls=False``: no metric reads the prediction's control cells (a profile scoring against the real controls,
+    ``profiles.reads_pred_controls``), so one predicted control cell is not refused (``check_controls``).
     """
     if scale not in ("lognorm", "counts"):
         raise ValueError(f"scale must be 'lognorm' or 'counts', got {scale!r}")
@@ -574,7 +577,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
             check_cell_totals(truth, truth_x, "real")
             check_cell_totals(pred, pred_x, name)
     check_controls(truth, "real")
-    check_controls(pred, name)
+    if pred_controls:
+        check_controls(pred, name)
     perts = sorted(set(truth.conditions[~truth.is_control].tolist()))
     extra = sorted(set(pred.conditions[~pred.is_control].tolist()) - set(perts))
     if extra:

@@ -96,27 +96,28 @@ def _generated(info: Any, pred_c: Any, real_c: Any, scale: str, where: str = "")
 
 
 def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None,
-              scale: str = "lognorm", keep_float64: bool = False) -> tuple[EvalData, Any]:
+              scale: str = "lognorm", keep_float64: bool = False, pred_controls: bool = True) -> tuple[EvalData, Any]:
     """A prediction/truth file pair as one ``EvalData`` (contexts pooled), with what was read and any notes.
 
     ``scale``: ``"lognorm"`` (raw counts refused) or ``"counts"`` (raw counts on both sides, fractional
     values refused). The truth's condition order (``LayoutInfo.condition_order``, the order cell-eval2
     visits groups in) is kept in ``data.cache["group_order"]``. A truth with a cell-type column gets a
     note that contexts were pooled (``info.notes``). ``keep_float64``: ``read_files``'; the values are then scored in
-    float64 (``eval_data``).
+    float64 (``eval_data``). ``pred_controls=False``: no metric reads the prediction's controls, one is enough (``eval_data``).
     """
     pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, keep_float64=keep_float64)
     # what read_files' check_files compared (info.checks.pair) is not compared again here (the genes' order, all that align
     # changes, decides nothing in the comparison); a model's log-space predictions are scored with the 'predictions reach'
     # note, a model's counts compared here
     noted = _generated(info, pred_c, real_c, scale)
-    data = eval_data(pred_c, real_c, scale=scale, keep_float64=keep_float64, check_pred_scale=not info.checks.pair and not noted)
+    data = eval_data(pred_c, real_c, scale=scale, keep_float64=keep_float64, check_pred_scale=not info.checks.pair and not noted,
+                     pred_controls=pred_controls)
     data.cache["group_order"] = info.condition_order
     return data, info
 
 
 def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None = None, control: str | None = None,
-                  scale: str = "lognorm", keep_float64: bool = False) -> tuple[dict[str, EvalData], Any]:
+                  scale: str = "lognorm", keep_float64: bool = False, pred_controls: bool = True) -> tuple[dict[str, EvalData], Any]:
     """A file pair split by ``celltype_col``: ``{context: EvalData}`` (sorted), each context its own pair with its own controls.
 
     As cell-eval 0.8.2's ``run --celltype-col`` splits both files and evaluates each cell type on its own.
@@ -125,6 +126,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     the first context without controls; one control cell is refused as in a pooled run: every delta is taken
     from the control mean), two contexts whose file names would coincide, and a context whose pair is
     invalid (e.g. predicted perturbations the truth's context lacks: the error names the context).
+    ``pred_controls=False`` (no metric reads the prediction's controls): one predicted control cell per context is enough.
     """
     from distgen.pipeline.outputs import (
         CONTEXT_SUFFIXES,
@@ -169,19 +171,22 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     for ctx in contexts:
         for side, cells in (("real", real_c), ("pred", pred_c)):
             n = int((cells.is_control & (cells.contexts == ctx)).sum())  # of_context's rows, not copied
-            if n < MIN_CELLS:
+            if n < (MIN_CELLS if side == "real" or pred_controls else 1):
                 problems.append(f"{ctx!r}: the {side} file has {n} control cell(s) ({info.control!r})")
     if problems:
         raise InputDataError(f"{len(problems)} context(s) of {celltype_col!r} lack control cells: {'; '.join(problems[:10])}. Each "
                          f"context is scored against its own control cells (as cell-eval 0.8.2's run --celltype-col does), at least "
-                         f"{MIN_CELLS} per file (one cell's noise would be scored as every effect): add control cells of those "
-                         "contexts to both files, or leave the contexts out of both")
+                         + (f"{MIN_CELLS} per file (one cell's noise would be scored as every effect)" if pred_controls else
+                            f"{MIN_CELLS} in the real file (one cell's noise would be scored as every effect) and one in the pred file "
+                            "(this profile scores against the real controls)")
+                         + ": add control cells of those contexts to both files, or leave the contexts out of both")
     datas, empty = {}, []
     for ctx in contexts:
         try:
             pc, rc = pred_c.of_context(ctx), real_c.of_context(ctx)
             model_output = _generated(info, pc, rc, scale, f"{ctx}: ")
-            data = eval_data(pc, rc, scale=scale, keep_float64=keep_float64, check_pred_scale=not model_output)  # the context is named below
+            data = eval_data(pc, rc, scale=scale, keep_float64=keep_float64, check_pred_scale=not model_output,  # the context is named below
+                             pred_controls=pred_controls)
         except ValueScaleError as e:  # the class and the file's side kept: scale_hints names the layer holding the right values
             raise scale_error_in(e, f"context {ctx!r} of {celltype_col!r}: ") from e
         except ValueError as e:
@@ -369,7 +374,7 @@ def _score_files(pred: Any, real: Any, out: Path, prof: Any, pert_col: str | Non
     """``evaluate_profile_files``' reading, scoring and tables (all but the page): the summary. The cells read are this
     call's, freed when it returns."""
     from distgen.evaluation.digest import summary_digests
-    from distgen.evaluation.profiles import run_profile
+    from distgen.evaluation.profiles import reads_pred_controls, run_profile
     from distgen.evaluation.report import ROW_FINGERPRINTS, write_csv, write_json
     from distgen.evaluation.suite import check_row_contexts, context_rows, merge_tables, row_label
     from distgen.pipeline.outputs import EVALUATE_OUTPUTS, context_prefix
@@ -377,14 +382,16 @@ def _score_files(pred: Any, real: Any, out: Path, prof: Any, pert_col: str | Non
     datas: dict[str, EvalData]  # by context; "" (no context is named so: a missing label) when contexts are pooled
     files: dict[str, list[str]] = {}
     if celltype_col is None:
-        data, info = load_pair(pred, real, pert_col, control, scale=prof.scale, keep_float64=prof.file_dtype)
+        data, info = load_pair(pred, real, pert_col, control, scale=prof.scale, keep_float64=prof.file_dtype,
+                               pred_controls=reads_pred_controls(prof))
         reported_pooled_note(info)
         no_target_genes = recorded_no_targets(info, prof, no_target_genes)
         info.notes += reference_rules(data, prof)
         info.notes += target_resolution(data, prof, no_target_genes)
         datas = {"": data}
     else:
-        by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale, keep_float64=prof.file_dtype)
+        by_context, info = load_contexts(pred, real, celltype_col, pert_col, control, scale=prof.scale, keep_float64=prof.file_dtype,
+                                         pred_controls=reads_pred_controls(prof))
         no_target_genes = recorded_no_targets(info, prof, no_target_genes)
         check_row_contexts(list(by_context), celltype_col)  # rows "condition @ context", refused before any scoring
         datas = dict(by_context)

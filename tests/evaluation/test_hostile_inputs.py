@@ -561,3 +561,36 @@ def test_a_real_cell_past_a_million_counts_is_refused_as_cell_eval2_refuses_it(t
     assert _evaluate(tmp_path, pp, rp, "--profile", "vcc2026", "--no-target-genes") == EXIT_USAGE
     err = capsys.readouterr().err
     assert "1,000,000" in err and "real file" in err, err
+
+
+@pytest.mark.parametrize("profile", ["vcc2026", "celleval2"])
+def test_one_predicted_control_cell_is_scored_where_the_profile_reads_the_real_controls(tmp_path, profile, capsys):
+    """``vcc2026`` and ``celleval2`` take every delta and DE test against the REAL controls (cell-eval2's v2 presets,
+    ``control_source="real"``), and cell-eval2 scores a submission with one control cell; distgen refused it ("at least 2
+    are needed: every perturbation's delta is taken from the control mean"), which is not what these profiles do. Now
+    scored, and equal to the scores with every predicted control; a prediction without controls is still refused, and a
+    profile that reads the prediction's controls (``cell-eval-0.7.6``) still refuses one."""
+    import pandas as pd
+
+    pred, real = _pair(counts=True)
+    labels = pred.obs["target"].astype(str).to_numpy()
+    one = pred[(labels != CONTROL) | (np.arange(pred.n_obs) == np.flatnonzero(labels == CONTROL)[0])].copy()
+    pp, rp = _files(tmp_path, pred, real)
+    assert _evaluate(tmp_path, pp, rp, "--profile", profile, "--no-target-genes", out="all") == 0
+    p1 = str(tmp_path / "one.h5ad")
+    one.write_h5ad(p1)
+    assert _evaluate(tmp_path, p1, rp, "--profile", profile, "--no-target-genes", out="one") == 0
+    full, single = (pd.read_csv(tmp_path / o / "metrics.csv") for o in ("all", "one"))
+    pd.testing.assert_frame_equal(full.drop(columns=["n_cells_pred"], errors="ignore"),
+                                  single.drop(columns=["n_cells_pred"], errors="ignore"))
+    none = pred[labels != CONTROL].copy()
+    p0 = str(tmp_path / "none.h5ad")
+    none.write_h5ad(p0)
+    assert _evaluate(tmp_path, p0, rp, "--profile", profile, "--no-target-genes", out="none") == EXIT_USAGE
+    capsys.readouterr()
+    lp, lr = _pair()
+    llabels = lp.obs["target"].astype(str).to_numpy()
+    lone = lp[(llabels != CONTROL) | (np.arange(lp.n_obs) == np.flatnonzero(llabels == CONTROL)[0])].copy()
+    lpp, lrp = _files(tmp_path, lone, lr)
+    assert _evaluate(tmp_path, lpp, lrp, "--profile", "cell-eval-0.7.6", out="v1") == EXIT_USAGE
+    assert "1 control cell" in capsys.readouterr().err

@@ -718,3 +718,23 @@ def test_contexts_a_file_system_stores_as_one_name_are_refused_saying_why(tmp_pa
     real, pred = _two_contexts(names=(a, b))
     with pytest.raises(ValueError, match=f"would write the same files.*{why}"):
         evaluate_profile_files(pred, real, tmp_path / "out", "cell-eval-0.8.2", celltype_col="cell_type", page=False)
+
+
+def test_vcc2026_per_context_scores_one_predicted_control_cell_per_context(tmp_path):
+    """Per context too: ``vcc2026`` scores against each context's REAL controls, so one predicted control cell per
+    context is enough (cell-eval2 scores such a pair); none is still refused, naming the context."""
+    real, pred = _counts_pair()
+    real2, pred2 = _counts_pair(seed=3)
+    for a, name in ((real, "T"), (pred, "T"), (real2, "B"), (pred2, "B")):
+        a.obs["cell_type"] = name
+    real, pred = ad.concat([real, real2], index_unique="-"), ad.concat([pred, pred2], index_unique="-")
+    ctrl = (pred.obs["target"] == CONTROL).to_numpy()
+    first = {ct: np.flatnonzero(ctrl & (pred.obs["cell_type"] == ct).to_numpy())[0] for ct in ("T", "B")}
+    keep = ~ctrl
+    keep[list(first.values())] = True
+    full = evaluate_profile_files(pred, real, tmp_path / "all", "vcc2026", celltype_col="cell_type", no_target_genes=True)
+    one = evaluate_profile_files(_sub(pred, keep), real, tmp_path / "one", "vcc2026", celltype_col="cell_type", no_target_genes=True)
+    assert one["metrics"] == full["metrics"]
+    keep[first["T"]] = False
+    with pytest.raises(ValueError, match=r"'T': the pred file has 0 control cell"):
+        evaluate_profile_files(_sub(pred, keep), real, tmp_path / "none", "vcc2026", celltype_col="cell_type", no_target_genes=True)
