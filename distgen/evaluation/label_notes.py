@@ -44,10 +44,11 @@ FILE_ORDER = ("pred", "real", "training")
 def combination_notes(sizes: Mapping[str, Mapping[str, int]], genes: Sequence[str], control: str, delimiters: Sequence[str],
                       controls: Sequence[str], column: str) -> list[str]:
     """Notes on the files' combination labels (``sizes``: ``{file: {label: cells}}``, files named as in ``FILE_ORDER``) that
-    are read otherwise than cell-eval reads them: one condition written several ways (``merged_labels``; said once for the
-    files that write it alike, where each file got the same note until the review of the combinations round), and, in the
-    truth, labels that look like combinations joined by a separator no file records (``foreign_combinations``) and GEARS
-    control atoms beside a measured gene's atom (``control_atom_labels``). Both readers give them (``distgen.evaluation.h5pair``)."""
+    are read otherwise than cell-eval reads them: one condition written several ways (``merged_labels``; one note for all
+    the files that write it alike, not one per file), one condition the prediction and the truth write otherwise (atoms in
+    another order: ``crossed_labels``; other spacing: ``respaced_labels``), and, in the truth, labels that look like
+    combinations joined by a separator no file records (``foreign_combinations``) and GEARS control atoms beside a measured
+    gene's atom (``control_atom_labels``). Both readers give them (``distgen.evaluation.h5pair``)."""
     out = []
     files = sorted(sizes, key=lambda n: (FILE_ORDER.index(n) if n in FILE_ORDER else len(FILE_ORDER), n))
     merged = {n: merged_labels(sizes[n].keys(), control, delimiters, controls) for n in files}

@@ -316,7 +316,7 @@ def form_hint(pairs: Sequence[tuple[str, str]], where: str) -> str:
     ``ascii()`` writes it (their reprs look alike, so 'unknown X; known: ..., X, ...' said nothing), and how to write them."""
     shown = ", ".join(f"{u!a} is {k!a}" for u, k in pairs[:5])
     # the form that writes every label as ``where`` does: NFC or NFD for an accent, NFKC for a compatibility character
-    # ('µ', the micro sign, is 'μ' under NFKC only: NFC, said for it before, left it as it was)
+    # ('µ', the micro sign, is 'μ' under NFKC only: NFC leaves it as it is, so NFC would not be the form to name)
     form = next((f for f in ("NFC", "NFD", "NFKC", "NFKD") if all(unicodedata.normalize(f, u) == k for u, k in pairs)), None)
     if form is not None:
         how = f"the same text in another Unicode form (they print alike); write them as {where} does (unicodedata.normalize({form!r}, label))"
