@@ -60,7 +60,7 @@ from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.pipeline.run_folder import (
     DONE_FILE,
     MOVED_RECORD,
-    damaged_done,
+    RunFolder,
     damaged_finished_file,
     finished_unlocked,
     read_finished,
@@ -173,8 +173,9 @@ def _checked_run(
                 print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
                 return locked.summary
             # said under the lock (before it, a read-only folder or one another process holds would say so and then be
-            # refused); a damaged DONE is said as the sweep says it of such a run (run_folder.removed_part)
-            if (out / DONE_FILE).exists() and (damaged := damaged_done(out) or damaged_finished_file(out)):
+            # refused); a damaged DONE is said as the sweep says it of such a run (RunFolder.removed_part)
+            folder = RunFolder.read(out)
+            if folder.has_done and (damaged := folder.damaged or damaged_finished_file(out)):
                 print(f"note: {out} holds this experiment finished ({DONE_FILE}) but {damaged}: it is predicted and evaluated "
                       "again (no step trained again)", file=sys.stderr)
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)

@@ -5,7 +5,7 @@ A run folder (``distgen run --out``, or ``runs/<slug>`` of a sweep) holds:
 - ``experiment.yaml``: the config it ran (``RECORD_FILE``), written by ``distgen run`` before any work, or by the sweep
   beside the ``DONE`` of a run another runner made (``sweep.record_run``); which config the folder's results are of;
 - ``DONE``: written last once its evaluation is complete; ``distgen run``'s is a JSON record ``{"metrics": ...}`` (the
-  ``--metrics`` it was evaluated with, ``done_record``), the sweep's for another runner's run a plain ``ok``;
+  ``--metrics`` it was evaluated with, ``RunFolder.record``), the sweep's for another runner's run a plain ``ok``;
 - ``eval/summary.json``, ``eval/metrics.csv`` and ``timings.json`` (``SUMMARY_FILES``): what a finished run returns;
 - ``data_moved.json`` (``MOVED_RECORD``): the data file at a new path that was checked to hold the experiment's data;
 - ``train/`` (checkpoints, ``manifest.json``, ``split.json``) for a trained model.
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -150,9 +152,10 @@ class Finished(NamedTuple):
 
 
 def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None,
-                  known: Mapping[str, Any] | None = None) -> Finished:
+                  known: Mapping[str, Any] | None = None, folder: RunFolder | None = None) -> Finished:
     """``out`` read once: its summary when it holds this experiment, evaluated with ``metrics`` and complete (each file
-    parsed once, and the summary returned is the one parsed). Only reads (no lock).
+    parsed once, and the summary returned is the one parsed). Only reads (no lock). ``folder``: ``out``'s ``DONE`` as read
+    before (``RunFolder.read``; a sweep's pass), taken as read, not read again; else it is read here.
 
     Raises ``ConfigError`` when ``out`` holds an experiment of another config, or a finished one whose record is not usable
     (``check_finished_record``). An evaluation part-removed, a damaged ``SUMMARY_FILES`` (``damaged_finished_file``: every
@@ -162,16 +165,14 @@ def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str
     if not all((out / f).exists() for f in (DONE_FILE, "eval/summary.json", "eval/metrics.csv")):
         return Finished(None, None, moved)  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
     check_finished_record(out)
-    try:
-        done = (out / DONE_FILE).read_bytes()  # before the summary: a writer removes DONE first and writes it last
-    except OSError:
+    read = folder if folder is not None else RunFolder.read(out)  # before the summary: a writer removes DONE first, writes it last
+    if read.done is None:
         return Finished(None, None, moved)
     summary, _ = _read_summary(out)
-    record = _done_of(done)
     wanted = list(metrics) if metrics is not None else None
-    if summary is None or record is None or record.get("metrics") != wanted:
-        return Finished(None, done, moved)
-    return Finished(summary, done, moved)
+    if summary is None or read.record is None or read.record.get("metrics") != wanted:
+        return Finished(None, read.done, moved)
+    return Finished(summary, read.done, moved)
 
 
 def check_finished_record(out: Path) -> None:
@@ -194,14 +195,15 @@ def check_finished_record(out: Path) -> None:
 
 
 def finished_or_none(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None,
-                     known: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+                     known: Mapping[str, Any] | None = None, folder: RunFolder | None = None) -> dict[str, Any] | None:
     """The summary of ``out`` when it holds this experiment finished (with ``metrics``), read without its lock; else None.
-    ``known``: the ``data_moved.json`` record a check of ``out`` found before (``check_same_experiment``), not hashed again."""
-    return finished_unlocked(out, doc, metrics, known).summary
+    ``known``: the ``data_moved.json`` record a check of ``out`` found before (``check_same_experiment``), not hashed again;
+    ``folder``: its ``DONE`` as read before (``read_finished``)."""
+    return finished_unlocked(out, doc, metrics, known, folder).summary
 
 
 def finished_unlocked(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] | None,
-                      known: Mapping[str, Any] | None = None) -> Finished:
+                      known: Mapping[str, Any] | None = None, folder: RunFolder | None = None) -> Finished:
     """``read_finished`` without the folder's lock. It only reads, so it needs no lock (a finished read-only archived run
     is read, not refused at its lock). A writer of the folder (its owner re-running it with other metrics) removes
     ``DONE`` first and writes it last, so ``DONE`` is read before the summary and again after it: gone or changed, the
@@ -210,18 +212,14 @@ def finished_unlocked(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] 
     config, so this holds without the lock. A file that cannot be read now (``OSError``, ``ValueError``) leaves the
     decision to the lock: nothing is returned."""
     try:
-        read = read_finished(out, doc, metrics, known)
+        read = read_finished(out, doc, metrics, known, folder)
     except ConfigError:
         raise
     except (OSError, ValueError):
         return Finished(None, None, None)
     if read.summary is None:
         return read
-    try:
-        same = (out / DONE_FILE).read_bytes() == read.done
-    except OSError:
-        same = False
-    return read if same else read._replace(summary=None)
+    return read if RunFolder.read(out).done == read.done else read._replace(summary=None)  # unreadable now: None, not same
 
 
 def _finished_json(out: Path, name: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -267,118 +265,145 @@ def finished_summary(out: str | Path) -> dict[str, Any]:
     return summary
 
 
-def done_record(run_dir: Path) -> dict[str, Any] | None:
-    """The ``DONE`` record ``distgen run`` writes (``{"metrics": ...}``), or None: absent, unreadable, the sweep's marker
-    of another runner's run, or damaged (``damaged_done``). Read as ``read_finished`` reads it (``_done_of``)."""
-    try:
-        return _done_of((run_dir / DONE_FILE).read_bytes())
-    except OSError:
-        return None
-
-
-def _done_of(raw: bytes) -> dict[str, Any] | None:
-    """The JSON object of a ``DONE``'s bytes (UTF-8, whatever the locale), or None: the sweep's marker, or damaged."""
-    record = parse_json_object(raw)
-    return None if isinstance(record, JsonProblem) else record
-
-
 #: The ``DONE`` the sweep writes for a run another runner finished (``sweep.record_run``); read with surrounding
 #: whitespace stripped.
 SWEEP_DONE = "ok"
 
 
-def damaged_done(run_dir: Path) -> str | None:
-    """Why ``run_dir``'s ``DONE`` is damaged, naming the file: it is neither ``distgen run``'s record (a JSON object:
-    ``_done_of``) nor the sweep's marker (``SWEEP_DONE``), e.g. cut short, a list, with a byte-order mark, empty. Both
-    are written whole (``atomic_write_text``), so only a hand edit makes one. ``distgen run`` and the sweep alike take
-    such a run as unfinished and evaluate it again, saying so. None: no ``DONE``, one of the two, or unreadable."""
-    path = run_dir / DONE_FILE
-    try:
-        raw = path.read_bytes()
-    except OSError:
+@dataclass(frozen=True)
+class RunFolder:
+    """A run folder's ``DONE`` read once (``read``), and the questions a sweep asks of a run, each answered from that one
+    reading: whose ``DONE`` it is (``record``), whether it is damaged (``damaged``), what a finished run lacks
+    (``removed_part``, ``metrics_lost``), whether it is finished (``finished``), whether its config is recorded
+    (``unrecorded``). The other files (``eval/metrics.csv``, the summary) are looked at when a question needs them, the
+    summary read at most once (``removed_part``). Read again to see the folder after a run wrote it."""
+
+    path: Path
+    #: whether ``DONE`` exists (``Path.exists``; also when it cannot be read)
+    has_done: bool
+    #: ``DONE``'s bytes; None: absent, or present but unreadable
+    done: bytes | None
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunFolder:
+        """``path``'s ``DONE``, read once."""
+        path = Path(path)
+        try:
+            return cls(path, True, (path / DONE_FILE).read_bytes())
+        except OSError:
+            return cls(path, (path / DONE_FILE).exists(), None)
+
+    @cached_property
+    def record(self) -> dict[str, Any] | None:
+        """The ``DONE`` record ``distgen run`` writes (``{"metrics": ...}``: the JSON object of the bytes, UTF-8 whatever
+        the locale), or None: absent, unreadable, the sweep's marker of another runner's run, or damaged (``damaged``)."""
+        if self.done is None:
+            return None
+        record = parse_json_object(self.done)
+        return None if isinstance(record, JsonProblem) else record
+
+    @property
+    def damaged(self) -> str | None:
+        """Why ``DONE`` is damaged, naming the file: it is neither ``distgen run``'s record (a JSON object: ``record``) nor
+        the sweep's marker (``SWEEP_DONE``), e.g. cut short, a list, with a byte-order mark, empty, not UTF-8. Both are
+        written whole (``atomic_write_text``), so only a hand edit makes one. ``distgen run`` and the sweep alike take such
+        a run as unfinished and evaluate it again, saying so. None: no ``DONE``, one of the two, or unreadable."""
+        if self.done is None or self.done.strip() == SWEEP_DONE.encode() or self.record is not None:
+            return None
+        return (f"{self.path / DONE_FILE} is neither distgen run's record (a JSON object) nor the sweep's marker "
+                f"({SWEEP_DONE}): it holds {clip_message(repr(self.done), 60)}")
+
+    @cached_property
+    def removed_part(self) -> str | None:
+        """Why a finished run (its ``DONE``) is run again, naming the file (``eval/metrics.csv`` removed; ``DONE`` damaged:
+        ``damaged``; a ``distgen run`` run's ``eval/summary.json`` removed, or it or ``timings.json`` unreadable:
+        ``damaged_finished_file``), or None. The sweep says so when it runs such a run again."""
+        if not self.has_done:
+            return None
+        if not (self.path / METRICS_FILE).exists():
+            return "it has no eval/metrics.csv (removed since it finished)"
+        if (damaged := self.damaged) is not None:
+            return damaged
+        if self.record is None:
+            return None
+        if not (self.path / "eval" / "summary.json").exists():
+            return "it has no eval/summary.json (removed since it finished)"
+        return damaged_finished_file(self.path)
+
+    @property
+    def evaluated_with(self) -> list[str] | None:
+        """The ``--metrics`` a finished run was last evaluated with (``distgen run ... --metrics``: its ``DONE`` record), or
+        None: its config's ``evaluate.metrics`` (what the sweep launches) or no record. A run evaluated again by hand with
+        other metrics is evaluated again with the sweep's (``metrics_lost``), not shown with "- (no value)" for a metric
+        it lost."""
+        metrics = self.record.get("metrics") if self.record is not None else None
+        return [str(m) for m in metrics] if isinstance(metrics, list) else None
+
+    def metrics_lost(self, metrics: Sequence[str]) -> list[str]:
+        """The ``metrics`` (those the sweep compares) a finished run lacks because it was evaluated again by hand with other
+        ``--metrics`` (``evaluated_with``); [] for a run its config's evaluation scored (no record) or one whose
+        ``--metrics`` kept them all. Such a run is evaluated again with its config's metrics. A run evaluated by hand with
+        more metrics (the sweep's own advice for a metric no run computed) keeps its table: evaluating it again would drop
+        the metric it was just given, and the sweep would warn of it again."""
+        by_hand = self.evaluated_with
+        if by_hand is None:
+            return []
+        have = {m.strip() for m in by_hand}
+        return [m for m in metrics if m not in have]
+
+    def again_why(self, metrics: Sequence[str]) -> str | None:
+        """Why a finished run is evaluated again for a sweep comparing ``metrics``, as a clause: ``removed_part``, else the
+        metrics it lacks (``metrics_lost``); None: not finished, or finished for ``metrics``."""
+        if self.removed_part is not None:
+            return self.removed_part
+        if lost := self.metrics_lost(metrics):
+            return (f"it was evaluated with --metrics {','.join(self.evaluated_with or [])} (by hand, after the sweep), "
+                    f"without {', '.join(lost)}, which the sweep compares")
         return None
-    if raw.strip() == SWEEP_DONE.encode() or _done_of(raw) is not None:
-        return None
-    return (f"{path} is neither distgen run's record (a JSON object) nor the sweep's marker ({SWEEP_DONE}): "
-            f"it holds {clip_message(repr(raw), 60)}")
+
+    def finished(self, metrics: Sequence[str] = ()) -> bool:
+        """Whether the folder holds a finished run the sweep can read: its ``DONE`` and its ``eval/metrics.csv``, evaluated
+        with each of ``metrics`` (the ones the sweep compares; ``metrics_lost``). A ``DONE`` without the table (removed
+        since, a folder copied in part) is run again (``distgen run`` evaluates it again without training), not skipped
+        with its rows left out of the results. So is a run ``distgen run`` finished (its ``DONE`` record) whose
+        ``eval/summary.json`` went missing (it would be read without its truth record, which the truth checks need), as
+        ``distgen run`` counts it unfinished, and a run whose ``DONE`` is damaged (``damaged``: neither of the two), which
+        ``distgen run`` evaluates again too; another runner's run (the sweep's own ``DONE``) needs no summary."""
+        return self.has_done and self.again_why(metrics) is None
+
+    @property
+    def unrecorded(self) -> bool:
+        """Whether the folder holds a run another runner finished without a record of its config: a ``DONE`` but no
+        ``experiment.yaml`` (looked for now: a sweep that predates the record wrote none for another runner), and not
+        ``distgen run``'s ``DONE`` record beside its ``timings.json`` (whose ``experiment.yaml`` was written and is gone:
+        restoring it is the fix)."""
+        if not self.has_done or (self.path / RECORD_FILE).exists():
+            return False
+        return self.record is None or not (self.path / "timings.json").exists()
 
 
-def finished_run(run_dir: Path, metrics: Sequence[str] = ()) -> bool:
-    """Whether a run folder holds a finished run the sweep can read: its ``DONE`` and its ``eval/metrics.csv``, evaluated
-    with each of ``metrics`` (the ones the sweep compares; ``metrics_lost``). A ``DONE`` without the table (removed since,
-    a folder copied in part) is run again (``distgen run`` evaluates it again without training), not skipped with its
-    rows left out of the results. So is a run ``distgen run`` finished (its ``DONE`` record) whose ``eval/summary.json``
-    went missing (it would be read without its truth record, which the truth checks need), as ``distgen run`` counts it
-    unfinished, and a run whose ``DONE`` is damaged (``damaged_done``: neither of the two), which ``distgen run`` evaluates
-    again too; another runner's run (the sweep's own ``DONE``) needs no summary."""
-    if not (run_dir / DONE_FILE).exists() or removed_part(run_dir) is not None:
-        return False
-    return not metrics_lost(run_dir, metrics)
+def run_folders(out: Path, runs: Sequence[Run]) -> dict[str, RunFolder]:
+    """Each run's folder under ``out/runs`` read (``RunFolder.read``), by slug: one reading of a sweep's pass."""
+    return {r.slug: RunFolder.read(out / "runs" / r.slug) for r in runs}
 
 
-def removed_part(run_dir: Path) -> str | None:
-    """Why ``finished_run`` runs a finished run (its ``DONE``) again, naming the file (``eval/metrics.csv`` removed;
-    ``DONE`` damaged: ``damaged_done``; a ``distgen run`` run's ``eval/summary.json`` removed, or it or ``timings.json``
-    unreadable: ``damaged_finished_file``), or None. The sweep says so when it runs such a run again."""
-    if not (run_dir / DONE_FILE).exists():
-        return None
-    if not (run_dir / METRICS_FILE).exists():
-        return "it has no eval/metrics.csv (removed since it finished)"
-    if (damaged := damaged_done(run_dir)) is not None:
-        return damaged
-    if done_record(run_dir) is None:
-        return None
-    if not (run_dir / "eval" / "summary.json").exists():
-        return "it has no eval/summary.json (removed since it finished)"
-    return damaged_finished_file(run_dir)
-
-
-def metrics_lost(run_dir: Path, metrics: Sequence[str]) -> list[str]:
-    """The ``metrics`` (those the sweep compares) a finished run lacks because it was evaluated again by hand with other
-    ``--metrics`` (``evaluated_with``); [] for a run its config's evaluation scored (no record) or one whose ``--metrics``
-    kept them all. Such a run is evaluated again with its config's metrics. A run evaluated by hand with more metrics (the
-    sweep's own advice for a metric no run computed) keeps its table: evaluating it again would drop the metric it was
-    just given, and the sweep would warn of it again."""
-    by_hand = evaluated_with(run_dir)
-    if by_hand is None:
-        return []
-    have = {m.strip() for m in by_hand}
-    return [m for m in metrics if m not in have]
-
-
-def evaluated_with(run_dir: Path) -> list[str] | None:
-    """The ``--metrics`` a finished run was last evaluated with (``distgen run ... --metrics``: its ``DONE`` record), or
-    None: its config's ``evaluate.metrics`` (what the sweep launches) or no record. A run evaluated again by hand with
-    other metrics is evaluated again with the sweep's (``metrics_lost``), not shown with "- (no value)" for a metric it lost."""
-    record = done_record(run_dir)
-    metrics = record.get("metrics") if record is not None else None
-    return [str(m) for m in metrics] if isinstance(metrics, list) else None
-
-
-def check_run_folder(run_dir: Path, doc: Mapping[str, Any]) -> dict[str, Any] | None:
+def check_run_folder(folder: RunFolder, doc: Mapping[str, Any]) -> dict[str, Any] | None:
     """Refuse (``ConfigError``) a run folder that holds another config's run (its ``experiment.yaml``:
     ``check_same_experiment``) or a finished run (``DONE``) whose ``experiment.yaml`` is missing or unreadable, so that
     which config it ran cannot be told (``check_finished_record``), whichever runner made it: the sweep records the config
     of another runner's run beside the ``DONE`` it writes (``sweep.record_run``), so another runner's run is not read as
     finished for any config, its rows taken as the asking sweep's. Returns ``check_same_experiment``'s
     ``data_moved.json`` record for the caller to write where it may (or None)."""
-    moved = check_same_experiment(run_dir, doc)
-    if (run_dir / DONE_FILE).exists():
-        check_finished_record(run_dir)
+    moved = check_same_experiment(folder.path, doc)
+    if folder.has_done:
+        check_finished_record(folder.path)
     return moved
 
 
-def unrecorded_runs(out: Path, runs: Sequence[Run]) -> list[str]:
-    """The runs (slugs) whose folder under ``out/runs`` holds a run another runner
-    finished without a record of its config: a ``DONE`` but no ``experiment.yaml`` (a sweep that predates the record wrote
-    none for another runner), and not ``distgen run``'s ``DONE`` record beside its ``timings.json`` (whose
-    ``experiment.yaml`` was written and is gone: restoring it is the fix)."""
-    def unrecorded(run_dir: Path) -> bool:
-        if not (run_dir / DONE_FILE).exists() or (run_dir / RECORD_FILE).exists():
-            return False
-        return done_record(run_dir) is None or not (run_dir / "timings.json").exists()
-
-    return [r.slug for r in runs if unrecorded(out / "runs" / r.slug)]
+def unrecorded_runs(folders: Mapping[str, RunFolder]) -> list[str]:
+    """The runs (slugs of ``folders``, ``run_folders``) whose folder holds a run another runner finished without a record
+    of its config (``RunFolder.unrecorded``)."""
+    return [slug for slug, folder in folders.items() if folder.unrecorded]
 
 
 def record_stamp(run_dir: Path) -> tuple[int, ...]:

@@ -63,14 +63,11 @@ from distgen.pipeline.run_folder import (
     DONE_FILE,
     METRICS_FILE,
     SWEEP_DONE,
+    RunFolder,
     check_run_folder,
-    done_record,
-    evaluated_with,
     finished_or_none,
-    finished_run,
-    metrics_lost,
     record_stamp,
-    removed_part,
+    run_folders,
     stale_record,
     unrecorded_runs,
 )
@@ -265,9 +262,10 @@ def sweep(
         lock = RunLock(out, "sweep").acquire()
     except FolderNotWritableError as exc:  # a finished sweep is only read (as distgen run reads a finished experiment)
         # another config's run is named, not only refused as not writable; a moved data file checked here is not hashed again
-        moved = check_run_folders(out, runs, docs, overrides, adopt_unrecorded)
-        if (finished := finished_sweep_without_lock(out, runs, docs, metrics, reference, names, moved)) is None:
-            if damaged := damaged_runs_said(out, runs):
+        folders = run_folders(out, runs)  # each DONE read once for every question below
+        moved = check_run_folders(out, folders, docs, overrides, adopt_unrecorded)
+        if (finished := finished_sweep_without_lock(out, runs, docs, metrics, reference, names, folders, moved)) is None:
+            if damaged := damaged_runs_said(out, folders):
                 raise FolderNotWritableError(f"{exc}. {damaged}") from None
             raise
         return finished
@@ -276,12 +274,13 @@ def sweep(
                       variants, overrides, adopt_unrecorded)
 
 
-def damaged_runs_said(out: Path, runs: Sequence[Run]) -> str:
+def damaged_runs_said(out: Path, folders: Mapping[str, RunFolder]) -> str:
     """Why a sweep folder that cannot be written is not read as finished when a finished run in it has a file damaged or
-    removed (``removed_part``: a hand-edited ``DONE``, a removed ``eval/metrics.csv`` or summary), naming each such run
-    folder and file: the sweep evaluates such a run again, which writes into the folder. "" when there is none (the
-    refusal says only that the folder is not writable: a run unfinished, another grid or other metrics)."""
-    said = [f"{out / 'runs' / r.slug}: {gone}" for r in runs if (gone := removed_part(out / "runs" / r.slug))]
+    removed (``RunFolder.removed_part``: a hand-edited ``DONE``, a removed ``eval/metrics.csv`` or summary), naming each
+    such run folder and file: the sweep evaluates such a run again, which writes into the folder. "" when there is none
+    (the refusal says only that the folder is not writable: a run unfinished, another grid or other metrics).
+    ``folders``: ``run_folders`` of the runs."""
+    said = [f"{folder.path}: {gone}" for folder in folders.values() if (gone := folder.removed_part)]
     if not said:
         return ""
     shown = first_of(said, 3, "; ")
@@ -291,15 +290,16 @@ def damaged_runs_said(out: Path, runs: Sequence[Run]) -> str:
 
 
 def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],
-                                reference: str, variants: Sequence[str],
+                                reference: str, variants: Sequence[str], folders: Mapping[str, RunFolder],
                                 moved: Mapping[str, Mapping[str, Any] | None] | None = None) -> SweepResult | None:
     """The result of a finished sweep in a folder whose lock cannot be taken (read-only, another user's), said on stderr with
     where a report can be written; None (the caller's refusal stands) unless nothing is left to do: its ``summary.json``
     holds exactly these runs, reference, variants and metrics, none failed, each run is finished for ``metrics``
-    (``finished_run``; a ``distgen run`` run read as ``run_folder.finished_or_none`` reads it, which refuses another
+    (``RunFolder.finished``; a ``distgen run`` run read as ``run_folder.finished_or_none`` reads it, which refuses another
     config's), and ``results.csv`` holds each run's ``eval/metrics.csv`` rows as they are now (a run evaluated again since is
-    not in the summary). ``moved``: the ``data_moved.json`` records ``check_run_folders`` found, by slug (a moved data file
-    is hashed once, by that check, not again by ``finished_or_none``)."""
+    not in the summary). ``folders``: ``run_folders`` of the runs (each ``DONE`` read once; a ``distgen run`` record is read
+    again after its summary, ``finished_unlocked``). ``moved``: the ``data_moved.json`` records ``check_run_folders``
+    found, by slug (a moved data file is hashed once, by that check, not again by ``finished_or_none``)."""
     try:
         summary = json.loads((out / "summary.json").read_text())
         slugs = [r.slug for r in runs]
@@ -308,11 +308,12 @@ def finished_sweep_without_lock(out: Path, runs: Sequence[Run], docs: Mapping[st
                 or summary_metrics_of(summary) != list(metrics)):
             return None
         for r in runs:
-            run_dir = out / "runs" / r.slug
-            if not finished_run(run_dir, metrics):
+            folder = folders[r.slug]
+            if not folder.finished(metrics):
                 return None
             known = (moved or {}).get(r.slug)
-            if done_record(run_dir) is not None and finished_or_none(run_dir, docs[r.slug], evaluated_with(run_dir), known) is None:
+            if folder.record is not None and finished_or_none(folder.path, docs[r.slug], folder.evaluated_with, known,
+                                                              folder) is None:
                 return None
         if not (out / "summary.md").is_file() or not _results_hold_runs(out, runs, metrics):
             return None
@@ -525,14 +526,15 @@ def _sweep(
     from distgen.pipeline.experiment import record_moved
 
     adopt_former_folders(out, runs)
-    if adopt_unrecorded and (adopted := unrecorded_runs(out, runs)):  # the caller says they ran this config: recorded
+    folders = run_folders(out, runs)  # each DONE read once, for every question before the runs
+    if adopt_unrecorded and (adopted := unrecorded_runs(folders)):  # the caller says they ran this config: recorded
         for slug in adopted:
             save_yaml(dict(docs[slug]), out / "runs" / slug / "experiment.yaml")
         print(f"note: sweep: {len(adopted)} run(s) another runner finished without a record of their config taken as this "
               f"config's (adopt_unrecorded): {', '.join(adopted[:4])}{' ...' if len(adopted) > 4 else ''}", file=sys.stderr)
     # the data file found at a new path is recorded by the sweep, under its own lock (its run folders are its to write,
     # as their DONE), taking no run folder's: a finished run is skipped, so its check is where it is hashed
-    for slug, moved in check_run_folders(out, runs, docs, overrides).items():  # another config's folder is never mixed in
+    for slug, moved in check_run_folders(out, folders, docs, overrides).items():  # another config's folder is never mixed in
         record_moved(out / "runs" / slug, moved)
     check_keeps_finished_runs(out, runs)
     if SEED_KEY in grid:  # the axis replaces sweep.seeds: the seeds the runs use are recorded, not the config's
@@ -545,15 +547,16 @@ def _sweep(
     result = SweepResult(out=out, runs=runs)
     todo = []
     for r in runs:
-        if finished_run(out / "runs" / r.slug, metrics):
+        folder = folders[r.slug]
+        if folder.finished(metrics):
             result.skipped.append(r.slug)
         else:
             todo.append(r)
-            if gone := removed_part(out / "runs" / r.slug):
+            if gone := folder.removed_part:
                 print(f"note: sweep: run {r.slug}: {gone}: it is evaluated again "
                       "(no step trained again)", file=sys.stderr)
-            if lost := metrics_lost(out / "runs" / r.slug, metrics):
-                print(f"note: sweep: run {r.slug} was evaluated with --metrics {','.join(evaluated_with(out / 'runs' / r.slug) or [])} "
+            if lost := folder.metrics_lost(metrics):
+                print(f"note: sweep: run {r.slug} was evaluated with --metrics {','.join(folder.evaluated_with or [])} "
                       f"(by hand, after the sweep), without {', '.join(lost)}, which the sweep compares: it is evaluated again "
                       "with its config's evaluate.metrics (no step trained again)", file=sys.stderr)
 
@@ -618,7 +621,7 @@ def _sweep(
                 summaries.setdefault(r.variant, []).append(doc)
             truths.setdefault(r.variant, {})[r.seed] = truth_record(doc)
             spreads.setdefault(r.variant, {})[r.seed] = (doc or {}).get("spread")
-            d = training_diverged(out / "runs" / r.slug)
+            d = training_diverged(doc)
             g = None if d else generation_diverged(doc)
             if g:  # training went well, sampling did not: the variant's scores are those of cells far off the data
                 result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, "generation": g}
@@ -717,9 +720,10 @@ def failure_reason(run_dir: Path) -> str | None:
 
 
 def check_run_folders(
-    out: Path, runs: Sequence[Run], docs: Mapping[str, Mapping[str, Any]], overrides: Sequence[str], adopt: bool = False,
+    out: Path, folders: Mapping[str, RunFolder], docs: Mapping[str, Mapping[str, Any]], overrides: Sequence[str],
+    adopt: bool = False,
 ) -> dict[str, dict[str, Any] | None]:
-    """``check_run_folder`` of each run's folder under ``out``, the refusal naming the base overrides ``sweep.yaml`` records
+    """``check_run_folder`` of each run's folder under ``out`` (``folders``: ``run_folders`` of the runs), the refusal naming the base overrides ``sweep.yaml`` records
     where they differ from ``overrides`` (``recorded_overrides_hint``). Before any run, and before a finished sweep whose
     lock cannot be taken is read (``finished_sweep_without_lock``): a runner-made folder is checked too, and another
     config's ``distgen run`` folder is refused as another config's, not as not writable. Returns each run's ``data_moved.json``
@@ -729,7 +733,7 @@ def check_run_folders(
     naming each and the fix that keeps them (``adopt_unrecorded``; not one refusal a run saying to restore a record that
     was never written, or to remove ``DONE``, which runs the run again); with ``adopt`` they are not checked
     (the sweep has recorded this config in them, or reads them as this config's where it cannot write)."""
-    unrecorded = unrecorded_runs(out, runs)
+    unrecorded = unrecorded_runs(folders)
     if unrecorded and not adopt:
         shown = first_of(unrecorded, 6)
         first = out / "runs" / unrecorded[0]
@@ -741,12 +745,12 @@ def check_run_folders(
             f"in them and reads them as finished. Otherwise remove their {DONE_FILE} to run them again (their results are "
             f"replaced), or sweep into another --out{recorded_overrides_hint(out, overrides)}")
     moved: dict[str, dict[str, Any] | None] = {}
-    for r in runs:
-        if r.slug in unrecorded:
-            moved[r.slug] = None
+    for slug, folder in folders.items():
+        if slug in unrecorded:
+            moved[slug] = None
             continue
         try:
-            moved[r.slug] = check_run_folder(out / "runs" / r.slug, docs[r.slug])
+            moved[slug] = check_run_folder(folder, docs[slug])
         except ConfigError as exc:
             raise ConfigError(f"{exc}{recorded_overrides_hint(out, overrides)}") from None
     return moved
@@ -771,7 +775,7 @@ def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], be
     """Finish a run another runner made (it returned 0 and left ``eval/metrics.csv`` but wrote no ``DONE``, or no
     ``experiment.yaml``): its config ``doc`` as ``experiment.yaml`` where there is none (``distgen run`` writes its own) or
     where the run left a stale record of another config as it was (``before``: ``record_stamp`` before the run;
-    ``stale_record``), then the sweep's plain ``DONE``, written last, unless the run finished itself (``finished_run``).
+    ``stale_record``), then the sweep's plain ``DONE``, written last, unless the run finished itself (``RunFolder.finished``).
     A record the run wrote (``distgen run``'s, of the config file as it read it) is never replaced."""
     path = run_dir / "experiment.yaml"
     if not path.exists() or (before is not None and record_stamp(run_dir) == before and stale_record(path, doc)):
@@ -779,7 +783,7 @@ def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], be
         # the DONE the sweep writes is refused below (this write does not raise out of the sweep)
         with contextlib.suppress(OSError):
             save_yaml(dict(doc), path)
-    if not finished_run(run_dir, metrics):
+    if not RunFolder.read(run_dir).finished(metrics):  # read again: the run wrote the folder
         atomic_write_text(run_dir / DONE_FILE, f"{SWEEP_DONE}\n")
 
 
@@ -815,8 +819,8 @@ def generation_diverged(summary: Mapping[str, Any] | None) -> str | None:
     return "; ".join(found) if found else None
 
 
-def training_diverged(run_dir: Path) -> dict[str, Any] | None:
-    """A finished run's ``training_diverged`` record (``eval/summary.json``; ``distgen.train.trainer.TrainResult``), or None."""
-    summary = run_summary(run_dir)
+def training_diverged(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``training_diverged`` record of a finished run's ``eval/summary.json`` document (``run_summary``;
+    ``distgen.train.trainer.TrainResult``), or None."""
     d = summary.get("training_diverged") if summary is not None else None
     return d if isinstance(d, dict) and {"step", "loss", "first_loss", "lr"} <= d.keys() else None

@@ -45,13 +45,13 @@ def test_the_sweeps_own_marker_is_still_a_finished_run(tmp_path, base, capsys, r
 
 def test_damaged_done_says_why_only_of_a_damaged_marker(tmp_path):
     done = tmp_path / run_folder.DONE_FILE
-    assert run_folder.damaged_done(tmp_path) is None  # no DONE
+    assert run_folder.RunFolder.read(tmp_path).damaged is None  # no DONE
     for fine in (b"ok\n", b'{"metrics": null}\n', b'{"metrics": ["mse"]}'):
         done.write_bytes(fine)
-        assert run_folder.damaged_done(tmp_path) is None
+        assert run_folder.RunFolder.read(tmp_path).damaged is None
     for raw in DAMAGED:
         done.write_bytes(raw)
-        assert str(done) in (run_folder.damaged_done(tmp_path) or "")
+        assert str(done) in (run_folder.RunFolder.read(tmp_path).damaged or "")
 
 
 def test_distgen_run_names_a_damaged_done_and_evaluates_again(finished, tmp_path, capsys):  # noqa: F811

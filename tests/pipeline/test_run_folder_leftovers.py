@@ -1,5 +1,5 @@
-"""Run-folder leftovers of the last closing note (helper 189): a ``DONE`` beside an ``experiment.yaml`` that cannot be
-read was taken as a finished experiment of whatever config asked, and its summary returned as that config's."""
+"""A ``DONE`` beside an ``experiment.yaml`` that cannot be read was taken as a finished experiment of whatever config
+asked, and its summary returned as that config's."""
 
 import json
 
@@ -52,11 +52,11 @@ def test_an_unreadable_record_without_done_is_still_replaced_by_the_new_run(tmp_
 
 @pytest.mark.parametrize("record", ["model: {name: [unclosed\n", None])
 def test_a_sweep_refuses_a_finished_run_beside_an_unreadable_or_missing_experiment_record(tmp_path, record):
-    """Review (helper 196): the sweep's own path had the same hole. A run ``distgen run`` finished (its ``DONE`` record)
-    whose ``experiment.yaml`` is unreadable or gone passed ``check_same_experiment`` and ``finished_run``: the sweep of ANY
+    """The sweep's own path had the same hole. A run ``distgen run`` finished (its ``DONE`` record)
+    whose ``experiment.yaml`` is unreadable or gone passed ``check_same_experiment`` and ``RunFolder.finished``: the sweep of ANY
     config skipped it and took its rows as its own (checked with a real ``distgen run`` sweep of TINY, then another
-    backbone). A run another runner finished is read with the ``experiment.yaml`` the sweep writes beside its ``DONE`` (helper
-    209; before, it recorded no config and was read for any config)."""
+    backbone). A run another runner finished is read with the ``experiment.yaml`` the sweep writes beside its ``DONE``
+    (before, it recorded no config and was read for any config)."""
     from distgen.pipeline.sweep import sweep
 
     from .test_sweep import FakeRunner
@@ -72,7 +72,7 @@ def test_a_sweep_refuses_a_finished_run_beside_an_unreadable_or_missing_experime
     (run / "timings.json").write_text("{}\n")  # distgen run writes it just before DONE
     if record is not None:
         (run / "experiment.yaml").write_text(record)
-    else:  # the sweep records another runner's config since helper 209
+    else:  # the sweep records another runner's config beside its DONE
         (run / "experiment.yaml").unlink()
 
     def never(config, r, run_dir):
@@ -88,9 +88,8 @@ def _never(config, r, run_dir):
 
 
 def test_a_sweep_of_another_config_refuses_runs_another_runner_finished(tmp_path):
-    """The closing note's "Run folders" hole (helper 209): a run another runner finished (the sweep's own plain ``DONE``,
-    no ``experiment.yaml``) was read as finished for ANY config: a sweep of another model into the same folder skipped it
-    and took its rows as its own. The sweep now records the run's config (``experiment.yaml``, as ``distgen run`` does)
+    """A run another runner finished (the sweep's own plain ``DONE``, no ``experiment.yaml``) was read as finished for ANY
+    config: a sweep of another model into the same folder skipped it and took its rows as its own. The sweep now records the run's config (``experiment.yaml``, as ``distgen run`` does)
     beside the ``DONE`` it writes, and a sweep of another config is refused naming the folder."""
     from distgen.pipeline.sweep import sweep
 
@@ -107,8 +106,8 @@ def test_a_sweep_of_another_config_refuses_runs_another_runner_finished(tmp_path
 
 
 def test_a_sweep_refuses_a_run_finished_without_a_record_of_its_config(tmp_path):
-    """A run folder whose ``DONE`` has no ``experiment.yaml`` beside it (another runner's, of a sweep before helper 209) is
-    refused for every config, naming the file and the fixes, as ``distgen run`` refuses it (helper 189): which config it ran
+    """A run folder whose ``DONE`` has no ``experiment.yaml`` beside it (another runner's, of a sweep that did not record
+    it) is refused for every config, naming the file and the fixes, as ``distgen run`` refuses it: which config it ran
     cannot be told."""
     from distgen.pipeline.sweep import sweep
 

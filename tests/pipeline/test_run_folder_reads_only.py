@@ -69,7 +69,8 @@ def made(tmp_path_factory):
 
 def _read_everything(out, doc):
     """Every reader of the module on run folder ``out`` (as ``runs/<slug>`` of a sweep folder too)."""
-    for reader in (lambda: run_folder.check_same_experiment(out, doc), lambda: run_folder.check_run_folder(out, doc),
+    for reader in (lambda: run_folder.check_same_experiment(out, doc),
+                   lambda: run_folder.check_run_folder(run_folder.RunFolder.read(out), doc),
                    lambda: run_folder.finished_summary(out)):
         with contextlib.suppress(ConfigError):  # a refusal is an answer; a write before it is what is looked for
             reader()
@@ -80,14 +81,11 @@ def _read_everything(out, doc):
                 each(out, doc, metrics)
     run_folder.damaged_finished_file(out)
     run_folder.recorded_timings(out)
-    run_folder.finished_run(out, ["mse"])
-    run_folder.removed_part(out)
-    run_folder.metrics_lost(out, ["mse", "pearson_delta"])
-    run_folder.evaluated_with(out)
-    run_folder.done_record(out)
+    folder = run_folder.RunFolder.read(out)
+    _ = (folder.finished(["mse"]), folder.again_why(["mse", "pearson_delta"]), folder.damaged, folder.unrecorded)
     run_folder.record_stamp(out)
     run_folder.stale_record(out / run_folder.RECORD_FILE, doc)
-    run_folder.unrecorded_runs(out.parent.parent, [Run("base", 0, ())])
+    run_folder.unrecorded_runs(run_folder.run_folders(out.parent.parent, [Run("base", 0, ())]))
 
 
 @pytest.mark.parametrize("state", ["finished", "DONE damaged", "DONE another runner's", "summary damaged",

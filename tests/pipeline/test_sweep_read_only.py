@@ -126,7 +126,7 @@ def test_a_finished_read_only_sweep_asked_by_another_config_is_refused_naming_th
 
 @pytest.mark.parametrize("raw", [b'{"metrics": nu', b"[]", b""])
 def test_a_read_only_sweep_holding_a_damaged_done_is_refused_naming_that_file(finished, base, monkeypatch, raw):
-    """A run's ``DONE`` hand-edited (``run_folder.damaged_done``) makes the sweep evaluate the run again, which a folder
+    """A run's ``DONE`` hand-edited (``RunFolder.damaged``) makes the sweep evaluate the run again, which a folder
     that cannot be written refuses: the refusal names the run folder and the file, not only that the folder is not
     writable (the sweep folder's mode alone does not say why a finished sweep is not read)."""
     done = finished / "runs" / "description=bad__seed1" / DONE_FILE

@@ -343,9 +343,9 @@ def test_without_flock_a_run_folders_holder_is_the_live_process_its_lock_file_na
 
 @pytest.mark.parametrize("removed", ["eval/summary.json", "eval/metrics.csv"])
 def test_a_finished_run_run_again_for_a_removed_file_is_said_why(tmp_path, base, capsys, removed):  # noqa: F811
-    """Leftover of helper 172's round: a finished run whose ``eval/summary.json`` (or ``metrics.csv``) was removed is run
-    again (``distgen run`` evaluates it again, no step trained) without a word in the sweep's output; now a note names the
-    run, the file and that nothing is trained again."""
+    """A finished run whose ``eval/summary.json`` (or ``metrics.csv``) was removed is run again (``distgen run``
+    evaluates it again, no step trained), and a note names the run, the file and that nothing is trained again (it was
+    run again without a word)."""
     out = tmp_path / "sw"
     grid = {"description": ["good", "bad"]}
     sweep(base, grid, out, seeds=[0], progress=False, runner=RunLikeRunner())
@@ -377,14 +377,14 @@ def test_a_finished_run_with_a_damaged_summary_is_run_again_and_said_why(tmp_pat
 
 def test_a_finished_runs_damaged_timings_make_it_run_again(tmp_path):
     """``timings.json`` is part of the summary ``distgen run`` returns of a finished run (``finished_summary``): one that
-    cannot be read makes the run unfinished for the sweep as for ``distgen run`` (helper 199)."""
-    from distgen.pipeline.run_folder import finished_run, removed_part
+    cannot be read makes the run unfinished for the sweep as for ``distgen run``."""
+    from distgen.pipeline.run_folder import RunFolder
 
     run = tmp_path / "run"
     (run / "eval").mkdir(parents=True)
     (run / "eval" / "metrics.csv").write_text("perturbation,mse\nA,1\n")
     (run / "eval" / "summary.json").write_text("{}")
     (run / "DONE").write_text(json.dumps({"metrics": None}))
-    assert finished_run(run) and removed_part(run) is None
+    assert RunFolder.read(run).finished() and RunFolder.read(run).removed_part is None
     (run / "timings.json").write_text('{"train": 1')
-    assert not finished_run(run) and f"{run / 'timings.json'} cannot be read" in removed_part(run)
+    assert not RunFolder.read(run).finished() and f"{run / 'timings.json'} cannot be read" in (RunFolder.read(run).removed_part or "")

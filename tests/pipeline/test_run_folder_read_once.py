@@ -1,0 +1,81 @@
+"""A sweep pass reads each run folder's ``DONE`` once (``run_folder.RunFolder``) and asks that one reading every question
+(finished? damaged? evaluated with which ``--metrics``? recorded?), where it read the file again for each question: 3
+times per run in a writable pass, 4 (the sweep's ``ok``) or 7 (``distgen run``'s record) in a read-only one. The
+read-only pass reads a record a second time after the summary, by design: a ``DONE`` gone or changed meanwhile means the
+summary may be of a run being rewritten."""
+
+import collections
+from pathlib import Path
+
+import pytest
+
+from distgen.pipeline import sweep as sweep_module
+from distgen.pipeline.run_folder import DONE_FILE, RunFolder
+from distgen.pipeline.sweep import sweep
+
+from .test_sweep import FakeRunner
+from .test_sweep_read_only import GRID, Refused, _never, base, finished  # noqa: F401  (base, finished: the fixtures)
+
+RECORDED = ("description=bad__seed0", "description=bad__seed1")  # made distgen run's runs, the others the sweep's "ok"
+
+
+@pytest.fixture
+def mixed(finished):  # noqa: F811
+    """The finished sweep with two runs made ``distgen run``'s: its ``DONE`` record beside a summary."""
+    for slug in RECORDED:
+        run = finished / "runs" / slug
+        (run / "eval" / "summary.json").write_text("{}")
+        (run / DONE_FILE).write_text('{"metrics": null}\n')
+    return finished
+
+
+@pytest.fixture
+def done_reads(monkeypatch):
+    """How many times each ``DONE`` is read (by run folder name)."""
+    reads: collections.Counter[str] = collections.Counter()
+    real = Path.read_bytes
+
+    def counted(self):
+        if self.name == DONE_FILE:
+            reads[self.parent.name] += 1
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    return reads
+
+
+def test_a_sweep_pass_over_finished_runs_reads_each_done_once(mixed, base, done_reads):  # noqa: F811
+    res = sweep(base, GRID, mixed, runner=_never, metrics=["mse", "pearson_delta"], progress=False)
+    assert len(res.skipped) == 4 and not res.finished
+    assert dict(done_reads) == {slug: 1 for slug in res.skipped}  # before: 3 each
+
+
+def test_a_read_only_sweep_pass_reads_each_done_once_and_a_recorded_one_again_after_its_summary(mixed, base, done_reads,  # noqa: F811
+                                                                                                 monkeypatch):
+    monkeypatch.setattr(sweep_module, "RunLock", Refused)
+    res = sweep(base, GRID, mixed, runner=_never, metrics=["mse", "pearson_delta"], progress=False)
+    assert len(res.skipped) == 4
+    assert dict(done_reads) == {slug: 2 if slug in RECORDED else 1 for slug in res.skipped}  # before: 7 and 4
+
+
+def test_a_run_run_again_is_read_again_after_its_run(finished, base, done_reads):  # noqa: F811
+    """A run the pass runs again (here its ``DONE`` removed) is read before it and after it (``record_run``): the run
+    wrote the folder in between."""
+    (finished / "runs" / "description=good__seed0" / DONE_FILE).unlink()
+    runner = FakeRunner()
+    sweep(base, GRID, finished, runner=runner, metrics=["mse", "pearson_delta"], progress=False)
+    assert runner.calls == ["description=good__seed0"]
+    assert done_reads["description=good__seed0"] == 2  # tried before the run (absent then), and read after it
+    assert all(done_reads[r] == 1 for r in ("description=good__seed1", "description=bad__seed0", "description=bad__seed1"))
+
+
+def test_the_questions_are_asked_of_what_was_read(tmp_path):
+    """A ``RunFolder`` answers from the bytes it read, not from the file as it is now."""
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "metrics.csv").write_text("perturbation,mse\nP0,1\n")
+    (tmp_path / DONE_FILE).write_text('{"metrics": ["pearson_delta"]}')
+    (tmp_path / "eval" / "summary.json").write_text("{}")
+    folder = RunFolder.read(tmp_path)
+    (tmp_path / DONE_FILE).write_text("ok\n")
+    assert folder.evaluated_with == ["pearson_delta"] and folder.metrics_lost(["mse", "pearson_delta"]) == ["mse"]
+    assert not folder.finished(["mse"]) and RunFolder.read(tmp_path).finished(["mse"])
