@@ -756,19 +756,31 @@ def check_run_folders(
     return moved
 
 
+#: What a config that is not a file is, by ``stat`` test, as ``check_config_readable_again`` names it.
+_NOT_A_FILE = (
+    (stat.S_ISFIFO, "a pipe (such as <(cat c.yaml), or /dev/stdin fed by one), which can be read once"),
+    (stat.S_ISCHR, "a character device (such as a terminal, or /dev/null), not a file: a terminal's input can be read "
+                   "once, and /dev/null holds no config"),
+    (stat.S_ISSOCK, "a socket, not a file a config can be read from"),
+)
+
+
 def check_config_readable_again(config: str | Path) -> None:
-    """Refuse (``ConfigError`` naming it and the fix) a config that can be read only once: a pipe (``<(cat c.yaml)``,
-    ``/dev/stdin`` fed by one), a terminal or a socket. The sweep reads its config for its settings and again for each
-    run's document, and each run's ``distgen run`` reads it again, so the second read would find it empty. A preset
-    name, a file or a path that does not exist (refused by ``load_config``) passes."""
+    """Refuse (``ConfigError`` naming it, what kind of file it is, and the fix) a config that is not a file to read again:
+    a pipe (``<(cat c.yaml)``, ``/dev/stdin`` fed by one), a character device (a terminal, ``/dev/null``) or a socket. The
+    sweep reads its config for its settings and again for each run's document, and each run's ``distgen run`` reads it
+    again: a pipe or a terminal gives what it holds once, ``/dev/null`` and a socket give no config at all. A preset name,
+    a file (``/dev/stdin`` redirected from one included), a block device or a path that does not exist (refused by
+    ``load_config``) passes."""
     try:
         mode = Path(config).stat().st_mode
     except (OSError, ValueError):
         return
-    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
-        raise ConfigError(f"sweep: the config {config} is a pipe (such as <(cat c.yaml), or /dev/stdin fed by one), which "
-                          "can be read once, but the sweep reads its config again for each run (and so does each run's "
-                          "distgen run): save the config to a file and sweep that file (distgen sweep c.yaml ...)")
+    kind = next((said for test, said in _NOT_A_FILE if test(mode)), None)
+    if kind is not None:
+        raise ConfigError(f"sweep: the config {config} is {kind}, but the sweep reads its config again for each run (and "
+                          "so does each run's distgen run): save the config to a file and sweep that file (distgen sweep "
+                          "c.yaml ...)")
 
 
 def record_run(run_dir: Path, doc: Mapping[str, Any], metrics: Sequence[str], before: tuple[int, ...] | None = None) -> None:
