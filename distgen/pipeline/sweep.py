@@ -265,7 +265,7 @@ def sweep(
         folders = run_folders(out, runs)  # each DONE read once for every question below
         moved = check_run_folders(out, folders, docs, overrides, adopt_unrecorded)
         if (finished := finished_sweep_without_lock(out, runs, docs, metrics, reference, names, folders, moved)) is None:
-            if damaged := damaged_runs_said(out, folders):
+            if damaged := damaged_runs_said(out, folders, metrics):
                 raise FolderNotWritableError(f"{exc}. {damaged}") from None
             raise
         return finished
@@ -274,13 +274,13 @@ def sweep(
                       variants, overrides, adopt_unrecorded)
 
 
-def damaged_runs_said(out: Path, folders: Mapping[str, RunFolder]) -> str:
-    """Why a sweep folder that cannot be written is not read as finished when a finished run in it has a file damaged or
-    removed (``RunFolder.removed_part``: a hand-edited ``DONE``, a removed ``eval/metrics.csv`` or summary), naming each
-    such run folder and file: the sweep evaluates such a run again, which writes into the folder. "" when there is none
-    (the refusal says only that the folder is not writable: a run unfinished, another grid or other metrics).
-    ``folders``: ``run_folders`` of the runs."""
-    said = [f"{folder.path}: {gone}" for folder in folders.values() if (gone := folder.removed_part)]
+def damaged_runs_said(out: Path, folders: Mapping[str, RunFolder], metrics: Sequence[str]) -> str:
+    """Why a sweep folder that cannot be written is not read as finished when a finished run in it is to be evaluated
+    again (``RunFolder.again_why``: a hand-edited ``DONE``, a removed ``eval/metrics.csv`` or summary, or an evaluation by
+    hand without some of the ``metrics`` the sweep compares), naming each such run folder and why: the sweep evaluates such
+    a run again, which writes into the folder. "" when there is none (the refusal says only that the folder is not
+    writable: a run unfinished, another grid or other metrics). ``folders``: ``run_folders`` of the runs."""
+    said = [f"{folder.path}: {why}" for folder in folders.values() if (why := folder.again_why(metrics))]
     if not said:
         return ""
     shown = first_of(said, 3, "; ")

@@ -148,3 +148,20 @@ def test_a_really_read_only_sweep_with_a_damaged_done_says_so_on_the_command_lin
     assert ran.returncode != 0 and "a run started" not in ran.stderr, ran.stderr
     assert "is not writable" in ran.stderr and str(done) in ran.stderr and "'done\\n'" in ran.stderr
     assert done.read_bytes() == b"done\n" and not (finished / ".distgen.lock").exists()
+
+
+def test_a_read_only_sweep_holding_a_run_evaluated_by_hand_with_fewer_metrics_names_that_run(finished, base, monkeypatch):
+    """A run evaluated again by hand with fewer ``--metrics`` than the sweep compares (``RunFolder.metrics_lost``) is
+    evaluated again by the sweep, which a folder that cannot be written refuses: the refusal names that run folder and
+    the metrics it lacks, as it names a run whose ``DONE`` or summary is damaged."""
+    run = finished / "runs" / "description=good__seed1"
+    (run / "eval" / "metrics.csv").write_text("perturbation,pearson_delta\nP0,0.1\n")  # distgen run --metrics pearson_delta
+    (run / "eval" / "summary.json").write_text("{}")
+    (run / DONE_FILE).write_text('{"metrics": ["pearson_delta"]}\n')
+    monkeypatch.setattr(sweep_module, "RunLock", Refused)
+    with pytest.raises(FolderNotWritableError) as err:
+        sweep(base, GRID, finished, runner=_never, metrics=["mse", "pearson_delta"], progress=False)
+    said = str(err.value)
+    assert "is not writable" in said and "copy the sweep folder" in said
+    assert f"{run}: it was evaluated with --metrics pearson_delta" in said and "without mse" in said  # before: not named
+    assert "1 finished run(s)" in said
