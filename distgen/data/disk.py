@@ -47,6 +47,7 @@ from distgen.data.schema import PerturbationSchema
 from distgen.errors import DistgenError, InputDataError, InputKeyError, warn
 from distgen.seeds import content_keys
 from distgen.types import COMBO, PAD, ConditionLabels, DataInfo, canonical
+from distgen.types.layout import sparse_position_problem
 
 
 def backed_rows(dataset: Any, mask: np.ndarray) -> Any:
@@ -257,13 +258,23 @@ class DiskCells:
     def _check_indptr(self, elem: Any) -> None:
         """Refuse a CSR matrix whose row pointers are not non-decreasing from 0 to the number of stored values (read once,
         ``n_cells + 1`` integers): a streamed read builds rows from them, and beyond the rows read to describe the matrix
-        a damaged pointer failed deep inside anndata. Column indices are checked on every read (``_stored``)."""
-        indptr = np.asarray(elem["indptr"][:], dtype=np.int64)
+        a damaged pointer failed deep inside anndata. Column indices are checked on every read (``_stored``), but their
+        stored type only here: anndata's row reader re-types them (a float 2.5 becomes column 2), so positions not stored
+        as integers (``sparse_position_problem``, judged on the indices' type without reading them) are refused first."""
+        stored = elem["indptr"][:]
+        for name, positions in (("indices", elem["indices"][:0]), ("indptr", stored)):
+            problem = sparse_position_problem(positions)
+            if problem is not None:
+                raise self._malformed(f"its {name} {problem}")
+        indptr = np.asarray(stored, dtype=np.int64)
         nnz = int(elem["indices"].shape[0])
         if indptr.size != self._n_rows + 1 or indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any():
-            raise InputDataError(f"{self.path}: {self.schema.expression} is a malformed sparse CSR matrix (its indptr is not a "
-                                 f"non-decreasing sequence from 0 to the {nnz} stored values over {self._n_rows} rows): "
-                                 "the file is damaged or was written by hand; write it again from the original data")
+            raise self._malformed(f"its indptr is not a non-decreasing sequence from 0 to the {nnz} stored values over "
+                                  f"{self._n_rows} rows")
+
+    def _malformed(self, why: str) -> InputDataError:
+        return InputDataError(f"{self.path}: {self.schema.expression} is a malformed sparse CSR matrix ({why}): the file is "
+                              "damaged or was written by hand; write it again from the original data")
 
     def _stored(self, srt: np.ndarray) -> sp.csr_matrix:
         """``[len(srt), all genes]`` CSR float32 of the sorted unique rows ``srt``, as stored."""

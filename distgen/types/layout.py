@@ -410,7 +410,8 @@ def sparse_position_problem(positions: np.ndarray) -> str | None:
     anndata never writes them; so are positions stored as bool (0 and 1 only: scipy sums the values of every column past
     0 into column 1). Judged on the stored values without a cast: casting a NaN warns ("invalid value encountered
     in cast"), an error under ``python -W error``. Both readers of a pair (``distgen.data.expression.check_sparse_format``,
-    ``distgen.evaluation.h5pair``) ask this."""
+    ``distgen.evaluation.h5pair``) and the streaming reader (``distgen.data.disk.DiskCells``, of the indices' type alone:
+    ``positions`` may be empty, which judges the type) ask this."""
     if positions.dtype.kind in ("i", "u"):
         return None
     said = f"are stored as {positions.dtype} values, not integers"
