@@ -149,17 +149,23 @@ def test_dense_log_values_rounded_to_three_decimals_are_not_scaled_counts():
     assert not scaled_counts(cells.astype(np.float32))
 
 
-def test_deep_counts_up_to_256_over_an_exact_power_of_two_cannot_be_told_from_bfloat16_log_values():
-    """Counts of 7 to 256 over 8 fit bfloat16's 8 significant bits, as bfloat16 log values do, and their step 1/8 is that
-    grid's: such a cell reads as not scaled (docs/data.md says so). One odd count above 256 tells them apart; a smallest
-    count of 1 to 6 tells them apart too (the step over 3 is no power of two and fits)."""
+def test_counts_of_3_to_256_over_an_exact_power_of_two_cannot_be_told_from_bfloat16_log_values():
+    """Counts of 3 to 256 over 8 fit bfloat16's 8 significant bits, as bfloat16 log values do, and their step 1/8 is that
+    grid's: such a cell reads as not scaled (docs/data.md says so). One count needing 9 bits (an odd one above 256) tells
+    them apart; so does a smallest count of 1 or 2, and only those: the counts tried are 1 to 6 (and the smallest gap's),
+    so the step 1/(3 * 8), the first that is no power of two and fits every count, is tried only when the smallest count
+    times 3 is at most 6."""
     from distgen.data.expression import _cell_scaled
 
     rng = np.random.default_rng(13)
     counts = rng.integers(7, 257, 400).astype(np.float64)
     assert _cell_scaled(counts / 8) is False
     assert _cell_scaled(np.append(counts, 257.0) / 8) is True
-    assert _cell_scaled(np.append(counts, 1.0) / 8) is True
+    assert _cell_scaled(np.append(counts, 258.0) / 8) is False  # 2 x 129: 8 bits
+    for smallest in (1, 2):
+        assert _cell_scaled(np.append(counts, float(smallest)) / 8) is True, smallest
+    for smallest in (3, 4, 5, 6):
+        assert _cell_scaled(np.append(counts, float(smallest)) / 8) is False, smallest
 
 
 def _log_values_at_float16(seed=5):
