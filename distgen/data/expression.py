@@ -146,10 +146,28 @@ def check_sparse_format(x: Any, what: str) -> None:
         problem = sparse_position_problem(getattr(x, name))
         if problem is not None:
             raise InputDataError(f"{what} is a malformed sparse {x.format.upper()} matrix (its {name} {problem}): {_REWRITE}")
+    for name in ("indices", "indptr"):  # a file's were re-typed when read (signed_positions): an AnnData built in memory
+        if getattr(x, name).dtype == np.uint64:
+            raise InputDataError(f"{what} is a sparse {x.format.upper()} matrix whose {name} are stored as uint64 values, "
+                                 f"which scipy cannot densify (\"unsupported data types in input\"): re-type them first "
+                                 f"(matrix.{name} = matrix.{name}.astype('int64')), or give distgen the file's path")
     try:  # on a shallow copy: check_format may re-type or trim the index arrays of the caller's matrix
         type(x)((x.data, x.indices, x.indptr), shape=x.shape, copy=False).check_format(full_check=True)
     except ValueError as e:
         raise InputDataError(f"{what} is a malformed sparse {x.format.upper()} matrix ({e}): {_REWRITE}") from None
+
+
+def signed_positions(x: Any) -> None:
+    """Re-type in place to int64 the positions (``indices``, ``indptr``) of a CSR/CSC matrix ``x`` stored as uint64 (as
+    BPCells' AnnData writer stored its ``indptr`` before 2024), when they all fit: scipy densifies no uint64 positions
+    ("unsupported data types in input"), where the h5py reader of a pair (``distgen.evaluation.h5pair``) and the streaming
+    one read them. For a matrix distgen has just read from a file; anything else is left to ``check_sparse_format``."""
+    if not sp.issparse(x) or x.format not in ("csr", "csc"):
+        return
+    for name in ("indices", "indptr"):
+        positions = getattr(x, name)
+        if positions.dtype == np.uint64 and (not positions.size or int(positions.max()) <= np.iinfo(np.int64).max):
+            setattr(x, name, positions.astype(np.int64))
 
 
 #: The fix of a malformed sparse matrix (``check_sparse_format``).

@@ -63,7 +63,7 @@ def check_input_file(path: str | Path, what: str) -> Path:
 
 def read_h5ad(path: str | Path, what: str = "data file") -> Any:
     """``anndata.read_h5ad(path)`` (``anndata.read_zarr`` for a zarr store); a missing, folder or unreadable file is an
-    ``InputFileError`` that says why.
+    ``InputFileError`` that says why. Sparse positions stored as uint64 are read as int64 (``_signed``).
 
     ``what`` names the file's role in the message (``"--pred"``, ``"data.dataset"``...).
     """
@@ -72,7 +72,7 @@ def read_h5ad(path: str | Path, what: str = "data file") -> Any:
     p = check_input_file(path, what)
     if p.is_dir():
         try:
-            return ad.read_zarr(p)
+            return _signed(ad.read_zarr(p))
         except (MemoryError, Warning):  # Warning: one the warning filters made an error (python -W error), not a damaged store
             raise
         except Exception as exc:  # a damaged store: zarr and anndata raise KeyError, ValueError...
@@ -80,7 +80,7 @@ def read_h5ad(path: str | Path, what: str = "data file") -> Any:
                                  f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); write it again "
                                  "with adata.write_zarr(path) or adata.write_h5ad(path)") from None
     try:
-        return ad.read_h5ad(p)
+        return _signed(ad.read_h5ad(p))
     except (MemoryError, Warning):  # Warning: one the warning filters made an error (python -W error), not a damaged file
         raise
     except Exception as exc:  # h5py/anndata raise OSError, KeyError, TypeError... for damaged files
@@ -93,6 +93,17 @@ def read_h5ad(path: str | Path, what: str = "data file") -> Any:
         kind, fix = sniff(p)
         detail = f" ({str(exc).splitlines()[0][:160]})" if kind.startswith("an HDF5") and str(exc) else ""
         raise InputFileError(f"{what} {str(p)!r} is not a readable .h5ad file: it is {kind}{detail}; {fix}") from None
+
+
+def _signed(adata: Any) -> Any:
+    """``adata`` with the uint64 sparse positions of its ``X``, layers and ``raw.X`` re-typed to int64
+    (``expression.signed_positions``)."""
+    from distgen.data.expression import signed_positions
+
+    raw = adata.raw
+    for x in (adata.X, *adata.layers.values(), *([raw.X] if raw is not None else [])):
+        signed_positions(x)
+    return adata
 
 
 def in_memory(adata: Any) -> Any:

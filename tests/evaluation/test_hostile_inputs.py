@@ -365,6 +365,56 @@ def test_sparse_positions_stored_as_booleans_are_refused_by_both_readers(tmp_pat
     assert "the pred file's X is a malformed sparse CSR matrix (its indices are stored as bool values, not integers" in err
 
 
+def _uint64_positions(path):
+    """Rewrite a file's CSR ``X`` with its ``indptr`` stored as uint64 and its indices as uint32, as BPCells' AnnData writer
+    stored them before 2024 (scipy densifies no uint64 positions: "unsupported data types in input")."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        indices, indptr = f["X/indices"][()], f["X/indptr"][()]
+        del f["X/indices"], f["X/indptr"]
+        f["X/indices"], f["X/indptr"] = indices.astype(np.uint32), indptr.astype(np.uint64)
+
+
+@pytest.mark.parametrize("profile", [None, "celleval2"])
+def test_a_sparse_x_whose_pointer_is_stored_as_uint64_is_scored_as_stored(tmp_path, capsys, profile):
+    """uint64 positions: ``--profile``'s h5py reader scored them, the anndata reader crashed in scipy ("error: unsupported
+    data types in input", exit 1); both score the file as its int32 twin now."""
+    import scipy.sparse as sp
+
+    pred, real = _pair(counts=profile == "celleval2")
+    pred.X = sp.csr_matrix(pred.X)
+    pp, rp = _files(tmp_path, pred, real)
+    more = ["--profile", profile] if profile else ["--baselines", "", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, *more, out="int32") == 0
+    _uint64_positions(pp)
+    assert _evaluate(tmp_path, pp, rp, *more, out="uint64") == 0, capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "uint64" / "metrics.csv"), pd.read_csv(tmp_path / "int32" / "metrics.csv"))
+
+
+def test_a_file_whose_sparse_pointer_is_stored_as_uint64_is_loaded_as_stored(tmp_path):
+    """Training reads the file as its int32 twin (it crashed in scipy); an AnnData built in memory with uint64 positions
+    is refused with the re-typing that reads it, its matrix left as it was."""
+    import scipy.sparse as sp
+
+    from distgen.data import PerturbationData, PerturbationSchema
+    from distgen.errors import InputDataError
+
+    schema = PerturbationSchema(perturbation_col="target", control_labels=(CONTROL,))
+    _, real = _pair(counts=True)
+    real.X = sp.csr_matrix(real.X)
+    path = tmp_path / "real.h5ad"
+    real.write_h5ad(path)
+    twin = PerturbationData.read_h5ad(str(path), schema)
+    _uint64_positions(path)
+    data = PerturbationData.read_h5ad(str(path), schema)
+    np.testing.assert_array_equal(np.asarray(data.table.X), np.asarray(twin.table.X))
+    real.X.indptr = real.X.indptr.astype(np.uint64)
+    with pytest.raises(InputDataError, match=r"expression 'X' is a sparse CSR matrix whose indptr are stored as uint64 .*astype\('int64'\)"):
+        PerturbationData.from_anndata(real, schema)
+    assert real.X.indptr.dtype == np.uint64
+
+
 def test_a_malformed_sparse_matrix_is_refused_when_loading_data():
     import scipy.sparse as sp
 
