@@ -137,7 +137,8 @@ def gene_twin_messages(genes: Any) -> list[str]:
 
 def check_sparse_format(x: Any, what: str) -> None:
     """Refuse a malformed sparse matrix (``InputDataError``): positions stored as floats, bool or another non-integer type
-    (``sparse_position_problem``), indices outside the matrix, a decreasing ``indptr``, arrays of mismatched lengths.
+    (``sparse_position_problem``), indices outside the matrix, a decreasing ``indptr``, arrays of mismatched lengths; and
+    positions stored as uint64, which scipy cannot densify (a file's are re-typed when read: ``signed_positions``).
     anndata builds it from the file without a full check, and ``toarray`` then silently puts values in other cells (or
     past the array: scipy does not bounds-check there); the values would be scored or trained on as read."""
     if not sp.issparse(x) or x.format not in ("csr", "csc"):
