@@ -382,6 +382,15 @@ def same_source(pred: Any, truth: Any) -> bool:
     return False
 
 
+def label_codes(labels: np.ndarray | list[str], codes: dict[str, int]) -> np.ndarray:
+    """``[N]`` int64 ``codes[label]`` of each label (a label ``codes`` lacks raises ``KeyError``), looked up in one pass.
+
+    A cell's condition code: ``codes`` maps the control label (``Cells.is_control`` is ``conditions == control``) to the
+    control's code and each perturbation to its index."""
+    values = labels.tolist() if isinstance(labels, np.ndarray) else labels
+    return np.fromiter(map(codes.__getitem__, values), dtype=np.int64, count=len(values))
+
+
 def grouped(cells: Cells) -> Cells:
     """``cells`` with their rows as ``eval_data`` groups them: context by context (sorted), the perturbed cells by condition
     (sorted), then that context's controls; the order of the cells within a group kept (``cells`` itself when already so).
@@ -391,12 +400,9 @@ def grouped(cells: Cells) -> Cells:
     Every group's cells are those of ``cells`` in the same order, so every score is the same, bit for bit.
     """
     contexts = cells.contexts.tolist()
-    control = cells.is_control
-    perts = sorted(set(cells.conditions[~control].tolist()))
-    index = {p: i for i, p in enumerate(perts)}
-    ctx_index = {c: i for i, c in enumerate(sorted(set(contexts)))}
-    cond_code = np.array([len(perts) if c else index[v] for v, c in zip(cells.conditions.tolist(), control.tolist())], dtype=np.int64)
-    ctx_code = np.array([ctx_index[c] for c in contexts], dtype=np.int64)
+    perts = sorted(set(cells.conditions[~cells.is_control].tolist()))
+    cond_code = label_codes(cells.conditions, {**{p: i for i, p in enumerate(perts)}, cells.control: len(perts)})
+    ctx_code = label_codes(contexts, {c: i for i, c in enumerate(sorted(set(contexts)))})
     order = np.lexsort((cond_code, ctx_code))  # stable: each group's cells in their order
     if bool((order == np.arange(len(order))).all()):
         return cells
@@ -596,7 +602,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     for side, cells, x in (("real", truth, truth_x), (name, pred, pred_x)):
         if side in pops:
             continue
-        codes = np.array([-1 if c else index[v] for v, c in zip(cells.conditions.tolist(), cells.is_control.tolist())], dtype=np.int64)
+        codes = label_codes(cells.conditions, {**index, cells.control: -1})
         x = x if keep_float64 and x.dtype == torch.float64 else x.to(torch.float32)
         pop = Population.from_codes(x, torch.from_numpy(codes), len(perts))
         if not finite_rows(pop.control).all():  # the other rows: flag_invalid
