@@ -39,12 +39,28 @@ def canonical(atoms: Iterable[str], control: str = "control") -> str:
 
 
 def _labels(values: Any, n: int, name: str) -> np.ndarray:
+    """``values`` as a new object array of ``str`` (``ALL`` for None), one per cell; a wrong length raises ``ValueError``.
+
+    An object array of plain ``str`` without NUL characters (what the readers give) is copied as it is: its labels are what
+    ``astype(str)`` would give (the fixed-width round trip drops trailing NUL characters, so labels holding one go through it)."""
     if values is None:
         return np.full(n, ALL, dtype=object)
-    arr = np.asarray([str(v) for v in values], dtype=object) if not isinstance(values, np.ndarray) else values.astype(str).astype(object)
+    if not isinstance(values, np.ndarray):
+        arr = np.asarray([str(v) for v in values], dtype=object)
+    elif values.dtype == object and _plain_strings(values):
+        arr = values.copy()
+    else:
+        arr = values.astype(str).astype(object)
     if arr.shape != (n,):
         raise ValueError(f"Cells.{name} must give one label per cell ({n}), got shape {arr.shape}")
     return arr
+
+
+def _plain_strings(values: np.ndarray) -> bool:
+    """Whether every element of the object array ``values`` is a ``str`` (not a subclass) and none holds a NUL character
+    (a type set and one search of the joined text: no Python step per label)."""
+    items = values.ravel().tolist()
+    return set(map(type, items)) <= {str} and "\x00" not in "".join(items)
 
 
 @dataclass(frozen=True, eq=False, init=False)

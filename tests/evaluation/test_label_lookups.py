@@ -55,3 +55,21 @@ def test_grouped_orders_by_context_then_perturbation_then_controls() -> None:
     assert out.contexts.tolist() == ["k1", "k1", "k1", "k2", "k2", "k2"]
     assert torch.equal(out.X, cells.X[order])
     assert grouped(out) is out  # already grouped: the same cells
+
+
+def test_cells_keep_plain_string_labels_and_convert_others_as_before() -> None:
+    labels = np.array(["A", "ctrl", "A\x00b", "é", ""], dtype=object)
+    cells = _cells(["A"] * 5)
+    c = Cells(cells.X, labels, cells.genes, control="ctrl")
+    assert c.conditions.tolist() == ["A", "ctrl", "A\x00b", "é", ""]
+    assert c.conditions is not labels and c.conditions.dtype == object
+    labels[0] = "changed"  # the cells hold their own copy
+    assert c.conditions[0] == "A"
+    # what numpy's string conversion does is kept for the labels the copy does not take: a trailing NUL is dropped,
+    # numbers and numpy strings become str
+    odd = np.array(["A\x00", 7, np.str_("ctrl"), 1.5, "B"], dtype=object)
+    c2 = Cells(cells.X, odd, cells.genes, control="ctrl")
+    assert c2.conditions.tolist() == ["A", "7", "ctrl", "1.5", "B"]
+    assert all(type(v) is str for v in c2.conditions.tolist())
+    with pytest.raises(ValueError, match="one label per cell"):
+        Cells(cells.X, np.array(["A", "B"], dtype=object), cells.genes, control="ctrl")
