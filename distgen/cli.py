@@ -245,38 +245,57 @@ def classify(exc: BaseException, command: str = "", argv: Sequence[str] = ()) ->
 def warning_made_an_error(exc: Warning) -> str:
     """The message of another library's warning (numpy, anndata, pandas, torch...) or Python's that reached the boundary
     as an exception: the filters made it one, as the user asked (nothing else raises a warning). Its class, the module
-    whose code raised it (the innermost frame: for numpy's arithmetic, the line that called numpy), whose bug it is not
-    or may be, and the ``-W`` filter that lets it print and go on. Python reads a ``-W`` class at start-up only among
-    the built-in ones (``anndata._warnings.OldFormatWarning`` is "Invalid -W option ignored"), so the filter names the
-    nearest built-in class of its MRO. Two lines: the warning's own line breaks are joined."""
+    whose code raised it (the innermost frame: for numpy's arithmetic, the line that called numpy), and whose mistake it
+    may be: a library's warning names the nearest line of distgen that led to it, since a warning is often about its
+    caller (a deprecated argument, an empty array passed): not a bug in distgen when it is about the user's input, a
+    call of distgen's to change and report when it is not. Then the ``-W`` filter that lets it print and go on. Python
+    reads a ``-W`` class at start-up only among the built-in ones (``anndata._warnings.OldFormatWarning`` is "Invalid -W
+    option ignored"), so the filter names the nearest built-in class of its MRO. Two lines: the warning's own line
+    breaks are joined."""
     cls = type(exc)
     name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     builtin = next(c for c in cls.__mro__ if c.__module__ == "builtins").__name__
-    module, line = _raised_in(exc)
+    frames = _frames(exc)
+    module, line = frames[-1] if frames else (None, None)
     package = module.partition(".")[0] if module else None
     origin = f" from {package} ({module}, line {line})" if module else ""
+    caller = next(((m, n) for m, n in reversed(frames) if _is_distgen(m)), None)
     if package is None:
         whose = "where it was raised is unknown: rerun with --debug for the traceback"
-    elif package.startswith("distgen"):
+    elif module is not None and _is_distgen(module):
         whose = ("raised by distgen's own code (or a plugin's): if the warning points to a mistake there, rerun with "
                  "--debug for the traceback and report it")
+    elif caller is None:
+        whose = f"raised by {package}'s code, not called from distgen's: not a bug in distgen"
+    elif issubclass(cls, DeprecationWarning | PendingDeprecationWarning | FutureWarning) or cls.__module__.startswith("pandas"):
+        whose = (f"raised by {package}'s code called from distgen ({caller[0]}, line {caller[1]}); such a warning is often "
+                 f"about how the caller uses {package}: unless it is about your input, distgen's call needs changing: "
+                 "rerun with --debug for the traceback and report it")
     else:
-        whose = f"raised by {package}'s code, not a bug in distgen"
+        whose = (f"raised by {package}'s code called from distgen ({caller[0]}, line {caller[1]}): not a bug in distgen if "
+                 "it is about your input (a file, a value); if not, rerun with --debug for the traceback and report it")
     text = " ".join(line.strip() for line in _text(exc).splitlines() if line.strip())  # the message's own breaks: one line
     return (f"{name}{origin}: {clip_message(text, 600)} (a warning, {FILTERS_MADE_IT_AN_ERROR}; the command stopped "
             f"there)\n  {whose}; to let it print and go on, run without -W error, or keep other warnings errors with "
             f'python -W error -W "default::{builtin}" -m distgen ... (PYTHONWARNINGS="error,default::{builtin}")')
 
 
-def _raised_in(exc: BaseException) -> tuple[str | None, int | None]:
-    """The module name and line of the innermost frame of ``exc``'s traceback (None, None without one)."""
+def _frames(exc: BaseException) -> list[tuple[str, int]]:
+    """The module name and line of each frame of ``exc``'s traceback, outermost first (frames without a module name
+    left out)."""
+    frames = []
     tb = exc.__traceback__
-    if tb is None:
-        return None, None
-    while tb.tb_next is not None:
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__")
+        if isinstance(module, str):
+            frames.append((module, tb.tb_lineno))
         tb = tb.tb_next
-    module = tb.tb_frame.f_globals.get("__name__")
-    return (module, tb.tb_lineno) if isinstance(module, str) else (None, None)
+    return frames
+
+
+def _is_distgen(module: str) -> bool:
+    """Whether ``module`` is distgen's or a distgen plugin's (``distgen_bayes``)."""
+    return module.partition(".")[0].startswith("distgen")
 
 
 def _text(exc: BaseException) -> str:

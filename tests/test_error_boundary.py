@@ -171,6 +171,80 @@ def test_a_warning_made_an_error_names_its_class_and_the_code_it_came_from(modul
     assert message.count("\n") == 1, message  # two lines, a warning's own line breaks (anndata's FutureWarning) joined
 
 
+def _module(name: str, code: str) -> dict:
+    """The globals of ``code`` run as the module ``name`` (its frames report that module name and file)."""
+    space = {"__name__": name}
+    exec(compile(code, name.replace(".", "/") + ".py", "exec"), space)
+    return space
+
+
+_LIBRARY = ("import warnings\n"
+            "def old(category):\n"
+            "    warnings.warn('old() is deprecated, call new()', category, stacklevel=2)\n")
+
+
+@pytest.mark.parametrize("category", [FutureWarning, DeprecationWarning, PendingDeprecationWarning])
+def test_a_library_warning_about_distgens_call_is_not_called_someone_elses_bug(category):
+    """A library's deprecation or future-change warning about HOW distgen calls it (its ``stacklevel`` points at
+    distgen's line) is raised in the library's code, the innermost frame: the message said "raised by fakelib's code,
+    not a bug in distgen", untrue when distgen's call is what must change. It names distgen's line that called the
+    library and asks for a report when the warning is not about the user's input."""
+    library = _module("fakelib.api", _LIBRARY)
+    caller = _module("distgen.evaluation.fake", "def call(old, category):\n    old(category)\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(category) as e:
+            caller["call"](library["old"], category)
+    got, message = classify(e.value, "run")
+    assert got == EXIT_FAILURE and message is not None
+    assert f"{category.__name__} from fakelib (fakelib.api, line 3): old() is deprecated" in message, message
+    assert "called from distgen (distgen.evaluation.fake, line 2)" in message, message
+    assert "not a bug in distgen" not in message.replace("not a bug in distgen if", ""), message
+    assert "distgen's call needs changing" in message and "report it" in message and "--debug" in message, message
+    assert message.count("\n") == 1, message
+
+
+def test_a_library_warning_reached_from_distgen_names_distgens_line_and_asks_for_a_report_if_not_the_input():
+    """numpy's own "Mean of empty slice" (a ``RuntimeWarning`` raised in numpy's code, about the array distgen passed)
+    is not called "not a bug in distgen" flatly: distgen's line that called numpy is named, and a report asked for
+    when the warning is not about the user's input."""
+    caller = _module("distgen.evaluation.fake", "import numpy as np\ndef call():\n    return np.mean(np.zeros(0))\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning) as e:
+            caller["call"]()
+    got, message = classify(e.value, "run")
+    assert got == EXIT_FAILURE
+    assert message is not None and "RuntimeWarning from numpy" in message and "Mean of empty slice" in message, message
+    assert "called from distgen (distgen.evaluation.fake, line 3)" in message, message
+    assert "report it" in message and "your input" in message, message
+
+
+@pytest.mark.skipif(not hasattr(pd.DataFrame, "applymap"), reason="pandas without the deprecated DataFrame.applymap")
+def test_a_real_pandas_deprecation_from_a_distgen_call_ends_the_command_naming_distgens_call(tmp_path, capsys, monkeypatch):
+    """``distgen evaluate`` under ``-W error`` whose evaluation calls pandas' deprecated ``DataFrame.applymap`` (a
+    ``FutureWarning`` pandas raises about its caller's use): exit 1, the pandas module named, distgen's calling line
+    named, and no "not a bug in distgen"."""
+    import warnings
+
+    fake = _module("distgen.pipeline.fake", "import pandas as pd\ndef evaluate_files(*args, **kwargs):\n"
+                                            "    return pd.DataFrame({'a': [1]}).applymap(str)\n")
+    monkeypatch.setattr(importlib.import_module("distgen.pipeline.evaluate"), "evaluate_files", fake["evaluate_files"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, err = run_cli(["evaluate", "--pred", str(tmp_path / "p.h5ad"), "--real", str(tmp_path / "r.h5ad"),
+                             "--out", str(tmp_path / "e"), "--no-plots"], capsys)
+    assert code == EXIT_FAILURE
+    assert_short(err, "distgen evaluate: error: FutureWarning from pandas (pandas.", "applymap has been deprecated",
+                 "called from distgen (distgen.pipeline.fake, line 3)", "distgen's call needs changing", "report it",
+                 '-W "default::FutureWarning"')
+    assert "internal error" not in err and "not a bug in distgen;" not in err
+
+
 @pytest.mark.parametrize("exc", [AssertionError("x"), TypeError("f() takes 1 argument"), ZeroDivisionError("division")])
 def test_a_real_internal_error_is_still_called_one(exc):
     assert classify(exc, "run") == (EXIT_FAILURE, None)
