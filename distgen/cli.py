@@ -16,6 +16,7 @@ import errno
 import importlib
 import os
 import pkgutil
+import re
 import shlex
 import sys
 import traceback
@@ -276,8 +277,21 @@ def warning_made_an_error(exc: Warning) -> str:
                  "it is about your input (a file, a value); if not, rerun with --debug for the traceback and report it")
     text = " ".join(line.strip() for line in _text(exc).splitlines() if line.strip())  # the message's own breaks: one line
     return (f"{name}{origin}: {clip_message(text, 600)} (a warning, {FILTERS_MADE_IT_AN_ERROR}; the command stopped "
-            f"there)\n  {whose}; to let it print and go on, run without -W error, or keep other warnings errors with "
-            f'python -W error -W "default::{builtin}" -m distgen ... (PYTHONWARNINGS="error,default::{builtin}")')
+            f"there)\n  {whose}; to let it print and go on, run without -W error{_let_through(builtin, text)}")
+
+
+def _let_through(builtin: str, text: str) -> str:
+    """The rest of the hint: the filter that lets this warning print while other warnings stay errors. By its nearest
+    built-in class; a class deriving from ``Warning`` alone would let every warning through (``default::Warning``), so
+    by the start of its message (``-W``'s message field: escaped, matched at the start, case-insensitive), cut before
+    the first character that ``-W`` (``:``), ``PYTHONWARNINGS`` (``,``) or the shell's double quotes would read."""
+    if builtin != "Warning":
+        let = f"default::{builtin}"
+    else:
+        let = "default:" + re.split(r'[:,"$`\\!]', text, maxsplit=1)[0][:60].strip()
+        if let == "default:":
+            return ""
+    return f' or keep other warnings errors with python -W error -W "{let}" -m distgen ... (PYTHONWARNINGS="error,{let}")'
 
 
 def _frames(exc: BaseException) -> list[tuple[str, int]]:

@@ -245,6 +245,36 @@ def test_a_real_pandas_deprecation_from_a_distgen_call_ends_the_command_naming_d
     assert "internal error" not in err and "not a bug in distgen;" not in err
 
 
+def test_the_filter_given_for_a_class_deriving_from_warning_alone_keeps_other_warnings_errors():
+    """A library class that derives from ``Warning`` alone (pandas' ``PerformanceWarning``, torch's ``TracerWarning``):
+    its nearest built-in class is ``Warning``, and ``-W "default::Warning"`` lets EVERY warning through, while the
+    message said it keeps other warnings errors. The filter given matches the warning's message instead; it is run
+    here, in a fresh interpreter, as printed: this warning prints and the program goes on, another still raises."""
+    import re
+    import subprocess
+    import sys
+    import warnings
+
+    library = _module("fakelib.perf", "import warnings\nclass PerformanceWarning(Warning):\n    pass\n"
+                                      "def slow():\n    warnings.warn('DataFrame is highly fragmented, a: b', PerformanceWarning)\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Warning) as e:
+            library["slow"]()
+    _, message = classify(e.value, "run")
+    assert message is not None and '"default::Warning"' not in message, message
+    given = re.search(r'python -W error -W "([^"]+)" -m distgen', message)
+    assert given is not None, message
+    env = re.search(r'PYTHONWARNINGS="error,([^"]+)"', message)
+    assert env is not None and env.group(1) == given.group(1), message
+    code = ("import warnings\nclass PerformanceWarning(Warning):\n    pass\n"
+            "warnings.warn('DataFrame is highly fragmented, a: b', PerformanceWarning)\nprint('went on')\n"
+            "warnings.warn('another', PerformanceWarning)\n")
+    done = subprocess.run([sys.executable, "-W", "error", "-W", given.group(1), "-c", code], capture_output=True, text=True)
+    assert "went on" in done.stdout and "highly fragmented" in done.stderr, done
+    assert done.returncode == 1 and "PerformanceWarning: another" in done.stderr, done
+
+
 @pytest.mark.parametrize("exc", [AssertionError("x"), TypeError("f() takes 1 argument"), ZeroDivisionError("division")])
 def test_a_real_internal_error_is_still_called_one(exc):
     assert classify(exc, "run") == (EXIT_FAILURE, None)
