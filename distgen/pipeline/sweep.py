@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import stat
@@ -127,14 +128,31 @@ class StopOnSignal:
 _STOP = StopOnSignal()  #: the running sweep's (``sweep`` replaces it); ``subprocess_runner`` starts its runs through it
 
 
+def own_warning_options() -> list[str]:
+    """The ``-W`` options this interpreter was started with, in order. ``sys.warnoptions`` holds more, in CPython's
+    order: ``-X dev``'s ``default`` first, then ``PYTHONWARNINGS``' entries (a child inherits the variable), the ``-W``
+    options, and ``-b``'s BytesWarning filter last; those around the ``-W`` options are left out when they are there."""
+    options = list(sys.warnoptions)
+    environ = "" if sys.flags.ignore_environment else os.environ.get("PYTHONWARNINGS", "")
+    before = ["default"] * bool(sys.flags.dev_mode) + [entry for entry in environ.split(",") if entry]
+    if options[: len(before)] == before:
+        options = options[len(before) :]
+    after = {1: "default::BytesWarning", 2: "error::BytesWarning"}.get(min(sys.flags.bytes_warning, 2))
+    if after is not None and options[-1:] == [after]:
+        options = options[:-1]
+    return options
+
+
 def subprocess_runner(config: str, run: Run, run_dir: Path) -> int:
     """Run one grid cell as ``python -m distgen run CONFIG OVERRIDES --out RUN_DIR`` (a fresh process), with the sweep's own
-    ``-W`` options (``python -W error -m distgen sweep``: its runs' warnings are errors too, as ``PYTHONWARNINGS`` makes them).
+    ``-W`` options (``python -W error -m distgen sweep``: its runs' warnings are errors too, as ``PYTHONWARNINGS`` makes them,
+    inherited; ``-X`` options and ``-b`` are not passed on).
 
     Returns its exit code; ``INTERRUPTED`` without starting it once the sweep was asked to stop (``StopOnSignal``).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, *(f"-W{option}" for option in sys.warnoptions), "-m", "distgen", "run", config, *run.overrides, "--out", str(run_dir), "--no-progress"]
+    cmd = [sys.executable, *(f"-W{option}" for option in own_warning_options()), "-m", "distgen", "run", config, *run.overrides,
+           "--out", str(run_dir), "--no-progress"]
     stop = _STOP
     with (run_dir / "log.txt").open("a") as log:
         log.write("$ " + " ".join(cmd) + "\n")

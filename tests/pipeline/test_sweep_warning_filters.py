@@ -35,3 +35,53 @@ def test_a_run_of_a_sweep_without_warning_options_gets_none(tmp_path, monkeypatc
     monkeypatch.setattr(sys, "warnoptions", [])
     S.subprocess_runner("cfg.yaml", Run("base", 0, ()), tmp_path / "r")
     assert stop.cmds[0][:4] == [sys.executable, "-m", "distgen", "run"]
+
+
+def _interpreter(args, env):
+    """``sys.warnoptions``, the flags and ``PYTHONWARNINGS`` of a bare interpreter started with ``args`` and ``env``."""
+    import json
+    import os
+    import subprocess
+
+    code = ("import json, os, sys; print(json.dumps([sys.warnoptions, sys.flags.dev_mode, sys.flags.bytes_warning, "
+            "sys.flags.ignore_environment, os.environ.get('PYTHONWARNINGS')]))")
+    out = subprocess.run([sys.executable, *args, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
+def test_a_run_gets_only_the_sweeps_own_w_options_not_pythonwarnings_or_x_dev_or_b_twice(tmp_path, monkeypatch):
+    """``sys.warnoptions`` holds more than the ``-W`` options: ``PYTHONWARNINGS``' entries (which each run inherits with
+    the environment: passed again they were in every run's command twice), ``-X dev``'s ``default`` and ``-b``'s
+    BytesWarning filter (which then showed in each run's command as ``-W`` options nobody gave). A run gets the sweep's
+    ``-W`` options alone, in order, those with spaces and colons whole. The layout is a real interpreter's."""
+    import types
+
+    options, dev, bytes_warning, ignore_env, env = _interpreter(
+        ["-X", "dev", "-b", "-W", "error", "-W", "ignore:a b: c:UserWarning", "-Wonce::DeprecationWarning"],
+        {"PYTHONWARNINGS": "ignore::ImportWarning,,default::FutureWarning"})
+    assert options[0] == "default" and options[-1] == "default::BytesWarning", options  # the layout this test relies on
+    stop = _NotStarted()
+    monkeypatch.setattr(S, "_STOP", stop)
+    monkeypatch.setattr(sys, "warnoptions", options)
+    monkeypatch.setattr(sys, "flags", types.SimpleNamespace(dev_mode=dev, bytes_warning=bytes_warning,
+                                                            ignore_environment=ignore_env))
+    monkeypatch.setenv("PYTHONWARNINGS", env)
+    S.subprocess_runner("cfg.yaml", Run("base", 0, ()), tmp_path / "r")
+    assert stop.cmds[0][:6] == [sys.executable, "-Werror", "-Wignore:a b: c:UserWarning", "-Wonce::DeprecationWarning",
+                                "-m", "distgen"], stop.cmds[0]
+
+
+def test_a_run_of_a_sweep_with_only_pythonwarnings_starts_as_before(tmp_path, monkeypatch):
+    """``PYTHONWARNINGS=error`` alone: the runs inherit it; their command is the one of a sweep without warning options."""
+    import types
+
+    options, dev, bytes_warning, ignore_env, env = _interpreter([], {"PYTHONWARNINGS": "error,default::FutureWarning"})
+    stop = _NotStarted()
+    monkeypatch.setattr(S, "_STOP", stop)
+    monkeypatch.setattr(sys, "warnoptions", options)
+    monkeypatch.setattr(sys, "flags", types.SimpleNamespace(dev_mode=dev, bytes_warning=bytes_warning,
+                                                            ignore_environment=ignore_env))
+    monkeypatch.setenv("PYTHONWARNINGS", env)
+    S.subprocess_runner("cfg.yaml", Run("base", 0, ()), tmp_path / "r")
+    assert stop.cmds[0][:4] == [sys.executable, "-m", "distgen", "run"], stop.cmds[0]
