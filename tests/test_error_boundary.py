@@ -126,6 +126,16 @@ def _origin_module_warning(module: str, code: str) -> Warning:
     raise AssertionError(f"{code!r} warned nothing")
 
 
+def _evaluate_under_w_error(tmp_path, capsys):
+    """``distgen evaluate --pred pred.h5ad --real real.h5ad`` in ``tmp_path`` under ``warnings.simplefilter("error")``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return run_cli(["evaluate", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(tmp_path / "real.h5ad"),
+                        "--out", str(tmp_path / "e"), "--no-plots"], capsys)
+
+
 def test_a_third_party_warning_made_an_error_is_worded_as_one(tmp_path, capsys):
     """Under ``python -W error`` anndata's "Variable names are not unique" (a ``UserWarning`` raised while reading a file
     whose genes repeat a name) ended as "internal error: UserWarning: ... this is a bug in distgen". It is a warning the
@@ -136,11 +146,9 @@ def test_a_third_party_warning_made_an_error_is_worded_as_one(tmp_path, capsys):
         warnings.simplefilter("ignore")  # the same warning, said while the files are made
         for name in ("pred", "real"):
             ad.AnnData(np.ones((4, 2), dtype=np.float32), var=pd.DataFrame(index=["g", "g"])).write_h5ad(tmp_path / f"{name}.h5ad")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        code, err = run_cli(["evaluate", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(tmp_path / "real.h5ad"),
-                             "--out", str(tmp_path / "e"), "--no-plots"], capsys)
+    code, err = _evaluate_under_w_error(tmp_path, capsys)
     assert code == EXIT_FAILURE
+    assert "called from distgen (distgen.data." in err, err  # distgen's reader called anndata
     assert_short(err, "distgen evaluate: error: UserWarning from anndata", "Variable names are not unique",
                  "made an error by the warning filters", "python -W error", "PYTHONWARNINGS", "not a bug in distgen",
                  '-W "default::UserWarning"')
@@ -229,15 +237,11 @@ def test_a_real_pandas_deprecation_from_a_distgen_call_ends_the_command_naming_d
     """``distgen evaluate`` under ``-W error`` whose evaluation calls pandas' deprecated ``DataFrame.applymap`` (a
     ``FutureWarning`` pandas raises about its caller's use): exit 1, the pandas module named, distgen's calling line
     named, and no "not a bug in distgen"."""
-    import warnings
 
     fake = _module("distgen.pipeline.fake", "import pandas as pd\ndef evaluate_files(*args, **kwargs):\n"
                                             "    return pd.DataFrame({'a': [1]}).applymap(str)\n")
     monkeypatch.setattr(importlib.import_module("distgen.pipeline.evaluate"), "evaluate_files", fake["evaluate_files"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        code, err = run_cli(["evaluate", "--pred", str(tmp_path / "p.h5ad"), "--real", str(tmp_path / "r.h5ad"),
-                             "--out", str(tmp_path / "e"), "--no-plots"], capsys)
+    code, err = _evaluate_under_w_error(tmp_path, capsys)
     assert code == EXIT_FAILURE
     assert_short(err, "distgen evaluate: error: FutureWarning from pandas (pandas.", "applymap has been deprecated",
                  "called from distgen (distgen.pipeline.fake, line 3)", "distgen's call needs changing", "report it",

@@ -50,38 +50,36 @@ def _interpreter(args, env):
     return json.loads(out)
 
 
+def _run_command(tmp_path, monkeypatch, args, env):
+    """The command a sweep whose interpreter was started as ``python ARGS`` with ``env`` starts a run with (that
+    interpreter's real ``sys.warnoptions`` and flags, the layout CPython gives them)."""
+    import types
+
+    options, dev, bytes_warning, ignore_env, environ = _interpreter(args, env)
+    stop = _NotStarted()
+    monkeypatch.setattr(S, "_STOP", stop)
+    monkeypatch.setattr(sys, "warnoptions", options)
+    monkeypatch.setattr(sys, "flags", types.SimpleNamespace(dev_mode=dev, bytes_warning=bytes_warning,
+                                                            ignore_environment=ignore_env))
+    monkeypatch.setenv("PYTHONWARNINGS", environ)
+    S.subprocess_runner("cfg.yaml", Run("base", 0, ()), tmp_path / "r")
+    return options, stop.cmds[0]
+
+
 def test_a_run_gets_only_the_sweeps_own_w_options_not_pythonwarnings_or_x_dev_or_b_twice(tmp_path, monkeypatch):
     """``sys.warnoptions`` holds more than the ``-W`` options: ``PYTHONWARNINGS``' entries (which each run inherits with
     the environment: passed again they were in every run's command twice), ``-X dev``'s ``default`` and ``-b``'s
     BytesWarning filter (which then showed in each run's command as ``-W`` options nobody gave). A run gets the sweep's
     ``-W`` options alone, in order, those with spaces and colons whole. The layout is a real interpreter's."""
-    import types
-
-    options, dev, bytes_warning, ignore_env, env = _interpreter(
-        ["-X", "dev", "-b", "-W", "error", "-W", "ignore:a b: c:UserWarning", "-Wonce::DeprecationWarning"],
-        {"PYTHONWARNINGS": "ignore::ImportWarning,,default::FutureWarning"})
+    options, cmd = _run_command(tmp_path, monkeypatch,
+                                ["-X", "dev", "-b", "-W", "error", "-W", "ignore:a b: c:UserWarning", "-Wonce::DeprecationWarning"],
+                                {"PYTHONWARNINGS": "ignore::ImportWarning,,default::FutureWarning"})
     assert options[0] == "default" and options[-1] == "default::BytesWarning", options  # the layout this test relies on
-    stop = _NotStarted()
-    monkeypatch.setattr(S, "_STOP", stop)
-    monkeypatch.setattr(sys, "warnoptions", options)
-    monkeypatch.setattr(sys, "flags", types.SimpleNamespace(dev_mode=dev, bytes_warning=bytes_warning,
-                                                            ignore_environment=ignore_env))
-    monkeypatch.setenv("PYTHONWARNINGS", env)
-    S.subprocess_runner("cfg.yaml", Run("base", 0, ()), tmp_path / "r")
-    assert stop.cmds[0][:6] == [sys.executable, "-Werror", "-Wignore:a b: c:UserWarning", "-Wonce::DeprecationWarning",
-                                "-m", "distgen"], stop.cmds[0]
+    assert cmd[:6] == [sys.executable, "-Werror", "-Wignore:a b: c:UserWarning", "-Wonce::DeprecationWarning", "-m",
+                       "distgen"], cmd
 
 
 def test_a_run_of_a_sweep_with_only_pythonwarnings_starts_as_before(tmp_path, monkeypatch):
     """``PYTHONWARNINGS=error`` alone: the runs inherit it; their command is the one of a sweep without warning options."""
-    import types
-
-    options, dev, bytes_warning, ignore_env, env = _interpreter([], {"PYTHONWARNINGS": "error,default::FutureWarning"})
-    stop = _NotStarted()
-    monkeypatch.setattr(S, "_STOP", stop)
-    monkeypatch.setattr(sys, "warnoptions", options)
-    monkeypatch.setattr(sys, "flags", types.SimpleNamespace(dev_mode=dev, bytes_warning=bytes_warning,
-                                                            ignore_environment=ignore_env))
-    monkeypatch.setenv("PYTHONWARNINGS", env)
-    S.subprocess_runner("cfg.yaml", Run("base", 0, ()), tmp_path / "r")
-    assert stop.cmds[0][:4] == [sys.executable, "-m", "distgen", "run"], stop.cmds[0]
+    _, cmd = _run_command(tmp_path, monkeypatch, [], {"PYTHONWARNINGS": "error,default::FutureWarning"})
+    assert cmd[:4] == [sys.executable, "-m", "distgen", "run"], cmd
