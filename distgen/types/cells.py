@@ -41,14 +41,14 @@ def canonical(atoms: Iterable[str], control: str = "control") -> str:
 def _labels(values: Any, n: int, name: str) -> np.ndarray:
     """``values`` as a new object array of ``str`` (``ALL`` for None), one per cell; a wrong length raises ``ValueError``.
 
-    An object array of plain ``str`` without NUL characters (what the readers give) is copied as it is: its labels are what
-    ``astype(str)`` would give (the fixed-width round trip drops trailing NUL characters, so labels holding one go through it)."""
+    A list (or any iterable) gives ``str(v)`` of each value; an array what ``astype(str)`` gives (bytes decoded as ASCII,
+    trailing NUL characters dropped), an object array through ``_object_labels``."""
     if values is None:
         return np.full(n, ALL, dtype=object)
     if not isinstance(values, np.ndarray):
         arr = np.asarray([str(v) for v in values], dtype=object)
-    elif values.dtype == object and _plain_strings(values):
-        arr = values.copy()
+    elif values.dtype == object:
+        arr = _object_labels(values)
     else:
         arr = values.astype(str).astype(object)
     if arr.shape != (n,):
@@ -56,11 +56,22 @@ def _labels(values: Any, n: int, name: str) -> np.ndarray:
     return arr
 
 
-def _plain_strings(values: np.ndarray) -> bool:
-    """Whether every element of the object array ``values`` is a ``str`` (not a subclass) and none holds a NUL character
-    (a type set and one search of the joined text: no Python step per label)."""
+def _object_labels(values: np.ndarray) -> np.ndarray:
+    """The object array ``values`` as a new object array of ``str``, what ``astype(str)`` gives but for one case.
+
+    Copied as it is when every element is a ``str`` (not a subclass) and none holds a NUL character (what the readers give;
+    a type set and one search of the joined text: no Python step per label): its labels are what ``astype(str)`` would
+    give, whose fixed-width round trip drops trailing NULs only. Else through ``astype(str)``, each ``str`` subclass made
+    ``str(v)`` first, whole, as a list gives it: ``astype(str)`` alone sizes the strings by a subclass's text and cuts a
+    longer ``str()`` (an Enum with a ``str`` mixin: ``Guide.KO_A`` and ``Guide.CTRL`` would both be ``'Gu'``)."""
     items = values.ravel().tolist()
-    return set(map(type, items)) <= {str} and "\x00" not in "".join(items)
+    kinds = set(map(type, items))
+    if kinds <= {str} and "\x00" not in "".join(items):
+        return values.copy()
+    if any(issubclass(k, str) and k is not str for k in kinds):
+        whole = (str(v) if isinstance(v, str) else v for v in items)
+        values = np.fromiter(whole, dtype=object, count=len(items)).reshape(values.shape)
+    return values.astype(str).astype(object)
 
 
 @dataclass(frozen=True, eq=False, init=False)

@@ -7,6 +7,8 @@ the per-cell rules give.
 
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 import pytest
 import torch
@@ -73,3 +75,48 @@ def test_cells_keep_plain_string_labels_and_convert_others_as_before() -> None:
     assert all(type(v) is str for v in c2.conditions.tolist())
     with pytest.raises(ValueError, match="one label per cell"):
         Cells(cells.X, np.array(["A", "B"], dtype=object), cells.genes, control="ctrl")
+
+
+def test_cells_keep_trailing_nul_and_numpy_string_rules_on_arrays_of_one_kind() -> None:
+    """Arrays of one kind only (no number beside them to send the array through numpy's conversion anyway): plain ``str``
+    with a trailing NUL loses it, as numpy's fixed-width strings always dropped it; ``np.str_`` labels become plain ``str``."""
+    cells = _cells(["A"] * 3)
+    nul = Cells(cells.X, np.array(["A\x00", "ctrl", "B\x00\x00"], dtype=object), cells.genes, control="ctrl")
+    assert nul.conditions.tolist() == ["A", "ctrl", "B"]
+    inner = Cells(cells.X, np.array(["A\x00B", "ctrl", "\x00C"], dtype=object), cells.genes, control="ctrl")
+    assert inner.conditions.tolist() == ["A\x00B", "ctrl", "\x00C"]
+    np_str = Cells(cells.X, np.array([np.str_("A"), np.str_("ctrl"), np.str_("B")], dtype=object), cells.genes, control="ctrl")
+    assert np_str.conditions.tolist() == ["A", "ctrl", "B"]
+    assert [type(v) for v in np_str.conditions.tolist()] == [str, str, str]
+    empty = Cells(torch.zeros(0, 2), np.array([], dtype=object), ["g0", "g1"], control="ctrl")
+    assert empty.conditions.shape == (0,) and empty.conditions.dtype == object
+
+
+class _Guide(str, enum.Enum):  # noqa: UP042  (the mixin, whose str() is the member name, is the case)
+    KO_A = "g1"
+    KO_B = "g2"
+    CTRL = "nt"
+
+
+def test_cells_give_str_subclass_labels_whole_from_an_object_array_as_from_a_list() -> None:
+    """A ``str`` subclass whose ``str()`` is longer than its text (an Enum with a ``str`` mixin) was cut to the longest
+    text's width by numpy's fixed-width conversion: ``Guide.KO_A``, ``Guide.KO_B`` and ``Guide.CTRL`` all became ``'Gu'``,
+    one condition and no control cell. An object array (``pd.Series(...).to_numpy()``) now gives what a list gives."""
+    members = [_Guide.KO_A, _Guide.KO_B, _Guide.CTRL, _Guide.KO_A]
+    x = torch.zeros(4, 1)
+    want = ["_Guide.KO_A", "_Guide.KO_B", "_Guide.CTRL", "_Guide.KO_A"]
+    from_list = Cells(x, members, ["g"], control="_Guide.CTRL")
+    from_array = Cells(x, np.array(members, dtype=object), ["g"], contexts=np.array(members, dtype=object),
+                       control="_Guide.CTRL", names=np.array(members, dtype=object))
+    assert from_list.conditions.tolist() == want
+    assert from_array.conditions.tolist() == want
+    assert from_array.contexts.tolist() == want and from_array.names is not None and from_array.names.tolist() == want
+    assert from_array.is_control.tolist() == [False, False, True, False]
+    assert all(type(v) is str for v in from_array.conditions.tolist())
+
+    class Tagged(str):
+        def __str__(self) -> str:
+            return "tag:" + str.__str__(self)
+
+    mixed = Cells(torch.zeros(3, 1), np.array([Tagged("a"), "ctrl", b"B"], dtype=object), ["g"], control="ctrl")
+    assert mixed.conditions.tolist() == ["tag:a", "ctrl", "B"]  # bytes decoded as before
