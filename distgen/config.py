@@ -1003,7 +1003,9 @@ def _base_chain(source: str | os.PathLike[str] | Mapping[str, Any], overrides: S
             cycle = [*chain[chain.index(ident):], ident]
             raise ConfigError(f"base: the chain of base configs is circular: {' -> '.join(cycle)}; remove one base: line")
         if len(chain) >= MAX_BASE_DEPTH:
-            raise ConfigError(f"base: chain deeper than {MAX_BASE_DEPTH} configs ({' -> '.join(chain[:4])} ...)")
+            from distgen.wording import first_of
+
+            raise ConfigError(f"base: chain deeper than {MAX_BASE_DEPTH} configs ({first_of(chain, 4, ' -> ')})")
         doc = load_yaml(file)
         here = None if ident.startswith("preset ") else file.parent
     rest = []

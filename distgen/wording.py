@@ -46,6 +46,13 @@ def listing(labels: Iterable[object], sep: str = ", ") -> str:
     return sep.join(out)
 
 
+def quoted(label: object, sep: str = ", ") -> str:
+    """One label as ``listing`` writes it in a list joined by ``sep``: quoted as a JSON string when it holds the separator's
+    mark, a double quote, a line break or outer spaces, is empty or is ``...``; as it is otherwise. ``first_of``'s ``render``
+    for a list that ``listing`` would write."""
+    return listing([label], sep)
+
+
 def first_of(items: Sequence[_T], shown: int, sep: str = ", ", render: Callable[[_T], str] = str, total: int | None = None,
              noun: str = "") -> str:
     """The first ``shown`` of ``items``, each written by ``render``, joined by ``sep``, and ``" (and N more)"`` when the
@@ -53,9 +60,8 @@ def first_of(items: Sequence[_T], shown: int, sep: str = ", ", render: Callable[
     when ``items`` holds only its first ones; ``noun`` names what is left out, counted (``"(and 1 more group)"``,
     ``"(and 2 more groups)"``).
 
-    The messages that name the first few of a list (labels, runs, settings, tensors) and count the rest end it this way
-    (some lists are still cut with a bare ``...``, uncounted); ``render`` keeps how each label is written there
-    (``repr``, ``ascii``, ``md.inline``).
+    Every message that names the first few of a list (labels, runs, settings, tensors, columns) counts the rest this way;
+    ``render`` keeps how each label is written there (``repr``, ``ascii``, ``quoted``, ``md.inline``).
     """
     n = len(items) if total is None else total
     said = sep.join(render(x) for x in items[:shown])
@@ -100,7 +106,7 @@ def did_you_mean(names: object, choices: Iterable[object]) -> str:
     return f" Did you mean {', '.join(map(repr, meant))}?" if meant else ""
 
 
-__all__ = ["counted", "did_you_mean", "first_of", "folded", "listing", "near"]
+__all__ = ["counted", "did_you_mean", "first_of", "folded", "listing", "near", "quoted"]
 
 
 #: What a row of a run scored per context counts: a (condition, context) pair, not a perturbation.

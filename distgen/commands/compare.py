@@ -7,6 +7,7 @@ import json
 import math
 
 from distgen.commands.argtypes import nonnegative_int
+from distgen.wording import first_of
 
 EXAMPLE = """examples:
   distgen compare runs/scdfm/eval runs/perturbdiff/eval            # two distgen evaluate --out folders
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
         folders = [args.run_a, args.run_b, *args.more]
         raise ConfigError(
-            f"compare pairs two evaluations, got {len(folders)} ({', '.join(folders[:4])}{', ...' if len(folders) > 4 else ''}); "
+            f"compare pairs two evaluations, got {len(folders)} ({first_of(folders, 4)}); "
             f"compare each against one reference (distgen compare {folders[0]} {folders[1]}, then distgen compare {folders[0]} "
             f"{folders[2]}, ...), and read a winner of several such comparisons as one of several tests, or run the settings as "
             "named variants of one distgen sweep, whose table adjusts its p-values for all of them (Holm)")

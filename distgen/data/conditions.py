@@ -94,7 +94,7 @@ def handle_missing_labels(obs: pd.DataFrame, schema: PerturbationSchema, source:
         return ~drop
     fix = (
         "label them (control cells carry one of control_labels="
-        f"{list(schema.control_labels)[:4]}{'...' if len(schema.control_labels) > 4 else ''}) or drop them with "
+        f"[{first_of(list(schema.control_labels), 4, render=repr)}]) or drop them with "
         "PerturbationSchema(missing_labels='drop') (config: data.schema.missing_labels: drop)"
         if can_drop else "remove them from the file (adata = adata[labelled].copy(); adata.write_h5ad(...))"
     )
@@ -344,8 +344,8 @@ def check_dose_labels(schema: PerturbationSchema, atoms: Iterable[str] = ()) -> 
     if tagged:
         col = schema.perturbation_cols[0]
         raise LabelError(f"dose_col {schema.dose_col!r}: the data holds conditions at several doses, labelled atom{DOSE_TAG}dose, but "
-                         f"{counted(len(tagged), 'perturbation')} already read as a dose label ({', '.join(map(repr, tagged[:5]))}"
-                         f"{' ...' if len(tagged) > 5 else ''}): asking for {tagged[0]!r} would mean another population. Rename them "
+                         f"{counted(len(tagged), 'perturbation')} already read as a dose label ({first_of(tagged, 5, render=repr)}"
+                         f"): asking for {tagged[0]!r} would mean another population. Rename them "
                          f"without '{DOSE_TAG}' before a number, e.g. adata.obs[{col!r}] = adata.obs[{col!r}].astype(str)"
                          f".str.replace('{DOSE_TAG}', '_at_')")
 
@@ -558,7 +558,7 @@ def pooled_context_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> li
     if not found:
         return []
     col, values = found[0]
-    return [f"obs column {col!r} holds {len(values)} values ({', '.join(values[:4])}{', ...' if len(values) > 4 else ''}) but no context "
+    return [f"obs column {col!r} holds {len(values)} values ({first_of(values, 4)}) but no context "
             "column is set, so they are one context: predictions start from control cells of all of them and the scores pool them. "
             f"If they are cell types or lines, set data.schema.context_cols: [{col}] (PerturbationSchema.context_cols)"]
 
@@ -584,7 +584,7 @@ def modality_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str
             continue
         modes = sorted({m for a in shared for m in under[a]})
         out.append(
-            f"{counted(len(shared), 'perturbation')} ({', '.join(shared[:5])}{', ...' if len(shared) > 5 else ''}) {'occurs' if len(shared) == 1 else 'occur'} under several "
+            f"{counted(len(shared), 'perturbation')} ({first_of(shared, 5)}) {'occurs' if len(shared) == 1 else 'occur'} under several "
             f"values of obs column {col!r} ({', '.join(modes[:5])}); distgen identifies a perturbation by its name alone, so each is one "
             "perturbation with one embedding and one effect in the baselines. If they act differently (activation and interference), "
             f"write the {col} into the labels ({shared[0]} as {shared[0]}_{sorted(under[shared[0]])[-1]}) or keep one per run (data.filter: [{{column: {col}, keep: [...]}}]); "

@@ -335,7 +335,7 @@ def _written(groups: Sequence[Any], cells: DiskCells) -> dict[str, str]:
 
 def _condition_rows(cells: DiskCells, conditions: Sequence[str]) -> np.ndarray:
     """The perturbed rows of ``cells`` whose canonical condition is one of ``conditions``; ``InputDataError`` for one it lacks."""
-    from distgen.wording import listing
+    from distgen.wording import first_of, listing, quoted
 
     per_cell = cells.canonical_names[cells.condition_codes]
     held = sorted(set(per_cell[~cells.is_control].tolist()))
@@ -343,5 +343,5 @@ def _condition_rows(cells: DiskCells, conditions: Sequence[str]) -> np.ndarray:
     absent = [c for c in dict.fromkeys(conditions) if c not in held_set]
     if absent:
         raise InputDataError(f"{cells.path} holds no perturbed cells of {listing(absent)}; its perturbed conditions are "
-                             f"{listing(held[:20])}{f' ... ({len(held)} in all)' if len(held) > 20 else ''}")
+                             f"{first_of(held, 20, render=quoted)}")
     return np.flatnonzero(np.isin(per_cell, list(conditions)) & ~cells.is_control)

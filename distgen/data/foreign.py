@@ -21,7 +21,7 @@ from distgen.data.conditions import control_like_atoms
 from distgen.data.schema import PerturbationSchema
 from distgen.types import ConditionLabels, DataInfo
 from distgen.types.layout import form_hint, form_pairs
-from distgen.wording import listing
+from distgen.wording import first_of, listing, quoted
 
 if TYPE_CHECKING:
     from distgen.data.disk import DiskCells
@@ -66,7 +66,7 @@ def missing_columns_message(obs: pd.DataFrame, schema: PerturbationSchema, info:
         col = constant[0]
         labels = info.contexts if col in single_context else info.batches
         hint += (f". Cells of one {'context' if col in single_context else 'batch'} can carry it as a constant column, "
-                 f"e.g. adata.obs[{col!r}] = {labels[0]!r} (one of {listing(list(labels)[:10])})")
+                 f"e.g. adata.obs[{col!r}] = {labels[0]!r} (one of {first_of(list(labels), 10, render=quoted)})")
     return (f"obs column(s) {list(missing)} required by the training schema are missing; available: {list(obs.columns)}. "
             f"The trained run reads perturbations from {list(schema.perturbation_cols)}"
             + (f", contexts from {list(schema.context_cols)}" if schema.context_cols else "")
@@ -107,7 +107,7 @@ def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[st
         unknown = sorted(set(values) - set(vocab))
         if unknown:
             hints = _case_hints(unknown, vocab)
-            parts.append(f"{_unknown(name, unknown)} (not in the training file; known: {listing(list(vocab)[:10])}): "
+            parts.append(f"{_unknown(name, unknown)} (not in the training file; known: {first_of(list(vocab), 10, render=quoted)}): "
                          f"the run has no {name} id for them (a {name} never trained on has no embedding)"
                          + "".join(f"; {h}" for h in hints) + (context_fix if name == "context" else ""))
     if not parts:
@@ -118,7 +118,7 @@ def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[st
 def _unknown(kind: str, names: Sequence[str]) -> str:
     plural = {"batch": "batches"}.get(kind, kind + "s") if len(names) > 1 else kind
     # str: numpy's np.str_('C') was printed as such
-    return f"unknown {plural} " + ", ".join(repr(str(n)) for n in names[:8]) + (f" ... ({len(names)} in all)" if len(names) > 8 else "")
+    return f"unknown {plural} " + first_of(names, 8, render=lambda n: repr(str(n)))
 
 
 #: Separators other files join a combination's atoms with (``KLF1_MAP2K6``, ``KLF1|MAP2K6``).
@@ -145,7 +145,7 @@ def _combination_hints(unknown: Sequence[str], vocab: Sequence[str], schema: Per
 
 
 def _known(kind: str, names: Sequence[str]) -> str:
-    shown = listing(list(names)[:20]) + (" ..." if len(names) > 20 else "")
+    shown = first_of(list(names), 20, render=quoted)
     return f"{len(names)} {kind}{'s' if len(names) != 1 else ''}: {shown}"
 
 

@@ -62,7 +62,7 @@ from distgen.types.layout import (
     spacing_message,
     spacing_twins,
 )
-from distgen.wording import counted
+from distgen.wording import counted, first_of
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -449,7 +449,7 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
         found = [c for c in CONTROL_LABELS if c in labels]
         if not found:
             seen = sorted(labels, key=lambda v: (len(v), v))
-            shown = ", ".join(repr(v) for v in seen[:8]) + (f" ... ({len(seen)} values)" if len(seen) > 8 else "")
+            shown = first_of(seen, 8, render=repr, noun="value")
             codes = bool(seen) and all(v.lstrip("-").isdigit() for v in seen)
             raise InputDataError(
                 f"no control label given and none of {CONTROL_LABELS} is a value of {reference}.obs[{pert_col!r}] (its values: "
@@ -635,8 +635,8 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
         index = pd.Index(genes)
         dup = sorted(set(index[index.duplicated()]))
         raise InputDataError(
-            f"the {name} file has duplicated gene names in var_names ({', '.join(map(repr, dup[:5]))}"
-            f"{' ...' if len(dup) > 5 else ''}): a score needs one column per gene, the same in both files. Keep the first column of "
+            f"the {name} file has duplicated gene names in var_names ({first_of(dup, 5, render=repr)}"
+            f"): a score needs one column per gene, the same in both files. Keep the first column of "
             "each name in both files (adata = adata[:, ~adata.var_names.duplicated()].copy()); var_names_make_unique() "
             "would rename the repeat to a gene the other file lacks")
     col = celltype_col

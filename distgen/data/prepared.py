@@ -33,7 +33,7 @@ from distgen.data.split import Split
 from distgen.errors import DistgenWarning, InputDataError
 from distgen.seeds import content_keys, name_keys
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
-from distgen.wording import counted, listing
+from distgen.wording import counted, first_of, quoted
 
 PARTS = ("train", "val", "test")
 
@@ -338,7 +338,7 @@ class Dataset:
         atoms = [tuple(sorted(set(w))) for w in written]
         if batches is None:
             if len(self.info.batches) > 1:
-                shown = listing(self.info.batches[:5]) + (" ..." if len(self.info.batches) > 5 else "")
+                shown = first_of(self.info.batches, 5, render=quoted)
                 raise ValueError(f"Dataset.labels: the data has {len(self.info.batches)} batches ({shown}); give the batch of every condition")
             batches = [self.info.batches[0]] * len(atoms)
         labels = labels_in(self.info, atoms, list(contexts), list(batches))  # unknown labels first, then the doses
@@ -380,7 +380,7 @@ class Dataset:
         if len(self.info.batches) > 1:
             borrowed = sorted({(g.context, g.batch) for g in self.groups(part) if g.other_batches})
             if borrowed:
-                shown = listing(f"{b} in {c}" if c != ALL else b for c, b in borrowed[:8]) + (" ..." if len(borrowed) > 8 else "")
+                shown = first_of([f"{b} in {c}" if c != ALL else b for c, b in borrowed], 8, render=quoted)
                 out.append(f"batch(es) without control cells of their context ({shown}): their held-out cells were predicted from "
                            "control cells of the same context in other batches")
         return out

@@ -118,8 +118,8 @@ def _warn_large_combinations(kind: str, large: list[str], test: set[str], train_
 
     held = [seen(c) for c in large if c in test]
     every = [c for c in large if c not in test and seen_count(c.split(delim), train_singles) == len(c.split(delim))]
-    said = f"its test holds {', '.join(held[:5])}{' ...' if len(held) > 5 else ''}" if held else "its test holds none of them"
-    rest = (f"; {every[:5]}{' ...' if len(every) > 5 else ''} have every atom seen and are in no combo_seen kind (hold them out with "
+    said = f"its test holds {first_of(held, 5)}" if held else "its test holds none of them"
+    rest = (f"; {first_of(every, 5, render=repr)} have every atom seen and are in no combo_seen kind (hold them out with "
             "random_conditions and test_conditions)") if every else ""
     warn(f"{kind} counts the atoms seen as singles in training whatever a combination's size (GEARS defines seen0/1/2 for pairs), "
          f"and the data has {len(large)} combination(s) of three or more atoms: {said}{rest}. Read its scores as those of "
@@ -469,7 +469,7 @@ def _no_training_hint(data: PerturbationData, kind: str) -> str:
     if len(contexts) > 1:
         return (f"the data has one perturbed condition ({perturbed[0]!r}), so a split of conditions holds out all of it; hold out "
                 f"contexts instead: split={{'kind': 'held_out_context', 'test_contexts': [{contexts[0]!r}]}} (contexts: "
-                f"{', '.join(map(repr, contexts[:10]))}{', ...' if len(contexts) > 10 else ''})")
+                f"{first_of(contexts, 10, render=repr)})")
     return (f"the data has one perturbed condition ({perturbed[0]!r}) in one context, so there is nothing to hold out and train "
             "on both: a split needs two perturbed conditions, or two contexts (held_out_context)")
 

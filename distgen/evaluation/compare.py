@@ -82,7 +82,7 @@ def evaluation_folder(path: str | Path) -> Path:
         raise FileNotFoundError(
             f"{path} is a sweep folder: its summary.md and report.html already compare its variants (paired over seeds, Holm "
             "over the table); to compare two of its runs, pass their folders"
-            + (f" ({', '.join(str(q) for q in runs[:2])}{', ...' if len(runs) > 2 else ''})" if runs else ""))
+            + (f" ({first_of(runs, 2)})" if runs else ""))
     raise FileNotFoundError(f"{path} holds no evaluation (metrics.csv and summary.json, or eval/ with them); "
                             "pass a folder written by distgen evaluate --out or distgen run")
 

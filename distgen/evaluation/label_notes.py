@@ -75,9 +75,9 @@ def combination_notes(sizes: Mapping[str, Mapping[str, int]], genes: Sequence[st
 
 def crossed_note(crossed: Sequence[tuple[str, str]], column: str) -> str:
     """What ``crossed_labels`` found: combinations the prediction and the truth write with their atoms in two orders."""
-    pairs = "; ".join(f"{p!r} in the prediction, {r!r} in the truth" for p, r in crossed[:3])
+    pairs = first_of(crossed, 3, "; ", lambda pr: f"{pr[0]!r} in the prediction, {pr[1]!r} in the truth")
     return (f"the pred and real files write {len(crossed)} combination(s) with their atoms in another order ({pairs}"
-            f"{' ...' if len(crossed) > 3 else ''}): distgen scores each as one condition; cell-eval matches labels as "
+            "): distgen scores each as one condition; cell-eval matches labels as "
             f"written and pairs none of them, so relabel one file for cell-eval (obs[{column!r}])")
 
 
@@ -85,7 +85,7 @@ def control_atom_note(read: Mapping[str, str]) -> str:
     """What ``control_atom_labels`` found in the real file (``{label: condition}``, those with a measured gene's atom), and the
     fix for cell-eval."""
     shown = list(read.items())[:3]
-    return (f"the real file's labels {[k for k, _ in shown]}{' ...' if len(read) > 3 else ''} hold a control atom beside a "
+    return (f"the real file's labels {first_of(list(read), 3, render=repr)} hold a control atom beside a "
             f"perturbation (GEARS) and are read without it, as {[v for _, v in shown]}: their atoms' genes are their target "
             "genes, left out where a metric leaves target genes out. cell-eval matches a label as written against the "
             "genes, so it leaves out none for such labels and its pds_* of them can differ; relabel them in both files "

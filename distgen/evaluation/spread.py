@@ -471,7 +471,7 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
     """
     from distgen.kernels import kernels
     from distgen.seeds import label_seed
-    from distgen.wording import counted
+    from distgen.wording import counted, first_of
 
     name = kernel if isinstance(kernel, str) else type(kernel).__name__
     kernel = kernels.build(kernel) if isinstance(kernel, str) else kernel
@@ -515,7 +515,7 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
         short = sorted(str(b) for b, r in t_idx.batches(cond, ctx).items() if 2 <= len(r) < 4)
         if short:  # in the full-depth scores, not in the split-half: a half of 1 cell has no unbiased MMD^2
             why.append(f"the split-half leaves out {counted(len(short), 'batch', 'batches')} of fewer than 4 cells "
-                       f"({', '.join(short[:5])}{', ...' if len(short) > 5 else ''}): a half of 1 cell has no unbiased MMD^2, so "
+                       f"({first_of(short, 5)}): a half of 1 cell has no unbiased MMD^2, so "
                        f"the split-half compares {row['split_half']['n_populations']} batches where the scores compare {row['n_real']}")
         if why:
             row["note"] = "; ".join(why)
@@ -542,7 +542,7 @@ def _unshared_labels(truth: Any, t_idx: _Groups, p_idx: _Groups, groups: list[tu
     prediction read without batches (every label ``ALL``) has no labels to share: its one population a group is said by
     the rows, not here."""
     from distgen.types.cells import ALL
-    from distgen.wording import counted
+    from distgen.wording import counted, first_of
 
     apart: list[tuple[str, list[str], list[str]]] = []
     for cond, ctx in groups:
@@ -554,7 +554,7 @@ def _unshared_labels(truth: Any, t_idx: _Groups, p_idx: _Groups, groups: list[tu
     label, mine, theirs = apart[0]
 
     def show(v: list[str]) -> str:
-        return ", ".join(v[:4]) + (", ..." if len(v) > 4 else "")
+        return first_of(v, 4)
 
     return (f"spread: in {len(apart)} of {counted(len(groups), 'scored group')} the prediction's batch labels share none with the "
             f"truth's (e.g. {label}: prediction {show(mine)}; truth {show(theirs)}). The spread scores compare the two sets of "

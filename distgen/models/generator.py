@@ -30,6 +30,7 @@ from distgen.models.assembly import (
 )
 from distgen.models.base import PerturbationModel, TrainableModel, models
 from distgen.types import CellTable, ConditionLabels, DataInfo, LossOutput, SetBatch
+from distgen.wording import first_of
 
 #: What one classifier-free condition-dropout draw covers in training (``Generator.condition_dropout``).
 CONDITION_DROPOUTS = ("set", "batch")
@@ -380,7 +381,7 @@ class Generator(nn.Module, TrainableModel):
         except TypeError:  # no part embeds perturbations: nothing is looked up by atom
             return
         if bad:
-            shown = ", ".join(bad[:8]) + (" ..." if len(bad) > 8 else "")
+            shown = first_of(bad, 8)
             warn(f"predict: {shown} cannot be embedded by {parts} (never seen in training, no embedding for them): their cells are "
                  "generated from untrained embedding rows and mean nothing. distgen.predict and distgen predict refuse such "
                  "conditions unless allow_unembedded (preflight); check model.can_predict(atoms) before predicting",

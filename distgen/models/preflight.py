@@ -23,7 +23,7 @@ from distgen.config import ConfigError
 from distgen.errors import DistgenWarning
 from distgen.registry import registry
 from distgen.types import CellTable, DataInfo
-from distgen.wording import counted, listing
+from distgen.wording import counted, first_of, listing, quoted
 
 
 class PreflightError(ConfigError):
@@ -75,7 +75,7 @@ class PreflightReport:
         """One paragraph a user can act on (empty when ``ok``)."""
         parts = []
         if self.n_missing:
-            shown = listing(self.missing_atoms[:show]) + (" ..." if len(self.missing_atoms) > show else "")
+            shown = first_of(self.missing_atoms, show, render=quoted)
             parts.append(
                 f"{self.n_missing} of {counted(len(self.conditions), 'test perturbation')} {'is' if self.n_missing == 1 else 'are'} not "
                 f"embeddable by {self.component}; "
@@ -327,7 +327,7 @@ def several_doses_refusal(column: str, several: Mapping[tuple[tuple[str, ...], s
     (atoms, ctx), ds = next(iter(sorted(several.items())))
     text = (f"dose_col {column!r}: {whose} holds conditions at several doses, each a population of its own scored on its own "
             f"({counted(len(several), '(condition, context) pair')}, e.g. {'+'.join(atoms)} in {ctx} at "
-            f"{listing('+'.join(f'{x:g}' for x in d) for d in ds[:5])}), but no part of this model that embeds perturbations "
+            f"{first_of(['+'.join(f'{x:g}' for x in d) for d in ds], 5, render=quoted)}), but no part of this model that embeds perturbations "
             "reads doses, so it would predict one population for every dose of a condition. Use a conditioner that reads doses "
             f"({DOSE_READERS}), or leave "
             f"data.schema.dose_col unset to pool the doses; {ALLOW_OPTION}=true runs it anyway")
@@ -348,8 +348,8 @@ def dose_blind_note(model: Any, column: str | None, ranges: Mapping[str, tuple[f
     blind = dose_blind(model) if dosed or asked else None
     if not blind:
         return []
-    shown = listing(f"{a} {r[0]:g}" + (f" to {r[1]:g}" if r[1] != r[0] else "") for a, r in sorted(dosed.items())[:4])
-    carry = f"{whose} carry doses ({shown}{' ...' if len(dosed) > 4 else ''})" if dosed else f"{whose} carry dose 1 only"
+    shown = first_of([f"{a} {r[0]:g}" + (f" to {r[1]:g}" if r[1] != r[0] else "") for a, r in sorted(dosed.items())], 4, render=quoted)
+    carry = f"{whose} carry doses ({shown})" if dosed else f"{whose} carry dose 1 only"
     also = ", and other doses are asked (doses=, --dose)" if asked else ""
     return [f"dose_col {column!r}: {carry}{also}, but no part of this model that embeds perturbations reads them "
             f"({listing(blind)}): an atom is one condition to it at every dose, so the doses change no prediction. Use a "
@@ -397,7 +397,7 @@ def check_prediction(
     if report.problems:
         raise PreflightError("; ".join(report.problems))
     if not trainable:
-        atoms = listing(report.missing_atoms[:8]) + (" ..." if len(report.missing_atoms) > 8 else "")
+        atoms = first_of(report.missing_atoms, 8, render=quoted)
         return [f"pre-flight: {type(model).__name__} cannot predict {report.n_missing} of "
                 f"{counted(len(report.conditions), 'held-out perturbation')} (atoms {atoms}); it predicts them with its fallback"]
     messages = [report.message()] if report.n_missing else []
@@ -410,7 +410,7 @@ def check_prediction(
     out = []
     if report.n_missing:
         out.append(f"WARNING pre-flight: {report.message()}; run anyway because {ALLOW_OPTION} is true: predictions of "
-                   f"{listing(report.not_embeddable[:8])}{' ...' if report.n_missing > 8 else ''} come from untrained embeddings")
+                   f"{first_of(report.not_embeddable, 8, render=quoted)} come from untrained embeddings")
     for kind, names in untrained.items():
         if names:
             out.append(f"WARNING pre-flight: {_rows_message(model, dataset, kind, names)}; run anyway because {ALLOW_OPTION} is true: "
@@ -468,7 +468,7 @@ def untrained_contexts(model: Any, dataset: Any, part: str = "test") -> list[str
 
 
 def _shown(names: Sequence[str]) -> str:
-    return listing(names[:8]) + (" ..." if len(names) > 8 else "")
+    return first_of(names, 8, render=quoted)
 
 
 def training_controls(dataset: Any, kind: str) -> list[str]:

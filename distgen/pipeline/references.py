@@ -33,6 +33,7 @@ from distgen.models.base import FittedModel, checked_prediction
 from distgen.models.baselines.effects import is_dosed
 from distgen.seeds import content_keys
 from distgen.types import COMBO, Cells, CellTable, ConditionLabels, DataInfo, IndexedCells, labels_in, vocabulary
+from distgen.wording import first_of
 
 #: Baselines scored by default (``control`` needs no training cells; the others do): the references a 2026
 #: paper must report (``noncontrol_mean``: Systema's mean of all perturbed cells). ``matching_mean`` is opt-in.
@@ -163,7 +164,7 @@ def fit_references(
     for name, model in fitted.items():
         unseen = [a for a, ok in zip(asked, model.can_predict(asked)) if not ok]
         if unseen:
-            notes.append(f"baseline {name!r} cannot predict atoms {unseen[:8]}{'...' if len(unseen) > 8 else ''} (uses its fallback)")
+            notes.append(f"baseline {name!r} cannot predict atoms {first_of(unseen, 8, render=repr)} (uses its fallback)")
     return refs, notes
 
 
@@ -212,8 +213,8 @@ def check_held_out_not_in_training(train: Cells, truth: Cells) -> None:
 
         raise LeakageError(
             f"{hit.size} of the truth's {int((~truth.is_control).sum())} perturbed cells are also in the training cells "
-            f"(identical expression{', e.g. ' + ', '.join(map(str, names)) if names else ''}; conditions {conds[:5]}"
-            f"{' ...' if len(conds) > 5 else ''}): baselines fitted on them would have seen the cells they are scored on. "
+            f"(identical expression{', e.g. ' + ', '.join(map(str, names)) if names else ''}; conditions {first_of(conds, 5, render=repr)}"
+            "): baselines fitted on them would have seen the cells they are scored on. "
             "Pass only the training cells (a run's split.json train part; distgen.load_data(...).train_cells()), not the whole dataset"
         )
 

@@ -498,7 +498,7 @@ def adopt_former_folders(out: Path, runs: Sequence[Run]) -> list[str]:
         notes.append(f"runs/{r.former_slug} -> runs/{r.slug}")
     if notes:
         print(f"note: {out}: {len(notes)} run folder(s) renamed to the folder naming of 2026-12-05 (values as read, lists "
-              f"joined by +): {'; '.join(notes[:4])}{' ...' if len(notes) > 4 else ''}", file=sys.stderr)
+              f"joined by +): {first_of(notes, 4, '; ')}", file=sys.stderr)
     return notes
 
 
@@ -549,7 +549,7 @@ def _sweep(
         for slug in adopted:
             save_yaml(dict(docs[slug]), out / "runs" / slug / "experiment.yaml")
         print(f"note: sweep: {len(adopted)} run(s) another runner finished without a record of their config taken as this "
-              f"config's (adopt_unrecorded): {', '.join(adopted[:4])}{' ...' if len(adopted) > 4 else ''}", file=sys.stderr)
+              f"config's (adopt_unrecorded): {first_of(adopted, 4)}", file=sys.stderr)
     # the data file found at a new path is recorded by the sweep, under its own lock (its run folders are its to write,
     # as their DONE), taking no run folder's: a finished run is skipped, so its check is where it is hashed
     for slug, moved in check_run_folders(out, folders, docs, overrides).items():  # another config's folder is never mixed in
@@ -612,7 +612,7 @@ def _sweep(
     if stop.signal is not None:
         raise Interrupted(
             f"sweep interrupted by {stop.signal}: {len(result.finished)} run(s) finished now, {len(stopped)} stopped or not "
-            f"started ({', '.join(stopped[:4])}{', ...' if len(stopped) > 4 else ''}); runs in progress stopped at a "
+            f"started ({first_of(stopped, 4)}); runs in progress stopped at a "
             f"checkpoint, and running the same command again resumes them; {out / 'results.csv'} was not rebuilt",
             stop.signal, 0, None, out,
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from distgen.report.inputs import ReportInputs
 from distgen.report.style import MetricInfo, metric_info
-from distgen.wording import listing
+from distgen.wording import first_of, listing
 
 #: Metrics that head the report when computed (one or two per family); other families get their first metric.
 HEADLINE = ("mse", "pearson_delta", "discrimination_score_l1", "overlap_at_N", "de_direction_match", "edistance", "mmd")
@@ -105,7 +105,7 @@ def flagged(inputs: ReportInputs) -> dict[str, list[str]]:
             if p in reasons:
                 why.setdefault(reasons[p], []).append(name)
         for reason, names in why.items():
-            which = "all metrics" if len(names) == len(local) else ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
+            which = "all metrics" if len(names) == len(local) else first_of(names, 4)
             out.setdefault(p, []).append(f"{which}: NaN ({reason})")
     counts = table.info.get("n_cells_real")
     for p, n in zip(table.perts, counts or []):

@@ -19,6 +19,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from distgen.glyphs import MISSING_WARNING, missing_from, text_fonts
+from distgen.wording import first_of
 
 CSS = """
 :root { --model: #0072B2; --worse: #D55E00; --ceiling: #009E73; --ink: #1d1d1f; --muted: #6e6e73; --rule: #e3e3e6; }
@@ -120,7 +121,7 @@ def figure(fig: Figure | None, caption: str, alt: str, fmt: str = "svg", dpi: in
     raw, boxes = embed_checked(fig, fmt, dpi)
     if boxes:
         caption += (f" <em>{len(boxes)} character(s) of this figure's text have no glyph in its fonts and show as boxes: "
-                    f"{escape(', '.join(f'{ch!a} (U+{ord(ch):04X})' for ch in boxes[:8]))}{' ...' if len(boxes) > 8 else ''}; "
+                    f"{escape(first_of(boxes, 8, render=lambda ch: f'{ch!a} (U+{ord(ch):04X})'))}; "
                     "the tables give the text as written.</em>")
     data = base64.b64encode(raw).decode()
     mime = "image/svg+xml" if fmt == "svg" else "image/png"

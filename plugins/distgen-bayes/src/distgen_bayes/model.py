@@ -368,7 +368,7 @@ class BayesHierarchicalModel(FittedModel):
         unseen = [self.info.contexts[c] for c in new if c not in seen]
         if unseen:
             known = ", ".join(self.info.contexts[c] for c in sorted(seen))
-            warn(f"bayes_hier.{where}: context(s) {', '.join(unseen[:8])}{' ...' if len(unseen) > 8 else ''} had no training "
+            warn(f"bayes_hier.{where}: context(s) {first_of(unseen, 8)} had no training "
                  f"cells: the model predicts their shifts from the atoms' effect shared by the training contexts ({known}), "
                  "with no term of their own (its prior's mean, zero); population_mean_draws refuses such a context",
                  PreflightWarning)
@@ -392,7 +392,7 @@ class BayesHierarchicalModel(FittedModel):
             return
         bad = [a for a, ok in zip(new, self.can_predict(new)) if not ok]
         if bad:
-            shown = ", ".join(bad[:8]) + (" ..." if len(bad) > 8 else "")
+            shown = first_of(bad, 8)
             warn(f"bayes_hier.predict: {shown} had no training population: the model predicts their effect from its prior, "
                  "whose mean is zero, so their cells are the controls (or, in a combination, the effect of its other atoms); "
                  "check model.can_predict(atoms) before predicting", PreflightWarning)
