@@ -180,7 +180,7 @@ def test_a_capped_prediction_scored_against_the_whole_truth_is_warned_about(fitt
 
 
 def test_predict_out_named_like_a_bundled_dataset_is_not_taken_for_its_data_file(fitted, tmp_path, monkeypatch):
-    # review (h161): a bundled name is no file (``distgen predict``'s read_files leaves it out); out='norman_k562' in the
+    # a bundled name is no file (``distgen predict``'s read_files leaves it out); out='norman_k562' in the
     # working folder, once written, was refused on the cell's re-run as "the data file 'norman_k562', which distgen.predict reads"
     _, doc, _, _ = fitted
     doc = {**doc, "data": {**doc["data"], "dataset": "norman_k562"}}
@@ -194,7 +194,7 @@ def test_predict_out_named_like_a_bundled_dataset_is_not_taken_for_its_data_file
 
 
 def test_predict_refusing_its_data_file_names_the_python_keyword(fitted):
-    # review (h161): the refusal of out= the data file said "(--overwrite included)", a flag the Python call has not
+    # the refusal of out= the data file said "(--overwrite included)", a flag the Python call has not
     root, _, data, model = fitted
     with pytest.raises(OutputPathError, match=r"\(overwrite=True included\)") as err:
         distgen.predict(model, data, out=root / "cells.h5ad", max_cells=4, overwrite=True)
@@ -202,7 +202,7 @@ def test_predict_refusing_its_data_file_names_the_python_keyword(fitted):
 
 
 def test_fit_and_predict_leave_numpy_s_and_python_s_random_state_alone(fitted):
-    # review (h161): distgen draws from torch's generators and seeded numpy Generators only; the global ones are the caller's
+    # distgen draws from torch's generators and seeded numpy Generators only; the global ones are the caller's
     import random
 
     _, doc, data, _ = fitted
@@ -218,7 +218,7 @@ def test_fit_and_predict_leave_numpy_s_and_python_s_random_state_alone(fitted):
 
 
 def test_predict_guards_the_data_file_after_the_notebook_changes_its_working_folder(fitted, tmp_path, monkeypatch):
-    # review (h161): a Dataset loaded from a relative path kept the path as written, and the data-file check read it from
+    # a Dataset loaded from a relative path kept the path as written, and the data-file check read it from
     # the new working folder: out='../nb0/cells.h5ad' with overwrite=True replaced the training file, and a prediction of
     # the same name in the new folder was refused on its cell's re-run as the data file
     root, doc, _, model = fitted

@@ -1,5 +1,5 @@
-"""``distgen.jsonfile``, the one reader of distgen's small JSON files (helper 205), read UTF-8 only, as the readers it
-replaced did. Review (helper 213): it parsed the bytes with ``json.loads``, which also decodes UTF-16 and UTF-32 and
+"""``distgen.jsonfile``, the one reader of distgen's small JSON files, read UTF-8 only, as the readers it
+replaced did. It parsed the bytes with ``json.loads``, which also decodes UTF-16 and UTF-32 and
 skips a UTF-8 byte-order mark, so a ``summary.json``, ``timings.json`` or ``DONE`` saved by an editor in those encodings
 was read where every tree before refused it naming the file ("Unexpected UTF-8 BOM ...", "'utf-8' codec can't decode
 ..."), and ``\\xff\\xfe`` was reported as "Expecting value" (an empty UTF-16 text) instead of the undecodable byte."""

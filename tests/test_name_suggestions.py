@@ -56,7 +56,7 @@ def test_a_preset_in_another_case_is_refused_with_its_name(typed):
 
 @pytest.mark.parametrize("typed", ["configs/scdfm-small.yaml", "my_scdfm_small.yaml", "scdfm_small.yml", "runs/SCDFM-small"])
 def test_a_missing_config_file_is_not_offered_a_preset(typed):
-    """Review (helper 203): a config file that is not there (a path, or a name with a suffix) was answered "Did you mean
+    """A config file that is not there (a path, or a name with a suffix) was answered "Did you mean
     'scdfm-small'?": the preset is another config than the user's file, so taking the advice runs something else."""
     with pytest.raises(ConfigError, match="neither a config file nor a preset") as err:
         load_config(typed)
@@ -79,7 +79,7 @@ def test_a_metric_in_another_case_is_refused_with_its_name():
     from distgen.pipeline.checks import metric_problems
 
     (problem,) = metric_problems(["PEARSON_DELTA"])
-    assert "unknown metric 'PEARSON_DELTA'. Did you mean 'pearson_delta'?" in problem  # worded as train.val_metrics (h218)
+    assert "unknown metric 'PEARSON_DELTA'. Did you mean 'pearson_delta'?" in problem  # worded as train.val_metrics
     (problem,) = metric_problems(["Pearson-Delta"])
     assert "Did you mean 'pearson_delta'?" in problem
 
@@ -111,7 +111,7 @@ def test_an_evaluate_keyword_in_another_case_is_refused_with_its_name():
 
     with pytest.raises(TypeError, match=r"'Metric_Names': did you mean 'metric_names'\?"):
         evaluate("p.h5ad", "r.h5ad", Metric_Names=["mse"])
-    # review (helper 203): the line above was suggested before the fix too (difflib at cutoff 0.5); this one was not
+    # the line above was suggested before the fix too (difflib at cutoff 0.5); this one was not
     with pytest.raises(TypeError, match=r"'METRIC_NAMES': did you mean 'metric_names'\?"):
         evaluate("p.h5ad", "r.h5ad", METRIC_NAMES=["mse"])
 

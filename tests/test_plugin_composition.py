@@ -269,7 +269,7 @@ def _frozen_context_conditioner(kind: str, seed: int = 0):
 
 @pytest.mark.parametrize(("kind", "seed"), [("relu_branch", 0), *[("relu_mlp", s) for s in range(5)], ("frozen_only", 0)])
 def test_frozen_context_vectors_read_through_relu_layers_pass_the_cheap_checks(kind, seed):
-    """Review (helper 198): the first pass judged "a learned row per context" by which entries got a gradient at the
+    """An earlier check judged "a learned row per context" by which entries got a gradient at the
     initial weights, so a ReLU unit off for one context counted as that context's row, and a plugin that reads frozen
     context vectors through ReLU layers, declaring embeds_contexts False as the docs say, was refused (relu_branch, and
     relu_mlp for 3 of 5 seeds); a conditioner whose only trainable parameter is the unused null embedding was refused
@@ -333,7 +333,7 @@ def test_a_dynamics_whose_data_estimate_carries_no_gradient_fails_the_cheap_chec
 @pytest.mark.parametrize(("kind", "name"), [("dynamics", "flow_matching"), ("dynamics", "diffusion"), ("conditioners", "onehot"),
                                             ("conditioners", "covariate")])
 def test_the_cheap_checks_pass_a_good_component_first_built_under_inference_mode(kind, name):
-    """Review (helper 198): the new gradient checks (x1_hat, context rows) read no gradient under torch.inference_mode,
+    """The gradient checks (x1_hat, context rows) read no gradient under torch.inference_mode,
     so a plugin dynamics or conditioner first built there (distgen.load_run inside a notebook's inference block) was
     refused: "x1_hat carries no gradient", "embeds_contexts is True but ... no learned parameters"."""
     with torch.inference_mode():
@@ -341,7 +341,7 @@ def test_the_cheap_checks_pass_a_good_component_first_built_under_inference_mode
 
 
 def test_a_conditioner_that_needs_its_weights_in_range_passes_the_context_rows_check():
-    """Review (helper 198): the context-rows check reads gradients at random weights around the initial ones too; a
+    """The context-rows check reads gradients at random weights around the initial ones too; a
     conditioner that refuses weights out of its range there (a Cholesky factor of a learned covariance) must not be
     refused for what its own weights never are."""
     from distgen.conditioners.base import pool_slots

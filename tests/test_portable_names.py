@@ -1,5 +1,5 @@
 """Names distgen writes as files, as a run folder copied to Windows or to a case-insensitive macOS volume sees them
-(helper 208): Windows' reserved device names, presets looked up independently of the file system's case rules, and a
+(three kinds): Windows' reserved device names, presets looked up independently of the file system's case rules, and a
 misspelt validation metric caught by the config check."""
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def test_a_misspelt_validation_metric_is_caught_by_the_config_check(key, value, 
 
 def test_labels_for_a_context_the_data_lacks_says_what_predicts_it():
     """docs/your_data.md had ``encode(adata, model=)`` admit a new context and then ``labels_for([...], contexts=[...])``
-    ask for it: that was refused saying only that the run has no id for it (helper 208). The refusal stays (the data has no
+    ask for it: that was refused saying only that the run has no id for it. The refusal stays (the data has no
     id for it); it now says what a model that reads no context predicts it with, and where the encoded cells' labels are."""
     import anndata as ad
     import numpy as np
@@ -191,7 +191,7 @@ def test_labels_for_a_context_the_data_lacks_says_what_predicts_it():
         data.labels_for(["A"], contexts=["D"])
 
 
-# review (helper 211): what the first pass left file-system dependent
+# what an earlier pass left file-system dependent
 
 
 def _clean_preset(name):
@@ -204,7 +204,7 @@ def _clean_preset(name):
 def test_a_folder_named_like_a_preset_does_not_hide_it(monkeypatch, tmp_path):
     """A folder ``scdfm`` in the working directory (a checkout of the official code) was taken for the config the name
     ``scdfm`` means, also as ``scdfm-small``'s own ``base: scdfm``: ``distgen run scdfm-small`` was refused "config file
-    'scdfm' is a folder". On macOS and Windows the official checkout ``scDFM`` is that folder (helper 211)."""
+    'scdfm' is a folder". On macOS and Windows the official checkout ``scDFM`` is that folder."""
     from distgen.config import load_config, preset_of
 
     expected = {n: _clean_preset(n) for n in ("scdfm", "scdfm-small")}
@@ -217,7 +217,7 @@ def test_a_folder_named_like_a_preset_does_not_hide_it(monkeypatch, tmp_path):
 
 def test_a_presets_own_base_is_the_preset_whatever_the_working_directory_holds(monkeypatch, tmp_path):
     """A file named ``scdfm`` in the working directory is the config ``distgen run scdfm`` means (docs/configs.md), but
-    ``scdfm-small``'s own ``base: scdfm`` names the shipped preset: it read that file instead (helper 211)."""
+    ``scdfm-small``'s own ``base: scdfm`` names the shipped preset: it read that file instead."""
     from distgen.config import load_config
 
     expected = _clean_preset("scdfm-small")
@@ -255,7 +255,7 @@ def test_a_preset_name_is_a_file_only_in_its_own_case(monkeypatch, tmp_path):
 
 def test_a_validation_metric_named_as_the_monitor_names_it_is_told_to_drop_val():
     """``train.val_metrics: [val_mse]`` (as ``train.monitor`` and metrics.csv name it) got "Did you mean 'delta_mse'?", another
-    metric (helper 211)."""
+    metric."""
     with pytest.raises(ConfigError, match=r"unknown metric 'val_mse'\. Did you mean 'mse'\?") as caught:
         train_options({"val_metrics": ["val_mse"]})
     assert "delta_mse" not in str(caught.value)
@@ -263,7 +263,7 @@ def test_a_validation_metric_named_as_the_monitor_names_it_is_told_to_drop_val()
 
 def test_the_trainer_refuses_options_changed_after_their_check_with_the_same_words():
     """``TrainOptions`` fields can be set after the check (a dataclass): the trainer's own check says what the config check
-    says, from one function (helper 211: the two had been written twice)."""
+    says, from one function (the two had been written twice)."""
     from distgen.train.validation import higher_is_better, resolve_metrics
 
     with pytest.raises(ConfigError, match=r"train\.val_metrics: unknown metric 'MSE'\. Did you mean 'mse'\?"):
@@ -274,7 +274,7 @@ def test_the_trainer_refuses_options_changed_after_their_check_with_the_same_wor
 
 def test_labels_for_a_miscased_context_gets_the_case_hint_alone():
     """``labels_for(contexts=['k'])`` with a trained ``K``: the case hint says the fix; the first pass appended the hint for
-    cells of a new context as well (ask any trained context), noise for a typo (helper 211)."""
+    cells of a new context as well (ask any trained context), noise for a typo."""
     import anndata as ad
     import numpy as np
     import pandas as pd

@@ -1,5 +1,5 @@
 """``preset_of`` agrees with ``load_config`` about a ``base:`` that names a preset while a file of that name (no suffix)
-lies beside the config (helper 218): ``load_config`` reads the file, as it reads every relative ``base:`` found next to
+lies beside the config: ``load_config`` reads the file, as it reads every relative ``base:`` found next to
 its config; ``preset_of`` reported the preset, so the run's manifest and report named a preset the run was not made from."""
 
 from distgen.config import load_config, preset_of

@@ -1,5 +1,5 @@
 """One "unknown metric" message for ``evaluate.metrics``/``--metrics`` (``pipeline.checks.metric_problems``) and
-``train.val_metrics`` (``train.options.check_val_metrics``), helper 218: before, the two checks worded it apart
+``train.val_metrics`` (``train.options.check_val_metrics``): before, the two checks worded it apart
 ("(did you mean ...?); ..." against ". Did you mean ...?"), only the second knew the val_ prefix, and neither said
 what to do about a plugin's metric that is not installed (the registry's own message did)."""
 

@@ -141,7 +141,7 @@ def test_scdfm_batching_rows_run_the_official_preparation_and_catch_the_presets_
     """scDFM's data preparation and batching (``run.py``'s ``__main__``: ``Data``, ``TrainSampler``,
     ``PerturbationDataset``) were read, not run. The batching rows run them on a real dataset and compare each step's
     content and laws with the preset's batches: 32 cells a set, or target or control cells drawn without replacement
-    (the preset's controls were, until this row ran) each fail their row. Review (helper 214): the rows built the
+    (the preset's controls were, until this row ran) each fail their row. The rows built the
     preset's batches from the keys they named, so ``control_sets: all`` (control cells as a step's targets) passed the
     content row; conditions drawn by their cell counts (``sampling: cell``) must fail the condition law at the row's
     1,500 steps (chi2 345 on 28 df)."""
@@ -162,7 +162,7 @@ def test_perturbdiff_batching_rows_drive_the_official_sampler_and_catch_the_pres
     """PerturbDiff's batching (the Lightning data module's sampler and control pairing) was read, not run: the rows
     drive the official ``CellSetBatchSampler`` and ``mapping_cells`` without Lightning; a preset drawing sets by
     condition instead of partitioning every group, or pairing controls of any cell type and batch, fails its row.
-    Review (helper 214): control sets and a set's controls drawn without replacement (6 controls a pool for sets of 8,
+    Control sets and a set's controls drawn without replacement (6 controls a pool for sets of 8,
     so both draws were the same) passed every row."""
     import distgen.config
     from benchmarks.parity import batching

@@ -121,14 +121,14 @@ def _overrides(tmp_path, readme: str) -> dict[str, str]:
 
 
 def test_a_shell_comment_in_the_commands_code_block_is_not_a_heading(tmp_path):
-    """Review (helper 193): a ``# ...`` shell comment in the section's code block ended the section, and the command
+    """A ``# ...`` shell comment in the section's code block ended the section, and the command
     after it was refused as missing ("no `python ...` command under ..."), where the earlier reader found the keys."""
     readme = _layout('A="\nlightning.ema.decay=0.99\n"\n', "# train from scratch on one node\n" + SCRIPT + "$A\n")
     assert _overrides(tmp_path, readme) == {"lightning.ema.decay": "0.99"}
 
 
 def test_a_block_closed_on_its_last_line_does_not_swallow_the_next(tmp_path):
-    """Review (helper 193): ``A="...\\nkey=v"`` (the closing quote on the last override's line, as a shell reads it)
+    """``A="...\\nkey=v"`` (the closing quote on the last override's line, as a shell reads it)
     left the block open, so the next block's lines were read as A's: the command expanding $A got B's EMA decay 0.5
     instead of 0.99 without a word (the earlier reader refused the two values)."""
     readme = _layout('A="\nlightning.ema.update_steps=10\nlightning.ema.decay=0.99"\nB="\nlightning.ema.decay=0.5\n"\n',
@@ -137,7 +137,7 @@ def test_a_block_closed_on_its_last_line_does_not_swallow_the_next(tmp_path):
 
 
 def test_a_one_line_block_and_two_overrides_on_a_line_are_read_as_the_shell_splits_them(tmp_path):
-    """Review (helper 193): ``B="k=v"`` on one line was not seen as a block (the command expanding it was refused with
+    """``B="k=v"`` on one line was not seen as a block (the command expanding it was refused with
     "does not define"), and ``k1=v1 k2=v2`` on one block line gave k1 the value "v1 k2=v2" (k2 lost)."""
     readme = _layout('A="\ntrainer.devices=[0] lightning.ema.decay=0.99\n"\nB="data.normalize_counts=10 lightning.ema.update_steps=10"\n',
                      SCRIPT + "$A \\\n${B}\n")
@@ -146,7 +146,7 @@ def test_a_one_line_block_and_two_overrides_on_a_line_are_read_as_the_shell_spli
 
 
 def test_a_block_takes_its_definition_before_the_command_and_a_comment_is_not_read(tmp_path):
-    """Review (helper 193): a block defined again after the command (another section reusing the name) replaced the
+    """A block defined again after the command (another section reusing the name) replaced the
     definition the command runs with, and a ``key=value`` inside the command's trailing comment was read as an override."""
     readme = _layout('A="\nlightning.ema.decay=0.99\n"\n', SCRIPT + "$A \\\nlightning.ema.update_steps=10  # was lightning.ema.decay=0.9\n",
                      after='A="\nlightning.ema.decay=0.5\n"\n' + SCRIPT + "$A\n")
@@ -154,7 +154,7 @@ def test_a_block_takes_its_definition_before_the_command_and_a_comment_is_not_re
 
 
 def test_the_config_files_are_the_ones_the_command_and_the_defaults_lists_select(tmp_path):
-    """Review (helper 193): the settings were read from fixed files (``model/base.yaml``, ``optimizer/adam.yaml``, ...);
+    """The settings were read from fixed files (``model/base.yaml``, ``optimizer/adam.yaml``, ...);
     a command selecting another model or optimizer config (``model=big``, ``optimization/optimizer=adamw2``) was read
     from the base files without a word. Now each group's file is the command's choice, else its defaults list's."""
     readme = README.replace("lightning.ema.update_steps=20\n", "lightning.ema.update_steps=20 \\\nmodel=big \\\noptimization/optimizer=adamw2\n")
@@ -175,7 +175,7 @@ def test_a_group_without_a_choice_names_the_config_that_should_list_it(tmp_path)
 
 
 def test_a_command_run_by_another_launcher_and_forced_overrides_are_read(tmp_path):
-    """Review (helper 193): only a ``python ...script`` line was taken for the command (``torchrun ...script`` was
+    """Only a ``python ...script`` line was taken for the command (``torchrun ...script`` was
     refused as missing) and a ``++key=value`` override was dropped (``+`` was outside the key pattern)."""
     readme = _layout('A="\nlightning.ema.decay=0.99\n"\n',
                      "torchrun --nproc_per_node 4 ./src/apps/run/rawdata_diffusion_training.py \\\n$A \\\n++lightning.ema.decay=0.9\n")

@@ -30,7 +30,7 @@ def test_blank_names_finds_names_that_print_as_nothing_only():
 
 
 def test_blank_names_of_ascii_names_as_the_unicode_rule_reads_them():
-    """ASCII names take a fast path (helper 187): every ASCII character alone, in a name and beside spaces, is read as the
+    """ASCII names take a fast path: every ASCII character alone, in a name and beside spaces, is read as the
     per-character rule (``form_key``, stripped) reads it."""
     from distgen.types.layout import form_key
 

@@ -1,4 +1,4 @@
-"""Several doses per (condition, context): a population per dose, labelled ``atom@dose`` (h104).
+"""Several doses per (condition, context): a population per dose, labelled ``atom@dose``.
 
 sci-Plex (Srivatsan et al. 2020) measures each drug at four doses in three cell lines; such data was refused
 (``check_one_dose``). Now each (condition, doses, context) is a population of its own: the model's input stays the atoms

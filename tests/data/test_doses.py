@@ -71,7 +71,7 @@ def _sciplex(doses: list[float]) -> ad.AnnData:
 
 
 def test_a_condition_at_several_doses_is_a_population_per_dose():
-    """sci-Plex: a drug at four doses was refused (h104: it was one population before that, trained as a mix); now each
+    """sci-Plex: a drug at four doses was refused (before that it was one population, trained as a mix); now each
     dose is a population of its own, labelled drug@dose, its cells at their dose, the atom one."""
     schema = PerturbationSchema(control_labels=("vehicle",), context_cols=("cell_type",), dose_col="dose", perturbation_type="chemical")
     data = PerturbationData.from_anndata(_sciplex([10.0, 100.0]), schema)
@@ -100,7 +100,7 @@ def test_a_dose_per_context_is_one_dose_per_group():
 
 def test_the_streaming_reader_reads_a_population_per_dose_as_memory_does(tmp_path):
     """``DiskCells`` refused several doses per (condition, context); it now labels them as the in-memory load does, and a
-    split of the file on disk is the split of the file in memory (h104)."""
+    split of the file on disk is the split of the file in memory."""
     from distgen.data import make_split
     from distgen.data.disk import DiskCells
     from distgen.data.disk_split import disk_split

@@ -52,7 +52,7 @@ def test_sciplex_layout():
     a = _adata(rows, 4)
     schema = PerturbationSchema(perturbation_col="product_name", control_labels=("Vehicle",), context_cols=("cell_type",),
                                 dose_col="dose", perturbation_type="chemical")
-    dosed = _quiet(a.copy(), schema)  # a population per dose (h104; was refused), the drug one atom, the dose a number
+    dosed = _quiet(a.copy(), schema)  # a population per dose (it was refused), the drug one atom, the dose a number
     assert set(dosed.conditions) == {"control", "Dex@10", "Dex@1000", "SAHA@10", "SAHA@1000"} and dosed.info.perturbations == ("Dex", "SAHA")
     assert dosed.table.labels.dose[int(np.flatnonzero(dosed.conditions == "Dex@1000")[0]), 0] == 1000.0
     lab = a.obs["product_name"].astype(str)  # the dose in the label: one atom per dose, as before

@@ -1,6 +1,6 @@
 """A prediction whose X is all zeros, or all within ``io.COUNT_ATOL`` of 0, holds no prediction: the CLI's file check
 (``normalization.check_control_scale``) refused it, but the Python API (``distgen.evaluation.score`` / ``eval_data``)
-scored it as a prediction (helper 189: one rule, ``io.check_holds_prediction``, read by both)."""
+scored it as a prediction (one rule, ``io.check_holds_prediction``, read by both)."""
 
 import numpy as np
 import pytest
@@ -52,7 +52,7 @@ def test_a_prediction_with_nan_beside_dust_is_refused_and_one_of_nan_only_is_lef
 def test_whole_numbers_below_0_are_refused_but_not_called_raw_counts(other):
     """Integers with values below 0 beside an 'empty' side (zeros and ones) or log values: refused (neither is
     log-normalised expression), but the message called them "raw counts" and said to apply normalize_total then log1p,
-    which gives NaN for the values below 0 (helper 189)."""
+    which gives NaN for the values below 0"""
     from distgen.evaluation.io import PairScaleError, check_same_scale
 
     rng = np.random.default_rng(0)

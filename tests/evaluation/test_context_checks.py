@@ -1,5 +1,5 @@
 """``--celltype-col`` (``load_contexts``): the refusals and notes that are per context, pinned before the whole-file
-checks were made once (helper 200): each context is its own pair, so a context on another scale, a context whose
+checks were made once: each context is its own pair, so a context on another scale, a context whose
 prediction is all zeros and a generated prediction that diverges in one context are still said of that context."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_one_context_of_fractions_in_small_counts_files_is_refused_as_the_files(
 
 def test_the_whole_files_are_checked_for_raw_counts_once(monkeypatch):
     """check_files' strict check of a file read for a log-scale evaluation refuses all that load_contexts' own whole-file
-    check_scale refused (the same rows; align only reorders genes): it ran a second time on each file until helper 200.
+    check_scale refused (the same rows; align only reorders genes): it is not run a second time on either file.
     A model's predictions (generated), which check_files leaves to their own check, are still checked here."""
     import distgen.pipeline.profile_eval as pe
 
@@ -97,7 +97,7 @@ def test_the_whole_files_are_checked_for_raw_counts_once(monkeypatch):
 
 def test_each_contexts_values_are_sampled_once_per_side(monkeypatch):
     """eval_data draws one sample of each side (io.ValueSample) for the pair's scale comparison and each side's raw-count
-    check (each drew its own until helper 200: four draws of a context's values where two decide the same)."""
+    check (not one of its own per check: two draws of a context's values, not four, decide the same)."""
     import distgen.evaluation.io as io
 
     draws: list[int] = []
@@ -113,7 +113,7 @@ def test_each_contexts_values_are_sampled_once_per_side(monkeypatch):
 
 
 def test_two_whole_files_of_small_raw_counts_are_still_refused_as_the_files():
-    """Review (helper 202): load_contexts no longer runs its own whole-file check_scale at log scale, relying on
+    """load_contexts no longer runs its own whole-file check_scale at log scale, relying on
     check_files' strict one (integers above 1). Two files of raw counts all at most 30 agree in scale (no comparison
     refuses them) and pass the looser rule every context is checked by (integers above 30): check_files' strict check
     is all that refuses them, said of the file, not of a context."""
@@ -126,9 +126,9 @@ def test_two_whole_files_of_small_raw_counts_are_still_refused_as_the_files():
 
 @pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")  # check_holds_prediction's float(), as before
 def test_a_prediction_that_requires_grad_is_checked_as_its_detached_values_at_log_scale():
-    """Review (helper 202): eval_data's one ValueSample per side detaches a tensor, where check_scale's own draw called
+    """eval_data's one ValueSample per side detaches a tensor, where check_scale's own draw called
     numpy() on it: a log-scale prediction with requires_grad (a model's output taken without torch.no_grad) raised
-    RuntimeError until helper 200; it is now checked and scored as its detached values are, refusals included."""
+    RuntimeError; it is checked and scored as its detached values are, refusals included."""
     import torch
 
     from distgen.evaluation.io import eval_data

@@ -74,7 +74,7 @@ def _numpy_rank(de, fdr: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_the_cached_ranks_are_int32_and_score_as_int64_ranks_do(monkeypatch):
-    """Helper 217: the cached rank was int64 ``[P, G]`` per side; int32 halves what EvalData holds, with the same values.
+    """The cached rank was int64 ``[P, G]`` per side; int32 halves what EvalData holds, with the same values.
     Failed before (int64)."""
     shared = data(1)
     values = {cls.__name__: cls().compute(shared).values for cls in OVERLAPS}

@@ -1,4 +1,4 @@
-"""Evaluation inputs (helper 206): a prediction tensor that requires grad, a per-context scale mismatch's file side,
+"""Evaluation inputs: a prediction tensor that requires grad, a per-context scale mismatch's file side,
 and which pairs the loaders compare after ``normalization.check_files``."""
 
 import warnings

@@ -252,7 +252,7 @@ def test_a_dose_column_without_readable_doses_on_both_sides_pairs_as_before(tmp_
 
 
 def test_one_dose_written_with_and_without_its_unit_is_refused_as_two_spellings(tmp_path):
-    """A prediction at dose ``10`` and a truth at ``10uM`` (h130): refused as other doses, with 'predict each at the truth's
+    """A prediction at dose ``10`` and a truth at ``10uM``: refused as other doses, with 'predict each at the truth's
     dose' -- which it was. The refusal now names the two spellings and how to write them one way; two doses that are other
     numbers (``10uM`` and ``100uM``) or other units (``10uM``, ``10nM``) are still refused as other doses."""
     def at(dexa: object, ctrl: object = "0uM") -> ad.AnnData:

@@ -52,7 +52,7 @@ def _pair(tmp_path, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_a_float64_file_is_ranked_in_float64_and_a_float32_file_as_before(tmp_path, dtype, profile):
     # cell-eval-0.7.6 (cell-eval2's preset) too: cell-eval2 0.20.0 keeps a float64 file's values (its pseudobulks and its
-    # Wilcoxon tests read them as stored), so the near tie is no tie there either (helper 166's probe: 12 of 84 values of
+    # Wilcoxon tests read them as stored), so the near tie is no tie there either (a probe: 12 of 84 values of
     # this pair moved between the float64 file and its float32 copy, and distgen's float64 file scored as the copy)
     import pandas as pd
 

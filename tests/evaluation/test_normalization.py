@@ -307,9 +307,9 @@ def test_a_diverged_generated_prediction_is_scored_by_a_profile_as_by_the_defaul
 
 def test_load_pair_compares_the_two_scales_once(raw, monkeypatch):
     """``read_files`` (``check_files``) compares the pair's scales; ``eval_data`` compared the same files again (align only
-    reorders genes, which no scale decision reads): 4 ``value_scale`` calls for a log pair, now 2 (helper 187). A model's
+    reorders genes, which no scale decision reads): 4 ``value_scale`` calls for a log pair, now 2. A model's
     log-space predictions (``uns['distgen']['kind'] == 'pred'``), which ``check_files`` does not compare, are scored with
-    the 'predictions reach' note (helper 191's ``_generated``; merged by the lead), at no more calls."""
+    the 'predictions reach' note (``_generated``), at no more calls."""
     import distgen.evaluation.io as io
 
     calls = []

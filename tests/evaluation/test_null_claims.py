@@ -72,7 +72,7 @@ def test_sweep_calls_no_side_better_on_a_metric_of_unknown_direction():
     rows = [{"variant": v, "seed": s, "perturbation": f"P{p}", "mse": float(rng.normal(0, 0.1) - (v == "b")),
              "pearson_delta": float(rng.normal())} for v in ("a", "b") for s in range(4) for p in range(8)]
     text, comps = summary_markdown(rows, ["a", "b"], "a", ["mse", "pearson_delta"])
-    named = [x for x in comps if x.verdict in ("variant", "reference")]  # a side named by the single-run rule (h102)
+    named = [x for x in comps if x.verdict in ("variant", "reference")]  # a side named by the single-run rule
     kept = sum(x.p_holm < 0.05 for x in named)
     assert comps[0].better == "variant" and comps[0].verdict == "variant" and comps[0].p_holm < 0.05
     assert kept == len(named)  # the verdict reads Holm's p: every named side keeps it

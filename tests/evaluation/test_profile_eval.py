@@ -213,7 +213,7 @@ def test_context_file_names_are_safe_on_every_file_system_and_never_shared():
 
 
 def test_context_file_names_keep_unicode_spaces_and_format_characters_a_file_name_may_hold():
-    """Review (helper 203): the first pass encoded every character ``str.isprintable`` calls unprintable, which is not
+    """An earlier encoding took every character ``str.isprintable`` calls unprintable, which is not
     only control characters: a no-break space (``B\u00a0cells``, common in labels pasted from a spreadsheet), CJK's
     ideographic space, a zero-width joiner or a soft hyphen renamed a label every system writes as is, and a lone
     surrogate (a label read with ``surrogateescape``) crashed with UnicodeEncodeError. Only control characters (Cc)
@@ -674,7 +674,7 @@ def test_the_profile_page_imports_neither_the_evaluation_page_nor_the_training_p
 
 
 def test_a_context_named_like_a_windows_device_gets_a_file_windows_can_create_and_case_twins_are_refused(tmp_path):
-    """``CON.x`` wrote ``CON.x_metrics.csv``, the console device on Windows (helper 208): now ``CON%2Ex_metrics.csv``, the
+    """``CON.x`` wrote ``CON.x_metrics.csv``, the console device on Windows: now ``CON%2Ex_metrics.csv``, the
     label in its ``context`` column; ``CON`` alone keeps ``CON_metrics.csv`` (no device). ``CD4`` and ``cd4`` are one file on
     a case-insensitive file system: refused before scoring (case-folded names)."""
     real, pred = _two_contexts(names=("CON.x", "CON"))

@@ -1,4 +1,4 @@
-"""The last re-read's leftovers (helper 169): the evaluation's scale checks on scipy sparse input, a difficulty stratum's
+"""The last re-read's leftovers: the evaluation's scale checks on scipy sparse input, a difficulty stratum's
 printed bounds beside a tie, and an all-near-zero file (``value_scale``'s ``empty``) downstream."""
 
 from __future__ import annotations
@@ -145,6 +145,6 @@ def test_an_all_near_zero_file_beside_small_counts_is_refused_naming_the_counts(
         eval_data(Cells(torch.from_numpy(pred), conds, genes), Cells(torch.from_numpy(real), conds, genes))
     assert e.value.side == counts_side and "raw counts" in str(e.value) and "log1p" in str(e.value)
     eval_data(Cells(torch.from_numpy(np.log1p(counts)), conds, genes), Cells(torch.from_numpy(near), conds, genes))  # no counts: scored
-    # a prediction of such dust holds no prediction (helper 189: the CLI's rule, io.check_holds_prediction, in the API too)
+    # a prediction of such dust holds no prediction (the CLI's rule, io.check_holds_prediction, in the API too)
     with pytest.raises(ScaleMismatchError, match="holds only zeros"):
         eval_data(Cells(torch.from_numpy(near), conds, genes), Cells(torch.from_numpy(np.log1p(counts)), conds, genes))

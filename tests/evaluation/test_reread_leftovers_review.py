@@ -1,4 +1,4 @@
-"""Review of the re-read leftovers round (helper 176): inputs the first pass's new refusal of raw counts beside an 'empty'
+"""The re-read leftovers, second look: inputs the first pass's new refusal of raw counts beside an 'empty'
 side, and its scipy sparse reading, did not think of."""
 
 from __future__ import annotations

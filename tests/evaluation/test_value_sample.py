@@ -1,4 +1,4 @@
-"""One sample of a file's values shared by the input checks (``io.ValueSample``, helper 187, issue 21 item 8).
+"""One sample of a file's values shared by the input checks (``io.ValueSample``, issue 21 item 8).
 
 ``normalization.check_files`` draws each file's 2,000-row sample once and passes it to ``check_same_scale``, ``check_scale``
 and ``check_same_normalization``; each must decide from it exactly as from the file. The references here are the checks'
@@ -133,7 +133,7 @@ def test_control_scale_refuses_zeros_and_dust_with_or_without_nan(fill):
 
 @pytest.mark.parametrize("kind", ["log1p_counts", "log2", "ln1e4"])
 def test_the_shared_sample_keeps_the_checks_memory_near_one_float64_copy_per_file(kind):
-    """Review of helper 187's round (helper 197): ``signature`` kept ``expm1`` AND ``2**x - 1`` of the whole float64 sample
+    """``signature`` kept ``expm1`` AND ``2**x - 1`` of the whole float64 sample
     alive through its counts test, so a log1p-of-counts file (no constant total: every step runs) peaked at 5.1 float64
     samples in ``signature`` and 6.1 in ``check_files`` (2.97 for both before the round: 2,000 rows x 36,601 genes is
     ~0.6 GB a sample). Bounds: one float64 copy of each file (the shared sample, by design) plus ~2 for the work."""
@@ -164,9 +164,9 @@ def test_the_shared_sample_keeps_the_checks_memory_near_one_float64_copy_per_fil
 
 @pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.int32, torch.int64])
 def test_an_integer_x_holding_its_types_minimum_is_not_refused_as_zeros(dtype):
-    """Review (helper 197): at d385726 the zeros test took ``abs()`` of ``X`` in its own integer type, where the type's
+    """At d385726 the zeros test took ``abs()`` of ``X`` in its own integer type, where the type's
     minimum stays negative (abs(-128) is -128 in int8), so an otherwise-zero integer file holding that value was refused as
-    "only zeros"; helper 187's ``aminmax`` reads both ends without ``abs`` (changed without a word: pinned here)."""
+    "only zeros"; ``aminmax`` reads both ends without ``abs`` (changed without a word: pinned here)."""
     from distgen.types.cells import Cells
 
     labels = np.array(["ctrl"] * 5 + ["A"] * 5)
@@ -181,8 +181,8 @@ def test_an_integer_x_holding_its_types_minimum_is_not_refused_as_zeros(dtype):
 
 
 def test_a_value_sample_given_where_a_files_values_are_taken_is_read_as_drawn(monkeypatch):
-    """Review (helper 197): ``check_same_scale`` turns both sides into ``ValueSample``s and hands them to its helpers; a
-    helper that drew its own sample (``io._sampled``, as helper 189's ``_below_zero_words`` does in a parallel round) got a
+    """``check_same_scale`` turns both sides into ``ValueSample``s and hands them to its helpers; a
+    helper that drew its own sample (``io._sampled``, as ``_below_zero_words`` did) got a
     ``ValueSample`` and raised ``TypeError`` (no ``shape``/``len``). ``_sampled`` now reads a sample as drawn, no second draw."""
     rng = np.random.default_rng(4)
     x = np.log1p(rng.poisson(0.5, (3000, 20)).astype(np.float32))

@@ -1,6 +1,6 @@
 """A prediction one of whose contexts holds only zeros (the others predicted): scored per context (``score(by_context=True)``,
 ``distgen evaluate --celltype-col``/``--profile P --celltype-col``), it is refused with that context's cell count. Until
-2026-12-07 (helper 199) the message said "the pred file's X holds only zeros (45 cells x 30 genes)", the count a context's
+2026-12-07 the message said "the pred file's X holds only zeros (45 cells x 30 genes)", the count a context's
 and the file's X not all zeros: the context is now named."""
 
 import numpy as np

@@ -229,7 +229,7 @@ def test_euclidean_sum_with_the_caller_s_squared_norms_gives_the_same_bits():
 @pytest.mark.parametrize("which", ["x_sq", "y_sq", "self"])
 @pytest.mark.parametrize("other", [torch.float32, torch.float16, torch.bfloat16, "meta"])
 def test_euclidean_sum_refuses_squared_norms_of_another_dtype_or_device(which, other):
-    """Helper 217: only the norms' shape was checked. float16 / bfloat16 (or float32) norms of float64 matrices were
+    """Only the norms' shape was checked. float16 / bfloat16 (or float32) norms of float64 matrices were
     summed without a word in the lower precision (x_sq: the sum moved in the 4th digit), y_sq of another dtype raised
     addmm's bare RuntimeError, and norms on another device the same; now a ValueError names both and the fix."""
     from distgen.kernels.pairwise import euclidean_sum, sq_norms

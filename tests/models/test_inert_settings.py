@@ -76,7 +76,7 @@ def test_the_cli_says_it(tmp_path):
     assert code == 0
 
 
-# Review (helper 131): key_column names the key column of a table *file*; with a table given as a mapping it was read by
+# key_column names the key column of a table *file*; with a table given as a mapping it was read by
 # nothing (embedding_table's was allow-listed in tests/test_settings_effect.py as "a mapping table has no columns").
 TABLE = {"G0": [0.0, 1.0], "G1": [1.0, 0.0], "G2": [0.3, 0.3], "G3": [-1.0, 0.2]}
 

@@ -172,9 +172,9 @@ def test_prediction_on_a_gene_panel_sees_only_the_panel_and_puts_each_gene_in_it
 
 @pytest.mark.parametrize("name", ["scdfm-small", "perturbdiff-small"])
 def test_the_cpu_sized_presets_keep_tf32_and_their_control_draw(name):
-    """The faithful presets' ``tf32: false`` and scDFM's controls with replacement (helper 210) are official-code
+    """The faithful presets' ``tf32: false`` and scDFM's controls with replacement are official-code
     settings; the ``-small`` presets, measured in the docs with TF32 allowed and scdfm-small with the ``random``
-    matcher's own draw (without replacement while the pool allows), keep them (review, helper 214)."""
+    matcher's own draw (without replacement while the pool allows), keep them."""
     from distgen.train.options import train_options
 
     doc = load_config(name)

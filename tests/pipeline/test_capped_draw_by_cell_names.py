@@ -1,5 +1,5 @@
 """Which cells ``max_cells`` (``--max-cells``, ``predict.max_cells_per_condition``) keeps of a capped group depends on
-what identifies the cells (their names, the group's labels), not on how their values are stored (helper 206): the same
+what identifies the cells (their names, the group's labels), not on how their values are stored: the same
 cells stored as raw counts and as log1p of normalised counts kept other cells (the draw was ordered by the values'
 hash), in memory and streaming; a shuffled file still keeps the same cells."""
 

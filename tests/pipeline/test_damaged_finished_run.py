@@ -1,5 +1,5 @@
 """A finished experiment (``DONE``) whose ``eval/summary.json`` or ``timings.json`` cannot be read (cut short, edited by
-hand): until 2026-12-07 (helper 199) ``distgen run`` stopped with ``error: Expecting property name enclosed in double
+hand): until 2026-12-07 ``distgen run`` stopped with ``error: Expecting property name enclosed in double
 quotes`` without naming the file, after saying the experiment was finished; under torchrun the other ranks, which read
 the folder before the lock, took it as unfinished and went on to train while rank 0 stopped. Now every rank counts it
 as unfinished, rank 0 names the file, and the experiment is predicted and evaluated again (training is not repeated):
@@ -72,7 +72,7 @@ def test_finished_summary_names_a_file_it_cannot_read(finished, tmp_path):
 
 
 def test_the_evaluated_again_note_is_not_printed_where_the_lock_refuses_the_run(finished, tmp_path, capsys, monkeypatch):
-    """Review (helper 204): the note "it is predicted and evaluated again" was printed before the folder's lock, so a
+    """The note "it is predicted and evaluated again" was printed before the folder's lock, so a
     folder that cannot be written (read-only, another user's) or that another process holds said so and was then refused
     ("is not writable" / "is in use"). It is now said under the lock, where the experiment is evaluated again."""
     from distgen.train.lock import RunLockedError
@@ -99,8 +99,8 @@ def test_the_evaluated_again_note_is_not_printed_where_the_lock_refuses_the_run(
 
 
 def test_a_summary_changed_while_read_before_the_lock_leaves_the_decision_to_the_lock(finished, tmp_path, monkeypatch):
-    """Review (helper 204): ``finished_or_none`` returns None for a summary that changes while it is read (a writer rewriting
-    the folder; the lock then decides), as it did before helper 199; ``finished_summary``'s new ``ConfigError`` escaped it
+    """``finished_or_none`` returns None for a summary that changes while it is read (a writer rewriting
+    the folder; the lock then decides), as it always did; ``finished_summary``'s ``ConfigError`` escaped it
     and stopped the run with "cannot be read" where the files were whole when ``is_finished`` read them."""
     cfg, src = finished
     out = _copy(src, tmp_path / "out")
@@ -116,7 +116,7 @@ def test_a_summary_changed_while_read_before_the_lock_leaves_the_decision_to_the
 
 
 def test_a_finished_experiment_is_read_once(finished, tmp_path, monkeypatch):
-    """Helper 205 (the last note's "work done twice"): ``is_finished`` parsed ``eval/summary.json`` and ``timings.json`` to
+    """Work done twice: ``is_finished`` parsed ``eval/summary.json`` and ``timings.json`` to
     tell whether they are whole, and ``finished_summary`` parsed them again to return them. ``read_finished`` reads each
     once and returns what it read."""
     cfg, src = finished

@@ -1,4 +1,4 @@
-"""Several doses per condition end to end (h104): train, predict and evaluate a population per dose.
+"""Several doses per condition end to end: train, predict and evaluate a population per dose.
 
 A drug at four doses in two cell lines, and a combination at a dose per slot (``tests/data/test_dose_populations.py``
 checks the loading and the splits): each held-out (condition, doses, context) is predicted at its own dose and scored

@@ -1,4 +1,4 @@
-"""Helper 188: one liveness rule for a run folder's lock. ``RunLock`` (taking it) and ``distgen sweep`` (``live_holder``,
+"""One liveness rule for a run folder's lock. ``RunLock`` (taking it) and ``distgen sweep`` (``live_holder``,
 probing a run's folder before starting it) had each their own: without ``flock`` a holder recorded on another host was
 alive for ``RunLock`` (``is_stale``) and gone for the sweep, and an unreadable lock file made both raise a bare
 ``PermissionError``. Each case below is asked of both, under ``flock`` and without it."""
@@ -130,7 +130,7 @@ def unreadable(monkeypatch):
 
 
 def test_an_unreadable_lock_file_is_held_for_the_sweep_and_refused_with_a_message(tmp_path, mode, unreadable):
-    """Found by helper 188: in the sweep's probe an unreadable lock file raised a bare PermissionError from
+    """In the sweep's probe an unreadable lock file raised a bare PermissionError from
     ``read_holder``; nothing says its holder is gone, so it is held (``{}``: described as unreadable). ``RunLock`` refused
     it as not writable in both modes before too (review: its open for writing fails first; only the probe crashed)."""
     run = tmp_path / "run"
@@ -175,7 +175,7 @@ def test_in_a_read_only_folder_the_probe_answers_and_runlock_says_not_writable(t
 
 
 def test_a_lock_file_removed_between_the_two_opens_is_made_again(tmp_path, monkeypatch):
-    """Review of helper 188's round (helper 195): ``RunLock`` now opens its lock file in two steps (make it exclusively,
+    """``RunLock`` now opens its lock file in two steps (make it exclusively,
     else open the one there, to know whether it made it); a holder that released its lock (removing the file) between the
     two made the second open fail, read as "the folder was moved or removed" and the run refused. The one open of before
     (``O_CREAT``) made the file again; so does a retry now."""
@@ -203,7 +203,7 @@ def test_a_lock_file_removed_between_the_two_opens_is_made_again(tmp_path, monke
 
 
 def test_a_run_path_that_is_a_file_or_a_lock_path_that_is_a_folder_holds_nothing(tmp_path, mode):
-    """Review (helper 195): the old sweep probe answered None (no holder) for a ``runs/SLUG`` that is a file (the run then
+    """The sweep probe answered None (no holder) for a ``runs/SLUG`` that is a file (the run then
     fails with its own error) and for a ``.distgen.lock`` that is a folder; the shared probe called the first held by "another
     process (its lock file is empty or unreadable)", which is untrue, and crashed on the second (``IsADirectoryError`` from
     reading the folder's record)."""

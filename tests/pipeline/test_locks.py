@@ -120,7 +120,7 @@ def _lock_refused_as_not_writable(monkeypatch):
 
 
 def test_a_run_refused_at_the_lock_as_not_writable_leaves_no_folder_it_made(tmp_path, monkeypatch, capsys):
-    """Review of helper 181's round (helper 185): the new read-without-lock path of a finished experiment re-raised the
+    """The read-without-lock path of a finished experiment re-raised the
     refusal past the clean-up, so a --out the run had made was left behind, empty (made under ``umask 0222``, then refused
     at its lock: 0c06e41 removed it, as ``run``'s docstring promises)."""
     cfg = save_yaml(FITTED, tmp_path / "c.yaml")
@@ -131,9 +131,9 @@ def test_a_run_refused_at_the_lock_as_not_writable_leaves_no_folder_it_made(tmp_
 
 
 def test_a_finished_run_whose_lock_file_is_another_users_is_read_saying_so(tmp_path, monkeypatch, capsys):
-    """Review of helper 181's round (helper 185): a finished experiment in a writable folder whose lock file is another
+    """A finished experiment in a writable folder whose lock file is another
     user's (left by a process of theirs) is read without the lock; the note said "the folder is not writable", which it
-    is: it named the lock file. Since helper 188 a finished experiment is read before its lock is tried (``finished_or_none``,
+    is: it named the lock file. A finished experiment is read before its lock is tried (``finished_or_none``,
     for every rank), so the note says nothing of the lock."""
     cfg = save_yaml(FITTED, tmp_path / "c.yaml")
     args = ["run", str(cfg), "--out", str(tmp_path / "exp"), "--metrics", "mse", "--no-progress"]
@@ -144,12 +144,12 @@ def test_a_finished_run_whose_lock_file_is_another_users_is_read_saying_so(tmp_p
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "already holds this finished experiment" in err
-    assert "not writable" not in err and "cannot be written" not in err  # helper 188: a finished experiment is read
+    assert "not writable" not in err and "cannot be written" not in err  # a finished experiment is read
     assert (tmp_path / "exp" / LOCK_NAME).read_text() == "{}"  # before the lock, which is not tried (nor rewritten)
 
 
 def test_a_read_only_folder_holding_another_configs_experiment_says_so(tmp_path, monkeypatch, capsys):
-    """Left by helper 181's round: a read-only folder holding another config's finished experiment was refused as not
+    """A read-only folder holding another config's finished experiment was refused as not
     writable ("copy the folder to one you can write and run there"), advice that then meets the other-config refusal.
     ``experiment.yaml`` is never rewritten to another config, so that refusal is read without the lock too."""
     cfg = save_yaml(FITTED, tmp_path / "c.yaml")

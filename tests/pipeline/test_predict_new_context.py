@@ -85,7 +85,7 @@ def test_predict_to_disk_predicts_a_new_context_for_a_model_that_reads_none(runs
         predict_to_disk(other, root / "new.h5ad", tmp_path / "q.h5ad", 4, schema=schema)
 
 
-# Helper 154: the in-memory path (Dataset.data.encode, what a Python caller predicting cells of a new AnnData uses)
+# The in-memory path (Dataset.data.encode, what a Python caller predicting cells of a new AnnData uses)
 # refused a new context for every model, while distgen predict --data predicts it for a model that reads no context.
 def test_encode_admits_a_new_context_for_a_model_that_reads_none_and_refuses_it_as_the_cli_does(runs, capsys):
     import torch

@@ -1,5 +1,5 @@
 """``distgen predict --weights raw`` reads the raw weights (``model.safetensors``) alone: a checkpoint whose EMA file is cut
-short or altered predicts from them, as the weights it reads are whole (review of helper 154's round, 2026-12-07: the
+short or altered predicts from them, as the weights it reads are whole (2026-12-07: the
 weights-only load verified, and read, the EMA file for ``--weights raw`` too, and refused). ``--weights ema`` (the default)
 is still refused, the message naming the EMA file and ``--weights raw``."""
 

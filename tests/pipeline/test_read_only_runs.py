@@ -58,7 +58,7 @@ def test_a_resume_of_a_read_only_run_says_it_needs_a_writable_folder(read_only_r
     assert "Traceback" not in err and ".distgen.lock" not in err
     assert f"{read_only_run} is not writable" in err and "a resume writes" in err
     assert f"--resume {read_only_run / 'checkpoints'}" in err  # the branch into a new folder, which works read-only
-    # review (helper 177): the first pass added "(its newest: checkpoints/latest)", and --resume RUN/checkpoints/latest is
+    # an earlier wording added "(its newest: checkpoints/latest)", and --resume RUN/checkpoints/latest is
     # refused ("is a file"); the run folder itself is the newest checkpoint's name, and the branch from it works read-only
     assert "checkpoints/latest" not in err and f"(its newest: --resume {read_only_run})" in err
     branch = _cli("train", str(made / "t.yaml"), "train.steps=3", "--out", str(tmp_path / "branch"), "--resume", str(read_only_run))
@@ -86,7 +86,7 @@ def test_a_report_of_a_read_only_evaluation_folder_says_to_write_it_elsewhere(ma
             p.chmod(p.stat().st_mode | 0o200)
 
 
-# Review (helper 177): messages of the first pass that said something untrue for inputs it did not try.
+# Messages that said something untrue for inputs it did not try.
 
 
 def test_a_new_training_into_a_read_only_folder_is_not_told_to_resume(made, tmp_path):

@@ -1,5 +1,5 @@
 """A finished experiment evaluated again (other ``--metrics``, a removed or damaged summary) keeps the time its training
-took in ``timings.json``: until helper 205 the re-run rewrote the file with its own laps, so a healthy ``train: 2.45 s``
+took in ``timings.json``: the re-run used to rewrite the file with its own laps, so a healthy ``train: 2.45 s``
 became the resume's ``0.39 s`` (loading the data and the final checkpoint, no step trained), without a word."""
 
 import json
@@ -72,7 +72,7 @@ def test_a_damaged_timings_file_is_not_replaced_by_a_reload_called_training(fini
 
 
 def test_an_earlier_configs_training_time_is_not_kept_for_a_fitted_model(tmp_path):
-    """Review (helper 213): ``stage_timings`` kept every earlier stage the re-run did not lap, so a fitted model run into a
+    """``stage_timings`` kept every earlier stage the re-run did not lap, so a fitted model run into a
     folder whose earlier experiment (another config, replaced as it left no checkpoint, prediction or evaluation) left its
     ``timings.json`` recorded that experiment's ``train`` seconds as its own. The training's time is kept only where this
     run reloaded the trained model (its lap is ``reload``)."""

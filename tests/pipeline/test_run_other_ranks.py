@@ -84,7 +84,7 @@ def test_a_resumed_run_says_it_resumes_once(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("rank", ["0", "1"])
 def test_a_warning_made_an_error_raises_on_every_rank_alike(monkeypatch, rank):
-    """Helper 205: under ``python -W error`` a warning inside ``said_by_main`` (a resume's note, the pre-flight's) raised on
+    """Under ``python -W error`` a warning inside ``said_by_main`` (a resume's note, the pre-flight's) raised on
     rank 0 only: the other ranks ignored every warning there and went on, to wait for rank 0 in the training forever. Every
     rank now follows the warning filters (an error is an error on each); a rank other than 0 still shows none."""
     import warnings
@@ -116,7 +116,7 @@ def test_a_rank_other_than_0_still_shows_no_warning(monkeypatch, capsys):
 
 @pytest.mark.parametrize("action", ["default", "once", "module"])
 def test_a_warning_recorded_on_another_rank_is_shown_there_again_outside(monkeypatch, action):
-    """Review (helper 213): a rank other than 0 now records its warnings inside ``said_by_main`` (helper 205) where it
+    """A rank other than 0 records its warnings inside ``said_by_main`` where it
     ignored them. Recording under ``default``/``once``/``module`` marks the warning as shown in the registries that
     hide repeats; the same warning after the block (which every rank shows itself) is still shown, as it was when ignored."""
     import warnings

@@ -331,7 +331,7 @@ def test_a_former_folder_in_use_is_not_renamed_and_the_sweep_says_by_whom(tmp_pa
 
 
 def test_a_former_folder_whose_holder_let_go_after_refusing_is_named_by_the_refusals_holder(tmp_path, base, monkeypatch):
-    """Review of helper 188's round (helper 195), its leftover: the refusal to rename a former folder in use read the lock
+    """The refusal to rename a former folder in use read the lock
     file again for the holder's name; a holder that had let go in between (its file removed) was then "another process
     (its lock file is empty or unreadable)". The name now comes with the refusal (``RunLockedError.holder``)."""
     from distgen.train.lock import RunLock, RunLockedError

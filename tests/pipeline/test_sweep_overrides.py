@@ -124,7 +124,7 @@ def _parsed(monkeypatch, argv):
 
 
 def test_base_overrides_after_an_option_are_the_sweeps_and_a_variants_own_stay_the_variants(tmp_path, base, monkeypatch):
-    """Leftover of the first wave (helper 171 saw "unrecognized arguments: train.steps=3" before helper 172's round): a base
+    """Once refused with "unrecognized arguments: train.steps=3": a base
     override written after --grid or --out is the sweep's; one written after a --variant's overrides is that variant's."""
     out = str(tmp_path / "sw")
     seen = _parsed(monkeypatch, ["sweep", base, "--grid", "description=[a,b]", "train.steps=3", "--out", out])
@@ -146,7 +146,7 @@ def test_an_override_read_as_a_metric_name_says_where_to_write_it(tmp_path, base
 
 
 def test_where_to_write_an_override_read_as_a_metric_is_advice_that_works(tmp_path, base, capsys, monkeypatch):
-    """Review of helper 181's round (helper 185): the message said to write the override "right after the config ... or
+    """The message said to write the override "right after the config ... or
     after another option"; after a --variant's overrides it is that variant's (``nargs="+"``), not the sweep's. The advice
     now names an option of one value, and following it gives the sweep the override."""
     out = str(tmp_path / "sw")
@@ -159,7 +159,7 @@ def test_where_to_write_an_override_read_as_a_metric_is_advice_that_works(tmp_pa
 
 
 def test_a_config_read_as_a_metric_is_named_as_such(tmp_path, base, capsys):
-    """Review of helper 181's round (helper 185): ``distgen sweep --metrics mse CONFIG`` (the config after --metrics, which
+    """``distgen sweep --metrics mse CONFIG`` (the config after --metrics, which
     takes every word up to the next option) said "give it before the first --variant", an option not given."""
     assert main(["sweep", "--metrics", "mse", base, "--out", str(tmp_path / "sw")]) == 2
     err = capsys.readouterr().err

@@ -1,6 +1,6 @@
-"""Review of helper 209's round (helper 215): the sweep's record of the config of a run another runner finished
+"""The sweep's record of the config of a run another runner finished
 (``experiment.yaml``, written by ``sweep.record_run``) and its checks of run folders (``check_run_folders``), merged with
-helper 205's ``data_moved.json`` record written by the sweep."""
+the ``data_moved.json`` record written by the sweep."""
 
 import shutil
 from pathlib import Path
@@ -81,7 +81,7 @@ def test_a_record_the_run_wrote_itself_is_never_replaced(tmp_path, configs):
 
 
 def _old_runner_sweep(a, out):
-    """A sweep another runner finished before helper 209: the sweep's plain ``DONE``, no ``experiment.yaml``."""
+    """A sweep another runner finished before sweeps recorded configs: the sweep's plain ``DONE``, no ``experiment.yaml``."""
     sweep(a, {"train.seed": [0, 1]}, out, runner=FakeRunner(), metrics=["mse"], progress=False)
     for run in (out / "runs").iterdir():
         (run / "experiment.yaml").unlink()
@@ -153,7 +153,7 @@ def test_a_read_only_finished_sweep_on_a_moved_file_hashes_it_once(moved, tmp_pa
 
 def test_a_record_that_cannot_be_written_beside_the_runner_s_own_done_is_no_crash(tmp_path, configs, monkeypatch):
     """A runner that wrote its own ``DONE`` in a folder the sweep cannot write (read-only after the run): writing the
-    record raised out of the sweep (nothing was written there before helper 209). The run is left unrecorded (the next
+    record raised out of the sweep (nothing was written there before such records). The run is left unrecorded (the next
     sweep names it and ``adopt_unrecorded``) and this sweep goes on."""
     a, _ = configs
 

@@ -360,7 +360,7 @@ def test_a_finished_run_run_again_for_a_removed_file_is_said_why(tmp_path, base,
 
 
 def test_a_finished_run_with_a_damaged_summary_is_run_again_and_said_why(tmp_path, base, capsys):  # noqa: F811
-    """Helper 199: a ``distgen run`` run whose ``eval/summary.json`` cannot be read was skipped as finished (its summary
+    """A ``distgen run`` run whose ``eval/summary.json`` cannot be read was skipped as finished (its summary
     then read as none); ``distgen run`` evaluates such a run again, and the sweep says so."""
     damaged = "eval/summary.json"
     out = tmp_path / "sw"

@@ -48,7 +48,7 @@ def test_config_diff_lists_changed_keys_and_a_replaced_component_once():
 
 
 def test_a_damaged_timings_or_manifest_is_refused_naming_the_file(tmp_path):
-    """Helper 199: ``python -m distgen.report OUT/eval`` of a run whose ``timings.json`` or ``train/manifest.json`` cannot be
+    """``python -m distgen.report OUT/eval`` of a run whose ``timings.json`` or ``train/manifest.json`` cannot be
     read stopped with "error: Expecting property name enclosed in double quotes" naming no file."""
     import re
 
@@ -67,7 +67,7 @@ def test_a_damaged_timings_or_manifest_is_refused_naming_the_file(tmp_path):
 
 
 def test_a_run_folder_given_for_its_evaluation_is_pointed_at_its_eval_folder(tmp_path):
-    """Helper 199: ``python -m distgen.report OUT`` of a ``distgen run`` folder said "is not an evaluation folder:
+    """``python -m distgen.report OUT`` of a ``distgen run`` folder said "is not an evaluation folder:
     metrics.csv, summary.json missing; write one with distgen evaluate", the evaluation being in ``OUT/eval``."""
     import pytest
 

@@ -1,4 +1,4 @@
-"""The checkpoint's JSON files read through ``distgen.jsonfile`` (helper 218): a missing ``state.json`` is named missing, a
+"""The checkpoint's JSON files read through ``distgen.jsonfile``: a missing ``state.json`` is named missing, a
 damaged one (empty, cut short, a byte-order mark, UTF-16) corrupt, as before the move; an ``optimizer.json``/``rng.json``
 holding no JSON object (a checkpoint written before digests, so nothing else catches it) is corrupt, where it loaded."""
 

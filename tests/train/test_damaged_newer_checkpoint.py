@@ -75,7 +75,7 @@ def test_a_resume_keeping_one_checkpoint_does_not_prune_the_one_it_just_wrote(ru
         assert load_checkpoint(run).step == 14
 
 
-# Review (helper 160): a folder newer than latest that is damaged in a file a prediction does not read (the optimizer
+# A folder newer than latest that is damaged in a file a prediction does not read (the optimizer
 # state) was passed over by a resume and kept (pruning counts only steps up to the one written), then chosen by every
 # prediction as "newer and complete": the resumed run's own last checkpoint, the one latest, metrics.csv and the manifest
 # describe, was never predicted from. A kill between writing a checkpoint and updating latest leaves a folder whole in
@@ -104,7 +104,7 @@ def _zero_tail_copy_as_step_15(run):
 def test_a_same_size_damaged_checkpoint_newer_than_latest_is_passed_over(run, table, make_model):
     """An interrupted copy by a tool that sets each file's size first (a preallocating copy: the tail left zeros) has every
     size right: the size-only check took step_15 as "newer and complete", and its load then refused it (digest), so predict
-    and resume failed although latest's step 10 was whole (helper 208). A folder newer than latest is now checked by its
+    and resume failed although latest's step 10 was whole. A folder newer than latest is now checked by its
     digests too (the one latest names is loaded and checked anyway)."""
     _zero_tail_copy_as_step_15(run)
     with pytest.warns(DistgenWarning, match=r"passed over step_00000015 \(model\.safetensors changed after it was written"):
@@ -116,7 +116,7 @@ def test_a_same_size_damaged_checkpoint_newer_than_latest_is_passed_over(run, ta
 
 def test_without_a_pointer_a_same_size_damaged_newest_checkpoint_is_passed_over(run):
     """With ``latest`` gone, the newest folder was still judged by sizes alone: a preallocating copy cut short (every size
-    right) was chosen and its load refused it, though step 10 was whole (helper 211; helper 208 checked digests only for a
+    right) was chosen and its load refused it, though step 10 was whole (digests were checked only for a
     folder newer than ``latest``). That path is as rare, so the newest candidate is read once more there too."""
     _zero_tail_copy_as_step_15(run)
     (run / "checkpoints" / "latest").unlink()

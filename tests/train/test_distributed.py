@@ -262,7 +262,7 @@ def test_resume_under_two_ranks_continues_the_same_trajectory(ddp_run, tmp_path)
     shutil.rmtree(run / "checkpoints" / "step_00000006")  # as if killed after step 3's checkpoint
     proc = torchrun(2, "train", str(cfg), "--out", str(run), "--resume")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # checkpoints/latest names the removed step 6: said once, by rank 0 (each rank said it until helper 189)
+    # checkpoints/latest names the removed step 6: said once, by rank 0 (not by each rank)
     assert proc.stderr.count("which is gone") == 1, proc.stderr[-3000:]
     for name in ("model.safetensors", "optimizer.safetensors"):
         a = load_file(str(root / "ddp" / "checkpoints" / "step_00000006" / name))
@@ -355,7 +355,7 @@ def test_distgen_run_under_two_ranks_trains_predicts_and_scores_once_like_one_pr
     assert list(a.obs_names) == list(b.obs_names)
     np.testing.assert_array_equal(np.asarray(a.X), np.asarray(b.X))
     # run again: every rank skips the finished experiment (until 2026-12-07 rank 1 resumed it, deleted its DONE and waited
-    # for rank 0 in the prediction until torchrun's timeout; review, helper 184)
+    # for rank 0 in the prediction until torchrun's timeout)
     done = (tmp_path / "two" / "DONE").read_text()
     again = torchrun(2, "run", str(cfg), "--out", str(tmp_path / "two"), "--metrics", "mse,pearson_delta", "--no-plots", "--no-progress",
                      timeout=120)

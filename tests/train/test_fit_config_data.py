@@ -42,7 +42,7 @@ def test_the_config_the_dataset_was_loaded_from_trains(loaded):
     distgen.fit(model, data, config=doc)
 
 
-# Review (helper 131): the same data written otherwise is the Dataset's and trains; a real difference the key-by-key
+# The same data written otherwise is the Dataset's and trains; a real difference the key-by-key
 # comparison let through (a split argument only the config sets) is refused.
 def _split_file(data, tmp_path):
     return data.split.save(tmp_path / "split.json")
@@ -128,7 +128,7 @@ def test_the_train_table_pickles_and_its_copy_in_another_process_is_not_checked(
         distgen.fit(distgen.build(other["model"], data), kept, config=other)
 
 
-# Helper 154: the table holds a weak reference to its Dataset (pickling, memory); a Dataset garbage-collected before fit
+# The table holds a weak reference to its Dataset (pickling, memory); a Dataset garbage-collected before fit
 # (fit(model, distgen.load_data(...).train_table, config=doc)) left the config's data keys unchecked: data.hvg=48 beside
 # a table of 32 genes trained without a word. The table now keeps the Dataset's data: section and split to check against.
 def _orphan_table(data):

@@ -1,7 +1,7 @@
 """``distgen.fit`` under torchrun with ``train.strategy=fsdp`` trains the caller's model in place, sharded: its parameters
 are FSDP shards (``DTensor``) on every rank. Predicting with it crashed inside the model ("aten.embedding.default got mixed
-torch.Tensor and DTensor", an internal error, as ``distgen run`` did before helper 182 reloaded the whole weights). Now
-``distgen.predict`` refuses such a model naming the fix (helper 189): ``distgen.load_run(RUN_DIR)``, whose checkpoint rank 0
+torch.Tensor and DTensor", an internal error, as ``distgen run`` did before it reloaded the whole weights). Now
+``distgen.predict`` refuses such a model naming the fix: ``distgen.load_run(RUN_DIR)``, whose checkpoint rank 0
 wrote with the gathered weights. Sharded here by ``fully_shard`` in a gloo group of one process."""
 
 import pytest

@@ -59,7 +59,7 @@ def test_a_rank_other_than_0_says_neither(latest_gone, monkeypatch, capsys):
 
 @pytest.mark.parametrize("rank", [0, 1])
 def test_distgen_fit_warns_its_preflight_note_on_rank_0_alone(rank, monkeypatch):
-    """Review (helper 196): ``distgen.fit`` from Python under torchrun warned its pre-flight notes (``PreflightWarning``)
+    """``distgen.fit`` from Python under torchrun warned its pre-flight notes (``PreflightWarning``)
     on every rank, as ``distgen train`` printed them before 573405d. Rank 0 still warns; rank 1 did too before."""
     import distgen
     from distgen.models.preflight import PreflightWarning

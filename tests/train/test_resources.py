@@ -129,7 +129,7 @@ def test_estimate_without_meta_support_still_checks_the_batch(monkeypatch):
 
 
 def test_check_memory_false_skips_the_estimate(tmp_path, monkeypatch):
-    """Helper 154: distgen train ran the estimate (meta builds, a meta forward) with train.check_memory=false too, where
+    """distgen train ran the estimate (meta builds, a meta forward) with train.check_memory=false too, where
     nothing reads it (it only refuses); a large share of a tiny run on a loaded machine. check_memory() itself still
     returns it (test_refusal_can_be_overridden)."""
     from distgen.train.run import train_run

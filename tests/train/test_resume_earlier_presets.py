@@ -81,7 +81,7 @@ def test_kme_with_the_earlier_defaults_written_out_is_the_kme_of_none():
     assert torch.equal(then.distance(p, pm, q, qm), now.distance(p, pm, q, qm))
 
 
-#: what a54a3de's CPU-sized presets resolved to where helper 210 changed their bases (``scdfm``, ``perturbdiff``):
+#: what a54a3de's CPU-sized presets resolved to where later commits changed their bases (``scdfm``, ``perturbdiff``):
 #: TF32 allowed (``train.tf32``'s default) and, for scdfm-small, the ``random`` matcher's own control draw
 BEFORE_FP32 = {"perturbdiff-small": {"train": {"tf32": True}},
                "scdfm-small": {"train": {"tf32": True}, "data": {"matcher_params": None}}}
@@ -89,7 +89,7 @@ BEFORE_FP32 = {"perturbdiff-small": {"train": {"tf32": True}},
 
 @pytest.mark.parametrize("preset", sorted(BEFORE_FP32))
 def test_a_small_presets_run_from_before_the_faithful_presets_changed_resumes_under_the_preset(tmp_path, preset):
-    """Helper 210 set ``tf32: false`` in ``scdfm``/``perturbdiff`` and scDFM's controls with replacement; the ``-small``
+    """A later commit set ``tf32: false`` in ``scdfm``/``perturbdiff`` and scDFM's controls with replacement; the ``-small``
     presets inherited both (its docs said they keep TF32), so every ``-small`` run folder made before was refused by
     ``distgen train scdfm-small --resume`` ("written under a different config (data.matcher_params: None ->
     {'replacement': True}; train.tf32: True -> False)") and every documented ``-small`` number was of another config.

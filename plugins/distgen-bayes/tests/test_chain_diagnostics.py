@@ -181,7 +181,7 @@ def test_nuts_diagnostics_rank_normalise_each_site_twice(monkeypatch: pytest.Mon
 
 
 def test_one_site_of_elements_whose_sequences_stop_at_different_lags_matches_arviz_per_element() -> None:
-    """Helper 188: ``_ess_of`` takes every element of a site at once (it was a Python loop per element). Elements whose
+    """``_ess_of`` takes every element of a site at once (it was a Python loop per element). Elements whose
     Geyer sequences end at lag 1 (antithetic), early (iid), late (AR 0.99) or run to the end of a short chain, with ties,
     beside a constant and a non-finite one, each equal arviz's bulk ESS to 1e-9 in one call."""
     az = pytest.importorskip("arviz")
