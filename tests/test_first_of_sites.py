@@ -68,7 +68,7 @@ def test_a_table_without_the_required_columns_names_its_header_and_counts_the_re
     path.write_text(",".join(f"c{i}" for i in range(11)) + "\n" + ",".join("1" * 11) + "\n")
     with pytest.raises(ValueError) as info:
         read_rows(path, required=("metric",))
-    assert "(its header: 'c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7' (and 3 more))" in str(info.value)
+    assert "(its header: ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7' (and 3 more)])" in str(info.value)
 
 
 def test_a_base_chain_too_deep_counts_the_configs_it_leaves_out(tmp_path):
@@ -197,3 +197,44 @@ def test_characters_drawn_as_boxes_are_counted_past_eight():
     fig.subplots().set_title("".join(chr(0xE000 + i) for i in range(11)))  # private-use characters: no font draws them
     html = figure(fig, "caption", "alt")
     assert "11 character(s) of this figure" in html and "(U+E007) (and 3 more); the tables" in html and "U+E008" not in html
+
+
+def test_labels_outside_a_vocabulary_name_the_first_and_count_the_rest():
+    from distgen.types import DataInfo, labels_in
+
+    info = DataInfo(genes=("g",), perturbations=tuple(f"P{i}" for i in range(12)), contexts=tuple(f"K{i}" for i in range(13)),
+                    batches=("b",))
+    with pytest.raises(KeyError) as info_a:
+        labels_in(info, [["Q"]], ["K0"], ["b"])
+    assert "known atoms include 'P0', 'P1'" in str(info_a.value) and "'P9' (and 2 more)" in str(info_a.value)
+    with pytest.raises(KeyError) as info_c:
+        labels_in(info, [["P0"]] * 7, [f"Z{i}" for i in range(7)], ["b"] * 7)
+    text = str(info_c.value)
+    assert "unknown context 'Z0', 'Z1', 'Z2', 'Z3', 'Z4' (and 2 more); known: 'K0'" in text and "'K9' (and 3 more)" in text
+
+
+def test_an_evaluation_without_a_perturbation_column_names_eight_columns_and_counts_the_rest(tmp_path):
+    from distgen.evaluation.compare import load_evaluation
+
+    (tmp_path / "metrics.csv").write_text(",".join(f"m{i}" for i in range(10)) + "\n" + ",".join("1" * 10) + "\n")
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(ValueError) as info:
+        load_evaluation(tmp_path)
+    assert "(columns: 'm0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7' (and 2 more))" in str(info.value)
+
+
+def test_perturbations_that_look_like_combinations_count_the_rest():
+    from distgen.evaluation.label_notes import foreign_note
+
+    note = foreign_note({"_": [f"A{i}_B{i}" for i in range(7)], "|": [f"C{i}|D{i}" for i in range(5)]}, "perturbation", "pred")
+    assert "perturbation(s) 'A0_B0', 'A1_B1', 'A2_B2', 'A3_B3', 'A4_B4' (and 2 more); joined by '|': 'C0|D0', 'C1|D1', " \
+           "'C2|D2' (and 2 more) are scored" in note
+
+
+def test_an_empty_header_still_reads_as_an_empty_list(tmp_path):
+    from distgen.report.files import read_rows
+
+    (tmp_path / "metrics.csv").write_text("")
+    with pytest.raises(ValueError) as info:
+        read_rows(tmp_path / "metrics.csv", required=("metric",))
+    assert "(its header: [])" in str(info.value)

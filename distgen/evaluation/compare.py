@@ -105,7 +105,7 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
     except (UnicodeDecodeError, csv.Error) as e:
         raise MismatchedEvaluations(f"{folder / 'metrics.csv'} is not a CSV table ({e}); write the evaluation again") from None
     if rows and "perturbation" not in rows[0]:
-        raise MismatchedEvaluations(f"{folder / 'metrics.csv'} has no 'perturbation' column (columns: {list(rows[0])[:8]}): "
+        raise MismatchedEvaluations(f"{folder / 'metrics.csv'} has no 'perturbation' column (columns: {first_of(list(rows[0]), 8, render=repr)}): "
                                     "not a metrics table of distgen evaluate; write the evaluation again")
     names = [c for c in (rows[0].keys() if rows else []) if c not in INFO_COLUMNS]
     listed = summary.get("metrics")
@@ -545,7 +545,7 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
     if profile_of(sa) != profile_of(sb):  # the cause, not its symptom "no metric in common" (names differ by profile)
         check_pairable(run_a, run_b, sa, sb, [])
     if not shared_metrics:
-        raise MismatchedEvaluations(f"{run_a} and {run_b} have no metric in common (A: {sorted(a)[:8]}, B: {sorted(b)[:8]})")
+        raise MismatchedEvaluations(f"{run_a} and {run_b} have no metric in common (A: [{first_of(sorted(a), 8, render=repr)}], B: [{first_of(sorted(b), 8, render=repr)}])")
     perts_a = set().union(*(set(v) for v in a.values()))
     perts_b = set().union(*(set(v) for v in b.values()))
     shared = sorted(perts_a & perts_b)

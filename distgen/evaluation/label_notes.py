@@ -28,8 +28,8 @@ def merged_note(groups: dict[str, list[str]], counts: Mapping[str, Mapping[str, 
 def foreign_note(found: dict[str, list[str]], column: str, name: str) -> str:
     """What ``foreign_combinations`` found in the ``name`` file, and the two fixes."""
     d, labels = next(iter(found.items()))
-    more = "".join(f"; joined by {k!r}: {v[:3]}" for k, v in list(found.items())[1:])
-    return (f"the {name} file's perturbation(s) {labels[:5]}{more} are scored as one perturbation each, but look like combinations "
+    more = "".join(f"; joined by {k!r}: {first_of(v, 3, render=repr)}" for k, v in list(found.items())[1:])
+    return (f"the {name} file's perturbation(s) {first_of(labels, 5, render=repr)}{more} are scored as one perturbation each, but look like combinations "
             f"joined by {d!r} (each part is a measured gene or another perturbation of the file): as one perturbation, none of "
             "their atoms' genes is left out as a target gene, and a baseline fitted on --train cells reads each as never seen. "
             f"If they are combinations, relabel them with '+' in every file (adata.obs[{column!r}] = "

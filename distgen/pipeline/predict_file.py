@@ -59,7 +59,7 @@ from distgen.train.checkpoint import chosen_checkpoint
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.types.layout import canonical_condition
-from distgen.wording import counted, listing
+from distgen.wording import counted, first_of, listing
 
 __all__ = ["FileCounts", "predict_file"]
 
@@ -166,7 +166,7 @@ def _predict_file(run_dir: Path, data: Path, out: Path, perturbations: Sequence[
     as_atoms = list(dict.fromkeys(without_doses(c) for c in predicted)) if cells.dosed else predicted
     translate.check(as_atoms, contexts, batches, cells.schema, str(data))
     if new := sorted(set(contexts) - set(run.model.info.contexts)):  # admitted by check: the model reads no context
-        print(f"note: context(s) {', '.join(repr(str(c)) for c in new[:8])} of {data} were not in the run's training file; the model reads no context "
+        print(f"note: context(s) {first_of(new, 8, render=lambda c: repr(str(c)))} of {data} were not in the run's training file; the model reads no context "
               "(use_context: false), so it predicts them from their own control cells in the file", file=sys.stderr)
     lacking = sorted(set(contexts) - set(ctx[cells.is_control].tolist()))
     if lacking:

@@ -30,7 +30,7 @@ from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
 from distgen.types import Cells
 from distgen.types.layout import LayoutInfo
-from distgen.wording import counted
+from distgen.wording import counted, first_of
 
 
 def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None, scale: str = "lognorm",
@@ -197,10 +197,10 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
         data.cache["group_order"] = info.condition_order
         datas[ctx] = data
     if not datas:
-        raise InputDataError(f"no context of {celltype_col!r} has perturbed cells in the truth (contexts: {contexts[:10]}): nothing to score")
+        raise InputDataError(f"no context of {celltype_col!r} has perturbed cells in the truth (contexts: [{first_of(contexts, 10, render=repr)}]): nothing to score")
     if empty:
         info.notes.append(f"{len(empty)} context(s) of {celltype_col!r} hold only control cells in both files, nothing to score: "
-                          f"left out ({empty[:10]})")
+                          f"left out ({first_of(empty, 10, render=repr)})")
     return datas, info
 
 
@@ -257,7 +257,7 @@ def reference_rules(data: EvalData, profile: Any, context: str | None = None) ->
                   for p, n in zip(data.perts, pop.counts.tolist()) if n == 1]
         if single:
             notes.append(f"{len(single)} perturbation(s) with a single cell on a side, scored as {profile.reference} scores them "
-                         f"(the default evaluation needs 2): {single[:10]}")
+                         f"(the default evaluation needs 2): {first_of(single, 10, render=repr)}")
         ranked = [col for col, m in profile.columns.items() if profile.params.get(m, {}).get("single_condition") == "reference"]
         if ranked and data.n_perts == 1:
             from distgen.evaluation.metrics.discrimination import TRIVIAL_NOTE
@@ -310,7 +310,7 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
     if unresolved:
         return [f"target-gene exclusion: {k}/{counted(n, 'label')} {'names' if k == 1 else 'name'} a measured gene; the other {len(unresolved)} {'is' if len(unresolved) == 1 else 'are'} scored WITHOUT "
                 f"excluding their own gene (as cell-eval2 scores them; harmless only if those genes are absent from the panel): "
-                f"{unresolved[:10]}"]
+                f"{first_of(unresolved, 10, render=repr)}"]
     return []
 
 

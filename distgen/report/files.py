@@ -45,7 +45,7 @@ def read_rows(path: str | Path, required: Sequence[str] = (), nonempty: bool = T
         raise ValueError(f"{path} is not a CSV table ({exc}): the file is damaged; {FIX}") from None
     missing = [c for c in required if c not in header]
     if missing:
-        raise ValueError(f"{path} lacks the column(s) {missing} (its header: {first_of(header, 8, render=repr)}): "
+        raise ValueError(f"{path} lacks the column(s) {missing} (its header: [{first_of(header, 8, render=repr)}]): "
                          f"it is not the table distgen writes; {FIX}")
     short = next((i for i, r in enumerate(rows) if None in r.values() or None in r), None)
     if short is not None:  # DictReader fills a short row with None (and puts extra fields under the key None)

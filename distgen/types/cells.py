@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from distgen.types.tensors import PAD, CellTable, ConditionLabels, DataInfo
-from distgen.wording import counted
+from distgen.wording import counted, first_of
 
 COMBO = "+"  #: the delimiter of a canonical combination label (``"A+B"``)
 #: The labels ``Cells.relabelled`` replaces (every field but the values and the genes).
@@ -187,7 +187,7 @@ class Cells:
         index = {g: i for i, g in enumerate(self.genes)}
         missing = [g for g in genes if g not in index]
         if missing:
-            raise KeyError(f"genes {missing[:5]} are not among these cells' {len(self.genes)} genes")
+            raise KeyError(f"genes {first_of(missing, 5, render=repr)} are not among these cells' {len(self.genes)} genes")
         cols = torch.tensor([index[g] for g in genes], dtype=torch.long)
         return Cells(self.X[:, cols], self.conditions, genes, self.contexts, self.batches, self.control, self.names)
 
@@ -363,13 +363,13 @@ def labels_in(
         d = doses[i] if doses is not None else [1.0] * len(a)
         for j, (atom, dv) in enumerate(zip(a, d)):
             if atom not in pidx:
-                raise KeyError(f"unknown perturbation {atom!r}: not seen in the data; known atoms include {list(info.perturbations)[:10]}")
+                raise KeyError(f"unknown perturbation {atom!r}: not seen in the data; known atoms include {first_of(list(info.perturbations), 10, render=repr)}")
             pert[i, j] = pidx[atom]
             dose[i, j] = dv
     for name, vals, vocab in (("context", contexts, cidx), ("batch", batches, bidx)):
         unknown = sorted(set(vals) - set(vocab))
         if unknown:
-            raise KeyError(f"unknown {name} {unknown[:5]}; known: {list(vocab)[:10]}")
+            raise KeyError(f"unknown {name} {first_of(unknown, 5, render=repr)}; known: {first_of(list(vocab), 10, render=repr)}")
     ctx = np.array([cidx[c] for c in contexts], dtype=np.int64)
     bat = np.array([bidx[b] for b in batches], dtype=np.int64)
     return ConditionLabels(torch.from_numpy(pert), torch.from_numpy(dose), torch.from_numpy(ctx), torch.from_numpy(bat))

@@ -233,7 +233,7 @@ class BayesHierarchicalModel(FittedModel):
                f"min_cells={self.min_cells} cells and are left out of the fit ({sum(d[3] for d in pops.dropped)} cells), "
                f"e.g. {shown}")
         if lost:
-            msg += (f"; perturbation(s) {[info.perturbations[a] for a in lost[:10]]} have no population left: the model "
+            msg += (f"; perturbation(s) {first_of([info.perturbations[a] for a in lost], 10, render=repr)} have no population left: the model "
                     "predicts them, and the combinations holding them, from the prior")
         return msg + "; lower min_cells (1 keeps every population) to use these cells"
 
@@ -243,7 +243,7 @@ class BayesHierarchicalModel(FittedModel):
                                  ("context", labels.context, self.info.contexts)):
             bad = sorted({int(i) for i in ids[ids >= len(vocab)].tolist()})
             if bad:
-                raise ValueError(f"bayes_hier: {what} id(s) {bad[:5]} are outside the model's {len(vocab)} {what}s: encode labels "
+                raise ValueError(f"bayes_hier: {what} id(s) {first_of(bad, 5)} are outside the model's {len(vocab)} {what}s: encode labels "
                                  "with the training data's vocabulary (data.labels_for / data.encode)")
 
     def _fitted(self) -> tuple[Basis, Posterior]:
