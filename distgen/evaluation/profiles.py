@@ -122,15 +122,16 @@ ALIASES = {"default": "celleval2", "v2": "celleval2", "full": "celleval2"}
 def reads_pred_controls(prof: Profile) -> bool:
     """Whether a metric of ``prof`` reads the prediction's control cells: False only when every metric takes cell-eval2
     settings whose ``control_source`` is ``"real"`` (``celleval2``, ``vcc2026``: every delta and DE test against the real
-    controls), or reads no control of the prediction at all (``reads_control_source = False``)."""
+    controls; a metric's own ``control_source`` parameter overrides its preset's, as the metric reads it), or reads no
+    control of the prediction at all (``reads_control_source = False``)."""
     from distgen.evaluation.metrics.base import metrics as registered
     from distgen.evaluation.metrics.celleval2_settings import settings_for
 
     for metric in dict.fromkeys(prof.columns.values()):
         if not getattr(registered.get(metric), "reads_control_source", True):
             continue
-        preset = prof.params.get(metric, {}).get("preset")
-        if preset is None or settings_for(preset).control_source != "real":
+        params = prof.params.get(metric, {})
+        if params.get("preset") is None or settings_for(params["preset"], params.get("control_source")).control_source != "real":
             return True
     return False
 

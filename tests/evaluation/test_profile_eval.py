@@ -738,3 +738,27 @@ def test_vcc2026_per_context_scores_one_predicted_control_cell_per_context(tmp_p
     keep[first["T"]] = False
     with pytest.raises(ValueError, match=r"'T': the pred file has 0 control cell"):
         evaluate_profile_files(_sub(pred, keep), real, tmp_path / "none", "vcc2026", celltype_col="cell_type", no_target_genes=True)
+
+
+def test_reads_pred_controls_of_each_profile_and_of_a_metric_asked_for_the_predictions_controls():
+    """Which profiles read the prediction's control cells, from cell-eval2's presets: ``v2`` and ``vcc2026`` take every delta
+    and DE test against the real controls (``control_source: real``), ``cell-eval-0.7.6`` against each file's own
+    (``control_source: pred``); cell-eval 0.8.2 and distgen's own metrics read them. A profile whose one metric is given
+    ``control_source="pred"`` reads them too (the preset's ``real`` was read in its place), so a one-control prediction is
+    still refused there."""
+    from dataclasses import replace
+
+    from distgen.evaluation.profiles import PROFILES, reads_pred_controls
+
+    assert {n: reads_pred_controls(p) for n, p in PROFILES.items()} == {
+        "celleval2": False, "vcc2026": False, "cell-eval-0.7.6": True, "cell-eval-0.8.2": True, "distgen": True}
+    v = PROFILES["vcc2026"]
+    for metric in ("de_wilcoxon_lfc_nmae", "pds_cosine"):  # a DE test and a delta against the prediction's own controls
+        mixed = replace(v, params={**v.params, metric: {**v.params[metric], "control_source": "pred"}})
+        assert reads_pred_controls(mixed), metric
+    # a metric of another preset (cell-eval-0.7.6: control_source pred) beside the vcc2026 ones
+    other = replace(v, params={**v.params, "pds_cosine": {"preset": "cell-eval-0.7.6"}})
+    assert reads_pred_controls(other)
+    # control_source given to a metric that reads no control of the prediction changes nothing
+    inert = replace(v, params={**v.params, "expr_mse_unbiased": {**v.params["expr_mse_unbiased"], "control_source": "pred"}})
+    assert not reads_pred_controls(inert)
