@@ -75,7 +75,7 @@ from distgen.train.run import preflight_section, train_model
 from distgen.train.state_io import atomic_write_text
 from distgen.train.trainer import divergence_message
 from distgen.warned import recorded_warnings
-from distgen.wording import did_you_mean, row_noun
+from distgen.wording import counted, did_you_mean, row_noun
 
 #: Keys of a config's optional ``evaluate:`` section (the evaluation every run makes).
 EVALUATE_KEYS = ("metrics", "baselines", "ceiling", "plots", "seed", "by_context", "counts", "ceiling_splits", "interpolated",
@@ -259,6 +259,8 @@ def _run(
             "the counts with distgen evaluate --profile vcc2026"
         )
     check_scorable_truth(dataset)  # the evaluation's rules, before any training instead of after it
+    if ev.get("counts"):
+        check_counts_depths(dataset)
     seed = int((doc.get("train") or {}).get("seed", 0))
     if is_trainable(doc["model"]):
         resume = bool(list_checkpoints(out / "train" / "checkpoints"))  # an earlier attempt got this far: continue it
@@ -398,6 +400,28 @@ def check_scorable_truth(dataset: Dataset) -> None:
             + (f"predict.max_cells_per_condition={dataset.max_cells} (--max-cells) keeps that many per group: set it to "
                f"{MIN_CELLS} or more" if capped else
                f"data.schema.min_cells={min_cells} let the file load: hold out groups with more cells, or add cells"))
+
+
+def check_counts_depths(dataset: Dataset) -> None:
+    """Warn, before training, where ``evaluate: {counts: MODEL}`` would write cells past the counts profiles' limit
+    (``distgen.evaluation.io.MAX_COUNTS_PER_CELL``, cell-eval2's ``max_counts_per_cell``): a held-out cell, or a control a
+    generated cell draws its library size from, recorded at more than 1,000,000 counts. ``real_counts.h5ad`` and
+    ``pred_counts.h5ad`` are written at those sizes, and ``distgen evaluate --profile vcc2026`` refuses them, as cell-eval2
+    does; the run itself, scored on log values, is unaffected."""
+    from distgen.data.count_fit import dataset_sizes
+    from distgen.evaluation.io import MAX_COUNTS_PER_CELL
+
+    groups = dataset.groups("test")
+    rows = np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *(g.cells for g in groups), dataset.control_pool(groups),
+                                     *(g.controls for g in groups)]).astype(np.int64))
+    sizes, source = dataset_sizes(dataset)
+    over = rows[sizes[rows] > MAX_COUNTS_PER_CELL]
+    if len(over):
+        warn(f"evaluate.counts: {counted(len(over), 'cell')} of the held-out cells and the controls generated cells draw their "
+             f"depth from hold{'s' if len(over) == 1 else ''} more than {MAX_COUNTS_PER_CELL:,.0f} counts ({source}; the largest {float(sizes[over].max()):,.12g}): "
+             "real_counts.h5ad and pred_counts.h5ad will hold them at that depth, and distgen evaluate --profile vcc2026 "
+             "(or celleval2) refuses such files, as cell-eval2 does (max_counts_per_cell); no cell holds a million molecules: "
+             "check that these are the raw counts of single cells and their library sizes, or drop evaluate.counts")
 
 
 def write_fit_diagnostics(model: Any, path: Path) -> bool:
