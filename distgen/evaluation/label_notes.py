@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from distgen.types.cells import COMBO
-from distgen.types.layout import control_atom_labels, crossed_labels, foreign_combinations, merged_labels, respaced_labels
+from distgen.types.layout import control_atom_labels, crossed_labels, foreign_combinations, merged_labels, rewritten_labels
 from distgen.wording import first_of
 
 
@@ -46,7 +46,7 @@ def combination_notes(sizes: Mapping[str, Mapping[str, int]], genes: Sequence[st
     """Notes on the files' combination labels (``sizes``: ``{file: {label: cells}}``, files named as in ``FILE_ORDER``) that
     are read otherwise than cell-eval reads them: one condition written several ways (``merged_labels``; one note for all
     the files that write it alike, not one per file), one condition the prediction and the truth write otherwise (atoms in
-    another order: ``crossed_labels``; other spacing: ``respaced_labels``), and, in the truth, labels that look like
+    another order: ``crossed_labels``; otherwise, as spacing or an empty, repeated or control atom: ``rewritten_labels``), and, in the truth, labels that look like
     combinations joined by a separator no file records (``foreign_combinations``) and GEARS control atoms beside a measured
     gene's atom (``control_atom_labels``). Both readers give them (``distgen.evaluation.h5pair``)."""
     out = []
@@ -60,14 +60,15 @@ def combination_notes(sizes: Mapping[str, Mapping[str, int]], genes: Sequence[st
             out.append(merged_note(merged[n], {m: sizes[m] for m in alike}, column))
     if (crossed := crossed_labels(sizes, merged, control, delimiters, controls)):
         out.append(crossed_note(crossed, column))
-    if (respaced := respaced_labels(sizes, merged, control, delimiters, controls)):
-        out.append(respaced_note(respaced, column))
     real = sizes.get("real")
-    if real is not None and (found := foreign_combinations(real.keys(), genes, control, delimiters)):
-        out.append(foreign_note(found, column, "real"))
     gene_set = set(map(str, genes))
     read = {k: v for k, v in control_atom_labels(real.keys() if real is not None else (), control, delimiters, controls).items()
             if any(a in gene_set for a in v.split(COMBO))}  # no measured gene: cell-eval leaves out what distgen does (none)
+    # a truth's label with a control atom is control_atom_note's, whose fix relabels it in both files
+    if (rewritten := [(p, r) for p, r in rewritten_labels(sizes, merged, control, delimiters, controls) if r not in read]):
+        out.append(rewritten_note(rewritten, column))
+    if real is not None and (found := foreign_combinations(real.keys(), genes, control, delimiters)):
+        out.append(foreign_note(found, column, "real"))
     if read:
         out.append(control_atom_note(read))
     return out
@@ -92,10 +93,12 @@ def control_atom_note(read: Mapping[str, str]) -> str:
             f"({shown[0][0]!r} as {shown[0][1]!r}) for cell-eval to score them as distgen does")
 
 
-def respaced_note(respaced: Sequence[tuple[str, str]], column: str) -> str:
-    """What ``respaced_labels`` found: labels the prediction and the truth space otherwise."""
-    pairs = first_of(respaced, 3, sep="; ", render=lambda pr: f"{pr[0]!r} in the prediction, {pr[1]!r} in the truth")
-    return (f"the pred and real files space {len(respaced)} label(s) otherwise ({pairs}): "
+def rewritten_note(rewritten: Sequence[tuple[str, str]], column: str) -> str:
+    """What ``rewritten_labels`` found: labels the prediction and the truth write otherwise (spacing, an empty, repeated or
+    control atom)."""
+    pairs = first_of(rewritten, 3, sep="; ", render=lambda pr: f"{pr[0]!r} in the prediction, {pr[1]!r} in the truth")
+    return (f"the pred and real files write {len(rewritten)} label(s) otherwise, by spacing or an empty, repeated or control "
+            f"atom ({pairs}): "
             "distgen scores each as one condition; cell-eval matches labels as written and pairs none of them (cell-eval2's "
             "reference presets refuse such a pair: perturbation sets differ), so write the truth's labels in the pred file "
-            f"for cell-eval (adata.obs[{column!r}] = adata.obs[{column!r}].astype(str).replace({dict(respaced)!r}))")
+            f"for cell-eval (adata.obs[{column!r}] = adata.obs[{column!r}].astype(str).replace({dict(rewritten)!r}))")

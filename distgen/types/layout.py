@@ -201,12 +201,14 @@ def crossed_labels(sizes: Mapping[str, Mapping[str, int]], merged: Mapping[str, 
                   if COMBO in canonical_condition(r, control, delimiters, controls) and order(p) != order(r))
 
 
-def respaced_labels(sizes: Mapping[str, Mapping[str, int]], merged: Mapping[str, Mapping[str, Any]], control: str,
-                    delimiters: Sequence[str], controls: Sequence[str]) -> list[tuple[str, str]]:
-    """``[(pred label, real label)]`` of the labels each of the two files writes one way, the two ways apart only by
-    spacing (``'A '`` against ``'A'``, ``'A + B'`` against ``'A+B'``): one condition to distgen, none paired by cell-eval."""
-    return sorted((p, r) for p, r in _paired_labels(sizes, merged, control, delimiters, controls)
-                  if "".join(p.split()) == "".join(r.split()))
+def rewritten_labels(sizes: Mapping[str, Mapping[str, int]], merged: Mapping[str, Mapping[str, Any]], control: str,
+                     delimiters: Sequence[str], controls: Sequence[str]) -> list[tuple[str, str]]:
+    """``[(pred label, real label)]`` of the labels each of the two files writes one way, the two ways apart otherwise than
+    by the order of atoms (that is ``crossed_labels``'): spacing (``'A '`` against ``'A'``, ``'A + B'`` against ``'A+B'``),
+    an empty, repeated or control atom (``'A+'``, ``'A+A'``, ``'A+ctrl'`` against ``'A'``), another recorded delimiter.
+    One condition to distgen, none paired by cell-eval."""
+    crossed = set(crossed_labels(sizes, merged, control, delimiters, controls))
+    return sorted(pr for pr in _paired_labels(sizes, merged, control, delimiters, controls) if pr not in crossed)
 
 
 def _paired_labels(sizes: Mapping[str, Mapping[str, int]], merged: Mapping[str, Mapping[str, Any]], control: str,
