@@ -238,3 +238,30 @@ def test_an_empty_header_still_reads_as_an_empty_list(tmp_path):
     with pytest.raises(ValueError) as info:
         read_rows(tmp_path / "metrics.csv", required=("metric",))
     assert "(its header: [])" in str(info.value)
+
+
+def test_an_empty_vocabulary_is_said_not_left_blank():
+    """A vocabulary without atoms (or without contexts) is named as empty: the message does not end on "include "."""
+    from distgen.types import DataInfo, labels_in
+
+    with pytest.raises(KeyError) as atoms:
+        labels_in(DataInfo(genes=("g",), perturbations=()), [["Q"]], ["all"], ["all"])
+    assert "unknown perturbation 'Q': not seen in the data; the data holds no perturbation atoms" in str(atoms.value)
+    with pytest.raises(KeyError) as contexts:
+        labels_in(DataInfo(genes=("g",), perturbations=("P",), contexts=()), [["P"]], ["Z"], ["all"])
+    assert "unknown context 'Z'; known: none" in str(contexts.value)
+
+
+def test_control_atom_labels_count_the_rest_of_both_lists():
+    """The labels and the conditions they are read as are both cut at three: each counts what it leaves out."""
+    from distgen.evaluation.label_notes import control_atom_note
+
+    note = control_atom_note({f"ctrl+G{i}": f"G{i}" for i in range(7)})
+    assert "read without it, as 'G0', 'G1', 'G2' (and 4 more):" in note and "G3" not in note
+
+
+def test_duplicated_vocabulary_entries_count_the_rest():
+    from distgen.types import DataInfo
+
+    with pytest.raises(ValueError, match=r"DataInfo.genes has duplicated entries: 'g0', 'g1', 'g2', 'g3', 'g4' \(and 2 more\)$"):
+        DataInfo(genes=tuple(f"g{i}" for i in range(7)) * 2, perturbations=("P",))

@@ -85,12 +85,12 @@ def crossed_note(crossed: Sequence[tuple[str, str]], column: str) -> str:
 def control_atom_note(read: Mapping[str, str]) -> str:
     """What ``control_atom_labels`` found in the real file (``{label: condition}``, those with a measured gene's atom), and the
     fix for cell-eval."""
-    shown = list(read.items())[:3]
+    label, condition = next(iter(read.items()))
     return (f"the real file's labels {first_of(list(read), 3, render=repr)} hold a control atom beside a "
-            f"perturbation (GEARS) and are read without it, as {[v for _, v in shown]}: their atoms' genes are their target "
+            f"perturbation (GEARS) and are read without it, as {first_of(list(read.values()), 3, render=repr)}: their atoms' genes are their target "
             "genes, left out where a metric leaves target genes out. cell-eval matches a label as written against the "
             "genes, so it leaves out none for such labels and its pds_* of them can differ; relabel them in both files "
-            f"({shown[0][0]!r} as {shown[0][1]!r}) for cell-eval to score them as distgen does")
+            f"({label!r} as {condition!r}) for cell-eval to score them as distgen does")
 
 
 def rewritten_note(rewritten: Sequence[tuple[str, str]], column: str) -> str:

@@ -363,13 +363,15 @@ def labels_in(
         d = doses[i] if doses is not None else [1.0] * len(a)
         for j, (atom, dv) in enumerate(zip(a, d)):
             if atom not in pidx:
-                raise KeyError(f"unknown perturbation {atom!r}: not seen in the data; known atoms include {first_of(list(info.perturbations), 10, render=repr)}")
+                known = (f"known atoms include {first_of(list(info.perturbations), 10, render=repr)}" if info.perturbations
+                         else "the data holds no perturbation atoms")
+                raise KeyError(f"unknown perturbation {atom!r}: not seen in the data; {known}")
             pert[i, j] = pidx[atom]
             dose[i, j] = dv
     for name, vals, vocab in (("context", contexts, cidx), ("batch", batches, bidx)):
         unknown = sorted(set(vals) - set(vocab))
         if unknown:
-            raise KeyError(f"unknown {name} {first_of(unknown, 5, render=repr)}; known: {first_of(list(vocab), 10, render=repr)}")
+            raise KeyError(f"unknown {name} {first_of(unknown, 5, render=repr)}; known: {first_of(list(vocab), 10, render=repr) or 'none'}")
     ctx = np.array([cidx[c] for c in contexts], dtype=np.int64)
     bat = np.array([bidx[b] for b in batches], dtype=np.int64)
     return ConditionLabels(torch.from_numpy(pert), torch.from_numpy(dose), torch.from_numpy(ctx), torch.from_numpy(bat))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from distgen.wording import counted
+from distgen.wording import counted, first_of
 
 PAD = -1  #: padding id for perturbation slots
 
@@ -90,8 +90,8 @@ class DataInfo:
         for name in ("genes", "perturbations", "contexts", "batches"):
             vals = getattr(self, name)
             if len(set(vals)) != len(vals):
-                dup = sorted({v for v in vals if vals.count(v) > 1})[:5]
-                raise ValueError(f"DataInfo.{name} has duplicated entries: {dup}")
+                dup = sorted({v for v in vals if vals.count(v) > 1})
+                raise ValueError(f"DataInfo.{name} has duplicated entries: {first_of(dup, 5, render=repr)}")
         if self.perturbation_type not in ("genetic", "chemical"):
             raise ValueError(f"perturbation_type must be 'genetic' or 'chemical', got {self.perturbation_type!r}")
 
