@@ -265,3 +265,15 @@ def test_duplicated_vocabulary_entries_count_the_rest():
 
     with pytest.raises(ValueError, match=r"DataInfo.genes has duplicated entries: 'g0', 'g1', 'g2', 'g3', 'g4' \(and 2 more\)$"):
         DataInfo(genes=tuple(f"g{i}" for i in range(7)) * 2, perturbations=("P",))
+
+
+def test_doses_keys_no_group_holds_count_the_rest():
+    """Both lists of the refusal count what they leave out: the unknown keys (cut at five) and the conditions (at eight)."""
+    from distgen.data.doses import DoseError, DoseRecord, group_doses
+
+    conditions = [f"C{i}" for i in range(10)]
+    with pytest.raises(DoseError) as refused:
+        group_doses(DoseRecord("dose", {}, {}, {}, {}), conditions, ["all"] * 10, {f"Z{i}": 1.0 for i in range(8)})
+    text = str(refused.value)
+    assert "doses names 'Z0', 'Z1', 'Z2', 'Z3', 'Z4' (and 3 more), not a condition" in text
+    assert "(10 conditions: C0, C1, C2, C3, C4, C5, C6, C7 (and 2 more))" in text

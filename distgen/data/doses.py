@@ -27,7 +27,7 @@ from distgen.data.conditions import FLOAT32_MAX, dose_text
 from distgen.errors import DistgenWarning, UsageError, warn
 from distgen.types import COMBO, ConditionLabels, DataInfo
 from distgen.types.layout import canonical_condition
-from distgen.wording import counted, first_of, listing, quoted
+from distgen.wording import counted, first_of, quoted
 
 #: What a ``doses`` entry may be: None (the recorded dose), a number (every atom of the condition), or one per atom.
 DoseEntry = float | Sequence[float] | None
@@ -262,7 +262,7 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
             written = tuple(canon.split(COMBO)) if text == canon else _written(text, control, delimiters)
             named[canon] = (text, entry, written)
         if unknown:
-            raise DoseError(f"{where}: doses names {listing(map(repr, unknown[:5]))}, not a condition of the groups predicted "
+            raise DoseError(f"{where}: doses names {first_of(unknown, 5, render=repr)}, not a condition of the groups predicted "
                             f"({counted(len(held), 'condition')}: {first_of(held, 8, render=quoted)}); "
                             "write a condition as they do (A+B)")
         entries: Any = [named[c][1] if c in named else None for c in conditions]
