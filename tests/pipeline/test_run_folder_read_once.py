@@ -4,7 +4,10 @@ times per run in a writable pass, 4 (the sweep's ``ok``) or 7 (``distgen run``'s
 read-only pass reads a record a second time after the summary, by design: a ``DONE`` gone or changed meanwhile means the
 summary may be of a run being rewritten."""
 
+import builtins
 import collections
+import io
+import os
 from pathlib import Path
 
 import pytest
@@ -31,16 +34,20 @@ def mixed(finished):  # noqa: F811
 
 @pytest.fixture
 def done_reads(monkeypatch):
-    """How many times each ``DONE`` is read (by run folder name)."""
+    """How many times each ``DONE`` is opened to be read (by run folder name), whatever reads it: ``Path.read_bytes``,
+    ``Path.read_text``, ``Path.open`` and the builtin ``open`` all go through ``io.open``."""
     reads: collections.Counter[str] = collections.Counter()
-    real = Path.read_bytes
+    real = io.open
 
-    def counted(self):
-        if self.name == DONE_FILE:
-            reads[self.parent.name] += 1
-        return real(self)
+    def counted(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and not set(mode) & set("wax+"):
+            path = Path(os.fspath(file))
+            if path.name == DONE_FILE:
+                reads[path.parent.name] += 1
+        return real(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", counted)
+    monkeypatch.setattr(io, "open", counted)
+    monkeypatch.setattr(builtins, "open", counted)
     return reads
 
 
@@ -48,6 +55,15 @@ def test_a_sweep_pass_over_finished_runs_reads_each_done_once(mixed, base, done_
     res = sweep(base, GRID, mixed, runner=_never, metrics=["mse", "pearson_delta"], progress=False)
     assert len(res.skipped) == 4 and not res.finished
     assert dict(done_reads) == {slug: 1 for slug in res.skipped}  # before: 3 each
+
+
+def test_a_sweep_pass_adopting_an_unrecorded_run_reads_its_done_once(finished, base, done_reads):  # noqa: F811
+    """A run another runner finished without a record of its config (no ``experiment.yaml``) is asked whether it is
+    unrecorded, adopted, checked and skipped from one reading too."""
+    (finished / "runs" / "description=good__seed1" / "experiment.yaml").unlink()
+    res = sweep(base, GRID, finished, runner=_never, metrics=["mse", "pearson_delta"], progress=False, adopt_unrecorded=True)
+    assert len(res.skipped) == 4 and (finished / "runs" / "description=good__seed1" / "experiment.yaml").is_file()
+    assert dict(done_reads) == {slug: 1 for slug in res.skipped}
 
 
 def test_a_read_only_sweep_pass_reads_each_done_once_and_a_recorded_one_again_after_its_summary(mixed, base, done_reads,  # noqa: F811
