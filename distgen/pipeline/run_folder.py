@@ -18,7 +18,8 @@ Everything here only reads: no lock is taken and no file written, so a folder th
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import stat
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -134,8 +135,8 @@ def _moved_record(doc: Mapping[str, Any], data_hash: str) -> dict[str, Any] | No
 def is_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None) -> bool:
     """True when ``out`` holds this experiment, evaluated with ``metrics`` and complete.
 
-    Raises ``ConfigError`` when ``out`` holds an experiment of another config. Other metrics than
-    the finished evaluation's mean evaluating again (training is not repeated).
+    Raises ``ConfigError`` when ``out`` holds an experiment of another config (or as ``read_finished`` does). Other
+    metrics than the finished evaluation's mean evaluating again (training is not repeated).
     """
     return read_finished(out, doc, metrics).summary is not None
 
@@ -158,14 +159,15 @@ def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str
     before (``RunFolder.read``; a sweep's pass), taken as read, not read again; else it is read here.
 
     Raises ``ConfigError`` when ``out`` holds an experiment of another config, or a finished one whose record is not usable
-    (``check_finished_record``). An evaluation part-removed, a damaged ``SUMMARY_FILES`` (``damaged_finished_file``: every
+    (``check_finished_record``), or a ``DONE`` that is a folder (``check_done_replaceable``). An evaluation part-removed, a damaged ``SUMMARY_FILES`` (``damaged_finished_file``: every
     rank reads the same files, all predict and evaluate again; rank 0 says why) or other metrics is not finished."""
     out = Path(out)
     moved = check_same_experiment(out, doc, known)
+    read = folder if folder is not None else RunFolder.read(out)  # before the summary: a writer removes DONE first, writes it last
+    check_done_replaceable([read])  # before any work: a DONE folder is not replaced by the run's record
     if not all((out / f).exists() for f in (DONE_FILE, "eval/summary.json", "eval/metrics.csv")):
         return Finished(None, None, moved)  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
     check_finished_record(out)
-    read = folder if folder is not None else RunFolder.read(out)  # before the summary: a writer removes DONE first, writes it last
     if read.done is None:
         return Finished(None, None, moved)
     summary, _ = _read_summary(out)
@@ -281,17 +283,24 @@ class RunFolder:
     path: Path
     #: whether ``DONE`` exists (``Path.exists``; also when it cannot be read)
     has_done: bool
-    #: ``DONE``'s bytes; None: absent, or present but unreadable
+    #: ``DONE``'s bytes; None: absent, not a file (``kind``), or a file that cannot be read
     done: bytes | None
+    #: what ``DONE`` is when it is not a file (``"a folder"``, ``"a named pipe"``, ...: ``_NOT_A_FILE``); None: a file or absent
+    kind: str | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> RunFolder:
-        """``path``'s ``DONE``, read once."""
+        """``path``'s ``DONE``, read once; opened only when it is a file (a named pipe would block the read, a device
+        might never end it, a folder or a socket cannot be opened)."""
         path = Path(path)
+        done = path / DONE_FILE
         try:
-            return cls(path, True, (path / DONE_FILE).read_bytes())
+            mode = done.stat().st_mode
+            if not stat.S_ISREG(mode):
+                return cls(path, True, None, next((said for test, said in _NOT_A_FILE if test(mode)), "not a file"))
+            return cls(path, True, done.read_bytes())
         except OSError:
-            return cls(path, (path / DONE_FILE).exists(), None)
+            return cls(path, done.exists(), None)
 
     @cached_property
     def record(self) -> dict[str, Any] | None:
@@ -307,11 +316,16 @@ class RunFolder:
         """Why ``DONE`` is damaged, naming the file: it is neither ``distgen run``'s record (a JSON object: ``record``) nor
         the sweep's marker (``SWEEP_DONE``), e.g. cut short, a list, with a byte-order mark, empty, not UTF-8. Both are
         written whole (``atomic_write_text``), so only a hand edit makes one. ``distgen run`` and the sweep alike take such
-        a run as unfinished and evaluate it again, saying so. None: no ``DONE``, one of the two, or unreadable."""
-        if self.done is None or self.done.strip() == SWEEP_DONE.encode() or self.record is not None:
+        a run as unfinished and evaluate it again, saying so; so is a ``DONE`` that is not a file (``kind``), which distgen
+        never writes (a folder is refused instead: ``check_done_replaceable``). None: no ``DONE``, one of the two, or a
+        file that cannot be read."""
+        held = f"it is {self.kind}, not a file" if self.kind is not None else None
+        if self.kind == _FOLDER:
+            held = f"{held} (remove it: an evaluation cannot replace a folder with its {DONE_FILE} file)"
+        if held is None and (self.done is None or self.done.strip() == SWEEP_DONE.encode() or self.record is not None):
             return None
         return (f"{self.path / DONE_FILE} is neither distgen run's record (a JSON object) nor the sweep's marker "
-                f"({SWEEP_DONE}): it holds {clip_message(repr(self.done), 60)}")
+                f"({SWEEP_DONE}): {held or f'it holds {clip_message(repr(self.done), 60)}'}")
 
     @cached_property
     def removed_part(self) -> str | None:
@@ -380,6 +394,31 @@ class RunFolder:
         if not self.has_done or (self.path / RECORD_FILE).exists():
             return False
         return self.record is None or not (self.path / "timings.json").exists()
+
+
+#: What a ``DONE`` that is not a file is, by ``stat`` test (``RunFolder.kind``).
+_NOT_A_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_FOLDER = _NOT_A_FILE[0][1]
+
+
+def check_done_replaceable(folders: Iterable[RunFolder]) -> None:
+    """Refuse (``ConfigError``, before any work) run folders whose ``DONE`` is a folder, naming each ``DONE`` and the fix.
+    Such a ``DONE`` is damaged (``RunFolder.damaged``), so the run is not finished; but where a damaged file is removed
+    and replaced by the ``DONE`` the new evaluation writes, a folder is not (``distgen run`` would fail at its end, after
+    predicting again, and a sweep count the run failed), and what it holds is not distgen's to remove."""
+    bad = [folder for folder in folders if folder.kind == _FOLDER]
+    if not bad:
+        return
+    if len(bad) == 1:
+        said, they, runs = f"{bad[0].damaged}", "it holds", "the run is"
+    else:
+        said, they, runs = (f"{len(bad)} run folders' {DONE_FILE} are folders, not files "
+                            f"({first_of([str(f.path / DONE_FILE) for f in bad], 3)}): neither distgen run's record (a JSON "
+                            f"object) nor the sweep's marker ({SWEEP_DONE}) (remove them: an evaluation cannot replace a "
+                            f"folder with its {DONE_FILE} file)"), "they hold", "the runs are"
+    raise ConfigError(f"{said}; distgen never makes one, so look at what {they} first. Then {runs} evaluated again "
+                      "(no step trained again); or use another --out")
 
 
 def run_folders(out: Path, runs: Sequence[Run]) -> dict[str, RunFolder]:

@@ -65,6 +65,7 @@ from distgen.pipeline.run_folder import (
     METRICS_FILE,
     SWEEP_DONE,
     RunFolder,
+    check_done_replaceable,
     check_run_folder,
     finished_or_none,
     record_stamp,
@@ -545,6 +546,7 @@ def _sweep(
 
     adopt_former_folders(out, runs)
     folders = run_folders(out, runs)  # each DONE read once, for every question before the runs
+    check_done_replaceable(folders.values())  # a DONE folder: refused before anything is written or run
     if adopt_unrecorded and (adopted := unrecorded_runs(folders)):  # the caller says they ran this config: recorded
         for slug in adopted:
             save_yaml(dict(docs[slug]), out / "runs" / slug / "experiment.yaml")

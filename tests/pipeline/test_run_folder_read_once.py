@@ -74,15 +74,28 @@ def test_a_read_only_sweep_pass_reads_each_done_once_and_a_recorded_one_again_af
     assert dict(done_reads) == {slug: 2 if slug in RECORDED else 1 for slug in res.skipped}  # before: 7 and 4
 
 
+class RecordingRunner(FakeRunner):
+    """Finishes a run as ``distgen run`` does: its summary, then its ``DONE`` record, written last."""
+
+    def __call__(self, config, run, run_dir):
+        code = super().__call__(config, run, run_dir)
+        (run_dir / "eval" / "summary.json").write_text("{}")
+        (run_dir / DONE_FILE).write_text('{"metrics": null}\n')
+        return code
+
+
 def test_a_run_run_again_is_read_again_after_its_run(finished, base, done_reads):  # noqa: F811
-    """A run the pass runs again (here its ``DONE`` removed) is read before it and after it (``record_run``): the run
-    wrote the folder in between."""
-    (finished / "runs" / "description=good__seed0" / DONE_FILE).unlink()
-    runner = FakeRunner()
+    """A run the pass runs again (here its ``DONE`` removed) is read again after it (``record_run``): the run wrote the
+    folder in between. Asked of the reading made before the run (no ``DONE`` then), the sweep would write its own marker
+    over the ``DONE`` record the run wrote; an absent ``DONE`` is not opened."""
+    done = finished / "runs" / "description=good__seed0" / DONE_FILE
+    done.unlink()
+    runner = RecordingRunner()
     sweep(base, GRID, finished, runner=runner, metrics=["mse", "pearson_delta"], progress=False)
     assert runner.calls == ["description=good__seed0"]
-    assert done_reads["description=good__seed0"] == 2  # tried before the run (absent then), and read after it
+    assert done_reads["description=good__seed0"] == 1  # read after the run (absent before it: not opened)
     assert all(done_reads[r] == 1 for r in ("description=good__seed1", "description=bad__seed0", "description=bad__seed1"))
+    assert done.read_text() == '{"metrics": null}\n'  # the run's record kept, not replaced by the sweep's "ok"
 
 
 def test_the_questions_are_asked_of_what_was_read(tmp_path):
