@@ -285,7 +285,7 @@ class RunFolder:
     has_done: bool
     #: ``DONE``'s bytes; None: absent, not a file (``kind``), or a file that cannot be read
     done: bytes | None
-    #: what ``DONE`` is when it is not a file (``"a folder"``, ``"a named pipe"``, ...: ``_NOT_A_FILE``); None: a file or absent
+    #: what ``DONE`` is when it is not a file (``"a folder"``, ``"a pipe"``, ...: ``file_kind``); None: a file or absent
     kind: str | None = None
 
     @classmethod
@@ -295,10 +295,8 @@ class RunFolder:
         path = Path(path)
         done = path / DONE_FILE
         try:
-            mode = done.stat().st_mode
-            if not stat.S_ISREG(mode):
-                return cls(path, True, None, next((said for test, said in _NOT_A_FILE if test(mode)), "not a file"))
-            return cls(path, True, done.read_bytes())
+            kind = file_kind(done.stat().st_mode)
+            return cls(path, True, None, kind) if kind is not None else cls(path, True, done.read_bytes())
         except OSError:
             return cls(path, done.exists(), None)
 
@@ -396,10 +394,18 @@ class RunFolder:
         return self.record is None or not (self.path / "timings.json").exists()
 
 
-#: What a ``DONE`` that is not a file is, by ``stat`` test (``RunFolder.kind``).
-_NOT_A_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+#: What a path that is not a regular file is, by ``stat`` test (``file_kind``).
+_NOT_A_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"),
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 _FOLDER = _NOT_A_FILE[0][1]
+
+
+def file_kind(mode: int) -> str | None:
+    """What a path of ``st_mode`` ``mode`` is when it is not a regular file (``"a folder"``, ``"a pipe"``, ``"a socket"``,
+    ``"a character device"``, ``"a block device"``, else ``"not a file"``); None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((said for test, said in _NOT_A_FILE if test(mode)), "not a file")
 
 
 def check_done_replaceable(folders: Iterable[RunFolder]) -> None:

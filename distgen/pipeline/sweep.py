@@ -19,7 +19,6 @@ import json
 import os
 import re
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -67,6 +66,7 @@ from distgen.pipeline.run_folder import (
     RunFolder,
     check_done_replaceable,
     check_run_folder,
+    file_kind,
     finished_or_none,
     record_stamp,
     run_folders,
@@ -776,13 +776,13 @@ def check_run_folders(
     return moved
 
 
-#: What a config that is not a file is, by ``stat`` test, as ``check_config_readable_again`` names it.
-_NOT_A_FILE = (
-    (stat.S_ISFIFO, "a pipe (such as <(cat c.yaml), or /dev/stdin fed by one), which can be read once"),
-    (stat.S_ISCHR, "a character device (such as a terminal, or /dev/null), not a file: a terminal's input can be read "
-                   "once, and /dev/null holds no config"),
-    (stat.S_ISSOCK, "a socket, not a file a config can be read from"),
-)
+#: Why a config that is not a file (``run_folder.file_kind``) cannot be swept, as ``check_config_readable_again`` says it.
+_NOT_A_CONFIG = {
+    "a pipe": " (such as <(cat c.yaml), or /dev/stdin fed by one), which can be read once",
+    "a character device": " (such as a terminal, or /dev/null), not a file: a terminal's input can be read once, and "
+                          "/dev/null holds no config",
+    "a socket": ", not a file a config can be read from",
+}
 
 
 def check_config_readable_again(config: str | Path) -> None:
@@ -796,9 +796,9 @@ def check_config_readable_again(config: str | Path) -> None:
         mode = Path(config).stat().st_mode
     except (OSError, ValueError):
         return
-    kind = next((said for test, said in _NOT_A_FILE if test(mode)), None)
-    if kind is not None:
-        raise ConfigError(f"sweep: the config {config} is {kind}, but the sweep reads its config again for each run (and "
+    kind = file_kind(mode)
+    if kind in _NOT_A_CONFIG:
+        raise ConfigError(f"sweep: the config {config} is {kind}{_NOT_A_CONFIG[kind]}, but the sweep reads its config again for each run (and "
                           "so does each run's distgen run): save the config to a file and sweep that file (distgen sweep "
                           "c.yaml ...)")
 

@@ -70,7 +70,7 @@ def _make(kind: str, done: Path, monkeypatch) -> None:
         done.symlink_to("/dev/null")
 
 
-SAID = {"folder": "a folder", "pipe": "a named pipe", "socket": "a socket", "device": "a character device"}
+SAID = {"folder": "a folder", "pipe": "a pipe", "socket": "a socket", "device": "a character device"}
 
 
 @pytest.mark.parametrize("kind", list(SAID))
@@ -144,7 +144,7 @@ def test_distgen_run_evaluates_a_done_pipe_again_saying_so(made, tmp_path, capsy
     capsys.readouterr()
     experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)  # before: blocked reading the pipe
     err = capsys.readouterr().err
-    assert str(done) in err and "it is a named pipe, not a file" in err and "evaluated again" in err
+    assert str(done) in err and "it is a pipe, not a file" in err and "evaluated again" in err
     assert done.is_file() and json.loads(done.read_text()) == {"metrics": ["mse"]}
 
 
