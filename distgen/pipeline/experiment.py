@@ -60,7 +60,6 @@ from distgen.pipeline.references import DEFAULT_BASELINES, dataset_references
 from distgen.pipeline.run_folder import (
     DONE_FILE,
     MOVED_RECORD,
-    RunFolder,
     damaged_finished_file,
     finished_unlocked,
     read_finished,
@@ -173,9 +172,9 @@ def _checked_run(
                 print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
                 return locked.summary
             # said under the lock (before it, a read-only folder or one another process holds would say so and then be
-            # refused); a damaged DONE is said as the sweep says it of such a run (RunFolder.removed_part)
-            folder = RunFolder.read(out)
-            if folder.has_done and (damaged := folder.damaged or damaged_finished_file(out)):
+            # refused), from its reading there; a damaged DONE is said as the sweep says it of such a run (RunFolder.removed_part)
+            folder = locked.folder
+            if folder is not None and folder.has_done and (damaged := folder.damaged or damaged_finished_file(out)):
                 print(f"note: {out} holds this experiment finished ({DONE_FILE}) but {damaged}: it is predicted and evaluated "
                       "again (no step trained again)", file=sys.stderr)
             return _run(doc, out, ev, allow, metrics, plots, progress, preset, warned)

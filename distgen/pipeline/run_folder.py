@@ -150,6 +150,8 @@ class Finished(NamedTuple):
     done: bytes | None
     #: ``data_moved.json``'s record to write (``check_same_experiment``)
     moved: dict[str, Any] | None
+    #: ``DONE`` as read (``RunFolder.read``; the note of a damaged one is said from it); None: nothing read
+    folder: RunFolder | None = None
 
 
 def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str] | None = None,
@@ -159,22 +161,23 @@ def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str
     before (``RunFolder.read``; a sweep's pass), taken as read, not read again; else it is read here.
 
     Raises ``ConfigError`` when ``out`` holds an experiment of another config, or a finished one whose record is not usable
-    (``check_finished_record``), or a ``DONE`` that is a folder (``check_done_replaceable``). An evaluation part-removed, a damaged ``SUMMARY_FILES`` (``damaged_finished_file``: every
-    rank reads the same files, all predict and evaluate again; rank 0 says why) or other metrics is not finished."""
+    (``check_finished_record``), or a ``DONE`` that is a folder (``check_done_replaceable``). An evaluation part-removed,
+    a damaged ``SUMMARY_FILES`` (``damaged_finished_file``: every rank reads the same files, all predict and evaluate
+    again; rank 0 says why) or other metrics is not finished."""
     out = Path(out)
     moved = check_same_experiment(out, doc, known)
     read = folder if folder is not None else RunFolder.read(out)  # before the summary: a writer removes DONE first, writes it last
     check_done_replaceable([read])  # before any work: a DONE folder is not replaced by the run's record
     if not all((out / f).exists() for f in (DONE_FILE, "eval/summary.json", "eval/metrics.csv")):
-        return Finished(None, None, moved)  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
+        return Finished(None, None, moved, read)  # an evaluation part-removed is done again (a sweep reads its metrics.csv)
     check_finished_record(out)
     if read.done is None:
-        return Finished(None, None, moved)
+        return Finished(None, None, moved, read)
     summary, _ = _read_summary(out)
     wanted = list(metrics) if metrics is not None else None
     if summary is None or read.record is None or read.record.get("metrics") != wanted:
-        return Finished(None, read.done, moved)
-    return Finished(summary, read.done, moved)
+        return Finished(None, read.done, moved, read)
+    return Finished(summary, read.done, moved, read)
 
 
 def check_finished_record(out: Path) -> None:

@@ -7,15 +7,19 @@ summary may be of a run being rewritten."""
 import builtins
 import collections
 import io
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from distgen.pipeline import experiment
 from distgen.pipeline import sweep as sweep_module
 from distgen.pipeline.run_folder import DONE_FILE, RunFolder
 from distgen.pipeline.sweep import sweep
 
+from .test_damaged_finished_run import finished as made  # noqa: F401  (the fixture)
 from .test_sweep import FakeRunner
 from .test_sweep_read_only import GRID, Refused, _never, base, finished  # noqa: F401  (base, finished: the fixtures)
 
@@ -108,3 +112,15 @@ def test_the_questions_are_asked_of_what_was_read(tmp_path):
     (tmp_path / DONE_FILE).write_text("ok\n")
     assert folder.evaluated_with == ["pearson_delta"] and folder.metrics_lost(["mse", "pearson_delta"]) == ["mse"]
     assert not folder.finished(["mse"]) and RunFolder.read(tmp_path).finished(["mse"])
+
+
+def test_distgen_run_reads_a_damaged_done_once_before_its_lock_and_once_under_it(made, tmp_path, done_reads):  # noqa: F811
+    """``distgen run`` reads ``DONE`` before its lock (every rank alike) and again under it (another process may have
+    finished it meanwhile); the note that names a damaged ``DONE`` is said from the reading under the lock, not a third."""
+    cfg, src = made
+    out = tmp_path / "run"  # not the copied folder's name ("out"), whose DONE the copy opens
+    shutil.copytree(src, out)
+    (out / DONE_FILE).write_bytes(b"[]")
+    experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
+    assert done_reads[out.name] == 2  # before: 3
+    assert json.loads((out / DONE_FILE).read_text()) == {"metrics": ["mse"]}
