@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from distgen.config import ConfigError, load_yaml, result_settings
 from distgen.data.prepared import Dataset
-from distgen.errors import clip_message
+from distgen.errors import InputFileError, clip_message
 from distgen.jsonfile import JsonProblem, parse_json_object, read_json
 from distgen.train.checkpoint import config_diff, list_checkpoints
 from distgen.wording import first_of
@@ -218,7 +218,7 @@ def finished_unlocked(out: Path, doc: Mapping[str, Any], metrics: Sequence[str] 
     decision to the lock: nothing is returned."""
     try:
         read = read_finished(out, doc, metrics, known, folder)
-    except ConfigError:
+    except (ConfigError, InputFileError):  # another config's run, a DONE that cannot be read: refused, not left to the lock
         raise
     except (OSError, ValueError):
         return Finished(None, None, None)
@@ -290,6 +290,8 @@ class RunFolder:
     done: bytes | None
     #: what ``DONE`` is when it is not a file (``"a folder"``, ``"a pipe"``, ...: ``file_kind``); None: a file or absent
     kind: str | None = None
+    #: why a ``DONE`` that exists could not be read (the ``OSError``'s words, e.g. permission denied); None: read or absent
+    unreadable: str | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> RunFolder:
@@ -300,8 +302,9 @@ class RunFolder:
         try:
             kind = file_kind(done.stat().st_mode)
             return cls(path, True, None, kind) if kind is not None else cls(path, True, done.read_bytes())
-        except OSError:
-            return cls(path, done.exists(), None)
+        except OSError as exc:
+            exists = done.exists()
+            return cls(path, exists, None, unreadable=(exc.strerror or str(exc)) if exists else None)
 
     @cached_property
     def record(self) -> dict[str, Any] | None:
@@ -411,11 +414,29 @@ def file_kind(mode: int) -> str | None:
     return next((said for test, said in _NOT_A_FILE if test(mode)), "not a file")
 
 
+def check_done_readable(folders: Iterable[RunFolder]) -> None:
+    """Refuse (``InputFileError``, before any work) run folders whose ``DONE`` file exists but cannot be read
+    (``RunFolder.unreadable``: permission denied), naming the first and the fix: whether the run finished, and with which
+    metrics, cannot be told, so it is neither skipped as finished nor evaluated again. ``distgen run`` and the sweep (also
+    one that only reads a finished sweep it cannot lock) refuse it alike."""
+    if not (unreadable := [folder for folder in folders if folder.unreadable is not None]):
+        return
+    first = unreadable[0]
+    more = f" (and {len(unreadable) - 1} more run folder(s)' {DONE_FILE})" if len(unreadable) > 1 else ""
+    raise InputFileError(
+        f"{first.path / DONE_FILE} cannot be read ({first.unreadable}){more}, so whether its run finished cannot be told. "
+        f"Give this user read permission on it (chmod u+r {first.path / DONE_FILE}, or ask its owner), or remove it to "
+        "evaluate the run again (no step trained again); or use another --out")
+
+
 def check_done_replaceable(folders: Iterable[RunFolder]) -> None:
     """Refuse (``ConfigError``, before any work) run folders whose ``DONE`` is a folder, naming each ``DONE`` and the fix.
     Such a ``DONE`` is damaged (``RunFolder.damaged``), so the run is not finished; but where a damaged file is removed
     and replaced by the ``DONE`` the new evaluation writes, a folder is not (``distgen run`` would fail at its end, after
-    predicting again, and a sweep count the run failed), and what it holds is not distgen's to remove."""
+    predicting again, and a sweep count the run failed), and what it holds is not distgen's to remove. A ``DONE`` that
+    cannot be read is refused first (``check_done_readable``)."""
+    folders = list(folders)
+    check_done_readable(folders)
     bad = [folder for folder in folders if folder.kind == _FOLDER]
     if not bad:
         return

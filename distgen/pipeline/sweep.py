@@ -64,6 +64,7 @@ from distgen.pipeline.run_folder import (
     METRICS_FILE,
     SWEEP_DONE,
     RunFolder,
+    check_done_readable,
     check_done_replaceable,
     check_run_folder,
     file_kind,
@@ -282,6 +283,7 @@ def sweep(
     except FolderNotWritableError as exc:  # a finished sweep is only read (as distgen run reads a finished experiment)
         # another config's run is named, not only refused as not writable; a moved data file checked here is not hashed again
         folders = run_folders(out, runs)  # each DONE read once for every question below
+        check_done_readable(folders.values())  # a DONE that cannot be read is refused, not read as the sweep's marker
         moved = check_run_folders(out, folders, docs, overrides, adopt_unrecorded)
         if (finished := finished_sweep_without_lock(out, runs, docs, metrics, reference, names, folders, moved)) is None:
             if damaged := damaged_runs_said(out, folders, metrics):
