@@ -375,9 +375,16 @@ class RunFolder:
         if self.removed_part is not None:
             return self.removed_part
         if lost := self.metrics_lost(metrics):
-            return (f"it was evaluated with --metrics {','.join(self.evaluated_with or [])} (by hand, after the sweep), "
+            return (f"it was evaluated with {self.by_hand_said} (by hand, after the sweep), "
                     f"without {', '.join(lost)}, which the sweep compares")
         return None
+
+    @property
+    def by_hand_said(self) -> str:
+        """The ``--metrics`` of ``evaluated_with`` as said in a note: ``--metrics mse,pearson_delta``, or, for a record of
+        an empty list (``{"metrics": []}``), that it names no metric."""
+        by_hand = self.evaluated_with or []
+        return f"--metrics {','.join(by_hand)}" if by_hand else f'no metric (its {DONE_FILE} records "metrics": [])'
 
     def finished(self, metrics: Sequence[str] = ()) -> bool:
         """Whether the folder holds a finished run the sweep can read: its ``DONE`` and its ``eval/metrics.csv``, evaluated

@@ -578,7 +578,7 @@ def _sweep(
                 print(f"note: sweep: run {r.slug}: {gone}: it is evaluated again "
                       "(no step trained again)", file=sys.stderr)
             if lost := folder.metrics_lost(metrics):
-                print(f"note: sweep: run {r.slug} was evaluated with --metrics {','.join(folder.evaluated_with or [])} "
+                print(f"note: sweep: run {r.slug} was evaluated with {folder.by_hand_said} "
                       f"(by hand, after the sweep), without {', '.join(lost)}, which the sweep compares: it is evaluated again "
                       "with its config's evaluate.metrics (no step trained again)", file=sys.stderr)
 

@@ -5,6 +5,7 @@ dotted.key=value": the word after ``--metrics`` read as an override, the help's 
 
 from distgen.cli import build_parser, main
 from distgen.config import save_yaml
+from distgen.pipeline.run_folder import RunFolder
 from distgen.pipeline.sweep import METRICS_FILE, sweep
 from tests.pipeline.test_sweep import FakeRunner, base  # noqa: F401  (the fixture)
 
@@ -68,3 +69,19 @@ def test_distgen_evaluate_takes_metrics_separated_by_spaces_as_by_commas(tmp_pat
 def test_the_help_of_evaluate_and_the_sweep_name_both_forms():
     assert "mse pearson_delta" in _help("evaluate") and "mse,pearson_delta" in _help("evaluate")
     assert "distgen run takes one word" in _help("sweep")
+
+
+def test_the_sweeps_note_of_a_run_evaluated_with_an_empty_metrics_list_words_it(tmp_path, base, capsys):  # noqa: F811
+    """A ``DONE`` record ``{"metrics": []}`` was said "evaluated with --metrics  (by hand": an option with nothing after it.
+    The note of the writable pass and the read-only refusal (``RunFolder.again_why``) say it names no metric."""
+    out = tmp_path / "sw"
+    sweep(base, {"description": ["a"]}, out, seeds=[0], progress=False, runner=FakeRunner())
+    run = out / "runs" / "description=a__seed0"
+    (run / "eval" / "summary.json").write_text("{}")
+    (run / "DONE").write_text('{"metrics": []}\n')
+    said = RunFolder.read(run).again_why(["mse"])
+    assert said is not None and 'evaluated with no metric (its DONE records "metrics": []) (by hand' in said
+    capsys.readouterr()
+    sweep(base, {"description": ["a"]}, out, seeds=[0], progress=False, runner=FakeRunner(), metrics=["mse"])
+    err = capsys.readouterr().err
+    assert "--metrics  " not in err and 'evaluated with no metric (its DONE records "metrics": []) (by hand' in err
