@@ -2,10 +2,12 @@
 writable pass and one that only reads a finished sweep it cannot lock) and by ``distgen run`` alike. It was taken as
 present and not damaged: the sweep skipped it as its ``ok`` marker, ``distgen run`` evaluated the experiment again without
 a note. Root reads a ``chmod 000`` file, so the refusal is also tested with the read made to fail as it does for another
-user; the ``chmod`` test runs where the test user cannot read such a file."""
+user, and on the command line with the file's read permission removed and root's override rights dropped."""
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from distgen.pipeline import sweep as sweep_module
 from distgen.pipeline.run_folder import DONE_FILE, RunFolder
 from distgen.pipeline.sweep import sweep
 
+from .conftest import without_write_rights
 from .test_damaged_finished_run import finished as made  # noqa: F401  (the fixture)
 from .test_sweep_read_only import GRID, Refused, _never, base, finished  # noqa: F401  (base, finished: the fixtures)
 
@@ -72,14 +75,22 @@ def test_distgen_run_refuses_a_done_it_cannot_read(made, tmp_path, denied):  # n
     assert (out / "eval" / "metrics.csv").read_bytes() == before and (out / DONE_FILE).exists()  # nothing evaluated again
 
 
-def test_a_chmod_000_done_is_refused_by_the_sweep(finished, base):  # noqa: F811
+@pytest.mark.slow
+def test_a_chmod_000_done_is_refused_on_the_command_line(finished, base):  # noqa: F811
+    """The same with the file's read permission removed, in a process that cannot read it (root's override rights
+    dropped: ``without_write_rights``): the CLI's error line names the file, exit 1, no run started."""
     done = finished / "runs" / SLUG / DONE_FILE
+    code = ("import sys\nfrom distgen.cli import main\nfrom distgen.pipeline import sweep as s\n"
+            "def never(*a):\n    raise SystemExit('a run started')\n"
+            "s.subprocess_runner = never\n"
+            f"sys.exit(main(['sweep', {base!r}, '--grid', 'description=[good,bad]', '--grid', 'train.seed=[0,1]', '--out', "
+            f"{str(finished)!r}, '--metrics', 'mse', 'pearson_delta']))\n")
     done.chmod(0)
     try:
-        if os.access(done, os.R_OK):
-            pytest.skip("this user (root) reads a chmod 000 file")
-        with pytest.raises(InputFileError) as excinfo:
-            sweep(base, GRID, finished, runner=_never, metrics=["mse", "pearson_delta"], progress=False)
-        _refused(excinfo, done)
+        ran = subprocess.run([*without_write_rights(), sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     finally:
         done.chmod(0o644)
+    assert ran.returncode == 1 and "a run started" not in ran.stderr, ran.stderr
+    assert f"{done} cannot be read (Permission denied)" in ran.stderr and "chmod u+r" in ran.stderr
+    assert done.read_text() == "ok\n"
