@@ -627,9 +627,19 @@ def _sweep(
     truths: dict[str, dict[int, dict[str, Any]]] = {}  # what each finished run was scored on (truth_mismatch)
     spreads: dict[str, dict[int, Any]] = {}  # each finished run's spread scores (eval/summary.json "spread"), if any
     tables_edited: dict[str, str] = {}  # runs whose metrics.csv is not what their evaluation wrote (compare.check_table)
+    # the results hold the runs this pass finished or skipped as finished: a run it counted failed is under "Failed runs",
+    # not aggregated from what its folder holds now (a concurrent distgen run that refused it "in use" and finished it
+    # with other --metrics); a skipped run whose DONE or table went during the pass (a concurrent re-run) is named
+    aggregated = set(result.finished) | set(result.skipped)
+    left_out: dict[str, str] = {}
     for r in runs:
         path = out / "runs" / r.slug / METRICS_FILE
-        if (out / "runs" / r.slug / DONE_FILE).exists() and path.exists():
+        there = (out / "runs" / r.slug / DONE_FILE).exists() and path.exists()
+        if r.slug in result.skipped and not there:
+            left_out[r.slug] = f"its {DONE_FILE} or {METRICS_FILE.as_posix()} went during the sweep (removed by a concurrent re-run?)"
+            print(f"warning: sweep: run {r.slug} was finished when the sweep started, but {left_out[r.slug]}: its rows are "
+                  "left out of the results; run the sweep again once that run has finished", file=sys.stderr)
+        elif r.slug in aggregated and there:
             table = read_metrics_csv(path)
             doc = run_summary(out / "runs" / r.slug)
             edited = run_table_note(path, table, doc, r.slug, out / "runs" / r.slug)
@@ -685,6 +695,10 @@ def _sweep(
     if tables_edited:
         text = text.rstrip("\n") + "\n\n## Tables edited after their evaluation\n\n" + "".join(
             f"- `{slug}`: {why}\n" for slug, why in tables_edited.items())
+    if left_out:
+        text = text.rstrip("\n") + "\n\n## Finished runs left out\n\n" + "".join(
+            f"- `{slug}`: finished when the sweep started, but {why}: its rows are not in these results; run the sweep "
+            "again once that run has finished\n" for slug, why in left_out.items())
     spread = spread_over_seeds({v: spreads[v] for v in variants if v in spreads})
     if spread:
         text = text.rstrip("\n") + "\n" + "\n".join(spread_seed_lines(spread)) + "\n"
@@ -708,7 +722,7 @@ def _sweep(
         "reference": reference, "variants": variants, "compared_metrics": list(metrics), "finished": result.finished, "skipped": result.skipped,
         "failed": result.failed, "failures": result.failures, "diverged": result.diverged, "comparisons": [c.__dict__ for c in result.comparisons], "identical": same,
         "inert_settings": axes, "metrics_not_computed": absent, "truths_differ": apart, "seeds_truths_differ": seeds_apart, "tables_edited": tables_edited,
-        "spread": spread,
+        "spread": spread, **({"left_out": left_out} if left_out else {}),
         ROW_FINGERPRINTS: fingerprints,
     }))
     plot_summary(rows, variants, present, out / "summary.png")
