@@ -16,7 +16,6 @@ import errno
 import importlib
 import os
 import pkgutil
-import re
 import shlex
 import sys
 import traceback
@@ -34,8 +33,10 @@ from distgen.errors import (
     DistgenWarning,
     Interrupted,
     clip_message,
+    exception_text,
     free_space,
 )
+from distgen.warning_errors import WARNING_AS_ERROR, warning_made_an_error
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "report"]
 
@@ -58,9 +59,6 @@ HINTS: dict[str, str] = {
         "checkpoint (--checkpoint), or the raw weights (--weights raw)"
     ),
 }
-#: What ends the message of a warning raised as an exception: one the warning filters made an error.
-FILTERS_MADE_IT_AN_ERROR = "made an error by the warning filters: python -W error, PYTHONWARNINGS or warnings.simplefilter"
-WARNING_AS_ERROR = f"a distgen warning, {FILTERS_MADE_IT_AN_ERROR}; the command stopped there"
 #: Built-in exceptions that distgen raises on purpose with a complete message (exit 1).
 PLAIN = (ValueError, LookupError, FloatingPointError)
 
@@ -222,16 +220,16 @@ def classify(exc: BaseException, command: str = "", argv: Sequence[str] = ()) ->
     if isinstance(exc, ConfigError):
         return EXIT_USAGE, "config error: " + clip_message(str(exc))
     if isinstance(exc, DistgenError):
-        return exc.exit_code, "error: " + clip_message(_text(exc))
+        return exc.exit_code, "error: " + clip_message(exception_text(exc))
     if isinstance(exc, DistgenWarning):
-        return EXIT_FAILURE, f"error: {clip_message(_text(exc))} ({WARNING_AS_ERROR})"
+        return EXIT_FAILURE, f"error: {clip_message(exception_text(exc))} ({WARNING_AS_ERROR})"
     if isinstance(exc, Warning):
         return EXIT_FAILURE, "error: " + warning_made_an_error(exc)
     names = {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
     for name, code in KNOWN.items():
         if name in names:
             prefix = "config error: " if code == EXIT_USAGE else "error: "
-            return code, prefix + clip_message(_text(exc)) + HINTS.get(name, "")
+            return code, prefix + clip_message(exception_text(exc)) + HINTS.get(name, "")
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         from distgen.train.device import OOM_HINT
 
@@ -239,84 +237,8 @@ def classify(exc: BaseException, command: str = "", argv: Sequence[str] = ()) ->
     if isinstance(exc, OSError):
         return EXIT_FAILURE, "error: " + describe_os_error(exc)
     if isinstance(exc, PLAIN):
-        return EXIT_FAILURE, "error: " + clip_message(_text(exc))
+        return EXIT_FAILURE, "error: " + clip_message(exception_text(exc))
     return EXIT_FAILURE, None
-
-
-def warning_made_an_error(exc: Warning) -> str:
-    """The message of another library's warning (numpy, anndata, pandas, torch...) or Python's that reached the boundary
-    as an exception: the filters made it one, as the user asked (nothing else raises a warning). Its class, the module
-    whose code raised it (the innermost frame: for numpy's arithmetic, the line that called numpy), and whose mistake it
-    may be: a library's warning names the nearest line of distgen that led to it, since a warning is often about its
-    caller (a deprecated argument, an empty array passed): not a bug in distgen when it is about the user's input, a
-    call of distgen's to change and report when it is not. Then the ``-W`` filter that lets it print and go on. Python
-    reads a ``-W`` class at start-up only among the built-in ones (``anndata._warnings.OldFormatWarning`` is "Invalid -W
-    option ignored"), so the filter names the nearest built-in class of its MRO. Two lines: the warning's own line
-    breaks are joined."""
-    cls = type(exc)
-    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    builtin = next(c for c in cls.__mro__ if c.__module__ == "builtins").__name__
-    frames = _frames(exc)
-    module, line = frames[-1] if frames else (None, None)
-    package = module.partition(".")[0] if module else None
-    origin = f" from {package} ({module}, line {line})" if module else ""
-    caller = next(((m, n) for m, n in reversed(frames) if _is_distgen(m)), None)
-    if package is None:
-        whose = "where it was raised is unknown: rerun with --debug for the traceback"
-    elif module is not None and _is_distgen(module):
-        whose = ("raised by distgen's own code (or a plugin's): if the warning points to a mistake there, rerun with "
-                 "--debug for the traceback and report it")
-    elif caller is None:
-        whose = f"raised by {package}'s code, not called from distgen's: not a bug in distgen"
-    elif issubclass(cls, DeprecationWarning | PendingDeprecationWarning | FutureWarning) or cls.__module__.startswith("pandas"):
-        whose = (f"raised by {package}'s code called from distgen ({caller[0]}, line {caller[1]}); such a warning is often "
-                 f"about how the caller uses {package}: unless it is about your input, distgen's call needs changing: "
-                 "rerun with --debug for the traceback and report it")
-    else:
-        whose = (f"raised by {package}'s code called from distgen ({caller[0]}, line {caller[1]}): not a bug in distgen if "
-                 "it is about your input (a file, a value); if not, rerun with --debug for the traceback and report it")
-    text = " ".join(line.strip() for line in _text(exc).splitlines() if line.strip())  # the message's own breaks: one line
-    return (f"{name}{origin}: {clip_message(text, 600)} (a warning, {FILTERS_MADE_IT_AN_ERROR}; the command stopped "
-            f"there)\n  {whose}; to let it print and go on, run without -W error{_let_through(builtin, text)}")
-
-
-def _let_through(builtin: str, text: str) -> str:
-    """The rest of the hint: the filter that lets this warning print while other warnings stay errors. By its nearest
-    built-in class; a class deriving from ``Warning`` alone would let every warning through (``default::Warning``), so
-    by the start of its message (``-W``'s message field: escaped, matched at the start, case-insensitive), cut before
-    the first character that ``-W`` (``:``), ``PYTHONWARNINGS`` (``,``) or the shell's double quotes would read."""
-    if builtin != "Warning":
-        let = f"default::{builtin}"
-    else:
-        let = "default:" + re.split(r'[:,"$`\\!]', text, maxsplit=1)[0][:60].strip()
-        if let == "default:":
-            return ""
-    return f' or keep other warnings errors with python -W error -W "{let}" -m distgen ... (PYTHONWARNINGS="error,{let}")'
-
-
-def _frames(exc: BaseException) -> list[tuple[str, int]]:
-    """The module name and line of each frame of ``exc``'s traceback, outermost first (frames without a module name
-    left out)."""
-    frames = []
-    tb = exc.__traceback__
-    while tb is not None:
-        module = tb.tb_frame.f_globals.get("__name__")
-        if isinstance(module, str):
-            frames.append((module, tb.tb_lineno))
-        tb = tb.tb_next
-    return frames
-
-
-def _is_distgen(module: str) -> bool:
-    """Whether ``module`` is distgen's or a distgen plugin's (``distgen_bayes``)."""
-    return module.partition(".")[0].startswith("distgen")
-
-
-def _text(exc: BaseException) -> str:
-    """The message of ``exc`` (``KeyError`` quotes its argument; show it as written)."""
-    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str) and type(exc).__str__ is KeyError.__str__:
-        return exc.args[0]
-    return str(exc) or type(exc).__name__
 
 
 def _innermost(exc: BaseException) -> str:

@@ -29,7 +29,8 @@ library's. The ``distgen`` command prints them as ``distgen COMMAND: warning: me
 libraries' warnings keep Python's form there. A distgen warning that the warning filters raise as an exception
 (``python -W error``) ends the command as ``distgen COMMAND: error: message (a distgen warning, made an error by ...)``,
 exit code 1; another library's (numpy, anndata, pandas, torch...) as ``error: Class from PACKAGE (module, line N): message
-(a warning, made an error by ...)`` and a line saying whose code raised it and the ``-W`` filter that lets it print. distgen never replaces ``warnings.showwarning`` or ``warnings.formatwarning`` for a Python session: those
+(a warning, made an error by ...)`` and a line saying whose code raised it and the ``-W`` filter that lets it print
+(``distgen.warning_errors``). distgen never replaces ``warnings.showwarning`` or ``warnings.formatwarning`` for a Python session: those
 hooks are global, one per process, shared by every library.
 """
 
@@ -200,3 +201,10 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     raise AssertionError("unreachable")
+
+
+def exception_text(exc: BaseException) -> str:
+    """The message of ``exc`` (``KeyError`` quotes its argument; show it as written)."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str) and type(exc).__str__ is KeyError.__str__:
+        return exc.args[0]
+    return str(exc) or type(exc).__name__
