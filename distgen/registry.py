@@ -466,6 +466,11 @@ def misdeclared(kind: str | None = None) -> list[str]:
     return out
 
 
+def entry_point_packages() -> set[str]:
+    """The top-level packages of the modules that every ``distgen.*`` entry point on ``sys.path`` names."""
+    return {ep.value.partition(":")[0].strip().partition(".")[0] for ep, _, _ in _all_entry_points(tuple(sys.path))}
+
+
 def _entry_points(group: str) -> list[tuple[md.EntryPoint, str, str]]:
     """Every entry point of ``group`` with its distribution's name and version."""
     return [(ep, name, version) for ep, name, version in _all_entry_points(tuple(sys.path)) if ep.group == group]

@@ -6,6 +6,7 @@ filter that lets it print and go on. ``distgen.cli.classify`` calls ``warning_ma
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from distgen.errors import clip_message, exception_text
 
@@ -14,6 +15,8 @@ __all__ = ["FILTERS_MADE_IT_AN_ERROR", "WARNING_AS_ERROR", "warning_made_an_erro
 #: What ends the message of a warning raised as an exception: one the warning filters made an error.
 FILTERS_MADE_IT_AN_ERROR = "made an error by the warning filters: python -W error, PYTHONWARNINGS or warnings.simplefilter"
 WARNING_AS_ERROR = f"a distgen warning, {FILTERS_MADE_IT_AN_ERROR}; the command stopped there"
+#: Plugins shipped with distgen (``plugins/``) as separate packages, by package: their name in a message.
+BUNDLED_PLUGINS = {"distgen_bayes": "distgen-bayes", "distgen_example": "distgen-example"}
 
 
 def warning_made_an_error(exc: Warning) -> str:
@@ -22,7 +25,9 @@ def warning_made_an_error(exc: Warning) -> str:
     whose code raised it (the innermost frame: for numpy's arithmetic, the line that called numpy), and whose mistake it
     may be: a library's warning names the nearest line of distgen that led to it, since a warning is often about its
     caller (a deprecated argument, an empty array passed): not a bug in distgen when it is about the user's input, a
-    call of distgen's to change and report when it is not. Then the ``-W`` filter that lets it print and go on. Python
+    call of distgen's to change and report when it is not. distgen's code is the package ``distgen``; a bundled plugin's
+    (``distgen_bayes``) is reported to distgen as well; a third-party plugin's (a package a distgen entry point names),
+    or a library's warning about the plugin's call, is the plugin's, not a bug in distgen. Then the ``-W`` filter that lets it print and go on. Python
     reads a ``-W`` class at start-up only among the built-in ones (``anndata._warnings.OldFormatWarning`` is "Invalid -W
     option ignored"), so the filter names the nearest built-in class of its MRO. Two lines: the warning's own line
     breaks are joined."""
@@ -33,14 +38,26 @@ def warning_made_an_error(exc: Warning) -> str:
     module, line = frames[-1] if frames else (None, None)
     package = module.partition(".")[0] if module else None
     origin = f" from {package} ({module}, line {line})" if module else ""
-    caller = next(((m, n) for m, n in reversed(frames) if _is_distgen(m)), None)
+    plugins = _plugin_packages()
+    caller = next(((m, n) for m, n in reversed(frames) if _owner(m, plugins) is not None), None)
+    owner = _owner(module, plugins) if module is not None else None
     if package is None:
         whose = "where it was raised is unknown: rerun with --debug for the traceback"
-    elif module is not None and _is_distgen(module):
-        whose = ("raised by distgen's own code (or a plugin's): if the warning points to a mistake there, rerun with "
-                 "--debug for the traceback and report it")
+    elif owner == "distgen":
+        whose = ("raised by distgen's own code: if the warning points to a mistake there, rerun with --debug for the "
+                 "traceback and report it")
+    elif owner in BUNDLED_PLUGINS.values():
+        whose = (f"raised by the {owner} plugin's own code (bundled with distgen): if the warning points to a mistake "
+                 "there, rerun with --debug for the traceback and report it")
+    elif owner is not None:
+        whose = (f"raised by the plugin {package}'s own code, not distgen's: not a bug in distgen; if it is not about your "
+                 f"input, rerun with --debug for the traceback and report it to {package}'s authors")
     elif caller is None:
         whose = f"raised by {package}'s code, not called from distgen's: not a bug in distgen"
+    elif _owner(caller[0], plugins) not in ("distgen", *BUNDLED_PLUGINS.values()):
+        plugin = caller[0].partition(".")[0]
+        whose = (f"raised by {package}'s code called from the plugin {plugin} ({caller[0]}, line {caller[1]}), not from "
+                 f"distgen's code: not a bug in distgen; if it is not about your input, report it to {plugin}'s authors")
     elif issubclass(cls, DeprecationWarning | PendingDeprecationWarning | FutureWarning) or cls.__module__.startswith("pandas"):
         whose = (f"raised by {package}'s code called from distgen ({caller[0]}, line {caller[1]}); such a warning is often "
                  f"about how the caller uses {package}: unless it is about your input, distgen's call needs changing: "
@@ -80,6 +97,25 @@ def _frames(exc: BaseException) -> list[tuple[str, int]]:
     return frames
 
 
-def _is_distgen(module: str) -> bool:
-    """Whether ``module`` is distgen's or a distgen plugin's (``distgen_bayes``)."""
-    return module.partition(".")[0].startswith("distgen")
+def _owner(module: str, plugins: Collection[str]) -> str | None:
+    """Whose code ``module`` is: ``"distgen"`` (the package ``distgen`` and its submodules), a bundled plugin's name
+    (``BUNDLED_PLUGINS``: separate packages shipped with distgen, whose mistakes are reported to distgen), ``"plugin"``
+    for a third-party plugin's package (``plugins``), None for any other (a library, Python, a user's script). A name
+    is matched whole: ``distgenx`` or ``distgen_myplugin`` is not distgen."""
+    top = module.partition(".")[0]
+    if top == "distgen":
+        return "distgen"
+    if top in BUNDLED_PLUGINS:
+        return BUNDLED_PLUGINS[top]
+    return "plugin" if top in plugins else None
+
+
+def _plugin_packages() -> set[str]:
+    """The top-level packages of the modules that installed distgen entry points name, but distgen's and the bundled
+    plugins' (an unreadable installation: none)."""
+    from distgen.registry import entry_point_packages
+
+    try:
+        return entry_point_packages() - {"distgen", *BUNDLED_PLUGINS}
+    except Exception:  # wording an error must not raise another one
+        return set()

@@ -369,3 +369,61 @@ def test_non_finite_samples_point_at_the_checkpoint():
     check_finite_samples(np.ones((3, 2)), "A @ K562")
     with pytest.raises(NonFiniteSamplesError, match=re.escape("1 of 6 generated values are NaN or inf for A @ K562. Check checkpoint 'r/c'")):
         check_finite_samples(np.array([[1, np.nan], [1, 1], [2, 2]]), "A @ K562", "r/c")
+
+
+_RAISES = "import warnings\ndef say(category):\n    warnings.warn('said', category)\n"
+
+
+@pytest.mark.parametrize("package", ["distgenx", "distgen_myplugin", "distgen_tools"])
+def test_a_package_whose_name_starts_with_distgen_is_not_distgen(package):
+    """Any top-level module whose name started with ``distgen`` was taken for distgen's: a user's ``distgenx`` or a
+    third-party plugin ``distgen_myplugin`` raising its own warning was called "raised by distgen's own code", and the
+    user asked to report it to distgen. It is that package's code: not a bug in distgen."""
+    library = _module(f"{package}.core", _RAISES)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning) as e:
+            library["say"](UserWarning)
+    _, message = classify(e.value, "run")
+    assert message is not None and f"UserWarning from {package} ({package}.core, line 3): said" in message, message
+    assert "distgen's own code" not in message and "not a bug in distgen" in message, message
+
+
+def test_a_library_warning_about_a_third_party_plugins_call_is_the_plugins(monkeypatch):
+    """A library's deprecation warning about how a third-party plugin (a package named by a distgen entry point) calls
+    it, the plugin called from distgen: the nearest distgen frame was named and "distgen's call needs changing" said.
+    It is the plugin's call: named, not a bug in distgen."""
+    from distgen import warning_errors
+
+    monkeypatch.setattr(warning_errors, "_plugin_packages", lambda: {"thirdparty_plugin"})
+    library = _module("fakelib.api", _LIBRARY)
+    plugin = _module("thirdparty_plugin.model", "def fit(old, category):\n    old(category)\n")
+    caller = _module("distgen.train.fake", "def call(fit, old, category):\n    fit(old, category)\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(FutureWarning) as e:
+            caller["call"](plugin["fit"], library["old"], FutureWarning)
+    _, message = classify(e.value, "run")
+    assert message is not None and "FutureWarning from fakelib (fakelib.api, line 3)" in message, message
+    assert "thirdparty_plugin (thirdparty_plugin.model, line 2)" in message, message
+    assert "distgen's call needs changing" not in message and "not a bug in distgen" in message, message
+    assert "distgen.train.fake" not in message, message
+
+
+def test_the_bundled_bayes_plugins_own_warning_is_reported_to_distgen():
+    """``distgen_bayes`` is a separate package shipped with distgen (``plugins/distgen-bayes``): its own warning is
+    named as the bundled plugin's and a report asked for, as for distgen's own code."""
+    plugin = _module("distgen_bayes.fake", _RAISES)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning) as e:
+            plugin["say"](UserWarning)
+    _, message = classify(e.value, "run")
+    assert message is not None and "raised by the distgen-bayes plugin's own code (bundled with distgen)" in message, message
+    assert "report it" in message and "not a bug in distgen" not in message, message
