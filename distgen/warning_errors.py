@@ -5,12 +5,15 @@ filter that lets it print and go on. ``distgen.cli.classify`` calls ``warning_ma
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import re
-from collections.abc import Collection
+import warnings
+from collections.abc import Collection, Iterator
 
 from distgen.errors import clip_message, exception_text
 
-__all__ = ["FILTERS_MADE_IT_AN_ERROR", "WARNING_AS_ERROR", "warning_made_an_error"]
+__all__ = ["FILTERS_MADE_IT_AN_ERROR", "WARNING_AS_ERROR", "recorded", "replay", "warning_made_an_error"]
 
 #: What ends the message of a warning raised as an exception: one the warning filters made an error.
 FILTERS_MADE_IT_AN_ERROR = "made an error by the warning filters: python -W error, PYTHONWARNINGS or warnings.simplefilter"
@@ -86,7 +89,10 @@ def _let_through(builtin: str, text: str) -> str:
 
 def _frames(exc: BaseException) -> list[tuple[str, int]]:
     """The module name and line of each frame of ``exc``'s traceback, outermost first (frames without a module name
-    left out)."""
+    left out); for a warning ``recorded`` and replayed, the frames where it was said."""
+    said_at = getattr(exc, _SAID_AT, None)
+    if said_at is not None:
+        return list(said_at)
     frames = []
     tb = exc.__traceback__
     while tb is not None:
@@ -119,3 +125,46 @@ def _plugin_packages() -> set[str]:
         return entry_point_packages() - {"distgen", *BUNDLED_PLUGINS}
     except Exception:  # wording an error must not raise another one
         return set()
+
+
+#: The attribute a ``recorded`` warning keeps its frames in (module, line; outermost first).
+_SAID_AT = "_distgen_said_at"
+
+
+@contextlib.contextmanager
+def recorded() -> Iterator[list[warnings.WarningMessage]]:
+    """Every warning said inside, recorded and not shown (``catch_warnings(record=True)`` under ``"always"``), each
+    keeping the frames that led to it: ``replay`` says it again later, and should a filter make it an error then, the
+    message names the code that said it and distgen's call of that code, not the replaying line."""
+    said: list[warnings.WarningMessage] = []
+
+    def keep(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None,
+             line: str | None = None) -> None:
+        if isinstance(message, Warning):
+            setattr(message, _SAID_AT, _stack())
+        said.append(warnings.WarningMessage(message, category, filename, lineno, file, line))  # type: ignore[arg-type]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = keep
+        yield said
+
+
+def replay(said: Collection[warnings.WarningMessage]) -> None:
+    """Say the ``recorded`` warnings again, under the caller's filters, each at the file and line where it was said."""
+    for w in said:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _stack() -> tuple[tuple[str, int], ...]:
+    """The module name and line of each frame calling ``recorded``'s hook, outermost first, the warnings module's and
+    the hook's own left out."""
+    frames = []
+    here = inspect.currentframe()
+    frame = here.f_back.f_back if here is not None and here.f_back is not None else None  # past this function and the hook
+    while frame is not None:
+        module = frame.f_globals.get("__name__")
+        if isinstance(module, str) and module != "warnings":
+            frames.append((module, frame.f_lineno))
+        frame = frame.f_back
+    return tuple(reversed(frames))

@@ -427,3 +427,34 @@ def test_the_bundled_bayes_plugins_own_warning_is_reported_to_distgen():
     _, message = classify(e.value, "run")
     assert message is not None and "raised by the distgen-bayes plugin's own code (bundled with distgen)" in message, message
     assert "report it" in message and "not a bug in distgen" not in message, message
+
+
+def test_a_library_warning_recorded_while_loading_names_the_library_and_distgens_call_when_made_an_error(tmp_path):
+    """``Dataset.load`` records the warnings said while it reads the cells and replays them (``warn_explicit``). Under
+    ``-W error`` the replay raised scanpy's warning (data.hvg on cells where one gene varies) at distgen's replay line:
+    "RuntimeWarning from distgen (distgen.data.prepared, line N) ... raised by distgen's own code". It names scanpy's
+    line and distgen's call of scanpy."""
+    import warnings
+
+    from distgen.data import bundled
+    from distgen.data.prepared import Dataset
+
+    adata = bundled.norman_k562()
+    x = np.zeros(adata.shape, dtype=np.float32)
+    x[:, 0], x[:, 1], x[:, 2] = np.linspace(0, 3, adata.n_obs), np.linspace(3, 0, adata.n_obs) ** 2, 1.0
+    adata.X = x
+    adata.write_h5ad(tmp_path / "flat.h5ad")
+    section = {"dataset": str(tmp_path / "flat.h5ad"), "hvg": 3, "schema": bundled.NORMAN_SCHEMA.to_dict()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Warning) as e:
+            Dataset.load(section)
+    _, message = classify(e.value, "run")
+    assert message is not None and "from scanpy (scanpy.preprocessing." in message, message
+    assert "called from distgen (distgen.data.preprocess, line" in message, message
+    assert "distgen.data.prepared" not in message and "distgen's own code" not in message, message
+    with warnings.catch_warnings(record=True) as shown:  # without -W error: each printed once, where the library said it
+        warnings.simplefilter("default")
+        Dataset.load(section)
+    said = [(w.category, w.filename) for w in shown if not issubclass(w.category, DeprecationWarning)]
+    assert len(said) == len(set(said)) and said and all("scanpy" in f or "legacy_api_wrap" in f for _, f in said), said

@@ -33,6 +33,7 @@ from distgen.data.split import Split
 from distgen.errors import DistgenWarning, InputDataError
 from distgen.seeds import content_keys, name_keys
 from distgen.types import ALL, COMBO, Cells, CellTable, ConditionLabels, DataInfo, canonical, labels_in
+from distgen.warning_errors import recorded, replay
 from distgen.wording import counted, first_of, quoted
 
 PARTS = ("train", "val", "test")
@@ -181,22 +182,18 @@ class Dataset:
 
         def split_then_hvg(outline: PerturbationData, x: Any) -> tuple[list[str], Any, str] | None:
             # the split needs the cells' labels only; data.hvg is chosen on its training cells before the table is dense
-            with warnings.catch_warnings(record=True) as theirs:
-                warnings.simplefilter("always")
+            with recorded() as theirs:
                 split = Split.load_for(source, outline) if isinstance(source, str | Path) else make_split(outline, **(source or {}))
                 made.append(split)
                 genes = None if ds.hvg is None else hvg_before_densifying(outline, x, ds.hvg, fit_on=split.train)
             later.extend(theirs)
             return None if genes is None else (genes, split.train.numpy(), "hvg")
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with recorded() as caught:
             data = PerturbationData.from_anndata(adata, schema, copy=False, select=split_then_hvg)  # read here: nobody else holds it
-        for w in caught:  # printed as before (under the caller's filters), and kept for the manifest and the report
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        replay(caught)  # printed as before (under the caller's filters), and kept for the manifest and the report
         said = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DistgenWarning)))
-        for w in later:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        replay(later)
         split = made[0]
         split.check_leakage(data)
         files = ([] if ds.dataset in BUNDLED else [("data", ds.dataset)]) + ([("split", source)] if isinstance(source, str | Path) else [])
