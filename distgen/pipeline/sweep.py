@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
@@ -130,18 +129,42 @@ class StopOnSignal:
 _STOP = StopOnSignal()  #: the running sweep's (``sweep`` replaces it); ``subprocess_runner`` starts its runs through it
 
 
+#: The interpreter's one-letter options that take a value (``python --help``): the rest of their argument or the next one;
+#: ``-c`` and ``-m`` end the options.
+_WITH_VALUE = "cmWX"
+#: Its long options that take the next argument as their value.
+_LONG_WITH_VALUE = ("--check-hash-based-pycs",)
+
+
 def own_warning_options() -> list[str]:
-    """The ``-W`` options this interpreter was started with, in order. ``sys.warnoptions`` holds more, in CPython's
-    order: ``-X dev``'s ``default`` first, then ``PYTHONWARNINGS``' entries (a child inherits the variable), the ``-W``
-    options, and ``-b``'s BytesWarning filter last; those around the ``-W`` options are left out when they are there."""
-    options = list(sys.warnoptions)
-    environ = "" if sys.flags.ignore_environment else os.environ.get("PYTHONWARNINGS", "")
-    before = ["default"] * bool(sys.flags.dev_mode) + [entry for entry in environ.split(",") if entry]
-    if options[: len(before)] == before:
-        options = options[len(before) :]
-    after = {1: "default::BytesWarning", 2: "error::BytesWarning"}.get(min(sys.flags.bytes_warning, 2))
-    if after is not None and options[-1:] == [after]:
-        options = options[:-1]
+    """The ``-W`` options this interpreter was started with, as given and in order, read from its command line
+    (``sys.orig_argv``) by the interpreter's option grammar: one-letter flags may be grouped (``-bWerror``), an option's
+    value is the rest of its argument or the next argument, and the options end at ``-c``/``-m``, ``-``, ``--`` or the
+    script. ``PYTHONWARNINGS`` (each run inherits it), ``-X dev`` and ``-b`` are not ``-W`` options, though
+    ``sys.warnoptions`` holds their filters too (and holds an option once however often it was given)."""
+    args = list(sys.orig_argv[1:])
+    options: list[str] = []
+    i = 0
+    while i < len(args):
+        arg, i = args[i], i + 1
+        if arg in ("-", "--") or not arg.startswith("-"):
+            break
+        if arg.startswith("--"):
+            i += arg in _LONG_WITH_VALUE
+            continue
+        for at, flag in enumerate(arg[1:], start=2):
+            if flag not in _WITH_VALUE:
+                continue
+            value = arg[at:]
+            if not value:
+                if i == len(args):
+                    return options  # no value: the interpreter refuses to start so
+                value, i = args[i], i + 1
+            if flag in "cm":
+                return options
+            if flag == "W" and value:  # an empty one filters nothing (and -W followed by nothing would take the next argument)
+                options.append(value)
+            break
     return options
 
 
