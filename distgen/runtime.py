@@ -109,13 +109,13 @@ def cgroup_cpus(root: str | Path = "/sys/fs/cgroup") -> float | None:
     """The CPU quota of this process's cgroup (v2 ``cpu.max`` or v1 ``cfs_quota/period``), or None."""
     root = Path(root)
     try:
-        quota, period = (root / "cpu.max").read_text().split()[:2]
+        quota, period = (root / "cpu.max").read_text(encoding="utf-8").split()[:2]
         return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
     try:
-        q = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        p = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        q = int((root / "cpu" / "cpu.cfs_quota_us").read_text(encoding="utf-8"))
+        p = int((root / "cpu" / "cpu.cfs_period_us").read_text(encoding="utf-8"))
         return q / p if q > 0 and p > 0 else None
     except (OSError, ValueError):
         return None

@@ -27,8 +27,8 @@ def warning_made_an_error(exc: Warning) -> str:
     as an exception: the filters made it one, as the user asked (nothing else raises a warning). Its class, the module
     whose code raised it (the innermost frame: for numpy's arithmetic, the line that called numpy), and whose mistake it
     may be: a library's warning names the nearest line of distgen that led to it, since a warning is often about its
-    caller (a deprecated argument, an empty array passed): not a bug in distgen when it is about the user's input, a
-    call of distgen's to change and report when it is not. distgen's code is the package ``distgen``; a bundled plugin's
+    caller (a deprecated argument, an empty array passed, a file opened without an encoding): not a bug in distgen
+    when it is about the user's input, a call of distgen's to change and report when it is not. distgen's code is the package ``distgen``; a bundled plugin's
     (``distgen_bayes``) is reported to distgen as well; a third-party plugin's (a package a distgen entry point names),
     or a library's warning about the plugin's call, is the plugin's, not a bug in distgen. Then the ``-W`` filter that lets it print and go on. Python
     reads a ``-W`` class at start-up only among the built-in ones (``anndata._warnings.OldFormatWarning`` is "Invalid -W
@@ -61,7 +61,7 @@ def warning_made_an_error(exc: Warning) -> str:
         plugin = caller[0].partition(".")[0]
         whose = (f"raised by {package}'s code called from the plugin {plugin} ({caller[0]}, line {caller[1]}), not from "
                  f"distgen's code: not a bug in distgen; if it is not about your input, report it to {plugin}'s authors")
-    elif issubclass(cls, DeprecationWarning | PendingDeprecationWarning | FutureWarning) or cls.__module__.startswith("pandas"):
+    elif issubclass(cls, DeprecationWarning | PendingDeprecationWarning | FutureWarning | EncodingWarning) or cls.__module__.startswith("pandas"):
         whose = (f"raised by {package}'s code called from distgen ({caller[0]}, line {caller[1]}); such a warning is often "
                  f"about how the caller uses {package}: unless it is about your input, distgen's call needs changing: "
                  "rerun with --debug for the traceback and report it")

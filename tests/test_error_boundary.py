@@ -191,7 +191,7 @@ _LIBRARY = ("import warnings\n"
             "    warnings.warn('old() is deprecated, call new()', category, stacklevel=2)\n")
 
 
-@pytest.mark.parametrize("category", [FutureWarning, DeprecationWarning, PendingDeprecationWarning])
+@pytest.mark.parametrize("category", [FutureWarning, DeprecationWarning, PendingDeprecationWarning, EncodingWarning])
 def test_a_library_warning_about_distgens_call_is_not_called_someone_elses_bug(category):
     """A library's deprecation or future-change warning about HOW distgen calls it (its ``stacklevel`` points at
     distgen's line) is raised in the library's code, the innermost frame: the message said "raised by fakelib's code,
@@ -458,3 +458,15 @@ def test_a_library_warning_recorded_while_loading_names_the_library_and_distgens
         Dataset.load(section)
     said = [(w.category, w.filename) for w in shown if not issubclass(w.category, DeprecationWarning)]
     assert len(said) == len(set(said)) and said and all("scanpy" in f or "legacy_api_wrap" in f for _, f in said), said
+
+
+def test_distgen_imports_under_warn_default_encoding_as_errors():
+    """``python -X warn_default_encoding -W error -m distgen ...`` stopped at ``import distgen`` with a traceback (the
+    cgroup CPU quota read with ``read_text()`` and no encoding: an ``EncodingWarning`` made an error before any
+    command's error boundary). The import reads its files with an encoding."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "warn_default_encoding", "-W", "error", "-c", "import distgen"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
