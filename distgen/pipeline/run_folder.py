@@ -17,6 +17,7 @@ Everything here only reads: no lock is taken and no file written, so a folder th
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
@@ -295,16 +296,24 @@ class RunFolder:
 
     @classmethod
     def read(cls, path: str | Path) -> RunFolder:
-        """``path``'s ``DONE``, read once; opened only when it is a file (a named pipe would block the read, a device
-        might never end it, a folder or a socket cannot be opened)."""
+        """``path``'s ``DONE``, read once: one ``stat`` (whether it exists, what it is when not a file) and, for a file,
+        one open (its bytes, or why they could not be read: the error answers whether it is there). Opened only when it
+        is a file (a named pipe would block the read, a device might never end it, a folder or a socket cannot be
+        opened). A ``stat`` refused for another reason than absence (a folder this user cannot search) is raised."""
         path = Path(path)
         done = path / DONE_FILE
         try:
             kind = file_kind(done.stat().st_mode)
-            return cls(path, True, None, kind) if kind is not None else cls(path, True, done.read_bytes())
         except OSError as exc:
-            exists = done.exists()
-            return cls(path, exists, None, unreadable=(exc.strerror or str(exc)) if exists else None)
+            if exc.errno in _ABSENT:
+                return cls(path, False, None)
+            raise  # a run folder this user cannot search, as Path.exists raises it
+        if kind is not None:
+            return cls(path, True, None, kind)
+        try:
+            return cls(path, True, done.read_bytes())
+        except OSError as exc:  # removed since the stat: absent; else there but unreadable (permission denied)
+            return cls(path, False, None) if exc.errno in _ABSENT else cls(path, True, None, unreadable=exc.strerror or str(exc))
 
     @cached_property
     def record(self) -> dict[str, Any] | None:
@@ -407,6 +416,8 @@ class RunFolder:
         return self.record is None or not (self.path / "timings.json").exists()
 
 
+#: The ``errno`` of a ``stat`` or open that means no ``DONE`` is there (``Path.exists`` answers False for these).
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 #: What a path that is not a regular file is, by ``stat`` test (``file_kind``).
 _NOT_A_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"),
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
