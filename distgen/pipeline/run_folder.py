@@ -162,7 +162,8 @@ def read_finished(out: str | Path, doc: Mapping[str, Any], metrics: Sequence[str
     before (``RunFolder.read``; a sweep's pass), taken as read, not read again; else it is read here.
 
     Raises ``ConfigError`` when ``out`` holds an experiment of another config, or a finished one whose record is not usable
-    (``check_finished_record``), or a ``DONE`` that is a folder (``check_done_replaceable``). An evaluation part-removed,
+    (``check_finished_record``); ``InputFileError`` for a ``DONE`` that is a folder or cannot be read
+    (``check_done_replaceable``). An evaluation part-removed,
     a damaged ``SUMMARY_FILES`` (``damaged_finished_file``: every rank reads the same files, all predict and evaluate
     again; rank 0 says why) or other metrics is not finished."""
     out = Path(out)
@@ -448,7 +449,8 @@ def check_done_readable(folders: Iterable[RunFolder]) -> None:
 
 
 def check_done_replaceable(folders: Iterable[RunFolder]) -> None:
-    """Refuse (``ConfigError``, before any work) run folders whose ``DONE`` is a folder, naming each ``DONE`` and the fix.
+    """Refuse (``InputFileError``, exit 1, as a ``DONE`` that cannot be read: the fix is on disk, not in the config or the
+    command line) run folders whose ``DONE`` is a folder, before any work, naming each ``DONE`` and the fix.
     Such a ``DONE`` is damaged (``RunFolder.damaged``), so the run is not finished; but where a damaged file is removed
     and replaced by the ``DONE`` the new evaluation writes, a folder is not (``distgen run`` would fail at its end, after
     predicting again, and a sweep count the run failed), and what it holds is not distgen's to remove. A ``DONE`` that
@@ -465,8 +467,8 @@ def check_done_replaceable(folders: Iterable[RunFolder]) -> None:
                             f"({first_of([str(f.path / DONE_FILE) for f in bad], 3)}): neither distgen run's record (a JSON "
                             f"object) nor the sweep's marker ({SWEEP_DONE}) (remove them: an evaluation cannot replace a "
                             f"folder with its {DONE_FILE} file)"), "they hold", "the runs are"
-    raise ConfigError(f"{said}; distgen never makes one, so look at what {they} first. Then {runs} evaluated again "
-                      "(no step trained again); or use another --out")
+    raise InputFileError(f"{said}; distgen never makes one, so look at what {they} first. Then {runs} evaluated again "
+                         "(no step trained again); or use another --out")
 
 
 def run_folders(out: Path, runs: Sequence[Run]) -> dict[str, RunFolder]:

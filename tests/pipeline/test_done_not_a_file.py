@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from distgen.config import ConfigError
+from distgen.errors import InputFileError
 from distgen.pipeline import experiment
 from distgen.pipeline import sweep as sweep_module
 from distgen.pipeline.run_folder import DONE_FILE, RunFolder
@@ -102,7 +102,7 @@ def test_a_sweep_refuses_a_run_whose_done_is_a_folder_before_any_run(finished, b
     done = finished / "runs" / SLUG / DONE_FILE
     _make("folder", done, monkeypatch)
     results = (finished / "results.csv").read_bytes()
-    with pytest.raises(ConfigError) as err:  # before: the run was skipped as finished, nothing said
+    with pytest.raises(InputFileError) as err:  # before: the run was skipped as finished, nothing said
         sweep(base, GRID, finished, runner=_never, metrics=METRICS, progress=False)
     said = str(err.value)
     assert str(done) in said and "it is a folder, not a file" in said and "remove it" in said
@@ -127,7 +127,7 @@ def test_distgen_run_refuses_a_done_folder_before_any_work(made, tmp_path):  # n
     done.unlink()
     done.mkdir()
     record = (out / "experiment.yaml").stat()
-    with pytest.raises(ConfigError) as err:  # before: IsADirectoryError after predicting, experiment.yaml rewritten
+    with pytest.raises(InputFileError) as err:  # before: IsADirectoryError after predicting, experiment.yaml rewritten
         experiment.run(cfg, out, progress=False, metrics=["mse"], plots=False)
     said = str(err.value)
     assert str(done) in said and "it is a folder, not a file" in said and "remove it" in said
@@ -158,7 +158,7 @@ def test_several_done_folders_are_refused_in_one_message_naming_each(tmp_path, m
         _make("folder", tmp_path / name / DONE_FILE, monkeypatch)
         folders.append(RunFolder.read(tmp_path / name))
     check_done_replaceable([RunFolder.read(tmp_path)])  # no DONE: nothing refused
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(InputFileError) as err:
         check_done_replaceable(folders)
     said = str(err.value)
     assert said.startswith("2 run folders' DONE are folders") and "remove them" in said and "the runs are evaluated again" in said
