@@ -294,6 +294,8 @@ class RunFolder:
     kind: str | None = None
     #: why a ``DONE`` that exists could not be read (the ``OSError``'s words, e.g. permission denied); None: read or absent
     unreadable: str | None = None
+    #: ``DONE``'s device, inode, size and modification time (ns) at the ``stat`` before its read (``changed``); None: absent
+    stamp: tuple[int, ...] | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> RunFolder:
@@ -304,17 +306,33 @@ class RunFolder:
         path = Path(path)
         done = path / DONE_FILE
         try:
-            kind = file_kind(done.stat().st_mode)
+            st = done.stat()
         except OSError as exc:
             if exc.errno in _ABSENT:
                 return cls(path, False, None)
             raise  # a run folder this user cannot search, as Path.exists raises it
+        kind, stamp = file_kind(st.st_mode), _stamp(st)
         if kind is not None:
-            return cls(path, True, None, kind)
+            return cls(path, True, None, kind, stamp=stamp)
         try:
-            return cls(path, True, done.read_bytes())
+            return cls(path, True, done.read_bytes(), stamp=stamp)
         except OSError as exc:  # removed since the stat: absent; else there but unreadable (permission denied)
-            return cls(path, False, None) if exc.errno in _ABSENT else cls(path, True, None, unreadable=exc.strerror or str(exc))
+            if exc.errno in _ABSENT:
+                return cls(path, False, None)
+            return cls(path, True, None, unreadable=exc.strerror or str(exc), stamp=stamp)
+
+    def changed(self) -> str | None:
+        """Whether ``DONE`` is still the file this reading is of, by one ``stat`` of it now (nothing read): ``"gone"``,
+        ``"rewritten"`` (another file, or this one written again: its device, inode, size or modification time differ;
+        ``distgen run`` removes ``DONE`` before it evaluates again and writes it whole, last), or None: the same file. A
+        ``stat`` that fails for another reason than absence is raised."""
+        try:
+            now = _stamp((self.path / DONE_FILE).stat())
+        except OSError as exc:
+            if exc.errno in _ABSENT:
+                return "gone"
+            raise
+        return "rewritten" if now != self.stamp else None
 
     @cached_property
     def record(self) -> dict[str, Any] | None:
@@ -419,6 +437,11 @@ class RunFolder:
 
 #: The ``errno`` of a ``stat`` or open that means no ``DONE`` is there (``Path.exists`` answers False for these).
 _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+def _stamp(st: os.stat_result) -> tuple[int, ...]:
+    """What tells one ``DONE`` from another written since: device, inode, size, modification time (ns)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 #: What a path that is not a regular file is, by ``stat`` test (``file_kind``).
 _NOT_A_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"),
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))

@@ -652,42 +652,49 @@ def _sweep(
     tables_edited: dict[str, str] = {}  # runs whose metrics.csv is not what their evaluation wrote (compare.check_table)
     # the results hold the runs this pass finished or skipped as finished: a run it counted failed is under "Failed runs",
     # not aggregated from what its folder holds now (a concurrent distgen run that refused it "in use" and finished it
-    # with other --metrics); a skipped run whose DONE or table went during the pass (a concurrent re-run) is named
+    # with other --metrics); a skipped run is aggregated only from the evaluation the pass decided from: its DONE the
+    # file the pass read, before and after its table and summary are read (a stat each, DONE not read again), else it
+    # is named (its DONE or table gone, or DONE rewritten: a concurrent re-run)
     aggregated = set(result.finished) | set(result.skipped)
     left_out: dict[str, str] = {}
     for r in runs:
         path = out / "runs" / r.slug / METRICS_FILE
-        there = (out / "runs" / r.slug / DONE_FILE).exists() and path.exists()
-        if r.slug in result.skipped and not there:
-            left_out[r.slug] = f"its {DONE_FILE} or {METRICS_FILE.as_posix()} went during the sweep (removed by a concurrent re-run?)"
-            print(f"warning: sweep: run {r.slug} was finished when the sweep started, but {left_out[r.slug]}: its rows are "
-                  "left out of the results; run the sweep again once that run has finished", file=sys.stderr)
-        elif r.slug in aggregated and there:
-            table = read_metrics_csv(path)
-            doc = run_summary(out / "runs" / r.slug)
-            edited = run_table_note(path, table, doc, r.slug, out / "runs" / r.slug)
-            if edited:  # its rows are aggregated as they are now, and said (summary.md, summary.json, the page)
-                tables_edited[r.slug] = edited
-                print(f"warning: sweep: {clip_message(edited, 400)}", file=sys.stderr)
-            now = current_labels(str(row["perturbation"]) for row in table)  # an earlier distgen's dexa@0.30000001192092896: dexa@0.3
-            for row in table:
-                rows.append({"variant": r.variant, "seed": r.seed, **row, "perturbation": now[str(row["perturbation"])]})
-            if doc is not None:
-                summaries.setdefault(r.variant, []).append(doc)
-            truths.setdefault(r.variant, {})[r.seed] = truth_record(doc)
-            spreads.setdefault(r.variant, {})[r.seed] = (doc or {}).get("spread")
-            d = training_diverged(doc)
-            g = None if d else generation_diverged(doc)
-            if g:  # training went well, sampling did not: the variant's scores are those of cells far off the data
-                result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, "generation": g}
-                diverged.append((r.variant, r.seed, f"generation: {g}"))
-                print(f"warning: sweep: run {r.slug}: {clip_message(g, 240)}; its scores are marked in summary.md", file=sys.stderr)
-            if d:  # its scores are in the table, as measured, and marked: a diverged model is a result of that setting
-                result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, **d}
-                diverged.append((r.variant, r.seed, f"the training loss exploded at step {d['step']:.0f} to {d['loss']:.4g} "
-                                 f"(first step {d['first_loss']:.4g}, lr {d['lr']:.3g})"))
-                print(f"warning: sweep: run {r.slug} diverged in training (loss {d['loss']:.4g} at step {d['step']:.0f}); "
-                      "its scores are marked in summary.md", file=sys.stderr)
+        if r.slug in result.skipped:
+            if (why := skipped_run_changed(folders[r.slug], path)) is None:
+                table, doc = read_metrics_csv(path), run_summary(out / "runs" / r.slug)
+                why = skipped_run_changed(folders[r.slug])  # a rewrite begun while they were read
+            if why is not None:
+                left_out[r.slug] = why
+                print(f"warning: sweep: run {r.slug} was finished when the sweep started, but {why}: its rows are "
+                      "left out of the results; run the sweep again once that run has finished", file=sys.stderr)
+                continue
+        elif r.slug in aggregated and (out / "runs" / r.slug / DONE_FILE).exists() and path.exists():
+            table, doc = read_metrics_csv(path), run_summary(out / "runs" / r.slug)
+        else:
+            continue
+        edited = run_table_note(path, table, doc, r.slug, out / "runs" / r.slug)
+        if edited:  # its rows are aggregated as they are now, and said (summary.md, summary.json, the page)
+            tables_edited[r.slug] = edited
+            print(f"warning: sweep: {clip_message(edited, 400)}", file=sys.stderr)
+        now = current_labels(str(row["perturbation"]) for row in table)  # an earlier distgen's dexa@0.30000001192092896: dexa@0.3
+        for row in table:
+            rows.append({"variant": r.variant, "seed": r.seed, **row, "perturbation": now[str(row["perturbation"])]})
+        if doc is not None:
+            summaries.setdefault(r.variant, []).append(doc)
+        truths.setdefault(r.variant, {})[r.seed] = truth_record(doc)
+        spreads.setdefault(r.variant, {})[r.seed] = (doc or {}).get("spread")
+        d = training_diverged(doc)
+        g = None if d else generation_diverged(doc)
+        if g:  # training went well, sampling did not: the variant's scores are those of cells far off the data
+            result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, "generation": g}
+            diverged.append((r.variant, r.seed, f"generation: {g}"))
+            print(f"warning: sweep: run {r.slug}: {clip_message(g, 240)}; its scores are marked in summary.md", file=sys.stderr)
+        if d:  # its scores are in the table, as measured, and marked: a diverged model is a result of that setting
+            result.diverged[r.slug] = {"variant": r.variant, "seed": r.seed, **d}
+            diverged.append((r.variant, r.seed, f"the training loss exploded at step {d['step']:.0f} to {d['loss']:.4g} "
+                             f"(first step {d['first_loss']:.4g}, lr {d['lr']:.3g})"))
+            print(f"warning: sweep: run {r.slug} diverged in training (loss {d['loss']:.4g} at step {d['step']:.0f}); "
+                  "its scores are marked in summary.md", file=sys.stderr)
     if not rows:
         raise RuntimeError(f"sweep: no run finished; see the logs under {out / 'runs'}")
     present = [m for m in metrics if any(m in row for row in rows)]
@@ -759,6 +766,19 @@ NON_FINITE = re.compile(r"^non-finite (loss|gradient norm) at step ")
 NOT_RETRIED = re.compile(NON_FINITE.pattern + r"|^config error: ")
 #: The error line ``distgen.cli.report`` prints: ``distgen run: error: ...``, ``... config error: ...``, ``... internal error: ...``.
 _ERROR_LINE = re.compile(r"^distgen [\w-]+: (?:error: (.*)|((?:config|internal) error: .*))$")
+
+
+def skipped_run_changed(folder: RunFolder, table: Path | None = None) -> str | None:
+    """Why a run the pass skipped as finished (``folder``: its reading) no longer holds the evaluation the pass decided
+    from, as a clause: its ``DONE`` gone (or ``table``, its ``eval/metrics.csv``, when given) or rewritten
+    (``RunFolder.changed``); None: the same ``DONE``."""
+    changed = folder.changed()
+    if changed == "gone" or (table is not None and not table.exists()):
+        return f"its {DONE_FILE} or {METRICS_FILE.as_posix()} went during the sweep (removed by a concurrent re-run?)"
+    if changed is not None:
+        return (f"its {DONE_FILE} was rewritten during the sweep (evaluated again by a concurrent distgen run?), so its "
+                f"{METRICS_FILE.as_posix()} may be another evaluation's than the one the sweep skipped as finished")
+    return None
 
 
 def failure_reason(run_dir: Path) -> str | None:

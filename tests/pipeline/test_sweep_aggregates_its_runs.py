@@ -5,6 +5,7 @@ sweep's run as "in use" and finished it with mse alone: ``pearson_delta`` empty 
 as finished whose ``DONE`` a concurrent re-run removed during the pass lost its rows without a word."""
 
 import csv
+import json
 
 from distgen.pipeline.run_folder import DONE_FILE, METRICS_FILE
 from distgen.pipeline.sweep import sweep
@@ -74,3 +75,73 @@ def test_a_skipped_run_whose_done_went_during_the_pass_is_named(tmp_path, base, 
     err = capsys.readouterr().err
     assert f"run {gone}" in err and "left out of the results" in err  # before: nothing said
     assert gone in (out / "summary.md").read_text()
+
+
+def _rewrite(run_dir):
+    """What a concurrent ``distgen run`` of a finished run does to its folder: ``DONE`` removed first, a new table, ``DONE``
+    written last (here with the same bytes as before: the table is what changed)."""
+    (run_dir / DONE_FILE).unlink()
+    (run_dir / METRICS_FILE).write_text("perturbation,mse,pearson_delta\nP0,9.0,-9.0\nP1,9.0,-9.0\n")
+    (run_dir / DONE_FILE).write_text("ok\n")
+
+
+class RewritesADone(FakeRunner):
+    """Runs the one unfinished run while ``rewritten``'s folder is evaluated again by a concurrent re-run (``_rewrite``)."""
+
+    def __init__(self, rewritten):
+        super().__init__()
+        self.rewritten = rewritten
+
+    def __call__(self, config, run, run_dir):
+        _rewrite(run_dir.parent / self.rewritten)
+        return super().__call__(config, run, run_dir)
+
+
+def _values(out):
+    with (out / "results.csv").open() as fh:
+        return {row["mse"] for row in csv.DictReader(fh)}
+
+
+def _named_rewritten(out, slug, err):
+    assert f"run {slug} was finished when the sweep started, but its DONE was rewritten during the sweep" in err
+    assert "left out of the results" in err
+    assert "rewritten during the sweep" in json.loads((out / "summary.json").read_text())["left_out"][slug]
+    assert f"`{slug}`: finished when the sweep started, but its DONE was rewritten" in (out / "summary.md").read_text()
+
+
+def test_a_skipped_run_whose_done_was_rewritten_during_the_pass_is_named_not_aggregated(tmp_path, base, capsys):  # noqa: F811
+    """The pass decided from the ``DONE`` it read (skipped as finished); the table there at the end is another
+    evaluation's. Its rows would mix into the results under the pass's decision: they are left out and the run named."""
+    out = tmp_path / "sw"
+    sweep(base, GRID, out, runner=FakeRunner(), metrics=METRICS, progress=False)
+    (out / "runs" / "description=good__seed0" / DONE_FILE).unlink()  # this one runs again
+    rewritten = "description=bad__seed0"
+    capsys.readouterr()
+    res = sweep(base, GRID, out, runner=RewritesADone(rewritten), metrics=METRICS, progress=False)
+    assert rewritten in res.skipped
+    assert rewritten not in _slugs(out) and "9.0" not in _values(out)  # before: its new table aggregated, nothing said
+    _named_rewritten(out, rewritten, capsys.readouterr().err)
+
+
+def test_a_done_rewritten_while_the_sweep_reads_its_table_is_named(tmp_path, base, capsys, monkeypatch):  # noqa: F811
+    """A rewrite that begins after the aggregation looked at ``DONE`` and before it read the table is caught by ``DONE``'s
+    ``stat`` after the reading: the rows read may be the new table's."""
+    from distgen.pipeline import sweep as sweep_module
+
+    out = tmp_path / "sw"
+    sweep(base, GRID, out, runner=FakeRunner(), metrics=METRICS, progress=False)
+    rewritten = "description=good__seed1"
+    real = sweep_module.read_metrics_csv
+
+    def read(path):
+        if path.parent.parent.name == rewritten and not getattr(read, "done", False):
+            read.done = True
+            _rewrite(path.parent.parent)
+        return real(path)
+
+    monkeypatch.setattr(sweep_module, "read_metrics_csv", read)
+    capsys.readouterr()
+    res = sweep(base, GRID, out, runner=FakeRunner(), metrics=METRICS, progress=False)
+    assert len(res.skipped) == 4 and getattr(read, "done", False)
+    assert rewritten not in _slugs(out) and "9.0" not in _values(out)  # before: aggregated from the table read
+    _named_rewritten(out, rewritten, capsys.readouterr().err)
