@@ -841,16 +841,18 @@ _NOT_A_CONFIG = {
     "a character device": " (such as a terminal, or /dev/null), not a file: a terminal's input can be read once, and "
                           "/dev/null holds no config",
     "a socket": ", not a file a config can be read from",
+    "a block device": " (a disk, a partition or a loop device), not a file: it holds no config, and each read would read "
+                      "the whole device",
 }
 
 
 def check_config_readable_again(config: str | Path) -> None:
     """Refuse (``ConfigError`` naming it, what kind of file it is, and the fix) a config that is not a file to read again:
-    a pipe (``<(cat c.yaml)``, ``/dev/stdin`` fed by one), a character device (a terminal, ``/dev/null``) or a socket. The
-    sweep reads its config for its settings and again for each run's document, and each run's ``distgen run`` reads it
-    again: a pipe or a terminal gives what it holds once, ``/dev/null`` and a socket give no config at all. A preset name,
-    a file (``/dev/stdin`` redirected from one included), a block device or a path that does not exist (refused by
-    ``load_config``) passes."""
+    a pipe (``<(cat c.yaml)``, ``/dev/stdin`` fed by one), a character device (a terminal, ``/dev/null``), a socket or a
+    block device. The sweep reads its config for its settings and again for each run's document, and each run's
+    ``distgen run`` reads it again: a pipe or a terminal gives what it holds once, ``/dev/null`` and a socket give no
+    config at all, a block device holds none and would be read whole each time. A preset name, a file (``/dev/stdin``
+    redirected from one included) or a path that does not exist (refused by ``load_config``) passes."""
     try:
         mode = Path(config).stat().st_mode
     except (OSError, ValueError):
