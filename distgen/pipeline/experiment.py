@@ -166,7 +166,10 @@ def _checked_run(
     created = not out.exists()
     try:
         with RunLock(out, "run"), float32_default():  # whatever the caller's torch default dtype
-            locked = read_finished(out, doc, metrics, read.moved)  # again, under the lock (read.moved: not hashed again)
+            # DONE read a second time, by design: the rewritten-meanwhile check. The reading above was taken without the
+            # lock; another process may have finished, re-run or removed the experiment before this one got the lock, so
+            # what is decided here is from the folder as the lock holds it (read.moved: not hashed again)
+            locked = read_finished(out, doc, metrics, read.moved)
             record_moved(out, locked.moved)  # under the lock it holds (the check only reads)
             if locked.summary is not None:  # finished by another process between the read above and the lock
                 print(f"note: {out} already holds this finished experiment ({DONE_FILE}); not run again", file=sys.stderr)
