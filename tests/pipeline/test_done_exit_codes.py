@@ -15,22 +15,10 @@ from distgen.pipeline import sweep as sweep_module
 from distgen.pipeline.run_folder import DONE_FILE, RunFolder, check_done_replaceable
 
 from .test_damaged_finished_run import finished as made  # noqa: F401  (the fixture)
+from .test_run_folder_unreadable_done import denied  # noqa: F401  (the fixture)
 from .test_sweep_read_only import _never, base, finished  # noqa: F401  (base, finished: the fixtures)
 
 SLUG = "description=good__seed1"
-
-
-@pytest.fixture
-def denied(monkeypatch):
-    """Reading a file named ``DONE`` fails with permission denied, as it does for a user without read permission."""
-    real = Path.read_bytes
-
-    def read_bytes(self):
-        if self.name == DONE_FILE:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
-
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
 
 
 def _folder(done: Path) -> None:

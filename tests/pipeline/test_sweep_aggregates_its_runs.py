@@ -52,15 +52,16 @@ def test_a_run_the_pass_counts_failed_is_not_aggregated(tmp_path, base):  # noqa
     assert "Failed runs" in (out / "summary.md").read_text()
 
 
-class RemovesADone(FakeRunner):
-    """Runs the one unfinished run while, as a concurrent re-run of a finished run would, ``gone``'s ``DONE`` is removed."""
+class Meanwhile(FakeRunner):
+    """Runs the one unfinished run while ``change`` is done to ``other``'s folder, as a concurrent re-run of that finished
+    run would (``DONE`` removed, or the run evaluated again: ``_rewrite``)."""
 
-    def __init__(self, gone):
+    def __init__(self, other, change=lambda run_dir: (run_dir / DONE_FILE).unlink()):
         super().__init__()
-        self.gone = gone
+        self.other, self.change = other, change
 
     def __call__(self, config, run, run_dir):
-        (run_dir.parent / self.gone / DONE_FILE).unlink()
+        self.change(run_dir.parent / self.other)
         return super().__call__(config, run, run_dir)
 
 
@@ -70,7 +71,7 @@ def test_a_skipped_run_whose_done_went_during_the_pass_is_named(tmp_path, base, 
     (out / "runs" / "description=good__seed0" / DONE_FILE).unlink()  # this one runs again
     gone = "description=bad__seed0"
     capsys.readouterr()
-    res = sweep(base, GRID, out, runner=RemovesADone(gone), metrics=METRICS, progress=False)
+    res = sweep(base, GRID, out, runner=Meanwhile(gone), metrics=METRICS, progress=False)
     assert gone in res.skipped and gone not in _slugs(out)
     err = capsys.readouterr().err
     assert f"run {gone}" in err and "left out of the results" in err  # before: nothing said
@@ -83,18 +84,6 @@ def _rewrite(run_dir):
     (run_dir / DONE_FILE).unlink()
     (run_dir / METRICS_FILE).write_text("perturbation,mse,pearson_delta\nP0,9.0,-9.0\nP1,9.0,-9.0\n")
     (run_dir / DONE_FILE).write_text("ok\n")
-
-
-class RewritesADone(FakeRunner):
-    """Runs the one unfinished run while ``rewritten``'s folder is evaluated again by a concurrent re-run (``_rewrite``)."""
-
-    def __init__(self, rewritten):
-        super().__init__()
-        self.rewritten = rewritten
-
-    def __call__(self, config, run, run_dir):
-        _rewrite(run_dir.parent / self.rewritten)
-        return super().__call__(config, run, run_dir)
 
 
 def _values(out):
@@ -117,7 +106,7 @@ def test_a_skipped_run_whose_done_was_rewritten_during_the_pass_is_named_not_agg
     (out / "runs" / "description=good__seed0" / DONE_FILE).unlink()  # this one runs again
     rewritten = "description=bad__seed0"
     capsys.readouterr()
-    res = sweep(base, GRID, out, runner=RewritesADone(rewritten), metrics=METRICS, progress=False)
+    res = sweep(base, GRID, out, runner=Meanwhile(rewritten, _rewrite), metrics=METRICS, progress=False)
     assert rewritten in res.skipped
     assert rewritten not in _slugs(out) and "9.0" not in _values(out)  # before: its new table aggregated, nothing said
     _named_rewritten(out, rewritten, capsys.readouterr().err)
