@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from distgen.capabilities import CORRELATION, MetricCapabilities
-from distgen.config import ConfigError
+from distgen.config import ConfigError, validate_node
 from distgen.evaluation.metrics.base import Metric, MetricResult, result_problem
 from distgen.kernels.base import Kernel
 from distgen.models.base import FittedModel, checked_prediction
@@ -292,3 +292,29 @@ def test_the_printed_headline_shows_a_metric_outside_the_default_suite():
     full = headline({"metrics": dict.fromkeys(DEFAULT_METRICS, row)})
     assert [line.split()[0] for line in full.splitlines()] == list(HEADLINE)  # the default suite: the four as before
     assert headline({"metrics": {"mse": row, "my_plugin_metric": row}}, ("mse",)).count("\n") == 0
+
+
+# ---------------------------------------------------------------------------- second round
+SELF_LOOKUP = '''
+from distgen.kernels.base import Kernel, kernels
+
+BASE = kernels.get("selfref")  # the plugin asks distgen for its own component while being imported
+
+
+class SelfRef(Kernel):
+    """Never reached."""
+'''
+
+
+def test_a_plugin_importing_its_own_component_at_import_time_is_told_it_is_a_circular_import(plugins):
+    """Before: "the entry point names 'SelfRef', which module 'fake_selfref' does not define: fix [project.entry-points]",
+    which the module does define: the lookup ran while the module was half imported."""
+    plugins.install("fake-selfref", "fake_selfref", SELF_LOOKUP, {"selfref": "fake_selfref:SelfRef"}, "distgen.kernels")
+    reg = Registry("kernels", Kernel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(PluginLoadError) as info:
+            reg.get("selfref")
+    message = str(info.value)
+    assert "circular import" in message and "while it is being imported" in message
+    assert "does not define" not in message and "fix [project.entry-points]" not in message
