@@ -225,6 +225,16 @@ def plain_values(value: Any) -> Any:
     return value
 
 
+def _positional_only(fn: Callable[..., Any]) -> set[str]:
+    """The parameters of ``fn``'s constructor (or of ``fn``) written before ``/``: a config passes each value by keyword."""
+    target = fn.__init__ if inspect.isclass(fn) else fn  # type: ignore[misc]
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in params if p.kind is p.POSITIONAL_ONLY and p.name != "self"}
+
+
 def _catch_all_note(fn: Callable[..., Any]) -> str:
     """A sentence for a constructor taking ``*args``/``**kwargs`` (a plugin's wrapper class), '' for any other.
 
@@ -280,6 +290,9 @@ def validate_params(fn: Callable[..., Any], params: Mapping[str, Any], where: st
             close = near(key, allowed) if isinstance(key, str) else []
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{where}: unknown key {short(key)}.{hint} Valid keys: {', '.join(allowed) or '(none)'}.{_catch_all_note(fn)}")
+        if key in _positional_only(fn):
+            raise ConfigError(f"{where}.{key}: {getattr(fn, '__qualname__', fn)}'s parameter {key!r} is positional-only (it comes "
+                              "before '/' in its signature), which a config cannot set: move it after the '/' (or drop the '/')")
         hint_t, default_t = schema[key]
         kind = _component_kind(hint_t)
         if kind is not None and isinstance(value, dict | str):

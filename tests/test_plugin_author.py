@@ -318,3 +318,30 @@ def test_a_plugin_importing_its_own_component_at_import_time_is_told_it_is_a_cir
     message = str(info.value)
     assert "circular import" in message and "while it is being imported" in message
     assert "does not define" not in message and "fix [project.entry-points]" not in message
+
+
+POSITIONAL_ONLY = '''
+import torch
+from distgen.kernels.base import Kernel
+
+
+class PosOnly(Kernel):
+    """exp(-|x - y| / sigma), sigma positional-only."""
+
+    def __init__(self, sigma: float = 1.0, /) -> None:
+        self.sigma = sigma
+
+    def gram(self, x, y, *, ref=None, ref_mask=None):
+        return torch.exp(-torch.cdist(x, y) / self.sigma)
+'''
+
+
+def test_a_positional_only_parameter_set_in_a_config_is_a_config_error_naming_the_slash(plugins, monkeypatch):
+    """Before: PluginBuildError "failed to build: TypeError: PosOnly.__init__() got some positional-only arguments passed as
+    keyword arguments: 'sigma'. Install what it needs, fix the plugin, or use another component" (exit 1, nothing to install)."""
+    plugins.install("fake-posonly", "fake_posonly", POSITIONAL_ONLY, {"posonly": "fake_posonly:PosOnly"}, "distgen.kernels")
+    reg = Registry("kernels", Kernel)
+    monkeypatch.setattr("distgen.config.registry", lambda kind: reg)
+    with pytest.raises(ConfigError, match=r"kernels\[posonly\]\.sigma: .*positional-only.*'/'.*cannot set"):
+        validate_node("kernels", {"name": "posonly", "sigma": 2.0})
+    assert validate_node("kernels", {"name": "posonly"}) is None  # its default is still used
