@@ -345,3 +345,46 @@ def test_a_positional_only_parameter_set_in_a_config_is_a_config_error_naming_th
     with pytest.raises(ConfigError, match=r"kernels\[posonly\]\.sigma: .*positional-only.*'/'.*cannot set"):
         validate_node("kernels", {"name": "posonly", "sigma": 2.0})
     assert validate_node("kernels", {"name": "posonly"}) is None  # its default is still used
+
+
+NEEDS_Q = '''
+from distgen.evaluation.metrics.base import Metric, MetricResult
+
+
+class NeedsQ(Metric):
+    """Mean absolute delta error, scaled by a required q."""
+
+    def __init__(self, q: float) -> None:
+        self.q = q
+
+    def compute(self, data):
+        return MetricResult.from_values((data.means("pred") - data.means("real")).abs().mean(-1) * self.q, "no cells")
+'''
+
+
+def test_a_plugin_metric_with_a_required_parameter_is_refused_before_a_run_and_at_first_use(plugins):
+    """Before: the pre-flight passed it (a warning that its cheap checks could not run), and the evaluation ended in
+    "TypeError: NeedsQ.__init__() missing 1 required positional argument: 'q'" (an internal error)."""
+    plugins.install("fake-needsq", "fake_needsq", NEEDS_Q, {"needs_q": "fake_needsq:NeedsQ"}, "distgen.metrics")
+    code = """
+import warnings
+warnings.simplefilter("ignore")
+from distgen.pipeline.checks import metric_problems
+from distgen.evaluation.suite import run_metrics
+from distgen.testing.fixtures import tiny_eval
+for p in metric_problems(["mse", "needs_q"]):
+    print("PROBLEM", p)
+try:
+    run_metrics(tiny_eval(), ["needs_q"])
+except Exception as exc:
+    print("RAISED", type(exc).__name__, exc)
+"""
+    out = plugins.run(code)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    problems = [line for line in lines if line.startswith("PROBLEM")]
+    assert len(problems) == 1, lines
+    assert "metrics: metric 'needs_q' from plugin 'fake-needsq'" in problems[0] and "missing required parameter(s) 'q'" in problems[0]
+    assert "give each of them a default" in problems[0]
+    raised = [line for line in lines if line.startswith("RAISED")]
+    assert raised and raised[0].startswith("RAISED ConfigError") and "'q'" in raised[0] and "default" in raised[0]

@@ -12,7 +12,7 @@ import torch
 from distgen.errors import LabelError
 from distgen.evaluation.evaldata import EvalData
 from distgen.evaluation.metrics import MetricResult, metrics
-from distgen.evaluation.metrics.base import result_problem
+from distgen.evaluation.metrics.base import build_metric, result_problem
 from distgen.registry import PluginCheckError
 from distgen.wording import first_of
 
@@ -157,7 +157,7 @@ def run_metrics(data: EvalData, names: Sequence[str] | None = None, progress: bo
     for i, name in enumerate(it):
         if say is not None:
             say(f"metric {i + 1} of {len(names)}: {name}")
-        metric = metrics.get(name)(**params.get(name, {}))
+        metric = build_metric(name, params.get(name), metrics)
         metrics.verify(name)  # a plugin's first use runs the cheap contract checks (tiny data, once per process)
         res = checked_result(name, metric.compute(data), data.n_perts)
         vals = res.values.to(torch.float64).clone()

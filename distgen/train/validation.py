@@ -18,11 +18,10 @@ VAL_STEP = 0  #: validation uses the first batch of its own (differently seeded)
 
 def resolve_metrics(names: Sequence[str]) -> dict[str, Any]:
     """Instances of the registered evaluation metrics named in ``train.val_metrics``."""
-    from distgen.registry import registry
+    from distgen.evaluation.metrics.base import build_metric
 
     check_val_metrics(names)  # TrainOptions checked them; its fields may have been set since
-    reg = registry("metrics")
-    return {name: reg.get(name)() for name in names}
+    return {name: build_metric(name) for name in names}
 
 
 def higher_is_better(monitor: str, metrics: dict[str, Any]) -> bool:

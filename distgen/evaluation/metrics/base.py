@@ -9,6 +9,7 @@ one-perturbation convenience used by losses, notebooks and the contract suite.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -216,6 +217,37 @@ metrics: Registry[Metric] = Registry(
 )
 
 
+def build_metric(name: str, params: Mapping[str, Any] | None = None, reg: Registry[Metric] | None = None) -> Metric:
+    """Metric ``name`` of ``reg`` (default: ``metrics``) built with ``params`` (a profile's), or with its defaults:
+    ``evaluate.metrics``, ``--metrics`` and ``train.val_metrics`` take names, not nodes. A plugin's constructor is checked
+    first (``defaults_problem``)."""
+    from distgen.config import ConfigError
+
+    reg = metrics if reg is None else reg
+    problem = defaults_problem(name, params, reg)
+    if problem is not None:
+        raise ConfigError(problem)
+    return reg.get(name)(**(params or {}))
+
+
+def defaults_problem(name: str, params: Mapping[str, Any] | None = None, reg: Registry[Metric] | None = None) -> str | None:
+    """Why a plugin's metric ``name`` cannot be built from ``params`` (its defaults when none), None when it can or is a
+    built-in (tested with the package): a required constructor parameter reached the evaluation as an internal
+    ``TypeError`` after training, while its cheap checks only warned that they could not build it."""
+    from distgen.config import ConfigError, validate_params
+
+    reg = metrics if reg is None else reg
+    if reg.plugin(name) is None:
+        return None
+    try:
+        validate_params(reg.get(name), dict(params or {}), f"metrics[{name}]", injected=frozenset())
+    except ConfigError as err:
+        return (f"metric {name!r} from plugin {reg.plugin(name)} is built with its defaults (evaluate.metrics, --metrics "
+                f"and train.val_metrics take names, not nodes), which failed: {err} A metric cannot be given parameters "
+                "there: give each of them a default (or register a subclass with them fixed).")
+    return None
+
+
 def metric_problem(name: object, where: str, verify: bool = True) -> str | None:
     """Why metric ``name`` cannot be used, as ``'WHERE: ...'`` (None: it can): the one wording of an unknown metric for
     ``evaluate.metrics``/``--metrics`` (``pipeline.checks.metric_problems``) and ``train.val_metrics``
@@ -242,6 +274,8 @@ def metric_problem(name: object, where: str, verify: bool = True) -> str | None:
         return f"{where}: unknown metric {text!r}.{hint} 'distgen components --kind metrics' lists them"
     except RegistryError as exc:  # a plugin's metric that failed to load, or a name two plugins give: that message says why
         return f"{where}: {str(exc).strip()}"
+    if (problem := defaults_problem(text)) is not None:
+        return f"{where}: {problem}"
     if verify:
         try:  # a plugin's metric: its cheap checks (tiny data, seconds at most) before any training, not after it
             metrics.verify(text)
