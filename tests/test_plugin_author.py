@@ -388,3 +388,79 @@ except Exception as exc:
     assert "give each of them a default" in problems[0]
     raised = [line for line in lines if line.startswith("RAISED")]
     assert raised and raised[0].startswith("RAISED ConfigError") and "'q'" in raised[0] and "default" in raised[0]
+
+
+LAPLACE_SIGMA = '''
+import torch
+from distgen.kernels.base import Kernel
+
+
+class Laplace(Kernel):
+    """exp(-|x - y|_1 / sigma)."""
+
+    def __init__(self, sigma: float = 1.0) -> None:
+        self.sigma = float(sigma)
+
+    def gram(self, x, y, *, ref=None, ref_mask=None):
+        return torch.exp(-torch.cdist(x, y, p=1) / self.sigma)
+'''
+
+TRAIN_WITH_LAPLACE = """
+import yaml
+from distgen.cli import main
+cfg = {"model": {"name": "generator", "conditioner": {"name": "onehot", "dim": 8}, "backbone": {"name": "mlp", "hidden": 16, "depth": 1},
+                 "dynamics": {"name": "flow_matching", "solver": {"name": "euler", "steps": 2}},
+                 "distribution_loss": {"name": "kme", "kernel": {"name": "lap_sigma", "sigma": 2.0}}, "distribution_weight": 0.5},
+       "data": {"dataset": "norman_k562", "split": {"kind": "combo_seen2", "seed": 0}, "set_size": 8, "hvg": 64},
+       "train": {"steps": 1, "sets_per_batch": 2, "progress": False, "val_every": 0, "seed": 0}}
+open("CFG", "w").write(yaml.safe_dump(cfg))
+assert main(["train", "CFG", "--out", "RUN"]) == 0
+"""
+
+LOAD = """
+import warnings
+warnings.simplefilter("ignore")
+import distgen
+try:
+    distgen.load_run("RUN")
+    print("LOADED")
+except Exception as exc:
+    print("RAISED", type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.slow  # trains a run and loads it in three processes: about a minute on a loaded 2-core box
+def test_a_run_trained_with_a_plugin_that_is_now_missing_or_changed_names_the_recorded_version(plugins, tmp_path_factory):
+    """Before: loading the run without the plugin said only "unknown kernels component 'lap_sigma' ... (e.g. bayes_hier from
+    plugins/distgen-bayes)", and with the plugin's next version "unknown key 'sigma'. Valid keys: bandwidth", neither
+    naming the plugin and version the run's manifest.json records."""
+    import subprocess
+    import sys
+
+    plugins.install("fake-lapsigma", "fake_lapsigma", LAPLACE_SIGMA, {"lap_sigma": "fake_lapsigma:Laplace"}, "distgen.kernels")
+    work = tmp_path_factory.mktemp("plugin_run")
+    run_dir = work / "run"
+    out = plugins.run(TRAIN_WITH_LAPLACE.replace("CFG", str(work / "cfg.yaml")).replace("RUN", str(run_dir)))
+    assert out.returncode == 0, out.stderr
+
+    newer = tmp_path_factory.mktemp("newer")  # the plugin's next version renamed sigma to bandwidth
+    info = newer / "fake_lapsigma-0.4.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-lapsigma\nVersion: 0.4\n")
+    (info / "entry_points.txt").write_text("[distgen.kernels]\nlap_sigma = fake_lapsigma:Laplace\n")
+    (newer / "fake_lapsigma.py").write_text(LAPLACE_SIGMA.replace("sigma: float", "bandwidth: float").replace("float(sigma)", "float(bandwidth)"))
+
+    def load(extra: list[str]) -> str:
+        path = ":".join([*extra, *(p for p in sys.path if p and p != str(plugins.root))])
+        done = subprocess.run([sys.executable, "-c", LOAD.replace("RUN", str(run_dir))], capture_output=True, text=True,
+                              env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "LOADED" in load([str(plugins.root)])  # the version it was trained with
+    absent = load([])
+    assert "RAISED ConfigError" in absent and "unknown kernels component 'lap_sigma'" in absent
+    assert "trained with plugin(s) fake-lapsigma 0.3 (not installed now)" in absent and "pip install 'fake-lapsigma==0.3'" in absent
+    changed = load([str(newer)])
+    assert "RAISED ConfigError" in changed and "unknown key 'sigma'" in changed
+    assert "trained with plugin(s) fake-lapsigma 0.3 (0.4 installed now)" in changed and "pip install 'fake-lapsigma==0.3'" in changed

@@ -43,6 +43,7 @@ from distgen.models.base import checked_prediction, is_untrained
 from distgen.models.generator import build_model
 from distgen.models.preflight import PreflightWarning, check_split, check_vocabulary, preflight_checked, vocabulary_differences
 from distgen.pipeline.outputs import check_distinct, check_not_inputs, check_output_file
+from distgen.registry import RegistryError
 from distgen.train import distributed as D
 from distgen.train.checkpoint import (
     CheckpointError,
@@ -55,7 +56,7 @@ from distgen.train.checkpoint import (
 )
 from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
-from distgen.train.manifest import WARNINGS_KEY, check_same_data, recorded_data_hash
+from distgen.train.manifest import WARNINGS_KEY, check_same_data, plugin_changes, read_manifest, recorded_data_hash
 from distgen.types import Cells
 from distgen.wording import did_you_mean, first_of
 
@@ -459,7 +460,13 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
     model_node = apply_overrides(config, sampling_overrides(sampling))["model"] if sampling else config["model"]
     seen = dataset.seen_perturbations() if isinstance(dataset, Dataset) else list(dataset.seen_perturbations)
     with table_record.recorded(table_record.read(run_dir), run_dir) as tables:  # table files: keys from the run, vectors from
-        model = build_model(model_node, dataset.info, seen)  # the checkpoint (a file there is compared with them below)
+        try:  # the checkpoint (a file there is compared with them below)
+            model = build_model(model_node, dataset.info, seen)
+        except (ConfigError, RegistryError) as err:  # a plugin's component gone or changed: say which version built the run
+            note = plugin_changes(read_manifest(run_dir / "manifest.json")) if (run_dir / "manifest.json").is_file() else ""
+            if not note:
+                raise
+            raise type(err)(f"{str(err).rstrip()} {note}") from None
     state = ckpt.ema if weights == "ema" and ckpt.ema is not None else ckpt.model
     missing = set(model.state_dict()) - set(ckpt.model)  # type: ignore[attr-defined]
     if missing:

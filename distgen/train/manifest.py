@@ -35,6 +35,24 @@ def plugin_versions() -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def plugin_changes(manifest: Mapping[str, Any] | None) -> str:
+    """A sentence naming each plugin whose version recorded at training (``versions.plugins``) is not the one installed
+    now, or '' when none changed: a run built from a plugin's component that was uninstalled, or whose next version
+    renamed a parameter, fails to load with a message about the component alone."""
+    recorded = ((manifest or {}).get("versions") or {}).get("plugins")
+    if not isinstance(recorded, Mapping):
+        return ""
+    now = plugin_versions()
+    changed = {str(name): str(version) for name, version in recorded.items() if now.get(str(name)) != str(version)}
+    if not changed:
+        return ""
+    said = ", ".join(f"{name} {version} ({f'{now[name]} installed now' if name in now else 'not installed now'})"
+                     for name, version in changed.items())
+    pins = " ".join(f"'{name}=={version}'" for name, version in changed.items())
+    return (f"The run was trained with plugin(s) {said}, as its manifest.json records: install the version(s) it was trained "
+            f"with (pip install {pins}) to load it.")
+
+
 def build_manifest(seed: int, data: dict[str, Any] | None = None, world_size: int = 1, device: str = "cpu") -> dict[str, Any]:
     """The manifest dictionary (JSON-ready)."""
     import distgen
