@@ -505,6 +505,12 @@ def _all_entry_points(path_key: tuple[str, ...]) -> list[tuple[md.EntryPoint, st
     return out
 
 
+def plugin_distributions() -> dict[str, str]:
+    """``{distribution: version}`` of each distribution on ``sys.path`` with a ``distgen.*`` entry point, the one whose
+    entry points the registries read (the first of a name found twice), as a run's manifest records them."""
+    return {name: version for ep, name, version in _all_entry_points(tuple(sys.path)) if ep.group.startswith("distgen.")}
+
+
 def _dist_name(dist: md.Distribution) -> str:
     """The ``Name`` field of ``dist``'s metadata, read from its header lines (``dist.metadata`` parses the whole
     file as an e-mail message: ~30 ms per process over ~100 installed distributions)."""

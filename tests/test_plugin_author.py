@@ -5,6 +5,7 @@ correlation that declares no orientation, a baseline with a required parameter o
 dependency, an entry point naming a missing class, a plugin reusing a built-in name, an entry point in a misspelt group.
 """
 
+import sys
 import warnings
 
 import pytest
@@ -367,6 +368,7 @@ def test_a_plugin_metric_with_a_required_parameter_is_refused_before_a_run_and_a
     "TypeError: NeedsQ.__init__() missing 1 required positional argument: 'q'" (an internal error)."""
     plugins.install("fake-needsq", "fake_needsq", NEEDS_Q, {"needs_q": "fake_needsq:NeedsQ"}, "distgen.metrics")
     code = """
+import sys
 import warnings
 warnings.simplefilter("ignore")
 from distgen.pipeline.checks import metric_problems
@@ -418,6 +420,7 @@ assert main(["train", "CFG", "--out", "RUN"]) == 0
 """
 
 LOAD = """
+import sys
 import warnings
 warnings.simplefilter("ignore")
 import distgen
@@ -464,3 +467,22 @@ def test_a_run_trained_with_a_plugin_that_is_now_missing_or_changed_names_the_re
     changed = load([str(newer)])
     assert "RAISED ConfigError" in changed and "unknown key 'sigma'" in changed
     assert "trained with plugin(s) fake-lapsigma 0.3 (0.4 installed now)" in changed and "pip install 'fake-lapsigma==0.3'" in changed
+
+
+def test_the_manifest_records_the_version_of_a_plugin_that_is_imported_when_two_are_on_the_path(plugins, tmp_path_factory, monkeypatch):
+    """Two copies of one plugin on sys.path (a stale egg-link, a second site-packages): the import system and the registry use
+    the first; manifest.json recorded the last one's version, so a run said it was built with code it never ran."""
+    from distgen.train.manifest import plugin_versions
+
+    plugins.install("fake-twice", "fake_twice", LAPLACE_SIGMA, {"lap_twice": "fake_twice:Laplace"}, "distgen.kernels")
+    later = tmp_path_factory.mktemp("later")
+    info = later / "fake_twice-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-twice\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[distgen.kernels]\nlap_twice = fake_twice:Laplace\n")
+    monkeypatch.syspath_prepend(str(later))
+    monkeypatch.setattr(sys, "path", [str(plugins.root), *(p for p in sys.path if p != str(plugins.root))])  # 0.3 first
+    reg = Registry("kernels", Kernel)
+    reg.get("lap_twice")
+    assert reg.info("lap_twice").version == "0.3"
+    assert plugin_versions()["fake-twice"] == "0.3"

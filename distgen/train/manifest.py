@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata as md
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -27,12 +26,11 @@ def git_commit(path: str | Path) -> str | None:
 
 
 def plugin_versions() -> dict[str, str]:
-    """``{distribution: version}`` of every installed package that provides distgen entry points."""
-    out = {}
-    for dist in md.distributions():
-        if any(ep.group.startswith("distgen.") for ep in dist.entry_points):
-            out[dist.metadata["Name"] or "unknown"] = dist.version
-    return dict(sorted(out.items()))
+    """``{distribution: version}`` of every installed package that provides distgen entry points: of a distribution found
+    twice on ``sys.path``, the first, whose components the registries load (``registry.plugin_distributions``)."""
+    from distgen.registry import plugin_distributions
+
+    return dict(sorted(plugin_distributions().items()))
 
 
 def plugin_changes(manifest: Mapping[str, Any] | None) -> str:
