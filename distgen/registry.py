@@ -268,6 +268,13 @@ class Registry(Generic[T]):
             entry.error = why
             raise PluginLoadError(why) from None
         entry.obj = obj
+        twins = [n for n, entries in self._entries.items() if n != entry.name and _folded(n) == _folded(entry.name)
+                 and any(e.provider == "distgen" for e in entries)]
+        if twins:  # a config that means the built-in and spells it another way gets the plugin's, unlike a plain typo
+            warn(f"{self.kind} component {entry.name!r} from plugin {entry.provider!r} differs from the built-in {twins[0]!r} only "
+                 f"by case or separators: a config that writes {entry.name!r} gets the plugin's, not the built-in; rename the "
+                 f"entry point in its pyproject.toml [project.entry-points.\"{self.group}\"] to a name of its own.",
+                 DistgenRuntimeWarning)
         return obj
 
     # ------------------------------------------------------------------ lookup
@@ -449,6 +456,11 @@ def _import_fix(exc: BaseException, entry_point: md.EntryPoint, provider: str) -
     if isinstance(exc, AttributeError) and attr and attr.split(".")[-1] in str(exc):
         return f"; the entry point names {attr!r}, which module {module!r} does not define: {pyproject}"
     return f"; fix the plugin's module, or uninstall the plugin (pip uninstall {provider})"
+
+
+def _folded(name: str) -> str:
+    """``name`` as a reader may confuse it: case and the separators ``-``/``_``/``.`` left out."""
+    return name.casefold().replace("-", "").replace("_", "").replace(".", "")
 
 
 def misdeclared(kind: str | None = None) -> list[str]:

@@ -486,3 +486,21 @@ def test_the_manifest_records_the_version_of_a_plugin_that_is_imported_when_two_
     reg.get("lap_twice")
     assert reg.info("lap_twice").version == "0.3"
     assert plugin_versions()["fake-twice"] == "0.3"
+
+
+def test_a_plugin_name_that_differs_from_a_built_in_only_by_case_or_separator_warns_when_used(plugins):
+    """A plugin's 'RBF' (or 'Energy', 'im-q') beside the built-in 'rbf' was loaded without a word: a config that meant the
+    built-in and wrote it in capitals silently trained with the plugin's kernel (with no such plugin, 'RBF' is refused
+    with "Did you mean 'rbf'?")."""
+    from distgen.errors import DistgenRuntimeWarning
+
+    plugins.install("fake-upper", "fake_upper", LAPLACE, {"RBF": "fake_upper:Laplace", "lap_upper": "fake_upper:Laplace"},
+                    "distgen.kernels")
+    reg = Registry("kernels", Kernel, {"rbf": "distgen.kernels.rbf:RBFKernel"})
+    with pytest.warns(DistgenRuntimeWarning, match=r"kernels component 'RBF' from plugin 'fake-upper' differs from the built-in "
+                      r"'rbf' only by case or separators.*rename the entry point"):
+        assert reg.get("RBF").__name__ == "Laplace"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert reg.get("rbf").__name__ == "RBFKernel"
+        assert reg.get("lap_upper").__name__ == "Laplace"
