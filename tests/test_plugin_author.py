@@ -504,3 +504,41 @@ def test_a_plugin_name_that_differs_from_a_built_in_only_by_case_or_separator_wa
         warnings.simplefilter("error")
         assert reg.get("rbf").__name__ == "RBFKernel"
         assert reg.get("lap_upper").__name__ == "Laplace"
+
+
+NEEDS_ALPHA = '''
+from distgen.models.base import FittedModel
+
+
+class NeedsAlpha(FittedModel):
+    """Control cells scaled by a required alpha."""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+
+    def fit(self, train):
+        return self
+
+    def predict(self, control, control_mask, labels):
+        return control * self.alpha
+'''
+
+
+def test_a_baseline_with_a_required_parameter_is_refused_before_a_run_trains(plugins):
+    """Before: the pre-flight looked the name up only, so `distgen run` trained the whole model and then stopped (exit 2)
+    when it built its baselines ("baseline 'needs_alpha' is built with its defaults ... which failed")."""
+    plugins.install("fake-alpha", "fake_alpha", NEEDS_ALPHA, {"needs_alpha": "fake_alpha:NeedsAlpha"}, "distgen.models")
+    code = """
+import warnings
+warnings.simplefilter("ignore")
+from distgen.pipeline.checks import config_problems
+doc = {"model": {"name": "control"}, "data": {"dataset": "norman_k562"}, "evaluate": {"baselines": ["control", "needs_alpha"]}}
+for p in config_problems(doc):
+    print("PROBLEM", p)
+"""
+    out = plugins.run(code)
+    assert out.returncode == 0, out.stderr
+    problems = [line for line in out.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert len(problems) == 1, out.stdout
+    assert "evaluate.baselines: baseline 'needs_alpha' is built with its defaults" in problems[0]
+    assert "missing required parameter(s) 'alpha'" in problems[0] and "give each of them a default" in problems[0]

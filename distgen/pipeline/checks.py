@@ -43,7 +43,7 @@ def config_problems(doc: Mapping[str, Any], metrics: Sequence[str] | None = None
     from distgen.models import models
     from distgen.models.base import is_trainable
     from distgen.pipeline.experiment import evaluate_section
-    from distgen.pipeline.references import DEFAULT_BASELINES
+    from distgen.pipeline.references import DEFAULT_BASELINES, baseline_problem
     from distgen.train.run import resolve_document
 
     problems: list[str] = []
@@ -74,6 +74,8 @@ def config_problems(doc: Mapping[str, Any], metrics: Sequence[str] | None = None
             continue
         if cls is not None and is_trainable(cls):
             problems.append(f"evaluate.baselines: {name!r} is trained, not fitted in closed form; a baseline must be a FittedModel")
+        elif cls is not None and (problem := baseline_problem(str(name))) is not None:  # found before training, not after it
+            problems.append(f"evaluate.baselines: {problem}")
     return list(dict.fromkeys(problems))
 
 
