@@ -377,7 +377,7 @@ class Wrapped(MeanEmbedding):
 
 def test_a_plugin_constructor_taking_args_and_kwargs_is_told_to_name_its_parameters(plugins, monkeypatch):
     """A wrapper with ``*args, **kwargs`` got no n_genes ("missing 1 required positional argument") and every key of its
-    node was "unknown ... Valid keys: (none)", neither saying why (hostile-input round, 2026-12-06)."""
+    node was "unknown ... Valid keys: (none)", neither saying why."""
     from distgen.registry import PluginBuildError
 
     plugins.install("fake-catchall", "fake_catchall", CATCH_ALL, {"wrapped": "fake_catchall:Wrapped"})
@@ -400,7 +400,7 @@ class NoDoc(MeanEmbedding):
 
 def test_a_plugin_class_without_a_docstring_is_not_listed_with_its_base_class_summary(plugins, monkeypatch):
     """inspect.getdoc inherits: a subclass of MeanEmbedding without a docstring was listed as 'Mean expression of the set
-    ...' (hostile-input round, 2026-12-06)."""
+    ...'."""
     plugins.install("fake-nodoc", "fake_nodoc", NO_DOC, {"nodoc": "fake_nodoc:NoDoc"})
     reg = Registry("encoders", Encoder, BUILTIN_MEAN)
     _use(monkeypatch, reg)
