@@ -5,6 +5,7 @@ correlation that declares no orientation, a baseline with a required parameter o
 dependency, an entry point naming a missing class, a plugin reusing a built-in name, an entry point in a misspelt group.
 """
 
+import inspect
 import sys
 import warnings
 
@@ -115,26 +116,33 @@ def test_an_installed_plugin_metric_is_checked_before_a_run_and_when_an_evaluati
     correlation was scored as lower-is-better with exit 0."""
     plugins.install("fake-metrics", "fake_metrics", PLUGIN_METRICS,
                {"one_value": "fake_metrics:OneValue", "undeclared_corr": "fake_metrics:Corr"}, "distgen.metrics")
-    code = """
+    problems, raised = _checked_and_run(plugins, ["mse", "one_value", "undeclared_corr"], "undeclared_corr")
+    assert len(problems) == 2
+    assert "'one_value' from plugin 'fake-metrics'" in problems[0] and "expected (3,)" in problems[0]
+    assert "'undeclared_corr' from plugin 'fake-metrics'" in problems[1] and "higher_is_better=True" in problems[1]
+    assert raised and "PluginCheckError" in raised[0] and "higher_is_better=True" in raised[0]
+
+
+def _checked_and_run(plugins, names, run):
+    """In a fresh process that sees the fake plugins: the pre-flight's lines for metrics ``names`` ("PROBLEM ..."), and
+    what running metric ``run`` on ``tiny_eval`` raised ("RAISED Type message"; none when it ran)."""
+    code = f"""
+import warnings
+warnings.simplefilter("ignore")
 from distgen.pipeline.checks import metric_problems
 from distgen.evaluation.suite import run_metrics
 from distgen.testing.fixtures import tiny_eval
-for p in metric_problems(["mse", "one_value", "undeclared_corr"]):
+for p in metric_problems({names!r}):
     print("PROBLEM", p)
 try:
-    run_metrics(tiny_eval(), ["undeclared_corr"])
+    run_metrics(tiny_eval(), [{run!r}])
 except Exception as exc:
     print("RAISED", type(exc).__name__, exc)
 """
     out = plugins.run(code)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    problems = [line for line in lines if line.startswith("PROBLEM")]
-    assert len(problems) == 2
-    assert "'one_value' from plugin 'fake-metrics'" in problems[0] and "expected (3,)" in problems[0]
-    assert "'undeclared_corr' from plugin 'fake-metrics'" in problems[1] and "higher_is_better=True" in problems[1]
-    raised = [line for line in lines if line.startswith("RAISED")]
-    assert raised and "PluginCheckError" in raised[0] and "higher_is_better=True" in raised[0]
+    return [line for line in lines if line.startswith("PROBLEM")], [line for line in lines if line.startswith("RAISED")]
 
 
 # ---------------------------------------------------------------------------- models and baselines
@@ -367,28 +375,10 @@ def test_a_plugin_metric_with_a_required_parameter_is_refused_before_a_run_and_a
     """Before: the pre-flight passed it (a warning that its cheap checks could not run), and the evaluation ended in
     "TypeError: NeedsQ.__init__() missing 1 required positional argument: 'q'" (an internal error)."""
     plugins.install("fake-needsq", "fake_needsq", NEEDS_Q, {"needs_q": "fake_needsq:NeedsQ"}, "distgen.metrics")
-    code = """
-import sys
-import warnings
-warnings.simplefilter("ignore")
-from distgen.pipeline.checks import metric_problems
-from distgen.evaluation.suite import run_metrics
-from distgen.testing.fixtures import tiny_eval
-for p in metric_problems(["mse", "needs_q"]):
-    print("PROBLEM", p)
-try:
-    run_metrics(tiny_eval(), ["needs_q"])
-except Exception as exc:
-    print("RAISED", type(exc).__name__, exc)
-"""
-    out = plugins.run(code)
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    problems = [line for line in lines if line.startswith("PROBLEM")]
-    assert len(problems) == 1, lines
+    problems, raised = _checked_and_run(plugins, ["mse", "needs_q"], "needs_q")
+    assert len(problems) == 1, problems
     assert "metrics: metric 'needs_q' from plugin 'fake-needsq'" in problems[0] and "missing required parameter(s) 'q'" in problems[0]
     assert "give each of them a default" in problems[0]
-    raised = [line for line in lines if line.startswith("RAISED")]
     assert raised and raised[0].startswith("RAISED ConfigError") and "'q'" in raised[0] and "default" in raised[0]
 
 
@@ -420,7 +410,6 @@ assert main(["train", "CFG", "--out", "RUN"]) == 0
 """
 
 LOAD = """
-import sys
 import warnings
 warnings.simplefilter("ignore")
 import distgen
@@ -506,28 +495,13 @@ def test_a_plugin_name_that_differs_from_a_built_in_only_by_case_or_separator_wa
         assert reg.get("lap_upper").__name__ == "Laplace"
 
 
-NEEDS_ALPHA = '''
-from distgen.models.base import FittedModel
-
-
-class NeedsAlpha(FittedModel):
-    """Control cells scaled by a required alpha."""
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-
-    def fit(self, train):
-        return self
-
-    def predict(self, control, control_mask, labels):
-        return control * self.alpha
-'''
+NEEDS_ALPHA = "from distgen.models.base import FittedModel\n\n\n" + inspect.getsource(_NeedsAlpha)  # the baseline above, installed
 
 
 def test_a_baseline_with_a_required_parameter_is_refused_before_a_run_trains(plugins):
     """Before: the pre-flight looked the name up only, so `distgen run` trained the whole model and then stopped (exit 2)
     when it built its baselines ("baseline 'needs_alpha' is built with its defaults ... which failed")."""
-    plugins.install("fake-alpha", "fake_alpha", NEEDS_ALPHA, {"needs_alpha": "fake_alpha:NeedsAlpha"}, "distgen.models")
+    plugins.install("fake-alpha", "fake_alpha", NEEDS_ALPHA, {"needs_alpha": "fake_alpha:_NeedsAlpha"}, "distgen.models")
     code = """
 import warnings
 warnings.simplefilter("ignore")
