@@ -127,24 +127,30 @@ def _baseline(name: str) -> FittedModel:
     if not (isinstance(cls, type) and issubclass(cls, FittedModel)):
         raise ConfigError(f"baseline {name!r} is not a FittedModel (fit(train) -> self): references are fitted in closed form "
                           "on the training cells; a trained model is compared as a run of its own (distgen compare)")
-    problem = baseline_problem(name)
-    if problem is not None:
-        raise ConfigError(problem)
-    return build_component("models", {"name": name})  # type: ignore[no-any-return]
+    try:
+        model = build_component("models", {"name": name})
+    except ConfigError as err:
+        raise ConfigError(_defaults_failed(name, err)) from None
+    return model  # type: ignore[no-any-return]
 
 
 def baseline_problem(name: str) -> str | None:
-    """Why baseline ``name`` (a registered FittedModel) cannot be built with its defaults, None when it can: the one
-    wording of ``_baseline`` and of the pre-flight (``pipeline.checks.config_problems``), which checks it before training."""
+    """Why baseline ``name`` (a registered FittedModel) cannot be built with its defaults, None when it can: the
+    pre-flight's check (``pipeline.checks.config_problems``), before training, in ``_baseline``'s words."""
     from distgen.config import ConfigError, validate_node
 
     try:
         validate_node("models", {"name": name})
     except ConfigError as err:
-        return (f"baseline {name!r} is built with its defaults (evaluate.baselines and --baselines take names, not nodes), "
-                f"which failed: {err} A baseline cannot be given parameters: give each of them a default (or register a "
-                "subclass with them fixed).")
+        return _defaults_failed(name, err)
     return None
+
+
+def _defaults_failed(name: str, err: Exception) -> str:
+    """The refusal of baseline ``name`` whose constructor refused its defaults with ``err``."""
+    return (f"baseline {name!r} is built with its defaults (evaluate.baselines and --baselines take names, not nodes), "
+            f"which failed: {err} A baseline cannot be given parameters: give each of them a default (or register a "
+            "subclass with them fixed).")
 
 
 def fit_references(

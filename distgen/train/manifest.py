@@ -47,8 +47,8 @@ def plugin_changes(manifest: Mapping[str, Any] | None) -> str:
     said = ", ".join(f"{name} {version} ({f'{now[name]} installed now' if name in now else 'not installed now'})"
                      for name, version in changed.items())
     pins = " ".join(f"'{name}=={version}'" for name, version in changed.items())
-    return (f"The run was trained with plugin(s) {said}, as its manifest.json records: install the version(s) it was trained "
-            f"with (pip install {pins}) to load it.")
+    return (f"The run was trained with plugin(s) {said}, as its manifest.json records: if the component above is one of "
+            f"theirs, install the version(s) it was trained with (pip install {pins}) to load it.")
 
 
 def build_manifest(seed: int, data: dict[str, Any] | None = None, world_size: int = 1, device: str = "cpu") -> dict[str, Any]:
