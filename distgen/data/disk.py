@@ -47,7 +47,7 @@ from distgen.data.schema import PerturbationSchema
 from distgen.errors import DistgenError, InputDataError, InputKeyError, warn
 from distgen.seeds import content_keys
 from distgen.types import COMBO, PAD, ConditionLabels, DataInfo, canonical
-from distgen.types.layout import sparse_position_problem
+from distgen.types.layout import position_type_problem, sparse_position_problem
 
 
 def backed_rows(dataset: Any, mask: np.ndarray) -> Any:
@@ -260,10 +260,10 @@ class DiskCells:
         ``n_cells + 1`` integers): a streamed read builds rows from them, and beyond the rows read to describe the matrix
         a damaged pointer failed deep inside anndata. Column indices are checked on every read (``_stored``), but their
         stored type only here: anndata's row reader re-types them (a float 2.5 becomes column 2), so positions not stored
-        as integers (``sparse_position_problem``, judged on the indices' type without reading them) are refused first."""
+        as integers (``position_type_problem`` of the indices' stored type, nothing read; ``sparse_position_problem`` of the
+        pointer) are refused first."""
         stored = elem["indptr"][:]
-        for name, positions in (("indices", elem["indices"][:0]), ("indptr", stored)):
-            problem = sparse_position_problem(positions)
+        for name, problem in (("indices", position_type_problem(elem["indices"].dtype)), ("indptr", sparse_position_problem(stored))):
             if problem is not None:
                 raise self._malformed(f"its {name} {problem}")
         indptr = np.asarray(stored, dtype=np.int64)

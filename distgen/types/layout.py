@@ -405,6 +405,14 @@ def _label(source: object) -> str:
     return repr(os.fspath(source)) if isinstance(source, str | os.PathLike) else "file"
 
 
+def position_type_problem(dtype: np.dtype) -> str | None:
+    """Why sparse positions stored as ``dtype`` are unreadable (``sparse_position_problem``'s first words), judged on the
+    type alone (no value read); None for an integer type."""
+    if dtype.kind in ("i", "u"):
+        return None
+    return f"are stored as {dtype} values, not integers"
+
+
 def sparse_position_problem(positions: np.ndarray) -> str | None:
     """Why a sparse matrix's stored positions (its ``indices`` or ``indptr``) are unreadable, worded to follow "its
     indices"; None for integer positions. Positions stored as floats are refused, whole or not: scipy truncates them in
@@ -412,12 +420,10 @@ def sparse_position_problem(positions: np.ndarray) -> str | None:
     anndata never writes them; so are positions stored as bool (0 and 1 only: scipy sums the values of every column past
     0 into column 1). Judged on the stored values without a cast: casting a NaN warns ("invalid value encountered
     in cast"), an error under ``python -W error``. Both readers of a pair (``distgen.data.expression.check_sparse_format``,
-    ``distgen.evaluation.h5pair``) and the streaming reader (``distgen.data.disk.DiskCells``, of the indices' type alone:
-    ``positions`` may be empty, which judges the type) ask this."""
-    if positions.dtype.kind in ("i", "u"):
-        return None
-    said = f"are stored as {positions.dtype} values, not integers"
-    if positions.dtype.kind != "f" or not positions.size:
+    ``distgen.evaluation.h5pair``) and the streaming reader (``distgen.data.disk.DiskCells``, which asks
+    ``position_type_problem`` of its indices' stored type) ask this."""
+    said = position_type_problem(positions.dtype)
+    if said is None or positions.dtype.kind != "f" or not positions.size:
         return said
     if not bool(np.isfinite(positions).all()):
         return f"{said}, some of them NaN or infinite"
