@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from distgen.errors import InputDataError
 from distgen.types.tensors import PAD, CellTable, ConditionLabels, DataInfo
 from distgen.wording import counted, first_of
 
@@ -41,14 +42,17 @@ def canonical(atoms: Iterable[str], control: str = "control") -> str:
 def _labels(values: Any, n: int, name: str) -> np.ndarray:
     """``values`` as a new object array of ``str`` (``ALL`` for None), one per cell; a wrong length raises ``ValueError``.
 
-    A list (or any iterable) gives ``str(v)`` of each value; an array what ``astype(str)`` gives (bytes decoded as ASCII,
-    trailing NUL characters dropped), an object array through ``_object_labels``."""
+    A list (or any iterable) gives ``str(v)`` of each value; an array what ``astype(str)`` gives (trailing NUL characters
+    dropped), an object array through ``_object_labels``. A ``bytes`` label, in a list or an array, is its UTF-8 text
+    (``_text``)."""
     if values is None:
         return np.full(n, ALL, dtype=object)
     if not isinstance(values, np.ndarray):
-        arr = np.asarray([str(v) for v in values], dtype=object)
+        arr = np.asarray([str(_text(v, name)) for v in values], dtype=object)
     elif values.dtype == object:
-        arr = _object_labels(values)
+        arr = _object_labels(values, name)
+    elif values.dtype.kind == "S":  # tolist drops the trailing NULs, as astype(str) does
+        arr = np.fromiter((_text(v, name) for v in values.ravel().tolist()), dtype=object, count=values.size).reshape(values.shape)
     else:
         arr = values.astype(str).astype(object)
     if arr.shape != (n,):
@@ -56,20 +60,34 @@ def _labels(values: Any, n: int, name: str) -> np.ndarray:
     return arr
 
 
-def _object_labels(values: np.ndarray) -> np.ndarray:
-    """The object array ``values`` as a new object array of ``str``, what ``astype(str)`` gives but for one case.
+def _text(value: Any, name: str) -> Any:
+    """A ``bytes`` label as its UTF-8 text (h5py gives a file's strings as UTF-8 bytes, which anndata decodes so); anything
+    else as it is. Bytes that are not UTF-8 are refused (``InputDataError``) naming the label: numpy's own conversion
+    decodes ASCII only, and ``str()`` writes ``"b'...'"``."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputDataError(f"Cells.{name} holds the label {value!r}, bytes that are not UTF-8 text: decode the labels to str "
+                             "in their encoding first (e.g. [v.decode('latin-1') for v in labels])") from None
+
+
+def _object_labels(values: np.ndarray, name: str) -> np.ndarray:
+    """The object array ``values`` as a new object array of ``str``, what ``astype(str)`` gives but for two cases.
 
     Copied as it is when every element is a ``str`` (not a subclass) and none holds a NUL character (what the readers give;
     a type set and one search of the joined text: no Python step per label): its labels are what ``astype(str)`` would
     give, whose fixed-width round trip drops trailing NULs only. Else through ``astype(str)``, each ``str`` subclass made
     ``str(v)`` first, whole, as a list gives it: ``astype(str)`` alone sizes the strings by a subclass's text and cuts a
-    longer ``str()`` (an Enum with a ``str`` mixin: ``Guide.KO_A`` and ``Guide.CTRL`` would both be ``'Gu'``)."""
+    longer ``str()`` (an Enum with a ``str`` mixin: ``Guide.KO_A`` and ``Guide.CTRL`` would both be ``'Gu'``); and each
+    ``bytes`` label decoded first as UTF-8 (``_text``), where ``astype(str)`` decodes ASCII only."""
     items = values.ravel().tolist()
     kinds = set(map(type, items))
     if kinds <= {str} and "\x00" not in "".join(items):
         return values.copy()
-    if any(issubclass(k, str) and k is not str for k in kinds):
-        whole = (str(v) if isinstance(v, str) else v for v in items)
+    if any((issubclass(k, str) and k is not str) or issubclass(k, bytes) for k in kinds):
+        whole = (str(v) if isinstance(v, str) else _text(v, name) for v in items)
         values = np.fromiter(whole, dtype=object, count=len(items)).reshape(values.shape)
     return values.astype(str).astype(object)
 

@@ -120,3 +120,31 @@ def test_cells_give_str_subclass_labels_whole_from_an_object_array_as_from_a_lis
 
     mixed = Cells(torch.zeros(3, 1), np.array([Tagged("a"), "ctrl", b"B"], dtype=object), ["g"], control="ctrl")
     assert mixed.conditions.tolist() == ["tag:a", "ctrl", "B"]  # bytes decoded as before
+
+
+@pytest.mark.parametrize("kind", ["list", "object array", "bytes array"])
+def test_bytes_labels_are_decoded_as_utf8_text_alike_from_lists_and_arrays(kind: str) -> None:
+    """Bytes labels (h5py gives a file's strings as UTF-8 bytes; anndata decodes them) read as their UTF-8 text from a
+    list, an object array and a numpy bytes array alike: a non-ASCII one failed in an array with numpy's ASCII
+    ``UnicodeDecodeError`` and a list gave ``"b'...'"`` (``"b'B'"`` even for ASCII bytes, which an array decoded)."""
+    raw = ["é-KO".encode(), b"ctrl", "Ⅱ".encode(), b"B"]
+    want = ["é-KO", "ctrl", "Ⅱ", "B"]
+    labels: object = {"list": raw, "object array": np.array(raw, dtype=object), "bytes array": np.array(raw)}[kind]
+    c = Cells(torch.zeros(4, 1), labels, ["g"], contexts=labels, control="ctrl")
+    assert c.conditions.tolist() == want and c.contexts.tolist() == want
+    assert all(type(v) is str for v in c.conditions.tolist())
+    assert c.is_control.tolist() == [False, True, False, False]
+    if kind != "bytes array":  # str and bytes side by side: the same text
+        mixed = raw[:2] + want[2:]
+        m = Cells(torch.zeros(4, 1), mixed if kind == "list" else np.array(mixed, dtype=object), ["g"], control="ctrl")
+        assert m.conditions.tolist() == want
+
+
+@pytest.mark.parametrize("kind", ["list", "object array", "bytes array"])
+def test_a_bytes_label_that_is_not_utf8_is_refused_naming_it(kind: str) -> None:
+    from distgen.errors import InputDataError
+
+    raw = [b"A", b"ctrl", "é".encode("latin-1")]
+    labels: object = {"list": raw, "object array": np.array(raw, dtype=object), "bytes array": np.array(raw)}[kind]
+    with pytest.raises(InputDataError, match=r"Cells\.conditions holds the label b'\\xe9', bytes that are not UTF-8 text"):
+        Cells(torch.zeros(3, 1), labels, ["g"], control="ctrl")
