@@ -186,14 +186,39 @@ def test_log_values_at_float16_precision_are_not_scaled_counts():
         assert not scaled_counts(x)
 
 
-def test_counts_scaled_per_cell_at_float16_precision_are_not_recognised_and_keep_the_log1p_advice(tiny_adata):
-    """float16 stores a scaled count within 5e-4 of itself, wider than the 1e-3 of a count the rule allows once a count
-    is above 2: such data are not recognised as scaled counts (not done: a tolerance that wide reads rounded log values
-    as counts). Their refusal still leads with "Apply sc.pp.log1p yourself", the right fix."""
+def test_counts_scaled_per_cell_at_float16_or_bfloat16_precision_are_scaled_counts_and_keep_the_log1p_advice(tiny_adata):
+    """float16 stores a scaled count within ``2**-11`` of itself (5e-4 a value), wider than float32's tolerance once a count
+    is above 2: such cells are judged at float16's precision, found from the values themselves (every value fits 11
+    significant bits) as bfloat16's is (8 bits). They were not recognised (the refusal then led with the log1p advice by
+    the refusal's other rule only); shallow bfloat16 scaled counts were not either."""
+    import torch
+
     x = _deep_counts(tiny_adata.shape)
-    normalised = (x / x.sum(1, keepdims=True) * 1e4).astype(np.float16).astype(np.float32)
-    assert scaled_counts((x / x.sum(1, keepdims=True) * 1e4).astype(np.float32))
-    assert not scaled_counts(normalised)
-    tiny_adata.X = normalised
+    cp10k = x / x.sum(1, keepdims=True) * 1e4
+    float16 = cp10k.astype(np.float16)
+    assert scaled_counts(float16) and scaled_counts(float16.astype(np.float32))
+    rng = np.random.default_rng(3)
+    shallow = rng.poisson(rng.gamma(0.5, 1.0, (200, 2000))).astype(np.float64)  # overdispersed: 5 or more distinct counts
+    shallow = shallow[shallow.sum(1) > 0]
+    bf16 = torch.tensor(shallow / shallow.sum(1, keepdims=True) * 1e4, dtype=torch.float32).to(torch.bfloat16).float().numpy()
+    assert scaled_counts(bf16)
+    assert not scaled_counts(np.log1p(cp10k).astype(np.float16))
+    tiny_adata.X = float16.astype(np.float32)
     with pytest.raises(ValueError, match=r"not log-transformed\. Apply sc\.pp\.log1p yourself"):
         PerturbationData.from_anndata(tiny_adata, PerturbationSchema(context_cols=("cell_type",)))
+
+
+def test_counts_at_float16_precision_are_told_only_while_the_largest_is_under_256_times_the_smallest():
+    """The precision limit: a count ``c`` held at float16 lies within ``c * 2**-10`` of whole, so past a quarter count
+    (``MAX_PRECISION_SLACK``: ``c`` over 256 times the cell's smallest) float16 cannot tell it from a value between two
+    counts, and such a cell is not read as scaled (float32 values of the same counts are)."""
+    from distgen.data.expression import _cell_scaled
+
+    rng = np.random.default_rng(11)
+    counts = np.concatenate([[1.0, 2.0, 3.0], rng.integers(4, 200, 40).astype(np.float64)])
+    factor = 1e4 / 3217.0
+    at16 = lambda c: (c * factor).astype(np.float16).astype(np.float64)  # noqa: E731
+    assert _cell_scaled(at16(counts)) is True
+    deep = np.append(counts, 900.0)
+    assert _cell_scaled((deep * factor).astype(np.float32).astype(np.float64)) is True
+    assert _cell_scaled(at16(deep)) is False
