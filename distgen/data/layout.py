@@ -49,6 +49,7 @@ from distgen.types.layout import (
     SCALES,
     TRUTH_KEY,
     LayoutInfo,
+    NoControlCells,
     blank_message,
     blank_names,
     canonical_condition,
@@ -479,8 +480,8 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
             twin = next((v for v in sorted(labels) if " ".join(v.split()).casefold() == key), None)  # 'Non-targeting ', 'NON-TARGETING'
             hint = (f": {twin!r} is {control!r} written with other letter case or spaces; relabel it, e.g. adata.obs[{pert_col!r}] = "
                     f"adata.obs[{pert_col!r}].astype(str).replace({{{twin!r}: {control!r}}}) on the {name} file") if twin else " (pass --control LABEL; control='LABEL' in Python)"
-            raise InputDataError(f"the {name} file has no control cells: label {control!r} is not in obs[{pert_col!r}] "
-                             f"(values include {some}); every evaluation needs control cells{hint}")
+            raise NoControlCells(name, f"the {name} file has no control cells: label {control!r} is not in obs[{pert_col!r}] "
+                                 f"(values include {some})", hint)
     return control
 
 

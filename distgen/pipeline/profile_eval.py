@@ -29,20 +29,38 @@ from distgen.evaluation.io import (
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES
 from distgen.pipeline.outputs import check_output_folder, clear_evaluation, output_folder
 from distgen.types import Cells
-from distgen.types.layout import LayoutInfo
+from distgen.types.layout import LayoutInfo, NoControlCells
 from distgen.wording import counted, first_of
+
+#: Why a prediction without control cells is refused by a profile that reads no predicted control (``read_files``).
+UNREAD_CONTROLS_REASON = ("this profile reads no predicted control cell, but cell-eval2, whose score it reproduces, refuses a "
+                          "prediction without the truth's control label (its perturbation sets differ): write at least one "
+                          "control cell in the pred file")
 
 
 def read_files(pred: Any, real: Any, pert_col: str | None = None, control: str | None = None, scale: str = "lognorm",
-               celltype_col: str | None = None, keep_float64: bool = False) -> tuple[Cells, Cells, Any]:
+               celltype_col: str | None = None, keep_float64: bool = False, pred_controls: bool = True) -> tuple[Cells, Cells, Any]:
     """A prediction/truth file pair read, checked at ``scale`` and aligned: ``(pred, real, info)``.
 
     Contexts come from ``celltype_col`` only (no column is guessed: a profile pools contexts unless told);
     pooled, a truth column named like a cell type gets ``info.notes`` a ``pooled_contexts_note``.
     ``scale``: ``"lognorm"`` (raw counts refused) or ``"counts"`` (raw counts on both sides, fractional
     values refused). ``keep_float64`` (a profile's ``file_dtype``): a pair where a file's ``X`` is float64 is read as
-    float64 on both sides (else float32).
+    float64 on both sides (else float32). ``pred_controls=False`` (no metric reads the prediction's controls): a
+    prediction without the control label is refused for cell-eval2's reason (``UNREAD_CONTROLS_REASON``), not for one
+    the profile does not have.
     """
+    try:
+        return _read_files(pred, real, pert_col, control, scale, celltype_col, keep_float64)
+    except NoControlCells as e:
+        if pred_controls or e.side != "pred":
+            raise
+        raise e.because(UNREAD_CONTROLS_REASON) from None
+
+
+def _read_files(pred: Any, real: Any, pert_col: str | None, control: str | None, scale: str, celltype_col: str | None,
+                keep_float64: bool) -> tuple[Cells, Cells, Any]:
+    """``read_files`` but for the reason of a refused prediction without control cells."""
     from distgen.evaluation.h5pair import read_pair_fast
 
     with float32_reads():  # a float64 value past float32's range: inf, refused by name (reference_rules), no numpy warning
@@ -105,7 +123,7 @@ def load_pair(pred: Any, real: Any, pert_col: str | None = None, control: str | 
     note that contexts were pooled (``info.notes``). ``keep_float64``: ``read_files``'; the values are then scored in
     float64 (``eval_data``). ``pred_controls=False``: no metric reads the prediction's controls, one is enough (``eval_data``).
     """
-    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, keep_float64=keep_float64)
+    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, keep_float64=keep_float64, pred_controls=pred_controls)
     # what read_files' check_files compared (info.checks.pair) is not compared again here (the genes' order, all that align
     # changes, decides nothing in the comparison); a model's log-space predictions are scored with the 'predictions reach'
     # note, a model's counts compared here
@@ -137,7 +155,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
         one_file_reason,
     )
 
-    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col, keep_float64)
+    pred_c, real_c, info = read_files(pred, real, pert_col, control, scale, celltype_col, keep_float64, pred_controls)
     # a whole file on the wrong scale is said of the file, not of its first context: a file whose scale read_files'
     # check_files checked (info.checks.scales: the stricter check, integers above 1, on the same rows; align only reorders
     # genes) is not checked again (one check per file); the others here (a model's file, counts)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from distgen.errors import UsageError
+from distgen.errors import InputDataError, UsageError
 from distgen.types.cells import COMBO, atoms_of, canonical
 from distgen.wording import first_of
 
@@ -403,6 +403,23 @@ def check_pair(pred_truth: str | None, real_truth: str | None, pred: object = "p
 
 def _label(source: object) -> str:
     return repr(os.fspath(source)) if isinstance(source, str | os.PathLike) else "file"
+
+
+class NoControlCells(InputDataError):
+    """A file of a pair without the control label (``distgen.data.layout.guess_control``): ``side`` (``"pred"``, ``"real"``...), what it
+    lacks (``head``) and the fix (``hint``). The reason given is that every evaluation needs control cells; ``because``
+    gives the same refusal with another (a profile that reads no predicted control refuses for its reference's rule)."""
+
+    def __init__(self, side: str, head: str, hint: str, reason: str = "every evaluation needs control cells") -> None:
+        super().__init__(f"{head}; {reason}{hint}")
+        self.side, self.head, self.hint, self.reason = side, head, hint, reason
+
+    def because(self, reason: str) -> NoControlCells:
+        """This refusal with ``reason`` in place of its own."""
+        return NoControlCells(self.side, self.head, self.hint, reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (a worker's error) with its parts, not its message alone
+        return (NoControlCells, (self.side, self.head, self.hint, self.reason))
 
 
 def position_type_problem(dtype: np.dtype) -> str | None:

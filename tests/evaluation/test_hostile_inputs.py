@@ -644,3 +644,31 @@ def test_one_predicted_control_cell_is_scored_where_the_profile_reads_the_real_c
     lpp, lrp = _files(tmp_path, lone, lr)
     assert _evaluate(tmp_path, lpp, lrp, "--profile", "cell-eval-0.7.6", out="v1") == EXIT_USAGE
     assert "1 control cell" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("profile", ["vcc2026", "celleval2", None])
+def test_a_prediction_without_control_cells_is_refused_with_the_reason_of_its_profile(tmp_path, profile, capsys):
+    """A prediction with no control cell: cell-eval2 0.20.0 refuses the pair before scoring (``validate_pair``: the two
+    files' label sets, the control included, must be equal: "perturbation sets differ ... real-only (1)=['ctrl']"), so
+    distgen refuses it under ``vcc2026``/``celleval2`` too; but the reason it gave, "every evaluation needs control cells",
+    is not theirs (they score against the real controls and one predicted control cell is enough). A profile that reads
+    the predicted controls keeps its message as it was."""
+    pred, real = _pair(counts=profile is not None)
+    none = pred[pred.obs["target"].astype(str).to_numpy() != CONTROL].copy()
+    pp, rp = _files(tmp_path, none, real)
+    more = ["--profile", profile, "--no-target-genes"] if profile else ["--baselines", "", "--no-ceiling"]
+    assert _evaluate(tmp_path, pp, rp, *more) == EXIT_USAGE
+    err = capsys.readouterr().err
+    head = f"the pred file has no control cells: label {CONTROL!r} is not in obs['target'] (values include ['A', 'B', 'C']); "
+    assert head in err
+    if profile is None:
+        assert head + "every evaluation needs control cells (pass --control LABEL; control='LABEL' in Python)" in err
+        return
+    assert ("this profile reads no predicted control cell, but cell-eval2, whose score it reproduces, refuses a prediction "
+            "without the truth's control label (its perturbation sets differ): write at least one control cell in the pred "
+            "file" in err)
+    assert "every evaluation needs" not in err
+    validate_pair = pytest.importorskip("cell_eval2.io").validate_pair
+    with pytest.raises(ValueError, match=r"perturbation sets differ: 3 pred vs 4 real; pred-only \(0\)=\[\], real-only \(1\)="):
+        validate_pair(none, real, pert_col="target", control=CONTROL)  # cell-eval2's own refusal of the same pair
+    validate_pair(pred, real, pert_col="target", control=CONTROL)  # the pair with its controls: accepted
