@@ -264,10 +264,13 @@ def log1p_(x: Tensor) -> Tensor:
     return x.log1p_()
 
 
-def normalize_total(x: Tensor, target_sum: float) -> Tensor:
-    """Per-cell library-size normalisation ``x / (sum_g x / target_sum)`` in float64 (scanpy's formula; a new tensor)."""
+def normalize_total(x: Tensor, target_sum: float, totals: Tensor | None = None) -> Tensor:
+    """Per-cell library-size normalisation ``x / (sum_g x / target_sum)`` in float64 (scanpy's formula; a new tensor).
+
+    ``totals``: ``[N]`` float64 ``sum_g x`` already summed (``Population.totals``: the same ``torch.sum`` of each row in
+    float64), else summed here."""
     x = x.to(torch.float64, copy=True)
-    lib = x.sum(-1, keepdim=True) / target_sum
+    lib = (x.sum(-1, keepdim=True) if totals is None else totals.to(x.device)[:, None]) / target_sum
     pos = lib > 0
     x.div_(torch.where(pos, lib, torch.ones_like(lib)))  # in place: the same quotients, one pass, no temporaries
     if not bool(pos.all()):
@@ -305,14 +308,15 @@ class Reference:
     table: Any
 
 
-def prepare_reference(reference: Tensor, *, counts: bool, target_sum: float | None = 1e6) -> Reference:
-    """``reference [n_c, G]`` prepared for ``de_table`` (normalised, log-transformed and sorted once)."""
+def prepare_reference(reference: Tensor, *, counts: bool, target_sum: float | None = 1e6, totals: Tensor | None = None) -> Reference:
+    """``reference [n_c, G]`` prepared for ``de_table`` (normalised, log-transformed and sorted once); ``totals``: its rows'
+    sums when known (``Population.control_totals``, ``normalize_total``)."""
     from distgen.evaluation.ranksums import control_table
 
     if counts:
         if target_sum is None:
             raise ValueError("counts input needs a numeric target_sum (cell-eval2 resolves None to the control median first)")
-        lin = normalize_total(reference, target_sum)
+        lin = normalize_total(reference, target_sum, totals)
         mean_lin = column_means(lin)
         ranked = log1p_(lin)  # in place: the linear values are not needed any more
         mean_log1p = column_means(ranked)
@@ -416,7 +420,7 @@ def _means_and_pvalues(pop: Population, ref: Reference, counts: bool, target_sum
             u1, t3, sums = sparse
             return sums / pop.counts[:, None].to(torch.float64), _pvalues(u1, t3, pop.counts, ref.ranked.shape[0])
     if counts:
-        lin_x = normalize_total(pop.X, target_sum)  # type: ignore[arg-type]
+        lin_x = normalize_total(pop.X, target_sum, pop.totals)  # type: ignore[arg-type]
         mean_t = _group_means(pop, lin_x, geometric)
         log_x = log1p_(lin_x)  # in place, after the means
     else:

@@ -24,19 +24,26 @@ class Population:
     """One file's cells: ``X [N, G]`` grouped by perturbation, and its control cells ``[n_c, G]``.
 
     ``offsets [P + 1]``: the cells of perturbation ``p`` are ``X[offsets[p]:offsets[p + 1]]``.
+    ``totals`` / ``control_totals``: ``[N]`` / ``[n_c]`` float64 sums of each row of ``X`` / ``control`` when known (raw
+    counts summed once by ``io.eval_data`` for the limit on a cell's total and read again as library sizes by
+    ``de.normalize_total`` and ``ranksums.normalised_rank_sums``); None: summed where needed. A population built with
+    other rows than those summed gets None.
     """
 
     X: Tensor
     offsets: Tensor
     control: Tensor
+    totals: Tensor | None = None
+    control_totals: Tensor | None = None
 
     @staticmethod
-    def from_codes(X: Tensor, codes: Tensor, n_perts: int) -> Population:
+    def from_codes(X: Tensor, codes: Tensor, n_perts: int, totals: Tensor | None = None) -> Population:
         """Group ``X [N, G]`` by ``codes [N]`` (``-1`` = control, ``0..P-1`` = perturbation).
 
         Rows already grouped (the controls in one block at the start or the end, the perturbed rows by nondecreasing
         code: ``io.grouped`` cells, a baseline's references) are not copied: ``X`` and ``control`` are then slices of
         a contiguous ``X`` (the very values the copy would hold, in the same order), so the caller's table is the only one.
+        ``totals [N]``: each row's sum, grouped with the rows (``Population.totals``, ``control_totals``).
         """
         codes = torch.as_tensor(codes, dtype=torch.long)
         if codes.shape != (X.shape[0],):
@@ -46,18 +53,20 @@ class Population:
             counts = torch.bincount(codes[p0:p1], minlength=n_perts)
             offsets = torch.zeros(n_perts + 1, dtype=torch.long, device=X.device)
             offsets[1:] = torch.cumsum(counts, 0)
-            return Population(X=X[p0:p1], offsets=offsets, control=X[c0:c1])
+            return Population(X=X[p0:p1], offsets=offsets, control=X[c0:c1], totals=None if totals is None else totals[p0:p1],
+                              control_totals=None if totals is None else totals[c0:c1])
         order = torch.argsort(codes, stable=True)
         counts = torch.bincount(codes[codes >= 0], minlength=n_perts)
         offsets = torch.zeros(n_perts + 1, dtype=torch.long, device=X.device)
         offsets[1:] = torch.cumsum(counts, 0)
         pert_rows = order[codes[order] >= 0]
         ctrl_rows = (codes == -1).nonzero().flatten()
+        sums = {} if totals is None else {"totals": totals[pert_rows.to(totals.device)], "control_totals": totals[ctrl_rows.to(totals.device)]}
         if X.device.type == "cpu" and X.dtype in (torch.float32, torch.float64) and not X.requires_grad:  # numpy's row gather: ~10x torch's on one CPU thread
             x = X.numpy()
             return Population(X=torch.from_numpy(x.take(pert_rows.numpy(), axis=0)), offsets=offsets,
-                              control=torch.from_numpy(x.take(ctrl_rows.numpy(), axis=0)))
-        return Population(X=X[pert_rows], offsets=offsets, control=X[ctrl_rows])
+                              control=torch.from_numpy(x.take(ctrl_rows.numpy(), axis=0)), **sums)
+        return Population(X=X[pert_rows], offsets=offsets, control=X[ctrl_rows], **sums)
 
     @property
     def n_perts(self) -> int:

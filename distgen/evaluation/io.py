@@ -352,16 +352,18 @@ MAX_COUNTS_PER_CELL = 1_000_000.0
 _TOTALS_ROWS = 1024
 
 
-def check_cell_totals(cells: Cells, x: torch.Tensor, name: str) -> None:
+def check_cell_totals(cells: Cells, x: torch.Tensor, name: str) -> torch.Tensor:
     """Refuse a cell of ``x`` (``cells``' values, raw counts) whose finite total exceeds ``MAX_COUNTS_PER_CELL``, naming the
-    first one's condition and total, as cell-eval2 refuses such a pair."""
-    totals = torch.zeros(x.shape[0], dtype=torch.float64)
+    first one's condition and total, as cell-eval2 refuses such a pair. Returns the ``[N]`` float64 totals (each row's
+    sum, ``torch.sum`` of the row in float64), which ``eval_data`` hands on as the cells' library sizes
+    (``Population.totals``)."""
+    totals = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], _TOTALS_ROWS):  # a block at a time: no float64 copy of the whole matrix at once
         totals[start:start + _TOTALS_ROWS] = x[start:start + _TOTALS_ROWS].to(torch.float64).sum(-1)
     # NaN or inf: left to the check that names such perturbations (``reference_rules``)
     over = torch.nonzero(torch.isfinite(totals) & (totals > MAX_COUNTS_PER_CELL)).flatten()
     if not over.numel():
-        return
+        return totals
     i = int(over[0])
     raise InputDataError(f"the {name} file holds {counted(int(over.numel()), 'cell')} of more than {MAX_COUNTS_PER_CELL:,.0f} counts (first: "
                          f"a cell of {str(cells.conditions[i])!r}, {float(totals[i]):,.12g} counts), which cell-eval2's counts presets "
@@ -577,6 +579,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
     # log scale: one sample of each side's values, drawn once for the scale comparison and the raw-count check (the same
     # rows, so the same decisions)
     pred_s, truth_s = (ValueSample(pred_x), ValueSample(truth_x)) if scale == "lognorm" else (pred_x, truth_x)
+    totals: dict[str, torch.Tensor] = {}
     with in_context(context):
         if scale == "lognorm" and check_pred_scale:  # first: two scales are named together, with what to apply to which file
             check_same_scale(pred_s, truth_s, name)
@@ -585,9 +588,8 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         check = check_counts if scale == "counts" else check_scale
         check(truth_s, "real")
         check(pred_s, name)
-        if scale == "counts":
-            check_cell_totals(truth, truth_x, "real")
-            check_cell_totals(pred, pred_x, name)
+        if scale == "counts":  # each cell's total, summed once: the limit's, then the library sizes (Population.totals)
+            totals = {"real": check_cell_totals(truth, truth_x, "real"), name: check_cell_totals(pred, pred_x, name)}
     check_controls(truth, "real")
     if pred_controls:
         check_controls(pred, name)
@@ -609,8 +611,10 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         if side in pops:
             continue
         codes = label_codes(cells.conditions, {**index, cells.control: -1})
+        summed = x.dtype  # the totals are those of these values only where grouping does not retype them
         x = x if keep_float64 and x.dtype == torch.float64 else x.to(torch.float32)
-        pop = Population.from_codes(x, torch.from_numpy(codes), len(perts))
+        pop = Population.from_codes(x, torch.from_numpy(codes), len(perts),
+                                    totals=totals.get(side) if summed == x.dtype else None)
         if not finite_rows(pop.control).all():  # the other rows: flag_invalid
             raise InputDataError(f"the {side} control cells contain NaN or inf values ({PAST_FLOAT32}); fix the input")
         pops[side] = pop

@@ -382,7 +382,9 @@ def normalised_rank_sums(pop: Population, table: ControlTable | None, target_sum
     x = np.ascontiguousarray(pop.X.detach().numpy())
     if not _use_numba(x.size + table.sorted.size, backend):
         return None
-    total = np.add.reduce(x, axis=1, dtype=np.float64)  # exact for integer counts (checked while gathering)
+    # exact for integer counts (checked while gathering), so the sums eval_data made for the limit on a cell's total
+    # (Population.totals, torch's order) are these, bit for bit
+    total = np.add.reduce(x, axis=1, dtype=np.float64) if pop.totals is None else pop.totals.numpy()
     if total.size and not float(total.max()) < 2.0**53:  # also a NaN or an infinite value
         return None
     lib = torch.from_numpy(total) / target_sum  # as normalize_total divides

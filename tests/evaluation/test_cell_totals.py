@@ -10,6 +10,7 @@ import pytest
 
 from distgen.errors import EXIT_USAGE
 
+from .synth import CONTROL
 from .test_hostile_inputs import _evaluate, _files, _pair
 
 
@@ -58,3 +59,41 @@ def test_every_cell_of_both_files_is_counted_over_every_gene_and_its_total_is_wr
     assert _evaluate(tmp_path, pp, rp, "--profile", "celleval2", "--no-target-genes") == EXIT_USAGE
     err = " ".join(capsys.readouterr().err.split())
     assert "real file holds 1 cell of more than 1,000,000 counts (first: a cell of 'non-targeting', 1,000,001 counts)" in err, err
+
+
+def test_the_totals_summed_for_the_limit_are_the_library_sizes_of_the_de_tables(monkeypatch):
+    """Each cell's total is summed once (``check_cell_totals``) and handed, grouped with the rows, to the library-size
+    normalisation (``Population.totals``); the DE tables are those of totals summed where they are used, and a file
+    that grouping retypes (int64 counts read into float32) hands none."""
+    import torch
+
+    from distgen.evaluation import de, io
+    from distgen.evaluation.metrics.celleval2_de import prepared_de
+    from distgen.evaluation.metrics.celleval2_settings import PRESETS
+    from distgen.types import Cells
+
+    pred, real = _pair(counts=True)
+
+    def cells(a, dtype):
+        x = torch.from_numpy(np.asarray(a.X, dtype=dtype))
+        return Cells(x, a.obs["target"].astype(str).to_numpy(), list(a.var_names), control=CONTROL)
+
+    data = io.eval_data(cells(pred, np.float32), cells(real, np.float32), scale="counts")
+    for pop in (data.real, data.pred):
+        assert pop.totals is not None and pop.control_totals is not None
+        assert torch.equal(pop.totals, pop.X.to(torch.float64).sum(-1))
+        assert torch.equal(pop.control_totals, pop.control.to(torch.float64).sum(-1))
+    handed = prepared_de(data, PRESETS["vcc2026"])
+    summed = []
+    monkeypatch.setattr(io, "check_cell_totals", lambda c, x, name: summed.append(name))  # nothing handed on
+    again = io.eval_data(cells(pred, np.float32), cells(real, np.float32), scale="counts")
+    assert summed == ["real", "pred"] and again.real.totals is None
+    fresh = prepared_de(again, PRESETS["vcc2026"])
+    for a, b in ((handed.real, fresh.real), (handed.pred, fresh.pred)):
+        for name in ("pvalue", "fdr", "lfc"):
+            assert torch.allclose(getattr(a, name), getattr(b, name), rtol=0, atol=0, equal_nan=True)  # equal, bit for bit
+    monkeypatch.undo()
+    retyped = io.eval_data(cells(pred, np.int64), cells(real, np.int64), scale="counts")
+    assert retyped.real.totals is None
+    x = data.real.X
+    assert torch.equal(de.normalize_total(x, 1e6, data.real.totals), de.normalize_total(x, 1e6))

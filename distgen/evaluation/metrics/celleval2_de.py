@@ -56,14 +56,16 @@ def prepared_de(data: EvalData, s: Settings) -> PreparedDE:
     ref = data.real.control
     kw: dict[str, Any] = {"counts": counts, "target_sum": s.target_sum, "mean_calc": s.mean_calc, "epsilon": s.epsilon,
                           "clip_value": s.clip_value, "min_cpm": s.min_cpm, "fdr_scope": s.fdr_scope}
-    prepared = prepare_reference(ref, counts=counts, target_sum=s.target_sum)  # normalised and sorted once, for both tables
+    prepared = prepare_reference(ref, counts=counts, target_sum=s.target_sum,  # normalised and sorted once, for both tables
+                                 totals=data.real.control_totals)
     real = de_table(data.real, prepared, **kw)
     pred_ref = ref if s.control_source == "real" else data.pred.control
-    pred_prepared = prepared if s.control_source == "real" else prepare_reference(pred_ref, counts=counts, target_sum=s.target_sum)
+    pred_prepared = prepared if s.control_source == "real" else prepare_reference(pred_ref, counts=counts, target_sum=s.target_sum,
+                                                                                  totals=data.pred.control_totals)
     if counts and s.control_source == "pred":
         pred = de_table(data.pred, pred_prepared, **kw)
     else:
-        pred = de_table(Population(X=data.pred.X, offsets=data.pred.offsets, control=pred_ref), pred_prepared, **kw)
+        pred = de_table(Population(X=data.pred.X, offsets=data.pred.offsets, control=pred_ref, totals=data.pred.totals), pred_prepared, **kw)
     if s.nan_lfc_policy == "mask":
         for t in (real, pred):
             t.fdr = torch.where(torch.isnan(t.lfc) & t.tested[None], torch.ones_like(t.fdr), t.fdr)
