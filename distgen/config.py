@@ -1018,7 +1018,7 @@ def _base_chain(source: str | os.PathLike[str] | Mapping[str, Any], overrides: S
         if len(chain) >= MAX_BASE_DEPTH:
             from distgen.wording import first_of
 
-            raise ConfigError(f"base: chain deeper than {MAX_BASE_DEPTH} configs ({first_of(chain, 4, ' -> ')})")
+            raise ConfigError(f"base: chain deeper than {MAX_BASE_DEPTH} configs ({first_of(chain, 4, ' -> ', enclosed=True)})")
         doc = load_yaml(file)
         here = None if ident.startswith("preset ") else file.parent
     rest = []

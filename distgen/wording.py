@@ -1,6 +1,6 @@
 """Counts and lists of labels in text people read: ``counted(n, noun)`` (``1 condition``, ``2 conditions``),
 ``listing(labels)`` (``a, "b, c", d``: a label that holds the separator is quoted) and ``first_of(labels, 3)``
-(``a, b, c (and 2 more)``: the first few of a longer list).
+(``a, b, c (and 2 more)``, or ``(a, b, c, and 2 more)`` inside parentheses: the first few of a longer list).
 
 Every message distgen prints or writes with a count (CLI lines, errors, notes, summary.md, the report) takes
 its noun from here, so a single condition is never "1 conditions". English plurals of the nouns distgen
@@ -54,11 +54,14 @@ def quoted(label: object, sep: str = ", ") -> str:
 
 
 def first_of(items: Sequence[_T], shown: int, sep: str = ", ", render: Callable[[_T], str] = str, total: int | None = None,
-             noun: str = "") -> str:
+             noun: str = "", enclosed: bool = False) -> str:
     """The first ``shown`` of ``items``, each written by ``render``, joined by ``sep``, and ``" (and N more)"`` when the
     list holds N more (``first_of("abcde", 3)`` -> ``"a, b, c (and 2 more)"``). ``total`` is the length of the whole list
     when ``items`` holds only its first ones; ``noun`` names what is left out, counted (``"(and 1 more group)"``,
     ``"(and 2 more groups)"``).
+
+    ``enclosed`` is for a list the message already writes inside parentheses: the rest is counted without a second
+    pair, after a comma (a semicolon when ``sep`` is one), so ``(a, b, c, and 2 more)``, never ``(a, b, c (and 2 more))``.
 
     Every message that names the first few of a list (labels, runs, settings, tensors, columns) counts the rest this way;
     ``render`` keeps how each label is written there (``repr``, ``ascii``, ``quoted``, ``md.inline``).
@@ -67,7 +70,10 @@ def first_of(items: Sequence[_T], shown: int, sep: str = ", ", render: Callable[
     said = sep.join(render(x) for x in items[:shown])
     if n <= shown:
         return said
-    return f"{said} (and {counted(n - shown, 'more ' + noun) if noun else f'{n - shown} more'})"
+    rest = f"and {counted(n - shown, 'more ' + noun) if noun else f'{n - shown} more'}"
+    if enclosed:
+        return f"{said}{';' if sep.strip() == ';' else ','} {rest}"
+    return f"{said} ({rest})"
 
 
 def folded(name: object) -> str:

@@ -1,4 +1,5 @@
-"""Messages that name the first few of a list count the rest: ``a, b, c (and 2 more)`` (``distgen.wording.first_of``).
+"""Messages that name the first few of a list count the rest: ``a, b, c (and 2 more)``, or ``(a, b, c, and 2 more)`` where
+the message writes the list inside parentheses (``distgen.wording.first_of``).
 
 Each of these cut its list with a bare `` ...`` (or ``... (N values)``, ``... (N in all)``), so a reader could not tell
 one more label from a thousand. Each test gives a list longer than the site's cut and reads the count of the ones left
@@ -22,7 +23,7 @@ def test_preflight_report_counts_the_atoms_it_leaves_out():
     atoms = tuple(f"a{i}" for i in range(11)) + ("x, y",)
     report = PreflightReport(component="onehot", conditions=atoms, embeddable=(False,) * 12, missing_atoms=atoms)
     text = report.message()
-    assert "(atoms without an embedding: a0, a1, a2, a3, a4, a5, a6, a7 (and 4 more))" in text
+    assert "(atoms without an embedding: a0, a1, a2, a3, a4, a5, a6, a7, and 4 more)" in text
     assert "a8" not in text and " ..." not in text
     assert '"x, y", z' in PreflightReport(component="onehot", conditions=("x, y", "z"), embeddable=(False, False),
                                           missing_atoms=("x, y", "z")).message()  # a label holding a comma stays quoted
@@ -34,7 +35,7 @@ def test_the_doses_of_a_condition_a_dose_blind_model_is_refused_count_the_rest()
     doses = [(float(d),) for d in range(1, 9)]
     with pytest.raises(ConfigError) as info:
         several_doses_refusal("dose", {(("dexa",), "K562"): doses}, "the data")
-    assert "dexa in K562 at 1, 2, 3, 4, 5 (and 3 more))" in str(info.value)
+    assert "dexa in K562 at 1, 2, 3, 4, 5, and 3 more)" in str(info.value)
 
 
 def test_unknown_and_known_labels_of_a_trained_run_count_the_rest():
@@ -47,7 +48,7 @@ def test_unknown_and_known_labels_of_a_trained_run_count_the_rest():
     text = unknown_labels_message([("Z1",), ("Z2",)], ["Q"] * 2, ["b0"] * 2, PerturbationSchema(), info)
     assert text is not None
     assert "knows 23 perturbations: P00, P01" in text and "P19 (and 3 more)" in text and "P20" not in text
-    assert "known: K00, K01" in text and "K09 (and 3 more))" in text and "K10" not in text
+    assert "known: K00, K01" in text and "K09, and 3 more)" in text and "K10" not in text
 
 
 def test_combinations_written_in_two_orders_and_control_atom_labels_count_the_rest():
@@ -55,7 +56,7 @@ def test_combinations_written_in_two_orders_and_control_atom_labels_count_the_re
 
     crossed = [(f"A{i}+B{i}", f"B{i}+A{i}") for i in range(5)]
     note = crossed_note(crossed, "perturbation")
-    assert "'A2+B2' in the prediction, 'B2+A2' in the truth (and 2 more)):" in note and "A3+B3" not in note
+    assert "'A2+B2' in the prediction, 'B2+A2' in the truth; and 2 more):" in note and "A3+B3" not in note
     read = {f"ctrl+G{i}": f"G{i}" for i in range(7)}
     note = control_atom_note(read)
     assert "labels 'ctrl+G0', 'ctrl+G1', 'ctrl+G2' (and 4 more) hold a control atom" in note
@@ -80,7 +81,7 @@ def test_a_base_chain_too_deep_counts_the_configs_it_leaves_out(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "c0.yaml")
     text = str(info.value)
-    assert f"(and {MAX_BASE_DEPTH - 4} more))" in text and text.count(" -> ") == 3 and " ...)" not in text
+    assert f", and {MAX_BASE_DEPTH - 4} more)" in text and text.count(" -> ") == 3 and " ...)" not in text
 
 
 def test_cell_types_pooled_into_one_context_count_the_rest():
@@ -89,7 +90,7 @@ def test_cell_types_pooled_into_one_context_count_the_rest():
 
     obs = pd.DataFrame({"perturbation": ["ctrl"] * 7, "cell_type": [f"T{i}" for i in range(7)]})
     (text,) = pooled_context_warnings(obs, PerturbationSchema())
-    assert "holds 7 values (T0, T1, T2, T3 (and 3 more)) but no context column is set" in text
+    assert "holds 7 values (T0, T1, T2, T3, and 3 more) but no context column is set" in text
 
 
 def test_a_file_without_a_control_label_counts_the_values_left_out():
@@ -99,7 +100,7 @@ def test_a_file_without_a_control_label_counts_the_values_left_out():
                                                                            index=[str(i) for i in range(10)]))
     with pytest.raises(InputDataError) as info:
         guess_control({"real": a}, "p", None, "real")
-    assert "'L7' (and 2 more values))" in str(info.value) and "'L8'" not in str(info.value)
+    assert "'L7', and 2 more values)" in str(info.value) and "'L8'" not in str(info.value)
 
 
 def test_duplicated_gene_names_count_the_rest(tmp_path):
@@ -111,7 +112,7 @@ def test_duplicated_gene_names_count_the_rest(tmp_path):
         ad.AnnData(np.ones((2, 16), dtype=np.float32), obs=obs, var=pd.DataFrame(index=genes)).write_h5ad(tmp_path / f"{name}.h5ad")
     with pytest.raises(InputDataError) as info:
         read_pair(tmp_path / "pred.h5ad", tmp_path / "real.h5ad", "perturbation", "ctrl")
-    assert "var_names ('G0', 'G1', 'G2', 'G3', 'G4' (and 3 more)): a score" in str(info.value)
+    assert "var_names ('G0', 'G1', 'G2', 'G3', 'G4', and 3 more): a score" in str(info.value)
 
 
 def test_compare_given_six_folders_counts_the_rest(tmp_path, capsys):
@@ -120,7 +121,7 @@ def test_compare_given_six_folders_counts_the_rest(tmp_path, capsys):
     folders = [str(tmp_path / f"r{i}") for i in range(6)]
     assert main(["compare", *folders]) != 0
     err = capsys.readouterr().err
-    assert f"got 6 ({', '.join(folders[:4])} (and 2 more));" in err
+    assert f"got 6 ({', '.join(folders[:4])}, and 2 more);" in err
 
 
 def test_atoms_read_as_dose_labels_count_the_rest():
@@ -129,7 +130,7 @@ def test_atoms_read_as_dose_labels_count_the_rest():
 
     with pytest.raises(LabelError) as info:
         check_dose_labels(PerturbationSchema(dose_col="dose"), [f"x{i}@5" for i in range(7)])
-    assert "('x0@5', 'x1@5', 'x2@5', 'x3@5', 'x4@5' (and 2 more)): asking for 'x0@5' would mean" in str(info.value)
+    assert "('x0@5', 'x1@5', 'x2@5', 'x3@5', 'x4@5', and 2 more): asking for 'x0@5' would mean" in str(info.value)
 
 
 def test_combinations_of_three_atoms_count_the_rest_in_both_lists():
@@ -152,7 +153,7 @@ def test_a_sweep_folder_given_to_compare_names_two_runs_and_counts_the_rest(tmp_
         (tmp_path / "runs" / f"r{i}" / "eval" / "summary.json").write_text("{}")
     with pytest.raises(FileNotFoundError) as info:
         evaluation_folder(tmp_path)
-    assert f"({tmp_path / 'runs' / 'r0'}, {tmp_path / 'runs' / 'r1'} (and 2 more))" in str(info.value)
+    assert f"({tmp_path / 'runs' / 'r0'}, {tmp_path / 'runs' / 'r1'}, and 2 more)" in str(info.value)
 
 
 def test_a_missing_label_names_four_control_labels_and_counts_the_rest():
@@ -171,7 +172,7 @@ def test_perturbations_under_two_modalities_count_the_rest():
 
     obs = pd.DataFrame({"condition": [f"G{i}" for i in range(7)] * 2, "modality": ["CRISPRa"] * 7 + ["CRISPRi"] * 7})
     (text,) = modality_warnings(obs, PerturbationSchema())
-    assert text.startswith("7 perturbations (G0, G1, G2, G3, G4 (and 2 more)) occur under several values")
+    assert text.startswith("7 perturbations (G0, G1, G2, G3, G4, and 2 more) occur under several values")
 
 
 def test_a_missing_context_column_names_ten_contexts_and_counts_the_rest():
@@ -182,7 +183,7 @@ def test_a_missing_context_column_names_ten_contexts_and_counts_the_rest():
     info = DataInfo(genes=("g",), perturbations=("A",), contexts=tuple(f"K{i}" for i in range(13)), batches=("b",))
     text = missing_columns_message(pd.DataFrame({"condition": ["A"]}), PerturbationSchema(context_cols=("cell_type",)), info,
                                    ["cell_type"])
-    assert "(one of K0, K1, K2, K3, K4, K5, K6, K7, K8, K9 (and 3 more))" in text
+    assert "(one of K0, K1, K2, K3, K4, K5, K6, K7, K8, K9, and 3 more)" in text
 
 
 def test_characters_drawn_as_boxes_are_counted_past_eight():
@@ -220,7 +221,7 @@ def test_an_evaluation_without_a_perturbation_column_names_eight_columns_and_cou
     (tmp_path / "summary.json").write_text("{}")
     with pytest.raises(ValueError) as info:
         load_evaluation(tmp_path)
-    assert "(columns: 'm0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7' (and 2 more))" in str(info.value)
+    assert "(columns: 'm0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', and 2 more)" in str(info.value)
 
 
 def test_perturbations_that_look_like_combinations_count_the_rest():
@@ -276,4 +277,4 @@ def test_doses_keys_no_group_holds_count_the_rest():
         group_doses(DoseRecord("dose", {}, {}, {}, {}), conditions, ["all"] * 10, {f"Z{i}": 1.0 for i in range(8)})
     text = str(refused.value)
     assert "doses names 'Z0', 'Z1', 'Z2', 'Z3', 'Z4' (and 3 more), not a condition" in text
-    assert "(10 conditions: C0, C1, C2, C3, C4, C5, C6, C7 (and 2 more))" in text
+    assert "(10 conditions: C0, C1, C2, C3, C4, C5, C6, C7, and 2 more)" in text

@@ -90,6 +90,15 @@ def test_first_of_names_the_first_few_and_counts_the_rest():
     assert first_of("abcde", 3, noun="group") == "a, b, c (and 2 more groups)"
 
 
+def test_a_cut_list_inside_parentheses_counts_the_rest_without_a_second_pair():
+    from distgen.wording import first_of
+
+    assert f"({first_of('abcde', 3, enclosed=True)})" == "(a, b, c, and 2 more)"
+    assert f"({first_of('abcd', 3, '; ', noun='group', enclosed=True)})" == "(a; b; c; and 1 more group)"
+    assert f"({first_of('abcde', 2, ' -> ', enclosed=True)})" == "(a -> b, and 3 more)"
+    assert first_of("abc", 3, enclosed=True) == "a, b, c" and first_of("", 3, enclosed=True) == ""  # nothing left out
+
+
 def test_a_refusal_of_four_label_groups_says_one_more_group_not_groups():
     from distgen.types.layout import form_message, spacing_message
 

@@ -29,6 +29,7 @@ from distgen.backbones.gene_encoder import GraphGeneEncoder
 from distgen.backbones.pad_layers import Adapter, Decoder, Fusion, GeneAdaLN, PADBlock, ValueEncoder, xavier_joint_
 from distgen.capabilities import BackboneCapabilities
 from distgen.types import CellTable, ConditionLabels, DataInfo
+from distgen.wording import counted, first_of
 
 #: Neighbours per gene of the co-expression graph ``prepare`` builds when ``graph_k`` is left out (scDFM: 30).
 DEFAULT_GRAPH_K = 30
@@ -170,7 +171,7 @@ class PADTransformer(Backbone):
         if perturbation_encoding == "gene" and info.perturbation_type != "genetic":
             raise ValueError(
                 "pad_transformer: perturbation_encoding='gene' embeds perturbations by their target gene, but this dataset's "
-                f"perturbations are {info.perturbation_type!r} (e.g. {info.perturbations[:3]}); use perturbation_encoding: table (or auto)"
+                f"perturbations are {info.perturbation_type!r} ({first_of(list(info.perturbations), 3, render=repr, enclosed=True)}); use perturbation_encoding: table (or auto)"
             )
         self.info, self.n_genes, self.d_model = info, info.n_genes, d_model
         self.encoding, self.pool, self.graph, self.graph_k = perturbation_encoding, pool, graph, graph_k
@@ -227,7 +228,8 @@ class PADTransformer(Backbone):
         absent = [a for a in info.perturbations if a not in index]
         if absent and missing == "error":
             raise ValueError(
-                f"pad_transformer: {len(absent)} perturbed gene(s) are not in the gene vocabulary (info.genes), e.g. {absent[:8]}; "
+                f"pad_transformer: {counted(len(absent), 'perturbed gene')} {'is' if len(absent) == 1 else 'are'} not in the gene vocabulary "
+                f"(info.genes): {first_of(absent, 8, render=repr)}; "
                 "keep them in the gene panel when preprocessing (scDFM forces perturbed genes into the HVGs), or set "
                 "missing_perturbation_genes: extend (an embedding-only token per such gene, trained only when it is perturbed)"
             )

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
         folders = [args.run_a, args.run_b, *args.more]
         raise ConfigError(
-            f"compare pairs two evaluations, got {len(folders)} ({first_of(folders, 4)}); "
+            f"compare pairs two evaluations, got {len(folders)} ({first_of(folders, 4, enclosed=True)}); "
             f"compare each against one reference (distgen compare {folders[0]} {folders[1]}, then distgen compare {folders[0]} "
             f"{folders[2]}, ...), and read a winner of several such comparisons as one of several tests, or run the settings as "
             "named variants of one distgen sweep, whose table adjusts its p-values for all of them (Holm)")

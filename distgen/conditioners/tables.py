@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from distgen.conditioners import table_record
-from distgen.wording import counted
+from distgen.wording import counted, first_of
 
 EmbeddingTable = dict[str, np.ndarray]
 
@@ -43,7 +43,7 @@ def _from_frame(df: Any, key_column: str | None, where: str) -> EmbeddingTable:
         df = df.set_index(df.columns[0])
     bad = [c for c in df.columns if not _numeric(df[c].dtype)]
     if bad:
-        raise ValueError(f"{where}: non-numeric column(s) {bad[:5]}; name the key column with key_column")
+        raise ValueError(f"{where}: non-numeric column(s) {first_of(bad, 5, render=repr)}; name the key column with key_column")
     if df.shape[1] == 0:
         raise ValueError(f"{where}: no vector columns")
     return table_from_matrix([str(i) for i in df.index], df.to_numpy())
@@ -98,10 +98,10 @@ def _checked(table: EmbeddingTable, where: str) -> EmbeddingTable:
         raise ValueError(f"{where} is empty")
     widths = {v.shape[0] for v in table.values()}
     if len(widths) != 1:
-        raise ValueError(f"{where}: vectors have different lengths {sorted(widths)[:5]}")
+        raise ValueError(f"{where}: vectors have different lengths: {first_of(sorted(widths), 5)}")
     nonfinite = [k for k, v in table.items() if not np.isfinite(v).all()]
     if nonfinite:
-        raise ValueError(f"{where}: non-finite values for {nonfinite[:5]}")
+        raise ValueError(f"{where}: non-finite values for {first_of(nonfinite, 5, render=repr)}")
     return table
 
 

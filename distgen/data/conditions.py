@@ -344,7 +344,7 @@ def check_dose_labels(schema: PerturbationSchema, atoms: Iterable[str] = ()) -> 
     if tagged:
         col = schema.perturbation_cols[0]
         raise LabelError(f"dose_col {schema.dose_col!r}: the data holds conditions at several doses, labelled atom{DOSE_TAG}dose, but "
-                         f"{counted(len(tagged), 'perturbation')} already read as a dose label ({first_of(tagged, 5, render=repr)}"
+                         f"{counted(len(tagged), 'perturbation')} already read as a dose label ({first_of(tagged, 5, render=repr, enclosed=True)}"
                          f"): asking for {tagged[0]!r} would mean another population. Rename them "
                          f"without '{DOSE_TAG}' before a number, e.g. adata.obs[{col!r}] = adata.obs[{col!r}].astype(str)"
                          f".str.replace('{DOSE_TAG}', '_at_')")
@@ -558,7 +558,7 @@ def pooled_context_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> li
     if not found:
         return []
     col, values = found[0]
-    return [f"obs column {col!r} holds {len(values)} values ({first_of(values, 4)}) but no context "
+    return [f"obs column {col!r} holds {len(values)} values ({first_of(values, 4, enclosed=True)}) but no context "
             "column is set, so they are one context: predictions start from control cells of all of them and the scores pool them. "
             f"If they are cell types or lines, set data.schema.context_cols: [{col}] (PerturbationSchema.context_cols)"]
 
@@ -584,7 +584,7 @@ def modality_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str
             continue
         modes = sorted({m for a in shared for m in under[a]})
         out.append(
-            f"{counted(len(shared), 'perturbation')} ({first_of(shared, 5)}) {'occurs' if len(shared) == 1 else 'occur'} under several "
+            f"{counted(len(shared), 'perturbation')} ({first_of(shared, 5, enclosed=True)}) {'occurs' if len(shared) == 1 else 'occur'} under several "
             f"values of obs column {col!r} ({', '.join(modes[:5])}); distgen identifies a perturbation by its name alone, so each is one "
             "perturbation with one embedding and one effect in the baselines. If they act differently (activation and interference), "
             f"write the {col} into the labels ({shared[0]} as {shared[0]}_{sorted(under[shared[0]])[-1]}) or keep one per run (data.filter: [{{column: {col}, keep: [...]}}]); "
@@ -625,7 +625,7 @@ def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequenc
         folded = {g.upper(): g for g in genes}
         near = [f"{a} (gene {folded[a.upper()]})" for a in vocab if a not in exact and a.upper() in folded]
         if near:
-            out.append(f"perturbation(s) {near[:5]} name a measured gene only up to case; gene-aware baselines (linear) and "
+            out.append(f"perturbation(s) {first_of(near, 5, render=repr)} name a measured gene only up to case; gene-aware baselines (linear) and "
                        "gene-token backbones match gene names exactly, so write the labels as the genes are written (var_names)")
     out += spacing_warnings(obs, schema)
     delim = schema.combo_delimiter
@@ -638,8 +638,9 @@ def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequenc
 
         repeated = [lb for lb in labels if len(named(lb)) > len(set(named(lb)))]
         if repeated:
-            read = [condition_string(tuple(sorted(set(named(r)))), delim) for r in repeated[:5]]
-            out.append(f"label(s) {repeated[:5]} name the same perturbation more than once and are read as {read}, together "
+            read = [condition_string(tuple(sorted(set(named(r)))), delim) for r in repeated]
+            out.append(f"label(s) {first_of(repeated, 5, render=repr)} name the same perturbation more than once and are read as "
+                       f"{first_of(read, 5, render=repr)}, together "
                        "with the cells labelled with it once; relabel them if they are a different condition")
         gene_set = set(genes)
         known = gene_set | set(vocab)
@@ -653,7 +654,7 @@ def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequenc
                     foreign.setdefault(d, []).append(a)
                     break
         for d, found in foreign.items():
-            out.append(f"perturbation(s) {found[:5]} are read as one perturbation each but look like combinations joined by {d!r} "
+            out.append(f"perturbation(s) {first_of(found, 5, render=repr)} are read as one perturbation each but look like combinations joined by {d!r} "
                        f"(each part is a gene or another perturbation); combo_delimiter is {delim!r}: set "
                        f"data.schema.combo_delimiter: {d!r} (PerturbationSchema.combo_delimiter) if they are combinations")
     return out

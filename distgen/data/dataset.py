@@ -69,7 +69,7 @@ from distgen.data.memory import check_dense_fits
 from distgen.data.schema import PerturbationSchema
 from distgen.errors import DistgenWarning, InputDataError, InputKeyError, warn
 from distgen.types import CellTable, ConditionLabels, DataInfo, labels_in
-from distgen.wording import counted
+from distgen.wording import counted, first_of
 
 
 def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: pd.DataFrame) -> None:
@@ -89,7 +89,8 @@ def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: 
     if not hint and marked:
         atom, gene = marked[0]
         warn(
-            f"none of the {len(atoms)} genetic perturbation(s) (e.g. {list(atoms)[:3]}) is a gene name of the expression, "
+            f"none of the {len(atoms)} genetic perturbation(s) ({first_of(list(atoms), 3, render=repr, enclosed=True)}) is a gene name "
+            "of the expression, "
             f"but {counted(len(marked), 'of them holds', 'of them hold')} one with a tag ({atom!r} holds the gene {gene!r}): "
             "labels relabelled to tell perturbations of one gene apart (a modality, a guide) are perturbations of their own, "
             "so gene-token models (scdfm) and the linear baseline do not read them as the gene; one-hot and covariate "
@@ -98,8 +99,8 @@ def _warn_if_no_atom_is_a_gene(atoms: Sequence[str], genes: Sequence[str], var: 
         )
         return
     warn(
-        f"none of the {len(atoms)} genetic perturbation(s) (e.g. {list(atoms)[:3]}) is a gene name of the expression (e.g. "
-        f"{list(genes)[:3]}), so no model or baseline can use the perturbed gene's own expression or embedding.{hint} "
+        f"none of the {len(atoms)} genetic perturbation(s) ({first_of(list(atoms), 3, render=repr, enclosed=True)}) is a gene "
+        f"name of the expression ({first_of(list(genes), 3, render=repr, enclosed=True)}), so no model or baseline can use the perturbed gene's own expression or embedding.{hint} "
         "If they are not genes (drugs, cytokines, stimulations), declare PerturbationSchema.perturbation_type='chemical'",
     )
 
@@ -132,10 +133,10 @@ def _warn_if_empty_cells(x: Any, names: pd.Index, is_ctrl: np.ndarray, condition
         stats = groups.agg(["size", "all"])  # one pass over the groups (get_group per group: ~0.1 ms each, 1.2 s at 720 groups)
         whole = [f"{c} @ {k} ({n} cells)" for (c, k), n in stats.loc[stats["all"], "size"].items()]
         warn(
-            f"{int(empty.sum())} of {counted(len(empty), 'cell')} {'has' if int(empty.sum()) == 1 else 'have'} no expression at all (every gene 0; e.g. "
-            f"{[str(n) for n in names[empty][:3]]}; {int((empty & is_ctrl).sum())} of them controls, which predictions start "
+            f"{int(empty.sum())} of {counted(len(empty), 'cell')} {'has' if int(empty.sum()) == 1 else 'have'} no expression at all (every gene 0: "
+            f"{first_of([str(n) for n in names[empty]], 3, render=repr)}; {int((empty & is_ctrl).sum())} of them controls, which predictions start "
             "from): they are read as all-zero cells. "
-            + (f"Every cell of {len(whole)} (condition, context) group(s) is empty: {whole[:5]}; such a group is scored against "
+            + (f"Every cell of {counted(len(whole), '(condition, context) group')} is empty: {first_of(whole, 5, render=repr)}; such a group is scored against "
                "(or, for controls, predicted from) all-zero cells: check how the file was made. " if whole else "")
             + "Drop them first (scanpy.pp.filter_cells(adata, min_counts=1), or a data.filter rule on a total-counts column)",
         )
@@ -271,7 +272,7 @@ class PerturbationData(PopulationLabels):
         look_alike = control_like_atoms(pert_vocab, schema)
         if look_alike:
             warn(
-                f"perturbation label(s) {look_alike[:5]} look like control labels but are not in control_labels="
+                f"perturbation label(s) {first_of(look_alike, 5, render=repr)} look like control labels but are not in control_labels="
                 f"{list(schema.control_labels)}, so their cells are read as perturbed; if they are controls, add them to "
                 "PerturbationSchema.control_labels",
             )
@@ -282,7 +283,7 @@ class PerturbationData(PopulationLabels):
         no_ctrl = sorted(set(contexts) - set(contexts[is_ctrl]))
         if no_ctrl:
             raise InputDataError(
-                f"context(s) {no_ctrl[:5]} (columns {list(schema.context_cols)}) have no control cells, so their perturbed cells "
+                f"context(s) {first_of(no_ctrl, 5, render=repr)} (columns {list(schema.context_cols)}) have no control cells, so their perturbed cells "
                 "cannot be matched to controls; drop them (adata = adata[~adata.obs[...].isin([...])]) or merge contexts"
             )
         batches = batch_labels(obs, schema.batch_col)
@@ -346,7 +347,7 @@ class PerturbationData(PopulationLabels):
                 names, fitted_on, name = chosen
                 cols = pd.Index(genes).get_indexer(list(names))
                 if (cols < 0).any():
-                    raise KeyError(f"genes {[g for g, i in zip(names, cols) if i < 0][:5]} are not in the dataset")
+                    raise KeyError(f"genes {first_of([g for g, i in zip(names, cols) if i < 0], 5, render=repr)} are not in the dataset")
                 info = dataclasses.replace(info, genes=tuple(names))
                 if fitted_on is not None:
                     fitted[name] = np.sort(np.asarray(fitted_on, dtype=np.int64))
@@ -454,8 +455,11 @@ class PerturbationData(PopulationLabels):
                                  f"genes (adata[:, genes], genes: the training gene names in their order)")
         unknown, missing = sorted(theirs - ours), [g for g in self.info.genes if g not in theirs]
         raise InputDataError(
-            f"gene names differ from the training data: {len(missing)} of the {len(ours)} training genes are missing "
-            f"(e.g. {missing[:5]})" + (f", {len(unknown)} are not training genes (e.g. {unknown[:5]})" if unknown else "")
+            f"gene names differ from the training data: {len(missing)} of the {len(ours)} training genes "
+            f"{'is' if len(missing) == 1 else 'are'} missing"
+            + (f" ({first_of(missing, 5, render=repr, enclosed=True)})" if missing else "")
+            + (f", {len(unknown)} {'is not a training gene' if len(unknown) == 1 else 'are not training genes'} "
+               f"({first_of(unknown, 5, render=repr, enclosed=True)})" if unknown else "")
             + ". A model reads every training gene, by name: the input must hold all of them (filling missing ones with "
             "zeros would feed the model values it never saw)." + gene_hint(genes, self.info.genes, var)
         )

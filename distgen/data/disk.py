@@ -48,6 +48,7 @@ from distgen.errors import DistgenError, InputDataError, InputKeyError, warn
 from distgen.seeds import content_keys
 from distgen.types import COMBO, PAD, ConditionLabels, DataInfo, canonical
 from distgen.types.layout import position_type_problem, sparse_position_problem
+from distgen.wording import first_of
 
 
 def backed_rows(dataset: Any, mask: np.ndarray) -> Any:
@@ -139,7 +140,7 @@ class DiskCells:
         if genes is not None:
             pos = index.get_indexer(list(genes))
             if (pos < 0).any():
-                raise InputKeyError(f"genes {[g for g, p in zip(genes, pos) if p < 0][:5]} are not in {self.path}")
+                raise InputKeyError(f"genes {first_of([g for g, p in zip(genes, pos) if p < 0], 5, render=repr)} are not in {self.path}")
             self.columns = pos
         if library_genes is not None:
             kept = np.arange(len(var_names)) if self.columns is None else self.columns

@@ -225,7 +225,7 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
                 b = canonical_condition(k, control, delimiters, ())
                 if b not in bases:
                     raise DoseError(f"{where}: doses names {k!r}, neither a population predicted nor a condition of one "
-                                    f"({first_of(sorted(bases), 8, render=quoted)}); write a condition as "
+                                    f"({first_of(sorted(bases), 8, render=quoted, enclosed=True)}); write a condition as "
                                     "they do (A+B), or one population by its label (dex@10)")
                 if b in by_base:
                     raise DoseError(f"{where}: doses names the condition {b} twice ({by_base[b]!r} and {k!r}); give it one dose")
@@ -263,7 +263,7 @@ def group_doses(record: DoseRecord, conditions: Sequence[str], contexts: Sequenc
             named[canon] = (text, entry, written)
         if unknown:
             raise DoseError(f"{where}: doses names {first_of(unknown, 5, render=repr)}, not a condition of the groups predicted "
-                            f"({counted(len(held), 'condition')}: {first_of(held, 8, render=quoted)}); "
+                            f"({counted(len(held), 'condition')}: {first_of(held, 8, render=quoted, enclosed=True)}); "
                             "write a condition as they do (A+B)")
         entries: Any = [named[c][1] if c in named else None for c in conditions]
         spelt = [named[c][2] if c in named else a for c, a in zip(conditions, atoms)]
@@ -311,7 +311,7 @@ def _recorded(record: DoseRecord, atoms: tuple[str, ...], context: str, name: st
     if several is not None:
         from distgen.data.conditions import dose_label
 
-        raise DoseError(f"{where}: {name} was measured at {counted(len(several), 'dose')} in {context} ({first_of(several, 6, render=_shown)}"
+        raise DoseError(f"{where}: {name} was measured at {counted(len(several), 'dose')} in {context} ({first_of(several, 6, render=_shown, enclosed=True)}"
                         "), each a population of its own: ask one by its label ("
                         f"{dose_label(atoms, several[-1])}) or give the dose to ask it at (doses=...)")
     hit = record.recorded.get((atoms, context))

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from distgen.errors import InputDataError, InputKeyError, warn
 from distgen.logscale import extra_log1p, whole_ratio_cells
 from distgen.types.layout import blank_message, blank_names, form_key, sparse_position_problem
-from distgen.wording import first_of
+from distgen.wording import counted, first_of
 
 #: Largest value still plausible for log1p-normalised expression.
 LOG_MAX = 20.0
@@ -102,9 +102,10 @@ def check_unique_cells(names: pd.Index, where: str = "the AnnData") -> None:
     """Raise on a cell name (``obs_names``) that occurs more than once: the split, the written files and the leakage checks
     identify cells by name (in memory and on disk alike)."""
     if not names.is_unique:
-        dup = names[names.duplicated()]
+        twice = [str(n) for n in names[names.duplicated()].unique()]
         raise InputDataError(
-            f"{where}: {len(dup)} cell name(s) occur more than once, e.g. {dup.unique().tolist()[:5]}; the split, the written "
+            f"{where}: {counted(len(twice), 'cell name')} {'occurs' if len(twice) == 1 else 'occur'} more than once: "
+            f"{first_of(twice, 5, render=repr)}; the split, the written "
             "files and the leakage checks identify cells by name. Make them unique first: adata.obs_names_make_unique(), or "
             "concatenate lanes with anndata.concat(..., index_unique='-')")
 

@@ -66,7 +66,7 @@ def missing_columns_message(obs: pd.DataFrame, schema: PerturbationSchema, info:
         col = constant[0]
         labels = info.contexts if col in single_context else info.batches
         hint += (f". Cells of one {'context' if col in single_context else 'batch'} can carry it as a constant column, "
-                 f"e.g. adata.obs[{col!r}] = {labels[0]!r} (one of {first_of(list(labels), 10, render=quoted)})")
+                 f"e.g. adata.obs[{col!r}] = {labels[0]!r} (one of {first_of(list(labels), 10, render=quoted, enclosed=True)})")
     return (f"obs column(s) {list(missing)} required by the training schema are missing; available: {list(obs.columns)}. "
             f"The trained run reads perturbations from {list(schema.perturbation_cols)}"
             + (f", contexts from {list(schema.context_cols)}" if schema.context_cols else "")
@@ -107,7 +107,7 @@ def unknown_labels_message(atoms: Sequence[Sequence[str]], contexts: Sequence[st
         unknown = sorted(set(values) - set(vocab))
         if unknown:
             hints = _case_hints(unknown, vocab)
-            parts.append(f"{_unknown(name, unknown)} (not in the training file; known: {first_of(list(vocab), 10, render=quoted)}): "
+            parts.append(f"{_unknown(name, unknown)} (not in the training file; known: {first_of(list(vocab), 10, render=quoted, enclosed=True)}): "
                          f"the run has no {name} id for them (a {name} never trained on has no embedding)"
                          + "".join(f"; {h}" for h in hints) + (context_fix if name == "context" else ""))
     if not parts:
@@ -306,8 +306,9 @@ def in_model_genes(model: object, cells: DiskCells) -> DiskCells:
     missing, extra = [g for g in ours.genes if g not in theirs_set], sorted(theirs_set - set(ours.genes))
     raise InputDataError(
         f"{cells.path}: its genes are not the model's: " + (f"{len(missing)} of the model's {len(ours.genes)} genes are missing "
-        f"(e.g. {missing[:5]})" if missing else "") + (", " if missing and extra else "")
-        + (f"{len(extra)} are not the model's (e.g. {extra[:5]})" if extra else "")
+        f"({first_of(missing, 5, render=repr, enclosed=True)})" if missing else "") + (", " if missing and extra else "")
+        + (f"{len(extra)} {'is' if len(extra) == 1 else 'are'} not the model's ({first_of(extra, 5, render=repr, enclosed=True)})"
+           if extra else "")
         + ". A model reads every gene it was trained on, by column. When the file holds all of them, read those columns: "
         "DiskCells(path, schema, genes=model.info.genes) (raw counts are then normalised over these genes only: give the "
         "genes the training cells were normalised over for the same scale)"

@@ -435,10 +435,10 @@ def _refuse_disagreeing_pert_cols(files: dict[str, ad.AnnData]) -> None:
         for other in found[1:]:
             values = a.obs[other].astype(str).to_numpy()
             if first is not None and not np.array_equal(first, values):
-                some = {c: sorted(set(a.obs[c].astype(str).tolist()))[:5] for c in (found[0], other)}
+                some = {c: first_of(sorted(set(a.obs[c].astype(str).tolist())), 5, render=repr, enclosed=True) for c in (found[0], other)}
                 raise InputDataError(
                     f"no perturbation column given and the {name} file holds two usual ones with different labels: "
-                    f"obs[{found[0]!r}] (e.g. {some[found[0]]}) and obs[{other!r}] (e.g. {some[other]}); the first would be "
+                    f"obs[{found[0]!r}] ({some[found[0]]}) and obs[{other!r}] ({some[other]}); the first would be "
                     f"scored. Name the column that holds the perturbations: --pert-col {other} or --pert-col {found[0]} "
                     "(pert_col= in the API)")
 
@@ -450,7 +450,7 @@ def guess_control(files: dict[str, ad.AnnData], pert_col: str, control: str | No
         found = [c for c in CONTROL_LABELS if c in labels]
         if not found:
             seen = sorted(labels, key=lambda v: (len(v), v))
-            shown = first_of(seen, 8, render=repr, noun="value")
+            shown = first_of(seen, 8, render=repr, noun="value", enclosed=True)
             codes = bool(seen) and all(v.lstrip("-").isdigit() for v in seen)
             raise InputDataError(
                 f"no control label given and none of {CONTROL_LABELS} is a value of {reference}.obs[{pert_col!r}] (its values: "
@@ -636,7 +636,7 @@ def _cells(adata: ad.AnnData, pert_col: str, control: str, celltype_col: str | N
         index = pd.Index(genes)
         dup = sorted(set(index[index.duplicated()]))
         raise InputDataError(
-            f"the {name} file has duplicated gene names in var_names ({first_of(dup, 5, render=repr)}"
+            f"the {name} file has duplicated gene names in var_names ({first_of(dup, 5, render=repr, enclosed=True)}"
             f"): a score needs one column per gene, the same in both files. Keep the first column of "
             "each name in both files (adata = adata[:, ~adata.var_names.duplicated()].copy()); var_names_make_unique() "
             "would rename the repeat to a gene the other file lacks")
@@ -1093,8 +1093,8 @@ def check_gene_names(files: dict[str, Any]) -> None:
                 found = set(values.astype(str)) & wanted
                 if len(found) >= max(1, 0.9 * len(wanted)):
                     raise InputDataError(
-                        f"the {name} file's genes (var_names, e.g. {names(a)[:3]}) are not named as the truth's "
-                        f"(e.g. {real_names[:3]}), but the {side} file's var[{column!r}] holds "
+                        f"the {name} file's genes (var_names: {first_of(list(names(a)), 3, render=repr, enclosed=True)}) are not "
+                        f"named as the truth's ({first_of(list(real_names), 3, render=repr, enclosed=True)}), but the {side} file's var[{column!r}] holds "
                         f"{len(found)} of {whose} {len(wanted)} gene names: set {side}.var_names = {side}.var[{column!r}] (one name "
                         "per gene) and evaluate again")
 

@@ -9,6 +9,7 @@ import numpy as np
 from distgen.data.split import DuplicateCellWarning, LeakageError, Split
 from distgen.data.splitters import between, dominates, seen_count
 from distgen.errors import warn
+from distgen.wording import first_of
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -82,7 +83,7 @@ def check_split(split: Split, data: PerturbationData) -> None:
     else:
         raise LeakageError(f"unknown split kind {kind!r}")
     if leaked:
-        raise LeakageError(f"held-out {what} {sorted(leaked)[:3]} has cells in train/val as well as test")
+        raise LeakageError(f"held-out {what} {first_of(sorted(leaked), 3, render=repr)} has cells in train/val as well as test")
     # the held-out groups promised by the split must be the ones found in the data
     found = {(str(c), str(k)) for c, k in zip(cond[test_pert], ctx[test_pert])}
     if found != set(split.test_groups):
@@ -95,7 +96,8 @@ def check_split(split: Split, data: PerturbationData) -> None:
         train_atoms = {a for c in set(base[seen_pert]) for a in atoms_of(c)}
         test_singles = {c for c in set(base[test_pert]) if delim not in c}
         if test_singles & train_atoms:
-            raise LeakageError(f"held-out single(s) {sorted(test_singles & train_atoms)[:3]} appear in training combinations")
+            raise LeakageError(f"held-out single(s) {first_of(sorted(test_singles & train_atoms), 3, render=repr)} appear in training "
+                              "combinations")
         if kind.startswith("combo_seen"):
             k = int(kind[-1])
             bad = {c: seen_count(atoms_of(c), train_singles) for c in set(base[test_pert]) if delim in c}

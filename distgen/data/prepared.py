@@ -59,7 +59,7 @@ def _canonical_conditions(data: PerturbationData) -> np.ndarray:
         return data.conditions
     clash = sorted(a for a in data.info.perturbations if COMBO in a)
     if clash:
-        raise InputDataError(f"perturbation atoms {clash[:5]} contain {COMBO!r}, distgen's combination delimiter in predictions "
+        raise InputDataError(f"perturbation atoms {first_of(clash, 5, render=repr)} contain {COMBO!r}, distgen's combination delimiter in predictions "
                          "and evaluations; rename them")
     if data.dosed:  # dex@10, A@1_B@3 -> A@1+B@3
         dosed = {c: dose_label(*data.dose_of(c), COMBO) for c in set(data.conditions.tolist())}
@@ -335,7 +335,7 @@ class Dataset:
         atoms = [tuple(sorted(set(w))) for w in written]
         if batches is None:
             if len(self.info.batches) > 1:
-                shown = first_of(self.info.batches, 5, render=quoted)
+                shown = first_of(self.info.batches, 5, render=quoted, enclosed=True)
                 raise ValueError(f"Dataset.labels: the data has {len(self.info.batches)} batches ({shown}); give the batch of every condition")
             batches = [self.info.batches[0]] * len(atoms)
         labels = labels_in(self.info, atoms, list(contexts), list(batches))  # unknown labels first, then the doses
@@ -377,7 +377,7 @@ class Dataset:
         if len(self.info.batches) > 1:
             borrowed = sorted({(g.context, g.batch) for g in self.groups(part) if g.other_batches})
             if borrowed:
-                shown = first_of([f"{b} in {c}" if c != ALL else b for c, b in borrowed], 8, render=quoted)
+                shown = first_of([f"{b} in {c}" if c != ALL else b for c, b in borrowed], 8, render=quoted, enclosed=True)
                 out.append(f"batch(es) without control cells of their context ({shown}): their held-out cells were predicted from "
                            "control cells of the same context in other batches")
         return out

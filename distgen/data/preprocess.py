@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from distgen.errors import InputDataError, InputKeyError
+from distgen.wording import first_of
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -74,7 +75,7 @@ def highly_variable_genes(
     known = set(data.info.genes)
     unknown = [f for f in forced if f not in known]
     if unknown:
-        raise InputKeyError(f"force_genes {unknown[:5]} are not in the dataset")
+        raise InputKeyError(f"force_genes {first_of(unknown, 5, render=repr)} are not in the dataset")
     genes = list(data.info.genes) if n_top_genes >= g else hvg_names(data.table.X[idx].numpy(), data.info.genes, n_top_genes, forced, flavor)
     return data.subset_genes(genes, fitted_on=idx, name="hvg")
 

@@ -14,7 +14,7 @@ from distgen.data.schema import CONTEXT_SEPARATOR
 from distgen.data.split import SPLIT_KINDS, Split
 from distgen.errors import InputDataError
 from distgen.types.layout import form_hint, form_pairs
-from distgen.wording import first_of
+from distgen.wording import counted, first_of
 
 if TYPE_CHECKING:
     from distgen.data.dataset import PerturbationData
@@ -31,7 +31,7 @@ def _choose(items: Sequence[Any], frac: float, rng: np.random.Generator, given: 
         unknown = sorted(set(given) - set(items))
         if unknown:
             forms = form_pairs([u for u in unknown if isinstance(u, str)], [i for i in items if isinstance(i, str)])
-            raise InputDataError(f"{what} {unknown[:5]} cannot be held out; eligible: {items[:20]}"
+            raise InputDataError(f"{what} {first_of(unknown, 5, render=repr)} cannot be held out; eligible: {first_of(items, 20, render=repr)}"
                                  + (f"; {form_hint(forms, 'the data')}" if forms else "")
                                  + (_empty_atom_hint(unknown, items, delimiter) if delimiter else ""))
         return sorted(given)
@@ -85,7 +85,7 @@ def _check_given_pairs(given: Sequence[tuple[Any, ...]], pairs: Sequence[tuple[s
     lonely = sorted({str(g[0]) for g in given if tuple(g) in set(pairs) and n_ctx.get(str(g[0]), 0) < 2})
     if lonely:
         raise InputDataError(f"held_out_context_perturbation holds a pair out while its condition trains in another context, but "
-                             f"{lonely[:5]} {'is' if len(lonely) == 1 else 'are'} measured in one context only "
+                             f"{first_of(lonely, 5, render=repr)} {'is' if len(lonely) == 1 else 'are'} measured in one context only "
                              f"({', '.join(f'{c!r} in {where[c][0]!r}' for c in lonely[:5])}); use held_out_context or "
                              "random_conditions to hold such a condition out")
     asked: dict[str, set[str]] = {}
@@ -171,8 +171,10 @@ def _test_mask(data: PerturbationData, kind: str, rng: np.random.Generator, p: d
         perturbed = sorted(set(ctx[pert]))
         idle = sorted(set(p["test_contexts"] or ()) & (set(contexts) - set(perturbed)))
         if idle:
-            raise InputDataError(f"contexts {idle[:5]} hold control cells only, so held_out_context has no perturbed cells of them "
-                                 f"to hold out; hold out contexts with perturbed cells: {perturbed[:20]}")
+            raise InputDataError(f"{counted(len(idle), 'context')} ({first_of(idle, 5, render=repr, enclosed=True)}) "
+                                 f"{'holds' if len(idle) == 1 else 'hold'} control cells only, so held_out_context has no perturbed "
+                                 f"cells of {'it' if len(idle) == 1 else 'them'} to hold out; hold out contexts with perturbed cells: "
+                                 f"{first_of(perturbed, 20, render=repr)}")
         test_ctx = _choose(perturbed, p["test_frac"], rng, p["test_contexts"], "contexts")
         if len(test_ctx) == len(contexts):
             raise InputDataError("held_out_context would hold out every context, leaving nothing to train on; lower test_frac")
@@ -333,7 +335,7 @@ def _top_doses(data: PerturbationData, rng: np.random.Generator, p: dict[str, An
                 else "a top dose (test_doses=top: of a combination, at the highest dose of every slot at once)" if which == "top"
                 else f"every dose of test_doses ({_listed(which)}) that applies to it")
         raise InputDataError(f"held_out_dose: no condition is measured at {what}; the conditions at several doses are "
-                             f"{everyone[:10]}. Choose doses they were measured at, or test_doses: top")
+                             f"{first_of(everyone, 10, render=repr)}. Choose doses they were measured at, or test_doses: top")
     chosen = set(_choose(eligible if p["test_conditions"] is None else everyone, p["test_frac"], rng, p["test_conditions"],
                          "conditions measured at several doses", data.schema.combo_delimiter))
     top: set[tuple[str, str]] = set()
@@ -469,7 +471,7 @@ def _no_training_hint(data: PerturbationData, kind: str) -> str:
     if len(contexts) > 1:
         return (f"the data has one perturbed condition ({perturbed[0]!r}), so a split of conditions holds out all of it; hold out "
                 f"contexts instead: split={{'kind': 'held_out_context', 'test_contexts': [{contexts[0]!r}]}} (contexts: "
-                f"{first_of(contexts, 10, render=repr)})")
+                f"{first_of(contexts, 10, render=repr, enclosed=True)})")
     return (f"the data has one perturbed condition ({perturbed[0]!r}) in one context, so there is nothing to hold out and train "
             "on both: a split needs two perturbed conditions, or two contexts (held_out_context)")
 

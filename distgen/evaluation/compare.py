@@ -82,7 +82,7 @@ def evaluation_folder(path: str | Path) -> Path:
         raise FileNotFoundError(
             f"{path} is a sweep folder: its summary.md and report.html already compare its variants (paired over seeds, Holm "
             "over the table); to compare two of its runs, pass their folders"
-            + (f" ({first_of(runs, 2)})" if runs else ""))
+            + (f" ({first_of(runs, 2, enclosed=True)})" if runs else ""))
     raise FileNotFoundError(f"{path} holds no evaluation (metrics.csv and summary.json, or eval/ with them); "
                             "pass a folder written by distgen evaluate --out or distgen run")
 
@@ -105,7 +105,7 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
     except (UnicodeDecodeError, csv.Error) as e:
         raise MismatchedEvaluations(f"{folder / 'metrics.csv'} is not a CSV table ({e}); write the evaluation again") from None
     if rows and "perturbation" not in rows[0]:
-        raise MismatchedEvaluations(f"{folder / 'metrics.csv'} has no 'perturbation' column (columns: {first_of(list(rows[0]), 8, render=repr)}): "
+        raise MismatchedEvaluations(f"{folder / 'metrics.csv'} has no 'perturbation' column (columns: {first_of(list(rows[0]), 8, render=repr, enclosed=True)}): "
                                     "not a metrics table of distgen evaluate; write the evaluation again")
     names = [c for c in (rows[0].keys() if rows else []) if c not in INFO_COLUMNS]
     listed = summary.get("metrics")
@@ -114,8 +114,8 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, dict[str, float]], dict
     labels = [row["perturbation"] for row in rows]
     if len(set(labels)) != len(labels):
         twice = sorted({x for x in labels if labels.count(x) > 1})
-        raise MismatchedEvaluations(f"{folder / 'metrics.csv'} has {len(twice)} perturbation label(s) on more than one row "
-                                    f"(e.g. {twice[:5]}); a row must be one perturbation (or condition @ context) to be paired")
+        raise MismatchedEvaluations(f"{folder / 'metrics.csv'} has {counted(len(twice), 'perturbation label')} on more than one row "
+                                    f"({first_of(twice, 5, render=repr, enclosed=True)}); a row must be one perturbation (or condition @ context) to be paired")
     values: dict[str, dict[str, float]] = {name: {} for name in names}
     text: dict[str, list[tuple[str, str]]] = {}  # column -> [(row label, value)] that are not numbers
     for row in rows:
@@ -552,8 +552,8 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
     forms = form_pairs(sorted(perts_a - perts_b), sorted(perts_b))  # labels that print alike: the lists below said nothing
     spelt = f"; {form_hint(forms, 'B')}, then evaluate A again" if forms else ""
     if not shared:
-        raise MismatchedEvaluations(f"{run_a} and {run_b} share no perturbation (e.g. A: {sorted(perts_a)[:5]}, "
-                                    f"B: {sorted(perts_b)[:5]}); compare evaluations of the same held-out groups{spelt}")
+        raise MismatchedEvaluations(f"{run_a} and {run_b} share no perturbation (A: [{first_of(sorted(perts_a), 5, render=repr)}], "
+                                    f"B: [{first_of(sorted(perts_b), 5, render=repr)}]); compare evaluations of the same held-out groups{spelt}")
     notes = check_pairable(run_a, run_b, sa, sb, shared)
     for side, run, values, summary in (("A", run_a, a, sa), ("B", run_b, b, sb)):
         changed = changed_table_note(f"{side}'s metrics.csv ({evaluation_folder(run)})", values, summary)

@@ -24,7 +24,7 @@ from distgen.errors import InputDataError
 from distgen.evaluation.evaldata import EvalData, Population
 from distgen.types import Cells
 from distgen.types.layout import CONTROL_LABELS
-from distgen.wording import counted
+from distgen.wording import counted, first_of
 
 #: Largest value of log1p-normalised expression in practice (log1p of 1e8); larger fractional values are not logged.
 LOG_MAX = 20.0
@@ -444,14 +444,19 @@ def check_controls(cells: Cells, side: str, where: str = "") -> None:
                          "scored as the effect); add control cells to the file")
 
 
+def _sample(genes: list[str]) -> str:
+    """`` ('a', 'b', and 3 more)`` after a count of genes, the first five named; nothing for none."""
+    return f" ({first_of(genes, 5, render=repr, enclosed=True)})" if genes else ""
+
+
 def align(pred: Cells, truth: Cells, name: str = "prediction") -> tuple[Cells, list[str]]:
     """``pred`` with its genes in ``truth``'s order (a note says when they were reordered); other genes are an error."""
     if pred.genes == truth.genes:
         return pred, []
     missing, extra = sorted(set(truth.genes) - set(pred.genes)), sorted(set(pred.genes) - set(truth.genes))
     if missing or extra or len(pred.genes) != len(truth.genes):
-        raise InputDataError(f"{name} and truth have different genes: {len(missing)} real genes missing from the {name} "
-                         f"(e.g. {missing[:5]}), {len(extra)} {name} genes not in the truth (e.g. {extra[:5]}); "
+        raise InputDataError(f"{name} and truth have different genes: {counted(len(missing), 'real gene')} missing from the {name}{_sample(missing)}, "
+                         f"{counted(len(extra), name + ' gene')} not in the truth{_sample(extra)}; "
                          + (spelling_note(missing, extra, name) or "subset both to the same genes"))
     return pred.with_genes(truth.genes), [f"{name} genes were in a different order; reordered to the truth's order"]
 
@@ -599,7 +604,7 @@ def eval_data(pred: Cells, truth: Cells, name: str = "pred", scale: str = "logno
         words = [e for e in extra if e in CONTROL_LABELS]  # GEARS' 'ctrl' beside cell-eval's 'non-targeting' in one file
         control_note = (f"{words[0]!r} is a usual control label but this evaluation's control is {truth.control!r}: if those are "
                         f"control cells, relabel them {truth.control!r} in the {name} file; ") if words else ""
-        raise InputDataError(f"the {name} has {counted(len(extra), 'perturbation')} that the truth lacks (e.g. {extra[:5]}); "
+        raise InputDataError(f"the {name} has {counted(len(extra), 'perturbation')} that the truth lacks ({first_of(extra, 5, render=repr, enclosed=True)}); "
                          + control_note + (label_note(extra, perts, name) or "evaluate against a truth that contains them, or drop them "
                                                               "from the prediction"))
     index = {p: i for i, p in enumerate(perts)}

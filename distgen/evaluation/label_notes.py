@@ -76,7 +76,7 @@ def combination_notes(sizes: Mapping[str, Mapping[str, int]], genes: Sequence[st
 
 def crossed_note(crossed: Sequence[tuple[str, str]], column: str) -> str:
     """What ``crossed_labels`` found: combinations the prediction and the truth write with their atoms in two orders."""
-    pairs = first_of(crossed, 3, "; ", lambda pr: f"{pr[0]!r} in the prediction, {pr[1]!r} in the truth")
+    pairs = first_of(crossed, 3, "; ", lambda pr: f"{pr[0]!r} in the prediction, {pr[1]!r} in the truth", enclosed=True)
     return (f"the pred and real files write {len(crossed)} combination(s) with their atoms in another order ({pairs}"
             "): distgen scores each as one condition; cell-eval matches labels as "
             f"written and pairs none of them, so relabel one file for cell-eval (obs[{column!r}])")

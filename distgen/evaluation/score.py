@@ -48,7 +48,7 @@ from distgen.evaluation.suite import (
 )
 from distgen.evaluation.uncertainty import CEILING_SPLITS, calibrate, ceiling_tables, mean_table, split_seed
 from distgen.types import ALL, Cells
-from distgen.wording import first_of
+from distgen.wording import counted, first_of
 
 #: ``summary.json["ceiling"]``: what each replicate is.
 REPLICATE_TEXT = {
@@ -251,11 +251,11 @@ def score_checked(
         datas.append(data)
     for side, groups in non_finite.items():
         if groups:  # otherwise only a NaN count in summary.md: the means leave these groups out, which can flatter a model
-            shown = first_of(groups, 5)
+            shown = first_of(groups, 5, enclosed=True)
             warn(f"the {'prediction' if side == 'pred' else 'truth'} holds NaN or inf values in {len(groups)} perturbation(s) "
                  f"({shown}): their metrics are NaN and left out of every mean (see the notes of the summary); {PAST_FLOAT32}")
     if unpredicted:  # warned, not only noted: the model's means leave these out while the baselines' keep them (hard ones flatter it)
-        shown = first_of(unpredicted, 5)
+        shown = first_of(unpredicted, 5, enclosed=True)
         warn(f"the prediction has no (or too few) cells of {len(unpredicted)} truth perturbation(s) ({shown}): their metrics are NaN "
              "and left out of the model's means, which the baselines' means include (the normalised scores and the paired tests "
              "use the rows both have); predict every perturbation of the truth, or subset the truth to those predicted")
@@ -334,12 +334,14 @@ def _contexts(pred: Cells, truth: Cells, by_context: bool) -> list[str]:
     extra = sorted({(c, k) for c, k, ctrl in zip(pred.conditions.tolist(), pred.contexts.tolist(), pred.is_control.tolist())
                     if not ctrl and (c, k) not in groups and (k not in ctx or c in known)})
     if extra:  # the files' problem (exit 2), with the fix when the contexts are the truth's spelled another way
-        raise InputDataError(f"the prediction has cells of {len(extra)} (condition, context) group(s) the truth lacks, e.g. {extra[:3]}; "
+        raise InputDataError(f"the prediction has cells of {counted(len(extra), '(condition, context) group')} the truth lacks: "
+                             f"{first_of(extra, 3, render=repr)}; "
                              "each context is scored on its own: " + (_context_spelling({k for _, k in extra}, ctx) or
                              "evaluate against a truth that contains them, or drop them from the prediction"))
     lost = sorted(set(ctx) - set(pred.contexts.tolist()))
     if lost:
-        raise InputDataError(f"the prediction has no cells of {len(lost)} context(s) of the truth: {lost[:10]}; each context is "
+        raise InputDataError(f"the prediction has no cells of {counted(len(lost), 'context')} of the truth: "
+                             f"{first_of(lost, 10, render=repr)}; each context is "
                          "scored on its own, against its own control cells: predict every context of the truth (with its "
                          "control cells), or subset the truth to the contexts you predicted")
     return ctx

@@ -515,7 +515,7 @@ def spread_scores(pred: Any, truth: Any, references: dict[str, Any] | None = Non
         short = sorted(str(b) for b, r in t_idx.batches(cond, ctx).items() if 2 <= len(r) < 4)
         if short:  # in the full-depth scores, not in the split-half: a half of 1 cell has no unbiased MMD^2
             why.append(f"the split-half leaves out {counted(len(short), 'batch', 'batches')} of fewer than 4 cells "
-                       f"({first_of(short, 5)}): a half of 1 cell has no unbiased MMD^2, so "
+                       f"({first_of(short, 5, enclosed=True)}): a half of 1 cell has no unbiased MMD^2, so "
                        f"the split-half compares {row['split_half']['n_populations']} batches where the scores compare {row['n_real']}")
         if why:
             row["note"] = "; ".join(why)

@@ -34,6 +34,7 @@ from distgen.evaluation.evaldata import EvalData, Population
 from distgen.evaluation.metrics.celleval2_de import prepared_de
 from distgen.evaluation.metrics.celleval2_settings import NO_TARGET_GENES, settings_for
 from distgen.evaluation.suite import MetricTable, run_metrics
+from distgen.wording import counted, first_of
 
 #: The ``vcc2026`` preset's metrics, in cell-eval2's catalog order.
 VCC2026_METRICS: tuple[str, ...] = (
@@ -286,7 +287,8 @@ def replicate_anchor(data: EvalData, control_label: str = "non-targeting", base_
     """
     thin = [p for p, n in zip(data.perts, data.real.counts.tolist()) if n <= 1]
     if thin:
-        raise ScoreUndefined(f"{len(thin)} perturbation(s) have <= 1 real cell (e.g. {thin[:5]}): the split-half replicate "
+        raise ScoreUndefined(f"{counted(len(thin), 'perturbation')} {'has' if len(thin) == 1 else 'have'} <= 1 real cell "
+                             f"({first_of(thin, 5, render=repr, enclosed=True)}): the split-half replicate "
                              "needs at least 2 per perturbation so every one is in both halves, as cell-eval2's anchor refuses "
                              "it; leave those perturbations out of both files to get a score")
     splits = []

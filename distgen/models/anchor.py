@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from distgen import errors
 from distgen.types import CellTable, ConditionLabels, DataInfo
+from distgen.wording import counted, first_of
 
 ANCHORS = ("none", "control_mean", "additive")
 #: Which control mean an anchor starts from: each set's own, or the training control cells' of its context.
@@ -147,8 +148,10 @@ class Anchor(nn.Module):
             used = pert[pert >= 0].unique()
             missing = [self.info.perturbations[int(a)] for a in used if not bool(fitted[a])]
             if missing:
-                errors.warn(f"anchor 'additive': atom(s) {missing[:5]} were never seen alone in training; they add no effect "
-                            "to the anchor, so their response comes from the network alone")
+                errors.warn(f"anchor 'additive': {counted(len(missing), 'atom')} ({first_of(missing, 5, render=repr, enclosed=True)}) "
+                            f"{'was' if len(missing) == 1 else 'were'} never seen alone in training; "
+                            f"{'it adds' if len(missing) == 1 else 'they add'} no effect to the anchor, so "
+                            f"{'its' if len(missing) == 1 else 'their'} response comes from the network alone")
         effects = self.effects[:, genes.to(self.effects.device).long()] * scale
         return start + summed_effects(effects.to(control.dtype), pert)[:, None, :]
 
@@ -162,8 +165,9 @@ class Anchor(nn.Module):
         have = fitted[ctx]
         if warn and not bool(have.all()):
             missing = sorted({self.info.contexts[int(c)] for c in ctx[~have]})
-            errors.warn(f"anchor_reference 'training': context(s) {missing[:5]} have no control cells in training; their "
-                        "anchor starts from each set's own control mean instead")
+            errors.warn(f"anchor_reference 'training': {counted(len(missing), 'context')} ({first_of(missing, 5, render=repr, enclosed=True)}) "
+                        f"{'has' if len(missing) == 1 else 'have'} no control cells in training; "
+                        f"{'its' if len(missing) == 1 else 'their'} anchor starts from each set's own control mean instead")
         ref = self.control[ctx][:, genes.to(fitted.device).long()].to(control.dtype)[:, None, :] * scale
         return torch.where(have.to(control.device)[:, None, None], ref.to(control.device), own)
 

@@ -75,7 +75,7 @@ class PreflightReport:
         """One paragraph a user can act on (empty when ``ok``)."""
         parts = []
         if self.n_missing:
-            shown = first_of(self.missing_atoms, show, render=quoted)
+            shown = first_of(self.missing_atoms, show, render=quoted, enclosed=True)
             parts.append(
                 f"{self.n_missing} of {counted(len(self.conditions), 'test perturbation')} {'is' if self.n_missing == 1 else 'are'} not "
                 f"embeddable by {self.component}; "
@@ -240,8 +240,8 @@ def vocabulary_differences(model_info: DataInfo, info: DataInfo) -> list[str]:
             continue
         ours_set, theirs_set = set(ours), set(theirs)
         extra, missing = [v for v in theirs if v not in ours_set], [v for v in ours if v not in theirs_set]
-        parts = ([f"{len(extra)} unknown to the model (e.g. {extra[:3]})"] if extra else []) + (
-            [f"{len(missing)} of the model's missing here (e.g. {missing[:3]})"] if missing else [])
+        parts = ([f"{len(extra)} unknown to the model ({first_of(extra, 3, render=repr, enclosed=True)})"] if extra else []) + (
+            [f"{len(missing)} of the model's missing here ({first_of(missing, 3, render=repr, enclosed=True)})"] if missing else [])
         out.append(f"{name}: {', '.join(parts) or 'another order'}")
     for name in ("perturbation_type", "control_label"):
         if getattr(model_info, name) != getattr(info, name):
@@ -327,7 +327,7 @@ def several_doses_refusal(column: str, several: Mapping[tuple[tuple[str, ...], s
     (atoms, ctx), ds = next(iter(sorted(several.items())))
     text = (f"dose_col {column!r}: {whose} holds conditions at several doses, each a population of its own scored on its own "
             f"({counted(len(several), '(condition, context) pair')}, e.g. {'+'.join(atoms)} in {ctx} at "
-            f"{first_of(['+'.join(f'{x:g}' for x in d) for d in ds], 5, render=quoted)}), but no part of this model that embeds perturbations "
+            f"{first_of(['+'.join(f'{x:g}' for x in d) for d in ds], 5, render=quoted, enclosed=True)}), but no part of this model that embeds perturbations "
             "reads doses, so it would predict one population for every dose of a condition. Use a conditioner that reads doses "
             f"({DOSE_READERS}), or leave "
             f"data.schema.dose_col unset to pool the doses; {ALLOW_OPTION}=true runs it anyway")
@@ -348,7 +348,7 @@ def dose_blind_note(model: Any, column: str | None, ranges: Mapping[str, tuple[f
     blind = dose_blind(model) if dosed or asked else None
     if not blind:
         return []
-    shown = first_of([f"{a} {r[0]:g}" + (f" to {r[1]:g}" if r[1] != r[0] else "") for a, r in sorted(dosed.items())], 4, render=quoted)
+    shown = first_of([f"{a} {r[0]:g}" + (f" to {r[1]:g}" if r[1] != r[0] else "") for a, r in sorted(dosed.items())], 4, render=quoted, enclosed=True)
     carry = f"{whose} carry doses ({shown})" if dosed else f"{whose} carry dose 1 only"
     also = ", and other doses are asked (doses=, --dose)" if asked else ""
     return [f"dose_col {column!r}: {carry}{also}, but no part of this model that embeds perturbations reads them "
@@ -397,7 +397,7 @@ def check_prediction(
     if report.problems:
         raise PreflightError("; ".join(report.problems))
     if not trainable:
-        atoms = first_of(report.missing_atoms, 8, render=quoted)
+        atoms = first_of(report.missing_atoms, 8, render=quoted, enclosed=True)
         return [f"pre-flight: {type(model).__name__} cannot predict {report.n_missing} of "
                 f"{counted(len(report.conditions), 'held-out perturbation')} (atoms {atoms}); it predicts them with its fallback"]
     messages = [report.message()] if report.n_missing else []

@@ -122,7 +122,7 @@ def check_sweep(cells: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) 
             where.setdefault(p, []).append(slug)
     problems = metric_problems(list(metrics), "sweep --metrics")
     for p, slugs in where.items():
-        runs = first_of(slugs, 4)
+        runs = first_of(slugs, 4, enclosed=True)
         problems.append(f"{p} (run{'s' if len(slugs) > 1 else ''} {runs})" if len(slugs) < len(cells) or len(cells) == 1 else f"{p} (every run)")
     if problems:
         raise ConfigError("sweep: " + summarise(problems, "found before any run"))

@@ -178,7 +178,7 @@ def _refuse_shared_folders(runs: Sequence[Run]) -> None:
             runs = first_of(group, 2, " and ", lambda r: " ".join(r.overrides[:-1]) or "base", noun="run")
             return f"{runs} -> runs/{group[0].slug}"
 
-        shown = first_of(clashes, 3, "; ", said, noun="shared folder")
+        shown = first_of(clashes, 3, "; ", said, noun="shared folder", enclosed=True)
         raise ConfigError(f"grid: different runs would share one run folder ({shown}): their names differ only in characters "
                           "a folder name cannot keep, or in case; make the axis values distinct")
 

@@ -257,7 +257,8 @@ def open_file(record: DataRecord, model: Any, path: Path, name: Path | None = No
     if absent:
         shared = len(info.genes) - len(absent)
         raise InputDataError(
-            f"{shown} lacks {len(absent)} of the run's {len(info.genes)} genes (e.g. {absent[:5]}; {shared} shared): the model "
+            f"{shown} lacks {len(absent)} of the run's {len(info.genes)} genes ({shared} shared; lacking "
+            f"{first_of(absent, 5, render=repr, enclosed=True)}): the model "
             "reads every gene it was trained on, by name (a missing gene set to zero would be a value it never saw). Give a "
             "file that holds all of them (other genes and any gene order are fine; the run's genes: RUN/info.json)."
             + gene_hint(genes, info.genes, var))

@@ -33,7 +33,7 @@ from distgen.models.base import FittedModel, checked_prediction
 from distgen.models.baselines.effects import is_dosed
 from distgen.seeds import content_keys
 from distgen.types import COMBO, Cells, CellTable, ConditionLabels, DataInfo, IndexedCells, labels_in, vocabulary
-from distgen.wording import first_of
+from distgen.wording import counted, first_of
 
 #: Baselines scored by default (``control`` needs no training cells; the others do): the references a 2026
 #: paper must report (``noncontrol_mean``: Systema's mean of all perturbed cells). ``matching_mean`` is opt-in.
@@ -230,7 +230,7 @@ def check_held_out_not_in_training(train: Cells, truth: Cells) -> None:
 
         raise LeakageError(
             f"{hit.size} of the truth's {int((~truth.is_control).sum())} perturbed cells are also in the training cells "
-            f"(identical expression{', e.g. ' + ', '.join(map(str, names)) if names else ''}; conditions {first_of(conds, 5, render=repr)}"
+            f"(identical expression{', e.g. ' + ', '.join(map(str, names)) if names else ''}; conditions {first_of(conds, 5, render=repr, enclosed=True)}"
             "): baselines fitted on them would have seen the cells they are scored on. "
             "Pass only the training cells (a run's split.json train part; distgen.load_data(...).train_cells()), not the whole dataset"
         )
@@ -264,7 +264,8 @@ def cells_references(
         trained = set(train.genes)
         missing = [g for g in truth.genes if g not in trained]
         if missing:
-            raise InputDataError(f"the training cells lack {len(missing)} evaluated genes (e.g. {missing[:5]}); baselines need every gene")
+            raise InputDataError(f"the training cells lack {counted(len(missing), 'evaluated gene')} "
+                                 f"({first_of(missing, 5, render=repr, enclosed=True)}); baselines need every gene")
         train = train.with_genes(truth.genes)
         check_scale(train.X, "training")
         if not train.is_control.any():

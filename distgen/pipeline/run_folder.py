@@ -76,7 +76,7 @@ def check_same_experiment(out: str | Path, doc: Mapping[str, Any], known: Mappin
         if not moved:
             return record
     if diff:
-        shown = first_of(diff, 3, "; ")
+        shown = first_of(diff, 3, "; ", enclosed=True)
         raise ConfigError(f"{out} holds an experiment of another config ({shown}){moved}; rerun with that config to resume "
                           "it, or choose another --out")
     return None
@@ -487,7 +487,7 @@ def check_done_replaceable(folders: Iterable[RunFolder]) -> None:
         said, they, runs = f"{bad[0].damaged}", "it holds", "the run is"
     else:
         said, they, runs = (f"{len(bad)} run folders' {DONE_FILE} are folders, not files "
-                            f"({first_of([str(f.path / DONE_FILE) for f in bad], 3)}): neither distgen run's record (a JSON "
+                            f"({first_of([str(f.path / DONE_FILE) for f in bad], 3, enclosed=True)}): neither distgen run's record (a JSON "
                             f"object) nor the sweep's marker ({SWEEP_DONE}) (remove them: an evaluation cannot replace a "
                             f"folder with its {DONE_FILE} file)"), "they hold", "the runs are"
     raise InputFileError(f"{said}; distgen never makes one, so look at what {they} first. Then {runs} evaluated again "

@@ -476,7 +476,7 @@ def check_keeps_finished_runs(out: Path, runs: Sequence[Run]) -> None:
     slugs = {r.slug for r in runs}
     left_out = sorted(p.name for p in runs_dir.iterdir() if (p / DONE_FILE).exists() and p.name not in slugs)
     if left_out:
-        shown = first_of(left_out, 4)
+        shown = first_of(left_out, 4, enclosed=True)
         raise ConfigError(
             f"{out} holds finished runs this sweep's grid does not have ({shown}): its results.csv and summary would replace "
             f"theirs without them. Sweep into another --out, or give a grid that includes them (finished runs are reused)"
@@ -639,7 +639,7 @@ def _sweep(
     if stop.signal is not None:
         raise Interrupted(
             f"sweep interrupted by {stop.signal}: {len(result.finished)} run(s) finished now, {len(stopped)} stopped or not "
-            f"started ({first_of(stopped, 4)}); runs in progress stopped at a "
+            f"started ({first_of(stopped, 4, enclosed=True)}); runs in progress stopped at a "
             f"checkpoint, and running the same command again resumes them; {out / 'results.csv'} was not rebuilt",
             stop.signal, 0, None, out,
         )

@@ -552,7 +552,7 @@ def check_state_compatible(path: Path, state: Mapping[str, Any], config: Mapping
     if isinstance(saved, Mapping) and _moved_data_only(saved, config):
         return
     diff = config_diff(state.get("fingerprint_config", {}), config)
-    shown = first_of(diff, 8, "; ")
+    shown = first_of(diff, 8, "; ", enclosed=True)
     legacy = legacy_hint(state.get("fingerprint_config", {}), config, "the config you resume with (and the run's config.yaml)") if diff else ""
     raise CheckpointConfigError(
         f"checkpoint {str(path)!r} was written under a different config ({shown or 'fingerprint differs'}){legacy}. "
@@ -677,7 +677,7 @@ def check_config_matches(ckpt: Checkpoint, config: Mapping[str, Any], source: st
     norm = lambda doc: json.loads(json.dumps({k: doc.get(k) for k in sections}, sort_keys=True, default=str))  # noqa: E731
     diff = config_diff(norm(recorded), norm(config))
     if diff:
-        shown = first_of(diff, 6, "; ", lambda d: d[:160])
+        shown = first_of(diff, 6, "; ", lambda d: d[:160], enclosed=True)
         legacy = legacy_hint(norm(recorded), norm(config), source)
         raise CheckpointConfigError(
             f"{source} differs from the config checkpoint {str(ckpt.path)!r} was trained with ({shown}){legacy}. "

@@ -18,7 +18,7 @@ import numpy as np
 
 from distgen.errors import InputDataError, UsageError
 from distgen.types.cells import COMBO, atoms_of, canonical
-from distgen.wording import first_of
+from distgen.wording import counted, first_of
 
 #: Column and label names written (cell-eval's defaults). The only place these names are defined.
 PERT_COL = "target"  #: cell-eval2's default ``--pert-col`` (distgen wrote ``target_gene``, cell-eval 0.8's, before)
@@ -106,7 +106,7 @@ def pooled_contexts_note(columns: Iterable[str], values: Callable[[str], Iterabl
     found = {c: v for c, v in found.items() if v is None or len(v) > 1}
     if not found:
         return []
-    said = "; ".join(repr(c) if v is None else f"{c!r} ({len(v)} values, e.g. {v[:4]})" for c, v in found.items())
+    said = "; ".join(repr(c) if v is None else f"{c!r} ({counted(len(v), 'value')}: {first_of(v, 4, render=repr, enclosed=True)})" for c, v in found.items())
     return [f"{POOLED_NOTE}: the truth has cell-type column(s) {said}, not used as contexts, so every condition is scored over "
             f"all its cells; pass --celltype-col {next(iter(found))} (celltype_col=...) to score each context on its own, "
             "against its own control cells"]

@@ -141,5 +141,17 @@ def test_a_table_whose_names_are_in_pandas_string_dtype_reads_like_one_with_obje
     table = _from_frame(df, None, "t.csv")
     assert sorted(table) == ["A", "B"]
     np.testing.assert_allclose(table["B"], [2.0, 4.0])
-    with pytest.raises(ValueError, match=r"non-numeric column\(s\) \['note'\]"):
+    with pytest.raises(ValueError, match=r"non-numeric column\(s\) 'note'; name the key column"):
         _from_frame(df.assign(note=pd.Series(["x", "y"], dtype=text_dtype)), "gene", "t.csv")
+
+
+def test_many_non_numeric_columns_are_named_five_and_counted():
+    import pandas as pd
+
+    from distgen.conditioners.tables import _from_frame
+
+    df = pd.DataFrame({"gene": ["A", "B"], "f0": [1.0, 2.0], **{f"n{i}": ["x", "y"] for i in range(7)}})
+    with pytest.raises(ValueError) as info:
+        _from_frame(df, "gene", "t.csv")
+    assert "non-numeric column(s) 'n0', 'n1', 'n2', 'n3', 'n4' (and 2 more); name the key column" in str(info.value)
+    assert "[" not in str(info.value)

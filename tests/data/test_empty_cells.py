@@ -21,4 +21,4 @@ def test_every_wholly_empty_group_is_named_in_order_and_a_partly_empty_one_is_no
         _warn_if_empty_cells(x, pd.Index([f"c{i}" for i in range(len(conds))]), np.zeros(len(conds), bool), conds, ctxs, "X")
     message = str(said[-1].message)
     assert "6 of 11 cells have no expression" in message
-    assert "Every cell of 2 (condition, context) group(s) is empty: ['a@1 @ k2 (2 cells)', 'b@10 @ k1 (3 cells)']" in message
+    assert "Every cell of 2 (condition, context) groups is empty: 'a@1 @ k2 (2 cells)', 'b@10 @ k1 (3 cells)';" in message

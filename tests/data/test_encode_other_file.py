@@ -46,7 +46,7 @@ def test_combination_atoms_in_another_order_are_the_same_condition(data, tiny_ad
 
 
 def test_missing_training_genes_are_refused_with_the_count(data, tiny_adata):
-    with pytest.raises(InputDataError, match=r"2 of the 15 training genes are missing \(e\.g\. \['A', 'B'\]\)\. A model reads every training gene") as e:
+    with pytest.raises(InputDataError, match=r"2 of the 15 training genes are missing \('A', 'B'\)\. A model reads every training gene") as e:
         data.encode(tiny_adata[:, 2:].copy())
     assert "unknown" not in str(e.value) and "not training genes" not in str(e.value)
 

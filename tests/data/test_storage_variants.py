@@ -220,7 +220,7 @@ def test_a_group_whose_every_cell_is_empty_is_named():
     assert data.n_cells == adata.n_obs
     said = [m for m in messages if "no expression at all" in m]
     assert len(said) == 1 and f"{len(group) + 1} of " in said[0]
-    assert f"Every cell of 1 (condition, context) group(s) is empty: ['B @ ct2 ({len(group)} cells)']" in said[0]
+    assert f"Every cell of 1 (condition, context) group is empty: 'B @ ct2 ({len(group)} cells)';" in said[0]
 
 
 def test_a_matrix_without_a_non_zero_value_is_refused():

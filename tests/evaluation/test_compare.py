@@ -253,7 +253,7 @@ def test_mismatched_evaluations_are_refused_or_restricted_with_a_note(tmp_path, 
     # a label on two rows cannot be paired
     dup = evaluation_folder(tmp_path / "dup", rows, {"mse": False, "mae": False})
     (dup / "metrics.csv").write_text((dup / "metrics.csv").read_text() + "P0,,10,10,100.0,0.5\n")
-    with pytest.raises(MismatchedEvaluations, match=r"more than one row \(e.g. \['P0'\]\)"):
+    with pytest.raises(MismatchedEvaluations, match=r"1 perturbation label on more than one row \('P0'\)"):
         compare(dup, other)
     # other metric sets: the shared ones are compared, the others named
     w2 = evaluation_folder(tmp_path / "w2", {p: {"mse": 2.0 + i, "w2": 1.0} for i, p in enumerate(perts)}, {"mse": False, "w2": False})

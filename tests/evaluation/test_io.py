@@ -174,7 +174,7 @@ def test_two_usual_perturbation_columns_with_different_labels_are_refused_unless
         files.append(a)
     files[0].write_h5ad(tmp_path / "pred.h5ad")
     files[1].write_h5ad(tmp_path / "real.h5ad")
-    said = (r"the real file holds two usual ones with different labels: obs\['condition'\] \(e.g. \['control', 'stimulated'\]\) "
+    said = (r"the real file holds two usual ones with different labels: obs\['condition'\] \('control', 'stimulated'\) "
             r"and obs\['perturbation'\].*--pert-col perturbation")
     for p, r in ((files[0], files[1]), (str(tmp_path / "pred.h5ad"), str(tmp_path / "real.h5ad"))):
         with pytest.raises(ValueError, match=said):

@@ -65,15 +65,15 @@ def test_references_and_ceiling_sit_next_to_the_model_and_the_report_writes_its_
 def test_pairs_that_cannot_be_scored_are_errors_naming_the_problem():
     truth = _population(0)
     for by_context in (True, False):  # a condition the truth lacks in every context is said of the condition
-        with pytest.raises(ValueError, match=r"1 perturbation that the truth lacks \(e.g. \['Q'\]\)"):
+        with pytest.raises(ValueError, match=r"1 perturbation that the truth lacks \('Q'\)"):
             score(_population(1), truth.subset(truth.conditions != "Q"), metrics=METRICS, by_context=by_context)
     # Q in context A only in the truth: a prediction of Q in B is named with its context (the truth does have Q, in A)
-    with pytest.raises(ValueError, match=r"1 \(condition, context\) group\(s\) the truth lacks, e.g. \[\('Q', 'B'\)\]"):
+    with pytest.raises(ValueError, match=r"1 \(condition, context\) group the truth lacks: \('Q', 'B'\); "):
         score(_population(1), truth.subset(~((truth.conditions == "Q") & (truth.contexts == "B"))), metrics=METRICS)
     # a prediction without any cell of context B: said of the context, not as missing control cells
     with pytest.raises(ValueError, match=r"no cells of 1 context\(s\) of the truth: \['B'\]"):
         score(_population(1).subset(_population(1).contexts == "A"), truth, metrics=METRICS)
-    with pytest.raises(ValueError, match=r"group\(s\) the truth lacks, e.g. \[\('P', 'B'\)"):
+    with pytest.raises(ValueError, match=r"groups? the truth lacks: \('P', 'B'\)"):
         score(_population(1), truth.subset((truth.contexts == "A") | truth.is_control), metrics=METRICS)
     with pytest.raises(ValueError, match="no control cells of context 'B'"):
         score(_population(1).subset(~((_population(1).contexts == "B") & _population(1).is_control)), truth, metrics=METRICS)

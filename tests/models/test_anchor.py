@@ -158,7 +158,7 @@ def test_additive_anchor_adds_nothing_for_an_atom_never_seen_alone_and_says_so()
     assert torch.equal(model.anchor.effects[3], torch.zeros(INFO.n_genes))
     control, mask, _ = _held_out_pair_query(table)
     both = ConditionLabels(torch.tensor([[2, 3], [2, PAD]]), torch.ones(2, 2), torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
-    with pytest.warns(UserWarning, match=r"atom\(s\) \['G3'\] were never seen alone"):
+    with pytest.warns(UserWarning, match=r"1 atom \('G3'\) was never seen alone in training; it adds no effect"):
         out = model.predict(control, mask, both)
     assert torch.allclose(out[0, :1], out[1, :1] + (control_mean(control[:1], mask[:1]) - control_mean(control[1:], mask[1:]))[0], atol=1e-4)
 
@@ -285,7 +285,7 @@ def test_a_context_without_training_controls_falls_back_to_the_set_mean_and_says
     model.prepare(no_ctrl_1)
     assert model.anchor.control_fitted.tolist() == [True, False]
     assert torch.allclose(model.anchor.control[0].double(), ctrl[0], atol=1e-5)
-    with pytest.warns(UserWarning, match=r"context\(s\) \['.*'\] have no control cells in training"):
+    with pytest.warns(UserWarning, match=r"1 context \('.*'\) has no control cells in training; its anchor"):
         got = model.predict(control, mask, labels)
     assert torch.allclose(got, control_mean(control, mask).expand_as(got), atol=1e-4)
     labels0 = type(labels)(labels.perturbation, labels.dose, torch.zeros(2, dtype=torch.long), labels.batch)

@@ -14,7 +14,7 @@ def test_a_folder_shared_by_three_runs_names_each_and_folders_past_three_are_cou
     text = str(info.value)
     # the three runs of runs/description=a-b__seed0: the third was left out of the refusal
     assert "description=a b and description=a-b (and 1 more run) -> runs/description=a-b__seed0" in text, text
-    assert "runs/description=e-f__seed0 (and 2 more shared folders))" in text, text  # g-h and i-j: counted, not dropped
+    assert "runs/description=e-f__seed0; and 2 more shared folders)" in text, text  # g-h and i-j: counted, not dropped
 
 
 def test_two_runs_of_one_shared_folder_are_named_as_before():

@@ -8,6 +8,8 @@ from typing import Any
 
 from torch import Tensor
 
+from distgen.wording import counted, first_of
+
 
 class OfficialCheckpointError(ValueError):
     """An official checkpoint that cannot be mapped (wrong kind, unsupported option, shape mismatch)."""
@@ -75,7 +77,8 @@ class StateBuilder:
         unknown = sorted(set(self.src) - self.used)
         if unknown:
             raise OfficialCheckpointError(
-                f"{self.report.source}: {len(unknown)} official parameter(s) have no distgen counterpart, e.g. {unknown[:5]}; "
+                f"{self.report.source}: {counted(len(unknown), 'official parameter')} {'has' if len(unknown) == 1 else 'have'} no distgen "
+                f"counterpart: {first_of(unknown, 5, render=repr)}; "
                 "the checkpoint was trained with an option this import does not map"
             )
         missing = sorted(k for k in self.target if k.startswith(prefix) and k not in self.out)

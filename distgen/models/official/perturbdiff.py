@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from distgen.models.official.common import ImportReport, OfficialCheckpointError, StateBuilder
+from distgen.wording import counted, first_of
 
 COV_KINDS = ("onehot", "table")
 
@@ -89,8 +90,8 @@ def _rows(codes: Mapping[str, int], names: list[str], what: str, offset: int = 0
     missing = [n for n in names if n not in codes]
     if missing:
         raise OfficialCheckpointError(
-            f"the official {what} codes lack {len(missing)} name(s) of the data, e.g. {missing[:6]}; the data's labels must be ones the "
-            f"checkpoint was trained with (codes known: {sorted(codes)[:6]}...)"
+            f"the official {what} codes lack {counted(len(missing), 'name')} of the data: {first_of(missing, 6, render=repr)}; the data's "
+            f"labels must be ones the checkpoint was trained with (codes known: {first_of(sorted(codes), 6, render=repr, enclosed=True)})"
         )
     return torch.tensor([int(codes[n]) + offset for n in names])
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from distgen.models.official.common import ImportReport, OfficialCheckpointError, StateBuilder
+from distgen.wording import counted, first_of
 
 SPECIALS = ("<pad>", "<cls>", "<mask>", "control")
 ATTN = (("q_proj_1", "q1"), ("k_proj_1", "k1"), ("q_proj_2", "q2"), ("k_proj_2", "k2"), ("v_proj", "v"), ("out_proj", "out"))
@@ -87,7 +88,8 @@ def token_rows(backbone: Any, vocab: Mapping[str, int], ntoken: int) -> list[int
     missing = [g for g in names if g not in vocab]
     if missing:
         raise OfficialCheckpointError(
-            f"{len(missing)} gene(s) of the data are not in the official vocabulary, e.g. {missing[:8]}; the gene panel must be the "
+            f"{counted(len(missing), 'gene')} of the data {'is' if len(missing) == 1 else 'are'} not in the official vocabulary: "
+            f"{first_of(missing, 8, render=repr)}; the gene panel must be the "
             "one the checkpoint was trained on (keep only the vocabulary's genes in the .h5ad)"
         )
     if "control" not in vocab:
@@ -104,7 +106,8 @@ def check_panel(info_genes: Sequence[str], vocab: Mapping[str, int]) -> None:
     extra = genes - set(info_genes)
     if extra:
         raise OfficialCheckpointError(
-            f"the official vocabulary has {len(extra)} gene(s) that the data lacks, e.g. {sorted(extra)[:8]}; every official gene "
+            f"the official vocabulary has {counted(len(extra), 'gene')} that the data lacks: {first_of(sorted(extra), 8, render=repr)}; "
+            "every official gene "
             "embedding attends over the whole vocabulary, so the data must hold the checkpoint's full gene panel "
             f"({len(genes)} genes) to reproduce it; predict a smaller panel with model.predict_genes instead"
         )
