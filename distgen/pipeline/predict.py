@@ -58,7 +58,7 @@ from distgen.train.device import float32_default, select_device, setup_backends
 from distgen.train.lock import RunLock
 from distgen.train.manifest import WARNINGS_KEY, check_same_data, plugin_changes, read_manifest, recorded_data_hash
 from distgen.types import Cells
-from distgen.wording import did_you_mean, first_of
+from distgen.wording import counted, did_you_mean, first_of
 
 #: Keys of the optional ``predict:`` config section (``distgen run``, ``distgen predict``).
 PREDICT_KEYS = ("max_cells_per_condition",)
@@ -98,7 +98,7 @@ def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.nd
             n = int(spec.split(":", 1)[1])
         except ValueError:
             raise ConfigError(f"--genes hvg:N needs an integer N, got {spec!r}") from None
-        if n < 1:  # was exit 1 from inside hvg_indices ('needs n_top_genes >= 1')
+        if n < 1:  # refused here, as a usage error: hvg_indices would fail inside ('needs n_top_genes >= 1')
             raise ConfigError(f"--genes hvg:N needs N >= 1 (the number of most variable genes to predict), got {spec!r}")
         cells = np.unique(np.concatenate([*(g.cells for g in groups), *(g.controls for g in groups)]))
         kept = np.sort(hvg_indices(dataset.data.table.X[torch.from_numpy(cells)].numpy(), n))
@@ -111,12 +111,13 @@ def gene_panel(dataset: Dataset, groups: list[Group], spec: str | None) -> np.nd
     if not path.is_file():
         raise ConfigError(f"--genes must be 'all', 'hvg:N' or a file of gene names, got {spec!r} (no such file)")
     names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    if not names:  # an empty panel failed inside torch ('tensors used as indices must be long...'), exit 1
+    if not names:  # refused here: an empty panel fails inside torch ('tensors used as indices must be long...')
         raise ConfigError(f"--genes {spec}: the file lists no gene; give one gene name per line (or --genes all)")
     index = dataset.info.gene_index()
     unknown = [n for n in names if n not in index]
     if unknown:
-        raise InputDataError(f"--genes {spec}: {len(unknown)} gene(s) are not in the run's genes, e.g. {unknown[:5]}")
+        raise InputDataError(f"--genes {spec}: {counted(len(unknown), 'gene')} {'is' if len(unknown) == 1 else 'are'} not in the run's "
+                             f"genes: {first_of(unknown, 5, render=repr)}")
     return np.array(sorted({index[n] for n in names}))
 
 
@@ -142,7 +143,7 @@ def generate_group(model: Any, dataset: Dataset, group: Group, set_size: int, se
     # the group's own labels, its recorded dose included (as predict_to_disk reads them), unless asked at another dose
     # asked_doses warned, once for the prediction, of a dose outside the training range (the one asked, or the group's own,
     # a held-out top dose). Not a warnings.catch_warnings per group: leaving one resets Python's once-per-place record, so
-    # every warning of the model's generation was printed once per group
+    # every warning of the model's generation would be printed once per group
     labels = dataset.labels([group.condition] * k, [group.context] * k, [group.batch] * k, warn_range=False)
     if dose is not None:
         labels = dataclasses.replace(labels, dose=dose[: labels.dose.shape[1]].expand_as(labels.dose).clone())
@@ -468,10 +469,12 @@ def load_run_model(run_dir: Path, dataset: Dataset | DataRecord, checkpoint: str
                 raise
             raise type(err)(f"{str(err).rstrip()} {note}") from None
     state = ckpt.ema if weights == "ema" and ckpt.ema is not None else ckpt.model
-    missing = set(model.state_dict()) - set(ckpt.model)  # type: ignore[attr-defined]
+    expected = model.state_dict()  # type: ignore[attr-defined]
+    missing = sorted(set(expected) - set(ckpt.model))
     if missing:
         what = f"the run's model with --sampling {' '.join(sampling)}" if sampling else "the run's model"
-        raise CheckpointError(f"checkpoint {ckpt.path} does not fit {what}: missing {sorted(missing)[:5]}")
+        raise CheckpointError(f"checkpoint {ckpt.path} does not fit {what}: it lacks {len(missing)} of the model's "
+                              f"{counted(len(expected), 'tensor')}: {first_of(missing, 5, render=repr)}")
     check_finite_weights(state, ckpt.path, "EMA" if state is ckpt.ema else "")
     warn_if_diverged(ckpt.state, ckpt.path)
     tables.check(model, {**ckpt.model, **state}, ckpt.path)

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from distgen.wording import counted, first_of
+
 
 class EMA:
     """Shadow copies of a module's floating-point parameters and buffers, ``s <- d s + (1 - d) p``.
@@ -45,7 +47,8 @@ class EMA:
     def load_state_dict(self, state: dict[str, Tensor], updates: int) -> None:
         missing = set(self.shadow) - set(state)
         if missing:
-            raise KeyError(f"EMA state lacks {sorted(missing)[:5]}; was it saved from a different model?")
+            raise KeyError(f"EMA state lacks {len(missing)} of the model's {counted(len(self.shadow), 'tensor')} "
+                           f"({first_of(sorted(missing), 5, render=repr, enclosed=True)}); was it saved from a different model?")
         for k, s in self.shadow.items():
             s.copy_(state[k])
         self.updates = int(updates)

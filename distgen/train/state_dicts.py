@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from distgen.wording import counted, first_of
+
 
 def _names(module: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
     by_id = {id(p): n for n, p in module.named_parameters()}
@@ -44,7 +46,7 @@ def set_full_state(module: nn.Module, optimizer: torch.optim.Optimizer, model_st
     index = {n: i for i, n in enumerate(_names(module, optimizer))}
     unknown = [n for n in optim_state["state"] if n not in index]
     if unknown:
-        raise KeyError(f"optimizer state names parameters this model lacks: {unknown[:5]}")
+        raise KeyError(f"optimizer state names {counted(len(unknown), 'parameter')} this model lacks: {first_of(unknown, 5, render=repr)}")
     optimizer.load_state_dict({
         "state": {index[n]: s for n, s in optim_state["state"].items()},
         "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in optim_state["param_groups"]],

@@ -48,7 +48,7 @@ from distgen.train.state_dicts import get_full_state, set_full_state
 from distgen.train.state_io import rng_state, set_rng_state
 from distgen.train.validation import higher_is_better, resolve_metrics, validate
 from distgen.types import ConditionLabels, DataInfo
-from distgen.wording import first_of
+from distgen.wording import counted, first_of
 
 PREFIX = "model."  #: parameter names inside the ``LossModule`` wrapper
 
@@ -363,8 +363,12 @@ class Trainer:
                  ResumeShardsWarning)
         expected = set(self.model.state_dict())
         if set(ckpt.model) != expected:
-            extra, miss = sorted(set(ckpt.model) - expected)[:5], sorted(expected - set(ckpt.model))[:5]
-            raise ConfigError(f"checkpoint {ckpt.path} does not fit this model (unexpected {extra}, missing {miss})")
+            extra, miss = sorted(set(ckpt.model) - expected), sorted(expected - set(ckpt.model))
+            said = "; ".join(([f"it holds {counted(len(extra), 'tensor')} this model lacks: "
+                               f"{first_of(extra, 5, render=repr, enclosed=True)}"] if extra else [])
+                             + ([f"it lacks {len(miss)} of the model's {counted(len(expected), 'tensor')}: "
+                                 f"{first_of(miss, 5, render=repr, enclosed=True)}"] if miss else []))
+            raise ConfigError(f"checkpoint {ckpt.path} does not fit this model ({said})")
         msd = {PREFIX + k: v for k, v in ckpt.model.items()}
         set_full_state(self.loss_module, self.optimizer, msd, ckpt.optimizer, self.sharded)
         self.scheduler.load_state_dict({**ckpt.state["scheduler"], "lr_lambdas": [None]})
