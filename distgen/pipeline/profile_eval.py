@@ -218,7 +218,7 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
         raise InputDataError(f"no context of {celltype_col!r} has perturbed cells in the truth (contexts: [{first_of(contexts, 10, render=repr)}]): nothing to score")
     if empty:
         info.notes.append(f"{len(empty)} context(s) of {celltype_col!r} hold only control cells in both files, nothing to score: "
-                          f"left out ({first_of(empty, 10, render=repr)})")
+                          f"left out ({first_of(empty, 10, render=repr, enclosed=True)})")
     return datas, info
 
 
@@ -264,7 +264,8 @@ def reference_rules(data: EvalData, profile: Any, context: str | None = None) ->
         flag_invalid(data, min_cells=1)
         if data.invalid:  # with every perturbation predicted and one cell enough, only NaN or inf values are left
             bad = [f"{data.perts[p]} ({why})" for p, why in sorted(data.invalid.items())]
-            raise InputDataError(f"{len(bad)} perturbation(s) hold NaN or inf values: {bad[:10]} ({PAST_FLOAT32}). Profile {profile.name!r} refuses "
+            raise InputDataError(f"{counted(len(bad), 'perturbation')} {'holds' if len(bad) == 1 else 'hold'} NaN or inf values: "
+                             f"{first_of(bad, 10, render=repr)}; {PAST_FLOAT32}. Profile {profile.name!r} refuses "
                              f"the pair as {profile.reference} does (it rejects a matrix with NaN or inf): scored without them, "
                              "the means would be over the other perturbations, and a model would gain by emitting NaN where it "
                              "fails. Fix the predictions (or the truth)" + ("" if profile.scale == "counts" else
@@ -284,13 +285,13 @@ def reference_rules(data: EvalData, profile: Any, context: str | None = None) ->
         return notes
     notes = []
     if missing:
-        notes.append(f"{len(missing)} of {counted(data.n_perts, 'perturbation')} of the truth {'has' if len(missing) == 1 else 'have'} no predicted cells (e.g. {missing[:5]}): "
+        notes.append(f"{len(missing)} of {counted(data.n_perts, 'perturbation')} of the truth {'has' if len(missing) == 1 else 'have'} no predicted cells ({first_of(missing, 5, render=repr, enclosed=True)}): "
                      f"NaN for every metric, and the means in summary.json are over the other {data.n_perts - len(missing)}")
     other = {p: why for p, why in data.invalid.items() if data.pred.counts[p] > 0}  # too few cells, NaN or inf values
     if other:
         notes.append(f"{len(other)} of {counted(data.n_perts, 'perturbation')} {'is' if len(other) == 1 else 'are'} NaN for every metric (the means in summary.json are over "
-                     f"the rest): " + "; ".join(f"{data.perts[p]}: {why}" for p, why in sorted(other.items())[:10]))
-    for note in notes:  # only in summary.json before: the printed means flattered a model that failed on those
+                     f"the rest): " + first_of(sorted(other.items()), 10, "; ", lambda pw: f"{data.perts[pw[0]]}: {pw[1]}"))
+    for note in notes:  # warned, not only written to summary.json: the printed means leave out what the model failed on
         warn(f"{context}: {note}" if context else note)
     return notes
 
@@ -317,17 +318,21 @@ def target_resolution(data: EvalData, profile: Any, no_target_genes: bool = Fals
     n, k = data.n_perts, data.n_perts - len(unresolved)
     if no_target_genes:
         data.cache[NO_TARGET_GENES] = True
-        named = f" ({k} of them name a measured gene, scored WITH it: e.g. {[p for p in data.perts if p in genes][:5]})" if k else ""
+        resolved = [p for p in data.perts if p in genes]
+        named = (f" ({k} of them {'names' if k == 1 else 'name'} a measured gene, scored WITH it: "
+                 f"{first_of(resolved, 5, render=repr, enclosed=True)})") if k else ""
         return [f"--no-target-genes: none of the {counted(n, 'label')} is treated as a target gene; nothing is excluded from the scores{named}"]
     if k == 0 and n:
         raise InputDataError(f"no target resolves to a gene: 0 of {counted(n, 'perturbation label')} names one of the {counted(len(genes), 'gene')} "
-                         f"(e.g. {unresolved[:5]}), so no target gene would be excluded from its own scores (cell-eval2 refuses "
+                         f"({first_of(unresolved, 5, render=repr, enclosed=True)}), so no target gene would be excluded from its own scores (cell-eval2 refuses "
                          "this too: construct IDs such as 'JAK2_KO' against gene symbols give a plausible wrong number). Relabel "
                          "the perturbations by their target gene symbol, or pass --no-target-genes (no_target_genes=True) if they "
                          "have no target gene (drugs, cytokines, cell types)")
     if unresolved:
-        return [f"target-gene exclusion: {k}/{counted(n, 'label')} {'names' if k == 1 else 'name'} a measured gene; the other {len(unresolved)} {'is' if len(unresolved) == 1 else 'are'} scored WITHOUT "
-                f"excluding their own gene (as cell-eval2 scores them; harmless only if those genes are absent from the panel): "
+        one = len(unresolved) == 1
+        return [f"target-gene exclusion: {k} of {counted(n, 'label')} {'names' if k == 1 else 'name'} a measured gene; the other {len(unresolved)} {'is' if one else 'are'} scored WITHOUT "
+                f"excluding {'its' if one else 'their'} own gene (as cell-eval2 scores {'it' if one else 'them'}; harmless only if "
+                f"{'that gene is' if one else 'those genes are'} absent from the panel): "
                 f"{first_of(unresolved, 10, render=repr)}"]
     return []
 
