@@ -1,6 +1,6 @@
 """Refusals of ``distgen predict`` that name the first few of a list count the rest and show no Python list: a checkpoint
-that lacks some of the run's model tensors (also through ``distgen.load_run``), and a ``--genes`` file naming genes the
-run does not have."""
+that lacks some of the run's model tensors (also through ``distgen.load_run`` and ``distgen train --resume``), and a
+``--genes`` file naming genes the run does not have."""
 
 import json
 import shutil
@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 import distgen
 from distgen.cli import main
-from distgen.config import save_yaml
+from distgen.config import load_yaml, save_yaml
 from distgen.train import CheckpointError
 from distgen.train.checkpoint import file_digest
 
@@ -75,3 +75,17 @@ def test_genes_the_run_lacks_are_counted_with_the_verb_agreeing(trained, tmp_pat
     else:
         assert "7 genes are not in the run's genes: 'NOPE0', 'NOPE1', 'NOPE2', 'NOPE3', 'NOPE4' (and 2 more)" in err, err
     assert not (tmp_path / "p.h5ad").exists()
+
+
+def test_a_resume_from_a_checkpoint_lacking_tensors_says_only_what_it_lacks(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    gone, held = _drop(run, 7)
+    cfg = load_yaml(trained.parent / "t.yaml")
+    cfg["train"]["steps"] = 4
+    capsys.readouterr()
+    assert main(["train", str(save_yaml(cfg, tmp_path / "t4.yaml")), "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    named = ", ".join(repr(k) for k in gone[:5])
+    assert f"does not fit this model (it lacks 7 of the model's {held} tensors: {named}, and 2 more)" in err, err
+    assert "unexpected" not in err and "[" not in err.split("does not fit")[1]
