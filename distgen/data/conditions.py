@@ -491,6 +491,11 @@ def _variants(values: Sequence[str], key: Any) -> list[list[str]]:
     return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
+def _groups(groups: list[list[str]]) -> str:
+    """The first three groups of label variants, ``'A' and 'A '; 'b' and 'B'``, the rest counted."""
+    return first_of(groups, 3, "; ", lambda g: " and ".join(map(repr, g)), noun="group")
+
+
 def spacing_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str]:
     """Perturbation labels that differ only by surrounding spaces (``A`` and ``A ``, ``B+C`` and ``B + C``): read as one
     condition, where cell-eval (and ``distgen evaluate``, which refuses such a file) reads two; one message, or none.
@@ -512,8 +517,8 @@ def spacing_warnings(obs: pd.DataFrame, schema: PerturbationSchema) -> list[str]
     if not spaced:
         return []
     # the evaluation's readers refuse them (cell-eval scores two conditions); training reads one, and says so
-    return [f"{where}: perturbation labels {spaced[:3]} differ only in surrounding spaces and are read as one condition each "
-            f"({read}); cell-eval reads them as different conditions and distgen evaluate refuses such files: {fix} or rename "
+    return [f"{where}: perturbation labels {_groups(spaced)} differ only in surrounding spaces and are read as one condition "
+            f"each ({', '.join(map(repr, read))}); cell-eval reads them as different conditions and distgen evaluate refuses such files: {fix} or rename "
             "one spelling"]
 
 
@@ -610,15 +615,15 @@ def label_warnings(obs: pd.DataFrame, schema: PerturbationSchema, genes: Sequenc
         raw = [str(v) for v in pd.unique(obs[col].astype(str))]
         merged = _variants(raw, str.strip)
         if merged:
-            out.append(f"obs column {col!r}: values {merged[:3]} differ only in surrounding spaces and are read as one label each "
-                       f"({[g[0].strip() for g in merged[:3]]}); clean the column if they are not the same")
+            out.append(f"obs column {col!r}: values {_groups(merged)} differ only in surrounding spaces and are read as one label "
+                       f"each ({', '.join(repr(g[0].strip()) for g in merged[:3])}); clean the column if they are not the same")
         cased = _variants(sorted({v.strip() for v in raw}), str.lower)
         if cased:
-            out.append(f"obs column {col!r}: values {cased[:3]} differ only in case and are read as different labels; if they "
+            out.append(f"obs column {col!r}: values {_groups(cased)} differ only in case and are read as different labels; if they "
                        f"are the same, unify them first (adata.obs[{col!r}] = adata.obs[{col!r}].str.strip() and one spelling)")
     cased_atoms = _variants(list(vocab), str.upper)
     if cased_atoms:
-        out.append(f"perturbations {cased_atoms[:3]} differ only in case and are read as different perturbations; if they are the "
+        out.append(f"perturbations {_groups(cased_atoms)} differ only in case and are read as different perturbations; if they are the "
                    "same, write them one way in the perturbation column")
     if schema.perturbation_type == "genetic" and genes:
         exact = set(genes)

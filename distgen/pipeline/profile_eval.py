@@ -166,7 +166,8 @@ def load_contexts(pred: Any, real: Any, celltype_col: str, pert_col: str | None 
     only_real, only_pred = sorted(side_contexts["real"] - side_contexts["pred"]), sorted(side_contexts["pred"] - side_contexts["real"])
     if only_real or only_pred:
         raise InputDataError(f"the files hold different contexts in {celltype_col!r}: missing from the prediction ({len(only_real)}) "
-                         f"{only_real[:20]}, missing from the truth ({len(only_pred)}) {only_pred[:20]}; each context is scored as its "
+                         f"[{first_of(only_real, 20, render=repr)}], missing from the truth ({len(only_pred)}) "
+                         f"[{first_of(only_pred, 20, render=repr)}]; each context is scored as its "
                          "own pair (as cell-eval 0.8.2's run --celltype-col does), so both files need the same contexts: predict every "
                          "context of the truth, or subset both files to the contexts you mean to compare")
     contexts = sorted(side_contexts["real"])

@@ -222,7 +222,7 @@ def test_parallel_perturbation_columns_whose_values_differ_only_by_spaces_warn_a
     _relabel(adata, "p1", "A", "A ", every=3)
     data, messages = _load(adata, schema)
     (msg,) = _spacing(messages)
-    assert "obs columns ['p1', 'p2']" in msg and "[['A', 'A ']]" in msg and "str.strip()" in msg and "(['A'])" in msg
+    assert "obs columns ['p1', 'p2']" in msg and "labels 'A' and 'A ' differ" in msg and "str.strip()" in msg and "each ('A');" in msg
     assert data.info.perturbations == clean.info.perturbations  # read as one atom, and said
     np.testing.assert_array_equal(data.conditions, clean.conditions)
 
@@ -238,7 +238,7 @@ def test_encoding_cells_whose_labels_differ_only_by_spaces_warns_as_loading_does
         table = data.encode(other)
     (msg,) = _spacing([str(w.message) for w in caught])
     assert msg.startswith("the cells to encode: obs column 'condition'")
-    assert "['A', 'A ']" in msg and "['B + C', 'B+C']" in msg and "str.strip()" in msg
+    assert "'A' and 'A '; 'B + C' and 'B+C' differ" in msg and "str.strip()" in msg
     clean = make_adata(seed=1)
     assert table.labels.perturbation.tolist() == data.encode(clean).labels.perturbation.tolist()  # read as one, as at load
 
@@ -255,4 +255,16 @@ def test_a_control_label_with_spaces_in_a_parallel_column_is_a_control_as_in_one
     data, messages = _load(adata, schema)
     np.testing.assert_array_equal(data.conditions, clean.conditions)
     (msg,) = _spacing(messages)
-    assert "[['control', 'control ']]" in msg
+    assert "labels 'control' and 'control ' differ" in msg
+
+
+def test_more_than_three_groups_of_spaced_labels_are_counted():
+    import pandas as pd
+
+    from distgen.data.conditions import spacing_warnings
+    from distgen.data.schema import PerturbationSchema
+
+    labels = [lab for i in range(5) for lab in (f"P{i}", f"P{i} ")]
+    [msg] = spacing_warnings(pd.DataFrame({"condition": labels}), PerturbationSchema(perturbation_col="condition"))
+    assert "labels 'P0' and 'P0 '; 'P1' and 'P1 '; 'P2' and 'P2 ' (and 2 more groups) differ only" in msg, msg
+    assert "read as one condition each ('P0', 'P1', 'P2');" in msg and "[" not in msg.split("clean")[0]

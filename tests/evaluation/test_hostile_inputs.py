@@ -145,7 +145,7 @@ def test_training_data_with_labels_that_differ_only_by_spaces_warns_naming_them(
     from distgen.data import PerturbationData, PerturbationSchema
 
     _, real = _pair(perts=("A", "A ", "B"))
-    with pytest.warns(UserWarning, match=r"\['A', 'A '\]\] differ only in surrounding spaces.*str.strip\(\)"):
+    with pytest.warns(UserWarning, match=r"'A' and 'A ' differ only in surrounding spaces and are read as one condition each \('A'\).*str.strip\(\)"):
         data = PerturbationData.from_anndata(real, PerturbationSchema(perturbation_col="target", control_labels=(CONTROL,), scale="log"))
     assert sorted(set(data.conditions.tolist()) - {"control"}) == ["A", "B"]  # read as one, and said
 
