@@ -638,7 +638,7 @@ def compare(run_a: str | Path, run_b: str | Path, seed: int = 0, n_boot: int = N
     out["holm_winners"] = [m for m in winners if out["metrics"][m]["holm_p"] < alpha]
     if len(family) > 1 and winners:
         kept = len(out["holm_winners"])
-        notes.append(f"{len(winners)} of the {len(family)} tested metrics name a winner, each at p < {alpha:.2g} on its own; "
+        notes.append(f"{len(winners)} of the {len(family)} tested metrics {'names' if len(winners) == 1 else 'name'} a winner, each at p < {alpha:.2g} on its own; "
                      f"{kept} {'keeps its' if kept == 1 else 'keep theirs'} after Holm's adjustment for the {len(family)} tests "
                      f"({listing(out['holm_winners']) if kept else 'none'}). Two equally good models got a winner on at least one "
                      "of nine metrics in 28-38% of comparisons at 6-25 perturbations, one that keeps it after Holm's adjustment in "

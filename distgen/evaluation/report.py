@@ -366,7 +366,8 @@ def claims_lines(rows: Mapping[str, Mapping[str, Any]], level: float, noun: str 
     alpha = 1 - level
     if len(tested) > 1 and named:
         kept = [k for k in named if tested[k]["holm_p"] < alpha]
-        out += ["", f"{len(named)} of the {len(tested)} metrics tested against their strongest baseline name a winner, each at "
+        out += ["", f"{len(named)} of the {len(tested)} metrics tested against their strongest baseline "
+                f"{'names' if len(named) == 1 else 'name'} a winner, each at "
                 f"a claim p < {alpha:.2g} on its own; {len(kept)} {'keeps its' if len(kept) == 1 else 'keep theirs'} after Holm's "
                 f"adjustment for the {len(tested)} tests" + (f" ({', '.join(md.inline(k) for k in kept)})" if kept else "")
                 + ". Two equally good predictions get a winner on some metric far more often than on one (docs/metrics.md)."]

@@ -214,7 +214,7 @@ def _claims_note(rows: dict[str, Any], names: Sequence[str]) -> str:
     if len(tested) < 2 or not named:
         return ""
     kept = sum(t["holm_p"] < 0.05 for t in named)
-    return (f" Verdicts are per metric: {len(named)} of the {len(tested)} tested metrics name a winner, {kept} after Holm's "
+    return (f" Verdicts are per metric: {len(named)} of the {len(tested)} tested metrics {'names' if len(named) == 1 else 'name'} a winner, {kept} after Holm's "
             f"adjustment for the {len(tested)} tests (summary.md: Holm p).")
 
 

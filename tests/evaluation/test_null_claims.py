@@ -160,6 +160,16 @@ def test_the_page_paints_a_win_only_where_the_paired_verdict_names_one():
         assert _sign_class(wins, n) == ("num" if p >= 0.05 else ("num good" if wins * 2 > n else "num bad"))
 
 
+def test_one_metric_naming_a_winner_reads_singular_on_the_page_and_in_summary_md():
+    from distgen.evaluation.report import claims_lines
+    from distgen.report.page import _claims_note
+
+    rows = _summary_rows({"a": ("model", 0.01, 0.03), "b": ("inconclusive", 0.4, 0.8), "c": ("negligible", 0.5, 1.0)})
+    assert "1 of the 3 tested metrics names a winner, 1 after Holm" in _claims_note(rows, list(rows))
+    text = "\n".join(claims_lines(rows, 0.95))
+    assert "1 of the 3 metrics tested against their strongest baseline names a winner" in text and "1 keeps its" in text
+
+
 def test_summary_md_counts_winners_against_holm_and_says_when_intervals_rest_on_few_perturbations():
     from distgen.evaluation.report import claims_lines
 
