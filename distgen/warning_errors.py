@@ -10,6 +10,7 @@ import inspect
 import re
 import warnings
 from collections.abc import Collection, Iterator
+from typing import Any
 
 from distgen.errors import clip_message, exception_text
 
@@ -127,22 +128,29 @@ def _plugin_packages() -> set[str]:
         return set()
 
 
-#: The attribute a ``recorded`` warning keeps its frames in (module, line; outermost first).
+#: The attribute a replayed warning made an error keeps the frames where it was said in (module, line; outermost first).
 _SAID_AT = "_distgen_said_at"
+
+
+class _Said(warnings.WarningMessage):
+    """A warning ``recorded``, with the frames (module, line; outermost first) that led to it."""
+
+    def __init__(self, said_at: tuple[tuple[str, int], ...], *args: Any) -> None:
+        super().__init__(*args)
+        self.said_at = said_at
 
 
 @contextlib.contextmanager
 def recorded() -> Iterator[list[warnings.WarningMessage]]:
     """Every warning said inside, recorded and not shown (``catch_warnings(record=True)`` under ``"always"``), each
-    keeping the frames that led to it: ``replay`` says it again later, and should a filter make it an error then, the
-    message names the code that said it and distgen's call of that code, not the replaying line."""
+    keeping the frames that led to it (kept beside the warning: the warning object is left as it was said): ``replay``
+    says it again later, and should a filter make it an error then, the message names the code that said it and
+    distgen's call of that code, not the replaying line."""
     said: list[warnings.WarningMessage] = []
 
     def keep(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None,
              line: str | None = None) -> None:
-        if isinstance(message, Warning):
-            setattr(message, _SAID_AT, _stack())
-        said.append(warnings.WarningMessage(message, category, filename, lineno, file, line))  # type: ignore[arg-type]
+        said.append(_Said(_stack(), message, category, filename, lineno, file, line))
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -151,9 +159,17 @@ def recorded() -> Iterator[list[warnings.WarningMessage]]:
 
 
 def replay(said: Collection[warnings.WarningMessage]) -> None:
-    """Say the ``recorded`` warnings again, under the caller's filters, each at the file and line where it was said."""
+    """Say the ``recorded`` warnings again, under the caller's filters, each at the file and line where it was said. One
+    that a filter makes an error is raised carrying the frames where it was said (``warning_made_an_error`` names
+    them)."""
     for w in said:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        try:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        except Warning as exc:
+            if exc is w.message and isinstance(w, _Said):
+                with contextlib.suppress(Exception):  # past a class's own __setattr__ (a frozen one): exceptions keep a __dict__
+                    object.__setattr__(exc, _SAID_AT, w.said_at)
+            raise
 
 
 def _stack() -> tuple[tuple[str, int], ...]:

@@ -470,3 +470,57 @@ def test_distgen_imports_under_warn_default_encoding_as_errors():
     done = subprocess.run([sys.executable, "-X", "warn_default_encoding", "-W", "error", "-c", "import distgen"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+_FROZEN = ("import warnings\n"
+           "class FrozenWarning(UserWarning):\n"
+           "    def __setattr__(self, name, value):\n"
+           "        raise AttributeError('frozen')\n"
+           "def say():\n"
+           "    warnings.warn(FrozenWarning('said by a frozen class'))\n")
+
+
+def test_a_warning_whose_class_refuses_attributes_is_recorded_and_named_where_it_was_said():
+    """``recorded`` set an attribute on each warning while the library was saying it: a warning class that refuses
+    attributes (a frozen ``__setattr__``) made the library's ``warnings.warn`` call raise ``AttributeError`` while
+    distgen read the data (``catch_warnings(record=True)`` recorded it). It is recorded; made an error on replay, it
+    names the library's line."""
+    import warnings
+
+    from distgen.warning_errors import recorded, replay
+
+    library = _module("frozenlib.core", _FROZEN)
+    with recorded() as said:
+        library["say"]()
+    assert [str(w.message) for w in said] == ["said by a frozen class"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning) as e:
+            replay(said)
+    _, message = classify(e.value, "run")
+    assert message is not None and "from frozenlib (frozenlib.core, line 6): said by a frozen class" in message, message
+
+
+def test_a_warning_replayed_then_raised_elsewhere_is_named_where_it_was_raised():
+    """A library that says one warning instance again and again (kept at module level): recorded and replayed once
+    (shown, not an error), then raised live by another library under ``-W error``. The frames kept from the recording
+    stayed on the instance, and the message named where it was first said, not where it was raised."""
+    import warnings
+
+    from distgen.warning_errors import recorded, replay
+
+    first = _module("firstlib.core", "import warnings\nSHARED = RuntimeWarning('one instance')\ndef say():\n"
+                                     "    warnings.warn(SHARED)\n")
+    second = _module("secondlib.core", "import warnings\n\n\ndef say(w):\n    warnings.warn(w)\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with recorded() as said:
+            first["say"]()
+        replay(said)
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning) as e:
+            second["say"](first["SHARED"])
+    _, message = classify(e.value, "run")
+    assert message is not None and "from secondlib (secondlib.core, line 5): one instance" in message, message
+    assert "firstlib" not in message, message
+
