@@ -18,8 +18,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import inspect
+import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
@@ -482,9 +483,27 @@ def misdeclared(kind: str | None = None) -> list[str]:
     return out
 
 
-def entry_point_packages() -> set[str]:
-    """The top-level packages of the modules that every ``distgen.*`` entry point on ``sys.path`` names."""
-    return {ep.value.partition(":")[0].strip().partition(".")[0] for ep, _, _ in _all_entry_points(tuple(sys.path))}
+def entry_point_packages(but: Collection[str] = ()) -> set[str]:
+    """The top-level packages of the modules that ``distgen.*`` entry points on ``sys.path`` name, but those in ``but``,
+    each one the distribution declaring the entry point installs: a package that only other distributions install (an
+    entry point naming a library's module, ``numpy.linalg:norm``) is that library's, not the plugin's. A package no
+    installed distribution lists (a plugin installed as a bare folder) counts as the declaring one's. Reading every
+    distribution's file list takes about a second: done only when some entry point's package is not in ``but``."""
+    named: dict[str, set[str]] = {}
+    for ep, provider, _ in _all_entry_points(tuple(sys.path)):
+        package = ep.value.partition(":")[0].strip().partition(".")[0]
+        if package not in but:
+            named.setdefault(package, set()).add(_normal_name(provider))
+    if not named:
+        return set()
+    installs = md.packages_distributions()
+    return {package for package, providers in named.items()
+            if not installs.get(package) or providers & {_normal_name(name) for name in installs[package]}}
+
+
+def _normal_name(name: str) -> str:
+    """A distribution's name as its installations compare it (PEP 503: case and runs of ``-_.`` ignored)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _entry_points(group: str) -> list[tuple[md.EntryPoint, str, str]]:

@@ -123,7 +123,7 @@ def _plugin_packages() -> set[str]:
     from distgen.registry import entry_point_packages
 
     try:
-        return entry_point_packages() - {"distgen", *BUNDLED_PLUGINS}
+        return entry_point_packages(but={"distgen", *BUNDLED_PLUGINS})
     except Exception:  # wording an error must not raise another one
         return set()
 

@@ -524,3 +524,46 @@ def test_a_warning_replayed_then_raised_elsewhere_is_named_where_it_was_raised()
     assert message is not None and "from secondlib (secondlib.core, line 5): one instance" in message, message
     assert "firstlib" not in message, message
 
+
+def _installed(site, dist, files, entry_points=""):
+    """A distribution ``dist`` installed in ``site``: its ``files`` (path -> text) and its ``.dist-info`` (its top-level
+    packages, and ``entry_points.txt`` when given)."""
+    for path, text in files.items():
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_text(text, encoding="utf-8")
+    info = site / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n\n", encoding="utf-8")
+    tops = sorted({path.split("/")[0] for path in files})
+    (info / "top_level.txt").write_text("".join(f"{top}\n" for top in tops), encoding="utf-8")
+    if entry_points:
+        (info / "entry_points.txt").write_text(entry_points, encoding="utf-8")
+
+
+def test_a_library_an_entry_point_names_is_not_taken_for_a_plugin(tmp_path, monkeypatch):
+    """A plugin distribution whose entry point names a module of a library it does not install (``namedlib.api:Thing``,
+    as for ``numpy.linalg:norm``) made that library "a plugin": its warning about distgen's call was worded "raised by
+    the plugin namedlib's own code, not distgen's: not a bug in distgen ... report it to namedlib's authors". A package
+    counts as a plugin's where the plugin's distribution installs it; a real plugin is still named as one."""
+    import warnings
+
+    site = tmp_path / "site"
+    site.mkdir()
+    library_code = "import warnings\ndef old():\n    warnings.warn('old() is deprecated', UserWarning)\n"
+    _installed(site, "namedlib", {"namedlib/__init__.py": "", "namedlib/api.py": library_code})
+    _installed(site, "realplug", {"realplug/__init__.py": "", "realplug/model.py": library_code},
+               "[distgen.models]\nreal = realplug.model:Model\n")
+    _installed(site, "aliasplug", {"aliasplug/__init__.py": ""}, "[distgen.models]\nalias = namedlib.api:Thing\n")
+    monkeypatch.syspath_prepend(str(site))
+    library, plugin = _module("namedlib.api", library_code), _module("realplug.model", library_code)
+    caller = _module("distgen.train.fake", "def call(old):\n    old()\n")
+    messages = []
+    for old in (library["old"], plugin["old"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(UserWarning) as e:
+                caller["call"](old)
+        messages.append(classify(e.value, "run")[1])
+    assert messages[0] is not None and "raised by namedlib's code called from distgen (distgen.train.fake, line 2)" in messages[0], messages[0]
+    assert "plugin" not in messages[0], messages[0]
+    assert messages[1] is not None and "raised by the plugin realplug's own code" in messages[1], messages[1]
