@@ -30,8 +30,8 @@ def warning_made_an_error(exc: Warning) -> str:
     may be: a library's warning names the nearest line of distgen that led to it, since a warning is often about its
     caller (a deprecated argument, an empty array passed, a file opened without an encoding): not a bug in distgen
     when it is about the user's input, a call of distgen's to change and report when it is not. distgen's code is the package ``distgen``; a bundled plugin's
-    (``distgen_bayes``) is reported to distgen as well; a third-party plugin's (a package a distgen entry point names),
-    or a library's warning about the plugin's call, is the plugin's, not a bug in distgen. Then the ``-W`` filter that lets it print and go on. Python
+    (``distgen_bayes``) is reported to distgen as well; a third-party plugin's (a package a distgen entry point names
+    and the plugin's distribution installs), or a library's warning about the plugin's call, is the plugin's, not a bug in distgen. Then the ``-W`` filter that lets it print and go on. Python
     reads a ``-W`` class at start-up only among the built-in ones (``anndata._warnings.OldFormatWarning`` is "Invalid -W
     option ignored"), so the filter names the nearest built-in class of its MRO. Two lines: the warning's own line
     breaks are joined."""
