@@ -85,11 +85,24 @@ def hvg_names(x: Any, genes: Sequence[str], n_top_genes: int, forced: Sequence[s
     both the same numbers) and the ``forced`` ones, in the order of ``genes``."""
     import scanpy as sc
 
+    if x.shape[0] and not _varies(x).any():  # scanpy's seurat flavour ends in an IndexError
+        raise InputDataError(
+            f"choosing the {n_top_genes} most variable genes (data.hvg): none of the {len(genes)} genes varies across the "
+            f"{x.shape[0]} cells they are chosen on (each holds one value in all of them), so there is nothing to rank: "
+            "check the data's expression values (a matrix of one value?), or keep every gene (remove data.hvg)")
     tmp = ad.AnnData(X=x, var=pd.DataFrame(index=pd.Index(list(genes))))
     tmp.uns["log1p"] = {"base": None}
     sc.pp.highly_variable_genes(tmp, n_top_genes=n_top_genes, flavor=flavor)
     chosen = set(tmp.var_names[tmp.var["highly_variable"].to_numpy()]) | set(forced)
     return [name for name in genes if name in chosen]
+
+
+def _varies(x: Any) -> np.ndarray:
+    """Whether each column of ``x`` (dense or a scipy sparse matrix) holds more than one value."""
+    high, low = x.max(axis=0), x.min(axis=0)
+    if hasattr(high, "toarray"):
+        high, low = high.toarray(), low.toarray()
+    return np.asarray(high).ravel() != np.asarray(low).ravel()
 
 
 def hvg_before_densifying(outline: PerturbationData, x: Any, n_top_genes: int, fit_on: Sequence[int] | Any) -> list[str] | None:

@@ -146,3 +146,24 @@ def test_cells_to_encode_are_made_dense_on_the_training_genes_only(tmp_path, mon
     monkeypatch.setattr(memory, "available_memory", lambda: 10_000)
     with pytest.raises(memory.TooLargeError, match=rf"the cells to encode: 336 cells x {loaded.info.n_genes} genes"):
         loaded.data.encode(wide)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_hvg_on_cells_where_no_gene_varies_is_refused_by_name(tmp_path, sparse):
+    """``data.hvg`` on a file whose every gene holds one value in all the training cells: scanpy ended in
+    ``IndexError: index -1 is out of bounds`` (an internal error). There is nothing to rank: refused, naming the
+    genes, the cells and the way out."""
+    from distgen.cli import classify
+    from distgen.data import bundled
+    from distgen.errors import InputDataError
+
+    adata = bundled.norman_k562()
+    x = np.ones(adata.shape, dtype=np.float32)
+    adata.X = sp.csr_matrix(x) if sparse else x
+    adata.write_h5ad(tmp_path / "flat.h5ad")
+    section = {"dataset": str(tmp_path / "flat.h5ad"), "hvg": 3, "schema": bundled.NORMAN_SCHEMA.to_dict()}
+    with pytest.raises(InputDataError) as e:
+        Dataset.load(section)
+    code, message = classify(e.value, "run")
+    assert code == 2 and message is not None, message
+    assert f"none of the {adata.n_vars} genes varies" in message and "data.hvg" in message, message
