@@ -141,8 +141,15 @@ def own_warning_options() -> list[str]:
     (``sys.orig_argv``) by the interpreter's option grammar: one-letter flags may be grouped (``-bWerror``), an option's
     value is the rest of its argument or the next argument, and the options end at ``-c``/``-m``, ``-``, ``--`` or the
     script. ``PYTHONWARNINGS`` (each run inherits it), ``-X dev`` and ``-b`` are not ``-W`` options, though
-    ``sys.warnoptions`` holds their filters too (and holds an option once however often it was given)."""
-    args = list(sys.orig_argv[1:])
+    ``sys.warnoptions`` holds their filters too (and holds an option once however often it was given). Each is one the
+    interpreter took (``sys.warnoptions`` holds every ``-W`` option): a program embedding Python may have its own
+    command line copied into ``sys.orig_argv`` without it being read as options."""
+    taken = set(sys.warnoptions)
+    return [option for option in _w_options(sys.orig_argv[1:]) if option in taken]
+
+
+def _w_options(args: list[str]) -> list[str]:
+    """The values of the ``-W`` options among the interpreter options ``args`` (``own_warning_options``' grammar)."""
     options: list[str] = []
     i = 0
     while i < len(args):

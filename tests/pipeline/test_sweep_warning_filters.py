@@ -25,6 +25,7 @@ def test_a_run_is_started_with_the_sweeps_warning_options(tmp_path, monkeypatch)
     stop = _NotStarted()
     monkeypatch.setattr(S, "_STOP", stop)
     monkeypatch.setattr(sys, "orig_argv", [sys.executable, "-W", "error", "-Wdefault::FutureWarning", "-m", "distgen", "sweep"])
+    monkeypatch.setattr(sys, "warnoptions", ["error", "default::FutureWarning"])
     assert S.subprocess_runner("cfg.yaml", Run("base", 0, ("train.seed=0",)), tmp_path / "r") == S.INTERRUPTED
     cmd = stop.cmds[0]
     assert cmd[:5] == [sys.executable, "-Werror", "-Wdefault::FutureWarning", "-m", "distgen"], cmd
@@ -128,4 +129,17 @@ def test_the_w_options_are_read_by_the_interpreters_option_grammar(monkeypatch, 
     """Grouped flags (``-bWerror``), a value joined or in the next argument, ``-X``'s and ``--check-hash-based-pycs``'
     values skipped, and the options end where the interpreter's do: ``-c``/``-m``, ``-``, ``--``, the script."""
     monkeypatch.setattr(sys, "orig_argv", [sys.executable, *argv])
+    monkeypatch.setattr(sys, "warnoptions", ["error", "ignore::UserWarning", "once", "ignore"])  # every value given, taken or not
     assert S.own_warning_options() == given
+
+
+def test_an_embedding_programs_own_arguments_are_not_taken_for_w_options(monkeypatch):
+    """A program embedding Python may have its own command line copied into ``sys.orig_argv`` without the interpreter
+    reading it as options (``PyConfig.parse_argv = 0``): a host's ``-W error`` (its own option) was passed to every run
+    as a warning filter. An option counts where the interpreter took it (``sys.warnoptions`` holds every ``-W``
+    option)."""
+    monkeypatch.setattr(sys, "orig_argv", ["/opt/host/bin/host", "-W", "error", "--render"])
+    monkeypatch.setattr(sys, "warnoptions", [])
+    assert S.own_warning_options() == []
+    monkeypatch.setattr(sys, "warnoptions", ["error"])  # the same command line, read by the interpreter
+    assert S.own_warning_options() == ["error"]
