@@ -1,0 +1,195 @@
+"""The floor of ``pearson_edistance`` on one CPU thread: its matrix products at the machine's measured GEMM rates.
+
+``pearson_edistance`` (``PearsonEDistance.from_control``, the sums of ``distgen.kernels.pairwise.euclidean_sum``) sums
+the Euclidean distances of every pair of cells it compares: each perturbation's cells against the control and against
+themselves, the control against itself, on both sides. Each pair costs one dot product of ``G`` genes in the Gram
+matrix (``2 G`` flops), so the pair counts and the measured GEMM rate give the time no float64 code can go under.
+Printed, for the pairs of ``benchmarks.eval_speed_ce2`` (its ``--work`` folder, log-normalised files):
+
+* cells per side (control, each perturbation), distance pairs and GFLOP of the products (within-set sums from half);
+* the float64 and float32 GEMM rates of this machine (the cross product of the real side, in blocks of 256 rows);
+* the time of each stage of the float64 sums (float32 -> float64 copies, norms, buffers, GEMM, the elementwise
+  pass adding the norms, clamp + sqrt, sums);
+* what float32 products of the cells centred on the control mean would change: the largest relative change of an
+  E-distance and of the correlation, against the RIGOROUS bound of that change (``gamma_G = G u / (1 - G u)`` times
+  ``2 |a| |b|`` on each squared distance, plus the rounding of the centred cells to float32): the bound a fallback to
+  float64 would have to test.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.edistance_floor --work DIR [--pairs papalexi,kang] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+from benchmarks.eval_speed_ce2 import THREADS, loadavg
+
+
+def gemm_rate(dtype: torch.dtype, n: int, m: int, k: int, repeats: int = 3, block: int = 256) -> float:
+    """GFLOP/s of ``[n, k] @ [k, m]`` products in blocks of ``block`` rows (best of ``repeats``; one thread)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(n, k, dtype=dtype, generator=g), torch.rand(m, k, dtype=dtype, generator=g)
+    out = torch.empty(min(block, n), m, dtype=dtype)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.process_time()
+        for i in range(0, n, block):
+            rows = min(block, n - i)
+            torch.mm(a[i : i + rows], b.T, out=out[:rows])
+        best = min(best, time.process_time() - t)
+    return 2.0 * n * m * k / best / 1e9
+
+
+def pair_counts(control: int, sizes: list[int], block: int = 256) -> int:
+    """Distance pairs whose dot products ``from_control`` computes: each set against the control, and each set and the
+    control against themselves by blocks on and above the diagonal (``euclidean_sum``'s ``block``)."""
+    def within(n: int) -> int:
+        nb = [min(block, n - i) for i in range(0, n, block)]
+        return sum(nb[i] * nb[j] for i in range(len(nb)) for j in range(i, len(nb)))
+    return sum(n * control for n in sizes) + sum(within(n) for n in sizes) + within(control)
+
+
+def stage_times(sides: list[tuple[torch.Tensor, list[torch.Tensor]]], block: int = 256) -> dict[str, float]:
+    """CPU seconds of each stage of the float64 sums of ``from_control`` (one call on every side), timed apart."""
+    t: dict[str, float] = {}
+
+    def tick(key: str, start: float) -> None:
+        t[key] = t.get(key, 0.0) + time.process_time() - start
+
+    for control, sets in sides:
+        s = time.process_time()
+        c, xs = control.to(torch.float64), [x.to(torch.float64) for x in sets]
+        tick("float32 -> float64 copies", s)
+        s = time.process_time()
+        c_sq, x_sqs = (c * c).sum(-1), [(x * x).sum(-1) for x in xs]
+        tick("squared norms", s)
+        jobs = [(c, c_sq, c, c_sq, True)] + [(x, q, c, c_sq, False) for x, q in zip(xs, x_sqs)]
+        jobs += [(x, q, x, q, True) for x, q in zip(xs, x_sqs)]
+        for x, x_sq, y, y_sq, within in jobs:
+            s = time.process_time()
+            buf = x.new_empty(min(block, x.shape[0]) * y.shape[0])
+            tick("buffers", s)
+            for i in range(0, x.shape[0], block):
+                for j in range(i, y.shape[0], block) if within else [0]:
+                    yb, yb_sq = (y[j : j + block], y_sq[j : j + block]) if within else (y, y_sq)
+                    xb = x[i : i + block]
+                    out = buf[: xb.shape[0] * yb.shape[0]].view(xb.shape[0], yb.shape[0])
+                    s = time.process_time()
+                    torch.mm(xb, yb.T, out=out)
+                    tick("GEMM", s)
+                    s = time.process_time()
+                    out.mul_(-2.0).add_(yb_sq).add_(x_sq[i : i + block, None])
+                    tick("norms added", s)
+                    s = time.process_time()
+                    out.clamp_min_(0.0).sqrt_()
+                    tick("clamp + sqrt", s)
+                    s = time.process_time()
+                    out.sum()
+                    tick("sums", s)
+    return t
+
+
+def _sums32(a: torch.Tensor, b: torch.Tensor, within: bool, block: int = 256) -> tuple[float, float, float]:
+    """Sums of the distances of the rows of float64 ``a``, ``b``: with float32 products, in float64, and the rigorous bound
+    of the float32 sum's error (the products' ``gamma_G 2 |a| |b|`` and the rounding of ``a``, ``b`` to float32)."""
+    u = 2.0**-24
+    gamma = a.shape[1] * u / (1 - a.shape[1] * u)
+    a32, b32 = a.float(), b.float()
+    ra, rb = (a - a32.double()).norm(dim=1), (b - b32.double()).norm(dim=1)
+    an, bn = (a32.double() ** 2).sum(1), (b32.double() ** 2).sum(1)
+    a_sq, b_sq = (a * a).sum(1), (b * b).sum(1)
+    s32 = s64 = bound = 0.0
+    for i in range(0, a.shape[0], block):
+        d = (an[i : i + block, None] + bn[None] - 2.0 * (a32[i : i + block] @ b32.T).double()).clamp_min(0.0).sqrt()
+        e = (a_sq[i : i + block, None] + b_sq[None] - 2.0 * (a[i : i + block] @ b.T)).clamp_min(0.0).sqrt()
+        eps = 2.0 * gamma * an[i : i + block, None].sqrt() * bn[None].sqrt() * (1 + 1e-12)
+        err = torch.minimum(eps.sqrt(), eps / d.clamp_min(1e-300)) + ra[i : i + block, None] + rb[None]
+        if within:  # the self-distances are exactly 0 in every sum
+            rows = torch.arange(i, min(i + block, a.shape[0]))
+            d[rows - i, rows] = e[rows - i, rows] = err[rows - i, rows] = 0.0
+        s32, s64, bound = s32 + float(d.sum()), s64 + float(e.sum()), bound + float(err.sum())
+    return s32, s64, bound
+
+
+def float32_check(control: torch.Tensor, sets: list[torch.Tensor]) -> list[tuple[float, float, float]]:
+    """``(float64 E-distance, with float32 products of the cells centred on the control mean, rigorous bound of their
+    difference)`` of each set of ``sets`` from ``control`` (each ``[n, G]``, at least one cell)."""
+    c = control.to(torch.float64)
+    mu = c.mean(0)
+    cc = c - mu
+    m = c.shape[0]
+    sc = _sums32(cc, cc, True)
+    out = []
+    for x in sets:
+        xc = x.to(torch.float64) - mu
+        n = xc.shape[0]
+        sx, sxc = _sums32(xc, xc, True), _sums32(xc, cc, False)
+        e32, e64 = (2 * sxc[k] / (n * m) - sx[k] / n**2 - sc[k] / m**2 for k in (0, 1))
+        out.append((e64, e32, 2 * sxc[2] / (n * m) + sx[2] / n**2 + sc[2] / m**2))
+    return out
+
+
+def report(name: str, work: str, repeats: int) -> None:
+    from scipy.stats import pearsonr
+
+    from distgen.pipeline.evaluate import load_pair
+
+    data = load_pair(os.path.join(work, f"{name}_pred_log.h5ad"), os.path.join(work, f"{name}_real_log.h5ad"), "target",
+                     "non-targeting")[0]
+    sides = []
+    for which in ("real", "pred"):
+        pop = getattr(data, which)
+        sets = [pop.cells(p) for p in range(pop.n_perts) if pop.cells(p).shape[0] > 0]
+        sides.append((pop.control, sets))
+    genes = sides[0][0].shape[1]
+    pairs = 0
+    for which, (control, sets) in zip(("real", "pred"), sides):
+        sizes = [x.shape[0] for x in sets]
+        pairs += pair_counts(control.shape[0], sizes)
+        print(f"{name} {which}: control {control.shape[0]} cells, {len(sizes)} perturbations of {min(sizes)}-{max(sizes)} "
+              f"cells ({sum(sizes)} in all), {genes} genes; {pair_counts(control.shape[0], sizes) / 1e6:.1f} M pairs")
+    gflop = 2.0 * pairs * genes / 1e9
+    n_cross = sum(x.shape[0] for x in sides[0][1])
+    rates = {dt: gemm_rate(dt, n_cross, sides[0][0].shape[0], genes) for dt in (torch.float64, torch.float32)}
+    print(f"{name}: {pairs / 1e6:.1f} M distance pairs, {gflop:.2f} GFLOP of products; GEMM float64 "
+          f"{rates[torch.float64]:.1f} GFLOP/s, float32 {rates[torch.float32]:.1f} GFLOP/s -> floor float64 "
+          f"{1000 * gflop / rates[torch.float64]:.0f} ms, float32 {1000 * gflop / rates[torch.float32]:.0f} ms")
+    stage_times(sides)  # warm-up
+    runs = [stage_times(sides) for _ in range(repeats)]
+    total = statistics.median(sum(r.values()) for r in runs)
+    for key in runs[0]:
+        v = statistics.median(r[key] for r in runs)
+        print(f"{name} stage {key}: {1000 * v:.1f} ms ({100 * v / total:.0f}%)")
+    print(f"{name} stages in all: {1000 * total:.0f} ms (median of {repeats})")
+    checks = [float32_check(control, sets) for control, sets in sides]
+    for which, rows in zip(("real", "pred"), checks):
+        print(f"{name} {which} float32 products: max |change| / E {max(abs(r[1] - r[0]) / abs(r[0]) for r in rows):.2e}, "
+              f"rigorous bound / E {min(r[2] / abs(r[0]) for r in rows):.2e} to {max(r[2] / abs(r[0]) for r in rows):.2e}")
+    r64 = pearsonr([r[0] for r in checks[0]], [r[0] for r in checks[1]])[0]
+    r32 = pearsonr([r[1] for r in checks[0]], [r[1] for r in checks[1]])[0]
+    print(f"{name} pearson_edistance float64 {r64:.15f}, float32 products {r32:.15f}: change {abs(r64 - r32):.2e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", required=True, help="the --work folder of benchmarks.eval_speed_ce2 (its *_log.h5ad pair files)")
+    ap.add_argument("--pairs", default="papalexi,kang")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    os.environ.update(THREADS)
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    for name in args.pairs.split(","):
+        report(name, args.work, args.repeats)
+    print(f"load average {loadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""benchmarks/edistance_floor.py: the pairs it counts are the products ``from_control`` computes, its float64 E-distances
+are cell-eval 0.8.2's, and its float32 error bound holds where float32 products move the E-distance most."""
+
+from __future__ import annotations
+
+import torch
+
+
+def test_pair_counts_count_each_cross_pair_and_the_within_blocks_on_and_above_the_diagonal():
+    from benchmarks.edistance_floor import pair_counts
+
+    # 2 cells against 3 controls: 6; the set's one 2 x 2 block: 4; the control's one 3 x 3 block: 9
+    assert pair_counts(3, [2]) == 6 + 4 + 9
+    # 5 rows in blocks of 2: blocks of 2, 2, 1 rows; on and above the diagonal 2*2 + 2*2 + 2*1 + 2*2 + 2*1 + 1*1 = 17
+    assert pair_counts(1, [5], block=2) == 5 + 17 + 1
+
+
+def _e_distance(x: torch.Tensor, c: torch.Tensor) -> float:
+    """cell-eval 0.8.2's E-distance from differences of the rows (no expansion of ``|x - c|^2``: no cancellation)."""
+    def mean_dist(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a[:, None] - b[None]).norm(dim=-1).mean())
+    return 2 * mean_dist(x, c) - mean_dist(x, x) - mean_dist(c, c)
+
+
+def test_the_float64_e_distances_are_exact_and_the_bound_covers_the_float32_change():
+    from benchmarks.edistance_floor import float32_check
+
+    g = torch.Generator().manual_seed(3)
+
+    def cells(n: int) -> torch.Tensor:  # 1,000 plus multiples of 2^-20 in [-1, 1): centred on 1,000, exact in float32
+        return 1e3 + torch.randint(-(2**20), 2**20, (n, 50), generator=g).to(torch.float64) / 2**20
+
+    half = cells(20)
+    control = torch.cat([half, 2e3 - half])  # mean exactly 1,000: the bound is the products' alone (no rounding to float32)
+    sets = [cells(n) + 0.25 * k for k, n in enumerate((7, 30))]
+    rows = float32_check(control, sets)
+    for (e64, e32, bound), x in zip(rows, sets):
+        want = _e_distance(x, control)
+        assert abs(e64 - want) <= 1e-9 * abs(want)
+        assert e32 != e64 and abs(e32 - e64) <= bound
