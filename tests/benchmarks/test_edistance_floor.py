@@ -38,3 +38,41 @@ def test_the_float64_e_distances_are_exact_and_the_bound_covers_the_float32_chan
         want = _e_distance(x, control)
         assert abs(e64 - want) <= 1e-9 * abs(want)
         assert e32 != e64 and abs(e32 - e64) <= bound
+
+
+def _one_gene(v: float) -> torch.Tensor:
+    return torch.tensor([[v]], dtype=torch.float64)
+
+
+def test_the_float32_bound_is_attained_where_a_product_rounds_a_tie_and_the_true_distance_is_zero():
+    from benchmarks.edistance_floor import _sums32
+
+    # a = b = 1 + 2^-12 (exact in float32): a.b = 1 + 2^-11 + 2^-24 lies halfway between two float32 numbers and rounds
+    # to even, 1 + 2^-11 (an error of 2^-24 = u |a| |b| / (1 + 2^-11)); the float64 norms are exact, so the squared distance
+    # comes out 2 * 2^-24 = 2^-23 instead of 0 and the distance 2^-11.5 instead of 0. The bound's sqrt(2 gamma_1 |a| |b|)
+    # is that change to 1 part in 4,000: a bound 2x too small or too large fails here.
+    s32, s64, bound = _sums32(_one_gene(1 + 2**-12), _one_gene(1 + 2**-12), False)
+    assert s64 == 0.0 and s32 == 2**-11.5
+    assert 1.0 <= bound / (s32 - s64) <= 1.001
+
+
+def test_the_float32_bound_of_a_far_pair_is_twice_the_first_order_change():
+    from benchmarks.edistance_floor import _sums32
+
+    # a = 1 + 2^-12, b = -a: the same tie (a.b rounds to -(1 + 2^-11)), the squared distance 4 (1 + 2^-12)^2 comes out
+    # 2^-23 low and the distance, 2 + 2^-11, by 2^-23 / (2 * 2) = 2^-25 (first order); the bound's eps / d is 2^-24
+    s32, s64, bound = _sums32(_one_gene(1 + 2**-12), _one_gene(-(1 + 2**-12)), False)
+    assert s64 == 2 + 2**-11
+    assert abs(abs(s64 - s32) / 2**-25 - 1) < 1e-3
+    assert 1.99 <= bound / abs(s64 - s32) <= 2.01
+
+
+def test_the_float32_bound_counts_the_rounding_of_the_cells_to_float32_in_full():
+    from benchmarks.edistance_floor import _sums32
+
+    # 1 + 2^-30 rounds to 1 in float32 and b = 0 makes every product exact (the products' term is 0): the distance
+    # 1 + 2^-30 comes out 1, a change of exactly the rounding 2^-30, which the bound states exactly
+    s32, s64, bound = _sums32(_one_gene(1 + 2**-30), _one_gene(0.0), False)
+    assert (s64, s32) == (1 + 2**-30, 1.0)
+    assert bound == 2**-30
+
