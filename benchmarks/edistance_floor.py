@@ -13,22 +13,35 @@ Printed, for the pairs of ``benchmarks.eval_speed_ce2`` (its ``--work`` folder, 
 * what float32 products of the cells centred on the control mean would change: the largest relative change of an
   E-distance and of the correlation, against the RIGOROUS bound of that change (``gamma_G = G u / (1 - G u)`` times
   ``2 |a| |b|`` on each squared distance, plus the rounding of the centred cells to float32): the bound a fallback to
-  float64 would have to test.
+  float64 would have to test;
+* with ``--celleval``: cell-eval 0.8.2's own warm run, its ``pearson_edistance`` and the sparse products inside it
+  (sklearn's ``pairwise_distances`` upcasts the float32 CSR cells to float64 by chunks and multiplies sparse by
+  sparse), beside distgen's warm ``cell-eval-0.8.2`` run and its ``pearson_edistance``, alternated in one process;
+  and the best ratio over cell-eval 0.8.2 that the float64 floor allows: cell-eval's run over (the floor plus
+  distgen's other work).
 
-    OMP_NUM_THREADS=1 python -m benchmarks.edistance_floor --work DIR [--pairs papalexi,kang] [--repeats 3]
+    OMP_NUM_THREADS=1 python -m benchmarks.edistance_floor --work DIR [--shared-data /work/shared/data]
+        [--pairs papalexi,kang] [--repeats 3] [--celleval]
+
+``--work``: the folder of ``benchmarks.eval_speed_ce2``'s pair files; those missing are made there from
+``--shared-data`` as that benchmark makes them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-from benchmarks.eval_speed_ce2 import THREADS, loadavg
+from benchmarks.eval_speed_ce2 import THREADS, loadavg, pair_files
 
 
 def gemm_rate(dtype: torch.dtype, n: int, m: int, k: int, repeats: int = 3, block: int = 256) -> float:
@@ -135,13 +148,75 @@ def float32_check(control: torch.Tensor, sets: list[torch.Tensor]) -> list[tuple
     return out
 
 
-def report(name: str, work: str, repeats: int) -> None:
+@contextlib.contextmanager
+def _timed(owner: Any, attr: str, into: dict[str, float], key: str) -> Iterator[None]:
+    """``owner.attr`` (a function) replaced by one adding its CPU seconds to ``into[key]``; put back on exit."""
+    fn = getattr(owner, attr)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t = time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            into[key] = into.get(key, 0.0) + time.process_time() - t
+
+    setattr(owner, attr, timed)
+    try:
+        yield
+    finally:
+        setattr(owner, attr, fn)
+
+
+def celleval_split(pred_log: str, real_log: str, repeats: int) -> dict[str, float]:
+    """CPU-second medians of warm runs, alternated in this process after one untimed run each: cell-eval 0.8.2's
+    (``eval_speed_ce2``'s in-process call) with its ``pearson_edistance`` and the sparse products sklearn makes inside
+    it, and distgen's ``cell-eval-0.8.2`` profile with its ``pearson_edistance``."""
+    import logging
+
+    import anndata as ad
+    import sklearn.utils.extmath as extmath
+    from cell_eval import MetricsEvaluator
+    from cell_eval.metrics import metrics_registry
+
+    from distgen.evaluation.metrics.distributional import PearsonEDistance
+    from distgen.evaluation.profiles import run_profile
+    from distgen.pipeline.evaluate import load_pair
+
+    def ce() -> None:
+        ev = MetricsEvaluator(adata_pred=ad.read_h5ad(pred_log), adata_real=ad.read_h5ad(real_log), control_pert="non-targeting",
+                              pert_col="target", num_threads=1, outdir=tempfile.mkdtemp())
+        ev.compute(profile="full", skip_metrics=["clustering_agreement"], write_csv=False)
+
+    def dg() -> None:
+        run_profile(load_pair(pred_log, real_log, "target", "non-targeting")[0], "cell-eval-0.8.2")
+
+    runs: dict[str, list[float]] = {}
+    parts: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_timed(metrics_registry.metrics["pearson_edistance"], "func", parts, "cell-eval pearson_edistance"))
+        stack.enter_context(_timed(extmath, "sparse_matmul_to_dense", parts, "cell-eval sparse products"))
+        stack.enter_context(_timed(PearsonEDistance, "compute", parts, "distgen pearson_edistance"))
+        logging.disable(logging.INFO)  # cell-eval's progress lines
+        stack.callback(logging.disable, logging.NOTSET)
+        for f in (ce, dg):
+            f()
+        for _ in range(repeats):
+            for key, f in (("cell-eval run", ce), ("distgen run", dg)):
+                parts.clear()
+                t = time.process_time()
+                f()
+                for k, v in [(key, time.process_time() - t), *parts.items()]:
+                    runs.setdefault(k, []).append(v)
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+
+def report(name: str, work: str, repeats: int, celleval: bool = False) -> None:
     from scipy.stats import pearsonr
 
     from distgen.pipeline.evaluate import load_pair
 
-    data = load_pair(os.path.join(work, f"{name}_pred_log.h5ad"), os.path.join(work, f"{name}_real_log.h5ad"), "target",
-                     "non-targeting")[0]
+    pred_log, real_log = (os.path.join(work, f"{name}_{s}_log.h5ad") for s in ("pred", "real"))
+    data = load_pair(pred_log, real_log, "target", "non-targeting")[0]
     sides = []
     for which in ("real", "pred"):
         pop = getattr(data, which)
@@ -174,19 +249,31 @@ def report(name: str, work: str, repeats: int) -> None:
     r64 = pearsonr([r[0] for r in checks[0]], [r[0] for r in checks[1]])[0]
     r32 = pearsonr([r[1] for r in checks[0]], [r[1] for r in checks[1]])[0]
     print(f"{name} pearson_edistance float64 {r64:.15f}, float32 products {r32:.15f}: change {abs(r64 - r32):.2e}")
+    if celleval:
+        t = celleval_split(pred_log, real_log, repeats)
+        for key, v in t.items():
+            print(f"{name} {key}: {1000 * v:.0f} ms (CPU, median of {repeats})")
+        floor = gflop / rates[torch.float64]
+        other = t["distgen run"] - t["distgen pearson_edistance"]
+        print(f"{name}: cell-eval 0.8.2 over distgen {t['cell-eval run'] / t['distgen run']:.1f}x now; at the float64 floor "
+              f"({1000 * floor:.0f} ms) with distgen's other work ({1000 * other:.0f} ms) at best "
+              f"{t['cell-eval run'] / (floor + other):.1f}x (every other metric free: {t['cell-eval run'] / floor:.1f}x)")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True, help="the --work folder of benchmarks.eval_speed_ce2 (its *_log.h5ad pair files)")
+    ap.add_argument("--shared-data", default=None, help="folder of the small datasets: the pair files --work lacks are made from it")
     ap.add_argument("--pairs", default="papalexi,kang")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--celleval", action="store_true", help="also time cell-eval 0.8.2's run and its pearson_edistance")
     args = ap.parse_args(argv)
     os.environ.update(THREADS)
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     for name in args.pairs.split(","):
-        report(name, args.work, args.repeats)
+        pair_files(name, args.shared_data, args.work)
+        report(name, args.work, args.repeats, args.celleval)
     print(f"load average {loadavg()}")
     return 0
 

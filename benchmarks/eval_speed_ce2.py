@@ -53,6 +53,24 @@ def lognorm_copy(path: str, out: str) -> str:
     return out
 
 
+def pair_files(name: str, shared_data: str | None, work: str) -> tuple[str, str, str, str]:
+    """``(pred, real, pred_log, real_log)`` paths of pair ``name`` in ``work``, made from ``shared_data`` (counts by
+    ``celleval2_pairs.make_pair``, then ``lognorm_copy``) where any of the four is missing; the files there are reused."""
+    pred, real = (os.path.join(work, f"{name}_{s}.h5ad") for s in ("pred", "real"))
+    pred_log, real_log = (os.path.join(work, f"{name}_{s}_log.h5ad") for s in ("pred", "real"))
+    if not all(os.path.isfile(f) for f in (pred, real, pred_log, real_log)):
+        if shared_data is None:
+            raise SystemExit(f"{work} lacks the {name} pair files: pass --shared-data (the folder of the small datasets, "
+                             "e.g. /work/shared/data) to make them there")
+        from benchmarks.celleval2_pairs import make_pair
+
+        os.makedirs(work, exist_ok=True)
+        pred, real = make_pair(name, shared_data, work)
+        lognorm_copy(pred, pred_log)
+        lognorm_copy(real, real_log)
+    return pred, real, pred_log, real_log
+
+
 NO_TARGET_GENES = {"kang"}  # cell-type labels name no gene: cell-eval2 asks to be told so
 
 
@@ -138,18 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.shared_data is None:
         ap.error("--shared-data is required")
     os.environ.update(THREADS)
-    from benchmarks.celleval2_pairs import make_pair
-
     work = args.work or tempfile.mkdtemp(prefix="evalspeed_")
     os.makedirs(work, exist_ok=True)
     rows = []
     for name in args.pairs.split(","):
-        pred, real = (os.path.join(work, f"{name}_{s}.h5ad") for s in ("pred", "real"))
-        pred_log, real_log = (os.path.join(work, f"{name}_{s}_log.h5ad") for s in ("pred", "real"))
-        if not all(os.path.isfile(f) for f in (pred, real, pred_log, real_log)):
-            pred, real = make_pair(name, args.shared_data, work)
-            lognorm_copy(pred, pred_log)
-            lognorm_copy(real, real_log)
+        pred, real, pred_log, real_log = pair_files(name, args.shared_data, work)
         files = {"cell-eval2": (pred, real), "distgen:celleval2": (pred, real), "cell-eval": (pred_log, real_log),
                  "distgen:cell-eval-0.8.2": (pred_log, real_log)}
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in files}

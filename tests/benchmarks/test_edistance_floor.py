@@ -76,3 +76,12 @@ def test_the_float32_bound_counts_the_rounding_of_the_cells_to_float32_in_full()
     assert (s64, s32) == (1 + 2**-30, 1.0)
     assert bound == 2**-30
 
+
+def test_a_work_folder_without_the_pair_files_and_no_shared_data_is_refused_with_the_flag_to_pass(tmp_path):
+    import pytest
+
+    from benchmarks.eval_speed_ce2 import pair_files
+
+    with pytest.raises(SystemExit, match="lacks the kang pair files: pass --shared-data"):
+        pair_files("kang", None, str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
