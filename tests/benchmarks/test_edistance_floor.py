@@ -85,3 +85,13 @@ def test_a_work_folder_without_the_pair_files_and_no_shared_data_is_refused_with
     with pytest.raises(SystemExit, match="lacks the kang pair files: pass --shared-data"):
         pair_files("kang", None, str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_least_pairs_count_each_distinct_pair_once_and_no_self_pair():
+    from benchmarks.edistance_floor import least_pairs, pair_counts
+
+    # 2 cells against 3 controls: 6; the set's one distinct pair: 1; the control's three: 3
+    assert least_pairs(3, [2]) == 6 + 1 + 3
+    # 5 cells in blocks of 2 compute 17 pairs (above) where 10 distinct ones exist: 5 * 4 / 2
+    assert least_pairs(1, [5]) == 5 + 10 + 0
+    assert pair_counts(1, [5], block=2) - least_pairs(1, [5]) == (17 + 1) - 10
