@@ -19,10 +19,12 @@ Printed, for the pairs of ``benchmarks.eval_speed_ce2`` (its ``--work`` folder, 
   (sklearn's ``pairwise_distances`` upcasts the float32 CSR cells to float64 by chunks and multiplies sparse by
   sparse), beside distgen's warm ``cell-eval-0.8.2`` run and its ``pearson_edistance``, alternated in one process;
   and the best ratio over cell-eval 0.8.2 that the float64 floor allows: cell-eval's run over (the floor plus
-  distgen's other work), the floor from the pairs no exact sum can skip.
+  distgen's other work), the floor from the pairs no exact sum can skip;
+* with ``--sparse``: the real side's cross product made from the files' CSR cells by sparse kernels and by a dense /
+  sparse split of the genes (``sparse_check``).
 
     OMP_NUM_THREADS=1 python -m benchmarks.edistance_floor --work DIR [--shared-data /work/shared/data]
-        [--pairs papalexi,kang] [--repeats 3] [--celleval]
+        [--pairs papalexi,kang] [--repeats 3] [--celleval] [--sparse]
 
 ``--work``: the folder of ``benchmarks.eval_speed_ce2``'s pair files; those missing are made there from
 ``--shared-data`` as that benchmark makes them.
@@ -37,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -156,6 +159,74 @@ def float32_check(control: torch.Tensor, sets: list[torch.Tensor]) -> list[tuple
     return out
 
 
+def sparse_check(real_log: str, repeats: int, block: int = 256) -> dict[str, float]:
+    """The cross product of the real side's perturbed cells and its control (``[n, G] @ [G, m]``, float64) as exact
+    products of another kind would make it, on the file's own CSR cells: CPU seconds (best of ``repeats``) of dense GEMM
+    in blocks of ``block`` rows (``from_control``'s), torch CSR @ dense, scipy CSR @ dense, sklearn's CSR x CSR into
+    a dense block (cell-eval's ``pairwise_distances``), and dense GEMM on the genes where both sides are densest plus
+    CSR x CSR on the rest, with the CSR copies and the split made before the timing; and ``density``, the fraction of
+    the dense multiply-adds a CSR x CSR product makes (``sum_k nnz_x(k) nnz_c(k) / (n m G)``).
+
+    Every variant is float64 arithmetic in another order (``largest difference / largest product``: on the last block
+    of rows, against the dense GEMM): none changes which pairs are computed, only what each costs."""
+    import anndata as ad
+    import numpy as np
+    from sklearn.utils.sparsefuncs import sparse_matmul_to_dense
+
+    a = ad.read_h5ad(real_log)
+    cells = a.X.tocsr().astype(np.float64)
+    is_control = a.obs["target"].astype(str).to_numpy() == "non-targeting"
+    x, c = cells[~is_control], cells[is_control]
+    xd, cd = torch.from_numpy(x.toarray()), torch.from_numpy(c.toarray())
+    n, m = x.shape[0], c.shape[0]
+    out = torch.empty(min(block, n), m, dtype=torch.float64)
+    tmp = np.empty((min(block, n), m))
+
+    def best(f: Any) -> float:
+        times = []
+        for _ in range(repeats):
+            t = time.process_time()
+            f()
+            times.append(time.process_time() - t)
+        return min(times)
+
+    def by_blocks(dense: tuple[torch.Tensor, torch.Tensor] | None, sparse: tuple[Any, Any] | None) -> torch.Tensor:
+        for i in range(0, n, block):
+            rows = min(block, n - i)
+            if dense is not None:
+                torch.mm(dense[0][i : i + rows], dense[1].T, out=out[:rows])
+            if sparse is not None:
+                sparse_matmul_to_dense(sparse[0][i : i + rows], sparse[1], out=tmp[:rows])
+                if dense is None:
+                    out[:rows].copy_(torch.from_numpy(tmp[:rows]))
+                else:
+                    out[:rows] += torch.from_numpy(tmp[:rows])
+        return out[: n - (n - 1) // block * block]  # the last block of rows
+
+    nx, nc = np.diff(x.tocsc().indptr).astype(np.float64), np.diff(c.tocsc().indptr).astype(np.float64)
+    result = {"density": float(nx @ nc) / (n * m * x.shape[1]), "dense GEMM": best(lambda: by_blocks((xd, cd), None))}
+    with warnings.catch_warnings():  # torch's notes that sparse CSR is in beta and unchecked
+        warnings.simplefilter("ignore", UserWarning)
+        xt = torch.sparse_csr_tensor(torch.from_numpy(x.indptr.astype(np.int64)),
+                                     torch.from_numpy(x.indices.astype(np.int64)), torch.from_numpy(x.data), size=x.shape)
+    cdt = cd.T.contiguous()
+    last = by_blocks((xd, cd), None).clone()
+    result["torch CSR @ dense"] = best(lambda: torch.sparse.mm(xt, cdt))
+    result["scipy CSR @ dense"] = best(lambda: x @ cdt.numpy())
+    ct = c.T.tocsr()
+    result["sklearn CSR x CSR"] = best(lambda: by_blocks(None, (x, ct)))
+    order = np.argsort(-(nx * nc))
+    diff = float((by_blocks(None, (x, ct)) - last).abs().max() / last.abs().max().clamp_min(1e-300))
+    for k in (x.shape[1] // 4, x.shape[1] // 3, x.shape[1] // 2):
+        dense_genes, sparse_genes = np.sort(order[:k]), np.sort(order[k:])
+        parts = ((xd[:, dense_genes].contiguous(), cd[:, dense_genes].contiguous()),
+                 (x[:, sparse_genes].tocsr(), c[:, sparse_genes].T.tocsr()))
+        result[f"dense on {k} genes + CSR x CSR on {x.shape[1] - k}"] = best(lambda parts=parts: by_blocks(*parts))
+        diff = max(diff, float((by_blocks(*parts) - last).abs().max() / last.abs().max().clamp_min(1e-300)))
+    result["largest difference / largest product"] = diff
+    return result
+
+
 @contextlib.contextmanager
 def _timed(owner: Any, attr: str, into: dict[str, float], key: str) -> Iterator[None]:
     """``owner.attr`` (a function) replaced by one adding its CPU seconds to ``into[key]``; put back on exit."""
@@ -218,7 +289,7 @@ def celleval_split(pred_log: str, real_log: str, repeats: int) -> dict[str, floa
     return {k: statistics.median(v) for k, v in runs.items()}
 
 
-def report(name: str, work: str, repeats: int, celleval: bool = False) -> None:
+def report(name: str, work: str, repeats: int, celleval: bool = False, sparse: bool = False) -> None:
     from scipy.stats import pearsonr
 
     from distgen.pipeline.evaluate import load_pair
@@ -261,6 +332,10 @@ def report(name: str, work: str, repeats: int, celleval: bool = False) -> None:
     r64 = pearsonr([r[0] for r in checks[0]], [r[0] for r in checks[1]])[0]
     r32 = pearsonr([r[1] for r in checks[0]], [r[1] for r in checks[1]])[0]
     print(f"{name} pearson_edistance float64 {r64:.15f}, float32 products {r32:.15f}: change {abs(r64 - r32):.2e}")
+    if sparse:
+        for key, v in sparse_check(real_log, repeats).items():
+            print(f"{name} real cross product, {key}: " + (f"{v:.3f}" if key == "density" else
+                                                           f"{v:.1e}" if key.startswith("largest") else f"{1000 * v:.0f} ms"))
     if celleval:
         t = celleval_split(pred_log, real_log, repeats)
         for key, v in t.items():
@@ -279,13 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", default="papalexi,kang")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--celleval", action="store_true", help="also time cell-eval 0.8.2's run and its pearson_edistance")
+    ap.add_argument("--sparse", action="store_true", help="also time the real cross product made from the CSR cells")
     args = ap.parse_args(argv)
     os.environ.update(THREADS)
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     for name in args.pairs.split(","):
         pair_files(name, args.shared_data, args.work)
-        report(name, args.work, args.repeats, args.celleval)
+        report(name, args.work, args.repeats, args.celleval, args.sparse)
     print(f"load average {loadavg()}")
     return 0
 

@@ -95,3 +95,26 @@ def test_least_pairs_count_each_distinct_pair_once_and_no_self_pair():
     # 5 cells in blocks of 2 compute 17 pairs (above) where 10 distinct ones exist: 5 * 4 / 2
     assert least_pairs(1, [5]) == 5 + 10 + 0
     assert pair_counts(1, [5], block=2) - least_pairs(1, [5]) == (17 + 1) - 10
+
+
+def test_sparse_check_counts_the_multiply_adds_a_sparse_product_makes_and_every_variant_gives_the_dense_products(tmp_path):
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from benchmarks.edistance_floor import sparse_check
+
+    # genes 0..3; perturbed cells hold gene 0 twice and gene 1 once, the controls gene 0 three times and gene 1 once:
+    # a sparse product multiplies 2 * 3 + 1 * 1 = 7 pairs of non-zeros of the 2 * 3 * 4 = 24 a dense one does
+    x = np.array([[0, 0, 0, 0.0], [1.5, 0, 0, 0], [2.0, 3.0, 0, 0]])  # blocks of 2 rows: the last holds the third cell
+    c = np.array([[1.0, 0, 0, 0], [0.5, 0, 0, 0], [4.0, 2.0, 0, 0]])
+    path = str(tmp_path / "real_log.h5ad")
+    ad.AnnData(sp.csr_matrix(np.vstack([x[:2], c, x[2:]]).astype(np.float32)),
+               obs=pd.DataFrame({"target": ["A", "A", "non-targeting", "non-targeting", "non-targeting", "B"]},
+                                index=[str(i) for i in range(6)])).write_h5ad(path)
+    got = sparse_check(path, repeats=1, block=2)
+    assert got["density"] == 7 / (3 * 3 * 4)
+    # the last block's products (2 * 1, 2 * 0.5, 2 * 4 + 3 * 2) are small multiples of halves: exact in every order
+    assert got["largest difference / largest product"] == 0.0
+    assert {k for k in got if k.startswith("dense on")} == {"dense on 1 genes + CSR x CSR on 3", "dense on 2 genes + CSR x CSR on 2"}
